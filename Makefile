@@ -1,0 +1,42 @@
+# Everything a fresh machine needs: `make run` and `make test` create .venv when it is missing.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+DB ?= cronflow.db
+
+.PHONY: install run test lint typecheck bench bench-quick clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(PY) -m cronflow_actors serve --db $(DB)
+
+lint: $(STAMP)
+	$(PY) -m ruff check cronflow_actors tests benchmarks
+	$(PY) -m ruff format --check cronflow_actors tests benchmarks
+
+typecheck: $(STAMP)
+	$(PY) -m mypy
+
+test: lint typecheck
+	$(PY) -m pytest
+
+bench: $(STAMP)
+	$(PY) benchmarks/kernel.py
+	$(PY) benchmarks/store.py
+
+bench-quick: $(STAMP)
+	$(PY) benchmarks/kernel.py --quick
+	$(PY) benchmarks/store.py --quick
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

@@ -1,0 +1,447 @@
+"""LoopActor: a pykka actor whose inbox is drained on an asyncio event loop.
+
+pykka runs each actor on an OS thread of its own. A LoopActor plugs into pykka's three seams
+(``_create_actor_inbox``, ``_create_future``, ``_start_actor_loop``) so that thousands of actors
+share one event loop: the inbox is a deque, and a burst of messages is drained by one
+``loop.call_soon`` with plain function calls. Everything pykka documents holds: ``tell``, ``ask``,
+proxies, ``on_start``/``on_stop``/``on_failure``, asks still pending when the actor stops fail
+with ``ActorDeadError``, and a ``ThreadingActor`` talks to a LoopActor through the same
+``ActorRef`` from its own thread.
+
+Handlers run on the loop thread and must not block; they are state transitions. To run a
+coroutine (user code), call ``self.create_task(coro)``: the task belongs to the actor and is
+cancelled when the actor stops. To run blocking code, use ``self.system.run_blocking(fn)``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+import sys
+import threading
+import uuid
+from collections import deque
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any, Self
+
+import pykka
+from pykka._envelope import Envelope
+from pykka.messages import ProxyCall, ProxyGetAttr, ProxySetAttr, _ActorStop
+
+from cronflow_actors.errors import WouldBlockLoopError
+from cronflow_actors.kernel._future import LoopFuture, _get_running_loop
+from cronflow_actors.messages import ChildFailed, ChildStopped
+
+if TYPE_CHECKING:
+    import asyncio
+    from types import TracebackType
+
+    from cronflow_actors.kernel._system import ActorSystem
+
+__all__ = ["LoopActor", "LoopActorRef"]
+
+logger = logging.getLogger("cronflow_actors.kernel")
+
+# Messages per drain before the actor yields the loop to others, so one busy actor cannot
+# starve the rest.
+_BURST = 512
+
+_PYKKA_MESSAGES = frozenset({_ActorStop, ProxyCall, ProxyGetAttr, ProxySetAttr})
+
+# URNs are unique per process by a counter and across processes by a random prefix: a uuid4 per
+# actor costs more than the rest of spawning.
+_URN_PREFIX = f"urn:cronflow-actor:{uuid.uuid4().hex}:"
+_urn_counter = itertools.count(1)
+
+
+class _StopFlag:
+    """The ``actor_stopped`` flag: the part of ``threading.Event`` that pykka uses, made cheap.
+
+    A real ``threading.Event`` (a Condition and a Lock) is built only if a thread waits.
+    """
+
+    __slots__ = ("_event", "_set")
+
+    def __init__(self) -> None:
+        self._set = False
+        self._event: threading.Event | None = None
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def set(self) -> None:
+        self._set = True
+        event = self._event
+        if event is not None:
+            event.set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        if self._set:
+            return True
+        if self._event is None:
+            self._event = threading.Event()
+            if self._set:
+                return True
+        return self._event.wait(timeout)
+
+
+class _LoopInbox:
+    """A deque that schedules its actor's drain on the loop when a message arrives."""
+
+    __slots__ = ("actor", "queue")
+
+    def __init__(self) -> None:
+        self.queue: deque[Envelope[Any]] = deque()
+        self.actor: LoopActor | None = None
+
+    def put(self, envelope: Envelope[Any], /) -> None:
+        self.queue.append(envelope)
+        actor = self.actor
+        if actor is None:
+            _answer_dead(envelope)  # the actor has stopped and let go of its inbox
+            return
+        if actor._loop is None:
+            return  # not started yet: _start_actor_loop schedules the first drain
+        if threading.get_ident() == actor._thread_id:
+            if not actor._scheduled:
+                actor._schedule_drain()
+        else:
+            actor._loop.call_soon_threadsafe(actor._ensure_scheduled)
+
+    def get(self) -> Envelope[Any]:
+        return self.queue.popleft()
+
+    def empty(self) -> bool:
+        return not self.queue
+
+    def __len__(self) -> int:
+        return len(self.queue)
+
+
+def _answer_dead(envelope: Envelope[Any]) -> None:
+    if envelope.reply_to is not None:
+        error = pykka.ActorDeadError("the actor stopped before handling the message")
+        envelope.reply_to.set_exception((pykka.ActorDeadError, error, None))
+
+
+class LoopActorRef(pykka.ActorRef["LoopActor"]):
+    """The ``ActorRef`` of a LoopActor: pykka's API, with a stop future that can be awaited."""
+
+    def tell(self, message: Any) -> None:
+        if self.actor_stopped.is_set():
+            raise pykka.ActorDeadError(f"{self} not found")
+        self.actor_inbox.put(Envelope(message))
+
+    def ask(self, message: Any, *, block: bool = True, timeout: float | None = None) -> Any:
+        """pykka's ``ask``; ``block=True`` on a thread that runs an event loop is refused.
+
+        Waiting there would stop the loop that has to answer, so the message is not sent and
+        ``WouldBlockLoopError`` is raised; use ``await ref.ask(message, block=False)``.
+        """
+        if block and _get_running_loop() is not None:
+            raise WouldBlockLoopError(f"ask({type(message).__name__}) with block=True on {self}")
+        return super().ask(message, block=block, timeout=timeout)
+
+    def stop(self, *, block: bool = True, timeout: float | None = None) -> Any:
+        """Ask the actor to stop after the messages already in its inbox.
+
+        Returns True if the actor stopped or was stopping, False if it was already dead; with
+        ``block=False`` a LoopFuture of that, which can be awaited on the loop.
+        """
+        if block and _get_running_loop() is not None:
+            raise WouldBlockLoopError(f"stop(block=True) on {self}")
+        asked: LoopFuture[Any] = self.ask(_ActorStop(), block=False)
+        stopped: LoopFuture[bool] = LoopFuture()
+
+        def convert(future: LoopFuture[Any]) -> None:
+            stopped.set(not isinstance(future.exception(), pykka.ActorDeadError))
+
+        asked.add_done_callback(convert)
+        if block:
+            return stopped.get(timeout=timeout)
+        return stopped
+
+
+class LoopActor(pykka.Actor):
+    """A pykka actor that lives on the event loop of an ``ActorSystem``.
+
+    Spawn with ``system.spawn(MyActor, *args, parent=ref, name="...")``, or with pykka's
+    ``MyActor.start(*args)`` inside a running system. Override ``on_receive`` for plain messages
+    and write methods for proxy calls, exactly as for a pykka ``ThreadingActor``; handlers run on
+    the loop thread and must not block.
+
+    A child's failure reaches its parent as a ``ChildFailed`` message, its normal stop as
+    ``ChildStopped``; stopping a parent stops its children.
+    """
+
+    actor_inbox: _LoopInbox
+    actor_stopped: _StopFlag  # type: ignore[assignment]
+
+    def __init__(self, *_args: Any, **_kwargs: Any) -> None:
+        # pykka's Actor.__init__ builds a uuid4 URN and a threading.Event per actor; these
+        # cheaper equivalents keep spawning fast with the same public fields.
+        self.actor_urn = f"{_URN_PREFIX}{next(_urn_counter)}"
+        inbox = self._create_actor_inbox()
+        inbox.actor = self
+        self.actor_inbox = inbox
+        self.actor_stopped = _StopFlag()
+        self._actor_ref = LoopActorRef(self)
+        self._system: ActorSystem | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread_id: int | None = None
+        self._scheduled = False
+        self._started = False
+        self._parent: pykka.ActorRef[Any] | None = None
+        self._children: dict[str, pykka.ActorRef[Any]] | None = None
+        self._tasks: set[asyncio.Task[Any]] | None = None
+        self.actor_name: str | None = None
+
+    # -- pykka seams ------------------------------------------------------------------------------
+
+    @classmethod
+    def start(cls, *args: Any, **kwargs: Any) -> pykka.ActorRef[Self]:
+        """Spawn the actor in the actor system that runs on the current event loop."""
+        from cronflow_actors.kernel._system import current_system
+
+        return current_system().spawn(cls, *args, **kwargs)
+
+    @staticmethod
+    def _create_actor_inbox() -> _LoopInbox:
+        return _LoopInbox()
+
+    @staticmethod
+    def _create_future() -> LoopFuture[Any]:
+        return LoopFuture()
+
+    def _start_actor_loop(self) -> None:
+        system = self._system
+        if system is None:
+            raise RuntimeError(f"{self} was not spawned by an ActorSystem; use system.spawn()")
+        self._thread_id = system._thread_id
+        self._loop = system._loop
+        if threading.get_ident() == self._thread_id:
+            self._schedule_drain()
+        else:
+            system._loop.call_soon_threadsafe(self._ensure_scheduled)
+
+    # -- properties -------------------------------------------------------------------------------
+
+    @property
+    def system(self) -> ActorSystem:
+        """The actor system this actor lives in."""
+        assert self._system is not None
+        return self._system
+
+    @property
+    def parent(self) -> pykka.ActorRef[Any] | None:
+        """The parent's ref, or None for a top-level actor."""
+        return self._parent
+
+    @property
+    def children(self) -> list[pykka.ActorRef[Any]]:
+        """Refs of the children that are still alive."""
+        return list(self._children.values()) if self._children else []
+
+    @property
+    def mailbox_depth(self) -> int:
+        """Messages waiting in the inbox."""
+        return len(self.actor_inbox.queue)
+
+    def create_task(
+        self, coro: Coroutine[Any, Any, Any], *, name: str | None = None
+    ) -> asyncio.Task[Any]:
+        """Run a coroutine on the loop as this actor's task; it is cancelled when the actor stops.
+
+        The task counts as work for ``ActorSystem.wait_idle()`` until it finishes.
+        """
+        task = self.system._track_task(coro, name=name)
+        if self._tasks is None:
+            self._tasks = set()
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    # -- the drain loop ---------------------------------------------------------------------------
+
+    def _schedule_drain(self) -> None:
+        self._scheduled = True
+        system = self._system
+        assert system is not None
+        assert self._loop is not None
+        system._busy += 1
+        self._loop.call_soon(self._drain)
+
+    def _ensure_scheduled(self) -> None:
+        if self.actor_stopped._set:
+            # A message from another thread arrived while the actor was stopping: answer it.
+            self._actor_loop_teardown()
+        elif not self._scheduled:
+            self._schedule_drain()
+
+    def _drain(self) -> None:
+        if not self._started:
+            self._started = True
+            self._actor_loop_setup()
+        queue = self.actor_inbox.queue
+        stopped = self.actor_stopped
+        process = self._process
+        budget = _BURST
+        while queue and not stopped._set:
+            process(queue.popleft())
+            budget -= 1
+            if not budget:
+                break
+        system = self._system
+        assert system is not None
+        if stopped._set:
+            self._actor_loop_teardown()
+            self._scheduled = False
+            system._busy_done()
+            # Break the actor <-> inbox cycle so a stopped actor is freed by reference counting
+            # rather than by the cyclic GC; a message that still reaches the inbox (from another
+            # thread, racing the stop) is answered with ActorDeadError by the inbox itself.
+            self.actor_inbox.actor = None
+            return
+        if queue:
+            assert self._loop is not None
+            self._loop.call_soon(self._drain)
+            return
+        self._scheduled = False
+        system._busy_done()
+
+    def _process(self, envelope: Envelope[Any]) -> None:
+        reply_to = envelope.reply_to
+        try:
+            response = self._handle_receive(envelope.message)
+            if reply_to is not None:
+                reply_to.set(response)
+        except Exception:
+            if reply_to is not None:
+                logger.info("Exception returned from %s to caller:", self, exc_info=sys.exc_info())
+                reply_to.set_exception()
+            else:
+                exc_info = sys.exc_info()
+                self._handle_failure(*exc_info)
+                try:
+                    self.on_failure(*exc_info)
+                except Exception:
+                    self._handle_failure(*sys.exc_info())
+                self._finish(exc_info[1])
+        except BaseException:
+            # As in pykka: KeyboardInterrupt or SystemExit in a handler stops everything.
+            logger.debug("%r in %s; stopping its actor system", sys.exc_info()[1], self)
+            self._stop()
+            if self._system is not None:
+                self._system._abort()
+            raise
+
+    def _handle_receive(self, message: Any) -> Any:
+        if type(message) in _PYKKA_MESSAGES:
+            return super()._handle_receive(message)
+        return self.on_receive(message)
+
+    def _actor_loop_setup(self) -> None:
+        try:
+            self.on_start()
+        except Exception:
+            exc_info = sys.exc_info()
+            self._handle_failure(*exc_info)
+            self._finish(exc_info[1])
+
+    # -- stopping ---------------------------------------------------------------------------------
+
+    def _stop(self) -> None:
+        """Stop now, without processing the rest of the inbox (pykka's ``_stop``)."""
+        if self.actor_stopped._set:
+            return
+        self.actor_stopped.set()
+        if self._system is not None:
+            self._system._unregister(self)
+        logger.debug("Stopped %s", self)
+        try:
+            self.on_stop()
+        except Exception:
+            self._handle_failure(*sys.exc_info())
+        self._finish(None)
+
+    def _handle_failure(
+        self,
+        exception_type: type[BaseException] | None,
+        exception_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        logger.error(
+            "Unhandled exception in %s:",
+            self,
+            exc_info=(exception_type, exception_value, traceback),  # type: ignore[arg-type]
+        )
+        if self._system is not None:
+            self._system._unregister(self)
+        self.actor_stopped.set()
+
+    def _finish(self, error: BaseException | None) -> None:
+        """After the actor stopped: cancel its tasks, stop its children, tell its parent."""
+        if self._tasks:
+            for task in list(self._tasks):
+                task.cancel()
+        if self._children:
+            for child in list(self._children.values()):
+                with contextlib.suppress(pykka.ActorDeadError):  # it stopped on its own
+                    child.tell(_ActorStop())
+        system = self._system
+        if system is None:
+            return
+        parent = self._parent
+        if parent is None and error is None:
+            return
+        if error is None:
+            notice: ChildFailed | ChildStopped = ChildStopped(
+                child_urn=self.actor_urn, child_class=type(self).__name__
+            )
+        else:
+            notice = ChildFailed(
+                child_urn=self.actor_urn,
+                child_class=type(self).__name__,
+                error_type=type(error).__name__,
+                error_message=str(error),
+                error=error,
+            )
+        if parent is not None:
+            parent_actor = parent._actor_weakref()
+            if isinstance(parent_actor, LoopActor) and parent_actor._children is not None:
+                parent_actor._children.pop(self.actor_urn, None)
+            try:
+                parent.tell(notice)
+                return
+            except pykka.ActorDeadError:
+                pass
+        if isinstance(notice, ChildFailed):
+            system._record_unhandled_failure(notice)
+
+    # -- default handlers -------------------------------------------------------------------------
+
+    def on_receive(self, message: Any) -> Any:
+        """Handle a plain (non-proxy) message; the default ignores kernel notices about children.
+
+        ``ChildStopped`` is dropped; ``ChildFailed`` is logged as a warning, since a parent that
+        spawns children it cannot supervise should know. Anything else is logged as pykka does.
+        """
+        if isinstance(message, ChildStopped):
+            return None
+        if isinstance(message, ChildFailed):
+            logger.warning(
+                "%s: child %s (%s) failed with %s: %s; override on_receive to handle ChildFailed",
+                self,
+                message.child_class,
+                message.child_urn,
+                message.error_type,
+                message.error_message,
+            )
+            return None
+        return super().on_receive(message)
+
+    def __str__(self) -> str:
+        if self.actor_name is not None:
+            return f"{type(self).__name__} {self.actor_name!r} ({self.actor_urn})"
+        return f"{type(self).__name__} ({self.actor_urn})"

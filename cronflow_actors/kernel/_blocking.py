@@ -1,0 +1,105 @@
+"""BlockingPool: a bounded set of pykka ThreadingActors that run blocking callables.
+
+User handlers written as plain ``def`` may block (a database driver, ``time.sleep``, a CPU-heavy
+loop). They run here, on a fixed number of threads, so they never stall the event loop. Each
+worker is an ordinary pykka ``ThreadingActor`` whose futures are LoopFutures: the loop awaits a
+result without blocking, and another thread can still ``.get()`` it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+
+import msgspec
+import pykka
+
+from cronflow_actors.errors import ConfigurationError
+from cronflow_actors.kernel._future import LoopFuture
+from cronflow_actors.messages import Message
+
+if TYPE_CHECKING:
+    from cronflow_actors.kernel._system import ActorSystem
+
+__all__ = ["BlockingPool", "RunBlocking"]
+
+T = TypeVar("T")
+
+
+class RunBlocking(Message, frozen=True, kw_only=True):
+    """Ask a pool worker to call ``fn(*args, **kwargs)`` and answer with its result."""
+
+    fn: Any
+    args: tuple[Any, ...] = ()
+    kwargs: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class BlockingWorker(pykka.ThreadingActor):
+    """One pool thread. Its asks answer with LoopFutures, so the loop can await them."""
+
+    use_daemon_thread = True
+
+    @staticmethod
+    def _create_future() -> LoopFuture[Any]:
+        return LoopFuture()
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, RunBlocking):
+            return message.fn(*message.args, **message.kwargs)
+        return super().on_receive(message)
+
+
+class BlockingPool:
+    """A fixed number of ``BlockingWorker`` threads; each call goes to the least loaded one."""
+
+    def __init__(self, system: ActorSystem, size: int) -> None:
+        if not isinstance(size, int) or size < 1:
+            raise ConfigurationError("blocking_workers", size, "a whole number of at least 1")
+        self._system = system
+        self._lock = threading.Lock()
+        self._in_flight = [0] * size
+        self._workers = [BlockingWorker.start() for _ in range(size)]
+
+    @property
+    def size(self) -> int:
+        return len(self._workers)
+
+    @property
+    def in_flight(self) -> int:
+        """Calls submitted and not yet finished."""
+        return sum(self._in_flight)
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> LoopFuture[T]:
+        """Run ``fn(*args, **kwargs)`` on a worker thread; the future carries its result."""
+        with self._lock:
+            index = min(range(len(self._in_flight)), key=self._in_flight.__getitem__)
+            self._in_flight[index] += 1
+        system = self._system
+        on_loop = threading.get_ident() == system._thread_id
+        if on_loop:
+            system._busy += 1
+        future = cast(
+            "LoopFuture[T]",
+            self._workers[index].ask(RunBlocking(fn=fn, args=args, kwargs=kwargs), block=False),
+        )
+
+        def finished(_future: LoopFuture[Any]) -> None:
+            with self._lock:
+                self._in_flight[index] -= 1
+            if on_loop:
+                system._loop.call_soon_threadsafe(system._busy_done)
+
+        future.add_done_callback(finished)
+        return future
+
+    async def stop(self) -> None:
+        """Stop every worker after the calls already queued to it."""
+        workers, self._workers = self._workers, []
+
+        def stop_all() -> None:
+            for worker in workers:
+                worker.stop(block=True)
+
+        await asyncio.get_running_loop().run_in_executor(None, stop_all)

@@ -1,0 +1,46 @@
+"""The one base every message and persisted record stands on.
+
+A message is a frozen, keyword-only, tagged msgspec Struct: frozen so it can be shared between
+actors without copies, tagged so a union of messages decodes to the right class, keyword-only so
+fields can be added later with defaults without breaking callers. Persisted shapes only grow.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any, TypeVar
+
+import msgspec
+
+__all__ = ["Message", "decoder_for", "encode", "json_decoder_for", "json_encode"]
+
+T = TypeVar("T")
+
+
+class Message(msgspec.Struct, frozen=True, kw_only=True, tag=True):
+    """Base of every message. The tag is the class name, stored in the ``type`` field."""
+
+
+_msgpack_encoder = msgspec.msgpack.Encoder()
+_json_encoder = msgspec.json.Encoder()
+
+encode = _msgpack_encoder.encode
+"""Encode a message or a plain value to msgpack bytes (one encoder, built once)."""
+
+json_encode = _json_encoder.encode
+"""Encode a message or a plain value to JSON bytes (one encoder, built once)."""
+
+
+@cache
+def decoder_for(kind: Any) -> msgspec.msgpack.Decoder[Any]:
+    """The msgpack decoder for ``kind`` (a Struct class, a union of them, or any msgspec type).
+
+    Built on first use and cached, so decoding never rebuilds a decoder.
+    """
+    return msgspec.msgpack.Decoder(kind)
+
+
+@cache
+def json_decoder_for(kind: Any) -> msgspec.json.Decoder[Any]:
+    """The JSON decoder for ``kind``, built on first use and cached."""
+    return msgspec.json.Decoder(kind)

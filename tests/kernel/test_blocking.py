@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from cronflow_actors.errors import ConfigurationError
+from cronflow_actors.kernel import ActorSystem, BlockingPool, LoopActor
+
+
+class Counter(LoopActor):
+    def __init__(self) -> None:
+        super().__init__()
+        self.count = 0
+
+    def on_receive(self, message: Any) -> Any:
+        self.count += 1
+        return self.count
+
+
+async def test_a_blocking_call_does_not_delay_loop_actor_messages(system: ActorSystem) -> None:
+    counter = system.spawn(Counter)
+    blocking = system.run_blocking(time.sleep, 0.3)
+    answers = [await counter.ask("tick", block=False) for _ in range(200)]
+    # All 200 round trips finished while the 0.3 s call was still blocking its pool thread.
+    assert not blocking.done()
+    assert answers == list(range(1, 201))
+    assert await blocking is None
+
+
+async def test_blocking_calls_run_concurrently_up_to_the_pool_size() -> None:
+    async with ActorSystem("pool", blocking_workers=2) as system:
+        barrier = threading.Barrier(2, timeout=5)
+        # Each call waits for the other: this only finishes if they run on two threads at once.
+        first = system.run_blocking(barrier.wait)
+        second = system.run_blocking(barrier.wait)
+        assert sorted([await first, await second]) == [0, 1]
+        assert system.blocking.size == 2
+        assert system.blocking.in_flight == 0
+
+
+async def test_a_blocking_calls_exception_reaches_the_awaiter(system: ActorSystem) -> None:
+    def broken(x: int) -> int:
+        raise ValueError(f"bad {x}")
+
+    with pytest.raises(ValueError, match="bad 3"):
+        await system.run_blocking(broken, 3)
+    assert await system.run_blocking(lambda a, b=0: a + b, 1, b=2) == 3
+
+
+async def test_wait_idle_waits_for_blocking_calls(system: ActorSystem) -> None:
+    done: list[bool] = []
+    system.run_blocking(lambda: (time.sleep(0.05), done.append(True)))
+    await system.wait_idle()
+    assert done == [True]
+
+
+async def test_pool_size_must_be_positive(system: ActorSystem) -> None:
+    with pytest.raises(ConfigurationError, match="blocking_workers"):
+        BlockingPool(system, 0)

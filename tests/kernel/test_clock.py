@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from cronflow_actors.kernel import Clock, ManualClock, SystemClock
+
+
+def test_both_clocks_satisfy_the_protocol() -> None:
+    assert isinstance(SystemClock(), Clock)
+    assert isinstance(ManualClock(), Clock)
+
+
+async def test_system_clock_reads_real_time() -> None:
+    clock = SystemClock()
+    assert abs(clock.now() - time.time()) < 1
+    before = clock.monotonic()
+    await clock.sleep(0.01)
+    assert clock.monotonic() >= before + 0.009
+
+
+async def test_manual_clock_wakes_sleepers_in_deadline_order(clock: ManualClock) -> None:
+    woke: list[str] = []
+
+    async def sleeper(name: str, seconds: float) -> None:
+        await clock.sleep(seconds)
+        woke.append(name)
+
+    tasks = [asyncio.create_task(sleeper(n, s)) for n, s in (("c", 30), ("a", 10), ("b", 20))]
+    await asyncio.sleep(0)
+    assert clock.next_deadline() == 1_000_010.0
+    clock.advance(15)
+    await asyncio.sleep(0)
+    assert woke == ["a"]
+    clock.set(1_000_030.0)
+    await asyncio.gather(*tasks)
+    assert woke == ["a", "b", "c"]
+    assert clock.sleepers == 0
+
+
+async def test_manual_clock_sleep_until_the_past_returns_at_once(clock: ManualClock) -> None:
+    await clock.sleep_until(clock.now() - 5)
+    assert clock.sleepers == 0
+
+
+def test_manual_clock_never_goes_back(clock: ManualClock) -> None:
+    with pytest.raises(ValueError, match="cannot go back"):
+        clock.advance(-1)
+    with pytest.raises(ValueError, match="cannot go back"):
+        clock.set(0)
