@@ -9,6 +9,7 @@
     └── StoreError
         ├── StoreClosedError             the store was used before open() or after close()
         ├── SchemaVersionError           the database was written by a newer cronflow-actors
+        ├── MutationRejectedError        a mutation broke a constraint (nothing of it was written)
         └── StateValueError              a key-value operation does not fit the stored value
 
 Errors raised by pykka itself (``pykka.ActorDeadError``, ``pykka.Timeout``) pass through unchanged,
@@ -25,6 +26,7 @@ __all__ = [
     "ActorSystemNotRunningError",
     "ConfigurationError",
     "CronflowError",
+    "MutationRejectedError",
     "SchemaVersionError",
     "StateValueError",
     "StoreClosedError",
@@ -146,4 +148,20 @@ class StateValueError(StoreError, TypeError):
         super().__init__(
             f"cannot {operation} key {key!r} in namespace {namespace!r}: it holds "
             f"{type(value).__name__} {value!r}, not a number; delete or set the key first"
+        )
+
+
+class MutationRejectedError(StoreError):
+    """A mutation could not be written because it breaks a constraint of the store.
+
+    For example a journal entry or a timer for an instance whose snapshot was never written.
+    Nothing of that mutation was written; other mutations of the same batch were.
+    """
+
+    def __init__(self, instance_id: str, reason: str) -> None:
+        self.instance_id = instance_id
+        self.reason = reason
+        super().__init__(
+            f"the mutation for instance {instance_id!r} was rejected and nothing of it was "
+            f"written: {reason}; write the instance's snapshot before its journal and timers"
         )

@@ -1,0 +1,167 @@
+"""The Store protocol: everything the engine persists, behind one interface.
+
+Two implementations: ``SQLiteStore`` (aiosqlite, the embedded default) and ``MemoryStore``, its
+in-memory twin for tests and benchmarks that do not need durability. Both run the same contract
+tests. Times are passed in by the caller (from its injected clock), so the store never reads one.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, runtime_checkable
+
+import msgspec
+
+from cronflow_actors.messages import JournalEntry, Mutation, SnapshotRecord, TimerRecord
+
+__all__ = ["MISSING", "Store", "StoreStatistics"]
+
+
+class _Missing:
+    """The type of ``MISSING``."""
+
+    _instance: _Missing | None = None
+
+    def __new__(cls) -> _Missing:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "MISSING"
+
+    def __bool__(self) -> bool:
+        return False
+
+
+MISSING: Any = _Missing()
+"""Returned by ``kv_get`` for a key that is absent or expired, when no default is given."""
+
+
+class StoreStatistics(msgspec.Struct, frozen=True, kw_only=True):
+    """Counters of the store's writer since it was opened."""
+
+    batches: int = 0
+    """Transactions committed by the writer."""
+    mutations: int = 0
+    """Mutations and key-value writes committed."""
+    snapshots_written: int = 0
+    """Snapshot rows written (after keeping only the newest per instance in each batch)."""
+    snapshots_coalesced: int = 0
+    """Snapshots not written because a newer one of the same instance was in the same batch."""
+    largest_batch: int = 0
+    """The most items committed by one transaction."""
+    last_batch_seconds: float = 0.0
+    """How long the last transaction took, commit included."""
+
+
+@runtime_checkable
+class Store(Protocol):
+    """Durable state of the runtime: instance snapshots, the journal, timers, key-value state."""
+
+    async def open(self) -> None:
+        """Open (and create or migrate) the store. Idempotent."""
+        ...
+
+    async def close(self) -> None:
+        """Write everything already submitted, then close. Idempotent."""
+        ...
+
+    async def commit(self, mutation: Mutation) -> None:
+        """Write one instance's state change atomically; return once it is durable.
+
+        Raises ``MutationRejectedError`` (and writes nothing of it) if it breaks a constraint.
+        """
+        ...
+
+    async def load_snapshot(self, instance_id: str) -> SnapshotRecord | None:
+        """The newest durable snapshot of an instance, or None."""
+        ...
+
+    async def list_snapshots(
+        self,
+        *,
+        terminal: bool | None = None,
+        workflow: str | None = None,
+        status: str | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[SnapshotRecord]:
+        """Snapshots matching every given filter, newest update first."""
+        ...
+
+    async def load_journal(self, instance_id: str) -> list[JournalEntry]:
+        """An instance's recorded outcomes, in the order they were recorded."""
+        ...
+
+    async def load_timers(self, *, instance_id: str | None = None) -> list[TimerRecord]:
+        """Pending timers (of one instance, or all), earliest due first."""
+        ...
+
+    async def due_timers(self, now: float, *, limit: int = 1000) -> list[TimerRecord]:
+        """Pending timers due at or before ``now``, earliest first."""
+        ...
+
+    async def kv_get(self, namespace: str, key: str, *, now: float, default: Any = MISSING) -> Any:
+        """The value under ``key``, or ``default`` if it is absent or expired at ``now``."""
+        ...
+
+    async def kv_set(
+        self, namespace: str, key: str, value: Any, *, now: float, ttl: float | None = None
+    ) -> None:
+        """Set ``key`` (expiring ``ttl`` seconds after ``now`` if given); durable on return."""
+        ...
+
+    async def kv_incr(
+        self,
+        namespace: str,
+        key: str,
+        amount: float = 1,
+        *,
+        now: float,
+        ttl: float | None = None,
+    ) -> float:
+        """Add ``amount`` to the number under ``key`` (absent or expired counts as 0).
+
+        Returns the new value. Without ``ttl`` an existing expiry is kept. Raises
+        ``StateValueError`` and changes nothing if the key holds something that is not a number.
+        """
+        ...
+
+    async def kv_delete(self, namespace: str, key: str) -> bool:
+        """Delete ``key``; True if it existed."""
+        ...
+
+    async def kv_purge_expired(self, now: float) -> int:
+        """Delete every key expired at ``now``; returns how many."""
+        ...
+
+    def statistics(self) -> StoreStatistics:
+        """Counters of the writer since open."""
+        ...
+
+
+def check_limit(limit: int | None, offset: int) -> None:
+    """Validate paging arguments shared by both stores."""
+    from cronflow_actors.errors import ConfigurationError
+
+    if limit is not None and (not isinstance(limit, int) or limit < 0):
+        raise ConfigurationError("limit", limit, "None or a whole number >= 0")
+    if not isinstance(offset, int) or offset < 0:
+        raise ConfigurationError("offset", offset, "a whole number >= 0")
+
+
+def check_ttl(ttl: float | None) -> None:
+    """A TTL is None (no expiry) or a positive number of seconds."""
+    from cronflow_actors.errors import ConfigurationError
+
+    if ttl is not None and (not is_number(ttl) or ttl <= 0):
+        raise ConfigurationError("ttl", ttl, "None or a number of seconds > 0")
+
+
+def is_number(value: Any) -> bool:
+    """Numbers a counter can hold: int and float, not bool."""
+    return type(value) in (int, float)
+
+
+def snapshot_sort_key(record: SnapshotRecord) -> tuple[float, str]:
+    return (-record.updated_at, record.instance_id)

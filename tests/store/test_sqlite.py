@@ -1,0 +1,187 @@
+"""What only the SQLite store does: a real file, pragmas, migrations, group commit, crashes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from cronflow_actors.errors import (
+    ConfigurationError,
+    MutationRejectedError,
+    SchemaVersionError,
+    StoreClosedError,
+)
+from cronflow_actors.messages import Mutation
+from cronflow_actors.store import MIGRATIONS, SQLiteStore, latest_version
+from tests.store.conftest import entry, only_snapshot, snapshot, timer
+
+
+async def test_everything_survives_closing_and_reopening_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "durable.db"
+    async with SQLiteStore(path) as store:
+        await store.commit(
+            Mutation(snapshot=snapshot(), journal=(entry(),), timers_set=(timer("t", 9),))
+        )
+        await store.kv_set("ns", "k", [1, "two"], now=0)
+    async with SQLiteStore(path) as reopened:
+        assert await reopened.load_snapshot("i1") == snapshot()
+        assert [j.work_item_id for j in await reopened.load_journal("i1")] == ["w1"]
+        assert [t.timer_id for t in await reopened.load_timers()] == ["t"]
+        assert await reopened.kv_get("ns", "k", now=0) == [1, "two"]
+
+
+@pytest.mark.parametrize(("level", "code"), [("FULL", 2), ("normal", 1), ("OFF", 0), ("EXTRA", 3)])
+async def test_pragmas_are_set_on_the_connection(tmp_path: Path, level: str, code: int) -> None:
+    async with SQLiteStore(tmp_path / "p.db", synchronous=level, busy_timeout=2.5) as store:
+        writer = store._writer
+        assert writer is not None
+        for pragma, expected in [
+            ("journal_mode", "wal"),
+            ("synchronous", code),
+            ("foreign_keys", 1),
+            ("busy_timeout", 2500),
+        ]:
+            async with writer.execute(f"PRAGMA {pragma}") as cursor:
+                row = await cursor.fetchone()
+            assert row is not None
+            assert row[0] == expected, pragma
+
+
+def test_bad_settings_are_reported_with_the_setting_name(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="'synchronous' has the value 'SOMETIMES'"):
+        SQLiteStore(tmp_path / "x.db", synchronous="SOMETIMES")
+    with pytest.raises(ConfigurationError, match="busy_timeout"):
+        SQLiteStore(tmp_path / "x.db", busy_timeout=-1)
+    with pytest.raises(ConfigurationError, match="max_batch"):
+        SQLiteStore(tmp_path / "x.db", max_batch=0)
+    assert not (tmp_path / "x.db").exists()
+
+
+def test_migrations_are_numbered_from_one_without_gaps() -> None:
+    assert [number for number, _, _ in MIGRATIONS] == list(range(1, len(MIGRATIONS) + 1))
+    assert latest_version() == len(MIGRATIONS)
+
+
+async def test_migrations_are_recorded_once(tmp_path: Path) -> None:
+    path = tmp_path / "m.db"
+    for _ in range(2):
+        async with SQLiteStore(path) as store:
+            assert await store.schema_version() == latest_version()
+    with sqlite3.connect(path) as raw:
+        rows = raw.execute("SELECT version FROM schema_version ORDER BY version").fetchall()
+    assert [r[0] for r in rows] == list(range(1, latest_version() + 1))
+
+
+async def test_a_database_from_a_newer_version_is_refused_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "future.db"
+    async with SQLiteStore(path):
+        pass
+    with sqlite3.connect(path) as raw:
+        raw.execute("INSERT INTO schema_version VALUES (999, 'from the future', 0)")
+    before = path.read_bytes()
+    store = SQLiteStore(path)
+    with pytest.raises(SchemaVersionError, match="schema version 999"):
+        await store.open()
+    with pytest.raises(StoreClosedError):
+        await store.load_snapshot("x")
+    assert path.read_bytes() == before
+
+
+async def test_group_commit_writes_only_the_newest_snapshot_per_instance(tmp_path: Path) -> None:
+    async with SQLiteStore(tmp_path / "g.db") as store:
+        commits = [
+            store.commit(only_snapshot(snapshot(f"i{n % 50}", revision=n // 50, body=b"%d" % n)))
+            for n in range(500)
+        ]
+        await asyncio.gather(*commits)
+        stats = store.statistics()
+        assert stats.mutations == 500
+        assert stats.batches < 500
+        assert stats.snapshots_coalesced > 0
+        assert stats.snapshots_written + stats.snapshots_coalesced == 500
+        for i in range(50):
+            loaded = await store.load_snapshot(f"i{i}")
+            assert loaded is not None
+            assert loaded.revision == 9
+            assert loaded.body == b"%d" % (450 + i)
+
+
+async def test_one_bad_mutation_fails_only_its_own_caller(tmp_path: Path) -> None:
+    async with SQLiteStore(tmp_path / "b.db") as store:
+        good = [store.commit(only_snapshot(snapshot(f"ok{n}"))) for n in range(10)]
+        bad = store.commit(Mutation(journal=(entry(instance_id="ghost"),)))
+        results = await asyncio.gather(*good, bad, return_exceptions=True)
+        assert results[:10] == [None] * 10
+        assert isinstance(results[10], MutationRejectedError)
+        assert "ghost" in str(results[10])
+        assert len(await store.list_snapshots()) == 10
+
+
+async def test_memory_path_gives_a_private_database() -> None:
+    async with SQLiteStore(":memory:") as one, SQLiteStore(":memory:") as two:
+        await one.commit(only_snapshot(snapshot()))
+        assert await one.load_snapshot("i1") is not None
+        assert await two.load_snapshot("i1") is None
+
+
+_WRITER = textwrap.dedent(
+    """
+    import asyncio, sys
+    from cronflow_actors.messages import Mutation, SnapshotRecord
+    from cronflow_actors.store import SQLiteStore
+
+    async def main(path):
+        store = SQLiteStore(path)
+        await store.open()
+        n = 0
+        while True:
+            batch = [
+                store.commit(Mutation(snapshot=SnapshotRecord(
+                    instance_id=f"i{n + k}", workflow="wf", status="running",
+                    revision=1, updated_at=0.0, body=b"x" * 64)))
+                for k in range(20)
+            ]
+            await asyncio.gather(*batch)
+            n += 20
+            print(n, flush=True)  # everything up to n is durable now
+
+    asyncio.run(main(sys.argv[1]))
+    """
+)
+
+
+def test_commits_acknowledged_before_sigkill_survive_it(tmp_path: Path) -> None:
+    path = tmp_path / "crash.db"
+    acknowledged = 0
+    with subprocess.Popen(
+        [sys.executable, "-c", _WRITER, str(path)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+    ) as child:
+        assert child.stdout is not None
+        for line in child.stdout:
+            acknowledged = int(line)
+            if acknowledged >= 400:
+                break
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=10)
+    assert child.returncode == -signal.SIGKILL
+    assert acknowledged >= 400
+
+    async def count() -> tuple[int, set[str]]:
+        async with SQLiteStore(path) as store:
+            found = await store.list_snapshots()
+        return len(found), {s.instance_id for s in found}
+
+    total, ids = asyncio.run(count())
+    assert total >= acknowledged
+    assert {f"i{n}" for n in range(acknowledged)} <= ids

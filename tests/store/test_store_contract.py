@@ -1,0 +1,177 @@
+"""The Store contract, run against the SQLite store and its in-memory twin alike."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from cronflow_actors.errors import (
+    ConfigurationError,
+    MutationRejectedError,
+    StateValueError,
+    StoreClosedError,
+)
+from cronflow_actors.messages import Mutation
+from cronflow_actors.store import MISSING, MemoryStore, Store
+from tests.store.conftest import entry, only_snapshot, snapshot, timer
+
+
+async def test_a_committed_snapshot_reads_back_equal(store: Store) -> None:
+    record = snapshot(body=b"\x00\x01binary")
+    await store.commit(only_snapshot(record))
+    assert await store.load_snapshot("i1") == record
+    assert await store.load_snapshot("nope") is None
+
+
+async def test_a_lower_revision_never_replaces_a_higher_one(store: Store) -> None:
+    await store.commit(only_snapshot(snapshot(revision=5, status="started")))
+    await store.commit(only_snapshot(snapshot(revision=3, status="stale")))
+    loaded = await store.load_snapshot("i1")
+    assert loaded is not None
+    assert (loaded.revision, loaded.status) == (5, "started")
+    await store.commit(only_snapshot(snapshot(revision=6, status="completed", terminal=True)))
+    loaded = await store.load_snapshot("i1")
+    assert loaded is not None
+    assert (loaded.revision, loaded.status, loaded.terminal) == (6, "completed", True)
+
+
+async def test_list_snapshots_filters_orders_and_pages(store: Store) -> None:
+    await store.commit(only_snapshot(snapshot("a", updated_at=1, workflow="x")))
+    await store.commit(only_snapshot(snapshot("b", updated_at=3, workflow="y", status="waiting")))
+    await store.commit(
+        only_snapshot(snapshot("c", updated_at=2, workflow="x", status="done", terminal=True))
+    )
+    ids = [s.instance_id for s in await store.list_snapshots()]
+    assert ids == ["b", "c", "a"]
+    assert [s.instance_id for s in await store.list_snapshots(terminal=False)] == ["b", "a"]
+    assert [s.instance_id for s in await store.list_snapshots(workflow="x")] == ["c", "a"]
+    assert [s.instance_id for s in await store.list_snapshots(status="waiting")] == ["b"]
+    assert [s.instance_id for s in await store.list_snapshots(limit=1, offset=1)] == ["c"]
+    with pytest.raises(ConfigurationError, match="limit"):
+        await store.list_snapshots(limit=-1)
+
+
+async def test_the_journal_records_each_attempt_once_in_order(store: Store) -> None:
+    await store.commit(Mutation(snapshot=snapshot(), journal=(entry(work_item="w1"),)))
+    await store.commit(
+        Mutation(
+            snapshot=snapshot(revision=2),
+            journal=(
+                entry(work_item="w2", outcome="failed", output=None, error="boom"),
+                entry(work_item="w2", attempt=2),
+            ),
+        )
+    )
+    # Recording the same (instance, work item, attempt) again keeps the first record.
+    await store.commit(Mutation(journal=(entry(work_item="w1", output=b"recomputed"),)))
+    journal = await store.load_journal("i1")
+    assert [(j.work_item_id, j.attempt, j.outcome) for j in journal] == [
+        ("w1", 1, "completed"),
+        ("w2", 1, "failed"),
+        ("w2", 2, "completed"),
+    ]
+    assert journal[0].output == b"out"
+    assert journal[1].error == "boom"
+
+
+async def test_a_mutation_for_an_unknown_instance_is_rejected_whole(store: Store) -> None:
+    bad = Mutation(
+        snapshot=snapshot("known"),
+        journal=(entry(instance_id="ghost"),),
+    )
+    with pytest.raises(MutationRejectedError, match="ghost"):
+        await store.commit(bad)
+    # Nothing of the rejected mutation was written, not even its valid snapshot.
+    assert await store.load_snapshot("known") is None
+    assert await store.load_journal("ghost") == []
+    with pytest.raises(MutationRejectedError):
+        await store.commit(Mutation(timers_set=(timer("t", 5, instance_id="ghost"),)))
+    assert await store.load_timers() == []
+
+
+async def test_timers_are_set_moved_cancelled_and_found_when_due(store: Store) -> None:
+    await store.commit(
+        Mutation(
+            snapshot=snapshot(), timers_set=(timer("t1", 50), timer("t2", 10), timer("t3", 30))
+        )
+    )
+    assert [t.timer_id for t in await store.load_timers()] == ["t2", "t3", "t1"]
+    assert [t.timer_id for t in await store.due_timers(30)] == ["t2", "t3"]
+    assert [t.timer_id for t in await store.due_timers(30, limit=1)] == ["t2"]
+    # Set then cancel in one mutation leaves it cancelled; moving a timer changes its due time.
+    await store.commit(
+        Mutation(timers_set=(timer("t4", 1), timer("t1", 5)), timers_cancel=("t4", "t2"))
+    )
+    assert [(t.timer_id, t.due_at) for t in await store.load_timers()] == [
+        ("t1", 5.0),
+        ("t3", 30.0),
+    ]
+    assert [t.timer_id for t in await store.load_timers(instance_id="other")] == []
+
+
+async def test_key_value_state_with_ttl(store: Store) -> None:
+    assert await store.kv_get("ns", "k", now=0) is MISSING
+    assert await store.kv_get("ns", "k", now=0, default=41) == 41
+    await store.kv_set("ns", "k", {"a": [1, 2]}, now=100)
+    assert await store.kv_get("ns", "k", now=100) == {"a": [1, 2]}
+    assert await store.kv_get("other", "k", now=100) is MISSING
+    await store.kv_set("ns", "short", "x", now=100, ttl=10)
+    assert await store.kv_get("ns", "short", now=109.9) == "x"
+    assert await store.kv_get("ns", "short", now=110) is MISSING
+    assert await store.kv_purge_expired(now=110) == 1
+    assert await store.kv_delete("ns", "k") is True
+    assert await store.kv_delete("ns", "k") is False
+
+
+async def test_a_stored_value_is_a_copy(store: Store) -> None:
+    value = {"items": [1]}
+    await store.kv_set("ns", "k", value, now=0)
+    value["items"].append(2)
+    assert await store.kv_get("ns", "k", now=0) == {"items": [1]}
+
+
+async def test_incr_counts_from_zero_and_keeps_the_expiry(store: Store) -> None:
+    assert await store.kv_incr("ns", "n", now=0) == 1
+    assert await store.kv_incr("ns", "n", 41, now=0) == 42
+    assert await store.kv_incr("ns", "n", 0.5, now=0) == 42.5
+    assert await store.kv_incr("ns", "t", 1, now=0, ttl=10) == 1
+    assert await store.kv_incr("ns", "t", 1, now=5) == 2  # keeps the expiry at 10
+    assert await store.kv_get("ns", "t", now=10) is MISSING
+    assert await store.kv_incr("ns", "t", 1, now=10) == 1  # expired counts as absent
+
+
+async def test_incr_on_a_non_number_is_a_clear_error_and_changes_nothing(store: Store) -> None:
+    await store.kv_set("ns", "name", "alice", now=0)
+    await store.kv_set("ns", "flag", True, now=0)
+    with pytest.raises(StateValueError, match="'name'.*str 'alice', not a number"):
+        await store.kv_incr("ns", "name", now=0)
+    with pytest.raises(StateValueError, match="bool"):
+        await store.kv_incr("ns", "flag", now=0)
+    with pytest.raises(StateValueError):
+        await store.kv_incr("ns", "fresh", "1", now=0)  # type: ignore[arg-type]
+    assert await store.kv_get("ns", "name", now=0) == "alice"
+    assert await store.kv_get("ns", "fresh", now=0) is MISSING
+
+
+async def test_a_ttl_must_be_positive(store: Store) -> None:
+    with pytest.raises(ConfigurationError, match="ttl"):
+        await store.kv_set("ns", "k", 1, now=0, ttl=0)
+    assert await store.kv_get("ns", "k", now=0) is MISSING
+
+
+async def test_concurrent_commits_all_become_durable(store: Store) -> None:
+    await asyncio.gather(
+        *(store.commit(only_snapshot(snapshot(f"i{n}", revision=1))) for n in range(200))
+    )
+    assert len(await store.list_snapshots()) == 200
+
+
+async def test_a_closed_store_refuses_work() -> None:
+    store = MemoryStore()
+    with pytest.raises(StoreClosedError, match="await store.open"):
+        await store.load_snapshot("x")
+    await store.open()
+    await store.close()
+    with pytest.raises(StoreClosedError):
+        await store.commit(only_snapshot(snapshot()))
