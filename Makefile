@@ -17,8 +17,11 @@ $(STAMP): pyproject.toml | $(PY)
 
 install: $(STAMP)
 
+# Until `cronflow-actors serve` exists (the long-lived runtime issue), `make run` prepares the
+# embedded database the runtime will use and reports its schema version.
 run: $(STAMP)
-	$(PY) -m cronflow_actors serve --db $(DB)
+	$(PY) -m cronflow_actors version
+	$(PY) -m cronflow_actors db migrate --db $(DB)
 
 lint: $(STAMP)
 	$(PY) -m ruff check cronflow_actors tests benchmarks

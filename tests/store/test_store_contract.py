@@ -144,7 +144,7 @@ async def test_incr_counts_from_zero_and_keeps_the_expiry(store: Store) -> None:
 async def test_incr_on_a_non_number_is_a_clear_error_and_changes_nothing(store: Store) -> None:
     await store.kv_set("ns", "name", "alice", now=0)
     await store.kv_set("ns", "flag", True, now=0)
-    with pytest.raises(StateValueError, match="'name'.*str 'alice', not a number"):
+    with pytest.raises(StateValueError, match=r"'name'.*str 'alice', not a number"):
         await store.kv_incr("ns", "name", now=0)
     with pytest.raises(StateValueError, match="bool"):
         await store.kv_incr("ns", "flag", now=0)
@@ -169,7 +169,7 @@ async def test_concurrent_commits_all_become_durable(store: Store) -> None:
 
 async def test_a_closed_store_refuses_work() -> None:
     store = MemoryStore()
-    with pytest.raises(StoreClosedError, match="await store.open"):
+    with pytest.raises(StoreClosedError, match=r"await store\.open"):
         await store.load_snapshot("x")
     await store.open()
     await store.close()

@@ -1,0 +1,95 @@
+from __future__ import annotations
+
+import msgspec
+import pytest
+
+from cronflow_actors.messages import (
+    ChildFailed,
+    JournalEntry,
+    Message,
+    Mutation,
+    SnapshotRecord,
+    TimerRecord,
+    decoder_for,
+    encode,
+    json_decoder_for,
+    json_encode,
+)
+
+
+class Ping(Message, frozen=True, kw_only=True):
+    n: int
+
+
+class Pong(Message, frozen=True, kw_only=True):
+    n: int
+    note: str = ""
+
+
+def test_messages_are_frozen_and_keyword_only() -> None:
+    ping = Ping(n=1)
+    with pytest.raises(AttributeError):
+        ping.n = 2  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        Ping(1)  # type: ignore[misc]
+
+
+def test_a_union_decodes_each_message_to_its_own_class_by_tag() -> None:
+    decoder = decoder_for(Ping | Pong)
+    assert decoder.decode(encode(Ping(n=1))) == Ping(n=1)
+    assert decoder.decode(encode(Pong(n=2, note="x"))) == Pong(n=2, note="x")
+    assert msgspec.json.decode(json_encode(Ping(n=3))) == {"type": "Ping", "n": 3}
+    assert json_decoder_for(Ping | Pong).decode(b'{"type":"Pong","n":4}') == Pong(n=4)
+
+
+def test_decoders_are_built_once() -> None:
+    assert decoder_for(Ping | Pong) is decoder_for(Ping | Pong)
+    assert json_decoder_for(Ping) is json_decoder_for(Ping)
+
+
+def test_a_wrong_shape_is_rejected_at_the_decode_boundary() -> None:
+    with pytest.raises(msgspec.ValidationError, match=r"Expected `int`, got `str` - at `\$.n`"):
+        json_decoder_for(Ping).decode(b'{"type":"Ping","n":"one"}')
+
+
+def test_persisted_records_round_trip() -> None:
+    records: list[Message] = [
+        SnapshotRecord(
+            instance_id="i", workflow="w", status="s", revision=3, updated_at=1.5, body=b"\x00"
+        ),
+        JournalEntry(instance_id="i", work_item_id="w1", outcome="completed", recorded_at=2.0),
+        TimerRecord(timer_id="t", instance_id="i", due_at=9.0, kind="sleep"),
+        Mutation(
+            snapshot=None,
+            journal=(JournalEntry(instance_id="i", work_item_id="w", outcome="x", recorded_at=0),),
+        ),
+    ]
+    decoder = decoder_for(SnapshotRecord | JournalEntry | TimerRecord | Mutation)
+    for record in records:
+        assert decoder.decode(encode(record)) == record
+
+
+def test_an_older_snapshot_without_new_fields_still_decodes() -> None:
+    # Persisted shapes only grow: a record written before a field existed decodes with defaults.
+    old = msgspec.msgpack.encode(
+        {
+            "type": "SnapshotRecord",
+            "instance_id": "i",
+            "workflow": "w",
+            "status": "s",
+            "revision": 1,
+            "updated_at": 0.0,
+        }
+    )
+    decoded = decoder_for(SnapshotRecord).decode(old)
+    assert decoded.parent_id is None
+    assert decoded.body == b""
+    assert decoded.terminal is False
+
+
+def test_child_failed_carries_the_exception_in_process() -> None:
+    error = ValueError("x")
+    notice = ChildFailed(
+        child_urn="u", child_class="C", error_type="ValueError", error_message="x", error=error
+    )
+    assert notice.error is error

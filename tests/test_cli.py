@@ -1,0 +1,62 @@
+"""The command line, run as users run it: in a subprocess."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+from cronflow_actors.store import latest_version
+
+
+def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "cronflow_actors", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_version_prints_the_installed_version() -> None:
+    result = cli("version")
+    assert result.returncode == 0
+    assert result.stdout.startswith("cronflow-actors ")
+
+
+def test_help_lists_the_commands() -> None:
+    result = cli("--help")
+    assert result.returncode == 0
+    assert "version" in result.stdout
+    assert "db" in result.stdout
+
+
+def test_db_migrate_creates_and_migrates_a_database_file(tmp_path: Path) -> None:
+    db = tmp_path / "app.db"
+    result = cli("db", "migrate", "--db", str(db))
+    assert result.returncode == 0, result.stderr
+    assert f"schema version {latest_version()}" in result.stdout
+    with sqlite3.connect(db) as raw:
+        tables = {row[0] for row in raw.execute("SELECT name FROM sqlite_master")}
+    assert {"instances", "journal", "timers", "kv", "schema_version"} <= tables
+    again = cli("db", "migrate", "--db", str(db))  # idempotent
+    assert again.returncode == 0
+
+
+def test_a_bad_setting_is_reported_and_exits_non_zero(tmp_path: Path) -> None:
+    result = cli("db", "migrate", "--db", str(tmp_path / "x.db"), "--synchronous", "MAYBE")
+    assert result.returncode == 2
+    assert "'synchronous' has the value 'MAYBE'" in result.stderr
+    assert not (tmp_path / "x.db").exists()
+    missing = cli("db", "migrate", "--db", str(tmp_path / "no" / "such" / "x.db"))
+    assert missing.returncode == 2
+    assert "existing folder" in missing.stderr
+
+
+def test_an_unknown_command_is_a_usage_error() -> None:
+    result = cli("fly")
+    assert result.returncode == 2
+    assert "invalid choice" in result.stderr

@@ -1,0 +1,96 @@
+"""Imports only point down the layers of DESIGN.md. A module that imports upward fails here."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "cronflow_actors"
+
+# Which layers of the package each layer may import (errors.py is everyone's leaf).
+ALLOWED: dict[str, set[str]] = {
+    "messages": set(),
+    "net": {"messages"},
+    "kernel": {"messages"},
+    "store": {"messages"},
+    "metrics": set(),
+    "engine": {"net", "kernel", "store", "messages", "metrics"},
+    "flow": {"net", "messages"},
+    "runtime": {"net", "kernel", "store", "engine", "flow", "messages", "metrics"},
+    "http": {"runtime", "messages", "metrics"},
+    "cli": {"runtime", "messages"},
+}
+
+# Outside libraries a layer must not touch: the pure net layer runs no IO and no event loop.
+FORBIDDEN_EXTERNAL: dict[str, set[str]] = {
+    "messages": {"asyncio", "pykka", "aiosqlite", "sqlite3", "prometheus_client", "threading"},
+    "net": {"asyncio", "pykka", "aiosqlite", "sqlite3", "prometheus_client", "threading", "time"},
+    "kernel": {"aiosqlite", "sqlite3", "prometheus_client"},
+    "store": {"pykka", "prometheus_client"},
+    "metrics": {"pykka", "aiosqlite", "sqlite3"},
+}
+
+
+def imported_modules(source: str) -> set[str]:
+    """Every module a source file imports, at any depth (imports inside functions count too)."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+def violations(layer: str, source: str) -> list[str]:
+    problems = []
+    for name in sorted(imported_modules(source)):
+        top = name.split(".")[0]
+        if top == "cronflow_actors":
+            parts = name.split(".")
+            if len(parts) == 1:
+                problems.append(f"imports the package root {name!r} (import the layer instead)")
+                continue
+            target = parts[1]
+            if target in ("errors", layer):
+                continue
+            if target not in ALLOWED[layer]:
+                problems.append(f"imports {name!r}; {layer}/ may import {sorted(ALLOWED[layer])}")
+        elif top in FORBIDDEN_EXTERNAL.get(layer, set()):
+            problems.append(f"imports {name!r}, which {layer}/ must not use")
+    return problems
+
+
+def layer_files() -> list[tuple[str, Path]]:
+    return [(layer, path) for layer in ALLOWED for path in sorted((PACKAGE / layer).rglob("*.py"))]
+
+
+def test_every_layer_folder_exists() -> None:
+    assert sorted(p.name for p in PACKAGE.iterdir() if (p / "__init__.py").exists()) == sorted(
+        ALLOWED
+    )
+
+
+@pytest.mark.parametrize(
+    ("layer", "path"),
+    layer_files(),
+    ids=[str(path.relative_to(PACKAGE)) for _, path in layer_files()],
+)
+def test_imports_point_down(layer: str, path: Path) -> None:
+    assert violations(layer, path.read_text()) == [], path
+
+
+def test_errors_module_imports_nothing_of_the_package() -> None:
+    imported = imported_modules((PACKAGE / "errors.py").read_text())
+    assert not [name for name in imported if name.startswith("cronflow_actors")]
+
+
+def test_the_checker_catches_upward_and_forbidden_imports() -> None:
+    assert violations("net", "import asyncio\n") == ["imports 'asyncio', which net/ must not use"]
+    assert violations("kernel", "def f():\n    from cronflow_actors.engine import x\n")
+    assert violations("kernel", "from cronflow_actors.runtime.app import Runtime\n")
+    assert violations("net", "import cronflow_actors.store\n")
+    assert violations("kernel", "from cronflow_actors.messages import Message\n") == []
+    assert violations("store", "from cronflow_actors.errors import StoreError\n") == []
