@@ -158,6 +158,46 @@ def check_ttl(ttl: float | None) -> None:
         raise ConfigurationError("ttl", ttl, "None or a number of seconds > 0")
 
 
+def check_amount(namespace: str, key: str, amount: Any) -> None:
+    """An ``incr`` amount must be a number; checked before anything is written."""
+    from cronflow_actors.errors import StateValueError
+
+    if not is_number(amount):
+        raise StateValueError(namespace, key, f"incr by {amount!r}", amount)
+
+
+def is_live(expires_at: float | None, now: float) -> bool:
+    """Whether a key with this expiry still exists at ``now``."""
+    return expires_at is None or expires_at > now
+
+
+def incremented(
+    namespace: str,
+    key: str,
+    stored: tuple[Any, float | None] | None,
+    *,
+    amount: float,
+    now: float,
+    ttl: float | None,
+) -> tuple[float, float | None]:
+    """The counter rule both stores share: the new value and expiry after ``incr``.
+
+    An absent or expired key counts as 0 with no expiry; without ``ttl`` a live key keeps its
+    expiry. A stored value that is not a number raises ``StateValueError``.
+    """
+    from cronflow_actors.errors import StateValueError
+
+    current: Any = 0
+    expires_at: float | None = None
+    if stored is not None and is_live(stored[1], now):
+        current, expires_at = stored
+        if not is_number(current):
+            raise StateValueError(namespace, key, "incr", current)
+    if ttl is not None:
+        expires_at = now + ttl
+    return current + amount, expires_at
+
+
 def is_number(value: Any) -> bool:
     """Numbers a counter can hold: int and float, not bool."""
     return type(value) in (int, float)

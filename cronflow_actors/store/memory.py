@@ -12,15 +12,17 @@ from typing import Any
 
 import msgspec
 
-from cronflow_actors.errors import MutationRejectedError, StateValueError, StoreClosedError
+from cronflow_actors.errors import MutationRejectedError, StoreClosedError
 from cronflow_actors.messages import JournalEntry, Mutation, SnapshotRecord, TimerRecord, encode
 from cronflow_actors.store._batch import coalesce
 from cronflow_actors.store._protocol import (
     MISSING,
     StoreStatistics,
+    check_amount,
     check_limit,
     check_ttl,
-    is_number,
+    incremented,
+    is_live,
     snapshot_sort_key,
 )
 
@@ -121,20 +123,12 @@ class MemoryStore:
     ) -> float:
         self._require_open(f"incr key {key!r}")
         check_ttl(ttl)
-        if not is_number(amount):
-            raise StateValueError(namespace, key, f"incr by {amount!r}", amount)
-        current: Any = 0
-        expires_at: float | None = None
-        entry = self._kv.get((namespace, key))
-        if entry is not None and (entry[1] is None or entry[1] > now):
-            current, expires_at = entry
-            if not is_number(current):
-                raise StateValueError(namespace, key, "incr", current)
-        if ttl is not None:
-            expires_at = now + ttl
-        value = current + amount
+        check_amount(namespace, key, amount)
+        value, expires_at = incremented(
+            namespace, key, self._kv.get((namespace, key)), amount=amount, now=now, ttl=ttl
+        )
         self._kv[(namespace, key)] = (value, expires_at)
-        return value  # type: ignore[no-any-return]
+        return value
 
     async def kv_delete(self, namespace: str, key: str) -> bool:
         self._require_open(f"delete key {key!r}")
@@ -193,7 +187,7 @@ class MemoryStore:
     async def kv_get(self, namespace: str, key: str, *, now: float, default: Any = MISSING) -> Any:
         self._require_open(f"get key {key!r}")
         entry = self._kv.get((namespace, key))
-        if entry is None or (entry[1] is not None and entry[1] <= now):
+        if entry is None or not is_live(entry[1], now):
             return default
         return entry[0]
 

@@ -27,7 +27,6 @@ from cronflow_actors.errors import (
     ConfigurationError,
     MutationRejectedError,
     SchemaVersionError,
-    StateValueError,
     StoreClosedError,
 )
 from cronflow_actors.messages import JournalEntry, Mutation, SnapshotRecord, TimerRecord, encode
@@ -36,9 +35,11 @@ from cronflow_actors.store._migrations import MIGRATIONS, latest_version
 from cronflow_actors.store._protocol import (
     MISSING,
     StoreStatistics,
+    check_amount,
     check_limit,
     check_ttl,
-    is_number,
+    incremented,
+    is_live,
 )
 
 __all__ = ["SQLiteStore"]
@@ -410,18 +411,12 @@ class SQLiteStore:
                     (namespace, key),
                 ) as cursor:
                     row = await cursor.fetchone()
-                current: Any = 0
-                keep_until: float | None = None
-                if row is not None and (row[1] is None or row[1] > now):
-                    current = _decode_value(row[0])
-                    keep_until = row[1]
-                    if not is_number(current):
-                        raise StateValueError(namespace, key, "incr", current)
-                if ttl is not None:
-                    keep_until = now + ttl
-                value = current + amount
-                await connection.execute(_UPSERT_KV, (namespace, key, encode(value), keep_until))
-                return value
+                stored = None if row is None else (_decode_value(row[0]), row[1])
+                total, expires_at = incremented(
+                    namespace, key, stored, amount=amount, now=now, ttl=ttl
+                )
+                await connection.execute(_UPSERT_KV, (namespace, key, encode(total), expires_at))
+                return total
             case _KvDelete(namespace, key):
                 cursor = await connection.execute(
                     "DELETE FROM kv WHERE namespace = ? AND key = ?", (namespace, key)
@@ -478,8 +473,7 @@ class SQLiteStore:
         ttl: float | None = None,
     ) -> float:
         check_ttl(ttl)
-        if not is_number(amount):
-            raise StateValueError(namespace, key, f"incr by {amount!r}", amount)
+        check_amount(namespace, key, amount)
         result: float = await self._submit(
             _KvIncr(namespace, key, amount, now, ttl), f"incr key {key!r}"
         )
@@ -586,7 +580,7 @@ class SQLiteStore:
             (namespace, key),
             f"get key {key!r}",
         )
-        if not rows or (rows[0][1] is not None and rows[0][1] <= now):
+        if not rows or not is_live(rows[0][1], now):
             return default
         return _decode_value(rows[0][0])
 
