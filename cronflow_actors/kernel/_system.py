@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import logging
 import threading
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar, cast
@@ -27,8 +26,6 @@ if TYPE_CHECKING:
     from cronflow_actors.messages import ChildFailed
 
 __all__ = ["ActorSystem", "current_system"]
-
-logger = logging.getLogger("cronflow_actors.kernel")
 
 A = TypeVar("A", bound=LoopActor)
 T = TypeVar("T")

@@ -201,7 +201,3 @@ def incremented(
 def is_number(value: Any) -> bool:
     """Numbers a counter can hold: int and float, not bool."""
     return type(value) in (int, float)
-
-
-def snapshot_sort_key(record: SnapshotRecord) -> tuple[float, str]:
-    return (-record.updated_at, record.instance_id)

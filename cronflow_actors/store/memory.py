@@ -23,7 +23,6 @@ from cronflow_actors.store._protocol import (
     check_ttl,
     incremented,
     is_live,
-    snapshot_sort_key,
 )
 
 __all__ = ["MemoryStore"]
@@ -166,7 +165,7 @@ class MemoryStore:
                 and (workflow is None or s.workflow == workflow)
                 and (status is None or s.status == status)
             ),
-            key=snapshot_sort_key,
+            key=lambda s: (-s.updated_at, s.instance_id),  # as SQLite orders them
         )
         end = None if limit is None else offset + limit
         return found[offset:end]
