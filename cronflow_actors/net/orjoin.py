@@ -1,0 +1,254 @@
+"""The OR-join: enabled when no empty input can still receive a token while the marked ones stay.
+
+Which behaviour this implements, and why
+----------------------------------------
+This is YAWL's reset-net analysis (Wynn, Edmond, van der Aalst, ter Hofstede: "Achieving a
+General, Formal and Decidable Approach to the OR-join in Workflow using Reset nets"), computed
+exactly:
+
+1. The net is translated into a reset net. Every task ``t`` gets an internal place ``t`` ("t is
+   running") and, unlike YAWL, a complement place ``free:t`` holding one token while ``t`` is not
+   running: start transitions take it, end transitions give it back, and cancelling ``t`` resets
+   both places and gives ``free:t`` back. This caps every task at one run at a time, which is the
+   engine's rule (a started task keeps arriving tokens until it completes, then re-fires).
+   Start transitions: one for an AND-join (taking a token from every input), one per
+   input for an XOR-join. Other OR-joins are given XOR-join start transitions (YAWL's optimistic
+   treatment, which keeps the analysis decidable); the OR-join under analysis gets none, because
+   we ask what can happen *before* it fires. End transitions: one for an AND-split (a token on every
+   output), one per output for an XOR-split, one per non-empty subset of outputs for an OR-split.
+   Every end transition of a task with a cancellation region resets (empties) the region's
+   conditions and the internal places of the region's tasks, which is what cancelling them does.
+2. The current marking M counts the real tokens of every condition and one token in the internal
+   place of every started task. (Tasquencer's port collapses each condition to one token; real
+   counts are what the reset net means, and they only differ on nets that hold several tokens in
+   one place.)
+3. For each empty input ``q`` of the OR-join, ``M_w`` marks each currently marked input with one
+   token and ``q`` with one. If any ``M_w`` is coverable from M (some reachable marking has at
+   least those tokens), a token may still arrive at ``q`` while the marked inputs stay marked, so
+   the OR-join waits. Coverability in reset nets is decidable; it is computed backwards, as YAWL
+   does: the upward-closed set of markings from which ``M_w`` is coverable is kept as a finite
+   basis of minimal markings, grown by one-step predecessors until nothing new appears. The
+   search goes breadth first, skips transitions that can never fire from M, and drops markings
+   that break the invariant ``running:t + free:t = 1``; none of this changes the answer.
+
+On acyclic nets the cap changes nothing. On nets with loops it matters: YAWL's translation lets
+a task "run" several times at once in the analysis, so it sees tokens that this engine can never
+produce, and its OR-join waits for them forever. On Tasquencer's loop net (an OR-join fed from a
+loop whose task C cancels B, c1 and c2) YAWL's translation says E must wait at {c2}, at {c3} and
+at {c1, c2}, so E can never fire; the witness starts C twice concurrently. With the cap, C's
+completion always empties c2 before c3 is marked, no marking holds both, and E fires, which is
+also what Tasquencer's own test of that net expects. Tasquencer's TypeScript port reaches its
+answers through three bugs (a post-set place loses two tokens in the predecessor step, reset
+places are not excluded from pre- and post-sets and every unmarked reset place gets a token,
+OR-split subsets are generated only as prefixes); we do not reproduce them. We implement the
+exact reset-net answer for the engine's own semantics, because "wait while a token can still
+come" is the OR-join's contract and any other answer waits for tokens that cannot come, or fires
+before tokens that can. ``one_run_per_task=False`` gives YAWL's translation, for comparison.
+tests/net/test_orjoin.py checks the backward analysis against an exhaustive forward search on
+random bounded nets, and pins the decisions on Tasquencer's acyclic, cancellation-region and loop
+nets under both translations.
+
+Re-evaluation happens when a task feeding the OR-join completes (the engine asks then), as in
+Tasquencer and YAWL.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import deque
+from collections.abc import Iterable, Mapping
+from weakref import WeakKeyDictionary
+
+import msgspec
+
+from cronflow_actors.net.spec import JoinType, NetSpec, SplitType
+
+__all__ = ["ResetNet", "ResetTransition", "is_or_join_enabled", "reset_net_for"]
+
+Marking = dict[str, int]
+
+
+class ResetTransition(msgspec.Struct, frozen=True):
+    name: str
+    pre: Mapping[str, int]
+    post: Mapping[str, int]
+    reset: frozenset[str] = frozenset()
+
+
+def _task_place(task: str) -> str:
+    return f"task:{task}"
+
+
+def _free_place(task: str) -> str:
+    return f"free:{task}"
+
+
+class ResetNet:
+    """The reset net of a NetSpec, seen from one OR-join (whose start transitions are left out)."""
+
+    def __init__(
+        self, transitions: list[ResetTransition], one_run: tuple[tuple[str, str], ...] = ()
+    ) -> None:
+        self.transitions = transitions
+        # Pairs (running, free) whose tokens always add up to one: a marking with more is
+        # never reachable, so the backward search can drop it.
+        self.one_run = one_run
+        # Transitions by the places they produce into: only those can help cover a marking.
+        self._producers: dict[str, list[ResetTransition]] = {}
+        for transition in transitions:
+            for place in transition.post:
+                self._producers.setdefault(place, []).append(transition)
+
+    @classmethod
+    def of(cls, spec: NetSpec, or_join: str, *, one_run_per_task: bool = True) -> ResetNet:
+        transitions: list[ResetTransition] = []
+        for task in spec.tasks.values():
+            running = _task_place(task.name)
+            free = {_free_place(task.name): 1} if one_run_per_task else {}
+            if task.name != or_join:
+                if task.join is JoinType.AND:
+                    transitions.append(
+                        ResetTransition(
+                            f"{task.name}:start",
+                            {c: 1 for c in task.inputs} | free,
+                            {running: 1},
+                        )
+                    )
+                else:  # XOR, and other OR-joins treated optimistically as XOR
+                    transitions.extend(
+                        ResetTransition(f"{task.name}:start:{c}", {c: 1} | free, {running: 1})
+                        for c in task.inputs
+                    )
+            reset = frozenset(task.cancel_conditions) | {_task_place(t) for t in task.cancel_tasks}
+            # Cancelling a task frees it: reset its free place too, then give one token back.
+            released = {_free_place(t): 1 for t in task.cancel_tasks} if one_run_per_task else {}
+            reset |= set(released)
+            if task.split is SplitType.AND:
+                output_sets: Iterable[tuple[str, ...]] = [task.outputs]
+            elif task.split is SplitType.XOR:
+                output_sets = [(c,) for c in task.outputs]
+            else:
+                output_sets = (
+                    subset
+                    for size in range(1, len(task.outputs) + 1)
+                    for subset in itertools.combinations(task.outputs, size)
+                )
+            for outputs in output_sets:
+                transitions.append(
+                    ResetTransition(
+                        f"{task.name}:end:{'+'.join(outputs)}",
+                        {running: 1},
+                        {c: 1 for c in outputs} | free | released,
+                        reset,
+                    )
+                )
+        pairs = (
+            tuple((_task_place(t), _free_place(t)) for t in spec.tasks) if one_run_per_task else ()
+        )
+        return cls(transitions, pairs)
+
+    @staticmethod
+    def _predecessor(target: Mapping[str, int], t: ResetTransition) -> Marking | None:
+        """The least marking from which firing ``t`` yields at least ``target``, if any."""
+        post = t.post
+        for place in t.reset:
+            if target.get(place, 0) > post.get(place, 0):
+                return None  # t empties the place: after it, only what t itself puts there
+        result: Marking = {}
+        for place, count in target.items():
+            if place in t.reset:
+                continue
+            remaining = count - post.get(place, 0)
+            if remaining > 0:
+                result[place] = remaining
+        for place, count in t.pre.items():
+            result[place] = result.get(place, 0) + count
+        return result
+
+    def _fireable(self, marking: Mapping[str, int]) -> set[int]:
+        """Transitions that may ever fire from ``marking`` (ignoring token counts): the rest can
+        be left out of the search. An over-approximation, so leaving them out is safe."""
+        markable = {place for place, count in marking.items() if count > 0}
+        fireable: set[int] = set()
+        grew = True
+        while grew:
+            grew = False
+            for transition in self.transitions:
+                if id(transition) not in fireable and markable.issuperset(transition.pre):
+                    fireable.add(id(transition))
+                    markable.update(transition.post)
+                    grew = True
+        return fireable
+
+    def _possible(self, marking: Mapping[str, int]) -> bool:
+        return all(marking.get(run, 0) + marking.get(free, 0) <= 1 for run, free in self.one_run)
+
+    def coverable(self, target: Mapping[str, int], marking: Mapping[str, int]) -> bool:
+        """Whether some marking reachable from ``marking`` has at least ``target``'s tokens."""
+        if _covers(marking, target):
+            return True
+        if not self._possible(target):
+            return False
+        fireable = self._fireable(marking)
+        basis: list[Marking] = [dict(target)]
+        frontier: deque[Marking] = deque([dict(target)])
+        while frontier:
+            current = frontier.popleft()  # breadth first: short witnesses are found early
+            seen: set[int] = set()
+            for place in current:
+                for transition in self._producers.get(place, ()):
+                    if id(transition) in seen or id(transition) not in fireable:
+                        continue
+                    seen.add(id(transition))
+                    before = self._predecessor(current, transition)
+                    if before is None or not self._possible(before):
+                        continue
+                    if _covers(marking, before):
+                        return True
+                    if any(_covers(before, known) for known in basis):
+                        continue
+                    basis = [known for known in basis if not _covers(known, before)]
+                    basis.append(before)
+                    frontier.append(before)
+        return False
+
+
+def _covers(bigger: Mapping[str, int], smaller: Mapping[str, int]) -> bool:
+    return all(bigger.get(place, 0) >= count for place, count in smaller.items())
+
+
+_NETS: WeakKeyDictionary[NetSpec, dict[str, ResetNet]] = WeakKeyDictionary()
+
+
+def reset_net_for(spec: NetSpec, or_join: str) -> ResetNet:
+    """The reset net of ``spec`` for ``or_join``, built once per spec and OR-join."""
+    per_spec = _NETS.setdefault(spec, {})
+    net = per_spec.get(or_join)
+    if net is None:
+        net = per_spec[or_join] = ResetNet.of(spec, or_join)
+    return net
+
+
+def is_or_join_enabled(
+    spec: NetSpec, task: str, marking: Mapping[str, int], started: Iterable[str]
+) -> bool:
+    """Whether the OR-join ``task`` may be enabled now.
+
+    ``marking`` maps condition names to token counts; ``started`` names the tasks that are
+    running. True when at least one input is marked and no empty input can still be marked while
+    the marked inputs keep their tokens.
+    """
+    inputs = spec.tasks[task].inputs
+    marked = [c for c in inputs if marking.get(c, 0) > 0]
+    if not marked:
+        return False
+    empty = [c for c in inputs if marking.get(c, 0) <= 0]
+    if not empty:
+        return True
+    current: Marking = {c: n for c, n in marking.items() if n > 0}
+    running = set(started)
+    for name in spec.tasks:
+        current[_task_place(name) if name in running else _free_place(name)] = 1
+    net = reset_net_for(spec, task)
+    base = dict.fromkeys(marked, 1)
+    return not any(net.coverable(base | {q: 1}, current) for q in empty)

@@ -1,0 +1,103 @@
+"""NetSpec: the immutable description of a YAWL-style net, built once and validated once.
+
+Conditions are places, tasks are transitions. Flows run condition -> task and task -> condition;
+a task -> task flow gets an implicit condition named ``"{from}__to__{to}"``. A NetSpec holds the
+user's callables (routers, handlers, activities, policies) as opaque values: this layer never
+calls them, it only describes structure and computes markings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from enum import StrEnum
+from typing import Any
+
+import msgspec
+
+__all__ = [
+    "ConditionSpec",
+    "JoinType",
+    "NetSpec",
+    "SplitType",
+    "TaskKind",
+    "TaskSpec",
+    "implicit_condition_name",
+]
+
+
+class SplitType(StrEnum):
+    """How a completing task produces tokens: on every output, exactly one, or a chosen set."""
+
+    AND = "and"
+    XOR = "xor"
+    OR = "or"
+
+
+class JoinType(StrEnum):
+    """When a task is enabled: every input marked, any input marked, or the OR-join rule."""
+
+    AND = "and"
+    XOR = "xor"
+    OR = "or"
+
+
+class TaskKind(StrEnum):
+    TASK = "task"
+    COMPOSITE = "composite"
+    DYNAMIC_COMPOSITE = "dynamic_composite"
+    DUMMY = "dummy"
+
+
+def implicit_condition_name(source: str, target: str) -> str:
+    """The name of the condition a task -> task flow creates."""
+    return f"{source}__to__{target}"
+
+
+class ConditionSpec(msgspec.Struct, frozen=True, kw_only=True):
+    """A place. ``inputs`` are the tasks that put tokens in it, ``outputs`` those that take them."""
+
+    name: str
+    implicit: bool = False
+    inputs: tuple[str, ...] = ()
+    outputs: tuple[str, ...] = ()
+
+
+class TaskSpec(msgspec.Struct, frozen=True, kw_only=True, eq=False):
+    """A transition, with everything the engine needs to run it."""
+
+    name: str
+    kind: TaskKind = TaskKind.TASK
+    split: SplitType = SplitType.AND
+    join: JoinType = JoinType.AND
+    inputs: tuple[str, ...] = ()
+    """The conditions in the task's preset, in declaration order."""
+    outputs: tuple[str, ...] = ()
+    """The conditions in the task's postset, in declaration order."""
+    cancel_tasks: frozenset[str] = frozenset()
+    """Tasks its completion cancels (its cancellation region; never itself)."""
+    cancel_conditions: frozenset[str] = frozenset()
+    """Conditions its completion empties."""
+    router: Any = None
+    work_item: Any = None
+    subworkflows: tuple[Any, ...] = ()
+    policy: Any = None
+    activities: Mapping[str, Any] = msgspec.field(default_factory=dict)
+
+
+class NetSpec(msgspec.Struct, frozen=True, kw_only=True, eq=False, weakref=True):
+    """An immutable, validated net. Compared and hashed by identity, so it can key caches."""
+
+    name: str
+    version: str = ""
+    start: str
+    end: str
+    conditions: Mapping[str, ConditionSpec]
+    tasks: Mapping[str, TaskSpec]
+    activities: Mapping[str, Any] = msgspec.field(default_factory=dict)
+    deprecated: bool = False
+
+    def task(self, name: str) -> TaskSpec:
+        return self.tasks[name]
+
+    def condition(self, name: str) -> ConditionSpec:
+        return self.conditions[name]

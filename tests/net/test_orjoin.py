@@ -1,0 +1,226 @@
+"""The OR-join decision, on Tasquencer's nets and against an exhaustive forward search."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from cronflow_actors.net.orjoin import ResetNet, is_or_join_enabled
+from cronflow_actors.net.spec import NetSpec
+from tests.net.nets import loop_net, make_net
+
+
+def travel_net() -> NetSpec:
+    """Tasquencer's or-split-join net: register -OR-> flight/car/hotel -> pay (OR-join)."""
+    return make_net(
+        {
+            "register": "and/or",
+            "book_flight": "and/and",
+            "book_car": "and/and",
+            "book_hotel": "and/and",
+            "pay": "or/and",
+        },
+        [
+            ("start", "register"),
+            ("register", "book_flight"),
+            ("register", "book_car"),
+            ("register", "book_hotel"),
+            ("book_flight", "pay"),
+            ("book_car", "pay"),
+            ("book_hotel", "pay"),
+            ("pay", "end"),
+        ],
+    )
+
+
+def into_pay(source: str) -> str:
+    return f"{source}__to__pay"
+
+
+def test_or_join_waits_for_branches_that_were_chosen_and_are_still_running() -> None:
+    net = travel_net()
+    flight, car, hotel = into_pay("book_flight"), into_pay("book_car"), into_pay("book_hotel")
+    # Flight finished, car and hotel are still running: wait.
+    assert not is_or_join_enabled(net, "pay", {flight: 1}, started=["book_car", "book_hotel"])
+    # Car and hotel were chosen and hotel is only enabled (its token sits in its input): wait.
+    hotel_input = "register__to__book_hotel"
+    assert not is_or_join_enabled(net, "pay", {car: 1, hotel_input: 1}, started=[])
+    # Every chosen branch has arrived: fire, although flight was never chosen.
+    assert is_or_join_enabled(net, "pay", {car: 1, hotel: 1}, started=[])
+    assert is_or_join_enabled(net, "pay", {flight: 1, car: 1, hotel: 1}, started=[])
+    # Nothing marked: never.
+    assert not is_or_join_enabled(net, "pay", {}, started=[])
+
+
+def test_or_join_with_a_cancellation_region_upstream() -> None:
+    """Tasquencer's or-join-cancellation-region net."""
+    net = make_net(
+        {
+            "A": "and/and",
+            "B": "xor/and",
+            "C": "and/and",
+            "D": "and/and",
+            "E": "and/and",
+            "F": "and/and",
+            "G": "or/and",
+        },
+        [
+            ("start", "A"),
+            ("A", "B"),
+            ("A", "C"),
+            ("B", "bToB"),
+            ("B", "bToDAndE"),
+            ("bToB", "B"),
+            ("bToDAndE", "D"),
+            ("bToDAndE", "E"),
+            ("C", "G"),
+            ("D", "F"),
+            ("E", "F"),
+            ("F", "G"),
+            ("G", "end"),
+        ],
+        conditions=("bToB", "bToDAndE"),
+        cancel={"D": ("bToB",)},
+    )
+    c_to_g, f_to_g = "C__to__G", "F__to__G"
+    # C done, B can still loop and eventually feed F: G waits.
+    assert not is_or_join_enabled(net, "G", {c_to_g: 1, "bToB": 1}, started=[])
+    # D and E done with B's loop token cancelled by D: F is enabled but not started, G waits.
+    assert not is_or_join_enabled(net, "G", {c_to_g: 1, "D__to__F": 1, "E__to__F": 1}, started=[])
+    assert is_or_join_enabled(net, "G", {c_to_g: 1, f_to_g: 1}, started=[])
+
+
+def test_or_join_decisions_on_the_loop_net_with_a_cancellation_region() -> None:
+    """Tasquencer's loop net, with one run per task at a time (the engine's rule): C's completion
+    empties c2 and cancels B, so c2 and c3 never hold tokens together and E never has to wait."""
+    net = loop_net()
+    assert is_or_join_enabled(net, "E", {"c2": 1}, started=[])
+    assert is_or_join_enabled(net, "E", {"c3": 1}, started=[])
+    assert is_or_join_enabled(net, "E", {"c1": 1, "c2": 1}, started=[])
+    # D running while c3 is marked: D's end puts a token in c2 next to c3's: wait.
+    assert not is_or_join_enabled(net, "E", {"c3": 1}, started=["D"])
+
+
+def test_yawls_translation_makes_the_loop_nets_or_join_wait_forever() -> None:
+    """Without the one-run cap (YAWL's translation) C may 'run' twice at once in the analysis,
+    and E waits at every marking of Tasquencer's test: {c2}, {c3} and {c1, c2}."""
+    yawl = ResetNet.of(loop_net(), "E", one_run_per_task=False)
+    ours = ResetNet.of(loop_net(), "E")
+    free = {f"free:{t}": 1 for t in "ABCDE"}
+    for marked, empty in (({"c2": 1}, "c3"), ({"c3": 1}, "c2"), ({"c1": 1, "c2": 1}, "c3")):
+        target = {c: 1 for c in marked if c != "c1"} | {empty: 1}
+        assert yawl.coverable(target, marked)
+        assert not ours.coverable(target, marked | free)
+
+
+def test_without_the_cancellation_region_the_loop_net_makes_e_wait() -> None:
+    net = make_net(
+        {"A": "and/and", "B": "and/and", "C": "and/and", "D": "and/and", "E": "or/and"},
+        [
+            ("start", "A"),
+            ("A", "c1"),
+            ("c1", "B"),
+            ("B", "c2"),
+            ("c2", "C"),
+            ("c2", "E"),
+            ("C", "c3"),
+            ("c3", "D"),
+            ("c3", "E"),
+            ("D", "c1"),
+            ("D", "c2"),
+            ("E", "end"),
+        ],
+        conditions=("c1", "c2", "c3"),
+    )
+    # Two tokens in c2: C takes one to c3 while the other stays.
+    assert not is_or_join_enabled(net, "E", {"c2": 2}, started=[])
+    # c1 and c3: B can put a token in c2 while c3 keeps its own.
+    assert not is_or_join_enabled(net, "E", {"c1": 1, "c3": 1}, started=[])
+    # Even a lone token in c3: D turns it into c1 and c2, C moves c2 on to c3 while c1 stays,
+    # and B refills c2. Without C's cancellation region the loop can always feed both inputs.
+    assert not is_or_join_enabled(net, "E", {"c3": 1}, started=[])
+
+
+# -- the oracle: exhaustive forward search on bounded nets --------------------------------------
+
+
+def forward_coverable(
+    net: ResetNet, target: Mapping[str, int], marking: Mapping[str, int], limit: int = 4000
+) -> bool | None:
+    """Search every reachable marking; None if the net is too large or unbounded to finish."""
+    start = tuple(sorted((p, n) for p, n in marking.items() if n))
+    seen = {start}
+    todo = [dict(start)]
+    while todo:
+        current = todo.pop()
+        if all(current.get(p, 0) >= n for p, n in target.items()):
+            return True
+        for t in net.transitions:
+            if not all(current.get(p, 0) >= n for p, n in t.pre.items()):
+                continue
+            after = dict(current)
+            for p, n in t.pre.items():
+                after[p] -= n
+            for p in t.reset:
+                after[p] = 0
+            for p, n in t.post.items():
+                after[p] = after.get(p, 0) + n
+            if max(after.values(), default=0) > 5:
+                return None
+            key = tuple(sorted((p, n) for p, n in after.items() if n))
+            if key not in seen:
+                if len(seen) > limit:
+                    return None
+                seen.add(key)
+                todo.append(dict(key))
+    return False
+
+
+@st.composite
+def random_nets(draw: st.DrawFn) -> tuple[NetSpec, dict[str, int], list[str]]:
+    names = [f"t{i}" for i in range(draw(st.integers(2, 5)))]
+    places = ["start", "end", "p1", "p2", "p3"]
+    gates = {
+        n: f"{draw(st.sampled_from(['and', 'xor', 'or']))}/"
+        f"{draw(st.sampled_from(['and', 'xor', 'or']))}"
+        for n in names
+    }
+    flows = []
+    for n in names:
+        for p in draw(st.lists(st.sampled_from(places[:-1]), min_size=1, max_size=2, unique=True)):
+            flows.append((p, n))
+        for p in draw(st.lists(st.sampled_from(places[1:]), min_size=1, max_size=2, unique=True)):
+            flows.append((n, p))
+    cancel = {
+        n: tuple(draw(st.lists(st.sampled_from([*places[1:4], *names]), max_size=2, unique=True)))
+        for n in names
+    }
+    cancel = {n: tuple(r for r in region if r != n) for n, region in cancel.items()}
+    net = make_net(gates, flows, conditions=("p1", "p2", "p3"), cancel=cancel)
+    marking = {p: draw(st.integers(0, 2)) for p in places[:-1]}
+    started = draw(st.lists(st.sampled_from(names), max_size=2, unique=True))
+    return net, marking, started
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(random_nets(), st.data())
+def test_backward_coverability_agrees_with_forward_search(
+    case: tuple[NetSpec, dict[str, int], list[str]], data: st.DataObject
+) -> None:
+    net_spec, marking, started = case
+    join = data.draw(st.sampled_from(sorted(net_spec.tasks)))
+    capped = data.draw(st.booleans())
+    net = ResetNet.of(net_spec, join, one_run_per_task=capped)
+    current = {p: n for p, n in marking.items() if n} | {f"task:{t}": 1 for t in started}
+    if capped:
+        current |= {f"free:{t}": 1 for t in net_spec.tasks if t not in started}
+    places = sorted({p for t in net.transitions for p in (*t.pre, *t.post)} | set(current))
+    target = {
+        p: data.draw(st.integers(0, 2))
+        for p in data.draw(st.lists(st.sampled_from(places), min_size=1, max_size=3, unique=True))
+    }
+    expected = forward_coverable(net, target, current)
+    assume(expected is not None)
+    assert net.coverable(target, current) == expected
