@@ -6,6 +6,9 @@
     │   ├── ActorSystemNotRunningError   spawn or lookup on a system that is not running
     │   ├── ActorNameTakenError          an actor was spawned with a name already in use
     │   └── WouldBlockLoopError          a blocking wait was attempted on the event loop thread
+    ├── WorkflowDefinitionError
+    │   └── InvalidWorkflowError        a workflow definition has problems (all listed at once)
+    ├── InvalidRouteError               a router returned a route the task cannot take
     └── StoreError
         ├── StoreClosedError             the store was used before open() or after close()
         ├── SchemaVersionError           the database was written by a newer cronflow-actors
@@ -26,11 +29,14 @@ __all__ = [
     "ActorSystemNotRunningError",
     "ConfigurationError",
     "CronflowError",
+    "InvalidRouteError",
+    "InvalidWorkflowError",
     "MutationRejectedError",
     "SchemaVersionError",
     "StateValueError",
     "StoreClosedError",
     "StoreError",
+    "WorkflowDefinitionError",
     "WouldBlockLoopError",
 ]
 
@@ -164,4 +170,40 @@ class MutationRejectedError(StoreError):
         super().__init__(
             f"the mutation for instance {instance_id!r} was rejected and nothing of it was "
             f"written: {reason}; write the instance's snapshot before its journal and timers"
+        )
+
+
+class WorkflowDefinitionError(CronflowError, ValueError):
+    """A workflow definition cannot be built."""
+
+
+class InvalidWorkflowError(WorkflowDefinitionError):
+    """A workflow definition has problems; every problem found is listed, not just the first.
+
+    Fix them all and build again; nothing was registered.
+    """
+
+    def __init__(self, workflow: str, problems: list[str]) -> None:
+        self.workflow = workflow
+        self.problems = list(problems)
+        listing = "\n".join(f"  - {problem}" for problem in self.problems)
+        count = len(self.problems)
+        noun = "problem" if count == 1 else "problems"
+        super().__init__(f"workflow {workflow!r} has {count} {noun}:\n{listing}")
+
+
+class InvalidRouteError(CronflowError, ValueError):
+    """A task's router returned a route the task cannot take.
+
+    A route must name one of the task's own successors (``ctx.route.to_task(name)`` for a task it
+    flows into, ``ctx.route.to_condition(name)`` for a condition); an XOR split takes exactly
+    one route, an OR split a list of them.
+    """
+
+    def __init__(self, workflow: str, task: str, route: object, reason: str) -> None:
+        self.workflow = workflow
+        self.task = task
+        self.route = route
+        super().__init__(
+            f"router of task {task!r} in workflow {workflow!r} returned {route!r}: {reason}"
         )

@@ -1,5 +1,72 @@
-"""The net layer: NetSpec, markings and the pure semantics of YAWL-style nets.
+"""The net layer: NetSpec, its builder, markings and the pure semantics of YAWL-style nets.
 
 Pure data and functions only: no asyncio, no IO, no clock (tests/test_layers.py enforces it).
-It is built by the net engine issue; this layer holds nothing yet.
+The engine's actors carry out what these functions compute.
+
+    from cronflow_actors import net
+
+    review = net.work_item("review").actions(complete=net.action(Review, policy=...))
+    hire = (net.workflow("hire", version="v1")
+            .start_condition("start").end_condition("end")
+            .task("screen", net.task(screen).split("xor").route(router))
+            ...
+            .build())
 """
+
+from cronflow_actors.net.builder import (
+    ActionSpec,
+    TaskBuilder,
+    WorkflowBuilder,
+    WorkItemBuilder,
+    WorkItemSpec,
+    action,
+    composite_task,
+    dummy_task,
+    dynamic_composite_task,
+    task,
+    work_item,
+    workflow,
+)
+from cronflow_actors.net.marking import Route
+from cronflow_actors.net.policies import (
+    all_policies,
+    any_policy,
+    require_all_scopes,
+    require_any_scope,
+    require_scope,
+)
+from cronflow_actors.net.spec import (
+    ConditionSpec,
+    JoinType,
+    NetSpec,
+    SplitType,
+    TaskKind,
+    TaskSpec,
+)
+
+__all__ = [
+    "ActionSpec",
+    "ConditionSpec",
+    "JoinType",
+    "NetSpec",
+    "Route",
+    "SplitType",
+    "TaskBuilder",
+    "TaskKind",
+    "TaskSpec",
+    "WorkItemBuilder",
+    "WorkItemSpec",
+    "WorkflowBuilder",
+    "action",
+    "all_policies",
+    "any_policy",
+    "composite_task",
+    "dummy_task",
+    "dynamic_composite_task",
+    "require_all_scopes",
+    "require_any_scope",
+    "require_scope",
+    "task",
+    "work_item",
+    "workflow",
+]

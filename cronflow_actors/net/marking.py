@@ -1,0 +1,158 @@
+"""Pure token semantics: joins, consumption on start, production per split, cancellation regions.
+
+A marking maps condition names to token counts. Every function returns a new marking and never
+changes the one it was given; the engine's WorkflowActor carries out what they compute.
+
+Where this differs from Tasquencer (spec/tasquencer-semantics.md section 14), on purpose:
+- When a condition drops to zero, only the enabled tasks after it whose join is *no longer
+  satisfied* are disabled; an XOR- or OR-join task with another marked input stays enabled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+
+import msgspec
+
+from cronflow_actors.errors import InvalidRouteError
+from cronflow_actors.net.orjoin import is_or_join_enabled
+from cronflow_actors.net.spec import JoinType, NetSpec, SplitType, implicit_condition_name
+
+__all__ = [
+    "Route",
+    "after_cancellation",
+    "after_production",
+    "after_start",
+    "enable_candidates",
+    "is_join_satisfied",
+    "resolve_routes",
+    "tasks_to_disable",
+]
+
+Marking = Mapping[str, int]
+
+
+class Route(msgspec.Struct, frozen=True):
+    """Where a router sends a token: to a successor task (through the implicit condition) or to
+    a condition. Made by ``ctx.route.to_task(name)`` and ``ctx.route.to_condition(name)``."""
+
+    kind: str  # "task" or "condition"
+    name: str
+
+
+def is_join_satisfied(
+    spec: NetSpec, task: str, marking: Marking, started: Iterable[str] = ()
+) -> bool:
+    """Whether ``task``'s join allows it to be enabled at ``marking``."""
+    definition = spec.tasks[task]
+    if definition.join is JoinType.AND:
+        return bool(definition.inputs) and all(marking.get(c, 0) > 0 for c in definition.inputs)
+    if definition.join is JoinType.XOR:
+        return any(marking.get(c, 0) > 0 for c in definition.inputs)
+    return is_or_join_enabled(spec, task, marking, started)
+
+
+def after_start(spec: NetSpec, task: str, marking: Marking) -> tuple[dict[str, int], list[str]]:
+    """Starting ``task`` takes one token from every input condition (clamped at zero), whatever
+    its join type. Returns the new marking and the conditions that became empty."""
+    result = dict(marking)
+    emptied = []
+    for condition in spec.tasks[task].inputs:
+        count = result.get(condition, 0)
+        if count > 0:
+            result[condition] = count - 1
+            if count == 1:
+                emptied.append(condition)
+    return result, emptied
+
+
+def tasks_to_disable(
+    spec: NetSpec,
+    marking: Marking,
+    emptied: Iterable[str],
+    enabled: Iterable[str],
+    started: Iterable[str] = (),
+) -> list[str]:
+    """Enabled tasks after the emptied conditions whose join is no longer satisfied (deferred
+    choice: the competitors of the task that took the shared token), in declaration order."""
+    enabled_set = set(enabled)
+    candidates = {t for c in emptied for t in spec.conditions[c].outputs if t in enabled_set}
+    running = list(started)
+    return [
+        t
+        for t in spec.tasks
+        if t in candidates and not is_join_satisfied(spec, t, marking, running)
+    ]
+
+
+def resolve_routes(spec: NetSpec, task: str, chosen: object) -> list[str]:
+    """The output conditions a router's answer names, checked against the task's split type.
+
+    XOR: exactly one ``Route``; OR: a list (or tuple) of them, possibly empty. Raises
+    ``InvalidRouteError`` for anything else or for a route that is not a successor of the task.
+    """
+    definition = spec.tasks[task]
+    if definition.split is SplitType.XOR:
+        if not isinstance(chosen, Route):
+            raise InvalidRouteError(spec.name, task, chosen, "an xor split takes exactly one route")
+        routes: Sequence[object] = [chosen]
+    else:
+        if not isinstance(chosen, list | tuple):
+            raise InvalidRouteError(spec.name, task, chosen, "an or split takes a list of routes")
+        routes = chosen
+    conditions: list[str] = []
+    for route in routes:
+        if not isinstance(route, Route):
+            raise InvalidRouteError(
+                spec.name, task, route, "use ctx.route.to_task() or ctx.route.to_condition()"
+            )
+        condition = (
+            implicit_condition_name(task, route.name) if route.kind == "task" else route.name
+        )
+        if condition not in definition.outputs:
+            successors = sorted(_successors(spec, task))
+            raise InvalidRouteError(
+                spec.name, task, route, f"not a successor of {task!r}; successors: {successors}"
+            )
+        if condition not in conditions:
+            conditions.append(condition)
+    return conditions
+
+
+def _successors(spec: NetSpec, task: str) -> set[str]:
+    names: set[str] = set()
+    for condition in spec.tasks[task].outputs:
+        definition = spec.conditions[condition]
+        names.update(definition.outputs if definition.implicit else [condition])
+    return names
+
+
+def after_production(
+    spec: NetSpec, task: str, marking: Marking, routed: Sequence[str] | None = None
+) -> tuple[dict[str, int], list[str]]:
+    """A completing task puts one token on each output (AND) or on the routed conditions
+    (XOR/OR, from ``resolve_routes``). Returns the new marking and the conditions marked."""
+    definition = spec.tasks[task]
+    targets = list(definition.outputs) if definition.split is SplitType.AND else list(routed or ())
+    result = dict(marking)
+    for condition in targets:
+        result[condition] = result.get(condition, 0) + 1
+    return result, targets
+
+
+def after_cancellation(spec: NetSpec, task: str, marking: Marking) -> dict[str, int]:
+    """The marking after ``task``'s cancellation region empties its conditions. The region's
+    tasks are cancelled by the engine (``spec.tasks[task].cancel_tasks``)."""
+    result = dict(marking)
+    for condition in spec.tasks[task].cancel_conditions:
+        result[condition] = 0
+    return result
+
+
+def enable_candidates(spec: NetSpec, task: str, marked: Iterable[str]) -> list[str]:
+    """The tasks to try to enable after ``task`` completed and marked ``marked``: every task after
+    those conditions, in declaration order, then ``task`` itself (it re-fires if its join is
+    still satisfied)."""
+    after = {t for c in marked for t in spec.conditions[c].outputs}
+    ordered = [t for t in spec.tasks if t in after and t != task]
+    return [*ordered, task]

@@ -1,0 +1,197 @@
+from __future__ import annotations
+
+import msgspec
+import pytest
+
+from cronflow_actors import net
+from cronflow_actors.errors import InvalidWorkflowError
+from cronflow_actors.net import JoinType, SplitType, TaskKind
+
+
+class Review(msgspec.Struct):
+    approved: bool
+
+
+def screen(ctx: object) -> str:
+    return "screened"
+
+
+def router(ctx: object) -> object:
+    return None
+
+
+def checks_workflow() -> net.WorkflowBuilder:
+    return (
+        net.workflow("checks")
+        .start_condition("start")
+        .end_condition("end")
+        .task("check", net.task(lambda ctx: "ok"))
+        .connect_condition("start", "check")
+        .connect_task("check", "end")
+    )
+
+
+def hire_workflow() -> net.WorkflowBuilder:
+    review = net.work_item("review").actions(
+        complete=net.action(Review, policy=net.require_scope("review:write"))
+    )
+    return (
+        net.workflow("hire", version="v2")
+        .start_condition("start")
+        .end_condition("end")
+        .condition("c1")
+        .task("screen", net.task(screen).split("xor").route(router))
+        .task("review", net.task(review).join("xor"))
+        .composite_task("checks", net.composite_task(checks_workflow()))
+        .dummy_task("merge", net.dummy_task().join("or"))
+        .connect_condition("start", "screen")
+        .connect_task("screen", "review", "c1")
+        .connect_condition("c1", "checks")
+        .connect_task("checks", "merge")
+        .connect_task("review", "merge")
+        .connect_task("merge", "end")
+        .cancellation_region("review", tasks=["checks"], conditions=["c1"])
+    )
+
+
+def test_a_valid_net_builds_to_its_spec() -> None:
+    spec = hire_workflow().build()
+    assert (spec.name, spec.version, spec.start, spec.end) == ("hire", "v2", "start", "end")
+    screen_spec = spec.tasks["screen"]
+    assert screen_spec.split is SplitType.XOR
+    assert screen_spec.inputs == ("start",)
+    assert screen_spec.outputs == ("screen__to__review", "c1")
+    assert screen_spec.work_item.handler is screen
+    assert screen_spec.work_item.name == "screen"
+    review = spec.tasks["review"]
+    assert review.join is JoinType.XOR
+    assert review.work_item.name == "review"
+    assert review.work_item.actions["complete"].schema is Review
+    assert review.cancel_tasks == frozenset({"checks"})
+    assert review.cancel_conditions == frozenset({"c1"})
+    assert spec.tasks["checks"].kind is TaskKind.COMPOSITE
+    assert spec.tasks["checks"].subworkflows[0].name == "checks"
+    assert spec.tasks["merge"].kind is TaskKind.DUMMY
+    assert spec.tasks["merge"].inputs == ("checks__to__merge", "review__to__merge")
+    implicit = spec.conditions["screen__to__review"]
+    assert implicit.implicit
+    assert (implicit.inputs, implicit.outputs) == (("screen",), ("review",))
+    assert not spec.conditions["c1"].implicit
+
+
+def test_every_problem_is_reported_in_one_error() -> None:
+    broken = (
+        net.workflow("broken")
+        .condition("c1")
+        .condition("c1")
+        .task("a", net.task().split("xor"))
+        .task("b", net.task().split("sideways").activities(on_enabld=lambda ctx: None))
+        .task("orphan", net.task())
+        .connect_condition("c1", "a")
+        .connect_task("a", "b", "nowhere")
+        .connect_condition("b", "a")
+        .cancellation_region("a", tasks=["a", "ghost"])
+    )
+    with pytest.raises(InvalidWorkflowError) as caught:
+        broken.build()
+    problems = caught.value.problems
+    expected = [
+        "no start condition",
+        "no end condition",
+        "'c1' is declared twice",
+        "task 'a' has a xor split but no router",
+        "task 'b' split is 'sideways'",
+        "task 'b' has no activity 'on_enabld'",
+        "connect_task('a', ...) names 'nowhere', which is not declared",
+        "connect_condition('b', ...) needs a condition, but 'b' is a task",
+        "a task cannot be in its own cancellation region",
+        "'ghost' is not a declared task",
+        "task 'orphan' has no incoming flow",
+        "task 'orphan' has no outgoing flow",
+        "task 'b' has no outgoing flow",
+    ]
+    for fragment in expected:
+        assert any(fragment in problem for problem in problems), (fragment, problems)
+    assert f"has {len(problems)} problems" in str(caught.value)
+
+
+def test_unreachable_elements_and_dead_ends_are_reported() -> None:
+    builder = (
+        net.workflow("islands")
+        .start_condition("start")
+        .end_condition("end")
+        .condition("island")
+        .condition("dead_end")
+        .task("a", net.task())
+        .task("b", net.task())
+        .task("c", net.task())
+        .connect_condition("start", "a")
+        .connect_task("a", "end", "dead_end")
+        .connect_condition("dead_end", "c")
+        .connect_task("c", "dead_end")
+        .connect_condition("island", "b")
+        .connect_task("b", "end")
+    )
+    with pytest.raises(InvalidWorkflowError) as caught:
+        builder.build()
+    problems = caught.value.problems
+    assert any("'b' cannot be reached from the start" in p for p in problems)
+    assert any("'island' cannot be reached from the start" in p for p in problems)
+    assert any("'c' cannot reach the end condition" in p for p in problems)
+    assert any("'dead_end' cannot reach the end condition" in p for p in problems)
+
+
+def test_a_child_workflows_problems_are_reported_with_the_parent() -> None:
+    child = net.workflow("child").start_condition("s").task("x", net.task())
+    parent = (
+        net.workflow("parent")
+        .start_condition("start")
+        .end_condition("end")
+        .composite_task("sub", net.composite_task(child))
+        .connect_condition("start", "sub")
+        .connect_task("sub", "end")
+    )
+    with pytest.raises(InvalidWorkflowError) as caught:
+        parent.build()
+    assert any(
+        "task 'sub', child workflow 'child': the workflow has no end condition" in p
+        for p in caught.value.problems
+    )
+
+
+def test_misplaced_builders_and_routes_are_reported() -> None:
+    builder = (
+        net.workflow("mixed")
+        .start_condition("start")
+        .end_condition("end")
+        .task("a", net.dummy_task().route(router))
+        .task("start_again", net.task())
+        .connect_condition("start", "a")
+        .connect_task("a", "start_again")
+        .connect_task("start_again", "start")
+        .connect_task("start_again", "end")
+        .cancellation_region("a", conditions=["end"])
+    )
+    with pytest.raises(InvalidWorkflowError) as caught:
+        builder.build()
+    problems = caught.value.problems
+    assert any("declared with .task() but built with net.dummy_task()" in p for p in problems)
+    assert any("has a router but an and split" in p for p in problems)
+    assert any("flows into the start condition" in p for p in problems)
+    assert any("start and end conditions cannot be cancelled" in p for p in problems)
+
+
+def test_an_implicit_condition_name_cannot_be_taken() -> None:
+    builder = (
+        net.workflow("clash")
+        .start_condition("start")
+        .end_condition("end")
+        .condition("a__to__b")
+        .task("a", net.task())
+        .task("b", net.task())
+        .connect_condition("start", "a")
+        .connect_task("a", "b")
+        .connect_task("b", "end")
+    )
+    with pytest.raises(InvalidWorkflowError, match="implicit condition 'a__to__b'"):
+        builder.build()
