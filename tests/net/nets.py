@@ -66,8 +66,8 @@ def make_net(
     return NetSpec(name="test", start=start, end=end, conditions=condition_specs, tasks=task_specs)
 
 
-def loop_net() -> NetSpec:
-    """Tasquencer's or-join-loop-cancellation-region net."""
+def loop_net(*, with_region: bool = True) -> NetSpec:
+    """Tasquencer's or-join-loop-cancellation-region net (optionally without C's region)."""
     return make_net(
         {"A": "and/and", "B": "and/and", "C": "and/and", "D": "and/and", "E": "or/and"},
         [
@@ -85,5 +85,5 @@ def loop_net() -> NetSpec:
             ("E", "end"),
         ],
         conditions=("c1", "c2", "c3"),
-        cancel={"C": ("B", "c1", "c2")},
+        cancel={"C": ("B", "c1", "c2")} if with_region else None,
     )

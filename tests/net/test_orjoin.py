@@ -116,24 +116,7 @@ def test_yawls_translation_makes_the_loop_nets_or_join_wait_forever() -> None:
 
 
 def test_without_the_cancellation_region_the_loop_net_makes_e_wait() -> None:
-    net = make_net(
-        {"A": "and/and", "B": "and/and", "C": "and/and", "D": "and/and", "E": "or/and"},
-        [
-            ("start", "A"),
-            ("A", "c1"),
-            ("c1", "B"),
-            ("B", "c2"),
-            ("c2", "C"),
-            ("c2", "E"),
-            ("C", "c3"),
-            ("c3", "D"),
-            ("c3", "E"),
-            ("D", "c1"),
-            ("D", "c2"),
-            ("E", "end"),
-        ],
-        conditions=("c1", "c2", "c3"),
-    )
+    net = loop_net(with_region=False)
     # Two tokens in c2: C takes one to c3 while the other stays.
     assert not is_or_join_enabled(net, "E", {"c2": 2}, started=[])
     # c1 and c3: B can put a token in c2 while c3 keeps its own.
