@@ -31,22 +31,23 @@ exactly:
    search goes breadth first, skips transitions that can never fire from M, and drops markings
    that break the invariant ``running:t + free:t = 1``; none of this changes the answer.
 
-On acyclic nets the cap changes nothing. On nets with loops it matters: YAWL's translation lets
-a task "run" several times at once in the analysis, so it sees tokens that this engine can never
+On acyclic nets the cap changes nothing. On nets with loops it matters: YAWL's translation lets a
+task "run" several times at once in the analysis, so it sees tokens that this engine can never
 produce, and its OR-join waits for them forever. On Tasquencer's loop net (an OR-join fed from a
-loop whose task C cancels B, c1 and c2) YAWL's translation says E must wait at {c2}, at {c3} and
-at {c1, c2}, so E can never fire; the witness starts C twice concurrently. With the cap, C's
-completion always empties c2 before c3 is marked, no marking holds both, and E fires, which is
-also what Tasquencer's own test of that net expects. Tasquencer's TypeScript port reaches its
-answers through three bugs (a post-set place loses two tokens in the predecessor step, reset
-places are not excluded from pre- and post-sets and every unmarked reset place gets a token,
-OR-split subsets are generated only as prefixes); we do not reproduce them. We implement the
-exact reset-net answer for the engine's own semantics, because "wait while a token can still
-come" is the OR-join's contract and any other answer waits for tokens that cannot come, or fires
-before tokens that can. ``one_run_per_task=False`` gives YAWL's translation, for comparison.
-tests/net/test_orjoin.py checks the backward analysis against an exhaustive forward search on
-random bounded nets, and pins the decisions on Tasquencer's acyclic, cancellation-region and loop
-nets under both translations.
+loop whose task C cancels B, c1 and c2) YAWL's translation says E must wait at {c2}, at {c3} and at
+{c1, c2}, so E can never fire; the witness starts C twice concurrently. With the cap, C's
+completion always empties c2 before c3 is marked, no marking holds both, and E fires at all three.
+Tasquencer's own test of that net agrees at {c2} and {c1, c2}, but expects E to wait at {c3} (its
+port says so); here E is enabled there next to D, a deferred choice on c3's token. Tasquencer's
+TypeScript port reaches its answers through three bugs (a post-set place loses two tokens in the
+predecessor step, reset places are not excluded from pre- and post-sets and every unmarked reset
+place gets a token, OR-split subsets are generated only as prefixes); we do not reproduce them. We
+implement the exact reset-net answer for the engine's own semantics, because "wait while a token
+can still come" is the OR-join's contract and any other answer waits for tokens that cannot come,
+or fires before tokens that can. ``one_run_per_task=False`` gives YAWL's translation, for
+comparison. tests/net/test_orjoin.py checks the backward analysis against an exhaustive forward
+search on random bounded nets, and pins the decisions on Tasquencer's acyclic, cancellation-region
+and loop nets under both translations.
 
 Re-evaluation happens when a task feeding the OR-join completes (the engine asks then), as in
 Tasquencer and YAWL.
