@@ -11,6 +11,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import msgspec
 
+from cronflow_actors.errors import ConfigurationError, StateValueError
 from cronflow_actors.messages import JournalEntry, Mutation, SnapshotRecord, TimerRecord
 
 __all__ = ["MISSING", "Store", "StoreStatistics"]
@@ -142,8 +143,6 @@ class Store(Protocol):
 
 def check_limit(limit: int | None, offset: int) -> None:
     """Validate paging arguments shared by both stores."""
-    from cronflow_actors.errors import ConfigurationError
-
     if limit is not None and (not isinstance(limit, int) or limit < 0):
         raise ConfigurationError("limit", limit, "None or a whole number >= 0")
     if not isinstance(offset, int) or offset < 0:
@@ -152,16 +151,12 @@ def check_limit(limit: int | None, offset: int) -> None:
 
 def check_ttl(ttl: float | None) -> None:
     """A TTL is None (no expiry) or a positive number of seconds."""
-    from cronflow_actors.errors import ConfigurationError
-
     if ttl is not None and (not is_number(ttl) or ttl <= 0):
         raise ConfigurationError("ttl", ttl, "None or a number of seconds > 0")
 
 
 def check_amount(namespace: str, key: str, amount: Any) -> None:
     """An ``incr`` amount must be a number; checked before anything is written."""
-    from cronflow_actors.errors import StateValueError
-
     if not is_number(amount):
         raise StateValueError(namespace, key, f"incr by {amount!r}", amount)
 
@@ -185,8 +180,6 @@ def incremented(
     An absent or expired key counts as 0 with no expiry; without ``ttl`` a live key keeps its
     expiry. A stored value that is not a number raises ``StateValueError``.
     """
-    from cronflow_actors.errors import StateValueError
-
     current: Any = 0
     expires_at: float | None = None
     if stored is not None and is_live(stored[1], now):

@@ -135,7 +135,7 @@ class MemoryStore:
 
     async def kv_purge_expired(self, now: float) -> int:
         self._require_open("purge expired keys")
-        expired = [k for k, (_, exp) in self._kv.items() if exp is not None and exp <= now]
+        expired = [k for k, (_, exp) in self._kv.items() if not is_live(exp, now)]
         for k in expired:
             del self._kv[k]
         return len(expired)
