@@ -186,11 +186,28 @@ class ResetNet:
 
     def coverable(self, target: Mapping[str, int], marking: Mapping[str, int]) -> bool:
         """Whether some marking reachable from ``marking`` has at least ``target``'s tokens."""
-        if _covers(marking, target):
-            return True
-        if not self._possible(target):
-            return False
-        fireable = self._fireable(marking)
+        return self.any_coverable([target], marking)
+
+    def any_coverable(
+        self, targets: Iterable[Mapping[str, int]], marking: Mapping[str, int]
+    ) -> bool:
+        """Whether any of ``targets`` is coverable from ``marking`` (the transitions that can
+        fire from ``marking`` are worked out once for all of them)."""
+        fireable: set[int] | None = None
+        for target in targets:
+            if _covers(marking, target):
+                return True
+            if not self._possible(target):
+                continue
+            if fireable is None:
+                fireable = self._fireable(marking)
+            if self._search(target, marking, fireable):
+                return True
+        return False
+
+    def _search(
+        self, target: Mapping[str, int], marking: Mapping[str, int], fireable: set[int]
+    ) -> bool:
         basis: list[Marking] = [dict(target)]
         frontier: deque[Marking] = deque([dict(target)])
         while frontier:
@@ -252,4 +269,4 @@ def is_or_join_enabled(
         current[_task_place(name) if name in running else _free_place(name)] = 1
     net = reset_net_for(spec, task)
     base = dict.fromkeys(marked, 1)
-    return not any(net.coverable(base | {q: 1}, current) for q in empty)
+    return not net.any_coverable((base | {q: 1} for q in empty), current)
