@@ -1,17 +1,38 @@
 """cronflow-actors: a durable workflow runtime for Python, built as an actor system on asyncio.
 
-The foundation is in place: the actor kernel (``cronflow_actors.kernel``), messages
-(``cronflow_actors.messages``) and the store (``cronflow_actors.store``). The workflow API of
-DESIGN.md (``define``, ``Runtime``, ``net``) is built on top of them by the following issues.
+    import cronflow_actors as cf
+    from cronflow_actors import net
+
+    async with cf.Runtime(db="app.db", workflows=[spec]) as rt:
+        workflow_id = await rt.start_workflow("hire", {"name": "Ada"})
+
+Layers (DESIGN.md): ``net`` (NetSpec and its builder), ``engine`` (the actors that run it),
+``kernel`` (pykka actors on asyncio), ``store`` (SQLite and in-memory), ``runtime``.
 """
 
 from importlib.metadata import PackageNotFoundError, version
 
-from cronflow_actors import errors
+from cronflow_actors import errors, net
+from cronflow_actors.engine.context import WorkflowInfo, WorkItemInfo
+from cronflow_actors.engine.states import TaskState, WorkflowState, WorkItemState
+from cronflow_actors.messages.engine import Principal, Stats
+from cronflow_actors.runtime import Runtime
 
 try:
     __version__ = version("cronflow-actors")
 except PackageNotFoundError:  # running from a source tree that was not installed
     __version__ = "0.0.0+unknown"
 
-__all__ = ["__version__", "errors"]
+__all__ = [
+    "Principal",
+    "Runtime",
+    "Stats",
+    "TaskState",
+    "WorkItemInfo",
+    "WorkItemState",
+    "WorkflowInfo",
+    "WorkflowState",
+    "__version__",
+    "errors",
+    "net",
+]

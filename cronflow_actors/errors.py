@@ -9,6 +9,20 @@
     ├── WorkflowDefinitionError
     │   └── InvalidWorkflowError        a workflow definition has problems (all listed at once)
     ├── InvalidRouteError               a router returned a route the task cannot take
+    ├── EngineError
+    │   ├── RuntimeNotRunningError       a Runtime call before start() or after stop()
+    │   ├── UnknownWorkflowError         no registered workflow (version) has that name
+    │   ├── WorkflowDeprecatedError      the version refuses new instances
+    │   ├── NotFoundError                no workflow instance / work item / task with that id
+    │   ├── InvalidStateTransitionError  an element cannot go from its state to the requested one
+    │   ├── InvalidPolicyResultError     a completion policy returned something else
+    │   ├── AutoTriggerAlreadySetError   an activity set a second auto-trigger on one work item
+    │   ├── SchedulingNotAllowedError    register_scheduled outside an active-lifecycle activity
+    │   └── ActionError                  an action call was refused; nothing changed
+    │       ├── InternalOnlyActionError     an external caller used an action with no definition
+    │       ├── InvalidPayloadError         the payload does not match the action's schema
+    │       ├── AuthenticationRequiredError an external caller without identity
+    │       └── ActionDeniedError           the action's policy denied the caller
     └── StoreError
         ├── StoreClosedError             the store was used before open() or after close()
         ├── SchemaVersionError           the database was written by a newer cronflow-actors
@@ -24,19 +38,33 @@ Every error says what was wrong, on which element, and what to do about it.
 from __future__ import annotations
 
 __all__ = [
+    "ActionDeniedError",
+    "ActionError",
     "ActorNameTakenError",
     "ActorSystemError",
     "ActorSystemNotRunningError",
+    "AuthenticationRequiredError",
+    "AutoTriggerAlreadySetError",
     "ConfigurationError",
     "CronflowError",
+    "EngineError",
+    "InternalOnlyActionError",
+    "InvalidPayloadError",
+    "InvalidPolicyResultError",
     "InvalidRouteError",
+    "InvalidStateTransitionError",
     "InvalidWorkflowError",
     "MutationRejectedError",
+    "NotFoundError",
+    "RuntimeNotRunningError",
+    "SchedulingNotAllowedError",
     "SchemaVersionError",
     "StateValueError",
     "StoreClosedError",
     "StoreError",
+    "UnknownWorkflowError",
     "WorkflowDefinitionError",
+    "WorkflowDeprecatedError",
     "WouldBlockLoopError",
 ]
 
@@ -206,4 +234,160 @@ class InvalidRouteError(CronflowError, ValueError):
         self.route = route
         super().__init__(
             f"router of task {task!r} in workflow {workflow!r} returned {route!r}: {reason}"
+        )
+
+
+class EngineError(CronflowError):
+    """Something the workflow engine refused or could not do. Nothing was changed."""
+
+
+class RuntimeNotRunningError(EngineError, RuntimeError):
+    """A ``Runtime`` was used before ``start()`` (or ``async with``) or after ``stop()``."""
+
+    def __init__(self, operation: str, state: str) -> None:
+        self.operation = operation
+        self.state = state
+        super().__init__(
+            f"cannot {operation}: the runtime is {state}; use 'async with Runtime(...) as rt'"
+        )
+
+
+class UnknownWorkflowError(EngineError, LookupError):
+    """No registered workflow has that name (or that version)."""
+
+    def __init__(self, name: str, version: str | None, known: list[str]) -> None:
+        self.name = name
+        self.version = version
+        self.known = known
+        what = f"workflow {name!r}" + (f" version {version!r}" if version else "")
+        super().__init__(f"{what} is not registered; registered: {known}; call rt.register() first")
+
+
+class WorkflowDeprecatedError(EngineError):
+    """The workflow version is deprecated: running instances go on, new ones are refused."""
+
+    def __init__(self, name: str, version: str, active: list[str]) -> None:
+        self.name = name
+        self.version = version
+        super().__init__(
+            f"workflow {name!r} version {version!r} is deprecated and starts no new instances; "
+            f"use one of the active versions {active}"
+        )
+
+
+class NotFoundError(EngineError, LookupError):
+    """No element of that kind has that id (or name) here."""
+
+    def __init__(self, kind: str, ident: str, where: str = "") -> None:
+        self.kind = kind
+        self.ident = ident
+        place = f" in {where}" if where else ""
+        super().__init__(
+            f"no {kind} {ident!r}{place}; check the id (ids are returned by the runtime)"
+        )
+
+
+class InvalidStateTransitionError(EngineError):
+    """An element was asked to move to a state its current state does not lead to.
+
+    The message names the element, its current state and the requested one; nothing changed.
+    """
+
+    def __init__(
+        self, kind: str, ident: str, current: str, requested: str, allowed: list[str]
+    ) -> None:
+        self.kind = kind
+        self.ident = ident
+        self.current = current
+        self.requested = requested
+        self.allowed = allowed
+        super().__init__(
+            f"{kind} {ident!r} is {current!r} and cannot become {requested!r}; "
+            f"from {current!r} it can become {allowed}"
+        )
+
+
+class InvalidPolicyResultError(EngineError, ValueError):
+    """A completion policy returned something other than "complete", "fail" or "continue"."""
+
+    def __init__(self, workflow: str, task: str, result: object) -> None:
+        self.workflow = workflow
+        self.task = task
+        self.result = result
+        super().__init__(
+            f"the policy of task {task!r} in workflow {workflow!r} returned {result!r}; "
+            "a policy returns 'complete', 'fail' or 'continue'"
+        )
+
+
+class AutoTriggerAlreadySetError(EngineError):
+    """An activity set a second auto-trigger (start/complete/fail/cancel) on one work item."""
+
+    def __init__(self, work_item: str, first: str, second: str) -> None:
+        self.work_item = work_item
+        super().__init__(
+            f"work item {work_item!r} already has the auto-trigger {first!r}; "
+            f"cannot also set {second!r} in the same activity"
+        )
+
+
+class SchedulingNotAllowedError(EngineError):
+    """``register_scheduled`` was called where no element's active life can own the job."""
+
+    def __init__(self, where: str) -> None:
+        self.where = where
+        super().__init__(
+            f"register_scheduled is not available in {where}; use it in on_initialized/on_started "
+            "(workflows, work items), on_enabled/on_started/on_*_state_changed (tasks)"
+        )
+
+
+class ActionError(EngineError):
+    """An action call was refused before anything changed."""
+
+
+class InternalOnlyActionError(ActionError, PermissionError):
+    """An external caller used an action that has no custom definition (internal-only)."""
+
+    def __init__(self, element: str, action: str) -> None:
+        self.element = element
+        self.action = action
+        super().__init__(
+            f"action {action!r} of {element} is internal-only: declare it with "
+            "net.action(schema, policy=...) to allow external callers, "
+            "or call it internally (principal=None)"
+        )
+
+
+class InvalidPayloadError(ActionError, ValueError):
+    """The payload of an action does not match the action's schema."""
+
+    def __init__(self, element: str, action: str, reason: str) -> None:
+        self.element = element
+        self.action = action
+        self.reason = reason
+        super().__init__(f"invalid payload for action {action!r} of {element}: {reason}")
+
+
+class AuthenticationRequiredError(ActionError, PermissionError):
+    """An external call came without an identity (a principal with no id)."""
+
+    def __init__(self, element: str, action: str) -> None:
+        self.element = element
+        self.action = action
+        super().__init__(
+            f"action {action!r} of {element} needs an authenticated caller; "
+            "pass a principal with an id"
+        )
+
+
+class ActionDeniedError(ActionError, PermissionError):
+    """The action's authorization policy denied the caller."""
+
+    def __init__(self, element: str, action: str, principal: str) -> None:
+        self.element = element
+        self.action = action
+        self.principal = principal
+        super().__init__(
+            f"caller {principal!r} may not run action {action!r} of {element}: its policy denied it"
         )

@@ -1,5 +1,37 @@
-"""The engine layer: the actors that run a NetSpec (WorkflowActor, TaskActor, WorkItemActor,
-ActionActor), their contexts, retries, timeouts, actions and policies.
+"""The engine layer: the actors that run a NetSpec and what they need.
 
-Built by the net engine issue; this layer holds nothing yet.
+- ``WorkflowActor`` (one per root instance, the unit of consistency) and ``WorkItemActor`` (one
+  per running handler), in ``actors``;
+- the element operations, one module per element: ``workflows``, ``tasks``, ``work_items``;
+- ``commands`` (one transaction per command), ``actions`` (the external boundary),
+  ``context`` (what user code gets), ``states`` (the three state machines), ``timers``,
+  ``registry`` (versions).
 """
+
+from cronflow_actors.engine.actors import EngineServices, WorkflowActor, WorkItemActor
+from cronflow_actors.engine.context import (
+    Context,
+    TaskInfo,
+    Transition,
+    WorkflowInfo,
+    WorkItemInfo,
+)
+from cronflow_actors.engine.registry import WorkflowRegistry
+from cronflow_actors.engine.states import TaskState, WorkflowState, WorkItemState
+from cronflow_actors.engine.timers import TimerService
+
+__all__ = [
+    "Context",
+    "EngineServices",
+    "TaskInfo",
+    "TaskState",
+    "TimerService",
+    "Transition",
+    "WorkItemActor",
+    "WorkItemInfo",
+    "WorkItemState",
+    "WorkflowActor",
+    "WorkflowInfo",
+    "WorkflowRegistry",
+    "WorkflowState",
+]

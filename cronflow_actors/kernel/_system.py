@@ -231,6 +231,13 @@ class ActorSystem:
 
     # -- tasks and idleness -----------------------------------------------------------------------
 
+    def create_task(
+        self, coro: Coroutine[Any, Any, T], *, name: str | None = None
+    ) -> asyncio.Task[T]:
+        """Run a coroutine as a task of the system (not of one actor): it counts as work for
+        ``wait_idle()`` until it finishes, and is cancelled when the system stops."""
+        return self._track_task(coro, name=name)
+
     def _track_task(
         self, coro: Coroutine[Any, Any, T], *, name: str | None = None
     ) -> asyncio.Task[T]:

@@ -7,6 +7,7 @@ from cronflow_actors.messages.base import (
     json_decoder_for,
     json_encode,
 )
+from cronflow_actors.messages.engine import Principal
 from cronflow_actors.messages.kernel import ChildFailed, ChildStopped
 from cronflow_actors.messages.records import JournalEntry, Mutation, SnapshotRecord, TimerRecord
 
@@ -16,6 +17,7 @@ __all__ = [
     "JournalEntry",
     "Message",
     "Mutation",
+    "Principal",
     "SnapshotRecord",
     "TimerRecord",
     "decoder_for",

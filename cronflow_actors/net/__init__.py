@@ -13,6 +13,7 @@ The engine's actors carry out what these functions compute.
             .build())
 """
 
+from cronflow_actors.net import jobs
 from cronflow_actors.net.builder import (
     ActionSpec,
     TaskBuilder,
@@ -63,6 +64,7 @@ __all__ = [
     "composite_task",
     "dummy_task",
     "dynamic_composite_task",
+    "jobs",
     "require_all_scopes",
     "require_any_scope",
     "require_scope",

@@ -231,6 +231,7 @@ class WorkflowBuilder:
         self._regions: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = []
         self._activities: dict[str, Any] = {}
         self._actions: dict[str, Any] = {}
+        self._deprecated = False
 
     # -- declarations -----------------------------------------------------------------------------
 
@@ -290,6 +291,11 @@ class WorkflowBuilder:
     def actions(self, **actions: ActionSpec) -> Self:
         """Custom ``initialize`` / ``cancel`` actions (undeclared ones are internal-only)."""
         self._actions.update(actions)
+        return self
+
+    def deprecated(self, deprecated: bool = True) -> Self:
+        """Mark this version deprecated: its running instances go on, new ones are refused."""
+        self._deprecated = deprecated
         return self
 
     # -- build ------------------------------------------------------------------------------------
@@ -433,6 +439,8 @@ class WorkflowBuilder:
             conditions=conditions,
             tasks=tasks,
             activities=dict(self._activities),
+            actions=dict(self._actions),
+            deprecated=self._deprecated,
         )
 
     # -- helpers ----------------------------------------------------------------------------------
@@ -572,6 +580,11 @@ class WorkflowBuilder:
                 problems.append(f"{where}: a dynamic composite task needs at least one workflow")
             if len(set(names)) != len(names):
                 problems.append(f"{where}: child workflow names must be unique, got {names}")
+            if "on_enabled" not in builder._activities:
+                problems.append(
+                    f"{where}: a dynamic composite task needs an on_enabled activity that picks "
+                    "its child workflows with ctx.workflow.initialize(name, payload)"
+                )
         if split is None or join is None:
             return None
         return TaskSpec(

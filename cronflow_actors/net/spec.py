@@ -94,6 +94,8 @@ class NetSpec(msgspec.Struct, frozen=True, kw_only=True, eq=False, weakref=True)
     conditions: Mapping[str, ConditionSpec]
     tasks: Mapping[str, TaskSpec]
     activities: Mapping[str, Any] = msgspec.field(default_factory=dict)
+    actions: Mapping[str, Any] = msgspec.field(default_factory=dict)
+    """Custom ``initialize`` / ``cancel`` actions (``ActionSpec``); the others are internal-only."""
     deprecated: bool = False
 
     def task(self, name: str) -> TaskSpec:

@@ -1,9 +1,6 @@
-"""The runtime layer: wiring, recovery, triggers and configuration.
-
-So far it opens the database a ``db`` setting names; the ``Runtime`` itself comes with the net
-engine issue.
-"""
+"""The runtime layer: wiring, recovery, triggers and configuration."""
 
 from cronflow_actors.runtime.database import open_store, store_for
+from cronflow_actors.runtime.runtime import Runtime
 
-__all__ = ["open_store", "store_for"]
+__all__ = ["Runtime", "open_store", "store_for"]

@@ -1,0 +1,65 @@
+"""The action boundary: how an outside call reaches a transition (spec section 5).
+
+Order: the element's state is checked, the payload converted to the action's schema,
+the caller authenticated, the action's policy asked, the callback run; only then the transition.
+An action with no custom definition is internal-only. Internal calls (``principal=None``) skip
+authentication and the policy but keep the schema and the callback. Anything that refuses the
+call raises before the transition, and the transaction is rolled back, so nothing changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import msgspec
+
+from cronflow_actors.engine.context import Context
+from cronflow_actors.engine.transaction import call_user, normalize
+from cronflow_actors.errors import (
+    ActionDeniedError,
+    AuthenticationRequiredError,
+    InternalOnlyActionError,
+    InvalidPayloadError,
+)
+from cronflow_actors.messages.engine import Principal
+from cronflow_actors.net.builder import ActionSpec
+
+__all__ = ["pass_boundary"]
+
+
+async def pass_boundary(
+    *,
+    actions: Mapping[str, ActionSpec],
+    action: str,
+    payload: Any,
+    principal: Principal | None,
+    element: str,
+    context: Callable[[], Context],
+) -> Any:
+    """Check one action call; returns the payload as stored (converted, then plain values)."""
+    custom = actions.get(action)
+    external = principal is not None
+    if external and custom is None:
+        raise InternalOnlyActionError(element, action)
+    converted = payload
+    if custom is not None and custom.schema is not None:
+        try:
+            converted = msgspec.convert(payload, custom.schema)
+        except msgspec.ValidationError as error:
+            raise InvalidPayloadError(element, action, str(error)) from None
+    if external:
+        assert principal is not None
+        assert custom is not None
+        if principal.id is None:
+            raise AuthenticationRequiredError(element, action)
+        if custom.policy is not None:
+            ctx = context()
+            if not await call_user(custom.policy, ctx, converted):
+                raise ActionDeniedError(element, action, principal.id)
+    if custom is not None and custom.callback is not None:
+        await call_user(custom.callback, context(), converted)
+    try:
+        return normalize(converted)
+    except (TypeError, ValueError, OverflowError) as error:
+        raise InvalidPayloadError(element, action, f"it cannot be stored: {error}") from None

@@ -1,0 +1,352 @@
+"""The actors that run instances: ``WorkflowActor`` (one per root instance) and
+``WorkItemActor`` (one per running handler).
+
+A ``WorkflowActor`` owns one instance: the root workflow, its child workflows (composite tasks),
+their tasks and work items. It carries out one command at a time as a transaction: the cascade
+runs depth-first through the element operations, which report to each other with state-change
+messages; then the new snapshot is committed through the store's group commit; only then are
+the effects released: handlers spawned, timers armed, the caller answered. If anything raises,
+the state is restored from the last committed snapshot, so a failed call changes nothing.
+
+Why the elements of one instance are not each a mailbox actor: Tasquencer's cascade is atomic
+and depth-first (spec section 0); a task's policy must see its work item's change before
+anything else happens in the instance, and a refused or failing call must roll back all of it.
+Separate mailboxes would interleave cascades and leave half-applied changes to undo. So the
+instance is one actor, the unit of consistency and of persistence, and the state-change
+messages between its elements are delivered by direct, ordered dispatch. Work that runs for a
+while (handlers) lives in its own ``WorkItemActor`` and reports back with a message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pykka
+
+from cronflow_actors.engine.commands import apply
+from cronflow_actors.engine.context import Context
+from cronflow_actors.engine.registry import WorkflowRegistry
+from cronflow_actors.engine.states import WorkItemState, is_final
+from cronflow_actors.engine.timers import TimerService
+from cronflow_actors.engine.transaction import Transaction, normalize
+from cronflow_actors.kernel import Clock, LoopActor
+from cronflow_actors.messages import (
+    ChildFailed,
+    ChildStopped,
+    Message,
+    Mutation,
+    SnapshotRecord,
+    decoder_for,
+    encode,
+)
+from cronflow_actors.messages.engine import (
+    InstanceState,
+    Principal,
+    TimerFired,
+    WorkflowRecord,
+    WorkItemAction,
+    WorkItemFinished,
+)
+from cronflow_actors.net.spec import NetSpec
+from cronflow_actors.store import Store
+
+__all__ = ["EngineServices", "Request", "WorkItemActor", "WorkflowActor", "decode_state"]
+
+logger = logging.getLogger(__name__)
+
+_state_decoder = decoder_for(InstanceState)
+
+
+def decode_state(body: bytes) -> InstanceState:
+    state: InstanceState = _state_decoder.decode(body)
+    return state
+
+
+class Request(Message, frozen=True, kw_only=True):
+    """A command sent with ``ask``: the actor answers at once with a future that resolves to the
+    command's result once its transaction is durable (or to the error that refused it)."""
+
+    command: Any
+
+
+class EngineServices:
+    """What every WorkflowActor of a runtime shares."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        clock: Clock,
+        registry: WorkflowRegistry,
+        timers: TimerService,
+        on_finished: Callable[[WorkflowRecord], None],
+        on_stopped: Callable[[WorkflowActor], None],
+        on_changes: Callable[[list[Message]], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.registry = registry
+        self.timers = timers
+        self.on_finished = on_finished
+        self.on_stopped = on_stopped
+        self.on_changes = on_changes
+
+
+class WorkflowActor(LoopActor):
+    """One root instance. Spawn it with no snapshot to start a new instance (its first command is
+    ``StartWorkflow``), or with the instance's snapshot to recover it."""
+
+    def __init__(
+        self,
+        services: EngineServices,
+        instance_id: str,
+        root: NetSpec,
+        snapshot: SnapshotRecord | None = None,
+    ) -> None:
+        super().__init__()
+        self.services = services
+        self.instance_id = instance_id
+        self.root = root
+        self._body: bytes | None = snapshot.body if snapshot is not None else None
+        self.state = self._restored()
+        self._queue: deque[tuple[Any, asyncio.Future[Any] | None]] = deque()
+        self._running = False
+        self._specs: dict[tuple[str, ...], NetSpec] = {(): root}
+        self._handlers: dict[str, Any] = {}
+
+    @property
+    def committed_body(self) -> bytes | None:
+        """The last durable snapshot body (what queries read)."""
+        return self._body
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+
+    def on_start(self) -> None:
+        if self._body is not None:  # recovered: run again what had started but was not recorded
+            for item in self.state.work_items.values():
+                if item.state == WorkItemState.STARTED:
+                    self._spawn_handler(item.id, item.attempt)
+
+    def on_stop(self) -> None:
+        self.services.on_stopped(self)
+        while self._queue:
+            _command, reply = self._queue.popleft()
+            if reply is not None and not reply.done():
+                reply.set_exception(pykka.ActorDeadError(f"{self} stopped"))
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, Request):
+            reply = asyncio.get_running_loop().create_future()
+            self._enqueue(message.command, reply)
+            return reply
+        if isinstance(message, WorkItemFinished | TimerFired):
+            self._enqueue(message, None)
+            return None
+        if isinstance(message, ChildFailed):
+            logger.error("%s: %s failed: %s", self, message.child_class, message.error_message)
+            return None
+        if isinstance(message, ChildStopped):
+            return None
+        return super().on_receive(message)
+
+    def _enqueue(self, command: Any, reply: asyncio.Future[Any] | None) -> None:
+        self._queue.append((command, reply))
+        if not self._running:
+            self._running = True
+            self.create_task(self._run(), name=f"instance {self.instance_id}")
+
+    async def _run(self) -> None:
+        try:
+            while self._queue:
+                command, reply = self._queue.popleft()
+                try:
+                    result = await self._transact(command)
+                except Exception as error:
+                    if reply is not None:
+                        if not reply.done():
+                            reply.set_exception(error)
+                    else:
+                        await self._after_internal_failure(command, error)
+                else:
+                    if reply is not None and not reply.done():
+                        reply.set_result(result)
+        finally:
+            self._running = False
+        root = self.state.workflows.get(self.instance_id)
+        if (root is None or is_final(root.state)) and not self._queue:
+            self.stop()  # finished (or never started): the store holds it from here on
+
+    # -- transactions ------------------------------------------------------------------------------
+
+    async def _transact(self, command: Any) -> Any:
+        return await self._transact_with(
+            lambda tx: apply(tx, command, self.root), getattr(command, "principal", None)
+        )
+
+    async def _transact_with(
+        self, body: Callable[[Transaction], Awaitable[Any]], principal: Principal | None = None
+    ) -> Any:
+        tx = Transaction(
+            self.state, now=self.services.clock.now(), spec_of=self._spec_of, principal=principal
+        )
+        root = self.state.workflows.get(self.instance_id)
+        was_final = root is not None and is_final(root.state)
+        try:
+            result = await body(tx)
+            if tx.changes or tx.journal or tx.timers_set or tx.timers_cancel:
+                await self._commit(tx)
+        except BaseException:
+            self.state = self._restored()
+            raise
+        self._release(tx, was_final=was_final)
+        return result
+
+    async def _commit(self, tx: Transaction) -> None:
+        state = self.state
+        state.revision += 1
+        body = encode(state)
+        root = state.workflows[state.id]
+        snapshot = SnapshotRecord(
+            instance_id=state.id,
+            workflow=state.workflow,
+            version=state.version,
+            status=root.state,
+            terminal=is_final(root.state),
+            revision=state.revision,
+            updated_at=tx.now,
+            body=body,
+        )
+        await self.services.store.commit(
+            Mutation(
+                snapshot=snapshot,
+                journal=tuple(tx.journal),
+                timers_set=tuple(tx.timers_set.values()),
+                timers_cancel=tuple(tx.timers_cancel),
+            )
+        )
+        self._body = body
+
+    def _release(self, tx: Transaction, *, was_final: bool) -> None:
+        """Effects of a durable transaction."""
+        for item_id, attempt in tx.handlers:
+            self._spawn_handler(item_id, attempt)
+        timers = self.services.timers
+        for timer_id in tx.timers_cancel:
+            timers.disarm(timer_id)
+        for record in tx.timers_set.values():
+            timers.arm(record)
+        if tx.changes and self.services.on_changes is not None:
+            self.services.on_changes(tx.changes)
+        root = self.state.workflows.get(self.instance_id)
+        if root is not None and is_final(root.state) and not was_final:
+            self.services.on_finished(root)
+
+    async def _after_internal_failure(self, command: Any, error: Exception) -> None:
+        """A handler's result or a timer could not be applied because user code raised: the
+        work item fails with that error (or the job is dropped), in a transaction of its own."""
+        logger.warning("%s: %r could not be applied: %r", self, command, error)
+        reason = f"{type(error).__name__}: {error}"
+        try:
+            if isinstance(command, WorkItemFinished):
+                item = self.state.work_items.get(command.work_item_id)
+                if item is not None and item.state == WorkItemState.STARTED:
+                    await self._transact(
+                        WorkItemAction(action="fail", work_item_id=item.id, payload=reason)
+                    )
+            elif isinstance(command, TimerFired) and command.timer_id in self.state.jobs:
+
+                async def drop(tx: Transaction) -> None:
+                    tx.drop_job(command.timer_id)
+
+                await self._transact_with(drop)
+        except Exception:
+            logger.exception("%s: could not record the failure of %r", self, command)
+
+    # -- helpers -----------------------------------------------------------------------------------
+
+    def _restored(self) -> InstanceState:
+        if self._body is None:
+            return InstanceState(
+                id=self.instance_id, workflow=self.root.name, version=self.root.version
+            )
+        return decode_state(self._body)
+
+    def _spec_of(self, workflow: WorkflowRecord) -> NetSpec:
+        spec = self._specs.get(workflow.path)
+        if spec is None:
+            spec = self.root
+            path = workflow.path
+            for index in range(0, len(path), 2):
+                task, child = path[index], path[index + 1]
+                spec = next(s for s in spec.tasks[task].subworkflows if s.name == child)
+            self._specs[workflow.path] = spec
+        return spec
+
+    def _spawn_handler(self, item_id: str, attempt: int) -> None:
+        item = self.state.work_items[item_id]
+        if item.state != WorkItemState.STARTED or item.attempt != attempt:
+            return
+        workflow = self.state.workflows[item.workflow_id]
+        handler = self._spec_of(workflow).tasks[item.task].work_item.handler
+        if handler is None:
+            return
+        ctx = Context(
+            where=f"handler of work item {item.name!r}",
+            task=Transaction.task_info(workflow, item.task),
+            work_item=Transaction.work_item_info(item),
+            parent=Transaction.workflow_info(workflow),
+            payload=workflow.payload,
+            outputs=dict(workflow.outputs),
+            attempt=item.attempt,
+            idempotency_key=item.id,
+        )
+        self.system.spawn(WorkItemActor, handler, ctx, item.id, attempt, parent=self.actor_ref)
+
+
+class WorkItemActor(LoopActor):
+    """Runs one attempt of a work item's handler and reports ``WorkItemFinished`` to its
+    WorkflowActor. ``async def`` handlers run on the loop, plain ``def`` ones on the
+    blocking pool (pykka ThreadingActors), so a blocking handler never stalls the loop."""
+
+    def __init__(
+        self, handler: Callable[..., Any], ctx: Context, item_id: str, attempt: int
+    ) -> None:
+        super().__init__()
+        self.handler = handler
+        self.ctx = ctx
+        self.item_id = item_id
+        self.attempt = attempt
+
+    def on_start(self) -> None:
+        self.create_task(self._run(), name=f"work item {self.item_id}")
+
+    async def _run(self) -> None:
+        try:
+            if inspect.iscoroutinefunction(self.handler):
+                output = await self.handler(self.ctx)
+            else:
+                output = await self.system.run_blocking(self.handler, self.ctx)
+                if inspect.isawaitable(output):
+                    output = await output
+            report = WorkItemFinished(
+                work_item_id=self.item_id, attempt=self.attempt, ok=True, output=normalize(output)
+            )
+        except Exception as error:
+            report = WorkItemFinished(
+                work_item_id=self.item_id,
+                attempt=self.attempt,
+                ok=False,
+                error=f"{type(error).__name__}: {error}",
+            )
+        parent = self.parent
+        if parent is not None:
+            # If the instance stopped meanwhile, recovery runs the handler again.
+            with contextlib.suppress(pykka.ActorDeadError):
+                parent.tell(report)
+        self.stop()

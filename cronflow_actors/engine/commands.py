@@ -1,0 +1,250 @@
+"""What a ``WorkflowActor`` does with each command: one transaction, one result.
+
+The state checks and the action boundary come first, so a refused call raises before any
+element moves; the element operations then run the cascade depth-first, in the order
+Tasquencer's single database transaction runs it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from cronflow_actors.engine import work_items, workflows
+from cronflow_actors.engine.actions import pass_boundary
+from cronflow_actors.engine.context import Context, WorkItemHandle
+from cronflow_actors.engine.states import WorkItemState, check_move
+from cronflow_actors.engine.transaction import Transaction
+from cronflow_actors.errors import InvalidStateTransitionError, NotFoundError
+from cronflow_actors.messages.engine import (
+    CancelWorkflow,
+    CancelWorkflowJob,
+    CancelWorkItemJob,
+    CompleteWorkItemJob,
+    FailWorkItemJob,
+    InitializeWorkflowJob,
+    InitializeWorkItem,
+    InitializeWorkItemJob,
+    Job,
+    ResetWorkItemJob,
+    StartWorkflow,
+    StartWorkItemJob,
+    TimerFired,
+    WorkflowCommand,
+    WorkflowRecord,
+    WorkItemAction,
+    WorkItemFinished,
+    WorkItemRecord,
+)
+from cronflow_actors.net.spec import NetSpec, TaskKind
+
+__all__ = ["WORK_ITEM_ACTIONS", "apply", "run_job"]
+
+WORK_ITEM_ACTIONS = {
+    "start": WorkItemState.STARTED,
+    "complete": WorkItemState.COMPLETED,
+    "fail": WorkItemState.FAILED,
+    "cancel": WorkItemState.CANCELED,
+    "reset": WorkItemState.INITIALIZED,
+}
+
+
+async def apply(tx: Transaction, command: WorkflowCommand, root: NetSpec) -> Any:
+    """Carry out ``command``; returns what the caller gets (an id, True/False, or None)."""
+    match command:
+        case StartWorkflow(payload=payload, principal=principal):
+            payload = await pass_boundary(
+                actions=root.actions,
+                action="initialize",
+                payload=payload,
+                principal=principal,
+                element=f"workflow {root.name!r}",
+                context=lambda: Context(
+                    where=f"workflow {root.name!r} initialize action",
+                    principal=principal,
+                    is_internal=principal is None,
+                    payload=payload,
+                ),
+            )
+            await workflows.initialize(tx, root, payload=payload, workflow_id=tx.state.id)
+            return tx.state.id
+        case InitializeWorkItem(workflow_id=workflow_id, task=task, payload=payload):
+            return await _initialize_work_item(tx, workflow_id, task, payload)
+        case WorkItemAction(action=action, work_item_id=item_id, payload=payload):
+            await _work_item_action(tx, action, tx.work_item(item_id), payload)
+            return None
+        case CancelWorkflow(workflow_id=workflow_id, principal=principal):
+            workflow = tx.workflow(workflow_id)
+            check_move("workflow", workflow.id, workflow.state, "canceled")
+            await pass_boundary(
+                actions=tx.spec(workflow).actions,
+                action="cancel",
+                payload=None,
+                principal=principal,
+                element=f"workflow {workflow.name!r} ({workflow.id})",
+                context=lambda: _workflow_context(tx, workflow, "cancel action"),
+            )
+            await workflows.cancel(tx, workflow, teardown=False)
+            return None
+        case WorkItemFinished(
+            work_item_id=item_id, attempt=attempt, ok=ok, output=output, error=error
+        ):
+            item = tx.state.work_items.get(item_id)
+            if item is None:
+                return False
+            return await work_items.record_outcome(
+                tx, item, attempt=attempt, ok=ok, output=output, error=error
+            )
+        case TimerFired(timer_id=timer_id):
+            job = tx.state.jobs.get(timer_id)
+            if job is None:
+                tx.timers_cancel.append(timer_id)
+                return False
+            tx.drop_job(timer_id)
+            await run_job(tx, job.job)
+            return True
+    raise TypeError(f"a WorkflowActor cannot carry out {command!r}")
+
+
+async def run_job(tx: Transaction, job: Job) -> None:
+    """A scheduled job, as an internal call."""
+    match job:
+        case InitializeWorkItemJob(workflow_id=workflow_id, task=task, payload=payload):
+            await _initialize_work_item(tx, workflow_id, task, payload)
+        case InitializeWorkflowJob(
+            workflow_id=workflow_id, task=task, workflow=name, payload=payload
+        ):
+            parent = tx.workflow(workflow_id)
+            definition = _task_definition(tx, parent, task)
+            names = [child.name for child in definition.subworkflows]
+            child = next((s for s in definition.subworkflows if s.name == (name or names[0])), None)
+            if (
+                definition.kind not in (TaskKind.COMPOSITE, TaskKind.DYNAMIC_COMPOSITE)
+                or child is None
+            ):
+                raise NotFoundError("child workflow", str(name), f"task {task!r} (it has {names})")
+            state = parent.tasks[task].state
+            if state not in ("enabled", "started"):
+                raise InvalidStateTransitionError(
+                    "task",
+                    f"{parent.name}/{task}",
+                    state,
+                    "initialize a child workflow",
+                    ["enabled", "started"],
+                )
+            await workflows.initialize(tx, child, payload=payload, parent=parent, parent_task=task)
+        case CancelWorkflowJob(workflow_id=workflow_id):
+            await workflows.cancel(tx, tx.workflow(workflow_id), teardown=False)
+        case (
+            StartWorkItemJob()
+            | CompleteWorkItemJob()
+            | FailWorkItemJob()
+            | CancelWorkItemJob()
+            | ResetWorkItemJob()
+        ):
+            action = type(job).__name__.removesuffix("WorkItemJob").lower()
+            await _work_item_action(tx, action, tx.work_item(job.work_item_id), job.payload)
+
+
+async def _initialize_work_item(tx: Transaction, workflow_id: str, task: str, payload: Any) -> str:
+    workflow = tx.workflow(workflow_id)
+    definition = _task_definition(tx, workflow, task)
+    state = workflow.tasks[task].state
+    if definition.kind is not TaskKind.TASK or state not in ("enabled", "started"):
+        raise InvalidStateTransitionError(
+            "task",
+            f"{workflow.name}/{task}",
+            state if definition.kind is TaskKind.TASK else f"a {definition.kind.value} task",
+            "initialize a work item",
+            ["enabled", "started"],
+        )
+    payload = await pass_boundary(
+        actions=definition.work_item.actions,
+        action="initialize",
+        payload=payload,
+        principal=tx.principal,
+        element=f"work item {definition.work_item.name!r} of task {task!r}",
+        context=lambda: _workflow_context(tx, workflow, f"task {task!r} initialize action"),
+    )
+    item = await work_items.initialize(tx, workflow, task, payload)
+    return item.id
+
+
+async def _work_item_action(
+    tx: Transaction, action: str, item: WorkItemRecord, payload: Any
+) -> None:
+    target = WORK_ITEM_ACTIONS.get(action)
+    if target is None:
+        raise ValueError(
+            f"unknown work item action {action!r}; actions: {sorted(WORK_ITEM_ACTIONS)}"
+        )
+    check_move("work item", item.id, item.state, target)
+    workflow = tx.workflow(item.workflow_id)
+    if action == "start":
+        task_state = workflow.tasks[item.task].state
+        if task_state not in ("enabled", "started"):
+            raise InvalidStateTransitionError(
+                "task",
+                f"{workflow.name}/{item.task}",
+                task_state,
+                "started",
+                ["enabled", "started"],
+            )
+    definition = tx.spec(workflow).tasks[item.task].work_item
+    payload = await pass_boundary(
+        actions=definition.actions,
+        action=action,
+        payload=payload,
+        principal=tx.principal,
+        element=f"work item {item.name!r} ({item.id})",
+        context=_item_context(tx, workflow, item, action),
+    )
+    if action == "start":
+        await work_items.start(tx, item, payload)
+    elif action == "complete":
+        await work_items.complete(tx, item, payload)
+    elif action == "fail":
+        await work_items.fail(tx, item, payload)
+    elif action == "cancel":
+        await work_items.cancel(tx, item, teardown=False)
+    else:
+        await work_items.reset(tx, item)
+
+
+def _task_definition(tx: Transaction, workflow: WorkflowRecord, task: str) -> Any:
+    spec = tx.spec(workflow)
+    if task not in spec.tasks:
+        raise NotFoundError(
+            "task", task, f"workflow {workflow.name!r} (tasks: {sorted(spec.tasks)})"
+        )
+    return spec.tasks[task]
+
+
+def _workflow_context(tx: Transaction, workflow: WorkflowRecord, where: str) -> Context:
+    return Context(
+        where=f"workflow {workflow.name!r} {where}",
+        workflow=tx.workflow_info(workflow),
+        parent=tx.workflow_info(workflow),
+        payload=workflow.payload,
+        outputs=workflow.outputs,
+        principal=tx.principal,
+        is_internal=tx.principal is None,
+    )
+
+
+def _item_context(
+    tx: Transaction, workflow: WorkflowRecord, item: WorkItemRecord, action: str
+) -> Callable[[], Context]:
+    def build() -> Context:
+        return Context(
+            where=f"work item {item.name!r} {action} action",
+            task=tx.task_info(workflow, item.task),
+            work_item=WorkItemHandle(tx.work_item_info(item)),
+            parent=tx.workflow_info(workflow),
+            payload=workflow.payload,
+            outputs=workflow.outputs,
+            principal=tx.principal,
+            is_internal=tx.principal is None,
+        )
+
+    return build

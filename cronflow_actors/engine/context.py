@@ -1,0 +1,295 @@
+"""What user code gets as ``ctx``: activities, routers, policies, action callbacks and handlers.
+
+Everything a context lets user code *change* is recorded as an intent and carried out by the
+engine right after the user function returns: ``ctx.work_item.initialize(payload)`` returns the
+new work item's id at once, and the item is initialized (its ``on_initialized`` run, its
+auto-start queued) when the activity is done. So plain ``def`` activities and ``async def`` ones
+behave the same, and an activity that raises changes nothing (its transaction is rolled back).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import msgspec
+
+from cronflow_actors.engine.states import TaskState, WorkflowState, WorkItemState
+from cronflow_actors.errors import AutoTriggerAlreadySetError, SchedulingNotAllowedError
+from cronflow_actors.messages.engine import Principal, Stats
+from cronflow_actors.net.marking import Route
+
+__all__ = [
+    "ChildWorkflows",
+    "Context",
+    "RouteBuilder",
+    "TaskInfo",
+    "Transition",
+    "WorkItemHandle",
+    "WorkItemInfo",
+    "WorkItems",
+    "WorkflowInfo",
+]
+
+
+class WorkflowInfo(msgspec.Struct, frozen=True, kw_only=True):
+    """A read-only view of a workflow instance (root or child)."""
+
+    id: str
+    name: str
+    version: str = ""
+    state: WorkflowState
+    payload: Any = None
+    output: Any = None
+    error: str | None = None
+    parent_id: str | None = None
+    parent_task: str | None = None
+
+
+class TaskInfo(msgspec.Struct, frozen=True, kw_only=True):
+    name: str
+    generation: int
+    state: TaskState
+
+
+class WorkItemInfo(msgspec.Struct, frozen=True, kw_only=True):
+    """A read-only view of a work item, as ``Runtime.work_items()`` returns it."""
+
+    id: str
+    name: str
+    task: str
+    generation: int
+    workflow_id: str
+    state: WorkItemState
+    payload: Any = None
+    output: Any = None
+    error: str | None = None
+    attempt: int = 0
+
+
+class Transition(msgspec.Struct, frozen=True, kw_only=True):
+    """The change a policy is asked about: ``prev_state`` -> ``next_state`` of a child."""
+
+    prev_state: str | None
+    next_state: str
+
+
+class RouteBuilder:
+    """``ctx.route`` in a router: name where the token goes."""
+
+    __slots__ = ()
+
+    @staticmethod
+    def to_task(name: str) -> Route:
+        """Route to a successor task (through the condition the task -> task flow made)."""
+        return Route("task", name)
+
+    @staticmethod
+    def to_condition(name: str) -> Route:
+        """Route to an output condition."""
+        return Route("condition", name)
+
+
+ROUTE = RouteBuilder()
+
+Scheduler = Callable[[float, Any], str]
+
+
+class WorkItems:
+    """``ctx.work_item`` in a task's activities: initialize work items of this task's generation
+    and list them. In ``on_work_item_state_changed`` it also says which item changed how."""
+
+    def __init__(
+        self,
+        initialize: Callable[[Any], str] | None,
+        ids: Callable[[], list[str]],
+        *,
+        id: str | None = None,
+        prev_state: str | None = None,
+        next_state: str | None = None,
+    ) -> None:
+        self._initialize = initialize
+        self._ids = ids
+        self.id = id
+        self.prev_state = prev_state
+        self.next_state = next_state
+
+    def initialize(self, payload: Any = None) -> str:
+        """Initialize a work item of this task; returns its id. Its ``on_initialized`` runs and
+        its auto-start (if any) is queued once the activity returns."""
+        if self._initialize is None:
+            raise SchedulingNotAllowedError("a teardown activity (work items cannot be added)")
+        return self._initialize(payload)
+
+    def ids(self) -> list[str]:
+        """Ids of this task's work items in its current generation."""
+        return self._ids()
+
+
+class ChildWorkflows:
+    """``ctx.workflow`` in a composite task's activities: initialize child workflows and list
+    them. For a dynamic composite task, ``initialize(name, payload)`` picks the child type."""
+
+    def __init__(
+        self,
+        initialize: Callable[[str | None, Any], str] | None,
+        ids: Callable[[], list[str]],
+        *,
+        dynamic: bool,
+        id: str | None = None,
+        name: str | None = None,
+        prev_state: str | None = None,
+        next_state: str | None = None,
+    ) -> None:
+        self._initialize = initialize
+        self._ids = ids
+        self._dynamic = dynamic
+        self.id = id
+        self.name = name
+        self.prev_state = prev_state
+        self.next_state = next_state
+
+    def initialize(self, *args: Any) -> str:
+        """``initialize(payload=None)``; for a dynamic composite task
+        ``initialize(name, payload=None)``. Returns the child workflow's id."""
+        if self._initialize is None:
+            raise SchedulingNotAllowedError("a teardown activity (workflows cannot be added)")
+        if self._dynamic:
+            if not args or not isinstance(args[0], str):
+                raise TypeError(
+                    "a dynamic composite task initializes a named child: "
+                    "ctx.workflow.initialize(name, payload=None)"
+                )
+            return self._initialize(args[0], args[1] if len(args) > 1 else None)
+        if len(args) > 1:
+            raise TypeError("ctx.workflow.initialize takes one payload argument")
+        return self._initialize(None, args[0] if args else None)
+
+    def ids(self) -> list[str]:
+        """Ids of this task's child workflows in its current generation."""
+        return self._ids()
+
+
+class WorkItemHandle:
+    """``ctx.work_item`` in a work item's own activities and actions.
+
+    ``on_initialized`` may call ``start(payload)``; ``on_started`` one of ``complete(payload)``,
+    ``fail(payload)``, ``cancel(payload)``. Each records an auto-trigger that the engine runs once
+    the activity returns; a second call in the same activity is an error.
+    """
+
+    def __init__(self, info: WorkItemInfo, allowed: frozenset[str] = frozenset()) -> None:
+        self.info = info
+        self.id = info.id
+        self.name = info.name
+        self.payload = info.payload
+        self._allowed = allowed
+        self.trigger: tuple[str, Any] | None = None
+
+    def _set(self, action: str, payload: Any) -> None:
+        if action not in self._allowed:
+            allowed = sorted(self._allowed) or "none"
+            raise SchedulingNotAllowedError(
+                f"this activity for work item {self.id!r}: auto-trigger {action!r} "
+                f"(auto-triggers here: {allowed})"
+            )
+        if self.trigger is not None:
+            raise AutoTriggerAlreadySetError(self.id, self.trigger[0], action)
+        self.trigger = (action, payload)
+
+    def start(self, payload: Any = None) -> None:
+        self._set("start", payload)
+
+    def complete(self, payload: Any = None) -> None:
+        self._set("complete", payload)
+
+    def fail(self, payload: Any = None) -> None:
+        self._set("fail", payload)
+
+    def cancel(self, payload: Any = None) -> None:
+        self._set("cancel", payload)
+
+
+class Context:
+    """The ``ctx`` user code receives. Which attributes are set depends on where it runs:
+
+    - ``workflow``: the workflow (workflow activities) or ``ChildWorkflows`` (composite tasks);
+    - ``task``: ``TaskInfo`` (task activities, routers, policies);
+    - ``work_item``: ``WorkItems`` (task activities), ``WorkItemHandle`` (work item activities,
+      actions) or ``WorkItemInfo`` (handlers);
+    - ``parent``: the enclosing workflow's ``WorkflowInfo`` (and ``parent_task`` for a child
+      workflow's activities);
+    - ``payload`` and ``outputs``: the workflow's initialize payload and the latest output of each
+      of its tasks; ``output``: the completing task's output (routers);
+    - ``transition`` and ``stats`` (policies), ``route`` (routers), ``principal`` and
+      ``is_internal`` (actions), ``attempt`` and ``idempotency_key`` (handlers).
+    """
+
+    __slots__ = (
+        "_scheduler",
+        "_where",
+        "attempt",
+        "idempotency_key",
+        "is_internal",
+        "output",
+        "outputs",
+        "parent",
+        "parent_task",
+        "payload",
+        "principal",
+        "route",
+        "stats",
+        "task",
+        "transition",
+        "work_item",
+        "workflow",
+    )
+
+    def __init__(
+        self,
+        *,
+        where: str,
+        scheduler: Scheduler | None = None,
+        workflow: Any = None,
+        task: TaskInfo | None = None,
+        work_item: Any = None,
+        parent: WorkflowInfo | None = None,
+        parent_task: TaskInfo | None = None,
+        payload: Any = None,
+        outputs: Mapping[str, Any] | None = None,
+        output: Any = None,
+        transition: Transition | None = None,
+        stats: Stats | None = None,
+        principal: Principal | None = None,
+        is_internal: bool = True,
+        attempt: int = 0,
+        idempotency_key: str | None = None,
+    ) -> None:
+        self._where = where
+        self._scheduler = scheduler
+        self.workflow = workflow
+        self.task = task
+        self.work_item = work_item
+        self.parent = parent
+        self.parent_task = parent_task
+        self.payload = payload
+        self.outputs = outputs if outputs is not None else {}
+        self.output = output
+        self.transition = transition
+        self.stats = stats
+        self.principal = principal
+        self.is_internal = is_internal
+        self.attempt = attempt
+        self.idempotency_key = idempotency_key
+        self.route = ROUTE
+
+    def register_scheduled(self, delay: float, job: Any) -> str:
+        """Run ``job`` (from ``net.jobs``) ``delay`` seconds from now as an internal call, unless
+        the element whose activity registered it finishes (completes, fails, is canceled, reset
+        or disabled) first. Durable: it survives a restart. Returns the job's timer id."""
+        if self._scheduler is None:
+            raise SchedulingNotAllowedError(self._where)
+        return self._scheduler(delay, job)
+
+    def __repr__(self) -> str:
+        return f"<Context {self._where}>"

@@ -1,0 +1,75 @@
+"""Registered workflow definitions: several versions of one name side by side.
+
+New instances start on the newest active version unless a version is named; a deprecated
+version refuses new instances while its running ones go on (and are recovered after a restart).
+"""
+
+from __future__ import annotations
+
+from cronflow_actors.errors import ConfigurationError, UnknownWorkflowError, WorkflowDeprecatedError
+from cronflow_actors.net.spec import NetSpec
+
+__all__ = ["WorkflowRegistry"]
+
+
+class WorkflowRegistry:
+    def __init__(self) -> None:
+        self._versions: dict[str, dict[str, NetSpec]] = {}
+        self._deprecated: set[tuple[str, str]] = set()
+
+    def register(self, spec: NetSpec, *, deprecated: bool = False) -> None:
+        """Add ``spec`` under its name and version. Registering the same spec again is a no-op;
+        another spec under a taken name and version is refused."""
+        if not isinstance(spec, NetSpec):
+            raise ConfigurationError("workflow", spec, "a NetSpec from net.workflow(...).build()")
+        versions = self._versions.setdefault(spec.name, {})
+        known = versions.get(spec.version)
+        if known is not None and known is not spec:
+            raise ConfigurationError(
+                "workflow",
+                f"{spec.name} {spec.version}",
+                "a name and version not registered yet; give the new definition another version",
+            )
+        versions[spec.version] = spec
+        if deprecated or spec.deprecated:
+            self._deprecated.add((spec.name, spec.version))
+        else:
+            self._deprecated.discard((spec.name, spec.version))
+
+    def deprecate(self, name: str, version: str) -> None:
+        self.get(name, version)
+        self._deprecated.add((name, version))
+
+    def is_deprecated(self, name: str, version: str) -> bool:
+        return (name, version) in self._deprecated
+
+    def names(self) -> list[str]:
+        return sorted(self._versions)
+
+    def versions(self, name: str) -> list[str]:
+        return list(self._versions.get(name, {}))
+
+    def get(self, name: str, version: str) -> NetSpec:
+        """The spec of one registered version (deprecated ones too: running instances need it)."""
+        spec = self._versions.get(name, {}).get(version)
+        if spec is None:
+            raise UnknownWorkflowError(name, version, self._listing())
+        return spec
+
+    def for_new_instance(self, name: str, version: str | None = None) -> NetSpec:
+        """The spec a new instance starts on: the named version, or the newest active one."""
+        versions = self._versions.get(name)
+        if not versions:
+            raise UnknownWorkflowError(name, version, self._listing())
+        active = [v for v in versions if (name, v) not in self._deprecated]
+        if version is None:
+            if not active:
+                raise WorkflowDeprecatedError(name, list(versions)[-1], active)
+            return versions[active[-1]]
+        spec = self.get(name, version)
+        if (name, version) in self._deprecated:
+            raise WorkflowDeprecatedError(name, version, active)
+        return spec
+
+    def _listing(self) -> list[str]:
+        return [f"{n} {v}" for n, vs in sorted(self._versions.items()) for v in vs]

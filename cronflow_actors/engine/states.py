@@ -1,0 +1,110 @@
+"""The three state machines (spec/tasquencer-semantics.md section 1), as Enums with one
+transition table each and one function that applies them.
+
+Where this differs from Tasquencer on purpose: a task completes only from ``started`` (its table
+says so and the engine enforces it), so a task cannot complete twice or produce tokens it never
+consumed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from enum import StrEnum
+
+from cronflow_actors.errors import InvalidStateTransitionError
+
+__all__ = [
+    "TASK_TRANSITIONS",
+    "WORKFLOW_TRANSITIONS",
+    "WORK_ITEM_TRANSITIONS",
+    "TaskState",
+    "WorkItemState",
+    "WorkflowState",
+    "can_move",
+    "check_move",
+    "is_final",
+]
+
+
+class WorkflowState(StrEnum):
+    INITIALIZED = "initialized"
+    STARTED = "started"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+    @property
+    def is_final(self) -> bool:
+        return self in _FINAL
+
+
+class WorkItemState(StrEnum):
+    INITIALIZED = "initialized"
+    STARTED = "started"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+    @property
+    def is_final(self) -> bool:
+        return self in _FINAL
+
+
+class TaskState(StrEnum):
+    DISABLED = "disabled"
+    ENABLED = "enabled"
+    STARTED = "started"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+
+_FINAL = frozenset({"completed", "failed", "canceled"})
+
+WORKFLOW_TRANSITIONS: Mapping[str, frozenset[str]] = {
+    "initialized": frozenset({"started", "canceled"}),
+    "started": frozenset({"completed", "failed", "canceled"}),
+    "completed": frozenset(),
+    "failed": frozenset(),
+    "canceled": frozenset(),
+}
+
+WORK_ITEM_TRANSITIONS: Mapping[str, frozenset[str]] = {
+    "initialized": frozenset({"started", "canceled"}),
+    "started": frozenset({"completed", "failed", "canceled", "initialized"}),  # initialized: reset
+    "completed": frozenset(),
+    "failed": frozenset(),
+    "canceled": frozenset(),
+}
+
+TASK_TRANSITIONS: Mapping[str, frozenset[str]] = {
+    "disabled": frozenset({"enabled"}),
+    "enabled": frozenset({"disabled", "started", "canceled"}),
+    "started": frozenset({"completed", "canceled", "failed"}),
+    "completed": frozenset({"enabled"}),
+    "canceled": frozenset({"enabled"}),
+    "failed": frozenset({"enabled"}),
+}
+
+_TABLES: Mapping[str, Mapping[str, frozenset[str]]] = {
+    "workflow": WORKFLOW_TRANSITIONS,
+    "work item": WORK_ITEM_TRANSITIONS,
+    "task": TASK_TRANSITIONS,
+}
+
+
+def is_final(state: str) -> bool:
+    """Whether a workflow or work item state is terminal."""
+    return state in _FINAL
+
+
+def can_move(kind: str, current: str, requested: str) -> bool:
+    """Whether the table of ``kind`` ("workflow", "task", "work item") allows the move."""
+    return requested in _TABLES[kind][current]
+
+
+def check_move(kind: str, ident: str, current: str, requested: str) -> None:
+    """Raise ``InvalidStateTransitionError`` unless the table of ``kind`` allows the move."""
+    table = _TABLES[kind]
+    if requested not in table[current]:
+        raise InvalidStateTransitionError(kind, ident, current, requested, sorted(table[current]))

@@ -1,0 +1,179 @@
+"""One transaction of one instance: the cascade a command sets off, and what it must write.
+
+A ``WorkflowActor`` runs one transaction at a time. The element operations (``workflows``,
+``tasks``, ``work_items``) change the instance state in place and record here what has to
+happen once the change is durable: journal entries, timers to set and cancel, handlers to run,
+state changes to publish. If anything raises, the actor restores the state from its last
+committed snapshot and drops all of it, so a failed call changes nothing.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+
+from cronflow_actors.engine.context import TaskInfo, WorkflowInfo, WorkItemInfo
+from cronflow_actors.engine.states import TaskState, WorkflowState, WorkItemState
+from cronflow_actors.errors import NotFoundError
+from cronflow_actors.messages import JournalEntry, Message, TimerRecord, encode
+from cronflow_actors.messages.engine import (
+    InstanceState,
+    Job,
+    JobRecord,
+    Principal,
+    WorkflowRecord,
+    WorkItemRecord,
+)
+from cronflow_actors.net.spec import NetSpec
+
+__all__ = ["Transaction", "call_user", "normalize"]
+
+_plain_decoder = msgspec.msgpack.Decoder()
+_JOB_TYPES: tuple[type, ...] = Job.__args__
+
+
+async def call_user(fn: Callable[..., Any], *args: Any) -> Any:
+    """Call a user function that may be plain or a coroutine function."""
+    result = fn(*args)
+    if inspect.isawaitable(result):
+        result = await result
+    return result
+
+
+def normalize(value: Any) -> Any:
+    """The value as it reads back from the store (plain msgpack types), so what user code sees
+    before and after a restart is the same. Raises ``TypeError`` for values msgpack cannot hold."""
+    if value is None or type(value) in (str, int, float, bool):
+        return value
+    return _plain_decoder.decode(encode(value))
+
+
+class Transaction:
+    """The effects of one command on one instance, collected until the commit."""
+
+    def __init__(
+        self,
+        state: InstanceState,
+        *,
+        now: float,
+        spec_of: Callable[[WorkflowRecord], NetSpec],
+        principal: Principal | None = None,
+    ) -> None:
+        self.state = state
+        self.now = now
+        self._spec_of = spec_of
+        self.principal = principal
+        self.journal: list[JournalEntry] = []
+        self.timers_set: dict[str, TimerRecord] = {}
+        self.timers_cancel: list[str] = []
+        self.handlers: list[tuple[str, int]] = []
+        self.changes: list[Message] = []
+
+    # -- lookups ----------------------------------------------------------------------------------
+
+    def spec(self, workflow: WorkflowRecord) -> NetSpec:
+        return self._spec_of(workflow)
+
+    def workflow(self, workflow_id: str) -> WorkflowRecord:
+        found = self.state.workflows.get(workflow_id)
+        if found is None:
+            raise NotFoundError("workflow instance", workflow_id)
+        return found
+
+    def work_item(self, work_item_id: str) -> WorkItemRecord:
+        found = self.state.work_items.get(work_item_id)
+        if found is None:
+            raise NotFoundError("work item", work_item_id)
+        return found
+
+    def new_id(self, kind: str) -> str:
+        """An id inside this instance: ``<root id>.<kind><n>``; the root id routes calls."""
+        self.state.next_id += 1
+        return f"{self.state.id}.{kind}{self.state.next_id}"
+
+    # -- views for user code -----------------------------------------------------------------------
+
+    @staticmethod
+    def workflow_info(workflow: WorkflowRecord) -> WorkflowInfo:
+        return WorkflowInfo(
+            id=workflow.id,
+            name=workflow.name,
+            version=workflow.version,
+            state=WorkflowState(workflow.state),
+            payload=workflow.payload,
+            output=workflow.output,
+            error=workflow.error,
+            parent_id=workflow.parent_id,
+            parent_task=workflow.parent_task,
+        )
+
+    @staticmethod
+    def task_info(workflow: WorkflowRecord, task: str) -> TaskInfo:
+        record = workflow.tasks[task]
+        return TaskInfo(name=task, generation=record.generation, state=TaskState(record.state))
+
+    @staticmethod
+    def work_item_info(item: WorkItemRecord) -> WorkItemInfo:
+        return WorkItemInfo(
+            id=item.id,
+            name=item.name,
+            task=item.task,
+            generation=item.generation,
+            workflow_id=item.workflow_id,
+            state=WorkItemState(item.state),
+            payload=item.payload,
+            output=item.output,
+            error=item.error,
+            attempt=item.attempt,
+        )
+
+    # -- scheduled jobs ----------------------------------------------------------------------------
+
+    def schedule(self, owner: str, delay: float, job: Job) -> str:
+        if not isinstance(delay, int | float) or isinstance(delay, bool) or delay < 0:
+            raise ValueError(f"register_scheduled needs a delay in seconds >= 0, got {delay!r}")
+        if not isinstance(job, _JOB_TYPES):
+            raise TypeError(f"register_scheduled needs a job from net.jobs, got {job!r}")
+        timer_id = self.new_id("t")
+        due_at = self.now + float(delay)
+        self.state.jobs[timer_id] = JobRecord(
+            timer_id=timer_id, owner=owner, due_at=due_at, job=job
+        )
+        self.timers_set[timer_id] = TimerRecord(
+            timer_id=timer_id, instance_id=self.state.id, due_at=due_at, kind="job"
+        )
+        return timer_id
+
+    def scheduler(self, owner: str) -> Callable[[float, Any], str]:
+        return lambda delay, job: self.schedule(owner, delay, job)
+
+    def cancel_jobs(self, owner_prefix: str) -> None:
+        """Drop every job whose owner key starts with ``owner_prefix``."""
+        jobs = self.state.jobs
+        if not jobs:
+            return
+        for timer_id in [t for t, job in jobs.items() if job.owner.startswith(owner_prefix)]:
+            self.drop_job(timer_id)
+
+    def drop_job(self, timer_id: str) -> None:
+        del self.state.jobs[timer_id]
+        if self.timers_set.pop(timer_id, None) is None:
+            self.timers_cancel.append(timer_id)
+
+
+def workflow_owner(workflow_id: str) -> str:
+    return f"workflow/{workflow_id}/"
+
+
+def task_owner(workflow_id: str, task: str, generation: int | None = None) -> str:
+    """The owner key of a task's jobs; without ``generation``, the prefix of all of them."""
+    if generation is None:
+        return f"task/{workflow_id}/{task}/"
+    return f"task/{workflow_id}/{task}/{generation}/"
+
+
+def work_item_owner(work_item_id: str) -> str:
+    return f"work_item/{work_item_id}/"

@@ -1,0 +1,262 @@
+"""The work item element: initialize, start, complete, fail, cancel, reset (spec section 1.2).
+
+Each change runs the item's own activity and is then reported to its task as a
+``WorkItemStateChanged`` message. Auto-triggers set in ``on_initialized`` (start) and
+``on_started`` (complete, fail, cancel) run as internal calls once the activity returns: the
+start ones through the queue of the task activity that created the item, if there is one.
+An automated item (one with a handler) starts by itself, and its handler runs in a
+``WorkItemActor`` once the start is durable.
+
+Order of the task's notifications for an item that completes itself in ``on_started``:
+``initialized -> started`` first, then ``started -> completed`` (Tasquencer reports them the
+other way round, spec section 6; a task here never hears of a state before the one preceding it).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cronflow_actors.engine import tasks
+from cronflow_actors.engine.context import Context, WorkItemHandle
+from cronflow_actors.engine.states import WorkItemState, check_move
+from cronflow_actors.engine.transaction import Transaction, call_user, work_item_owner
+from cronflow_actors.errors import InvalidStateTransitionError
+from cronflow_actors.messages import JournalEntry, encode, json_encode
+from cronflow_actors.messages.engine import WorkflowRecord, WorkItemRecord, WorkItemStateChanged
+from cronflow_actors.net.spec import TaskKind
+
+__all__ = [
+    "cancel",
+    "complete",
+    "fail",
+    "initialize",
+    "record_outcome",
+    "reset",
+    "run_trigger",
+    "start",
+]
+
+_TASK_ACTIVE = frozenset({"enabled", "started"})
+
+
+async def initialize(
+    tx: Transaction,
+    workflow: WorkflowRecord,
+    task: str,
+    payload: Any = None,
+    *,
+    item_id: str | None = None,
+    queue: list[tuple[str, str, Any]] | None = None,
+) -> WorkItemRecord:
+    """A new work item of ``task``'s current generation (the task must be enabled or started)."""
+    record = workflow.tasks[task]
+    definition = tx.spec(workflow).tasks[task]
+    if record.state not in _TASK_ACTIVE or workflow.state not in ("initialized", "started"):
+        raise InvalidStateTransitionError(
+            "task",
+            f"{workflow.name}/{task}",
+            record.state,
+            "initialize a work item",
+            ["enabled", "started"],
+        )
+    if definition.kind is not TaskKind.TASK:
+        raise InvalidStateTransitionError(
+            "task", f"{workflow.name}/{task}", definition.kind.value, "initialize a work item", []
+        )
+    item = WorkItemRecord(
+        id=item_id or tx.new_id("w"),
+        name=definition.work_item.name,
+        workflow_id=workflow.id,
+        task=task,
+        generation=record.generation,
+        payload=payload,
+        created_at=tx.now,
+    )
+    tx.state.work_items[item.id] = item
+    record.children.append(item.id)
+    change = WorkItemStateChanged(
+        workflow_id=workflow.id,
+        task=task,
+        work_item_id=item.id,
+        prev=None,
+        next=WorkItemState.INITIALIZED,
+    )
+    tx.changes.append(change)
+    await tasks.work_item_changed(tx, workflow, task, change)
+    handle = await _activity(tx, workflow, item, "on_initialized", frozenset({"start"}))
+    trigger = handle.trigger if handle is not None else None
+    if trigger is None and definition.work_item.handler is not None:
+        trigger = ("start", None)
+    if trigger is not None:
+        if queue is not None:
+            queue.append((item.id, *trigger))
+        else:
+            await run_trigger(tx, item, *trigger)
+    return item
+
+
+async def run_trigger(tx: Transaction, item: WorkItemRecord, action: str, payload: Any) -> None:
+    """Carry out an auto-trigger, unless something else moved the item meanwhile."""
+    if action == "start":
+        if item.state == WorkItemState.INITIALIZED:
+            await start(tx, item, payload)
+    elif item.state == WorkItemState.STARTED:
+        if action == "complete":
+            await complete(tx, item, payload)
+        elif action == "fail":
+            await fail(tx, item, payload)
+        else:
+            await cancel(tx, item, teardown=False)
+
+
+async def start(tx: Transaction, item: WorkItemRecord, payload: Any = None) -> None:
+    """``initialized`` -> ``started``; starts the task first if this is its first start."""
+    check_move("work item", item.id, item.state, WorkItemState.STARTED)
+    workflow = tx.workflow(item.workflow_id)
+    await tasks.ensure_started(tx, workflow, item.task)
+    if item.state != WorkItemState.INITIALIZED:
+        return  # the task's start (its policy) already finished this item
+    change = _move(tx, workflow, item, WorkItemState.STARTED, call_policy=False)
+    item.attempt += 1
+    item.started_at = tx.now
+    handle = await _activity(
+        tx, workflow, item, "on_started", frozenset({"complete", "fail", "cancel"})
+    )
+    await tasks.work_item_changed(tx, workflow, item.task, change)
+    if item.state != WorkItemState.STARTED:
+        return
+    if handle is not None and handle.trigger is not None:
+        await run_trigger(tx, item, *handle.trigger)
+    elif tx.spec(workflow).tasks[item.task].work_item.handler is not None:
+        tx.handlers.append((item.id, item.attempt))
+
+
+async def complete(tx: Transaction, item: WorkItemRecord, output: Any = None) -> None:
+    check_move("work item", item.id, item.state, WorkItemState.COMPLETED)
+    workflow = tx.workflow(item.workflow_id)
+    change = _move(tx, workflow, item, WorkItemState.COMPLETED)
+    item.output = output
+    item.finished_at = tx.now
+    workflow.outputs[item.task] = output
+    tx.cancel_jobs(work_item_owner(item.id))
+    await _activity(tx, workflow, item, "on_completed")
+    await tasks.work_item_changed(tx, workflow, item.task, change)
+
+
+async def fail(tx: Transaction, item: WorkItemRecord, payload: Any = None) -> None:
+    check_move("work item", item.id, item.state, WorkItemState.FAILED)
+    workflow = tx.workflow(item.workflow_id)
+    change = _move(tx, workflow, item, WorkItemState.FAILED)
+    item.error = _error_text(payload)
+    item.finished_at = tx.now
+    tx.cancel_jobs(work_item_owner(item.id))
+    await _activity(tx, workflow, item, "on_failed")
+    await tasks.work_item_changed(tx, workflow, item.task, change)
+
+
+async def cancel(tx: Transaction, item: WorkItemRecord, *, teardown: bool) -> None:
+    """From ``initialized`` or ``started``. A teardown (the task itself is finishing) does not
+    call the task's policy; an explicit cancel does."""
+    check_move("work item", item.id, item.state, WorkItemState.CANCELED)
+    workflow = tx.workflow(item.workflow_id)
+    change = _move(tx, workflow, item, WorkItemState.CANCELED, call_policy=not teardown)
+    item.finished_at = tx.now
+    tx.cancel_jobs(work_item_owner(item.id))
+    await _activity(tx, workflow, item, "on_canceled")
+    await tasks.work_item_changed(tx, workflow, item.task, change)
+
+
+async def reset(tx: Transaction, item: WorkItemRecord) -> None:
+    """``started`` -> ``initialized``: the task stays started; the item can be started again."""
+    check_move("work item", item.id, item.state, WorkItemState.INITIALIZED)
+    workflow = tx.workflow(item.workflow_id)
+    change = _move(tx, workflow, item, WorkItemState.INITIALIZED, call_policy=False)
+    tx.cancel_jobs(work_item_owner(item.id))
+    await _activity(tx, workflow, item, "on_reset")
+    await tasks.work_item_changed(tx, workflow, item.task, change)
+
+
+async def record_outcome(
+    tx: Transaction, item: WorkItemRecord, *, attempt: int, ok: bool, output: Any, error: str | None
+) -> bool:
+    """Apply a handler's result, journaled under (instance, item, attempt). A result for an
+    attempt that is no longer current (the item was canceled, reset or finished) is dropped."""
+    if item.state != WorkItemState.STARTED or item.attempt != attempt:
+        return False
+    tx.journal.append(
+        JournalEntry(
+            instance_id=tx.state.id,
+            work_item_id=item.id,
+            attempt=attempt,
+            step_id=item.task,
+            outcome="completed" if ok else "failed",
+            output=encode(output) if ok else None,
+            error=error,
+            recorded_at=tx.now,
+        )
+    )
+    if ok:
+        await complete(tx, item, output)
+    else:
+        await fail(tx, item, error)
+    return True
+
+
+# -- internals -------------------------------------------------------------------------------------
+
+
+def _error_text(payload: Any) -> str:
+    if payload is None:
+        return "failed"
+    if isinstance(payload, str):
+        return payload
+    return json_encode(payload).decode()
+
+
+def _move(
+    tx: Transaction,
+    workflow: WorkflowRecord,
+    item: WorkItemRecord,
+    target: WorkItemState,
+    *,
+    call_policy: bool = True,
+) -> WorkItemStateChanged:
+    previous = item.state
+    item.state = target
+    change = WorkItemStateChanged(
+        workflow_id=workflow.id,
+        task=item.task,
+        work_item_id=item.id,
+        prev=previous,
+        next=target,
+        call_policy=call_policy,
+    )
+    tx.changes.append(change)
+    return change
+
+
+async def _activity(
+    tx: Transaction,
+    workflow: WorkflowRecord,
+    item: WorkItemRecord,
+    activity: str,
+    triggers: frozenset[str] = frozenset(),
+) -> WorkItemHandle | None:
+    definition = tx.spec(workflow).tasks[item.task].work_item
+    fn = definition.activities.get(activity)
+    if fn is None:
+        return None
+    handle = WorkItemHandle(tx.work_item_info(item), triggers)
+    ctx = Context(
+        where=f"work item {item.name!r} {activity}",
+        scheduler=tx.scheduler(work_item_owner(item.id)) if triggers else None,
+        task=tx.task_info(workflow, item.task),
+        work_item=handle,
+        parent=tx.workflow_info(workflow),
+        payload=workflow.payload,
+        outputs=workflow.outputs,
+        principal=tx.principal,
+        is_internal=tx.principal is None,
+    )
+    await call_user(fn, ctx)
+    return handle

@@ -1,0 +1,297 @@
+"""What the net engine's actors say to each other, and the instance state they persist.
+
+Messages (frozen, tagged):
+- state changes a child reports to its parent: ``WorkItemStateChanged`` (work item -> task),
+  ``WorkflowStateChanged`` (child workflow -> composite task), ``TaskStateChanged``
+  (task -> workflow), each with the previous and the next state;
+- commands a ``WorkflowActor`` carries out, one transaction each (``WorkflowCommand`` union);
+- ``WorkItemFinished``, what a ``WorkItemActor`` reports when its handler returns or raises;
+- scheduled jobs (``Job`` union): engine operations a durable timer runs later.
+
+Records (mutable, persisted inside the instance snapshot; shapes only grow): ``InstanceState``
+holds the root workflow and its child workflows, their tasks and work items, and the jobs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from cronflow_actors.messages.base import Message
+
+__all__ = [
+    "CancelWorkItemJob",
+    "CancelWorkflow",
+    "CancelWorkflowJob",
+    "CompleteWorkItemJob",
+    "FailWorkItemJob",
+    "InitializeWorkItem",
+    "InitializeWorkItemJob",
+    "InitializeWorkflowJob",
+    "InstanceState",
+    "Job",
+    "JobRecord",
+    "Principal",
+    "ResetWorkItemJob",
+    "StartWorkItemJob",
+    "StartWorkflow",
+    "Stats",
+    "TaskRecord",
+    "TaskStateChanged",
+    "TimerFired",
+    "WorkItemAction",
+    "WorkItemFinished",
+    "WorkItemRecord",
+    "WorkItemStateChanged",
+    "WorkflowCommand",
+    "WorkflowRecord",
+    "WorkflowStateChanged",
+]
+
+
+class Principal(msgspec.Struct, frozen=True, kw_only=True):
+    """An external caller: an id and the scopes it holds. ``id=None`` is an unauthenticated
+    caller (every action refuses it); ``principal=None`` in a Runtime call is an internal one."""
+
+    id: str | None
+    scopes: frozenset[str] = frozenset()
+
+
+# -- state changes, child -> parent ----------------------------------------------------------------
+
+
+class WorkItemStateChanged(Message, frozen=True, kw_only=True):
+    """A work item moved from ``prev`` (None when it was just initialized) to ``next``.
+    ``call_policy`` is False for teardown (the task itself is finishing)."""
+
+    workflow_id: str
+    task: str
+    work_item_id: str
+    prev: str | None
+    next: str
+    call_policy: bool = True
+
+
+class WorkflowStateChanged(Message, frozen=True, kw_only=True):
+    """A workflow moved from ``prev`` (None when it was just initialized) to ``next``; reported
+    to the composite task that owns it (root workflows report to the runtime)."""
+
+    workflow_id: str
+    workflow: str
+    prev: str | None
+    next: str
+    call_policy: bool = True
+
+
+class TaskStateChanged(Message, frozen=True, kw_only=True):
+    """A task of a workflow moved from ``prev`` to ``next`` in ``generation``."""
+
+    workflow_id: str
+    task: str
+    generation: int
+    prev: str
+    next: str
+
+
+# -- scheduled jobs --------------------------------------------------------------------------------
+
+
+class InitializeWorkItemJob(Message, frozen=True, kw_only=True):
+    """Initialize a work item of ``task`` (latest generation) in ``workflow_id``."""
+
+    workflow_id: str
+    task: str
+    payload: Any = None
+
+
+class InitializeWorkflowJob(Message, frozen=True, kw_only=True):
+    """Initialize a child workflow of composite ``task``; ``workflow`` picks the child type of
+    a dynamic composite task."""
+
+    workflow_id: str
+    task: str
+    workflow: str | None = None
+    payload: Any = None
+
+
+class StartWorkItemJob(Message, frozen=True, kw_only=True):
+    work_item_id: str
+    payload: Any = None
+
+
+class CompleteWorkItemJob(Message, frozen=True, kw_only=True):
+    work_item_id: str
+    payload: Any = None
+
+
+class FailWorkItemJob(Message, frozen=True, kw_only=True):
+    work_item_id: str
+    payload: Any = None
+
+
+class CancelWorkItemJob(Message, frozen=True, kw_only=True):
+    work_item_id: str
+    payload: Any = None
+
+
+class ResetWorkItemJob(Message, frozen=True, kw_only=True):
+    work_item_id: str
+    payload: Any = None
+
+
+class CancelWorkflowJob(Message, frozen=True, kw_only=True):
+    workflow_id: str
+
+
+Job = (
+    InitializeWorkItemJob
+    | InitializeWorkflowJob
+    | StartWorkItemJob
+    | CompleteWorkItemJob
+    | FailWorkItemJob
+    | CancelWorkItemJob
+    | ResetWorkItemJob
+    | CancelWorkflowJob
+)
+
+
+# -- commands to a WorkflowActor -------------------------------------------------------------------
+
+
+class StartWorkflow(Message, frozen=True, kw_only=True):
+    """Initialize the root workflow of a new instance (the actor's first transaction)."""
+
+    payload: Any = None
+    principal: Principal | None = None
+
+
+class InitializeWorkItem(Message, frozen=True, kw_only=True):
+    workflow_id: str
+    task: str
+    payload: Any = None
+    principal: Principal | None = None
+
+
+class WorkItemAction(Message, frozen=True, kw_only=True):
+    """``start``, ``complete``, ``fail``, ``cancel`` or ``reset`` a work item."""
+
+    action: str
+    work_item_id: str
+    payload: Any = None
+    principal: Principal | None = None
+
+
+class CancelWorkflow(Message, frozen=True, kw_only=True):
+    workflow_id: str
+    principal: Principal | None = None
+
+
+class WorkItemFinished(Message, frozen=True, kw_only=True):
+    """A work item's handler returned (``ok``) or raised, in attempt ``attempt``."""
+
+    work_item_id: str
+    attempt: int
+    ok: bool
+    output: Any = None
+    error: str | None = None
+
+
+class TimerFired(Message, frozen=True, kw_only=True):
+    timer_id: str
+
+
+WorkflowCommand = (
+    StartWorkflow
+    | InitializeWorkItem
+    | WorkItemAction
+    | CancelWorkflow
+    | WorkItemFinished
+    | TimerFired
+)
+
+
+# -- persisted instance state ----------------------------------------------------------------------
+
+
+class Stats(msgspec.Struct, kw_only=True):
+    """How many children (work items, or child workflows) of one task generation are in each
+    state; ``total`` counts every child ever initialized in it."""
+
+    total: int = 0
+    initialized: int = 0
+    started: int = 0
+    completed: int = 0
+    failed: int = 0
+    canceled: int = 0
+
+
+class WorkItemRecord(msgspec.Struct, kw_only=True):
+    id: str
+    name: str
+    workflow_id: str
+    task: str
+    generation: int
+    state: str = "initialized"
+    payload: Any = None
+    output: Any = None
+    error: str | None = None
+    attempt: int = 0
+    """How many times it has been started."""
+    created_at: float = 0.0
+    started_at: float | None = None
+    finished_at: float | None = None
+
+
+class TaskRecord(msgspec.Struct, kw_only=True):
+    name: str
+    state: str = "disabled"
+    generation: int = 0
+    children: list[str] = msgspec.field(default_factory=list)
+    """Work item ids (or child workflow ids) of the latest generation, in creation order."""
+    stats: Stats = msgspec.field(default_factory=Stats)
+    """Stats of the latest generation."""
+
+
+class WorkflowRecord(msgspec.Struct, kw_only=True):
+    id: str
+    name: str
+    version: str = ""
+    path: tuple[str, ...] = ()
+    """(task, child workflow name) pairs from the root definition to this one's."""
+    state: str = "initialized"
+    payload: Any = None
+    output: Any = None
+    error: str | None = None
+    parent_id: str | None = None
+    parent_task: str | None = None
+    parent_generation: int = 0
+    marking: dict[str, int] = msgspec.field(default_factory=dict)
+    tasks: dict[str, TaskRecord] = msgspec.field(default_factory=dict)
+    outputs: dict[str, Any] = msgspec.field(default_factory=dict)
+    """The output of the latest completed work item (or child workflow) of each task."""
+    created_at: float = 0.0
+    finished_at: float | None = None
+
+
+class JobRecord(msgspec.Struct, kw_only=True):
+    """A job registered with ``register_scheduled``, owned by an element's active life."""
+
+    timer_id: str
+    owner: str
+    """"workflow/<id>", "task/<workflow id>/<task>/<generation>" or "work_item/<id>"."""
+    due_at: float
+    job: Job
+
+
+class InstanceState(msgspec.Struct, kw_only=True):
+    """Everything one root instance is: the unit of consistency and of persistence."""
+
+    id: str
+    workflow: str
+    version: str = ""
+    revision: int = 0
+    next_id: int = 0
+    workflows: dict[str, WorkflowRecord] = msgspec.field(default_factory=dict)
+    work_items: dict[str, WorkItemRecord] = msgspec.field(default_factory=dict)
+    jobs: dict[str, JobRecord] = msgspec.field(default_factory=dict)

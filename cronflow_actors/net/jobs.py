@@ -1,0 +1,69 @@
+"""Scheduled jobs: engine operations that ``ctx.register_scheduled(delay, job)`` runs later.
+
+A job is data (a msgspec Struct), so it survives a restart with its durable timer; it runs as an
+internal call, and is dropped if the element that registered it finishes first.
+
+    ctx.register_scheduled(3600, net.jobs.fail_work_item(ctx.work_item.id, {"reason": "timeout"}))
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cronflow_actors.messages.engine import (
+    CancelWorkflowJob,
+    CancelWorkItemJob,
+    CompleteWorkItemJob,
+    FailWorkItemJob,
+    InitializeWorkflowJob,
+    InitializeWorkItemJob,
+    ResetWorkItemJob,
+    StartWorkItemJob,
+)
+
+__all__ = [
+    "cancel_work_item",
+    "cancel_workflow",
+    "complete_work_item",
+    "fail_work_item",
+    "initialize_work_item",
+    "initialize_workflow",
+    "reset_work_item",
+    "start_work_item",
+]
+
+
+def initialize_work_item(workflow_id: str, task: str, payload: Any = None) -> InitializeWorkItemJob:
+    return InitializeWorkItemJob(workflow_id=workflow_id, task=task, payload=payload)
+
+
+def initialize_workflow(
+    workflow_id: str, task: str, payload: Any = None, *, workflow: str | None = None
+) -> InitializeWorkflowJob:
+    return InitializeWorkflowJob(
+        workflow_id=workflow_id, task=task, workflow=workflow, payload=payload
+    )
+
+
+def start_work_item(work_item_id: str, payload: Any = None) -> StartWorkItemJob:
+    return StartWorkItemJob(work_item_id=work_item_id, payload=payload)
+
+
+def complete_work_item(work_item_id: str, payload: Any = None) -> CompleteWorkItemJob:
+    return CompleteWorkItemJob(work_item_id=work_item_id, payload=payload)
+
+
+def fail_work_item(work_item_id: str, payload: Any = None) -> FailWorkItemJob:
+    return FailWorkItemJob(work_item_id=work_item_id, payload=payload)
+
+
+def cancel_work_item(work_item_id: str, payload: Any = None) -> CancelWorkItemJob:
+    return CancelWorkItemJob(work_item_id=work_item_id, payload=payload)
+
+
+def reset_work_item(work_item_id: str, payload: Any = None) -> ResetWorkItemJob:
+    return ResetWorkItemJob(work_item_id=work_item_id, payload=payload)
+
+
+def cancel_workflow(workflow_id: str) -> CancelWorkflowJob:
+    return CancelWorkflowJob(workflow_id=workflow_id)
