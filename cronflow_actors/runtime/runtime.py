@@ -31,7 +31,7 @@ from cronflow_actors.engine.states import TaskState, WorkflowState, is_final
 from cronflow_actors.engine.timers import TimerService
 from cronflow_actors.engine.transaction import Transaction
 from cronflow_actors.errors import NotFoundError, RuntimeNotRunningError
-from cronflow_actors.kernel import ActorSystem, Clock, ManualClock, SystemClock
+from cronflow_actors.kernel import ActorSystem, Clock, SystemClock
 from cronflow_actors.messages import Message
 from cronflow_actors.messages.engine import (
     CancelWorkflow,
@@ -110,8 +110,6 @@ class Runtime:
             raise RuntimeNotRunningError("start", self.state)
         await self.store.open()
         self.system.start()
-        if isinstance(self.clock, ManualClock):
-            self.clock.attach(self.system)
         self.timers.start(self.system)
         self.state = "running"
         await self._recover(set(self.registry.names()))
@@ -126,8 +124,6 @@ class Runtime:
         for task in self._recovering.values():
             task.cancel()
         await self.system.stop(grace_period)
-        if isinstance(self.clock, ManualClock):
-            self.clock.detach(self.system)
         await self.store.close()
         for futures in self._waiters.values():
             for future in futures:

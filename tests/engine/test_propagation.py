@@ -1,0 +1,265 @@
+"""Composite tasks, failure and cancellation propagation, policies, reset."""
+
+from __future__ import annotations
+
+import pytest
+
+import cronflow_actors as cf
+from cronflow_actors import net
+from cronflow_actors.errors import InvalidPolicyResultError, InvalidStateTransitionError
+from tests.engine.helpers import build, enabled, manual, open_item, run, states
+
+
+def child_spec(name: str = "child") -> net.NetSpec:
+    return build(name, manual("x"), [("start", "x"), ("x", "end")])
+
+
+def parent_spec(child: net.NetSpec, *, sibling: bool = False) -> net.NetSpec:
+    tasks = {"comp": net.composite_task(child)}
+    flows = [("start", "comp"), ("comp", "end")]
+    if sibling:
+        tasks = {"s": net.dummy_task(), **tasks, "y": net.task()}
+        flows = [("start", "s"), ("s", "comp"), ("s", "y"), ("comp", "j"), ("y", "j"), ("j", "end")]
+        tasks["j"] = net.task()
+    return build("parent", tasks, flows)
+
+
+async def test_composite_task_runs_a_child_workflow(rt: cf.Runtime) -> None:
+    rt.register(parent_spec(child_spec()))
+    wid = await rt.start_workflow("parent")
+    [child] = await rt.child_workflows(wid, "comp")
+    assert child.state == "initialized"
+    assert child.parent_id == wid
+    assert (await states(rt, wid))["comp"] == "enabled"  # stays enabled until the child starts
+    assert (await rt.task_stats(wid, "comp")).initialized == 1
+    item = await open_item(rt, child.id, "x")
+    await rt.start_work_item(item.id)
+    assert (await states(rt, wid))["comp"] == "started"
+    assert await rt.workflow_state(child.id) == "started"
+    assert await rt.workflow_state(wid) == "started"
+    await rt.complete_work_item(item.id, {"child": "done"})
+    assert await rt.workflow_state(child.id) == "completed"
+    info = await rt.workflow(wid)
+    assert info.state == "completed"
+    assert info.output == {"child": "done"}
+    stats = await rt.task_stats(wid, "comp")
+    assert (stats.total, stats.completed) == (1, 1)
+
+
+async def test_failure_cancels_siblings_and_fails_the_workflow(rt: cf.Runtime) -> None:
+    tasks = manual("a", "b", "c") | {"s": net.dummy_task(), "j": net.task()}
+    flows = [
+        ("start", "s"),
+        ("s", "a"),
+        ("s", "b"),
+        ("s", "c"),
+        ("a", "j"),
+        ("b", "j"),
+        ("c", "j"),
+        ("j", "end"),
+    ]
+    rt.register(build("flat", tasks, flows))
+    wid = await rt.start_workflow("flat")
+    b = await open_item(rt, wid, "b")
+    await rt.start_work_item(b.id)
+    a = await open_item(rt, wid, "a")
+    await rt.start_work_item(a.id)
+    await rt.fail_work_item(a.id, {"reason": "card declined"})
+    info = await rt.workflow(wid)
+    assert info.state == "failed"
+    assert "card declined" in (info.error or "")
+    assert await states(rt, wid) == {
+        "a": "failed",
+        "b": "canceled",
+        "c": "disabled",
+        "s": "completed",
+        "j": "disabled",
+    }
+    assert (await rt.work_item(b.id)).state == "canceled"
+    assert (await rt.work_item(a.id)).state == "failed"
+    assert [i.state for i in await rt.work_items(wid, "c")] == ["canceled"]
+
+
+async def test_nested_failure_climbs_to_the_root(rt: cf.Runtime) -> None:
+    rt.register(parent_spec(child_spec(), sibling=True))
+    wid = await rt.start_workflow("parent")
+    y = await open_item(rt, wid, "y")
+    await rt.start_work_item(y.id)
+    [child] = await rt.child_workflows(wid, "comp")
+    x = await open_item(rt, child.id, "x")
+    await rt.start_work_item(x.id)
+    await rt.fail_work_item(x.id, "boom")
+    assert await rt.workflow_state(child.id) == "failed"
+    assert (await states(rt, wid))["comp"] == "failed"
+    assert (await states(rt, wid))["y"] == "canceled"
+    assert await rt.workflow_state(wid) == "failed"
+    assert "boom" in ((await rt.workflow(wid)).error or "")
+
+
+async def test_a_policy_can_contain_a_failure(rt: cf.Runtime) -> None:
+    decisions: list[tuple[str, int, int]] = []
+
+    def tolerant(ctx: object) -> str:
+        stats = ctx.stats  # type: ignore[attr-defined]
+        decisions.append((ctx.transition.next_state, stats.completed, stats.failed))  # type: ignore[attr-defined]
+        finished = stats.completed + stats.failed + stats.canceled
+        return "complete" if finished == stats.total and stats.completed else "continue"
+
+    def two_items(ctx: object) -> None:
+        ctx.work_item.initialize("one")  # type: ignore[attr-defined]
+        ctx.work_item.initialize("two")  # type: ignore[attr-defined]
+
+    tasks = {"a": net.task().policy(tolerant).activities(on_enabled=two_items)}
+    rt.register(build("tolerant", tasks, [("start", "a"), ("a", "end")]))
+    wid = await rt.start_workflow("tolerant")
+    one, two = await rt.work_items(wid, "a")
+    assert (one.payload, two.payload) == ("one", "two")
+    await rt.start_work_item(one.id)
+    await rt.start_work_item(two.id)
+    await rt.fail_work_item(one.id)
+    assert (await states(rt, wid))["a"] == "started"
+    assert await rt.workflow_state(wid) == "started"
+    await rt.complete_work_item(two.id)
+    assert await rt.workflow_state(wid) == "completed"
+    assert decisions[-2:] == [("failed", 0, 1), ("completed", 1, 1)]
+
+
+async def test_a_policy_must_answer_complete_fail_or_continue(rt: cf.Runtime) -> None:
+    rt.register(
+        build("bad", {"a": net.task().policy(lambda ctx: "done")}, [("start", "a"), ("a", "end")])
+    )
+    wid = await rt.start_workflow("bad")
+    item = await open_item(rt, wid, "a")
+    with pytest.raises(InvalidPolicyResultError, match="'done'"):
+        await rt.start_work_item(item.id)
+    assert (await rt.work_item(item.id)).state == "initialized"  # rolled back
+
+
+async def test_bottom_up_cancel_asks_the_policy(rt: cf.Runtime) -> None:
+    def two_items(ctx: object) -> None:
+        ctx.work_item.initialize()  # type: ignore[attr-defined]
+        ctx.work_item.initialize()  # type: ignore[attr-defined]
+
+    rt.register(
+        build(
+            "bu", {"a": net.task().activities(on_enabled=two_items)}, [("start", "a"), ("a", "end")]
+        )
+    )
+    wid = await rt.start_workflow("bu")
+    one, two = await rt.work_items(wid, "a")
+    await rt.start_work_item(one.id)
+    await rt.start_work_item(two.id)
+    await rt.cancel_work_item(one.id)
+    assert (await states(rt, wid))["a"] == "started"  # not all finalized: continue
+    await rt.complete_work_item(two.id)
+    assert (await states(rt, wid))["a"] == "completed"
+    assert await rt.workflow_state(wid) == "completed"
+
+
+async def test_top_down_cancel_bypasses_policies(rt: cf.Runtime) -> None:
+    calls: list[str] = []
+
+    def policy(ctx: object) -> str:
+        calls.append(ctx.task.name)  # type: ignore[attr-defined]
+        return "continue"
+
+    child = build("child", {"x": net.task().policy(policy)}, [("start", "x"), ("x", "end")])
+    tasks = {
+        "s": net.dummy_task(),
+        "comp": net.composite_task(child).policy(policy),
+        "y": net.task().policy(policy),
+    }
+    tasks["j"] = net.task()
+    flows = [("start", "s"), ("s", "comp"), ("s", "y"), ("comp", "j"), ("y", "j"), ("j", "end")]
+    rt.register(build("parent", tasks, flows))
+    wid = await rt.start_workflow("parent")
+    [sub] = await rt.child_workflows(wid, "comp")
+    x = await open_item(rt, sub.id, "x")
+    await rt.start_work_item(x.id)
+    calls.clear()  # the start-time policy call
+    y = await open_item(rt, wid, "y")
+    await rt.cancel_workflow(wid)
+    assert calls == []
+    assert await rt.workflow_state(wid) == "canceled"
+    assert await rt.workflow_state(sub.id) == "canceled"
+    assert await states(rt, wid) == {
+        "s": "completed",
+        "comp": "canceled",
+        "y": "disabled",
+        "j": "disabled",
+    }
+    assert (await rt.work_item(x.id)).state == "canceled"
+    assert (await rt.work_item(y.id)).state == "canceled"
+    with pytest.raises(InvalidStateTransitionError, match="canceled"):
+        await rt.cancel_workflow(wid)
+
+
+async def test_cancelling_a_child_workflow_asks_the_composite_policy(rt: cf.Runtime) -> None:
+    def two_children(ctx: object) -> None:
+        ctx.workflow.initialize({"n": 1})  # type: ignore[attr-defined]
+        ctx.workflow.initialize({"n": 2})  # type: ignore[attr-defined]
+
+    tasks = {"comp": net.composite_task(child_spec()).activities(on_enabled=two_children)}
+    rt.register(build("multi", tasks, [("start", "comp"), ("comp", "end")]))
+    wid = await rt.start_workflow("multi")
+    first, second = await rt.child_workflows(wid, "comp")
+    assert (first.payload, second.payload) == ({"n": 1}, {"n": 2})
+    await run(rt, first.id, "x")
+    assert (await states(rt, wid))["comp"] == "started"
+    await rt.cancel_workflow(second.id)
+    assert await rt.workflow_state(second.id) == "canceled"
+    assert (await states(rt, wid))["comp"] == "completed"  # default: all finalized -> complete
+    assert await rt.workflow_state(wid) == "completed"
+
+
+async def test_reset_returns_a_work_item_to_initialized(rt: cf.Runtime) -> None:
+    rt.register(build("reset", manual("a"), [("start", "a"), ("a", "end")]))
+    wid = await rt.start_workflow("reset")
+    item = await open_item(rt, wid, "a")
+    await rt.start_work_item(item.id)
+    await rt.reset_work_item(item.id)
+    info = await rt.work_item(item.id)
+    assert (info.state, info.attempt) == ("initialized", 1)
+    assert (await states(rt, wid))["a"] == "started"  # the task stays started
+    stats = await rt.task_stats(wid, "a")
+    assert (stats.initialized, stats.started) == (1, 0)
+    with pytest.raises(InvalidStateTransitionError, match="initialized"):
+        await rt.reset_work_item(item.id)
+    await rt.start_work_item(item.id)
+    assert (await rt.work_item(item.id)).attempt == 2
+    await rt.complete_work_item(item.id)
+    assert await rt.workflow_state(wid) == "completed"
+
+
+async def test_dynamic_composite_task_picks_its_children(rt: cf.Runtime) -> None:
+    a_wf = child_spec("wf_a")
+    b_wf = child_spec("wf_b")
+
+    def pick(ctx: object) -> None:
+        ctx.workflow.initialize("wf_b", {"pick": "b"})  # type: ignore[attr-defined]
+        ctx.workflow.initialize("wf_a")  # type: ignore[attr-defined]
+
+    tasks = {"dyn": net.dynamic_composite_task([a_wf, b_wf]).activities(on_enabled=pick)}
+    rt.register(build("dyn", tasks, [("start", "dyn"), ("dyn", "end")]))
+    wid = await rt.start_workflow("dyn")
+    children = await rt.child_workflows(wid, "dyn")
+    assert [c.name for c in children] == ["wf_b", "wf_a"]
+    for child in children:
+        await run(rt, child.id, "x")
+    assert await rt.workflow_state(wid) == "completed"
+
+
+async def test_an_activity_that_raises_changes_nothing(rt: cf.Runtime) -> None:
+    def broken(ctx: object) -> None:
+        raise RuntimeError("activity bug")
+
+    tasks = {"a": net.task(), "b": net.task().activities(on_enabled=broken)}
+    rt.register(build("broken", tasks, [("start", "a"), ("a", "b"), ("b", "end")]))
+    wid = await rt.start_workflow("broken")
+    item = await open_item(rt, wid, "a")
+    await rt.start_work_item(item.id)
+    with pytest.raises(RuntimeError, match="activity bug"):
+        await rt.complete_work_item(item.id)
+    assert (await rt.work_item(item.id)).state == "started"
+    assert await enabled(rt, wid) == set()
+    assert (await states(rt, wid))["a"] == "started"
