@@ -41,8 +41,8 @@ def build(
             builder.connect_task(source, target)
         else:
             builder.connect_condition(source, target)
-    for trigger, members in (regions or {}).items():
-        members = list(members)
+    for trigger, region in (regions or {}).items():
+        members = list(region)
         builder.cancellation_region(
             trigger,
             tasks=[m for m in members if m in tasks],

@@ -1,0 +1,198 @@
+"""The action boundary (validation, authentication, policy, callback) and versions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+import pytest
+
+import cronflow_actors as cf
+from cronflow_actors import net
+from cronflow_actors.errors import (
+    ActionDeniedError,
+    AuthenticationRequiredError,
+    InternalOnlyActionError,
+    InvalidPayloadError,
+    UnknownWorkflowError,
+    WorkflowDeprecatedError,
+)
+from tests.engine.helpers import build, open_item, states
+
+
+class Review(msgspec.Struct):
+    approved: bool
+    note: str = ""
+
+
+REVIEWER = cf.Principal(id="ada", scopes=frozenset({"review:write"}))
+READER = cf.Principal(id="bob", scopes=frozenset({"review:read"}))
+ANONYMOUS = cf.Principal(id=None)
+
+
+class Calls:
+    def __init__(self) -> None:
+        self.policy: list[Any] = []
+        self.callback: list[Any] = []
+
+    def review_net(self) -> net.NetSpec:
+        def policy(ctx: Any, payload: Review) -> bool:
+            self.policy.append(payload)
+            return bool(net.require_scope("review:write")(ctx, payload))
+
+        def callback(ctx: Any, payload: Review) -> None:
+            self.callback.append((ctx.principal.id if ctx.principal else None, payload))
+
+        item = net.work_item("review").actions(
+            start=net.action(policy=net.require_any_scope(["review:write", "review:admin"])),
+            complete=net.action(Review, policy=policy, callback=callback),
+        )
+        return build("review", {"review": net.task(item)}, [("start", "review"), ("review", "end")])
+
+
+async def started_review(rt: cf.Runtime, calls: Calls) -> tuple[str, str]:
+    rt.register(calls.review_net())
+    wid = await rt.start_workflow("review")
+    item = await open_item(rt, wid, "review")
+    await rt.start_work_item(item.id, principal=REVIEWER)
+    return wid, item.id
+
+
+async def test_default_actions_are_internal_only(rt: cf.Runtime) -> None:
+    rt.register(build("plain", {"a": net.task()}, [("start", "a"), ("a", "end")]))
+    wid = await rt.start_workflow("plain")
+    item = await open_item(rt, wid, "a")
+    with pytest.raises(InternalOnlyActionError, match=r"'start'.*internal-only"):
+        await rt.start_work_item(item.id, principal=REVIEWER)
+    assert (await rt.work_item(item.id)).state == "initialized"
+    with pytest.raises(InternalOnlyActionError):
+        await rt.start_workflow("plain", principal=REVIEWER)
+    with pytest.raises(InternalOnlyActionError):
+        await rt.cancel_workflow(wid, principal=REVIEWER)
+    with pytest.raises(InternalOnlyActionError):
+        await rt.initialize_work_item(wid, "a", principal=REVIEWER)
+    assert len(await rt.work_items(wid, "a")) == 1
+    await rt.start_work_item(item.id)  # internal: allowed
+    assert (await rt.work_item(item.id)).state == "started"
+
+
+async def test_an_unauthenticated_caller_is_refused(rt: cf.Runtime) -> None:
+    calls = Calls()
+    _wid, item = await started_review(rt, calls)
+    with pytest.raises(AuthenticationRequiredError):
+        await rt.complete_work_item(item, {"approved": True}, principal=ANONYMOUS)
+    assert (await rt.work_item(item)).state == "started"
+    assert calls.policy == []
+    assert calls.callback == []
+
+
+async def test_a_caller_without_the_scope_is_denied(rt: cf.Runtime) -> None:
+    calls = Calls()
+    _wid, item = await started_review(rt, calls)
+    with pytest.raises(ActionDeniedError, match="'bob'"):
+        await rt.complete_work_item(item, {"approved": True}, principal=READER)
+    assert (await rt.work_item(item)).state == "started"
+    assert calls.callback == []
+
+
+async def test_a_caller_with_the_scope_completes(rt: cf.Runtime) -> None:
+    calls = Calls()
+    wid, item = await started_review(rt, calls)
+    await rt.complete_work_item(item, {"approved": True, "note": "fine"}, principal=REVIEWER)
+    info = await rt.work_item(item)
+    assert (info.state, info.output) == ("completed", {"approved": True, "note": "fine"})
+    assert calls.callback == [("ada", Review(approved=True, note="fine"))]
+    assert await rt.workflow_state(wid) == "completed"
+
+
+async def test_internal_calls_skip_the_policy_but_keep_schema_and_callback(rt: cf.Runtime) -> None:
+    calls = Calls()
+    _wid, item = await started_review(rt, calls)
+    await rt.complete_work_item(item, {"approved": False})
+    assert calls.policy == []
+    assert calls.callback == [(None, Review(approved=False))]
+
+
+async def test_an_invalid_payload_is_refused_before_the_policy(rt: cf.Runtime) -> None:
+    calls = Calls()
+    _wid, item = await started_review(rt, calls)
+    with pytest.raises(InvalidPayloadError, match=r"Expected `bool`, got `str` - at `\$.approved`"):
+        await rt.complete_work_item(item, {"approved": "yes"}, principal=REVIEWER)
+    with pytest.raises(InvalidPayloadError, match="approved"):
+        await rt.complete_work_item(item, {}, principal=REVIEWER)
+    assert calls.policy == []
+    assert calls.callback == []
+    assert (await rt.work_item(item)).state == "started"
+
+
+async def test_a_callback_can_veto_the_transition(rt: cf.Runtime) -> None:
+    def veto(ctx: Any, payload: Any) -> None:
+        raise PermissionError("office closed")
+
+    item = net.work_item("a").actions(complete=net.action(callback=veto))
+    rt.register(build("veto", {"a": net.task(item)}, [("start", "a"), ("a", "end")]))
+    wid = await rt.start_workflow("veto")
+    work = await open_item(rt, wid, "a")
+    await rt.start_work_item(work.id)
+    with pytest.raises(PermissionError, match="office closed"):
+        await rt.complete_work_item(work.id, principal=REVIEWER)
+    assert (await states(rt, wid))["a"] == "started"
+
+
+async def test_custom_workflow_actions_admit_external_callers(rt: cf.Runtime) -> None:
+    class Order(msgspec.Struct):
+        amount: int
+
+    spec = build(
+        "orders",
+        {"a": net.task()},
+        [("start", "a"), ("a", "end")],
+        actions={
+            "initialize": net.action(Order, policy=net.require_scope("orders:create")),
+            "cancel": net.action(policy=net.require_scope("orders:cancel")),
+        },
+    )
+    rt.register(spec)
+    creator = cf.Principal(id="c", scopes=frozenset({"orders:create"}))
+    wid = await rt.start_workflow("orders", {"amount": 5}, principal=creator)
+    assert (await rt.workflow(wid)).payload == {"amount": 5}
+    with pytest.raises(InvalidPayloadError):
+        await rt.start_workflow("orders", {"amount": "five"}, principal=creator)
+    with pytest.raises(ActionDeniedError):
+        await rt.cancel_workflow(wid, principal=creator)
+    await rt.cancel_workflow(
+        wid, principal=cf.Principal(id="d", scopes=frozenset({"orders:cancel"}))
+    )
+    assert await rt.workflow_state(wid) == "canceled"
+
+
+async def test_versions_side_by_side_and_deprecation(rt: cf.Runtime) -> None:
+    flows = [("start", "a"), ("a", "end")]
+    v1 = build("hire", {"a": net.task()}, flows, version="v1")
+    v2 = build(
+        "hire",
+        {"a": net.task(), "b": net.task()},
+        [("start", "a"), ("a", "b"), ("b", "end")],
+        version="v2",
+    )
+    rt.register(v1)
+    old = await rt.start_workflow("hire")
+    rt.register(v2)
+    new = await rt.start_workflow("hire")
+    assert set(await rt.task_states(new)) == {"a", "b"}
+    assert set(await rt.task_states(old)) == {"a"}
+    rt.deprecate("hire", "v1")
+    with pytest.raises(WorkflowDeprecatedError, match="v1"):
+        await rt.start_workflow("hire", version="v1")
+    with pytest.raises(UnknownWorkflowError, match="v9"):
+        await rt.start_workflow("hire", version="v9")
+    with pytest.raises(UnknownWorkflowError, match="nope"):
+        await rt.start_workflow("nope")
+    item = await open_item(rt, old, "a")  # the deprecated version's instance goes on
+    await rt.start_work_item(item.id)
+    await rt.complete_work_item(item.id)
+    assert await rt.workflow_state(old) == "completed"
+    deprecated = build("fire", {"a": net.task()}, flows)
+    rt.register(deprecated, deprecated=True)
+    with pytest.raises(WorkflowDeprecatedError):
+        await rt.start_workflow("fire")
