@@ -107,4 +107,5 @@ def check_move(kind: str, ident: str, current: str, requested: str) -> None:
     """Raise ``InvalidStateTransitionError`` unless the table of ``kind`` allows the move."""
     table = _TABLES[kind]
     if requested not in table[current]:
-        raise InvalidStateTransitionError(kind, ident, current, requested, sorted(table[current]))
+        allowed = sorted(str(state) for state in table[current])
+        raise InvalidStateTransitionError(kind, ident, str(current), str(requested), allowed)
