@@ -36,10 +36,12 @@ test: lint typecheck
 bench: $(STAMP)
 	$(PY) benchmarks/kernel.py
 	$(PY) benchmarks/store.py
+	$(PY) benchmarks/net.py
 
 bench-quick: $(STAMP)
 	$(PY) benchmarks/kernel.py --quick
 	$(PY) benchmarks/store.py --quick
+	$(PY) benchmarks/net.py --quick
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info
