@@ -1,0 +1,17 @@
+"""The README's net workflow example runs as written (on an in-memory database)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+async def test_the_net_example_in_the_readme_runs(capsys: Any) -> None:
+    text = README.read_text()
+    code = text.split("## A net workflow\n\n```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict[str, Any] = {}
+    exec(compile(code.replace('db="hire.db"', 'db=":memory:"'), "README.md", "exec"), namespace)
+    await namespace["main"]()
+    assert capsys.readouterr().out.strip() == "completed"
