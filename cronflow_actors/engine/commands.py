@@ -221,14 +221,8 @@ def _task_definition(tx: Transaction, workflow: WorkflowRecord, task: str) -> An
 
 
 def _workflow_context(tx: Transaction, workflow: WorkflowRecord, where: str) -> Context:
-    return Context(
-        where=f"workflow {workflow.name!r} {where}",
-        workflow=tx.workflow_info(workflow),
-        parent=tx.workflow_info(workflow),
-        payload=workflow.payload,
-        outputs=workflow.outputs,
-        principal=tx.principal,
-        is_internal=tx.principal is None,
+    return tx.context(
+        workflow, f"workflow {workflow.name!r} {where}", workflow=tx.workflow_info(workflow)
     )
 
 
@@ -236,15 +230,11 @@ def _item_context(
     tx: Transaction, workflow: WorkflowRecord, item: WorkItemRecord, action: str
 ) -> Callable[[], Context]:
     def build() -> Context:
-        return Context(
-            where=f"work item {item.name!r} {action} action",
+        return tx.context(
+            workflow,
+            f"work item {item.name!r} {action} action",
             task=tx.task_info(workflow, item.task),
             work_item=WorkItemHandle(tx.work_item_info(item)),
-            parent=tx.workflow_info(workflow),
-            payload=workflow.payload,
-            outputs=workflow.outputs,
-            principal=tx.principal,
-            is_internal=tx.principal is None,
         )
 
     return build

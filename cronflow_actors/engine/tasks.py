@@ -129,19 +129,14 @@ async def complete(tx: Transaction, workflow: WorkflowRecord, name: str) -> None
         return
     spec = tx.spec(workflow)
     definition = spec.tasks[name]
-    change = _move(tx, workflow, record, TaskState.COMPLETED)
-    await _teardown(tx, workflow, name)
-    tx.cancel_jobs(task_owner(workflow.id, name))
-    await _activity(tx, workflow, name, "on_completed")
+    change = await _leave(tx, workflow, name, TaskState.COMPLETED, "on_completed")
     await _cancellation_region(tx, workflow, spec, name)
     routed = None
     if definition.split is not SplitType.AND:
-        ctx = Context(
-            where=f"router of task {name!r}",
+        ctx = tx.context(
+            workflow,
+            f"router of task {name!r}",
             task=tx.task_info(workflow, name),
-            parent=tx.workflow_info(workflow),
-            payload=workflow.payload,
-            outputs=workflow.outputs,
             output=workflow.outputs.get(name),
         )
         routed = resolve_routes(spec, name, await call_user(definition.router, ctx))
@@ -161,10 +156,7 @@ async def fail(
     record = workflow.tasks[name]
     if record.state != TaskState.STARTED:
         return
-    change = _move(tx, workflow, record, TaskState.FAILED)
-    await _teardown(tx, workflow, name)
-    tx.cancel_jobs(task_owner(workflow.id, name))
-    await _activity(tx, workflow, name, "on_failed")
+    change = await _leave(tx, workflow, name, TaskState.FAILED, "on_failed")
     await workflows.receive(tx, workflow, change)
     if fail_workflow:
         await workflows.fail(tx, workflow, error)
@@ -178,10 +170,7 @@ async def cancel(tx: Transaction, workflow: WorkflowRecord, name: str, *, teardo
         if teardown:
             return
         check_move("task", _ident(workflow, name), record.state, TaskState.CANCELED)
-    change = _move(tx, workflow, record, TaskState.CANCELED)
-    await _teardown(tx, workflow, name)
-    tx.cancel_jobs(task_owner(workflow.id, name))
-    await _activity(tx, workflow, name, "on_canceled")
+    change = await _leave(tx, workflow, name, TaskState.CANCELED, "on_canceled")
     await workflows.receive(tx, workflow, change)
 
 
@@ -190,10 +179,7 @@ async def disable(tx: Transaction, workflow: WorkflowRecord, name: str) -> None:
     record = workflow.tasks[name]
     if record.state != TaskState.ENABLED:
         return
-    change = _move(tx, workflow, record, TaskState.DISABLED)
-    await _teardown(tx, workflow, name)
-    tx.cancel_jobs(task_owner(workflow.id, name))
-    await _activity(tx, workflow, name, "on_disabled")
+    change = await _leave(tx, workflow, name, TaskState.DISABLED, "on_disabled")
     await workflows.receive(tx, workflow, change)
 
 
@@ -278,6 +264,18 @@ def _count(stats: Stats, prev: str | None, next_state: str) -> None:
     else:
         setattr(stats, prev, getattr(stats, prev) - 1)
     setattr(stats, next_state, getattr(stats, next_state) + 1)
+
+
+async def _leave(
+    tx: Transaction, workflow: WorkflowRecord, name: str, target: TaskState, activity: str
+) -> TaskStateChanged:
+    """Leave the active states: move, cancel open children (no policies) and the task's
+    scheduled jobs, then run the activity for the new state."""
+    change = _move(tx, workflow, workflow.tasks[name], target)
+    await _teardown(tx, workflow, name)
+    tx.cancel_jobs(task_owner(workflow.id, name))
+    await _activity(tx, workflow, name, activity)
+    return change
 
 
 async def _teardown(tx: Transaction, workflow: WorkflowRecord, name: str) -> None:
@@ -367,17 +365,13 @@ def _context(  # noqa: PLR0917 - internal, called from three places
     def ids() -> list[str]:
         return [*record.children, *(p[0] for p in pending or ())]
 
-    ctx = Context(
-        where=f"task {name!r} {where}",
+    ctx = tx.context(
+        workflow,
+        f"task {name!r} {where}",
         scheduler=tx.scheduler(task_owner(workflow.id, name, record.generation))
         if where in _SCHEDULING
         else None,
         task=tx.task_info(workflow, name),
-        parent=tx.workflow_info(workflow),
-        payload=workflow.payload,
-        outputs=workflow.outputs,
-        principal=tx.principal,
-        is_internal=tx.principal is None,
     )
     if definition.kind is TaskKind.TASK:
         initialize: Callable[[Any], str] | None = None

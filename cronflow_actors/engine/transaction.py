@@ -15,7 +15,7 @@ from typing import Any
 
 import msgspec
 
-from cronflow_actors.engine.context import TaskInfo, WorkflowInfo, WorkItemInfo
+from cronflow_actors.engine.context import Context, TaskInfo, WorkflowInfo, WorkItemInfo
 from cronflow_actors.engine.states import TaskState, WorkflowState, WorkItemState
 from cronflow_actors.errors import NotFoundError
 from cronflow_actors.messages import JournalEntry, Message, TimerRecord, encode
@@ -129,6 +129,19 @@ class Transaction:
             error=item.error,
             attempt=item.attempt,
         )
+
+    def context(self, owner: WorkflowRecord, where: str, /, **fields: Any) -> Context:
+        """A ctx for user code running inside the workflow ``owner``: its info as ``parent``,
+        its payload and outputs, and this transaction's caller; ``fields`` add or override."""
+        values: dict[str, Any] = {
+            "parent": self.workflow_info(owner),
+            "payload": owner.payload,
+            "outputs": owner.outputs,
+            "principal": self.principal,
+            "is_internal": self.principal is None,
+        }
+        values.update(fields)
+        return Context(where=where, **values)
 
     # -- scheduled jobs ----------------------------------------------------------------------------
 

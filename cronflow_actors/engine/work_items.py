@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from cronflow_actors.engine import tasks
-from cronflow_actors.engine.context import Context, WorkItemHandle
+from cronflow_actors.engine.context import WorkItemHandle
 from cronflow_actors.engine.states import WorkItemState, check_move
 from cronflow_actors.engine.transaction import Transaction, call_user, work_item_owner
 from cronflow_actors.errors import InvalidStateTransitionError
@@ -247,16 +247,12 @@ async def _activity(
     if fn is None:
         return None
     handle = WorkItemHandle(tx.work_item_info(item), triggers)
-    ctx = Context(
-        where=f"work item {item.name!r} {activity}",
+    ctx = tx.context(
+        workflow,
+        f"work item {item.name!r} {activity}",
         scheduler=tx.scheduler(work_item_owner(item.id)) if triggers else None,
         task=tx.task_info(workflow, item.task),
         work_item=handle,
-        parent=tx.workflow_info(workflow),
-        payload=workflow.payload,
-        outputs=workflow.outputs,
-        principal=tx.principal,
-        is_internal=tx.principal is None,
     )
     await call_user(fn, ctx)
     return handle

@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Any
 
 from cronflow_actors.engine import tasks
-from cronflow_actors.engine.context import Context
 from cronflow_actors.engine.states import TaskState, WorkflowState, check_move
 from cronflow_actors.engine.transaction import (
     Transaction,
@@ -192,8 +191,9 @@ async def _activity(tx: Transaction, workflow: WorkflowRecord, name: str) -> Non
     if fn is None:
         return
     parent = _parent(tx, workflow)
-    ctx = Context(
-        where=f"workflow {workflow.name!r} {name}",
+    ctx = tx.context(
+        workflow,
+        f"workflow {workflow.name!r} {name}",
         scheduler=tx.scheduler(workflow_owner(workflow.id))
         if name in _SCHEDULING_ACTIVITIES
         else None,
@@ -202,9 +202,5 @@ async def _activity(tx: Transaction, workflow: WorkflowRecord, name: str) -> Non
         parent_task=tx.task_info(parent, workflow.parent_task)
         if parent is not None and workflow.parent_task is not None
         else None,
-        payload=workflow.payload,
-        outputs=workflow.outputs,
-        principal=tx.principal,
-        is_internal=tx.principal is None,
     )
     await call_user(fn, ctx)
