@@ -180,6 +180,10 @@ class Runtime:
     async def wait_workflow(self, workflow_id: str) -> WorkflowInfo:
         """Return once the root instance ``workflow_id`` is completed, failed or canceled."""
         self._check_running("wait for a workflow")
+        if _root_of(workflow_id) != workflow_id:
+            raise NotFoundError(
+                "root workflow instance", workflow_id, "wait_workflow (a child's id was given)"
+            )
         info = await self.workflow(workflow_id)
         if is_final(info.state):
             return info

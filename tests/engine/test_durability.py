@@ -134,3 +134,19 @@ async def test_sigkill_mid_flight_loses_nothing_and_recomputes_nothing(
         for snapshot in snapshots:  # exactly one recorded outcome per step
             journal = await rt.store.load_journal(snapshot.instance_id)
             assert sorted(e.step_id for e in journal) == ["t1", "t2", "t3"]
+
+
+async def test_registering_on_a_running_runtime_recovers_that_workflow(tmp_path: Path) -> None:
+    db = tmp_path / "late.db"
+    spec = build("late", {"a": net.task()}, [("start", "a"), ("a", "end")])
+    async with cf.Runtime(db=db, workflows=[spec]) as first:
+        wid = await first.start_workflow("late")
+        item = await open_item(first, wid, "a")
+        await first.start_work_item(item.id)
+    async with cf.Runtime(db=db) as second:
+        assert second.recovered == 0
+        second.register(spec)
+        await second.complete_work_item(item.id, "late but done")  # waits for the recovery
+        assert second.recovered == 1
+        info = await second.wait_workflow(wid)
+        assert (info.state, info.output) == ("completed", "late but done")
