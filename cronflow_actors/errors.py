@@ -56,6 +56,7 @@ __all__ = [
     "InvalidWorkflowError",
     "MutationRejectedError",
     "NotFoundError",
+    "RetryRequested",
     "RuntimeNotRunningError",
     "SchedulingNotAllowedError",
     "SchemaVersionError",
@@ -235,6 +236,19 @@ class InvalidRouteError(CronflowError, ValueError):
         super().__init__(
             f"router of task {task!r} in workflow {workflow!r} returned {route!r}: {reason}"
         )
+
+
+class RetryRequested(CronflowError):
+    """Raised by a handler wrapper to ask for another attempt ``delay`` seconds from now.
+
+    The engine records the failed attempt, returns the work item to ``initialized`` and starts it
+    again from a durable timer. ``error`` is the attempt's error text.
+    """
+
+    def __init__(self, delay: float, error: str) -> None:
+        self.delay = delay
+        self.error = error
+        super().__init__(f"retry in {delay} s after: {error}")
 
 
 class EngineError(CronflowError):

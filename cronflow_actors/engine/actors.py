@@ -32,9 +32,11 @@ import pykka
 from cronflow_actors.engine.commands import apply
 from cronflow_actors.engine.context import Context
 from cronflow_actors.engine.registry import WorkflowRegistry
+from cronflow_actors.engine.state_access import StateAccess
 from cronflow_actors.engine.states import WorkItemState, is_final
 from cronflow_actors.engine.timers import TimerService
 from cronflow_actors.engine.transaction import Transaction, normalize
+from cronflow_actors.errors import RetryRequested
 from cronflow_actors.kernel import Clock, LoopActor
 from cronflow_actors.messages import (
     ChildFailed,
@@ -46,17 +48,26 @@ from cronflow_actors.messages import (
     encode,
 )
 from cronflow_actors.messages.engine import (
+    ActionFinished,
     InstanceState,
     Principal,
     TimerFired,
     WorkflowRecord,
     WorkItemAction,
     WorkItemFinished,
+    WorkItemRecord,
 )
 from cronflow_actors.net.spec import NetSpec
 from cronflow_actors.store import Store
 
-__all__ = ["EngineServices", "Request", "WorkItemActor", "WorkflowActor", "decode_state"]
+__all__ = [
+    "ActionActor",
+    "EngineServices",
+    "Request",
+    "WorkItemActor",
+    "WorkflowActor",
+    "decode_state",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -128,10 +139,20 @@ class WorkflowActor(LoopActor):
     # -- lifecycle ---------------------------------------------------------------------------------
 
     def on_start(self) -> None:
-        if self._body is not None:  # recovered: run again what had started but was not recorded
-            for item in self.state.work_items.values():
-                if item.state == WorkItemState.STARTED:
-                    self._spawn_handler(item.id, item.attempt)
+        if self._body is None:
+            return
+        # recovered: run again what had started but was not recorded, and unfinished actions
+        for item in self.state.work_items.values():
+            if item.state == WorkItemState.STARTED:
+                self._spawn_handler(item.id, item.attempt)
+        for pending in list(self.state.actions.values()):
+            if pending.durable:
+                self._dispatch_action(pending.work_item_id)
+            else:
+                reason = "not dispatched again after a restart (durable=False)"
+                self.actor_ref.tell(
+                    ActionFinished(work_item_id=pending.work_item_id, ok=False, error=reason)
+                )
 
     def on_stop(self) -> None:
         self.services.on_stopped(self)
@@ -145,7 +166,7 @@ class WorkflowActor(LoopActor):
             reply = asyncio.get_running_loop().create_future()
             self._enqueue(message.command, reply)
             return reply
-        if isinstance(message, WorkItemFinished | TimerFired):
+        if isinstance(message, WorkItemFinished | TimerFired | ActionFinished):
             self._enqueue(message, None)
             return None
         if isinstance(message, ChildFailed):
@@ -179,7 +200,8 @@ class WorkflowActor(LoopActor):
         finally:
             self._running = False
         root = self.state.workflows.get(self.instance_id)
-        if (root is None or is_final(root.state)) and not self._queue:
+        finished = root is None or is_final(root.state)
+        if finished and not self._queue and not self.state.actions:
             self.stop()  # finished (or never started): the store holds it from here on
 
     # -- transactions ------------------------------------------------------------------------------
@@ -199,7 +221,7 @@ class WorkflowActor(LoopActor):
         was_final = root is not None and is_final(root.state)
         try:
             result = await body(tx)
-            if tx.changes or tx.journal or tx.timers_set or tx.timers_cancel:
+            if tx.changes or tx.journal or tx.timers_set or tx.timers_cancel or tx.dirty:
                 await self._commit(tx)
         except BaseException:
             self.state = self._restored()
@@ -236,6 +258,8 @@ class WorkflowActor(LoopActor):
         """Effects of a durable transaction."""
         for item_id, attempt in tx.handlers:
             self._spawn_handler(item_id, attempt)
+        for item_id in tx.actions:
+            self._dispatch_action(item_id)
         timers = self.services.timers
         for timer_id in tx.timers_cancel:
             timers.disarm(timer_id)
@@ -288,14 +312,8 @@ class WorkflowActor(LoopActor):
             self._specs[workflow.path] = spec
         return spec
 
-    def _spawn_handler(self, item_id: str, attempt: int) -> None:
-        item = self.state.work_items[item_id]
-        if item.state != WorkItemState.STARTED or item.attempt != attempt:
-            return
+    def _handler_context(self, item: WorkItemRecord) -> Context:
         workflow = self.state.workflows[item.workflow_id]
-        handler = self._spec_of(workflow).tasks[item.task].work_item.handler
-        if handler is None:
-            return
         ctx = Context(
             where=f"handler of work item {item.name!r}",
             task=Transaction.task_info(workflow, item.task),
@@ -306,7 +324,32 @@ class WorkflowActor(LoopActor):
             attempt=item.attempt,
             idempotency_key=item.id,
         )
+        ctx.last = workflow.last
+        ctx.state = StateAccess(
+            self.services.store, self.services.clock, f"workflow:{self.state.workflow}"
+        )
+        ctx.run_blocking = self.system.run_blocking
+        return ctx
+
+    def _definition(self, item: WorkItemRecord) -> Any:
+        workflow = self.state.workflows[item.workflow_id]
+        return self._spec_of(workflow).tasks[item.task].work_item
+
+    def _spawn_handler(self, item_id: str, attempt: int) -> None:
+        item = self.state.work_items[item_id]
+        if item.state != WorkItemState.STARTED or item.attempt != attempt:
+            return
+        handler = self._definition(item).handler
+        if handler is None:
+            return
+        ctx = self._handler_context(item)
         self.system.spawn(WorkItemActor, handler, ctx, item.id, attempt, parent=self.actor_ref)
+
+    def _dispatch_action(self, item_id: str) -> None:
+        item = self.state.work_items[item_id]
+        ctx = self._handler_context(item)
+        handler = self._definition(item).handler
+        self.system.spawn(ActionActor, handler, ctx, item.id, parent=self.actor_ref)
 
 
 class WorkItemActor(LoopActor):
@@ -337,6 +380,14 @@ class WorkItemActor(LoopActor):
             report = WorkItemFinished(
                 work_item_id=self.item_id, attempt=self.attempt, ok=True, output=normalize(output)
             )
+        except RetryRequested as retry:
+            report = WorkItemFinished(
+                work_item_id=self.item_id,
+                attempt=self.attempt,
+                ok=False,
+                error=retry.error,
+                retry_after=retry.delay,
+            )
         except Exception as error:
             report = WorkItemFinished(
                 work_item_id=self.item_id,
@@ -347,6 +398,40 @@ class WorkItemActor(LoopActor):
         parent = self.parent
         if parent is not None:
             # If the instance stopped meanwhile, recovery runs the handler again.
+            with contextlib.suppress(pykka.ActorDeadError):
+                parent.tell(report)
+        self.stop()
+
+
+class ActionActor(LoopActor):
+    """Runs a detached action's handler. The flow has already moved on; the outcome is only
+    reported (and an error logged), never recorded as output and never failing the run."""
+
+    def __init__(self, handler: Callable[..., Any], ctx: Context, item_id: str) -> None:
+        super().__init__()
+        self.handler = handler
+        self.ctx = ctx
+        self.item_id = item_id
+
+    def on_start(self) -> None:
+        self.create_task(self._run(), name=f"action {self.item_id}")
+
+    async def _run(self) -> None:
+        try:
+            if inspect.iscoroutinefunction(self.handler):
+                await self.handler(self.ctx)
+            else:
+                result = await self.system.run_blocking(self.handler, self.ctx)
+                if inspect.isawaitable(result):
+                    await result
+            report = ActionFinished(work_item_id=self.item_id, ok=True)
+        except Exception as error:
+            logger.warning("action %s failed: %s: %s", self.item_id, type(error).__name__, error)
+            report = ActionFinished(
+                work_item_id=self.item_id, ok=False, error=f"{type(error).__name__}: {error}"
+            )
+        parent = self.parent
+        if parent is not None:
             with contextlib.suppress(pykka.ActorDeadError):
                 parent.tell(report)
         self.stop()

@@ -17,6 +17,7 @@ from cronflow_actors.engine.states import WorkItemState, check_move
 from cronflow_actors.engine.transaction import Transaction
 from cronflow_actors.errors import InvalidStateTransitionError, NotFoundError
 from cronflow_actors.messages.engine import (
+    ActionFinished,
     CancelWorkflow,
     CancelWorkflowJob,
     CancelWorkItemJob,
@@ -86,15 +87,22 @@ async def apply(tx: Transaction, command: WorkflowCommand, root: NetSpec) -> Any
             )
             await workflows.cancel(tx, workflow, teardown=False)
             return None
-        case WorkItemFinished(
-            work_item_id=item_id, attempt=attempt, ok=ok, output=output, error=error
-        ):
+        case WorkItemFinished(work_item_id=item_id) as finished:
             item = tx.state.work_items.get(item_id)
             if item is None:
                 return False
             return await work_items.record_outcome(
-                tx, item, attempt=attempt, ok=ok, output=output, error=error
+                tx,
+                item,
+                attempt=finished.attempt,
+                ok=finished.ok,
+                output=finished.output,
+                error=finished.error,
+                retry_after=finished.retry_after,
             )
+        case ActionFinished(work_item_id=item_id):
+            tx.dirty = tx.state.actions.pop(item_id, None) is not None
+            return tx.dirty
         case TimerFired(timer_id=timer_id):
             job = tx.state.jobs.get(timer_id)
             if job is None:

@@ -229,8 +229,10 @@ class Context:
         "_scheduler",
         "_where",
         "attempt",
+        "error",
         "idempotency_key",
         "is_internal",
+        "last",
         "output",
         "outputs",
         "parent",
@@ -238,6 +240,8 @@ class Context:
         "payload",
         "principal",
         "route",
+        "run_blocking",
+        "state",
         "stats",
         "task",
         "transition",
@@ -282,6 +286,10 @@ class Context:
         self.attempt = attempt
         self.idempotency_key = idempotency_key
         self.route = ROUTE
+        self.last: Any = None
+        self.error: Any = None
+        self.state: Any = None
+        self.run_blocking: Any = None
 
     def register_scheduled(self, delay: float, job: Any) -> str:
         """Run ``job`` (from ``net.jobs``) ``delay`` seconds from now as an internal call, unless

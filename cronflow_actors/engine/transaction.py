@@ -70,6 +70,10 @@ class Transaction:
         self.timers_set: dict[str, TimerRecord] = {}
         self.timers_cancel: list[str] = []
         self.handlers: list[tuple[str, int]] = []
+        self.actions: list[str] = []
+        """Detached actions to dispatch after the commit."""
+        self.dirty = False
+        """Set by changes that leave no other trace (e.g. a finished action)."""
         self.changes: list[Message] = []
 
     # -- lookups ----------------------------------------------------------------------------------

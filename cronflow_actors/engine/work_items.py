@@ -22,7 +22,13 @@ from cronflow_actors.engine.states import WorkItemState, check_move
 from cronflow_actors.engine.transaction import Transaction, call_user, work_item_owner
 from cronflow_actors.errors import InvalidStateTransitionError
 from cronflow_actors.messages import JournalEntry, encode, json_encode
-from cronflow_actors.messages.engine import WorkflowRecord, WorkItemRecord, WorkItemStateChanged
+from cronflow_actors.messages.engine import (
+    PendingAction,
+    StartWorkItemJob,
+    WorkflowRecord,
+    WorkItemRecord,
+    WorkItemStateChanged,
+)
 from cronflow_actors.net.spec import TaskKind
 
 __all__ = [
@@ -125,9 +131,19 @@ async def start(tx: Transaction, item: WorkItemRecord, payload: Any = None) -> N
     await tasks.work_item_changed(tx, workflow, item.task, change)
     if item.state != WorkItemState.STARTED:
         return
+    definition = tx.spec(workflow).tasks[item.task].work_item
     if handle is not None and handle.trigger is not None:
         await run_trigger(tx, item, *handle.trigger)
-    elif tx.spec(workflow).tasks[item.task].work_item.handler is not None:
+    elif definition.detached:
+        tx.state.actions[item.id] = PendingAction(
+            work_item_id=item.id,
+            workflow_id=workflow.id,
+            task=item.task,
+            durable=definition.durable,
+        )
+        tx.actions.append(item.id)
+        await complete(tx, item, None)
+    elif definition.handler is not None:
         tx.handlers.append((item.id, item.attempt))
 
 
@@ -138,6 +154,8 @@ async def complete(tx: Transaction, item: WorkItemRecord, output: Any = None) ->
     item.output = output
     item.finished_at = tx.now
     workflow.outputs[item.task] = output
+    if tx.spec(workflow).tasks[item.task].work_item.sets_last:
+        workflow.last = output
     tx.cancel_jobs(work_item_owner(item.id))
     await _activity(tx, workflow, item, "on_completed")
     await tasks.work_item_changed(tx, workflow, item.task, change)
@@ -177,7 +195,14 @@ async def reset(tx: Transaction, item: WorkItemRecord) -> None:
 
 
 async def record_outcome(
-    tx: Transaction, item: WorkItemRecord, *, attempt: int, ok: bool, output: Any, error: str | None
+    tx: Transaction,
+    item: WorkItemRecord,
+    *,
+    attempt: int,
+    ok: bool,
+    output: Any,
+    error: str | None,
+    retry_after: float | None = None,
 ) -> bool:
     """Apply a handler's result, journaled under (instance, item, attempt). A result for an
     attempt that is no longer current (the item was canceled, reset or finished) is dropped."""
@@ -189,7 +214,7 @@ async def record_outcome(
             work_item_id=item.id,
             attempt=attempt,
             step_id=item.task,
-            outcome="completed" if ok else "failed",
+            outcome="completed" if ok else ("retry" if retry_after is not None else "failed"),
             output=encode(output) if ok else None,
             error=error,
             recorded_at=tx.now,
@@ -197,6 +222,10 @@ async def record_outcome(
     )
     if ok:
         await complete(tx, item, output)
+    elif retry_after is not None:
+        item.error = error
+        await reset(tx, item)
+        tx.schedule(work_item_owner(item.id), retry_after, StartWorkItemJob(work_item_id=item.id))
     else:
         await fail(tx, item, error)
     return True

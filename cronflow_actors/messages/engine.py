@@ -21,6 +21,7 @@ import msgspec
 from cronflow_actors.messages.base import Message
 
 __all__ = [
+    "ActionFinished",
     "CancelWorkItemJob",
     "CancelWorkflow",
     "CancelWorkflowJob",
@@ -32,6 +33,7 @@ __all__ = [
     "InstanceState",
     "Job",
     "JobRecord",
+    "PendingAction",
     "Principal",
     "ResetWorkItemJob",
     "StartWorkItemJob",
@@ -195,10 +197,20 @@ class WorkItemFinished(Message, frozen=True, kw_only=True):
     ok: bool
     output: Any = None
     error: str | None = None
+    retry_after: float | None = None
+    """Failed, and another attempt is wanted this many seconds from now."""
 
 
 class TimerFired(Message, frozen=True, kw_only=True):
     timer_id: str
+
+
+class ActionFinished(Message, frozen=True, kw_only=True):
+    """A detached action's handler returned (``ok``) or raised; its output is not kept."""
+
+    work_item_id: str
+    ok: bool
+    error: str | None = None
 
 
 WorkflowCommand = (
@@ -208,6 +220,7 @@ WorkflowCommand = (
     | CancelWorkflow
     | WorkItemFinished
     | TimerFired
+    | ActionFinished
 )
 
 
@@ -270,6 +283,8 @@ class WorkflowRecord(msgspec.Struct, kw_only=True):
     tasks: dict[str, TaskRecord] = msgspec.field(default_factory=dict)
     outputs: dict[str, Any] = msgspec.field(default_factory=dict)
     """The output of the latest completed work item (or child workflow) of each task."""
+    last: Any = None
+    """The output of the work item that completed last (of those whose type sets it)."""
     created_at: float = 0.0
     finished_at: float | None = None
 
@@ -284,6 +299,15 @@ class JobRecord(msgspec.Struct, kw_only=True):
     job: Job
 
 
+class PendingAction(msgspec.Struct, kw_only=True):
+    """A detached action that was dispatched and has not reported back yet."""
+
+    work_item_id: str
+    workflow_id: str
+    task: str
+    durable: bool = True
+
+
 class InstanceState(msgspec.Struct, kw_only=True):
     """Everything one root instance is: the unit of consistency and of persistence."""
 
@@ -295,3 +319,4 @@ class InstanceState(msgspec.Struct, kw_only=True):
     workflows: dict[str, WorkflowRecord] = msgspec.field(default_factory=dict)
     work_items: dict[str, WorkItemRecord] = msgspec.field(default_factory=dict)
     jobs: dict[str, JobRecord] = msgspec.field(default_factory=dict)
+    actions: dict[str, PendingAction] = msgspec.field(default_factory=dict)

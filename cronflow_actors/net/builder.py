@@ -79,6 +79,14 @@ class WorkItemSpec(msgspec.Struct, frozen=True, kw_only=True, eq=False):
     handler: Any = None
     actions: Mapping[str, ActionSpec] = msgspec.field(default_factory=dict)
     activities: Mapping[str, Any] = msgspec.field(default_factory=dict)
+    kind: str = "task"
+    """What it is to its front end (the Cronflow API marks steps, sleeps, waits, ...)."""
+    sets_last: bool = True
+    """Whether its output becomes the workflow's ``last`` output when it completes."""
+    detached: bool = False
+    """Completed at once when started; the handler then runs on its own, its outcome ignored."""
+    durable: bool = True
+    """For a detached item: run its handler again after a crash if it had not finished."""
 
 
 def action(schema: Any = None, *, policy: Any = None, callback: Any = None) -> ActionSpec:

@@ -1,0 +1,29 @@
+"""Durations as users write them: ``"100ms"``, ``"5s"``, ``"30m"``, ``"2h"``, ``"1d"``, ``"1w"``, or
+a number of seconds."""
+
+from __future__ import annotations
+
+import re
+
+__all__ = ["parse_duration"]
+
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+_PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
+
+
+def parse_duration(value: object, what: str = "duration") -> float:
+    """Seconds in ``value``. Raises ``ValueError`` naming ``what`` and the accepted forms."""
+    if isinstance(value, bool):
+        raise ValueError(f"{what} must be seconds or a string like '5s', got {value!r}")
+    if isinstance(value, int | float):
+        if value < 0:
+            raise ValueError(f"{what} must not be negative, got {value!r}")
+        return float(value)
+    if isinstance(value, str):
+        match = _PATTERN.match(value)
+        if match:
+            return float(match.group(1)) * _UNITS[match.group(2)]
+    raise ValueError(
+        f"{what} must be a number of seconds or a string like '100ms', '5s', '30m', '2h', "
+        f"'1d', '1w'; got {value!r}"
+    )
