@@ -56,6 +56,7 @@ from cronflow_actors.messages.engine import (
     WorkItemAction,
     WorkItemFinished,
     WorkItemRecord,
+    WorkItemStateChanged,
 )
 from cronflow_actors.net.spec import NetSpec
 from cronflow_actors.store import Store
@@ -77,6 +78,15 @@ _state_decoder = decoder_for(InstanceState)
 def decode_state(body: bytes) -> InstanceState:
     state: InstanceState = _state_decoder.decode(body)
     return state
+
+
+async def _call_logged(callback: Callable[[], Any]) -> None:
+    try:
+        result = callback()
+        if inspect.isawaitable(result):
+            await result
+    except Exception:
+        logger.exception("a callback after a commit failed")
 
 
 class Request(Message, frozen=True, kw_only=True):
@@ -129,7 +139,7 @@ class WorkflowActor(LoopActor):
         self._queue: deque[tuple[Any, asyncio.Future[Any] | None]] = deque()
         self._running = False
         self._specs: dict[tuple[str, ...], NetSpec] = {(): root}
-        self._handlers: dict[str, Any] = {}
+        self._handler_refs: dict[str, Any] = {}  # work item id -> its WorkItemActor's ref
 
     @property
     def committed_body(self) -> bytes | None:
@@ -166,6 +176,8 @@ class WorkflowActor(LoopActor):
             reply = asyncio.get_running_loop().create_future()
             self._enqueue(message.command, reply)
             return reply
+        if isinstance(message, WorkItemFinished):
+            self._handler_refs.pop(message.work_item_id, None)
         if isinstance(message, WorkItemFinished | TimerFired | ActionFinished):
             self._enqueue(message, None)
             return None
@@ -265,6 +277,18 @@ class WorkflowActor(LoopActor):
             timers.disarm(timer_id)
         for record in tx.timers_set.values():
             timers.arm(record)
+        for change in tx.changes:
+            # a handler whose item was canceled or reset meanwhile is stopped (its task cancelled)
+            if (
+                isinstance(change, WorkItemStateChanged)
+                and change.prev == WorkItemState.STARTED
+                and change.next in (WorkItemState.CANCELED, WorkItemState.INITIALIZED)
+            ):
+                running = self._handler_refs.pop(change.work_item_id, None)
+                if running is not None:
+                    running.stop(block=False)
+        for callback in tx.after_commit:
+            self.create_task(_call_logged(callback), name="after commit")
         if tx.changes and self.services.on_changes is not None:
             self.services.on_changes(tx.changes)
         root = self.state.workflows.get(self.instance_id)
@@ -343,7 +367,9 @@ class WorkflowActor(LoopActor):
         if handler is None:
             return
         ctx = self._handler_context(item)
-        self.system.spawn(WorkItemActor, handler, ctx, item.id, attempt, parent=self.actor_ref)
+        self._handler_refs[item.id] = self.system.spawn(
+            WorkItemActor, handler, ctx, item.id, attempt, parent=self.actor_ref
+        )
 
     def _dispatch_action(self, item_id: str) -> None:
         item = self.state.work_items[item_id]

@@ -22,6 +22,7 @@ from cronflow_actors.messages.engine import (
     CancelWorkflowJob,
     CancelWorkItemJob,
     CompleteWorkItemJob,
+    FailWorkflowJob,
     FailWorkItemJob,
     InitializeWorkflowJob,
     InitializeWorkItem,
@@ -143,6 +144,8 @@ async def run_job(tx: Transaction, job: Job) -> None:
             await workflows.initialize(tx, child, payload=payload, parent=parent, parent_task=task)
         case CancelWorkflowJob(workflow_id=workflow_id):
             await workflows.cancel(tx, tx.workflow(workflow_id), teardown=False)
+        case FailWorkflowJob(workflow_id=workflow_id, error=error):
+            await workflows.fail(tx, tx.workflow(workflow_id), error)
         case (
             StartWorkItemJob()
             | CompleteWorkItemJob()

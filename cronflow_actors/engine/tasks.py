@@ -27,6 +27,7 @@ from cronflow_actors.engine.context import (
 )
 from cronflow_actors.engine.states import TaskState, check_move, is_final
 from cronflow_actors.engine.transaction import Transaction, call_user, task_owner
+from cronflow_actors.engine.transaction import normalize as tx_normalize
 from cronflow_actors.errors import (
     InvalidPolicyResultError,
     InvalidStateTransitionError,
@@ -129,6 +130,12 @@ async def complete(tx: Transaction, workflow: WorkflowRecord, name: str) -> None
         return
     spec = tx.spec(workflow)
     definition = spec.tasks[name]
+    if definition.reduce is not None:
+        items = [tx.work_item_info(tx.state.work_items[i]) for i in record.children]
+        output = tx_normalize(await call_user(definition.reduce, items))
+        workflow.outputs[name] = output
+        if definition.work_item is None or definition.work_item.sets_last:
+            workflow.last = output
     change = await _leave(tx, workflow, name, TaskState.COMPLETED, "on_completed")
     await _cancellation_region(tx, workflow, spec, name)
     routed = None
@@ -217,6 +224,7 @@ async def child_workflow_changed(
     child = tx.state.workflows[message.workflow_id]
     if message.next == "completed":
         workflow.outputs[name] = child.output
+        workflow.last = child.output
     await _activity(tx, workflow, name, "on_workflow_state_changed", changed=message)
     if not is_final(message.next):
         return

@@ -72,6 +72,9 @@ class Transaction:
         self.handlers: list[tuple[str, int]] = []
         self.actions: list[str] = []
         """Detached actions to dispatch after the commit."""
+        self.after_commit: list[Callable[[], Any]] = []
+        """Called (coroutines awaited in a task) once the transaction is durable; errors are
+        logged. For notifications that must not go out before the change is durable."""
         self.dirty = False
         """Set by changes that leave no other trace (e.g. a finished action)."""
         self.changes: list[Message] = []
@@ -145,7 +148,9 @@ class Transaction:
             "is_internal": self.principal is None,
         }
         values.update(fields)
-        return Context(where=where, **values)
+        ctx = Context(where=where, **values)
+        ctx.last = owner.last
+        return ctx
 
     # -- scheduled jobs ----------------------------------------------------------------------------
 

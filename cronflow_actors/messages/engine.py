@@ -27,6 +27,7 @@ __all__ = [
     "CancelWorkflowJob",
     "CompleteWorkItemJob",
     "FailWorkItemJob",
+    "FailWorkflowJob",
     "InitializeWorkItem",
     "InitializeWorkItemJob",
     "InitializeWorkflowJob",
@@ -146,6 +147,13 @@ class CancelWorkflowJob(Message, frozen=True, kw_only=True):
     workflow_id: str
 
 
+class FailWorkflowJob(Message, frozen=True, kw_only=True):
+    """Fail a workflow (a run's timeout): its active tasks are shut down, policies bypassed."""
+
+    workflow_id: str
+    error: str = "failed"
+
+
 Job = (
     InitializeWorkItemJob
     | InitializeWorkflowJob
@@ -155,6 +163,7 @@ Job = (
     | CancelWorkItemJob
     | ResetWorkItemJob
     | CancelWorkflowJob
+    | FailWorkflowJob
 )
 
 

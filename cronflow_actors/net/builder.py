@@ -173,6 +173,7 @@ class TaskBuilder:
         self._join: Any = JoinType.AND
         self._router: Any = None
         self._policy: Any = None
+        self._reduce: Any = None
         self._activities: dict[str, Any] = {}
 
     def split(self, split_type: str) -> Self:
@@ -185,6 +186,13 @@ class TaskBuilder:
 
     def route(self, router: Callable[..., Any]) -> Self:
         self._router = router
+        return self
+
+    def output(self, reduce: Callable[..., Any]) -> Self:
+        """``reduce(items)`` gives the task's output when it completes, from the work items of
+        its generation (``WorkItemInfo``s in creation order); by default the output is that of
+        the work item that completed last."""
+        self._reduce = reduce
         return self
 
     def policy(self, policy: Callable[..., Any]) -> Self:
@@ -546,6 +554,7 @@ class WorkflowBuilder:
             problems.append(f"{where} has a router but an and split; routers serve xor and or")
         _check_callable(builder._router, f"{where} router", problems)
         _check_callable(builder._policy, f"{where} policy", problems)
+        _check_callable(builder._reduce, f"{where} output reducer", problems)
         _check_activities(where, builder._activities, TASK_ACTIVITIES[builder.kind], problems)
         if not inputs.get(name):
             problems.append(f"{where} has no incoming flow; connect a condition or task to it")
@@ -606,6 +615,7 @@ class WorkflowBuilder:
             work_item=work,
             subworkflows=tuple(children),
             policy=builder._policy,
+            reduce=builder._reduce,
             activities=dict(builder._activities),
         )
 

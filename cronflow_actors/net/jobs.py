@@ -14,6 +14,7 @@ from cronflow_actors.messages.engine import (
     CancelWorkflowJob,
     CancelWorkItemJob,
     CompleteWorkItemJob,
+    FailWorkflowJob,
     FailWorkItemJob,
     InitializeWorkflowJob,
     InitializeWorkItemJob,
@@ -26,6 +27,7 @@ __all__ = [
     "cancel_workflow",
     "complete_work_item",
     "fail_work_item",
+    "fail_workflow",
     "initialize_work_item",
     "initialize_workflow",
     "reset_work_item",
@@ -67,3 +69,7 @@ def reset_work_item(work_item_id: str, payload: Any = None) -> ResetWorkItemJob:
 
 def cancel_workflow(workflow_id: str) -> CancelWorkflowJob:
     return CancelWorkflowJob(workflow_id=workflow_id)
+
+
+def fail_workflow(workflow_id: str, error: str = "failed") -> FailWorkflowJob:
+    return FailWorkflowJob(workflow_id=workflow_id, error=error)

@@ -82,6 +82,8 @@ class TaskSpec(msgspec.Struct, frozen=True, kw_only=True, eq=False):
     subworkflows: tuple[Any, ...] = ()
     policy: Any = None
     activities: Mapping[str, Any] = msgspec.field(default_factory=dict)
+    reduce: Any = None
+    """``reduce(items) -> output`` of the task when it completes (None: the last item's)."""
 
 
 class NetSpec(msgspec.Struct, frozen=True, kw_only=True, eq=False, weakref=True):
