@@ -61,6 +61,7 @@ __all__ = [
     "SchedulingNotAllowedError",
     "SchemaVersionError",
     "StateValueError",
+    "StepTimeoutError",
     "StoreClosedError",
     "StoreError",
     "UnknownWorkflowError",
@@ -249,6 +250,16 @@ class RetryRequested(CronflowError):
         self.delay = delay
         self.error = error
         super().__init__(f"retry in {delay} s after: {error}")
+
+
+class StepTimeoutError(CronflowError, TimeoutError):
+    """A step's handler ran longer than its ``timeout``; it was cancelled. Counts as a failed
+    attempt (retries and ``on_error`` apply)."""
+
+    def __init__(self, step: str, seconds: float) -> None:
+        self.step = step
+        self.seconds = seconds
+        super().__init__(f"step {step!r} timed out after {seconds:g} s")
 
 
 class EngineError(CronflowError):

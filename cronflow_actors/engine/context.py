@@ -107,12 +107,15 @@ class WorkItems:
         id: str | None = None,
         prev_state: str | None = None,
         next_state: str | None = None,
+        info: WorkItemInfo | None = None,
     ) -> None:
         self._initialize = initialize
         self._ids = ids
         self.id = id
         self.prev_state = prev_state
         self.next_state = next_state
+        self.info = info
+        """The work item that changed (in ``on_work_item_state_changed``)."""
 
     def initialize(self, payload: Any = None) -> str:
         """Initialize a work item of this task; returns its id. Its ``on_initialized`` runs and
@@ -228,6 +231,7 @@ class Context:
     __slots__ = (
         "_scheduler",
         "_where",
+        "after_commit",
         "attempt",
         "error",
         "idempotency_key",
@@ -290,6 +294,8 @@ class Context:
         self.error: Any = None
         self.state: Any = None
         self.run_blocking: Any = None
+        self.after_commit: Any = None
+        """``ctx.after_commit(fn)``: call ``fn()`` once this change is durable (activities)."""
 
     def register_scheduled(self, delay: float, job: Any) -> str:
         """Run ``job`` (from ``net.jobs``) ``delay`` seconds from now as an internal call, unless

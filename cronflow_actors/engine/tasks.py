@@ -134,8 +134,7 @@ async def complete(tx: Transaction, workflow: WorkflowRecord, name: str) -> None
         items = [tx.work_item_info(tx.state.work_items[i]) for i in record.children]
         output = tx_normalize(await call_user(definition.reduce, items))
         workflow.outputs[name] = output
-        if definition.work_item is None or definition.work_item.sets_last:
-            workflow.last = output
+        workflow.last = output
     change = await _leave(tx, workflow, name, TaskState.COMPLETED, "on_completed")
     await _cancellation_region(tx, workflow, spec, name)
     routed = None
@@ -398,6 +397,7 @@ def _context(  # noqa: PLR0917 - internal, called from three places
             id=item.work_item_id if item else None,
             prev_state=item.prev if item else None,
             next_state=item.next if item else None,
+            info=tx.work_item_info(tx.state.work_items[item.work_item_id]) if item else None,
         )
     elif definition.kind is not TaskKind.DUMMY:
         dynamic = definition.kind is TaskKind.DYNAMIC_COMPOSITE

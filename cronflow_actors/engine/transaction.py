@@ -150,6 +150,7 @@ class Transaction:
         values.update(fields)
         ctx = Context(where=where, **values)
         ctx.last = owner.last
+        ctx.after_commit = self.after_commit.append
         return ctx
 
     # -- scheduled jobs ----------------------------------------------------------------------------

@@ -112,9 +112,22 @@ def _check_activities(
 class WorkItemBuilder:
     """``net.work_item(name, handler=...)``, with ``.actions(...)`` and ``.activities(...)``."""
 
-    def __init__(self, name: str, handler: Callable[..., Any] | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        handler: Callable[..., Any] | None = None,
+        *,
+        kind: str = "task",
+        sets_last: bool = True,
+        detached: bool = False,
+        durable: bool = True,
+    ) -> None:
         self.name = name
         self._handler = handler
+        self._kind = kind
+        self._sets_last = sets_last
+        self._detached = detached
+        self._durable = durable
         self._actions: dict[str, Any] = {}
         self._activities: dict[str, Any] = {}
 
@@ -147,12 +160,28 @@ class WorkItemBuilder:
             handler=self._handler,
             actions=dict(self._actions),
             activities=dict(self._activities),
+            kind=self._kind,
+            sets_last=self._sets_last,
+            detached=self._detached,
+            durable=self._durable,
         )
 
 
-def work_item(name: str, *, handler: Callable[..., Any] | None = None) -> WorkItemBuilder:
-    """A work item type; with ``handler`` it runs automatically when started."""
-    return WorkItemBuilder(name, handler)
+def work_item(
+    name: str,
+    *,
+    handler: Callable[..., Any] | None = None,
+    kind: str = "task",
+    sets_last: bool = True,
+    detached: bool = False,
+    durable: bool = True,
+) -> WorkItemBuilder:
+    """A work item type; with ``handler`` it runs automatically when started. ``detached``: it
+    completes at once when started and its handler runs on its own (``durable``: again after a
+    crash). ``sets_last``: its output becomes the workflow's ``last``. ``kind`` is a label."""
+    return WorkItemBuilder(
+        name, handler, kind=kind, sets_last=sets_last, detached=detached, durable=durable
+    )
 
 
 class TaskBuilder:

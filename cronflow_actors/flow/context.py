@@ -1,0 +1,104 @@
+"""``ctx`` for Cronflow-style handlers, built from the engine's context of a work item."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import msgspec
+
+__all__ = ["FlowContext", "RunRef", "TriggerInfo", "flow_payload", "unwrap_payload"]
+
+
+class RunRef(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    workflow_id: str
+
+
+class TriggerInfo(msgspec.Struct, frozen=True, kw_only=True):
+    headers: Mapping[str, str] = msgspec.field(default_factory=dict)
+    kind: str = "manual"
+
+
+def flow_payload(
+    payload: Any, *, headers: Mapping[str, str] | None = None, kind: str = "manual"
+) -> dict[str, Any]:
+    """How a flow run's trigger is stored as the workflow payload."""
+    return {"payload": payload, "headers": dict(headers or {}), "kind": kind}
+
+
+def unwrap_payload(stored: Any) -> tuple[Any, TriggerInfo]:
+    if isinstance(stored, dict) and "payload" in stored and "headers" in stored:
+        trigger = TriggerInfo(headers=stored["headers"], kind=stored.get("kind", "manual"))
+        return stored["payload"], trigger
+    return stored, TriggerInfo()
+
+
+class FlowContext:
+    """What a step, action, condition or hook gets.
+
+    ``payload`` (the trigger's payload), ``last`` (output of the last step that ran on this
+    path; actions do not change it), ``steps[id]`` (the output of step ``id``), ``run.id`` and
+    ``run.workflow_id``, ``state`` (persistent key-value state of this workflow:
+    ``await ctx.state.get/set/incr/delete``), ``trigger.headers``, ``attempt`` (1 on the first
+    try), ``idempotency_key`` (stable across retries and restarts), ``error`` (in ``on_error``
+    and ``on_failure``).
+    """
+
+    __slots__ = (
+        "attempt",
+        "error",
+        "idempotency_key",
+        "last",
+        "payload",
+        "run",
+        "state",
+        "steps",
+        "trigger",
+    )
+
+    def __init__(
+        self,
+        *,
+        payload: Any,
+        last: Any,
+        steps: Mapping[str, Any],
+        run: RunRef,
+        state: Any,
+        trigger: TriggerInfo,
+        attempt: int = 1,
+        idempotency_key: str = "",
+        error: BaseException | None = None,
+    ) -> None:
+        self.payload = payload
+        self.last = last
+        self.steps = steps
+        self.run = run
+        self.state = state
+        self.trigger = trigger
+        self.attempt = attempt
+        self.idempotency_key = idempotency_key
+        self.error = error
+
+    @classmethod
+    def of(cls, engine_ctx: Any, step_ids: frozenset[str]) -> FlowContext:
+        """From an engine ctx (handler, router or activity) of a flow's workflow."""
+        payload, trigger = unwrap_payload(engine_ctx.payload)
+        workflow = engine_ctx.parent
+        outputs = engine_ctx.outputs or {}
+        return cls(
+            payload=payload,
+            last=engine_ctx.last,
+            steps={k: v for k, v in outputs.items() if k in step_ids},
+            run=RunRef(
+                id=workflow.id if workflow else "",
+                workflow_id=workflow.name if workflow else "",
+            ),
+            state=engine_ctx.state,
+            trigger=trigger,
+            attempt=engine_ctx.attempt or 1,
+            idempotency_key=engine_ctx.idempotency_key or "",
+        )
+
+    def __repr__(self) -> str:
+        return f"<FlowContext run={self.run.id} last={self.last!r}>"

@@ -1,0 +1,95 @@
+"""Step and workflow options: ``Retry`` (attempts, backoff, jitter, filter, callback) and
+``Hooks`` (once per run)."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+
+from cronflow_actors.net.durations import parse_duration
+
+__all__ = ["BACKOFFS", "Hooks", "Retry"]
+
+BACKOFFS = ("fixed", "linear", "exponential")
+
+
+class Retry(msgspec.Struct, frozen=True, kw_only=True):
+    """How a failing step is tried again.
+
+    ``attempts`` counts every try (3: one try and two retries). The delay before retry ``n``
+    (1-based) is ``delay`` (fixed), ``delay * n`` (linear) or ``delay * multiplier ** (n - 1)``
+    (exponential), capped at ``max_delay``; with ``jitter`` it is scaled by a random factor in
+    [0.5, 1.5). ``retry_on`` (exception classes, or ``fn(error) -> bool``) limits which errors
+    are retried; by default every error is. ``on_retry(ctx, error, attempt, delay)`` is called
+    before each retry. A timed-out attempt counts as a failed one.
+    """
+
+    attempts: int = 3
+    backoff: str = "exponential"
+    delay: float | str = "1s"
+    max_delay: float | str | None = None
+    multiplier: float = 2.0
+    jitter: bool = False
+    retry_on: Any = None
+    on_retry: Any = None
+
+    def problems(self, where: str) -> list[str]:
+        found = []
+        attempts = self.attempts
+        if not isinstance(attempts, int) or isinstance(attempts, bool) or attempts < 1:
+            found.append(f"{where}: retry attempts must be a whole number >= 1, got {attempts!r}")
+        if self.backoff not in BACKOFFS:
+            choices = list(BACKOFFS)
+            found.append(f"{where}: retry backoff must be one of {choices}, got {self.backoff!r}")
+        for name in ("delay", "max_delay"):
+            value = getattr(self, name)
+            if value is not None:
+                try:
+                    parse_duration(value, f"retry {name}")
+                except ValueError as error:
+                    found.append(f"{where}: {error}")
+        if not isinstance(self.multiplier, int | float) or self.multiplier < 1:
+            found.append(f"{where}: retry multiplier must be >= 1, got {self.multiplier!r}")
+        if self.retry_on is not None and not (callable(self.retry_on) or _classes(self.retry_on)):
+            found.append(f"{where}: retry_on takes exception classes or fn(error) -> bool")
+        if self.on_retry is not None and not callable(self.on_retry):
+            found.append(f"{where}: on_retry must be a function")
+        return found
+
+    def should_retry(self, error: BaseException) -> bool:
+        if self.retry_on is None:
+            return True
+        if _classes(self.retry_on):
+            return isinstance(error, self.retry_on)
+        return bool(self.retry_on(error))
+
+    def delay_before(self, retry: int, rng: Callable[[], float] = random.random) -> float:
+        """Seconds to wait before retry number ``retry`` (1 for the first retry)."""
+        base = parse_duration(self.delay, "retry delay")
+        if self.backoff == "fixed":
+            delay = base
+        elif self.backoff == "linear":
+            delay = base * retry
+        else:
+            delay = base * self.multiplier ** (retry - 1)
+        if self.max_delay is not None:
+            delay = min(delay, parse_duration(self.max_delay, "retry max_delay"))
+        if self.jitter:
+            delay *= 0.5 + rng()
+        return delay
+
+
+def _classes(value: Any) -> bool:
+    items = value if isinstance(value, tuple) else (value,)
+    return all(isinstance(v, type) and issubclass(v, BaseException) for v in items)
+
+
+class Hooks(msgspec.Struct, frozen=True, kw_only=True):
+    """Called once per run: ``on_success(ctx)`` when it completes, ``on_failure(ctx)`` (with
+    ``ctx.error``) when it fails. Errors in hooks are logged and change nothing."""
+
+    on_success: Any = None
+    on_failure: Any = None
