@@ -15,8 +15,17 @@ from importlib.metadata import PackageNotFoundError, version
 from cronflow_actors import errors, net
 from cronflow_actors.engine.context import WorkflowInfo, WorkItemInfo
 from cronflow_actors.engine.states import TaskState, WorkflowState, WorkItemState
+from cronflow_actors.flow import Flow, FlowContext, Hooks, Retry, define
 from cronflow_actors.messages.engine import Principal, Stats
-from cronflow_actors.runtime import Runtime
+from cronflow_actors.runtime import (
+    PausedRun,
+    ResumeError,
+    RunInfo,
+    RunResult,
+    RunStatus,
+    Runtime,
+    StepInfo,
+)
 
 try:
     __version__ = version("cronflow-actors")
@@ -24,15 +33,26 @@ except PackageNotFoundError:  # running from a source tree that was not installe
     __version__ = "0.0.0+unknown"
 
 __all__ = [
+    "Flow",
+    "FlowContext",
+    "Hooks",
+    "PausedRun",
     "Principal",
+    "ResumeError",
+    "Retry",
+    "RunInfo",
+    "RunResult",
+    "RunStatus",
     "Runtime",
     "Stats",
+    "StepInfo",
     "TaskState",
     "WorkItemInfo",
     "WorkItemState",
     "WorkflowInfo",
     "WorkflowState",
     "__version__",
+    "define",
     "errors",
     "net",
 ]

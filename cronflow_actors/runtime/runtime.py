@@ -19,7 +19,7 @@ import asyncio
 import logging
 import os
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import pykka
@@ -31,6 +31,7 @@ from cronflow_actors.engine.states import TaskState, WorkflowState, is_final
 from cronflow_actors.engine.timers import TimerService
 from cronflow_actors.engine.transaction import Transaction
 from cronflow_actors.errors import NotFoundError, RuntimeNotRunningError
+from cronflow_actors.flow.builder import Flow
 from cronflow_actors.kernel import ActorSystem, Clock, SystemClock
 from cronflow_actors.messages import Message
 from cronflow_actors.messages.engine import (
@@ -45,6 +46,7 @@ from cronflow_actors.messages.engine import (
 )
 from cronflow_actors.net.spec import NetSpec
 from cronflow_actors.runtime.database import store_for
+from cronflow_actors.runtime.runs import PausedRun, RunInfo, RunResult, Runs
 from cronflow_actors.store import Store
 
 __all__ = ["Runtime"]
@@ -63,7 +65,7 @@ class Runtime:
         self,
         db: str | os.PathLike[str] = ":memory:",
         *,
-        workflows: Iterable[NetSpec] = (),
+        workflows: Iterable[NetSpec | Flow] = (),
         clock: Clock | None = None,
         synchronous: str = "FULL",
         blocking_workers: int = 8,
@@ -81,6 +83,7 @@ class Runtime:
         self._waiters: dict[str, list[asyncio.Future[WorkflowInfo]]] = {}
         self._recovering: dict[str, asyncio.Task[None]] = {}
         self._observers: list[Callable[[list[Message]], None]] = []
+        self.runs = Runs(self)
         self.state = "new"
         self.recovered = 0
         self._services = EngineServices(
@@ -132,12 +135,16 @@ class Runtime:
         self._waiters.clear()
         self.state = "stopped"
 
-    def register(self, spec: NetSpec, *, deprecated: bool = False) -> None:
-        """Register a workflow version. On a running runtime, its unfinished instances are
-        recovered at once (calls that reach them wait for that)."""
-        self.registry.register(spec, deprecated=deprecated)
-        if self.state == "running" and spec.name not in self._recovering:
-            self._recovering[spec.name] = self.system.create_task(self._recover({spec.name}))
+    def register(self, spec: NetSpec | Flow, *, deprecated: bool = False) -> None:
+        """Register a workflow version: a ``NetSpec`` or a ``cf.define(...)`` flow (checked and
+        compiled here; ``InvalidWorkflowError`` lists every problem). On a running runtime,
+        its unfinished instances are recovered at once (calls that reach them wait for that)."""
+        net_spec = self.runs.register(spec) if isinstance(spec, Flow) else spec
+        self.registry.register(net_spec, deprecated=deprecated)
+        if self.state == "running" and net_spec.name not in self._recovering:
+            self._recovering[net_spec.name] = self.system.create_task(
+                self._recover({net_spec.name})
+            )
 
     def deprecate(self, name: str, version: str) -> None:
         """Refuse new instances of this version; running ones go on."""
@@ -191,7 +198,44 @@ class Runtime:
         self._waiters.setdefault(_root_of(workflow_id), []).append(future)
         return await future
 
-    # -- work item calls -------------------------------------------------------------------------
+    # -- runs of cf.define flows -------------------------------------------------------------------
+
+    async def trigger(
+        self, workflow: str, payload: Any = None, *, headers: Mapping[str, str] | None = None
+    ) -> str:
+        """Start a run of a registered flow; returns its id once the start is durable (it does
+        not wait for the run)."""
+        return await self.runs.trigger(workflow, payload, headers=headers)
+
+    async def wait(
+        self,
+        run_id: str,
+        timeout: float | None = None,  # noqa: ASYNC109 - a limit, as in asyncio.wait_for
+    ) -> RunResult:
+        """The run's ``RunResult`` once it is completed, failed or canceled."""
+        return await self.runs.wait(run_id, timeout)
+
+    async def inspect(self, run_id: str) -> RunInfo:
+        """Status, payload, output, error, and each step's status, output, error, attempts and
+        timings (from the last durable state)."""
+        return await self.runs.inspect(run_id)
+
+    async def cancel(self, run_id: str) -> None:
+        """End a run as canceled: running handlers are cancelled and no later step runs."""
+        await self.runs.cancel(run_id)
+
+    async def resume(self, token: str, payload: Any = None) -> None:
+        """Continue a run paused by ``human_in_the_loop``; a second resume is a ``ResumeError``."""
+        await self.runs.resume(token, payload)
+
+    async def list_paused(self) -> list[PausedRun]:
+        return await self.runs.list_paused()
+
+    async def publish_event(self, name: str, payload: Any = None) -> list[str]:
+        """Start the flows listening for ``name`` and wake the steps waiting for it."""
+        return await self.runs.publish_event(name, payload)
+
+    # -- work item calls ---------------------------------------------------------------------------
 
     async def initialize_work_item(
         self,
@@ -404,6 +448,7 @@ class Runtime:
         self.system.create_task(deliver())
 
     def _finished(self, root: Any) -> None:
+        self.runs.finished(root)
         info = Transaction.workflow_info(root)
         for future in self._waiters.pop(root.id, ()):
             if not future.done():

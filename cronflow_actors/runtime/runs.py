@@ -1,0 +1,375 @@
+"""Runs of Cronflow-style workflows: trigger, wait, inspect, cancel, resume, events, hooks.
+
+A run is a root instance of a compiled ``Flow``; its id is the instance id. Everything here reads
+or changes instances through the ``Runtime``'s net calls, so it is as durable as they are.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from cronflow_actors.engine.actors import decode_state
+from cronflow_actors.engine.state_access import StateAccess
+from cronflow_actors.errors import EngineError, NotFoundError
+from cronflow_actors.flow.builder import Flow
+from cronflow_actors.flow.context import FlowContext, RunRef, flow_payload, unwrap_payload
+from cronflow_actors.messages.engine import InstanceState, WorkflowRecord
+
+if TYPE_CHECKING:
+    from cronflow_actors.runtime.runtime import Runtime
+
+__all__ = ["PausedRun", "ResumeError", "RunInfo", "RunResult", "RunStatus", "Runs", "StepInfo"]
+
+logger = logging.getLogger(__name__)
+
+_WAITING_KINDS = frozenset({"sleep", "event", "human"})
+
+
+class RunStatus(StrEnum):
+    RUNNING = "running"
+    WAITING = "waiting"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+
+class RunResult(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    status: RunStatus
+    output: Any = None
+    error: str | None = None
+
+
+class StepInfo(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    kind: str
+    status: str
+    output: Any = None
+    error: str | None = None
+    attempts: int = 0
+    started_at: float | None = None
+    finished_at: float | None = None
+
+
+class RunInfo(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    workflow: str
+    status: RunStatus
+    payload: Any = None
+    output: Any = None
+    error: str | None = None
+    steps: list[StepInfo] = msgspec.field(default_factory=list)
+    created_at: float = 0.0
+    finished_at: float | None = None
+
+
+class PausedRun(msgspec.Struct, frozen=True, kw_only=True):
+    token: str
+    run_id: str
+    workflow: str
+    step: str
+    description: str = ""
+    metadata: Mapping[str, Any] = msgspec.field(default_factory=dict)
+    paused_at: float | None = None
+    expires_at: float | None = None
+    last: Any = None
+
+
+class ResumeError(EngineError, LookupError):
+    """``resume`` was given a token that is unknown, or whose pause has already ended."""
+
+    def __init__(self, token: str, reason: str) -> None:
+        self.token = token
+        super().__init__(f"cannot resume {token!r}: {reason}")
+
+
+class RunFailedError(EngineError):
+    """What ``ctx.error`` holds in an ``on_failure`` hook."""
+
+
+class Runs:
+    def __init__(self, runtime: Runtime) -> None:
+        self.rt = runtime
+        self.flows: dict[str, Flow] = {}
+
+    def register(self, flow: Flow) -> Any:
+        spec = flow.build()
+        for child in _subflows(flow):
+            self.flows.setdefault(child.id, child)
+        self.flows[flow.id] = flow
+        return spec
+
+    # -- runs -------------------------------------------------------------------------------------
+
+    async def trigger(
+        self,
+        workflow: str,
+        payload: Any = None,
+        *,
+        headers: Mapping[str, str] | None = None,
+        kind: str = "manual",
+    ) -> str:
+        if workflow not in self.flows:
+            known = sorted(self.flows)
+            raise NotFoundError("flow", workflow, f"this runtime (registered flows: {known})")
+        return await self.rt.start_workflow(
+            workflow, flow_payload(payload, headers=headers, kind=kind)
+        )
+
+    async def wait(self, run_id: str, limit: float | None = None) -> RunResult:
+        info = await asyncio.wait_for(self.rt.wait_workflow(run_id), limit)
+        return RunResult(
+            id=run_id, status=RunStatus(str(info.state)), output=info.output, error=info.error
+        )
+
+    async def inspect(self, run_id: str) -> RunInfo:
+        state = await self.rt._state(run_id)
+        root = state.workflows.get(run_id)
+        if root is None:
+            raise NotFoundError("run", run_id)
+        payload, _trigger = unwrap_payload(root.payload)
+        return RunInfo(
+            id=run_id,
+            workflow=root.name,
+            status=self.status(state, root),
+            payload=payload,
+            output=root.output,
+            error=root.error,
+            steps=self._steps(state, root),
+            created_at=root.created_at,
+            finished_at=root.finished_at,
+        )
+
+    def status(self, state: InstanceState, root: WorkflowRecord) -> RunStatus:
+        if root.state in ("completed", "failed", "canceled"):
+            return RunStatus(root.state)
+        busy = False
+        waiting = False
+        for item in state.work_items.values():
+            if item.state != "started":
+                continue
+            if self._kind(state, item.workflow_id, item.task) in _WAITING_KINDS:
+                waiting = True
+            else:
+                busy = True
+        return RunStatus.WAITING if waiting and not busy else RunStatus.RUNNING
+
+    def _kind(self, state: InstanceState, workflow_id: str, task: str) -> str:
+        workflow = state.workflows[workflow_id]
+        spec = self.rt.registry.get(state.workflow, state.version)
+        for index in range(0, len(workflow.path), 2):
+            spec = next(
+                s
+                for s in spec.tasks[workflow.path[index]].subworkflows
+                if s.name == workflow.path[index + 1]
+            )
+        definition = spec.tasks[task].work_item
+        return str(definition.kind) if definition is not None else "subflow"
+
+    def _steps(self, state: InstanceState, root: WorkflowRecord) -> list[StepInfo]:
+        steps = []
+        flow = self.flows.get(root.name)
+        for name, record in root.tasks.items():
+            if record.generation == 0 or ":" in name or "#" in name:
+                continue  # never reached, or a construct's own plumbing
+            items = [state.work_items[i] for i in record.children if i in state.work_items]
+            children = [state.workflows[i] for i in record.children if i in state.workflows]
+            kind = self._kind(state, root.id, name) if items else "subflow"
+            if flow is not None and name in flow.humans:
+                kind = "human"
+            starts = [i.started_at for i in items if i.started_at] + [
+                c.created_at for c in children
+            ]
+            ends = [i.finished_at for i in items if i.finished_at] + [
+                c.finished_at for c in children if c.finished_at
+            ]
+            errors = [i.error for i in items if i.error] + [c.error for c in children if c.error]
+            status = record.state
+            if items and len(items) == 1:
+                status = _step_status(items[0].state, kind)
+            steps.append(
+                StepInfo(
+                    id=name,
+                    kind=kind,
+                    status=status,
+                    output=root.outputs.get(name),
+                    error=errors[-1] if errors else None,
+                    attempts=sum(i.attempt for i in items) if items else len(children),
+                    started_at=min(starts) if starts else None,
+                    finished_at=max(ends) if ends and record.state != "started" else None,
+                )
+            )
+        return steps
+
+    async def cancel(self, run_id: str) -> None:
+        await self.rt.cancel_workflow(run_id)
+
+    # -- human in the loop -------------------------------------------------------------------------
+
+    async def resume(self, token: str, payload: Any = None) -> None:
+        """Complete the pause ``token`` with ``payload`` (``approved``, ``reason`` and
+        ``approved_by`` are read from it when it is a dict)."""
+        try:
+            item = await self.rt.work_item(token)
+        except NotFoundError:
+            raise ResumeError(token, "no run is paused with this token") from None
+        flow = self.flows.get(self._workflow_name(item.workflow_id, await self.rt._state(token)))
+        if flow is None or item.task not in flow.humans:
+            raise ResumeError(token, "it is not the token of a human_in_the_loop step")
+        if item.state != "started":
+            raise ResumeError(token, f"the pause has already ended ({item.state})")
+        data = payload if isinstance(payload, dict) else {}
+        record = {
+            "approved": bool(data.get("approved", False)),
+            "reason": data.get("reason", "resumed"),
+            "approved_by": data.get("approved_by", "human"),
+            "status": "resumed",
+            "timed_out": False,
+            "payload": payload,
+            "token": token,
+        }
+        await self.rt.complete_work_item(token, record)
+
+    @staticmethod
+    def _workflow_name(workflow_id: str, state: InstanceState) -> str:
+        return state.workflows[workflow_id].name
+
+    async def list_paused(self) -> list[PausedRun]:
+        paused = []
+        for state in await self._unfinished():
+            for item in state.work_items.values():
+                if item.state != "started":
+                    continue
+                workflow = state.workflows[item.workflow_id]
+                flow = self.flows.get(workflow.name)
+                if flow is None or item.task not in flow.humans:
+                    continue
+                node = flow.humans[item.task]
+                expires = (
+                    item.started_at + node.timeout if node.timeout and item.started_at else None
+                )
+                paused.append(
+                    PausedRun(
+                        token=item.id,
+                        run_id=state.id,
+                        workflow=workflow.name,
+                        step=item.task,
+                        description=node.description,
+                        metadata=node.metadata,
+                        paused_at=item.started_at,
+                        expires_at=expires,
+                        last=workflow.last,
+                    )
+                )
+        return paused
+
+    # -- events ------------------------------------------------------------------------------------
+
+    async def publish_event(self, name: str, payload: Any = None) -> list[str]:
+        """Start every flow listening with ``on_event(name)`` and wake every step waiting for
+        ``name`` whose filter accepts the payload. Returns the ids of the runs started."""
+        started = []
+        event = {"name": name, "payload": payload, "timestamp": self.rt.clock.now()}
+        for flow in list(self.flows.values()):
+            if name in flow.events:
+                run_payload = (
+                    {"event": event, **payload} if isinstance(payload, dict) else {"event": event}
+                )
+                started.append(await self.trigger(flow.id, run_payload, kind="event"))
+        for state in await self._unfinished():
+            for item in list(state.work_items.values()):
+                if item.state != "started":
+                    continue
+                listener = self.flows.get(state.workflows[item.workflow_id].name)
+                node = listener.waits.get(item.task) if listener is not None else None
+                if node is None or node.event != name:
+                    continue
+                if node.filter is not None:
+                    try:
+                        if not await _maybe(node.filter(payload)):
+                            continue
+                    except Exception:
+                        logger.exception(
+                            "the filter of %s raised; the event is not delivered", item.id
+                        )
+                        continue
+                try:
+                    await self.rt.complete_work_item(item.id, payload)
+                except EngineError:
+                    continue  # it stopped waiting meanwhile
+        return started
+
+    async def _unfinished(self) -> list[InstanceState]:
+        states = []
+        for actor in list(self.rt._live.values()):
+            body = actor.committed_body
+            if body is not None:
+                state = decode_state(body)
+                root = state.workflows.get(state.id)
+                if root is not None and root.state not in ("completed", "failed", "canceled"):
+                    states.append(state)
+        return states
+
+    # -- hooks -------------------------------------------------------------------------------------
+
+    def finished(self, root: WorkflowRecord) -> None:
+        """A root instance finished: run its flow's hook, once, off the transaction."""
+        flow = self.flows.get(root.name)
+        if flow is None or root.parent_id is not None:
+            return
+        hook = flow.hooks.on_success if root.state == "completed" else None
+        if root.state == "failed":
+            hook = flow.hooks.on_failure
+        if hook is None:
+            return
+        payload, trigger = unwrap_payload(root.payload)
+        ctx = FlowContext(
+            payload=payload,
+            last=root.output,
+            steps=dict(root.outputs),
+            run=RunRef(id=root.id, workflow_id=root.name),
+            state=StateAccess(self.rt.store, self.rt.clock, f"workflow:{root.name}"),
+            trigger=trigger,
+            error=RunFailedError(root.error or "failed") if root.state == "failed" else None,
+        )
+
+        async def call() -> None:
+            try:
+                await _maybe(hook(ctx))
+            except Exception:
+                logger.exception("hook of run %s failed", root.id)
+
+        self.rt.system.create_task(call(), name=f"hook {root.id}")
+
+
+async def _maybe(value: Any) -> Any:
+    if asyncio.iscoroutine(value) or isinstance(value, asyncio.Future):
+        return await value
+    return value
+
+
+def _step_status(item_state: str, kind: str) -> str:
+    if item_state == "started" and kind in _WAITING_KINDS:
+        return "waiting"
+    if item_state == "started":
+        return "running"
+    if item_state == "initialized":
+        return "pending"
+    return item_state
+
+
+def _subflows(flow: Flow) -> list[Flow]:
+    from cronflow_actors.flow.builder import SubflowNode, _walk
+
+    found = []
+    for node in _walk(flow._root):
+        if isinstance(node, SubflowNode) and isinstance(node.flow, Flow):
+            found.append(node.flow)
+            found.extend(_subflows(node.flow))
+    return found
