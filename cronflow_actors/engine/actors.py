@@ -140,6 +140,7 @@ class WorkflowActor(LoopActor):
         self._running = False
         self._specs: dict[tuple[str, ...], NetSpec] = {(): root}
         self._handler_refs: dict[str, Any] = {}  # work item id -> its WorkItemActor's ref
+        self._state_access = StateAccess(services.store, services.clock, f"workflow:{root.name}")
 
     @property
     def committed_body(self) -> bytes | None:
@@ -227,7 +228,11 @@ class WorkflowActor(LoopActor):
         self, body: Callable[[Transaction], Awaitable[Any]], principal: Principal | None = None
     ) -> Any:
         tx = Transaction(
-            self.state, now=self.services.clock.now(), spec_of=self._spec_of, principal=principal
+            self.state,
+            now=self.services.clock.now(),
+            spec_of=self._spec_of,
+            principal=principal,
+            state_access=self._state_access,
         )
         root = self.state.workflows.get(self.instance_id)
         was_final = root is not None and is_final(root.state)
@@ -349,9 +354,7 @@ class WorkflowActor(LoopActor):
             idempotency_key=item.id,
         )
         ctx.last = workflow.last
-        ctx.state = StateAccess(
-            self.services.store, self.services.clock, f"workflow:{self.state.workflow}"
-        )
+        ctx.state = self._state_access
         ctx.run_blocking = self.system.run_blocking
         return ctx
 

@@ -61,8 +61,11 @@ class Transaction:
         now: float,
         spec_of: Callable[[WorkflowRecord], NetSpec],
         principal: Principal | None = None,
+        state_access: Any = None,
     ) -> None:
         self.state = state
+        self.state_access = state_access
+        """What ``ctx.state`` is in user code (the workflow's key-value state)."""
         self.now = now
         self._spec_of = spec_of
         self.principal = principal
@@ -150,6 +153,7 @@ class Transaction:
         values.update(fields)
         ctx = Context(where=where, **values)
         ctx.last = owner.last
+        ctx.state = self.state_access
         ctx.after_commit = self.after_commit.append
         return ctx
 

@@ -99,10 +99,9 @@ def _index(item: Any) -> int:
 
 def _first_wins(ctx: Any) -> str:
     """A race's policy: the first completion completes the task, the first failure fails it."""
-    next_state = ctx.transition.next_state
-    if next_state == "completed":
+    if ctx.stats.completed:
         return "complete"
-    return "fail" if next_state == "failed" else "continue"
+    return "fail" if ctx.stats.failed else "continue"
 
 
 def _winner(items: list[Any]) -> Any:
@@ -425,6 +424,26 @@ class Compiler:
         return node.id, node.id
 
 
+def _node_problems(node: Node) -> list[str]:
+    """What is wrong with one node's own options (functions, retry)."""
+    found = []
+    where = f"{type(node).__name__.removesuffix('Node').lower()} {node.id!r}"
+    for field in ("handler", "condition", "items", "on_error", "filter", "on_pause", "on_timeout"):
+        value = getattr(node, field, None)
+        if value is not None and not callable(value):
+            found.append(f"{where}: {field} must be a function, got {value!r}")
+    for handler in getattr(node, "handlers", ()):
+        if not callable(handler):
+            found.append(f"{where}: every function must be callable, got {handler!r}")
+    for branch in getattr(node, "branches", ()):
+        if branch.condition is not None and not callable(branch.condition):
+            found.append(f"{where}: the condition of {branch.name!r} must be a function")
+    retry = getattr(node, "retry", None)
+    if retry is not None:
+        found.extend(retry.problems(where))
+    return found
+
+
 def compile_flow(flow: Flow, nodes: list[Node], problems: list[str]) -> NetSpec | None:
     from cronflow_actors.flow.builder import _walk
 
@@ -433,6 +452,7 @@ def compile_flow(flow: Flow, nodes: list[Node], problems: list[str]) -> NetSpec 
         if node.id in seen:
             problems.append(f"step id {node.id!r} is used twice; step ids must be unique")
         seen.add(node.id)
+        problems.extend(_node_problems(node))
     builder = (
         net.workflow(flow.id, version=flow.version).start_condition("start").end_condition("end")
     )

@@ -158,7 +158,10 @@ class Runs:
                 waiting = True
             else:
                 busy = True
-        return RunStatus.WAITING if waiting and not busy else RunStatus.RUNNING
+        if busy:
+            return RunStatus.RUNNING
+        # nothing runs: waiting on a sleep, an event, a human, or a retry's timer
+        return RunStatus.WAITING if waiting or state.jobs else RunStatus.RUNNING
 
     def _kind(self, state: InstanceState, workflow_id: str, task: str) -> str:
         workflow = state.workflows[workflow_id]

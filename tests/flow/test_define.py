@@ -1,0 +1,113 @@
+"""Definitions: every mistake reported at once; cron expressions; retry delays."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+import cronflow_actors as cf
+from cronflow_actors.errors import InvalidWorkflowError
+from cronflow_actors.flow import CronExpression
+
+
+async def noop(ctx: object) -> None:
+    return None
+
+
+def test_every_mistake_is_reported_in_one_error() -> None:
+    flow = (
+        cf.define("broken", concurrency=0, timeout="soon")
+        .step("a", noop)
+        .step("a", noop)
+        .end_if()
+        .else_()
+        .step("b", noop, retry=cf.Retry(attempts=0, backoff="random"))
+        .on_schedule("61 * * * *")
+        .on_interval("0s")
+        .if_("open", lambda ctx: True)
+        .step("c", "not a function")  # type: ignore[arg-type]
+    )
+    with pytest.raises(InvalidWorkflowError) as caught:
+        flow.build()
+    problems = "\n".join(caught.value.problems)
+    for expected in (
+        "step id 'a' is used twice",
+        "end_if() without an if_",
+        "else_() without an if_",
+        "retry attempts must be a whole number >= 1",
+        "retry backoff must be one of",
+        "minute value '61' is not in 0-59",
+        "on_interval must be longer than 0",
+        "if_('open') has no end_if()",
+        "handler must be a function",
+        "concurrency must be a whole number >= 1",
+        "workflow timeout must be a number of seconds",
+    ):
+        assert expected in problems, expected
+
+
+def test_a_flow_without_steps_is_refused() -> None:
+    with pytest.raises(InvalidWorkflowError, match="no steps"):
+        cf.define("empty").build()
+
+
+async def test_register_refuses_a_broken_flow_and_registers_nothing(rt: cf.Runtime) -> None:
+    with pytest.raises(InvalidWorkflowError):
+        rt.register(cf.define("bad").step("x", noop).on_error(noop).on_error(noop).end_if())
+    assert rt.registry.names() == []
+
+
+def at(text: str) -> float:
+    return dt.datetime.fromisoformat(text).replace(tzinfo=dt.UTC).timestamp()
+
+
+def iso(stamp: float) -> str:
+    return dt.datetime.fromtimestamp(stamp, tz=dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+@pytest.mark.parametrize(
+    ("cron", "after", "expected"),
+    [
+        ("0 2 * * *", "2026-11-21 10:00:00", "2026-11-22 02:00:00"),
+        ("*/15 * * * *", "2026-11-21 10:07:30", "2026-11-21 10:15:00"),
+        ("*/10 * * * * *", "2026-11-21 10:00:05", "2026-11-21 10:00:10"),
+        ("0 9 * * mon-fri", "2026-11-21 10:00:00", "2026-11-23 09:00:00"),  # 21st is a Saturday
+        ("0 0 1 jan *", "2026-11-21 10:00:00", "2027-01-01 00:00:00"),
+        ("30 12 13 * 5", "2026-11-21 10:00:00", "2026-11-27 12:30:00"),  # a Friday or the 13th
+        ("0 0 29 2 *", "2026-03-01 00:00:00", "2028-02-29 00:00:00"),
+    ],
+)
+def test_cron_next_tick(cron: str, after: str, expected: str) -> None:
+    assert iso(CronExpression.parse(cron).next_after(at(after))) == expected
+
+
+@pytest.mark.parametrize(
+    ("cron", "message"),
+    [
+        ("* * * *", "has 4 fields"),
+        ("* * 32 * *", "day of month value '32'"),
+        ("5-1 * * * *", "runs backwards"),
+        ("*/0 * * * *", "step '0'"),
+        ("* * * foo *", "month value 'foo'"),
+    ],
+)
+def test_bad_cron_expressions_say_what_is_wrong(cron: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        CronExpression.parse(cron)
+
+
+def test_retry_delays_per_backoff() -> None:
+    fixed = cf.Retry(backoff="fixed", delay="100ms")
+    linear = cf.Retry(backoff="linear", delay=1)
+    exponential = cf.Retry(backoff="exponential", delay="1s", max_delay="5s")
+    assert [fixed.delay_before(n) for n in (1, 2, 3)] == [0.1, 0.1, 0.1]
+    assert [linear.delay_before(n) for n in (1, 2, 3)] == [1, 2, 3]
+    assert [exponential.delay_before(n) for n in (1, 2, 3, 4)] == [1, 2, 4, 5]
+    jittered = cf.Retry(backoff="fixed", delay=2, jitter=True)
+    assert jittered.delay_before(1, rng=lambda: 0.0) == 1.0
+    assert jittered.delay_before(1, rng=lambda: 0.99) == pytest.approx(2.98)
+    only_io = cf.Retry(retry_on=(OSError,))
+    assert only_io.should_retry(ConnectionError())
+    assert not only_io.should_retry(ValueError())
+    assert cf.Retry(retry_on=lambda e: "blip" in str(e)).should_retry(RuntimeError("net blip"))

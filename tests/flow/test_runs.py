@@ -1,0 +1,484 @@
+"""Runs of cf.define flows through Runtime on a real SQLite file: steps, context, actions,
+branching, parallel, race, loops, for_each, batch, subflows, cancel, retries, timeouts,
+on_error, hooks, state."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any
+
+import cronflow_actors as cf
+from cronflow_actors.errors import StateValueError
+from cronflow_actors.kernel import ManualClock
+
+
+async def settle(rt: cf.Runtime, clock: ManualClock, *, seconds: float = 0) -> None:
+    if seconds:
+        clock.advance(seconds)
+    await rt.wait_idle()
+
+
+async def test_steps_pass_outputs_and_context(rt: cf.Runtime) -> None:
+    seen: dict[str, Any] = {}
+
+    async def first(ctx: cf.FlowContext) -> dict[str, int]:
+        seen["first"] = (ctx.payload, ctx.last, dict(ctx.steps), ctx.attempt)
+        return {"n": ctx.payload["n"] + 1}
+
+    def second(ctx: cf.FlowContext) -> int:  # plain def: runs on a pool thread
+        seen["thread"] = threading.current_thread() is not threading.main_thread()
+        seen["second"] = (ctx.last, ctx.steps["first"], ctx.run.workflow_id, ctx.idempotency_key)
+        return ctx.last["n"] * 10
+
+    rt.register(cf.define("ctx").step("first", first).step("second", second))
+    run_id = await rt.trigger("ctx", {"n": 1}, headers={"x-source": "test"})
+    result = await rt.wait(run_id)
+    assert (result.status, result.output, result.error) == ("completed", 20, None)
+    assert seen["first"] == ({"n": 1}, None, {}, 1)
+    assert seen["second"][:3] == ({"n": 2}, {"n": 2}, "ctx")
+    assert seen["second"][3].startswith(run_id)
+    assert seen["thread"] is True
+    info = await rt.inspect(run_id)
+    assert [(s.id, s.status, s.output, s.attempts) for s in info.steps] == [
+        ("first", "completed", {"n": 2}, 1),
+        ("second", "completed", 20, 1),
+    ]
+    assert info.payload == {"n": 1}
+    assert all(s.started_at is not None and s.finished_at is not None for s in info.steps)
+
+
+async def test_trigger_headers_reach_the_context(rt: cf.Runtime) -> None:
+    rt.register(cf.define("headers").step("h", lambda ctx: dict(ctx.trigger.headers)))
+    run_id = await rt.trigger("headers", None, headers={"x-request-id": "r1"})
+    assert (await rt.wait(run_id)).output == {"x-request-id": "r1"}
+
+
+async def test_a_failing_step_fails_the_run_and_later_steps_do_not_run(rt: cf.Runtime) -> None:
+    ran: list[str] = []
+
+    async def boom(ctx: Any) -> None:
+        raise ValueError("bad input")
+
+    rt.register(
+        cf.define("fails").step("boom", boom).step("after", lambda ctx: ran.append("after"))
+    )
+    result = await rt.wait(await rt.trigger("fails"))
+    assert result.status == "failed"
+    assert "ValueError: bad input" in (result.error or "")
+    assert ran == []
+
+
+async def test_actions_run_detached_and_never_fail_the_run(rt: cf.Runtime) -> None:
+    gate = asyncio.Event()
+    done: list[Any] = []
+
+    async def slow(ctx: Any) -> str:
+        await gate.wait()
+        done.append(ctx.last)
+        return "ignored"
+
+    async def broken(ctx: Any) -> None:
+        raise RuntimeError("mail server down")
+
+    flow = (
+        cf.define("acts")
+        .step("a", lambda ctx: "A")
+        .action("slow", slow)
+        .action("broken", broken)
+        .step("b", lambda ctx: ctx.last)
+    )
+    rt.register(flow)
+    run_id = await rt.trigger("acts")
+    result = await rt.wait(run_id)
+    assert (result.status, result.output) == ("completed", "A")  # actions do not change last
+    assert done == []  # the run finished while the action still waits
+    gate.set()
+    await rt.wait_idle()
+    assert done == ["A"]
+    assert (await rt.inspect(run_id)).steps[1].output is None
+
+
+async def test_if_elif_else_runs_exactly_one_branch_with_nesting(rt: cf.Runtime) -> None:
+    async def is_big(ctx: Any) -> bool:  # conditions may be coroutines
+        return ctx.payload["amount"] > 300
+
+    flow = (
+        cf.define("branch")
+        .if_("big", is_big)
+        .step("vip", lambda ctx: "vip")
+        .if_("huge", lambda ctx: ctx.payload["amount"] > 1000)
+        .step("manager", lambda ctx: "manager")
+        .end_if()
+        .elif_("mid", lambda ctx: ctx.payload["amount"] > 100)
+        .step("std", lambda ctx: "std")
+        .else_()
+        .end_if()
+        .step("done", lambda ctx: sorted(ctx.steps))
+    )
+    rt.register(flow)
+    outputs = {}
+    for amount in (5000, 500, 150, 5):
+        outputs[amount] = (await rt.wait(await rt.trigger("branch", {"amount": amount}))).output
+    assert outputs == {5000: ["manager", "vip"], 500: ["vip"], 150: ["std"], 5: []}
+
+
+async def test_parallel_keeps_input_order_and_two_groups_keep_their_functions(
+    rt: cf.Runtime,
+) -> None:
+    async def slow_one(ctx: Any) -> int:
+        await asyncio.sleep(0.02)
+        return 1
+
+    flow = (
+        cf.define("par")
+        .parallel("g1", [slow_one, lambda ctx: 2])
+        .parallel("g2", [lambda ctx: "b1", lambda ctx: ctx.last])
+    )
+    rt.register(flow)
+    result = await rt.wait(await rt.trigger("par"))
+    assert result.output == ["b1", [1, 2]]
+
+
+async def test_parallel_fails_fast(rt: cf.Runtime) -> None:
+    cancelled = asyncio.Event()
+
+    async def forever(ctx: Any) -> None:
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    async def boom(ctx: Any) -> None:
+        raise RuntimeError("one branch broke")
+
+    rt.register(cf.define("ff").parallel("g", [forever, boom]).step("never", lambda ctx: 1))
+    result = await rt.wait(await rt.trigger("ff"), timeout=5)
+    assert result.status == "failed"
+    assert "one branch broke" in (result.error or "")
+    await asyncio.wait_for(cancelled.wait(), 5)
+
+
+async def test_race_takes_the_first_and_cancels_the_rest(rt: cf.Runtime) -> None:
+    cancelled = asyncio.Event()
+
+    async def slow(ctx: Any) -> str:
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+        return "slow"
+
+    async def fast(ctx: Any) -> str:
+        return "fast"
+
+    rt.register(cf.define("race").race("r", [slow, fast]).step("after", lambda ctx: ctx.last))
+    result = await rt.wait(await rt.trigger("race"), timeout=5)
+    assert (result.status, result.output) == ("completed", "fast")
+    await asyncio.wait_for(cancelled.wait(), 5)
+
+
+async def test_while_loops_durably_and_is_capped(rt: cf.Runtime) -> None:
+    async def more(ctx: Any) -> bool:
+        return (await ctx.state.get("count", 0)) < 3
+
+    async def once(ctx: Any) -> float:
+        return await ctx.state.incr("count")
+
+    rt.register(
+        cf.define("loop").while_("count-up", more, once).step("after", lambda ctx: ctx.last)
+    )
+    result = await rt.wait(await rt.trigger("loop"))
+    assert (result.status, result.output) == ("completed", 3)
+    rt.register(
+        cf.define("endless").while_("spin", lambda ctx: True, lambda ctx: 1, max_iterations=5)
+    )
+    result = await rt.wait(await rt.trigger("endless"), timeout=5)
+    assert result.status == "failed"
+    assert "exceeded 5 iterations" in (result.error or "")
+
+
+async def test_for_each_and_batch_shapes(rt: cf.Runtime) -> None:
+    order: list[Any] = []
+
+    async def per_item(item: int, ctx: Any) -> int:
+        return item * item
+
+    async def per_batch(batch: list[int], ctx: Any) -> int:
+        order.append(batch)
+        await asyncio.sleep(0.01 * (3 - len(order)))  # earlier batches are slower: order is kept
+        return sum(batch)
+
+    flow = (
+        cf.define("each")
+        .for_each("squares", lambda ctx: ctx.payload, per_item)
+        .batch("sums", lambda ctx: ctx.payload, 2, per_batch)
+    )
+    rt.register(flow)
+    run_id = await rt.trigger("each", [1, 2, 3])
+    assert (await rt.wait(run_id)).status == "completed"
+    info = await rt.inspect(run_id)
+    squares, sums = info.steps[0].output, info.steps[1].output
+    assert squares == {
+        "type": "forEach",
+        "name": "squares",
+        "results": [
+            {"item": 1, "result": 1, "index": 0},
+            {"item": 2, "result": 4, "index": 1},
+            {"item": 3, "result": 9, "index": 2},
+        ],
+        "total_items": 3,
+    }
+    assert sums == {
+        "type": "batch",
+        "name": "sums",
+        "results": [
+            {"batch_index": 0, "items": [1, 2], "result": 3, "size": 2},
+            {"batch_index": 1, "items": [3], "result": 3, "size": 1},
+        ],
+        "total_batches": 2,
+        "total_items": 3,
+    }
+    assert order == [[1, 2], [3]]
+    empty = await rt.wait(await rt.trigger("each", []))
+    assert empty.output["total_items"] == 0
+
+
+async def test_subflow_output_is_the_steps_output(rt: cf.Runtime) -> None:
+    child = (
+        cf.define("child")
+        .step("double", lambda ctx: ctx.payload * 2)
+        .step("inc", lambda ctx: ctx.last + 1)
+    )
+    parent = (
+        cf.define("parent")
+        .step("seed", lambda ctx: 20)
+        .subflow("sub", child)
+        .subflow("sub2", child, input=lambda ctx: ctx.steps["seed"])
+        .step("sum", lambda ctx: [ctx.steps["sub"], ctx.last])
+    )
+    rt.register(parent)
+    result = await rt.wait(await rt.trigger("parent"))
+    assert (result.status, result.output) == ("completed", [41, 41])
+
+
+async def test_cancel_step_ends_the_run_canceled(rt: cf.Runtime, clock: ManualClock) -> None:
+    ran: list[str] = []
+    flow = (
+        cf.define("stop")
+        .step("a", lambda ctx: 1)
+        .cancel("not needed")
+        .step("b", lambda ctx: ran.append("b"))
+    )
+    rt.register(flow)
+    run_id = await rt.trigger("stop")
+    await settle(rt, clock, seconds=0.001)
+    result = await rt.wait(run_id, timeout=5)
+    assert result.status == "canceled"
+    assert ran == []
+
+
+async def test_cancel_stops_a_running_handler_and_no_later_step_runs(rt: cf.Runtime) -> None:
+    started, cancelled = asyncio.Event(), asyncio.Event()
+    ran: list[str] = []
+
+    async def long(ctx: Any) -> None:
+        started.set()
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    rt.register(cf.define("long").step("long", long).step("later", lambda ctx: ran.append("x")))
+    run_id = await rt.trigger("long")
+    await started.wait()
+    await rt.cancel(run_id)
+    assert (await rt.wait(run_id)).status == "canceled"
+    await asyncio.wait_for(cancelled.wait(), 5)
+    await rt.wait_idle()
+    assert ran == []
+    assert (await rt.inspect(run_id)).steps[0].status == "canceled"
+
+
+async def test_retries_back_off_on_durable_timers(rt: cf.Runtime, clock: ManualClock) -> None:
+    attempts: list[int] = []
+    retried: list[tuple[int, float]] = []
+
+    async def flaky(ctx: Any) -> str:
+        attempts.append(ctx.attempt)
+        if ctx.attempt < 3:
+            raise ConnectionError("network blip")
+        return "ok"
+
+    retry = cf.Retry(
+        attempts=3,
+        backoff="exponential",
+        delay="1s",
+        on_retry=lambda ctx, error, attempt, delay: retried.append((attempt, delay)),
+    )
+    rt.register(cf.define("flaky").step("call", flaky, retry=retry))
+    run_id = await rt.trigger("flaky")
+    await settle(rt, clock)
+    assert attempts == [1]
+    assert (await rt.inspect(run_id)).status == "waiting"  # on the retry's timer
+    await settle(rt, clock, seconds=0.999)
+    assert attempts == [1]
+    await settle(rt, clock, seconds=0.001)
+    assert attempts == [1, 2]
+    await settle(rt, clock, seconds=2)
+    result = await rt.wait(run_id)
+    assert (result.status, result.output) == ("completed", "ok")
+    assert attempts == [1, 2, 3]
+    assert retried == [(1, 1.0), (2, 2.0)]
+    step = (await rt.inspect(run_id)).steps[0]
+    assert step.attempts == 3
+    journal = await rt.store.load_journal(run_id)
+    assert [(e.attempt, e.outcome) for e in journal] == [
+        (1, "retry"),
+        (2, "retry"),
+        (3, "completed"),
+    ]
+
+
+async def test_retry_on_filters_errors_and_attempts_run_out(
+    rt: cf.Runtime, clock: ManualClock
+) -> None:
+    async def bad_value(ctx: Any) -> None:
+        raise ValueError("not retried")
+
+    async def always_down(ctx: Any) -> None:
+        raise ConnectionError("still down")
+
+    only_network = cf.Retry(attempts=5, delay=1, retry_on=(ConnectionError,))
+    rt.register(cf.define("filtered").step("s", bad_value, retry=only_network))
+    rt.register(cf.define("exhausted").step("s", always_down, retry=cf.Retry(attempts=2, delay=1)))
+    filtered = await rt.trigger("filtered")
+    exhausted = await rt.trigger("exhausted")
+    await settle(rt, clock)
+    await settle(rt, clock, seconds=1)
+    assert (await rt.wait(filtered)).status == "failed"
+    assert (await rt.inspect(filtered)).steps[0].attempts == 1
+    result = await rt.wait(exhausted)
+    assert result.status == "failed"
+    assert "still down" in (result.error or "")
+    assert (await rt.inspect(exhausted)).steps[0].attempts == 2
+
+
+async def test_a_timeout_cancels_the_handler_and_counts_as_a_failed_attempt(
+    rt: cf.Runtime, clock: ManualClock
+) -> None:
+    calls: list[int] = []
+
+    async def slow_then_fast(ctx: Any) -> str:
+        calls.append(ctx.attempt)
+        if ctx.attempt == 1:
+            await asyncio.sleep(10)
+        return "fast enough"
+
+    rt.register(
+        cf.define("timeouts").step(
+            "s", slow_then_fast, timeout="50ms", retry=cf.Retry(attempts=2, delay=1)
+        )
+    )
+    run_id = await rt.trigger("timeouts")
+    for _ in range(100):
+        await asyncio.sleep(0.01)
+        if (await rt.inspect(run_id)).steps[0].attempts == 1 and (await rt.inspect(run_id)).steps[
+            0
+        ].status == "pending":
+            break
+    assert "timed out after 0.05 s" in ((await rt.inspect(run_id)).steps[0].error or "")
+    await settle(rt, clock, seconds=1)
+    result = await rt.wait(run_id, timeout=5)
+    assert (result.status, result.output) == ("completed", "fast enough")
+    assert calls == [1, 2]
+
+
+async def test_on_error_supplies_a_fallback_or_fails_with_its_own_error(rt: cf.Runtime) -> None:
+    async def broken(ctx: Any) -> None:
+        raise KeyError("price")
+
+    def fallback(ctx: Any) -> dict[str, str]:
+        return {"fallback": type(ctx.error).__name__}
+
+    def worse(ctx: Any) -> None:
+        raise RuntimeError("fallback broke too")
+
+    rt.register(
+        cf.define("saved").step("s", broken).on_error(fallback).step("t", lambda ctx: ctx.last)
+    )
+    rt.register(cf.define("lost").step("s", broken, on_error=worse))
+    saved = await rt.wait(await rt.trigger("saved"))
+    assert (saved.status, saved.output) == ("completed", {"fallback": "KeyError"})
+    lost = await rt.wait(await rt.trigger("lost"))
+    assert lost.status == "failed"
+    assert "fallback broke too" in (lost.error or "")
+
+
+async def test_hooks_run_once_per_run(rt: cf.Runtime) -> None:
+    calls: list[tuple[str, Any]] = []
+
+    async def on_success(ctx: Any) -> None:
+        calls.append(("success", ctx.last))
+
+    def on_failure(ctx: Any) -> None:
+        calls.append(("failure", str(ctx.error)))
+
+    hooks = cf.Hooks(on_success=on_success, on_failure=on_failure)
+
+    async def maybe_fail(ctx: Any) -> str:
+        if ctx.payload == "fail":
+            raise RuntimeError("nope")
+        return "fine"
+
+    rt.register(
+        cf.define("hooked", hooks=hooks).step("a", maybe_fail).step("b", lambda ctx: ctx.last)
+    )
+    await rt.wait(await rt.trigger("hooked", "ok"))
+    await rt.wait(await rt.trigger("hooked", "fail"))
+    await rt.wait_idle()
+    assert calls[0] == ("success", "fine")
+    assert calls[1][0] == "failure"
+    assert "nope" in calls[1][1]
+    assert len(calls) == 2
+
+
+async def test_a_run_timeout_fails_the_run(rt: cf.Runtime, clock: ManualClock) -> None:
+    rt.register(
+        cf.define("slow-run", timeout="10s")
+        .step("a", lambda ctx: 1)
+        .sleep("nap", "1h")
+        .step("b", lambda ctx: 2)
+    )
+    run_id = await rt.trigger("slow-run")
+    await settle(rt, clock)
+    assert (await rt.inspect(run_id)).status == "waiting"
+    await settle(rt, clock, seconds=10)
+    result = await rt.wait(run_id)
+    assert result.status == "failed"
+    assert "run timed out after 10 s" in (result.error or "")
+
+
+async def test_state_persists_across_runs_with_ttl(rt: cf.Runtime, clock: ManualClock) -> None:
+    async def count(ctx: Any) -> list[Any]:
+        total = await ctx.state.incr("runs")
+        await ctx.state.set("last-payload", ctx.payload, ttl="1m")
+        return [total, await ctx.state.get("last-payload"), await ctx.state.get("missing", "dflt")]
+
+    async def misuse(ctx: Any) -> None:
+        await ctx.state.set("name", "ada")
+        await ctx.state.incr("name")
+
+    rt.register(cf.define("stateful").step("count", count))
+    rt.register(cf.define("misuse").step("m", misuse))
+    assert (await rt.wait(await rt.trigger("stateful", "p1"))).output == [1, "p1", "dflt"]
+    clock.advance(120)
+    assert (await rt.wait(await rt.trigger("stateful", "p2"))).output == [2, "p2", "dflt"]
+    failed = await rt.wait(await rt.trigger("misuse"))
+    assert failed.status == "failed"
+    assert "StateValueError" in (failed.error or "")
+    assert "holds str 'ada', not a number" in (failed.error or "")
+    assert issubclass(StateValueError, TypeError)
