@@ -256,7 +256,8 @@ class WorkflowActor(LoopActor):
             workflow=state.workflow,
             version=state.version,
             status=root.state,
-            terminal=is_final(root.state),
+            # an instance with actions still out is recovered (and they dispatched again)
+            terminal=is_final(root.state) and not state.actions,
             revision=state.revision,
             updated_at=tx.now,
             body=body,

@@ -192,8 +192,9 @@ class Flow:
         filter: Fn | None = None,
         timeout: float | str | None = None,
     ) -> Self:
-        """Wait until ``publish_event(event, payload)`` with ``filter(payload)`` true (if given);
-        the payload is the step's output. On ``timeout`` the step fails."""
+        """Wait until ``publish_event(event, payload)`` with ``filter(payload, ctx)`` true (if
+        given; ``ctx`` is this run's); the payload is the step's output. On ``timeout`` the step
+        fails."""
         timeout_s = self._seconds(timeout, f"wait_for_event {id!r} timeout")
         return self._add(EventNode(id=id, event=event, filter=filter, timeout=timeout_s))
 

@@ -295,7 +295,8 @@ class Runs:
                     continue
                 if node.filter is not None:
                     try:
-                        if not await _maybe(node.filter(payload)):
+                        ctx = self._context(state, state.workflows[item.workflow_id])
+                        if not await _maybe(node.filter(payload, ctx)):
                             continue
                     except Exception:
                         logger.exception(
@@ -318,6 +319,17 @@ class Runs:
                 if root is not None and root.state not in ("completed", "failed", "canceled"):
                     states.append(state)
         return states
+
+    def _context(self, state: InstanceState, workflow: WorkflowRecord) -> FlowContext:
+        payload, trigger = unwrap_payload(workflow.payload)
+        return FlowContext(
+            payload=payload,
+            last=workflow.last,
+            steps=dict(workflow.outputs),
+            run=RunRef(id=workflow.id, workflow_id=workflow.name),
+            state=StateAccess(self.rt.store, self.rt.clock, f"workflow:{state.workflow}"),
+            trigger=trigger,
+        )
 
     # -- hooks -------------------------------------------------------------------------------------
 

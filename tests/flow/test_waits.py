@@ -1,0 +1,216 @@
+"""Sleeps, events and humans: durable waits, across restarts of the runtime."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import cronflow_actors as cf
+from cronflow_actors.kernel import ManualClock
+
+
+async def settle(rt: cf.Runtime, clock: ManualClock, seconds: float = 0) -> None:
+    if seconds:
+        clock.advance(seconds)
+    await rt.wait_idle()
+
+
+def approval_flow(log: list[Any]) -> cf.Flow:
+    async def on_pause(ctx: Any, token: str) -> None:
+        log.append(("paused", token, ctx.last))
+
+    def on_timeout(ctx: Any) -> None:
+        log.append(("timeout", ctx.run.id))
+
+    return (
+        cf.define("approval")
+        .step("quote", lambda ctx: {"amount": ctx.payload})
+        .human_in_the_loop(
+            "approve",
+            description="approve the quote",
+            timeout="1h",
+            on_pause=on_pause,
+            on_timeout=on_timeout,
+        )
+        .step("decide", lambda ctx: "go" if ctx.last["approved"] else f"stop: {ctx.last['status']}")
+    )
+
+
+async def test_sleep_waits_on_a_durable_timer(rt: cf.Runtime, clock: ManualClock) -> None:
+    rt.register(
+        cf.define("nap")
+        .step("a", lambda ctx: "A")
+        .sleep("nap", "5m")
+        .step("b", lambda ctx: ctx.last)
+    )
+    run_id = await rt.trigger("nap")
+    await settle(rt, clock)
+    assert (await rt.inspect(run_id)).status == "waiting"
+    assert [s.status for s in (await rt.inspect(run_id)).steps] == ["completed", "waiting"]
+    await settle(rt, clock, 299)
+    assert (await rt.inspect(run_id)).status == "waiting"
+    await settle(rt, clock, 1)
+    result = await rt.wait(run_id)
+    assert (result.status, result.output) == ("completed", "A")  # a sleep does not change last
+
+
+async def test_human_in_the_loop_pauses_and_resumes(rt: cf.Runtime, clock: ManualClock) -> None:
+    log: list[Any] = []
+    rt.register(approval_flow(log))
+    first, second = await rt.trigger("approval", 10), await rt.trigger("approval", 20)
+    await settle(rt, clock)
+    paused = await rt.list_paused()
+    assert sorted(p.run_id for p in paused) == sorted([first, second])
+    tokens = {p.run_id: p.token for p in paused}
+    assert tokens[first] != tokens[second]  # unique per run
+    assert sorted(entry[1] for entry in log) == sorted(tokens.values())
+    pause = next(p for p in paused if p.run_id == first)
+    assert (pause.description, pause.last) == ("approve the quote", {"amount": 10})
+    assert pause.expires_at == pause.paused_at + 3600
+    await rt.resume(tokens[first], {"approved": True, "approved_by": "ada"})
+    result = await rt.wait(first)
+    assert (result.status, result.output) == ("completed", "go")
+    record = (await rt.inspect(first)).steps[1].output
+    assert record["approved_by"] == "ada"
+    assert record["status"] == "resumed"
+    assert record["timed_out"] is False
+    with pytest.raises(cf.ResumeError, match="already ended"):
+        await rt.resume(tokens[first], {"approved": True})
+    with pytest.raises(cf.ResumeError, match="no run is paused"):
+        await rt.resume("nope", {})
+    assert [p.run_id for p in await rt.list_paused()] == [second]
+
+
+async def test_a_pause_times_out_from_the_moment_it_pauses(
+    rt: cf.Runtime, clock: ManualClock
+) -> None:
+    log: list[Any] = []
+    rt.register(approval_flow(log))
+    clock.advance(7200)  # time before the run does not count
+    run_id = await rt.trigger("approval", 5)
+    await settle(rt, clock)  # the run reaches its pause
+    await settle(rt, clock, 3599)
+    assert (await rt.inspect(run_id)).status == "waiting"
+    await settle(rt, clock, 1)
+    result = await rt.wait(run_id)
+    assert (result.status, result.output) == ("completed", "stop: timeout")
+    await rt.wait_idle()
+    assert [entry[0] for entry in log] == ["paused", "timeout"]
+    assert (await rt.inspect(run_id)).steps[1].output["timed_out"] is True
+
+
+async def test_wait_for_event_with_a_filter_and_a_timeout(
+    rt: cf.Runtime, clock: ManualClock
+) -> None:
+    flow = (
+        cf.define("pay")
+        .step("order", lambda ctx: ctx.payload)
+        .wait_for_event(
+            "paid",
+            "payment.confirmed",
+            filter=lambda event, ctx: event["order"] == ctx.last,
+            timeout="1h",
+        )
+        .step("ship", lambda ctx: ctx.last)
+    )
+    rt.register(flow)
+    waiting = await rt.trigger("pay", 7)
+    late = await rt.trigger("pay", 8)
+    await settle(rt, clock)
+    assert await rt.publish_event("nobody.listens", {}) == []
+    await rt.publish_event("payment.confirmed", {"order": 9})
+    await rt.wait_idle()
+    assert (await rt.inspect(waiting)).status == "waiting"
+    await rt.publish_event("payment.confirmed", {"order": 7, "amount": 5})
+    result = await rt.wait(waiting)
+    assert (result.status, result.output) == ("completed", {"order": 7, "amount": 5})
+    await settle(rt, clock, 3600)
+    timed_out = await rt.wait(late)
+    assert timed_out.status == "failed"
+    assert "waiting for event 'payment.confirmed'" in (timed_out.error or "")
+
+
+async def test_on_event_starts_listening_flows(rt: cf.Runtime) -> None:
+    rt.register(cf.define("welcome").on_event("user.signup").step("hi", lambda ctx: ctx.payload))
+    [run_id] = await rt.publish_event("user.signup", {"user": "u1"})
+    output = (await rt.wait(run_id)).output
+    assert output["user"] == "u1"
+    assert output["event"]["name"] == "user.signup"
+
+
+async def test_waiting_runs_continue_on_the_next_runtime(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    db = tmp_path / "waits.db"
+
+    def flows(log: list[Any]) -> list[cf.Flow]:
+        return [
+            approval_flow(log),
+            cf.define("nap").sleep("nap", "10m").step("after", lambda ctx: "woke"),
+            cf.define("pay").wait_for_event("paid", "paid").step("ship", lambda ctx: ctx.last),
+        ]
+
+    log: list[Any] = []
+    async with cf.Runtime(db=db, clock=clock, workflows=flows(log)) as first:
+        paused = await first.trigger("approval", 1)
+        sleeping = await first.trigger("nap")
+        waiting = await first.trigger("pay")
+        counter = cf.define("counter").step("c", _count)
+        first.register(counter)
+        assert (await first.wait(await first.trigger("counter"))).output == 1
+        await first.wait_idle()
+        [pause] = await first.list_paused()
+        clock.advance(300)
+    async with cf.Runtime(db=db, clock=clock, workflows=[*flows(log), counter]) as second:
+        assert second.recovered == 3
+        assert [p.token for p in await second.list_paused()] == [pause.token]
+        assert [p.expires_at for p in await second.list_paused()] == [pause.expires_at]
+        await second.resume(pause.token, {"approved": True})
+        assert (await second.wait(paused)).output == "go"
+        await settle(second, clock, 300)
+        assert (await second.wait(sleeping)).output == "woke"
+        await second.publish_event("paid", {"ok": True})
+        assert (await second.wait(waiting)).output == {"ok": True}
+        assert (await second.wait(await second.trigger("counter"))).output == 2  # ctx.state kept
+
+
+async def _count(ctx: Any) -> float:
+    return await ctx.state.incr("runs")
+
+
+async def test_actions_are_dispatched_again_after_a_restart(tmp_path: Path) -> None:
+    db = tmp_path / "actions.db"
+    gate, runs = asyncio.Event(), []
+
+    def flow() -> cf.Flow:
+        async def send(ctx: Any) -> None:
+            runs.append("durable")
+            await gate.wait()
+
+        async def best_effort(ctx: Any) -> None:
+            runs.append("best-effort")
+            await gate.wait()
+
+        return (
+            cf.define("mail")
+            .step("a", lambda ctx: 1)
+            .action("send", send)
+            .action("ping", best_effort, durable=False)
+            .step("b", lambda ctx: 2)
+        )
+
+    async with cf.Runtime(db=db, workflows=[flow()]) as first:
+        run_id = await first.trigger("mail")
+        assert (await first.wait(run_id)).status == "completed"
+        while len(runs) < 2:
+            await asyncio.sleep(0.001)
+    assert sorted(runs) == ["best-effort", "durable"]
+    runs.clear()
+    gate.set()
+    async with cf.Runtime(db=db, workflows=[flow()]) as second:
+        await second.wait_idle()
+        assert runs == ["durable"]
+        assert (await second.inspect(run_id)).status == "completed"
