@@ -48,6 +48,7 @@ __all__ = [
     "ConfigurationError",
     "CronflowError",
     "EngineError",
+    "InstanceExistsError",
     "InternalOnlyActionError",
     "InvalidPayloadError",
     "InvalidPolicyResultError",
@@ -310,6 +311,14 @@ class NotFoundError(EngineError, LookupError):
         super().__init__(
             f"no {kind} {ident!r}{place}; check the id (ids are returned by the runtime)"
         )
+
+
+class InstanceExistsError(EngineError):
+    """``start_workflow(..., instance_id=...)`` named an instance that already exists."""
+
+    def __init__(self, instance_id: str) -> None:
+        self.instance_id = instance_id
+        super().__init__(f"a workflow instance {instance_id!r} already exists; nothing was started")
 
 
 class InvalidStateTransitionError(EngineError):

@@ -7,6 +7,7 @@ or changes instances through the ``Runtime``'s net calls, so it is as durable as
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Mapping
 from enum import StrEnum
@@ -16,7 +17,7 @@ import msgspec
 
 from cronflow_actors.engine.actors import decode_state
 from cronflow_actors.engine.state_access import StateAccess
-from cronflow_actors.errors import EngineError, NotFoundError
+from cronflow_actors.errors import EngineError, InstanceExistsError, NotFoundError
 from cronflow_actors.flow.builder import Flow
 from cronflow_actors.flow.context import FlowContext, RunRef, flow_payload, unwrap_payload
 from cronflow_actors.messages.engine import InstanceState, WorkflowRecord
@@ -29,6 +30,8 @@ __all__ = ["PausedRun", "ResumeError", "RunInfo", "RunResult", "RunStatus", "Run
 logger = logging.getLogger(__name__)
 
 _WAITING_KINDS = frozenset({"sleep", "event", "human"})
+_QUEUES = "cronflow:queues"
+"""Key-value namespace of the runs waiting for a place under a flow's concurrency limit."""
 
 
 class RunStatus(StrEnum):
@@ -97,12 +100,20 @@ class Runs:
     def __init__(self, runtime: Runtime) -> None:
         self.rt = runtime
         self.flows: dict[str, Flow] = {}
+        """Every flow this runtime knows, subflows included."""
+        self.roots: set[str] = set()
+        """The flows registered themselves (the ones that can be triggered)."""
+        self._active: dict[str, set[str]] = {}
+        self._queues: dict[str, list[dict[str, Any]]] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._started: dict[str, asyncio.Future[None]] = {}
 
     def register(self, flow: Flow) -> Any:
         spec = flow.build()
         for child in _subflows(flow):
             self.flows.setdefault(child.id, child)
         self.flows[flow.id] = flow
+        self.roots.add(flow.id)
         return spec
 
     # -- runs -------------------------------------------------------------------------------------
@@ -114,21 +125,98 @@ class Runs:
         *,
         headers: Mapping[str, str] | None = None,
         kind: str = "manual",
+        instance_id: str | None = None,
     ) -> str:
-        if workflow not in self.flows:
-            known = sorted(self.flows)
+        if workflow not in self.roots:
+            known = sorted(self.roots)
             raise NotFoundError("flow", workflow, f"this runtime (registered flows: {known})")
-        return await self.rt.start_workflow(
-            workflow, flow_payload(payload, headers=headers, kind=kind)
-        )
+        stored = flow_payload(payload, headers=headers, kind=kind)
+        limit = self.flows[workflow].concurrency
+        if limit is None:
+            return await self.rt.start_workflow(workflow, stored, instance_id=instance_id)
+        async with self._lock(workflow):
+            active = self._active.setdefault(workflow, set())
+            queue = self._queues.setdefault(workflow, [])
+            if len(active) < limit and not queue:
+                run_id = await self.rt.start_workflow(workflow, stored, instance_id=instance_id)
+                active.add(run_id)
+                return run_id
+            if instance_id is not None:
+                await self.rt._check_new_id(instance_id)
+                if any(entry["id"] == instance_id for entry in queue):
+                    raise InstanceExistsError(instance_id)
+            run_id = instance_id or self.rt._new_id()
+            queue.append({"id": run_id, "payload": stored, "queued_at": self.rt.clock.now()})
+            await self._save_queue(workflow)
+            self._started[run_id] = asyncio.get_running_loop().create_future()
+            return run_id
+
+    def _lock(self, workflow: str) -> asyncio.Lock:
+        return self._locks.setdefault(workflow, asyncio.Lock())
+
+    async def _save_queue(self, workflow: str) -> None:
+        now = self.rt.clock.now()
+        await self.rt.store.kv_set(_QUEUES, workflow, self._queues.get(workflow, []), now=now)
+
+    async def restore(self, workflow: str) -> None:
+        """After recovery: count the runs still active and start queued ones while there is room."""
+        flow = self.flows[workflow]
+        if flow.concurrency is None:
+            return
+        active = self._active.setdefault(workflow, set())
+        for state in await self._unfinished():
+            if state.workflow == workflow:
+                active.add(state.id)
+        stored = await self.rt.store.kv_get(_QUEUES, workflow, now=self.rt.clock.now(), default=[])
+        self._queues[workflow] = list(stored)
+        loop = asyncio.get_running_loop()
+        for entry in self._queues[workflow]:
+            self._started.setdefault(entry["id"], loop.create_future())
+        await self._drain(workflow)
+
+    async def _drain(self, workflow: str) -> None:
+        limit = self.flows[workflow].concurrency or 0
+        async with self._lock(workflow):
+            active = self._active.setdefault(workflow, set())
+            queue = self._queues.setdefault(workflow, [])
+            while queue and len(active) < limit:
+                entry = queue[0]
+                # InstanceExistsError: started before a crash; only its removal was lost
+                with contextlib.suppress(InstanceExistsError):
+                    await self.rt.start_workflow(
+                        workflow, entry["payload"], instance_id=entry["id"]
+                    )
+                active.add(entry["id"])
+                queue.pop(0)
+                await self._save_queue(workflow)
+                started = self._started.pop(entry["id"], None)
+                if started is not None and not started.done():
+                    started.set_result(None)
 
     async def wait(self, run_id: str, limit: float | None = None) -> RunResult:
-        info = await asyncio.wait_for(self.rt.wait_workflow(run_id), limit)
+        async def finished() -> Any:
+            started = self._started.get(run_id)
+            if started is not None:  # queued behind the flow's concurrency limit
+                await asyncio.shield(started)
+            return await self.rt.wait_workflow(run_id)
+
+        info = await asyncio.wait_for(finished(), limit)
         return RunResult(
             id=run_id, status=RunStatus(str(info.state)), output=info.output, error=info.error
         )
 
     async def inspect(self, run_id: str) -> RunInfo:
+        for workflow, queue in self._queues.items():
+            for entry in queue:
+                if entry["id"] == run_id:
+                    payload, _trigger = unwrap_payload(entry["payload"])
+                    return RunInfo(
+                        id=run_id,
+                        workflow=workflow,
+                        status=RunStatus.WAITING,
+                        payload=payload,
+                        created_at=entry["queued_at"],
+                    )
         state = await self.rt._state(run_id)
         root = state.workflows.get(run_id)
         if root is None:
@@ -334,10 +422,14 @@ class Runs:
     # -- hooks -------------------------------------------------------------------------------------
 
     def finished(self, root: WorkflowRecord) -> None:
-        """A root instance finished: run its flow's hook, once, off the transaction."""
+        """A root instance finished: free its place under the concurrency limit, and run its
+        flow's hook, once, off the transaction."""
         flow = self.flows.get(root.name)
         if flow is None or root.parent_id is not None:
             return
+        if flow.concurrency is not None:
+            self._active.setdefault(root.name, set()).discard(root.id)
+            self.rt.system.create_task(self._drain(root.name), name=f"queue {root.name}")
         hook = flow.hooks.on_success if root.state == "completed" else None
         if root.state == "failed":
             hook = flow.hooks.on_failure

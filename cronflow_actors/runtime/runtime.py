@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -30,7 +31,12 @@ from cronflow_actors.engine.registry import WorkflowRegistry
 from cronflow_actors.engine.states import TaskState, WorkflowState, is_final
 from cronflow_actors.engine.timers import TimerService
 from cronflow_actors.engine.transaction import Transaction
-from cronflow_actors.errors import NotFoundError, RuntimeNotRunningError
+from cronflow_actors.errors import (
+    ConfigurationError,
+    InstanceExistsError,
+    NotFoundError,
+    RuntimeNotRunningError,
+)
 from cronflow_actors.flow.builder import Flow
 from cronflow_actors.kernel import ActorSystem, Clock, SystemClock
 from cronflow_actors.messages import Message
@@ -47,11 +53,14 @@ from cronflow_actors.messages.engine import (
 from cronflow_actors.net.spec import NetSpec
 from cronflow_actors.runtime.database import store_for
 from cronflow_actors.runtime.runs import PausedRun, RunInfo, RunResult, Runs
+from cronflow_actors.runtime.schedules import Schedules
 from cronflow_actors.store import Store
 
 __all__ = ["Runtime"]
 
 logger = logging.getLogger(__name__)
+
+_ID = re.compile(r"[A-Za-z0-9_-]{1,100}")
 
 
 class Runtime:
@@ -84,6 +93,7 @@ class Runtime:
         self._recovering: dict[str, asyncio.Task[None]] = {}
         self._observers: list[Callable[[list[Message]], None]] = []
         self.runs = Runs(self)
+        self.schedules = Schedules(self)
         self.state = "new"
         self.recovered = 0
         self._services = EngineServices(
@@ -116,6 +126,9 @@ class Runtime:
         self.timers.start(self.system)
         self.state = "running"
         await self._recover(set(self.registry.names()))
+        for name in sorted(self.runs.roots):
+            await self.runs.restore(name)
+        self.schedules.restart()
 
     async def stop(self, grace_period: float | None = None) -> None:
         """Stop the instances (running handlers are cancelled; they run again on the next
@@ -124,6 +137,7 @@ class Runtime:
             return
         self.state = "stopping"
         self.timers.stop()
+        self.schedules.stop()
         for task in self._recovering.values():
             task.cancel()
         await self.system.stop(grace_period)
@@ -141,10 +155,12 @@ class Runtime:
         its unfinished instances are recovered at once (calls that reach them wait for that)."""
         net_spec = self.runs.register(spec) if isinstance(spec, Flow) else spec
         self.registry.register(net_spec, deprecated=deprecated)
-        if self.state == "running" and net_spec.name not in self._recovering:
-            self._recovering[net_spec.name] = self.system.create_task(
-                self._recover({net_spec.name})
-            )
+        name = net_spec.name
+        if self.state == "running" and name not in self._recovering:
+            self._recovering[name] = self.system.create_task(self._recover({name}))
+        if isinstance(spec, Flow) and self.state == "running":
+            self.system.create_task(self._restore_flow(name), name=f"restore {name}")
+            self.schedules.restart()
 
     def deprecate(self, name: str, version: str) -> None:
         """Refuse new instances of this version; running ones go on."""
@@ -167,13 +183,19 @@ class Runtime:
         *,
         version: str | None = None,
         principal: Principal | None = None,
+        instance_id: str | None = None,
     ) -> str:
         """Initialize a root instance; returns its id once it is durable. External callers
-        need the workflow's custom ``initialize`` action."""
+        need the workflow's custom ``initialize`` action. ``instance_id`` (letters, digits,
+        ``-`` and ``_``) makes the start idempotent: an id already in use raises
+        ``InstanceExistsError`` and starts nothing."""
         self._check_running("start a workflow")
         await self._recovered(name)
         spec = self.registry.for_new_instance(name, version)
-        instance_id = self._new_id()
+        if instance_id is None:
+            instance_id = self._new_id()
+        else:
+            await self._check_new_id(instance_id)
         actor = self._spawn(instance_id, spec, None)
         result: str = await self._ask(actor, StartWorkflow(payload=payload, principal=principal))
         return result
@@ -342,6 +364,18 @@ class Runtime:
         ]
 
     # -- internals ---------------------------------------------------------------------------------
+
+    async def _restore_flow(self, name: str) -> None:
+        await self._recovered(name)
+        await self.runs.restore(name)
+
+    async def _check_new_id(self, instance_id: str) -> None:
+        if not isinstance(instance_id, str) or not _ID.fullmatch(instance_id):
+            raise ConfigurationError(
+                "instance_id", instance_id, "1-100 letters, digits, '-' or '_'"
+            )
+        if instance_id in self._live or await self.store.load_snapshot(instance_id) is not None:
+            raise InstanceExistsError(instance_id)
 
     def _check_running(self, operation: str) -> None:
         if self.state != "running":

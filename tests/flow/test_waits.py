@@ -183,15 +183,19 @@ async def _count(ctx: Any) -> float:
 
 async def test_actions_are_dispatched_again_after_a_restart(tmp_path: Path) -> None:
     db = tmp_path / "actions.db"
-    gate, runs = asyncio.Event(), []
+    gate, both, runs = asyncio.Event(), asyncio.Event(), []
 
     def flow() -> cf.Flow:
         async def send(ctx: Any) -> None:
             runs.append("durable")
+            if len(runs) == 2:
+                both.set()
             await gate.wait()
 
         async def best_effort(ctx: Any) -> None:
             runs.append("best-effort")
+            if len(runs) == 2:
+                both.set()
             await gate.wait()
 
         return (
@@ -205,8 +209,7 @@ async def test_actions_are_dispatched_again_after_a_restart(tmp_path: Path) -> N
     async with cf.Runtime(db=db, workflows=[flow()]) as first:
         run_id = await first.trigger("mail")
         assert (await first.wait(run_id)).status == "completed"
-        while len(runs) < 2:
-            await asyncio.sleep(0.001)
+        await both.wait()
     assert sorted(runs) == ["best-effort", "durable"]
     runs.clear()
     gate.set()

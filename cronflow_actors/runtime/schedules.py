@@ -1,0 +1,91 @@
+"""Cron schedules and intervals of registered flows, fired while the runtime runs.
+
+Each tick starts one run whose instance id is derived from (flow, schedule, tick), so a tick that
+was already started (before a crash, say) is not started again: one run per tick, even across a
+restart. Ticks missed while no runtime was running are not made up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import uuid
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from cronflow_actors.errors import InstanceExistsError
+
+if TYPE_CHECKING:
+    from cronflow_actors.runtime.runtime import Runtime
+
+__all__ = ["Schedules"]
+
+logger = logging.getLogger(__name__)
+
+_NAMESPACE = uuid.UUID("6c1f3a2e-8f6d-4c59-9b0e-2b8f0f7a9d11")
+
+
+class Schedules:
+    def __init__(self, runtime: Runtime) -> None:
+        self.rt = runtime
+        self._task: asyncio.Task[None] | None = None
+        self.fired = 0
+
+    def _entries(self) -> list[tuple[str, str, str, Callable[[float], float]]]:
+        entries: list[tuple[str, str, str, Callable[[float], float]]] = []
+        for name in sorted(self.rt.runs.roots):
+            flow = self.rt.runs.flows[name]
+            for index, cron in enumerate(flow.schedules):
+                entries.append((name, f"cron{index}", cron.text, cron.next_after))
+            for index, seconds in enumerate(flow.intervals):
+                entries.append((name, f"every{index}", f"every {seconds:g} s", _aligned(seconds)))
+        return entries
+
+    def restart(self) -> None:
+        """(Re)plan after a start or a registration."""
+        self.stop()
+        if self.rt.state == "running" and self._entries():
+            self._task = self.rt.system.create_task(self._loop(), name="schedules")
+
+    def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+
+    async def _loop(self) -> None:
+        clock = self.rt.clock
+        while True:
+            now = clock.now()
+            plan = [
+                (next_after(now), name, key, text)
+                for name, key, text, next_after in self._entries()
+            ]
+            due = min(tick for tick, *_ in plan)
+            await clock.sleep_until(due)
+            for tick, name, key, text in plan:
+                if tick == due:
+                    await self._fire(name, key, text, tick)
+
+    async def _fire(self, name: str, key: str, text: str, tick: float) -> None:
+        instance_id = uuid.uuid5(_NAMESPACE, f"{name}|{key}|{tick}").hex
+        payload = {
+            "trigger_type": "schedule",
+            "schedule": text,
+            "scheduled_at": tick,
+            "workflow_id": name,
+        }
+        try:
+            await self.rt.runs.trigger(name, payload, kind="schedule", instance_id=instance_id)
+            self.fired += 1
+        except InstanceExistsError:
+            pass  # this tick was started before
+        except Exception:
+            logger.exception("schedule %s of %s could not start a run at %s", text, name, tick)
+
+
+def _aligned(seconds: float) -> Callable[[float], float]:
+    def next_after(when: float) -> float:
+        return (math.floor(when / seconds) + 1) * seconds
+
+    return next_after

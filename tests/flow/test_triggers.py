@@ -1,0 +1,96 @@
+"""Concurrency limits, cron schedules and intervals."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import cronflow_actors as cf
+from cronflow_actors.kernel import ManualClock
+
+
+def limited(gates: dict[int, asyncio.Event], log: list[Any], limit: int = 1) -> cf.Flow:
+    running = {"now": 0}
+
+    async def work(ctx: Any) -> int:
+        running["now"] += 1
+        log.append(("start", ctx.payload, running["now"]))
+        await gates.setdefault(ctx.payload, asyncio.Event()).wait()
+        running["now"] -= 1
+        return ctx.payload
+
+    return cf.define("limited", concurrency=limit).step("work", work)
+
+
+async def test_concurrency_is_a_fifo_limit(rt: cf.Runtime) -> None:
+    gates = {n: asyncio.Event() for n in range(4)}
+    log: list[Any] = []
+    rt.register(limited(gates, log, limit=2))
+    runs = [await rt.trigger("limited", n) for n in range(4)]
+    await asyncio.sleep(0.05)
+    assert [entry[1] for entry in log] == [0, 1]
+    queued = await rt.inspect(runs[3])
+    assert (queued.status, queued.payload, queued.steps) == ("waiting", 3, [])
+    gates[1].set()
+    assert (await rt.wait(runs[1], timeout=5)).output == 1
+    await asyncio.sleep(0.05)
+    assert [entry[1] for entry in log] == [0, 1, 2]
+    for gate in gates.values():
+        gate.set()
+    results = [await rt.wait(run, timeout=5) for run in runs]
+    assert [r.output for r in results] == [0, 1, 2, 3]
+    assert max(entry[2] for entry in log) == 2
+    assert [entry[1] for entry in log] == [0, 1, 2, 3]
+
+
+async def test_queued_runs_survive_a_restart(tmp_path: Path) -> None:
+    db = tmp_path / "queue.db"
+    gates = {n: asyncio.Event() for n in range(3)}
+    log: list[Any] = []
+    async with cf.Runtime(db=db, workflows=[limited(gates, log)]) as first:
+        runs = [await first.trigger("limited", n) for n in range(3)]
+        await asyncio.sleep(0.05)
+        assert [entry[1] for entry in log] == [0]
+    for gate in gates.values():
+        gate.set()
+    log.clear()
+    async with cf.Runtime(db=db, workflows=[limited(gates, log)]) as second:
+        results = [await second.wait(run, timeout=5) for run in runs]
+        assert [r.output for r in results] == [0, 1, 2]
+        assert [entry[1] for entry in log] == [0, 1, 2]  # run 0 ran again, then the queue in order
+
+
+async def test_cron_schedules_fire_while_the_runtime_runs(
+    rt: cf.Runtime, clock: ManualClock
+) -> None:
+    clock.set(1_800_000_005.0)  # 5 s past a 10-second tick
+    rt.register(cf.define("tick").on_schedule("*/10 * * * * *").step("s", lambda ctx: ctx.payload))
+    await rt.wait_idle()
+    for _ in range(3):
+        clock.advance(10)
+        await rt.wait_idle()
+    assert rt.schedules.fired == 3
+    finished = [
+        await rt.wait(s.instance_id) for s in await rt.store.list_snapshots(workflow="tick")
+    ]
+    ticks = sorted(r.output["scheduled_at"] for r in finished)
+    assert ticks == [1_800_000_010.0, 1_800_000_020.0, 1_800_000_030.0]
+    assert {r.output["trigger_type"] for r in finished} == {"schedule"}
+
+
+async def test_a_tick_started_before_a_restart_is_not_started_again(tmp_path: Path) -> None:
+    db = tmp_path / "ticks.db"
+    flow = cf.define("every").on_interval("15m").step("s", lambda ctx: ctx.payload["scheduled_at"])
+    for _ in range(2):  # the second runtime sees the same tick come up again
+        clock = ManualClock(start=1_800_000_000.0)
+        async with cf.Runtime(db=db, clock=clock, workflows=[flow]) as rt:
+            await rt.wait_idle()
+            clock.advance(900)
+            await rt.wait_idle()
+            fired = rt.schedules.fired
+            snapshots = await rt.store.list_snapshots(workflow="every")
+    assert fired == 0
+    assert len(snapshots) == 1
+    async with cf.Runtime(db=db, workflows=[flow]) as rt:
+        assert (await rt.wait(snapshots[0].instance_id)).output == 1_800_000_900.0
