@@ -37,11 +37,13 @@ bench: $(STAMP)
 	$(PY) benchmarks/kernel.py
 	$(PY) benchmarks/store.py
 	$(PY) benchmarks/net.py
+	$(PY) benchmarks/flow.py
 
 bench-quick: $(STAMP)
 	$(PY) benchmarks/kernel.py --quick
 	$(PY) benchmarks/store.py --quick
 	$(PY) benchmarks/net.py --quick
+	$(PY) benchmarks/flow.py --quick
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info
