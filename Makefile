@@ -24,8 +24,8 @@ run: $(STAMP)
 	$(PY) -m cronflow_actors db migrate --db $(DB)
 
 lint: $(STAMP)
-	$(PY) -m ruff check cronflow_actors tests benchmarks
-	$(PY) -m ruff format --check cronflow_actors tests benchmarks
+	$(PY) -m ruff check cronflow_actors tests benchmarks examples
+	$(PY) -m ruff format --check cronflow_actors tests benchmarks examples
 
 typecheck: $(STAMP)
 	$(PY) -m mypy

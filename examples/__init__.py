@@ -1,0 +1,1 @@
+"""Bundled example workflows (``cronflow-actors serve`` runs them by default)."""
