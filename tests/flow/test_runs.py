@@ -482,3 +482,46 @@ async def test_state_persists_across_runs_with_ttl(rt: cf.Runtime, clock: Manual
     assert "StateValueError" in (failed.error or "")
     assert "holds str 'ada', not a number" in (failed.error or "")
     assert issubclass(StateValueError, TypeError)
+
+
+async def test_state_delete_and_a_ttl_that_expires(rt: cf.Runtime, clock: ManualClock) -> None:
+    async def use(ctx: Any) -> list[Any]:
+        if ctx.payload == "set":
+            await ctx.state.set("token", "abc", ttl=30)
+            await ctx.state.set("doomed", 1)
+            return [await ctx.state.delete("doomed"), await ctx.state.delete("doomed")]
+        return [await ctx.state.get("token"), await ctx.state.get("doomed", "gone")]
+
+    rt.register(cf.define("kv").step("use", use))
+    assert (await rt.wait(await rt.trigger("kv", "set"))).output == [True, False]
+    assert (await rt.wait(await rt.trigger("kv", "get"))).output == ["abc", "gone"]
+    clock.advance(31)
+    assert (await rt.wait(await rt.trigger("kv", "get"))).output == [None, "gone"]
+
+
+def test_webhook_triggers_are_defined_with_their_options() -> None:
+    class Order:
+        pass
+
+    flow = (
+        cf.define("hooked")
+        .step("s", lambda ctx: 1)
+        .on_webhook(
+            "/webhooks/order",
+            method="put",
+            schema=Order,
+            validate=lambda payload: True,
+            condition=lambda request: True,
+            required_headers=["X-Signature"],
+            idempotency_key="X-Request-Id",
+        )
+    )
+    flow.build()
+    [hook] = flow.webhooks
+    assert (hook.path, hook.method, hook.schema, hook.required_headers) == (
+        "/webhooks/order",
+        "PUT",
+        Order,
+        ("x-signature",),
+    )
+    assert hook.idempotency_key == "X-Request-Id"
