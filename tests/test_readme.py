@@ -15,3 +15,14 @@ async def test_the_net_example_in_the_readme_runs(capsys: Any) -> None:
     exec(compile(code.replace('db="hire.db"', 'db=":memory:"'), "README.md", "exec"), namespace)
     await namespace["main"]()
     assert capsys.readouterr().out.strip() == "completed"
+
+
+async def test_the_cronflow_example_in_the_readme_runs(capsys: Any) -> None:
+    text = README.read_text()
+    code = text.split("## A Cronflow-style workflow\n\n```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict[str, Any] = {}
+    exec(compile(code.replace('db="orders.db"', 'db=":memory:"'), "README.md", "exec"), namespace)
+    await namespace["main"]()
+    out = capsys.readouterr().out
+    assert "status=<RunStatus.COMPLETED: 'completed'>" in out
+    assert "output={'shipped': 50}" in out
