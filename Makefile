@@ -17,11 +17,11 @@ $(STAMP): pyproject.toml | $(PY)
 
 install: $(STAMP)
 
-# Until `cronflow-actors serve` exists (the long-lived runtime issue), `make run` prepares the
-# embedded database the runtime will use and reports its schema version.
+# The runtime with the bundled example workflows, on the embedded SQLite database, behind HTTP
+# on 127.0.0.1:$(PORT) until Ctrl-C.
+PORT ?= 8000
 run: $(STAMP)
-	$(PY) -m cronflow_actors version
-	$(PY) -m cronflow_actors db migrate --db $(DB)
+	$(PY) -m cronflow_actors serve --db $(DB) --port $(PORT)
 
 lint: $(STAMP)
 	$(PY) -m ruff check cronflow_actors tests benchmarks examples

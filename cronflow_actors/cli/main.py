@@ -1,7 +1,7 @@
 """``cronflow-actors COMMAND``: a thin edge over the runtime layer.
 
-Commands so far: ``version`` and ``db migrate``. Heavy modules are imported inside the commands,
-so ``--help`` stays fast.
+Commands so far: ``version``, ``db migrate`` and ``serve``. Heavy modules are imported inside
+the commands, so ``--help`` stays fast.
 """
 
 from __future__ import annotations
@@ -39,6 +39,14 @@ def _db_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve(args: argparse.Namespace) -> int:
+    from cronflow_actors.cli.serve import DEFAULT_APP, serve
+
+    if args.app is None:
+        args.app = DEFAULT_APP
+    return serve(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cronflow-actors",
@@ -61,6 +69,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="SQLite synchronous level: OFF, NORMAL, FULL (default) or EXTRA",
     )
     migrate.set_defaults(handler=_db_migrate)
+
+    serve = commands.add_parser("serve", help="run the runtime behind HTTP until SIGTERM/SIGINT")
+    serve.add_argument("app", nargs="?", default=None, help="module:attribute or a .py file")
+    serve.add_argument("--db", default="cronflow.db", help="SQLite file (default cronflow.db)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    serve.add_argument("--port", type=int, default=8000, help="port to listen on (0: any free)")
+    serve.add_argument("--synchronous", default="FULL", help="SQLite synchronous level")
+    serve.add_argument("--max-body", type=int, default=1_000_000, help="largest request body")
+    serve.add_argument("--drain-timeout", type=float, default=30.0, help="seconds to drain")
+    serve.add_argument("--log-level", default="info", help="uvicorn log level")
+    serve.set_defaults(handler=_serve)
     return parser
 
 

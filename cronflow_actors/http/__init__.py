@@ -1,3 +1,6 @@
-"""The HTTP edge: the Starlette app (webhooks, runs, work-item actions, events, resume,
-/metrics, /healthz). Built by the long-lived runtime issue; this layer holds nothing yet.
-"""
+"""The HTTP edge: a Starlette app over one ``Runtime`` (``create_app``), served by uvicorn from
+``cronflow-actors serve``."""
+
+from cronflow_actors.http.app import create_app
+
+__all__ = ["create_app"]

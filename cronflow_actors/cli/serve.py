@@ -1,0 +1,101 @@
+"""``cronflow-actors serve [APP]``: the runtime behind HTTP, until SIGTERM or SIGINT.
+
+APP is ``module:attribute`` (a ``Runtime``, or a list of workflows: ``cf.define`` flows or net
+specs) or the path of a Python file with a ``workflows`` list; by default the bundled examples.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import importlib.util
+import signal
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from cronflow_actors.errors import ConfigurationError
+
+__all__ = ["DEFAULT_APP", "load_app", "serve"]
+
+DEFAULT_APP = "examples.order_processing:workflows"
+
+
+def load_app(spec: str) -> Any:
+    """The object APP names (see the module docstring)."""
+    if spec.endswith(".py") or Path(spec).is_file():
+        path = Path(spec)
+        if not path.is_file():
+            raise ConfigurationError("APP", spec, "an existing Python file or module:attribute")
+        module_spec = importlib.util.spec_from_file_location(path.stem, path)
+        if module_spec is None or module_spec.loader is None:
+            raise ConfigurationError("APP", spec, "a Python file that can be imported")
+        module = importlib.util.module_from_spec(module_spec)
+        module_spec.loader.exec_module(module)
+        attribute = "workflows"
+    else:
+        module_name, _, attribute = spec.partition(":")
+        if not module_name or not attribute:
+            raise ConfigurationError("APP", spec, "module:attribute or a path to a .py file")
+        sys.path.insert(0, str(Path.cwd()))
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as error:
+            raise ConfigurationError("APP", spec, f"an importable module ({error})") from None
+    try:
+        return getattr(module, attribute)
+    except AttributeError:
+        raise ConfigurationError("APP", spec, f"a module that defines {attribute!r}") from None
+
+
+def _draining_server_class() -> Any:
+    import uvicorn
+
+    class DrainingServer(uvicorn.Server):
+        """The first SIGTERM/SIGINT drains (stop accepting, finish in-flight requests, stop the
+        runtime, flush the store) and the process exits 0; a second one aborts the drain."""
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            def handle(_signum: int, _frame: FrameType | None) -> None:
+                if self.should_exit:
+                    self.force_exit = True
+                self.should_exit = True
+
+            previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+            try:
+                yield
+            finally:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
+
+    return DrainingServer
+
+
+def serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from cronflow_actors.http.app import create_app
+    from cronflow_actors.runtime import Runtime
+
+    target = load_app(args.app)
+    if isinstance(target, Runtime):
+        runtime = target
+    elif isinstance(target, list | tuple):
+        runtime = Runtime(db=args.db, workflows=target, synchronous=args.synchronous)
+    else:
+        raise ConfigurationError("APP", args.app, "a Runtime or a list of workflows")
+    app = create_app(runtime, max_body=args.max_body)
+    config = uvicorn.Config(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        lifespan="on",
+        timeout_graceful_shutdown=args.drain_timeout,
+    )
+    _draining_server_class()(config).run()
+    return 0

@@ -1,0 +1,241 @@
+"""The HTTP edge: a Starlette app over one ``Runtime``, JSON in and out.
+
+Routes: the webhooks of the registered flows, ``POST /runs``, ``GET /runs``, ``GET /runs/{id}``,
+``POST /runs/{id}/cancel``, ``POST /events/{name}``, ``POST /resume/{token}``, ``GET /healthz``.
+Bad input always gets a 4xx with what was wrong and changes nothing: unknown route 404, wrong
+method 405, malformed JSON 400, a body over ``max_body`` bytes 413, a payload that does not
+match a webhook's schema 400 (with the field path). The runtime starts and stops with the app's
+lifespan.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import inspect
+import re
+import uuid
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import msgspec
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from cronflow_actors.errors import CronflowError, InstanceExistsError, NotFoundError
+from cronflow_actors.runtime import ResumeError, Runtime
+
+__all__ = ["create_app"]
+
+_json = msgspec.json.Encoder()
+_NAMESPACE = uuid.UUID("0d5b8f5e-4a6b-4c2f-9d71-6b1f0b2a3c44")
+_PATH_IN_ERROR = re.compile(r" - at `(?P<path>[^`]+)`$")
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+def json_response(content: Any, status: int = 200) -> Response:
+    return Response(_json.encode(content), status_code=status, media_type="application/json")
+
+
+def error(status: int, message: str, **details: Any) -> Response:
+    return json_response({"error": message, **details}, status)
+
+
+async def read_json(request: Request, limit: int) -> Any:
+    """The request body as JSON (None when empty); 413 over ``limit`` bytes, 400 if malformed."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise BodyTooLarge
+    if not body.strip():
+        return None
+    return msgspec.json.decode(body)
+
+
+def run_json(info: Any) -> dict[str, Any]:
+    return {
+        "id": info.id,
+        "workflow": info.workflow,
+        "status": str(info.status),
+        "payload": info.payload,
+        "output": info.output,
+        "error": info.error,
+        "created_at": info.created_at,
+        "finished_at": info.finished_at,
+        "steps": [msgspec.to_builtins(step) for step in info.steps],
+    }
+
+
+async def _maybe(value: Any) -> Any:
+    return await value if inspect.isawaitable(value) else value
+
+
+def create_app(runtime: Runtime, *, max_body: int = 1_000_000) -> Starlette:  # noqa: PLR0915
+    """The app for ``runtime`` (started and stopped by the app's lifespan)."""
+
+    async def guarded(request: Request, handler: Callable[[Request], Any]) -> Response:
+        try:
+            result: Response = await handler(request)
+        except BodyTooLarge:
+            return error(413, f"the request body is larger than {max_body} bytes")
+        except msgspec.DecodeError as bad:
+            return error(400, "the request body is not valid JSON", detail=str(bad))
+        except (NotFoundError, ResumeError) as missing:
+            status = 409 if isinstance(missing, ResumeError) and "ended" in str(missing) else 404
+            return error(status, str(missing))
+        except CronflowError as refused:
+            return error(409, str(refused), type=type(refused).__name__)
+        return result
+
+    # -- runs ---------------------------------------------------------------------------------
+
+    async def post_runs(request: Request) -> Response:
+        body = await read_json(request, max_body)
+        if not isinstance(body, dict) or not isinstance(body.get("workflow"), str):
+            return error(400, 'expected a JSON object {"workflow": name, "payload": ...}')
+        headers = dict(request.headers)
+        run_id = await runtime.trigger(body["workflow"], body.get("payload"), headers=headers)
+        return json_response({"run_id": run_id}, 202)
+
+    async def get_run(request: Request) -> Response:
+        return json_response(run_json(await runtime.inspect(request.path_params["run_id"])))
+
+    async def list_runs(request: Request) -> Response:
+        query = request.query_params
+        try:
+            limit = int(query.get("limit", "50"))
+            offset = int(query.get("offset", "0"))
+        except ValueError:
+            return error(400, "limit and offset must be whole numbers")
+        if not 1 <= limit <= 1000 or offset < 0:
+            return error(400, "limit must be 1-1000 and offset >= 0")
+        snapshots = await runtime.store.list_snapshots(
+            workflow=query.get("workflow"),
+            limit=limit + offset if not query.get("status") else None,
+        )
+        runs = []
+        for snapshot in snapshots:
+            info = await runtime.inspect(snapshot.instance_id)
+            if query.get("status") and str(info.status) != query["status"]:
+                continue
+            runs.append({k: v for k, v in run_json(info).items() if k != "steps"})
+        page = runs[offset : offset + limit]
+        return json_response({"runs": page, "limit": limit, "offset": offset})
+
+    async def cancel_run(request: Request) -> Response:
+        await runtime.cancel(request.path_params["run_id"])
+        return json_response({"run_id": request.path_params["run_id"], "status": "canceled"})
+
+    async def publish(request: Request) -> Response:
+        payload = await read_json(request, max_body)
+        started = await runtime.publish_event(request.path_params["name"], payload)
+        return json_response({"started": started}, 202)
+
+    async def resume(request: Request) -> Response:
+        payload = await read_json(request, max_body)
+        await runtime.resume(request.path_params["token"], payload)
+        return json_response({"token": request.path_params["token"], "status": "resumed"})
+
+    async def healthz(_request: Request) -> Response:
+        status = 200 if runtime.state == "running" else 503
+        return json_response({"status": "ok" if status == 200 else runtime.state}, status)
+
+    # -- webhooks -------------------------------------------------------------------------------
+
+    def webhook(flow_id: str, spec: Any) -> Callable[[Request], Any]:
+        async def receive(request: Request) -> Response:
+            headers = {k.lower(): v for k, v in request.headers.items()}
+            missing = [h for h in spec.required_headers if h not in headers]
+            if missing:
+                return error(400, f"missing required headers: {missing}")
+            payload = await read_json(request, max_body)
+            if spec.schema is not None:
+                try:
+                    payload = msgspec.to_builtins(msgspec.convert(payload, spec.schema))
+                except msgspec.ValidationError as invalid:
+                    text = str(invalid)
+                    match = _PATH_IN_ERROR.search(text)
+                    return error(
+                        400,
+                        "the payload does not match the webhook's schema",
+                        detail=text,
+                        path=match.group("path") if match else "$",
+                    )
+            if spec.validate is not None:
+                verdict = await _maybe(spec.validate(payload))
+                if verdict is not True:
+                    detail = verdict if isinstance(verdict, str) else "rejected by validate()"
+                    return error(400, "the payload failed validation", detail=detail)
+            if spec.condition is not None and not await _maybe(
+                spec.condition({"payload": payload, "headers": headers})
+            ):
+                return json_response({"run_id": None, "condition_met": False}, 200)
+            instance_id = None
+            if spec.idempotency_key is not None:
+                key = spec.idempotency_key
+                value = (
+                    headers.get(key.lower())
+                    if isinstance(key, str)
+                    else await _maybe(key(payload, headers))
+                )
+                if value:
+                    digest = hashlib.sha256(str(value).encode()).hexdigest()
+                    instance_id = uuid.uuid5(_NAMESPACE, f"{flow_id}|{digest}").hex
+            try:
+                run_id = await runtime.runs.trigger(
+                    flow_id, payload, headers=headers, kind="webhook", instance_id=instance_id
+                )
+            except InstanceExistsError:
+                return json_response({"run_id": instance_id, "duplicate": True}, 200)
+            return json_response({"run_id": run_id}, 202)
+
+        return receive
+
+    def wrap(handler: Callable[[Request], Any]) -> Callable[[Request], Any]:
+        async def endpoint(request: Request) -> Response:
+            return await guarded(request, handler)
+
+        return endpoint
+
+    routes = [
+        Route("/healthz", wrap(healthz), methods=["GET"]),
+        Route("/runs", wrap(post_runs), methods=["POST"]),
+        Route("/runs", wrap(list_runs), methods=["GET"]),
+        Route("/runs/{run_id}", wrap(get_run), methods=["GET"]),
+        Route("/runs/{run_id}/cancel", wrap(cancel_run), methods=["POST"]),
+        Route("/events/{name}", wrap(publish), methods=["POST"]),
+        Route("/resume/{token}", wrap(resume), methods=["POST"]),
+    ]
+    for flow_id in sorted(runtime.runs.roots):
+        for spec in runtime.runs.flows[flow_id].webhooks:
+            routes.append(Route(spec.path, wrap(webhook(flow_id, spec)), methods=[spec.method]))
+
+    async def http_error(_request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        message = {404: "no such route", 405: "method not allowed"}.get(exc.status_code, exc.detail)
+        response = error(exc.status_code, message)
+        if exc.headers:
+            response.headers.update(exc.headers)
+        return response
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        await runtime.start()
+        try:
+            yield
+        finally:
+            await runtime.stop()
+
+    return Starlette(
+        routes=routes, lifespan=lifespan, exception_handlers={HTTPException: http_error}
+    )

@@ -1,0 +1,136 @@
+"""The HTTP API against a real uvicorn server: webhooks, runs, events, resume, errors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+import cronflow_actors as cf
+from tests.http.conftest import Serve
+
+
+class OrderIn(msgspec.Struct):
+    order_id: str
+    amount: int
+
+
+def order_flow(seen: list[Any]) -> cf.Flow:
+    async def record(ctx: Any) -> dict[str, Any]:
+        seen.append(dict(ctx.trigger.headers))
+        return {"order": ctx.payload["order_id"], "amount": ctx.payload["amount"]}
+
+    return (
+        cf.define("orders")
+        .step("record", record)
+        .on_webhook(
+            "/webhooks/order",
+            schema=OrderIn,
+            validate=lambda p: True if p["amount"] <= 1000 else "amount over 1000",
+            condition=lambda request: request["headers"].get("x-test") != "skip",
+            idempotency_key="Idempotency-Key",
+        )
+    )
+
+
+async def test_a_webhook_starts_a_run(serve: Serve) -> None:
+    seen: list[Any] = []
+    rt, client = await serve([order_flow(seen)])
+    response = await client.post(
+        "/webhooks/order", json={"order_id": "o1", "amount": 5}, headers={"X-Trace": "t1"}
+    )
+    assert response.status_code == 202
+    run_id = response.json()["run_id"]
+    assert (await rt.wait(run_id, timeout=5)).output == {"order": "o1", "amount": 5}
+    assert seen[0]["x-trace"] == "t1"
+    run = (await client.get(f"/runs/{run_id}")).json()
+    assert run["status"] == "completed"
+    assert run["output"] == {"order": "o1", "amount": 5}
+    assert [s["id"] for s in run["steps"]] == ["record"]
+
+
+async def test_webhook_refusals_create_no_run(serve: Serve) -> None:
+    seen: list[Any] = []
+    rt, client = await serve([order_flow(seen)], max_body=200)
+    bad_type = await client.post("/webhooks/order", json={"order_id": "o1", "amount": "five"})
+    assert bad_type.status_code == 400
+    assert bad_type.json()["path"] == "$.amount"
+    assert "Expected `int`, got `str`" in bad_type.json()["detail"]
+    missing = await client.post("/webhooks/order", json={"amount": 1})
+    assert missing.status_code == 400
+    assert "order_id" in missing.json()["detail"]
+    too_big = await client.post("/webhooks/order", json={"order_id": "o1", "amount": 5000})
+    assert (too_big.status_code, too_big.json()["detail"]) == (400, "amount over 1000")
+    skipped = await client.post(
+        "/webhooks/order", json={"order_id": "o1", "amount": 1}, headers={"X-Test": "skip"}
+    )
+    assert (skipped.status_code, skipped.json()["condition_met"]) == (200, False)
+    malformed = await client.post("/webhooks/order", content=b"{not json")
+    assert malformed.status_code == 400
+    huge = await client.post("/webhooks/order", content=b"[" + b"1," * 200 + b"1]")
+    assert huge.status_code == 413
+    wrong_method = await client.get("/webhooks/order")
+    assert wrong_method.status_code == 405
+    unknown = await client.post("/nowhere", json={})
+    assert (unknown.status_code, unknown.json()["error"]) == (404, "no such route")
+    assert await rt.store.list_snapshots() == []
+
+
+async def test_the_idempotency_key_deduplicates(serve: Serve) -> None:
+    rt, client = await serve([order_flow([])])
+    body = {"order_id": "o1", "amount": 5}
+    first = await client.post("/webhooks/order", json=body, headers={"Idempotency-Key": "k1"})
+    second = await client.post("/webhooks/order", json=body, headers={"Idempotency-Key": "k1"})
+    other = await client.post("/webhooks/order", json=body, headers={"Idempotency-Key": "k2"})
+    assert first.status_code == 202
+    assert (second.status_code, second.json()) == (
+        200,
+        {"run_id": first.json()["run_id"], "duplicate": True},
+    )
+    assert other.json()["run_id"] != first.json()["run_id"]
+    assert len(await rt.store.list_snapshots()) == 2
+
+
+async def test_runs_events_resume_cancel_and_health(serve: Serve) -> None:
+    approval = (
+        cf.define("approval")
+        .human_in_the_loop("ok", description="approve")
+        .step("after", lambda ctx: ctx.last["approved"])
+    )
+    waiter = cf.define("waiter").wait_for_event("paid", "paid").step("s", lambda ctx: ctx.last)
+    listener = cf.define("listener").on_event("signup").step("s", lambda ctx: ctx.payload["user"])
+    rt, client = await serve([approval, waiter, listener])
+    assert (await client.get("/healthz")).json() == {"status": "ok"}
+    started = await client.post("/runs", json={"workflow": "approval", "payload": {"n": 1}})
+    assert started.status_code == 202
+    run_id = started.json()["run_id"]
+    await rt.wait_idle()
+    [pause] = await rt.list_paused()
+    resumed = await client.post(f"/resume/{pause.token}", json={"approved": True})
+    assert resumed.status_code == 200
+    assert (await rt.wait(run_id, timeout=5)).output is True
+    again = await client.post(f"/resume/{pause.token}", json={"approved": True})
+    assert again.status_code == 409
+    assert (await client.post("/resume/unknown", json={})).status_code == 404
+
+    waiting = (await client.post("/runs", json={"workflow": "waiter"})).json()["run_id"]
+    await rt.wait_idle()
+    published = await client.post("/events/paid", json={"amount": 3})
+    assert published.status_code == 202
+    assert (await rt.wait(waiting, timeout=5)).output == {"amount": 3}
+    signup = await client.post("/events/signup", json={"user": "u1"})
+    [listener_run] = signup.json()["started"]
+    assert (await rt.wait(listener_run, timeout=5)).output == "u1"
+
+    doomed = (await client.post("/runs", json={"workflow": "approval"})).json()["run_id"]
+    await rt.wait_idle()
+    assert (await client.post(f"/runs/{doomed}/cancel")).status_code == 200
+    assert (await client.get(f"/runs/{doomed}")).json()["status"] == "canceled"
+    listing = (await client.get("/runs", params={"workflow": "approval"})).json()["runs"]
+    assert {r["id"] for r in listing} == {run_id, doomed}
+    canceled = (await client.get("/runs", params={"status": "canceled"})).json()["runs"]
+    assert [r["id"] for r in canceled] == [doomed]
+    assert (await client.get("/runs", params={"limit": "x"})).status_code == 400
+    assert (await client.get("/runs/nope")).status_code == 404
+    assert (await client.post("/runs", json={"workflow": "nope"})).status_code == 404
+    assert (await client.post("/runs", json=[1])).status_code == 400
