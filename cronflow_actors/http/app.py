@@ -1,7 +1,8 @@
 """The HTTP edge: a Starlette app over one ``Runtime``, JSON in and out.
 
 Routes: the webhooks of the registered flows, ``POST /runs``, ``GET /runs``, ``GET /runs/{id}``,
-``POST /runs/{id}/cancel``, ``POST /events/{name}``, ``POST /resume/{token}``, ``GET /healthz``.
+``POST /runs/{id}/cancel``, ``POST /events/{name}``, ``POST /resume/{token}``, ``GET /paused``,
+``GET /healthz``.
 Bad input always gets a 4xx with what was wrong and changes nothing: unknown route 404, wrong
 method 405, malformed JSON 400, a body over ``max_body`` bytes 413, a payload that does not
 match a webhook's schema 400 (with the field path). The runtime starts and stops with the app's
@@ -146,6 +147,11 @@ def create_app(runtime: Runtime, *, max_body: int = 1_000_000) -> Starlette:  # 
         await runtime.resume(request.path_params["token"], payload)
         return json_response({"token": request.path_params["token"], "status": "resumed"})
 
+    async def paused(_request: Request) -> Response:
+        return json_response(
+            {"paused": [msgspec.to_builtins(p) for p in await runtime.list_paused()]}
+        )
+
     async def healthz(_request: Request) -> Response:
         status = 200 if runtime.state == "running" else 503
         return json_response({"status": "ok" if status == 200 else runtime.state}, status)
@@ -215,6 +221,7 @@ def create_app(runtime: Runtime, *, max_body: int = 1_000_000) -> Starlette:  # 
         Route("/runs/{run_id}/cancel", wrap(cancel_run), methods=["POST"]),
         Route("/events/{name}", wrap(publish), methods=["POST"]),
         Route("/resume/{token}", wrap(resume), methods=["POST"]),
+        Route("/paused", wrap(paused), methods=["GET"]),
     ]
     for flow_id in sorted(runtime.runs.roots):
         for spec in runtime.runs.flows[flow_id].webhooks:
