@@ -108,6 +108,11 @@ class WebhookSpec(msgspec.Struct, frozen=True, kw_only=True, eq=False):
     condition: Any = None
     required_headers: tuple[str, ...] = ()
     idempotency_key: Any = None
+    require_token: bool = False
+    """Callers must send ``Authorization: Bearer <token>`` with a configured token."""
+    hmac_secret: str | None = None
+    """Callers must sign the raw body: ``<signature_header>: sha256=<hex HMAC-SHA256>``."""
+    signature_header: str = "x-signature-256"
 
 
 class Flow:
@@ -317,6 +322,9 @@ class Flow:
         condition: Fn | None = None,
         required_headers: Iterable[str] = (),
         idempotency_key: Fn | str | None = None,
+        require_token: bool = False,
+        hmac_secret: str | None = None,
+        signature_header: str = "X-Signature-256",
     ) -> Self:
         """Trigger runs from HTTP requests (served by ``cronflow-actors serve``)."""
         if not isinstance(path, str) or not path.startswith("/"):
@@ -332,6 +340,9 @@ class Flow:
                 condition=condition,
                 required_headers=tuple(h.lower() for h in required_headers),
                 idempotency_key=idempotency_key,
+                require_token=require_token,
+                hmac_secret=hmac_secret,
+                signature_header=signature_header.lower(),
             )
         )
         return self

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import hmac
 import inspect
 import re
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 import msgspec
@@ -26,7 +27,16 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from cronflow_actors.errors import CronflowError, InstanceExistsError, NotFoundError
+from cronflow_actors.errors import (
+    ActionDeniedError,
+    AuthenticationRequiredError,
+    CronflowError,
+    InstanceExistsError,
+    InternalOnlyActionError,
+    InvalidPayloadError,
+    NotFoundError,
+)
+from cronflow_actors.messages import Principal
 from cronflow_actors.runtime import ResumeError, Runtime
 
 __all__ = ["create_app"]
@@ -44,12 +54,21 @@ def json_response(content: Any, status: int = 200) -> Response:
     return Response(_json.encode(content), status_code=status, media_type="application/json")
 
 
-def error(status: int, message: str, **details: Any) -> Response:
-    return json_response({"error": message, **details}, status)
+def error(
+    status: int, message: str, *, headers: dict[str, str] | None = None, **details: Any
+) -> Response:
+    response = json_response({"error": message, **details}, status)
+    if headers:
+        response.headers.update(headers)
+    return response
 
 
-async def read_json(request: Request, limit: int) -> Any:
-    """The request body as JSON (None when empty); 413 over ``limit`` bytes, 400 if malformed."""
+class Unauthenticated(Exception):
+    pass
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The raw request body; ``BodyTooLarge`` over ``limit`` bytes (checked while reading)."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise BodyTooLarge
@@ -58,6 +77,12 @@ async def read_json(request: Request, limit: int) -> Any:
         body += chunk
         if len(body) > limit:
             raise BodyTooLarge
+    return body
+
+
+async def read_json(request: Request, limit: int) -> Any:
+    """The request body as JSON (None when empty); 413 over ``limit`` bytes, 400 if malformed."""
+    body = await read_body(request, limit)
     if not body.strip():
         return None
     return msgspec.json.decode(body)
@@ -81,8 +106,42 @@ async def _maybe(value: Any) -> Any:
     return await value if inspect.isawaitable(value) else value
 
 
-def create_app(runtime: Runtime, *, max_body: int = 1_000_000) -> Starlette:  # noqa: PLR0915
-    """The app for ``runtime`` (started and stopped by the app's lifespan)."""
+def create_app(  # noqa: PLR0915 - the routes, one closure each
+    runtime: Runtime,
+    *,
+    max_body: int = 1_000_000,
+    tokens: Mapping[str, Principal] | None = None,
+) -> Starlette:
+    """The app for ``runtime`` (started and stopped by the app's lifespan).
+
+    ``tokens`` maps bearer tokens to principals. With tokens configured, every route but
+    ``/healthz`` and the webhooks needs ``Authorization: Bearer <token>`` (401 otherwise);
+    work-item and workflow actions pass the caller's principal to the action's policy (403 when
+    it says no). Without tokens the API is open, and net actions are called as an anonymous
+    principal (so only actions that need no authentication pass).
+    """
+    known = dict(tokens or {})
+
+    def principal_of(request: Request, *, required: bool) -> Principal | None:
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() == "bearer" and token.strip() in known:
+            return known[token.strip()]
+        if header or (required and known):
+            raise Unauthenticated("a valid 'Authorization: Bearer <token>' header is required")
+        return None
+
+    def authenticated(handler: Callable[[Request], Any]) -> Callable[[Request], Any]:
+        async def check(request: Request) -> Response:
+            principal_of(request, required=True)
+            result: Response = await handler(request)
+            return result
+
+        return check
+
+    def caller(request: Request) -> Principal:
+        """The principal of a net action call: the token's, or an anonymous one."""
+        return principal_of(request, required=bool(known)) or Principal(id=None)
 
     async def guarded(request: Request, handler: Callable[[Request], Any]) -> Response:
         try:
@@ -91,6 +150,14 @@ def create_app(runtime: Runtime, *, max_body: int = 1_000_000) -> Starlette:  # 
             return error(413, f"the request body is larger than {max_body} bytes")
         except msgspec.DecodeError as bad:
             return error(400, "the request body is not valid JSON", detail=str(bad))
+        except Unauthenticated as unknown:
+            return error(401, str(unknown), headers={"WWW-Authenticate": "Bearer"})
+        except AuthenticationRequiredError as unknown:
+            return error(401, str(unknown), headers={"WWW-Authenticate": "Bearer"})
+        except (ActionDeniedError, InternalOnlyActionError) as denied:
+            return error(403, str(denied), type=type(denied).__name__)
+        except InvalidPayloadError as invalid:
+            return error(400, str(invalid), type="InvalidPayloadError")
         except (NotFoundError, ResumeError) as missing:
             status = 409 if isinstance(missing, ResumeError) and "ended" in str(missing) else 404
             return error(status, str(missing))
@@ -156,15 +223,80 @@ def create_app(runtime: Runtime, *, max_body: int = 1_000_000) -> Starlette:  # 
         status = 200 if runtime.state == "running" else 503
         return json_response({"status": "ok" if status == 200 else runtime.state}, status)
 
+    # -- net workflows and work items (actions with the caller's principal) -----------------------
+
+    async def start_net_workflow(request: Request) -> Response:
+        body = await read_json(request, max_body)
+        if not isinstance(body, dict) or not isinstance(body.get("workflow"), str):
+            return error(400, 'expected a JSON object {"workflow": name, "payload": ...}')
+        workflow_id = await runtime.start_workflow(
+            body["workflow"], body.get("payload"), principal=caller(request)
+        )
+        return json_response({"workflow_id": workflow_id}, 201)
+
+    async def get_net_workflow(request: Request) -> Response:
+        workflow_id = request.path_params["workflow_id"]
+        info = await runtime.workflow(workflow_id)
+        tasks = await runtime.task_states(workflow_id)
+        return json_response(
+            {**msgspec.to_builtins(info), "tasks": {k: str(v) for k, v in tasks.items()}}
+        )
+
+    async def cancel_net_workflow(request: Request) -> Response:
+        workflow_id = request.path_params["workflow_id"]
+        await runtime.cancel_workflow(workflow_id, principal=caller(request))
+        return json_response({"workflow_id": workflow_id, "state": "canceled"})
+
+    async def list_work_items(request: Request) -> Response:
+        params = request.path_params
+        items = await runtime.work_items(params["workflow_id"], params["task"])
+        return json_response({"work_items": [msgspec.to_builtins(i) for i in items]})
+
+    async def initialize_work_item(request: Request) -> Response:
+        params = request.path_params
+        payload = await read_json(request, max_body)
+        item_id = await runtime.initialize_work_item(
+            params["workflow_id"], params["task"], payload, principal=caller(request)
+        )
+        return json_response({"work_item_id": item_id}, 201)
+
+    async def work_item_action(request: Request) -> Response:
+        item_id, action = request.path_params["work_item_id"], request.path_params["action"]
+        act = {
+            "start": runtime.start_work_item,
+            "complete": runtime.complete_work_item,
+            "fail": runtime.fail_work_item,
+            "cancel": runtime.cancel_work_item,
+            "reset": runtime.reset_work_item,
+        }.get(action)
+        if act is None:
+            return error(
+                404, f"no work item action {action!r}; use start, complete, fail, cancel or reset"
+            )
+        payload = await read_json(request, max_body)
+        await act(item_id, payload, principal=caller(request))
+        info = await runtime.work_item(item_id)
+        return json_response(msgspec.to_builtins(info))
+
     # -- webhooks -------------------------------------------------------------------------------
 
     def webhook(flow_id: str, spec: Any) -> Callable[[Request], Any]:
         async def receive(request: Request) -> Response:
             headers = {k.lower(): v for k, v in request.headers.items()}
+            if spec.require_token:
+                principal_of(request, required=True)
+                if "authorization" not in headers:
+                    raise Unauthenticated("this webhook needs 'Authorization: Bearer <token>'")
             missing = [h for h in spec.required_headers if h not in headers]
             if missing:
                 return error(400, f"missing required headers: {missing}")
-            payload = await read_json(request, max_body)
+            raw = await read_body(request, max_body)
+            if spec.hmac_secret is not None:
+                expected = hmac.new(spec.hmac_secret.encode(), raw, hashlib.sha256).hexdigest()
+                given = headers.get(spec.signature_header, "")
+                if not hmac.compare_digest(given, f"sha256={expected}"):
+                    raise Unauthenticated(f"the {spec.signature_header} signature does not match")
+            payload = msgspec.json.decode(raw) if raw.strip() else None
             if spec.schema is not None:
                 try:
                     payload = msgspec.to_builtins(msgspec.convert(payload, spec.schema))
@@ -213,15 +345,32 @@ def create_app(runtime: Runtime, *, max_body: int = 1_000_000) -> Starlette:  # 
 
         return endpoint
 
+    def api(handler: Callable[[Request], Any]) -> Callable[[Request], Any]:
+        return wrap(authenticated(handler))
+
     routes = [
         Route("/healthz", wrap(healthz), methods=["GET"]),
-        Route("/runs", wrap(post_runs), methods=["POST"]),
-        Route("/runs", wrap(list_runs), methods=["GET"]),
-        Route("/runs/{run_id}", wrap(get_run), methods=["GET"]),
-        Route("/runs/{run_id}/cancel", wrap(cancel_run), methods=["POST"]),
-        Route("/events/{name}", wrap(publish), methods=["POST"]),
-        Route("/resume/{token}", wrap(resume), methods=["POST"]),
-        Route("/paused", wrap(paused), methods=["GET"]),
+        Route("/runs", api(post_runs), methods=["POST"]),
+        Route("/runs", api(list_runs), methods=["GET"]),
+        Route("/runs/{run_id}", api(get_run), methods=["GET"]),
+        Route("/runs/{run_id}/cancel", api(cancel_run), methods=["POST"]),
+        Route("/events/{name}", api(publish), methods=["POST"]),
+        Route("/resume/{token}", api(resume), methods=["POST"]),
+        Route("/paused", api(paused), methods=["GET"]),
+        Route("/workflows", wrap(start_net_workflow), methods=["POST"]),
+        Route("/workflows/{workflow_id}", api(get_net_workflow), methods=["GET"]),
+        Route("/workflows/{workflow_id}/cancel", wrap(cancel_net_workflow), methods=["POST"]),
+        Route(
+            "/workflows/{workflow_id}/tasks/{task}/work-items",
+            api(list_work_items),
+            methods=["GET"],
+        ),
+        Route(
+            "/workflows/{workflow_id}/tasks/{task}/work-items",
+            wrap(initialize_work_item),
+            methods=["POST"],
+        ),
+        Route("/work-items/{work_item_id}/{action}", wrap(work_item_action), methods=["POST"]),
     ]
     for flow_id in sorted(runtime.runs.roots):
         for spec in runtime.runs.flows[flow_id].webhooks:

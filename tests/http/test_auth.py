@@ -1,0 +1,127 @@
+"""Bearer tokens, principals and policies over HTTP; webhook tokens and HMAC signatures."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+import msgspec
+
+import cronflow_actors as cf
+from cronflow_actors import net
+from tests.http.conftest import Serve
+
+ADA = cf.Principal(id="ada", scopes=frozenset({"review:write"}))
+BOB = cf.Principal(id="bob", scopes=frozenset({"review:read"}))
+TOKENS = {"t-ada": ADA, "t-bob": BOB}
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+class Review(msgspec.Struct):
+    approved: bool
+
+
+def hire() -> net.NetSpec:
+    review = net.work_item("review").actions(
+        start=net.action(),
+        complete=net.action(Review, policy=net.require_scope("review:write")),
+    )
+    return (
+        net.workflow("hire")
+        .start_condition("start")
+        .end_condition("end")
+        .task("review", net.task(review))
+        .connect_condition("start", "review")
+        .connect_task("review", "end")
+        .actions(initialize=net.action(), cancel=net.action(policy=net.require_scope("hire:admin")))
+        .build()
+    )
+
+
+async def test_tokens_principals_and_policies(serve: Serve) -> None:
+    rt, client = await serve([hire()], tokens=TOKENS)
+    assert (await client.get("/healthz")).status_code == 200  # open
+    assert (await client.get("/runs")).status_code == 401
+    assert (await client.get("/runs", headers=bearer("forged"))).status_code == 401
+    assert (await client.get("/runs", headers=bearer("t-bob"))).status_code == 200
+    assert (await client.post("/workflows", json={"workflow": "hire"})).status_code == 401
+    created = await client.post("/workflows", json={"workflow": "hire"}, headers=bearer("t-bob"))
+    assert created.status_code == 201
+    workflow_id = created.json()["workflow_id"]
+    items = await client.get(
+        f"/workflows/{workflow_id}/tasks/review/work-items", headers=bearer("t-bob")
+    )
+    [item] = items.json()["work_items"]
+    start = f"/work-items/{item['id']}/start"
+    assert (await client.post(start)).status_code == 401
+    assert (await rt.work_item(item["id"])).state == "initialized"
+    assert (await client.post(start, headers=bearer("t-bob"))).json()["state"] == "started"
+    complete = f"/work-items/{item['id']}/complete"
+    denied = await client.post(complete, json={"approved": True}, headers=bearer("t-bob"))
+    assert denied.status_code == 403
+    invalid = await client.post(complete, json={"approved": "yes"}, headers=bearer("t-ada"))
+    assert invalid.status_code == 400
+    internal_only = await client.post(f"/work-items/{item['id']}/fail", headers=bearer("t-ada"))
+    assert internal_only.status_code == 403
+    assert (await rt.work_item(item["id"])).state == "started"
+    done = await client.post(complete, json={"approved": True}, headers=bearer("t-ada"))
+    assert (done.status_code, done.json()["state"], done.json()["output"]) == (
+        200,
+        "completed",
+        {"approved": True},
+    )
+    workflow = (await client.get(f"/workflows/{workflow_id}", headers=bearer("t-ada"))).json()
+    assert (workflow["state"], workflow["tasks"]) == ("completed", {"review": "completed"})
+    assert (
+        await client.post(
+            f"/work-items/{item['id']}/complete", json={"approved": True}, headers=bearer("t-ada")
+        )
+    ).status_code == 409
+    other = (
+        await client.post("/workflows", json={"workflow": "hire"}, headers=bearer("t-ada"))
+    ).json()
+    refused = await client.post(
+        f"/workflows/{other['workflow_id']}/cancel", headers=bearer("t-ada")
+    )
+    assert refused.status_code == 403
+    assert await rt.workflow_state(other["workflow_id"]) == "initialized"
+
+
+async def test_without_tokens_net_actions_are_anonymous(serve: Serve) -> None:
+    rt, client = await serve([hire()])
+    created = await client.post("/workflows", json={"workflow": "hire"})
+    assert created.status_code == 401  # an anonymous principal cannot pass an action
+    assert await rt.store.list_snapshots() == []
+
+
+async def test_webhooks_can_require_a_token_or_a_signature(serve: Serve) -> None:
+    secret = "s3cret"
+    flow = (
+        cf.define("guarded")
+        .step("s", lambda ctx: ctx.payload)
+        .on_webhook("/hooks/token", require_token=True)
+        .on_webhook("/hooks/signed", hmac_secret=secret)
+    )
+    rt, client = await serve([flow], tokens=TOKENS)
+    assert (await client.post("/hooks/token", json={"a": 1})).status_code == 401
+    assert (
+        await client.post("/hooks/token", json={"a": 1}, headers=bearer("nope"))
+    ).status_code == 401
+    accepted = await client.post("/hooks/token", json={"a": 1}, headers=bearer("t-bob"))
+    assert accepted.status_code == 202
+    body = b'{"b": 2}'
+    signature = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    forged = await client.post(
+        "/hooks/signed", content=body, headers={"X-Signature-256": "sha256=00"}
+    )
+    assert forged.status_code == 401
+    assert (await client.post("/hooks/signed", content=body)).status_code == 401
+    signed = await client.post(
+        "/hooks/signed", content=body, headers={"X-Signature-256": signature}
+    )
+    assert signed.status_code == 202
+    assert (await rt.wait(signed.json()["run_id"], timeout=5)).output == {"b": 2}
+    assert len(await rt.store.list_snapshots()) == 2
