@@ -1,17 +1,21 @@
 """``cronflow-actors COMMAND``: a thin edge over the runtime layer.
 
-Commands so far: ``version``, ``db migrate`` and ``serve``. Heavy modules are imported inside
-the commands, so ``--help`` stays fast.
+Commands: ``serve``, the client commands ``run``, ``inspect``, ``runs``, ``resume``, ``cancel``,
+``events publish`` (they call a running server), ``db migrate`` and ``version``. Settings come
+from flags, ``CRONFLOW_*`` variables and a TOML ``--config`` file. Heavy modules are imported
+inside the commands, so ``--help`` stays fast.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
 from collections.abc import Sequence
+from typing import Any
 
-from cronflow_actors.errors import CronflowError
+from cronflow_actors.errors import ConfigurationError, CronflowError
 
 __all__ = ["main"]
 
@@ -39,12 +43,110 @@ def _db_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _serve(args: argparse.Namespace) -> int:
-    from cronflow_actors.cli.serve import DEFAULT_APP, serve
+def _settings(args: argparse.Namespace) -> Any:
+    from cronflow_actors.runtime.config import load_config
 
-    if args.app is None:
-        args.app = DEFAULT_APP
-    return serve(args)
+    names = ["app", "db", "host", "port", "synchronous", "max_body", "drain_timeout"]
+    names += ["log_level", "log_format", "url", "token"]
+    overrides = {name: getattr(args, name, None) for name in names}
+    return load_config(getattr(args, "config", None), overrides=overrides)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from cronflow_actors.cli.serve import serve
+
+    return serve(_settings(args))
+
+
+def _client(args: argparse.Namespace) -> Any:
+    from cronflow_actors.cli.client import Client
+
+    settings = _settings(args)
+    return Client(settings.url, settings.token)
+
+
+def _payload(args: argparse.Namespace) -> Any:
+    if args.payload is None:
+        return None
+    try:
+        return json.loads(args.payload)
+    except ValueError as error:
+        raise ConfigurationError("--payload", args.payload, f"JSON ({error})") from None
+
+
+def _run(args: argparse.Namespace) -> int:
+    client = _client(args)
+    started = client.call("POST", "/runs", {"workflow": args.workflow, "payload": _payload(args)})
+    run = client.wait(started["run_id"])
+    print(json.dumps({k: run[k] for k in ("id", "status", "output", "error")}, indent=2))
+    return 0 if run["status"] == "completed" else 1
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    from cronflow_actors.cli.client import render_run
+
+    print(render_run(_client(args).call("GET", f"/runs/{args.run_id}")))
+    return 0
+
+
+def _runs(args: argparse.Namespace) -> int:
+    query = {"workflow": args.workflow, "status": args.status, "limit": args.limit}
+    for run in _client(args).call("GET", "/runs", query=query)["runs"]:
+        print(f"{run['id']}  {run['workflow']:<20} {run['status']:<10} {run['created_at']:.0f}")
+    return 0
+
+
+def _resume(args: argparse.Namespace) -> int:
+    print(json.dumps(_client(args).call("POST", f"/resume/{args.token_id}", _payload(args))))
+    return 0
+
+
+def _cancel(args: argparse.Namespace) -> int:
+    print(json.dumps(_client(args).call("POST", f"/runs/{args.run_id}/cancel")))
+    return 0
+
+
+def _publish(args: argparse.Namespace) -> int:
+    print(json.dumps(_client(args).call("POST", f"/events/{args.name}", _payload(args))))
+    return 0
+
+
+def _client_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--url", default=None, help="the server (default http://127.0.0.1:8000)")
+    parser.add_argument("--token", default=None, help="bearer token for the server")
+    parser.add_argument("--config", default=None, help="TOML settings file")
+
+
+def _add_client_commands(commands: Any) -> None:
+    run = commands.add_parser("run", help="trigger a workflow, wait, print the result")
+    run.add_argument("workflow")
+    run.add_argument("--payload", default=None, help="JSON payload")
+    run.set_defaults(handler=_run)
+    inspect = commands.add_parser("inspect", help="a readable tree of a run")
+    inspect.add_argument("run_id")
+    inspect.set_defaults(handler=_inspect)
+    runs = commands.add_parser("runs", help="list recent runs")
+    runs.add_argument("--workflow", default=None)
+    runs.add_argument("--status", default=None)
+    runs.add_argument("--limit", type=int, default=50)
+    runs.set_defaults(handler=_runs)
+    resume = commands.add_parser("resume", help="resume a paused run")
+    resume.add_argument("token_id", metavar="TOKEN")
+    resume.add_argument("--payload", default=None, help="JSON payload")
+    resume.set_defaults(handler=_resume)
+    cancel = commands.add_parser("cancel", help="cancel a run")
+    cancel.add_argument("run_id")
+    cancel.set_defaults(handler=_cancel)
+    events = commands.add_parser("events", help="events")
+    event_commands = events.add_subparsers(
+        dest="events_command", metavar="EVENTS_COMMAND", required=True
+    )
+    publish = event_commands.add_parser("publish", help="publish an event")
+    publish.add_argument("name")
+    publish.add_argument("--payload", default=None, help="JSON payload")
+    publish.set_defaults(handler=_publish)
+    for parser in (run, inspect, runs, resume, cancel, publish):
+        _client_options(parser)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -72,14 +174,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser("serve", help="run the runtime behind HTTP until SIGTERM/SIGINT")
     serve.add_argument("app", nargs="?", default=None, help="module:attribute or a .py file")
-    serve.add_argument("--db", default="cronflow.db", help="SQLite file (default cronflow.db)")
-    serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    serve.add_argument("--port", type=int, default=8000, help="port to listen on (0: any free)")
-    serve.add_argument("--synchronous", default="FULL", help="SQLite synchronous level")
-    serve.add_argument("--max-body", type=int, default=1_000_000, help="largest request body")
-    serve.add_argument("--drain-timeout", type=float, default=30.0, help="seconds to drain")
-    serve.add_argument("--log-level", default="info", help="uvicorn log level")
+    serve.add_argument("--config", default=None, help="TOML settings file")
+    serve.add_argument("--db", default=None, help="SQLite file (default cronflow.db)")
+    serve.add_argument("--host", default=None, help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=None, help="port (default 8000; 0: any)")
+    serve.add_argument("--synchronous", default=None, help="SQLite synchronous level")
+    serve.add_argument("--max-body", type=int, default=None, help="largest request body")
+    serve.add_argument("--drain-timeout", type=float, default=None, help="seconds to drain")
+    serve.add_argument("--log-level", default=None, help="critical, error, warning, info, debug")
+    serve.add_argument("--log-format", default=None, help="text or json")
     serve.set_defaults(handler=_serve)
+    _add_client_commands(commands)
     return parser
 
 

@@ -6,10 +6,11 @@ specs) or the path of a Python file with a ``workflows`` list; by default the bu
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import importlib
 import importlib.util
+import json
+import logging
 import signal
 import sys
 from collections.abc import Iterator
@@ -75,27 +76,55 @@ def _draining_server_class() -> Any:
     return DrainingServer
 
 
-def serve(args: argparse.Namespace) -> int:
+def serve(settings: Any) -> int:
+    """Run the server with ``settings`` (a ``Config``) until SIGTERM/SIGINT."""
     import uvicorn
 
     from cronflow_actors.http.app import create_app
     from cronflow_actors.runtime import Runtime
 
-    target = load_app(args.app)
+    _configure_logging(settings.log_level, settings.log_format)
+    app_spec = settings.app or DEFAULT_APP
+    target = load_app(app_spec)
     if isinstance(target, Runtime):
         runtime = target
     elif isinstance(target, list | tuple):
-        runtime = Runtime(db=args.db, workflows=target, synchronous=args.synchronous)
+        runtime = Runtime(db=settings.db, workflows=target, synchronous=settings.synchronous)
     else:
-        raise ConfigurationError("APP", args.app, "a Runtime or a list of workflows")
-    app = create_app(runtime, max_body=args.max_body)
+        raise ConfigurationError("APP", app_spec, "a Runtime or a list of workflows")
+    app = create_app(runtime, max_body=settings.max_body, tokens=settings.principals())
     config = uvicorn.Config(
         app,
-        host=args.host,
-        port=args.port,
-        log_level=args.log_level,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        log_config=None,
         lifespan="on",
-        timeout_graceful_shutdown=args.drain_timeout,
+        timeout_graceful_shutdown=settings.drain_timeout,
     )
     _draining_server_class()(config).run()
     return 0
+
+
+class _JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": record.created,
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["error"] = self.formatException(record.exc_info)
+        return json.dumps(entry)
+
+
+def _configure_logging(level: str, style: str) -> None:
+    handler = logging.StreamHandler()
+    if style == "json":
+        handler.setFormatter(_JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())

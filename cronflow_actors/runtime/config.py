@@ -1,0 +1,107 @@
+"""Settings of the long-lived process: a TOML file, then ``CRONFLOW_*`` environment variables,
+then command-line flags, each overriding the one before; decoded (and checked) with msgspec.
+
+    # cronflow.toml
+    db = "cronflow.db"
+    port = 8000
+    log_format = "json"
+    [tokens.t-3f9a]                     # Authorization: Bearer t-3f9a
+    id = "ada"
+    scopes = ["review:write"]
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import msgspec
+
+from cronflow_actors.errors import ConfigurationError
+from cronflow_actors.messages import Principal
+
+__all__ = ["Config", "TokenConfig", "load_config"]
+
+_AT = re.compile(r" - at `\$\.?(?P<path>[^`]*)`$")
+
+
+class TokenConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    id: str
+    scopes: list[str] = msgspec.field(default_factory=list)
+
+
+class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    app: str | None = None
+    db: str = "cronflow.db"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    synchronous: Literal["OFF", "NORMAL", "FULL", "EXTRA"] = "FULL"
+    max_body: int = 1_000_000
+    drain_timeout: float = 30.0
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
+    log_format: Literal["text", "json"] = "text"
+    url: str = "http://127.0.0.1:8000"
+    token: str | None = None
+    tokens: dict[str, TokenConfig] = msgspec.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise ValueError(f"port must be 0-65535, got {self.port}")
+        if self.max_body < 1:
+            raise ValueError(f"max_body must be >= 1 byte, got {self.max_body}")
+
+    def principals(self) -> dict[str, Principal]:
+        return {
+            token: Principal(id=entry.id, scopes=frozenset(entry.scopes))
+            for token, entry in self.tokens.items()
+        }
+
+
+_FIELDS = frozenset(Config.__struct_fields__) - {"tokens"}
+
+
+def load_config(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Config:
+    """The settings from ``path`` (TOML), ``environ`` (``CRONFLOW_<FIELD>``) and ``overrides``
+    (flags given, None meaning not given). A bad value raises ``ConfigurationError`` naming its
+    key and where it came from."""
+    data: dict[str, Any] = {}
+    origin: dict[str, str] = {}
+    if path is not None:
+        file = Path(path)
+        try:
+            loaded = tomllib.loads(file.read_text())
+        except FileNotFoundError:
+            raise ConfigurationError("config", str(path), "an existing TOML file") from None
+        except tomllib.TOMLDecodeError as error:
+            raise ConfigurationError("config", str(path), f"valid TOML ({error})") from None
+        data.update(loaded)
+        origin.update(dict.fromkeys(loaded, f"{path}"))
+    for key, value in (environ if environ is not None else os.environ).items():
+        if key.startswith("CRONFLOW_") and key[9:].lower() in _FIELDS:
+            data[key[9:].lower()] = value
+            origin[key[9:].lower()] = f"environment variable {key}"
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            data[key] = value
+            origin[key] = f"--{key.replace('_', '-')}"
+    try:
+        return msgspec.convert(data, Config, strict=False)
+    except msgspec.ValidationError as error:
+        text = str(error)
+        match = _AT.search(text)
+        key = (match.group("path") if match else "").split(".")[0].split("[")[0]
+        if not key and text.split(" ", 1)[0] in Config.__struct_fields__:
+            key = text.split(" ", 1)[0]  # a check of __post_init__ names its field first
+        where = origin.get(key, "the settings")
+        reason = _AT.sub("", text)
+        expected = f"a valid value ({reason}; it came from {where})"
+        raise ConfigurationError(key or "config", data.get(key), expected) from None

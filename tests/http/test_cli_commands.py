@@ -1,0 +1,118 @@
+"""The client commands through real subprocesses against a served runtime, and settings."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+import cronflow_actors as cf
+from cronflow_actors.errors import ConfigurationError
+from cronflow_actors.runtime.config import load_config
+from tests.http.conftest import Serve
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+async def cli(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "cronflow_actors",
+        *args,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await process.communicate()
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+def flows() -> list[cf.Flow]:
+    return [
+        cf.define("double")
+        .step("double", lambda ctx: ctx.payload * 2)
+        .step("plus", lambda ctx: ctx.last + 1),
+        cf.define("boom").step("boom", _boom),
+        cf.define("pause").human_in_the_loop("ok").step("after", lambda ctx: ctx.last["approved"]),
+        cf.define("listen").on_event("ping").step("echo", lambda ctx: ctx.payload["n"]),
+    ]
+
+
+def _boom(ctx: object) -> None:
+    raise RuntimeError("kaboom")
+
+
+async def test_client_commands(serve: Serve) -> None:
+    rt, client = await serve(flows())
+    url = str(client.base_url)
+    code, out, _ = await cli("run", "double", "--payload", "20", "--url", url)
+    assert code == 0
+    result = json.loads(out)
+    assert (result["status"], result["output"]) == ("completed", 41)
+    code, out, _ = await cli("inspect", result["id"], "--url", url)
+    assert code == 0
+    assert f"run {result['id']}  double  completed" in out
+    assert "├─ double [step] completed attempts=1" in out
+    assert "└─ plus [step] completed attempts=1" in out
+    code, out, _ = await cli("run", "boom", "--url", url)
+    assert code == 1
+    assert json.loads(out)["status"] == "failed"
+    code, out, _ = await cli("runs", "--workflow", "double", "--url", url)
+    assert code == 0
+    assert result["id"] in out
+    paused_run = await rt.trigger("pause")
+    await rt.wait_idle()
+    [pause] = await rt.list_paused()
+    code, out, _ = await cli("resume", pause.token, "--payload", '{"approved": true}', "--url", url)
+    assert code == 0
+    assert (await rt.wait(paused_run, timeout=5)).output is True
+    code, _, err = await cli("resume", pause.token, "--url", url)
+    assert code == 2
+    assert "409" in err
+    other = await rt.trigger("pause")
+    await rt.wait_idle()
+    code, _, _ = await cli("cancel", other, "--url", url)
+    assert code == 0
+    assert (await rt.wait(other, timeout=5)).status == "canceled"
+    code, out, _ = await cli("events", "publish", "ping", "--payload", '{"n": 7}', "--url", url)
+    assert code == 0
+    [started] = json.loads(out)["started"]
+    assert (await rt.wait(started, timeout=5)).output == 7
+
+
+async def test_bad_input_to_the_cli_exits_non_zero_with_the_key() -> None:
+    code, _, err = await cli("runs", "--url", "http://127.0.0.1:9")
+    assert code == 2
+    assert "cannot reach" in err
+    code, _, err = await cli("serve", env={"CRONFLOW_PORT": "ninety"})
+    assert code == 2
+    assert "setting 'port'" in err
+    assert "CRONFLOW_PORT" in err
+    code, _, err = await cli("run", "x", "--payload", "{broken")
+    assert code == 2
+    assert "--payload" in err
+
+
+def test_settings_come_from_file_then_environment_then_flags(tmp_path: Path) -> None:
+    config = tmp_path / "cronflow.toml"
+    config.write_text(
+        'db = "from-file.db"\nport = 9100\n[tokens.t1]\nid = "ada"\nscopes = ["a:b"]\n'
+    )
+    settings = load_config(config, environ={"CRONFLOW_PORT": "9200"}, overrides={"db": None})
+    assert (settings.db, settings.port) == ("from-file.db", 9200)
+    assert settings.principals() == {"t1": cf.Principal(id="ada", scopes=frozenset({"a:b"}))}
+    assert load_config(config, environ={}, overrides={"port": 9300}).port == 9300
+    config.write_text("port = 'x'\n")
+    with pytest.raises(ConfigurationError, match="setting 'port'") as bad_port:
+        load_config(config, environ={})
+    assert str(config) in str(bad_port.value)
+    config.write_text("colour = 'blue'\n")
+    with pytest.raises(ConfigurationError, match="colour"):
+        load_config(config, environ={})
