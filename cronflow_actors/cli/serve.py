@@ -92,7 +92,12 @@ def serve(settings: Any) -> int:
         runtime = Runtime(db=settings.db, workflows=target, synchronous=settings.synchronous)
     else:
         raise ConfigurationError("APP", app_spec, "a Runtime or a list of workflows")
-    app = create_app(runtime, max_body=settings.max_body, tokens=settings.principals())
+    app = create_app(
+        runtime,
+        max_body=settings.max_body,
+        tokens=settings.principals(),
+        drain=settings.drain_timeout,
+    )
     config = uvicorn.Config(
         app,
         host=settings.host,

@@ -117,6 +117,9 @@ class EngineServices:
         self.on_finished = on_finished
         self.on_stopped = on_stopped
         self.on_changes = on_changes
+        self.draining = False
+        """While draining, no new handler or action starts: work items that start stay started
+        in the snapshot and run on the next start."""
 
 
 class WorkflowActor(LoopActor):
@@ -364,6 +367,8 @@ class WorkflowActor(LoopActor):
         return self._spec_of(workflow).tasks[item.task].work_item
 
     def _spawn_handler(self, item_id: str, attempt: int) -> None:
+        if self.services.draining:
+            return
         item = self.state.work_items[item_id]
         if item.state != WorkItemState.STARTED or item.attempt != attempt:
             return
@@ -376,6 +381,8 @@ class WorkflowActor(LoopActor):
         )
 
     def _dispatch_action(self, item_id: str) -> None:
+        if self.services.draining:
+            return
         item = self.state.work_items[item_id]
         ctx = self._handler_context(item)
         handler = self._definition(item).handler

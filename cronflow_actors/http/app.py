@@ -111,6 +111,7 @@ def create_app(  # noqa: PLR0915 - the routes, one closure each
     *,
     max_body: int = 1_000_000,
     tokens: Mapping[str, Principal] | None = None,
+    drain: float | None = None,
 ) -> Starlette:
     """The app for ``runtime`` (started and stopped by the app's lifespan).
 
@@ -390,7 +391,7 @@ def create_app(  # noqa: PLR0915 - the routes, one closure each
         try:
             yield
         finally:
-            await runtime.stop()
+            await runtime.stop(drain=drain)
 
     return Starlette(
         routes=routes, lifespan=lifespan, exception_handlers={HTTPException: http_error}

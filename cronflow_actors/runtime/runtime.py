@@ -16,6 +16,7 @@ its snapshot, its timers are re-armed and its started handlers run again.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import re
@@ -25,7 +26,14 @@ from typing import Any
 
 import pykka
 
-from cronflow_actors.engine.actors import EngineServices, Request, WorkflowActor, decode_state
+from cronflow_actors.engine.actors import (
+    ActionActor,
+    EngineServices,
+    Request,
+    WorkflowActor,
+    WorkItemActor,
+    decode_state,
+)
 from cronflow_actors.engine.context import WorkflowInfo, WorkItemInfo
 from cronflow_actors.engine.registry import WorkflowRegistry
 from cronflow_actors.engine.states import TaskState, WorkflowState, is_final
@@ -130,11 +138,26 @@ class Runtime:
             await self.runs.restore(name)
         self.schedules.restart()
 
-    async def stop(self, grace_period: float | None = None) -> None:
-        """Stop the instances (running handlers are cancelled; they run again on the next
-        start), the timers and the store. Everything already answered is durable."""
+    async def stop(self, grace_period: float | None = None, *, drain: float | None = None) -> None:
+        """Stop the instances, the timers and the store. Everything already answered is durable.
+
+        With ``drain`` (seconds), no new step starts and the steps and actions already running
+        get up to that long to finish and be recorded; whatever is still running then is
+        cancelled and runs again on the next start (its work item stays started).
+        """
         if self.state != "running":
             return
+        if drain:
+            self._services.draining = True
+            self.schedules.stop()
+            self.timers.stop()
+
+            async def finished() -> None:
+                while self._handlers_running():  # noqa: ASYNC110 - polling the actor registry
+                    await asyncio.sleep(0.01)
+
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(finished(), drain)
         self.state = "stopping"
         self.timers.stop()
         self.schedules.stop()
@@ -376,6 +399,10 @@ class Runtime:
             )
         if instance_id in self._live or await self.store.load_snapshot(instance_id) is not None:
             raise InstanceExistsError(instance_id)
+
+    def _handlers_running(self) -> int:
+        running = self.system.get_by_class(WorkItemActor) + self.system.get_by_class(ActionActor)
+        return len(running)
 
     def _check_running(self, operation: str) -> None:
         if self.state != "running":
