@@ -36,6 +36,7 @@ from cronflow_actors.errors import (
     InvalidPayloadError,
     NotFoundError,
 )
+from cronflow_actors.http.openapi import openapi_document
 from cronflow_actors.messages import Principal
 from cronflow_actors.runtime import ResumeError, Runtime
 
@@ -220,6 +221,16 @@ def create_app(  # noqa: PLR0915 - the routes, one closure each
             {"paused": [msgspec.to_builtins(p) for p in await runtime.list_paused()]}
         )
 
+    hooks = [
+        (flow_id, spec)
+        for flow_id in sorted(runtime.runs.roots)
+        for spec in runtime.runs.flows[flow_id].webhooks
+    ]
+    document = openapi_document(hooks)
+
+    async def openapi(_request: Request) -> Response:
+        return json_response(document)
+
     async def healthz(_request: Request) -> Response:
         status = 200 if runtime.state == "running" else 503
         return json_response({"status": "ok" if status == 200 else runtime.state}, status)
@@ -351,6 +362,7 @@ def create_app(  # noqa: PLR0915 - the routes, one closure each
 
     routes = [
         Route("/healthz", wrap(healthz), methods=["GET"]),
+        Route("/openapi.json", wrap(openapi), methods=["GET"]),
         Route("/runs", api(post_runs), methods=["POST"]),
         Route("/runs", api(list_runs), methods=["GET"]),
         Route("/runs/{run_id}", api(get_run), methods=["GET"]),

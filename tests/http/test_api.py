@@ -134,3 +134,19 @@ async def test_runs_events_resume_cancel_and_health(serve: Serve) -> None:
     assert (await client.get("/runs/nope")).status_code == 404
     assert (await client.post("/runs", json={"workflow": "nope"})).status_code == 404
     assert (await client.post("/runs", json=[1])).status_code == 400
+
+
+async def test_the_openapi_document_describes_routes_and_webhook_schemas(serve: Serve) -> None:
+    _rt, client = await serve([order_flow([])])
+    document = (await client.get("/openapi.json")).json()
+    assert document["openapi"] == "3.1.0"
+    hook = document["paths"]["/webhooks/order"]["post"]
+    ref = hook["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    schema = document["components"]["schemas"][ref.rsplit("/", 1)[1]]
+    assert schema["required"] == ["order_id", "amount"]
+    assert schema["properties"]["amount"] == {"type": "integer"}
+    assert {"/runs", "/runs/{run_id}", "/events/{name}", "/resume/{token}"} <= set(
+        document["paths"]
+    )
+    run_info = document["components"]["schemas"]["RunInfo"]
+    assert {"id", "status", "steps"} <= set(run_info["properties"])
