@@ -38,12 +38,14 @@ bench: $(STAMP)
 	$(PY) benchmarks/store.py
 	$(PY) benchmarks/net.py
 	$(PY) benchmarks/flow.py
+	$(PY) benchmarks/http.py
 
 bench-quick: $(STAMP)
 	$(PY) benchmarks/kernel.py --quick
 	$(PY) benchmarks/store.py --quick
 	$(PY) benchmarks/net.py --quick
 	$(PY) benchmarks/flow.py --quick
+	$(PY) benchmarks/http.py --quick
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

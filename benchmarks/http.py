@@ -1,0 +1,130 @@
+"""Webhook-triggered runs per second over loopback, against a real ``cronflow-actors serve``.
+
+``--clients`` HTTP clients post to the webhook as fast as they can (each waits for its 202);
+every accepted run is one durable instance start on SQLite (synchronous=FULL). Latency is the
+webhook round trip (the 202 means the run is durable); runs/s counts accepted runs, and the
+benchmark then checks that every accepted run completed.
+
+    python benchmarks/http.py [--quick] [--requests N] [--clients K]
+
+The last line is JSON: {"webhook_runs_per_s": ..., "p50_ms": ..., "p99_ms": ...}.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# This file is named like the standard library's http package; keep its folder off the path so
+# that "import http.client" (inside httpx) finds the real one.
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+
+import argparse
+import asyncio
+import importlib.util
+import os
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+import httpx
+
+_spec = importlib.util.spec_from_file_location("_report", _HERE / "_report.py")
+assert _spec is not None
+assert _spec.loader is not None
+_report = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_report)
+figures, table = _report.figures, _report.table
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+async def drive(base: str, requests: int, clients: int) -> dict[str, float]:
+    latencies: list[float] = []
+    run_ids: list[str] = []
+    counter = iter(range(requests))
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=60) as client:
+
+        async def worker() -> None:
+            for n in counter:
+                began = time.perf_counter()
+                response = await client.post("/hooks/bench", json={"n": n})
+                latencies.append(time.perf_counter() - began)
+                assert response.status_code == 202, response.text
+                run_ids.append(response.json()["run_id"])
+
+        began = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(clients)))
+        elapsed = time.perf_counter() - began
+        completed = 0
+        for run_id in run_ids[-50:]:  # the last ones accepted finish last
+            for _ in range(400):
+                if (await client.get(f"/runs/{run_id}")).json()["status"] == "completed":
+                    completed += 1
+                    break
+                await asyncio.sleep(0.05)
+    latencies.sort()
+    return {
+        "webhook_runs_per_s": requests / elapsed,
+        "p50_ms": latencies[len(latencies) // 2] * 1000,
+        "p99_ms": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000,
+        "checked": completed,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a few seconds")
+    parser.add_argument("--requests", type=int, default=None)
+    parser.add_argument("--clients", type=int, default=64)
+    args = parser.parse_args()
+    requests = args.requests or (2_000 if args.quick else 10_000)
+    port = free_port()
+    with tempfile.TemporaryDirectory() as folder:
+        command = [sys.executable, "-m", "cronflow_actors", "serve", "benchmarks/http_app.py"]
+        command += ["--db", str(Path(folder) / "http.db"), "--port", str(port)]
+        command += ["--log-level", "warning"]
+        server = subprocess.Popen(command, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        try:
+            base = f"http://127.0.0.1:{port}"
+            for _ in range(400):
+                try:
+                    if httpx.get(f"{base}/healthz").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    time.sleep(0.025)
+            result = asyncio.run(drive(base, requests, args.clients))
+        finally:
+            server.send_signal(signal.SIGTERM)
+            server.wait(timeout=60)
+    table(
+        f"webhooks: {requests} POSTs from {args.clients} clients over loopback, "
+        "serve on SQLite synchronous=FULL",
+        [
+            ("accepted runs/s", f"{result['webhook_runs_per_s']:,.0f}"),
+            ("webhook latency p50 / p99", f"{result['p50_ms']:.1f} ms / {result['p99_ms']:.1f} ms"),
+            ("last 50 runs completed", f"{result['checked']:.0f} / 50"),
+        ],
+    )
+    figures(
+        {
+            "webhook_runs_per_s": round(result["webhook_runs_per_s"], 1),
+            "p50_ms": round(result["p50_ms"], 2),
+            "p99_ms": round(result["p99_ms"], 2),
+        }
+    )
+
+
+if __name__ == "__main__":
+    main()
