@@ -1,6 +1,7 @@
 """Webhook-triggered runs per second over loopback, against a real ``cronflow-actors serve``.
 
-``--clients`` HTTP clients post to the webhook as fast as they can (each waits for its 202);
+``--clients`` threads, each with a keep-alive connection, post to the webhook as fast as they
+can (each waits for its 202);
 every accepted run is one durable instance start on SQLite (synchronous=FULL). Latency is the
 webhook round trip (the 202 means the run is durable); runs/s counts accepted runs, and the
 benchmark then checks that every accepted run completed.
@@ -16,21 +17,22 @@ import sys
 from pathlib import Path
 
 # This file is named like the standard library's http package; keep its folder off the path so
-# that "import http.client" (inside httpx) finds the real one.
+# that "import http.client" finds the real one.
 _HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 
 import argparse
-import asyncio
+import http.client
 import importlib.util
+import json
 import os
 import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
-
-import httpx
+import urllib.request
 
 _spec = importlib.util.spec_from_file_location("_report", _HERE / "_report.py")
 assert _spec is not None
@@ -49,31 +51,49 @@ def free_port() -> int:
         return port
 
 
-async def drive(base: str, requests: int, clients: int) -> dict[str, float]:
+def drive(port: int, requests: int, clients: int) -> dict[str, float]:
+    """``clients`` threads, each with one keep-alive connection, post until ``requests`` ran."""
     latencies: list[float] = []
     run_ids: list[str] = []
+    lock = threading.Lock()
     counter = iter(range(requests))
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=60) as client:
 
-        async def worker() -> None:
-            for n in counter:
-                began = time.perf_counter()
-                response = await client.post("/hooks/bench", json={"n": n})
-                latencies.append(time.perf_counter() - began)
-                assert response.status_code == 202, response.text
-                run_ids.append(response.json()["run_id"])
+    def worker() -> None:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        headers = {"content-type": "application/json"}
+        while True:
+            with lock:
+                n = next(counter, None)
+            if n is None:
+                break
+            began = time.perf_counter()
+            connection.request("POST", "/hooks/bench", body=json.dumps({"n": n}), headers=headers)
+            response = connection.getresponse()
+            body = response.read()
+            elapsed = time.perf_counter() - began
+            assert response.status == 202, body
+            with lock:
+                latencies.append(elapsed)
+                run_ids.append(json.loads(body)["run_id"])
+        connection.close()
 
-        began = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(clients)))
-        elapsed = time.perf_counter() - began
-        completed = 0
-        for run_id in run_ids[-50:]:  # the last ones accepted finish last
-            for _ in range(400):
-                if (await client.get(f"/runs/{run_id}")).json()["status"] == "completed":
-                    completed += 1
-                    break
-                await asyncio.sleep(0.05)
+    threads = [threading.Thread(target=worker) for _ in range(clients)]
+    began = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - began
+    completed = 0
+    for run_id in run_ids[-50:]:  # the last ones accepted finish last
+        for _ in range(400):
+            run = json.loads(
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/runs/{run_id}").read()
+            )
+            if run["status"] == "completed":
+                completed += 1
+                break
+            time.sleep(0.05)
     latencies.sort()
     return {
         "webhook_runs_per_s": requests / elapsed,
@@ -87,7 +107,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a few seconds")
     parser.add_argument("--requests", type=int, default=None)
-    parser.add_argument("--clients", type=int, default=64)
+    parser.add_argument("--clients", type=int, default=32)
     args = parser.parse_args()
     requests = args.requests or (2_000 if args.quick else 10_000)
     port = free_port()
@@ -97,14 +117,13 @@ def main() -> None:
         command += ["--log-level", "warning"]
         server = subprocess.Popen(command, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
         try:
-            base = f"http://127.0.0.1:{port}"
             for _ in range(400):
                 try:
-                    if httpx.get(f"{base}/healthz").status_code == 200:
-                        break
-                except httpx.TransportError:
+                    urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz").read()
+                    break
+                except OSError:
                     time.sleep(0.025)
-            result = asyncio.run(drive(base, requests, args.clients))
+            result = drive(port, requests, args.clients)
         finally:
             server.send_signal(signal.SIGTERM)
             server.wait(timeout=60)
