@@ -16,25 +16,17 @@ machine, DBOS on SQLite, does about 100 three-step workflows/s.
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import gc
-import statistics
 import sys
-import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _report import figures, table
+from _runs import run_benchmark
 
 import cronflow_actors as cf
 from cronflow_actors import net
-
-DBOS_RUNS_PER_S = 100.0
 
 
 async def step(ctx: Any) -> int:
@@ -56,78 +48,21 @@ SPEC = (
 )
 
 
-async def measure(db: Path, runs: int, in_flight: int, synchronous: str) -> dict[str, float]:
-    latencies: list[float] = []
-    async with cf.Runtime(db=db, workflows=[SPEC], synchronous=synchronous) as rt:
-        # warm up: imports, decoders, the first SQLite pages
-        async def one() -> None:
-            await rt.wait_workflow(await rt.start_workflow("bench"))
-
-        await asyncio.gather(*(one() for _ in range(50)))
-        gc.collect()
-        gc.freeze()
-        queue = iter(range(runs))
-
-        async def client() -> None:
-            for _ in queue:
-                began = time.perf_counter()
-                workflow_id = await rt.start_workflow("bench")
-                info = await rt.wait_workflow(workflow_id)
-                latencies.append(time.perf_counter() - began)
-                assert info.state == "completed"
-
-        began = time.perf_counter()
-        await asyncio.gather(*(client() for _ in range(in_flight)))
-        elapsed = time.perf_counter() - began
-        statistics_ = rt.store.statistics()
-        await rt.wait_idle()
-        alive = len(rt.system)
-    gc.unfreeze()
-    latencies.sort()
-    return {
-        "runs": runs,
-        "elapsed": elapsed,
-        "net_runs_per_s": runs / elapsed,
-        "p50_ms": latencies[len(latencies) // 2] * 1000,
-        "p99_ms": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000,
-        "mean_ms": statistics.fmean(latencies) * 1000,
-        "transactions": statistics_.mutations,
-        "batches": statistics_.batches,
-        "alive": alive,
-    }
+async def start(rt: cf.Runtime) -> str:
+    return await rt.start_workflow("bench")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="a few seconds")
-    parser.add_argument("--runs", type=int, default=None)
-    parser.add_argument("--in-flight", type=int, default=500)
-    parser.add_argument("--synchronous", default="FULL")
-    args = parser.parse_args()
-    runs = args.runs or (3_000 if args.quick else 20_000)
-    with tempfile.TemporaryDirectory() as folder:
-        result = asyncio.run(
-            measure(Path(folder) / "net.db", runs, args.in_flight, args.synchronous)
-        )
-    table(
-        f"net engine: {runs} three-step runs, {args.in_flight} in flight, "
-        f"SQLite synchronous={args.synchronous}",
-        [
-            ("durable runs/s", f"{result['net_runs_per_s']:,.0f}  (target >= 1,000)"),
-            ("vs DBOS on SQLite (~100/s)", f"{result['net_runs_per_s'] / DBOS_RUNS_PER_S:.1f}x"),
-            ("latency p50 / p99", f"{result['p50_ms']:.1f} ms / {result['p99_ms']:.1f} ms"),
-            ("transactions / group commits", f"{result['transactions']:,} / {result['batches']:,}"),
-            ("actors alive afterwards", f"{result['alive']}"),
-        ],
-    )
-    figures(
-        {
-            "net_runs_per_s": round(result["net_runs_per_s"], 1),
-            "p50_ms": round(result["p50_ms"], 2),
-            "p99_ms": round(result["p99_ms"], 2),
-        }
-    )
+async def wait(rt: cf.Runtime, workflow_id: str) -> None:
+    info = await rt.wait_workflow(workflow_id)
+    assert info.state == "completed"
 
 
 if __name__ == "__main__":
-    main()
+    run_benchmark(
+        "net engine",
+        "net_runs_per_s",
+        SPEC,
+        start=start,
+        wait=wait,
+        description=__doc__.splitlines()[0],
+    )

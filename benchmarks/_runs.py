@@ -1,0 +1,98 @@
+"""Shared by net.py and flow.py: keep ``in_flight`` runs going on a runtime, then report runs/s,
+latency percentiles, store batching and what is left alive; and the table both print."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import statistics
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from _report import figures, table
+
+import cronflow_actors as cf
+
+DBOS_RUNS_PER_S = 100.0
+
+Start = Callable[[cf.Runtime], Awaitable[str]]
+Wait = Callable[[cf.Runtime, str], Awaitable[None]]
+
+
+async def measure(
+    runtime: cf.Runtime, start: Start, wait: Wait, runs: int, in_flight: int
+) -> dict[str, float]:
+    latencies: list[float] = []
+    async with runtime as rt:
+
+        async def one() -> None:  # warm up: imports, decoders, the first SQLite pages
+            await wait(rt, await start(rt))
+
+        await asyncio.gather(*(one() for _ in range(50)))
+        gc.collect()
+        gc.freeze()
+        queue = iter(range(runs))
+
+        async def client() -> None:
+            for _ in queue:
+                began = time.perf_counter()
+                await wait(rt, await start(rt))
+                latencies.append(time.perf_counter() - began)
+
+        began = time.perf_counter()
+        await asyncio.gather(*(client() for _ in range(in_flight)))
+        elapsed = time.perf_counter() - began
+        store = rt.store.statistics()
+        await rt.wait_idle()
+        alive = len(rt.system)
+    gc.unfreeze()
+    latencies.sort()
+    return {
+        "runs_per_s": runs / elapsed,
+        "p50_ms": latencies[len(latencies) // 2] * 1000,
+        "p99_ms": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000,
+        "mean_ms": statistics.fmean(latencies) * 1000,
+        "transactions": store.mutations,
+        "batches": store.batches,
+        "alive": alive,
+    }
+
+
+def run_benchmark(
+    title: str, key: str, workflow: Any, *, start: Start, wait: Wait, description: str
+) -> None:
+    """Parse the shared flags, measure, print the table and the JSON line ``{key: ...}``."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--quick", action="store_true", help="a few seconds")
+    parser.add_argument("--runs", type=int, default=None)
+    parser.add_argument("--in-flight", type=int, default=500)
+    parser.add_argument("--synchronous", default="FULL")
+    args = parser.parse_args()
+    runs = args.runs or (3_000 if args.quick else 20_000)
+    with tempfile.TemporaryDirectory() as folder:
+        runtime = cf.Runtime(
+            db=Path(folder) / "bench.db", workflows=[workflow], synchronous=args.synchronous
+        )
+        result = asyncio.run(measure(runtime, start, wait, runs=runs, in_flight=args.in_flight))
+    table(
+        f"{title}: {runs} three-step runs, {args.in_flight} in flight, "
+        f"SQLite synchronous={args.synchronous}",
+        [
+            ("durable runs/s", f"{result['runs_per_s']:,.0f}  (target >= 1,000)"),
+            ("vs DBOS on SQLite (~100/s)", f"{result['runs_per_s'] / DBOS_RUNS_PER_S:.1f}x"),
+            ("latency p50 / p99", f"{result['p50_ms']:.1f} ms / {result['p99_ms']:.1f} ms"),
+            ("transactions / group commits", f"{result['transactions']:,} / {result['batches']:,}"),
+            ("actors alive afterwards", f"{result['alive']:.0f}"),
+        ],
+    )
+    figures(
+        {
+            key: round(result["runs_per_s"], 1),
+            "p50_ms": round(result["p50_ms"], 2),
+            "p99_ms": round(result["p99_ms"], 2),
+        }
+    )
