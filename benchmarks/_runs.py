@@ -13,9 +13,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from _report import figures, table
-
 import cronflow_actors as cf
+from benchmarks._report import figures, table
 
 DBOS_RUNS_PER_S = 100.0
 

@@ -16,14 +16,14 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-# This file is named like the standard library's http package; keep its folder off the path so
-# that "import http.client" finds the real one.
+# Benchmarks run as scripts; their folder holds http.py, which would shadow the standard library's
+# http package, so the folder leaves sys.path and the repository root (for ``benchmarks.*``) joins.
 _HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+sys.path.insert(0, str(_HERE.parent))
 
 import argparse
 import http.client
-import importlib.util
 import json
 import os
 import signal
@@ -34,12 +34,7 @@ import threading
 import time
 import urllib.request
 
-_spec = importlib.util.spec_from_file_location("_report", _HERE / "_report.py")
-assert _spec is not None
-assert _spec.loader is not None
-_report = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_report)
-figures, table = _report.figures, _report.table
+from benchmarks._report import figures, table
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -25,12 +25,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+# Benchmarks run as scripts; their folder holds http.py, which would shadow the standard library's
+# http package, so the folder leaves sys.path and the repository root (for ``benchmarks.*``) joins.
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+sys.path.insert(0, str(_HERE.parent))
 
 import pykka
-from _report import figures, table
 
+from benchmarks._report import figures, table
 from cronflow_actors.kernel import ActorSystem, LoopActor
 
 

@@ -20,12 +20,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from _runs import run_benchmark
+# Benchmarks run as scripts; their folder holds http.py, which would shadow the standard library's
+# http package, so the folder leaves sys.path and the repository root (for ``benchmarks.*``) joins.
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+sys.path.insert(0, str(_HERE.parent))
 
 import cronflow_actors as cf
+from benchmarks._runs import run_benchmark
 from cronflow_actors import net
 
 

@@ -11,6 +11,7 @@ lifespan.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import hmac
@@ -21,6 +22,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 import msgspec
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -231,6 +233,12 @@ def create_app(  # noqa: PLR0915 - the routes, one closure each
     async def openapi(_request: Request) -> Response:
         return json_response(document)
 
+    async def metrics(_request: Request) -> Response:
+        # rendering walks every metric: do it off the event loop
+        loop = asyncio.get_running_loop()
+        body = await loop.run_in_executor(None, generate_latest, runtime.metrics.registry)
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
+
     async def healthz(_request: Request) -> Response:
         status = 200 if runtime.state == "running" else 503
         return json_response({"status": "ok" if status == 200 else runtime.state}, status)
@@ -351,9 +359,15 @@ def create_app(  # noqa: PLR0915 - the routes, one closure each
 
         return receive
 
+    counter = runtime.metrics.http_requests
+
     def wrap(handler: Callable[[Request], Any]) -> Callable[[Request], Any]:
         async def endpoint(request: Request) -> Response:
-            return await guarded(request, handler)
+            response = await guarded(request, handler)
+            route = request.scope.get("route")
+            template = getattr(route, "path", "unmatched")
+            counter.labels(template, request.method, str(response.status_code)).inc()
+            return response
 
         return endpoint
 
@@ -363,6 +377,7 @@ def create_app(  # noqa: PLR0915 - the routes, one closure each
     routes = [
         Route("/healthz", wrap(healthz), methods=["GET"]),
         Route("/openapi.json", wrap(openapi), methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
         Route("/runs", api(post_runs), methods=["POST"]),
         Route("/runs", api(list_runs), methods=["GET"]),
         Route("/runs/{run_id}", api(get_run), methods=["GET"]),

@@ -1,4 +1,5 @@
-"""Metrics: every metric name and label set defined once, on a per-runtime CollectorRegistry.
+"""Metrics: every metric defined once (``RuntimeMetrics``), one registry per runtime."""
 
-Built with the engine and runtime issues; this layer holds nothing yet.
-"""
+from cronflow_actors.metrics.registry import RuntimeMetrics
+
+__all__ = ["RuntimeMetrics"]

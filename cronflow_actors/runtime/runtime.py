@@ -62,6 +62,7 @@ from cronflow_actors.net.spec import NetSpec
 from cronflow_actors.runtime.database import store_for
 from cronflow_actors.runtime.runs import PausedRun, RunInfo, RunResult, Runs
 from cronflow_actors.runtime.schedules import Schedules
+from cronflow_actors.runtime.telemetry import Telemetry
 from cronflow_actors.store import Store
 
 __all__ = ["Runtime"]
@@ -101,6 +102,9 @@ class Runtime:
         self._recovering: dict[str, asyncio.Task[None]] = {}
         self._observers: list[Callable[[list[Message]], None]] = []
         self.runs = Runs(self)
+        self.telemetry = Telemetry(self, _version())
+        self.metrics = self.telemetry.metrics
+        self._observers.append(self.telemetry.observe)
         self.schedules = Schedules(self)
         self.state = "new"
         self.recovered = 0
@@ -434,6 +438,7 @@ class Runtime:
                 self._spawn(snapshot.instance_id, spec, snapshot)
                 recovered.add(snapshot.instance_id)
                 self.recovered += 1
+                self.metrics.recovered.inc()
             for timer in await self.store.load_timers():
                 if timer.instance_id in recovered:
                     self.timers.arm(timer)
@@ -525,6 +530,15 @@ class Runtime:
                 observer(changes)
             except Exception:
                 logger.exception("observer %r failed", observer)
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("cronflow-actors")
+    except PackageNotFoundError:
+        return "0.0.0+unknown"
 
 
 def _root_of(element_id: str) -> str:

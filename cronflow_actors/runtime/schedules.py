@@ -78,6 +78,7 @@ class Schedules:
         try:
             await self.rt.runs.trigger(name, payload, kind="schedule", instance_id=instance_id)
             self.fired += 1
+            self.rt.metrics.cron_fires.labels(name).inc()
         except InstanceExistsError:
             pass  # this tick was started before
         except Exception:

@@ -150,3 +150,34 @@ async def test_the_openapi_document_describes_routes_and_webhook_schemas(serve: 
     )
     run_info = document["components"]["schemas"]["RunInfo"]
     assert {"id", "status", "steps"} <= set(run_info["properties"])
+
+
+async def test_metrics_are_exported_for_prometheus(serve: Serve) -> None:
+    rt, client = await serve([order_flow([])])
+    run_id = (await client.post("/webhooks/order", json={"order_id": "o1", "amount": 5})).json()[
+        "run_id"
+    ]
+    await rt.wait(run_id, timeout=5)
+    await client.post("/webhooks/order", json={"order_id": "o1"})
+    response = await client.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    text = response.text
+    assert 'cronflow_runs_started_total{workflow="orders"} 1.0' in text
+    assert 'cronflow_runs_finished_total{outcome="completed",workflow="orders"} 1.0' in text
+    assert (
+        'cronflow_steps_finished_total{kind="step",outcome="completed",workflow="orders"} 1.0'
+        in text
+    )
+    assert 'cronflow_run_duration_seconds_count{workflow="orders"} 1.0' in text
+    assert (
+        'cronflow_http_requests_total{method="POST",route="/webhooks/order",status="202"} 1.0'
+        in text
+    )
+    assert (
+        'cronflow_http_requests_total{method="POST",route="/webhooks/order",status="400"} 1.0'
+        in text
+    )
+    assert 'cronflow_build_info{version="' in text
+    assert 'cronflow_actors_alive{kind="WorkflowActor"} 0.0' in text
+    assert run_id not in text  # labels never carry run ids
