@@ -66,3 +66,56 @@ def test_serve_runs_the_bundled_example_and_drains_on_sigterm(tmp_path: Path) ->
         process.send_signal(signal.SIGTERM)
         output, _ = process.communicate(timeout=30)
     assert process.returncode == 0, output
+
+
+def _serve_slow(tmp_path: Path, seconds: float) -> tuple[subprocess.Popen[str], str, Path]:
+    port = free_port()
+    mark = tmp_path / "mark.log"
+    command = [sys.executable, "-m", "cronflow_actors", "serve", "tests/serve_slow_app.py"]
+    command += ["--db", str(tmp_path / "slow.db"), "--port", str(port), "--drain-timeout", "30"]
+    process = subprocess.Popen(
+        command,
+        cwd=ROOT,
+        env={
+            **os.environ,
+            "PYTHONPATH": str(ROOT),
+            "SLOW_MARK": str(mark),
+            "SLOW_SECONDS": str(seconds),
+        },
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(200):
+        try:
+            if httpx.get(f"{base}/healthz").status_code == 200:
+                break
+        except httpx.TransportError:
+            time.sleep(0.05)
+    run_id = httpx.post(f"{base}/runs", json={"workflow": "slow"}).json()["run_id"]
+    for _ in range(200):
+        if mark.exists() and "started" in mark.read_text():
+            break
+        time.sleep(0.02)
+    return process, run_id, mark
+
+
+def test_the_first_sigterm_lets_the_running_step_finish(tmp_path: Path) -> None:
+    process, _run_id, mark = _serve_slow(tmp_path, 0.5)
+    process.send_signal(signal.SIGTERM)
+    output, _ = process.communicate(timeout=30)
+    assert process.returncode == 0, output
+    assert mark.read_text().split() == ["started", "finished"]
+
+
+def test_a_second_sigterm_aborts_the_drain(tmp_path: Path) -> None:
+    process, _run_id, mark = _serve_slow(tmp_path, 20)
+    began = time.monotonic()
+    process.send_signal(signal.SIGTERM)
+    time.sleep(0.3)
+    process.send_signal(signal.SIGTERM)
+    output, _ = process.communicate(timeout=30)
+    assert time.monotonic() - began < 10
+    assert process.returncode == 0, output
+    assert mark.read_text().split() == ["started"]  # cut short; it runs again on the next start

@@ -52,7 +52,7 @@ def load_app(spec: str) -> Any:
         raise ConfigurationError("APP", spec, f"a module that defines {attribute!r}") from None
 
 
-def _draining_server_class() -> Any:
+def _draining_server_class(on_abort: Any) -> Any:
     import uvicorn
 
     class DrainingServer(uvicorn.Server):
@@ -64,6 +64,7 @@ def _draining_server_class() -> Any:
             def handle(_signum: int, _frame: FrameType | None) -> None:
                 if self.should_exit:
                     self.force_exit = True
+                    on_abort()
                 self.should_exit = True
 
             previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -107,7 +108,7 @@ def serve(settings: Any) -> int:
         lifespan="on",
         timeout_graceful_shutdown=settings.drain_timeout,
     )
-    _draining_server_class()(config).run()
+    _draining_server_class(runtime.abort_drain)(config).run()
     return 0
 
 

@@ -108,6 +108,7 @@ class Runtime:
         self.schedules = Schedules(self)
         self.state = "new"
         self.recovered = 0
+        self._abort_drain = False
         self._services = EngineServices(
             store=self.store,
             clock=self.clock,
@@ -157,7 +158,8 @@ class Runtime:
             self.timers.stop()
 
             async def finished() -> None:
-                while self._handlers_running():  # noqa: ASYNC110 - polling the actor registry
+                # polling the actor registry (and the abort flag a signal handler may set)
+                while self._handlers_running() and not self._abort_drain:  # noqa: ASYNC110
                     await asyncio.sleep(0.01)
 
             with contextlib.suppress(TimeoutError):
@@ -175,6 +177,11 @@ class Runtime:
                     future.set_exception(RuntimeNotRunningError("wait for a workflow", "stopped"))
         self._waiters.clear()
         self.state = "stopped"
+
+    def abort_drain(self) -> None:
+        """Cut a drain in ``stop(drain=...)`` short (a second SIGTERM). Safe from a signal
+        handler: it only sets a flag the drain polls."""
+        self._abort_drain = True
 
     def register(self, spec: NetSpec | Flow, *, deprecated: bool = False) -> None:
         """Register a workflow version: a ``NetSpec`` or a ``cf.define(...)`` flow (checked and
