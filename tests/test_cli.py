@@ -7,6 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from cronflow_actors.errors import ConfigurationError
 from cronflow_actors.store import latest_version
 
 
@@ -60,3 +63,22 @@ def test_an_unknown_command_is_a_usage_error() -> None:
     result = cli("fly")
     assert result.returncode == 2
     assert "invalid choice" in result.stderr
+
+
+def test_serve_apps_are_loaded_from_modules_and_files(tmp_path: Path) -> None:
+    from cronflow_actors.cli.serve import load_app
+
+    app_file = tmp_path / "app.py"
+    app_file.write_text(
+        "import cronflow_actors as cf\nworkflows = [cf.define('x').step('s', print)]\n"
+    )
+    assert [flow.id for flow in load_app(str(app_file))] == ["x"]
+    assert load_app("examples.order_processing:orders").id == "order-processing"
+    for bad, message in (
+        ("no_such_module:thing", "an importable module"),
+        ("examples.order_processing:missing", "defines 'missing'"),
+        ("not-a-spec", "module:attribute"),
+        (str(tmp_path / "missing.py"), "an existing Python file"),
+    ):
+        with pytest.raises(ConfigurationError, match=message):
+            load_app(bad)

@@ -3,6 +3,7 @@ example's webhook, and stops cleanly on SIGTERM."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -35,6 +36,8 @@ def test_serve_runs_the_bundled_example_and_drains_on_sigterm(tmp_path: Path) ->
             str(tmp_path / "run.db"),
             "--port",
             str(port),
+            "--log-format",
+            "json",
         ],
         cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
@@ -66,6 +69,9 @@ def test_serve_runs_the_bundled_example_and_drains_on_sigterm(tmp_path: Path) ->
         process.send_signal(signal.SIGTERM)
         output, _ = process.communicate(timeout=30)
     assert process.returncode == 0, output
+    records = [json.loads(line) for line in output.splitlines() if line.strip()]
+    assert any("Uvicorn running" in r["message"] for r in records)  # every line is JSON
+    assert {r["level"] for r in records} <= {"info", "warning", "error"}
 
 
 def _serve_slow(tmp_path: Path, seconds: float) -> tuple[subprocess.Popen[str], str, Path]:
