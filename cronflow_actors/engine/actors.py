@@ -337,12 +337,7 @@ class WorkflowActor(LoopActor):
     def _spec_of(self, workflow: WorkflowRecord) -> NetSpec:
         spec = self._specs.get(workflow.path)
         if spec is None:
-            spec = self.root
-            path = workflow.path
-            for index in range(0, len(path), 2):
-                task, child = path[index], path[index + 1]
-                spec = next(s for s in spec.tasks[task].subworkflows if s.name == child)
-            self._specs[workflow.path] = spec
+            spec = self._specs[workflow.path] = self.root.descendant(workflow.path)
         return spec
 
     def _handler_context(self, item: WorkItemRecord) -> Context:

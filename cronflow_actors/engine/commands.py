@@ -126,7 +126,7 @@ async def run_job(tx: Transaction, job: Job) -> None:
             parent = tx.workflow(workflow_id)
             definition = _task_definition(tx, parent, task)
             names = [child.name for child in definition.subworkflows]
-            child = next((s for s in definition.subworkflows if s.name == (name or names[0])), None)
+            child = definition.child(name)
             if (
                 definition.kind not in (TaskKind.COMPOSITE, TaskKind.DYNAMIC_COMPOSITE)
                 or child is None

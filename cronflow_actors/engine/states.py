@@ -20,7 +20,6 @@ __all__ = [
     "TaskState",
     "WorkItemState",
     "WorkflowState",
-    "can_move",
     "check_move",
     "is_final",
 ]
@@ -33,10 +32,6 @@ class WorkflowState(StrEnum):
     FAILED = "failed"
     CANCELED = "canceled"
 
-    @property
-    def is_final(self) -> bool:
-        return self in _FINAL
-
 
 class WorkItemState(StrEnum):
     INITIALIZED = "initialized"
@@ -44,10 +39,6 @@ class WorkItemState(StrEnum):
     COMPLETED = "completed"
     FAILED = "failed"
     CANCELED = "canceled"
-
-    @property
-    def is_final(self) -> bool:
-        return self in _FINAL
 
 
 class TaskState(StrEnum):
@@ -96,11 +87,6 @@ _TABLES: Mapping[str, Mapping[str, frozenset[str]]] = {
 def is_final(state: str) -> bool:
     """Whether a workflow or work item state is terminal."""
     return state in _FINAL
-
-
-def can_move(kind: str, current: str, requested: str) -> bool:
-    """Whether the table of ``kind`` ("workflow", "task", "work item") allows the move."""
-    return requested in _TABLES[kind][current]
 
 
 def check_move(kind: str, ident: str, current: str, requested: str) -> None:

@@ -412,7 +412,7 @@ def _context(  # noqa: PLR0917 - internal, called from three places
                         "child workflow", child_name, f"task {name!r} (it has {names})"
                     )
                 ident = tx.new_id("f")
-                pending.append((ident, child_name or names[0], payload))
+                pending.append((ident, child_name, payload))
                 return ident
 
         flow = changed if isinstance(changed, WorkflowStateChanged) else None
@@ -459,7 +459,7 @@ async def _activity(
     elif definition.kind is TaskKind.TASK:
         pending.append((tx.new_id("w"), None, None))
     elif definition.kind is TaskKind.COMPOSITE:
-        pending.append((tx.new_id("f"), definition.subworkflows[0].name, None))
+        pending.append((tx.new_id("f"), None, None))
     if not pending:
         return
     queue: list[tuple[str, str, Any]] = []
@@ -467,7 +467,8 @@ async def _activity(
         if definition.kind is TaskKind.TASK:
             await work_items.initialize(tx, workflow, name, payload, item_id=ident, queue=queue)
         else:
-            child_spec = next(s for s in definition.subworkflows if s.name == child_name)
+            child_spec = definition.child(child_name)
+            assert child_spec is not None  # names are checked when an activity asks for them
             _check_can_add(workflow, name, "initialize a child workflow")
             await workflows.initialize(
                 tx,

@@ -127,12 +127,10 @@ def _auto_start(ctx: Any) -> None:
 class Compiler:
     def __init__(
         self,
-        flow: Flow,
         builder: net.WorkflowBuilder,
         step_ids: frozenset[str],
         problems: list[str],
     ) -> None:
-        self.flow = flow
         self.builder = builder
         self.step_ids = step_ids
         self.problems = problems
@@ -456,7 +454,7 @@ def compile_flow(flow: Flow, nodes: list[Node], problems: list[str]) -> NetSpec 
     builder = (
         net.workflow(flow.id, version=flow.version).start_condition("start").end_condition("end")
     )
-    compiler = Compiler(flow, builder, frozenset(seen), problems)
+    compiler = Compiler(builder, frozenset(seen), problems)
     if not nodes:
         return None
     _first, last = compiler.sequence(nodes, None)

@@ -8,7 +8,7 @@ calls them, it only describes structure and computes markings.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from enum import StrEnum
 from typing import Any
 
@@ -85,6 +85,13 @@ class TaskSpec(msgspec.Struct, frozen=True, kw_only=True, eq=False):
     reduce: Any = None
     """``reduce(items) -> output`` of the task when it completes (None: the last item's)."""
 
+    def child(self, name: str | None = None) -> NetSpec | None:
+        """The child workflow ``name`` of a (dynamic) composite task (None: its first one)."""
+        for spec in self.subworkflows:
+            if name is None or spec.name == name:
+                return spec  # type: ignore[no-any-return]
+        return None
+
 
 class NetSpec(msgspec.Struct, frozen=True, kw_only=True, eq=False, weakref=True):
     """An immutable, validated net. Compared and hashed by identity, so it can key caches."""
@@ -105,3 +112,14 @@ class NetSpec(msgspec.Struct, frozen=True, kw_only=True, eq=False, weakref=True)
 
     def condition(self, name: str) -> ConditionSpec:
         return self.conditions[name]
+
+    def descendant(self, path: Sequence[str]) -> NetSpec:
+        """The definition a child workflow runs, from its path of (composite task, child
+        workflow name) pairs below this one."""
+        spec = self
+        for index in range(0, len(path), 2):
+            child = spec.tasks[path[index]].child(path[index + 1])
+            if child is None:
+                raise KeyError(f"{spec.name!r} has no child workflow at {list(path[: index + 2])}")
+            spec = child
+        return spec

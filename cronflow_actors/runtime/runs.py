@@ -252,14 +252,8 @@ class Runs:
         return RunStatus.WAITING if waiting or state.jobs else RunStatus.RUNNING
 
     def _kind(self, state: InstanceState, workflow_id: str, task: str) -> str:
-        workflow = state.workflows[workflow_id]
-        spec = self.rt.registry.get(state.workflow, state.version)
-        for index in range(0, len(workflow.path), 2):
-            spec = next(
-                s
-                for s in spec.tasks[workflow.path[index]].subworkflows
-                if s.name == workflow.path[index + 1]
-            )
+        root = self.rt.registry.get(state.workflow, state.version)
+        spec = root.descendant(state.workflows[workflow_id].path)
         definition = spec.tasks[task].work_item
         return str(definition.kind) if definition is not None else "subflow"
 
