@@ -154,16 +154,14 @@ def create_app(  # noqa: PLR0915 - the routes, one closure each
             return error(413, f"the request body is larger than {max_body} bytes")
         except msgspec.DecodeError as bad:
             return error(400, "the request body is not valid JSON", detail=str(bad))
-        except Unauthenticated as unknown:
-            return error(401, str(unknown), headers={"WWW-Authenticate": "Bearer"})
-        except AuthenticationRequiredError as unknown:
+        except (Unauthenticated, AuthenticationRequiredError) as unknown:
             return error(401, str(unknown), headers={"WWW-Authenticate": "Bearer"})
         except (ActionDeniedError, InternalOnlyActionError) as denied:
             return error(403, str(denied), type=type(denied).__name__)
         except InvalidPayloadError as invalid:
             return error(400, str(invalid), type="InvalidPayloadError")
         except (NotFoundError, ResumeError) as missing:
-            status = 409 if isinstance(missing, ResumeError) and "ended" in str(missing) else 404
+            status = 409 if isinstance(missing, ResumeError) and missing.ended else 404
             return error(status, str(missing))
         except CronflowError as refused:
             return error(409, str(refused), type=type(refused).__name__)
@@ -191,17 +189,10 @@ def create_app(  # noqa: PLR0915 - the routes, one closure each
             return error(400, "limit and offset must be whole numbers")
         if not 1 <= limit <= 1000 or offset < 0:
             return error(400, "limit must be 1-1000 and offset >= 0")
-        snapshots = await runtime.store.list_snapshots(
-            workflow=query.get("workflow"),
-            limit=limit + offset if not query.get("status") else None,
+        runs = await runtime.runs.recent(
+            workflow=query.get("workflow"), status=query.get("status"), limit=limit, offset=offset
         )
-        runs = []
-        for snapshot in snapshots:
-            info = await runtime.inspect(snapshot.instance_id)
-            if query.get("status") and str(info.status) != query["status"]:
-                continue
-            runs.append({k: v for k, v in run_json(info).items() if k != "steps"})
-        page = runs[offset : offset + limit]
+        page = [{k: v for k, v in run_json(run).items() if k != "steps"} for run in runs]
         return json_response({"runs": page, "limit": limit, "offset": offset})
 
     async def cancel_run(request: Request) -> Response:

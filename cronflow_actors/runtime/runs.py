@@ -17,6 +17,7 @@ import msgspec
 
 from cronflow_actors.engine.actors import decode_state
 from cronflow_actors.engine.state_access import StateAccess
+from cronflow_actors.engine.transaction import call_user
 from cronflow_actors.errors import EngineError, InstanceExistsError, NotFoundError
 from cronflow_actors.flow.builder import Flow
 from cronflow_actors.flow.context import FlowContext, RunRef, flow_payload, unwrap_payload
@@ -87,8 +88,10 @@ class PausedRun(msgspec.Struct, frozen=True, kw_only=True):
 class ResumeError(EngineError, LookupError):
     """``resume`` was given a token that is unknown, or whose pause has already ended."""
 
-    def __init__(self, token: str, reason: str) -> None:
+    def __init__(self, token: str, reason: str, *, ended: bool = False) -> None:
         self.token = token
+        self.ended = ended
+        """True when the token is known but its pause is over (a conflict, not a miss)."""
         super().__init__(f"cannot resume {token!r}: {reason}")
 
 
@@ -217,13 +220,16 @@ class Runs:
                         payload=payload,
                         created_at=entry["queued_at"],
                     )
-        state = await self.rt._state(run_id)
-        root = state.workflows.get(run_id)
+        return self.info(await self.rt._state(run_id))
+
+    def info(self, state: InstanceState) -> RunInfo:
+        """A run as ``inspect`` shows it, from its instance state."""
+        root = state.workflows.get(state.id)
         if root is None:
-            raise NotFoundError("run", run_id)
+            raise NotFoundError("run", state.id)
         payload, _trigger = unwrap_payload(root.payload)
         return RunInfo(
-            id=run_id,
+            id=root.id,
             workflow=root.name,
             status=self.status(state, root),
             payload=payload,
@@ -233,6 +239,18 @@ class Runs:
             created_at=root.created_at,
             finished_at=root.finished_at,
         )
+
+    async def recent(
+        self, *, workflow: str | None, status: str | None, limit: int, offset: int
+    ) -> list[RunInfo]:
+        """Recent runs, newest first, filtered by workflow and status (each snapshot is read
+        once)."""
+        window = None if status else limit + offset
+        snapshots = await self.rt.store.list_snapshots(workflow=workflow, limit=window)
+        runs = [self.info(decode_state(snapshot.body)) for snapshot in snapshots]
+        if status:
+            runs = [run for run in runs if run.status == status]
+        return runs[offset : offset + limit]
 
     def status(self, state: InstanceState, root: WorkflowRecord) -> RunStatus:
         if root.state in ("completed", "failed", "canceled"):
@@ -259,15 +277,12 @@ class Runs:
 
     def _steps(self, state: InstanceState, root: WorkflowRecord) -> list[StepInfo]:
         steps = []
-        flow = self.flows.get(root.name)
         for name, record in root.tasks.items():
             if record.generation == 0 or ":" in name or "#" in name:
                 continue  # never reached, or a construct's own plumbing
             items = [state.work_items[i] for i in record.children if i in state.work_items]
             children = [state.workflows[i] for i in record.children if i in state.workflows]
             kind = self._kind(state, root.id, name) if items else "subflow"
-            if flow is not None and name in flow.humans:
-                kind = "human"
             starts = [i.started_at for i in items if i.started_at] + [
                 c.created_at for c in children
             ]
@@ -301,14 +316,17 @@ class Runs:
         """Complete the pause ``token`` with ``payload`` (``approved``, ``reason`` and
         ``approved_by`` are read from it when it is a dict)."""
         try:
-            item = await self.rt.work_item(token)
+            state = await self.rt._state(token)
         except NotFoundError:
-            raise ResumeError(token, "no run is paused with this token") from None
-        flow = self.flows.get(self._workflow_name(item.workflow_id, await self.rt._state(token)))
+            state = None
+        item = state.work_items.get(token) if state is not None else None
+        if state is None or item is None:
+            raise ResumeError(token, "no run is paused with this token")
+        flow = self.flows.get(state.workflows[item.workflow_id].name)
         if flow is None or item.task not in flow.humans:
             raise ResumeError(token, "it is not the token of a human_in_the_loop step")
         if item.state != "started":
-            raise ResumeError(token, f"the pause has already ended ({item.state})")
+            raise ResumeError(token, f"the pause has already ended ({item.state})", ended=True)
         data = payload if isinstance(payload, dict) else {}
         record = {
             "approved": bool(data.get("approved", False)),
@@ -320,10 +338,6 @@ class Runs:
             "token": token,
         }
         await self.rt.complete_work_item(token, record)
-
-    @staticmethod
-    def _workflow_name(workflow_id: str, state: InstanceState) -> str:
-        return state.workflows[workflow_id].name
 
     async def list_paused(self) -> list[PausedRun]:
         paused = []
@@ -377,8 +391,9 @@ class Runs:
                     continue
                 if node.filter is not None:
                     try:
-                        ctx = self._context(state, state.workflows[item.workflow_id])
-                        if not await _maybe(node.filter(payload, ctx)):
+                        workflow = state.workflows[item.workflow_id]
+                        ctx = self._context(state.workflow, workflow, last=workflow.last)
+                        if not await call_user(node.filter, payload, ctx):
                             continue
                     except Exception:
                         logger.exception(
@@ -402,15 +417,20 @@ class Runs:
                     states.append(state)
         return states
 
-    def _context(self, state: InstanceState, workflow: WorkflowRecord) -> FlowContext:
+    def _context(
+        self, namespace: str, workflow: WorkflowRecord, *, last: Any, error: Any = None
+    ) -> FlowContext:
+        """A ``FlowContext`` for user code the runtime calls outside a step (event filters,
+        hooks); ``namespace`` is the root workflow whose ``ctx.state`` it sees."""
         payload, trigger = unwrap_payload(workflow.payload)
         return FlowContext(
             payload=payload,
-            last=workflow.last,
+            last=last,
             steps=dict(workflow.outputs),
             run=RunRef(id=workflow.id, workflow_id=workflow.name),
-            state=StateAccess(self.rt.store, self.rt.clock, f"workflow:{state.workflow}"),
+            state=StateAccess(self.rt.store, self.rt.clock, f"workflow:{namespace}"),
             trigger=trigger,
+            error=error,
         )
 
     # -- hooks -------------------------------------------------------------------------------------
@@ -429,30 +449,16 @@ class Runs:
             hook = flow.hooks.on_failure
         if hook is None:
             return
-        payload, trigger = unwrap_payload(root.payload)
-        ctx = FlowContext(
-            payload=payload,
-            last=root.output,
-            steps=dict(root.outputs),
-            run=RunRef(id=root.id, workflow_id=root.name),
-            state=StateAccess(self.rt.store, self.rt.clock, f"workflow:{root.name}"),
-            trigger=trigger,
-            error=RunFailedError(root.error or "failed") if root.state == "failed" else None,
-        )
+        error = RunFailedError(root.error or "failed") if root.state == "failed" else None
+        ctx = self._context(root.name, root, last=root.output, error=error)
 
         async def call() -> None:
             try:
-                await _maybe(hook(ctx))
+                await call_user(hook, ctx)
             except Exception:
                 logger.exception("hook of run %s failed", root.id)
 
         self.rt.system.create_task(call(), name=f"hook {root.id}")
-
-
-async def _maybe(value: Any) -> Any:
-    if asyncio.iscoroutine(value) or isinstance(value, asyncio.Future):
-        return await value
-    return value
 
 
 def _step_status(item_state: str, kind: str) -> str:

@@ -55,32 +55,23 @@ class Telemetry:
             self._items[change.work_item_id] = now
             return
         if change.prev == "started" and change.next == "initialized":  # reset: a retry
-            workflow = self._workflow_name(change)
+            workflow, _kind = self._describe(change)
             self.metrics.retries.labels(workflow).inc()
             self._items.pop(change.work_item_id, None)
             return
         if change.next not in _FINAL:
             return
-        workflow = self._workflow_name(change)
-        kind = self._kind(change)
+        workflow, kind = self._describe(change)
         self.metrics.steps_finished.labels(workflow, kind, change.next).inc()
         began = self._items.pop(change.work_item_id, None)
         if began is not None:
             self.metrics.step_duration.labels(workflow, kind).observe(now - began)
 
-    def _workflow_name(self, change: WorkItemStateChanged) -> str:
-        actor = self.rt._live.get(change.workflow_id.split(".", 1)[0])
-        if actor is None:
-            return "unknown"
-        record = actor.state.workflows.get(change.workflow_id)
-        return record.name if record is not None else "unknown"
-
-    def _kind(self, change: WorkItemStateChanged) -> str:
+    def _describe(self, change: WorkItemStateChanged) -> tuple[str, str]:
+        """The workflow type and work item kind of a change (label values)."""
         actor: Any = self.rt._live.get(change.workflow_id.split(".", 1)[0])
-        if actor is None:
-            return "unknown"
-        record = actor.state.workflows.get(change.workflow_id)
+        record = actor.state.workflows.get(change.workflow_id) if actor is not None else None
         if record is None:
-            return "unknown"
+            return "unknown", "unknown"
         definition = actor._spec_of(record).tasks[change.task].work_item
-        return str(definition.kind) if definition is not None else "unknown"
+        return record.name, str(definition.kind) if definition is not None else "unknown"
