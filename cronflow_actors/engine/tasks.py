@@ -18,6 +18,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import msgspec
+
 from cronflow_actors.engine import work_items, workflows
 from cronflow_actors.engine.context import (
     ChildWorkflows,
@@ -335,7 +337,7 @@ async def _decide(
         return _default_decision(definition.kind, record.stats, transition)
     ctx = _context(tx, workflow, name, "policy", None, None)
     ctx.transition = transition
-    ctx.stats = Stats(**{f: getattr(record.stats, f) for f in record.stats.__struct_fields__})
+    ctx.stats = msgspec.structs.replace(record.stats)  # a copy: policies cannot change stats
     decision = await call_user(definition.policy, ctx)
     if decision not in _POLICY_RESULTS:
         raise InvalidPolicyResultError(workflow.name, name, decision)

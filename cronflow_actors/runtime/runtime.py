@@ -24,6 +24,7 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+import msgspec
 import pykka
 
 from cronflow_actors.engine.actors import (
@@ -381,7 +382,8 @@ class Runtime:
     async def task_stats(self, workflow_id: str, task: str) -> Stats:
         """Children of ``task``'s latest generation per state."""
         record = _task(_workflow(await self._state(workflow_id), workflow_id), task)
-        return Stats(**{f: getattr(record.stats, f) for f in Stats.__struct_fields__})
+        stats: Stats = msgspec.structs.replace(record.stats)  # a copy the caller may keep
+        return stats
 
     async def task_generation(self, workflow_id: str, task: str) -> int:
         record = _task(_workflow(await self._state(workflow_id), workflow_id), task)
