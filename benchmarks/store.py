@@ -38,13 +38,14 @@ async def measure(path: Path, writers: int, seconds: float, synchronous: str) ->
     async with SQLiteStore(path, synchronous=synchronous) as store:
         done = 0
         deadline = 0.0
+        revisions = dict.fromkeys(range(writers), 0)  # each write replaces the one before
 
         async def writer(index: int) -> None:
             nonlocal done
             instance_id = f"instance-{index}"
-            revision = 0
             while time.perf_counter() < deadline:
-                revision += 1
+                revisions[index] += 1
+                revision = revisions[index]
                 await store.commit(
                     Mutation(
                         snapshot=SnapshotRecord(

@@ -9,17 +9,28 @@ from cronflow_actors.messages.base import (
 )
 from cronflow_actors.messages.engine import Principal
 from cronflow_actors.messages.kernel import ChildFailed, ChildStopped
-from cronflow_actors.messages.records import JournalEntry, Mutation, SnapshotRecord, TimerRecord
+from cronflow_actors.messages.records import (
+    JournalEntry,
+    LeaseRecord,
+    Mutation,
+    QueuedRun,
+    SnapshotRecord,
+    TimerRecord,
+    WaitRecord,
+)
 
 __all__ = [
     "ChildFailed",
     "ChildStopped",
     "JournalEntry",
+    "LeaseRecord",
     "Message",
     "Mutation",
     "Principal",
+    "QueuedRun",
     "SnapshotRecord",
     "TimerRecord",
+    "WaitRecord",
     "decoder_for",
     "encode",
     "json_decoder_for",

@@ -9,14 +9,27 @@ from __future__ import annotations
 
 from cronflow_actors.messages.base import Message
 
-__all__ = ["JournalEntry", "Mutation", "SnapshotRecord", "TimerRecord"]
+__all__ = [
+    "JournalEntry",
+    "LeaseRecord",
+    "Mutation",
+    "QueuedRun",
+    "SnapshotRecord",
+    "TimerRecord",
+    "WaitRecord",
+]
 
 
 class SnapshotRecord(Message, frozen=True, kw_only=True):
     """The latest state of one workflow instance, the unit of consistency.
 
-    ``revision`` grows with every state change of the instance; a store never replaces a snapshot
-    by one with a lower revision. ``terminal`` marks instances that recovery can skip.
+    ``revision`` grows by one with every state change of the instance. A store writes revision 1
+    only as a new row (an id already stored is refused) and revision n only over revision n - 1
+    (compare-and-set), so two writers of one instance can never both succeed. ``status`` is what
+    listings filter on (``running``, ``waiting``, ``completed``, ``failed``, ``canceled``);
+    ``terminal`` marks instances that are over; ``runnable`` those with work to run now (a
+    started handler, an action out), the only ones loaded when a runtime starts: the others wait
+    for a durable wake-up row (a timer, an event wait, a pause, a queue slot).
     """
 
     instance_id: str
@@ -28,6 +41,8 @@ class SnapshotRecord(Message, frozen=True, kw_only=True):
     updated_at: float
     body: bytes = b""
     parent_id: str | None = None
+    created_at: float = 0.0
+    runnable: bool = False
 
 
 class JournalEntry(Message, frozen=True, kw_only=True):
@@ -57,14 +72,72 @@ class TimerRecord(Message, frozen=True, kw_only=True):
     payload: bytes = b""
 
 
+class WaitRecord(Message, frozen=True, kw_only=True):
+    """A durable wake-up row: a work item of an instance waiting for an event or a human.
+
+    ``kind`` is ``"event"`` (``key`` is the event name) or ``"pause"`` (``key`` is the resume
+    token, unique). A row is written when the wait starts and marked ended when it ends; an
+    event or a resume finds the waiting instances through these rows alone, so waiting
+    instances need not be in memory. ``data`` is msgpack of what listings show.
+    """
+
+    wait_id: str
+    """The waiting work item's id."""
+    instance_id: str
+    kind: str
+    key: str
+    workflow: str = ""
+    step: str = ""
+    created_at: float
+    expires_at: float | None = None
+    data: bytes = b""
+    ended: bool = False
+
+
+class QueuedRun(Message, frozen=True, kw_only=True):
+    """A run waiting for a place under a concurrency limit: it exists only as this row until it
+    starts (its instance's first snapshot deletes the row in the same transaction)."""
+
+    queue: str
+    instance_id: str
+    workflow: str
+    payload: bytes = b""
+    """msgpack of the start payload."""
+    queued_at: float
+    seq: int = 0
+    """Order in the queue, given by the store."""
+
+
+class LeaseRecord(Message, frozen=True, kw_only=True):
+    """Who owns a database (SQLite: one runtime per file), until when.
+
+    ``scope`` names what is owned (``"runtime"`` for the whole database; per-instance leases
+    use the same shape). The owner renews ``expires_at`` by heartbeats; another runtime may take
+    the lease once it has expired.
+    """
+
+    scope: str = "runtime"
+    owner: str
+    host: str
+    pid: int
+    acquired_at: float
+    renewed_at: float
+    expires_at: float
+
+
 class Mutation(Message, frozen=True, kw_only=True):
     """What one state change of one instance writes, atomically.
 
-    Within one group-commit batch only the newest snapshot of each instance is written; journal
-    entries are appended and timer changes applied in the order the mutations were submitted.
+    Within one group-commit batch only the newest snapshot of each instance is written (checked
+    against the revision the first one was based on); journal entries are appended and timer
+    and wait changes applied in the order the mutations were submitted. ``dequeued`` names
+    queued runs whose rows this change deletes (a queued run's start).
     """
 
     snapshot: SnapshotRecord | None = None
     journal: tuple[JournalEntry, ...] = ()
     timers_set: tuple[TimerRecord, ...] = ()
     timers_cancel: tuple[str, ...] = ()
+    waits_set: tuple[WaitRecord, ...] = ()
+    waits_end: tuple[str, ...] = ()
+    dequeued: tuple[str, ...] = ()

@@ -1,8 +1,10 @@
 """Group commit: what one batch of mutations writes, computed once for both stores.
 
-Within a batch only the newest snapshot of each instance is written (the highest revision; the
-later submission among equal revisions), journal entries are appended in submission order, and
-timer sets and cancels are reduced to each timer's final state, as if applied in order.
+Within a batch only the newest snapshot of each instance is written, checked against the
+revision the instance's first snapshot in the batch was based on (so a batch is as strict as its
+mutations one by one: revision 1 inserts, revision n needs n - 1 stored). Journal entries are
+appended in submission order; timer and wait changes are reduced to each row's final state, as
+if applied in order.
 """
 
 from __future__ import annotations
@@ -11,18 +13,28 @@ from collections.abc import Iterable
 
 import msgspec
 
-from cronflow_actors.messages import JournalEntry, Mutation, SnapshotRecord, TimerRecord
+from cronflow_actors.messages import JournalEntry, Mutation, SnapshotRecord, TimerRecord, WaitRecord
 
-__all__ = ["Coalesced", "coalesce"]
+__all__ = ["BrokenChainError", "Coalesced", "coalesce"]
+
+
+class BrokenChainError(Exception):
+    """Two snapshots of one instance in a batch do not follow each other (n, then n + 1): the
+    batch must be written mutation by mutation so that the offending one alone is refused."""
 
 
 class Coalesced(msgspec.Struct, kw_only=True):
     """The rows one batch writes."""
 
     snapshots: dict[str, SnapshotRecord] = msgspec.field(default_factory=dict)
+    bases: dict[str, int] = msgspec.field(default_factory=dict)
+    """Per instance: the revision its first snapshot in the batch was based on (0: new)."""
     journal: list[JournalEntry] = msgspec.field(default_factory=list)
     timers_set: dict[str, TimerRecord] = msgspec.field(default_factory=dict)
     timers_cancel: set[str] = msgspec.field(default_factory=set)
+    waits_set: dict[str, WaitRecord] = msgspec.field(default_factory=dict)
+    waits_end: set[str] = msgspec.field(default_factory=set)
+    dequeued: list[str] = msgspec.field(default_factory=list)
     snapshots_seen: int = 0
 
 
@@ -34,8 +46,11 @@ def coalesce(mutations: Iterable[Mutation]) -> Coalesced:
         if snapshot is not None:
             out.snapshots_seen += 1
             current = snapshots.get(snapshot.instance_id)
-            if current is None or snapshot.revision >= current.revision:
-                snapshots[snapshot.instance_id] = snapshot
+            if current is None:
+                out.bases[snapshot.instance_id] = snapshot.revision - 1
+            elif snapshot.revision != current.revision + 1:
+                raise BrokenChainError(snapshot.instance_id)
+            snapshots[snapshot.instance_id] = snapshot
         if mutation.journal:
             out.journal.extend(mutation.journal)
         for timer in mutation.timers_set:
@@ -44,4 +59,14 @@ def coalesce(mutations: Iterable[Mutation]) -> Coalesced:
         for timer_id in mutation.timers_cancel:
             out.timers_set.pop(timer_id, None)
             out.timers_cancel.add(timer_id)
+        for wait in mutation.waits_set:
+            out.waits_set[wait.wait_id] = wait
+            out.waits_end.discard(wait.wait_id)
+        for wait_id in mutation.waits_end:
+            written = out.waits_set.get(wait_id)
+            if written is not None:
+                out.waits_set[wait_id] = msgspec.structs.replace(written, ended=True)
+            else:
+                out.waits_end.add(wait_id)
+        out.dequeued.extend(mutation.dequeued)
     return out

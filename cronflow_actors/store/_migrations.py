@@ -65,6 +65,76 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
             "CREATE INDEX kv_by_expiry ON kv (expires_at) WHERE expires_at IS NOT NULL",
         ),
     ),
+    (
+        2,
+        "ownership and passivation: owner lease, wake-up rows, queued runs, run listings",
+        (
+            "ALTER TABLE instances ADD COLUMN created_at REAL NOT NULL DEFAULT 0",
+            "ALTER TABLE instances ADD COLUMN runnable INTEGER NOT NULL DEFAULT 0",
+            # Instances written before this version: every unfinished one is loaded at start
+            # once (as before), and listed in the order it was last updated.
+            "UPDATE instances SET runnable = 1 WHERE terminal = 0",
+            "UPDATE instances SET created_at = updated_at",
+            # Recovery now reads the runnable instances and listings page by creation time:
+            # these two indexes would only cost every snapshot write an index update.
+            "DROP INDEX instances_by_terminal",
+            "DROP INDEX instances_by_updated",
+            "CREATE INDEX instances_runnable ON instances (runnable) WHERE runnable = 1",
+            "CREATE INDEX instances_by_created ON instances (created_at, instance_id)",
+            """
+            CREATE INDEX instances_by_workflow_created
+                ON instances (workflow, created_at, instance_id)
+            """,
+            """
+            CREATE INDEX instances_by_status_created
+                ON instances (status, created_at, instance_id)
+            """,
+            """
+            CREATE TABLE waits (
+                wait_id     TEXT PRIMARY KEY,
+                instance_id TEXT NOT NULL REFERENCES instances (instance_id) ON DELETE CASCADE,
+                kind        TEXT NOT NULL,
+                key         TEXT NOT NULL,
+                workflow    TEXT NOT NULL,
+                step        TEXT NOT NULL,
+                created_at  REAL NOT NULL,
+                expires_at  REAL,
+                data        BLOB NOT NULL,
+                ended       INTEGER NOT NULL DEFAULT 0
+            )
+            """,
+            "CREATE INDEX waits_by_instance ON waits (instance_id)",
+            "CREATE UNIQUE INDEX waits_tokens ON waits (key) WHERE kind = 'pause'",
+            """
+            CREATE INDEX waits_open ON waits (kind, key, created_at, wait_id) WHERE ended = 0
+            """,
+            """
+            CREATE INDEX waits_open_by_time ON waits (kind, created_at, wait_id) WHERE ended = 0
+            """,
+            """
+            CREATE TABLE run_queue (
+                seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+                queue       TEXT NOT NULL,
+                instance_id TEXT NOT NULL UNIQUE,
+                workflow    TEXT NOT NULL,
+                payload     BLOB NOT NULL,
+                queued_at   REAL NOT NULL
+            )
+            """,
+            "CREATE INDEX run_queue_order ON run_queue (queue, seq)",
+            """
+            CREATE TABLE leases (
+                scope       TEXT PRIMARY KEY,
+                owner       TEXT NOT NULL,
+                host        TEXT NOT NULL,
+                pid         INTEGER NOT NULL,
+                acquired_at REAL NOT NULL,
+                renewed_at  REAL NOT NULL,
+                expires_at  REAL NOT NULL
+            )
+            """,
+        ),
+    ),
 )
 
 

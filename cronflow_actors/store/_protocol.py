@@ -12,9 +12,20 @@ from typing import Any, Protocol, runtime_checkable
 import msgspec
 
 from cronflow_actors.errors import ConfigurationError, StateValueError
-from cronflow_actors.messages import JournalEntry, Mutation, SnapshotRecord, TimerRecord
+from cronflow_actors.messages import (
+    JournalEntry,
+    LeaseRecord,
+    Mutation,
+    QueuedRun,
+    SnapshotRecord,
+    TimerRecord,
+    WaitRecord,
+)
 
-__all__ = ["MISSING", "Store", "StoreStatistics"]
+__all__ = ["MISSING", "Cursor", "Store", "StoreStatistics"]
+
+Cursor = tuple[float, str]
+"""A keyset position in a listing: (time, id) of the last row of the previous page."""
 
 
 class _Missing:
@@ -70,12 +81,20 @@ class Store(Protocol):
     async def commit(self, mutation: Mutation) -> None:
         """Write one instance's state change atomically; return once it is durable.
 
-        Raises ``MutationRejectedError`` (and writes nothing of it) if it breaks a constraint.
+        A snapshot at revision 1 is a new row: ``DuplicateInstanceError`` if the id is stored
+        (or queued). A snapshot at revision n replaces revision n - 1 only:
+        ``RevisionConflictError`` otherwise. Once a lease is held, a runtime that lost it
+        writes nothing (``LeaseLostError``). Any other broken constraint is a
+        ``MutationRejectedError``; a refused mutation writes nothing.
         """
         ...
 
     async def load_snapshot(self, instance_id: str) -> SnapshotRecord | None:
         """The newest durable snapshot of an instance, or None."""
+        ...
+
+    async def instance_exists(self, instance_id: str) -> bool:
+        """Whether the id is taken: by a stored instance, or by a queued run."""
         ...
 
     async def list_snapshots(
@@ -84,22 +103,102 @@ class Store(Protocol):
         terminal: bool | None = None,
         workflow: str | None = None,
         status: str | None = None,
+        runnable: bool | None = None,
         limit: int | None = None,
         offset: int = 0,
     ) -> list[SnapshotRecord]:
         """Snapshots matching every given filter, newest update first."""
         ...
 
+    async def list_runs(
+        self,
+        *,
+        workflow: str | None = None,
+        status: str | None = None,
+        limit: int = 50,
+        before: Cursor | None = None,
+    ) -> list[SnapshotRecord]:
+        """Instances newest first (by creation, then id), filtered by workflow and status,
+        from just after ``before`` (the (created_at, id) of the previous page's last row)."""
+        ...
+
+    async def unfinished_ids(self, workflow: str) -> list[str]:
+        """Ids of the instances of ``workflow`` whose status is running or waiting."""
+        ...
+
     async def load_journal(self, instance_id: str) -> list[JournalEntry]:
         """An instance's recorded outcomes, in the order they were recorded."""
         ...
 
-    async def load_timers(self, *, instance_id: str | None = None) -> list[TimerRecord]:
-        """Pending timers (of one instance, or all), earliest due first."""
+    async def load_timers(
+        self,
+        *,
+        instance_id: str | None = None,
+        after: Cursor | None = None,
+        limit: int | None = None,
+    ) -> list[TimerRecord]:
+        """Pending timers (of one instance, or all) earliest due first (by due time, then id),
+        from just after ``after`` (a (due_at, timer_id) position)."""
         ...
 
     async def due_timers(self, now: float, *, limit: int = 1000) -> list[TimerRecord]:
         """Pending timers due at or before ``now``, earliest first."""
+        ...
+
+    async def find_wait(self, kind: str, key: str) -> WaitRecord | None:
+        """The wait row of ``kind`` with ``key`` (a pause token), ended ones included."""
+        ...
+
+    async def open_waits(
+        self,
+        kind: str,
+        *,
+        key: str | None = None,
+        after: Cursor | None = None,
+        limit: int = 100,
+    ) -> list[WaitRecord]:
+        """Waits that have not ended, of ``kind`` (and ``key``), oldest first (by creation time,
+        then id), from just after ``after``."""
+        ...
+
+    async def count_open_waits(self, kind: str) -> int:
+        """How many waits of ``kind`` have not ended."""
+        ...
+
+    async def enqueue(self, run: QueuedRun) -> int:
+        """Put a run at the end of its queue; returns its place (``seq``). Durable on return.
+        ``DuplicateInstanceError`` if its id is taken (stored or queued)."""
+        ...
+
+    async def queued(self, queue: str, *, limit: int = 100, after: int = 0) -> list[QueuedRun]:
+        """The first runs of ``queue``, in queue order, after place ``after``."""
+        ...
+
+    async def queued_run(self, instance_id: str) -> QueuedRun | None:
+        """The queued run with this id, or None."""
+        ...
+
+    async def queue_length(self, queue: str) -> int:
+        """How many runs wait in ``queue``."""
+        ...
+
+    async def acquire_lease(self, lease: LeaseRecord) -> LeaseRecord:
+        """Take the lease of ``lease.scope`` for ``lease.owner`` unless another owner holds it
+        and it has not expired at ``lease.acquired_at`` (``LeaseHeldError``, naming the holder).
+        From then on every snapshot this store writes is fenced by the lease."""
+        ...
+
+    async def renew_lease(self, scope: str, owner: str, *, now: float, expires_at: float) -> None:
+        """Extend the lease; ``LeaseLostError`` if ``owner`` no longer holds it (the store then
+        refuses every write)."""
+        ...
+
+    async def release_lease(self, scope: str, owner: str) -> None:
+        """Give the lease up (if ``owner`` holds it), so another runtime can start at once."""
+        ...
+
+    async def current_lease(self, scope: str = "runtime") -> LeaseRecord | None:
+        """Who holds the lease of ``scope``, expired or not."""
         ...
 
     async def kv_get(self, namespace: str, key: str, *, now: float, default: Any = MISSING) -> Any:
@@ -147,6 +246,12 @@ def check_limit(limit: int | None, offset: int) -> None:
         raise ConfigurationError("limit", limit, "None or a whole number >= 0")
     if not isinstance(offset, int) or offset < 0:
         raise ConfigurationError("offset", offset, "a whole number >= 0")
+
+
+def check_page(limit: int, what: str = "limit") -> None:
+    """A page size: a whole number >= 1."""
+    if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+        raise ConfigurationError(what, limit, "a whole number >= 1")
 
 
 def check_ttl(ttl: float | None) -> None:

@@ -1,8 +1,9 @@
 """MemoryStore: the in-memory twin of SQLiteStore, for tests and for runs that need no durability.
 
-Same contract as the SQLite store (the same contract tests run against both): newest snapshot
-wins by revision, journal entries are recorded once per (instance, work item, attempt), a journal
-entry or timer needs its instance's snapshot, and a rejected mutation writes nothing.
+Same contract as the SQLite store (the same contract tests run against both): revision 1 is a
+new instance and revision n replaces n - 1 only, journal entries are recorded once per
+(instance, work item, attempt), a journal entry, timer or wait needs its instance's snapshot,
+and a rejected mutation writes nothing.
 """
 
 from __future__ import annotations
@@ -12,14 +13,33 @@ from typing import Any
 
 import msgspec
 
-from cronflow_actors.errors import MutationRejectedError, StoreClosedError
-from cronflow_actors.messages import JournalEntry, Mutation, SnapshotRecord, TimerRecord, encode
+from cronflow_actors.errors import (
+    DuplicateInstanceError,
+    LeaseHeldError,
+    LeaseLostError,
+    MutationRejectedError,
+    RevisionConflictError,
+    StoreClosedError,
+    StoreFailedError,
+)
+from cronflow_actors.messages import (
+    JournalEntry,
+    LeaseRecord,
+    Mutation,
+    QueuedRun,
+    SnapshotRecord,
+    TimerRecord,
+    WaitRecord,
+    encode,
+)
 from cronflow_actors.store._batch import coalesce
 from cronflow_actors.store._protocol import (
     MISSING,
+    Cursor,
     StoreStatistics,
     check_amount,
     check_limit,
+    check_page,
     check_ttl,
     incremented,
     is_live,
@@ -39,6 +59,12 @@ class MemoryStore:
         self._journal: dict[str, list[JournalEntry]] = {}
         self._journal_keys: set[tuple[str, str, int]] = set()
         self._timers: dict[str, TimerRecord] = {}
+        self._waits: dict[str, WaitRecord] = {}
+        self._queue: dict[str, QueuedRun] = {}
+        self._queue_seq = 0
+        self._leases: dict[str, LeaseRecord] = {}
+        self._owner: str | None = None
+        self._failure: BaseException | None = None
         self._kv: dict[tuple[str, str], tuple[Any, float | None]] = {}
         self._stats = StoreStatistics()
 
@@ -62,28 +88,31 @@ class MemoryStore:
         if not self._open:
             raise StoreClosedError(repr(self), operation)
 
+    def _require_writable(self, operation: str) -> None:
+        self._require_open(operation)
+        if self._failure is not None:
+            raise StoreFailedError(repr(self), str(self._failure))
+
     # -- writes -----------------------------------------------------------------------------------
 
     async def commit(self, mutation: Mutation) -> None:
-        self._require_open("commit a mutation")
+        self._require_writable("commit a mutation")
         batch = coalesce([mutation])
+        for instance_id, snapshot in batch.snapshots.items():
+            self._check_snapshot(snapshot, batch.bases[instance_id], batch.dequeued)
         known = self._snapshots.keys() | batch.snapshots.keys()
-        for entry in batch.journal:
-            if entry.instance_id not in known:
+        referenced = [e.instance_id for e in batch.journal]
+        referenced += [t.instance_id for t in batch.timers_set.values()]
+        referenced += [w.instance_id for w in batch.waits_set.values()]
+        for instance_id in referenced:
+            if instance_id not in known:
                 raise MutationRejectedError(
-                    entry.instance_id, f"instance {entry.instance_id!r} has no snapshot"
+                    instance_id, f"instance {instance_id!r} has no snapshot"
                 )
-        for timer in batch.timers_set.values():
-            if timer.instance_id not in known:
-                raise MutationRejectedError(
-                    timer.instance_id, f"instance {timer.instance_id!r} has no snapshot"
-                )
-        written = 0
+        for instance_id in batch.dequeued:
+            self._queue.pop(instance_id, None)
         for snapshot in batch.snapshots.values():
-            current = self._snapshots.get(snapshot.instance_id)
-            if current is None or snapshot.revision >= current.revision:
-                self._snapshots[snapshot.instance_id] = snapshot
-            written += 1
+            self._snapshots[snapshot.instance_id] = snapshot
         for entry in batch.journal:
             key = (entry.instance_id, entry.work_item_id, entry.attempt)
             if key not in self._journal_keys:
@@ -92,19 +121,93 @@ class MemoryStore:
         for timer_id in batch.timers_cancel:
             self._timers.pop(timer_id, None)
         self._timers.update(batch.timers_set)
+        self._waits.update(batch.waits_set)
+        for wait_id in batch.waits_end:
+            wait = self._waits.get(wait_id)
+            if wait is not None:
+                self._waits[wait_id] = msgspec.structs.replace(wait, ended=True)
         stats = self._stats
         self._stats = StoreStatistics(
             batches=stats.batches + 1,
             mutations=stats.mutations + 1,
-            snapshots_written=stats.snapshots_written + written,
+            snapshots_written=stats.snapshots_written + len(batch.snapshots),
             largest_batch=max(stats.largest_batch, 1),
         )
         await asyncio.sleep(0)  # a commit is a suspension point, as it is for the real store
 
+    def _check_snapshot(self, snapshot: SnapshotRecord, base: int, dequeued: list[str]) -> None:
+        """The rules the SQLite store's statements enforce: lease, insert, compare-and-set."""
+        instance_id = snapshot.instance_id
+        if self._owner is not None:
+            holder = self._leases.get("runtime")
+            if holder is None or holder.owner != self._owner:
+                lost = LeaseLostError(repr(self), self._owner, holder.owner if holder else None)
+                self._failure = lost
+                raise lost
+        current = self._snapshots.get(instance_id)
+        if base == 0:
+            queued = instance_id in self._queue and instance_id not in dequeued
+            if current is not None or queued:
+                raise DuplicateInstanceError(instance_id)
+        elif current is None or current.revision != base:
+            raise RevisionConflictError(
+                instance_id, base, current.revision if current is not None else None
+            )
+
+    async def enqueue(self, run: QueuedRun) -> int:
+        self._require_writable(f"queue run {run.instance_id!r}")
+        if run.instance_id in self._snapshots or run.instance_id in self._queue:
+            raise DuplicateInstanceError(run.instance_id)
+        self._queue_seq += 1
+        self._queue[run.instance_id] = msgspec.structs.replace(run, seq=self._queue_seq)
+        await asyncio.sleep(0)
+        return self._queue_seq
+
+    async def acquire_lease(self, lease: LeaseRecord) -> LeaseRecord:
+        self._require_writable("take the database lease")
+        holder = self._leases.get(lease.scope)
+        if (
+            holder is not None
+            and holder.owner != lease.owner
+            and holder.expires_at > lease.acquired_at
+        ):
+            raise LeaseHeldError(
+                repr(self),
+                holder.owner,
+                holder.host,
+                holder.pid,
+                holder.expires_at - lease.acquired_at,
+            )
+        self._leases[lease.scope] = lease
+        if lease.scope == "runtime":
+            self._owner = lease.owner
+        return lease
+
+    async def renew_lease(self, scope: str, owner: str, *, now: float, expires_at: float) -> None:
+        self._require_writable("renew the database lease")
+        holder = self._leases.get(scope)
+        if holder is None or holder.owner != owner:
+            lost = LeaseLostError(repr(self), owner, holder.owner if holder else None)
+            self._failure = lost
+            raise lost
+        self._leases[scope] = msgspec.structs.replace(holder, renewed_at=now, expires_at=expires_at)
+
+    async def release_lease(self, scope: str, owner: str) -> None:
+        self._require_writable("release the database lease")
+        holder = self._leases.get(scope)
+        if holder is not None and holder.owner == owner:
+            del self._leases[scope]
+        if scope == "runtime" and self._owner == owner:
+            self._owner = None
+
+    async def current_lease(self, scope: str = "runtime") -> LeaseRecord | None:
+        self._require_open("read the database lease")
+        return self._leases.get(scope)
+
     async def kv_set(
         self, namespace: str, key: str, value: Any, *, now: float, ttl: float | None = None
     ) -> None:
-        self._require_open(f"set key {key!r}")
+        self._require_writable(f"set key {key!r}")
         check_ttl(ttl)
         # Stored as the SQLite store stores it (msgpack), so both accept and return the same
         # values and a caller mutating its object afterwards changes nothing stored.
@@ -120,7 +223,7 @@ class MemoryStore:
         now: float,
         ttl: float | None = None,
     ) -> float:
-        self._require_open(f"incr key {key!r}")
+        self._require_writable(f"incr key {key!r}")
         check_ttl(ttl)
         check_amount(namespace, key, amount)
         value, expires_at = incremented(
@@ -130,11 +233,11 @@ class MemoryStore:
         return value
 
     async def kv_delete(self, namespace: str, key: str) -> bool:
-        self._require_open(f"delete key {key!r}")
+        self._require_writable(f"delete key {key!r}")
         return self._kv.pop((namespace, key), None) is not None
 
     async def kv_purge_expired(self, now: float) -> int:
-        self._require_open("purge expired keys")
+        self._require_writable("purge expired keys")
         expired = [k for k, (_, exp) in self._kv.items() if not is_live(exp, now)]
         for k in expired:
             del self._kv[k]
@@ -146,12 +249,17 @@ class MemoryStore:
         self._require_open("load a snapshot")
         return self._snapshots.get(instance_id)
 
+    async def instance_exists(self, instance_id: str) -> bool:
+        self._require_open("look an instance up")
+        return instance_id in self._snapshots or instance_id in self._queue
+
     async def list_snapshots(
         self,
         *,
         terminal: bool | None = None,
         workflow: str | None = None,
         status: str | None = None,
+        runnable: bool | None = None,
         limit: int | None = None,
         offset: int = 0,
     ) -> list[SnapshotRecord]:
@@ -164,24 +272,122 @@ class MemoryStore:
                 if (terminal is None or s.terminal == terminal)
                 and (workflow is None or s.workflow == workflow)
                 and (status is None or s.status == status)
+                and (runnable is None or s.runnable == runnable)
             ),
             key=lambda s: (-s.updated_at, s.instance_id),  # as SQLite orders them
         )
         end = None if limit is None else offset + limit
         return found[offset:end]
 
+    async def list_runs(
+        self,
+        *,
+        workflow: str | None = None,
+        status: str | None = None,
+        limit: int = 50,
+        before: Cursor | None = None,
+    ) -> list[SnapshotRecord]:
+        self._require_open("list runs")
+        check_page(limit)
+        found = sorted(
+            (
+                s
+                for s in self._snapshots.values()
+                if (workflow is None or s.workflow == workflow)
+                and (status is None or s.status == status)
+                and (before is None or (s.created_at, s.instance_id) < before)
+            ),
+            key=lambda s: (s.created_at, s.instance_id),
+            reverse=True,
+        )
+        return found[:limit]
+
+    async def unfinished_ids(self, workflow: str) -> list[str]:
+        self._require_open("list unfinished instances")
+        return [
+            s.instance_id
+            for s in self._snapshots.values()
+            if s.workflow == workflow and s.status in ("running", "waiting")
+        ]
+
     async def load_journal(self, instance_id: str) -> list[JournalEntry]:
         self._require_open("load a journal")
         return list(self._journal.get(instance_id, ()))
 
-    async def load_timers(self, *, instance_id: str | None = None) -> list[TimerRecord]:
+    async def load_timers(
+        self,
+        *,
+        instance_id: str | None = None,
+        after: Cursor | None = None,
+        limit: int | None = None,
+    ) -> list[TimerRecord]:
         self._require_open("load timers")
-        timers = [t for t in self._timers.values() if instance_id in (None, t.instance_id)]
-        return sorted(timers, key=lambda t: (t.due_at, t.timer_id))
+        if limit is not None:
+            check_page(limit)
+        timers = sorted(
+            (
+                t
+                for t in self._timers.values()
+                if instance_id in (None, t.instance_id)
+                and (after is None or (t.due_at, t.timer_id) > after)
+            ),
+            key=lambda t: (t.due_at, t.timer_id),
+        )
+        return timers if limit is None else timers[:limit]
 
     async def due_timers(self, now: float, *, limit: int = 1000) -> list[TimerRecord]:
         check_limit(limit, 0)
         return [t for t in await self.load_timers() if t.due_at <= now][:limit]
+
+    async def find_wait(self, kind: str, key: str) -> WaitRecord | None:
+        self._require_open("find a wait")
+        found = [w for w in self._waits.values() if w.kind == kind and w.key == key]
+        found.sort(key=lambda w: (w.ended, -w.created_at))
+        return found[0] if found else None
+
+    async def open_waits(
+        self,
+        kind: str,
+        *,
+        key: str | None = None,
+        after: Cursor | None = None,
+        limit: int = 100,
+    ) -> list[WaitRecord]:
+        self._require_open("list waits")
+        check_page(limit)
+        found = sorted(
+            (
+                w
+                for w in self._waits.values()
+                if w.kind == kind
+                and not w.ended
+                and (key is None or w.key == key)
+                and (after is None or (w.created_at, w.wait_id) > after)
+            ),
+            key=lambda w: (w.created_at, w.wait_id),
+        )
+        return found[:limit]
+
+    async def count_open_waits(self, kind: str) -> int:
+        self._require_open("count waits")
+        return sum(1 for w in self._waits.values() if w.kind == kind and not w.ended)
+
+    async def queued(self, queue: str, *, limit: int = 100, after: int = 0) -> list[QueuedRun]:
+        self._require_open("list queued runs")
+        check_page(limit)
+        runs = sorted(
+            (r for r in self._queue.values() if r.queue == queue and r.seq > after),
+            key=lambda r: r.seq,
+        )
+        return runs[:limit]
+
+    async def queued_run(self, instance_id: str) -> QueuedRun | None:
+        self._require_open("find a queued run")
+        return self._queue.get(instance_id)
+
+    async def queue_length(self, queue: str) -> int:
+        self._require_open("count queued runs")
+        return sum(1 for r in self._queue.values() if r.queue == queue)
 
     async def kv_get(self, namespace: str, key: str, *, now: float, default: Any = MISSING) -> Any:
         self._require_open(f"get key {key!r}")

@@ -8,7 +8,9 @@ import pytest
 
 from cronflow_actors.errors import (
     ConfigurationError,
+    DuplicateInstanceError,
     MutationRejectedError,
+    RevisionConflictError,
     StateValueError,
     StoreClosedError,
 )
@@ -24,16 +26,35 @@ async def test_a_committed_snapshot_reads_back_equal(store: Store) -> None:
     assert await store.load_snapshot("nope") is None
 
 
-async def test_a_lower_revision_never_replaces_a_higher_one(store: Store) -> None:
-    await store.commit(only_snapshot(snapshot(revision=5, status="started")))
-    await store.commit(only_snapshot(snapshot(revision=3, status="stale")))
+async def test_revision_one_is_a_new_row_and_a_second_one_is_refused(store: Store) -> None:
+    await store.commit(only_snapshot(snapshot(revision=1, status="running")))
+    with pytest.raises(DuplicateInstanceError, match=r"'i1'.*already stored"):
+        await store.commit(
+            Mutation(snapshot=snapshot(revision=1, status="other"), timers_set=(timer("t", 5),))
+        )
     loaded = await store.load_snapshot("i1")
     assert loaded is not None
-    assert (loaded.revision, loaded.status) == (5, "started")
-    await store.commit(only_snapshot(snapshot(revision=6, status="completed", terminal=True)))
+    assert (loaded.revision, loaded.status) == (1, "running")
+    assert await store.load_timers() == []
+    assert await store.instance_exists("i1")
+    assert not await store.instance_exists("i2")
+
+
+async def test_a_snapshot_replaces_only_the_revision_it_was_based_on(store: Store) -> None:
+    await store.commit(only_snapshot(snapshot(revision=1)))
+    await store.commit(only_snapshot(snapshot(revision=2, status="started")))
+    # A stale writer (based on revision 1) and one that skips ahead are both refused.
+    for stale in (2, 4):
+        with pytest.raises(RevisionConflictError, match=r"based on revision \d, but the store has"):
+            await store.commit(only_snapshot(snapshot(revision=stale, status="stale")))
+    # An update of an instance that was never stored is a conflict too.
+    with pytest.raises(RevisionConflictError, match="no stored snapshot"):
+        await store.commit(only_snapshot(snapshot("ghost", revision=3)))
+    await store.commit(only_snapshot(snapshot(revision=3, status="completed", terminal=True)))
     loaded = await store.load_snapshot("i1")
     assert loaded is not None
-    assert (loaded.revision, loaded.status, loaded.terminal) == (6, "completed", True)
+    assert (loaded.revision, loaded.status, loaded.terminal) == (3, "completed", True)
+    assert await store.load_snapshot("ghost") is None
 
 
 async def test_list_snapshots_filters_orders_and_pages(store: Store) -> None:

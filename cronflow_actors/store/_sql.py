@@ -1,0 +1,247 @@
+"""The SQL the SQLite store runs, and the mapping between its rows and the persisted records.
+
+Snapshot writes come in two forms, chosen by whether the store holds a lease: once a runtime
+owns the database, every insert and update of an instance row also checks, in the same
+statement, that the lease is still this runtime's (a fenced write: a runtime that lost its
+lease cannot overwrite what the new owner wrote, and the check costs no extra round trip).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cronflow_actors.messages import (
+    JournalEntry,
+    LeaseRecord,
+    QueuedRun,
+    SnapshotRecord,
+    TimerRecord,
+    WaitRecord,
+)
+
+SNAPSHOT_COLUMNS = (
+    "instance_id, workflow, version, status, terminal, revision, updated_at, parent_id, body, "
+    "created_at, runnable"
+)
+TIMER_COLUMNS = "timer_id, instance_id, due_at, kind, payload"
+WAIT_COLUMNS = (
+    "wait_id, instance_id, kind, key, workflow, step, created_at, expires_at, data, ended"
+)
+QUEUE_COLUMNS = "seq, queue, instance_id, workflow, payload, queued_at"
+LEASE_COLUMNS = "scope, owner, host, pid, acquired_at, renewed_at, expires_at"
+
+_FENCE = "EXISTS (SELECT 1 FROM leases WHERE scope = 'runtime' AND owner = ?)"
+_NOT_QUEUED = "NOT EXISTS (SELECT 1 FROM run_queue WHERE instance_id = ?)"
+
+
+def insert_snapshot(fenced: bool) -> str:
+    """A new instance row; refused (no row written) when the id is queued or, ``fenced``, when
+    the lease is not this store's. A stored id fails the primary key."""
+    conditions = _NOT_QUEUED + (f" AND {_FENCE}" if fenced else "")
+    return (
+        f"INSERT INTO instances ({SNAPSHOT_COLUMNS}) "
+        f"SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE {conditions}"
+    )
+
+
+def update_snapshot(fenced: bool) -> str:
+    """Replace revision n - 1 by revision n (no row changed when the stored one differs).
+
+    An instance's workflow, version, parent and creation time never change, so they are not
+    set again: every column set is an index entry rewritten."""
+    fence = f" AND {_FENCE}" if fenced else ""
+    return (
+        "UPDATE instances SET status = ?, terminal = ?, revision = ?, updated_at = ?, body = ?, "
+        f"runnable = ? WHERE instance_id = ? AND revision = ?{fence}"
+    )
+
+
+INSERT_JOURNAL = """
+    INSERT OR IGNORE INTO journal
+        (instance_id, work_item_id, attempt, step_id, outcome, output, error, recorded_at)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+"""
+UPSERT_TIMER = """
+    INSERT INTO timers (timer_id, instance_id, due_at, kind, payload) VALUES (?, ?, ?, ?, ?)
+    ON CONFLICT (timer_id) DO UPDATE SET
+        instance_id = excluded.instance_id, due_at = excluded.due_at,
+        kind = excluded.kind, payload = excluded.payload
+"""
+DELETE_TIMER = "DELETE FROM timers WHERE timer_id = ?"
+UPSERT_WAIT = f"""
+    INSERT INTO waits ({WAIT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    ON CONFLICT (wait_id) DO UPDATE SET
+        instance_id = excluded.instance_id, kind = excluded.kind, key = excluded.key,
+        workflow = excluded.workflow, step = excluded.step, created_at = excluded.created_at,
+        expires_at = excluded.expires_at, data = excluded.data, ended = excluded.ended
+"""
+END_WAIT = "UPDATE waits SET ended = 1 WHERE wait_id = ?"
+DEQUEUE = "DELETE FROM run_queue WHERE instance_id = ?"
+ENQUEUE = (
+    "INSERT INTO run_queue (queue, instance_id, workflow, payload, queued_at) "
+    "VALUES (?, ?, ?, ?, ?)"
+)
+UPSERT_KV = """
+    INSERT INTO kv (namespace, key, value, expires_at) VALUES (?, ?, ?, ?)
+    ON CONFLICT (namespace, key) DO UPDATE SET
+        value = excluded.value, expires_at = excluded.expires_at
+"""
+UPSERT_LEASE = f"""
+    INSERT INTO leases ({LEASE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)
+    ON CONFLICT (scope) DO UPDATE SET
+        owner = excluded.owner, host = excluded.host, pid = excluded.pid,
+        acquired_at = excluded.acquired_at, renewed_at = excluded.renewed_at,
+        expires_at = excluded.expires_at
+"""
+RENEW_LEASE = "UPDATE leases SET renewed_at = ?, expires_at = ? WHERE scope = ? AND owner = ?"
+RELEASE_LEASE = "DELETE FROM leases WHERE scope = ? AND owner = ?"
+SELECT_LEASE = f"SELECT {LEASE_COLUMNS} FROM leases WHERE scope = ?"
+
+
+def insert_row(s: SnapshotRecord, owner: str | None) -> tuple[Any, ...]:
+    row = (
+        s.instance_id,
+        s.workflow,
+        s.version,
+        s.status,
+        int(s.terminal),
+        s.revision,
+        s.updated_at,
+        s.parent_id,
+        s.body,
+        s.created_at,
+        int(s.runnable),
+        s.instance_id,
+    )
+    return row if owner is None else (*row, owner)
+
+
+def update_row(s: SnapshotRecord, base: int, owner: str | None) -> tuple[Any, ...]:
+    row = (
+        s.status,
+        int(s.terminal),
+        s.revision,
+        s.updated_at,
+        s.body,
+        int(s.runnable),
+        s.instance_id,
+        base,
+    )
+    return row if owner is None else (*row, owner)
+
+
+def journal_row(j: JournalEntry) -> tuple[Any, ...]:
+    return (
+        j.instance_id,
+        j.work_item_id,
+        j.attempt,
+        j.step_id,
+        j.outcome,
+        j.output,
+        j.error,
+        j.recorded_at,
+    )
+
+
+def timer_row(t: TimerRecord) -> tuple[Any, ...]:
+    return (t.timer_id, t.instance_id, t.due_at, t.kind, t.payload)
+
+
+def wait_row(w: WaitRecord) -> tuple[Any, ...]:
+    return (
+        w.wait_id,
+        w.instance_id,
+        w.kind,
+        w.key,
+        w.workflow,
+        w.step,
+        w.created_at,
+        w.expires_at,
+        w.data,
+        int(w.ended),
+    )
+
+
+def lease_row(lease: LeaseRecord) -> tuple[Any, ...]:
+    return (
+        lease.scope,
+        lease.owner,
+        lease.host,
+        lease.pid,
+        lease.acquired_at,
+        lease.renewed_at,
+        lease.expires_at,
+    )
+
+
+def snapshot_of(row: Any) -> SnapshotRecord:
+    return SnapshotRecord(
+        instance_id=row[0],
+        workflow=row[1],
+        version=row[2],
+        status=row[3],
+        terminal=bool(row[4]),
+        revision=row[5],
+        updated_at=row[6],
+        parent_id=row[7],
+        body=row[8],
+        created_at=row[9],
+        runnable=bool(row[10]),
+    )
+
+
+def timer_of(row: Any) -> TimerRecord:
+    return TimerRecord(
+        timer_id=row[0], instance_id=row[1], due_at=row[2], kind=row[3], payload=row[4]
+    )
+
+
+def wait_of(row: Any) -> WaitRecord:
+    return WaitRecord(
+        wait_id=row[0],
+        instance_id=row[1],
+        kind=row[2],
+        key=row[3],
+        workflow=row[4],
+        step=row[5],
+        created_at=row[6],
+        expires_at=row[7],
+        data=row[8],
+        ended=bool(row[9]),
+    )
+
+
+def queued_of(row: Any) -> QueuedRun:
+    return QueuedRun(
+        seq=row[0],
+        queue=row[1],
+        instance_id=row[2],
+        workflow=row[3],
+        payload=row[4],
+        queued_at=row[5],
+    )
+
+
+def lease_of(row: Any) -> LeaseRecord:
+    return LeaseRecord(
+        scope=row[0],
+        owner=row[1],
+        host=row[2],
+        pid=row[3],
+        acquired_at=row[4],
+        renewed_at=row[5],
+        expires_at=row[6],
+    )
+
+
+def journal_of(row: Any) -> JournalEntry:
+    return JournalEntry(
+        instance_id=row[0],
+        work_item_id=row[1],
+        attempt=row[2],
+        step_id=row[3],
+        outcome=row[4],
+        output=row[5],
+        error=row[6],
+        recorded_at=row[7],
+    )

@@ -1,0 +1,417 @@
+"""The SQLite store's one writer: group commit over one aiosqlite connection.
+
+Callers queue an item (a mutation, a key-value operation, a queued run) and wait on a future;
+the writer takes everything queued, writes it in one ``BEGIN IMMEDIATE`` transaction (only the
+newest snapshot of each instance, checked against the revision it was based on), commits, and
+wakes every caller of the batch. While one batch commits the next one fills, so throughput grows
+with the number of concurrent writers while each caller still returns only once its write is
+durable. If a batch fails (one mutation breaks a constraint, say), it is rolled back and its
+items are written one by one, so only the offending caller gets the error.
+
+Lease operations run alone, each in its own transaction. Once the lease is held, snapshot writes
+are fenced by it (see ``_sql``); a lost lease fails the writer: it accepts nothing more.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from typing import Any
+
+import aiosqlite
+import msgspec
+
+from cronflow_actors.errors import (
+    DuplicateInstanceError,
+    LeaseHeldError,
+    LeaseLostError,
+    MutationRejectedError,
+    RevisionConflictError,
+    StoreClosedError,
+    StoreFailedError,
+)
+from cronflow_actors.messages import LeaseRecord, Mutation, QueuedRun, encode
+from cronflow_actors.store import _sql as sql
+from cronflow_actors.store._batch import BrokenChainError, coalesce
+from cronflow_actors.store._protocol import StoreStatistics, incremented
+
+__all__ = [
+    "GroupWriter",
+    "KvDelete",
+    "KvIncr",
+    "KvPurge",
+    "KvSet",
+    "LeaseAcquire",
+    "LeaseRelease",
+    "LeaseRenew",
+]
+
+_decode_value = msgspec.msgpack.Decoder().decode
+
+
+class KvSet(msgspec.Struct, frozen=True):
+    namespace: str
+    key: str
+    value: bytes
+    expires_at: float | None
+
+
+class KvIncr(msgspec.Struct, frozen=True):
+    namespace: str
+    key: str
+    amount: float
+    now: float
+    ttl: float | None
+
+
+class KvDelete(msgspec.Struct, frozen=True):
+    namespace: str
+    key: str
+
+
+class KvPurge(msgspec.Struct, frozen=True):
+    now: float
+
+
+class LeaseAcquire(msgspec.Struct, frozen=True):
+    lease: LeaseRecord
+
+
+class LeaseRenew(msgspec.Struct, frozen=True):
+    scope: str
+    owner: str
+    now: float
+    expires_at: float
+
+
+class LeaseRelease(msgspec.Struct, frozen=True):
+    scope: str
+    owner: str
+
+
+_LeaseOp = LeaseAcquire | LeaseRenew | LeaseRelease
+_BatchOp = Mutation | KvSet | KvIncr | KvDelete | KvPurge | QueuedRun
+_Item = tuple[_BatchOp | _LeaseOp, "asyncio.Future[Any]"]
+_LEASE_OPS = (LeaseAcquire, LeaseRenew, LeaseRelease)
+
+
+class _Refused(Exception):
+    """A fenced or compare-and-set snapshot statement changed fewer rows than it was given."""
+
+
+class _Failure:
+    __slots__ = ("error",)
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+class GroupWriter:
+    """Owns the writer connection and the queue in front of it."""
+
+    def __init__(self, connection: aiosqlite.Connection, name: str, max_batch: int) -> None:
+        self._connection = connection
+        self._name = name
+        self._max_batch = max_batch
+        self._queue: list[_Item] = []
+        self._wakeup = asyncio.Event()
+        self._closing = False
+        self._task: asyncio.Task[None] | None = None
+        self.owner: str | None = None
+        """The lease owner whose lease fences snapshot writes (None: no lease held)."""
+        self.failure: BaseException | None = None
+        self.stats = StoreStatistics()
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(
+            self._run(), name=f"cronflow-store-writer:{self._name}"
+        )
+
+    async def close(self) -> None:
+        """Write everything already queued, then stop."""
+        self._closing = True
+        self._wakeup.set()
+        if self._task is not None:
+            await self._task
+
+    def submit(self, payload: _BatchOp | _LeaseOp, operation: str) -> asyncio.Future[Any]:
+        if self._closing:
+            raise StoreClosedError(self._name, operation)
+        if self.failure is not None:
+            raise StoreFailedError(self._name, str(self.failure))
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._queue.append((payload, future))
+        self._wakeup.set()
+        return future
+
+    async def _run(self) -> None:
+        wakeup = self._wakeup
+        while True:
+            if not self._queue:
+                if self._closing:
+                    return
+                wakeup.clear()
+                await wakeup.wait()
+                continue
+            if isinstance(self._queue[0][0], _LEASE_OPS):
+                await self._lease_op(self._queue.pop(0))
+                continue
+            count = 0
+            for payload, _future in self._queue[: self._max_batch]:
+                if isinstance(payload, _LEASE_OPS):
+                    break
+                count += 1
+            items = self._queue[:count]
+            del self._queue[:count]
+            await self._write(items)
+
+    # -- batches --------------------------------------------------------------------------------
+
+    async def _write(self, items: list[_Item]) -> None:
+        started = time.perf_counter()
+        try:
+            results, written, seen = await self._transaction(items)
+        except Exception:
+            # Something in the batch was refused: write the items one by one so that only the
+            # caller whose item is at fault gets the error.
+            results = []
+            written = seen = 0
+            for item in items:
+                try:
+                    (result,), one_written, one_seen = await self._transaction([item])
+                except Exception as error:
+                    result = _Failure(await self._explain(item[0], error))
+                else:
+                    written += one_written
+                    seen += one_seen
+                results.append(result)
+        for (_payload, future), result in zip(items, results, strict=True):
+            if future.done():  # the caller was cancelled; its write happened all the same
+                continue
+            if isinstance(result, _Failure):
+                future.set_exception(result.error)
+            else:
+                future.set_result(result)
+        stats = self.stats
+        self.stats = StoreStatistics(
+            batches=stats.batches + 1,
+            mutations=stats.mutations + len(items),
+            snapshots_written=stats.snapshots_written + written,
+            snapshots_coalesced=stats.snapshots_coalesced + (seen - written),
+            largest_batch=max(stats.largest_batch, len(items)),
+            last_batch_seconds=time.perf_counter() - started,
+        )
+
+    async def _transaction(self, items: list[_Item]) -> tuple[list[Any], int, int]:
+        connection = self._connection
+        batch = coalesce(payload for payload, _ in items if isinstance(payload, Mutation))
+        owner = self.owner
+        fenced = owner is not None
+        await connection.execute("BEGIN IMMEDIATE")
+        try:
+            if batch.dequeued:
+                await connection.executemany(sql.DEQUEUE, [(i,) for i in batch.dequeued])
+            inserts = []
+            updates = []
+            for instance_id, snapshot in batch.snapshots.items():
+                base = batch.bases[instance_id]
+                if base == 0:
+                    inserts.append(sql.insert_row(snapshot, owner))
+                else:
+                    updates.append(sql.update_row(snapshot, base, owner))
+            if inserts:
+                cursor = await connection.executemany(sql.insert_snapshot(fenced), inserts)
+                if cursor.rowcount != len(inserts):
+                    raise _Refused
+            if updates:
+                cursor = await connection.executemany(sql.update_snapshot(fenced), updates)
+                if cursor.rowcount != len(updates):
+                    raise _Refused
+            if batch.journal:
+                await connection.executemany(
+                    sql.INSERT_JOURNAL, [sql.journal_row(j) for j in batch.journal]
+                )
+            if batch.timers_cancel:
+                await connection.executemany(sql.DELETE_TIMER, [(t,) for t in batch.timers_cancel])
+            if batch.timers_set:
+                await connection.executemany(
+                    sql.UPSERT_TIMER, [sql.timer_row(t) for t in batch.timers_set.values()]
+                )
+            if batch.waits_set:
+                await connection.executemany(
+                    sql.UPSERT_WAIT, [sql.wait_row(w) for w in batch.waits_set.values()]
+                )
+            if batch.waits_end:
+                await connection.executemany(sql.END_WAIT, [(w,) for w in batch.waits_end])
+            results: list[Any] = []
+            for payload, _future in items:
+                if isinstance(payload, Mutation):
+                    results.append(None)
+                else:
+                    results.append(await self._apply(connection, payload))
+            await connection.execute("COMMIT")
+        except BaseException:
+            if connection.in_transaction:
+                await connection.execute("ROLLBACK")
+            raise
+        return results, len(batch.snapshots), batch.snapshots_seen
+
+    async def _apply(self, connection: aiosqlite.Connection, op: Any) -> Any:
+        match op:
+            case KvSet(namespace, key, value, expires_at):
+                await connection.execute(sql.UPSERT_KV, (namespace, key, value, expires_at))
+                return None
+            case KvIncr(namespace, key, amount, now, ttl):
+                rows = await connection.execute_fetchall(
+                    "SELECT value, expires_at FROM kv WHERE namespace = ? AND key = ?",
+                    (namespace, key),
+                )
+                row = next(iter(rows), None)
+                stored = None if row is None else (_decode_value(row[0]), row[1])
+                total, expires_at = incremented(
+                    namespace, key, stored, amount=amount, now=now, ttl=ttl
+                )
+                await connection.execute(sql.UPSERT_KV, (namespace, key, encode(total), expires_at))
+                return total
+            case KvDelete(namespace, key):
+                cursor = await connection.execute(
+                    "DELETE FROM kv WHERE namespace = ? AND key = ?", (namespace, key)
+                )
+                return cursor.rowcount > 0
+            case KvPurge(now):
+                cursor = await connection.execute(
+                    "DELETE FROM kv WHERE expires_at IS NOT NULL AND expires_at <= ?", (now,)
+                )
+                return cursor.rowcount
+            case QueuedRun() as run:
+                taken = await connection.execute_fetchall(
+                    "SELECT 1 FROM instances WHERE instance_id = ?", (run.instance_id,)
+                )
+                if list(taken):
+                    raise DuplicateInstanceError(run.instance_id)
+                cursor = await connection.execute(
+                    sql.ENQUEUE,
+                    (run.queue, run.instance_id, run.workflow, run.payload, run.queued_at),
+                )
+                return cursor.lastrowid
+        raise AssertionError(f"unknown store operation {op!r}")
+
+    async def _explain(self, payload: Any, error: Exception) -> BaseException:
+        """Turn an error on one item into one that says which instance and why."""
+        if isinstance(error, DuplicateInstanceError):
+            return error
+        if isinstance(payload, QueuedRun) and isinstance(error, sqlite3.IntegrityError):
+            return DuplicateInstanceError(payload.instance_id)
+        if not isinstance(payload, Mutation):
+            return error
+        snapshot = payload.snapshot
+        if isinstance(error, _Refused | BrokenChainError) or (
+            snapshot is not None
+            and snapshot.revision == 1
+            and isinstance(error, sqlite3.IntegrityError)
+            and "instances" in str(error)
+        ):
+            assert snapshot is not None
+            lost = await self._lease_lost()
+            if lost is not None:
+                return lost
+            found = await self._stored_revision(snapshot.instance_id)
+            if snapshot.revision == 1:
+                return DuplicateInstanceError(snapshot.instance_id)
+            return RevisionConflictError(snapshot.instance_id, snapshot.revision - 1, found)
+        if not isinstance(error, sqlite3.IntegrityError):
+            return error
+        referenced = {j.instance_id for j in payload.journal}
+        referenced |= {t.instance_id for t in payload.timers_set}
+        referenced |= {w.instance_id for w in payload.waits_set}
+        if snapshot is not None:
+            referenced.discard(snapshot.instance_id)
+        missing = []
+        for instance_id in sorted(referenced):
+            if await self._stored_revision(instance_id) is None:
+                missing.append(instance_id)
+        if missing:
+            return MutationRejectedError(missing[0], f"instance {missing[0]!r} has no snapshot")
+        named = snapshot.instance_id if snapshot else "<none>"
+        return MutationRejectedError(named, str(error))
+
+    async def _stored_revision(self, instance_id: str) -> int | None:
+        rows = await self._connection.execute_fetchall(
+            "SELECT revision FROM instances WHERE instance_id = ?", (instance_id,)
+        )
+        row = next(iter(rows), None)
+        return None if row is None else int(row[0])
+
+    async def _lease_lost(self) -> LeaseLostError | None:
+        """If this writer held a lease that is now someone else's: fail the writer."""
+        if self.owner is None:
+            return None
+        holder = await self._holder("runtime")
+        if holder is not None and holder.owner == self.owner:
+            return None
+        lost = LeaseLostError(self._name, self.owner, holder.owner if holder else None)
+        self.failure = lost
+        return lost
+
+    async def _holder(self, scope: str) -> LeaseRecord | None:
+        rows = await self._connection.execute_fetchall(sql.SELECT_LEASE, (scope,))
+        row = next(iter(rows), None)
+        return None if row is None else sql.lease_of(row)
+
+    # -- the lease ------------------------------------------------------------------------------
+
+    async def _lease_op(self, item: _Item) -> None:
+        op, future = item
+        try:
+            result = await self._lease(op)
+        except Exception as error:
+            if not future.done():
+                future.set_exception(error)
+        else:
+            if not future.done():
+                future.set_result(result)
+
+    async def _lease(self, op: Any) -> Any:
+        connection = self._connection
+        match op:
+            case LeaseAcquire(lease):
+                await connection.execute("BEGIN IMMEDIATE")
+                try:
+                    holder = await self._holder(lease.scope)
+                    now = lease.acquired_at
+                    if (
+                        holder is not None
+                        and holder.owner != lease.owner
+                        and holder.expires_at > now
+                    ):
+                        raise LeaseHeldError(
+                            self._name,
+                            holder.owner,
+                            holder.host,
+                            holder.pid,
+                            holder.expires_at - now,
+                        )
+                    await connection.execute(sql.UPSERT_LEASE, sql.lease_row(lease))
+                    await connection.execute("COMMIT")
+                except BaseException:
+                    if connection.in_transaction:
+                        await connection.execute("ROLLBACK")
+                    raise
+                if lease.scope == "runtime":
+                    self.owner = lease.owner
+                return holder
+            case LeaseRenew(scope, owner, now, expires_at):
+                cursor = await connection.execute(sql.RENEW_LEASE, (now, expires_at, scope, owner))
+                if cursor.rowcount != 1:
+                    holder = await self._holder(scope)
+                    lost = LeaseLostError(self._name, owner, holder.owner if holder else None)
+                    self.failure = lost
+                    raise lost
+                return None
+            case LeaseRelease(scope, owner):
+                await connection.execute(sql.RELEASE_LEASE, (scope, owner))
+                if scope == "runtime" and self.owner == owner:
+                    self.owner = None
+                return None
+        raise AssertionError(f"unknown lease operation {op!r}")
