@@ -15,6 +15,7 @@ cancelled when the actor stops. To run blocking code, use ``self.system.run_bloc
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import itertools
 import logging
@@ -34,7 +35,6 @@ from cronflow_actors.kernel._future import LoopFuture, _get_running_loop
 from cronflow_actors.messages import ChildFailed, ChildStopped
 
 if TYPE_CHECKING:
-    import asyncio
     from types import TracebackType
 
     from cronflow_actors.kernel._system import ActorSystem
@@ -350,6 +350,17 @@ class LoopActor(pykka.Actor):
             self._finish(exc_info[1])
 
     # -- stopping ---------------------------------------------------------------------------------
+
+    def stop_now(self) -> None:
+        """Stop at once, from a message handler or from one of the actor's own tasks: no later
+        message is handled (one that arrives is answered with ``ActorDeadError``), ``on_stop``
+        runs, children stop and the parent hears of it. The actor's other tasks are
+        cancelled; the task that calls this is not (it is finishing)."""
+        if self._tasks:
+            current = asyncio.current_task()
+            if current is not None:
+                self._tasks.discard(current)
+        self._stop()
 
     def _stop(self) -> None:
         """Stop now, without processing the rest of the inbox (pykka's ``_stop``)."""

@@ -39,7 +39,28 @@ class Clock(Protocol):
         ...
 
 
-class SystemClock:
+class _Parking:
+    """What both clocks share: a task of an ``ActorSystem`` that sleeps on the clock is parked,
+    not busy, so ``wait_idle()`` does not wait for timers (a run sleeping for a day, a schedule,
+    a heartbeat) but only for work in flight."""
+
+    def __init__(self) -> None:
+        self._systems: list[ActorSystem] = []
+
+    def attach(self, system: ActorSystem) -> None:
+        """Called by an ActorSystem that uses this clock, so parked tasks count as idle."""
+        self._systems.append(system)
+
+    def detach(self, system: ActorSystem) -> None:
+        if system in self._systems:
+            self._systems.remove(system)
+
+    def _park(self) -> list[ActorSystem]:
+        task = asyncio.current_task()
+        return [system for system in self._systems if system._task_parked(task)]
+
+
+class SystemClock(_Parking):
     """The real clock: ``time.time``, ``time.monotonic`` and ``asyncio.sleep``."""
 
     def now(self) -> float:
@@ -49,13 +70,22 @@ class SystemClock:
         return time.monotonic()
 
     async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(max(0.0, seconds))
+        await self.sleep_until(time.time() + seconds)
 
     async def sleep_until(self, when: float) -> None:
-        await asyncio.sleep(max(0.0, when - time.time()))
+        delay = when - time.time()
+        if delay <= 0:
+            await asyncio.sleep(0)
+            return
+        parked_in = self._park()
+        try:
+            await asyncio.sleep(delay)
+        finally:
+            for system in parked_in:
+                system._task_unparked()
 
 
-class ManualClock:
+class ManualClock(_Parking):
     """A clock that moves only when told to, for deterministic tests.
 
     ``advance(seconds)`` (or ``set(when)``) moves time forward and wakes, in deadline order, every
@@ -65,10 +95,10 @@ class ManualClock:
     """
 
     def __init__(self, start: float = 1_700_000_000.0) -> None:
+        super().__init__()
         self._now = float(start)
         self._sleepers: list[tuple[float, int, asyncio.Future[None], list[ActorSystem]]] = []
         self._order = itertools.count()
-        self._systems: list[ActorSystem] = []
 
     def now(self) -> float:
         return self._now
@@ -94,16 +124,18 @@ class ManualClock:
             await asyncio.sleep(0)
             return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        task = asyncio.current_task()
-        parked_in = [system for system in self._systems if system._task_parked(task)]
+        parked_in = self._park()
         heapq.heappush(self._sleepers, (when, next(self._order), future, parked_in))
         try:
             await future
         finally:
-            if not future.done():  # cancelled while parked: count it busy again until it ends
+            # Cancelled while parked: count it busy again until it ends. (A woken sleeper was
+            # unparked by set(), which emptied the list, so each park is undone exactly once.)
+            if not future.done():
                 future.cancel()
-                for system in parked_in:
-                    system._task_unparked()
+            for system in parked_in:
+                system._task_unparked()
+            parked_in.clear()
 
     def advance(self, seconds: float) -> None:
         """Move time forward by ``seconds`` and wake the sleepers that are due."""
@@ -122,12 +154,5 @@ class ManualClock:
                 continue
             for system in parked_in:
                 system._task_unparked()
+            parked_in.clear()
             future.set_result(None)
-
-    def attach(self, system: ActorSystem) -> None:
-        """Called by an ActorSystem that uses this clock, so parked tasks count as idle."""
-        self._systems.append(system)
-
-    def detach(self, system: ActorSystem) -> None:
-        if system in self._systems:
-            self._systems.remove(system)
