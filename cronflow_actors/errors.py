@@ -14,6 +14,8 @@
     │   ├── UnknownWorkflowError         no registered workflow (version) has that name
     │   ├── WorkflowDeprecatedError      the version refuses new instances
     │   ├── NotFoundError                no workflow instance / work item / task with that id
+    │   ├── InstanceExistsError          an instance id that is already taken was started again
+    │   ├── ResumeError                  a resume token that is unknown, or whose pause ended
     │   ├── InvalidStateTransitionError  an element cannot go from its state to the requested one
     │   ├── InvalidPolicyResultError     a completion policy returned something else
     │   ├── AutoTriggerAlreadySetError   an activity set a second auto-trigger on one work item
@@ -27,6 +29,12 @@
         ├── StoreClosedError             the store was used before open() or after close()
         ├── SchemaVersionError           the database was written by a newer cronflow-actors
         ├── MutationRejectedError        a mutation broke a constraint (nothing of it was written)
+        │   ├── DuplicateInstanceError      the first snapshot of an id that is already stored
+        │   └── RevisionConflictError       a snapshot not based on the stored revision
+        ├── LeaseError
+        │   ├── LeaseHeldError              another runtime owns the database
+        │   └── LeaseLostError              this runtime's ownership of the database was taken
+        ├── StoreFailedError             the store's writer failed; nothing more is accepted
         └── StateValueError              a key-value operation does not fit the stored value
 
 Errors raised by pykka itself (``pykka.ActorDeadError``, ``pykka.Timeout``) pass through unchanged,
@@ -47,6 +55,7 @@ __all__ = [
     "AutoTriggerAlreadySetError",
     "ConfigurationError",
     "CronflowError",
+    "DuplicateInstanceError",
     "EngineError",
     "InstanceExistsError",
     "InternalOnlyActionError",
@@ -55,9 +64,14 @@ __all__ = [
     "InvalidRouteError",
     "InvalidStateTransitionError",
     "InvalidWorkflowError",
+    "LeaseError",
+    "LeaseHeldError",
+    "LeaseLostError",
     "MutationRejectedError",
     "NotFoundError",
+    "ResumeError",
     "RetryRequested",
+    "RevisionConflictError",
     "RuntimeNotRunningError",
     "SchedulingNotAllowedError",
     "SchemaVersionError",
@@ -65,6 +79,7 @@ __all__ = [
     "StepTimeoutError",
     "StoreClosedError",
     "StoreError",
+    "StoreFailedError",
     "UnknownWorkflowError",
     "WorkflowDefinitionError",
     "WorkflowDeprecatedError",
@@ -195,12 +210,100 @@ class MutationRejectedError(StoreError):
     Nothing of that mutation was written; other mutations of the same batch were.
     """
 
-    def __init__(self, instance_id: str, reason: str) -> None:
+    def __init__(
+        self,
+        instance_id: str,
+        reason: str,
+        hint: str = "write the instance's snapshot before its journal and timers",
+    ) -> None:
         self.instance_id = instance_id
         self.reason = reason
         super().__init__(
             f"the mutation for instance {instance_id!r} was rejected and nothing of it was "
-            f"written: {reason}; write the instance's snapshot before its journal and timers"
+            f"written: {reason}; {hint}"
+        )
+
+
+class DuplicateInstanceError(MutationRejectedError):
+    """The first snapshot of an instance was written for an id the store already holds.
+
+    The store refuses it (nothing of the mutation is written): ids are claimed by inserting.
+    """
+
+    def __init__(self, instance_id: str) -> None:
+        super().__init__(
+            instance_id,
+            "an instance with this id is already stored (or queued)",
+            "start it under another id",
+        )
+
+
+class RevisionConflictError(MutationRejectedError):
+    """A snapshot was not based on the stored revision of its instance: another writer (a
+    second actor or process for the same instance) got there first. Nothing was written; the
+    writer's copy of the instance is stale and must be reloaded from the store."""
+
+    def __init__(self, instance_id: str, expected: int, found: int | None) -> None:
+        self.expected = expected
+        self.found = found
+        stored = "no stored snapshot" if found is None else f"stored revision {found}"
+        super().__init__(
+            instance_id,
+            f"it was based on revision {expected}, but the store has {stored}",
+            "another writer changed the instance: reload it from the store",
+        )
+
+
+class LeaseError(StoreError):
+    """Ownership of a database by one runtime process."""
+
+
+class LeaseHeldError(LeaseError):
+    """Another runtime owns the database (its lease has not expired); this one did not start.
+
+    Stop the other runtime, wait for its lease to expire (after a crash it does so by itself),
+    or start with ``wait_for_lease`` (``--wait-for-lease``).
+    """
+
+    def __init__(self, database: str, owner: str, host: str, pid: int, expires_in: float) -> None:
+        self.database = database
+        self.owner = owner
+        self.host = host
+        self.pid = pid
+        self.expires_in = expires_in
+        super().__init__(
+            f"database {database} is owned by runtime {owner} (pid {pid} on {host}); its lease "
+            f"expires in {expires_in:.1f} s unless that runtime renews it. Stop that runtime, or "
+            f"start this one with --wait-for-lease to take over once the lease expires"
+        )
+
+
+class LeaseLostError(LeaseError):
+    """This runtime's lease on the database was taken by another runtime (it was not renewed in
+    time): this runtime stops writing at once. Restart it once the other one has stopped."""
+
+    def __init__(self, database: str, owner: str, holder: str | None) -> None:
+        self.database = database
+        self.owner = owner
+        self.holder = holder
+        now = f"runtime {holder} holds it now" if holder else "no runtime holds it now"
+        super().__init__(
+            f"runtime {owner} lost its lease on database {database} ({now}); it writes nothing "
+            f"more; restart it once the other runtime has stopped"
+        )
+
+
+class StoreFailedError(StoreError, RuntimeError):
+    """The store's writer failed (the database file was removed or replaced, the disk is full
+    or read-only, the lease was lost): nothing more is accepted. What was answered before was
+    durable; check the disk and the database file, then restart the runtime."""
+
+    def __init__(self, store: str, reason: str) -> None:
+        self.store = store
+        self.reason = reason
+        super().__init__(
+            f"store {store} has failed and accepts no more writes: {reason}; check the database "
+            f"file and the disk, then restart the runtime"
         )
 
 
@@ -319,6 +422,19 @@ class InstanceExistsError(EngineError):
     def __init__(self, instance_id: str) -> None:
         self.instance_id = instance_id
         super().__init__(f"a workflow instance {instance_id!r} already exists; nothing was started")
+
+
+class ResumeError(EngineError, LookupError):
+    """``resume`` was given a token that is unknown (tokens are random; one cannot be derived
+    from a run id), or whose pause has already ended (``ended`` is then True: a conflict, not a
+    miss). Nothing was changed."""
+
+    def __init__(self, token: str, reason: str, *, ended: bool = False) -> None:
+        self.token = token
+        self.ended = ended
+        """True when the token is known but its pause is over (a conflict, not a miss)."""
+        shown = f"{token[:6]}..." if len(token) > 8 else token
+        super().__init__(f"cannot resume {shown!r}: {reason}")
 
 
 class InvalidStateTransitionError(EngineError):

@@ -8,6 +8,12 @@ messages; then the new snapshot is committed through the store's group commit; o
 the effects released: handlers spawned, timers armed, the caller answered. If anything raises,
 the state is restored from the last committed snapshot, so a failed call changes nothing.
 
+Passivation: once nothing runs for an instance (no handler, no detached action out, nothing
+queued), its actor stops; the instance lives on in the store, and what can wake it (a timer, an
+event wait, a pause) is a durable row written with its snapshot. The runtime's instance
+directory activates it again, from the snapshot, when a message for it arrives. Each snapshot
+says whether the instance is ``runnable`` (has work to run now): only those are loaded at start.
+
 Why the elements of one instance are not each a mailbox actor: Tasquencer's cascade is atomic
 and depth-first (spec section 0); a task's policy must see its work item's change before
 anything else happens in the instance, and a refused or failing call must roll back all of it.
@@ -30,13 +36,13 @@ from typing import Any
 import pykka
 
 from cronflow_actors.engine.commands import apply
-from cronflow_actors.engine.context import Context
+from cronflow_actors.engine.context import Context, WorkflowInfo
 from cronflow_actors.engine.registry import WorkflowRegistry
 from cronflow_actors.engine.state_access import StateAccess
 from cronflow_actors.engine.states import WorkItemState, is_final
 from cronflow_actors.engine.timers import TimerService
 from cronflow_actors.engine.transaction import Transaction, normalize
-from cronflow_actors.errors import RetryRequested
+from cronflow_actors.errors import RetryRequested, RevisionConflictError
 from cronflow_actors.kernel import Clock, LoopActor
 from cronflow_actors.messages import (
     ChildFailed,
@@ -51,6 +57,7 @@ from cronflow_actors.messages.engine import (
     ActionFinished,
     InstanceState,
     Principal,
+    ReadCommitted,
     TimerFired,
     WorkflowRecord,
     WorkItemAction,
@@ -97,7 +104,13 @@ class Request(Message, frozen=True, kw_only=True):
 
 
 class EngineServices:
-    """What every WorkflowActor of a runtime shares."""
+    """What every WorkflowActor of a runtime shares.
+
+    ``on_finished(info, body)`` hears of a root instance that ended, with its committed
+    snapshot body; ``on_stopped(instance_id, ref)`` of an instance actor that stopped (finished,
+    passivated or failed); ``on_changes`` gets the state-change messages of every durable
+    transaction. ``passivate``: whether idle instances leave memory.
+    """
 
     def __init__(
         self,
@@ -106,9 +119,11 @@ class EngineServices:
         clock: Clock,
         registry: WorkflowRegistry,
         timers: TimerService,
-        on_finished: Callable[[WorkflowRecord], None],
-        on_stopped: Callable[[WorkflowActor], None],
+        on_finished: Callable[[WorkflowInfo, bytes], None],
+        on_stopped: Callable[[str, Any], None],
         on_changes: Callable[[list[Message]], None] | None = None,
+        tokens: Callable[[], str] | None = None,
+        passivate: bool = True,
     ) -> None:
         self.store = store
         self.clock = clock
@@ -117,6 +132,8 @@ class EngineServices:
         self.on_finished = on_finished
         self.on_stopped = on_stopped
         self.on_changes = on_changes
+        self.tokens = tokens
+        self.passivate = passivate
         self.draining = False
         """While draining, no new handler or action starts: work items that start stay started
         in the snapshot and run on the next start."""
@@ -137,18 +154,18 @@ class WorkflowActor(LoopActor):
         self.services = services
         self.instance_id = instance_id
         self.root = root
+        self._committed: SnapshotRecord | None = snapshot
         self._body: bytes | None = snapshot.body if snapshot is not None else None
-        self.state = self._restored()
+        self._created_at = snapshot.created_at if snapshot is not None else 0.0
         self._queue: deque[tuple[Any, asyncio.Future[Any] | None]] = deque()
         self._running = False
+        self._stale = False
         self._specs: dict[tuple[str, ...], NetSpec] = {(): root}
         self._handler_refs: dict[str, Any] = {}  # work item id -> its WorkItemActor's ref
         self._state_access = StateAccess(services.store, services.clock, f"workflow:{root.name}")
-
-    @property
-    def committed_body(self) -> bytes | None:
-        """The last durable snapshot body (what queries read)."""
-        return self._body
+        self.state = self._restored()
+        self._busy = self._busy_items()
+        """Started automated work items: while any is unrecorded, the instance is runnable."""
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -167,9 +184,10 @@ class WorkflowActor(LoopActor):
                 self.actor_ref.tell(
                     ActionFinished(work_item_id=pending.work_item_id, ok=False, error=reason)
                 )
+        self._stop_if_idle()  # loaded for nothing (a database from before passivation)
 
     def on_stop(self) -> None:
-        self.services.on_stopped(self)
+        self.services.on_stopped(self.instance_id, self.actor_ref)
         while self._queue:
             _command, reply = self._queue.popleft()
             if reply is not None and not reply.done():
@@ -180,6 +198,8 @@ class WorkflowActor(LoopActor):
             reply = asyncio.get_running_loop().create_future()
             self._enqueue(message.command, reply)
             return reply
+        if isinstance(message, ReadCommitted):
+            return self._committed
         if isinstance(message, WorkItemFinished):
             self._handler_refs.pop(message.work_item_id, None)
         if isinstance(message, WorkItemFinished | TimerFired | ActionFinished):
@@ -187,6 +207,10 @@ class WorkflowActor(LoopActor):
             return None
         if isinstance(message, ChildFailed):
             logger.error("%s: %s failed: %s", self, message.child_class, message.error_message)
+            for item_id, ref in list(self._handler_refs.items()):
+                if ref.actor_urn == message.child_urn:
+                    del self._handler_refs[item_id]
+            self._stop_if_idle()
             return None
         if isinstance(message, ChildStopped):
             return None
@@ -215,10 +239,20 @@ class WorkflowActor(LoopActor):
                         reply.set_result(result)
         finally:
             self._running = False
+        self._stop_if_idle()
+
+    def _stop_if_idle(self) -> None:
+        """Stop once nothing is left to do here: a finished (or never started) instance, or,
+        with passivation, one that only waits. The store holds it from here on, and the
+        directory activates it again from its snapshot when a message for it arrives. The stop
+        is immediate (not a message), so nothing can reach this actor after the check."""
+        if self._running or self._queue or self.mailbox_depth or self.actor_stopped.is_set():
+            return
         root = self.state.workflows.get(self.instance_id)
         finished = root is None or is_final(root.state)
-        if finished and not self._queue and not self.state.actions:
-            self.stop()  # finished (or never started): the store holds it from here on
+        idle = not self._handler_refs and not self.state.actions
+        if self._stale or (idle and (finished or self.services.passivate)):
+            self.stop_now()
 
     # -- transactions ------------------------------------------------------------------------------
 
@@ -236,15 +270,21 @@ class WorkflowActor(LoopActor):
             spec_of=self._spec_of,
             principal=principal,
             state_access=self._state_access,
+            tokens=self.services.tokens,
         )
         root = self.state.workflows.get(self.instance_id)
         was_final = root is not None and is_final(root.state)
         try:
             result = await body(tx)
-            if tx.changes or tx.journal or tx.timers_set or tx.timers_cancel or tx.dirty:
+            if tx.writes():
                 await self._commit(tx)
-        except BaseException:
+        except BaseException as error:
+            if isinstance(error, RevisionConflictError):
+                # Another writer got there first: this copy is stale. Stop once this turn is
+                # over; the next message activates the instance afresh from the store.
+                self._stale = True
             self.state = self._restored()
+            self._busy = self._busy_items()
             raise
         self._release(tx, was_final=was_final)
         return result
@@ -252,17 +292,25 @@ class WorkflowActor(LoopActor):
     async def _commit(self, tx: Transaction) -> None:
         state = self.state
         state.revision += 1
+        if state.revision == 1:
+            self._created_at = tx.now
+        busy = self._busy_after(tx)
         body = encode(state)
         root = state.workflows[state.id]
+        final = is_final(root.state)
+        # an instance with actions still out is runnable: they are dispatched again after a crash
+        runnable = bool(busy or state.actions)
+        status = str(root.state) if final else ("running" if runnable else "waiting")
         snapshot = SnapshotRecord(
             instance_id=state.id,
             workflow=state.workflow,
             version=state.version,
-            status=root.state,
-            # an instance with actions still out is recovered (and they dispatched again)
-            terminal=is_final(root.state) and not state.actions,
+            status=status,
+            terminal=final and not state.actions,
             revision=state.revision,
             updated_at=tx.now,
+            created_at=self._created_at,
+            runnable=runnable,
             body=body,
         )
         await self.services.store.commit(
@@ -271,9 +319,39 @@ class WorkflowActor(LoopActor):
                 journal=tuple(tx.journal),
                 timers_set=tuple(tx.timers_set.values()),
                 timers_cancel=tuple(tx.timers_cancel),
+                waits_set=tuple(tx.waits_set.values()),
+                waits_end=tuple(tx.waits_end),
+                dequeued=tuple(tx.dequeued),
             )
         )
+        self._committed = snapshot
         self._body = body
+        self._busy = busy
+
+    def _automated(self, item: WorkItemRecord) -> bool:
+        definition = self._definition(item)
+        return definition.handler is not None and not definition.detached
+
+    def _busy_items(self) -> set[str]:
+        return {
+            item.id
+            for item in self.state.work_items.values()
+            if item.state == WorkItemState.STARTED and self._automated(item)
+        }
+
+    def _busy_after(self, tx: Transaction) -> set[str]:
+        """The started automated items once ``tx`` is applied: an item becomes busy only by
+        starting (every start of an automated item asks for its handler in ``tx.handlers``),
+        and stops being busy by leaving ``started``."""
+        busy = self._busy
+        if not busy and not tx.handlers:
+            return busy
+        items = self.state.work_items
+        after = {i for i in busy if items[i].state == WorkItemState.STARTED}
+        for item_id, _attempt in tx.handlers:
+            if items[item_id].state == WorkItemState.STARTED:
+                after.add(item_id)
+        return after
 
     def _release(self, tx: Transaction, *, was_final: bool) -> None:
         """Effects of a durable transaction."""
@@ -297,12 +375,13 @@ class WorkflowActor(LoopActor):
                 if running is not None:
                     running.stop(block=False)
         for callback in tx.after_commit:
-            self.create_task(_call_logged(callback), name="after commit")
+            # a task of the system, not of this actor: a passivating instance does not cut it
+            self.system.create_task(_call_logged(callback), name="after commit")
         if tx.changes and self.services.on_changes is not None:
             self.services.on_changes(tx.changes)
         root = self.state.workflows.get(self.instance_id)
-        if root is not None and is_final(root.state) and not was_final:
-            self.services.on_finished(root)
+        if root is not None and is_final(root.state) and not was_final and self._body:
+            self.services.on_finished(Transaction.workflow_info(root), self._body)
 
     async def _after_internal_failure(self, command: Any, error: Exception) -> None:
         """A handler's result or a timer could not be applied because user code raised: the

@@ -14,14 +14,15 @@ from cronflow_actors.engine import work_items, workflows
 from cronflow_actors.engine.actions import pass_boundary
 from cronflow_actors.engine.context import Context, WorkItemHandle
 from cronflow_actors.engine.states import WorkItemState, check_move
-from cronflow_actors.engine.transaction import Transaction
-from cronflow_actors.errors import InvalidStateTransitionError, NotFoundError
+from cronflow_actors.engine.transaction import Transaction, call_user
+from cronflow_actors.errors import InvalidStateTransitionError, NotFoundError, ResumeError
 from cronflow_actors.messages.engine import (
     ActionFinished,
     CancelWorkflow,
     CancelWorkflowJob,
     CancelWorkItemJob,
     CompleteWorkItemJob,
+    DeliverEvent,
     FailWorkflowJob,
     FailWorkItemJob,
     InitializeWorkflowJob,
@@ -54,7 +55,9 @@ WORK_ITEM_ACTIONS = {
 async def apply(tx: Transaction, command: WorkflowCommand, root: NetSpec) -> Any:
     """Carry out ``command``; returns what the caller gets (an id, True/False, or None)."""
     match command:
-        case StartWorkflow(payload=payload, principal=principal):
+        case StartWorkflow(payload=payload, principal=principal, dequeued=dequeued):
+            if dequeued:
+                tx.dequeued.append(tx.state.id)
             payload = await pass_boundary(
                 actions=root.actions,
                 action="initialize",
@@ -72,9 +75,14 @@ async def apply(tx: Transaction, command: WorkflowCommand, root: NetSpec) -> Any
             return tx.state.id
         case InitializeWorkItem(workflow_id=workflow_id, task=task, payload=payload):
             return await _initialize_work_item(tx, workflow_id, task, payload)
-        case WorkItemAction(action=action, work_item_id=item_id, payload=payload):
-            await _work_item_action(tx, action, tx.work_item(item_id), payload)
+        case WorkItemAction(action=action, work_item_id=item_id, payload=payload, token=token):
+            target = tx.work_item(item_id)
+            if token is not None:
+                _check_pause(target, token)
+            await _work_item_action(tx, action, target, payload)
             return None
+        case DeliverEvent(work_item_id=item_id, event=event, payload=payload):
+            return await _deliver_event(tx, item_id, event, payload)
         case CancelWorkflow(workflow_id=workflow_id, principal=principal):
             workflow = tx.workflow(workflow_id)
             check_move("workflow", workflow.id, workflow.state, "canceled")
@@ -155,6 +163,35 @@ async def run_job(tx: Transaction, job: Job) -> None:
         ):
             action = type(job).__name__.removesuffix("WorkItemJob").lower()
             await _work_item_action(tx, action, tx.work_item(job.work_item_id), job.payload)
+
+
+def _check_pause(item: WorkItemRecord, token: str) -> None:
+    """A resume names the pause by its token: the item must still wait in that pause."""
+    if item.state != WorkItemState.STARTED or item.token != token:
+        state = item.state if item.state != WorkItemState.STARTED else "paused again"
+        raise ResumeError(token, f"the pause has already ended ({state})", ended=True)
+
+
+async def _deliver_event(tx: Transaction, item_id: str, event: str, payload: Any) -> bool:
+    """Complete a work item waiting for ``event`` if it still waits and its filter accepts."""
+    item = tx.state.work_items.get(item_id)
+    if item is None or item.state != WorkItemState.STARTED:
+        return False
+    workflow = tx.workflow(item.workflow_id)
+    wait = tx.spec(workflow).tasks[item.task].work_item.wait
+    if wait is None or wait.kind != "event" or wait.event != event:
+        return False
+    if wait.accept is not None:
+        ctx = tx.context(
+            workflow,
+            f"event filter of work item {item.name!r}",
+            task=tx.task_info(workflow, item.task),
+            work_item=tx.work_item_info(item),
+        )
+        if not await call_user(wait.accept, ctx, payload):
+            return False
+    await work_items.complete(tx, item, payload)
+    return True
 
 
 async def _initialize_work_item(tx: Transaction, workflow_id: str, task: str, payload: Any) -> str:

@@ -65,6 +65,8 @@ class WorkItemInfo(msgspec.Struct, frozen=True, kw_only=True):
     output: Any = None
     error: str | None = None
     attempt: int = 0
+    token: str | None = None
+    """The resume token while it waits for a human (``WaitSpec(kind="pause")``)."""
 
 
 class Transition(msgspec.Struct, frozen=True, kw_only=True):

@@ -10,6 +10,7 @@ committed snapshot and drops all of it, so a failed call changes nothing.
 from __future__ import annotations
 
 import inspect
+import secrets
 from collections.abc import Callable
 from typing import Any
 
@@ -18,7 +19,7 @@ import msgspec
 from cronflow_actors.engine.context import Context, TaskInfo, WorkflowInfo, WorkItemInfo
 from cronflow_actors.engine.states import TaskState, WorkflowState, WorkItemState
 from cronflow_actors.errors import NotFoundError
-from cronflow_actors.messages import JournalEntry, Message, TimerRecord, encode
+from cronflow_actors.messages import JournalEntry, Message, TimerRecord, WaitRecord, encode
 from cronflow_actors.messages.engine import (
     InstanceState,
     Job,
@@ -62,8 +63,11 @@ class Transaction:
         spec_of: Callable[[WorkflowRecord], NetSpec],
         principal: Principal | None = None,
         state_access: Any = None,
+        tokens: Callable[[], str] | None = None,
     ) -> None:
         self.state = state
+        self.new_token: Callable[[], str] = tokens or _random_token
+        """A new resume token: unguessable (random), never derived from an id."""
         self.state_access = state_access
         """What ``ctx.state`` is in user code (the workflow's key-value state)."""
         self.now = now
@@ -78,6 +82,10 @@ class Transaction:
         self.after_commit: list[Callable[[], Any]] = []
         """Called (coroutines awaited in a task) once the transaction is durable; errors are
         logged. For notifications that must not go out before the change is durable."""
+        self.waits_set: dict[str, WaitRecord] = {}
+        self.waits_end: list[str] = []
+        self.dequeued: list[str] = []
+        """Queued runs whose rows this transaction deletes (a queued run's start)."""
         self.dirty = False
         """Set by changes that leave no other trace (e.g. a finished action)."""
         self.changes: list[Message] = []
@@ -138,6 +146,7 @@ class Transaction:
             output=item.output,
             error=item.error,
             attempt=item.attempt,
+            token=item.token,
         )
 
     def context(self, owner: WorkflowRecord, where: str, /, **fields: Any) -> Context:
@@ -156,6 +165,35 @@ class Transaction:
         ctx.state = self.state_access
         ctx.after_commit = self.after_commit.append
         return ctx
+
+    # -- wake-up rows ------------------------------------------------------------------------------
+
+    def open_wait(self, wait: WaitRecord) -> None:
+        """A work item starts waiting: its row is written with the transaction."""
+        self.waits_set[wait.wait_id] = wait
+        if wait.wait_id in self.waits_end:
+            self.waits_end.remove(wait.wait_id)
+
+    def end_wait(self, wait_id: str) -> None:
+        """A work item stops waiting: its row is marked ended with the transaction."""
+        opened = self.waits_set.get(wait_id)
+        if opened is not None:
+            self.waits_set[wait_id] = msgspec.structs.replace(opened, ended=True)
+        elif wait_id not in self.waits_end:
+            self.waits_end.append(wait_id)
+
+    def writes(self) -> bool:
+        """Whether the transaction has anything to commit."""
+        return bool(
+            self.changes
+            or self.journal
+            or self.timers_set
+            or self.timers_cancel
+            or self.waits_set
+            or self.waits_end
+            or self.dequeued
+            or self.dirty
+        )
 
     # -- scheduled jobs ----------------------------------------------------------------------------
 
@@ -189,6 +227,10 @@ class Transaction:
         del self.state.jobs[timer_id]
         if self.timers_set.pop(timer_id, None) is None:
             self.timers_cancel.append(timer_id)
+
+
+def _random_token() -> str:
+    return secrets.token_urlsafe(18)  # 144 bits
 
 
 def workflow_owner(workflow_id: str) -> str:

@@ -21,7 +21,7 @@ from cronflow_actors.engine.context import WorkItemHandle
 from cronflow_actors.engine.states import WorkItemState, check_move
 from cronflow_actors.engine.transaction import Transaction, call_user, work_item_owner
 from cronflow_actors.errors import InvalidStateTransitionError
-from cronflow_actors.messages import JournalEntry, encode, json_encode
+from cronflow_actors.messages import JournalEntry, WaitRecord, encode, json_encode
 from cronflow_actors.messages.engine import (
     PendingAction,
     StartWorkItemJob,
@@ -29,7 +29,7 @@ from cronflow_actors.messages.engine import (
     WorkItemRecord,
     WorkItemStateChanged,
 )
-from cronflow_actors.net.spec import TaskKind
+from cronflow_actors.net.spec import TaskKind, WaitSpec
 
 __all__ = [
     "cancel",
@@ -86,6 +86,8 @@ async def initialize(
         work_item_id=item.id,
         prev=None,
         next=WorkItemState.INITIALIZED,
+        workflow=workflow.name,
+        kind=definition.work_item.kind,
     )
     tx.changes.append(change)
     await tasks.work_item_changed(tx, workflow, task, change)
@@ -125,6 +127,9 @@ async def start(tx: Transaction, item: WorkItemRecord, payload: Any = None) -> N
     change = _move(tx, workflow, item, WorkItemState.STARTED, call_policy=False)
     item.attempt += 1
     item.started_at = tx.now
+    wait = tx.spec(workflow).tasks[item.task].work_item.wait
+    if wait is not None:
+        await _open_wait(tx, workflow, item, wait)
     handle = await _activity(
         tx, workflow, item, "on_started", frozenset({"complete", "fail", "cancel"})
     )
@@ -252,6 +257,9 @@ def _move(
 ) -> WorkItemStateChanged:
     previous = item.state
     item.state = target
+    definition = tx.spec(workflow).tasks[item.task].work_item
+    if previous == WorkItemState.STARTED and definition.wait is not None:
+        tx.end_wait(item.id)
     change = WorkItemStateChanged(
         workflow_id=workflow.id,
         task=item.task,
@@ -259,9 +267,45 @@ def _move(
         prev=previous,
         next=target,
         call_policy=call_policy,
+        workflow=workflow.name,
+        kind=definition.kind,
+        started_at=item.started_at,
     )
     tx.changes.append(change)
     return change
+
+
+async def _open_wait(
+    tx: Transaction, workflow: WorkflowRecord, item: WorkItemRecord, wait: WaitSpec
+) -> None:
+    """The durable wake-up row of an item that starts waiting (a pause draws a new token)."""
+    if wait.kind == "pause":
+        item.token = tx.new_token()
+        key = item.token
+    else:
+        key = wait.event
+    details: Any = None
+    if wait.details is not None:
+        ctx = tx.context(
+            workflow,
+            f"work item {item.name!r} wait details",
+            task=tx.task_info(workflow, item.task),
+            work_item=tx.work_item_info(item),
+        )
+        details = await call_user(wait.details, ctx)
+    tx.open_wait(
+        WaitRecord(
+            wait_id=item.id,
+            instance_id=tx.state.id,
+            kind=wait.kind,
+            key=key,
+            workflow=workflow.name,
+            step=item.task,
+            created_at=tx.now,
+            expires_at=tx.now + wait.timeout if wait.timeout is not None else None,
+            data=encode({"details": details, "last": workflow.last}),
+        )
+    )
 
 
 async def _activity(

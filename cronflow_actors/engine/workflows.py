@@ -72,7 +72,11 @@ async def initialize(
     )
     tx.state.workflows[ident] = workflow
     change = WorkflowStateChanged(
-        workflow_id=ident, workflow=spec.name, prev=None, next=WorkflowState.INITIALIZED
+        workflow_id=ident,
+        workflow=spec.name,
+        prev=None,
+        next=WorkflowState.INITIALIZED,
+        created_at=tx.now,
     )
     tx.changes.append(change)
     if parent is not None and parent_task is not None:
@@ -178,6 +182,7 @@ async def _move(
         prev=previous,
         next=target,
         call_policy=call_policy,
+        created_at=workflow.created_at,
     )
     tx.changes.append(change)
     await _activity(tx, workflow, activity)

@@ -19,7 +19,7 @@ from cronflow_actors.flow.options import Hooks, Retry
 from cronflow_actors.net.durations import parse_duration
 from cronflow_actors.net.spec import NetSpec
 
-__all__ = ["Flow", "WebhookSpec", "define"]
+__all__ = ["Flow", "SubflowNode", "WebhookSpec", "define", "walk"]
 
 Fn = Callable[..., Any]
 
@@ -422,7 +422,7 @@ class Flow:
         return self
 
     def _count(self) -> int:
-        return sum(1 for _ in _walk(self._root))
+        return sum(1 for _ in walk(self._root))
 
     def _amend(self, what: str, **change: Any) -> Self:
         nodes = self._current()
@@ -458,12 +458,13 @@ def _describe(nodes: list[Node]) -> str:
     return f"{type(nodes[-1]).__name__.removesuffix('Node').lower()} {nodes[-1].id!r}"
 
 
-def _walk(nodes: Iterable[Node]) -> Iterable[Node]:
+def walk(nodes: Iterable[Node]) -> Iterable[Node]:
+    """Every node of a sequence, depth first (the branches of an ``if_`` included)."""
     for node in nodes:
         yield node
         if isinstance(node, IfNode):
             for branch in node.branches:
-                yield from _walk(branch.nodes)
+                yield from walk(branch.nodes)
 
 
 def define(

@@ -28,7 +28,7 @@ from cronflow_actors.errors import InvalidWorkflowError, RetryRequested, StepTim
 from cronflow_actors.flow.context import FlowContext, flow_payload
 from cronflow_actors.net import builder as net
 from cronflow_actors.net import jobs
-from cronflow_actors.net.spec import NetSpec
+from cronflow_actors.net.spec import NetSpec, WaitSpec
 
 if TYPE_CHECKING:
     from cronflow_actors.flow.builder import Flow, Node
@@ -212,13 +212,23 @@ class Compiler:
 
     def event(self, node: Any) -> tuple[str, str]:
         timeout = node.timeout
+        ids, user_filter = self.step_ids, node.filter
 
         def arm(ctx: Any) -> None:
             if timeout is not None:
                 error = f"timed out after {timeout:g} s waiting for event {node.event!r}"
                 ctx.register_scheduled(timeout, jobs.fail_work_item(ctx.work_item.id, error))
 
-        item = net.work_item(node.id, kind="event")
+        def accept(ctx: Any, payload: Any) -> Any:
+            return user_filter(payload, FlowContext.of(ctx, ids))
+
+        wait = WaitSpec(
+            kind="event",
+            event=node.event,
+            accept=accept if user_filter is not None else None,
+            timeout=timeout,
+        )
+        item = net.work_item(node.id, kind="event", wait=wait)
         item.activities(on_initialized=_auto_start, on_started=arm)
         self.builder.task(node.id, net.task(item))
         self.waits[node.id] = node
@@ -227,11 +237,15 @@ class Compiler:
     def human(self, node: Any) -> tuple[str, str]:
         ids = self.step_ids
 
+        def details(_ctx: Any) -> dict[str, Any]:
+            return {"description": node.description, "metadata": dict(node.metadata)}
+
         def pause(ctx: Any) -> None:
-            token = ctx.work_item.id
+            token = ctx.work_item.info.token
             if node.timeout is not None:
                 record = timeout_record(token, node.timeout)
-                ctx.register_scheduled(node.timeout, jobs.complete_work_item(token, record))
+                job = jobs.complete_work_item(ctx.work_item.id, record)
+                ctx.register_scheduled(node.timeout, job)
             if node.on_pause is not None:
                 fctx = FlowContext.of(ctx, ids)
                 ctx.after_commit(lambda: node.on_pause(fctx, token))
@@ -242,7 +256,8 @@ class Compiler:
                 fctx = FlowContext.of(ctx, ids)
                 ctx.after_commit(lambda: node.on_timeout(fctx))
 
-        item = net.work_item(node.id, kind="human").activities(
+        wait = WaitSpec(kind="pause", details=details, timeout=node.timeout)
+        item = net.work_item(node.id, kind="human", wait=wait).activities(
             on_initialized=_auto_start, on_started=pause, on_completed=finished
         )
         self.builder.task(node.id, net.task(item))
@@ -443,10 +458,10 @@ def _node_problems(node: Node) -> list[str]:
 
 
 def compile_flow(flow: Flow, nodes: list[Node], problems: list[str]) -> NetSpec | None:
-    from cronflow_actors.flow.builder import _walk
+    from cronflow_actors.flow.builder import walk
 
     seen: set[str] = set()
-    for node in _walk(nodes):
+    for node in walk(nodes):
         if node.id in seen:
             problems.append(f"step id {node.id!r} is used twice; step ids must be unique")
         seen.add(node.id)

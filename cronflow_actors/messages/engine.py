@@ -26,6 +26,7 @@ __all__ = [
     "CancelWorkflow",
     "CancelWorkflowJob",
     "CompleteWorkItemJob",
+    "DeliverEvent",
     "FailWorkItemJob",
     "FailWorkflowJob",
     "InitializeWorkItem",
@@ -36,6 +37,7 @@ __all__ = [
     "JobRecord",
     "PendingAction",
     "Principal",
+    "ReadCommitted",
     "ResetWorkItemJob",
     "StartWorkItemJob",
     "StartWorkflow",
@@ -66,7 +68,9 @@ class Principal(msgspec.Struct, frozen=True, kw_only=True):
 
 class WorkItemStateChanged(Message, frozen=True, kw_only=True):
     """A work item moved from ``prev`` (None when it was just initialized) to ``next``.
-    ``call_policy`` is False for teardown (the task itself is finishing)."""
+    ``call_policy`` is False for teardown (the task itself is finishing). ``workflow`` (the
+    workflow type) and ``kind`` (the work item's kind) are what observers label it with;
+    ``started_at`` is when its current attempt started (None if it never started)."""
 
     workflow_id: str
     task: str
@@ -74,6 +78,9 @@ class WorkItemStateChanged(Message, frozen=True, kw_only=True):
     prev: str | None
     next: str
     call_policy: bool = True
+    workflow: str = ""
+    kind: str = ""
+    started_at: float | None = None
 
 
 class WorkflowStateChanged(Message, frozen=True, kw_only=True):
@@ -85,6 +92,8 @@ class WorkflowStateChanged(Message, frozen=True, kw_only=True):
     prev: str | None
     next: str
     call_policy: bool = True
+    created_at: float = 0.0
+    """When the workflow was initialized (for its duration, once it ends)."""
 
 
 class TaskStateChanged(Message, frozen=True, kw_only=True):
@@ -171,10 +180,12 @@ Job = (
 
 
 class StartWorkflow(Message, frozen=True, kw_only=True):
-    """Initialize the root workflow of a new instance (the actor's first transaction)."""
+    """Initialize the root workflow of a new instance (the actor's first transaction).
+    ``dequeued``: the run was queued; its queue row goes in the same transaction."""
 
     payload: Any = None
     principal: Principal | None = None
+    dequeued: bool = False
 
 
 class InitializeWorkItem(Message, frozen=True, kw_only=True):
@@ -185,12 +196,28 @@ class InitializeWorkItem(Message, frozen=True, kw_only=True):
 
 
 class WorkItemAction(Message, frozen=True, kw_only=True):
-    """``start``, ``complete``, ``fail``, ``cancel`` or ``reset`` a work item."""
+    """``start``, ``complete``, ``fail``, ``cancel`` or ``reset`` a work item. With ``token``,
+    the item must be waiting in the pause that token was drawn for (a resume)."""
 
     action: str
     work_item_id: str
     payload: Any = None
     principal: Principal | None = None
+    token: str | None = None
+
+
+class DeliverEvent(Message, frozen=True, kw_only=True):
+    """An event for a work item waiting for it: completes the item with ``payload`` if it still
+    waits for ``event`` and its filter accepts the payload. The result says whether it did."""
+
+    work_item_id: str
+    event: str
+    payload: Any = None
+
+
+class ReadCommitted(Message, frozen=True, kw_only=True):
+    """A query: the instance's last committed ``SnapshotRecord`` (None before its first
+    commit). Answered at once, not queued behind the instance's transactions."""
 
 
 class CancelWorkflow(Message, frozen=True, kw_only=True):
@@ -227,6 +254,7 @@ WorkflowCommand = (
     | InitializeWorkItem
     | WorkItemAction
     | CancelWorkflow
+    | DeliverEvent
     | WorkItemFinished
     | TimerFired
     | ActionFinished
@@ -263,6 +291,8 @@ class WorkItemRecord(msgspec.Struct, kw_only=True):
     created_at: float = 0.0
     started_at: float | None = None
     finished_at: float | None = None
+    token: str | None = None
+    """The resume token of its current pause (a work item that waits for a human)."""
 
 
 class TaskRecord(msgspec.Struct, kw_only=True):

@@ -43,6 +43,7 @@ from cronflow_actors.net.spec import (
     SplitType,
     TaskKind,
     TaskSpec,
+    WaitSpec,
 )
 
 __all__ = [
@@ -55,6 +56,7 @@ __all__ = [
     "TaskBuilder",
     "TaskKind",
     "TaskSpec",
+    "WaitSpec",
     "WorkItemBuilder",
     "WorkItemSpec",
     "WorkflowBuilder",

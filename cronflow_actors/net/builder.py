@@ -21,6 +21,7 @@ from cronflow_actors.net.spec import (
     SplitType,
     TaskKind,
     TaskSpec,
+    WaitSpec,
     implicit_condition_name,
 )
 
@@ -87,6 +88,8 @@ class WorkItemSpec(msgspec.Struct, frozen=True, kw_only=True, eq=False):
     """Completed at once when started; the handler then runs on its own, its outcome ignored."""
     durable: bool = True
     """For a detached item: run its handler again after a crash if it had not finished."""
+    wait: WaitSpec | None = None
+    """What it waits for while started (an event, a human), as a durable wake-up row."""
 
 
 def action(schema: Any = None, *, policy: Any = None, callback: Any = None) -> ActionSpec:
@@ -121,6 +124,7 @@ class WorkItemBuilder:
         sets_last: bool = True,
         detached: bool = False,
         durable: bool = True,
+        wait: WaitSpec | None = None,
     ) -> None:
         self.name = name
         self._handler = handler
@@ -128,6 +132,7 @@ class WorkItemBuilder:
         self._sets_last = sets_last
         self._detached = detached
         self._durable = durable
+        self._wait = wait
         self._actions: dict[str, Any] = {}
         self._activities: dict[str, Any] = {}
 
@@ -155,6 +160,17 @@ class WorkItemBuilder:
                 _check_callable(spec.policy, f"{owner} action {name!r} policy", problems)
                 _check_callable(spec.callback, f"{owner} action {name!r} callback", problems)
         _check_activities(owner, self._activities, WORK_ITEM_ACTIVITIES, problems)
+        wait = self._wait
+        if wait is not None:
+            if not isinstance(wait, WaitSpec) or wait.kind not in ("event", "pause"):
+                problems.append(f"{owner} wait must be a WaitSpec of kind 'event' or 'pause'")
+            elif wait.kind == "event" and not wait.event:
+                problems.append(f"{owner} waits for an event but names none")
+            else:
+                _check_callable(wait.accept, f"{owner} event filter", problems)
+                _check_callable(wait.details, f"{owner} wait details", problems)
+            if self._handler is not None or self._detached:
+                problems.append(f"{owner} has a handler, so it cannot also wait")
         return WorkItemSpec(
             name=self.name,
             handler=self._handler,
@@ -164,6 +180,7 @@ class WorkItemBuilder:
             sets_last=self._sets_last,
             detached=self._detached,
             durable=self._durable,
+            wait=wait,
         )
 
 
@@ -175,12 +192,20 @@ def work_item(
     sets_last: bool = True,
     detached: bool = False,
     durable: bool = True,
+    wait: WaitSpec | None = None,
 ) -> WorkItemBuilder:
     """A work item type; with ``handler`` it runs automatically when started. ``detached``: it
     completes at once when started and its handler runs on its own (``durable``: again after a
-    crash). ``sets_last``: its output becomes the workflow's ``last``. ``kind`` is a label."""
+    crash). ``sets_last``: its output becomes the workflow's ``last``. ``kind`` is a label.
+    ``wait``: what it waits for while started (``WaitSpec``: an event or a human)."""
     return WorkItemBuilder(
-        name, handler, kind=kind, sets_last=sets_last, detached=detached, durable=durable
+        name,
+        handler,
+        kind=kind,
+        sets_last=sets_last,
+        detached=detached,
+        durable=durable,
+        wait=wait,
     )
 
 

@@ -21,6 +21,7 @@ __all__ = [
     "SplitType",
     "TaskKind",
     "TaskSpec",
+    "WaitSpec",
     "implicit_condition_name",
 ]
 
@@ -46,6 +47,25 @@ class TaskKind(StrEnum):
     COMPOSITE = "composite"
     DYNAMIC_COMPOSITE = "dynamic_composite"
     DUMMY = "dummy"
+
+
+class WaitSpec(msgspec.Struct, frozen=True, kw_only=True, eq=False):
+    """What a started work item waits for, kept as a durable wake-up row while it waits, so the
+    instance need not stay in memory.
+
+    ``kind="event"``: the item completes with the payload of an event named ``event`` that
+    ``accept(ctx, payload)`` (None: every one) accepts; ``accept`` runs on the instance's turn.
+    ``kind="pause"``: the item waits for a human; starting it draws a random resume token
+    (``WorkItemInfo.token``), and ``resume(token, ...)`` completes it. ``details(ctx)`` returns a
+    dict that listings of the waits show (description, metadata); ``timeout`` (seconds) says when
+    the wait expires in those listings (the expiry itself is the front end's job).
+    """
+
+    kind: str
+    event: str = ""
+    accept: Any = None
+    details: Any = None
+    timeout: float | None = None
 
 
 def implicit_condition_name(source: str, target: str) -> str:
