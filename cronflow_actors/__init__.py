@@ -18,6 +18,7 @@ from cronflow_actors.engine.states import TaskState, WorkflowState, WorkItemStat
 from cronflow_actors.flow import Flow, FlowContext, Hooks, Retry, define
 from cronflow_actors.messages.engine import Principal, Stats
 from cronflow_actors.runtime import (
+    Page,
     PausedRun,
     ResumeError,
     RunInfo,
@@ -36,6 +37,7 @@ __all__ = [
     "Flow",
     "FlowContext",
     "Hooks",
+    "Page",
     "PausedRun",
     "Principal",
     "ResumeError",

@@ -47,7 +47,7 @@ def _settings(args: argparse.Namespace) -> Any:
     from cronflow_actors.runtime.config import load_config
 
     names = ["app", "db", "host", "port", "synchronous", "max_body", "drain_timeout"]
-    names += ["log_level", "log_format", "url", "token"]
+    names += ["lease_seconds", "wait_for_lease", "log_level", "log_format", "url", "token"]
     overrides = {name: getattr(args, name, None) for name in names}
     return load_config(getattr(args, "config", None), overrides=overrides)
 
@@ -181,6 +181,18 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--synchronous", default=None, help="SQLite synchronous level")
     serve.add_argument("--max-body", type=int, default=None, help="largest request body")
     serve.add_argument("--drain-timeout", type=float, default=None, help="seconds to drain")
+    serve.add_argument(
+        "--lease-seconds",
+        type=float,
+        default=None,
+        help="how long this runtime's hold on the database outlives it after a crash (default 5)",
+    )
+    serve.add_argument(
+        "--wait-for-lease",
+        action="store_true",
+        default=None,
+        help="if another runtime owns the database, wait for its lease to expire",
+    )
     serve.add_argument("--log-level", default=None, help="critical, error, warning, info, debug")
     serve.add_argument("--log-format", default=None, help="text or json")
     serve.set_defaults(handler=_serve)

@@ -90,7 +90,13 @@ def serve(settings: Any) -> int:
     if isinstance(target, Runtime):
         runtime = target
     elif isinstance(target, list | tuple):
-        runtime = Runtime(db=settings.db, workflows=target, synchronous=settings.synchronous)
+        runtime = Runtime(
+            db=settings.db,
+            workflows=target,
+            synchronous=settings.synchronous,
+            lease_seconds=settings.lease_seconds,
+            wait_for_lease=settings.wait_for_lease,
+        )
     else:
         raise ConfigurationError("APP", app_spec, "a Runtime or a list of workflows")
     app = create_app(
@@ -99,6 +105,8 @@ def serve(settings: Any) -> int:
         tokens=settings.principals(),
         drain=settings.drain_timeout,
     )
+    failed_start: list[BaseException] = []
+    app.state.on_start_failure = failed_start.append
     config = uvicorn.Config(
         app,
         host=settings.host,
@@ -109,6 +117,11 @@ def serve(settings: Any) -> int:
         timeout_graceful_shutdown=settings.drain_timeout,
     )
     _draining_server_class(runtime.abort_drain)(config).run()
+    if failed_start:
+        # The runtime did not start (another runtime owns the database, say): uvicorn has
+        # logged it; say it plainly and exit as for bad settings.
+        print(f"cronflow-actors: error: {failed_start[0]}", file=sys.stderr)
+        return 2
     return 0
 
 

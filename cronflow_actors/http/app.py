@@ -182,18 +182,20 @@ def create_app(  # noqa: PLR0915 - the routes, one closure each
 
     async def list_runs(request: Request) -> Response:
         query = request.query_params
-        try:
-            limit = int(query.get("limit", "50"))
-            offset = int(query.get("offset", "0"))
-        except ValueError:
-            return error(400, "limit and offset must be whole numbers")
-        if not 1 <= limit <= 1000 or offset < 0:
-            return error(400, "limit must be 1-1000 and offset >= 0")
-        runs = await runtime.runs.recent(
-            workflow=query.get("workflow"), status=query.get("status"), limit=limit, offset=offset
+        if "offset" in query:
+            return error(400, "paging is by cursor: pass the next_cursor of the previous page")
+        limit_text = query.get("limit", "50")
+        if not limit_text.isdigit() or not 1 <= int(limit_text) <= 1000:
+            return error(400, "limit must be a whole number from 1 to 1000")
+        limit = int(limit_text)
+        runs = await runtime.list_runs(
+            workflow=query.get("workflow"),
+            status=query.get("status"),
+            limit=limit,
+            cursor=query.get("cursor"),
         )
         page = [{k: v for k, v in run_json(run).items() if k != "steps"} for run in runs]
-        return json_response({"runs": page, "limit": limit, "offset": offset})
+        return json_response({"runs": page, "limit": limit, "next_cursor": runs.next_cursor})
 
     async def cancel_run(request: Request) -> Response:
         await runtime.cancel(request.path_params["run_id"])
@@ -209,15 +211,21 @@ def create_app(  # noqa: PLR0915 - the routes, one closure each
         await runtime.resume(request.path_params["token"], payload)
         return json_response({"token": request.path_params["token"], "status": "resumed"})
 
-    async def paused(_request: Request) -> Response:
+    async def paused(request: Request) -> Response:
+        query = request.query_params
+        limit_text = query.get("limit", "100")
+        if not limit_text.isdigit() or not 1 <= int(limit_text) <= 1000:
+            return error(400, "limit must be a whole number from 1 to 1000")
+        page = await runtime.list_paused(limit=int(limit_text), cursor=query.get("cursor"))
         return json_response(
-            {"paused": [msgspec.to_builtins(p) for p in await runtime.list_paused()]}
+            {"paused": [msgspec.to_builtins(p) for p in page], "next_cursor": page.next_cursor}
         )
 
+    catalog = runtime.catalog
     hooks = [
         (flow_id, spec)
-        for flow_id in sorted(runtime.runs.roots)
-        for spec in runtime.runs.flows[flow_id].webhooks
+        for flow_id in sorted(catalog.roots)
+        for spec in catalog.flows[flow_id].webhooks
     ]
     document = openapi_document(hooks)
 
@@ -391,8 +399,8 @@ def create_app(  # noqa: PLR0915 - the routes, one closure each
         ),
         Route("/work-items/{work_item_id}/{action}", wrap(work_item_action), methods=["POST"]),
     ]
-    for flow_id in sorted(runtime.runs.roots):
-        for spec in runtime.runs.flows[flow_id].webhooks:
+    for flow_id in sorted(catalog.roots):
+        for spec in catalog.flows[flow_id].webhooks:
             routes.append(Route(spec.path, wrap(webhook(flow_id, spec)), methods=[spec.method]))
 
     async def http_error(_request: Request, exc: Exception) -> Response:
@@ -404,8 +412,14 @@ def create_app(  # noqa: PLR0915 - the routes, one closure each
         return response
 
     @contextlib.asynccontextmanager
-    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
-        await runtime.start()
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:
+            await runtime.start()
+        except Exception as failure:
+            report = getattr(app.state, "on_start_failure", None)
+            if report is not None:
+                report(failure)
+            raise
         try:
             yield
         finally:

@@ -1,9 +1,10 @@
-"""The runtime layer: wiring, recovery, triggers and configuration."""
+"""The runtime layer: wiring, ownership, recovery, triggers and configuration."""
 
+from cronflow_actors.errors import ResumeError
 from cronflow_actors.runtime.database import open_store, store_for
+from cronflow_actors.runtime.pauses import PausedRun
 from cronflow_actors.runtime.runs import (
-    PausedRun,
-    ResumeError,
+    Page,
     RunInfo,
     RunResult,
     RunStatus,
@@ -12,6 +13,7 @@ from cronflow_actors.runtime.runs import (
 from cronflow_actors.runtime.runtime import Runtime
 
 __all__ = [
+    "Page",
     "PausedRun",
     "ResumeError",
     "RunInfo",

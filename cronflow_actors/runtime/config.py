@@ -42,6 +42,8 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     synchronous: Literal["OFF", "NORMAL", "FULL", "EXTRA"] = "FULL"
     max_body: int = 1_000_000
     drain_timeout: float = 30.0
+    lease_seconds: float = 5.0
+    wait_for_lease: bool = False
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
     log_format: Literal["text", "json"] = "text"
     url: str = "http://127.0.0.1:8000"
@@ -53,6 +55,8 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
             raise ValueError(f"port must be 0-65535, got {self.port}")
         if self.max_body < 1:
             raise ValueError(f"max_body must be >= 1 byte, got {self.max_body}")
+        if self.lease_seconds <= 0:
+            raise ValueError(f"lease_seconds must be > 0, got {self.lease_seconds}")
 
     def principals(self) -> dict[str, Principal]:
         return {

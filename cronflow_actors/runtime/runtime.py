@@ -9,8 +9,13 @@
 Every call is async and returns once what it changed is durable. ``principal=None`` is an
 internal caller; an external one passes ``Principal(id, scopes=...)`` and reaches only the
 actions the workflow declares (``net.action``), under their policies. Queries read the last
-durable state. On start, every non-terminal instance of a registered workflow is rebuilt from
-its snapshot, its timers are re-armed and its started handlers run again.
+durable state.
+
+A runtime owns its database: at start it takes the database's owner lease (a second runtime on
+the same file is refused, or waits with ``wait_for_lease``), and loads only the instances that
+have work to run. Waiting instances (on a timer, an event, a human, a concurrency slot) stay in
+the store, and leave memory once idle; the message that wakes them activates them from their
+snapshot.
 """
 
 from __future__ import annotations
@@ -19,19 +24,15 @@ import asyncio
 import contextlib
 import logging
 import os
-import re
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import msgspec
-import pykka
 
 from cronflow_actors.engine.actors import (
     ActionActor,
     EngineServices,
-    Request,
-    WorkflowActor,
     WorkItemActor,
     decode_state,
 )
@@ -40,15 +41,10 @@ from cronflow_actors.engine.registry import WorkflowRegistry
 from cronflow_actors.engine.states import TaskState, WorkflowState, is_final
 from cronflow_actors.engine.timers import TimerService
 from cronflow_actors.engine.transaction import Transaction
-from cronflow_actors.errors import (
-    ConfigurationError,
-    InstanceExistsError,
-    NotFoundError,
-    RuntimeNotRunningError,
-)
+from cronflow_actors.errors import LeaseLostError, NotFoundError, RuntimeNotRunningError
 from cronflow_actors.flow.builder import Flow
 from cronflow_actors.kernel import ActorSystem, Clock, SystemClock
-from cronflow_actors.messages import Message
+from cronflow_actors.messages import Message, TimerRecord
 from cronflow_actors.messages.engine import (
     CancelWorkflow,
     InitializeWorkItem,
@@ -60,8 +56,14 @@ from cronflow_actors.messages.engine import (
     WorkItemAction,
 )
 from cronflow_actors.net.spec import NetSpec
+from cronflow_actors.runtime.catalog import FlowCatalog
 from cronflow_actors.runtime.database import store_for
-from cronflow_actors.runtime.runs import PausedRun, RunInfo, RunResult, Runs
+from cronflow_actors.runtime.events import Events
+from cronflow_actors.runtime.instances import InstanceDirectory, root_of
+from cronflow_actors.runtime.ownership import DatabaseLease
+from cronflow_actors.runtime.pauses import PausedRun, Pauses
+from cronflow_actors.runtime.queues import ConcurrencyQueues
+from cronflow_actors.runtime.runs import Page, RunInfo, RunResult, Runs, check_instance_id
 from cronflow_actors.runtime.schedules import Schedules
 from cronflow_actors.runtime.telemetry import Telemetry
 from cronflow_actors.store import Store
@@ -70,14 +72,15 @@ __all__ = ["Runtime"]
 
 logger = logging.getLogger(__name__)
 
-_ID = re.compile(r"[A-Za-z0-9_-]{1,100}")
-
 
 class Runtime:
     """The engine of one process. Use ``async with Runtime(...) as rt`` (or ``start``/``stop``).
 
     ``db`` is a SQLite file (created and migrated as needed) or ``":memory:"``; ``clock`` is
     injected for tests (``ManualClock``); ``synchronous`` is SQLite's durability level.
+    ``lease_seconds``: how long the database lease outlives this runtime after a crash (it is
+    renewed every third of that); ``wait_for_lease``: wait for another runtime's lease to
+    expire instead of refusing to start. ``passivate=False`` keeps idle instances in memory.
     """
 
     def __init__(
@@ -91,23 +94,38 @@ class Runtime:
         name: str = "cronflow",
         store: Store | None = None,
         id_factory: Callable[[], str] | None = None,
+        token_factory: Callable[[], str] | None = None,
+        lease_seconds: float = 5.0,
+        wait_for_lease: bool = False,
+        passivate: bool = True,
     ) -> None:
         self.clock: Clock = clock or SystemClock()
         self.store: Store = store or store_for(db, synchronous=synchronous)
         self.registry = WorkflowRegistry()
+        self.catalog = FlowCatalog()
         self.system = ActorSystem(name, blocking_workers=blocking_workers, clock=self.clock)
-        self.timers = TimerService(self.clock, self._timer_due)
+        self.timers = TimerService(self.clock, self._timer_due, self._timer_page)
+        self.lease = DatabaseLease(
+            self.store,
+            self.clock,
+            duration=lease_seconds,
+            wait=wait_for_lease,
+            on_lost=self._lease_lost,
+        )
         self._new_id = id_factory or (lambda: uuid.uuid4().hex)
-        self._live: dict[str, WorkflowActor] = {}
         self._waiters: dict[str, list[asyncio.Future[WorkflowInfo]]] = {}
+        self._ended: dict[str, WorkflowInfo] = {}
+        """Root instances that ended and whose actor is still in memory (it stops soon)."""
         self._recovering: dict[str, asyncio.Task[None]] = {}
         self._observers: list[Callable[[list[Message]], None]] = []
-        self.runs = Runs(self)
-        self.telemetry = Telemetry(self, _version())
+        self.telemetry = Telemetry(
+            _version(), clock=self.clock, system=self.system, timers=lambda: len(self.timers)
+        )
         self.metrics = self.telemetry.metrics
         self._observers.append(self.telemetry.observe)
-        self.schedules = Schedules(self)
         self.state = "new"
+        self.failure: BaseException | None = None
+        """Why the runtime stopped accepting work on its own (a lost lease), if it did."""
         self.recovered = 0
         self._abort_drain = False
         self._services = EngineServices(
@@ -116,8 +134,52 @@ class Runtime:
             registry=self.registry,
             timers=self.timers,
             on_finished=self._finished,
-            on_stopped=self._stopped,
+            on_stopped=self._instance_stopped,
             on_changes=self._changes,
+            tokens=token_factory,
+            passivate=passivate,
+        )
+        self.instances = InstanceDirectory(
+            system=self.system,
+            store=self.store,
+            registry=self.registry,
+            services=self._services,
+            new_id=self._new_id,
+            is_running=lambda: self.state == "running",
+        )
+        self.queues = ConcurrencyQueues(
+            store=self.store,
+            clock=self.clock,
+            start=self._start_run,
+            new_id=self._new_id,
+            spawn=self._spawn,
+        )
+        self.runs = Runs(
+            catalog=self.catalog,
+            registry=self.registry,
+            store=self.store,
+            clock=self.clock,
+            queues=self.queues,
+            start=self._start_run,
+            ready=self._recovered,
+            read=self.instances.read,
+            wait_workflow=self.wait_workflow,
+            spawn=self._spawn,
+        )
+        self.pauses = Pauses(store=self.store, send=self.instances.send)
+        self.events = Events(
+            catalog=self.catalog,
+            store=self.store,
+            clock=self.clock,
+            trigger=self.runs.trigger,
+            send=self.instances.send,
+        )
+        self.schedules = Schedules(
+            catalog=self.catalog,
+            clock=self.clock,
+            trigger=self.runs.trigger,
+            spawn=self._spawn,
+            on_fired=lambda name: self.metrics.cron_fires.labels(name).inc(),
         )
         for spec in workflows:
             self.register(spec)
@@ -132,28 +194,37 @@ class Runtime:
         await self.stop()
 
     async def start(self) -> None:
-        """Open the store, start the actors and timers, recover registered workflows."""
+        """Open the store, take the database lease, start the actors and timers, load the
+        instances of registered workflows that have work to run."""
         if self.state != "new":
             raise RuntimeNotRunningError("start", self.state)
         await self.store.open()
+        try:
+            await self.lease.acquire()
+        except BaseException:
+            await self.store.close()
+            self.state = "stopped"
+            raise
         self.system.start()
-        self.timers.start(self.system)
         self.state = "running"
+        self.lease.start_heartbeat(self.system)
         await self._recover(set(self.registry.names()))
-        for name in sorted(self.runs.roots):
-            await self.runs.restore(name)
+        await self.timers.start(self.system)
+        for name in sorted(self.catalog.roots):
+            await self.queues.restore(name)
         self.schedules.restart()
 
     async def stop(self, grace_period: float | None = None, *, drain: float | None = None) -> None:
-        """Stop the instances, the timers and the store. Everything already answered is durable.
+        """Stop the instances, the timers and the store, and release the database lease.
+        Everything already answered is durable.
 
         With ``drain`` (seconds), no new step starts and the steps and actions already running
         get up to that long to finish and be recorded; whatever is still running then is
         cancelled and runs again on the next start (its work item stays started).
         """
-        if self.state != "running":
+        if self.state not in ("running", "failed"):
             return
-        if drain:
+        if drain and self.state == "running":
             self._services.draining = True
             self.schedules.stop()
             self.timers.stop()
@@ -171,6 +242,10 @@ class Runtime:
         for task in self._recovering.values():
             task.cancel()
         await self.system.stop(grace_period)
+        try:
+            await self.lease.release()
+        except Exception as error:
+            logger.warning("the database lease was not released: %s", error)
         await self.store.close()
         for futures in self._waiters.values():
             for future in futures:
@@ -187,15 +262,18 @@ class Runtime:
     def register(self, spec: NetSpec | Flow, *, deprecated: bool = False) -> None:
         """Register a workflow version: a ``NetSpec`` or a ``cf.define(...)`` flow (checked and
         compiled here; ``InvalidWorkflowError`` lists every problem). On a running runtime,
-        its unfinished instances are recovered at once (calls that reach them wait for that)."""
-        net_spec = self.runs.register(spec) if isinstance(spec, Flow) else spec
+        its instances with work to run are loaded at once (calls that start it wait for that)."""
+        if isinstance(spec, Flow):
+            net_spec = self.catalog.register(spec)
+            self.queues.limit(spec.id, spec.concurrency)
+        else:
+            net_spec = spec
         self.registry.register(net_spec, deprecated=deprecated)
         name = net_spec.name
         if self.state == "running" and name not in self._recovering:
-            self._recovering[name] = self.system.create_task(self._recover({name}))
-        if isinstance(spec, Flow) and self.state == "running":
-            self.system.create_task(self._restore_flow(name), name=f"restore {name}")
-            self.schedules.restart()
+            self._recovering[name] = self.system.create_task(
+                self._recover_registered(name), name=f"recover {name}"
+            )
 
     def deprecate(self, name: str, version: str) -> None:
         """Refuse new instances of this version; running ones go on."""
@@ -206,7 +284,9 @@ class Runtime:
         self._observers.append(callback)
 
     async def wait_idle(self) -> None:
-        """Return once no instance has work in flight (for tests and benchmarks)."""
+        """Return once no instance has work in flight: no message, handler, action or call
+        being processed. Armed timers (a sleep, a timeout, a schedule) are not work in flight:
+        an instance that only waits for one counts as idle."""
         await self.system.wait_idle()
 
     # -- workflow calls -------------------------------------------------------------------------
@@ -223,17 +303,25 @@ class Runtime:
         """Initialize a root instance; returns its id once it is durable. External callers
         need the workflow's custom ``initialize`` action. ``instance_id`` (letters, digits,
         ``-`` and ``_``) makes the start idempotent: an id already in use raises
-        ``InstanceExistsError`` and starts nothing."""
+        ``InstanceExistsError`` and starts nothing, also when two starts of it race."""
         self._check_running("start a workflow")
+        if instance_id is not None:
+            check_instance_id(instance_id)
         await self._recovered(name)
         spec = self.registry.for_new_instance(name, version)
-        if instance_id is None:
-            instance_id = self._new_id()
-        else:
-            await self._check_new_id(instance_id)
-        actor = self._spawn(instance_id, spec, None)
-        result: str = await self._ask(actor, StartWorkflow(payload=payload, principal=principal))
-        return result
+        command = StartWorkflow(payload=payload, principal=principal)
+        return await self.instances.start(spec, command, instance_id)
+
+    async def _start_run(
+        self, name: str, payload: Any, instance_id: str | None, dequeued: bool
+    ) -> str:
+        """A run of a flow (``dequeued``: taken off its concurrency queue in the same
+        transaction). Callers have waited for the flow's recovery (``Runs.trigger``), or are
+        part of it (the queue's restore)."""
+        self._check_running("start a run")
+        spec = self.registry.for_new_instance(name)
+        command = StartWorkflow(payload=payload, dequeued=dequeued)
+        return await self.instances.start(spec, command, instance_id)
 
     async def cancel_workflow(
         self, workflow_id: str, *, principal: Principal | None = None
@@ -244,25 +332,51 @@ class Runtime:
     async def wait_workflow(self, workflow_id: str) -> WorkflowInfo:
         """Return once the root instance ``workflow_id`` is completed, failed or canceled."""
         self._check_running("wait for a workflow")
-        if _root_of(workflow_id) != workflow_id:
+        if root_of(workflow_id) != workflow_id:
             raise NotFoundError(
                 "root workflow instance", workflow_id, "wait_workflow (a child's id was given)"
             )
-        info = await self.workflow(workflow_id)
-        if is_final(info.state):
-            return info
+        ended = self._ended.get(workflow_id)
+        if ended is not None:
+            return ended
+        # Registered before anything is awaited, so an end in between is not missed.
         future: asyncio.Future[WorkflowInfo] = asyncio.get_running_loop().create_future()
-        self._waiters.setdefault(_root_of(workflow_id), []).append(future)
+        self._waiters.setdefault(workflow_id, []).append(future)
+        if workflow_id in self.instances:
+            # In memory and not ended: its end will be announced (and if its actor stops
+            # first, _instance_stopped looks at the store for the waiters).
+            return await future
+        try:
+            info = await self.workflow(workflow_id)
+        except BaseException:
+            self._unwait(workflow_id, future)
+            raise
+        if is_final(info.state):
+            self._unwait(workflow_id, future)
+            return info
         return await future
+
+    def _unwait(self, workflow_id: str, future: asyncio.Future[WorkflowInfo]) -> None:
+        waiters = self._waiters.get(workflow_id)
+        if waiters is not None and future in waiters:
+            waiters.remove(future)
+            if not waiters:
+                del self._waiters[workflow_id]
 
     # -- runs of cf.define flows -------------------------------------------------------------------
 
     async def trigger(
-        self, workflow: str, payload: Any = None, *, headers: Mapping[str, str] | None = None
+        self,
+        workflow: str,
+        payload: Any = None,
+        *,
+        headers: Mapping[str, str] | None = None,
+        instance_id: str | None = None,
     ) -> str:
         """Start a run of a registered flow; returns its id once the start is durable (it does
-        not wait for the run)."""
-        return await self.runs.trigger(workflow, payload, headers=headers)
+        not wait for the run). ``instance_id`` makes it idempotent (``InstanceExistsError``
+        when that id is taken). A flow at its concurrency limit queues the run instead."""
+        return await self.runs.trigger(workflow, payload, headers=headers, instance_id=instance_id)
 
     async def wait(
         self,
@@ -270,27 +384,42 @@ class Runtime:
         timeout: float | None = None,  # noqa: ASYNC109 - a limit, as in asyncio.wait_for
     ) -> RunResult:
         """The run's ``RunResult`` once it is completed, failed or canceled."""
-        return await self.runs.wait(run_id, timeout)
+        return await asyncio.wait_for(self.runs.wait(run_id), timeout)
 
     async def inspect(self, run_id: str) -> RunInfo:
         """Status, payload, output, error, and each step's status, output, error, attempts and
         timings (from the last durable state)."""
         return await self.runs.inspect(run_id)
 
+    async def list_runs(
+        self,
+        workflow: str | None = None,
+        status: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page[RunInfo]:
+        """Runs newest first (steps left out; ``inspect`` has them), filtered by workflow and
+        status, ``limit`` at a time: pass the page's ``next_cursor`` for the next one."""
+        return await self.runs.list_runs(
+            workflow=workflow, status=status, limit=limit, cursor=cursor
+        )
+
     async def cancel(self, run_id: str) -> None:
         """End a run as canceled: running handlers are cancelled and no later step runs."""
-        await self.runs.cancel(run_id)
+        await self.cancel_workflow(run_id)
 
     async def resume(self, token: str, payload: Any = None) -> None:
-        """Continue a run paused by ``human_in_the_loop``; a second resume is a ``ResumeError``."""
-        await self.runs.resume(token, payload)
+        """Continue a run paused by ``human_in_the_loop``; ``ResumeError`` for a token that
+        is unknown or whose pause has ended (``.ended``)."""
+        await self.pauses.resume(token, payload)
 
-    async def list_paused(self) -> list[PausedRun]:
-        return await self.runs.list_paused()
+    async def list_paused(self, *, limit: int = 100, cursor: str | None = None) -> Page[PausedRun]:
+        """The runs waiting for a human, oldest first, with their resume tokens."""
+        return await self.pauses.list_paused(limit=limit, cursor=cursor)
 
     async def publish_event(self, name: str, payload: Any = None) -> list[str]:
         """Start the flows listening for ``name`` and wake the steps waiting for it."""
-        return await self.runs.publish_event(name, payload)
+        return await self.events.publish(name, payload)
 
     # -- work item calls ---------------------------------------------------------------------------
 
@@ -401,17 +530,8 @@ class Runtime:
 
     # -- internals ---------------------------------------------------------------------------------
 
-    async def _restore_flow(self, name: str) -> None:
-        await self._recovered(name)
-        await self.runs.restore(name)
-
-    async def _check_new_id(self, instance_id: str) -> None:
-        if not isinstance(instance_id, str) or not _ID.fullmatch(instance_id):
-            raise ConfigurationError(
-                "instance_id", instance_id, "1-100 letters, digits, '-' or '_'"
-            )
-        if instance_id in self._live or await self.store.load_snapshot(instance_id) is not None:
-            raise InstanceExistsError(instance_id)
+    def _spawn(self, coro: Any, name: str) -> asyncio.Task[Any]:
+        return self.system.create_task(coro, name=name)
 
     def _handlers_running(self) -> int:
         running = self.system.get_by_class(WorkItemActor) + self.system.get_by_class(ActionActor)
@@ -426,112 +546,82 @@ class Runtime:
         if task is not None:
             await asyncio.shield(task)
 
-    async def _recover(self, names: set[str]) -> None:
-        """Rebuild every non-terminal instance of the named workflows and re-arm all timers."""
+    async def _recover_registered(self, name: str) -> None:
+        """A workflow registered while running: load its runnable instances, arm its timers,
+        restore its concurrency queue and schedules."""
         try:
-            snapshots = await self.store.list_snapshots(terminal=False)
-            recovered = set()
-            for snapshot in snapshots:
-                if snapshot.workflow not in names or snapshot.instance_id in self._live:
-                    continue
-                try:
-                    spec = self.registry.get(snapshot.workflow, snapshot.version)
-                except LookupError:
-                    logger.warning(
-                        "instance %s of %s %s not recovered: that version is not registered",
-                        snapshot.instance_id,
-                        snapshot.workflow,
-                        snapshot.version,
-                    )
-                    continue
-                self._spawn(snapshot.instance_id, spec, snapshot)
-                recovered.add(snapshot.instance_id)
+            await self._recover({name})
+            await self.timers.reload()
+            if name in self.catalog.roots:
+                await self.queues.restore(name)
+                self.schedules.restart()
+        finally:
+            self._recovering.pop(name, None)
+
+    async def _recover(self, names: set[str]) -> None:
+        """Load every instance of the named workflows that has work to run (a started handler,
+        an action out); the others wait in the store for what wakes them."""
+        for snapshot in await self.store.list_snapshots(runnable=True):
+            if snapshot.workflow not in names:
+                continue
+            try:
+                spec = self.registry.get(snapshot.workflow, snapshot.version)
+            except LookupError:
+                logger.warning(
+                    "instance %s of %s %s not recovered: that version is not registered",
+                    snapshot.instance_id,
+                    snapshot.workflow,
+                    snapshot.version,
+                )
+                continue
+            if self.instances.recover(snapshot, spec):
                 self.recovered += 1
                 self.metrics.recovered.inc()
-            for timer in await self.store.load_timers():
-                if timer.instance_id in recovered:
-                    self.timers.arm(timer)
-        finally:
-            for name in names:
-                self._recovering.pop(name, None)
 
-    def _spawn(self, instance_id: str, spec: NetSpec, snapshot: Any) -> WorkflowActor:
-        ref = self.system.spawn(WorkflowActor, self._services, instance_id, spec, snapshot)
-        actor = ref._actor_weakref()
-        assert isinstance(actor, WorkflowActor)
-        self._live[instance_id] = actor
-        return actor
+    async def _timer_page(self, after: tuple[float, str] | None, limit: int) -> list[TimerRecord]:
+        return await self.store.load_timers(after=after, limit=limit)
 
-    async def _activate(self, instance_id: str) -> WorkflowActor:
-        """The live actor of an instance, or one rebuilt from its snapshot (a finished instance
-        too: its actor answers the call, then stops again)."""
-        actor = self._live.get(instance_id)
-        if actor is not None:
-            return actor
-        snapshot = await self.store.load_snapshot(instance_id)
-        if snapshot is None:
-            raise NotFoundError("workflow instance", instance_id)
-        await self._recovered(snapshot.workflow)
-        actor = self._live.get(instance_id)
-        if actor is not None:
-            return actor
-        spec = self.registry.get(snapshot.workflow, snapshot.version)
-        return self._spawn(instance_id, spec, snapshot)
-
-    async def _send(self, element_id: str, command: Any) -> Any:
+    async def _send(self, element_id: str, command: Message) -> Any:
         self._check_running("act on a workflow")
-        instance_id = _root_of(element_id)
-        for _attempt in range(3):
-            actor = await self._activate(instance_id)
-            try:
-                return await self._ask(actor, command)
-            except pykka.ActorDeadError:
-                if self._live.get(instance_id) is actor:
-                    del self._live[instance_id]
-                self._check_running("act on a workflow")
-        raise RuntimeNotRunningError("act on a workflow", "unable to reach the instance")
-
-    @staticmethod
-    async def _ask(actor: WorkflowActor, command: Any) -> Any:
-        reply = await actor.actor_ref.ask(Request(command=command), block=False)
-        return await reply
+        return await self.instances.send(root_of(element_id), command)
 
     async def _state(self, element_id: str) -> InstanceState:
-        instance_id = _root_of(element_id)
-        actor = self._live.get(instance_id)
-        body = actor.committed_body if actor is not None else None
-        if body is None:
-            snapshot = await self.store.load_snapshot(instance_id)
-            if snapshot is None:
-                raise NotFoundError("workflow instance", instance_id)
-            body = snapshot.body
-        return decode_state(body)
+        snapshot = await self.instances.read(root_of(element_id))
+        return decode_state(snapshot.body)
 
-    def _timer_due(self, instance_id: str, timer_id: str) -> None:
-        actor = self._live.get(instance_id)
-        if actor is not None:
-            actor.actor_ref.tell(TimerFired(timer_id=timer_id))
+    def _instance_stopped(self, instance_id: str, ref: Any) -> None:
+        self.instances.stopped(instance_id, ref)
+        self._ended.pop(instance_id, None)
+        if instance_id in self._waiters and self.state == "running":
+            # Stopped without ending (passivated, stale, or its start was refused): whoever
+            # waits keeps waiting if it is stored unfinished, else hears how it stands.
+            self.system.create_task(self._recheck_waiters(instance_id), name="recheck waiters")
+
+    async def _recheck_waiters(self, instance_id: str) -> None:
+        try:
+            info: WorkflowInfo | BaseException = await self.workflow(instance_id)
+        except Exception as error:
+            info = error
+        if isinstance(info, WorkflowInfo) and not is_final(info.state):
             return
-
-        async def deliver() -> None:
-            try:
-                activated = await self._activate(instance_id)
-                activated.actor_ref.tell(TimerFired(timer_id=timer_id))
-            except Exception:
-                logger.exception("timer %s of instance %s could not fire", timer_id, instance_id)
-
-        self.system.create_task(deliver())
-
-    def _finished(self, root: Any) -> None:
-        self.runs.finished(root)
-        info = Transaction.workflow_info(root)
-        for future in self._waiters.pop(root.id, ()):
-            if not future.done():
+        for future in self._waiters.pop(instance_id, ()):
+            if future.done():
+                continue
+            if isinstance(info, BaseException):
+                future.set_exception(info)
+            else:
                 future.set_result(info)
 
-    def _stopped(self, actor: WorkflowActor) -> None:
-        if self._live.get(actor.instance_id) is actor:
-            del self._live[actor.instance_id]
+    def _timer_due(self, instance_id: str, timer_id: str) -> None:
+        self.instances.deliver(instance_id, TimerFired(timer_id=timer_id))
+
+    def _finished(self, info: WorkflowInfo, body: bytes) -> None:
+        self.runs.finished(info, body)
+        if info.id in self.instances:
+            self._ended[info.id] = info
+        for future in self._waiters.pop(info.id, ()):
+            if not future.done():
+                future.set_result(info)
 
     def _changes(self, changes: list[Message]) -> None:
         for observer in self._observers:
@@ -539,6 +629,15 @@ class Runtime:
                 observer(changes)
             except Exception:
                 logger.exception("observer %r failed", observer)
+
+    def _lease_lost(self, error: LeaseLostError) -> None:
+        """Another runtime took the database: accept nothing more (the store already refuses
+        every write)."""
+        self.failure = error
+        if self.state == "running":
+            self.state = "failed"
+            self.timers.stop()
+            self.schedules.stop()
 
 
 def _version() -> str:
@@ -548,12 +647,6 @@ def _version() -> str:
         return version("cronflow-actors")
     except PackageNotFoundError:
         return "0.0.0+unknown"
-
-
-def _root_of(element_id: str) -> str:
-    if not isinstance(element_id, str) or not element_id:
-        raise NotFoundError("workflow instance", repr(element_id))
-    return element_id.split(".", 1)[0]
 
 
 def _workflow(state: InstanceState, workflow_id: str) -> Any:

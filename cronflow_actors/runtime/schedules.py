@@ -11,13 +11,12 @@ import asyncio
 import logging
 import math
 import uuid
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
 
 from cronflow_actors.errors import InstanceExistsError
-
-if TYPE_CHECKING:
-    from cronflow_actors.runtime.runtime import Runtime
+from cronflow_actors.kernel import Clock
+from cronflow_actors.runtime.catalog import FlowCatalog
 
 __all__ = ["Schedules"]
 
@@ -27,15 +26,27 @@ _NAMESPACE = uuid.UUID("6c1f3a2e-8f6d-4c59-9b0e-2b8f0f7a9d11")
 
 
 class Schedules:
-    def __init__(self, runtime: Runtime) -> None:
-        self.rt = runtime
+    def __init__(
+        self,
+        *,
+        catalog: FlowCatalog,
+        clock: Clock,
+        trigger: Callable[..., Awaitable[str]],
+        spawn: Callable[[Coroutine[Any, Any, None], str], asyncio.Task[None]],
+        on_fired: Callable[[str], None],
+    ) -> None:
+        self._catalog = catalog
+        self._clock = clock
+        self._trigger = trigger
+        self._spawn = spawn
+        self._on_fired = on_fired
         self._task: asyncio.Task[None] | None = None
         self.fired = 0
 
     def _entries(self) -> list[tuple[str, str, str, Callable[[float], float]]]:
         entries: list[tuple[str, str, str, Callable[[float], float]]] = []
-        for name in sorted(self.rt.runs.roots):
-            flow = self.rt.runs.flows[name]
+        for name in sorted(self._catalog.roots):
+            flow = self._catalog.flows[name]
             for index, cron in enumerate(flow.schedules):
                 entries.append((name, f"cron{index}", cron.text, cron.next_after))
             for index, seconds in enumerate(flow.intervals):
@@ -43,10 +54,10 @@ class Schedules:
         return entries
 
     def restart(self) -> None:
-        """(Re)plan after a start or a registration."""
+        """(Re)plan after a start or a registration (the runtime calls it while running)."""
         self.stop()
-        if self.rt.state == "running" and self._entries():
-            self._task = self.rt.system.create_task(self._loop(), name="schedules")
+        if self._entries():
+            self._task = self._spawn(self._loop(), "schedules")
 
     def stop(self) -> None:
         if self._task is not None:
@@ -54,7 +65,7 @@ class Schedules:
             self._task = None
 
     async def _loop(self) -> None:
-        clock = self.rt.clock
+        clock = self._clock
         while True:
             now = clock.now()
             plan = [
@@ -76,9 +87,9 @@ class Schedules:
             "workflow_id": name,
         }
         try:
-            await self.rt.runs.trigger(name, payload, kind="schedule", instance_id=instance_id)
+            await self._trigger(name, payload, kind="schedule", instance_id=instance_id)
             self.fired += 1
-            self.rt.metrics.cron_fires.labels(name).inc()
+            self._on_fired(name)
         except InstanceExistsError:
             pass  # this tick was started before
         except Exception:

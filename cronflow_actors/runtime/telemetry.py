@@ -1,39 +1,53 @@
-"""Feeds a runtime's metrics from the state changes of its durable transactions."""
+"""Feeds a runtime's metrics from the state changes of its durable transactions.
+
+Every label value comes from the change messages themselves (the workflow type, the work item's
+kind), and every duration from the times they carry, so nothing here reads an actor's state and
+nothing is kept per run in flight.
+"""
 
 from __future__ import annotations
 
 from collections import Counter as Tally
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 
+from cronflow_actors.kernel import ActorSystem, Clock
 from cronflow_actors.messages import Message
 from cronflow_actors.messages.engine import WorkflowStateChanged, WorkItemStateChanged
 from cronflow_actors.metrics import RuntimeMetrics
 
-if TYPE_CHECKING:
-    from cronflow_actors.runtime.runtime import Runtime
-
 __all__ = ["Telemetry"]
 
 _FINAL = frozenset({"completed", "failed", "canceled"})
+_ACTOR_KINDS = ("WorkflowActor", "WorkItemActor", "ActionActor")
 
 
 class Telemetry:
-    def __init__(self, runtime: Runtime, version: str) -> None:
-        self.rt = runtime
+    def __init__(
+        self, version: str, *, clock: Clock, system: ActorSystem, timers: Callable[[], int]
+    ) -> None:
         self.metrics = RuntimeMetrics(version)
-        self._started: dict[str, float] = {}
-        self._items: dict[str, float] = {}
-        self.metrics.watch(self._actors, lambda: len(runtime.timers))
+        self._clock = clock
+        self._system = system
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
+        self.metrics.watch(self._actors, timers)
+
+    def _child(self, metric: Any, *labels: str) -> Any:
+        """``metric.labels(*labels)``, looked up once per label set (label values come from
+        finite sets, so this stays small) instead of on every change."""
+        key = (id(metric), labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
 
     def _actors(self) -> dict[str, int]:
-        counts = dict.fromkeys(("WorkflowActor", "WorkItemActor", "ActionActor"), 0)
-        counts.update(
-            Tally(type(ref._actor_weakref()).__name__ for ref in self.rt.system.get_all())
-        )
+        counts = dict.fromkeys(_ACTOR_KINDS, 0)
+        counts.update(Tally(ref.actor_class.__name__ for ref in self._system.get_all()))
         return counts
 
     def observe(self, changes: list[Message]) -> None:
-        now = self.rt.clock.monotonic()
+        now = self._clock.now()
         for change in changes:
             if isinstance(change, WorkflowStateChanged) and "." not in change.workflow_id:
                 self._run(change, now)
@@ -41,37 +55,26 @@ class Telemetry:
                 self._item(change, now)
 
     def _run(self, change: WorkflowStateChanged, now: float) -> None:
+        metrics = self.metrics
         if change.prev is None:
-            self.metrics.runs_started.labels(change.workflow).inc()
-            self._started[change.workflow_id] = now
+            self._child(metrics.runs_started, change.workflow).inc()
         elif change.next in _FINAL:
-            self.metrics.runs_finished.labels(change.workflow, change.next).inc()
-            began = self._started.pop(change.workflow_id, None)
-            if began is not None:
-                self.metrics.run_duration.labels(change.workflow).observe(now - began)
+            self._child(metrics.runs_finished, change.workflow, change.next).inc()
+            if change.created_at:
+                duration = max(0.0, now - change.created_at)
+                self._child(metrics.run_duration, change.workflow).observe(duration)
 
     def _item(self, change: WorkItemStateChanged, now: float) -> None:
-        if change.next == "started":
-            self._items[change.work_item_id] = now
+        final = change.next in _FINAL
+        retry = change.prev == "started" and change.next == "initialized"  # a reset
+        if not final and not retry:
             return
-        if change.prev == "started" and change.next == "initialized":  # reset: a retry
-            workflow, _kind = self._describe(change)
-            self.metrics.retries.labels(workflow).inc()
-            self._items.pop(change.work_item_id, None)
+        metrics = self.metrics
+        workflow, kind = change.workflow or "unknown", change.kind or "unknown"
+        if retry:
+            self._child(metrics.retries, workflow).inc()
             return
-        if change.next not in _FINAL:
-            return
-        workflow, kind = self._describe(change)
-        self.metrics.steps_finished.labels(workflow, kind, change.next).inc()
-        began = self._items.pop(change.work_item_id, None)
-        if began is not None:
-            self.metrics.step_duration.labels(workflow, kind).observe(now - began)
-
-    def _describe(self, change: WorkItemStateChanged) -> tuple[str, str]:
-        """The workflow type and work item kind of a change (label values)."""
-        actor: Any = self.rt._live.get(change.workflow_id.split(".", 1)[0])
-        record = actor.state.workflows.get(change.workflow_id) if actor is not None else None
-        if record is None:
-            return "unknown", "unknown"
-        definition = actor._spec_of(record).tasks[change.task].work_item
-        return record.name, str(definition.kind) if definition is not None else "unknown"
+        self._child(metrics.steps_finished, workflow, kind, change.next).inc()
+        if change.prev == "started" and change.started_at is not None:
+            duration = max(0.0, now - change.started_at)
+            self._child(metrics.step_duration, workflow, kind).observe(duration)

@@ -52,7 +52,8 @@ def expected(n: int) -> int:
 
 
 async def main(db: str, count: int) -> None:
-    async with cf.Runtime(db=db, workflows=[SPEC]) as rt:
+    # A short lease, so the runtime that recovers after the kill takes over quickly.
+    async with cf.Runtime(db=db, workflows=[SPEC], lease_seconds=0.5) as rt:
         await asyncio.gather(*(rt.start_workflow("crashy", {"n": n}) for n in range(count)))
         print("ready", flush=True)
         await asyncio.sleep(3600)

@@ -24,6 +24,8 @@ APP = str(ROOT / "tests" / "http" / "crash_app.py")
 def start(db: Path, log: Path, port: int) -> subprocess.Popen[str]:
     command = [sys.executable, "-m", "cronflow_actors", "serve", APP, "--db", str(db)]
     command += ["--port", str(port), "--log-level", "warning"]
+    # A short lease: the restart after the kill waits for it to expire, then takes over.
+    command += ["--lease-seconds", "0.5", "--wait-for-lease"]
     process = subprocess.Popen(
         command,
         cwd=ROOT,

@@ -1,0 +1,231 @@
+"""The instance directory: the one place that maps instance ids to the refs of their actors.
+
+One owner per instance, in this process: an id is claimed synchronously, before any await, so
+two concurrent starts of one id cannot both proceed (the second gets ``InstanceExistsError``
+once the first has started it), and an instance that is not in memory is activated from its
+snapshot by exactly one caller while the others wait for that activation. Nothing here touches
+an actor's object: the directory holds refs and talks to actors with messages. In the store,
+the same rule is enforced again: a first snapshot is an insert, every later one compare-and-set.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import pykka
+
+from cronflow_actors.engine.actors import EngineServices, Request, WorkflowActor
+from cronflow_actors.engine.registry import WorkflowRegistry
+from cronflow_actors.errors import (
+    DuplicateInstanceError,
+    InstanceExistsError,
+    NotFoundError,
+    RuntimeNotRunningError,
+)
+from cronflow_actors.kernel import ActorSystem
+from cronflow_actors.messages import Message, SnapshotRecord
+from cronflow_actors.messages.engine import ReadCommitted, StartWorkflow
+from cronflow_actors.net.spec import NetSpec
+from cronflow_actors.store import Store
+
+__all__ = ["InstanceDirectory", "root_of"]
+
+logger = logging.getLogger(__name__)
+
+Ref = pykka.ActorRef[Any]
+
+
+def root_of(element_id: str) -> str:
+    """The root instance id of any element id (``<root>.<kind><n>``)."""
+    if not isinstance(element_id, str) or not element_id:
+        raise NotFoundError("workflow instance", repr(element_id))
+    return element_id.split(".", 1)[0]
+
+
+class InstanceDirectory:
+    """Instance ids to actor refs; starts, activates and reaches instances."""
+
+    def __init__(
+        self,
+        *,
+        system: ActorSystem,
+        store: Store,
+        registry: WorkflowRegistry,
+        services: EngineServices,
+        new_id: Callable[[], str],
+        is_running: Callable[[], bool],
+    ) -> None:
+        self._system = system
+        self._store = store
+        self._registry = registry
+        self._services = services
+        self._new_id = new_id
+        self._is_running = is_running
+        self._refs: dict[str, Ref] = {}
+        self._claims: dict[str, asyncio.Future[bool]] = {}
+        """Explicit ids whose start is under way -> whether it started them."""
+        self._activating: dict[str, asyncio.Future[Ref]] = {}
+
+    def __len__(self) -> int:
+        """How many instances are in memory."""
+        return len(self._refs)
+
+    def __contains__(self, instance_id: object) -> bool:
+        return instance_id in self._refs
+
+    # -- starting -------------------------------------------------------------------------------
+
+    async def start(
+        self, spec: NetSpec, command: StartWorkflow, instance_id: str | None = None
+    ) -> str:
+        """Start a new root instance of ``spec``; returns its id once the start is durable.
+
+        A given ``instance_id`` is claimed before anything is awaited: a concurrent start of
+        the same id waits for this one and then raises ``InstanceExistsError`` (or goes ahead,
+        if this one failed); an id that is stored (or queued, unless this start takes it off
+        the queue) raises ``InstanceExistsError`` and runs nothing.
+        """
+        if instance_id is None:
+            return await self._start(spec, command, self._new_id())
+        while (claim := self._claims.get(instance_id)) is not None:
+            if await asyncio.shield(claim):
+                raise InstanceExistsError(instance_id)
+        if instance_id in self._refs or instance_id in self._activating:
+            raise InstanceExistsError(instance_id)
+        claim = asyncio.get_running_loop().create_future()
+        self._claims[instance_id] = claim
+        started = False
+        try:
+            if not command.dequeued and await self._store.instance_exists(instance_id):
+                raise InstanceExistsError(instance_id)
+            result = await self._start(spec, command, instance_id)
+            started = True
+            return result
+        finally:
+            del self._claims[instance_id]
+            claim.set_result(started)
+
+    async def _start(self, spec: NetSpec, command: StartWorkflow, instance_id: str) -> str:
+        ref = self._spawn(instance_id, spec, None)
+        try:
+            result: str = await ask(ref, command)
+        except DuplicateInstanceError:
+            raise InstanceExistsError(instance_id) from None
+        return result
+
+    # -- reaching instances ---------------------------------------------------------------------
+
+    async def send(self, instance_id: str, command: Message) -> Any:
+        """Carry out ``command`` on the instance (activated from its snapshot if it is not in
+        memory); returns its result once its transaction is durable."""
+        for _attempt in range(5):
+            ref = await self.activate(instance_id)
+            try:
+                return await ask(ref, command)
+            except pykka.ActorDeadError:
+                # it stopped (passivated, or found itself stale) before it took the command
+                self._forget(instance_id, ref)
+                self._check_running()
+        raise RuntimeNotRunningError("reach instance " + instance_id, "unable to reach it")
+
+    def deliver(self, instance_id: str, message: Message) -> None:
+        """Tell the instance ``message`` (a timer that fired), activating it if needed."""
+        ref = self._refs.get(instance_id)
+        if ref is not None:
+            try:
+                ref.tell(message)
+                return
+            except pykka.ActorDeadError:
+                self._forget(instance_id, ref)
+
+        async def activate_and_tell() -> None:
+            try:
+                (await self.activate(instance_id)).tell(message)
+            except Exception:
+                logger.exception("could not deliver %r to instance %s", message, instance_id)
+
+        self._system.create_task(activate_and_tell(), name=f"deliver to {instance_id}")
+
+    async def read(self, instance_id: str) -> SnapshotRecord:
+        """The last committed snapshot of the instance (from its actor if it is in memory)."""
+        ref = self._refs.get(instance_id)
+        snapshot: SnapshotRecord | None = None
+        if ref is not None:
+            try:
+                snapshot = await ref.ask(ReadCommitted(), block=False)
+            except pykka.ActorDeadError:
+                snapshot = None
+        if snapshot is None:
+            snapshot = await self._store.load_snapshot(instance_id)
+        if snapshot is None:
+            raise NotFoundError("workflow instance", instance_id)
+        return snapshot
+
+    async def activate(self, instance_id: str) -> Ref:
+        """The ref of the instance's actor, spawned from its snapshot if it is not in memory
+        (by one caller; concurrent callers wait for that one)."""
+        while True:
+            claim = self._claims.get(instance_id)
+            if claim is not None:
+                await asyncio.shield(claim)
+                continue
+            ref = self._refs.get(instance_id)
+            if ref is not None:
+                return ref
+            pending = self._activating.get(instance_id)
+            if pending is not None:
+                await asyncio.shield(pending)
+                continue
+            break
+        self._check_running()
+        pending = asyncio.get_running_loop().create_future()
+        self._activating[instance_id] = pending
+        try:
+            snapshot = await self._store.load_snapshot(instance_id)
+            if snapshot is None:
+                raise NotFoundError("workflow instance", instance_id)
+            spec = self._registry.get(snapshot.workflow, snapshot.version)
+            ref = self._refs.get(instance_id) or self._spawn(instance_id, spec, snapshot)
+        except BaseException as error:
+            pending.set_exception(error)
+            pending.exception()  # retrieved: concurrent callers re-raise their own
+            raise
+        finally:
+            del self._activating[instance_id]
+        pending.set_result(ref)
+        return ref
+
+    def recover(self, snapshot: SnapshotRecord, spec: NetSpec) -> bool:
+        """Load an instance with work to run (at start); False if it is in memory already."""
+        if snapshot.instance_id in self._refs or snapshot.instance_id in self._activating:
+            return False
+        self._spawn(snapshot.instance_id, spec, snapshot)
+        return True
+
+    def stopped(self, instance_id: str, ref: Ref) -> None:
+        """An instance's actor stopped (called by the actor as it stops)."""
+        self._forget(instance_id, ref)
+
+    # -- internals ------------------------------------------------------------------------------
+
+    def _spawn(self, instance_id: str, spec: NetSpec, snapshot: SnapshotRecord | None) -> Ref:
+        ref = self._system.spawn(WorkflowActor, self._services, instance_id, spec, snapshot)
+        self._refs[instance_id] = ref
+        return ref
+
+    def _forget(self, instance_id: str, ref: Ref) -> None:
+        if self._refs.get(instance_id) is ref:
+            del self._refs[instance_id]
+
+    def _check_running(self) -> None:
+        if not self._is_running():
+            raise RuntimeNotRunningError("act on a workflow", "stopping")
+
+
+async def ask(ref: Ref, command: Message) -> Any:
+    """Send a command to an instance's actor and wait until its transaction is durable."""
+    reply = await ref.ask(Request(command=command), block=False)
+    return await reply

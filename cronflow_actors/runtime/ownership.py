@@ -1,0 +1,110 @@
+"""One owning runtime per database: a lease in the database itself, renewed by heartbeats.
+
+At start a runtime takes the lease (owner id, host, pid, expiry). A second runtime on the same
+database is refused with ``LeaseHeldError`` naming the owner, or waits for the lease to expire
+(``wait=True``). A clean stop releases the lease at once; after a crash it expires by itself
+``duration`` seconds after the last heartbeat, and the next runtime takes over. Once held, the
+lease fences every snapshot the store writes: a runtime that lost it (a pause past its expiry,
+say) writes nothing more, and is told so through ``on_lost``.
+
+The record's ``scope`` names what is owned; the PostgreSQL store will use the same shape for one
+lease per instance.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Callable
+
+from cronflow_actors.errors import ConfigurationError, LeaseHeldError, LeaseLostError
+from cronflow_actors.kernel import ActorSystem, Clock
+from cronflow_actors.messages import LeaseRecord
+from cronflow_actors.store import Store
+
+__all__ = ["DatabaseLease"]
+
+logger = logging.getLogger(__name__)
+
+
+class DatabaseLease:
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        *,
+        duration: float = 5.0,
+        wait: bool = False,
+        on_lost: Callable[[LeaseLostError], None],
+    ) -> None:
+        if not isinstance(duration, int | float) or isinstance(duration, bool) or duration <= 0:
+            raise ConfigurationError("lease_seconds", duration, "a number of seconds > 0")
+        self.owner = uuid.uuid4().hex[:16]
+        self.host = socket.gethostname()
+        self.pid = os.getpid()
+        self.duration = float(duration)
+        self._store = store
+        self._clock = clock
+        self._wait = wait
+        self._on_lost = on_lost
+        self._heartbeat: asyncio.Task[None] | None = None
+        self.held = False
+
+    async def acquire(self) -> None:
+        """Take the lease; with ``wait``, until the current owner's lease expires."""
+        announced = False
+        while True:
+            now = self._clock.now()
+            try:
+                await self._store.acquire_lease(
+                    LeaseRecord(
+                        owner=self.owner,
+                        host=self.host,
+                        pid=self.pid,
+                        acquired_at=now,
+                        renewed_at=now,
+                        expires_at=now + self.duration,
+                    )
+                )
+            except LeaseHeldError as held:
+                if not self._wait:
+                    raise
+                if not announced:
+                    logger.warning("%s; waiting for it (--wait-for-lease)", held)
+                    announced = True
+                await self._clock.sleep(min(max(held.expires_in, 0.05), self.duration / 3))
+                continue
+            self.held = True
+            return
+
+    def start_heartbeat(self, system: ActorSystem) -> None:
+        self._heartbeat = system.create_task(self._beat(), name="database lease heartbeat")
+
+    async def _beat(self) -> None:
+        interval = self.duration / 3
+        while True:
+            await self._clock.sleep(interval)
+            now = self._clock.now()
+            try:
+                await self._store.renew_lease(
+                    "runtime", self.owner, now=now, expires_at=now + self.duration
+                )
+            except LeaseLostError as lost:
+                self.held = False
+                logger.critical("%s", lost)
+                self._on_lost(lost)
+                return
+            except Exception:
+                logger.exception("the database lease could not be renewed; trying again")
+
+    async def release(self) -> None:
+        """Give the lease up so another runtime can start at once."""
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            self._heartbeat = None
+        if self.held:
+            self.held = False
+            await self._store.release_lease("runtime", self.owner)

@@ -1,0 +1,95 @@
+"""Human-in-the-loop pauses: resume a paused run by its token, list the runs that wait.
+
+A pause is found through its durable wake-up row (``kind="pause"``), never by scanning
+instances: the row is written with the snapshot that starts the pause, and holds a token drawn
+at random (144 bits), so a token cannot be derived from a run id. The paused instance need not
+be in memory; the resume activates it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+import msgspec
+
+from cronflow_actors.errors import InvalidStateTransitionError, ResumeError
+from cronflow_actors.messages import Message, WaitRecord
+from cronflow_actors.messages.engine import WorkItemAction
+from cronflow_actors.runtime.runs import Page, check_limit, decode_cursor, encode_cursor
+from cronflow_actors.store import Store
+
+__all__ = ["PausedRun", "Pauses"]
+
+_decode = msgspec.msgpack.Decoder().decode
+
+
+class PausedRun(msgspec.Struct, frozen=True, kw_only=True):
+    token: str
+    run_id: str
+    workflow: str
+    step: str
+    description: str = ""
+    metadata: Mapping[str, Any] = msgspec.field(default_factory=dict)
+    paused_at: float | None = None
+    expires_at: float | None = None
+    last: Any = None
+
+
+class Pauses:
+    def __init__(self, *, store: Store, send: Callable[[str, Message], Awaitable[Any]]) -> None:
+        self._store = store
+        self._send = send
+
+    async def resume(self, token: str, payload: Any = None) -> None:
+        """Complete the pause ``token`` with ``payload`` (``approved``, ``reason`` and
+        ``approved_by`` are read from it when it is a dict)."""
+        if not isinstance(token, str) or not token:
+            raise ResumeError(str(token), "a resume token is a non-empty string")
+        wait = await self._store.find_wait("pause", token)
+        if wait is None:
+            raise ResumeError(token, "no run is paused with this token")
+        if wait.ended:
+            raise ResumeError(token, "the pause has already ended", ended=True)
+        data = payload if isinstance(payload, dict) else {}
+        record = {
+            "approved": bool(data.get("approved", False)),
+            "reason": data.get("reason", "resumed"),
+            "approved_by": data.get("approved_by", "human"),
+            "status": "resumed",
+            "timed_out": False,
+            "payload": payload,
+            "token": token,
+        }
+        command = WorkItemAction(
+            action="complete", work_item_id=wait.wait_id, payload=record, token=token
+        )
+        try:
+            await self._send(wait.instance_id, command)
+        except InvalidStateTransitionError as error:
+            raise ResumeError(token, f"the pause has already ended ({error})", ended=True) from None
+
+    async def list_paused(self, *, limit: int = 100, cursor: str | None = None) -> Page[PausedRun]:
+        """The runs waiting for a human, oldest pause first, ``limit`` at a time."""
+        check_limit(limit)
+        after = decode_cursor(cursor) if cursor else None
+        rows = await self._store.open_waits("pause", after=after, limit=limit)
+        last = rows[-1] if len(rows) == limit else None
+        next_cursor = encode_cursor(last.created_at, last.wait_id) if last else None
+        return Page([_paused(row) for row in rows], next_cursor)
+
+
+def _paused(row: WaitRecord) -> PausedRun:
+    data = _decode(row.data) if row.data else {}
+    details = data.get("details") or {}
+    return PausedRun(
+        token=row.key,
+        run_id=row.instance_id,
+        workflow=row.workflow,
+        step=row.step,
+        description=details.get("description", ""),
+        metadata=details.get("metadata", {}),
+        paused_at=row.created_at,
+        expires_at=row.expires_at,
+        last=data.get("last"),
+    )
