@@ -39,6 +39,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/net.py
 	$(PY) benchmarks/flow.py
 	$(PY) benchmarks/http.py
+	$(PY) benchmarks/waiting.py
 
 bench-quick: $(STAMP)
 	$(PY) benchmarks/kernel.py --quick
@@ -46,6 +47,7 @@ bench-quick: $(STAMP)
 	$(PY) benchmarks/net.py --quick
 	$(PY) benchmarks/flow.py --quick
 	$(PY) benchmarks/http.py --quick
+	$(PY) benchmarks/waiting.py --quick
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

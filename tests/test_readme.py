@@ -26,3 +26,14 @@ async def test_the_cronflow_example_in_the_readme_runs(capsys: Any) -> None:
     out = capsys.readouterr().out
     assert "status=<RunStatus.COMPLETED: 'completed'>" in out
     assert "output={'shipped': 50}" in out
+
+
+async def test_the_waiting_example_in_the_readme_runs(capsys: Any) -> None:
+    text = README.read_text()
+    section = text.split("## One owner, and waiting that costs nothing\n", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict[str, Any] = {}
+    source = code.replace('db="approvals.db"', 'db=":memory:"')
+    exec(compile(source, "README.md", "exec"), namespace)
+    await namespace["main"]()
+    assert capsys.readouterr().out.split() == ["shipped", "0"]

@@ -11,6 +11,7 @@ import importlib
 import importlib.util
 import json
 import logging
+import re
 import signal
 import sys
 from collections.abc import Iterator
@@ -116,7 +117,11 @@ def serve(settings: Any) -> int:
         lifespan="on",
         timeout_graceful_shutdown=settings.drain_timeout,
     )
-    _draining_server_class(runtime.abort_drain)(config).run()
+    try:
+        _draining_server_class(runtime.abort_drain)(config).run()
+    except SystemExit:  # uvicorn exits with its own code when the lifespan fails to start
+        if not failed_start:
+            raise
     if failed_start:
         # The runtime did not start (another runtime owns the database, say): uvicorn has
         # logged it; say it plainly and exit as for bad settings.
@@ -138,7 +143,23 @@ class _JsonFormatter(logging.Formatter):
         return json.dumps(entry)
 
 
+_TOKEN_IN_PATH = re.compile(r"(/resume/)[^/?\s]+")
+
+
+class _MaskTokens(logging.Filter):
+    """Resume tokens are secrets: an access-log line shows ``/resume/***``, never the token."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and any(isinstance(a, str) and "/resume/" in a for a in args):
+            record.args = tuple(
+                _TOKEN_IN_PATH.sub(r"\1***", a) if isinstance(a, str) else a for a in args
+            )
+        return True
+
+
 def _configure_logging(level: str, style: str) -> None:
+    logging.getLogger("uvicorn.access").addFilter(_MaskTokens())
     handler = logging.StreamHandler()
     if style == "json":
         handler.setFormatter(_JsonFormatter())

@@ -17,6 +17,7 @@ import itertools
 import logging
 from collections.abc import Awaitable, Callable
 
+from cronflow_actors.errors import ConfigurationError
 from cronflow_actors.kernel import ActorSystem, Clock
 from cronflow_actors.messages import TimerRecord
 
@@ -33,7 +34,9 @@ class TimerService:
         self, clock: Clock, fire: Callable[[str, str], None], load: LoadPage, page: int = 1000
     ) -> None:
         """``fire(instance_id, timer_id)`` is called on the loop when a timer is due;
-        ``load(after, limit)`` reads the next timers from the store."""
+        ``load(after, limit)`` reads the next ``page`` timers from the store."""
+        if not isinstance(page, int) or isinstance(page, bool) or page < 1:
+            raise ConfigurationError("timer_window", page, "a whole number >= 1")
         self._clock = clock
         self._fire = fire
         self._load = load
@@ -92,6 +95,7 @@ class TimerService:
         if not self._covers((record.due_at, record.timer_id)):
             return  # past the window: the store has it, and the window will reach it
         self._push(record)
+        self._trim()
         if self._sleeping_until is None or record.due_at < self._sleeping_until:
             self._wake()
 
@@ -108,6 +112,19 @@ class TimerService:
     def _push(self, record: TimerRecord) -> None:
         self._armed[record.timer_id] = (record.due_at, record.instance_id)
         heapq.heappush(self._heap, (record.due_at, next(self._order), record.timer_id))
+
+    def _trim(self) -> None:
+        """Past two pages in memory, keep the earliest page: the rest is in the store, and the
+        window reaches it again when the earliest have fired."""
+        if len(self._armed) <= 2 * self._page:
+            return
+        keys = ((due, timer_id) for timer_id, (due, _instance) in self._armed.items())
+        horizon = heapq.nsmallest(self._page, keys)[-1]
+        self._armed = {t: a for t, a in self._armed.items() if (a[0], t) <= horizon}
+        self._heap = [entry for entry in self._heap if entry[2] in self._armed]
+        heapq.heapify(self._heap)
+        self._horizon = horizon
+        self._complete = False
 
     async def _load_page(self) -> None:
         self._loading = True
@@ -129,6 +146,7 @@ class TimerService:
                 (record.due_at, record.timer_id)
             ):
                 self._push(record)
+        self._trim()
 
     def _wake(self) -> None:
         if self._system is None:

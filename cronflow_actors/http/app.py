@@ -32,6 +32,7 @@ from starlette.routing import Route
 from cronflow_actors.errors import (
     ActionDeniedError,
     AuthenticationRequiredError,
+    ConfigurationError,
     CronflowError,
     InstanceExistsError,
     InternalOnlyActionError,
@@ -160,6 +161,8 @@ def create_app(  # noqa: PLR0915 - the routes, one closure each
             return error(403, str(denied), type=type(denied).__name__)
         except InvalidPayloadError as invalid:
             return error(400, str(invalid), type="InvalidPayloadError")
+        except ConfigurationError as bad:  # a bad argument: a cursor, a status, an id
+            return error(400, str(bad), type="ConfigurationError")
         except (NotFoundError, ResumeError) as missing:
             status = 409 if isinstance(missing, ResumeError) and missing.ended else 404
             return error(status, str(missing))

@@ -90,10 +90,22 @@ class InstanceDirectory:
         """
         if instance_id is None:
             return await self._start(spec, command, self._new_id())
-        while (claim := self._claims.get(instance_id)) is not None:
-            if await asyncio.shield(claim):
-                raise InstanceExistsError(instance_id)
-        if instance_id in self._refs or instance_id in self._activating:
+        while True:
+            claim = self._claims.get(instance_id)
+            if claim is not None:
+                if await asyncio.shield(claim):
+                    raise InstanceExistsError(instance_id)
+                continue
+            activation = self._activating.get(instance_id)
+            if activation is None:
+                break
+            # Someone is reaching for this id: it exists if that succeeds.
+            try:
+                await asyncio.shield(activation)
+            except Exception:
+                continue  # it did not exist then: look again
+            raise InstanceExistsError(instance_id)
+        if instance_id in self._refs:
             raise InstanceExistsError(instance_id)
         claim = asyncio.get_running_loop().create_future()
         self._claims[instance_id] = claim

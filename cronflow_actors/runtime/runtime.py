@@ -81,6 +81,8 @@ class Runtime:
     ``lease_seconds``: how long the database lease outlives this runtime after a crash (it is
     renewed every third of that); ``wait_for_lease``: wait for another runtime's lease to
     expire instead of refusing to start. ``passivate=False`` keeps idle instances in memory.
+    ``timer_window``: how many of the earliest pending timers are held in memory (at most twice
+    that); the others wait in the store until the window reaches them.
     """
 
     def __init__(
@@ -98,13 +100,14 @@ class Runtime:
         lease_seconds: float = 5.0,
         wait_for_lease: bool = False,
         passivate: bool = True,
+        timer_window: int = 1000,
     ) -> None:
         self.clock: Clock = clock or SystemClock()
         self.store: Store = store or store_for(db, synchronous=synchronous)
         self.registry = WorkflowRegistry()
         self.catalog = FlowCatalog()
         self.system = ActorSystem(name, blocking_workers=blocking_workers, clock=self.clock)
-        self.timers = TimerService(self.clock, self._timer_due, self._timer_page)
+        self.timers = TimerService(self.clock, self._timer_due, self._timer_page, timer_window)
         self.lease = DatabaseLease(
             self.store,
             self.clock,

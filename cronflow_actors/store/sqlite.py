@@ -130,7 +130,7 @@ class SQLiteStore:
             raise
         self._writer_connection = connection
         self._reader = reader
-        self._writer = GroupWriter(connection, repr(self), self.max_batch)
+        self._writer = GroupWriter(connection, self.path, self.max_batch)
         self._writer.start()
 
     async def _migrate(self, connection: aiosqlite.Connection) -> None:

@@ -1,11 +1,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 
 import pytest
 
-from cronflow_actors.kernel import Clock, ManualClock, SystemClock
+from cronflow_actors.kernel import ActorSystem, Clock, ManualClock, SystemClock
 
 
 def test_both_clocks_satisfy_the_protocol() -> None:
@@ -50,3 +51,29 @@ def test_manual_clock_never_goes_back(clock: ManualClock) -> None:
         clock.advance(-1)
     with pytest.raises(ValueError, match="cannot go back"):
         clock.set(0)
+
+
+async def test_a_task_cancelled_while_parked_leaves_the_system_idle(clock: ManualClock) -> None:
+    async with ActorSystem("parked", clock=clock) as system:
+        task = system.create_task(clock.sleep(60))
+        await asyncio.wait_for(system.wait_idle(), 1)  # parked on the clock: idle
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        assert system.busy == 0
+        await asyncio.wait_for(system.wait_idle(), 1)
+
+
+async def test_sleeping_on_the_system_clock_is_not_work_in_flight() -> None:
+    clock = SystemClock()
+    async with ActorSystem("sleepy", clock=clock) as system:
+        sleeper = system.create_task(clock.sleep(60))
+        busy = system.create_task(asyncio.sleep(0.05))
+        await asyncio.wait_for(system.wait_idle(), 1)  # waits for busy, not for sleeper
+        assert busy.done()
+        assert not sleeper.done()
+        woken = system.create_task(clock.sleep(0.01))
+        await asyncio.wait_for(system.wait_idle(), 1)
+        await asyncio.wait_for(woken, 1)
+        assert system.busy == 0  # the sleeper left is parked, not busy
+        sleeper.cancel()

@@ -1,0 +1,203 @@
+"""One owner per instance: concurrent starts of one id start it once, a database has one owning
+runtime at a time, and resume tokens cannot be guessed from run ids."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import cronflow_actors as cf
+from cronflow_actors import net
+from cronflow_actors.errors import (
+    InstanceExistsError,
+    LeaseHeldError,
+    LeaseLostError,
+    ResumeError,
+)
+from cronflow_actors.kernel import ManualClock
+from cronflow_actors.messages import LeaseRecord
+from cronflow_actors.store import SQLiteStore
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def counted(calls: Counter[str]) -> net.NetSpec:
+    async def step(ctx: Any) -> str:
+        calls[ctx.parent.id] += 1
+        await asyncio.sleep(0.01)
+        return "done"
+
+    def initialized(ctx: Any) -> None:
+        calls["initialized " + ctx.workflow.id] += 1
+
+    return (
+        net.workflow("once")
+        .start_condition("start")
+        .end_condition("end")
+        .task("t", net.task(step))
+        .connect_condition("start", "t")
+        .connect_task("t", "end")
+        .activities(on_initialized=initialized)
+        .build()
+    )
+
+
+async def test_fifty_concurrent_starts_of_one_id_start_it_once(tmp_path: Path) -> None:
+    calls: Counter[str] = Counter()
+    async with cf.Runtime(db=tmp_path / "o.db", workflows=[counted(calls)]) as rt:
+        results = await asyncio.gather(
+            *(rt.start_workflow("once", instance_id="order-1") for _ in range(50)),
+            return_exceptions=True,
+        )
+        assert results.count("order-1") == 1
+        refused = [r for r in results if r != "order-1"]
+        assert len(refused) == 49
+        assert all(isinstance(r, InstanceExistsError) for r in refused)
+        info = await rt.wait_workflow("order-1")
+        assert (info.state, info.output) == ("completed", "done")
+        # Started again after it ended: still refused, and nothing ran again.
+        with pytest.raises(InstanceExistsError):
+            await rt.start_workflow("once", instance_id="order-1")
+        await rt.wait_idle()
+    # The duplicates ran none of the workflow's code, not even its initialize activity.
+    assert calls == {"order-1": 1, "initialized order-1": 1}
+
+
+@pytest.mark.parametrize("concurrency", [None, 1])
+async def test_fifty_concurrent_triggers_of_one_run_id_run_it_once(
+    tmp_path: Path, concurrency: int | None
+) -> None:
+    ran: Counter[str] = Counter()
+
+    async def step(ctx: Any) -> str:
+        ran[ctx.run.id] += 1
+        return "ok"
+
+    flow = cf.define("dedupe", concurrency=concurrency).step("s", step)
+    async with cf.Runtime(db=tmp_path / "t.db", workflows=[flow]) as rt:
+        if concurrency:  # the limit is taken, so the duplicates race on the queue
+            blocker = await rt.trigger("dedupe", instance_id="first")
+        results = await asyncio.gather(
+            *(rt.trigger("dedupe", {"n": n}, instance_id="key-7") for n in range(50)),
+            return_exceptions=True,
+        )
+        assert results.count("key-7") == 1
+        assert sum(isinstance(r, InstanceExistsError) for r in results) == 49
+        assert (await rt.wait("key-7", timeout=10)).status == "completed"
+        if concurrency:
+            await rt.wait(blocker, timeout=10)
+    assert ran["key-7"] == 1
+
+
+async def test_a_second_runtime_on_the_same_database_is_refused(tmp_path: Path) -> None:
+    db = tmp_path / "owned.db"
+    async with cf.Runtime(db=db) as first:
+        second = cf.Runtime(db=db)
+        with pytest.raises(LeaseHeldError) as refused:
+            await second.start()
+        assert f"pid {os.getpid()}" in str(refused.value)
+        assert first.lease.owner in str(refused.value)
+        assert second.state == "stopped"
+        assert first.state == "running"
+    # A clean stop releases the lease: the next runtime starts at once.
+    began = time.monotonic()
+    async with cf.Runtime(db=db) as third:
+        assert third.state == "running"
+    assert time.monotonic() - began < 1.0
+
+
+async def test_a_runtime_that_lost_its_lease_writes_nothing(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    db = tmp_path / "lost.db"
+    calls: Counter[str] = Counter()
+    async with cf.Runtime(db=db, clock=clock, workflows=[counted(calls)]) as first:
+        await first.wait_workflow(await first.start_workflow("once"))
+        # This runtime stalls (its clock, and so its heartbeat, stands still) while another
+        # one takes the expired lease over.
+        async with SQLiteStore(db) as other:
+            now = clock.now() + 60
+            await other.acquire_lease(
+                LeaseRecord(
+                    owner="other",
+                    host="h",
+                    pid=1,
+                    acquired_at=now,
+                    renewed_at=now,
+                    expires_at=now + 5,
+                )
+            )
+        with pytest.raises(LeaseLostError, match="other holds it"):
+            await first.start_workflow("once", instance_id="after-the-loss")
+        async with SQLiteStore(db) as check:
+            assert await check.load_snapshot("after-the-loss") is None
+
+
+def _owner(db: Path, lease: float) -> subprocess.Popen[str]:
+    code = (
+        "import asyncio, sys\n"
+        "import cronflow_actors as cf\n"
+        "async def main():\n"
+        f"    async with cf.Runtime(db=sys.argv[1], lease_seconds={lease}):\n"
+        "        print('ready', flush=True)\n"
+        "        await asyncio.sleep(3600)\n"
+        "asyncio.run(main())\n"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-c", code, str(db)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert process.stdout is not None
+    assert process.stdout.readline().strip() == "ready"
+    return process
+
+
+async def test_after_a_sigkill_the_next_runtime_takes_over_once_the_lease_expires(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "killed.db"
+    owner = _owner(db, lease=1.0)
+    owner.send_signal(signal.SIGKILL)
+    owner.wait()
+    assert owner.stdout is not None
+    owner.stdout.close()
+    # The dead runtime's lease has not expired yet: refused without waiting ...
+    with pytest.raises(LeaseHeldError, match="expires in"):
+        await cf.Runtime(db=db).start()
+    # ... and taken over as soon as it has, with wait_for_lease.
+    began = time.monotonic()
+    async with cf.Runtime(db=db, wait_for_lease=True) as taker:
+        waited = time.monotonic() - began
+        assert taker.lease.held
+    assert waited < 2.0
+
+
+async def test_a_token_derived_from_a_run_id_is_refused(rt: cf.Runtime) -> None:
+    rt.register(cf.define("hold").human_in_the_loop("approve", description="ok?").step("s", str))
+    run_id = await rt.trigger("hold")
+    await rt.wait_idle()
+    [paused] = await rt.list_paused()
+    assert run_id not in paused.token
+    assert len(paused.token) >= 22  # 128 bits and more, url-safe
+    for guess in (f"{run_id}.w1", f"{run_id}.w2", f"{run_id}.w3", run_id, paused.token[:-1]):
+        with pytest.raises(ResumeError, match="no run is paused with this token") as refused:
+            await rt.resume(guess, {"approved": True})
+        assert not refused.value.ended
+    assert (await rt.inspect(run_id)).status == "waiting"
+    await rt.resume(paused.token, {"approved": True})
+    assert (await rt.wait(run_id)).status == "completed"
+    with pytest.raises(ResumeError, match="already ended") as again:
+        await rt.resume(paused.token, {"approved": True})
+    assert again.value.ended

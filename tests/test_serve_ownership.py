@@ -1,0 +1,103 @@
+"""``serve`` owns its database: a second one on the same file is refused with exit code 2 and a
+message naming the owner, or waits with ``--wait-for-lease`` and takes over once the first one
+has stopped. Resume tokens never reach the access log."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.test_serve import free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+APP = str(ROOT / "tests" / "serve_pause_app.py")
+
+
+def serve(db: Path, port: int, *extra: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [
+            *(sys.executable, "-m", "cronflow_actors", "serve", APP, "--db", str(db)),
+            *("--port", str(port), "--lease-seconds", "1", *extra),
+        ],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def up(port: int, seconds: float = 10) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
+                return True
+        except httpx.TransportError:
+            time.sleep(0.05)
+    return False
+
+
+def stop(process: subprocess.Popen[str]) -> str:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+    out, _ = process.communicate(timeout=20)
+    return out
+
+
+def test_a_second_serve_on_the_same_database_exits_2_naming_the_owner(tmp_path: Path) -> None:
+    db = tmp_path / "owned.db"
+    first_port = free_port()
+    first = serve(db, first_port)
+    try:
+        assert up(first_port)
+        second = serve(db, free_port())
+        out, _ = second.communicate(timeout=20)
+        assert second.returncode == 2
+        assert f"pid {first.pid}" in out
+        assert "--wait-for-lease" in out
+    finally:
+        stop(first)
+
+
+def test_wait_for_lease_takes_over_once_the_owner_stops(tmp_path: Path) -> None:
+    db = tmp_path / "handover.db"
+    first_port, second_port = free_port(), free_port()
+    first = serve(db, first_port)
+    assert up(first_port)
+    second = serve(db, second_port, "--wait-for-lease")
+    try:
+        assert not up(second_port, seconds=1.5)  # waits while the owner lives
+        stop(first)
+        assert up(second_port)  # a clean stop releases the lease at once
+        assert first.returncode == 0
+    finally:
+        stop(second)
+
+
+def test_resume_tokens_never_reach_the_access_log(tmp_path: Path) -> None:
+    port = free_port()
+    process = serve(tmp_path / "log.db", port, "--log-level", "info")
+    try:
+        assert up(port)
+        base = f"http://127.0.0.1:{port}"
+        run_id = httpx.post(f"{base}/runs", json={"workflow": "hold"}).json()["run_id"]
+        deadline = time.monotonic() + 10
+        paused: list[dict[str, str]] = []
+        while not paused and time.monotonic() < deadline:
+            paused = httpx.get(f"{base}/paused").json()["paused"]
+            time.sleep(0.05)
+        token = paused[0]["token"]
+        assert httpx.post(f"{base}/resume/{token}", json={"approved": True}).status_code == 200
+        assert httpx.post(f"{base}/resume/{token}", json={}).status_code == 409
+    finally:
+        out = stop(process)
+    assert token not in out
+    assert out.count("/resume/***") == 2
+    assert run_id in out or "POST /runs" in out
