@@ -182,12 +182,7 @@ async def _deliver_event(tx: Transaction, item_id: str, event: str, payload: Any
     if wait is None or wait.kind != "event" or wait.event != event:
         return False
     if wait.accept is not None:
-        ctx = tx.context(
-            workflow,
-            f"event filter of work item {item.name!r}",
-            task=tx.task_info(workflow, item.task),
-            work_item=tx.work_item_info(item),
-        )
+        ctx = tx.item_context(workflow, item, "event filter")
         if not await call_user(wait.accept, ctx, payload):
             return False
     await work_items.complete(tx, item, payload)
@@ -278,11 +273,8 @@ def _item_context(
     tx: Transaction, workflow: WorkflowRecord, item: WorkItemRecord, action: str
 ) -> Callable[[], Context]:
     def build() -> Context:
-        return tx.context(
-            workflow,
-            f"work item {item.name!r} {action} action",
-            task=tx.task_info(workflow, item.task),
-            work_item=WorkItemHandle(tx.work_item_info(item)),
+        return tx.item_context(
+            workflow, item, f"{action} action", work_item=WorkItemHandle(tx.work_item_info(item))
         )
 
     return build

@@ -195,6 +195,20 @@ class Transaction:
             or self.dirty
         )
 
+    def item_context(
+        self, workflow: WorkflowRecord, item: WorkItemRecord, what: str, /, **fields: Any
+    ) -> Context:
+        """A ctx for user code about one work item (its activities, actions, event filter,
+        wait details): its task's info, and the item itself as ``work_item`` (its info, unless
+        ``fields`` give another view of it)."""
+        fields.setdefault("work_item", self.work_item_info(item))
+        return self.context(
+            workflow,
+            f"work item {item.name!r} {what}",
+            task=self.task_info(workflow, item.task),
+            **fields,
+        )
+
     # -- scheduled jobs ----------------------------------------------------------------------------
 
     def schedule(self, owner: str, delay: float, job: Job) -> str:

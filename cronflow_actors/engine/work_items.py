@@ -286,13 +286,7 @@ async def _open_wait(
         key = wait.event
     details: Any = None
     if wait.details is not None:
-        ctx = tx.context(
-            workflow,
-            f"work item {item.name!r} wait details",
-            task=tx.task_info(workflow, item.task),
-            work_item=tx.work_item_info(item),
-        )
-        details = await call_user(wait.details, ctx)
+        details = await call_user(wait.details, tx.item_context(workflow, item, "wait details"))
     tx.open_wait(
         WaitRecord(
             wait_id=item.id,
@@ -320,11 +314,11 @@ async def _activity(
     if fn is None:
         return None
     handle = WorkItemHandle(tx.work_item_info(item), triggers)
-    ctx = tx.context(
+    ctx = tx.item_context(
         workflow,
-        f"work item {item.name!r} {activity}",
+        item,
+        activity,
         scheduler=tx.scheduler(work_item_owner(item.id)) if triggers else None,
-        task=tx.task_info(workflow, item.task),
         work_item=handle,
     )
     await call_user(fn, ctx)

@@ -67,7 +67,8 @@ class InstanceDirectory:
         self._refs: dict[str, Ref] = {}
         self._claims: dict[str, asyncio.Future[bool]] = {}
         """Explicit ids whose start is under way -> whether it started them."""
-        self._activating: dict[str, asyncio.Future[Ref]] = {}
+        self._activating: dict[str, asyncio.Future[None]] = {}
+        """Ids being loaded from their snapshot -> done when that is over (either way)."""
 
     def __len__(self) -> int:
         """How many instances are in memory."""
@@ -99,12 +100,7 @@ class InstanceDirectory:
             activation = self._activating.get(instance_id)
             if activation is None:
                 break
-            # Someone is reaching for this id: it exists if that succeeds.
-            try:
-                await asyncio.shield(activation)
-            except Exception:
-                continue  # it did not exist then: look again
-            raise InstanceExistsError(instance_id)
+            await asyncio.shield(activation)  # someone is loading this id: it may exist
         if instance_id in self._refs:
             raise InstanceExistsError(instance_id)
         claim = asyncio.get_running_loop().create_future()
@@ -178,7 +174,7 @@ class InstanceDirectory:
 
     async def activate(self, instance_id: str) -> Ref:
         """The ref of the instance's actor, spawned from its snapshot if it is not in memory
-        (by one caller; concurrent callers wait for that one)."""
+        (by one caller; concurrent callers wait for that one, then look again)."""
         while True:
             claim = self._claims.get(instance_id)
             if claim is not None:
@@ -187,28 +183,23 @@ class InstanceDirectory:
             ref = self._refs.get(instance_id)
             if ref is not None:
                 return ref
-            pending = self._activating.get(instance_id)
-            if pending is not None:
-                await asyncio.shield(pending)
+            activation = self._activating.get(instance_id)
+            if activation is not None:
+                await asyncio.shield(activation)
                 continue
             break
         self._check_running()
-        pending = asyncio.get_running_loop().create_future()
+        pending: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._activating[instance_id] = pending
         try:
             snapshot = await self._store.load_snapshot(instance_id)
             if snapshot is None:
                 raise NotFoundError("workflow instance", instance_id)
             spec = self._registry.get(snapshot.workflow, snapshot.version)
-            ref = self._refs.get(instance_id) or self._spawn(instance_id, spec, snapshot)
-        except BaseException as error:
-            pending.set_exception(error)
-            pending.exception()  # retrieved: concurrent callers re-raise their own
-            raise
+            return self._refs.get(instance_id) or self._spawn(instance_id, spec, snapshot)
         finally:
             del self._activating[instance_id]
-        pending.set_result(ref)
-        return ref
+            pending.set_result(None)
 
     def recover(self, snapshot: SnapshotRecord, spec: NetSpec) -> bool:
         """Load an instance with work to run (at start); False if it is in memory already."""
