@@ -1,9 +1,10 @@
 """The SQL the SQLite store runs, and the mapping between its rows and the persisted records.
 
-Snapshot writes come in two forms, chosen by whether the store holds a lease: once a runtime
-owns the database, every insert and update of an instance row also checks, in the same
-statement, that the lease is still this runtime's (a fenced write: a runtime that lost its
-lease cannot overwrite what the new owner wrote, and the check costs no extra round trip).
+Fenced writes: once a runtime owns the database, every transaction of its writer begins by
+checking that the lease is still its own (``begin_fenced``), in the same round trip as the
+``BEGIN IMMEDIATE``: a runtime that lost its lease writes nothing more. One check covers the
+whole transaction, because the transaction holds SQLite's write lock and taking the lease over
+is a write.
 """
 
 from __future__ import annotations
@@ -30,30 +31,32 @@ WAIT_COLUMNS = (
 QUEUE_COLUMNS = "seq, queue, instance_id, workflow, payload, queued_at"
 LEASE_COLUMNS = "scope, owner, host, pid, acquired_at, renewed_at, expires_at"
 
-_FENCE = "EXISTS (SELECT 1 FROM leases WHERE scope = 'runtime' AND owner = ?)"
-_NOT_QUEUED = "NOT EXISTS (SELECT 1 FROM run_queue WHERE instance_id = ?)"
+FENCE_TABLE = "CREATE TEMP TABLE IF NOT EXISTS fence (held INTEGER CHECK (held))"
+"""On the writer's connection only: a row that says the lease is not held breaks the CHECK."""
 
 
-def insert_snapshot(fenced: bool) -> str:
-    """A new instance row; refused (no row written) when the id is queued or, ``fenced``, when
-    the lease is not this store's. A stored id fails the primary key."""
-    conditions = _NOT_QUEUED + (f" AND {_FENCE}" if fenced else "")
+def begin_fenced(owner: str) -> str:
+    """``BEGIN IMMEDIATE``, then fail (a CHECK constraint) unless ``owner`` holds the lease."""
+    quoted = owner.replace("'", "''")
     return (
-        f"INSERT INTO instances ({SNAPSHOT_COLUMNS}) "
-        f"SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE {conditions}"
+        "BEGIN IMMEDIATE; INSERT INTO temp.fence (held) SELECT 0 WHERE NOT EXISTS "
+        f"(SELECT 1 FROM main.leases WHERE scope = 'runtime' AND owner = '{quoted}');"
     )
 
 
-def update_snapshot(fenced: bool) -> str:
-    """Replace revision n - 1 by revision n (no row changed when the stored one differs).
+INSERT_SNAPSHOT = (
+    f"INSERT INTO instances ({SNAPSHOT_COLUMNS}) SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? "
+    "WHERE NOT EXISTS (SELECT 1 FROM run_queue WHERE instance_id = ?)"
+)
+"""A new instance row; none is written when the id is queued; a stored id fails the key."""
 
-    An instance's workflow, version, parent and creation time never change, so they are not
-    set again: every column set is an index entry rewritten."""
-    fence = f" AND {_FENCE}" if fenced else ""
-    return (
-        "UPDATE instances SET status = ?, terminal = ?, revision = ?, updated_at = ?, body = ?, "
-        f"runnable = ? WHERE instance_id = ? AND revision = ?{fence}"
-    )
+UPDATE_SNAPSHOT = (
+    "UPDATE instances SET status = ?, terminal = ?, revision = ?, updated_at = ?, body = ?, "
+    "runnable = ? WHERE instance_id = ? AND revision = ?"
+)
+"""Replace revision n - 1 by revision n (no row changed when the stored one differs). An
+instance's workflow, version, parent and creation time never change, so they are not set
+again: every column set is an index entry rewritten."""
 
 
 INSERT_JOURNAL = """
@@ -98,8 +101,8 @@ RELEASE_LEASE = "DELETE FROM leases WHERE scope = ? AND owner = ?"
 SELECT_LEASE = f"SELECT {LEASE_COLUMNS} FROM leases WHERE scope = ?"
 
 
-def insert_row(s: SnapshotRecord, owner: str | None) -> tuple[Any, ...]:
-    row = (
+def insert_row(s: SnapshotRecord) -> tuple[Any, ...]:
+    return (
         s.instance_id,
         s.workflow,
         s.version,
@@ -113,11 +116,10 @@ def insert_row(s: SnapshotRecord, owner: str | None) -> tuple[Any, ...]:
         int(s.runnable),
         s.instance_id,
     )
-    return row if owner is None else (*row, owner)
 
 
-def update_row(s: SnapshotRecord, base: int, owner: str | None) -> tuple[Any, ...]:
-    row = (
+def update_row(s: SnapshotRecord, base: int) -> tuple[Any, ...]:
+    return (
         s.status,
         int(s.terminal),
         s.revision,
@@ -127,7 +129,6 @@ def update_row(s: SnapshotRecord, base: int, owner: str | None) -> tuple[Any, ..
         s.instance_id,
         base,
     )
-    return row if owner is None else (*row, owner)
 
 
 def journal_row(j: JournalEntry) -> tuple[Any, ...]:

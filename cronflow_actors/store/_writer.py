@@ -207,8 +207,10 @@ class GroupWriter:
         connection = self._connection
         batch = coalesce(payload for payload, _ in items if isinstance(payload, Mutation))
         owner = self.owner
-        fenced = owner is not None
-        await connection.execute("BEGIN IMMEDIATE")
+        if owner is None:
+            await connection.execute("BEGIN IMMEDIATE")
+        else:
+            await self._begin_fenced(owner)
         try:
             if batch.dequeued:
                 await connection.executemany(sql.DEQUEUE, [(i,) for i in batch.dequeued])
@@ -217,15 +219,15 @@ class GroupWriter:
             for instance_id, snapshot in batch.snapshots.items():
                 base = batch.bases[instance_id]
                 if base == 0:
-                    inserts.append(sql.insert_row(snapshot, owner))
+                    inserts.append(sql.insert_row(snapshot))
                 else:
-                    updates.append(sql.update_row(snapshot, base, owner))
+                    updates.append(sql.update_row(snapshot, base))
             if inserts:
-                cursor = await connection.executemany(sql.insert_snapshot(fenced), inserts)
+                cursor = await connection.executemany(sql.INSERT_SNAPSHOT, inserts)
                 if cursor.rowcount != len(inserts):
                     raise _Refused
             if updates:
-                cursor = await connection.executemany(sql.update_snapshot(fenced), updates)
+                cursor = await connection.executemany(sql.UPDATE_SNAPSHOT, updates)
                 if cursor.rowcount != len(updates):
                     raise _Refused
             if batch.journal:
@@ -256,6 +258,20 @@ class GroupWriter:
                 await connection.execute("ROLLBACK")
             raise
         return results, len(batch.snapshots), batch.snapshots_seen
+
+    async def _begin_fenced(self, owner: str) -> None:
+        """Begin, checking in the same round trip that the lease is still ``owner``'s; a lost
+        lease fails the writer (``LeaseLostError``) and nothing is written."""
+        connection = self._connection
+        try:
+            await connection.executescript(sql.begin_fenced(owner))
+        except sqlite3.IntegrityError:
+            if connection.in_transaction:
+                await connection.execute("ROLLBACK")
+            holder = await self._holder("runtime")
+            lost = LeaseLostError(self._name, owner, holder.owner if holder else None)
+            self.failure = lost
+            raise lost from None
 
     async def _apply(self, connection: aiosqlite.Connection, op: Any) -> Any:
         match op:
@@ -299,7 +315,7 @@ class GroupWriter:
 
     async def _explain(self, payload: Any, error: Exception) -> BaseException:
         """Turn an error on one item into one that says which instance and why."""
-        if isinstance(error, DuplicateInstanceError):
+        if isinstance(error, DuplicateInstanceError | LeaseLostError):
             return error
         if isinstance(payload, QueuedRun) and isinstance(error, sqlite3.IntegrityError):
             return DuplicateInstanceError(payload.instance_id)
@@ -313,9 +329,6 @@ class GroupWriter:
             and "instances" in str(error)
         ):
             assert snapshot is not None
-            lost = await self._lease_lost()
-            if lost is not None:
-                return lost
             found = await self._stored_revision(snapshot.instance_id)
             if snapshot.revision == 1:
                 return DuplicateInstanceError(snapshot.instance_id)
@@ -342,17 +355,6 @@ class GroupWriter:
         )
         row = next(iter(rows), None)
         return None if row is None else int(row[0])
-
-    async def _lease_lost(self) -> LeaseLostError | None:
-        """If this writer held a lease that is now someone else's: fail the writer."""
-        if self.owner is None:
-            return None
-        holder = await self._holder("runtime")
-        if holder is not None and holder.owner == self.owner:
-            return None
-        lost = LeaseLostError(self._name, self.owner, holder.owner if holder else None)
-        self.failure = lost
-        return lost
 
     async def _holder(self, scope: str) -> LeaseRecord | None:
         rows = await self._connection.execute_fetchall(sql.SELECT_LEASE, (scope,))
@@ -399,6 +401,7 @@ class GroupWriter:
                         await connection.execute("ROLLBACK")
                     raise
                 if lease.scope == "runtime":
+                    await connection.execute(sql.FENCE_TABLE)
                     self.owner = lease.owner
                 return holder
             case LeaseRenew(scope, owner, now, expires_at):
