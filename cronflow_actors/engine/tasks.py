@@ -148,8 +148,8 @@ async def complete(tx: Transaction, workflow: WorkflowRecord, name: str) -> None
             output=workflow.outputs.get(name),
         )
         routed = resolve_routes(spec, name, await call_user(definition.router, ctx))
-    workflow.marking, marked = after_production(spec, name, workflow.marking, routed)
-    for candidate in enable_candidates(spec, name, marked):
+    workflow.marking, _marked = after_production(spec, name, workflow.marking, routed)
+    for candidate in enable_candidates(spec, name):
         if workflow.state in _WORKFLOW_DONE:
             break
         await enable(tx, workflow, candidate)

@@ -149,10 +149,11 @@ def after_cancellation(spec: NetSpec, task: str, marking: Marking) -> dict[str, 
     return result
 
 
-def enable_candidates(spec: NetSpec, task: str, marked: Iterable[str]) -> list[str]:
-    """The tasks to try to enable after ``task`` completed and marked ``marked``: every task after
-    those conditions, in declaration order, then ``task`` itself (it re-fires if its join is
-    still satisfied)."""
-    after = {t for c in marked for t in spec.conditions[c].outputs}
+def enable_candidates(spec: NetSpec, task: str) -> list[str]:
+    """The tasks to try to enable after ``task`` completed: every task after any of its output
+    conditions, in declaration order, then ``task`` itself (it re-fires if its join is still
+    satisfied). All outputs, not only those that got a token (spec section 1.3 step 5): an XOR or
+    OR split that routed elsewhere may be what an OR-join after an unmarked output waited for."""
+    after = {t for c in spec.tasks[task].outputs for t in spec.conditions[c].outputs}
     ordered = [t for t in spec.tasks if t in after and t != task]
     return [*ordered, task]

@@ -1,0 +1,187 @@
+"""OR-joins in the running engine: the failing Tasquencer scenario, and a property on random nets.
+
+After every completion, the engine re-checks every task after any of the completing task's
+output conditions (marked or not), and the task itself (spec section 1.3 steps 5 and 6). The
+property test drives random acyclic nets with AND/XOR/OR joins and splits through the real
+engine and checks, after each completion, that every task it re-checked is enabled exactly when
+an exhaustive forward search of the net says its join is satisfied.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
+import cronflow_actors as cf
+from cronflow_actors import net
+from cronflow_actors.kernel import ManualClock
+from cronflow_actors.net.orjoin import ResetNet
+from cronflow_actors.net.spec import JoinType, NetSpec
+from tests.engine.helpers import run, states
+from tests.net.test_orjoin import forward_coverable
+
+_ENABLEABLE = frozenset({"disabled", "completed", "canceled", "failed"})
+
+
+def init(ctx: Any) -> None:
+    ctx.work_item.initialize()
+
+
+def auto() -> net.TaskBuilder:
+    return net.task(net.work_item("w")).activities(on_enabled=init)
+
+
+async def test_an_or_join_fires_when_the_task_feeding_it_routes_elsewhere(
+    rt: cf.Runtime,
+) -> None:
+    """Tasquencer's multiple-or-split-join-2, "B to C disabled": A splits to B and C; B is an
+    XOR split that routes to D; C is an OR-join on A and B; D an OR-join on B and C."""
+    spec = (
+        net.workflow("m")
+        .start_condition("start")
+        .end_condition("end")
+        .task("A", auto())
+        .task("B", auto().split("xor").route(lambda ctx: ctx.route.to_task("D")))
+        .task("C", auto().join("or"))
+        .task("D", auto().join("or"))
+        .connect_condition("start", "A")
+        .connect_task("A", "B", "C")
+        .connect_task("B", "C", "D")
+        .connect_task("C", "D")
+        .connect_task("D", "end")
+        .build()
+    )
+    rt.register(spec)
+    wid = await rt.start_workflow("m")
+    await run(rt, wid, "A")
+    await run(rt, wid, "B")
+    assert await rt.marking(wid) | {} == {
+        **dict.fromkeys(await rt.marking(wid), 0),
+        "A__to__C": 1,
+        "B__to__D": 1,
+    }
+    found = await states(rt, wid)
+    assert (found["C"], found["D"]) == ("enabled", "disabled")  # D waits: C can still feed it
+    await run(rt, wid, "C")
+    assert (await states(rt, wid))["D"] == "enabled"
+    await run(rt, wid, "D")
+    assert await rt.workflow_state(wid) == "completed"
+
+
+def rechecked(spec: NetSpec, task: str) -> list[str]:
+    """What spec section 1.3 steps 5-6 re-check after ``task`` completes: the tasks after each of
+    its output conditions, marked or not, and the task itself."""
+    after = [t for c in spec.tasks[task].outputs for t in spec.conditions[c].outputs]
+    return [*dict.fromkeys(after), task]
+
+
+def satisfied(spec: NetSpec, task: str, marking: dict[str, int], started: set[str]) -> bool | None:
+    """The join rule decided by exhaustive search (None: the search was too large)."""
+    definition = spec.tasks[task]
+    marked = [c for c in definition.inputs if marking.get(c, 0) > 0]
+    if definition.join is JoinType.AND:
+        return len(marked) == len(definition.inputs) > 0
+    if definition.join is JoinType.XOR or not marked:
+        return bool(marked)
+    empty = [c for c in definition.inputs if marking.get(c, 0) <= 0]
+    reset = ResetNet.of(spec, task)
+    current = {c: n for c, n in marking.items() if n > 0}
+    current |= {f"task:{t}" if t in started else f"free:{t}": 1 for t in spec.tasks}
+    for condition in empty:
+        reachable = forward_coverable(reset, dict.fromkeys(marked, 1) | {condition: 1}, current)
+        if reachable is None:
+            return None
+        if reachable:
+            return False
+    return True
+
+
+@st.composite
+def acyclic_nets(draw: st.DrawFn) -> tuple[NetSpec, dict[str, Any]]:
+    names = [f"t{i}" for i in range(draw(st.integers(3, 6)))]
+    sources = {"t0": ["start"]}
+    for index, name in enumerate(names[1:], start=1):
+        pool = ["start", *names[:index]]
+        sources[name] = draw(st.lists(st.sampled_from(pool), min_size=1, max_size=2, unique=True))
+    targets: dict[str, list[str]] = {name: [] for name in names}
+    for name, inputs in sources.items():
+        for source in inputs:
+            if source != "start":
+                targets[source].append(name)
+    for name in names:
+        if not targets[name] or draw(st.booleans()):
+            targets[name].append("end")
+    builder = net.workflow("random").start_condition("start").end_condition("end")
+    choices: dict[str, Any] = {}
+    for name in names:
+        task = auto()
+        if len(sources[name]) > 1:
+            task = task.join(draw(st.sampled_from(["and", "xor", "or"])))
+        outs = targets[name]
+        if len(outs) > 1:
+            split = draw(st.sampled_from(["and", "xor", "or"]))
+            task = task.split(split)
+            if split == "xor":
+                choices[name] = [draw(st.sampled_from(outs))]
+            elif split == "or":
+                choices[name] = draw(st.lists(st.sampled_from(outs), min_size=1, unique=True))
+            if split != "and":
+                task = task.route(_router(choices[name], split))
+        builder.task(name, task)
+    for name in names:
+        if "start" in sources[name]:
+            builder.connect_condition("start", name)
+        builder.connect_task(name, *targets[name])
+    return builder.build(), choices
+
+
+def _router(chosen: list[str], split: str) -> Any:
+    def route(ctx: Any) -> Any:
+        routes = [ctx.route.to_condition(t) if t == "end" else ctx.route.to_task(t) for t in chosen]
+        return routes[0] if split == "xor" else routes
+
+    return route
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(acyclic_nets(), st.data())
+def test_or_joins_are_enabled_exactly_when_their_join_is_satisfied(
+    case: tuple[NetSpec, dict[str, Any]], data: st.DataObject
+) -> None:
+    spec, _choices = case
+    checks: list[str] = []
+
+    async def drive() -> None:
+        async with cf.Runtime(clock=ManualClock(), workflows=[spec]) as rt:
+            wid = await rt.start_workflow("random")
+            for _ in range(3 * len(spec.tasks)):
+                before = await states(rt, wid)
+                if str(await rt.workflow_state(wid)) != "started" and any(
+                    s == "started" for s in before.values()
+                ):
+                    break
+                open_tasks = sorted(t for t, s in before.items() if s in ("enabled", "started"))
+                if not open_tasks or str(await rt.workflow_state(wid)) in ("completed", "failed"):
+                    break
+                task = data.draw(st.sampled_from(open_tasks))
+                await run(rt, wid, task)
+                if str(await rt.workflow_state(wid)) != "started":
+                    break  # the end condition was marked: everything else was shut down
+                after = await states(rt, wid)
+                marking = await rt.marking(wid)
+                started = {t for t, s in after.items() if s == "started"}
+                for candidate in rechecked(spec, task):
+                    expected = satisfied(spec, candidate, marking, started)
+                    if expected is None:
+                        continue
+                    checks.append(candidate)
+                    if after[candidate] in _ENABLEABLE:
+                        assert not expected, (candidate, marking, after)
+                    elif before[candidate] in _ENABLEABLE and after[candidate] == "enabled":
+                        assert expected, (candidate, marking, after)
+
+    asyncio.run(drive())
+    event(f"tasks re-checked: {min(len(checks), 10)}")
