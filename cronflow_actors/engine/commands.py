@@ -7,14 +7,13 @@ Tasquencer's single database transaction runs it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from cronflow_actors.engine import work_items, workflows
 from cronflow_actors.engine.actions import pass_boundary
-from cronflow_actors.engine.context import Context, WorkItemHandle
+from cronflow_actors.engine.context import Context
 from cronflow_actors.engine.states import WorkItemState, check_move
-from cronflow_actors.engine.transaction import Transaction, call_user
+from cronflow_actors.engine.transaction import Transaction, call_user, workflow_owner
 from cronflow_actors.errors import InvalidStateTransitionError, NotFoundError, ResumeError
 from cronflow_actors.messages.engine import (
     ActionFinished,
@@ -29,6 +28,7 @@ from cronflow_actors.messages.engine import (
     InitializeWorkItem,
     InitializeWorkItemJob,
     Job,
+    Principal,
     ResetWorkItemJob,
     StartWorkflow,
     StartWorkItemJob,
@@ -43,13 +43,7 @@ from cronflow_actors.net.spec import NetSpec, TaskKind
 
 __all__ = ["WORK_ITEM_ACTIONS", "apply", "run_job"]
 
-WORK_ITEM_ACTIONS = {
-    "start": WorkItemState.STARTED,
-    "complete": WorkItemState.COMPLETED,
-    "fail": WorkItemState.FAILED,
-    "cancel": WorkItemState.CANCELED,
-    "reset": WorkItemState.INITIALIZED,
-}
+WORK_ITEM_ACTIONS = work_items.ACTIONS
 
 
 async def apply(tx: Transaction, command: WorkflowCommand, root: NetSpec) -> Any:
@@ -66,6 +60,7 @@ async def apply(tx: Transaction, command: WorkflowCommand, root: NetSpec) -> Any
                 element=f"workflow {root.name!r}",
                 context=lambda: Context(
                     where=f"workflow {root.name!r} initialize action",
+                    scheduler=tx.scheduler(workflow_owner(tx.state.id)),
                     principal=principal,
                     is_internal=principal is None,
                     payload=payload,
@@ -79,22 +74,12 @@ async def apply(tx: Transaction, command: WorkflowCommand, root: NetSpec) -> Any
             target = tx.work_item(item_id)
             if token is not None:
                 _check_pause(target, token)
-            await _work_item_action(tx, action, target, payload)
+            await work_items.act(tx, target, action, payload, principal=tx.principal)
             return None
         case DeliverEvent(work_item_id=item_id, event=event, payload=payload):
             return await _deliver_event(tx, item_id, event, payload)
         case CancelWorkflow(workflow_id=workflow_id, principal=principal):
-            workflow = tx.workflow(workflow_id)
-            check_move("workflow", workflow.id, workflow.state, "canceled")
-            await pass_boundary(
-                actions=tx.spec(workflow).actions,
-                action="cancel",
-                payload=None,
-                principal=principal,
-                element=f"workflow {workflow.name!r} ({workflow.id})",
-                context=lambda: _workflow_context(tx, workflow, "cancel action"),
-            )
-            await workflows.cancel(tx, workflow, teardown=False)
+            await _cancel_workflow(tx, tx.workflow(workflow_id), principal)
             return None
         case WorkItemFinished(work_item_id=item_id) as finished:
             item = tx.state.work_items.get(item_id)
@@ -149,9 +134,11 @@ async def run_job(tx: Transaction, job: Job) -> None:
                     "initialize a child workflow",
                     ["enabled", "started"],
                 )
-            await workflows.initialize(tx, child, payload=payload, parent=parent, parent_task=task)
+            await workflows.initialize_child(
+                tx, child, payload=payload, parent=parent, parent_task=task
+            )
         case CancelWorkflowJob(workflow_id=workflow_id):
-            await workflows.cancel(tx, tx.workflow(workflow_id), teardown=False)
+            await _cancel_workflow(tx, tx.workflow(workflow_id), None)
         case FailWorkflowJob(workflow_id=workflow_id, error=error):
             await workflows.fail(tx, tx.workflow(workflow_id), error)
         case (
@@ -162,7 +149,23 @@ async def run_job(tx: Transaction, job: Job) -> None:
             | ResetWorkItemJob()
         ):
             action = type(job).__name__.removesuffix("WorkItemJob").lower()
-            await _work_item_action(tx, action, tx.work_item(job.work_item_id), job.payload)
+            await work_items.act(tx, tx.work_item(job.work_item_id), action, job.payload)
+
+
+async def _cancel_workflow(
+    tx: Transaction, workflow: WorkflowRecord, principal: Principal | None
+) -> None:
+    """An explicit cancel (a call or a job), through the workflow's ``cancel`` action."""
+    check_move("workflow", workflow.id, workflow.state, "canceled")
+    await pass_boundary(
+        actions=tx.spec(workflow).actions,
+        action="cancel",
+        payload=None,
+        principal=principal,
+        element=f"workflow {workflow.name!r} ({workflow.id})",
+        context=lambda: _workflow_context(tx, workflow, "cancel action"),
+    )
+    await workflows.cancel(tx, workflow, teardown=False)
 
 
 def _check_pause(item: WorkItemRecord, token: str) -> None:
@@ -191,67 +194,9 @@ async def _deliver_event(tx: Transaction, item_id: str, event: str, payload: Any
 
 async def _initialize_work_item(tx: Transaction, workflow_id: str, task: str, payload: Any) -> str:
     workflow = tx.workflow(workflow_id)
-    definition = _task_definition(tx, workflow, task)
-    state = workflow.tasks[task].state
-    if definition.kind is not TaskKind.TASK or state not in ("enabled", "started"):
-        raise InvalidStateTransitionError(
-            "task",
-            f"{workflow.name}/{task}",
-            state if definition.kind is TaskKind.TASK else f"a {definition.kind.value} task",
-            "initialize a work item",
-            ["enabled", "started"],
-        )
-    payload = await pass_boundary(
-        actions=definition.work_item.actions,
-        action="initialize",
-        payload=payload,
-        principal=tx.principal,
-        element=f"work item {definition.work_item.name!r} of task {task!r}",
-        context=lambda: _workflow_context(tx, workflow, f"task {task!r} initialize action"),
-    )
-    item = await work_items.initialize(tx, workflow, task, payload)
+    _task_definition(tx, workflow, task)
+    item = await work_items.create(tx, workflow, task, payload, principal=tx.principal)
     return item.id
-
-
-async def _work_item_action(
-    tx: Transaction, action: str, item: WorkItemRecord, payload: Any
-) -> None:
-    target = WORK_ITEM_ACTIONS.get(action)
-    if target is None:
-        raise ValueError(
-            f"unknown work item action {action!r}; actions: {sorted(WORK_ITEM_ACTIONS)}"
-        )
-    check_move("work item", item.id, item.state, target)
-    workflow = tx.workflow(item.workflow_id)
-    if action == "start":
-        task_state = workflow.tasks[item.task].state
-        if task_state not in ("enabled", "started"):
-            raise InvalidStateTransitionError(
-                "task",
-                f"{workflow.name}/{item.task}",
-                task_state,
-                "started",
-                ["enabled", "started"],
-            )
-    definition = tx.spec(workflow).tasks[item.task].work_item
-    payload = await pass_boundary(
-        actions=definition.actions,
-        action=action,
-        payload=payload,
-        principal=tx.principal,
-        element=f"work item {item.name!r} ({item.id})",
-        context=_item_context(tx, workflow, item, action),
-    )
-    if action == "start":
-        await work_items.start(tx, item, payload)
-    elif action == "complete":
-        await work_items.complete(tx, item, payload)
-    elif action == "fail":
-        await work_items.fail(tx, item, payload)
-    elif action == "cancel":
-        await work_items.cancel(tx, item, teardown=False)
-    else:
-        await work_items.reset(tx, item)
 
 
 def _task_definition(tx: Transaction, workflow: WorkflowRecord, task: str) -> Any:
@@ -267,14 +212,3 @@ def _workflow_context(tx: Transaction, workflow: WorkflowRecord, where: str) -> 
     return tx.context(
         workflow, f"workflow {workflow.name!r} {where}", workflow=tx.workflow_info(workflow)
     )
-
-
-def _item_context(
-    tx: Transaction, workflow: WorkflowRecord, item: WorkItemRecord, action: str
-) -> Callable[[], Context]:
-    def build() -> Context:
-        return tx.item_context(
-            workflow, item, f"{action} action", work_item=WorkItemHandle(tx.work_item_info(item))
-        )
-
-    return build

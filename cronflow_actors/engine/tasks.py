@@ -466,13 +466,14 @@ async def _activity(
         return
     queue: list[tuple[str, str, Any]] = []
     for ident, child_name, payload in pending:
+        # Internal calls: each child is created through its initialize action (spec 5.3).
         if definition.kind is TaskKind.TASK:
-            await work_items.initialize(tx, workflow, name, payload, item_id=ident, queue=queue)
+            await work_items.create(tx, workflow, name, payload, item_id=ident, queue=queue)
         else:
             child_spec = definition.child(child_name)
             assert child_spec is not None  # names are checked when an activity asks for them
             _check_can_add(workflow, name, "initialize a child workflow")
-            await workflows.initialize(
+            await workflows.initialize_child(
                 tx,
                 child_spec,
                 payload=payload,

@@ -17,13 +17,15 @@ from __future__ import annotations
 from typing import Any
 
 from cronflow_actors.engine import tasks
-from cronflow_actors.engine.context import WorkItemHandle
+from cronflow_actors.engine.actions import pass_boundary
+from cronflow_actors.engine.context import WorkItemHandle, WorkItemInfo
 from cronflow_actors.engine.states import WorkItemState, check_move
 from cronflow_actors.engine.transaction import Transaction, call_user, work_item_owner
 from cronflow_actors.errors import InvalidStateTransitionError
 from cronflow_actors.messages import JournalEntry, WaitRecord, encode, json_encode
 from cronflow_actors.messages.engine import (
     PendingAction,
+    Principal,
     StartWorkItemJob,
     WorkflowRecord,
     WorkItemRecord,
@@ -32,8 +34,11 @@ from cronflow_actors.messages.engine import (
 from cronflow_actors.net.spec import TaskKind, WaitSpec
 
 __all__ = [
+    "ACTIONS",
+    "act",
     "cancel",
     "complete",
+    "create",
     "fail",
     "initialize",
     "record_outcome",
@@ -43,6 +48,130 @@ __all__ = [
 ]
 
 _TASK_ACTIVE = frozenset({"enabled", "started"})
+
+ACTIONS = {
+    "start": WorkItemState.STARTED,
+    "complete": WorkItemState.COMPLETED,
+    "fail": WorkItemState.FAILED,
+    "cancel": WorkItemState.CANCELED,
+    "reset": WorkItemState.INITIALIZED,
+}
+"""The work item actions and the state each one moves an item to."""
+
+
+# -- through the actions (spec section 5): every transition asked for, internal or external ------
+
+
+async def create(
+    tx: Transaction,
+    workflow: WorkflowRecord,
+    task: str,
+    payload: Any = None,
+    *,
+    principal: Principal | None = None,
+    item_id: str | None = None,
+    queue: list[tuple[str, str, Any]] | None = None,
+) -> WorkItemRecord:
+    """A new work item of ``task``, through its ``initialize`` action: an internal call
+    (``principal=None``: an activity's ``ctx.work_item.initialize``, a task's default item, a
+    job) has its payload checked against the action's schema and its callback run, an external
+    one also authentication and the policy. Then ``initialize``."""
+    definition = tx.spec(workflow).tasks[task]
+    state = workflow.tasks[task].state
+    if definition.kind is not TaskKind.TASK or state not in _TASK_ACTIVE:
+        raise InvalidStateTransitionError(
+            "task",
+            f"{workflow.name}/{task}",
+            state if definition.kind is TaskKind.TASK else f"a {definition.kind.value} task",
+            "initialize a work item",
+            ["enabled", "started"],
+        )
+    ident = item_id or tx.new_id("w")
+    name = definition.work_item.name
+
+    def context() -> Any:
+        upcoming = WorkItemInfo(
+            id=ident,
+            name=name,
+            task=task,
+            generation=workflow.tasks[task].generation,
+            workflow_id=workflow.id,
+            state=WorkItemState.INITIALIZED,
+            payload=payload,
+        )
+        return tx.context(
+            workflow,
+            f"work item {name!r} initialize action",
+            scheduler=tx.scheduler(work_item_owner(ident)),
+            task=tx.task_info(workflow, task),
+            work_item=WorkItemHandle(upcoming),
+        )
+
+    stored = await pass_boundary(
+        actions=definition.work_item.actions,
+        action="initialize",
+        payload=payload,
+        principal=principal,
+        element=f"work item {name!r} of task {task!r}",
+        context=context,
+    )
+    return await initialize(tx, workflow, task, stored, item_id=ident, queue=queue)
+
+
+async def act(
+    tx: Transaction,
+    item: WorkItemRecord,
+    action: str,
+    payload: Any = None,
+    *,
+    principal: Principal | None = None,
+) -> None:
+    """``start``, ``complete``, ``fail``, ``cancel`` or ``reset`` ``item`` through its action:
+    state check, schema, (for an external caller) authentication and policy, callback, then the
+    transition. Auto-triggers and jobs are internal calls (``principal=None``)."""
+    target = ACTIONS.get(action)
+    if target is None:
+        raise ValueError(f"unknown work item action {action!r}; actions: {sorted(ACTIONS)}")
+    check_move("work item", item.id, item.state, target)
+    workflow = tx.workflow(item.workflow_id)
+    if action == "start":
+        task_state = workflow.tasks[item.task].state
+        if task_state not in _TASK_ACTIVE:
+            raise InvalidStateTransitionError(
+                "task", f"{workflow.name}/{item.task}", task_state, "started", sorted(_TASK_ACTIVE)
+            )
+    definition = tx.spec(workflow).tasks[item.task].work_item
+
+    def context() -> Any:
+        return tx.item_context(
+            workflow,
+            item,
+            f"{action} action",
+            scheduler=tx.scheduler(work_item_owner(item.id)) if action == "start" else None,
+            work_item=WorkItemHandle(tx.work_item_info(item)),
+        )
+
+    stored = await pass_boundary(
+        actions=definition.actions,
+        action=action,
+        payload=payload,
+        principal=principal,
+        element=f"work item {item.name!r} ({item.id})",
+        context=context,
+    )
+    if action == "start":
+        await start(tx, item, stored)
+    elif action == "complete":
+        await complete(tx, item, stored)
+    elif action == "fail":
+        await fail(tx, item, stored)
+    elif action == "cancel":
+        await cancel(tx, item, teardown=False)
+    else:
+        await reset(tx, item)
+
+
+# -- the transitions ------------------------------------------------------------------------------
 
 
 async def initialize(
@@ -104,17 +233,11 @@ async def initialize(
 
 
 async def run_trigger(tx: Transaction, item: WorkItemRecord, action: str, payload: Any) -> None:
-    """Carry out an auto-trigger, unless something else moved the item meanwhile."""
-    if action == "start":
-        if item.state == WorkItemState.INITIALIZED:
-            await start(tx, item, payload)
-    elif item.state == WorkItemState.STARTED:
-        if action == "complete":
-            await complete(tx, item, payload)
-        elif action == "fail":
-            await fail(tx, item, payload)
-        else:
-            await cancel(tx, item, teardown=False)
+    """Carry out an auto-trigger through the item's action, as an internal call (schema and
+    callback, no authentication or policy), unless something else moved the item meanwhile."""
+    expected = WorkItemState.INITIALIZED if action == "start" else WorkItemState.STARTED
+    if item.state == expected:
+        await act(tx, item, action, payload)
 
 
 async def start(tx: Transaction, item: WorkItemRecord, payload: Any = None) -> None:

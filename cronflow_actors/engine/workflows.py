@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from cronflow_actors.engine import tasks
+from cronflow_actors.engine.actions import pass_boundary
 from cronflow_actors.engine.states import TaskState, WorkflowState, check_move
 from cronflow_actors.engine.transaction import (
     Transaction,
@@ -31,6 +32,7 @@ __all__ = [
     "ensure_started",
     "fail",
     "initialize",
+    "initialize_child",
     "receive",
 ]
 
@@ -88,6 +90,37 @@ async def initialize(
         await tasks.enable(tx, workflow, name)
     await _activity(tx, workflow, "on_initialized")
     return workflow
+
+
+async def initialize_child(
+    tx: Transaction,
+    spec: NetSpec,
+    *,
+    payload: Any,
+    parent: WorkflowRecord,
+    parent_task: str,
+    workflow_id: str | None = None,
+) -> WorkflowRecord:
+    """A child workflow of composite ``parent_task``, through the child's ``initialize`` action
+    as an internal call (its schema and callback; spec section 5.3), then ``initialize``."""
+    ident = workflow_id or tx.new_id("f")
+    stored = await pass_boundary(
+        actions=spec.actions,
+        action="initialize",
+        payload=payload,
+        principal=None,
+        element=f"workflow {spec.name!r} (a child of task {parent_task!r})",
+        context=lambda: tx.context(
+            parent,
+            f"workflow {spec.name!r} initialize action",
+            scheduler=tx.scheduler(workflow_owner(ident)),
+            task=tx.task_info(parent, parent_task),
+            payload=payload,
+        ),
+    )
+    return await initialize(
+        tx, spec, payload=stored, workflow_id=ident, parent=parent, parent_task=parent_task
+    )
 
 
 async def ensure_started(tx: Transaction, workflow: WorkflowRecord) -> None:

@@ -198,24 +198,10 @@ async def test_a_scheduled_job_initializes_a_child_workflow(
 
 # -- scheduled cleanup ---------------------------------------------------------------------------
 
-# Where a work item's own job is registered. Tasquencer registers it in the work item's custom
-# ``initialize`` action (spec section 8: the initialize and start actions have registerScheduled).
-# Here that fails twice over: an item created by a task activity does not run its initialize
-# action at all (issue 10 item 2), and an initialize action's ctx has no register_scheduled
-# (SchedulingNotAllowedError, even when the action runs for rt.initialize_work_item). The
-# ``on_initialized`` variant registers the same job where our engine allows it, so the cleanup
-# itself is checked either way.
-INITIALIZE_ACTION_GAP = (
-    "issue 10 item 2: a work item initialized by a task activity does not run its initialize "
-    "action; and an initialize action's ctx has no register_scheduled (Tasquencer: it has)"
-)
-ITEM_JOB_PLACES = [
-    pytest.param(
-        "initialize_action",
-        marks=pytest.mark.xfail(strict=True, reason=INITIALIZE_ACTION_GAP),
-    ),
-    "on_initialized",
-]
+# Where a work item's own job is registered: Tasquencer registers it in the work item's custom
+# ``initialize`` action (spec section 5.1: the initialize and start actions have
+# registerScheduled); its ``on_initialized`` activity can too. Both are checked.
+ITEM_JOB_PLACES = ["initialize_action", "on_initialized"]
 
 
 def item_with_job(
@@ -274,14 +260,9 @@ async def test_a_work_items_jobs_are_dropped_when_it_completes(
     assert (await states(rt, wid))["task"] == "started"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="not filed yet: an initialize action's ctx has no register_scheduled "
-    "(SchedulingNotAllowedError); Tasquencer's initialize and start actions have registerScheduled",
-)
 async def test_an_initialize_action_can_register_a_job_for_its_work_item(rt: cf.Runtime) -> None:
-    """The second gap behind the ``initialize_action`` cases above, on its own: the action runs
-    here (rt.initialize_work_item), but cannot register a job."""
+    """An initialize action called through rt.initialize_work_item registers a job owned by the
+    work item it creates."""
     registered: dict[str, str] = {}
     item = item_with_job(
         "unit_work",
@@ -480,11 +461,6 @@ async def pass_gate(rt: cf.Runtime, wid: str) -> None:
     await rt.complete_work_item(gate.id)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 10 item 2: a work item initialized by ctx.work_item.initialize() in a task "
-    "activity does not run its custom initialize action (callback not called)",
-)
 async def test_on_enabled_initialize_runs_the_initialize_action_as_an_internal_call(
     rt: cf.Runtime,
 ) -> None:
@@ -500,11 +476,6 @@ async def test_on_enabled_initialize_runs_the_initialize_action_as_an_internal_c
     assert calls.policy == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 10 item 2: a work item initialized by ctx.work_item.initialize() in a task "
-    "activity skips its initialize action's schema check (bad payload stored as given)",
-)
 async def test_on_enabled_initialize_checks_the_initialize_schema(rt: cf.Runtime) -> None:
     calls = InitializeCalls()
     rt.register(gated_net(calls, {"n": "one"}))
