@@ -16,6 +16,7 @@
     │   ├── NotFoundError                no workflow instance / work item / task with that id
     │   ├── InstanceExistsError          an instance id that is already taken was started again
     │   ├── ResumeError                  a resume token that is unknown, or whose pause ended
+    │   ├── RunFailedError               how a run failed, when its step's exception is not at hand
     │   ├── InvalidStateTransitionError  an element cannot go from its state to the requested one
     │   ├── InvalidPolicyResultError     a completion policy returned something else
     │   ├── AutoTriggerAlreadySetError   an activity set a second auto-trigger on one work item
@@ -72,6 +73,7 @@ __all__ = [
     "ResumeError",
     "RetryRequested",
     "RevisionConflictError",
+    "RunFailedError",
     "RuntimeNotRunningError",
     "SchedulingNotAllowedError",
     "SchemaVersionError",
@@ -435,6 +437,29 @@ class ResumeError(EngineError, LookupError):
         """True when the token is known but its pause is over (a conflict, not a miss)."""
         shown = f"{token[:6]}..." if len(token) > 8 else token
         super().__init__(f"cannot resume {shown!r}: {reason}")
+
+
+class RunFailedError(EngineError):
+    """A run's failure as its record keeps it: ``ctx.error`` in an ``on_failure`` hook when the
+    exception the failing step raised is not at hand (a timeout failed the run, say).
+
+    ``type`` is the failing exception's class (``module.Name``); its attributes that could be
+    stored (numbers, strings, lists, dicts) are in ``attributes`` and read as attributes of this
+    error too, so ``ctx.error.code`` works either way.
+    """
+
+    def __init__(
+        self, message: str, *, type: str | None = None, attributes: dict[str, object] | None = None
+    ) -> None:
+        self.type = type
+        self.attributes = dict(attributes or {})
+        super().__init__(message)
+
+    def __getattr__(self, name: str) -> object:
+        attributes = self.__dict__.get("attributes") or {}
+        if name in attributes:
+            return attributes[name]
+        raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
 
 
 class InvalidStateTransitionError(EngineError):

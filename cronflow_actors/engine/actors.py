@@ -33,6 +33,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import msgspec
 import pykka
 
 from cronflow_actors.engine.commands import apply
@@ -52,6 +53,7 @@ from cronflow_actors.messages import (
     SnapshotRecord,
     decoder_for,
     encode,
+    plain,
 )
 from cronflow_actors.messages.engine import (
     ActionFinished,
@@ -82,6 +84,19 @@ logger = logging.getLogger(__name__)
 _state_decoder = decoder_for(InstanceState)
 
 
+def storable_attributes(error: BaseException) -> dict[str, Any] | None:
+    """An exception's public attributes that can be stored (what survives a restart)."""
+    kept = {}
+    for name, value in vars(error).items():
+        if name.startswith("_"):
+            continue
+        try:
+            kept[name] = plain(value)
+        except (TypeError, ValueError, OverflowError):
+            continue  # not a plain value: kept in memory only (on the exception itself)
+    return kept or None
+
+
 def decode_state(body: bytes) -> InstanceState:
     state: InstanceState = _state_decoder.decode(body)
     return state
@@ -106,9 +121,10 @@ class Request(Message, frozen=True, kw_only=True):
 class EngineServices:
     """What every WorkflowActor of a runtime shares.
 
-    ``on_finished(info, body)`` hears of a root instance that ended, with its committed
-    snapshot body; ``on_stopped(instance_id, ref)`` of an instance actor that stopped (finished,
-    passivated or failed); ``on_changes`` gets the state-change messages of every durable
+    ``on_finished(info, body, exception)`` hears of a root instance that ended, with its
+    committed snapshot body and, for a failure a handler raised in this process, the exception;
+    ``on_stopped(instance_id, ref)`` of an instance actor that stopped (finished, passivated or
+    failed); ``on_changes`` gets the state-change messages of every durable
     transaction. ``passivate``: whether idle instances leave memory.
     """
 
@@ -119,7 +135,7 @@ class EngineServices:
         clock: Clock,
         registry: WorkflowRegistry,
         timers: TimerService,
-        on_finished: Callable[[WorkflowInfo, bytes], None],
+        on_finished: Callable[[WorkflowInfo, bytes, BaseException | None], None],
         on_stopped: Callable[[str, Any], None],
         on_changes: Callable[[list[Message]], None] | None = None,
         tokens: Callable[[], str] | None = None,
@@ -162,6 +178,8 @@ class WorkflowActor(LoopActor):
         self._stale = False
         self._specs: dict[tuple[str, ...], NetSpec] = {(): root}
         self._handler_refs: dict[str, Any] = {}  # work item id -> its WorkItemActor's ref
+        self._raised: dict[str, BaseException] = {}
+        """Work item id -> the exception its handler raised (final failures, this process)."""
         self._state_access = StateAccess(services.store, services.clock, f"workflow:{root.name}")
         self.state = self._restored()
         self._busy = self._busy_items()
@@ -202,6 +220,8 @@ class WorkflowActor(LoopActor):
             return self._committed
         if isinstance(message, WorkItemFinished):
             self._handler_refs.pop(message.work_item_id, None)
+            if message.exception is not None and message.retry_after is None:
+                self._raised[message.work_item_id] = message.exception
         if isinstance(message, WorkItemFinished | TimerFired | ActionFinished):
             self._enqueue(message, None)
             return None
@@ -381,7 +401,8 @@ class WorkflowActor(LoopActor):
             self.services.on_changes(tx.changes)
         root = self.state.workflows.get(self.instance_id)
         if root is not None and is_final(root.state) and not was_final and self._body:
-            self.services.on_finished(Transaction.workflow_info(root), self._body)
+            raised = self._raised.get(root.error_cause) if root.error_cause else None
+            self.services.on_finished(Transaction.workflow_info(root), self._body, raised)
 
     async def _after_internal_failure(self, command: Any, error: Exception) -> None:
         """A handler's result or a timer could not be applied because user code raised: the
@@ -421,13 +442,16 @@ class WorkflowActor(LoopActor):
 
     def _handler_context(self, item: WorkItemRecord) -> Context:
         workflow = self.state.workflows[item.workflow_id]
+        info = Transaction.work_item_info(item)
+        # The handler runs while later transactions change the instance: it gets copies.
+        info = msgspec.structs.replace(info, payload=plain(info.payload))
         ctx = Context(
             where=f"handler of work item {item.name!r}",
             task=Transaction.task_info(workflow, item.task),
-            work_item=Transaction.work_item_info(item),
+            work_item=info,
             parent=Transaction.workflow_info(workflow),
             payload=workflow.payload,
-            outputs=dict(workflow.outputs),
+            outputs=dict(workflow.outputs),  # as they are now; values are copied when read
             attempt=item.attempt,
             idempotency_key=item.id,
         )
@@ -505,6 +529,9 @@ class WorkItemActor(LoopActor):
                 attempt=self.attempt,
                 ok=False,
                 error=f"{type(error).__name__}: {error}",
+                error_type=f"{type(error).__module__}.{type(error).__qualname__}",
+                error_data=storable_attributes(error),
+                exception=error,
             )
         parent = self.parent
         if parent is not None:

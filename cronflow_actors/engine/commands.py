@@ -93,6 +93,8 @@ async def apply(tx: Transaction, command: WorkflowCommand, root: NetSpec) -> Any
                 output=finished.output,
                 error=finished.error,
                 retry_after=finished.retry_after,
+                error_type=finished.error_type,
+                error_data=finished.error_data,
             )
         case ActionFinished(work_item_id=item_id):
             tx.dirty = tx.state.actions.pop(item_id, None) is not None

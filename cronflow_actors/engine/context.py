@@ -16,6 +16,7 @@ import msgspec
 
 from cronflow_actors.engine.states import TaskState, WorkflowState, WorkItemState
 from cronflow_actors.errors import AutoTriggerAlreadySetError, SchedulingNotAllowedError
+from cronflow_actors.messages import plain
 from cronflow_actors.messages.engine import Principal, Stats
 from cronflow_actors.net.marking import Route
 
@@ -231,6 +232,10 @@ class Context:
     """
 
     __slots__ = (
+        "_copies",
+        "_last",
+        "_outputs",
+        "_payload",
         "_scheduler",
         "_where",
         "after_commit",
@@ -238,12 +243,9 @@ class Context:
         "error",
         "idempotency_key",
         "is_internal",
-        "last",
         "output",
-        "outputs",
         "parent",
         "parent_task",
-        "payload",
         "principal",
         "route",
         "run_blocking",
@@ -282,8 +284,10 @@ class Context:
         self.work_item = work_item
         self.parent = parent
         self.parent_task = parent_task
-        self.payload = payload
-        self.outputs = outputs if outputs is not None else {}
+        self._copies: dict[str, Any] = {}
+        self._payload = payload
+        self._outputs = outputs if outputs is not None else {}
+        self._last: Any = None
         self.output = output
         self.transition = transition
         self.stats = stats
@@ -292,12 +296,53 @@ class Context:
         self.attempt = attempt
         self.idempotency_key = idempotency_key
         self.route = ROUTE
-        self.last: Any = None
         self.error: Any = None
         self.state: Any = None
         self.run_blocking: Any = None
         self.after_commit: Any = None
         """``ctx.after_commit(fn)``: call ``fn()`` once this change is durable (activities)."""
+
+    # The instance's own values, copied the first time user code reads them: what a handler or
+    # activity does to them never reaches the recorded state (a step's output, the payload).
+
+    @property
+    def payload(self) -> Any:
+        """The workflow's initialize payload (a copy)."""
+        return self._copied("payload", self._payload)
+
+    @payload.setter
+    def payload(self, value: Any) -> None:
+        self._payload = value
+        self._copies.pop("payload", None)
+
+    @property
+    def outputs(self) -> Mapping[str, Any]:
+        """The latest output of each of the workflow's tasks (a copy)."""
+        copied: Mapping[str, Any] = self._copied("outputs", self._outputs)
+        return copied
+
+    @outputs.setter
+    def outputs(self, value: Mapping[str, Any]) -> None:
+        self._outputs = value
+        self._copies.pop("outputs", None)
+
+    @property
+    def last(self) -> Any:
+        """The workflow's last output (a copy)."""
+        return self._copied("last", self._last)
+
+    @last.setter
+    def last(self, value: Any) -> None:
+        self._last = value
+        self._copies.pop("last", None)
+
+    def _copied(self, name: str, value: Any) -> Any:
+        if value is None or type(value) in (str, int, float, bool):
+            return value
+        copies = self._copies
+        if name not in copies:
+            copies[name] = plain(value)
+        return copies[name]
 
     def register_scheduled(self, delay: float, job: Any) -> str:
         """Run ``job`` (from ``net.jobs``) ``delay`` seconds from now as an internal call, unless

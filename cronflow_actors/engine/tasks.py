@@ -157,17 +157,24 @@ async def complete(tx: Transaction, workflow: WorkflowRecord, name: str) -> None
 
 
 async def fail(
-    tx: Transaction, workflow: WorkflowRecord, name: str, error: str, *, fail_workflow: bool = True
+    tx: Transaction,
+    workflow: WorkflowRecord,
+    name: str,
+    error: str,
+    *,
+    fail_workflow: bool = True,
+    cause: str | None = None,
 ) -> None:
     """``started`` -> ``failed``: open children are canceled (no policies), ``on_failed`` runs,
-    and the workflow fails (which cancels the other active tasks)."""
+    and the workflow fails (which cancels the other active tasks). ``cause``: the work item
+    whose failure this is."""
     record = workflow.tasks[name]
     if record.state != TaskState.STARTED:
         return
     change = await _leave(tx, workflow, name, TaskState.FAILED, "on_failed")
     await workflows.receive(tx, workflow, change)
     if fail_workflow:
-        await workflows.fail(tx, workflow, error)
+        await workflows.fail(tx, workflow, error, cause=cause)
 
 
 async def cancel(tx: Transaction, workflow: WorkflowRecord, name: str, *, teardown: bool) -> None:
@@ -211,6 +218,7 @@ async def work_item_changed(
             name,
             decision,
             f"task {name!r}: work item {message.work_item_id!r}: {error}",
+            cause=message.work_item_id,
         )
 
 
@@ -235,7 +243,12 @@ async def child_workflow_changed(
         decision = await _decide(tx, workflow, name, transition)
         error = child.error or message.next
         await _carry_out(
-            tx, workflow, name, decision, f"task {name!r}: child workflow {child.id!r}: {error}"
+            tx,
+            workflow,
+            name,
+            decision,
+            f"task {name!r}: child workflow {child.id!r}: {error}",
+            cause=child.error_cause,
         )
 
 
@@ -345,12 +358,18 @@ async def _decide(
 
 
 async def _carry_out(
-    tx: Transaction, workflow: WorkflowRecord, name: str, decision: str, error: str
+    tx: Transaction,
+    workflow: WorkflowRecord,
+    name: str,
+    decision: str,
+    error: str,
+    *,
+    cause: str | None = None,
 ) -> None:
     if decision == "complete":
         await complete(tx, workflow, name)
     elif decision == "fail":
-        await fail(tx, workflow, name, error)
+        await fail(tx, workflow, name, error, cause=cause)
 
 
 _SCHEDULING = frozenset(

@@ -19,7 +19,7 @@ import msgspec
 from cronflow_actors.engine.context import Context, TaskInfo, WorkflowInfo, WorkItemInfo
 from cronflow_actors.engine.states import TaskState, WorkflowState, WorkItemState
 from cronflow_actors.errors import NotFoundError
-from cronflow_actors.messages import JournalEntry, Message, TimerRecord, WaitRecord, encode
+from cronflow_actors.messages import JournalEntry, Message, TimerRecord, WaitRecord, plain
 from cronflow_actors.messages.engine import (
     InstanceState,
     Job,
@@ -32,7 +32,6 @@ from cronflow_actors.net.spec import NetSpec
 
 __all__ = ["Transaction", "call_user", "normalize"]
 
-_plain_decoder = msgspec.msgpack.Decoder()
 _JOB_TYPES: tuple[type, ...] = Job.__args__
 
 
@@ -44,12 +43,9 @@ async def call_user(fn: Callable[..., Any], *args: Any) -> Any:
     return result
 
 
-def normalize(value: Any) -> Any:
-    """The value as it reads back from the store (plain msgpack types), so what user code sees
-    before and after a restart is the same. Raises ``TypeError`` for values msgpack cannot hold."""
-    if value is None or type(value) in (str, int, float, bool):
-        return value
-    return _plain_decoder.decode(encode(value))
+normalize = plain
+"""The value as it reads back from the store (plain msgpack types), so what user code sees
+before and after a restart is the same."""
 
 
 class Transaction:

@@ -331,6 +331,8 @@ async def record_outcome(
     output: Any,
     error: str | None,
     retry_after: float | None = None,
+    error_type: str | None = None,
+    error_data: dict[str, Any] | None = None,
 ) -> bool:
     """Apply a handler's result, journaled under (instance, item, attempt). A result for an
     attempt that is no longer current (the item was canceled, reset or finished) is dropped."""
@@ -349,12 +351,14 @@ async def record_outcome(
         )
     )
     if ok:
+        item.error_type = item.error_data = None
         await complete(tx, item, output)
     elif retry_after is not None:
         item.error = error
         await reset(tx, item)
         tx.schedule(work_item_owner(item.id), retry_after, StartWorkItemJob(work_item_id=item.id))
     else:
+        item.error_type, item.error_data = error_type, error_data
         await fail(tx, item, error)
     return True
 

@@ -142,7 +142,9 @@ async def receive(tx: Transaction, workflow: WorkflowRecord, message: TaskStateC
         and workflow.state == WorkflowState.STARTED
         and workflow.marking.get(tx.spec(workflow).end, 0) > 0
     ):
-        workflow.output = workflow.outputs.get(message.task)
+        spec = tx.spec(workflow)
+        last = spec.output == "last"
+        workflow.output = workflow.last if last else workflow.outputs.get(message.task)
         await complete(tx, workflow)
 
 
@@ -153,12 +155,16 @@ async def complete(tx: Transaction, workflow: WorkflowRecord) -> None:
     await _move(tx, workflow, WorkflowState.COMPLETED, activity="on_completed", call_policy=True)
 
 
-async def fail(tx: Transaction, workflow: WorkflowRecord, error: str) -> None:
+async def fail(
+    tx: Transaction, workflow: WorkflowRecord, error: str, *, cause: str | None = None
+) -> None:
     """A task failed and its policy said ``fail``: the other started tasks are canceled, the
-    enabled ones disabled (policies bypassed), then the workflow fails and tells its parent."""
+    enabled ones disabled (policies bypassed), then the workflow fails and tells its parent.
+    ``cause``: the work item whose failure this is, if one is."""
     if workflow.state in _DONE:
         return
     workflow.error = error
+    workflow.error_cause = cause
     await _shutdown(tx, workflow)
     await _move(tx, workflow, WorkflowState.FAILED, activity="on_failed", call_policy=True)
 

@@ -8,6 +8,7 @@ a ``NetSpec`` that the net engine runs (``flow/compile.py``).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Self
 
@@ -32,7 +33,9 @@ class StepNode(Node, frozen=True, kw_only=True, eq=False):
     handler: Any
     retry: Retry | None = None
     timeout: float | None = None
-    on_error: Any = None
+    on_error: tuple[Any, ...] = ()
+    """Fallbacks in order: each gets ``ctx.error`` (the error of the one before); the first
+    that returns gives the step its output."""
 
 
 class ActionNode(Node, frozen=True, kw_only=True, eq=False):
@@ -102,6 +105,10 @@ class WebhookSpec(msgspec.Struct, frozen=True, kw_only=True, eq=False):
     """A webhook trigger: served by the HTTP layer of the long-lived runtime."""
 
     path: str
+    route: str = ""
+    """The path as a route template: parameters written ``:id`` or ``{id}`` become ``{id}``."""
+    params: tuple[str, ...] = ()
+    """The names of the path's parameters (``ctx.trigger.params``)."""
     method: str = "POST"
     schema: Any = None
     validate: Any = None
@@ -165,14 +172,18 @@ class Flow:
                 handler=handler,
                 retry=retry,
                 timeout=self._seconds(timeout, f"step {id!r} timeout"),
-                on_error=on_error,
+                on_error=() if on_error is None else (on_error,),
             )
         )
 
     def on_error(self, handler: Fn) -> Self:
         """Give the previous step a fallback: ``handler(ctx)`` (with ``ctx.error``) supplies its
-        output once its attempts are used up; if it raises, the step fails with that error."""
-        return self._amend("on_error", on_error=handler)
+        output once its attempts are used up. Several fallbacks are tried in the order given,
+        each with the error of the one before; if the last raises, the step fails with that."""
+        nodes = self._current()
+        if nodes and isinstance(nodes[-1], StepNode):
+            return self._amend("on_error", on_error=(*nodes[-1].on_error, handler))
+        return self._amend("on_error")
 
     def retry(self, retry: Retry) -> Self:
         """Give the previous step a retry policy."""
@@ -327,13 +338,19 @@ class Flow:
         signature_header: str = "X-Signature-256",
     ) -> Self:
         """Trigger runs from HTTP requests (served by ``cronflow-actors serve``)."""
+        route: str = path
+        params: tuple[str, ...] = ()
         if not isinstance(path, str) or not path.startswith("/"):
             self._problems.append(f"on_webhook: the path must start with '/', got {path!r}")
+        else:
+            route, params = _route_template(path, self._problems)
         if method.upper() not in ("GET", "POST", "PUT", "PATCH", "DELETE"):
             self._problems.append(f"on_webhook({path!r}): unknown method {method!r}")
         self.webhooks.append(
             WebhookSpec(
                 path=path,
+                route=route,
+                params=params,
                 method=method.upper(),
                 schema=schema,
                 validate=validate,
@@ -456,6 +473,35 @@ def _describe(nodes: list[Node]) -> str:
     if not nodes:
         return "nothing"
     return f"{type(nodes[-1]).__name__.removesuffix('Node').lower()} {nodes[-1].id!r}"
+
+
+_PARAM = re.compile(r"^(?::(?P<colon>.+)|\{(?P<brace>.+)\})$")
+
+
+def _route_template(path: str, problems: list[str]) -> tuple[str, tuple[str, ...]]:
+    """``/orders/:id`` or ``/orders/{id}`` -> ``/orders/{id}`` and ``("id",)``."""
+    segments, params = [], []
+    for segment in path.split("/"):
+        match = _PARAM.match(segment)
+        if match is None:
+            if any(mark in segment for mark in ":{}"):
+                problems.append(
+                    f"on_webhook({path!r}): {segment!r} is not a path parameter; write a "
+                    "parameter as a whole segment, ':name' or '{name}'"
+                )
+            segments.append(segment)
+            continue
+        name = match.group("colon") or match.group("brace")
+        if not name.isidentifier():
+            problems.append(
+                f"on_webhook({path!r}): parameter {name!r} needs a name of letters, digits "
+                "and '_'"
+            )
+        elif name in params:
+            problems.append(f"on_webhook({path!r}): parameter {name!r} appears twice")
+        params.append(name)
+        segments.append("{" + name + "}")
+    return "/".join(segments), tuple(params)
 
 
 def walk(nodes: Iterable[Node]) -> Iterable[Node]:

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from cronflow_actors.errors import InvalidWorkflowError, RetryRequested, StepTimeoutError
 from cronflow_actors.flow.context import FlowContext, flow_payload
+from cronflow_actors.messages import plain
 from cronflow_actors.net import builder as net
 from cronflow_actors.net import jobs
 from cronflow_actors.net.spec import NetSpec, WaitSpec
@@ -33,7 +34,12 @@ from cronflow_actors.net.spec import NetSpec, WaitSpec
 if TYPE_CHECKING:
     from cronflow_actors.flow.builder import Flow, Node
 
-__all__ = ["compile_flow", "timeout_record"]
+__all__ = ["END", "START", "compile_flow", "timeout_record"]
+
+START, END = ":start", ":end"
+"""The compiler's own condition names. Its names all hold ':' (``if:x``, ``end_while:x``), which
+step ids may not, so a step named "start", "end" or "if" never meets one of them."""
+RESERVED = (":", "#")
 
 
 async def _maybe(value: Any) -> Any:
@@ -84,13 +90,26 @@ def _step_handler(node: Any, step_ids: frozenset[str]) -> Any:
                 if retry.on_retry is not None:
                     await _maybe(retry.on_retry(fctx, error, attempt, delay))
                 raise RetryRequested(delay, describe(error)) from error
-            on_error = getattr(node, "on_error", None)
-            if on_error is None:
+            if not getattr(node, "on_error", ()):
                 raise
-            fctx.error = error
-            return await call_user(on_error, (fctx,), ectx, None, node.id)
+            failure = error
+        return await _fall_back(node, fctx, failure, ectx)
 
     return run
+
+
+async def _fall_back(node: Any, fctx: FlowContext, error: Exception, ectx: Any) -> Any:
+    """The step's ``on_error`` fallbacks in order, each with the error of the one before; the
+    first that returns gives the output, the last one's error fails the step."""
+    *earlier, last = node.on_error
+    for fallback in earlier:
+        fctx.error = error
+        try:
+            return await call_user(fallback, (fctx,), ectx, None, node.id)
+        except Exception as failed:
+            error = failed
+    fctx.error = error
+    return await call_user(last, (fctx,), ectx, None, node.id)
 
 
 def _index(item: Any) -> int:
@@ -139,7 +158,7 @@ class Compiler:
 
     def link(self, previous: str | None, first: str) -> None:
         if previous is None:
-            self.builder.connect_condition("start", first)
+            self.builder.connect_condition(START, first)
         else:
             self.builder.connect_task(previous, first)
 
@@ -250,17 +269,22 @@ class Compiler:
                 fctx = FlowContext.of(ctx, ids)
                 ctx.after_commit(lambda: node.on_pause(fctx, token))
 
+        def enabled(ctx: Any) -> None:
+            # The pause keeps what came before it: on_timeout sees that as ctx.last.
+            ctx.work_item.initialize({"paused_after": ctx.last})
+
         def finished(ctx: Any) -> None:
             output = ctx.work_item.info.output
             if node.on_timeout is not None and isinstance(output, dict) and output.get("timed_out"):
                 fctx = FlowContext.of(ctx, ids)
+                fctx.last = plain((ctx.work_item.payload or {}).get("paused_after"))
                 ctx.after_commit(lambda: node.on_timeout(fctx))
 
         wait = WaitSpec(kind="pause", details=details, timeout=node.timeout)
         item = net.work_item(node.id, kind="human", wait=wait).activities(
             on_initialized=_auto_start, on_started=pause, on_completed=finished
         )
-        self.builder.task(node.id, net.task(item))
+        self.builder.task(node.id, net.task(item).activities(on_enabled=enabled))
         self.humans[node.id] = node
         return node.id, node.id
 
@@ -441,10 +465,13 @@ def _node_problems(node: Node) -> list[str]:
     """What is wrong with one node's own options (functions, retry)."""
     found = []
     where = f"{type(node).__name__.removesuffix('Node').lower()} {node.id!r}"
-    for field in ("handler", "condition", "items", "on_error", "filter", "on_pause", "on_timeout"):
+    for field in ("handler", "condition", "items", "filter", "on_pause", "on_timeout"):
         value = getattr(node, field, None)
         if value is not None and not callable(value):
             found.append(f"{where}: {field} must be a function, got {value!r}")
+    for fallback in getattr(node, "on_error", ()):
+        if not callable(fallback):
+            found.append(f"{where}: on_error must be a function, got {fallback!r}")
     for handler in getattr(node, "handlers", ()):
         if not callable(handler):
             found.append(f"{where}: every function must be callable, got {handler!r}")
@@ -458,23 +485,33 @@ def _node_problems(node: Node) -> list[str]:
 
 
 def compile_flow(flow: Flow, nodes: list[Node], problems: list[str]) -> NetSpec | None:
+    from cronflow_actors.flow import builder as b
     from cronflow_actors.flow.builder import walk
 
     seen: set[str] = set()
     for node in walk(nodes):
         if node.id in seen:
             problems.append(f"step id {node.id!r} is used twice; step ids must be unique")
+        named_by_user = not isinstance(node, b.CancelNode)  # a cancel's id is the builder's
+        if named_by_user and isinstance(node.id, str) and any(m in node.id for m in RESERVED):
+            problems.append(
+                f"step id {node.id!r} holds ':' or '#', which are kept for the engine's own "
+                "names; use letters, digits, '-', '_' or '.'"
+            )
         seen.add(node.id)
         problems.extend(_node_problems(node))
     builder = (
-        net.workflow(flow.id, version=flow.version).start_condition("start").end_condition("end")
+        net.workflow(flow.id, version=flow.version)
+        .start_condition(START)
+        .end_condition(END)
+        .output("last")  # a run's output: the last step's that ran (ctx.last), whatever ends it
     )
     compiler = Compiler(builder, frozenset(seen), problems)
     if not nodes:
         return None
     _first, last = compiler.sequence(nodes, None)
     if last is not None:
-        builder.connect_task(last, "end")
+        builder.connect_task(last, END)
     timeout = flow.timeout
     if timeout is not None:
 

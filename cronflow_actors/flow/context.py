@@ -18,18 +18,31 @@ class RunRef(msgspec.Struct, frozen=True, kw_only=True):
 class TriggerInfo(msgspec.Struct, frozen=True, kw_only=True):
     headers: Mapping[str, str] = msgspec.field(default_factory=dict)
     kind: str = "manual"
+    params: Mapping[str, str] = msgspec.field(default_factory=dict)
+    """A webhook's path parameters (``/orders/:id`` -> ``{"id": ...}``)."""
 
 
 def flow_payload(
-    payload: Any, *, headers: Mapping[str, str] | None = None, kind: str = "manual"
+    payload: Any,
+    *,
+    headers: Mapping[str, str] | None = None,
+    kind: str = "manual",
+    params: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """How a flow run's trigger is stored as the workflow payload."""
-    return {"payload": payload, "headers": dict(headers or {}), "kind": kind}
+    stored = {"payload": payload, "headers": dict(headers or {}), "kind": kind}
+    if params:
+        stored["params"] = dict(params)
+    return stored
 
 
 def unwrap_payload(stored: Any) -> tuple[Any, TriggerInfo]:
     if isinstance(stored, dict) and "payload" in stored and "headers" in stored:
-        trigger = TriggerInfo(headers=stored["headers"], kind=stored.get("kind", "manual"))
+        trigger = TriggerInfo(
+            headers=stored["headers"],
+            kind=stored.get("kind", "manual"),
+            params=stored.get("params", {}),
+        )
         return stored["payload"], trigger
     return stored, TriggerInfo()
 

@@ -100,6 +100,7 @@ def run_json(info: Any) -> dict[str, Any]:
         "payload": info.payload,
         "output": info.output,
         "error": info.error,
+        "error_type": info.error_type,
         "created_at": info.created_at,
         "finished_at": info.finished_at,
         "steps": [msgspec.to_builtins(step) for step in info.steps],
@@ -353,7 +354,12 @@ def create_app(  # noqa: PLR0915 - the routes, one closure each
                     instance_id = uuid.uuid5(_NAMESPACE, f"{flow_id}|{digest}").hex
             try:
                 run_id = await runtime.runs.trigger(
-                    flow_id, payload, headers=headers, kind="webhook", instance_id=instance_id
+                    flow_id,
+                    payload,
+                    headers=headers,
+                    kind="webhook",
+                    instance_id=instance_id,
+                    params=dict(request.path_params),
                 )
             except InstanceExistsError:
                 return json_response({"run_id": instance_id, "duplicate": True}, 200)
@@ -404,7 +410,7 @@ def create_app(  # noqa: PLR0915 - the routes, one closure each
     ]
     for flow_id in sorted(catalog.roots):
         for spec in catalog.flows[flow_id].webhooks:
-            routes.append(Route(spec.path, wrap(webhook(flow_id, spec)), methods=[spec.method]))
+            routes.append(Route(spec.route, wrap(webhook(flow_id, spec)), methods=[spec.method]))
 
     async def http_error(_request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)

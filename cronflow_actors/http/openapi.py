@@ -95,7 +95,7 @@ def openapi_document(
     }
     for flow_id, spec in webhooks:
         body = _json(refs[spec.schema]) if spec.schema in refs else {"content": {}}
-        paths.setdefault(spec.path, {})[spec.method.lower()] = _op(
+        paths.setdefault(spec.route, {})[spec.method.lower()] = _op(
             f"Webhook: start a run of {flow_id!r}",
             {"202": started, "400": error, "401": error, "413": error},
             body,

@@ -6,6 +6,7 @@ from cronflow_actors.messages.base import (
     encode,
     json_decoder_for,
     json_encode,
+    plain,
 )
 from cronflow_actors.messages.engine import Principal
 from cronflow_actors.messages.kernel import ChildFailed, ChildStopped
@@ -35,4 +36,5 @@ __all__ = [
     "encode",
     "json_decoder_for",
     "json_encode",
+    "plain",
 ]

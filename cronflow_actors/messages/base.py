@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 import msgspec
 
-__all__ = ["Message", "decoder_for", "encode", "json_decoder_for", "json_encode"]
+__all__ = ["Message", "decoder_for", "encode", "json_decoder_for", "json_encode", "plain"]
 
 T = TypeVar("T")
 
@@ -44,3 +44,15 @@ def decoder_for(kind: Any) -> msgspec.msgpack.Decoder[Any]:
 def json_decoder_for(kind: Any) -> msgspec.json.Decoder[Any]:
     """The JSON decoder for ``kind``, built on first use and cached."""
     return msgspec.json.Decoder(kind)
+
+
+_plain_decoder = msgspec.msgpack.Decoder()
+
+
+def plain(value: Any) -> Any:
+    """``value`` as it reads back from the store: plain msgpack types, and a deep copy (what
+    user code does to it reaches nothing else). Raises ``TypeError`` for values msgpack cannot
+    hold."""
+    if value is None or type(value) in (str, int, float, bool):
+        return value
+    return _plain_decoder.decode(_msgpack_encoder.encode(value))

@@ -235,6 +235,12 @@ class WorkItemFinished(Message, frozen=True, kw_only=True):
     error: str | None = None
     retry_after: float | None = None
     """Failed, and another attempt is wanted this many seconds from now."""
+    error_type: str | None = None
+    """The failing exception's class, ``module.Name``."""
+    error_data: dict[str, Any] | None = None
+    """The failing exception's public attributes that can be stored."""
+    exception: Any = None
+    """The exception itself (never persisted: for the hooks of this process)."""
 
 
 class TimerFired(Message, frozen=True, kw_only=True):
@@ -293,6 +299,10 @@ class WorkItemRecord(msgspec.Struct, kw_only=True):
     finished_at: float | None = None
     token: str | None = None
     """The resume token of its current pause (a work item that waits for a human)."""
+    error_type: str | None = None
+    """The class of the exception that failed it (``module.Name``), when a handler raised."""
+    error_data: dict[str, Any] | None = None
+    """That exception's public attributes that could be stored."""
 
 
 class TaskRecord(msgspec.Struct, kw_only=True):
@@ -326,6 +336,8 @@ class WorkflowRecord(msgspec.Struct, kw_only=True):
     """The output of the work item that completed last (of those whose type sets it)."""
     created_at: float = 0.0
     finished_at: float | None = None
+    error_cause: str | None = None
+    """The work item whose failure failed this workflow (through child workflows too)."""
 
 
 class JobRecord(msgspec.Struct, kw_only=True):

@@ -302,6 +302,7 @@ class WorkflowBuilder:
         self._activities: dict[str, Any] = {}
         self._actions: dict[str, Any] = {}
         self._deprecated = False
+        self._output = "task"
 
     # -- declarations -----------------------------------------------------------------------------
 
@@ -363,6 +364,13 @@ class WorkflowBuilder:
         self._actions.update(actions)
         return self
 
+    def output(self, source: str) -> Self:
+        """What the workflow's output is when it completes: ``"task"`` (default) the output of
+        the task whose completion marked the end condition, ``"last"`` the workflow's last
+        output (of the work items that set it, and the tasks that reduce their items)."""
+        self._output = source
+        return self
+
     def deprecated(self, deprecated: bool = True) -> Self:
         """Mark this version deprecated: its running instances go on, new ones are refused."""
         self._deprecated = deprecated
@@ -387,6 +395,8 @@ class WorkflowBuilder:
             problems.append(f"a workflow needs a non-empty name, got {self.name!r}")
         start = self._single("start condition", self._start, "start_condition", problems)
         end = self._single("end condition", self._end, "end_condition", problems)
+        if self._output not in ("task", "last"):
+            problems.append(f"output({self._output!r}): the output is 'task' or 'last'")
 
         declared: dict[str, str] = {}  # name -> "condition" | "task"
         for name in [*self._start, *self._end, *self._conditions]:
@@ -511,6 +521,7 @@ class WorkflowBuilder:
             activities=dict(self._activities),
             actions=dict(self._actions),
             deprecated=self._deprecated,
+            output=self._output,
         )
 
     # -- helpers ----------------------------------------------------------------------------------

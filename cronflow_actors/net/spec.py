@@ -126,6 +126,8 @@ class NetSpec(msgspec.Struct, frozen=True, kw_only=True, eq=False, weakref=True)
     actions: Mapping[str, Any] = msgspec.field(default_factory=dict)
     """Custom ``initialize`` / ``cancel`` actions (``ActionSpec``); the others are internal-only."""
     deprecated: bool = False
+    output: str = "task"
+    """The workflow's output: the completing task's (``"task"``), or its last (``"last"``)."""
 
     def task(self, name: str) -> TaskSpec:
         return self.tasks[name]

@@ -43,7 +43,7 @@ class Pauses:
 
     async def resume(self, token: str, payload: Any = None) -> None:
         """Complete the pause ``token`` with ``payload`` (``approved``, ``reason`` and
-        ``approved_by`` are read from it when it is a dict)."""
+        ``approved_by`` are read from it when it is a dict; Cronflow's ``approvedBy`` too)."""
         if not isinstance(token, str) or not token:
             raise ResumeError(str(token), "a resume token is a non-empty string")
         wait = await self._store.find_wait("pause", token)
@@ -55,7 +55,7 @@ class Pauses:
         record = {
             "approved": bool(data.get("approved", False)),
             "reason": data.get("reason", "resumed"),
-            "approved_by": data.get("approved_by", "human"),
+            "approved_by": data.get("approved_by", data.get("approvedBy", "human")),
             "status": "resumed",
             "timed_out": False,
             "payload": payload,

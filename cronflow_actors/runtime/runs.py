@@ -21,7 +21,7 @@ from cronflow_actors.engine.context import WorkflowInfo
 from cronflow_actors.engine.registry import WorkflowRegistry
 from cronflow_actors.engine.state_access import StateAccess
 from cronflow_actors.engine.transaction import call_user
-from cronflow_actors.errors import ConfigurationError, EngineError, NotFoundError
+from cronflow_actors.errors import ConfigurationError, NotFoundError, RunFailedError
 from cronflow_actors.flow.context import FlowContext, RunRef, flow_payload, unwrap_payload
 from cronflow_actors.kernel import Clock
 from cronflow_actors.messages import SnapshotRecord
@@ -73,6 +73,8 @@ class StepInfo(msgspec.Struct, frozen=True, kw_only=True):
     status: str
     output: Any = None
     error: str | None = None
+    error_type: str | None = None
+    """The class (``module.Name``) of the exception that failed the step, if one did."""
     attempts: int = 0
     started_at: float | None = None
     finished_at: float | None = None
@@ -85,6 +87,8 @@ class RunInfo(msgspec.Struct, frozen=True, kw_only=True):
     payload: Any = None
     output: Any = None
     error: str | None = None
+    error_type: str | None = None
+    """The class (``module.Name``) of the exception that failed the run, if a step raised."""
     steps: list[StepInfo] = msgspec.field(default_factory=list)
     created_at: float = 0.0
     finished_at: float | None = None
@@ -97,10 +101,6 @@ class Page(list[T], Generic[T]):
     def __init__(self, items: Iterable[T] = (), next_cursor: str | None = None) -> None:
         super().__init__(items)
         self.next_cursor = next_cursor
-
-
-class RunFailedError(EngineError):
-    """What ``ctx.error`` holds in an ``on_failure`` hook."""
 
 
 def encode_cursor(at: float, ident: str) -> str:
@@ -165,12 +165,13 @@ class Runs:
         headers: Mapping[str, str] | None = None,
         kind: str = "manual",
         instance_id: str | None = None,
+        params: Mapping[str, str] | None = None,
     ) -> str:
         self._catalog.root(workflow)
         if instance_id is not None:
             check_instance_id(instance_id)
         await self._ready(workflow)  # a flow registered meanwhile: its queue is restored first
-        stored = flow_payload(payload, headers=headers, kind=kind)
+        stored = flow_payload(payload, headers=headers, kind=kind, params=params)
         if self._queues.limited(workflow):
             return await self._queues.trigger(workflow, stored, instance_id)
         return await self._start(workflow, stored, instance_id, False)
@@ -211,6 +212,7 @@ class Runs:
         if root is None:
             raise NotFoundError("run", state.id)
         payload, _trigger = unwrap_payload(root.payload)
+        cause = state.work_items.get(root.error_cause) if root.error_cause else None
         return RunInfo(
             id=root.id,
             workflow=root.name,
@@ -218,6 +220,7 @@ class Runs:
             payload=payload,
             output=root.output,
             error=root.error,
+            error_type=cause.error_type if cause is not None else None,
             steps=self._steps(state, root) if steps else [],
             created_at=root.created_at,
             finished_at=root.finished_at,
@@ -266,6 +269,7 @@ class Runs:
                 c.finished_at for c in children if c.finished_at
             ]
             errors = [i.error for i in items if i.error] + [c.error for c in children if c.error]
+            failed = [i for i in items if i.error_type]
             status = record.state
             if items and len(items) == 1:
                 status = _step_status(items[0].state, kind)
@@ -276,6 +280,7 @@ class Runs:
                     status=status,
                     output=root.outputs.get(name),
                     error=errors[-1] if errors else None,
+                    error_type=failed[-1].error_type if failed else None,
                     attempts=sum(i.attempt for i in items) if items else len(children),
                     started_at=min(starts) if starts else None,
                     finished_at=max(ends) if ends and record.state != "started" else None,
@@ -285,9 +290,11 @@ class Runs:
 
     # -- hooks -------------------------------------------------------------------------------------
 
-    def finished(self, info: WorkflowInfo, body: bytes) -> None:
+    def finished(self, info: WorkflowInfo, body: bytes, raised: BaseException | None) -> None:
         """A root instance ended: free its place under the concurrency limit, and run its
-        flow's hook, once, off the transaction."""
+        flow's hook, once, off the transaction. ``on_failure`` gets, as ``ctx.error``, the
+        exception the failing step raised (``raised``), or else a ``RunFailedError`` built from
+        the run's record (its class name and stored attributes)."""
         flow = self._catalog.flows.get(info.name)
         if flow is None or info.parent_id is not None:
             return
@@ -297,8 +304,11 @@ class Runs:
             hook = flow.hooks.on_failure
         if hook is None:
             return
-        root = decode_state(body).workflows[info.id]
-        error = RunFailedError(root.error or "failed") if info.state == "failed" else None
+        state = decode_state(body)
+        root = state.workflows[info.id]
+        error = None
+        if info.state == "failed":
+            error = raised if raised is not None else failure_of(state, root)
         ctx = self.context(root.name, root, last=root.output, error=error)
 
         async def call() -> None:
@@ -324,6 +334,17 @@ class Runs:
             trigger=trigger,
             error=error,
         )
+
+
+def failure_of(state: InstanceState, root: WorkflowRecord) -> RunFailedError:
+    """How a run failed, from its record: the message, and the failing exception's class and
+    stored attributes when a step raised it."""
+    item = state.work_items.get(root.error_cause) if root.error_cause else None
+    if item is None:
+        return RunFailedError(root.error or "failed")
+    return RunFailedError(
+        root.error or item.error or "failed", type=item.error_type, attributes=item.error_data
+    )
 
 
 def check_instance_id(instance_id: Any) -> None:

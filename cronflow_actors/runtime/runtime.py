@@ -618,8 +618,8 @@ class Runtime:
     def _timer_due(self, instance_id: str, timer_id: str) -> None:
         self.instances.deliver(instance_id, TimerFired(timer_id=timer_id))
 
-    def _finished(self, info: WorkflowInfo, body: bytes) -> None:
-        self.runs.finished(info, body)
+    def _finished(self, info: WorkflowInfo, body: bytes, raised: BaseException | None) -> None:
+        self.runs.finished(info, body, raised)
         if info.id in self.instances:
             self._ended[info.id] = info
         for future in self._waiters.pop(info.id, ()):

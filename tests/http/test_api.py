@@ -181,3 +181,17 @@ async def test_metrics_are_exported_for_prometheus(serve: Serve) -> None:
     assert 'cronflow_build_info{version="' in text
     assert 'cronflow_actors_alive{kind="WorkflowActor"} 0.0' in text
     assert run_id not in text  # labels never carry run ids
+
+
+async def test_webhook_path_parameters_reach_ctx_trigger_params(serve: Serve) -> None:
+    flow = (
+        cf.define("orders")
+        .step("who", lambda ctx: dict(ctx.trigger.params))
+        .on_webhook("/webhooks/orders/:id/items/{item}")
+    )
+    rt, client = await serve([flow])
+    response = await client.post("/webhooks/orders/o-7/items/book", json={})
+    assert response.status_code == 202
+    result = await rt.wait(response.json()["run_id"], timeout=5)
+    assert result.output == {"id": "o-7", "item": "book"}
+    assert (await client.post("/webhooks/orders/o-7", json={})).status_code == 404
