@@ -22,7 +22,7 @@ from cronflow_actors.engine.context import WorkItemHandle, WorkItemInfo
 from cronflow_actors.engine.states import WorkItemState, check_move
 from cronflow_actors.engine.transaction import Transaction, call_user, work_item_owner
 from cronflow_actors.errors import InvalidStateTransitionError
-from cronflow_actors.messages import JournalEntry, WaitRecord, encode, json_encode
+from cronflow_actors.messages import JournalEntry, WaitRecord, encode, json_encode, plain
 from cronflow_actors.messages.engine import (
     PendingAction,
     Principal,
@@ -88,6 +88,9 @@ async def create(
         )
     ident = item_id or tx.new_id("w")
     name = definition.work_item.name
+    if principal is None and "initialize" not in definition.work_item.actions:
+        # an internal call of the default action: nothing to check, nothing to call
+        return await initialize(tx, workflow, task, plain(payload), item_id=ident, queue=queue)
 
     def context() -> Any:
         upcoming = WorkItemInfo(
@@ -141,6 +144,10 @@ async def act(
                 "task", f"{workflow.name}/{item.task}", task_state, "started", sorted(_TASK_ACTIVE)
             )
     definition = tx.spec(workflow).tasks[item.task].work_item
+    if principal is None and action not in definition.actions:
+        # an internal call of the default action: nothing to check, nothing to call
+        await _transition(tx, item, action, plain(payload))
+        return
 
     def context() -> Any:
         return tx.item_context(
@@ -159,12 +166,16 @@ async def act(
         element=f"work item {item.name!r} ({item.id})",
         context=context,
     )
+    await _transition(tx, item, action, stored)
+
+
+async def _transition(tx: Transaction, item: WorkItemRecord, action: str, payload: Any) -> None:
     if action == "start":
-        await start(tx, item, stored)
+        await start(tx, item, payload)
     elif action == "complete":
-        await complete(tx, item, stored)
+        await complete(tx, item, payload)
     elif action == "fail":
-        await fail(tx, item, stored)
+        await fail(tx, item, payload)
     elif action == "cancel":
         await cancel(tx, item, teardown=False)
     else:
