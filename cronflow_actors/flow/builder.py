@@ -118,8 +118,14 @@ class WebhookSpec(msgspec.Struct, frozen=True, kw_only=True, eq=False):
     require_token: bool = False
     """Callers must send ``Authorization: Bearer <token>`` with a configured token."""
     hmac_secret: str | None = None
-    """Callers must sign the raw body: ``<signature_header>: sha256=<hex HMAC-SHA256>``."""
+    """Callers must sign each request: ``<signature_header>: t=<unix seconds>,v1=<hex
+    HMAC-SHA256 of "<t>.<raw body>">``; a stale or replayed signature is refused."""
     signature_header: str = "x-signature-256"
+    signature_tolerance: float = 300.0
+    """How far (seconds) a signature's time may be from the server's; replays within it are
+    refused too."""
+    keep_headers: tuple[str, ...] = ()
+    """Headers kept with the run (``ctx.trigger.headers``) besides the required ones."""
 
 
 class Flow:
@@ -336,8 +342,12 @@ class Flow:
         require_token: bool = False,
         hmac_secret: str | None = None,
         signature_header: str = "X-Signature-256",
+        signature_tolerance: float = 300.0,
+        keep_headers: Iterable[str] = (),
     ) -> Self:
-        """Trigger runs from HTTP requests (served by ``cronflow-actors serve``)."""
+        """Trigger runs from HTTP requests (served by ``cronflow-actors serve``). The run keeps
+        the ``required_headers`` and ``keep_headers`` it is sent (``ctx.trigger.headers``), never
+        ``Authorization``, ``Cookie`` or the signature header."""
         route: str = path
         params: tuple[str, ...] = ()
         if not isinstance(path, str) or not path.startswith("/"):
@@ -360,6 +370,8 @@ class Flow:
                 require_token=require_token,
                 hmac_secret=hmac_secret,
                 signature_header=signature_header.lower(),
+                signature_tolerance=signature_tolerance,
+                keep_headers=tuple(h.lower() for h in keep_headers),
             )
         )
         return self
@@ -494,8 +506,7 @@ def _route_template(path: str, problems: list[str]) -> tuple[str, tuple[str, ...
         name = match.group("colon") or match.group("brace")
         if not name.isidentifier():
             problems.append(
-                f"on_webhook({path!r}): parameter {name!r} needs a name of letters, digits "
-                "and '_'"
+                f"on_webhook({path!r}): parameter {name!r} needs a name of letters, digits and '_'"
             )
         elif name in params:
             problems.append(f"on_webhook({path!r}): parameter {name!r} appears twice")
