@@ -14,7 +14,7 @@ from typing import Any
 
 import msgspec
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from cronflow_actors.errors import (
@@ -163,10 +163,17 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     if exc.status_code == 404:
         return problem_response(404, "no-route", f"no route {request.url.path}", headers=headers)
     if exc.status_code == 405:
-        allow = [m.strip() for m in headers.get("Allow", "").split(",") if m.strip()]
+        allow = sorted(m.strip() for m in headers.get("Allow", "").split(",") if m.strip())
+        headers["Allow"] = ", ".join(allow)
         detail = f"{request.method} is not allowed on {request.url.path}; use {', '.join(allow)}"
         return problem_response(405, "method-not-allowed", detail, headers=headers, allow=allow)
     return problem_response(exc.status_code, "http-error", str(exc.detail), headers=headers)
+
+
+async def _client_gone(_request: Request, _exc: Exception) -> Response:
+    # The client left in the middle of its request: nobody reads this answer (499, as nginx
+    # says), and it is not a server error.
+    return Response(status_code=499)
 
 
 async def _unexpected(_request: Request, _exc: Exception) -> Response:
@@ -179,6 +186,7 @@ def exception_handlers() -> dict[Any, Any]:
     """For ``Starlette(exception_handlers=...)``: every error, one answer shape."""
     return {
         Problem: _problem,
+        ClientDisconnect: _client_gone,
         CronflowError: _cronflow_error,
         HTTPException: _http_error,
         Exception: _unexpected,

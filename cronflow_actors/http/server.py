@@ -79,11 +79,13 @@ class DrainingServer(uvicorn.Server):
     def __init__(self, config: uvicorn.Config, on_abort: Callable[[], None]) -> None:
         super().__init__(config)
         self._on_abort = on_abort
+        self._signals = 0  # counted here: ``should_exit`` may also be set by the runtime failing
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         def handle(_signum: int, _frame: FrameType | None) -> None:
-            if self.should_exit:
+            self._signals += 1
+            if self._signals > 1:
                 self.force_exit = True
                 self._on_abort()
             self.should_exit = True

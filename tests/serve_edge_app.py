@@ -1,0 +1,25 @@
+"""An app for the edge and fault tests: a flow started by hand, a webhook with a schema, a
+signed webhook, and a flow that pauses for a human."""
+
+import msgspec
+
+import cronflow_actors as cf
+
+
+class Order(msgspec.Struct):
+    order_id: str
+    amount: int
+
+
+SECRET = "edge-secret"
+
+workflows = [
+    cf.define("quick").step("echo", lambda ctx: ctx.payload),
+    cf.define("orders")
+    .step("take", lambda ctx: ctx.payload)
+    .on_webhook("/webhooks/orders", schema=Order),
+    cf.define("signed")
+    .step("take", lambda ctx: ctx.payload)
+    .on_webhook("/webhooks/signed", hmac_secret=SECRET),
+    cf.define("hold").human_in_the_loop("approve", description="ok?").step("s", str),
+]
