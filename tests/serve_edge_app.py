@@ -1,5 +1,5 @@
 """An app for the edge and fault tests: a flow started by hand, a webhook with a schema, a
-signed webhook, and a flow that pauses for a human."""
+signed webhook, a flow that pauses for a human, and a webhook that asks to keep headers."""
 
 import msgspec
 
@@ -22,4 +22,7 @@ workflows = [
     .step("take", lambda ctx: ctx.payload)
     .on_webhook("/webhooks/signed", hmac_secret=SECRET),
     cf.define("hold").human_in_the_loop("approve", description="ok?").step("s", str),
+    cf.define("traced")
+    .step("headers", lambda ctx: dict(ctx.trigger.headers))
+    .on_webhook("/webhooks/traced", keep_headers=["X-Trace", "Authorization", "Cookie"]),
 ]

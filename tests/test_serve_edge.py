@@ -8,6 +8,7 @@ import json
 import socket
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -32,6 +33,10 @@ def test_bad_input_is_a_clear_4xx_and_changes_nothing(tmp_path: Path) -> None:
             assert answer.status_code == 400, (path, answer.text)
             assert answer.headers["content-type"] == "application/problem+json"
             assert answer.json()["type"] == "urn:cronflow:problem:too-deeply-nested"
+        huge = b'{"workflow": "quick", "payload": {"n": 123456789012345678901234567890}}'
+        out_of_range = httpx.post(f"{base}/runs", content=huge, headers=JSON)
+        assert out_of_range.status_code == 400
+        assert out_of_range.json()["type"] == "urn:cronflow:problem:number-out-of-range"
         for params in ({"offset": str(10**40)}, {"limit": str(10**40)}, {"limit": "-1"}):
             answer = httpx.get(f"{base}/runs", params=params)
             assert answer.status_code == 400, params
@@ -131,3 +136,80 @@ def test_metrics_on_a_port_of_their_own(tmp_path: Path) -> None:
         own = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics")
         assert own.status_code == 200
         assert "cronflow_build_info" in own.text
+
+
+def test_a_run_keeps_only_the_headers_it_declares_and_no_secret_is_stored(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "headers.db"
+    with serving(APP, db) as served:
+        answer = httpx.post(
+            f"{served.url}/webhooks/traced",
+            json={},
+            headers={
+                "X-Trace": "trace-1",
+                "X-Other": "not-kept",
+                "Authorization": "Bearer sekrit-token",
+                "Cookie": "session=sekrit-cookie",
+            },
+        )
+        assert answer.status_code == 202
+        run_id = answer.json()["run_id"]
+        run = wait_for(served.url, run_id)
+        assert run["output"] == {"x-trace": "trace-1"}
+    stored = b"".join(path.read_bytes() for path in tmp_path.iterdir() if path.is_file())
+    for secret in (b"sekrit-token", b"sekrit-cookie", b"not-kept"):
+        assert secret not in stored  # not in the database, its WAL, nor the server's log
+
+
+def wait_for(base: str, run_id: str, seconds: float = 10) -> dict[str, Any]:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        run: dict[str, Any] = httpx.get(f"{base}/runs/{run_id}").json()
+        if run["status"] in ("completed", "failed", "canceled"):
+            return run
+        time.sleep(0.05)
+    raise AssertionError(f"run {run_id} did not finish in {seconds} s")
+
+
+def test_tokens_guard_the_api_and_the_metrics(tmp_path: Path) -> None:
+    config = tmp_path / "cronflow.toml"
+    config.write_text(
+        'metrics_token = "scrape-me"\n'
+        '[tokens."ada-token"]\nid = "ada"\nscopes = ["runs:write", "runs:read"]\n'
+    )
+    with serving(APP, tmp_path / "tokens.db", "--config", str(config)) as served:
+        base = served.url
+        anonymous = httpx.post(f"{base}/runs", json={"workflow": "quick"})
+        assert anonymous.status_code == 401
+        assert anonymous.headers["content-type"] == "application/problem+json"
+        assert anonymous.headers["www-authenticate"].startswith("Bearer")
+        wrong = httpx.get(f"{base}/runs", headers={"Authorization": "Bearer ada-tokeX"})
+        assert wrong.status_code == 401
+        ada = {"Authorization": "Bearer ada-token"}
+        assert (
+            httpx.post(f"{base}/runs", json={"workflow": "quick"}, headers=ada).status_code == 202
+        )
+        assert httpx.get(f"{base}/metrics").status_code == 401
+        assert httpx.get(f"{base}/metrics", headers=ada).status_code == 401  # its own token
+        scraped = httpx.get(f"{base}/metrics", headers={"Authorization": "Bearer scrape-me"})
+        assert scraped.status_code == 200
+        assert httpx.get(f"{base}/healthz").status_code == 200  # probes need no token
+        assert httpx.get(f"{base}/readyz").json() == {
+            "ready": True,
+            "checks": {"runtime": "ok", "store": "ok", "lease": "ok"},
+        }
+    assert "ada-token" not in served.output()
+
+
+def test_finished_runs_are_pruned_after_the_retention(tmp_path: Path) -> None:
+    with serving(APP, tmp_path / "retention.db", "--retention", "1s") as served:
+        started = httpx.post(f"{served.url}/runs", json={"workflow": "quick", "payload": 1})
+        run_id = started.json()["run_id"]
+        held = httpx.post(f"{served.url}/runs", json={"workflow": "hold"}).json()["run_id"]
+        assert wait_for(served.url, run_id)["status"] == "completed"
+        deadline = time.monotonic() + 10
+        while httpx.get(f"{served.url}/runs/{run_id}").status_code != 404:
+            assert time.monotonic() < deadline, "the finished run was never pruned"
+            time.sleep(0.2)
+        assert httpx.get(f"{served.url}/runs/{held}").json()["status"] == "waiting"

@@ -13,6 +13,7 @@ import asyncio
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from cronflow_actors.errors import ConfigurationError, CronflowError
@@ -52,6 +53,8 @@ def _db_prune(args: argparse.Namespace) -> int:
         older_than = parse_duration(args.older_than, "--older-than")
     except ValueError as error:
         raise ConfigurationError("--older-than", args.older_than, str(error)) from None
+    if args.db != ":memory:" and not Path(args.db).is_file():
+        raise ConfigurationError("--db", args.db, "the path of an existing database file")
 
     async def prune() -> int:
         store = await open_store(args.db)

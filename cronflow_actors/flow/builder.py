@@ -356,6 +356,15 @@ class Flow:
             route, params = _route_template(path, self._problems)
         if method.upper() not in ("GET", "POST", "PUT", "PATCH", "DELETE"):
             self._problems.append(f"on_webhook({path!r}): unknown method {method!r}")
+        if (
+            isinstance(signature_tolerance, bool)
+            or not isinstance(signature_tolerance, int | float)
+            or signature_tolerance <= 0
+        ):
+            self._problems.append(
+                f"on_webhook({path!r}): signature_tolerance must be a positive number of "
+                f"seconds, got {signature_tolerance!r}"
+            )
         self.webhooks.append(
             WebhookSpec(
                 path=path,

@@ -86,7 +86,12 @@ def create_app(
         for flow_id in sorted(catalog.roots)
         for spec in catalog.flows[flow_id].webhooks
     ]
-    document = openapi_document(hooks, with_metrics=serve_metrics)
+    document = openapi_document(
+        hooks,
+        with_metrics=serve_metrics,
+        tokens=bool(tokens),
+        metrics_token=metrics_token is not None,
+    )
     routes = [
         *system.routes(edge, document, with_metrics=serve_metrics),
         *runs.routes(edge),

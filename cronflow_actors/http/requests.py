@@ -25,6 +25,8 @@ logger = logging.getLogger(__name__)
 
 _STRINGS = re.compile(rb'"(?:[^"\\]|\\.)*"')
 _BRACKETS = re.compile(rb"[\[\]{}]")
+_LONG_INTEGERS = re.compile(rb"-?\d{19,}(?![\d.eE])")
+_INTEGER_RANGE = (-(2**63), 2**64 - 1)  # what a run's stored state can hold
 
 
 class BodyLimits(msgspec.Struct, frozen=True, kw_only=True):
@@ -90,14 +92,25 @@ async def read_json(request: Request, limits: BodyLimits) -> Any:
 
 
 def decode_json(raw: bytes, limits: BodyLimits) -> Any:
-    """``raw`` as JSON: 400 when malformed or nested deeper than ``limits.max_depth``."""
-    depth = json_depth(raw)
+    """``raw`` as JSON: 400 when malformed, nested deeper than ``limits.max_depth``, or with
+    an integer a run's state cannot store (beyond 64 bits)."""
+    outside_strings = _STRINGS.sub(b"", raw)
+    depth = json_depth(outside_strings)
     if depth > limits.max_depth:
         raise Problem(
             400,
             "too-deeply-nested",
             f"the JSON body nests {depth} levels deep; at most {limits.max_depth} are accepted",
         )
+    low, high = _INTEGER_RANGE
+    for literal in _LONG_INTEGERS.findall(outside_strings):
+        if not low <= int(literal) <= high:
+            raise Problem(
+                400,
+                "number-out-of-range",
+                f"the JSON body has the integer {literal[:40].decode()}..., beyond 64 bits; "
+                "send it as a string",
+            )
     try:
         return msgspec.json.decode(raw)
     except msgspec.DecodeError as bad:
@@ -105,9 +118,10 @@ def decode_json(raw: bytes, limits: BodyLimits) -> Any:
 
 
 def json_depth(raw: bytes) -> int:
-    """How deep arrays and objects nest in ``raw`` (strings skipped), without decoding it."""
+    """How deep arrays and objects nest in ``raw``, JSON with its strings taken out, without
+    decoding it."""
     depth = deepest = 0
-    for bracket in _BRACKETS.findall(_STRINGS.sub(b"", raw)):
+    for bracket in _BRACKETS.findall(raw):
         if bracket in (b"[", b"{"):
             depth += 1
             deepest = max(deepest, depth)

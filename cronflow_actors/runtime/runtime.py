@@ -90,7 +90,7 @@ class Runtime:
     ``timer_window``: how many of the earliest pending timers are held in memory (at most twice
     that); the others wait in the store until the window reaches them. ``retention``: finished
     runs older than this many seconds are pruned every ``prune_every`` seconds (default 30
-    days; 0 or None keeps them forever).
+    days; 0 or None keeps them forever; pruning runs every tenth of that, at most hourly).
     """
 
     def __init__(
@@ -110,7 +110,7 @@ class Runtime:
         passivate: bool = True,
         timer_window: int = 1000,
         retention: float | None = 30 * 86400,
-        prune_every: float = 3600,
+        prune_every: float | None = None,
     ) -> None:
         self.clock: Clock = clock or SystemClock()
         self.store: Store = store or store_for(db, synchronous=synchronous)
@@ -128,7 +128,11 @@ class Runtime:
         if retention is not None and (not isinstance(retention, int | float) or retention < 0):
             raise ConfigurationError("retention", retention, "None, 0 or a number of seconds")
         self.retention = retention or None
-        self._prune_every = prune_every
+        if prune_every is not None and (
+            not isinstance(prune_every, int | float) or prune_every <= 0
+        ):
+            raise ConfigurationError("prune_every", prune_every, "a positive number of seconds")
+        self._prune_every = prune_every or min(3600.0, max(1.0, (retention or 0) / 10))
         self._failure_callbacks: list[Callable[[BaseException], None]] = []
         self._new_id = id_factory or (lambda: uuid.uuid4().hex)
         self._waiters: dict[str, list[asyncio.Future[WorkflowInfo]]] = {}
@@ -283,12 +287,11 @@ class Runtime:
         """Register a workflow version: a ``NetSpec`` or a ``cf.define(...)`` flow (checked and
         compiled here; ``InvalidWorkflowError`` lists every problem). On a running runtime,
         its instances with work to run are loaded at once (calls that start it wait for that)."""
+        net_spec = self.catalog.compile(spec) if isinstance(spec, Flow) else spec
+        self.registry.register(net_spec, deprecated=deprecated)  # refused: nothing changed
         if isinstance(spec, Flow):
-            net_spec = self.catalog.register(spec)
+            self.catalog.add(spec)
             self.queues.limit(spec.id, spec.concurrency)
-        else:
-            net_spec = spec
-        self.registry.register(net_spec, deprecated=deprecated)
         name = net_spec.name
         if self.state == "running" and name not in self._recovering:
             self._recovering[name] = self.system.create_task(

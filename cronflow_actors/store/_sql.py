@@ -107,6 +107,8 @@ PRUNE = """
 """Finished instances (their journal, timers and waits go with them: foreign keys cascade),
 found through the (status, created_at) index; a page at a time."""
 
+VACUUM_SOME = "PRAGMA incremental_vacuum(2000);"
+
 RENEW_LEASE = "UPDATE leases SET renewed_at = ?, expires_at = ? WHERE scope = ? AND owner = ?"
 RELEASE_LEASE = "DELETE FROM leases WHERE scope = ? AND owner = ?"
 SELECT_LEASE = f"SELECT {LEASE_COLUMNS} FROM leases WHERE scope = ?"

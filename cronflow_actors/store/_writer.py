@@ -159,6 +159,7 @@ class GroupWriter:
         self._connection = connection
         self._check_file = check_file
         self._name = name
+        self._vacuum_due = False
         self._max_batch = max_batch
         self._queue: list[_Item] = []
         self._wakeup = asyncio.Event()
@@ -333,10 +334,23 @@ class GroupWriter:
                 self._check_file()  # a removed or replaced file would take the commit with it
             await connection.execute("COMMIT")
         except BaseException:
+            self._vacuum_due = False
             if connection.in_transaction:
                 await connection.execute("ROLLBACK")
             raise
+        if self._vacuum_due:
+            await self._vacuum()
         return results, len(batch.snapshots), batch.snapshots_seen
+
+    async def _vacuum(self) -> None:
+        """Pruning freed pages: give them back to the file system (a file made before
+        incremental vacuum reuses them instead). A script, outside the transaction: a plain
+        execute steps the pragma once, freeing one page."""
+        self._vacuum_due = False
+        try:
+            await self._connection.executescript(sql.VACUUM_SOME)
+        except sqlite3.Error as error:  # the batch is committed; the next write will tell
+            logger.warning("%s: giving pruned pages back failed: %s", self._name, error)
 
     async def _begin_fenced(self, owner: str) -> None:
         """Begin, checking in the same round trip that the lease is still ``owner``'s; a lost
@@ -381,6 +395,7 @@ class GroupWriter:
                 return cursor.rowcount
             case Prune(before, limit):
                 cursor = await connection.execute(sql.PRUNE, (before, before, limit))
+                self._vacuum_due = self._vacuum_due or cursor.rowcount > 0
                 return cursor.rowcount
             case QueuedRun() as run:
                 taken = await connection.execute_fetchall(

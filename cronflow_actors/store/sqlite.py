@@ -294,9 +294,6 @@ class SQLiteStore:
         pruned: int = await self._require_writer(operation).submit(
             Prune(finished_before, limit), operation
         )
-        if pruned and not self._in_memory and self._writer_connection is not None:
-            # give the freed pages back to the file system (a new file; an older one reuses them)
-            await self._writer_connection.execute("PRAGMA incremental_vacuum(500)")
         return pruned
 
     async def enqueue(self, run: QueuedRun) -> int:

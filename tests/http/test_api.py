@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
+import pytest
 
 import cronflow_actors as cf
 from tests.http.conftest import Serve
@@ -214,3 +215,25 @@ async def test_webhook_path_parameters_reach_ctx_trigger_params(serve: Serve) ->
     result = await rt.wait(response.json()["run_id"], timeout=5)
     assert result.output == {"id": "o-7", "item": "book"}
     assert (await client.post("/webhooks/orders/o-7", json={})).status_code == 404
+
+
+def test_webhooks_may_not_clash_with_each_other_or_the_api() -> None:
+    rt = cf.Runtime()
+    rt.register(cf.define("a").step("s", str).on_webhook("/webhooks/orders/:id"))
+    with pytest.raises(cf.errors.InvalidWorkflowError) as clash:
+        rt.register(cf.define("b").step("s", str).on_webhook("/webhooks/orders/{order}"))
+    assert "flow 'a' already takes POST /webhooks/orders/:id" in str(clash.value)
+    rt.register(cf.define("c").step("s", str).on_webhook("/webhooks/orders/{o}", method="PUT"))
+    with pytest.raises(cf.errors.InvalidWorkflowError) as reserved:
+        rt.register(cf.define("d").step("s", str).on_webhook("/runs/mine"))
+    assert "/runs belongs to the HTTP API" in str(reserved.value)
+    assert sorted(rt.catalog.roots) == ["a", "c"]
+
+
+def test_a_refused_registration_changes_nothing() -> None:
+    rt = cf.Runtime()
+    first = cf.define("a").step("s", str).on_webhook("/webhooks/a")
+    rt.register(first)
+    with pytest.raises(cf.errors.ConfigurationError):
+        rt.register(cf.define("a").step("t", str).on_webhook("/webhooks/other"))  # same version
+    assert rt.catalog.flows["a"] is first

@@ -138,9 +138,12 @@ def _receiver(edge: Edge, flow_id: str, spec: Any) -> Callable[[Request], Any]:
 
 
 def routes(edge: Edge) -> list[Route]:
+    """One route per path: webhooks on one path with different methods share it (so a 405
+    lists them all)."""
     catalog = edge.runtime.catalog
-    found = []
+    by_path: dict[str, dict[str, Callable[[Request], Any]]] = {}
     for flow_id in sorted(catalog.roots):
         for spec in catalog.flows[flow_id].webhooks:
-            found.append(route(spec.route, **{spec.method.lower(): _receiver(edge, flow_id, spec)}))
-    return found
+            methods = by_path.setdefault(spec.route, {})
+            methods[spec.method.lower()] = _receiver(edge, flow_id, spec)
+    return [route(path, **methods) for path, methods in by_path.items()]
