@@ -154,6 +154,8 @@ class CronExpression(msgspec.Struct, frozen=True):
         anchor = after
         for _, moment in zip(range(count), backwards, strict=False):
             anchor = moment.timestamp()
+            if anchor <= after:
+                break
         ticks = list(self.between(max(after, anchor - _DST_MARGIN), until, zone))
         return ticks[-count:]
 
