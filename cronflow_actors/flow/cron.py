@@ -1,17 +1,14 @@
 """Cron schedules: when a ``Flow.on_schedule`` trigger fires, in which time zone, and what
 happens to the ticks missed while no runtime was running.
 
-The expressions are evaluated by cronsim (PyPI ``cronsim``, BSD-3-Clause). We compared it with
-croniter. cronsim's stated goal is to behave like Debian's cron, and it does in the cases that
-matter for a durable scheduler: the day-of-month/day-of-week rule follows cron's own code (see
-below), and it has Debian's DST rules, so a daily job at a fixed time never runs twice when the
-clocks go back; croniter runs a 02:30 job twice on that night. cronsim also has ``L``, ``LW``,
-``<weekday>L``, ``<weekday>#<n>`` and an optional leading seconds field, ships type hints
-(``py.typed``), has no dependencies and is small enough to read. It is maintained by the
-author of Healthchecks, where it runs in production. croniter has had a rocky few years: it was
-declared abandoned in 2024-25 before pallets-eco took it over. It also has no type hints and
-needs python-dateutil. cronsim lacks two things we add or leave out here: the ``@`` macros
-(expanded below as crontab(5) defines them) and ``<day>W`` (nearest weekday; only ``LW``).
+The expressions are evaluated by cronsim (BSD-3-Clause), chosen over croniter (MIT). cronsim
+sets out to match Debian's cron and does where a durable scheduler needs it: the day-of-month/
+day-of-week rule is cron's own (below), and at the autumn DST change a 02:30 job runs once,
+where croniter runs it twice. It also has ``L``, ``LW``, ``5L``, ``MON#2`` and a leading seconds
+field, ships type hints, has no dependencies, and is actively maintained for Healthchecks, which
+runs it in production. croniter was declared abandoned in 2024-25 before pallets-eco took it
+over, has no type hints and needs python-dateutil. What cronsim lacks: the ``@`` macros, which we
+expand as crontab(5) defines them, and ``15W`` (nearest weekday), which is refused.
 
 What a user may rely on:
 

@@ -18,6 +18,7 @@ are skipped.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import math
 import uuid
@@ -171,8 +172,8 @@ class Schedules:
                 "schedule %r of %s skips the ticks it missed since %s, up to %s (catch_up='none')",
                 plan.text,
                 plan.flow,
-                plan.handled,
-                missed[-1],
+                _iso(plan.handled),
+                _iso(missed[-1]),
             )
             plan.handled = missed[-1]
             await self._save(plan)
@@ -185,9 +186,9 @@ class Schedules:
                 plan.text,
                 plan.flow,
                 CATCH_UP_LIMIT,
-                plan.handled,
+                _iso(plan.handled),
                 CATCH_UP_LIMIT,
-                missed[0],
+                _iso(missed[0]),
             )
         for tick in missed:
             await self._fire(plan, tick)
@@ -201,7 +202,8 @@ class Schedules:
             "workflow_id": plan.flow,
         }
         # Handled in memory whatever happens, so the loop moves on; the mark is saved only once
-        # the run exists, so a tick whose start failed is caught up after a restart.
+        # the run exists, so a tick whose start failed counts as missed after a restart (unless
+        # a later tick started first).
         plan.handled = tick
         try:
             await self._trigger(plan.flow, payload, kind="schedule", instance_id=instance_id)
@@ -245,8 +247,12 @@ class Schedules:
                 "as missed (a started one is not started again)",
                 plan.text,
                 plan.flow,
-                plan.handled,
+                _iso(plan.handled),
             )
+
+
+def _iso(stamp: float) -> str:
+    return dt.datetime.fromtimestamp(stamp, tz=dt.UTC).isoformat()
 
 
 def _aligned(seconds: float) -> Callable[[float], float]:
