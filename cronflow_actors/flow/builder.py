@@ -15,7 +15,7 @@ from typing import Any, Self
 import msgspec
 
 from cronflow_actors.errors import InvalidWorkflowError
-from cronflow_actors.flow.cron import CronExpression
+from cronflow_actors.flow.cron import CatchUp, CronExpression, CronSchedule, time_zone
 from cronflow_actors.flow.options import Hooks, Retry
 from cronflow_actors.net.durations import parse_duration
 from cronflow_actors.net.spec import NetSpec
@@ -151,7 +151,7 @@ class Flow:
         self._stack: list[tuple[IfNode, list[Node]]] = []
         self._problems: list[str] = []
         self.webhooks: list[WebhookSpec] = []
-        self.schedules: list[CronExpression] = []
+        self.schedules: list[CronSchedule] = []
         self.intervals: list[float] = []
         self.events: list[str] = []
         self._spec: NetSpec | None = None
@@ -385,12 +385,34 @@ class Flow:
         )
         return self
 
-    def on_schedule(self, cron: str) -> Self:
-        """Trigger a run at every tick of a cron expression (5 fields, or 6 with seconds)."""
+    def on_schedule(
+        self, cron: str, *, timezone: str = "UTC", catch_up: CatchUp | str = "latest"
+    ) -> Self:
+        """Trigger a run at every tick of a cron expression: 5 fields, 6 with seconds first, or
+        a macro such as ``@daily``, read in ``timezone`` (an IANA name). ``catch_up`` says what
+        happens to the ticks missed while no runtime was running: ``"latest"`` starts one run
+        for the most recent, ``"none"`` skips them, ``"all"`` starts one per tick (the most
+        recent 100 at most). ``flow/cron.py`` tells how days and DST changes are handled."""
+        where = f"on_schedule({cron!r})"
+        expression = policy = None
+        zone_known = False
         try:
-            self.schedules.append(CronExpression.parse(cron))
+            expression = CronExpression.parse(cron)
         except ValueError as error:
-            self._problems.append(f"on_schedule: {error}")
+            self._problems.append(f"{where}: {error}")
+        try:
+            time_zone(timezone)
+            zone_known = True
+        except ValueError as error:
+            self._problems.append(f"{where}: {error}")
+        try:
+            policy = CatchUp.parse(catch_up)
+        except ValueError as error:
+            self._problems.append(f"{where}: {error}")
+        if expression is not None and zone_known and policy is not None:
+            self.schedules.append(
+                CronSchedule(expression=expression, timezone=timezone, catch_up=policy)
+            )
         return self
 
     def on_interval(self, interval: float | str) -> Self:

@@ -198,6 +198,7 @@ class Runtime:
         )
         self.schedules = Schedules(
             catalog=self.catalog,
+            store=self.store,
             clock=self.clock,
             trigger=self.runs.trigger,
             spawn=self._spawn,
