@@ -365,7 +365,8 @@ async def record_outcome(
         )
     )
     if ok:
-        item.error_type = item.error_data = None
+        # an earlier attempt's error stays in the journal, not on the item that succeeded
+        item.error = item.error_type = item.error_data = None
         await complete(tx, item, output)
     elif retry_after is not None:
         item.error = error

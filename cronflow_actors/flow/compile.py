@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +41,8 @@ START, END = ":start", ":end"
 """The compiler's own condition names. Its names all hold ':' (``if:x``, ``end_while:x``), which
 step ids may not, so a step named "start", "end" or "if" never meets one of them."""
 RESERVED = (":", "#")
+
+logger = logging.getLogger(__name__)
 
 
 async def _maybe(value: Any) -> Any:
@@ -88,7 +91,7 @@ def _step_handler(node: Any, step_ids: frozenset[str]) -> Any:
             if retry is not None and attempt < retry.attempts and retry.should_retry(error):
                 delay = retry.delay_before(attempt)
                 if retry.on_retry is not None:
-                    await _maybe(retry.on_retry(fctx, error, attempt, delay))
+                    await _on_retry(retry.on_retry, fctx, error, attempt, delay, node.id)
                 raise RetryRequested(delay, describe(error)) from error
             if not getattr(node, "on_error", ()):
                 raise
@@ -96,6 +99,16 @@ def _step_handler(node: Any, step_ids: frozenset[str]) -> Any:
         return await _fall_back(node, fctx, failure, ectx)
 
     return run
+
+
+async def _on_retry(
+    callback: Any, fctx: FlowContext, error: Exception, attempt: int, delay: float, step: str
+) -> None:
+    """The retry's ``on_retry``: a callback that raises is logged; the retry goes on."""
+    try:
+        await _maybe(callback(fctx, error, attempt, delay))
+    except Exception:
+        logger.exception("on_retry of step %r raised; retrying anyway", step)
 
 
 async def _fall_back(node: Any, fctx: FlowContext, error: Exception, ectx: Any) -> Any:

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import msgspec
@@ -21,10 +21,11 @@ class Retry(msgspec.Struct, frozen=True, kw_only=True):
 
     ``attempts`` counts every try (3: one try and two retries). The delay before retry ``n``
     (1-based) is ``delay`` (fixed), ``delay * n`` (linear) or ``delay * multiplier ** (n - 1)``
-    (exponential), capped at ``max_delay``; with ``jitter`` it is scaled by a random factor in
-    [0.5, 1.5). ``retry_on`` (exception classes, or ``fn(error) -> bool``) limits which errors
-    are retried; by default every error is. ``on_retry(ctx, error, attempt, delay)`` is called
-    before each retry. A timed-out attempt counts as a failed one.
+    (exponential); with ``jitter`` it is scaled by a random factor in [0.5, 1.5); either way it
+    never exceeds ``max_delay``. ``retry_on`` (an exception class, any iterable of them, or
+    ``fn(error) -> bool``) limits which errors are retried; by default every error is.
+    ``on_retry(ctx, error, attempt, delay)`` is called before each retry; if it raises, the
+    error is logged and the retry goes on. A timed-out attempt counts as a failed one.
     """
 
     attempts: int = 3
@@ -53,8 +54,11 @@ class Retry(msgspec.Struct, frozen=True, kw_only=True):
                     found.append(f"{where}: {error}")
         if not isinstance(self.multiplier, int | float) or self.multiplier < 1:
             found.append(f"{where}: retry multiplier must be >= 1, got {self.multiplier!r}")
-        if self.retry_on is not None and not (callable(self.retry_on) or _classes(self.retry_on)):
-            found.append(f"{where}: retry_on takes exception classes or fn(error) -> bool")
+        if self.retry_on is not None and _classes(self.retry_on) is None:
+            found.append(
+                f"{where}: retry_on takes an exception class, an iterable of them, or "
+                f"fn(error) -> bool; got {self.retry_on!r}"
+            )
         if self.on_retry is not None and not callable(self.on_retry):
             found.append(f"{where}: on_retry must be a function")
         return found
@@ -62,8 +66,9 @@ class Retry(msgspec.Struct, frozen=True, kw_only=True):
     def should_retry(self, error: BaseException) -> bool:
         if self.retry_on is None:
             return True
-        if _classes(self.retry_on):
-            return isinstance(error, self.retry_on)
+        classes = _classes(self.retry_on)
+        if classes:
+            return isinstance(error, classes)
         return bool(self.retry_on(error))
 
     def delay_before(self, retry: int, rng: Callable[[], float] = random.random) -> float:
@@ -75,16 +80,26 @@ class Retry(msgspec.Struct, frozen=True, kw_only=True):
             delay = base * retry
         else:
             delay = base * self.multiplier ** (retry - 1)
-        if self.max_delay is not None:
-            delay = min(delay, parse_duration(self.max_delay, "retry max_delay"))
         if self.jitter:
             delay *= 0.5 + rng()
+        if self.max_delay is not None:
+            delay = min(delay, parse_duration(self.max_delay, "retry max_delay"))
         return delay
 
 
-def _classes(value: Any) -> bool:
-    items = value if isinstance(value, tuple) else (value,)
-    return all(isinstance(v, type) and issubclass(v, BaseException) for v in items)
+def _classes(value: Any) -> tuple[type[BaseException], ...] | None:
+    """``retry_on`` as a tuple of exception classes; ``()`` for a function; None if it is
+    neither (a string, a list holding something else)."""
+    if isinstance(value, type):
+        return (value,) if issubclass(value, BaseException) else None
+    if callable(value):
+        return ()
+    if isinstance(value, str | bytes) or not isinstance(value, Iterable):
+        return None
+    items = tuple(value)
+    if items and all(isinstance(v, type) and issubclass(v, BaseException) for v in items):
+        return items
+    return None
 
 
 class Hooks(msgspec.Struct, frozen=True, kw_only=True):

@@ -8,6 +8,8 @@ import asyncio
 import threading
 from typing import Any
 
+import pytest
+
 import cronflow_actors as cf
 from cronflow_actors.errors import StateValueError
 from cronflow_actors.kernel import ManualClock
@@ -335,6 +337,7 @@ async def test_retries_back_off_on_durable_timers(rt: cf.Runtime, clock: ManualC
     assert retried == [(1, 1.0), (2, 2.0)]
     step = (await rt.inspect(run_id)).steps[0]
     assert step.attempts == 3
+    assert (step.status, step.error, step.error_type) == ("completed", None, None)
     journal = await rt.store.load_journal(run_id)
     assert [(e.attempt, e.outcome) for e in journal] == [
         (1, "retry"),
@@ -525,3 +528,34 @@ def test_webhook_triggers_are_defined_with_their_options() -> None:
         ("x-signature",),
     )
     assert hook.idempotency_key == "X-Request-Id"
+
+
+async def test_retry_edges_on_retry_raising_any_iterable_and_jitter_under_the_cap(
+    rt: cf.Runtime, clock: ManualClock
+) -> None:
+    attempts: list[int] = []
+
+    async def flaky(ctx: Any) -> str:
+        attempts.append(ctx.attempt)
+        if ctx.attempt < 3:
+            raise ConnectionError("blip")
+        return "ok"
+
+    def broken_callback(ctx: Any, error: Exception, attempt: int, delay: float) -> None:
+        raise RuntimeError("the callback itself failed")
+
+    retry = cf.Retry(attempts=3, delay=1, retry_on=[ConnectionError], on_retry=broken_callback)
+    rt.register(cf.define("edges").step("call", flaky, retry=retry))
+    run_id = await rt.trigger("edges")
+    await settle(rt, clock)
+    await settle(rt, clock, seconds=1)
+    await settle(rt, clock, seconds=2)
+    result = await rt.wait(run_id, timeout=5)
+    assert (result.status, result.output, attempts) == ("completed", "ok", [1, 2, 3])
+    assert cf.Retry(retry_on={KeyError, ValueError}).should_retry(ValueError("x"))
+    assert not cf.Retry(retry_on=[KeyError]).should_retry(ValueError("x"))
+    capped = cf.Retry(backoff="fixed", delay=10, max_delay=10, jitter=True)
+    assert capped.delay_before(1, rng=lambda: 0.99) == 10
+    bad = cf.define("bad").step("s", str, retry=cf.Retry(retry_on=["ConnectionError"]))
+    with pytest.raises(cf.errors.InvalidWorkflowError, match="retry_on takes"):
+        bad.build()
