@@ -45,6 +45,8 @@ class WorkflowInfo(msgspec.Struct, frozen=True, kw_only=True):
     error: str | None = None
     parent_id: str | None = None
     parent_task: str | None = None
+    created_at: float = 0.0
+    """When the instance was initialized (the clock's time)."""
 
 
 class TaskInfo(msgspec.Struct, frozen=True, kw_only=True):

@@ -122,6 +122,7 @@ class Transaction:
             error=workflow.error,
             parent_id=workflow.parent_id,
             parent_task=workflow.parent_task,
+            created_at=workflow.created_at,
         )
 
     @staticmethod

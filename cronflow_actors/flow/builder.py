@@ -16,7 +16,7 @@ import msgspec
 
 from cronflow_actors.errors import InvalidWorkflowError
 from cronflow_actors.flow.cron import CatchUp, CronExpression, CronSchedule, time_zone
-from cronflow_actors.flow.options import Hooks, Retry
+from cronflow_actors.flow.options import HOOK_NAMES, Hooks, Retry
 from cronflow_actors.net.durations import parse_duration
 from cronflow_actors.net.spec import NetSpec
 
@@ -459,7 +459,7 @@ class Flow:
         ):
             problems.append(f"concurrency must be a whole number >= 1, got {self.concurrency!r}")
         self._seconds(self._timeout, "workflow timeout", problems=problems)
-        for name in ("on_success", "on_failure"):
+        for name in HOOK_NAMES:
             hook = getattr(self.hooks, name)
             if hook is not None and not callable(hook):
                 problems.append(f"hooks.{name} must be a function, got {hook!r}")

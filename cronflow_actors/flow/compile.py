@@ -91,7 +91,7 @@ def _step_handler(node: Any, step_ids: frozenset[str]) -> Any:
             if retry is not None and attempt < retry.attempts and retry.should_retry(error):
                 delay = retry.delay_before(attempt)
                 if retry.on_retry is not None:
-                    await _on_retry(retry.on_retry, fctx, error, attempt, delay, node.id)
+                    await _on_retry(node.id, retry.on_retry, fctx, error, attempt, delay)
                 raise RetryRequested(delay, describe(error)) from error
             if not getattr(node, "on_error", ()):
                 raise
@@ -101,12 +101,11 @@ def _step_handler(node: Any, step_ids: frozenset[str]) -> Any:
     return run
 
 
-async def _on_retry(
-    callback: Any, fctx: FlowContext, error: Exception, attempt: int, delay: float, step: str
-) -> None:
-    """The retry's ``on_retry``: a callback that raises is logged; the retry goes on."""
+async def _on_retry(step: str, callback: Any, *args: Any) -> None:
+    """The retry's ``on_retry(ctx, error, attempt, delay)``: a callback that raises is logged;
+    the retry goes on."""
     try:
-        await _maybe(callback(fctx, error, attempt, delay))
+        await _maybe(callback(*args))
     except Exception:
         logger.exception("on_retry of step %r raised; retrying anyway", step)
 
@@ -525,14 +524,18 @@ def compile_flow(flow: Flow, nodes: list[Node], problems: list[str]) -> NetSpec 
     _first, last = compiler.sequence(nodes, None)
     if last is not None:
         builder.connect_task(last, END)
-    timeout = flow.timeout
-    if timeout is not None:
+    timeout, on_start = flow.timeout, flow.hooks.on_start
+    if timeout is not None or on_start is not None:
 
-        def arm(ctx: Any) -> None:
-            error = f"run timed out after {timeout:g} s"
-            ctx.register_scheduled(timeout, jobs.fail_workflow(ctx.workflow.id, error))
+        def initialized(ctx: Any) -> None:
+            if timeout is not None:
+                error = f"run timed out after {timeout:g} s"
+                ctx.register_scheduled(timeout, jobs.fail_workflow(ctx.workflow.id, error))
+            if on_start is not None and ctx.workflow.parent_id is None:  # runs, not subflows
+                fctx = FlowContext.of_run(ctx)
+                ctx.after_commit(lambda: call_user(on_start, (fctx,), None, None, "on_start"))
 
-        builder.activities(on_initialized=arm)
+        builder.activities(on_initialized=initialized)
     if problems:
         return None
     try:

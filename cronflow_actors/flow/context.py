@@ -13,6 +13,8 @@ __all__ = ["FlowContext", "RunRef", "TriggerInfo", "flow_payload", "unwrap_paylo
 class RunRef(msgspec.Struct, frozen=True, kw_only=True):
     id: str
     workflow_id: str
+    start_time: float = 0.0
+    """When the run started (seconds since the epoch, the runtime's clock)."""
 
 
 class TriggerInfo(msgspec.Struct, frozen=True, kw_only=True):
@@ -51,8 +53,9 @@ class FlowContext:
     """What a step, action, condition or hook gets.
 
     ``payload`` (the trigger's payload), ``last`` (output of the last step that ran on this
-    path; actions do not change it), ``steps[id]`` (the output of step ``id``), ``run.id`` and
-    ``run.workflow_id``, ``state`` (persistent key-value state of this workflow:
+    path; actions do not change it), ``steps[id]`` (the output of step ``id``), ``step_name``
+    (the id of the step, condition or loop being run), ``run.id``, ``run.workflow_id`` and
+    ``run.start_time``, ``state`` (persistent key-value state of this workflow:
     ``await ctx.state.get/set/incr/delete``), ``trigger.headers``, ``attempt`` (1 on the first
     try), ``idempotency_key`` (stable across retries and restarts), ``error`` (in ``on_error``
     and ``on_failure``).
@@ -66,6 +69,7 @@ class FlowContext:
         "payload",
         "run",
         "state",
+        "step_name",
         "steps",
         "trigger",
     )
@@ -82,8 +86,10 @@ class FlowContext:
         attempt: int = 1,
         idempotency_key: str = "",
         error: BaseException | None = None,
+        step_name: str = "",
     ) -> None:
         self.payload = payload
+        self.step_name = step_name
         self.last = last
         self.steps = steps
         self.run = run
@@ -106,12 +112,38 @@ class FlowContext:
             run=RunRef(
                 id=workflow.id if workflow else "",
                 workflow_id=workflow.name if workflow else "",
+                start_time=workflow.created_at if workflow else 0.0,
             ),
             state=engine_ctx.state,
             trigger=trigger,
             attempt=engine_ctx.attempt or 1,
             idempotency_key=engine_ctx.idempotency_key or "",
+            step_name=_step_name(engine_ctx),
+        )
+
+    @classmethod
+    def of_run(cls, engine_ctx: Any) -> FlowContext:
+        """From the engine ctx of a workflow activity: the run is ``engine_ctx.workflow``."""
+        payload, trigger = unwrap_payload(engine_ctx.payload)
+        run = engine_ctx.workflow
+        return cls(
+            payload=payload,
+            last=engine_ctx.last,
+            steps={},
+            run=RunRef(id=run.id, workflow_id=run.name, start_time=run.created_at),
+            state=engine_ctx.state,
+            trigger=trigger,
         )
 
     def __repr__(self) -> str:
-        return f"<FlowContext run={self.run.id} last={self.last!r}>"
+        return f"<FlowContext run={self.run.id} step={self.step_name} last={self.last!r}>"
+
+
+def _step_name(engine_ctx: Any) -> str:
+    """The user's id for the element: a step's task, or the ``if_``/``while_`` whose condition
+    runs (the compiler names its own tasks ``if:<id>``, ``while:<id>``)."""
+    task = engine_ctx.task
+    if task is None:
+        return ""
+    name: str = task.name
+    return name.rsplit(":", 1)[-1]

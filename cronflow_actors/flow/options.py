@@ -11,7 +11,7 @@ import msgspec
 
 from cronflow_actors.net.durations import parse_duration
 
-__all__ = ["BACKOFFS", "Hooks", "Retry"]
+__all__ = ["BACKOFFS", "HOOK_NAMES", "Hooks", "Retry"]
 
 BACKOFFS = ("fixed", "linear", "exponential")
 
@@ -103,8 +103,16 @@ def _classes(value: Any) -> tuple[type[BaseException], ...] | None:
 
 
 class Hooks(msgspec.Struct, frozen=True, kw_only=True):
-    """Called once per run: ``on_success(ctx)`` when it completes, ``on_failure(ctx)`` (with
-    ``ctx.error``) when it fails. Errors in hooks are logged and change nothing."""
+    """Called once per run, once the change is durable (not again after a restart):
+    ``on_start(ctx)`` when it starts, ``on_success(ctx)`` when it completes, ``on_failure(ctx)``
+    (with ``ctx.error``) when it fails, then ``on_complete(ctx)`` when it ends whichever way
+    (completed, failed or canceled; ``ctx.error`` set if it failed). Errors in hooks are logged
+    and change nothing."""
 
     on_success: Any = None
     on_failure: Any = None
+    on_start: Any = None
+    on_complete: Any = None
+
+
+HOOK_NAMES = ("on_start", "on_success", "on_failure", "on_complete")

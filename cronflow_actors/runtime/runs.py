@@ -292,17 +292,19 @@ class Runs:
 
     def finished(self, info: WorkflowInfo, body: bytes, raised: BaseException | None) -> None:
         """A root instance ended: free its place under the concurrency limit, and run its
-        flow's hook, once, off the transaction. ``on_failure`` gets, as ``ctx.error``, the
+        flow's hooks, once, off the transaction (the outcome's, then ``on_complete``).
+        ``on_failure`` gets, as ``ctx.error``, the
         exception the failing step raised (``raised``), or else a ``RunFailedError`` built from
         the run's record (its class name and stored attributes)."""
         flow = self._catalog.flows.get(info.name)
         if flow is None or info.parent_id is not None:
             return
         self._queues.finished(info.name, info.id)
-        hook = flow.hooks.on_success if info.state == "completed" else None
-        if info.state == "failed":
-            hook = flow.hooks.on_failure
-        if hook is None:
+        hooks = flow.hooks
+        outcome = {"completed": "on_success", "failed": "on_failure"}.get(info.state)
+        names = [outcome, "on_complete"] if outcome else ["on_complete"]
+        called = [(name, getattr(hooks, name)) for name in names if getattr(hooks, name)]
+        if not called:
             return
         state = decode_state(body)
         root = state.workflows[info.id]
@@ -312,12 +314,13 @@ class Runs:
         ctx = self.context(root.name, root, last=root.output, error=error)
 
         async def call() -> None:
-            try:
-                await call_user(hook, ctx)
-            except Exception:
-                logger.exception("hook of run %s failed", info.id)
+            for name, hook in called:  # the outcome's hook first, then on_complete
+                try:
+                    await call_user(hook, ctx)
+                except Exception:
+                    logger.exception("%s hook of run %s failed", name, info.id)
 
-        self._spawn(call(), f"hook {info.id}")
+        self._spawn(call(), f"hooks {info.id}")
 
     def context(
         self, namespace: str, workflow: WorkflowRecord, *, last: Any, error: Any = None
@@ -329,7 +332,7 @@ class Runs:
             payload=payload,
             last=last,
             steps=dict(workflow.outputs),
-            run=RunRef(id=workflow.id, workflow_id=workflow.name),
+            run=RunRef(id=workflow.id, workflow_id=workflow.name, start_time=workflow.created_at),
             state=StateAccess(self._store, self._clock, f"workflow:{namespace}"),
             trigger=trigger,
             error=error,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -449,6 +450,58 @@ async def test_hooks_run_once_per_run(rt: cf.Runtime) -> None:
     assert len(calls) == 2
 
 
+async def test_start_and_complete_hooks(tmp_path: Path, clock: ManualClock) -> None:
+    calls: list[tuple[str, Any]] = []
+
+    def hook(name: str) -> Any:
+        def record(ctx: cf.FlowContext) -> None:
+            error = type(ctx.error).__name__ if ctx.error else None
+            calls.append((name, ctx.payload, ctx.last, error))
+
+        return record
+
+    hooks = cf.Hooks(
+        on_start=hook("start"),
+        on_success=hook("success"),
+        on_failure=hook("failure"),
+        on_complete=hook("complete"),
+    )
+
+    def maybe_fail(ctx: cf.FlowContext) -> str:
+        if ctx.payload == "fail":
+            raise KeyError("nope")
+        return "fine"
+
+    hooked = cf.define("hooked", hooks=hooks).step("a", maybe_fail)
+    parent = cf.define("parent").subflow("child", hooked, input=lambda ctx: "as a subflow")
+    async with cf.Runtime(db=tmp_path / "h.db", clock=clock, workflows=[hooked, parent]) as rt:
+        await rt.wait(await rt.trigger("hooked", "ok"), timeout=5)
+        await rt.wait_idle()
+        assert calls == [
+            ("start", "ok", None, None),
+            ("success", "ok", "fine", None),
+            ("complete", "ok", "fine", None),
+        ]
+        calls.clear()
+        await rt.wait(await rt.trigger("hooked", "fail"), timeout=5)
+        await rt.wait_idle()
+        assert calls == [
+            ("start", "fail", None, None),
+            ("failure", "fail", None, "KeyError"),
+            ("complete", "fail", None, "KeyError"),
+        ]
+        calls.clear()
+        await rt.wait(await rt.trigger("parent"), timeout=5)  # hooks are runs', not subflows'
+        await rt.wait_idle()
+        assert calls == []
+        rt.register(cf.define("held", hooks=hooks).human_in_the_loop("ok", description="?"))
+        held = await rt.trigger("held", "h")
+        await rt.wait_idle()
+        await rt.cancel(held)
+        await rt.wait_idle()
+        assert calls == [("start", "h", None, None), ("complete", "h", None, None)]
+
+
 async def test_a_run_timeout_fails_the_run(rt: cf.Runtime, clock: ManualClock) -> None:
     rt.register(
         cf.define("slow-run", timeout="10s")
@@ -559,3 +612,30 @@ async def test_retry_edges_on_retry_raising_any_iterable_and_jitter_under_the_ca
     bad = cf.define("bad").step("s", str, retry=cf.Retry(retry_on=["ConnectionError"]))
     with pytest.raises(cf.errors.InvalidWorkflowError, match="retry_on takes"):
         bad.build()
+
+
+async def test_ctx_names_the_step_and_the_run_start(rt: cf.Runtime, clock: ManualClock) -> None:
+    seen: list[tuple[str, float]] = []
+
+    def note(ctx: cf.FlowContext) -> bool:
+        seen.append((ctx.step_name, ctx.run.start_time))
+        return True
+
+    rt.register(
+        cf.define("named")
+        .step("first", note)
+        .if_("big", note)
+        .step("inside", note)
+        .end_if()
+        .while_("loop", lambda ctx: ctx.last is True, lambda ctx: note(ctx) and "done")
+    )
+    started_at = clock.now()
+    run_id = await rt.trigger("named")
+    clock.advance(5)  # the run's start time is when it started, not when a step runs
+    assert (await rt.wait(run_id, timeout=5)).status == "completed"
+    assert seen == [
+        ("first", started_at),
+        ("big", started_at),
+        ("inside", started_at),
+        ("loop", started_at),
+    ]
