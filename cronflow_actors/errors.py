@@ -78,6 +78,7 @@ __all__ = [
     "SchedulingNotAllowedError",
     "SchemaVersionError",
     "StateValueError",
+    "StepFailedError",
     "StepTimeoutError",
     "StoreClosedError",
     "StoreError",
@@ -460,6 +461,12 @@ class RunFailedError(EngineError):
         if name in attributes:
             return attributes[name]
         raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
+
+
+class StepFailedError(RunFailedError):
+    """A step's failure as its record keeps it: ``ctx.error`` in the ``on_error`` fallback of a
+    ``parallel``, ``race``, ``for_each``, ``batch``, ``subflow`` or ``wait_for_event``, whose
+    failure was caught after the fact (``type`` and ``attributes`` as in ``RunFailedError``)."""
 
 
 class InvalidStateTransitionError(EngineError):

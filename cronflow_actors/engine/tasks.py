@@ -52,7 +52,7 @@ from cronflow_actors.net.marking import (
     resolve_routes,
     tasks_to_disable,
 )
-from cronflow_actors.net.spec import NetSpec, SplitType, TaskKind
+from cronflow_actors.net.spec import CaughtFailure, NetSpec, SplitType, TaskKind
 
 __all__ = [
     "cancel",
@@ -123,16 +123,21 @@ async def ensure_started(tx: Transaction, workflow: WorkflowRecord, name: str) -
         await _carry_out(tx, workflow, name, decision, f"task {name!r} failed when it started")
 
 
-async def complete(tx: Transaction, workflow: WorkflowRecord, name: str) -> None:
+async def complete(
+    tx: Transaction, workflow: WorkflowRecord, name: str, *, caught: CaughtFailure | None = None
+) -> None:
     """``started`` -> ``completed``: tear down open children, run ``on_completed``, apply the
     cancellation region, produce tokens per the split, enable what follows (and the task itself
-    if its join is still satisfied), and let the workflow check its end condition."""
+    if its join is still satisfied), and let the workflow check its end condition. ``caught``:
+    a catching task's failure, its output instead of one reduced from its items."""
     record = workflow.tasks[name]
     if record.state != TaskState.STARTED or workflow.state in _WORKFLOW_DONE:
         return
     spec = tx.spec(workflow)
     definition = spec.tasks[name]
-    if definition.reduce is not None:
+    if caught is not None:
+        workflow.outputs[name] = caught.record()
+    elif definition.reduce is not None:
         items = [tx.work_item_info(tx.state.work_items[i]) for i in record.children]
         output = tx_normalize(await call_user(definition.reduce, items))
         workflow.outputs[name] = output
@@ -368,6 +373,14 @@ async def _carry_out(
 ) -> None:
     if decision == "complete":
         await complete(tx, workflow, name)
+    elif decision == "fail" and tx.spec(workflow).tasks[name].catch:
+        item = tx.state.work_items.get(cause) if cause else None
+        failure = CaughtFailure(
+            error=error,
+            error_type=item.error_type if item is not None else None,
+            error_data=item.error_data if item is not None else None,
+        )
+        await complete(tx, workflow, name, caught=failure)
     elif decision == "fail":
         await fail(tx, workflow, name, error, cause=cause)
 

@@ -296,7 +296,10 @@ async def complete(tx: Transaction, item: WorkItemRecord, output: Any = None) ->
     item.output = output
     item.finished_at = tx.now
     workflow.outputs[item.task] = output
-    if tx.spec(workflow).tasks[item.task].work_item.sets_last:
+    definition = tx.spec(workflow).tasks[item.task].work_item
+    if definition.records_as is not None:
+        workflow.outputs[definition.records_as] = output
+    if definition.sets_last:
         workflow.last = output
     tx.cancel_jobs(work_item_owner(item.id))
     await _activity(tx, workflow, item, "on_completed")

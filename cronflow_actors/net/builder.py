@@ -90,6 +90,8 @@ class WorkItemSpec(msgspec.Struct, frozen=True, kw_only=True, eq=False):
     """For a detached item: run its handler again after a crash if it had not finished."""
     wait: WaitSpec | None = None
     """What it waits for while started (an event, a human), as a durable wake-up row."""
+    records_as: str | None = None
+    """A task whose output its output also becomes (a fallback standing in for that task)."""
 
 
 def action(schema: Any = None, *, policy: Any = None, callback: Any = None) -> ActionSpec:
@@ -125,9 +127,11 @@ class WorkItemBuilder:
         detached: bool = False,
         durable: bool = True,
         wait: WaitSpec | None = None,
+        records_as: str | None = None,
     ) -> None:
         self.name = name
         self._handler = handler
+        self._records_as = records_as
         self._kind = kind
         self._sets_last = sets_last
         self._detached = detached
@@ -193,11 +197,13 @@ def work_item(
     detached: bool = False,
     durable: bool = True,
     wait: WaitSpec | None = None,
+    records_as: str | None = None,
 ) -> WorkItemBuilder:
     """A work item type; with ``handler`` it runs automatically when started. ``detached``: it
     completes at once when started and its handler runs on its own (``durable``: again after a
     crash). ``sets_last``: its output becomes the workflow's ``last``. ``kind`` is a label.
-    ``wait``: what it waits for while started (``WaitSpec``: an event or a human)."""
+    ``wait``: what it waits for while started (``WaitSpec``: an event or a human).
+    ``records_as``: a task whose output this item's output also becomes when it completes."""
     return WorkItemBuilder(
         name,
         handler,
@@ -206,6 +212,7 @@ def work_item(
         detached=detached,
         durable=durable,
         wait=wait,
+        records_as=records_as,
     )
 
 
@@ -228,6 +235,7 @@ class TaskBuilder:
         self._router: Any = None
         self._policy: Any = None
         self._reduce: Any = None
+        self._catch = False
         self._activities: dict[str, Any] = {}
 
     def split(self, split_type: str) -> Self:
@@ -251,6 +259,13 @@ class TaskBuilder:
 
     def policy(self, policy: Callable[..., Any]) -> Self:
         self._policy = policy
+        return self
+
+    def catch(self) -> Self:
+        """When the task fails (its policy says so), complete it instead, with the failure as
+        its output (``failure_of(output)`` reads it), so its router can send the flow to a
+        fallback; the workflow does not fail."""
+        self._catch = True
         return self
 
     def activities(self, **activities: Callable[..., Any]) -> Self:
@@ -681,6 +696,7 @@ class WorkflowBuilder:
             subworkflows=tuple(children),
             policy=builder._policy,
             reduce=builder._reduce,
+            catch=builder._catch,
             activities=dict(builder._activities),
         )
 

@@ -15,6 +15,8 @@ from typing import Any
 import msgspec
 
 __all__ = [
+    "CAUGHT",
+    "CaughtFailure",
     "ConditionSpec",
     "JoinType",
     "NetSpec",
@@ -22,6 +24,7 @@ __all__ = [
     "TaskKind",
     "TaskSpec",
     "WaitSpec",
+    "caught",
     "implicit_condition_name",
 ]
 
@@ -68,6 +71,30 @@ class WaitSpec(msgspec.Struct, frozen=True, kw_only=True, eq=False):
     timeout: float | None = None
 
 
+CAUGHT = ":caught"
+"""The key of the failure record a catching task completes with (``caught``)."""
+
+
+class CaughtFailure(msgspec.Struct, frozen=True, kw_only=True):
+    """How a catching task failed: the message, and the failing exception's class and stored
+    attributes when a handler raised it."""
+
+    error: str
+    error_type: str | None = None
+    error_data: dict[str, Any] | None = None
+
+    def record(self) -> dict[str, Any]:
+        """As the task's output (plain values, stored with the instance)."""
+        return {CAUGHT: msgspec.to_builtins(self)}
+
+
+def caught(output: Any) -> CaughtFailure | None:
+    """The failure a catching task completed with, or None if its output is a real one."""
+    if isinstance(output, dict) and len(output) == 1 and CAUGHT in output:
+        return msgspec.convert(output[CAUGHT], CaughtFailure)
+    return None
+
+
 def implicit_condition_name(source: str, target: str) -> str:
     """The name of the condition a task -> task flow creates."""
     return f"{source}__to__{target}"
@@ -104,6 +131,9 @@ class TaskSpec(msgspec.Struct, frozen=True, kw_only=True, eq=False):
     activities: Mapping[str, Any] = msgspec.field(default_factory=dict)
     reduce: Any = None
     """``reduce(items) -> output`` of the task when it completes (None: the last item's)."""
+    catch: bool = False
+    """A failure completes the task with a failure record as its output (``CaughtFailure``)
+    instead of failing it and its workflow."""
 
     def child(self, name: str | None = None) -> NetSpec | None:
         """The child workflow ``name`` of a (dynamic) composite task (None: its first one)."""
