@@ -88,7 +88,9 @@ class Webhook:
 
     async def _accept(self, request: Request, seen: _Seen) -> Response:
         spec, edge = self.spec, self.edge
-        headers = seen.request.headers
+        # What the run keeps is taken from the request itself, not from what callbacks see
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        kept = {name: value for name, value in headers.items() if name in self.keep}
         if spec.require_token and edge.tokens.principal(request) is None:
             raise Problem(
                 401,
@@ -146,7 +148,6 @@ class Webhook:
         if spec.condition is not None and not await self._call("condition", webhook_request):
             return json_response({"run_id": None, "condition_met": False})
         instance_id = await self._instance_id(webhook_request)
-        kept = {name: value for name, value in headers.items() if name in self.keep}
         try:
             run_id = await edge.runtime.runs.trigger(
                 self.flow_id,
@@ -154,7 +155,7 @@ class Webhook:
                 headers=kept,
                 kind="webhook",
                 instance_id=instance_id,
-                params=webhook_request.params,
+                params=dict(request.path_params),
                 raw_body=raw if spec.parse_raw_body else None,
             )
         except InstanceExistsError:
