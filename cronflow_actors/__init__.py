@@ -15,11 +15,23 @@ from importlib.metadata import PackageNotFoundError, version
 from cronflow_actors import errors, net
 from cronflow_actors.engine.context import WorkflowInfo, WorkItemInfo
 from cronflow_actors.engine.states import TaskState, WorkflowState, WorkItemState
-from cronflow_actors.flow import Flow, FlowContext, Hooks, Retry, define
+from cronflow_actors.flow import (
+    Flow,
+    FlowContext,
+    Hooks,
+    PollContext,
+    Retry,
+    WebhookProblem,
+    WebhookRequest,
+    WebhookResponse,
+    define,
+)
 from cronflow_actors.messages.engine import Principal, Stats
 from cronflow_actors.runtime import (
+    EventRefusal,
     Page,
     PausedRun,
+    PublishResult,
     ResumeError,
     RunInfo,
     RunResult,
@@ -34,12 +46,15 @@ except PackageNotFoundError:  # running from a source tree that was not installe
     __version__ = "0.0.0+unknown"
 
 __all__ = [
+    "EventRefusal",
     "Flow",
     "FlowContext",
     "Hooks",
     "Page",
     "PausedRun",
+    "PollContext",
     "Principal",
+    "PublishResult",
     "ResumeError",
     "Retry",
     "RunInfo",
@@ -49,6 +64,9 @@ __all__ = [
     "Stats",
     "StepInfo",
     "TaskState",
+    "WebhookProblem",
+    "WebhookRequest",
+    "WebhookResponse",
     "WorkItemInfo",
     "WorkItemState",
     "WorkflowInfo",

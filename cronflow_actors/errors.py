@@ -16,6 +16,7 @@
     │   ├── NotFoundError                no workflow instance / work item / task with that id
     │   ├── InstanceExistsError          an instance id that is already taken was started again
     │   ├── ResumeError                  a resume token that is unknown, or whose pause ended
+    │   ├── InvalidEventError            every flow listening for an event refused its payload
     │   ├── RunFailedError               how a run failed, when its step's exception is not at hand
     │   ├── InvalidStateTransitionError  an element cannot go from its state to the requested one
     │   ├── InvalidPolicyResultError     a completion policy returned something else
@@ -46,6 +47,9 @@ Every error says what was wrong, on which element, and what to do about it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 __all__ = [
     "ActionDeniedError",
     "ActionError",
@@ -60,6 +64,7 @@ __all__ = [
     "EngineError",
     "InstanceExistsError",
     "InternalOnlyActionError",
+    "InvalidEventError",
     "InvalidPayloadError",
     "InvalidPolicyResultError",
     "InvalidRouteError",
@@ -438,6 +443,22 @@ class ResumeError(EngineError, LookupError):
         """True when the token is known but its pause is over (a conflict, not a miss)."""
         shown = f"{token[:6]}..." if len(token) > 8 else token
         super().__init__(f"cannot resume {shown!r}: {reason}")
+
+
+class InvalidEventError(EngineError, ValueError):
+    """``publish_event`` was given a payload that the schema of every flow listening for the
+    event refused (``on_event(name, schema=...)``). Nothing was started and no waiting step
+    was woken. ``refused`` lists each refusal (``workflow``, ``detail``, ``path``: the JSON
+    path of the field at fault)."""
+
+    def __init__(self, event: str, refused: Sequence[Any]) -> None:
+        self.event = event
+        self.refused = list(refused)
+        reasons = "; ".join(f"flow {r.workflow!r}: {r.detail}" for r in self.refused)
+        super().__init__(
+            f"event {event!r} was refused by every flow listening for it, nothing was started: "
+            f"{reasons}; send a payload that matches their schema"
+        )
 
 
 class RunFailedError(EngineError):

@@ -6,10 +6,17 @@
 Pure definitions: the net engine runs them; the runtime registers them and serves their triggers.
 """
 
-from cronflow_actors.flow.builder import Flow, WebhookSpec, define
-from cronflow_actors.flow.context import FlowContext, RunRef, TriggerInfo
+from cronflow_actors.flow.builder import Flow, define
+from cronflow_actors.flow.context import FlowContext, PollContext, RunRef, TriggerInfo
 from cronflow_actors.flow.cron import CatchUp, CronExpression, CronSchedule
 from cronflow_actors.flow.options import Hooks, Retry
+from cronflow_actors.flow.triggers import (
+    PollSpec,
+    WebhookProblem,
+    WebhookRequest,
+    WebhookResponse,
+    WebhookSpec,
+)
 
 __all__ = [
     "CatchUp",
@@ -18,9 +25,14 @@ __all__ = [
     "Flow",
     "FlowContext",
     "Hooks",
+    "PollContext",
+    "PollSpec",
     "Retry",
     "RunRef",
     "TriggerInfo",
+    "WebhookProblem",
+    "WebhookRequest",
+    "WebhookResponse",
     "WebhookSpec",
     "define",
 ]

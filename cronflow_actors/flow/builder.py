@@ -8,7 +8,6 @@ a ``NetSpec`` that the net engine runs (``flow/compile.py``).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Self
 
@@ -17,6 +16,13 @@ import msgspec
 from cronflow_actors.errors import InvalidWorkflowError
 from cronflow_actors.flow.cron import CatchUp, CronExpression, CronSchedule, time_zone
 from cronflow_actors.flow.options import HOOK_NAMES, Hooks, Retry
+from cronflow_actors.flow.triggers import (
+    PollSpec,
+    WebhookSpec,
+    poll_spec,
+    schema_problem,
+    webhook_spec,
+)
 from cronflow_actors.net.durations import parse_duration
 from cronflow_actors.net.spec import NetSpec
 
@@ -101,33 +107,6 @@ class CancelNode(Node, frozen=True, kw_only=True, eq=False):
     reason: str = ""
 
 
-class WebhookSpec(msgspec.Struct, frozen=True, kw_only=True, eq=False):
-    """A webhook trigger: served by the HTTP layer of the long-lived runtime."""
-
-    path: str
-    route: str = ""
-    """The path as a route template: parameters written ``:id`` or ``{id}`` become ``{id}``."""
-    params: tuple[str, ...] = ()
-    """The names of the path's parameters (``ctx.trigger.params``)."""
-    method: str = "POST"
-    schema: Any = None
-    validate: Any = None
-    condition: Any = None
-    required_headers: tuple[str, ...] = ()
-    idempotency_key: Any = None
-    require_token: bool = False
-    """Callers must send ``Authorization: Bearer <token>`` with a configured token."""
-    hmac_secret: str | None = None
-    """Callers must sign each request: ``<signature_header>: t=<unix seconds>,v1=<hex
-    HMAC-SHA256 of "<t>.<raw body>">``; a stale or replayed signature is refused."""
-    signature_header: str = "x-signature-256"
-    signature_tolerance: float = 300.0
-    """How far (seconds) a signature's time may be from the server's; replays within it are
-    refused too."""
-    keep_headers: tuple[str, ...] = ()
-    """Headers kept with the run (``ctx.trigger.headers``) besides the required ones."""
-
-
 class Flow:
     """A Cronflow-style workflow. Chain steps on it; register it on a ``Runtime``."""
 
@@ -154,6 +133,9 @@ class Flow:
         self.schedules: list[CronSchedule] = []
         self.intervals: list[float] = []
         self.events: list[str] = []
+        self.event_schemas: dict[str, Any] = {}
+        """The schema of each ``on_event`` that has one, by event name."""
+        self.polls: list[PollSpec] = []
         self._spec: NetSpec | None = None
         self.waits: dict[str, Any] = {}
         """Compiled ``wait_for_event`` steps by task name."""
@@ -337,6 +319,7 @@ class Flow:
         schema: Any = None,
         validate: Fn | None = None,
         condition: Fn | None = None,
+        header_validator: Fn | None = None,
         required_headers: Iterable[str] = (),
         idempotency_key: Fn | str | None = None,
         require_token: bool = False,
@@ -344,43 +327,48 @@ class Flow:
         signature_header: str = "X-Signature-256",
         signature_tolerance: float = 300.0,
         keep_headers: Iterable[str] = (),
+        parse_raw_body: bool = False,
+        on_success: Fn | None = None,
+        on_error: Fn | None = None,
     ) -> Self:
-        """Trigger runs from HTTP requests (served by ``cronflow-actors serve``). The run keeps
-        the ``required_headers`` and ``keep_headers`` it is sent (``ctx.trigger.headers``), never
-        ``Authorization``, ``Cookie`` or the signature header."""
-        route: str = path
-        params: tuple[str, ...] = ()
-        if not isinstance(path, str) or not path.startswith("/"):
-            self._problems.append(f"on_webhook: the path must start with '/', got {path!r}")
-        else:
-            route, params = _route_template(path, self._problems)
-        if method.upper() not in ("GET", "POST", "PUT", "PATCH", "DELETE"):
-            self._problems.append(f"on_webhook({path!r}): unknown method {method!r}")
-        if (
-            isinstance(signature_tolerance, bool)
-            or not isinstance(signature_tolerance, int | float)
-            or signature_tolerance <= 0
-        ):
-            self._problems.append(
-                f"on_webhook({path!r}): signature_tolerance must be a positive number of "
-                f"seconds, got {signature_tolerance!r}"
-            )
+        """Trigger runs from HTTP requests (served by ``cronflow-actors serve``).
+
+        Every callback takes one ``cf.WebhookRequest`` (payload, headers, method, path, params,
+        query, raw_body), plain or async: ``header_validator(request)`` and
+        ``validate(request)`` return True or a string saying what is wrong (400);
+        ``condition(request)`` false starts nothing (200); ``idempotency_key(request)`` (or a
+        header name) makes requests with one key start one run. ``on_success(request,
+        run_id)`` and ``on_error(request, problem)`` may return the answer (a
+        ``cf.WebhookResponse``, or a JSON value for the body). A callback that raises is
+        logged with its traceback; the request is answered with a 500 problem naming it (for
+        ``on_success``/``on_error``: with the standard answer).
+
+        The run keeps the ``required_headers`` and ``keep_headers`` it is sent
+        (``ctx.trigger.headers``), never ``Authorization``, ``Cookie`` or the signature header;
+        with ``parse_raw_body=True`` it keeps the exact body too (``ctx.trigger.raw_body``).
+        """
+        callbacks = {
+            "validate": validate,
+            "condition": condition,
+            "header_validator": header_validator,
+            "on_success": on_success,
+            "on_error": on_error,
+        }
         self.webhooks.append(
-            WebhookSpec(
-                path=path,
-                route=route,
-                params=params,
-                method=method.upper(),
+            webhook_spec(
+                path,
+                method=method,
                 schema=schema,
-                validate=validate,
-                condition=condition,
-                required_headers=tuple(h.lower() for h in required_headers),
+                callbacks={name: fn for name, fn in callbacks.items() if fn is not None},
                 idempotency_key=idempotency_key,
+                required_headers=required_headers,
+                keep_headers=keep_headers,
+                signature_header=signature_header,
+                signature_tolerance=signature_tolerance,
+                problems=self._problems,
                 require_token=require_token,
                 hmac_secret=hmac_secret,
-                signature_header=signature_header.lower(),
-                signature_tolerance=signature_tolerance,
-                keep_headers=tuple(h.lower() for h in keep_headers),
+                parse_raw_body=bool(parse_raw_body),
             )
         )
         return self
@@ -424,12 +412,37 @@ class Flow:
             self.intervals.append(seconds)
         return self
 
-    def on_event(self, name: str) -> Self:
-        """Trigger a run for every ``publish_event(name, payload)``."""
+    def on_event(self, name: str, *, schema: Any = None) -> Self:
+        """Trigger a run for every ``publish_event(name, payload)``. With ``schema`` (a
+        ``msgspec.Struct``, a dataclass, a TypedDict, ...), a payload that does not match
+        starts no run of this flow: ``publish_event`` lists the refusal (``.refused``), and
+        raises ``InvalidEventError`` when every flow listening refused it."""
         if not isinstance(name, str) or not name:
             self._problems.append(f"on_event needs an event name, got {name!r}")
-        else:
-            self.events.append(name)
+            return self
+        if name in self.events:
+            self._problems.append(f"on_event({name!r}) is given twice")
+            return self
+        if schema is not None:
+            problem = schema_problem(schema, f"on_event({name!r})")
+            if problem:
+                self._problems.append(problem)
+            self.event_schemas[name] = schema
+        self.events.append(name)
+        return self
+
+    def on_poll(self, fn: Fn, *, interval: float | str = "1m", key: Fn | None = None) -> Self:
+        """While a runtime runs, call ``fn(ctx)`` (plain or async; a ``cf.PollContext``) at
+        every multiple of ``interval`` and start one run per new item it returns (a list;
+        None is no items). ``key(item)`` (a string or an int) says which items are the same:
+        by default the item's ``"id"`` when it is a mapping, else the item itself. An item
+        whose key was seen is never started again, across restarts too. The run's payload
+        is the item, or its ``"payload"`` for Cronflow's ``{"id", "payload"}`` items. A poll
+        that raises is logged and counted; the next one goes on."""
+        seconds = self._seconds(interval, "on_poll interval")
+        spec = poll_spec(fn, interval, key, self._problems, seconds)
+        if spec is not None:
+            self.polls.append(spec)
         return self
 
     def manual(self) -> Self:
@@ -516,34 +529,6 @@ def _describe(nodes: list[Node]) -> str:
     if not nodes:
         return "nothing"
     return f"{type(nodes[-1]).__name__.removesuffix('Node').lower()} {nodes[-1].id!r}"
-
-
-_PARAM = re.compile(r"^(?::(?P<colon>.+)|\{(?P<brace>.+)\})$")
-
-
-def _route_template(path: str, problems: list[str]) -> tuple[str, tuple[str, ...]]:
-    """``/orders/:id`` or ``/orders/{id}`` -> ``/orders/{id}`` and ``("id",)``."""
-    segments, params = [], []
-    for segment in path.split("/"):
-        match = _PARAM.match(segment)
-        if match is None:
-            if any(mark in segment for mark in ":{}"):
-                problems.append(
-                    f"on_webhook({path!r}): {segment!r} is not a path parameter; write a "
-                    "parameter as a whole segment, ':name' or '{name}'"
-                )
-            segments.append(segment)
-            continue
-        name = match.group("colon") or match.group("brace")
-        if not name.isidentifier():
-            problems.append(
-                f"on_webhook({path!r}): parameter {name!r} needs a name of letters, digits and '_'"
-            )
-        elif name in params:
-            problems.append(f"on_webhook({path!r}): parameter {name!r} appears twice")
-        params.append(name)
-        segments.append("{" + name + "}")
-    return "/".join(segments), tuple(params)
 
 
 def walk(nodes: Iterable[Node]) -> Iterable[Node]:

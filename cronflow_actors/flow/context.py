@@ -7,7 +7,14 @@ from typing import Any
 
 import msgspec
 
-__all__ = ["FlowContext", "RunRef", "TriggerInfo", "flow_payload", "unwrap_payload"]
+__all__ = [
+    "FlowContext",
+    "PollContext",
+    "RunRef",
+    "TriggerInfo",
+    "flow_payload",
+    "unwrap_payload",
+]
 
 
 class RunRef(msgspec.Struct, frozen=True, kw_only=True):
@@ -22,6 +29,9 @@ class TriggerInfo(msgspec.Struct, frozen=True, kw_only=True):
     kind: str = "manual"
     params: Mapping[str, str] = msgspec.field(default_factory=dict)
     """A webhook's path parameters (``/orders/:id`` -> ``{"id": ...}``)."""
+    raw_body: bytes | None = None
+    """The exact body of the request that started the run, for a webhook with
+    ``parse_raw_body=True`` (else None); kept with the run, so it survives a restart."""
 
 
 def flow_payload(
@@ -30,11 +40,14 @@ def flow_payload(
     headers: Mapping[str, str] | None = None,
     kind: str = "manual",
     params: Mapping[str, str] | None = None,
+    raw_body: bytes | None = None,
 ) -> dict[str, Any]:
     """How a flow run's trigger is stored as the workflow payload."""
     stored = {"payload": payload, "headers": dict(headers or {}), "kind": kind}
     if params:
         stored["params"] = dict(params)
+    if raw_body is not None:
+        stored["raw_body"] = bytes(raw_body)
     return stored
 
 
@@ -44,9 +57,21 @@ def unwrap_payload(stored: Any) -> tuple[Any, TriggerInfo]:
             headers=stored["headers"],
             kind=stored.get("kind", "manual"),
             params=stored.get("params", {}),
+            raw_body=stored.get("raw_body"),
         )
         return stored["payload"], trigger
     return stored, TriggerInfo()
+
+
+class PollContext(msgspec.Struct, frozen=True, kw_only=True):
+    """What an ``on_poll`` function gets: ``workflow_id``, ``state`` (the flow's persistent
+    key-value state, the same as its runs' ``ctx.state``: a place for a cursor), ``now`` (the
+    tick's time, epoch seconds, on the runtime's clock) and ``interval`` (seconds)."""
+
+    workflow_id: str
+    state: Any
+    now: float
+    interval: float
 
 
 class FlowContext:

@@ -12,6 +12,7 @@ from cronflow_actors.http.problems import MEDIA_TYPE, ProblemBody
 from cronflow_actors.http.routes.runs import StartRun
 from cronflow_actors.http.routes.workflows import WORK_ITEM_ACTIONS, StartWorkflow
 from cronflow_actors.runtime import (
+    EventRefusal,
     PausedRun,
     RunInfo,
     RunStatus,
@@ -53,6 +54,8 @@ class Canceled(msgspec.Struct):
 
 class Published(msgspec.Struct):
     started: list[str]
+    refused: list[EventRefusal]
+    """The flows whose schema refused the payload (the event went to the others)."""
 
 
 class Resumed(msgspec.Struct):
@@ -266,13 +269,27 @@ def _webhook_op(b: _Builder, flow_id: str, spec: Any) -> dict[str, Any]:
         params.append(header(spec.signature_header, True, _SIGNATURE))
     if isinstance(spec.idempotency_key, str):
         params.append(header(spec.idempotency_key, False, _IDEMPOTENCY))
-    errors = "400 503" if spec.validate is None and spec.condition is None else "400 500 503"
-    return b.op(
+    raising = {"header_validator", "validate", "condition", "idempotency_key"}
+    errors = "400 500 503" if raising & set(spec.callbacks) else "400 503"
+    answers = {
+        "202": b.answer("started", RunStarted, headers=_LOCATION),
+        "200": b.answer("a duplicate, or a condition that was not met", WebhookAnswered),
+    }
+    if spec.on_success is not None:
+        answers["202"] = b.answer(
+            "started: the body on_success gives", _ANY_JSON, headers=_LOCATION
+        )
+        answers["200"] = b.answer(
+            "a duplicate (the body on_success gives), or a condition that was not met", _ANY_JSON
+        )
+    if spec.on_success is not None or spec.on_error is not None:
+        answers["default"] = b.answer(
+            "the answer (status, JSON body) the webhook's on_success or on_error callback gives",
+            _ANY_JSON,
+        )
+    operation = b.op(
         f"Webhook: start a run of {flow_id!r}",
-        {
-            "202": b.answer("started", RunStarted, headers=_LOCATION),
-            "200": b.answer("a duplicate, or a condition that was not met", WebhookAnswered),
-        },
+        answers,
         errors,
         body=schema or _ANY_JSON,
         body_required=schema is not None,
@@ -280,6 +297,11 @@ def _webhook_op(b: _Builder, flow_id: str, spec: Any) -> dict[str, Any]:
         secured=spec.require_token,
         signed=spec.hmac_secret is not None,
     )
+    if spec.on_error is not None:
+        for code, answer in operation["responses"].items():
+            if code[0] in "45":  # on_error may answer a refusal with a body of its own
+                answer["content"] = {**answer["content"], **b.json(_ANY_JSON)}
+    return operation
 
 
 def _fixed_paths(b: _Builder) -> dict[str, Any]:

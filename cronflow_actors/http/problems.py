@@ -24,6 +24,7 @@ from cronflow_actors.errors import (
     CronflowError,
     InstanceExistsError,
     InternalOnlyActionError,
+    InvalidEventError,
     InvalidPayloadError,
     InvalidStateTransitionError,
     LeaseError,
@@ -35,12 +36,15 @@ from cronflow_actors.errors import (
     UnknownWorkflowError,
     WorkflowDeprecatedError,
 )
+from cronflow_actors.runtime import EventRefusal
 
 __all__ = [
     "MEDIA_TYPE",
     "Problem",
     "ProblemBody",
+    "as_problem",
     "exception_handlers",
+    "problem_body",
     "problem_response",
 ]
 
@@ -74,6 +78,10 @@ class ProblemBody(msgspec.Struct, kw_only=True, omit_defaults=True):
     run_id: str | None = None
     allow: list[str] | None = None
     """For a 405: the methods the route allows."""
+    callback: str | None = None
+    """For a webhook callback that raised: which one (``validate``, ``condition``, ...)."""
+    refused: list[EventRefusal] | None = None
+    """For an event every listening flow refused: each flow, why, and the field at fault."""
 
 
 class Problem(Exception):
@@ -104,22 +112,29 @@ def problem_response(
     headers: Mapping[str, str] | None = None,
     **fields: Any,
 ) -> Response:
-    body = ProblemBody(
-        type=f"urn:cronflow:problem:{slug}",
-        title=_TITLES.get(status, "Error"),
-        status=status,
-        detail=detail,
-        **{k: v for k, v in fields.items() if v is not None},
-    )
+    body = problem_body(status, slug, detail, **fields)
     response = Response(_encode(body), status_code=status, media_type=MEDIA_TYPE)
     if headers:
         response.headers.update(headers)
     return response
 
 
+def problem_body(status: int, slug: str, detail: str, **fields: Any) -> ProblemBody:
+    """What a problem answer carries."""
+    return ProblemBody(
+        type=f"urn:cronflow:problem:{slug}",
+        title=_TITLES.get(status, "Error"),
+        status=status,
+        detail=detail,
+        **{k: v for k, v in fields.items() if v is not None},
+    )
+
+
 def _status_of(error: CronflowError) -> tuple[int, str]:
     """The HTTP status and problem slug of an error the runtime raised."""
     match error:
+        case InvalidEventError():
+            return 400, "invalid-event"
         case AuthenticationRequiredError():
             return 401, "authentication-required"
         case ActionDeniedError() | InternalOnlyActionError():
@@ -143,13 +158,21 @@ def _status_of(error: CronflowError) -> tuple[int, str]:
     return 409, "refused"
 
 
-async def _cronflow_error(_request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, CronflowError)
-    status, slug = _status_of(exc)
+def as_problem(error: CronflowError) -> Problem:
+    """The problem that answers an error the runtime raised."""
+    status, slug = _status_of(error)
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
     if status == 503:
         headers = {"Retry-After": "5"}
-    return problem_response(status, slug, str(exc), headers=headers)
+    fields: dict[str, Any] = {}
+    if isinstance(error, InvalidEventError) and error.refused:
+        fields = {"path": error.refused[0].path, "refused": error.refused}
+    return Problem(status, slug, str(error), headers=headers, **fields)
+
+
+async def _cronflow_error(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, CronflowError)
+    return await _problem(_request, as_problem(exc))
 
 
 async def _problem(_request: Request, exc: Exception) -> Response:

@@ -77,6 +77,18 @@ class RuntimeMetrics:
         self.cron_fires = Counter(
             "cronflow_schedule_fires_total", "Runs started by schedules", ["workflow"], registry=r
         )
+        self.polls = Counter(
+            "cronflow_polls_total",
+            "Calls of on_poll functions, by outcome (ok, failed)",
+            ["workflow", "outcome"],
+            registry=r,
+        )
+        self.poll_items = Counter(
+            "cronflow_poll_items_total",
+            "Items returned by on_poll functions, by outcome (started, seen, refused)",
+            ["workflow", "outcome"],
+            registry=r,
+        )
         self.http_requests = Counter(
             "cronflow_http_requests_total",
             "HTTP requests, by route template, method and status",

@@ -3,8 +3,16 @@
 from cronflow_actors.engine.context import WorkflowInfo, WorkItemInfo
 from cronflow_actors.engine.states import TaskState, WorkflowState, WorkItemState
 from cronflow_actors.errors import ResumeError
+from cronflow_actors.flow.triggers import (
+    WebhookProblem,
+    WebhookRequest,
+    WebhookResponse,
+    WebhookSpec,
+    schema_path,
+)
 from cronflow_actors.net.durations import parse_duration
 from cronflow_actors.runtime.database import open_store, store_for
+from cronflow_actors.runtime.events import EventRefusal, PublishResult
 from cronflow_actors.runtime.pauses import PausedRun
 from cronflow_actors.runtime.runs import (
     Page,
@@ -16,8 +24,10 @@ from cronflow_actors.runtime.runs import (
 from cronflow_actors.runtime.runtime import Runtime
 
 __all__ = [
+    "EventRefusal",
     "Page",
     "PausedRun",
+    "PublishResult",
     "ResumeError",
     "RunInfo",
     "RunResult",
@@ -25,11 +35,16 @@ __all__ = [
     "Runtime",
     "StepInfo",
     "TaskState",
+    "WebhookProblem",
+    "WebhookRequest",
+    "WebhookResponse",
+    "WebhookSpec",
     "WorkItemInfo",
     "WorkItemState",
     "WorkflowInfo",
     "WorkflowState",
     "open_store",
     "parse_duration",
+    "schema_path",
     "store_for",
 ]

@@ -1,6 +1,11 @@
 """Events: ``publish_event(name, payload)`` starts the flows listening for ``name`` and wakes the
 steps waiting for it.
 
+A flow listening with a schema (``on_event(name, schema=...)``) starts only for a payload that
+matches it, and gets it as the schema converted it. Refusals are listed in the result; when
+every flow listening refused the payload, the event is refused as a whole
+(``InvalidEventError``): nothing starts and no waiting step hears of it, as for any bad input.
+
 The waiting steps are found through their durable wake-up rows (``kind="event"``, key the event
 name), a page at a time, so only the matching waits are touched and the waiting instances need
 not be in memory. Each one gets a ``DeliverEvent`` on its own turn, where its filter decides.
@@ -13,18 +18,40 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from cronflow_actors.errors import EngineError
+import msgspec
+
+from cronflow_actors.errors import EngineError, InvalidEventError
+from cronflow_actors.flow.triggers import schema_path
 from cronflow_actors.kernel import Clock
 from cronflow_actors.messages import Message, WaitRecord
 from cronflow_actors.messages.engine import DeliverEvent
 from cronflow_actors.runtime.catalog import FlowCatalog
 from cronflow_actors.store import Store
 
-__all__ = ["Events"]
+__all__ = ["EventRefusal", "Events", "PublishResult"]
 
 logger = logging.getLogger(__name__)
 
 _PAGE = 200
+
+
+class EventRefusal(msgspec.Struct, frozen=True, kw_only=True):
+    """A flow that did not start for an event: its payload did not match the flow's schema."""
+
+    workflow: str
+    detail: str
+    """What did not match (msgspec's message)."""
+    path: str = "$"
+    """The JSON path of the field at fault (``$`` for the whole payload)."""
+
+
+class PublishResult(list[str]):
+    """What ``publish_event`` did: a list of the ids of the runs it started, and ``refused``,
+    the flows whose schema refused the payload (empty when none did)."""
+
+    def __init__(self, started: list[str], refused: list[EventRefusal]) -> None:
+        super().__init__(started)
+        self.refused = refused
 
 
 class Events:
@@ -43,22 +70,45 @@ class Events:
         self._trigger = trigger
         self._send = send
 
-    async def publish(self, name: str, payload: Any = None) -> list[str]:
-        """Start every flow listening with ``on_event(name)`` and wake every step waiting for
-        ``name`` whose filter accepts the payload. Returns the ids of the runs started."""
-        started = []
-        event = {"name": name, "payload": payload, "timestamp": self._clock.now()}
+    async def publish(self, name: str, payload: Any = None) -> PublishResult:
+        """Start every flow listening with ``on_event(name)`` whose schema (if any) the payload
+        matches, and wake every step waiting for ``name`` whose filter accepts it. Returns the
+        ids of the runs started, with the refusals; ``InvalidEventError`` (nothing done) when
+        every flow listening refused it."""
+        accepted: list[tuple[str, Any]] = []
+        refused: list[EventRefusal] = []
         for flow in self._catalog.listening(name):
-            run_payload = (
-                {"event": event, **payload} if isinstance(payload, dict) else {"event": event}
+            schema = flow.event_schemas.get(name)
+            if schema is None:
+                accepted.append((flow.id, payload))
+                continue
+            try:
+                accepted.append((flow.id, msgspec.to_builtins(msgspec.convert(payload, schema))))
+            except msgspec.ValidationError as invalid:
+                refusal = EventRefusal(
+                    workflow=flow.id, detail=str(invalid), path=schema_path(invalid)
+                )
+                refused.append(refusal)
+        if refused and not accepted:
+            raise InvalidEventError(name, refused)
+        for refusal in refused:
+            logger.info(
+                "event %s: flow %s refused its payload: %s", name, refusal.workflow, refusal.detail
             )
-            started.append(await self._trigger(flow.id, run_payload, kind="event"))
+        started = []
+        now = self._clock.now()
+        for flow_id, converted in accepted:
+            event = {"name": name, "payload": converted, "timestamp": now}
+            run_payload = (
+                {"event": event, **converted} if isinstance(converted, dict) else {"event": event}
+            )
+            started.append(await self._trigger(flow_id, run_payload, kind="event"))
         after = None
         while True:
             waits = await self._store.open_waits("event", key=name, after=after, limit=_PAGE)
             await asyncio.gather(*(self._deliver(wait, name, payload) for wait in waits))
             if len(waits) < _PAGE:
-                return started
+                return PublishResult(started, refused)
             after = (waits[-1].created_at, waits[-1].wait_id)
 
     async def _deliver(self, wait: WaitRecord, name: str, payload: Any) -> None:

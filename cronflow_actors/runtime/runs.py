@@ -166,12 +166,13 @@ class Runs:
         kind: str = "manual",
         instance_id: str | None = None,
         params: Mapping[str, str] | None = None,
+        raw_body: bytes | None = None,
     ) -> str:
         self._catalog.root(workflow)
         if instance_id is not None:
             check_instance_id(instance_id)
         await self._ready(workflow)  # a flow registered meanwhile: its queue is restored first
-        stored = flow_payload(payload, headers=headers, kind=kind, params=params)
+        stored = flow_payload(payload, headers=headers, kind=kind, params=params, raw_body=raw_body)
         if self._queues.limited(workflow):
             return await self._queues.trigger(workflow, stored, instance_id)
         return await self._start(workflow, stored, instance_id, False)

@@ -64,10 +64,11 @@ from cronflow_actors.messages.engine import (
 from cronflow_actors.net.spec import NetSpec
 from cronflow_actors.runtime.catalog import FlowCatalog
 from cronflow_actors.runtime.database import store_for
-from cronflow_actors.runtime.events import Events
+from cronflow_actors.runtime.events import Events, PublishResult
 from cronflow_actors.runtime.instances import InstanceDirectory, root_of
 from cronflow_actors.runtime.ownership import DatabaseLease
 from cronflow_actors.runtime.pauses import PausedRun, Pauses
+from cronflow_actors.runtime.polls import Polls
 from cronflow_actors.runtime.queues import ConcurrencyQueues
 from cronflow_actors.runtime.runs import Page, RunInfo, RunResult, Runs, check_instance_id
 from cronflow_actors.runtime.schedules import Schedules
@@ -204,6 +205,16 @@ class Runtime:
             spawn=self._spawn,
             on_fired=lambda name: self.metrics.cron_fires.labels(name).inc(),
         )
+        self.polls = Polls(
+            catalog=self.catalog,
+            store=self.store,
+            clock=self.clock,
+            trigger=self.runs.trigger,
+            spawn=self._spawn,
+            run_blocking=self.system.run_blocking,
+            on_poll=lambda name, outcome: self.metrics.polls.labels(name, outcome).inc(),
+            on_item=lambda name, outcome: self.metrics.poll_items.labels(name, outcome).inc(),
+        )
         for spec in workflows:
             self.register(spec)
 
@@ -238,6 +249,7 @@ class Runtime:
         for name in sorted(self.catalog.roots):
             await self.queues.restore(name)
         self.schedules.restart()
+        self.polls.restart()
 
     async def stop(self, grace_period: float | None = None, *, drain: float | None = None) -> None:
         """Stop the instances, the timers and the store, and release the database lease.
@@ -252,6 +264,7 @@ class Runtime:
         if drain and self.state == "running":
             self._services.draining = True
             self.schedules.stop()
+            self.polls.stop()
             self.timers.stop()
 
             async def finished() -> None:
@@ -264,6 +277,7 @@ class Runtime:
         self.state = "stopping"
         self.timers.stop()
         self.schedules.stop()
+        self.polls.stop()
         for task in self._recovering.values():
             task.cancel()
         await self.system.stop(grace_period)
@@ -462,8 +476,11 @@ class Runtime:
         """The runs waiting for a human, oldest first, with their resume tokens."""
         return await self.pauses.list_paused(limit=limit, cursor=cursor)
 
-    async def publish_event(self, name: str, payload: Any = None) -> list[str]:
-        """Start the flows listening for ``name`` and wake the steps waiting for it."""
+    async def publish_event(self, name: str, payload: Any = None) -> PublishResult:
+        """Start the flows listening for ``name`` and wake the steps waiting for it. Returns
+        the ids of the runs started (a list), with ``.refused``: the flows whose
+        ``on_event`` schema refused the payload. When every flow listening refused it,
+        raises ``InvalidEventError`` and does nothing."""
         return await self.events.publish(name, payload)
 
     # -- work item calls ---------------------------------------------------------------------------
@@ -600,6 +617,7 @@ class Runtime:
             if name in self.catalog.roots:
                 await self.queues.restore(name)
                 self.schedules.restart()
+                self.polls.restart()
         finally:
             self._recovering.pop(name, None)
 
@@ -686,6 +704,7 @@ class Runtime:
             self.state = "failed"
             self.timers.stop()
             self.schedules.stop()
+            self.polls.stop()
         for callback in self._failure_callbacks:
             try:
                 callback(error)

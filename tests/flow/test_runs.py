@@ -556,8 +556,7 @@ async def test_state_delete_and_a_ttl_that_expires(rt: cf.Runtime, clock: Manual
 
 
 def test_webhook_triggers_are_defined_with_their_options() -> None:
-    class Order:
-        pass
+    Order = dict[str, int]
 
     flow = (
         cf.define("hooked")
@@ -566,7 +565,7 @@ def test_webhook_triggers_are_defined_with_their_options() -> None:
             "/webhooks/order",
             method="put",
             schema=Order,
-            validate=lambda payload: True,
+            validate=lambda request: True,
             condition=lambda request: True,
             required_headers=["X-Signature"],
             idempotency_key="X-Request-Id",

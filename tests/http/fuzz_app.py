@@ -1,6 +1,7 @@
 """The app the API fuzz test serves: flows started by hand and by webhooks (a schema, path
-parameters, a signature), a flow that pauses for a human, an event listener, and a net workflow
-with a work item, so every route group of the API has something behind it."""
+parameters, a signature, callbacks that validate headers and give the answers), a flow that
+pauses for a human, event listeners (one with a schema), and a net workflow with a work item,
+so every route group of the API has something behind it."""
 
 import msgspec
 
@@ -40,5 +41,17 @@ workflows = [
     .on_webhook("/webhooks/signed", hmac_secret="fuzz-secret"),
     cf.define("hold").human_in_the_loop("approve", description="ok?").step("s", str),
     cf.define("listener").step("got", lambda ctx: ctx.payload).on_event("fuzzed"),
+    cf.define("typed-listener")
+    .step("got", lambda ctx: ctx.payload)
+    .on_event("typed", schema=Order),
+    cf.define("answered")
+    .step("take", lambda ctx: ctx.payload)
+    .on_webhook(
+        "/webhooks/answered",
+        schema=Order,
+        header_validator=lambda request: request.headers.get("x-shop", "s") != "" or "no shop",
+        on_success=lambda request, run_id: cf.WebhookResponse(body={"accepted": run_id}),
+        on_error=lambda request, problem: {"refused": problem.detail},
+    ),
     review(),
 ]

@@ -27,8 +27,8 @@ def order_flow(seen: list[Any]) -> cf.Flow:
         .on_webhook(
             "/webhooks/order",
             schema=OrderIn,
-            validate=lambda p: True if p["amount"] <= 1000 else "amount over 1000",
-            condition=lambda request: request["headers"].get("x-test") != "skip",
+            validate=lambda r: True if r.payload["amount"] <= 1000 else "amount over 1000",
+            condition=lambda request: request.headers.get("x-test") != "skip",
             idempotency_key="Idempotency-Key",
             keep_headers=["X-Trace", "Authorization", "Cookie"],
         )

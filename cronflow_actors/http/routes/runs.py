@@ -84,8 +84,9 @@ def routes(edge: Edge) -> list[Route]:
     async def publish(request: Request) -> Response:
         edge.require(request)
         payload = await edge.json(request)
-        runs = await runtime.publish_event(request.path_params["name"], payload)
-        return json_response({"started": runs}, 202)
+        published = await runtime.publish_event(request.path_params["name"], payload)
+        refused = [msgspec.to_builtins(refusal) for refusal in published.refused]
+        return json_response({"started": list(published), "refused": refused}, 202)
 
     async def resume(request: Request) -> Response:
         edge.require(request)

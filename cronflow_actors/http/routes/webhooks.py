@@ -1,8 +1,15 @@
 """The flows' webhooks: each request is checked (token, required headers, signature, media type,
-schema, ``validate``, ``condition``) before a run starts; a refused request starts nothing.
+``header_validator``, schema, ``validate``, ``condition``) before a run starts; a refused
+request starts nothing.
+
+Every callback gets one ``WebhookRequest``. A callback that raises is logged with its traceback
+and answered with a 500 problem that names it (``callback``). ``on_success`` and ``on_error``
+may give the answer instead of the standard one; when they raise or return something that
+cannot be sent, the standard answer goes out and the error is logged.
 
 Only what a run needs is kept with it: the headers the flow declares (``required_headers`` and
-``keep_headers``), never ``Authorization``, ``Cookie`` or the signature header.
+``keep_headers``), never ``Authorization``, ``Cookie`` or the signature header; and, with
+``parse_raw_body``, the exact body.
 """
 
 from __future__ import annotations
@@ -10,9 +17,8 @@ from __future__ import annotations
 import hashlib
 import inspect
 import logging
-import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import msgspec
@@ -20,44 +26,71 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from cronflow_actors.errors import InstanceExistsError
+from cronflow_actors.errors import CronflowError, InstanceExistsError
 from cronflow_actors.http.auth import SECRET_HEADERS
 from cronflow_actors.http.edge import Edge, json_response, route
-from cronflow_actors.http.problems import Problem
+from cronflow_actors.http.problems import Problem, as_problem, problem_body, problem_response
 from cronflow_actors.http.requests import decode_json, is_json, read_body
 from cronflow_actors.http.routes.runs import started
+from cronflow_actors.runtime import (
+    WebhookProblem,
+    WebhookRequest,
+    WebhookResponse,
+    WebhookSpec,
+    schema_path,
+)
 
 __all__ = ["routes"]
 
 logger = logging.getLogger(__name__)
 
 _NAMESPACE = uuid.UUID("0d5b8f5e-4a6b-4c2f-9d71-6b1f0b2a3c44")
-_PATH_IN_ERROR = re.compile(r" - at `(?P<path>[^`]+)`$")
 
 
-async def _call(callback: Callable[..., Any], name: str, hook: str, *args: Any) -> Any:
-    """A webhook callback of the user's; one that raises is a 500 that names it."""
-    try:
-        result = callback(*args)
-        if inspect.isawaitable(result):
-            result = await result
-    except Exception:
-        logger.exception("the %s callback of webhook %s raised", name, hook)
-        raise Problem(
-            500,
-            "webhook-callback-failed",
-            f"the webhook's {name} callback raised; its traceback is in the server's log",
-        ) from None
-    return result
+class _Seen(msgspec.Struct):
+    """What is known of a request so far (what ``on_error`` gets when it is refused)."""
+
+    request: WebhookRequest
 
 
-def _receiver(edge: Edge, flow_id: str, spec: Any) -> Callable[[Request], Any]:
-    keep = (set(spec.required_headers) | set(spec.keep_headers)) - SECRET_HEADERS
-    keep.discard(spec.signature_header)
-    hook = f"{spec.method} {spec.path}"
+class Webhook:
+    """One webhook of one flow, as served."""
 
-    async def receive(request: Request) -> Response:
+    def __init__(self, edge: Edge, flow_id: str, spec: WebhookSpec) -> None:
+        self.edge = edge
+        self.flow_id = flow_id
+        self.spec = spec
+        keep = (set(spec.required_headers) | set(spec.keep_headers)) - SECRET_HEADERS
+        keep.discard(spec.signature_header)
+        self.keep = frozenset(keep)
+        self.name = f"{spec.method} {spec.path}"
+
+    async def receive(self, request: Request) -> Response:
+        seen = _Seen(
+            WebhookRequest(
+                headers={k.lower(): v for k, v in request.headers.items()},
+                method=request.method,
+                path=request.url.path,
+                params=dict(request.path_params),
+                query=dict(request.query_params),
+            )
+        )
+        try:
+            return await self._accept(request, seen)
+        except Problem as problem:
+            if self.spec.on_error is None:
+                raise
+            return await self._refused(seen.request, problem)
+        except CronflowError as error:  # the runtime refused the start (503, say)
+            if self.spec.on_error is None:
+                raise
+            return await self._refused(seen.request, as_problem(error))
+
+    async def _accept(self, request: Request, seen: _Seen) -> Response:
+        spec, edge = self.spec, self.edge
+        # What the run keeps is taken from the request itself, not from what callbacks see
         headers = {k.lower(): v for k, v in request.headers.items()}
+        kept = {name: value for name, value in headers.items() if name in self.keep}
         if spec.require_token and edge.tokens.principal(request) is None:
             raise Problem(
                 401,
@@ -69,16 +102,17 @@ def _receiver(edge: Edge, flow_id: str, spec: Any) -> Callable[[Request], Any]:
         if missing:
             raise Problem(400, "missing-headers", f"missing required headers: {missing}")
         raw = await read_body(request, edge.limits)
+        if spec.parse_raw_body:
+            seen.request = msgspec.structs.replace(seen.request, raw_body=raw)
         if spec.hmac_secret is not None:
             await edge.signatures.verify(
-                hook=hook,
+                hook=self.name,
                 secret=spec.hmac_secret,
                 header=spec.signature_header,
                 tolerance=spec.signature_tolerance,
                 value=headers.get(spec.signature_header),
                 body=raw,
             )
-        payload = None
         if raw.strip():
             if not is_json(headers.get("content-type", "")):
                 given = headers.get("content-type") or "none"
@@ -87,54 +121,157 @@ def _receiver(edge: Edge, flow_id: str, spec: Any) -> Callable[[Request], Any]:
                     "unsupported-media-type",
                     f"this webhook takes 'Content-Type: application/json' (got {given})",
                 )
-            payload = decode_json(raw, edge.limits)
+            seen.request = msgspec.structs.replace(
+                seen.request, payload=decode_json(raw, edge.limits)
+            )
+        if spec.header_validator is not None:
+            verdict = await self._call("header_validator", seen.request)
+            if verdict is not True:
+                raise Problem(400, "invalid-headers", _refusal("header_validator", verdict))
         if spec.schema is not None:
             try:
-                payload = msgspec.to_builtins(msgspec.convert(payload, spec.schema))
+                converted = msgspec.convert(seen.request.payload, spec.schema)
             except msgspec.ValidationError as invalid:
-                text = str(invalid)
-                match = _PATH_IN_ERROR.search(text)
                 raise Problem(
                     400,
                     "invalid-payload",
-                    f"the payload does not match the webhook's schema: {text}",
-                    path=match.group("path") if match else "$",
+                    f"the payload does not match the webhook's schema: {invalid}",
+                    path=schema_path(invalid),
                 ) from None
+            payload = msgspec.to_builtins(converted)
+            seen.request = msgspec.structs.replace(seen.request, payload=payload)
+        webhook_request = seen.request
         if spec.validate is not None:
-            verdict = await _call(spec.validate, "validate", hook, payload)
+            verdict = await self._call("validate", webhook_request)
             if verdict is not True:
-                detail = verdict if isinstance(verdict, str) else "refused by validate()"
-                raise Problem(400, "validation-failed", f"the payload failed validation: {detail}")
-        if spec.condition is not None and not await _call(
-            spec.condition, "condition", hook, {"payload": payload, "headers": headers}
-        ):
+                raise Problem(400, "validation-failed", _refusal("validate", verdict))
+        if spec.condition is not None and not await self._call("condition", webhook_request):
             return json_response({"run_id": None, "condition_met": False})
-        instance_id = None
-        if spec.idempotency_key is not None:
-            key = spec.idempotency_key
-            value = (
-                headers.get(key.lower())
-                if isinstance(key, str)
-                else await _call(key, "idempotency_key", hook, payload, headers)
-            )
-            if value:
-                digest = hashlib.sha256(str(value).encode()).hexdigest()
-                instance_id = uuid.uuid5(_NAMESPACE, f"{flow_id}|{digest}").hex
-        kept = {name: value for name, value in headers.items() if name in keep}
+        instance_id = await self._instance_id(webhook_request)
         try:
             run_id = await edge.runtime.runs.trigger(
-                flow_id,
-                payload,
+                self.flow_id,
+                webhook_request.payload,
                 headers=kept,
                 kind="webhook",
                 instance_id=instance_id,
                 params=dict(request.path_params),
+                raw_body=raw if spec.parse_raw_body else None,
             )
         except InstanceExistsError:
-            return json_response({"run_id": instance_id, "duplicate": True})
-        return started(run_id)
+            assert instance_id is not None
+            body = {"run_id": instance_id, "duplicate": True}
+            return await self._accepted(webhook_request, instance_id, json_response(body))
+        return await self._accepted(webhook_request, run_id, started(run_id))
 
-    return receive
+    async def _instance_id(self, request: WebhookRequest) -> str | None:
+        """The run id an idempotency key gives (None without a key)."""
+        key = self.spec.idempotency_key
+        if key is None:
+            return None
+        if isinstance(key, str):
+            value = request.headers.get(key.lower())
+        else:
+            value = await self._call("idempotency_key", request)
+        if not value:
+            return None
+        digest = hashlib.sha256(str(value).encode()).hexdigest()
+        return uuid.uuid5(_NAMESPACE, f"{self.flow_id}|{digest}").hex
+
+    async def _call(self, name: str, *args: Any) -> Any:
+        """A callback of the user's; one that raises is a 500 that names it."""
+        try:
+            return await _call_user(getattr(self.spec, name), *args)
+        except Exception as error:
+            logger.exception("the %s callback of webhook %s raised", name, self.name)
+            raise Problem(
+                500,
+                "webhook-callback-failed",
+                f"the webhook's {name} callback raised {type(error).__name__}; its traceback "
+                "is in the server's log",
+                callback=name,
+            ) from None
+
+    async def _accepted(self, request: WebhookRequest, run_id: str, standard: Response) -> Response:
+        if self.spec.on_success is None:
+            return standard
+        custom = await self._custom("on_success", (request, run_id), standard)
+        return custom or standard
+
+    async def _refused(self, request: WebhookRequest, problem: Problem) -> Response:
+        standard = problem_response(
+            problem.status, problem.slug, problem.detail, headers=problem.headers, **problem.fields
+        )
+        body = problem_body(problem.status, problem.slug, problem.detail, **problem.fields)
+        seen = WebhookProblem(
+            status=body.status,
+            type=body.type,
+            title=body.title,
+            detail=body.detail,
+            path=body.path,
+            callback=body.callback,
+        )
+        custom = await self._custom("on_error", (request, seen), standard)
+        return custom or standard
+
+    async def _custom(
+        self, name: str, args: tuple[Any, ...], standard: Response
+    ) -> Response | None:
+        """The answer ``on_success``/``on_error`` gives, or None for the standard one (also
+        when the callback raises or returns what cannot be sent: that is logged)."""
+        try:
+            value = await _call_user(getattr(self.spec, name), *args)
+            if value is None:
+                return None
+            return _response(value, standard)
+        except Exception:
+            logger.exception(
+                "the %s callback of webhook %s failed; the standard answer (%d) is sent",
+                name,
+                self.name,
+                standard.status_code,
+            )
+            return None
+
+
+async def _call_user(fn: Callable[..., Any], *args: Any) -> Any:
+    result = fn(*args)
+    if inspect.isawaitable(result):
+        result = await result
+    return result
+
+
+def _response(value: Any, standard: Response) -> Response:
+    """``value`` (a ``WebhookResponse`` or a JSON body) as an answer, with the standard
+    answer's status and headers unless it says otherwise."""
+    headers = {
+        name: header
+        for name, header in standard.headers.items()
+        if name not in ("content-length", "content-type")
+    }
+    if not isinstance(value, WebhookResponse):
+        return json_response(value, standard.status_code, headers=headers)
+    status = standard.status_code if value.status is None else value.status
+    if isinstance(status, bool) or not isinstance(status, int) or not 200 <= status <= 599:
+        raise ValueError(
+            f"a WebhookResponse status is a whole number from 200 to 599, got {status!r}"
+        )
+    if not isinstance(value.headers, Mapping):
+        raise TypeError(f"WebhookResponse headers are a mapping of strings, got {value.headers!r}")
+    merged = {name.lower(): header for name, header in headers.items()}
+    for name, header in value.headers.items():
+        if not isinstance(name, str) or not isinstance(header, str):
+            raise TypeError(f"WebhookResponse headers are strings, got {name!r}: {header!r}")
+        merged[name.lower()] = header
+    if value.body is None:
+        return Response(b"", status_code=status, headers=merged)
+    return json_response(value.body, status, headers=merged)
+
+
+def _refusal(name: str, verdict: Any) -> str:
+    if isinstance(verdict, str):
+        return f"refused by {name}(): {verdict}"
+    return f"refused by {name}() (it returned {verdict!r}; return True to accept)"
 
 
 def routes(edge: Edge) -> list[Route]:
@@ -145,5 +282,5 @@ def routes(edge: Edge) -> list[Route]:
     for flow_id in sorted(catalog.roots):
         for spec in catalog.flows[flow_id].webhooks:
             methods = by_path.setdefault(spec.route, {})
-            methods[spec.method.lower()] = _receiver(edge, flow_id, spec)
+            methods[spec.method.lower()] = Webhook(edge, flow_id, spec).receive
     return [route(path, **methods) for path, methods in by_path.items()]

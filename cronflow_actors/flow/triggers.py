@@ -1,0 +1,316 @@
+"""What starts a flow from outside, as the builder records it: webhooks (with the request object
+their callbacks get, and the answers they may give), polls, and the checks run on both when a
+flow is defined.
+
+Webhook callbacks all take one ``WebhookRequest``; ``on_success`` and ``on_error`` may return
+the HTTP answer (a ``WebhookResponse``, or a JSON value for the body). The HTTP layer
+(``http/routes/webhooks.py``) calls them; nothing here does IO.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import msgspec
+
+__all__ = [
+    "METHODS",
+    "PollSpec",
+    "WebhookProblem",
+    "WebhookRequest",
+    "WebhookResponse",
+    "WebhookSpec",
+    "callback_problem",
+    "poll_spec",
+    "schema_path",
+    "schema_problem",
+    "webhook_spec",
+]
+
+METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+
+
+class WebhookRequest(msgspec.Struct, frozen=True, kw_only=True):
+    """One request to a webhook, as its callbacks see it (``validate``, ``condition``,
+    ``idempotency_key``, ``header_validator``, ``on_success``, ``on_error``).
+
+    ``payload`` is the decoded JSON body (None when empty); ``header_validator`` sees it as
+    sent, the callbacks after it see it as the ``schema`` converted it (when there is one).
+    ``headers`` are all the request's headers, names lowercased (the run keeps only the ones
+    the webhook declares). ``method`` is upper case; ``path`` the path requested (``params``
+    holds its parameters, ``query`` the query string's). ``raw_body`` is the exact body, bytes,
+    with ``parse_raw_body=True``, else None. ``on_error`` may get a request refused before its
+    body was read or decoded: then ``payload`` (and ``raw_body``) are None.
+    """
+
+    payload: Any = None
+    headers: Mapping[str, str] = msgspec.field(default_factory=dict)
+    method: str = "POST"
+    path: str = ""
+    params: Mapping[str, str] = msgspec.field(default_factory=dict)
+    query: Mapping[str, str] = msgspec.field(default_factory=dict)
+    raw_body: bytes | None = None
+
+
+class WebhookResponse(msgspec.Struct, frozen=True, kw_only=True):
+    """The HTTP answer an ``on_success`` or ``on_error`` callback gives.
+
+    ``body`` is sent as JSON (``None``: no body); ``status`` (200-599) defaults to the standard
+    answer's (202 for a started run, 200 for a duplicate, the problem's status for a refusal);
+    ``headers`` are added to the standard answer's (``Location`` for a started run, say), and
+    replace those of the same name.
+    """
+
+    body: Any = None
+    status: int | None = None
+    headers: Mapping[str, str] = msgspec.field(default_factory=dict)
+
+
+class WebhookProblem(msgspec.Struct, frozen=True, kw_only=True):
+    """Why a webhook refused a request, as ``on_error(request, problem)`` gets it: the fields
+    of the standard answer (an RFC 9457 problem). ``type`` is
+    ``urn:cronflow:problem:<slug>`` (``invalid-payload``, ``validation-failed``,
+    ``invalid-headers``, ``missing-headers``, ``webhook-callback-failed``, ...); ``path`` the
+    JSON path of the field a schema refused; ``callback`` the callback that raised."""
+
+    status: int
+    type: str
+    title: str
+    detail: str
+    path: str | None = None
+    callback: str | None = None
+
+
+class WebhookSpec(msgspec.Struct, frozen=True, kw_only=True, eq=False):
+    """A webhook trigger: served by the HTTP layer of the long-lived runtime."""
+
+    path: str
+    route: str = ""
+    """The path as a route template: parameters written ``:id`` or ``{id}`` become ``{id}``."""
+    params: tuple[str, ...] = ()
+    """The names of the path's parameters (``ctx.trigger.params``)."""
+    method: str = "POST"
+    schema: Any = None
+    validate: Any = None
+    """``validate(request)``: True accepts; a string (the reason) or anything else refuses
+    (400)."""
+    condition: Any = None
+    """``condition(request)``: false answers 200 ``{"run_id": null, "condition_met": false}``
+    and starts nothing."""
+    header_validator: Any = None
+    """``header_validator(request)``: True accepts; a string (what is wrong) or anything else
+    refuses (400). Runs before the schema."""
+    required_headers: tuple[str, ...] = ()
+    idempotency_key: Any = None
+    """A header name, or ``idempotency_key(request)``: requests with the same key start one
+    run."""
+    require_token: bool = False
+    """Callers must send ``Authorization: Bearer <token>`` with a configured token."""
+    hmac_secret: str | None = None
+    """Callers must sign each request: ``<signature_header>: t=<unix seconds>,v1=<hex
+    HMAC-SHA256 of "<t>.<raw body>">``; a stale or replayed signature is refused."""
+    signature_header: str = "x-signature-256"
+    signature_tolerance: float = 300.0
+    """How far (seconds) a signature's time may be from the server's; replays within it are
+    refused too."""
+    keep_headers: tuple[str, ...] = ()
+    """Headers kept with the run (``ctx.trigger.headers``) besides the required ones."""
+    parse_raw_body: bool = False
+    """Keep the exact body with the run (``ctx.trigger.raw_body``) and give it to the
+    callbacks (``request.raw_body``)."""
+    on_success: Any = None
+    """``on_success(request, run_id)``: the answer to an accepted request (see
+    ``WebhookResponse``); None keeps the standard one."""
+    on_error: Any = None
+    """``on_error(request, problem)``: the answer to a refused request (see
+    ``WebhookResponse``); None keeps the standard problem."""
+
+    @property
+    def callbacks(self) -> dict[str, Any]:
+        """The user callbacks this webhook calls, by option name."""
+        key = self.idempotency_key if callable(self.idempotency_key) else None
+        found = {
+            "header_validator": self.header_validator,
+            "validate": self.validate,
+            "condition": self.condition,
+            "idempotency_key": key,
+            "on_success": self.on_success,
+            "on_error": self.on_error,
+        }
+        return {name: fn for name, fn in found.items() if fn is not None}
+
+
+class PollSpec(msgspec.Struct, frozen=True, kw_only=True, eq=False):
+    """An ``on_poll`` trigger: ``fn(ctx)`` every ``interval`` seconds, one run per new item."""
+
+    fn: Any
+    interval: float
+    key: Any = None
+    """``key(item)``; None: the item's ``"id"`` (a mapping), else the item itself."""
+
+
+def poll_spec(
+    fn: Any, interval: Any, key: Any, problems: list[str], seconds: float | None
+) -> PollSpec | None:
+    """A ``PollSpec`` from ``on_poll``'s arguments (``seconds``: the interval parsed, None if
+    it could not be); what is wrong goes to ``problems``."""
+    where = f"on_poll({getattr(fn, '__name__', fn)!r})"
+    found = [callback_problem(fn, 1, f"{where}: the poll function", "fn(ctx) -> list of items")]
+    if key is not None:
+        found.append(callback_problem(key, 1, f"{where}: key", "key(item) -> str | int"))
+    if seconds is not None and seconds <= 0:
+        found.append(f"{where}: interval must be longer than 0, got {interval!r}")
+    wrong = [problem for problem in found if problem]
+    problems.extend(wrong)
+    if wrong or seconds is None:
+        return None
+    return PollSpec(fn=fn, interval=seconds, key=key)
+
+
+def webhook_spec(
+    path: Any,
+    *,
+    method: Any,
+    schema: Any,
+    callbacks: Mapping[str, Any],
+    idempotency_key: Any,
+    required_headers: Iterable[str],
+    keep_headers: Iterable[str],
+    signature_header: str,
+    signature_tolerance: Any,
+    problems: list[str],
+    **options: Any,
+) -> WebhookSpec:
+    """A ``WebhookSpec`` from ``on_webhook``'s arguments; what is wrong goes to ``problems``."""
+    where = f"on_webhook({path!r})"
+    route: str = path
+    params: tuple[str, ...] = ()
+    if not isinstance(path, str) or not path.startswith("/"):
+        problems.append(f"on_webhook: the path must start with '/', got {path!r}")
+    else:
+        route, params = _route_template(path, problems)
+    if not isinstance(method, str) or method.upper() not in METHODS:
+        problems.append(f"{where}: unknown method {method!r}; use one of {list(METHODS)}")
+        method = "POST"
+    if (
+        isinstance(signature_tolerance, bool)
+        or not isinstance(signature_tolerance, int | float)
+        or signature_tolerance <= 0
+    ):
+        problems.append(
+            f"{where}: signature_tolerance must be a positive number of seconds, got "
+            f"{signature_tolerance!r}"
+        )
+    arity = {"on_success": 2, "on_error": 2}
+    for name, fn in callbacks.items():
+        problem = callback_problem(fn, arity.get(name, 1), f"{where}: {name}", _SHAPES[name])
+        if problem:
+            problems.append(problem)
+    if idempotency_key is not None and not isinstance(idempotency_key, str):
+        problem = callback_problem(
+            idempotency_key, 1, f"{where}: idempotency_key", _SHAPES["idempotency_key"]
+        )
+        if problem:
+            problems.append(f"{problem} (or a header name)")
+    if schema is not None:
+        problem = schema_problem(schema, where)
+        if problem:
+            problems.append(problem)
+    return WebhookSpec(
+        path=path,
+        route=route,
+        params=params,
+        method=method.upper(),
+        schema=schema,
+        idempotency_key=idempotency_key,
+        required_headers=tuple(h.lower() for h in required_headers),
+        keep_headers=tuple(h.lower() for h in keep_headers),
+        signature_header=signature_header.lower(),
+        signature_tolerance=signature_tolerance,
+        **callbacks,
+        **options,
+    )
+
+
+_SHAPES = {
+    "validate": "validate(request) -> True | str",
+    "condition": "condition(request) -> bool",
+    "header_validator": "header_validator(request) -> True | str",
+    "idempotency_key": "idempotency_key(request) -> str",
+    "on_success": "on_success(request, run_id) -> None | cf.WebhookResponse | JSON body",
+    "on_error": "on_error(request, problem) -> None | cf.WebhookResponse | JSON body",
+}
+
+
+def callback_problem(fn: Any, arity: int, where: str, shape: str) -> str | None:
+    """What is wrong with ``fn`` as a callback called with ``arity`` positional arguments, or
+    None. (Builtins whose signature Python cannot tell are taken on trust.)"""
+    if not callable(fn):
+        return f"{where} must be a function, {shape}; got {fn!r}"
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return None
+    try:
+        signature.bind(*range(arity))
+    except TypeError:
+        return f"{where} must take {_count(arity)}, as in {shape}; it takes {signature}"
+    return None
+
+
+def _count(arity: int) -> str:
+    return "one argument" if arity == 1 else f"{arity} arguments"
+
+
+def schema_problem(schema: Any, where: str) -> str | None:
+    """What is wrong with ``schema`` as a payload schema (something msgspec converts JSON to:
+    a ``msgspec.Struct``, a dataclass, a TypedDict, ``dict[str, int]``...), or None."""
+    try:
+        msgspec.json.schema(schema)
+    except (TypeError, ValueError) as error:
+        reason = str(error).strip().splitlines()[-1]  # msgspec's first lines are hints
+        return (
+            f"{where}: schema {schema!r} cannot check JSON ({reason}); use a msgspec.Struct, "
+            "a dataclass, a TypedDict or a type such as dict[str, int]"
+        )
+    return None
+
+
+_PATH_IN_ERROR = re.compile(r" - at `(?P<path>[^`]+)`$")
+
+
+def schema_path(error: msgspec.ValidationError) -> str:
+    """The JSON path (``$.items[0].sku``) of the field a schema refused; ``$`` for the whole."""
+    match = _PATH_IN_ERROR.search(str(error))
+    return match.group("path") if match else "$"
+
+
+_PARAM = re.compile(r"^(?::(?P<colon>.+)|\{(?P<brace>.+)\})$")
+
+
+def _route_template(path: str, problems: list[str]) -> tuple[str, tuple[str, ...]]:
+    """``/orders/:id`` or ``/orders/{id}`` -> ``/orders/{id}`` and ``("id",)``."""
+    segments, params = [], []
+    for segment in path.split("/"):
+        match = _PARAM.match(segment)
+        if match is None:
+            if any(mark in segment for mark in ":{}"):
+                problems.append(
+                    f"on_webhook({path!r}): {segment!r} is not a path parameter; write a "
+                    "parameter as a whole segment, ':name' or '{name}'"
+                )
+            segments.append(segment)
+            continue
+        name = match.group("colon") or match.group("brace")
+        if not name.isidentifier():
+            problems.append(
+                f"on_webhook({path!r}): parameter {name!r} needs a name of letters, digits and '_'"
+            )
+        elif name in params:
+            problems.append(f"on_webhook({path!r}): parameter {name!r} appears twice")
+        params.append(name)
+        segments.append("{" + name + "}")
+    return "/".join(segments), tuple(params)

@@ -1,0 +1,53 @@
+"""``POST /events/{name}`` with flows listening under a schema, against a real server: a 202
+lists the flows that refused the payload; when every one refused it, a 400 problem with the
+path of the field at fault, and nothing started."""
+
+from __future__ import annotations
+
+import msgspec
+
+import cronflow_actors as cf
+from tests.http.conftest import Serve
+
+
+class Paid(msgspec.Struct):
+    order: str
+    amount: int
+
+
+async def test_event_refusals_over_http(serve: Serve) -> None:
+    typed = cf.define("typed").step("s", lambda ctx: ctx.payload).on_event("paid", schema=Paid)
+    rt, client = await serve([typed])
+    refused = await client.post("/events/paid", json={"order": "o-1", "amount": "ten"})
+    assert refused.status_code == 400
+    assert refused.headers["content-type"] == "application/problem+json"
+    problem = refused.json()
+    assert problem["type"] == "urn:cronflow:problem:invalid-event"
+    assert problem["path"] == "$.amount"
+    assert problem["refused"] == [
+        {
+            "workflow": "typed",
+            "detail": "Expected `int`, got `str` - at `$.amount`",
+            "path": "$.amount",
+        }
+    ]
+    assert await rt.store.list_snapshots() == []
+    accepted = await client.post("/events/paid", json={"order": "o-1", "amount": 10})
+    assert accepted.status_code == 202
+    body = accepted.json()
+    assert body["refused"] == []
+    [run_id] = body["started"]
+    assert (await rt.wait(run_id, timeout=5)).output["amount"] == 10
+
+
+async def test_a_partly_refused_event_is_published_and_says_who_refused(serve: Serve) -> None:
+    typed = cf.define("typed").step("s", lambda ctx: ctx.payload).on_event("paid", schema=Paid)
+    loose = cf.define("loose").step("s", lambda ctx: ctx.payload).on_event("paid")
+    rt, client = await serve([typed, loose])
+    answer = await client.post("/events/paid", json={"order": "o-1"})
+    assert answer.status_code == 202
+    body = answer.json()
+    assert [r["workflow"] for r in body["refused"]] == ["typed"]
+    assert body["refused"][0]["path"] == "$"
+    [run_id] = body["started"]
+    assert (await rt.inspect(run_id)).workflow == "loose"

@@ -1,0 +1,367 @@
+"""Webhook callbacks against a real uvicorn server: each takes one ``cf.WebhookRequest``; a
+callback that raises is a 500 problem naming it (its traceback logged); ``header_validator``;
+``parse_raw_body`` keeps the exact body for the run, across a restart; ``on_success`` and
+``on_error`` give the answer."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import msgspec
+import pytest
+import uvicorn
+
+import cronflow_actors as cf
+from cronflow_actors.http.app import create_app
+from tests.http.conftest import Serve
+
+JSON = {"Content-Type": "application/json"}
+
+
+class Order(msgspec.Struct):
+    order_id: str
+    amount: int = 1
+
+
+async def test_every_callback_gets_one_request_object(serve: Serve) -> None:
+    seen: dict[str, cf.WebhookRequest] = {}
+
+    def keep(name: str, answer: Any = True) -> Any:
+        def callback(request: cf.WebhookRequest) -> Any:
+            seen[name] = request
+            return answer
+
+        return callback
+
+    async def validate(request: cf.WebhookRequest) -> bool:  # async callbacks are awaited
+        seen["validate"] = request
+        return True
+
+    flow = (
+        cf.define("orders")
+        .step("take", lambda ctx: ctx.payload)
+        .on_webhook(
+            "/webhooks/shops/:shop/orders",
+            schema=Order,
+            header_validator=keep("header_validator"),
+            validate=validate,
+            condition=keep("condition"),
+            idempotency_key=keep("idempotency_key", "k-1"),
+            on_success=lambda request, run_id: seen.setdefault("on_success", request) and None,
+        )
+    )
+    rt, client = await serve([flow])
+    answer = await client.post(
+        "/webhooks/shops/s-9/orders?source=app",
+        content=b'{"order_id": "o-1"}',
+        headers={**JSON, "X-Trace": "t-1"},
+    )
+    assert answer.status_code == 202, answer.text
+    assert set(seen) == {
+        "header_validator",
+        "validate",
+        "condition",
+        "idempotency_key",
+        "on_success",
+    }
+    for name, request in seen.items():
+        assert isinstance(request, cf.WebhookRequest), name
+        assert (request.method, request.path) == ("POST", "/webhooks/shops/s-9/orders"), name
+        assert request.params == {"shop": "s-9"}, name
+        assert request.query == {"source": "app"}, name
+        assert request.headers["x-trace"] == "t-1", name
+        assert request.raw_body is None, name  # not kept without parse_raw_body
+    # the header validator sees the payload as sent, the later callbacks as the schema made it
+    assert seen["header_validator"].payload == {"order_id": "o-1"}
+    assert seen["validate"].payload == {"order_id": "o-1", "amount": 1}
+    assert seen["on_success"].payload == {"order_id": "o-1", "amount": 1}
+    result = await rt.wait(answer.json()["run_id"], timeout=5)
+    assert result.output == {"order_id": "o-1", "amount": 1}
+
+
+async def test_a_header_validator_refuses_with_a_400_that_says_why(serve: Serve) -> None:
+    def api_key(request: cf.WebhookRequest) -> bool | str:
+        if "x-api-key" not in request.headers:
+            return False
+        return True if request.headers["x-api-key"] == "k" else "x-api-key is not a known key"
+
+    flow = (
+        cf.define("keyed")
+        .step("take", lambda ctx: ctx.payload)
+        .on_webhook("/webhooks/keyed", schema=Order, header_validator=api_key)
+    )
+    rt, client = await serve([flow])
+    wrong = await client.post(
+        "/webhooks/keyed", json={"order_id": 1}, headers={"X-Api-Key": "other"}
+    )
+    assert wrong.status_code == 400
+    assert wrong.headers["content-type"] == "application/problem+json"
+    assert wrong.json()["type"] == "urn:cronflow:problem:invalid-headers"
+    # checked before the schema: a caller without the key learns nothing of the payload's shape
+    assert wrong.json()["detail"] == "refused by header_validator(): x-api-key is not a known key"
+    missing = await client.post("/webhooks/keyed", json={"order_id": "o"})
+    assert missing.status_code == 400
+    assert "it returned False; return True to accept" in missing.json()["detail"]
+    assert await rt.store.list_snapshots() == []
+    right = await client.post("/webhooks/keyed", json={"order_id": "o"}, headers={"X-Api-Key": "k"})
+    assert right.status_code == 202
+
+
+@pytest.mark.parametrize(
+    "callback", ["header_validator", "validate", "condition", "idempotency_key"]
+)
+async def test_a_callback_that_raises_is_a_problem_naming_it(
+    serve: Serve, callback: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(request: cf.WebhookRequest) -> Any:
+        raise LookupError("the lookup table is gone")
+
+    flow = (
+        cf.define("fragile")
+        .step("take", lambda ctx: ctx.payload)
+        .on_webhook("/webhooks/fragile", **{callback: broken})
+    )
+    rt, client = await serve([flow])
+    with caplog.at_level(logging.ERROR, logger="cronflow_actors.http.routes.webhooks"):
+        answer = await client.post("/webhooks/fragile", json={"n": 1})
+    assert answer.status_code == 500
+    assert answer.headers["content-type"] == "application/problem+json"
+    problem = answer.json()
+    assert problem["type"] == "urn:cronflow:problem:webhook-callback-failed"
+    assert problem["callback"] == callback
+    assert f"{callback} callback raised LookupError" in problem["detail"]
+    assert "lookup table" not in problem["detail"]  # the message stays in the server's log
+    [record] = [r for r in caplog.records if r.exc_info]
+    assert f"the {callback} callback of webhook POST /webhooks/fragile raised" in record.message
+    assert "the lookup table is gone" in caplog.text  # with its traceback
+    assert await rt.store.list_snapshots() == []
+
+
+async def test_on_success_gives_the_answer_of_an_accepted_request(serve: Serve) -> None:
+    calls: list[tuple[Any, str]] = []
+
+    def answer(request: cf.WebhookRequest, run_id: str) -> Any:
+        calls.append((request.payload, run_id))
+        if request.payload.get("plain"):
+            return {"received": True, "run": run_id}
+        return cf.WebhookResponse(
+            body={"ok": True}, status=200, headers={"X-Run-Id": run_id, "Location": "/elsewhere"}
+        )
+
+    flow = (
+        cf.define("answered")
+        .step("take", lambda ctx: ctx.payload)
+        .on_webhook("/webhooks/answered", on_success=answer, idempotency_key="Idempotency-Key")
+    )
+    rt, client = await serve([flow])
+    plain = await client.post("/webhooks/answered", json={"plain": True})
+    run_id = calls[-1][1]
+    assert (plain.status_code, plain.json()) == (202, {"received": True, "run": run_id})
+    assert plain.headers["location"] == f"/runs/{run_id}"  # the standard headers stay
+    assert plain.headers["content-type"] == "application/json"
+    full = await client.post("/webhooks/answered", json={}, headers={"Idempotency-Key": "a"})
+    other_run = calls[-1][1]
+    assert (full.status_code, full.json()) == (200, {"ok": True})
+    assert full.headers["x-run-id"] == other_run
+    assert full.headers["location"] == "/elsewhere"  # the callback's header wins
+    # a duplicate is an accepted request too: on_success hears of the first run
+    again = await client.post("/webhooks/answered", json={}, headers={"Idempotency-Key": "a"})
+    assert (again.status_code, calls[-1][1]) == (200, other_run)
+    for run in (run_id, other_run):
+        assert (await rt.wait(run, timeout=5)).status == "completed"
+    assert len(await rt.store.list_snapshots()) == 2
+
+
+@pytest.mark.parametrize(
+    "returned",
+    [
+        pytest.param("raise", id="raises"),
+        pytest.param(cf.WebhookResponse(status=99), id="bad-status"),
+        pytest.param(cf.WebhookResponse(headers={"X-N": 1}), id="bad-header"),  # type: ignore[dict-item]
+        pytest.param({"not json": object()}, id="not-json"),
+    ],
+)
+async def test_a_failing_on_success_keeps_the_standard_answer(
+    serve: Serve, returned: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def on_success(request: cf.WebhookRequest, run_id: str) -> Any:
+        if returned == "raise":
+            raise RuntimeError("cannot render the answer")
+        return returned
+
+    flow = (
+        cf.define("answered")
+        .step("take", lambda ctx: ctx.payload)
+        .on_webhook("/webhooks/answered", on_success=on_success)
+    )
+    rt, client = await serve([flow])
+    with caplog.at_level(logging.ERROR, logger="cronflow_actors.http.routes.webhooks"):
+        answer = await client.post("/webhooks/answered", json={"n": 1})
+    assert answer.status_code == 202
+    run_id = answer.json()["run_id"]
+    assert answer.headers["location"] == f"/runs/{run_id}"
+    assert "the on_success callback of webhook POST /webhooks/answered failed" in caplog.text
+    assert (await rt.wait(run_id, timeout=5)).output == {"n": 1}
+
+
+async def test_on_error_gives_the_answer_of_a_refused_request(
+    serve: Serve, caplog: pytest.LogCaptureFixture
+) -> None:
+    problems: list[tuple[cf.WebhookRequest, cf.WebhookProblem]] = []
+
+    def on_error(request: cf.WebhookRequest, problem: cf.WebhookProblem) -> Any:
+        problems.append((request, problem))
+        if problem.path is not None:  # a schema refusal: tell the provider all is well
+            return cf.WebhookResponse(status=200, body={"ignored": problem.path})
+        if problem.status == 415:
+            raise RuntimeError("on_error itself fails")
+        return {"error": problem.detail}
+
+    flow = (
+        cf.define("strict")
+        .step("take", lambda ctx: ctx.payload)
+        .on_webhook(
+            "/webhooks/strict",
+            schema=Order,
+            required_headers=["X-Shop"],
+            validate=lambda request: "too much" if request.payload["amount"] > 9 else True,
+            on_error=on_error,
+        )
+    )
+    rt, client = await serve([flow])
+    shop = {"X-Shop": "s"}
+    mistyped = await client.post("/webhooks/strict", json={"order_id": 7}, headers=shop)
+    assert (mistyped.status_code, mistyped.json()) == (200, {"ignored": "$.order_id"})
+    request, problem = problems[-1]
+    assert request.payload == {"order_id": 7}
+    assert (problem.status, problem.type) == (400, "urn:cronflow:problem:invalid-payload")
+    assert "Expected `str`, got `int`" in problem.detail
+    too_much = await client.post(
+        "/webhooks/strict", json={"order_id": "o", "amount": 10}, headers=shop
+    )
+    assert too_much.status_code == 400  # the problem's status, the callback's body
+    assert too_much.headers["content-type"] == "application/json"
+    assert too_much.json() == {"error": "refused by validate(): too much"}
+    no_shop = await client.post("/webhooks/strict", json={"order_id": "o"})
+    assert no_shop.json() == {"error": "missing required headers: ['x-shop']"}
+    assert problems[-1][0].payload is None  # refused before its body was read
+    with caplog.at_level(logging.ERROR, logger="cronflow_actors.http.routes.webhooks"):
+        as_text = await client.post(
+            "/webhooks/strict", content=b"{}", headers={**shop, "Content-Type": "text/plain"}
+        )
+    assert as_text.status_code == 415  # on_error raised: the standard problem goes out
+    assert as_text.headers["content-type"] == "application/problem+json"
+    assert "the on_error callback of webhook POST /webhooks/strict failed" in caplog.text
+    assert await rt.store.list_snapshots() == []
+    accepted = await client.post("/webhooks/strict", json={"order_id": "o"}, headers=shop)
+    assert accepted.status_code == 202
+    assert len(problems) == 4
+
+
+def stripe_like(secret: str, body: bytes, moment: int) -> str:
+    """Another signature scheme than the built-in one: over "<t>.<body>", as Stripe signs."""
+    digest = hmac.new(secret.encode(), f"{moment}.".encode() + body, hashlib.sha256)
+    return f"t={moment},v1={digest.hexdigest()}"
+
+
+def signed_flow(hold: bool = False) -> cf.Flow:
+    def signature_ok(request: cf.WebhookRequest) -> bool | str:
+        assert request.raw_body is not None
+        given = request.headers.get("stripe-signature", "")
+        moment = int(given.split(",")[0].removeprefix("t=") or 0)
+        good = hmac.compare_digest(given, stripe_like("whsec", request.raw_body, moment))
+        return True if good else "bad Stripe-Signature"
+
+    flow = cf.define("stripe").step("first", lambda ctx: ctx.trigger.raw_body)
+    if hold:
+        flow = flow.human_in_the_loop("hold", description="until a restart")
+    return flow.step("raw", lambda ctx: ctx.trigger.raw_body.decode()).on_webhook(
+        "/webhooks/stripe", parse_raw_body=True, validate=signature_ok
+    )
+
+
+async def test_the_raw_body_serves_other_signature_schemes(serve: Serve) -> None:
+    rt, client = await serve([signed_flow()])
+    body = b'{ "b": 2,  "a": 1 }'  # key order and spacing are part of what was signed
+    headers = {**JSON, "Stripe-Signature": stripe_like("whsec", body, 1_700_000_000)}
+    accepted = await client.post("/webhooks/stripe", content=body, headers=headers)
+    assert accepted.status_code == 202, accepted.text
+    result = await rt.wait(accepted.json()["run_id"], timeout=5)
+    assert result.output == body.decode()
+    info = await rt.inspect(accepted.json()["run_id"])
+    assert info.steps[0].output == body  # bytes, exactly as sent
+    assert info.payload == {"b": 2, "a": 1}
+    forged = await client.post("/webhooks/stripe", content=b'{"b": 3, "a": 1}', headers=headers)
+    assert (forged.status_code, forged.json()["detail"]) == (
+        400,
+        "refused by validate(): bad Stripe-Signature",
+    )
+
+
+@asynccontextmanager
+async def served(
+    db: Path, workflows: list[Any]
+) -> AsyncIterator[tuple[cf.Runtime, httpx.AsyncClient]]:
+    """A real server over a runtime on ``db``, stopped on leaving (to start another)."""
+    runtime = cf.Runtime(db=db, workflows=workflows)
+    config = uvicorn.Config(
+        create_app(runtime), host="127.0.0.1", port=0, lifespan="on", log_level="warning"
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    for _ in range(500):
+        if server.started:
+            break
+        await asyncio.sleep(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+        try:
+            yield runtime, client
+        finally:
+            server.should_exit = True
+            await task
+
+
+async def test_the_raw_body_is_kept_with_the_run_across_a_restart(tmp_path: Path) -> None:
+    db = tmp_path / "raw.db"
+    body = b'{"amount":  5,\n "currency": "eur"}'
+    headers = {**JSON, "Stripe-Signature": stripe_like("whsec", body, 1_700_000_000)}
+    async with served(db, [signed_flow(hold=True)]) as (rt, client):
+        answer = await client.post("/webhooks/stripe", content=body, headers=headers)
+        assert answer.status_code == 202
+        run_id = answer.json()["run_id"]
+        await rt.wait_idle()
+        [pause] = await rt.list_paused()
+    async with cf.Runtime(db=db, workflows=[signed_flow(hold=True)]) as again:
+        await again.resume(pause.token, {"approved": True})
+        assert (await again.wait(run_id, timeout=5)).output == body.decode()
+        [first, _hold, _raw] = (await again.inspect(run_id)).steps
+        assert first.output == body
+
+
+async def test_the_openapi_document_says_what_callbacks_may_answer(serve: Serve) -> None:
+    flow = (
+        cf.define("custom")
+        .step("take", lambda ctx: ctx.payload)
+        .on_webhook(
+            "/webhooks/custom",
+            header_validator=lambda request: True,
+            on_success=lambda request, run_id: {"accepted": run_id},
+            on_error=lambda request, problem: {"error": problem.detail},
+        )
+    )
+    _rt, client = await serve([flow])
+    operation = (await client.get("/openapi.json")).json()["paths"]["/webhooks/custom"]["post"]
+    responses = operation["responses"]
+    assert responses["202"]["content"]["application/json"]["schema"] == {}
+    assert "default" in responses
+    assert "500" in responses  # the header validator may raise
+    assert set(responses["400"]["content"]) == {"application/problem+json", "application/json"}
