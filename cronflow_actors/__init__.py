@@ -15,7 +15,7 @@ from importlib.metadata import PackageNotFoundError, version
 from cronflow_actors import errors, net
 from cronflow_actors.engine.context import WorkflowInfo, WorkItemInfo
 from cronflow_actors.engine.states import TaskState, WorkflowState, WorkItemState
-from cronflow_actors.flow import Flow, FlowContext, Hooks, Retry, define
+from cronflow_actors.flow import Flow, FlowContext, Hooks, RateLimit, Retry, define, env
 from cronflow_actors.messages.engine import Principal, Stats
 from cronflow_actors.runtime import (
     Page,
@@ -25,7 +25,9 @@ from cronflow_actors.runtime import (
     RunResult,
     RunStatus,
     Runtime,
+    StateStats,
     StepInfo,
+    WorkflowDescription,
 )
 
 try:
@@ -40,21 +42,25 @@ __all__ = [
     "Page",
     "PausedRun",
     "Principal",
+    "RateLimit",
     "ResumeError",
     "Retry",
     "RunInfo",
     "RunResult",
     "RunStatus",
     "Runtime",
+    "StateStats",
     "Stats",
     "StepInfo",
     "TaskState",
     "WorkItemInfo",
     "WorkItemState",
+    "WorkflowDescription",
     "WorkflowInfo",
     "WorkflowState",
     "__version__",
     "define",
+    "env",
     "errors",
     "net",
 ]

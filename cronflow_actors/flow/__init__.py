@@ -10,17 +10,23 @@ from cronflow_actors.flow.builder import Flow, WebhookSpec, define
 from cronflow_actors.flow.context import FlowContext, RunRef, TriggerInfo
 from cronflow_actors.flow.cron import CatchUp, CronExpression, CronSchedule
 from cronflow_actors.flow.options import Hooks, Retry
+from cronflow_actors.flow.secrets import EnvSecret, Secrets, env
+from cronflow_actors.flow.workflow_options import RateLimit
 
 __all__ = [
     "CatchUp",
     "CronExpression",
     "CronSchedule",
+    "EnvSecret",
     "Flow",
     "FlowContext",
     "Hooks",
+    "RateLimit",
     "Retry",
     "RunRef",
+    "Secrets",
     "TriggerInfo",
     "WebhookSpec",
     "define",
+    "env",
 ]

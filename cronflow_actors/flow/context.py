@@ -7,6 +7,8 @@ from typing import Any
 
 import msgspec
 
+from cronflow_actors.flow.secrets import NO_SECRETS, Secrets
+
 __all__ = ["FlowContext", "RunRef", "TriggerInfo", "flow_payload", "unwrap_payload"]
 
 
@@ -28,11 +30,15 @@ def flow_payload(
     headers: Mapping[str, str] | None = None,
     kind: str = "manual",
     params: Mapping[str, str] | None = None,
+    replay_of: str | None = None,
 ) -> dict[str, Any]:
-    """How a flow run's trigger is stored as the workflow payload."""
+    """How a flow run's trigger is stored as the workflow payload (``replay_of``: the run it
+    replays)."""
     stored = {"payload": payload, "headers": dict(headers or {}), "kind": kind}
     if params:
         stored["params"] = dict(params)
+    if replay_of is not None:
+        stored["replay_of"] = replay_of
     return stored
 
 
@@ -55,7 +61,8 @@ class FlowContext:
     ``run.workflow_id``, ``state`` (persistent key-value state of this workflow:
     ``await ctx.state.get/set/incr/delete``), ``trigger.headers``, ``attempt`` (1 on the first
     try), ``idempotency_key`` (stable across retries and restarts), ``error`` (in ``on_error``
-    and ``on_failure``).
+    and ``on_failure``), ``secrets`` (the flow's ``define(secrets=...)``, read-only, never
+    persisted).
     """
 
     __slots__ = (
@@ -65,6 +72,7 @@ class FlowContext:
         "last",
         "payload",
         "run",
+        "secrets",
         "state",
         "steps",
         "trigger",
@@ -82,6 +90,7 @@ class FlowContext:
         attempt: int = 1,
         idempotency_key: str = "",
         error: BaseException | None = None,
+        secrets: Secrets = NO_SECRETS,
     ) -> None:
         self.payload = payload
         self.last = last
@@ -92,6 +101,7 @@ class FlowContext:
         self.attempt = attempt
         self.idempotency_key = idempotency_key
         self.error = error
+        self.secrets = secrets
 
     @classmethod
     def of(cls, engine_ctx: Any, step_ids: frozenset[str]) -> FlowContext:
@@ -111,6 +121,7 @@ class FlowContext:
             trigger=trigger,
             attempt=engine_ctx.attempt or 1,
             idempotency_key=engine_ctx.idempotency_key or "",
+            secrets=engine_ctx.secrets or NO_SECRETS,
         )
 
     def __repr__(self) -> str:

@@ -4,6 +4,7 @@ from cronflow_actors.engine.context import WorkflowInfo, WorkItemInfo
 from cronflow_actors.engine.states import TaskState, WorkflowState, WorkItemState
 from cronflow_actors.errors import ResumeError
 from cronflow_actors.net.durations import parse_duration
+from cronflow_actors.runtime.catalog import FlowTrigger, RateLimitInfo, WorkflowDescription
 from cronflow_actors.runtime.database import open_store, store_for
 from cronflow_actors.runtime.pauses import PausedRun
 from cronflow_actors.runtime.runs import (
@@ -14,19 +15,24 @@ from cronflow_actors.runtime.runs import (
     StepInfo,
 )
 from cronflow_actors.runtime.runtime import Runtime
+from cronflow_actors.runtime.shared_state import StateStats
 
 __all__ = [
+    "FlowTrigger",
     "Page",
     "PausedRun",
+    "RateLimitInfo",
     "ResumeError",
     "RunInfo",
     "RunResult",
     "RunStatus",
     "Runtime",
+    "StateStats",
     "StepInfo",
     "TaskState",
     "WorkItemInfo",
     "WorkItemState",
+    "WorkflowDescription",
     "WorkflowInfo",
     "WorkflowState",
     "open_store",
