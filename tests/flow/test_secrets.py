@@ -17,6 +17,11 @@ SECRET = "sk-live-7f3a9c1e5b"
 OTHER = "pw-for-the-subflow-42"
 
 
+def files_in(folder: Path) -> list[Path]:
+    """The database file and whatever SQLite keeps beside it (its WAL, its shared memory)."""
+    return [path for path in folder.iterdir() if path.is_file()]
+
+
 def billing(hooked: list[Any]) -> cf.Flow:
     child = cf.define("lookup", secrets={"db_password": OTHER}).step(
         "connect", lambda ctx: len(ctx.secrets["db_password"])
@@ -69,7 +74,7 @@ async def test_steps_conditions_and_hooks_read_secrets_that_are_never_stored_nor
     }
     assert hooked == [SECRET]
     assert SECRET not in repr(info)
-    written = b"".join(path.read_bytes() for path in tmp_path.iterdir() if path.is_file())
+    written = b"".join(path.read_bytes() for path in files_in(tmp_path))
     for value in (SECRET, OTHER, "eu-west"):
         assert value.encode() not in written, value
     logged = "\n".join(record.getMessage() for record in caplog.records)

@@ -51,10 +51,12 @@ async def test_a_replay_runs_again_from_the_recorded_trigger(
         clock.advance(600)
         replayed = await rt.wait(again)
         assert replayed.output == first.output
-        assert first.output["read"] == {"payload": {"amount": 30}, "tenant": "acme", "kind": "manual"}
+        read = {"payload": {"amount": 30}, "tenant": "acme", "kind": "manual"}
+        assert first.output["read"] == read
         assert charged == [30, 30]
         info = await rt.inspect(again)
-        assert (info.replay_of, info.payload, info.status) == (original, {"amount": 30}, "completed")
+        assert (info.replay_of, info.payload) == (original, {"amount": 30})
+        assert info.status == "completed"
         assert (await rt.inspect(original)).replay_of is None
 
         # a new payload; the recorded headers and kind stay

@@ -1,0 +1,11 @@
+"""An app for serve tests: two flows sharing the named queue "emails"; each run holds its place
+(paused for a human) until resumed."""
+
+import cronflow_actors as cf
+
+workflows = [
+    cf.define(name, queue="emails")
+    .human_in_the_loop("hold", description="hold the place")
+    .step("done", lambda ctx: ctx.payload)
+    for name in ("welcome", "digest")
+]
