@@ -4,15 +4,16 @@
 (or an override), headers, trigger kind and path parameters; the new run records
 ``replay_of``. It is a run like any other: durable, queued under the flow's limits, listed.
 
-Mocks (``mock_steps={"charge": fn}``) are per-run handler overrides: the run gets a definition
-of its own, compiled from the flow with those steps' functions replaced (their retry, timeout
-and ``on_error`` still apply), and kept in this process's memory under the run's id; the
-instance directory takes it instead of the registered one whenever it loads that run. Code is
-never stored: what is stored is a mark listing the run's mocked steps (key-value namespace
-``cronflow:replays``), written before the run starts and removed when it ends. A runtime that
-finds marks when it starts has lost those mocks: the runs go on with their other steps as
-usual, and a mocked step that still has to run fails with ``MockLostError`` (no retry, no
-fallback) instead of running the real handler it stood in for.
+Mocks (``mock_steps={"charge": fn}``) are per-run handler overrides, for replays and for any
+run started with ``Replays.trigger`` (a test harness on the real engine): the run gets a
+definition of its own, compiled from the flow with those steps' functions replaced (their
+retry, timeout and ``on_error`` still apply), and kept in this process's memory under the run's
+id; the instance directory takes it instead of the registered one whenever it loads that run.
+Code is never stored: what is stored is a mark listing the run's mocked steps (key-value
+namespace ``cronflow:replays``), written before the run starts and removed when it ends. A
+runtime that finds marks when it starts has lost those mocks: the runs go on with their other
+steps as usual, and a mocked step that still has to run fails with ``MockLostError`` (no retry,
+no fallback) instead of running the real handler it stood in for.
 """
 
 from __future__ import annotations
@@ -150,32 +151,45 @@ class Replays:
         self, run_id: str, *, payload: Any = None, mock_steps: Mapping[str, Any] | None = None
     ) -> str:
         recorded, workflow = await self._recorded(run_id)
+        stored_payload, trigger = unwrap_payload(recorded)
+        return await self.trigger(
+            workflow,
+            stored_payload if payload is None else payload,
+            mock_steps=mock_steps,
+            headers=trigger.headers,
+            kind=trigger.kind,
+            params=trigger.params,
+            replay_of=run_id,
+        )
+
+    async def trigger(
+        self,
+        workflow: str,
+        payload: Any,
+        *,
+        mock_steps: Mapping[str, Any] | None = None,
+        **trigger: Any,
+    ) -> str:
+        """Start a run of ``workflow`` (as ``Runs.trigger`` does, with its keyword arguments)
+        whose ``mock_steps`` replace those steps' functions for this run only. What a replay
+        does, and what a test harness can do to run a flow with mocks on the real engine."""
         flow = self._catalog.root(workflow)
         mocks = _checked_mocks(flow, mock_steps)
-        stored_payload, trigger = unwrap_payload(recorded)
-        new_id = self._new_id()
+        run_id = self._new_id()
         if mocks:
 
             def mocked(node: Node) -> Node:
                 return msgspec.structs.replace(node, handler=mocks[node.id])
 
             spec = with_handlers(flow, mocked, set(mocks)).build()
-            await self._mark(new_id, sorted(mocks))
-            self._pinned[new_id] = spec
+            await self._mark(run_id, sorted(mocks))
+            self._pinned[run_id] = spec
         try:
-            return await self._trigger(
-                workflow,
-                stored_payload if payload is None else payload,
-                headers=trigger.headers,
-                kind=trigger.kind,
-                params=trigger.params,
-                instance_id=new_id,
-                replay_of=run_id,
-            )
+            return await self._trigger(workflow, payload, instance_id=run_id, **trigger)
         except BaseException:
             if mocks:
-                self._pinned.pop(new_id, None)
-                await self._unmark(new_id)
+                self._pinned.pop(run_id, None)
+                await self._unmark(run_id)
             raise
 
     async def _recorded(self, run_id: str) -> tuple[Any, str]:
