@@ -9,3 +9,6 @@ workflows = [
     .step("done", lambda ctx: ctx.payload)
     for name in ("welcome", "digest")
 ]
+
+runtime = cf.Runtime(workflows=workflows, queues={"emails": 1})
+"""The same flows in a Runtime the app builds itself (its queues are its own)."""

@@ -55,7 +55,13 @@ def test_serve_limits_a_named_queue_as_its_settings_say(tmp_path: Path) -> None:
     assert "does not configure" not in served.output()
 
 
-def test_a_bad_queue_flag_is_a_usage_error(tmp_path: Path) -> None:
-    from cronflow_actors.cli.main import main
+def test_bad_queue_flags_are_usage_errors(tmp_path: Path) -> None:
+    from tests.test_cli import cli
 
-    assert main(["serve", APP, "--db", str(tmp_path / "x.db"), "--queue", "emails"]) == 2
+    db = str(tmp_path / "x.db")
+    bad = cli("serve", APP, "--db", db, "--queue", "emails", cwd=ROOT)
+    assert (bad.returncode, "NAME=N" in bad.stderr) == (2, True)
+    # an app that builds its own Runtime sets its queues there: flags cannot reach them
+    own = cli("serve", "tests.serve_queue_app:runtime", "--db", db, "--queue", "e=3", cwd=ROOT)
+    assert (own.returncode, "Runtime(queues=...)" in own.stderr) == (2, True), own.stderr
+    assert not (tmp_path / "x.db").exists()
