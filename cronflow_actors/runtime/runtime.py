@@ -334,6 +334,8 @@ class Runtime(StateMethods):
             for flow_id, flow_secrets in secrets.items():
                 if flow_secrets:
                     self._secrets[flow_id] = flow_secrets
+                else:  # registered again without secrets
+                    self._secrets.pop(flow_id, None)
             self.queues.configure(
                 spec.id,
                 concurrency=spec.concurrency,
@@ -551,6 +553,7 @@ class Runtime(StateMethods):
     async def get_paused(self, token: str) -> PausedRun:
         """The run paused for a human with this resume token; ``ResumeError`` if no run is
         paused with it (``.ended`` when its pause is over)."""
+        self._check_running("read a pause")
         return await self.pauses.get(token)
 
     # -- work item calls ---------------------------------------------------------------------------
