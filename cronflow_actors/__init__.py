@@ -20,11 +20,13 @@ from cronflow_actors.flow import (
     FlowContext,
     Hooks,
     PollContext,
+    RateLimit,
     Retry,
     WebhookProblem,
     WebhookRequest,
     WebhookResponse,
     define,
+    env,
 )
 from cronflow_actors.messages.engine import Principal, Stats
 from cronflow_actors.runtime import (
@@ -37,7 +39,9 @@ from cronflow_actors.runtime import (
     RunResult,
     RunStatus,
     Runtime,
+    StateStats,
     StepInfo,
+    WorkflowDescription,
 )
 
 try:
@@ -55,12 +59,14 @@ __all__ = [
     "PollContext",
     "Principal",
     "PublishResult",
+    "RateLimit",
     "ResumeError",
     "Retry",
     "RunInfo",
     "RunResult",
     "RunStatus",
     "Runtime",
+    "StateStats",
     "Stats",
     "StepInfo",
     "TaskState",
@@ -69,10 +75,12 @@ __all__ = [
     "WebhookResponse",
     "WorkItemInfo",
     "WorkItemState",
+    "WorkflowDescription",
     "WorkflowInfo",
     "WorkflowState",
     "__version__",
     "define",
+    "env",
     "errors",
     "net",
 ]

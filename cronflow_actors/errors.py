@@ -2,6 +2,7 @@
 
     CronflowError
     ├── ConfigurationError            a setting has a value that cannot be used
+    │   └── MissingSecretError           a flow's secret names an environment variable that is unset
     ├── ActorSystemError
     │   ├── ActorSystemNotRunningError   spawn or lookup on a system that is not running
     │   ├── ActorNameTakenError          an actor was spawned with a name already in use
@@ -18,6 +19,7 @@
     │   ├── ResumeError                  a resume token that is unknown, or whose pause ended
     │   ├── InvalidEventError            every flow listening for an event refused its payload
     │   ├── RunFailedError               how a run failed, when its step's exception is not at hand
+    │   ├── MockLostError                a replay's mocked step ran after a restart lost its mock
     │   ├── InvalidStateTransitionError  an element cannot go from its state to the requested one
     │   ├── InvalidPolicyResultError     a completion policy returned something else
     │   ├── AutoTriggerAlreadySetError   an activity set a second auto-trigger on one work item
@@ -73,6 +75,8 @@ __all__ = [
     "LeaseError",
     "LeaseHeldError",
     "LeaseLostError",
+    "MissingSecretError",
+    "MockLostError",
     "MutationRejectedError",
     "NotFoundError",
     "ResumeError",
@@ -111,6 +115,30 @@ class ConfigurationError(CronflowError, ValueError):
         self.value = value
         self.expected = expected
         super().__init__(f"setting {setting!r} has the value {value!r}; expected {expected}")
+
+
+class MissingSecretError(ConfigurationError, LookupError):
+    """A flow's secret reads an environment variable that is not set (``cf.env("API_KEY")``).
+
+    Raised by ``Runtime.register`` (which then registers nothing), listing every missing
+    variable of the flow and its subflows; and, should a variable disappear later, by reading
+    ``ctx.secrets[key]`` in a step (the step fails with this error). The message names the
+    flow, the secrets and the variables, never a secret's value.
+    """
+
+    def __init__(self, workflow: str, missing: list[tuple[str, str]]) -> None:
+        self.workflow = workflow
+        self.missing = list(missing)
+        """(secret key, environment variable) pairs."""
+        names = ", ".join(f"{key!r} (${variable})" for key, variable in self.missing)
+        CronflowError.__init__(
+            self,
+            f"flow {workflow!r}: the secrets {names} read environment variables that are not "
+            "set; set them in the runtime's environment and register the flow again",
+        )
+        self.setting = "secrets"
+        self.value = [key for key, _ in self.missing]
+        self.expected = "environment variables that are set"
 
 
 class ActorSystemError(CronflowError):
@@ -488,6 +516,26 @@ class StepFailedError(RunFailedError):
     """A step's failure as its record keeps it: ``ctx.error`` in the ``on_error`` fallback of a
     ``parallel``, ``race``, ``for_each``, ``batch``, ``subflow`` or ``wait_for_event``, whose
     failure was caught after the fact (``type`` and ``attributes`` as in ``RunFailedError``)."""
+
+
+class MockLostError(EngineError):
+    """A step of a replay with ``mock_steps`` had to run after a restart, and its mock was gone.
+
+    Mocks are code: they are kept in the memory of the runtime that started the replay, never
+    in the store. When that runtime stops before the replay ends, the next one runs the replay's
+    other steps as usual, but a mocked step that still has to run fails with this error (with
+    no retry and no ``on_error`` fallback) rather than run the real handler the mock stood in
+    for. Replay the original run again to start over.
+    """
+
+    def __init__(self, run_id: str, step: str) -> None:
+        self.run_id = run_id
+        self.step = step
+        super().__init__(
+            f"step {step!r} of replay {run_id!r} was mocked, and its mock was lost when the "
+            "runtime that started the replay stopped (mocks are never stored); the real "
+            "handler was not run. Replay the original run again"
+        )
 
 
 class InvalidStateTransitionError(EngineError):

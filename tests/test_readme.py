@@ -56,3 +56,36 @@ def test_the_signed_webhook_client_in_the_readme_is_accepted(tmp_path: Path) -> 
         assert httpx.post(url, content=body, headers=headers).status_code == 401  # a replay
         _, other = namespace["signed"]("another secret", {"order": 7})
         assert httpx.post(url, content=body, headers=other).status_code == 401
+
+
+def _section_code(title: str, db: str) -> str:
+    section = README.read_text().split(f"### {title}\n", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    return code.replace(f'db="{db}"', 'db=":memory:"')
+
+
+async def test_the_limits_and_secrets_example_in_the_readme_runs(
+    capsys: Any, monkeypatch: Any
+) -> None:
+    monkeypatch.setenv("MAIL_API_KEY", "test-key")  # so the example's setdefault leaves no trace
+    namespace: dict[str, Any] = {}
+    code = _section_code("Limits, queues and secrets", "mail.db")
+    exec(compile(code, "README.md", "exec"), namespace)
+    await namespace["main"]()
+    assert capsys.readouterr().out.splitlines() == [
+        "{'to': 'ada@example.com', 'signed': True}",
+        "[('weekly-digest', 'weekly-digest', []), ('welcome-email', 'Welcome e-mail', ['email'])]",
+    ]
+
+
+async def test_the_replay_and_state_example_in_the_readme_runs(capsys: Any) -> None:
+    namespace: dict[str, Any] = {}
+    code = _section_code("Replays and state shared across runs", "payments.db")
+    exec(compile(code, "README.md", "exec"), namespace)
+    await namespace["main"]()
+    assert capsys.readouterr().out.splitlines() == [
+        "receipt for 50",
+        "receipt for 0",
+        "True",
+        "1",
+    ]

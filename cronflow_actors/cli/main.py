@@ -80,7 +80,19 @@ def _settings(args: argparse.Namespace) -> Any:
     names += ["max_json_depth", "header_timeout", "body_timeout", "keep_alive"]
     names += ["max_connections", "retention", "metrics_token", "metrics_port"]
     overrides = {name: getattr(args, name, None) for name in names}
+    overrides["queues"] = _queues(getattr(args, "queue", None) or [])
     return load_config(getattr(args, "config", None), overrides=overrides)
+
+
+def _queues(given: list[str]) -> dict[str, int] | None:
+    """``--queue emails=5`` flags as a dict (None when there are none)."""
+    queues: dict[str, int] = {}
+    for entry in given:
+        name, _, limit = entry.partition("=")
+        if not name or not limit.strip().isdigit() or int(limit) < 1:
+            raise ConfigurationError("--queue", entry, "NAME=N with N a whole number >= 1")
+        queues[name.strip()] = int(limit)
+    return queues or None
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -247,6 +259,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--metrics-token", default=None, help="bearer token /metrics requires")
     serve.add_argument(
         "--metrics-port", type=int, default=None, help="serve /metrics on this port instead"
+    )
+    serve.add_argument(
+        "--queue",
+        action="append",
+        default=None,
+        metavar="NAME=N",
+        help="a named queue's concurrency (repeat for more; adds to [queues] of --config)",
     )
     serve.add_argument("--log-level", default=None, help="critical, error, warning, info, debug")
     serve.add_argument("--log-format", default=None, help="text or json")

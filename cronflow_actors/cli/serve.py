@@ -61,6 +61,13 @@ def serve(settings: Any) -> int:
     app_spec = settings.app or DEFAULT_APP
     target = load_app(app_spec)
     if isinstance(target, Runtime):
+        if settings.queues:
+            raise ConfigurationError(
+                "queues",
+                settings.queues,
+                "queues given to the Runtime that APP builds (Runtime(queues=...)); the "
+                "settings' queues apply when APP is a list of workflows",
+            )
         runtime = target
     elif isinstance(target, list | tuple):
         runtime = Runtime(
@@ -70,6 +77,7 @@ def serve(settings: Any) -> int:
             lease_seconds=settings.lease_seconds,
             wait_for_lease=settings.wait_for_lease,
             retention=parse_duration(settings.retention),
+            queues=settings.queues,
         )
     else:
         raise ConfigurationError("APP", app_spec, "a Runtime or a list of workflows")

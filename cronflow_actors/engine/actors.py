@@ -30,7 +30,7 @@ import contextlib
 import inspect
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import msgspec
@@ -125,7 +125,9 @@ class EngineServices:
     committed snapshot body and, for a failure a handler raised in this process, the exception;
     ``on_stopped(instance_id, ref)`` of an instance actor that stopped (finished, passivated or
     failed); ``on_changes`` gets the state-change messages of every durable
-    transaction. ``passivate``: whether idle instances leave memory.
+    transaction. ``passivate``: whether idle instances leave memory. ``secrets``: workflow
+    name -> what ``ctx.secrets`` is in that workflow's user code (kept by the runtime, which
+    may add to it; only in memory).
     """
 
     def __init__(
@@ -140,7 +142,9 @@ class EngineServices:
         on_changes: Callable[[list[Message]], None] | None = None,
         tokens: Callable[[], str] | None = None,
         passivate: bool = True,
+        secrets: Mapping[str, Any] | None = None,
     ) -> None:
+        self.secrets: Mapping[str, Any] = secrets if secrets is not None else {}
         self.store = store
         self.clock = clock
         self.registry = registry
@@ -291,6 +295,7 @@ class WorkflowActor(LoopActor):
             principal=principal,
             state_access=self._state_access,
             tokens=self.services.tokens,
+            secrets=self.services.secrets,
         )
         root = self.state.workflows.get(self.instance_id)
         was_final = root is not None and is_final(root.state)
@@ -458,6 +463,9 @@ class WorkflowActor(LoopActor):
         ctx.last = workflow.last
         ctx.state = self._state_access
         ctx.run_blocking = self.system.run_blocking
+        secrets = self.services.secrets
+        if secrets:
+            ctx.secrets = secrets.get(workflow.name)
         return ctx
 
     def _definition(self, item: WorkItemRecord) -> Any:

@@ -230,7 +230,8 @@ class Context:
     - ``payload`` and ``outputs``: the workflow's initialize payload and the latest output of each
       of its tasks; ``output``: the completing task's output (routers);
     - ``transition`` and ``stats`` (policies), ``route`` (routers), ``principal`` and
-      ``is_internal`` (actions), ``attempt`` and ``idempotency_key`` (handlers).
+      ``is_internal`` (actions), ``attempt`` and ``idempotency_key`` (handlers);
+    - ``secrets``: the secrets of the workflow it runs in, when the runtime has some for it.
     """
 
     __slots__ = (
@@ -251,6 +252,7 @@ class Context:
         "principal",
         "route",
         "run_blocking",
+        "secrets",
         "state",
         "stats",
         "task",
@@ -300,6 +302,7 @@ class Context:
         self.route = ROUTE
         self.error: Any = None
         self.state: Any = None
+        self.secrets: Any = None
         self.run_blocking: Any = None
         self.after_commit: Any = None
         """``ctx.after_commit(fn)``: call ``fn()`` once this change is durable (activities)."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import inspect
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import msgspec
@@ -60,8 +60,11 @@ class Transaction:
         principal: Principal | None = None,
         state_access: Any = None,
         tokens: Callable[[], str] | None = None,
+        secrets: Mapping[str, Any] | None = None,
     ) -> None:
         self.state = state
+        self.secrets = secrets
+        """Workflow name -> what ``ctx.secrets`` is in that workflow's user code."""
         self.new_token: Callable[[], str] = tokens or _random_token
         """A new resume token: unguessable (random), never derived from an id."""
         self.state_access = state_access
@@ -161,6 +164,8 @@ class Transaction:
         ctx.last = owner.last
         ctx.state = self.state_access
         ctx.after_commit = self.after_commit.append
+        if self.secrets:
+            ctx.secrets = self.secrets.get(owner.name)
         return ctx
 
     # -- wake-up rows ------------------------------------------------------------------------------

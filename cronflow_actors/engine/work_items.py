@@ -220,6 +220,7 @@ async def initialize(
         generation=record.generation,
         payload=payload,
         created_at=tx.now,
+        kind=definition.work_item.kind,
     )
     tx.state.work_items[item.id] = item
     record.children.append(item.id)

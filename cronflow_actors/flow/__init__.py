@@ -10,6 +10,7 @@ from cronflow_actors.flow.builder import Flow, define
 from cronflow_actors.flow.context import FlowContext, PollContext, RunRef, TriggerInfo
 from cronflow_actors.flow.cron import CatchUp, CronExpression, CronSchedule
 from cronflow_actors.flow.options import Hooks, Retry
+from cronflow_actors.flow.secrets import EnvSecret, Secrets, env
 from cronflow_actors.flow.triggers import (
     PollSpec,
     WebhookProblem,
@@ -17,22 +18,27 @@ from cronflow_actors.flow.triggers import (
     WebhookResponse,
     WebhookSpec,
 )
+from cronflow_actors.flow.workflow_options import RateLimit
 
 __all__ = [
     "CatchUp",
     "CronExpression",
     "CronSchedule",
+    "EnvSecret",
     "Flow",
     "FlowContext",
     "Hooks",
     "PollContext",
     "PollSpec",
+    "RateLimit",
     "Retry",
     "RunRef",
+    "Secrets",
     "TriggerInfo",
     "WebhookProblem",
     "WebhookRequest",
     "WebhookResponse",
     "WebhookSpec",
     "define",
+    "env",
 ]

@@ -23,6 +23,7 @@ from cronflow_actors.flow.triggers import (
     schema_problem,
     webhook_spec,
 )
+from cronflow_actors.flow.workflow_options import RateLimit, metadata_problems, rate_limit_of
 from cronflow_actors.net.durations import parse_duration
 from cronflow_actors.net.spec import NetSpec
 
@@ -114,17 +115,35 @@ class Flow:
         self,
         id: str,
         *,
+        name: str | None = None,
+        description: str | None = None,
+        tags: Iterable[str] = (),
         concurrency: int | None = None,
         timeout: float | str | None = None,
         hooks: Hooks | None = None,
-        description: str = "",
+        rate_limit: RateLimit | Mapping[str, Any] | None = None,
+        queue: str | None = None,
         version: str = "v1",
+        secrets: Mapping[str, Any] | None = None,
     ) -> None:
         self.id = id
-        self.description = description
+        self.name: str = name if isinstance(name, str) and name.strip() else str(id)
+        """What the flow is called in listings (its id unless given)."""
+        self.description = description if isinstance(description, str) else ""
+        if isinstance(tags, Iterable) and not isinstance(tags, str | bytes):
+            tags = tuple(tags)  # once: a generator is read here only
+        self.tags: tuple[str, ...] = tags if isinstance(tags, tuple) else ()
         self.version = version
         self.concurrency = concurrency
         self.hooks = hooks or Hooks()
+        self.queue = queue
+        """The named queue its runs wait in (its concurrency is set on the runtime)."""
+        self.secrets: Mapping[str, Any] = dict(secrets) if isinstance(secrets, Mapping) else {}
+        """Names to ``cf.env(...)`` or values: ``ctx.secrets`` (never persisted)."""
+        self._options_problems = metadata_problems(
+            name=name, description=description, tags=tags, queue=queue, secrets=secrets
+        )
+        self.rate_limit = rate_limit_of(rate_limit, self._options_problems)
         self._timeout = timeout
         self._root: list[Node] = []
         self._stack: list[tuple[IfNode, list[Node]]] = []
@@ -472,6 +491,7 @@ class Flow:
         ):
             problems.append(f"concurrency must be a whole number >= 1, got {self.concurrency!r}")
         self._seconds(self._timeout, "workflow timeout", problems=problems)
+        problems.extend(self._options_problems)
         for name in HOOK_NAMES:
             hook = getattr(self.hooks, name)
             if hook is not None and not callable(hook):
@@ -543,18 +563,39 @@ def walk(nodes: Iterable[Node]) -> Iterable[Node]:
 def define(
     id: str,
     *,
-    concurrency: int | None = None,
-    timeout: float | str | None = None,
+    name: str | None = None,
+    description: str | None = None,
+    tags: Iterable[str] = (),
     hooks: Hooks | None = None,
-    description: str = "",
+    timeout: float | str | None = None,
+    concurrency: int | None = None,
+    rate_limit: RateLimit | Mapping[str, Any] | None = None,
+    queue: str | None = None,
     version: str = "v1",
+    secrets: Mapping[str, Any] | None = None,
 ) -> Flow:
-    """Start a Cronflow-style workflow definition (see ``Flow``)."""
+    """Start a Cronflow-style workflow definition (see ``Flow``).
+
+    ``name``, ``description`` and ``tags`` describe the flow in ``Runtime.get_workflows()``
+    and ``GET /flows``. ``concurrency``: at most that many runs at once; ``rate_limit``
+    (``cf.RateLimit(count=10, per="1m")`` or ``{"count": 10, "per": "1m"}``): at most that many
+    run starts per window; ``queue``: its runs wait in the named FIFO queue, shared with the
+    other flows that name it, whose concurrency is set on the runtime
+    (``cf.Runtime(queues={"emails": 5})``). Runs over any limit wait in order in a durable
+    queue; none is dropped. ``secrets`` maps names to ``cf.env("VAR")`` or plain values, read
+    by steps as ``ctx.secrets[name]`` and never persisted. Every option is checked by
+    ``build()`` with the rest of the definition.
+    """
     return Flow(
         id,
+        name=name,
+        description=description,
+        tags=tags,
         concurrency=concurrency,
         timeout=timeout,
         hooks=hooks,
-        description=description,
+        rate_limit=rate_limit,
+        queue=queue,
         version=version,
+        secrets=secrets,
     )

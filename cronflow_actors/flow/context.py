@@ -7,6 +7,8 @@ from typing import Any
 
 import msgspec
 
+from cronflow_actors.flow.secrets import NO_SECRETS, Secrets
+
 __all__ = [
     "FlowContext",
     "PollContext",
@@ -41,13 +43,17 @@ def flow_payload(
     kind: str = "manual",
     params: Mapping[str, str] | None = None,
     raw_body: bytes | None = None,
+    replay_of: str | None = None,
 ) -> dict[str, Any]:
-    """How a flow run's trigger is stored as the workflow payload."""
+    """How a flow run's trigger is stored as the workflow payload (``replay_of``: the run it
+    replays)."""
     stored = {"payload": payload, "headers": dict(headers or {}), "kind": kind}
     if params:
         stored["params"] = dict(params)
     if raw_body is not None:
         stored["raw_body"] = bytes(raw_body)
+    if replay_of is not None:
+        stored["replay_of"] = replay_of
     return stored
 
 
@@ -83,7 +89,8 @@ class FlowContext:
     ``run.start_time``, ``state`` (persistent key-value state of this workflow:
     ``await ctx.state.get/set/incr/delete``), ``trigger.headers``, ``attempt`` (1 on the first
     try), ``idempotency_key`` (stable across retries and restarts), ``error`` (in ``on_error``
-    and ``on_failure``).
+    and ``on_failure``), ``secrets`` (the flow's ``define(secrets=...)``, read-only, never
+    persisted).
     """
 
     __slots__ = (
@@ -93,6 +100,7 @@ class FlowContext:
         "last",
         "payload",
         "run",
+        "secrets",
         "state",
         "step_name",
         "steps",
@@ -112,6 +120,7 @@ class FlowContext:
         idempotency_key: str = "",
         error: BaseException | None = None,
         step_name: str = "",
+        secrets: Secrets = NO_SECRETS,
     ) -> None:
         self.payload = payload
         self.step_name = step_name
@@ -123,6 +132,7 @@ class FlowContext:
         self.attempt = attempt
         self.idempotency_key = idempotency_key
         self.error = error
+        self.secrets = secrets
 
     @classmethod
     def of(cls, engine_ctx: Any, step_ids: frozenset[str]) -> FlowContext:
@@ -144,6 +154,7 @@ class FlowContext:
             attempt=engine_ctx.attempt or 1,
             idempotency_key=engine_ctx.idempotency_key or "",
             step_name=_step_name(engine_ctx),
+            secrets=engine_ctx.secrets or NO_SECRETS,
         )
 
     @classmethod
@@ -158,6 +169,7 @@ class FlowContext:
             run=RunRef(id=run.id, workflow_id=run.name, start_time=run.created_at),
             state=engine_ctx.state,
             trigger=trigger,
+            secrets=engine_ctx.secrets or NO_SECRETS,
         )
 
     def __repr__(self) -> str:

@@ -1,11 +1,11 @@
 """The HTTP edge: a Starlette app over one ``Runtime``, JSON in and out.
 
-Route groups (``routes/``): runs of flows, net workflows and work items, the flows' webhooks,
-and the system routes (``/healthz``, ``/readyz``, ``/metrics``, ``/openapi.json``). Every bad
-input gets a 4xx problem (``application/problem+json``, ``problems.py``) and changes nothing;
-requests are read strictly (``requests.py``); callers authenticate with bearer tokens compared
-in constant time, and webhooks may require signed requests (``auth.py``). The runtime starts and
-stops with the app's lifespan.
+Route groups (``routes/``): runs of flows, the flows registered, net workflows and work items,
+the flows' webhooks, and the system routes (``/healthz``, ``/readyz``, ``/metrics``,
+``/openapi.json``). Every bad input gets a 4xx problem (``application/problem+json``,
+``problems.py``) and changes nothing; requests are read strictly (``requests.py``); callers
+authenticate with bearer tokens compared in constant time, and webhooks may require signed
+requests (``auth.py``). The runtime starts and stops with the app's lifespan.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from cronflow_actors.http.edge import Edge
 from cronflow_actors.http.openapi import openapi_document
 from cronflow_actors.http.problems import exception_handlers
 from cronflow_actors.http.requests import BodyLimits
-from cronflow_actors.http.routes import runs, system, webhooks, workflows
+from cronflow_actors.http.routes import flows, runs, system, webhooks, workflows
 from cronflow_actors.messages import Principal
 from cronflow_actors.runtime import Runtime
 
@@ -95,6 +95,7 @@ def create_app(
     routes = [
         *system.routes(edge, document, with_metrics=serve_metrics),
         *runs.routes(edge),
+        *flows.routes(edge),
         *workflows.routes(edge),
         *webhooks.routes(edge),
     ]

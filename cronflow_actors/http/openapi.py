@@ -9,7 +9,7 @@ from typing import Any
 import msgspec
 
 from cronflow_actors.http.problems import MEDIA_TYPE, ProblemBody
-from cronflow_actors.http.routes.runs import StartRun
+from cronflow_actors.http.routes.runs import ReplayRun, StartRun
 from cronflow_actors.http.routes.workflows import WORK_ITEM_ACTIONS, StartWorkflow
 from cronflow_actors.runtime import (
     EventRefusal,
@@ -17,6 +17,7 @@ from cronflow_actors.runtime import (
     RunInfo,
     RunStatus,
     TaskState,
+    WorkflowDescription,
     WorkflowInfo,
     WorkItemInfo,
 )
@@ -62,6 +63,10 @@ class Resumed(msgspec.Struct):
     status: str
 
 
+class FlowList(msgspec.Struct):
+    flows: list[WorkflowDescription]
+
+
 class WorkflowStarted(msgspec.Struct):
     workflow_id: str
 
@@ -100,12 +105,15 @@ _FIXED: list[Any] = [
     RunStarted,
     WebhookAnswered,
     StartRun,
+    ReplayRun,
     RunInfo,
     RunPage,
     PausedPage,
     Canceled,
     Published,
     Resumed,
+    FlowList,
+    WorkflowDescription,
     StartWorkflow,
     WorkflowStarted,
     WorkflowView,
@@ -125,6 +133,9 @@ _OPERATIONS = {
     ("/runs", "post"): "startRun",
     ("/runs/{run_id}", "get"): "getRun",
     ("/runs/{run_id}/cancel", "post"): "cancelRun",
+    ("/runs/{run_id}/replay", "post"): "replayRun",
+    ("/flows", "get"): "listFlows",
+    ("/flows/{id}", "get"): "getFlow",
     ("/events/{name}", "post"): "publishEvent",
     ("/resume/{token}", "post"): "resumeRun",
     ("/paused", "get"): "listPaused",
@@ -139,7 +150,9 @@ _OPERATIONS = {
 
 _RUN = {"run_id": "$response.body#/run_id"}
 _LINKS: dict[tuple[str, str], dict[str, Any]] = {
-    ("startRun", "202"): {"getRun": _RUN, "cancelRun": _RUN},
+    ("startRun", "202"): {"getRun": _RUN, "cancelRun": _RUN, "replayRun": _RUN},
+    ("replayRun", "202"): {"getRun": _RUN, "cancelRun": _RUN},
+    ("listFlows", "200"): {"getFlow": {"id": "$response.body#/flows/0/id"}},
     ("listRuns", "200"): {"getRun": {"run_id": "$response.body#/runs/0/id"}},
     ("listPaused", "200"): {"resumeRun": {"token": "$response.body#/paused/0/token"}},
     ("startWorkflow", "201"): {
@@ -359,6 +372,30 @@ def _fixed_paths(b: _Builder) -> dict[str, Any]:
                 {"200": b.answer("canceled", Canceled)},
                 "404 409 503",
                 params=[path_param("run_id")],
+            )
+        },
+        "/runs/{run_id}/replay": {
+            "post": b.op(
+                "Start a new run of the run's flow from its recorded trigger (or a new payload)",
+                {"202": b.answer("the new run started", RunStarted, headers=_LOCATION)},
+                "400 404 503",
+                body={"anyOf": [{"$ref": b.refs[ReplayRun]}, {"type": "null"}]},
+                params=[path_param("run_id")],
+            )
+        },
+        "/flows": {
+            "get": b.op(
+                "The registered flows: name, description, tags, version, triggers, limits",
+                {"200": b.answer("the flows, by id", FlowList)},
+                "",
+            )
+        },
+        "/flows/{id}": {
+            "get": b.op(
+                "One registered flow",
+                {"200": b.answer("the flow", WorkflowDescription)},
+                "404",
+                params=[path_param("id")],
             )
         },
         "/events/{name}": {

@@ -304,6 +304,9 @@ class WorkItemRecord(msgspec.Struct, kw_only=True):
     """The class of the exception that failed it (``module.Name``), when a handler raised."""
     error_data: dict[str, Any] | None = None
     """That exception's public attributes that could be stored."""
+    kind: str = ""
+    """Its definition's kind (``step``, ``sleep``, ...), so a run can be shown without its
+    definition ("" in snapshots from before it was kept)."""
 
 
 class TaskRecord(msgspec.Struct, kw_only=True):

@@ -11,6 +11,7 @@ from cronflow_actors.flow.triggers import (
     schema_path,
 )
 from cronflow_actors.net.durations import parse_duration
+from cronflow_actors.runtime.catalog import FlowTrigger, RateLimitInfo, WorkflowDescription
 from cronflow_actors.runtime.database import open_store, store_for
 from cronflow_actors.runtime.events import EventRefusal, PublishResult
 from cronflow_actors.runtime.pauses import PausedRun
@@ -22,17 +23,21 @@ from cronflow_actors.runtime.runs import (
     StepInfo,
 )
 from cronflow_actors.runtime.runtime import Runtime
+from cronflow_actors.runtime.shared_state import StateStats
 
 __all__ = [
     "EventRefusal",
+    "FlowTrigger",
     "Page",
     "PausedRun",
     "PublishResult",
+    "RateLimitInfo",
     "ResumeError",
     "RunInfo",
     "RunResult",
     "RunStatus",
     "Runtime",
+    "StateStats",
     "StepInfo",
     "TaskState",
     "WebhookProblem",
@@ -41,6 +46,7 @@ __all__ = [
     "WebhookSpec",
     "WorkItemInfo",
     "WorkItemState",
+    "WorkflowDescription",
     "WorkflowInfo",
     "WorkflowState",
     "open_store",

@@ -8,6 +8,11 @@ then command-line flags, each overriding the one before; decoded (and checked) w
     [tokens.t-3f9a]                     # Authorization: Bearer t-3f9a
     id = "ada"
     scopes = ["review:write"]
+    [queues]                            # named queues' concurrency (define(..., queue="emails"))
+    emails = 5
+
+``queues`` is read from the file and from ``--queue NAME=N`` flags (which add to or override
+the file's), not from the environment.
 """
 
 from __future__ import annotations
@@ -57,6 +62,7 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     url: str = "http://127.0.0.1:8000"
     token: str | None = None
     tokens: dict[str, TokenConfig] = msgspec.field(default_factory=dict)
+    queues: dict[str, int] = msgspec.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -75,6 +81,11 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
         from cronflow_actors.net.durations import parse_duration
 
         parse_duration(self.retention)  # "30d", "12h", "0" (keep forever)
+        for name, limit in self.queues.items():
+            if not name or limit < 1:
+                raise ValueError(
+                    f"queues: {name!r} = {limit} must name a queue and allow >= 1 run at once"
+                )
 
     def principals(self) -> dict[str, Principal]:
         return {
@@ -83,7 +94,7 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
         }
 
 
-_FIELDS = frozenset(Config.__struct_fields__) - {"tokens"}
+_FIELDS = frozenset(Config.__struct_fields__) - {"tokens", "queues"}
 
 
 def load_config(
@@ -112,7 +123,10 @@ def load_config(
             data[key[9:].lower()] = value
             origin[key[9:].lower()] = f"environment variable {key}"
     for key, value in (overrides or {}).items():
-        if value is not None:
+        if key == "queues" and value and isinstance(data.get("queues"), dict):
+            data["queues"] = {**data["queues"], **value}  # flags add to the file's queues
+            origin[key] = f"{origin.get(key, 'the settings')} and --queue"
+        elif value is not None:
             data[key] = value
             origin[key] = f"--{key.replace('_', '-')}"
     try:

@@ -57,10 +57,14 @@ class InstanceDirectory:
         services: EngineServices,
         new_id: Callable[[], str],
         is_running: Callable[[], bool],
+        spec_of: Callable[[SnapshotRecord], NetSpec] | None = None,
     ) -> None:
         self._system = system
         self._store = store
         self._registry = registry
+        self._spec_of = spec_of or (lambda s: registry.get(s.workflow, s.version))
+        """The definition a stored instance runs on (the registered one, unless the runtime
+        keeps one of its own for that run: a replay with mocks)."""
         self._services = services
         self._new_id = new_id
         self._is_running = is_running
@@ -195,7 +199,7 @@ class InstanceDirectory:
             snapshot = await self._store.load_snapshot(instance_id)
             if snapshot is None:
                 raise NotFoundError("workflow instance", instance_id)
-            spec = self._registry.get(snapshot.workflow, snapshot.version)
+            spec = self._spec_of(snapshot)
             return self._refs.get(instance_id) or self._spawn(instance_id, spec, snapshot)
         finally:
             del self._activating[instance_id]

@@ -69,6 +69,18 @@ class Pauses:
         except InvalidStateTransitionError as error:
             raise ResumeError(token, f"the pause has already ended ({error})", ended=True) from None
 
+    async def get(self, token: str) -> PausedRun:
+        """The run paused with ``token``; ``ResumeError`` if there is none (``ended`` when its
+        pause is over)."""
+        if not isinstance(token, str) or not token:
+            raise ResumeError(str(token), "a resume token is a non-empty string")
+        wait = await self._store.find_wait("pause", token)
+        if wait is None:
+            raise ResumeError(token, "no run is paused with this token")
+        if wait.ended:
+            raise ResumeError(token, "the pause has already ended", ended=True)
+        return _paused(wait)
+
     async def list_paused(self, *, limit: int = 100, cursor: str | None = None) -> Page[PausedRun]:
         """The runs waiting for a human, oldest pause first, ``limit`` at a time."""
         check_limit(limit)

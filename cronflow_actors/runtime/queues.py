@@ -1,11 +1,21 @@
-"""Concurrency limits: a flow with ``concurrency=N`` runs at most N runs at once; the others wait
-in a durable FIFO queue.
+"""Run queues: the one way a run waits for its start.
+
+Three limits can hold a run back: its flow's ``concurrency`` (runs at once), its flow's
+``rate_limit`` (starts per sliding window) and the concurrency of the named ``queue`` it belongs
+to (shared by every flow that names it, set on the runtime). A run that may start at once and
+has nobody waiting before it starts; any other waits in a durable FIFO: the flow's own (keyed
+by its id), or the named queue's, shared with the other flows in it.
 
 A queued run is a row in the store (its id, payload and place), nothing in memory: its id is
-taken (a second start of it is refused) and it survives a restart. When a run of the flow ends,
-the first queued one starts, and its start deletes its row in the same transaction, so a crash
-can neither lose it nor start it twice. The runs counted as active are this flow's unfinished
-instances (running or waiting), read from the store at start.
+taken (a second start of it is refused) and it survives a restart. Its start deletes its row in
+the same transaction, so a crash can neither lose it nor start it twice. What the limits count
+comes from the store too, so a restart resets none of them: the runs counted as active are the
+flows' unfinished instances, and a rate limit's window holds the creation times of the flow's
+newest instances.
+
+Runs of one flow start in the order they were queued. In a named queue, a run whose own flow is
+at its limit lets the runs of other flows behind it go first (it keeps its place among its
+flow's runs); so one flow's rate limit does not stall a queue it shares.
 """
 
 from __future__ import annotations
@@ -13,29 +23,60 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
+from collections import deque
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from typing import Any
 
 import msgspec
 
-from cronflow_actors.errors import DuplicateInstanceError, InstanceExistsError
+from cronflow_actors.errors import ConfigurationError, DuplicateInstanceError, InstanceExistsError
+from cronflow_actors.flow.workflow_options import RateLimit, queue_key
 from cronflow_actors.kernel import Clock
 from cronflow_actors.messages import QueuedRun, encode
 from cronflow_actors.store import MISSING, Store
 
-__all__ = ["ConcurrencyQueues"]
+__all__ = ["RunQueues", "check_queue_limits"]
 
 logger = logging.getLogger(__name__)
 
 _decode = msgspec.msgpack.Decoder().decode
 _LEGACY = "cronflow:queues"
 """Where queues were kept before version 2 of the schema (moved into the queue table)."""
+_PAGE = 100
 
 Start = Callable[[str, Any, str | None, bool], Awaitable[str]]
 """``start(workflow, payload, instance_id, dequeued) -> run id``."""
 
 
-class ConcurrencyQueues:
+def check_queue_limits(queues: Any) -> dict[str, int]:
+    """``Runtime(queues=...)``: queue names to concurrency limits (whole numbers >= 1)."""
+    if queues is None:
+        return {}
+    if not isinstance(queues, Mapping):
+        raise ConfigurationError("queues", queues, 'a dict of queue names to limits: {"emails": 5}')
+    for name, limit in queues.items():
+        if not isinstance(name, str) or not name:
+            raise ConfigurationError("queues", queues, "queue names that are non-empty strings")
+        if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+            raise ConfigurationError(
+                f"queues[{name!r}]", limit, "a whole number >= 1 (runs of the queue at once)"
+            )
+    return dict(queues)
+
+
+class _Limits(msgspec.Struct, frozen=True):
+    """What holds back the runs of one flow."""
+
+    concurrency: int | None
+    rate: tuple[int, float] | None
+    """(count, window in seconds)."""
+    queue: str | None
+    """The named queue it belongs to."""
+    fifo: str
+    """The key of the FIFO its runs wait in."""
+
+
+class RunQueues:
     def __init__(
         self,
         *,
@@ -44,70 +85,131 @@ class ConcurrencyQueues:
         start: Start,
         new_id: Callable[[], str],
         spawn: Callable[[Coroutine[Any, Any, None], str], Any],
+        queue_limits: Mapping[str, int] | None = None,
     ) -> None:
         self._store = store
         self._clock = clock
         self._start = start
         self._new_id = new_id
         self._spawn = spawn
-        self._limits: dict[str, int] = {}
+        self._queue_limits = dict(queue_limits or {})
+        self._flows: dict[str, _Limits] = {}
         self._active: dict[str, set[str]] = {}
+        """Unfinished runs of the flows whose concurrency (or queue's) is limited."""
+        self._starts: dict[str, deque[float]] = {}
+        """The latest start times of each rate-limited flow (at most ``count``)."""
         self._queued: dict[str, int] = {}
+        """FIFO key -> how many runs wait in it."""
         self._locks: dict[str, asyncio.Lock] = {}
+        self._wakeups: dict[str, tuple[float, asyncio.Task[None]]] = {}
+        """FIFO key -> when its next run's rate window opens, and the task that waits for it."""
         self._started: dict[str, asyncio.Future[None]] = {}
         """Queued runs someone waits for -> resolved when they start."""
 
+    # -- configuration --------------------------------------------------------------------------
+
+    def configure(
+        self,
+        workflow: str,
+        *,
+        concurrency: int | None = None,
+        rate_limit: RateLimit | None = None,
+        queue: str | None = None,
+    ) -> None:
+        """The limits of a registered flow (its registration replaces what was set before)."""
+        rate = (rate_limit.count, rate_limit.seconds) if rate_limit is not None else None
+        fifo = queue_key(queue) if queue is not None else workflow
+        self._flows[workflow] = _Limits(concurrency, rate, queue, fifo)
+        if queue is not None and queue not in self._queue_limits:
+            logger.warning(
+                "flow %r puts its runs in queue %r, which this runtime does not configure: they "
+                "start without a queue limit; set Runtime(queues={%r: N}) (or [queues] in the "
+                "settings of serve) to limit them",
+                workflow,
+                queue,
+                queue,
+            )
+
     def limit(self, workflow: str, concurrency: int | None) -> None:
-        if concurrency is None:
-            self._limits.pop(workflow, None)
-        else:
-            self._limits[workflow] = concurrency
+        """Set only a flow's concurrency (no rate limit, no named queue)."""
+        self.configure(workflow, concurrency=concurrency)
 
     def limited(self, workflow: str) -> bool:
-        return workflow in self._limits
+        """Whether a run of ``workflow`` may have to wait for its start."""
+        limits = self._flows.get(workflow)
+        if limits is None:
+            return False
+        return (
+            limits.concurrency is not None
+            or limits.rate is not None
+            or (limits.queue is not None and limits.queue in self._queue_limits)
+        )
+
+    # -- runs -------------------------------------------------------------------------------------
 
     async def restore(self, workflow: str) -> None:
-        """After a start or a registration: count the flow's unfinished runs, and start queued
-        ones while there is room."""
-        if workflow not in self._limits:
-            return
-        async with self._lock(workflow):
-            await self._adopt_legacy_queue(workflow)
-            self._active[workflow] = set(await self._store.unfinished_ids(workflow))
-            self._queued[workflow] = await self._store.queue_length(workflow)
-        await self._drain(workflow)
+        """After a registration while running: count the flow's runs, then start queued ones
+        while the limits allow."""
+        await self.restore_all([workflow])
+
+    async def restore_all(self, workflows: Iterable[str]) -> None:
+        """At start: count what the limits of every flow count (all of them first, so a
+        named queue sees the runs of all its flows), then start queued runs while they allow."""
+        fifos: list[str] = []
+        for workflow in workflows:
+            limits = self._flows.get(workflow)
+            if limits is None:
+                continue
+            async with self._lock(limits.fifo):
+                await self._count(workflow, limits)
+            if limits.fifo not in fifos:
+                fifos.append(limits.fifo)
+        for fifo in fifos:
+            await self._drain(fifo)
 
     async def trigger(self, workflow: str, payload: Any, instance_id: str | None) -> str:
-        """Start a run now if there is room under the limit and nobody waits before it, or put
-        it at the end of the queue; returns its id either way."""
-        async with self._lock(workflow):
-            active = self._active.setdefault(workflow, set())
-            if len(active) < self._limits[workflow] and not self._queued.get(workflow):
+        """Start a run now if every limit allows it and nobody waits before it, or put it at
+        the end of its FIFO; returns its id either way."""
+        limits = self._flows[workflow]
+        fifo = limits.fifo
+        async with self._lock(fifo):
+            now = self._clock.now()
+            allowed = self._allows(workflow, limits, now)
+            if allowed and not self._queued.get(fifo):
                 run_id = await self._start(workflow, payload, instance_id, False)
-                active.add(run_id)
+                self._account(workflow, limits, run_id, now)
                 return run_id
             run_id = instance_id or self._new_id()
             run = QueuedRun(
-                queue=workflow,
+                queue=fifo,
                 instance_id=run_id,
                 workflow=workflow,
                 payload=encode(payload),
-                queued_at=self._clock.now(),
+                queued_at=now,
             )
             try:
                 await self._store.enqueue(run)
             except DuplicateInstanceError:
                 raise InstanceExistsError(run_id) from None
-            self._queued[workflow] = self._queued.get(workflow, 0) + 1
-            return run_id
+            self._queued[fifo] = self._queued.get(fifo, 0) + 1
+        if allowed or limits.queue is not None:
+            # runs queued before it may start now (and it, after them); in a shared queue,
+            # runs of other flows may be all that waits before it
+            await self._drain(fifo)
+        elif limits.rate is not None:
+            self._wake_when_open(fifo, [workflow], now)
+        return run_id
 
     def finished(self, workflow: str, run_id: str) -> None:
-        """A run of ``workflow`` ended: its place goes to the first queued run."""
-        if workflow not in self._limits:
+        """A run of ``workflow`` ended: its place goes to the first queued run that may start."""
+        limits = self._flows.get(workflow)
+        if limits is None:
             return
-        self._active.setdefault(workflow, set()).discard(run_id)
-        if self._queued.get(workflow):
-            self._spawn(self._drain(workflow), f"queue {workflow}")
+        active = self._active.get(workflow)
+        if active is not None:
+            active.discard(run_id)
+        if self._queued.get(limits.fifo):
+            self._spawn(self._drain(limits.fifo), f"queue {limits.fifo}")
 
     async def wait_started(self, run_id: str) -> bool:
         """If ``run_id`` is queued, wait until it starts and return True; else False."""
@@ -122,29 +224,130 @@ class ConcurrencyQueues:
         await asyncio.shield(started)
         return True
 
-    async def _drain(self, workflow: str) -> None:
-        async with self._lock(workflow):
-            active = self._active.setdefault(workflow, set())
-            while self._queued.get(workflow) and len(active) < self._limits[workflow]:
-                head = await self._store.queued(workflow, limit=1)
-                if not head:
-                    self._queued[workflow] = 0
-                    return
-                run = head[0]
-                try:
-                    await self._start(workflow, _decode(run.payload), run.instance_id, True)
-                except Exception:
-                    logger.exception(
-                        "queued run %s of %s could not start; it stays queued",
-                        run.instance_id,
-                        workflow,
-                    )
-                    return
-                active.add(run.instance_id)
-                self._queued[workflow] -= 1
-                started = self._started.pop(run.instance_id, None)
-                if started is not None and not started.done():
-                    started.set_result(None)
+    # -- internals --------------------------------------------------------------------------------
+
+    async def _count(self, workflow: str, limits: _Limits) -> None:
+        if limits.fifo == workflow:
+            await self._adopt_legacy_queue(workflow)
+        named_limit = limits.queue is not None and limits.queue in self._queue_limits
+        if limits.concurrency is not None or named_limit:
+            self._active[workflow] = set(await self._store.unfinished_ids(workflow))
+        if limits.rate is not None:
+            count, window = limits.rate
+            since = self._clock.now() - window
+            starts = await self._store.run_starts(workflow, since=since, limit=count)
+            self._starts[workflow] = deque(sorted(starts), maxlen=count)
+        self._queued[limits.fifo] = await self._store.queue_length(limits.fifo)
+
+    def _allows(self, workflow: str, limits: _Limits, now: float) -> bool:
+        concurrency = limits.concurrency
+        if concurrency is not None and len(self._active.get(workflow, ())) >= concurrency:
+            return False
+        if limits.rate is not None and self._opens_at(workflow, limits, now) > now:
+            return False
+        return not self._queue_full(limits.queue)
+
+    def _opens_at(self, workflow: str, limits: _Limits, now: float) -> float:
+        """When the flow's rate window lets one more run start (``now`` if it does)."""
+        assert limits.rate is not None
+        count, window = limits.rate
+        starts = self._starts.get(workflow)
+        if starts is None or len(starts) < count:
+            return now
+        return max(now, starts[0] + window)
+
+    def _queue_full(self, queue: str | None) -> bool:
+        if queue is None:
+            return False
+        limit = self._queue_limits.get(queue)
+        if limit is None:
+            return False
+        running = sum(
+            len(self._active.get(name, ()))
+            for name, limits in self._flows.items()
+            if limits.queue == queue
+        )
+        return running >= limit
+
+    def _account(self, workflow: str, limits: _Limits, run_id: str, now: float) -> None:
+        active = self._active.get(workflow)
+        if active is not None:
+            active.add(run_id)
+        elif limits.concurrency is not None or limits.queue in self._queue_limits:
+            self._active[workflow] = {run_id}
+        if limits.rate is not None:
+            starts = self._starts.get(workflow)
+            if starts is None:
+                starts = self._starts[workflow] = deque(maxlen=limits.rate[0])
+            starts.append(now)
+
+    async def _drain(self, fifo: str) -> None:
+        """Start queued runs of ``fifo`` in order while their limits allow; runs of a flow
+        that is at its own limit are passed over (and keep their place)."""
+        async with self._lock(fifo):
+            now = self._clock.now()
+            blocked: set[str] = set()
+            rated: list[str] = []
+            after = 0
+            while self._queued.get(fifo):
+                page = await self._store.queued(fifo, limit=_PAGE, after=after)
+                if not page:
+                    if after == 0:
+                        self._queued[fifo] = 0
+                    break
+                for run in page:
+                    after = run.seq
+                    workflow = run.workflow
+                    limits = self._flows.get(workflow)
+                    if workflow in blocked or limits is None:
+                        blocked.add(workflow)  # not registered (yet): it waits for that
+                        continue
+                    if self._queue_full(limits.queue):
+                        return  # nothing more of this queue can start until a run ends
+                    if not self._allows(workflow, limits, now):
+                        blocked.add(workflow)
+                        if limits.rate is not None:
+                            rated.append(workflow)
+                        continue
+                    if not await self._start_queued(run, limits, now):
+                        blocked.add(workflow)
+                if len(page) < _PAGE:
+                    break
+            if rated:
+                self._wake_when_open(fifo, rated, now)
+
+    async def _start_queued(self, run: QueuedRun, limits: _Limits, now: float) -> bool:
+        try:
+            await self._start(run.workflow, _decode(run.payload), run.instance_id, True)
+        except Exception:
+            logger.exception(
+                "queued run %s of %s could not start; it stays queued",
+                run.instance_id,
+                run.workflow,
+            )
+            return False
+        self._account(run.workflow, limits, run.instance_id, now)
+        self._queued[limits.fifo] -= 1
+        started = self._started.pop(run.instance_id, None)
+        if started is not None and not started.done():
+            started.set_result(None)
+        return True
+
+    def _wake_when_open(self, fifo: str, workflows: list[str], now: float) -> None:
+        """Drain ``fifo`` again when the first of these flows' rate windows opens."""
+        due = min(self._opens_at(w, self._flows[w], now) for w in workflows)
+        pending = self._wakeups.get(fifo)
+        if pending is not None and not pending[1].done() and pending[0] <= due:
+            return
+        if pending is not None:
+            pending[1].cancel()
+
+        async def wake() -> None:
+            await self._clock.sleep_until(due)
+            self._wakeups.pop(fifo, None)
+            await self._drain(fifo)
+
+        self._wakeups[fifo] = (due, self._spawn(wake(), f"rate window of {fifo}"))
 
     async def _adopt_legacy_queue(self, workflow: str) -> None:
         legacy = await self._store.kv_get(_LEGACY, workflow, now=self._clock.now())
@@ -163,5 +366,5 @@ class ConcurrencyQueues:
                 await self._store.enqueue(run)
         await self._store.kv_delete(_LEGACY, workflow)
 
-    def _lock(self, workflow: str) -> asyncio.Lock:
-        return self._locks.setdefault(workflow, asyncio.Lock())
+    def _lock(self, fifo: str) -> asyncio.Lock:
+        return self._locks.setdefault(fifo, asyncio.Lock())

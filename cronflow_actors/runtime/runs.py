@@ -23,11 +23,12 @@ from cronflow_actors.engine.state_access import StateAccess
 from cronflow_actors.engine.transaction import call_user
 from cronflow_actors.errors import ConfigurationError, NotFoundError, RunFailedError
 from cronflow_actors.flow.context import FlowContext, RunRef, flow_payload, unwrap_payload
+from cronflow_actors.flow.secrets import NO_SECRETS, Secrets
 from cronflow_actors.kernel import Clock
 from cronflow_actors.messages import SnapshotRecord
-from cronflow_actors.messages.engine import InstanceState, WorkflowRecord
+from cronflow_actors.messages.engine import InstanceState, WorkflowRecord, WorkItemRecord
 from cronflow_actors.runtime.catalog import FlowCatalog
-from cronflow_actors.runtime.queues import ConcurrencyQueues
+from cronflow_actors.runtime.queues import RunQueues
 from cronflow_actors.store import Store
 
 __all__ = [
@@ -92,6 +93,10 @@ class RunInfo(msgspec.Struct, frozen=True, kw_only=True):
     steps: list[StepInfo] = msgspec.field(default_factory=list)
     created_at: float = 0.0
     finished_at: float | None = None
+    replay_of: str | None = None
+    """The run this one replays (``Runtime.replay``)."""
+    workflow_name: str | None = None
+    """The flow's ``define(name=...)`` (its id if none), while the flow is registered."""
 
 
 class Page(list[T], Generic[T]):
@@ -137,13 +142,15 @@ class Runs:
         registry: WorkflowRegistry,
         store: Store,
         clock: Clock,
-        queues: ConcurrencyQueues,
+        queues: RunQueues,
         start: StartRun,
         ready: Callable[[str], Awaitable[None]],
         read: Callable[[str], Awaitable[SnapshotRecord]],
         wait_workflow: Callable[[str], Awaitable[WorkflowInfo]],
         spawn: Callable[[Coroutine[Any, Any, None], str], Any],
+        secrets: Mapping[str, Secrets] | None = None,
     ) -> None:
+        self._secrets: Mapping[str, Secrets] = secrets if secrets is not None else {}
         self._catalog = catalog
         self._registry = registry
         self._store = store
@@ -167,12 +174,20 @@ class Runs:
         instance_id: str | None = None,
         params: Mapping[str, str] | None = None,
         raw_body: bytes | None = None,
+        replay_of: str | None = None,
     ) -> str:
         self._catalog.root(workflow)
         if instance_id is not None:
             check_instance_id(instance_id)
         await self._ready(workflow)  # a flow registered meanwhile: its queue is restored first
-        stored = flow_payload(payload, headers=headers, kind=kind, params=params, raw_body=raw_body)
+        stored = flow_payload(
+            payload,
+            headers=headers,
+            kind=kind,
+            params=params,
+            raw_body=raw_body,
+            replay_of=replay_of,
+        )
         if self._queues.limited(workflow):
             return await self._queues.trigger(workflow, stored, instance_id)
         return await self._start(workflow, stored, instance_id, False)
@@ -196,13 +211,16 @@ class Runs:
             queued = await self._store.queued_run(run_id)
             if queued is None:
                 raise NotFoundError("run", run_id) from None
-            payload, _trigger = unwrap_payload(msgspec.msgpack.decode(queued.payload))
+            stored = msgspec.msgpack.decode(queued.payload)
+            payload, _trigger = unwrap_payload(stored)
             return RunInfo(
                 id=run_id,
                 workflow=queued.workflow,
                 status=RunStatus.WAITING,
                 payload=payload,
                 created_at=queued.queued_at,
+                replay_of=_replay_of(stored),
+                workflow_name=self._name(queued.workflow),
             )
         return self.info(snapshot)
 
@@ -225,7 +243,13 @@ class Runs:
             steps=self._steps(state, root) if steps else [],
             created_at=root.created_at,
             finished_at=root.finished_at,
+            replay_of=_replay_of(root.payload),
+            workflow_name=self._name(root.name),
         )
+
+    def _name(self, workflow: str) -> str | None:
+        flow = self._catalog.flows.get(workflow)
+        return flow.name if flow is not None else None
 
     async def list_runs(
         self,
@@ -249,10 +273,17 @@ class Runs:
         next_cursor = encode_cursor(last.created_at, last.instance_id) if last else None
         return Page(runs, next_cursor)
 
-    def _kind(self, state: InstanceState, workflow_id: str, task: str) -> str:
-        root = self._registry.get(state.workflow, state.version)
+    def _kind(self, state: InstanceState, workflow_id: str, item: WorkItemRecord) -> str:
+        if item.kind:
+            return item.kind
+        # a snapshot from before work items kept their kind: ask the definition, if it is
+        # still registered (a run is shown without it, as "unknown")
+        try:
+            root = self._registry.get(state.workflow, state.version)
+        except LookupError:
+            return "unknown"
         spec = root.descendant(state.workflows[workflow_id].path)
-        definition = spec.tasks[task].work_item
+        definition = spec.tasks[item.task].work_item
         return str(definition.kind) if definition is not None else "subflow"
 
     def _steps(self, state: InstanceState, root: WorkflowRecord) -> list[StepInfo]:
@@ -262,7 +293,7 @@ class Runs:
                 continue  # never reached, or a construct's own plumbing
             items = [state.work_items[i] for i in record.children if i in state.work_items]
             children = [state.workflows[i] for i in record.children if i in state.workflows]
-            kind = self._kind(state, root.id, name) if items else "subflow"
+            kind = self._kind(state, root.id, items[0]) if items else "subflow"
             starts = [i.started_at for i in items if i.started_at] + [
                 c.created_at for c in children
             ]
@@ -337,6 +368,7 @@ class Runs:
             state=StateAccess(self._store, self._clock, f"workflow:{namespace}"),
             trigger=trigger,
             error=error,
+            secrets=self._secrets.get(workflow.name, NO_SECRETS),
         )
 
 
@@ -349,6 +381,11 @@ def failure_of(state: InstanceState, root: WorkflowRecord) -> RunFailedError:
     return RunFailedError(
         root.error or item.error or "failed", type=item.error_type, attributes=item.error_data
     )
+
+
+def _replay_of(stored: Any) -> str | None:
+    replayed = stored.get("replay_of") if isinstance(stored, dict) else None
+    return replayed if isinstance(replayed, str) else None
 
 
 def check_instance_id(instance_id: Any) -> None:

@@ -43,14 +43,17 @@ from cronflow_actors.engine.timers import TimerService
 from cronflow_actors.engine.transaction import Transaction
 from cronflow_actors.errors import (
     ConfigurationError,
+    MissingSecretError,
+    MockLostError,
     NotFoundError,
     RuntimeNotRunningError,
     StoreClosedError,
     StoreFailedError,
 )
 from cronflow_actors.flow.builder import Flow
+from cronflow_actors.flow.secrets import Secrets
 from cronflow_actors.kernel import ActorSystem, Clock, SystemClock
-from cronflow_actors.messages import Message, TimerRecord
+from cronflow_actors.messages import Message, SnapshotRecord, TimerRecord
 from cronflow_actors.messages.engine import (
     CancelWorkflow,
     InitializeWorkItem,
@@ -62,16 +65,18 @@ from cronflow_actors.messages.engine import (
     WorkItemAction,
 )
 from cronflow_actors.net.spec import NetSpec
-from cronflow_actors.runtime.catalog import FlowCatalog
+from cronflow_actors.runtime.catalog import FlowCatalog, WorkflowDescription, describe, flows_of
 from cronflow_actors.runtime.database import store_for
 from cronflow_actors.runtime.events import Events, PublishResult
 from cronflow_actors.runtime.instances import InstanceDirectory, root_of
 from cronflow_actors.runtime.ownership import DatabaseLease
 from cronflow_actors.runtime.pauses import PausedRun, Pauses
 from cronflow_actors.runtime.polls import Polls
-from cronflow_actors.runtime.queues import ConcurrencyQueues
+from cronflow_actors.runtime.queues import RunQueues, check_queue_limits
+from cronflow_actors.runtime.replays import Replays
 from cronflow_actors.runtime.runs import Page, RunInfo, RunResult, Runs, check_instance_id
 from cronflow_actors.runtime.schedules import Schedules
+from cronflow_actors.runtime.shared_state import SharedState, StateMethods
 from cronflow_actors.runtime.telemetry import Telemetry
 from cronflow_actors.store import Store
 
@@ -80,7 +85,7 @@ __all__ = ["Runtime"]
 logger = logging.getLogger(__name__)
 
 
-class Runtime:
+class Runtime(StateMethods):
     """The engine of one process. Use ``async with Runtime(...) as rt`` (or ``start``/``stop``).
 
     ``db`` is a SQLite file (created and migrated as needed) or ``":memory:"``; ``clock`` is
@@ -92,6 +97,9 @@ class Runtime:
     that); the others wait in the store until the window reaches them. ``retention``: finished
     runs older than this many seconds are pruned every ``prune_every`` seconds (default 30
     days; 0 or None keeps them forever; pruning runs every tenth of that, at most hourly).
+    ``queues``: the named queues' concurrency limits, ``{"emails": 5}``: at most that many runs
+    of the flows that say ``define(..., queue="emails")`` run at once, the others wait in one
+    durable FIFO (a queue a flow names but this leaves out runs without a limit, with a warning).
     """
 
     def __init__(
@@ -112,7 +120,9 @@ class Runtime:
         timer_window: int = 1000,
         retention: float | None = 30 * 86400,
         prune_every: float | None = None,
+        queues: Mapping[str, int] | None = None,
     ) -> None:
+        queue_limits = check_queue_limits(queues)
         self.clock: Clock = clock or SystemClock()
         self.store: Store = store or store_for(db, synchronous=synchronous)
         self.registry = WorkflowRegistry()
@@ -151,6 +161,8 @@ class Runtime:
         """Why the runtime stopped accepting work on its own (a lost lease), if it did."""
         self.recovered = 0
         self._abort_drain = False
+        self._secrets: dict[str, Secrets] = {}
+        """Flow id -> ``ctx.secrets`` of its runs (flows with secrets only; in memory only)."""
         self._services = EngineServices(
             store=self.store,
             clock=self.clock,
@@ -161,6 +173,7 @@ class Runtime:
             on_changes=self._changes,
             tokens=token_factory,
             passivate=passivate,
+            secrets=self._secrets,
         )
         self.instances = InstanceDirectory(
             system=self.system,
@@ -169,13 +182,15 @@ class Runtime:
             services=self._services,
             new_id=self._new_id,
             is_running=lambda: self.state == "running",
+            spec_of=self._spec_of,
         )
-        self.queues = ConcurrencyQueues(
+        self.queues = RunQueues(
             store=self.store,
             clock=self.clock,
             start=self._start_run,
             new_id=self._new_id,
             spawn=self._spawn,
+            queue_limits=queue_limits,
         )
         self.runs = Runs(
             catalog=self.catalog,
@@ -188,6 +203,22 @@ class Runtime:
             read=self.instances.read,
             wait_workflow=self.wait_workflow,
             spawn=self._spawn,
+            secrets=self._secrets,
+        )
+        self.replays = Replays(
+            catalog=self.catalog,
+            store=self.store,
+            clock=self.clock,
+            read=self.instances.read,
+            trigger=self.runs.trigger,
+            new_id=self._new_id,
+            spawn=self._spawn,
+        )
+        self.shared_state = SharedState(
+            store=self.store,
+            clock=self.clock,
+            known=self.catalog.root,
+            check=self._check_running,
         )
         self.pauses = Pauses(store=self.store, send=self.instances.send)
         self.events = Events(
@@ -244,10 +275,10 @@ class Runtime:
         self.lease.start_heartbeat(self.system)
         if self.retention is not None:
             self.system.create_task(self._prune_forever(), name="retention")
+        await self.replays.load()  # before any instance loads: which runs lost their mocks
         await self._recover(set(self.registry.names()))
         await self.timers.start(self.system)
-        for name in sorted(self.catalog.roots):
-            await self.queues.restore(name)
+        await self.queues.restore_all(sorted(self.catalog.roots))
         self.schedules.restart()
         self.polls.restart()
 
@@ -301,12 +332,30 @@ class Runtime:
     def register(self, spec: NetSpec | Flow, *, deprecated: bool = False) -> None:
         """Register a workflow version: a ``NetSpec`` or a ``cf.define(...)`` flow (checked and
         compiled here; ``InvalidWorkflowError`` lists every problem). On a running runtime,
-        its instances with work to run are loaded at once (calls that start it wait for that)."""
+        its instances with work to run are loaded at once (calls that start it wait for that).
+        A flow whose secrets read environment variables that are not set is refused with
+        ``MissingSecretError`` (naming them all)."""
         net_spec = self.catalog.compile(spec) if isinstance(spec, Flow) else spec
+        secrets: dict[str, Secrets] = {}
+        if isinstance(spec, Flow):
+            secrets = {flow.id: Secrets(flow.id, flow.secrets) for flow in flows_of(spec)}
+            missing = [pair for s in secrets.values() for pair in s.missing()]
+            if missing:
+                raise MissingSecretError(spec.id, missing)
         self.registry.register(net_spec, deprecated=deprecated)  # refused: nothing changed
         if isinstance(spec, Flow):
             self.catalog.add(spec)
-            self.queues.limit(spec.id, spec.concurrency)
+            for flow_id, flow_secrets in secrets.items():
+                if flow_secrets:
+                    self._secrets[flow_id] = flow_secrets
+                else:  # registered again without secrets
+                    self._secrets.pop(flow_id, None)
+            self.queues.configure(
+                spec.id,
+                concurrency=spec.concurrency,
+                rate_limit=spec.rate_limit,
+                queue=spec.queue,
+            )
         name = net_spec.name
         if self.state == "running" and name not in self._recovering:
             self._recovering[name] = self.system.create_task(
@@ -378,7 +427,11 @@ class Runtime:
         transaction). Callers have waited for the flow's recovery (``Runs.trigger``), or are
         part of it (the queue's restore)."""
         self._check_running("start a run")
-        spec = self.registry.for_new_instance(name)
+        spec = None
+        if instance_id is not None:
+            spec = self.replays.spec_for(instance_id, name, None)
+        if spec is None:
+            spec = self.registry.for_new_instance(name)
         command = StartWorkflow(payload=payload, dequeued=dequeued)
         return await self.instances.start(spec, command, instance_id)
 
@@ -482,6 +535,43 @@ class Runtime:
         ``on_event`` schema refused the payload. When every flow listening refused it,
         raises ``InvalidEventError`` and does nothing."""
         return await self.events.publish(name, payload)
+
+    async def emit(self, name: str, payload: Any = None) -> list[str]:
+        """``publish_event`` under Cronflow's other name for it."""
+        return await self.publish_event(name, payload)
+
+    async def replay(
+        self, run_id: str, *, payload: Any = None, mock_steps: Mapping[str, Any] | None = None
+    ) -> str:
+        """Start a new run of ``run_id``'s flow (its newest active version) from the run's
+        recorded trigger: its payload (or ``payload``, when given), headers, trigger kind and
+        path parameters. Returns the new run's id once its start is durable; the new run
+        shows ``replay_of`` in ``inspect`` and ``GET /runs/{id}``. Limits apply as to any run.
+
+        ``mock_steps={"step-id": fn}`` replaces those steps' functions for this run only (``fn``
+        takes what the step's function takes; the step's retry, timeout and ``on_error`` still
+        apply). Mocks are kept in this runtime's memory, never stored: if the runtime stops
+        before the replay ends, the next one runs its other steps as usual and fails a mocked
+        step that still has to run with ``MockLostError``, rather than run the real one.
+        ``NotFoundError`` for an unknown run or a flow no longer registered,
+        ``ConfigurationError`` for a mock of a step the flow does not have."""
+        self._check_running("replay a run")
+        return await self.replays.replay(run_id, payload=payload, mock_steps=mock_steps)
+
+    def get_workflows(self) -> list[WorkflowDescription]:
+        """The registered flows by id: id, name, description, tags, version, triggers, limits
+        and the names of their secrets."""
+        return self.catalog.descriptions()
+
+    def get_workflow(self, workflow_id: str) -> WorkflowDescription:
+        """One registered flow (``NotFoundError`` if none has that id)."""
+        return describe(self.catalog.root(workflow_id))
+
+    async def get_paused(self, token: str) -> PausedRun:
+        """The run paused for a human with this resume token; ``ResumeError`` if no run is
+        paused with it (``.ended`` when its pause is over)."""
+        self._check_running("read a pause")
+        return await self.pauses.get(token)
 
     # -- work item calls ---------------------------------------------------------------------------
 
@@ -628,8 +718,8 @@ class Runtime:
             if snapshot.workflow not in names:
                 continue
             try:
-                spec = self.registry.get(snapshot.workflow, snapshot.version)
-            except LookupError:
+                spec = self._spec_of(snapshot)
+            except (LookupError, MockLostError):
                 logger.warning(
                     "instance %s of %s %s not recovered: that version is not registered",
                     snapshot.instance_id,
@@ -678,8 +768,16 @@ class Runtime:
     def _timer_due(self, instance_id: str, timer_id: str) -> None:
         self.instances.deliver(instance_id, TimerFired(timer_id=timer_id))
 
+    def _spec_of(self, snapshot: SnapshotRecord) -> NetSpec:
+        """The definition a stored instance runs on: its registered version, or the one a
+        replay with mocks keeps for it."""
+        spec = self.replays.spec_for(snapshot.instance_id, snapshot.workflow, snapshot.version)
+        return spec or self.registry.get(snapshot.workflow, snapshot.version)
+
     def _finished(self, info: WorkflowInfo, body: bytes, raised: BaseException | None) -> None:
         self.runs.finished(info, body, raised)
+        if info.parent_id is None:
+            self.replays.finished(info.id)
         if info.id in self.instances:
             self._ended[info.id] = info
         for future in self._waiters.pop(info.id, ()):

@@ -137,6 +137,11 @@ class Store(Protocol):
         """Ids of the instances of ``workflow`` whose status is running or waiting."""
         ...
 
+    async def run_starts(self, workflow: str, *, since: float, limit: int) -> list[float]:
+        """When the newest instances of ``workflow`` created after ``since`` were created,
+        newest first, at most ``limit`` (what a rate limit counts after a restart)."""
+        ...
+
     async def load_journal(self, instance_id: str) -> list[JournalEntry]:
         """An instance's recorded outcomes, in the order they were recorded."""
         ...
@@ -244,6 +249,11 @@ class Store(Protocol):
 
     async def kv_purge_expired(self, now: float) -> int:
         """Delete every key expired at ``now``; returns how many."""
+        ...
+
+    async def kv_stats(self, now: float) -> dict[str, tuple[int, int]]:
+        """Per namespace: how many keys are stored, and how many of them have expired at
+        ``now`` (they stay until purged)."""
         ...
 
     def statistics(self) -> StoreStatistics:

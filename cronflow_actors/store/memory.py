@@ -333,6 +333,19 @@ class MemoryStore:
             if s.workflow == workflow and s.status in ("running", "waiting")
         ]
 
+    async def run_starts(self, workflow: str, *, since: float, limit: int) -> list[float]:
+        self._require_open("read recent run starts")
+        check_page(limit)
+        found = sorted(
+            (
+                (s.created_at, s.instance_id)
+                for s in self._snapshots.values()
+                if s.workflow == workflow and s.created_at > since
+            ),
+            reverse=True,
+        )
+        return [created_at for created_at, _ in found[:limit]]
+
     async def load_journal(self, instance_id: str) -> list[JournalEntry]:
         self._require_open("load a journal")
         return list(self._journal.get(instance_id, ()))
@@ -418,6 +431,14 @@ class MemoryStore:
         if entry is None or not is_live(entry[1], now):
             return default
         return entry[0]
+
+    async def kv_stats(self, now: float) -> dict[str, tuple[int, int]]:
+        self._require_open("count keys")
+        stats: dict[str, tuple[int, int]] = {}
+        for (namespace, _key), (_value, expires_at) in self._kv.items():
+            keys, expired = stats.get(namespace, (0, 0))
+            stats[namespace] = (keys + 1, expired + (not is_live(expires_at, now)))
+        return stats
 
     def statistics(self) -> StoreStatistics:
         return self._stats

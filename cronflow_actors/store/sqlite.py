@@ -397,6 +397,16 @@ class SQLiteStore:
         )
         return [row[0] for row in rows]
 
+    async def run_starts(self, workflow: str, *, since: float, limit: int) -> list[float]:
+        check_page(limit)
+        rows = await self._fetchall(
+            "SELECT created_at FROM instances WHERE workflow = ? AND created_at > ? "
+            "ORDER BY created_at DESC, instance_id DESC LIMIT ?",
+            (workflow, since, limit),
+            "read recent run starts",
+        )
+        return [float(row[0]) for row in rows]
+
     async def load_journal(self, instance_id: str) -> list[JournalEntry]:
         rows = await self._fetchall(
             "SELECT instance_id, work_item_id, attempt, step_id, outcome, output, error, "
@@ -518,6 +528,16 @@ class SQLiteStore:
         if not rows or not is_live(rows[0][1], now):
             return default
         return _decode_value(rows[0][0])
+
+    async def kv_stats(self, now: float) -> dict[str, tuple[int, int]]:
+        rows = await self._fetchall(
+            "SELECT namespace, COUNT(*), "
+            "SUM(CASE WHEN expires_at IS NOT NULL AND expires_at <= ? THEN 1 ELSE 0 END) "
+            "FROM kv GROUP BY namespace",
+            (now,),
+            "count keys",
+        )
+        return {row[0]: (int(row[1]), int(row[2])) for row in rows}
 
     def statistics(self) -> StoreStatistics:
         return self._writer.stats if self._writer is not None else StoreStatistics()

@@ -14,7 +14,7 @@ from cronflow_actors.http.problems import Problem
 from cronflow_actors.http.requests import query_int, query_text
 from cronflow_actors.runtime import RunInfo
 
-__all__ = ["routes", "run_json"]
+__all__ = ["ReplayRun", "routes", "run_json"]
 
 
 class StartRun(msgspec.Struct, forbid_unknown_fields=True):
@@ -23,6 +23,13 @@ class StartRun(msgspec.Struct, forbid_unknown_fields=True):
     workflow: str
     payload: Any = None
     instance_id: str | None = None
+
+
+class ReplayRun(msgspec.Struct, forbid_unknown_fields=True):
+    """``POST /runs/{run_id}/replay``: a payload to replay with instead of the recorded one
+    (none, or null: the recorded one)."""
+
+    payload: Any = None
 
 
 def run_json(info: RunInfo, *, steps: bool = True) -> dict[str, Any]:
@@ -81,6 +88,18 @@ def routes(edge: Edge) -> list[Route]:
         await runtime.cancel(run_id)
         return json_response({"run_id": run_id, "status": "canceled"})
 
+    async def replay_run(request: Request) -> Response:
+        edge.require(request)
+        body = await edge.json(request)
+        try:
+            replay = msgspec.convert(body if body is not None else {}, ReplayRun)
+        except msgspec.ValidationError as invalid:
+            raise Problem(
+                400, "invalid-body", f'expected nothing or {{"payload": ...}}: {invalid}'
+            ) from None
+        run_id = await runtime.replay(request.path_params["run_id"], payload=replay.payload)
+        return started(run_id)
+
     async def publish(request: Request) -> Response:
         edge.require(request)
         payload = await edge.json(request)
@@ -107,6 +126,7 @@ def routes(edge: Edge) -> list[Route]:
         route("/runs", get=list_runs, post=start_run),
         route("/runs/{run_id}", get=get_run),
         route("/runs/{run_id}/cancel", post=cancel_run),
+        route("/runs/{run_id}/replay", post=replay_run),
         route("/events/{name}", post=publish),
         route("/resume/{token}", post=resume),
         route("/paused", get=paused),

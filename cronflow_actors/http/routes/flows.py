@@ -1,0 +1,28 @@
+"""The registered Cronflow-style flows: what each is called, says and is tagged with, its
+version, triggers and limits (``Runtime.get_workflows()``)."""
+
+from __future__ import annotations
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from cronflow_actors.http.edge import Edge, json_response, route
+
+__all__ = ["routes"]
+
+
+def routes(edge: Edge) -> list[Route]:
+    runtime = edge.runtime
+
+    async def list_flows(request: Request) -> Response:
+        edge.require(request)
+        flows = [msgspec.to_builtins(flow) for flow in runtime.get_workflows()]
+        return json_response({"flows": flows})
+
+    async def get_flow(request: Request) -> Response:
+        edge.require(request)
+        return json_response(msgspec.to_builtins(runtime.get_workflow(request.path_params["id"])))
+
+    return [route("/flows", get=list_flows), route("/flows/{id}", get=get_flow)]

@@ -1,0 +1,261 @@
+"""Replays: a new run of a flow from another run's recorded trigger, with steps mocked if asked.
+
+``replay(run_id)`` starts a run of the flow's newest active version with the recorded payload
+(or an override), headers, trigger kind and path parameters; the new run records
+``replay_of``. It is a run like any other: durable, queued under the flow's limits, listed.
+
+Mocks (``mock_steps={"charge": fn}``) are per-run handler overrides, for replays and for any
+run started with ``Replays.trigger`` (a test harness on the real engine): the run gets a
+definition of its own, compiled from the flow with those steps' functions replaced (their
+retry, timeout and ``on_error`` still apply), and kept in this process's memory under the run's
+id; the instance directory takes it instead of the registered one whenever it loads that run.
+Code is never stored: what is stored is a mark listing the run's mocked steps (key-value
+namespace ``cronflow:replays``), written before the run starts and removed when it ends. A
+runtime that finds marks when it starts has lost those mocks: the runs go on with their other
+steps as usual, and a mocked step that still has to run fails with ``MockLostError`` (no retry,
+no fallback) instead of running the real handler it stood in for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import logging
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from typing import Any
+
+import msgspec
+
+from cronflow_actors.engine.actors import decode_state
+from cronflow_actors.errors import ConfigurationError, MockLostError, NotFoundError
+from cronflow_actors.flow.builder import Branch, Flow, IfNode, Node, walk
+from cronflow_actors.flow.context import unwrap_payload
+from cronflow_actors.kernel import Clock
+from cronflow_actors.messages import SnapshotRecord
+from cronflow_actors.net.spec import NetSpec
+from cronflow_actors.runtime.catalog import FlowCatalog
+from cronflow_actors.store import MISSING, Store
+
+__all__ = ["Replays", "mockable_steps", "with_handlers"]
+
+logger = logging.getLogger(__name__)
+
+_MARKS = ("cronflow:replays", "mocked")
+"""(namespace, key) of the marks: run id -> the ids of its mocked steps."""
+_STEP_OPTIONS = {"retry": None, "on_error": (), "cache": None, "circuit_breaker": None}
+"""Step options a lost mock's stand-in drops, so that nothing tries it again or falls back
+(or answers from a cache) as if the real handler had run."""
+
+
+def mockable_steps(flow: Flow) -> list[str]:
+    """The ids of a flow's nodes whose function a mock can replace (steps, actions, loops,
+    ``for_each`` and ``batch`` bodies; ``if_`` branches included, subflows not)."""
+    return [node.id for node in walk(flow._root) if getattr(node, "handler", None) is not None]
+
+
+def with_handlers(flow: Flow, replace: Callable[[Node], Node], ids: set[str]) -> Flow:
+    """A copy of ``flow`` whose nodes named in ``ids`` are ``replace(node)``; the flow itself
+    is not changed. Its ``build()`` compiles a definition of its own."""
+    clone = copy.copy(flow)
+    clone._root = _replaced(flow._root, replace, ids)
+    clone._spec = None
+    clone.waits, clone.humans = {}, {}
+    return clone
+
+
+def _replaced(nodes: list[Node], replace: Callable[[Node], Node], ids: set[str]) -> list[Node]:
+    result = []
+    for original in nodes:
+        node = replace(original) if original.id in ids else original
+        if isinstance(node, IfNode):
+            branches = [
+                Branch(name=b.name, condition=b.condition, nodes=_replaced(b.nodes, replace, ids))
+                for b in node.branches
+            ]
+            node = msgspec.structs.replace(node, branches=branches)
+        result.append(node)
+    return result
+
+
+class Replays:
+    def __init__(
+        self,
+        *,
+        catalog: FlowCatalog,
+        store: Store,
+        clock: Clock,
+        read: Callable[[str], Awaitable[SnapshotRecord]],
+        trigger: Callable[..., Awaitable[str]],
+        new_id: Callable[[], str],
+        spawn: Callable[[Coroutine[Any, Any, None], str], Any],
+    ) -> None:
+        self._catalog = catalog
+        self._store = store
+        self._clock = clock
+        self._read = read
+        self._trigger = trigger
+        self._new_id = new_id
+        self._spawn = spawn
+        self._pinned: dict[str, NetSpec] = {}
+        """Runs with mocks started here -> their own definition."""
+        self._lost: dict[str, list[str]] = {}
+        """Runs with mocks started by an earlier runtime -> their mocked steps."""
+        self._lock = asyncio.Lock()
+
+    async def load(self) -> None:
+        """At start: the marks left by an earlier runtime are runs whose mocks are lost."""
+        marks = await self._store.kv_get(*_MARKS, now=self._clock.now(), default={})
+        for run_id, steps in marks.items():
+            snapshot = await self._store.load_snapshot(run_id)
+            if snapshot is None and await self._store.queued_run(run_id) is None:
+                continue  # its start never became durable
+            if snapshot is not None and snapshot.terminal:
+                continue
+            self._lost[run_id] = list(steps)
+        if set(marks) != set(self._lost):
+            await self._store.kv_set(*_MARKS, dict(self._lost), now=self._clock.now())
+
+    # -- definitions of the runs with mocks -------------------------------------------------------
+
+    def spec_for(self, instance_id: str, workflow: str, version: str | None) -> NetSpec | None:
+        """The definition a run with mocks runs on, or None for any other run."""
+        if not self._pinned and not self._lost:
+            return None
+        spec = self._pinned.get(instance_id)
+        if spec is not None:
+            return spec
+        steps = self._lost.get(instance_id)
+        if steps is None:
+            return None
+        flow = self._catalog.flows.get(workflow)
+        if flow is None:
+            return None  # not registered: the caller says so
+        if version is not None and flow.version != version:
+            # the stand-ins can only be made from the version registered now; never fall back
+            # to the registered definition, whose real handlers the mocks stood in for
+            raise MockLostError(instance_id, ", ".join(steps))
+        spec = self._stand_ins(flow, instance_id, steps).build()
+        self._pinned[instance_id] = spec
+        return spec
+
+    def finished(self, run_id: str) -> None:
+        """A run ended: forget its mocks and remove its mark."""
+        if run_id in self._pinned or run_id in self._lost:
+            self._pinned.pop(run_id, None)
+            self._lost.pop(run_id, None)
+            self._spawn(self._unmark(run_id), f"unmark replay {run_id}")
+
+    # -- replay -----------------------------------------------------------------------------------
+
+    async def replay(
+        self, run_id: str, *, payload: Any = None, mock_steps: Mapping[str, Any] | None = None
+    ) -> str:
+        recorded, workflow = await self._recorded(run_id)
+        stored_payload, trigger = unwrap_payload(recorded)
+        return await self.trigger(
+            workflow,
+            stored_payload if payload is None else payload,
+            mock_steps=mock_steps,
+            headers=trigger.headers,
+            kind=trigger.kind,
+            params=trigger.params,
+            replay_of=run_id,
+        )
+
+    async def trigger(
+        self,
+        workflow: str,
+        payload: Any,
+        *,
+        mock_steps: Mapping[str, Any] | None = None,
+        **trigger: Any,
+    ) -> str:
+        """Start a run of ``workflow`` (as ``Runs.trigger`` does, with its keyword arguments)
+        whose ``mock_steps`` replace those steps' functions for this run only. What a replay
+        does, and what a test harness can do to run a flow with mocks on the real engine."""
+        flow = self._catalog.root(workflow)
+        mocks = _checked_mocks(flow, mock_steps)
+        run_id = self._new_id()
+        if mocks:
+
+            def mocked(node: Node) -> Node:
+                return msgspec.structs.replace(node, handler=mocks[node.id])
+
+            spec = with_handlers(flow, mocked, set(mocks)).build()
+            await self._mark(run_id, sorted(mocks))
+            self._pinned[run_id] = spec
+        try:
+            return await self._trigger(workflow, payload, instance_id=run_id, **trigger)
+        except BaseException:
+            if mocks:
+                self._pinned.pop(run_id, None)
+                await self._unmark(run_id)
+            raise
+
+    async def _recorded(self, run_id: str) -> tuple[Any, str]:
+        """The stored trigger (payload, headers, kind) of a run, and its flow."""
+        if not isinstance(run_id, str) or not run_id or "." in run_id:
+            raise NotFoundError("run", str(run_id))
+        try:
+            snapshot = await self._read(run_id)
+        except NotFoundError:
+            queued = await self._store.queued_run(run_id)
+            if queued is None:
+                raise NotFoundError("run", run_id) from None
+            return msgspec.msgpack.decode(queued.payload), queued.workflow
+        state = decode_state(snapshot.body)
+        root = state.workflows.get(state.id)
+        if root is None:
+            raise NotFoundError("run", run_id)
+        return root.payload, root.name
+
+    def _stand_ins(self, flow: Flow, run_id: str, steps: list[str]) -> Flow:
+        def stand_in(node: Node) -> Node:
+            async def lost(*_args: Any) -> Any:
+                raise MockLostError(run_id, node.id)
+
+            options = {
+                name: default
+                for name, default in _STEP_OPTIONS.items()
+                if name in type(node).__struct_fields__
+            }
+            return msgspec.structs.replace(node, handler=lost, **options)
+
+        return with_handlers(flow, stand_in, set(steps))
+
+    async def _mark(self, run_id: str, steps: list[str]) -> None:
+        async with self._lock:
+            now = self._clock.now()
+            marks = await self._store.kv_get(*_MARKS, now=now, default={})
+            marks[run_id] = steps
+            await self._store.kv_set(*_MARKS, marks, now=now)
+
+    async def _unmark(self, run_id: str) -> None:
+        try:
+            async with self._lock:
+                now = self._clock.now()
+                marks = await self._store.kv_get(*_MARKS, now=now, default=MISSING)
+                if marks is not MISSING and marks.pop(run_id, None) is not None:
+                    await self._store.kv_set(*_MARKS, marks, now=now)
+        except Exception as error:  # the next start drops a mark of a finished run
+            logger.warning("the replay mark of run %s was not removed: %s", run_id, error)
+
+
+def _checked_mocks(flow: Flow, mock_steps: Any) -> dict[str, Any]:
+    if mock_steps is None:
+        return {}
+    if not isinstance(mock_steps, Mapping):
+        raise ConfigurationError(
+            "mock_steps", mock_steps, 'a dict of step ids to functions: {"charge": fake_charge}'
+        )
+    known = mockable_steps(flow)
+    for step, mock in mock_steps.items():
+        if step not in known:
+            raise ConfigurationError(
+                "mock_steps", step, f"the id of a step of flow {flow.id!r} (one of {known})"
+            )
+        if not callable(mock):
+            raise ConfigurationError(
+                f"mock_steps[{step!r}]", mock, "a function taking what the step's function takes"
+            )
+    return dict(mock_steps)

@@ -1,0 +1,120 @@
+"""``define(secrets=...)``: steps, conditions and hooks read ``ctx.secrets``; a secret is never
+written to the database nor logged; a missing environment variable is refused at registration."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import cronflow_actors as cf
+from cronflow_actors.errors import MissingSecretError
+from cronflow_actors.kernel import ManualClock
+
+SECRET = "sk-live-7f3a9c1e5b"
+OTHER = "pw-for-the-subflow-42"
+
+
+def files_in(folder: Path) -> list[Path]:
+    """The database file and whatever SQLite keeps beside it (its WAL, its shared memory)."""
+    return [path for path in folder.iterdir() if path.is_file()]
+
+
+def billing(hooked: list[Any]) -> cf.Flow:
+    child = cf.define("lookup", secrets={"db_password": OTHER}).step(
+        "connect", lambda ctx: len(ctx.secrets["db_password"])
+    )
+    return (
+        cf.define(
+            "billing",
+            secrets={"api_key": cf.env("BILLING_API_KEY"), "region": "eu-west"},
+            hooks=cf.Hooks(on_success=lambda ctx: hooked.append(ctx.secrets["api_key"])),
+        )
+        .if_("has-key", lambda ctx: ctx.secrets["api_key"].startswith("sk-"))
+        .step("charge", lambda ctx: {"key_length": len(ctx.secrets["api_key"])})
+        .end_if()
+        .subflow("lookup", child)
+        .step(
+            "report",
+            lambda ctx: {
+                "region": ctx.secrets["region"] == "eu-west",
+                "names": sorted(ctx.secrets),
+                "shown": repr(ctx.secrets),
+                "charged": ctx.steps["charge"],
+                "child": ctx.last,
+            },
+        )
+    )
+
+
+async def test_steps_conditions_and_hooks_read_secrets_that_are_never_stored_nor_logged(
+    tmp_path: Path,
+    clock: ManualClock,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    monkeypatch.setenv("BILLING_API_KEY", SECRET)
+    hooked: list[Any] = []
+    with caplog.at_level(logging.DEBUG):
+        async with cf.Runtime(
+            db=tmp_path / "secrets.db", clock=clock, workflows=[billing(hooked)]
+        ) as rt:
+            run_id = await rt.trigger("billing", {"order": 7})
+            result = await rt.wait(run_id)
+            await rt.wait_idle()
+            info = await rt.inspect(run_id)
+    assert result.output == {
+        "region": True,
+        "names": ["api_key", "region"],
+        "shown": "Secrets(api_key=***, region=***)",
+        "charged": {"key_length": len(SECRET)},
+        "child": len(OTHER),  # a subflow's steps read its own flow's secrets
+    }
+    assert hooked == [SECRET]
+    assert SECRET not in repr(info)
+    written = b"".join(path.read_bytes() for path in files_in(tmp_path))
+    for value in (SECRET, OTHER, "eu-west"):
+        assert value.encode() not in written, value
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert SECRET not in logged
+    assert OTHER not in logged
+
+
+async def test_a_flow_whose_environment_variable_is_not_set_is_refused_at_registration(
+    rt: cf.Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("BILLING_API_KEY", raising=False)
+    with pytest.raises(MissingSecretError) as caught:
+        rt.register(billing([]))
+    message = str(caught.value)
+    assert "'api_key' ($BILLING_API_KEY)" in message
+    assert "set them in the runtime's environment" in message
+    assert rt.get_workflows() == []
+    assert rt.registry.names() == []
+
+
+async def test_secrets_are_read_when_a_step_reads_them(
+    rt: cf.Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ROTATING_KEY", "first")
+    rt.register(
+        cf.define("rotating", secrets={"key": cf.env("ROTATING_KEY")}).step(
+            "read", lambda ctx: ctx.secrets["key"]
+        )
+    )
+    assert (await rt.wait(await rt.trigger("rotating"))).output == "first"
+    monkeypatch.setenv("ROTATING_KEY", "second")
+    assert (await rt.wait(await rt.trigger("rotating"))).output == "second"
+    monkeypatch.delenv("ROTATING_KEY")
+    failed = await rt.wait(await rt.trigger("rotating"))
+    assert failed.status == "failed"
+    assert failed.error is not None
+    assert "MissingSecretError" in failed.error
+    assert "$ROTATING_KEY" in failed.error
+
+
+async def test_a_flow_without_secrets_has_an_empty_mapping(rt: cf.Runtime) -> None:
+    rt.register(cf.define("plain").step("read", lambda ctx: (dict(ctx.secrets), repr(ctx.secrets))))
+    assert (await rt.wait(await rt.trigger("plain"))).output == [{}, "Secrets()"]

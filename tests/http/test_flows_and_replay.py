@@ -1,0 +1,85 @@
+"""``GET /flows``, ``GET /flows/{id}`` and ``POST /runs/{id}/replay`` against a real server."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import cronflow_actors as cf
+from tests.http.conftest import Serve
+
+
+def flows() -> list[cf.Flow]:
+    return [
+        cf.define(
+            "orders",
+            name="Order processing",
+            description="From payment to shipping",
+            tags=["billing"],
+            rate_limit={"count": 100, "per": "1m"},
+            secrets={"api_key": "not for the API"},
+        )
+        .on_webhook("/webhooks/orders")
+        .on_event("order.created")
+        .step("take", lambda ctx: {"took": ctx.payload, "kind": ctx.trigger.kind}),
+        cf.define("plain").step("a", lambda ctx: None),
+    ]
+
+
+async def test_the_registered_flows_are_listed_with_what_they_say_about_themselves(
+    serve: Serve,
+) -> None:
+    _, client = await serve(flows())
+    listed = await client.get("/flows")
+    assert listed.status_code == 200
+    body = listed.json()
+    assert [flow["id"] for flow in body["flows"]] == ["orders", "plain"]
+    orders = body["flows"][0]
+    assert orders == {
+        "id": "orders",
+        "name": "Order processing",
+        "description": "From payment to shipping",
+        "tags": ["billing"],
+        "version": "v1",
+        "triggers": [
+            {"kind": "webhook", "method": "POST", "path": "/webhooks/orders"},
+            {"kind": "event", "event": "order.created"},
+        ],
+        "concurrency": None,
+        "rate_limit": {"count": 100, "per_seconds": 60.0},
+        "queue": None,
+        "secrets": ["api_key"],
+    }
+    assert "not for the API" not in listed.text
+    one = await client.get("/flows/orders")
+    assert (one.status_code, one.json()) == (200, orders)
+    missing = await client.get("/flows/nope")
+    assert missing.status_code == 404
+    assert missing.headers["content-type"] == "application/problem+json"
+    assert "registered flows: ['orders', 'plain']" in missing.json()["detail"]
+
+
+async def test_a_run_is_replayed_over_http(serve: Serve) -> None:
+    rt, client = await serve(flows())
+    started = await client.post("/webhooks/orders", json={"order": 7})
+    original = started.json()["run_id"]
+    await rt.wait(original, timeout=5)
+
+    replayed = await client.post(f"/runs/{original}/replay")
+    assert replayed.status_code == 202
+    again = replayed.json()["run_id"]
+    assert replayed.headers["location"] == f"/runs/{again}"
+    assert (await rt.wait(again, timeout=5)).output == {"took": {"order": 7}, "kind": "webhook"}
+    run: dict[str, Any] = (await client.get(f"/runs/{again}")).json()
+    assert (run["replay_of"], run["workflow_name"]) == (original, "Order processing")
+
+    other = await client.post(f"/runs/{original}/replay", json={"payload": {"order": 8}})
+    assert other.status_code == 202
+    output = (await rt.wait(other.json()["run_id"], timeout=5)).output
+    assert output == {"took": {"order": 8}, "kind": "webhook"}
+
+    unknown = await client.post("/runs/nope/replay")
+    assert unknown.status_code == 404
+    bad = await client.post(f"/runs/{original}/replay", json={"payload": 1, "mock_steps": {}})
+    assert bad.status_code == 400
+    assert bad.json()["type"] == "urn:cronflow:problem:invalid-body"
+    assert len(await rt.list_runs()) == 3  # the refusals started nothing

@@ -1,0 +1,193 @@
+"""``Runtime.replay``: a new run from a run's recorded trigger or a new payload, with mocked
+steps for that run only; what a restart does to a replay's mocks; inspecting runs of flows that
+are no longer registered."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import cronflow_actors as cf
+from cronflow_actors.errors import ConfigurationError, NotFoundError
+from cronflow_actors.kernel import ManualClock
+
+
+def checkout(charged: list[Any]) -> cf.Flow:
+    def charge(ctx: Any) -> dict[str, Any]:
+        charged.append(ctx.payload["amount"])  # the side effect a mock stands in for
+        return {"charged": ctx.payload["amount"]}
+
+    return (
+        cf.define("checkout")
+        .step(
+            "read",
+            lambda ctx: {
+                "payload": ctx.payload,
+                "tenant": ctx.trigger.headers.get("x-tenant"),
+                "kind": ctx.trigger.kind,
+            },
+        )
+        .sleep("settle", "10m")
+        .step("charge", charge, retry=cf.Retry(attempts=2, delay=5, backoff="fixed"))
+        .step("receipt", lambda ctx: {"receipt": ctx.last, "read": ctx.steps["read"]})
+    )
+
+
+async def test_a_replay_runs_again_from_the_recorded_trigger(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    charged: list[Any] = []
+    async with cf.Runtime(
+        db=tmp_path / "replay.db", clock=clock, workflows=[checkout(charged)]
+    ) as rt:
+        original = await rt.trigger("checkout", {"amount": 30}, headers={"x-tenant": "acme"})
+        await rt.wait_idle()
+        clock.advance(600)
+        first = await rt.wait(original)
+        again = await rt.replay(original)
+        await rt.wait_idle()
+        clock.advance(600)
+        replayed = await rt.wait(again)
+        assert replayed.output == first.output
+        read = {"payload": {"amount": 30}, "tenant": "acme", "kind": "manual"}
+        assert first.output["read"] == read
+        assert charged == [30, 30]
+        info = await rt.inspect(again)
+        assert (info.replay_of, info.payload) == (original, {"amount": 30})
+        assert info.status == "completed"
+        assert (await rt.inspect(original)).replay_of is None
+
+        # a new payload; the recorded headers and kind stay
+        other = await rt.replay(original, payload={"amount": 5})
+        await rt.wait_idle()
+        clock.advance(600)
+        output = (await rt.wait(other)).output
+        assert output["read"] == {"payload": {"amount": 5}, "tenant": "acme", "kind": "manual"}
+        assert charged == [30, 30, 5]
+        assert len(await rt.list_runs(workflow="checkout")) == 3
+
+
+async def test_mocked_steps_replace_the_real_ones_for_that_run_only(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    charged: list[Any] = []
+    mock_calls: list[int] = []
+
+    def fake_charge(ctx: Any) -> dict[str, Any]:
+        mock_calls.append(ctx.attempt)
+        if ctx.attempt == 1:
+            raise ConnectionError("the fake gateway blips once")
+        return {"charged": "fake"}
+
+    async with cf.Runtime(
+        db=tmp_path / "mock.db", clock=clock, workflows=[checkout(charged)]
+    ) as rt:
+        original = await rt.trigger("checkout", {"amount": 30})
+        await rt.wait_idle()
+        clock.advance(600)
+        await rt.wait(original)
+        replay = await rt.replay(original, mock_steps={"charge": fake_charge})
+        await rt.wait_idle()
+        assert rt.instances.__len__() == 0  # asleep, out of memory: its mock must outlive that
+        clock.advance(600)  # the sleep ends; the mock fails once and is retried 5 s later
+        await rt.wait_idle()
+        clock.advance(5)
+        result = await rt.wait(replay)
+        assert result.output["receipt"] == {"charged": "fake"}
+        assert mock_calls == [1, 2]  # the step's retry applies to its mock
+        assert charged == [30]  # the real charge ran for the original run only
+        steps = {s.id: s for s in (await rt.inspect(replay)).steps}
+        assert (steps["charge"].attempts, steps["charge"].output) == (2, {"charged": "fake"})
+        # later runs of the flow are not mocked
+        plain = await rt.trigger("checkout", {"amount": 7})
+        await rt.wait_idle()
+        clock.advance(600)
+        await rt.wait(plain)
+        assert charged == [30, 7]
+        assert await rt.store.kv_get("cronflow:replays", "mocked", now=clock.now()) == {}
+
+
+async def test_a_mock_lost_in_a_restart_fails_its_step_instead_of_running_the_real_one(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    db = tmp_path / "lost.db"
+    charged: list[Any] = []
+    async with cf.Runtime(db=db, clock=clock, workflows=[checkout(charged)]) as first:
+        original = await first.trigger("checkout", {"amount": 30})
+        await first.wait_idle()
+        clock.advance(600)
+        await first.wait(original)
+        replay = await first.replay(original, mock_steps={"charge": lambda ctx: "fake"})
+        await first.wait_idle()  # asleep before the mocked step
+    async with cf.Runtime(db=db, clock=clock, workflows=[checkout(charged)]) as second:
+        clock.advance(600)
+        result = await second.wait(replay)
+        assert result.status == "failed"
+        assert result.error is not None
+        assert "MockLostError" in result.error
+        assert "step 'charge' of replay" in result.error
+        assert charged == [30]  # the real charge did not run in the mock's place
+        info = await second.inspect(replay)
+        steps = {s.id: s for s in info.steps}
+        assert steps["read"].status == "completed"  # recorded before the restart
+        assert steps["charge"].attempts == 1  # no retry for a lost mock
+        assert info.replay_of == original
+        # a replay without mocks, and new runs, are not affected by the restart
+        again = await second.replay(original)
+        await second.wait_idle()
+        clock.advance(600)
+        assert (await second.wait(again)).status == "completed"
+        assert charged == [30, 30]
+        assert await second.store.kv_get("cronflow:replays", "mocked", now=clock.now()) == {}
+
+
+async def test_a_bad_replay_is_refused_and_starts_nothing(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    db = tmp_path / "refused.db"
+    async with cf.Runtime(db=db, clock=clock, workflows=[checkout([])]) as rt:
+        original = await rt.trigger("checkout", {"amount": 1})
+        await rt.wait_idle()
+        with pytest.raises(NotFoundError, match="no run 'nope'"):
+            await rt.replay("nope")
+        with pytest.raises(ConfigurationError, match=r"one of \['read', 'charge', 'receipt'\]"):
+            await rt.replay(original, mock_steps={"settle": lambda ctx: None})
+        with pytest.raises(ConfigurationError, match="a function"):
+            await rt.replay(original, mock_steps={"charge": "fake"})
+        with pytest.raises(ConfigurationError, match="a dict of step ids"):
+            await rt.replay(original, mock_steps=["charge"])  # type: ignore[arg-type]
+        assert len(await rt.list_runs()) == 1
+    async with cf.Runtime(db=db, clock=clock) as bare:  # the flow is not registered here
+        with pytest.raises(NotFoundError, match="no flow 'checkout'"):
+            await bare.replay(original)
+
+
+async def test_a_run_of_a_flow_no_longer_registered_is_inspected_from_its_snapshot(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    db = tmp_path / "orphan.db"
+    flow = (
+        cf.define("orphan")
+        .step("a", lambda ctx: "A")
+        .sleep("nap", "1m")
+        .human_in_the_loop("approve", description="ok?")
+        .step("b", lambda ctx: "B")
+    )
+    async with cf.Runtime(db=db, clock=clock, workflows=[flow]) as first:
+        run_id = await first.trigger("orphan")
+        await first.wait_idle()
+        clock.advance(60)
+        await first.wait_idle()
+    async with cf.Runtime(db=db, clock=clock) as second:
+        info = await second.inspect(run_id)
+        assert (info.workflow, info.status, info.workflow_name) == ("orphan", "waiting", None)
+        assert [(s.id, s.kind, s.status) for s in info.steps] == [
+            ("a", "step", "completed"),
+            ("nap", "sleep", "completed"),
+            ("approve", "human", "waiting"),
+        ]
+        assert info.steps[0].output == "A"
+        [listed] = await second.list_runs()
+        assert listed.id == run_id

@@ -1,0 +1,188 @@
+"""Rate limits and named queues: runs over a limit wait in order in the durable queue (none is
+dropped) and start when the limit allows, on the next runtime too."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import cronflow_actors as cf
+from cronflow_actors.errors import ConfigurationError
+from cronflow_actors.kernel import ManualClock
+
+
+def counted(name: str, log: list[Any], clock: ManualClock, **options: Any) -> cf.Flow:
+    def work(ctx: Any) -> Any:
+        log.append((ctx.payload, clock.now()))
+        return ctx.payload
+
+    return cf.define(name, **options).step("work", work)
+
+
+def holding(name: str, **options: Any) -> cf.Flow:
+    """Each run holds its place (paused for a human) until resumed."""
+    return (
+        cf.define(name, **options)
+        .human_in_the_loop("hold", description="hold the place")
+        .step("done", lambda ctx: ctx.payload)
+    )
+
+
+async def holders(rt: cf.Runtime) -> list[Any]:
+    """The payloads of the runs that started and hold their place, sorted."""
+    return sorted([(await rt.inspect(p.run_id)).payload for p in await rt.list_paused()])
+
+
+async def release(rt: cf.Runtime, payload: Any) -> None:
+    for paused in await rt.list_paused():
+        if (await rt.inspect(paused.run_id)).payload == payload:
+            await rt.resume(paused.token)
+            await rt.wait(paused.run_id)
+            await rt.wait_idle()
+            return
+    raise AssertionError(f"no run with payload {payload!r} holds a place")
+
+
+async def test_runs_over_a_rate_limit_wait_in_order_and_start_as_the_window_allows(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    log: list[Any] = []
+    flow = counted("limited", log, clock, rate_limit=cf.RateLimit(count=2, per="1m"))
+    start = clock.now()
+    async with cf.Runtime(db=tmp_path / "rate.db", clock=clock, workflows=[flow]) as rt:
+        runs = [await rt.trigger("limited", n) for n in range(5)]
+        await rt.wait_idle()
+        assert log == [(0, start), (1, start)]
+        waiting = await rt.inspect(runs[4])
+        assert (waiting.status, waiting.payload, waiting.steps) == ("waiting", 4, [])
+        clock.advance(59)
+        await rt.wait_idle()
+        assert len(log) == 2
+        clock.advance(1)  # the window of the first two starts has passed
+        await rt.wait_idle()
+        assert log[2:] == [(2, start + 60), (3, start + 60)]
+        clock.advance(60)
+        await rt.wait_idle()
+        assert log[4:] == [(4, start + 120)]
+        results = [await rt.wait(run) for run in runs]
+        assert [r.output for r in results] == [0, 1, 2, 3, 4]  # none was dropped
+
+
+async def test_a_rate_limit_counts_the_starts_before_a_restart(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    db = tmp_path / "rate-restart.db"
+    log: list[Any] = []
+    start = clock.now()
+
+    def flow() -> cf.Flow:
+        return counted("limited", log, clock, rate_limit={"count": 2, "per": "1m"})
+
+    async with cf.Runtime(db=db, clock=clock, workflows=[flow()]) as first:
+        runs = [await first.trigger("limited", n) for n in range(4)]
+        await first.wait_idle()
+        assert [payload for payload, _ in log] == [0, 1]
+    clock.advance(30)
+    async with cf.Runtime(db=db, clock=clock, workflows=[flow()]) as second:
+        await second.wait_idle()
+        assert [payload for payload, _ in log] == [0, 1]  # the window still holds two starts
+        clock.advance(29)
+        await second.wait_idle()
+        assert len(log) == 2
+        clock.advance(1)
+        await second.wait_idle()
+        assert log[2:] == [(2, start + 60), (3, start + 60)]
+        assert [(await second.wait(run)).output for run in runs] == [0, 1, 2, 3]
+    assert sorted(payload for payload, _ in log) == [0, 1, 2, 3]  # each ran once
+
+
+async def test_flows_naming_a_queue_share_its_limit_and_its_order(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    flows = [holding("welcome", queue="emails"), holding("digest", queue="emails")]
+    async with cf.Runtime(
+        db=tmp_path / "shared.db", clock=clock, workflows=flows, queues={"emails": 2}
+    ) as rt:
+        for flow, payload in [("welcome", "w1"), ("digest", "d1"), ("welcome", "w2")]:
+            await rt.trigger(flow, payload)
+        await rt.trigger("digest", "d2")
+        await rt.wait_idle()
+        assert await holders(rt) == ["d1", "w1"]
+        await release(rt, "d1")
+        assert await holders(rt) == ["w1", "w2"]  # the first in line, of either flow
+        await release(rt, "w1")
+        assert await holders(rt) == ["d2", "w2"]
+
+
+async def test_queued_runs_of_a_named_queue_survive_a_restart(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    db = tmp_path / "named-restart.db"
+
+    def flows() -> list[cf.Flow]:
+        return [holding("welcome", queue="emails"), holding("digest", queue="emails")]
+
+    async with cf.Runtime(db=db, clock=clock, workflows=flows(), queues={"emails": 1}) as first:
+        await first.trigger("welcome", "w1")
+        queued = [await first.trigger("digest", "d1"), await first.trigger("welcome", "w2")]
+        await first.wait_idle()
+        assert await holders(first) == ["w1"]
+    async with cf.Runtime(db=db, clock=clock, workflows=flows(), queues={"emails": 1}) as second:
+        await second.wait_idle()
+        assert await holders(second) == ["w1"]  # still at its limit: nothing more started
+        assert [(await second.inspect(run)).status for run in queued] == ["waiting", "waiting"]
+        await release(second, "w1")
+        assert await holders(second) == ["d1"]
+        await release(second, "d1")
+        assert await holders(second) == ["w2"]
+        await release(second, "w2")
+        assert len(await second.list_runs(status="completed")) == 3
+
+
+async def test_a_flow_at_its_rate_limit_does_not_stall_a_queue_it_shares(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    log: list[Any] = []
+    flows = [
+        counted("slow", log, clock, queue="emails", rate_limit=cf.RateLimit(count=1, per=60)),
+        counted("fast", log, clock, queue="emails"),
+    ]
+    async with cf.Runtime(
+        db=tmp_path / "pass.db", clock=clock, workflows=flows, queues={"emails": 5}
+    ) as rt:
+        slow = [await rt.trigger("slow", name) for name in ("s1", "s2")]
+        fast = await rt.trigger("fast", "f1")
+        await rt.wait_idle()
+        assert [payload for payload, _ in log] == ["s1", "f1"]
+        assert (await rt.inspect(slow[1])).status == "waiting"
+        clock.advance(60)
+        await rt.wait_idle()
+        assert [payload for payload, _ in log] == ["s1", "f1", "s2"]
+        assert (await rt.wait(fast)).output == "f1"
+
+
+async def test_a_queue_the_runtime_does_not_configure_has_no_limit_and_says_so(
+    tmp_path: Path, clock: ManualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="cronflow_actors.runtime.queues"):
+        async with cf.Runtime(
+            db=tmp_path / "open.db", clock=clock, workflows=[holding("bulk", queue="bulk")]
+        ) as rt:
+            for n in range(3):
+                await rt.trigger("bulk", n)
+            await rt.wait_idle()
+            assert await holders(rt) == [0, 1, 2]
+    [warning] = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert "queue 'bulk', which this runtime does not configure" in warning
+    assert "Runtime(queues={'bulk': N})" in warning
+
+
+@pytest.mark.parametrize(
+    "queues", ["emails", {"emails": 0}, {"emails": True}, {"": 3}, {"emails": 1.5}]
+)
+def test_queue_limits_must_be_whole_numbers(queues: Any) -> None:
+    with pytest.raises(ConfigurationError, match="queues"):
+        cf.Runtime(queues=queues)
