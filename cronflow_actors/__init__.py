@@ -16,6 +16,8 @@ from cronflow_actors import errors, net
 from cronflow_actors.engine.context import WorkflowInfo, WorkItemInfo
 from cronflow_actors.engine.states import TaskState, WorkflowState, WorkItemState
 from cronflow_actors.flow import (
+    Cache,
+    CircuitBreaker,
     Flow,
     FlowContext,
     Hooks,
@@ -50,6 +52,8 @@ except PackageNotFoundError:  # running from a source tree that was not installe
     __version__ = "0.0.0+unknown"
 
 __all__ = [
+    "Cache",
+    "CircuitBreaker",
     "EventRefusal",
     "Flow",
     "FlowContext",

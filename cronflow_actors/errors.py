@@ -60,6 +60,7 @@ __all__ = [
     "ActorSystemNotRunningError",
     "AuthenticationRequiredError",
     "AutoTriggerAlreadySetError",
+    "CircuitOpenError",
     "ConfigurationError",
     "CronflowError",
     "DuplicateInstanceError",
@@ -400,6 +401,22 @@ class StepTimeoutError(CronflowError, TimeoutError):
         self.step = step
         self.seconds = seconds
         super().__init__(f"step {step!r} timed out after {seconds:g} s")
+
+
+class CircuitOpenError(CronflowError):
+    """A step's circuit breaker is open: the step failed too often in a row, so this attempt
+    failed at once without running. The breaker lets one attempt through once ``reset`` has
+    passed (``retry_in`` seconds from now); retries and ``on_error`` apply as to any failure."""
+
+    def __init__(self, workflow: str, step: str, failures: int, retry_in: float) -> None:
+        self.workflow = workflow
+        self.step = step
+        self.failures = failures
+        self.retry_in = retry_in
+        super().__init__(
+            f"the circuit breaker of step {step!r} of {workflow!r} is open after {failures} "
+            f"failures in a row; the step is not run for another {retry_in:g} s"
+        )
 
 
 class EngineError(CronflowError):

@@ -463,6 +463,7 @@ class WorkflowActor(LoopActor):
         ctx.last = workflow.last
         ctx.state = self._state_access
         ctx.run_blocking = self.system.run_blocking
+        ctx.clock = self.services.clock
         secrets = self.services.secrets
         if secrets:
             ctx.secrets = secrets.get(workflow.name)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cronflow_actors.engine import work_items, workflows
+from cronflow_actors.engine import tasks, work_items, workflows
 from cronflow_actors.engine.actions import pass_boundary
 from cronflow_actors.engine.context import Context
 from cronflow_actors.engine.states import WorkItemState, check_move
@@ -22,6 +22,7 @@ from cronflow_actors.messages.engine import (
     CancelWorkItemJob,
     CompleteWorkItemJob,
     DeliverEvent,
+    FailTaskJob,
     FailWorkflowJob,
     FailWorkItemJob,
     InitializeWorkflowJob,
@@ -143,6 +144,8 @@ async def run_job(tx: Transaction, job: Job) -> None:
             await _cancel_workflow(tx, tx.workflow(workflow_id), None)
         case FailWorkflowJob(workflow_id=workflow_id, error=error):
             await workflows.fail(tx, tx.workflow(workflow_id), error)
+        case FailTaskJob(workflow_id=workflow_id, task=task, error=error):
+            await tasks.fail_started(tx, tx.workflow(workflow_id), task, error)
         case (
             StartWorkItemJob()
             | CompleteWorkItemJob()
@@ -190,6 +193,13 @@ async def _deliver_event(tx: Transaction, item_id: str, event: str, payload: Any
         ctx = tx.item_context(workflow, item, "event filter")
         if not await call_user(wait.accept, ctx, payload):
             return False
+    if wait.check is not None:
+        verdict = await call_user(
+            wait.check, tx.item_context(workflow, item, "event check"), payload
+        )
+        if verdict is not True:
+            await work_items.fail(tx, item, f"event {event!r} refused: {verdict}")
+            return True
     await work_items.complete(tx, item, payload)
     return True
 

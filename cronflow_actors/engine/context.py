@@ -148,6 +148,7 @@ class ChildWorkflows:
         name: str | None = None,
         prev_state: str | None = None,
         next_state: str | None = None,
+        info: WorkflowInfo | None = None,
     ) -> None:
         self._initialize = initialize
         self._ids = ids
@@ -156,6 +157,8 @@ class ChildWorkflows:
         self.name = name
         self.prev_state = prev_state
         self.next_state = next_state
+        self.info = info
+        """In ``on_workflow_state_changed``: the child that changed (its payload, output)."""
 
     def initialize(self, *args: Any) -> str:
         """``initialize(payload=None)``; for a dynamic composite task
@@ -243,6 +246,7 @@ class Context:
         "_where",
         "after_commit",
         "attempt",
+        "clock",
         "error",
         "idempotency_key",
         "is_internal",
@@ -304,6 +308,8 @@ class Context:
         self.state: Any = None
         self.secrets: Any = None
         self.run_blocking: Any = None
+        self.clock: Any = None
+        """The runtime's clock (handlers): ``await ctx.clock.sleep(seconds)``."""
         self.after_commit: Any = None
         """``ctx.after_commit(fn)``: call ``fn()`` once this change is durable (activities)."""
 

@@ -37,6 +37,13 @@ class StateAccess:
     async def delete(self, key: str) -> bool:
         return await self._store.kv_delete(self.namespace, key)
 
+    def now(self) -> float:
+        return self._clock.now()
+
+    def sibling(self, namespace: str) -> StateAccess:
+        """The same store and clock, another namespace (the engine's own state of a flow)."""
+        return StateAccess(self._store, self._clock, namespace)
+
 
 def _ttl(ttl: float | str | None) -> float | None:
     return None if ttl is None else parse_duration(ttl, "ttl")

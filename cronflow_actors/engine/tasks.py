@@ -138,7 +138,13 @@ async def complete(
     if caught is not None:
         workflow.outputs[name] = caught.record()
     elif definition.reduce is not None:
-        items = [tx.work_item_info(tx.state.work_items[i]) for i in record.children]
+        # the work items of its generation, or its child workflows (a composite task)
+        items: list[Any] = [
+            tx.work_item_info(tx.state.work_items[i])
+            if definition.kind is TaskKind.TASK
+            else tx.workflow_info(tx.state.workflows[i])
+            for i in record.children
+        ]
         output = tx_normalize(await call_user(definition.reduce, items))
         workflow.outputs[name] = output
         workflow.last = output
@@ -180,6 +186,13 @@ async def fail(
     await workflows.receive(tx, workflow, change)
     if fail_workflow:
         await workflows.fail(tx, workflow, error, cause=cause)
+
+
+async def fail_started(tx: Transaction, workflow: WorkflowRecord, name: str, error: str) -> None:
+    """A job's failure of a task (a deadline): as if its policy said so, so a catching task
+    completes with the failure instead; nothing if the task is no longer started."""
+    if workflow.tasks[name].state == TaskState.STARTED:
+        await _carry_out(tx, workflow, name, "fail", f"task {name!r}: {error}")
 
 
 async def cancel(tx: Transaction, workflow: WorkflowRecord, name: str, *, teardown: bool) -> None:
@@ -458,6 +471,7 @@ def _context(  # noqa: PLR0917 - internal, called from three places
             name=flow.workflow if flow else None,
             prev_state=flow.prev if flow else None,
             next_state=flow.next if flow else None,
+            info=tx.workflow_info(tx.state.workflows[flow.workflow_id]) if flow else None,
         )
     return ctx
 

@@ -9,7 +9,7 @@ Pure definitions: the net engine runs them; the runtime registers them and serve
 from cronflow_actors.flow.builder import Flow, define
 from cronflow_actors.flow.context import FlowContext, PollContext, RunRef, TriggerInfo
 from cronflow_actors.flow.cron import CatchUp, CronExpression, CronSchedule
-from cronflow_actors.flow.options import Hooks, Retry
+from cronflow_actors.flow.options import Cache, CircuitBreaker, Hooks, Retry
 from cronflow_actors.flow.secrets import EnvSecret, Secrets, env
 from cronflow_actors.flow.triggers import (
     PollSpec,
@@ -21,7 +21,9 @@ from cronflow_actors.flow.triggers import (
 from cronflow_actors.flow.workflow_options import RateLimit
 
 __all__ = [
+    "Cache",
     "CatchUp",
+    "CircuitBreaker",
     "CronExpression",
     "CronSchedule",
     "EnvSecret",

@@ -15,7 +15,25 @@ import msgspec
 
 from cronflow_actors.errors import InvalidWorkflowError
 from cronflow_actors.flow.cron import CatchUp, CronExpression, CronSchedule, time_zone
-from cronflow_actors.flow.options import HOOK_NAMES, Hooks, Retry
+from cronflow_actors.flow.nodes import (
+    ActionNode,
+    Branch,
+    CancelNode,
+    EachNode,
+    EventNode,
+    GroupNode,
+    HumanNode,
+    IfNode,
+    LogNode,
+    Node,
+    SleepNode,
+    StepNode,
+    SubflowNode,
+    WhileNode,
+    walk,
+)
+from cronflow_actors.flow.options import HOOK_NAMES, Cache, CircuitBreaker, Hooks, Retry
+from cronflow_actors.flow.per_item import builds_a_flow, per_item_flow
 from cronflow_actors.flow.triggers import (
     PollSpec,
     WebhookSpec,
@@ -30,82 +48,6 @@ from cronflow_actors.net.spec import NetSpec
 __all__ = ["Flow", "SubflowNode", "WebhookSpec", "define", "walk"]
 
 Fn = Callable[..., Any]
-
-
-class Node(msgspec.Struct, frozen=True, kw_only=True, eq=False):
-    id: str
-
-
-class StepNode(Node, frozen=True, kw_only=True, eq=False):
-    handler: Any
-    retry: Retry | None = None
-    timeout: float | None = None
-    on_error: tuple[Any, ...] = ()
-    """Fallbacks in order: each gets ``ctx.error`` (the error of the one before); the first
-    that returns gives the step its output."""
-
-
-class ActionNode(Node, frozen=True, kw_only=True, eq=False):
-    handler: Any
-    durable: bool = True
-
-
-class Branch(msgspec.Struct, kw_only=True, eq=False):
-    name: str
-    condition: Any  # None for else
-    nodes: list[Node] = msgspec.field(default_factory=list)
-
-
-class IfNode(Node, frozen=True, kw_only=True, eq=False):
-    branches: list[Branch]
-
-
-class GroupNode(Node, frozen=True, kw_only=True, eq=False):
-    """``parallel`` (mode "all") and ``race`` (mode "first")."""
-
-    handlers: tuple[Any, ...]
-    mode: str
-
-
-class WhileNode(Node, frozen=True, kw_only=True, eq=False):
-    condition: Any
-    handler: Any
-    max_iterations: int
-
-
-class EachNode(Node, frozen=True, kw_only=True, eq=False):
-    """``for_each`` (size 0: every item at once) and ``batch`` (chunks of ``size``, in order)."""
-
-    items: Any
-    handler: Any
-    size: int = 0
-
-
-class SleepNode(Node, frozen=True, kw_only=True, eq=False):
-    seconds: float
-
-
-class EventNode(Node, frozen=True, kw_only=True, eq=False):
-    event: str
-    filter: Any = None
-    timeout: float | None = None
-
-
-class HumanNode(Node, frozen=True, kw_only=True, eq=False):
-    description: str = ""
-    timeout: float | None = None
-    on_pause: Any = None
-    on_timeout: Any = None
-    metadata: Mapping[str, Any] = msgspec.field(default_factory=dict)
-
-
-class SubflowNode(Node, frozen=True, kw_only=True, eq=False):
-    flow: Any
-    input: Any = None
-
-
-class CancelNode(Node, frozen=True, kw_only=True, eq=False):
-    reason: str = ""
 
 
 class Flow:
@@ -156,6 +98,9 @@ class Flow:
         """The schema of each ``on_event`` that has one, by event name."""
         self.polls: list[PollSpec] = []
         self._spec: NetSpec | None = None
+        self._building = False
+        self.skip_when_empty = False
+        """A per-item flow (``for_each``): a payload marked empty ends it at once."""
         self.waits: dict[str, Any] = {}
         """Compiled ``wait_for_event`` steps by task name."""
         self.humans: dict[str, Any] = {}
@@ -171,8 +116,13 @@ class Flow:
         retry: Retry | None = None,
         timeout: float | str | None = None,
         on_error: Fn | None = None,
+        delay: float | str | None = None,
+        cache: Cache | None = None,
+        circuit_breaker: CircuitBreaker | None = None,
     ) -> Self:
-        """A unit of work; its output becomes ``ctx.last`` and ``ctx.steps[id]``."""
+        """A unit of work; its output becomes ``ctx.last`` and ``ctx.steps[id]``. ``delay``:
+        wait that long (on a durable timer) before it runs; ``cache``: reuse the output of an
+        earlier run with the same key; ``circuit_breaker``: fail fast while it keeps failing."""
         return self._add(
             StepNode(
                 id=id,
@@ -180,32 +130,70 @@ class Flow:
                 retry=retry,
                 timeout=self._seconds(timeout, f"step {id!r} timeout"),
                 on_error=() if on_error is None else (on_error,),
+                delay=self._seconds(delay, f"step {id!r} delay"),
+                cache=self._option(cache, Cache, f"step {id!r} cache"),
+                circuit_breaker=self._option(
+                    circuit_breaker, CircuitBreaker, f"step {id!r} circuit_breaker"
+                ),
             )
         )
 
     def on_error(self, handler: Fn) -> Self:
-        """Give the previous step a fallback: ``handler(ctx)`` (with ``ctx.error``) supplies its
-        output once its attempts are used up. Several fallbacks are tried in the order given,
-        each with the error of the one before; if the last raises, the step fails with that."""
+        """Give the previous node a fallback: ``handler(ctx)`` (with ``ctx.error``) supplies its
+        output once it failed (a step or an action: once its attempts are used up). It may
+        follow a step, an action, a ``while_``, a ``parallel``, a ``race``, a ``for_each``, a
+        ``batch``, a ``subflow`` or a ``wait_for_event``. Several fallbacks are tried in the
+        order given, each with the error of the one before; if the last raises, the node
+        fails with that."""
         nodes = self._current()
-        if nodes and isinstance(nodes[-1], StepNode):
-            return self._amend("on_error", on_error=(*nodes[-1].on_error, handler))
-        return self._amend("on_error")
+        kinds = (StepNode, ActionNode, WhileNode, GroupNode, EachNode, SubflowNode, EventNode)
+        if nodes and isinstance(nodes[-1], kinds):
+            return self._amend("on_error", kinds, on_error=(*nodes[-1].on_error, handler))
+        return self._amend("on_error", kinds)
 
     def retry(self, retry: Retry) -> Self:
-        """Give the previous step a retry policy."""
-        return self._amend("retry", retry=retry)
+        """Give the previous step (or action) a retry policy."""
+        return self._amend("retry", (StepNode, ActionNode), retry=retry)
 
-    def action(self, id: str, handler: Fn, *, durable: bool = True) -> Self:
+    def cache(
+        self, cache: Cache | None = None, *, key: Fn | None = None, ttl: float | str | None = None
+    ) -> Self:
+        """Give the previous step a cache: ``.cache(cf.Cache(key=fn, ttl="1h"))`` or
+        ``.cache(key=fn, ttl="1h")``."""
+        given = cache if cache is not None else Cache(key=key, ttl=ttl)
+        checked = self._option(given, Cache, "cache")
+        return self._amend("cache", (StepNode,), cache=checked)
+
+    def action(
+        self,
+        id: str,
+        handler: Fn,
+        *,
+        durable: bool = True,
+        retry: Retry | None = None,
+        timeout: float | str | None = None,
+    ) -> Self:
         """A side effect run detached: the flow goes on at once, its output is ignored, an
-        error is logged and never fails the run. After a crash it is dispatched again unless
+        error is logged and never fails the run. ``retry`` tries it again (on the runtime's
+        clock) and ``timeout`` bounds each attempt. After a crash it is dispatched again unless
         ``durable=False``."""
-        return self._add(ActionNode(id=id, handler=handler, durable=durable))
+        seconds = self._seconds(timeout, f"action {id!r} timeout")
+        node = ActionNode(id=id, handler=handler, durable=durable, retry=retry, timeout=seconds)
+        return self._add(node)
 
-    def sleep(self, id: str, duration: float | str) -> Self:
-        """Wait ``duration`` on a durable timer."""
-        seconds = self._seconds(duration, f"sleep {id!r} duration")
-        return self._add(SleepNode(id=id, seconds=seconds or 0.0))
+    def sleep(self, id: str, duration: float | str | Fn) -> Self:
+        """Wait ``duration`` ("30s", seconds, or ``duration(ctx)`` computed when the sleep
+        starts) on a durable timer."""
+        return self._add(self._sleep_node(id, duration, "sleep"))
+
+    def delay(self, id: str, duration: float | str | Fn) -> Self:
+        """A durable delay: wait ``duration`` (as ``sleep``) before the next step."""
+        return self._add(self._sleep_node(id, duration, "delay"))
+
+    def log(self, message: str | Fn, level: str = "info") -> Self:
+        """Write a log line (``message``, or ``message(ctx)``) with the run's and the step's
+        ids, to the ``cronflow_actors.flow.log`` logger; its output is not ``ctx.last``."""
+        return self._add(LogNode(id=f"log#{self._count()}", message=message, level=level))
 
     def wait_for_event(
         self,
@@ -213,27 +201,32 @@ class Flow:
         event: str,
         *,
         filter: Fn | None = None,
+        validate: Fn | None = None,
         timeout: float | str | None = None,
     ) -> Self:
         """Wait until ``publish_event(event, payload)`` with ``filter(payload, ctx)`` true (if
-        given; ``ctx`` is this run's); the payload is the step's output. On ``timeout`` the step
-        fails."""
+        given; ``ctx`` is this run's); the payload is the step's output. ``validate(payload,
+        ctx)`` of the event that passed the filter returns True, or what is wrong with it (the
+        step then fails with that). On ``timeout`` the step fails."""
         timeout_s = self._seconds(timeout, f"wait_for_event {id!r} timeout")
-        return self._add(EventNode(id=id, event=event, filter=filter, timeout=timeout_s))
+        node = EventNode(id=id, event=event, filter=filter, validate=validate, timeout=timeout_s)
+        return self._add(node)
 
     def human_in_the_loop(
         self,
         id: str,
         *,
-        description: str = "",
+        description: str | Fn = "",
         timeout: float | str | None = None,
         on_pause: Fn | None = None,
         on_timeout: Fn | None = None,
         metadata: Mapping[str, Any] | None = None,
+        approval_url: str | Fn | None = None,
     ) -> Self:
         """Pause until ``resume(token, payload)``; ``on_pause(ctx, token)`` is called once the
         pause is durable. With ``timeout`` (counted from the pause) the step completes as timed
-        out and ``on_timeout(ctx)`` is called once."""
+        out and ``on_timeout(ctx)`` is called once. ``description`` (or ``description(ctx)``)
+        and ``approval_url`` (or ``approval_url(ctx, token)``) show in ``list_paused``."""
         return self._add(
             HumanNode(
                 id=id,
@@ -242,15 +235,22 @@ class Flow:
                 on_pause=on_pause,
                 on_timeout=on_timeout,
                 metadata=dict(metadata or {}),
+                approval_url=approval_url,
             )
         )
 
-    def subflow(self, id: str, flow: Flow, input: Fn | None = None) -> Self:
-        """Run ``flow`` as a child workflow; its output is this step's output. ``input(ctx)``
-        gives its payload (default: ``ctx.last``)."""
-        if not isinstance(flow, Flow):
+    def pause(self, id: str, on_pause: Fn | None = None) -> Self:
+        """Wait, with no timeout, until ``resume(token, payload)`` (``on_pause(ctx, token)``
+        tells the token once the pause is durable); the output is as ``human_in_the_loop``'s."""
+        return self._add(HumanNode(id=id, on_pause=on_pause, kind="pause"))
+
+    def subflow(self, id: str, flow: Flow | str, input: Any = None) -> Self:
+        """Run ``flow`` (a ``Flow``, or the id of a flow registered on the runtime before this
+        one) as a child workflow; its output is this step's output. Its payload is
+        ``input(ctx)``, or ``input`` itself if it is not a function, or else ``ctx.last``."""
+        if not isinstance(flow, Flow | str) or not flow:
             self._problems.append(
-                f"subflow {id!r}: expected a cf.define(...) workflow, got {flow!r}"
+                f"subflow {id!r}: expected a cf.define(...) workflow or a flow id, got {flow!r}"
             )
         return self._add(SubflowNode(id=id, flow=flow, input=input))
 
@@ -297,15 +297,30 @@ class Flow:
         self._stack.pop()
         return self
 
-    def parallel(self, id: str, handlers: Sequence[Fn]) -> Self:
-        """Run ``handlers`` at once; the output is their results in input order. The first
-        failure fails the step (and cancels the others)."""
-        return self._add(GroupNode(id=id, handlers=tuple(handlers), mode="all"))
+    def parallel(
+        self,
+        id: str,
+        handlers: Sequence[Fn],
+        *,
+        max_concurrency: int | None = None,
+        timeout: float | str | None = None,
+    ) -> Self:
+        """Run ``handlers`` (at most ``max_concurrency`` at a time); the output is their results
+        in input order. The first failure, or ``timeout`` passing, fails the step (and cancels
+        the others)."""
+        return self._add(self._group(id, handlers, "all", max_concurrency, timeout))
 
-    def race(self, id: str, handlers: Sequence[Fn]) -> Self:
+    def race(
+        self,
+        id: str,
+        handlers: Sequence[Fn],
+        *,
+        max_concurrency: int | None = None,
+        timeout: float | str | None = None,
+    ) -> Self:
         """Run ``handlers`` at once; the first to finish gives the output, the rest are
-        canceled. If the first to finish fails, the step fails."""
-        return self._add(GroupNode(id=id, handlers=tuple(handlers), mode="first"))
+        canceled. If the first to finish fails, or ``timeout`` passes first, the step fails."""
+        return self._add(self._group(id, handlers, "first", max_concurrency, timeout))
 
     def while_(self, name: str, condition: Fn, handler: Fn, *, max_iterations: int = 1000) -> Self:
         """Run ``handler(ctx)`` while ``condition(ctx)`` is true, each iteration durable; more
@@ -315,18 +330,22 @@ class Flow:
         )
 
     def for_each(self, name: str, items: Fn, handler: Fn) -> Self:
-        """``handler(item, ctx)`` for every item of ``items(ctx)``, all at once. The output is
-        ``{"type": "forEach", "name", "results": [{"item", "result", "index"}], "total_items"}``."""
-        return self._add(EachNode(id=name, items=items, handler=handler))
+        """``handler(item, ctx)`` for every item of ``items(ctx)``, all at once; or, when the
+        handler's second parameter is named ``flow`` (``lambda item, flow: flow.step(...)``),
+        a flow per item, run as a child workflow whose payload is the item. The output is
+        ``{"type": "forEach", "name", "results": [{"item", "result", "index"}], "total_items"}``
+        (a flow's result: its output)."""
+        return self._add(self._each(name, items, handler, 0))
 
     def batch(self, name: str, items: Fn, size: int, handler: Fn) -> Self:
-        """``handler(batch, ctx)`` for the chunks of ``size`` items, one after another. The
-        output is ``{"type": "batch", "name", "results": [{"batch_index", "items", "result",
-        "size"}], "total_batches", "total_items"}``."""
+        """``handler(batch, ctx)`` (or a flow per batch, as ``for_each``) for the chunks of
+        ``size`` items, one after another. The output is ``{"type": "batch", "name",
+        "results": [{"batch_index", "items", "result", "size"}], "total_batches",
+        "total_items"}``."""
         if not isinstance(size, int) or isinstance(size, bool) or size < 1:
             self._problems.append(f"batch {name!r}: size must be a whole number >= 1, got {size!r}")
             size = 1
-        return self._add(EachNode(id=name, items=items, handler=handler, size=size))
+        return self._add(self._each(name, items, handler, size))
 
     # -- triggers ----------------------------------------------------------------------------------
 
@@ -474,11 +493,23 @@ class Flow:
     def timeout(self) -> float | None:
         return self._seconds(self._timeout, "workflow timeout", report=False)
 
-    def build(self) -> NetSpec:
+    def build(self, resolve: Callable[[str], Flow | None] | None = None) -> NetSpec:
         """Check the definition and compile it; raises ``InvalidWorkflowError`` with every
-        problem found. The result is cached."""
+        problem found. The result is cached. ``resolve(flow_id)``: the flows a runtime has
+        registered, for subflows named by id (without it they are a problem)."""
         if self._spec is not None:
             return self._spec
+        if self._building:
+            raise InvalidWorkflowError(
+                self.id, [f"flow {self.id!r} runs itself as a subflow, which never ends"]
+            )
+        self._building = True
+        try:
+            return self._build(resolve)
+        finally:
+            self._building = False
+
+    def _build(self, resolve: Callable[[str], Flow | None] | None) -> NetSpec:
         from cronflow_actors.flow.compile import compile_flow
 
         problems = list(self._problems)
@@ -498,7 +529,7 @@ class Flow:
                 problems.append(f"hooks.{name} must be a function, got {hook!r}")
         if not self._root:
             problems.append("the workflow has no steps; add one with .step(id, handler)")
-        spec = compile_flow(self, self._root, problems)
+        spec = compile_flow(self, self._root, problems, resolve)
         if problems or spec is None:
             raise InvalidWorkflowError(self.id, problems)
         self._spec = spec
@@ -517,13 +548,53 @@ class Flow:
     def _count(self) -> int:
         return sum(1 for _ in walk(self._root))
 
-    def _amend(self, what: str, **change: Any) -> Self:
+    def _amend(self, what: str, kinds: tuple[type[Node], ...], **change: Any) -> Self:
         nodes = self._current()
-        if not nodes or not isinstance(nodes[-1], StepNode):
-            self._problems.append(f".{what}() must follow a .step(); it follows {_describe(nodes)}")
+        if not nodes or not isinstance(nodes[-1], kinds):
+            allowed = ", ".join(f".{k.__name__.removesuffix('Node').lower()}()" for k in kinds)
+            self._problems.append(
+                f".{what}() must follow one of {allowed}; it follows {_describe(nodes)}"
+            )
             return self
-        nodes[-1] = msgspec.structs.replace(nodes[-1], **change)
+        if change:
+            self._spec = None
+            nodes[-1] = msgspec.structs.replace(nodes[-1], **change)
         return self
+
+    def _option(self, value: Any, kind: type, what: str) -> Any:
+        if value is not None and not isinstance(value, kind):
+            self._problems.append(f"{what} must be a cf.{kind.__name__}(...), got {value!r}")
+            return None
+        return value
+
+    def _sleep_node(self, id: str, duration: float | str | Fn, kind: str) -> SleepNode:
+        if callable(duration):
+            return SleepNode(id=id, duration=duration, kind=kind)
+        seconds = self._seconds(duration, f"{kind} {id!r} duration")
+        return SleepNode(id=id, seconds=seconds or 0.0, kind=kind)
+
+    def _group(
+        self,
+        id: str,
+        handlers: Sequence[Fn],
+        mode: str,
+        max_concurrency: int | None,
+        timeout: float | str | None,
+    ) -> GroupNode:
+        what = "parallel" if mode == "all" else "race"
+        return GroupNode(
+            id=id,
+            handlers=tuple(handlers),
+            mode=mode,
+            max_concurrency=max_concurrency,
+            timeout=self._seconds(timeout, f"{what} {id!r} timeout"),
+        )
+
+    def _each(self, name: str, items: Fn, handler: Fn, size: int) -> EachNode:
+        inner = None
+        if callable(handler) and builds_a_flow(handler):
+            inner = per_item_flow(handler, f"{self.id}.{name}", self._problems)
+        return EachNode(id=name, items=items, handler=handler, size=size, inner=inner)
 
     def _seconds(
         self,
@@ -549,15 +620,6 @@ def _describe(nodes: list[Node]) -> str:
     if not nodes:
         return "nothing"
     return f"{type(nodes[-1]).__name__.removesuffix('Node').lower()} {nodes[-1].id!r}"
-
-
-def walk(nodes: Iterable[Node]) -> Iterable[Node]:
-    """Every node of a sequence, depth first (the branches of an ``if_`` included)."""
-    for node in nodes:
-        yield node
-        if isinstance(node, IfNode):
-            for branch in node.branches:
-                yield from walk(branch.nodes)
 
 
 def define(

@@ -1,142 +1,54 @@
 """From a ``Flow`` to a ``NetSpec``: every Cronflow construct as tasks and work items.
 
-- ``step``: a task with one automated work item whose handler wraps the user's with timeout,
-  retry (a failed attempt asks the engine for another one on a durable timer) and ``on_error``;
+- ``step``: a task with one automated work item whose handler wraps the user's with its options
+  (``flow/handlers.py``); a ``delay`` is a durable sleep before it;
 - ``action``: a detached work item (completed at once; the handler runs on its own);
 - ``if_/elif_/else_/end_if``: an XOR-split dummy task whose router evaluates the conditions in
   order, the branches, and an XOR-join dummy task;
-- ``parallel`` / ``race``: one task with a work item per function; the output reducer gives the
-  results in input order (parallel) or the winner's (race, whose policy completes on the first
-  completion and so cancels the rest);
 - ``while_``: an XOR loop through a dummy task whose router evaluates the condition;
-- ``for_each`` / ``batch``: one task with a work item per item (all at once) or per chunk (the
-  next one initialized when the previous completes);
-- ``sleep``: a work item completed by a durable timer; ``wait_for_event``: one completed by a
-  matching event; ``human_in_the_loop``: one completed by ``resume(token)`` or its timeout;
-- ``subflow``: a composite task running the child flow; ``cancel``: a work item that cancels
-  the run from a timer job.
+- ``sleep`` / ``delay``: a work item completed by a durable timer; ``wait_for_event``: one
+  completed by a matching event; ``human_in_the_loop`` / ``pause``: one completed by
+  ``resume(token)`` or its timeout; ``log``: a work item that writes a log line;
+- ``parallel``, ``race``, ``for_each``, ``batch`` and ``subflow``: see ``flow/fanout.py``;
+- ``cancel``: a work item that cancels the run from a timer job.
+
+An ``on_error`` after a node that is not run by one handler (a ``parallel``, a ``subflow``, ...)
+makes its task catch its failure; the task's router then sends the flow to a fallback task
+(``<id>:on_error``) whose output stands in for the node's.
 """
 
 from __future__ import annotations
 
-import asyncio
-import inspect
 import logging
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from cronflow_actors.errors import InvalidWorkflowError, RetryRequested, StepTimeoutError
-from cronflow_actors.flow.context import FlowContext, flow_payload
+from cronflow_actors.errors import InvalidWorkflowError, StepFailedError
+from cronflow_actors.flow import fanout
+from cronflow_actors.flow import nodes as n
+from cronflow_actors.flow.context import FlowContext
+from cronflow_actors.flow.handlers import call_user, describe, fall_back, maybe, step_handler
+from cronflow_actors.flow.per_item import EMPTY
 from cronflow_actors.messages import plain
 from cronflow_actors.net import builder as net
 from cronflow_actors.net import jobs
-from cronflow_actors.net.spec import NetSpec, WaitSpec
+from cronflow_actors.net.durations import parse_duration
+from cronflow_actors.net.spec import NetSpec, WaitSpec, caught
 
 if TYPE_CHECKING:
-    from cronflow_actors.flow.builder import Flow, Node
+    from cronflow_actors.flow.builder import Flow
 
-__all__ = ["END", "START", "compile_flow", "timeout_record"]
+__all__ = ["END", "LOG_LEVELS", "START", "compile_flow", "timeout_record"]
 
 START, END = ":start", ":end"
 """The compiler's own condition names. Its names all hold ':' (``if:x``, ``end_while:x``), which
 step ids may not, so a step named "start", "end" or "if" never meets one of them."""
 RESERVED = (":", "#")
+SKIP = ":skip"
+"""A per-item flow's first task: it ends the flow at once for a payload marked ``EMPTY``."""
+LOG_LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
 
-logger = logging.getLogger(__name__)
-
-
-async def _maybe(value: Any) -> Any:
-    if inspect.isawaitable(value):
-        return await value
-    return value
-
-
-async def call_user(
-    fn: Callable[..., Any], args: tuple[Any, ...], ectx: Any, limit: float | None, step: str
-) -> Any:
-    """``fn(*args)``: coroutine functions on the loop, plain ones on the thread pool."""
-    if inspect.iscoroutinefunction(fn):
-        awaitable: Any = fn(*args)
-    elif ectx is not None and ectx.run_blocking is not None:
-        awaitable = ectx.run_blocking(fn, *args)
-    else:
-        awaitable = _maybe(fn(*args))
-    if limit is None:
-        return await _maybe(await awaitable)
-    try:
-        result = await asyncio.wait_for(_await(awaitable), limit)
-    except TimeoutError:
-        raise StepTimeoutError(step, limit) from None
-    return await _maybe(result)
-
-
-async def _await(awaitable: Any) -> Any:
-    return await awaitable
-
-
-def describe(error: BaseException) -> str:
-    return f"{type(error).__name__}: {error}"
-
-
-def _step_handler(node: Any, step_ids: frozenset[str]) -> Any:
-    async def run(ectx: Any) -> Any:
-        fctx = FlowContext.of(ectx, step_ids)
-        args = (fctx,)
-        handler = node.handler
-        retry = getattr(node, "retry", None)
-        try:
-            return await call_user(handler, args, ectx, getattr(node, "timeout", None), node.id)
-        except Exception as error:
-            attempt = ectx.attempt or 1
-            if retry is not None and attempt < retry.attempts and retry.should_retry(error):
-                delay = retry.delay_before(attempt)
-                if retry.on_retry is not None:
-                    await _on_retry(node.id, retry.on_retry, fctx, error, attempt, delay)
-                raise RetryRequested(delay, describe(error)) from error
-            if not getattr(node, "on_error", ()):
-                raise
-            failure = error
-        return await _fall_back(node, fctx, failure, ectx)
-
-    return run
-
-
-async def _on_retry(step: str, callback: Any, *args: Any) -> None:
-    """The retry's ``on_retry(ctx, error, attempt, delay)``: a callback that raises is logged;
-    the retry goes on."""
-    try:
-        await _maybe(callback(*args))
-    except Exception:
-        logger.exception("on_retry of step %r raised; retrying anyway", step)
-
-
-async def _fall_back(node: Any, fctx: FlowContext, error: Exception, ectx: Any) -> Any:
-    """The step's ``on_error`` fallbacks in order, each with the error of the one before; the
-    first that returns gives the output, the last one's error fails the step."""
-    *earlier, last = node.on_error
-    for fallback in earlier:
-        fctx.error = error
-        try:
-            return await call_user(fallback, (fctx,), ectx, None, node.id)
-        except Exception as failed:
-            error = failed
-    fctx.error = error
-    return await call_user(last, (fctx,), ectx, None, node.id)
-
-
-def _index(item: Any) -> int:
-    return int(item.payload["index"])
-
-
-def _first_wins(ctx: Any) -> str:
-    """A race's policy: the first completion completes the task, the first failure fails it."""
-    if ctx.stats.completed:
-        return "complete"
-    return "fail" if ctx.stats.failed else "continue"
-
-
-def _winner(items: list[Any]) -> Any:
-    return next(i.output for i in items if i.state == "completed")
+flow_log = logging.getLogger("cronflow_actors.flow.log")
+"""Where ``.log(...)`` steps write: one line per log step, with the run, flow and step."""
 
 
 def timeout_record(token: str, seconds: float) -> dict[str, Any]:
@@ -151,20 +63,25 @@ def timeout_record(token: str, seconds: float) -> dict[str, Any]:
     }
 
 
-def _auto_start(ctx: Any) -> None:
+def auto_start(ctx: Any) -> None:
     ctx.work_item.start()
 
 
 class Compiler:
     def __init__(
         self,
+        flow: Flow,
         builder: net.WorkflowBuilder,
         step_ids: frozenset[str],
         problems: list[str],
+        resolve: Any = None,
     ) -> None:
+        self.flow = flow
         self.builder = builder
         self.step_ids = step_ids
         self.problems = problems
+        self.resolve = resolve
+        """``resolve(flow_id) -> Flow | None``: the runtime's registered flows (subflows by id)."""
         self.waits: dict[str, Any] = {}
         self.humans: dict[str, Any] = {}
 
@@ -174,7 +91,7 @@ class Compiler:
         else:
             self.builder.connect_task(previous, first)
 
-    def sequence(self, nodes: list[Node], previous: str | None) -> tuple[str | None, str | None]:
+    def sequence(self, nodes: list[n.Node], previous: str | None) -> tuple[str | None, str | None]:
         first = None
         for node in nodes:
             head, tail = self.node(node)
@@ -183,67 +100,114 @@ class Compiler:
             previous = tail
         return first, previous
 
-    def node(self, node: Node) -> tuple[str, str]:
-        from cronflow_actors.flow import builder as b
-
-        ids = self.step_ids
-        task = self.builder.task
-        if isinstance(node, b.StepNode):
-            item = net.work_item(node.id, handler=_step_handler(node, ids), kind="step")
-            task(node.id, net.task(item))
-            return node.id, node.id
-        if isinstance(node, b.ActionNode):
-            handler = _step_handler(node, ids)
+    def node(self, node: n.Node) -> tuple[str, str]:
+        if isinstance(node, n.StepNode):
+            return self.step(node)
+        if isinstance(node, n.IfNode):
+            return self.branches(node)
+        if isinstance(node, n.WhileNode):
+            return self.loop(node)
+        if isinstance(node, n.ActionNode):
             item = net.work_item(
                 node.id,
-                handler=handler,
+                handler=fanout.action_handler(node, self.step_ids, self.flow.id),
                 kind="action",
                 sets_last=False,
                 detached=True,
                 durable=node.durable,
             )
-            task(node.id, net.task(item))
+            self.builder.task(node.id, net.task(item))
             return node.id, node.id
-        if isinstance(node, b.SleepNode):
-            seconds = node.seconds
-
-            def wake(ctx: Any) -> None:
-                ctx.register_scheduled(seconds, jobs.complete_work_item(ctx.work_item.id))
-
-            item = net.work_item(node.id, kind="sleep", sets_last=False).activities(
-                on_initialized=_auto_start, on_started=wake
-            )
-            task(node.id, net.task(item))
+        if isinstance(node, n.SleepNode):
+            self.builder.task(node.id, net.task(self.sleeper(node.id, node)))
             return node.id, node.id
-        if isinstance(node, b.EventNode):
-            return self.event(node)
-        if isinstance(node, b.HumanNode):
+        if isinstance(node, n.LogNode):
+            item = net.work_item(node.id, handler=self.logger(node), kind="log", sets_last=False)
+            self.builder.task(node.id, net.task(item))
+            return node.id, node.id
+        if isinstance(node, n.HumanNode):
             return self.human(node)
-        if isinstance(node, b.CancelNode):
+        if isinstance(node, n.CancelNode):
 
             def cancel(ctx: Any) -> None:
                 ctx.register_scheduled(0, jobs.cancel_workflow(ctx.parent.id.split(".", 1)[0]))
 
             item = net.work_item(node.id, kind="cancel", sets_last=False).activities(
-                on_initialized=_auto_start, on_started=cancel
+                on_initialized=auto_start, on_started=cancel
             )
-            task(node.id, net.task(item))
+            self.builder.task(node.id, net.task(item))
             return node.id, node.id
-        if isinstance(node, b.IfNode):
-            return self.branches(node)
-        if isinstance(node, b.GroupNode):
-            return self.group(node)
-        if isinstance(node, b.WhileNode):
-            return self.loop(node)
-        if isinstance(node, b.EachNode):
-            return self.each(node)
-        if isinstance(node, b.SubflowNode):
-            return self.subflow(node)
-        raise TypeError(f"cannot compile {node!r}")
+        composite = False
+        if isinstance(node, n.EventNode):
+            task = self.event(node)
+        elif isinstance(node, n.GroupNode):
+            task = fanout.group(self, node)
+        elif isinstance(node, n.EachNode):
+            task, composite = fanout.each(self, node)
+        elif isinstance(node, n.SubflowNode):
+            found = fanout.subflow(self, node)
+            if found is None:
+                return node.id, node.id  # its problems are reported
+            task, composite = found, True
+        else:
+            raise TypeError(f"cannot compile {node!r}")
+        tail = self.add_catching(node, task)
+        add = self.builder.composite_task if composite else self.builder.task
+        add(node.id, task)
+        return node.id, tail
 
-    def event(self, node: Any) -> tuple[str, str]:
+    # -- steps and waits ----------------------------------------------------------------------
+
+    def step(self, node: n.StepNode) -> tuple[str, str]:
+        item = net.work_item(
+            node.id, handler=step_handler(node, self.step_ids, self.flow.id), kind="step"
+        )
+        self.builder.task(node.id, net.task(item))
+        if node.delay is None:
+            return node.id, node.id
+        wait = f"delay:{node.id}"
+        self.builder.task(
+            wait, net.task(self.sleeper(wait, n.SleepNode(id=wait, seconds=node.delay)))
+        )
+        self.builder.connect_task(wait, node.id)
+        return wait, node.id
+
+    def sleeper(self, name: str, node: n.SleepNode) -> net.WorkItemBuilder:
+        """A work item completed by a durable timer of ``node.seconds`` or ``duration(ctx)``."""
+        seconds, duration, ids = node.seconds, node.duration, self.step_ids
+
+        async def wake(ctx: Any) -> None:
+            wait = seconds
+            if duration is not None:
+                try:
+                    given = await maybe(duration(FlowContext.of(ctx, ids)))
+                    wait = parse_duration(given, f"{node.kind} {node.id!r} duration")
+                except Exception as error:  # the step fails with it, as a handler's would
+                    failed = jobs.fail_work_item(ctx.work_item.id, describe(error))
+                    ctx.register_scheduled(0, failed)
+                    return
+            ctx.register_scheduled(wait or 0.0, jobs.complete_work_item(ctx.work_item.id))
+
+        return net.work_item(name, kind=node.kind, sets_last=False).activities(
+            on_initialized=auto_start, on_started=wake
+        )
+
+    def logger(self, node: n.LogNode) -> Any:
+        ids, message, level = self.step_ids, node.message, LOG_LEVELS.get(node.level, 20)
+
+        async def write(ectx: Any) -> None:
+            fctx = FlowContext.of(ectx, ids)
+            text = message
+            if callable(message):
+                text = await call_user(message, (fctx,), ectx, None, node.id)
+            context = {"run_id": fctx.run.id, "workflow": fctx.run.workflow_id, "step": node.id}
+            flow_log.log(level, "%s (run %s, step %s)", text, fctx.run.id, node.id, extra=context)
+
+        return write
+
+    def event(self, node: n.EventNode) -> net.TaskBuilder:
         timeout = node.timeout
-        ids, user_filter = self.step_ids, node.filter
+        ids, user_filter, validate = self.step_ids, node.filter, node.validate
 
         def arm(ctx: Any) -> None:
             if timeout is not None:
@@ -253,23 +217,38 @@ class Compiler:
         def accept(ctx: Any, payload: Any) -> Any:
             return user_filter(payload, FlowContext.of(ctx, ids))
 
+        async def check(ctx: Any, payload: Any) -> Any:
+            verdict = await maybe(validate(payload, FlowContext.of(ctx, ids)))
+            if verdict is True:
+                return True
+            return verdict if isinstance(verdict, str) and verdict else "refused by validate()"
+
         wait = WaitSpec(
             kind="event",
             event=node.event,
             accept=accept if user_filter is not None else None,
+            check=check if validate is not None else None,
             timeout=timeout,
         )
         item = net.work_item(node.id, kind="event", wait=wait)
-        item.activities(on_initialized=_auto_start, on_started=arm)
-        self.builder.task(node.id, net.task(item))
+        item.activities(on_initialized=auto_start, on_started=arm)
         self.waits[node.id] = node
-        return node.id, node.id
+        return net.task(item)
 
-    def human(self, node: Any) -> tuple[str, str]:
+    def human(self, node: n.HumanNode) -> tuple[str, str]:
         ids = self.step_ids
 
-        def details(_ctx: Any) -> dict[str, Any]:
-            return {"description": node.description, "metadata": dict(node.metadata)}
+        async def details(ctx: Any) -> dict[str, Any]:
+            fctx = FlowContext.of(ctx, ids)
+            description, url = node.description, node.approval_url
+            if callable(description):
+                description = await maybe(description(fctx))
+            if callable(url):
+                url = await maybe(url(fctx, ctx.work_item.token))  # the pause's new token
+            found = {"description": str(description or ""), "metadata": dict(node.metadata)}
+            if url is not None:
+                found["approval_url"] = str(url)
+            return found
 
         def pause(ctx: Any) -> None:
             token = ctx.work_item.info.token
@@ -293,14 +272,16 @@ class Compiler:
                 ctx.after_commit(lambda: node.on_timeout(fctx))
 
         wait = WaitSpec(kind="pause", details=details, timeout=node.timeout)
-        item = net.work_item(node.id, kind="human", wait=wait).activities(
-            on_initialized=_auto_start, on_started=pause, on_completed=finished
+        item = net.work_item(node.id, kind=node.kind, wait=wait).activities(
+            on_initialized=auto_start, on_started=pause, on_completed=finished
         )
         self.builder.task(node.id, net.task(item).activities(on_enabled=enabled))
         self.humans[node.id] = node
         return node.id, node.id
 
-    def branches(self, node: Any) -> tuple[str, str]:
+    # -- control flow -------------------------------------------------------------------------
+
+    def branches(self, node: n.IfNode) -> tuple[str, str]:
         split, join = f"if:{node.id}", f"end_if:{node.id}"
         ids = self.step_ids
         targets: list[str] = []
@@ -323,7 +304,7 @@ class Compiler:
         async def route(ctx: Any) -> Any:
             fctx = FlowContext.of(ctx, ids)
             for condition, target in zip(conditions, targets, strict=True):
-                if condition is None or await _maybe(condition(fctx)):
+                if condition is None or await maybe(condition(fctx)):
                     return ctx.route.to_task(target)
             return ctx.route.to_task(join)
 
@@ -331,157 +312,70 @@ class Compiler:
         self.builder.dummy_task(join, net.dummy_task().join("xor"))
         return split, join
 
-    def group(self, node: Any) -> tuple[str, str]:
-        count = len(node.handlers)
-        if count == 0:
-            what = "parallel" if node.mode == "all" else "race"
-            self.problems.append(f"{what} {node.id!r} has no functions")
-        ids = self.step_ids
-        handlers = node.handlers
-
-        async def run(ectx: Any) -> Any:
-            index = ectx.work_item.payload["index"]
-            fctx = FlowContext.of(ectx, ids)
-            return await call_user(handlers[index], (fctx,), ectx, None, node.id)
-
-        def start(ctx: Any) -> None:
-            for index in range(count):
-                ctx.work_item.initialize({"index": index})
-
-        kind = "parallel" if node.mode == "all" else "race"
-        item = net.work_item(node.id, handler=run, kind=kind, sets_last=False)
-        builder = net.task(item).activities(on_enabled=start)
-        if node.mode == "all":
-            builder.output(lambda items: [i.output for i in sorted(items, key=_index)])
-        else:
-            builder.policy(_first_wins).output(_winner)
-        self.builder.task(node.id, builder)
-        return node.id, node.id
-
-    def loop(self, node: Any) -> tuple[str, str]:
+    def loop(self, node: n.WhileNode) -> tuple[str, str]:
         head, done = f"while:{node.id}", f"end_while:{node.id}"
         ids, limit, condition = self.step_ids, node.max_iterations, node.condition
 
         async def route(ctx: Any) -> Any:
             if ctx.task.generation > limit:
                 raise RuntimeError(f"while_ {node.id!r} exceeded {limit} iterations")
-            if await _maybe(condition(FlowContext.of(ctx, ids))):
+            if await maybe(condition(FlowContext.of(ctx, ids))):
                 return ctx.route.to_task(node.id)
             return ctx.route.to_task(done)
 
         self.builder.dummy_task(head, net.dummy_task().join("xor").split("xor").route(route))
-        item = net.work_item(node.id, handler=_step_handler(node, ids), kind="while")
-        self.builder.task(node.id, net.task(item))
+        handler = step_handler(node, ids, self.flow.id)
+        self.builder.task(node.id, net.task(net.work_item(node.id, handler=handler, kind="while")))
         self.builder.dummy_task(done, net.dummy_task())
         self.builder.connect_task(head, node.id, done)
         self.builder.connect_task(node.id, head)
         return head, done
 
-    def each(self, node: Any) -> tuple[str, str]:
-        ids, size, items_fn = self.step_ids, node.size, node.items
-        batched = size > 0
+    def add_catching(self, node: n.Node, task: net.TaskBuilder) -> str:
+        """A node's task with its ``on_error`` fallbacks: the task catches its failure and
+        routes to ``<id>:on_error`` (whose output stands in for the node's) or past it;
+        returns the node's last task."""
+        if not node.on_error:
+            return node.id
+        recover, done = f"{node.id}:on_error", f"{node.id}:done"
+        ids = self.step_ids
 
-        async def start(ctx: Any) -> None:
-            items = await _maybe(items_fn(FlowContext.of(ctx, ids)))
-            if not isinstance(items, list | tuple):
-                kind = type(items).__name__
-                raise TypeError(f"{node.id!r}: items must return a list, got {kind}")
-            items = list(items)
-            if not items:
-                ctx.work_item.initialize({"empty": True})
-            elif batched:
-                chunks = [items[i : i + size] for i in range(0, len(items), size)]
-                ctx.work_item.initialize({"items": chunks[0], "index": 0, "rest": chunks[1:]})
-            else:
-                for index, value in enumerate(items):
-                    ctx.work_item.initialize({"item": value, "index": index})
+        async def fallback(ectx: Any) -> Any:
+            failure = caught(ectx.outputs.get(node.id))
+            assert failure is not None  # routed here only after a caught failure
+            error = StepFailedError(
+                failure.error, type=failure.error_type, attributes=failure.error_data
+            )
+            return await fall_back(node, FlowContext.of(ectx, ids), error, ectx)
 
-        def next_batch(ctx: Any) -> None:
-            if not batched or ctx.work_item.next_state != "completed":
-                return
-            payload = ctx.work_item.info.payload
-            if payload.get("rest"):
-                rest = payload["rest"]
-                following = {"items": rest[0], "index": payload["index"] + 1, "rest": rest[1:]}
-                ctx.work_item.initialize(following)
+        def route(ctx: Any) -> Any:
+            return ctx.route.to_task(recover if caught(ctx.output) is not None else done)
 
-        handler = node.handler
-
-        async def run(ectx: Any) -> Any:
-            payload = ectx.work_item.payload
-            if payload.get("empty"):
-                return None
-            value = payload["items"] if batched else payload["item"]
-            return await call_user(handler, (value, FlowContext.of(ectx, ids)), ectx, None, node.id)
-
-        def reduce(items: list[Any]) -> Any:
-            real = sorted((i for i in items if not i.payload.get("empty")), key=_index)
-            if batched:
-                batches = [
-                    {
-                        "batch_index": i.payload["index"],
-                        "items": i.payload["items"],
-                        "result": i.output,
-                        "size": len(i.payload["items"]),
-                    }
-                    for i in real
-                ]
-                return {
-                    "type": "batch",
-                    "name": node.id,
-                    "results": batches,
-                    "total_batches": len(batches),
-                    "total_items": sum(b["size"] for b in batches),
-                }
-            results = [
-                {"item": i.payload["item"], "result": i.output, "index": i.payload["index"]}
-                for i in real
-            ]
-            return {
-                "type": "forEach",
-                "name": node.id,
-                "results": results,
-                "total_items": len(results),
-            }
-
-        kind = "batch" if batched else "for_each"
-        item = net.work_item(node.id, handler=run, kind=kind, sets_last=False)
-        builder = net.task(item).activities(on_enabled=start, on_work_item_state_changed=next_batch)
-        builder.output(reduce)
-        self.builder.task(node.id, builder)
-        return node.id, node.id
-
-    def subflow(self, node: Any) -> tuple[str, str]:
-        child = node.flow
-        try:
-            child_spec = child.build()
-        except InvalidWorkflowError as error:
-            self.problems.extend(f"subflow {node.id!r}: {p}" for p in error.problems)
-            child_spec = None
-        except AttributeError:
-            return node.id, node.id
-        ids, make_input = self.step_ids, node.input
-
-        async def start(ctx: Any) -> None:
-            fctx = FlowContext.of(ctx, ids)
-            payload = fctx.last if make_input is None else await _maybe(make_input(fctx))
-            ctx.workflow.initialize(flow_payload(payload, kind="subflow"))
-
-        if child_spec is not None:
-            composite = net.composite_task(child_spec).activities(on_enabled=start)
-            self.builder.composite_task(node.id, composite)
-        return node.id, node.id
+        task.catch().split("xor").route(route)
+        item = net.work_item(recover, handler=fallback, kind="fallback", records_as=node.id)
+        self.builder.task(recover, net.task(item))
+        self.builder.dummy_task(done, net.dummy_task().join("xor"))
+        self.builder.connect_task(node.id, recover, done)
+        self.builder.connect_task(recover, done)
+        return done
 
 
-def _node_problems(node: Node) -> list[str]:
-    """What is wrong with one node's own options (functions, retry)."""
+# -- checks ---------------------------------------------------------------------------------------
+
+
+def _node_problems(node: n.Node) -> list[str]:
+    """What is wrong with one node's own options (functions, retry, cache, breaker)."""
     found = []
     where = f"{type(node).__name__.removesuffix('Node').lower()} {node.id!r}"
-    for field in ("handler", "condition", "items", "filter", "on_pause", "on_timeout"):
+    for field in ("handler", "condition", "items", "filter", "validate", "on_pause", "on_timeout"):
         value = getattr(node, field, None)
         if value is not None and not callable(value):
             found.append(f"{where}: {field} must be a function, got {value!r}")
-    for fallback in getattr(node, "on_error", ()):
+    for field in ("message", "description", "approval_url", "duration"):
+        value = getattr(node, field, None)
+        if value is not None and not (callable(value) or isinstance(value, str)):
+            found.append(f"{where}: {field} must be a string or a function, got {value!r}")
+    for fallback in node.on_error:
         if not callable(fallback):
             found.append(f"{where}: on_error must be a function, got {fallback!r}")
     for handler in getattr(node, "handlers", ()):
@@ -490,21 +384,24 @@ def _node_problems(node: Node) -> list[str]:
     for branch in getattr(node, "branches", ()):
         if branch.condition is not None and not callable(branch.condition):
             found.append(f"{where}: the condition of {branch.name!r} must be a function")
-    retry = getattr(node, "retry", None)
-    if retry is not None:
-        found.extend(retry.problems(where))
+    for option in ("retry", "cache", "circuit_breaker"):
+        value = getattr(node, option, None)
+        if value is not None:
+            found.extend(value.problems(where))
+    if isinstance(node, n.LogNode) and node.level not in LOG_LEVELS:
+        found.append(f"{where}: level must be one of {list(LOG_LEVELS)}, got {node.level!r}")
     return found
 
 
-def compile_flow(flow: Flow, nodes: list[Node], problems: list[str]) -> NetSpec | None:
-    from cronflow_actors.flow import builder as b
-    from cronflow_actors.flow.builder import walk
-
+def compile_flow(
+    flow: Flow, nodes: list[n.Node], problems: list[str], resolve: Any = None
+) -> NetSpec | None:
     seen: set[str] = set()
-    for node in walk(nodes):
+    for node in n.walk(nodes):
         if node.id in seen:
             problems.append(f"step id {node.id!r} is used twice; step ids must be unique")
-        named_by_user = not isinstance(node, b.CancelNode)  # a cancel's id is the builder's
+        # the ids of cancel and log nodes are the builder's
+        named_by_user = not isinstance(node, n.CancelNode | n.LogNode)
         if named_by_user and isinstance(node.id, str) and any(m in node.id for m in RESERVED):
             problems.append(
                 f"step id {node.id!r} holds ':' or '#', which are kept for the engine's own "
@@ -518,10 +415,23 @@ def compile_flow(flow: Flow, nodes: list[Node], problems: list[str]) -> NetSpec 
         .end_condition(END)
         .output("last")  # a run's output: the last step's that ran (ctx.last), whatever ends it
     )
-    compiler = Compiler(builder, frozenset(seen), problems)
+    compiler = Compiler(flow, builder, frozenset(seen), problems, resolve)
     if not nodes:
         return None
-    _first, last = compiler.sequence(nodes, None)
+    if flow.skip_when_empty:
+        # a per-item flow started for an empty list (its task needs a child to run): it ends
+        # at once, without running a step
+        _first, last = compiler.sequence(nodes, SKIP)
+
+        def route(ctx: Any) -> Any:
+            empty = isinstance(ctx.payload, dict) and ctx.payload.get(EMPTY)
+            return ctx.route.to_condition(END) if empty else ctx.route.to_task(_first)
+
+        builder.dummy_task(SKIP, net.dummy_task().split("xor").route(route))
+        builder.connect_condition(START, SKIP)
+        builder.connect_task(SKIP, END)
+    else:
+        _first, last = compiler.sequence(nodes, None)
     if last is not None:
         builder.connect_task(last, END)
     timeout, on_start = flow.timeout, flow.hooks.on_start

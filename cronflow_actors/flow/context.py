@@ -178,9 +178,16 @@ class FlowContext:
 
 def _step_name(engine_ctx: Any) -> str:
     """The user's id for the element: a step's task, or the ``if_``/``while_`` whose condition
-    runs (the compiler names its own tasks ``if:<id>``, ``while:<id>``)."""
+    runs, the step whose delay or fallback this is (the compiler names its own tasks
+    ``if:<id>``, ``while:<id>``, ``delay:<id>``, ``<id>:on_error``, ...)."""
     task = engine_ctx.task
     if task is None:
         return ""
     name: str = task.name
-    return name.rsplit(":", 1)[-1]
+    before, colon, after = name.partition(":")
+    if not colon:
+        return name
+    return after if before in _PREFIXES else before
+
+
+_PREFIXES = frozenset({"if", "end_if", "while", "end_while", "delay"})

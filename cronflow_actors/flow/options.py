@@ -1,5 +1,6 @@
-"""Step and workflow options: ``Retry`` (attempts, backoff, jitter, filter, callback) and
-``Hooks`` (once per run)."""
+"""Step and workflow options: ``Retry`` (attempts, backoff, jitter, filter, callback),
+``Cache`` and ``CircuitBreaker`` (shared by a step's runs, kept in the store), and ``Hooks``
+(once per run)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import msgspec
 
 from cronflow_actors.net.durations import parse_duration
 
-__all__ = ["BACKOFFS", "HOOK_NAMES", "Hooks", "Retry"]
+__all__ = ["BACKOFFS", "HOOK_NAMES", "Cache", "CircuitBreaker", "Hooks", "Retry"]
 
 BACKOFFS = ("fixed", "linear", "exponential")
 
@@ -85,6 +86,62 @@ class Retry(msgspec.Struct, frozen=True, kw_only=True):
         if self.max_delay is not None:
             delay = min(delay, parse_duration(self.max_delay, "retry max_delay"))
         return delay
+
+
+class Cache(msgspec.Struct, frozen=True, kw_only=True):
+    """A step's output kept by ``key(ctx)`` (a string) for ``ttl`` ("1h", seconds; None: until
+    deleted): a later run of the step with the same key gets it without running the handler.
+    Shared by every run of the flow, kept in the store (it survives restarts); a failed step
+    caches nothing."""
+
+    key: Any
+    ttl: float | str | None = None
+
+    def problems(self, where: str) -> list[str]:
+        found = []
+        if not callable(self.key):
+            found.append(f"{where}: cache key must be a function key(ctx) -> str, got {self.key!r}")
+        if self.ttl is not None:
+            try:
+                if parse_duration(self.ttl, "cache ttl") <= 0:
+                    found.append(f"{where}: cache ttl must be longer than 0, got {self.ttl!r}")
+            except ValueError as error:
+                found.append(f"{where}: {error}")
+        return found
+
+
+class CircuitBreaker(msgspec.Struct, frozen=True, kw_only=True):
+    """Fail fast when a step keeps failing: after ``failures`` failed attempts in a row (of any
+    of the flow's runs) the breaker opens, and for ``reset`` ("30s", seconds) every attempt of
+    the step fails at once with ``CircuitOpenError`` without running it; then one attempt is let
+    through: a success closes the breaker, a failure opens it again. ``errors`` (exception
+    classes) limits which failures count. Kept in the store, per flow and step."""
+
+    failures: int = 5
+    reset: float | str = "30s"
+    errors: Any = None
+
+    def problems(self, where: str) -> list[str]:
+        found = []
+        failures = self.failures
+        if not isinstance(failures, int) or isinstance(failures, bool) or failures < 1:
+            found.append(
+                f"{where}: circuit_breaker failures must be a whole number >= 1, got {failures!r}"
+            )
+        try:
+            if parse_duration(self.reset, "circuit_breaker reset") <= 0:
+                found.append(f"{where}: circuit_breaker reset must be longer than 0")
+        except ValueError as error:
+            found.append(f"{where}: {error}")
+        if self.errors is not None and not _classes(self.errors):
+            found.append(
+                f"{where}: circuit_breaker errors takes exception classes, got {self.errors!r}"
+            )
+        return found
+
+    def counts(self, error: BaseException) -> bool:
+        classes = _classes(self.errors) if self.errors is not None else None
+        return not classes or isinstance(error, classes)
 
 
 def _classes(value: Any) -> tuple[type[BaseException], ...] | None:

@@ -27,6 +27,7 @@ __all__ = [
     "CancelWorkflowJob",
     "CompleteWorkItemJob",
     "DeliverEvent",
+    "FailTaskJob",
     "FailWorkItemJob",
     "FailWorkflowJob",
     "InitializeWorkItem",
@@ -164,6 +165,15 @@ class FailWorkflowJob(Message, frozen=True, kw_only=True):
     error: str = "failed"
 
 
+class FailTaskJob(Message, frozen=True, kw_only=True):
+    """Fail a started task (a step's timeout): its open children are canceled, and its
+    workflow fails unless the task catches its failure."""
+
+    workflow_id: str
+    task: str
+    error: str = "failed"
+
+
 Job = (
     InitializeWorkItemJob
     | InitializeWorkflowJob
@@ -174,6 +184,7 @@ Job = (
     | ResetWorkItemJob
     | CancelWorkflowJob
     | FailWorkflowJob
+    | FailTaskJob
 )
 
 

@@ -172,6 +172,7 @@ class WorkItemBuilder:
                 problems.append(f"{owner} waits for an event but names none")
             else:
                 _check_callable(wait.accept, f"{owner} event filter", problems)
+                _check_callable(wait.check, f"{owner} event check", problems)
                 _check_callable(wait.details, f"{owner} wait details", problems)
             if self._handler is not None or self._detached:
                 problems.append(f"{owner} has a handler, so it cannot also wait")
@@ -185,6 +186,7 @@ class WorkItemBuilder:
             detached=self._detached,
             durable=self._durable,
             wait=wait,
+            records_as=self._records_as,
         )
 
 

@@ -14,6 +14,7 @@ from cronflow_actors.messages.engine import (
     CancelWorkflowJob,
     CancelWorkItemJob,
     CompleteWorkItemJob,
+    FailTaskJob,
     FailWorkflowJob,
     FailWorkItemJob,
     InitializeWorkflowJob,
@@ -26,6 +27,7 @@ __all__ = [
     "cancel_work_item",
     "cancel_workflow",
     "complete_work_item",
+    "fail_task",
     "fail_work_item",
     "fail_workflow",
     "initialize_work_item",
@@ -73,3 +75,8 @@ def cancel_workflow(workflow_id: str) -> CancelWorkflowJob:
 
 def fail_workflow(workflow_id: str, error: str = "failed") -> FailWorkflowJob:
     return FailWorkflowJob(workflow_id=workflow_id, error=error)
+
+
+def fail_task(workflow_id: str, task: str, error: str = "failed") -> FailTaskJob:
+    """Fail ``task`` of ``workflow_id`` if it is still started (a deadline for a whole task)."""
+    return FailTaskJob(workflow_id=workflow_id, task=task, error=error)

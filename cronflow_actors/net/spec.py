@@ -67,6 +67,9 @@ class WaitSpec(msgspec.Struct, frozen=True, kw_only=True, eq=False):
     kind: str
     event: str = ""
     accept: Any = None
+    check: Any = None
+    """``check(ctx, payload)`` of an accepted event: True, or what is wrong with it (the item
+    then fails with that, instead of completing)."""
     details: Any = None
     timeout: float | None = None
 

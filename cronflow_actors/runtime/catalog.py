@@ -12,7 +12,8 @@ import re
 import msgspec
 
 from cronflow_actors.errors import InvalidWorkflowError, NotFoundError
-from cronflow_actors.flow.builder import Flow, SubflowNode, walk
+from cronflow_actors.flow.builder import Flow
+from cronflow_actors.flow.nodes import SubflowNode, walk
 from cronflow_actors.net.spec import NetSpec
 
 __all__ = [
@@ -41,12 +42,16 @@ class FlowCatalog:
 
     def compile(self, flow: Flow) -> NetSpec:
         """Check and compile ``flow`` (``InvalidWorkflowError`` lists every problem); changes
-        nothing (``add`` it once its net is registered)."""
-        spec = flow.build()
+        nothing (``add`` it once its net is registered). A subflow named by id is one of the
+        registered flows."""
+        spec = flow.build(resolve=self._registered)
         problems = self._webhook_clashes(flow)
         if problems:
             raise InvalidWorkflowError(flow.id, problems)
         return spec
+
+    def _registered(self, flow_id: str) -> Flow | None:
+        return self.flows[flow_id] if flow_id in self.roots else None
 
     def add(self, flow: Flow) -> None:
         for child in _subflows(flow):

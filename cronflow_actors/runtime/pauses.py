@@ -34,6 +34,8 @@ class PausedRun(msgspec.Struct, frozen=True, kw_only=True):
     paused_at: float | None = None
     expires_at: float | None = None
     last: Any = None
+    approval_url: str | None = None
+    """Where a person approves, when the step gives one (``approval_url``)."""
 
 
 class Pauses:
@@ -104,4 +106,5 @@ def _paused(row: WaitRecord) -> PausedRun:
         paused_at=row.created_at,
         expires_at=row.expires_at,
         last=data.get("last"),
+        approval_url=details.get("approval_url"),
     )

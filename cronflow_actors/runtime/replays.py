@@ -28,8 +28,9 @@ import msgspec
 
 from cronflow_actors.engine.actors import decode_state
 from cronflow_actors.errors import ConfigurationError, MockLostError, NotFoundError
-from cronflow_actors.flow.builder import Branch, Flow, IfNode, Node, walk
+from cronflow_actors.flow.builder import Flow
 from cronflow_actors.flow.context import unwrap_payload
+from cronflow_actors.flow.nodes import Branch, IfNode, Node, walk
 from cronflow_actors.kernel import Clock
 from cronflow_actors.messages import SnapshotRecord
 from cronflow_actors.net.spec import NetSpec

@@ -47,7 +47,7 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-_WAITING_KINDS = frozenset({"sleep", "event", "human"})
+_WAITING_KINDS = frozenset({"sleep", "delay", "event", "human", "pause"})
 _FINAL = frozenset({"completed", "failed", "canceled"})
 _ID = re.compile(r"[A-Za-z0-9_-]{1,100}")
 MAX_PAGE = 1000

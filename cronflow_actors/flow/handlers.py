@@ -1,0 +1,162 @@
+"""How a step's function is called: on the loop or the thread pool, within its timeout, behind
+its cache and circuit breaker, with its retries (a failed attempt asks the engine for another
+one on a durable timer) and its ``on_error`` fallbacks."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from cronflow_actors.errors import CircuitOpenError, RetryRequested, StepTimeoutError
+from cronflow_actors.flow.context import FlowContext
+from cronflow_actors.flow.options import CircuitBreaker
+from cronflow_actors.net.durations import parse_duration
+
+__all__ = ["call_user", "describe", "fall_back", "maybe", "step_handler"]
+
+logger = logging.getLogger(__name__)
+
+_MISS = object()
+
+
+async def maybe(value: Any) -> Any:
+    if inspect.isawaitable(value):
+        return await value
+    return value
+
+
+async def call_user(
+    fn: Callable[..., Any], args: tuple[Any, ...], ectx: Any, limit: float | None, step: str
+) -> Any:
+    """``fn(*args)``: coroutine functions on the loop, plain ones on the thread pool (on the
+    loop when there is no engine ctx, for hooks)."""
+    if inspect.iscoroutinefunction(fn):
+        awaitable: Any = fn(*args)
+    elif ectx is not None and ectx.run_blocking is not None:
+        awaitable = ectx.run_blocking(fn, *args)
+    else:
+        awaitable = maybe(fn(*args))
+    if limit is None:
+        return await maybe(await awaitable)
+    try:
+        result = await asyncio.wait_for(_await(awaitable), limit)
+    except TimeoutError:
+        raise StepTimeoutError(step, limit) from None
+    return await maybe(result)
+
+
+async def _await(awaitable: Any) -> Any:
+    return await awaitable
+
+
+def describe(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"
+
+
+def step_handler(node: Any, step_ids: frozenset[str], flow_id: str) -> Any:
+    """The work item handler of a step-like node (a step, an action, a loop's body): its
+    function with the node's options; a plain step pays for none it does not use."""
+    handler = node.handler
+    retry = getattr(node, "retry", None)
+    timeout = getattr(node, "timeout", None)
+    cache = getattr(node, "cache", None)
+    breaker = getattr(node, "circuit_breaker", None)
+
+    async def run(ectx: Any) -> Any:
+        fctx = FlowContext.of(ectx, step_ids)
+        key = None
+        if cache is not None:
+            key = f"{node.id}:{await maybe(cache.key(fctx))}"
+            hit = await ectx.state.sibling(f"cronflow:cache:{flow_id}").get(key, _MISS)
+            if hit is not _MISS:
+                return hit
+        try:
+            if breaker is None:
+                output = await call_user(handler, (fctx,), ectx, timeout, node.id)
+            else:
+                guard = _Guard(breaker, ectx.state, flow_id, node.id)
+                await guard.enter()
+                output = await call_user(handler, (fctx,), ectx, timeout, node.id)
+                await guard.succeeded()
+        except Exception as error:
+            if breaker is not None and not isinstance(error, CircuitOpenError):
+                await guard.failed(error)
+            attempt = ectx.attempt or 1
+            if retry is not None and attempt < retry.attempts and retry.should_retry(error):
+                delay = retry.delay_before(attempt)
+                if retry.on_retry is not None:
+                    await _on_retry(node.id, retry.on_retry, fctx, error, attempt, delay)
+                raise RetryRequested(delay, describe(error)) from error
+            if not node.on_error:
+                raise
+            return await fall_back(node, fctx, error, ectx)
+        if cache is not None:
+            ttl = cache.ttl
+            cached = ectx.state.sibling(f"cronflow:cache:{flow_id}")
+            await cached.set(key, output, ttl=ttl)
+        return output
+
+    return run
+
+
+async def _on_retry(step: str, callback: Any, *args: Any) -> None:
+    """The retry's ``on_retry(ctx, error, attempt, delay)``: a callback that raises is logged;
+    the retry goes on."""
+    try:
+        await maybe(callback(*args))
+    except Exception:
+        logger.exception("on_retry of step %r raised; retrying anyway", step)
+
+
+async def fall_back(node: Any, fctx: FlowContext, error: BaseException, ectx: Any) -> Any:
+    """The node's ``on_error`` fallbacks in order, each with the error of the one before; the
+    first that returns gives the output, the last one's error fails the step."""
+    *earlier, last = node.on_error
+    for fallback in earlier:
+        fctx.error = error
+        try:
+            return await call_user(fallback, (fctx,), ectx, None, node.id)
+        except Exception as failed:
+            error = failed
+    fctx.error = error
+    return await call_user(last, (fctx,), ectx, None, node.id)
+
+
+class _Guard:
+    """One attempt of a step behind its circuit breaker, whose state (failures in a row, when
+    it opened) is kept in the store, shared by every run of the flow."""
+
+    def __init__(self, breaker: CircuitBreaker, state: Any, flow_id: str, step: str) -> None:
+        self._breaker = breaker
+        self._state = state.sibling(f"cronflow:breaker:{flow_id}")
+        self._flow = flow_id
+        self._step = step
+        self._failures = 0
+        self._opened: float | None = None
+
+    async def enter(self) -> None:
+        """Let the attempt through, or raise ``CircuitOpenError`` while the breaker is open."""
+        self._failures = int(await self._state.get(f"{self._step}:failures", 0))
+        self._opened = await self._state.get(f"{self._step}:opened")
+        if self._opened is None:
+            return
+        reset = parse_duration(self._breaker.reset, "circuit_breaker reset")
+        remaining = self._opened + reset - self._state.now()
+        if remaining > 0:
+            raise CircuitOpenError(self._flow, self._step, self._failures, remaining)
+        # half open: this attempt is the trial
+
+    async def succeeded(self) -> None:
+        if self._failures or self._opened is not None:
+            await self._state.delete(f"{self._step}:failures")
+            await self._state.delete(f"{self._step}:opened")
+
+    async def failed(self, error: BaseException) -> None:
+        if not self._breaker.counts(error):
+            return
+        failures = await self._state.incr(f"{self._step}:failures")
+        if failures >= self._breaker.failures or self._opened is not None:
+            await self._state.set(f"{self._step}:opened", self._state.now())

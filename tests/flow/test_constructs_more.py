@@ -1,0 +1,344 @@
+"""The rest of Cronflow's documented constructs, through ``cf.Runtime`` on a SQLite file: step
+delays and durable delays, computed sleeps, log steps, pauses, computed human-step details,
+event validation, action retries and timeouts, ``parallel`` limits and deadlines, subflows by
+id, ``on_error`` after any construct, and a flow per item in ``for_each`` / ``batch``."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import cronflow_actors as cf
+from cronflow_actors.errors import InvalidWorkflowError, StepFailedError
+from cronflow_actors.kernel import ManualClock
+
+
+async def settle(rt: cf.Runtime, clock: ManualClock, seconds: float = 0) -> None:
+    if seconds:
+        clock.advance(seconds)
+    await rt.wait_idle()
+
+
+def runtime(tmp_path: Path, clock: ManualClock, *flows: cf.Flow) -> cf.Runtime:
+    return cf.Runtime(db=tmp_path / "more.db", clock=clock, workflows=list(flows))
+
+
+async def test_delays_and_computed_sleeps_wait_on_durable_timers(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    ran: list[tuple[str, float]] = []
+
+    def note(name: str) -> Any:
+        def record(ctx: cf.FlowContext) -> str:
+            ran.append((name, clock.now()))
+            return name
+
+        return record
+
+    flow = (
+        cf.define("waits")
+        .step("first", note("first"))
+        .step("later", note("later"), delay="10s")
+        .delay("settle", "5s")
+        .sleep("nap", lambda ctx: ctx.payload["nap"])
+        .step("last", lambda ctx: ctx.last)
+    )
+    began = clock.now()
+    async with runtime(tmp_path, clock, flow) as rt:
+        run_id = await rt.trigger("waits", {"nap": "1m"})
+        await settle(rt, clock)
+        assert ran == [("first", began)]
+        steps = {s.id: s for s in (await rt.inspect(run_id)).steps}
+        assert "later" not in steps  # its delay is not a step of its own
+        await settle(rt, clock, 10)
+        assert ran[-1] == ("later", began + 10)
+        await settle(rt, clock, 5)
+        assert (await rt.inspect(run_id)).status == "waiting"  # napping for the computed minute
+        await settle(rt, clock, 59)
+        assert (await rt.inspect(run_id)).status == "waiting"
+        await settle(rt, clock, 1)
+        result = await rt.wait(run_id, timeout=5)
+        # delays and sleeps do not change ctx.last
+        assert (result.status, result.output) == ("completed", "later")
+
+
+async def test_a_bad_computed_duration_fails_the_run_clearly(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    flow = cf.define("bad-nap").sleep("nap", lambda ctx: "soon").step("after", str)
+    async with runtime(tmp_path, clock, flow) as rt:
+        result = await rt.wait(await rt.trigger("bad-nap"), timeout=5)
+        assert result.status == "failed"
+        assert "nap" in (result.error or "")
+        assert "'soon'" in (result.error or "")
+
+
+async def test_log_steps_write_a_line_with_the_run_and_step(
+    tmp_path: Path, clock: ManualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    flow = (
+        cf.define("logged")
+        .step("price", lambda ctx: 42)
+        .log(lambda ctx: f"priced at {ctx.last}")
+        .log("done pricing", level="warning")
+        .step("after", lambda ctx: ctx.last)
+    )
+    with caplog.at_level(logging.INFO, logger="cronflow_actors.flow.log"):
+        async with runtime(tmp_path, clock, flow) as rt:
+            run_id = await rt.trigger("logged")
+            result = await rt.wait(run_id, timeout=5)
+    assert result.output == 42  # log steps are not ctx.last
+    lines = [r for r in caplog.records if r.name == "cronflow_actors.flow.log"]
+    assert [(r.levelname, r.getMessage().split(" (")[0]) for r in lines] == [
+        ("INFO", "priced at 42"),
+        ("WARNING", "done pricing"),
+    ]
+    assert all(getattr(r, "run_id", None) == run_id for r in lines)
+    with pytest.raises(InvalidWorkflowError, match="level must be one of"):
+        cf.define("x").step("a", str).log("hi", level="loud").build()
+
+
+async def test_pause_waits_for_resume_with_computed_details(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    tokens: list[str] = []
+    flow = (
+        cf.define("approvals")
+        .step("quote", lambda ctx: ctx.payload)
+        .human_in_the_loop(
+            "approve",
+            description=lambda ctx: f"approve {ctx.last['amount']} EUR",
+            approval_url=lambda ctx, token: f"https://example.test/approve/{token}",
+        )
+        .pause("hold", on_pause=lambda ctx, token: tokens.append(token))
+        .step("done", lambda ctx: ctx.last["approved"])
+    )
+    async with runtime(tmp_path, clock, flow) as rt:
+        run_id = await rt.trigger("approvals", {"amount": 120})
+        await settle(rt, clock)
+        [first] = await rt.list_paused()
+        assert first.description == "approve 120 EUR"
+        assert first.approval_url == f"https://example.test/approve/{first.token}"
+        await rt.resume(first.token, {"approved": True})
+        await settle(rt, clock, 365 * 86400)  # a pause has no timeout
+        [second] = await rt.list_paused()
+        assert (second.step, second.expires_at, tokens) == ("hold", None, [second.token])
+        assert (await rt.inspect(run_id)).steps[-1].status == "waiting"
+        await rt.resume(second.token, {"approved": False})
+        result = await rt.wait(run_id, timeout=5)
+        assert (result.status, result.output) == ("completed", False)
+
+
+async def test_an_event_that_fails_validation_fails_the_step_and_on_error_catches_it(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    def check(payload: Any, ctx: cf.FlowContext) -> Any:
+        return True if payload.get("amount", 0) > 0 else "the amount must be positive"
+
+    strict = cf.define("strict").wait_for_event("paid", "payment", validate=check)
+    forgiving = (
+        cf.define("forgiving")
+        .wait_for_event("paid", "payment", validate=check)
+        .on_error(lambda ctx: {"refused": str(ctx.error)})
+    )
+    async with runtime(tmp_path, clock, strict, forgiving) as rt:
+        failing = await rt.trigger("strict")
+        caught = await rt.trigger("forgiving")
+        await settle(rt, clock)
+        await rt.publish_event("payment", {"amount": -5})
+        result = await rt.wait(failing, timeout=5)
+        assert result.status == "failed"
+        assert "the amount must be positive" in (result.error or "")
+        recovered = await rt.wait(caught, timeout=5)
+        assert recovered.status == "completed"
+        assert "the amount must be positive" in recovered.output["refused"]
+        step = (await rt.inspect(caught)).steps[0]
+        assert (step.id, step.output) == ("paid", recovered.output)
+
+
+async def test_actions_retry_on_the_clock_and_time_out(tmp_path: Path, clock: ManualClock) -> None:
+    calls: list[int] = []
+    done = asyncio.Event()
+
+    async def flaky(ctx: cf.FlowContext) -> None:
+        calls.append(len(calls) + 1)
+        if len(calls) < 3:
+            raise ConnectionError("down")
+        done.set()
+
+    async def hangs(ctx: cf.FlowContext) -> None:
+        await asyncio.sleep(3600)
+
+    flow = (
+        cf.define("acting")
+        .action("notify", flaky, retry=cf.Retry(attempts=3, delay="1s", backoff="fixed"))
+        .action("stuck", hangs, timeout=0.05)
+        .step("next", lambda ctx: "went on")
+    )
+    async with runtime(tmp_path, clock, flow) as rt:
+        run_id = await rt.trigger("acting")
+        assert (await rt.wait(run_id, timeout=5)).output == "went on"
+        for _ in range(2):
+            await asyncio.sleep(0.01)
+            await settle(rt, clock, 1)
+        await asyncio.wait_for(done.wait(), 5)
+        assert calls == [1, 2, 3]
+
+
+async def test_parallel_max_concurrency_and_timeout(tmp_path: Path, clock: ManualClock) -> None:
+    running, most = 0, 0
+
+    def worker(n: int) -> Any:
+        async def work(ctx: cf.FlowContext) -> int:
+            nonlocal running, most
+            running += 1
+            most = max(most, running)
+            await asyncio.sleep(0.01)
+            running -= 1
+            return n
+
+        return work
+
+    async def forever(ctx: cf.FlowContext) -> None:
+        await asyncio.sleep(3600)
+
+    limited = cf.define("limited").parallel("fan", [worker(n) for n in range(6)], max_concurrency=2)
+    bounded = cf.define("bounded").parallel("slow", [forever], timeout="30s")
+    async with runtime(tmp_path, clock, limited, bounded) as rt:
+        result = await rt.wait(await rt.trigger("limited"), timeout=5)
+        assert (result.output, most) == ([0, 1, 2, 3, 4, 5], 2)
+        slow = await rt.trigger("bounded")
+        await asyncio.sleep(0.05)  # its function is running (wait_idle would wait for it)
+        clock.advance(30)
+        failed = await rt.wait(slow, timeout=5)
+        assert failed.status == "failed"
+        assert "timed out after 30 s" in (failed.error or "")
+
+
+async def test_on_error_after_parallel_race_for_each_batch_and_subflow(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    class PaymentError(Exception):
+        def __init__(self, code: str) -> None:
+            super().__init__(f"payment refused ({code})")
+            self.code = code
+
+    def refuse(ctx: Any) -> None:
+        raise PaymentError("card-declined")
+
+    def fallback(ctx: cf.FlowContext) -> dict[str, Any]:
+        error = ctx.error
+        assert isinstance(error, StepFailedError)
+        return {"recovered": ctx.step_name, "type": error.type, "code": error.code}
+
+    child = cf.define("child").step("pay", refuse)
+    flows = [
+        cf.define("p").parallel("all", [lambda ctx: 1, refuse]).on_error(fallback),
+        cf.define("r").race("first", [refuse]).on_error(fallback),
+        cf.define("e").for_each("each", lambda ctx: [1, 2], lambda i, ctx: refuse(ctx)),
+        cf.define("b").batch("chunks", lambda ctx: [1, 2, 3], 2, lambda b, ctx: refuse(ctx)),
+        cf.define("s").subflow("sub", child).on_error(fallback).step("after", lambda c: c.last),
+    ]
+    flows[2].on_error(fallback)
+    flows[3].on_error(fallback)
+    async with runtime(tmp_path, clock, child, *flows) as rt:
+        for flow, step in (("p", "all"), ("r", "first"), ("e", "each"), ("b", "chunks")):
+            run_id = await rt.trigger(flow)
+            result = await rt.wait(run_id, timeout=5)
+            assert result.status == "completed", (flow, result.error)
+            assert result.output["recovered"] == step
+            assert result.output["code"] == "card-declined"
+            assert result.output["type"].endswith("PaymentError")
+            info = await rt.inspect(run_id)
+            assert [s.id for s in info.steps] == [step]
+            assert info.steps[0].output == result.output
+        sub = await rt.wait(await rt.trigger("s"), timeout=5)
+        assert sub.status == "completed"
+        assert sub.output["recovered"] == "sub"  # ctx.last after the fallback is its output
+    with pytest.raises(InvalidWorkflowError, match=r"\.on_error\(\) must follow"):
+        cf.define("x").sleep("nap", 1).on_error(fallback).build()
+
+
+async def test_subflows_by_registered_id(tmp_path: Path, clock: ManualClock) -> None:
+    child = cf.define("double").step("twice", lambda ctx: ctx.payload * 2)
+    parent = (
+        cf.define("parent")
+        .subflow("static", "double", input=21)
+        .subflow("computed", "double", input=lambda ctx: ctx.last + 1)
+    )
+    async with runtime(tmp_path, clock, child, parent) as rt:
+        assert (await rt.wait(await rt.trigger("parent"), timeout=5)).output == 86
+        orphan = cf.define("orphan").subflow("x", "nowhere")
+        with pytest.raises(InvalidWorkflowError, match="no flow 'nowhere' is registered"):
+            rt.register(orphan)
+        loop = cf.define("loop").step("a", str)
+        loop.subflow("again", loop)
+        with pytest.raises(InvalidWorkflowError, match="runs itself as a subflow"):
+            rt.register(loop)
+
+
+async def test_a_flow_per_item_runs_each_item_as_a_child_workflow(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    sent: list[str] = []
+
+    def per_user(user: Any, flow: cf.Flow) -> cf.Flow:
+        return (
+            flow.step("greet", lambda ctx: f"hello {user['name']}")
+            .sleep("wait", "1h")
+            .step("send", lambda ctx: sent.append(ctx.last) or ctx.payload["name"].upper())
+        )
+
+    users = [{"name": "ada"}, {"name": "bob"}]
+    flow = cf.define("welcome").for_each("users", lambda ctx: ctx.payload, per_user)
+    db = tmp_path / "more.db"
+    async with cf.Runtime(db=db, clock=clock, workflows=[flow]) as rt:
+        run_id = await rt.trigger("welcome", users)
+        await settle(rt, clock)
+        assert (await rt.inspect(run_id)).status == "waiting"
+    # a new runtime: each item's flow is built again for its item, and goes on
+    async with cf.Runtime(db=db, clock=clock, workflows=[flow]) as rt:
+        await settle(rt, clock, 3600)
+        result = await rt.wait(run_id, timeout=5)
+    assert result.status == "completed"
+    assert sorted(sent) == ["hello ada", "hello bob"]
+    assert result.output == {
+        "type": "forEach",
+        "name": "users",
+        "results": [
+            {"item": {"name": "ada"}, "result": "ADA", "index": 0},
+            {"item": {"name": "bob"}, "result": "BOB", "index": 1},
+        ],
+        "total_items": 2,
+    }
+
+
+async def test_a_flow_per_batch_runs_one_batch_after_another(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    order: list[list[int]] = []
+
+    def per_batch(batch: Any, flow: cf.Flow) -> cf.Flow:
+        return flow.step("sum", lambda ctx: order.append(list(ctx.payload)) or sum(ctx.payload))
+
+    flow = cf.define("sums").batch("chunks", lambda ctx: [1, 2, 3, 4, 5], 2, per_batch)
+    empty = cf.define("none").for_each("nothing", lambda ctx: [], per_batch)
+    async with runtime(tmp_path, clock, flow, empty) as rt:
+        result = await rt.wait(await rt.trigger("sums"), timeout=5)
+        assert order == [[1, 2], [3, 4], [5]]
+        assert [r["result"] for r in result.output["results"]] == [3, 7, 5]
+        assert result.output["total_items"] == 5
+        nothing = await rt.wait(await rt.trigger("none"), timeout=5)
+        assert nothing.output["results"] == []
+
+
+def test_a_flow_per_item_may_not_be_shaped_by_the_item() -> None:
+    def shaped(user: Any, flow: cf.Flow) -> cf.Flow:
+        return flow.step(f"greet-{user['name']}", str)
+
+    with pytest.raises(InvalidWorkflowError, match="may not depend on the item"):
+        cf.define("shaped").for_each("users", lambda ctx: [], shaped).build()
