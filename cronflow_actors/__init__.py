@@ -33,6 +33,8 @@ from cronflow_actors.flow import (
 from cronflow_actors.messages.engine import Principal, Stats
 from cronflow_actors.runtime import (
     EventRefusal,
+    ExpectationError,
+    FlowTest,
     Page,
     PausedRun,
     PublishResult,
@@ -55,8 +57,10 @@ __all__ = [
     "Cache",
     "CircuitBreaker",
     "EventRefusal",
+    "ExpectationError",
     "Flow",
     "FlowContext",
+    "FlowTest",
     "Hooks",
     "Page",
     "PausedRun",

@@ -15,6 +15,13 @@ import msgspec
 
 from cronflow_actors.errors import InvalidWorkflowError
 from cronflow_actors.flow.cron import CatchUp, CronExpression, CronSchedule, time_zone
+from cronflow_actors.flow.introspect import (
+    FlowTrigger,
+    StepDescription,
+    describe,
+    steps_of,
+    triggers_of,
+)
 from cronflow_actors.flow.nodes import (
     ActionNode,
     Branch,
@@ -45,7 +52,7 @@ from cronflow_actors.flow.workflow_options import RateLimit, metadata_problems, 
 from cronflow_actors.net.durations import parse_duration
 from cronflow_actors.net.spec import NetSpec
 
-__all__ = ["Flow", "SubflowNode", "WebhookSpec", "define", "walk"]
+__all__ = ["Flow", "SubflowNode", "WebhookSpec", "define", "use_test_harness", "walk"]
 
 Fn = Callable[..., Any]
 
@@ -99,6 +106,8 @@ class Flow:
         self.polls: list[PollSpec] = []
         self._spec: NetSpec | None = None
         self._building = False
+        self.needs_runtime: set[str] = set()
+        """The problems only a runtime can settle (a subflow named by id, unresolved here)."""
         self.skip_when_empty = False
         """A per-item flow (``for_each``): a payload marked empty ends it at once."""
         self.waits: dict[str, Any] = {}
@@ -535,6 +544,48 @@ class Flow:
         self._spec = spec
         return spec
 
+    def validate(self) -> None:
+        """Check the definition as registration does; raises the same ``InvalidWorkflowError``
+        listing every problem. (What only a runtime knows is checked at registration: that the
+        flows named by id in subflows are registered, that no other flow takes its webhooks.)"""
+        try:
+            self.build()
+        except InvalidWorkflowError as error:
+            problems = [p for p in error.problems if p not in self.needs_runtime]
+            if problems:
+                raise InvalidWorkflowError(self.id, problems) from None
+
+    # -- introspection ----------------------------------------------------------------------------
+
+    def get_steps(self) -> list[StepDescription]:
+        """Its steps in order (an ``if_``'s branches inside it), with their options."""
+        return steps_of(self._root)
+
+    def get_step(self, id: str) -> StepDescription:
+        """One step, found anywhere in the flow (``KeyError`` naming the ids if none)."""
+        for node in walk(self._root):
+            if node.id == id:
+                return steps_of([node])[0]
+        known = [node.id for node in walk(self._root)]
+        raise KeyError(f"flow {self.id!r} has no step {id!r} (steps: {known})")
+
+    def get_triggers(self) -> list[FlowTrigger]:
+        return triggers_of(self)
+
+    def to_json(self) -> str:
+        """The flow as JSON: what ``get_workflows()`` says of it, and its steps."""
+        record = msgspec.to_builtins(describe(self))
+        record["steps"] = msgspec.to_builtins(self.get_steps())
+        return msgspec.json.encode(record).decode()
+
+    def test(self) -> Any:
+        """A test harness on the real engine, in memory, on a clock that jumps to the next
+        timer (``FlowTest``: ``.trigger(payload)``, ``.mock_step(id, fn)``,
+        ``.expect_step(id).to_succeed()``, ``await .run()``; see ``runtime/testing.py``)."""
+        if not _TEST_HARNESS:
+            raise RuntimeError("the test harness comes with the runtime: import cronflow_actors")
+        return _TEST_HARNESS[0](self)
+
     # -- internals ---------------------------------------------------------------------------------
 
     def _current(self) -> list[Node]:
@@ -614,6 +665,15 @@ class Flow:
             elif report:
                 self._problems.append(str(error))
             return None
+
+
+_TEST_HARNESS: list[Callable[[Flow], Any]] = []
+
+
+def use_test_harness(factory: Callable[[Flow], Any]) -> None:
+    """How ``Flow.test()`` makes its harness: the runtime layer, which runs the engine, says
+    so when it is imported (this layer may not import it)."""
+    _TEST_HARNESS[:] = [factory]
 
 
 def _describe(nodes: list[Node]) -> str:

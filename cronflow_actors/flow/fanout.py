@@ -229,10 +229,13 @@ def subflow(compiler: Compiler, node: n.SubflowNode) -> net.TaskBuilder | None:
     if isinstance(child, str):
         found = compiler.resolve(child) if compiler.resolve is not None else None
         if found is None:
-            compiler.problems.append(
+            problem = (
                 f"subflow {node.id!r}: no flow {child!r} is registered on the runtime; "
                 "register it first, or pass the Flow itself"
             )
+            compiler.problems.append(problem)
+            if compiler.resolve is None:
+                compiler.flow.needs_runtime.add(problem)
             return None
         child = found
     if not isinstance(child, Flow):

@@ -24,9 +24,17 @@ from cronflow_actors.runtime.runs import (
 )
 from cronflow_actors.runtime.runtime import Runtime
 from cronflow_actors.runtime.shared_state import StateStats
+from cronflow_actors.runtime.testing import (
+    ExpectationError,
+    FlowTest,
+    StepResult,
+    TestResult,
+)
 
 __all__ = [
     "EventRefusal",
+    "ExpectationError",
+    "FlowTest",
     "FlowTrigger",
     "Page",
     "PausedRun",
@@ -39,7 +47,9 @@ __all__ = [
     "Runtime",
     "StateStats",
     "StepInfo",
+    "StepResult",
     "TaskState",
+    "TestResult",
     "WebhookProblem",
     "WebhookRequest",
     "WebhookResponse",

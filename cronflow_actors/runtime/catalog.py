@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import re
 
-import msgspec
-
 from cronflow_actors.errors import InvalidWorkflowError, NotFoundError
 from cronflow_actors.flow.builder import Flow
+from cronflow_actors.flow.introspect import (
+    FlowTrigger,
+    RateLimitInfo,
+    WorkflowDescription,
+    describe,
+)
 from cronflow_actors.flow.nodes import SubflowNode, walk
 from cronflow_actors.net.spec import NetSpec
 
@@ -95,67 +99,6 @@ class FlowCatalog:
     def listening(self, event: str) -> list[Flow]:
         """The registered flows started by ``event`` (``on_event``)."""
         return [self.flows[name] for name in sorted(self.roots) if event in self.flows[name].events]
-
-
-class FlowTrigger(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
-    """One way a flow's runs start: ``kind`` is ``webhook`` (``method``, ``path``),
-    ``schedule`` (``cron``, ``timezone``), ``interval`` (``every`` seconds) or ``event``
-    (``event``). Every flow can also be started by hand (``trigger``, ``POST /runs``)."""
-
-    kind: str
-    method: str | None = None
-    path: str | None = None
-    cron: str | None = None
-    timezone: str | None = None
-    every: float | None = None
-    event: str | None = None
-
-
-class RateLimitInfo(msgspec.Struct, frozen=True, kw_only=True):
-    count: int
-    per_seconds: float
-
-
-class WorkflowDescription(msgspec.Struct, frozen=True, kw_only=True):
-    """A registered flow as ``Runtime.get_workflows()`` and ``GET /flows`` show it."""
-
-    id: str
-    name: str
-    """Its ``define(name=...)``, or its id."""
-    description: str = ""
-    tags: list[str] = msgspec.field(default_factory=list)
-    version: str = ""
-    triggers: list[FlowTrigger] = msgspec.field(default_factory=list)
-    concurrency: int | None = None
-    rate_limit: RateLimitInfo | None = None
-    queue: str | None = None
-    secrets: list[str] = msgspec.field(default_factory=list)
-    """The names of its secrets (never their values)."""
-
-
-def describe(flow: Flow) -> WorkflowDescription:
-    triggers = [
-        FlowTrigger(kind="webhook", method=hook.method, path=hook.path) for hook in flow.webhooks
-    ]
-    triggers += [
-        FlowTrigger(kind="schedule", cron=s.expression.text, timezone=s.timezone)
-        for s in flow.schedules
-    ]
-    triggers += [FlowTrigger(kind="interval", every=seconds) for seconds in flow.intervals]
-    triggers += [FlowTrigger(kind="event", event=name) for name in flow.events]
-    rate = flow.rate_limit
-    return WorkflowDescription(
-        id=flow.id,
-        name=flow.name,
-        description=flow.description,
-        tags=list(flow.tags),
-        version=flow.version,
-        triggers=triggers,
-        concurrency=flow.concurrency,
-        rate_limit=RateLimitInfo(count=rate.count, per_seconds=rate.seconds) if rate else None,
-        queue=flow.queue,
-        secrets=sorted(flow.secrets),
-    )
 
 
 def flows_of(flow: Flow) -> list[Flow]:

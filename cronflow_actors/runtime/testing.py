@@ -1,0 +1,270 @@
+"""``flow.test()``: a harness that runs a flow on the real engine, on an in-memory store and a
+manual clock that jumps to the next timer whenever the run waits for one (sleeps, delays,
+retries and timeouts take no real time).
+
+    result = await (
+        flow.test()
+        .trigger({"order": 7})
+        .mock_step("charge", lambda ctx: {"charged": True})
+        .expect_step("charge").to_succeed()
+        .expect_step("notify").to_fail_with("SMTP")
+        .run()
+    )
+    assert result.status == "completed"
+
+Branches, ``parallel``, actions, subflows and retries behave as in production (it is the same
+engine). A pause is answered with ``.resume(step, payload)``, an awaited event with
+``.emit(name, payload)``; a run still waiting for either when nothing else can happen ends the
+test with status ``waiting``. ``run()`` raises ``ExpectationError`` (an ``AssertionError``)
+listing every expectation the run did not meet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import itertools
+import time
+from collections.abc import Callable
+from typing import Any, Self
+
+import msgspec
+
+from cronflow_actors.errors import ConfigurationError
+from cronflow_actors.flow.builder import Flow, use_test_harness
+from cronflow_actors.kernel import ManualClock
+from cronflow_actors.net.durations import parse_duration
+from cronflow_actors.runtime.runtime import Runtime
+
+__all__ = ["ExpectationError", "FlowTest", "StepExpectation", "StepResult", "TestResult"]
+
+_FINAL = frozenset({"completed", "failed", "canceled"})
+_CENTURY = 100 * 365 * 86400.0
+
+
+class StepResult(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    kind: str
+    status: str
+    output: Any = None
+    error: str | None = None
+    attempts: int = 0
+    retry_delays: list[float] = msgspec.field(default_factory=list)
+    """Seconds waited before each retry (on the test's clock)."""
+
+
+class TestResult(msgspec.Struct, frozen=True, kw_only=True):
+    run_id: str
+    status: str
+    output: Any = None
+    error: str | None = None
+    steps: list[StepResult] = msgspec.field(default_factory=list)
+    duration: float = 0.0
+    """Real seconds the test took."""
+    clock_seconds: float = 0.0
+    """Seconds that passed on the run's clock (sleeps, delays, retries)."""
+
+    __test__ = False  # not a pytest test class
+
+    def step(self, id: str) -> StepResult:
+        for step in self.steps:
+            if step.id == id:
+                return step
+        ran = [s.id for s in self.steps]
+        raise KeyError(f"step {id!r} did not run (steps that ran: {ran})")
+
+
+class ExpectationError(AssertionError):
+    """Steps of the test run did not end as expected; ``unmet`` lists each (and ``result``
+    is the run's result)."""
+
+    def __init__(self, unmet: list[str], result: TestResult) -> None:
+        self.unmet = unmet
+        self.result = result
+        listing = "\n".join(f"  - {line}" for line in unmet)
+        super().__init__(
+            f"run {result.run_id} ended {result.status}; unmet expectations:\n{listing}"
+        )
+
+
+class StepExpectation:
+    def __init__(self, test: FlowTest, step: str) -> None:
+        self._test = test
+        self._step = step
+
+    def to_succeed(self) -> FlowTest:
+        return self._test._expect(self._step, "completed", None)
+
+    def to_fail(self) -> FlowTest:
+        return self._test._expect(self._step, "failed", None)
+
+    def to_fail_with(self, text: str) -> FlowTest:
+        """The step fails, and its error holds ``text``."""
+        return self._test._expect(self._step, "failed", text)
+
+
+class FlowTest:
+    """Built by ``flow.test()``; chain ``trigger``, ``mock_step``, ``expect_step``,
+    ``resume``, ``emit``, ``with_flows``, then ``await run()``."""
+
+    __test__ = False
+
+    def __init__(self, flow: Flow) -> None:
+        self._flow = flow
+        self._payload: Any = None
+        self._headers: dict[str, str] = {}
+        self._mocks: dict[str, Callable[..., Any]] = {}
+        self._expected: list[tuple[str, str, str | None]] = []
+        self._answers: dict[str, Any] = {}
+        self._events: list[tuple[str, Any]] = []
+        self._others: list[Flow] = []
+
+    def trigger(self, payload: Any = None, *, headers: dict[str, str] | None = None) -> Self:
+        self._payload = payload
+        self._headers = dict(headers or {})
+        return self
+
+    def mock_step(self, step: str, fn: Callable[..., Any]) -> Self:
+        """Run ``fn`` instead of the step's function (it takes what the step's takes)."""
+        self._mocks[step] = fn
+        return self
+
+    def expect_step(self, step: str) -> StepExpectation:
+        return StepExpectation(self, step)
+
+    def resume(self, step: str, payload: Any = None) -> Self:
+        """Answer the pause of ``step`` (a ``human_in_the_loop`` or ``pause``) with ``payload``."""
+        self._answers[step] = payload
+        return self
+
+    def emit(self, event: str, payload: Any = None) -> Self:
+        """Publish ``event`` once the run waits for it."""
+        self._events.append((event, payload))
+        return self
+
+    def with_flows(self, *flows: Flow) -> Self:
+        """Register other flows too (the subflows this one names by id)."""
+        self._others.extend(flows)
+        return self
+
+    def _expect(self, step: str, status: str, text: str | None) -> Self:
+        self._expected.append((step, status, text))
+        return self
+
+    async def run(self, *, within: float = 60.0, horizon: float | str = "365d") -> TestResult:
+        """Run the flow to its end (or until it waits for something the test does not give),
+        then check the expectations. ``within``: real seconds it may take (a function that
+        never returns would hang the test otherwise); ``horizon``: how far the test's clock
+        may jump ahead (a run still waiting then ends the test as ``waiting``)."""
+        limit = parse_duration(horizon, "horizon")
+        began = time.perf_counter()
+        clock = ManualClock()
+        start = clock.now()
+        flows = [_without_triggers(f) for f in (*self._others, self._flow)]
+        runtime = Runtime(
+            ":memory:", clock=clock, workflows=flows, retention=0, lease_seconds=_CENTURY
+        )
+        async with runtime as rt:
+            run_id = await rt.replays.trigger(
+                self._flow.id, self._payload, mock_steps=self._mocks, headers=self._headers
+            )
+            await asyncio.wait_for(self._drive(rt, clock, run_id, start + limit), within)
+            info = await rt.inspect(run_id)
+            journal = await rt.store.load_journal(run_id)
+        by_item: dict[str, list[Any]] = {}
+        for entry in journal:
+            by_item.setdefault(entry.work_item_id, []).append(entry)
+        delays: dict[str, list[float]] = {}
+        for entries in by_item.values():
+            # on the test's clock a handler takes no time: between two attempts' records
+            # lies exactly the delay before the retry
+            times = [e.recorded_at for e in sorted(entries, key=lambda e: e.attempt)]
+            if len(times) > 1:
+                delays[entries[0].step_id or ""] = [b - a for a, b in itertools.pairwise(times)]
+        result = TestResult(
+            run_id=run_id,
+            status=str(info.status),
+            output=info.output,
+            error=info.error,
+            steps=[
+                StepResult(
+                    id=s.id,
+                    kind=s.kind,
+                    status=s.status,
+                    output=s.output,
+                    error=s.error,
+                    attempts=s.attempts,
+                    retry_delays=delays.get(s.id, []),
+                )
+                for s in info.steps
+            ],
+            duration=time.perf_counter() - began,
+            clock_seconds=clock.now() - start,
+        )
+        unmet = self._unmet(result)
+        if unmet:
+            raise ExpectationError(unmet, result)
+        return result
+
+    async def _drive(self, rt: Runtime, clock: ManualClock, run_id: str, until: float) -> None:
+        answered: set[str] = set()
+        events = list(self._events)
+        while True:
+            await rt.wait_idle()
+            info = await rt.inspect(run_id)
+            if info.status in _FINAL:
+                return
+            moved = False
+            for pause in await rt.list_paused(limit=1000):
+                ours = pause.run_id == run_id and pause.step in self._answers
+                if ours and pause.token not in answered:
+                    answered.add(pause.token)
+                    await rt.resume(pause.token, self._answers[pause.step])
+                    moved = True
+            waiting = {s.id for s in info.steps if s.kind == "event" and s.status == "waiting"}
+            if waiting and events:
+                name, payload = events.pop(0)
+                await rt.publish_event(name, payload)
+                moved = True
+            if moved:
+                continue
+            due = clock.next_deadline()
+            if due is None or due > until:
+                return  # waits for something the test does not give: the result says waiting
+            clock.set(due)
+
+    def _unmet(self, result: TestResult) -> list[str]:
+        unmet = []
+        steps = {s.id: s for s in result.steps}
+        for step, status, text in self._expected:
+            found = steps.get(step)
+            if found is None:
+                unmet.append(f"step {step!r} was expected to end {status} but never ran")
+            elif found.status != status:
+                detail = f" ({found.error})" if found.error else ""
+                unmet.append(
+                    f"step {step!r} was expected to end {status}, it ended {found.status}{detail}"
+                )
+            elif text is not None and text not in (found.error or ""):
+                unmet.append(
+                    f"step {step!r} failed with {found.error!r}, which does not hold {text!r}"
+                )
+        return unmet
+
+
+def _without_triggers(flow: Flow) -> Flow:
+    """A copy of the flow that only the test starts (no schedules, polls or listeners)."""
+    if not isinstance(flow, Flow):
+        raise ConfigurationError("flow", flow, "a cf.define(...) flow")
+    clone = copy.copy(flow)
+    clone.webhooks, clone.schedules, clone.intervals = [], [], []
+    clone.events, clone.polls = [], []
+    clone.event_schemas = {}
+    return clone
+
+
+def _harness(flow: Flow) -> FlowTest:
+    return FlowTest(flow)
+
+
+use_test_harness(_harness)

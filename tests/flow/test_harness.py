@@ -1,0 +1,169 @@
+"""``flow.test()`` on the real engine, ``flow.validate()``, and flow introspection."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+import cronflow_actors as cf
+from cronflow_actors.errors import InvalidWorkflowError
+
+
+def order_flow(sent: list[str]) -> cf.Flow:
+    def charge(ctx: cf.FlowContext) -> dict[str, Any]:
+        raise ConnectionError("the real payment API must not be called in a test")
+
+    def notify(ctx: cf.FlowContext) -> None:
+        sent.append(ctx.payload["email"])
+        raise RuntimeError("SMTP server refused the message")
+
+    return (
+        cf.define("order")
+        .step("validate", lambda ctx: {"amount": ctx.payload["amount"]})
+        .if_("big", lambda ctx: ctx.last["amount"] > 100)
+        .step("review", lambda ctx: "reviewed")
+        .else_()
+        .step("fast", lambda ctx: "fast lane")
+        .end_if()
+        .step("charge", charge, retry=cf.Retry(attempts=3, delay="10s"))
+        .parallel("side", [lambda ctx: 1, lambda ctx: 2])
+        .action("audit", lambda ctx: None)
+        .step("notify", notify)
+        .on_error(lambda ctx: "notification queued")
+    )
+
+
+async def test_the_harness_runs_the_real_engine_with_mocks_and_expectations() -> None:
+    sent: list[str] = []
+    calls: list[int] = []
+
+    def fake_charge(ctx: cf.FlowContext) -> dict[str, Any]:
+        calls.append(ctx.attempt)
+        if ctx.attempt < 3:
+            raise ConnectionError("declined, try again")
+        return {"charged": ctx.payload["amount"]}
+
+    result = await (
+        order_flow(sent)
+        .test()
+        .trigger({"amount": 250, "email": "ada@example.test"})
+        .mock_step("charge", fake_charge)
+        .expect_step("validate")
+        .to_succeed()
+        .expect_step("charge")
+        .to_succeed()
+        .run()
+    )
+    assert result.status == "completed"
+    assert result.output == "notification queued"
+    steps = {s.id: s for s in result.steps}
+    assert "review" in steps
+    assert "fast" not in steps  # branches behave as in production
+    assert steps["charge"].output == {"charged": 250}
+    assert (steps["charge"].attempts, calls) == (3, [1, 2, 3])
+    assert steps["charge"].retry_delays == [10.0, 20.0]  # exponential, on the test's clock
+    assert steps["side"].output == [1, 2]
+    assert steps["notify"].status == "completed"  # its fallback answered
+    assert sent == ["ada@example.test"]
+    assert result.clock_seconds == 30.0
+    assert result.duration < 30  # the retries' delays took no real time
+
+
+async def test_unmet_expectations_are_listed_in_one_error() -> None:
+    sent: list[str] = []
+    test = (
+        order_flow(sent)
+        .test()
+        .trigger({"amount": 5, "email": "x@example.test"})
+        .expect_step("charge")
+        .to_succeed()
+        .expect_step("review")
+        .to_succeed()
+        .expect_step("validate")
+        .to_fail_with("boom")
+    )
+    with pytest.raises(cf.ExpectationError) as caught:
+        await test.run()
+    unmet = caught.value.unmet
+    assert len(unmet) == 3
+    assert "step 'charge' was expected to end completed, it ended failed" in unmet[0]
+    assert "the real payment API must not be called" in unmet[0]
+    assert "step 'review' was expected to end completed but never ran" in unmet[1]
+    assert "step 'validate' was expected to end failed, it ended completed" in unmet[2]
+    assert caught.value.result.status == "failed"
+
+
+async def test_pauses_and_events_are_answered_and_a_run_left_waiting_says_so() -> None:
+    flow = (
+        cf.define("approve")
+        .human_in_the_loop("ok", description="approve?", timeout="1d")
+        .wait_for_event("paid", "payment")
+        .step("done", lambda ctx: [ctx.steps["ok"]["approved"], ctx.last["amount"]])
+    )
+    result = await flow.test().resume("ok", {"approved": True}).emit("payment", {"amount": 9}).run()
+    assert (result.status, result.output) == ("completed", [True, 9])
+    waiting = await flow.test().run()
+    assert waiting.status == "waiting"  # for the event no one sends
+    assert waiting.step("ok").output["timed_out"] is True  # the pause timed out on its clock
+    assert waiting.step("paid").status == "waiting"
+    held = cf.define("held").pause("hold").step("after", str)
+    left = await held.test().run()
+    assert left.status == "waiting"
+    assert left.step("hold").status == "waiting"
+
+
+async def test_a_schedule_does_not_start_runs_in_a_test() -> None:
+    flow = (
+        cf.define("nightly").step("s", lambda ctx: "ran").sleep("nap", "2d").on_schedule("@daily")
+    )
+    result = await flow.test().run()
+    assert result.status == "completed"
+
+
+def test_validate_raises_what_registration_raises() -> None:
+    bad = cf.define("bad").step("a", "not a function").step("a", str)  # type: ignore[arg-type]
+    with pytest.raises(InvalidWorkflowError) as validated:
+        bad.validate()
+    with pytest.raises(InvalidWorkflowError) as registered:
+        cf.Runtime().register(bad)
+    assert validated.value.problems == registered.value.problems
+    by_id = cf.define("by-id").subflow("child", "registered-elsewhere")
+    by_id.validate()  # only a runtime knows its flows: checked at registration
+    with pytest.raises(InvalidWorkflowError, match="no flow 'registered-elsewhere'"):
+        cf.Runtime().register(by_id)
+
+
+def test_introspection_lists_steps_triggers_and_json() -> None:
+    flow = (
+        cf.define("shop", name="Shop orders", tags=["sales"], description="orders")
+        .step("validate", str, timeout="5s", retry=cf.Retry(attempts=2))
+        .if_("big", lambda ctx: True)
+        .step("review", str)
+        .end_if()
+        .parallel("side", [str, str], max_concurrency=1)
+        .on_webhook("/webhooks/shop")
+        .on_schedule("0 9 * * 1", timezone="Europe/Paris")
+        .on_event("restock")
+    )
+    steps = flow.get_steps()
+    assert [(s.id, s.kind) for s in steps] == [
+        ("validate", "step"),
+        ("big", "if"),
+        ("side", "parallel"),
+    ]
+    assert steps[0].options["timeout"] == 5.0
+    assert steps[0].options["retry"]["attempts"] == 2
+    assert [s.id for s in steps[1].branches[0]] == ["review"]
+    assert flow.get_step("review").kind == "step"
+    with pytest.raises(KeyError, match="no step 'nope'"):
+        flow.get_step("nope")
+    assert [(t.kind, t.path or t.cron or t.event) for t in flow.get_triggers()] == [
+        ("webhook", "/webhooks/shop"),
+        ("schedule", "0 9 * * 1"),
+        ("event", "restock"),
+    ]
+    record = json.loads(flow.to_json())
+    assert (record["id"], record["name"], record["tags"]) == ("shop", "Shop orders", ["sales"])
+    assert [s["id"] for s in record["steps"]] == ["validate", "big", "side"]
