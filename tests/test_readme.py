@@ -89,3 +89,16 @@ async def test_the_replay_and_state_example_in_the_readme_runs(capsys: Any) -> N
         "True",
         "1",
     ]
+
+
+async def test_the_more_constructs_example_in_the_readme_runs(capsys: Any) -> None:
+    section = README.read_text().split("### More constructs:", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict[str, Any] = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    await namespace["main"]()
+    assert capsys.readouterr().out.splitlines() == [
+        "completed [12.0, 24.0]",
+        "checks skipped: builtins.ZeroDivisionError",
+        "5.0",
+    ]
