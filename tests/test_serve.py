@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -117,3 +118,30 @@ def test_a_second_sigterm_aborts_the_drain(tmp_path: Path) -> None:
     assert time.monotonic() - began < 10
     assert process.returncode == 0, output
     assert mark.read_text().split() == ["started"]  # cut short; it runs again on the next start
+
+
+def test_a_second_sigterm_ends_the_process_with_a_request_still_in_flight(
+    tmp_path: Path,
+) -> None:
+    """A client still sending its body held the shutdown: the second signal cuts it off."""
+    from tests.serving import start
+
+    served = start(str(ROOT / "tests" / "serve_edge_app.py"), tmp_path / "cut.db")
+    try:
+        assert served.up(), served.output()
+        slow = socket.create_connection(("127.0.0.1", served.port))
+        slow.sendall(
+            b"POST /runs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 100\r\n\r\n{"
+        )
+        time.sleep(0.2)
+        began = time.monotonic()
+        served.process.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        served.process.send_signal(signal.SIGTERM)
+        assert served.process.wait(15) == 0, served.output()
+        assert time.monotonic() - began < 10
+        slow.close()
+    finally:
+        served.stop()
+    assert "Traceback" not in served.output()

@@ -213,3 +213,101 @@ def test_finished_runs_are_pruned_after_the_retention(tmp_path: Path) -> None:
             assert time.monotonic() < deadline, "the finished run was never pruned"
             time.sleep(0.2)
         assert httpx.get(f"{served.url}/runs/{held}").json()["status"] == "waiting"
+
+
+def test_pathological_bodies_are_refused_in_linear_time(tmp_path: Path) -> None:
+    """A quote and a million escaped quotes, integers of thousands of digits: a 400 at once,
+    and the server answers others meanwhile."""
+    import threading
+
+    with serving(APP, tmp_path / "scan.db", "--max-body", "2000000") as served:
+        base = served.url
+        slow = b'"' + b'\\"' * 500_000
+        answers: list[int] = []
+        worker = threading.Thread(
+            target=lambda: answers.append(
+                httpx.post(
+                    f"{base}/webhooks/orders", content=slow, headers=JSON, timeout=60
+                ).status_code
+            )
+        )
+        worker.start()
+        assert httpx.get(f"{base}/healthz", timeout=10).status_code == 200
+        worker.join(30)  # the old scan took minutes on this body
+        assert answers == [400]
+        huge = b'{"workflow": "quick", "payload": ' + b"1" * 5000 + b"}"
+        too_big = httpx.post(f"{base}/runs", content=huge, headers=JSON)
+        assert too_big.status_code == 400
+        assert too_big.json()["type"] == "urn:cronflow:problem:number-out-of-range"
+        fraction = b'{"workflow": "quick", "payload": 1.12345678901234567890123}'
+        assert httpx.post(f"{base}/runs", content=fraction, headers=JSON).status_code == 202
+    assert "Traceback" not in served.output()
+
+
+def test_ambiguous_or_undecodable_requests_are_refused(tmp_path: Path) -> None:
+    with serving(APP, tmp_path / "amb.db") as served:
+        base = served.url
+        body = json.dumps({"workflow": "quick"}).encode()
+
+        def raw(head: bytes, payload: bytes = body) -> int:
+            with socket.create_connection(("127.0.0.1", served.port)) as conn:
+                conn.sendall(head + payload)
+                status_line = conn.recv(4096).split(b"\r\n", 1)[0]
+            return int(status_line.split()[1])
+
+        length = f"Content-Length: {len(body)}\r\n".encode()
+        twice = b"POST /runs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        assert raw(twice + b"Content-Type: text/plain\r\n" + length + b"\r\n") == 400
+        gzip = {**JSON, "Content-Encoding": "gzip"}
+        assert httpx.post(f"{base}/runs", content=body, headers=gzip).status_code == 415
+        utf16 = {"Content-Type": "application/json; charset=utf-16"}
+        assert httpx.post(f"{base}/runs", content=body, headers=utf16).status_code == 415
+        assert httpx.post(f"{base}/runs/", content=body, headers=JSON).status_code == 404
+        sneaky = httpx.post(f"{base}/resume/some-token/", json={})
+        assert sneaky.status_code == 404
+        assert "location" not in sneaky.headers
+        assert runs(base) == []
+
+
+def test_a_full_server_answers_503_with_a_problem(tmp_path: Path) -> None:
+    with serving(APP, tmp_path / "busy.db", "--max-connections", "1") as served:
+        holding = socket.create_connection(("127.0.0.1", served.port))
+        holding.sendall(b"POST /runs HTTP/1.1\r\nHost: x\r\nContent-Length: 50\r\n\r\n{")
+        time.sleep(0.2)
+        answer = httpx.get(f"{served.url}/runs")
+        assert answer.status_code == 503
+        assert answer.headers["content-type"] == "application/problem+json"
+        assert answer.json()["type"] == "urn:cronflow:problem:too-busy"
+        holding.close()
+
+
+def test_no_secret_in_the_database_a_run_or_a_debug_log(tmp_path: Path) -> None:
+    db = tmp_path / "quiet.db"
+    with serving(APP, db, "--log-level", "debug") as served:
+        base = served.url
+        body = json.dumps({"order": 2}).encode()
+        moment = int(time.time())
+        signature = sign(SECRET, moment, body)
+        headers = {**JSON, "X-Signature-256": f"t={moment},v1={signature}"}
+        assert (
+            httpx.post(f"{base}/webhooks/signed", content=body, headers=headers).status_code == 202
+        )
+        held = httpx.post(f"{base}/runs", json={"workflow": "hold"}).json()["run_id"]
+        deadline = time.monotonic() + 10
+        while not (paused := httpx.get(f"{base}/paused").json()["paused"]):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        token = paused[0]["token"]
+        # a client leaving mid-body on the resume route is logged at debug level, masked
+        with socket.create_connection(("127.0.0.1", served.port)) as conn:
+            conn.sendall(
+                f"POST /resume/{token} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                "Content-Length: 100\r\n\r\n{".encode()
+            )
+            time.sleep(0.1)
+        assert httpx.post(f"{base}/resume/{token}", json={"approved": True}).status_code == 200
+        run = wait_for(base, held)
+        assert token not in json.dumps(run)
+    stored = b"".join(path.read_bytes() for path in tmp_path.iterdir() if path.is_file())
+    assert signature.encode() not in stored  # the replay guard keeps a hash of it
+    assert token not in served.output()  # (the database keeps tokens: GET /paused lists them)

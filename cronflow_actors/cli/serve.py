@@ -10,12 +10,12 @@ import importlib
 import importlib.util
 import json
 import logging
-import re
 import sys
 from pathlib import Path
 from typing import Any
 
 from cronflow_actors.errors import ConfigurationError
+from cronflow_actors.http.requests import masked
 
 __all__ = ["DEFAULT_APP", "load_app", "serve"]
 
@@ -100,7 +100,7 @@ def serve(settings: Any) -> int:
     def stop_serving(error: BaseException) -> None:
         failed.append(error)
         for server in servers:
-            server.should_exit = True
+            server.stop()
 
     runtime.on_failure(stop_serving)
     limits = ServerLimits(
@@ -148,29 +148,31 @@ class _JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
+        for field in ("run_id", "workflow", "step"):  # a flow's .log() lines say whose they are
+            value = getattr(record, field, None)
+            if value is not None:
+                entry[field] = value
         if record.exc_info:
             entry["error"] = self.formatException(record.exc_info)
         return json.dumps(entry)
 
 
-_TOKEN_IN_PATH = re.compile(r"(/resume/)[^/?\s]+")
-
-
 class _MaskTokens(logging.Filter):
-    """Resume tokens are secrets: an access-log line shows ``/resume/***``, never the token."""
+    """Resume tokens are secrets: a log line (the access log's, any other's) shows
+    ``/resume/***``, never the token."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         args = record.args
         if isinstance(args, tuple) and any(isinstance(a, str) and "/resume/" in a for a in args):
-            record.args = tuple(
-                _TOKEN_IN_PATH.sub(r"\1***", a) if isinstance(a, str) else a for a in args
-            )
+            record.args = tuple(masked(a) if isinstance(a, str) else a for a in args)
+        if isinstance(record.msg, str) and "/resume/" in record.msg:
+            record.msg = masked(record.msg)
         return True
 
 
 def _configure_logging(level: str, style: str) -> None:
-    logging.getLogger("uvicorn.access").addFilter(_MaskTokens())
     handler = logging.StreamHandler()
+    handler.addFilter(_MaskTokens())
     if style == "json":
         handler.setFormatter(_JsonFormatter())
     else:
@@ -178,3 +180,5 @@ def _configure_logging(level: str, style: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # aiosqlite logs every statement, with its parameters, at debug level
+    logging.getLogger("aiosqlite").setLevel(max(logging.INFO, root.level))

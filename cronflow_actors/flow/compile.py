@@ -51,7 +51,9 @@ flow_log = logging.getLogger("cronflow_actors.flow.log")
 """Where ``.log(...)`` steps write: one line per log step, with the run, flow and step."""
 
 
-def timeout_record(token: str, seconds: float) -> dict[str, Any]:
+def timeout_record(seconds: float) -> dict[str, Any]:
+    """A human step's output when its pause times out (the resume token is not kept: it is a
+    secret, dead or not)."""
     return {
         "approved": False,
         "reason": f"timeout: no response within {seconds:g} s",
@@ -59,7 +61,6 @@ def timeout_record(token: str, seconds: float) -> dict[str, Any]:
         "status": "timeout",
         "timed_out": True,
         "payload": None,
-        "token": token,
     }
 
 
@@ -253,7 +254,7 @@ class Compiler:
         def pause(ctx: Any) -> None:
             token = ctx.work_item.info.token
             if node.timeout is not None:
-                record = timeout_record(token, node.timeout)
+                record = timeout_record(node.timeout)
                 job = jobs.complete_work_item(ctx.work_item.id, record)
                 ctx.register_scheduled(node.timeout, job)
             if node.on_pause is not None:

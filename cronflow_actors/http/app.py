@@ -114,15 +114,21 @@ def create_app(
         finally:
             await runtime.stop(drain=drain)
 
-    return Starlette(
+    app = Starlette(
         routes=routes,
         lifespan=lifespan,
         exception_handlers=exception_handlers(),
         middleware=[Middleware(_CountRequests, counter=runtime.metrics.http_requests)],
     )
+    # /runs/ is not /runs: a 404, not a redirect to a URL built from the client's Host header
+    # (which would carry a resume token of /resume/<token>/ along)
+    app.router.redirect_slashes = False
+    return app
 
 
 def metrics_app(runtime: Runtime, *, metrics_token: str | None = None) -> Starlette:
     """An app that serves only ``/metrics`` (for ``--metrics-port``)."""
     edge = Edge(runtime, limits=BodyLimits(), tokens=Tokens({}), metrics_token=metrics_token)
-    return Starlette(routes=[system.metrics_route(edge)], exception_handlers=exception_handlers())
+    app = Starlette(routes=[system.metrics_route(edge)], exception_handlers=exception_handlers())
+    app.router.redirect_slashes = False
+    return app

@@ -165,6 +165,10 @@ _LINKS: dict[tuple[str, str], dict[str, Any]] = {
 }
 """Where one operation's answer gives another its parameters (what a client would chain)."""
 
+_NET_ACTION = "400 401 403"
+"""A net action is called with the caller's principal: without a token (or on a server with
+none configured) an action that needs authentication answers 401, its policy 403."""
+
 _NOT_PARAMETERS = frozenset({"authorization", "content-type", "accept"})  # OpenAPI forbids them
 _SIGNATURE = (
     "t=<unix seconds>,v1=<hex HMAC-SHA256 of '<t>.' followed by the body, keyed by the "
@@ -428,7 +432,7 @@ def _fixed_paths(b: _Builder) -> dict[str, Any]:
             "post": b.op(
                 "Start a net workflow (its initialize action, with the caller's principal)",
                 {"201": b.answer("started", WorkflowStarted)},
-                "400 403 404 409 413 415 503",
+                _NET_ACTION + " 404 409 413 415 503",
                 body=StartWorkflow,
                 body_required=True,
             )
@@ -445,7 +449,7 @@ def _fixed_paths(b: _Builder) -> dict[str, Any]:
             "post": b.op(
                 "Cancel a net workflow (its cancel action, with the caller's principal)",
                 {"200": b.answer("canceled", WorkflowCanceled)},
-                "400 403 404 409 503",
+                _NET_ACTION + " 404 409 503",
                 params=[path_param("workflow_id")],
             )
         },
@@ -459,7 +463,7 @@ def _fixed_paths(b: _Builder) -> dict[str, Any]:
             "post": b.op(
                 "Initialize a work item (its initialize action, with the caller's principal)",
                 {"201": b.answer("initialized", WorkItemCreated)},
-                "400 403 404 409 413 415 503",
+                _NET_ACTION + " 404 409 413 415 503",
                 body=_ANY_JSON,
                 params=[path_param("workflow_id"), path_param("task")],
             ),
@@ -468,7 +472,7 @@ def _fixed_paths(b: _Builder) -> dict[str, Any]:
             "post": b.op(
                 "Start, complete, fail, cancel or reset a work item (its action)",
                 {"200": b.answer("the work item after the action", WorkItemInfo)},
-                "400 403 404 409 413 415 503",
+                _NET_ACTION + " 404 409 413 415 503",
                 body=_ANY_JSON,
                 params=[
                     path_param("work_item_id"),

@@ -19,14 +19,18 @@ from starlette.requests import ClientDisconnect, Request
 
 from cronflow_actors.http.problems import Problem
 
-__all__ = ["BodyLimits", "query_int", "read_body", "read_json"]
+__all__ = ["BodyLimits", "masked", "query_int", "read_body", "read_json"]
 
 logger = logging.getLogger(__name__)
 
-_STRINGS = re.compile(rb'"(?:[^"\\]|\\.)*"')
+# Scanning a body before decoding it takes time in proportion to its size, never more: escapes
+# go first (each two bytes), then strings, which then hold no quote (one pass each).
+_ESCAPES = re.compile(rb"\\.", re.DOTALL)
+_STRINGS = re.compile(rb'"[^"]*"')
 _BRACKETS = re.compile(rb"[\[\]{}]")
-_LONG_INTEGERS = re.compile(rb"-?\d{19,}(?![\d.eE])")
+_LONG_INTEGERS = re.compile(rb"(?<![\d.eE+-])-?(\d{19,})(?![\d.eE])")
 _INTEGER_RANGE = (-(2**63), 2**64 - 1)  # what a run's stored state can hold
+_SINGLE = ("content-type", "content-length", "authorization", "content-encoding")
 
 
 class BodyLimits(msgspec.Struct, frozen=True, kw_only=True):
@@ -38,8 +42,32 @@ class BodyLimits(msgspec.Struct, frozen=True, kw_only=True):
     """Seconds a client has to send its whole body."""
 
 
+def check_headers(request: Request) -> None:
+    """Headers whose meaning would be ambiguous or that this server cannot honour: the same
+    one twice (which would a proxy in front have read?), a length and chunks at once, a body
+    that is compressed."""
+    headers = request.headers
+    for name in _SINGLE:
+        if len(headers.getlist(name)) > 1:
+            raise Problem(400, "ambiguous-headers", f"the request has more than one {name} header")
+    if "content-length" in headers and "transfer-encoding" in headers:
+        raise Problem(
+            400,
+            "ambiguous-headers",
+            "the request has both Content-Length and Transfer-Encoding; send one",
+        )
+    encoding = headers.get("content-encoding", "identity").strip().lower()
+    if encoding != "identity":
+        raise Problem(
+            415,
+            "unsupported-media-type",
+            f"bodies are not decoded here (Content-Encoding: {encoding}); send it uncompressed",
+        )
+
+
 async def read_body(request: Request, limits: BodyLimits) -> bytes:
     """The raw body, read within ``limits`` (413 when larger, 408 when too slow)."""
+    check_headers(request)
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limits.max_bytes:
         raise _too_large(limits)
@@ -60,9 +88,18 @@ async def read_body(request: Request, limits: BodyLimits) -> bytes:
             headers={"Connection": "close"},
         ) from None
     except ClientDisconnect:
-        logger.debug("%s %s: the client went away mid-body", request.method, request.url.path)
+        path = masked(request.url.path)
+        logger.debug("%s %s: the client went away mid-body", request.method, path)
         raise
     return b"".join(chunks)
+
+
+_TOKEN_IN_PATH = re.compile(r"(/resume/)[^/?\s]+")
+
+
+def masked(text: str) -> str:
+    """``text`` with resume tokens (secrets) in paths shown as ``/resume/***``."""
+    return _TOKEN_IN_PATH.sub(r"\1***", text)
 
 
 def _too_large(limits: BodyLimits) -> Problem:
@@ -70,7 +107,14 @@ def _too_large(limits: BodyLimits) -> Problem:
 
 
 def is_json(content_type: str) -> bool:
-    media = content_type.split(";", 1)[0].strip().lower()
+    """``application/json`` (or ``+json``), in UTF-8 (the only charset JSON is read in here)."""
+    media, _, parameters = content_type.partition(";")
+    media = media.strip().lower()
+    for parameter in parameters.split(";"):
+        name, _, value = parameter.partition("=")
+        charset = value.strip().strip('"').lower()
+        if name.strip().lower() == "charset" and charset not in ("utf-8", "utf8"):
+            return False
     return media == "application/json" or (
         media.startswith("application/") and media.endswith("+json")
     )
@@ -86,7 +130,8 @@ async def read_json(request: Request, limits: BodyLimits) -> Any:
         raise Problem(
             415,
             "unsupported-media-type",
-            f"this route takes a JSON body with 'Content-Type: application/json' (got {given})",
+            "this route takes a JSON body with 'Content-Type: application/json' in UTF-8 "
+            f"(got {given})",
         )
     return decode_json(raw, limits)
 
@@ -94,7 +139,7 @@ async def read_json(request: Request, limits: BodyLimits) -> Any:
 def decode_json(raw: bytes, limits: BodyLimits) -> Any:
     """``raw`` as JSON: 400 when malformed, nested deeper than ``limits.max_depth``, or with
     an integer a run's state cannot store (beyond 64 bits)."""
-    outside_strings = _STRINGS.sub(b"", raw)
+    outside_strings = _STRINGS.sub(b"", _ESCAPES.sub(b"", raw))
     depth = json_depth(outside_strings)
     if depth > limits.max_depth:
         raise Problem(
@@ -103,8 +148,11 @@ def decode_json(raw: bytes, limits: BodyLimits) -> Any:
             f"the JSON body nests {depth} levels deep; at most {limits.max_depth} are accepted",
         )
     low, high = _INTEGER_RANGE
-    for literal in _LONG_INTEGERS.findall(outside_strings):
-        if not low <= int(literal) <= high:
+    for match in _LONG_INTEGERS.finditer(outside_strings):
+        literal = match.group(0)
+        # more than 20 digits is out of range whatever they are (and int() of thousands of
+        # digits is slow, and refused past 4,300)
+        if len(match.group(1)) > 20 or not low <= int(literal) <= high:
             raise Problem(
                 400,
                 "number-out-of-range",

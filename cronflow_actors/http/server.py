@@ -13,13 +13,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
+import socket
+import sys
+import threading
+import time
 from collections.abc import Callable, Iterator
 from types import FrameType
 from typing import Any, Literal
 
 import msgspec
 import uvicorn
+from uvicorn.protocols.http import h11_impl
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 __all__ = ["ServerLimits", "run_servers"]
@@ -70,25 +76,79 @@ def header_timeout_protocol(seconds: float) -> type[H11Protocol]:
             if self._between_requests() and not self.transport.is_closing():
                 self.transport.close()
 
+        def _unsupported_upgrade_warning(self) -> None:
+            # a client asking to switch protocols gets plain HTTP; nothing for an operator
+            self.logger.debug("an upgrade request was answered as plain HTTP")
+
     return HeaderTimeoutProtocol
 
 
-class DrainingServer(uvicorn.Server):
-    """The first SIGTERM/SIGINT drains; a second one aborts the drain (``on_abort``)."""
+_BUSY = msgspec.json.encode(
+    {
+        "type": "urn:cronflow:problem:too-busy",
+        "title": "Service unavailable",
+        "status": 503,
+        "detail": "the server is at its connection limit (max_connections); retry later",
+    }
+)
 
-    def __init__(self, config: uvicorn.Config, on_abort: Callable[[], None]) -> None:
+
+async def _too_busy(_scope: Any, _receive: Any, send: Any) -> None:
+    """The answer beyond ``max_connections``: a problem like every other error of the API."""
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 503,
+            "headers": [
+                (b"content-type", b"application/problem+json"),
+                (b"content-length", str(len(_BUSY)).encode()),
+                (b"retry-after", b"1"),
+                (b"connection", b"close"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": _BUSY, "more_body": False})
+
+
+class DrainingServer(uvicorn.Server):
+    """The first SIGTERM/SIGINT drains (``stop()``); a second one aborts the drain
+    (``on_abort``: the runtime stops waiting for running steps) and cuts the connections whose
+    requests are still in flight, so the shutdown goes on at once. Either way a watchdog ends
+    the process if it is still there ``grace`` seconds after the drain's deadline."""
+
+    def __init__(
+        self, config: uvicorn.Config, on_abort: Callable[[], None], *, grace: float = 10.0
+    ) -> None:
         super().__init__(config)
         self._on_abort = on_abort
+        self._grace = grace
         self._signals = 0  # counted here: ``should_exit`` may also be set by the runtime failing
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._watchdog: threading.Thread | None = None
+
+    async def serve(self, sockets: list[socket.socket] | None = None) -> None:
+        self._loop = asyncio.get_running_loop()
+        await super().serve(sockets)
+
+    def stop(self) -> None:
+        """Drain and stop (as the first signal does); safe from any thread."""
+        self.should_exit = True
+        if self._watchdog is None:
+            deadline = self.config.timeout_graceful_shutdown or 0
+            self._watchdog = threading.Thread(
+                target=_end_after, args=(deadline + self._grace,), daemon=True, name="watchdog"
+            )
+            self._watchdog.start()
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         def handle(_signum: int, _frame: FrameType | None) -> None:
             self._signals += 1
+            self.stop()
             if self._signals > 1:
-                self.force_exit = True
                 self._on_abort()
-            self.should_exit = True
+                if self._loop is not None:
+                    self._loop.call_soon_threadsafe(self._cut_connections)
 
         previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
@@ -96,6 +156,24 @@ class DrainingServer(uvicorn.Server):
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+
+    def _cut_connections(self) -> None:
+        """Requests in flight are dropped (their clients see the connection close)."""
+        for connection in list(self.server_state.connections):
+            transport = getattr(connection, "transport", None)
+            if transport is not None and not transport.is_closing():
+                transport.close()
+
+
+def _end_after(seconds: float) -> None:
+    """The last resort of a stop that does not finish: the process ends (exit code 1)."""
+    time.sleep(seconds)
+    print(
+        f"cronflow-actors: still running {seconds:g} s after the stop began; exiting",
+        file=sys.stderr,
+        flush=True,
+    )
+    os._exit(1)
 
 
 class _QuietServer(uvicorn.Server):
@@ -124,7 +202,8 @@ def config_for(
         log_config=None,
         lifespan=lifespan,
         timeout_keep_alive=max(1, round(limits.keep_alive)),
-        limit_concurrency=limits.max_connections,
+        # uvicorn counts the connection that asks too: N served at once means N + 1 here
+        limit_concurrency=limits.max_connections + 1,
         timeout_graceful_shutdown=max(1, round(limits.drain_timeout)),
     )
 
@@ -172,5 +251,7 @@ def run_servers(
                 side.should_exit = True
                 await task
 
+    # uvicorn answers requests beyond its concurrency limit with this module's app
+    h11_impl.service_unavailable = _too_busy  # type: ignore[attr-defined,assignment]
     asyncio.run(both())
     return main

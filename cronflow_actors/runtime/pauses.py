@@ -61,7 +61,6 @@ class Pauses:
             "status": "resumed",
             "timed_out": False,
             "payload": payload,
-            "token": token,
         }
         command = WorkItemAction(
             action="complete", work_item_id=wait.wait_id, payload=record, token=token

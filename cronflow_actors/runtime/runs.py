@@ -51,6 +51,9 @@ _WAITING_KINDS = frozenset({"sleep", "delay", "event", "human", "pause"})
 _FINAL = frozenset({"completed", "failed", "canceled"})
 _ID = re.compile(r"[A-Za-z0-9_-]{1,100}")
 MAX_PAGE = 1000
+PAGE_BYTES = 8 * 1024 * 1024
+"""A page of runs holds their stored states up to about this size (a page of big runs is
+shorter; its ``next_cursor`` goes on)."""
 
 
 class RunStatus(StrEnum):
@@ -259,17 +262,19 @@ class Runs:
         limit: int = 50,
         cursor: str | None = None,
     ) -> Page[RunInfo]:
-        """Runs newest first, ``limit`` at a time, from the store's indexes (steps left out)."""
+        """Runs newest first, ``limit`` at a time (fewer when they are big: about 8 MB of stored
+        state per page), from the store's indexes (steps left out)."""
         check_limit(limit)
         choices = [s.value for s in RunStatus]
         if status is not None and status not in choices:
             raise ConfigurationError("status", status, f"one of {choices}")
         before = decode_cursor(cursor) if cursor else None
         snapshots = await self._store.list_runs(
-            workflow=workflow, status=status, limit=limit, before=before
+            workflow=workflow, status=status, limit=limit, before=before, max_bytes=PAGE_BYTES
         )
         runs = [self.info(snapshot, steps=False) for snapshot in snapshots]
-        last = snapshots[-1] if len(snapshots) == limit else None
+        full = len(snapshots) == limit or sum(len(s.body) for s in snapshots) >= PAGE_BYTES
+        last = snapshots[-1] if snapshots and full else None
         next_cursor = encode_cursor(last.created_at, last.instance_id) if last else None
         return Page(runs, next_cursor)
 

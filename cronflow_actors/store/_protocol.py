@@ -128,9 +128,13 @@ class Store(Protocol):
         status: str | None = None,
         limit: int = 50,
         before: Cursor | None = None,
+        max_bytes: int | None = None,
     ) -> list[SnapshotRecord]:
         """Instances newest first (by creation, then id), filtered by workflow and status,
-        from just after ``before`` (the (created_at, id) of the previous page's last row)."""
+        from just after ``before`` (the (created_at, id) of the previous page's last row).
+        ``max_bytes``: the page ends with the instance whose snapshot takes the page's bodies
+        to that size or past it (always one at least), so a page of big runs stays bounded;
+        a shorter page whose bodies reach ``max_bytes`` may have more after it."""
         ...
 
     async def unfinished_ids(self, workflow: str) -> list[str]:

@@ -309,6 +309,7 @@ class MemoryStore:
         status: str | None = None,
         limit: int = 50,
         before: Cursor | None = None,
+        max_bytes: int | None = None,
     ) -> list[SnapshotRecord]:
         self._require_open("list runs")
         check_page(limit)
@@ -322,8 +323,17 @@ class MemoryStore:
             ),
             key=lambda s: (s.created_at, s.instance_id),
             reverse=True,
-        )
-        return found[:limit]
+        )[:limit]
+        if max_bytes is None:
+            return found
+        page: list[SnapshotRecord] = []
+        size = 0
+        for snapshot in found:
+            if page and size >= max_bytes:
+                break
+            page.append(snapshot)
+            size += len(snapshot.body)
+        return page
 
     async def unfinished_ids(self, workflow: str) -> list[str]:
         self._require_open("list unfinished instances")

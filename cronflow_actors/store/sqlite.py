@@ -374,6 +374,7 @@ class SQLiteStore:
         status: str | None = None,
         limit: int = 50,
         before: Cursor | None = None,
+        max_bytes: int | None = None,
     ) -> list[SnapshotRecord]:
         check_page(limit)
         where, params = _filters(workflow=workflow, status=status)
@@ -381,11 +382,22 @@ class SQLiteStore:
             where += " AND " if where else " WHERE "
             where += "(created_at, instance_id) < (?, ?)"
             params += [before[0], before[1]]
+        order = "ORDER BY created_at DESC, instance_id DESC"
+        if max_bytes is None:
+            query = f"SELECT {sql.SNAPSHOT_COLUMNS} FROM instances{where} {order} LIMIT ?"
+            rows = await self._fetchall(query, (*params, limit), "list runs")
+            return [sql.snapshot_of(row) for row in rows]
+        # The page's ids first, with the running total of their bodies' sizes (length() of a
+        # blob reads its header, not the blob); then the bodies of those within the budget.
         query = (
-            f"SELECT {sql.SNAPSHOT_COLUMNS} FROM instances{where} "
-            "ORDER BY created_at DESC, instance_id DESC LIMIT ?"
+            "WITH page AS (SELECT instance_id, created_at, SUM(length(body)) OVER "
+            f"({order} ROWS UNBOUNDED PRECEDING) - length(body) AS before_it "
+            f"FROM instances{where} {order} LIMIT ?) "
+            f"SELECT {sql.SNAPSHOT_COLUMNS} FROM instances WHERE instance_id IN "
+            "(SELECT instance_id FROM page WHERE before_it < ? OR before_it = 0) "
+            f"{order}"
         )
-        rows = await self._fetchall(query, (*params, limit), "list runs")
+        rows = await self._fetchall(query, (*params, limit, max_bytes), "list runs")
         return [sql.snapshot_of(row) for row in rows]
 
     async def unfinished_ids(self, workflow: str) -> list[str]:

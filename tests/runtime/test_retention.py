@@ -163,3 +163,27 @@ def test_db_prune_refuses_bad_input(tmp_path: Path) -> None:
     assert missing.returncode == 2
     assert "missing.db" in missing.stderr
     assert not (tmp_path / "missing.db").exists()  # nothing was created
+
+
+async def test_a_listing_of_big_runs_pages_by_size(
+    tmp_path: Path, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cronflow_actors.runtime import runs
+
+    monkeypatch.setattr(runs, "PAGE_BYTES", 20_000)
+    async with cf.Runtime(db=tmp_path / "big.db", clock=clock, workflows=flows()) as rt:
+        ids = [await rt.trigger("quick", "x" * 5000) for _ in range(12)]
+        await rt.wait_idle()
+        seen: list[str] = []
+        cursor = None
+        pages = 0
+        while True:
+            page = await rt.list_runs(limit=50, cursor=cursor)
+            pages += 1
+            assert len(page) < 12  # each page stops near 20 KB of stored state
+            seen += [r.id for r in page]
+            cursor = page.next_cursor
+            if cursor is None:
+                break
+        assert sorted(seen) == sorted(ids)
+        assert pages > 2

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from cronflow_actors.errors import (
@@ -168,6 +169,22 @@ async def test_runs_are_listed_newest_first_by_keyset(store: Store) -> None:
     assert [s.instance_id for s in await store.list_runs(workflow="other")] == ["x"]
     assert [s.instance_id for s in await store.list_runs(status="waiting")] == ["r3", "r1"]
     assert sorted(await store.unfinished_ids("wf")) == ["r0", "r1", "r2", "r3", "r4"]
+
+
+async def test_a_page_of_big_runs_stops_at_a_byte_budget(store: Store) -> None:
+    sizes = [100, 300, 50, 700, 10]  # bodies, newest last
+    for n, size in enumerate(sizes):
+        record = msgspec.structs.replace(run(f"r{n}", float(n)), body=b"x" * size)
+        await store.commit(only_snapshot(record))
+    # newest first: 10, 700 (past 500 bytes: the page ends with it)
+    page = await store.list_runs(limit=50, max_bytes=500)
+    assert [s.instance_id for s in page] == ["r4", "r3"]
+    cursor = (page[-1].created_at, page[-1].instance_id)
+    rest = await store.list_runs(limit=50, before=cursor, max_bytes=500)
+    assert [s.instance_id for s in rest] == ["r2", "r1", "r0"]  # 450 bytes: all that is left
+    one = await store.list_runs(limit=50, max_bytes=1)
+    assert [s.instance_id for s in one] == ["r4"]  # always one at least
+    assert len(await store.list_runs(limit=2, max_bytes=10_000)) == 2
 
 
 async def test_runnable_instances_are_found_without_the_others(store: Store) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 from starlette.requests import Request
@@ -17,12 +17,16 @@ from cronflow_actors.runtime import RunInfo
 __all__ = ["ReplayRun", "routes", "run_json"]
 
 
+RunId = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{1,100}$")]
+"""A run id a client chooses: 1-100 letters, digits, '-' or '_' (``check_instance_id``)."""
+
+
 class StartRun(msgspec.Struct, forbid_unknown_fields=True):
     """``POST /runs``: the flow to start, its payload, and an optional run id (idempotent)."""
 
     workflow: str
     payload: Any = None
-    instance_id: str | None = None
+    instance_id: RunId | None = None
 
 
 class ReplayRun(msgspec.Struct, forbid_unknown_fields=True):

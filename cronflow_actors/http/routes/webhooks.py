@@ -89,7 +89,7 @@ class Webhook:
     async def _accept(self, request: Request, seen: _Seen) -> Response:
         spec, edge = self.spec, self.edge
         # What the run keeps is taken from the request itself, not from what callbacks see
-        headers = {k.lower(): v for k, v in request.headers.items()}
+        headers = _headers(request)
         kept = {name: value for name, value in headers.items() if name in self.keep}
         if spec.require_token and edge.tokens.principal(request) is None:
             raise Problem(
@@ -272,6 +272,16 @@ def _refusal(name: str, verdict: Any) -> str:
     if isinstance(verdict, str):
         return f"refused by {name}(): {verdict}"
     return f"refused by {name}() (it returned {verdict!r}; return True to accept)"
+
+
+def _headers(request: Request) -> dict[str, str]:
+    """The request's headers by lowercase name; one sent more than once has its values joined
+    with ", " (RFC 9110), none dropped."""
+    found: dict[str, str] = {}
+    for name, value in request.headers.items():
+        key = name.lower()
+        found[key] = f"{found[key]}, {value}" if key in found else value
+    return found
 
 
 def routes(edge: Edge) -> list[Route]:
