@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DB ?= cronflow.db
 
-.PHONY: install run test lint typecheck bench bench-quick clean
+.PHONY: install test-deps run test lint typecheck bench bench-quick clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -30,7 +30,12 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(PY) -m mypy
 
-test: lint typecheck
+# What the tests need outside the virtualenv: Debian's prometheus (prometheus, promtool) for
+# tests/metrics/. Installed when missing and run as root; a no-op once installed.
+test-deps:
+	bash .ci/install-test-deps
+
+test: lint typecheck test-deps
 	$(PY) -m pytest
 
 bench: $(STAMP)
