@@ -494,8 +494,7 @@ def _route_template(path: str, problems: list[str]) -> tuple[str, tuple[str, ...
         name = match.group("colon") or match.group("brace")
         if not name.isidentifier():
             problems.append(
-                f"on_webhook({path!r}): parameter {name!r} needs a name of letters, digits "
-                "and '_'"
+                f"on_webhook({path!r}): parameter {name!r} needs a name of letters, digits and '_'"
             )
         elif name in params:
             problems.append(f"on_webhook({path!r}): parameter {name!r} appears twice")
