@@ -15,6 +15,7 @@ are fenced by it (see ``_sql``); a lost lease fails the writer: it accepts nothi
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 import time
 from typing import Any
@@ -34,7 +35,7 @@ from cronflow_actors.errors import (
 from cronflow_actors.messages import LeaseRecord, Mutation, QueuedRun, encode
 from cronflow_actors.store import _sql as sql
 from cronflow_actors.store._batch import BrokenChainError, coalesce
-from cronflow_actors.store._protocol import StoreStatistics, incremented
+from cronflow_actors.store._protocol import CommitObserver, StoreStatistics, incremented
 
 __all__ = [
     "GroupWriter",
@@ -46,6 +47,8 @@ __all__ = [
     "LeaseRelease",
     "LeaseRenew",
 ]
+
+logger = logging.getLogger(__name__)
 
 _decode_value = msgspec.msgpack.Decoder().decode
 
@@ -122,6 +125,8 @@ class GroupWriter:
         """The lease owner whose lease fences snapshot writes (None: no lease held)."""
         self.failure: BaseException | None = None
         self.stats = StoreStatistics()
+        self.observer: CommitObserver | None = None
+        """Told of each batch once its callers are answered (the store's ``watch_commits``)."""
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(
@@ -193,6 +198,7 @@ class GroupWriter:
                 future.set_exception(result.error)
             else:
                 future.set_result(result)
+        seconds = time.perf_counter() - started
         stats = self.stats
         self.stats = StoreStatistics(
             batches=stats.batches + 1,
@@ -200,8 +206,13 @@ class GroupWriter:
             snapshots_written=stats.snapshots_written + written,
             snapshots_coalesced=stats.snapshots_coalesced + (seen - written),
             largest_batch=max(stats.largest_batch, len(items)),
-            last_batch_seconds=time.perf_counter() - started,
+            last_batch_seconds=seconds,
         )
+        if self.observer is not None:
+            try:
+                self.observer(seconds, len(items))
+            except Exception:
+                logger.exception("the commit observer of the store %s failed", self._name)
 
     async def _transaction(self, items: list[_Item]) -> tuple[list[Any], int, int]:
         connection = self._connection
