@@ -25,7 +25,7 @@ from cronflow_actors.errors import ConfigurationError, NotFoundError, RunFailedE
 from cronflow_actors.flow.context import FlowContext, RunRef, flow_payload, unwrap_payload
 from cronflow_actors.kernel import Clock
 from cronflow_actors.messages import SnapshotRecord
-from cronflow_actors.messages.engine import InstanceState, WorkflowRecord
+from cronflow_actors.messages.engine import ActionRecord, InstanceState, WorkflowRecord
 from cronflow_actors.runtime.catalog import FlowCatalog
 from cronflow_actors.runtime.queues import ConcurrencyQueues
 from cronflow_actors.store import Store
@@ -68,6 +68,11 @@ class RunResult(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class StepInfo(msgspec.Struct, frozen=True, kw_only=True):
+    """One step of a run. A detached action (``kind="action"``) shows what became of it:
+    ``dispatched`` until its handler reports, then ``completed`` or ``failed`` with its error;
+    ``attempts`` counts its dispatches, ``redispatches`` those made after a restart found it
+    still out; its times are its handler's. Its outcome never changes the run's status."""
+
     id: str
     kind: str
     status: str
@@ -78,6 +83,7 @@ class StepInfo(msgspec.Struct, frozen=True, kw_only=True):
     attempts: int = 0
     started_at: float | None = None
     finished_at: float | None = None
+    redispatches: int = 0
 
 
 class RunInfo(msgspec.Struct, frozen=True, kw_only=True):
@@ -262,6 +268,10 @@ class Runs:
             items = [state.work_items[i] for i in record.children if i in state.work_items]
             children = [state.workflows[i] for i in record.children if i in state.workflows]
             kind = self._kind(state, root.id, name) if items else "subflow"
+            actions = [state.action_records[i.id] for i in items if i.id in state.action_records]
+            if actions:
+                steps.append(_action_step(name, kind, actions[-1]))
+                continue
             starts = [i.started_at for i in items if i.started_at] + [
                 c.created_at for c in children
             ]
@@ -358,6 +368,20 @@ def _status(snapshot: SnapshotRecord, root: WorkflowRecord) -> RunStatus:
     if snapshot.status in ("running", "waiting"):
         return RunStatus(snapshot.status)
     return RunStatus.RUNNING  # a snapshot from before the status column said more
+
+
+def _action_step(name: str, kind: str, record: ActionRecord) -> StepInfo:
+    return StepInfo(
+        id=name,
+        kind=kind,
+        status=record.status,
+        error=record.error,
+        error_type=record.error_type,
+        attempts=record.attempts,
+        started_at=record.started_at or record.dispatched_at,
+        finished_at=record.finished_at,
+        redispatches=record.redispatches,
+    )
 
 
 def _step_status(item_state: str, kind: str) -> str:
