@@ -43,6 +43,7 @@ from cronflow_actors.engine.timers import TimerService
 from cronflow_actors.engine.transaction import Transaction
 from cronflow_actors.errors import LeaseLostError, NotFoundError, RuntimeNotRunningError
 from cronflow_actors.flow.builder import Flow
+from cronflow_actors.flow.context import unwrap_payload
 from cronflow_actors.kernel import ActorSystem, Clock, SystemClock
 from cronflow_actors.messages import Message, TimerRecord
 from cronflow_actors.messages.engine import (
@@ -122,10 +123,17 @@ class Runtime:
         self._recovering: dict[str, asyncio.Task[None]] = {}
         self._observers: list[Callable[[list[Message]], None]] = []
         self.telemetry = Telemetry(
-            _version(), clock=self.clock, system=self.system, timers=lambda: len(self.timers)
+            _version(),
+            clock=self.clock,
+            system=self.system,
+            timers=lambda: len(self.timers),
+            count_in_flight=self.store.count_in_flight,
+            queue_lengths=self.store.queue_lengths,
+            workflows=self.registry.names,
         )
         self.metrics = self.telemetry.metrics
         self._observers.append(self.telemetry.observe)
+        self.store.watch_commits(self.telemetry.committed)
         self.state = "new"
         self.failure: BaseException | None = None
         """Why the runtime stopped accepting work on its own (a lost lease), if it did."""
@@ -182,7 +190,7 @@ class Runtime:
             clock=self.clock,
             trigger=self.runs.trigger,
             spawn=self._spawn,
-            on_fired=lambda name: self.metrics.cron_fires.labels(name).inc(),
+            on_fired=self.telemetry.schedule_fired,
         )
         for spec in workflows:
             self.register(spec)
@@ -210,6 +218,7 @@ class Runtime:
             raise
         self.system.start()
         self.state = "running"
+        self.telemetry.probe.start()
         self.lease.start_heartbeat(self.system)
         await self._recover(set(self.registry.names()))
         await self.timers.start(self.system)
@@ -245,6 +254,7 @@ class Runtime:
         for task in self._recovering.values():
             task.cancel()
         await self.system.stop(grace_period)
+        await self.telemetry.probe.stop()
         try:
             await self.lease.release()
         except Exception as error:
@@ -312,7 +322,8 @@ class Runtime:
             check_instance_id(instance_id)
         await self._recovered(name)
         spec = self.registry.for_new_instance(name, version)
-        command = StartWorkflow(payload=payload, principal=principal)
+        trigger = "manual" if principal is None else "api"
+        command = StartWorkflow(payload=payload, principal=principal, trigger=trigger)
         return await self.instances.start(spec, command, instance_id)
 
     async def _start_run(
@@ -323,7 +334,8 @@ class Runtime:
         part of it (the queue's restore)."""
         self._check_running("start a run")
         spec = self.registry.for_new_instance(name)
-        command = StartWorkflow(payload=payload, dequeued=dequeued)
+        trigger = unwrap_payload(payload)[1].kind
+        command = StartWorkflow(payload=payload, dequeued=dequeued, trigger=trigger)
         return await self.instances.start(spec, command, instance_id)
 
     async def cancel_workflow(

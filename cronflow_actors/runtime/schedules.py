@@ -33,7 +33,7 @@ class Schedules:
         clock: Clock,
         trigger: Callable[..., Awaitable[str]],
         spawn: Callable[[Coroutine[Any, Any, None], str], asyncio.Task[None]],
-        on_fired: Callable[[str], None],
+        on_fired: Callable[[str, float], None],
     ) -> None:
         self._catalog = catalog
         self._clock = clock
@@ -79,6 +79,8 @@ class Schedules:
                     await self._fire(name, key, text, tick)
 
     async def _fire(self, name: str, key: str, text: str, tick: float) -> None:
+        """Start the run of one tick; ``on_fired(name, lag)`` hears of it with how late after
+        the tick it started."""
         instance_id = uuid.uuid5(_NAMESPACE, f"{name}|{key}|{tick}").hex
         payload = {
             "trigger_type": "schedule",
@@ -89,7 +91,7 @@ class Schedules:
         try:
             await self._trigger(name, payload, kind="schedule", instance_id=instance_id)
             self.fired += 1
-            self._on_fired(name)
+            self._on_fired(name, self._clock.now() - tick)
         except InstanceExistsError:
             pass  # this tick was started before
         except Exception:

@@ -71,7 +71,7 @@ def test_promql_names_lists_the_metrics_and_labels_an_expression_reads(
 
 def test_exported_names_include_series_suffixes_scrape_labels_and_untouched_families() -> None:
     metrics = RuntimeMetrics("1.2.3")
-    metrics.runs_started.labels(workflow="w").inc()
+    metrics.runs_started.labels(workflow="w", trigger="manual").inc()
     metrics.run_duration.labels(workflow="w").observe(0.2)
     exported = exported_names(generate_latest(metrics.registry).decode())
     assert {
