@@ -11,7 +11,6 @@ lifespan.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hashlib
 import hmac
@@ -22,9 +21,9 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 import msgspec
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -39,6 +38,8 @@ from cronflow_actors.errors import (
     InvalidPayloadError,
     NotFoundError,
 )
+from cronflow_actors.http.exposition import metrics_endpoint
+from cronflow_actors.http.instrumentation import RequestMetrics
 from cronflow_actors.http.openapi import openapi_document
 from cronflow_actors.messages import Principal
 from cronflow_actors.runtime import ResumeError, Runtime
@@ -236,12 +237,6 @@ def create_app(  # noqa: PLR0915 - the routes, one closure each
     async def openapi(_request: Request) -> Response:
         return json_response(document)
 
-    async def metrics(_request: Request) -> Response:
-        # rendering walks every metric: do it off the event loop
-        loop = asyncio.get_running_loop()
-        body = await loop.run_in_executor(None, generate_latest, runtime.metrics.registry)
-        return Response(body, media_type=CONTENT_TYPE_LATEST)
-
     async def healthz(_request: Request) -> Response:
         status = 200 if runtime.state == "running" else 503
         return json_response({"status": "ok" if status == 200 else runtime.state}, status)
@@ -318,6 +313,7 @@ def create_app(  # noqa: PLR0915 - the routes, one closure each
                 expected = hmac.new(spec.hmac_secret.encode(), raw, hashlib.sha256).hexdigest()
                 given = headers.get(spec.signature_header, "")
                 if not hmac.compare_digest(given, f"sha256={expected}"):
+                    runtime.metrics.webhook_signature_failures.labels(flow_id).inc()
                     raise Unauthenticated(f"the {spec.signature_header} signature does not match")
             payload = msgspec.json.decode(raw) if raw.strip() else None
             if spec.schema is not None:
@@ -362,20 +358,15 @@ def create_app(  # noqa: PLR0915 - the routes, one closure each
                     params=dict(request.path_params),
                 )
             except InstanceExistsError:
+                runtime.metrics.webhook_duplicates.labels(flow_id).inc()
                 return json_response({"run_id": instance_id, "duplicate": True}, 200)
             return json_response({"run_id": run_id}, 202)
 
         return receive
 
-    counter = runtime.metrics.http_requests
-
     def wrap(handler: Callable[[Request], Any]) -> Callable[[Request], Any]:
         async def endpoint(request: Request) -> Response:
-            response = await guarded(request, handler)
-            route = request.scope.get("route")
-            template = getattr(route, "path", "unmatched")
-            counter.labels(template, request.method, str(response.status_code)).inc()
-            return response
+            return await guarded(request, handler)
 
         return endpoint
 
@@ -385,7 +376,7 @@ def create_app(  # noqa: PLR0915 - the routes, one closure each
     routes = [
         Route("/healthz", wrap(healthz), methods=["GET"]),
         Route("/openapi.json", wrap(openapi), methods=["GET"]),
-        Route("/metrics", metrics, methods=["GET"]),
+        Route("/metrics", metrics_endpoint(runtime), methods=["GET"]),
         Route("/runs", api(post_runs), methods=["POST"]),
         Route("/runs", api(list_runs), methods=["GET"]),
         Route("/runs/{run_id}", api(get_run), methods=["GET"]),
@@ -435,5 +426,8 @@ def create_app(  # noqa: PLR0915 - the routes, one closure each
             await runtime.stop(drain=drain)
 
     return Starlette(
-        routes=routes, lifespan=lifespan, exception_handlers={HTTPException: http_error}
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={HTTPException: http_error},
+        middleware=[Middleware(RequestMetrics, metrics=runtime.metrics)],
     )

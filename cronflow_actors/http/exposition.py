@@ -1,0 +1,34 @@
+"""``GET /metrics``: the runtime's metrics in the format the scraper asks for.
+
+Prometheus' text format by default; OpenMetrics when the ``Accept`` header asks for
+``application/openmetrics-text`` (Prometheus itself does). The sampled gauges (runs in flight by
+status, actors, the blocking pool) are brought up to date on the event loop first, reading the
+store through its reader; the rendering itself, which walks every series, runs on a thread, so
+a scrape never holds the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+from prometheus_client.exposition import choose_encoder
+from starlette.requests import Request
+from starlette.responses import Response
+
+from cronflow_actors.runtime import Runtime
+
+__all__ = ["metrics_endpoint"]
+
+
+def metrics_endpoint(runtime: Runtime) -> Callable[[Request], Awaitable[Response]]:
+    """The endpoint that serves ``runtime``'s metrics."""
+
+    async def metrics(request: Request) -> Response:
+        await runtime.telemetry.sample(store_open=runtime.state == "running")
+        render, content_type = choose_encoder(request.headers.get("accept", ""))
+        loop = asyncio.get_running_loop()
+        body = await loop.run_in_executor(None, render, runtime.metrics.registry)
+        return Response(body, media_type=content_type)
+
+    return metrics
