@@ -12,10 +12,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
-from prometheus_client.exposition import choose_encoder
 from starlette.requests import Request
 from starlette.responses import Response
 
+from cronflow_actors.metrics import OPENMETRICS, TEXT, wants_openmetrics
 from cronflow_actors.runtime import Runtime
 
 __all__ = ["metrics_endpoint"]
@@ -26,9 +26,9 @@ def metrics_endpoint(runtime: Runtime) -> Callable[[Request], Awaitable[Response
 
     async def metrics(request: Request) -> Response:
         await runtime.telemetry.sample(store_open=runtime.state == "running")
-        render, content_type = choose_encoder(request.headers.get("accept", ""))
+        openmetrics = wants_openmetrics(request.headers.get("accept", ""))
         loop = asyncio.get_running_loop()
-        body = await loop.run_in_executor(None, render, runtime.metrics.registry)
-        return Response(body, media_type=content_type)
+        body = await loop.run_in_executor(None, runtime.metrics.render, openmetrics)
+        return Response(body, media_type=OPENMETRICS if openmetrics else TEXT)
 
     return metrics
