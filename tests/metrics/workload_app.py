@@ -3,7 +3,8 @@ workflow that does a bit of everything the metrics count, and a few small ones.
 
 ``orders`` (webhook ``/webhooks/orders``, idempotent on ``x-delivery``): ``validate`` fails the
 run when ``amount <= 0``; ``reserve`` fails its first attempt when ``flaky`` is set and is
-retried; the detached ``notify`` fails when ``notify_fails`` is set (never failing the run);
+retried; the detached ``notify`` fails when ``notify_fails`` is set (never failing the run), and
+its first dispatch hangs for ``hang`` seconds;
 orders over 1000 pause for a person (``approve``); every order then sleeps ``cool`` (0.2 s) and
 ships. ``paid`` waits for the event ``payment.confirmed``; ``limited`` (concurrency 1) holds its
 place for ``hold`` seconds; ``signed`` takes HMAC-signed webhooks; ``ticker`` runs every second.
@@ -12,6 +13,7 @@ place for ``hold`` seconds; ``signed`` takes HMAC-signed webhooks; ``ticker`` ru
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import cronflow_actors as cf
@@ -34,6 +36,8 @@ async def reserve(ctx: cf.FlowContext) -> str:
 def notify(ctx: cf.FlowContext) -> None:  # plain def: runs on the blocking pool
     if ctx.payload.get("notify_fails"):
         raise ConnectionError("the mail server is down")
+    if ctx.attempt == 1:  # its first dispatch hangs for this long (a restart dispatches again)
+        time.sleep(float(ctx.payload.get("hang", 0)))
 
 
 async def hold(ctx: cf.FlowContext) -> float:
