@@ -45,6 +45,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/flow.py
 	$(PY) benchmarks/http.py
 	$(PY) benchmarks/waiting.py
+	$(PY) benchmarks/metrics.py
 
 bench-quick: $(STAMP)
 	$(PY) benchmarks/kernel.py --quick
@@ -53,6 +54,7 @@ bench-quick: $(STAMP)
 	$(PY) benchmarks/flow.py --quick
 	$(PY) benchmarks/http.py --quick
 	$(PY) benchmarks/waiting.py --quick
+	$(PY) benchmarks/metrics.py --quick
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info
