@@ -145,13 +145,14 @@ class Telemetry:
                 self._child(metrics.run_duration, change.workflow).observe(duration)
 
     def _item(self, change: WorkItemStateChanged, now: float) -> None:
-        if change.prev != "started" or change.detached:
-            # only the end of an attempt is measured; a detached action's item completes as it
-            # starts, and its action is measured from ActionStateChanged
+        if change.detached:
+            return  # its item completes as it starts: the action is measured by its own changes
+        attempt_ended = change.prev == "started"
+        if not attempt_ended and change.next not in _FINAL:
             return
         metrics = self.metrics
         workflow, kind = change.workflow or "unknown", change.kind or "unknown"
-        if change.began_at is not None and change.started_at is not None:
+        if attempt_ended and change.began_at is not None and change.started_at is not None:
             delay = max(0.0, change.began_at - change.started_at)
             self._child(metrics.schedule_to_start, workflow).observe(delay)
         if change.next == "initialized":  # a reset: the attempt failed and is tried again
@@ -159,7 +160,9 @@ class Telemetry:
             return
         if change.next not in _FINAL:
             return
-        duration = max(0.0, now - change.started_at) if change.started_at is not None else None
+        duration = None  # an item canceled before it started ends without a duration
+        if attempt_ended and change.started_at is not None:
+            duration = max(0.0, now - change.started_at)
         if kind in WAIT_KINDS:
             self._child(metrics.waits_finished, workflow, kind, change.next).inc()
             if duration is not None:

@@ -8,8 +8,10 @@ import time
 from typing import Any
 
 import cronflow_actors as cf
+from cronflow_actors import net
 from cronflow_actors.kernel import ActorSystem, ManualClock
 from cronflow_actors.runtime.telemetry import LoopLagProbe, Telemetry
+from tests.engine.helpers import build
 
 
 def value(rt: cf.Runtime, name: str, **labels: str) -> float | None:
@@ -267,3 +269,23 @@ async def test_the_loop_lag_probe_runs_with_the_runtime_and_not_as_work_in_fligh
         assert count >= 1
     await asyncio.sleep(0.6)
     assert value(rt, "cronflow_event_loop_lag_seconds_count") == count  # stopped with it
+
+
+async def test_steps_canceled_before_or_after_they_started_are_counted_as_canceled(
+    rt: cf.Runtime, clock: ManualClock
+) -> None:
+    rt.register(build("manual", {"a": net.task()}, [("start", "a"), ("a", "end")]))
+    idle = await rt.start_workflow("manual")  # its item waits, initialized, for someone
+    started = await rt.start_workflow("manual")
+    [item] = await rt.work_items(started, "a")
+    await rt.start_work_item(item.id)
+    clock.advance(4)
+    await rt.cancel_workflow(idle)
+    await rt.cancel_workflow(started)
+    steps = "cronflow_steps_finished_total"
+    assert value(rt, steps, workflow="manual", kind="task", outcome="canceled") == 2
+    # only the one that had started has a duration: the 4 s it ran
+    assert value(rt, "cronflow_step_duration_seconds_count", workflow="manual", kind="task") == 1
+    assert value(rt, "cronflow_step_duration_seconds_sum", workflow="manual", kind="task") == 4
+    assert value(rt, "cronflow_runs_started_total", workflow="manual", trigger="manual") == 2
+    assert value(rt, "cronflow_runs_finished_total", workflow="manual", outcome="canceled") == 2
