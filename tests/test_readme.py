@@ -37,3 +37,22 @@ async def test_the_waiting_example_in_the_readme_runs(capsys: Any) -> None:
     exec(compile(source, "README.md", "exec"), namespace)
     await namespace["main"]()
     assert capsys.readouterr().out.split() == ["shipped", "0"]
+
+
+def test_the_signed_webhook_client_in_the_readme_is_accepted(tmp_path: Path) -> None:
+    import httpx
+
+    from tests.serve_edge_app import SECRET
+    from tests.serving import ROOT, serving
+
+    section = README.read_text().split("**Signed webhooks.**", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict[str, Any] = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    with serving(str(ROOT / "tests" / "serve_edge_app.py"), tmp_path / "readme.db") as served:
+        body, headers = namespace["signed"](SECRET, {"order": 7})
+        url = f"{served.url}/webhooks/signed"
+        assert httpx.post(url, content=body, headers=headers).status_code == 202
+        assert httpx.post(url, content=body, headers=headers).status_code == 401  # a replay
+        _, other = namespace["signed"]("another secret", {"order": 7})
+        assert httpx.post(url, content=body, headers=other).status_code == 401

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.test_serve import free_port
+from tests.serving import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "tests" / "serve_pause_app.py")

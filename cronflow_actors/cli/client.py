@@ -43,8 +43,8 @@ class Client:
         except urllib.error.HTTPError as error:
             detail = error.read().decode(errors="replace")
             try:
-                message = json.loads(detail).get("error", detail)
-            except ValueError:
+                message = json.loads(detail).get("detail", detail)  # an RFC 9457 problem
+            except (ValueError, AttributeError):
                 message = detail
             raise ApiError(f"{method} {path} -> {error.code}: {message}") from None
         except urllib.error.URLError as error:

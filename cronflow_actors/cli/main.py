@@ -13,6 +13,7 @@ import asyncio
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from cronflow_actors.errors import ConfigurationError, CronflowError
@@ -43,11 +44,41 @@ def _db_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _db_prune(args: argparse.Namespace) -> int:
+    import time
+
+    from cronflow_actors.runtime import open_store, parse_duration
+
+    try:
+        older_than = parse_duration(args.older_than, "--older-than")
+    except ValueError as error:
+        raise ConfigurationError("--older-than", args.older_than, str(error)) from None
+    if args.db != ":memory:" and not Path(args.db).is_file():
+        raise ConfigurationError("--db", args.db, "the path of an existing database file")
+
+    async def prune() -> int:
+        store = await open_store(args.db)
+        try:
+            total = 0
+            cutoff = time.time() - older_than
+            while (pruned := await store.prune(finished_before=cutoff, limit=1000)) > 0:
+                total += pruned
+            await store.kv_purge_expired(time.time())
+            return total
+        finally:
+            await store.close()
+
+    print(f"pruned {asyncio.run(prune())} finished runs older than {args.older_than}")
+    return 0
+
+
 def _settings(args: argparse.Namespace) -> Any:
     from cronflow_actors.runtime.config import load_config
 
     names = ["app", "db", "host", "port", "synchronous", "max_body", "drain_timeout"]
     names += ["lease_seconds", "wait_for_lease", "log_level", "log_format", "url", "token"]
+    names += ["max_json_depth", "header_timeout", "body_timeout", "keep_alive"]
+    names += ["max_connections", "retention", "metrics_token", "metrics_port"]
     overrides = {name: getattr(args, name, None) for name in names}
     return load_config(getattr(args, "config", None), overrides=overrides)
 
@@ -171,6 +202,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="SQLite synchronous level: OFF, NORMAL, FULL (default) or EXTRA",
     )
     migrate.set_defaults(handler=_db_migrate)
+    prune = db_commands.add_parser(
+        "prune", help="delete finished runs (and their history) older than a duration"
+    )
+    prune.add_argument("--db", default="cronflow.db", help="SQLite file (default cronflow.db)")
+    prune.add_argument("--older-than", required=True, help="e.g. 7d, 12h, 30m")
+    prune.set_defaults(handler=_db_prune)
 
     serve = commands.add_parser("serve", help="run the runtime behind HTTP until SIGTERM/SIGINT")
     serve.add_argument("app", nargs="?", default=None, help="module:attribute or a .py file")
@@ -192,6 +229,24 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         default=None,
         help="if another runtime owns the database, wait for its lease to expire",
+    )
+    serve.add_argument("--max-json-depth", type=int, default=None, help="deepest JSON (64)")
+    serve.add_argument(
+        "--header-timeout", type=float, default=None, help="seconds to send headers (10)"
+    )
+    serve.add_argument(
+        "--body-timeout", type=float, default=None, help="seconds to send a body (30)"
+    )
+    serve.add_argument("--keep-alive", type=float, default=None, help="idle keep-alive seconds (5)")
+    serve.add_argument(
+        "--max-connections", type=int, default=None, help="connections at once (1000)"
+    )
+    serve.add_argument(
+        "--retention", default=None, help="prune finished runs older than this (30d; 0: never)"
+    )
+    serve.add_argument("--metrics-token", default=None, help="bearer token /metrics requires")
+    serve.add_argument(
+        "--metrics-port", type=int, default=None, help="serve /metrics on this port instead"
     )
     serve.add_argument("--log-level", default=None, help="critical, error, warning, info, debug")
     serve.add_argument("--log-format", default=None, help="text or json")

@@ -6,17 +6,13 @@ specs) or the path of a Python file with a ``workflows`` list; by default the bu
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import importlib.util
 import json
 import logging
 import re
-import signal
 import sys
-from collections.abc import Iterator
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 from cronflow_actors.errors import ConfigurationError
@@ -53,37 +49,13 @@ def load_app(spec: str) -> Any:
         raise ConfigurationError("APP", spec, f"a module that defines {attribute!r}") from None
 
 
-def _draining_server_class(on_abort: Any) -> Any:
-    import uvicorn
-
-    class DrainingServer(uvicorn.Server):
-        """The first SIGTERM/SIGINT drains (stop accepting, finish in-flight requests, stop the
-        runtime, flush the store) and the process exits 0; a second one aborts the drain."""
-
-        @contextlib.contextmanager
-        def capture_signals(self) -> Iterator[None]:
-            def handle(_signum: int, _frame: FrameType | None) -> None:
-                if self.should_exit:
-                    self.force_exit = True
-                    on_abort()
-                self.should_exit = True
-
-            previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGINT, signal.SIGTERM)}
-            try:
-                yield
-            finally:
-                for sig, handler in previous.items():
-                    signal.signal(sig, handler)
-
-    return DrainingServer
-
-
 def serve(settings: Any) -> int:
-    """Run the server with ``settings`` (a ``Config``) until SIGTERM/SIGINT."""
-    import uvicorn
-
-    from cronflow_actors.http.app import create_app
-    from cronflow_actors.runtime import Runtime
+    """Run the server with ``settings`` (a ``Config``) until SIGTERM/SIGINT. Exit codes: 0 after
+    a clean stop, 1 when the runtime failed while serving (its store broke, its lease was
+    taken), 2 when it could not start (another runtime owns the database, say)."""
+    from cronflow_actors.http.app import create_app, metrics_app
+    from cronflow_actors.http.server import ServerLimits, run_servers
+    from cronflow_actors.runtime import Runtime, parse_duration
 
     _configure_logging(settings.log_level, settings.log_format)
     app_spec = settings.app or DEFAULT_APP
@@ -97,28 +69,55 @@ def serve(settings: Any) -> int:
             synchronous=settings.synchronous,
             lease_seconds=settings.lease_seconds,
             wait_for_lease=settings.wait_for_lease,
+            retention=parse_duration(settings.retention),
         )
     else:
         raise ConfigurationError("APP", app_spec, "a Runtime or a list of workflows")
+    separate_metrics = settings.metrics_port is not None
     app = create_app(
         runtime,
         max_body=settings.max_body,
+        max_json_depth=settings.max_json_depth,
+        body_timeout=settings.body_timeout,
         tokens=settings.principals(),
+        metrics_token=settings.metrics_token,
+        serve_metrics=not separate_metrics,
         drain=settings.drain_timeout,
     )
     failed_start: list[BaseException] = []
+    failed: list[BaseException] = []
     app.state.on_start_failure = failed_start.append
-    config = uvicorn.Config(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level,
-        log_config=None,
-        lifespan="on",
-        timeout_graceful_shutdown=settings.drain_timeout,
+    servers: list[Any] = []
+
+    def stop_serving(error: BaseException) -> None:
+        failed.append(error)
+        for server in servers:
+            server.should_exit = True
+
+    runtime.on_failure(stop_serving)
+    limits = ServerLimits(
+        header_timeout=settings.header_timeout,
+        keep_alive=settings.keep_alive,
+        max_connections=settings.max_connections,
+        drain_timeout=settings.drain_timeout,
     )
+    metrics = None
+    if separate_metrics:
+        metrics = (
+            metrics_app(runtime, metrics_token=settings.metrics_token),
+            settings.metrics_port,
+        )
     try:
-        _draining_server_class(runtime.abort_drain)(config).run()
+        run_servers(
+            app,
+            host=settings.host,
+            port=settings.port,
+            limits=limits,
+            log_level=settings.log_level,
+            on_abort=runtime.abort_drain,
+            metrics=metrics,
+            started=servers.append,
+        )
     except SystemExit:  # uvicorn exits with its own code when the lifespan fails to start
         if not failed_start:
             raise
@@ -127,6 +126,9 @@ def serve(settings: Any) -> int:
         # logged it; say it plainly and exit as for bad settings.
         print(f"cronflow-actors: error: {failed_start[0]}", file=sys.stderr)
         return 2
+    if failed:
+        print(f"cronflow-actors: the runtime failed: {failed[0]}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -25,7 +25,7 @@ from cronflow_actors.errors import (
 from cronflow_actors.messages.engine import Principal
 from cronflow_actors.net.builder import ActionSpec
 
-__all__ = ["pass_boundary"]
+__all__ = ["pass_boundary", "storable"]
 
 
 async def pass_boundary(
@@ -59,7 +59,13 @@ async def pass_boundary(
                 raise ActionDeniedError(element, action, principal.id)
     if custom is not None and custom.callback is not None:
         await call_user(custom.callback, context(), converted)
+    return storable(converted, element=element, action=action)
+
+
+def storable(payload: Any, *, element: str, action: str) -> Any:
+    """``payload`` as it will be stored (plain values, a copy); ``InvalidPayloadError`` when
+    the store cannot hold it (an object msgpack does not know, an integer beyond 64 bits)."""
     try:
-        return normalize(converted)
+        return normalize(payload)
     except (TypeError, ValueError, OverflowError) as error:
         raise InvalidPayloadError(element, action, f"it cannot be stored: {error}") from None

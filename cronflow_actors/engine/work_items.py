@@ -17,12 +17,12 @@ from __future__ import annotations
 from typing import Any
 
 from cronflow_actors.engine import detached, tasks
-from cronflow_actors.engine.actions import pass_boundary
+from cronflow_actors.engine.actions import pass_boundary, storable
 from cronflow_actors.engine.context import WorkItemHandle, WorkItemInfo
 from cronflow_actors.engine.states import WorkItemState, check_move
 from cronflow_actors.engine.transaction import Transaction, call_user, work_item_owner
 from cronflow_actors.errors import InvalidStateTransitionError
-from cronflow_actors.messages import JournalEntry, WaitRecord, encode, json_encode, plain
+from cronflow_actors.messages import JournalEntry, WaitRecord, encode, json_encode
 from cronflow_actors.messages.engine import (
     Principal,
     StartWorkItemJob,
@@ -87,9 +87,11 @@ async def create(
         )
     ident = item_id or tx.new_id("w")
     name = definition.work_item.name
+    element = f"work item {name!r} of task {task!r}"
     if principal is None and "initialize" not in definition.work_item.actions:
         # an internal call of the default action: nothing to check, nothing to call
-        return await initialize(tx, workflow, task, plain(payload), item_id=ident, queue=queue)
+        stored = storable(payload, element=element, action="initialize")
+        return await initialize(tx, workflow, task, stored, item_id=ident, queue=queue)
 
     def context() -> Any:
         upcoming = WorkItemInfo(
@@ -114,7 +116,7 @@ async def create(
         action="initialize",
         payload=payload,
         principal=principal,
-        element=f"work item {name!r} of task {task!r}",
+        element=element,
         context=context,
     )
     return await initialize(tx, workflow, task, stored, item_id=ident, queue=queue)
@@ -143,9 +145,10 @@ async def act(
                 "task", f"{workflow.name}/{item.task}", task_state, "started", sorted(_TASK_ACTIVE)
             )
     definition = tx.spec(workflow).tasks[item.task].work_item
+    element = f"work item {item.name!r} ({item.id})"
     if principal is None and action not in definition.actions:
         # an internal call of the default action: nothing to check, nothing to call
-        await _transition(tx, item, action, plain(payload))
+        await _transition(tx, item, action, storable(payload, element=element, action=action))
         return
 
     def context() -> Any:
@@ -162,7 +165,7 @@ async def act(
         action=action,
         payload=payload,
         principal=principal,
-        element=f"work item {item.name!r} ({item.id})",
+        element=element,
         context=context,
     )
     await _transition(tx, item, action, stored)

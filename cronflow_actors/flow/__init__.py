@@ -8,11 +8,13 @@ Pure definitions: the net engine runs them; the runtime registers them and serve
 
 from cronflow_actors.flow.builder import Flow, WebhookSpec, define
 from cronflow_actors.flow.context import FlowContext, RunRef, TriggerInfo
-from cronflow_actors.flow.cron import CronExpression
+from cronflow_actors.flow.cron import CatchUp, CronExpression, CronSchedule
 from cronflow_actors.flow.options import Hooks, Retry
 
 __all__ = [
+    "CatchUp",
     "CronExpression",
+    "CronSchedule",
     "Flow",
     "FlowContext",
     "Hooks",

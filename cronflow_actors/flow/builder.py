@@ -15,7 +15,7 @@ from typing import Any, Self
 import msgspec
 
 from cronflow_actors.errors import InvalidWorkflowError
-from cronflow_actors.flow.cron import CronExpression
+from cronflow_actors.flow.cron import CatchUp, CronExpression, CronSchedule, time_zone
 from cronflow_actors.flow.options import Hooks, Retry
 from cronflow_actors.net.durations import parse_duration
 from cronflow_actors.net.spec import NetSpec
@@ -118,8 +118,14 @@ class WebhookSpec(msgspec.Struct, frozen=True, kw_only=True, eq=False):
     require_token: bool = False
     """Callers must send ``Authorization: Bearer <token>`` with a configured token."""
     hmac_secret: str | None = None
-    """Callers must sign the raw body: ``<signature_header>: sha256=<hex HMAC-SHA256>``."""
+    """Callers must sign each request: ``<signature_header>: t=<unix seconds>,v1=<hex
+    HMAC-SHA256 of "<t>.<raw body>">``; a stale or replayed signature is refused."""
     signature_header: str = "x-signature-256"
+    signature_tolerance: float = 300.0
+    """How far (seconds) a signature's time may be from the server's; replays within it are
+    refused too."""
+    keep_headers: tuple[str, ...] = ()
+    """Headers kept with the run (``ctx.trigger.headers``) besides the required ones."""
 
 
 class Flow:
@@ -145,7 +151,7 @@ class Flow:
         self._stack: list[tuple[IfNode, list[Node]]] = []
         self._problems: list[str] = []
         self.webhooks: list[WebhookSpec] = []
-        self.schedules: list[CronExpression] = []
+        self.schedules: list[CronSchedule] = []
         self.intervals: list[float] = []
         self.events: list[str] = []
         self._spec: NetSpec | None = None
@@ -336,8 +342,12 @@ class Flow:
         require_token: bool = False,
         hmac_secret: str | None = None,
         signature_header: str = "X-Signature-256",
+        signature_tolerance: float = 300.0,
+        keep_headers: Iterable[str] = (),
     ) -> Self:
-        """Trigger runs from HTTP requests (served by ``cronflow-actors serve``)."""
+        """Trigger runs from HTTP requests (served by ``cronflow-actors serve``). The run keeps
+        the ``required_headers`` and ``keep_headers`` it is sent (``ctx.trigger.headers``), never
+        ``Authorization``, ``Cookie`` or the signature header."""
         route: str = path
         params: tuple[str, ...] = ()
         if not isinstance(path, str) or not path.startswith("/"):
@@ -346,6 +356,15 @@ class Flow:
             route, params = _route_template(path, self._problems)
         if method.upper() not in ("GET", "POST", "PUT", "PATCH", "DELETE"):
             self._problems.append(f"on_webhook({path!r}): unknown method {method!r}")
+        if (
+            isinstance(signature_tolerance, bool)
+            or not isinstance(signature_tolerance, int | float)
+            or signature_tolerance <= 0
+        ):
+            self._problems.append(
+                f"on_webhook({path!r}): signature_tolerance must be a positive number of "
+                f"seconds, got {signature_tolerance!r}"
+            )
         self.webhooks.append(
             WebhookSpec(
                 path=path,
@@ -360,16 +379,40 @@ class Flow:
                 require_token=require_token,
                 hmac_secret=hmac_secret,
                 signature_header=signature_header.lower(),
+                signature_tolerance=signature_tolerance,
+                keep_headers=tuple(h.lower() for h in keep_headers),
             )
         )
         return self
 
-    def on_schedule(self, cron: str) -> Self:
-        """Trigger a run at every tick of a cron expression (5 fields, or 6 with seconds)."""
+    def on_schedule(
+        self, cron: str, *, timezone: str = "UTC", catch_up: CatchUp | str = "latest"
+    ) -> Self:
+        """Trigger a run at every tick of a cron expression: 5 fields, 6 with seconds first, or
+        a macro such as ``@daily``, read in ``timezone`` (an IANA name). ``catch_up`` says what
+        happens to the ticks missed while no runtime was running: ``"latest"`` starts one run
+        for the most recent, ``"none"`` skips them, ``"all"`` starts one per tick (the most
+        recent 100 at most). ``flow/cron.py`` tells how days and DST changes are handled."""
+        where = f"on_schedule({cron!r})"
+        expression = policy = None
+        zone_known = False
         try:
-            self.schedules.append(CronExpression.parse(cron))
+            expression = CronExpression.parse(cron)
         except ValueError as error:
-            self._problems.append(f"on_schedule: {error}")
+            self._problems.append(f"{where}: {error}")
+        try:
+            time_zone(timezone)
+            zone_known = True
+        except ValueError as error:
+            self._problems.append(f"{where}: {error}")
+        try:
+            policy = CatchUp.parse(catch_up)
+        except ValueError as error:
+            self._problems.append(f"{where}: {error}")
+        if expression is not None and zone_known and policy is not None:
+            self.schedules.append(
+                CronSchedule(expression=expression, timezone=timezone, catch_up=policy)
+            )
         return self
 
     def on_interval(self, interval: float | str) -> Self:

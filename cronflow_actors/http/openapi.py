@@ -1,12 +1,24 @@
-"""The OpenAPI document of the HTTP API, generated from the msgspec types it speaks."""
+"""The OpenAPI 3.1 document of the HTTP API: every route, parameter, body and answer, generated
+from the msgspec types the routes speak (webhook payload schemas included)."""
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Any
 
 import msgspec
 
-from cronflow_actors.runtime import PausedRun, RunInfo
+from cronflow_actors.http.problems import MEDIA_TYPE, ProblemBody
+from cronflow_actors.http.routes.runs import StartRun
+from cronflow_actors.http.routes.workflows import WORK_ITEM_ACTIONS, StartWorkflow
+from cronflow_actors.runtime import (
+    PausedRun,
+    RunInfo,
+    RunStatus,
+    TaskState,
+    WorkflowInfo,
+    WorkItemInfo,
+)
 
 __all__ = ["openapi_document"]
 
@@ -15,94 +27,453 @@ class RunStarted(msgspec.Struct):
     run_id: str
 
 
-class StartRun(msgspec.Struct):
-    workflow: str
-    payload: Any = None
+class WebhookAnswered(msgspec.Struct, omit_defaults=True):
+    """200 from a webhook: a duplicate (the first run's id), or a condition that was not met."""
+
+    run_id: str | None
+    duplicate: bool = False
+    condition_met: bool = True
 
 
-class ErrorBody(msgspec.Struct):
-    error: str
-
-
-class RunList(msgspec.Struct):
+class RunPage(msgspec.Struct):
     runs: list[RunInfo]
     limit: int
-    offset: int
+    next_cursor: str | None
 
 
-class PausedList(msgspec.Struct):
+class PausedPage(msgspec.Struct):
     paused: list[PausedRun]
+    next_cursor: str | None
 
 
-def _json(ref: str) -> dict[str, Any]:
-    return {"content": {"application/json": {"schema": {"$ref": ref}}}}
+class Canceled(msgspec.Struct):
+    run_id: str
+    status: str
 
 
-def _op(summary: str, responses: dict[str, Any], body: Any = None) -> dict[str, Any]:
-    operation: dict[str, Any] = {"summary": summary, "responses": responses}
-    if body is not None:
-        operation["requestBody"] = body
-    return operation
+class Published(msgspec.Struct):
+    started: list[str]
 
 
-def _ok(description: str, ref: str | None = None) -> dict[str, Any]:
-    return {"description": description, **(_json(ref) if ref else {})}
+class Resumed(msgspec.Struct):
+    status: str
 
 
-def openapi_document(
-    webhooks: list[tuple[str, Any]], title: str = "cronflow-actors"
-) -> dict[str, Any]:
-    """OpenAPI 3.1 for the fixed routes and the given ``(flow id, WebhookSpec)`` webhooks."""
-    types: list[Any] = [RunStarted, StartRun, ErrorBody, RunInfo, RunList, PausedList]
-    types += [spec.schema for _, spec in webhooks if isinstance(spec.schema, type)]
-    template = "#/components/schemas/{name}"
-    schemas, components = msgspec.json.schema_components(types, ref_template=template)
-    refs = {t: s["$ref"] for t, s in zip(types, schemas, strict=True) if "$ref" in s}
-    error = _ok("refused; nothing changed", refs[ErrorBody])
-    started = _ok("accepted", refs[RunStarted])
-    paths: dict[str, Any] = {
+class WorkflowStarted(msgspec.Struct):
+    workflow_id: str
+
+
+class WorkflowView(WorkflowInfo, frozen=True, kw_only=True):
+    tasks: dict[str, TaskState]
+
+
+class WorkflowCanceled(msgspec.Struct):
+    workflow_id: str
+    state: str
+
+
+class WorkItemList(msgspec.Struct):
+    work_items: list[WorkItemInfo]
+
+
+class WorkItemCreated(msgspec.Struct):
+    work_item_id: str
+
+
+class Health(msgspec.Struct, omit_defaults=True):
+    status: str
+    detail: str | None = None
+
+
+class Readiness(msgspec.Struct):
+    ready: bool
+    checks: dict[str, str]
+
+
+WorkItemAction = StrEnum("WorkItemAction", {a.upper(): a for a in WORK_ITEM_ACTIONS})  # type: ignore[misc]
+
+_FIXED: list[Any] = [
+    ProblemBody,
+    RunStarted,
+    WebhookAnswered,
+    StartRun,
+    RunInfo,
+    RunPage,
+    PausedPage,
+    Canceled,
+    Published,
+    Resumed,
+    StartWorkflow,
+    WorkflowStarted,
+    WorkflowView,
+    WorkflowCanceled,
+    WorkItemList,
+    WorkItemCreated,
+    WorkItemInfo,
+    Health,
+    Readiness,
+]
+_OPERATIONS = {
+    ("/healthz", "get"): "health",
+    ("/readyz", "get"): "readiness",
+    ("/openapi.json", "get"): "openapi",
+    ("/metrics", "get"): "metrics",
+    ("/runs", "get"): "listRuns",
+    ("/runs", "post"): "startRun",
+    ("/runs/{run_id}", "get"): "getRun",
+    ("/runs/{run_id}/cancel", "post"): "cancelRun",
+    ("/events/{name}", "post"): "publishEvent",
+    ("/resume/{token}", "post"): "resumeRun",
+    ("/paused", "get"): "listPaused",
+    ("/workflows", "post"): "startWorkflow",
+    ("/workflows/{workflow_id}", "get"): "getWorkflow",
+    ("/workflows/{workflow_id}/cancel", "post"): "cancelWorkflow",
+    ("/workflows/{workflow_id}/tasks/{task}/work-items", "get"): "listWorkItems",
+    ("/workflows/{workflow_id}/tasks/{task}/work-items", "post"): "initializeWorkItem",
+    ("/work-items/{work_item_id}/{action}", "post"): "actOnWorkItem",
+}
+"""Each operation's id (``operationId``), which the links between them name."""
+
+_RUN = {"run_id": "$response.body#/run_id"}
+_LINKS: dict[tuple[str, str], dict[str, Any]] = {
+    ("startRun", "202"): {"getRun": _RUN, "cancelRun": _RUN},
+    ("listRuns", "200"): {"getRun": {"run_id": "$response.body#/runs/0/id"}},
+    ("listPaused", "200"): {"resumeRun": {"token": "$response.body#/paused/0/token"}},
+    ("startWorkflow", "201"): {
+        name: {"workflow_id": "$response.body#/workflow_id"}
+        for name in ("getWorkflow", "cancelWorkflow")
+    },
+    ("initializeWorkItem", "201"): {
+        "actOnWorkItem": {"work_item_id": "$response.body#/work_item_id"}
+    },
+}
+"""Where one operation's answer gives another its parameters (what a client would chain)."""
+
+_NOT_PARAMETERS = frozenset({"authorization", "content-type", "accept"})  # OpenAPI forbids them
+_SIGNATURE = (
+    "t=<unix seconds>,v1=<hex HMAC-SHA256 of '<t>.' followed by the body, keyed by the "
+    "webhook's secret>; refused when t is outside the tolerance or the request was seen before"
+)
+_IDEMPOTENCY = "requests with the same value start one run (later ones answer 200 with its id)"
+_MEANINGS = {
+    "400": "the request is malformed or does not fit the schema; nothing was changed",
+    "401": "a bearer token (or a valid signature) is needed; nothing was changed",
+    "403": "the action's policy refused the caller; nothing was changed",
+    "404": "no such run, workflow, work item, flow or token (or no route for the path)",
+    "409": "the element's state does not allow it (or the id is taken); nothing was changed",
+    "413": "the request body is too large",
+    "408": "the request body was not sent in time",
+    "415": "the body must be application/json",
+    "500": "a webhook callback raised (its traceback is in the server's log)",
+    "503": "the runtime is not running (stopping, or its store failed); retry later",
+}
+
+
+class _Builder:
+    """What every operation of one document shares: the schemas' references, and whether the
+    API needs a bearer token."""
+
+    def __init__(self, refs: dict[Any, Any], tokens: bool) -> None:
+        self.refs = refs
+        self.tokens = tokens
+
+    def json(self, ref: Any) -> dict[str, Any]:
+        schema = ref if isinstance(ref, dict) else {"$ref": self.refs[ref]}
+        return {"application/json": {"schema": schema}}
+
+    def answer(self, description: str, ref: Any, **extra: Any) -> dict[str, Any]:
+        return {"description": description, "content": self.json(ref), **extra}
+
+    def op(
+        self,
+        summary: str,
+        answers: dict[str, Any],
+        errors: str,
+        *,
+        body: Any = None,
+        body_required: bool = False,
+        params: list[dict[str, Any]] | None = None,
+        secured: bool | None = None,
+        signed: bool = False,
+    ) -> dict[str, Any]:
+        """One operation. ``secured``: it needs a bearer token (401 without one; by default
+        when the API does); ``signed``: a signature (401 without a valid one). A body may be
+        too large (413), of another media type (415), sent too slowly (408) or nested too
+        deeply (400); a path parameter may name nothing (404)."""
+        if secured is None:
+            secured = self.tokens
+        codes = set(errors.split())
+        if secured or signed:
+            codes.add("401")
+        if body is not None:
+            codes |= {"400", "408", "413", "415"}
+        if any(p["in"] == "path" for p in params or ()):
+            codes.add("404")
+        responses = dict(answers)
+        problem = {MEDIA_TYPE: {"schema": {"$ref": self.refs[ProblemBody]}}}
+        for code in sorted(codes):
+            responses[code] = {"description": _MEANINGS[code], "content": problem}
+        operation: dict[str, Any] = {"summary": summary, "responses": responses}
+        if params:
+            operation["parameters"] = params
+        if body is not None:
+            operation["requestBody"] = {"content": self.json(body), "required": body_required}
+        if secured != self.tokens:  # not as the document's default
+            operation["security"] = [{"bearer": []}] if secured else []
+        return operation
+
+
+def path_param(name: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "path",
+        "required": True,
+        "schema": schema or {"type": "string", "minLength": 1, "pattern": "^[^/]+$"},
+    }
+
+
+def header(name: str, required: bool, description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "header",
+        "required": required,
+        "schema": {"type": "string"},
+        "description": description,
+    }
+
+
+def query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"name": name, "in": "query", "schema": schema, "description": description}
+
+
+_LIMIT = query("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "page size")
+_CURSOR = query("cursor", {"type": "string", "maxLength": 500}, "the previous page's next_cursor")
+_STATUS = query("status", {"type": "string", "enum": [s.value for s in RunStatus]}, "run status")
+_WORKFLOW = query("workflow", {"type": "string", "maxLength": 200}, "flow id")
+_ANY_JSON: dict[str, Any] = {}
+_LOCATION = {"Location": {"schema": {"type": "string"}, "description": "the run's URL"}}
+
+
+def _webhook_op(b: _Builder, flow_id: str, spec: Any) -> dict[str, Any]:
+    schema = spec.schema if isinstance(spec.schema, type) else None
+    params = [path_param(name) for name in spec.params]
+    params += [
+        header(name, True, "required by this webhook")
+        for name in spec.required_headers
+        if name not in _NOT_PARAMETERS
+    ]
+    if spec.hmac_secret is not None:
+        params.append(header(spec.signature_header, True, _SIGNATURE))
+    if isinstance(spec.idempotency_key, str):
+        params.append(header(spec.idempotency_key, False, _IDEMPOTENCY))
+    errors = "400 503" if spec.validate is None and spec.condition is None else "400 500 503"
+    return b.op(
+        f"Webhook: start a run of {flow_id!r}",
+        {
+            "202": b.answer("started", RunStarted, headers=_LOCATION),
+            "200": b.answer("a duplicate, or a condition that was not met", WebhookAnswered),
+        },
+        errors,
+        body=schema or _ANY_JSON,
+        body_required=schema is not None,
+        params=params,
+        secured=spec.require_token,
+        signed=spec.hmac_secret is not None,
+    )
+
+
+def _fixed_paths(b: _Builder) -> dict[str, Any]:
+    return {
+        "/healthz": {
+            "get": b.op(
+                "Liveness: 503 once the runtime has failed",
+                {"200": b.answer("alive", Health), "503": b.answer("failed", Health)},
+                "",
+                secured=False,
+            )
+        },
+        "/readyz": {
+            "get": b.op(
+                "Readiness: runtime running, store writable, database lease held",
+                {"200": b.answer("ready", Readiness), "503": b.answer("not ready", Readiness)},
+                "",
+                secured=False,
+            )
+        },
+        "/openapi.json": {
+            "get": b.op(
+                "This document",
+                {"200": {"description": "OpenAPI 3.1", "content": b.json({"type": "object"})}},
+                "",
+                secured=False,
+            )
+        },
         "/runs": {
-            "post": _op(
-                "Trigger a run of a registered flow",
-                {"202": started, "400": error, "404": error},
-                _json(refs[StartRun]),
+            "get": b.op(
+                "Runs, newest first, a page at a time",
+                {"200": b.answer("a page of runs (without their steps)", RunPage)},
+                "400",
+                params=[_WORKFLOW, _STATUS, _LIMIT, _CURSOR],
             ),
-            "get": _op(
-                "List runs (filters: workflow, status; limit, offset)",
-                {"200": _ok("runs", refs[RunList]), "400": error},
+            "post": b.op(
+                "Start a run of a registered flow (answered once the start is durable)",
+                {"202": b.answer("started", RunStarted, headers=_LOCATION)},
+                "400 404 409 413 415 503",
+                body=StartRun,
+                body_required=True,
             ),
         },
         "/runs/{run_id}": {
-            "get": _op("A run with its steps", {"200": _ok("the run", refs[RunInfo]), "404": error})
+            "get": b.op(
+                "A run with its steps",
+                {"200": b.answer("the run", RunInfo)},
+                "404",
+                params=[path_param("run_id")],
+            )
         },
         "/runs/{run_id}/cancel": {
-            "post": _op("Cancel a run", {"200": _ok("canceled"), "404": error, "409": error})
+            "post": b.op(
+                "Cancel a run",
+                {"200": b.answer("canceled", Canceled)},
+                "404 409 503",
+                params=[path_param("run_id")],
+            )
         },
-        "/events/{name}": {"post": _op("Publish an event", {"202": _ok("published")})},
+        "/events/{name}": {
+            "post": b.op(
+                "Publish an event: start the flows listening, wake the steps waiting",
+                {"202": b.answer("published", Published)},
+                "400 409 413 415 503",
+                body=_ANY_JSON,
+                params=[path_param("name")],
+            )
+        },
         "/resume/{token}": {
-            "post": _op("Resume a paused run", {"200": _ok("resumed"), "404": error, "409": error})
+            "post": b.op(
+                "Resume a run paused for a human",
+                {"200": b.answer("resumed", Resumed)},
+                "400 404 409 413 415 503",
+                body=_ANY_JSON,
+                params=[path_param("token")],
+            )
         },
         "/paused": {
-            "get": _op("Runs paused for a human", {"200": _ok("pauses", refs[PausedList])})
+            "get": b.op(
+                "Runs paused for a human, oldest first, with their resume tokens",
+                {"200": b.answer("a page of pauses", PausedPage)},
+                "400",
+                params=[_LIMIT, _CURSOR],
+            )
         },
-        "/healthz": {"get": _op("Liveness", {"200": _ok("running")})},
+        "/workflows": {
+            "post": b.op(
+                "Start a net workflow (its initialize action, with the caller's principal)",
+                {"201": b.answer("started", WorkflowStarted)},
+                "400 403 404 409 413 415 503",
+                body=StartWorkflow,
+                body_required=True,
+            )
+        },
+        "/workflows/{workflow_id}": {
+            "get": b.op(
+                "A net workflow instance and its tasks' states",
+                {"200": b.answer("the workflow", WorkflowView)},
+                "404",
+                params=[path_param("workflow_id")],
+            )
+        },
+        "/workflows/{workflow_id}/cancel": {
+            "post": b.op(
+                "Cancel a net workflow (its cancel action, with the caller's principal)",
+                {"200": b.answer("canceled", WorkflowCanceled)},
+                "400 403 404 409 503",
+                params=[path_param("workflow_id")],
+            )
+        },
+        "/workflows/{workflow_id}/tasks/{task}/work-items": {
+            "get": b.op(
+                "The work items of a task's latest generation",
+                {"200": b.answer("work items", WorkItemList)},
+                "404",
+                params=[path_param("workflow_id"), path_param("task")],
+            ),
+            "post": b.op(
+                "Initialize a work item (its initialize action, with the caller's principal)",
+                {"201": b.answer("initialized", WorkItemCreated)},
+                "400 403 404 409 413 415 503",
+                body=_ANY_JSON,
+                params=[path_param("workflow_id"), path_param("task")],
+            ),
+        },
         "/work-items/{work_item_id}/{action}": {
-            "post": _op(
-                "start, complete, fail, cancel or reset a work item (bearer token)",
-                {"200": _ok("done"), "400": error, "401": error, "403": error, "409": error},
+            "post": b.op(
+                "Start, complete, fail, cancel or reset a work item (its action)",
+                {"200": b.answer("the work item after the action", WorkItemInfo)},
+                "400 403 404 409 413 415 503",
+                body=_ANY_JSON,
+                params=[
+                    path_param("work_item_id"),
+                    path_param("action", {"type": "string", "enum": list(WORK_ITEM_ACTIONS)}),
+                ],
             )
         },
     }
+
+
+def openapi_document(
+    webhooks: list[tuple[str, Any]],
+    *,
+    with_metrics: bool = True,
+    tokens: bool = False,
+    metrics_token: bool = False,
+    title: str = "cronflow-actors",
+) -> dict[str, Any]:
+    """OpenAPI 3.1 for the fixed routes and the given ``(flow id, WebhookSpec)`` webhooks, as
+    this server is configured: with ``tokens``, the API routes need a bearer token (else they
+    are open); ``/metrics`` needs one with ``tokens`` or ``metrics_token``."""
+    user_types = [spec.schema for _, spec in webhooks if isinstance(spec.schema, type)]
+    types = [*_FIXED, *user_types]
+    template = "#/components/schemas/{name}"
+    schemas, components = msgspec.json.schema_components(types, ref_template=template)
+    b = _Builder({t: s.get("$ref") for t, s in zip(types, schemas, strict=True)}, tokens)
+    paths = _fixed_paths(b)
+    if with_metrics:
+        paths["/metrics"] = {
+            "get": b.op(
+                "Prometheus metrics",
+                {
+                    "200": {
+                        "description": "the text exposition format",
+                        "content": {"text/plain": {"schema": {"type": "string"}}},
+                    }
+                },
+                "",
+                secured=tokens or metrics_token,
+            )
+        }
     for flow_id, spec in webhooks:
-        body = _json(refs[spec.schema]) if spec.schema in refs else {"content": {}}
-        paths.setdefault(spec.route, {})[spec.method.lower()] = _op(
-            f"Webhook: start a run of {flow_id!r}",
-            {"202": started, "400": error, "401": error, "413": error},
-            body,
-        )
-    return {
+        operation = _webhook_op(b, flow_id, spec)
+        operation["operationId"] = f"webhook:{flow_id}:{spec.method.lower()}:{spec.route}"
+        paths.setdefault(spec.route, {})[spec.method.lower()] = operation
+    for (path, method), operation_id in _OPERATIONS.items():
+        if path in paths:
+            operation = paths[path][method]
+            operation["operationId"] = operation_id
+            for (source, status), targets in _LINKS.items():
+                if source == operation_id:
+                    operation["responses"][status]["links"] = {
+                        target: {"operationId": target, "parameters": parameters}
+                        for target, parameters in targets.items()
+                    }
+    document: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {"title": title, "version": "1"},
         "paths": paths,
-        "components": {"schemas": components},
+        "components": {
+            "schemas": components,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
     }
+    if tokens:
+        document["security"] = [{"bearer": []}]
+    return document

@@ -53,6 +53,10 @@ def plain(value: Any) -> Any:
     """``value`` as it reads back from the store: plain msgpack types, and a deep copy (what
     user code does to it reaches nothing else). Raises ``TypeError`` for values msgpack cannot
     hold."""
-    if value is None or type(value) in (str, int, float, bool):
+    if value is None or type(value) in (str, float, bool):
+        return value
+    if type(value) is int:
+        if not -(2**63) <= value < 2**64:
+            raise OverflowError("can't serialize ints < -2**63 or > 2**64 - 1")
         return value
     return _plain_decoder.decode(_msgpack_encoder.encode(value))

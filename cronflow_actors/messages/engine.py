@@ -61,9 +61,10 @@ __all__ = [
 ]
 
 
-class Principal(msgspec.Struct, frozen=True, kw_only=True):
-    """An external caller: an id and the scopes it holds. ``id=None`` is an unauthenticated
-    caller (every action refuses it); ``principal=None`` in a Runtime call is an internal one."""
+class Principal(msgspec.Struct, frozen=True):
+    """An external caller: ``Principal("ada", scopes=frozenset({"review:write"}))``. ``id=None``
+    is an unauthenticated caller (every action refuses it); ``principal=None`` in a Runtime call
+    is an internal one."""
 
     id: str | None
     scopes: frozenset[str] = frozenset()

@@ -8,7 +8,7 @@ import re
 __all__ = ["parse_duration"]
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
-_PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
+_PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
 
 
 def parse_duration(value: object, what: str = "duration") -> float:
@@ -22,7 +22,7 @@ def parse_duration(value: object, what: str = "duration") -> float:
     if isinstance(value, str):
         match = _PATTERN.match(value)
         if match:
-            return float(match.group(1)) * _UNITS[match.group(2)]
+            return float(match.group(1)) * _UNITS[match.group(2) or "s"]
     raise ValueError(
         f"{what} must be a number of seconds or a string like '100ms', '5s', '30m', '2h', "
         f"'1d', '1w'; got {value!r}"

@@ -1,6 +1,9 @@
 """The runtime layer: wiring, ownership, recovery, triggers and configuration."""
 
+from cronflow_actors.engine.context import WorkflowInfo, WorkItemInfo
+from cronflow_actors.engine.states import TaskState, WorkflowState, WorkItemState
 from cronflow_actors.errors import ResumeError
+from cronflow_actors.net.durations import parse_duration
 from cronflow_actors.runtime.database import open_store, store_for
 from cronflow_actors.runtime.pauses import PausedRun
 from cronflow_actors.runtime.runs import (
@@ -21,6 +24,12 @@ __all__ = [
     "RunStatus",
     "Runtime",
     "StepInfo",
+    "TaskState",
+    "WorkItemInfo",
+    "WorkItemState",
+    "WorkflowInfo",
+    "WorkflowState",
     "open_store",
+    "parse_duration",
     "store_for",
 ]

@@ -41,7 +41,15 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     port: int = 8000
     synchronous: Literal["OFF", "NORMAL", "FULL", "EXTRA"] = "FULL"
     max_body: int = 1_000_000
+    max_json_depth: int = 64
+    header_timeout: float = 10.0
+    body_timeout: float = 30.0
+    keep_alive: float = 5.0
+    max_connections: int = 1000
     drain_timeout: float = 30.0
+    retention: str = "30d"
+    metrics_token: str | None = None
+    metrics_port: int | None = None
     lease_seconds: float = 5.0
     wait_for_lease: bool = False
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
@@ -57,6 +65,16 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
             raise ValueError(f"max_body must be >= 1 byte, got {self.max_body}")
         if self.lease_seconds <= 0:
             raise ValueError(f"lease_seconds must be > 0, got {self.lease_seconds}")
+        if self.max_json_depth < 1 or self.max_connections < 1:
+            raise ValueError("max_json_depth and max_connections must be >= 1")
+        for name in ("header_timeout", "body_timeout", "keep_alive", "drain_timeout"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be > 0 seconds, got {getattr(self, name)}")
+        if self.metrics_port is not None and not 0 <= self.metrics_port <= 65535:
+            raise ValueError(f"metrics_port must be 0-65535, got {self.metrics_port}")
+        from cronflow_actors.net.durations import parse_duration
+
+        parse_duration(self.retention)  # "30d", "12h", "0" (keep forever)
 
     def principals(self) -> dict[str, Principal]:
         return {

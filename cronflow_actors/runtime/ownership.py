@@ -20,7 +20,13 @@ import socket
 import uuid
 from collections.abc import Callable
 
-from cronflow_actors.errors import ConfigurationError, LeaseHeldError, LeaseLostError
+from cronflow_actors.errors import (
+    ConfigurationError,
+    LeaseHeldError,
+    LeaseLostError,
+    StoreClosedError,
+    StoreFailedError,
+)
 from cronflow_actors.kernel import ActorSystem, Clock
 from cronflow_actors.messages import LeaseRecord
 from cronflow_actors.store import Store
@@ -38,7 +44,7 @@ class DatabaseLease:
         *,
         duration: float = 5.0,
         wait: bool = False,
-        on_lost: Callable[[LeaseLostError], None],
+        on_lost: Callable[[Exception], None],
     ) -> None:
         if not isinstance(duration, int | float) or isinstance(duration, bool) or duration <= 0:
             raise ConfigurationError("lease_seconds", duration, "a number of seconds > 0")
@@ -84,6 +90,8 @@ class DatabaseLease:
         self._heartbeat = system.create_task(self._beat(), name="database lease heartbeat")
 
     async def _beat(self) -> None:
+        """Renew the lease, and check the store, every third of the lease's duration: a lost
+        lease or a store that cannot write any more (``on_lost``) ends the heartbeat."""
         interval = self.duration / 3
         while True:
             await self._clock.sleep(interval)
@@ -92,10 +100,11 @@ class DatabaseLease:
                 await self._store.renew_lease(
                     "runtime", self.owner, now=now, expires_at=now + self.duration
                 )
-            except LeaseLostError as lost:
-                self.held = False
-                logger.critical("%s", lost)
-                self._on_lost(lost)
+                await self._store.check()
+            except (LeaseLostError, StoreFailedError, StoreClosedError) as failed:
+                self.held = not isinstance(failed, LeaseLostError) and self.held
+                logger.critical("%s", failed)
+                self._on_lost(failed)
                 return
             except Exception:
                 logger.exception("the database lease could not be renewed; trying again")

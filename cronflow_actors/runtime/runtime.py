@@ -41,7 +41,13 @@ from cronflow_actors.engine.registry import WorkflowRegistry
 from cronflow_actors.engine.states import TaskState, WorkflowState, is_final
 from cronflow_actors.engine.timers import TimerService
 from cronflow_actors.engine.transaction import Transaction
-from cronflow_actors.errors import LeaseLostError, NotFoundError, RuntimeNotRunningError
+from cronflow_actors.errors import (
+    ConfigurationError,
+    NotFoundError,
+    RuntimeNotRunningError,
+    StoreClosedError,
+    StoreFailedError,
+)
 from cronflow_actors.flow.builder import Flow
 from cronflow_actors.flow.context import unwrap_payload
 from cronflow_actors.kernel import ActorSystem, Clock, SystemClock
@@ -83,7 +89,9 @@ class Runtime:
     renewed every third of that); ``wait_for_lease``: wait for another runtime's lease to
     expire instead of refusing to start. ``passivate=False`` keeps idle instances in memory.
     ``timer_window``: how many of the earliest pending timers are held in memory (at most twice
-    that); the others wait in the store until the window reaches them.
+    that); the others wait in the store until the window reaches them. ``retention``: finished
+    runs older than this many seconds are pruned every ``prune_every`` seconds (default 30
+    days; 0 or None keeps them forever; pruning runs every tenth of that, at most hourly).
     """
 
     def __init__(
@@ -102,6 +110,8 @@ class Runtime:
         wait_for_lease: bool = False,
         passivate: bool = True,
         timer_window: int = 1000,
+        retention: float | None = 30 * 86400,
+        prune_every: float | None = None,
     ) -> None:
         self.clock: Clock = clock or SystemClock()
         self.store: Store = store or store_for(db, synchronous=synchronous)
@@ -114,8 +124,17 @@ class Runtime:
             self.clock,
             duration=lease_seconds,
             wait=wait_for_lease,
-            on_lost=self._lease_lost,
+            on_lost=self._fail,
         )
+        if retention is not None and (not isinstance(retention, int | float) or retention < 0):
+            raise ConfigurationError("retention", retention, "None, 0 or a number of seconds")
+        self.retention = retention or None
+        if prune_every is not None and (
+            not isinstance(prune_every, int | float) or prune_every <= 0
+        ):
+            raise ConfigurationError("prune_every", prune_every, "a positive number of seconds")
+        self._prune_every = prune_every or min(3600.0, max(1.0, (retention or 0) / 10))
+        self._failure_callbacks: list[Callable[[BaseException], None]] = []
         self._new_id = id_factory or (lambda: uuid.uuid4().hex)
         self._waiters: dict[str, list[asyncio.Future[WorkflowInfo]]] = {}
         self._ended: dict[str, WorkflowInfo] = {}
@@ -187,6 +206,7 @@ class Runtime:
         )
         self.schedules = Schedules(
             catalog=self.catalog,
+            store=self.store,
             clock=self.clock,
             trigger=self.runs.trigger,
             spawn=self._spawn,
@@ -220,6 +240,8 @@ class Runtime:
         self.state = "running"
         self.telemetry.probe.start()
         self.lease.start_heartbeat(self.system)
+        if self.retention is not None:
+            self.system.create_task(self._prune_forever(), name="retention")
         await self._recover(set(self.registry.names()))
         await self.timers.start(self.system)
         for name in sorted(self.catalog.roots):
@@ -276,12 +298,11 @@ class Runtime:
         """Register a workflow version: a ``NetSpec`` or a ``cf.define(...)`` flow (checked and
         compiled here; ``InvalidWorkflowError`` lists every problem). On a running runtime,
         its instances with work to run are loaded at once (calls that start it wait for that)."""
+        net_spec = self.catalog.compile(spec) if isinstance(spec, Flow) else spec
+        self.registry.register(net_spec, deprecated=deprecated)  # refused: nothing changed
         if isinstance(spec, Flow):
-            net_spec = self.catalog.register(spec)
+            self.catalog.add(spec)
             self.queues.limit(spec.id, spec.concurrency)
-        else:
-            net_spec = spec
-        self.registry.register(net_spec, deprecated=deprecated)
         name = net_spec.name
         if self.state == "running" and name not in self._recovering:
             self._recovering[name] = self.system.create_task(
@@ -291,6 +312,27 @@ class Runtime:
     def deprecate(self, name: str, version: str) -> None:
         """Refuse new instances of this version; running ones go on."""
         self.registry.deprecate(name, version)
+
+    def on_failure(self, callback: Callable[[BaseException], None]) -> None:
+        """Call ``callback(error)`` when the runtime stops accepting work on its own: its store
+        failed (the database file was removed or replaced, the disk is full or read-only) or
+        another runtime took its database lease."""
+        self._failure_callbacks.append(callback)
+
+    async def readiness(self) -> dict[str, str]:
+        """Whether the runtime can take work: ``{"runtime", "store", "lease"}``, each ``"ok"``
+        or what is wrong. A store found broken fails the runtime."""
+        checks = {"runtime": "ok" if self.state == "running" else self.state}
+        try:
+            await self.store.check()
+            checks["store"] = "ok"
+        except (StoreFailedError, StoreClosedError) as broken:
+            checks["store"] = str(broken)
+            if self.state == "running":
+                self._fail(broken)
+                checks["runtime"] = self.state
+        checks["lease"] = "ok" if self.lease.held else "not held"
+        return checks
 
     def observe(self, callback: Callable[[list[Message]], None]) -> None:
         """Call ``callback`` with the state-change messages of every durable transaction."""
@@ -645,14 +687,46 @@ class Runtime:
             except Exception:
                 logger.exception("observer %r failed", observer)
 
-    def _lease_lost(self, error: LeaseLostError) -> None:
-        """Another runtime took the database: accept nothing more (the store already refuses
-        every write)."""
+    def _fail(self, error: BaseException) -> None:
+        """The store broke or another runtime took the database: accept nothing more (the store
+        already refuses every write), and tell whoever asked (``serve`` then exits)."""
+        if self.failure is not None:
+            return
         self.failure = error
+        logger.error("the runtime stops accepting work: %s", error)
         if self.state == "running":
             self.state = "failed"
             self.timers.stop()
             self.schedules.stop()
+        for callback in self._failure_callbacks:
+            try:
+                callback(error)
+            except Exception:
+                logger.exception("failure callback %r failed", callback)
+
+    async def _prune_forever(self) -> None:
+        assert self.retention is not None
+        while True:
+            await self.clock.sleep(self._prune_every)
+            try:
+                await self.prune(older_than=self.retention)
+            except Exception as error:
+                logger.warning("pruning finished runs failed: %s", error)
+
+    async def prune(self, *, older_than: float) -> int:
+        """Delete the runs (and net instances) that finished more than ``older_than`` seconds
+        ago, with their history, and expired state keys; returns how many runs."""
+        cutoff = self.clock.now() - older_than
+        total = 0
+        while True:
+            pruned = await self.store.prune(finished_before=cutoff, limit=1000)
+            total += pruned
+            if pruned < 1000:
+                break
+        await self.store.kv_purge_expired(self.clock.now())
+        if total:
+            logger.info("pruned %d finished runs older than %g s", total, older_than)
+        return total
 
 
 def _version() -> str:

@@ -2,27 +2,69 @@
 
 Each tick starts one run whose instance id is derived from (flow, schedule, tick), so a tick that
 was already started (before a crash, say) is not started again: one run per tick, even across a
-restart. Ticks missed while no runtime was running are not made up.
+restart.
+
+A cron schedule keeps a mark in the store's key-value state (namespace ``cronflow:schedules``,
+key ``<flow>|<schedule>``): every tick up to it has been handled, that is, its run was started
+or the catch-up policy skipped it. The mark is written after each tick's run is started. When a
+runtime starts, the ticks between the mark and now were missed, and the schedule's
+``catch_up`` says which of them get a run (``flow/cron.py``). A schedule seen for the first time
+marks the moment it was first planned, so a tick missed before its first run is caught up too.
+While the runtime runs, the tick the loop woke for always fires; ticks that went by during a
+late wake-up (a suspended process) are missed ones. Intervals keep no mark: their missed ticks
+are skipped.
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import math
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
+import msgspec
+
 from cronflow_actors.errors import InstanceExistsError
+from cronflow_actors.flow.cron import CatchUp, CronSchedule
 from cronflow_actors.kernel import Clock
 from cronflow_actors.runtime.catalog import FlowCatalog
+from cronflow_actors.store import MISSING, Store
 
-__all__ = ["Schedules"]
+__all__ = ["CATCH_UP_LIMIT", "ScheduleMark", "Schedules"]
 
 logger = logging.getLogger(__name__)
 
 _NAMESPACE = uuid.UUID("6c1f3a2e-8f6d-4c59-9b0e-2b8f0f7a9d11")
+_STATE = "cronflow:schedules"
+
+CATCH_UP_LIMIT = 100
+"""At most this many runs for the ticks a ``catch_up="all"`` schedule missed (the latest ones)."""
+
+
+class ScheduleMark(msgspec.Struct, frozen=True):
+    """What the store keeps for one cron schedule."""
+
+    handled_until: float
+    """Every tick up to this moment (epoch seconds) has been handled."""
+
+
+class _Plan(msgspec.Struct, kw_only=True):
+    """One schedule of one flow, as the loop follows it."""
+
+    flow: str
+    key: str
+    text: str
+    next_after: Callable[[float], float]
+    cron: CronSchedule | None = None
+    """None for an interval, which keeps no mark."""
+    handled: float = 0.0
+
+    @property
+    def state_key(self) -> str:
+        return f"{self.flow}|{self.key}"
 
 
 class Schedules:
@@ -30,12 +72,14 @@ class Schedules:
         self,
         *,
         catalog: FlowCatalog,
+        store: Store,
         clock: Clock,
         trigger: Callable[..., Awaitable[str]],
         spawn: Callable[[Coroutine[Any, Any, None], str], asyncio.Task[None]],
         on_fired: Callable[[str, float], None],
     ) -> None:
         self._catalog = catalog
+        self._store = store
         self._clock = clock
         self._trigger = trigger
         self._spawn = spawn
@@ -43,59 +87,174 @@ class Schedules:
         self._task: asyncio.Task[None] | None = None
         self.fired = 0
 
-    def _entries(self) -> list[tuple[str, str, str, Callable[[float], float]]]:
-        entries: list[tuple[str, str, str, Callable[[float], float]]] = []
+    def _plans(self) -> list[_Plan]:
+        plans: list[_Plan] = []
         for name in sorted(self._catalog.roots):
             flow = self._catalog.flows[name]
             for index, cron in enumerate(flow.schedules):
-                entries.append((name, f"cron{index}", cron.text, cron.next_after))
+                key = f"cron{index}"
+                plans.append(
+                    _Plan(flow=name, key=key, text=cron.text, next_after=cron.next_after, cron=cron)
+                )
             for index, seconds in enumerate(flow.intervals):
-                entries.append((name, f"every{index}", f"every {seconds:g} s", _aligned(seconds)))
-        return entries
+                text = f"every {seconds:g} s"
+                plans.append(
+                    _Plan(flow=name, key=f"every{index}", text=text, next_after=_aligned(seconds))
+                )
+        return plans
 
     def restart(self) -> None:
         """(Re)plan after a start or a registration (the runtime calls it while running)."""
         self.stop()
-        if self._entries():
-            self._task = self._spawn(self._loop(), "schedules")
+        plans = self._plans()
+        if plans:
+            self._task = self._spawn(self._run(plans), "schedules")
 
     def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
             self._task = None
 
-    async def _loop(self) -> None:
+    async def _run(self, plans: list[_Plan]) -> None:
         clock = self._clock
+        now = clock.now()
+        for plan in plans:
+            await self._resume(plan, now)
         while True:
-            now = clock.now()
-            plan = [
-                (next_after(now), name, key, text)
-                for name, key, text, next_after in self._entries()
-            ]
-            due = min(tick for tick, *_ in plan)
+            due = min(plan.next_after(plan.handled) for plan in plans)
+            if math.isinf(due):
+                return  # no schedule has a tick left in the next 50 years
             await clock.sleep_until(due)
-            for tick, name, key, text in plan:
-                if tick == due:
-                    await self._fire(name, key, text, tick)
+            now = clock.now()
+            for plan in plans:
+                tick = plan.next_after(plan.handled)
+                if tick <= now:
+                    await self._fire(plan, tick)
+                    await self._catch_up(plan, now)
 
-    async def _fire(self, name: str, key: str, text: str, tick: float) -> None:
-        """Start the run of one tick; ``on_fired(name, lag)`` hears of it with how late after
-        the tick it started."""
-        instance_id = uuid.uuid5(_NAMESPACE, f"{name}|{key}|{tick}").hex
+    async def _resume(self, plan: _Plan, now: float) -> None:
+        """Pick a schedule up where it was left: the ticks after its mark were missed."""
+        if plan.cron is None:
+            plan.handled = now
+            return
+        try:
+            mark = await self._load(plan)
+        except Exception:
+            logger.exception(
+                "schedule %r of %s: its mark could not be read; the ticks it missed are not "
+                "caught up now (the mark stays for the next start)",
+                plan.text,
+                plan.flow,
+            )
+            plan.handled = now
+            return
+        if mark is None:
+            plan.handled = now
+            await self._save(plan)
+        else:
+            plan.handled = mark.handled_until
+            await self._catch_up(plan, now)
+
+    async def _catch_up(self, plan: _Plan, now: float) -> None:
+        """Apply the plan's policy to the ticks after its mark up to ``now``."""
+        if plan.cron is None:
+            plan.handled = max(plan.handled, now)
+            return
+        if plan.next_after(plan.handled) > now:
+            return  # nothing missed, the usual case
+        policy = plan.cron.catch_up
+        count = CATCH_UP_LIMIT + 1 if policy is CatchUp.ALL else 1
+        missed = plan.cron.latest(plan.handled, now, count)
+        if not missed:
+            return
+        if policy is CatchUp.NONE:
+            logger.info(
+                "schedule %r of %s skips the ticks it missed since %s, up to %s (catch_up='none')",
+                plan.text,
+                plan.flow,
+                _iso(plan.handled),
+                _iso(missed[-1]),
+            )
+            plan.handled = missed[-1]
+            await self._save(plan)
+            return
+        if len(missed) > CATCH_UP_LIMIT:
+            missed = missed[-CATCH_UP_LIMIT:]
+            logger.warning(
+                "schedule %r of %s missed more than %d ticks since %s; catch_up='all' starts "
+                "runs for the latest %d (from %s) and skips the older ones",
+                plan.text,
+                plan.flow,
+                CATCH_UP_LIMIT,
+                _iso(plan.handled),
+                CATCH_UP_LIMIT,
+                _iso(missed[0]),
+            )
+        for tick in missed:
+            await self._fire(plan, tick)
+
+    async def _fire(self, plan: _Plan, tick: float) -> None:
+        """Start the run of one tick; ``on_fired(flow, lag)`` hears of it with how late after
+        the tick it started (long for a tick caught up after a downtime)."""
+        instance_id = uuid.uuid5(_NAMESPACE, f"{plan.flow}|{plan.key}|{tick}").hex
         payload = {
             "trigger_type": "schedule",
-            "schedule": text,
+            "schedule": plan.text,
             "scheduled_at": tick,
-            "workflow_id": name,
+            "workflow_id": plan.flow,
         }
+        # Handled in memory whatever happens, so the loop moves on; the mark is saved only once
+        # the run exists, so a tick whose start failed counts as missed after a restart (unless
+        # a later tick started first).
+        plan.handled = tick
         try:
-            await self._trigger(name, payload, kind="schedule", instance_id=instance_id)
+            await self._trigger(plan.flow, payload, kind="schedule", instance_id=instance_id)
             self.fired += 1
-            self._on_fired(name, self._clock.now() - tick)
+            self._on_fired(plan.flow, self._clock.now() - tick)
         except InstanceExistsError:
             pass  # this tick was started before
         except Exception:
-            logger.exception("schedule %s of %s could not start a run at %s", text, name, tick)
+            logger.exception(
+                "schedule %s of %s could not start a run at %s", plan.text, plan.flow, tick
+            )
+            return
+        await self._save(plan)
+
+    async def _load(self, plan: _Plan) -> ScheduleMark | None:
+        stored = await self._store.kv_get(_STATE, plan.state_key, now=self._clock.now())
+        if stored is MISSING:
+            return None
+        try:
+            return msgspec.convert(stored, ScheduleMark)
+        except msgspec.ValidationError as error:
+            logger.warning(
+                "schedule %r of %s: the stored mark %r is unreadable (%s); missed ticks are "
+                "counted from now",
+                plan.text,
+                plan.flow,
+                stored,
+                error,
+            )
+            return None
+
+    async def _save(self, plan: _Plan) -> None:
+        if plan.cron is None:
+            return
+        mark = ScheduleMark(handled_until=plan.handled)
+        try:
+            await self._store.kv_set(_STATE, plan.state_key, mark, now=self._clock.now())
+        except Exception:
+            logger.exception(
+                "schedule %r of %s: its mark %s was not saved; after a restart this tick counts "
+                "as missed (a started one is not started again)",
+                plan.text,
+                plan.flow,
+                _iso(plan.handled),
+            )
+
+
+def _iso(stamp: float) -> str:
+    return dt.datetime.fromtimestamp(stamp, tz=dt.UTC).isoformat()
 
 
 def _aligned(seconds: float) -> Callable[[float], float]:

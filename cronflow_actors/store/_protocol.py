@@ -84,6 +84,17 @@ class Store(Protocol):
         """Write everything already submitted, then close. Idempotent."""
         ...
 
+    async def check(self) -> None:
+        """Raise ``StoreFailedError`` if the store can no longer write (its writer failed, its
+        database file was removed or replaced); the store then refuses every write."""
+        ...
+
+    async def prune(self, *, finished_before: float, limit: int = 1000) -> int:
+        """Delete up to ``limit`` finished instances (completed, failed or canceled, with no
+        action out) last changed before ``finished_before``, with their journal, timers and
+        waits; returns how many."""
+        ...
+
     async def commit(self, mutation: Mutation) -> None:
         """Write one instance's state change atomically; return once it is durable.
 

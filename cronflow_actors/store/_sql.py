@@ -109,6 +109,19 @@ UPSERT_LEASE = f"""
         acquired_at = excluded.acquired_at, renewed_at = excluded.renewed_at,
         expires_at = excluded.expires_at
 """
+PRUNE = """
+    DELETE FROM instances WHERE instance_id IN (
+        SELECT instance_id FROM instances
+        WHERE status IN ('completed', 'failed', 'canceled') AND created_at < ?
+            AND updated_at < ? AND terminal = 1
+        LIMIT ?
+    )
+"""
+"""Finished instances (their journal, timers and waits go with them: foreign keys cascade),
+found through the (status, created_at) index; a page at a time."""
+
+VACUUM_SOME = "PRAGMA incremental_vacuum(2000);"
+
 RENEW_LEASE = "UPDATE leases SET renewed_at = ?, expires_at = ? WHERE scope = ? AND owner = ?"
 RELEASE_LEASE = "DELETE FROM leases WHERE scope = ? AND owner = ?"
 SELECT_LEASE = f"SELECT {LEASE_COLUMNS} FROM leases WHERE scope = ?"

@@ -10,6 +10,11 @@ items are written one by one, so only the offending caller gets the error.
 
 Lease operations run alone, each in its own transaction. Once the lease is held, snapshot writes
 are fenced by it (see ``_sql``); a lost lease fails the writer: it accepts nothing more.
+
+A failure that is not one item's fault (the disk is full or read-only, the database file was
+removed or replaced, the file is damaged) fails the writer as a whole: every waiting caller and
+every later one gets ``StoreFailedError``, and nothing more is written. Before each commit the
+writer checks that the file it writes is still the database's file.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import asyncio
 import logging
 import sqlite3
 import time
+from collections.abc import Callable
 from typing import Any
 
 import aiosqlite
@@ -38,6 +44,7 @@ from cronflow_actors.store._batch import BrokenChainError, coalesce
 from cronflow_actors.store._protocol import CommitObserver, StoreStatistics, incremented
 
 __all__ = [
+    "FileGoneError",
     "GroupWriter",
     "KvDelete",
     "KvIncr",
@@ -46,11 +53,19 @@ __all__ = [
     "LeaseAcquire",
     "LeaseRelease",
     "LeaseRenew",
+    "Prune",
+    "is_fatal",
 ]
 
 logger = logging.getLogger(__name__)
 
 _decode_value = msgspec.msgpack.Decoder().decode
+
+
+def _describe(error: BaseException) -> str:
+    if isinstance(error, FileGoneError | LeaseLostError):
+        return str(error)
+    return f"the database refused a write ({type(error).__name__}: {error})"
 
 
 class KvSet(msgspec.Struct, frozen=True):
@@ -77,6 +92,13 @@ class KvPurge(msgspec.Struct, frozen=True):
     now: float
 
 
+class Prune(msgspec.Struct, frozen=True):
+    """Delete finished instances last changed before ``before`` (at most ``limit``)."""
+
+    before: float
+    limit: int
+
+
 class LeaseAcquire(msgspec.Struct, frozen=True):
     lease: LeaseRecord
 
@@ -94,13 +116,26 @@ class LeaseRelease(msgspec.Struct, frozen=True):
 
 
 _LeaseOp = LeaseAcquire | LeaseRenew | LeaseRelease
-_BatchOp = Mutation | KvSet | KvIncr | KvDelete | KvPurge | QueuedRun
+_BatchOp = Mutation | KvSet | KvIncr | KvDelete | KvPurge | QueuedRun | Prune
 _Item = tuple[_BatchOp | _LeaseOp, "asyncio.Future[Any]"]
 _LEASE_OPS = (LeaseAcquire, LeaseRenew, LeaseRelease)
 
 
 class _Refused(Exception):
     """A fenced or compare-and-set snapshot statement changed fewer rows than it was given."""
+
+
+class FileGoneError(Exception):
+    """The database file was removed or replaced while the store had it open."""
+
+
+def is_fatal(error: BaseException) -> bool:
+    """An error no item caused: the writer cannot go on."""
+    if isinstance(error, FileGoneError | LeaseLostError):
+        return True
+    return isinstance(error, sqlite3.DatabaseError) and not isinstance(
+        error, sqlite3.IntegrityError
+    )
 
 
 class _Failure:
@@ -113,9 +148,18 @@ class _Failure:
 class GroupWriter:
     """Owns the writer connection and the queue in front of it."""
 
-    def __init__(self, connection: aiosqlite.Connection, name: str, max_batch: int) -> None:
+    def __init__(
+        self,
+        connection: aiosqlite.Connection,
+        name: str,
+        max_batch: int,
+        *,
+        check_file: Callable[[], None] | None = None,
+    ) -> None:
         self._connection = connection
+        self._check_file = check_file
         self._name = name
+        self._vacuum_due = False
         self._max_batch = max_batch
         self._queue: list[_Item] = []
         self._wakeup = asyncio.Event()
@@ -173,19 +217,50 @@ class GroupWriter:
 
     # -- batches --------------------------------------------------------------------------------
 
+    def fail(self, error: BaseException) -> StoreFailedError:
+        """Stop writing: the waiting callers and every later one get ``StoreFailedError``."""
+        if isinstance(error, StoreFailedError):
+            failure = error
+        else:
+            failure = StoreFailedError(self._name, _describe(error))
+        if self.failure is None:
+            self.failure = failure
+            logger.error("%s", failure)
+        queued, self._queue = self._queue, []
+        for _payload, future in queued:
+            if not future.done():
+                future.set_exception(failure)
+        return failure
+
     async def _write(self, items: list[_Item]) -> None:
         started = time.perf_counter()
         try:
             results, written, seen = await self._transaction(items)
-        except Exception:
+        except Exception as error:
+            if is_fatal(error):
+                failure = self.fail(error)
+                # the batch's callers hear why (a lost lease says so); later ones get the failure
+                told = error if isinstance(error, LeaseLostError) else failure
+                for _payload, future in items:
+                    if not future.done():
+                        future.set_exception(told)
+                return
             # Something in the batch was refused: write the items one by one so that only the
             # caller whose item is at fault gets the error.
             results = []
             written = seen = 0
             for item in items:
+                if self.failure is not None:
+                    results.append(_Failure(self.failure))
+                    continue
                 try:
                     (result,), one_written, one_seen = await self._transaction([item])
                 except Exception as error:
+                    if is_fatal(error):
+                        self.fail(error)
+                        assert self.failure is not None
+                        results.append(_Failure(self.failure))
+                        continue
                     result = _Failure(await self._explain(item[0], error))
                 else:
                     written += one_written
@@ -263,12 +338,27 @@ class GroupWriter:
                     results.append(None)
                 else:
                     results.append(await self._apply(connection, payload))
+            if self._check_file is not None:
+                self._check_file()  # a removed or replaced file would take the commit with it
             await connection.execute("COMMIT")
         except BaseException:
+            self._vacuum_due = False
             if connection.in_transaction:
                 await connection.execute("ROLLBACK")
             raise
+        if self._vacuum_due:
+            await self._vacuum()
         return results, len(batch.snapshots), batch.snapshots_seen
+
+    async def _vacuum(self) -> None:
+        """Pruning freed pages: give them back to the file system (a file made before
+        incremental vacuum reuses them instead). A script, outside the transaction: a plain
+        execute steps the pragma once, freeing one page."""
+        self._vacuum_due = False
+        try:
+            await self._connection.executescript(sql.VACUUM_SOME)
+        except sqlite3.Error as error:  # the batch is committed; the next write will tell
+            logger.warning("%s: giving pruned pages back failed: %s", self._name, error)
 
     async def _begin_fenced(self, owner: str) -> None:
         """Begin, checking in the same round trip that the lease is still ``owner``'s; a lost
@@ -310,6 +400,10 @@ class GroupWriter:
                 cursor = await connection.execute(
                     "DELETE FROM kv WHERE expires_at IS NOT NULL AND expires_at <= ?", (now,)
                 )
+                return cursor.rowcount
+            case Prune(before, limit):
+                cursor = await connection.execute(sql.PRUNE, (before, before, limit))
+                self._vacuum_due = self._vacuum_due or cursor.rowcount > 0
                 return cursor.rowcount
             case QueuedRun() as run:
                 taken = await connection.execute_fetchall(
@@ -379,6 +473,8 @@ class GroupWriter:
         try:
             result = await self._lease(op)
         except Exception as error:
+            if is_fatal(error) and not isinstance(error, LeaseLostError):
+                error = self.fail(error)
             if not future.done():
                 future.set_exception(error)
         else:

@@ -173,6 +173,29 @@ class MemoryStore:
                 instance_id, base, current.revision if current is not None else None
             )
 
+    async def check(self) -> None:
+        self._require_open("check the store")
+        if self._failure is not None:
+            raise StoreFailedError(repr(self), str(self._failure))
+
+    async def prune(self, *, finished_before: float, limit: int = 1000) -> int:
+        self._require_writable("prune finished runs")
+        check_page(limit)
+        done = [
+            s.instance_id
+            for s in self._snapshots.values()
+            if s.terminal
+            and s.status in ("completed", "failed", "canceled")
+            and s.updated_at < finished_before
+        ][:limit]
+        for instance_id in done:
+            del self._snapshots[instance_id]
+            self._journal.pop(instance_id, None)
+            self._journal_keys = {k for k in self._journal_keys if k[0] != instance_id}
+            self._timers = {t: r for t, r in self._timers.items() if r.instance_id != instance_id}
+            self._waits = {w: r for w, r in self._waits.items() if r.instance_id != instance_id}
+        return len(done)
+
     async def enqueue(self, run: QueuedRun) -> int:
         self._require_writable(f"queue run {run.instance_id!r}")
         if run.instance_id in self._snapshots or run.instance_id in self._queue:

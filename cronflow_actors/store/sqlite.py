@@ -8,6 +8,8 @@ The SQL itself is in ``_sql.py``, the schema in ``_migrations.py``.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
 import time
 import uuid
@@ -41,6 +43,7 @@ from cronflow_actors.store._protocol import (
     is_live,
 )
 from cronflow_actors.store._writer import (
+    FileGoneError,
     GroupWriter,
     KvDelete,
     KvIncr,
@@ -49,11 +52,20 @@ from cronflow_actors.store._writer import (
     LeaseAcquire,
     LeaseRelease,
     LeaseRenew,
+    Prune,
 )
 
 __all__ = ["SQLiteStore"]
 
 SYNCHRONOUS_LEVELS = ("OFF", "NORMAL", "FULL", "EXTRA")
+
+logger = logging.getLogger(__name__)
+
+
+def _identity(path: str) -> tuple[int, int]:
+    stat = os.stat(path)
+    return stat.st_dev, stat.st_ino
+
 
 _decode_value = msgspec.msgpack.Decoder().decode
 
@@ -92,6 +104,7 @@ class SQLiteStore:
             else self.path
         )
         self._writer: GroupWriter | None = None
+        self._identity: tuple[int, int] | None = None
         self._writer_connection: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
         self._closing = False
@@ -118,6 +131,11 @@ class SQLiteStore:
         connection = await self._connect()
         try:
             if not self._in_memory:
+                # A new file frees the pages of pruned runs as it goes (incremental vacuum);
+                # this must be said before its first table. An older file reuses them instead.
+                tables = await connection.execute_fetchall("SELECT COUNT(*) FROM sqlite_master")
+                if next(iter(tables))[0] == 0:
+                    await connection.execute("PRAGMA auto_vacuum = INCREMENTAL")
                 async with connection.execute("PRAGMA journal_mode = WAL") as cursor:
                     row = await cursor.fetchone()
                 if row is None or str(row[0]).lower() != "wal":
@@ -132,9 +150,34 @@ class SQLiteStore:
             raise
         self._writer_connection = connection
         self._reader = reader
-        self._writer = GroupWriter(connection, self.path, self.max_batch)
+        check = None
+        if not self._in_memory:
+            self._identity = _identity(self.path)
+            check = self._check_file
+        self._writer = GroupWriter(connection, self.path, self.max_batch, check_file=check)
         self._writer.observer = self._observer
         self._writer.start()
+
+    def _check_file(self) -> None:
+        """``FileGoneError`` if the database file is not the one this store opened."""
+        try:
+            found = _identity(self.path)
+        except FileNotFoundError:
+            raise FileGoneError(f"the database file {self.path} was removed") from None
+        if found != self._identity:
+            raise FileGoneError(f"the database file {self.path} was replaced by another file")
+
+    async def check(self) -> None:
+        writer = self._writer
+        if writer is None or self._closing:
+            raise StoreClosedError(repr(self), "check the store")
+        if writer.failure is None and not self._in_memory:
+            try:
+                self._check_file()
+            except FileGoneError as gone:
+                writer.fail(gone)
+        if writer.failure is not None:
+            raise writer.failure
 
     async def _migrate(self, connection: aiosqlite.Connection) -> None:
         await connection.execute("BEGIN IMMEDIATE")
@@ -172,17 +215,25 @@ class SQLiteStore:
         return int(rows[0][0]) if rows and rows[0][0] is not None else 0
 
     async def close(self) -> None:
+        """Write what was submitted, then close. A broken database (removed, full, read-only)
+        does not keep the close from ending: what cannot be done is logged."""
         self._closing = True
         writer, connection, reader = self._writer, self._writer_connection, self._reader
         if writer is None or connection is None:
             return
         await writer.close()
         self._writer = self._writer_connection = self._reader = None
-        if not self._in_memory:
-            await connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        steps: list[Any] = []
+        if not self._in_memory and writer.failure is None:
+            steps.append(lambda: connection.execute("PRAGMA wal_checkpoint(PASSIVE)"))
         if reader is not None:
-            await reader.close()
-        await connection.close()
+            steps.append(reader.close)
+        steps.append(connection.close)
+        for step in steps:
+            try:
+                await asyncio.wait_for(step(), 10)
+            except Exception as error:
+                logger.warning("closing %r: %s: %s", self, type(error).__name__, error)
 
     async def __aenter__(self) -> SQLiteStore:
         await self.open()
@@ -244,6 +295,14 @@ class SQLiteStore:
         operation = "purge expired keys"
         purged: int = await self._require_writer(operation).submit(KvPurge(now), operation)
         return purged
+
+    async def prune(self, *, finished_before: float, limit: int = 1000) -> int:
+        check_page(limit)
+        operation = "prune finished runs"
+        pruned: int = await self._require_writer(operation).submit(
+            Prune(finished_before, limit), operation
+        )
+        return pruned
 
     async def enqueue(self, run: QueuedRun) -> int:
         operation = f"queue run {run.instance_id!r}"

@@ -11,7 +11,7 @@ from typing import Any
 import cronflow_actors as cf
 from cronflow_actors.cli.client import render_run
 from cronflow_actors.engine.detached import NOT_REDISPATCHED
-from cronflow_actors.http.app import run_json
+from cronflow_actors.http.routes.runs import run_json
 from cronflow_actors.kernel import ManualClock
 from cronflow_actors.messages import Message
 from cronflow_actors.messages.engine import ActionStateChanged

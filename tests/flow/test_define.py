@@ -37,7 +37,7 @@ def test_every_mistake_is_reported_in_one_error() -> None:
         "else_() without an if_",
         "retry attempts must be a whole number >= 1",
         "retry backoff must be one of",
-        "minute value '61' is not in 0-59",
+        "minute field '61' is not valid",
         "on_interval must be longer than 0",
         "if_('open') has no end_if()",
         "handler must be a function",
@@ -86,10 +86,10 @@ def test_cron_next_tick(cron: str, after: str, expected: str) -> None:
     ("cron", "message"),
     [
         ("* * * *", "has 4 fields"),
-        ("* * 32 * *", "day of month value '32'"),
-        ("5-1 * * * *", "runs backwards"),
-        ("*/0 * * * *", "step '0'"),
-        ("* * * foo *", "month value 'foo'"),
+        ("* * 32 * *", "day-of-month field '32'"),
+        ("5-1 * * * *", "minute field '5-1'"),
+        ("*/0 * * * *", "minute field '\\*/0'"),
+        ("* * * foo *", "month field 'foo'"),
     ],
 )
 def test_bad_cron_expressions_say_what_is_wrong(cron: str, message: str) -> None:

@@ -82,6 +82,12 @@ async def test_human_in_the_loop_pauses_and_resumes(rt: cf.Runtime, clock: Manua
     with pytest.raises(cf.ResumeError, match="no run is paused"):
         await rt.resume("nope", {})
     assert [p.run_id for p in await rt.list_paused()] == [second]
+    # a payload the store cannot hold is refused, and the pause stays open
+    with pytest.raises(cf.errors.InvalidPayloadError, match="cannot be stored"):
+        await rt.resume(tokens[second], {"approved": True, "amount": 10**30})
+    assert [p.run_id for p in await rt.list_paused()] == [second]
+    await rt.resume(tokens[second], {"approved": True})
+    assert (await rt.wait(second)).status == "completed"
 
 
 async def test_a_pause_times_out_from_the_moment_it_pauses(

@@ -22,7 +22,8 @@ async def serve(tmp_path: Path) -> AsyncIterator[Serve]:
     started: list[tuple[uvicorn.Server, asyncio.Task[None], httpx.AsyncClient]] = []
 
     async def start(workflows: list[Any], **options: Any) -> tuple[cf.Runtime, httpx.AsyncClient]:
-        runtime = cf.Runtime(db=tmp_path / "http.db", workflows=workflows)
+        db = tmp_path / f"http{len(started)}.db"  # each server its own database (and lease)
+        runtime = cf.Runtime(db=db, workflows=workflows)
         app = create_app(runtime, **options)
         config = uvicorn.Config(app, host="127.0.0.1", port=0, lifespan="on", log_level="warning")
         server = uvicorn.Server(config)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
+import pytest
 
 import cronflow_actors as cf
 from tests.http.conftest import Serve
@@ -29,6 +30,7 @@ def order_flow(seen: list[Any]) -> cf.Flow:
             validate=lambda p: True if p["amount"] <= 1000 else "amount over 1000",
             condition=lambda request: request["headers"].get("x-test") != "skip",
             idempotency_key="Idempotency-Key",
+            keep_headers=["X-Trace", "Authorization", "Cookie"],
         )
     )
 
@@ -37,12 +39,20 @@ async def test_a_webhook_starts_a_run(serve: Serve) -> None:
     seen: list[Any] = []
     rt, client = await serve([order_flow(seen)])
     response = await client.post(
-        "/webhooks/order", json={"order_id": "o1", "amount": 5}, headers={"X-Trace": "t1"}
+        "/webhooks/order",
+        json={"order_id": "o1", "amount": 5},
+        headers={"X-Trace": "t1", "Authorization": "Bearer secret", "Cookie": "s=1"},
     )
     assert response.status_code == 202
     run_id = response.json()["run_id"]
+    assert response.headers["location"] == f"/runs/{run_id}"
     assert (await rt.wait(run_id, timeout=5)).output == {"order": "o1", "amount": 5}
-    assert seen[0]["x-trace"] == "t1"
+    # Only the headers the flow keeps, and never credentials, even when it asks for them.
+    assert seen == [{"x-trace": "t1"}]
+    snapshot = await rt.store.load_snapshot(run_id)
+    assert snapshot is not None
+    assert b"secret" not in snapshot.body
+    assert b"s=1" not in snapshot.body
     run = (await client.get(f"/runs/{run_id}")).json()
     assert run["status"] == "completed"
     assert run["output"] == {"order": "o1", "amount": 5}
@@ -54,25 +64,35 @@ async def test_webhook_refusals_create_no_run(serve: Serve) -> None:
     rt, client = await serve([order_flow(seen)], max_body=200)
     bad_type = await client.post("/webhooks/order", json={"order_id": "o1", "amount": "five"})
     assert bad_type.status_code == 400
+    assert bad_type.headers["content-type"] == "application/problem+json"
     assert bad_type.json()["path"] == "$.amount"
+    assert bad_type.json()["type"] == "urn:cronflow:problem:invalid-payload"
     assert "Expected `int`, got `str`" in bad_type.json()["detail"]
     missing = await client.post("/webhooks/order", json={"amount": 1})
     assert missing.status_code == 400
     assert "order_id" in missing.json()["detail"]
     too_big = await client.post("/webhooks/order", json={"order_id": "o1", "amount": 5000})
-    assert (too_big.status_code, too_big.json()["detail"]) == (400, "amount over 1000")
+    assert too_big.status_code == 400
+    assert too_big.json()["detail"].endswith("amount over 1000")
     skipped = await client.post(
         "/webhooks/order", json={"order_id": "o1", "amount": 1}, headers={"X-Test": "skip"}
     )
     assert (skipped.status_code, skipped.json()["condition_met"]) == (200, False)
-    malformed = await client.post("/webhooks/order", content=b"{not json")
+    as_json = {"Content-Type": "application/json"}
+    malformed = await client.post("/webhooks/order", content=b"{not json", headers=as_json)
     assert malformed.status_code == 400
-    huge = await client.post("/webhooks/order", content=b"[" + b"1," * 200 + b"1]")
+    as_text = await client.post(
+        "/webhooks/order",
+        content=b'{"order_id": "o1", "amount": 1}',
+        headers={"Content-Type": "text/plain"},
+    )
+    assert as_text.status_code == 415  # a form another site could post: refused
+    huge = await client.post("/webhooks/order", content=b"[" + b"1," * 200 + b"1]", headers=as_json)
     assert huge.status_code == 413
     wrong_method = await client.get("/webhooks/order")
     assert wrong_method.status_code == 405
     unknown = await client.post("/nowhere", json={})
-    assert (unknown.status_code, unknown.json()["error"]) == (404, "no such route")
+    assert (unknown.status_code, unknown.json()["detail"]) == (404, "no route /nowhere")
     assert await rt.store.list_snapshots() == []
 
 
@@ -195,3 +215,25 @@ async def test_webhook_path_parameters_reach_ctx_trigger_params(serve: Serve) ->
     result = await rt.wait(response.json()["run_id"], timeout=5)
     assert result.output == {"id": "o-7", "item": "book"}
     assert (await client.post("/webhooks/orders/o-7", json={})).status_code == 404
+
+
+def test_webhooks_may_not_clash_with_each_other_or_the_api() -> None:
+    rt = cf.Runtime()
+    rt.register(cf.define("a").step("s", str).on_webhook("/webhooks/orders/:id"))
+    with pytest.raises(cf.errors.InvalidWorkflowError) as clash:
+        rt.register(cf.define("b").step("s", str).on_webhook("/webhooks/orders/{order}"))
+    assert "flow 'a' already takes POST /webhooks/orders/:id" in str(clash.value)
+    rt.register(cf.define("c").step("s", str).on_webhook("/webhooks/orders/{o}", method="PUT"))
+    with pytest.raises(cf.errors.InvalidWorkflowError) as reserved:
+        rt.register(cf.define("d").step("s", str).on_webhook("/runs/mine"))
+    assert "/runs belongs to the HTTP API" in str(reserved.value)
+    assert sorted(rt.catalog.roots) == ["a", "c"]
+
+
+def test_a_refused_registration_changes_nothing() -> None:
+    rt = cf.Runtime()
+    first = cf.define("a").step("s", str).on_webhook("/webhooks/a")
+    rt.register(first)
+    with pytest.raises(cf.errors.ConfigurationError):
+        rt.register(cf.define("a").step("t", str).on_webhook("/webhooks/other"))  # same version
+    assert rt.catalog.flows["a"] is first

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
+import time
 
 import msgspec
 
 import cronflow_actors as cf
 from cronflow_actors import net
+from cronflow_actors.http.auth import sign
 from tests.http.conftest import Serve
 
 ADA = cf.Principal(id="ada", scopes=frozenset({"review:write"}))
@@ -103,7 +103,7 @@ async def test_webhooks_can_require_a_token_or_a_signature(serve: Serve) -> None
         cf.define("guarded")
         .step("s", lambda ctx: ctx.payload)
         .on_webhook("/hooks/token", require_token=True)
-        .on_webhook("/hooks/signed", hmac_secret=secret)
+        .on_webhook("/hooks/signed", hmac_secret=secret, signature_tolerance=60)
     )
     rt, client = await serve([flow], tokens=TOKENS)
     assert (await client.post("/hooks/token", json={"a": 1})).status_code == 401
@@ -113,15 +113,46 @@ async def test_webhooks_can_require_a_token_or_a_signature(serve: Serve) -> None
     accepted = await client.post("/hooks/token", json={"a": 1}, headers=bearer("t-bob"))
     assert accepted.status_code == 202
     body = b'{"b": 2}'
-    signature = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    forged = await client.post(
-        "/hooks/signed", content=body, headers={"X-Signature-256": "sha256=00"}
-    )
-    assert forged.status_code == 401
-    assert (await client.post("/hooks/signed", content=body)).status_code == 401
-    signed = await client.post(
-        "/hooks/signed", content=body, headers={"X-Signature-256": signature}
-    )
+    now = int(time.time())
+
+    def signed_at(moment: int, content: bytes = body) -> dict[str, str]:
+        return {
+            "Content-Type": "application/json",
+            "X-Signature-256": f"t={moment},v1={sign(secret, moment, content)}",
+        }
+
+    for headers, fragment in [
+        ({}, "not signed"),
+        ({"X-Signature-256": "sha256=00"}, "must be 't=<unix seconds>,v1="),
+        ({"X-Signature-256": f"t={now},v1={'0' * 64}"}, "does not match"),
+        ({"X-Signature-256": "t=1,v1=é".encode()}, "must be"),  # non-ASCII: still a 401
+        (signed_at(now - 3600), "away from the server's time"),
+        (signed_at(now, b'{"b": 3}'), "does not match"),  # signed another body
+    ]:
+        refused = await client.post("/hooks/signed", content=body, headers=headers)
+        assert refused.status_code == 401, headers
+        assert refused.headers["content-type"] == "application/problem+json"
+        assert fragment in refused.json()["detail"], (headers, refused.json())
+    signed = await client.post("/hooks/signed", content=body, headers=signed_at(now))
     assert signed.status_code == 202
     assert (await rt.wait(signed.json()["run_id"], timeout=5)).output == {"b": 2}
+    # The same signed request again, within the tolerance: a replay, refused.
+    replayed = await client.post("/hooks/signed", content=body, headers=signed_at(now))
+    assert replayed.status_code == 401
+    assert "replay" in replayed.json()["detail"]
     assert len(await rt.store.list_snapshots()) == 2
+
+
+async def test_metrics_need_a_token_when_tokens_are_configured(serve: Serve) -> None:
+    _rt, client = await serve([hire()], tokens=TOKENS)
+    assert (await client.get("/metrics")).status_code == 401
+    assert (await client.get("/metrics", headers=bearer("t-bob"))).status_code == 200
+    _rt2, own = await serve([hire()], tokens=TOKENS, metrics_token="m-1")
+    assert (await own.get("/metrics", headers=bearer("t-bob"))).status_code == 401
+    assert (await own.get("/metrics", headers=bearer("m-1"))).status_code == 200
+
+
+def test_a_principal_takes_its_id_positionally() -> None:
+    ada = cf.Principal("ada", scopes=frozenset({"review:write"}))
+    assert (ada.id, ada.scopes) == ("ada", frozenset({"review:write"}))
+    assert ada == cf.Principal(id="ada", scopes=frozenset({"review:write"}))

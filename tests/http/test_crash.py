@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from tests.http import crash_app
-from tests.test_serve import free_port
+from tests.serving import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = str(ROOT / "tests" / "http" / "crash_app.py")

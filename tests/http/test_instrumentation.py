@@ -4,15 +4,15 @@ counted."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
+import time
 from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 import cronflow_actors as cf
+from cronflow_actors.http.auth import sign
 from cronflow_actors.http.instrumentation import RequestMetrics
 from cronflow_actors.metrics import RuntimeMetrics
 from tests.http.conftest import Serve
@@ -111,14 +111,14 @@ async def test_webhook_duplicates_and_bad_signatures_are_counted(serve: Serve) -
     for _ in range(3):
         await client.post("/webhooks/orders/o-1", json={}, headers={"x-delivery": "d-1"})
     body = json.dumps({"a": 1}).encode()
-    good = "sha256=" + hmac.new(b"s3cret", body, hashlib.sha256).hexdigest()
-    header = "x-signature-256"
-    assert (
-        await client.post("/webhooks/signed", content=body, headers={header: good})
-    ).status_code == 202
-    bad = await client.post("/webhooks/signed", content=body, headers={header: "sha256=00"})
-    assert bad.status_code == 401
-    assert (await client.post("/webhooks/signed", content=body)).status_code == 401
+    now = int(time.time())
+    json_body = {"content-type": "application/json"}
+    good = {**json_body, "x-signature-256": f"t={now},v1={sign('s3cret', now, body)}"}
+    assert (await client.post("/webhooks/signed", content=body, headers=good)).status_code == 202
+    bad = {**json_body, "x-signature-256": f"t={now},v1={'0' * 64}"}
+    assert (await client.post("/webhooks/signed", content=body, headers=bad)).status_code == 401
+    unsigned = await client.post("/webhooks/signed", content=body, headers=json_body)
+    assert unsigned.status_code == 401
     text = (await client.get("/metrics")).text
     assert samples(text, "cronflow_webhook_duplicates_total") == {(("workflow", "orders"),): 2}
     failures = samples(text, "cronflow_webhook_signature_failures_total")

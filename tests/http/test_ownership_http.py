@@ -84,6 +84,6 @@ async def test_bad_paging_input_is_a_clear_400(serve: Serve) -> None:
     ]:
         response = await client.get("/runs", params=params)
         assert response.status_code == 400, params
-        assert fragment in response.json()["error"], params
+        assert fragment in response.json()["detail"], params
     response = await client.get("/paused", params={"cursor": "%%%"})
     assert response.status_code == 400

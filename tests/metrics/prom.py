@@ -24,7 +24,7 @@ from typing import Any
 
 import httpx
 
-from tests.test_serve import free_port
+from tests.serving import free_port
 
 __all__ = [
     "JOB",

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.test_serve import free_port
+from tests.serving import free_port
 
 __all__ = ["ServeProcess", "running_serve"]
 

@@ -3,8 +3,6 @@ few requests that go wrong (unknown routes, wrong methods, bad signatures, dupli
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import itertools
 import json
 import threading
@@ -14,6 +12,7 @@ from typing import Any
 
 import httpx
 
+from cronflow_actors.http.auth import sign
 from tests.metrics.workload_app import SECRET
 
 __all__ = ["Workload"]
@@ -50,11 +49,11 @@ class Workload:
 
     def signed(self, *, good: bool) -> int:
         body = json.dumps({"n": next(self._ids)}).encode()
-        digest = hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
-        signature = f"sha256={digest}" if good else "sha256=" + "0" * 64
-        response = self.client.post(
-            "/webhooks/signed", content=body, headers={"x-signature-256": signature}
-        )
+        now = int(time.time())
+        signature = sign(SECRET, now, body) if good else "0" * 64
+        headers = {"x-signature-256": f"t={now},v1={signature}"}
+        headers["content-type"] = "application/json"
+        response = self.client.post("/webhooks/signed", content=body, headers=headers)
         return response.status_code
 
     def paused(self) -> list[dict[str, Any]]:

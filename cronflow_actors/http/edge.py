@@ -1,0 +1,71 @@
+"""What the route groups share: the runtime, the request limits, the tokens, JSON answers, and
+one route per path whatever its methods (so a 405 lists every method the path allows)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from cronflow_actors.http.auth import Signatures, Tokens
+from cronflow_actors.http.requests import BodyLimits, read_json
+from cronflow_actors.messages import Principal
+from cronflow_actors.runtime import Runtime
+
+__all__ = ["Edge", "Handler", "json_response", "route"]
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+_encode = msgspec.json.Encoder().encode
+
+
+def json_response(
+    content: Any, status: int = 200, *, headers: Mapping[str, str] | None = None
+) -> Response:
+    body = _encode(content)
+    return Response(body, status_code=status, media_type="application/json", headers=headers)
+
+
+def route(path: str, **handlers: Handler) -> Route:
+    """One route for ``path``, its handlers by method (``get=...``, ``post=...``)."""
+    by_method = {method.upper(): handler for method, handler in handlers.items()}
+
+    async def dispatch(request: Request) -> Response:
+        method = "GET" if request.method == "HEAD" else request.method
+        return await by_method[method](request)
+
+    return Route(path, dispatch, methods=sorted(by_method))
+
+
+class Edge:
+    """The runtime an app serves, and how it reads and authenticates requests."""
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        *,
+        limits: BodyLimits,
+        tokens: Tokens,
+        metrics_token: str | None = None,
+    ) -> None:
+        self.runtime = runtime
+        self.limits = limits
+        self.tokens = tokens
+        self.metrics_token = metrics_token
+        self.signatures = Signatures(runtime.store, runtime.clock)
+
+    async def json(self, request: Request) -> Any:
+        return await read_json(request, self.limits)
+
+    def require(self, request: Request) -> Principal | None:
+        """API routes: with tokens configured, a valid bearer token is needed."""
+        return self.tokens.require(request)
+
+    def caller(self, request: Request) -> Principal:
+        """Net actions: the token's principal, or an anonymous one (only actions that need no
+        authentication admit it)."""
+        return self.tokens.require(request) or Principal(None)

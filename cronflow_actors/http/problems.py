@@ -1,0 +1,193 @@
+"""Errors over HTTP: every refusal is an RFC 9457 problem (``application/problem+json``).
+
+One place maps exceptions to answers (Starlette's ``exception_handlers``): a problem has a
+``type`` (a URN per kind of problem), a ``title``, the ``status``, a ``detail`` that says what
+was wrong and what to do, and the fields a client needs (the run id, the field path, the
+allowed methods). Nothing a client sends produces a 500: an unexpected error is logged with its
+traceback and answered as a problem that says so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import msgspec
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
+
+from cronflow_actors.errors import (
+    ActionDeniedError,
+    AuthenticationRequiredError,
+    ConfigurationError,
+    CronflowError,
+    InstanceExistsError,
+    InternalOnlyActionError,
+    InvalidPayloadError,
+    InvalidStateTransitionError,
+    LeaseError,
+    NotFoundError,
+    ResumeError,
+    RuntimeNotRunningError,
+    StoreClosedError,
+    StoreFailedError,
+    UnknownWorkflowError,
+    WorkflowDeprecatedError,
+)
+
+__all__ = [
+    "MEDIA_TYPE",
+    "Problem",
+    "ProblemBody",
+    "exception_handlers",
+    "problem_response",
+]
+
+MEDIA_TYPE = "application/problem+json"
+_encode = msgspec.json.Encoder().encode
+
+_TITLES = {
+    400: "Bad request",
+    401: "Authentication required",
+    403: "Forbidden",
+    404: "Not found",
+    405: "Method not allowed",
+    408: "Request timeout",
+    409: "Conflict",
+    413: "Request body too large",
+    415: "Unsupported media type",
+    500: "Internal server error",
+    503: "Service unavailable",
+}
+
+
+class ProblemBody(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """What every error answer carries (RFC 9457), plus the fields a client may need."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    path: str | None = None
+    """The JSON path of the field at fault, for a payload that does not match a schema."""
+    run_id: str | None = None
+    allow: list[str] | None = None
+    """For a 405: the methods the route allows."""
+
+
+class Problem(Exception):
+    """Raised by a route to answer with a problem (``slug`` names its type)."""
+
+    def __init__(
+        self,
+        status: int,
+        slug: str,
+        detail: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        **fields: Any,
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.slug = slug
+        self.detail = detail
+        self.headers = dict(headers or {})
+        self.fields = fields
+
+
+def problem_response(
+    status: int,
+    slug: str,
+    detail: str,
+    *,
+    headers: Mapping[str, str] | None = None,
+    **fields: Any,
+) -> Response:
+    body = ProblemBody(
+        type=f"urn:cronflow:problem:{slug}",
+        title=_TITLES.get(status, "Error"),
+        status=status,
+        detail=detail,
+        **{k: v for k, v in fields.items() if v is not None},
+    )
+    response = Response(_encode(body), status_code=status, media_type=MEDIA_TYPE)
+    if headers:
+        response.headers.update(headers)
+    return response
+
+
+def _status_of(error: CronflowError) -> tuple[int, str]:
+    """The HTTP status and problem slug of an error the runtime raised."""
+    match error:
+        case AuthenticationRequiredError():
+            return 401, "authentication-required"
+        case ActionDeniedError() | InternalOnlyActionError():
+            return 403, "action-denied"
+        case InvalidPayloadError():
+            return 400, "invalid-payload"
+        case ConfigurationError():
+            return 400, "invalid-argument"
+        case ResumeError(ended=True):
+            return 409, "pause-ended"
+        case ResumeError():
+            return 404, "unknown-token"
+        case NotFoundError() | UnknownWorkflowError():
+            return 404, "not-found"
+        case InstanceExistsError():
+            return 409, "instance-exists"
+        case InvalidStateTransitionError() | WorkflowDeprecatedError():
+            return 409, "conflict"
+        case StoreFailedError() | StoreClosedError() | LeaseError() | RuntimeNotRunningError():
+            return 503, "unavailable"
+    return 409, "refused"
+
+
+async def _cronflow_error(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, CronflowError)
+    status, slug = _status_of(exc)
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    if status == 503:
+        headers = {"Retry-After": "5"}
+    return problem_response(status, slug, str(exc), headers=headers)
+
+
+async def _problem(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, Problem)
+    return problem_response(exc.status, exc.slug, exc.detail, headers=exc.headers, **exc.fields)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 404:
+        return problem_response(404, "no-route", f"no route {request.url.path}", headers=headers)
+    if exc.status_code == 405:
+        allow = sorted(m.strip() for m in headers.get("Allow", "").split(",") if m.strip())
+        headers["Allow"] = ", ".join(allow)
+        detail = f"{request.method} is not allowed on {request.url.path}; use {', '.join(allow)}"
+        return problem_response(405, "method-not-allowed", detail, headers=headers, allow=allow)
+    return problem_response(exc.status_code, "http-error", str(exc.detail), headers=headers)
+
+
+async def _client_gone(_request: Request, _exc: Exception) -> Response:
+    # The client left in the middle of its request: nobody reads this answer (499, as nginx
+    # says), and it is not a server error.
+    return Response(status_code=499)
+
+
+async def _unexpected(_request: Request, _exc: Exception) -> Response:
+    # Starlette raises the error on after this answer, and the server logs its traceback.
+    detail = "the server failed to answer this request; the error is in the server's log"
+    return problem_response(500, "internal-error", detail)
+
+
+def exception_handlers() -> dict[Any, Any]:
+    """For ``Starlette(exception_handlers=...)``: every error, one answer shape."""
+    return {
+        Problem: _problem,
+        ClientDisconnect: _client_gone,
+        CronflowError: _cronflow_error,
+        HTTPException: _http_error,
+        Exception: _unexpected,
+    }

@@ -1,0 +1,112 @@
+"""Runs of Cronflow-style flows: start, list, inspect, cancel; events; human pauses."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from cronflow_actors.http.edge import Edge, json_response, route
+from cronflow_actors.http.problems import Problem
+from cronflow_actors.http.requests import query_int, query_text
+from cronflow_actors.runtime import RunInfo
+
+__all__ = ["routes", "run_json"]
+
+
+class StartRun(msgspec.Struct, forbid_unknown_fields=True):
+    """``POST /runs``: the flow to start, its payload, and an optional run id (idempotent)."""
+
+    workflow: str
+    payload: Any = None
+    instance_id: str | None = None
+
+
+def run_json(info: RunInfo, *, steps: bool = True) -> dict[str, Any]:
+    body = msgspec.to_builtins(info)
+    body["status"] = str(info.status)
+    if not steps:
+        body.pop("steps", None)
+    return body  # type: ignore[no-any-return]
+
+
+def started(run_id: str) -> Response:
+    """202: the run's start is durable; where to follow it."""
+    return json_response({"run_id": run_id}, 202, headers={"Location": f"/runs/{run_id}"})
+
+
+def routes(edge: Edge) -> list[Route]:
+    runtime = edge.runtime
+
+    async def start_run(request: Request) -> Response:
+        edge.require(request)
+        body = await edge.json(request)
+        try:
+            start = msgspec.convert(body, StartRun)
+        except msgspec.ValidationError as invalid:
+            raise Problem(
+                400,
+                "invalid-body",
+                f'expected {{"workflow": name, "payload": ..., "instance_id": ...}}: {invalid}',
+            ) from None
+        run_id = await runtime.trigger(start.workflow, start.payload, instance_id=start.instance_id)
+        return started(run_id)
+
+    async def list_runs(request: Request) -> Response:
+        edge.require(request)
+        if "offset" in request.query_params:
+            raise Problem(
+                400, "invalid-argument", "paging is by cursor: pass the previous page's next_cursor"
+            )
+        limit = query_int(request, "limit", 50, low=1, high=1000)
+        page = await runtime.list_runs(
+            workflow=query_text(request, "workflow"),
+            status=query_text(request, "status"),
+            limit=limit,
+            cursor=query_text(request, "cursor", max_length=500),
+        )
+        runs = [run_json(run, steps=False) for run in page]
+        return json_response({"runs": runs, "limit": limit, "next_cursor": page.next_cursor})
+
+    async def get_run(request: Request) -> Response:
+        edge.require(request)
+        return json_response(run_json(await runtime.inspect(request.path_params["run_id"])))
+
+    async def cancel_run(request: Request) -> Response:
+        edge.require(request)
+        run_id = request.path_params["run_id"]
+        await runtime.cancel(run_id)
+        return json_response({"run_id": run_id, "status": "canceled"})
+
+    async def publish(request: Request) -> Response:
+        edge.require(request)
+        payload = await edge.json(request)
+        runs = await runtime.publish_event(request.path_params["name"], payload)
+        return json_response({"started": runs}, 202)
+
+    async def resume(request: Request) -> Response:
+        edge.require(request)
+        payload = await edge.json(request)
+        await runtime.resume(request.path_params["token"], payload)
+        return json_response({"status": "resumed"})
+
+    async def paused(request: Request) -> Response:
+        edge.require(request)
+        page = await runtime.list_paused(
+            limit=query_int(request, "limit", 100, low=1, high=1000),
+            cursor=query_text(request, "cursor", max_length=500),
+        )
+        body = [msgspec.to_builtins(p) for p in page]
+        return json_response({"paused": body, "next_cursor": page.next_cursor})
+
+    return [
+        route("/runs", get=list_runs, post=start_run),
+        route("/runs/{run_id}", get=get_run),
+        route("/runs/{run_id}/cancel", post=cancel_run),
+        route("/events/{name}", post=publish),
+        route("/resume/{token}", post=resume),
+        route("/paused", get=paused),
+    ]

@@ -1,0 +1,69 @@
+"""The runtime's own routes: liveness, readiness, metrics and the OpenAPI document.
+
+``/healthz`` says whether the process should be kept (503 once the runtime has failed: its
+store broke or its lease was taken); ``/readyz`` whether it can take work now (the runtime runs,
+its store is writable and its database lease is held). ``/metrics`` needs a token when one is
+configured for it, or when API tokens are; it renders off the event loop, in OpenMetrics when
+the scraper asks for it (``exposition.py``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from cronflow_actors.http.auth import Tokens
+from cronflow_actors.http.edge import Edge, json_response, route
+from cronflow_actors.http.exposition import metrics_response
+from cronflow_actors.http.problems import Problem
+from cronflow_actors.messages import Principal
+
+__all__ = ["metrics_route", "routes"]
+
+
+def metrics_route(edge: Edge) -> Route:
+    own = Tokens({edge.metrics_token: Principal("metrics")}) if edge.metrics_token else None
+
+    async def metrics(request: Request) -> Response:
+        if own is None:
+            edge.require(request)
+        elif own.principal(request) is None:
+            raise Problem(
+                401,
+                "authentication-required",
+                "/metrics needs 'Authorization: Bearer <metrics token>'",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        return await metrics_response(edge.runtime, request)
+
+    return route("/metrics", get=metrics)
+
+
+def routes(edge: Edge, document: dict[str, Any], *, with_metrics: bool) -> list[Route]:
+    runtime = edge.runtime
+
+    async def healthz(_request: Request) -> Response:
+        if runtime.failure is not None:
+            body = {"status": "failed", "detail": str(runtime.failure)}
+            return json_response(body, 503)
+        return json_response({"status": "ok"})
+
+    async def readyz(_request: Request) -> Response:
+        checks = await runtime.readiness()
+        ready = all(value == "ok" for value in checks.values())
+        return json_response({"ready": ready, "checks": checks}, 200 if ready else 503)
+
+    async def openapi(_request: Request) -> Response:
+        return json_response(document)
+
+    found = [
+        route("/healthz", get=healthz),
+        route("/readyz", get=readyz),
+        route("/openapi.json", get=openapi),
+    ]
+    if with_metrics:
+        found.append(metrics_route(edge))
+    return found

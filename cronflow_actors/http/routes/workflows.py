@@ -1,0 +1,107 @@
+"""Net workflows and their work items, through their actions with the caller's principal."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from cronflow_actors.http.edge import Edge, json_response, route
+from cronflow_actors.http.problems import Problem
+
+__all__ = ["WORK_ITEM_ACTIONS", "routes"]
+
+WORK_ITEM_ACTIONS = ("start", "complete", "fail", "cancel", "reset")
+
+
+class StartWorkflow(msgspec.Struct, forbid_unknown_fields=True):
+    """``POST /workflows``: the net workflow to start and its payload."""
+
+    workflow: str
+    payload: Any = None
+
+
+def routes(edge: Edge) -> list[Route]:
+    runtime = edge.runtime
+    acts = {
+        "start": runtime.start_work_item,
+        "complete": runtime.complete_work_item,
+        "fail": runtime.fail_work_item,
+        "cancel": runtime.cancel_work_item,
+        "reset": runtime.reset_work_item,
+    }
+
+    async def start_workflow(request: Request) -> Response:
+        principal = edge.caller(request)
+        body = await edge.json(request)
+        try:
+            start = msgspec.convert(body, StartWorkflow)
+        except msgspec.ValidationError as invalid:
+            raise Problem(
+                400, "invalid-body", f'expected {{"workflow": name, "payload": ...}}: {invalid}'
+            ) from None
+        workflow_id = await runtime.start_workflow(
+            start.workflow, start.payload, principal=principal
+        )
+        return json_response(
+            {"workflow_id": workflow_id}, 201, headers={"Location": f"/workflows/{workflow_id}"}
+        )
+
+    async def get_workflow(request: Request) -> Response:
+        edge.require(request)
+        workflow_id = request.path_params["workflow_id"]
+        info = await runtime.workflow(workflow_id)
+        tasks = await runtime.task_states(workflow_id)
+        body = msgspec.to_builtins(info)
+        body["tasks"] = {name: str(state) for name, state in tasks.items()}
+        return json_response(body)
+
+    async def cancel_workflow(request: Request) -> Response:
+        principal = edge.caller(request)
+        workflow_id = request.path_params["workflow_id"]
+        await runtime.cancel_workflow(workflow_id, principal=principal)
+        return json_response({"workflow_id": workflow_id, "state": "canceled"})
+
+    async def list_work_items(request: Request) -> Response:
+        edge.require(request)
+        params = request.path_params
+        items = await runtime.work_items(params["workflow_id"], params["task"])
+        return json_response({"work_items": [msgspec.to_builtins(i) for i in items]})
+
+    async def initialize_work_item(request: Request) -> Response:
+        principal = edge.caller(request)
+        params = request.path_params
+        payload = await edge.json(request)
+        item_id = await runtime.initialize_work_item(
+            params["workflow_id"], params["task"], payload, principal=principal
+        )
+        return json_response({"work_item_id": item_id}, 201)
+
+    async def work_item_action(request: Request) -> Response:
+        item_id, action = request.path_params["work_item_id"], request.path_params["action"]
+        act = acts.get(action)
+        if act is None:
+            raise Problem(
+                404,
+                "no-such-action",
+                f"no work item action {action!r}; use {', '.join(WORK_ITEM_ACTIONS)}",
+            )
+        principal = edge.caller(request)
+        payload = await edge.json(request)
+        await act(item_id, payload, principal=principal)
+        return json_response(msgspec.to_builtins(await runtime.work_item(item_id)))
+
+    return [
+        route("/workflows", post=start_workflow),
+        route("/workflows/{workflow_id}", get=get_workflow),
+        route("/workflows/{workflow_id}/cancel", post=cancel_workflow),
+        route(
+            "/workflows/{workflow_id}/tasks/{task}/work-items",
+            get=list_work_items,
+            post=initialize_work_item,
+        ),
+        route("/work-items/{work_item_id}/{action}", post=work_item_action),
+    ]

@@ -1,0 +1,176 @@
+"""The uvicorn server around the app: limits and timeouts, a drain on the first signal, and
+``/metrics`` on a port of its own when asked.
+
+Limits: a connection must send its request's headers within ``header_timeout`` seconds (a
+slow or half-open client is disconnected; it cannot hold a connection, or the shutdown, for
+ever), its body within ``body_timeout`` (the app answers 408), and may stay idle between
+requests for ``keep_alive`` seconds; beyond ``max_connections`` at once new requests get 503.
+The first SIGTERM/SIGINT drains (no new connections, requests in flight finish, the runtime
+stops within the drain timeout); a second one aborts the drain.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Callable, Iterator
+from types import FrameType
+from typing import Any, Literal
+
+import msgspec
+import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+__all__ = ["ServerLimits", "run_servers"]
+
+
+class ServerLimits(msgspec.Struct, frozen=True, kw_only=True):
+    header_timeout: float = 10.0
+    keep_alive: float = 5.0
+    max_connections: int = 1000
+    drain_timeout: float = 30.0
+
+
+def header_timeout_protocol(seconds: float) -> type[H11Protocol]:
+    """uvicorn's HTTP/1.1 protocol, with a deadline for each request's headers."""
+
+    class HeaderTimeoutProtocol(H11Protocol):
+        _header_timer: asyncio.TimerHandle | None = None
+
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self._arm()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._disarm()
+            super().connection_lost(exc)
+
+        def data_received(self, data: bytes) -> None:
+            if self._between_requests():
+                self._arm()  # a new request begins: its headers get the same deadline
+            super().data_received(data)
+            if not self._between_requests():
+                self._disarm()
+
+        def _between_requests(self) -> bool:
+            return self.cycle is None or self.cycle.response_complete
+
+        def _arm(self) -> None:
+            if self._header_timer is None:
+                self._header_timer = self.loop.call_later(seconds, self._late)
+
+        def _disarm(self) -> None:
+            if self._header_timer is not None:
+                self._header_timer.cancel()
+                self._header_timer = None
+
+        def _late(self) -> None:
+            self._header_timer = None
+            if self._between_requests() and not self.transport.is_closing():
+                self.transport.close()
+
+    return HeaderTimeoutProtocol
+
+
+class DrainingServer(uvicorn.Server):
+    """The first SIGTERM/SIGINT drains; a second one aborts the drain (``on_abort``)."""
+
+    def __init__(self, config: uvicorn.Config, on_abort: Callable[[], None]) -> None:
+        super().__init__(config)
+        self._on_abort = on_abort
+        self._signals = 0  # counted here: ``should_exit`` may also be set by the runtime failing
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        def handle(_signum: int, _frame: FrameType | None) -> None:
+            self._signals += 1
+            if self._signals > 1:
+                self.force_exit = True
+                self._on_abort()
+            self.should_exit = True
+
+        previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
+class _QuietServer(uvicorn.Server):
+    """A second server in the process: the first one owns the signals."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def config_for(
+    app: Any,
+    *,
+    host: str,
+    port: int,
+    limits: ServerLimits,
+    log_level: str,
+    lifespan: Literal["on", "off"],
+) -> uvicorn.Config:
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        http=header_timeout_protocol(limits.header_timeout),
+        log_level=log_level,
+        log_config=None,
+        lifespan=lifespan,
+        timeout_keep_alive=max(1, round(limits.keep_alive)),
+        limit_concurrency=limits.max_connections,
+        timeout_graceful_shutdown=max(1, round(limits.drain_timeout)),
+    )
+
+
+def run_servers(
+    app: Any,
+    *,
+    host: str,
+    port: int,
+    limits: ServerLimits,
+    log_level: str,
+    on_abort: Callable[[], None],
+    metrics: tuple[Any, int] | None = None,
+    started: Callable[[uvicorn.Server], None] | None = None,
+) -> DrainingServer:
+    """Serve ``app`` (and ``metrics``, an app and its port) until a signal, or until
+    ``should_exit`` is set on the main server (``started`` is given it, to do that); returns
+    the main server once both have stopped."""
+    main = DrainingServer(
+        config_for(app, host=host, port=port, limits=limits, log_level=log_level, lifespan="on"),
+        on_abort,
+    )
+    if started is not None:
+        started(main)
+    side = None
+    if metrics is not None:
+        metrics_app, metrics_port = metrics
+        side = _QuietServer(
+            config_for(
+                metrics_app,
+                host=host,
+                port=metrics_port,
+                limits=limits,
+                log_level=log_level,
+                lifespan="off",
+            )
+        )
+
+    async def both() -> None:
+        task = asyncio.create_task(side.serve()) if side is not None else None
+        try:
+            await main.serve()
+        finally:
+            if side is not None and task is not None:
+                side.should_exit = True
+                await task
+
+    asyncio.run(both())
+    return main

@@ -1,0 +1,165 @@
+"""Retention: finished runs older than the configured age are pruned in the background, with
+their history; runs still going are never touched; the file stops growing; ``db prune`` does
+it by hand."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import cronflow_actors as cf
+from cronflow_actors.errors import ConfigurationError, NotFoundError
+from cronflow_actors.kernel import ManualClock
+
+HOUR = 3600.0
+
+
+def flows() -> list[cf.Flow]:
+    def refuse(ctx: cf.FlowContext) -> None:
+        raise ValueError("no")
+
+    return [
+        cf.define("quick").step("echo", lambda ctx: ctx.payload),
+        cf.define("broken").step("refuse", refuse),
+        cf.define("held")
+        .human_in_the_loop("approve", description="ok?")
+        .step("after", lambda ctx: ctx.last["approved"]),
+    ]
+
+
+def rows(db: Path, table: str) -> int:
+    with sqlite3.connect(db) as raw:
+        count: int = raw.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+    return count
+
+
+async def test_finished_runs_are_pruned_once_older_than_the_retention(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    db = tmp_path / "keep.db"
+    async with cf.Runtime(db=db, clock=clock, workflows=flows(), retention=HOUR) as rt:
+        done = [await rt.trigger("quick", n) for n in range(3)]
+        failed = await rt.trigger("broken")
+        held = await rt.trigger("held")
+        canceled = await rt.trigger("held")
+        await rt.wait_idle()
+        await rt.cancel(canceled)
+        await rt.wait_idle()
+        assert (await rt.inspect(failed)).status == "failed"
+        assert rows(db, "journal") > 0
+
+        clock.advance(HOUR / 2)  # younger than the retention: kept
+        await rt.wait_idle()
+        for run_id in (*done, failed, canceled):
+            await rt.inspect(run_id)
+
+        clock.advance(HOUR)  # now older, and the background pruning has come round
+        await rt.wait_idle()
+        for run_id in (*done, failed, canceled):
+            with pytest.raises(NotFoundError):
+                await rt.inspect(run_id)
+        # the run that still waits is untouched, and goes on as before
+        assert (await rt.inspect(held)).status == "waiting"
+        [pause] = await rt.list_paused()
+        await rt.resume(pause.token, {"approved": True})
+        assert (await rt.wait(held)).output is True
+    with sqlite3.connect(db) as raw:
+        left = {row[0] for row in raw.execute("SELECT instance_id FROM instances")}
+        orphans = raw.execute(
+            "SELECT COUNT(*) FROM journal"
+            " WHERE instance_id NOT IN (SELECT instance_id FROM instances)"
+        ).fetchone()[0]
+    assert left == {held}
+    assert orphans == 0  # their history went with them
+
+
+async def test_retention_zero_keeps_everything(tmp_path: Path, clock: ManualClock) -> None:
+    async with cf.Runtime(db=tmp_path / "z.db", clock=clock, workflows=flows(), retention=0) as rt:
+        run_id = await rt.trigger("quick", 1)
+        await rt.wait(run_id)
+        clock.advance(10 * 365 * 86400)
+        await rt.wait_idle()
+        assert (await rt.inspect(run_id)).status == "completed"
+
+
+async def test_prune_by_hand_returns_how_many(tmp_path: Path, clock: ManualClock) -> None:
+    async with cf.Runtime(db=tmp_path / "h.db", clock=clock, workflows=flows(), retention=0) as rt:
+        for n in range(2500):  # more than one page of the store's pruning
+            await rt.trigger("quick", n)
+        await rt.wait_idle()
+        clock.advance(60)
+        assert await rt.prune(older_than=120) == 0
+        assert await rt.prune(older_than=30) == 2500
+        assert (await rt.list_runs()) == []
+
+
+@pytest.mark.parametrize(
+    ("name", "value"), [("retention", -1), ("retention", "30d"), ("prune_every", 0)]
+)
+def test_bad_retention_settings_are_refused(name: str, value: object) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        cf.Runtime(**{name: value})  # type: ignore[arg-type]
+    assert name in str(caught.value)
+
+
+async def test_the_file_stops_growing(tmp_path: Path) -> None:
+    """Pruned runs' pages go back to the file system, so a steady load keeps the file at one
+    size instead of growing by every finished run."""
+    db = tmp_path / "steady.db"
+    sizes = []
+    async with cf.Runtime(db=db, workflows=flows(), retention=0, synchronous="OFF") as rt:
+        for _ in range(4):
+            ids = [await rt.trigger("quick", "x" * 2000) for _ in range(300)]
+            for run_id in ids:
+                await rt.wait(run_id)
+            assert await rt.prune(older_than=0) == 300
+            sizes.append(db.stat().st_size)
+    assert max(sizes[1:]) <= sizes[0] * 1.1, sizes
+    with sqlite3.connect(db) as raw:
+        free = raw.execute("PRAGMA freelist_count").fetchone()[0]
+        pages = raw.execute("PRAGMA page_count").fetchone()[0]
+    assert free < pages / 2, (free, pages)
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "cronflow_actors", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+async def test_db_prune_on_the_command_line(tmp_path: Path) -> None:
+    db = tmp_path / "cli.db"
+    async with cf.Runtime(db=db, workflows=flows()) as rt:
+        done = [await rt.trigger("quick", n) for n in range(5)]
+        held = await rt.trigger("held")
+        for run_id in done:
+            await rt.wait(run_id)
+        await rt.wait_idle()
+    kept = cli("db", "prune", "--db", str(db), "--older-than", "7d")
+    assert kept.returncode == 0, kept.stderr
+    assert "pruned 0 finished runs older than 7d" in kept.stdout
+    await asyncio.sleep(0.01)  # "0": everything finished before now
+    pruned = cli("db", "prune", "--db", str(db), "--older-than", "0")
+    assert pruned.returncode == 0, pruned.stderr
+    assert "pruned 5 finished runs" in pruned.stdout
+    with sqlite3.connect(db) as raw:
+        assert [row[0] for row in raw.execute("SELECT instance_id FROM instances")] == [held]
+
+
+def test_db_prune_refuses_bad_input(tmp_path: Path) -> None:
+    bad = cli("db", "prune", "--db", str(tmp_path / "x.db"), "--older-than", "7 days")
+    assert bad.returncode == 2
+    assert "--older-than" in bad.stderr
+    missing = cli("db", "prune", "--db", str(tmp_path / "missing.db"), "--older-than", "7d")
+    assert missing.returncode == 2
+    assert "missing.db" in missing.stderr
+    assert not (tmp_path / "missing.db").exists()  # nothing was created

@@ -1,0 +1,84 @@
+"""Starting a real ``cronflow-actors serve`` process for tests: on a free loopback port, its
+log in a file, stopped by its pid (SIGTERM, then SIGKILL) whatever the test did."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class Served:
+    def __init__(self, process: subprocess.Popen[bytes], port: int, log: Path) -> None:
+        self.process = process
+        self.port = port
+        self.log = log
+        self.url = f"http://127.0.0.1:{port}"
+
+    def up(self, seconds: float = 15) -> bool:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                return False
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return True
+            except httpx.TransportError:
+                time.sleep(0.05)
+        return False
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def stop(self, timeout: float = 30) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return self.process.wait()
+
+
+def start(app: str, db: Path, *extra: str, port: int | None = None) -> Served:
+    port = port or free_port()
+    log = db.parent / f"serve-{port}.log"
+    handle = log.open("wb")
+    command = [sys.executable, "-m", "cronflow_actors", "serve", app, "--db", str(db)]
+    command += ["--port", str(port), *extra]
+    process = subprocess.Popen(
+        command,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=handle,
+        stderr=subprocess.STDOUT,
+    )
+    handle.close()
+    return Served(process, port, log)
+
+
+@contextlib.contextmanager
+def serving(app: str, db: Path, *extra: str) -> Iterator[Served]:
+    served = start(app, db, *extra)
+    try:
+        assert served.up(), served.output()
+        yield served
+    finally:
+        served.stop()

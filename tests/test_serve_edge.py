@@ -1,0 +1,215 @@
+"""The real ``serve`` process against a hostile client: malformed, oversized, deeply nested,
+mistyped and replayed requests get a 4xx problem and change nothing; slow and half-open
+connections are cut; a client leaving mid-body is not a server error."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from cronflow_actors.http.auth import sign
+from tests.serve_edge_app import SECRET
+from tests.serving import ROOT, serving
+
+APP = str(ROOT / "tests" / "serve_edge_app.py")
+JSON = {"Content-Type": "application/json"}
+
+
+def runs(base: str) -> list[str]:
+    return [run["id"] for run in httpx.get(f"{base}/runs").json()["runs"]]
+
+
+def test_bad_input_is_a_clear_4xx_and_changes_nothing(tmp_path: Path) -> None:
+    with serving(APP, tmp_path / "edge.db", "--max-json-depth", "32") as served:
+        base = served.url
+        deep = b"[" * 10_000 + b"]" * 10_000
+        for path in ("/runs", "/webhooks/orders", "/events/anything", "/resume/x"):
+            answer = httpx.post(f"{base}{path}", content=deep, headers=JSON)
+            assert answer.status_code == 400, (path, answer.text)
+            assert answer.headers["content-type"] == "application/problem+json"
+            assert answer.json()["type"] == "urn:cronflow:problem:too-deeply-nested"
+        huge = b'{"workflow": "quick", "payload": {"n": 123456789012345678901234567890}}'
+        out_of_range = httpx.post(f"{base}/runs", content=huge, headers=JSON)
+        assert out_of_range.status_code == 400
+        assert out_of_range.json()["type"] == "urn:cronflow:problem:number-out-of-range"
+        for params in ({"offset": str(10**40)}, {"limit": str(10**40)}, {"limit": "-1"}):
+            answer = httpx.get(f"{base}/runs", params=params)
+            assert answer.status_code == 400, params
+        as_text = httpx.post(
+            f"{base}/runs",
+            content=json.dumps({"workflow": "quick"}),
+            headers={"Content-Type": "text/plain"},
+        )
+        assert as_text.status_code == 415
+        unsigned = httpx.post(
+            f"{base}/webhooks/signed",
+            content=b"{}",
+            headers={**JSON, "X-Signature-256": b"t=1,v1=\xc3\xa9"},
+        )
+        assert unsigned.status_code == 401
+        unknown_field = httpx.post(f"{base}/runs", json={"workflow": "quick", "surprise": 1})
+        assert unknown_field.status_code == 400
+        assert httpx.post(f"{base}/runs", content=b"{", headers=JSON).status_code == 400
+        assert runs(base) == []  # nothing of it started anything
+        wrong = httpx.request("DELETE", f"{base}/runs")
+        assert wrong.status_code == 405
+        assert wrong.headers["allow"] == "GET, HEAD, POST"
+        assert wrong.json()["allow"] == ["GET", "HEAD", "POST"]
+        started = httpx.post(f"{base}/runs", json={"workflow": "quick", "payload": 1})
+        assert started.status_code == 202
+        assert started.headers["location"] == f"/runs/{started.json()['run_id']}"
+    assert "Traceback" not in served.output()
+
+
+def test_a_signed_webhook_replayed_is_refused(tmp_path: Path) -> None:
+    with serving(APP, tmp_path / "replay.db") as served:
+        body = json.dumps({"order": 1}).encode()
+        moment = int(time.time())
+        headers = {**JSON, "X-Signature-256": f"t={moment},v1={sign(SECRET, moment, body)}"}
+        answers = [
+            httpx.post(f"{served.url}/webhooks/signed", content=body, headers=headers)
+            for _ in range(6)
+        ]
+        assert [a.status_code for a in answers] == [202, 401, 401, 401, 401, 401]
+        assert len(runs(served.url)) == 1
+
+
+def test_slow_and_half_open_clients_are_cut_and_do_not_hold_the_shutdown(
+    tmp_path: Path,
+) -> None:
+    with serving(
+        APP, tmp_path / "slow.db", "--header-timeout", "1", "--body-timeout", "1"
+    ) as served:
+        sockets = []
+        for index in range(250):
+            connection = socket.create_connection(("127.0.0.1", served.port))
+            if index % 2:  # half of them start a request and never finish its headers
+                connection.sendall(b"POST /runs HTTP/1.1\r\nHost: x\r\n")
+            sockets.append(connection)
+        body_started = socket.create_connection(("127.0.0.1", served.port))
+        body_started.sendall(
+            b"POST /runs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b'Content-Length: 100\r\n\r\n{"workflow"'
+        )
+        time.sleep(2.5)
+        for connection in sockets:
+            connection.settimeout(1)
+            assert connection.recv(1) == b""  # closed by the server
+            connection.close()
+        answer = body_started.recv(4096)
+        assert b" 408 " in answer.split(b"\r\n", 1)[0]
+        body_started.close()
+        assert httpx.get(f"{served.url}/healthz").status_code == 200
+        began = time.monotonic()
+        assert served.stop() == 0
+        assert time.monotonic() - began < 5
+
+
+def test_a_client_leaving_mid_body_is_not_a_server_error(tmp_path: Path) -> None:
+    with serving(APP, tmp_path / "gone.db") as served:
+        for _ in range(3):
+            connection = socket.create_connection(("127.0.0.1", served.port))
+            connection.sendall(
+                b"POST /runs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b'Content-Length: 1000\r\n\r\n{"workflow": '
+            )
+            time.sleep(0.1)
+            connection.close()
+        time.sleep(0.3)
+        assert httpx.get(f"{served.url}/healthz").status_code == 200
+    log = served.output()
+    assert "ERROR" not in log
+    assert "Traceback" not in log
+
+
+def test_metrics_on_a_port_of_their_own(tmp_path: Path) -> None:
+    from tests.serving import free_port
+
+    metrics_port = free_port()
+    with serving(APP, tmp_path / "m.db", "--metrics-port", str(metrics_port)) as served:
+        assert httpx.get(f"{served.url}/metrics").status_code == 404
+        own = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics")
+        assert own.status_code == 200
+        assert "cronflow_build_info" in own.text
+
+
+def test_a_run_keeps_only_the_headers_it_declares_and_no_secret_is_stored(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "headers.db"
+    with serving(APP, db) as served:
+        answer = httpx.post(
+            f"{served.url}/webhooks/traced",
+            json={},
+            headers={
+                "X-Trace": "trace-1",
+                "X-Other": "not-kept",
+                "Authorization": "Bearer sekrit-token",
+                "Cookie": "session=sekrit-cookie",
+            },
+        )
+        assert answer.status_code == 202
+        run_id = answer.json()["run_id"]
+        run = wait_for(served.url, run_id)
+        assert run["output"] == {"x-trace": "trace-1"}
+    stored = b"".join(path.read_bytes() for path in tmp_path.iterdir() if path.is_file())
+    for secret in (b"sekrit-token", b"sekrit-cookie", b"not-kept"):
+        assert secret not in stored  # not in the database, its WAL, nor the server's log
+
+
+def wait_for(base: str, run_id: str, seconds: float = 10) -> dict[str, Any]:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        run: dict[str, Any] = httpx.get(f"{base}/runs/{run_id}").json()
+        if run["status"] in ("completed", "failed", "canceled"):
+            return run
+        time.sleep(0.05)
+    raise AssertionError(f"run {run_id} did not finish in {seconds} s")
+
+
+def test_tokens_guard_the_api_and_the_metrics(tmp_path: Path) -> None:
+    config = tmp_path / "cronflow.toml"
+    config.write_text(
+        'metrics_token = "scrape-me"\n'
+        '[tokens."ada-token"]\nid = "ada"\nscopes = ["runs:write", "runs:read"]\n'
+    )
+    with serving(APP, tmp_path / "tokens.db", "--config", str(config)) as served:
+        base = served.url
+        anonymous = httpx.post(f"{base}/runs", json={"workflow": "quick"})
+        assert anonymous.status_code == 401
+        assert anonymous.headers["content-type"] == "application/problem+json"
+        assert anonymous.headers["www-authenticate"].startswith("Bearer")
+        wrong = httpx.get(f"{base}/runs", headers={"Authorization": "Bearer ada-tokeX"})
+        assert wrong.status_code == 401
+        ada = {"Authorization": "Bearer ada-token"}
+        assert (
+            httpx.post(f"{base}/runs", json={"workflow": "quick"}, headers=ada).status_code == 202
+        )
+        assert httpx.get(f"{base}/metrics").status_code == 401
+        assert httpx.get(f"{base}/metrics", headers=ada).status_code == 401  # its own token
+        scraped = httpx.get(f"{base}/metrics", headers={"Authorization": "Bearer scrape-me"})
+        assert scraped.status_code == 200
+        assert httpx.get(f"{base}/healthz").status_code == 200  # probes need no token
+        assert httpx.get(f"{base}/readyz").json() == {
+            "ready": True,
+            "checks": {"runtime": "ok", "store": "ok", "lease": "ok"},
+        }
+    assert "ada-token" not in served.output()
+
+
+def test_finished_runs_are_pruned_after_the_retention(tmp_path: Path) -> None:
+    with serving(APP, tmp_path / "retention.db", "--retention", "1s") as served:
+        started = httpx.post(f"{served.url}/runs", json={"workflow": "quick", "payload": 1})
+        run_id = started.json()["run_id"]
+        held = httpx.post(f"{served.url}/runs", json={"workflow": "hold"}).json()["run_id"]
+        assert wait_for(served.url, run_id)["status"] == "completed"
+        deadline = time.monotonic() + 10
+        while httpx.get(f"{served.url}/runs/{run_id}").status_code != 404:
+            assert time.monotonic() < deadline, "the finished run was never pruned"
+            time.sleep(0.2)
+        assert httpx.get(f"{served.url}/runs/{held}").json()["status"] == "waiting"
