@@ -2,9 +2,10 @@
 
 Names follow Prometheus conventions (prefix ``cronflow_``, base units, counters end in ``_total``);
 labels only take values from finite sets (workflow type, step kind, action name, outcome,
-trigger, route template, method, status), never run ids. ``_created`` series are off (they
-double the series of every counter and histogram, and Prometheus does not use them); the
-process and Python GC collectors are on.
+trigger, route template, method, status), never run ids. Counters and histograms are the
+families of ``families.py``: they write no ``_created`` series (which would double the series of
+each, and which Prometheus does not use) and render fast. The process and Python GC collectors
+are on.
 
 Who feeds what (so each value comes from the place that knows it):
 
@@ -27,7 +28,6 @@ from prometheus_client import (
     Info,
     PlatformCollector,
     ProcessCollector,
-    disable_created_metrics,
     generate_latest,
 )
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
@@ -66,8 +66,6 @@ class RuntimeMetrics:
     ``live`` takes the sampled gauges."""
 
     def __init__(self, version: str) -> None:
-        # Process-wide in prometheus_client: no registry of this process renders _created.
-        disable_created_metrics()  # type: ignore[no-untyped-call]
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
 
