@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DB ?= cronflow.db
 
-.PHONY: install run test lint typecheck bench bench-quick clean
+.PHONY: install test-deps run test lint typecheck bench bench-quick clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -30,7 +30,12 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(PY) -m mypy
 
-test: lint typecheck
+# What the tests need outside the virtualenv: Debian's prometheus (prometheus, promtool) for
+# tests/metrics/. Installed when missing and run as root; a no-op once installed.
+test-deps:
+	bash .ci/install-test-deps
+
+test: lint typecheck test-deps
 	$(PY) -m pytest
 
 bench: $(STAMP)
@@ -40,6 +45,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/flow.py
 	$(PY) benchmarks/http.py
 	$(PY) benchmarks/waiting.py
+	$(PY) benchmarks/metrics.py
 
 bench-quick: $(STAMP)
 	$(PY) benchmarks/kernel.py --quick
@@ -48,6 +54,7 @@ bench-quick: $(STAMP)
 	$(PY) benchmarks/flow.py --quick
 	$(PY) benchmarks/http.py --quick
 	$(PY) benchmarks/waiting.py --quick
+	$(PY) benchmarks/metrics.py --quick
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

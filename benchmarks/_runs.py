@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import statistics
 import tempfile
@@ -23,8 +24,17 @@ Wait = Callable[[cf.Runtime, str], Awaitable[None]]
 
 
 async def measure(
-    runtime: cf.Runtime, start: Start, wait: Wait, runs: int, in_flight: int
+    runtime: cf.Runtime,
+    start: Start,
+    wait: Wait,
+    runs: int,
+    in_flight: int,
+    *,
+    prepare: Callable[[cf.Runtime], Awaitable[None]] | None = None,
+    during: Callable[[cf.Runtime], Awaitable[None]] | None = None,
 ) -> dict[str, float]:
+    """``prepare(rt)`` runs after the warm-up, before the clock starts; ``during(rt)`` runs
+    alongside the measured runs and is cancelled when they are done."""
     latencies: list[float] = []
     async with runtime as rt:
 
@@ -32,9 +42,12 @@ async def measure(
             await wait(rt, await start(rt))
 
         await asyncio.gather(*(one() for _ in range(50)))
+        if prepare is not None:
+            await prepare(rt)
         gc.collect()
         gc.freeze()
         queue = iter(range(runs))
+        beside = asyncio.ensure_future(during(rt)) if during is not None else None
 
         async def client() -> None:
             for _ in queue:
@@ -45,6 +58,10 @@ async def measure(
         began = time.perf_counter()
         await asyncio.gather(*(client() for _ in range(in_flight)))
         elapsed = time.perf_counter() - began
+        if beside is not None:
+            beside.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await beside
         store = rt.store.statistics()
         await rt.wait_idle()
         alive = len(rt.system)

@@ -76,9 +76,11 @@ def render_run(run: dict[str, Any]) -> str:
         took = ""
         if step.get("started_at") and step.get("finished_at"):
             took = f" {1000 * (step['finished_at'] - step['started_at']):.1f} ms"
+        again = step.get("redispatches") or 0
+        note = f" (dispatched again after {again} restart{'s' * (again > 1)})" if again else ""
         lines.append(
             f"  {branch} {step['id']} [{step['kind']}] {step['status']}"
-            f" attempts={step['attempts']}{took}  -> {_short(step.get('output'))}"
+            f" attempts={step['attempts']}{note}{took}  -> {_short(step.get('output'))}"
         )
         if step.get("error"):
             lines.append(f"  {'  ' if branch == '└─' else '│ '}   error: {step['error']}")

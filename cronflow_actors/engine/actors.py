@@ -60,6 +60,7 @@ from cronflow_actors.messages.engine import (
     InstanceState,
     Principal,
     ReadCommitted,
+    RedispatchActions,
     TimerFired,
     WorkflowRecord,
     WorkItemAction,
@@ -95,6 +96,10 @@ def storable_attributes(error: BaseException) -> dict[str, Any] | None:
         except (TypeError, ValueError, OverflowError):
             continue  # not a plain value: kept in memory only (on the exception itself)
     return kept or None
+
+
+def _class_name(error: BaseException) -> str:
+    return f"{type(error).__module__}.{type(error).__qualname__}"
 
 
 def decode_state(body: bytes) -> InstanceState:
@@ -194,18 +199,13 @@ class WorkflowActor(LoopActor):
     def on_start(self) -> None:
         if self._body is None:
             return
-        # recovered: run again what had started but was not recorded, and unfinished actions
+        # recovered: run again what had started but was not recorded; actions still out are
+        # recorded as dispatched again (or failed, durable=False), then dispatched
         for item in self.state.work_items.values():
             if item.state == WorkItemState.STARTED:
                 self._spawn_handler(item.id, item.attempt)
-        for pending in list(self.state.actions.values()):
-            if pending.durable:
-                self._dispatch_action(pending.work_item_id)
-            else:
-                reason = "not dispatched again after a restart (durable=False)"
-                self.actor_ref.tell(
-                    ActionFinished(work_item_id=pending.work_item_id, ok=False, error=reason)
-                )
+        if self.state.actions:
+            self._enqueue(RedispatchActions(), None)
         self._stop_if_idle()  # loaded for nothing (a database from before passivation)
 
     def on_stop(self) -> None:
@@ -489,11 +489,15 @@ class WorkflowActor(LoopActor):
 
     def _dispatch_action(self, item_id: str) -> None:
         if self.services.draining:
-            return
+            return  # it stays out in the snapshot: the next start dispatches it again
         item = self.state.work_items[item_id]
+        record = self.state.action_records.get(item_id)
+        attempt = record.attempts if record is not None else 0
         ctx = self._handler_context(item)
+        if attempt:
+            ctx.attempt = attempt  # the action's dispatch, 2 and more after restarts
         handler = self._definition(item).handler
-        self.system.spawn(ActionActor, handler, ctx, item.id, parent=self.actor_ref)
+        self.system.spawn(ActionActor, handler, ctx, item.id, attempt, parent=self.actor_ref)
 
 
 class WorkItemActor(LoopActor):
@@ -514,6 +518,7 @@ class WorkItemActor(LoopActor):
         self.create_task(self._run(), name=f"work item {self.item_id}")
 
     async def _run(self) -> None:
+        began_at = self.system.clock.now()
         try:
             if inspect.iscoroutinefunction(self.handler):
                 output = await self.handler(self.ctx)
@@ -522,7 +527,11 @@ class WorkItemActor(LoopActor):
                 if inspect.isawaitable(output):
                     output = await output
             report = WorkItemFinished(
-                work_item_id=self.item_id, attempt=self.attempt, ok=True, output=normalize(output)
+                work_item_id=self.item_id,
+                attempt=self.attempt,
+                ok=True,
+                output=normalize(output),
+                began_at=began_at,
             )
         except RetryRequested as retry:
             report = WorkItemFinished(
@@ -531,6 +540,7 @@ class WorkItemActor(LoopActor):
                 ok=False,
                 error=retry.error,
                 retry_after=retry.delay,
+                began_at=began_at,
             )
         except Exception as error:
             report = WorkItemFinished(
@@ -538,9 +548,10 @@ class WorkItemActor(LoopActor):
                 attempt=self.attempt,
                 ok=False,
                 error=f"{type(error).__name__}: {error}",
-                error_type=f"{type(error).__module__}.{type(error).__qualname__}",
+                error_type=_class_name(error),
                 error_data=storable_attributes(error),
                 exception=error,
+                began_at=began_at,
             )
         parent = self.parent
         if parent is not None:
@@ -551,19 +562,25 @@ class WorkItemActor(LoopActor):
 
 
 class ActionActor(LoopActor):
-    """Runs a detached action's handler. The flow has already moved on; the outcome is only
-    reported (and an error logged), never recorded as output and never failing the run."""
+    """Runs a detached action's handler. The flow has already moved on; the outcome is reported
+    to the WorkflowActor (with when the handler began and ended), which records it in the
+    action's record: never as output, and never failing the run."""
 
-    def __init__(self, handler: Callable[..., Any], ctx: Context, item_id: str) -> None:
+    def __init__(
+        self, handler: Callable[..., Any], ctx: Context, item_id: str, attempt: int = 0
+    ) -> None:
         super().__init__()
         self.handler = handler
         self.ctx = ctx
         self.item_id = item_id
+        self.attempt = attempt
 
     def on_start(self) -> None:
         self.create_task(self._run(), name=f"action {self.item_id}")
 
     async def _run(self) -> None:
+        clock = self.system.clock
+        started_at = clock.now()
         try:
             if inspect.iscoroutinefunction(self.handler):
                 await self.handler(self.ctx)
@@ -571,11 +588,23 @@ class ActionActor(LoopActor):
                 result = await self.system.run_blocking(self.handler, self.ctx)
                 if inspect.isawaitable(result):
                     await result
-            report = ActionFinished(work_item_id=self.item_id, ok=True)
+            report = ActionFinished(
+                work_item_id=self.item_id,
+                ok=True,
+                attempt=self.attempt,
+                started_at=started_at,
+                finished_at=clock.now(),
+            )
         except Exception as error:
             logger.warning("action %s failed: %s: %s", self.item_id, type(error).__name__, error)
             report = ActionFinished(
-                work_item_id=self.item_id, ok=False, error=f"{type(error).__name__}: {error}"
+                work_item_id=self.item_id,
+                ok=False,
+                error=f"{type(error).__name__}: {error}",
+                error_type=_class_name(error),
+                attempt=self.attempt,
+                started_at=started_at,
+                finished_at=clock.now(),
             )
         parent = self.parent
         if parent is not None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cronflow_actors.engine import tasks, work_items, workflows
+from cronflow_actors.engine import detached, tasks, work_items, workflows
 from cronflow_actors.engine.actions import pass_boundary
 from cronflow_actors.engine.context import Context
 from cronflow_actors.engine.states import WorkItemState, check_move
@@ -30,6 +30,7 @@ from cronflow_actors.messages.engine import (
     InitializeWorkItemJob,
     Job,
     Principal,
+    RedispatchActions,
     ResetWorkItemJob,
     StartWorkflow,
     StartWorkItemJob,
@@ -50,7 +51,9 @@ WORK_ITEM_ACTIONS = work_items.ACTIONS
 async def apply(tx: Transaction, command: WorkflowCommand, root: NetSpec) -> Any:
     """Carry out ``command``; returns what the caller gets (an id, True/False, or None)."""
     match command:
-        case StartWorkflow(payload=payload, principal=principal, dequeued=dequeued):
+        case StartWorkflow(
+            payload=payload, principal=principal, dequeued=dequeued, trigger=trigger
+        ):
             if dequeued:
                 tx.dequeued.append(tx.state.id)
             payload = await pass_boundary(
@@ -67,7 +70,9 @@ async def apply(tx: Transaction, command: WorkflowCommand, root: NetSpec) -> Any
                     payload=payload,
                 ),
             )
-            await workflows.initialize(tx, root, payload=payload, workflow_id=tx.state.id)
+            await workflows.initialize(
+                tx, root, payload=payload, workflow_id=tx.state.id, trigger=trigger
+            )
             return tx.state.id
         case InitializeWorkItem(workflow_id=workflow_id, task=task, payload=payload):
             return await _initialize_work_item(tx, workflow_id, task, payload)
@@ -96,10 +101,12 @@ async def apply(tx: Transaction, command: WorkflowCommand, root: NetSpec) -> Any
                 retry_after=finished.retry_after,
                 error_type=finished.error_type,
                 error_data=finished.error_data,
+                began_at=finished.began_at,
             )
-        case ActionFinished(work_item_id=item_id):
-            tx.dirty = tx.state.actions.pop(item_id, None) is not None
-            return tx.dirty
+        case ActionFinished() as report:
+            return detached.finish(tx, report)
+        case RedispatchActions():
+            return detached.redispatch(tx)
         case TimerFired(timer_id=timer_id):
             job = tx.state.jobs.get(timer_id)
             if job is None:

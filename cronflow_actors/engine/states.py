@@ -1,5 +1,5 @@
-"""The three state machines (spec/tasquencer-semantics.md section 1), as Enums with one
-transition table each and one function that applies them.
+"""The three state machines (spec/tasquencer-semantics.md section 1), and the record of a
+detached action, as Enums with one transition table each and one function that applies them.
 
 Where this differs from Tasquencer on purpose: a task completes only from ``started`` (its table
 says so and the engine enforces it), so a task cannot complete twice or produce tokens it never
@@ -14,9 +14,11 @@ from enum import StrEnum
 from cronflow_actors.errors import InvalidStateTransitionError
 
 __all__ = [
+    "ACTION_TRANSITIONS",
     "TASK_TRANSITIONS",
     "WORKFLOW_TRANSITIONS",
     "WORK_ITEM_TRANSITIONS",
+    "ActionState",
     "TaskState",
     "WorkItemState",
     "WorkflowState",
@@ -50,6 +52,14 @@ class TaskState(StrEnum):
     CANCELED = "canceled"
 
 
+class ActionState(StrEnum):
+    """What became of a detached action (its work item completed when it was dispatched)."""
+
+    DISPATCHED = "dispatched"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
 _FINAL = frozenset({"completed", "failed", "canceled"})
 
 WORKFLOW_TRANSITIONS: Mapping[str, frozenset[str]] = {
@@ -77,10 +87,18 @@ TASK_TRANSITIONS: Mapping[str, frozenset[str]] = {
     "failed": frozenset({"enabled"}),
 }
 
+ACTION_TRANSITIONS: Mapping[str, frozenset[str]] = {
+    # dispatched -> dispatched: dispatched again after a restart found it still out
+    "dispatched": frozenset({"dispatched", "completed", "failed"}),
+    "completed": frozenset(),
+    "failed": frozenset(),
+}
+
 _TABLES: Mapping[str, Mapping[str, frozenset[str]]] = {
     "workflow": WORKFLOW_TRANSITIONS,
     "work item": WORK_ITEM_TRANSITIONS,
     "task": TASK_TRANSITIONS,
+    "action": ACTION_TRANSITIONS,
 }
 
 

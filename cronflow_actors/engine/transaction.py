@@ -85,8 +85,6 @@ class Transaction:
         self.waits_end: list[str] = []
         self.dequeued: list[str] = []
         """Queued runs whose rows this transaction deletes (a queued run's start)."""
-        self.dirty = False
-        """Set by changes that leave no other trace (e.g. a finished action)."""
         self.changes: list[Message] = []
 
     # -- lookups ----------------------------------------------------------------------------------
@@ -194,7 +192,6 @@ class Transaction:
             or self.waits_set
             or self.waits_end
             or self.dequeued
-            or self.dirty
         )
 
     def item_context(

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cronflow_actors.engine import tasks
+from cronflow_actors.engine import detached, tasks
 from cronflow_actors.engine.actions import pass_boundary, storable
 from cronflow_actors.engine.context import WorkItemHandle, WorkItemInfo
 from cronflow_actors.engine.states import WorkItemState, check_move
@@ -24,7 +24,6 @@ from cronflow_actors.engine.transaction import Transaction, call_user, work_item
 from cronflow_actors.errors import InvalidStateTransitionError
 from cronflow_actors.messages import JournalEntry, WaitRecord, encode, json_encode
 from cronflow_actors.messages.engine import (
-    PendingAction,
     Principal,
     StartWorkItemJob,
     WorkflowRecord,
@@ -262,9 +261,10 @@ async def start(tx: Transaction, item: WorkItemRecord, payload: Any = None) -> N
     await tasks.ensure_started(tx, workflow, item.task)
     if item.state != WorkItemState.INITIALIZED:
         return  # the task's start (its policy) already finished this item
-    change = _move(tx, workflow, item, WorkItemState.STARTED, call_policy=False)
     item.attempt += 1
     item.started_at = tx.now
+    item.began_at = None
+    change = _move(tx, workflow, item, WorkItemState.STARTED, call_policy=False)
     wait = tx.spec(workflow).tasks[item.task].work_item.wait
     if wait is not None:
         await _open_wait(tx, workflow, item, wait)
@@ -278,13 +278,7 @@ async def start(tx: Transaction, item: WorkItemRecord, payload: Any = None) -> N
     if handle is not None and handle.trigger is not None:
         await run_trigger(tx, item, *handle.trigger)
     elif definition.detached:
-        tx.state.actions[item.id] = PendingAction(
-            work_item_id=item.id,
-            workflow_id=workflow.id,
-            task=item.task,
-            durable=definition.durable,
-        )
-        tx.actions.append(item.id)
+        detached.dispatch(tx, workflow, item, definition.durable)
         await complete(tx, item, None)
     elif definition.handler is not None:
         tx.handlers.append((item.id, item.attempt))
@@ -351,11 +345,14 @@ async def record_outcome(
     retry_after: float | None = None,
     error_type: str | None = None,
     error_data: dict[str, Any] | None = None,
+    began_at: float | None = None,
 ) -> bool:
     """Apply a handler's result, journaled under (instance, item, attempt). A result for an
-    attempt that is no longer current (the item was canceled, reset or finished) is dropped."""
+    attempt that is no longer current (the item was canceled, reset or finished) is dropped.
+    ``began_at``: when the handler began to run."""
     if item.state != WorkItemState.STARTED or item.attempt != attempt:
         return False
+    item.began_at = began_at
     tx.journal.append(
         JournalEntry(
             instance_id=tx.state.id,
@@ -416,6 +413,8 @@ def _move(
         workflow=workflow.name,
         kind=definition.kind,
         started_at=item.started_at,
+        began_at=item.began_at,
+        detached=definition.detached,
     )
     tx.changes.append(change)
     return change

@@ -47,9 +47,11 @@ async def initialize(
     workflow_id: str | None = None,
     parent: WorkflowRecord | None = None,
     parent_task: str | None = None,
+    trigger: str = "",
 ) -> WorkflowRecord:
     """Create a workflow (the root, or a child of ``parent``'s composite ``parent_task``), put a
-    token in its start condition, enable the tasks after it, then run ``on_initialized``."""
+    token in its start condition, enable the tasks after it, then run ``on_initialized``.
+    ``trigger`` says what started a root workflow (for observers)."""
     if parent is not None and parent_task is not None:
         record = parent.tasks[parent_task]
         path = (*parent.path, parent_task, spec.name)
@@ -79,6 +81,7 @@ async def initialize(
         prev=None,
         next=WorkflowState.INITIALIZED,
         created_at=tx.now,
+        trigger=trigger,
     )
     tx.changes.append(change)
     if parent is not None and parent_task is not None:

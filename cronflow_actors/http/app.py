@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Mapping
-from typing import Any
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cronflow_actors.http.auth import Tokens
 from cronflow_actors.http.edge import Edge
+from cronflow_actors.http.instrumentation import RequestMetrics
 from cronflow_actors.http.openapi import openapi_document
 from cronflow_actors.http.problems import exception_handlers
 from cronflow_actors.http.requests import BodyLimits
@@ -28,33 +27,6 @@ from cronflow_actors.messages import Principal
 from cronflow_actors.runtime import Runtime
 
 __all__ = ["create_app"]
-
-
-class _CountRequests:
-    """Counts every answer by route template, method and status (404 and 405 too)."""
-
-    def __init__(self, app: ASGIApp, counter: Any) -> None:
-        self.app = app
-        self.counter = counter
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        status = 500
-
-        async def sending(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, sending)
-        finally:
-            route = scope.get("route")
-            template = getattr(route, "path", "unmatched")
-            self.counter.labels(template, scope["method"], str(status)).inc()
 
 
 def create_app(
@@ -118,7 +90,7 @@ def create_app(
         routes=routes,
         lifespan=lifespan,
         exception_handlers=exception_handlers(),
-        middleware=[Middleware(_CountRequests, counter=runtime.metrics.http_requests)],
+        middleware=[Middleware(RequestMetrics, metrics=runtime.metrics)],
     )
     # /runs/ is not /runs: a 404, not a redirect to a URL built from the client's Host header
     # (which would carry a resume token of /resume/<token>/ along)

@@ -8,7 +8,12 @@
 """
 
 from cronflow_actors.kernel._actor import LoopActor, LoopActorRef
-from cronflow_actors.kernel._blocking import BlockingPool, BlockingWorker, RunBlocking
+from cronflow_actors.kernel._blocking import (
+    BlockingPool,
+    BlockingWorker,
+    PoolStatistics,
+    RunBlocking,
+)
 from cronflow_actors.kernel._future import LoopFuture, wrap_future
 from cronflow_actors.kernel._system import ActorSystem, current_system
 from cronflow_actors.kernel.clock import Clock, ManualClock, SystemClock
@@ -22,6 +27,7 @@ __all__ = [
     "LoopActorRef",
     "LoopFuture",
     "ManualClock",
+    "PoolStatistics",
     "RunBlocking",
     "SystemClock",
     "current_system",

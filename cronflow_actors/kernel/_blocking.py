@@ -23,7 +23,7 @@ from cronflow_actors.messages import Message
 if TYPE_CHECKING:
     from cronflow_actors.kernel._system import ActorSystem
 
-__all__ = ["BlockingPool", "RunBlocking"]
+__all__ = ["BlockingPool", "PoolStatistics", "RunBlocking"]
 
 T = TypeVar("T")
 
@@ -34,6 +34,16 @@ class RunBlocking(Message, frozen=True, kw_only=True):
     fn: Any
     args: tuple[Any, ...] = ()
     kwargs: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class PoolStatistics(msgspec.Struct, frozen=True, kw_only=True):
+    """How a ``BlockingPool`` is used at one moment."""
+
+    threads: int = 0
+    busy: int = 0
+    """Threads running a call."""
+    queued: int = 0
+    """Calls submitted to a thread that is still busy with an earlier one."""
 
 
 class BlockingWorker(pykka.ThreadingActor):
@@ -70,6 +80,13 @@ class BlockingPool:
     def in_flight(self) -> int:
         """Calls submitted and not yet finished."""
         return sum(self._in_flight)
+
+    def statistics(self) -> PoolStatistics:
+        """Threads, busy threads and queued calls now; safe from any thread."""
+        with self._lock:
+            in_flight = list(self._in_flight)
+        busy = sum(1 for calls in in_flight if calls)
+        return PoolStatistics(threads=len(in_flight), busy=busy, queued=sum(in_flight) - busy)
 
     def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> LoopFuture[T]:
         """Run ``fn(*args, **kwargs)`` on a worker thread; the future carries its result."""

@@ -18,7 +18,7 @@ import pykka
 
 from cronflow_actors.errors import ActorNameTakenError, ActorSystemNotRunningError
 from cronflow_actors.kernel._actor import LoopActor
-from cronflow_actors.kernel._blocking import BlockingPool
+from cronflow_actors.kernel._blocking import BlockingPool, PoolStatistics
 from cronflow_actors.kernel.clock import Clock, SystemClock
 
 if TYPE_CHECKING:
@@ -208,6 +208,25 @@ class ActorSystem:
 
     def __len__(self) -> int:
         return len(self._actors)
+
+    def actor_counts(self) -> dict[str, tuple[int, int]]:
+        """Live actors by class name: (how many, messages waiting in their mailboxes). Read on
+        the system's loop (the registry changes there)."""
+        counts: dict[str, tuple[int, int]] = {}
+        for ref in self._actors.values():
+            actor = ref._actor_weakref()
+            depth = actor.mailbox_depth if isinstance(actor, LoopActor) else 0
+            kind = ref.actor_class.__name__
+            alive, waiting = counts.get(kind, (0, 0))
+            counts[kind] = (alive + 1, waiting + depth)
+        return counts
+
+    def blocking_statistics(self) -> PoolStatistics:
+        """How the pool for blocking code is used (its configured size, idle, before its first
+        use starts it)."""
+        if self._blocking is None:
+            return PoolStatistics(threads=self._blocking_workers)
+        return self._blocking.statistics()
 
     # -- supervision ------------------------------------------------------------------------------
 

@@ -6,10 +6,13 @@ Messages (frozen, tagged):
   (task -> workflow), each with the previous and the next state;
 - commands a ``WorkflowActor`` carries out, one transaction each (``WorkflowCommand`` union);
 - ``WorkItemFinished``, what a ``WorkItemActor`` reports when its handler returns or raises;
+  ``ActionFinished``, what an ``ActionActor`` reports for a detached action; ``ActionStateChanged``,
+  the change that records it (dispatched, then completed or failed);
 - scheduled jobs (``Job`` union): engine operations a durable timer runs later.
 
 Records (mutable, persisted inside the instance snapshot; shapes only grow): ``InstanceState``
-holds the root workflow and its child workflows, their tasks and work items, and the jobs.
+holds the root workflow and its child workflows, their tasks and work items, the jobs, and what
+became of each detached action (``ActionRecord``).
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from cronflow_actors.messages.base import Message
 
 __all__ = [
     "ActionFinished",
+    "ActionRecord",
+    "ActionStateChanged",
     "CancelWorkItemJob",
     "CancelWorkflow",
     "CancelWorkflowJob",
@@ -39,6 +44,7 @@ __all__ = [
     "PendingAction",
     "Principal",
     "ReadCommitted",
+    "RedispatchActions",
     "ResetWorkItemJob",
     "StartWorkItemJob",
     "StartWorkflow",
@@ -72,7 +78,10 @@ class WorkItemStateChanged(Message, frozen=True, kw_only=True):
     """A work item moved from ``prev`` (None when it was just initialized) to ``next``.
     ``call_policy`` is False for teardown (the task itself is finishing). ``workflow`` (the
     workflow type) and ``kind`` (the work item's kind) are what observers label it with;
-    ``started_at`` is when its current attempt started (None if it never started)."""
+    ``started_at`` is when its current attempt started (None if it never started), and
+    ``began_at`` when that attempt's handler began to run (None: no handler ran, or not yet).
+    ``detached``: a detached action's work item, which completes as soon as it starts (what
+    became of the action is an ``ActionStateChanged``)."""
 
     workflow_id: str
     task: str
@@ -83,6 +92,8 @@ class WorkItemStateChanged(Message, frozen=True, kw_only=True):
     workflow: str = ""
     kind: str = ""
     started_at: float | None = None
+    began_at: float | None = None
+    detached: bool = False
 
 
 class WorkflowStateChanged(Message, frozen=True, kw_only=True):
@@ -96,6 +107,29 @@ class WorkflowStateChanged(Message, frozen=True, kw_only=True):
     call_policy: bool = True
     created_at: float = 0.0
     """When the workflow was initialized (for its duration, once it ends)."""
+    trigger: str = ""
+    """What started a root workflow (``manual``, ``api``, ``webhook``, ``schedule``,
+    ``event``); set on its first change only."""
+
+
+class ActionStateChanged(Message, frozen=True, kw_only=True):
+    """A detached action moved from ``prev`` (None when it was first dispatched) to ``next``:
+    ``dispatched`` (again, after a restart: ``redispatched``), ``completed`` or ``failed``.
+    Reported to the runtime's observers only; an action never changes its run's course.
+    ``started_at`` and ``finished_at`` are when its handler began and ended (None when it did
+    not run: an action not dispatched again after a restart)."""
+
+    workflow_id: str
+    task: str
+    work_item_id: str
+    prev: str | None
+    next: str
+    workflow: str = ""
+    attempt: int = 1
+    """Which dispatch of the action this is (1, and more after restarts)."""
+    redispatched: bool = False
+    started_at: float | None = None
+    finished_at: float | None = None
 
 
 class TaskStateChanged(Message, frozen=True, kw_only=True):
@@ -198,6 +232,8 @@ class StartWorkflow(Message, frozen=True, kw_only=True):
     payload: Any = None
     principal: Principal | None = None
     dequeued: bool = False
+    trigger: str = ""
+    """What started the run (see ``WorkflowStateChanged.trigger``)."""
 
 
 class InitializeWorkItem(Message, frozen=True, kw_only=True):
@@ -253,6 +289,8 @@ class WorkItemFinished(Message, frozen=True, kw_only=True):
     """The failing exception's public attributes that can be stored."""
     exception: Any = None
     """The exception itself (never persisted: for the hooks of this process)."""
+    began_at: float | None = None
+    """When the handler began to run (the clock's time)."""
 
 
 class TimerFired(Message, frozen=True, kw_only=True):
@@ -260,11 +298,24 @@ class TimerFired(Message, frozen=True, kw_only=True):
 
 
 class ActionFinished(Message, frozen=True, kw_only=True):
-    """A detached action's handler returned (``ok``) or raised; its output is not kept."""
+    """A detached action's handler returned (``ok``) or raised, in dispatch ``attempt`` (0: any);
+    its output is not kept. ``started_at`` and ``finished_at`` are the clock's times around the
+    handler's run."""
 
     work_item_id: str
     ok: bool
     error: str | None = None
+    error_type: str | None = None
+    """The failing exception's class, ``module.Name``."""
+    attempt: int = 0
+    started_at: float | None = None
+    finished_at: float | None = None
+
+
+class RedispatchActions(Message, frozen=True, kw_only=True):
+    """Sent by a ``WorkflowActor`` to itself when it is rebuilt from a snapshot with detached
+    actions still out (a restart): each durable one is recorded as dispatched again and then
+    dispatched; each ``durable=False`` one is recorded as failed."""
 
 
 WorkflowCommand = (
@@ -276,6 +327,7 @@ WorkflowCommand = (
     | WorkItemFinished
     | TimerFired
     | ActionFinished
+    | RedispatchActions
 )
 
 
@@ -318,6 +370,8 @@ class WorkItemRecord(msgspec.Struct, kw_only=True):
     kind: str = ""
     """Its definition's kind (``step``, ``sleep``, ...), so a run can be shown without its
     definition ("" in snapshots from before it was kept)."""
+    began_at: float | None = None
+    """When the handler of the current attempt began to run (None: not yet, or no handler)."""
 
 
 class TaskRecord(msgspec.Struct, kw_only=True):
@@ -374,6 +428,26 @@ class PendingAction(msgspec.Struct, kw_only=True):
     durable: bool = True
 
 
+class ActionRecord(msgspec.Struct, kw_only=True):
+    """What became of one detached action (its work item completed when it was dispatched):
+    ``status`` is ``dispatched`` until its handler reports, then ``completed`` or ``failed``
+    (with ``error``). ``attempts`` counts its dispatches; ``redispatches`` those made after a
+    restart found it still out. Times: ``dispatched_at`` (the last dispatch), ``started_at`` and
+    ``finished_at`` (its handler's run)."""
+
+    work_item_id: str
+    workflow_id: str
+    task: str
+    status: str = "dispatched"
+    error: str | None = None
+    error_type: str | None = None
+    attempts: int = 1
+    redispatches: int = 0
+    dispatched_at: float | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+
+
 class InstanceState(msgspec.Struct, kw_only=True):
     """Everything one root instance is: the unit of consistency and of persistence."""
 
@@ -386,3 +460,6 @@ class InstanceState(msgspec.Struct, kw_only=True):
     work_items: dict[str, WorkItemRecord] = msgspec.field(default_factory=dict)
     jobs: dict[str, JobRecord] = msgspec.field(default_factory=dict)
     actions: dict[str, PendingAction] = msgspec.field(default_factory=dict)
+    """Detached actions out (dispatched, not reported back): the instance stays runnable."""
+    action_records: dict[str, ActionRecord] = msgspec.field(default_factory=dict)
+    """Every detached action dispatched in this instance, by work item id."""

@@ -1,5 +1,21 @@
 """Metrics: every metric defined once (``RuntimeMetrics``), one registry per runtime."""
 
-from cronflow_actors.metrics.registry import RuntimeMetrics
+from cronflow_actors.metrics.exposition import OPENMETRICS, TEXT, wants_openmetrics
+from cronflow_actors.metrics.families import CounterFamily, HistogramFamily
+from cronflow_actors.metrics.live import RUN_STATUSES, LiveGauges, LiveSample
+from cronflow_actors.metrics.registry import HTTP_METHODS, TRIGGERS, WAIT_KINDS, RuntimeMetrics
 
-__all__ = ["RuntimeMetrics"]
+__all__ = [
+    "HTTP_METHODS",
+    "OPENMETRICS",
+    "RUN_STATUSES",
+    "TEXT",
+    "TRIGGERS",
+    "WAIT_KINDS",
+    "CounterFamily",
+    "HistogramFamily",
+    "LiveGauges",
+    "LiveSample",
+    "RuntimeMetrics",
+    "wants_openmetrics",
+]

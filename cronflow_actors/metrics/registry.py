@@ -1,104 +1,282 @@
 """Every metric of a runtime, defined once, on a registry of its own.
 
 Names follow Prometheus conventions (prefix ``cronflow_``, base units, counters end in ``_total``);
-labels only take values from finite sets (workflow type, step kind, outcome, route template,
-method, status), never run ids.
+labels only take values from finite sets (workflow type, step kind, action name, outcome,
+trigger, route template, method, status), never run ids. Counters and histograms are the
+families of ``families.py``: they write no ``_created`` series (which would double the series of
+each, and which Prometheus does not use) and render fast. The process and Python GC collectors
+are on.
+
+Who feeds what (so each value comes from the place that knows it):
+
+- the state changes of durable transactions (``runtime/telemetry.py``): runs, steps, waits,
+  retries, schedule-to-start, actions;
+- the store's writer: commits, their latency and batch size;
+- the schedules: fires and lag; the runtime's start: recovered runs;
+- a probe task on the event loop: its lag;
+- the HTTP edge: requests and latency (``http/instrumentation.py``), webhook duplicates and
+  signature failures;
+- a sample taken on the loop when scraped (``live.py``): runs in flight by status and queued
+  (from the store's indexes), actors, timers, the blocking pool.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from prometheus_client import (
+    CollectorRegistry,
+    GCCollector,
+    Info,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
+from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, Info
-from prometheus_client.core import GaugeMetricFamily
-from prometheus_client.registry import Collector
+from cronflow_actors.metrics.families import CounterFamily, HistogramFamily
+from cronflow_actors.metrics.live import LiveGauges
 
-__all__ = ["RuntimeMetrics"]
+__all__ = [
+    "HTTP_METHODS",
+    "TRIGGERS",
+    "WAIT_KINDS",
+    "RuntimeMetrics",
+]
 
-_DURATIONS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30, 60, 300, 3600, 86400)
+TRIGGERS = frozenset({"manual", "api", "webhook", "schedule", "event"})
+"""Values of the ``trigger`` label; anything else is counted as ``other``."""
+WAIT_KINDS = frozenset({"human", "event", "sleep"})
+"""Step kinds that wait (for a person, an event, a timer) rather than work: their time goes to
+``cronflow_wait_duration_seconds``, not to the step durations."""
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+"""Values of the ``method`` label; any other method is counted as ``other``."""
 
-
-class _Live(Collector):
-    """Gauges read when scraped: actors alive by kind, timers armed."""
-
-    def __init__(self, actors: Callable[[], dict[str, int]], timers: Callable[[], int]) -> None:
-        self._actors = actors
-        self._timers = timers
-
-    def collect(self) -> Iterator[GaugeMetricFamily]:
-        alive = GaugeMetricFamily("cronflow_actors_alive", "Actors alive by kind", labels=["kind"])
-        for kind, count in sorted(self._actors().items()):
-            alive.add_metric([kind], count)
-        yield alive
-        yield GaugeMetricFamily(
-            "cronflow_timers_armed", "Durable timers armed", value=self._timers()
-        )
+# Bucket bounds, seconds unless said otherwise. Few enough to keep a render of hundreds of
+# workflow types fast, spread to put p50/p95/p99 of each quantity between two bounds.
+_RUN = (0.01, 0.05, 0.1, 0.5, 1, 5, 30, 60, 300, 3600, 21600, 86400)
+_STEP = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5, 30, 300)
+_WAIT = (0.1, 1, 5, 30, 60, 300, 1800, 3600, 14400, 86400, 604800)
+_FAST = (0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5)
+_LAG = (0.01, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 3600)
+_BATCH = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 10000)  # items
+_HTTP = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10)
 
 
 class RuntimeMetrics:
+    """The metrics of one runtime on ``self.registry``. Feed them through the attributes;
+    ``live`` takes the sampled gauges."""
+
     def __init__(self, version: str) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
-        self.runs_started = Counter(
-            "cronflow_runs_started_total", "Root instances started", ["workflow"], registry=r
+
+        # -- runs ------------------------------------------------------------------------------
+        self.runs_started = CounterFamily(
+            "cronflow_runs_started_total",
+            "Runs (root instances) started, by workflow and what started them",
+            ["workflow", "trigger"],
+            registry=r,
         )
-        self.runs_finished = Counter(
+        self.runs_finished = CounterFamily(
             "cronflow_runs_finished_total",
-            "Root instances finished, by outcome",
+            "Runs finished, by workflow and outcome (completed, failed, canceled)",
             ["workflow", "outcome"],
             registry=r,
         )
-        self.run_duration = Histogram(
+        self.run_duration = HistogramFamily(
             "cronflow_run_duration_seconds",
-            "Time from start to finish of root instances",
+            "Time from the start of a run to its end",
             ["workflow"],
-            buckets=_DURATIONS,
+            buckets=_RUN,
+            unit="seconds",
             registry=r,
         )
-        self.steps_finished = Counter(
+        self.recovered = CounterFamily(
+            "cronflow_recovered_runs_total",
+            "Runs with work in flight loaded from the store when the runtime started",
+            registry=r,
+        )
+
+        # -- steps, waits, actions --------------------------------------------------------------
+        self.steps_finished = CounterFamily(
             "cronflow_steps_finished_total",
-            "Work items finished, by kind and outcome",
+            "Steps (work items that are not waits or detached actions) finished, by workflow, "
+            "kind and outcome (completed, failed, canceled)",
             ["workflow", "kind", "outcome"],
             registry=r,
         )
-        self.step_duration = Histogram(
+        self.step_duration = HistogramFamily(
             "cronflow_step_duration_seconds",
-            "Time from start to finish of work items",
+            "Time from the start of a step's attempt to its end",
             ["workflow", "kind"],
-            buckets=_DURATIONS,
+            buckets=_STEP,
+            unit="seconds",
             registry=r,
         )
-        self.retries = Counter(
-            "cronflow_step_retries_total", "Failed attempts retried", ["workflow"], registry=r
+        self.schedule_to_start = HistogramFamily(
+            "cronflow_step_schedule_to_start_seconds",
+            "Time from a step's start being durable to its handler beginning to run",
+            ["workflow"],
+            buckets=_FAST,
+            unit="seconds",
+            registry=r,
         )
-        self.recovered = Counter(
-            "cronflow_recovered_runs_total", "Instances rebuilt from the store on start", registry=r
+        self.retries = CounterFamily(
+            "cronflow_step_retries_total",
+            "Failed step attempts that are tried again",
+            ["workflow"],
+            registry=r,
         )
-        self.cron_fires = Counter(
-            "cronflow_schedule_fires_total", "Runs started by schedules", ["workflow"], registry=r
+        self.waits_finished = CounterFamily(
+            "cronflow_waits_finished_total",
+            "Waits (human, event, sleep) ended, by workflow, kind and outcome",
+            ["workflow", "kind", "outcome"],
+            registry=r,
         )
-        self.polls = Counter(
+        self.polls = CounterFamily(
             "cronflow_polls_total",
             "Calls of on_poll functions, by outcome (ok, failed)",
             ["workflow", "outcome"],
             registry=r,
         )
-        self.poll_items = Counter(
+        self.poll_items = CounterFamily(
             "cronflow_poll_items_total",
             "Items returned by on_poll functions, by outcome (started, seen, refused)",
             ["workflow", "outcome"],
             registry=r,
         )
-        self.http_requests = Counter(
+        self.wait_duration = HistogramFamily(
+            "cronflow_wait_duration_seconds",
+            "Time a run waited for a person (human), an event or a timer (sleep)",
+            ["workflow", "kind"],
+            buckets=_WAIT,
+            unit="seconds",
+            registry=r,
+        )
+        self.actions_dispatched = CounterFamily(
+            "cronflow_actions_dispatched_total",
+            "Detached actions handed to an action actor (again after a restart included)",
+            ["workflow", "action"],
+            registry=r,
+        )
+        self.actions_redispatched = CounterFamily(
+            "cronflow_actions_redispatched_total",
+            "Detached actions dispatched again because a restart found them still out",
+            ["workflow", "action"],
+            registry=r,
+        )
+        self.actions_finished = CounterFamily(
+            "cronflow_actions_finished_total",
+            "Detached actions finished, by workflow, action and outcome (completed, failed)",
+            ["workflow", "action", "outcome"],
+            registry=r,
+        )
+        self.action_duration = HistogramFamily(
+            "cronflow_action_duration_seconds",
+            "How long a detached action's handler ran",
+            ["workflow", "action"],
+            buckets=_STEP,
+            unit="seconds",
+            registry=r,
+        )
+
+        # -- schedules ------------------------------------------------------------------------
+        self.cron_fires = CounterFamily(
+            "cronflow_schedule_fires_total",
+            "Runs started by cron schedules and intervals",
+            ["workflow"],
+            registry=r,
+        )
+        self.cron_lag = HistogramFamily(
+            "cronflow_schedule_lag_seconds",
+            "Time from a schedule's tick to the start of its run",
+            ["workflow"],
+            buckets=_LAG,
+            unit="seconds",
+            registry=r,
+        )
+
+        # -- the store and the process ----------------------------------------------------------
+        self.store_commits = CounterFamily(
+            "cronflow_store_commits_total",
+            "Transactions committed by the store's writer (group commits)",
+            registry=r,
+        )
+        self.store_commit_duration = HistogramFamily(
+            "cronflow_store_commit_duration_seconds",
+            "Time the store's writer took for one transaction, commit included",
+            buckets=_FAST,
+            unit="seconds",
+            registry=r,
+        )
+        self.store_batch_size = HistogramFamily(
+            "cronflow_store_commit_batch_size",
+            "Writes (state changes, key-value operations) committed by one transaction",
+            buckets=_BATCH,
+            registry=r,
+        )
+        self.loop_lag = HistogramFamily(
+            "cronflow_event_loop_lag_seconds",
+            "How late the event loop ran a probe that asked to be woken at a given time",
+            buckets=_FAST,
+            unit="seconds",
+            registry=r,
+        )
+
+        # -- HTTP -----------------------------------------------------------------------------
+        self.http_requests = CounterFamily(
             "cronflow_http_requests_total",
-            "HTTP requests, by route template, method and status",
+            "HTTP requests answered, by route template, method and status",
             ["route", "method", "status"],
             registry=r,
         )
-        self.store_batches = Counter(
-            "cronflow_store_commits_total", "Group commits of the store's writer", registry=r
+        self.http_duration = HistogramFamily(
+            "cronflow_http_request_duration_seconds",
+            "Time from a request's arrival to the end of its response",
+            ["route", "method", "status"],
+            buckets=_HTTP,
+            unit="seconds",
+            registry=r,
         )
-        Info("cronflow_build", "Version of cronflow-actors", registry=r).info({"version": version})
+        self.webhook_duplicates = CounterFamily(
+            "cronflow_webhook_duplicates_total",
+            "Webhook deliveries whose idempotency key had already started a run",
+            ["workflow"],
+            registry=r,
+        )
+        self.webhook_signature_failures = CounterFamily(
+            "cronflow_webhook_signature_failures_total",
+            "Webhook deliveries refused because their HMAC signature did not match",
+            ["workflow"],
+            registry=r,
+        )
 
-    def watch(self, actors: Callable[[], dict[str, int]], timers: Callable[[], int]) -> None:
-        self.registry.register(_Live(actors, timers))
+        # -- sampled gauges, build info, the process --------------------------------------------
+        # Few series: rendered by prometheus_client, from a registry of their own as well.
+        self._others = o = CollectorRegistry(auto_describe=True)
+        self.live = LiveGauges()
+        o.register(self.live)
+        build = Info("cronflow_build", "Version of cronflow-actors", registry=o)
+        build.info({"version": version})
+        for collector in (
+            self.live,
+            build,
+            ProcessCollector(registry=o),
+            PlatformCollector(registry=o),
+            GCCollector(registry=o),
+        ):
+            r.register(collector)
+        self._families = [
+            c for c in vars(self).values() if isinstance(c, CounterFamily | HistogramFamily)
+        ]
+
+    def render(self, openmetrics: bool = False) -> bytes:
+        """Every metric in Prometheus' text format (0.0.4), or in OpenMetrics 1.0 (ending in
+        ``# EOF``); the same series ``generate_latest(self.registry)`` gives, faster."""
+        out: list[str] = []
+        for family in self._families:
+            family.render(out, openmetrics)
+        if openmetrics:
+            rest: bytes = generate_openmetrics(self._others)  # type: ignore[no-untyped-call]
+        else:
+            rest = generate_latest(self._others)
+        return "".join(out).encode() + rest

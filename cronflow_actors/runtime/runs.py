@@ -26,7 +26,12 @@ from cronflow_actors.flow.context import FlowContext, RunRef, flow_payload, unwr
 from cronflow_actors.flow.secrets import NO_SECRETS, Secrets
 from cronflow_actors.kernel import Clock
 from cronflow_actors.messages import SnapshotRecord
-from cronflow_actors.messages.engine import InstanceState, WorkflowRecord, WorkItemRecord
+from cronflow_actors.messages.engine import (
+    ActionRecord,
+    InstanceState,
+    WorkflowRecord,
+    WorkItemRecord,
+)
 from cronflow_actors.runtime.catalog import FlowCatalog
 from cronflow_actors.runtime.queues import RunQueues
 from cronflow_actors.store import Store
@@ -72,6 +77,11 @@ class RunResult(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class StepInfo(msgspec.Struct, frozen=True, kw_only=True):
+    """One step of a run. A detached action (``kind="action"``) shows what became of it:
+    ``dispatched`` until its handler reports, then ``completed`` or ``failed`` with its error;
+    ``attempts`` counts its dispatches, ``redispatches`` those made after a restart found it
+    still out; its times are its handler's. Its outcome never changes the run's status."""
+
     id: str
     kind: str
     status: str
@@ -82,6 +92,7 @@ class StepInfo(msgspec.Struct, frozen=True, kw_only=True):
     attempts: int = 0
     started_at: float | None = None
     finished_at: float | None = None
+    redispatches: int = 0
 
 
 class RunInfo(msgspec.Struct, frozen=True, kw_only=True):
@@ -299,6 +310,10 @@ class Runs:
             items = [state.work_items[i] for i in record.children if i in state.work_items]
             children = [state.workflows[i] for i in record.children if i in state.workflows]
             kind = self._kind(state, root.id, items[0]) if items else "subflow"
+            actions = [state.action_records[i.id] for i in items if i.id in state.action_records]
+            if actions:
+                steps.append(_action_step(name, kind, actions[-1]))
+                continue
             starts = [i.started_at for i in items if i.started_at] + [
                 c.created_at for c in children
             ]
@@ -404,6 +419,20 @@ def _status(snapshot: SnapshotRecord, root: WorkflowRecord) -> RunStatus:
     if snapshot.status in ("running", "waiting"):
         return RunStatus(snapshot.status)
     return RunStatus.RUNNING  # a snapshot from before the status column said more
+
+
+def _action_step(name: str, kind: str, record: ActionRecord) -> StepInfo:
+    return StepInfo(
+        id=name,
+        kind=kind,
+        status=record.status,
+        error=record.error,
+        error_type=record.error_type,
+        attempts=record.attempts,
+        started_at=record.started_at or record.dispatched_at,
+        finished_at=record.finished_at,
+        redispatches=record.redispatches,
+    )
 
 
 def _step_status(item_state: str, kind: str) -> str:

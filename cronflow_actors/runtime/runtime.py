@@ -51,6 +51,7 @@ from cronflow_actors.errors import (
     StoreFailedError,
 )
 from cronflow_actors.flow.builder import Flow
+from cronflow_actors.flow.context import unwrap_payload
 from cronflow_actors.flow.secrets import Secrets
 from cronflow_actors.kernel import ActorSystem, Clock, SystemClock
 from cronflow_actors.messages import Message, SnapshotRecord, TimerRecord
@@ -152,10 +153,17 @@ class Runtime(StateMethods):
         self._recovering: dict[str, asyncio.Task[None]] = {}
         self._observers: list[Callable[[list[Message]], None]] = []
         self.telemetry = Telemetry(
-            _version(), clock=self.clock, system=self.system, timers=lambda: len(self.timers)
+            _version(),
+            clock=self.clock,
+            system=self.system,
+            timers=lambda: len(self.timers),
+            count_in_flight=self.store.count_in_flight,
+            queue_lengths=self.store.queue_lengths,
+            workflows=self.registry.names,
         )
         self.metrics = self.telemetry.metrics
         self._observers.append(self.telemetry.observe)
+        self.store.watch_commits(self.telemetry.committed)
         self.state = "new"
         self.failure: BaseException | None = None
         """Why the runtime stopped accepting work on its own (a lost lease), if it did."""
@@ -234,7 +242,7 @@ class Runtime(StateMethods):
             clock=self.clock,
             trigger=self.runs.trigger,
             spawn=self._spawn,
-            on_fired=lambda name: self.metrics.cron_fires.labels(name).inc(),
+            on_fired=self.telemetry.schedule_fired,
         )
         self.polls = Polls(
             catalog=self.catalog,
@@ -272,6 +280,7 @@ class Runtime(StateMethods):
             raise
         self.system.start()
         self.state = "running"
+        self.telemetry.probe.start()
         self.lease.start_heartbeat(self.system)
         if self.retention is not None:
             self.system.create_task(self._prune_forever(), name="retention")
@@ -312,6 +321,7 @@ class Runtime(StateMethods):
         for task in self._recovering.values():
             task.cancel()
         await self.system.stop(grace_period)
+        await self.telemetry.probe.stop()
         try:
             await self.lease.release()
         except Exception as error:
@@ -417,7 +427,8 @@ class Runtime(StateMethods):
             check_instance_id(instance_id)
         await self._recovered(name)
         spec = self.registry.for_new_instance(name, version)
-        command = StartWorkflow(payload=payload, principal=principal)
+        trigger = "manual" if principal is None else "api"
+        command = StartWorkflow(payload=payload, principal=principal, trigger=trigger)
         return await self.instances.start(spec, command, instance_id)
 
     async def _start_run(
@@ -432,7 +443,8 @@ class Runtime(StateMethods):
             spec = self.replays.spec_for(instance_id, name, None)
         if spec is None:
             spec = self.registry.for_new_instance(name)
-        command = StartWorkflow(payload=payload, dequeued=dequeued)
+        trigger = unwrap_payload(payload)[1].kind
+        command = StartWorkflow(payload=payload, dequeued=dequeued, trigger=trigger)
         return await self.instances.start(spec, command, instance_id)
 
     async def cancel_workflow(

@@ -76,7 +76,7 @@ class Schedules:
         clock: Clock,
         trigger: Callable[..., Awaitable[str]],
         spawn: Callable[[Coroutine[Any, Any, None], str], asyncio.Task[None]],
-        on_fired: Callable[[str], None],
+        on_fired: Callable[[str, float], None],
     ) -> None:
         self._catalog = catalog
         self._store = store
@@ -194,6 +194,8 @@ class Schedules:
             await self._fire(plan, tick)
 
     async def _fire(self, plan: _Plan, tick: float) -> None:
+        """Start the run of one tick; ``on_fired(flow, lag)`` hears of it with how late after
+        the tick it started (long for a tick caught up after a downtime)."""
         instance_id = uuid.uuid5(_NAMESPACE, f"{plan.flow}|{plan.key}|{tick}").hex
         payload = {
             "trigger_type": "schedule",
@@ -208,7 +210,7 @@ class Schedules:
         try:
             await self._trigger(plan.flow, payload, kind="schedule", instance_id=instance_id)
             self.fired += 1
-            self._on_fired(plan.flow)
+            self._on_fired(plan.flow, self._clock.now() - tick)
         except InstanceExistsError:
             pass  # this tick was started before
         except Exception:

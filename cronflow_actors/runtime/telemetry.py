@@ -1,36 +1,102 @@
-"""Feeds a runtime's metrics from the state changes of its durable transactions.
+"""Feeds a runtime's metrics: from the state changes of its durable transactions, from the places
+that know (the store's commits, the schedules, a probe of the event loop), and from a sample
+taken on the loop when ``/metrics`` is scraped.
 
 Every label value comes from the change messages themselves (the workflow type, the work item's
-kind), and every duration from the times they carry, so nothing here reads an actor's state and
-nothing is kept per run in flight.
+kind, the action's task), and every duration from the times they carry, so nothing here reads an
+actor's state and nothing is kept per run in flight. The counts of runs in flight by status come
+from the store's indexes (waiting runs are not in memory), read through its reader off the loop
+and cached for ``sample_max_age`` seconds, so scrapes in a burst cost one query.
 """
 
 from __future__ import annotations
 
-from collections import Counter as Tally
-from collections.abc import Callable
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 from cronflow_actors.kernel import ActorSystem, Clock
 from cronflow_actors.messages import Message
-from cronflow_actors.messages.engine import WorkflowStateChanged, WorkItemStateChanged
-from cronflow_actors.metrics import RuntimeMetrics
+from cronflow_actors.messages.engine import (
+    ActionStateChanged,
+    WorkflowStateChanged,
+    WorkItemStateChanged,
+)
+from cronflow_actors.metrics import TRIGGERS, WAIT_KINDS, LiveSample, RuntimeMetrics
 
-__all__ = ["Telemetry"]
+__all__ = ["LoopLagProbe", "Telemetry"]
+
+logger = logging.getLogger(__name__)
 
 _FINAL = frozenset({"completed", "failed", "canceled"})
 _ACTOR_KINDS = ("WorkflowActor", "WorkItemActor", "ActionActor")
 
 
+class LoopLagProbe:
+    """A task on the event loop that asks to be woken every ``interval`` seconds and reports how
+    late it was woken: the time the loop spent on other work it could not interrupt (a handler
+    that blocks, a long burst of messages). Real time, whatever clock the runtime uses."""
+
+    def __init__(self, observe: Callable[[float], None], interval: float = 0.5) -> None:
+        self._observe = observe
+        self._interval = interval
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if self._task is None:
+            # a plain task of the loop, not of the actor system: it is no work in flight, and
+            # must not keep wait_idle() from returning
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="loop lag")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            due = loop.time() + self._interval
+            await asyncio.sleep(self._interval)
+            self._observe(max(0.0, loop.time() - due))
+
+
 class Telemetry:
+    """The metrics of one runtime and what feeds them. ``count_in_flight`` and ``queue_lengths``
+    are the store's; ``workflows`` names the registered workflow types (each gets a series per
+    status, 0 until it has runs)."""
+
     def __init__(
-        self, version: str, *, clock: Clock, system: ActorSystem, timers: Callable[[], int]
+        self,
+        version: str,
+        *,
+        clock: Clock,
+        system: ActorSystem,
+        timers: Callable[[], int],
+        count_in_flight: Callable[[], Awaitable[dict[tuple[str, str], int]]],
+        queue_lengths: Callable[[], Awaitable[dict[str, int]]],
+        workflows: Callable[[], Iterable[str]],
+        sample_max_age: float = 1.0,
+        loop_lag_interval: float = 0.5,
     ) -> None:
         self.metrics = RuntimeMetrics(version)
         self._clock = clock
         self._system = system
+        self._timers = timers
+        self._count_in_flight = count_in_flight
+        self._queue_lengths = queue_lengths
+        self._workflows = workflows
+        self.sample_max_age = sample_max_age
+        """How long a sample is reused before the store is asked again (seconds)."""
+        self._sampled_at: float | None = None
+        self._sample_lock: asyncio.Lock | None = None
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
-        self.metrics.watch(self._actors, timers)
+        self.probe = LoopLagProbe(self.metrics.loop_lag.observe, loop_lag_interval)
 
     def _child(self, metric: Any, *labels: str) -> Any:
         """``metric.labels(*labels)``, looked up once per label set (label values come from
@@ -41,23 +107,37 @@ class Telemetry:
             child = self._children[key] = metric.labels(*labels)
         return child
 
-    def _actors(self) -> dict[str, int]:
-        counts = dict.fromkeys(_ACTOR_KINDS, 0)
-        counts.update(Tally(ref.actor_class.__name__ for ref in self._system.get_all()))
-        return counts
+    # -- the store, the schedules -------------------------------------------------------------
+
+    def committed(self, seconds: float, writes: int) -> None:
+        """The store's writer committed a transaction of ``writes`` writes in ``seconds``."""
+        metrics = self.metrics
+        metrics.store_commits.inc()
+        metrics.store_commit_duration.observe(seconds)
+        metrics.store_batch_size.observe(writes)
+
+    def schedule_fired(self, workflow: str, lag: float) -> None:
+        """A schedule's tick started a run of ``workflow``, ``lag`` seconds after the tick."""
+        self._child(self.metrics.cron_fires, workflow).inc()
+        self._child(self.metrics.cron_lag, workflow).observe(max(0.0, lag))
+
+    # -- the state changes of durable transactions ----------------------------------------------
 
     def observe(self, changes: list[Message]) -> None:
         now = self._clock.now()
         for change in changes:
-            if isinstance(change, WorkflowStateChanged) and "." not in change.workflow_id:
-                self._run(change, now)
-            elif isinstance(change, WorkItemStateChanged):
+            if isinstance(change, WorkItemStateChanged):
                 self._item(change, now)
+            elif isinstance(change, WorkflowStateChanged) and "." not in change.workflow_id:
+                self._run(change, now)
+            elif isinstance(change, ActionStateChanged):
+                self._action(change)
 
     def _run(self, change: WorkflowStateChanged, now: float) -> None:
         metrics = self.metrics
         if change.prev is None:
-            self._child(metrics.runs_started, change.workflow).inc()
+            trigger = change.trigger if change.trigger in TRIGGERS else "other"
+            self._child(metrics.runs_started, change.workflow, trigger).inc()
         elif change.next in _FINAL:
             self._child(metrics.runs_finished, change.workflow, change.next).inc()
             if change.created_at:
@@ -65,16 +145,86 @@ class Telemetry:
                 self._child(metrics.run_duration, change.workflow).observe(duration)
 
     def _item(self, change: WorkItemStateChanged, now: float) -> None:
-        final = change.next in _FINAL
-        retry = change.prev == "started" and change.next == "initialized"  # a reset
-        if not final and not retry:
+        if change.detached:
+            return  # its item completes as it starts: the action is measured by its own changes
+        attempt_ended = change.prev == "started"
+        if not attempt_ended and change.next not in _FINAL:
             return
         metrics = self.metrics
         workflow, kind = change.workflow or "unknown", change.kind or "unknown"
-        if retry:
+        if attempt_ended and change.began_at is not None and change.started_at is not None:
+            delay = max(0.0, change.began_at - change.started_at)
+            self._child(metrics.schedule_to_start, workflow).observe(delay)
+        if change.next == "initialized":  # a reset: the attempt failed and is tried again
             self._child(metrics.retries, workflow).inc()
             return
-        self._child(metrics.steps_finished, workflow, kind, change.next).inc()
-        if change.prev == "started" and change.started_at is not None:
+        if change.next not in _FINAL:
+            return
+        duration = None  # an item canceled before it started ends without a duration
+        if attempt_ended and change.started_at is not None:
             duration = max(0.0, now - change.started_at)
+        if kind in WAIT_KINDS:
+            self._child(metrics.waits_finished, workflow, kind, change.next).inc()
+            if duration is not None:
+                self._child(metrics.wait_duration, workflow, kind).observe(duration)
+            return
+        self._child(metrics.steps_finished, workflow, kind, change.next).inc()
+        if duration is not None:
             self._child(metrics.step_duration, workflow, kind).observe(duration)
+
+    def _action(self, change: ActionStateChanged) -> None:
+        metrics = self.metrics
+        workflow, action = change.workflow or "unknown", change.task
+        if change.next == "dispatched":
+            self._child(metrics.actions_dispatched, workflow, action).inc()
+            if change.redispatched:
+                self._child(metrics.actions_redispatched, workflow, action).inc()
+            return
+        self._child(metrics.actions_finished, workflow, action, change.next).inc()
+        if change.started_at is not None and change.finished_at is not None:
+            duration = max(0.0, change.finished_at - change.started_at)
+            self._child(metrics.action_duration, workflow, action).observe(duration)
+
+    # -- gauges sampled when scraped --------------------------------------------------------------
+
+    async def sample(self, *, store_open: bool = True) -> None:
+        """Bring the sampled gauges up to date, unless they were sampled less than
+        ``sample_max_age`` seconds ago. Call it on the runtime's loop before rendering (the
+        store is read through its reader; the loop is never blocked). Concurrent callers share
+        one sample. With ``store_open=False`` (a runtime not running) the store's counts keep
+        their last values."""
+        if self._sample_lock is None:
+            self._sample_lock = asyncio.Lock()
+        async with self._sample_lock:
+            taken = time.monotonic()
+            if self._sampled_at is not None and taken - self._sampled_at < self.sample_max_age:
+                return
+            previous = self.metrics.live.current
+            in_flight, queued = previous.runs_in_flight, previous.runs_queued
+            if store_open:
+                try:
+                    in_flight = await self._count_in_flight()
+                    queued = await self._queue_lengths()
+                except Exception as error:  # the store closing under a scrape, say
+                    logger.warning("runs in flight could not be counted: %s", error)
+            self.metrics.live.update(self._live(in_flight, queued))
+            self._sampled_at = taken
+
+    def _live(
+        self, in_flight: Mapping[tuple[str, str], int], queued: Mapping[str, int]
+    ) -> LiveSample:
+        system = self._system
+        actors = dict.fromkeys(_ACTOR_KINDS, (0, 0))
+        if system.state == "running":
+            actors.update(system.actor_counts())
+        pool = system.blocking_statistics()
+        return LiveSample(
+            runs_in_flight=in_flight,
+            runs_queued=queued,
+            actors=actors,
+            timers_armed=self._timers(),
+            pool_threads=pool.threads,
+            pool_busy=pool.busy,
+            pool_queued=pool.queued,
+            workflows=tuple(self._workflows()),
+        )

@@ -7,6 +7,7 @@ tests. Times are passed in by the caller (from its injected clock), so the store
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
 import msgspec
@@ -22,10 +23,15 @@ from cronflow_actors.messages import (
     WaitRecord,
 )
 
-__all__ = ["MISSING", "Cursor", "Store", "StoreStatistics"]
+__all__ = ["MISSING", "CommitObserver", "Cursor", "Store", "StoreStatistics"]
 
 Cursor = tuple[float, str]
 """A keyset position in a listing: (time, id) of the last row of the previous page."""
+
+
+CommitObserver = Callable[[float, int], None]
+"""``observer(seconds, writes)``: told of each transaction the store committed, how long it took
+(commit included) and how many writes it held."""
 
 
 class _Missing:
@@ -183,6 +189,23 @@ class Store(Protocol):
 
     async def count_open_waits(self, kind: str) -> int:
         """How many waits of ``kind`` have not ended."""
+        ...
+
+    async def count_in_flight(self) -> dict[tuple[str, str], int]:
+        """How many instances are not finished, by (workflow, status): ``running``,
+        ``waiting``, and ``paused`` for the waiting ones with an open pause (``kind="pause"``
+        wait row), which are then not counted as ``waiting``. Only non-zero counts are given.
+        Read from the indexes of status and of open waits, never from snapshot bodies."""
+        ...
+
+    async def queue_lengths(self) -> dict[str, int]:
+        """How many runs wait in each queue that has any."""
+        ...
+
+    def watch_commits(self, observer: CommitObserver | None) -> None:
+        """Tell ``observer`` of every transaction committed from now on (one observer; None
+        removes it). It is called on the event loop once the writes are durable; an error it
+        raises is logged and changes nothing."""
         ...
 
     async def enqueue(self, run: QueuedRun) -> int:

@@ -59,6 +59,19 @@ instance's workflow, version, parent and creation time never change, so they are
 again: every column set is an index entry rewritten."""
 
 
+COUNT_IN_FLIGHT = """
+SELECT workflow, status, COUNT(*) FROM instances
+ WHERE status IN ('running', 'waiting') GROUP BY workflow, status
+UNION ALL
+SELECT i.workflow, 'paused', COUNT(DISTINCT w.instance_id)
+  FROM waits AS w JOIN instances AS i ON i.instance_id = w.instance_id
+ WHERE w.kind = 'pause' AND w.ended = 0 AND i.status = 'waiting'
+ GROUP BY i.workflow
+"""
+"""Instances in flight by (workflow, status) through the status index, and the waiting ones
+with an open pause through the open-waits index, in one statement (one read snapshot); the
+caller takes the paused ones out of the waiting count."""
+
 INSERT_JOURNAL = """
     INSERT OR IGNORE INTO journal
         (instance_id, work_item_id, attempt, step_id, outcome, output, error, recorded_at)

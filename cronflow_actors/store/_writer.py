@@ -41,7 +41,7 @@ from cronflow_actors.errors import (
 from cronflow_actors.messages import LeaseRecord, Mutation, QueuedRun, encode
 from cronflow_actors.store import _sql as sql
 from cronflow_actors.store._batch import BrokenChainError, coalesce
-from cronflow_actors.store._protocol import StoreStatistics, incremented
+from cronflow_actors.store._protocol import CommitObserver, StoreStatistics, incremented
 
 __all__ = [
     "FileGoneError",
@@ -169,6 +169,8 @@ class GroupWriter:
         """The lease owner whose lease fences snapshot writes (None: no lease held)."""
         self.failure: BaseException | None = None
         self.stats = StoreStatistics()
+        self.observer: CommitObserver | None = None
+        """Told of each batch once its callers are answered (the store's ``watch_commits``)."""
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(
@@ -271,6 +273,7 @@ class GroupWriter:
                 future.set_exception(result.error)
             else:
                 future.set_result(result)
+        seconds = time.perf_counter() - started
         stats = self.stats
         self.stats = StoreStatistics(
             batches=stats.batches + 1,
@@ -278,8 +281,13 @@ class GroupWriter:
             snapshots_written=stats.snapshots_written + written,
             snapshots_coalesced=stats.snapshots_coalesced + (seen - written),
             largest_batch=max(stats.largest_batch, len(items)),
-            last_batch_seconds=time.perf_counter() - started,
+            last_batch_seconds=seconds,
         )
+        if self.observer is not None:
+            try:
+                self.observer(seconds, len(items))
+            except Exception:
+                logger.exception("the commit observer of the store %s failed", self._name)
 
     async def _transaction(self, items: list[_Item]) -> tuple[list[Any], int, int]:
         connection = self._connection

@@ -9,6 +9,8 @@ and a rejected mutation writes nothing.
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 from typing import Any
 
 import msgspec
@@ -35,6 +37,7 @@ from cronflow_actors.messages import (
 from cronflow_actors.store._batch import coalesce
 from cronflow_actors.store._protocol import (
     MISSING,
+    CommitObserver,
     Cursor,
     StoreStatistics,
     check_amount,
@@ -46,6 +49,8 @@ from cronflow_actors.store._protocol import (
 )
 
 __all__ = ["MemoryStore"]
+
+logger = logging.getLogger(__name__)
 
 _decode_value = msgspec.msgpack.Decoder().decode
 
@@ -67,9 +72,21 @@ class MemoryStore:
         self._failure: BaseException | None = None
         self._kv: dict[tuple[str, str], tuple[Any, float | None]] = {}
         self._stats = StoreStatistics()
+        self._observer: CommitObserver | None = None
 
     def __repr__(self) -> str:
         return "MemoryStore()"
+
+    def watch_commits(self, observer: CommitObserver | None) -> None:
+        self._observer = observer
+
+    def _committed(self, started: float) -> None:
+        if self._observer is None:
+            return
+        try:
+            self._observer(time.perf_counter() - started, 1)
+        except Exception:
+            logger.exception("the commit observer of %r failed", self)
 
     async def open(self) -> None:
         self._open = True
@@ -97,6 +114,7 @@ class MemoryStore:
 
     async def commit(self, mutation: Mutation) -> None:
         self._require_writable("commit a mutation")
+        started = time.perf_counter()
         batch = coalesce([mutation])
         for instance_id, snapshot in batch.snapshots.items():
             self._check_snapshot(snapshot, batch.bases[instance_id], batch.dequeued)
@@ -133,6 +151,7 @@ class MemoryStore:
             snapshots_written=stats.snapshots_written + len(batch.snapshots),
             largest_batch=max(stats.largest_batch, 1),
         )
+        self._committed(started)
         await asyncio.sleep(0)  # a commit is a suspension point, as it is for the real store
 
     def _check_snapshot(self, snapshot: SnapshotRecord, base: int, dequeued: list[str]) -> None:
@@ -417,6 +436,27 @@ class MemoryStore:
     async def count_open_waits(self, kind: str) -> int:
         self._require_open("count waits")
         return sum(1 for w in self._waits.values() if w.kind == kind and not w.ended)
+
+    async def count_in_flight(self) -> dict[tuple[str, str], int]:
+        self._require_open("count runs in flight")
+        paused = {w.instance_id for w in self._waits.values() if w.kind == "pause" and not w.ended}
+        counts: dict[tuple[str, str], int] = {}
+        for snapshot in self._snapshots.values():
+            status = snapshot.status
+            if status not in ("running", "waiting"):
+                continue
+            if status == "waiting" and snapshot.instance_id in paused:
+                status = "paused"
+            key = (snapshot.workflow, status)
+            counts[key] = counts.get(key, 0) + 1
+        return counts
+
+    async def queue_lengths(self) -> dict[str, int]:
+        self._require_open("count queued runs")
+        lengths: dict[str, int] = {}
+        for run in self._queue.values():
+            lengths[run.queue] = lengths.get(run.queue, 0) + 1
+        return lengths
 
     async def queued(self, queue: str, *, limit: int = 100, after: int = 0) -> list[QueuedRun]:
         self._require_open("list queued runs")

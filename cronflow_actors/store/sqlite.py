@@ -33,6 +33,7 @@ from cronflow_actors.store import _sql as sql
 from cronflow_actors.store._migrations import MIGRATIONS, latest_version
 from cronflow_actors.store._protocol import (
     MISSING,
+    CommitObserver,
     Cursor,
     StoreStatistics,
     check_amount,
@@ -107,6 +108,7 @@ class SQLiteStore:
         self._writer_connection: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
         self._closing = False
+        self._observer: CommitObserver | None = None
 
     def __repr__(self) -> str:
         return f"SQLiteStore({self.path!r}, synchronous={self.synchronous!r})"
@@ -153,6 +155,7 @@ class SQLiteStore:
             self._identity = _identity(self.path)
             check = self._check_file
         self._writer = GroupWriter(connection, self.path, self.max_batch, check_file=check)
+        self._writer.observer = self._observer
         self._writer.start()
 
     def _check_file(self) -> None:
@@ -238,6 +241,11 @@ class SQLiteStore:
 
     async def __aexit__(self, *_exc: object) -> None:
         await self.close()
+
+    def watch_commits(self, observer: CommitObserver | None) -> None:
+        self._observer = observer
+        if self._writer is not None:
+            self._writer.observer = observer
 
     def _require_writer(self, operation: str) -> GroupWriter:
         if self._writer is None or self._closing:
@@ -502,6 +510,24 @@ class SQLiteStore:
             "SELECT COUNT(*) FROM waits WHERE kind = ? AND ended = 0", (kind,), "count waits"
         )
         return int(rows[0][0])
+
+    async def count_in_flight(self) -> dict[tuple[str, str], int]:
+        rows = await self._fetchall(sql.COUNT_IN_FLIGHT, (), "count runs in flight")
+        counts: dict[tuple[str, str], int] = {}
+        for workflow, status, count in rows:
+            counts[workflow, status] = counts.get((workflow, status), 0) + int(count)
+        for (workflow, status), count in list(counts.items()):
+            if status == "paused":  # also counted as waiting by the first half of the query
+                counts[workflow, "waiting"] -= count
+                if not counts[workflow, "waiting"]:
+                    del counts[workflow, "waiting"]
+        return counts
+
+    async def queue_lengths(self) -> dict[str, int]:
+        rows = await self._fetchall(
+            "SELECT queue, COUNT(*) FROM run_queue GROUP BY queue", (), "count queued runs"
+        )
+        return {queue: int(count) for queue, count in rows}
 
     async def queued(self, queue: str, *, limit: int = 100, after: int = 0) -> list[QueuedRun]:
         check_page(limit)

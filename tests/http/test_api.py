@@ -183,7 +183,7 @@ async def test_metrics_are_exported_for_prometheus(serve: Serve) -> None:
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
     text = response.text
-    assert 'cronflow_runs_started_total{workflow="orders"} 1.0' in text
+    assert 'cronflow_runs_started_total{trigger="webhook",workflow="orders"} 1.0' in text
     assert 'cronflow_runs_finished_total{outcome="completed",workflow="orders"} 1.0' in text
     assert (
         'cronflow_steps_finished_total{kind="step",outcome="completed",workflow="orders"} 1.0'

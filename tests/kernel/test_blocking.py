@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from cronflow_actors.errors import ConfigurationError
-from cronflow_actors.kernel import ActorSystem, BlockingPool, LoopActor
+from cronflow_actors.kernel import ActorSystem, BlockingPool, LoopActor, PoolStatistics
 
 
 class Counter(LoopActor):
@@ -60,3 +60,15 @@ async def test_wait_idle_waits_for_blocking_calls(system: ActorSystem) -> None:
 async def test_pool_size_must_be_positive(system: ActorSystem) -> None:
     with pytest.raises(ConfigurationError, match="blocking_workers"):
         BlockingPool(system, 0)
+
+
+async def test_statistics_count_busy_threads_and_queued_calls() -> None:
+    async with ActorSystem("pool", blocking_workers=2) as system:
+        assert system.blocking_statistics() == PoolStatistics(threads=2)  # not started yet
+        release = threading.Event()
+        calls = [system.run_blocking(release.wait, 10) for _ in range(3)]
+        assert system.blocking_statistics() == PoolStatistics(threads=2, busy=2, queued=1)
+        release.set()
+        for call in calls:
+            assert await call is True
+        assert system.blocking_statistics() == PoolStatistics(threads=2, busy=0, queued=0)

@@ -120,3 +120,21 @@ async def test_wait_idle_treats_tasks_parked_on_a_manual_clock_as_idle() -> None
         clock.advance(4)
         await system.wait_idle()
         assert log == [106.0, 110.0]
+
+
+async def test_actor_counts_give_alive_actors_and_mailbox_depth_by_class(
+    system: ActorSystem,
+) -> None:
+    log: list[str] = []
+    quiet = system.spawn(Relay, None, log, "a")
+    busy = system.spawn(Relay, None, log, "b")
+    await system.wait_idle()
+    assert system.actor_counts() == {"Relay": (2, 0)}
+    for n in range(3):
+        busy.tell(n)
+    # the loop has not run yet: the three messages wait in the mailbox
+    assert system.actor_counts() == {"Relay": (2, 3)}
+    await system.wait_idle()
+    assert system.actor_counts() == {"Relay": (2, 0)}
+    await quiet.stop(block=False)
+    assert system.actor_counts() == {"Relay": (1, 0)}

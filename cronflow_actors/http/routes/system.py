@@ -3,21 +3,21 @@
 ``/healthz`` says whether the process should be kept (503 once the runtime has failed: its
 store broke or its lease was taken); ``/readyz`` whether it can take work now (the runtime runs,
 its store is writable and its database lease is held). ``/metrics`` needs a token when one is
-configured for it, or when API tokens are; it renders off the event loop.
+configured for it, or when API tokens are; it renders off the event loop, in OpenMetrics when
+the scraper asks for it (``exposition.py``).
 """
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from cronflow_actors.http.auth import Tokens
 from cronflow_actors.http.edge import Edge, json_response, route
+from cronflow_actors.http.exposition import metrics_response
 from cronflow_actors.http.problems import Problem
 from cronflow_actors.messages import Principal
 
@@ -37,9 +37,7 @@ def metrics_route(edge: Edge) -> Route:
                 "/metrics needs 'Authorization: Bearer <metrics token>'",
                 headers={"WWW-Authenticate": "Bearer"},
             )
-        registry = edge.runtime.metrics.registry
-        body = await asyncio.get_running_loop().run_in_executor(None, generate_latest, registry)
-        return Response(body, media_type=CONTENT_TYPE_LATEST)
+        return await metrics_response(edge.runtime, request)
 
     return route("/metrics", get=metrics)
 

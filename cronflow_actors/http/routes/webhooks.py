@@ -105,14 +105,18 @@ class Webhook:
         if spec.parse_raw_body:
             seen.request = msgspec.structs.replace(seen.request, raw_body=raw)
         if spec.hmac_secret is not None:
-            await edge.signatures.verify(
-                hook=self.name,
-                secret=spec.hmac_secret,
-                header=spec.signature_header,
-                tolerance=spec.signature_tolerance,
-                value=headers.get(spec.signature_header),
-                body=raw,
-            )
+            try:
+                await edge.signatures.verify(
+                    hook=self.name,
+                    secret=spec.hmac_secret,
+                    header=spec.signature_header,
+                    tolerance=spec.signature_tolerance,
+                    value=headers.get(spec.signature_header),
+                    body=raw,
+                )
+            except Problem:
+                edge.runtime.metrics.webhook_signature_failures.labels(self.flow_id).inc()
+                raise
         if raw.strip():
             if not is_json(headers.get("content-type", "")):
                 given = headers.get("content-type") or "none"
@@ -160,6 +164,7 @@ class Webhook:
             )
         except InstanceExistsError:
             assert instance_id is not None
+            edge.runtime.metrics.webhook_duplicates.labels(self.flow_id).inc()
             body = {"run_id": instance_id, "duplicate": True}
             return await self._accepted(webhook_request, instance_id, json_response(body))
         return await self._accepted(webhook_request, run_id, started(run_id))

@@ -1,0 +1,126 @@
+"""Request metrics see every answer (404, 405 and 500 included) by route template; /metrics
+speaks OpenMetrics to a scraper that asks for it; webhook duplicates and bad signatures are
+counted."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+import cronflow_actors as cf
+from cronflow_actors.http.auth import sign
+from cronflow_actors.http.instrumentation import RequestMetrics
+from cronflow_actors.metrics import RuntimeMetrics
+from tests.http.conftest import Serve
+
+OPENMETRICS = "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5"
+
+
+def flow() -> cf.Flow:
+    return (
+        cf.define("orders")
+        .step("a", lambda ctx: 1)
+        .on_webhook("/webhooks/orders/{id}", idempotency_key="x-delivery")
+    )
+
+
+def samples(text: str, name: str) -> dict[tuple[tuple[str, str], ...], float]:
+    found = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name:
+                found[tuple(sorted(sample.labels.items()))] = sample.value
+    return found
+
+
+async def test_every_answer_is_counted_and_timed_by_route_template(serve: Serve) -> None:
+    rt, client = await serve([flow()])
+    assert (await client.post("/webhooks/orders/o-1", json={})).status_code == 202
+    assert (await client.post("/webhooks/orders/o-2", json={})).status_code == 202
+    assert (await client.get("/no/such/route")).status_code == 404
+    assert (await client.delete("/runs")).status_code == 405
+    assert (await client.request("BREW", "/runs")).status_code == 405
+    assert (await client.get("/runs/unknown-run")).status_code == 404
+    text = (await client.get("/metrics")).text
+    requests = samples(text, "cronflow_http_requests_total")
+    assert requests == {
+        (("method", "POST"), ("route", "/webhooks/orders/{id}"), ("status", "202")): 2,
+        (("method", "GET"), ("route", "unmatched"), ("status", "404")): 1,
+        (("method", "DELETE"), ("route", "/runs"), ("status", "405")): 1,
+        (("method", "other"), ("route", "/runs"), ("status", "405")): 1,
+        (("method", "GET"), ("route", "/runs/{run_id}"), ("status", "404")): 1,
+    }  # the /metrics request being answered is counted once its response is sent
+    latency = samples(text, "cronflow_http_request_duration_seconds_count")
+    assert latency == requests
+    sums = samples(text, "cronflow_http_request_duration_seconds_sum")
+    assert all(0 < seconds < 5 for seconds in sums.values())
+    again = samples((await client.get("/metrics")).text, "cronflow_http_requests_total")
+    assert again[(("method", "GET"), ("route", "/metrics"), ("status", "200"))] == 1
+    assert "o-1" not in text
+    await rt.wait_idle()
+
+
+async def test_an_app_that_raises_is_counted_as_a_500() -> None:
+    metrics = RuntimeMetrics("test")
+
+    async def broken(scope: Any, receive: Any, send: Any) -> None:
+        raise RuntimeError("bug")
+
+    sent: list[Any] = []
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    middleware = RequestMetrics(broken, metrics=metrics)
+    scope = {"type": "http", "method": "POST", "path": "/x"}
+    with pytest.raises(RuntimeError, match="bug"):
+        await middleware(scope, None, send)
+    labels = {"route": "unmatched", "method": "POST", "status": "500"}
+    assert metrics.registry.get_sample_value("cronflow_http_requests_total", labels) == 1
+
+
+async def test_metrics_speak_openmetrics_when_asked_and_never_show_created_series(
+    serve: Serve,
+) -> None:
+    _rt, client = await serve([flow()])
+    await client.post("/webhooks/orders/o-1", json={})
+    plain = await client.get("/metrics")
+    assert plain.headers["content-type"].startswith("text/plain; version=0.0.4")
+    assert not plain.text.endswith("# EOF\n")
+    opened = await client.get("/metrics", headers={"accept": OPENMETRICS})
+    assert opened.headers["content-type"].startswith("application/openmetrics-text; version=1.0.0")
+    assert opened.text.endswith("# EOF\n")
+    assert "# UNIT cronflow_run_duration_seconds seconds" in opened.text
+    for text in (plain.text, opened.text):
+        assert "_created" not in text
+        assert "process_cpu_seconds_total" in text
+        assert "python_gc_collections_total" in text
+
+
+async def test_webhook_duplicates_and_bad_signatures_are_counted(serve: Serve) -> None:
+    signed = (
+        cf.define("signed")
+        .step("a", lambda ctx: 1)
+        .on_webhook("/webhooks/signed", hmac_secret="s3cret")
+    )
+    rt, client = await serve([flow(), signed])
+    for _ in range(3):
+        await client.post("/webhooks/orders/o-1", json={}, headers={"x-delivery": "d-1"})
+    body = json.dumps({"a": 1}).encode()
+    now = int(time.time())
+    json_body = {"content-type": "application/json"}
+    good = {**json_body, "x-signature-256": f"t={now},v1={sign('s3cret', now, body)}"}
+    assert (await client.post("/webhooks/signed", content=body, headers=good)).status_code == 202
+    bad = {**json_body, "x-signature-256": f"t={now},v1={'0' * 64}"}
+    assert (await client.post("/webhooks/signed", content=body, headers=bad)).status_code == 401
+    unsigned = await client.post("/webhooks/signed", content=body, headers=json_body)
+    assert unsigned.status_code == 401
+    text = (await client.get("/metrics")).text
+    assert samples(text, "cronflow_webhook_duplicates_total") == {(("workflow", "orders"),): 2}
+    failures = samples(text, "cronflow_webhook_signature_failures_total")
+    assert failures == {(("workflow", "signed"),): 2}
+    await rt.wait_idle()

@@ -1,0 +1,291 @@
+"""The runtime's metrics agree with what happened: runs, steps, waits, retries, actions, commits,
+schedules, and the gauges sampled from the store and the loop."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import cronflow_actors as cf
+from cronflow_actors import net
+from cronflow_actors.kernel import ActorSystem, ManualClock
+from cronflow_actors.runtime.telemetry import LoopLagProbe, Telemetry
+from tests.engine.helpers import build
+
+
+def value(rt: cf.Runtime, name: str, **labels: str) -> float | None:
+    return rt.metrics.registry.get_sample_value(name, labels)
+
+
+async def settle(rt: cf.Runtime, clock: ManualClock, seconds: float = 0) -> None:
+    if seconds:
+        clock.advance(seconds)
+    await rt.wait_idle()
+
+
+async def test_waits_have_their_own_histogram_and_stay_out_of_step_durations(
+    rt: cf.Runtime, clock: ManualClock
+) -> None:
+    flow = (
+        cf.define("approve")
+        .step("a", lambda ctx: 1)
+        .human_in_the_loop("ok", description="approve it")
+        .sleep("nap", "5s")
+        .step("b", lambda ctx: 2)
+    )
+    rt.register(flow)
+    run_id = await rt.trigger("approve")
+    await settle(rt, clock)
+    [pause] = await rt.list_paused()
+    await settle(rt, clock, 58)  # a person takes 58 s
+    await rt.resume(pause.token, {"approved": True})
+    await settle(rt, clock)
+    await settle(rt, clock, 5)
+    assert (await rt.wait(run_id)).status == "completed"
+    wait = "cronflow_wait_duration_seconds"
+    assert value(rt, f"{wait}_count", workflow="approve", kind="human") == 1
+    assert value(rt, f"{wait}_sum", workflow="approve", kind="human") == 58
+    assert value(rt, f"{wait}_sum", workflow="approve", kind="sleep") == 5
+    finished = "cronflow_waits_finished_total"
+    assert value(rt, finished, workflow="approve", kind="human", outcome="completed") == 1
+    assert value(rt, finished, workflow="approve", kind="sleep", outcome="completed") == 1
+    step = "cronflow_step_duration_seconds_count"
+    assert value(rt, step, workflow="approve", kind="step") == 2
+    for kind in ("human", "sleep"):
+        assert value(rt, step, workflow="approve", kind=kind) is None
+    steps = "cronflow_steps_finished_total"
+    assert value(rt, steps, workflow="approve", kind="step", outcome="completed") == 2
+    assert value(rt, steps, workflow="approve", kind="human", outcome="completed") is None
+
+
+async def test_runs_steps_and_retries_are_counted_as_they_happened(
+    rt: cf.Runtime, clock: ManualClock
+) -> None:
+    tries = {"n": 0}
+
+    def flaky(ctx: Any) -> str:
+        tries["n"] += 1
+        if tries["n"] < 3:
+            raise ConnectionError("try again")
+        return "ok"
+
+    def broken(ctx: Any) -> None:
+        raise ValueError("bad")
+
+    rt.register(cf.define("flaky").step("f", flaky, retry=cf.Retry(attempts=3, delay="1s")))
+    rt.register(cf.define("broken").step("a", lambda ctx: 1).step("b", broken))
+    flaky_run = await rt.trigger("flaky")
+    broken_runs = [await rt.trigger("broken") for _ in range(2)]
+    await settle(rt, clock)
+    await settle(rt, clock, 1)
+    await settle(rt, clock, 2)
+    assert (await rt.wait(flaky_run)).status == "completed"
+    for run_id in broken_runs:
+        assert (await rt.wait(run_id)).status == "failed"
+    assert value(rt, "cronflow_runs_started_total", workflow="flaky", trigger="manual") == 1
+    assert value(rt, "cronflow_runs_started_total", workflow="broken", trigger="manual") == 2
+    assert value(rt, "cronflow_runs_finished_total", workflow="flaky", outcome="completed") == 1
+    assert value(rt, "cronflow_runs_finished_total", workflow="broken", outcome="failed") == 2
+    assert value(rt, "cronflow_run_duration_seconds_count", workflow="broken") == 2
+    assert value(rt, "cronflow_step_retries_total", workflow="flaky") == 2
+    steps = "cronflow_steps_finished_total"
+    assert value(rt, steps, workflow="flaky", kind="step", outcome="completed") == 1
+    assert value(rt, steps, workflow="flaky", kind="step", outcome="failed") is None
+    assert value(rt, steps, workflow="broken", kind="step", outcome="completed") == 2
+    assert value(rt, steps, workflow="broken", kind="step", outcome="failed") == 2
+    # every attempt that ran a handler: 3 of flaky's, 4 of broken's
+    schedule = "cronflow_step_schedule_to_start_seconds_count"
+    assert value(rt, schedule, workflow="flaky") == 3
+    assert value(rt, schedule, workflow="broken") == 4
+
+
+async def test_actions_are_counted_with_their_outcome_and_real_duration(
+    rt: cf.Runtime, clock: ManualClock
+) -> None:
+    began, gate = asyncio.Event(), asyncio.Event()
+
+    async def slow_failure(ctx: Any) -> None:
+        began.set()
+        await gate.wait()
+        raise ConnectionError("down")
+
+    flow = cf.define("acts").action("mail", slow_failure).action("log", lambda ctx: None)
+    rt.register(flow.step("done", lambda ctx: 1))
+    await rt.wait(await rt.trigger("acts"))
+    await began.wait()
+    clock.advance(2.5)
+    gate.set()
+    await settle(rt, clock)
+    finished = "cronflow_actions_finished_total"
+    assert value(rt, finished, workflow="acts", action="mail", outcome="failed") == 1
+    assert value(rt, finished, workflow="acts", action="mail", outcome="completed") is None
+    assert value(rt, finished, workflow="acts", action="log", outcome="completed") == 1
+    duration = "cronflow_action_duration_seconds"
+    assert value(rt, f"{duration}_sum", workflow="acts", action="mail") == 2.5
+    assert value(rt, f"{duration}_count", workflow="acts", action="log") == 1
+    assert value(rt, "cronflow_actions_dispatched_total", workflow="acts", action="mail") == 1
+    # an action's work item is not a step
+    steps = "cronflow_steps_finished_total"
+    assert value(rt, steps, workflow="acts", kind="action", outcome="completed") is None
+    assert value(rt, steps, workflow="acts", kind="step", outcome="completed") == 1
+
+
+async def test_every_commit_of_the_store_is_counted(rt: cf.Runtime) -> None:
+    rt.register(cf.define("one").step("a", lambda ctx: 1).step("b", lambda ctx: 2))
+    for _ in range(5):
+        await rt.wait(await rt.trigger("one"))
+    await rt.wait_idle()
+    commits = rt.store.statistics().batches
+    assert commits > 0
+    assert value(rt, "cronflow_store_commits_total") == commits
+    assert value(rt, "cronflow_store_commit_duration_seconds_count") == commits
+    assert value(rt, "cronflow_store_commit_batch_size_sum") == rt.store.statistics().mutations
+
+
+async def test_runs_started_by_events_and_schedules_carry_their_trigger_and_lag(
+    rt: cf.Runtime, clock: ManualClock
+) -> None:
+    rt.register(cf.define("on-event").step("a", lambda ctx: 1).on_event("order.created"))
+    rt.register(cf.define("ticking").step("a", lambda ctx: 1).on_interval("10s"))
+    await rt.publish_event("order.created", {})
+    await settle(rt, clock)
+    tick = (int(clock.now()) // 10 + 1) * 10
+    clock.set(tick + 3)  # the loop gets to the tick 3 s late
+    await settle(rt, clock)
+    started = "cronflow_runs_started_total"
+    assert value(rt, started, workflow="on-event", trigger="event") == 1
+    assert value(rt, started, workflow="ticking", trigger="schedule") == 1
+    assert value(rt, "cronflow_schedule_fires_total", workflow="ticking") == 1
+    assert value(rt, "cronflow_schedule_lag_seconds_sum", workflow="ticking") == 3
+
+
+async def test_the_sample_counts_runs_in_flight_by_status_from_the_store(
+    rt: cf.Runtime, clock: ManualClock
+) -> None:
+    started, gate = asyncio.Event(), asyncio.Event()
+
+    async def busy(ctx: Any) -> None:
+        started.set()
+        await gate.wait()
+
+    rt.register(cf.define("busy", concurrency=1).step("a", busy))
+    rt.register(cf.define("sleepy").sleep("nap", "1h"))
+    rt.register(cf.define("human").human_in_the_loop("ok"))
+    rt.register(cf.define("idle").step("a", lambda ctx: 1))
+    for name in ("sleepy", "human", "human"):
+        await rt.trigger(name)
+    await settle(rt, clock)
+    for _ in range(3):
+        await rt.trigger("busy")  # one runs, two wait for a place
+    await started.wait()
+    await rt.telemetry.sample()
+    expected = {
+        ("busy", "running"): 1,
+        ("sleepy", "waiting"): 1,
+        ("human", "paused"): 2,
+    }
+    for workflow in ("busy", "sleepy", "human", "idle"):
+        for status in ("running", "waiting", "paused"):
+            assert value(
+                rt, "cronflow_runs_in_flight", workflow=workflow, status=status
+            ) == expected.get((workflow, status), 0), (workflow, status)
+    assert value(rt, "cronflow_runs_queued", workflow="busy") == 2
+    assert value(rt, "cronflow_runs_queued", workflow="idle") == 0
+    assert value(rt, "cronflow_actors_alive", kind="WorkItemActor") == 1
+    assert value(rt, "cronflow_timers_armed") == 1
+    assert value(rt, "cronflow_blocking_pool_threads") == 8
+    gate.set()
+    await settle(rt, clock)
+    rt.telemetry.sample_max_age = 0
+    await rt.telemetry.sample()
+    assert value(rt, "cronflow_runs_in_flight", workflow="busy", status="running") == 0
+    assert value(rt, "cronflow_runs_queued", workflow="busy") == 0
+    assert value(rt, "cronflow_actors_alive", kind="WorkItemActor") == 0
+
+
+async def test_a_sample_is_reused_for_its_max_age_and_shared_by_concurrent_scrapes(
+    system: ActorSystem, clock: ManualClock
+) -> None:
+    asked: list[int] = []
+
+    async def count_in_flight() -> dict[tuple[str, str], int]:
+        asked.append(1)
+        await asyncio.sleep(0.01)  # a read on the store's thread
+        return {("w", "running"): len(asked)}
+
+    async def no_queues() -> dict[str, int]:
+        return {}
+
+    telemetry = Telemetry(
+        "1",
+        clock=clock,
+        system=system,
+        timers=lambda: 0,
+        count_in_flight=count_in_flight,
+        queue_lengths=no_queues,
+        workflows=lambda: ["w"],
+        sample_max_age=60,
+    )
+    registry = telemetry.metrics.registry
+
+    def running() -> float | None:
+        return registry.get_sample_value(
+            "cronflow_runs_in_flight", {"workflow": "w", "status": "running"}
+        )
+
+    assert running() is None  # nothing sampled yet: the family has no series
+    await asyncio.gather(*(telemetry.sample() for _ in range(5)))
+    await telemetry.sample()
+    assert (len(asked), running()) == (1, 1)
+    telemetry.sample_max_age = 0
+    await telemetry.sample()
+    assert (len(asked), running()) == (2, 2)
+    await telemetry.sample(store_open=False)  # a stopped runtime keeps the last counts
+    assert (len(asked), running()) == (2, 2)
+
+
+async def test_the_loop_lag_probe_sees_the_loop_blocked() -> None:
+    lags: list[float] = []
+    probe = LoopLagProbe(lags.append, interval=0.01)
+    probe.start()
+    await asyncio.sleep(0.05)
+    time.sleep(0.2)  # noqa: ASYNC251 - a handler that blocks the loop
+    await asyncio.sleep(0.05)
+    await probe.stop()
+    assert max(lags) >= 0.19
+    assert sorted(lags)[len(lags) // 2] < 0.1  # most wake-ups were on time
+    count = len(lags)
+    await asyncio.sleep(0.03)
+    assert len(lags) == count  # stopped
+
+
+async def test_the_loop_lag_probe_runs_with_the_runtime_and_not_as_work_in_flight() -> None:
+    async with cf.Runtime() as rt:
+        await asyncio.wait_for(rt.wait_idle(), 1)  # the probe is not work in flight
+        await asyncio.sleep(0.6)  # real time: the probe wakes every 0.5 s
+        count = value(rt, "cronflow_event_loop_lag_seconds_count")
+        assert count is not None
+        assert count >= 1
+    await asyncio.sleep(0.6)
+    assert value(rt, "cronflow_event_loop_lag_seconds_count") == count  # stopped with it
+
+
+async def test_steps_canceled_before_or_after_they_started_are_counted_as_canceled(
+    rt: cf.Runtime, clock: ManualClock
+) -> None:
+    rt.register(build("manual", {"a": net.task()}, [("start", "a"), ("a", "end")]))
+    idle = await rt.start_workflow("manual")  # its item waits, initialized, for someone
+    started = await rt.start_workflow("manual")
+    [item] = await rt.work_items(started, "a")
+    await rt.start_work_item(item.id)
+    clock.advance(4)
+    await rt.cancel_workflow(idle)
+    await rt.cancel_workflow(started)
+    steps = "cronflow_steps_finished_total"
+    assert value(rt, steps, workflow="manual", kind="task", outcome="canceled") == 2
+    # only the one that had started has a duration: the 4 s it ran
+    assert value(rt, "cronflow_step_duration_seconds_count", workflow="manual", kind="task") == 1
+    assert value(rt, "cronflow_step_duration_seconds_sum", workflow="manual", kind="task") == 4
+    assert value(rt, "cronflow_runs_started_total", workflow="manual", trigger="manual") == 2
+    assert value(rt, "cronflow_runs_finished_total", workflow="manual", outcome="canceled") == 2
