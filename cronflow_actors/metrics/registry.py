@@ -42,9 +42,9 @@ __all__ = [
     "RuntimeMetrics",
 ]
 
-TRIGGERS = frozenset({"manual", "api", "webhook", "schedule", "event"})
+TRIGGERS = frozenset({"manual", "api", "webhook", "schedule", "event", "poll"})
 """Values of the ``trigger`` label; anything else is counted as ``other``."""
-WAIT_KINDS = frozenset({"human", "event", "sleep"})
+WAIT_KINDS = frozenset({"human", "pause", "event", "sleep", "delay"})
 """Step kinds that wait (for a person, an event, a timer) rather than work: their time goes to
 ``cronflow_wait_duration_seconds``, not to the step durations."""
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -128,7 +128,7 @@ class RuntimeMetrics:
         )
         self.waits_finished = CounterFamily(
             "cronflow_waits_finished_total",
-            "Waits (human, event, sleep) ended, by workflow, kind and outcome",
+            "Waits (human, pause, event, sleep, delay) ended, by workflow, kind and outcome",
             ["workflow", "kind", "outcome"],
             registry=r,
         )
@@ -257,9 +257,16 @@ class RuntimeMetrics:
         o.register(self.live)
         build = Info("cronflow_build", "Version of cronflow-actors", registry=o)
         build.info({"version": version})
+        self.flow_info = Info(
+            "cronflow_flow",
+            "The flows registered: id, name, version and tags (comma-separated), for dashboards",
+            ["workflow"],
+            registry=o,
+        )
         for collector in (
             self.live,
             build,
+            self.flow_info,
             ProcessCollector(registry=o),
             PlatformCollector(registry=o),
             GCCollector(registry=o),
@@ -268,6 +275,11 @@ class RuntimeMetrics:
         self._families = [
             c for c in vars(self).values() if isinstance(c, CounterFamily | HistogramFamily)
         ]
+
+    def flow_registered(self, workflow: str, name: str, version: str, tags: list[str]) -> None:
+        """``cronflow_flow_info{workflow, name, version, tags}``: one series per flow."""
+        details = {"name": name, "version": version, "tags": ",".join(tags)}
+        self.flow_info.labels(workflow).info(details)
 
     def render(self, openmetrics: bool = False) -> bytes:
         """Every metric in Prometheus' text format (0.0.4), or in OpenMetrics 1.0 (ending in

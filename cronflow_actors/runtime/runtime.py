@@ -355,6 +355,7 @@ class Runtime(StateMethods):
         self.registry.register(net_spec, deprecated=deprecated)  # refused: nothing changed
         if isinstance(spec, Flow):
             self.catalog.add(spec)
+            self.metrics.flow_registered(spec.id, spec.name, spec.version, list(spec.tags))
             for flow_id, flow_secrets in secrets.items():
                 if flow_secrets:
                     self._secrets[flow_id] = flow_secrets

@@ -289,3 +289,13 @@ async def test_steps_canceled_before_or_after_they_started_are_counted_as_cancel
     assert value(rt, "cronflow_step_duration_seconds_sum", workflow="manual", kind="task") == 4
     assert value(rt, "cronflow_runs_started_total", workflow="manual", trigger="manual") == 2
     assert value(rt, "cronflow_runs_finished_total", workflow="manual", outcome="canceled") == 2
+
+
+def test_each_registered_flow_has_an_info_series() -> None:
+    rt = cf.Runtime(
+        workflows=[cf.define("orders", name="Orders", tags=["sales", "eu"]).step("s", str)]
+    )
+    lines = [line for line in rt.metrics.render().decode().splitlines() if "flow_info{" in line]
+    assert lines == [
+        'cronflow_flow_info{name="Orders",tags="sales,eu",version="v1",workflow="orders"} 1.0'
+    ]
