@@ -1,0 +1,48 @@
+"""Calling user code that may be a plain function or a coroutine function: the one place that
+decides where it runs.
+
+``async def`` functions run on the event loop. Plain functions run on the blocking pool when
+the caller has one (``run_blocking``, e.g. a step handler's), so a blocking handler never stalls
+the loop, and on the loop otherwise (hooks and callbacks that are expected to be quick). A plain
+function that returns an awaitable has it awaited. Like ``errors.py`` this module is a leaf every
+layer may import: it uses nothing but the standard library.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+__all__ = ["call_logged", "call_user", "settle"]
+
+RunBlocking = Callable[..., Awaitable[Any]]
+
+logger = logging.getLogger("cronflow_actors")
+
+
+async def settle(value: Any) -> Any:
+    """``value``, awaited when it is awaitable (what a plain function may hand back)."""
+    if inspect.isawaitable(value):
+        return await value
+    return value
+
+
+async def call_user(
+    fn: Callable[..., Any], *args: Any, run_blocking: RunBlocking | None = None
+) -> Any:
+    """``fn(*args)``: a coroutine function on the loop, a plain one on ``run_blocking`` when
+    given (else on the loop); an awaitable result is awaited."""
+    if run_blocking is None or inspect.iscoroutinefunction(fn):
+        return await settle(fn(*args))
+    return await settle(await run_blocking(fn, *args))
+
+
+async def call_logged(fn: Callable[..., Any], *args: Any, what: str = "a callback") -> None:
+    """``call_user(fn, *args)`` whose failure is logged, never raised (for callbacks after a
+    commit, whose failure must not undo what is durable)."""
+    try:
+        await call_user(fn, *args)
+    except Exception:
+        logger.exception("%s failed", what)
