@@ -9,13 +9,9 @@ import urllib.parse
 import urllib.request
 from typing import Any
 
-from cronflow_actors.errors import CronflowError
+from cronflow_actors.errors import ApiError  # defined with every other error; importable here too
 
 __all__ = ["ApiError", "Client", "render_run"]
-
-
-class ApiError(CronflowError):
-    """The server refused the call (its status and message are given) or could not be reached."""
 
 
 class Client:

@@ -3,9 +3,10 @@
 Route groups (``routes/``): runs of flows, the flows registered, net workflows and work items,
 the flows' webhooks, and the system routes (``/healthz``, ``/readyz``, ``/metrics``,
 ``/openapi.json``). Every bad input gets a 4xx problem (``application/problem+json``,
-``problems.py``) and changes nothing; requests are read strictly (``requests.py``); callers
-authenticate with bearer tokens compared in constant time, and webhooks may require signed
-requests (``auth.py``). The runtime starts and stops with the app's lifespan.
+``problems.py``, through Starlette's ``exception_handlers``) and changes nothing; requests are
+read strictly (``requests.py``); callers authenticate with bearer tokens compared in constant
+time, through Starlette's ``AuthenticationMiddleware`` on each authenticated route, and webhooks
+may require signed requests (``auth.py``). The runtime starts and stops with the app's lifespan.
 """
 
 from __future__ import annotations

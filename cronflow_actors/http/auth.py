@@ -1,8 +1,15 @@
 """Who is calling: bearer tokens mapped to principals, and signed webhook requests.
 
+Callers authenticate through Starlette's ``AuthenticationMiddleware`` with ``BearerAuth`` as
+its backend, on every route but ``/healthz``, ``/readyz``, ``/openapi.json`` and the webhooks
+(which check a token themselves when their flow asks for one); ``/metrics`` has its own token
+when one is configured. A route reads the caller from ``request.user`` (a ``Caller``, holding
+the ``Principal``) and ``request.auth`` (its scopes). The middleware sits on each route, after
+routing, so an unknown path is a 404 and a wrong method a 405 whoever asks.
+
 Tokens are compared in constant time (``hmac.compare_digest`` against every configured token),
 so a client cannot learn a token one character at a time. A malformed ``Authorization`` header
-is a 401 even where no token is needed.
+is a 401 on every authenticated route, even where no token is needed.
 
 Signed webhooks (``on_webhook(..., hmac_secret=...)``) carry a header
 ``<signature_header>: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<raw body>">`` (several
@@ -18,17 +25,27 @@ import hmac
 from collections.abc import Mapping
 from typing import Protocol
 
-from starlette.requests import Request
+from starlette.authentication import (
+    AuthCredentials,
+    AuthenticationBackend,
+    AuthenticationError,
+    BaseUser,
+)
+from starlette.middleware import Middleware
+from starlette.middleware.authentication import AuthenticationMiddleware
+from starlette.requests import HTTPConnection, Request
+from starlette.responses import Response
 
-from cronflow_actors.http.problems import Problem
+from cronflow_actors.http.problems import Problem, problem_response
 from cronflow_actors.messages import Principal
 
-__all__ = ["SECRET_HEADERS", "Signatures", "Tokens", "sign"]
+__all__ = ["SECRET_HEADERS", "BearerAuth", "Caller", "Signatures", "Tokens", "sign"]
 
 SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie"})
 """Headers never kept with a run, whatever a flow declares."""
 
 _REPLAYS = "cronflow:webhook-signatures"
+_CHALLENGE = {"WWW-Authenticate": "Bearer"}
 
 
 class Tokens:
@@ -41,30 +58,31 @@ class Tokens:
     def configured(self) -> bool:
         return bool(self._entries)
 
-    def principal(self, request: Request) -> Principal | None:
-        """The caller's principal; None without an ``Authorization`` header; 401 for one that
-        is malformed or names no configured token."""
-        header = request.headers.get("authorization")
-        if header is None:
-            return None
+    def identify(self, header: str) -> Principal:
+        """The principal of an ``Authorization`` header; ``AuthenticationError(slug, detail)``
+        for one that is malformed or names no configured token."""
         scheme, _, token = header.partition(" ")
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
-            raise Problem(
-                401,
-                "malformed-credentials",
-                "the Authorization header must be 'Bearer <token>'",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
+            detail = "the Authorization header must be 'Bearer <token>'"
+            raise AuthenticationError("malformed-credentials", detail)
         found = self.match(token)
         if found is None:
-            raise Problem(
-                401,
-                "unknown-token",
-                "the bearer token is not one this server knows",
-                headers={"WWW-Authenticate": "Bearer"},
+            raise AuthenticationError(
+                "unknown-token", "the bearer token is not one this server knows"
             )
         return found
+
+    def principal(self, request: Request) -> Principal | None:
+        """The caller's principal; None without an ``Authorization`` header; 401 for one that
+        is malformed or names no configured token (for routes that check tokens themselves)."""
+        header = request.headers.get("authorization")
+        if header is None:
+            return None
+        try:
+            return self.identify(header)
+        except AuthenticationError as refused:
+            raise Problem(401, *refused.args, headers=_CHALLENGE) from None
 
     def match(self, token: str) -> Principal | None:
         """The principal of ``token``, comparing it with every configured token."""
@@ -75,17 +93,57 @@ class Tokens:
                 found = principal
         return found
 
-    def require(self, request: Request) -> Principal | None:
-        """The caller's principal; with tokens configured, a caller without one gets 401."""
-        principal = self.principal(request)
-        if principal is None and self.configured:
-            raise Problem(
-                401,
-                "authentication-required",
-                "this server needs 'Authorization: Bearer <token>'",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
-        return principal
+
+class Caller(BaseUser):
+    """``request.user`` of an authenticated request: the principal its token stands for."""
+
+    def __init__(self, principal: Principal) -> None:
+        self.principal = principal
+
+    @property
+    def is_authenticated(self) -> bool:
+        return True
+
+    @property
+    def display_name(self) -> str:
+        return self.principal.id or ""
+
+    @property
+    def identity(self) -> str:
+        return self.principal.id or ""
+
+
+class BearerAuth(AuthenticationBackend):
+    """The backend of ``AuthenticationMiddleware``: the caller's bearer token, if any.
+
+    ``required``: a request without an ``Authorization`` header is refused (401, ``missing``
+    says what it needs); otherwise it goes on unauthenticated. A header that is malformed or
+    names no token of ``tokens`` is refused either way.
+    """
+
+    def __init__(self, tokens: Tokens, *, required: bool, missing: str) -> None:
+        self._tokens = tokens
+        self._required = required
+        self._missing = missing
+
+    async def authenticate(self, conn: HTTPConnection) -> tuple[AuthCredentials, BaseUser] | None:
+        header = conn.headers.get("authorization")
+        if header is None:
+            if self._required:
+                raise AuthenticationError("authentication-required", self._missing)
+            return None
+        principal = self._tokens.identify(header)
+        return AuthCredentials(sorted(principal.scopes)), Caller(principal)
+
+    def middleware(self) -> list[Middleware]:
+        """For a route's ``middleware``: this backend, refusals answered as problems."""
+        return [Middleware(AuthenticationMiddleware, backend=self, on_error=_unauthorized)]
+
+
+def _unauthorized(_conn: HTTPConnection, error: AuthenticationError) -> Response:
+    """The 401 problem of a refused caller (``error.args``: the problem's slug and detail)."""
+    slug, detail = error.args
+    return problem_response(401, slug, detail, headers=_CHALLENGE)
 
 
 def sign(secret: str, timestamp: int, body: bytes) -> str:

@@ -1,17 +1,19 @@
-"""What the route groups share: the runtime, the request limits, the tokens, JSON answers, and
-one route per path whatever its methods (so a 405 lists every method the path allows)."""
+"""What the route groups share: the runtime, the request limits, the callers' authentication,
+JSON answers, and one route per path whatever its methods (so a 405 lists every method the path
+allows)."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import msgspec
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from cronflow_actors.http.auth import Signatures, Tokens
+from cronflow_actors.http.auth import BearerAuth, Caller, Signatures, Tokens
 from cronflow_actors.http.requests import BodyLimits, read_json
 from cronflow_actors.messages import Principal
 from cronflow_actors.runtime import Runtime
@@ -30,15 +32,16 @@ def json_response(
     return Response(body, status_code=status, media_type="application/json", headers=headers)
 
 
-def route(path: str, **handlers: Handler) -> Route:
-    """One route for ``path``, its handlers by method (``get=...``, ``post=...``)."""
+def route(path: str, auth: Sequence[Middleware] = (), /, **handlers: Handler) -> Route:
+    """One route for ``path``, its handlers by method (``get=...``, ``post=...``); ``auth``:
+    the authentication its callers pass first (``Edge.auth``), none for an open route."""
     by_method = {method.upper(): handler for method, handler in handlers.items()}
 
     async def dispatch(request: Request) -> Response:
         method = "GET" if request.method == "HEAD" else request.method
         return await by_method[method](request)
 
-    return Route(path, dispatch, methods=sorted(by_method))
+    return Route(path, dispatch, methods=sorted(by_method), middleware=auth)
 
 
 class Edge:
@@ -57,15 +60,16 @@ class Edge:
         self.tokens = tokens
         self.metrics_token = metrics_token
         self.signatures = Signatures(runtime.store, runtime.clock)
+        need = "this server needs 'Authorization: Bearer <token>'"
+        self.auth = BearerAuth(tokens, required=tokens.configured, missing=need).middleware()
+        """API routes: with tokens configured, a valid bearer token is needed."""
 
     async def json(self, request: Request) -> Any:
         return await read_json(request, self.limits)
 
-    def require(self, request: Request) -> Principal | None:
-        """API routes: with tokens configured, a valid bearer token is needed."""
-        return self.tokens.require(request)
-
-    def caller(self, request: Request) -> Principal:
+    @staticmethod
+    def caller(request: Request) -> Principal:
         """Net actions: the token's principal, or an anonymous one (only actions that need no
         authentication admit it)."""
-        return self.tokens.require(request) or Principal(None)
+        user = request.user
+        return user.principal if isinstance(user, Caller) else Principal(None)

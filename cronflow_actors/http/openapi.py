@@ -1,129 +1,43 @@
 """The OpenAPI 3.1 document of the HTTP API: every route, parameter, body and answer, generated
-from the msgspec types the routes speak (webhook payload schemas included)."""
+from the msgspec types the routes speak (``answers.py``; webhook payload schemas included)."""
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import Any
 
 import msgspec
 
+from cronflow_actors.http.answers import (
+    FIXED,
+    Canceled,
+    FlowList,
+    Health,
+    PausedPage,
+    Published,
+    Readiness,
+    Resumed,
+    RunPage,
+    RunStarted,
+    WebhookAnswered,
+    WorkflowCanceled,
+    WorkflowStarted,
+    WorkflowView,
+    WorkItemCreated,
+    WorkItemList,
+)
 from cronflow_actors.http.problems import MEDIA_TYPE, ProblemBody
 from cronflow_actors.http.routes.runs import ReplayRun, StartRun
 from cronflow_actors.http.routes.workflows import WORK_ITEM_ACTIONS, StartWorkflow
 from cronflow_actors.runtime import (
-    EventRefusal,
-    PausedRun,
     RunInfo,
     RunStatus,
-    TaskState,
     WorkflowDescription,
-    WorkflowInfo,
     WorkItemInfo,
 )
 
 __all__ = ["openapi_document"]
 
 
-class RunStarted(msgspec.Struct):
-    run_id: str
-
-
-class WebhookAnswered(msgspec.Struct, omit_defaults=True):
-    """200 from a webhook: a duplicate (the first run's id), or a condition that was not met."""
-
-    run_id: str | None
-    duplicate: bool = False
-    condition_met: bool = True
-
-
-class RunPage(msgspec.Struct):
-    runs: list[RunInfo]
-    limit: int
-    next_cursor: str | None
-
-
-class PausedPage(msgspec.Struct):
-    paused: list[PausedRun]
-    next_cursor: str | None
-
-
-class Canceled(msgspec.Struct):
-    run_id: str
-    status: str
-
-
-class Published(msgspec.Struct):
-    started: list[str]
-    refused: list[EventRefusal]
-    """The flows whose schema refused the payload (the event went to the others)."""
-
-
-class Resumed(msgspec.Struct):
-    status: str
-
-
-class FlowList(msgspec.Struct):
-    flows: list[WorkflowDescription]
-
-
-class WorkflowStarted(msgspec.Struct):
-    workflow_id: str
-
-
-class WorkflowView(WorkflowInfo, frozen=True, kw_only=True):
-    tasks: dict[str, TaskState]
-
-
-class WorkflowCanceled(msgspec.Struct):
-    workflow_id: str
-    state: str
-
-
-class WorkItemList(msgspec.Struct):
-    work_items: list[WorkItemInfo]
-
-
-class WorkItemCreated(msgspec.Struct):
-    work_item_id: str
-
-
-class Health(msgspec.Struct, omit_defaults=True):
-    status: str
-    detail: str | None = None
-
-
-class Readiness(msgspec.Struct):
-    ready: bool
-    checks: dict[str, str]
-
-
-WorkItemAction = StrEnum("WorkItemAction", {a.upper(): a for a in WORK_ITEM_ACTIONS})  # type: ignore[misc]
-
-_FIXED: list[Any] = [
-    ProblemBody,
-    RunStarted,
-    WebhookAnswered,
-    StartRun,
-    ReplayRun,
-    RunInfo,
-    RunPage,
-    PausedPage,
-    Canceled,
-    Published,
-    Resumed,
-    FlowList,
-    WorkflowDescription,
-    StartWorkflow,
-    WorkflowStarted,
-    WorkflowView,
-    WorkflowCanceled,
-    WorkItemList,
-    WorkItemCreated,
-    WorkItemInfo,
-    Health,
-    Readiness,
-]
 _OPERATIONS = {
     ("/healthz", "get"): "health",
     ("/readyz", "get"): "readiness",
@@ -495,7 +409,7 @@ def openapi_document(
     this server is configured: with ``tokens``, the API routes need a bearer token (else they
     are open); ``/metrics`` needs one with ``tokens`` or ``metrics_token``."""
     user_types = [spec.schema for _, spec in webhooks if isinstance(spec.schema, type)]
-    types = [*_FIXED, *user_types]
+    types = [*FIXED, *user_types]
     template = "#/components/schemas/{name}"
     schemas, components = msgspec.json.schema_components(types, ref_template=template)
     b = _Builder({t: s.get("$ref") for t, s in zip(types, schemas, strict=True)}, tokens)

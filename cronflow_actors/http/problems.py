@@ -29,6 +29,7 @@ from cronflow_actors.errors import (
     InvalidStateTransitionError,
     LeaseError,
     NotFoundError,
+    Problem,
     ResumeError,
     RuntimeNotRunningError,
     StoreClosedError,
@@ -82,26 +83,6 @@ class ProblemBody(msgspec.Struct, kw_only=True, omit_defaults=True):
     """For a webhook callback that raised: which one (``validate``, ``condition``, ...)."""
     refused: list[EventRefusal] | None = None
     """For an event every listening flow refused: each flow, why, and the field at fault."""
-
-
-class Problem(Exception):
-    """Raised by a route to answer with a problem (``slug`` names its type)."""
-
-    def __init__(
-        self,
-        status: int,
-        slug: str,
-        detail: str,
-        *,
-        headers: Mapping[str, str] | None = None,
-        **fields: Any,
-    ) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.slug = slug
-        self.detail = detail
-        self.headers = dict(headers or {})
-        self.fields = fields
 
 
 def problem_response(

@@ -3,7 +3,9 @@
 Builders only record what they are told; ``build()`` checks the whole definition and raises one
 ``InvalidWorkflowError`` that lists every problem it found (unknown names, a missing start or end
 condition, an XOR or OR split without a router, unreachable elements, ...), so a definition is
-fixed in one round.
+fixed in one round. The rules themselves are in ``validation.py``; ``build()`` runs them in
+order (names, flows, start and end, cancellation regions, tasks, the workflow's own activities
+and actions, reachability) and assembles the specs (``spec.py``) once nothing is wrong.
 """
 
 from __future__ import annotations
@@ -14,15 +16,16 @@ from typing import Any, Self
 import msgspec
 
 from cronflow_actors.errors import InvalidWorkflowError
+from cronflow_actors.net import validation as check
 from cronflow_actors.net.spec import (
-    ConditionSpec,
+    ActionSpec,
     JoinType,
     NetSpec,
     SplitType,
     TaskKind,
     TaskSpec,
     WaitSpec,
-    implicit_condition_name,
+    WorkItemSpec,
 )
 
 __all__ = [
@@ -39,59 +42,6 @@ __all__ = [
     "work_item",
     "workflow",
 ]
-
-WORKFLOW_ACTIVITIES = frozenset(
-    {"on_initialized", "on_started", "on_completed", "on_failed", "on_canceled"}
-)
-_TASK_COMMON = frozenset(
-    {"on_enabled", "on_started", "on_completed", "on_failed", "on_canceled", "on_disabled"}
-)
-TASK_ACTIVITIES: Mapping[TaskKind, frozenset[str]] = {
-    TaskKind.TASK: _TASK_COMMON | {"on_work_item_state_changed"},
-    TaskKind.COMPOSITE: _TASK_COMMON | {"on_workflow_state_changed"},
-    TaskKind.DYNAMIC_COMPOSITE: _TASK_COMMON | {"on_workflow_state_changed"},
-    TaskKind.DUMMY: _TASK_COMMON,
-}
-WORK_ITEM_ACTIVITIES = frozenset(
-    {"on_initialized", "on_started", "on_completed", "on_failed", "on_canceled", "on_reset"}
-)
-WORK_ITEM_ACTIONS = frozenset({"initialize", "start", "complete", "fail", "cancel", "reset"})
-WORKFLOW_ACTIONS = frozenset({"initialize", "cancel"})
-
-
-class ActionSpec(msgspec.Struct, frozen=True, kw_only=True, eq=False):
-    """A custom action: the external boundary of one transition.
-
-    ``schema`` is the msgspec type the payload is converted to (None: no payload), ``policy``
-    decides who may call it (None: any authenticated caller), ``callback(ctx, payload)`` runs
-    before the transition and can veto it by raising.
-    """
-
-    schema: Any = None
-    policy: Any = None
-    callback: Any = None
-
-
-class WorkItemSpec(msgspec.Struct, frozen=True, kw_only=True, eq=False):
-    """A work item type. With a ``handler`` it is automated: started and completed by the engine
-    with the handler's result (failed with its exception); without one it waits for actions."""
-
-    name: str
-    handler: Any = None
-    actions: Mapping[str, ActionSpec] = msgspec.field(default_factory=dict)
-    activities: Mapping[str, Any] = msgspec.field(default_factory=dict)
-    kind: str = "task"
-    """What it is to its front end (the Cronflow API marks steps, sleeps, waits, ...)."""
-    sets_last: bool = True
-    """Whether its output becomes the workflow's ``last`` output when it completes."""
-    detached: bool = False
-    """Completed at once when started; the handler then runs on its own, its outcome ignored."""
-    durable: bool = True
-    """For a detached item: run its handler again after a crash if it had not finished."""
-    wait: WaitSpec | None = None
-    """What it waits for while started (an event, a human), as a durable wake-up row."""
-    records_as: str | None = None
-    """A task whose output its output also becomes (a fallback standing in for that task)."""
 
 
 def action(schema: Any = None, *, policy: Any = None, callback: Any = None) -> ActionSpec:
@@ -149,33 +99,15 @@ class WorkItemBuilder:
         return self
 
     def _build(self, problems: list[str]) -> WorkItemSpec:
-        owner = f"work item {self.name!r}"
-        if not isinstance(self.name, str) or not self.name:
-            problems.append(f"a work item needs a non-empty name, got {self.name!r}")
-        _check_callable(self._handler, f"{owner} handler", problems)
-        for name, spec in self._actions.items():
-            if name not in WORK_ITEM_ACTIONS:
-                problems.append(
-                    f"{owner} has no action {name!r}; actions: {sorted(WORK_ITEM_ACTIONS)}"
-                )
-            elif not isinstance(spec, ActionSpec):
-                problems.append(f"{owner} action {name!r} must be declared with net.action(...)")
-            else:
-                _check_callable(spec.policy, f"{owner} action {name!r} policy", problems)
-                _check_callable(spec.callback, f"{owner} action {name!r} callback", problems)
-        _check_activities(owner, self._activities, WORK_ITEM_ACTIVITIES, problems)
-        wait = self._wait
-        if wait is not None:
-            if not isinstance(wait, WaitSpec) or wait.kind not in ("event", "pause"):
-                problems.append(f"{owner} wait must be a WaitSpec of kind 'event' or 'pause'")
-            elif wait.kind == "event" and not wait.event:
-                problems.append(f"{owner} waits for an event but names none")
-            else:
-                _check_callable(wait.accept, f"{owner} event filter", problems)
-                _check_callable(wait.check, f"{owner} event check", problems)
-                _check_callable(wait.details, f"{owner} wait details", problems)
-            if self._handler is not None or self._detached:
-                problems.append(f"{owner} has a handler, so it cannot also wait")
+        check.check_work_item(
+            self.name,
+            handler=self._handler,
+            actions=self._actions,
+            activities=self._activities,
+            wait=self._wait,
+            detached=self._detached,
+            problems=problems,
+        )
         return WorkItemSpec(
             name=self.name,
             handler=self._handler,
@@ -185,7 +117,7 @@ class WorkItemBuilder:
             sets_last=self._sets_last,
             detached=self._detached,
             durable=self._durable,
-            wait=wait,
+            wait=self._wait,
             records_as=self._records_as,
         )
 
@@ -296,14 +228,6 @@ def dummy_task() -> TaskBuilder:
     return TaskBuilder(TaskKind.DUMMY)
 
 
-_KIND_METHOD = {
-    TaskKind.TASK: "task",
-    TaskKind.COMPOSITE: "composite_task",
-    TaskKind.DYNAMIC_COMPOSITE: "dynamic_composite_task",
-    TaskKind.DUMMY: "dummy_task",
-}
-
-
 class WorkflowBuilder:
     """``net.workflow(name, version=...)``: declare conditions, tasks, flows; then ``build()``."""
 
@@ -407,125 +331,33 @@ class WorkflowBuilder:
         assert spec is not None
         return spec
 
-    def _build(self, problems: list[str]) -> NetSpec | None:  # noqa: PLR0915 - one pass, in order
+    def _build(self, problems: list[str]) -> NetSpec | None:
+        """The NetSpec, or None when ``problems`` (every one found, in order) are not empty."""
         if not isinstance(self.name, str) or not self.name:
             problems.append(f"a workflow needs a non-empty name, got {self.name!r}")
-        start = self._single("start condition", self._start, "start_condition", problems)
-        end = self._single("end condition", self._end, "end_condition", problems)
+        start = check.single("start condition", self._start, "start_condition", problems)
+        end = check.single("end condition", self._end, "end_condition", problems)
         if self._output not in ("task", "last"):
             problems.append(f"output({self._output!r}): the output is 'task' or 'last'")
-
-        declared: dict[str, str] = {}  # name -> "condition" | "task"
-        for name in [*self._start, *self._end, *self._conditions]:
-            self._declare(name, "condition", declared, problems)
-        for name, _builder, _kind in self._tasks:
-            self._declare(name, "task", declared, problems)
-
-        inputs: dict[str, list[str]] = {name: [] for name, _, _ in self._tasks}
-        outputs: dict[str, list[str]] = {name: [] for name, _, _ in self._tasks}
-        implicit: list[str] = []
-        seen_flows: set[tuple[str, str]] = set()
-        for method, source, target in self._flows:
-            if not target:
-                problems.append(f"{method}({source!r}) names no target")
-                continue
-            if (source, target) in seen_flows:
-                problems.append(f"the flow {source!r} -> {target!r} is declared twice")
-                continue
-            seen_flows.add((source, target))
-            source_kind, target_kind = declared.get(source), declared.get(target)
-            if method == "connect_condition":
-                if source_kind != "condition":
-                    problems.append(self._not_a("condition", source, source_kind, method))
-                if target_kind != "task":
-                    problems.append(
-                        f"connect_condition({source!r}, ...) names {target!r}, "
-                        f"which is {self._what(target, target_kind)}; a condition flows into tasks"
-                    )
-                if source_kind == "condition" and target_kind == "task":
-                    inputs[target].append(source)
-            else:
-                if source_kind != "task":
-                    problems.append(self._not_a("task", source, source_kind, method))
-                    continue
-                if target_kind == "task":
-                    condition = implicit_condition_name(source, target)
-                    if condition in declared:
-                        problems.append(
-                            f"the flow {source!r} -> {target!r} needs the implicit condition "
-                            f"{condition!r}, but that name is already declared"
-                        )
-                        continue
-                    implicit.append(condition)
-                    outputs[source].append(condition)
-                    inputs[target].append(condition)
-                elif target_kind == "condition":
-                    outputs[source].append(target)
-                else:
-                    problems.append(
-                        f"connect_task({source!r}, ...) names {target!r}, which is "
-                        f"{self._what(target, target_kind)}"
-                    )
-
-        condition_names = [n for n, k in declared.items() if k == "condition"] + implicit
-        condition_set = set(condition_names)
-        if start is not None and start in condition_set:
-            for name, targets in outputs.items():
-                if start in targets:
-                    problems.append(f"task {name!r} flows into the start condition {start!r}")
-        if end is not None and end in condition_set:
-            for name, sources in inputs.items():
-                if end in sources:
-                    problems.append(f"the end condition {end!r} flows into task {name!r}")
-
-        regions = self._regions_by_task(declared, condition_set, start, end, problems)
-        tasks: dict[str, TaskSpec] = {}
-        for name, builder, method_kind in self._tasks:
-            built = self._build_task(
-                name,
-                builder=builder,
-                method_kind=method_kind,
-                inputs=inputs,
-                outputs=outputs,
-                problems=problems,
-            )
-            if built is not None:
-                cancel_tasks, cancel_conditions = regions.get(name, (frozenset(), frozenset()))
-                tasks[name] = msgspec.structs.replace(
-                    built, cancel_tasks=cancel_tasks, cancel_conditions=cancel_conditions
-                )
-        _check_activities(
-            f"workflow {self.name!r}", self._activities, WORKFLOW_ACTIVITIES, problems
+        task_names = [name for name, _, _ in self._tasks]
+        declared = check.declare_names(
+            [*self._start, *self._end, *self._conditions], task_names, problems
         )
-        for action_name, spec in self._actions.items():
-            if action_name not in WORKFLOW_ACTIONS:
-                problems.append(
-                    f"workflow {self.name!r} has no action {action_name!r}; "
-                    f"actions: {sorted(WORKFLOW_ACTIONS)}"
-                )
-            elif not isinstance(spec, ActionSpec):
-                problems.append(
-                    f"workflow action {action_name!r} must be declared with net.action(...)"
-                )
-
-        conditions = {
-            c: ConditionSpec(
-                name=c,
-                implicit=c in implicit,
-                inputs=tuple(t for t in outputs if c in outputs[t]),
-                outputs=tuple(t for t in inputs if c in inputs[t]),
-            )
-            for c in condition_names
-        }
+        wiring = check.wire_flows(self._flows, declared, task_names, problems)
+        condition_names = {n for n, k in declared.items() if k == "condition"}
+        condition_names.update(wiring.implicit)
+        check.check_boundaries(start, end, wiring, condition_names, problems)
+        regions = check.regions_by_task(
+            self._regions, declared, condition_names, start=start, end=end, problems=problems
+        )
+        tasks = self._build_tasks(wiring, regions, problems)
+        check.check_activities(
+            f"workflow {self.name!r}", self._activities, check.WORKFLOW_ACTIVITIES, problems
+        )
+        check.check_workflow_actions(self.name, self._actions, problems)
+        conditions = wiring.conditions(declared)
         if start is not None and end is not None and start in conditions and end in conditions:
-            self._check_reachability(
-                start,
-                end,
-                conditions=conditions,
-                inputs=inputs,
-                outputs=outputs,
-                problems=problems,
-            )
+            check.check_reachability(start, end, conditions, wiring, problems)
         if problems or start is None or end is None:
             return None
         return NetSpec(
@@ -541,210 +373,113 @@ class WorkflowBuilder:
             output=self._output,
         )
 
-    # -- helpers ----------------------------------------------------------------------------------
-
-    @staticmethod
-    def _single(what: str, names: list[str], method: str, problems: list[str]) -> str | None:
-        if not names:
-            problems.append(f"the workflow has no {what}; declare one with .{method}(name)")
-            return None
-        if len(names) > 1:
-            problems.append(f"the workflow declares {len(names)} {what}s {names}; it needs one")
-        return names[-1]
-
-    @staticmethod
-    def _declare(name: str, kind: str, declared: dict[str, str], problems: list[str]) -> None:
-        if not isinstance(name, str) or not name:
-            problems.append(f"a {kind} needs a non-empty name, got {name!r}")
-            return
-        if name in declared:
-            problems.append(f"the name {name!r} is declared twice (as {declared[name]} and {kind})")
-            return
-        declared[name] = kind
-
-    @staticmethod
-    def _what(name: str, kind: str | None) -> str:
-        return "not declared" if kind is None else f"a {kind}"
-
-    def _not_a(self, expected: str, name: str, kind: str | None, method: str) -> str:
-        return (
-            f"{method}({name!r}, ...) needs a {expected}, but {name!r} is {self._what(name, kind)}"
-        )
-
-    def _regions_by_task(
+    def _build_tasks(
         self,
-        declared: Mapping[str, str],
-        conditions: set[str],
-        start: str | None,
-        end: str | None,
+        wiring: check.Wiring,
+        regions: Mapping[str, tuple[frozenset[str], frozenset[str]]],
         problems: list[str],
-    ) -> dict[str, tuple[frozenset[str], frozenset[str]]]:
-        regions: dict[str, tuple[frozenset[str], frozenset[str]]] = {}
-        for trigger, tasks, region_conditions in self._regions:
-            where = f"cancellation_region({trigger!r})"
-            if declared.get(trigger) != "task":
-                problems.append(
-                    f"{where}: {trigger!r} is {self._what(trigger, declared.get(trigger))}"
+    ) -> dict[str, TaskSpec]:
+        tasks: dict[str, TaskSpec] = {}
+        for name, builder, declared_as in self._tasks:
+            built = _build_task(name, builder, declared_as, wiring, problems)
+            if built is not None:
+                cancel_tasks, cancel_conditions = regions.get(name, (frozenset(), frozenset()))
+                tasks[name] = msgspec.structs.replace(
+                    built, cancel_tasks=cancel_tasks, cancel_conditions=cancel_conditions
                 )
-                continue
-            if trigger in regions:
-                problems.append(f"{where} is declared twice; give all its elements in one call")
-                continue
-            for name in tasks:
-                if declared.get(name) != "task":
-                    problems.append(f"{where}: {name!r} is not a declared task")
-                elif name == trigger:
-                    problems.append(f"{where}: a task cannot be in its own cancellation region")
-            for name in region_conditions:
-                if name not in conditions:
-                    problems.append(f"{where}: {name!r} is not a condition of the workflow")
-                elif name in (start, end):
-                    problems.append(f"{where}: the start and end conditions cannot be cancelled")
-            regions[trigger] = (
-                frozenset(t for t in tasks if t != trigger),
-                frozenset(region_conditions),
-            )
-        return regions
+        return tasks
 
-    def _build_task(
-        self,
-        name: str,
-        *,
-        builder: TaskBuilder,
-        method_kind: TaskKind,
-        inputs: Mapping[str, list[str]],
-        outputs: Mapping[str, list[str]],
-        problems: list[str],
-    ) -> TaskSpec | None:
-        where = f"task {name!r}"
-        if not isinstance(builder, TaskBuilder):
-            problems.append(
-                f"{where}: expected net.task(...), net.composite_task(...), "
-                f"net.dynamic_composite_task(...) or net.dummy_task(), got {builder!r}"
-            )
-            return None
-        if builder.kind is not method_kind:
-            problems.append(
-                f"{where} is declared with .{_KIND_METHOD[method_kind]}() but built with "
-                f"net.{_KIND_METHOD[builder.kind]}(); use .{_KIND_METHOD[builder.kind]}()"
-            )
-        split = _enum(SplitType, builder._split, f"{where} split", problems)
-        join = _enum(JoinType, builder._join, f"{where} join", problems)
-        if split in (SplitType.XOR, SplitType.OR) and builder._router is None:
-            problems.append(f"{where} has a {split.value} split but no router; add .route(fn)")
-        if split is SplitType.AND and builder._router is not None:
-            problems.append(f"{where} has a router but an and split; routers serve xor and or")
-        _check_callable(builder._router, f"{where} router", problems)
-        _check_callable(builder._policy, f"{where} policy", problems)
-        _check_callable(builder._reduce, f"{where} output reducer", problems)
-        _check_activities(where, builder._activities, TASK_ACTIVITIES[builder.kind], problems)
-        if not inputs.get(name):
-            problems.append(f"{where} has no incoming flow; connect a condition or task to it")
-        if not outputs.get(name):
-            problems.append(f"{where} has no outgoing flow; connect it with .connect_task()")
 
-        work: WorkItemSpec | None = None
-        if builder.kind is TaskKind.TASK:
-            source = builder._work
-            if source is None:
-                work = WorkItemSpec(name=name)
-            elif isinstance(source, WorkItemBuilder):
-                work = source._build(problems)
-            elif callable(source):
-                work = WorkItemSpec(name=name, handler=source)
-            else:
-                problems.append(
-                    f"{where}: net.task() takes a net.work_item(...), a handler function or "
-                    f"nothing, got {source!r}"
-                )
-        children: list[NetSpec] = []
-        for child in builder._children:
-            if isinstance(child, NetSpec):
-                children.append(child)
-            elif isinstance(child, WorkflowBuilder):
-                child_problems: list[str] = []
-                built = child._build(child_problems)
-                problems.extend(
-                    f"{where}, child workflow {child.name!r}: {p}" for p in child_problems
-                )
-                if built is not None:
-                    children.append(built)
-            else:
-                problems.append(
-                    f"{where}: a child workflow must be a net.workflow(...), got {child!r}"
-                )
-        if builder.kind is TaskKind.DYNAMIC_COMPOSITE:
-            names = [c.name for c in children]
-            if not builder._children:
-                problems.append(f"{where}: a dynamic composite task needs at least one workflow")
-            if len(set(names)) != len(names):
-                problems.append(f"{where}: child workflow names must be unique, got {names}")
-            if "on_enabled" not in builder._activities:
-                problems.append(
-                    f"{where}: a dynamic composite task needs an on_enabled activity that picks "
-                    "its child workflows with ctx.workflow.initialize(name, payload)"
-                )
-        if split is None or join is None:
-            return None
-        return TaskSpec(
-            name=name,
-            kind=builder.kind,
-            split=split,
-            join=join,
-            inputs=tuple(inputs.get(name, ())),
-            outputs=tuple(outputs.get(name, ())),
-            router=builder._router,
-            work_item=work,
-            subworkflows=tuple(children),
-            policy=builder._policy,
-            reduce=builder._reduce,
-            catch=builder._catch,
-            activities=dict(builder._activities),
+def _build_task(
+    name: str,
+    builder: TaskBuilder,
+    declared_as: TaskKind,
+    wiring: check.Wiring,
+    problems: list[str],
+) -> TaskSpec | None:
+    """One task's spec (None when it cannot be built), its problems added to ``problems``."""
+    where = f"task {name!r}"
+    if not isinstance(builder, TaskBuilder):
+        problems.append(
+            f"{where}: expected net.task(...), net.composite_task(...), "
+            f"net.dynamic_composite_task(...) or net.dummy_task(), got {builder!r}"
         )
-
-    @staticmethod
-    def _check_reachability(
-        start: str,
-        end: str,
-        *,
-        conditions: Mapping[str, ConditionSpec],
-        inputs: Mapping[str, list[str]],
-        outputs: Mapping[str, list[str]],
-        problems: list[str],
-    ) -> None:
-        forward: dict[str, list[str]] = {c: list(conditions[c].outputs) for c in conditions}
-        backward: dict[str, list[str]] = {c: list(conditions[c].inputs) for c in conditions}
-        for name in outputs:
-            forward[name] = list(outputs[name])
-            backward[name] = list(inputs[name])
-
-        def reach(origin: str, edges: Mapping[str, list[str]]) -> set[str]:
-            found = {origin}
-            todo = [origin]
-            while todo:
-                for following in edges.get(todo.pop(), ()):
-                    if following not in found:
-                        found.add(following)
-                        todo.append(following)
-            return found
-
-        from_start = reach(start, forward)
-        to_end = reach(end, backward)
-        for name in [*outputs, *(c for c in conditions if not conditions[c].implicit)]:
-            if name not in from_start:
-                problems.append(f"{name!r} cannot be reached from the start condition {start!r}")
-            elif name not in to_end:
-                problems.append(f"{name!r} cannot reach the end condition {end!r}")
-
-
-def _enum(
-    kind: type[SplitType] | type[JoinType], value: Any, what: str, problems: list[str]
-) -> Any:
-    try:
-        return kind(value)
-    except ValueError:
-        problems.append(f"{what} is {value!r}; use one of {[m.value for m in kind]}")
         return None
+    split, join = check.check_task(
+        name,
+        kind=builder.kind,
+        declared_as=declared_as,
+        split=builder._split,
+        join=builder._join,
+        router=builder._router,
+        policy=builder._policy,
+        reduce=builder._reduce,
+        activities=builder._activities,
+        wiring=wiring,
+        problems=problems,
+    )
+    work = _work_item_of(name, builder, problems)
+    children = _children_of(where, builder, problems)
+    check.check_task_children(
+        where,
+        kind=builder.kind,
+        names=[c.name for c in children],
+        given=len(builder._children),
+        activities=builder._activities,
+        problems=problems,
+    )
+    if split is None or join is None:
+        return None
+    return TaskSpec(
+        name=name,
+        kind=builder.kind,
+        split=split,
+        join=join,
+        inputs=tuple(wiring.inputs.get(name, ())),
+        outputs=tuple(wiring.outputs.get(name, ())),
+        router=builder._router,
+        work_item=work,
+        subworkflows=tuple(children),
+        policy=builder._policy,
+        reduce=builder._reduce,
+        catch=builder._catch,
+        activities=dict(builder._activities),
+    )
+
+
+def _work_item_of(name: str, builder: TaskBuilder, problems: list[str]) -> WorkItemSpec | None:
+    """The work item type of a plain task: declared, a handler's, or a manual one."""
+    if builder.kind is not TaskKind.TASK:
+        return None
+    source = builder._work
+    if source is None:
+        return WorkItemSpec(name=name)
+    if isinstance(source, WorkItemBuilder):
+        return source._build(problems)
+    if callable(source):
+        return WorkItemSpec(name=name, handler=source)
+    problems.append(
+        f"task {name!r}: net.task() takes a net.work_item(...), a handler function or "
+        f"nothing, got {source!r}"
+    )
+    return None
+
+
+def _children_of(where: str, builder: TaskBuilder, problems: list[str]) -> list[NetSpec]:
+    """The child workflows of a (dynamic) composite task, each built (with its own problems)."""
+    children: list[NetSpec] = []
+    for child in builder._children:
+        if isinstance(child, NetSpec):
+            children.append(child)
+        elif isinstance(child, WorkflowBuilder):
+            child_problems: list[str] = []
+            built = child._build(child_problems)
+            problems.extend(f"{where}, child workflow {child.name!r}: {p}" for p in child_problems)
+            if built is not None:
+                children.append(built)
+        else:
+            problems.append(f"{where}: a child workflow must be a net.workflow(...), got {child!r}")
+    return children
 
 
 def workflow(name: str, version: str = "v1") -> WorkflowBuilder:

@@ -7,9 +7,10 @@ returns False (or a falsy value) denies the call, and nothing changes.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable, Iterable
 from typing import Any
+
+from cronflow_actors.calls import settle
 
 __all__ = [
     "Policy",
@@ -63,10 +64,7 @@ def require_all_scopes(scopes: Iterable[str]) -> Policy:
 
 
 async def _decide(policy: Policy, ctx: Any, payload: Any) -> bool:
-    result = policy(ctx, payload)
-    if inspect.isawaitable(result):
-        result = await result
-    return bool(result)
+    return bool(await settle(policy(ctx, payload)))
 
 
 def any_policy(*policies: Policy) -> Policy:

@@ -3,7 +3,9 @@
 Conditions are places, tasks are transitions. Flows run condition -> task and task -> condition;
 a task -> task flow gets an implicit condition named ``"{from}__to__{to}"``. A NetSpec holds the
 user's callables (routers, handlers, activities, policies) as opaque values: this layer never
-calls them, it only describes structure and computes markings.
+calls them, it only describes structure and computes markings. A task's work is a
+``WorkItemSpec`` (how it runs: a handler, detached, a wait, or manual), and its custom actions
+are ``ActionSpec``s (schema, policy, callback).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import msgspec
 
 __all__ = [
     "CAUGHT",
+    "ActionSpec",
     "CaughtFailure",
     "ConditionSpec",
     "JoinType",
@@ -24,6 +27,7 @@ __all__ = [
     "TaskKind",
     "TaskSpec",
     "WaitSpec",
+    "WorkItemSpec",
     "caught",
     "implicit_condition_name",
 ]
@@ -72,6 +76,41 @@ class WaitSpec(msgspec.Struct, frozen=True, kw_only=True, eq=False):
     then fails with that, instead of completing)."""
     details: Any = None
     timeout: float | None = None
+
+
+class ActionSpec(msgspec.Struct, frozen=True, kw_only=True, eq=False):
+    """A custom action: the external boundary of one transition.
+
+    ``schema`` is the msgspec type the payload is converted to (None: no payload), ``policy``
+    decides who may call it (None: any authenticated caller), ``callback(ctx, payload)`` runs
+    before the transition and can veto it by raising.
+    """
+
+    schema: Any = None
+    policy: Any = None
+    callback: Any = None
+
+
+class WorkItemSpec(msgspec.Struct, frozen=True, kw_only=True, eq=False):
+    """A work item type. With a ``handler`` it is automated: started and completed by the engine
+    with the handler's result (failed with its exception); without one it waits for actions."""
+
+    name: str
+    handler: Any = None
+    actions: Mapping[str, ActionSpec] = msgspec.field(default_factory=dict)
+    activities: Mapping[str, Any] = msgspec.field(default_factory=dict)
+    kind: str = "task"
+    """What it is to its front end (the Cronflow API marks steps, sleeps, waits, ...)."""
+    sets_last: bool = True
+    """Whether its output becomes the workflow's ``last`` output when it completes."""
+    detached: bool = False
+    """Completed at once when started; the handler then runs on its own, its outcome ignored."""
+    durable: bool = True
+    """For a detached item: run its handler again after a crash if it had not finished."""
+    wait: WaitSpec | None = None
+    """What it waits for while started (an event, a human), as a durable wake-up row."""
+    records_as: str | None = None
+    """A task whose output its output also becomes (a fallback standing in for that task)."""
 
 
 CAUGHT = ":caught"

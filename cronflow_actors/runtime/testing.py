@@ -30,7 +30,7 @@ from typing import Any, Self
 
 import msgspec
 
-from cronflow_actors.errors import ConfigurationError
+from cronflow_actors.errors import ConfigurationError, ExpectationError
 from cronflow_actors.flow.builder import Flow, use_test_harness
 from cronflow_actors.kernel import ManualClock
 from cronflow_actors.net.durations import parse_duration
@@ -72,19 +72,6 @@ class TestResult(msgspec.Struct, frozen=True, kw_only=True):
                 return step
         ran = [s.id for s in self.steps]
         raise KeyError(f"step {id!r} did not run (steps that ran: {ran})")
-
-
-class ExpectationError(AssertionError):
-    """Steps of the test run did not end as expected; ``unmet`` lists each (and ``result``
-    is the run's result)."""
-
-    def __init__(self, unmet: list[str], result: TestResult) -> None:
-        self.unmet = unmet
-        self.result = result
-        listing = "\n".join(f"  - {line}" for line in unmet)
-        super().__init__(
-            f"run {result.run_id} ended {result.status}; unmet expectations:\n{listing}"
-        )
 
 
 class StepExpectation:

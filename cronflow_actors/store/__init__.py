@@ -1,7 +1,11 @@
-"""Persistence: the ``Store`` protocol, the SQLite store and its in-memory twin."""
+"""Persistence: the ``Store`` protocol, the SQLite store and its in-memory twin.
+
+Each instance's snapshot is its source of truth; its journal is an append-only audit log of what
+happened to it (``Store.read_journal``), never read to recover (``_protocol.py`` says more).
+"""
 
 from cronflow_actors.store._migrations import MIGRATIONS, latest_version
-from cronflow_actors.store._protocol import MISSING, Store, StoreStatistics
+from cronflow_actors.store._protocol import MISSING, JournalRecord, Store, StoreStatistics
 from cronflow_actors.store.memory import MemoryStore
 from cronflow_actors.store.sqlite import SYNCHRONOUS_LEVELS, SQLiteStore
 
@@ -9,6 +13,7 @@ __all__ = [
     "MIGRATIONS",
     "MISSING",
     "SYNCHRONOUS_LEVELS",
+    "JournalRecord",
     "MemoryStore",
     "SQLiteStore",
     "Store",

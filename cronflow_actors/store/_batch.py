@@ -29,7 +29,8 @@ class Coalesced(msgspec.Struct, kw_only=True):
     snapshots: dict[str, SnapshotRecord] = msgspec.field(default_factory=dict)
     bases: dict[str, int] = msgspec.field(default_factory=dict)
     """Per instance: the revision its first snapshot in the batch was based on (0: new)."""
-    journal: list[JournalEntry] = msgspec.field(default_factory=list)
+    journal: list[tuple[JournalEntry, int | None]] = msgspec.field(default_factory=list)
+    """Each entry, with the revision of the snapshot its mutation wrote (None: none)."""
     timers_set: dict[str, TimerRecord] = msgspec.field(default_factory=dict)
     timers_cancel: set[str] = msgspec.field(default_factory=set)
     waits_set: dict[str, WaitRecord] = msgspec.field(default_factory=dict)
@@ -52,7 +53,8 @@ def coalesce(mutations: Iterable[Mutation]) -> Coalesced:
                 raise BrokenChainError(snapshot.instance_id)
             snapshots[snapshot.instance_id] = snapshot
         if mutation.journal:
-            out.journal.extend(mutation.journal)
+            revision = None if snapshot is None else snapshot.revision
+            out.journal.extend((entry, revision) for entry in mutation.journal)
         for timer in mutation.timers_set:
             out.timers_set[timer.timer_id] = timer
             out.timers_cancel.discard(timer.timer_id)

@@ -147,6 +147,11 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
             """,
         ),
     ),
+    (
+        4,
+        "the snapshot revision each journal entry was written with (audit trails)",
+        ("ALTER TABLE journal ADD COLUMN revision INTEGER",),
+    ),
 )
 
 

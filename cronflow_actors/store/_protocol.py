@@ -3,6 +3,12 @@
 Two implementations: ``SQLiteStore`` (aiosqlite, the embedded default) and ``MemoryStore``, its
 in-memory twin for tests and benchmarks that do not need durability. Both run the same contract
 tests. Times are passed in by the caller (from its injected clock), so the store never reads one.
+
+The source of truth of an instance is its snapshot (with its timers, waits and queue rows). The
+journal is an append-only audit log of what happened to each instance (each attempt of a work
+item and how it ended), written in the same transaction as the snapshot that records it and read
+back in order (``read_journal``) for audit trails, tests and tooling. Nothing recovers from it:
+recovery loads snapshots, and a recorded output lives in the snapshot that recorded it.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from cronflow_actors.messages import (
     WaitRecord,
 )
 
-__all__ = ["MISSING", "CommitObserver", "Cursor", "Store", "StoreStatistics"]
+__all__ = ["MISSING", "CommitObserver", "Cursor", "JournalRecord", "Store", "StoreStatistics"]
 
 Cursor = tuple[float, str]
 """A keyset position in a listing: (time, id) of the last row of the previous page."""
@@ -72,9 +78,36 @@ class StoreStatistics(msgspec.Struct, frozen=True, kw_only=True):
     """How long the last transaction took, commit included."""
 
 
+class JournalRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """One entry of an instance's journal as read back (``Store.read_journal``)."""
+
+    seq: int
+    """Its place in the store's journal (growing as entries are written): the ``after`` of the
+    next page."""
+    instance_id: str
+    kind: str
+    """What happened: how an attempt of a work item ended (``completed``, ``failed``, or
+    ``retry``: failed, to be tried again)."""
+    element: str
+    """The element it happened to (the work item's id)."""
+    step: str
+    """The task (step) of that element."""
+    attempt: int
+    at: float
+    """When, on the runtime's clock (epoch seconds)."""
+    revision: int | None = None
+    """The instance's snapshot revision written with it (None for entries written before the
+    store kept it)."""
+    output: bytes | None = None
+    """A completed attempt's output (msgpack)."""
+    error: str | None = None
+    """A failed attempt's error."""
+
+
 @runtime_checkable
 class Store(Protocol):
-    """Durable state of the runtime: instance snapshots, the journal, timers, key-value state."""
+    """Durable state of the runtime: instance snapshots (the source of truth), the journal (an
+    append-only audit log, never read to recover), timers, waits, queues, key-value state."""
 
     async def open(self) -> None:
         """Open (and create or migrate) the store. Idempotent."""
@@ -154,6 +187,15 @@ class Store(Protocol):
 
     async def load_journal(self, instance_id: str) -> list[JournalEntry]:
         """An instance's recorded outcomes, in the order they were recorded."""
+        ...
+
+    async def read_journal(
+        self, instance_id: str, *, after: int = 0, limit: int = 100
+    ) -> list[JournalRecord]:
+        """A page of an instance's journal, in the order it was recorded: at most ``limit``
+        entries whose ``seq`` is past ``after`` (the last ``seq`` of the previous page). An
+        entry recorded twice (the same attempt of the same work item) is kept once, the first
+        time. A pruned instance's journal goes with it."""
         ...
 
     async def load_timers(
@@ -286,6 +328,22 @@ class Store(Protocol):
     def statistics(self) -> StoreStatistics:
         """Counters of the writer since open."""
         ...
+
+
+def journal_record(seq: int, entry: JournalEntry, revision: int | None) -> JournalRecord:
+    """How a journal entry reads back, at its place ``seq``."""
+    return JournalRecord(
+        seq=seq,
+        instance_id=entry.instance_id,
+        kind=entry.outcome,
+        element=entry.work_item_id,
+        step=entry.step_id,
+        attempt=entry.attempt,
+        at=entry.recorded_at,
+        revision=revision,
+        output=entry.output,
+        error=entry.error,
+    )
 
 
 def check_limit(limit: int | None, offset: int) -> None:

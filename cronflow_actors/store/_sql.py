@@ -19,6 +19,7 @@ from cronflow_actors.messages import (
     TimerRecord,
     WaitRecord,
 )
+from cronflow_actors.store._protocol import JournalRecord
 
 SNAPSHOT_COLUMNS = (
     "instance_id, workflow, version, status, terminal, revision, updated_at, parent_id, body, "
@@ -74,9 +75,14 @@ caller takes the paused ones out of the waiting count."""
 
 INSERT_JOURNAL = """
     INSERT OR IGNORE INTO journal
-        (instance_id, work_item_id, attempt, step_id, outcome, output, error, recorded_at)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+        (instance_id, work_item_id, attempt, step_id, outcome, output, error, recorded_at, revision)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
+"""An entry of the audit log; the first record of an attempt is kept."""
+JOURNAL_COLUMNS = (
+    "seq, instance_id, outcome, work_item_id, step_id, attempt, recorded_at, revision, output, "
+    "error"
+)
 UPSERT_TIMER = """
     INSERT INTO timers (timer_id, instance_id, due_at, kind, payload) VALUES (?, ?, ?, ?, ?)
     ON CONFLICT (timer_id) DO UPDATE SET
@@ -157,7 +163,7 @@ def update_row(s: SnapshotRecord, base: int) -> tuple[Any, ...]:
     )
 
 
-def journal_row(j: JournalEntry) -> tuple[Any, ...]:
+def journal_row(j: JournalEntry, revision: int | None) -> tuple[Any, ...]:
     return (
         j.instance_id,
         j.work_item_id,
@@ -167,6 +173,7 @@ def journal_row(j: JournalEntry) -> tuple[Any, ...]:
         j.output,
         j.error,
         j.recorded_at,
+        revision,
     )
 
 
@@ -271,4 +278,19 @@ def journal_of(row: Any) -> JournalEntry:
         output=row[5],
         error=row[6],
         recorded_at=row[7],
+    )
+
+
+def journal_record_of(row: Any) -> JournalRecord:
+    return JournalRecord(
+        seq=row[0],
+        instance_id=row[1],
+        kind=row[2],
+        element=row[3],
+        step=row[4],
+        attempt=row[5],
+        at=row[6],
+        revision=row[7],
+        output=row[8],
+        error=row[9],
     )

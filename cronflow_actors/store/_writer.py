@@ -8,8 +8,9 @@ with the number of concurrent writers while each caller still returns only once 
 durable. If a batch fails (one mutation breaks a constraint, say), it is rolled back and its
 items are written one by one, so only the offending caller gets the error.
 
-Lease operations run alone, each in its own transaction. Once the lease is held, snapshot writes
-are fenced by it (see ``_sql``); a lost lease fails the writer: it accepts nothing more.
+Lease operations run alone, each in its own transaction (the operations are in ``_ops.py``).
+Once the lease is held, snapshot writes are fenced by it (see ``_sql``); a lost lease fails the
+writer: it accepts nothing more.
 
 A failure that is not one item's fault (the disk is full or read-only, the database file was
 removed or replaced, the file is damaged) fails the writer as a whole: every waiting caller and
@@ -41,21 +42,25 @@ from cronflow_actors.errors import (
 from cronflow_actors.messages import LeaseRecord, Mutation, QueuedRun, encode
 from cronflow_actors.store import _sql as sql
 from cronflow_actors.store._batch import BrokenChainError, coalesce
+from cronflow_actors.store._ops import (
+    LEASE_OPS,
+    BatchOp,
+    FileGoneError,
+    Item,
+    KvDelete,
+    KvIncr,
+    KvPurge,
+    KvSet,
+    LeaseAcquire,
+    LeaseOp,
+    LeaseRelease,
+    LeaseRenew,
+    Prune,
+    is_fatal,
+)
 from cronflow_actors.store._protocol import CommitObserver, StoreStatistics, incremented
 
-__all__ = [
-    "FileGoneError",
-    "GroupWriter",
-    "KvDelete",
-    "KvIncr",
-    "KvPurge",
-    "KvSet",
-    "LeaseAcquire",
-    "LeaseRelease",
-    "LeaseRenew",
-    "Prune",
-    "is_fatal",
-]
+__all__ = ["GroupWriter"]
 
 logger = logging.getLogger(__name__)
 
@@ -68,74 +73,8 @@ def _describe(error: BaseException) -> str:
     return f"the database refused a write ({type(error).__name__}: {error})"
 
 
-class KvSet(msgspec.Struct, frozen=True):
-    namespace: str
-    key: str
-    value: bytes
-    expires_at: float | None
-
-
-class KvIncr(msgspec.Struct, frozen=True):
-    namespace: str
-    key: str
-    amount: float
-    now: float
-    ttl: float | None
-
-
-class KvDelete(msgspec.Struct, frozen=True):
-    namespace: str
-    key: str
-
-
-class KvPurge(msgspec.Struct, frozen=True):
-    now: float
-
-
-class Prune(msgspec.Struct, frozen=True):
-    """Delete finished instances last changed before ``before`` (at most ``limit``)."""
-
-    before: float
-    limit: int
-
-
-class LeaseAcquire(msgspec.Struct, frozen=True):
-    lease: LeaseRecord
-
-
-class LeaseRenew(msgspec.Struct, frozen=True):
-    scope: str
-    owner: str
-    now: float
-    expires_at: float
-
-
-class LeaseRelease(msgspec.Struct, frozen=True):
-    scope: str
-    owner: str
-
-
-_LeaseOp = LeaseAcquire | LeaseRenew | LeaseRelease
-_BatchOp = Mutation | KvSet | KvIncr | KvDelete | KvPurge | QueuedRun | Prune
-_Item = tuple[_BatchOp | _LeaseOp, "asyncio.Future[Any]"]
-_LEASE_OPS = (LeaseAcquire, LeaseRenew, LeaseRelease)
-
-
 class _Refused(Exception):
     """A fenced or compare-and-set snapshot statement changed fewer rows than it was given."""
-
-
-class FileGoneError(Exception):
-    """The database file was removed or replaced while the store had it open."""
-
-
-def is_fatal(error: BaseException) -> bool:
-    """An error no item caused: the writer cannot go on."""
-    if isinstance(error, FileGoneError | LeaseLostError):
-        return True
-    return isinstance(error, sqlite3.DatabaseError) and not isinstance(
-        error, sqlite3.IntegrityError
-    )
 
 
 class _Failure:
@@ -161,7 +100,7 @@ class GroupWriter:
         self._name = name
         self._vacuum_due = False
         self._max_batch = max_batch
-        self._queue: list[_Item] = []
+        self._queue: list[Item] = []
         self._wakeup = asyncio.Event()
         self._closing = False
         self._task: asyncio.Task[None] | None = None
@@ -184,7 +123,7 @@ class GroupWriter:
         if self._task is not None:
             await self._task
 
-    def submit(self, payload: _BatchOp | _LeaseOp, operation: str) -> asyncio.Future[Any]:
+    def submit(self, payload: BatchOp | LeaseOp, operation: str) -> asyncio.Future[Any]:
         if self._closing:
             raise StoreClosedError(self._name, operation)
         if self.failure is not None:
@@ -203,12 +142,12 @@ class GroupWriter:
                 wakeup.clear()
                 await wakeup.wait()
                 continue
-            if isinstance(self._queue[0][0], _LEASE_OPS):
+            if isinstance(self._queue[0][0], LEASE_OPS):
                 await self._lease_op(self._queue.pop(0))
                 continue
             count = 0
             for payload, _future in self._queue[: self._max_batch]:
-                if isinstance(payload, _LEASE_OPS):
+                if isinstance(payload, LEASE_OPS):
                     break
                 count += 1
             items = self._queue[:count]
@@ -232,7 +171,7 @@ class GroupWriter:
                 future.set_exception(failure)
         return failure
 
-    async def _write(self, items: list[_Item]) -> None:
+    async def _write(self, items: list[Item]) -> None:
         started = time.perf_counter()
         try:
             results, written, seen = await self._transaction(items)
@@ -289,7 +228,7 @@ class GroupWriter:
             except Exception:
                 logger.exception("the commit observer of the store %s failed", self._name)
 
-    async def _transaction(self, items: list[_Item]) -> tuple[list[Any], int, int]:
+    async def _transaction(self, items: list[Item]) -> tuple[list[Any], int, int]:
         connection = self._connection
         batch = coalesce(payload for payload, _ in items if isinstance(payload, Mutation))
         owner = self.owner
@@ -318,7 +257,7 @@ class GroupWriter:
                     raise _Refused
             if batch.journal:
                 await connection.executemany(
-                    sql.INSERT_JOURNAL, [sql.journal_row(j) for j in batch.journal]
+                    sql.INSERT_JOURNAL, [sql.journal_row(j, rev) for j, rev in batch.journal]
                 )
             if batch.timers_cancel:
                 await connection.executemany(sql.DELETE_TIMER, [(t,) for t in batch.timers_cancel])
@@ -468,7 +407,7 @@ class GroupWriter:
 
     # -- the lease ------------------------------------------------------------------------------
 
-    async def _lease_op(self, item: _Item) -> None:
+    async def _lease_op(self, item: Item) -> None:
         op, future = item
         try:
             result = await self._lease(op)

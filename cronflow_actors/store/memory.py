@@ -1,9 +1,9 @@
 """MemoryStore: the in-memory twin of SQLiteStore, for tests and for runs that need no durability.
 
 Same contract as the SQLite store (the same contract tests run against both): revision 1 is a
-new instance and revision n replaces n - 1 only, journal entries are recorded once per
-(instance, work item, attempt), a journal entry, timer or wait needs its instance's snapshot,
-and a rejected mutation writes nothing.
+new instance and revision n replaces n - 1 only, journal entries (the audit log) are recorded
+once per (instance, work item, attempt) and read back in order, a journal entry, timer or wait
+needs its instance's snapshot, and a rejected mutation writes nothing.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from cronflow_actors.store._protocol import (
     MISSING,
     CommitObserver,
     Cursor,
+    JournalRecord,
     StoreStatistics,
     check_amount,
     check_limit,
@@ -46,6 +47,7 @@ from cronflow_actors.store._protocol import (
     check_ttl,
     incremented,
     is_live,
+    journal_record,
 )
 
 __all__ = ["MemoryStore"]
@@ -61,8 +63,10 @@ class MemoryStore:
     def __init__(self) -> None:
         self._open = False
         self._snapshots: dict[str, SnapshotRecord] = {}
-        self._journal: dict[str, list[JournalEntry]] = {}
+        self._journal: dict[str, list[tuple[int, JournalEntry, int | None]]] = {}
+        """Per instance: (seq, entry, revision of the snapshot written with it)."""
         self._journal_keys: set[tuple[str, str, int]] = set()
+        self._journal_seq = 0
         self._timers: dict[str, TimerRecord] = {}
         self._waits: dict[str, WaitRecord] = {}
         self._queue: dict[str, QueuedRun] = {}
@@ -119,7 +123,7 @@ class MemoryStore:
         for instance_id, snapshot in batch.snapshots.items():
             self._check_snapshot(snapshot, batch.bases[instance_id], batch.dequeued)
         known = self._snapshots.keys() | batch.snapshots.keys()
-        referenced = [e.instance_id for e in batch.journal]
+        referenced = [e.instance_id for e, _ in batch.journal]
         referenced += [t.instance_id for t in batch.timers_set.values()]
         referenced += [w.instance_id for w in batch.waits_set.values()]
         for instance_id in referenced:
@@ -131,11 +135,13 @@ class MemoryStore:
             self._queue.pop(instance_id, None)
         for snapshot in batch.snapshots.values():
             self._snapshots[snapshot.instance_id] = snapshot
-        for entry in batch.journal:
+        for entry, revision in batch.journal:
             key = (entry.instance_id, entry.work_item_id, entry.attempt)
             if key not in self._journal_keys:
                 self._journal_keys.add(key)
-                self._journal.setdefault(entry.instance_id, []).append(entry)
+                self._journal_seq += 1
+                entries = self._journal.setdefault(entry.instance_id, [])
+                entries.append((self._journal_seq, entry, revision))
         for timer_id in batch.timers_cancel:
             self._timers.pop(timer_id, None)
         self._timers.update(batch.timers_set)
@@ -208,18 +214,10 @@ class MemoryStore:
     async def acquire_lease(self, lease: LeaseRecord) -> LeaseRecord:
         self._require_writable("take the database lease")
         holder = self._leases.get(lease.scope)
-        if (
-            holder is not None
-            and holder.owner != lease.owner
-            and holder.expires_at > lease.acquired_at
-        ):
-            raise LeaseHeldError(
-                repr(self),
-                holder.owner,
-                holder.host,
-                holder.pid,
-                holder.expires_at - lease.acquired_at,
-            )
+        if holder is not None and holder.owner != lease.owner:
+            remaining = holder.expires_at - lease.acquired_at
+            if remaining > 0:
+                raise LeaseHeldError(repr(self), holder.owner, holder.host, holder.pid, remaining)
         self._leases[lease.scope] = lease
         if lease.scope == "runtime":
             self._owner = lease.owner
@@ -257,13 +255,7 @@ class MemoryStore:
         self._kv[(namespace, key)] = (stored, None if ttl is None else now + ttl)
 
     async def kv_incr(
-        self,
-        namespace: str,
-        key: str,
-        amount: float = 1,
-        *,
-        now: float,
-        ttl: float | None = None,
+        self, namespace: str, key: str, amount: float = 1, *, now: float, ttl: float | None = None
     ) -> float:
         self._require_writable(f"incr key {key!r}")
         check_ttl(ttl)
@@ -377,7 +369,16 @@ class MemoryStore:
 
     async def load_journal(self, instance_id: str) -> list[JournalEntry]:
         self._require_open("load a journal")
-        return list(self._journal.get(instance_id, ()))
+        return [entry for _, entry, _ in self._journal.get(instance_id, ())]
+
+    async def read_journal(
+        self, instance_id: str, *, after: int = 0, limit: int = 100
+    ) -> list[JournalRecord]:
+        self._require_open("read a journal")
+        check_page(limit)
+        entries = self._journal.get(instance_id, ())
+        page = [entry for entry in entries if entry[0] > after][:limit]
+        return [journal_record(*entry) for entry in page]
 
     async def load_timers(
         self,

@@ -80,6 +80,36 @@ async def test_migrations_are_recorded_once(tmp_path: Path) -> None:
     assert [r[0] for r in rows] == list(range(1, latest_version() + 1))
 
 
+async def test_a_journal_written_before_revisions_were_kept_reads_back(tmp_path: Path) -> None:
+    path = tmp_path / "v3.db"
+    with sqlite3.connect(path) as raw:  # a database as the schema stood at version 3
+        raw.execute(
+            "CREATE TABLE schema_version (version INTEGER PRIMARY KEY, "
+            "description TEXT NOT NULL, applied_at REAL NOT NULL)"
+        )
+        for version, description, statements in MIGRATIONS[:3]:
+            for statement in statements:
+                raw.execute(statement)
+            raw.execute("INSERT INTO schema_version VALUES (?, ?, 0)", (version, description))
+        raw.execute(
+            "INSERT INTO instances (instance_id, workflow, status, revision, updated_at, body) "
+            "VALUES ('i1', 'wf', 'running', 4, 1.0, x'')"
+        )
+        raw.execute(
+            "INSERT INTO journal (instance_id, work_item_id, attempt, outcome, recorded_at) "
+            "VALUES ('i1', 'w1', 1, 'completed', 2.0)"
+        )
+    async with SQLiteStore(path) as store:
+        assert await store.schema_version() == latest_version()
+        (old,) = await store.read_journal("i1")
+        assert (old.element, old.kind, old.revision) == ("w1", "completed", None)
+        await store.commit(
+            Mutation(snapshot=snapshot(revision=5), journal=(entry(work_item="w2"),))
+        )
+        assert [j.revision for j in await store.read_journal("i1")] == [None, 5]
+        assert [j.work_item_id for j in await store.load_journal("i1")] == ["w1", "w2"]
+
+
 async def test_a_database_from_a_newer_version_is_refused_untouched(tmp_path: Path) -> None:
     path = tmp_path / "future.db"
     async with SQLiteStore(path):

@@ -96,6 +96,50 @@ async def test_the_journal_records_each_attempt_once_in_order(store: Store) -> N
     assert journal[1].error == "boom"
 
 
+async def test_the_journal_reads_back_in_order_in_pages(store: Store) -> None:
+    await store.commit(Mutation(snapshot=snapshot(), journal=(entry(step_id="charge"),)))
+    await store.commit(Mutation(snapshot=snapshot("i2"), journal=(entry("i2", "x1"),)))
+    await store.commit(
+        Mutation(
+            snapshot=snapshot(revision=2),
+            journal=(
+                entry(work_item="w2", outcome="retry", output=None, error="boom", recorded_at=7.0),
+                entry(work_item="w2", attempt=2),
+            ),
+        )
+    )
+    await store.commit(Mutation(journal=(entry(work_item="w3"), entry(work_item="w1"))))
+
+    journal = await store.read_journal("i1")
+    assert [(j.kind, j.element, j.attempt, j.revision) for j in journal] == [
+        ("completed", "w1", 1, 1),
+        ("retry", "w2", 1, 2),
+        ("completed", "w2", 2, 2),
+        ("completed", "w3", 1, None),  # written without a snapshot
+    ]
+    assert {j.instance_id for j in journal} == {"i1"}
+    assert (journal[0].step, journal[0].output, journal[0].at) == ("charge", b"out", 100.0)
+    assert (journal[1].error, journal[1].output, journal[1].at) == ("boom", None, 7.0)
+    seqs = [j.seq for j in journal]
+    assert seqs == sorted(set(seqs))
+
+    first = await store.read_journal("i1", limit=3)
+    rest = await store.read_journal("i1", after=first[-1].seq, limit=3)
+    assert first + rest == journal
+    assert await store.read_journal("i1", after=journal[-1].seq) == []
+    assert await store.read_journal("ghost") == []
+    assert [j.element for j in await store.read_journal("i2")] == ["x1"]
+    with pytest.raises(ConfigurationError, match="limit"):
+        await store.read_journal("i1", limit=0)
+
+
+async def test_a_pruned_instance_takes_its_journal_along(store: Store) -> None:
+    done = snapshot(status="completed", terminal=True, updated_at=1.0)
+    await store.commit(Mutation(snapshot=done, journal=(entry(),)))
+    assert await store.prune(finished_before=50.0) == 1
+    assert await store.read_journal("i1") == []
+
+
 async def test_a_mutation_for_an_unknown_instance_is_rejected_whole(store: Store) -> None:
     bad = Mutation(
         snapshot=snapshot("known"),

@@ -17,12 +17,13 @@ def routes(edge: Edge) -> list[Route]:
     runtime = edge.runtime
 
     async def list_flows(request: Request) -> Response:
-        edge.require(request)
         flows = [msgspec.to_builtins(flow) for flow in runtime.get_workflows()]
         return json_response({"flows": flows})
 
     async def get_flow(request: Request) -> Response:
-        edge.require(request)
         return json_response(msgspec.to_builtins(runtime.get_workflow(request.path_params["id"])))
 
-    return [route("/flows", get=list_flows), route("/flows/{id}", get=get_flow)]
+    return [
+        route("/flows", edge.auth, get=list_flows),
+        route("/flows/{id}", edge.auth, get=get_flow),
+    ]

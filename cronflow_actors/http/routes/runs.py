@@ -53,7 +53,6 @@ def routes(edge: Edge) -> list[Route]:
     runtime = edge.runtime
 
     async def start_run(request: Request) -> Response:
-        edge.require(request)
         body = await edge.json(request)
         try:
             start = msgspec.convert(body, StartRun)
@@ -67,7 +66,6 @@ def routes(edge: Edge) -> list[Route]:
         return started(run_id)
 
     async def list_runs(request: Request) -> Response:
-        edge.require(request)
         if "offset" in request.query_params:
             raise Problem(
                 400, "invalid-argument", "paging is by cursor: pass the previous page's next_cursor"
@@ -83,17 +81,14 @@ def routes(edge: Edge) -> list[Route]:
         return json_response({"runs": runs, "limit": limit, "next_cursor": page.next_cursor})
 
     async def get_run(request: Request) -> Response:
-        edge.require(request)
         return json_response(run_json(await runtime.inspect(request.path_params["run_id"])))
 
     async def cancel_run(request: Request) -> Response:
-        edge.require(request)
         run_id = request.path_params["run_id"]
         await runtime.cancel(run_id)
         return json_response({"run_id": run_id, "status": "canceled"})
 
     async def replay_run(request: Request) -> Response:
-        edge.require(request)
         body = await edge.json(request)
         try:
             replay = msgspec.convert(body if body is not None else {}, ReplayRun)
@@ -105,20 +100,17 @@ def routes(edge: Edge) -> list[Route]:
         return started(run_id)
 
     async def publish(request: Request) -> Response:
-        edge.require(request)
         payload = await edge.json(request)
         published = await runtime.publish_event(request.path_params["name"], payload)
         refused = [msgspec.to_builtins(refusal) for refusal in published.refused]
         return json_response({"started": list(published), "refused": refused}, 202)
 
     async def resume(request: Request) -> Response:
-        edge.require(request)
         payload = await edge.json(request)
         await runtime.resume(request.path_params["token"], payload)
         return json_response({"status": "resumed"})
 
     async def paused(request: Request) -> Response:
-        edge.require(request)
         page = await runtime.list_paused(
             limit=query_int(request, "limit", 100, low=1, high=1000),
             cursor=query_text(request, "cursor", max_length=500),
@@ -127,11 +119,11 @@ def routes(edge: Edge) -> list[Route]:
         return json_response({"paused": body, "next_cursor": page.next_cursor})
 
     return [
-        route("/runs", get=list_runs, post=start_run),
-        route("/runs/{run_id}", get=get_run),
-        route("/runs/{run_id}/cancel", post=cancel_run),
-        route("/runs/{run_id}/replay", post=replay_run),
-        route("/events/{name}", post=publish),
-        route("/resume/{token}", post=resume),
-        route("/paused", get=paused),
+        route("/runs", edge.auth, get=list_runs, post=start_run),
+        route("/runs/{run_id}", edge.auth, get=get_run),
+        route("/runs/{run_id}/cancel", edge.auth, post=cancel_run),
+        route("/runs/{run_id}/replay", edge.auth, post=replay_run),
+        route("/events/{name}", edge.auth, post=publish),
+        route("/resume/{token}", edge.auth, post=resume),
+        route("/paused", edge.auth, get=paused),
     ]

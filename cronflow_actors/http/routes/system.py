@@ -15,31 +15,25 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from cronflow_actors.http.auth import Tokens
+from cronflow_actors.http.auth import BearerAuth, Tokens
 from cronflow_actors.http.edge import Edge, json_response, route
 from cronflow_actors.http.exposition import metrics_response
-from cronflow_actors.http.problems import Problem
 from cronflow_actors.messages import Principal
 
 __all__ = ["metrics_route", "routes"]
 
 
 def metrics_route(edge: Edge) -> Route:
-    own = Tokens({edge.metrics_token: Principal("metrics")}) if edge.metrics_token else None
+    auth = edge.auth
+    if edge.metrics_token:
+        own = Tokens({edge.metrics_token: Principal("metrics")})
+        need = "/metrics needs 'Authorization: Bearer <metrics token>'"
+        auth = BearerAuth(own, required=True, missing=need).middleware()
 
     async def metrics(request: Request) -> Response:
-        if own is None:
-            edge.require(request)
-        elif own.principal(request) is None:
-            raise Problem(
-                401,
-                "authentication-required",
-                "/metrics needs 'Authorization: Bearer <metrics token>'",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
         return await metrics_response(edge.runtime, request)
 
-    return route("/metrics", get=metrics)
+    return route("/metrics", auth, get=metrics)
 
 
 def routes(edge: Edge, document: dict[str, Any], *, with_metrics: bool) -> list[Route]:

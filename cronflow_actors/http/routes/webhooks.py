@@ -15,7 +15,6 @@ Only what a run needs is kept with it: the headers the flow declares (``required
 from __future__ import annotations
 
 import hashlib
-import inspect
 import logging
 import uuid
 from collections.abc import Callable, Mapping
@@ -26,6 +25,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from cronflow_actors.calls import call_user
 from cronflow_actors.errors import CronflowError, InstanceExistsError
 from cronflow_actors.http.auth import SECRET_HEADERS
 from cronflow_actors.http.edge import Edge, json_response, route
@@ -186,7 +186,7 @@ class Webhook:
     async def _call(self, name: str, *args: Any) -> Any:
         """A callback of the user's; one that raises is a 500 that names it."""
         try:
-            return await _call_user(getattr(self.spec, name), *args)
+            return await call_user(getattr(self.spec, name), *args)
         except Exception as error:
             logger.exception("the %s callback of webhook %s raised", name, self.name)
             raise Problem(
@@ -225,7 +225,7 @@ class Webhook:
         """The answer ``on_success``/``on_error`` gives, or None for the standard one (also
         when the callback raises or returns what cannot be sent: that is logged)."""
         try:
-            value = await _call_user(getattr(self.spec, name), *args)
+            value = await call_user(getattr(self.spec, name), *args)
             if value is None:
                 return None
             return _response(value, standard)
@@ -237,13 +237,6 @@ class Webhook:
                 standard.status_code,
             )
             return None
-
-
-async def _call_user(fn: Callable[..., Any], *args: Any) -> Any:
-    result = fn(*args)
-    if inspect.isawaitable(result):
-        result = await result
-    return result
 
 
 def _response(value: Any, standard: Response) -> Response:

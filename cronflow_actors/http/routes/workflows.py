@@ -1,4 +1,5 @@
-"""Net workflows and their work items, through their actions with the caller's principal."""
+"""Net workflows and their work items, through their actions with the caller's principal
+(``request.user``, set by the routes' authentication)."""
 
 from __future__ import annotations
 
@@ -51,7 +52,6 @@ def routes(edge: Edge) -> list[Route]:
         )
 
     async def get_workflow(request: Request) -> Response:
-        edge.require(request)
         workflow_id = request.path_params["workflow_id"]
         info = await runtime.workflow(workflow_id)
         tasks = await runtime.task_states(workflow_id)
@@ -66,7 +66,6 @@ def routes(edge: Edge) -> list[Route]:
         return json_response({"workflow_id": workflow_id, "state": "canceled"})
 
     async def list_work_items(request: Request) -> Response:
-        edge.require(request)
         params = request.path_params
         items = await runtime.work_items(params["workflow_id"], params["task"])
         return json_response({"work_items": [msgspec.to_builtins(i) for i in items]})
@@ -89,19 +88,19 @@ def routes(edge: Edge) -> list[Route]:
                 "no-such-action",
                 f"no work item action {action!r}; use {', '.join(WORK_ITEM_ACTIONS)}",
             )
-        principal = edge.caller(request)
         payload = await edge.json(request)
-        await act(item_id, payload, principal=principal)
+        await act(item_id, payload, principal=edge.caller(request))
         return json_response(msgspec.to_builtins(await runtime.work_item(item_id)))
 
     return [
-        route("/workflows", post=start_workflow),
-        route("/workflows/{workflow_id}", get=get_workflow),
-        route("/workflows/{workflow_id}/cancel", post=cancel_workflow),
+        route("/workflows", edge.auth, post=start_workflow),
+        route("/workflows/{workflow_id}", edge.auth, get=get_workflow),
+        route("/workflows/{workflow_id}/cancel", edge.auth, post=cancel_workflow),
         route(
             "/workflows/{workflow_id}/tasks/{task}/work-items",
+            edge.auth,
             get=list_work_items,
             post=initialize_work_item,
         ),
-        route("/work-items/{work_item_id}/{action}", post=work_item_action),
+        route("/work-items/{work_item_id}/{action}", edge.auth, post=work_item_action),
     ]

@@ -1,0 +1,145 @@
+"""The JSON answers of the HTTP API as msgspec types: what the routes send back, and what the
+OpenAPI document (``openapi.py``) describes them with."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+import msgspec
+
+from cronflow_actors.http.problems import ProblemBody
+from cronflow_actors.http.routes.runs import ReplayRun, StartRun
+from cronflow_actors.http.routes.workflows import WORK_ITEM_ACTIONS, StartWorkflow
+from cronflow_actors.runtime import (
+    EventRefusal,
+    PausedRun,
+    RunInfo,
+    TaskState,
+    WorkflowDescription,
+    WorkflowInfo,
+    WorkItemInfo,
+)
+
+__all__ = [
+    "FIXED",
+    "Canceled",
+    "FlowList",
+    "Health",
+    "PausedPage",
+    "Published",
+    "Readiness",
+    "Resumed",
+    "RunPage",
+    "RunStarted",
+    "WebhookAnswered",
+    "WorkItemAction",
+    "WorkItemCreated",
+    "WorkItemList",
+    "WorkflowCanceled",
+    "WorkflowStarted",
+    "WorkflowView",
+]
+
+
+class RunStarted(msgspec.Struct):
+    run_id: str
+
+
+class WebhookAnswered(msgspec.Struct, omit_defaults=True):
+    """200 from a webhook: a duplicate (the first run's id), or a condition that was not met."""
+
+    run_id: str | None
+    duplicate: bool = False
+    condition_met: bool = True
+
+
+class RunPage(msgspec.Struct):
+    runs: list[RunInfo]
+    limit: int
+    next_cursor: str | None
+
+
+class PausedPage(msgspec.Struct):
+    paused: list[PausedRun]
+    next_cursor: str | None
+
+
+class Canceled(msgspec.Struct):
+    run_id: str
+    status: str
+
+
+class Published(msgspec.Struct):
+    started: list[str]
+    refused: list[EventRefusal]
+    """The flows whose schema refused the payload (the event went to the others)."""
+
+
+class Resumed(msgspec.Struct):
+    status: str
+
+
+class FlowList(msgspec.Struct):
+    flows: list[WorkflowDescription]
+
+
+class WorkflowStarted(msgspec.Struct):
+    workflow_id: str
+
+
+class WorkflowView(WorkflowInfo, frozen=True, kw_only=True):
+    tasks: dict[str, TaskState]
+
+
+class WorkflowCanceled(msgspec.Struct):
+    workflow_id: str
+    state: str
+
+
+class WorkItemList(msgspec.Struct):
+    work_items: list[WorkItemInfo]
+
+
+class WorkItemCreated(msgspec.Struct):
+    work_item_id: str
+
+
+class Health(msgspec.Struct, omit_defaults=True):
+    status: str
+    detail: str | None = None
+
+
+class Readiness(msgspec.Struct):
+    ready: bool
+    checks: dict[str, str]
+
+
+WorkItemAction = StrEnum("WorkItemAction", {a.upper(): a for a in WORK_ITEM_ACTIONS})  # type: ignore[misc]
+
+FIXED: list[Any] = [
+    ProblemBody,
+    RunStarted,
+    WebhookAnswered,
+    StartRun,
+    ReplayRun,
+    RunInfo,
+    TaskState,
+    RunPage,
+    PausedPage,
+    Canceled,
+    Published,
+    Resumed,
+    FlowList,
+    WorkflowDescription,
+    StartWorkflow,
+    WorkflowStarted,
+    WorkflowView,
+    WorkflowCanceled,
+    WorkItemList,
+    WorkItemCreated,
+    WorkItemInfo,
+    Health,
+    Readiness,
+]
+"""Every type a route answers with or reads, whatever the flows registered."""

@@ -1,0 +1,426 @@
+"""The rules a net definition must satisfy, checked by ``WorkflowBuilder.build()``.
+
+Each check adds a readable problem to a list and goes on, so ``build()`` reports every problem
+of a definition in one ``InvalidWorkflowError``: names declared once, flows between declared
+elements (condition -> task, task -> task or condition), one start and one end condition that
+nothing flows into or out of, cancellation regions of declared elements, splits and joins that
+exist and routers where a split needs one, activities and actions each element has, callables
+where functions are expected, and every element on a path from the start to the end.
+
+The checks work on what the builders recorded (names, flows, values); they never build specs
+and never call the user's functions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import msgspec
+
+from cronflow_actors.net.spec import (
+    ActionSpec,
+    ConditionSpec,
+    JoinType,
+    SplitType,
+    TaskKind,
+    WaitSpec,
+    implicit_condition_name,
+)
+
+__all__ = [
+    "TASK_ACTIVITIES",
+    "WORKFLOW_ACTIONS",
+    "WORKFLOW_ACTIVITIES",
+    "WORK_ITEM_ACTIONS",
+    "WORK_ITEM_ACTIVITIES",
+    "Wiring",
+    "check_activities",
+    "check_boundaries",
+    "check_callable",
+    "check_reachability",
+    "check_task",
+    "check_task_children",
+    "check_work_item",
+    "check_workflow_actions",
+    "declare_names",
+    "regions_by_task",
+    "single",
+    "wire_flows",
+]
+
+WORKFLOW_ACTIVITIES = frozenset(
+    {"on_initialized", "on_started", "on_completed", "on_failed", "on_canceled"}
+)
+_TASK_COMMON = frozenset(
+    {"on_enabled", "on_started", "on_completed", "on_failed", "on_canceled", "on_disabled"}
+)
+TASK_ACTIVITIES: Mapping[TaskKind, frozenset[str]] = {
+    TaskKind.TASK: _TASK_COMMON | {"on_work_item_state_changed"},
+    TaskKind.COMPOSITE: _TASK_COMMON | {"on_workflow_state_changed"},
+    TaskKind.DYNAMIC_COMPOSITE: _TASK_COMMON | {"on_workflow_state_changed"},
+    TaskKind.DUMMY: _TASK_COMMON,
+}
+WORK_ITEM_ACTIVITIES = frozenset(
+    {"on_initialized", "on_started", "on_completed", "on_failed", "on_canceled", "on_reset"}
+)
+WORK_ITEM_ACTIONS = frozenset({"initialize", "start", "complete", "fail", "cancel", "reset"})
+WORKFLOW_ACTIONS = frozenset({"initialize", "cancel"})
+
+_KIND_METHOD = {
+    TaskKind.TASK: "task",
+    TaskKind.COMPOSITE: "composite_task",
+    TaskKind.DYNAMIC_COMPOSITE: "dynamic_composite_task",
+    TaskKind.DUMMY: "dummy_task",
+}
+
+
+def check_callable(value: Any, what: str, problems: list[str]) -> None:
+    if value is not None and not callable(value):
+        problems.append(f"{what} must be a function or coroutine function, got {value!r}")
+
+
+def check_activities(
+    owner: str, given: Mapping[str, Any], allowed: frozenset[str], problems: list[str]
+) -> None:
+    for name, fn in given.items():
+        if name not in allowed:
+            problems.append(f"{owner} has no activity {name!r}; activities: {sorted(allowed)}")
+        else:
+            check_callable(fn, f"{owner} activity {name!r}", problems)
+
+
+# -- work items and workflows' own parts ---------------------------------------------------------
+
+
+def check_work_item(
+    name: Any,
+    *,
+    handler: Any,
+    actions: Mapping[str, Any],
+    activities: Mapping[str, Any],
+    wait: Any,
+    detached: bool,
+    problems: list[str],
+) -> None:
+    """A work item type: its name, handler, actions, activities and what it waits for."""
+    owner = f"work item {name!r}"
+    if not isinstance(name, str) or not name:
+        problems.append(f"a work item needs a non-empty name, got {name!r}")
+    check_callable(handler, f"{owner} handler", problems)
+    for action, spec in actions.items():
+        if action not in WORK_ITEM_ACTIONS:
+            problems.append(
+                f"{owner} has no action {action!r}; actions: {sorted(WORK_ITEM_ACTIONS)}"
+            )
+        elif not isinstance(spec, ActionSpec):
+            problems.append(f"{owner} action {action!r} must be declared with net.action(...)")
+        else:
+            check_callable(spec.policy, f"{owner} action {action!r} policy", problems)
+            check_callable(spec.callback, f"{owner} action {action!r} callback", problems)
+    check_activities(owner, activities, WORK_ITEM_ACTIVITIES, problems)
+    if wait is None:
+        return
+    if not isinstance(wait, WaitSpec) or wait.kind not in ("event", "pause"):
+        problems.append(f"{owner} wait must be a WaitSpec of kind 'event' or 'pause'")
+    elif wait.kind == "event" and not wait.event:
+        problems.append(f"{owner} waits for an event but names none")
+    else:
+        check_callable(wait.accept, f"{owner} event filter", problems)
+        check_callable(wait.check, f"{owner} event check", problems)
+        check_callable(wait.details, f"{owner} wait details", problems)
+    if handler is not None or detached:
+        problems.append(f"{owner} has a handler, so it cannot also wait")
+
+
+def check_workflow_actions(workflow: str, actions: Mapping[str, Any], problems: list[str]) -> None:
+    for name, spec in actions.items():
+        if name not in WORKFLOW_ACTIONS:
+            problems.append(
+                f"workflow {workflow!r} has no action {name!r}; actions: {sorted(WORKFLOW_ACTIONS)}"
+            )
+        elif not isinstance(spec, ActionSpec):
+            problems.append(f"workflow action {name!r} must be declared with net.action(...)")
+
+
+# -- names and flows -----------------------------------------------------------------------------
+
+
+def single(what: str, names: list[str], method: str, problems: list[str]) -> str | None:
+    """The one start (or end) condition: None when there is none."""
+    if not names:
+        problems.append(f"the workflow has no {what}; declare one with .{method}(name)")
+        return None
+    if len(names) > 1:
+        problems.append(f"the workflow declares {len(names)} {what}s {names}; it needs one")
+    return names[-1]
+
+
+def declare_names(
+    conditions: Iterable[Any], tasks: Iterable[Any], problems: list[str]
+) -> dict[str, str]:
+    """Each declared name and what it names (``"condition"`` or ``"task"``), each once."""
+    declared: dict[str, str] = {}
+    for kind, names in (("condition", conditions), ("task", tasks)):
+        for name in names:
+            if not isinstance(name, str) or not name:
+                problems.append(f"a {kind} needs a non-empty name, got {name!r}")
+            elif name in declared:
+                problems.append(
+                    f"the name {name!r} is declared twice (as {declared[name]} and {kind})"
+                )
+            else:
+                declared[name] = kind
+    return declared
+
+
+def _what(kind: str | None) -> str:
+    return "not declared" if kind is None else f"a {kind}"
+
+
+class Wiring(msgspec.Struct, kw_only=True):
+    """The flows of a definition resolved into each task's input and output conditions."""
+
+    inputs: dict[str, list[str]]
+    outputs: dict[str, list[str]]
+    implicit: list[str] = msgspec.field(default_factory=list)
+    """The conditions that task -> task flows create, in the order of the flows."""
+
+    def conditions(self, declared: Mapping[str, str]) -> dict[str, ConditionSpec]:
+        """Every condition, declared then implicit, with the tasks on either side of it."""
+        names = [n for n, k in declared.items() if k == "condition"] + self.implicit
+        return {
+            c: ConditionSpec(
+                name=c,
+                implicit=c in self.implicit,
+                inputs=tuple(t for t in self.outputs if c in self.outputs[t]),
+                outputs=tuple(t for t in self.inputs if c in self.inputs[t]),
+            )
+            for c in names
+        }
+
+
+def wire_flows(
+    flows: Iterable[tuple[str, str, str]],
+    declared: Mapping[str, str],
+    tasks: Iterable[Any],
+    problems: list[str],
+) -> Wiring:
+    """Check each ``(method, source, target)`` flow and wire it: condition -> task, task -> task
+    (through an implicit condition), task -> condition."""
+    wiring = Wiring(inputs={t: [] for t in tasks}, outputs={t: [] for t in tasks})
+    seen: set[tuple[str, str]] = set()
+    for method, source, target in flows:
+        if not target:
+            problems.append(f"{method}({source!r}) names no target")
+            continue
+        if (source, target) in seen:
+            problems.append(f"the flow {source!r} -> {target!r} is declared twice")
+            continue
+        seen.add((source, target))
+        source_kind, target_kind = declared.get(source), declared.get(target)
+        if method == "connect_condition":
+            _wire_condition(wiring, source, target, declared, problems)
+        elif source_kind != "task":
+            problems.append(
+                f"{method}({source!r}, ...) needs a task, but {source!r} is {_what(source_kind)}"
+            )
+        elif target_kind == "task":
+            condition = implicit_condition_name(source, target)
+            if condition in declared:
+                problems.append(
+                    f"the flow {source!r} -> {target!r} needs the implicit condition "
+                    f"{condition!r}, but that name is already declared"
+                )
+                continue
+            wiring.implicit.append(condition)
+            wiring.outputs[source].append(condition)
+            wiring.inputs[target].append(condition)
+        elif target_kind == "condition":
+            wiring.outputs[source].append(target)
+        else:
+            problems.append(
+                f"connect_task({source!r}, ...) names {target!r}, which is {_what(target_kind)}"
+            )
+    return wiring
+
+
+def _wire_condition(
+    wiring: Wiring, source: str, target: str, declared: Mapping[str, str], problems: list[str]
+) -> None:
+    source_kind, target_kind = declared.get(source), declared.get(target)
+    if source_kind != "condition":
+        problems.append(
+            f"connect_condition({source!r}, ...) needs a condition, but {source!r} is "
+            f"{_what(source_kind)}"
+        )
+    if target_kind != "task":
+        problems.append(
+            f"connect_condition({source!r}, ...) names {target!r}, "
+            f"which is {_what(target_kind)}; a condition flows into tasks"
+        )
+    if source_kind == "condition" and target_kind == "task":
+        wiring.inputs[target].append(source)
+
+
+def check_boundaries(
+    start: str | None, end: str | None, wiring: Wiring, conditions: set[str], problems: list[str]
+) -> None:
+    """Nothing flows into the start condition, nor out of the end condition."""
+    if start is not None and start in conditions:
+        for name, targets in wiring.outputs.items():
+            if start in targets:
+                problems.append(f"task {name!r} flows into the start condition {start!r}")
+    if end is not None and end in conditions:
+        for name, sources in wiring.inputs.items():
+            if end in sources:
+                problems.append(f"the end condition {end!r} flows into task {name!r}")
+
+
+def regions_by_task(
+    regions: Iterable[tuple[str, tuple[str, ...], tuple[str, ...]]],
+    declared: Mapping[str, str],
+    conditions: set[str],
+    *,
+    start: str | None,
+    end: str | None,
+    problems: list[str],
+) -> dict[str, tuple[frozenset[str], frozenset[str]]]:
+    """Each cancellation region's tasks and conditions, by the task whose completion cancels
+    them."""
+    found: dict[str, tuple[frozenset[str], frozenset[str]]] = {}
+    for trigger, tasks, region_conditions in regions:
+        where = f"cancellation_region({trigger!r})"
+        if declared.get(trigger) != "task":
+            problems.append(f"{where}: {trigger!r} is {_what(declared.get(trigger))}")
+            continue
+        if trigger in found:
+            problems.append(f"{where} is declared twice; give all its elements in one call")
+            continue
+        for name in tasks:
+            if declared.get(name) != "task":
+                problems.append(f"{where}: {name!r} is not a declared task")
+            elif name == trigger:
+                problems.append(f"{where}: a task cannot be in its own cancellation region")
+        for name in region_conditions:
+            if name not in conditions:
+                problems.append(f"{where}: {name!r} is not a condition of the workflow")
+            elif name in (start, end):
+                problems.append(f"{where}: the start and end conditions cannot be cancelled")
+        found[trigger] = (
+            frozenset(t for t in tasks if t != trigger),
+            frozenset(region_conditions),
+        )
+    return found
+
+
+# -- tasks ---------------------------------------------------------------------------------------
+
+
+def check_task(
+    name: str,
+    *,
+    kind: TaskKind,
+    declared_as: TaskKind,
+    split: Any,
+    join: Any,
+    router: Any,
+    policy: Any,
+    reduce: Any,
+    activities: Mapping[str, Any],
+    wiring: Wiring,
+    problems: list[str],
+) -> tuple[SplitType | None, JoinType | None]:
+    """A task's shape: its kind, split and join (returned, None when unknown), router, policy,
+    reducer, activities and flows."""
+    where = f"task {name!r}"
+    if kind is not declared_as:
+        problems.append(
+            f"{where} is declared with .{_KIND_METHOD[declared_as]}() but built with "
+            f"net.{_KIND_METHOD[kind]}(); use .{_KIND_METHOD[kind]}()"
+        )
+    split_type = _enum(SplitType, split, f"{where} split", problems)
+    join_type = _enum(JoinType, join, f"{where} join", problems)
+    if split_type in (SplitType.XOR, SplitType.OR) and router is None:
+        problems.append(f"{where} has a {split_type.value} split but no router; add .route(fn)")
+    if split_type is SplitType.AND and router is not None:
+        problems.append(f"{where} has a router but an and split; routers serve xor and or")
+    check_callable(router, f"{where} router", problems)
+    check_callable(policy, f"{where} policy", problems)
+    check_callable(reduce, f"{where} output reducer", problems)
+    check_activities(where, activities, TASK_ACTIVITIES[kind], problems)
+    if not wiring.inputs.get(name):
+        problems.append(f"{where} has no incoming flow; connect a condition or task to it")
+    if not wiring.outputs.get(name):
+        problems.append(f"{where} has no outgoing flow; connect it with .connect_task()")
+    return split_type, join_type
+
+
+def check_task_children(
+    where: str,
+    *,
+    kind: TaskKind,
+    names: list[str],
+    given: int,
+    activities: Mapping[str, Any],
+    problems: list[str],
+) -> None:
+    """A dynamic composite task's child workflows: at least one, each name once, and an
+    ``on_enabled`` activity to pick them."""
+    if kind is not TaskKind.DYNAMIC_COMPOSITE:
+        return
+    if not given:
+        problems.append(f"{where}: a dynamic composite task needs at least one workflow")
+    if len(set(names)) != len(names):
+        problems.append(f"{where}: child workflow names must be unique, got {names}")
+    if "on_enabled" not in activities:
+        problems.append(
+            f"{where}: a dynamic composite task needs an on_enabled activity that picks "
+            "its child workflows with ctx.workflow.initialize(name, payload)"
+        )
+
+
+def _enum(
+    kind: type[SplitType] | type[JoinType], value: Any, what: str, problems: list[str]
+) -> Any:
+    try:
+        return kind(value)
+    except ValueError:
+        problems.append(f"{what} is {value!r}; use one of {[m.value for m in kind]}")
+        return None
+
+
+# -- the whole net -------------------------------------------------------------------------------
+
+
+def check_reachability(
+    start: str,
+    end: str,
+    conditions: Mapping[str, ConditionSpec],
+    wiring: Wiring,
+    problems: list[str],
+) -> None:
+    """Every task and declared condition lies on a path from the start to the end condition."""
+    forward: dict[str, list[str]] = {c: list(conditions[c].outputs) for c in conditions}
+    backward: dict[str, list[str]] = {c: list(conditions[c].inputs) for c in conditions}
+    for name in wiring.outputs:
+        forward[name] = list(wiring.outputs[name])
+        backward[name] = list(wiring.inputs[name])
+    from_start = _reach(start, forward)
+    to_end = _reach(end, backward)
+    for name in [*wiring.outputs, *(c for c in conditions if not conditions[c].implicit)]:
+        if name not in from_start:
+            problems.append(f"{name!r} cannot be reached from the start condition {start!r}")
+        elif name not in to_end:
+            problems.append(f"{name!r} cannot reach the end condition {end!r}")
+
+
+def _reach(origin: str, edges: Mapping[str, list[str]]) -> set[str]:
+    found = {origin}
+    todo = [origin]
+    while todo:
+        for following in edges.get(todo.pop(), ()):
+            if following not in found:
+                found.add(following)
+                todo.append(following)
+    return found

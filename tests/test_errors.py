@@ -1,0 +1,85 @@
+"""errors.py holds every error of the package, and its docstring draws the whole tree."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+from cronflow_actors import errors
+
+PACKAGE = Path(errors.__file__).resolve().parent
+_ENTRY = re.compile(r"^    (?P<branch>[ │├└─]*)(?P<name>[A-Z]\w+)")
+
+
+def _exception_classes() -> dict[str, type[BaseException]]:
+    return {
+        name: value
+        for name, value in vars(errors).items()
+        if isinstance(value, type)
+        and issubclass(value, BaseException)
+        and value.__module__ == errors.__name__
+    }
+
+
+def _drawing() -> list[tuple[str, str | None]]:
+    """(class, the class drawn as its parent) for each class in the docstring's tree."""
+    assert errors.__doc__ is not None
+    drawn: list[tuple[str, str | None]] = []
+    stack: list[tuple[int, str]] = []
+    for line in errors.__doc__.splitlines():
+        found = _ENTRY.match(line)
+        if found is None:
+            continue
+        depth = len(found["branch"])
+        while stack and stack[-1][0] >= depth:
+            stack.pop()
+        drawn.append((found["name"], stack[-1][1] if stack else None))
+        stack.append((depth, found["name"]))
+    return drawn
+
+
+def test_the_drawing_names_every_exception_class_once() -> None:
+    names = [name for name, _ in _drawing()]
+    assert sorted(names) == sorted(_exception_classes())
+    assert len(names) == len(set(names))
+
+
+def test_the_drawing_shows_each_class_under_its_base() -> None:
+    classes = _exception_classes()
+    for name, parent in _drawing():
+        if parent is not None:
+            assert classes[parent] in classes[name].__bases__, f"{name} is not a {parent}"
+        else:
+            assert not any(base in classes.values() for base in classes[name].__bases__), name
+
+
+def test_every_exception_class_is_public() -> None:
+    assert sorted(errors.__all__) == sorted(_exception_classes())
+
+
+def test_no_other_module_defines_an_error_a_caller_sees() -> None:
+    # Signals private to a module (a leading underscore, or never raised past it) may stay.
+    allowed = {"_Refused", "FileGoneError", "BrokenChainError"}
+    found = []
+    for path in PACKAGE.rglob("*.py"):
+        if path.name == "errors.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ClassDef) and node.name not in allowed:
+                bases = {ast.unparse(base) for base in node.bases}
+                if any(re.search(r"(Error|Exception)$", base) for base in bases):
+                    found.append(f"{path.relative_to(PACKAGE)}: {node.name}")
+    assert found == []
+
+
+def test_moved_errors_are_still_importable_from_their_old_places() -> None:
+    from cronflow_actors.cli.client import ApiError
+    from cronflow_actors.http.problems import Problem
+    from cronflow_actors.runtime.testing import ExpectationError
+
+    assert (ApiError, Problem, ExpectationError) == (
+        errors.ApiError,
+        errors.Problem,
+        errors.ExpectationError,
+    )
