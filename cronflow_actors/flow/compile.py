@@ -221,17 +221,24 @@ class Compiler:
                     self.problems.append(problem)
                     if self.resolve is None:
                         self.needs_runtime.add(problem)
-                return found
-            case Compilable() as flow:
-                try:
-                    child = flow.compile(self.resolve)
-                except InvalidWorkflowError as error:
-                    self.problems.extend(f"subflow {node.id!r}: {p}" for p in error.problems)
                     return None
-                for compiled in (child, *child.subflows):
-                    self.subflows.setdefault(compiled.id, compiled)
+                if isinstance(found, CompiledFlow):
+                    return found
+                return self.compiled_child(node, found)  # a resolve that hands out flows
+            case Compilable() as flow:
+                child = self.compiled_child(node, flow)
+                if child is not None:
+                    for compiled in (child, *child.subflows):
+                        self.subflows.setdefault(compiled.id, compiled)
                 return child
         return None  # reported by the builder
+
+    def compiled_child(self, node: n.SubflowNode, flow: Compilable) -> CompiledFlow | None:
+        try:
+            return flow.compile(self.resolve)
+        except InvalidWorkflowError as error:
+            self.problems.extend(f"subflow {node.id!r}: {p}" for p in error.problems)
+            return None
 
     # -- control flow -------------------------------------------------------------------------
 

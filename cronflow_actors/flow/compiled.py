@@ -75,10 +75,6 @@ class CompiledFlow(msgspec.Struct, frozen=True, kw_only=True, eq=False):
         return list(found.values())
 
 
-Resolve = Callable[[str], CompiledFlow | None]
-"""``resolve(flow_id)``: a flow registered on the runtime (for subflows named by id)."""
-
-
 @runtime_checkable
 class Compilable(Protocol):
     """What a subflow given as a flow is: something that compiles (a ``Flow``)."""
@@ -86,3 +82,8 @@ class Compilable(Protocol):
     id: str
 
     def compile(self, resolve: Resolve | None = None) -> CompiledFlow: ...
+
+
+Resolve = Callable[[str], CompiledFlow | Compilable | None]
+"""``resolve(flow_id)``: a flow registered on the runtime (for subflows named by id), compiled
+or not."""

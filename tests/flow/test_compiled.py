@@ -94,3 +94,11 @@ def test_nothing_outside_flow_reads_the_builder_or_decodes_its_names() -> None:
                 line.strip() for line in path.read_text().splitlines() if builder_reads.search(line)
             ]
             assert not found, f"{path.relative_to(PACKAGE)}: {found}"
+
+
+def test_build_takes_a_resolve_that_hands_out_flows() -> None:
+    registered = cf.define("registered").step("x", str)
+    flow = cf.define("parent").subflow("sub", "registered")
+    resolve = {"registered": registered}.get
+    assert flow.build(resolve=resolve) is flow.compile().spec
+    assert flow.compile().steps["sub"].kind == "subflow"
