@@ -16,7 +16,7 @@ import msgspec
 from cronflow_actors.errors import InvalidStateTransitionError, ResumeError
 from cronflow_actors.messages import Message, WaitRecord
 from cronflow_actors.messages.engine import WorkItemAction
-from cronflow_actors.runtime.runs import Page, check_limit, decode_cursor, encode_cursor
+from cronflow_actors.runtime.pages import Page, check_limit, decode_cursor, encode_cursor
 from cronflow_actors.store import Store
 
 __all__ = ["PausedRun", "Pauses"]
