@@ -31,9 +31,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 
-from benchmarks.suite.record import drive, drive_blocking, emit, record  # noqa: E402
+from dbos import DBOS
 
-from dbos import DBOS  # noqa: E402
+from benchmarks.suite.record import drive, drive_blocking, emit, record
 
 
 @DBOS.step()
@@ -92,7 +92,9 @@ WORKLOADS = {
 }
 
 
-async def measure(engine: str, workload: str, runs: int, in_flight: int) -> dict[str, object]:
+async def measure(
+    db: Path, engine: str, workload: str, runs: int, in_flight: int
+) -> dict[str, object]:
     workflow, expected, steps = WORKLOADS[workload]
     wrong: list[str] = []
 
@@ -115,7 +117,7 @@ async def measure(engine: str, workload: str, runs: int, in_flight: int) -> dict
     else:
         await drive(one, 20, min(in_flight, 20))  # warm up
         elapsed, latencies = await drive(one, runs, in_flight)
-    steps_recorded = _steps_recorded(workflow.__name__)
+    steps_recorded = _steps_recorded(db, workflow.__name__)
     if wrong or len(latencies) != runs:
         return record(
             engine,
@@ -137,12 +139,9 @@ async def measure(engine: str, workload: str, runs: int, in_flight: int) -> dict
     )
 
 
-DB: Path = Path()
-
-
-def _steps_recorded(name: str) -> float:
+def _steps_recorded(db: Path, name: str) -> float:
     """Steps DBOS recorded per run of ``name``, from its own tables (a correctness check)."""
-    with sqlite3.connect(DB) as raw:
+    with sqlite3.connect(db) as raw:
         done = raw.execute(
             "SELECT COUNT(*) FROM workflow_status WHERE name LIKE ? AND status = 'SUCCESS'",
             (f"%{name}",),
@@ -156,22 +155,21 @@ def _steps_recorded(name: str) -> float:
 
 
 async def main_async(args: argparse.Namespace, folder: Path) -> None:
-    global DB
-    DB = folder / "dbos.sqlite"
+    db = folder / "dbos.sqlite"
     if args.journal == "wal":
-        with sqlite3.connect(DB) as raw:
+        with sqlite3.connect(db) as raw:
             raw.execute("PRAGMA journal_mode=WAL")
     engine = f"dbos-{args.journal}"
-    DBOS(config={"name": "bench", "system_database_url": f"sqlite:///{DB}"})
+    DBOS(config={"name": "bench", "system_database_url": f"sqlite:///{db}"})
     DBOS.launch()
-    with sqlite3.connect(DB) as raw:
+    with sqlite3.connect(db) as raw:
         journal = raw.execute("PRAGMA journal_mode").fetchone()[0]
         synchronous = raw.execute("PRAGMA synchronous").fetchone()[0]
     try:
         for workload in args.workloads.split(","):
             in_flight = 1 if workload == "e" else args.in_flight
             try:
-                rec = await measure(engine, workload, args.runs, in_flight)
+                rec = await measure(db, engine, workload, args.runs, in_flight)
             except Exception as error:
                 rec = record(
                     engine,
