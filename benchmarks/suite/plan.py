@@ -103,7 +103,7 @@ def peer_jobs(
     in_flight: int = 500,
     restate_server: Path | None = None,
 ) -> list[Job]:
-    dbos_runs = _n(150 if quick else 1_000, scale)
+    dbos_runs = _n(100 if quick else 1_000, scale)
     timeout = 90.0 if quick else 1800.0
     jobs = []
     for journal in ("wal", "default"):
@@ -129,7 +129,7 @@ def peer_jobs(
                 in_flight=in_flight,
             )
         )
-    seq = _n(300 if quick else 3_000, scale)
+    seq = _n(200 if quick else 3_000, scale)
     jobs.append(
         Job(
             engine="spiff-sequential",
@@ -163,7 +163,7 @@ def peer_jobs(
             in_flight=in_flight,
         )
     )
-    restate_runs = _n(300 if quick else 3_000, scale)
+    restate_runs = _n(200 if quick else 3_000, scale)
     argv = [str(PEERS / "restate_peer.py"), "--runs", str(restate_runs)]
     argv += ["--in-flight", str(in_flight)]
     if restate_server is not None:
@@ -180,7 +180,7 @@ def peer_jobs(
             in_flight=in_flight,
         )
     )
-    prefect_runs = _n(30 if quick else 300, scale, least=3)
+    prefect_runs = _n(10 if quick else 200, scale, least=3)
     jobs.append(
         Job(
             engine="prefect",
