@@ -56,7 +56,7 @@ def _n(base: int, scale: float, least: int = 5) -> int:
 
 
 def our_jobs(quick: bool, scale: float = 1.0, in_flight: int = 500) -> list[Job]:
-    runs_a = _n(3_000 if quick else 20_000, scale)
+    runs_a = _n(2_000 if quick else 20_000, scale)
     jobs = []
     curve = (100, 500, 2000)
     for level in curve:
@@ -65,9 +65,9 @@ def our_jobs(quick: bool, scale: float = 1.0, in_flight: int = 500) -> list[Job]
         runs = _n(base if quick else base * 5, scale)
         jobs.append(_ours(workload, workload, runs, in_flight, quick))
     jobs.append(_ours("e", "e", _n(500 if quick else 5_000, scale), 1, quick))
-    jobs.append(_ours("f", "f", _n(3_000 if quick else 100_000, scale), in_flight, quick))
+    jobs.append(_ours("f", "f", _n(2_000 if quick else 100_000, scale), in_flight, quick))
     jobs.append(_ours("g", "g", _n(2_000 if quick else 100_000, scale), in_flight, quick))
-    for size in (10_000,) if quick else (100_000, 1_000_000):
+    for size in (5_000,) if quick else (100_000, 1_000_000):
         filled = _n(size, scale)
         job = _ours("a", f"a on a file of {filled:,} runs", runs_a, in_flight, quick)
         jobs.append(
@@ -103,7 +103,7 @@ def peer_jobs(
     in_flight: int = 500,
     restate_server: Path | None = None,
 ) -> list[Job]:
-    dbos_runs = _n(100 if quick else 1_000, scale)
+    dbos_runs = _n(60 if quick else 1_000, scale)
     timeout = 90.0 if quick else 1800.0
     jobs = []
     for journal in ("wal", "default"):
@@ -163,7 +163,7 @@ def peer_jobs(
             in_flight=in_flight,
         )
     )
-    restate_runs = _n(200 if quick else 3_000, scale)
+    restate_runs = _n(100 if quick else 3_000, scale)
     argv = [str(PEERS / "restate_peer.py"), "--runs", str(restate_runs)]
     argv += ["--in-flight", str(in_flight)]
     if restate_server is not None:
@@ -180,7 +180,7 @@ def peer_jobs(
             in_flight=in_flight,
         )
     )
-    prefect_runs = _n(10 if quick else 200, scale, least=3)
+    prefect_runs = _n(5 if quick else 200, scale, least=3)
     jobs.append(
         Job(
             engine="prefect",
