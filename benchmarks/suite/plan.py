@@ -122,7 +122,7 @@ def peer_jobs(
                     "--workloads",
                     "a,b,c,e",
                 ),
-                expects=("a", "b", "c", "e"),
+                expects=("e", "a", "b", "c"),
                 peer="dbos",
                 timeout_s=timeout,
                 runs=dbos_runs,
