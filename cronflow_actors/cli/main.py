@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from cronflow_actors.cli.bench import add_bench_command
 from cronflow_actors.errors import ConfigurationError, CronflowError
 
 __all__ = ["main"]
@@ -271,6 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-format", default=None, help="text or json")
     serve.set_defaults(handler=_serve)
     _add_client_commands(commands)
+    add_bench_command(commands)
     return parser
 
 
