@@ -2,12 +2,17 @@
 
 - ``LoopActor``: a pykka actor whose inbox is drained on the event loop (no thread per actor).
 - ``LoopFuture``: a pykka future that can be awaited on the loop and ``.get()`` from threads.
-- ``ActorSystem``: spawning, a registry of its own, supervision, ``wait_idle()``, orderly stop.
+- ``ActorSystem``: spawning, a registry of its own, supervision, ``wait_idle()``, orderly stop;
+  ``ActorHost``: what an actor needs of it; ``WorkInFlight``: what ``wait_idle()`` waits for.
 - ``BlockingPool``: pykka ThreadingActors for blocking callables.
-- ``Clock``: ``SystemClock`` and ``ManualClock``.
+- ``Clock``: ``SystemClock`` and ``ManualClock``; ``ParkingClock`` and ``SleepListener``, the
+  hook by which a clock's sleepers do not count as work.
+
+Modules, each importing only those before it: ``clock``, ``_future``, ``_work``, ``_mailbox``,
+``_ref``, ``_blocking``, ``_actor``, ``_system``.
 """
 
-from cronflow_actors.kernel._actor import LoopActor, LoopActorRef
+from cronflow_actors.kernel._actor import ActorHost, LoopActor, LoopActorRef
 from cronflow_actors.kernel._blocking import (
     BlockingPool,
     BlockingWorker,
@@ -16,9 +21,17 @@ from cronflow_actors.kernel._blocking import (
 )
 from cronflow_actors.kernel._future import LoopFuture, wrap_future
 from cronflow_actors.kernel._system import ActorSystem, current_system
-from cronflow_actors.kernel.clock import Clock, ManualClock, SystemClock
+from cronflow_actors.kernel._work import WorkInFlight
+from cronflow_actors.kernel.clock import (
+    Clock,
+    ManualClock,
+    ParkingClock,
+    SleepListener,
+    SystemClock,
+)
 
 __all__ = [
+    "ActorHost",
     "ActorSystem",
     "BlockingPool",
     "BlockingWorker",
@@ -27,9 +40,12 @@ __all__ = [
     "LoopActorRef",
     "LoopFuture",
     "ManualClock",
+    "ParkingClock",
     "PoolStatistics",
     "RunBlocking",
+    "SleepListener",
     "SystemClock",
+    "WorkInFlight",
     "current_system",
     "wrap_future",
 ]
