@@ -1,6 +1,7 @@
 """The actor kernel: pykka actors on asyncio. It knows nothing of workflows.
 
-- ``LoopActor``: a pykka actor whose inbox is drained on the event loop (no thread per actor).
+- ``LoopActor``: a pykka actor whose inbox is drained on the event loop (no thread per actor);
+  ``CoroutineActor``: one whose handler is a coroutine, run one message at a time.
 - ``LoopFuture``: a pykka future that can be awaited on the loop and ``.get()`` from threads.
 - ``ActorSystem``: spawning, a registry of its own, supervision, ``wait_idle()``, orderly stop;
   ``ActorHost``: what an actor needs of it; ``WorkInFlight``: what ``wait_idle()`` waits for.
@@ -9,7 +10,7 @@
   hook by which a clock's sleepers do not count as work.
 
 Modules, each importing only those before it: ``clock``, ``_future``, ``_work``, ``_mailbox``,
-``_ref``, ``_blocking``, ``_actor``, ``_system``.
+``_ref``, ``_blocking``, ``_actor``, ``_coroutine``, ``_system``.
 """
 
 from cronflow_actors.kernel._actor import ActorHost, LoopActor, LoopActorRef
@@ -19,6 +20,7 @@ from cronflow_actors.kernel._blocking import (
     PoolStatistics,
     RunBlocking,
 )
+from cronflow_actors.kernel._coroutine import CoroutineActor
 from cronflow_actors.kernel._future import LoopFuture, wrap_future
 from cronflow_actors.kernel._system import ActorSystem, current_system
 from cronflow_actors.kernel._work import WorkInFlight
@@ -36,6 +38,7 @@ __all__ = [
     "BlockingPool",
     "BlockingWorker",
     "Clock",
+    "CoroutineActor",
     "LoopActor",
     "LoopActorRef",
     "LoopFuture",
