@@ -216,7 +216,9 @@ class WorkflowActor(CoroutineActor):
                 LoopActor.on_receive(self, message)  # logs what it does not know
         return None
 
-    async def _report(self, report: Message) -> None:
+    async def _report(
+        self, report: WorkItemFinished | TimerFired | ActionFinished | RedispatchActions
+    ) -> None:
         """A report from a child or a timer (told, so nobody hears an error): a failure to apply
         it is recorded in a transaction of its own."""
         try:
@@ -239,7 +241,7 @@ class WorkflowActor(CoroutineActor):
 
     # -- transactions ------------------------------------------------------------------------------
 
-    async def _transact(self, command: Any) -> Any:
+    async def _transact(self, command: WorkflowCommand) -> Any:
         """Carry out ``command`` (a ``WorkflowCommand``) as one transaction."""
         return await self._transact_with(
             lambda tx: apply(tx, command, self.root), getattr(command, "principal", None)

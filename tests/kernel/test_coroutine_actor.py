@@ -4,12 +4,12 @@ an ask resolves to the handler's result, and mailbox_depth counts what waits beh
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, cast
 
 import pykka
 import pytest
 
-from cronflow_actors.kernel import ActorSystem, CoroutineActor, LoopActor
+from cronflow_actors.kernel import ActorSystem, CoroutineActor, LoopActor, LoopFuture
 from cronflow_actors.messages import ChildFailed
 
 
@@ -28,10 +28,15 @@ class Serial(CoroutineActor):
         self.running = 0
         self.most_running = 0
         self.gates: dict[Any, asyncio.Event] = {}
+        self.begun: dict[Any, asyncio.Event] = {}
         self.idle = 0
 
     def gate(self, message: Any) -> asyncio.Event:
         return self.gates.setdefault(message, asyncio.Event())
+
+    async def began(self, message: Any) -> None:
+        """Wait until the handler of ``message`` has begun."""
+        await self.begun.setdefault(message, asyncio.Event()).wait()
 
     async def handle(self, message: Any) -> Any:
         if isinstance(message, ChildFailed):
@@ -40,6 +45,7 @@ class Serial(CoroutineActor):
         self.running += 1
         self.most_running = max(self.most_running, self.running)
         self.log.append(("begin", message))
+        self.begun.setdefault(message, asyncio.Event()).set()
         try:
             if message != "quick":
                 await self.gate(message).wait()
@@ -64,8 +70,8 @@ def actor_of(ref: pykka.ActorRef[Any]) -> Any:
 async def test_ask_resolves_to_the_handlers_result_with_one_await(system: ActorSystem) -> None:
     ref = system.spawn(Serial, [])
     actor = actor_of(ref)
-    asked = ref.ask("a", block=False)
-    await asyncio.sleep(0.01)
+    asked = cast("LoopFuture[str]", ref.ask("a", block=False))
+    await actor.began("a")
     assert not asked.done()  # the handler awaits its gate: no answer yet
     actor.gate("a").set()
     assert await asked == "done a"
@@ -91,7 +97,7 @@ async def test_mailbox_depth_counts_the_messages_waiting_behind_a_handler(
     ref = system.spawn(Serial, [])
     actor = actor_of(ref)
     asks = [ref.ask(n, block=False) for n in range(4)]
-    await asyncio.sleep(0.01)
+    await actor.began(0)
     assert actor.running == 1
     assert actor.mailbox_depth == 3
     assert system.actor_counts() == {"Serial": (1, 3)}
@@ -111,7 +117,7 @@ async def test_a_query_is_answered_at_once_while_a_handler_awaits(system: ActorS
     actor = actor_of(ref)
     first = ref.ask("a", block=False)
     ref.tell("b")
-    await asyncio.sleep(0.01)
+    await actor.began("a")
     assert await ref.ask(Query(), block=False) == ("running", 1, "waiting", 1)
     actor.gate("a").set()
     actor.gate("b").set()
@@ -205,7 +211,7 @@ async def test_a_stop_from_outside_the_turn_cancels_the_handler_in_progress(
     log: list[Any] = []
     ref = system.spawn(Serial, log)
     asks = [ref.ask(n, block=False) for n in range(2)]
-    await asyncio.sleep(0.01)
+    await actor_of(ref).began(0)
     actor_of(ref).stop_now()  # e.g. from one of its own tasks
     for asked in asks:
         with pytest.raises(pykka.ActorDeadError):
@@ -220,7 +226,7 @@ async def test_killing_answers_the_handler_in_progress_and_the_backlog() -> None
     await system.__aenter__()
     ref = system.spawn(Serial, [])
     asks = [ref.ask(n, block=False) for n in range(3)]
-    await asyncio.sleep(0.01)
+    await actor_of(ref).began(0)
     await system.stop(grace_period=0.01)  # the gates never open
     for asked in asks:
         with pytest.raises(pykka.ActorDeadError):
