@@ -196,13 +196,15 @@ class WorkflowActor(CoroutineActor):
                 | DeliverEvent()
             ):
                 return await self._transact(message)
-            case WorkItemFinished(work_item_id=item_id):
-                self._handler_refs.pop(item_id, None)
-                if message.exception is not None and message.retry_after is None:
-                    self._raised[item_id] = message.exception
-                await self._report(message)
-            case TimerFired() | ActionFinished() | RedispatchActions():
-                await self._report(message)
+            case WorkItemFinished() | TimerFired() | ActionFinished() | RedispatchActions():
+                # a report (told, so nobody hears an error): a failure to apply it is recorded
+                # in a transaction of its own
+                if isinstance(message, WorkItemFinished):
+                    self._handler_finished(message)
+                try:
+                    await self._transact(message)
+                except Exception as error:
+                    await self._after_internal_failure(message, error)
             case ChildFailed(child_urn=urn):
                 logger.error("%s: %s failed: %s", self, message.child_class, message.error_message)
                 for item_id, ref in list(self._handler_refs.items()):
@@ -216,15 +218,10 @@ class WorkflowActor(CoroutineActor):
                 LoopActor.on_receive(self, message)  # logs what it does not know
         return None
 
-    async def _report(
-        self, report: WorkItemFinished | TimerFired | ActionFinished | RedispatchActions
-    ) -> None:
-        """A report from a child or a timer (told, so nobody hears an error): a failure to apply
-        it is recorded in a transaction of its own."""
-        try:
-            await self._transact(report)
-        except Exception as error:
-            await self._after_internal_failure(report, error)
+    def _handler_finished(self, report: WorkItemFinished) -> None:
+        self._handler_refs.pop(report.work_item_id, None)
+        if report.exception is not None and report.retry_after is None:
+            self._raised[report.work_item_id] = report.exception
 
     def _stop_if_idle(self) -> None:
         """Stop once nothing is left to do here: a finished (or never started) instance, or,
@@ -241,9 +238,9 @@ class WorkflowActor(CoroutineActor):
 
     # -- transactions ------------------------------------------------------------------------------
 
-    async def _transact(self, command: WorkflowCommand) -> Any:
+    def _transact(self, command: WorkflowCommand) -> Awaitable[Any]:
         """Carry out ``command`` (a ``WorkflowCommand``) as one transaction."""
-        return await self._transact_with(
+        return self._transact_with(
             lambda tx: apply(tx, command, self.root), getattr(command, "principal", None)
         )
 
