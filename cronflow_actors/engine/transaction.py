@@ -1,25 +1,25 @@
 """One transaction of one instance: the cascade a command sets off, and what it must write.
 
-A ``WorkflowActor`` runs one transaction at a time. The element operations (``workflows``,
-``tasks``, ``work_items``) change the instance state in place and record here what has to
-happen once the change is durable: journal entries, timers to set and cancel, handlers to run,
-state changes to publish. If anything raises, the actor restores the state from its last
-committed snapshot and drops all of it, so a failed call changes nothing.
+A ``WorkflowActor`` runs one transaction at a time. The elements (``workflows``, ``tasks``,
+``work_items``) change the instance state in place, talk to each other through ``send`` (the
+instance's dispatcher, ``cascade``, installs it), and record here what has to happen once the
+change is durable: journal entries, timers to set and cancel, handlers to run, state changes to
+publish. If anything raises, the actor restores the state from its last committed snapshot and
+drops all of it, so a failed call changes nothing.
 """
 
 from __future__ import annotations
 
-import inspect
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import msgspec
 
 from cronflow_actors.engine.context import Context, TaskInfo, WorkflowInfo, WorkItemInfo
-from cronflow_actors.engine.states import TaskState, WorkflowState, WorkItemState
 from cronflow_actors.errors import NotFoundError
 from cronflow_actors.messages import JournalEntry, Message, TimerRecord, WaitRecord, plain
+from cronflow_actors.messages.elements import ElementMessage
 from cronflow_actors.messages.engine import (
     InstanceState,
     Job,
@@ -30,17 +30,16 @@ from cronflow_actors.messages.engine import (
 )
 from cronflow_actors.net.spec import NetSpec
 
-__all__ = ["Transaction", "call_user", "normalize"]
+__all__ = ["Send", "Transaction", "normalize"]
 
 _JOB_TYPES: tuple[type, ...] = Job.__args__
 
+Send = Callable[[ElementMessage], Awaitable[Any]]
+"""Deliver a message to the element it is for, depth-first; what that element answers."""
 
-async def call_user(fn: Callable[..., Any], *args: Any) -> Any:
-    """Call a user function that may be plain or a coroutine function."""
-    result = fn(*args)
-    if inspect.isawaitable(result):
-        result = await result
-    return result
+
+def _no_dispatcher(message: ElementMessage) -> Awaitable[Any]:
+    raise RuntimeError(f"no dispatcher for {message!r}: the cascade installs one")
 
 
 normalize = plain
@@ -86,6 +85,9 @@ class Transaction:
         self.dequeued: list[str] = []
         """Queued runs whose rows this transaction deletes (a queued run's start)."""
         self.changes: list[Message] = []
+        """Every state change, in the order the elements moved (for observers)."""
+        self.send: Send = _no_dispatcher
+        """How an element talks to another one (the dispatcher installs it)."""
 
     # -- lookups ----------------------------------------------------------------------------------
 
@@ -117,7 +119,7 @@ class Transaction:
             id=workflow.id,
             name=workflow.name,
             version=workflow.version,
-            state=WorkflowState(workflow.state),
+            state=workflow.state,
             payload=workflow.payload,
             output=workflow.output,
             error=workflow.error,
@@ -129,7 +131,7 @@ class Transaction:
     @staticmethod
     def task_info(workflow: WorkflowRecord, task: str) -> TaskInfo:
         record = workflow.tasks[task]
-        return TaskInfo(name=task, generation=record.generation, state=TaskState(record.state))
+        return TaskInfo(name=task, generation=record.generation, state=record.state)
 
     @staticmethod
     def work_item_info(item: WorkItemRecord) -> WorkItemInfo:
@@ -139,7 +141,7 @@ class Transaction:
             task=item.task,
             generation=item.generation,
             workflow_id=item.workflow_id,
-            state=WorkItemState(item.state),
+            state=item.state,
             payload=item.payload,
             output=item.output,
             error=item.error,

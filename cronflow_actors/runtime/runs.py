@@ -16,11 +16,11 @@ from typing import Any, Generic, TypeVar
 
 import msgspec
 
+from cronflow_actors.calls import call_user
 from cronflow_actors.engine.actors import decode_state
 from cronflow_actors.engine.context import WorkflowInfo
 from cronflow_actors.engine.registry import WorkflowRegistry
 from cronflow_actors.engine.state_access import StateAccess
-from cronflow_actors.engine.transaction import call_user
 from cronflow_actors.errors import ConfigurationError, NotFoundError, RunFailedError
 from cronflow_actors.flow.context import FlowContext, RunRef, flow_payload, unwrap_payload
 from cronflow_actors.flow.secrets import NO_SECRETS, Secrets
@@ -322,7 +322,7 @@ class Runs:
             ]
             errors = [i.error for i in items if i.error] + [c.error for c in children if c.error]
             failed = [i for i in items if i.error_type]
-            status = record.state
+            status: str = record.state
             if items and len(items) == 1:
                 status = _step_status(items[0].state, kind)
             steps.append(

@@ -38,7 +38,7 @@ from cronflow_actors.engine.actors import (
 )
 from cronflow_actors.engine.context import WorkflowInfo, WorkItemInfo
 from cronflow_actors.engine.registry import WorkflowRegistry
-from cronflow_actors.engine.states import TaskState, WorkflowState, is_final
+from cronflow_actors.engine.states import TaskState, WorkflowState, WorkItemVerb, is_final
 from cronflow_actors.engine.timers import TimerService
 from cronflow_actors.engine.transaction import Transaction
 from cronflow_actors.errors import (
@@ -632,7 +632,10 @@ class Runtime(StateMethods):
         self, action: str, work_item_id: str, payload: Any, principal: Principal | None
     ) -> None:
         command = WorkItemAction(
-            action=action, work_item_id=work_item_id, payload=payload, principal=principal
+            action=WorkItemVerb(action),
+            work_item_id=work_item_id,
+            payload=payload,
+            principal=principal,
         )
         await self._send(work_item_id, command)
 
