@@ -94,9 +94,14 @@ def is_final(state: str) -> bool:
     return state in _FINAL
 
 
-def check_move(kind: str, ident: str, current: StrEnum, requested: StrEnum) -> None:
-    """Raise ``InvalidStateTransitionError`` unless the table of ``kind`` allows the move."""
+def check_move(
+    kind: str, ident: str | tuple[str, ...], current: StrEnum, requested: StrEnum
+) -> None:
+    """Raise ``InvalidStateTransitionError`` unless the table of ``kind`` allows the move.
+    ``ident`` names the element, or gives the parts of its name (joined with ``/`` only when
+    the move is refused)."""
     table = _TABLES[kind]
     if requested not in table[current]:
+        name = ident if isinstance(ident, str) else "/".join(ident)
         allowed = sorted(str(state) for state in table[current])
-        raise InvalidStateTransitionError(kind, ident, str(current), str(requested), allowed)
+        raise InvalidStateTransitionError(kind, name, str(current), str(requested), allowed)

@@ -148,7 +148,7 @@ class Task:
         tx, workflow, record, name = self.tx, self.workflow, self.record, self.name
         if record.state == TaskState.STARTED:
             return
-        check_move("task", _ident(workflow, name), record.state, TaskState.STARTED)
+        check_move("task", (workflow.name, name), record.state, TaskState.STARTED)
         if workflow.state == WorkflowState.INITIALIZED:
             await tx.send(EnsureWorkflowStarted(workflow_id=workflow.id))
         spec = self.spec
@@ -156,7 +156,8 @@ class Task:
         marking, emptied = after_start(spec, name, workflow.marking)
         workflow.marking = marking
         await self._disable_losers(emptied)
-        await self._activity("on_started")
+        if "on_started" in self.definition.activities:
+            await self._activity("on_started")
         if self.definition.kind is TaskKind.DUMMY:
             await self._complete()
             return
@@ -255,7 +256,8 @@ class Task:
         if message.prev is None:
             record.children.append(message.work_item_id)
             return
-        await self._activity("on_work_item_state_changed", changed=message)
+        if "on_work_item_state_changed" in self.definition.activities:
+            await self._activity("on_work_item_state_changed", changed=message)
         if message.call_policy and is_final(message.next) and record.state == TaskState.STARTED:
             transition = Transition(prev_state=message.prev, next_state=message.next)
             decision = await self._decide(transition)
@@ -281,7 +283,7 @@ class Task:
         await self._activity("on_workflow_state_changed", changed=message)
         if not is_final(message.next):
             return
-        tx.cancel_jobs(task_owner(workflow.id, name))
+        tx.cancel_task_jobs(workflow.id, name)
         if message.call_policy and record.state == TaskState.STARTED:
             transition = Transition(prev_state=message.prev, next_state=message.next)
             decision = await self._decide(transition)
@@ -301,7 +303,7 @@ class Task:
     def _move(self, target: TaskState) -> TaskStateChanged:
         record = self.record
         previous = record.state
-        check_move("task", _ident(self.workflow, self.name), previous, target)
+        check_move("task", (self.workflow.name, self.name), previous, target)
         record.state = target
         change = TaskStateChanged(
             workflow_id=self.workflow.id,
@@ -327,8 +329,9 @@ class Task:
             else:
                 for child_id in list(self.record.children):
                     await tx.send(TearDownWorkflow(workflow_id=child_id))
-        tx.cancel_jobs(task_owner(workflow.id, self.name))
-        await self._activity(activity)
+        tx.cancel_task_jobs(workflow.id, self.name)
+        if activity in self.definition.activities:
+            await self._activity(activity)
         return change
 
     async def _cancellation_region(self) -> None:

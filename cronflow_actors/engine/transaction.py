@@ -230,6 +230,21 @@ class Transaction:
     def scheduler(self, owner: str) -> Callable[[float, Any], str]:
         return lambda delay, job: self.schedule(owner, delay, job)
 
+    def cancel_item_jobs(self, work_item_id: str) -> None:
+        """Drop the jobs a work item's activities and actions registered."""
+        if self.state.jobs:
+            self.cancel_jobs(work_item_owner(work_item_id))
+
+    def cancel_task_jobs(self, workflow_id: str, task: str) -> None:
+        """Drop the jobs of every generation of a task."""
+        if self.state.jobs:
+            self.cancel_jobs(task_owner(workflow_id, task))
+
+    def cancel_workflow_jobs(self, workflow_id: str) -> None:
+        """Drop the jobs a workflow's activities and actions registered."""
+        if self.state.jobs:
+            self.cancel_jobs(workflow_owner(workflow_id))
+
     def cancel_jobs(self, owner_prefix: str) -> None:
         """Drop every job whose owner key starts with ``owner_prefix``."""
         jobs = self.state.jobs

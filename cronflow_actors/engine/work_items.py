@@ -69,6 +69,9 @@ ACTIONS = VERB_TARGETS
 Trigger = tuple[WorkItemVerb, Any]
 """An auto-trigger: the verb and its payload."""
 
+_ON_INITIALIZED_TRIGGERS = frozenset({WorkItemVerb.START})
+_ON_STARTED_TRIGGERS = frozenset({WorkItemVerb.COMPLETE, WorkItemVerb.FAIL, WorkItemVerb.CANCEL})
+
 
 async def create(tx: Transaction, message: CreateWorkItem) -> Trigger | None:
     """A new work item of a task, through its ``initialize`` action: an internal call
@@ -166,8 +169,10 @@ async def _initialize(
     tx.changes.append(change)
     await tx.send(change)
     element = WorkItem(tx, item)
-    handle = await element._activity("on_initialized", frozenset({WorkItemVerb.START}))
-    trigger = handle.trigger if handle is not None else None
+    trigger = None
+    if "on_initialized" in definition.work_item.activities:
+        handle = await element._activity("on_initialized", _ON_INITIALIZED_TRIGGERS)
+        trigger = handle.trigger if handle is not None else None
     if trigger is None and definition.work_item.handler is not None:
         trigger = (WorkItemVerb.START, None)
     if trigger is None:
@@ -304,10 +309,9 @@ class WorkItem:
         definition = self.definition
         if definition.wait is not None:
             await self._open_wait(definition.wait)
-        handle = await self._activity(
-            "on_started",
-            frozenset({WorkItemVerb.COMPLETE, WorkItemVerb.FAIL, WorkItemVerb.CANCEL}),
-        )
+        handle = None
+        if "on_started" in definition.activities:
+            handle = await self._activity("on_started", _ON_STARTED_TRIGGERS)
         await tx.send(change)
         if not self._still(WorkItemState.STARTED):  # its task's policy may have ended it
             return
@@ -331,8 +335,9 @@ class WorkItem:
             workflow.outputs[definition.records_as] = output
         if definition.sets_last:
             workflow.last = output
-        tx.cancel_jobs(work_item_owner(item.id))
-        await self._activity("on_completed")
+        tx.cancel_item_jobs(item.id)
+        if "on_completed" in definition.activities:
+            await self._activity("on_completed")
         await tx.send(change)
 
     async def _fail(self, payload: Any = None) -> None:
@@ -341,7 +346,7 @@ class WorkItem:
         change = self._move(WorkItemState.FAILED)
         item.error = _error_text(payload)
         item.finished_at = tx.now
-        tx.cancel_jobs(work_item_owner(item.id))
+        tx.cancel_item_jobs(item.id)
         await self._activity("on_failed")
         await tx.send(change)
 
@@ -352,7 +357,7 @@ class WorkItem:
         check_move("work item", item.id, item.state, WorkItemState.CANCELED)
         change = self._move(WorkItemState.CANCELED, call_policy=not teardown)
         item.finished_at = tx.now
-        tx.cancel_jobs(work_item_owner(item.id))
+        tx.cancel_item_jobs(item.id)
         await self._activity("on_canceled")
         await tx.send(change)
 
@@ -366,7 +371,7 @@ class WorkItem:
         tx, item = self.tx, self.record
         check_move("work item", item.id, item.state, WorkItemState.INITIALIZED)
         change = self._move(WorkItemState.INITIALIZED, call_policy=False)
-        tx.cancel_jobs(work_item_owner(item.id))
+        tx.cancel_item_jobs(item.id)
         await self._activity("on_reset")
         await tx.send(change)
 

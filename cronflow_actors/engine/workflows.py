@@ -18,7 +18,7 @@ from cronflow_actors.calls import call_user
 from cronflow_actors.engine.actions import pass_boundary
 from cronflow_actors.engine.context import Context
 from cronflow_actors.engine.states import TaskState, WorkflowState, check_move
-from cronflow_actors.engine.transaction import Transaction, task_owner, workflow_owner
+from cronflow_actors.engine.transaction import Transaction, workflow_owner
 from cronflow_actors.messages.elements import (
     CancelTask,
     DisableTask,
@@ -120,7 +120,8 @@ async def initialize(tx: Transaction, spec: NetSpec, message: InitializeWorkflow
         if record.state in _DONE:
             break
         await tx.send(EnableTask(workflow_id=ident, task=name))
-    await Workflow(tx, record)._activity("on_initialized")
+    if "on_initialized" in spec.activities:
+        await Workflow(tx, record)._activity("on_initialized")
 
 
 class Workflow:
@@ -237,9 +238,9 @@ class Workflow:
         workflow.state = target
         if target in _DONE:
             workflow.finished_at = tx.now
-            tx.cancel_jobs(workflow_owner(workflow.id))
+            tx.cancel_workflow_jobs(workflow.id)
             if workflow.parent_id is not None and workflow.parent_task is not None:
-                tx.cancel_jobs(task_owner(workflow.parent_id, workflow.parent_task))
+                tx.cancel_task_jobs(workflow.parent_id, workflow.parent_task)
         change = WorkflowStateChanged(
             workflow_id=workflow.id,
             workflow=workflow.name,
@@ -249,7 +250,8 @@ class Workflow:
             created_at=workflow.created_at,
         )
         tx.changes.append(change)
-        await self._activity(activity)
+        if activity in self.tx.spec(workflow).activities:
+            await self._activity(activity)
         if workflow.parent_id is not None and workflow.parent_task is not None:
             await tx.send(change)
 
