@@ -62,9 +62,11 @@ class Cascade:
     ``root`` is the definition of the instance's root workflow.
 
     An element, once addressed, lives for the rest of the turn (its record does not change
-    identity within a transaction), so the elements are kept here by id and reused."""
+    identity within a transaction), so the elements are kept here by id and reused. ``close``
+    ends the turn: the transaction and its dispatcher refer to each other until then (a cycle
+    only the garbage collector would otherwise break)."""
 
-    __slots__ = ("_items", "_tasks", "_workflows", "root", "tx")
+    __slots__ = ("_items", "_previous", "_tasks", "_workflows", "root", "tx")
 
     def __init__(self, tx: Transaction, root: NetSpec) -> None:
         self.tx = tx
@@ -72,7 +74,12 @@ class Cascade:
         self._tasks: dict[tuple[str, str], Task] = {}
         self._items: dict[str, WorkItem] = {}
         self._workflows: dict[str, Workflow] = {}
+        self._previous = tx.send
         tx.send = self.send
+
+    def close(self) -> None:
+        """The turn is over: the transaction no longer reaches this dispatcher."""
+        self.tx.send = self._previous
 
     def send(self, message: ElementMessage) -> Awaitable[Any]:
         """Deliver ``message`` to its element, depth-first: awaiting it runs the element's

@@ -14,7 +14,7 @@ from typing import Any
 from cronflow_actors.engine import detached
 from cronflow_actors.engine.cascade import Cascade
 from cronflow_actors.engine.states import VERB_TARGETS, TaskState
-from cronflow_actors.engine.transaction import Transaction
+from cronflow_actors.engine.transaction import Send, Transaction
 from cronflow_actors.errors import InvalidStateTransitionError, NotFoundError
 from cronflow_actors.messages.elements import CreateWorkItem, FailWorkflow, InitializeWorkflow
 from cronflow_actors.messages.engine import (
@@ -54,7 +54,14 @@ _COMPOSITE = frozenset({TaskKind.COMPOSITE, TaskKind.DYNAMIC_COMPOSITE})
 
 async def apply(tx: Transaction, command: WorkflowCommand, root: NetSpec) -> Any:
     """Carry out ``command``; returns what the caller gets (an id, True/False, or None)."""
-    send = Cascade(tx, root).send
+    cascade = Cascade(tx, root)
+    try:
+        return await _carry_out(tx, command, cascade.send)
+    finally:
+        cascade.close()
+
+
+async def _carry_out(tx: Transaction, command: WorkflowCommand, send: Send) -> Any:
     match command:
         case StartWorkflow(
             payload=payload, principal=principal, dequeued=dequeued, trigger=trigger
