@@ -19,13 +19,13 @@ Differences from Tasquencer, on purpose (spec section 14):
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from typing import Any
 
 import msgspec
 
 from cronflow_actors.calls import call_user
-from cronflow_actors.engine.context import ChildWorkflows, Context, Transition, WorkItems
+from cronflow_actors.engine.context import Context, Transition
 from cronflow_actors.engine.states import (
     TaskState,
     WorkflowState,
@@ -33,11 +33,10 @@ from cronflow_actors.engine.states import (
     check_move,
     is_final,
 )
-from cronflow_actors.engine.transaction import Transaction, normalize, task_owner
+from cronflow_actors.engine.transaction import Transaction, normalize
 from cronflow_actors.errors import (
     InvalidPolicyResultError,
     InvalidStateTransitionError,
-    NotFoundError,
 )
 from cronflow_actors.messages.elements import (
     CancelTask,
@@ -394,67 +393,10 @@ class Task:
     ) -> Context:
         """The ctx of a task's activity, policy or router; ``pending`` collects the children an
         activity initializes (None: it may not)."""
-        tx, workflow, record, name = self.tx, self.workflow, self.record, self.name
-        definition = self.definition
-
-        def ids() -> list[str]:
-            return [*record.children, *(p[0] for p in pending or ())]
-
-        ctx = tx.context(
-            workflow,
-            f"task {name!r} {where}",
-            scheduler=tx.scheduler(task_owner(workflow.id, name, record.generation))
-            if where in _SCHEDULING
-            else None,
-            task=tx.task_info(workflow, name),
+        scheduling = where in _SCHEDULING
+        return self.tx.task_context(
+            self.workflow, self.name, where, pending, changed, self._check_can_add, scheduling
         )
-        if definition.kind is TaskKind.TASK:
-            initialize: Callable[[Any], str] | None = None
-            if pending is not None:
-
-                def initialize(payload: Any) -> str:
-                    self._check_can_add("initialize a work item")
-                    ident = tx.new_id("w")
-                    pending.append((ident, None, payload))
-                    return ident
-
-            item = changed if isinstance(changed, WorkItemStateChanged) else None
-            ctx.work_item = WorkItems(
-                initialize,
-                ids,
-                id=item.work_item_id if item else None,
-                prev_state=item.prev if item else None,
-                next_state=item.next if item else None,
-                info=tx.work_item_info(tx.state.work_items[item.work_item_id]) if item else None,
-            )
-        elif definition.kind is not TaskKind.DUMMY:
-            dynamic = definition.kind is TaskKind.DYNAMIC_COMPOSITE
-            names = [child.name for child in definition.subworkflows]
-            start_child: Callable[[str | None, Any], str] | None = None
-            if pending is not None:
-
-                def start_child(child_name: str | None, payload: Any) -> str:
-                    self._check_can_add("initialize a child workflow")
-                    if child_name is not None and child_name not in names:
-                        raise NotFoundError(
-                            "child workflow", child_name, f"task {name!r} (it has {names})"
-                        )
-                    ident = tx.new_id("f")
-                    pending.append((ident, child_name, payload))
-                    return ident
-
-            flow = changed if isinstance(changed, WorkflowStateChanged) else None
-            ctx.workflow = ChildWorkflows(
-                start_child,
-                ids,
-                dynamic=dynamic,
-                id=flow.workflow_id if flow else None,
-                name=flow.workflow if flow else None,
-                prev_state=flow.prev if flow else None,
-                next_state=flow.next if flow else None,
-                info=tx.workflow_info(tx.state.workflows[flow.workflow_id]) if flow else None,
-            )
-        return ctx
 
     def _check_can_add(self, what: str) -> None:
         state = self.record.state

@@ -38,7 +38,7 @@ from cronflow_actors.engine.states import (
 )
 from cronflow_actors.engine.transaction import Transaction, work_item_owner
 from cronflow_actors.errors import InvalidStateTransitionError, ResumeError
-from cronflow_actors.messages import JournalEntry, WaitRecord, encode, json_encode
+from cronflow_actors.messages import JournalEntry, encode, json_encode
 from cronflow_actors.messages.elements import (
     CreateWorkItem,
     EnsureTaskStarted,
@@ -56,7 +56,7 @@ from cronflow_actors.messages.engine import (
     WorkItemRecord,
     WorkItemStateChanged,
 )
-from cronflow_actors.net.spec import TaskKind, WaitSpec
+from cronflow_actors.net.spec import TaskKind
 
 __all__ = ["ACTIONS", "Trigger", "WorkItem", "create"]
 
@@ -308,7 +308,7 @@ class WorkItem:
         change = self._move(WorkItemState.STARTED, call_policy=False)
         definition = self.definition
         if definition.wait is not None:
-            await self._open_wait(definition.wait)
+            await tx.start_waiting(workflow, item)
         handle = None
         if "on_started" in definition.activities:
             handle = await self._activity("on_started", _ON_STARTED_TRIGGERS)
@@ -461,31 +461,6 @@ class WorkItem:
         )
         tx.changes.append(change)
         return change
-
-    async def _open_wait(self, wait: WaitSpec) -> None:
-        """The durable wake-up row of an item that starts waiting (a pause draws a new token)."""
-        tx, item, workflow = self.tx, self.record, self.workflow
-        if wait.kind == "pause":
-            item.token = tx.new_token()
-            key = item.token
-        else:
-            key = wait.event
-        details: Any = None
-        if wait.details is not None:
-            details = await call_user(wait.details, tx.item_context(workflow, item, "wait details"))
-        tx.open_wait(
-            WaitRecord(
-                wait_id=item.id,
-                instance_id=tx.state.id,
-                kind=wait.kind,
-                key=key,
-                workflow=workflow.name,
-                step=item.task,
-                created_at=tx.now,
-                expires_at=tx.now + wait.timeout if wait.timeout is not None else None,
-                data=encode({"details": details, "last": workflow.last}),
-            )
-        )
 
     async def _activity(
         self, activity: str, triggers: frozenset[str] = frozenset()
