@@ -13,6 +13,7 @@ from cronflow_actors.flow import nodes as n
 from cronflow_actors.flow.context import FlowContext, flow_payload, unwrap_payload
 from cronflow_actors.flow.handlers import call_user, fall_back, maybe, step_handler
 from cronflow_actors.flow.per_item import EMPTY
+from cronflow_actors.messages.states import WorkflowState, WorkItemState
 from cronflow_actors.net import builder as net
 from cronflow_actors.net import jobs
 
@@ -37,7 +38,7 @@ def _first_wins(ctx: Any) -> str:
 
 
 def _winner(items: list[Any]) -> Any:
-    return next(i.output for i in items if i.state == "completed")
+    return next(i.output for i in items if i.state == WorkItemState.COMPLETED)
 
 
 def _deadline(node: Any, what: str) -> Any:
@@ -79,7 +80,7 @@ def group(compiler: Compiler, node: n.GroupNode) -> net.TaskBuilder:
 
     def next_one(ctx: Any) -> None:
         # one finished: the next function starts, keeping max_concurrency running
-        if ctx.work_item.next_state == "completed":
+        if ctx.work_item.next_state == WorkItemState.COMPLETED:
             started = len(ctx.work_item.ids())
             if started < count:
                 ctx.work_item.initialize({"index": started})
@@ -128,7 +129,7 @@ def each(compiler: Compiler, node: n.EachNode) -> tuple[net.TaskBuilder, bool]:
                 ctx.work_item.initialize({"item": value, "index": index})
 
     def next_batch(ctx: Any) -> None:
-        if not batched or ctx.work_item.next_state != "completed":
+        if not batched or ctx.work_item.next_state != WorkItemState.COMPLETED:
             return
         payload = ctx.work_item.info.payload
         if payload.get("rest"):
@@ -202,7 +203,7 @@ def _each_flow(compiler: Compiler, node: n.EachNode, items_of: Any) -> net.TaskB
 
     def next_batch(ctx: Any) -> None:
         changed = ctx.workflow
-        if changed.next_state == "completed" and changed.info is not None:
+        if changed.next_state == WorkflowState.COMPLETED and changed.info is not None:
             rest = changed.info.payload.get("rest")
             if rest:
                 ctx.workflow.initialize(unit(rest[0], rest[1:]))

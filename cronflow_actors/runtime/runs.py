@@ -32,6 +32,7 @@ from cronflow_actors.messages.engine import (
     WorkflowRecord,
     WorkItemRecord,
 )
+from cronflow_actors.messages.states import TaskState, WorkflowState, WorkItemState
 from cronflow_actors.runtime.catalog import FlowCatalog
 from cronflow_actors.runtime.queues import RunQueues
 from cronflow_actors.store import Store
@@ -335,7 +336,7 @@ class Runs:
                     error_type=failed[-1].error_type if failed else None,
                     attempts=sum(i.attempt for i in items) if items else len(children),
                     started_at=min(starts) if starts else None,
-                    finished_at=max(ends) if ends and record.state != "started" else None,
+                    finished_at=max(ends) if ends and record.state != TaskState.STARTED else None,
                 )
             )
         return steps
@@ -361,7 +362,7 @@ class Runs:
         state = decode_state(body)
         root = state.workflows[info.id]
         error = None
-        if info.state == "failed":
+        if info.state == WorkflowState.FAILED:
             error = raised if raised is not None else failure_of(state, root)
         ctx = self.context(root.name, root, last=root.output, error=error)
 
@@ -436,10 +437,10 @@ def _action_step(name: str, kind: str, record: ActionRecord) -> StepInfo:
 
 
 def _step_status(item_state: str, kind: str) -> str:
-    if item_state == "started" and kind in _WAITING_KINDS:
+    if item_state == WorkItemState.STARTED and kind in _WAITING_KINDS:
         return "waiting"
-    if item_state == "started":
+    if item_state == WorkItemState.STARTED:
         return "running"
-    if item_state == "initialized":
+    if item_state == WorkItemState.INITIALIZED:
         return "pending"
     return item_state
