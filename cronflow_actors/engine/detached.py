@@ -101,13 +101,13 @@ def _record_of(tx: Transaction, pending: PendingAction) -> ActionRecord:
     return record
 
 
-def _move(record: ActionRecord, target: ActionState) -> str:
+def _move(record: ActionRecord, target: ActionState) -> ActionState:
     check_move("action", record.work_item_id, record.status, target)
     previous, record.status = record.status, target
     return previous
 
 
-def _changed(tx: Transaction, record: ActionRecord, previous: str | None) -> None:
+def _changed(tx: Transaction, record: ActionRecord, previous: ActionState | None) -> None:
     tx.changes.append(
         ActionStateChanged(
             workflow_id=record.workflow_id,

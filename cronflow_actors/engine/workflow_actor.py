@@ -38,7 +38,7 @@ from cronflow_actors.engine.context import WorkflowInfo
 from cronflow_actors.engine.handlers import ActionActor, WorkItemActor, handler_context
 from cronflow_actors.engine.registry import WorkflowRegistry
 from cronflow_actors.engine.state_access import StateAccess
-from cronflow_actors.engine.states import WorkItemState, is_final
+from cronflow_actors.engine.states import WorkItemState, WorkItemVerb, is_final
 from cronflow_actors.engine.timers import TimerService
 from cronflow_actors.engine.transaction import Transaction
 from cronflow_actors.errors import ActorSystemNotRunningError, RevisionConflictError
@@ -380,7 +380,9 @@ class WorkflowActor(CoroutineActor):
                 item = self.state.work_items.get(command.work_item_id)
                 if item is not None and item.state == WorkItemState.STARTED:
                     await self._transact(
-                        WorkItemAction(action="fail", work_item_id=item.id, payload=reason)
+                        WorkItemAction(
+                            action=WorkItemVerb.FAIL, work_item_id=item.id, payload=reason
+                        )
                     )
             elif isinstance(command, TimerFired) and command.timer_id in self.state.jobs:
 

@@ -19,6 +19,7 @@ from cronflow_actors.flow import nodes as n
 from cronflow_actors.flow.context import FlowContext
 from cronflow_actors.flow.envelope import TriggerEnvelope, flow_payload, open_envelope
 from cronflow_actors.flow.handlers import call_step, fall_back, step_handler
+from cronflow_actors.messages.states import WorkflowState, WorkItemState
 from cronflow_actors.net import builder as net
 from cronflow_actors.net import jobs
 from cronflow_actors.net.spec import NetSpec
@@ -43,7 +44,7 @@ def _first_wins(ctx: Any) -> str:
 
 
 def _winner(items: list[Any]) -> Any:
-    return next(i.output for i in items if i.state == "completed")
+    return next(i.output for i in items if i.state == WorkItemState.COMPLETED)
 
 
 def _deadline(node: Any, what: str) -> Any:
@@ -87,7 +88,7 @@ def group(node: n.GroupNode, ids: frozenset[str], problems: list[str]) -> net.Ta
 
     def next_one(ctx: Any) -> None:
         # one finished: the next function starts, keeping max_concurrency running
-        if ctx.work_item.next_state == "completed":
+        if ctx.work_item.next_state == WorkItemState.COMPLETED:
             started = len(ctx.work_item.ids())
             if started < count:
                 ctx.work_item.initialize({"index": started})
@@ -137,7 +138,7 @@ def each(node: n.EachNode, ids: frozenset[str]) -> net.TaskBuilder:
                 ctx.work_item.initialize({"item": value, "index": index})
 
     def next_batch(ctx: Any) -> None:
-        if not batched or ctx.work_item.next_state != "completed":
+        if not batched or ctx.work_item.next_state != WorkItemState.COMPLETED:
             return
         payload = ctx.work_item.info.payload
         if payload.get("rest"):
@@ -206,7 +207,7 @@ def each_flow(node: n.EachNode, ids: frozenset[str], child: NetSpec) -> net.Task
 
     def next_batch(ctx: Any) -> None:
         changed = ctx.workflow
-        if changed.next_state == "completed" and changed.info is not None:
+        if changed.next_state == WorkflowState.COMPLETED and changed.info is not None:
             rest = open_envelope(changed.info.payload).rest
             if rest:
                 ctx.workflow.initialize(unit(rest[0], rest[1:]))

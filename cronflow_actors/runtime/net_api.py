@@ -10,7 +10,7 @@ from typing import Any
 import msgspec
 
 from cronflow_actors.engine.context import WorkflowInfo, WorkItemInfo
-from cronflow_actors.engine.states import TaskState, WorkflowState, is_final
+from cronflow_actors.engine.states import TaskState, WorkflowState, WorkItemVerb, is_final
 from cronflow_actors.engine.transaction import Transaction
 from cronflow_actors.errors import NotFoundError
 from cronflow_actors.flow.envelope import flow_payload
@@ -145,7 +145,10 @@ class NetMethods(RuntimeParts):
         self, action: str, work_item_id: str, payload: Any, principal: Principal | None
     ) -> None:
         command = WorkItemAction(
-            action=action, work_item_id=work_item_id, payload=payload, principal=principal
+            action=WorkItemVerb(action),
+            work_item_id=work_item_id,
+            payload=payload,
+            principal=principal,
         )
         await self._send(work_item_id, command)
 

@@ -18,6 +18,7 @@ from cronflow_actors.flow.options import Hooks
 from cronflow_actors.flow.secrets import NO_SECRETS, Secrets
 from cronflow_actors.kernel import Clock
 from cronflow_actors.messages.engine import InstanceState, WorkflowRecord
+from cronflow_actors.messages.states import WorkflowState
 from cronflow_actors.store import Store
 
 __all__ = ["RunHooks", "failure_of"]
@@ -56,7 +57,7 @@ class RunHooks:
         state = decode_state(body)
         root = state.workflows[info.id]
         error = None
-        if info.state == "failed":
+        if info.state == WorkflowState.FAILED:
             error = raised if raised is not None else failure_of(state, root)
         ctx = self.context(root.name, root, last=root.output, error=error)
         self._spawn(_call(called, ctx, info.id), f"hooks {info.id}")

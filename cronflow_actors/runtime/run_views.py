@@ -26,6 +26,7 @@ from cronflow_actors.messages.engine import (
     WorkflowRecord,
     WorkItemRecord,
 )
+from cronflow_actors.messages.states import TaskState, WorkItemState
 from cronflow_actors.runtime.catalog import FlowCatalog
 from cronflow_actors.runtime.pages import Page, check_limit, decode_cursor, encode_cursor
 from cronflow_actors.store import Store
@@ -211,7 +212,7 @@ class RunViews:
             ]
             errors = [i.error for i in items if i.error] + [c.error for c in children if c.error]
             failed = [i for i in items if i.error_type]
-            status = record.state
+            status: str = record.state
             if items and len(items) == 1:
                 status = _step_status(items[0].state, kind)
             steps.append(
@@ -224,7 +225,7 @@ class RunViews:
                     error_type=failed[-1].error_type if failed else None,
                     attempts=sum(i.attempt for i in items) if items else len(children),
                     started_at=min(starts) if starts else None,
-                    finished_at=max(ends) if ends and record.state != "started" else None,
+                    finished_at=max(ends) if ends and record.state != TaskState.STARTED else None,
                 )
             )
         return steps
@@ -253,11 +254,11 @@ def _action_step(name: str, kind: str, record: ActionRecord) -> StepInfo:
 
 
 def _step_status(item_state: str, kind: str) -> str:
-    if item_state == "started" and kind in _WAITING_KINDS:
+    if item_state == WorkItemState.STARTED and kind in _WAITING_KINDS:
         return "waiting"
-    if item_state == "started":
+    if item_state == WorkItemState.STARTED:
         return "running"
-    if item_state == "initialized":
+    if item_state == WorkItemState.INITIALIZED:
         return "pending"
     return item_state
 
