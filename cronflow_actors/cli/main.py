@@ -1,6 +1,6 @@
 """``cronflow-actors COMMAND``: a thin edge over the runtime layer.
 
-Commands: ``serve``, the client commands ``run``, ``inspect``, ``runs``, ``resume``, ``cancel``,
+Commands: ``serve``, the client commands ``run``, ``inspect``, ``trace``, ``runs``, ``resume``, ``cancel``,
 ``events publish`` (they call a running server), ``db migrate`` and ``version``. Settings come
 from flags, ``CRONFLOW_*`` variables and a TOML ``--config`` file. Heavy modules are imported
 inside the commands, so ``--help`` stays fast.
@@ -79,7 +79,7 @@ def _settings(args: argparse.Namespace) -> Any:
     names = ["app", "db", "host", "port", "synchronous", "max_body", "drain_timeout"]
     names += ["lease_seconds", "wait_for_lease", "log_level", "log_format", "url", "token"]
     names += ["max_json_depth", "header_timeout", "body_timeout", "keep_alive"]
-    names += ["max_connections", "retention", "metrics_token", "metrics_port"]
+    names += ["max_connections", "retention", "metrics_token", "metrics_port", "audit"]
     overrides = {name: getattr(args, name, None) for name in names}
     overrides["queues"] = _queues(getattr(args, "queue", None) or [])
     return load_config(getattr(args, "config", None), overrides=overrides)
@@ -133,6 +133,16 @@ def _inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _trace(args: argparse.Namespace) -> int:
+    import msgspec
+
+    from cronflow_actors.runtime.audit import Trace
+
+    trace = _client(args).call("GET", f"/runs/{args.run_id}/trace")
+    print(msgspec.convert(trace, Trace).render())
+    return 0
+
+
 def _runs(args: argparse.Namespace) -> int:
     query = {"workflow": args.workflow, "status": args.status, "limit": args.limit}
     for run in _client(args).call("GET", "/runs", query=query)["runs"]:
@@ -169,6 +179,9 @@ def _add_client_commands(commands: Any) -> None:
     inspect = commands.add_parser("inspect", help="a readable tree of a run")
     inspect.add_argument("run_id")
     inspect.set_defaults(handler=_inspect)
+    trace = commands.add_parser("trace", help="a run's audit trail: every operation, as a tree")
+    trace.add_argument("run_id")
+    trace.set_defaults(handler=_trace)
     runs = commands.add_parser("runs", help="list recent runs")
     runs.add_argument("--workflow", default=None)
     runs.add_argument("--status", default=None)
@@ -189,7 +202,7 @@ def _add_client_commands(commands: Any) -> None:
     publish.add_argument("name")
     publish.add_argument("--payload", default=None, help="JSON payload")
     publish.set_defaults(handler=_publish)
-    for parser in (run, inspect, runs, resume, cancel, publish):
+    for parser in (run, inspect, trace, runs, resume, cancel, publish):
         _client_options(parser)
 
 
@@ -267,6 +280,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="NAME=N",
         help="a named queue's concurrency (repeat for more; adds to [queues] of --config)",
+    )
+    serve.add_argument(
+        "--no-audit",
+        dest="audit",
+        action="store_false",
+        default=None,
+        help="record no audit trail (runs' traces and past states)",
     )
     serve.add_argument("--log-level", default=None, help="critical, error, warning, info, debug")
     serve.add_argument("--log-format", default=None, help="text or json")

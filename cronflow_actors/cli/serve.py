@@ -69,6 +69,8 @@ def serve(settings: Any) -> int:
                 "settings' queues apply when APP is a list of workflows",
             )
         runtime = target
+        if not settings.audit:
+            runtime.audit = False
     elif isinstance(target, list | tuple):
         runtime = Runtime(
             db=settings.db,
@@ -78,6 +80,7 @@ def serve(settings: Any) -> int:
             wait_for_lease=settings.wait_for_lease,
             retention=parse_duration(settings.retention),
             queues=settings.queues,
+            audit=settings.audit,
         )
     else:
         raise ConfigurationError("APP", app_spec, "a Runtime or a list of workflows")

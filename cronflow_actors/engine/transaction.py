@@ -18,6 +18,7 @@ from typing import Any
 import msgspec
 
 from cronflow_actors.calls import call_user
+from cronflow_actors.engine.audit import AuditedChanges, AuditRecorder
 from cronflow_actors.engine.context import (
     ChildWorkflows,
     Context,
@@ -71,8 +72,11 @@ class Transaction:
         state_access: Any = None,
         tokens: Callable[[], str] | None = None,
         secrets: Mapping[str, Any] | None = None,
+        audit: AuditRecorder | None = None,
     ) -> None:
         self.state = state
+        self.audit = audit
+        """The transaction's audit trail (None: the audit is off)."""
         self.secrets = secrets
         """Workflow name -> what ``ctx.secrets`` is in that workflow's user code."""
         self.new_token: Callable[[], str] = tokens or _random_token
@@ -95,8 +99,9 @@ class Transaction:
         self.waits_end: list[str] = []
         self.dequeued: list[str] = []
         """Queued runs whose rows this transaction deletes (a queued run's start)."""
-        self.changes: list[Message] = []
-        """Every state change, in the order the elements moved (for observers)."""
+        self.changes: list[Message] = [] if audit is None else AuditedChanges(audit)
+        """Every state change, in the order the elements moved (for observers; with the audit
+        on, each one appended is recorded as a span)."""
         self.send: Send = _no_dispatcher
         """How an element talks to another one (the dispatcher installs it)."""
 
@@ -254,6 +259,23 @@ class Transaction:
                 info=self.workflow_info(self.state.workflows[flow.workflow_id]) if flow else None,
             )
         return ctx
+
+    def activity(  # noqa: PLR0917 - an element's one way to call its activities
+        self,
+        fn: Callable[..., Any],
+        ctx: Context,
+        name: str,
+        kind: str,
+        instance_id: str,
+        element: str,
+    ) -> Awaitable[Any]:
+        """Call activity ``name`` (``fn``) of a ``kind`` of element (``"workflow"``,
+        ``"task"``, ``"work_item"``: its id, or a task's name) in workflow ``instance_id``,
+        with ``ctx``; with the audit on, in an ``Activity.<name>`` span."""
+        call = call_user(fn, ctx)
+        if self.audit is None:
+            return call
+        return self.audit.activity(call, name, instance_id, element, kind)
 
     # -- wake-up rows ------------------------------------------------------------------------------
 

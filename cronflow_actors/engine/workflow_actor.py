@@ -33,6 +33,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from cronflow_actors.calls import call_logged
+from cronflow_actors.engine.audit import AuditRecorder
 from cronflow_actors.engine.commands import apply
 from cronflow_actors.engine.context import WorkflowInfo
 from cronflow_actors.engine.handlers import ActionActor, WorkItemActor, handler_context
@@ -52,6 +53,7 @@ from cronflow_actors.messages import (
     decoder_for,
     encode,
 )
+from cronflow_actors.messages.audit import AuditSpan
 from cronflow_actors.messages.engine import (
     ActionFinished,
     CancelWorkflow,
@@ -98,7 +100,9 @@ class EngineServices:
     failed); ``on_changes`` gets the state-change messages of every durable
     transaction. ``passivate``: whether idle instances leave memory. ``secrets``: workflow
     name -> what ``ctx.secrets`` is in that workflow's user code (kept by the runtime, which
-    may add to it; only in memory).
+    may add to it; only in memory). ``audit``: whether each transaction records its audit
+    trail (spans, committed with its snapshot); ``on_spans`` hears of the spans of every
+    durable transaction.
     """
 
     def __init__(
@@ -114,7 +118,11 @@ class EngineServices:
         tokens: Callable[[], str] | None = None,
         passivate: bool = True,
         secrets: Mapping[str, Any] | None = None,
+        audit: bool = True,
+        on_spans: Callable[[tuple[AuditSpan, ...]], None] | None = None,
     ) -> None:
+        self.audit = audit
+        self.on_spans = on_spans
         self.secrets: Mapping[str, Any] = secrets if secrets is not None else {}
         self.store = store
         self.clock = clock
@@ -247,9 +255,14 @@ class WorkflowActor(CoroutineActor):
     async def _transact_with(
         self, body: Callable[[Transaction], Awaitable[Any]], principal: Principal | None = None
     ) -> Any:
+        services, now = self.services, self.services.clock.now()
+        audit = None
+        if services.audit:
+            audit = AuditRecorder(self.state, now=now, clock=services.clock, spec_of=self._spec_of)
         tx = Transaction(
             self.state,
-            now=self.services.clock.now(),
+            audit=audit,
+            now=now,
             spec_of=self._spec_of,
             principal=principal,
             state_access=self._state_access,
@@ -297,6 +310,7 @@ class WorkflowActor(CoroutineActor):
             runnable=runnable,
             body=body,
         )
+        spans = tx.audit.spans(state.revision) if tx.audit is not None else ()
         await self.services.store.commit(
             Mutation(
                 snapshot=snapshot,
@@ -306,11 +320,14 @@ class WorkflowActor(CoroutineActor):
                 waits_set=tuple(tx.waits_set.values()),
                 waits_end=tuple(tx.waits_end),
                 dequeued=tuple(tx.dequeued),
+                spans=spans,
             )
         )
         self._committed = snapshot
         self._body = body
         self._busy = busy
+        if spans and self.services.on_spans is not None:
+            self.services.on_spans(spans)
 
     def _automated(self, item: WorkItemRecord) -> bool:
         definition = self._definition(item)

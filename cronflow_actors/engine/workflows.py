@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from collections.abc import Awaitable
 
-from cronflow_actors.calls import call_user
 from cronflow_actors.engine.actions import pass_boundary
 from cronflow_actors.engine.context import Context
 from cronflow_actors.engine.states import TaskState, WorkflowState, check_move
@@ -273,4 +272,4 @@ class Workflow:
             if parent is not None and workflow.parent_task is not None
             else None,
         )
-        await call_user(fn, ctx)
+        await tx.activity(fn, ctx, name, "workflow", workflow.id, workflow.id)

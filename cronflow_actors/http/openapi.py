@@ -34,6 +34,7 @@ from cronflow_actors.runtime import (
     WorkflowDescription,
     WorkItemInfo,
 )
+from cronflow_actors.runtime.audit import StateAt, Trace
 
 __all__ = ["openapi_document"]
 
@@ -48,6 +49,8 @@ _OPERATIONS = {
     ("/runs/{run_id}", "get"): "getRun",
     ("/runs/{run_id}/cancel", "post"): "cancelRun",
     ("/runs/{run_id}/replay", "post"): "replayRun",
+    ("/runs/{run_id}/trace", "get"): "getRunTrace",
+    ("/runs/{run_id}/state", "get"): "getRunStateAt",
     ("/flows", "get"): "listFlows",
     ("/flows/{id}", "get"): "getFlow",
     ("/events/{name}", "post"): "publishEvent",
@@ -68,6 +71,9 @@ _LINKS: dict[tuple[str, str], dict[str, Any]] = {
     ("replayRun", "202"): {"getRun": _RUN, "cancelRun": _RUN},
     ("listFlows", "200"): {"getFlow": {"id": "$response.body#/flows/0/id"}},
     ("listRuns", "200"): {"getRun": {"run_id": "$response.body#/runs/0/id"}},
+    ("getRun", "200"): {
+        name: {"run_id": "$response.body#/id"} for name in ("getRunTrace", "getRunStateAt")
+    },
     ("listPaused", "200"): {"resumeRun": {"token": "$response.body#/paused/0/token"}},
     ("startWorkflow", "201"): {
         name: {"workflow_id": "$response.body#/workflow_id"}
@@ -184,6 +190,14 @@ _LIMIT = query("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "pag
 _CURSOR = query("cursor", {"type": "string", "maxLength": 500}, "the previous page's next_cursor")
 _STATUS = query("status", {"type": "string", "enum": [s.value for s in RunStatus]}, "run status")
 _WORKFLOW = query("workflow", {"type": "string", "maxLength": 200}, "flow id")
+_AT = {
+    **query(
+        "at",
+        {"type": "string", "maxLength": 100},
+        "epoch seconds, or an ISO 8601 time with a time zone",
+    ),
+    "required": True,
+}
 _ANY_JSON: dict[str, Any] = {}
 _LOCATION = {"Location": {"schema": {"type": "string"}, "description": "the run's URL"}}
 
@@ -301,6 +315,22 @@ def _fixed_paths(b: _Builder) -> dict[str, Any]:
                 params=[path_param("run_id")],
             )
         },
+        "/runs/{run_id}/trace": {
+            "get": b.op(
+                "The run's audit trail: every engine operation as a span, under its cause",
+                {"200": b.answer("the trace (no spans: recorded with the audit off)", Trace)},
+                "404",
+                params=[path_param("run_id")],
+            )
+        },
+        "/runs/{run_id}/state": {
+            "get": b.op(
+                "The run as it was at a moment, rebuilt from its audit trail",
+                {"200": b.answer("its workflows, markings, tasks and work items", StateAt)},
+                "400 404",
+                params=[path_param("run_id"), _AT],
+            )
+        },
         "/flows": {
             "get": b.op(
                 "The registered flows: name, description, tags, version, triggers, limits",
@@ -409,7 +439,7 @@ def openapi_document(
     this server is configured: with ``tokens``, the API routes need a bearer token (else they
     are open); ``/metrics`` needs one with ``tokens`` or ``metrics_token``."""
     user_types = [spec.schema for _, spec in webhooks if isinstance(spec.schema, type)]
-    types = [*FIXED, *user_types]
+    types = [*FIXED, Trace, StateAt, *user_types]
     template = "#/components/schemas/{name}"
     schemas, components = msgspec.json.schema_components(types, ref_template=template)
     b = _Builder({t: s.get("$ref") for t, s in zip(types, schemas, strict=True)}, tokens)

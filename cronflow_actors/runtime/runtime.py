@@ -48,6 +48,7 @@ from cronflow_actors.kernel import ActorSystem, Clock, SystemClock
 from cronflow_actors.messages import Message, TimerRecord
 from cronflow_actors.messages.engine import TimerFired
 from cronflow_actors.net.spec import NetSpec
+from cronflow_actors.runtime.audit import AuditMethods
 from cronflow_actors.runtime.catalog import FlowCatalog
 from cronflow_actors.runtime.database import store_for
 from cronflow_actors.runtime.events import Events
@@ -72,7 +73,7 @@ __all__ = ["Runtime"]
 logger = logging.getLogger(__name__)
 
 
-class Runtime(LifecycleMethods, FlowMethods, StateMethods):
+class Runtime(LifecycleMethods, FlowMethods, StateMethods, AuditMethods):
     """The engine of one process. Use ``async with Runtime(...) as rt`` (or ``start``/``stop``).
 
     ``db`` is a SQLite file (created and migrated as needed) or ``":memory:"``; ``clock`` is
@@ -87,6 +88,8 @@ class Runtime(LifecycleMethods, FlowMethods, StateMethods):
     ``queues``: the named queues' concurrency limits, ``{"emails": 5}``: at most that many runs
     of the flows that say ``define(..., queue="emails")`` run at once, the others wait in one
     durable FIFO (a queue a flow names but this leaves out runs without a limit, with a warning).
+    ``audit``: record every engine operation as a span, committed with its snapshot
+    (``trace``, ``state_at``, ``on_spans``; ``runtime/audit.py``); False records nothing.
     """
 
     def __init__(
@@ -108,6 +111,7 @@ class Runtime(LifecycleMethods, FlowMethods, StateMethods):
         retention: float | None = 30 * 86400,
         prune_every: float | None = None,
         queues: Mapping[str, int] | None = None,
+        audit: bool = True,
     ) -> None:
         queue_limits = check_queue_limits(queues)
         self.clock: Clock = clock or SystemClock()
@@ -155,6 +159,7 @@ class Runtime(LifecycleMethods, FlowMethods, StateMethods):
         """Why the runtime stopped accepting work on its own (a lost lease), if it did."""
         self.recovered = 0
         self._abort_drain = False
+        self._span_callbacks: list[Callable[..., None]] = []
         self._secrets: dict[str, Secrets] = {}
         """Flow id -> ``ctx.secrets`` of its runs (flows with secrets only; in memory only)."""
         self._services = EngineServices(
@@ -168,6 +173,8 @@ class Runtime(LifecycleMethods, FlowMethods, StateMethods):
             tokens=token_factory,
             passivate=passivate,
             secrets=self._secrets,
+            audit=audit,
+            on_spans=self._spans_committed,
         )
         self.instances = InstanceDirectory(
             system=self.system,

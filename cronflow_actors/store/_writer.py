@@ -41,7 +41,7 @@ from cronflow_actors.errors import (
 )
 from cronflow_actors.messages import LeaseRecord, Mutation, QueuedRun, encode
 from cronflow_actors.store import _sql as sql
-from cronflow_actors.store._batch import BrokenChainError, coalesce
+from cronflow_actors.store._batch import BrokenChainError, Coalesced, coalesce
 from cronflow_actors.store._ops import (
     LEASE_OPS,
     BatchOp,
@@ -59,6 +59,7 @@ from cronflow_actors.store._ops import (
     is_fatal,
 )
 from cronflow_actors.store._protocol import CommitObserver, StoreStatistics, incremented
+from cronflow_actors.store._spans import pack
 
 __all__ = ["GroupWriter"]
 
@@ -255,10 +256,8 @@ class GroupWriter:
                 cursor = await connection.executemany(sql.UPDATE_SNAPSHOT, updates)
                 if cursor.rowcount != len(updates):
                     raise _Refused
-            if batch.journal:
-                await connection.executemany(
-                    sql.INSERT_JOURNAL, [sql.journal_row(j, rev) for j, rev in batch.journal]
-                )
+            if batch.journal or batch.spans:
+                await self._append_logs(batch)
             if batch.timers_cancel:
                 await connection.executemany(sql.DELETE_TIMER, [(t,) for t in batch.timers_cancel])
             if batch.timers_set:
@@ -288,6 +287,18 @@ class GroupWriter:
         if self._vacuum_due:
             await self._vacuum()
         return results, len(batch.snapshots), batch.snapshots_seen
+
+    async def _append_logs(self, batch: Coalesced) -> None:
+        """The journal entries and the audit trail of a batch (appended, never rewritten)."""
+        connection = self._connection
+        if batch.journal:
+            await connection.executemany(
+                sql.INSERT_JOURNAL, [sql.journal_row(j, rev) for j, rev in batch.journal]
+            )
+        if batch.spans:
+            await connection.executemany(
+                sql.INSERT_SPANS, [(t, r, pack(spans)) for t, r, spans in batch.spans]
+            )
 
     async def _vacuum(self) -> None:
         """Pruning freed pages: give them back to the file system (a file made before
@@ -382,6 +393,7 @@ class GroupWriter:
         referenced = {j.instance_id for j in payload.journal}
         referenced |= {t.instance_id for t in payload.timers_set}
         referenced |= {w.instance_id for w in payload.waits_set}
+        referenced |= {s.trace_id for s in payload.spans}
         if snapshot is not None:
             referenced.discard(snapshot.instance_id)
         missing = []
