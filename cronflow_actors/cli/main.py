@@ -1,9 +1,9 @@
 """``cronflow-actors COMMAND``: a thin edge over the runtime layer.
 
-Commands: ``serve``, the client commands ``run``, ``inspect``, ``trace``, ``runs``, ``resume``, ``cancel``,
-``events publish`` (they call a running server), ``db migrate`` and ``version``. Settings come
-from flags, ``CRONFLOW_*`` variables and a TOML ``--config`` file. Heavy modules are imported
-inside the commands, so ``--help`` stays fast.
+Commands: ``serve``, the client commands ``run``, ``inspect``, ``trace``, ``runs``, ``resume``,
+``cancel``, ``events publish`` (they call a running server), ``db migrate`` and ``version``.
+Settings come from flags, ``CRONFLOW_*`` variables and a TOML ``--config`` file. Heavy modules
+are imported inside the commands, so ``--help`` stays fast.
 """
 
 from __future__ import annotations
