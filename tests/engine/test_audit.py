@@ -295,7 +295,7 @@ async def test_the_audit_adds_no_transaction(tmp_path: Path, clock: ManualClock)
         commits: list[int] = []
         rt = runtime(tmp_path / f"{audit}.db", clock, workflows=[order_net([])], audit=audit)
         async with rt:
-            rt.store.watch_commits(lambda _seconds, writes: commits.append(writes))
+            rt.store.watch_commits(lambda _seconds, writes, seen=commits: seen.append(writes))
             run_id, _ = await drive_order(rt, clock)
             stats = rt.store.statistics()
             snapshot = await rt.store.load_snapshot(run_id)
