@@ -37,7 +37,7 @@ class MemorySpans:
 
     def _keep_spans(self, batch: Coalesced) -> None:
         for trace_id, revision, spans in batch.spans:
-            self._spans.setdefault(trace_id, {})[revision] = pack(spans)
+            self._spans.setdefault(trace_id, {})[revision] = pack(trace_id, spans)
 
     async def read_spans(
         self, trace_id: str, *, after: str | None = None, limit: int = 1000
@@ -46,4 +46,4 @@ class MemorySpans:
         check_page(limit)
         start = position(after)
         rows = sorted(self._spans.get(trace_id, {}).items())
-        return page(rows, start, limit)
+        return page(trace_id, rows, start, limit)

@@ -180,7 +180,7 @@ class SQLiteReads:
         rows = await self._fetchall(
             sql.SELECT_SPANS, (trace_id, start[0], limit + 1), "read an audit trail"
         )
-        return page(rows, start, limit)
+        return page(trace_id, rows, start, limit)
 
     async def load_timers(
         self,

@@ -297,7 +297,7 @@ class GroupWriter:
             )
         if batch.spans:
             await connection.executemany(
-                sql.INSERT_SPANS, [(t, r, pack(spans)) for t, r, spans in batch.spans]
+                sql.INSERT_SPANS, [(t, r, pack(t, spans)) for t, r, spans in batch.spans]
             )
 
     async def _vacuum(self) -> None:
