@@ -4,6 +4,7 @@ their run."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -97,11 +98,18 @@ async def test_pruning_a_run_deletes_its_spans(store: Store) -> None:
     assert ids(await store.read_spans("i2")) == ["1.1"]
 
 
-async def test_spans_survive_a_reopen_and_the_schema_has_the_audit_table(tmp_path: Path) -> None:
+async def test_a_group_commit_keeps_the_spans_of_every_coalesced_snapshot(
+    tmp_path: Path,
+) -> None:
     async with SQLiteStore(tmp_path / "a.db") as store:
-        await store.commit(Mutation(snapshot=snapshot(revision=1), spans=spans("i1", 1, 3)))
-        # one group commit: both snapshots' spans
-        await store.commit(Mutation(snapshot=snapshot("i2"), spans=spans("i2", 1, 1)))
+        # one batch: revision 2 is the only snapshot written, but both commits' spans are
+        await asyncio.gather(
+            store.commit(Mutation(snapshot=snapshot(revision=1), spans=spans("i1", 1, 3))),
+            store.commit(Mutation(snapshot=snapshot(revision=2), spans=spans("i1", 2, 2))),
+            store.commit(Mutation(snapshot=snapshot("i2"), spans=spans("i2", 1, 1))),
+        )
+        assert store.statistics().snapshots_coalesced == 1
     async with SQLiteStore(tmp_path / "a.db") as store:
-        assert ids(await store.read_spans("i1")) == ["1.1", "1.2", "1.3"]
+        assert ids(await store.read_spans("i1")) == ["1.1", "1.2", "1.3", "2.1", "2.2"]
+        assert ids(await store.read_spans("i2")) == ["1.1"]
         assert await store.schema_version() == 5
