@@ -475,3 +475,6 @@ class InstanceState(msgspec.Struct, kw_only=True):
     """Detached actions out (dispatched, not reported back): the instance stays runnable."""
     action_records: dict[str, ActionRecord] = msgspec.field(default_factory=dict)
     """Every detached action dispatched in this instance, by work item id."""
+    fingerprint: str = ""
+    """The structural fingerprint (``net/fingerprint.py``) of the definition the instance
+    started on; "" in snapshots from before it was recorded (taken as matching)."""

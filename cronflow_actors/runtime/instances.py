@@ -6,6 +6,10 @@ once the first has started it), and an instance that is not in memory is activat
 snapshot by exactly one caller while the others wait for that activation. Nothing here touches
 an actor's object: the directory holds refs and talks to actors with messages. In the store,
 the same rule is enforced again: a first snapshot is an insert, every later one compare-and-set.
+
+An instance is activated only on the definition it started on (``runtime/pinning.py``): one
+whose registered definition changed under its version is held, and a command for it raises
+``InstanceBlockedError``, except an operator's cancel of its root, which discards it.
 """
 
 from __future__ import annotations
@@ -21,14 +25,22 @@ from cronflow_actors.engine.actors import EngineServices, WorkflowActor
 from cronflow_actors.engine.registry import WorkflowRegistry
 from cronflow_actors.errors import (
     DuplicateInstanceError,
+    InstanceBlockedError,
     InstanceExistsError,
     NotFoundError,
     RuntimeNotRunningError,
 )
 from cronflow_actors.kernel import ActorSystem
 from cronflow_actors.messages import Message, SnapshotRecord
-from cronflow_actors.messages.engine import ReadCommitted, StartWorkflow
+from cronflow_actors.messages.engine import (
+    CancelWorkflow,
+    DeliverEvent,
+    ReadCommitted,
+    StartWorkflow,
+    WorkItemAction,
+)
 from cronflow_actors.net.spec import NetSpec
+from cronflow_actors.runtime.pinning import Block, Pinning
 from cronflow_actors.store import Store
 
 __all__ = ["InstanceDirectory", "root_of"]
@@ -58,6 +70,7 @@ class InstanceDirectory:
         new_id: Callable[[], str],
         is_running: Callable[[], bool],
         spec_of: Callable[[SnapshotRecord], NetSpec] | None = None,
+        pinning: Pinning | None = None,
     ) -> None:
         self._system = system
         self._store = store
@@ -66,6 +79,8 @@ class InstanceDirectory:
         """The definition a stored instance runs on (the registered one, unless the runtime
         keeps one of its own for that run: a replay with mocks)."""
         self._services = services
+        self._pinning = pinning
+        """Admits an instance on its definition, or holds it (None: every one is admitted)."""
         self._new_id = new_id
         self._is_running = is_running
         self._refs: dict[str, Ref] = {}
@@ -134,7 +149,15 @@ class InstanceDirectory:
         """Carry out ``command`` on the instance (activated from its snapshot if it is not in
         memory); returns its result once its transaction is durable."""
         for _attempt in range(5):
-            ref = await self.activate(instance_id)
+            try:
+                ref = await self.activate(instance_id)
+            except InstanceBlockedError as blocked:
+                if self._pinning is not None and _discards(command, instance_id):
+                    await self._pinning.discard(instance_id)
+                    return None
+                raise InstanceBlockedError(
+                    blocked.instance_id, blocked.reason, _operation(command)
+                ) from None
             try:
                 return await ask(ref, command)
             except pykka.ActorDeadError:
@@ -156,6 +179,8 @@ class InstanceDirectory:
         async def activate_and_tell() -> None:
             try:
                 (await self.activate(instance_id)).tell(message)
+            except InstanceBlockedError as blocked:
+                logger.warning("%r not delivered: %s", message, blocked)
             except Exception:
                 logger.exception("could not deliver %r to instance %s", message, instance_id)
 
@@ -200,6 +225,11 @@ class InstanceDirectory:
             if snapshot is None:
                 raise NotFoundError("workflow instance", instance_id)
             spec = self._spec_of(snapshot)
+            if self._pinning is not None:
+                admitted = await self._pinning.admit(snapshot, spec)
+                if isinstance(admitted, Block):
+                    raise admitted.error()
+                snapshot = admitted
             return self._refs.get(instance_id) or self._spawn(instance_id, spec, snapshot)
         finally:
             del self._activating[instance_id]
@@ -230,6 +260,30 @@ class InstanceDirectory:
     def _check_running(self) -> None:
         if not self._is_running():
             raise RuntimeNotRunningError("act on a workflow", "stopping")
+
+
+def _discards(command: Message, instance_id: str) -> bool:
+    """Whether ``command`` to a held instance ends it: an internal caller's cancel of its root
+    (an external caller's cancel goes through the definition's policy, which is not there)."""
+    return (
+        isinstance(command, CancelWorkflow)
+        and command.workflow_id == instance_id
+        and command.principal is None
+    )
+
+
+def _operation(command: Message) -> str:
+    """What a command to a held instance was, for the error that refuses it."""
+    match command:
+        case WorkItemAction(action=verb, work_item_id=item_id):
+            return f"{verb} work item {item_id!r}"
+        case DeliverEvent(event=event, work_item_id=item_id):
+            return f"deliver event {event!r} to work item {item_id!r}"
+        case CancelWorkflow(workflow_id=workflow_id, principal=None):
+            return f"cancel {workflow_id!r} (only its root can be canceled while it is blocked)"
+        case CancelWorkflow(workflow_id=workflow_id):
+            return f"cancel {workflow_id!r} as an external caller (an operator can cancel it)"
+    return type(command).__name__
 
 
 async def ask(ref: Ref, command: Message) -> Any:

@@ -23,6 +23,7 @@ from cronflow_actors.runtime.events import Events
 from cronflow_actors.runtime.instances import InstanceDirectory, root_of
 from cronflow_actors.runtime.ownership import DatabaseLease
 from cronflow_actors.runtime.pauses import Pauses
+from cronflow_actors.runtime.pinning import Pinning
 from cronflow_actors.runtime.polls import Polls
 from cronflow_actors.runtime.queues import RunQueues
 from cronflow_actors.runtime.replays import Replays
@@ -50,6 +51,7 @@ class RuntimeParts:
     telemetry: Telemetry
     metrics: RuntimeMetrics
     instances: InstanceDirectory
+    pinning: Pinning
     queues: RunQueues
     runs: Runs
     run_views: RunViews
