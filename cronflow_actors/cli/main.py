@@ -134,7 +134,8 @@ def _inspect(args: argparse.Namespace) -> int:
 
 
 def _runs(args: argparse.Namespace) -> int:
-    query = {"workflow": args.workflow, "status": args.status, "limit": args.limit}
+    status = "blocked" if args.blocked else args.status
+    query = {"workflow": args.workflow, "status": status, "limit": args.limit}
     for run in _client(args).call("GET", "/runs", query=query)["runs"]:
         print(f"{run['id']}  {run['workflow']:<20} {run['status']:<10} {run['created_at']:.0f}")
     return 0
@@ -172,6 +173,9 @@ def _add_client_commands(commands: Any) -> None:
     runs = commands.add_parser("runs", help="list recent runs")
     runs.add_argument("--workflow", default=None)
     runs.add_argument("--status", default=None)
+    runs.add_argument(
+        "--blocked", action="store_true", help="only the runs held on a changed definition"
+    )
     runs.add_argument("--limit", type=int, default=50)
     runs.set_defaults(handler=_runs)
     resume = commands.add_parser("resume", help="resume a paused run")
