@@ -475,6 +475,7 @@ class InstanceState(msgspec.Struct, kw_only=True):
     """Detached actions out (dispatched, not reported back): the instance stays runnable."""
     action_records: dict[str, ActionRecord] = msgspec.field(default_factory=dict)
     """Every detached action dispatched in this instance, by work item id."""
-    fingerprint: str = ""
+    fingerprint: str | msgspec.UnsetType = msgspec.UNSET
     """The structural fingerprint (``net/fingerprint.py``) of the definition the instance
-    started on; "" in snapshots from before it was recorded (taken as matching)."""
+    started on; unset in snapshots from before it was recorded (taken as matching), which
+    encode to the same bytes as before."""

@@ -197,7 +197,7 @@ async def test_an_instance_recorded_before_fingerprints_is_taken_as_matching(
         assert stored is not None
         state = decode_state(stored.body)
         assert state.fingerprint == fingerprint(review_net())
-        state.fingerprint = ""
+        state.fingerprint = msgspec.UNSET
         state.revision += 1
         await rt.store.commit(
             Mutation(
