@@ -33,7 +33,7 @@ from cronflow_actors.engine.actors import decode_state
 from cronflow_actors.engine.context import WorkflowInfo
 from cronflow_actors.engine.states import is_final
 from cronflow_actors.engine.transaction import Transaction
-from cronflow_actors.errors import InstanceBlockedError, NotFoundError
+from cronflow_actors.errors import InstanceBlockedError, NotFoundError, RevisionConflictError
 from cronflow_actors.kernel import Clock
 from cronflow_actors.messages import Mutation, SnapshotRecord, decoder_for, encode
 from cronflow_actors.messages.engine import InstanceState
@@ -161,34 +161,40 @@ class Pinning:
         self, names: Iterable[str], spec_of: Callable[[SnapshotRecord], NetSpec]
     ) -> None:
         """Admit (hold or release) the unfinished instances of the named workflows that are
-        not runnable (they wait for a timer, an event, a person): so that listings show every
-        held instance from the start, not once something wakes it. Runnable ones are admitted
-        as they are recovered."""
-        changes: list[tuple[SnapshotRecord, NetSpec]] = []
+        not runnable (they wait for a timer, an event, a person, or are held): so that listings
+        show every held instance from the start, not once something wakes it. Runnable ones are
+        admitted as they are recovered. Pages go by creation time through the store's index
+        (a keyset, so an instance that changes meanwhile is neither missed nor seen twice)."""
         for name in sorted(names):
-            offset = 0
-            while True:
-                page = await self._store.list_snapshots(
-                    workflow=name, terminal=False, runnable=False, limit=_PAGE, offset=offset
-                )
-                for snapshot in page:
-                    try:
-                        spec = spec_of(snapshot)
-                    except LookupError:
-                        continue  # its version is not registered here: nothing runs it
-                    block = block_of(snapshot, spec)
-                    if block is not None and snapshot.status == BLOCKED:
-                        self._hold(block)  # held already
-                    elif block is not None or snapshot.status == BLOCKED:
-                        changes.append((snapshot, spec))  # written once the scan is over
-                if len(page) < _PAGE:
-                    break
-                offset += _PAGE
-        for snapshot, spec in changes:
+            for status in ("waiting", BLOCKED):
+                before: tuple[float, str] | None = None
+                while True:
+                    page = await self._store.list_runs(
+                        workflow=name, status=status, limit=_PAGE, before=before
+                    )
+                    for snapshot in page:
+                        await self._scanned(snapshot, spec_of)
+                    if len(page) < _PAGE:
+                        break
+                    before = (page[-1].created_at, page[-1].instance_id)
+
+    async def _scanned(
+        self, snapshot: SnapshotRecord, spec_of: Callable[[SnapshotRecord], NetSpec]
+    ) -> None:
+        if snapshot.runnable or snapshot.terminal:
+            return  # admitted as it is recovered, or over
+        try:
+            spec = spec_of(snapshot)
+        except LookupError:
+            return  # its version is not registered here: nothing runs it
+        block = block_of(snapshot, spec)
+        if block is not None and snapshot.status == BLOCKED:
+            self._hold(block)  # held already
+        elif block is not None or snapshot.status == BLOCKED:
             try:
                 await self.admit(snapshot, spec)
-            except Exception as error:  # woken meanwhile: its activation admitted it
-                logger.debug("instance %s not admitted at start: %s", snapshot.instance_id, error)
+            except RevisionConflictError:  # woken meanwhile: its activation admitted it
+                logger.debug("instance %s was admitted as it woke", snapshot.instance_id)
 
     async def discard(self, instance_id: str) -> InstanceState:
         """End a held instance as canceled, without its definition: no activity, cancel action

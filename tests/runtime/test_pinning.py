@@ -214,3 +214,24 @@ async def test_an_instance_recorded_before_fingerprints_is_taken_as_matching(
         assert stored is not None
         assert stored.status != "blocked"
         assert decode_state(stored.body).fingerprint == fingerprint(changed)
+
+
+async def test_every_waiting_run_is_held_at_start_page_after_page(
+    tmp_path: Path, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("cronflow_actors.runtime.pinning._PAGE", 2)
+    db = tmp_path / "pages.db"
+    async with cf.Runtime(db=db, clock=clock, workflows=[approval()]) as rt:
+        runs = set()
+        for n in range(5):
+            clock.advance(1)
+            runs.add(await rt.trigger("approval", {"n": n}))
+        await rt.wait_idle()
+    async with cf.Runtime(db=db, clock=clock, workflows=[approval(changed=True)]) as rt:
+        assert {b.instance_id for b in rt.pinning.blocked()} == runs
+        assert blocked_gauge(rt, "approval") == 5
+    async with cf.Runtime(db=db, clock=clock, workflows=[approval(changed=True)]) as rt:
+        assert {b.instance_id for b in rt.pinning.blocked()} == runs  # found held again
+    async with cf.Runtime(db=db, clock=clock, workflows=[approval()]) as rt:
+        assert rt.pinning.blocked() == []
+        assert {r.id for r in await rt.list_runs(status="waiting")} == runs
