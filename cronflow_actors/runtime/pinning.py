@@ -199,8 +199,9 @@ class Pinning:
     async def discard(self, instance_id: str) -> InstanceState:
         """End a held instance as canceled, without its definition: no activity, cancel action
         or handler of it runs (the code it started on is not registered). Its open waits end,
-        its timers are deleted, its run's end is announced as any cancel's. Returns its state
-        as it stood before (for a migration that carries its outputs over)."""
+        its timers are deleted, its run's end is announced as any cancel's (its waiters, its
+        place under its limits, the flow's ``on_complete`` hook). Returns its state as it
+        stood before (for a migration that carries its outputs over)."""
         snapshot = await self._store.load_snapshot(instance_id)
         if snapshot is None:
             raise NotFoundError("workflow instance", instance_id)
