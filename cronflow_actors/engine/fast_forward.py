@@ -26,12 +26,11 @@ from typing import Any, Protocol
 from cronflow_actors.calls import call_user
 from cronflow_actors.engine.states import TaskState, WorkflowState
 from cronflow_actors.engine.transaction import Transaction
-from cronflow_actors.errors import MigrationError
 from cronflow_actors.messages.elements import EnsureWorkflowStarted
 from cronflow_actors.messages.engine import TaskRecord, TaskStateChanged, WorkflowRecord
 from cronflow_actors.messages.migrations import MigrationSource
 from cronflow_actors.net.marking import after_start
-from cronflow_actors.net.migration import MigrationMode
+from cronflow_actors.net.migration import MigrationMode, refused
 from cronflow_actors.net.spec import NetSpec, TaskSpec
 
 __all__ = ["FastForwardTask", "correspondent", "on_enable"]
@@ -78,7 +77,7 @@ async def on_enable(task: FastForwardTask) -> bool:
     assert migration is not None  # only a migrated instance comes here
     spec = tx.migration
     if spec is None and migration.registered:
-        raise MigrationError(
+        raise refused(
             f"instance {tx.state.id!r}",
             f"its migration of {migration.workflow!r} {migration.from_version!r} -> "
             f"{migration.to_version!r} is not registered in this runtime",
@@ -96,14 +95,14 @@ async def on_enable(task: FastForwardTask) -> bool:
     try:
         mode = MigrationMode(answer)
     except ValueError:
-        raise MigrationError(
+        raise refused(
             f"the migrator of task {workflow.name}/{name}",
             f"it returned {answer!r}",
             "a task migrator returns 'fast_forward' or 'continue' (net.MigrationMode)",
         ) from None
     if mode is MigrationMode.FAST_FORWARD:
         if pending:
-            raise MigrationError(
+            raise refused(
                 f"the migrator of task {workflow.name}/{name}",
                 "it initialized children and answered 'fast_forward'",
                 "a fast-forwarded task has no children: answer 'continue' to keep them",

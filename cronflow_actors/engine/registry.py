@@ -8,11 +8,15 @@ from __future__ import annotations
 
 from cronflow_actors.errors import (
     ConfigurationError,
-    MigrationError,
     UnknownWorkflowError,
     WorkflowDeprecatedError,
 )
-from cronflow_actors.net.migration import MigrationSpec, missing_task_paths, task_paths
+from cronflow_actors.net.migration import (
+    MigrationSpec,
+    missing_task_paths,
+    refused,
+    task_paths,
+)
 from cronflow_actors.net.spec import NetSpec
 
 __all__ = ["WorkflowRegistry"]
@@ -92,14 +96,14 @@ class WorkflowRegistry:
         known = self._versions.get(name, {})
         missing = [v for v in pair if v not in known]
         if missing:
-            raise MigrationError(
+            raise refused(
                 subject,
                 f"version(s) {missing} not registered (registered: {list(known)})",
                 "register both versions first, then the migration",
             )
         unknown = missing_task_paths(migration, known[pair[1]])
         if unknown:
-            raise MigrationError(
+            raise refused(
                 subject,
                 f"task migrators {unknown} name no task of version {pair[1]!r} "
                 f"(its tasks: {sorted(task_paths(known[pair[1]]))})",
@@ -107,7 +111,7 @@ class WorkflowRegistry:
             )
         taken = self._migrations.setdefault(name, {}).get(pair)
         if taken is not None and taken is not migration:
-            raise MigrationError(
+            raise refused(
                 subject, "another migration is registered for that pair", "register one per pair"
             )
         self._migrations[name][pair] = migration

@@ -19,7 +19,6 @@ from cronflow_actors.engine.actions import pass_boundary
 from cronflow_actors.engine.context import Context
 from cronflow_actors.engine.states import TaskState, WorkflowState, check_move
 from cronflow_actors.engine.transaction import Transaction, workflow_owner
-from cronflow_actors.errors import MigrationError
 from cronflow_actors.messages.elements import (
     CancelTask,
     DisableTask,
@@ -39,6 +38,7 @@ from cronflow_actors.messages.engine import (
     WorkflowRecord,
     WorkflowStateChanged,
 )
+from cronflow_actors.net.migration import refused
 from cronflow_actors.net.spec import NetSpec
 
 __all__ = ["Workflow", "initialize"]
@@ -225,7 +225,7 @@ class Workflow:
         action, its activities run, and the instance records the root that replaces it."""
         tx, workflow = self.tx, self.record
         if workflow.parent_id is not None:
-            raise MigrationError(
+            raise refused(
                 f"workflow {workflow.id!r}", "it is a child workflow", "migrate its root instance"
             )
         check_move("workflow", workflow.id, workflow.state, WorkflowState.CANCELED)

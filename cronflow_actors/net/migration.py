@@ -41,8 +41,14 @@ __all__ = [
     "MigrationSpec",
     "migration",
     "missing_task_paths",
+    "refused",
     "task_paths",
 ]
+
+
+def refused(subject: str, problem: str, advice: str) -> MigrationError:
+    """A ``MigrationError`` saying what (``subject``), what is wrong, and what to do."""
+    return MigrationError(f"{subject}: {problem}; {advice}")
 
 
 class MigrationMode(StrEnum):
@@ -165,7 +171,7 @@ class MigrationBuilder:
                 problems.append(_no_such_task(key, self._target))
         if problems:
             subject = f"migration of {workflow!r} {source_version!r} -> {target_version!r}"
-            raise MigrationError(subject, "; ".join(problems), "fix them and build it again")
+            raise refused(subject, "; ".join(problems), "fix them and build it again")
         return spec
 
 

@@ -46,7 +46,6 @@ from cronflow_actors.engine.states import TaskState, WorkflowState, WorkItemStat
 from cronflow_actors.errors import (
     InstanceExistsError,
     InvalidStateTransitionError,
-    MigrationError,
     NotFoundError,
 )
 from cronflow_actors.kernel import Clock
@@ -57,6 +56,7 @@ from cronflow_actors.messages.engine import (
     StartWorkflow,
 )
 from cronflow_actors.messages.migrations import MigrationRecord, MigrationSource
+from cronflow_actors.net.migration import refused
 from cronflow_actors.net.spec import NetSpec
 from cronflow_actors.runtime.catalog import FlowCatalog
 from cronflow_actors.runtime.instances import InstanceDirectory
@@ -123,9 +123,9 @@ class Migrations:
         was migrated already, an unknown version, no route of migrations."""
         subject = f"instance {instance_id!r}"
         if not isinstance(instance_id, str) or not instance_id or "." in instance_id:
-            raise MigrationError(subject, "it is not a root instance id", "give a root's id")
+            raise refused(subject, "it is not a root instance id", "give a root's id")
         if instance_id in self._running:
-            raise MigrationError(subject, "a migration of it is under way", "wait for it")
+            raise refused(subject, "a migration of it is under way", "wait for it")
         state = decode_state((await self._instances.read(instance_id)).body)
         root = state.workflows.get(state.id)
         if root is None:
@@ -134,18 +134,18 @@ class Migrations:
         if stored is not None:  # interrupted (a crash, a migrator that raised): carry it on
             plan = msgspec.convert(stored, MigrationPlan)
             if plan.hops[-1][0] != to_version:
-                raise MigrationError(
+                raise refused(
                     subject,
                     f"its migration to {plan.hops[-1][0]!r} is not finished",
                     "finish that one first (migrate to that version again)",
                 )
             return await self._carry_out(plan)
         if state.migrated_to is not None:
-            raise MigrationError(
+            raise refused(
                 subject, f"it was migrated to {state.migrated_to!r}", "migrate that one instead"
             )
         if is_final(root.state):
-            raise MigrationError(
+            raise refused(
                 subject, f"it has ended ({root.state})", "only a running instance can migrate"
             )
         route = self.plan(state.workflow, state.version, to_version)
@@ -157,7 +157,7 @@ class Migrations:
         async with self._lock:
             plans = await self._plans()
             if instance_id in plans:
-                raise MigrationError(subject, "a migration of it is under way", "wait for it")
+                raise refused(subject, "a migration of it is under way", "wait for it")
             plans[instance_id] = msgspec.to_builtins(plan)
             await self._store.kv_set(*_PLANS, plans, now=self._clock.now())
         return await self._carry_out(plan)
@@ -167,15 +167,15 @@ class Migrations:
         subject = f"migration of {workflow!r} {from_version!r} -> {to_version!r}"
         versions = self._registry.versions(workflow)
         if to_version not in versions:
-            raise MigrationError(
+            raise refused(
                 subject,
                 f"version {to_version!r} is not registered (registered: {versions})",
                 "register it first",
             )
         if to_version == from_version:
-            raise MigrationError(subject, "the instance runs that version", "name another one")
+            raise refused(subject, "the instance runs that version", "name another one")
         if self._registry.is_deprecated(workflow, to_version):
-            raise MigrationError(
+            raise refused(
                 subject, f"version {to_version!r} is deprecated", "migrate to an active one"
             )
         edges: dict[str, list[str]] = {}
@@ -188,7 +188,7 @@ class Migrations:
             return [to_version]  # a flow: its recorded step outputs carried straight over
         pairs = self._registry.migrations(workflow)
         registered = [f"{m.from_version}->{m.to_version}" for m in pairs]
-        raise MigrationError(
+        raise refused(
             subject,
             f"no route of registered migrations leads there (registered: {registered})",
             "register net.migration(from, to, ...) for each step of the way",
@@ -233,18 +233,19 @@ class Migrations:
         try:
             old = plan.instance
             for version, new_id in plan.hops:
-                await self._hop(plan.workflow, old, version, new_id)
+                await self._hop(plan, old, version, new_id)
                 old = new_id
-        except (MigrationError, InvalidStateTransitionError):
-            await self._forget(plan.instance)  # refused: the plan cannot go on
-            raise
         finally:
             del self._running[plan.instance]
             done.cancel()
         await self._forget(plan.instance)
         return old
 
-    async def _hop(self, workflow: str, old_id: str, version: str, new_id: str) -> None:
+    async def _hop(self, plan: MigrationPlan, old_id: str, version: str, new_id: str) -> None:
+        """One hop, each step skipped if a try before a crash did it. A hop that fails after
+        its old root is canceled keeps the plan, to be carried on; one refused before (the old
+        root ended meanwhile) drops it."""
+        workflow = plan.workflow
         if await self._store.instance_exists(new_id):
             return  # started before a crash: its start, initializer included, was one commit
         snapshot = await self._instances.read(old_id)
@@ -252,12 +253,17 @@ class Migrations:
         if state.migrated_to != new_id:
             root = state.workflows[state.id]
             if state.migrated_to is not None or is_final(root.state):
-                raise MigrationError(
+                await self._forget(plan.instance)
+                raise refused(
                     f"instance {old_id!r}",
                     f"it ended ({root.state}) before the migration could cancel it",
-                    "nothing was migrated; start a new instance if one is needed",
+                    "nothing was migrated from there on; start a new instance if one is needed",
                 )
-            await self._cancel(snapshot, state, new_id)
+            try:
+                await self._cancel(snapshot, state, new_id)
+            except InvalidStateTransitionError:  # it ended between the read and the cancel
+                await self._forget(plan.instance)
+                raise
             state = decode_state((await self._instances.read(old_id)).body)
         migration = self._registry.migration(workflow, state.version, version)
         record = MigrationRecord(
