@@ -113,19 +113,26 @@ class Migrations:
         self._spec_of = spec_of
         self._spawn = spawn
         self._lock = asyncio.Lock()
-        self._running: dict[str, asyncio.Future[str]] = {}
+        self._running: dict[str, tuple[str, asyncio.Future[str]]] = {}
+        """Instances being migrated here -> (target version, the outcome)."""
 
     # -- asking ------------------------------------------------------------------------------------
 
     async def migrate(self, instance_id: str, to_version: str) -> str:
         """Migrate root instance ``instance_id`` to ``to_version``; the new root's id once every
-        hop is durable. ``MigrationError`` (nothing changed) for an instance that has ended or
-        was migrated already, an unknown version, no route of migrations."""
+        hop is durable. Asking again is safe: a migration under way (or interrupted) to the same
+        version is joined (or carried on), and one done already answers the same id.
+        ``MigrationError`` (nothing changed) for an instance that has ended or was migrated to
+        another version, an unknown version, no route of migrations."""
         subject = f"instance {instance_id!r}"
         if not isinstance(instance_id, str) or not instance_id or "." in instance_id:
             raise refused(subject, "it is not a root instance id", "give a root's id")
-        if instance_id in self._running:
-            raise refused(subject, "a migration of it is under way", "wait for it")
+        running = self._running.get(instance_id)
+        if running is not None:
+            target, done = running
+            if target != to_version:
+                raise refused(subject, f"it is being migrated to {target!r}", "wait for that")
+            return await asyncio.shield(done)  # the same migration: its outcome
         state = decode_state((await self._instances.read(instance_id)).body)
         root = state.workflows.get(state.id)
         if root is None:
@@ -140,9 +147,14 @@ class Migrations:
                     "finish that one first (migrate to that version again)",
                 )
             return await self._carry_out(plan)
-        if state.migrated_to is not None:
+        if state.migrated_to is not None:  # done already: the same answer, or a refusal
+            last = await self._successor(state)
+            if last.version == to_version:
+                return last.id
             raise refused(
-                subject, f"it was migrated to {state.migrated_to!r}", "migrate that one instead"
+                subject,
+                f"it was migrated to {state.migrated_to!r} (now {last.id!r}, {last.version!r})",
+                "migrate that one instead",
             )
         if is_final(root.state):
             raise refused(
@@ -228,18 +240,37 @@ class Migrations:
             logger.exception("the migration of %s could not be resumed", plan.instance)
 
     async def _carry_out(self, plan: MigrationPlan) -> str:
+        """Carry ``plan`` out, once at a time per instance (a second caller, say a resume at
+        start and a call asking again, gets the first one's outcome)."""
+        running = self._running.get(plan.instance)
+        if running is not None:
+            return await asyncio.shield(running[1])
         done: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        self._running[plan.instance] = done
+        self._running[plan.instance] = (plan.hops[-1][0], done)
         try:
             old = plan.instance
             for version, new_id in plan.hops:
                 await self._hop(plan, old, version, new_id)
                 old = new_id
+            await self._forget(plan.instance)
+        except BaseException as error:
+            done.set_exception(error)
+            done.exception()  # retrieved: nobody else need be waiting
+            raise
         finally:
             del self._running[plan.instance]
-            done.cancel()
-        await self._forget(plan.instance)
+        done.set_result(old)
         return old
+
+    async def _successor(self, state: InstanceState) -> InstanceState:
+        """The instance at the end of ``state``'s chain of migrations."""
+        while state.migrated_to is not None:
+            try:
+                snapshot = await self._instances.read(state.migrated_to)
+            except NotFoundError:
+                break  # its start is still to come (a plan under way)
+            state = decode_state(snapshot.body)
+        return state
 
     async def _hop(self, plan: MigrationPlan, old_id: str, version: str, new_id: str) -> None:
         """One hop, each step skipped if a try before a crash did it. A hop that fails after

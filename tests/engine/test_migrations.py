@@ -421,8 +421,9 @@ async def test_a_continuing_migrator_s_work_item_runs_its_auto_triggers(rt: cf.R
     [started] = await rt.work_items(new, "A")
     assert started.state == "completed"
     assert await rt.workflow_state(new) == "completed"
+    assert await rt.migrate(old, "v2") == new  # asked again: the same answer
     with pytest.raises(MigrationError, match="it was migrated to"):
-        await rt.migrate(old, "v2")
+        await rt.migrate(old, "v1")
     with pytest.raises(MigrationError, match="it has ended"):
         await rt.migrate(new, "v1")
 
