@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from cronflow_actors.cli.bench import add_bench_command
+from cronflow_actors.cli.migrate import add_migrate_command
 from cronflow_actors.errors import ConfigurationError, CronflowError
 
 __all__ = ["main"]
@@ -191,6 +192,7 @@ def _add_client_commands(commands: Any) -> None:
     publish.set_defaults(handler=_publish)
     for parser in (run, inspect, runs, resume, cancel, publish):
         _client_options(parser)
+    add_migrate_command(commands, _client, _client_options)
 
 
 def build_parser() -> argparse.ArgumentParser:
