@@ -92,6 +92,10 @@ class RunInfo(msgspec.Struct, frozen=True, kw_only=True):
     """The run this one replays (``Runtime.replay``)."""
     workflow_name: str | None = None
     """The flow's ``define(name=...)`` (its id if none), while the flow is registered."""
+    migrated_from: str | None = None
+    """The run a migration replaced with this one (``Runtime.migrate``)."""
+    migrated_to: str | None = None
+    """The run a migration replaced this one with."""
 
 
 class RunViews:
@@ -148,6 +152,8 @@ class RunViews:
             finished_at=root.finished_at,
             replay_of=replay_of,
             workflow_name=self._name(root.name),
+            migrated_from=state.migration.from_instance if state.migration else None,
+            migrated_to=state.migrated_to,
         )
 
     def _name(self, workflow: str) -> str | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -537,3 +538,19 @@ async def test_an_open_work_item_of_the_old_root_is_canceled_with_it(rt: cf.Runt
     new = await rt.migrate(old, "v2")
     assert (await rt.work_item(item.id)).state == "canceled"
     assert await states(rt, new) == {"A": "enabled"}
+
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+async def test_the_migration_example_in_the_readme_runs(capsys: Any) -> None:
+    readme = README.read_text()
+    section = readme.split("### Migrating running instances\n", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict[str, Any] = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    await namespace["main"]()
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0].count("COMPLETED") == 1
+    assert "'label': <TaskState.ENABLED" in printed[0]
+    assert printed[1] == "True"

@@ -63,6 +63,10 @@ async def test_a_run_moves_to_the_new_version_keeping_its_recorded_outputs(
     result = await rt.wait(new)
     assert result.status == "completed"
     assert result.output["charged"] == {"step": "charge", "seen": ["quote"]}
+    assert ((await rt.inspect(new)).migrated_from, (await rt.inspect(old)).migrated_to) == (
+        old,
+        new,
+    )
     links = await rt.migration_links(new)
     assert (links.migrated_from, links.from_version, links.version) == (old, "v1", "v2")
     assert (await rt.migration_links(old)).migrated_to == new
