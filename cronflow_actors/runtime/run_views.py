@@ -8,7 +8,7 @@ registered in this process); for any other run, the compiler's own rule (``is_us
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Container
+from collections.abc import Awaitable, Callable, Container, Mapping
 from enum import StrEnum
 from typing import Any
 
@@ -206,6 +206,8 @@ class RunViews:
             items = [state.work_items[i] for i in record.children if i in state.work_items]
             children = [state.workflows[i] for i in record.children if i in state.workflows]
             kind = self._kind(state, root.id, items[0]) if items else "subflow"
+            if not items and not children and isinstance(user_steps, Mapping):
+                kind = user_steps[name].kind  # fast-forwarded by a migration: no child
             actions = [state.action_records[i.id] for i in items if i.id in state.action_records]
             if actions:
                 steps.append(_action_step(name, kind, actions[-1]))

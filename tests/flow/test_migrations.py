@@ -52,6 +52,7 @@ async def test_a_run_moves_to_the_new_version_keeping_its_recorded_outputs(
     assert calls == ["quote", "charge", "audit"]  # recorded outputs are kept, not recomputed
     info = await rt.inspect(new)
     steps = {s.id: (s.status, s.output) for s in info.steps}
+    assert {s.id: (s.kind, s.attempts) for s in info.steps}["charge"] == ("step", 0)  # not run
     assert steps["quote"] == ("completed", {"step": "quote", "seen": []})
     assert steps["charge"] == ("completed", {"step": "charge", "seen": ["quote"]})
     assert steps["audit"] == ("completed", {"step": "audit", "seen": ["charge", "quote"]})
