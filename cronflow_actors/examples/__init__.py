@@ -1,1 +1,2 @@
-"""Bundled example workflows (``cronflow-actors serve`` runs them by default)."""
+"""Example workflows shipped with the package: ``cronflow-actors serve`` with no APP serves
+``order_processing.workflows``, so an installed wheel has something to show at once."""

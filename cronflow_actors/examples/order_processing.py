@@ -1,7 +1,9 @@
-"""A realistic order flow: validation with retries, a detached confirmation mail, routing by
-amount, a parallel stock and fraud check, a manager's approval for big orders, and shipping.
+"""A realistic order flow: validation with retries, a detached confirmation mail, a parallel
+stock and fraud check, then a decision: an order that looks like fraud (or is out of stock) is
+refused and never shipped; a big one waits for a manager's approval; the others ship in a lane
+chosen by amount.
 
-    python -m examples.order_processing          # runs two orders end to end and prints them
+    python -m cronflow_actors.examples.order_processing   # runs three orders and prints them
 
 It is triggered by a webhook (``POST /webhooks/orders`` with an ``OrderIn`` body) when served,
 and by ``rt.trigger("order-processing", {...})`` from code.
@@ -29,7 +31,8 @@ async def validate(ctx: cf.FlowContext) -> dict[str, Any]:
     order = msgspec.convert(ctx.payload, OrderIn)
     if order.amount <= 0:
         raise ValueError(f"order {order.order_id}: the amount must be positive")
-    return msgspec.to_builtins(order)
+    shown: dict[str, Any] = msgspec.to_builtins(order)
+    return shown
 
 
 async def send_confirmation(ctx: cf.FlowContext) -> None:
@@ -44,9 +47,22 @@ def check_fraud(ctx: cf.FlowContext) -> dict[str, Any]:  # plain def: runs on a 
     return {"score": 0.9 if ctx.steps["validate"]["customer"] == "mallory" else 0.1}
 
 
+FRAUD_LIMIT = 0.5
+"""Orders whose fraud score reaches this are refused."""
+
+
 async def decide(ctx: cf.FlowContext) -> dict[str, Any]:
     stock, fraud = ctx.last
-    return {"ok": stock["in_stock"] and fraud["score"] < 0.5}
+    if not stock["in_stock"]:
+        return {"ok": False, "reason": "out of stock"}
+    if fraud["score"] >= FRAUD_LIMIT:
+        return {"ok": False, "reason": f"fraud score {fraud['score']}"}
+    return {"ok": True, "reason": None}
+
+
+async def refuse(ctx: cf.FlowContext) -> dict[str, Any]:
+    order = ctx.steps["validate"]
+    return {"order_id": order["order_id"], "status": "refused", "reason": ctx.last["reason"]}
 
 
 async def ask_manager(ctx: cf.FlowContext, token: str) -> None:
@@ -54,6 +70,10 @@ async def ask_manager(ctx: cf.FlowContext, token: str) -> None:
 
 
 async def ship(ctx: cf.FlowContext) -> dict[str, Any]:
+    """Ship an accepted order; a refused one stays refused (nothing is shipped)."""
+    refused = ctx.steps.get("refuse")
+    if refused is not None:
+        return refused  # type: ignore[no-any-return]
     order = ctx.steps["validate"]
     approval = ctx.steps.get("approve")
     if approval is not None and not approval["approved"]:
@@ -67,7 +87,9 @@ orders = (
     .action("confirm", send_confirmation)
     .parallel("checks", [check_stock, check_fraud])
     .step("decision", decide)
-    .if_("big", lambda ctx: ctx.steps["validate"]["amount"] > 1000)
+    .if_("suspect", lambda ctx: not ctx.steps["decision"]["ok"])
+    .step("refuse", refuse)
+    .elif_("big", lambda ctx: ctx.steps["validate"]["amount"] > 1000)
     .human_in_the_loop(
         "approve", description="approve a big order", timeout="1d", on_pause=ask_manager
     )
@@ -84,7 +106,8 @@ workflows = [orders]
 
 
 async def demo(db: str = ":memory:") -> list[cf.RunInfo]:
-    """Two orders: a medium one ships at once, a big one waits for (and gets) approval."""
+    """Three orders: a medium one ships at once, a big one waits for (and gets) approval, and
+    one with a high fraud score is refused without shipping."""
     paused = asyncio.Event()
 
     def watch(changes: list[Any]) -> None:
@@ -101,16 +124,25 @@ async def demo(db: str = ":memory:") -> list[cf.RunInfo]:
             "order-processing",
             {"order_id": "o-2", "customer": "grace", "amount": 5000, "items": ["laptop", "dock"]},
         )
+        suspect = await rt.trigger(
+            "order-processing",
+            {"order_id": "o-3", "customer": "mallory", "amount": 40, "items": ["gift card"]},
+        )
         await rt.wait(medium)
+        await rt.wait(suspect)
         await paused.wait()  # the big order is paused for its approval
         [pause] = await rt.list_paused()
         await rt.resume(pause.token, {"approved": True, "approved_by": "manager"})
         await rt.wait(big)
-        return [await rt.inspect(medium), await rt.inspect(big)]
+        return [await rt.inspect(run) for run in (medium, big, suspect)]
 
 
-if __name__ == "__main__":
+def main() -> None:
     for info in asyncio.run(demo(sys.argv[1] if len(sys.argv) > 1 else ":memory:")):
         print(f"{info.id} {info.status}: {info.output}")
         for step in info.steps:
             print(f"    {step.id:<12} {step.status:<10} {step.output}")
+
+
+if __name__ == "__main__":
+    main()
