@@ -35,7 +35,9 @@ workflows = [
     cf.define("hold")
     .human_in_the_loop("approve", description="approve the refund")
     .step("after", lambda ctx: {"approved": ctx.last["approved"], "by": ctx.last["approved_by"]}),
-    cf.define("listen").on_event("order.paid").step("echo", lambda ctx: ctx.payload),
+    cf.define("listen")
+    .on_event("order.paid")
+    .step("echo", lambda ctx: {"order": ctx.payload["order"]}),
     cf.define("nightly")
     .on_schedule("30 2 * * *", timezone="Europe/Paris")
     .on_interval("1h")

@@ -112,7 +112,7 @@
     try { data = text ? JSON.parse(text) : null; } catch (error) { data = { detail: text }; }
     if (!response.ok) {
       const failure = new ApiError(response.status, data);
-      if (response.status === 401) signIn(failure);
+      if (response.status === 401) signIn(failure, Boolean(token));
       throw failure;
     }
     return data;
@@ -134,10 +134,22 @@
 
   // -- sign-in ---------------------------------------------------------------------------------
 
-  function signIn(failure) {
+  // A page's lookups that may fail without spoiling it (the flows for a filter, say); a 401
+  // still stops the page, which the sign-in form has replaced.
+  function orNone(fallback) {
+    return (error) => {
+      if (error instanceof ApiError && error.status === 401) throw error;
+      return fallback;
+    };
+  }
+
+  let signInShown = -1;
+
+  function signIn(failure, had) {
+    if (signInShown === generation) return; // this page's other calls were refused too
     stopRefresh();
     generation += 1;
-    const had = Boolean(sessionStorage.getItem(TOKEN));
+    signInShown = generation;
     sessionStorage.removeItem(TOKEN);
     showWho();
     const input = h("input", { type: "password", id: "token", autocomplete: "off", placeholder: "bearer token" });
@@ -245,7 +257,7 @@
     const limit = params.get("limit") || "20";
     const cursor = params.get("cursor") || "";
     if (!cursor) cursorTrail = [];
-    const known = await flows().catch(() => []);
+    const known = await flows().catch(orNone([]));
     const workflowInput = h("input", { id: "filter-workflow", list: "flow-ids", value: workflow, placeholder: "any workflow" });
     const statusSelect = h("select", { id: "filter-status" },
       h("option", { value: "", text: "any status" }),
@@ -393,7 +405,7 @@
 
   async function runPage(runId) {
     const mine = generation;
-    const known = await flows().catch(() => []);
+    const known = await flows().catch(orNone([]));
     const isFlow = (run) => known.some((f) => f.id === run.workflow);
     const holder = h("div", { id: "run" });
     main.replaceChildren(h("p", {}, h("a", { href: "#/runs", text: "← Runs" })), holder);
@@ -403,8 +415,8 @@
       const run = await api("GET", `/runs/${encodeURIComponent(runId)}`);
       if (mine !== generation) return;
       const flow = isFlow(run);
-      const net = flow ? null : await api("GET", `/workflows/${encodeURIComponent(runId)}/net`).catch(() => null);
-      const pause = run.status === "waiting" ? await findPause(runId).catch(() => null) : null;
+      const net = flow ? null : await api("GET", `/workflows/${encodeURIComponent(runId)}/net`).catch(orNone(null));
+      const pause = run.status === "waiting" ? await findPause(runId).catch(orNone(null)) : null;
       if (mine !== generation) return;
       const final = FINAL.has(run.status);
       const actions = h("div", { class: "actions" });
@@ -537,7 +549,7 @@
     const cards = [];
     for (const flow of known) {
       const timed = flow.triggers.some((t) => t.kind === "schedule" || t.kind === "interval");
-      const fires = timed ? await api("GET", `/flows/${encodeURIComponent(flow.id)}/next-fires?count=3`).catch(() => null) : null;
+      const fires = timed ? await api("GET", `/flows/${encodeURIComponent(flow.id)}/next-fires?count=3`).catch(orNone(null)) : null;
       if (mine !== generation) return;
       let scheduleIndex = 0;
       const items = flow.triggers.map((trigger) => {
@@ -582,7 +594,7 @@
   // -- events ----------------------------------------------------------------------------------
 
   async function eventsPage(params) {
-    const known = await flows().catch(() => []);
+    const known = await flows().catch(orNone([]));
     const events = [...new Set(known.flatMap((f) => f.triggers.filter((t) => t.kind === "event").map((t) => t.event)))].sort();
     const name = h("input", { id: "event-name", list: "event-names", value: params.get("name") || "", required: true, placeholder: "event name" });
     const payload = h("textarea", { id: "event-payload", placeholder: '{"order_id": "o-1"}' });
