@@ -11,9 +11,10 @@ import urllib.request
 from typing import Any
 
 from cronflow_actors.cli.exits import Exit
+from cronflow_actors.cli.render import render_run  # its home before render.py; still importable
 from cronflow_actors.errors import ApiError  # defined with every other error; importable here too
 
-__all__ = ["ApiError", "Client", "ServerRefused"]
+__all__ = ["ApiError", "Client", "ServerRefused", "render_run"]
 
 
 class ServerRefused(ApiError):
