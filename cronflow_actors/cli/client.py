@@ -1,5 +1,5 @@
 """The client commands' connection to a running ``serve``: JSON over its HTTP API (``--url``),
-with the bearer token of ``--token``. A refusal becomes a ``ServerRefused`` that says, in plain
+with the bearer token of ``--token``. A refusal becomes an ``ApiError`` that says, in plain
 words, what went wrong and what to do, and carries the exit code it means (``exits.py``)."""
 
 from __future__ import annotations
@@ -14,18 +14,7 @@ from cronflow_actors.cli.exits import Exit
 from cronflow_actors.cli.render import render_run  # its home before render.py; still importable
 from cronflow_actors.errors import ApiError  # defined with every other error; importable here too
 
-__all__ = ["ApiError", "Client", "ServerRefused", "render_run"]
-
-
-class ServerRefused(ApiError):
-    """A call to the server was refused (``status``, the problem's ``slug`` and ``detail``) or
-    could not be made (``status`` 0). ``exit_code`` is what the command exits with."""
-
-    def __init__(
-        self, message: str, *, exit_code: Exit, status: int = 0, slug: str = "", detail: str = ""
-    ) -> None:
-        super().__init__(message)
-        self.exit_code, self.status, self.slug, self.detail = exit_code, status, slug, detail
+__all__ = ["ApiError", "Client", "render_run"]
 
 
 class Client:
@@ -55,13 +44,13 @@ class Client:
             raise self._refused(error.code, error.read()) from None
         except (urllib.error.URLError, TimeoutError, ConnectionError) as error:
             reason = getattr(error, "reason", error)
-            raise ServerRefused(
+            raise ApiError(
                 f"cannot reach the server at {self.url} ({reason}). Is 'cronflow-actors serve' "
                 "running there? Pass --url (or set CRONFLOW_URL) to use another one.",
                 exit_code=Exit.UNREACHABLE,
             ) from None
 
-    def _refused(self, status: int, raw: bytes) -> ServerRefused:
+    def _refused(self, status: int, raw: bytes) -> ApiError:
         text = raw.decode(errors="replace")
         try:
             problem = json.loads(text)
@@ -90,7 +79,7 @@ class Client:
             code = Exit.UNREACHABLE
         else:
             message, code = f"the server refused the request: {detail}", Exit.USAGE
-        return ServerRefused(message, exit_code=code, status=status, slug=slug, detail=detail)
+        return ApiError(message, exit_code=code, status=status, slug=slug)
 
     def paused_run(self, run_id: str, pages: int = 20) -> dict[str, Any] | None:
         """The pause a run waits in (with its resume token), or None: the listing is read a

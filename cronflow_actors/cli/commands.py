@@ -10,7 +10,7 @@ import sys
 import time
 from typing import Any
 
-from cronflow_actors.cli.client import Client, ServerRefused
+from cronflow_actors.cli.client import Client
 from cronflow_actors.cli.exits import Exit
 from cronflow_actors.cli.render import (
     FINAL,
@@ -22,7 +22,7 @@ from cronflow_actors.cli.render import (
     table,
     when,
 )
-from cronflow_actors.errors import ConfigurationError
+from cronflow_actors.errors import ApiError, ConfigurationError
 
 __all__ = ["STATUSES", "add_client_commands"]
 
@@ -132,7 +132,7 @@ def _inspect(args: argparse.Namespace) -> int:
     client = _client(args)
     try:
         run = client.call("GET", f"/runs/{_path(args.run_id)}")
-    except ServerRefused as refused:
+    except ApiError as refused:
         if refused.status == 404:
             raise _no_run(args.run_id) from None
         raise
@@ -198,16 +198,16 @@ def _paused(args: argparse.Namespace) -> int:
 def _resume(args: argparse.Namespace) -> int:
     try:
         answer = _client(args).call("POST", f"/resume/{_path(args.token_id)}", _payload(args))
-    except ServerRefused as refused:
+    except ApiError as refused:
         if refused.status == 404:
-            raise ServerRefused(
+            raise ApiError(
                 f"no run is paused with the token {args.token_id!r}; "
                 "'cronflow-actors paused' lists the tokens of the runs that wait",
                 exit_code=Exit.NOT_FOUND_OR_CONFLICT,
                 status=404,
             ) from None
         if refused.status == 409:
-            raise ServerRefused(
+            raise ApiError(
                 f"the pause of token {args.token_id!r} is already over (resumed before, or "
                 "timed out); nothing was changed",
                 exit_code=Exit.NOT_FOUND_OR_CONFLICT,
@@ -225,12 +225,12 @@ def _cancel(args: argparse.Namespace) -> int:
     client = _client(args)
     try:
         answer = client.call("POST", f"/runs/{_path(args.run_id)}/cancel")
-    except ServerRefused as refused:
+    except ApiError as refused:
         if refused.status == 404:
             raise _no_run(args.run_id) from None
         if refused.status == 409:
             run = client.call("GET", f"/runs/{_path(args.run_id)}")
-            raise ServerRefused(
+            raise ApiError(
                 f"run {args.run_id} already ended ({run['status']}"
                 f"{' ' + when(run.get('finished_at')) if run.get('finished_at') else ''}); "
                 "there is nothing to cancel",
@@ -262,8 +262,8 @@ def _publish(args: argparse.Namespace) -> int:
     return Exit.OK
 
 
-def _no_run(run_id: str) -> ServerRefused:
-    return ServerRefused(
+def _no_run(run_id: str) -> ApiError:
+    return ApiError(
         f"no run {run_id!r} on this server; 'cronflow-actors runs' lists the runs",
         exit_code=Exit.NOT_FOUND_OR_CONFLICT,
         status=404,

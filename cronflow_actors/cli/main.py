@@ -17,10 +17,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from cronflow_actors.cli.client import ServerRefused
 from cronflow_actors.cli.commands import add_client_commands
 from cronflow_actors.cli.exits import Exit
-from cronflow_actors.errors import ConfigurationError, CronflowError
+from cronflow_actors.errors import ApiError, ConfigurationError, CronflowError
 
 __all__ = ["main"]
 
@@ -205,7 +204,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         code: int = args.handler(args)
-    except ServerRefused as refused:
+    except ApiError as refused:
         print(f"cronflow-actors: error: {refused}", file=sys.stderr)
         return int(refused.exit_code)
     except CronflowError as error:
