@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DB ?= cronflow.db
 
-.PHONY: install test-deps run test lint typecheck bench bench-quick clean
+.PHONY: install test-deps run test lint typecheck bench bench-quick bench-suite bench-suite-quick bench-peers bench-scripts bench-scripts-quick clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -40,7 +40,30 @@ test-deps:
 test: lint typecheck test-deps
 	$(PY) -m pytest
 
-bench: $(STAMP)
+# The suite of issue 16: cronflow-actors' workloads and the peers, one after another; results,
+# Markdown and a PNG chart in benchmarks/results/TIME/, the summary JSON line last.
+bench: bench-suite
+
+bench-suite: $(STAMP)
+	$(PY) -m cronflow_actors bench
+
+bench-suite-quick: $(STAMP)
+	$(PY) -m cronflow_actors bench --quick
+
+# The peers (DBOS, SpiffWorkflow, Prefect, Restate's SDK) and matplotlib in a virtualenv of their
+# own, so they never change what the runtime and its tests use; the Restate server from npm.
+PEERS_DIR := benchmarks/.peers
+PEERS_PY := $(PEERS_DIR)/venv/bin/python
+RESTATE_NPM := @restatedev/restate-server-linux-x64
+bench-peers:
+	test -x $(PEERS_PY) || $(PYTHON) -m venv $(PEERS_DIR)/venv
+	$(PEERS_PY) -m pip install --quiet --upgrade pip
+	$(PEERS_PY) -m pip install --quiet matplotlib dbos SpiffWorkflow 'prefect>=3,<4' 'restate-sdk[serde]' hypercorn
+	mkdir -p $(PEERS_DIR)/restate
+	cd $(PEERS_DIR)/restate && npm install --no-audit --no-fund --silent $(RESTATE_NPM)
+
+# Each component's own benchmark script (the before/after yardsticks).
+bench-scripts: $(STAMP)
 	$(PY) benchmarks/kernel.py
 	$(PY) benchmarks/store.py
 	$(PY) benchmarks/net.py
@@ -49,7 +72,9 @@ bench: $(STAMP)
 	$(PY) benchmarks/waiting.py
 	$(PY) benchmarks/metrics.py
 
-bench-quick: $(STAMP)
+bench-quick: bench-suite-quick
+
+bench-scripts-quick: $(STAMP)
 	$(PY) benchmarks/kernel.py --quick
 	$(PY) benchmarks/store.py --quick
 	$(PY) benchmarks/net.py --quick

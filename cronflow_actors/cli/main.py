@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from cronflow_actors.cli.bench import add_bench_command
 from cronflow_actors.cli.commands import add_client_commands
 from cronflow_actors.cli.exits import Exit
 from cronflow_actors.errors import ApiError, ConfigurationError, CronflowError
@@ -196,6 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-format", default=None, help="text or json")
     serve.set_defaults(handler=_serve)
     add_client_commands(commands)
+    add_bench_command(commands)
     return parser
 
 

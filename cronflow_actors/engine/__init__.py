@@ -1,14 +1,21 @@
 """The engine layer: the actors that run a NetSpec and what they need.
 
-- ``WorkflowActor`` (one per root instance, the unit of consistency) and ``WorkItemActor`` (one
-  per running handler), in ``actors``;
+- ``WorkflowActor`` (one per root instance, the unit of consistency), in ``workflow_actor``, and
+  ``HandlerActor`` (one per running handler: ``WorkItemActor``, ``ActionActor``), in
+  ``handlers``; ``actors`` imports them all;
 - the element operations, one module per element: ``workflows``, ``tasks``, ``work_items``;
 - ``commands`` (one transaction per command), ``actions`` (the external boundary),
   ``context`` (what user code gets), ``states`` (the three state machines), ``timers``,
   ``registry`` (versions).
 """
 
-from cronflow_actors.engine.actors import EngineServices, WorkflowActor, WorkItemActor
+from cronflow_actors.engine.actors import (
+    ActionActor,
+    EngineServices,
+    HandlerActor,
+    WorkflowActor,
+    WorkItemActor,
+)
 from cronflow_actors.engine.context import (
     Context,
     TaskInfo,
@@ -21,8 +28,10 @@ from cronflow_actors.engine.states import TaskState, WorkflowState, WorkItemStat
 from cronflow_actors.engine.timers import TimerService
 
 __all__ = [
+    "ActionActor",
     "Context",
     "EngineServices",
+    "HandlerActor",
     "TaskInfo",
     "TaskState",
     "TimerService",

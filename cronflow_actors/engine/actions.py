@@ -14,8 +14,9 @@ from typing import Any
 
 import msgspec
 
+from cronflow_actors.calls import call_user
 from cronflow_actors.engine.context import Context
-from cronflow_actors.engine.transaction import call_user, normalize
+from cronflow_actors.engine.transaction import normalize
 from cronflow_actors.errors import (
     ActionDeniedError,
     AuthenticationRequiredError,

@@ -14,7 +14,7 @@ from typing import Any
 
 import msgspec
 
-from cronflow_actors.engine.states import TaskState, WorkflowState, WorkItemState
+from cronflow_actors.engine.states import TaskState, WorkflowState, WorkItemState, WorkItemVerb
 from cronflow_actors.errors import AutoTriggerAlreadySetError, SchedulingNotAllowedError
 from cronflow_actors.messages import plain
 from cronflow_actors.messages.engine import Principal, Stats
@@ -195,30 +195,30 @@ class WorkItemHandle:
         self.name = info.name
         self.payload = info.payload
         self._allowed = allowed
-        self.trigger: tuple[str, Any] | None = None
+        self.trigger: tuple[WorkItemVerb, Any] | None = None
 
-    def _set(self, action: str, payload: Any) -> None:
+    def _set(self, action: WorkItemVerb, payload: Any) -> None:
         if action not in self._allowed:
-            allowed = sorted(self._allowed) or "none"
+            allowed = sorted(map(str, self._allowed)) or "none"
             raise SchedulingNotAllowedError(
-                f"this activity for work item {self.id!r}: auto-trigger {action!r} "
+                f"this activity for work item {self.id!r}: auto-trigger {str(action)!r} "
                 f"(auto-triggers here: {allowed})"
             )
         if self.trigger is not None:
-            raise AutoTriggerAlreadySetError(self.id, self.trigger[0], action)
+            raise AutoTriggerAlreadySetError(self.id, str(self.trigger[0]), str(action))
         self.trigger = (action, payload)
 
     def start(self, payload: Any = None) -> None:
-        self._set("start", payload)
+        self._set(WorkItemVerb.START, payload)
 
     def complete(self, payload: Any = None) -> None:
-        self._set("complete", payload)
+        self._set(WorkItemVerb.COMPLETE, payload)
 
     def fail(self, payload: Any = None) -> None:
-        self._set("fail", payload)
+        self._set(WorkItemVerb.FAIL, payload)
 
     def cancel(self, payload: Any = None) -> None:
-        self._set("cancel", payload)
+        self._set(WorkItemVerb.CANCEL, payload)
 
 
 class Context:

@@ -1,11 +1,13 @@
 """Detached actions: the record of what became of each one.
 
 A detached action's work item completes as soon as it starts, so the flow moves on at once; its
-handler runs later in an ``ActionActor``. What the handler did is recorded here, in the instance
-state (``InstanceState.action_records``), one ``ActionRecord`` per action: ``dispatched`` when the
-start is durable, then ``completed`` or ``failed`` (with the error) when the handler reports, and
-``dispatched`` again, counted as a redispatch, when a restart finds it still out. An action's
-outcome never changes the run's course: nothing here touches the workflow, its tasks or items.
+handler runs later in an ``ActionActor`` (a ``HandlerActor``, see ``engine.handlers``), which
+reports ``ActionFinished`` to the instance's ``WorkflowActor``. What the handler did is recorded
+here, in the instance state (``InstanceState.action_records``), one ``ActionRecord`` per action:
+``dispatched`` when the start is durable, then ``completed`` or ``failed`` (with the error) when
+the handler reports, and ``dispatched`` again, counted as a redispatch, when a restart finds it
+still out. An action's outcome never changes the run's course: nothing here touches the
+workflow, its tasks or items.
 
 Each move is an ``ActionStateChanged`` in the transaction's changes, for the runtime's observers
 (metrics), with the labels and times they need.
@@ -99,13 +101,13 @@ def _record_of(tx: Transaction, pending: PendingAction) -> ActionRecord:
     return record
 
 
-def _move(record: ActionRecord, target: ActionState) -> str:
+def _move(record: ActionRecord, target: ActionState) -> ActionState:
     check_move("action", record.work_item_id, record.status, target)
     previous, record.status = record.status, target
     return previous
 
 
-def _changed(tx: Transaction, record: ActionRecord, previous: str | None) -> None:
+def _changed(tx: Transaction, record: ActionRecord, previous: ActionState | None) -> None:
     tx.changes.append(
         ActionStateChanged(
             workflow_id=record.workflow_id,

@@ -1,9 +1,10 @@
 """The three state machines (spec/tasquencer-semantics.md section 1), and the record of a
-detached action, as Enums with one transition table each and one function that applies them.
+detached action: one transition table each and one function that applies them.
 
-Where this differs from Tasquencer on purpose: a task completes only from ``started`` (its table
-says so and the engine enforces it), so a task cannot complete twice or produce tokens it never
-consumed.
+The Enums themselves live in ``messages/states.py``, below the records that hold them, and are
+re-exported here. Where this differs from Tasquencer on purpose: a task completes only from
+``started`` (its table says so and the engine enforces it), so a task cannot complete twice or
+produce tokens it never consumed.
 """
 
 from __future__ import annotations
@@ -12,93 +13,79 @@ from collections.abc import Mapping
 from enum import StrEnum
 
 from cronflow_actors.errors import InvalidStateTransitionError
+from cronflow_actors.messages.states import (
+    ActionState,
+    TaskState,
+    WorkflowState,
+    WorkItemState,
+    WorkItemVerb,
+)
 
 __all__ = [
     "ACTION_TRANSITIONS",
     "TASK_TRANSITIONS",
+    "VERB_TARGETS",
     "WORKFLOW_TRANSITIONS",
     "WORK_ITEM_TRANSITIONS",
     "ActionState",
     "TaskState",
     "WorkItemState",
+    "WorkItemVerb",
     "WorkflowState",
     "check_move",
     "is_final",
 ]
 
+_W, _I, _T, _A = WorkflowState, WorkItemState, TaskState, ActionState
 
-class WorkflowState(StrEnum):
-    INITIALIZED = "initialized"
-    STARTED = "started"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    CANCELED = "canceled"
+_FINAL: frozenset[str] = frozenset({_W.COMPLETED, _W.FAILED, _W.CANCELED})
 
-
-class WorkItemState(StrEnum):
-    INITIALIZED = "initialized"
-    STARTED = "started"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    CANCELED = "canceled"
-
-
-class TaskState(StrEnum):
-    DISABLED = "disabled"
-    ENABLED = "enabled"
-    STARTED = "started"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    CANCELED = "canceled"
-
-
-class ActionState(StrEnum):
-    """What became of a detached action (its work item completed when it was dispatched)."""
-
-    DISPATCHED = "dispatched"
-    COMPLETED = "completed"
-    FAILED = "failed"
-
-
-_FINAL = frozenset({"completed", "failed", "canceled"})
-
-WORKFLOW_TRANSITIONS: Mapping[str, frozenset[str]] = {
-    "initialized": frozenset({"started", "canceled"}),
-    "started": frozenset({"completed", "failed", "canceled"}),
-    "completed": frozenset(),
-    "failed": frozenset(),
-    "canceled": frozenset(),
+WORKFLOW_TRANSITIONS: Mapping[WorkflowState, frozenset[WorkflowState]] = {
+    _W.INITIALIZED: frozenset({_W.STARTED, _W.CANCELED}),
+    _W.STARTED: frozenset({_W.COMPLETED, _W.FAILED, _W.CANCELED}),
+    _W.COMPLETED: frozenset(),
+    _W.FAILED: frozenset(),
+    _W.CANCELED: frozenset(),
 }
 
-WORK_ITEM_TRANSITIONS: Mapping[str, frozenset[str]] = {
-    "initialized": frozenset({"started", "canceled"}),
-    "started": frozenset({"completed", "failed", "canceled", "initialized"}),  # initialized: reset
-    "completed": frozenset(),
-    "failed": frozenset(),
-    "canceled": frozenset(),
+WORK_ITEM_TRANSITIONS: Mapping[WorkItemState, frozenset[WorkItemState]] = {
+    _I.INITIALIZED: frozenset({_I.STARTED, _I.CANCELED}),
+    _I.STARTED: frozenset({_I.COMPLETED, _I.FAILED, _I.CANCELED, _I.INITIALIZED}),  # reset
+    _I.COMPLETED: frozenset(),
+    _I.FAILED: frozenset(),
+    _I.CANCELED: frozenset(),
 }
 
-TASK_TRANSITIONS: Mapping[str, frozenset[str]] = {
-    "disabled": frozenset({"enabled"}),
-    "enabled": frozenset({"disabled", "started", "canceled"}),
-    "started": frozenset({"completed", "canceled", "failed"}),
-    "completed": frozenset({"enabled"}),
-    "canceled": frozenset({"enabled"}),
-    "failed": frozenset({"enabled"}),
+TASK_TRANSITIONS: Mapping[TaskState, frozenset[TaskState]] = {
+    _T.DISABLED: frozenset({_T.ENABLED}),
+    _T.ENABLED: frozenset({_T.DISABLED, _T.STARTED, _T.CANCELED}),
+    _T.STARTED: frozenset({_T.COMPLETED, _T.CANCELED, _T.FAILED}),
+    _T.COMPLETED: frozenset({_T.ENABLED}),
+    _T.CANCELED: frozenset({_T.ENABLED}),
+    _T.FAILED: frozenset({_T.ENABLED}),
 }
 
-ACTION_TRANSITIONS: Mapping[str, frozenset[str]] = {
+ACTION_TRANSITIONS: Mapping[ActionState, frozenset[ActionState]] = {
     # dispatched -> dispatched: dispatched again after a restart found it still out
-    "dispatched": frozenset({"dispatched", "completed", "failed"}),
-    "completed": frozenset(),
-    "failed": frozenset(),
+    _A.DISPATCHED: frozenset({_A.DISPATCHED, _A.COMPLETED, _A.FAILED}),
+    _A.COMPLETED: frozenset(),
+    _A.FAILED: frozenset(),
 }
 
-_TABLES: Mapping[str, Mapping[str, frozenset[str]]] = {
-    "workflow": WORKFLOW_TRANSITIONS,
-    "work item": WORK_ITEM_TRANSITIONS,
-    "task": TASK_TRANSITIONS,
-    "action": ACTION_TRANSITIONS,
+VERB_TARGETS: Mapping[WorkItemVerb, WorkItemState] = {
+    WorkItemVerb.START: _I.STARTED,
+    WorkItemVerb.COMPLETE: _I.COMPLETED,
+    WorkItemVerb.FAIL: _I.FAILED,
+    WorkItemVerb.CANCEL: _I.CANCELED,
+    WorkItemVerb.RESET: _I.INITIALIZED,
+}
+"""The work item verbs and the state each one moves an item to."""
+
+_TABLES: Mapping[str, Mapping[StrEnum, frozenset[StrEnum]]] = {
+    "workflow": WORKFLOW_TRANSITIONS,  # type: ignore[dict-item]
+    "work item": WORK_ITEM_TRANSITIONS,  # type: ignore[dict-item]
+    "task": TASK_TRANSITIONS,  # type: ignore[dict-item]
+    "action": ACTION_TRANSITIONS,  # type: ignore[dict-item]
 }
 
 
@@ -107,9 +94,14 @@ def is_final(state: str) -> bool:
     return state in _FINAL
 
 
-def check_move(kind: str, ident: str, current: str, requested: str) -> None:
-    """Raise ``InvalidStateTransitionError`` unless the table of ``kind`` allows the move."""
+def check_move(
+    kind: str, ident: str | tuple[str, ...], current: StrEnum, requested: StrEnum
+) -> None:
+    """Raise ``InvalidStateTransitionError`` unless the table of ``kind`` allows the move.
+    ``ident`` names the element, or gives the parts of its name (joined with ``/`` only when
+    the move is refused)."""
     table = _TABLES[kind]
     if requested not in table[current]:
+        name = ident if isinstance(ident, str) else "/".join(ident)
         allowed = sorted(str(state) for state in table[current])
-        raise InvalidStateTransitionError(kind, ident, str(current), str(requested), allowed)
+        raise InvalidStateTransitionError(kind, name, str(current), str(requested), allowed)

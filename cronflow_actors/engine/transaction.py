@@ -1,46 +1,56 @@
 """One transaction of one instance: the cascade a command sets off, and what it must write.
 
-A ``WorkflowActor`` runs one transaction at a time. The element operations (``workflows``,
-``tasks``, ``work_items``) change the instance state in place and record here what has to
-happen once the change is durable: journal entries, timers to set and cancel, handlers to run,
-state changes to publish. If anything raises, the actor restores the state from its last
+A ``WorkflowActor`` runs one transaction at a time. The elements (``workflows``, ``tasks``,
+``work_items``) change the instance state in place, talk to each other through ``send`` (the
+instance's dispatcher, ``cascade``, installs it), and record here what has to happen once the
+change is durable: journal entries, timers to set and cancel, handlers to run, state changes to
+publish. It also makes what user code sees of the instance (each ``ctx``) and the wake-up row
+of an item that starts waiting. If anything raises, the actor restores the state from its last
 committed snapshot and drops all of it, so a failed call changes nothing.
 """
 
 from __future__ import annotations
 
-import inspect
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import msgspec
 
-from cronflow_actors.engine.context import Context, TaskInfo, WorkflowInfo, WorkItemInfo
-from cronflow_actors.engine.states import TaskState, WorkflowState, WorkItemState
+from cronflow_actors.calls import call_user
+from cronflow_actors.engine.context import (
+    ChildWorkflows,
+    Context,
+    TaskInfo,
+    WorkflowInfo,
+    WorkItemInfo,
+    WorkItems,
+)
 from cronflow_actors.errors import NotFoundError
-from cronflow_actors.messages import JournalEntry, Message, TimerRecord, WaitRecord, plain
+from cronflow_actors.messages import JournalEntry, Message, TimerRecord, WaitRecord, encode, plain
+from cronflow_actors.messages.elements import ElementMessage
 from cronflow_actors.messages.engine import (
     InstanceState,
     Job,
     JobRecord,
     Principal,
     WorkflowRecord,
+    WorkflowStateChanged,
     WorkItemRecord,
+    WorkItemStateChanged,
 )
-from cronflow_actors.net.spec import NetSpec
+from cronflow_actors.net.spec import NetSpec, TaskKind
 
-__all__ = ["Transaction", "call_user", "normalize"]
+__all__ = ["Send", "Transaction", "normalize"]
 
 _JOB_TYPES: tuple[type, ...] = Job.__args__
 
+Send = Callable[[ElementMessage], Awaitable[Any]]
+"""Deliver a message to the element it is for, depth-first; what that element answers."""
 
-async def call_user(fn: Callable[..., Any], *args: Any) -> Any:
-    """Call a user function that may be plain or a coroutine function."""
-    result = fn(*args)
-    if inspect.isawaitable(result):
-        result = await result
-    return result
+
+def _no_dispatcher(message: ElementMessage) -> Awaitable[Any]:
+    raise RuntimeError(f"no dispatcher for {message!r}: the cascade installs one")
 
 
 normalize = plain
@@ -86,6 +96,9 @@ class Transaction:
         self.dequeued: list[str] = []
         """Queued runs whose rows this transaction deletes (a queued run's start)."""
         self.changes: list[Message] = []
+        """Every state change, in the order the elements moved (for observers)."""
+        self.send: Send = _no_dispatcher
+        """How an element talks to another one (the dispatcher installs it)."""
 
     # -- lookups ----------------------------------------------------------------------------------
 
@@ -117,7 +130,7 @@ class Transaction:
             id=workflow.id,
             name=workflow.name,
             version=workflow.version,
-            state=WorkflowState(workflow.state),
+            state=workflow.state,
             payload=workflow.payload,
             output=workflow.output,
             error=workflow.error,
@@ -129,7 +142,7 @@ class Transaction:
     @staticmethod
     def task_info(workflow: WorkflowRecord, task: str) -> TaskInfo:
         record = workflow.tasks[task]
-        return TaskInfo(name=task, generation=record.generation, state=TaskState(record.state))
+        return TaskInfo(name=task, generation=record.generation, state=record.state)
 
     @staticmethod
     def work_item_info(item: WorkItemRecord) -> WorkItemInfo:
@@ -139,7 +152,7 @@ class Transaction:
             task=item.task,
             generation=item.generation,
             workflow_id=item.workflow_id,
-            state=WorkItemState(item.state),
+            state=item.state,
             payload=item.payload,
             output=item.output,
             error=item.error,
@@ -166,7 +179,111 @@ class Transaction:
             ctx.secrets = self.secrets.get(owner.name)
         return ctx
 
+    def task_context(  # noqa: PLR0917 - one caller, the task element
+        self,
+        workflow: WorkflowRecord,
+        name: str,
+        where: str,
+        pending: list[tuple[str, str | None, Any]] | None,
+        changed: WorkItemStateChanged | WorkflowStateChanged | None,
+        check_can_add: Callable[[str], None],
+        scheduling: bool,
+    ) -> Context:
+        """The ctx of task ``name``'s activity, policy or router: ``ctx.work_item``
+        (``WorkItems``) or ``ctx.workflow`` (``ChildWorkflows``) list its children and, when
+        ``pending`` is given, let an activity initialize more (their ids go to ``pending``,
+        after ``check_can_add(what)``); ``changed`` is the child change an activity is about;
+        ``scheduling``: it may register jobs (owned by the task's generation)."""
+        record = workflow.tasks[name]
+        definition = self.spec(workflow).tasks[name]
+
+        def ids() -> list[str]:
+            return [*record.children, *(p[0] for p in pending or ())]
+
+        owner = task_owner(workflow.id, name, record.generation)
+        ctx = self.context(
+            workflow,
+            f"task {name!r} {where}",
+            scheduler=self.scheduler(owner) if scheduling else None,
+            task=self.task_info(workflow, name),
+        )
+        if definition.kind is TaskKind.TASK:
+            initialize: Callable[[Any], str] | None = None
+            if pending is not None:
+
+                def initialize(payload: Any) -> str:
+                    check_can_add("initialize a work item")
+                    ident = self.new_id("w")
+                    pending.append((ident, None, payload))
+                    return ident
+
+            item = changed if isinstance(changed, WorkItemStateChanged) else None
+            info = self.work_item_info(self.state.work_items[item.work_item_id]) if item else None
+            ctx.work_item = WorkItems(
+                initialize,
+                ids,
+                id=item.work_item_id if item else None,
+                prev_state=item.prev if item else None,
+                next_state=item.next if item else None,
+                info=info,
+            )
+        elif definition.kind is not TaskKind.DUMMY:
+            names = [child.name for child in definition.subworkflows]
+            start_child: Callable[[str | None, Any], str] | None = None
+            if pending is not None:
+
+                def start_child(child_name: str | None, payload: Any) -> str:
+                    check_can_add("initialize a child workflow")
+                    if child_name is not None and child_name not in names:
+                        raise NotFoundError(
+                            "child workflow", child_name, f"task {name!r} (it has {names})"
+                        )
+                    ident = self.new_id("f")
+                    pending.append((ident, child_name, payload))
+                    return ident
+
+            flow = changed if isinstance(changed, WorkflowStateChanged) else None
+            ctx.workflow = ChildWorkflows(
+                start_child,
+                ids,
+                dynamic=definition.kind is TaskKind.DYNAMIC_COMPOSITE,
+                id=flow.workflow_id if flow else None,
+                name=flow.workflow if flow else None,
+                prev_state=flow.prev if flow else None,
+                next_state=flow.next if flow else None,
+                info=self.workflow_info(self.state.workflows[flow.workflow_id]) if flow else None,
+            )
+        return ctx
+
     # -- wake-up rows ------------------------------------------------------------------------------
+
+    async def start_waiting(self, workflow: WorkflowRecord, item: WorkItemRecord) -> None:
+        """The durable wake-up row of an item that starts waiting for an event or a human (a
+        pause draws a new resume token)."""
+        wait = self.spec(workflow).tasks[item.task].work_item.wait
+        assert wait is not None  # only an item that waits starts waiting
+        if wait.kind == "pause":
+            item.token = self.new_token()
+            key = item.token
+        else:
+            key = wait.event
+        details: Any = None
+        if wait.details is not None:
+            ctx = self.item_context(workflow, item, "wait details")
+            details = await call_user(wait.details, ctx)
+        self.open_wait(
+            WaitRecord(
+                wait_id=item.id,
+                instance_id=self.state.id,
+                kind=wait.kind,
+                key=key,
+                workflow=workflow.name,
+                step=item.task,
+                created_at=self.now,
+                expires_at=self.now + wait.timeout if wait.timeout is not None else None,
+                data=encode({"details": details, "last": workflow.last}),
+            )
+        )
 
     def open_wait(self, wait: WaitRecord) -> None:
         """A work item starts waiting: its row is written with the transaction."""
@@ -227,6 +344,21 @@ class Transaction:
 
     def scheduler(self, owner: str) -> Callable[[float, Any], str]:
         return lambda delay, job: self.schedule(owner, delay, job)
+
+    def cancel_item_jobs(self, work_item_id: str) -> None:
+        """Drop the jobs a work item's activities and actions registered."""
+        if self.state.jobs:
+            self.cancel_jobs(work_item_owner(work_item_id))
+
+    def cancel_task_jobs(self, workflow_id: str, task: str) -> None:
+        """Drop the jobs of every generation of a task."""
+        if self.state.jobs:
+            self.cancel_jobs(task_owner(workflow_id, task))
+
+    def cancel_workflow_jobs(self, workflow_id: str) -> None:
+        """Drop the jobs a workflow's activities and actions registered."""
+        if self.state.jobs:
+            self.cancel_jobs(workflow_owner(workflow_id))
 
     def cancel_jobs(self, owner_prefix: str) -> None:
         """Drop every job whose owner key starts with ``owner_prefix``."""

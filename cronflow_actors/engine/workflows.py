@@ -1,24 +1,38 @@
 """The workflow element: initialize, start, complete, fail, cancel (spec section 1.4).
 
-A child workflow reports each of its state changes to the composite task that owns it as a
-``WorkflowStateChanged`` message; the task runs its activity and, for a terminal change that is
-not a teardown, its policy.
+A ``Workflow`` is an actor on its instance's turn: its record is its state (the marking of its
+net, its tasks' records, its outputs), and ``receive`` (a ``match`` over ``WorkflowMessage``)
+is its one way in. ``initialize`` answers ``InitializeWorkflow``, the request for a workflow
+that does not exist yet (the root of an instance, or a child of a composite task). A child
+workflow reports each of its state changes to the composite task that owns it as a
+``WorkflowStateChanged``; the task runs its activity and, for a terminal change that is not a
+teardown, its policy. What it asks of its tasks (enable, cancel, disable) and of its parent task
+(start) goes through ``tx.send``: this module knows no other element.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Awaitable
 
-from cronflow_actors.engine import tasks
+from cronflow_actors.calls import call_user
 from cronflow_actors.engine.actions import pass_boundary
+from cronflow_actors.engine.context import Context
 from cronflow_actors.engine.states import TaskState, WorkflowState, check_move
-from cronflow_actors.engine.transaction import (
-    Transaction,
-    call_user,
-    task_owner,
-    workflow_owner,
+from cronflow_actors.engine.transaction import Transaction, workflow_owner
+from cronflow_actors.messages.elements import (
+    CancelTask,
+    DisableTask,
+    EnableTask,
+    EnsureTaskStarted,
+    EnsureWorkflowStarted,
+    FailWorkflow,
+    InitializeWorkflow,
+    TearDownWorkflow,
+    WorkflowMessage,
 )
 from cronflow_actors.messages.engine import (
+    CancelWorkflow,
+    Principal,
     TaskRecord,
     TaskStateChanged,
     WorkflowRecord,
@@ -26,228 +40,237 @@ from cronflow_actors.messages.engine import (
 )
 from cronflow_actors.net.spec import NetSpec
 
-__all__ = [
-    "cancel",
-    "complete",
-    "ensure_started",
-    "fail",
-    "initialize",
-    "initialize_child",
-    "receive",
-]
+__all__ = ["Workflow", "initialize"]
 
 _SCHEDULING_ACTIVITIES = frozenset({"on_initialized", "on_started"})
+_DONE = frozenset({WorkflowState.COMPLETED, WorkflowState.FAILED, WorkflowState.CANCELED})
 
 
-async def initialize(
-    tx: Transaction,
-    spec: NetSpec,
-    *,
-    payload: Any = None,
-    workflow_id: str | None = None,
-    parent: WorkflowRecord | None = None,
-    parent_task: str | None = None,
-    trigger: str = "",
-) -> WorkflowRecord:
-    """Create a workflow (the root, or a child of ``parent``'s composite ``parent_task``), put a
-    token in its start condition, enable the tasks after it, then run ``on_initialized``.
-    ``trigger`` says what started a root workflow (for observers)."""
+async def initialize(tx: Transaction, spec: NetSpec, message: InitializeWorkflow) -> None:
+    """Create workflow ``spec`` through its ``initialize`` action (the root's caller is
+    ``message.principal``; a child's is internal, spec section 5.3), put a token in its start
+    condition, enable the tasks after it, then run ``on_initialized``. The composite task that
+    owns a child hears of it first."""
+    ident, payload = message.workflow_id, message.payload
+    parent_id, parent_task = message.parent_id, message.parent_task
+    parent = tx.state.workflows[parent_id] if parent_id is not None else None
     if parent is not None and parent_task is not None:
-        record = parent.tasks[parent_task]
+        owner = parent
+        stored = await pass_boundary(
+            actions=spec.actions,
+            action="initialize",
+            payload=payload,
+            principal=None,
+            element=f"workflow {spec.name!r} (a child of task {parent_task!r})",
+            context=lambda: tx.context(
+                owner,
+                f"workflow {spec.name!r} initialize action",
+                scheduler=tx.scheduler(workflow_owner(ident)),
+                task=tx.task_info(owner, parent_task),
+                payload=payload,
+            ),
+        )
         path = (*parent.path, parent_task, spec.name)
-        ident = workflow_id or tx.new_id("f")
-        generation = record.generation
+        generation = parent.tasks[parent_task].generation
     else:
-        path, ident, generation = (), workflow_id or tx.state.id, 0
+        principal = message.principal
+        stored = await pass_boundary(
+            actions=spec.actions,
+            action="initialize",
+            payload=payload,
+            principal=principal,
+            element=f"workflow {spec.name!r}",
+            context=lambda: Context(
+                where=f"workflow {spec.name!r} initialize action",
+                scheduler=tx.scheduler(workflow_owner(ident)),
+                principal=principal,
+                is_internal=principal is None,
+                payload=payload,
+            ),
+        )
+        path, generation = (), 0
     marking = dict.fromkeys(spec.conditions, 0)
     marking[spec.start] = 1
-    workflow = WorkflowRecord(
+    record = WorkflowRecord(
         id=ident,
         name=spec.name,
         version=spec.version,
         path=path,
-        payload=payload,
-        parent_id=parent.id if parent is not None else None,
+        payload=stored,
+        parent_id=parent_id if parent is not None else None,
         parent_task=parent_task,
         parent_generation=generation,
         marking=marking,
         tasks={name: TaskRecord(name=name) for name in spec.tasks},
         created_at=tx.now,
     )
-    tx.state.workflows[ident] = workflow
+    tx.state.workflows[ident] = record
     change = WorkflowStateChanged(
         workflow_id=ident,
         workflow=spec.name,
         prev=None,
         next=WorkflowState.INITIALIZED,
         created_at=tx.now,
-        trigger=trigger,
+        trigger=message.trigger,
     )
     tx.changes.append(change)
     if parent is not None and parent_task is not None:
-        parent.tasks[parent_task].children.append(ident)
-        await tasks.child_workflow_changed(tx, parent, parent_task, change)
+        await tx.send(change)
     for name in spec.conditions[spec.start].outputs:
-        if workflow.state in _DONE:
+        if record.state in _DONE:
             break
-        await tasks.enable(tx, workflow, name)
-    await _activity(tx, workflow, "on_initialized")
-    return workflow
+        await tx.send(EnableTask(workflow_id=ident, task=name))
+    if "on_initialized" in spec.activities:
+        await Workflow(tx, record)._activity("on_initialized")
 
 
-async def initialize_child(
-    tx: Transaction,
-    spec: NetSpec,
-    *,
-    payload: Any,
-    parent: WorkflowRecord,
-    parent_task: str,
-    workflow_id: str | None = None,
-) -> WorkflowRecord:
-    """A child workflow of composite ``parent_task``, through the child's ``initialize`` action
-    as an internal call (its schema and callback; spec section 5.3), then ``initialize``."""
-    ident = workflow_id or tx.new_id("f")
-    stored = await pass_boundary(
-        actions=spec.actions,
-        action="initialize",
-        payload=payload,
-        principal=None,
-        element=f"workflow {spec.name!r} (a child of task {parent_task!r})",
-        context=lambda: tx.context(
-            parent,
-            f"workflow {spec.name!r} initialize action",
-            scheduler=tx.scheduler(workflow_owner(ident)),
-            task=tx.task_info(parent, parent_task),
-            payload=payload,
-        ),
-    )
-    return await initialize(
-        tx, spec, payload=stored, workflow_id=ident, parent=parent, parent_task=parent_task
-    )
+class Workflow:
+    """One workflow (the root or a child) of an instance, for one message."""
 
+    __slots__ = ("record", "tx")
 
-async def ensure_started(tx: Transaction, workflow: WorkflowRecord) -> None:
-    """``initialized`` -> ``started`` when its first task starts (a child workflow first starts
-    its composite task, which starts the parent workflow)."""
-    if workflow.state != WorkflowState.INITIALIZED:
-        return
-    parent = _parent(tx, workflow)
-    if parent is not None and workflow.parent_task is not None:
-        await tasks.ensure_started(tx, parent, workflow.parent_task)
-    await _move(tx, workflow, WorkflowState.STARTED, activity="on_started", call_policy=False)
+    def __init__(self, tx: Transaction, record: WorkflowRecord) -> None:
+        self.tx = tx
+        self.record = record
 
+    def receive(self, message: WorkflowMessage) -> Awaitable[None]:
+        """What the workflow does with ``message`` (awaiting it carries it out)."""
+        match message:
+            case TaskStateChanged():
+                return self._task_changed(message)
+            case EnsureWorkflowStarted():
+                return self._ensure_started()
+            case FailWorkflow(error=error, cause=cause):
+                return self._fail(error, cause=cause)
+            case CancelWorkflow(principal=principal):
+                return self._cancel_through_action(principal)
+            case TearDownWorkflow():
+                return self._cancel(teardown=True)
+        raise TypeError(f"a workflow does not receive {message!r}")
 
-async def receive(tx: Transaction, workflow: WorkflowRecord, message: TaskStateChanged) -> None:
-    """A task of this workflow changed state. A completed task may have marked the end
-    condition: then the workflow completes (whatever else is still active is shut down)."""
-    if (
-        message.next == TaskState.COMPLETED
-        and workflow.state == WorkflowState.STARTED
-        and workflow.marking.get(tx.spec(workflow).end, 0) > 0
-    ):
-        spec = tx.spec(workflow)
-        last = spec.output == "last"
-        workflow.output = workflow.last if last else workflow.outputs.get(message.task)
-        await complete(tx, workflow)
+    async def _task_changed(self, message: TaskStateChanged) -> None:
+        """A task of this workflow changed state. A completed task may have marked the end
+        condition: then the workflow completes (whatever else is still active is shut down)."""
+        tx, workflow = self.tx, self.record
+        if (
+            message.next == TaskState.COMPLETED
+            and workflow.state == WorkflowState.STARTED
+            and workflow.marking.get(tx.spec(workflow).end, 0) > 0
+        ):
+            spec = tx.spec(workflow)
+            last = spec.output == "last"
+            workflow.output = workflow.last if last else workflow.outputs.get(message.task)
+            await self._complete()
 
-
-async def complete(tx: Transaction, workflow: WorkflowRecord) -> None:
-    if workflow.state != WorkflowState.STARTED:
-        return
-    await _shutdown(tx, workflow)
-    await _move(tx, workflow, WorkflowState.COMPLETED, activity="on_completed", call_policy=True)
-
-
-async def fail(
-    tx: Transaction, workflow: WorkflowRecord, error: str, *, cause: str | None = None
-) -> None:
-    """A task failed and its policy said ``fail``: the other started tasks are canceled, the
-    enabled ones disabled (policies bypassed), then the workflow fails and tells its parent.
-    ``cause``: the work item whose failure this is, if one is."""
-    if workflow.state in _DONE:
-        return
-    workflow.error = error
-    workflow.error_cause = cause
-    await _shutdown(tx, workflow)
-    await _move(tx, workflow, WorkflowState.FAILED, activity="on_failed", call_policy=True)
-
-
-async def cancel(tx: Transaction, workflow: WorkflowRecord, *, teardown: bool) -> None:
-    """Top-down cancel: shut every active task down without policies, then ``canceled``.
-    The parent composite task hears of it; its policy runs unless this is its own teardown."""
-    if workflow.state in _DONE:
-        return
-    check_move("workflow", workflow.id, workflow.state, WorkflowState.CANCELED)
-    await _shutdown(tx, workflow)
-    await _move(
-        tx, workflow, WorkflowState.CANCELED, activity="on_canceled", call_policy=not teardown
-    )
-
-
-# -- internals -------------------------------------------------------------------------------------
-
-_DONE = frozenset({WorkflowState.COMPLETED, WorkflowState.FAILED, WorkflowState.CANCELED})
-
-
-def _parent(tx: Transaction, workflow: WorkflowRecord) -> WorkflowRecord | None:
-    return tx.state.workflows[workflow.parent_id] if workflow.parent_id is not None else None
-
-
-async def _shutdown(tx: Transaction, workflow: WorkflowRecord) -> None:
-    for name, record in workflow.tasks.items():
-        if record.state == TaskState.STARTED:
-            await tasks.cancel(tx, workflow, name, teardown=True)
-        elif record.state == TaskState.ENABLED:
-            await tasks.disable(tx, workflow, name)
-
-
-async def _move(
-    tx: Transaction,
-    workflow: WorkflowRecord,
-    target: WorkflowState,
-    *,
-    activity: str,
-    call_policy: bool,
-) -> None:
-    previous = workflow.state
-    check_move("workflow", workflow.id, previous, target)
-    workflow.state = target
-    final = target in _DONE
-    if final:
-        workflow.finished_at = tx.now
-        tx.cancel_jobs(workflow_owner(workflow.id))
+    async def _ensure_started(self) -> None:
+        """``initialized`` -> ``started`` when its first task starts (a child workflow first
+        starts its composite task, which starts the parent workflow)."""
+        workflow = self.record
+        if workflow.state != WorkflowState.INITIALIZED:
+            return
         if workflow.parent_id is not None and workflow.parent_task is not None:
-            tx.cancel_jobs(task_owner(workflow.parent_id, workflow.parent_task))
-    change = WorkflowStateChanged(
-        workflow_id=workflow.id,
-        workflow=workflow.name,
-        prev=previous,
-        next=target,
-        call_policy=call_policy,
-        created_at=workflow.created_at,
-    )
-    tx.changes.append(change)
-    await _activity(tx, workflow, activity)
-    parent = _parent(tx, workflow)
-    if parent is not None and workflow.parent_task is not None:
-        await tasks.child_workflow_changed(tx, parent, workflow.parent_task, change)
+            await self.tx.send(
+                EnsureTaskStarted(workflow_id=workflow.parent_id, task=workflow.parent_task)
+            )
+        await self._move(WorkflowState.STARTED, activity="on_started", call_policy=False)
 
+    async def _complete(self) -> None:
+        if self.record.state != WorkflowState.STARTED:
+            return
+        await self._shutdown()
+        await self._move(WorkflowState.COMPLETED, activity="on_completed", call_policy=True)
 
-async def _activity(tx: Transaction, workflow: WorkflowRecord, name: str) -> None:
-    fn = tx.spec(workflow).activities.get(name)
-    if fn is None:
-        return
-    parent = _parent(tx, workflow)
-    ctx = tx.context(
-        workflow,
-        f"workflow {workflow.name!r} {name}",
-        scheduler=tx.scheduler(workflow_owner(workflow.id))
-        if name in _SCHEDULING_ACTIVITIES
-        else None,
-        workflow=tx.workflow_info(workflow),
-        parent=tx.workflow_info(parent) if parent is not None else None,
-        parent_task=tx.task_info(parent, workflow.parent_task)
-        if parent is not None and workflow.parent_task is not None
-        else None,
-    )
-    await call_user(fn, ctx)
+    async def _fail(self, error: str, *, cause: str | None = None) -> None:
+        """A task failed and its policy said ``fail`` (or a job failed the workflow): the other
+        started tasks are canceled, the enabled ones disabled (policies bypassed), then the
+        workflow fails and tells its parent. ``cause``: the work item whose failure this is."""
+        workflow = self.record
+        if workflow.state in _DONE:
+            return
+        workflow.error = error
+        workflow.error_cause = cause
+        await self._shutdown()
+        await self._move(WorkflowState.FAILED, activity="on_failed", call_policy=True)
+
+    async def _cancel_through_action(self, principal: Principal | None) -> None:
+        """An explicit cancel (a call or a job), through the workflow's ``cancel`` action."""
+        tx, workflow = self.tx, self.record
+        check_move("workflow", workflow.id, workflow.state, WorkflowState.CANCELED)
+        await pass_boundary(
+            actions=tx.spec(workflow).actions,
+            action="cancel",
+            payload=None,
+            principal=principal,
+            element=f"workflow {workflow.name!r} ({workflow.id})",
+            context=lambda: tx.context(
+                workflow,
+                f"workflow {workflow.name!r} cancel action",
+                workflow=tx.workflow_info(workflow),
+            ),
+        )
+        await self._cancel(teardown=False)
+
+    async def _cancel(self, *, teardown: bool) -> None:
+        """Top-down cancel: shut every active task down without policies, then ``canceled``.
+        The parent composite task hears of it; its policy runs unless this is its own
+        teardown."""
+        workflow = self.record
+        if workflow.state in _DONE:
+            return
+        check_move("workflow", workflow.id, workflow.state, WorkflowState.CANCELED)
+        await self._shutdown()
+        await self._move(WorkflowState.CANCELED, activity="on_canceled", call_policy=not teardown)
+
+    # -- internals ---------------------------------------------------------------------------------
+
+    async def _shutdown(self) -> None:
+        workflow, send = self.record, self.tx.send
+        for name, record in workflow.tasks.items():
+            if record.state == TaskState.STARTED:
+                await send(CancelTask(workflow_id=workflow.id, task=name, teardown=True))
+            elif record.state == TaskState.ENABLED:
+                await send(DisableTask(workflow_id=workflow.id, task=name))
+
+    async def _move(self, target: WorkflowState, *, activity: str, call_policy: bool) -> None:
+        tx, workflow = self.tx, self.record
+        previous = workflow.state
+        check_move("workflow", workflow.id, previous, target)
+        workflow.state = target
+        if target in _DONE:
+            workflow.finished_at = tx.now
+            tx.cancel_workflow_jobs(workflow.id)
+            if workflow.parent_id is not None and workflow.parent_task is not None:
+                tx.cancel_task_jobs(workflow.parent_id, workflow.parent_task)
+        change = WorkflowStateChanged(
+            workflow_id=workflow.id,
+            workflow=workflow.name,
+            prev=previous,
+            next=target,
+            call_policy=call_policy,
+            created_at=workflow.created_at,
+        )
+        tx.changes.append(change)
+        if activity in self.tx.spec(workflow).activities:
+            await self._activity(activity)
+        if workflow.parent_id is not None and workflow.parent_task is not None:
+            await tx.send(change)
+
+    async def _activity(self, name: str) -> None:
+        tx, workflow = self.tx, self.record
+        fn = tx.spec(workflow).activities.get(name)
+        if fn is None:
+            return
+        parent = tx.state.workflows[workflow.parent_id] if workflow.parent_id is not None else None
+        ctx = tx.context(
+            workflow,
+            f"workflow {workflow.name!r} {name}",
+            scheduler=tx.scheduler(workflow_owner(workflow.id))
+            if name in _SCHEDULING_ACTIVITIES
+            else None,
+            workflow=tx.workflow_info(workflow),
+            parent=tx.workflow_info(parent) if parent is not None else None,
+            parent_task=tx.task_info(parent, workflow.parent_task)
+            if parent is not None and workflow.parent_task is not None
+            else None,
+        )
+        await call_user(fn, ctx)

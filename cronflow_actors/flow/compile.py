@@ -1,4 +1,5 @@
-"""From a ``Flow`` to a ``NetSpec``: every Cronflow construct as tasks and work items.
+"""From a ``FlowDefinition`` to a ``CompiledFlow``: every Cronflow construct as tasks and work
+items of a ``NetSpec``, and the artifact that says which tasks are the user's steps.
 
 - ``step``: a task with one automated work item whose handler wraps the user's with its options
   (``flow/handlers.py``); a ``delay`` is a durable sleep before it;
@@ -6,9 +7,8 @@
 - ``if_/elif_/else_/end_if``: an XOR-split dummy task whose router evaluates the conditions in
   order, the branches, and an XOR-join dummy task;
 - ``while_``: an XOR loop through a dummy task whose router evaluates the condition;
-- ``sleep`` / ``delay``: a work item completed by a durable timer; ``wait_for_event``: one
-  completed by a matching event; ``human_in_the_loop`` / ``pause``: one completed by
-  ``resume(token)`` or its timeout; ``log``: a work item that writes a log line;
+- ``sleep`` / ``delay``, ``wait_for_event``, ``human_in_the_loop`` / ``pause``: see
+  ``flow/waits.py``; ``log``: a work item that writes a log line;
 - ``parallel``, ``race``, ``for_each``, ``batch`` and ``subflow``: see ``flow/fanout.py``;
 - ``cancel``: a work item that cancels the run from a timer job.
 
@@ -20,71 +20,71 @@ makes its task catch its failure; the task's router then sends the flow to a fal
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import Any
 
+from cronflow_actors.calls import call_user, settle
 from cronflow_actors.errors import InvalidWorkflowError, StepFailedError
-from cronflow_actors.flow import fanout
+from cronflow_actors.flow import fanout, waits
 from cronflow_actors.flow import nodes as n
+from cronflow_actors.flow.checks import LOG_LEVELS, RESERVED, step_ids
+from cronflow_actors.flow.compiled import Compilable, CompiledFlow, Resolve, StepMeta
 from cronflow_actors.flow.context import FlowContext
-from cronflow_actors.flow.handlers import call_user, describe, fall_back, maybe, step_handler
-from cronflow_actors.flow.per_item import EMPTY
-from cronflow_actors.messages import plain
+from cronflow_actors.flow.definition import FlowDefinition
+from cronflow_actors.flow.envelope import read_envelope
+from cronflow_actors.flow.handlers import call_step, fall_back, step_handler
+from cronflow_actors.flow.introspect import describe, kind_of
 from cronflow_actors.net import builder as net
 from cronflow_actors.net import jobs
-from cronflow_actors.net.durations import parse_duration
-from cronflow_actors.net.spec import NetSpec, WaitSpec, caught
+from cronflow_actors.net.spec import caught
 
-if TYPE_CHECKING:
-    from cronflow_actors.flow.builder import Flow
-
-__all__ = ["END", "LOG_LEVELS", "START", "compile_flow", "timeout_record"]
+__all__ = ["END", "LOG_LEVELS", "START", "compile_flow", "is_user_step", "timeout_record"]
 
 START, END = ":start", ":end"
 """The compiler's own condition names. Its names all hold ':' (``if:x``, ``end_while:x``), which
 step ids may not, so a step named "start", "end" or "if" never meets one of them."""
-RESERVED = (":", "#")
 SKIP = ":skip"
-"""A per-item flow's first task: it ends the flow at once for a payload marked ``EMPTY``."""
-LOG_LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
+"""A per-item flow's first task: it ends the flow at once for a payload marked empty."""
+_NO_TASK = frozenset({"if", "log", "cancel"})
+"""Kinds of node that are not a user step: their tasks are the compiler's own."""
+
+timeout_record = waits.timeout_record
 
 flow_log = logging.getLogger("cronflow_actors.flow.log")
 """Where ``.log(...)`` steps write: one line per log step, with the run, flow and step."""
 
 
-def timeout_record(seconds: float) -> dict[str, Any]:
-    """A human step's output when its pause times out (the resume token is not kept: it is a
-    secret, dead or not)."""
-    return {
-        "approved": False,
-        "reason": f"timeout: no response within {seconds:g} s",
-        "approved_by": "system",
-        "status": "timeout",
-        "timed_out": True,
-        "payload": None,
-    }
-
-
-def auto_start(ctx: Any) -> None:
-    ctx.work_item.start()
+def is_user_step(task: str) -> bool:
+    """Whether a task of a flow's net is a user step, by its name alone (the compiler's own
+    names hold ':' or '#'): for a run whose ``CompiledFlow`` is not at hand."""
+    return not any(mark in task for mark in RESERVED)
 
 
 class Compiler:
+    """Compiles one flow's nodes into ``builder``, recording what the artifact says of them."""
+
     def __init__(
         self,
-        flow: Flow,
+        definition: FlowDefinition,
         builder: net.WorkflowBuilder,
+        *,
         step_ids: frozenset[str],
         problems: list[str],
-        resolve: Any = None,
+        resolve: Resolve | None = None,
+        needs_runtime: set[str] | None = None,
     ) -> None:
-        self.flow = flow
+        self.definition = definition
         self.builder = builder
         self.step_ids = step_ids
         self.problems = problems
         self.resolve = resolve
-        """``resolve(flow_id) -> Flow | None``: the runtime's registered flows (subflows by id)."""
-        self.waits: dict[str, Any] = {}
-        self.humans: dict[str, Any] = {}
+        """``resolve(flow_id)``: the runtime's registered flows (subflows named by id)."""
+        self.needs_runtime = needs_runtime if needs_runtime is not None else set()
+        """Problems only a runtime can settle (a subflow named by id, without ``resolve``)."""
+        self.steps: dict[str, StepMeta] = {}
+        self.waits: dict[str, n.EventNode] = {}
+        self.humans: dict[str, n.HumanNode] = {}
+        self.subflows: dict[str, CompiledFlow] = {}
 
     def link(self, previous: str | None, first: str) -> None:
         if previous is None:
@@ -92,9 +92,15 @@ class Compiler:
         else:
             self.builder.connect_task(previous, first)
 
-    def sequence(self, nodes: list[n.Node], previous: str | None) -> tuple[str | None, str | None]:
+    def sequence(
+        self, nodes: Sequence[n.Node], previous: str | None
+    ) -> tuple[str | None, str | None]:
         first = None
         for node in nodes:
+            kind = kind_of(node)
+            if kind not in _NO_TASK:
+                mockable = getattr(node, "handler", None) is not None
+                self.steps[node.id] = StepMeta(kind=kind, mockable=mockable)
             head, tail = self.node(node)
             self.link(previous, head)
             first = first or head
@@ -102,96 +108,80 @@ class Compiler:
         return first, previous
 
     def node(self, node: n.Node) -> tuple[str, str]:
-        if isinstance(node, n.StepNode):
-            return self.step(node)
-        if isinstance(node, n.IfNode):
-            return self.branches(node)
-        if isinstance(node, n.WhileNode):
-            return self.loop(node)
-        if isinstance(node, n.ActionNode):
-            item = net.work_item(
-                node.id,
-                handler=fanout.action_handler(node, self.step_ids, self.flow.id),
-                kind="action",
-                sets_last=False,
-                detached=True,
-                durable=node.durable,
-            )
-            self.builder.task(node.id, net.task(item))
-            return node.id, node.id
-        if isinstance(node, n.SleepNode):
-            self.builder.task(node.id, net.task(self.sleeper(node.id, node)))
-            return node.id, node.id
-        if isinstance(node, n.LogNode):
-            item = net.work_item(node.id, handler=self.logger(node), kind="log", sets_last=False)
-            self.builder.task(node.id, net.task(item))
-            return node.id, node.id
-        if isinstance(node, n.HumanNode):
-            return self.human(node)
-        if isinstance(node, n.CancelNode):
+        """Add ``node``'s tasks; returns its first and last task."""
+        ids = self.step_ids
+        match node:
+            case n.StepNode():
+                return self.step(node)
+            case n.IfNode():
+                return self.branches(node)
+            case n.WhileNode():
+                return self.loop(node)
+            case n.ActionNode():
+                handler = fanout.action_handler(node, ids, self.definition.id)
+                item = net.work_item(
+                    node.id,
+                    handler=handler,
+                    kind="action",
+                    sets_last=False,
+                    detached=True,
+                    durable=node.durable,
+                )
+                return self.plain(node.id, net.task(item))
+            case n.SleepNode():
+                return self.plain(node.id, net.task(waits.sleeper(node.id, node, ids)))
+            case n.LogNode():
+                item = net.work_item(
+                    node.id, handler=self.logger(node), kind="log", sets_last=False
+                )
+                return self.plain(node.id, net.task(item))
+            case n.HumanNode():
+                self.humans[node.id] = node
+                return self.plain(node.id, waits.human_task(node, ids))
+            case n.CancelNode():
+                return self.plain(node.id, net.task(_cancel_item(node)))
+            case n.EventNode():
+                self.waits[node.id] = node
+                return self.catching(node, waits.event_task(node, ids))
+            case n.GroupNode():
+                return self.catching(node, fanout.group(node, ids, self.problems))
+            case n.EachNode():
+                return self.each(node)
+            case n.SubflowNode():
+                child = self.child_flow(node)
+                if child is None:
+                    return node.id, node.id  # its problems are reported
+                task = fanout.subflow(node, ids, child.spec)
+                return self.catching(node, task, composite=True)
+        raise TypeError(f"cannot compile {node!r}")
 
-            def cancel(ctx: Any) -> None:
-                ctx.register_scheduled(0, jobs.cancel_workflow(ctx.parent.id.split(".", 1)[0]))
+    def plain(self, name: str, task: net.TaskBuilder) -> tuple[str, str]:
+        self.builder.task(name, task)
+        return name, name
 
-            item = net.work_item(node.id, kind="cancel", sets_last=False).activities(
-                on_initialized=auto_start, on_started=cancel
-            )
-            self.builder.task(node.id, net.task(item))
-            return node.id, node.id
-        composite = False
-        if isinstance(node, n.EventNode):
-            task = self.event(node)
-        elif isinstance(node, n.GroupNode):
-            task = fanout.group(self, node)
-        elif isinstance(node, n.EachNode):
-            task, composite = fanout.each(self, node)
-        elif isinstance(node, n.SubflowNode):
-            found = fanout.subflow(self, node)
-            if found is None:
-                return node.id, node.id  # its problems are reported
-            task, composite = found, True
-        else:
-            raise TypeError(f"cannot compile {node!r}")
+    def catching(
+        self, node: n.Node, task: net.TaskBuilder, *, composite: bool = False
+    ) -> tuple[str, str]:
+        """Add a node's task with its ``on_error`` fallbacks (``add_catching``)."""
         tail = self.add_catching(node, task)
         add = self.builder.composite_task if composite else self.builder.task
         add(node.id, task)
         return node.id, tail
 
-    # -- steps and waits ----------------------------------------------------------------------
+    # -- steps, fan-outs and subflows ---------------------------------------------------------
 
     def step(self, node: n.StepNode) -> tuple[str, str]:
         item = net.work_item(
-            node.id, handler=step_handler(node, self.step_ids, self.flow.id), kind="step"
+            node.id, handler=step_handler(node, self.step_ids, self.definition.id), kind="step"
         )
         self.builder.task(node.id, net.task(item))
         if node.delay is None:
             return node.id, node.id
         wait = f"delay:{node.id}"
-        self.builder.task(
-            wait, net.task(self.sleeper(wait, n.SleepNode(id=wait, seconds=node.delay)))
-        )
+        sleep = n.SleepNode(id=wait, seconds=node.delay)
+        self.builder.task(wait, net.task(waits.sleeper(wait, sleep, self.step_ids)))
         self.builder.connect_task(wait, node.id)
         return wait, node.id
-
-    def sleeper(self, name: str, node: n.SleepNode) -> net.WorkItemBuilder:
-        """A work item completed by a durable timer of ``node.seconds`` or ``duration(ctx)``."""
-        seconds, duration, ids = node.seconds, node.duration, self.step_ids
-
-        async def wake(ctx: Any) -> None:
-            wait = seconds
-            if duration is not None:
-                try:
-                    given = await maybe(duration(FlowContext.of(ctx, ids)))
-                    wait = parse_duration(given, f"{node.kind} {node.id!r} duration")
-                except Exception as error:  # the step fails with it, as a handler's would
-                    failed = jobs.fail_work_item(ctx.work_item.id, describe(error))
-                    ctx.register_scheduled(0, failed)
-                    return
-            ctx.register_scheduled(wait or 0.0, jobs.complete_work_item(ctx.work_item.id))
-
-        return net.work_item(name, kind=node.kind, sets_last=False).activities(
-            on_initialized=auto_start, on_started=wake
-        )
 
     def logger(self, node: n.LogNode) -> Any:
         ids, message, level = self.step_ids, node.message, LOG_LEVELS.get(node.level, 20)
@@ -200,85 +190,55 @@ class Compiler:
             fctx = FlowContext.of(ectx, ids)
             text = message
             if callable(message):
-                text = await call_user(message, (fctx,), ectx, None, node.id)
+                text = await call_step(ectx, message, fctx)
             context = {"run_id": fctx.run.id, "workflow": fctx.run.workflow_id, "step": node.id}
             flow_log.log(level, "%s (run %s, step %s)", text, fctx.run.id, node.id, extra=context)
 
         return write
 
-    def event(self, node: n.EventNode) -> net.TaskBuilder:
-        timeout = node.timeout
-        ids, user_filter, validate = self.step_ids, node.filter, node.validate
+    def each(self, node: n.EachNode) -> tuple[str, str]:
+        if node.inner is None:
+            return self.catching(node, fanout.each(node, self.step_ids))
+        found: list[str] = []
+        inner = compile_flow(node.inner, found)
+        if inner is None:
+            self.problems.extend(f"{node.id!r}: {p}" for p in found)
+            return node.id, node.id
+        task = fanout.each_flow(node, self.step_ids, inner.spec)
+        return self.catching(node, task, composite=True)
 
-        def arm(ctx: Any) -> None:
-            if timeout is not None:
-                error = f"timed out after {timeout:g} s waiting for event {node.event!r}"
-                ctx.register_scheduled(timeout, jobs.fail_work_item(ctx.work_item.id, error))
+    def child_flow(self, node: n.SubflowNode) -> CompiledFlow | None:
+        """The compiled flow a subflow runs: a registered one named by id, or the ``Flow``
+        given, compiled here (with its own subflows)."""
+        match node.flow:
+            case str() as flow_id:
+                found = self.resolve(flow_id) if self.resolve is not None else None
+                if found is None:
+                    problem = (
+                        f"subflow {node.id!r}: no flow {flow_id!r} is registered on the "
+                        "runtime; register it first, or pass the Flow itself"
+                    )
+                    self.problems.append(problem)
+                    if self.resolve is None:
+                        self.needs_runtime.add(problem)
+                    return None
+                if isinstance(found, CompiledFlow):
+                    return found
+                return self.compiled_child(node, found)  # a resolve that hands out flows
+            case Compilable() as flow:
+                child = self.compiled_child(node, flow)
+                if child is not None:
+                    for compiled in (child, *child.subflows):
+                        self.subflows.setdefault(compiled.id, compiled)
+                return child
+        return None  # reported by the builder
 
-        def accept(ctx: Any, payload: Any) -> Any:
-            return user_filter(payload, FlowContext.of(ctx, ids))
-
-        async def check(ctx: Any, payload: Any) -> Any:
-            verdict = await maybe(validate(payload, FlowContext.of(ctx, ids)))
-            if verdict is True:
-                return True
-            return verdict if isinstance(verdict, str) and verdict else "refused by validate()"
-
-        wait = WaitSpec(
-            kind="event",
-            event=node.event,
-            accept=accept if user_filter is not None else None,
-            check=check if validate is not None else None,
-            timeout=timeout,
-        )
-        item = net.work_item(node.id, kind="event", wait=wait)
-        item.activities(on_initialized=auto_start, on_started=arm)
-        self.waits[node.id] = node
-        return net.task(item)
-
-    def human(self, node: n.HumanNode) -> tuple[str, str]:
-        ids = self.step_ids
-
-        async def details(ctx: Any) -> dict[str, Any]:
-            fctx = FlowContext.of(ctx, ids)
-            description, url = node.description, node.approval_url
-            if callable(description):
-                description = await maybe(description(fctx))
-            if callable(url):
-                url = await maybe(url(fctx, ctx.work_item.token))  # the pause's new token
-            found = {"description": str(description or ""), "metadata": dict(node.metadata)}
-            if url is not None:
-                found["approval_url"] = str(url)
-            return found
-
-        def pause(ctx: Any) -> None:
-            token = ctx.work_item.info.token
-            if node.timeout is not None:
-                record = timeout_record(node.timeout)
-                job = jobs.complete_work_item(ctx.work_item.id, record)
-                ctx.register_scheduled(node.timeout, job)
-            if node.on_pause is not None:
-                fctx = FlowContext.of(ctx, ids)
-                ctx.after_commit(lambda: node.on_pause(fctx, token))
-
-        def enabled(ctx: Any) -> None:
-            # The pause keeps what came before it: on_timeout sees that as ctx.last.
-            ctx.work_item.initialize({"paused_after": ctx.last})
-
-        def finished(ctx: Any) -> None:
-            output = ctx.work_item.info.output
-            if node.on_timeout is not None and isinstance(output, dict) and output.get("timed_out"):
-                fctx = FlowContext.of(ctx, ids)
-                fctx.last = plain((ctx.work_item.payload or {}).get("paused_after"))
-                ctx.after_commit(lambda: node.on_timeout(fctx))
-
-        wait = WaitSpec(kind="pause", details=details, timeout=node.timeout)
-        item = net.work_item(node.id, kind=node.kind, wait=wait).activities(
-            on_initialized=auto_start, on_started=pause, on_completed=finished
-        )
-        self.builder.task(node.id, net.task(item).activities(on_enabled=enabled))
-        self.humans[node.id] = node
-        return node.id, node.id
+    def compiled_child(self, node: n.SubflowNode, flow: Compilable) -> CompiledFlow | None:
+        try:
+            return flow.compile(self.resolve)
+        except InvalidWorkflowError as error:
+            self.problems.extend(f"subflow {node.id!r}: {p}" for p in error.problems)
+            return None
 
     # -- control flow -------------------------------------------------------------------------
 
@@ -305,7 +265,7 @@ class Compiler:
         async def route(ctx: Any) -> Any:
             fctx = FlowContext.of(ctx, ids)
             for condition, target in zip(conditions, targets, strict=True):
-                if condition is None or await maybe(condition(fctx)):
+                if condition is None or await settle(condition(fctx)):
                     return ctx.route.to_task(target)
             return ctx.route.to_task(join)
 
@@ -320,12 +280,12 @@ class Compiler:
         async def route(ctx: Any) -> Any:
             if ctx.task.generation > limit:
                 raise RuntimeError(f"while_ {node.id!r} exceeded {limit} iterations")
-            if await maybe(condition(FlowContext.of(ctx, ids))):
+            if await settle(condition(FlowContext.of(ctx, ids))):
                 return ctx.route.to_task(node.id)
             return ctx.route.to_task(done)
 
         self.builder.dummy_task(head, net.dummy_task().join("xor").split("xor").route(route))
-        handler = step_handler(node, ids, self.flow.id)
+        handler = step_handler(node, ids, self.definition.id)
         self.builder.task(node.id, net.task(net.work_item(node.id, handler=handler, kind="while")))
         self.builder.dummy_task(done, net.dummy_task())
         self.builder.connect_task(head, node.id, done)
@@ -361,71 +321,53 @@ class Compiler:
         return done
 
 
-# -- checks ---------------------------------------------------------------------------------------
+def _cancel_item(node: n.CancelNode) -> net.WorkItemBuilder:
+    """A work item that cancels the run from a timer job."""
 
+    def cancel(ctx: Any) -> None:
+        ctx.register_scheduled(0, jobs.cancel_workflow(ctx.parent.id.split(".", 1)[0]))
 
-def _node_problems(node: n.Node) -> list[str]:
-    """What is wrong with one node's own options (functions, retry, cache, breaker)."""
-    found = []
-    where = f"{type(node).__name__.removesuffix('Node').lower()} {node.id!r}"
-    for field in ("handler", "condition", "items", "filter", "validate", "on_pause", "on_timeout"):
-        value = getattr(node, field, None)
-        if value is not None and not callable(value):
-            found.append(f"{where}: {field} must be a function, got {value!r}")
-    for field in ("message", "description", "approval_url", "duration"):
-        value = getattr(node, field, None)
-        if value is not None and not (callable(value) or isinstance(value, str)):
-            found.append(f"{where}: {field} must be a string or a function, got {value!r}")
-    for fallback in node.on_error:
-        if not callable(fallback):
-            found.append(f"{where}: on_error must be a function, got {fallback!r}")
-    for handler in getattr(node, "handlers", ()):
-        if not callable(handler):
-            found.append(f"{where}: every function must be callable, got {handler!r}")
-    for branch in getattr(node, "branches", ()):
-        if branch.condition is not None and not callable(branch.condition):
-            found.append(f"{where}: the condition of {branch.name!r} must be a function")
-    for option in ("retry", "cache", "circuit_breaker"):
-        value = getattr(node, option, None)
-        if value is not None:
-            found.extend(value.problems(where))
-    if isinstance(node, n.LogNode) and node.level not in LOG_LEVELS:
-        found.append(f"{where}: level must be one of {list(LOG_LEVELS)}, got {node.level!r}")
-    return found
+    return net.work_item(node.id, kind="cancel", sets_last=False).activities(
+        on_initialized=waits.auto_start, on_started=cancel
+    )
 
 
 def compile_flow(
-    flow: Flow, nodes: list[n.Node], problems: list[str], resolve: Any = None
-) -> NetSpec | None:
-    seen: set[str] = set()
-    for node in n.walk(nodes):
-        if node.id in seen:
-            problems.append(f"step id {node.id!r} is used twice; step ids must be unique")
-        # the ids of cancel and log nodes are the builder's
-        named_by_user = not isinstance(node, n.CancelNode | n.LogNode)
-        if named_by_user and isinstance(node.id, str) and any(m in node.id for m in RESERVED):
-            problems.append(
-                f"step id {node.id!r} holds ':' or '#', which are kept for the engine's own "
-                "names; use letters, digits, '-', '_' or '.'"
-            )
-        seen.add(node.id)
-        problems.extend(_node_problems(node))
+    definition: FlowDefinition,
+    problems: list[str],
+    resolve: Resolve | None = None,
+    needs_runtime: set[str] | None = None,
+) -> CompiledFlow | None:
+    """Compile ``definition``; None, with what is wrong added to ``problems``, when it cannot
+    be. ``needs_runtime`` gets the problems only a runtime's ``resolve`` can settle."""
+    nodes = definition.nodes
+    if not nodes:
+        problems.append("the workflow has no steps; add one with .step(id, handler)")
+    ids = step_ids(nodes, problems)
     builder = (
-        net.workflow(flow.id, version=flow.version)
+        net.workflow(definition.id, version=definition.version)
         .start_condition(START)
         .end_condition(END)
         .output("last")  # a run's output: the last step's that ran (ctx.last), whatever ends it
     )
-    compiler = Compiler(flow, builder, frozenset(seen), problems, resolve)
+    compiler = Compiler(
+        definition,
+        builder,
+        step_ids=ids,
+        problems=problems,
+        resolve=resolve,
+        needs_runtime=needs_runtime,
+    )
     if not nodes:
         return None
-    if flow.skip_when_empty:
+    if definition.skip_when_empty:
         # a per-item flow started for an empty list (its task needs a child to run): it ends
         # at once, without running a step
         _first, last = compiler.sequence(nodes, SKIP)
 
         def route(ctx: Any) -> Any:
-            empty = isinstance(ctx.payload, dict) and ctx.payload.get(EMPTY)
+            envelope = read_envelope(ctx.payload)
+            empty = envelope is not None and envelope.empty
             return ctx.route.to_condition(END) if empty else ctx.route.to_task(_first)
 
         builder.dummy_task(SKIP, net.dummy_task().split("xor").route(route))
@@ -435,7 +377,7 @@ def compile_flow(
         _first, last = compiler.sequence(nodes, None)
     if last is not None:
         builder.connect_task(last, END)
-    timeout, on_start = flow.timeout, flow.hooks.on_start
+    timeout, on_start = definition.timeout, definition.hooks.on_start
     if timeout is not None or on_start is not None:
 
         def initialized(ctx: Any) -> None:
@@ -444,7 +386,7 @@ def compile_flow(
                 ctx.register_scheduled(timeout, jobs.fail_workflow(ctx.workflow.id, error))
             if on_start is not None and ctx.workflow.parent_id is None:  # runs, not subflows
                 fctx = FlowContext.of_run(ctx)
-                ctx.after_commit(lambda: call_user(on_start, (fctx,), None, None, "on_start"))
+                ctx.after_commit(lambda: call_user(on_start, fctx))
 
         builder.activities(on_initialized=initialized)
     if problems:
@@ -454,6 +396,22 @@ def compile_flow(
     except InvalidWorkflowError as error:
         problems.extend(error.problems)
         return None
-    flow.waits = compiler.waits
-    flow.humans = compiler.humans
-    return spec
+    return CompiledFlow(
+        id=definition.id,
+        name=definition.name,
+        version=definition.version,
+        tags=definition.tags,
+        spec=spec,
+        steps=compiler.steps,
+        triggers=definition.triggers,
+        hooks=definition.hooks,
+        concurrency=definition.concurrency,
+        rate_limit=definition.rate_limit,
+        queue=definition.queue,
+        secrets=definition.secrets,
+        description=describe(definition),
+        subflows=tuple(compiler.subflows.values()),
+        waits=compiler.waits,
+        humans=compiler.humans,
+        definition=definition,
+    )

@@ -7,6 +7,7 @@ from typing import Any
 
 import msgspec
 
+from cronflow_actors.flow.envelope import TriggerEnvelope, flow_payload, read_envelope
 from cronflow_actors.flow.secrets import NO_SECRETS, Secrets
 
 __all__ = [
@@ -15,6 +16,7 @@ __all__ = [
     "RunRef",
     "TriggerInfo",
     "flow_payload",
+    "trigger_info",
     "unwrap_payload",
 ]
 
@@ -36,37 +38,22 @@ class TriggerInfo(msgspec.Struct, frozen=True, kw_only=True):
     ``parse_raw_body=True`` (else None); kept with the run, so it survives a restart."""
 
 
-def flow_payload(
-    payload: Any,
-    *,
-    headers: Mapping[str, str] | None = None,
-    kind: str = "manual",
-    params: Mapping[str, str] | None = None,
-    raw_body: bytes | None = None,
-    replay_of: str | None = None,
-) -> dict[str, Any]:
-    """How a flow run's trigger is stored as the workflow payload (``replay_of``: the run it
-    replays)."""
-    stored = {"payload": payload, "headers": dict(headers or {}), "kind": kind}
-    if params:
-        stored["params"] = dict(params)
-    if raw_body is not None:
-        stored["raw_body"] = bytes(raw_body)
-    if replay_of is not None:
-        stored["replay_of"] = replay_of
-    return stored
-
-
 def unwrap_payload(stored: Any) -> tuple[Any, TriggerInfo]:
-    if isinstance(stored, dict) and "payload" in stored and "headers" in stored:
-        trigger = TriggerInfo(
-            headers=stored["headers"],
-            kind=stored.get("kind", "manual"),
-            params=stored.get("params", {}),
-            raw_body=stored.get("raw_body"),
-        )
-        return stored["payload"], trigger
-    return stored, TriggerInfo()
+    """A stored flow payload's user payload and trigger (``flow/envelope.py``)."""
+    envelope = read_envelope(stored)
+    if envelope is None:
+        return stored, TriggerInfo()
+    return envelope.payload, trigger_info(envelope)
+
+
+def trigger_info(envelope: TriggerEnvelope) -> TriggerInfo:
+    """``ctx.trigger`` of a run started with ``envelope``."""
+    return TriggerInfo(
+        headers=envelope.headers,
+        kind=envelope.kind,
+        params=envelope.params,
+        raw_body=envelope.raw_body,
+    )
 
 
 class PollContext(msgspec.Struct, frozen=True, kw_only=True):

@@ -2,24 +2,31 @@
 function, ``max_concurrency`` at a time, within a ``timeout``), ``for_each`` and ``batch`` (a
 work item per item or chunk, or, when the handler builds a flow, a child workflow per item),
 ``subflow`` (a child workflow of a ``Flow`` or of a registered flow's id), and ``action`` (a
-detached function with its own retries and timeout)."""
+detached function with its own retries and timeout).
+
+Each function here builds one node's task; the compiler adds it to the net (and compiles the
+child flows first: a per-item flow's or a subflow's net comes in as ``child``)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from typing import Any
 
-from cronflow_actors.errors import InvalidWorkflowError
+import msgspec
+
+from cronflow_actors.calls import settle
 from cronflow_actors.flow import nodes as n
-from cronflow_actors.flow.context import FlowContext, flow_payload, unwrap_payload
-from cronflow_actors.flow.handlers import call_user, fall_back, maybe, step_handler
-from cronflow_actors.flow.per_item import EMPTY
+from cronflow_actors.flow.context import FlowContext
+from cronflow_actors.flow.envelope import TriggerEnvelope, flow_payload, open_envelope
+from cronflow_actors.flow.handlers import call_step, fall_back, step_handler
+from cronflow_actors.messages.states import WorkflowState, WorkItemState
 from cronflow_actors.net import builder as net
 from cronflow_actors.net import jobs
+from cronflow_actors.net.spec import NetSpec
 
-if TYPE_CHECKING:
-    from cronflow_actors.flow.compile import Compiler
+__all__ = ["action_handler", "each", "each_flow", "group", "subflow"]
 
-__all__ = ["action_handler", "each", "group", "subflow"]
+ItemsOf = Callable[[Any], Awaitable[list[Any]]]
 
 
 # -- parallel and race ------------------------------------------------------------------------
@@ -37,7 +44,7 @@ def _first_wins(ctx: Any) -> str:
 
 
 def _winner(items: list[Any]) -> Any:
-    return next(i.output for i in items if i.state == "completed")
+    return next(i.output for i in items if i.state == WorkItemState.COMPLETED)
 
 
 def _deadline(node: Any, what: str) -> Any:
@@ -53,24 +60,26 @@ def _deadline(node: Any, what: str) -> Any:
     return arm
 
 
-def group(compiler: Compiler, node: n.GroupNode) -> net.TaskBuilder:
+def group(node: n.GroupNode, ids: frozenset[str], problems: list[str]) -> net.TaskBuilder:
+    """A ``parallel`` or ``race``: a work item per function (``ids``: the flow's step ids;
+    what is wrong goes to ``problems``)."""
     count = len(node.handlers)
     what = "parallel" if node.mode == "all" else "race"
     if count == 0:
-        compiler.problems.append(f"{what} {node.id!r} has no functions")
+        problems.append(f"{what} {node.id!r} has no functions")
     limit = node.max_concurrency
     if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
-        compiler.problems.append(
+        problems.append(
             f"{what} {node.id!r}: max_concurrency must be a whole number >= 1, got {limit!r}"
         )
         limit = None
-    ids, handlers, arm = compiler.step_ids, node.handlers, _deadline(node, what)
+    handlers, arm = node.handlers, _deadline(node, what)
     first = count if limit is None else min(count, limit)
 
     async def run(ectx: Any) -> Any:
         index = ectx.work_item.payload["index"]
         fctx = FlowContext.of(ectx, ids)
-        return await call_user(handlers[index], (fctx,), ectx, None, node.id)
+        return await call_step(ectx, handlers[index], fctx)
 
     def start(ctx: Any) -> None:
         for index in range(first):
@@ -79,7 +88,7 @@ def group(compiler: Compiler, node: n.GroupNode) -> net.TaskBuilder:
 
     def next_one(ctx: Any) -> None:
         # one finished: the next function starts, keeping max_concurrency running
-        if ctx.work_item.next_state == "completed":
+        if ctx.work_item.next_state == WorkItemState.COMPLETED:
             started = len(ctx.work_item.ids())
             if started < count:
                 ctx.work_item.initialize({"index": started})
@@ -99,23 +108,24 @@ def group(compiler: Compiler, node: n.GroupNode) -> net.TaskBuilder:
 # -- for_each and batch -----------------------------------------------------------------------
 
 
-def each(compiler: Compiler, node: n.EachNode) -> tuple[net.TaskBuilder, bool]:
-    """The task of a ``for_each``/``batch``, and whether it is composite (a child workflow per
-    item, when the function builds a flow)."""
-    ids, size, items_fn = compiler.step_ids, node.size, node.items
-    batched = size > 0
+def _items(node: n.EachNode, ids: frozenset[str]) -> ItemsOf:
+    """``items(ctx)`` checked, in chunks of ``node.size`` for a batch."""
+    size, items_fn = node.size, node.items
 
     async def items_of(ctx: Any) -> list[Any]:
-        items = await maybe(items_fn(FlowContext.of(ctx, ids)))
+        items = await settle(items_fn(FlowContext.of(ctx, ids)))
         if not isinstance(items, list | tuple):
             kind = type(items).__name__
             raise TypeError(f"{node.id!r}: items must return a list, got {kind}")
         items = list(items)
-        return [items[i : i + size] for i in range(0, len(items), size)] if batched else items
+        return [items[i : i + size] for i in range(0, len(items), size)] if size > 0 else items
 
-    if node.inner is not None:
-        return _each_flow(compiler, node, items_of), True
-    handler = node.handler
+    return items_of
+
+
+def each(node: n.EachNode, ids: frozenset[str]) -> net.TaskBuilder:
+    """The task of a ``for_each``/``batch`` whose function takes an item (or chunk)."""
+    items_of, batched, handler = _items(node, ids), node.size > 0, node.handler
 
     async def start(ctx: Any) -> None:
         units = await items_of(ctx)
@@ -128,7 +138,7 @@ def each(compiler: Compiler, node: n.EachNode) -> tuple[net.TaskBuilder, bool]:
                 ctx.work_item.initialize({"item": value, "index": index})
 
     def next_batch(ctx: Any) -> None:
-        if not batched or ctx.work_item.next_state != "completed":
+        if not batched or ctx.work_item.next_state != WorkItemState.COMPLETED:
             return
         payload = ctx.work_item.info.payload
         if payload.get("rest"):
@@ -141,7 +151,7 @@ def each(compiler: Compiler, node: n.EachNode) -> tuple[net.TaskBuilder, bool]:
         if payload.get("empty"):
             return None
         value = payload["items"] if batched else payload["item"]
-        return await call_user(handler, (value, FlowContext.of(ectx, ids)), ectx, None, node.id)
+        return await call_step(ectx, handler, value, FlowContext.of(ectx, ids))
 
     def reduce(items: list[Any]) -> Any:
         real = sorted((i for i in items if not i.payload.get("empty")), key=_index)
@@ -151,7 +161,7 @@ def each(compiler: Compiler, node: n.EachNode) -> tuple[net.TaskBuilder, bool]:
     kind = "batch" if batched else "for_each"
     item = net.work_item(node.id, handler=run, kind=kind, sets_last=False)
     builder = net.task(item).activities(on_enabled=start, on_work_item_state_changed=next_batch)
-    return builder.output(reduce), False
+    return builder.output(reduce)
 
 
 def _results(node: n.EachNode, units: list[Any], outputs: list[Any]) -> dict[str, Any]:
@@ -174,26 +184,21 @@ def _results(node: n.EachNode, units: list[Any], outputs: list[Any]) -> dict[str
     return {"type": "forEach", "name": node.id, "results": results, "total_items": len(results)}
 
 
-def _each_flow(compiler: Compiler, node: n.EachNode, items_of: Any) -> net.TaskBuilder:
-    """A child workflow of the per-item flow for each item (all at once) or chunk (the next
-    one when the previous completes); the child's output is the item's result."""
-    batched = node.size > 0
-    try:
-        child = node.inner.build()
-    except InvalidWorkflowError as error:
-        compiler.problems.extend(f"{node.id!r}: {p}" for p in error.problems)
-        return net.task()
+def each_flow(node: n.EachNode, ids: frozenset[str], child: NetSpec) -> net.TaskBuilder:
+    """The composite task of a ``for_each``/``batch`` whose function builds a flow: a child
+    workflow of ``child`` (the per-item flow's net) for each item (all at once) or chunk (the
+    next one when the previous completes); the child's output is the item's result."""
+    items_of, batched = _items(node, ids), node.size > 0
+    kind = "batch" if batched else "for_each"
 
-    def unit(payload: Any, rest: list[Any]) -> dict[str, Any]:
-        stored = flow_payload(payload, kind="batch" if batched else "for_each")
-        if rest:
-            stored["rest"] = rest  # the chunks still to run, after this one
-        return stored
+    def unit(payload: Any, rest: list[Any]) -> TriggerEnvelope:
+        # with the chunks still to run after this one
+        return msgspec.structs.replace(flow_payload(payload, kind=kind), rest=rest or None)
 
     async def start(ctx: Any) -> None:
         units = await items_of(ctx)
         if not units:  # a child that ends at once: the task needs one to start and complete
-            ctx.workflow.initialize({**unit(None, []), EMPTY: True})
+            ctx.workflow.initialize(msgspec.structs.replace(unit(None, []), empty=True))
         elif batched:
             ctx.workflow.initialize(unit(units[0], units[1:]))
         else:
@@ -202,15 +207,16 @@ def _each_flow(compiler: Compiler, node: n.EachNode, items_of: Any) -> net.TaskB
 
     def next_batch(ctx: Any) -> None:
         changed = ctx.workflow
-        if changed.next_state == "completed" and changed.info is not None:
-            rest = changed.info.payload.get("rest")
+        if changed.next_state == WorkflowState.COMPLETED and changed.info is not None:
+            rest = open_envelope(changed.info.payload).rest
             if rest:
                 ctx.workflow.initialize(unit(rest[0], rest[1:]))
 
     def reduce(children: list[Any]) -> Any:
-        real = [c for c in children if not c.payload.get(EMPTY)]
-        units = [unwrap_payload(c.payload)[0] for c in real]
-        return _results(node, units, [c.output for c in real])
+        real = [(c, open_envelope(c.payload)) for c in children]
+        real = [(c, envelope) for c, envelope in real if not envelope.empty]
+        units = [envelope.payload for _c, envelope in real]
+        return _results(node, units, [c.output for c, _envelope in real])
 
     builder = net.composite_task(child).activities(
         on_enabled=start, on_workflow_state_changed=next_batch
@@ -218,46 +224,22 @@ def _each_flow(compiler: Compiler, node: n.EachNode, items_of: Any) -> net.TaskB
     return builder.output(reduce)
 
 
-# -- subflow --------------------------------------------------------------------------------
-
-
-def subflow(compiler: Compiler, node: n.SubflowNode) -> net.TaskBuilder | None:
-    """A composite task running the child flow (a ``Flow``, or a registered flow's id)."""
-    from cronflow_actors.flow.builder import Flow
-
-    child = node.flow
-    if isinstance(child, str):
-        found = compiler.resolve(child) if compiler.resolve is not None else None
-        if found is None:
-            problem = (
-                f"subflow {node.id!r}: no flow {child!r} is registered on the runtime; "
-                "register it first, or pass the Flow itself"
-            )
-            compiler.problems.append(problem)
-            if compiler.resolve is None:
-                compiler.flow.needs_runtime.add(problem)
-            return None
-        child = found
-    if not isinstance(child, Flow):
-        return None  # reported by the builder
-    try:
-        child_spec = child.build(resolve=compiler.resolve)
-    except InvalidWorkflowError as error:
-        compiler.problems.extend(f"subflow {node.id!r}: {p}" for p in error.problems)
-        return None
-    ids, make_input = compiler.step_ids, node.input
+def subflow(node: n.SubflowNode, ids: frozenset[str], child: NetSpec) -> net.TaskBuilder:
+    """A composite task running ``child`` (the subflow's net), started with ``input(ctx)``,
+    ``input`` itself, or ``ctx.last``."""
+    make_input = node.input
 
     async def start(ctx: Any) -> None:
         fctx = FlowContext.of(ctx, ids)
         if make_input is None:
             payload = fctx.last
         elif callable(make_input):
-            payload = await maybe(make_input(fctx))
+            payload = await settle(make_input(fctx))
         else:
             payload = make_input
         ctx.workflow.initialize(flow_payload(payload, kind="subflow"))
 
-    return net.composite_task(child_spec).activities(on_enabled=start)
+    return net.composite_task(child).activities(on_enabled=start)
 
 
 # -- action ---------------------------------------------------------------------------------
@@ -276,7 +258,7 @@ def action_handler(node: n.ActionNode, step_ids: frozenset[str], flow_id: str) -
         attempt = 1
         while True:
             try:
-                return await call_user(handler, (fctx,), ectx, node.timeout, node.id)
+                return await call_step(ectx, handler, fctx, limit=node.timeout, step=node.id)
             except Exception as error:
                 if attempt < retry.attempts and retry.should_retry(error):
                     await ectx.clock.sleep(retry.delay_before(attempt))

@@ -5,51 +5,35 @@ one on a durable timer) and its ``on_error`` fallbacks."""
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
-from collections.abc import Callable
 from typing import Any
 
+from cronflow_actors.calls import call_logged, call_user, settle
 from cronflow_actors.errors import CircuitOpenError, RetryRequested, StepTimeoutError
 from cronflow_actors.flow.context import FlowContext
 from cronflow_actors.flow.options import CircuitBreaker
 from cronflow_actors.net.durations import parse_duration
 
-__all__ = ["call_user", "describe", "fall_back", "maybe", "step_handler"]
+__all__ = ["call_step", "describe", "fall_back", "step_handler"]
 
 logger = logging.getLogger(__name__)
 
 _MISS = object()
 
 
-async def maybe(value: Any) -> Any:
-    if inspect.isawaitable(value):
-        return await value
-    return value
-
-
-async def call_user(
-    fn: Callable[..., Any], args: tuple[Any, ...], ectx: Any, limit: float | None, step: str
+async def call_step(
+    ectx: Any, fn: Any, *args: Any, limit: float | None = None, step: str = ""
 ) -> Any:
-    """``fn(*args)``: coroutine functions on the loop, plain ones on the thread pool (on the
-    loop when there is no engine ctx, for hooks)."""
-    if inspect.iscoroutinefunction(fn):
-        awaitable: Any = fn(*args)
-    elif ectx is not None and ectx.run_blocking is not None:
-        awaitable = ectx.run_blocking(fn, *args)
-    else:
-        awaitable = maybe(fn(*args))
+    """``fn(*args)`` for a work item: ``calls.call_user`` with the item's blocking pool (a
+    plain function runs there, a coroutine function on the loop), within ``limit`` seconds
+    when given (``StepTimeoutError`` naming ``step`` once they pass)."""
+    call = call_user(fn, *args, run_blocking=ectx.run_blocking)
     if limit is None:
-        return await maybe(await awaitable)
+        return await call
     try:
-        result = await asyncio.wait_for(_await(awaitable), limit)
+        return await asyncio.wait_for(call, limit)
     except TimeoutError:
         raise StepTimeoutError(step, limit) from None
-    return await maybe(result)
-
-
-async def _await(awaitable: Any) -> Any:
-    return await awaitable
 
 
 def describe(error: BaseException) -> str:
@@ -69,17 +53,17 @@ def step_handler(node: Any, step_ids: frozenset[str], flow_id: str) -> Any:
         fctx = FlowContext.of(ectx, step_ids)
         key = None
         if cache is not None:
-            key = f"{node.id}:{await maybe(cache.key(fctx))}"
+            key = f"{node.id}:{await settle(cache.key(fctx))}"
             hit = await ectx.state.sibling(f"cronflow:cache:{flow_id}").get(key, _MISS)
             if hit is not _MISS:
                 return hit
         try:
             if breaker is None:
-                output = await call_user(handler, (fctx,), ectx, timeout, node.id)
+                output = await call_step(ectx, handler, fctx, limit=timeout, step=node.id)
             else:
                 guard = _Guard(breaker, ectx.state, flow_id, node.id)
                 await guard.enter()
-                output = await call_user(handler, (fctx,), ectx, timeout, node.id)
+                output = await call_step(ectx, handler, fctx, limit=timeout, step=node.id)
                 await guard.succeeded()
         except Exception as error:
             if breaker is not None and not isinstance(error, CircuitOpenError):
@@ -87,8 +71,9 @@ def step_handler(node: Any, step_ids: frozenset[str], flow_id: str) -> Any:
             attempt = ectx.attempt or 1
             if retry is not None and attempt < retry.attempts and retry.should_retry(error):
                 delay = retry.delay_before(attempt)
-                if retry.on_retry is not None:
-                    await _on_retry(node.id, retry.on_retry, fctx, error, attempt, delay)
+                if retry.on_retry is not None:  # one that raises is logged; the retry goes on
+                    what = f"on_retry of step {node.id!r}"
+                    await call_logged(retry.on_retry, fctx, error, attempt, delay, what=what)
                 raise RetryRequested(delay, describe(error)) from error
             if not node.on_error:
                 raise
@@ -102,15 +87,6 @@ def step_handler(node: Any, step_ids: frozenset[str], flow_id: str) -> Any:
     return run
 
 
-async def _on_retry(step: str, callback: Any, *args: Any) -> None:
-    """The retry's ``on_retry(ctx, error, attempt, delay)``: a callback that raises is logged;
-    the retry goes on."""
-    try:
-        await maybe(callback(*args))
-    except Exception:
-        logger.exception("on_retry of step %r raised; retrying anyway", step)
-
-
 async def fall_back(node: Any, fctx: FlowContext, error: BaseException, ectx: Any) -> Any:
     """The node's ``on_error`` fallbacks in order, each with the error of the one before; the
     first that returns gives the output, the last one's error fails the step."""
@@ -118,11 +94,11 @@ async def fall_back(node: Any, fctx: FlowContext, error: BaseException, ectx: An
     for fallback in earlier:
         fctx.error = error
         try:
-            return await call_user(fallback, (fctx,), ectx, None, node.id)
+            return await call_step(ectx, fallback, fctx)
         except Exception as failed:
             error = failed
     fctx.error = error
-    return await call_user(last, (fctx,), ectx, None, node.id)
+    return await call_step(ectx, last, fctx)
 
 
 class _Guard:

@@ -4,14 +4,13 @@ plain records (``Flow.get_triggers()``, ``get_steps()``, ``get_step(id)``, ``to_
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import Any
 
 import msgspec
 
 from cronflow_actors.flow import nodes as n
-
-if TYPE_CHECKING:
-    from cronflow_actors.flow.builder import Flow
+from cronflow_actors.flow.definition import FlowDefinition, FlowTriggers
 
 __all__ = [
     "FlowTrigger",
@@ -19,6 +18,7 @@ __all__ = [
     "StepDescription",
     "WorkflowDescription",
     "describe",
+    "kind_of",
     "steps_of",
     "triggers_of",
 ]
@@ -61,7 +61,7 @@ class WorkflowDescription(msgspec.Struct, frozen=True, kw_only=True):
     """The names of its secrets (never their values)."""
 
 
-def triggers_of(flow: Flow) -> list[FlowTrigger]:
+def triggers_of(flow: FlowTriggers) -> list[FlowTrigger]:
     triggers = [
         FlowTrigger(kind="webhook", method=hook.method, path=hook.path) for hook in flow.webhooks
     ]
@@ -75,8 +75,8 @@ def triggers_of(flow: Flow) -> list[FlowTrigger]:
     return triggers
 
 
-def describe(flow: Flow) -> WorkflowDescription:
-    triggers = triggers_of(flow)
+def describe(flow: FlowDefinition) -> WorkflowDescription:
+    triggers = triggers_of(flow.triggers)
     rate = flow.rate_limit
     return WorkflowDescription(
         id=flow.id,
@@ -116,11 +116,12 @@ _KINDS = {
 _HIDDEN = frozenset({"id", "branches", "inner"})
 
 
-def steps_of(nodes: list[n.Node]) -> list[StepDescription]:
+def steps_of(nodes: Sequence[n.Node]) -> list[StepDescription]:
     return [_step(node) for node in nodes]
 
 
-def _kind(node: n.Node) -> str:
+def kind_of(node: n.Node) -> str:
+    """What a node is, as ``StepDescription.kind`` says."""
     if isinstance(node, n.GroupNode):
         return "parallel" if node.mode == "all" else "race"
     if isinstance(node, n.EachNode):
@@ -138,7 +139,7 @@ def _step(node: n.Node) -> StepDescription:
             continue
         options[field] = _shown(value)
     branches = [steps_of(b.nodes) for b in getattr(node, "branches", ())]
-    return StepDescription(id=node.id, kind=_kind(node), options=options, branches=branches)
+    return StepDescription(id=node.id, kind=kind_of(node), options=options, branches=branches)
 
 
 def _shown(value: Any) -> Any:

@@ -4,28 +4,27 @@ The function is called once at definition with a placeholder item (``ITEM``) to 
 flow's shape, which is compiled like any subflow; each item then runs as a child workflow whose
 payload is the item. The steps' functions may use the item (a closure over it): at run time
 every function of the per-item flow is taken from the flow the function builds for the real
-item (built again on demand, after a restart too). The shape may not depend on the item."""
+item (built again on demand, after a restart too). The shape may not depend on the item.
+
+The builder hands in how to make an empty flow (``new_flow``) and gets back the per-item
+flow's ``FlowDefinition``, which the compiler compiles like any other."""
 
 from __future__ import annotations
 
 import inspect
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import msgspec
 
 from cronflow_actors.flow import nodes as n
 from cronflow_actors.flow.context import FlowContext
-
-if TYPE_CHECKING:
-    from cronflow_actors.flow.builder import Flow
+from cronflow_actors.flow.definition import FlowDefinition
+from cronflow_actors.flow.envelope import EMPTY
 
 __all__ = ["EMPTY", "ITEM", "builds_a_flow", "per_item_flow"]
-
-EMPTY = ":empty"
-"""The mark of a per-item flow's payload for an empty list: the child ends at once."""
 
 _CALLABLE_FIELDS = (
     "handler",
@@ -82,13 +81,16 @@ def builds_a_flow(handler: Any) -> bool:
     return len(params) == 2 and params[1] == "flow"
 
 
-def per_item_flow(make: Callable[..., Any], child_id: str, problems: list[str]) -> Flow | None:
-    """The per-item flow's shape, from ``make(ITEM, flow)``, with every function standing in
-    for the one ``make(item, flow)`` gives for the real item."""
-    from cronflow_actors.flow.builder import Flow
-
+def per_item_flow(
+    make: Callable[..., Any],
+    child_id: str,
+    problems: list[str],
+    new_flow: Callable[[str], Any],
+) -> FlowDefinition | None:
+    """The per-item flow's shape, from ``make(ITEM, new_flow(child_id))``, with every function
+    standing in for the one ``make(item, flow)`` gives for the real item."""
     try:
-        shape = _built(make, ITEM, child_id)
+        shape = _built(make, ITEM, child_id, new_flow)
     except Exception as error:
         problems.append(f"building the flow of each item failed: {type(error).__name__}: {error}")
         return None
@@ -103,8 +105,8 @@ def per_item_flow(make: Callable[..., Any], child_id: str, problems: list[str]) 
             if found is not None:
                 rebuilt.move_to_end(key)
                 return found
-        real = _built(make, fctx.payload, child_id)._root
-        if _shape_of(real) != _shape_of(shape._root):
+        real = list(_built(make, fctx.payload, child_id, new_flow).nodes)
+        if _shape_of(real) != _shape_of(shape.nodes):
             raise TypeError(
                 f"the flow built for item {fctx.payload!r} is not shaped like the one built "
                 "at definition; its steps may use the item, its shape may not depend on it"
@@ -115,22 +117,26 @@ def per_item_flow(make: Callable[..., Any], child_id: str, problems: list[str]) 
                 rebuilt.popitem(last=False)
         return real
 
-    template = Flow(child_id)
-    template._root = _proxied(shape._root, (), nodes_for)
-    template.hooks = shape.hooks
-    template.skip_when_empty = True
-    return template
+    return FlowDefinition(
+        id=child_id,
+        name=child_id,
+        nodes=tuple(_proxied(shape.nodes, (), nodes_for)),
+        hooks=shape.hooks,
+        skip_when_empty=True,
+    )
 
 
-def _built(make: Callable[..., Any], item: Any, child_id: str) -> Flow:
-    from cronflow_actors.flow.builder import Flow
-
-    flow = Flow(child_id)
+def _built(
+    make: Callable[..., Any], item: Any, child_id: str, new_flow: Callable[[str], Any]
+) -> FlowDefinition:
+    flow = new_flow(child_id)
     returned = make(item, flow)
-    return returned if isinstance(returned, Flow) else flow
+    built = returned if isinstance(returned, type(flow)) else flow
+    definition: FlowDefinition = built.definition()
+    return definition
 
 
-def _shape_of(nodes: list[n.Node]) -> list[Any]:
+def _shape_of(nodes: Sequence[n.Node]) -> list[Any]:
     shape: list[Any] = []
     for node in nodes:
         branches = [_shape_of(b.nodes) for b in getattr(node, "branches", ())]
@@ -139,7 +145,7 @@ def _shape_of(nodes: list[n.Node]) -> list[Any]:
 
 
 def _proxied(
-    nodes: list[n.Node], path: tuple[int, ...], nodes_for: Callable[[FlowContext], list[n.Node]]
+    nodes: Sequence[n.Node], path: tuple[int, ...], nodes_for: Callable[[FlowContext], list[n.Node]]
 ) -> list[n.Node]:
     result = []
     for index, node in enumerate(nodes):
@@ -171,7 +177,7 @@ def _proxied(
 
 
 def _real(
-    nodes: list[n.Node], where: tuple[int, ...], field: str, index: int | None
+    nodes: Sequence[n.Node], where: tuple[int, ...], field: str, index: int | None
 ) -> Callable[..., Any]:
     """The function at ``where``/``field``/``index`` of the nodes built for a real item."""
     node: Any = None

@@ -54,14 +54,8 @@ def create_app(
     """
     limits = BodyLimits(max_bytes=max_body, max_depth=max_json_depth, read_timeout=body_timeout)
     edge = Edge(runtime, limits=limits, tokens=Tokens(tokens or {}), metrics_token=metrics_token)
-    catalog = runtime.catalog
-    hooks = [
-        (flow_id, spec)
-        for flow_id in sorted(catalog.roots)
-        for spec in catalog.flows[flow_id].webhooks
-    ]
     document = openapi_document(
-        hooks,
+        runtime.catalog.webhooks(),
         with_metrics=serve_metrics,
         tokens=bool(tokens),
         metrics_token=metrics_token is not None,

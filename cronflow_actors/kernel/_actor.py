@@ -11,35 +11,46 @@ with ``ActorDeadError``, and a ``ThreadingActor`` talks to a LoopActor through t
 Handlers run on the loop thread and must not block; they are state transitions. To run a
 coroutine (user code), call ``self.create_task(coro)``: the task belongs to the actor and is
 cancelled when the actor stops. To run blocking code, use ``self.system.run_blocking(fn)``.
+(For handlers that are coroutines themselves, one message at a time, see ``CoroutineActor``.)
+
+An actor and its system talk through one explicit interface, both ways: the actor needs of its
+system only what ``ActorHost`` lists (``ActorSystem`` implements it), and the system touches the
+actor only through ``_bind`` (as it spawns it), pykka's ``_start_actor_loop``, ``_kill`` and
+``mailbox_depth``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import itertools
 import logging
 import sys
 import threading
 import uuid
-from collections import deque
-from collections.abc import Coroutine
-from typing import TYPE_CHECKING, Any, Self
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any, Protocol, Self, TypeVar
 
 import pykka
 from pykka._envelope import Envelope
 from pykka.messages import ProxyCall, ProxyGetAttr, ProxySetAttr, _ActorStop
 
-from cronflow_actors.errors import WouldBlockLoopError
-from cronflow_actors.kernel._future import LoopFuture, _get_running_loop
+from cronflow_actors.errors import ActorSystemNotRunningError
+from cronflow_actors.kernel._future import LoopFuture
+from cronflow_actors.kernel._mailbox import LoopInbox, StopFlag
+from cronflow_actors.kernel._ref import LoopActorRef
+from cronflow_actors.kernel._work import WorkInFlight
+from cronflow_actors.kernel.clock import Clock
 from cronflow_actors.messages import ChildFailed, ChildStopped
 
 if TYPE_CHECKING:
     from types import TracebackType
 
-    from cronflow_actors.kernel._system import ActorSystem
+__all__ = ["ActorHost", "LoopActor", "LoopActorRef", "current_host"]
 
-__all__ = ["LoopActor", "LoopActorRef"]
+A = TypeVar("A", bound="LoopActor")
+T = TypeVar("T")
 
 logger = logging.getLogger("cronflow_actors.kernel")
 
@@ -55,112 +66,49 @@ _URN_PREFIX = f"urn:cronflow-actor:{uuid.uuid4().hex}:"
 _urn_counter = itertools.count(1)
 
 
-class _StopFlag:
-    """The ``actor_stopped`` flag: the part of ``threading.Event`` that pykka uses, made cheap.
+class ActorHost(Protocol):
+    """What a LoopActor needs of the system that spawned it (``ActorSystem`` is the one
+    implementation). Actor code reaches it as ``self.system``."""
 
-    A real ``threading.Event`` (a Condition and a Lock) is built only if a thread waits.
-    """
+    clock: Clock
 
-    __slots__ = ("_event", "_set")
+    @property
+    def work(self) -> WorkInFlight:
+        """The count of work in flight on the system's loop (drains, tasks, blocking calls)."""
+        ...
 
-    def __init__(self) -> None:
-        self._set = False
-        self._event: threading.Event | None = None
+    def spawn(
+        self,
+        actor_class: type[A],
+        *args: Any,
+        parent: pykka.ActorRef[Any] | None = None,
+        name: str | None = None,
+        **kwargs: Any,
+    ) -> pykka.ActorRef[A]: ...
 
-    def is_set(self) -> bool:
-        return self._set
+    def create_task(
+        self, coro: Coroutine[Any, Any, T], *, name: str | None = None
+    ) -> asyncio.Task[T]: ...
 
-    def set(self) -> None:
-        self._set = True
-        event = self._event
-        if event is not None:
-            event.set()
+    def run_blocking(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> LoopFuture[T]: ...
 
-    def wait(self, timeout: float | None = None) -> bool:
-        if self._set:
-            return True
-        if self._event is None:
-            self._event = threading.Event()
-            if self._set:
-                return True
-        return self._event.wait(timeout)
+    def unregister(self, actor: LoopActor) -> None:
+        """``actor`` has stopped: it leaves the registry."""
+        ...
 
+    def record_unhandled_failure(self, failure: ChildFailed) -> None:
+        """``actor`` failed and no parent heard of it."""
+        ...
 
-class _LoopInbox:
-    """A deque that schedules its actor's drain on the loop when a message arrives."""
-
-    __slots__ = ("actor", "queue")
-
-    def __init__(self) -> None:
-        self.queue: deque[Envelope[Any]] = deque()
-        self.actor: LoopActor | None = None
-
-    def put(self, envelope: Envelope[Any], /) -> None:
-        self.queue.append(envelope)
-        actor = self.actor
-        if actor is None:
-            _answer_dead(envelope)  # the actor has stopped and let go of its inbox
-            return
-        if actor._loop is None:
-            return  # not started yet: _start_actor_loop schedules the first drain
-        if threading.get_ident() == actor._thread_id:
-            if not actor._scheduled:
-                actor._schedule_drain()
-        else:
-            actor._loop.call_soon_threadsafe(actor._ensure_scheduled)
-
-    def get(self) -> Envelope[Any]:
-        return self.queue.popleft()
-
-    def empty(self) -> bool:
-        return not self.queue
-
-    def __len__(self) -> int:
-        return len(self.queue)
+    def abort(self) -> None:
+        """A BaseException escaped a handler: stop every actor at once."""
+        ...
 
 
-def _answer_dead(envelope: Envelope[Any]) -> None:
-    if envelope.reply_to is not None:
-        error = pykka.ActorDeadError("the actor stopped before handling the message")
-        envelope.reply_to.set_exception((pykka.ActorDeadError, error, None))
-
-
-class LoopActorRef(pykka.ActorRef["LoopActor"]):
-    """The ``ActorRef`` of a LoopActor: pykka's API, with a stop future that can be awaited."""
-
-    def tell(self, message: Any) -> None:
-        if self.actor_stopped.is_set():
-            raise pykka.ActorDeadError(f"{self} not found")
-        self.actor_inbox.put(Envelope(message))
-
-    def ask(self, message: Any, *, block: bool = True, timeout: float | None = None) -> Any:
-        """pykka's ``ask``; ``block=True`` on a thread that runs an event loop is refused.
-
-        Waiting there would stop the loop that has to answer, so the message is not sent and
-        ``WouldBlockLoopError`` is raised; use ``await ref.ask(message, block=False)``.
-        """
-        if block and _get_running_loop() is not None:
-            raise WouldBlockLoopError(f"ask({type(message).__name__}) with block=True on {self}")
-        return super().ask(message, block=block, timeout=timeout)
-
-    def stop(self, *, block: bool = True, timeout: float | None = None) -> Any:
-        """Ask the actor to stop after the messages already in its inbox.
-
-        Returns True if the actor stopped or was stopping, False if it was already dead; with
-        ``block=False`` a LoopFuture of that, which can be awaited on the loop.
-        """
-        if block and _get_running_loop() is not None:
-            raise WouldBlockLoopError(f"stop(block=True) on {self}")
-        asked: LoopFuture[Any] = self.ask(_ActorStop(), block=False)
-        stopped: LoopFuture[bool] = LoopFuture()
-
-        def convert(future: LoopFuture[Any]) -> None:
-            stopped.set(not isinstance(future.exception(), pykka.ActorDeadError))
-
-        asked.add_done_callback(convert)
-        if block:
-            return stopped.get(timeout=timeout)
-        return stopped
+current_host: contextvars.ContextVar[ActorHost | None] = contextvars.ContextVar(
+    "cronflow_actor_system", default=None
+)
+"""The actor system started in the current context; ``LoopActor.start()`` spawns there."""
 
 
 class LoopActor(pykka.Actor):
@@ -175,8 +123,8 @@ class LoopActor(pykka.Actor):
     ``ChildStopped``; stopping a parent stops its children.
     """
 
-    actor_inbox: _LoopInbox
-    actor_stopped: _StopFlag  # type: ignore[assignment]
+    actor_inbox: LoopInbox
+    actor_stopped: StopFlag  # type: ignore[assignment]
 
     def __init__(self, *_args: Any, **_kwargs: Any) -> None:
         # pykka's Actor.__init__ builds a uuid4 URN and a threading.Event per actor; these
@@ -185,9 +133,10 @@ class LoopActor(pykka.Actor):
         inbox = self._create_actor_inbox()
         inbox.actor = self
         self.actor_inbox = inbox
-        self.actor_stopped = _StopFlag()
+        self.actor_stopped = StopFlag()
         self._actor_ref = LoopActorRef(self)
-        self._system: ActorSystem | None = None
+        self._system: ActorHost | None = None
+        self._in_flight: WorkInFlight = None  # type: ignore[assignment]  # set by _bind
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread_id: int | None = None
         self._scheduled = False
@@ -202,33 +151,54 @@ class LoopActor(pykka.Actor):
     @classmethod
     def start(cls, *args: Any, **kwargs: Any) -> pykka.ActorRef[Self]:
         """Spawn the actor in the actor system that runs on the current event loop."""
-        from cronflow_actors.kernel._system import current_system
-
-        return current_system().spawn(cls, *args, **kwargs)
+        host = current_host.get()
+        if host is None:
+            raise ActorSystemNotRunningError(
+                "<none>", "not started", "spawn an actor with Actor.start()"
+            )
+        return host.spawn(cls, *args, **kwargs)
 
     @staticmethod
-    def _create_actor_inbox() -> _LoopInbox:
-        return _LoopInbox()
+    def _create_actor_inbox() -> LoopInbox:
+        return LoopInbox()
 
     @staticmethod
     def _create_future() -> LoopFuture[Any]:
         return LoopFuture()
 
+    def _bind(self, host: ActorHost, name: str | None, parent: pykka.ActorRef[Any] | None) -> None:
+        """Called by the host as it spawns the actor, before ``_start_actor_loop``: the actor
+        learns its system, name and parent, and joins the parent's children. Raises
+        ``ActorDeadError`` (and changes nothing) if the parent is not alive."""
+        parent_actor = None
+        if parent is not None:
+            parent_actor = parent._actor_weakref()
+            if not isinstance(parent_actor, LoopActor) or not parent.is_alive():
+                raise pykka.ActorDeadError(f"cannot spawn a child of {parent}: it is not alive")
+        self._system = host
+        self._in_flight = host.work
+        self.actor_name = name
+        if parent_actor is not None:
+            self._parent = parent
+            if parent_actor._children is None:
+                parent_actor._children = {}
+            parent_actor._children[self.actor_urn] = self.actor_ref
+
     def _start_actor_loop(self) -> None:
-        system = self._system
-        if system is None:
+        if self._system is None:
             raise RuntimeError(f"{self} was not spawned by an ActorSystem; use system.spawn()")
-        self._thread_id = system._thread_id
-        self._loop = system._loop
+        work = self._in_flight
+        self._thread_id = work.thread_id
+        self._loop = work.loop
         if threading.get_ident() == self._thread_id:
             self._schedule_drain()
         else:
-            system._loop.call_soon_threadsafe(self._ensure_scheduled)
+            work.loop.call_soon_threadsafe(self._ensure_scheduled)
 
     # -- properties -------------------------------------------------------------------------------
 
     @property
-    def system(self) -> ActorSystem:
+    def system(self) -> ActorHost:
         """The actor system this actor lives in."""
         assert self._system is not None
         return self._system
@@ -255,7 +225,7 @@ class LoopActor(pykka.Actor):
 
         The task counts as work for ``ActorSystem.wait_idle()`` until it finishes.
         """
-        task = self.system._track_task(coro, name=name)
+        task = self._in_flight.create_task(coro, name=name)
         if self._tasks is None:
             self._tasks = set()
         self._tasks.add(task)
@@ -266,10 +236,8 @@ class LoopActor(pykka.Actor):
 
     def _schedule_drain(self) -> None:
         self._scheduled = True
-        system = self._system
-        assert system is not None
         assert self._loop is not None
-        system._busy += 1
+        self._in_flight.started()
         self._loop.call_soon(self._drain)
 
     def _ensure_scheduled(self) -> None:
@@ -292,12 +260,10 @@ class LoopActor(pykka.Actor):
             budget -= 1
             if not budget:
                 break
-        system = self._system
-        assert system is not None
         if stopped._set:
             self._actor_loop_teardown()
             self._scheduled = False
-            system._busy_done()
+            self._in_flight.done()
             # Break the actor <-> inbox cycle so a stopped actor is freed by reference counting
             # rather than by the cyclic GC; a message that still reaches the inbox (from another
             # thread, racing the stop) is answered with ActorDeadError by the inbox itself.
@@ -308,33 +274,42 @@ class LoopActor(pykka.Actor):
             self._loop.call_soon(self._drain)
             return
         self._scheduled = False
-        system._busy_done()
+        self._in_flight.done()
 
     def _process(self, envelope: Envelope[Any]) -> None:
         reply_to = envelope.reply_to
         try:
             response = self._handle_receive(envelope.message)
-            if reply_to is not None:
-                reply_to.set(response)
         except Exception:
-            if reply_to is not None:
-                logger.info("Exception returned from %s to caller:", self, exc_info=sys.exc_info())
-                reply_to.set_exception()
-            else:
-                exc_info = sys.exc_info()
-                self._handle_failure(*exc_info)
-                try:
-                    self.on_failure(*exc_info)
-                except Exception:
-                    self._handle_failure(*sys.exc_info())
-                self._finish(exc_info[1])
+            self._handler_raised(reply_to)
+            return
         except BaseException:
-            # As in pykka: KeyboardInterrupt or SystemExit in a handler stops everything.
-            logger.debug("%r in %s; stopping its actor system", sys.exc_info()[1], self)
-            self._stop()
-            if self._system is not None:
-                self._system._abort()
+            self._handler_aborted()
             raise
+        if reply_to is not None:
+            reply_to.set(response)
+
+    def _handler_raised(self, reply_to: pykka.Future[Any] | None) -> None:
+        """A handler raised (called in the ``except`` block): the asker gets the exception; a
+        told message's exception is a failure, and the actor stops (as in pykka)."""
+        if reply_to is not None:
+            logger.info("Exception returned from %s to caller:", self, exc_info=sys.exc_info())
+            reply_to.set_exception()
+            return
+        exc_info = sys.exc_info()
+        self._handle_failure(*exc_info)
+        try:
+            self.on_failure(*exc_info)
+        except Exception:
+            self._handle_failure(*sys.exc_info())
+        self._finish(exc_info[1])
+
+    def _handler_aborted(self) -> None:
+        """As in pykka: KeyboardInterrupt or SystemExit in a handler stops everything."""
+        logger.debug("%r in %s; stopping its actor system", sys.exc_info()[1], self)
+        self._stop()
+        if self._system is not None:
+            self._system.abort()
 
     def _handle_receive(self, message: Any) -> Any:
         if type(message) in _PYKKA_MESSAGES:
@@ -362,13 +337,19 @@ class LoopActor(pykka.Actor):
                 self._tasks.discard(current)
         self._stop()
 
+    def _kill(self) -> None:
+        """Stop at once and answer what waits in the inbox with ``ActorDeadError`` (the system
+        ran out of patience, or is aborting)."""
+        self._stop()
+        self._actor_loop_teardown()
+
     def _stop(self) -> None:
         """Stop now, without processing the rest of the inbox (pykka's ``_stop``)."""
         if self.actor_stopped._set:
             return
         self.actor_stopped.set()
         if self._system is not None:
-            self._system._unregister(self)
+            self._system.unregister(self)
         logger.debug("Stopped %s", self)
         try:
             self.on_stop()
@@ -388,7 +369,7 @@ class LoopActor(pykka.Actor):
             exc_info=(exception_type, exception_value, traceback),  # type: ignore[arg-type]
         )
         if self._system is not None:
-            self._system._unregister(self)
+            self._system.unregister(self)
         self.actor_stopped.set()
 
     def _finish(self, error: BaseException | None) -> None:
@@ -428,7 +409,7 @@ class LoopActor(pykka.Actor):
             except pykka.ActorDeadError:
                 pass
         if isinstance(notice, ChildFailed):
-            system._record_unhandled_failure(notice)
+            system.record_unhandled_failure(notice)
 
     # -- default handlers -------------------------------------------------------------------------
 

@@ -3,7 +3,8 @@
 User handlers written as plain ``def`` may block (a database driver, ``time.sleep``, a CPU-heavy
 loop). They run here, on a fixed number of threads, so they never stall the event loop. Each
 worker is an ordinary pykka ``ThreadingActor`` whose futures are LoopFutures: the loop awaits a
-result without blocking, and another thread can still ``.get()`` it.
+result without blocking, and another thread can still ``.get()`` it. A call made from the loop
+counts as work in flight (``WorkInFlight``) until it returns, so ``wait_idle()`` waits for it.
 """
 
 from __future__ import annotations
@@ -11,17 +12,15 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import Any, TypeVar, cast
 
 import msgspec
 import pykka
 
 from cronflow_actors.errors import ConfigurationError
 from cronflow_actors.kernel._future import LoopFuture
+from cronflow_actors.kernel._work import WorkInFlight
 from cronflow_actors.messages import Message
-
-if TYPE_CHECKING:
-    from cronflow_actors.kernel._system import ActorSystem
 
 __all__ = ["BlockingPool", "PoolStatistics", "RunBlocking"]
 
@@ -64,10 +63,10 @@ class BlockingWorker(pykka.ThreadingActor):
 class BlockingPool:
     """A fixed number of ``BlockingWorker`` threads; each call goes to the least loaded one."""
 
-    def __init__(self, system: ActorSystem, size: int) -> None:
+    def __init__(self, work: WorkInFlight, size: int) -> None:
         if not isinstance(size, int) or size < 1:
             raise ConfigurationError("blocking_workers", size, "a whole number of at least 1")
-        self._system = system
+        self._work = work
         self._lock = threading.Lock()
         self._in_flight = [0] * size
         self._workers = [BlockingWorker.start() for _ in range(size)]
@@ -93,10 +92,10 @@ class BlockingPool:
         with self._lock:
             index = min(range(len(self._in_flight)), key=self._in_flight.__getitem__)
             self._in_flight[index] += 1
-        system = self._system
-        on_loop = threading.get_ident() == system._thread_id
+        work = self._work
+        on_loop = work.on_loop_thread()
         if on_loop:
-            system._busy += 1
+            work.started()
         future = cast(
             "LoopFuture[T]",
             self._workers[index].ask(RunBlocking(fn=fn, args=args, kwargs=kwargs), block=False),
@@ -106,7 +105,7 @@ class BlockingPool:
             with self._lock:
                 self._in_flight[index] -= 1
             if on_loop:
-                system._loop.call_soon_threadsafe(system._busy_done)
+                work.done_threadsafe()
 
         future.add_done_callback(finished)
         return future

@@ -4,22 +4,27 @@ pykka keeps one global registry, a list whose removal is O(n): with thousands of
 actors alive, every stop would scan it. The system keeps its own registry (a dict by URN and one
 by name), so per-instance actors never enter pykka's, and so two systems in one process do not
 see each other's actors.
+
+The system implements ``ActorHost``, the one interface its actors use, and touches an actor only
+through ``_bind``, ``_start_actor_loop``, ``_kill`` and ``mailbox_depth``. Its count of work in
+flight (``WorkInFlight``) is shared with its blocking pool and, as a ``SleepListener``, with its
+clock when the clock is a ``ParkingClock``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
-import threading
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import pykka
 
 from cronflow_actors.errors import ActorNameTakenError, ActorSystemNotRunningError
-from cronflow_actors.kernel._actor import LoopActor
+from cronflow_actors.kernel._actor import LoopActor, current_host
 from cronflow_actors.kernel._blocking import BlockingPool, PoolStatistics
-from cronflow_actors.kernel.clock import Clock, SystemClock
+from cronflow_actors.kernel._work import WorkInFlight
+from cronflow_actors.kernel.clock import Clock, ParkingClock, SystemClock
 
 if TYPE_CHECKING:
     from cronflow_actors.kernel._future import LoopFuture
@@ -30,19 +35,17 @@ __all__ = ["ActorSystem", "current_system"]
 A = TypeVar("A", bound=LoopActor)
 T = TypeVar("T")
 
-_current: contextvars.ContextVar[ActorSystem | None] = contextvars.ContextVar(
-    "cronflow_actor_system", default=None
-)
-
 
 def current_system() -> ActorSystem:
     """The actor system started in the current context (by ``async with ActorSystem()``)."""
-    system = _current.get()
-    if system is None or system.state != "running":
+    system = current_host.get()
+    if not isinstance(system, ActorSystem):
         raise ActorSystemNotRunningError(
-            system.name if system else "<none>",
-            system.state if system else "not started",
-            "spawn an actor with Actor.start()",
+            "<none>", "not started", "spawn an actor with Actor.start()"
+        )
+    if system.state != "running":
+        raise ActorSystemNotRunningError(
+            system.name, system.state, "spawn an actor with Actor.start()"
         )
     return system
 
@@ -69,12 +72,8 @@ class ActorSystem:
         self._blocking: BlockingPool | None = None
         self._actors: dict[str, pykka.ActorRef[Any]] = {}
         self._names: dict[str, pykka.ActorRef[Any]] = {}
-        self._loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]
-        self._thread_id: int | None = None
-        self._busy = 0
-        self._idle_waiter: asyncio.Future[None] | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
-        self._context_token: contextvars.Token[ActorSystem | None] | None = None
+        self._work = WorkInFlight()
+        self._context_token: contextvars.Token[Any] | None = None
 
     # -- lifecycle --------------------------------------------------------------------------------
 
@@ -82,12 +81,10 @@ class ActorSystem:
         """Bind the system to the running event loop. Must be called from a coroutine."""
         if self.state != "created":
             raise ActorSystemNotRunningError(self.name, self.state, "start the actor system")
-        self._loop = asyncio.get_running_loop()
-        self._thread_id = threading.get_ident()
-        self._context_token = _current.set(self)
-        attach = getattr(self.clock, "attach", None)
-        if attach is not None:
-            attach(self)
+        self._work.bind(asyncio.get_running_loop())
+        self._context_token = current_host.set(self)
+        if isinstance(self.clock, ParkingClock):
+            self.clock.attach(self._work)
         self.state = "running"
         return self
 
@@ -115,34 +112,30 @@ class ActorSystem:
             try:
                 await asyncio.wait_for(waiting, grace_period)
             except TimeoutError:
-                for ref in list(self._actors.values()):
-                    actor = ref._actor_weakref()
-                    if isinstance(actor, LoopActor):
-                        actor._stop()
-                        actor._actor_loop_teardown()
-        for task in list(self._tasks):
-            task.cancel()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+                self._kill_all()
+        await self._work.cancel_tasks()
         if self._blocking is not None:
             await self._blocking.stop()
-        detach = getattr(self.clock, "detach", None)
-        if detach is not None:
-            detach(self)
+        if isinstance(self.clock, ParkingClock):
+            self.clock.detach(self._work)
         if self._context_token is not None:
             try:
-                _current.reset(self._context_token)
+                current_host.reset(self._context_token)
             except ValueError:  # stopped from another context than the one that started it
-                _current.set(None)
+                current_host.set(None)
         self.state = "stopped"
 
-    def _abort(self) -> None:
-        """Stop every actor at once (a BaseException escaped a handler)."""
+    def abort(self) -> None:
+        """Stop every actor at once, answering what waits in their inboxes with
+        ``ActorDeadError`` (a BaseException escaped a handler)."""
+        self._kill_all()
+        self.state = "stopped"
+
+    def _kill_all(self) -> None:
         for ref in list(self._actors.values()):
             actor = ref._actor_weakref()
             if isinstance(actor, LoopActor):
-                actor._stop()
-        self.state = "stopped"
+                actor._kill()
 
     # -- spawning and the registry ----------------------------------------------------------------
 
@@ -164,28 +157,16 @@ class ActorSystem:
         if name is not None and name in self._names:
             raise ActorNameTakenError(self.name, name)
         actor = actor_class(*args, **kwargs)
-        actor._system = self
-        actor.actor_name = name
+        actor._bind(self, name, parent)
         ref = actor.actor_ref
-        urn = actor.actor_urn
-        self._actors[urn] = ref
+        self._actors[actor.actor_urn] = ref
         if name is not None:
             self._names[name] = ref
-        if parent is not None:
-            parent_actor = parent._actor_weakref()
-            if not isinstance(parent_actor, LoopActor) or not parent.is_alive():
-                del self._actors[urn]
-                if name is not None:
-                    del self._names[name]
-                raise pykka.ActorDeadError(f"cannot spawn a child of {parent}: it is not alive")
-            actor._parent = parent
-            if parent_actor._children is None:
-                parent_actor._children = {}
-            parent_actor._children[urn] = ref
         actor._start_actor_loop()
         return ref
 
-    def _unregister(self, actor: LoopActor) -> None:
+    def unregister(self, actor: LoopActor) -> None:
+        """``actor`` has stopped: it leaves the registry (called by the actor)."""
         self._actors.pop(actor.actor_urn, None)
         if actor.actor_name is not None:
             self._names.pop(actor.actor_name, None)
@@ -230,7 +211,9 @@ class ActorSystem:
 
     # -- supervision ------------------------------------------------------------------------------
 
-    def _record_unhandled_failure(self, failure: ChildFailed) -> None:
+    def record_unhandled_failure(self, failure: ChildFailed) -> None:
+        """An actor failed and no parent heard of it (called by the actor): kept in
+        ``unhandled_failures``."""
         self.unhandled_failures.append(failure)
 
     # -- blocking code ----------------------------------------------------------------------------
@@ -241,7 +224,7 @@ class ActorSystem:
         if self._blocking is None:
             if self.state != "running":
                 raise ActorSystemNotRunningError(self.name, self.state, "run blocking code")
-            self._blocking = BlockingPool(self, self._blocking_workers)
+            self._blocking = BlockingPool(self._work, self._blocking_workers)
         return self._blocking
 
     def run_blocking(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> LoopFuture[T]:
@@ -255,56 +238,24 @@ class ActorSystem:
     ) -> asyncio.Task[T]:
         """Run a coroutine as a task of the system (not of one actor): it counts as work for
         ``wait_idle()`` until it finishes, and is cancelled when the system stops."""
-        return self._track_task(coro, name=name)
+        return self._work.create_task(coro, name=name)
 
-    def _track_task(
-        self, coro: Coroutine[Any, Any, T], *, name: str | None = None
-    ) -> asyncio.Task[T]:
-        task = self._loop.create_task(coro, name=name)
-        self._busy += 1
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-        return task
-
-    def _task_done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        self._busy_done()
-
-    def _task_parked(self, task: asyncio.Task[Any] | None) -> bool:
-        """A tracked task now waits on the manual clock; it no longer counts as busy."""
-        if task is not None and task in self._tasks:
-            self._busy_done()
-            return True
-        return False
-
-    def _task_unparked(self) -> None:
-        self._busy += 1
-
-    def _busy_done(self) -> None:
-        self._busy -= 1
-        if not self._busy and self._idle_waiter is not None:
-            waiter, self._idle_waiter = self._idle_waiter, None
-            if not waiter.done():
-                waiter.set_result(None)
+    @property
+    def work(self) -> WorkInFlight:
+        """The count of work in flight on the system's loop, shared with its actors, its
+        blocking pool and its clock."""
+        return self._work
 
     @property
     def busy(self) -> int:
         """Units of pending work: scheduled mailboxes, running actor tasks, blocking calls."""
-        return self._busy
+        return self._work.count
 
     async def wait_idle(self) -> None:
         """Return once no actor has a message to process, no actor task runs and no blocking call
         is pending. A task that waits on a ``ManualClock`` counts as idle until the clock wakes it.
         """
-        while True:
-            # Wake-ups sent from other threads (call_soon_threadsafe) are already queued on the
-            # loop but not yet counted: one pass of the loop runs them before idleness is judged.
-            await asyncio.sleep(0)
-            if not self._busy:
-                return
-            if self._idle_waiter is None:
-                self._idle_waiter = self._loop.create_future()
-            await asyncio.shield(self._idle_waiter)
+        await self._work.wait_idle()
 
 
 async def _awaitable(future: LoopFuture[Any]) -> Any:

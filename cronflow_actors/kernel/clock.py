@@ -2,6 +2,11 @@
 
 ``now()`` is wall-clock time in epoch seconds (what durable timers and records store);
 ``monotonic()`` is for measuring durations; ``sleep()`` waits on the clock's own time.
+
+The hook between a clock and an ``ActorSystem`` is two protocols: a ``ParkingClock`` (both
+clocks here are) accepts ``SleepListener``s and tells them when a task starts and stops
+sleeping on it, so the system's ``wait_idle()`` does not wait for sleepers. This module knows
+nothing of the system: anything with ``parked``/``unparked`` can listen.
 """
 
 from __future__ import annotations
@@ -10,12 +15,9 @@ import asyncio
 import heapq
 import itertools
 import time
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
-if TYPE_CHECKING:
-    from cronflow_actors.kernel._system import ActorSystem
-
-__all__ = ["Clock", "ManualClock", "SystemClock"]
+__all__ = ["Clock", "ManualClock", "ParkingClock", "SleepListener", "SystemClock"]
 
 
 @runtime_checkable
@@ -39,25 +41,52 @@ class Clock(Protocol):
         ...
 
 
+class SleepListener(Protocol):
+    """Hears of tasks sleeping on a clock (an ``ActorSystem``'s count of work in flight)."""
+
+    def parked(self, task: asyncio.Task[Any] | None) -> bool:
+        """``task`` starts to sleep; True if the listener counted it (it then hears
+        ``unparked()`` exactly once, when the task wakes or its sleep is cancelled)."""
+        ...
+
+    def unparked(self) -> None:
+        """A task this listener counted in ``parked()`` is awake again."""
+        ...
+
+
+@runtime_checkable
+class ParkingClock(Clock, Protocol):
+    """A clock that tells listeners about its sleepers; an ``ActorSystem`` attaches itself to
+    its clock when it starts and detaches when it stops, if the clock is one of these."""
+
+    def attach(self, listener: SleepListener) -> None:
+        """From now on, tell ``listener`` about tasks that sleep."""
+        ...
+
+    def detach(self, listener: SleepListener) -> None:
+        """Stop telling ``listener``."""
+        ...
+
+
 class _Parking:
-    """What both clocks share: a task of an ``ActorSystem`` that sleeps on the clock is parked,
-    not busy, so ``wait_idle()`` does not wait for timers (a run sleeping for a day, a schedule,
-    a heartbeat) but only for work in flight."""
+    """What both clocks share: a task that sleeps on the clock is parked, not busy, for each
+    listener that counts it, so ``wait_idle()`` does not wait for timers (a run sleeping for a
+    day, a schedule, a heartbeat) but only for work in flight."""
 
     def __init__(self) -> None:
-        self._systems: list[ActorSystem] = []
+        self._listeners: list[SleepListener] = []
 
-    def attach(self, system: ActorSystem) -> None:
+    def attach(self, listener: SleepListener) -> None:
         """Called by an ActorSystem that uses this clock, so parked tasks count as idle."""
-        self._systems.append(system)
+        self._listeners.append(listener)
 
-    def detach(self, system: ActorSystem) -> None:
-        if system in self._systems:
-            self._systems.remove(system)
+    def detach(self, listener: SleepListener) -> None:
+        if listener in self._listeners:
+            self._listeners.remove(listener)
 
-    def _park(self) -> list[ActorSystem]:
+    def _park(self) -> list[SleepListener]:
         task = asyncio.current_task()
-        return [system for system in self._systems if system._task_parked(task)]
+        return [listener for listener in self._listeners if listener.parked(task)]
 
 
 class SystemClock(_Parking):
@@ -81,8 +110,8 @@ class SystemClock(_Parking):
         try:
             await asyncio.sleep(delay)
         finally:
-            for system in parked_in:
-                system._task_unparked()
+            for listener in parked_in:
+                listener.unparked()
 
 
 class ManualClock(_Parking):
@@ -97,7 +126,7 @@ class ManualClock(_Parking):
     def __init__(self, start: float = 1_700_000_000.0) -> None:
         super().__init__()
         self._now = float(start)
-        self._sleepers: list[tuple[float, int, asyncio.Future[None], list[ActorSystem]]] = []
+        self._sleepers: list[tuple[float, int, asyncio.Future[None], list[SleepListener]]] = []
         self._order = itertools.count()
 
     def now(self) -> float:
@@ -133,8 +162,8 @@ class ManualClock(_Parking):
             # unparked by set(), which emptied the list, so each park is undone exactly once.)
             if not future.done():
                 future.cancel()
-            for system in parked_in:
-                system._task_unparked()
+            for listener in parked_in:
+                listener.unparked()
             parked_in.clear()
 
     def advance(self, seconds: float) -> None:
@@ -152,7 +181,7 @@ class ManualClock(_Parking):
             _due, _order, future, parked_in = heapq.heappop(self._sleepers)
             if future.done():
                 continue
-            for system in parked_in:
-                system._task_unparked()
+            for listener in parked_in:
+                listener.unparked()
             parked_in.clear()
             future.set_result(None)

@@ -17,11 +17,18 @@ became of each detached action (``ActionRecord``).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import msgspec
 
 from cronflow_actors.messages.base import Message
+from cronflow_actors.messages.states import (
+    ActionState,
+    TaskState,
+    WorkflowState,
+    WorkItemState,
+    WorkItemVerb,
+)
 
 __all__ = [
     "ActionFinished",
@@ -86,8 +93,8 @@ class WorkItemStateChanged(Message, frozen=True, kw_only=True):
     workflow_id: str
     task: str
     work_item_id: str
-    prev: str | None
-    next: str
+    prev: WorkItemState | None
+    next: WorkItemState
     call_policy: bool = True
     workflow: str = ""
     kind: str = ""
@@ -102,8 +109,8 @@ class WorkflowStateChanged(Message, frozen=True, kw_only=True):
 
     workflow_id: str
     workflow: str
-    prev: str | None
-    next: str
+    prev: WorkflowState | None
+    next: WorkflowState
     call_policy: bool = True
     created_at: float = 0.0
     """When the workflow was initialized (for its duration, once it ends)."""
@@ -122,8 +129,8 @@ class ActionStateChanged(Message, frozen=True, kw_only=True):
     workflow_id: str
     task: str
     work_item_id: str
-    prev: str | None
-    next: str
+    prev: ActionState | None
+    next: ActionState
     workflow: str = ""
     attempt: int = 1
     """Which dispatch of the action this is (1, and more after restarts)."""
@@ -138,8 +145,8 @@ class TaskStateChanged(Message, frozen=True, kw_only=True):
     workflow_id: str
     task: str
     generation: int
-    prev: str
-    next: str
+    prev: TaskState
+    next: TaskState
 
 
 # -- scheduled jobs --------------------------------------------------------------------------------
@@ -164,26 +171,31 @@ class InitializeWorkflowJob(Message, frozen=True, kw_only=True):
 
 
 class StartWorkItemJob(Message, frozen=True, kw_only=True):
+    verb: ClassVar[WorkItemVerb] = WorkItemVerb.START
     work_item_id: str
     payload: Any = None
 
 
 class CompleteWorkItemJob(Message, frozen=True, kw_only=True):
+    verb: ClassVar[WorkItemVerb] = WorkItemVerb.COMPLETE
     work_item_id: str
     payload: Any = None
 
 
 class FailWorkItemJob(Message, frozen=True, kw_only=True):
+    verb: ClassVar[WorkItemVerb] = WorkItemVerb.FAIL
     work_item_id: str
     payload: Any = None
 
 
 class CancelWorkItemJob(Message, frozen=True, kw_only=True):
+    verb: ClassVar[WorkItemVerb] = WorkItemVerb.CANCEL
     work_item_id: str
     payload: Any = None
 
 
 class ResetWorkItemJob(Message, frozen=True, kw_only=True):
+    verb: ClassVar[WorkItemVerb] = WorkItemVerb.RESET
     work_item_id: str
     payload: Any = None
 
@@ -247,7 +259,7 @@ class WorkItemAction(Message, frozen=True, kw_only=True):
     """``start``, ``complete``, ``fail``, ``cancel`` or ``reset`` a work item. With ``token``,
     the item must be waiting in the pause that token was drawn for (a resume)."""
 
-    action: str
+    action: WorkItemVerb
     work_item_id: str
     payload: Any = None
     principal: Principal | None = None
@@ -352,7 +364,7 @@ class WorkItemRecord(msgspec.Struct, kw_only=True):
     workflow_id: str
     task: str
     generation: int
-    state: str = "initialized"
+    state: WorkItemState = WorkItemState.INITIALIZED
     payload: Any = None
     output: Any = None
     error: str | None = None
@@ -376,7 +388,7 @@ class WorkItemRecord(msgspec.Struct, kw_only=True):
 
 class TaskRecord(msgspec.Struct, kw_only=True):
     name: str
-    state: str = "disabled"
+    state: TaskState = TaskState.DISABLED
     generation: int = 0
     children: list[str] = msgspec.field(default_factory=list)
     """Work item ids (or child workflow ids) of the latest generation, in creation order."""
@@ -390,7 +402,7 @@ class WorkflowRecord(msgspec.Struct, kw_only=True):
     version: str = ""
     path: tuple[str, ...] = ()
     """(task, child workflow name) pairs from the root definition to this one's."""
-    state: str = "initialized"
+    state: WorkflowState = WorkflowState.INITIALIZED
     payload: Any = None
     output: Any = None
     error: str | None = None
@@ -438,7 +450,7 @@ class ActionRecord(msgspec.Struct, kw_only=True):
     work_item_id: str
     workflow_id: str
     task: str
-    status: str = "dispatched"
+    status: ActionState = ActionState.DISPATCHED
     error: str | None = None
     error_type: str | None = None
     attempts: int = 1

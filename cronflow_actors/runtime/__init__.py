@@ -1,4 +1,9 @@
-"""The runtime layer: wiring, ownership, recovery, triggers and configuration."""
+"""The runtime layer: ``Runtime`` (``runtime.py``, with its call groups ``lifecycle.py``,
+``net_api.py``, ``flow_api.py``), the compiled flows it knows (``catalog.py``), runs
+(``runs.py``, ``run_views.py``, ``run_hooks.py``, ``pages.py``, ``queues.py``, ``replays.py``),
+triggers (``schedules.py``, ``polls.py``, ``events.py``), human pauses (``pauses.py``),
+instances and ownership (``instances.py``, ``ownership.py``), state, telemetry and
+configuration."""
 
 from cronflow_actors.engine.context import WorkflowInfo, WorkItemInfo
 from cronflow_actors.engine.states import TaskState, WorkflowState, WorkItemState

@@ -1,24 +1,21 @@
-"""The Cronflow-style flows a runtime knows: the ones registered, and their subflows.
+"""The Cronflow-style flows a runtime knows: the ones registered, as compiled.
 
-The flows themselves are compiled to nets and run by the engine; what the runtime still reads
-here is what lives outside the net: triggers (webhooks, schedules, events), hooks, limits,
-secrets, and what a flow says about itself (``describe``: ``get_workflows()``, ``GET /flows``).
+A flow is registered as its ``CompiledFlow`` (``flow/compiled.py``): the net the engine runs,
+and what lives outside the net (triggers, hooks, limits, secrets, which tasks are the user's
+steps, how the flow describes itself). The runtime reads only that artifact; the ``Flow``
+objects registered are kept as given, for callers that hold them.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Container
 
 from cronflow_actors.errors import InvalidWorkflowError, NotFoundError
 from cronflow_actors.flow.builder import Flow
-from cronflow_actors.flow.introspect import (
-    FlowTrigger,
-    RateLimitInfo,
-    WorkflowDescription,
-    describe,
-)
-from cronflow_actors.flow.nodes import SubflowNode, walk
-from cronflow_actors.net.spec import NetSpec
+from cronflow_actors.flow.compiled import CompiledFlow
+from cronflow_actors.flow.introspect import FlowTrigger, RateLimitInfo, WorkflowDescription
+from cronflow_actors.flow.triggers import WebhookSpec
 
 __all__ = [
     "API_PREFIXES",
@@ -26,8 +23,6 @@ __all__ = [
     "FlowTrigger",
     "RateLimitInfo",
     "WorkflowDescription",
-    "describe",
-    "flows_of",
 ]
 
 API_PREFIXES = frozenset(
@@ -39,38 +34,43 @@ API_PREFIXES = frozenset(
 
 class FlowCatalog:
     def __init__(self) -> None:
+        self.compiled: dict[str, CompiledFlow] = {}
+        """The flows registered (the ones that can be triggered), by id, as compiled."""
         self.flows: dict[str, Flow] = {}
-        """Every flow this runtime knows, subflows included."""
+        """The ``Flow`` objects registered, by id, as they were given."""
         self.roots: set[str] = set()
-        """The flows registered themselves (the ones that can be triggered)."""
+        """The ids of the flows registered."""
+        self._versions: dict[tuple[str, str], CompiledFlow] = {}
+        """Every version registered, by (flow id, version): what the runs of each one show."""
 
-    def compile(self, flow: Flow) -> NetSpec:
+    def compile(self, flow: Flow) -> CompiledFlow:
         """Check and compile ``flow`` (``InvalidWorkflowError`` lists every problem); changes
         nothing (``add`` it once its net is registered). A subflow named by id is one of the
         registered flows."""
-        spec = flow.build(resolve=self._registered)
-        problems = self._webhook_clashes(flow)
+        compiled = flow.compile(resolve=self.resolve)
+        problems = self._webhook_clashes(compiled)
         if problems:
-            raise InvalidWorkflowError(flow.id, problems)
-        return spec
+            raise InvalidWorkflowError(compiled.id, problems)
+        return compiled
 
-    def _registered(self, flow_id: str) -> Flow | None:
-        return self.flows[flow_id] if flow_id in self.roots else None
+    def resolve(self, flow_id: str) -> CompiledFlow | None:
+        """A registered flow, or None (for subflows named by id)."""
+        return self.compiled.get(flow_id)
 
-    def add(self, flow: Flow) -> None:
-        for child in _subflows(flow):
-            self.flows.setdefault(child.id, child)
-        self.flows[flow.id] = flow
-        self.roots.add(flow.id)
+    def add(self, flow: Flow, compiled: CompiledFlow) -> None:
+        self.flows[compiled.id] = flow
+        self.compiled[compiled.id] = compiled
+        self._versions[compiled.id, compiled.version] = compiled
+        self.roots.add(compiled.id)
 
-    def _webhook_clashes(self, flow: Flow) -> list[str]:
+    def _webhook_clashes(self, flow: CompiledFlow) -> list[str]:
         taken = {
             (hook.method, _shape(hook.route)): (other, hook.path)
-            for other in self.roots - {flow.id}
-            for hook in self.flows[other].webhooks
+            for other, hook in self.webhooks()
+            if other != flow.id
         }
         problems = []
-        for hook in flow.webhooks:
+        for hook in flow.triggers.webhooks:
             first = hook.route.strip("/").split("/", 1)[0]
             if first in API_PREFIXES:
                 problems.append(
@@ -85,39 +85,38 @@ class FlowCatalog:
                 )
         return problems
 
-    def root(self, workflow: str) -> Flow:
+    def root(self, workflow: str) -> CompiledFlow:
         """A registered flow, one that can be triggered."""
-        if workflow not in self.roots:
+        found = self.compiled.get(workflow)
+        if found is None:
             known = sorted(self.roots)
             raise NotFoundError("flow", workflow, f"this runtime (registered flows: {known})")
-        return self.flows[workflow]
+        return found
 
     def descriptions(self) -> list[WorkflowDescription]:
         """The registered flows, by id."""
-        return [describe(self.flows[name]) for name in sorted(self.roots)]
+        return [self.compiled[name].description for name in sorted(self.roots)]
 
-    def listening(self, event: str) -> list[Flow]:
+    def listening(self, event: str) -> list[CompiledFlow]:
         """The registered flows started by ``event`` (``on_event``)."""
-        return [self.flows[name] for name in sorted(self.roots) if event in self.flows[name].events]
+        found = (self.compiled[name] for name in sorted(self.roots))
+        return [flow for flow in found if event in flow.triggers.events]
 
+    def webhooks(self) -> list[tuple[str, WebhookSpec]]:
+        """(flow id, webhook) of every registered flow's webhooks, by flow id."""
+        return [
+            (name, hook)
+            for name in sorted(self.roots)
+            for hook in self.compiled[name].triggers.webhooks
+        ]
 
-def flows_of(flow: Flow) -> list[Flow]:
-    """The flow and its subflows (theirs too), each once."""
-    found = {flow.id: flow}
-    for child in _subflows(flow):
-        found.setdefault(child.id, child)
-    return list(found.values())
+    def user_steps(self, workflow: str, version: str) -> Container[str] | None:
+        """The task names that are user steps in runs of ``workflow``'s ``version``; None when
+        that version is not a flow registered here."""
+        found = self._versions.get((workflow, version))
+        return found.steps if found is not None else None
 
 
 def _shape(route: str) -> str:
     """A route with its parameters unnamed: /a/{x} and /a/{y} take the same requests."""
     return re.sub(r"\{[^}]*\}", "{}", route)
-
-
-def _subflows(flow: Flow) -> list[Flow]:
-    found = []
-    for node in walk(flow._root):
-        if isinstance(node, SubflowNode) and isinstance(node.flow, Flow):
-            found.append(node.flow)
-            found.extend(_subflows(node.flow))
-    return found

@@ -78,7 +78,7 @@ class Events:
         accepted: list[tuple[str, Any]] = []
         refused: list[EventRefusal] = []
         for flow in self._catalog.listening(name):
-            schema = flow.event_schemas.get(name)
+            schema = flow.triggers.event_schemas.get(name)
             if schema is None:
                 accepted.append((flow.id, payload))
                 continue

@@ -17,7 +17,7 @@ from typing import Any
 
 import pykka
 
-from cronflow_actors.engine.actors import EngineServices, Request, WorkflowActor
+from cronflow_actors.engine.actors import EngineServices, WorkflowActor
 from cronflow_actors.engine.registry import WorkflowRegistry
 from cronflow_actors.errors import (
     DuplicateInstanceError,
@@ -233,6 +233,5 @@ class InstanceDirectory:
 
 
 async def ask(ref: Ref, command: Message) -> Any:
-    """Send a command to an instance's actor and wait until its transaction is durable."""
-    reply = await ref.ask(Request(command=command), block=False)
-    return await reply
+    """Send a command to an instance's actor; its result, once its transaction is durable."""
+    return await ref.ask(command, block=False)

@@ -16,7 +16,8 @@ import msgspec
 from cronflow_actors.errors import InvalidStateTransitionError, ResumeError
 from cronflow_actors.messages import Message, WaitRecord
 from cronflow_actors.messages.engine import WorkItemAction
-from cronflow_actors.runtime.runs import Page, check_limit, decode_cursor, encode_cursor
+from cronflow_actors.messages.states import WorkItemVerb
+from cronflow_actors.runtime.pages import Page, check_limit, decode_cursor, encode_cursor
 from cronflow_actors.store import Store
 
 __all__ = ["PausedRun", "Pauses"]
@@ -63,7 +64,7 @@ class Pauses:
             "payload": payload,
         }
         command = WorkItemAction(
-            action="complete", work_item_id=wait.wait_id, payload=record, token=token
+            action=WorkItemVerb.COMPLETE, work_item_id=wait.wait_id, payload=record, token=token
         )
         try:
             await self._send(wait.instance_id, command)

@@ -18,7 +18,6 @@ start, is logged and counted too, and is tried again by the next poll (it was no
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 import math
 import uuid
@@ -27,9 +26,10 @@ from typing import Any
 
 import msgspec
 
+from cronflow_actors.calls import call_user
 from cronflow_actors.engine.state_access import StateAccess
 from cronflow_actors.errors import InstanceExistsError
-from cronflow_actors.flow.builder import Flow
+from cronflow_actors.flow.compiled import CompiledFlow
 from cronflow_actors.flow.context import PollContext
 from cronflow_actors.flow.triggers import PollSpec
 from cronflow_actors.kernel import Clock
@@ -80,7 +80,7 @@ class Polls:
         self._run_blocking = run_blocking
         self._on_poll = on_poll
         self._on_item = on_item
-        self._tasks: dict[tuple[str, int], tuple[Flow, asyncio.Task[None]]] = {}
+        self._tasks: dict[tuple[str, int], tuple[CompiledFlow, asyncio.Task[None]]] = {}
         self.stats: dict[str, PollStats] = {}
         """What each flow's polls did, by flow id."""
 
@@ -88,8 +88,8 @@ class Polls:
         """Poll every registered flow's polls (after a start or a registration): the polls
         already running go on; a flow registered again in a new definition starts over."""
         for name in sorted(self._catalog.roots):
-            flow = self._catalog.flows[name]
-            for index, spec in enumerate(flow.polls):
+            flow = self._catalog.compiled[name]
+            for index, spec in enumerate(flow.triggers.polls):
                 running = self._tasks.get((name, index))
                 if running is not None and running[0] is flow and not running[1].done():
                     continue
@@ -121,7 +121,8 @@ class Polls:
         """One poll: call the function, start a run for each new item."""
         stats = self.stats.setdefault(flow, PollStats())
         try:
-            items = await self._call(spec.fn, ctx)
+            # as step handlers run: coroutine functions on the loop, plain ones on the pool
+            items = await call_user(spec.fn, ctx, run_blocking=self._run_blocking)
             if items is None:
                 items = []
             if isinstance(items, str | bytes | Mapping) or not isinstance(items, list | tuple):
@@ -141,15 +142,6 @@ class Polls:
             outcome = await self._start(flow, spec, item, ctx.now)
             setattr(stats, outcome, getattr(stats, outcome) + 1)
             self._on_item(flow, outcome)
-
-    async def _call(self, fn: Callable[..., Any], ctx: PollContext) -> Any:
-        # As step handlers run: coroutine functions on the loop, plain ones on the pool.
-        if inspect.iscoroutinefunction(fn):
-            return await fn(ctx)
-        result = await self._run_blocking(fn, ctx)
-        if inspect.isawaitable(result):
-            result = await result
-        return result
 
     async def _start(self, flow: str, spec: PollSpec, item: Any, now: float) -> str:
         """Start ``item``'s run unless its key was seen: ``"started"``, ``"seen"`` or

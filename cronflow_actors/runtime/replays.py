@@ -19,7 +19,6 @@ no fallback) instead of running the real handler it stood in for.
 from __future__ import annotations
 
 import asyncio
-import copy
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any
@@ -28,54 +27,21 @@ import msgspec
 
 from cronflow_actors.engine.actors import decode_state
 from cronflow_actors.errors import ConfigurationError, MockLostError, NotFoundError
-from cronflow_actors.flow.builder import Flow
-from cronflow_actors.flow.context import unwrap_payload
-from cronflow_actors.flow.nodes import Branch, IfNode, Node, walk
+from cronflow_actors.flow.compiled import CompiledFlow
+from cronflow_actors.flow.envelope import open_envelope
+from cronflow_actors.flow.mocks import mocked, stand_ins
 from cronflow_actors.kernel import Clock
 from cronflow_actors.messages import SnapshotRecord
 from cronflow_actors.net.spec import NetSpec
 from cronflow_actors.runtime.catalog import FlowCatalog
 from cronflow_actors.store import MISSING, Store
 
-__all__ = ["Replays", "mockable_steps", "with_handlers"]
+__all__ = ["Replays"]
 
 logger = logging.getLogger(__name__)
 
 _MARKS = ("cronflow:replays", "mocked")
 """(namespace, key) of the marks: run id -> the ids of its mocked steps."""
-_STEP_OPTIONS = {"retry": None, "on_error": (), "cache": None, "circuit_breaker": None}
-"""Step options a lost mock's stand-in drops, so that nothing tries it again or falls back
-(or answers from a cache) as if the real handler had run."""
-
-
-def mockable_steps(flow: Flow) -> list[str]:
-    """The ids of a flow's nodes whose function a mock can replace (steps, actions, loops,
-    ``for_each`` and ``batch`` bodies; ``if_`` branches included, subflows not)."""
-    return [node.id for node in walk(flow._root) if getattr(node, "handler", None) is not None]
-
-
-def with_handlers(flow: Flow, replace: Callable[[Node], Node], ids: set[str]) -> Flow:
-    """A copy of ``flow`` whose nodes named in ``ids`` are ``replace(node)``; the flow itself
-    is not changed. Its ``build()`` compiles a definition of its own."""
-    clone = copy.copy(flow)
-    clone._root = _replaced(flow._root, replace, ids)
-    clone._spec = None
-    clone.waits, clone.humans = {}, {}
-    return clone
-
-
-def _replaced(nodes: list[Node], replace: Callable[[Node], Node], ids: set[str]) -> list[Node]:
-    result = []
-    for original in nodes:
-        node = replace(original) if original.id in ids else original
-        if isinstance(node, IfNode):
-            branches = [
-                Branch(name=b.name, condition=b.condition, nodes=_replaced(b.nodes, replace, ids))
-                for b in node.branches
-            ]
-            node = msgspec.structs.replace(node, branches=branches)
-        result.append(node)
-    return result
 
 
 class Replays:
@@ -128,14 +94,14 @@ class Replays:
         steps = self._lost.get(instance_id)
         if steps is None:
             return None
-        flow = self._catalog.flows.get(workflow)
+        flow = self._catalog.compiled.get(workflow)
         if flow is None:
             return None  # not registered: the caller says so
         if version is not None and flow.version != version:
             # the stand-ins can only be made from the version registered now; never fall back
             # to the registered definition, whose real handlers the mocks stood in for
             raise MockLostError(instance_id, ", ".join(steps))
-        spec = self._stand_ins(flow, instance_id, steps).build()
+        spec = stand_ins(flow, instance_id, steps, self._catalog.resolve).spec
         self._pinned[instance_id] = spec
         return spec
 
@@ -152,10 +118,10 @@ class Replays:
         self, run_id: str, *, payload: Any = None, mock_steps: Mapping[str, Any] | None = None
     ) -> str:
         recorded, workflow = await self._recorded(run_id)
-        stored_payload, trigger = unwrap_payload(recorded)
+        trigger = open_envelope(recorded)
         return await self.trigger(
             workflow,
-            stored_payload if payload is None else payload,
+            trigger.payload if payload is None else payload,
             mock_steps=mock_steps,
             headers=trigger.headers,
             kind=trigger.kind,
@@ -178,11 +144,7 @@ class Replays:
         mocks = _checked_mocks(flow, mock_steps)
         run_id = self._new_id()
         if mocks:
-
-            def mocked(node: Node) -> Node:
-                return msgspec.structs.replace(node, handler=mocks[node.id])
-
-            spec = with_handlers(flow, mocked, set(mocks)).build()
+            spec = mocked(flow, mocks, self._catalog.resolve).spec
             await self._mark(run_id, sorted(mocks))
             self._pinned[run_id] = spec
         try:
@@ -210,20 +172,6 @@ class Replays:
             raise NotFoundError("run", run_id)
         return root.payload, root.name
 
-    def _stand_ins(self, flow: Flow, run_id: str, steps: list[str]) -> Flow:
-        def stand_in(node: Node) -> Node:
-            async def lost(*_args: Any) -> Any:
-                raise MockLostError(run_id, node.id)
-
-            options = {
-                name: default
-                for name, default in _STEP_OPTIONS.items()
-                if name in type(node).__struct_fields__
-            }
-            return msgspec.structs.replace(node, handler=lost, **options)
-
-        return with_handlers(flow, stand_in, set(steps))
-
     async def _mark(self, run_id: str, steps: list[str]) -> None:
         async with self._lock:
             now = self._clock.now()
@@ -242,14 +190,14 @@ class Replays:
             logger.warning("the replay mark of run %s was not removed: %s", run_id, error)
 
 
-def _checked_mocks(flow: Flow, mock_steps: Any) -> dict[str, Any]:
+def _checked_mocks(flow: CompiledFlow, mock_steps: Any) -> dict[str, Any]:
     if mock_steps is None:
         return {}
     if not isinstance(mock_steps, Mapping):
         raise ConfigurationError(
             "mock_steps", mock_steps, 'a dict of step ids to functions: {"charge": fake_charge}'
         )
-    known = mockable_steps(flow)
+    known = flow.mockable
     for step, mock in mock_steps.items():
         if step not in known:
             raise ConfigurationError(

@@ -90,13 +90,13 @@ class Schedules:
     def _plans(self) -> list[_Plan]:
         plans: list[_Plan] = []
         for name in sorted(self._catalog.roots):
-            flow = self._catalog.flows[name]
-            for index, cron in enumerate(flow.schedules):
+            flow = self._catalog.compiled[name]
+            for index, cron in enumerate(flow.triggers.schedules):
                 key = f"cron{index}"
                 plans.append(
                     _Plan(flow=name, key=key, text=cron.text, next_after=cron.next_after, cron=cron)
                 )
-            for index, seconds in enumerate(flow.intervals):
+            for index, seconds in enumerate(flow.triggers.intervals):
                 text = f"every {seconds:g} s"
                 plans.append(
                     _Plan(flow=name, key=f"every{index}", text=text, next_after=_aligned(seconds))

@@ -25,6 +25,7 @@ from cronflow_actors.messages.engine import (
     WorkflowStateChanged,
     WorkItemStateChanged,
 )
+from cronflow_actors.messages.states import ActionState, WorkItemState
 from cronflow_actors.metrics import TRIGGERS, WAIT_KINDS, LiveSample, RuntimeMetrics
 
 __all__ = ["LoopLagProbe", "Telemetry"]
@@ -147,7 +148,7 @@ class Telemetry:
     def _item(self, change: WorkItemStateChanged, now: float) -> None:
         if change.detached:
             return  # its item completes as it starts: the action is measured by its own changes
-        attempt_ended = change.prev == "started"
+        attempt_ended = change.prev == WorkItemState.STARTED
         if not attempt_ended and change.next not in _FINAL:
             return
         metrics = self.metrics
@@ -155,7 +156,7 @@ class Telemetry:
         if attempt_ended and change.began_at is not None and change.started_at is not None:
             delay = max(0.0, change.began_at - change.started_at)
             self._child(metrics.schedule_to_start, workflow).observe(delay)
-        if change.next == "initialized":  # a reset: the attempt failed and is tried again
+        if change.next == WorkItemState.INITIALIZED:  # a reset: the attempt failed, is tried again
             self._child(metrics.retries, workflow).inc()
             return
         if change.next not in _FINAL:
@@ -175,7 +176,7 @@ class Telemetry:
     def _action(self, change: ActionStateChanged) -> None:
         metrics = self.metrics
         workflow, action = change.workflow or "unknown", change.task
-        if change.next == "dispatched":
+        if change.next == ActionState.DISPATCHED:
             self._child(metrics.actions_dispatched, workflow, action).inc()
             if change.redispatched:
                 self._child(metrics.actions_redispatched, workflow, action).inc()

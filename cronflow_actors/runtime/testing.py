@@ -22,7 +22,6 @@ listing every expectation the run did not meet.
 from __future__ import annotations
 
 import asyncio
-import copy
 import itertools
 import time
 from collections.abc import Callable
@@ -32,6 +31,7 @@ import msgspec
 
 from cronflow_actors.errors import ConfigurationError, ExpectationError
 from cronflow_actors.flow.builder import Flow, use_test_harness
+from cronflow_actors.flow.trigger_methods import without_triggers
 from cronflow_actors.kernel import ManualClock
 from cronflow_actors.net.durations import parse_duration
 from cronflow_actors.runtime.runtime import Runtime
@@ -243,11 +243,7 @@ def _without_triggers(flow: Flow) -> Flow:
     """A copy of the flow that only the test starts (no schedules, polls or listeners)."""
     if not isinstance(flow, Flow):
         raise ConfigurationError("flow", flow, "a cf.define(...) flow")
-    clone = copy.copy(flow)
-    clone.webhooks, clone.schedules, clone.intervals = [], [], []
-    clone.events, clone.polls = [], []
-    clone.event_schemas = {}
-    return clone
+    return without_triggers(flow)
 
 
 def _harness(flow: Flow) -> FlowTest:

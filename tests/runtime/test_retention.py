@@ -168,9 +168,9 @@ def test_db_prune_refuses_bad_input(tmp_path: Path) -> None:
 async def test_a_listing_of_big_runs_pages_by_size(
     tmp_path: Path, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from cronflow_actors.runtime import runs
+    from cronflow_actors.runtime import run_views
 
-    monkeypatch.setattr(runs, "PAGE_BYTES", 20_000)
+    monkeypatch.setattr(run_views, "PAGE_BYTES", 20_000)
     async with cf.Runtime(db=tmp_path / "big.db", clock=clock, workflows=flows()) as rt:
         ids = [await rt.trigger("quick", "x" * 5000) for _ in range(12)]
         await rt.wait_idle()

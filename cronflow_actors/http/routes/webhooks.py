@@ -287,8 +287,7 @@ def routes(edge: Edge) -> list[Route]:
     lists them all)."""
     catalog = edge.runtime.catalog
     by_path: dict[str, dict[str, Callable[[Request], Any]]] = {}
-    for flow_id in sorted(catalog.roots):
-        for spec in catalog.flows[flow_id].webhooks:
-            methods = by_path.setdefault(spec.route, {})
-            methods[spec.method.lower()] = Webhook(edge, flow_id, spec).receive
+    for flow_id, spec in catalog.webhooks():
+        methods = by_path.setdefault(spec.route, {})
+        methods[spec.method.lower()] = Webhook(edge, flow_id, spec).receive
     return [route(path, **methods) for path, methods in by_path.items()]

@@ -1,0 +1,206 @@
+"""What the suite runs: one ``Job`` per subprocess, in the order they run. Standard library only.
+
+Ours run under the suite's interpreter (``python -m benchmarks.suite.ours``); each peer's script
+under the peers' interpreter. ``quick`` keeps the whole suite under 90 s on a 2-core machine;
+``scale`` multiplies every run count (the tests use a tiny one).
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+PEERS = Path(__file__).resolve().parent / "peers"
+
+WORKLOADS = {
+    "a": "three trivial async steps",
+    "b": "ten steps",
+    "c": "fan-out of 10 parallel steps and a join",
+    "d": "a step plus a background action",
+    "e": "three steps, one run at a time (latency)",
+    "f": "runs paused at a human step, then resumed",
+    "g": "restart with many non-terminal runs",
+}
+
+# peer -> (the modules its script needs, its engines in the report)
+PEER_MODULES = {
+    "dbos": ("dbos",),
+    "spiff": ("SpiffWorkflow",),
+    "restate": ("restate", "hypercorn"),
+    "prefect": ("prefect",),
+}
+
+
+JOURNALS = {"wal": "file pre-set to WAL", "default": "its default journal"}
+
+
+@dataclass(frozen=True)
+class Job:
+    """One subprocess: ``argv`` after the interpreter; the records it should print."""
+
+    engine: str
+    title: str
+    argv: tuple[str, ...]
+    expects: tuple[str, ...]  # workloads it reports
+    peer: str | None = None  # None: ours
+    timeout_s: float = 600.0
+    in_flight: int = 0
+    runs: int = 0
+    env: dict[str, str] = field(default_factory=dict)
+
+
+def _n(base: int, scale: float, least: int = 5) -> int:
+    return max(least, int(base * scale))
+
+
+def our_jobs(quick: bool, scale: float = 1.0, in_flight: int = 500) -> list[Job]:
+    runs_a = _n(2_000 if quick else 20_000, scale)
+    jobs = []
+    curve = (100, 500, 2000)
+    for level in curve:
+        jobs.append(_ours("a", f"a, {level} in flight", runs_a, level, quick))
+    for workload, base in (("b", 1_000), ("c", 1_000), ("d", 3_000)):
+        runs = _n(base if quick else base * 5, scale)
+        jobs.append(_ours(workload, workload, runs, in_flight, quick))
+    jobs.append(_ours("e", "e", _n(500 if quick else 5_000, scale), 1, quick))
+    jobs.append(_ours("f", "f", _n(2_000 if quick else 100_000, scale), in_flight, quick))
+    jobs.append(_ours("g", "g", _n(2_000 if quick else 100_000, scale), in_flight, quick))
+    for size in (5_000,) if quick else (100_000, 1_000_000):
+        filled = _n(size, scale)
+        job = _ours("a", f"a on a file of {filled:,} runs", runs_a, in_flight, quick)
+        jobs.append(
+            Job(
+                engine=job.engine,
+                title=job.title,
+                argv=(*job.argv, "--db-runs", str(filled)),
+                expects=("a",),
+                runs=runs_a,
+                in_flight=in_flight,
+                timeout_s=job.timeout_s + filled / 500,
+            )
+        )
+    return jobs
+
+
+def _ours(workload: str, title: str, runs: int, in_flight: int, quick: bool) -> Job:
+    argv = ("-m", "benchmarks.suite.ours", workload, "--runs", str(runs))
+    return Job(
+        engine="cronflow-actors",
+        title=f"cronflow-actors {title}",
+        argv=(*argv, "--in-flight", str(in_flight)),
+        expects=(workload,),
+        runs=runs,
+        in_flight=in_flight,
+        timeout_s=120.0 if quick else 1800.0,
+    )
+
+
+def peer_jobs(
+    quick: bool,
+    scale: float = 1.0,
+    in_flight: int = 500,
+    restate_server: Path | None = None,
+) -> list[Job]:
+    dbos_runs = _n(60 if quick else 1_000, scale)
+    timeout = 90.0 if quick else 1800.0
+    jobs = []
+    for journal in ("wal", "default"):
+        jobs.append(
+            Job(
+                engine=f"dbos-{journal}",
+                title=f"DBOS on SQLite, {JOURNALS[journal]}",
+                argv=(
+                    str(PEERS / "dbos_peer.py"),
+                    "--journal",
+                    journal,
+                    "--runs",
+                    str(dbos_runs),
+                    "--in-flight",
+                    str(in_flight),
+                    "--workloads",
+                    "a,b,c,e",
+                ),
+                expects=("e", "a", "b", "c"),
+                peer="dbos",
+                timeout_s=timeout,
+                runs=dbos_runs,
+                in_flight=in_flight,
+            )
+        )
+    seq = _n(200 if quick else 3_000, scale)
+    jobs.append(
+        Job(
+            engine="spiff-sequential",
+            title="SpiffWorkflow, SQLite save per step, one at a time",
+            argv=(str(PEERS / "spiff_peer.py"), "--mode", "sequential", "--runs", str(seq)),
+            expects=("e", "a"),
+            peer="spiff",
+            timeout_s=timeout,
+            runs=seq,
+            in_flight=1,
+        )
+    )
+    grouped = _n(3_000 if quick else 20_000, scale)
+    jobs.append(
+        Job(
+            engine="spiff-grouped",
+            title="SpiffWorkflow, SQLite save per step, grouped commits",
+            argv=(
+                str(PEERS / "spiff_peer.py"),
+                "--mode",
+                "grouped",
+                "--runs",
+                str(grouped),
+                "--in-flight",
+                str(in_flight),
+            ),
+            expects=("a",),
+            peer="spiff",
+            timeout_s=timeout,
+            runs=grouped,
+            in_flight=in_flight,
+        )
+    )
+    restate_runs = _n(100 if quick else 3_000, scale)
+    argv = [str(PEERS / "restate_peer.py"), "--runs", str(restate_runs)]
+    argv += ["--in-flight", str(in_flight)]
+    if restate_server is not None:
+        argv += ["--server", str(restate_server)]
+    jobs.append(
+        Job(
+            engine="restate",
+            title="Restate (server + Python SDK)",
+            argv=tuple(argv),
+            expects=("a", "e"),
+            peer="restate",
+            timeout_s=timeout,
+            runs=restate_runs,
+            in_flight=in_flight,
+        )
+    )
+    prefect_runs = _n(5 if quick else 200, scale, least=3)
+    jobs.append(
+        Job(
+            engine="prefect",
+            title="Prefect 3 with its local server",
+            argv=(
+                str(PEERS / "prefect_peer.py"),
+                "--runs",
+                str(prefect_runs),
+                "--in-flight",
+                str(in_flight),
+            ),
+            expects=("a", "e"),
+            peer="prefect",
+            timeout_s=timeout + 60,
+            runs=prefect_runs,
+            in_flight=in_flight,
+        )
+    )
+    return jobs
+
+
+def suite_python() -> str:
+    return sys.executable

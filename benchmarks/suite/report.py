@@ -1,0 +1,189 @@
+"""The suite's figures as the issue's summary line and a Markdown report. Standard library only.
+
+The summary's peer figures are each peer's best three-step throughput in this run: the larger
+of its bounded-in-flight figure (a) and its one-at-a-time figure (e), so the ratios never
+flatter cronflow-actors by picking a peer's slower form.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import sqlite3
+from typing import Any
+
+from benchmarks.suite.plan import WORKLOADS
+
+SUMMARY_KEYS = (
+    "runs_per_s_3step",
+    "dbos_wal_runs_per_s_3step",
+    "dbos_default_runs_per_s_3step",
+    "spiff_grouped_runs_per_s_3step",
+    "ratio_vs_dbos_wal",
+    "ratio_vs_dbos_default",
+    "p50_ms_seq",
+    "p99_ms_seq",
+    "bytes_per_waiting_run",
+)
+OURS = "cronflow-actors"
+
+
+def _ok(results: list[dict[str, Any]], engine: str, workload: str) -> list[dict[str, Any]]:
+    return [
+        r
+        for r in results
+        if r["engine"] == engine and r["workload"] == workload and r["status"] == "ok"
+    ]
+
+
+def _headline(results: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Ours, workload a, on an empty file, at the default in-flight bound (else the largest)."""
+    plain = [r for r in _ok(results, OURS, "a") if not r["extra"].get("db_runs")]
+    if not plain:
+        return None
+    at_500 = [r for r in plain if r["in_flight"] == 500]
+    return (at_500 or sorted(plain, key=lambda r: r["in_flight"]))[-1]
+
+
+def best_three_step(results: list[dict[str, Any]], engine: str) -> float | None:
+    figures = [
+        r["runs_per_s"] for w in ("a", "e") for r in _ok(results, engine, w) if r["runs_per_s"]
+    ]
+    return max(figures) if figures else None
+
+
+def summary(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """The issue's JSON line; a figure that was not measured (peer missing or failed) is null."""
+    head = _headline(results)
+    ours = head["runs_per_s"] if head else None
+    seq = _ok(results, OURS, "e")
+    waiting = _ok(results, OURS, "f")
+    wal = best_three_step(results, "dbos-wal")
+    default = best_three_step(results, "dbos-default")
+    grouped = _ok(results, "spiff-grouped", "a")
+
+    def ratio(peer: float | None) -> float | None:
+        return round(ours / peer, 1) if ours and peer else None
+
+    return {
+        "runs_per_s_3step": ours,
+        "dbos_wal_runs_per_s_3step": wal,
+        "dbos_default_runs_per_s_3step": default,
+        "spiff_grouped_runs_per_s_3step": grouped[0]["runs_per_s"] if grouped else None,
+        "ratio_vs_dbos_wal": ratio(wal),
+        "ratio_vs_dbos_default": ratio(default),
+        "p50_ms_seq": seq[0]["p50_ms"] if seq else None,
+        "p99_ms_seq": seq[0]["p99_ms"] if seq else None,
+        "bytes_per_waiting_run": waiting[0]["extra"]["bytes_per_waiting_run"] if waiting else None,
+    }
+
+
+def machine() -> dict[str, Any]:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as info:
+            names = [
+                line.split(":", 1)[1].strip() for line in info if line.startswith("model name")
+            ]
+        cpu = names[0] if names else cpu
+    except OSError:
+        pass
+    try:
+        with open("/proc/meminfo") as info:
+            memory_gib = int(info.readline().split()[1]) / 1024 / 1024
+    except (OSError, ValueError, IndexError):
+        memory_gib = 0.0
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gib": round(memory_gib, 1),
+        "python": platform.python_version(),
+        "sqlite": sqlite3.sqlite_version,
+        "system": f"{platform.system()} {platform.release()}",
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+def _num(value: float | None, digits: int = 0) -> str:
+    return "—" if value is None else f"{value:,.{digits}f}"
+
+
+def _status(rec: dict[str, Any]) -> str:
+    if rec["status"] == "ok":
+        return rec["note"] or "ok"
+    return f"**{rec['status']}**: {rec['note']}"
+
+
+def markdown(
+    results: list[dict[str, Any]],
+    summary_line: dict[str, Any],
+    machine_info: dict[str, Any],
+    *,
+    quick: bool,
+    elapsed_s: float,
+) -> str:
+    lines = [
+        f"# cronflow-actors bench{' --quick' if quick else ''}",
+        "",
+        f"{machine_info['cpu']}, {machine_info['cores']} cores, {machine_info['memory_gib']} GiB; "
+        f"{machine_info['system']}; Python {machine_info['python']}, SQLite "
+        f"{machine_info['sqlite']}; load average at the end {machine_info['load_average']}; "
+        f"suite took {elapsed_s:.0f} s. Every engine on SQLite with synchronous=FULL.",
+        "",
+        "| engine | workload | variant | in flight | runs | runs/s | p50 ms | p99 ms | status |",
+        "|---|---|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in results:
+        lines.append(
+            f"| {r['engine']} | ({r['workload']}) {WORKLOADS.get(r['workload'], '')} | "
+            f"{r['variant']} | {r['in_flight']} | {r['runs']:,} | {_num(r['runs_per_s'])} | "
+            f"{_num(r['p50_ms'], 2)} | {_num(r['p99_ms'], 2)} | {_status(r)} |"
+        )
+    curve = sorted(
+        (r for r in _ok(results, OURS, "a") if not r["extra"].get("db_runs")),
+        key=lambda r: r["in_flight"],
+    )
+    if curve:
+        best = max(r["runs_per_s"] for r in curve)
+        lines += ["", "## (a) against runs in flight", "", "| in flight | runs/s | of best |"]
+        lines += ["|---:|---:|---:|"]
+        lines += [
+            f"| {r['in_flight']:,} | {_num(r['runs_per_s'])} | {r['runs_per_s'] / best:.0%} |"
+            for r in curve
+        ]
+    sizes = db_size_curve(results)
+    if sizes:
+        lines += [
+            "",
+            "## (a) against runs already in the file",
+            "",
+            "| runs in the file | runs/s |",
+        ]
+        lines += ["|---:|---:|"]
+        lines += [f"| {size:,} | {_num(rate)} |" for size, rate in sizes]
+    extras = [r for r in results if r["engine"] == OURS and r["workload"] in ("f", "g")]
+    if extras:
+        lines += ["", "## (f) and (g)", ""]
+        for r in extras:
+            shown = ", ".join(f"{k}={v}" for k, v in r["extra"].items() if k != "job_s")
+            lines.append(f"- ({r['workload']}) {WORKLOADS[r['workload']]}: {shown}")
+    lines += ["", "## Summary", "", "```json", _json(summary_line), "```", ""]
+    return "\n".join(lines)
+
+
+def db_size_curve(results: list[dict[str, Any]]) -> list[tuple[int, float]]:
+    """(runs in the file, runs/s) for ours, workload a, starting from the empty file."""
+    points = []
+    head = _headline(results)
+    if head:
+        points.append((0, head["runs_per_s"]))
+    for r in _ok(results, OURS, "a"):
+        if r["extra"].get("db_runs"):
+            points.append((r["extra"]["db_runs"], r["runs_per_s"]))
+    return sorted(points)
+
+
+def _json(values: dict[str, Any]) -> str:
+    import json
+
+    return json.dumps(values)

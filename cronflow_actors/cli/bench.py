@@ -1,0 +1,88 @@
+"""``cronflow-actors bench``: the benchmark suite of issue 16 (cronflow-actors and its peers).
+
+A thin edge: the suite lives in the source tree's ``benchmarks/suite`` (it is not part of the
+installed package, and neither are the peers it measures), so this command runs from a
+checkout installed with ``pip install -e '.[bench]'``; ``make bench-peers`` prepares the peers'
+own virtualenv and the Restate server. The suite is imported only when the command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from pathlib import Path
+from typing import Any
+
+from cronflow_actors.errors import ConfigurationError
+
+__all__ = ["add_bench_arguments", "add_bench_command"]
+
+_CHECKOUT = Path(__file__).resolve().parents[2]
+PEERS = ("dbos", "spiff", "restate", "prefect")
+
+
+def _suite() -> Any:
+    """``benchmarks.suite.runner`` from the checkout this package was installed from."""
+    if not (_CHECKOUT / "benchmarks" / "suite" / "runner.py").is_file():
+        raise ConfigurationError(
+            "bench",
+            str(_CHECKOUT),
+            "a source checkout of cronflow-actors (the suite lives in benchmarks/suite; "
+            "install the checkout with pip install -e '.[bench]')",
+        )
+    if str(_CHECKOUT) not in sys.path:
+        sys.path.insert(0, str(_CHECKOUT))
+    return importlib.import_module("benchmarks.suite.runner")
+
+
+def _bench(args: argparse.Namespace) -> int:
+    peers = [p.strip() for p in args.peers.split(",") if p.strip()]
+    unknown = sorted(set(peers) - set(PEERS))
+    if unknown:
+        raise ConfigurationError("--peers", args.peers, f"a comma-separated subset of {PEERS}")
+    code: int = _suite().main(args)
+    return code
+
+
+def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
+    """The suite's options (also used by ``python -m benchmarks.suite.runner``)."""
+    parser.add_argument("--quick", action="store_true", help="the whole suite in under 90 s")
+    parser.add_argument(
+        "--out", default=None, help="folder for the results (default benchmarks/results/TIME)"
+    )
+    parser.add_argument(
+        "--peer-venv",
+        default=None,
+        help="virtualenv holding the peers (default benchmarks/.peers/venv when it exists, "
+        "made by `make bench-peers`; else this interpreter)",
+    )
+    parser.add_argument(
+        "--restate-server",
+        default=None,
+        help="the restate-server binary (default: the one `make bench-peers` installs)",
+    )
+    parser.add_argument(
+        "--peers",
+        default=",".join(PEERS),
+        help=f"peers to measure, comma-separated (default {','.join(PEERS)}; '' for none)",
+    )
+    parser.add_argument("--no-ours", action="store_true", help="measure only the peers")
+    parser.add_argument("--in-flight", type=int, default=500, help="runs in flight (500)")
+    parser.add_argument("--scale", type=float, default=1.0, help="multiply every run count")
+    parser.add_argument("--no-chart", action="store_true", help="do not draw the PNG")
+
+
+def add_bench_command(commands: Any) -> None:
+    """Add ``bench`` to the CLI's subcommands."""
+    bench = commands.add_parser(
+        "bench",
+        help="benchmark cronflow-actors against its peers (JSON lines, Markdown, PNG chart)",
+        description=(
+            "Run the benchmark suite: cronflow-actors' workloads (a)-(g) and the peers (DBOS, "
+            "SpiffWorkflow, Restate, Prefect), one after another, all on SQLite with "
+            "synchronous=FULL; ends with one JSON line of the headline figures."
+        ),
+    )
+    add_bench_arguments(bench)
+    bench.set_defaults(handler=_bench)

@@ -1,0 +1,196 @@
+"""The dispatcher of one instance's turn: it delivers what the elements say to each other.
+
+The workflows, tasks and work items of an instance are actors without mailboxes of their own
+(DESIGN.md, "Messages"): Tasquencer's cascade is atomic and depth-first, so separate mailboxes
+would interleave cascades. Instead each element sends through ``tx.send``, and the ``Cascade``
+hands the message at once to the element it is for (its ``receive``), returning what that
+answers, the way Akka's calling-thread dispatcher runs child actors. The whole cascade runs on
+the ``WorkflowActor``'s turn and is committed once.
+
+This is the one module that knows every element (``workflows``, ``tasks``, ``work_items``);
+they know only the messages. A message names its addressee by ids, except a child's state
+change, which goes to its parent: a ``WorkItemStateChanged`` to the item's task, a
+``WorkflowStateChanged`` to the composite task that owns the child workflow, a
+``TaskStateChanged`` to the task's workflow. ``CreateWorkItem`` and ``InitializeWorkflow`` make
+the element they name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from cronflow_actors.engine import work_items, workflows
+from cronflow_actors.engine.tasks import Task
+from cronflow_actors.engine.transaction import Transaction
+from cronflow_actors.engine.work_items import WorkItem
+from cronflow_actors.engine.workflows import Workflow
+from cronflow_actors.errors import NotFoundError
+from cronflow_actors.messages.elements import (
+    CancelTask,
+    CreateWorkItem,
+    DisableTask,
+    ElementMessage,
+    EnableTask,
+    EnsureTaskStarted,
+    EnsureWorkflowStarted,
+    FailWorkflow,
+    InitializeWorkflow,
+    RunTrigger,
+    TearDownWorkflow,
+    TearDownWorkItem,
+)
+from cronflow_actors.messages.engine import (
+    CancelWorkflow,
+    DeliverEvent,
+    FailTaskJob,
+    TaskStateChanged,
+    WorkflowStateChanged,
+    WorkItemAction,
+    WorkItemFinished,
+    WorkItemStateChanged,
+)
+from cronflow_actors.net.spec import NetSpec
+
+__all__ = ["Cascade"]
+
+Route = Callable[["Cascade", Any], Awaitable[Any]]
+
+
+class Cascade:
+    """Delivers the element messages of one transaction; installs itself as ``tx.send``.
+    ``root`` is the definition of the instance's root workflow.
+
+    An element, once addressed, lives for the rest of the turn (its record does not change
+    identity within a transaction), so the elements are kept here by id and reused. ``close``
+    ends the turn: the transaction and its dispatcher refer to each other until then (a cycle
+    only the garbage collector would otherwise break)."""
+
+    __slots__ = ("_items", "_previous", "_tasks", "_workflows", "root", "tx")
+
+    def __init__(self, tx: Transaction, root: NetSpec) -> None:
+        self.tx = tx
+        self.root = root
+        self._tasks: dict[tuple[str, str], Task] = {}
+        self._items: dict[str, WorkItem] = {}
+        self._workflows: dict[str, Workflow] = {}
+        self._previous = tx.send
+        tx.send = self.send
+
+    def close(self) -> None:
+        """The turn is over: the transaction no longer reaches this dispatcher."""
+        self.tx.send = self._previous
+
+    def send(self, message: ElementMessage) -> Awaitable[Any]:
+        """Deliver ``message`` to its element, depth-first: awaiting it runs the element's
+        ``receive`` (and everything that sends in turn) to the end; it resolves to the answer."""
+        try:
+            route = _ROUTES[type(message)]
+        except KeyError:
+            raise TypeError(f"no element receives {message!r}") from None
+        return route(self, message)
+
+    def task(self, workflow_id: str, name: str) -> Task:
+        key = (workflow_id, name)
+        element = self._tasks.get(key)
+        if element is None:
+            workflow = self.tx.state.workflows[workflow_id]
+            element = self._tasks[key] = Task(self.tx, workflow, name)
+        return element
+
+    def _new_task(self, key: tuple[str, str]) -> Task:
+        element = self._tasks[key] = Task(self.tx, self.tx.state.workflows[key[0]], key[1])
+        return element
+
+    def work_item(self, work_item_id: str) -> WorkItem:
+        element = self._items.get(work_item_id)
+        if element is None:
+            record = self.tx.work_item(work_item_id)
+            element = self._items[work_item_id] = WorkItem(self.tx, record)
+        return element
+
+    def workflow(self, workflow_id: str) -> Workflow:
+        element = self._workflows.get(workflow_id)
+        if element is None:
+            record = self.tx.workflow(workflow_id)
+            element = self._workflows[workflow_id] = Workflow(self.tx, record)
+        return element
+
+    def spec_of_new(self, message: InitializeWorkflow) -> NetSpec:
+        """The definition of a workflow about to be made: the root's, or the child type of
+        its composite task."""
+        if message.parent_id is None or message.parent_task is None:
+            return self.root
+        parent = self.tx.state.workflows[message.parent_id]
+        definition = self.tx.spec(parent).tasks[message.parent_task]
+        spec = definition.child(message.child)
+        if spec is None:
+            names = [child.name for child in definition.subworkflows]
+            raise NotFoundError(
+                "child workflow",
+                str(message.child),
+                f"task {message.parent_task!r} (it has {names})",
+            )
+        return spec
+
+
+# -- routes: one per message type, each returning the receiving element's awaitable --------------
+
+
+def _task(cascade: Cascade, message: Any) -> Awaitable[None]:
+    # the hottest route: the lookup of ``Cascade.task``, inline
+    key = (message.workflow_id, message.task)
+    element = cascade._tasks.get(key) or cascade._new_task(key)
+    return element.receive(message)
+
+
+def _task_checked(cascade: Cascade, message: Any) -> Awaitable[None]:
+    cascade.tx.workflow(message.workflow_id)  # NotFoundError for an unknown workflow
+    return cascade.task(message.workflow_id, message.task).receive(message)
+
+
+def _parent_task(cascade: Cascade, message: WorkflowStateChanged) -> Awaitable[None]:
+    child = cascade.tx.state.workflows[message.workflow_id]
+    parent_id, task = child.parent_id, child.parent_task
+    assert parent_id is not None  # only a child workflow reports its changes
+    assert task is not None
+    return cascade.task(parent_id, task).receive(message)
+
+
+def _workflow(cascade: Cascade, message: Any) -> Awaitable[None]:
+    return cascade.workflow(message.workflow_id).receive(message)
+
+
+def _work_item(cascade: Cascade, message: Any) -> Awaitable[Any]:
+    return cascade.work_item(message.work_item_id).receive(message)
+
+
+def _create_work_item(cascade: Cascade, message: CreateWorkItem) -> Awaitable[Any]:
+    return work_items.create(cascade.tx, message)
+
+
+def _initialize_workflow(cascade: Cascade, message: InitializeWorkflow) -> Awaitable[None]:
+    return workflows.initialize(cascade.tx, cascade.spec_of_new(message), message)
+
+
+_ROUTES: dict[type, Route] = {
+    WorkItemStateChanged: _task,
+    WorkflowStateChanged: _parent_task,
+    EnableTask: _task,
+    EnsureTaskStarted: _task,
+    CancelTask: _task,
+    DisableTask: _task,
+    FailTaskJob: _task_checked,
+    TaskStateChanged: _workflow,
+    EnsureWorkflowStarted: _workflow,
+    TearDownWorkflow: _workflow,
+    FailWorkflow: _workflow,
+    CancelWorkflow: _workflow,
+    WorkItemAction: _work_item,
+    RunTrigger: _work_item,
+    TearDownWorkItem: _work_item,
+    WorkItemFinished: _work_item,
+    DeliverEvent: _work_item,
+    CreateWorkItem: _create_work_item,
+    InitializeWorkflow: _initialize_workflow,
+}

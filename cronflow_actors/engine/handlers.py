@@ -1,0 +1,208 @@
+"""Handler actors: where user code runs, one attempt each, away from the instance's turn.
+
+A ``HandlerActor`` is spawned by a ``WorkflowActor`` (as its child) once the start of a work item
+is durable. It calls the handler with its ``Context`` through ``calls.call_user``: ``async def``
+handlers on the loop, plain ``def`` ones on the blocking pool (pykka ThreadingActors), so a
+blocking handler never stalls the loop. Then it tells its parent how it went, in one message,
+and stops. If the instance stopped meanwhile, the report is dropped: recovery runs the handler
+again.
+
+There are two kinds, which differ only in what they report (and are named apart in the
+metrics): ``WorkItemActor`` runs an attempt of an automated work item and reports
+``WorkItemFinished`` (the output, or the error with what survives a restart, or a retry);
+``ActionActor`` runs a detached action, whose flow has already moved on, and reports
+``ActionFinished`` (when it began and ended, and the error if any; never an output).
+
+``handler_context`` builds what a handler gets.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import msgspec
+import pykka
+
+from cronflow_actors.calls import call_user
+from cronflow_actors.engine.context import Context
+from cronflow_actors.engine.state_access import StateAccess
+from cronflow_actors.engine.transaction import Transaction, normalize
+from cronflow_actors.errors import RetryRequested
+from cronflow_actors.kernel import Clock, LoopActor
+from cronflow_actors.messages import Message, plain
+from cronflow_actors.messages.engine import (
+    ActionFinished,
+    WorkflowRecord,
+    WorkItemFinished,
+    WorkItemRecord,
+)
+
+__all__ = [
+    "ActionActor",
+    "HandlerActor",
+    "WorkItemActor",
+    "handler_context",
+    "storable_attributes",
+]
+
+logger = logging.getLogger(__name__)
+
+
+def storable_attributes(error: BaseException) -> dict[str, Any] | None:
+    """An exception's public attributes that can be stored (what survives a restart)."""
+    kept = {}
+    for name, value in vars(error).items():
+        if name.startswith("_"):
+            continue
+        try:
+            kept[name] = plain(value)
+        except (TypeError, ValueError, OverflowError):
+            continue  # not a plain value: kept in memory only (on the exception itself)
+    return kept or None
+
+
+def _class_name(error: BaseException) -> str:
+    return f"{type(error).__module__}.{type(error).__qualname__}"
+
+
+def handler_context(
+    workflow: WorkflowRecord,
+    item: WorkItemRecord,
+    *,
+    state_access: StateAccess,
+    run_blocking: Callable[..., Any],
+    clock: Clock,
+    secrets: Mapping[str, Any],
+) -> Context:
+    """What the handler of ``item`` (in ``workflow``) gets. The handler runs while later
+    transactions change the instance, so it gets copies."""
+    info = Transaction.work_item_info(item)
+    info = msgspec.structs.replace(info, payload=plain(info.payload))
+    ctx = Context(
+        where=f"handler of work item {item.name!r}",
+        task=Transaction.task_info(workflow, item.task),
+        work_item=info,
+        parent=Transaction.workflow_info(workflow),
+        payload=workflow.payload,
+        outputs=dict(workflow.outputs),  # as they are now; values are copied when read
+        attempt=item.attempt,
+        idempotency_key=item.id,
+    )
+    ctx.last = workflow.last
+    ctx.state = state_access
+    ctx.run_blocking = run_blocking
+    ctx.clock = clock
+    if secrets:
+        ctx.secrets = secrets.get(workflow.name)
+    return ctx
+
+
+class HandlerActor(LoopActor):
+    """Runs ``handler(ctx)`` once, tells its parent the report its kind makes of the outcome
+    (``succeeded`` or ``failed``), and stops."""
+
+    what = "handler"
+    """What it runs, for the name of its task."""
+
+    def __init__(
+        self, handler: Callable[..., Any], ctx: Context, item_id: str, attempt: int = 0
+    ) -> None:
+        super().__init__()
+        self.handler = handler
+        self.ctx = ctx
+        self.item_id = item_id
+        self.attempt = attempt
+
+    def on_start(self) -> None:
+        self.create_task(self._run(), name=f"{self.what} {self.item_id}")
+
+    async def _run(self) -> None:
+        system = self.system
+        began_at = system.clock.now()
+        report: Message
+        try:
+            output = await call_user(self.handler, self.ctx, run_blocking=system.run_blocking)
+            report = self.succeeded(output, began_at)
+        except Exception as error:
+            report = self.failed(error, began_at)
+        parent = self.parent
+        if parent is not None:
+            # If the instance stopped meanwhile, recovery runs the handler again.
+            with contextlib.suppress(pykka.ActorDeadError):
+                parent.tell(report)
+        self.stop()
+
+    def succeeded(self, output: Any, began_at: float) -> Message:
+        """The report of a handler that returned ``output``."""
+        raise NotImplementedError
+
+    def failed(self, error: Exception, began_at: float) -> Message:
+        """The report of a handler that raised ``error``."""
+        raise NotImplementedError
+
+
+class WorkItemActor(HandlerActor):
+    """Runs one attempt of a work item's handler and reports ``WorkItemFinished``."""
+
+    what = "work item"
+
+    def succeeded(self, output: Any, began_at: float) -> WorkItemFinished:
+        return WorkItemFinished(
+            work_item_id=self.item_id,
+            attempt=self.attempt,
+            ok=True,
+            output=normalize(output),
+            began_at=began_at,
+        )
+
+    def failed(self, error: Exception, began_at: float) -> WorkItemFinished:
+        if isinstance(error, RetryRequested):
+            return WorkItemFinished(
+                work_item_id=self.item_id,
+                attempt=self.attempt,
+                ok=False,
+                error=error.error,
+                retry_after=error.delay,
+                began_at=began_at,
+            )
+        return WorkItemFinished(
+            work_item_id=self.item_id,
+            attempt=self.attempt,
+            ok=False,
+            error=f"{type(error).__name__}: {error}",
+            error_type=_class_name(error),
+            error_data=storable_attributes(error),
+            exception=error,
+            began_at=began_at,
+        )
+
+
+class ActionActor(HandlerActor):
+    """Runs a detached action's handler and reports ``ActionFinished``; the WorkflowActor records
+    it in the action's record: never as output, and never failing the run."""
+
+    what = "action"
+
+    def succeeded(self, output: Any, began_at: float) -> ActionFinished:
+        return ActionFinished(
+            work_item_id=self.item_id,
+            ok=True,
+            attempt=self.attempt,
+            started_at=began_at,
+            finished_at=self.system.clock.now(),
+        )
+
+    def failed(self, error: Exception, began_at: float) -> ActionFinished:
+        logger.warning("action %s failed: %s: %s", self.item_id, type(error).__name__, error)
+        return ActionFinished(
+            work_item_id=self.item_id,
+            ok=False,
+            error=f"{type(error).__name__}: {error}",
+            error_type=_class_name(error),
+            attempt=self.attempt,
+            started_at=began_at,
+            finished_at=self.system.clock.now(),
+        )

@@ -1,0 +1,457 @@
+"""The WorkflowActor: one root instance of a NetSpec, the unit of consistency and of persistence.
+
+A ``WorkflowActor`` owns one instance: the root workflow, its child workflows (composite tasks),
+their tasks and work items. It is a ``CoroutineActor``: it receives one typed union
+(``WorkflowMessage``: the ``WorkflowCommand``s, and the kernel's notices about its children),
+takes one message at a time from its one mailbox, and dispatches with one ``match``. Each
+command or report is one transaction: the cascade runs depth-first through the element
+operations, which report to each other with state-change messages; then the new snapshot is
+committed through the store's group commit; only then are the effects released (handlers
+spawned, timers armed) and the asker answered with the command's result. If anything raises,
+the state is restored from the last committed snapshot, so a failed call changes nothing. A
+``ReadCommitted`` query is answered at once, ahead of the messages that wait.
+
+Passivation: once nothing runs for an instance (no handler, no detached action out, no message
+waiting), its actor stops; the instance lives on in the store, and what can wake it (a timer, an
+event wait, a pause) is a durable row written with its snapshot. The runtime's instance
+directory activates it again, from the snapshot, when a message for it arrives. Each snapshot
+says whether the instance is ``runnable`` (has work to run now): only those are loaded at start.
+
+Why the elements of one instance are not each a mailbox actor: Tasquencer's cascade is atomic
+and depth-first (spec section 0); a task's policy must see its work item's change before
+anything else happens in the instance, and a refused or failing call must roll back all of it.
+Separate mailboxes would interleave cascades and leave half-applied changes to undo. So the
+instance is one actor, and the state-change messages between its elements are delivered by
+direct, ordered dispatch. User code runs in ``HandlerActor``s (``engine.handlers``), which
+report back with a message.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from cronflow_actors.calls import call_logged
+from cronflow_actors.engine.commands import apply
+from cronflow_actors.engine.context import WorkflowInfo
+from cronflow_actors.engine.handlers import ActionActor, WorkItemActor, handler_context
+from cronflow_actors.engine.registry import WorkflowRegistry
+from cronflow_actors.engine.state_access import StateAccess
+from cronflow_actors.engine.states import WorkItemState, WorkItemVerb, is_final
+from cronflow_actors.engine.timers import TimerService
+from cronflow_actors.engine.transaction import Transaction
+from cronflow_actors.errors import ActorSystemNotRunningError, RevisionConflictError
+from cronflow_actors.kernel import Clock, CoroutineActor, LoopActor
+from cronflow_actors.messages import (
+    ChildFailed,
+    ChildStopped,
+    Message,
+    Mutation,
+    SnapshotRecord,
+    decoder_for,
+    encode,
+)
+from cronflow_actors.messages.engine import (
+    ActionFinished,
+    CancelWorkflow,
+    DeliverEvent,
+    InitializeWorkItem,
+    InstanceState,
+    Principal,
+    ReadCommitted,
+    RedispatchActions,
+    StartWorkflow,
+    TimerFired,
+    WorkflowCommand,
+    WorkflowRecord,
+    WorkItemAction,
+    WorkItemFinished,
+    WorkItemRecord,
+    WorkItemStateChanged,
+)
+from cronflow_actors.net.spec import NetSpec
+from cronflow_actors.store import Store
+
+__all__ = ["EngineServices", "WorkflowActor", "WorkflowMessage", "decode_state"]
+
+logger = logging.getLogger(__name__)
+
+WorkflowMessage = WorkflowCommand | ReadCommitted | ChildFailed | ChildStopped
+"""Everything a WorkflowActor receives."""
+
+_state_decoder = decoder_for(InstanceState)
+
+
+def decode_state(body: bytes) -> InstanceState:
+    """An instance snapshot's body, decoded."""
+    state: InstanceState = _state_decoder.decode(body)
+    return state
+
+
+class EngineServices:
+    """What every WorkflowActor of a runtime shares.
+
+    ``on_finished(info, body, exception)`` hears of a root instance that ended, with its
+    committed snapshot body and, for a failure a handler raised in this process, the exception;
+    ``on_stopped(instance_id, ref)`` of an instance actor that stopped (finished, passivated or
+    failed); ``on_changes`` gets the state-change messages of every durable
+    transaction. ``passivate``: whether idle instances leave memory. ``secrets``: workflow
+    name -> what ``ctx.secrets`` is in that workflow's user code (kept by the runtime, which
+    may add to it; only in memory).
+    """
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        clock: Clock,
+        registry: WorkflowRegistry,
+        timers: TimerService,
+        on_finished: Callable[[WorkflowInfo, bytes, BaseException | None], None],
+        on_stopped: Callable[[str, Any], None],
+        on_changes: Callable[[list[Message]], None] | None = None,
+        tokens: Callable[[], str] | None = None,
+        passivate: bool = True,
+        secrets: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.secrets: Mapping[str, Any] = secrets if secrets is not None else {}
+        self.store = store
+        self.clock = clock
+        self.registry = registry
+        self.timers = timers
+        self.on_finished = on_finished
+        self.on_stopped = on_stopped
+        self.on_changes = on_changes
+        self.tokens = tokens
+        self.passivate = passivate
+        self.draining = False
+        """While draining, no new handler or action starts: work items that start stay started
+        in the snapshot and run on the next start."""
+
+
+class WorkflowActor(CoroutineActor):
+    """One root instance. Spawn it with no snapshot to start a new instance (its first command is
+    ``StartWorkflow``), or with the instance's snapshot to recover it. ``ask`` it a
+    ``WorkflowCommand``: the answer is the command's result, once its transaction is durable,
+    or the error that refused it (and changed nothing)."""
+
+    queries = frozenset({ReadCommitted})
+
+    def __init__(
+        self,
+        services: EngineServices,
+        instance_id: str,
+        root: NetSpec,
+        snapshot: SnapshotRecord | None = None,
+    ) -> None:
+        super().__init__()
+        self.services = services
+        self.instance_id = instance_id
+        self.root = root
+        self._committed: SnapshotRecord | None = snapshot
+        self._body: bytes | None = snapshot.body if snapshot is not None else None
+        self._created_at = snapshot.created_at if snapshot is not None else 0.0
+        self._stale = False
+        self._specs: dict[tuple[str, ...], NetSpec] = {(): root}
+        self._handler_refs: dict[str, Any] = {}  # work item id -> its WorkItemActor's ref
+        self._raised: dict[str, BaseException] = {}
+        """Work item id -> the exception its handler raised (final failures, this process)."""
+        self._state_access = StateAccess(services.store, services.clock, f"workflow:{root.name}")
+        self.state = self._restored()
+        self._busy = self._busy_items()
+        """Started automated work items: while any is unrecorded, the instance is runnable."""
+
+    # -- lifecycle and messages ------------------------------------------------------------------
+
+    def on_start(self) -> None:
+        if self._body is None:
+            return
+        # recovered: run again what had started but was not recorded; actions still out are
+        # recorded as dispatched again (or failed, durable=False), then dispatched, before
+        # anything else happens here
+        for item in self.state.work_items.values():
+            if item.state == WorkItemState.STARTED:
+                self._spawn_handler(item.id, item.attempt)
+        if self.state.actions:
+            self.tell_self_first(RedispatchActions())
+        self._stop_if_idle()  # loaded for nothing (a database from before passivation)
+
+    def on_stop(self) -> None:
+        self.services.on_stopped(self.instance_id, self.actor_ref)
+
+    def on_query(self, message: ReadCommitted) -> SnapshotRecord | None:
+        return self._committed
+
+    def on_idle(self) -> None:
+        self._stop_if_idle()
+
+    async def handle(self, message: WorkflowMessage) -> Any:
+        match message:
+            case (
+                StartWorkflow()
+                | InitializeWorkItem()
+                | WorkItemAction()
+                | CancelWorkflow()
+                | DeliverEvent()
+            ):
+                return await self._transact(message)
+            case WorkItemFinished() | TimerFired() | ActionFinished() | RedispatchActions():
+                # a report (told, so nobody hears an error): a failure to apply it is recorded
+                # in a transaction of its own
+                if isinstance(message, WorkItemFinished):
+                    self._handler_finished(message)
+                try:
+                    await self._transact(message)
+                except Exception as error:
+                    await self._after_internal_failure(message, error)
+            case ChildFailed(child_urn=urn):
+                logger.error("%s: %s failed: %s", self, message.child_class, message.error_message)
+                for item_id, ref in list(self._handler_refs.items()):
+                    if ref.actor_urn == urn:
+                        del self._handler_refs[item_id]
+            case ChildStopped():
+                pass
+            case ReadCommitted():  # a query, answered by on_query before it gets here
+                return self._committed
+            case _:
+                LoopActor.on_receive(self, message)  # logs what it does not know
+        return None
+
+    def _handler_finished(self, report: WorkItemFinished) -> None:
+        self._handler_refs.pop(report.work_item_id, None)
+        if report.exception is not None and report.retry_after is None:
+            self._raised[report.work_item_id] = report.exception
+
+    def _stop_if_idle(self) -> None:
+        """Stop once nothing is left to do here: a finished (or never started) instance, or,
+        with passivation, one that only waits. The store holds it from here on, and the
+        directory activates it again from its snapshot when a message for it arrives. The stop
+        is immediate (not a message), so nothing can reach this actor after the check."""
+        if self.mailbox_depth or self.actor_stopped.is_set():
+            return
+        root = self.state.workflows.get(self.instance_id)
+        finished = root is None or is_final(root.state)
+        idle = not self._handler_refs and not self.state.actions
+        if self._stale or (idle and (finished or self.services.passivate)):
+            self.stop_now()
+
+    # -- transactions ------------------------------------------------------------------------------
+
+    def _transact(self, command: WorkflowCommand) -> Awaitable[Any]:
+        """Carry out ``command`` (a ``WorkflowCommand``) as one transaction."""
+        return self._transact_with(
+            lambda tx: apply(tx, command, self.root), getattr(command, "principal", None)
+        )
+
+    async def _transact_with(
+        self, body: Callable[[Transaction], Awaitable[Any]], principal: Principal | None = None
+    ) -> Any:
+        tx = Transaction(
+            self.state,
+            now=self.services.clock.now(),
+            spec_of=self._spec_of,
+            principal=principal,
+            state_access=self._state_access,
+            tokens=self.services.tokens,
+            secrets=self.services.secrets,
+        )
+        root = self.state.workflows.get(self.instance_id)
+        was_final = root is not None and is_final(root.state)
+        try:
+            result = await body(tx)
+            if tx.writes():
+                await self._commit(tx)
+        except BaseException as error:
+            if isinstance(error, RevisionConflictError):
+                # Another writer got there first: this copy is stale. Stop once this turn is
+                # over; the next message activates the instance afresh from the store.
+                self._stale = True
+            self.state = self._restored()
+            self._busy = self._busy_items()
+            raise
+        self._release(tx, was_final=was_final)
+        return result
+
+    async def _commit(self, tx: Transaction) -> None:
+        state = self.state
+        state.revision += 1
+        if state.revision == 1:
+            self._created_at = tx.now
+        busy = self._busy_after(tx)
+        body = encode(state)
+        root = state.workflows[state.id]
+        final = is_final(root.state)
+        # an instance with actions still out is runnable: they are dispatched again after a crash
+        runnable = bool(busy or state.actions)
+        status = str(root.state) if final else ("running" if runnable else "waiting")
+        snapshot = SnapshotRecord(
+            instance_id=state.id,
+            workflow=state.workflow,
+            version=state.version,
+            status=status,
+            terminal=final and not state.actions,
+            revision=state.revision,
+            updated_at=tx.now,
+            created_at=self._created_at,
+            runnable=runnable,
+            body=body,
+        )
+        await self.services.store.commit(
+            Mutation(
+                snapshot=snapshot,
+                journal=tuple(tx.journal),
+                timers_set=tuple(tx.timers_set.values()),
+                timers_cancel=tuple(tx.timers_cancel),
+                waits_set=tuple(tx.waits_set.values()),
+                waits_end=tuple(tx.waits_end),
+                dequeued=tuple(tx.dequeued),
+            )
+        )
+        self._committed = snapshot
+        self._body = body
+        self._busy = busy
+
+    def _automated(self, item: WorkItemRecord) -> bool:
+        definition = self._definition(item)
+        return definition.handler is not None and not definition.detached
+
+    def _busy_items(self) -> set[str]:
+        return {
+            item.id
+            for item in self.state.work_items.values()
+            if item.state == WorkItemState.STARTED and self._automated(item)
+        }
+
+    def _busy_after(self, tx: Transaction) -> set[str]:
+        """The started automated items once ``tx`` is applied: an item becomes busy only by
+        starting (every start of an automated item asks for its handler in ``tx.handlers``),
+        and stops being busy by leaving ``started``."""
+        busy = self._busy
+        if not busy and not tx.handlers:
+            return busy
+        items = self.state.work_items
+        after = {i for i in busy if items[i].state == WorkItemState.STARTED}
+        for item_id, _attempt in tx.handlers:
+            if items[item_id].state == WorkItemState.STARTED:
+                after.add(item_id)
+        return after
+
+    def _release(self, tx: Transaction, *, was_final: bool) -> None:
+        """Effects of a durable transaction."""
+        for item_id, attempt in tx.handlers:
+            self._spawn_handler(item_id, attempt)
+        for item_id in tx.actions:
+            self._dispatch_action(item_id)
+        timers = self.services.timers
+        for timer_id in tx.timers_cancel:
+            timers.disarm(timer_id)
+        for record in tx.timers_set.values():
+            timers.arm(record)
+        for change in tx.changes:
+            # a handler whose item was canceled or reset meanwhile is stopped (its task cancelled)
+            if (
+                isinstance(change, WorkItemStateChanged)
+                and change.prev == WorkItemState.STARTED
+                and change.next in (WorkItemState.CANCELED, WorkItemState.INITIALIZED)
+            ):
+                running = self._handler_refs.pop(change.work_item_id, None)
+                if running is not None:
+                    running.stop(block=False)
+        for callback in tx.after_commit:
+            # a task of the system, not of this actor: a passivating instance does not cut it
+            self.system.create_task(
+                call_logged(callback, what="a callback after a commit"), name="after commit"
+            )
+        if tx.changes and self.services.on_changes is not None:
+            self.services.on_changes(tx.changes)
+        root = self.state.workflows.get(self.instance_id)
+        if root is not None and is_final(root.state) and not was_final and self._body:
+            raised = self._raised.get(root.error_cause) if root.error_cause else None
+            self.services.on_finished(Transaction.workflow_info(root), self._body, raised)
+
+    async def _after_internal_failure(self, command: Any, error: Exception) -> None:
+        """A handler's result or a timer could not be applied because user code raised: the
+        work item fails with that error (or the job is dropped), in a transaction of its own."""
+        logger.warning("%s: %r could not be applied: %r", self, command, error)
+        reason = f"{type(error).__name__}: {error}"
+        try:
+            if isinstance(command, WorkItemFinished):
+                item = self.state.work_items.get(command.work_item_id)
+                if item is not None and item.state == WorkItemState.STARTED:
+                    await self._transact(
+                        WorkItemAction(
+                            action=WorkItemVerb.FAIL, work_item_id=item.id, payload=reason
+                        )
+                    )
+            elif isinstance(command, TimerFired) and command.timer_id in self.state.jobs:
+
+                async def drop(tx: Transaction) -> None:
+                    tx.drop_job(command.timer_id)
+
+                await self._transact_with(drop)
+        except Exception:
+            logger.exception("%s: could not record the failure of %r", self, command)
+
+    # -- helpers -----------------------------------------------------------------------------------
+
+    def _restored(self) -> InstanceState:
+        if self._body is None:
+            return InstanceState(
+                id=self.instance_id, workflow=self.root.name, version=self.root.version
+            )
+        return decode_state(self._body)
+
+    def _spec_of(self, workflow: WorkflowRecord) -> NetSpec:
+        spec = self._specs.get(workflow.path)
+        if spec is None:
+            spec = self._specs[workflow.path] = self.root.descendant(workflow.path)
+        return spec
+
+    def _handler_context(self, item: WorkItemRecord) -> Any:
+        return handler_context(
+            self.state.workflows[item.workflow_id],
+            item,
+            state_access=self._state_access,
+            run_blocking=self.system.run_blocking,
+            clock=self.services.clock,
+            secrets=self.services.secrets,
+        )
+
+    def _definition(self, item: WorkItemRecord) -> Any:
+        workflow = self.state.workflows[item.workflow_id]
+        return self._spec_of(workflow).tasks[item.task].work_item
+
+    def _spawn_handler(self, item_id: str, attempt: int) -> None:
+        if self.services.draining:
+            return
+        item = self.state.work_items[item_id]
+        if item.state != WorkItemState.STARTED or item.attempt != attempt:
+            return
+        handler = self._definition(item).handler
+        if handler is None:
+            return
+        ctx = self._handler_context(item)
+        ref = self._spawn(WorkItemActor, handler, ctx, item.id, attempt)
+        if ref is not None:
+            self._handler_refs[item.id] = ref
+
+    def _dispatch_action(self, item_id: str) -> None:
+        if self.services.draining:
+            return  # it stays out in the snapshot: the next start dispatches it again
+        item = self.state.work_items[item_id]
+        record = self.state.action_records.get(item_id)
+        attempt = record.attempts if record is not None else 0
+        ctx = self._handler_context(item)
+        if attempt:
+            ctx.attempt = attempt  # the action's dispatch, 2 and more after restarts
+        handler = self._definition(item).handler
+        self._spawn(ActionActor, handler, ctx, item.id, attempt)
+
+    def _spawn(self, kind: type[LoopActor], *args: Any) -> Any:
+        try:
+            return self.system.spawn(kind, *args, parent=self.actor_ref)
+        except ActorSystemNotRunningError:
+            # The system stops while this actor takes the messages sent before the stop: the
+            # work stays started (or out) in the snapshot, and runs on the next start.
+            return None

@@ -1,0 +1,89 @@
+"""What every method of a ``cf.define(...)`` chain shares: the nodes recorded so far (an open
+``if_`` block on a stack), the problems found so far, and the helpers that add a node, amend
+the last one and read a duration. ``Flow`` and its method groups (``flow/branching.py``,
+``flow/trigger_methods.py``) build on it."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Self
+
+import msgspec
+
+from cronflow_actors.flow.nodes import IfNode, Node, walk
+from cronflow_actors.net.durations import parse_duration
+
+if TYPE_CHECKING:
+    from cronflow_actors.flow.compiled import CompiledFlow
+
+__all__ = ["Chain"]
+
+
+class Chain:
+    """The recording state of a flow's chain (calls only record; ``build()`` checks)."""
+
+    id: str
+
+    def __init__(self) -> None:
+        self._root: list[Node] = []
+        self._stack: list[tuple[IfNode, list[Node]]] = []
+        self._problems: list[str] = []
+        self._compiled: CompiledFlow | None = None
+        """The last compilation, dropped by any change to the chain."""
+
+    def _changed(self) -> None:
+        self._compiled = None
+
+    def _current(self) -> list[Node]:
+        return self._stack[-1][1] if self._stack else self._root
+
+    def _add(self, node: Node) -> Self:
+        self._changed()
+        self._current().append(node)
+        return self
+
+    def _count(self) -> int:
+        return sum(1 for _ in walk(self._root))
+
+    def _amend(self, what: str, kinds: tuple[type[Node], ...], **change: Any) -> Self:
+        nodes = self._current()
+        if not nodes or not isinstance(nodes[-1], kinds):
+            allowed = ", ".join(f".{k.__name__.removesuffix('Node').lower()}()" for k in kinds)
+            self._problems.append(
+                f".{what}() must follow one of {allowed}; it follows {_describe(nodes)}"
+            )
+            return self
+        if change:
+            self._changed()
+            nodes[-1] = msgspec.structs.replace(nodes[-1], **change)
+        return self
+
+    def _option(self, value: Any, kind: type, what: str) -> Any:
+        if value is not None and not isinstance(value, kind):
+            self._problems.append(f"{what} must be a cf.{kind.__name__}(...), got {value!r}")
+            return None
+        return value
+
+    def _seconds(
+        self,
+        value: float | str | None,
+        what: str,
+        *,
+        problems: list[str] | None = None,
+        report: bool = True,
+    ) -> float | None:
+        if value is None:
+            return None
+        try:
+            return parse_duration(value, what)
+        except ValueError as error:
+            if problems is not None:
+                problems.append(str(error))
+            elif report:
+                self._problems.append(str(error))
+            return None
+
+
+def _describe(nodes: list[Node]) -> str:
+    if not nodes:
+        return "nothing"
+    return f"{type(nodes[-1]).__name__.removesuffix('Node').lower()} {nodes[-1].id!r}"

@@ -1,0 +1,63 @@
+"""What the compiler checks in a flow's nodes before it compiles them: unique step ids, ids
+clear of the compiler's own names, functions where functions go, valid options."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from cronflow_actors.flow import nodes as n
+
+__all__ = ["LOG_LEVELS", "RESERVED", "node_problems", "step_ids"]
+
+RESERVED = (":", "#")
+"""Characters the compiler's own task names hold (``if:x``, ``log#3``) and step ids may not."""
+LOG_LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
+
+
+def step_ids(nodes: Iterable[n.Node], problems: list[str]) -> frozenset[str]:
+    """The ids of every node (``if_`` branches included); a duplicate id, an id with a
+    reserved character or a node's own problem goes to ``problems``."""
+    seen: set[str] = set()
+    for node in n.walk(nodes):
+        if node.id in seen:
+            problems.append(f"step id {node.id!r} is used twice; step ids must be unique")
+        # the ids of cancel and log nodes are the builder's
+        named_by_user = not isinstance(node, n.CancelNode | n.LogNode)
+        if named_by_user and isinstance(node.id, str) and any(m in node.id for m in RESERVED):
+            problems.append(
+                f"step id {node.id!r} holds ':' or '#', which are kept for the engine's own "
+                "names; use letters, digits, '-', '_' or '.'"
+            )
+        seen.add(node.id)
+        problems.extend(node_problems(node))
+    return frozenset(seen)
+
+
+def node_problems(node: n.Node) -> list[str]:
+    """What is wrong with one node's own options (functions, retry, cache, breaker)."""
+    found = []
+    where = f"{type(node).__name__.removesuffix('Node').lower()} {node.id!r}"
+    for field in ("handler", "condition", "items", "filter", "validate", "on_pause", "on_timeout"):
+        value = getattr(node, field, None)
+        if value is not None and not callable(value):
+            found.append(f"{where}: {field} must be a function, got {value!r}")
+    for field in ("message", "description", "approval_url", "duration"):
+        value = getattr(node, field, None)
+        if value is not None and not (callable(value) or isinstance(value, str)):
+            found.append(f"{where}: {field} must be a string or a function, got {value!r}")
+    for fallback in node.on_error:
+        if not callable(fallback):
+            found.append(f"{where}: on_error must be a function, got {fallback!r}")
+    for handler in getattr(node, "handlers", ()):
+        if not callable(handler):
+            found.append(f"{where}: every function must be callable, got {handler!r}")
+    for branch in getattr(node, "branches", ()):
+        if branch.condition is not None and not callable(branch.condition):
+            found.append(f"{where}: the condition of {branch.name!r} must be a function")
+    for option in ("retry", "cache", "circuit_breaker"):
+        value = getattr(node, option, None)
+        if value is not None:
+            found.extend(value.problems(where))
+    if isinstance(node, n.LogNode) and node.level not in LOG_LEVELS:
+        found.append(f"{where}: level must be one of {list(LOG_LEVELS)}, got {node.level!r}")
+    return found

@@ -1,0 +1,86 @@
+"""The trigger envelope: how a flow run's trigger is stored as its workflow's payload.
+
+Every run of a flow (and every subflow and per-item child it starts) is started with a
+``TriggerEnvelope``: the user's payload and how it came (headers, trigger kind, path
+parameters, the raw body, the run it replays). It is stored as the map it encodes to, the same
+bytes the dict envelope of earlier versions was, so runs stored by them load and read the same.
+
+Reading a stored payload back (``read_envelope``) decodes that map as the Struct: the user's
+payload is a field of it, whatever keys it has itself. A stored payload that does not decode
+is one stored bare (a net start of a flow by an earlier version), read as the payload itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import msgspec
+
+__all__ = ["EMPTY", "TriggerEnvelope", "flow_payload", "open_envelope", "read_envelope"]
+
+EMPTY = ":empty"
+"""The stored name of ``TriggerEnvelope.empty``: a per-item flow's payload for an empty list."""
+
+
+class TriggerEnvelope(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """A flow run's trigger, as stored (field order and omitted defaults keep the bytes of the
+    dict envelope earlier versions wrote)."""
+
+    payload: Any
+    """The payload the run was started with, as given."""
+    headers: dict[str, str]
+    """The request headers a webhook keeps (``ctx.trigger.headers``)."""
+    kind: str
+    """How the run started: ``manual``, ``webhook``, ``schedule``, ``event``, ``poll``,
+    ``subflow``, ``for_each``, ``batch``, ..."""
+    params: dict[str, str] = msgspec.field(default_factory=dict)
+    """A webhook's path parameters."""
+    raw_body: bytes | None = None
+    """The exact request body (a webhook with ``parse_raw_body=True``)."""
+    replay_of: str | None = None
+    """The run this one replays."""
+    rest: list[Any] | None = None
+    """A ``batch`` child's chunks still to run after this one."""
+    empty: bool = msgspec.field(default=False, name=EMPTY)
+    """A per-item child started for an empty list: it ends at once."""
+
+
+def flow_payload(
+    payload: Any,
+    *,
+    headers: Mapping[str, str] | None = None,
+    kind: str = "manual",
+    params: Mapping[str, str] | None = None,
+    raw_body: bytes | None = None,
+    replay_of: str | None = None,
+) -> TriggerEnvelope:
+    """The envelope a flow run is started with (``replay_of``: the run it replays)."""
+    return TriggerEnvelope(
+        payload=payload,
+        headers=dict(headers or {}),
+        kind=kind,
+        params=dict(params or {}),
+        raw_body=bytes(raw_body) if raw_body is not None else None,
+        replay_of=replay_of,
+    )
+
+
+def read_envelope(stored: Any) -> TriggerEnvelope | None:
+    """The envelope a stored flow payload holds; None for a payload stored bare."""
+    if type(stored) is TriggerEnvelope:
+        return stored
+    if type(stored) is not dict:
+        return None
+    try:
+        return msgspec.convert(stored, TriggerEnvelope)
+    except msgspec.ValidationError:
+        return None
+
+
+def open_envelope(stored: Any) -> TriggerEnvelope:
+    """The envelope a stored flow payload holds, or a manual one around a payload stored bare."""
+    envelope = read_envelope(stored)
+    if envelope is None:
+        return TriggerEnvelope(payload=stored, headers={}, kind="manual")
+    return envelope

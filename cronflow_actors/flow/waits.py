@@ -1,0 +1,130 @@
+"""The constructs that wait, as work items: ``sleep`` and ``delay`` (completed by a durable
+timer), ``wait_for_event`` (completed by a matching event, or failed by its timeout) and
+``human_in_the_loop`` / ``pause`` (completed by ``resume(token)`` or as timed out)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cronflow_actors.calls import settle
+from cronflow_actors.flow import nodes as n
+from cronflow_actors.flow.context import FlowContext
+from cronflow_actors.flow.handlers import describe
+from cronflow_actors.messages import plain
+from cronflow_actors.net import builder as net
+from cronflow_actors.net import jobs
+from cronflow_actors.net.durations import parse_duration
+from cronflow_actors.net.spec import WaitSpec
+
+__all__ = ["auto_start", "event_task", "human_task", "sleeper", "timeout_record"]
+
+
+def timeout_record(seconds: float) -> dict[str, Any]:
+    """A human step's output when its pause times out (the resume token is not kept: it is a
+    secret, dead or not)."""
+    return {
+        "approved": False,
+        "reason": f"timeout: no response within {seconds:g} s",
+        "approved_by": "system",
+        "status": "timeout",
+        "timed_out": True,
+        "payload": None,
+    }
+
+
+def auto_start(ctx: Any) -> None:
+    ctx.work_item.start()
+
+
+def sleeper(name: str, node: n.SleepNode, step_ids: frozenset[str]) -> net.WorkItemBuilder:
+    """A work item completed by a durable timer of ``node.seconds`` or ``duration(ctx)``."""
+    seconds, duration = node.seconds, node.duration
+
+    async def wake(ctx: Any) -> None:
+        wait = seconds
+        if duration is not None:
+            try:
+                given = await settle(duration(FlowContext.of(ctx, step_ids)))
+                wait = parse_duration(given, f"{node.kind} {node.id!r} duration")
+            except Exception as error:  # the step fails with it, as a handler's would
+                failed = jobs.fail_work_item(ctx.work_item.id, describe(error))
+                ctx.register_scheduled(0, failed)
+                return
+        ctx.register_scheduled(wait or 0.0, jobs.complete_work_item(ctx.work_item.id))
+
+    return net.work_item(name, kind=node.kind, sets_last=False).activities(
+        on_initialized=auto_start, on_started=wake
+    )
+
+
+def event_task(node: n.EventNode, step_ids: frozenset[str]) -> net.TaskBuilder:
+    """A work item completed by the first ``publish_event(node.event)`` its filter accepts."""
+    timeout, user_filter, validate = node.timeout, node.filter, node.validate
+
+    def arm(ctx: Any) -> None:
+        if timeout is not None:
+            error = f"timed out after {timeout:g} s waiting for event {node.event!r}"
+            ctx.register_scheduled(timeout, jobs.fail_work_item(ctx.work_item.id, error))
+
+    def accept(ctx: Any, payload: Any) -> Any:
+        return user_filter(payload, FlowContext.of(ctx, step_ids))
+
+    async def check(ctx: Any, payload: Any) -> Any:
+        verdict = await settle(validate(payload, FlowContext.of(ctx, step_ids)))
+        if verdict is True:
+            return True
+        return verdict if isinstance(verdict, str) and verdict else "refused by validate()"
+
+    wait = WaitSpec(
+        kind="event",
+        event=node.event,
+        accept=accept if user_filter is not None else None,
+        check=check if validate is not None else None,
+        timeout=timeout,
+    )
+    item = net.work_item(node.id, kind="event", wait=wait)
+    item.activities(on_initialized=auto_start, on_started=arm)
+    return net.task(item)
+
+
+def human_task(node: n.HumanNode, step_ids: frozenset[str]) -> net.TaskBuilder:
+    """A manual work item completed by ``resume(token, payload)``, or as timed out."""
+
+    async def details(ctx: Any) -> dict[str, Any]:
+        fctx = FlowContext.of(ctx, step_ids)
+        description, url = node.description, node.approval_url
+        if callable(description):
+            description = await settle(description(fctx))
+        if callable(url):
+            url = await settle(url(fctx, ctx.work_item.token))  # the pause's new token
+        found = {"description": str(description or ""), "metadata": dict(node.metadata)}
+        if url is not None:
+            found["approval_url"] = str(url)
+        return found
+
+    def pause(ctx: Any) -> None:
+        token = ctx.work_item.info.token
+        if node.timeout is not None:
+            record = timeout_record(node.timeout)
+            job = jobs.complete_work_item(ctx.work_item.id, record)
+            ctx.register_scheduled(node.timeout, job)
+        if node.on_pause is not None:
+            fctx = FlowContext.of(ctx, step_ids)
+            ctx.after_commit(lambda: node.on_pause(fctx, token))
+
+    def enabled(ctx: Any) -> None:
+        # The pause keeps what came before it: on_timeout sees that as ctx.last.
+        ctx.work_item.initialize({"paused_after": ctx.last})
+
+    def finished(ctx: Any) -> None:
+        output = ctx.work_item.info.output
+        if node.on_timeout is not None and isinstance(output, dict) and output.get("timed_out"):
+            fctx = FlowContext.of(ctx, step_ids)
+            fctx.last = plain((ctx.work_item.payload or {}).get("paused_after"))
+            ctx.after_commit(lambda: node.on_timeout(fctx))
+
+    wait = WaitSpec(kind="pause", details=details, timeout=node.timeout)
+    item = net.work_item(node.id, kind=node.kind, wait=wait).activities(
+        on_initialized=auto_start, on_started=pause, on_completed=finished
+    )
+    return net.task(item).activities(on_enabled=enabled)

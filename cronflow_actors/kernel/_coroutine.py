@@ -1,0 +1,209 @@
+"""CoroutineActor: a LoopActor whose handler is a coroutine, run one message at a time.
+
+A LoopActor's handlers are plain calls. Some actors must await while they handle a message (a
+workflow instance awaits its commit) and must still take one message at a time, because the
+next message has to see what the last one did. A CoroutineActor has one mailbox and nothing
+else that queues: while ``handle`` awaits, later messages wait in the inbox, so
+``mailbox_depth`` counts them, and an ``ask`` resolves to what ``handle`` returned (or raised)
+once it is done, with one await.
+
+The messages are taken by one task per busy period (the actor's *turn*), started when a message
+arrives at an idle actor and ending when the inbox is empty. pykka's own messages (stop, proxy
+calls) take their turn in order too: ``ref.stop()`` stops the actor after the messages before it.
+
+Queries are the one exception: messages whose type is in ``queries`` jump the queue and are
+answered at once by ``on_query``, a plain method, even while a handler awaits. They must only
+read the actor's state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from collections import deque
+from typing import Any, ClassVar
+
+import pykka
+from pykka._envelope import Envelope
+from pykka.messages import ProxyCall, ProxyGetAttr, ProxySetAttr, _ActorStop
+
+from cronflow_actors.kernel._actor import LoopActor
+from cronflow_actors.kernel._mailbox import LoopInbox
+
+__all__ = ["CoroutineActor"]
+
+logger = logging.getLogger("cronflow_actors.kernel")
+
+_PYKKA_MESSAGES = frozenset({_ActorStop, ProxyCall, ProxyGetAttr, ProxySetAttr})
+
+# Messages per turn before the turn lets other tasks run, for handlers that never suspend.
+_BURST = 512
+
+
+class _TurnInbox(LoopInbox):
+    """A LoopInbox with a second lane for queries, which are answered before anything else."""
+
+    __slots__ = ("queries", "urgent")
+
+    def __init__(self, queries: frozenset[type[Any]]) -> None:
+        super().__init__()
+        self.queries = queries
+        self.urgent: deque[Envelope[Any]] = deque()
+
+    def put(self, envelope: Envelope[Any], /) -> None:
+        if type(envelope.message) in self.queries:
+            self.urgent.append(envelope)
+        else:
+            self.queue.append(envelope)
+        self.wake(envelope)
+
+    def get(self) -> Envelope[Any]:
+        return self.urgent.popleft() if self.urgent else self.queue.popleft()
+
+    def empty(self) -> bool:
+        return not self.urgent and not self.queue
+
+    def __len__(self) -> int:
+        return len(self.urgent) + len(self.queue)
+
+
+class CoroutineActor(LoopActor):
+    """A LoopActor that handles each message with ``await self.handle(message)``, one at a time,
+    in the order they arrived.
+
+    - ``ask`` resolves to ``handle``'s result or exception (logged at debug level only); a
+      told message whose handler raises stops the actor with ``on_failure``, as in pykka.
+    - ``on_idle()`` runs in the actor's turn after a message when no other waits.
+    - Asks that wait when the actor stops, and the ask whose handler a stop cancels, fail with
+      ``ActorDeadError``.
+    """
+
+    queries: ClassVar[frozenset[type[Any]]] = frozenset()
+    """Message types answered at once by ``on_query``, ahead of the messages that wait."""
+
+    actor_inbox: _TurnInbox
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._turn: asyncio.Task[None] | None = None
+
+    @classmethod
+    def _create_actor_inbox(cls) -> _TurnInbox:
+        return _TurnInbox(cls.queries)
+
+    @property
+    def mailbox_depth(self) -> int:
+        """Messages waiting in the inbox (not the one being handled)."""
+        return len(self.actor_inbox)
+
+    async def handle(self, message: Any) -> Any:
+        """Handle one message (not a query); the default is ``LoopActor.on_receive``'s (drop
+        ``ChildStopped``, log ``ChildFailed`` and anything else)."""
+        return LoopActor.on_receive(self, message)
+
+    def on_query(self, message: Any) -> Any:
+        """Answer a message whose type is in ``queries``, at once; it must not change state."""
+        return LoopActor.on_receive(self, message)
+
+    def on_idle(self) -> None:
+        """Runs in the actor's turn after a message when no other waits (e.g. to stop); if it
+        raises, the actor fails."""
+
+    def tell_self_first(self, message: Any) -> None:
+        """Put ``message`` at the head of this actor's own inbox, ahead of the messages that
+        wait: for work the actor owes itself before anything else (from ``on_start``, a
+        handler or ``on_idle``)."""
+        envelope: Envelope[Any] = Envelope(message)
+        self.actor_inbox.queue.appendleft(envelope)
+        self.actor_inbox.wake(envelope)
+
+    # -- the drain and the turn -------------------------------------------------------------------
+
+    def _handle_receive(self, message: Any) -> Any:
+        if type(message) in _PYKKA_MESSAGES:
+            return pykka.Actor._handle_receive(self, message)
+        return self.on_query(message)
+
+    def _drain(self) -> None:
+        if not self._started:
+            self._started = True
+            self._actor_loop_setup()
+        inbox = self.actor_inbox
+        stopped = self.actor_stopped
+        urgent = inbox.urgent
+        while urgent and not stopped._set:
+            self._process(urgent.popleft())
+        if inbox.queue and self._turn is None and not stopped._set:
+            self._turn = self.create_task(self._take_turns(), name=f"turn of {self}")
+        self._scheduled = False
+        if stopped._set and self._turn is None:
+            self._let_go()
+        self._in_flight.done()
+
+    async def _take_turns(self) -> None:
+        queue = self.actor_inbox.queue
+        stopped = self.actor_stopped
+        budget = _BURST
+        try:
+            while queue and not stopped._set:
+                envelope = queue.popleft()
+                message = envelope.message
+                if type(message) in _PYKKA_MESSAGES:
+                    self._process(envelope)
+                else:
+                    # _handle_one, written out: one coroutine frame less on every message
+                    reply_to = envelope.reply_to
+                    try:
+                        result = await self.handle(message)
+                    except BaseException:
+                        if not self._handler_failed(reply_to):
+                            raise
+                    else:
+                        if reply_to is not None:
+                            reply_to.set(result)
+                if not queue and not stopped._set:
+                    try:
+                        self.on_idle()
+                    except Exception:
+                        self._handler_raised(None)
+                budget -= 1
+                if not budget:
+                    budget = _BURST
+                    await asyncio.sleep(0)
+        finally:
+            self._turn = None
+            if stopped._set:
+                self._let_go()
+            elif queue and not self._scheduled:
+                self._schedule_drain()  # the turn was cancelled, not the actor: go on
+
+    def _handler_failed(self, reply_to: pykka.Future[Any] | None) -> bool:
+        """``handle`` raised (called in the ``except`` block); False if the turn must end with
+        the exception: a stop cancelled it, or a KeyboardInterrupt or SystemExit."""
+        error = sys.exc_info()[1]
+        if isinstance(error, asyncio.CancelledError):
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                if reply_to is not None:
+                    dead = pykka.ActorDeadError(f"{self} stopped while handling the message")
+                    reply_to.set_exception((pykka.ActorDeadError, dead, None))
+                return False
+            # else: let out by the handler, not a stop of ours: an error like any other
+        elif not isinstance(error, Exception):
+            self._handler_aborted()
+            return False
+        if reply_to is not None:
+            # The answer, for the asker to handle (a refused command is an ordinary answer
+            # here): logged without the traceback pykka logs for it.
+            logger.debug("%s answers %r", self, error)
+            reply_to.set_exception()
+        else:
+            self._handler_raised(None)
+        return True
+
+    def _let_go(self) -> None:
+        """The actor has stopped and no turn runs: answer what waits, and let go of the inbox
+        (a message that still arrives is answered by the inbox itself)."""
+        self._actor_loop_teardown()
+        self.actor_inbox.actor = None

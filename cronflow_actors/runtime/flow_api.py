@@ -1,0 +1,138 @@
+"""The Cronflow-style API of ``Runtime``: runs of registered flows (trigger, wait, inspect,
+list, cancel, replay), human pauses, events, and what the registered flows say of themselves.
+Each call goes to the part that does it (``runs``, ``run_views``, ``pauses``, ``events``,
+``replays``, ``catalog``)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import Any
+
+from cronflow_actors.flow.envelope import open_envelope
+from cronflow_actors.messages.engine import StartWorkflow
+from cronflow_actors.runtime.catalog import WorkflowDescription
+from cronflow_actors.runtime.events import PublishResult
+from cronflow_actors.runtime.net_api import NetMethods
+from cronflow_actors.runtime.pages import Page
+from cronflow_actors.runtime.pauses import PausedRun
+from cronflow_actors.runtime.run_views import RunInfo, RunResult
+
+__all__ = ["FlowMethods"]
+
+
+class FlowMethods(NetMethods):
+    """Runs, pauses and events of ``Runtime`` (which inherits them); a run is a net instance,
+    so these build on the net API."""
+
+    async def _start_run(
+        self, name: str, payload: Any, instance_id: str | None, dequeued: bool
+    ) -> str:
+        """A run of a flow (``dequeued``: taken off its concurrency queue in the same
+        transaction). Callers have waited for the flow's recovery (``Runs.trigger``), or are
+        part of it (the queue's restore)."""
+        self._check_running("start a run")
+        spec = None
+        if instance_id is not None:
+            spec = self.replays.spec_for(instance_id, name, None)
+        if spec is None:
+            spec = self.registry.for_new_instance(name)
+        trigger = open_envelope(payload).kind
+        command = StartWorkflow(payload=payload, dequeued=dequeued, trigger=trigger)
+        return await self.instances.start(spec, command, instance_id)
+
+    async def trigger(
+        self,
+        workflow: str,
+        payload: Any = None,
+        *,
+        headers: Mapping[str, str] | None = None,
+        instance_id: str | None = None,
+    ) -> str:
+        """Start a run of a registered flow; returns its id once the start is durable (it does
+        not wait for the run). ``instance_id`` makes it idempotent (``InstanceExistsError``
+        when that id is taken). A flow at its concurrency limit queues the run instead."""
+        return await self.runs.trigger(workflow, payload, headers=headers, instance_id=instance_id)
+
+    async def wait(
+        self,
+        run_id: str,
+        timeout: float | None = None,  # noqa: ASYNC109 - a limit, as in asyncio.wait_for
+    ) -> RunResult:
+        """The run's ``RunResult`` once it is completed, failed or canceled."""
+        return await asyncio.wait_for(self.runs.wait(run_id), timeout)
+
+    async def inspect(self, run_id: str) -> RunInfo:
+        """Status, payload, output, error, and each step's status, output, error, attempts and
+        timings (from the last durable state)."""
+        return await self.run_views.inspect(run_id)
+
+    async def list_runs(
+        self,
+        workflow: str | None = None,
+        status: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page[RunInfo]:
+        """Runs newest first (steps left out; ``inspect`` has them), filtered by workflow and
+        status, ``limit`` at a time: pass the page's ``next_cursor`` for the next one."""
+        return await self.run_views.list_runs(
+            workflow=workflow, status=status, limit=limit, cursor=cursor
+        )
+
+    async def cancel(self, run_id: str) -> None:
+        """End a run as canceled: running handlers are cancelled and no later step runs."""
+        await self.cancel_workflow(run_id)
+
+    async def resume(self, token: str, payload: Any = None) -> None:
+        """Continue a run paused by ``human_in_the_loop``; ``ResumeError`` for a token that
+        is unknown or whose pause has ended (``.ended``)."""
+        await self.pauses.resume(token, payload)
+
+    async def list_paused(self, *, limit: int = 100, cursor: str | None = None) -> Page[PausedRun]:
+        """The runs waiting for a human, oldest first, with their resume tokens."""
+        return await self.pauses.list_paused(limit=limit, cursor=cursor)
+
+    async def get_paused(self, token: str) -> PausedRun:
+        """The run paused for a human with this resume token; ``ResumeError`` if no run is
+        paused with it (``.ended`` when its pause is over)."""
+        self._check_running("read a pause")
+        return await self.pauses.get(token)
+
+    async def publish_event(self, name: str, payload: Any = None) -> PublishResult:
+        """Start the flows listening for ``name`` and wake the steps waiting for it. Returns
+        the ids of the runs started (a list), with ``.refused``: the flows whose
+        ``on_event`` schema refused the payload. When every flow listening refused it,
+        raises ``InvalidEventError`` and does nothing."""
+        return await self.events.publish(name, payload)
+
+    async def emit(self, name: str, payload: Any = None) -> list[str]:
+        """``publish_event`` under Cronflow's other name for it."""
+        return await self.publish_event(name, payload)
+
+    async def replay(
+        self, run_id: str, *, payload: Any = None, mock_steps: Mapping[str, Any] | None = None
+    ) -> str:
+        """Start a new run of ``run_id``'s flow (its newest active version) from the run's
+        recorded trigger: its payload (or ``payload``, when given), headers, trigger kind and
+        path parameters. Returns the new run's id once its start is durable; the new run
+        shows ``replay_of`` in ``inspect`` and ``GET /runs/{id}``. Limits apply as to any run.
+
+        ``mock_steps={"step-id": fn}`` replaces those steps' functions for this run only (``fn``
+        takes what the step's function takes; the step's retry, timeout and ``on_error`` still
+        apply). Mocks are kept in this runtime's memory, never stored: if the runtime stops
+        before the replay ends, the next one runs its other steps as usual and fails a mocked
+        step that still has to run with ``MockLostError``, rather than run the real one.
+        ``NotFoundError`` for an unknown run or a flow no longer registered,
+        ``ConfigurationError`` for a mock of a step the flow does not have."""
+        self._check_running("replay a run")
+        return await self.replays.replay(run_id, payload=payload, mock_steps=mock_steps)
+
+    def get_workflows(self) -> list[WorkflowDescription]:
+        """The registered flows by id: id, name, description, tags, version, triggers, limits
+        and the names of their secrets."""
+        return self.catalog.descriptions()
+
+    def get_workflow(self, workflow_id: str) -> WorkflowDescription:
+        """One registered flow (``NotFoundError`` if none has that id)."""
+        return self.catalog.root(workflow_id).description

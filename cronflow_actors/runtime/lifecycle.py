@@ -1,0 +1,226 @@
+"""The runtime's life: start (the lease, the actors, recovery of the instances with work to
+run), stop (with a drain), failure (a lost lease or a broken store), readiness, and the
+periodic pruning of finished runs."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from typing import Self
+
+from cronflow_actors.engine.actors import ActionActor, WorkItemActor
+from cronflow_actors.errors import (
+    MockLostError,
+    RuntimeNotRunningError,
+    StoreClosedError,
+    StoreFailedError,
+)
+from cronflow_actors.messages import Message, SnapshotRecord
+from cronflow_actors.net.spec import NetSpec
+from cronflow_actors.runtime.parts import RuntimeParts
+
+__all__ = ["LifecycleMethods"]
+
+logger = logging.getLogger("cronflow_actors.runtime.runtime")
+
+
+class LifecycleMethods(RuntimeParts):
+    """Start, stop, failure and recovery of ``Runtime`` (which inherits them)."""
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        """Open the store, take the database lease, start the actors and timers, load the
+        instances of registered workflows that have work to run."""
+        if self.state != "new":
+            raise RuntimeNotRunningError("start", self.state)
+        await self.store.open()
+        try:
+            await self.lease.acquire()
+        except BaseException:
+            await self.store.close()
+            self.state = "stopped"
+            raise
+        self.system.start()
+        self.state = "running"
+        self.telemetry.probe.start()
+        self.lease.start_heartbeat(self.system)
+        if self.retention is not None:
+            self.system.create_task(self._prune_forever(), name="retention")
+        await self.replays.load()  # before any instance loads: which runs lost their mocks
+        await self._recover(set(self.registry.names()))
+        await self.timers.start(self.system)
+        await self.queues.restore_all(sorted(self.catalog.roots))
+        self.schedules.restart()
+        self.polls.restart()
+
+    async def stop(self, grace_period: float | None = None, *, drain: float | None = None) -> None:
+        """Stop the instances, the timers and the store, and release the database lease.
+        Everything already answered is durable.
+
+        With ``drain`` (seconds), no new step starts and the steps and actions already running
+        get up to that long to finish and be recorded; whatever is still running then is
+        cancelled and runs again on the next start (its work item stays started).
+        """
+        if self.state not in ("running", "failed"):
+            return
+        if drain and self.state == "running":
+            self._services.draining = True
+            self.schedules.stop()
+            self.polls.stop()
+            self.timers.stop()
+
+            async def finished() -> None:
+                # polling the actor registry (and the abort flag a signal handler may set)
+                while self._handlers_running() and not self._abort_drain:  # noqa: ASYNC110
+                    await asyncio.sleep(0.01)
+
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(finished(), drain)
+        self.state = "stopping"
+        self.timers.stop()
+        self.schedules.stop()
+        self.polls.stop()
+        for task in self._recovering.values():
+            task.cancel()
+        await self.system.stop(grace_period)
+        await self.telemetry.probe.stop()
+        try:
+            await self.lease.release()
+        except Exception as error:
+            logger.warning("the database lease was not released: %s", error)
+        await self.store.close()
+        for futures in self._waiters.values():
+            for future in futures:
+                if not future.done():
+                    future.set_exception(RuntimeNotRunningError("wait for a workflow", "stopped"))
+        self._waiters.clear()
+        self.state = "stopped"
+
+    def abort_drain(self) -> None:
+        """Cut a drain in ``stop(drain=...)`` short (a second SIGTERM). Safe from a signal
+        handler: it only sets a flag the drain polls."""
+        self._abort_drain = True
+
+    def on_failure(self, callback: Callable[[BaseException], None]) -> None:
+        """Call ``callback(error)`` when the runtime stops accepting work on its own: its store
+        failed (the database file was removed or replaced, the disk is full or read-only) or
+        another runtime took its database lease."""
+        self._failure_callbacks.append(callback)
+
+    async def readiness(self) -> dict[str, str]:
+        """Whether the runtime can take work: ``{"runtime", "store", "lease"}``, each ``"ok"``
+        or what is wrong. A store found broken fails the runtime."""
+        checks = {"runtime": "ok" if self.state == "running" else self.state}
+        try:
+            await self.store.check()
+            checks["store"] = "ok"
+        except (StoreFailedError, StoreClosedError) as broken:
+            checks["store"] = str(broken)
+            if self.state == "running":
+                self._fail(broken)
+                checks["runtime"] = self.state
+        checks["lease"] = "ok" if self.lease.held else "not held"
+        return checks
+
+    def observe(self, callback: Callable[[list[Message]], None]) -> None:
+        """Call ``callback`` with the state-change messages of every durable transaction."""
+        self._observers.append(callback)
+
+    async def wait_idle(self) -> None:
+        """Return once no instance has work in flight: no message, handler, action or call
+        being processed. Armed timers (a sleep, a timeout, a schedule) are not work in flight:
+        an instance that only waits for one counts as idle."""
+        await self.system.wait_idle()
+
+    def _handlers_running(self) -> int:
+        running = self.system.get_by_class(WorkItemActor) + self.system.get_by_class(ActionActor)
+        return len(running)
+
+    def _fail(self, error: BaseException) -> None:
+        """The store broke or another runtime took the database: accept nothing more (the store
+        already refuses every write), and tell whoever asked (``serve`` then exits)."""
+        if self.failure is not None:
+            return
+        self.failure = error
+        logger.error("the runtime stops accepting work: %s", error)
+        if self.state == "running":
+            self.state = "failed"
+            self.timers.stop()
+            self.schedules.stop()
+            self.polls.stop()
+        for callback in self._failure_callbacks:
+            try:
+                callback(error)
+            except Exception:
+                logger.exception("failure callback %r failed", callback)
+
+    async def _prune_forever(self) -> None:
+        assert self.retention is not None
+        while True:
+            await self.clock.sleep(self._prune_every)
+            try:
+                await self.prune(older_than=self.retention)
+            except Exception as error:
+                logger.warning("pruning finished runs failed: %s", error)
+
+    async def prune(self, *, older_than: float) -> int:
+        """Delete the runs (and net instances) that finished more than ``older_than`` seconds
+        ago, with their history, and expired state keys; returns how many runs."""
+        cutoff = self.clock.now() - older_than
+        total = 0
+        while True:
+            pruned = await self.store.prune(finished_before=cutoff, limit=1000)
+            total += pruned
+            if pruned < 1000:
+                break
+        await self.store.kv_purge_expired(self.clock.now())
+        if total:
+            logger.info("pruned %d finished runs older than %g s", total, older_than)
+        return total
+
+    async def _recover_registered(self, name: str) -> None:
+        """A workflow registered while running: load its runnable instances, arm its timers,
+        restore its concurrency queue and schedules."""
+        try:
+            await self._recover({name})
+            await self.timers.reload()
+            if name in self.catalog.roots:
+                await self.queues.restore(name)
+                self.schedules.restart()
+                self.polls.restart()
+        finally:
+            self._recovering.pop(name, None)
+
+    async def _recover(self, names: set[str]) -> None:
+        """Load every instance of the named workflows that has work to run (a started handler,
+        an action out); the others wait in the store for what wakes them."""
+        for snapshot in await self.store.list_snapshots(runnable=True):
+            if snapshot.workflow not in names:
+                continue
+            try:
+                spec = self._spec_of(snapshot)
+            except (LookupError, MockLostError):
+                logger.warning(
+                    "instance %s of %s %s not recovered: that version is not registered",
+                    snapshot.instance_id,
+                    snapshot.workflow,
+                    snapshot.version,
+                )
+                continue
+            if self.instances.recover(snapshot, spec):
+                self.recovered += 1
+                self.metrics.recovered.inc()
+
+    def _spec_of(self, snapshot: SnapshotRecord) -> NetSpec:
+        """The definition a stored instance runs on: its registered version, or the one a
+        replay with mocks keeps for it."""
+        spec = self.replays.spec_for(snapshot.instance_id, snapshot.workflow, snapshot.version)
+        return spec or self.registry.get(snapshot.workflow, snapshot.version)

@@ -1,0 +1,226 @@
+"""The net API of ``Runtime``: start and cancel workflow instances, wait for their end, act
+on work items (the external boundary: actions under their policies), and query the last
+durable state of instances, tasks and work items."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import msgspec
+
+from cronflow_actors.engine.context import WorkflowInfo, WorkItemInfo
+from cronflow_actors.engine.states import TaskState, WorkflowState, WorkItemVerb, is_final
+from cronflow_actors.engine.transaction import Transaction
+from cronflow_actors.errors import NotFoundError
+from cronflow_actors.flow.envelope import flow_payload
+from cronflow_actors.messages.engine import (
+    CancelWorkflow,
+    InitializeWorkItem,
+    InstanceState,
+    Principal,
+    StartWorkflow,
+    Stats,
+    WorkItemAction,
+)
+from cronflow_actors.runtime.instances import root_of
+from cronflow_actors.runtime.parts import RuntimeParts
+from cronflow_actors.runtime.runs import check_instance_id
+
+__all__ = ["NetMethods"]
+
+
+class NetMethods(RuntimeParts):
+    """Workflow and work-item calls and queries of ``Runtime`` (which inherits them)."""
+
+    # -- workflow calls -------------------------------------------------------------------------
+
+    async def start_workflow(
+        self,
+        name: str,
+        payload: Any = None,
+        *,
+        version: str | None = None,
+        principal: Principal | None = None,
+        instance_id: str | None = None,
+    ) -> str:
+        """Initialize a root instance; returns its id once it is durable. External callers
+        need the workflow's custom ``initialize`` action. ``instance_id`` (letters, digits,
+        ``-`` and ``_``) makes the start idempotent: an id already in use raises
+        ``InstanceExistsError`` and starts nothing, also when two starts of it race."""
+        self._check_running("start a workflow")
+        if instance_id is not None:
+            check_instance_id(instance_id)
+        await self._recovered(name)
+        spec = self.registry.for_new_instance(name, version)
+        trigger = "manual" if principal is None else "api"
+        if name in self.catalog.roots:  # a flow's run: its payload travels in an envelope
+            payload = flow_payload(payload)
+        command = StartWorkflow(payload=payload, principal=principal, trigger=trigger)
+        return await self.instances.start(spec, command, instance_id)
+
+    async def cancel_workflow(
+        self, workflow_id: str, *, principal: Principal | None = None
+    ) -> None:
+        """Cancel a workflow top-down (a child workflow's composite task then hears of it)."""
+        await self._send(workflow_id, CancelWorkflow(workflow_id=workflow_id, principal=principal))
+
+    async def wait_workflow(self, workflow_id: str) -> WorkflowInfo:
+        """Return once the root instance ``workflow_id`` is completed, failed or canceled."""
+        self._check_running("wait for a workflow")
+        if root_of(workflow_id) != workflow_id:
+            raise NotFoundError(
+                "root workflow instance", workflow_id, "wait_workflow (a child's id was given)"
+            )
+        ended = self._ended.get(workflow_id)
+        if ended is not None:
+            return ended
+        # Registered before anything is awaited, so an end in between is not missed.
+        future: asyncio.Future[WorkflowInfo] = asyncio.get_running_loop().create_future()
+        self._waiters.setdefault(workflow_id, []).append(future)
+        if workflow_id in self.instances:
+            # In memory and not ended: its end will be announced (and if its actor stops
+            # first, _instance_stopped looks at the store for the waiters).
+            return await future
+        try:
+            info = await self.workflow(workflow_id)
+        except BaseException:
+            self._unwait(workflow_id, future)
+            raise
+        if is_final(info.state):
+            self._unwait(workflow_id, future)
+            return info
+        return await future
+
+    def _unwait(self, workflow_id: str, future: asyncio.Future[WorkflowInfo]) -> None:
+        waiters = self._waiters.get(workflow_id)
+        if waiters is not None and future in waiters:
+            waiters.remove(future)
+            if not waiters:
+                del self._waiters[workflow_id]
+
+    # -- work item calls ---------------------------------------------------------------------------
+
+    async def initialize_work_item(
+        self,
+        workflow_id: str,
+        task: str,
+        payload: Any = None,
+        *,
+        principal: Principal | None = None,
+    ) -> str:
+        """Initialize a work item of ``task`` (its latest generation); returns its id."""
+        command = InitializeWorkItem(
+            workflow_id=workflow_id, task=task, payload=payload, principal=principal
+        )
+        result: str = await self._send(workflow_id, command)
+        return result
+
+    async def start_work_item(
+        self, work_item_id: str, payload: Any = None, *, principal: Principal | None = None
+    ) -> None:
+        await self._act("start", work_item_id, payload, principal)
+
+    async def complete_work_item(
+        self, work_item_id: str, payload: Any = None, *, principal: Principal | None = None
+    ) -> None:
+        await self._act("complete", work_item_id, payload, principal)
+
+    async def fail_work_item(
+        self, work_item_id: str, payload: Any = None, *, principal: Principal | None = None
+    ) -> None:
+        await self._act("fail", work_item_id, payload, principal)
+
+    async def cancel_work_item(
+        self, work_item_id: str, payload: Any = None, *, principal: Principal | None = None
+    ) -> None:
+        await self._act("cancel", work_item_id, payload, principal)
+
+    async def reset_work_item(
+        self, work_item_id: str, payload: Any = None, *, principal: Principal | None = None
+    ) -> None:
+        await self._act("reset", work_item_id, payload, principal)
+
+    async def _act(
+        self, action: str, work_item_id: str, payload: Any, principal: Principal | None
+    ) -> None:
+        command = WorkItemAction(
+            action=WorkItemVerb(action),
+            work_item_id=work_item_id,
+            payload=payload,
+            principal=principal,
+        )
+        await self._send(work_item_id, command)
+
+    # -- queries (last durable state) ------------------------------------------------------------
+
+    async def workflow(self, workflow_id: str) -> WorkflowInfo:
+        """A root or child workflow instance."""
+        state = await self._state(workflow_id)
+        return Transaction.workflow_info(_workflow(state, workflow_id))
+
+    async def workflow_state(self, workflow_id: str) -> WorkflowState:
+        return WorkflowState((await self.workflow(workflow_id)).state)
+
+    async def task_states(self, workflow_id: str) -> dict[str, TaskState]:
+        """``{task: state}`` of a workflow's tasks (implicit conditions are not tasks)."""
+        workflow = _workflow(await self._state(workflow_id), workflow_id)
+        return {name: TaskState(record.state) for name, record in workflow.tasks.items()}
+
+    async def marking(self, workflow_id: str) -> dict[str, int]:
+        """Tokens per condition (implicit ones included)."""
+        workflow = _workflow(await self._state(workflow_id), workflow_id)
+        return dict(workflow.marking)
+
+    async def work_items(self, workflow_id: str, task: str) -> list[WorkItemInfo]:
+        """The work items of ``task``'s latest generation, in creation order."""
+        state = await self._state(workflow_id)
+        record = _task(_workflow(state, workflow_id), task)
+        return [
+            Transaction.work_item_info(state.work_items[i])
+            for i in record.children
+            if i in state.work_items
+        ]
+
+    async def work_item(self, work_item_id: str) -> WorkItemInfo:
+        state = await self._state(work_item_id)
+        item = state.work_items.get(work_item_id)
+        if item is None:
+            raise NotFoundError("work item", work_item_id)
+        return Transaction.work_item_info(item)
+
+    async def task_stats(self, workflow_id: str, task: str) -> Stats:
+        """Children of ``task``'s latest generation per state."""
+        record = _task(_workflow(await self._state(workflow_id), workflow_id), task)
+        stats: Stats = msgspec.structs.replace(record.stats)  # a copy the caller may keep
+        return stats
+
+    async def task_generation(self, workflow_id: str, task: str) -> int:
+        record = _task(_workflow(await self._state(workflow_id), workflow_id), task)
+        return int(record.generation)
+
+    async def child_workflows(self, workflow_id: str, task: str) -> list[WorkflowInfo]:
+        """The child workflows of composite ``task``'s latest generation."""
+        state = await self._state(workflow_id)
+        record = _task(_workflow(state, workflow_id), task)
+        return [
+            Transaction.workflow_info(state.workflows[i])
+            for i in record.children
+            if i in state.workflows
+        ]
+
+
+def _workflow(state: InstanceState, workflow_id: str) -> Any:
+    workflow = state.workflows.get(workflow_id)
+    if workflow is None:
+        raise NotFoundError("workflow instance", workflow_id)
+    return workflow
+
+
+def _task(workflow: Any, task: str) -> Any:
+    record = workflow.tasks.get(task)
+    if record is None:
+        raise NotFoundError(
+            "task", task, f"workflow {workflow.name!r} (tasks: {sorted(workflow.tasks)})"
+        )
+    return record

@@ -1,0 +1,101 @@
+"""A flow's hooks, called when one of its runs ends: the outcome's (``on_success`` or
+``on_failure``), then ``on_complete``; once, off the transaction, after the end is durable.
+A hook that raises is logged; it changes nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine, Mapping
+from typing import Any
+
+from cronflow_actors.calls import call_logged
+from cronflow_actors.engine.actors import decode_state
+from cronflow_actors.engine.context import WorkflowInfo
+from cronflow_actors.engine.state_access import StateAccess
+from cronflow_actors.errors import RunFailedError
+from cronflow_actors.flow.context import FlowContext, RunRef, trigger_info
+from cronflow_actors.flow.envelope import open_envelope
+from cronflow_actors.flow.options import Hooks
+from cronflow_actors.flow.secrets import NO_SECRETS, Secrets
+from cronflow_actors.kernel import Clock
+from cronflow_actors.messages.engine import InstanceState, WorkflowRecord
+from cronflow_actors.messages.states import WorkflowState
+from cronflow_actors.store import Store
+
+__all__ = ["RunHooks", "failure_of"]
+
+Spawn = Callable[[Coroutine[Any, Any, None], str], Any]
+"""``spawn(coroutine, name)``: run it as a task of the runtime."""
+
+
+class RunHooks:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        clock: Clock,
+        spawn: Spawn,
+        secrets: Mapping[str, Secrets] | None = None,
+    ) -> None:
+        self._store = store
+        self._clock = clock
+        self._spawn = spawn
+        self._secrets: Mapping[str, Secrets] = secrets if secrets is not None else {}
+
+    def finished(
+        self, hooks: Hooks, info: WorkflowInfo, body: bytes, raised: BaseException | None
+    ) -> None:
+        """A run (a root instance of a flow with ``hooks``) ended: run its hooks, once, off the
+        transaction (the outcome's, then ``on_complete``). ``on_failure`` gets, as
+        ``ctx.error``, the exception the failing step raised (``raised``), or else a
+        ``RunFailedError`` built from the run's record (its class name and stored
+        attributes)."""
+        outcome = {"completed": "on_success", "failed": "on_failure"}.get(info.state)
+        names = [outcome, "on_complete"] if outcome else ["on_complete"]
+        called = [(name, getattr(hooks, name)) for name in names if getattr(hooks, name)]
+        if not called:
+            return
+        state = decode_state(body)
+        root = state.workflows[info.id]
+        error = None
+        if info.state == WorkflowState.FAILED:
+            error = raised if raised is not None else failure_of(state, root)
+        ctx = self.context(root.name, root, last=root.output, error=error)
+        self._spawn(_call(called, ctx, info.id), f"hooks {info.id}")
+
+    def context(
+        self, namespace: str, workflow: WorkflowRecord, *, last: Any, error: Any = None
+    ) -> FlowContext:
+        """A ``FlowContext`` for user code the runtime calls outside a step (hooks);
+        ``namespace`` is the root workflow whose ``ctx.state`` it sees."""
+        envelope = open_envelope(workflow.payload)
+        return FlowContext(
+            payload=envelope.payload,
+            last=last,
+            steps=dict(workflow.outputs),
+            run=RunRef(id=workflow.id, workflow_id=workflow.name, start_time=workflow.created_at),
+            state=StateAccess(self._store, self._clock, f"workflow:{namespace}"),
+            trigger=trigger_info(envelope),
+            error=error,
+            secrets=self._secrets.get(workflow.name, NO_SECRETS),
+        )
+
+
+def _call(
+    called: list[tuple[str, Any]], ctx: FlowContext, run_id: str
+) -> Coroutine[Any, Any, None]:
+    async def call() -> None:
+        for name, hook in called:  # the outcome's hook first, then on_complete
+            await call_logged(hook, ctx, what=f"{name} hook of run {run_id}")
+
+    return call()
+
+
+def failure_of(state: InstanceState, root: WorkflowRecord) -> RunFailedError:
+    """How a run failed, from its record: the message, and the failing exception's class and
+    stored attributes when a step raised it."""
+    item = state.work_items.get(root.error_cause) if root.error_cause else None
+    if item is None:
+        return RunFailedError(root.error or "failed")
+    return RunFailedError(
+        root.error or item.error or "failed", type=item.error_type, attributes=item.error_data
+    )

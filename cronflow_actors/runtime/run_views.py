@@ -1,0 +1,275 @@
+"""Runs as the API shows them: ``RunInfo`` (status, payload, output, error, each step) from a
+run's last committed snapshot, ``inspect`` and ``list_runs``.
+
+Which tasks of a run's net are steps is what the flow's ``CompiledFlow`` says (for a version
+registered in this process); for any other run, the compiler's own rule (``is_user_step``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Container
+from enum import StrEnum
+from typing import Any
+
+import msgspec
+
+from cronflow_actors.engine.actors import decode_state
+from cronflow_actors.engine.registry import WorkflowRegistry
+from cronflow_actors.errors import ConfigurationError, NotFoundError
+from cronflow_actors.flow.compile import is_user_step
+from cronflow_actors.flow.envelope import read_envelope
+from cronflow_actors.messages import SnapshotRecord
+from cronflow_actors.messages.engine import (
+    ActionRecord,
+    InstanceState,
+    WorkflowRecord,
+    WorkItemRecord,
+)
+from cronflow_actors.messages.states import TaskState, WorkItemState
+from cronflow_actors.runtime.catalog import FlowCatalog
+from cronflow_actors.runtime.pages import Page, check_limit, decode_cursor, encode_cursor
+from cronflow_actors.store import Store
+
+__all__ = ["PAGE_BYTES", "RunInfo", "RunResult", "RunStatus", "RunViews", "StepInfo"]
+
+logger = logging.getLogger(__name__)
+
+_WAITING_KINDS = frozenset({"sleep", "delay", "event", "human", "pause"})
+_FINAL = frozenset({"completed", "failed", "canceled"})
+PAGE_BYTES = 8 * 1024 * 1024
+"""A page of runs holds their stored states up to about this size (a page of big runs is
+shorter; its ``next_cursor`` goes on)."""
+
+
+class RunStatus(StrEnum):
+    RUNNING = "running"
+    WAITING = "waiting"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+
+class RunResult(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    status: RunStatus
+    output: Any = None
+    error: str | None = None
+
+
+class StepInfo(msgspec.Struct, frozen=True, kw_only=True):
+    """One step of a run. A detached action (``kind="action"``) shows what became of it:
+    ``dispatched`` until its handler reports, then ``completed`` or ``failed`` with its error;
+    ``attempts`` counts its dispatches, ``redispatches`` those made after a restart found it
+    still out; its times are its handler's. Its outcome never changes the run's status."""
+
+    id: str
+    kind: str
+    status: str
+    output: Any = None
+    error: str | None = None
+    error_type: str | None = None
+    """The class (``module.Name``) of the exception that failed the step, if one did."""
+    attempts: int = 0
+    started_at: float | None = None
+    finished_at: float | None = None
+    redispatches: int = 0
+
+
+class RunInfo(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    workflow: str
+    status: RunStatus
+    payload: Any = None
+    output: Any = None
+    error: str | None = None
+    error_type: str | None = None
+    """The class (``module.Name``) of the exception that failed the run, if a step raised."""
+    steps: list[StepInfo] = msgspec.field(default_factory=list)
+    created_at: float = 0.0
+    finished_at: float | None = None
+    replay_of: str | None = None
+    """The run this one replays (``Runtime.replay``)."""
+    workflow_name: str | None = None
+    """The flow's ``define(name=...)`` (its id if none), while the flow is registered."""
+
+
+class RunViews:
+    def __init__(
+        self,
+        *,
+        catalog: FlowCatalog,
+        registry: WorkflowRegistry,
+        store: Store,
+        read: Callable[[str], Awaitable[SnapshotRecord]],
+    ) -> None:
+        self._catalog = catalog
+        self._registry = registry
+        self._store = store
+        self._read = read
+
+    async def inspect(self, run_id: str) -> RunInfo:
+        try:
+            snapshot = await self._read(run_id)
+        except NotFoundError:
+            queued = await self._store.queued_run(run_id)
+            if queued is None:
+                raise NotFoundError("run", run_id) from None
+            payload, replay_of = _trigger(msgspec.msgpack.decode(queued.payload))
+            return RunInfo(
+                id=run_id,
+                workflow=queued.workflow,
+                status=RunStatus.WAITING,
+                payload=payload,
+                created_at=queued.queued_at,
+                replay_of=replay_of,
+                workflow_name=self._name(queued.workflow),
+            )
+        return self.info(snapshot)
+
+    def info(self, snapshot: SnapshotRecord, *, steps: bool = True) -> RunInfo:
+        """A run as ``inspect`` shows it, from its snapshot."""
+        state = decode_state(snapshot.body)
+        root = state.workflows.get(state.id)
+        if root is None:
+            raise NotFoundError("run", state.id)
+        payload, replay_of = _trigger(root.payload)
+        cause = state.work_items.get(root.error_cause) if root.error_cause else None
+        return RunInfo(
+            id=root.id,
+            workflow=root.name,
+            status=_status(snapshot, root),
+            payload=payload,
+            output=root.output,
+            error=root.error,
+            error_type=cause.error_type if cause is not None else None,
+            steps=self._steps(state, root) if steps else [],
+            created_at=root.created_at,
+            finished_at=root.finished_at,
+            replay_of=replay_of,
+            workflow_name=self._name(root.name),
+        )
+
+    def _name(self, workflow: str) -> str | None:
+        flow = self._catalog.compiled.get(workflow)
+        return flow.name if flow is not None else None
+
+    async def list_runs(
+        self,
+        *,
+        workflow: str | None = None,
+        status: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page[RunInfo]:
+        """Runs newest first, ``limit`` at a time (fewer when they are big: about 8 MB of stored
+        state per page), from the store's indexes (steps left out)."""
+        check_limit(limit)
+        choices = [s.value for s in RunStatus]
+        if status is not None and status not in choices:
+            raise ConfigurationError("status", status, f"one of {choices}")
+        before = decode_cursor(cursor) if cursor else None
+        snapshots = await self._store.list_runs(
+            workflow=workflow, status=status, limit=limit, before=before, max_bytes=PAGE_BYTES
+        )
+        runs = [self.info(snapshot, steps=False) for snapshot in snapshots]
+        full = len(snapshots) == limit or sum(len(s.body) for s in snapshots) >= PAGE_BYTES
+        last = snapshots[-1] if snapshots and full else None
+        next_cursor = encode_cursor(last.created_at, last.instance_id) if last else None
+        return Page(runs, next_cursor)
+
+    def _kind(self, state: InstanceState, workflow_id: str, item: WorkItemRecord) -> str:
+        if item.kind:
+            return item.kind
+        # a snapshot from before work items kept their kind: ask the definition, if it is
+        # still registered (a run is shown without it, as "unknown")
+        try:
+            root = self._registry.get(state.workflow, state.version)
+        except LookupError:
+            return "unknown"
+        spec = root.descendant(state.workflows[workflow_id].path)
+        definition = spec.tasks[item.task].work_item
+        return str(definition.kind) if definition is not None else "subflow"
+
+    def _steps(self, state: InstanceState, root: WorkflowRecord) -> list[StepInfo]:
+        steps = []
+        user_steps = self._catalog.user_steps(state.workflow, state.version)
+        for name, record in root.tasks.items():
+            if record.generation == 0 or not _is_step(name, user_steps):
+                continue  # never reached, or a construct's own plumbing
+            items = [state.work_items[i] for i in record.children if i in state.work_items]
+            children = [state.workflows[i] for i in record.children if i in state.workflows]
+            kind = self._kind(state, root.id, items[0]) if items else "subflow"
+            actions = [state.action_records[i.id] for i in items if i.id in state.action_records]
+            if actions:
+                steps.append(_action_step(name, kind, actions[-1]))
+                continue
+            starts = [i.started_at for i in items if i.started_at] + [
+                c.created_at for c in children
+            ]
+            ends = [i.finished_at for i in items if i.finished_at] + [
+                c.finished_at for c in children if c.finished_at
+            ]
+            errors = [i.error for i in items if i.error] + [c.error for c in children if c.error]
+            failed = [i for i in items if i.error_type]
+            status: str = record.state
+            if items and len(items) == 1:
+                status = _step_status(items[0].state, kind)
+            steps.append(
+                StepInfo(
+                    id=name,
+                    kind=kind,
+                    status=status,
+                    output=root.outputs.get(name),
+                    error=errors[-1] if errors else None,
+                    error_type=failed[-1].error_type if failed else None,
+                    attempts=sum(i.attempt for i in items) if items else len(children),
+                    started_at=min(starts) if starts else None,
+                    finished_at=max(ends) if ends and record.state != TaskState.STARTED else None,
+                )
+            )
+        return steps
+
+
+def _status(snapshot: SnapshotRecord, root: WorkflowRecord) -> RunStatus:
+    if root.state in _FINAL:
+        return RunStatus(root.state)
+    if snapshot.status in ("running", "waiting"):
+        return RunStatus(snapshot.status)
+    return RunStatus.RUNNING  # a snapshot from before the status column said more
+
+
+def _action_step(name: str, kind: str, record: ActionRecord) -> StepInfo:
+    return StepInfo(
+        id=name,
+        kind=kind,
+        status=record.status,
+        error=record.error,
+        error_type=record.error_type,
+        attempts=record.attempts,
+        started_at=record.started_at or record.dispatched_at,
+        finished_at=record.finished_at,
+        redispatches=record.redispatches,
+    )
+
+
+def _step_status(item_state: str, kind: str) -> str:
+    if item_state == WorkItemState.STARTED and kind in _WAITING_KINDS:
+        return "waiting"
+    if item_state == WorkItemState.STARTED:
+        return "running"
+    if item_state == WorkItemState.INITIALIZED:
+        return "pending"
+    return item_state
+
+
+def _is_step(task: str, user_steps: Container[str] | None) -> bool:
+    return task in user_steps if user_steps is not None else is_user_step(task)
+
+
+def _trigger(stored: Any) -> tuple[Any, str | None]:
+    """A stored run payload's user payload, and the run it replays."""
+    envelope = read_envelope(stored)
+    if envelope is None:
+        return stored, None
+    return envelope.payload, envelope.replay_of
