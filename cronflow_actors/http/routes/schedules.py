@@ -42,15 +42,14 @@ def routes(edge: Edge) -> list[Route]:
 
     async def next_fires(request: Request) -> Response:
         flow_id = request.path_params["id"]
-        description = runtime.get_workflow(flow_id)  # 404 for a flow not registered
+        compiled = runtime.catalog.root(flow_id)  # 404 for a flow not registered
         count = query_int(request, "count", 5, low=1, high=50)
-        flow = runtime.catalog.flows[flow_id]
         now = runtime.clock.now()
-        crons = iter(flow.schedules)
-        intervals = iter(flow.intervals)
+        crons = iter(compiled.triggers.schedules)
+        intervals = iter(compiled.triggers.intervals)
         found = []
         next_after: Callable[[float], float]
-        for trigger in description.triggers:
+        for trigger in compiled.description.triggers:
             if trigger.kind == "schedule":
                 next_after = next(crons).next_after
             elif trigger.kind == "interval":
