@@ -201,7 +201,7 @@ def test_help_documents_the_exit_codes() -> None:
 
 @pytest.mark.xfail(
     strict=True,
-    reason="runtime/runs.py (_steps) counts attempts as the sum over a step's work items; a "
+    reason="runtime/run_views.py counts a step's attempts as the sum over a step's work items; a "
     "parallel step has one per branch. Fix there: max(i.attempt for i in items). Out of this "
     "change's reach (runtime/ is being restructured).",
 )
