@@ -199,12 +199,6 @@ def test_help_documents_the_exit_codes() -> None:
     assert "3 not found or conflict; 4 server unreachable" in text
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="runtime/run_views.py counts a step's attempts as the sum over a step's work items; a "
-    "parallel step has one per branch. Fix there: max(i.attempt for i in items). Out of this "
-    "change's reach (runtime/ is being restructured).",
-)
 def test_inspect_shows_one_attempt_for_a_parallel_step_that_was_not_retried(
     served: Served,
 ) -> None:
