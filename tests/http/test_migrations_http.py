@@ -67,12 +67,13 @@ async def test_the_migrate_command_of_the_cli(serve: Serve) -> None:
     rt, client = await serve([v1, v2, net.migration(v1, v2).build()], tokens=TOKENS)
     old = await rt.start_workflow("ship", version="v1")
     options = ["--url", str(client.base_url), "--token", "t-ops"]
-    code, out, _ = await cli("migrate", old, "--to", "v2", *options)
+    code, out, _ = await cli("migrate", old, "--to", "v2", "--json", *options)
     assert code == 0
     answer = json.loads(out)
     assert (answer["migrated_from"], answer["version"]) == (old, "v2")
     assert (await rt.migration_links(old)).migrated_to == answer["workflow_id"]
+    code, out, _ = await cli("migrate", old, "--to", "v2", *options)  # again: the same id
+    assert (code, out.strip()) == (0, f"migrated {old} to v2: now {answer['workflow_id']}")
     code, _, err = await cli("migrate", answer["workflow_id"], "--to", "v9", *options)
-    assert code == 2
-    assert "409" in err
+    assert code == 3  # refused
     assert "'v9' is not registered" in err

@@ -12,10 +12,11 @@ from starlette.routing import Route
 
 from cronflow_actors.http.edge import Edge, json_response, route
 from cronflow_actors.http.problems import Problem
+from cronflow_actors.messages.states import WorkItemVerb
 
 __all__ = ["WORK_ITEM_ACTIONS", "MigrateWorkflow", "routes"]
 
-WORK_ITEM_ACTIONS = ("start", "complete", "fail", "cancel", "reset")
+WORK_ITEM_ACTIONS = tuple(WorkItemVerb)
 
 
 class StartWorkflow(msgspec.Struct, forbid_unknown_fields=True):
