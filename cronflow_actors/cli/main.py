@@ -1,7 +1,8 @@
 """``cronflow-actors COMMAND``: a thin edge over the runtime layer.
 
 Commands: ``serve``, the client commands ``run``, ``inspect``, ``runs``, ``paused``, ``resume``,
-``cancel``, ``events publish`` (they call a running server: ``commands.py``), ``db migrate``,
+``cancel``, ``events publish`` (they call a running server: ``commands.py``), ``migrate``
+(a running instance to another version: ``migrate.py``), ``db migrate``,
 ``db prune`` and ``version`` (also ``--version``). Settings come from flags, ``CRONFLOW_*``
 variables and a TOML ``--config`` file. Exit codes are in ``exits.py``: 0 ok, 1 run failed,
 2 usage, 3 not found or conflict, 4 server unreachable. Heavy modules are imported inside the
@@ -20,6 +21,7 @@ from typing import Any
 from cronflow_actors.cli.bench import add_bench_command
 from cronflow_actors.cli.commands import add_client_commands
 from cronflow_actors.cli.exits import Exit
+from cronflow_actors.cli.migrate import add_migrate_command
 from cronflow_actors.errors import ApiError, ConfigurationError, CronflowError
 
 __all__ = ["main"]
@@ -197,6 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-format", default=None, help="text or json")
     serve.set_defaults(handler=_serve)
     add_client_commands(commands)
+    add_migrate_command(commands)
     add_bench_command(commands)
     return parser
 
