@@ -24,6 +24,7 @@
     │   ├── RunFailedError               how a run failed, when its step's exception is not at hand
     │   │   └── StepFailedError             how a caught step failed, read in its on_error fallback
     │   ├── MockLostError                a replay's mocked step ran after a restart lost its mock
+    │   ├── MigrationError               a migration that cannot be defined, registered or run
     │   ├── InstanceBlockedError         an instance whose definition changed under its version
     │   ├── InvalidStateTransitionError  an element cannot go from its state to the requested one
     │   ├── InvalidPolicyResultError     a completion policy returned something else
@@ -397,6 +398,10 @@ class InvalidStateTransitionError(EngineError):
         super().__init__(f"{refused}; from {current!r} it can become {allowed}")
 
 
+class MigrationError(EngineError, ValueError):
+    """A migration that cannot be defined, registered or run (the message says why)."""
+
+
 class InvalidPolicyResultError(EngineError, ValueError):
     """A completion policy returned something other than "complete", "fail" or "continue"."""
 
@@ -472,7 +477,15 @@ class ActionDeniedError(ActionError, PermissionError):
 
 
 class ApiError(CronflowError):
-    """A CLI command's call to a running ``serve`` was refused, or it could not be reached."""
+    """A CLI command's call to a running ``serve`` was refused, or it could not be reached.
+    The message says what to do; ``status`` is the HTTP status (0: no answer), ``slug`` the
+    problem's type, and ``exit_code`` the code the command exits with (``cli/exits.py``)."""
+
+    def __init__(
+        self, message: str, *, status: int = 0, slug: str = "", exit_code: int = 2
+    ) -> None:
+        super().__init__(message)
+        self.status, self.slug, self.exit_code = status, slug, exit_code
 
 
 class ExpectationError(AssertionError):

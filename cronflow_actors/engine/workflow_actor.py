@@ -70,6 +70,7 @@ from cronflow_actors.messages.engine import (
     WorkItemRecord,
     WorkItemStateChanged,
 )
+from cronflow_actors.messages.migrations import MigrationRecord
 from cronflow_actors.net.fingerprint import fingerprint
 from cronflow_actors.net.spec import NetSpec
 from cronflow_actors.store import Store
@@ -241,13 +242,22 @@ class WorkflowActor(CoroutineActor):
 
     def _transact(self, command: WorkflowCommand) -> Awaitable[Any]:
         """Carry out ``command`` (a ``WorkflowCommand``) as one transaction."""
+        migration = command.migration if isinstance(command, StartWorkflow) else None
         return self._transact_with(
-            lambda tx: apply(tx, command, self.root), getattr(command, "principal", None)
+            lambda tx: apply(tx, command, self.root),
+            getattr(command, "principal", None),
+            migration=migration,
         )
 
     async def _transact_with(
-        self, body: Callable[[Transaction], Awaitable[Any]], principal: Principal | None = None
+        self,
+        body: Callable[[Transaction], Awaitable[Any]],
+        principal: Principal | None = None,
+        *,
+        migration: MigrationRecord | None = None,
     ) -> Any:
+        """``migration``: the record a migration starts this instance with (its first
+        transaction; later ones find it in the state)."""
         tx = Transaction(
             self.state,
             now=self.services.clock.now(),
@@ -257,6 +267,12 @@ class WorkflowActor(CoroutineActor):
             tokens=self.services.tokens,
             secrets=self.services.secrets,
         )
+        record = migration or self.state.migration
+        if record is not None:  # fast-forward mode: the migration's code, if registered
+            registry = self.services.registry
+            tx.migration = registry.migration(
+                record.workflow, record.from_version, record.to_version
+            )
         root = self.state.workflows.get(self.instance_id)
         was_final = root is not None and is_final(root.state)
         try:

@@ -242,6 +242,12 @@ class InstanceDirectory:
         self._spawn(snapshot.instance_id, spec, snapshot)
         return True
 
+    def ended_offline(self, instance_id: str) -> None:
+        """An instance was ended in the store without its actor (a migration canceled it
+        offline): a hold on it is lifted."""
+        if self._pinning is not None:
+            self._pinning.forget(instance_id)
+
     def stopped(self, instance_id: str, ref: Ref) -> None:
         """An instance's actor stopped (called by the actor as it stops)."""
         self._forget(instance_id, ref)

@@ -62,6 +62,7 @@ class LifecycleMethods(RuntimeParts):
         await self.queues.restore_all(sorted(self.catalog.roots))
         self.schedules.restart()
         self.polls.restart()
+        await self.migrations.resume()  # migrations a crash interrupted go on
 
     async def stop(self, grace_period: float | None = None, *, drain: float | None = None) -> None:
         """Stop the instances, the timers and the store, and release the database lease.

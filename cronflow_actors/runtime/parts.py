@@ -21,6 +21,7 @@ from cronflow_actors.metrics import RuntimeMetrics
 from cronflow_actors.runtime.catalog import FlowCatalog
 from cronflow_actors.runtime.events import Events
 from cronflow_actors.runtime.instances import InstanceDirectory, root_of
+from cronflow_actors.runtime.migrations import Migrations
 from cronflow_actors.runtime.ownership import DatabaseLease
 from cronflow_actors.runtime.pauses import Pauses
 from cronflow_actors.runtime.pinning import Pinning
@@ -51,6 +52,7 @@ class RuntimeParts:
     telemetry: Telemetry
     metrics: RuntimeMetrics
     instances: InstanceDirectory
+    migrations: Migrations
     pinning: Pinning
     queues: RunQueues
     runs: Runs

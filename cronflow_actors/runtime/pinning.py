@@ -16,10 +16,9 @@ and lets it run on, with its status written back.
 An instance recorded before fingerprints were (an empty one) is taken as matching, and the
 engine records the current definition's fingerprint for it at its next transaction.
 
-For whoever takes a blocked instance over (a migration): ``held(instance_id)`` says whether
-and why it is held, and ``discard(instance_id)`` ends it as canceled without running any of its
-definition's code (that code is not registered any more), and returns its state as it stood, so
-its recorded outputs can be carried over.
+A migration (``runtime/migrations.py``) takes a held instance over: it cancels it offline
+(``runtime/offline.py``, as ``discard`` does) and tells the instance directory
+(``ended_offline``), which lifts the hold.
 """
 
 from __future__ import annotations
@@ -31,15 +30,15 @@ import msgspec
 
 from cronflow_actors.engine.actors import decode_state
 from cronflow_actors.engine.context import WorkflowInfo
-from cronflow_actors.engine.states import is_final
 from cronflow_actors.engine.transaction import Transaction
 from cronflow_actors.errors import InstanceBlockedError, NotFoundError, RevisionConflictError
 from cronflow_actors.kernel import Clock
 from cronflow_actors.messages import Mutation, SnapshotRecord, decoder_for, encode
 from cronflow_actors.messages.engine import InstanceState
-from cronflow_actors.messages.states import TaskState, WorkflowState, WorkItemState
+from cronflow_actors.messages.states import WorkflowState
 from cronflow_actors.net.fingerprint import fingerprint
 from cronflow_actors.net.spec import NetSpec
+from cronflow_actors.runtime.offline import cancel_offline
 from cronflow_actors.store import Store
 
 __all__ = ["BLOCKED", "Block", "Pinning", "block_of", "recorded_fingerprint"]
@@ -196,34 +195,16 @@ class Pinning:
             except RevisionConflictError:  # woken meanwhile: its activation admitted it
                 logger.debug("instance %s was admitted as it woke", snapshot.instance_id)
 
-    async def discard(self, instance_id: str) -> InstanceState:
+    async def discard(self, instance_id: str) -> None:
         """End a held instance as canceled, without its definition: no activity, cancel action
         or handler of it runs (the code it started on is not registered). Its open waits end,
         its timers are deleted, its run's end is announced as any cancel's (its waiters, its
-        place under its limits, the flow's ``on_complete`` hook). Returns its state as it
-        stood before (for a migration that carries its outputs over)."""
+        place under its limits, the flow's ``on_complete`` hook)."""
         snapshot = await self._store.load_snapshot(instance_id)
         if snapshot is None:
             raise NotFoundError("workflow instance", instance_id)
-        before = decode_state(snapshot.body)
         state = decode_state(snapshot.body)
-        now = self._clock.now()
-        for workflow in state.workflows.values():
-            if not is_final(workflow.state):
-                workflow.state = WorkflowState.CANCELED
-                workflow.finished_at = now
-            for task in workflow.tasks.values():
-                if task.state in (TaskState.ENABLED, TaskState.STARTED):
-                    task.state = TaskState.CANCELED
-        waits = []
-        for item in state.work_items.values():
-            if item.state in (WorkItemState.INITIALIZED, WorkItemState.STARTED):
-                waits.append(item.id)
-                item.state = WorkItemState.CANCELED
-                item.finished_at = now
-        timers = list(state.jobs)
-        state.jobs.clear()
-        state.actions.clear()
+        timers, waits = cancel_offline(state, self._clock.now())
         ended = await self._rewrite(
             snapshot,
             state,
@@ -235,12 +216,15 @@ class Pinning:
         )
         for timer_id in timers:
             self._disarm(timer_id)
+        self.forget(instance_id)
+        logger.warning("blocked instance %s of %s was canceled", instance_id, snapshot.workflow)
+        self._on_ended(Transaction.workflow_info(state.workflows[state.id]), ended.body)
+
+    def forget(self, instance_id: str) -> None:
+        """The instance ended without running (canceled offline): it is held no more."""
         block = self._held.pop(instance_id, None)
         if block is not None:
             self._count(block.workflow)
-        logger.warning("blocked instance %s of %s was canceled", instance_id, snapshot.workflow)
-        self._on_ended(Transaction.workflow_info(state.workflows[state.id]), ended.body)
-        return before
 
     # -- internals ------------------------------------------------------------------------------
 
@@ -256,9 +240,7 @@ class Pinning:
     async def _release(self, snapshot: SnapshotRecord) -> SnapshotRecord:
         status = "running" if snapshot.runnable else "waiting"
         released = await self._rewrite(snapshot, decode_state(snapshot.body), status=status)
-        block = self._held.pop(snapshot.instance_id, None)
-        if block is not None:
-            self._count(block.workflow)
+        self.forget(snapshot.instance_id)
         logger.info(
             "instance %s of %s %s runs on: its definition is registered again",
             snapshot.instance_id,

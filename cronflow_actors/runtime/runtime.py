@@ -47,6 +47,7 @@ from cronflow_actors.flow.secrets import Secrets
 from cronflow_actors.kernel import ActorSystem, Clock, SystemClock
 from cronflow_actors.messages import Message, TimerRecord
 from cronflow_actors.messages.engine import TimerFired
+from cronflow_actors.net.migration import MigrationSpec
 from cronflow_actors.net.spec import NetSpec
 from cronflow_actors.runtime.catalog import FlowCatalog
 from cronflow_actors.runtime.database import store_for
@@ -54,6 +55,7 @@ from cronflow_actors.runtime.events import Events
 from cronflow_actors.runtime.flow_api import FlowMethods
 from cronflow_actors.runtime.instances import InstanceDirectory
 from cronflow_actors.runtime.lifecycle import LifecycleMethods
+from cronflow_actors.runtime.migrations import Migrations
 from cronflow_actors.runtime.ownership import DatabaseLease
 from cronflow_actors.runtime.pauses import Pauses
 from cronflow_actors.runtime.pinning import Pinning
@@ -94,7 +96,7 @@ class Runtime(LifecycleMethods, FlowMethods, StateMethods):
         self,
         db: str | os.PathLike[str] = ":memory:",
         *,
-        workflows: Iterable[NetSpec | Flow] = (),
+        workflows: Iterable[NetSpec | Flow | MigrationSpec] = (),
         clock: Clock | None = None,
         synchronous: str = "FULL",
         blocking_workers: int = 8,
@@ -188,6 +190,16 @@ class Runtime(LifecycleMethods, FlowMethods, StateMethods):
             spec_of=self._spec_of,
             pinning=self.pinning,
         )
+        self.migrations = Migrations(
+            registry=self.registry,
+            catalog=self.catalog,
+            store=self.store,
+            clock=self.clock,
+            instances=self.instances,
+            new_id=self._new_id,
+            spec_of=self._spec_of,
+            spawn=self._spawn,
+        )
         self.queues = RunQueues(
             store=self.store,
             clock=self.clock,
@@ -256,12 +268,16 @@ class Runtime(LifecycleMethods, FlowMethods, StateMethods):
         for spec in workflows:
             self.register(spec)
 
-    def register(self, spec: NetSpec | Flow, *, deprecated: bool = False) -> None:
+    def register(self, spec: NetSpec | Flow | MigrationSpec, *, deprecated: bool = False) -> None:
         """Register a workflow version: a ``NetSpec`` or a ``cf.define(...)`` flow (checked and
-        compiled here; ``InvalidWorkflowError`` lists every problem). On a running runtime,
-        its instances with work to run are loaded at once (calls that start it wait for that).
-        A flow whose secrets read environment variables that are not set is refused with
-        ``MissingSecretError`` (naming them all)."""
+        compiled here; ``InvalidWorkflowError`` lists every problem), or a migration between
+        two registered versions (``net.migration(...).build()``, see ``Runtime.migrate``). On a
+        running runtime, its instances with work to run are loaded at once (calls that start it
+        wait for that). A flow whose secrets read environment variables that are not set is
+        refused with ``MissingSecretError`` (naming them all)."""
+        if isinstance(spec, MigrationSpec):
+            self.registry.register_migration(spec)  # refused (MigrationError): nothing changed
+            return
         compiled: CompiledFlow | None = None
         if isinstance(spec, Flow):
             compiled = self.catalog.compile(spec)

@@ -235,3 +235,28 @@ async def test_every_waiting_run_is_held_at_start_page_after_page(
     async with cf.Runtime(db=db, clock=clock, workflows=[approval()]) as rt:
         assert rt.pinning.blocked() == []
         assert {r.id for r in await rt.list_runs(status="waiting")} == runs
+
+
+async def test_a_held_run_is_migrated_to_another_version_keeping_its_recorded_outputs(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    db = tmp_path / "migrate.db"
+    RAN.clear()
+    async with cf.Runtime(db=db, clock=clock, workflows=[approval()]) as rt:
+        old = await rt.trigger("approval", {"n": 1})
+        await rt.wait_idle()
+    v2 = cf.define("approval", version="v2").step("prepare", ran("prepare"))
+    v2 = v2.human_in_the_loop("approve", description="ok?").step("deliver", ran("deliver"))
+    async with cf.Runtime(db=db, clock=clock, workflows=[approval(changed=True), v2]) as rt:
+        assert rt.pinning.held(old) is not None
+        new = await rt.migrate(old, "v2")
+        await rt.wait_idle()
+        assert (await rt.inspect(old)).status == "canceled"
+        assert rt.pinning.held(old) is None
+        assert blocked_gauge(rt, "approval") == 0
+        [paused] = await rt.list_paused()
+        assert paused.run_id == new
+        await rt.resume(paused.token, {"approved": True})
+        result = await rt.wait(new, timeout=5)
+        assert (result.status, result.output) == ("completed", "deliver")
+        assert RAN == ["prepare", "deliver"]  # its recorded step was not run again

@@ -5,6 +5,7 @@ cancel over HTTP, and the versions ``GET /flows`` shows."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -64,7 +65,10 @@ async def test_a_blocked_run_over_http_and_the_cli(
 
     code, out, _ = await cli("runs", "--blocked", "--url", str(client.base_url))
     assert code == 0
-    assert [line.split()[:3] for line in out.splitlines()] == [[run_id, "approval", "blocked"]]
+    assert [line.split()[:3] for line in out.splitlines()[1:]] == [[run_id, "approval", "blocked"]]
+    code, out, _ = await cli("runs", "--blocked", "--json", "--url", str(client.base_url))
+    assert code == 0
+    assert [run["id"] for run in json.loads(out)["runs"]] == [run_id]
 
     metrics = (await client.get("/metrics")).text
     assert 'cronflow_runs_blocked{workflow="approval"} 1.0' in metrics
