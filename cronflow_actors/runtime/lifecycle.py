@@ -207,6 +207,7 @@ class LifecycleMethods(RuntimeParts):
         an action out); the others wait in the store for what wakes them. An instance whose
         definition changed under its version is held instead (``runtime/pinning.py``), the
         waiting ones too; a held one whose definition is registered again runs on."""
+        loading: list[tuple[SnapshotRecord, NetSpec]] = []
         for snapshot in await self.store.list_snapshots(runnable=True):
             if snapshot.workflow not in names:
                 continue
@@ -226,12 +227,14 @@ class LifecycleMethods(RuntimeParts):
                 admitted = await self.pinning.admit(snapshot, spec)
             except RevisionConflictError:
                 continue  # activated meanwhile (and admitted then)
-            if isinstance(admitted, Block):
-                continue
-            if self.instances.recover(admitted, spec):
+            if not isinstance(admitted, Block):
+                loading.append((admitted, spec))
+        await self.pinning.scan_waiting(names, self._spec_of)
+        # loaded last, together: nothing of theirs runs before the scan is over
+        for snapshot, spec in loading:
+            if self.instances.recover(snapshot, spec):
                 self.recovered += 1
                 self.metrics.recovered.inc()
-        await self.pinning.scan_waiting(names, self._spec_of)
 
     def _spec_of(self, snapshot: SnapshotRecord) -> NetSpec:
         """The definition a stored instance runs on: its registered version, or the one a
