@@ -388,8 +388,8 @@ class _HandlerSpan:
 
         context.detach(self._token)
         message = None
-        if isinstance(error, RetryRequested):
-            self.outcome = "retry"
+        if isinstance(error, RetryRequested):  # this attempt failed; another one comes
+            self.outcome, message = "retry", error.error
         elif isinstance(error, Exception):
             self.outcome, message = "failed", f"{type(error).__name__}: {error}"
         elif error is not None:

@@ -28,17 +28,22 @@ from cronflow_actors.messages.engine import (
 from cronflow_actors.runtime.otel import handler_span_id, span_id_of, trace_id_of
 from tests.runtime.otlp_receiver import ReceivedSpan, otlp_receiver
 
-tracer = trace.get_tracer("shop")  # user code's tracer: a proxy until a provider is set
+
+def tracer() -> trace.Tracer:
+    """User code's tracer. (Got at each use, not once at import as an application would: a
+    module-level proxy keeps the first global provider it finds, and each test here starts a
+    runtime that sets a new one.)"""
+    return trace.get_tracer("shop")
 
 
 async def charge(ctx: Any) -> dict[str, Any]:
-    with tracer.start_as_current_span("charge card") as span:
+    with tracer().start_as_current_span("charge card") as span:
         span.set_attribute("amount", ctx.payload["amount"])
     return {"charged": ctx.payload["amount"]}
 
 
 def ship(ctx: Any) -> dict[str, Any]:  # a plain def: runs on a pool thread
-    with tracer.start_as_current_span("book parcel"):
+    with tracer().start_as_current_span("book parcel"):
         pass
     return {"shipped": True}
 
@@ -189,3 +194,66 @@ async def test_a_runs_spans_reach_an_otlp_receiver_with_user_spans_under_their_s
         )
         assert completed.parent_id == run.span_id  # the turn that recorded what it returned
     assert _one(receiver.named("charge card")).attributes["amount"] == 30
+
+
+async def test_a_failed_attempt_is_an_error_span_and_the_retry_runs_in_a_span_of_its_own(
+    tmp_path: Path,
+) -> None:
+    attempts: list[int] = []
+
+    async def flaky(ctx: Any) -> str:
+        attempts.append(ctx.attempt)
+        with tracer().start_as_current_span("call supplier"):
+            if len(attempts) == 1:
+                raise ConnectionError("supplier down")
+        return "ok"
+
+    def broken(ctx: Any) -> None:
+        raise ValueError("no stock")
+
+    flow = (
+        cf.define("otel-retry")
+        .step("flaky", flaky, retry=cf.Retry(attempts=2, delay="10ms"))
+        .step("broken", broken)
+    )
+    with otlp_receiver() as receiver:
+        runtime = cf.Runtime(
+            db=tmp_path / "otel.db",
+            workflows=[flow],
+            otel_endpoint=f"{receiver.url}/v1/traces",
+            otel_service_name="shop-engine",
+        )
+        AuditStandIn(runtime)
+        async with runtime:
+            run_id = await runtime.trigger("otel-retry", {})
+            assert (await runtime.wait(run_id)).status == "failed"
+
+    assert {span.resource["service.name"] for span in receiver.spans} == {"shop-engine"}
+    runs = {s.attributes["cronflow.work_item"]: s for s in receiver.named("WorkItem.run")}
+    first, second = sorted(
+        (
+            s
+            for s in receiver.named("WorkItem.run")
+            if s.attributes["cronflow.work_item"] == "flaky"
+        ),
+        key=lambda s: s.start_ns,
+    )
+    assert first.attributes["cronflow.attempt"] < second.attributes["cronflow.attempt"]
+    assert first.span_id != second.span_id
+    assert (first.status_code, first.attributes["cronflow.outcome"]) == (2, "retry")  # ERROR
+    assert second.status_code == 0
+    assert "cronflow.outcome" not in second.attributes
+    supplier_calls = receiver.named("call supplier")
+    assert sorted(s.parent_id for s in supplier_calls) == sorted([first.span_id, second.span_id])
+    failed = runs["broken"]
+    assert (failed.status_code, failed.attributes["cronflow.outcome"]) == (2, "failed")
+    item_failed = _one(
+        [
+            s
+            for s in receiver.named("WorkItem.fail")
+            if s.attributes["cronflow.element"] == failed.attributes["cronflow.element"]
+        ]
+    )
+    assert item_failed.status_code == 2
+    assert item_failed.parent_id == failed.span_id
+    assert {s.trace_id for s in receiver.spans} == {trace_id_of(run_id)}
