@@ -22,6 +22,7 @@ from cronflow_actors.runtime.catalog import FlowCatalog
 from cronflow_actors.runtime.events import Events
 from cronflow_actors.runtime.instances import InstanceDirectory, root_of
 from cronflow_actors.runtime.migrations import Migrations
+from cronflow_actors.runtime.otel import OtelExport
 from cronflow_actors.runtime.ownership import DatabaseLease
 from cronflow_actors.runtime.pauses import Pauses
 from cronflow_actors.runtime.polls import Polls
@@ -62,6 +63,7 @@ class RuntimeParts:
     events: Events
     schedules: Schedules
     polls: Polls
+    otel: OtelExport | None
     state: str
     failure: BaseException | None
     recovered: int

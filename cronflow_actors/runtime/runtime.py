@@ -32,7 +32,7 @@ import asyncio
 import logging
 import os
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from cronflow_actors.engine.actors import EngineServices
@@ -46,6 +46,7 @@ from cronflow_actors.flow.compiled import CompiledFlow
 from cronflow_actors.flow.secrets import Secrets
 from cronflow_actors.kernel import ActorSystem, Clock, SystemClock
 from cronflow_actors.messages import Message, TimerRecord
+from cronflow_actors.messages.audit import AuditSpan
 from cronflow_actors.messages.engine import TimerFired
 from cronflow_actors.net.migration import MigrationSpec
 from cronflow_actors.net.spec import NetSpec
@@ -56,6 +57,7 @@ from cronflow_actors.runtime.flow_api import FlowMethods
 from cronflow_actors.runtime.instances import InstanceDirectory
 from cronflow_actors.runtime.lifecycle import LifecycleMethods
 from cronflow_actors.runtime.migrations import Migrations
+from cronflow_actors.runtime.otel import OtelExport
 from cronflow_actors.runtime.ownership import DatabaseLease
 from cronflow_actors.runtime.pauses import Pauses
 from cronflow_actors.runtime.polls import Polls
@@ -89,6 +91,10 @@ class Runtime(LifecycleMethods, FlowMethods, StateMethods):
     ``queues``: the named queues' concurrency limits, ``{"emails": 5}``: at most that many runs
     of the flows that say ``define(..., queue="emails")`` run at once, the others wait in one
     durable FIFO (a queue a flow names but this leaves out runs without a limit, with a warning).
+    ``otel_endpoint``: export the audit trail's spans over OTLP/HTTP to this collector
+    (``http://localhost:4318``), and run step handlers inside their spans; needs
+    ``pip install 'cronflow-actors[otel]'`` (see ``runtime/otel.py``); ``otel_service_name``:
+    the resource's ``service.name`` (default ``$OTEL_SERVICE_NAME``, else ``cronflow-actors``).
     """
 
     def __init__(
@@ -110,9 +116,14 @@ class Runtime(LifecycleMethods, FlowMethods, StateMethods):
         retention: float | None = 30 * 86400,
         prune_every: float | None = None,
         queues: Mapping[str, int] | None = None,
+        otel_endpoint: str | None = None,
+        otel_service_name: str | None = None,
     ) -> None:
         queue_limits = check_queue_limits(queues)
         self.clock: Clock = clock or SystemClock()
+        self.otel = OtelExport.optional(
+            otel_endpoint, service_name=otel_service_name, clock=self.clock
+        )
         self.store: Store = store or store_for(db, synchronous=synchronous)
         self.registry = WorkflowRegistry()
         self.catalog = FlowCatalog()
@@ -140,6 +151,9 @@ class Runtime(LifecycleMethods, FlowMethods, StateMethods):
         """Root instances that ended and whose actor is still in memory (it stops soon)."""
         self._recovering: dict[str, asyncio.Task[None]] = {}
         self._observers: list[Callable[[list[Message]], None]] = []
+        self._span_callbacks: list[Callable[[Sequence[AuditSpan]], None]] = []
+        if self.otel is not None:
+            self.on_spans(self.otel.export)
         self.telemetry = Telemetry(
             _version(),
             clock=self.clock,
@@ -170,6 +184,7 @@ class Runtime(LifecycleMethods, FlowMethods, StateMethods):
             tokens=token_factory,
             passivate=passivate,
             secrets=self._secrets,
+            tracing=self.otel,
         )
         self.instances = InstanceDirectory(
             system=self.system,
@@ -307,7 +322,19 @@ class Runtime(LifecycleMethods, FlowMethods, StateMethods):
         """Refuse new instances of this version; running ones go on."""
         self.registry.deprecate(name, version)
 
+    def on_spans(self, callback: Callable[[Sequence[AuditSpan]], None]) -> None:
+        """Call ``callback`` with the audit spans of each commit, once they are durable (on the
+        runtime's loop: it must be quick; its failure is logged and changes nothing)."""
+        self._span_callbacks.append(callback)
+
     # -- what the engine and the timers call back ---------------------------------------------
+
+    def _spans_durable(self, spans: Sequence[AuditSpan]) -> None:
+        for callback in self._span_callbacks:
+            try:
+                callback(spans)
+            except Exception:
+                logger.exception("span callback %r failed", callback)
 
     async def _timer_page(self, after: tuple[float, str] | None, limit: int) -> list[TimerRecord]:
         return await self.store.load_timers(after=after, limit=limit)
