@@ -21,7 +21,7 @@ from cronflow_actors.metrics import RuntimeMetrics
 from cronflow_actors.runtime.catalog import FlowCatalog
 from cronflow_actors.runtime.events import Events
 from cronflow_actors.runtime.instances import InstanceDirectory, root_of
-from cronflow_actors.runtime.ownership import DatabaseLease
+from cronflow_actors.runtime.ownership import RuntimeLease
 from cronflow_actors.runtime.pauses import Pauses
 from cronflow_actors.runtime.polls import Polls
 from cronflow_actors.runtime.queues import RunQueues
@@ -46,7 +46,7 @@ class RuntimeParts:
     catalog: FlowCatalog
     system: ActorSystem
     timers: TimerService
-    lease: DatabaseLease
+    lease: RuntimeLease
     telemetry: Telemetry
     metrics: RuntimeMetrics
     instances: InstanceDirectory

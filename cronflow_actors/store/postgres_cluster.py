@@ -20,15 +20,17 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import asyncpg
 import msgspec
 
 from cronflow_actors.errors import StoreClosedError
 from cronflow_actors.messages import SnapshotRecord, TimerRecord
 from cronflow_actors.store import _sql
 from cronflow_actors.store.postgres_sql import DB_NOW, SNAPSHOT_COLUMNS, TIMER_COLUMNS
+
+if TYPE_CHECKING:  # asyncpg is an optional dependency: the runtime imports this module always
+    import asyncpg
 
 __all__ = ["WORK_CHANNEL", "Claim", "ClusterOps", "Posted"]
 
@@ -65,12 +67,12 @@ class Posted(msgspec.Struct, frozen=True):
 class ClusterOps:
     """Processes, instance leases and the inbox, on the store's read pool."""
 
-    _pool: asyncpg.Pool | None
-    _listener: asyncpg.Connection | None
+    _pool: asyncpg.Pool[Any] | None
+    _listener: asyncpg.Connection[Any] | None
     url: str
     name: str
 
-    def _require_pool(self, operation: str) -> asyncpg.Pool:
+    def _require_pool(self, operation: str) -> asyncpg.Pool[Any]:
         if self._pool is None:
             raise StoreClosedError(self.name, operation)
         return self._pool
@@ -173,6 +175,13 @@ class ClusterOps:
         )
         return [_sql.snapshot_of(row) for row in rows]
 
+    async def instance_timers(self, instance_id: str) -> list[TimerRecord]:
+        """The pending timers of one instance (to arm them where it is claimed)."""
+        rows = await self._require_pool("load timers").fetch(
+            f"SELECT {TIMER_COLUMNS} FROM timers WHERE instance_id = $1", instance_id
+        )
+        return [_sql.timer_of(row) for row in rows]
+
     async def unheld_due_timers(self, now: float, *, limit: int = 100) -> list[TimerRecord]:
         """Timers due at ``now`` of instances no live process holds (a process fires the
         timers of its own instances; these are anyone's to fire, by claiming the instance)."""
@@ -254,8 +263,10 @@ class ClusterOps:
     async def listen(self, on_work: Callable[[], None], on_reply: Callable[[str], None]) -> None:
         """Call ``on_work()`` when work arrives for ``owner`` and ``on_reply(id)`` when an
         answer for it is written (NOTIFY on a connection of its own; the caller polls too)."""
+        import asyncpg
+
         owner: str | None = getattr(getattr(self, "_writer", None), "node", None)
-        connection: asyncpg.Connection = await asyncpg.connect(self.url, timeout=10)
+        connection: asyncpg.Connection[Any] = await asyncpg.connect(self.url, timeout=10)
 
         def heard(_connection: Any, _pid: int, channel: str, payload: object) -> None:
             if not isinstance(payload, str):
