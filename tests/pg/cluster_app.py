@@ -9,12 +9,17 @@ import os
 import cronflow_actors as cf
 
 
+def append(line: str) -> None:
+    """One short line appended (O_APPEND: lines of several processes do not interleave)."""
+    path = os.environ.get("CLUSTER_TEST_LOG")
+    if path:
+        with open(path, "a") as log:
+            log.write(line + "\n")
+
+
 def logged(name: str, seconds: float = 0.0):  # type: ignore[no-untyped-def]
     async def step(ctx):  # type: ignore[no-untyped-def]
-        path = os.environ.get("CLUSTER_TEST_LOG")
-        if path:
-            with open(path, "a") as log:
-                log.write(f"{ctx.run.id} {name} {os.getpid()}\n")
+        append(f"{ctx.run.id} {name} {os.getpid()}")
         await asyncio.sleep(seconds)
         return {"step": name, "pid": os.getpid()}
 
