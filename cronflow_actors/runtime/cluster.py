@@ -160,10 +160,16 @@ class ClusterLease:
             (self._beat(), "process lease heartbeat"),
             (self._take_over_forever(), "take over instances"),
             (self._timers_forever(), "fire timers of unheld instances"),
-            (self._inbox_forever(system), "work from other processes"),
             (self._waiters_forever(), "runs that end in other processes"),
         )
         self._tasks = [system.create_task(coro, name=name) for coro, name in loops]
+        # Waiting for work from other processes is not work in flight here (wait_idle would
+        # never return): a plain task, cancelled by release(); the work it takes is the system's
+        self._tasks.append(
+            asyncio.get_running_loop().create_task(
+                self._inbox_forever(system), name="work from other processes"
+            )
+        )
 
     async def release(self) -> None:
         """Stop the loops and give every held instance up, for the others to claim at once."""
