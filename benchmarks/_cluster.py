@@ -184,23 +184,30 @@ async def _worker_hang(args: argparse.Namespace, workflow: Any, start: Start) ->
         await asyncio.sleep(3600)
 
 
+def _start_and_kill_a_holder(args: argparse.Namespace) -> tuple[list[str], float]:
+    """A worker starts runs it never finishes, then dies by SIGKILL: their ids, and when."""
+    doomed = subprocess.Popen(
+        _worker_command(args, "hang", 100, 1),
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, HANG: "1"},
+    )
+    try:
+        assert doomed.stdout is not None
+        ids: list[str] = json.loads(doomed.stdout.readline())
+        doomed.send_signal(signal.SIGKILL)
+        killed = time.perf_counter()
+        doomed.wait()
+    finally:
+        if doomed.poll() is None:
+            doomed.kill()
+    return ids, killed
+
+
 async def _takeover(args: argparse.Namespace, workflow: Any, wait: Wait) -> float:
     rt = cf.Runtime(db=args.db, workflows=[workflow], lease_seconds=args.lease_seconds)
     async with rt:
-        doomed = subprocess.Popen(
-            _worker_command(args, "hang", 100, 1),
-            stdout=subprocess.PIPE,
-            text=True,
-            env={**os.environ, HANG: "1"},
-        )
-        try:
-            assert doomed.stdout is not None
-            ids = json.loads(doomed.stdout.readline())
-            doomed.send_signal(signal.SIGKILL)
-            killed = time.perf_counter()
-            doomed.wait()
-        finally:
-            if doomed.poll() is None:
-                doomed.kill()
+        loop = asyncio.get_running_loop()
+        ids, killed = await loop.run_in_executor(None, _start_and_kill_a_holder, args)
         await asyncio.gather(*(wait(rt, run_id) for run_id in ids))
         return time.perf_counter() - killed
