@@ -66,7 +66,7 @@ def _db_prune(args: argparse.Namespace) -> int:
         older_than = parse_duration(args.older_than, "--older-than")
     except ValueError as error:
         raise ConfigurationError("--older-than", args.older_than, str(error)) from None
-    if args.db != ":memory:" and not Path(args.db).is_file():
+    if args.db != ":memory:" and "://" not in args.db and not Path(args.db).is_file():
         raise ConfigurationError("--db", args.db, "the path of an existing database file")
 
     async def prune() -> int:
@@ -136,7 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
     migrate = db_commands.add_parser(
         "migrate", help="create the database file if needed and apply pending schema migrations"
     )
-    migrate.add_argument("--db", default="cronflow.db", help="SQLite file (default cronflow.db)")
+    migrate.add_argument(
+        "--db", default="cronflow.db", help="SQLite file (default cronflow.db) or postgresql:// URL"
+    )
     migrate.add_argument(
         "--synchronous",
         default="FULL",
@@ -146,14 +148,21 @@ def build_parser() -> argparse.ArgumentParser:
     prune = db_commands.add_parser(
         "prune", help="delete finished runs (and their history) older than a duration"
     )
-    prune.add_argument("--db", default="cronflow.db", help="SQLite file (default cronflow.db)")
+    prune.add_argument(
+        "--db", default="cronflow.db", help="SQLite file (default cronflow.db) or postgresql:// URL"
+    )
     prune.add_argument("--older-than", required=True, help="e.g. 7d, 12h, 30m")
     prune.set_defaults(handler=_db_prune)
 
     serve = commands.add_parser("serve", help="run the runtime behind HTTP until SIGTERM/SIGINT")
     serve.add_argument("app", nargs="?", default=None, help="module:attribute or a .py file")
     serve.add_argument("--config", default=None, help="TOML settings file")
-    serve.add_argument("--db", default=None, help="SQLite file (default cronflow.db)")
+    serve.add_argument(
+        "--db",
+        default=None,
+        help="SQLite file (default cronflow.db), or postgresql://user@host:port/dbname: a "
+        "database several serve processes share",
+    )
     serve.add_argument("--host", default=None, help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=None, help="port (default 8000; 0: any)")
     serve.add_argument("--synchronous", default=None, help="SQLite synchronous level")

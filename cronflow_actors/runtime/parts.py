@@ -23,7 +23,7 @@ from cronflow_actors.runtime.events import Events
 from cronflow_actors.runtime.instances import InstanceDirectory, root_of
 from cronflow_actors.runtime.migrations import Migrations
 from cronflow_actors.runtime.otel import OtelExport
-from cronflow_actors.runtime.ownership import DatabaseLease
+from cronflow_actors.runtime.ownership import RuntimeLease
 from cronflow_actors.runtime.pauses import Pauses
 from cronflow_actors.runtime.polls import Polls
 from cronflow_actors.runtime.queues import RunQueues
@@ -48,7 +48,7 @@ class RuntimeParts:
     catalog: FlowCatalog
     system: ActorSystem
     timers: TimerService
-    lease: DatabaseLease
+    lease: RuntimeLease
     telemetry: Telemetry
     metrics: RuntimeMetrics
     instances: InstanceDirectory

@@ -51,6 +51,7 @@ from cronflow_actors.messages.engine import TimerFired
 from cronflow_actors.net.migration import MigrationSpec
 from cronflow_actors.net.spec import NetSpec
 from cronflow_actors.runtime.catalog import FlowCatalog
+from cronflow_actors.runtime.cluster import ClusterLease, ClusterRecovery, lease_for
 from cronflow_actors.runtime.database import store_for
 from cronflow_actors.runtime.events import Events
 from cronflow_actors.runtime.flow_api import FlowMethods
@@ -58,7 +59,6 @@ from cronflow_actors.runtime.instances import InstanceDirectory
 from cronflow_actors.runtime.lifecycle import LifecycleMethods
 from cronflow_actors.runtime.migrations import Migrations
 from cronflow_actors.runtime.otel import OtelExport
-from cronflow_actors.runtime.ownership import DatabaseLease
 from cronflow_actors.runtime.pauses import Pauses
 from cronflow_actors.runtime.polls import Polls
 from cronflow_actors.runtime.queues import RunQueues, check_queue_limits
@@ -76,10 +76,13 @@ __all__ = ["Runtime"]
 logger = logging.getLogger(__name__)
 
 
-class Runtime(LifecycleMethods, FlowMethods, StateMethods):
+class Runtime(ClusterRecovery, LifecycleMethods, FlowMethods, StateMethods):
     """The engine of one process. Use ``async with Runtime(...) as rt`` (or ``start``/``stop``).
 
-    ``db`` is a SQLite file (created and migrated as needed) or ``":memory:"``; ``clock`` is
+    ``db`` is a SQLite file (created and migrated as needed), ``":memory:"``, or a
+    ``postgresql://user@host:port/dbname`` URL: a database several processes share, each
+    holding the instances it runs under a lease of ``lease_seconds`` (``runtime/cluster.py``);
+    ``clock`` is
     injected for tests (``ManualClock``); ``synchronous`` is SQLite's durability level.
     ``lease_seconds``: how long the database lease outlives this runtime after a crash (it is
     renewed every third of that); ``wait_for_lease``: wait for another runtime's lease to
@@ -129,7 +132,7 @@ class Runtime(LifecycleMethods, FlowMethods, StateMethods):
         self.catalog = FlowCatalog()
         self.system = ActorSystem(name, blocking_workers=blocking_workers, clock=self.clock)
         self.timers = TimerService(self.clock, self._timer_due, self._timer_page, timer_window)
-        self.lease = DatabaseLease(
+        self.lease = lease_for(
             self.store,
             self.clock,
             duration=lease_seconds,
@@ -194,6 +197,7 @@ class Runtime(LifecycleMethods, FlowMethods, StateMethods):
             new_id=self._new_id,
             is_running=lambda: self.state == "running",
             spec_of=self._spec_of,
+            router=self.lease if isinstance(self.lease, ClusterLease) else None,
         )
         self.migrations = Migrations(
             registry=self.registry,
@@ -205,6 +209,15 @@ class Runtime(LifecycleMethods, FlowMethods, StateMethods):
             spec_of=self._spec_of,
             spawn=self._spawn,
         )
+        if isinstance(self.lease, ClusterLease):  # several processes on one database
+            self.lease.attach(
+                instances=self.instances,
+                timers=self.timers,
+                spec_of=self._spec_of,
+                on_recovered=self.metrics.recovered.inc,
+                waiting=self._waiters.keys,
+                recheck=self._recheck_waiters,
+            )
         self.queues = RunQueues(
             store=self.store,
             clock=self.clock,
@@ -238,6 +251,13 @@ class Runtime(LifecycleMethods, FlowMethods, StateMethods):
             new_id=self._new_id,
             spawn=self._spawn,
         )
+        self._wire_triggers()
+        for spec in workflows:
+            self.register(spec)
+
+    def _wire_triggers(self) -> None:
+        """The services through which work arrives from outside: state shared across runs,
+        human pauses, events, schedules and polls."""
         self.shared_state = SharedState(
             store=self.store,
             clock=self.clock,
@@ -270,8 +290,6 @@ class Runtime(LifecycleMethods, FlowMethods, StateMethods):
             on_poll=lambda name, outcome: self.metrics.polls.labels(name, outcome).inc(),
             on_item=lambda name, outcome: self.metrics.poll_items.labels(name, outcome).inc(),
         )
-        for spec in workflows:
-            self.register(spec)
 
     def register(self, spec: NetSpec | Flow | MigrationSpec, *, deprecated: bool = False) -> None:
         """Register a workflow version: a ``NetSpec`` or a ``cf.define(...)`` flow (checked and
