@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import pykka
 
@@ -28,6 +28,7 @@ from cronflow_actors.errors import (
     InstanceBlockedError,
     InstanceExistsError,
     NotFoundError,
+    RevisionConflictError,
     RuntimeNotRunningError,
 )
 from cronflow_actors.kernel import ActorSystem
@@ -43,11 +44,24 @@ from cronflow_actors.net.spec import NetSpec
 from cronflow_actors.runtime.pinning import Block, Pinning
 from cronflow_actors.store import Store
 
-__all__ = ["InstanceDirectory", "root_of"]
+__all__ = ["InstanceDirectory", "InstanceRouter", "root_of"]
 
 logger = logging.getLogger(__name__)
 
 Ref = pykka.ActorRef[Any]
+
+
+class InstanceRouter(Protocol):
+    """Several processes on one database (``runtime/cluster.py``): which process may run an
+    instance that is not in memory here, and how work reaches the one that holds it."""
+
+    async def claim(self, instance_id: str) -> str | None:
+        """None once this process may activate it; else the live process that holds it."""
+        ...
+
+    async def forward(self, owner: str, instance_id: str, command: Message) -> Any:
+        """Carry ``command`` out in process ``owner``; its result."""
+        ...
 
 
 def root_of(element_id: str) -> str:
@@ -70,9 +84,12 @@ class InstanceDirectory:
         new_id: Callable[[], str],
         is_running: Callable[[], bool],
         spec_of: Callable[[SnapshotRecord], NetSpec] | None = None,
+        router: InstanceRouter | None = None,
         pinning: Pinning | None = None,
     ) -> None:
         self._system = system
+        self._router = router
+        """On a database several processes share: claims instances before activating them."""
         self._store = store
         self._registry = registry
         self._spec_of = spec_of or (lambda s: registry.get(s.workflow, s.version))
@@ -149,6 +166,10 @@ class InstanceDirectory:
         """Carry out ``command`` on the instance (activated from its snapshot if it is not in
         memory); returns its result once its transaction is durable."""
         for _attempt in range(5):
+            if self._router is not None and instance_id not in self._refs:
+                holder = await self._router.claim(instance_id)
+                if holder is not None:
+                    return await self._router.forward(holder, instance_id, command)
             try:
                 ref = await self.activate(instance_id)
             except InstanceBlockedError as blocked:
@@ -164,6 +185,12 @@ class InstanceDirectory:
                 # it stopped (passivated, or found itself stale) before it took the command
                 self._forget(instance_id, ref)
                 self._check_running()
+            except RevisionConflictError:
+                if self._router is None:
+                    raise
+                # another process moved it on: this copy was stale and stops, nothing was
+                # written; the next attempt claims it afresh (or sends the command there)
+                self._forget(instance_id, ref)
         raise RuntimeNotRunningError("reach instance " + instance_id, "unable to reach it")
 
     def deliver(self, instance_id: str, message: Message) -> None:
@@ -178,6 +205,8 @@ class InstanceDirectory:
 
         async def activate_and_tell() -> None:
             try:
+                if self._router is not None and await self._router.claim(instance_id):
+                    return  # another process holds it, and fires its timers
                 (await self.activate(instance_id)).tell(message)
             except InstanceBlockedError as blocked:
                 logger.warning("%r not delivered: %s", message, blocked)
@@ -234,6 +263,14 @@ class InstanceDirectory:
         finally:
             del self._activating[instance_id]
             pending.set_result(None)
+
+    async def admit(self, snapshot: SnapshotRecord, spec: NetSpec) -> SnapshotRecord | None:
+        """The snapshot to load a stored instance from, or None if it is held because its
+        definition changed under its version (``runtime/pinning.py``)."""
+        if self._pinning is None:
+            return snapshot
+        admitted = await self._pinning.admit(snapshot, spec)
+        return None if isinstance(admitted, Block) else admitted
 
     def recover(self, snapshot: SnapshotRecord, spec: NetSpec) -> bool:
         """Load an instance with work to run (at start); False if it is in memory already."""

@@ -50,6 +50,8 @@ class LifecycleMethods(RuntimeParts):
             await self.store.close()
             self.state = "stopped"
             raise
+        if self.otel is not None:
+            self.otel.start()
         self.system.start()
         self.state = "running"
         self.telemetry.probe.start()
@@ -100,6 +102,8 @@ class LifecycleMethods(RuntimeParts):
         except Exception as error:
             logger.warning("the database lease was not released: %s", error)
         await self.store.close()
+        if self.otel is not None:  # the spans of every commit are in its batch: send them
+            await asyncio.to_thread(self.otel.shutdown)
         for futures in self._waiters.values():
             for future in futures:
                 if not future.done():
