@@ -202,6 +202,10 @@ class CoroutineActor(LoopActor):
             self._handler_raised(None)
         return True
 
+    def _let_go_unless_scheduled(self) -> None:
+        if self._turn is None:  # else the turn lets go as it ends
+            super()._let_go_unless_scheduled()
+
     def _let_go(self) -> None:
         """The actor has stopped and no turn runs: answer what waits, and let go of the inbox
         (a message that still arrives is answered by the inbox itself)."""
