@@ -87,6 +87,7 @@ class CoroutineActor(LoopActor):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._turn: asyncio.Task[None] | None = None
+        self._turn_name: str | None = None
 
     @classmethod
     def _create_actor_inbox(cls) -> _TurnInbox:
@@ -135,7 +136,9 @@ class CoroutineActor(LoopActor):
         while urgent and not stopped._set:
             self._process(urgent.popleft())
         if inbox.queue and self._turn is None and not stopped._set:
-            self._turn = self.create_task(self._take_turns(), name=f"turn of {self}")
+            if self._turn_name is None:  # named once: str(self) is not cheap, and turns are many
+                self._turn_name = f"turn of {self}"
+            self._turn = self.create_task(self._take_turns(), name=self._turn_name)
         self._scheduled = False
         if stopped._set and self._turn is None:
             self._let_go()
