@@ -31,7 +31,9 @@ typecheck: $(STAMP)
 	$(PY) -m mypy
 
 # What the tests need outside the virtualenv: Debian's prometheus (prometheus, promtool) for
-# tests/metrics/. Installed when missing and run as root; a no-op once installed.
+# tests/metrics/ and Debian's chromium for the console's browser tests (tests/console/, which
+# save screenshots under test-output/). Installed when missing and run as root; a no-op once
+# installed.
 test-deps:
 	bash .ci/install-test-deps
 
@@ -82,4 +84,4 @@ bench-scripts-quick: $(STAMP)
 	$(PY) benchmarks/metrics.py --quick
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info test-output

@@ -462,7 +462,15 @@ class ActionDeniedError(ActionError, PermissionError):
 
 
 class ApiError(CronflowError):
-    """A CLI command's call to a running ``serve`` was refused, or it could not be reached."""
+    """A CLI command's call to a running ``serve`` was refused, or it could not be reached.
+    The message says what to do; ``status`` is the HTTP status (0: no answer), ``slug`` the
+    problem's type, and ``exit_code`` the code the command exits with (``cli/exits.py``)."""
+
+    def __init__(
+        self, message: str, *, status: int = 0, slug: str = "", exit_code: int = 2
+    ) -> None:
+        super().__init__(message)
+        self.status, self.slug, self.exit_code = status, slug, exit_code
 
 
 class ExpectationError(AssertionError):

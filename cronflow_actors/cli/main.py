@@ -1,31 +1,41 @@
 """``cronflow-actors COMMAND``: a thin edge over the runtime layer.
 
-Commands: ``serve``, the client commands ``run``, ``inspect``, ``runs``, ``resume``, ``cancel``,
-``events publish`` (they call a running server), ``db migrate`` and ``version``. Settings come
-from flags, ``CRONFLOW_*`` variables and a TOML ``--config`` file. Heavy modules are imported
-inside the commands, so ``--help`` stays fast.
+Commands: ``serve``, the client commands ``run``, ``inspect``, ``runs``, ``paused``, ``resume``,
+``cancel``, ``events publish`` (they call a running server: ``commands.py``), ``db migrate``,
+``db prune`` and ``version`` (also ``--version``). Settings come from flags, ``CRONFLOW_*``
+variables and a TOML ``--config`` file. Exit codes are in ``exits.py``: 0 ok, 1 run failed,
+2 usage, 3 not found or conflict, 4 server unreachable. Heavy modules are imported inside the
+commands, so ``--help`` stays fast.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from cronflow_actors.cli.bench import add_bench_command
-from cronflow_actors.errors import ConfigurationError, CronflowError
+from cronflow_actors.cli.commands import add_client_commands
+from cronflow_actors.cli.exits import Exit
+from cronflow_actors.errors import ApiError, ConfigurationError, CronflowError
 
 __all__ = ["main"]
 
 
-def _version(_args: argparse.Namespace) -> int:
-    from importlib.metadata import version
+def _installed_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
 
-    print(f"cronflow-actors {version('cronflow-actors')}")
+    try:
+        return version("cronflow-actors")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "0.0.0+unknown"
+
+
+def _version(_args: argparse.Namespace) -> int:
+    print(f"cronflow-actors {_installed_version()}")
     return 0
 
 
@@ -102,101 +112,16 @@ def _serve(args: argparse.Namespace) -> int:
     return serve(_settings(args))
 
 
-def _client(args: argparse.Namespace) -> Any:
-    from cronflow_actors.cli.client import Client
-
-    settings = _settings(args)
-    return Client(settings.url, settings.token)
-
-
-def _payload(args: argparse.Namespace) -> Any:
-    if args.payload is None:
-        return None
-    try:
-        return json.loads(args.payload)
-    except ValueError as error:
-        raise ConfigurationError("--payload", args.payload, f"JSON ({error})") from None
-
-
-def _run(args: argparse.Namespace) -> int:
-    client = _client(args)
-    started = client.call("POST", "/runs", {"workflow": args.workflow, "payload": _payload(args)})
-    run = client.wait(started["run_id"])
-    print(json.dumps({k: run[k] for k in ("id", "status", "output", "error")}, indent=2))
-    return 0 if run["status"] == "completed" else 1
-
-
-def _inspect(args: argparse.Namespace) -> int:
-    from cronflow_actors.cli.client import render_run
-
-    print(render_run(_client(args).call("GET", f"/runs/{args.run_id}")))
-    return 0
-
-
-def _runs(args: argparse.Namespace) -> int:
-    query = {"workflow": args.workflow, "status": args.status, "limit": args.limit}
-    for run in _client(args).call("GET", "/runs", query=query)["runs"]:
-        print(f"{run['id']}  {run['workflow']:<20} {run['status']:<10} {run['created_at']:.0f}")
-    return 0
-
-
-def _resume(args: argparse.Namespace) -> int:
-    print(json.dumps(_client(args).call("POST", f"/resume/{args.token_id}", _payload(args))))
-    return 0
-
-
-def _cancel(args: argparse.Namespace) -> int:
-    print(json.dumps(_client(args).call("POST", f"/runs/{args.run_id}/cancel")))
-    return 0
-
-
-def _publish(args: argparse.Namespace) -> int:
-    print(json.dumps(_client(args).call("POST", f"/events/{args.name}", _payload(args))))
-    return 0
-
-
-def _client_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--url", default=None, help="the server (default http://127.0.0.1:8000)")
-    parser.add_argument("--token", default=None, help="bearer token for the server")
-    parser.add_argument("--config", default=None, help="TOML settings file")
-
-
-def _add_client_commands(commands: Any) -> None:
-    run = commands.add_parser("run", help="trigger a workflow, wait, print the result")
-    run.add_argument("workflow")
-    run.add_argument("--payload", default=None, help="JSON payload")
-    run.set_defaults(handler=_run)
-    inspect = commands.add_parser("inspect", help="a readable tree of a run")
-    inspect.add_argument("run_id")
-    inspect.set_defaults(handler=_inspect)
-    runs = commands.add_parser("runs", help="list recent runs")
-    runs.add_argument("--workflow", default=None)
-    runs.add_argument("--status", default=None)
-    runs.add_argument("--limit", type=int, default=50)
-    runs.set_defaults(handler=_runs)
-    resume = commands.add_parser("resume", help="resume a paused run")
-    resume.add_argument("token_id", metavar="TOKEN")
-    resume.add_argument("--payload", default=None, help="JSON payload")
-    resume.set_defaults(handler=_resume)
-    cancel = commands.add_parser("cancel", help="cancel a run")
-    cancel.add_argument("run_id")
-    cancel.set_defaults(handler=_cancel)
-    events = commands.add_parser("events", help="events")
-    event_commands = events.add_subparsers(
-        dest="events_command", metavar="EVENTS_COMMAND", required=True
-    )
-    publish = event_commands.add_parser("publish", help="publish an event")
-    publish.add_argument("name")
-    publish.add_argument("--payload", default=None, help="JSON payload")
-    publish.set_defaults(handler=_publish)
-    for parser in (run, inspect, runs, resume, cancel, publish):
-        _client_options(parser)
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cronflow-actors",
         description="A durable workflow runtime for Python, built as an actor system on asyncio.",
+        epilog="Exit codes: 0 ok; 1 the run failed (run); 2 bad usage, settings or token; "
+        "3 not found or conflict; 4 server unreachable or unavailable. The web console is at "
+        "http://127.0.0.1:8000/ui while 'serve' runs.",
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"cronflow-actors {_installed_version()}"
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
@@ -271,17 +196,20 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-level", default=None, help="critical, error, warning, info, debug")
     serve.add_argument("--log-format", default=None, help="text or json")
     serve.set_defaults(handler=_serve)
-    _add_client_commands(commands)
+    add_client_commands(commands)
     add_bench_command(commands)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run one command; returns the process exit code (2 for bad usage or settings)."""
+    """Run one command; returns the process exit code (``exits.py``)."""
     args = build_parser().parse_args(argv)
     try:
         code: int = args.handler(args)
+    except ApiError as refused:
+        print(f"cronflow-actors: error: {refused}", file=sys.stderr)
+        return int(refused.exit_code)
     except CronflowError as error:
         print(f"cronflow-actors: error: {error}", file=sys.stderr)
-        return 2
-    return code
+        return int(Exit.USAGE)
+    return int(code)

@@ -19,7 +19,7 @@ from cronflow_actors.http.requests import masked
 
 __all__ = ["DEFAULT_APP", "load_app", "serve"]
 
-DEFAULT_APP = "examples.order_processing:workflows"
+DEFAULT_APP = "cronflow_actors.examples.order_processing:workflows"
 
 
 def load_app(spec: str) -> Any:

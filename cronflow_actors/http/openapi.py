@@ -26,7 +26,9 @@ from cronflow_actors.http.answers import (
     WorkItemList,
 )
 from cronflow_actors.http.problems import MEDIA_TYPE, ProblemBody
+from cronflow_actors.http.routes.nets import NetView
 from cronflow_actors.http.routes.runs import ReplayRun, StartRun
+from cronflow_actors.http.routes.schedules import NextFires
 from cronflow_actors.http.routes.workflows import WORK_ITEM_ACTIONS, StartWorkflow
 from cronflow_actors.runtime import (
     RunInfo,
@@ -50,12 +52,14 @@ _OPERATIONS = {
     ("/runs/{run_id}/replay", "post"): "replayRun",
     ("/flows", "get"): "listFlows",
     ("/flows/{id}", "get"): "getFlow",
+    ("/flows/{id}/next-fires", "get"): "getNextFires",
     ("/events/{name}", "post"): "publishEvent",
     ("/resume/{token}", "post"): "resumeRun",
     ("/paused", "get"): "listPaused",
     ("/workflows", "post"): "startWorkflow",
     ("/workflows/{workflow_id}", "get"): "getWorkflow",
     ("/workflows/{workflow_id}/cancel", "post"): "cancelWorkflow",
+    ("/workflows/{workflow_id}/net", "get"): "getWorkflowNet",
     ("/workflows/{workflow_id}/tasks/{task}/work-items", "get"): "listWorkItems",
     ("/workflows/{workflow_id}/tasks/{task}/work-items", "post"): "initializeWorkItem",
     ("/work-items/{work_item_id}/{action}", "post"): "actOnWorkItem",
@@ -66,12 +70,14 @@ _RUN = {"run_id": "$response.body#/run_id"}
 _LINKS: dict[tuple[str, str], dict[str, Any]] = {
     ("startRun", "202"): {"getRun": _RUN, "cancelRun": _RUN, "replayRun": _RUN},
     ("replayRun", "202"): {"getRun": _RUN, "cancelRun": _RUN},
-    ("listFlows", "200"): {"getFlow": {"id": "$response.body#/flows/0/id"}},
+    ("listFlows", "200"): {
+        name: {"id": "$response.body#/flows/0/id"} for name in ("getFlow", "getNextFires")
+    },
     ("listRuns", "200"): {"getRun": {"run_id": "$response.body#/runs/0/id"}},
     ("listPaused", "200"): {"resumeRun": {"token": "$response.body#/paused/0/token"}},
     ("startWorkflow", "201"): {
         name: {"workflow_id": "$response.body#/workflow_id"}
-        for name in ("getWorkflow", "cancelWorkflow")
+        for name in ("getWorkflow", "getWorkflowNet", "cancelWorkflow")
     },
     ("initializeWorkItem", "201"): {
         "actOnWorkItem": {"work_item_id": "$response.body#/work_item_id"}
@@ -184,6 +190,7 @@ _LIMIT = query("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "pag
 _CURSOR = query("cursor", {"type": "string", "maxLength": 500}, "the previous page's next_cursor")
 _STATUS = query("status", {"type": "string", "enum": [s.value for s in RunStatus]}, "run status")
 _WORKFLOW = query("workflow", {"type": "string", "maxLength": 200}, "flow id")
+_COUNT = query("count", {"type": "integer", "minimum": 1, "maximum": 50}, "ticks per schedule")
 _ANY_JSON: dict[str, Any] = {}
 _LOCATION = {"Location": {"schema": {"type": "string"}, "description": "the run's URL"}}
 
@@ -316,6 +323,14 @@ def _fixed_paths(b: _Builder) -> dict[str, Any]:
                 params=[path_param("id")],
             )
         },
+        "/flows/{id}/next-fires": {
+            "get": b.op(
+                "When the flow's cron schedules and intervals fire next",
+                {"200": b.answer("each schedule's next ticks", NextFires)},
+                "400 404",
+                params=[path_param("id"), _COUNT],
+            )
+        },
         "/events/{name}": {
             "post": b.op(
                 "Publish an event: start the flows listening, wake the steps waiting",
@@ -367,6 +382,14 @@ def _fixed_paths(b: _Builder) -> dict[str, Any]:
                 params=[path_param("workflow_id")],
             )
         },
+        "/workflows/{workflow_id}/net": {
+            "get": b.op(
+                "A root net workflow's net: conditions with their tokens, tasks with their states",
+                {"200": b.answer("the net, marked", NetView)},
+                "404",
+                params=[path_param("workflow_id")],
+            )
+        },
         "/workflows/{workflow_id}/tasks/{task}/work-items": {
             "get": b.op(
                 "The work items of a task's latest generation",
@@ -409,7 +432,7 @@ def openapi_document(
     this server is configured: with ``tokens``, the API routes need a bearer token (else they
     are open); ``/metrics`` needs one with ``tokens`` or ``metrics_token``."""
     user_types = [spec.schema for _, spec in webhooks if isinstance(spec.schema, type)]
-    types = [*FIXED, *user_types]
+    types = [*FIXED, NetView, NextFires, *user_types]
     template = "#/components/schemas/{name}"
     schemas, components = msgspec.json.schema_components(types, ref_template=template)
     b = _Builder({t: s.get("$ref") for t, s in zip(types, schemas, strict=True)}, tokens)

@@ -27,7 +27,7 @@ __all__ = [
 
 API_PREFIXES = frozenset(
     {"runs", "events", "resume", "paused", "workflows", "work-items", "healthz", "readyz"}
-    | {"metrics", "openapi.json", "flows"}
+    | {"metrics", "openapi.json", "flows", "ui"}
 )
 """The first path segments of the HTTP API's own routes: a webhook may not take them."""
 

@@ -223,7 +223,7 @@ class RunViews:
                     output=root.outputs.get(name),
                     error=errors[-1] if errors else None,
                     error_type=failed[-1].error_type if failed else None,
-                    attempts=sum(i.attempt for i in items) if items else len(children),
+                    attempts=max((i.attempt for i in items), default=1 if children else 0),
                     started_at=min(starts) if starts else None,
                     finished_at=max(ends) if ends and record.state != TaskState.STARTED else None,
                 )
