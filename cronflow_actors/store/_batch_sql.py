@@ -30,19 +30,16 @@ from cronflow_actors.store._batch import Coalesced
 from cronflow_actors.store._ops import Item, KvDelete, KvIncr, KvPurge, KvSet, Prune
 from cronflow_actors.store._protocol import incremented
 
-__all__ = ["Refused", "Unfenced", "run_on_connection", "write_batch"]
+__all__ = ["run_on_connection", "write_batch"]
 
 T = TypeVar("T")
 
 _decode_value = msgspec.msgpack.Decoder().decode
 
 
-class Refused(Exception):
-    """A fenced or compare-and-set snapshot statement changed fewer rows than it was given."""
-
-
-class Unfenced(Exception):
-    """The fenced ``BEGIN`` found that the lease is no longer the writer's (rolled back)."""
+class _Refused(Exception):
+    """A fenced or compare-and-set snapshot statement changed fewer rows than it was given (a
+    signal between the writer and this module, never raised past the writer)."""
 
 
 async def run_on_connection(
@@ -64,11 +61,11 @@ def write_batch(
     batch: Coalesced,
     owner: str | None,
     check_file: Callable[[], None] | None,
-) -> tuple[list[Any], bool]:
+) -> tuple[list[Any], bool] | None:
     """Write one batch in one transaction (on the connection's thread): the results of its
-    items (None for a mutation) and whether pruning freed pages. Rolls back and raises if
-    anything fails; ``Unfenced`` if ``owner``'s lease is gone, ``Refused`` if a snapshot
-    statement was refused."""
+    items (None for a mutation) and whether pruning freed pages; None, with nothing written,
+    if ``owner``'s lease is no longer held. Rolls back and raises if anything fails
+    (``_Refused`` if a snapshot statement was refused)."""
     if owner is None:
         db.execute("BEGIN IMMEDIATE")
     else:
@@ -77,7 +74,7 @@ def write_batch(
         except sqlite3.IntegrityError:
             if db.in_transaction:
                 db.execute("ROLLBACK")
-            raise Unfenced from None
+            return None
     try:
         vacuum_due = False
         if batch.dequeued:
@@ -91,9 +88,9 @@ def write_batch(
             else:
                 updates.append(sql.update_row(snapshot, base))
         if inserts and db.executemany(sql.INSERT_SNAPSHOT, inserts).rowcount != len(inserts):
-            raise Refused
+            raise _Refused
         if updates and db.executemany(sql.UPDATE_SNAPSHOT, updates).rowcount != len(updates):
-            raise Refused
+            raise _Refused
         if batch.journal:
             db.executemany(
                 sql.INSERT_JOURNAL, [sql.journal_row(j, rev) for j, rev in batch.journal]

@@ -42,7 +42,7 @@ from cronflow_actors.errors import (
 from cronflow_actors.messages import LeaseRecord, Mutation, QueuedRun
 from cronflow_actors.store import _sql as sql
 from cronflow_actors.store._batch import BrokenChainError, coalesce
-from cronflow_actors.store._batch_sql import Refused, Unfenced, run_on_connection, write_batch
+from cronflow_actors.store._batch_sql import _Refused, run_on_connection, write_batch
 from cronflow_actors.store._ops import (
     LEASE_OPS,
     BatchOp,
@@ -220,18 +220,18 @@ class GroupWriter:
     async def _transaction(self, items: list[Item]) -> tuple[list[Any], int, int]:
         batch = coalesce(payload for payload, _ in items if isinstance(payload, Mutation))
         owner = self.owner
-        try:
-            # the whole batch, BEGIN to COMMIT, in one hand-off to the connection's thread
-            results, vacuum_due = await run_on_connection(
-                self._connection, write_batch, items, batch, owner, self._check_file
-            )
-        except Unfenced:
+        # the whole batch, BEGIN to COMMIT, in one hand-off to the connection's thread
+        written = await run_on_connection(
+            self._connection, write_batch, items, batch, owner, self._check_file
+        )
+        if written is None:
             # the lease is lost: the writer fails (LeaseLostError) and nothing was written
             assert owner is not None
             holder = await self._holder("runtime")
             lost = LeaseLostError(self._name, owner, holder.owner if holder else None)
             self.failure = lost
-            raise lost from None
+            raise lost
+        results, vacuum_due = written
         if vacuum_due:
             await self._vacuum()
         return results, len(batch.snapshots), batch.snapshots_seen
@@ -254,7 +254,7 @@ class GroupWriter:
         if not isinstance(payload, Mutation):
             return error
         snapshot = payload.snapshot
-        if isinstance(error, Refused | BrokenChainError) or (
+        if isinstance(error, _Refused | BrokenChainError) or (
             snapshot is not None
             and snapshot.revision == 1
             and isinstance(error, sqlite3.IntegrityError)
