@@ -24,6 +24,7 @@
     │   ├── RunFailedError               how a run failed, when its step's exception is not at hand
     │   │   └── StepFailedError             how a caught step failed, read in its on_error fallback
     │   ├── MockLostError                a replay's mocked step ran after a restart lost its mock
+    │   ├── MigrationError               a migration that cannot be defined, registered or run
     │   ├── InvalidStateTransitionError  an element cannot go from its state to the requested one
     │   ├── InvalidPolicyResultError     a completion policy returned something else
     │   ├── AutoTriggerAlreadySetError   an activity set a second auto-trigger on one work item
@@ -385,6 +386,10 @@ class InvalidStateTransitionError(EngineError):
         self.allowed = allowed
         refused = f"{kind} {ident!r} is {current!r} and cannot become {requested!r}"
         super().__init__(f"{refused}; from {current!r} it can become {allowed}")
+
+
+class MigrationError(EngineError, ValueError):
+    """A migration that cannot be defined, registered or run (the message says why)."""
 
 
 class InvalidPolicyResultError(EngineError, ValueError):

@@ -1,7 +1,8 @@
 """``cronflow-actors COMMAND``: a thin edge over the runtime layer.
 
 Commands: ``serve``, the client commands ``run``, ``inspect``, ``runs``, ``paused``, ``resume``,
-``cancel``, ``events publish`` (they call a running server: ``commands.py``), ``db migrate``,
+``cancel``, ``events publish`` (they call a running server: ``commands.py``), ``migrate``
+(a running instance to another version: ``migrate.py``), ``db migrate``,
 ``db prune`` and ``version`` (also ``--version``). Settings come from flags, ``CRONFLOW_*``
 variables and a TOML ``--config`` file. Exit codes are in ``exits.py``: 0 ok, 1 run failed,
 2 usage, 3 not found or conflict, 4 server unreachable. Heavy modules are imported inside the
@@ -20,6 +21,7 @@ from typing import Any
 from cronflow_actors.cli.bench import add_bench_command
 from cronflow_actors.cli.commands import add_client_commands
 from cronflow_actors.cli.exits import Exit
+from cronflow_actors.cli.migrate import add_migrate_command
 from cronflow_actors.errors import ApiError, ConfigurationError, CronflowError
 
 __all__ = ["main"]
@@ -64,7 +66,7 @@ def _db_prune(args: argparse.Namespace) -> int:
         older_than = parse_duration(args.older_than, "--older-than")
     except ValueError as error:
         raise ConfigurationError("--older-than", args.older_than, str(error)) from None
-    if args.db != ":memory:" and not Path(args.db).is_file():
+    if args.db != ":memory:" and "://" not in args.db and not Path(args.db).is_file():
         raise ConfigurationError("--db", args.db, "the path of an existing database file")
 
     async def prune() -> int:
@@ -90,6 +92,7 @@ def _settings(args: argparse.Namespace) -> Any:
     names += ["lease_seconds", "wait_for_lease", "log_level", "log_format", "url", "token"]
     names += ["max_json_depth", "header_timeout", "body_timeout", "keep_alive"]
     names += ["max_connections", "retention", "metrics_token", "metrics_port"]
+    names += ["otel_endpoint"]
     overrides = {name: getattr(args, name, None) for name in names}
     overrides["queues"] = _queues(getattr(args, "queue", None) or [])
     return load_config(getattr(args, "config", None), overrides=overrides)
@@ -133,7 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
     migrate = db_commands.add_parser(
         "migrate", help="create the database file if needed and apply pending schema migrations"
     )
-    migrate.add_argument("--db", default="cronflow.db", help="SQLite file (default cronflow.db)")
+    migrate.add_argument(
+        "--db", default="cronflow.db", help="SQLite file (default cronflow.db) or postgresql:// URL"
+    )
     migrate.add_argument(
         "--synchronous",
         default="FULL",
@@ -143,14 +148,21 @@ def build_parser() -> argparse.ArgumentParser:
     prune = db_commands.add_parser(
         "prune", help="delete finished runs (and their history) older than a duration"
     )
-    prune.add_argument("--db", default="cronflow.db", help="SQLite file (default cronflow.db)")
+    prune.add_argument(
+        "--db", default="cronflow.db", help="SQLite file (default cronflow.db) or postgresql:// URL"
+    )
     prune.add_argument("--older-than", required=True, help="e.g. 7d, 12h, 30m")
     prune.set_defaults(handler=_db_prune)
 
     serve = commands.add_parser("serve", help="run the runtime behind HTTP until SIGTERM/SIGINT")
     serve.add_argument("app", nargs="?", default=None, help="module:attribute or a .py file")
     serve.add_argument("--config", default=None, help="TOML settings file")
-    serve.add_argument("--db", default=None, help="SQLite file (default cronflow.db)")
+    serve.add_argument(
+        "--db",
+        default=None,
+        help="SQLite file (default cronflow.db), or postgresql://user@host:port/dbname: a "
+        "database several serve processes share",
+    )
     serve.add_argument("--host", default=None, help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=None, help="port (default 8000; 0: any)")
     serve.add_argument("--synchronous", default=None, help="SQLite synchronous level")
@@ -193,10 +205,17 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME=N",
         help="a named queue's concurrency (repeat for more; adds to [queues] of --config)",
     )
+    serve.add_argument(
+        "--otel-endpoint",
+        default=None,
+        metavar="URL",
+        help="export spans over OTLP/HTTP to this collector (pip install 'cronflow-actors[otel]')",
+    )
     serve.add_argument("--log-level", default=None, help="critical, error, warning, info, debug")
     serve.add_argument("--log-format", default=None, help="text or json")
     serve.set_defaults(handler=_serve)
     add_client_commands(commands)
+    add_migrate_command(commands)
     add_bench_command(commands)
     return parser
 

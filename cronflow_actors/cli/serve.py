@@ -68,6 +68,12 @@ def serve(settings: Any) -> int:
                 "queues given to the Runtime that APP builds (Runtime(queues=...)); the "
                 "settings' queues apply when APP is a list of workflows",
             )
+        if settings.otel_endpoint:
+            raise ConfigurationError(
+                "otel_endpoint",
+                settings.otel_endpoint,
+                "given to the Runtime that APP builds (Runtime(otel_endpoint=...))",
+            )
         runtime = target
     elif isinstance(target, list | tuple):
         runtime = Runtime(
@@ -78,6 +84,7 @@ def serve(settings: Any) -> int:
             wait_for_lease=settings.wait_for_lease,
             retention=parse_duration(settings.retention),
             queues=settings.queues,
+            otel_endpoint=settings.otel_endpoint,
         )
     else:
         raise ConfigurationError("APP", app_spec, "a Runtime or a list of workflows")

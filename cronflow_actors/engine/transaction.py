@@ -21,6 +21,7 @@ from cronflow_actors.calls import call_user
 from cronflow_actors.engine.context import (
     ChildWorkflows,
     Context,
+    MigrationSources,
     TaskInfo,
     WorkflowInfo,
     WorkItemInfo,
@@ -60,6 +61,10 @@ before and after a restart is the same."""
 
 class Transaction:
     """The effects of one command on one instance, collected until the commit."""
+
+    migration: Any = None
+    """In an instance a migration started: the registered ``MigrationSpec`` (its migrators,
+    initializer and finalizer), set by the instance's actor (None: none registered)."""
 
     def __init__(
         self,
@@ -175,6 +180,9 @@ class Transaction:
         ctx.last = owner.last
         ctx.state = self.state_access
         ctx.after_commit = self.after_commit.append
+        if self.state.migration is not None:  # an instance a migration started (section 9)
+            ctx.execution_mode = "fast_forward"
+            ctx.migrating_from = MigrationSources(self.state.migration.source)
         if self.secrets:
             ctx.secrets = self.secrets.get(owner.name)
         return ctx

@@ -35,7 +35,12 @@ from typing import Any
 from cronflow_actors.calls import call_logged
 from cronflow_actors.engine.commands import apply
 from cronflow_actors.engine.context import WorkflowInfo
-from cronflow_actors.engine.handlers import ActionActor, WorkItemActor, handler_context
+from cronflow_actors.engine.handlers import (
+    ActionActor,
+    HandlerTracing,
+    WorkItemActor,
+    handler_context,
+)
 from cronflow_actors.engine.registry import WorkflowRegistry
 from cronflow_actors.engine.state_access import StateAccess
 from cronflow_actors.engine.states import WorkItemState, WorkItemVerb, is_final
@@ -70,6 +75,7 @@ from cronflow_actors.messages.engine import (
     WorkItemRecord,
     WorkItemStateChanged,
 )
+from cronflow_actors.messages.migrations import MigrationRecord
 from cronflow_actors.net.spec import NetSpec
 from cronflow_actors.store import Store
 
@@ -98,7 +104,8 @@ class EngineServices:
     failed); ``on_changes`` gets the state-change messages of every durable
     transaction. ``passivate``: whether idle instances leave memory. ``secrets``: workflow
     name -> what ``ctx.secrets`` is in that workflow's user code (kept by the runtime, which
-    may add to it; only in memory).
+    may add to it; only in memory). ``tracing``: runs handlers inside trace spans (None: not
+    traced, and nothing is added to a handler's call).
     """
 
     def __init__(
@@ -114,7 +121,9 @@ class EngineServices:
         tokens: Callable[[], str] | None = None,
         passivate: bool = True,
         secrets: Mapping[str, Any] | None = None,
+        tracing: HandlerTracing | None = None,
     ) -> None:
+        self.tracing = tracing
         self.secrets: Mapping[str, Any] = secrets if secrets is not None else {}
         self.store = store
         self.clock = clock
@@ -240,13 +249,22 @@ class WorkflowActor(CoroutineActor):
 
     def _transact(self, command: WorkflowCommand) -> Awaitable[Any]:
         """Carry out ``command`` (a ``WorkflowCommand``) as one transaction."""
+        migration = command.migration if isinstance(command, StartWorkflow) else None
         return self._transact_with(
-            lambda tx: apply(tx, command, self.root), getattr(command, "principal", None)
+            lambda tx: apply(tx, command, self.root),
+            getattr(command, "principal", None),
+            migration=migration,
         )
 
     async def _transact_with(
-        self, body: Callable[[Transaction], Awaitable[Any]], principal: Principal | None = None
+        self,
+        body: Callable[[Transaction], Awaitable[Any]],
+        principal: Principal | None = None,
+        *,
+        migration: MigrationRecord | None = None,
     ) -> Any:
+        """``migration``: the record a migration starts this instance with (its first
+        transaction; later ones find it in the state)."""
         tx = Transaction(
             self.state,
             now=self.services.clock.now(),
@@ -256,6 +274,12 @@ class WorkflowActor(CoroutineActor):
             tokens=self.services.tokens,
             secrets=self.services.secrets,
         )
+        record = migration or self.state.migration
+        if record is not None:  # fast-forward mode: the migration's code, if registered
+            registry = self.services.registry
+            tx.migration = registry.migration(
+                record.workflow, record.from_version, record.to_version
+            )
         root = self.state.workflows.get(self.instance_id)
         was_final = root is not None and is_final(root.state)
         try:
@@ -432,7 +456,8 @@ class WorkflowActor(CoroutineActor):
         if handler is None:
             return
         ctx = self._handler_context(item)
-        ref = self._spawn(WorkItemActor, handler, ctx, item.id, attempt)
+        scope = self._tracing_scope(item, attempt, "work item")
+        ref = self._spawn(WorkItemActor, handler, ctx, item.id, attempt, scope)
         if ref is not None:
             self._handler_refs[item.id] = ref
 
@@ -446,7 +471,12 @@ class WorkflowActor(CoroutineActor):
         if attempt:
             ctx.attempt = attempt  # the action's dispatch, 2 and more after restarts
         handler = self._definition(item).handler
-        self._spawn(ActionActor, handler, ctx, item.id, attempt)
+        scope = self._tracing_scope(item, attempt, "action")
+        self._spawn(ActionActor, handler, ctx, item.id, attempt, scope)
+
+    def _tracing_scope(self, item: WorkItemRecord, attempt: int, what: str) -> Any:
+        tracing = self.services.tracing
+        return None if tracing is None else tracing.scope(self.instance_id, item, attempt, what)
 
     def _spawn(self, kind: type[LoopActor], *args: Any) -> Any:
         try:

@@ -20,6 +20,7 @@ from cronflow_actors.http.answers import (
     RunStarted,
     WebhookAnswered,
     WorkflowCanceled,
+    WorkflowMigrated,
     WorkflowStarted,
     WorkflowView,
     WorkItemCreated,
@@ -29,7 +30,11 @@ from cronflow_actors.http.problems import MEDIA_TYPE, ProblemBody
 from cronflow_actors.http.routes.nets import NetView
 from cronflow_actors.http.routes.runs import ReplayRun, StartRun
 from cronflow_actors.http.routes.schedules import NextFires
-from cronflow_actors.http.routes.workflows import WORK_ITEM_ACTIONS, StartWorkflow
+from cronflow_actors.http.routes.workflows import (
+    WORK_ITEM_ACTIONS,
+    MigrateWorkflow,
+    StartWorkflow,
+)
 from cronflow_actors.runtime import (
     RunInfo,
     RunStatus,
@@ -59,6 +64,7 @@ _OPERATIONS = {
     ("/workflows", "post"): "startWorkflow",
     ("/workflows/{workflow_id}", "get"): "getWorkflow",
     ("/workflows/{workflow_id}/cancel", "post"): "cancelWorkflow",
+    ("/workflows/{workflow_id}/migrate", "post"): "migrateWorkflow",
     ("/workflows/{workflow_id}/net", "get"): "getWorkflowNet",
     ("/workflows/{workflow_id}/tasks/{task}/work-items", "get"): "listWorkItems",
     ("/workflows/{workflow_id}/tasks/{task}/work-items", "post"): "initializeWorkItem",
@@ -77,7 +83,11 @@ _LINKS: dict[tuple[str, str], dict[str, Any]] = {
     ("listPaused", "200"): {"resumeRun": {"token": "$response.body#/paused/0/token"}},
     ("startWorkflow", "201"): {
         name: {"workflow_id": "$response.body#/workflow_id"}
-        for name in ("getWorkflow", "getWorkflowNet", "cancelWorkflow")
+        for name in ("getWorkflow", "getWorkflowNet", "cancelWorkflow", "migrateWorkflow")
+    },
+    ("migrateWorkflow", "201"): {
+        name: {"workflow_id": "$response.body#/workflow_id"}
+        for name in ("getWorkflow", "getWorkflowNet", "cancelWorkflow", "migrateWorkflow")
     },
     ("initializeWorkItem", "201"): {
         "actOnWorkItem": {"work_item_id": "$response.body#/work_item_id"}
@@ -380,6 +390,17 @@ def _fixed_paths(b: _Builder) -> dict[str, Any]:
                 {"200": b.answer("canceled", WorkflowCanceled)},
                 _NET_ACTION + " 404 409 503",
                 params=[path_param("workflow_id")],
+            )
+        },
+        "/workflows/{workflow_id}/migrate": {
+            "post": b.op(
+                "Migrate a running net instance (or a flow's run) to another version: its root "
+                "is canceled for the migration and a new root starts fast-forwarded",
+                {"201": b.answer("migrated", WorkflowMigrated)},
+                "409 503",
+                params=[path_param("workflow_id")],
+                body=MigrateWorkflow,
+                body_required=True,
             )
         },
         "/workflows/{workflow_id}/net": {

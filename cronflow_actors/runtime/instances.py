@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import pykka
 
@@ -23,6 +23,7 @@ from cronflow_actors.errors import (
     DuplicateInstanceError,
     InstanceExistsError,
     NotFoundError,
+    RevisionConflictError,
     RuntimeNotRunningError,
 )
 from cronflow_actors.kernel import ActorSystem
@@ -31,11 +32,24 @@ from cronflow_actors.messages.engine import ReadCommitted, StartWorkflow
 from cronflow_actors.net.spec import NetSpec
 from cronflow_actors.store import Store
 
-__all__ = ["InstanceDirectory", "root_of"]
+__all__ = ["InstanceDirectory", "InstanceRouter", "root_of"]
 
 logger = logging.getLogger(__name__)
 
 Ref = pykka.ActorRef[Any]
+
+
+class InstanceRouter(Protocol):
+    """Several processes on one database (``runtime/cluster.py``): which process may run an
+    instance that is not in memory here, and how work reaches the one that holds it."""
+
+    async def claim(self, instance_id: str) -> str | None:
+        """None once this process may activate it; else the live process that holds it."""
+        ...
+
+    async def forward(self, owner: str, instance_id: str, command: Message) -> Any:
+        """Carry ``command`` out in process ``owner``; its result."""
+        ...
 
 
 def root_of(element_id: str) -> str:
@@ -58,8 +72,11 @@ class InstanceDirectory:
         new_id: Callable[[], str],
         is_running: Callable[[], bool],
         spec_of: Callable[[SnapshotRecord], NetSpec] | None = None,
+        router: InstanceRouter | None = None,
     ) -> None:
         self._system = system
+        self._router = router
+        """On a database several processes share: claims instances before activating them."""
         self._store = store
         self._registry = registry
         self._spec_of = spec_of or (lambda s: registry.get(s.workflow, s.version))
@@ -134,6 +151,10 @@ class InstanceDirectory:
         """Carry out ``command`` on the instance (activated from its snapshot if it is not in
         memory); returns its result once its transaction is durable."""
         for _attempt in range(5):
+            if self._router is not None and instance_id not in self._refs:
+                holder = await self._router.claim(instance_id)
+                if holder is not None:
+                    return await self._router.forward(holder, instance_id, command)
             ref = await self.activate(instance_id)
             try:
                 return await ask(ref, command)
@@ -141,6 +162,12 @@ class InstanceDirectory:
                 # it stopped (passivated, or found itself stale) before it took the command
                 self._forget(instance_id, ref)
                 self._check_running()
+            except RevisionConflictError:
+                if self._router is None:
+                    raise
+                # another process moved it on: this copy was stale and stops, nothing was
+                # written; the next attempt claims it afresh (or sends the command there)
+                self._forget(instance_id, ref)
         raise RuntimeNotRunningError("reach instance " + instance_id, "unable to reach it")
 
     def deliver(self, instance_id: str, message: Message) -> None:
@@ -155,6 +182,8 @@ class InstanceDirectory:
 
         async def activate_and_tell() -> None:
             try:
+                if self._router is not None and await self._router.claim(instance_id):
+                    return  # another process holds it, and fires its timers
                 (await self.activate(instance_id)).tell(message)
             except Exception:
                 logger.exception("could not deliver %r to instance %s", message, instance_id)

@@ -48,6 +48,8 @@ class LifecycleMethods(RuntimeParts):
             await self.store.close()
             self.state = "stopped"
             raise
+        if self.otel is not None:
+            self.otel.start()
         self.system.start()
         self.state = "running"
         self.telemetry.probe.start()
@@ -60,6 +62,7 @@ class LifecycleMethods(RuntimeParts):
         await self.queues.restore_all(sorted(self.catalog.roots))
         self.schedules.restart()
         self.polls.restart()
+        await self.migrations.resume()  # migrations a crash interrupted go on
 
     async def stop(self, grace_period: float | None = None, *, drain: float | None = None) -> None:
         """Stop the instances, the timers and the store, and release the database lease.
@@ -97,6 +100,8 @@ class LifecycleMethods(RuntimeParts):
         except Exception as error:
             logger.warning("the database lease was not released: %s", error)
         await self.store.close()
+        if self.otel is not None:  # the spans of every commit are in its batch: send them
+            await asyncio.to_thread(self.otel.shutdown)
         for futures in self._waiters.values():
             for future in futures:
                 if not future.done():

@@ -21,7 +21,9 @@ from cronflow_actors.metrics import RuntimeMetrics
 from cronflow_actors.runtime.catalog import FlowCatalog
 from cronflow_actors.runtime.events import Events
 from cronflow_actors.runtime.instances import InstanceDirectory, root_of
-from cronflow_actors.runtime.ownership import DatabaseLease
+from cronflow_actors.runtime.migrations import Migrations
+from cronflow_actors.runtime.otel import OtelExport
+from cronflow_actors.runtime.ownership import RuntimeLease
 from cronflow_actors.runtime.pauses import Pauses
 from cronflow_actors.runtime.polls import Polls
 from cronflow_actors.runtime.queues import RunQueues
@@ -46,10 +48,11 @@ class RuntimeParts:
     catalog: FlowCatalog
     system: ActorSystem
     timers: TimerService
-    lease: DatabaseLease
+    lease: RuntimeLease
     telemetry: Telemetry
     metrics: RuntimeMetrics
     instances: InstanceDirectory
+    migrations: Migrations
     queues: RunQueues
     runs: Runs
     run_views: RunViews
@@ -60,6 +63,7 @@ class RuntimeParts:
     events: Events
     schedules: Schedules
     polls: Polls
+    otel: OtelExport | None
     state: str
     failure: BaseException | None
     recovered: int

@@ -8,7 +8,7 @@ registered in this process); for any other run, the compiler's own rule (``is_us
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Container
+from collections.abc import Awaitable, Callable, Container, Mapping
 from enum import StrEnum
 from typing import Any
 
@@ -92,6 +92,10 @@ class RunInfo(msgspec.Struct, frozen=True, kw_only=True):
     """The run this one replays (``Runtime.replay``)."""
     workflow_name: str | None = None
     """The flow's ``define(name=...)`` (its id if none), while the flow is registered."""
+    migrated_from: str | None = None
+    """The run a migration replaced with this one (``Runtime.migrate``)."""
+    migrated_to: str | None = None
+    """The run a migration replaced this one with."""
 
 
 class RunViews:
@@ -148,6 +152,8 @@ class RunViews:
             finished_at=root.finished_at,
             replay_of=replay_of,
             workflow_name=self._name(root.name),
+            migrated_from=state.migration.from_instance if state.migration else None,
+            migrated_to=state.migrated_to,
         )
 
     def _name(self, workflow: str) -> str | None:
@@ -200,6 +206,8 @@ class RunViews:
             items = [state.work_items[i] for i in record.children if i in state.work_items]
             children = [state.workflows[i] for i in record.children if i in state.workflows]
             kind = self._kind(state, root.id, items[0]) if items else "subflow"
+            if not items and not children and isinstance(user_steps, Mapping):
+                kind = user_steps[name].kind  # fast-forwarded by a migration: no child
             actions = [state.action_records[i.id] for i in items if i.id in state.action_records]
             if actions:
                 steps.append(_action_step(name, kind, actions[-1]))
