@@ -126,6 +126,8 @@ class HandlerActor(LoopActor):
     what = "handler"
     """What it runs, for the name of its task."""
 
+    start_at_once = True  # on_start only creates the task that runs the handler
+
     def __init__(
         self,
         handler: Callable[..., Any],
@@ -167,7 +169,9 @@ class HandlerActor(LoopActor):
             # If the instance stopped meanwhile, recovery runs the handler again.
             with contextlib.suppress(pykka.ActorDeadError):
                 parent.tell(report)
-        self.stop()
+        # At once, from its own task (no stop message through its inbox): it has nothing left
+        # to do, and the parent hears ChildStopped right behind the report.
+        self.stop_now()
 
     def succeeded(self, output: Any, began_at: float) -> Message:
         """The report of a handler that returned ``output``."""

@@ -60,6 +60,8 @@ class FlowMethods(NetMethods):
         timeout: float | None = None,  # noqa: ASYNC109 - a limit, as in asyncio.wait_for
     ) -> RunResult:
         """The run's ``RunResult`` once it is completed, failed or canceled."""
+        if timeout is None:  # what wait_for does without a limit, one coroutine fewer per wait
+            return await self.runs.wait(run_id)
         return await asyncio.wait_for(self.runs.wait(run_id), timeout)
 
     async def inspect(self, run_id: str) -> RunInfo:
