@@ -25,6 +25,7 @@
     │   │   └── StepFailedError             how a caught step failed, read in its on_error fallback
     │   ├── MockLostError                a replay's mocked step ran after a restart lost its mock
     │   ├── MigrationError               a migration that cannot be defined, registered or run
+    │   ├── InstanceBlockedError         an instance whose definition changed under its version
     │   ├── InvalidStateTransitionError  an element cannot go from its state to the requested one
     │   ├── InvalidPolicyResultError     a completion policy returned something else
     │   ├── AutoTriggerAlreadySetError   an activity set a second auto-trigger on one work item
@@ -374,6 +375,15 @@ class MockLostError(EngineError):
             "runtime that started the replay stopped (mocks are never stored); the real "
             "handler was not run. Replay the original run again"
         )
+
+
+class InstanceBlockedError(EngineError):
+    """A held instance (status ``blocked``: its definition changed under its version since it
+    started) was addressed; nothing changed. ``reason`` says how, and what to do."""
+
+    def __init__(self, instance_id: str, reason: str, operation: str = "") -> None:
+        self.instance_id, self.reason, self.operation = instance_id, reason, operation
+        super().__init__(f"cannot {operation}: {reason}" if operation else reason)
 
 
 class InvalidStateTransitionError(EngineError):

@@ -26,7 +26,7 @@ from cronflow_actors.errors import ApiError, ConfigurationError
 
 __all__ = ["STATUSES", "add_client_commands"]
 
-STATUSES = ("running", "waiting", "completed", "failed", "canceled")
+STATUSES = ("running", "waiting", "completed", "failed", "canceled", "blocked")
 """What ``runs --status`` takes (a run's status)."""
 
 
@@ -147,7 +147,7 @@ def _inspect(args: argparse.Namespace) -> int:
 def _runs(args: argparse.Namespace) -> int:
     query = {
         "workflow": args.workflow,
-        "status": args.status,
+        "status": "blocked" if args.blocked else args.status,
         "limit": args.limit,
         "cursor": args.cursor,
     }
@@ -168,7 +168,7 @@ def _runs(args: argparse.Namespace) -> int:
     if rows:
         print(table(["RUN ID", "WORKFLOW", "STATUS", "STARTED", "DURATION"], rows))
     else:
-        print("no runs" + (" match" if args.workflow or args.status else " yet"))
+        print("no runs" + (" match" if args.workflow or args.status or args.blocked else " yet"))
     if page.get("next_cursor"):
         print(f"more: cronflow-actors runs --cursor {page['next_cursor']}", file=sys.stderr)
     return Exit.OK
@@ -329,6 +329,9 @@ def add_client_commands(commands: Any) -> None:
     runs = commands.add_parser("runs", help="list runs, newest first")
     runs.add_argument("--workflow", default=None, metavar="FLOW", help="only this flow's runs")
     runs.add_argument("--status", default=None, choices=STATUSES, help="only runs in this state")
+    runs.add_argument(
+        "--blocked", action="store_true", help="only runs held on a changed definition"
+    )
     runs.add_argument(
         "--limit", type=_limit, default=50, help="runs per page, 1 to 1000 (default 50)"
     )

@@ -76,6 +76,7 @@ from cronflow_actors.messages.engine import (
     WorkItemStateChanged,
 )
 from cronflow_actors.messages.migrations import MigrationRecord
+from cronflow_actors.net.fingerprint import fingerprint
 from cronflow_actors.net.spec import NetSpec
 from cronflow_actors.store import Store
 
@@ -422,9 +423,15 @@ class WorkflowActor(CoroutineActor):
     def _restored(self) -> InstanceState:
         if self._body is None:
             return InstanceState(
-                id=self.instance_id, workflow=self.root.name, version=self.root.version
+                id=self.instance_id,
+                workflow=self.root.name,
+                version=self.root.version,
+                fingerprint=fingerprint(self.root),
             )
-        return decode_state(self._body)
+        state = decode_state(self._body)
+        if not state.fingerprint:  # started before fingerprints were recorded: pinned from here
+            state.fingerprint = fingerprint(self.root)
+        return state
 
     def _spec_of(self, workflow: WorkflowRecord) -> NetSpec:
         spec = self._specs.get(workflow.path)

@@ -487,3 +487,7 @@ class InstanceState(msgspec.Struct, kw_only=True):
     """Set when this instance is the target of a migration (it runs fast-forwarded)."""
     migrated_to: str | None = None
     """Set when a migration canceled this instance: the id of the instance that replaced it."""
+    fingerprint: str | msgspec.UnsetType = msgspec.UNSET
+    """The structural fingerprint (``net/fingerprint.py``) of the definition the instance
+    started on; unset in snapshots from before it was recorded (taken as matching), which
+    encode to the same bytes as before."""

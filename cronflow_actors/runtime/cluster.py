@@ -79,6 +79,7 @@ class ClusterRecovery(LifecycleMethods):
         lease: Any = self.lease
         if isinstance(lease, ClusterLease):
             self.recovered += await lease.take_over(names)
+            await self.pinning.scan_waiting(names, self._spec_of)
         else:
             await super()._recover(names)
 
@@ -246,8 +247,11 @@ class ClusterLease:
                         snapshot.version,
                     )
                     continue
+                admitted = await instances.admit(snapshot, spec)
+                if admitted is None:
+                    continue  # held: its definition changed under its version
                 await self._arm(snapshot.instance_id)
-                if instances.recover(snapshot, spec):
+                if instances.recover(admitted, spec):
                     total += 1
                     self._on_recovered()
             if len(snapshots) < 100:

@@ -132,9 +132,10 @@ class FlowMethods(NetMethods):
 
     def get_workflows(self) -> list[WorkflowDescription]:
         """The registered flows by id: id, name, description, tags, version, triggers, limits
-        and the names of their secrets."""
+        and the names of their secrets, as each one's current version (the one new runs take)
+        says, and ``versions``: every version registered."""
         return self.catalog.descriptions()
 
     def get_workflow(self, workflow_id: str) -> WorkflowDescription:
         """One registered flow (``NotFoundError`` if none has that id)."""
-        return self.catalog.root(workflow_id).description
+        return self.catalog.description(workflow_id)

@@ -6,6 +6,10 @@ once the first has started it), and an instance that is not in memory is activat
 snapshot by exactly one caller while the others wait for that activation. Nothing here touches
 an actor's object: the directory holds refs and talks to actors with messages. In the store,
 the same rule is enforced again: a first snapshot is an insert, every later one compare-and-set.
+
+An instance is activated only on the definition it started on (``runtime/pinning.py``): one
+whose registered definition changed under its version is held, and a command for it raises
+``InstanceBlockedError``, except an operator's cancel of its root, which discards it.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from cronflow_actors.engine.actors import EngineServices, WorkflowActor
 from cronflow_actors.engine.registry import WorkflowRegistry
 from cronflow_actors.errors import (
     DuplicateInstanceError,
+    InstanceBlockedError,
     InstanceExistsError,
     NotFoundError,
     RevisionConflictError,
@@ -28,8 +33,15 @@ from cronflow_actors.errors import (
 )
 from cronflow_actors.kernel import ActorSystem
 from cronflow_actors.messages import Message, SnapshotRecord
-from cronflow_actors.messages.engine import ReadCommitted, StartWorkflow
+from cronflow_actors.messages.engine import (
+    CancelWorkflow,
+    DeliverEvent,
+    ReadCommitted,
+    StartWorkflow,
+    WorkItemAction,
+)
 from cronflow_actors.net.spec import NetSpec
+from cronflow_actors.runtime.pinning import Block, Pinning
 from cronflow_actors.store import Store
 
 __all__ = ["InstanceDirectory", "InstanceRouter", "root_of"]
@@ -73,6 +85,7 @@ class InstanceDirectory:
         is_running: Callable[[], bool],
         spec_of: Callable[[SnapshotRecord], NetSpec] | None = None,
         router: InstanceRouter | None = None,
+        pinning: Pinning | None = None,
     ) -> None:
         self._system = system
         self._router = router
@@ -83,6 +96,8 @@ class InstanceDirectory:
         """The definition a stored instance runs on (the registered one, unless the runtime
         keeps one of its own for that run: a replay with mocks)."""
         self._services = services
+        self._pinning = pinning
+        """Admits an instance on its definition, or holds it (None: every one is admitted)."""
         self._new_id = new_id
         self._is_running = is_running
         self._refs: dict[str, Ref] = {}
@@ -155,7 +170,15 @@ class InstanceDirectory:
                 holder = await self._router.claim(instance_id)
                 if holder is not None:
                     return await self._router.forward(holder, instance_id, command)
-            ref = await self.activate(instance_id)
+            try:
+                ref = await self.activate(instance_id)
+            except InstanceBlockedError as blocked:
+                if self._pinning is not None and _discards(command, instance_id):
+                    await self._pinning.discard(instance_id)
+                    return None
+                raise InstanceBlockedError(
+                    blocked.instance_id, blocked.reason, _operation(command)
+                ) from None
             try:
                 return await ask(ref, command)
             except pykka.ActorDeadError:
@@ -185,6 +208,8 @@ class InstanceDirectory:
                 if self._router is not None and await self._router.claim(instance_id):
                     return  # another process holds it, and fires its timers
                 (await self.activate(instance_id)).tell(message)
+            except InstanceBlockedError as blocked:
+                logger.warning("%r not delivered: %s", message, blocked)
             except Exception:
                 logger.exception("could not deliver %r to instance %s", message, instance_id)
 
@@ -229,10 +254,23 @@ class InstanceDirectory:
             if snapshot is None:
                 raise NotFoundError("workflow instance", instance_id)
             spec = self._spec_of(snapshot)
+            if self._pinning is not None:
+                admitted = await self._pinning.admit(snapshot, spec)
+                if isinstance(admitted, Block):
+                    raise admitted.error()
+                snapshot = admitted
             return self._refs.get(instance_id) or self._spawn(instance_id, spec, snapshot)
         finally:
             del self._activating[instance_id]
             pending.set_result(None)
+
+    async def admit(self, snapshot: SnapshotRecord, spec: NetSpec) -> SnapshotRecord | None:
+        """The snapshot to load a stored instance from, or None if it is held because its
+        definition changed under its version (``runtime/pinning.py``)."""
+        if self._pinning is None:
+            return snapshot
+        admitted = await self._pinning.admit(snapshot, spec)
+        return None if isinstance(admitted, Block) else admitted
 
     def recover(self, snapshot: SnapshotRecord, spec: NetSpec) -> bool:
         """Load an instance with work to run (at start); False if it is in memory already."""
@@ -240,6 +278,12 @@ class InstanceDirectory:
             return False
         self._spawn(snapshot.instance_id, spec, snapshot)
         return True
+
+    def ended_offline(self, instance_id: str) -> None:
+        """An instance was ended in the store without its actor (a migration canceled it
+        offline): a hold on it is lifted."""
+        if self._pinning is not None:
+            self._pinning.forget(instance_id)
 
     def stopped(self, instance_id: str, ref: Ref) -> None:
         """An instance's actor stopped (called by the actor as it stops)."""
@@ -259,6 +303,30 @@ class InstanceDirectory:
     def _check_running(self) -> None:
         if not self._is_running():
             raise RuntimeNotRunningError("act on a workflow", "stopping")
+
+
+def _discards(command: Message, instance_id: str) -> bool:
+    """Whether ``command`` to a held instance ends it: an internal caller's cancel of its root
+    (an external caller's cancel goes through the definition's policy, which is not there)."""
+    return (
+        isinstance(command, CancelWorkflow)
+        and command.workflow_id == instance_id
+        and command.principal is None
+    )
+
+
+def _operation(command: Message) -> str:
+    """What a command to a held instance was, for the error that refuses it."""
+    match command:
+        case WorkItemAction(action=verb, work_item_id=item_id):
+            return f"{verb} work item {item_id!r}"
+        case DeliverEvent(event=event, work_item_id=item_id):
+            return f"deliver event {event!r} to work item {item_id!r}"
+        case CancelWorkflow(workflow_id=workflow_id, principal=None):
+            return f"cancel {workflow_id!r} (only its root can be canceled while it is blocked)"
+        case CancelWorkflow(workflow_id=workflow_id):
+            return f"cancel {workflow_id!r} as an external caller (an operator can cancel it)"
+    return type(command).__name__
 
 
 async def ask(ref: Ref, command: Message) -> Any:

@@ -42,7 +42,7 @@ import msgspec
 
 from cronflow_actors.engine.actors import decode_state
 from cronflow_actors.engine.registry import WorkflowRegistry
-from cronflow_actors.engine.states import TaskState, WorkflowState, WorkItemState, is_final
+from cronflow_actors.engine.states import TaskState, WorkflowState, is_final
 from cronflow_actors.errors import (
     InstanceExistsError,
     InvalidStateTransitionError,
@@ -60,6 +60,7 @@ from cronflow_actors.net.migration import refused
 from cronflow_actors.net.spec import NetSpec
 from cronflow_actors.runtime.catalog import FlowCatalog
 from cronflow_actors.runtime.instances import InstanceDirectory
+from cronflow_actors.runtime.offline import cancel_offline
 from cronflow_actors.store import Store
 
 __all__ = ["MigrationLinks", "Migrations", "cancel_offline", "sources_of"]
@@ -68,7 +69,6 @@ logger = logging.getLogger(__name__)
 
 _PLANS = ("cronflow:migrations", "pending")
 """(namespace, key) of the plans under way: instance id -> ``MigrationPlan``."""
-_OPEN_ITEMS = frozenset({WorkItemState.INITIALIZED, WorkItemState.STARTED})
 
 
 class MigrationPlan(msgspec.Struct, kw_only=True):
@@ -335,6 +335,7 @@ class Migrations:
         await self._store.commit(
             Mutation(snapshot=canceled, timers_cancel=tuple(timers), waits_end=tuple(waits))
         )
+        self._instances.ended_offline(state.id)
         logger.warning(
             "instance %s (%s %s) canceled offline for its migration: its definition is not "
             "runnable here, so none of its activities ran",
@@ -389,35 +390,6 @@ def sources_of(state: InstanceState) -> list[MigrationSource]:
         )
         for w in ordered
     ]
-
-
-def cancel_offline(state: InstanceState, now: float, new_id: str) -> tuple[list[str], list[str]]:
-    """Cancel every open element of ``state`` in place, without running user code (started
-    tasks canceled, enabled ones disabled, open work items and workflows canceled, jobs and
-    detached actions dropped), record ``new_id`` as its successor and bump its revision.
-    Returns the timers to cancel and the waits to end."""
-    timers = list(state.jobs)
-    state.jobs.clear()
-    state.actions.clear()
-    waits = []
-    for item in state.work_items.values():
-        if item.state in _OPEN_ITEMS:
-            if item.state == WorkItemState.STARTED:
-                waits.append(item.id)
-            item.state = WorkItemState.CANCELED
-            item.finished_at = now
-    for workflow in state.workflows.values():
-        for task in workflow.tasks.values():
-            if task.state == TaskState.STARTED:
-                task.state = TaskState.CANCELED
-            elif task.state == TaskState.ENABLED:
-                task.state = TaskState.DISABLED
-        if not is_final(workflow.state):
-            workflow.state = WorkflowState.CANCELED
-            workflow.finished_at = now
-    state.migrated_to = new_id
-    state.revision += 1
-    return timers, waits
 
 
 def _shortest(edges: dict[str, list[str]], start: str, goal: str) -> list[str] | None:

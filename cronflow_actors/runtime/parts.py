@@ -25,6 +25,7 @@ from cronflow_actors.runtime.migrations import Migrations
 from cronflow_actors.runtime.otel import OtelExport
 from cronflow_actors.runtime.ownership import RuntimeLease
 from cronflow_actors.runtime.pauses import Pauses
+from cronflow_actors.runtime.pinning import Pinning
 from cronflow_actors.runtime.polls import Polls
 from cronflow_actors.runtime.queues import RunQueues
 from cronflow_actors.runtime.replays import Replays
@@ -53,6 +54,7 @@ class RuntimeParts:
     metrics: RuntimeMetrics
     instances: InstanceDirectory
     migrations: Migrations
+    pinning: Pinning
     queues: RunQueues
     runs: Runs
     run_views: RunViews

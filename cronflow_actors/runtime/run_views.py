@@ -29,6 +29,7 @@ from cronflow_actors.messages.engine import (
 from cronflow_actors.messages.states import TaskState, WorkItemState
 from cronflow_actors.runtime.catalog import FlowCatalog
 from cronflow_actors.runtime.pages import Page, check_limit, decode_cursor, encode_cursor
+from cronflow_actors.runtime.pinning import BLOCKED, block_of
 from cronflow_actors.store import Store
 
 __all__ = ["PAGE_BYTES", "RunInfo", "RunResult", "RunStatus", "RunViews", "StepInfo"]
@@ -48,6 +49,9 @@ class RunStatus(StrEnum):
     COMPLETED = "completed"
     FAILED = "failed"
     CANCELED = "canceled"
+    BLOCKED = "blocked"
+    """Held: the definition registered under its version changed since it started
+    (``RunInfo.blocked`` says how, and what to do)."""
 
 
 class RunResult(msgspec.Struct, frozen=True, kw_only=True):
@@ -96,6 +100,10 @@ class RunInfo(msgspec.Struct, frozen=True, kw_only=True):
     """The run a migration replaced with this one (``Runtime.migrate``)."""
     migrated_to: str | None = None
     """The run a migration replaced this one with."""
+    version: str = ""
+    """The version of the flow (or net) the run started on, and runs on."""
+    blocked: str | None = None
+    """Why a ``blocked`` run is held, and what to do about it."""
 
 
 class RunViews:
@@ -154,7 +162,22 @@ class RunViews:
             workflow_name=self._name(root.name),
             migrated_from=state.migration.from_instance if state.migration else None,
             migrated_to=state.migrated_to,
+            version=state.version,
+            blocked=self._why_blocked(snapshot) if snapshot.status == BLOCKED else None,
         )
+
+    def _why_blocked(self, snapshot: SnapshotRecord) -> str:
+        try:
+            spec = self._registry.get(snapshot.workflow, snapshot.version)
+        except LookupError:
+            return (
+                f"held: the definition it started on changed under version "
+                f"{snapshot.version!r}, and that version is not registered now"
+            )
+        block = block_of(snapshot, spec)
+        if block is None:
+            return "held until the next start: its definition is registered again"
+        return block.reason
 
     def _name(self, workflow: str) -> str | None:
         flow = self._catalog.compiled.get(workflow)
@@ -242,6 +265,8 @@ class RunViews:
 def _status(snapshot: SnapshotRecord, root: WorkflowRecord) -> RunStatus:
     if root.state in _FINAL:
         return RunStatus(root.state)
+    if snapshot.status == BLOCKED:
+        return RunStatus.BLOCKED
     if snapshot.status in ("running", "waiting"):
         return RunStatus(snapshot.status)
     return RunStatus.RUNNING  # a snapshot from before the status column said more

@@ -60,6 +60,7 @@ from cronflow_actors.runtime.lifecycle import LifecycleMethods
 from cronflow_actors.runtime.migrations import Migrations
 from cronflow_actors.runtime.otel import OtelExport
 from cronflow_actors.runtime.pauses import Pauses
+from cronflow_actors.runtime.pinning import Pinning
 from cronflow_actors.runtime.polls import Polls
 from cronflow_actors.runtime.queues import RunQueues, check_queue_limits
 from cronflow_actors.runtime.replays import Replays
@@ -189,6 +190,14 @@ class Runtime(ClusterRecovery, LifecycleMethods, FlowMethods, StateMethods):
             secrets=self._secrets,
             tracing=self.otel,
         )
+        self.pinning = Pinning(
+            store=self.store,
+            clock=self.clock,
+            disarm=self.timers.disarm,
+            on_ended=lambda info, body: self._finished(info, body, None),
+            on_count=lambda workflow, n: self.metrics.runs_blocked.labels(workflow).set(n),
+        )
+        """Holds the instances whose definition changed under their version (``blocked``)."""
         self.instances = InstanceDirectory(
             system=self.system,
             store=self.store,
@@ -198,6 +207,7 @@ class Runtime(ClusterRecovery, LifecycleMethods, FlowMethods, StateMethods):
             is_running=lambda: self.state == "running",
             spec_of=self._spec_of,
             router=self.lease if isinstance(self.lease, ClusterLease) else None,
+            pinning=self.pinning,
         )
         self.migrations = Migrations(
             registry=self.registry,
@@ -315,21 +325,13 @@ class Runtime(ClusterRecovery, LifecycleMethods, FlowMethods, StateMethods):
                 raise MissingSecretError(compiled.id, missing)
         self.registry.register(net_spec, deprecated=deprecated)  # refused: nothing changed
         if isinstance(spec, Flow) and compiled is not None:
-            self.catalog.add(spec, compiled)
-            self.metrics.flow_registered(
-                compiled.id, compiled.name, compiled.version, list(compiled.tags)
-            )
+            self.catalog.add(spec, compiled, deprecated=deprecated or net_spec.deprecated)
+            self._flow_changed(compiled.id)
             for flow_id, flow_secrets in secrets.items():
                 if flow_secrets:
                     self._secrets[flow_id] = flow_secrets
                 else:  # registered again without secrets
                     self._secrets.pop(flow_id, None)
-            self.queues.configure(
-                compiled.id,
-                concurrency=compiled.concurrency,
-                rate_limit=compiled.rate_limit,
-                queue=compiled.queue,
-            )
         name = net_spec.name
         if self.state == "running" and name not in self._recovering:
             self._recovering[name] = self.system.create_task(
@@ -337,8 +339,25 @@ class Runtime(ClusterRecovery, LifecycleMethods, FlowMethods, StateMethods):
             )
 
     def deprecate(self, name: str, version: str) -> None:
-        """Refuse new instances of this version; running ones go on."""
+        """Refuse new instances of this version; running ones go on. For a flow, new runs
+        (and its triggers) take its last registered version that is not deprecated."""
         self.registry.deprecate(name, version)
+        if self.catalog.deprecate(name, version):
+            self._flow_changed(name)
+            if self.state == "running":
+                self.schedules.restart()
+                self.polls.restart()
+
+    def _flow_changed(self, flow_id: str) -> None:
+        """A flow's current version may be another one: its limits and info are that one's."""
+        current = self.catalog.compiled[flow_id]
+        self.metrics.flow_registered(current.id, current.name, current.version, list(current.tags))
+        self.queues.configure(
+            current.id,
+            concurrency=current.concurrency,
+            rate_limit=current.rate_limit,
+            queue=current.queue,
+        )
 
     def on_spans(self, callback: Callable[[Sequence[AuditSpan]], None]) -> None:
         """Call ``callback`` with the audit spans of each commit, once they are durable (on the

@@ -8,7 +8,7 @@
 (function () {
   const TOKEN = "cronflow.token";
   const FINAL = new Set(["completed", "failed", "canceled"]);
-  const STATUSES = ["running", "waiting", "completed", "failed", "canceled"];
+  const STATUSES = ["running", "waiting", "completed", "failed", "canceled", "blocked"];
   const REFRESH_MS = 2500;
   const main = document.getElementById("main");
   let refreshTimer = null;
