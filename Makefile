@@ -31,7 +31,10 @@ typecheck: $(STAMP)
 	$(PY) -m mypy
 
 # What the tests need outside the virtualenv: Debian's prometheus (prometheus, promtool) for
-# tests/metrics/. Installed when missing and run as root; a no-op once installed.
+# tests/metrics/, Debian's chromium for the console's browser tests (tests/console/, which save
+# screenshots under test-output/), and Debian's postgresql (initdb, pg_ctl: each test session
+# starts a throwaway server of its own, tests/pg/server.py). Installed when missing and run as
+# root, with one apt-get update; a no-op once installed.
 test-deps:
 	bash .ci/install-test-deps
 
@@ -82,4 +85,4 @@ bench-scripts-quick: $(STAMP)
 	$(PY) benchmarks/metrics.py --quick
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info test-output

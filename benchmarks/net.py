@@ -9,8 +9,12 @@ committed through the SQLite store's group commit before anything that depends o
 
     python benchmarks/net.py [--quick] [--runs N] [--in-flight K] [--synchronous FULL|NORMAL]
     python benchmarks/net.py --audit [--rounds R] [the same options]
+    python benchmarks/net.py --db postgresql://user@host:port/dbname [--processes N] [--quick]
 
-The last line is JSON: {"net_runs_per_s": ..., "p50_ms": ..., "p99_ms": ...}.
+The last line is JSON: {"net_runs_per_s": ..., "p50_ms": ..., "p99_ms": ...}. With ``--db`` (a
+PostgreSQL database several processes share: ``benchmarks/_cluster.py``) it measures one process
+and N processes (2 by default) on it, SQLite beside them, and the takeover time after a SIGKILL,
+ending with {"pg_runs_per_s_1": ..., "pg_runs_per_s_N": ..., "takeover_s": ...}.
 
 ``--audit`` measures what the audit trail costs (every engine operation recorded as a span and
 committed with its snapshot; on by default): the same runs with ``Runtime(audit=False)`` and
@@ -37,14 +41,22 @@ _HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 sys.path.insert(0, str(_HERE.parent))
 
+import os
+
 import cronflow_actors as cf
+from benchmarks._cluster import HANG, run_cluster_benchmark, wants_cluster
 from benchmarks._report import figures, table
 from benchmarks._runs import measure, run_benchmark
 from cronflow_actors import net
 
 
 async def step(ctx: Any) -> int:
+    if HANG_STEPS:  # the worker the takeover measure kills (benchmarks/_cluster.py)
+        await asyncio.sleep(3600)
     return int(ctx.attempt)
+
+
+HANG_STEPS = bool(os.environ.get(HANG))
 
 
 SPEC = (
@@ -119,6 +131,8 @@ def compare_audit(argv: list[str]) -> None:
 
 if __name__ == "__main__" and "--audit" in sys.argv[1:]:
     compare_audit(sys.argv[1:])
+elif __name__ == "__main__" and wants_cluster(sys.argv[1:]):
+    run_cluster_benchmark(SPEC, start=start, wait=wait, description=__doc__.splitlines()[0])
 elif __name__ == "__main__":
     run_benchmark(
         "net engine",

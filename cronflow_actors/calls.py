@@ -4,7 +4,7 @@ decides where it runs.
 ``async def`` functions run on the event loop. Plain functions run on the blocking pool when
 the caller has one (``run_blocking``, e.g. a step handler's), so a blocking handler never stalls
 the loop, and on the loop otherwise (hooks and callbacks that are expected to be quick). A plain
-function that returns an awaitable has it awaited. Like ``errors.py`` this module is a leaf every
+function that returns an awaitable has it awaited. Like ``errors`` this module is a leaf every
 layer may import: it uses nothing but the standard library.
 """
 

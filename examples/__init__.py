@@ -1,1 +1,2 @@
-"""Bundled example workflows (``cronflow-actors serve`` runs them by default)."""
+"""The old home of the bundled examples, kept so ``examples.order_processing`` still imports.
+They ship inside the package now (``cronflow_actors.examples``), so an installed wheel has them."""

@@ -73,10 +73,10 @@ def test_serve_apps_are_loaded_from_modules_and_files(tmp_path: Path) -> None:
         "import cronflow_actors as cf\nworkflows = [cf.define('x').step('s', print)]\n"
     )
     assert [flow.id for flow in load_app(str(app_file))] == ["x"]
-    assert load_app("examples.order_processing:orders").id == "order-processing"
+    assert load_app("cronflow_actors.examples.order_processing:orders").id == "order-processing"
     for bad, message in (
         ("no_such_module:thing", "an importable module"),
-        ("examples.order_processing:missing", "defines 'missing'"),
+        ("cronflow_actors.examples.order_processing:missing", "defines 'missing'"),
         ("not-a-spec", "module:attribute"),
         (str(tmp_path / "missing.py"), "an existing Python file"),
     ):

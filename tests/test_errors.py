@@ -1,4 +1,4 @@
-"""errors.py holds every error of the package, and its docstring draws the whole tree."""
+"""The errors package holds every error of the package, and its docstring draws the whole tree."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from pathlib import Path
 
 from cronflow_actors import errors
 
-PACKAGE = Path(errors.__file__).resolve().parent
+PACKAGE = Path(errors.__file__).resolve().parents[1]
+ERRORS = PACKAGE / "errors"
 _ENTRY = re.compile(r"^    (?P<branch>[ │├└─]*)(?P<name>[A-Z]\w+)")
 
 
@@ -63,7 +64,7 @@ def test_no_other_module_defines_an_error_a_caller_sees() -> None:
     allowed = {"_Refused", "FileGoneError", "BrokenChainError"}
     found = []
     for path in PACKAGE.rglob("*.py"):
-        if path.name == "errors.py":
+        if path.is_relative_to(ERRORS):
             continue
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ClassDef) and node.name not in allowed:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from examples import order_processing
+from cronflow_actors.examples import order_processing
 
 
-async def test_the_order_example_ships_one_order_and_approves_another(tmp_path: Path) -> None:
-    medium, big = await order_processing.demo(str(tmp_path / "orders.db"))
+async def test_the_order_example_ships_two_orders_and_refuses_a_suspect_one(
+    tmp_path: Path,
+) -> None:
+    medium, big, suspect = await order_processing.demo(str(tmp_path / "orders.db"))
     assert medium.status == "completed"
     assert medium.output == {"order_id": "o-1", "status": "shipped", "lane": "standard"}
     assert [s.id for s in medium.steps] == [
@@ -23,3 +25,15 @@ async def test_the_order_example_ships_one_order_and_approves_another(tmp_path: 
     assert big.output == {"order_id": "o-2", "status": "shipped", "lane": None}
     approve = next(s for s in big.steps if s.id == "approve")
     assert approve.output["approved_by"] == "manager"
+    # a fraud score of 0.9 is refused: it neither asks a manager nor ships
+    assert suspect.status == "completed"
+    assert suspect.output == {"order_id": "o-3", "status": "refused", "reason": "fraud score 0.9"}
+    steps = [s.id for s in suspect.steps]
+    assert "refuse" in steps
+    assert not {"approve", "lane", "lane-small"} & set(steps)
+
+
+def test_the_old_examples_path_still_imports() -> None:
+    from examples import order_processing as old
+
+    assert old.workflows is order_processing.workflows

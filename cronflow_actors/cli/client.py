@@ -1,14 +1,17 @@
-"""The client commands: they talk to a running ``serve`` over its HTTP API (``--url``)."""
+"""The client commands' connection to a running ``serve``: JSON over its HTTP API (``--url``),
+with the bearer token of ``--token``. A refusal becomes an ``ApiError`` that says, in plain
+words, what went wrong and what to do, and carries the exit code it means (``exits.py``)."""
 
 from __future__ import annotations
 
 import json
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from typing import Any
 
+from cronflow_actors.cli.exits import Exit
+from cronflow_actors.cli.render import render_run  # its home before render.py; still importable
 from cronflow_actors.errors import ApiError  # defined with every other error; importable here too
 
 __all__ = ["ApiError", "Client", "render_run"]
@@ -25,60 +28,69 @@ class Client:
     ) -> Any:
         target = self.url + path
         if query:
-            target += "?" + urllib.parse.urlencode(
-                {k: v for k, v in query.items() if v is not None}
-            )
+            given = {k: v for k, v in query.items() if v is not None}
+            if given:
+                target += "?" + urllib.parse.urlencode(given)
         data = json.dumps(body).encode() if body is not None else None
         request = urllib.request.Request(target, data=data, method=method)
         request.add_header("content-type", "application/json")
+        request.add_header("accept", "application/json")
         if self.token:
             request.add_header("authorization", f"Bearer {self.token}")
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
                 return json.loads(response.read() or b"null")
         except urllib.error.HTTPError as error:
-            detail = error.read().decode(errors="replace")
-            try:
-                message = json.loads(detail).get("detail", detail)  # an RFC 9457 problem
-            except (ValueError, AttributeError):
-                message = detail
-            raise ApiError(f"{method} {path} -> {error.code}: {message}") from None
-        except urllib.error.URLError as error:
+            raise self._refused(error.code, error.read()) from None
+        except (urllib.error.URLError, TimeoutError, ConnectionError) as error:
+            reason = getattr(error, "reason", error)
             raise ApiError(
-                f"cannot reach {self.url}: {error.reason}; is 'cronflow-actors serve' running?"
+                f"cannot reach the server at {self.url} ({reason}). Is 'cronflow-actors serve' "
+                "running there? Pass --url (or set CRONFLOW_URL) to use another one.",
+                exit_code=Exit.UNREACHABLE,
             ) from None
 
-    def wait(self, run_id: str, poll: float = 0.1) -> Any:
-        while True:
-            run = self.call("GET", f"/runs/{run_id}")
-            if run["status"] in ("completed", "failed", "canceled"):
-                return run
-            time.sleep(poll)
+    def _refused(self, status: int, raw: bytes) -> ApiError:
+        text = raw.decode(errors="replace")
+        try:
+            problem = json.loads(text)
+            detail = str(problem.get("detail", text))
+            slug = str(problem.get("type", "")).rpartition(":")[2]
+        except (ValueError, AttributeError):
+            detail, slug = text or f"HTTP {status}", ""
+        if status == 401:
+            if slug == "unknown-token":
+                message = "the server does not know this token; check --token (or CRONFLOW_TOKEN)"
+            elif slug == "malformed-credentials":
+                message = "the token was sent malformed; pass it alone: --token SECRET"
+            else:
+                message = "the server needs a token: pass --token SECRET (or set CRONFLOW_TOKEN)"
+            code = Exit.USAGE
+        elif status == 403:
+            message = f"this token may not do that: {detail}"
+            code = Exit.USAGE
+        elif status in (404, 409):
+            message, code = detail, Exit.NOT_FOUND_OR_CONFLICT
+        elif status >= 500:
+            message = (
+                f"the server cannot take this now ({status}: {detail}); it may be stopping or "
+                "its database may have failed: retry later, or look at the server's log"
+            )
+            code = Exit.UNREACHABLE
+        else:
+            message, code = f"the server refused the request: {detail}", Exit.USAGE
+        return ApiError(message, exit_code=code, status=status, slug=slug)
 
-
-def _short(value: Any, width: int = 60) -> str:
-    text = json.dumps(value, default=str)
-    return text if len(text) <= width else text[: width - 1] + "..."
-
-
-def render_run(run: dict[str, Any]) -> str:
-    """A readable tree of a run: its status, then each step with state, attempts, time, output."""
-    lines = [f"run {run['id']}  {run['workflow']}  {run['status']}"]
-    if run.get("error"):
-        lines.append(f"  error: {run['error']}")
-    steps = run.get("steps", [])
-    for index, step in enumerate(steps):
-        branch = "└─" if index == len(steps) - 1 else "├─"
-        took = ""
-        if step.get("started_at") and step.get("finished_at"):
-            took = f" {1000 * (step['finished_at'] - step['started_at']):.1f} ms"
-        again = step.get("redispatches") or 0
-        note = f" (dispatched again after {again} restart{'s' * (again > 1)})" if again else ""
-        lines.append(
-            f"  {branch} {step['id']} [{step['kind']}] {step['status']}"
-            f" attempts={step['attempts']}{note}{took}  -> {_short(step.get('output'))}"
-        )
-        if step.get("error"):
-            lines.append(f"  {'  ' if branch == '└─' else '│ '}   error: {step['error']}")
-    lines.append(f"  output: {_short(run.get('output'), 200)}")
-    return "\n".join(lines)
+    def paused_run(self, run_id: str, pages: int = 20) -> dict[str, Any] | None:
+        """The pause a run waits in (with its resume token), or None: the listing is read a
+        page at a time, oldest pause first, at most ``pages`` pages of 1,000."""
+        cursor = None
+        for _ in range(pages):
+            page = self.call("GET", "/paused", query={"limit": 1000, "cursor": cursor})
+            for pause in page["paused"]:
+                if pause["run_id"] == run_id:
+                    return pause  # type: ignore[no-any-return]
+            cursor = page.get("next_cursor")
+            if not cursor:
+                return None
+        return None

@@ -1,31 +1,43 @@
 """``cronflow-actors COMMAND``: a thin edge over the runtime layer.
 
-Commands: ``serve``, the client commands ``run``, ``inspect``, ``trace``, ``runs``, ``resume``,
-``cancel``, ``events publish`` (they call a running server), ``db migrate`` and ``version``.
-Settings come from flags, ``CRONFLOW_*`` variables and a TOML ``--config`` file. Heavy modules
-are imported inside the commands, so ``--help`` stays fast.
+Commands: ``serve``, the client commands ``run``, ``inspect``, ``runs``, ``paused``, ``resume``,
+``cancel``, ``events publish`` (they call a running server: ``commands.py``), ``migrate``
+(a running instance to another version: ``migrate.py``), ``db migrate``,
+``db prune`` and ``version`` (also ``--version``). Settings come from flags, ``CRONFLOW_*``
+variables and a TOML ``--config`` file. Exit codes are in ``exits.py``: 0 ok, 1 run failed,
+2 usage, 3 not found or conflict, 4 server unreachable. Heavy modules are imported inside the
+commands, so ``--help`` stays fast.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from cronflow_actors.cli.bench import add_bench_command
-from cronflow_actors.errors import ConfigurationError, CronflowError
+from cronflow_actors.cli.commands import add_client_commands
+from cronflow_actors.cli.exits import Exit
+from cronflow_actors.cli.migrate import add_migrate_command
+from cronflow_actors.errors import ApiError, ConfigurationError, CronflowError
 
 __all__ = ["main"]
 
 
-def _version(_args: argparse.Namespace) -> int:
-    from importlib.metadata import version
+def _installed_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
 
-    print(f"cronflow-actors {version('cronflow-actors')}")
+    try:
+        return version("cronflow-actors")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "0.0.0+unknown"
+
+
+def _version(_args: argparse.Namespace) -> int:
+    print(f"cronflow-actors {_installed_version()}")
     return 0
 
 
@@ -54,7 +66,7 @@ def _db_prune(args: argparse.Namespace) -> int:
         older_than = parse_duration(args.older_than, "--older-than")
     except ValueError as error:
         raise ConfigurationError("--older-than", args.older_than, str(error)) from None
-    if args.db != ":memory:" and not Path(args.db).is_file():
+    if args.db != ":memory:" and "://" not in args.db and not Path(args.db).is_file():
         raise ConfigurationError("--db", args.db, "the path of an existing database file")
 
     async def prune() -> int:
@@ -79,7 +91,8 @@ def _settings(args: argparse.Namespace) -> Any:
     names = ["app", "db", "host", "port", "synchronous", "max_body", "drain_timeout"]
     names += ["lease_seconds", "wait_for_lease", "log_level", "log_format", "url", "token"]
     names += ["max_json_depth", "header_timeout", "body_timeout", "keep_alive"]
-    names += ["max_connections", "retention", "metrics_token", "metrics_port", "audit"]
+    names += ["max_connections", "retention", "metrics_token", "metrics_port"]
+    names += ["otel_endpoint", "audit"]
     overrides = {name: getattr(args, name, None) for name in names}
     overrides["queues"] = _queues(getattr(args, "queue", None) or [])
     return load_config(getattr(args, "config", None), overrides=overrides)
@@ -102,114 +115,16 @@ def _serve(args: argparse.Namespace) -> int:
     return serve(_settings(args))
 
 
-def _client(args: argparse.Namespace) -> Any:
-    from cronflow_actors.cli.client import Client
-
-    settings = _settings(args)
-    return Client(settings.url, settings.token)
-
-
-def _payload(args: argparse.Namespace) -> Any:
-    if args.payload is None:
-        return None
-    try:
-        return json.loads(args.payload)
-    except ValueError as error:
-        raise ConfigurationError("--payload", args.payload, f"JSON ({error})") from None
-
-
-def _run(args: argparse.Namespace) -> int:
-    client = _client(args)
-    started = client.call("POST", "/runs", {"workflow": args.workflow, "payload": _payload(args)})
-    run = client.wait(started["run_id"])
-    print(json.dumps({k: run[k] for k in ("id", "status", "output", "error")}, indent=2))
-    return 0 if run["status"] == "completed" else 1
-
-
-def _inspect(args: argparse.Namespace) -> int:
-    from cronflow_actors.cli.client import render_run
-
-    print(render_run(_client(args).call("GET", f"/runs/{args.run_id}")))
-    return 0
-
-
-def _trace(args: argparse.Namespace) -> int:
-    import msgspec
-
-    from cronflow_actors.runtime.audit import Trace
-
-    trace = _client(args).call("GET", f"/runs/{args.run_id}/trace")
-    print(msgspec.convert(trace, Trace).render())
-    return 0
-
-
-def _runs(args: argparse.Namespace) -> int:
-    query = {"workflow": args.workflow, "status": args.status, "limit": args.limit}
-    for run in _client(args).call("GET", "/runs", query=query)["runs"]:
-        print(f"{run['id']}  {run['workflow']:<20} {run['status']:<10} {run['created_at']:.0f}")
-    return 0
-
-
-def _resume(args: argparse.Namespace) -> int:
-    print(json.dumps(_client(args).call("POST", f"/resume/{args.token_id}", _payload(args))))
-    return 0
-
-
-def _cancel(args: argparse.Namespace) -> int:
-    print(json.dumps(_client(args).call("POST", f"/runs/{args.run_id}/cancel")))
-    return 0
-
-
-def _publish(args: argparse.Namespace) -> int:
-    print(json.dumps(_client(args).call("POST", f"/events/{args.name}", _payload(args))))
-    return 0
-
-
-def _client_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--url", default=None, help="the server (default http://127.0.0.1:8000)")
-    parser.add_argument("--token", default=None, help="bearer token for the server")
-    parser.add_argument("--config", default=None, help="TOML settings file")
-
-
-def _add_client_commands(commands: Any) -> None:
-    run = commands.add_parser("run", help="trigger a workflow, wait, print the result")
-    run.add_argument("workflow")
-    run.add_argument("--payload", default=None, help="JSON payload")
-    run.set_defaults(handler=_run)
-    inspect = commands.add_parser("inspect", help="a readable tree of a run")
-    inspect.add_argument("run_id")
-    inspect.set_defaults(handler=_inspect)
-    trace = commands.add_parser("trace", help="a run's audit trail: every operation, as a tree")
-    trace.add_argument("run_id")
-    trace.set_defaults(handler=_trace)
-    runs = commands.add_parser("runs", help="list recent runs")
-    runs.add_argument("--workflow", default=None)
-    runs.add_argument("--status", default=None)
-    runs.add_argument("--limit", type=int, default=50)
-    runs.set_defaults(handler=_runs)
-    resume = commands.add_parser("resume", help="resume a paused run")
-    resume.add_argument("token_id", metavar="TOKEN")
-    resume.add_argument("--payload", default=None, help="JSON payload")
-    resume.set_defaults(handler=_resume)
-    cancel = commands.add_parser("cancel", help="cancel a run")
-    cancel.add_argument("run_id")
-    cancel.set_defaults(handler=_cancel)
-    events = commands.add_parser("events", help="events")
-    event_commands = events.add_subparsers(
-        dest="events_command", metavar="EVENTS_COMMAND", required=True
-    )
-    publish = event_commands.add_parser("publish", help="publish an event")
-    publish.add_argument("name")
-    publish.add_argument("--payload", default=None, help="JSON payload")
-    publish.set_defaults(handler=_publish)
-    for parser in (run, inspect, trace, runs, resume, cancel, publish):
-        _client_options(parser)
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cronflow-actors",
         description="A durable workflow runtime for Python, built as an actor system on asyncio.",
+        epilog="Exit codes: 0 ok; 1 the run failed (run); 2 bad usage, settings or token; "
+        "3 not found or conflict; 4 server unreachable or unavailable. The web console is at "
+        "http://127.0.0.1:8000/ui while 'serve' runs.",
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"cronflow-actors {_installed_version()}"
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
@@ -221,7 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
     migrate = db_commands.add_parser(
         "migrate", help="create the database file if needed and apply pending schema migrations"
     )
-    migrate.add_argument("--db", default="cronflow.db", help="SQLite file (default cronflow.db)")
+    migrate.add_argument(
+        "--db", default="cronflow.db", help="SQLite file (default cronflow.db) or postgresql:// URL"
+    )
     migrate.add_argument(
         "--synchronous",
         default="FULL",
@@ -231,14 +148,21 @@ def build_parser() -> argparse.ArgumentParser:
     prune = db_commands.add_parser(
         "prune", help="delete finished runs (and their history) older than a duration"
     )
-    prune.add_argument("--db", default="cronflow.db", help="SQLite file (default cronflow.db)")
+    prune.add_argument(
+        "--db", default="cronflow.db", help="SQLite file (default cronflow.db) or postgresql:// URL"
+    )
     prune.add_argument("--older-than", required=True, help="e.g. 7d, 12h, 30m")
     prune.set_defaults(handler=_db_prune)
 
     serve = commands.add_parser("serve", help="run the runtime behind HTTP until SIGTERM/SIGINT")
     serve.add_argument("app", nargs="?", default=None, help="module:attribute or a .py file")
     serve.add_argument("--config", default=None, help="TOML settings file")
-    serve.add_argument("--db", default=None, help="SQLite file (default cronflow.db)")
+    serve.add_argument(
+        "--db",
+        default=None,
+        help="SQLite file (default cronflow.db), or postgresql://user@host:port/dbname: a "
+        "database several serve processes share",
+    )
     serve.add_argument("--host", default=None, help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=None, help="port (default 8000; 0: any)")
     serve.add_argument("--synchronous", default=None, help="SQLite synchronous level")
@@ -282,6 +206,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="a named queue's concurrency (repeat for more; adds to [queues] of --config)",
     )
     serve.add_argument(
+        "--otel-endpoint",
+        default=None,
+        metavar="URL",
+        help="export spans over OTLP/HTTP to this collector (pip install 'cronflow-actors[otel]')",
+    )
+    serve.add_argument(
         "--no-audit",
         dest="audit",
         action="store_false",
@@ -291,17 +221,21 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-level", default=None, help="critical, error, warning, info, debug")
     serve.add_argument("--log-format", default=None, help="text or json")
     serve.set_defaults(handler=_serve)
-    _add_client_commands(commands)
+    add_client_commands(commands)
+    add_migrate_command(commands)
     add_bench_command(commands)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run one command; returns the process exit code (2 for bad usage or settings)."""
+    """Run one command; returns the process exit code (``exits.py``)."""
     args = build_parser().parse_args(argv)
     try:
         code: int = args.handler(args)
+    except ApiError as refused:
+        print(f"cronflow-actors: error: {refused}", file=sys.stderr)
+        return int(refused.exit_code)
     except CronflowError as error:
         print(f"cronflow-actors: error: {error}", file=sys.stderr)
-        return 2
-    return code
+        return int(Exit.USAGE)
+    return int(code)

@@ -19,7 +19,7 @@ from cronflow_actors.http.requests import masked
 
 __all__ = ["DEFAULT_APP", "load_app", "serve"]
 
-DEFAULT_APP = "examples.order_processing:workflows"
+DEFAULT_APP = "cronflow_actors.examples.order_processing:workflows"
 
 
 def load_app(spec: str) -> Any:
@@ -68,6 +68,12 @@ def serve(settings: Any) -> int:
                 "queues given to the Runtime that APP builds (Runtime(queues=...)); the "
                 "settings' queues apply when APP is a list of workflows",
             )
+        if settings.otel_endpoint:
+            raise ConfigurationError(
+                "otel_endpoint",
+                settings.otel_endpoint,
+                "given to the Runtime that APP builds (Runtime(otel_endpoint=...))",
+            )
         runtime = target
         if not settings.audit:
             runtime.audit = False
@@ -80,6 +86,7 @@ def serve(settings: Any) -> int:
             wait_for_lease=settings.wait_for_lease,
             retention=parse_duration(settings.retention),
             queues=settings.queues,
+            otel_endpoint=settings.otel_endpoint,
             audit=settings.audit,
         )
     else:

@@ -3,7 +3,9 @@
 - ``WorkflowActor`` (one per root instance, the unit of consistency), in ``workflow_actor``, and
   ``HandlerActor`` (one per running handler: ``WorkItemActor``, ``ActionActor``), in
   ``handlers``; ``actors`` imports them all;
-- the element operations, one module per element: ``workflows``, ``tasks``, ``work_items``;
+- the elements, one module each: ``workflows``, ``tasks``, ``work_items`` (each an actor with
+  its record and one ``receive``; none imports another), and ``cascade``, the one dispatcher
+  that delivers their messages depth-first on the instance's turn;
 - ``commands`` (one transaction per command), ``actions`` (the external boundary),
   ``context`` (what user code gets), ``states`` (the three state machines), ``timers``,
   ``registry`` (versions).

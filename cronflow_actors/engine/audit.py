@@ -55,9 +55,30 @@ from cronflow_actors.messages.engine import (
 from cronflow_actors.messages.states import TaskState, WorkflowState, WorkItemState
 from cronflow_actors.net.spec import NetSpec, SplitType
 
-__all__ = ["AuditRecorder", "AuditedChanges"]
+__all__ = ["AuditRecorder", "AuditTrail", "AuditedChanges", "SpanSink"]
 
 T = TypeVar("T")
+
+SpanSink = Callable[[tuple[AuditSpan, ...]], None]
+"""Hears of the spans of each transaction once they are durable (the runtime's ``on_spans``)."""
+
+
+class AuditTrail:
+    """A runtime's audit: its clock, and where the spans of each durable transaction go
+    (``sink``); ``EngineServices.audit`` (None: nothing is recorded)."""
+
+    __slots__ = ("clock", "sink")
+
+    def __init__(self, clock: Clock, sink: SpanSink | None = None) -> None:
+        self.clock = clock
+        self.sink = sink
+
+    def recorder(
+        self, state: InstanceState, now: float, spec_of: Callable[[WorkflowRecord], NetSpec]
+    ) -> AuditRecorder:
+        """The recorder of one transaction of ``state``, which runs at ``now``."""
+        return AuditRecorder(state, now=now, clock=self.clock, spec_of=spec_of, sink=self.sink)
+
 
 _WORKFLOW_OPERATIONS = {
     WorkflowState.INITIALIZED: "Workflow.initialize",
@@ -121,6 +142,7 @@ class AuditRecorder:
     it writes, commits the next revision."""
 
     __slots__ = (
+        "_committed",
         "_depth",
         "_failed",
         "_last",
@@ -130,6 +152,7 @@ class AuditRecorder:
         "_prefix",
         "_revision",
         "_seen",
+        "_sink",
         "_spans",
         "_spec_of",
         "_stack",
@@ -144,8 +167,11 @@ class AuditRecorder:
         now: float,
         clock: Clock,
         spec_of: Callable[[WorkflowRecord], NetSpec],
+        sink: SpanSink | None = None,
     ) -> None:
         self._state = state
+        self._sink = sink
+        self._committed: tuple[AuditSpan, ...] = ()
         self._revision = state.revision + 1
         self._prefix = f"{self._revision}."
         self._now = self._last = now
@@ -205,7 +231,13 @@ class AuditRecorder:
         self._end_above(0, self._read_clock())
         for workflow_id in list(self._seen):
             self._compare(workflow_id)
-        return tuple(self._spans)
+        self._committed = tuple(self._spans)
+        return self._committed
+
+    def durable(self) -> None:
+        """The spans are committed: the sink hears of them (if there are any)."""
+        if self._committed and self._sink is not None:
+            self._sink(self._committed)
 
     # -- internals --------------------------------------------------------------------------------
 

@@ -68,6 +68,8 @@ async def _carry_out(tx: Transaction, command: WorkflowCommand, send: Send) -> A
         ):
             if dequeued:
                 tx.dequeued.append(tx.state.id)
+            if command.migration is not None:  # the root starts fast-forwarded (section 9)
+                tx.state.migration = command.migration
             await send(
                 InitializeWorkflow(
                     workflow_id=tx.state.id, payload=payload, principal=principal, trigger=trigger

@@ -9,7 +9,7 @@ behave the same, and an activity that raises changes nothing (its transaction is
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import msgspec
@@ -18,11 +18,13 @@ from cronflow_actors.engine.states import TaskState, WorkflowState, WorkItemStat
 from cronflow_actors.errors import AutoTriggerAlreadySetError, SchedulingNotAllowedError
 from cronflow_actors.messages import plain
 from cronflow_actors.messages.engine import Principal, Stats
+from cronflow_actors.messages.migrations import MigrationSource
 from cronflow_actors.net.marking import Route
 
 __all__ = [
     "ChildWorkflows",
     "Context",
+    "MigrationSources",
     "RouteBuilder",
     "TaskInfo",
     "Transition",
@@ -70,6 +72,60 @@ class WorkItemInfo(msgspec.Struct, frozen=True, kw_only=True):
     attempt: int = 0
     token: str | None = None
     """The resume token while it waits for a human (``WaitSpec(kind="pause")``)."""
+
+
+class MigrationSources:
+    """``ctx.migrating_from``: the workflows of the instance a migration came from, as the
+    migration left them (its root canceled). The root's fields read directly
+    (``ctx.migrating_from.outputs["screen"]``, ``.tasks["screen"]``); ``workflows(name)``
+    lists the workflows of one name (child workflows of composite tasks)."""
+
+    __slots__ = ("_sources",)
+
+    def __init__(self, sources: list[MigrationSource]) -> None:
+        self._sources = sources
+
+    @property
+    def root(self) -> MigrationSource:
+        return self._sources[0]
+
+    @property
+    def id(self) -> str:
+        return self.root.id
+
+    @property
+    def name(self) -> str:
+        return self.root.name
+
+    @property
+    def version(self) -> str:
+        return self.root.version
+
+    @property
+    def state(self) -> WorkflowState:
+        return self.root.state
+
+    @property
+    def payload(self) -> Any:
+        return self.root.payload
+
+    @property
+    def outputs(self) -> Mapping[str, Any]:
+        return self.root.outputs
+
+    @property
+    def tasks(self) -> Mapping[str, TaskState]:
+        return self.root.tasks
+
+    def workflows(self, name: str | None = None) -> list[MigrationSource]:
+        """The old instance's workflows named ``name`` (None: all), in creation order."""
+        return [s for s in self._sources if name is None or s.name == name]
+
+    def __iter__(self) -> Iterator[MigrationSource]:
+        return iter(self._sources)
+
+    def __repr__(self) -> str:
+        return f"<MigrationSources of {self.id} ({len(self._sources)} workflows)>"
 
 
 class Transition(msgspec.Struct, frozen=True, kw_only=True):
@@ -234,7 +290,9 @@ class Context:
       of its tasks; ``output``: the completing task's output (routers);
     - ``transition`` and ``stats`` (policies), ``route`` (routers), ``principal`` and
       ``is_internal`` (actions), ``attempt`` and ``idempotency_key`` (handlers);
-    - ``secrets``: the secrets of the workflow it runs in, when the runtime has some for it.
+    - ``secrets``: the secrets of the workflow it runs in, when the runtime has some for it;
+    - ``execution_mode`` (``"normal"`` or ``"fast_forward"``) and ``migrating_from``: in an
+      instance a migration started, the old instance's workflows (``MigrationSources``).
     """
 
     __slots__ = (
@@ -248,8 +306,10 @@ class Context:
         "attempt",
         "clock",
         "error",
+        "execution_mode",
         "idempotency_key",
         "is_internal",
+        "migrating_from",
         "output",
         "parent",
         "parent_task",
@@ -312,6 +372,10 @@ class Context:
         """The runtime's clock (handlers): ``await ctx.clock.sleep(seconds)``."""
         self.after_commit: Any = None
         """``ctx.after_commit(fn)``: call ``fn()`` once this change is durable (activities)."""
+        self.execution_mode = "normal"
+        """``"fast_forward"`` in an instance that a migration started (spec section 9)."""
+        self.migrating_from: Any = None
+        """In a migrated instance: the old instance's workflows (``MigrationSources``)."""
 
     # The instance's own values, copied the first time user code reads them: what a handler or
     # activity does to them never reaches the recorded state (a step's output, the payload).

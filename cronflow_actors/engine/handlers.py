@@ -13,15 +13,20 @@ metrics): ``WorkItemActor`` runs an attempt of an automated work item and report
 ``ActionActor`` runs a detached action, whose flow has already moved on, and reports
 ``ActionFinished`` (when it began and ended, and the error if any; never an output).
 
-``handler_context`` builds what a handler gets.
+``handler_context`` builds what a handler gets. ``HandlerTracing`` is how a runtime runs user code
+inside a trace span of its own (its OpenTelemetry export does): the WorkflowActor asks it for a
+scope when it spawns a handler, and the handler is called inside that scope; without one (the
+default) nothing is added to the call.
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import logging
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping
+from contextlib import AbstractContextManager
+from typing import Any, Protocol
 
 import msgspec
 import pykka
@@ -43,6 +48,7 @@ from cronflow_actors.messages.engine import (
 __all__ = [
     "ActionActor",
     "HandlerActor",
+    "HandlerTracing",
     "WorkItemActor",
     "handler_context",
     "storable_attributes",
@@ -62,6 +68,19 @@ def storable_attributes(error: BaseException) -> dict[str, Any] | None:
         except (TypeError, ValueError, OverflowError):
             continue  # not a plain value: kept in memory only (on the exception itself)
     return kept or None
+
+
+class HandlerTracing(Protocol):
+    """Runs handlers inside trace spans (the runtime's OpenTelemetry export is one)."""
+
+    def scope(
+        self, instance_id: str, item: WorkItemRecord, attempt: int, what: str
+    ) -> AbstractContextManager[object]:
+        """The scope to call the handler of ``item`` (its ``attempt``, in the root instance
+        ``instance_id``; ``what``: ``"work item"`` or ``"action"``) in. Made on the instance's
+        turn when the handler is spawned; entered and exited in the handler's own task, around
+        the call, and exited with the exception the handler raised, if it did."""
+        ...
 
 
 def _class_name(error: BaseException) -> str:
@@ -107,14 +126,26 @@ class HandlerActor(LoopActor):
     what = "handler"
     """What it runs, for the name of its task."""
 
+    start_at_once = True  # on_start only creates the task that runs the handler
+
     def __init__(
-        self, handler: Callable[..., Any], ctx: Context, item_id: str, attempt: int = 0
+        self,
+        handler: Callable[..., Any],
+        ctx: Context,
+        item_id: str,
+        attempt: int = 0,
+        scope: AbstractContextManager[object] | None = None,
     ) -> None:
         super().__init__()
         self.handler = handler
         self.ctx = ctx
         self.item_id = item_id
         self.attempt = attempt
+        self.scope = scope
+        """Where the handler is called (a ``HandlerTracing`` scope), or None."""
+        if scope is not None and ctx.run_blocking is not None:
+            # what the handler runs on the pool (itself, if a flow's wrapper sends it there)
+            ctx.run_blocking = _in_this_context(ctx.run_blocking)
 
     def on_start(self) -> None:
         self.create_task(self._run(), name=f"{self.what} {self.item_id}")
@@ -124,7 +155,12 @@ class HandlerActor(LoopActor):
         began_at = system.clock.now()
         report: Message
         try:
-            output = await call_user(self.handler, self.ctx, run_blocking=system.run_blocking)
+            if self.scope is None:
+                output = await call_user(self.handler, self.ctx, run_blocking=system.run_blocking)
+            else:
+                run_blocking = _in_this_context(system.run_blocking)
+                with self.scope:
+                    output = await call_user(self.handler, self.ctx, run_blocking=run_blocking)
             report = self.succeeded(output, began_at)
         except Exception as error:
             report = self.failed(error, began_at)
@@ -133,7 +169,9 @@ class HandlerActor(LoopActor):
             # If the instance stopped meanwhile, recovery runs the handler again.
             with contextlib.suppress(pykka.ActorDeadError):
                 parent.tell(report)
-        self.stop()
+        # At once, from its own task (no stop message through its inbox): it has nothing left
+        # to do, and the parent hears ChildStopped right behind the report.
+        self.stop_now()
 
     def succeeded(self, output: Any, began_at: float) -> Message:
         """The report of a handler that returned ``output``."""
@@ -142,6 +180,16 @@ class HandlerActor(LoopActor):
     def failed(self, error: Exception, began_at: float) -> Message:
         """The report of a handler that raised ``error``."""
         raise NotImplementedError
+
+
+def _in_this_context(run_blocking: Callable[..., Awaitable[Any]]) -> Callable[..., Any]:
+    """``run_blocking`` whose pool thread runs the function in a copy of the caller's context
+    variables (as ``asyncio.to_thread`` does), so a plain ``def`` handler sees its scope's."""
+
+    def run(fn: Callable[..., Any], /, *args: Any) -> Awaitable[Any]:
+        return run_blocking(contextvars.copy_context().run, fn, *args)
+
+    return run
 
 
 class WorkItemActor(HandlerActor):

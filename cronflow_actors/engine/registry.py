@@ -6,7 +6,17 @@ version refuses new instances while its running ones go on (and are recovered af
 
 from __future__ import annotations
 
-from cronflow_actors.errors import ConfigurationError, UnknownWorkflowError, WorkflowDeprecatedError
+from cronflow_actors.errors import (
+    ConfigurationError,
+    UnknownWorkflowError,
+    WorkflowDeprecatedError,
+)
+from cronflow_actors.net.migration import (
+    MigrationSpec,
+    missing_task_paths,
+    refused,
+    task_paths,
+)
 from cronflow_actors.net.spec import NetSpec
 
 __all__ = ["WorkflowRegistry"]
@@ -16,6 +26,7 @@ class WorkflowRegistry:
     def __init__(self) -> None:
         self._versions: dict[str, dict[str, NetSpec]] = {}
         self._deprecated: set[tuple[str, str]] = set()
+        self._migrations: dict[str, dict[tuple[str, str], MigrationSpec]] = {}
 
     def register(self, spec: NetSpec, *, deprecated: bool = False) -> None:
         """Add ``spec`` under its name and version. Registering the same spec again is a no-op;
@@ -70,6 +81,48 @@ class WorkflowRegistry:
         if (name, version) in self._deprecated:
             raise WorkflowDeprecatedError(name, version, active)
         return spec
+
+    # -- migrations (spec section 9) ---------------------------------------------------------------
+
+    def register_migration(self, migration: MigrationSpec) -> None:
+        """Add a migration between two registered versions of one workflow. Refused, changing
+        nothing (``MigrationError``): a version not registered, a migrator for a task the
+        target version does not have, a second migration for the same pair. Registering the
+        same migration again is a no-op."""
+        if not isinstance(migration, MigrationSpec):
+            raise ConfigurationError("migration", migration, "a net.migration(...).build()")
+        name, pair = migration.workflow, migration.pair
+        subject = f"migration of {name!r} {pair[0]!r} -> {pair[1]!r}"
+        known = self._versions.get(name, {})
+        missing = [v for v in pair if v not in known]
+        if missing:
+            raise refused(
+                subject,
+                f"version(s) {missing} not registered (registered: {list(known)})",
+                "register both versions first, then the migration",
+            )
+        unknown = missing_task_paths(migration, known[pair[1]])
+        if unknown:
+            raise refused(
+                subject,
+                f"task migrators {unknown} name no task of version {pair[1]!r} "
+                f"(its tasks: {sorted(task_paths(known[pair[1]]))})",
+                "key each migrator 'workflow/task' after a task of the target version",
+            )
+        taken = self._migrations.setdefault(name, {}).get(pair)
+        if taken is not None and taken is not migration:
+            raise refused(
+                subject, "another migration is registered for that pair", "register one per pair"
+            )
+        self._migrations[name][pair] = migration
+
+    def migration(self, name: str, from_version: str, to_version: str) -> MigrationSpec | None:
+        """The migration registered from ``from_version`` to ``to_version`` (None: none)."""
+        return self._migrations.get(name, {}).get((from_version, to_version))
+
+    def migrations(self, name: str) -> list[MigrationSpec]:
+        """The migrations registered for workflow ``name``, in registration order."""
+        return list(self._migrations.get(name, {}).values())
 
     def _listing(self) -> list[str]:
         return [f"{n} {v}" for n, vs in sorted(self._versions.items()) for v in vs]

@@ -25,6 +25,7 @@ from typing import Any
 import msgspec
 
 from cronflow_actors.calls import call_user
+from cronflow_actors.engine import fast_forward
 from cronflow_actors.engine.context import Context, Transition
 from cronflow_actors.engine.states import (
     TaskState,
@@ -133,6 +134,8 @@ class Task:
         self._move(TaskState.ENABLED)
         record.children = []
         record.stats = Stats()
+        if self.tx.state.migration is not None and await fast_forward.on_enable(self):
+            return  # its migrator (or a recorded output) decided (spec section 9)
         if self.definition.kind is TaskKind.DUMMY:
             await self._activity("on_enabled")
             await self._ensure_started()
@@ -167,19 +170,19 @@ class Task:
             decision = await self._decide(transition)
             await self._carry_out(decision, f"task {name!r} failed when it started")
 
-    async def _complete(self, *, caught: CaughtFailure | None = None) -> None:
+    async def _complete(self, *, caught: CaughtFailure | None = None, silent: bool = False) -> None:
         """``started`` -> ``completed``: tear down open children, run ``on_completed``, apply
         the cancellation region, produce tokens per the split, enable what follows (and the
         task itself if its join is still satisfied), and let the workflow check its end
         condition. ``caught``: a catching task's failure, its output instead of one reduced
-        from its items."""
+        from its items. ``silent``: fast-forwarded (no reduce, no ``on_completed``)."""
         tx, workflow, record, name = self.tx, self.workflow, self.record, self.name
         if record.state != TaskState.STARTED or workflow.state in _WORKFLOW_DONE:
             return
         spec, definition = self.spec, self.definition
         if caught is not None:
             workflow.outputs[name] = caught.record()
-        elif definition.reduce is not None:
+        elif definition.reduce is not None and not silent:
             # the work items of its generation, or its child workflows (a composite task)
             items: list[Any] = [
                 tx.work_item_info(tx.state.work_items[i])
@@ -190,7 +193,7 @@ class Task:
             output = normalize(await call_user(definition.reduce, items))
             workflow.outputs[name] = output
             workflow.last = output
-        change = await self._leave(TaskState.COMPLETED, "on_completed")
+        change = await self._leave(TaskState.COMPLETED, "" if silent else "on_completed")
         await self._cancellation_region()
         routed = None
         if definition.split is not SplitType.AND:
@@ -414,7 +417,7 @@ class Task:
     ) -> None:
         """Run a task activity, then initialize the children it asked for and drain their
         auto-triggers in order. ``default_child``: with no activity, initialize one child."""
-        tx, workflow, name, definition = self.tx, self.workflow, self.name, self.definition
+        tx, definition = self.tx, self.definition
         fn = definition.activities.get(activity)
         if fn is None and not default_child:
             return
@@ -422,11 +425,17 @@ class Task:
         pending: list[tuple[str, str | None, Any]] = []
         if fn is not None:
             ctx = self._context(activity, pending if may_add else None, changed)
-            await tx.activity(fn, ctx, activity, "task", workflow.id, name)
+            await tx.activity(fn, ctx, activity, "task", self.workflow.id, self.name)
         elif definition.kind is TaskKind.TASK:
             pending.append((tx.new_id("w"), None, None))
         elif definition.kind is TaskKind.COMPOSITE:
             pending.append((tx.new_id("f"), None, None))
+        await self._create_children(pending)
+
+    async def _create_children(self, pending: list[tuple[str, str | None, Any]]) -> None:
+        """Initialize the children an activity (or a migrator) asked for, then drain their
+        auto-triggers in order."""
+        tx, workflow, name, definition = self.tx, self.workflow, self.name, self.definition
         if not pending:
             return
         queue: list[RunTrigger] = []

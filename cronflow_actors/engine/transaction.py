@@ -18,10 +18,11 @@ from typing import Any
 import msgspec
 
 from cronflow_actors.calls import call_user
-from cronflow_actors.engine.audit import AuditedChanges, AuditRecorder
+from cronflow_actors.engine.audit import AuditedChanges, AuditTrail
 from cronflow_actors.engine.context import (
     ChildWorkflows,
     Context,
+    MigrationSources,
     TaskInfo,
     WorkflowInfo,
     WorkItemInfo,
@@ -29,6 +30,7 @@ from cronflow_actors.engine.context import (
 )
 from cronflow_actors.errors import NotFoundError
 from cronflow_actors.messages import JournalEntry, Message, TimerRecord, WaitRecord, encode, plain
+from cronflow_actors.messages.audit import AuditSpan
 from cronflow_actors.messages.elements import ElementMessage
 from cronflow_actors.messages.engine import (
     InstanceState,
@@ -62,6 +64,10 @@ before and after a restart is the same."""
 class Transaction:
     """The effects of one command on one instance, collected until the commit."""
 
+    migration: Any = None
+    """In an instance a migration started: the registered ``MigrationSpec`` (its migrators,
+    initializer and finalizer), set by the instance's actor (None: none registered)."""
+
     def __init__(
         self,
         state: InstanceState,
@@ -72,10 +78,10 @@ class Transaction:
         state_access: Any = None,
         tokens: Callable[[], str] | None = None,
         secrets: Mapping[str, Any] | None = None,
-        audit: AuditRecorder | None = None,
+        audit: AuditTrail | None = None,
     ) -> None:
         self.state = state
-        self.audit = audit
+        self.audit = audit.recorder(state, now, spec_of) if audit is not None else None
         """The transaction's audit trail (None: the audit is off)."""
         self.secrets = secrets
         """Workflow name -> what ``ctx.secrets`` is in that workflow's user code."""
@@ -99,7 +105,7 @@ class Transaction:
         self.waits_end: list[str] = []
         self.dequeued: list[str] = []
         """Queued runs whose rows this transaction deletes (a queued run's start)."""
-        self.changes: list[Message] = [] if audit is None else AuditedChanges(audit)
+        self.changes: list[Message] = [] if self.audit is None else AuditedChanges(self.audit)
         """Every state change, in the order the elements moved (for observers; with the audit
         on, each one appended is recorded as a span)."""
         self.send: Send = _no_dispatcher
@@ -180,6 +186,9 @@ class Transaction:
         ctx.last = owner.last
         ctx.state = self.state_access
         ctx.after_commit = self.after_commit.append
+        if self.state.migration is not None:  # an instance a migration started (section 9)
+            ctx.execution_mode = "fast_forward"
+            ctx.migrating_from = MigrationSources(self.state.migration.source)
         if self.secrets:
             ctx.secrets = self.secrets.get(owner.name)
         return ctx
@@ -276,6 +285,15 @@ class Transaction:
         if self.audit is None:
             return call
         return self.audit.activity(call, name, instance_id, element, kind)
+
+    def spans(self, revision: int) -> tuple[AuditSpan, ...]:
+        """The audit trail's spans, to commit with snapshot ``revision`` (none: audit off)."""
+        return () if self.audit is None else self.audit.spans(revision)
+
+    def spans_durable(self) -> None:
+        """The transaction is committed: the audit's sink hears of its spans."""
+        if self.audit is not None:
+            self.audit.durable()
 
     # -- wake-up rows ------------------------------------------------------------------------------
 

@@ -33,10 +33,15 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from cronflow_actors.calls import call_logged
-from cronflow_actors.engine.audit import AuditRecorder
+from cronflow_actors.engine.audit import AuditTrail
 from cronflow_actors.engine.commands import apply
 from cronflow_actors.engine.context import WorkflowInfo
-from cronflow_actors.engine.handlers import ActionActor, WorkItemActor, handler_context
+from cronflow_actors.engine.handlers import (
+    ActionActor,
+    HandlerTracing,
+    WorkItemActor,
+    handler_context,
+)
 from cronflow_actors.engine.registry import WorkflowRegistry
 from cronflow_actors.engine.state_access import StateAccess
 from cronflow_actors.engine.states import WorkItemState, WorkItemVerb, is_final
@@ -53,7 +58,6 @@ from cronflow_actors.messages import (
     decoder_for,
     encode,
 )
-from cronflow_actors.messages.audit import AuditSpan
 from cronflow_actors.messages.engine import (
     ActionFinished,
     CancelWorkflow,
@@ -72,6 +76,8 @@ from cronflow_actors.messages.engine import (
     WorkItemRecord,
     WorkItemStateChanged,
 )
+from cronflow_actors.messages.migrations import MigrationRecord
+from cronflow_actors.net.fingerprint import fingerprint
 from cronflow_actors.net.spec import NetSpec
 from cronflow_actors.store import Store
 
@@ -100,9 +106,8 @@ class EngineServices:
     failed); ``on_changes`` gets the state-change messages of every durable
     transaction. ``passivate``: whether idle instances leave memory. ``secrets``: workflow
     name -> what ``ctx.secrets`` is in that workflow's user code (kept by the runtime, which
-    may add to it; only in memory). ``audit``: whether each transaction records its audit
-    trail (spans, committed with its snapshot); ``on_spans`` hears of the spans of every
-    durable transaction.
+    may add to it; only in memory). ``tracing``: runs handlers inside trace spans (None: not
+    traced, and nothing is added to a handler's call). ``audit``: the audit trail (or None).
     """
 
     def __init__(
@@ -118,11 +123,11 @@ class EngineServices:
         tokens: Callable[[], str] | None = None,
         passivate: bool = True,
         secrets: Mapping[str, Any] | None = None,
-        audit: bool = True,
-        on_spans: Callable[[tuple[AuditSpan, ...]], None] | None = None,
+        tracing: HandlerTracing | None = None,
+        audit: AuditTrail | None = None,
     ) -> None:
+        self.tracing = tracing
         self.audit = audit
-        self.on_spans = on_spans
         self.secrets: Mapping[str, Any] = secrets if secrets is not None else {}
         self.store = store
         self.clock = clock
@@ -248,27 +253,38 @@ class WorkflowActor(CoroutineActor):
 
     def _transact(self, command: WorkflowCommand) -> Awaitable[Any]:
         """Carry out ``command`` (a ``WorkflowCommand``) as one transaction."""
+        migration = command.migration if isinstance(command, StartWorkflow) else None
         return self._transact_with(
-            lambda tx: apply(tx, command, self.root), getattr(command, "principal", None)
+            lambda tx: apply(tx, command, self.root),
+            getattr(command, "principal", None),
+            migration=migration,
         )
 
     async def _transact_with(
-        self, body: Callable[[Transaction], Awaitable[Any]], principal: Principal | None = None
+        self,
+        body: Callable[[Transaction], Awaitable[Any]],
+        principal: Principal | None = None,
+        *,
+        migration: MigrationRecord | None = None,
     ) -> Any:
-        services, now = self.services, self.services.clock.now()
-        audit = None
-        if services.audit:
-            audit = AuditRecorder(self.state, now=now, clock=services.clock, spec_of=self._spec_of)
+        """``migration``: the record a migration starts this instance with (its first
+        transaction; later ones find it in the state)."""
         tx = Transaction(
             self.state,
-            audit=audit,
-            now=now,
+            audit=self.services.audit,
+            now=self.services.clock.now(),
             spec_of=self._spec_of,
             principal=principal,
             state_access=self._state_access,
             tokens=self.services.tokens,
             secrets=self.services.secrets,
         )
+        record = migration or self.state.migration
+        if record is not None:  # fast-forward mode: the migration's code, if registered
+            registry = self.services.registry
+            tx.migration = registry.migration(
+                record.workflow, record.from_version, record.to_version
+            )
         root = self.state.workflows.get(self.instance_id)
         was_final = root is not None and is_final(root.state)
         try:
@@ -310,7 +326,6 @@ class WorkflowActor(CoroutineActor):
             runnable=runnable,
             body=body,
         )
-        spans = tx.audit.spans(state.revision) if tx.audit is not None else ()
         await self.services.store.commit(
             Mutation(
                 snapshot=snapshot,
@@ -320,14 +335,13 @@ class WorkflowActor(CoroutineActor):
                 waits_set=tuple(tx.waits_set.values()),
                 waits_end=tuple(tx.waits_end),
                 dequeued=tuple(tx.dequeued),
-                spans=spans,
+                spans=tx.spans(state.revision),
             )
         )
         self._committed = snapshot
         self._body = body
         self._busy = busy
-        if spans and self.services.on_spans is not None:
-            self.services.on_spans(spans)
+        tx.spans_durable()
 
     def _automated(self, item: WorkItemRecord) -> bool:
         definition = self._definition(item)
@@ -415,9 +429,15 @@ class WorkflowActor(CoroutineActor):
     def _restored(self) -> InstanceState:
         if self._body is None:
             return InstanceState(
-                id=self.instance_id, workflow=self.root.name, version=self.root.version
+                id=self.instance_id,
+                workflow=self.root.name,
+                version=self.root.version,
+                fingerprint=fingerprint(self.root),
             )
-        return decode_state(self._body)
+        state = decode_state(self._body)
+        if not state.fingerprint:  # started before fingerprints were recorded: pinned from here
+            state.fingerprint = fingerprint(self.root)
+        return state
 
     def _spec_of(self, workflow: WorkflowRecord) -> NetSpec:
         spec = self._specs.get(workflow.path)
@@ -449,7 +469,8 @@ class WorkflowActor(CoroutineActor):
         if handler is None:
             return
         ctx = self._handler_context(item)
-        ref = self._spawn(WorkItemActor, handler, ctx, item.id, attempt)
+        scope = self._tracing_scope(item, attempt, "work item")
+        ref = self._spawn(WorkItemActor, handler, ctx, item.id, attempt, scope)
         if ref is not None:
             self._handler_refs[item.id] = ref
 
@@ -463,7 +484,12 @@ class WorkflowActor(CoroutineActor):
         if attempt:
             ctx.attempt = attempt  # the action's dispatch, 2 and more after restarts
         handler = self._definition(item).handler
-        self._spawn(ActionActor, handler, ctx, item.id, attempt)
+        scope = self._tracing_scope(item, attempt, "action")
+        self._spawn(ActionActor, handler, ctx, item.id, attempt, scope)
+
+    def _tracing_scope(self, item: WorkItemRecord, attempt: int, what: str) -> Any:
+        tracing = self.services.tracing
+        return None if tracing is None else tracing.scope(self.instance_id, item, attempt, what)
 
     def _spawn(self, kind: type[LoopActor], *args: Any) -> Any:
         try:

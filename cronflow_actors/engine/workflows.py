@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable
 
+from cronflow_actors.calls import call_user
 from cronflow_actors.engine.actions import pass_boundary
 from cronflow_actors.engine.context import Context
 from cronflow_actors.engine.states import TaskState, WorkflowState, check_move
@@ -37,6 +38,7 @@ from cronflow_actors.messages.engine import (
     WorkflowRecord,
     WorkflowStateChanged,
 )
+from cronflow_actors.net.migration import refused
 from cronflow_actors.net.spec import NetSpec
 
 __all__ = ["Workflow", "initialize"]
@@ -71,6 +73,8 @@ async def initialize(tx: Transaction, spec: NetSpec, message: InitializeWorkflow
         )
         path = (*parent.path, parent_task, spec.name)
         generation = parent.tasks[parent_task].generation
+    elif tx.state.migration is not None and ident == tx.state.id:
+        stored, path, generation = payload, (), 0  # fast-forwarded: no initialize action
     else:
         principal = message.principal
         stored = await pass_boundary(
@@ -88,6 +92,7 @@ async def initialize(tx: Transaction, spec: NetSpec, message: InitializeWorkflow
             ),
         )
         path, generation = (), 0
+    migrated = tx.state.migration is not None and ident == tx.state.id
     marking = dict.fromkeys(spec.conditions, 0)
     marking[spec.start] = 1
     record = WorkflowRecord(
@@ -115,11 +120,13 @@ async def initialize(tx: Transaction, spec: NetSpec, message: InitializeWorkflow
     tx.changes.append(change)
     if parent is not None and parent_task is not None:
         await tx.send(change)
+    if migrated:  # the migration's initializer, before the first tasks are enabled
+        await Workflow(tx, record)._migration_hook("initializer")
     for name in spec.conditions[spec.start].outputs:
         if record.state in _DONE:
             break
         await tx.send(EnableTask(workflow_id=ident, task=name))
-    if "on_initialized" in spec.activities:
+    if "on_initialized" in spec.activities and not migrated:
         await Workflow(tx, record)._activity("on_initialized")
 
 
@@ -137,10 +144,12 @@ class Workflow:
         match message:
             case TaskStateChanged():
                 return self._task_changed(message)
-            case EnsureWorkflowStarted():
-                return self._ensure_started()
+            case EnsureWorkflowStarted(silent=silent):
+                return self._ensure_started(silent=silent)
             case FailWorkflow(error=error, cause=cause):
                 return self._fail(error, cause=cause)
+            case CancelWorkflow(migrated_to=str() as migrated_to):
+                return self._cancel_for_migration(migrated_to)
             case CancelWorkflow(principal=principal):
                 return self._cancel_through_action(principal)
             case TearDownWorkflow():
@@ -161,9 +170,10 @@ class Workflow:
             workflow.output = workflow.last if last else workflow.outputs.get(message.task)
             await self._complete()
 
-    async def _ensure_started(self) -> None:
+    async def _ensure_started(self, *, silent: bool = False) -> None:
         """``initialized`` -> ``started`` when its first task starts (a child workflow first
-        starts its composite task, which starts the parent workflow)."""
+        starts its composite task, which starts the parent workflow). ``silent``: a
+        fast-forwarded task starts it, so ``on_started`` does not run."""
         workflow = self.record
         if workflow.state != WorkflowState.INITIALIZED:
             return
@@ -171,7 +181,8 @@ class Workflow:
             await self.tx.send(
                 EnsureTaskStarted(workflow_id=workflow.parent_id, task=workflow.parent_task)
             )
-        await self._move(WorkflowState.STARTED, activity="on_started", call_policy=False)
+        activity = "" if silent else "on_started"
+        await self._move(WorkflowState.STARTED, activity=activity, call_policy=False)
 
     async def _complete(self) -> None:
         if self.record.state != WorkflowState.STARTED:
@@ -207,6 +218,18 @@ class Workflow:
                 workflow=tx.workflow_info(workflow),
             ),
         )
+        await self._cancel(teardown=False)
+
+    async def _cancel_for_migration(self, migrated_to: str) -> None:
+        """A migration replaces this root (spec section 9): canceled without its ``cancel``
+        action, its activities run, and the instance records the root that replaces it."""
+        tx, workflow = self.tx, self.record
+        if workflow.parent_id is not None:
+            raise refused(
+                f"workflow {workflow.id!r}", "it is a child workflow", "migrate its root instance"
+            )
+        check_move("workflow", workflow.id, workflow.state, WorkflowState.CANCELED)
+        tx.state.migrated_to = migrated_to
         await self._cancel(teardown=False)
 
     async def _cancel(self, *, teardown: bool) -> None:
@@ -251,8 +274,25 @@ class Workflow:
         tx.changes.append(change)
         if activity in self.tx.spec(workflow).activities:
             await self._activity(activity)
+        if target in _DONE and workflow.id == tx.state.id and tx.state.migration is not None:
+            await self._migration_hook("finalizer")  # the migrated root ended
         if workflow.parent_id is not None and workflow.parent_task is not None:
             await tx.send(change)
+
+    async def _migration_hook(self, hook: str) -> None:
+        """The ``initializer`` or ``finalizer`` of the migration that started this instance,
+        with ``ctx.workflow`` (this root) and ``ctx.migrating_from``."""
+        tx, workflow = self.tx, self.record
+        fn = getattr(tx.migration, hook, None) if tx.migration is not None else None
+        if fn is None:
+            return
+        ctx = tx.context(
+            workflow,
+            f"migration {hook} of workflow {workflow.name!r}",
+            scheduler=tx.scheduler(workflow_owner(workflow.id)) if hook == "initializer" else None,
+            workflow=tx.workflow_info(workflow),
+        )
+        await call_user(fn, ctx)
 
     async def _activity(self, name: str) -> None:
         tx, workflow = self.tx, self.record

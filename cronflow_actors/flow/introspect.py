@@ -14,6 +14,7 @@ from cronflow_actors.flow.definition import FlowDefinition, FlowTriggers
 
 __all__ = [
     "FlowTrigger",
+    "FlowVersion",
     "RateLimitInfo",
     "StepDescription",
     "WorkflowDescription",
@@ -39,6 +40,17 @@ class FlowTrigger(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True)
     event: str | None = None
 
 
+class FlowVersion(msgspec.Struct, frozen=True, kw_only=True):
+    """One version of a flow registered on a runtime: whether it is ``deprecated`` (its runs
+    go on, new runs take another version), whether new runs take it (``current``), and the
+    structural fingerprint of its definition (``net/fingerprint.py``)."""
+
+    version: str
+    deprecated: bool = False
+    current: bool = False
+    fingerprint: str = ""
+
+
 class RateLimitInfo(msgspec.Struct, frozen=True, kw_only=True):
     count: int
     per_seconds: float
@@ -59,6 +71,9 @@ class WorkflowDescription(msgspec.Struct, frozen=True, kw_only=True):
     queue: str | None = None
     secrets: list[str] = msgspec.field(default_factory=list)
     """The names of its secrets (never their values)."""
+    versions: list[FlowVersion] = msgspec.field(default_factory=list)
+    """Every version of it registered on the runtime, in the order they were registered (the
+    description is the one of the ``current`` version); empty outside a runtime."""
 
 
 def triggers_of(flow: FlowTriggers) -> list[FlowTrigger]:

@@ -10,7 +10,11 @@ import msgspec
 
 from cronflow_actors.http.problems import ProblemBody
 from cronflow_actors.http.routes.runs import ReplayRun, StartRun
-from cronflow_actors.http.routes.workflows import WORK_ITEM_ACTIONS, StartWorkflow
+from cronflow_actors.http.routes.workflows import (
+    WORK_ITEM_ACTIONS,
+    MigrateWorkflow,
+    StartWorkflow,
+)
 from cronflow_actors.runtime import (
     EventRefusal,
     PausedRun,
@@ -37,6 +41,7 @@ __all__ = [
     "WorkItemCreated",
     "WorkItemList",
     "WorkflowCanceled",
+    "WorkflowMigrated",
     "WorkflowStarted",
     "WorkflowView",
 ]
@@ -90,11 +95,23 @@ class WorkflowStarted(msgspec.Struct):
 
 class WorkflowView(WorkflowInfo, frozen=True, kw_only=True):
     tasks: dict[str, TaskState]
+    migrated_from: str | None = None
+    """A root a migration started: the root it replaced."""
+    migrated_to: str | None = None
+    """A root a migration replaced: the root that replaced it."""
 
 
 class WorkflowCanceled(msgspec.Struct):
     workflow_id: str
     state: str
+
+
+class WorkflowMigrated(msgspec.Struct):
+    """The root a migration started (``migrated_from``: the one it canceled)."""
+
+    workflow_id: str
+    migrated_from: str
+    version: str
 
 
 class WorkItemList(msgspec.Struct):
@@ -136,6 +153,8 @@ FIXED: list[Any] = [
     WorkflowStarted,
     WorkflowView,
     WorkflowCanceled,
+    MigrateWorkflow,
+    WorkflowMigrated,
     WorkItemList,
     WorkItemCreated,
     WorkItemInfo,

@@ -17,13 +17,14 @@ from collections.abc import AsyncIterator, Mapping
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
+from cronflow_actors.http import console
 from cronflow_actors.http.auth import Tokens
 from cronflow_actors.http.edge import Edge
 from cronflow_actors.http.instrumentation import RequestMetrics
 from cronflow_actors.http.openapi import openapi_document
 from cronflow_actors.http.problems import exception_handlers
 from cronflow_actors.http.requests import BodyLimits
-from cronflow_actors.http.routes import flows, runs, system, webhooks, workflows
+from cronflow_actors.http.routes import flows, nets, runs, schedules, system, webhooks, workflows
 from cronflow_actors.messages import Principal
 from cronflow_actors.runtime import Runtime
 
@@ -64,7 +65,10 @@ def create_app(
         *runs.routes(edge),
         *flows.routes(edge),
         *workflows.routes(edge),
+        *nets.routes(edge),
+        *schedules.routes(edge),
         *webhooks.routes(edge),
+        *console.routes(),  # last: a flow's webhook keeps its path
     ]
 
     @contextlib.asynccontextmanager

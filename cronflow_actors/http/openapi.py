@@ -20,26 +20,29 @@ from cronflow_actors.http.answers import (
     RunStarted,
     WebhookAnswered,
     WorkflowCanceled,
+    WorkflowMigrated,
     WorkflowStarted,
     WorkflowView,
     WorkItemCreated,
     WorkItemList,
 )
+from cronflow_actors.http.openapi_audit import AUDIT_OPERATIONS, AUDIT_TYPES, audit_paths
 from cronflow_actors.http.problems import MEDIA_TYPE, ProblemBody
+from cronflow_actors.http.routes.nets import NetView
 from cronflow_actors.http.routes.runs import ReplayRun, StartRun
-from cronflow_actors.http.routes.workflows import WORK_ITEM_ACTIONS, StartWorkflow
-from cronflow_actors.runtime import (
-    RunInfo,
-    RunStatus,
-    WorkflowDescription,
-    WorkItemInfo,
+from cronflow_actors.http.routes.schedules import NextFires
+from cronflow_actors.http.routes.workflows import (
+    WORK_ITEM_ACTIONS,
+    MigrateWorkflow,
+    StartWorkflow,
 )
-from cronflow_actors.runtime.audit import StateAt, Trace
+from cronflow_actors.runtime import RunInfo, RunStatus, WorkflowDescription, WorkItemInfo
 
 __all__ = ["openapi_document"]
 
 
 _OPERATIONS = {
+    **AUDIT_OPERATIONS,
     ("/healthz", "get"): "health",
     ("/readyz", "get"): "readiness",
     ("/openapi.json", "get"): "openapi",
@@ -49,16 +52,17 @@ _OPERATIONS = {
     ("/runs/{run_id}", "get"): "getRun",
     ("/runs/{run_id}/cancel", "post"): "cancelRun",
     ("/runs/{run_id}/replay", "post"): "replayRun",
-    ("/runs/{run_id}/trace", "get"): "getRunTrace",
-    ("/runs/{run_id}/state", "get"): "getRunStateAt",
     ("/flows", "get"): "listFlows",
     ("/flows/{id}", "get"): "getFlow",
+    ("/flows/{id}/next-fires", "get"): "getNextFires",
     ("/events/{name}", "post"): "publishEvent",
     ("/resume/{token}", "post"): "resumeRun",
     ("/paused", "get"): "listPaused",
     ("/workflows", "post"): "startWorkflow",
     ("/workflows/{workflow_id}", "get"): "getWorkflow",
     ("/workflows/{workflow_id}/cancel", "post"): "cancelWorkflow",
+    ("/workflows/{workflow_id}/migrate", "post"): "migrateWorkflow",
+    ("/workflows/{workflow_id}/net", "get"): "getWorkflowNet",
     ("/workflows/{workflow_id}/tasks/{task}/work-items", "get"): "listWorkItems",
     ("/workflows/{workflow_id}/tasks/{task}/work-items", "post"): "initializeWorkItem",
     ("/work-items/{work_item_id}/{action}", "post"): "actOnWorkItem",
@@ -69,15 +73,18 @@ _RUN = {"run_id": "$response.body#/run_id"}
 _LINKS: dict[tuple[str, str], dict[str, Any]] = {
     ("startRun", "202"): {"getRun": _RUN, "cancelRun": _RUN, "replayRun": _RUN},
     ("replayRun", "202"): {"getRun": _RUN, "cancelRun": _RUN},
-    ("listFlows", "200"): {"getFlow": {"id": "$response.body#/flows/0/id"}},
-    ("listRuns", "200"): {"getRun": {"run_id": "$response.body#/runs/0/id"}},
-    ("getRun", "200"): {
-        name: {"run_id": "$response.body#/id"} for name in ("getRunTrace", "getRunStateAt")
+    ("listFlows", "200"): {
+        name: {"id": "$response.body#/flows/0/id"} for name in ("getFlow", "getNextFires")
     },
+    ("listRuns", "200"): {"getRun": {"run_id": "$response.body#/runs/0/id"}},
     ("listPaused", "200"): {"resumeRun": {"token": "$response.body#/paused/0/token"}},
     ("startWorkflow", "201"): {
         name: {"workflow_id": "$response.body#/workflow_id"}
-        for name in ("getWorkflow", "cancelWorkflow")
+        for name in ("getWorkflow", "getWorkflowNet", "cancelWorkflow", "migrateWorkflow")
+    },
+    ("migrateWorkflow", "201"): {
+        name: {"workflow_id": "$response.body#/workflow_id"}
+        for name in ("getWorkflow", "getWorkflowNet", "cancelWorkflow", "migrateWorkflow")
     },
     ("initializeWorkItem", "201"): {
         "actOnWorkItem": {"work_item_id": "$response.body#/work_item_id"}
@@ -190,14 +197,7 @@ _LIMIT = query("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "pag
 _CURSOR = query("cursor", {"type": "string", "maxLength": 500}, "the previous page's next_cursor")
 _STATUS = query("status", {"type": "string", "enum": [s.value for s in RunStatus]}, "run status")
 _WORKFLOW = query("workflow", {"type": "string", "maxLength": 200}, "flow id")
-_AT = {
-    **query(
-        "at",
-        {"type": "string", "maxLength": 100},
-        "epoch seconds, or an ISO 8601 time with a time zone",
-    ),
-    "required": True,
-}
+_COUNT = query("count", {"type": "integer", "minimum": 1, "maximum": 50}, "ticks per schedule")
 _ANY_JSON: dict[str, Any] = {}
 _LOCATION = {"Location": {"schema": {"type": "string"}, "description": "the run's URL"}}
 
@@ -315,22 +315,6 @@ def _fixed_paths(b: _Builder) -> dict[str, Any]:
                 params=[path_param("run_id")],
             )
         },
-        "/runs/{run_id}/trace": {
-            "get": b.op(
-                "The run's audit trail: every engine operation as a span, under its cause",
-                {"200": b.answer("the trace (no spans: recorded with the audit off)", Trace)},
-                "404",
-                params=[path_param("run_id")],
-            )
-        },
-        "/runs/{run_id}/state": {
-            "get": b.op(
-                "The run as it was at a moment, rebuilt from its audit trail",
-                {"200": b.answer("its workflows, markings, tasks and work items", StateAt)},
-                "400 404",
-                params=[path_param("run_id"), _AT],
-            )
-        },
         "/flows": {
             "get": b.op(
                 "The registered flows: name, description, tags, version, triggers, limits",
@@ -344,6 +328,14 @@ def _fixed_paths(b: _Builder) -> dict[str, Any]:
                 {"200": b.answer("the flow", WorkflowDescription)},
                 "404",
                 params=[path_param("id")],
+            )
+        },
+        "/flows/{id}/next-fires": {
+            "get": b.op(
+                "When the flow's cron schedules and intervals fire next",
+                {"200": b.answer("each schedule's next ticks", NextFires)},
+                "400 404",
+                params=[path_param("id"), _COUNT],
             )
         },
         "/events/{name}": {
@@ -397,6 +389,25 @@ def _fixed_paths(b: _Builder) -> dict[str, Any]:
                 params=[path_param("workflow_id")],
             )
         },
+        "/workflows/{workflow_id}/migrate": {
+            "post": b.op(
+                "Migrate a running net instance (or a flow's run) to another version: its root "
+                "is canceled for the migration and a new root starts fast-forwarded",
+                {"201": b.answer("migrated", WorkflowMigrated)},
+                "409 503",
+                params=[path_param("workflow_id")],
+                body=MigrateWorkflow,
+                body_required=True,
+            )
+        },
+        "/workflows/{workflow_id}/net": {
+            "get": b.op(
+                "A root net workflow's net: conditions with their tokens, tasks with their states",
+                {"200": b.answer("the net, marked", NetView)},
+                "404",
+                params=[path_param("workflow_id")],
+            )
+        },
         "/workflows/{workflow_id}/tasks/{task}/work-items": {
             "get": b.op(
                 "The work items of a task's latest generation",
@@ -439,11 +450,11 @@ def openapi_document(
     this server is configured: with ``tokens``, the API routes need a bearer token (else they
     are open); ``/metrics`` needs one with ``tokens`` or ``metrics_token``."""
     user_types = [spec.schema for _, spec in webhooks if isinstance(spec.schema, type)]
-    types = [*FIXED, Trace, StateAt, *user_types]
+    types = [*FIXED, NetView, NextFires, *AUDIT_TYPES, *user_types]
     template = "#/components/schemas/{name}"
     schemas, components = msgspec.json.schema_components(types, ref_template=template)
     b = _Builder({t: s.get("$ref") for t, s in zip(types, schemas, strict=True)}, tokens)
-    paths = _fixed_paths(b)
+    paths = _fixed_paths(b) | audit_paths(b, path_param("run_id"))
     if with_metrics:
         paths["/metrics"] = {
             "get": b.op(

@@ -30,7 +30,7 @@ import sys
 import threading
 import uuid
 from collections.abc import Callable, Coroutine
-from typing import TYPE_CHECKING, Any, Protocol, Self, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, Self, TypeVar
 
 import pykka
 from pykka._envelope import Envelope
@@ -126,6 +126,12 @@ class LoopActor(pykka.Actor):
     actor_inbox: LoopInbox
     actor_stopped: StopFlag  # type: ignore[assignment]
 
+    start_at_once: ClassVar[bool] = False
+    """Run ``on_start`` as the actor is spawned on the loop's thread, rather than on a first
+    drain scheduled for it: for short-lived actors whose ``on_start`` only starts their work
+    (a handler's task), which saves a round through the loop per actor. Spawned from another
+    thread, the actor starts on its first drain as usual."""
+
     def __init__(self, *_args: Any, **_kwargs: Any) -> None:
         # pykka's Actor.__init__ builds a uuid4 URN and a threading.Event per actor; these
         # cheaper equivalents keep spawning fast with the same public fields.
@@ -191,7 +197,13 @@ class LoopActor(pykka.Actor):
         self._thread_id = work.thread_id
         self._loop = work.loop
         if threading.get_ident() == self._thread_id:
-            self._schedule_drain()
+            if self.start_at_once and not self.actor_inbox.queue:
+                self._started = True
+                self._actor_loop_setup()
+                if self.actor_stopped._set:
+                    self._let_go_unless_scheduled()
+            else:
+                self._schedule_drain()
         else:
             work.loop.call_soon_threadsafe(self._ensure_scheduled)
 
@@ -336,6 +348,15 @@ class LoopActor(pykka.Actor):
             if current is not None:
                 self._tasks.discard(current)
         self._stop()
+        self._let_go_unless_scheduled()
+
+    def _let_go_unless_scheduled(self) -> None:
+        """The actor has stopped: unless a drain is due (which does it), answer what waits in
+        the inbox and let go of it now (a stop from one of the actor's own tasks, with no
+        message pending, would otherwise leave the actor <-> inbox cycle to the cyclic GC)."""
+        if not self._scheduled:
+            self._actor_loop_teardown()
+            self.actor_inbox.actor = None
 
     def _kill(self) -> None:
         """Stop at once and answer what waits in the inbox with ``ActorDeadError`` (the system

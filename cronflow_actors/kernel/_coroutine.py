@@ -87,6 +87,7 @@ class CoroutineActor(LoopActor):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._turn: asyncio.Task[None] | None = None
+        self._turn_name: str | None = None
 
     @classmethod
     def _create_actor_inbox(cls) -> _TurnInbox:
@@ -125,6 +126,23 @@ class CoroutineActor(LoopActor):
             return pykka.Actor._handle_receive(self, message)
         return self.on_query(message)
 
+    def _schedule_drain(self) -> None:
+        inbox = self.actor_inbox
+        if self._started and not inbox.urgent and not self.actor_stopped._set:
+            # A message, no query waiting, and the actor has started: the turn takes it. Start
+            # the turn now if none runs (a running turn takes every message before it ends). A
+            # drain scheduled only for that would cost a round of the loop (and a Handle) per
+            # message; the turn's first step runs on the next round either way.
+            if self._turn is None and inbox.queue:
+                self._start_turn()
+            return
+        super()._schedule_drain()
+
+    def _start_turn(self) -> None:
+        if self._turn_name is None:  # named once: str(self) is not cheap, and turns are many
+            self._turn_name = f"turn of {self}"
+        self._turn = self.create_task(self._take_turns(), name=self._turn_name)
+
     def _drain(self) -> None:
         if not self._started:
             self._started = True
@@ -135,7 +153,7 @@ class CoroutineActor(LoopActor):
         while urgent and not stopped._set:
             self._process(urgent.popleft())
         if inbox.queue and self._turn is None and not stopped._set:
-            self._turn = self.create_task(self._take_turns(), name=f"turn of {self}")
+            self._start_turn()
         self._scheduled = False
         if stopped._set and self._turn is None:
             self._let_go()
@@ -201,6 +219,10 @@ class CoroutineActor(LoopActor):
         else:
             self._handler_raised(None)
         return True
+
+    def _let_go_unless_scheduled(self) -> None:
+        if self._turn is None:  # else the turn lets go as it ends
+            super()._let_go_unless_scheduled()
 
     def _let_go(self) -> None:
         """The actor has stopped and no turn runs: answer what waits, and let go of the inbox

@@ -1,4 +1,10 @@
-"""Messages and persisted records: frozen, tagged msgspec Structs on one base."""
+"""Messages and persisted records: frozen, tagged msgspec Structs on one base (``base``).
+
+``states`` holds the state Enums and the work-item verbs; ``engine`` the commands, reports,
+``*StateChanged`` messages and the instance's records; ``elements`` what the elements of one
+instance say to each other; ``kernel`` the kernel's supervision messages; ``records`` what the
+store writes.
+"""
 
 from cronflow_actors.messages.base import (
     Message,

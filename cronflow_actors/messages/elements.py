@@ -145,9 +145,11 @@ class InitializeWorkflow(Message, frozen=True, kw_only=True):
 
 
 class EnsureWorkflowStarted(Message, frozen=True, kw_only=True):
-    """A task of the workflow is starting: the workflow starts first if it has not yet."""
+    """A task of the workflow is starting: the workflow starts first if it has not yet
+    (``silent``: a fast-forwarded task starts it, so its ``on_started`` is not run)."""
 
     workflow_id: str
+    silent: bool = False
 
 
 class FailWorkflow(Message, frozen=True, kw_only=True):

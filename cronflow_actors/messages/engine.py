@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 import msgspec
 
 from cronflow_actors.messages.base import Message
+from cronflow_actors.messages.migrations import MigrationRecord
 from cronflow_actors.messages.states import (
     ActionState,
     TaskState,
@@ -246,6 +247,10 @@ class StartWorkflow(Message, frozen=True, kw_only=True):
     dequeued: bool = False
     trigger: str = ""
     """What started the run (see ``WorkflowStateChanged.trigger``)."""
+    migration: MigrationRecord | None = None
+    """The instance is the target of a migration: its root starts fast-forwarded (spec section
+    9), without its ``initialize`` action and ``on_initialized``, the migration's initializer
+    instead."""
 
 
 class InitializeWorkItem(Message, frozen=True, kw_only=True):
@@ -283,6 +288,9 @@ class ReadCommitted(Message, frozen=True, kw_only=True):
 class CancelWorkflow(Message, frozen=True, kw_only=True):
     workflow_id: str
     principal: Principal | None = None
+    migrated_to: str | None = None
+    """A cancel for a migration (the root only): the ``cancel`` action is skipped, the
+    activities run, and the instance records the id of the instance that replaces it."""
 
 
 class WorkItemFinished(Message, frozen=True, kw_only=True):
@@ -475,3 +483,11 @@ class InstanceState(msgspec.Struct, kw_only=True):
     """Detached actions out (dispatched, not reported back): the instance stays runnable."""
     action_records: dict[str, ActionRecord] = msgspec.field(default_factory=dict)
     """Every detached action dispatched in this instance, by work item id."""
+    migration: MigrationRecord | None = None
+    """Set when this instance is the target of a migration (it runs fast-forwarded)."""
+    migrated_to: str | None = None
+    """Set when a migration canceled this instance: the id of the instance that replaced it."""
+    fingerprint: str | msgspec.UnsetType = msgspec.UNSET
+    """The structural fingerprint (``net/fingerprint.py``) of the definition the instance
+    started on; unset in snapshots from before it was recorded (taken as matching), which
+    encode to the same bytes as before."""

@@ -49,8 +49,9 @@ class SnapshotRecord(Message, frozen=True, kw_only=True):
 class JournalEntry(Message, frozen=True, kw_only=True):
     """A recorded outcome of one attempt of one work item of an instance.
 
-    Keyed by (instance_id, work_item_id, attempt): recording the same key twice keeps the first
-    record, which is what makes recording exactly-once when work runs again after a crash.
+    An audit log entry, never read to recover: exactly-once recording comes from the snapshot
+    (an outcome is applied only to the item's current attempt while it is started). Keyed by
+    (instance_id, work_item_id, attempt); recording the same key twice keeps the first entry.
     """
 
     instance_id: str

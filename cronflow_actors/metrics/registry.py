@@ -16,6 +16,7 @@ Who feeds what (so each value comes from the place that knows it):
 - a probe task on the event loop: its lag;
 - the HTTP edge: requests and latency (``http/instrumentation.py``), webhook duplicates and
   signature failures;
+- the runtime's pinning of definitions (``runtime/pinning.py``): runs blocked;
 - a sample taken on the loop when scraped (``live.py``): runs in flight by status and queued
   (from the store's indexes), actors, timers, the blocking pool.
 """
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 from prometheus_client import (
     CollectorRegistry,
+    Gauge,
     GCCollector,
     Info,
     PlatformCollector,
@@ -263,10 +265,18 @@ class RuntimeMetrics:
             ["workflow"],
             registry=o,
         )
+        self.runs_blocked = Gauge(
+            "cronflow_runs_blocked",
+            "Runs held because the definition registered under their version changed since "
+            "they started (status blocked): migrate them, or register their old definition",
+            ["workflow"],
+            registry=o,
+        )
         for collector in (
             self.live,
             build,
             self.flow_info,
+            self.runs_blocked,
             ProcessCollector(registry=o),
             PlatformCollector(registry=o),
             GCCollector(registry=o),

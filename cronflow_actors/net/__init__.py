@@ -29,6 +29,12 @@ from cronflow_actors.net.builder import (
     workflow,
 )
 from cronflow_actors.net.marking import Route
+from cronflow_actors.net.migration import (
+    MigrationBuilder,
+    MigrationMode,
+    MigrationSpec,
+    migration,
+)
 from cronflow_actors.net.policies import (
     all_policies,
     any_policy,
@@ -50,6 +56,9 @@ __all__ = [
     "ActionSpec",
     "ConditionSpec",
     "JoinType",
+    "MigrationBuilder",
+    "MigrationMode",
+    "MigrationSpec",
     "NetSpec",
     "Route",
     "SplitType",
@@ -67,6 +76,7 @@ __all__ = [
     "dummy_task",
     "dynamic_composite_task",
     "jobs",
+    "migration",
     "require_all_scopes",
     "require_any_scope",
     "require_scope",

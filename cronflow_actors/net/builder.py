@@ -49,21 +49,6 @@ def action(schema: Any = None, *, policy: Any = None, callback: Any = None) -> A
     return ActionSpec(schema=schema, policy=policy, callback=callback)
 
 
-def _check_callable(value: Any, what: str, problems: list[str]) -> None:
-    if value is not None and not callable(value):
-        problems.append(f"{what} must be a function or coroutine function, got {value!r}")
-
-
-def _check_activities(
-    owner: str, given: Mapping[str, Any], allowed: frozenset[str], problems: list[str]
-) -> None:
-    for name, fn in given.items():
-        if name not in allowed:
-            problems.append(f"{owner} has no activity {name!r}; activities: {sorted(allowed)}")
-        else:
-            _check_callable(fn, f"{owner} activity {name!r}", problems)
-
-
 class WorkItemBuilder:
     """``net.work_item(name, handler=...)``, with ``.actions(...)`` and ``.activities(...)``."""
 

@@ -11,6 +11,7 @@ Where this differs from Tasquencer (spec/tasquencer-semantics.md section 14), on
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from functools import lru_cache
 
 import msgspec
 
@@ -154,6 +155,14 @@ def enable_candidates(spec: NetSpec, task: str) -> list[str]:
     conditions, in declaration order, then ``task`` itself (it re-fires if its join is still
     satisfied). All outputs, not only those that got a token (spec section 1.3 step 5): an XOR or
     OR split that routed elsewhere may be what an OR-join after an unmarked output waited for."""
+    return list(_enable_candidates(spec, task))
+
+
+@lru_cache(maxsize=4096)
+def _enable_candidates(spec: NetSpec, task: str) -> tuple[str, ...]:
+    # Every completion asks, and the answer depends on the (immutable) definition alone: scanning
+    # every task of the net each time was a few percent of a short run's time. A NetSpec hashes
+    # by identity, so the lookup is cheap; the cache holds at most 4,096 (spec, task) pairs.
     after = {t for c in spec.tasks[task].outputs for t in spec.conditions[c].outputs}
     ordered = [t for t in spec.tasks if t in after and t != task]
-    return [*ordered, task]
+    return (*ordered, task)

@@ -18,6 +18,7 @@ from typing import Any
 
 import msgspec
 
+from cronflow_actors.messages.states import WorkItemVerb
 from cronflow_actors.net.spec import (
     ActionSpec,
     ConditionSpec,
@@ -64,7 +65,7 @@ TASK_ACTIVITIES: Mapping[TaskKind, frozenset[str]] = {
 WORK_ITEM_ACTIVITIES = frozenset(
     {"on_initialized", "on_started", "on_completed", "on_failed", "on_canceled", "on_reset"}
 )
-WORK_ITEM_ACTIONS = frozenset({"initialize", "start", "complete", "fail", "cancel", "reset"})
+WORK_ITEM_ACTIONS = frozenset({"initialize", *WorkItemVerb})
 WORKFLOW_ACTIONS = frozenset({"initialize", "cancel"})
 
 _KIND_METHOD = {

@@ -2,8 +2,8 @@
 ``net_api.py``, ``flow_api.py``), the compiled flows it knows (``catalog.py``), runs
 (``runs.py``, ``run_views.py``, ``run_hooks.py``, ``pages.py``, ``queues.py``, ``replays.py``),
 triggers (``schedules.py``, ``polls.py``, ``events.py``), human pauses (``pauses.py``),
-instances and ownership (``instances.py``, ``ownership.py``), state, telemetry and
-configuration."""
+instances and ownership (``instances.py``, ``ownership.py``), migrations of running instances
+(``migrations.py``), state, telemetry and configuration."""
 
 from cronflow_actors.engine.context import WorkflowInfo, WorkItemInfo
 from cronflow_actors.engine.states import TaskState, WorkflowState, WorkItemState
@@ -19,6 +19,7 @@ from cronflow_actors.net.durations import parse_duration
 from cronflow_actors.runtime.catalog import FlowTrigger, RateLimitInfo, WorkflowDescription
 from cronflow_actors.runtime.database import open_store, store_for
 from cronflow_actors.runtime.events import EventRefusal, PublishResult
+from cronflow_actors.runtime.migrations import MigrationLinks
 from cronflow_actors.runtime.pauses import PausedRun
 from cronflow_actors.runtime.runs import (
     Page,
@@ -41,6 +42,7 @@ __all__ = [
     "ExpectationError",
     "FlowTest",
     "FlowTrigger",
+    "MigrationLinks",
     "Page",
     "PausedRun",
     "PublishResult",

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
 import msgspec
 
+from cronflow_actors.engine.audit import AuditTrail
 from cronflow_actors.errors import ConfigurationError, NotFoundError
 from cronflow_actors.messages.audit import AuditSpan
 from cronflow_actors.runtime.parts import RuntimeParts
@@ -40,7 +41,7 @@ __all__ = [
 
 logger = logging.getLogger("cronflow_actors.runtime.runtime")
 
-SpanCallback = Callable[[tuple[AuditSpan, ...]], None]
+SpanCallback = Callable[[Sequence[AuditSpan]], None]
 """``callback(spans)``: the spans one commit made durable, in the order they began."""
 
 _PAGE = 1000
@@ -246,11 +247,11 @@ class AuditMethods(RuntimeParts):
     def audit(self) -> bool:
         """Whether transactions record their audit trail (``Runtime(audit=...)``; may be
         switched at any time: it applies from the next transaction)."""
-        return self._services.audit
+        return self._services.audit is not None
 
     @audit.setter
     def audit(self, on: bool) -> None:
-        self._services.audit = bool(on)
+        self._services.audit = AuditTrail(self.clock, self._spans_durable) if on else None
 
     def on_spans(self, callback: SpanCallback) -> Callable[[], None]:
         """Call ``callback(spans)`` after every commit that recorded spans, with those spans
@@ -266,7 +267,7 @@ class AuditMethods(RuntimeParts):
 
         return unsubscribe
 
-    def _spans_committed(self, spans: tuple[AuditSpan, ...]) -> None:
+    def _spans_durable(self, spans: Sequence[AuditSpan]) -> None:
         for callback in tuple(self._span_callbacks):
             try:
                 callback(spans)

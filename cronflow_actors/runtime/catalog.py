@@ -4,6 +4,11 @@ A flow is registered as its ``CompiledFlow`` (``flow/compiled.py``): the net the
 and what lives outside the net (triggers, hooks, limits, secrets, which tasks are the user's
 steps, how the flow describes itself). The runtime reads only that artifact; the ``Flow``
 objects registered are kept as given, for callers that hold them.
+
+Several versions of one flow (``define("x", version="v2")``) are registered side by side: runs
+of each version go on on it, and the flow's current version, the one new runs take and whose
+triggers (webhooks, schedules, polls, events) are served, is the last one registered that is
+not deprecated (the last one registered, when all are).
 """
 
 from __future__ import annotations
@@ -11,23 +16,32 @@ from __future__ import annotations
 import re
 from collections.abc import Container
 
+import msgspec
+
 from cronflow_actors.errors import InvalidWorkflowError, NotFoundError
 from cronflow_actors.flow.builder import Flow
 from cronflow_actors.flow.compiled import CompiledFlow
-from cronflow_actors.flow.introspect import FlowTrigger, RateLimitInfo, WorkflowDescription
+from cronflow_actors.flow.introspect import (
+    FlowTrigger,
+    FlowVersion,
+    RateLimitInfo,
+    WorkflowDescription,
+)
 from cronflow_actors.flow.triggers import WebhookSpec
+from cronflow_actors.net.fingerprint import fingerprint
 
 __all__ = [
     "API_PREFIXES",
     "FlowCatalog",
     "FlowTrigger",
+    "FlowVersion",
     "RateLimitInfo",
     "WorkflowDescription",
 ]
 
 API_PREFIXES = frozenset(
     {"runs", "events", "resume", "paused", "workflows", "work-items", "healthz", "readyz"}
-    | {"metrics", "openapi.json", "flows"}
+    | {"metrics", "openapi.json", "flows", "ui"}
 )
 """The first path segments of the HTTP API's own routes: a webhook may not take them."""
 
@@ -35,13 +49,18 @@ API_PREFIXES = frozenset(
 class FlowCatalog:
     def __init__(self) -> None:
         self.compiled: dict[str, CompiledFlow] = {}
-        """The flows registered (the ones that can be triggered), by id, as compiled."""
+        """The flows registered (the ones that can be triggered), by id, as compiled: each
+        one's current version."""
         self.flows: dict[str, Flow] = {}
-        """The ``Flow`` objects registered, by id, as they were given."""
+        """The ``Flow`` objects registered, by id, as they were given (the current version)."""
         self.roots: set[str] = set()
         """The ids of the flows registered."""
         self._versions: dict[tuple[str, str], CompiledFlow] = {}
         """Every version registered, by (flow id, version): what the runs of each one show."""
+        self._given: dict[tuple[str, str], Flow] = {}
+        self._order: dict[str, list[str]] = {}
+        """Flow id -> its versions, in the order they were registered."""
+        self._deprecated: set[tuple[str, str]] = set()
 
     def compile(self, flow: Flow) -> CompiledFlow:
         """Check and compile ``flow`` (``InvalidWorkflowError`` lists every problem); changes
@@ -57,11 +76,50 @@ class FlowCatalog:
         """A registered flow, or None (for subflows named by id)."""
         return self.compiled.get(flow_id)
 
-    def add(self, flow: Flow, compiled: CompiledFlow) -> None:
-        self.flows[compiled.id] = flow
-        self.compiled[compiled.id] = compiled
-        self._versions[compiled.id, compiled.version] = compiled
+    def add(self, flow: Flow, compiled: CompiledFlow, *, deprecated: bool = False) -> None:
+        """Register a version of a flow (its net registered already); the flow's current
+        version is chosen again."""
+        key = (compiled.id, compiled.version)
+        self._versions[key] = compiled
+        self._given[key] = flow
+        order = self._order.setdefault(compiled.id, [])
+        if compiled.version not in order:
+            order.append(compiled.version)
+        if deprecated:
+            self._deprecated.add(key)
+        else:
+            self._deprecated.discard(key)
         self.roots.add(compiled.id)
+        self._choose(compiled.id)
+
+    def deprecate(self, flow_id: str, version: str) -> bool:
+        """New runs of the flow take another version; False if that is not a flow's version
+        registered here."""
+        if (flow_id, version) not in self._versions:
+            return False
+        self._deprecated.add((flow_id, version))
+        self._choose(flow_id)
+        return True
+
+    def versions(self, flow_id: str) -> list[FlowVersion]:
+        """The versions of a registered flow, in the order they were registered."""
+        current = self.compiled.get(flow_id)
+        return [
+            FlowVersion(
+                version=version,
+                deprecated=(flow_id, version) in self._deprecated,
+                current=current is not None and current.version == version,
+                fingerprint=fingerprint(self._versions[flow_id, version].spec),
+            )
+            for version in self._order.get(flow_id, [])
+        ]
+
+    def _choose(self, flow_id: str) -> None:
+        order = self._order[flow_id]
+        active = [v for v in order if (flow_id, v) not in self._deprecated]
+        version = (active or order)[-1]
+        self.compiled[flow_id] = self._versions[flow_id, version]
+        self.flows[flow_id] = self._given[flow_id, version]
 
     def _webhook_clashes(self, flow: CompiledFlow) -> list[str]:
         taken = {
@@ -94,8 +152,13 @@ class FlowCatalog:
         return found
 
     def descriptions(self) -> list[WorkflowDescription]:
-        """The registered flows, by id."""
-        return [self.compiled[name].description for name in sorted(self.roots)]
+        """The registered flows, by id (each as its current version, with all its versions)."""
+        return [self.description(name) for name in sorted(self.roots)]
+
+    def description(self, flow_id: str) -> WorkflowDescription:
+        """A registered flow as its current version describes it, with all its versions."""
+        described = self.root(flow_id).description
+        return msgspec.structs.replace(described, versions=self.versions(flow_id))
 
     def listening(self, event: str) -> list[CompiledFlow]:
         """The registered flows started by ``event`` (``on_event``)."""

@@ -63,6 +63,7 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     token: str | None = None
     tokens: dict[str, TokenConfig] = msgspec.field(default_factory=dict)
     queues: dict[str, int] = msgspec.field(default_factory=dict)
+    otel_endpoint: str | None = None
     audit: bool = True
     """Record every engine operation as a span (``Runtime(audit=...)``; ``--no-audit``)."""
 

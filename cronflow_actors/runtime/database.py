@@ -1,4 +1,5 @@
-"""From a ``db`` setting to a store: ``":memory:"`` is the in-memory twin, anything else a file."""
+"""From a ``db`` setting to a store: ``":memory:"`` is the in-memory twin, a ``postgresql://`` URL
+a PostgreSQL database (which several processes may share), anything else a SQLite file."""
 
 from __future__ import annotations
 
@@ -14,13 +15,19 @@ __all__ = ["open_store", "store_for"]
 def store_for(db: str | os.PathLike[str], *, synchronous: str = "FULL") -> Store:
     """The store a ``db`` setting names, not yet opened.
 
-    ``":memory:"`` gives a ``MemoryStore`` (nothing survives the process); a path gives a
-    ``SQLiteStore`` on that file, whose folder must exist.
+    ``":memory:"`` gives a ``MemoryStore`` (nothing survives the process); a
+    ``postgresql://user@host:port/database`` URL a ``PostgresStore`` (the ``postgres`` extra:
+    ``pip install 'cronflow-actors[postgres]'``); a path gives a ``SQLiteStore`` on that file,
+    whose folder must exist.
     """
     if isinstance(db, str) and db == ":memory:":
         return MemoryStore()
+    if isinstance(db, str) and "://" in db:
+        return _postgres_store(db)
     if not isinstance(db, str | os.PathLike) or not os.fspath(db):
-        raise ConfigurationError("db", db, "':memory:' or the path of a SQLite database file")
+        raise ConfigurationError(
+            "db", db, "':memory:', the path of a SQLite database file or a postgresql:// URL"
+        )
     folder = Path(db).expanduser().resolve().parent
     if not folder.is_dir():
         raise ConfigurationError("db", os.fspath(db), f"a file in an existing folder ({folder})")
@@ -32,3 +39,22 @@ async def open_store(db: str | os.PathLike[str], *, synchronous: str = "FULL") -
     store = store_for(db, synchronous=synchronous)
     await store.open()
     return store
+
+
+def _postgres_store(url: str) -> Store:
+    """The PostgreSQL store (imported here: asyncpg is an optional dependency)."""
+    scheme = url.split("://", 1)[0]
+    if scheme.lower() not in ("postgresql", "postgres"):
+        raise ConfigurationError(
+            "db", url, "a postgresql:// URL, ':memory:' or the path of a SQLite database file"
+        )
+    try:
+        from cronflow_actors.store.postgres import PostgresStore
+    except ImportError as missing:
+        raise ConfigurationError(
+            "db",
+            url.rsplit("@", maxsplit=1)[-1],
+            f"a database this installation can open: the PostgreSQL store needs asyncpg "
+            f"({missing}); pip install 'cronflow-actors[postgres]'",
+        ) from None
+    return PostgresStore(url)

@@ -60,6 +60,8 @@ class FlowMethods(NetMethods):
         timeout: float | None = None,  # noqa: ASYNC109 - a limit, as in asyncio.wait_for
     ) -> RunResult:
         """The run's ``RunResult`` once it is completed, failed or canceled."""
+        if timeout is None:  # what wait_for does without a limit, one coroutine fewer per wait
+            return await self.runs.wait(run_id)
         return await asyncio.wait_for(self.runs.wait(run_id), timeout)
 
     async def inspect(self, run_id: str) -> RunInfo:
@@ -130,9 +132,10 @@ class FlowMethods(NetMethods):
 
     def get_workflows(self) -> list[WorkflowDescription]:
         """The registered flows by id: id, name, description, tags, version, triggers, limits
-        and the names of their secrets."""
+        and the names of their secrets, as each one's current version (the one new runs take)
+        says, and ``versions``: every version registered."""
         return self.catalog.descriptions()
 
     def get_workflow(self, workflow_id: str) -> WorkflowDescription:
         """One registered flow (``NotFoundError`` if none has that id)."""
-        return self.catalog.root(workflow_id).description
+        return self.catalog.description(workflow_id)

@@ -6,6 +6,10 @@ once the first has started it), and an instance that is not in memory is activat
 snapshot by exactly one caller while the others wait for that activation. Nothing here touches
 an actor's object: the directory holds refs and talks to actors with messages. In the store,
 the same rule is enforced again: a first snapshot is an insert, every later one compare-and-set.
+
+An instance is activated only on the definition it started on (``runtime/pinning.py``): one
+whose registered definition changed under its version is held, and a command for it raises
+``InstanceBlockedError``, except an operator's cancel of its root, which discards it.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import pykka
 
@@ -21,21 +25,43 @@ from cronflow_actors.engine.actors import EngineServices, WorkflowActor
 from cronflow_actors.engine.registry import WorkflowRegistry
 from cronflow_actors.errors import (
     DuplicateInstanceError,
+    InstanceBlockedError,
     InstanceExistsError,
     NotFoundError,
+    RevisionConflictError,
     RuntimeNotRunningError,
 )
 from cronflow_actors.kernel import ActorSystem
 from cronflow_actors.messages import Message, SnapshotRecord
-from cronflow_actors.messages.engine import ReadCommitted, StartWorkflow
+from cronflow_actors.messages.engine import (
+    CancelWorkflow,
+    DeliverEvent,
+    ReadCommitted,
+    StartWorkflow,
+    WorkItemAction,
+)
 from cronflow_actors.net.spec import NetSpec
+from cronflow_actors.runtime.pinning import Block, Pinning
 from cronflow_actors.store import Store
 
-__all__ = ["InstanceDirectory", "root_of"]
+__all__ = ["InstanceDirectory", "InstanceRouter", "root_of"]
 
 logger = logging.getLogger(__name__)
 
 Ref = pykka.ActorRef[Any]
+
+
+class InstanceRouter(Protocol):
+    """Several processes on one database (``runtime/cluster.py``): which process may run an
+    instance that is not in memory here, and how work reaches the one that holds it."""
+
+    async def claim(self, instance_id: str) -> str | None:
+        """None once this process may activate it; else the live process that holds it."""
+        ...
+
+    async def forward(self, owner: str, instance_id: str, command: Message) -> Any:
+        """Carry ``command`` out in process ``owner``; its result."""
+        ...
 
 
 def root_of(element_id: str) -> str:
@@ -58,14 +84,20 @@ class InstanceDirectory:
         new_id: Callable[[], str],
         is_running: Callable[[], bool],
         spec_of: Callable[[SnapshotRecord], NetSpec] | None = None,
+        router: InstanceRouter | None = None,
+        pinning: Pinning | None = None,
     ) -> None:
         self._system = system
+        self._router = router
+        """On a database several processes share: claims instances before activating them."""
         self._store = store
         self._registry = registry
         self._spec_of = spec_of or (lambda s: registry.get(s.workflow, s.version))
         """The definition a stored instance runs on (the registered one, unless the runtime
         keeps one of its own for that run: a replay with mocks)."""
         self._services = services
+        self._pinning = pinning
+        """Admits an instance on its definition, or holds it (None: every one is admitted)."""
         self._new_id = new_id
         self._is_running = is_running
         self._refs: dict[str, Ref] = {}
@@ -134,13 +166,31 @@ class InstanceDirectory:
         """Carry out ``command`` on the instance (activated from its snapshot if it is not in
         memory); returns its result once its transaction is durable."""
         for _attempt in range(5):
-            ref = await self.activate(instance_id)
+            if self._router is not None and instance_id not in self._refs:
+                holder = await self._router.claim(instance_id)
+                if holder is not None:
+                    return await self._router.forward(holder, instance_id, command)
+            try:
+                ref = await self.activate(instance_id)
+            except InstanceBlockedError as blocked:
+                if self._pinning is not None and _discards(command, instance_id):
+                    await self._pinning.discard(instance_id)
+                    return None
+                raise InstanceBlockedError(
+                    blocked.instance_id, blocked.reason, _operation(command)
+                ) from None
             try:
                 return await ask(ref, command)
             except pykka.ActorDeadError:
                 # it stopped (passivated, or found itself stale) before it took the command
                 self._forget(instance_id, ref)
                 self._check_running()
+            except RevisionConflictError:
+                if self._router is None:
+                    raise
+                # another process moved it on: this copy was stale and stops, nothing was
+                # written; the next attempt claims it afresh (or sends the command there)
+                self._forget(instance_id, ref)
         raise RuntimeNotRunningError("reach instance " + instance_id, "unable to reach it")
 
     def deliver(self, instance_id: str, message: Message) -> None:
@@ -155,7 +205,11 @@ class InstanceDirectory:
 
         async def activate_and_tell() -> None:
             try:
+                if self._router is not None and await self._router.claim(instance_id):
+                    return  # another process holds it, and fires its timers
                 (await self.activate(instance_id)).tell(message)
+            except InstanceBlockedError as blocked:
+                logger.warning("%r not delivered: %s", message, blocked)
             except Exception:
                 logger.exception("could not deliver %r to instance %s", message, instance_id)
 
@@ -200,10 +254,23 @@ class InstanceDirectory:
             if snapshot is None:
                 raise NotFoundError("workflow instance", instance_id)
             spec = self._spec_of(snapshot)
+            if self._pinning is not None:
+                admitted = await self._pinning.admit(snapshot, spec)
+                if isinstance(admitted, Block):
+                    raise admitted.error()
+                snapshot = admitted
             return self._refs.get(instance_id) or self._spawn(instance_id, spec, snapshot)
         finally:
             del self._activating[instance_id]
             pending.set_result(None)
+
+    async def admit(self, snapshot: SnapshotRecord, spec: NetSpec) -> SnapshotRecord | None:
+        """The snapshot to load a stored instance from, or None if it is held because its
+        definition changed under its version (``runtime/pinning.py``)."""
+        if self._pinning is None:
+            return snapshot
+        admitted = await self._pinning.admit(snapshot, spec)
+        return None if isinstance(admitted, Block) else admitted
 
     def recover(self, snapshot: SnapshotRecord, spec: NetSpec) -> bool:
         """Load an instance with work to run (at start); False if it is in memory already."""
@@ -211,6 +278,12 @@ class InstanceDirectory:
             return False
         self._spawn(snapshot.instance_id, spec, snapshot)
         return True
+
+    def ended_offline(self, instance_id: str) -> None:
+        """An instance was ended in the store without its actor (a migration canceled it
+        offline): a hold on it is lifted."""
+        if self._pinning is not None:
+            self._pinning.forget(instance_id)
 
     def stopped(self, instance_id: str, ref: Ref) -> None:
         """An instance's actor stopped (called by the actor as it stops)."""
@@ -230,6 +303,30 @@ class InstanceDirectory:
     def _check_running(self) -> None:
         if not self._is_running():
             raise RuntimeNotRunningError("act on a workflow", "stopping")
+
+
+def _discards(command: Message, instance_id: str) -> bool:
+    """Whether ``command`` to a held instance ends it: an internal caller's cancel of its root
+    (an external caller's cancel goes through the definition's policy, which is not there)."""
+    return (
+        isinstance(command, CancelWorkflow)
+        and command.workflow_id == instance_id
+        and command.principal is None
+    )
+
+
+def _operation(command: Message) -> str:
+    """What a command to a held instance was, for the error that refuses it."""
+    match command:
+        case WorkItemAction(action=verb, work_item_id=item_id):
+            return f"{verb} work item {item_id!r}"
+        case DeliverEvent(event=event, work_item_id=item_id):
+            return f"deliver event {event!r} to work item {item_id!r}"
+        case CancelWorkflow(workflow_id=workflow_id, principal=None):
+            return f"cancel {workflow_id!r} (only its root can be canceled while it is blocked)"
+        case CancelWorkflow(workflow_id=workflow_id):
+            return f"cancel {workflow_id!r} as an external caller (an operator can cancel it)"
+    return type(command).__name__
 
 
 async def ask(ref: Ref, command: Message) -> Any:

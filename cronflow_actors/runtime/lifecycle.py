@@ -13,6 +13,7 @@ from typing import Self
 from cronflow_actors.engine.actors import ActionActor, WorkItemActor
 from cronflow_actors.errors import (
     MockLostError,
+    RevisionConflictError,
     RuntimeNotRunningError,
     StoreClosedError,
     StoreFailedError,
@@ -20,6 +21,7 @@ from cronflow_actors.errors import (
 from cronflow_actors.messages import Message, SnapshotRecord
 from cronflow_actors.net.spec import NetSpec
 from cronflow_actors.runtime.parts import RuntimeParts
+from cronflow_actors.runtime.pinning import Block
 
 __all__ = ["LifecycleMethods"]
 
@@ -48,6 +50,8 @@ class LifecycleMethods(RuntimeParts):
             await self.store.close()
             self.state = "stopped"
             raise
+        if self.otel is not None:
+            self.otel.start()
         self.system.start()
         self.state = "running"
         self.telemetry.probe.start()
@@ -60,6 +64,7 @@ class LifecycleMethods(RuntimeParts):
         await self.queues.restore_all(sorted(self.catalog.roots))
         self.schedules.restart()
         self.polls.restart()
+        await self.migrations.resume()  # migrations a crash interrupted go on
 
     async def stop(self, grace_period: float | None = None, *, drain: float | None = None) -> None:
         """Stop the instances, the timers and the store, and release the database lease.
@@ -97,6 +102,8 @@ class LifecycleMethods(RuntimeParts):
         except Exception as error:
             logger.warning("the database lease was not released: %s", error)
         await self.store.close()
+        if self.otel is not None:  # the spans of every commit are in its batch: send them
+            await asyncio.to_thread(self.otel.shutdown)
         for futures in self._waiters.values():
             for future in futures:
                 if not future.done():
@@ -201,7 +208,10 @@ class LifecycleMethods(RuntimeParts):
 
     async def _recover(self, names: set[str]) -> None:
         """Load every instance of the named workflows that has work to run (a started handler,
-        an action out); the others wait in the store for what wakes them."""
+        an action out); the others wait in the store for what wakes them. An instance whose
+        definition changed under its version is held instead (``runtime/pinning.py``), the
+        waiting ones too; a held one whose definition is registered again runs on."""
+        loading: list[tuple[SnapshotRecord, NetSpec]] = []
         for snapshot in await self.store.list_snapshots(runnable=True):
             if snapshot.workflow not in names:
                 continue
@@ -215,6 +225,17 @@ class LifecycleMethods(RuntimeParts):
                     snapshot.version,
                 )
                 continue
+            if snapshot.instance_id in self.instances:
+                continue  # activated meanwhile (and admitted then)
+            try:
+                admitted = await self.pinning.admit(snapshot, spec)
+            except RevisionConflictError:
+                continue  # activated meanwhile (and admitted then)
+            if not isinstance(admitted, Block):
+                loading.append((admitted, spec))
+        await self.pinning.scan_waiting(names, self._spec_of)
+        # loaded last, together: nothing of theirs runs before the scan is over
+        for snapshot, spec in loading:
             if self.instances.recover(snapshot, spec):
                 self.recovered += 1
                 self.metrics.recovered.inc()

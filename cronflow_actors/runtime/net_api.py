@@ -24,6 +24,7 @@ from cronflow_actors.messages.engine import (
     WorkItemAction,
 )
 from cronflow_actors.runtime.instances import root_of
+from cronflow_actors.runtime.migrations import MigrationLinks
 from cronflow_actors.runtime.parts import RuntimeParts
 from cronflow_actors.runtime.runs import check_instance_id
 
@@ -64,6 +65,27 @@ class NetMethods(RuntimeParts):
     ) -> None:
         """Cancel a workflow top-down (a child workflow's composite task then hears of it)."""
         await self._send(workflow_id, CancelWorkflow(workflow_id=workflow_id, principal=principal))
+
+    async def migrate(self, workflow_id: str, to_version: str) -> str:
+        """Migrate root instance ``workflow_id`` to version ``to_version`` of its workflow
+        (spec section 9); returns the id of the new root once the migration is durable.
+
+        The old root is canceled (reason ``migration``: its ``cancel`` action is skipped, its
+        activities run) and a root of the target version starts in fast-forward mode, through
+        every version on the way (one registered ``net.migration`` per step; a Cronflow-style
+        flow may go straight to any registered version). The new root's tasks are
+        fast-forwarded or run as their migrators say (``net.migration``); a flow's steps that
+        completed in the old run keep their recorded outputs. Durable: a crash in the middle
+        is carried on when a runtime starts again. ``migration_links`` finds either side
+        from the other. ``MigrationError`` (nothing changed) for an instance that has ended
+        or was migrated, an unknown or deprecated version, no route of migrations."""
+        self._check_running("migrate a workflow")
+        return await self.migrations.migrate(workflow_id, to_version)
+
+    async def migration_links(self, workflow_id: str) -> MigrationLinks:
+        """How root instance ``workflow_id`` stands to migrations: ``migrated_from`` (and
+        ``from_version``) if a migration started it, ``migrated_to`` if one replaced it."""
+        return await self.migrations.links(root_of(workflow_id))
 
     async def wait_workflow(self, workflow_id: str) -> WorkflowInfo:
         """Return once the root instance ``workflow_id`` is completed, failed or canceled."""

@@ -19,6 +19,7 @@ import os
 import socket
 import uuid
 from collections.abc import Callable
+from typing import Protocol
 
 from cronflow_actors.errors import (
     ConfigurationError,
@@ -31,9 +32,24 @@ from cronflow_actors.kernel import ActorSystem, Clock
 from cronflow_actors.messages import LeaseRecord
 from cronflow_actors.store import Store
 
-__all__ = ["DatabaseLease"]
+__all__ = ["DatabaseLease", "RuntimeLease"]
 
 logger = logging.getLogger(__name__)
+
+
+class RuntimeLease(Protocol):
+    """What a runtime holds while it runs: ``DatabaseLease`` (one runtime per database) or,
+    on a database several processes share, ``runtime.cluster.ClusterLease``."""
+
+    owner: str
+    duration: float
+    held: bool
+
+    async def acquire(self) -> None: ...
+
+    def start_heartbeat(self, system: ActorSystem) -> None: ...
+
+    async def release(self) -> None: ...
 
 
 class DatabaseLease:

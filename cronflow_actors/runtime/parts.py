@@ -21,8 +21,11 @@ from cronflow_actors.metrics import RuntimeMetrics
 from cronflow_actors.runtime.catalog import FlowCatalog
 from cronflow_actors.runtime.events import Events
 from cronflow_actors.runtime.instances import InstanceDirectory, root_of
-from cronflow_actors.runtime.ownership import DatabaseLease
+from cronflow_actors.runtime.migrations import Migrations
+from cronflow_actors.runtime.otel import OtelExport
+from cronflow_actors.runtime.ownership import RuntimeLease
 from cronflow_actors.runtime.pauses import Pauses
+from cronflow_actors.runtime.pinning import Pinning
 from cronflow_actors.runtime.polls import Polls
 from cronflow_actors.runtime.queues import RunQueues
 from cronflow_actors.runtime.replays import Replays
@@ -46,10 +49,12 @@ class RuntimeParts:
     catalog: FlowCatalog
     system: ActorSystem
     timers: TimerService
-    lease: DatabaseLease
+    lease: RuntimeLease
     telemetry: Telemetry
     metrics: RuntimeMetrics
     instances: InstanceDirectory
+    migrations: Migrations
+    pinning: Pinning
     queues: RunQueues
     runs: Runs
     run_views: RunViews
@@ -60,6 +65,7 @@ class RuntimeParts:
     events: Events
     schedules: Schedules
     polls: Polls
+    otel: OtelExport | None
     state: str
     failure: BaseException | None
     recovered: int

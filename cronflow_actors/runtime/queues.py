@@ -192,6 +192,9 @@ class RunQueues:
             except DuplicateInstanceError:
                 raise InstanceExistsError(run_id) from None
             self._queued[fifo] = self._queued.get(fifo, 0) + 1
+            # A run that ended while this one was being written to the queue found nothing
+            # queued to give its place to: if the limits allow a start now, drain below.
+            allowed = allowed or self._allows(workflow, limits, self._clock.now())
         if allowed or limits.queue is not None:
             # runs queued before it may start now (and it, after them); in a shared queue,
             # runs of other flows may be all that waits before it

@@ -8,7 +8,7 @@ registered in this process); for any other run, the compiler's own rule (``is_us
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Container
+from collections.abc import Awaitable, Callable, Container, Mapping
 from enum import StrEnum
 from typing import Any
 
@@ -29,6 +29,7 @@ from cronflow_actors.messages.engine import (
 from cronflow_actors.messages.states import TaskState, WorkItemState
 from cronflow_actors.runtime.catalog import FlowCatalog
 from cronflow_actors.runtime.pages import Page, check_limit, decode_cursor, encode_cursor
+from cronflow_actors.runtime.pinning import BLOCKED, block_of
 from cronflow_actors.store import Store
 
 __all__ = ["PAGE_BYTES", "RunInfo", "RunResult", "RunStatus", "RunViews", "StepInfo"]
@@ -48,6 +49,9 @@ class RunStatus(StrEnum):
     COMPLETED = "completed"
     FAILED = "failed"
     CANCELED = "canceled"
+    BLOCKED = "blocked"
+    """Held: the definition registered under its version changed since it started
+    (``RunInfo.blocked`` says how, and what to do)."""
 
 
 class RunResult(msgspec.Struct, frozen=True, kw_only=True):
@@ -92,6 +96,14 @@ class RunInfo(msgspec.Struct, frozen=True, kw_only=True):
     """The run this one replays (``Runtime.replay``)."""
     workflow_name: str | None = None
     """The flow's ``define(name=...)`` (its id if none), while the flow is registered."""
+    migrated_from: str | None = None
+    """The run a migration replaced with this one (``Runtime.migrate``)."""
+    migrated_to: str | None = None
+    """The run a migration replaced this one with."""
+    version: str = ""
+    """The version of the flow (or net) the run started on, and runs on."""
+    blocked: str | None = None
+    """Why a ``blocked`` run is held, and what to do about it."""
 
 
 class RunViews:
@@ -148,7 +160,24 @@ class RunViews:
             finished_at=root.finished_at,
             replay_of=replay_of,
             workflow_name=self._name(root.name),
+            migrated_from=state.migration.from_instance if state.migration else None,
+            migrated_to=state.migrated_to,
+            version=state.version,
+            blocked=self._why_blocked(snapshot) if snapshot.status == BLOCKED else None,
         )
+
+    def _why_blocked(self, snapshot: SnapshotRecord) -> str:
+        try:
+            spec = self._registry.get(snapshot.workflow, snapshot.version)
+        except LookupError:
+            return (
+                f"held: the definition it started on changed under version "
+                f"{snapshot.version!r}, and that version is not registered now"
+            )
+        block = block_of(snapshot, spec)
+        if block is None:
+            return "held until the next start: its definition is registered again"
+        return block.reason
 
     def _name(self, workflow: str) -> str | None:
         flow = self._catalog.compiled.get(workflow)
@@ -200,6 +229,8 @@ class RunViews:
             items = [state.work_items[i] for i in record.children if i in state.work_items]
             children = [state.workflows[i] for i in record.children if i in state.workflows]
             kind = self._kind(state, root.id, items[0]) if items else "subflow"
+            if not items and not children and isinstance(user_steps, Mapping):
+                kind = user_steps[name].kind  # fast-forwarded by a migration: no child
             actions = [state.action_records[i.id] for i in items if i.id in state.action_records]
             if actions:
                 steps.append(_action_step(name, kind, actions[-1]))
@@ -223,7 +254,7 @@ class RunViews:
                     output=root.outputs.get(name),
                     error=errors[-1] if errors else None,
                     error_type=failed[-1].error_type if failed else None,
-                    attempts=sum(i.attempt for i in items) if items else len(children),
+                    attempts=max((i.attempt for i in items), default=1 if children else 0),
                     started_at=min(starts) if starts else None,
                     finished_at=max(ends) if ends and record.state != TaskState.STARTED else None,
                 )
@@ -234,6 +265,8 @@ class RunViews:
 def _status(snapshot: SnapshotRecord, root: WorkflowRecord) -> RunStatus:
     if root.state in _FINAL:
         return RunStatus(root.state)
+    if snapshot.status == BLOCKED:
+        return RunStatus.BLOCKED
     if snapshot.status in ("running", "waiting"):
         return RunStatus(snapshot.status)
     return RunStatus.RUNNING  # a snapshot from before the status column said more

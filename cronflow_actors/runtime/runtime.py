@@ -32,10 +32,11 @@ import asyncio
 import logging
 import os
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from cronflow_actors.engine.actors import EngineServices
+from cronflow_actors.engine.audit import AuditTrail
 from cronflow_actors.engine.context import WorkflowInfo
 from cronflow_actors.engine.registry import WorkflowRegistry
 from cronflow_actors.engine.states import is_final
@@ -46,17 +47,22 @@ from cronflow_actors.flow.compiled import CompiledFlow
 from cronflow_actors.flow.secrets import Secrets
 from cronflow_actors.kernel import ActorSystem, Clock, SystemClock
 from cronflow_actors.messages import Message, TimerRecord
+from cronflow_actors.messages.audit import AuditSpan
 from cronflow_actors.messages.engine import TimerFired
+from cronflow_actors.net.migration import MigrationSpec
 from cronflow_actors.net.spec import NetSpec
 from cronflow_actors.runtime.audit import AuditMethods
 from cronflow_actors.runtime.catalog import FlowCatalog
+from cronflow_actors.runtime.cluster import ClusterLease, ClusterRecovery, lease_for
 from cronflow_actors.runtime.database import store_for
 from cronflow_actors.runtime.events import Events
 from cronflow_actors.runtime.flow_api import FlowMethods
 from cronflow_actors.runtime.instances import InstanceDirectory
 from cronflow_actors.runtime.lifecycle import LifecycleMethods
-from cronflow_actors.runtime.ownership import DatabaseLease
+from cronflow_actors.runtime.migrations import Migrations
+from cronflow_actors.runtime.otel import OtelExport
 from cronflow_actors.runtime.pauses import Pauses
+from cronflow_actors.runtime.pinning import Pinning
 from cronflow_actors.runtime.polls import Polls
 from cronflow_actors.runtime.queues import RunQueues, check_queue_limits
 from cronflow_actors.runtime.replays import Replays
@@ -73,10 +79,13 @@ __all__ = ["Runtime"]
 logger = logging.getLogger(__name__)
 
 
-class Runtime(LifecycleMethods, FlowMethods, StateMethods, AuditMethods):
+class Runtime(ClusterRecovery, LifecycleMethods, FlowMethods, StateMethods, AuditMethods):
     """The engine of one process. Use ``async with Runtime(...) as rt`` (or ``start``/``stop``).
 
-    ``db`` is a SQLite file (created and migrated as needed) or ``":memory:"``; ``clock`` is
+    ``db`` is a SQLite file (created and migrated as needed), ``":memory:"``, or a
+    ``postgresql://user@host:port/dbname`` URL: a database several processes share, each
+    holding the instances it runs under a lease of ``lease_seconds`` (``runtime/cluster.py``);
+    ``clock`` is
     injected for tests (``ManualClock``); ``synchronous`` is SQLite's durability level.
     ``lease_seconds``: how long the database lease outlives this runtime after a crash (it is
     renewed every third of that); ``wait_for_lease``: wait for another runtime's lease to
@@ -88,6 +97,10 @@ class Runtime(LifecycleMethods, FlowMethods, StateMethods, AuditMethods):
     ``queues``: the named queues' concurrency limits, ``{"emails": 5}``: at most that many runs
     of the flows that say ``define(..., queue="emails")`` run at once, the others wait in one
     durable FIFO (a queue a flow names but this leaves out runs without a limit, with a warning).
+    ``otel_endpoint``: export the audit trail's spans over OTLP/HTTP to this collector
+    (``http://localhost:4318``), and run step handlers inside their spans; needs
+    ``pip install 'cronflow-actors[otel]'`` (see ``runtime/otel.py``); ``otel_service_name``:
+    the resource's ``service.name`` (default ``$OTEL_SERVICE_NAME``, else ``cronflow-actors``).
     ``audit``: record every engine operation as a span, committed with its snapshot
     (``trace``, ``state_at``, ``on_spans``; ``runtime/audit.py``); False records nothing.
     """
@@ -96,7 +109,7 @@ class Runtime(LifecycleMethods, FlowMethods, StateMethods, AuditMethods):
         self,
         db: str | os.PathLike[str] = ":memory:",
         *,
-        workflows: Iterable[NetSpec | Flow] = (),
+        workflows: Iterable[NetSpec | Flow | MigrationSpec] = (),
         clock: Clock | None = None,
         synchronous: str = "FULL",
         blocking_workers: int = 8,
@@ -111,16 +124,21 @@ class Runtime(LifecycleMethods, FlowMethods, StateMethods, AuditMethods):
         retention: float | None = 30 * 86400,
         prune_every: float | None = None,
         queues: Mapping[str, int] | None = None,
+        otel_endpoint: str | None = None,
+        otel_service_name: str | None = None,
         audit: bool = True,
     ) -> None:
         queue_limits = check_queue_limits(queues)
         self.clock: Clock = clock or SystemClock()
+        self.otel = OtelExport.optional(
+            otel_endpoint, service_name=otel_service_name, clock=self.clock
+        )
         self.store: Store = store or store_for(db, synchronous=synchronous)
         self.registry = WorkflowRegistry()
         self.catalog = FlowCatalog()
         self.system = ActorSystem(name, blocking_workers=blocking_workers, clock=self.clock)
         self.timers = TimerService(self.clock, self._timer_due, self._timer_page, timer_window)
-        self.lease = DatabaseLease(
+        self.lease = lease_for(
             self.store,
             self.clock,
             duration=lease_seconds,
@@ -142,6 +160,9 @@ class Runtime(LifecycleMethods, FlowMethods, StateMethods, AuditMethods):
         """Root instances that ended and whose actor is still in memory (it stops soon)."""
         self._recovering: dict[str, asyncio.Task[None]] = {}
         self._observers: list[Callable[[list[Message]], None]] = []
+        self._span_callbacks: list[Callable[[Sequence[AuditSpan]], None]] = []
+        if self.otel is not None:
+            self.on_spans(self.otel.export)
         self.telemetry = Telemetry(
             _version(),
             clock=self.clock,
@@ -159,7 +180,6 @@ class Runtime(LifecycleMethods, FlowMethods, StateMethods, AuditMethods):
         """Why the runtime stopped accepting work on its own (a lost lease), if it did."""
         self.recovered = 0
         self._abort_drain = False
-        self._span_callbacks: list[Callable[..., None]] = []
         self._secrets: dict[str, Secrets] = {}
         """Flow id -> ``ctx.secrets`` of its runs (flows with secrets only; in memory only)."""
         self._services = EngineServices(
@@ -173,9 +193,17 @@ class Runtime(LifecycleMethods, FlowMethods, StateMethods, AuditMethods):
             tokens=token_factory,
             passivate=passivate,
             secrets=self._secrets,
-            audit=audit,
-            on_spans=self._spans_committed,
+            tracing=self.otel,
+            audit=AuditTrail(self.clock, self._spans_durable) if audit else None,
         )
+        self.pinning = Pinning(
+            store=self.store,
+            clock=self.clock,
+            disarm=self.timers.disarm,
+            on_ended=lambda info, body: self._finished(info, body, None),
+            on_count=lambda workflow, n: self.metrics.runs_blocked.labels(workflow).set(n),
+        )
+        """Holds the instances whose definition changed under their version (``blocked``)."""
         self.instances = InstanceDirectory(
             system=self.system,
             store=self.store,
@@ -184,7 +212,28 @@ class Runtime(LifecycleMethods, FlowMethods, StateMethods, AuditMethods):
             new_id=self._new_id,
             is_running=lambda: self.state == "running",
             spec_of=self._spec_of,
+            router=self.lease if isinstance(self.lease, ClusterLease) else None,
+            pinning=self.pinning,
         )
+        self.migrations = Migrations(
+            registry=self.registry,
+            catalog=self.catalog,
+            store=self.store,
+            clock=self.clock,
+            instances=self.instances,
+            new_id=self._new_id,
+            spec_of=self._spec_of,
+            spawn=self._spawn,
+        )
+        if isinstance(self.lease, ClusterLease):  # several processes on one database
+            self.lease.attach(
+                instances=self.instances,
+                timers=self.timers,
+                spec_of=self._spec_of,
+                on_recovered=self.metrics.recovered.inc,
+                waiting=self._waiters.keys,
+                recheck=self._recheck_waiters,
+            )
         self.queues = RunQueues(
             store=self.store,
             clock=self.clock,
@@ -218,6 +267,13 @@ class Runtime(LifecycleMethods, FlowMethods, StateMethods, AuditMethods):
             new_id=self._new_id,
             spawn=self._spawn,
         )
+        self._wire_triggers()
+        for spec in workflows:
+            self.register(spec)
+
+    def _wire_triggers(self) -> None:
+        """The services through which work arrives from outside: state shared across runs,
+        human pauses, events, schedules and polls."""
         self.shared_state = SharedState(
             store=self.store,
             clock=self.clock,
@@ -250,15 +306,17 @@ class Runtime(LifecycleMethods, FlowMethods, StateMethods, AuditMethods):
             on_poll=lambda name, outcome: self.metrics.polls.labels(name, outcome).inc(),
             on_item=lambda name, outcome: self.metrics.poll_items.labels(name, outcome).inc(),
         )
-        for spec in workflows:
-            self.register(spec)
 
-    def register(self, spec: NetSpec | Flow, *, deprecated: bool = False) -> None:
+    def register(self, spec: NetSpec | Flow | MigrationSpec, *, deprecated: bool = False) -> None:
         """Register a workflow version: a ``NetSpec`` or a ``cf.define(...)`` flow (checked and
-        compiled here; ``InvalidWorkflowError`` lists every problem). On a running runtime,
-        its instances with work to run are loaded at once (calls that start it wait for that).
-        A flow whose secrets read environment variables that are not set is refused with
-        ``MissingSecretError`` (naming them all)."""
+        compiled here; ``InvalidWorkflowError`` lists every problem), or a migration between
+        two registered versions (``net.migration(...).build()``, see ``Runtime.migrate``). On a
+        running runtime, its instances with work to run are loaded at once (calls that start it
+        wait for that). A flow whose secrets read environment variables that are not set is
+        refused with ``MissingSecretError`` (naming them all)."""
+        if isinstance(spec, MigrationSpec):
+            self.registry.register_migration(spec)  # refused (MigrationError): nothing changed
+            return
         compiled: CompiledFlow | None = None
         if isinstance(spec, Flow):
             compiled = self.catalog.compile(spec)
@@ -273,21 +331,13 @@ class Runtime(LifecycleMethods, FlowMethods, StateMethods, AuditMethods):
                 raise MissingSecretError(compiled.id, missing)
         self.registry.register(net_spec, deprecated=deprecated)  # refused: nothing changed
         if isinstance(spec, Flow) and compiled is not None:
-            self.catalog.add(spec, compiled)
-            self.metrics.flow_registered(
-                compiled.id, compiled.name, compiled.version, list(compiled.tags)
-            )
+            self.catalog.add(spec, compiled, deprecated=deprecated or net_spec.deprecated)
+            self._flow_changed(compiled.id)
             for flow_id, flow_secrets in secrets.items():
                 if flow_secrets:
                     self._secrets[flow_id] = flow_secrets
                 else:  # registered again without secrets
                     self._secrets.pop(flow_id, None)
-            self.queues.configure(
-                compiled.id,
-                concurrency=compiled.concurrency,
-                rate_limit=compiled.rate_limit,
-                queue=compiled.queue,
-            )
         name = net_spec.name
         if self.state == "running" and name not in self._recovering:
             self._recovering[name] = self.system.create_task(
@@ -295,8 +345,25 @@ class Runtime(LifecycleMethods, FlowMethods, StateMethods, AuditMethods):
             )
 
     def deprecate(self, name: str, version: str) -> None:
-        """Refuse new instances of this version; running ones go on."""
+        """Refuse new instances of this version; running ones go on. For a flow, new runs
+        (and its triggers) take its last registered version that is not deprecated."""
         self.registry.deprecate(name, version)
+        if self.catalog.deprecate(name, version):
+            self._flow_changed(name)
+            if self.state == "running":
+                self.schedules.restart()
+                self.polls.restart()
+
+    def _flow_changed(self, flow_id: str) -> None:
+        """A flow's current version may be another one: its limits and info are that one's."""
+        current = self.catalog.compiled[flow_id]
+        self.metrics.flow_registered(current.id, current.name, current.version, list(current.tags))
+        self.queues.configure(
+            current.id,
+            concurrency=current.concurrency,
+            rate_limit=current.rate_limit,
+            queue=current.queue,
+        )
 
     # -- what the engine and the timers call back ---------------------------------------------
 

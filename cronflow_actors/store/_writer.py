@@ -3,7 +3,8 @@
 Callers queue an item (a mutation, a key-value operation, a queued run) and wait on a future;
 the writer takes everything queued, writes it in one ``BEGIN IMMEDIATE`` transaction (only the
 newest snapshot of each instance, checked against the revision it was based on), commits, and
-wakes every caller of the batch. While one batch commits the next one fills, so throughput grows
+wakes every caller of the batch. The batch's statements run on the connection's thread in one
+hand-off (``_batch_sql``). While one batch commits the next one fills, so throughput grows
 with the number of concurrent writers while each caller still returns only once its write is
 durable. If a batch fails (one mutation breaks a constraint, say), it is rolled back and its
 items are written one by one, so only the offending caller gets the error.
@@ -28,7 +29,6 @@ from collections.abc import Callable
 from typing import Any
 
 import aiosqlite
-import msgspec
 
 from cronflow_actors.errors import (
     DuplicateInstanceError,
@@ -39,43 +39,32 @@ from cronflow_actors.errors import (
     StoreClosedError,
     StoreFailedError,
 )
-from cronflow_actors.messages import LeaseRecord, Mutation, QueuedRun, encode
+from cronflow_actors.messages import LeaseRecord, Mutation, QueuedRun
 from cronflow_actors.store import _sql as sql
-from cronflow_actors.store._batch import BrokenChainError, Coalesced, coalesce
+from cronflow_actors.store._batch import BrokenChainError, coalesce
+from cronflow_actors.store._batch_sql import _Refused, run_on_connection, write_batch
 from cronflow_actors.store._ops import (
     LEASE_OPS,
     BatchOp,
     FileGoneError,
     Item,
-    KvDelete,
-    KvIncr,
-    KvPurge,
-    KvSet,
     LeaseAcquire,
     LeaseOp,
     LeaseRelease,
     LeaseRenew,
-    Prune,
     is_fatal,
 )
-from cronflow_actors.store._protocol import CommitObserver, StoreStatistics, incremented
-from cronflow_actors.store._spans import pack
+from cronflow_actors.store._protocol import CommitObserver, StoreStatistics
 
 __all__ = ["GroupWriter"]
 
 logger = logging.getLogger(__name__)
-
-_decode_value = msgspec.msgpack.Decoder().decode
 
 
 def _describe(error: BaseException) -> str:
     if isinstance(error, FileGoneError | LeaseLostError):
         return str(error)
     return f"the database refused a write ({type(error).__name__}: {error})"
-
-
-class _Refused(Exception):
-    """A fenced or compare-and-set snapshot statement changed fewer rows than it was given."""
 
 
 class _Failure:
@@ -99,7 +88,6 @@ class GroupWriter:
         self._connection = connection
         self._check_file = check_file
         self._name = name
-        self._vacuum_due = False
         self._max_batch = max_batch
         self._queue: list[Item] = []
         self._wakeup = asyncio.Event()
@@ -230,143 +218,32 @@ class GroupWriter:
                 logger.exception("the commit observer of the store %s failed", self._name)
 
     async def _transaction(self, items: list[Item]) -> tuple[list[Any], int, int]:
-        connection = self._connection
         batch = coalesce(payload for payload, _ in items if isinstance(payload, Mutation))
         owner = self.owner
-        if owner is None:
-            await connection.execute("BEGIN IMMEDIATE")
-        else:
-            await self._begin_fenced(owner)
-        try:
-            if batch.dequeued:
-                await connection.executemany(sql.DEQUEUE, [(i,) for i in batch.dequeued])
-            inserts = []
-            updates = []
-            for instance_id, snapshot in batch.snapshots.items():
-                base = batch.bases[instance_id]
-                if base == 0:
-                    inserts.append(sql.insert_row(snapshot))
-                else:
-                    updates.append(sql.update_row(snapshot, base))
-            if inserts:
-                cursor = await connection.executemany(sql.INSERT_SNAPSHOT, inserts)
-                if cursor.rowcount != len(inserts):
-                    raise _Refused
-            if updates:
-                cursor = await connection.executemany(sql.UPDATE_SNAPSHOT, updates)
-                if cursor.rowcount != len(updates):
-                    raise _Refused
-            if batch.journal or batch.spans:
-                await self._append_logs(batch)
-            if batch.timers_cancel:
-                await connection.executemany(sql.DELETE_TIMER, [(t,) for t in batch.timers_cancel])
-            if batch.timers_set:
-                await connection.executemany(
-                    sql.UPSERT_TIMER, [sql.timer_row(t) for t in batch.timers_set.values()]
-                )
-            if batch.waits_set:
-                await connection.executemany(
-                    sql.UPSERT_WAIT, [sql.wait_row(w) for w in batch.waits_set.values()]
-                )
-            if batch.waits_end:
-                await connection.executemany(sql.END_WAIT, [(w,) for w in batch.waits_end])
-            results: list[Any] = []
-            for payload, _future in items:
-                if isinstance(payload, Mutation):
-                    results.append(None)
-                else:
-                    results.append(await self._apply(connection, payload))
-            if self._check_file is not None:
-                self._check_file()  # a removed or replaced file would take the commit with it
-            await connection.execute("COMMIT")
-        except BaseException:
-            self._vacuum_due = False
-            if connection.in_transaction:
-                await connection.execute("ROLLBACK")
-            raise
-        if self._vacuum_due:
+        # the whole batch, BEGIN to COMMIT, in one hand-off to the connection's thread
+        written = await run_on_connection(
+            self._connection, write_batch, items, batch, owner, self._check_file
+        )
+        if written is None:
+            # the lease is lost: the writer fails (LeaseLostError) and nothing was written
+            assert owner is not None
+            holder = await self._holder("runtime")
+            lost = LeaseLostError(self._name, owner, holder.owner if holder else None)
+            self.failure = lost
+            raise lost
+        results, vacuum_due = written
+        if vacuum_due:
             await self._vacuum()
         return results, len(batch.snapshots), batch.snapshots_seen
-
-    async def _append_logs(self, batch: Coalesced) -> None:
-        """The journal entries and the audit trail of a batch (appended, never rewritten)."""
-        connection = self._connection
-        if batch.journal:
-            await connection.executemany(
-                sql.INSERT_JOURNAL, [sql.journal_row(j, rev) for j, rev in batch.journal]
-            )
-        if batch.spans:
-            await connection.executemany(
-                sql.INSERT_SPANS, [(t, r, pack(t, spans)) for t, r, spans in batch.spans]
-            )
 
     async def _vacuum(self) -> None:
         """Pruning freed pages: give them back to the file system (a file made before
         incremental vacuum reuses them instead). A script, outside the transaction: a plain
         execute steps the pragma once, freeing one page."""
-        self._vacuum_due = False
         try:
             await self._connection.executescript(sql.VACUUM_SOME)
         except sqlite3.Error as error:  # the batch is committed; the next write will tell
             logger.warning("%s: giving pruned pages back failed: %s", self._name, error)
-
-    async def _begin_fenced(self, owner: str) -> None:
-        """Begin, checking in the same round trip that the lease is still ``owner``'s; a lost
-        lease fails the writer (``LeaseLostError``) and nothing is written."""
-        connection = self._connection
-        try:
-            await connection.executescript(sql.begin_fenced(owner))
-        except sqlite3.IntegrityError:
-            if connection.in_transaction:
-                await connection.execute("ROLLBACK")
-            holder = await self._holder("runtime")
-            lost = LeaseLostError(self._name, owner, holder.owner if holder else None)
-            self.failure = lost
-            raise lost from None
-
-    async def _apply(self, connection: aiosqlite.Connection, op: Any) -> Any:
-        match op:
-            case KvSet(namespace, key, value, expires_at):
-                await connection.execute(sql.UPSERT_KV, (namespace, key, value, expires_at))
-                return None
-            case KvIncr(namespace, key, amount, now, ttl):
-                rows = await connection.execute_fetchall(
-                    "SELECT value, expires_at FROM kv WHERE namespace = ? AND key = ?",
-                    (namespace, key),
-                )
-                row = next(iter(rows), None)
-                stored = None if row is None else (_decode_value(row[0]), row[1])
-                total, expires_at = incremented(
-                    namespace, key, stored, amount=amount, now=now, ttl=ttl
-                )
-                await connection.execute(sql.UPSERT_KV, (namespace, key, encode(total), expires_at))
-                return total
-            case KvDelete(namespace, key):
-                cursor = await connection.execute(
-                    "DELETE FROM kv WHERE namespace = ? AND key = ?", (namespace, key)
-                )
-                return cursor.rowcount > 0
-            case KvPurge(now):
-                cursor = await connection.execute(
-                    "DELETE FROM kv WHERE expires_at IS NOT NULL AND expires_at <= ?", (now,)
-                )
-                return cursor.rowcount
-            case Prune(before, limit):
-                cursor = await connection.execute(sql.PRUNE, (before, before, limit))
-                self._vacuum_due = self._vacuum_due or cursor.rowcount > 0
-                return cursor.rowcount
-            case QueuedRun() as run:
-                taken = await connection.execute_fetchall(
-                    "SELECT 1 FROM instances WHERE instance_id = ?", (run.instance_id,)
-                )
-                if list(taken):
-                    raise DuplicateInstanceError(run.instance_id)
-                cursor = await connection.execute(
-                    sql.ENQUEUE,
-                    (run.queue, run.instance_id, run.workflow, run.payload, run.queued_at),
-                )
-                return cursor.lastrowid
-        raise AssertionError(f"unknown store operation {op!r}")
 
     async def _explain(self, payload: Any, error: Exception) -> BaseException:
         """Turn an error on one item into one that says which instance and why."""

@@ -638,3 +638,27 @@ async def test_ctx_names_the_step_and_the_run_start(rt: cf.Runtime, clock: Manua
         ("inside", started_at),
         ("loop", started_at),
     ]
+
+
+async def test_steps_that_fan_out_show_one_attempt_when_nothing_was_retried(
+    rt: cf.Runtime,
+) -> None:
+    """A parallel step has a work item per branch and a for_each a child run per item; neither
+    was retried, so each shows one attempt (the branches' attempts are not added up)."""
+
+    async def square(ctx: cf.FlowContext) -> int:
+        return int(ctx.payload) ** 2
+
+    flow = (
+        cf.define("fan-attempts")
+        .parallel("both", [lambda ctx: 1, lambda ctx: 2, lambda ctx: 3])
+        .for_each("squares", lambda ctx: [1, 2, 3], lambda item, flow: flow.step("sq", square))
+    )
+    rt.register(flow)
+    run_id = await rt.trigger("fan-attempts", None)
+    assert (await rt.wait(run_id)).status == "completed"
+    info = await rt.inspect(run_id)
+    assert [(s.id, s.status, s.attempts) for s in info.steps] == [
+        ("both", "completed", 1),
+        ("squares", "completed", 1),
+    ]

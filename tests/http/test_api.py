@@ -227,6 +227,9 @@ def test_webhooks_may_not_clash_with_each_other_or_the_api() -> None:
     with pytest.raises(cf.errors.InvalidWorkflowError) as reserved:
         rt.register(cf.define("d").step("s", str).on_webhook("/runs/mine"))
     assert "/runs belongs to the HTTP API" in str(reserved.value)
+    with pytest.raises(cf.errors.InvalidWorkflowError) as console:
+        rt.register(cf.define("e").step("s", str).on_webhook("/ui/hook"))
+    assert "/ui belongs to the HTTP API" in str(console.value)
     assert sorted(rt.catalog.roots) == ["a", "c"]
 
 

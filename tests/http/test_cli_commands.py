@@ -52,7 +52,7 @@ def _boom(ctx: object) -> None:
 async def test_client_commands(serve: Serve) -> None:
     rt, client = await serve(flows())
     url = str(client.base_url)
-    code, out, _ = await cli("run", "double", "--payload", "20", "--url", url)
+    code, out, _ = await cli("run", "double", "--payload", "20", "--url", url, "--json")
     assert code == 0
     result = json.loads(out)
     assert (result["status"], result["output"]) == ("completed", 41)
@@ -61,7 +61,7 @@ async def test_client_commands(serve: Serve) -> None:
     assert f"run {result['id']}  double  completed" in out
     assert "├─ double [step] completed attempts=1" in out
     assert "└─ plus [step] completed attempts=1" in out
-    code, out, _ = await cli("run", "boom", "--url", url)
+    code, out, _ = await cli("run", "boom", "--url", url, "--json")
     assert code == 1
     assert json.loads(out)["status"] == "failed"
     code, out, _ = await cli("runs", "--workflow", "double", "--url", url)
@@ -74,14 +74,16 @@ async def test_client_commands(serve: Serve) -> None:
     assert code == 0
     assert (await rt.wait(paused_run, timeout=5)).output is True
     code, _, err = await cli("resume", pause.token, "--url", url)
-    assert code == 2
-    assert "409" in err
+    assert code == 3  # a conflict: the pause is over
+    assert "already over" in err
     other = await rt.trigger("pause")
     await rt.wait_idle()
     code, _, _ = await cli("cancel", other, "--url", url)
     assert code == 0
     assert (await rt.wait(other, timeout=5)).status == "canceled"
-    code, out, _ = await cli("events", "publish", "ping", "--payload", '{"n": 7}', "--url", url)
+    code, out, _ = await cli(
+        "events", "publish", "ping", "--payload", '{"n": 7}', "--url", url, "--json"
+    )
     assert code == 0
     [started] = json.loads(out)["started"]
     assert (await rt.wait(started, timeout=5)).output == 7
@@ -89,7 +91,7 @@ async def test_client_commands(serve: Serve) -> None:
 
 async def test_bad_input_to_the_cli_exits_non_zero_with_the_key() -> None:
     code, _, err = await cli("runs", "--url", "http://127.0.0.1:9")
-    assert code == 2
+    assert code == 4  # the server is unreachable
     assert "cannot reach" in err
     code, _, err = await cli("serve", env={"CRONFLOW_PORT": "ninety"})
     assert code == 2

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import cronflow_actors as cf
+from cronflow_actors.net.fingerprint import fingerprint as net_fingerprint
 from tests.http.conftest import Serve
 
 
@@ -34,6 +35,7 @@ async def test_the_registered_flows_are_listed_with_what_they_say_about_themselv
     body = listed.json()
     assert [flow["id"] for flow in body["flows"]] == ["orders", "plain"]
     orders = body["flows"][0]
+    fingerprint = net_fingerprint(flows()[0].compile().spec)
     assert orders == {
         "id": "orders",
         "name": "Order processing",
@@ -48,6 +50,9 @@ async def test_the_registered_flows_are_listed_with_what_they_say_about_themselv
         "rate_limit": {"count": 100, "per_seconds": 60.0},
         "queue": None,
         "secrets": ["api_key"],
+        "versions": [
+            {"version": "v1", "deprecated": False, "current": True, "fingerprint": fingerprint}
+        ],
     }
     assert "not for the API" not in listed.text
     one = await client.get("/flows/orders")

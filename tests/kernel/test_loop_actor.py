@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import weakref
 from typing import Any
 
 import pykka
@@ -287,3 +289,62 @@ async def test_one_busy_actor_does_not_starve_another(system: ActorSystem) -> No
     await asyncio.sleep(0)
     assert await asyncio.wait_for(quiet.ask("hello", block=False), 5) == "got hello"
     await system.wait_idle()
+
+
+class Worker(LoopActor):
+    """Starts its work in on_start and stops itself from its own task when the work is done."""
+
+    start_at_once = True
+
+    def __init__(self, log: list[Any], gate: asyncio.Event) -> None:
+        super().__init__()
+        self.log = log
+        self.gate = gate
+
+    def on_start(self) -> None:
+        self.log.append("start")
+        self.create_task(self._work())
+
+    async def _work(self) -> None:
+        await self.gate.wait()
+        self.log.append("worked")
+        self.stop_now()
+
+    def on_receive(self, message: Any) -> Any:
+        self.log.append(message)
+        return message
+
+
+async def test_start_at_once_runs_on_start_as_the_actor_is_spawned(system: ActorSystem) -> None:
+    log: list[Any] = []
+    gate = asyncio.Event()
+    ref = system.spawn(Worker, log, gate)
+    assert log == ["start"]  # before the loop turns, and before any message
+    assert await ref.ask("hello", block=False) == "hello"
+    gate.set()
+    await system.wait_idle()
+    assert log == ["start", "hello", "worked"]
+    assert not ref.is_alive()
+    assert len(system) == 0
+    assert system.busy == 0
+
+
+async def test_stop_now_from_its_own_task_answers_what_waits_and_lets_the_actor_go(
+    system: ActorSystem,
+) -> None:
+    log: list[Any] = []
+    gate = asyncio.Event()
+    ref = system.spawn(Worker, log, gate)
+    actor = weakref.ref(ref._actor_weakref())  # type: ignore[arg-type]
+    gate.set()
+    await asyncio.sleep(0)  # the task runs and stops the actor; no drain is due
+    with pytest.raises(pykka.ActorDeadError):
+        await ref.ask("too late", block=False)
+    await system.wait_idle()
+    gc.disable()  # freed by reference counting, not left to the cyclic GC
+    try:
+        del ref
+        assert actor() is None
+    finally:
+        gc.enable()
+    assert log == ["start", "worked"]

@@ -7,14 +7,46 @@ import pytest
 
 from cronflow_actors.messages import JournalEntry, Mutation, SnapshotRecord, TimerRecord
 from cronflow_actors.store import MemoryStore, SQLiteStore, Store
+from tests.pg.server import TemporaryPostgres
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    opened: Store = MemoryStore() if request.param == "memory" else SQLiteStore(tmp_path / "s.db")
+    opened: Store
+    if request.param == "memory":
+        opened = MemoryStore()
+    elif request.param == "sqlite":
+        opened = SQLiteStore(tmp_path / "s.db")
+    else:
+        opened = await _empty_postgres(request.getfixturevalue("postgres_server"))
     await opened.open()
     yield opened
     await opened.close()
+
+
+_CONTRACT_TABLES = (
+    "instances, journal, audit, timers, waits, run_queue, leases, kv, processes, inbox"
+)
+
+
+async def _empty_postgres(server: TemporaryPostgres) -> Store:
+    """A store on the session's contract database, emptied (one database for every contract
+    test: emptying it is much faster than creating one)."""
+    from cronflow_actors.store.postgres import PostgresStore
+
+    global _contract_url
+    if _contract_url is None:
+        _contract_url = server.create_database()
+    store = PostgresStore(_contract_url)
+    await store.open()  # creates the schema the first time
+    await store.close()
+    server.psql(
+        f"TRUNCATE {_CONTRACT_TABLES} RESTART IDENTITY CASCADE", _contract_url.rsplit("/", 1)[1]
+    )
+    return PostgresStore(_contract_url)
+
+
+_contract_url: str | None = None
 
 
 def snapshot(

@@ -12,10 +12,11 @@ from starlette.routing import Route
 
 from cronflow_actors.http.edge import Edge, json_response, route
 from cronflow_actors.http.problems import Problem
+from cronflow_actors.messages.states import WorkItemVerb
 
-__all__ = ["WORK_ITEM_ACTIONS", "routes"]
+__all__ = ["WORK_ITEM_ACTIONS", "MigrateWorkflow", "routes"]
 
-WORK_ITEM_ACTIONS = ("start", "complete", "fail", "cancel", "reset")
+WORK_ITEM_ACTIONS = tuple(WorkItemVerb)
 
 
 class StartWorkflow(msgspec.Struct, forbid_unknown_fields=True):
@@ -23,6 +24,12 @@ class StartWorkflow(msgspec.Struct, forbid_unknown_fields=True):
 
     workflow: str
     payload: Any = None
+
+
+class MigrateWorkflow(msgspec.Struct, forbid_unknown_fields=True):
+    """``POST /workflows/{id}/migrate``: the version to migrate the instance to."""
+
+    to_version: str
 
 
 def routes(edge: Edge) -> list[Route]:
@@ -57,6 +64,9 @@ def routes(edge: Edge) -> list[Route]:
         tasks = await runtime.task_states(workflow_id)
         body = msgspec.to_builtins(info)
         body["tasks"] = {name: str(state) for name, state in tasks.items()}
+        if info.parent_id is None:  # a root: how it stands to migrations
+            links = await runtime.migration_links(workflow_id)
+            body["migrated_from"], body["migrated_to"] = links.migrated_from, links.migrated_to
         return json_response(body)
 
     async def cancel_workflow(request: Request) -> Response:
@@ -64,6 +74,23 @@ def routes(edge: Edge) -> list[Route]:
         workflow_id = request.path_params["workflow_id"]
         await runtime.cancel_workflow(workflow_id, principal=principal)
         return json_response({"workflow_id": workflow_id, "state": "canceled"})
+
+    async def migrate_workflow(request: Request) -> Response:
+        # an operator's call: the route's bearer token, as every workflow route; no workflow
+        # action is involved (the old root's cancel action is skipped, spec section 9)
+        workflow_id = request.path_params["workflow_id"]
+        body = await edge.json(request)
+        try:
+            migrate = msgspec.convert(body, MigrateWorkflow)
+        except msgspec.ValidationError as invalid:
+            raise Problem(
+                400, "invalid-body", f'expected {{"to_version": version}}: {invalid}'
+            ) from None
+        new_id = await runtime.migrate(workflow_id, migrate.to_version)
+        # the shape of answers.WorkflowMigrated
+        answer = {"workflow_id": new_id, "migrated_from": workflow_id}
+        answer["version"] = migrate.to_version
+        return json_response(answer, 201, headers={"Location": f"/workflows/{new_id}"})
 
     async def list_work_items(request: Request) -> Response:
         params = request.path_params
@@ -96,6 +123,7 @@ def routes(edge: Edge) -> list[Route]:
         route("/workflows", edge.auth, post=start_workflow),
         route("/workflows/{workflow_id}", edge.auth, get=get_workflow),
         route("/workflows/{workflow_id}/cancel", edge.auth, post=cancel_workflow),
+        route("/workflows/{workflow_id}/migrate", edge.auth, post=migrate_workflow),
         route(
             "/workflows/{workflow_id}/tasks/{task}/work-items",
             edge.auth,

@@ -1,0 +1,403 @@
+"""The client commands: ``run``, ``inspect``, ``trace``, ``runs``, ``paused``, ``resume``,
+``cancel`` and ``events publish``. They call a running ``serve`` (``--url``, ``--token``); each
+prints for people by default and the API's JSON with ``--json``, and exits with a code of
+``exits.py``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import Any
+
+from cronflow_actors.cli.client import Client
+from cronflow_actors.cli.exits import Exit
+from cronflow_actors.cli.render import (
+    FINAL,
+    duration,
+    render_paused,
+    render_run,
+    run_duration,
+    short,
+    table,
+    when,
+)
+from cronflow_actors.errors import ApiError, ConfigurationError
+
+__all__ = ["STATUSES", "add_client_commands"]
+
+STATUSES = ("running", "waiting", "completed", "failed", "canceled", "blocked")
+"""What ``runs --status`` takes (a run's status)."""
+
+
+def _client(args: argparse.Namespace) -> Client:
+    from cronflow_actors.runtime.config import load_config
+
+    overrides = {"url": args.url, "token": args.token}
+    settings = load_config(args.config, overrides=overrides)
+    return Client(settings.url, settings.token)
+
+
+def _payload(args: argparse.Namespace) -> Any:
+    if args.payload is None:
+        return None
+    try:
+        return json.loads(args.payload)
+    except ValueError as error:
+        raise ConfigurationError(
+            "--payload", args.payload, f"JSON, such as '{{\"n\": 1}}' ({error})"
+        ) from None
+
+
+def _print_json(value: Any) -> None:
+    print(json.dumps(value, indent=2))
+
+
+def _path(value: str) -> str:
+    """A run id or token as a path segment."""
+    from urllib.parse import quote
+
+    return quote(value, safe="")
+
+
+# -- run -------------------------------------------------------------------------------------
+
+
+def _run(args: argparse.Namespace) -> int:
+    client = _client(args)
+    started = client.call("POST", "/runs", {"workflow": args.workflow, "payload": _payload(args)})
+    run_id = started["run_id"]
+    if args.no_wait:
+        if args.json:
+            _print_json({"run_id": run_id})
+        else:
+            print(run_id)
+        return Exit.OK
+
+    def say(text: str) -> None:  # progress for people, on stderr; --json prints only the result
+        if not args.json:
+            print(text, file=sys.stderr)
+
+    say(f"started run {run_id}; waiting for it to end (Ctrl-C stops waiting, not the run)")
+    deadline = None if args.timeout is None else time.monotonic() + args.timeout
+    poll, told_pause = 0.05, False
+    try:
+        while True:
+            run = client.call("GET", f"/runs/{_path(run_id)}")
+            if run["status"] in FINAL:
+                break
+            if run["status"] == "waiting" and not told_pause:
+                pause = client.paused_run(run_id)
+                if pause is not None:
+                    told_pause = True
+                    say(
+                        f"run {run_id} is paused at step {pause['step']!r} for a person; "
+                        f"resume it from another shell: cronflow-actors resume {pause['token']} "
+                        "--payload '{\"approved\": true}'"
+                    )
+            if deadline is not None and time.monotonic() >= deadline:
+                print(
+                    f"run {run_id} did not end within {args.timeout:g} s (it is "
+                    f"{run['status']}); it goes on: follow it with 'cronflow-actors inspect "
+                    f"{run_id}'",
+                    file=sys.stderr,
+                )
+                if args.json:
+                    _print_json(_summary(run))
+                return Exit.RUN_FAILED
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            time.sleep(poll if left is None else min(poll, left))
+            poll = min(poll * 1.5, 1.0)
+    except KeyboardInterrupt:
+        print(f"\nstopped waiting; run {run_id} goes on", file=sys.stderr)
+        return 130
+    if args.json:
+        _print_json(_summary(run))
+    else:
+        print(f"run {run_id}  {run['workflow']}  {run['status']} in {duration(run_duration(run))}")
+        if run.get("error"):
+            print(f"  error: {run['error']}")
+        print(f"  output: {short(run.get('output'), 400)}")
+    return Exit.OK if run["status"] == "completed" else Exit.RUN_FAILED
+
+
+def _summary(run: dict[str, Any]) -> dict[str, Any]:
+    return {k: run.get(k) for k in ("id", "status", "output", "error")}
+
+
+# -- reads -----------------------------------------------------------------------------------
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    client = _client(args)
+    try:
+        run = client.call("GET", f"/runs/{_path(args.run_id)}")
+    except ApiError as refused:
+        if refused.status == 404:
+            raise _no_run(args.run_id) from None
+        raise
+    pause = client.paused_run(args.run_id) if run["status"] == "waiting" else None
+    if args.json:
+        _print_json({**run, "pause": pause})
+    else:
+        print(render_run(run, pause))
+    return Exit.OK
+
+
+def _trace(args: argparse.Namespace) -> int:
+    import msgspec
+
+    from cronflow_actors.runtime.audit import Trace
+
+    try:
+        trace = _client(args).call("GET", f"/runs/{_path(args.run_id)}/trace")
+    except ApiError as refused:
+        if refused.status == 404:
+            raise _no_run(args.run_id) from None
+        raise
+    if args.json:
+        _print_json(trace)
+    else:
+        print(msgspec.convert(trace, Trace).render())
+    return Exit.OK
+
+
+def _runs(args: argparse.Namespace) -> int:
+    query = {
+        "workflow": args.workflow,
+        "status": "blocked" if args.blocked else args.status,
+        "limit": args.limit,
+        "cursor": args.cursor,
+    }
+    page = _client(args).call("GET", "/runs", query=query)
+    if args.json:
+        _print_json(page)
+        return Exit.OK
+    rows = [
+        [
+            run["id"],
+            run["workflow"],
+            run["status"],
+            when(run["created_at"]),
+            duration(run_duration(run)),
+        ]
+        for run in page["runs"]
+    ]
+    if rows:
+        print(table(["RUN ID", "WORKFLOW", "STATUS", "STARTED", "DURATION"], rows))
+    else:
+        print("no runs" + (" match" if args.workflow or args.status or args.blocked else " yet"))
+    if page.get("next_cursor"):
+        print(f"more: cronflow-actors runs --cursor {page['next_cursor']}", file=sys.stderr)
+    return Exit.OK
+
+
+def _paused(args: argparse.Namespace) -> int:
+    page = _client(args).call("GET", "/paused", query={"limit": args.limit, "cursor": args.cursor})
+    if args.json:
+        _print_json(page)
+        return Exit.OK
+    if page["paused"]:
+        print(render_paused(page["paused"]))
+        print(
+            "resume one with: cronflow-actors resume TOKEN --payload '{\"approved\": true}'",
+            file=sys.stderr,
+        )
+    else:
+        print("no run is paused for a person")
+    if page.get("next_cursor"):
+        print(f"more: cronflow-actors paused --cursor {page['next_cursor']}", file=sys.stderr)
+    return Exit.OK
+
+
+# -- changes ---------------------------------------------------------------------------------
+
+
+def _resume(args: argparse.Namespace) -> int:
+    try:
+        answer = _client(args).call("POST", f"/resume/{_path(args.token_id)}", _payload(args))
+    except ApiError as refused:
+        if refused.status == 404:
+            raise ApiError(
+                f"no run is paused with the token {args.token_id!r}; "
+                "'cronflow-actors paused' lists the tokens of the runs that wait",
+                exit_code=Exit.NOT_FOUND_OR_CONFLICT,
+                status=404,
+            ) from None
+        if refused.status == 409:
+            raise ApiError(
+                f"the pause of token {args.token_id!r} is already over (resumed before, or "
+                "timed out); nothing was changed",
+                exit_code=Exit.NOT_FOUND_OR_CONFLICT,
+                status=409,
+            ) from None
+        raise
+    if args.json:
+        _print_json(answer)
+    else:
+        print("resumed: the run goes on")
+    return Exit.OK
+
+
+def _cancel(args: argparse.Namespace) -> int:
+    client = _client(args)
+    try:
+        answer = client.call("POST", f"/runs/{_path(args.run_id)}/cancel")
+    except ApiError as refused:
+        if refused.status == 404:
+            raise _no_run(args.run_id) from None
+        if refused.status == 409:
+            run = client.call("GET", f"/runs/{_path(args.run_id)}")
+            raise ApiError(
+                f"run {args.run_id} already ended ({run['status']}"
+                f"{' ' + when(run.get('finished_at')) if run.get('finished_at') else ''}); "
+                "there is nothing to cancel",
+                exit_code=Exit.NOT_FOUND_OR_CONFLICT,
+                status=409,
+            ) from None
+        raise
+    if args.json:
+        _print_json(answer)
+    else:
+        print(f"canceled run {args.run_id}")
+    return Exit.OK
+
+
+def _publish(args: argparse.Namespace) -> int:
+    answer = _client(args).call("POST", f"/events/{_path(args.name)}", _payload(args))
+    if args.json:
+        _print_json(answer)
+        return Exit.OK
+    started = answer.get("started", [])
+    if started:
+        print(f"published {args.name!r}: started {len(started)} run(s)")
+        for run_id in started:
+            print(f"  {run_id}")
+    else:
+        print(f"published {args.name!r}: no flow starts on it (waiting steps were woken, if any)")
+    for refusal in answer.get("refused", []):
+        print(f"  refused by {refusal.get('workflow')}: {refusal.get('reason')}", file=sys.stderr)
+    return Exit.OK
+
+
+def _no_run(run_id: str) -> ApiError:
+    return ApiError(
+        f"no run {run_id!r} on this server; 'cronflow-actors runs' lists the runs",
+        exit_code=Exit.NOT_FOUND_OR_CONFLICT,
+        status=404,
+    )
+
+
+# -- arguments -------------------------------------------------------------------------------
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds above 0")
+    return value
+
+
+def _limit(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 1000:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number from 1 to 1000")
+    return int(text)
+
+
+def _client_options(parser: argparse.ArgumentParser, *, json_help: str) -> None:
+    parser.add_argument("--json", action="store_true", help=json_help)
+    parser.add_argument(
+        "--url", default=None, help="the server (default http://127.0.0.1:8000; CRONFLOW_URL)"
+    )
+    parser.add_argument("--token", default=None, help="bearer token for it (CRONFLOW_TOKEN)")
+    parser.add_argument("--config", default=None, help="TOML settings file (url, token)")
+
+
+def add_client_commands(commands: Any) -> None:
+    """Add the client commands to the ``cronflow-actors`` subcommands."""
+    run = commands.add_parser(
+        "run",
+        help="start a run of a flow and wait for it to end",
+        description="Start a run of a flow and wait for it to end (exit 0 when it completed, "
+        "1 when it failed, was canceled or outlived --timeout).",
+    )
+    run.add_argument("workflow", metavar="FLOW", help="the flow's id")
+    run.add_argument("--payload", default=None, help="the payload, as JSON")
+    run.add_argument("--no-wait", action="store_true", help="print the run id at once and exit 0")
+    run.add_argument(
+        "--timeout",
+        type=_positive_seconds,
+        default=None,
+        metavar="SECONDS",
+        help="stop waiting after this long (the run goes on) and exit 1",
+    )
+    _client_options(run, json_help="print {id, status, output, error} as JSON")
+    run.set_defaults(handler=_run)
+
+    inspect = commands.add_parser(
+        "inspect", help="a run as a tree of its steps (and how to resume it if it is paused)"
+    )
+    inspect.add_argument("run_id", metavar="RUN_ID")
+    _client_options(inspect, json_help="print the run as JSON (with its pause, if any)")
+    inspect.set_defaults(handler=_inspect)
+
+    trace = commands.add_parser(
+        "trace", help="a run's audit trail: every engine operation, under the one that caused it"
+    )
+    trace.add_argument("run_id", metavar="RUN_ID")
+    _client_options(trace, json_help="print the trace as JSON")
+    trace.set_defaults(handler=_trace)
+
+    runs = commands.add_parser("runs", help="list runs, newest first")
+    runs.add_argument("--workflow", default=None, metavar="FLOW", help="only this flow's runs")
+    runs.add_argument("--status", default=None, choices=STATUSES, help="only runs in this state")
+    runs.add_argument(
+        "--blocked", action="store_true", help="only runs held on a changed definition"
+    )
+    runs.add_argument(
+        "--limit", type=_limit, default=50, help="runs per page, 1 to 1000 (default 50)"
+    )
+    runs.add_argument("--cursor", default=None, help="the next page (printed under a full page)")
+    _client_options(runs, json_help="print the page as JSON")
+    runs.set_defaults(handler=_runs)
+
+    paused = commands.add_parser(
+        "paused", help="list runs paused for a person, with their resume tokens"
+    )
+    paused.add_argument(
+        "--limit", type=_limit, default=100, help="pauses per page, 1 to 1000 (default 100)"
+    )
+    paused.add_argument("--cursor", default=None, help="the next page (printed under a full page)")
+    _client_options(paused, json_help="print the page as JSON")
+    paused.set_defaults(handler=_paused)
+
+    resume = commands.add_parser("resume", help="resume a paused run with its token")
+    resume.add_argument("token_id", metavar="TOKEN", help="the resume token ('paused' lists them)")
+    resume.add_argument(
+        "--payload",
+        default=None,
+        help='JSON, e.g. \'{"approved": true, "approved_by": "ada", "reason": "ok"}\'',
+    )
+    _client_options(resume, json_help="print the server's answer as JSON")
+    resume.set_defaults(handler=_resume)
+
+    cancel = commands.add_parser("cancel", help="cancel a run")
+    cancel.add_argument("run_id", metavar="RUN_ID")
+    _client_options(cancel, json_help="print the server's answer as JSON")
+    cancel.set_defaults(handler=_cancel)
+
+    events = commands.add_parser("events", help="events")
+    event_commands = events.add_subparsers(
+        dest="events_command", metavar="EVENTS_COMMAND", required=True
+    )
+    publish = event_commands.add_parser(
+        "publish", help="publish an event: start the flows listening, wake the steps waiting"
+    )
+    publish.add_argument("name")
+    publish.add_argument("--payload", default=None, help="the payload, as JSON")
+    _client_options(publish, json_help="print the runs started (and refusals) as JSON")
+    publish.set_defaults(handler=_publish)

@@ -1,0 +1,30 @@
+"""The exit codes of ``cronflow-actors``, one meaning each, so scripts can tell what happened.
+
+===  =====================================================================================
+0    done: the command did what it says (``run``: the run completed)
+1    the run failed or was canceled, or did not finish within ``run --timeout``
+2    usage: a bad argument or setting, a payload that is not JSON, a request the server
+     refused as malformed, a missing or unknown token, or an action the token may not take
+3    not found or conflict: no such run, workflow or pause token; or its state does not
+     allow it (a run that already ended, a pause already resumed, an id already taken)
+4    the server could not be reached (nothing listens at ``--url``, a timeout) or cannot
+     take work now (it is stopping, or its store failed: 503)
+===  =====================================================================================
+
+``serve`` has its own: 0 after a clean stop, 1 when the runtime failed while serving, 2 when it
+could not start.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+__all__ = ["Exit"]
+
+
+class Exit(IntEnum):
+    OK = 0
+    RUN_FAILED = 1
+    USAGE = 2
+    NOT_FOUND_OR_CONFLICT = 3
+    UNREACHABLE = 4

@@ -1,0 +1,135 @@
+"""What the client commands print for people: tables with a header row, times in the local
+time zone (``2026-05-01 14:03:07``), durations in units (``42 ms``, ``3 min 5 s``), and a run
+as a tree of its steps. ``--json`` prints the API's answers instead."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = ["ago", "duration", "render_paused", "render_run", "short", "table", "when"]
+
+FINAL = frozenset({"completed", "failed", "canceled"})
+
+
+def when(epoch: float | None) -> str:
+    """A moment in the local time zone, to the second; "-" for none."""
+    if epoch is None:
+        return "-"
+    return dt.datetime.fromtimestamp(epoch).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def ago(epoch: float | None, now: float | None = None) -> str:
+    """How long ago (or from now) a moment is: "5 s ago", "in 3 h"."""
+    if epoch is None:
+        return ""
+    seconds = (time.time() if now is None else now) - epoch
+    span = abs(seconds)
+    if span < 60:
+        text = f"{span:.0f} s"
+    elif span < 3600:
+        text = f"{span / 60:.0f} min"
+    elif span < 86400:
+        text = f"{span / 3600:.0f} h"
+    else:
+        text = f"{span / 86400:.0f} d"
+    return f"in {text}" if seconds < 0 else f"{text} ago"
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None or seconds < 0:
+        return "-"
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms" if seconds >= 0.01 else f"{seconds * 1000:.1f} ms"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    if seconds < 3600:
+        return f"{int(seconds // 60)} min {round(seconds % 60)} s"
+    return f"{int(seconds // 3600)} h {round(seconds % 3600 / 60)} min"
+
+
+def short(value: Any, width: int = 60) -> str:
+    text = json.dumps(value, default=str)
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """Columns padded to their widest cell, the header first; the last column unpadded."""
+    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
+    lines = []
+    for row in [header, *rows]:
+        cells = [str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)]
+        cells[-1] = str(row[-1])
+        lines.append("  ".join(cells).rstrip())
+    return "\n".join(lines)
+
+
+def run_duration(run: dict[str, Any]) -> float | None:
+    end = run.get("finished_at")
+    if end is None and run.get("status") not in FINAL:
+        end = time.time()
+    return None if end is None else end - run["created_at"]
+
+
+def render_run(run: dict[str, Any], pause: dict[str, Any] | None = None) -> str:
+    """A readable tree of a run: its status and times, then each step with its state,
+    attempts, start, duration and output; a paused run says how to resume it."""
+    name = run.get("workflow_name") or run["workflow"]
+    shown = name if name == run["workflow"] else f"{name} ({run['workflow']})"
+    lines = [f"run {run['id']}  {shown}  {run['status']}"]
+    started = f"  started {when(run['created_at'])} ({ago(run['created_at'])})"
+    if run.get("finished_at"):
+        started += f", finished {when(run['finished_at'])}"
+    lines.append(f"{started}, took {duration(run_duration(run))}")
+    if run.get("replay_of"):
+        lines.append(f"  replay of {run['replay_of']}")
+    if run.get("error"):
+        kind = f"{run['error_type']}: " if run.get("error_type") else ""
+        lines.append(f"  error: {kind}{run['error']}")
+    steps = run.get("steps", [])
+    for index, step in enumerate(steps):
+        last = index == len(steps) - 1
+        branch = "└─" if last else "├─"
+        took = ""
+        if step.get("started_at") and step.get("finished_at"):
+            took = f"  {duration(step['finished_at'] - step['started_at'])}"
+        at = f"  at {when(step['started_at'])[11:]}" if step.get("started_at") else ""
+        again = step.get("redispatches") or 0
+        note = f" (dispatched again after {again} restart{'s' * (again > 1)})" if again else ""
+        lines.append(
+            f"  {branch} {step['id']} [{step['kind']}] {step['status']}"
+            f" attempts={step['attempts']}{note}{at}{took}  -> {short(step.get('output'))}"
+        )
+        if step.get("error"):
+            lines.append(f"  {'  ' if last else '│ '}   error: {step['error']}")
+    lines.append(f"  output: {short(run.get('output'), 200)}")
+    if pause is not None:
+        lines.append(
+            f"  paused at step {pause['step']!r}"
+            + (f" ({pause['description']})" if pause.get("description") else "")
+            + f" since {when(pause.get('paused_at'))}; resume it with:"
+        )
+        lines.append(
+            f"    cronflow-actors resume {pause['token']} --payload '{{\"approved\": true}}'"
+        )
+    return "\n".join(lines)
+
+
+def render_paused(paused: list[dict[str, Any]]) -> str:
+    rows = [
+        [
+            p["token"],
+            p["run_id"],
+            p["workflow"],
+            p["step"],
+            when(p.get("paused_at")),
+            when(p.get("expires_at")) if p.get("expires_at") else "never",
+            p.get("description") or "",
+        ]
+        for p in paused
+    ]
+    header = ["TOKEN", "RUN ID", "WORKFLOW", "STEP", "PAUSED", "EXPIRES", "DESCRIPTION"]
+    return table(header, rows)

@@ -1,0 +1,138 @@
+"""Fast-forward mode: the enable path of the tasks of an instance a migration started (spec
+section 9). The task element's other half: ``engine/tasks.py`` hands an enabled task here when
+its instance carries a ``MigrationRecord``.
+
+Every time such a task is enabled (for the life of the instance), its migrator, if it has one,
+is called with a task activity's ``ctx`` (it may initialize children and register jobs) plus
+``ctx.migrating_from`` and ``ctx.execution_mode == "fast_forward"``, and answers:
+
+- ``fast_forward``: the task starts (taking its input tokens, so deferred choices resolve as
+  they did) and completes at once, silently: no activity, no child, no policy; its output is the
+  one the old instance recorded for it (the workflow at the same path, the same one among its
+  siblings), and its router, cancellation region and tokens run as usual. A migrator that
+  initialized children and answers ``fast_forward`` is refused (``MigrationError``);
+- ``continue``: the children it initialized are the task's, and the task's ``on_enabled`` runs
+  (a task without one gets no default child then); with no children, the normal enable path.
+
+A task without a migrator takes the normal path, unless it is a root task of a flow's run whose
+recorded output the migration carried over (``MigrationRecord.fast_forward``): it is then
+fast-forwarded with that output, once.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from cronflow_actors.calls import call_user
+from cronflow_actors.engine.states import TaskState, WorkflowState
+from cronflow_actors.engine.transaction import Transaction
+from cronflow_actors.messages.elements import EnsureWorkflowStarted
+from cronflow_actors.messages.engine import TaskRecord, TaskStateChanged, WorkflowRecord
+from cronflow_actors.messages.migrations import MigrationSource
+from cronflow_actors.net.marking import after_start
+from cronflow_actors.net.migration import MigrationMode, refused
+from cronflow_actors.net.spec import NetSpec, TaskSpec
+
+__all__ = ["FastForwardTask", "correspondent", "on_enable"]
+
+_MISSING: Any = object()
+_ACTIVE = frozenset({TaskState.ENABLED, TaskState.STARTED})
+
+
+class FastForwardTask(Protocol):
+    """What this module uses of the task element (``engine.tasks.Task``)."""
+
+    tx: Transaction
+    workflow: WorkflowRecord
+    name: str
+    spec: NetSpec
+    definition: TaskSpec
+    record: TaskRecord
+
+    def _move(self, target: TaskState) -> TaskStateChanged: ...
+    async def _disable_losers(self, emptied: list[str]) -> None: ...
+    async def _complete(self, *, silent: bool = False) -> None: ...
+    async def _create_children(self, pending: list[tuple[str, str | None, Any]]) -> None: ...
+    async def _activity(self, activity: str) -> None: ...
+    def _check_can_add(self, what: str) -> None: ...
+
+
+def correspondent(tx: Transaction, workflow: WorkflowRecord) -> MigrationSource | None:
+    """The old instance's workflow that ``workflow`` stands for: the one at the same path, the
+    same one (in creation order) among those at that path."""
+    migration = tx.state.migration
+    if migration is None:
+        return None
+    same = [w.id for w in tx.state.workflows.values() if w.path == workflow.path]
+    old = [s for s in migration.source if s.path == workflow.path]
+    index = same.index(workflow.id)
+    return old[index] if index < len(old) else None
+
+
+async def on_enable(task: FastForwardTask) -> bool:
+    """The enabled ``task`` of a migrated instance: True when its migrator (or a recorded
+    output of a flow's step) took care of it, False for the normal enable path."""
+    tx, workflow, name = task.tx, task.workflow, task.name
+    migration = tx.state.migration
+    assert migration is not None  # only a migrated instance comes here
+    spec = tx.migration
+    if spec is None and migration.registered:
+        raise refused(
+            f"instance {tx.state.id!r}",
+            f"its migration of {migration.workflow!r} {migration.from_version!r} -> "
+            f"{migration.to_version!r} is not registered in this runtime",
+            "register it (runtime.register(migration)) so the instance can go on",
+        )
+    migrator = spec.migrator(workflow.name, name) if spec is not None else None
+    if migrator is None:
+        if workflow.parent_id is None and name in migration.fast_forward:
+            await _complete_silently(task, migration.fast_forward.pop(name))
+            return True
+        return False
+    pending: list[tuple[str, str | None, Any]] = []
+    ctx = tx.task_context(workflow, name, "migrator", pending, None, task._check_can_add, True)
+    answer = await call_user(migrator, ctx)
+    try:
+        mode = MigrationMode(answer)
+    except ValueError:
+        raise refused(
+            f"the migrator of task {workflow.name}/{name}",
+            f"it returned {answer!r}",
+            "a task migrator returns 'fast_forward' or 'continue' (net.MigrationMode)",
+        ) from None
+    if mode is MigrationMode.FAST_FORWARD:
+        if pending:
+            raise refused(
+                f"the migrator of task {workflow.name}/{name}",
+                "it initialized children and answered 'fast_forward'",
+                "a fast-forwarded task has no children: answer 'continue' to keep them",
+            )
+        source = correspondent(tx, workflow)
+        output = source.outputs.get(name, _MISSING) if source is not None else _MISSING
+        await _complete_silently(task, output)
+        return True
+    if not pending:
+        return False
+    await task._create_children(pending)
+    if "on_enabled" in task.definition.activities and task.record.state in _ACTIVE:
+        await task._activity("on_enabled")
+    return True
+
+
+async def _complete_silently(task: FastForwardTask, output: Any) -> None:
+    """``enabled`` -> ``started`` -> ``completed`` at once: the input tokens are taken (the
+    competitors of a deferred choice lose), no activity runs, ``output`` (if any) is recorded
+    as the task's, and the completion produces tokens as usual."""
+    tx, workflow, name = task.tx, task.workflow, task.name
+    if workflow.state == WorkflowState.INITIALIZED:
+        await tx.send(EnsureWorkflowStarted(workflow_id=workflow.id, silent=True))
+    task._move(TaskState.STARTED)
+    marking, emptied = after_start(task.spec, name, workflow.marking)
+    workflow.marking = marking
+    await task._disable_losers(emptied)
+    if output is not _MISSING:
+        workflow.outputs[name] = output
+        work = task.definition.work_item
+        if work is None or work.sets_last:
+            workflow.last = output
+    await task._complete(silent=True)

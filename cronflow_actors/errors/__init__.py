@@ -1,0 +1,179 @@
+"""Every error cronflow-actors raises, in one tree, in one package.
+
+    CronflowError
+    ├── ConfigurationError            a setting has a value that cannot be used
+    │   └── MissingSecretError           a flow's secret names an environment variable that is unset
+    ├── ActorSystemError
+    │   ├── ActorSystemNotRunningError   spawn or lookup on a system that is not running
+    │   ├── ActorNameTakenError          an actor was spawned with a name already in use
+    │   └── WouldBlockLoopError          a blocking wait was attempted on the event loop thread
+    ├── WorkflowDefinitionError
+    │   └── InvalidWorkflowError        a workflow definition has problems (all listed at once)
+    ├── InvalidRouteError               a router returned a route the task cannot take
+    ├── RetryRequested                  a handler wrapper asks for another attempt later
+    ├── StepTimeoutError                a step's handler ran longer than its timeout
+    ├── CircuitOpenError                a step's circuit breaker is open; the attempt did not run
+    ├── EngineError
+    │   ├── RuntimeNotRunningError       a Runtime call before start() or after stop()
+    │   ├── UnknownWorkflowError         no registered workflow (version) has that name
+    │   ├── WorkflowDeprecatedError      the version refuses new instances
+    │   ├── NotFoundError                no workflow instance / work item / task with that id
+    │   ├── InstanceExistsError          an instance id that is already taken was started again
+    │   ├── ResumeError                  a resume token that is unknown, or whose pause ended
+    │   ├── InvalidEventError            every flow listening for an event refused its payload
+    │   ├── RunFailedError               how a run failed, when its step's exception is not at hand
+    │   │   └── StepFailedError             how a caught step failed, read in its on_error fallback
+    │   ├── MockLostError                a replay's mocked step ran after a restart lost its mock
+    │   ├── MigrationError               a migration that cannot be defined, registered or run
+    │   ├── InstanceBlockedError         an instance whose definition changed under its version
+    │   ├── InvalidStateTransitionError  an element cannot go from its state to the requested one
+    │   ├── InvalidPolicyResultError     a completion policy returned something else
+    │   ├── AutoTriggerAlreadySetError   an activity set a second auto-trigger on one work item
+    │   ├── SchedulingNotAllowedError    register_scheduled outside an active-lifecycle activity
+    │   └── ActionError                  an action call was refused; nothing changed
+    │       ├── InternalOnlyActionError     an external caller used an action with no definition
+    │       ├── InvalidPayloadError         the payload does not match the action's schema
+    │       ├── AuthenticationRequiredError an external caller without identity
+    │       └── ActionDeniedError           the action's policy denied the caller
+    ├── StoreError
+    │   ├── StoreClosedError             the store was used before open() or after close()
+    │   ├── SchemaVersionError           the database was written by a newer cronflow-actors
+    │   ├── MutationRejectedError        a mutation broke a constraint (nothing of it was written)
+    │   │   ├── DuplicateInstanceError      the first snapshot of an id that is already stored
+    │   │   └── RevisionConflictError       a snapshot not based on the stored revision
+    │   ├── LeaseError
+    │   │   ├── LeaseHeldError              another runtime owns the database
+    │   │   └── LeaseLostError              this runtime's ownership of the database was taken
+    │   ├── StoreFailedError             the store's writer failed; nothing more is accepted
+    │   └── StateValueError              a key-value operation does not fit the stored value
+    └── ApiError                        the CLI's call to a running server was refused or failed
+    ExpectationError (an AssertionError)  a flow test's run did not meet its expectations
+    Problem                             an HTTP route answers with an RFC 9457 problem
+
+Every error says what was wrong, on which element, and what to do about it. pykka's own errors
+(``ActorDeadError``, ``Timeout``) pass through unchanged; signals private to one module that never
+reach a caller (the SQLite writer's refused statement, say) stay in that module.
+
+Import them from here; the modules behind are the tree's branches: ``_base`` (the root,
+configuration, definitions, handlers, the actor kernel), ``_store``, ``_engine`` and ``_edges``
+(the CLI, flow tests, HTTP problems).
+"""
+
+from __future__ import annotations
+
+from cronflow_actors.errors._base import (
+    ActorNameTakenError,
+    ActorSystemError,
+    ActorSystemNotRunningError,
+    CircuitOpenError,
+    ConfigurationError,
+    CronflowError,
+    InvalidRouteError,
+    InvalidWorkflowError,
+    MissingSecretError,
+    RetryRequested,
+    StepTimeoutError,
+    WorkflowDefinitionError,
+    WouldBlockLoopError,
+)
+from cronflow_actors.errors._edges import (
+    ApiError,
+    ExpectationError,
+    Problem,
+)
+from cronflow_actors.errors._engine import (
+    ActionDeniedError,
+    ActionError,
+    AuthenticationRequiredError,
+    AutoTriggerAlreadySetError,
+    EngineError,
+    InstanceBlockedError,
+    InstanceExistsError,
+    InternalOnlyActionError,
+    InvalidEventError,
+    InvalidPayloadError,
+    InvalidPolicyResultError,
+    InvalidStateTransitionError,
+    MigrationError,
+    MockLostError,
+    NotFoundError,
+    ResumeError,
+    RunFailedError,
+    RuntimeNotRunningError,
+    SchedulingNotAllowedError,
+    StepFailedError,
+    UnknownWorkflowError,
+    WorkflowDeprecatedError,
+)
+from cronflow_actors.errors._store import (
+    DuplicateInstanceError,
+    LeaseError,
+    LeaseHeldError,
+    LeaseLostError,
+    MutationRejectedError,
+    RevisionConflictError,
+    SchemaVersionError,
+    StateValueError,
+    StoreClosedError,
+    StoreError,
+    StoreFailedError,
+)
+
+__all__ = [
+    "ActionDeniedError",
+    "ActionError",
+    "ActorNameTakenError",
+    "ActorSystemError",
+    "ActorSystemNotRunningError",
+    "ApiError",
+    "AuthenticationRequiredError",
+    "AutoTriggerAlreadySetError",
+    "CircuitOpenError",
+    "ConfigurationError",
+    "CronflowError",
+    "DuplicateInstanceError",
+    "EngineError",
+    "ExpectationError",
+    "InstanceBlockedError",
+    "InstanceExistsError",
+    "InternalOnlyActionError",
+    "InvalidEventError",
+    "InvalidPayloadError",
+    "InvalidPolicyResultError",
+    "InvalidRouteError",
+    "InvalidStateTransitionError",
+    "InvalidWorkflowError",
+    "LeaseError",
+    "LeaseHeldError",
+    "LeaseLostError",
+    "MigrationError",
+    "MissingSecretError",
+    "MockLostError",
+    "MutationRejectedError",
+    "NotFoundError",
+    "Problem",
+    "ResumeError",
+    "RetryRequested",
+    "RevisionConflictError",
+    "RunFailedError",
+    "RuntimeNotRunningError",
+    "SchedulingNotAllowedError",
+    "SchemaVersionError",
+    "StateValueError",
+    "StepFailedError",
+    "StepTimeoutError",
+    "StoreClosedError",
+    "StoreError",
+    "StoreFailedError",
+    "UnknownWorkflowError",
+    "WorkflowDefinitionError",
+    "WorkflowDeprecatedError",
+    "WouldBlockLoopError",
+]
+
+# Each class says it lives here, where callers import it from: tracebacks, pickles and the
+# error types recorded in runs read ``cronflow_actors.errors.NotFoundError`` whichever branch
+# module defines it.
+for _name in __all__:
+    globals()[_name].__module__ = __name__
+del _name

@@ -1,0 +1,112 @@
+"""The root of the tree; errors of configuration, definitions, handlers and the actor kernel."""
+
+from __future__ import annotations
+
+
+class CronflowError(Exception):
+    """Base of every error raised by cronflow-actors."""
+
+
+class ConfigurationError(CronflowError, ValueError):
+    """A store, runtime or actor system was given an option it cannot use."""
+
+    def __init__(self, setting: str, value: object, expected: str) -> None:
+        self.setting, self.value, self.expected = setting, value, expected
+        super().__init__(f"setting {setting!r} has the value {value!r}; expected {expected}")
+
+
+class MissingSecretError(ConfigurationError, LookupError):
+    """A flow's secret reads an unset environment variable (at ``register`` or in a step)."""
+
+    def __init__(self, workflow: str, missing: list[tuple[str, str]]) -> None:
+        self.workflow, self.missing = workflow, list(missing)  # (secret key, variable) pairs
+        names = ", ".join(f"{key!r} (${variable})" for key, variable in self.missing)
+        CronflowError.__init__(
+            self,
+            f"flow {workflow!r}: the secrets {names} read environment variables that are not "
+            "set; set them in the runtime's environment and register the flow again",
+        )
+        self.setting, self.expected = "secrets", "environment variables that are set"
+        self.value = [key for key, _ in self.missing]
+
+
+class ActorSystemError(CronflowError):
+    """Something went wrong in the actor kernel."""
+
+
+class ActorSystemNotRunningError(ActorSystemError, RuntimeError):
+    """An actor was spawned or looked up on an actor system that is not running."""
+
+    def __init__(self, system: str, state: str, operation: str) -> None:
+        self.system, self.state, self.operation = system, state, operation
+        start = "start it with 'async with ActorSystem()' or system.start() inside a running loop"
+        super().__init__(f"cannot {operation}: actor system {system!r} is {state}; {start}")
+
+
+class ActorNameTakenError(ActorSystemError, ValueError):
+    """An actor was spawned with a name a live actor of the same system already has."""
+
+    def __init__(self, system: str, name: str) -> None:
+        self.system, self.name = system, name
+        advice = "choose another name or stop that actor first"
+        taken = f"actor system {system!r} already has a live actor named {name!r}"
+        super().__init__(f"{taken}; {advice}")
+
+
+class WouldBlockLoopError(ActorSystemError, RuntimeError):
+    """A blocking wait on a future was attempted on a thread that runs an event loop."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        advice = "await it instead of calling .get()"
+        super().__init__(f"{what} would block the running event loop; {advice}")
+
+
+class WorkflowDefinitionError(CronflowError, ValueError):
+    """A workflow definition cannot be built."""
+
+
+class InvalidWorkflowError(WorkflowDefinitionError):
+    """A workflow definition has problems, every one listed; nothing was registered."""
+
+    def __init__(self, workflow: str, problems: list[str]) -> None:
+        self.workflow, self.problems = workflow, list(problems)
+        listing = "\n".join(f"  - {problem}" for problem in self.problems)
+        count = len(self.problems)
+        noun = "problem" if count == 1 else "problems"
+        super().__init__(f"workflow {workflow!r} has {count} {noun}:\n{listing}")
+
+
+class InvalidRouteError(CronflowError, ValueError):
+    """A task's router returned a route that is not one of the task's own successors."""
+
+    def __init__(self, workflow: str, task: str, route: object, reason: str) -> None:
+        self.workflow, self.task, self.route = workflow, task, route
+        router = f"router of task {task!r} in workflow {workflow!r}"
+        super().__init__(f"{router} returned {route!r}: {reason}")
+
+
+class RetryRequested(CronflowError):
+    """A handler wrapper asks for another attempt ``delay`` seconds from now (a timer)."""
+
+    def __init__(self, delay: float, error: str) -> None:
+        self.delay, self.error = delay, error
+        super().__init__(f"retry in {delay} s after: {error}")
+
+
+class StepTimeoutError(CronflowError, TimeoutError):
+    """A step's handler ran past its ``timeout`` and was cancelled (a failed attempt)."""
+
+    def __init__(self, step: str, seconds: float) -> None:
+        self.step, self.seconds = step, seconds
+        super().__init__(f"step {step!r} timed out after {seconds:g} s")
+
+
+class CircuitOpenError(CronflowError):
+    """A step's circuit breaker is open: this attempt failed at once, without running."""
+
+    def __init__(self, workflow: str, step: str, failures: int, retry_in: float) -> None:
+        self.workflow, self.step, self.failures, self.retry_in = workflow, step, failures, retry_in
+        breaker = f"the circuit breaker of step {step!r} of {workflow!r}"
+        wait = f"the step is not run for another {retry_in:g} s"
+        super().__init__(f"{breaker} is open after {failures} failures in a row; {wait}")

@@ -1,0 +1,45 @@
+"""The edges' errors: the CLI's refused calls, a flow test's unmet expectations, HTTP problems."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from cronflow_actors.errors._base import CronflowError
+
+
+class ApiError(CronflowError):
+    """A CLI command's call to a running ``serve`` was refused, or it could not be reached.
+    The message says what to do; ``status`` is the HTTP status (0: no answer), ``slug`` the
+    problem's type, and ``exit_code`` the code the command exits with (``cli/exits.py``)."""
+
+    def __init__(
+        self, message: str, *, status: int = 0, slug: str = "", exit_code: int = 2
+    ) -> None:
+        super().__init__(message)
+        self.status, self.slug, self.exit_code = status, slug, exit_code
+
+
+class ExpectationError(AssertionError):
+    """Steps of a ``flow.test()`` run did not end as expected (``unmet`` lists each)."""
+
+    def __init__(self, unmet: list[str], result: Any) -> None:
+        self.unmet, self.result = unmet, result
+        listing = "\n".join(f"  - {line}" for line in unmet)
+        ended = f"run {result.run_id} ended {result.status}"
+        super().__init__(f"{ended}; unmet expectations:\n{listing}")
+
+
+_Headers = Mapping[str, str] | None
+
+
+class Problem(Exception):
+    """Raised by an HTTP route to answer with a problem (``slug`` names its type)."""
+
+    def __init__(
+        self, status: int, slug: str, detail: str, *, headers: _Headers = None, **fields: Any
+    ) -> None:
+        super().__init__(detail)
+        self.status, self.slug, self.detail = status, slug, detail
+        self.headers = dict(headers or {})
+        self.fields = fields

@@ -1,0 +1,210 @@
+"""What the workflow engine refused or could not do, actions included. Nothing was changed."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from cronflow_actors.errors._base import CronflowError
+
+
+class EngineError(CronflowError):
+    """Something the workflow engine refused or could not do. Nothing was changed."""
+
+
+class RuntimeNotRunningError(EngineError, RuntimeError):
+    """A ``Runtime`` was used before ``start()`` (or ``async with``) or after ``stop()``."""
+
+    def __init__(self, operation: str, state: str) -> None:
+        self.operation, self.state = operation, state
+        advice = "use 'async with Runtime(...) as rt'"
+        super().__init__(f"cannot {operation}: the runtime is {state}; {advice}")
+
+
+class UnknownWorkflowError(EngineError, LookupError):
+    """No registered workflow has that name (or that version)."""
+
+    def __init__(self, name: str, version: str | None, known: list[str]) -> None:
+        self.name, self.version, self.known = name, version, known
+        what = f"workflow {name!r}" + (f" version {version!r}" if version else "")
+        super().__init__(f"{what} is not registered; registered: {known}; call rt.register() first")
+
+
+class WorkflowDeprecatedError(EngineError):
+    """The workflow version is deprecated: running instances go on, new ones are refused."""
+
+    def __init__(self, name: str, version: str, active: list[str]) -> None:
+        self.name, self.version = name, version
+        deprecated = f"workflow {name!r} version {version!r} is deprecated"
+        advice = f"use one of the active versions {active}"
+        super().__init__(f"{deprecated} and starts no new instances; {advice}")
+
+
+class NotFoundError(EngineError, LookupError):
+    """No element of that kind has that id (or name) here."""
+
+    def __init__(self, kind: str, ident: str, where: str = "") -> None:
+        self.kind, self.ident = kind, ident
+        place = f" in {where}" if where else ""
+        advice = "check the id (ids are returned by the runtime)"
+        super().__init__(f"no {kind} {ident!r}{place}; {advice}")
+
+
+class InstanceExistsError(EngineError):
+    """``start_workflow(..., instance_id=...)`` named an instance that already exists."""
+
+    def __init__(self, instance_id: str) -> None:
+        self.instance_id = instance_id
+        super().__init__(f"a workflow instance {instance_id!r} already exists; nothing was started")
+
+
+class ResumeError(EngineError, LookupError):
+    """``resume`` was given a token that is unknown, or whose pause has ended. Nothing changed."""
+
+    def __init__(self, token: str, reason: str, *, ended: bool = False) -> None:
+        self.token = token
+        self.ended = ended  # the token is known but its pause is over: a conflict, not a miss
+        shown = f"{token[:6]}..." if len(token) > 8 else token
+        super().__init__(f"cannot resume {shown!r}: {reason}")
+
+
+class InvalidEventError(EngineError, ValueError):
+    """Every flow listening for an event refused its payload: nothing started or woke."""
+
+    def __init__(self, event: str, refused: Sequence[Any]) -> None:
+        self.event, self.refused = event, list(refused)
+        reasons = "; ".join(f"flow {r.workflow!r}: {r.detail}" for r in self.refused)
+        refusal = f"event {event!r} was refused by every flow listening for it"
+        advice = "send a payload that matches their schema"
+        super().__init__(f"{refusal}, nothing was started: {reasons}; {advice}")
+
+
+class RunFailedError(EngineError):
+    """A run's failure as its record keeps it (``type``, ``attributes`` read as attributes)."""
+
+    def __init__(
+        self, message: str, *, type: str | None = None, attributes: dict[str, object] | None = None
+    ) -> None:
+        self.type, self.attributes = type, dict(attributes or {})
+        super().__init__(message)
+
+    def __getattr__(self, name: str) -> object:
+        attributes = self.__dict__.get("attributes") or {}
+        if name in attributes:
+            return attributes[name]
+        raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
+
+
+class StepFailedError(RunFailedError):
+    """A caught step's failure as its record keeps it (``ctx.error`` in ``on_error``)."""
+
+
+class MockLostError(EngineError):
+    """A mocked step of a replay had to run after a restart, and its mock was gone."""
+
+    def __init__(self, run_id: str, step: str) -> None:
+        self.run_id, self.step = run_id, step
+        super().__init__(
+            f"step {step!r} of replay {run_id!r} was mocked, and its mock was lost when the "
+            "runtime that started the replay stopped (mocks are never stored); the real "
+            "handler was not run. Replay the original run again"
+        )
+
+
+class InstanceBlockedError(EngineError):
+    """A held instance (status ``blocked``: its definition changed under its version since it
+    started) was addressed; nothing changed. ``reason`` says how, and what to do."""
+
+    def __init__(self, instance_id: str, reason: str, operation: str = "") -> None:
+        self.instance_id, self.reason, self.operation = instance_id, reason, operation
+        super().__init__(f"cannot {operation}: {reason}" if operation else reason)
+
+
+class InvalidStateTransitionError(EngineError):
+    """An element was asked to move to a state its current state does not lead to."""
+
+    def __init__(
+        self, kind: str, ident: str, current: str, requested: str, allowed: list[str]
+    ) -> None:
+        self.kind, self.ident, self.current, self.requested = kind, ident, current, requested
+        self.allowed = allowed
+        refused = f"{kind} {ident!r} is {current!r} and cannot become {requested!r}"
+        super().__init__(f"{refused}; from {current!r} it can become {allowed}")
+
+
+class MigrationError(EngineError, ValueError):
+    """A migration that cannot be defined, registered or run (the message says why)."""
+
+
+class InvalidPolicyResultError(EngineError, ValueError):
+    """A completion policy returned something other than "complete", "fail" or "continue"."""
+
+    def __init__(self, workflow: str, task: str, result: object) -> None:
+        self.workflow, self.task, self.result = workflow, task, result
+        policy = f"the policy of task {task!r} in workflow {workflow!r}"
+        returns = "a policy returns 'complete', 'fail' or 'continue'"
+        super().__init__(f"{policy} returned {result!r}; {returns}")
+
+
+class AutoTriggerAlreadySetError(EngineError):
+    """An activity set a second auto-trigger (start/complete/fail/cancel) on one work item."""
+
+    def __init__(self, work_item: str, first: str, second: str) -> None:
+        self.work_item = work_item
+        has = f"work item {work_item!r} already has the auto-trigger {first!r}"
+        super().__init__(f"{has}; cannot also set {second!r} in the same activity")
+
+
+class SchedulingNotAllowedError(EngineError):
+    """``register_scheduled`` was called where no element's active life can own the job."""
+
+    def __init__(self, where: str) -> None:
+        self.where = where
+        super().__init__(
+            f"register_scheduled is not available in {where}; use it in on_initialized/on_started "
+            "(workflows, work items), on_enabled/on_started/on_*_state_changed (tasks)"
+        )
+
+
+class ActionError(EngineError):
+    """An action call was refused before anything changed (``element``, ``action``)."""
+
+    def _refuse(self, element: str, action: str, message: str) -> None:
+        self.element, self.action = element, action
+        super().__init__(message)
+
+
+class InternalOnlyActionError(ActionError, PermissionError):
+    """An external caller used an action that has no custom definition (internal-only)."""
+
+    def __init__(self, element: str, action: str) -> None:
+        advice = "declare it with net.action(schema, policy=...) to allow external callers"
+        internal = f"action {action!r} of {element} is internal-only"
+        message = f"{internal}: {advice}, or call it internally (principal=None)"
+        self._refuse(element, action, message)
+
+
+class InvalidPayloadError(ActionError, ValueError):
+    """The payload of an action does not match the action's schema."""
+
+    def __init__(self, element: str, action: str, reason: str) -> None:
+        self.reason = reason
+        message = f"invalid payload for action {action!r} of {element}: {reason}"
+        self._refuse(element, action, message)
+
+
+class AuthenticationRequiredError(ActionError, PermissionError):
+    """An external call came without an identity (a principal with no id)."""
+
+    def __init__(self, element: str, action: str) -> None:
+        needs = "needs an authenticated caller; pass a principal with an id"
+        self._refuse(element, action, f"action {action!r} of {element} {needs}")
+
+
+class ActionDeniedError(ActionError, PermissionError):
+    """The action's authorization policy denied the caller."""
+
+    def __init__(self, element: str, action: str, principal: str) -> None:
+        self.principal = principal
+        denied = f"may not run action {action!r} of {element}: its policy denied it"
+        self._refuse(element, action, f"caller {principal!r} {denied}")

@@ -1,0 +1,109 @@
+"""The persistence layer's errors: a closed store, a newer schema, refused mutations, leases."""
+
+from __future__ import annotations
+
+from cronflow_actors.errors._base import CronflowError
+
+
+class StoreError(CronflowError):
+    """Something went wrong in the persistence layer."""
+
+
+class StoreClosedError(StoreError, RuntimeError):
+    """The store was used before ``open()`` or after ``close()``."""
+
+    def __init__(self, store: str, operation: str) -> None:
+        self.store, self.operation = store, operation
+        advice = "call 'await store.open()'"
+        super().__init__(f"cannot {operation}: store {store} is not open; {advice}")
+
+
+class SchemaVersionError(StoreError):
+    """The database file has a schema newer than this cronflow-actors knows; nothing changed."""
+
+    def __init__(self, path: str, found: int, known: int) -> None:
+        self.path, self.found, self.known = path, found, known
+        advice = "upgrade cronflow-actors or use another database file"
+        at = f"database {path!r} is at schema version {found}"
+        super().__init__(f"{at}, but this cronflow-actors knows versions up to {known}; {advice}")
+
+
+class StateValueError(StoreError, TypeError):
+    """A key-value operation does not fit the stored value (``incr`` of a string)."""
+
+    def __init__(self, namespace: str, key: str, operation: str, value: object) -> None:
+        self.namespace, self.key, self.operation, self.value = namespace, key, operation, value
+        holds = f"it holds {type(value).__name__} {value!r}, not a number"
+        advice = "delete or set the key first"
+        where = f"key {key!r} in namespace {namespace!r}"
+        super().__init__(f"cannot {operation} {where}: {holds}; {advice}")
+
+
+_SNAPSHOT_FIRST = "write the instance's snapshot before its journal and timers"
+
+
+class MutationRejectedError(StoreError):
+    """A mutation breaks a constraint of the store; nothing of it was written."""
+
+    def __init__(self, instance_id: str, reason: str, hint: str = _SNAPSHOT_FIRST) -> None:
+        self.instance_id, self.reason = instance_id, reason
+        rejected = f"the mutation for instance {instance_id!r} was rejected"
+        super().__init__(f"{rejected} and nothing of it was written: {reason}; {hint}")
+
+
+class DuplicateInstanceError(MutationRejectedError):
+    """The first snapshot of an instance names an id the store already holds."""
+
+    def __init__(self, instance_id: str) -> None:
+        reason = "an instance with this id is already stored (or queued)"
+        super().__init__(instance_id, reason, "start it under another id")
+
+
+_RELOAD = "another writer changed the instance: reload it from the store"
+
+
+class RevisionConflictError(MutationRejectedError):
+    """A snapshot was not based on the stored revision: another writer got there first."""
+
+    def __init__(self, instance_id: str, expected: int, found: int | None) -> None:
+        self.expected, self.found = expected, found
+        stored = "no stored snapshot" if found is None else f"stored revision {found}"
+        reason = f"it was based on revision {expected}, but the store has {stored}"
+        super().__init__(instance_id, reason, _RELOAD)
+
+
+class LeaseError(StoreError):
+    """Ownership of a database by one runtime process."""
+
+
+class LeaseHeldError(LeaseError):
+    """Another runtime owns the database (its lease has not expired); this one did not start."""
+
+    def __init__(self, database: str, owner: str, host: str, pid: int, expires_in: float) -> None:
+        self.database, self.owner, self.host, self.pid = database, owner, host, pid
+        self.expires_in = expires_in
+        super().__init__(
+            f"database {database} is owned by runtime {owner} (pid {pid} on {host}); its lease "
+            f"expires in {expires_in:.1f} s unless that runtime renews it. Stop that runtime, or "
+            f"start this one with --wait-for-lease to take over once the lease expires"
+        )
+
+
+class LeaseLostError(LeaseError):
+    """This runtime's lease was taken by another runtime: it stops writing at once."""
+
+    def __init__(self, database: str, owner: str, holder: str | None) -> None:
+        self.database, self.owner, self.holder = database, owner, holder
+        now = f"runtime {holder} holds it now" if holder else "no runtime holds it now"
+        advice = "restart it once the other runtime has stopped"
+        lost = f"runtime {owner} lost its lease on database {database} ({now})"
+        super().__init__(f"{lost}; it writes nothing more; {advice}")
+
+
+class StoreFailedError(StoreError, RuntimeError):
+    """The store's writer failed (file gone, disk full, lease lost): nothing more is accepted."""
+
+    def __init__(self, store: str, reason: str) -> None:
+        self.store, self.reason = store, reason
+        advice = "check the database file and the disk, then restart the runtime"
+        super().__init__(f"store {store} has failed and accepts no more writes: {reason}; {advice}")

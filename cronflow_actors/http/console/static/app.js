@@ -1,0 +1,627 @@
+// The cronflow-actors web console: a page per hash route, every datum from the HTTP API.
+//
+// Authentication: the API's bearer token, kept in this tab's sessionStorage and sent in the
+// Authorization header of each call (never a cookie: see cronflow_actors/http/console/__init__.py
+// for why). Data is written into the page with textContent, never as HTML.
+"use strict";
+
+(function () {
+  const TOKEN = "cronflow.token";
+  const FINAL = new Set(["completed", "failed", "canceled"]);
+  const STATUSES = ["running", "waiting", "completed", "failed", "canceled", "blocked"];
+  const REFRESH_MS = 2500;
+  const main = document.getElementById("main");
+  let refreshTimer = null;
+  let generation = 0; // bumped on every navigation: late answers of a left page are dropped
+  let flowsCache = null;
+  let cursorTrail = [];
+
+  // -- DOM -------------------------------------------------------------------------------------
+
+  function h(tag, attrs, ...children) {
+    const node = document.createElement(tag);
+    for (const [key, value] of Object.entries(attrs || {})) {
+      if (value === undefined || value === null || value === false) continue;
+      if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+      else if (key === "text") node.textContent = value;
+      else if (key === "value") node.value = value;
+      else node.setAttribute(key, value === true ? "" : String(value));
+    }
+    for (const child of children.flat()) {
+      if (child === null || child === undefined || child === false) continue;
+      node.appendChild(typeof child === "string" ? document.createTextNode(child) : child);
+    }
+    return node;
+  }
+
+  function badge(status) {
+    return h("span", { class: `badge s-${status}`, "data-status": status, text: status });
+  }
+
+  function json(value) {
+    return JSON.stringify(value, null, 2);
+  }
+
+  function notice(message, ok) {
+    const box = document.getElementById("notice");
+    if (!message) { box.hidden = true; box.textContent = ""; return; }
+    box.textContent = message;
+    box.className = ok ? "notice ok" : "notice";
+    box.hidden = false;
+  }
+
+  // -- time ------------------------------------------------------------------------------------
+
+  function when(epoch) {
+    if (epoch === null || epoch === undefined) return "—";
+    const date = new Date(epoch * 1000);
+    const pad = (n) => String(n).padStart(2, "0");
+    return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())} ` +
+      `${pad(date.getHours())}:${pad(date.getMinutes())}:${pad(date.getSeconds())}`;
+  }
+
+  function ago(epoch) {
+    if (epoch === null || epoch === undefined) return "";
+    const seconds = Date.now() / 1000 - epoch;
+    const future = seconds < 0;
+    const s = Math.abs(seconds);
+    const text = s < 60 ? `${Math.round(s)} s` : s < 3600 ? `${Math.round(s / 60)} min`
+      : s < 86400 ? `${Math.round(s / 3600)} h` : `${Math.round(s / 86400)} d`;
+    return future ? `in ${text}` : `${text} ago`;
+  }
+
+  function duration(seconds) {
+    if (seconds === null || seconds === undefined || seconds < 0) return "—";
+    if (seconds < 1) return `${(seconds * 1000).toFixed(seconds < 0.01 ? 1 : 0)} ms`;
+    if (seconds < 60) return `${seconds.toFixed(1)} s`;
+    if (seconds < 3600) return `${Math.floor(seconds / 60)} min ${Math.round(seconds % 60)} s`;
+    return `${Math.floor(seconds / 3600)} h ${Math.round((seconds % 3600) / 60)} min`;
+  }
+
+  function timeCell(epoch) {
+    return h("span", { title: ago(epoch) }, when(epoch));
+  }
+
+  // -- the API ---------------------------------------------------------------------------------
+
+  class ApiError extends Error {
+    constructor(status, problem) {
+      super((problem && problem.detail) || `the server answered ${status}`);
+      this.status = status;
+      this.problem = problem;
+    }
+  }
+
+  async function api(method, path, body) {
+    const headers = { Accept: "application/json" };
+    const token = sessionStorage.getItem(TOKEN);
+    if (token) headers.Authorization = `Bearer ${token}`;
+    const init = { method, headers, credentials: "omit", cache: "no-store" };
+    if (body !== undefined) {
+      headers["Content-Type"] = "application/json";
+      init.body = JSON.stringify(body);
+    }
+    let response;
+    try {
+      response = await fetch(path, init);
+    } catch (error) {
+      throw new ApiError(0, { detail: "cannot reach the server; is it running?" });
+    }
+    const text = await response.text();
+    let data = null;
+    try { data = text ? JSON.parse(text) : null; } catch (error) { data = { detail: text }; }
+    if (!response.ok) {
+      const failure = new ApiError(response.status, data);
+      if (response.status === 401) signIn(failure, Boolean(token));
+      throw failure;
+    }
+    return data;
+  }
+
+  async function flows(fresh) {
+    if (!flowsCache || fresh) flowsCache = (await api("GET", "/flows")).flows;
+    return flowsCache;
+  }
+
+  function parseJson(text, what) {
+    if (!text.trim()) return null;
+    try {
+      return JSON.parse(text);
+    } catch (error) {
+      throw new Error(`${what} is not valid JSON: ${error.message}`);
+    }
+  }
+
+  // -- sign-in ---------------------------------------------------------------------------------
+
+  // A page's lookups that may fail without spoiling it (the flows for a filter, say); a 401
+  // still stops the page, which the sign-in form has replaced.
+  function orNone(fallback) {
+    return (error) => {
+      if (error instanceof ApiError && error.status === 401) throw error;
+      return fallback;
+    };
+  }
+
+  let signInShown = -1;
+
+  function signIn(failure, had) {
+    if (signInShown === generation) return; // this page's other calls were refused too
+    stopRefresh();
+    generation += 1;
+    signInShown = generation;
+    sessionStorage.removeItem(TOKEN);
+    showWho();
+    const input = h("input", { type: "password", id: "token", autocomplete: "off", placeholder: "bearer token" });
+    const form = h("form", {
+      class: "card signin",
+      onsubmit: (event) => {
+        event.preventDefault();
+        if (!input.value.trim()) return;
+        sessionStorage.setItem(TOKEN, input.value.trim());
+        notice("");
+        showWho();
+        route();
+      },
+    },
+    h("h1", { text: "Sign in" }),
+    h("p", { text: had ? "The server refused the token: " + failure.message
+      : "This server needs a bearer token (one of its API tokens): " + failure.message }),
+    h("label", {}, "Token", input),
+    h("p", { class: "muted", text: "Kept in this tab only, sent as an Authorization header; closing the tab forgets it." }),
+    h("div", { class: "actions" }, h("button", { class: "primary", type: "submit", text: "Sign in" })));
+    main.replaceChildren(form);
+    input.focus();
+  }
+
+  function showWho() {
+    const who = document.getElementById("who");
+    if (sessionStorage.getItem(TOKEN)) {
+      who.replaceChildren("signed in with a token", h("button", {
+        type: "button",
+        id: "signout",
+        onclick: () => { sessionStorage.removeItem(TOKEN); showWho(); route(); },
+        text: "Sign out",
+      }));
+    } else {
+      who.replaceChildren();
+    }
+  }
+
+  // -- routing ---------------------------------------------------------------------------------
+
+  function stopRefresh() {
+    if (refreshTimer !== null) clearInterval(refreshTimer);
+    refreshTimer = null;
+  }
+
+  function every(fn) {
+    stopRefresh();
+    const mine = generation;
+    refreshTimer = setInterval(() => {
+      if (mine !== generation) return stopRefresh();
+      if (document.hidden) return;
+      const active = document.activeElement;
+      if (active && main.contains(active) && /^(INPUT|TEXTAREA|SELECT)$/.test(active.tagName)) return;
+      fn().catch((error) => notice(error.message));
+    }, REFRESH_MS);
+  }
+
+  function query(hash) {
+    const at = hash.indexOf("?");
+    return new URLSearchParams(at < 0 ? "" : hash.slice(at + 1));
+  }
+
+  const ROUTES = [
+    [/^#\/runs\/([^/?]+)$/, (m) => runPage(decodeURIComponent(m[1]))],
+    [/^#\/runs(\?.*)?$/, () => runsPage(query(location.hash))],
+    [/^#\/paused$/, () => pausedPage()],
+    [/^#\/workflows$/, () => workflowsPage()],
+    [/^#\/events(\?.*)?$/, () => eventsPage(query(location.hash))],
+  ];
+
+  async function route() {
+    stopRefresh();
+    generation += 1;
+    notice("");
+    const hash = location.hash || "#/runs";
+    for (const link of document.querySelectorAll("[data-nav]")) {
+      link.classList.toggle("active", hash.startsWith(`#/${link.dataset.nav}`));
+    }
+    for (const [pattern, page] of ROUTES) {
+      const match = hash.match(pattern);
+      if (!match) continue;
+      try {
+        await page(match);
+      } catch (error) {
+        if (!(error instanceof ApiError && error.status === 401)) {
+          main.replaceChildren(h("div", { class: "card" }, h("h1", { text: "Cannot show this page" }),
+            h("p", { class: "error", text: error.message })));
+        }
+      }
+      return;
+    }
+    location.hash = "#/runs";
+  }
+
+  function go(hash) {
+    if (location.hash === hash) route(); else location.hash = hash;
+  }
+
+  // -- runs ------------------------------------------------------------------------------------
+
+  async function runsPage(params) {
+    const mine = generation;
+    const workflow = params.get("workflow") || "";
+    const status = params.get("status") || "";
+    const limit = params.get("limit") || "20";
+    const cursor = params.get("cursor") || "";
+    if (!cursor) cursorTrail = [];
+    const known = await flows().catch(orNone([]));
+    const workflowInput = h("input", { id: "filter-workflow", list: "flow-ids", value: workflow, placeholder: "any workflow" });
+    const statusSelect = h("select", { id: "filter-status" },
+      h("option", { value: "", text: "any status" }),
+      STATUSES.map((s) => h("option", { value: s, text: s, selected: s === status })));
+    const limitSelect = h("select", { id: "filter-limit" },
+      ["20", "50", "100"].map((n) => h("option", { value: n, text: n, selected: n === limit })));
+    const auto = h("input", { type: "checkbox", id: "auto-refresh", checked: true });
+    const refreshed = h("span", { class: "refreshed", id: "refreshed" });
+    const table = h("div", { id: "runs-table" });
+    const pager = h("div", { class: "pager" });
+    const link = (changes) => {
+      const next = new URLSearchParams({ workflow, status, limit, cursor, ...changes });
+      for (const [key, value] of [...next]) if (!value) next.delete(key);
+      return `#/runs${[...next].length ? "?" + next : ""}`;
+    };
+    const filters = h("form", {
+      class: "filters",
+      onsubmit: (event) => {
+        event.preventDefault();
+        cursorTrail = [];
+        go(link({ workflow: workflowInput.value.trim(), status: statusSelect.value, limit: limitSelect.value, cursor: "" }));
+      },
+    },
+    h("label", {}, "Workflow", workflowInput, h("datalist", { id: "flow-ids" }, known.map((f) => h("option", { value: f.id })))),
+    h("label", {}, "Status", statusSelect),
+    h("label", {}, "Per page", limitSelect),
+    h("button", { type: "submit", class: "primary", text: "Filter" }),
+    h("label", { class: "inline" }, auto, "refresh by itself"),
+    refreshed);
+    statusSelect.addEventListener("change", () => filters.requestSubmit());
+    limitSelect.addEventListener("change", () => filters.requestSubmit());
+    main.replaceChildren(h("h1", { text: "Runs" }), filters, table, pager);
+
+    async function load() {
+      const path = `/runs?${new URLSearchParams(Object.entries({ workflow, status, limit, cursor }).filter(([, v]) => v))}`;
+      const page = await api("GET", path);
+      if (mine !== generation) return;
+      const now = Date.now() / 1000;
+      const rows = page.runs.map((run) => h("tr", { "data-run": run.id },
+        h("td", {}, h("a", { href: `#/runs/${encodeURIComponent(run.id)}`, class: "mono", text: run.id.slice(0, 12) })),
+        h("td", {}, run.workflow_name && run.workflow_name !== run.workflow ? `${run.workflow_name} (${run.workflow})` : run.workflow),
+        h("td", {}, badge(run.status)),
+        h("td", {}, timeCell(run.created_at)),
+        h("td", {}, duration((run.finished_at || (FINAL.has(run.status) ? run.created_at : now)) - run.created_at)),
+        h("td", {}, timeCell(run.finished_at))));
+      table.replaceChildren(rows.length ? h("table", { id: "runs" },
+        h("thead", {}, h("tr", {}, ["Run", "Workflow", "Status", "Started", "Duration", "Finished"].map((t) => h("th", { text: t })))),
+        h("tbody", {}, rows)) : h("p", { class: "muted card", text: "No runs match." }));
+      pager.replaceChildren(
+        h("button", { type: "button", text: "« First page", disabled: !cursor, onclick: () => { cursorTrail = []; go(link({ cursor: "" })); } }),
+        h("button", { type: "button", text: "‹ Newer", disabled: !cursor, onclick: () => { cursorTrail.pop(); go(link({ cursor: cursorTrail[cursorTrail.length - 1] || "" })); } }),
+        h("button", { type: "button", id: "older", text: "Older ›", disabled: !page.next_cursor, onclick: () => { cursorTrail.push(page.next_cursor); go(link({ cursor: page.next_cursor })); } }),
+        h("span", { class: "muted", text: `${page.runs.length} run${page.runs.length === 1 ? "" : "s"} on this page` }));
+      refreshed.textContent = `refreshed ${when(Date.now() / 1000).slice(11)}`;
+    }
+    await load();
+    every(async () => { if (auto.checked) await load(); });
+  }
+
+  // -- one run ---------------------------------------------------------------------------------
+
+  async function findPause(runId) {
+    let cursor = "";
+    for (let pages = 0; pages < 10; pages += 1) {
+      const page = await api("GET", `/paused?limit=1000${cursor ? "&cursor=" + encodeURIComponent(cursor) : ""}`);
+      const found = page.paused.find((p) => p.run_id === runId);
+      if (found) return found;
+      if (!page.next_cursor) return null;
+      cursor = page.next_cursor;
+    }
+    return null;
+  }
+
+  function confirmButton(label, className, confirmText, action) {
+    const holder = h("span", { class: "actions" });
+    const first = h("button", { type: "button", class: className, text: label, onclick: () => {
+      holder.replaceChildren(h("span", { text: confirmText }),
+        h("button", { type: "button", class: "danger", "data-confirm": label, text: "Yes", onclick: async (event) => {
+          event.target.disabled = true;
+          try { await action(); } catch (error) { notice(error.message); holder.replaceChildren(first); }
+        } }),
+        h("button", { type: "button", text: "No", onclick: () => holder.replaceChildren(first) }));
+    } });
+    holder.appendChild(first);
+    return holder;
+  }
+
+  function stepTree(run) {
+    const begin = run.created_at;
+    const end = Math.max(run.finished_at || Date.now() / 1000, ...run.steps.map((s) => s.finished_at || 0));
+    const span = Math.max(end - begin, 0.001);
+    return h("ol", { class: "steps", id: "steps" }, run.steps.map((step) => {
+      const took = step.started_at && step.finished_at ? step.finished_at - step.started_at : null;
+      const bar = h("div", { class: "timing", title: `${when(step.started_at)} → ${when(step.finished_at)}` });
+      if (step.started_at) {
+        const fill = h("span");
+        fill.style.left = `${(100 * (step.started_at - begin)) / span}%`;
+        fill.style.width = `${(100 * ((step.finished_at || end) - step.started_at)) / span}%`;
+        bar.appendChild(fill);
+      }
+      return h("li", { class: "step", "data-step": step.id },
+        h("div", { class: "rail" }, h("span", { class: `dot s-${step.status}` })),
+        h("div", { class: "body" },
+          h("div", { class: "step-head" },
+            h("span", { class: "name", text: step.id }),
+            h("span", { class: "kind", text: step.kind }),
+            badge(step.status),
+            h("span", { class: "muted", text: `attempts ${step.attempts}` }),
+            step.redispatches ? h("span", { class: "muted", text: `dispatched again after ${step.redispatches} restart(s)` }) : null,
+            h("span", { class: "muted", text: step.started_at ? `started ${when(step.started_at)}` : "not started" }),
+            took !== null ? h("span", { class: "muted", text: `took ${duration(took)}` }) : null),
+          bar,
+          step.error ? h("div", { class: "error", text: `${step.error_type ? step.error_type + ": " : ""}${step.error}` }) : null,
+          step.output !== null && step.output !== undefined
+            ? h("details", {}, h("summary", { text: "output" }), h("pre", { text: json(step.output) })) : null));
+    }));
+  }
+
+  function pauseForm(pause, onDone) {
+    const name = h("input", { name: "approved_by", placeholder: "your name (approved_by)" });
+    const reason = h("input", { name: "reason", placeholder: "reason (optional)" });
+    const extra = h("textarea", { name: "payload", placeholder: '{"any": "more fields"}' });
+    const send = async (approved) => {
+      let payload;
+      try {
+        payload = parseJson(extra.value, "the payload") || {};
+        if (typeof payload !== "object" || Array.isArray(payload)) throw new Error("the payload is a JSON object");
+      } catch (error) { notice(error.message); return; }
+      payload.approved = approved;
+      if (name.value.trim()) payload.approved_by = name.value.trim();
+      if (reason.value.trim()) payload.reason = reason.value.trim();
+      try {
+        await api("POST", `/resume/${encodeURIComponent(pause.token)}`, payload);
+        notice(`${approved ? "Approved" : "Rejected"}: run ${pause.run_id} goes on.`, true);
+        onDone();
+      } catch (error) { notice(error.message); }
+    };
+    return h("div", { class: "form" },
+      h("label", {}, "Approved by", name), h("label", {}, "Reason", reason),
+      h("label", {}, "More payload (JSON object)", extra),
+      h("div", { class: "actions" },
+        h("button", { type: "button", class: "approve", text: "Approve", onclick: () => send(true) }),
+        h("button", { type: "button", class: "reject", text: "Reject", onclick: () => send(false) })));
+  }
+
+  async function runPage(runId) {
+    const mine = generation;
+    const known = await flows().catch(orNone([]));
+    const isFlow = (run) => known.some((f) => f.id === run.workflow);
+    const holder = h("div", { id: "run" });
+    main.replaceChildren(h("p", {}, h("a", { href: "#/runs", text: "← Runs" })), holder);
+    let shownStatus = null;
+
+    async function load() {
+      const run = await api("GET", `/runs/${encodeURIComponent(runId)}`);
+      if (mine !== generation) return;
+      const flow = isFlow(run);
+      const net = flow ? null : await api("GET", `/workflows/${encodeURIComponent(runId)}/net`).catch(orNone(null));
+      const pause = run.status === "waiting" ? await findPause(runId).catch(orNone(null)) : null;
+      if (mine !== generation) return;
+      const final = FINAL.has(run.status);
+      const actions = h("div", { class: "actions" });
+      if (!final) {
+        actions.appendChild(confirmButton("Cancel run", "danger", "Cancel this run?", async () => {
+          await api("POST", flow ? `/runs/${encodeURIComponent(runId)}/cancel` : `/workflows/${encodeURIComponent(runId)}/cancel`);
+          notice(`Run ${runId} canceled.`, true);
+          await load();
+        }));
+      }
+      if (flow) {
+        const replayBox = h("div", { class: "card", hidden: true },
+          h("label", {}, "Payload for the replay (JSON; empty: the recorded one)",
+            h("textarea", { id: "replay-payload", value: run.payload === null ? "" : json(run.payload) })),
+          h("div", { class: "actions" }, h("button", { type: "button", class: "primary", id: "replay-start", text: "Start the replay", onclick: async () => {
+            try {
+              const text = replayBox.querySelector("textarea").value;
+              const body = text.trim() ? { payload: parseJson(text, "the payload") } : {};
+              const started = await api("POST", `/runs/${encodeURIComponent(runId)}/replay`, body);
+              go(`#/runs/${encodeURIComponent(started.run_id)}`);
+              notice(`Replay of ${runId} started.`, true);
+            } catch (error) { notice(error.message); }
+          } })));
+        actions.appendChild(h("button", { type: "button", id: "replay", text: "Replay…", onclick: () => { replayBox.hidden = !replayBox.hidden; } }));
+        actions.appendChild(replayBox);
+      }
+      const meta = h("dl", { class: "meta" },
+        h("dt", { text: "Workflow" }), h("dd", {}, flow ? h("a", { href: `#/runs?workflow=${encodeURIComponent(run.workflow)}`, text: run.workflow_name || run.workflow }) : `${run.workflow} (net workflow)`),
+        h("dt", { text: "Status" }), h("dd", {}, badge(run.status)),
+        h("dt", { text: "Started" }), h("dd", {}, `${when(run.created_at)} (${ago(run.created_at)})`),
+        h("dt", { text: "Finished" }), h("dd", { text: run.finished_at ? `${when(run.finished_at)} (${ago(run.finished_at)})` : "—" }),
+        h("dt", { text: "Duration" }), h("dd", { text: duration((run.finished_at || Date.now() / 1000) - run.created_at) }),
+        run.replay_of ? h("dt", { text: "Replay of" }) : null,
+        run.replay_of ? h("dd", {}, h("a", { href: `#/runs/${encodeURIComponent(run.replay_of)}`, class: "mono", text: run.replay_of })) : null);
+      const parts = [
+        h("h1", {}, "Run ", h("span", { class: "mono", id: "run-id", text: run.id }), badge(run.status)),
+        actions,
+        h("div", { class: "grid2" },
+          h("div", { class: "card" }, meta),
+          h("div", { class: "card" },
+            h("h2", { text: "Payload" }), h("pre", { id: "payload", text: json(run.payload) }),
+            h("h2", { text: "Output" }), h("pre", { id: "output", text: json(run.output) }),
+            run.error ? h("h2", { text: "Error" }) : null,
+            run.error ? h("pre", { class: "error", id: "error", text: `${run.error_type ? run.error_type + ": " : ""}${run.error}` }) : null)),
+      ];
+      if (pause) {
+        parts.push(h("div", { class: "card", id: "pause" },
+          h("h2", { text: `Waiting for a person at step “${pause.step}”` }),
+          pause.description ? h("p", { text: pause.description }) : null,
+          pauseForm(pause, load)));
+      }
+      if (net) {
+        parts.push(h("h2", { text: "Net" }),
+          h("div", { class: "legend" }, ["enabled", "started", "completed", "failed", "canceled", "disabled"].map((s) => badge(s)),
+            h("span", { class: "muted", text: "● a token in a condition" })),
+          h("div", { class: "net", id: "net" }, window.drawNet(net)),
+          h("h2", { text: "Tasks" }),
+          h("table", { id: "tasks" },
+            h("thead", {}, h("tr", {}, ["Task", "Kind", "Join", "Split", "State", "Cancels"].map((t) => h("th", { text: t })))),
+            h("tbody", {}, net.tasks.map((t) => h("tr", { "data-task": t.name },
+              h("td", { text: t.name }), h("td", { text: t.kind }), h("td", { text: t.join }), h("td", { text: t.split }),
+              h("td", {}, badge(t.state)), h("td", { text: t.cancels.join(", ") || "—" }))))));
+      }
+      parts.push(h("h2", { text: flow ? "Steps" : "Work" }),
+        run.steps.length ? stepTree(run) : h("p", { class: "muted", text: "No step has run yet." }));
+      // keep open <details> and typed text across refreshes: only redraw when something changed
+      const focused = holder.contains(document.activeElement);
+      if (!focused || shownStatus !== run.status) holder.replaceChildren(...parts);
+      shownStatus = run.status;
+      if (final) stopRefresh();
+    }
+    await load();
+    every(load);
+  }
+
+  // -- paused runs -----------------------------------------------------------------------------
+
+  async function pausedPage() {
+    const mine = generation;
+    const list = h("div", { id: "paused" });
+    main.replaceChildren(h("h1", { text: "Paused runs" }),
+      h("p", { class: "muted", text: "Runs waiting for a person (human_in_the_loop), oldest first. Approve or reject with an optional payload." }),
+      list);
+    let cursor = "";
+    async function load(append) {
+      const page = await api("GET", `/paused?limit=50${cursor ? "&cursor=" + encodeURIComponent(cursor) : ""}`);
+      if (mine !== generation) return;
+      const cards = page.paused.map((pause) => {
+        const card = h("div", { class: "card", "data-run": pause.run_id, "data-token": pause.token });
+        card.append(h("div", { class: "pause" },
+          h("div", {},
+            h("h2", {}, h("a", { href: `#/runs/${encodeURIComponent(pause.run_id)}`, class: "mono", text: pause.run_id.slice(0, 12) }),
+              ` · ${pause.workflow} · step “${pause.step}”`),
+            pause.description ? h("p", { text: pause.description }) : null,
+            h("dl", { class: "meta" },
+              h("dt", { text: "Paused" }), h("dd", { text: `${when(pause.paused_at)} (${ago(pause.paused_at)})` }),
+              h("dt", { text: "Expires" }), h("dd", { text: pause.expires_at ? `${when(pause.expires_at)} (${ago(pause.expires_at)})` : "never" }),
+              h("dt", { text: "Token" }), h("dd", { class: "mono", text: pause.token }),
+              pause.approval_url ? h("dt", { text: "Approve at" }) : null,
+              pause.approval_url ? h("dd", { text: pause.approval_url }) : null),
+            Object.keys(pause.metadata || {}).length ? h("details", {}, h("summary", { text: "metadata" }), h("pre", { text: json(pause.metadata) })) : null,
+            pause.last !== null && pause.last !== undefined ? h("details", {}, h("summary", { text: "last step's output" }), h("pre", { text: json(pause.last) })) : null),
+          pauseForm(pause, () => card.remove())));
+        return card;
+      });
+      if (append) list.append(...cards); else list.replaceChildren(...cards);
+      if (!list.children.length) list.replaceChildren(h("p", { class: "muted card", text: "No run is waiting for a person." }));
+      cursor = page.next_cursor || "";
+      if (cursor) list.append(h("button", { type: "button", text: "More", onclick: (event) => { event.target.remove(); load(true); } }));
+    }
+    await load(false);
+  }
+
+  // -- workflows -------------------------------------------------------------------------------
+
+  function triggerText(trigger) {
+    switch (trigger.kind) {
+      case "webhook": return `webhook ${trigger.method} ${trigger.path}`;
+      case "schedule": return `cron “${trigger.cron}” (${trigger.timezone || "UTC"})`;
+      case "interval": return `every ${duration(trigger.every)}`;
+      case "event": return `event “${trigger.event}”`;
+      case "poll": return `poll every ${duration(trigger.every)}`;
+      default: return trigger.kind;
+    }
+  }
+
+  async function workflowsPage() {
+    const mine = generation;
+    const known = await flows(true);
+    const cards = [];
+    for (const flow of known) {
+      const timed = flow.triggers.some((t) => t.kind === "schedule" || t.kind === "interval");
+      const fires = timed ? await api("GET", `/flows/${encodeURIComponent(flow.id)}/next-fires?count=3`).catch(orNone(null)) : null;
+      if (mine !== generation) return;
+      let scheduleIndex = 0;
+      const items = flow.triggers.map((trigger) => {
+        const li = h("li", { "data-trigger": trigger.kind });
+        if (trigger.kind === "event") {
+          li.append(h("a", { href: `#/events?name=${encodeURIComponent(trigger.event)}`, text: triggerText(trigger) }));
+        } else {
+          li.append(triggerText(trigger));
+        }
+        if ((trigger.kind === "schedule" || trigger.kind === "interval") && fires) {
+          const next = fires.schedules[scheduleIndex++];
+          if (next) li.append(h("div", { class: "fires", text: `next: ${next.next.map((t) => `${when(t)} (${ago(t)})`).join(" · ") || "none"}` }));
+        }
+        return li;
+      });
+      items.push(h("li", { class: "muted", text: "by hand: POST /runs, cronflow-actors run, or below" }));
+      const payload = h("textarea", { placeholder: "payload (JSON), optional" });
+      const limits = [flow.concurrency ? `concurrency ${flow.concurrency}` : null,
+        flow.rate_limit ? `at most ${flow.rate_limit.count} per ${duration(flow.rate_limit.per_seconds)}` : null,
+        flow.queue ? `queue ${flow.queue}` : null].filter(Boolean);
+      cards.push(h("div", { class: "card", "data-flow": flow.id },
+        h("h2", {}, flow.name, flow.name !== flow.id ? h("span", { class: "muted mono", text: ` ${flow.id}` }) : null,
+          flow.version ? h("span", { class: "kind", text: flow.version }) : null),
+        flow.description ? h("p", { text: flow.description }) : null,
+        flow.tags.length ? h("p", { class: "muted", text: `tags: ${flow.tags.join(", ")}` }) : null,
+        limits.length ? h("p", { class: "muted", text: limits.join(" · ") }) : null,
+        h("strong", { text: "Triggers" }),
+        h("ul", { class: "triggers" }, items),
+        h("details", {}, h("summary", { text: "start a run" }), payload,
+          h("div", { class: "actions" }, h("button", { type: "button", class: "primary", text: "Start", onclick: async () => {
+            try {
+              const started = await api("POST", "/runs", { workflow: flow.id, payload: parseJson(payload.value, "the payload") });
+              go(`#/runs/${encodeURIComponent(started.run_id)}`);
+            } catch (error) { notice(error.message); }
+          } }))),
+        h("p", {}, h("a", { href: `#/runs?workflow=${encodeURIComponent(flow.id)}`, text: "runs of this flow →" }))));
+    }
+    main.replaceChildren(h("h1", { text: "Workflows" }),
+      cards.length ? h("div", { id: "flows" }, cards) : h("p", { class: "muted card", text: "No flow is registered." }));
+  }
+
+  // -- events ----------------------------------------------------------------------------------
+
+  async function eventsPage(params) {
+    const known = await flows().catch(orNone([]));
+    const events = [...new Set(known.flatMap((f) => f.triggers.filter((t) => t.kind === "event").map((t) => t.event)))].sort();
+    const name = h("input", { id: "event-name", list: "event-names", value: params.get("name") || "", required: true, placeholder: "event name" });
+    const payload = h("textarea", { id: "event-payload", placeholder: '{"order_id": "o-1"}' });
+    const result = h("div", { id: "event-result" });
+    const form = h("form", { class: "card", onsubmit: async (event) => {
+      event.preventDefault();
+      notice("");
+      try {
+        const body = parseJson(payload.value, "the payload");
+        const published = await api("POST", `/events/${encodeURIComponent(name.value.trim())}`, body);
+        result.replaceChildren(h("div", { class: "card" },
+          h("h2", { text: `Published “${name.value.trim()}”` }),
+          published.started.length
+            ? h("ul", {}, published.started.map((id) => h("li", {}, "started run ", h("a", { href: `#/runs/${encodeURIComponent(id)}`, class: "mono", text: id }))))
+            : h("p", { class: "muted", text: "No flow started for it (steps waiting for it were woken, if any)." }),
+          published.refused.length ? h("pre", { class: "error", text: json(published.refused) }) : null));
+      } catch (error) { notice(error.message); }
+    } },
+    h("label", {}, "Event", name, h("datalist", { id: "event-names" }, events.map((e) => h("option", { value: e })))),
+    h("label", {}, "Payload (JSON)", payload),
+    h("div", { class: "actions" }, h("button", { type: "submit", class: "primary", id: "publish", text: "Publish" })));
+    main.replaceChildren(h("h1", { text: "Publish an event" }),
+      h("p", { class: "muted", text: events.length ? `Flows listen for: ${events.join(", ")}.` : "No registered flow starts on an event; steps may still wait for one." }),
+      form, result);
+  }
+
+  window.addEventListener("hashchange", route);
+  showWho();
+  route();
+})();

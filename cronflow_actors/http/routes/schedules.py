@@ -1,0 +1,79 @@
+"""When a flow's schedules fire next: ``GET /flows/{id}/next-fires`` gives, for each cron
+schedule and interval of the flow, its next ``count`` ticks after now (epoch seconds), as the
+runtime's scheduler computes them (a cron expression in its time zone, an interval aligned to
+multiples of its length). The web console shows them with each flow's triggers.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from cronflow_actors.http.edge import Edge, json_response, route
+from cronflow_actors.http.requests import query_int
+from cronflow_actors.runtime import FlowTrigger
+
+__all__ = ["NextFires", "ScheduleFires", "routes"]
+
+
+class ScheduleFires(msgspec.Struct, frozen=True, kw_only=True):
+    """One schedule or interval trigger and its next ticks, soonest first (fewer when the
+    expression has none left in the next 50 years)."""
+
+    trigger: FlowTrigger
+    next: list[float]
+
+
+class NextFires(msgspec.Struct, frozen=True, kw_only=True):
+    """``GET /flows/{id}/next-fires``: the flow, the server's time, and each schedule."""
+
+    flow: str
+    now: float
+    schedules: list[ScheduleFires]
+
+
+def routes(edge: Edge) -> list[Route]:
+    runtime = edge.runtime
+
+    async def next_fires(request: Request) -> Response:
+        flow_id = request.path_params["id"]
+        compiled = runtime.catalog.root(flow_id)  # 404 for a flow not registered
+        count = query_int(request, "count", 5, low=1, high=50)
+        now = runtime.clock.now()
+        crons = iter(compiled.triggers.schedules)
+        intervals = iter(compiled.triggers.intervals)
+        found = []
+        next_after: Callable[[float], float]
+        for trigger in compiled.description.triggers:
+            if trigger.kind == "schedule":
+                next_after = next(crons).next_after
+            elif trigger.kind == "interval":
+                next_after = _aligned(next(intervals))
+            else:
+                continue
+            ticks: list[float] = []
+            at = now
+            while len(ticks) < count:
+                at = next_after(at)
+                if math.isinf(at):
+                    break
+                ticks.append(at)
+            found.append(ScheduleFires(trigger=trigger, next=ticks))
+        return json_response(NextFires(flow=flow_id, now=now, schedules=found))
+
+    return [route("/flows/{id}/next-fires", edge.auth, get=next_fires)]
+
+
+def _aligned(seconds: float) -> Callable[[float], float]:
+    """An interval's ticks: the multiples of its length (as the runtime's scheduler fires
+    them, ``runtime/schedules.py``)."""
+
+    def next_after(when: float) -> float:
+        return (math.floor(when / seconds) + 1) * seconds
+
+    return next_after

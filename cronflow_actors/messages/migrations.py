@@ -1,0 +1,52 @@
+"""What a migration (spec/tasquencer-semantics.md section 9) persists in the instance it starts:
+the ``MigrationRecord`` that puts it in fast-forward mode, with the old instance's workflows
+(``MigrationSource``) as the migration left them. Persisted shapes only grow."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from cronflow_actors.messages.states import TaskState, WorkflowState
+
+__all__ = ["MigrationRecord", "MigrationSource"]
+
+
+class MigrationSource(msgspec.Struct, frozen=True, kw_only=True):
+    """One workflow (the root, or a child) of the instance a migration came from, as the
+    migration left it (its root canceled): what task migrators read as ``ctx.migrating_from``,
+    and where a fast-forwarded task takes its recorded output from."""
+
+    id: str
+    name: str
+    version: str = ""
+    path: tuple[str, ...] = ()
+    state: WorkflowState
+    payload: Any = None
+    output: Any = None
+    outputs: dict[str, Any] = msgspec.field(default_factory=dict)
+    """The recorded output of each task that has one."""
+    tasks: dict[str, TaskState] = msgspec.field(default_factory=dict)
+    generations: dict[str, int] = msgspec.field(default_factory=dict)
+    parent_id: str | None = None
+    parent_task: str | None = None
+
+
+class MigrationRecord(msgspec.Struct, kw_only=True):
+    """What makes an instance the target of a migration (spec section 9): it runs in
+    fast-forward mode for its whole life (every time one of its tasks is enabled, that task's
+    migrator, if any, says ``fast_forward`` or ``continue``)."""
+
+    workflow: str
+    from_instance: str
+    from_version: str
+    to_version: str
+    source: list[MigrationSource] = msgspec.field(default_factory=list)
+    """The workflows of the instance migrated from, its root first, in creation order."""
+    fast_forward: dict[str, Any] = msgspec.field(default_factory=dict)
+    """Root tasks fast-forwarded with these recorded outputs the first time they are enabled
+    (a Cronflow-style flow's steps that completed in the old run); consumed as they are used."""
+    registered: bool = True
+    """Whether a registered migration (``net.migration``, code) drives it: then that migration
+    must be registered wherever the instance runs. False for a flow's output mapping alone."""

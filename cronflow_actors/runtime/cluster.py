@@ -1,0 +1,389 @@
+"""Several runtime processes on one PostgreSQL database: the process lease, instance claims,
+takeover after a crash, timers of unheld instances, and work sent to another process.
+
+A runtime on a store that can be shared (``PostgresStore``) takes a ``ClusterLease`` in place of
+the single-owner ``DatabaseLease``: it registers the process (owner id, host, pid, expiry on the
+database's clock) and renews that row by heartbeats, every third of ``lease_seconds``. The row's
+expiry is the expiry of every instance lease the process holds.
+
+- An instance is held by the process that runs it: new runs by the process that started them;
+  a waiting instance (nothing to run) is nobody's, and the first process that has work for it
+  claims it (``FOR UPDATE SKIP LOCKED``) and activates it from its snapshot.
+- Work for an instance another live process holds (an HTTP call, a resume, an event) is posted
+  to that process through the database and answered back (NOTIFY, with polling as the fallback).
+- A process that dies keeps its leases until they expire; then the others take its instances
+  with work to run over from their snapshots (``take_over``), in batches, and arm their timers.
+- Timers fire where the instance is held; a due timer of an instance nobody holds is fired by
+  whichever process claims the instance first.
+- A process whose own lease expired (it was paused past it) may have lost instances to others:
+  its snapshot writes are fenced per instance, and it stops accepting work (``on_lost``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+import msgspec
+
+import cronflow_actors.errors as error_tree
+from cronflow_actors.engine.timers import TimerService
+from cronflow_actors.errors import (
+    ConfigurationError,
+    LeaseLostError,
+    MockLostError,
+    RuntimeNotRunningError,
+    StoreClosedError,
+    StoreFailedError,
+)
+from cronflow_actors.kernel import ActorSystem, Clock
+from cronflow_actors.messages import Message, SnapshotRecord, decoder_for, encode
+from cronflow_actors.messages.engine import TimerFired, WorkflowCommand
+from cronflow_actors.net.spec import NetSpec
+from cronflow_actors.runtime.instances import InstanceDirectory
+from cronflow_actors.runtime.lifecycle import LifecycleMethods
+from cronflow_actors.runtime.ownership import DatabaseLease
+from cronflow_actors.store import Store
+from cronflow_actors.store.postgres_cluster import ClusterOps, Posted
+
+__all__ = ["ClusterLease", "ClusterRecovery", "lease_for"]
+
+logger = logging.getLogger(__name__)
+
+_commands = decoder_for(WorkflowCommand)
+_replies = msgspec.msgpack.Decoder()
+
+
+class _Reply(msgspec.Struct, array_like=True):
+    """The answer to work posted to another process: its result, or the error it raised."""
+
+    ok: bool
+    result: Any = None
+    error_type: str = ""
+    error_args: list[Any] = []
+    error_state: dict[str, Any] = {}
+
+
+class ClusterRecovery(LifecycleMethods):
+    """Recovery on a shared database (``Runtime`` inherits it): the instances with work to run
+    that no live process holds are taken over (claimed), never loaded because they are stored:
+    another process may be running them."""
+
+    async def _recover(self, names: set[str]) -> None:
+        lease: Any = self.lease
+        if isinstance(lease, ClusterLease):
+            self.recovered += await lease.take_over(names)
+            await self.pinning.scan_waiting(names, self._spec_of)
+        else:
+            await super()._recover(names)
+
+
+def lease_for(
+    store: Store, clock: Clock, *, duration: float, wait: bool, on_lost: Callable[[Exception], None]
+) -> DatabaseLease | ClusterLease:
+    """The lease a runtime takes on ``store``: one process among several on a shared database,
+    or the one owner of a SQLite file."""
+    if isinstance(store, ClusterOps):
+        return ClusterLease(store, clock, duration=duration, on_lost=on_lost)
+    return DatabaseLease(store, clock, duration=duration, wait=wait, on_lost=on_lost)
+
+
+class ClusterLease:
+    """This process's membership of the processes sharing the database (see the module)."""
+
+    def __init__(
+        self,
+        store: ClusterOps,
+        clock: Clock,
+        *,
+        duration: float = 5.0,
+        on_lost: Callable[[Exception], None],
+        poll: float = 0.5,
+    ) -> None:
+        if not isinstance(duration, int | float) or isinstance(duration, bool) or duration <= 0:
+            raise ConfigurationError("lease_seconds", duration, "a number of seconds > 0")
+        self.owner = uuid.uuid4().hex[:16]
+        self.host = socket.gethostname()
+        self.pid = os.getpid()
+        self.duration = float(duration)
+        self.poll = min(poll, self.duration / 2)
+        self._store = store
+        self._clock = clock
+        self._on_lost = on_lost
+        self.held = False
+        self._tasks: list[asyncio.Task[None]] = []
+        self._work = asyncio.Event()
+        self._answered: dict[str, asyncio.Event] = {}
+        self._instances: InstanceDirectory | None = None
+        self._timers: TimerService | None = None
+        self._spec_of: Callable[[SnapshotRecord], NetSpec] | None = None
+        self._on_recovered: Callable[[], None] = lambda: None
+        self._waiting: Callable[[], Iterable[str]] = tuple
+        self._recheck: Callable[[str], Awaitable[None]] | None = None
+        self.taken_over = 0
+        """Instances this process took over from processes whose lease expired."""
+
+    def attach(
+        self,
+        *,
+        instances: InstanceDirectory,
+        timers: TimerService,
+        spec_of: Callable[[SnapshotRecord], NetSpec],
+        on_recovered: Callable[[], None],
+        waiting: Callable[[], Iterable[str]],
+        recheck: Callable[[str], Awaitable[None]],
+    ) -> None:
+        """What the runtime gives once its parts exist: the instance directory, the timer
+        service (an instance claimed here has its stored timers armed here), the definition
+        of a stored instance, a count of recovered instances, and the waited-for runs to
+        look at in the store (they may end in another process)."""
+        self._instances = instances
+        self._timers = timers
+        self._spec_of = spec_of
+        self._on_recovered = on_recovered
+        self._waiting = waiting
+        self._recheck = recheck
+
+    # -- the process lease ----------------------------------------------------------------------
+
+    async def acquire(self) -> None:
+        await self._store.join_cluster(self.owner, self.host, self.pid, self.duration)
+        self.held = True
+
+    def start_heartbeat(self, system: ActorSystem) -> None:
+        loops = (
+            (self._beat(), "process lease heartbeat"),
+            (self._take_over_forever(), "take over instances"),
+            (self._timers_forever(), "fire timers of unheld instances"),
+            (self._waiters_forever(), "runs that end in other processes"),
+        )
+        self._tasks = [system.create_task(coro, name=name) for coro, name in loops]
+        # Waiting for work from other processes is not work in flight here (wait_idle would
+        # never return): a plain task, cancelled by release(); the work it takes is the system's
+        self._tasks.append(
+            asyncio.get_running_loop().create_task(
+                self._inbox_forever(system), name="work from other processes"
+            )
+        )
+
+    async def release(self) -> None:
+        """Stop the loops and give every held instance up, for the others to claim at once."""
+        for task in self._tasks:
+            task.cancel()
+        self._tasks = []
+        if self.held:
+            self.held = False
+            await self._store.leave_cluster(self.owner)
+
+    async def _beat(self) -> None:
+        while True:
+            await self._clock.sleep(self.duration / 3)
+            try:
+                renewed = await self._store.heartbeat(self.owner, self.duration)
+                if not renewed:
+                    raise LeaseLostError(repr(self._store), self.owner, None)
+                await self._check()
+            except (LeaseLostError, StoreFailedError, StoreClosedError) as failed:
+                self.held = not isinstance(failed, LeaseLostError) and self.held
+                logger.critical("%s", failed)
+                self._on_lost(failed)
+                return
+            except Exception:
+                logger.exception("the process lease could not be renewed; trying again")
+
+    async def _check(self) -> None:
+        check = getattr(self._store, "check", None)
+        if check is not None:
+            await check()
+
+    # -- instances: claims, takeover, timers ----------------------------------------------------
+
+    async def claim(self, instance_id: str) -> str | None:
+        """Claim the instance for this process: None once it may run it here (or there is no
+        such instance), else the live process that holds it."""
+        for _attempt in range(200):
+            found = await self._store.claim(instance_id, self.owner)
+            if found.holder is not None:
+                return found.holder
+            if found.snapshot is not None:
+                await self._arm(instance_id)
+            if not found.busy:
+                return None
+            await asyncio.sleep(0.01)  # a writer or another claimer has the row for a moment
+        return None
+
+    async def _arm(self, instance_id: str) -> None:
+        """Arm the stored timers of an instance this process now holds (set elsewhere, they
+        are in no window of its timer service)."""
+        if self._timers is not None:
+            for timer in await self._store.instance_timers(instance_id):
+                self._timers.arm(timer)
+
+    async def take_over(self, names: Iterable[str] | None = None) -> int:
+        """Claim and load instances with work to run that no live process holds."""
+        instances, spec_of = self._instances, self._spec_of
+        if instances is None or spec_of is None:
+            return 0
+        wanted = None if names is None else set(names)
+        total = 0
+        while True:
+            snapshots = await self._store.take_over(self.owner, limit=100)
+            for snapshot in snapshots:
+                if wanted is not None and snapshot.workflow not in wanted:
+                    continue
+                try:
+                    spec = spec_of(snapshot)
+                except (LookupError, MockLostError):
+                    logger.warning(
+                        "instance %s of %s %s not taken over: that version is not registered",
+                        snapshot.instance_id,
+                        snapshot.workflow,
+                        snapshot.version,
+                    )
+                    continue
+                admitted = await instances.admit(snapshot, spec)
+                if admitted is None:
+                    continue  # held: its definition changed under its version
+                await self._arm(snapshot.instance_id)
+                if instances.recover(admitted, spec):
+                    total += 1
+                    self._on_recovered()
+            if len(snapshots) < 100:
+                break
+        if total:
+            self.taken_over += total
+            logger.info("took over %d instances with work to run", total)
+        return total
+
+    async def _take_over_forever(self) -> None:
+        while True:
+            await self._clock.sleep(self.duration / 2)
+            try:
+                await self.take_over()
+            except Exception:
+                logger.exception("taking instances over failed; trying again")
+
+    async def _timers_forever(self) -> None:
+        instances = self._instances
+        assert instances is not None
+        while True:
+            await self._clock.sleep(self.poll)
+            try:
+                # a grace of one poll: the process that set a timer fires it first, if it can
+                due = await self._store.unheld_due_timers(self._clock.now() - self.poll)
+            except Exception:
+                logger.exception("reading due timers failed; trying again")
+                continue
+            for timer in due:
+                instances.deliver(timer.instance_id, TimerFired(timer_id=timer.timer_id))
+
+    async def _waiters_forever(self) -> None:
+        instances = self._instances
+        while True:
+            await self._clock.sleep(self.poll)
+            if self._recheck is None or instances is None:
+                continue
+            for instance_id in list(self._waiting()):
+                if instance_id not in instances:
+                    try:
+                        await self._recheck(instance_id)
+                    except Exception:
+                        logger.exception("looking at run %s failed", instance_id)
+
+    # -- work sent to the process that holds an instance ----------------------------------------
+
+    async def forward(self, owner: str, instance_id: str, command: Message) -> Any:
+        """Have process ``owner`` carry ``command`` out on the instance; its result or error.
+
+        Posted through the database; if ``owner`` dies before taking it, it is taken back and
+        this process claims the instance itself."""
+        posted = await self._store.post(owner, self.owner, instance_id, encode(command))
+        answered = self._answered[posted] = asyncio.Event()
+        try:
+            while True:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(answered.wait(), self.poll)
+                answered.clear()
+                replies = await self._store.answers([posted])
+                if posted in replies:
+                    return _unpack(replies[posted])
+                if not await self._store.is_live(owner):
+                    if await self._store.withdraw(posted):
+                        assert self._instances is not None
+                        return await self._instances.send(instance_id, command)
+                    raise RuntimeNotRunningError(
+                        f"reach instance {instance_id}",
+                        f"process {owner}, which held it, stopped before it answered; the call "
+                        "may or may not have been carried out: look at the run, then try again",
+                    )
+        finally:
+            del self._answered[posted]
+
+    def _heard_answer(self, posted: str) -> None:
+        event = self._answered.get(posted)
+        if event is not None:
+            event.set()
+
+    async def _inbox_forever(self, system: ActorSystem) -> None:
+        try:
+            await self._store.listen(self._work.set, self._heard_answer)
+        except Exception as error:  # polling alone then
+            logger.warning("LISTEN failed (%s); polling for work every %g s", error, self.poll)
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._work.wait(), self.poll)
+            self._work.clear()
+            try:
+                taken = await self._store.take_posted(self.owner)
+            except Exception:
+                logger.exception("reading work from other processes failed; trying again")
+                continue
+            for posted in taken:
+                system.create_task(self._carry_out(posted), name=f"work for {posted.instance_id}")
+
+    async def _carry_out(self, posted: Posted) -> None:
+        assert self._instances is not None
+        try:
+            result = await self._instances.send(posted.instance_id, _commands.decode(posted.body))
+            reply = _Reply(ok=True, result=result)
+        except Exception as error:
+            reply = _error_reply(error)
+        try:
+            await self._store.answer(posted, encode(reply))
+        except Exception:
+            logger.exception("answering work for %s failed", posted.instance_id)
+
+
+def _error_reply(error: Exception) -> _Reply:
+    """An error as data: cronflow's errors come back as themselves, others as their text."""
+    kind = type(error)
+    if getattr(error_tree, kind.__name__, None) is not kind:
+        return _Reply(ok=False, error_type="", error_args=[f"{kind.__name__}: {error}"])
+    state = {}
+    for key, value in vars(error).items():
+        try:
+            encode(value)
+        except (TypeError, msgspec.EncodeError):
+            continue
+        state[key] = value
+    args = [a if isinstance(a, str | int | float | bool | None) else str(a) for a in error.args]
+    return _Reply(ok=False, error_type=kind.__name__, error_args=args, error_state=state)
+
+
+def _unpack(body: bytes) -> Any:
+    reply = msgspec.convert(_replies.decode(body), _Reply)
+    if reply.ok:
+        return reply.result
+    kind = getattr(error_tree, reply.error_type, None) if reply.error_type else None
+    if not (isinstance(kind, type) and issubclass(kind, Exception)):
+        raise RuntimeError(*reply.error_args)
+    error = kind.__new__(kind)
+    Exception.__init__(error, *reply.error_args)
+    vars(error).update(reply.error_state)
+    raise error

@@ -1,0 +1,413 @@
+"""The durable driver of ``Runtime.migrate`` (spec/tasquencer-semantics.md section 9).
+
+``migrate(instance_id, to_version)`` plans a route of registered migrations from the
+instance's version to ``to_version`` (``net.migration`` pairs, shortest first; a flow may also
+go straight to any registered version, its recorded step outputs carried over), then, hop by
+hop: the old root is canceled for the migration (reason ``migration``: its ``cancel`` action
+skipped, its activities run; the instance records the id of its successor), and a new root of
+the next version starts fast-forwarded, with the old instance's workflows as its
+``MigrationRecord``. It returns the last new root's id.
+
+Durability: before anything moves, the plan (every hop's version and the id its new root will
+have) is written to the store (key-value namespace ``cronflow:migrations``); it is removed when
+the last hop is done. Each step is idempotent (an old root already canceled for this successor
+is not canceled again; a successor already stored is not started again, and its start is one
+transaction, initializer included), so a runtime that finds a plan when it starts (a crash in
+the middle) carries it out to the end: exactly one new root per hop, the old root canceled.
+
+If a hop fails after its old root was canceled (the new root's initializer or a migrator raised,
+the runtime stopped), the plan stays: ``migrate`` the same instance to the same version again, or
+start a runtime, and it goes on from there.
+
+An old instance whose definition is not registered here (or that is held ``blocked`` because its
+definition changed under the same version) cannot run its activities: it is canceled in its
+snapshot, offline (every open element canceled or disabled, its timers and waits dropped),
+without any of its user code.
+
+For a Cronflow-style flow, the new run's steps that completed in the old run are fast-forwarded
+with the outputs the old run recorded for them (never computed again), the first time each is
+enabled; the other steps run as usual (a migrator registered for a step decides instead).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import msgspec
+
+from cronflow_actors.engine.actors import decode_state
+from cronflow_actors.engine.registry import WorkflowRegistry
+from cronflow_actors.engine.states import TaskState, WorkflowState, is_final
+from cronflow_actors.errors import (
+    InstanceExistsError,
+    InvalidStateTransitionError,
+    NotFoundError,
+)
+from cronflow_actors.kernel import Clock
+from cronflow_actors.messages import Mutation, SnapshotRecord, encode
+from cronflow_actors.messages.engine import (
+    CancelWorkflow,
+    InstanceState,
+    StartWorkflow,
+)
+from cronflow_actors.messages.migrations import MigrationRecord, MigrationSource
+from cronflow_actors.net.migration import refused
+from cronflow_actors.net.spec import NetSpec
+from cronflow_actors.runtime.catalog import FlowCatalog
+from cronflow_actors.runtime.instances import InstanceDirectory
+from cronflow_actors.runtime.offline import cancel_offline
+from cronflow_actors.store import Store
+
+__all__ = ["MigrationLinks", "Migrations", "cancel_offline", "sources_of"]
+
+logger = logging.getLogger(__name__)
+
+_PLANS = ("cronflow:migrations", "pending")
+"""(namespace, key) of the plans under way: instance id -> ``MigrationPlan``."""
+
+
+class MigrationPlan(msgspec.Struct, kw_only=True):
+    """A migration under way, as stored until it is done."""
+
+    instance: str
+    workflow: str
+    hops: list[tuple[str, str]]
+    """(version, id of the new root) of each hop, in order."""
+
+
+class MigrationLinks(msgspec.Struct, frozen=True, kw_only=True):
+    """How an instance stands to migrations: the instance it was migrated from (and from which
+    version), the one a migration replaced it with."""
+
+    id: str
+    version: str
+    migrated_from: str | None = None
+    from_version: str | None = None
+    migrated_to: str | None = None
+
+
+class Migrations:
+    def __init__(
+        self,
+        *,
+        registry: WorkflowRegistry,
+        catalog: FlowCatalog,
+        store: Store,
+        clock: Clock,
+        instances: InstanceDirectory,
+        new_id: Callable[[], str],
+        spec_of: Callable[[SnapshotRecord], NetSpec],
+        spawn: Callable[[Awaitable[Any], str], Any],
+    ) -> None:
+        self._registry = registry
+        self._catalog = catalog
+        self._store = store
+        self._clock = clock
+        self._instances = instances
+        self._new_id = new_id
+        self._spec_of = spec_of
+        self._spawn = spawn
+        self._lock = asyncio.Lock()
+        self._running: dict[str, tuple[str, asyncio.Future[str]]] = {}
+        """Instances being migrated here -> (target version, the outcome)."""
+
+    # -- asking ------------------------------------------------------------------------------------
+
+    async def migrate(self, instance_id: str, to_version: str) -> str:
+        """Migrate root instance ``instance_id`` to ``to_version``; the new root's id once every
+        hop is durable. Asking again is safe: a migration under way (or interrupted) to the same
+        version is joined (or carried on), and one done already answers the same id.
+        ``MigrationError`` (nothing changed) for an instance that has ended or was migrated to
+        another version, an unknown version, no route of migrations."""
+        subject = f"instance {instance_id!r}"
+        if not isinstance(instance_id, str) or not instance_id or "." in instance_id:
+            raise refused(subject, "it is not a root instance id", "give a root's id")
+        running = self._running.get(instance_id)
+        if running is not None:
+            target, done = running
+            if target != to_version:
+                raise refused(subject, f"it is being migrated to {target!r}", "wait for that")
+            return await asyncio.shield(done)  # the same migration: its outcome
+        state = decode_state((await self._instances.read(instance_id)).body)
+        root = state.workflows.get(state.id)
+        if root is None:
+            raise NotFoundError("workflow instance", instance_id)
+        stored = (await self._plans()).get(instance_id)
+        if stored is not None:  # interrupted (a crash, a migrator that raised): carry it on
+            plan = msgspec.convert(stored, MigrationPlan)
+            if plan.hops[-1][0] != to_version:
+                raise refused(
+                    subject,
+                    f"its migration to {plan.hops[-1][0]!r} is not finished",
+                    "finish that one first (migrate to that version again)",
+                )
+            return await self._carry_out(plan)
+        if state.migrated_to is not None:  # done already: the same answer, or a refusal
+            last = await self._successor(state)
+            if last.version == to_version:
+                return last.id
+            raise refused(
+                subject,
+                f"it was migrated to {state.migrated_to!r} (now {last.id!r}, {last.version!r})",
+                "migrate that one instead",
+            )
+        if is_final(root.state):
+            raise refused(
+                subject, f"it has ended ({root.state})", "only a running instance can migrate"
+            )
+        route = self.plan(state.workflow, state.version, to_version)
+        plan = MigrationPlan(
+            instance=instance_id,
+            workflow=state.workflow,
+            hops=[(version, self._new_id()) for version in route],
+        )
+        async with self._lock:
+            plans = await self._plans()
+            if instance_id in plans:
+                raise refused(subject, "a migration of it is under way", "wait for it")
+            plans[instance_id] = msgspec.to_builtins(plan)
+            await self._store.kv_set(*_PLANS, plans, now=self._clock.now())
+        return await self._carry_out(plan)
+
+    def plan(self, workflow: str, from_version: str, to_version: str) -> list[str]:
+        """The versions a migration of ``workflow`` goes through to ``to_version``."""
+        subject = f"migration of {workflow!r} {from_version!r} -> {to_version!r}"
+        versions = self._registry.versions(workflow)
+        if to_version not in versions:
+            raise refused(
+                subject,
+                f"version {to_version!r} is not registered (registered: {versions})",
+                "register it first",
+            )
+        if to_version == from_version:
+            raise refused(subject, "the instance runs that version", "name another one")
+        if self._registry.is_deprecated(workflow, to_version):
+            raise refused(
+                subject, f"version {to_version!r} is deprecated", "migrate to an active one"
+            )
+        edges: dict[str, list[str]] = {}
+        for migration in self._registry.migrations(workflow):
+            edges.setdefault(migration.from_version, []).append(migration.to_version)
+        route = _shortest(edges, from_version, to_version)
+        if route is not None:
+            return route
+        if self._catalog.user_steps(workflow, to_version) is not None:
+            return [to_version]  # a flow: its recorded step outputs carried straight over
+        pairs = self._registry.migrations(workflow)
+        registered = [f"{m.from_version}->{m.to_version}" for m in pairs]
+        raise refused(
+            subject,
+            f"no route of registered migrations leads there (registered: {registered})",
+            "register net.migration(from, to, ...) for each step of the way",
+        )
+
+    async def resume(self) -> None:
+        """At start: carry on the migrations a crash interrupted (of workflows registered)."""
+        for instance_id, stored in (await self._plans()).items():
+            plan = msgspec.convert(stored, MigrationPlan)
+            if not self._registry.versions(plan.workflow):
+                logger.warning(
+                    "the migration of %s waits: workflow %s is not registered",
+                    instance_id,
+                    plan.workflow,
+                )
+                continue
+            self._spawn(self._resumed(plan), f"resume migration {instance_id}")
+
+    async def links(self, instance_id: str) -> MigrationLinks:
+        state = decode_state((await self._instances.read(instance_id)).body)
+        record = state.migration
+        return MigrationLinks(
+            id=state.id,
+            version=state.version,
+            migrated_from=record.from_instance if record is not None else None,
+            from_version=record.from_version if record is not None else None,
+            migrated_to=state.migrated_to,
+        )
+
+    # -- carrying out --------------------------------------------------------------------------
+
+    async def _resumed(self, plan: MigrationPlan) -> None:
+        try:
+            new_id = await self._carry_out(plan)
+            logger.info("resumed the migration of %s: now %s", plan.instance, new_id)
+        except Exception:
+            logger.exception("the migration of %s could not be resumed", plan.instance)
+
+    async def _carry_out(self, plan: MigrationPlan) -> str:
+        """Carry ``plan`` out, once at a time per instance (a second caller, say a resume at
+        start and a call asking again, gets the first one's outcome)."""
+        running = self._running.get(plan.instance)
+        if running is not None:
+            return await asyncio.shield(running[1])
+        done: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._running[plan.instance] = (plan.hops[-1][0], done)
+        try:
+            old = plan.instance
+            for version, new_id in plan.hops:
+                await self._hop(plan, old, version, new_id)
+                old = new_id
+            await self._forget(plan.instance)
+        except BaseException as error:
+            done.set_exception(error)
+            done.exception()  # retrieved: nobody else need be waiting
+            raise
+        finally:
+            del self._running[plan.instance]
+        done.set_result(old)
+        return old
+
+    async def _successor(self, state: InstanceState) -> InstanceState:
+        """The instance at the end of ``state``'s chain of migrations."""
+        while state.migrated_to is not None:
+            try:
+                snapshot = await self._instances.read(state.migrated_to)
+            except NotFoundError:
+                break  # its start is still to come (a plan under way)
+            state = decode_state(snapshot.body)
+        return state
+
+    async def _hop(self, plan: MigrationPlan, old_id: str, version: str, new_id: str) -> None:
+        """One hop, each step skipped if a try before a crash did it. A hop that fails after
+        its old root is canceled keeps the plan, to be carried on; one refused before (the old
+        root ended meanwhile) drops it."""
+        workflow = plan.workflow
+        if await self._store.instance_exists(new_id):
+            return  # started before a crash: its start, initializer included, was one commit
+        snapshot = await self._instances.read(old_id)
+        state = decode_state(snapshot.body)
+        if state.migrated_to != new_id:
+            root = state.workflows[state.id]
+            if state.migrated_to is not None or is_final(root.state):
+                await self._forget(plan.instance)
+                raise refused(
+                    f"instance {old_id!r}",
+                    f"it ended ({root.state}) before the migration could cancel it",
+                    "nothing was migrated from there on; start a new instance if one is needed",
+                )
+            try:
+                await self._cancel(snapshot, state, new_id)
+            except InvalidStateTransitionError:  # it ended between the read and the cancel
+                await self._forget(plan.instance)
+                raise
+            state = decode_state((await self._instances.read(old_id)).body)
+        migration = self._registry.migration(workflow, state.version, version)
+        record = MigrationRecord(
+            workflow=workflow,
+            from_instance=old_id,
+            from_version=state.version,
+            to_version=version,
+            source=sources_of(state),
+            fast_forward=self._carried(workflow, version, state),
+            registered=migration is not None,
+        )
+        root = state.workflows[state.id]
+        command = StartWorkflow(payload=root.payload, trigger="migration", migration=record)
+        with contextlib.suppress(InstanceExistsError):  # a concurrent resume started it
+            await self._instances.start(self._registry.get(workflow, version), command, new_id)
+
+    async def _cancel(self, snapshot: SnapshotRecord, state: InstanceState, new_id: str) -> None:
+        try:
+            self._spec_of(snapshot)
+            offline = snapshot.status == "blocked"
+        except LookupError:
+            offline = True
+        if not offline:
+            command = CancelWorkflow(workflow_id=state.id, migrated_to=new_id)
+            await self._instances.send(state.id, command)
+            return
+        now = self._clock.now()
+        timers, waits = cancel_offline(state, now, new_id)
+        canceled = msgspec.structs.replace(
+            snapshot,
+            status=str(WorkflowState.CANCELED),
+            terminal=True,
+            runnable=False,
+            revision=state.revision,
+            updated_at=now,
+            body=encode(state),
+        )
+        await self._store.commit(
+            Mutation(snapshot=canceled, timers_cancel=tuple(timers), waits_end=tuple(waits))
+        )
+        self._instances.ended_offline(state.id)
+        logger.warning(
+            "instance %s (%s %s) canceled offline for its migration: its definition is not "
+            "runnable here, so none of its activities ran",
+            state.id,
+            state.workflow,
+            state.version,
+        )
+
+    def _carried(self, workflow: str, version: str, state: InstanceState) -> dict[str, Any]:
+        """A flow's steps that completed in the old run, with their recorded outputs (the new
+        version's steps only); nothing for a net."""
+        steps = self._catalog.user_steps(workflow, version)
+        if steps is None:
+            return {}
+        root = state.workflows[state.id]
+        return {
+            name: output
+            for name, output in root.outputs.items()
+            if name in steps
+            and name in root.tasks
+            and root.tasks[name].state == TaskState.COMPLETED
+        }
+
+    async def _plans(self) -> dict[str, Any]:
+        plans: dict[str, Any] = await self._store.kv_get(*_PLANS, now=self._clock.now(), default={})
+        return plans
+
+    async def _forget(self, instance_id: str) -> None:
+        async with self._lock:
+            plans = await self._plans()
+            if plans.pop(instance_id, None) is not None:
+                await self._store.kv_set(*_PLANS, plans, now=self._clock.now())
+
+
+def sources_of(state: InstanceState) -> list[MigrationSource]:
+    """The workflows of ``state`` as a migration carries them over, its root first."""
+    ordered = sorted(state.workflows.values(), key=lambda w: w.id != state.id)
+    return [
+        MigrationSource(
+            id=w.id,
+            name=w.name,
+            version=w.version,
+            path=w.path,
+            state=w.state,
+            payload=w.payload,
+            output=w.output,
+            outputs=dict(w.outputs),
+            tasks={name: record.state for name, record in w.tasks.items()},
+            generations={name: record.generation for name, record in w.tasks.items()},
+            parent_id=w.parent_id,
+            parent_task=w.parent_task,
+        )
+        for w in ordered
+    ]
+
+
+def _shortest(edges: dict[str, list[str]], start: str, goal: str) -> list[str] | None:
+    """The versions after ``start`` on a shortest route to ``goal`` (breadth first)."""
+    came_from: dict[str, str] = {}
+    queue = deque([start])
+    seen = {start}
+    while queue:
+        version = queue.popleft()
+        if version == goal:
+            route = []
+            while version != start:
+                route.append(version)
+                version = came_from[version]
+            return route[::-1]
+        for following in edges.get(version, []):
+            if following not in seen:
+                seen.add(following)
+                came_from[following] = version
+                queue.append(following)
+    return None

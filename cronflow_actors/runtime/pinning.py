@@ -1,0 +1,275 @@
+"""Pinned definitions: an instance runs only on the definition it started on.
+
+Every instance records the structural fingerprint (``net/fingerprint.py``) of the definition it
+started on. Before an instance is loaded (at start, when its workflow is registered on a
+running runtime, when a message activates it), ``Pinning.admit`` compares that fingerprint
+with the one of the definition registered under the instance's version. If they differ the
+definition was changed without a version bump, and running the stored state on it could skip,
+repeat or misplace work: the instance is held instead. Its snapshot's status becomes
+``blocked`` (what listings, ``inspect`` and ``GET /runs?status=blocked`` show), a warning is
+logged, ``cronflow_runs_blocked{workflow}`` counts it, and every call addressed to it raises
+``InstanceBlockedError`` naming the block; only a cancel from an operator goes through
+(``discard``). It stays held until an operator migrates it to another version, or registers
+its old definition again: the next start (or registration) finds the fingerprints equal again
+and lets it run on, with its status written back.
+
+An instance recorded before fingerprints were (an empty one) is taken as matching, and the
+engine records the current definition's fingerprint for it at its next transaction.
+
+A migration (``runtime/migrations.py``) takes a held instance over: it cancels it offline
+(``runtime/offline.py``, as ``discard`` does) and tells the instance directory
+(``ended_offline``), which lifts the hold.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+
+import msgspec
+
+from cronflow_actors.engine.actors import decode_state
+from cronflow_actors.engine.context import WorkflowInfo
+from cronflow_actors.engine.transaction import Transaction
+from cronflow_actors.errors import InstanceBlockedError, NotFoundError, RevisionConflictError
+from cronflow_actors.kernel import Clock
+from cronflow_actors.messages import Mutation, SnapshotRecord, decoder_for, encode
+from cronflow_actors.messages.engine import InstanceState
+from cronflow_actors.messages.states import WorkflowState
+from cronflow_actors.net.fingerprint import fingerprint
+from cronflow_actors.net.spec import NetSpec
+from cronflow_actors.runtime.offline import cancel_offline
+from cronflow_actors.store import Store
+
+__all__ = ["BLOCKED", "Block", "Pinning", "block_of", "recorded_fingerprint"]
+
+logger = logging.getLogger(__name__)
+
+BLOCKED = "blocked"
+"""The stored status of a held instance."""
+
+_PAGE = 500
+
+
+class _Pinned(msgspec.Struct):
+    """The one field of a snapshot body that admission reads (the rest is skipped)."""
+
+    fingerprint: str = ""
+
+
+_pinned_decoder = decoder_for(_Pinned)
+
+
+def recorded_fingerprint(body: bytes) -> str:
+    """The fingerprint an instance recorded when it started ("" for an old instance)."""
+    pinned: _Pinned = _pinned_decoder.decode(body)
+    return pinned.fingerprint
+
+
+class Block(msgspec.Struct, frozen=True, kw_only=True):
+    """Why an instance is held: it started on definition ``recorded`` of its workflow's
+    ``version``, and ``registered`` is the fingerprint of the definition registered under that
+    version now."""
+
+    instance_id: str
+    workflow: str
+    version: str
+    recorded: str
+    registered: str
+
+    def error(self, operation: str = "") -> InstanceBlockedError:
+        """The error that refuses ``operation`` on the held instance."""
+        return InstanceBlockedError(self.instance_id, self.reason, operation)
+
+    @property
+    def reason(self) -> str:
+        return (
+            f"instance {self.instance_id!r} is blocked: it started on definition "
+            f"{self.recorded} of {self.workflow!r} version {self.version!r}, and the definition "
+            f"registered under that version is now {self.registered}, so it is not run on the "
+            "changed code; migrate it to another version, or register its old definition "
+            "again (it runs on at the next start), or cancel it"
+        )
+
+
+def block_of(snapshot: SnapshotRecord, spec: NetSpec) -> Block | None:
+    """The block of an instance stored as ``snapshot`` whose version is registered as ``spec``,
+    or None if it may run on it (same fingerprint, none recorded, or it is over)."""
+    if snapshot.terminal:
+        return None
+    recorded = recorded_fingerprint(snapshot.body)
+    registered = fingerprint(spec)
+    if not recorded or recorded == registered:
+        return None
+    return Block(
+        instance_id=snapshot.instance_id,
+        workflow=snapshot.workflow,
+        version=snapshot.version,
+        recorded=recorded,
+        registered=registered,
+    )
+
+
+class Pinning:
+    """Holds the instances whose definition changed under their version (see the module).
+
+    ``disarm(timer_id)`` takes a timer of a discarded instance out of memory; ``on_ended(info,
+    body)`` announces a discarded run's end (waiters, limits, hooks); ``on_count(workflow, n)``
+    hears how many instances of a workflow are held here.
+    """
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        clock: Clock,
+        disarm: Callable[[str], None],
+        on_ended: Callable[[WorkflowInfo, bytes], None],
+        on_count: Callable[[str, int], None],
+    ) -> None:
+        self._store = store
+        self._clock = clock
+        self._disarm = disarm
+        self._on_ended = on_ended
+        self._on_count = on_count
+        self._held: dict[str, Block] = {}
+
+    def held(self, instance_id: str) -> Block | None:
+        """Why the instance is held, if it is (as far as this runtime has seen)."""
+        return self._held.get(instance_id)
+
+    def blocked(self) -> list[Block]:
+        """Every instance this runtime holds, by id."""
+        return [self._held[i] for i in sorted(self._held)]
+
+    async def admit(self, snapshot: SnapshotRecord, spec: NetSpec) -> SnapshotRecord | Block:
+        """The snapshot to load the instance from (its status written back if it was held and
+        may run again), or its ``Block`` (its status written as ``blocked`` first)."""
+        block = block_of(snapshot, spec)
+        if block is None:
+            if snapshot.status == BLOCKED:
+                return await self._release(snapshot)
+            return snapshot
+        if snapshot.status != BLOCKED:
+            await self._rewrite(snapshot, decode_state(snapshot.body), status=BLOCKED)
+            logger.warning("%s", block.reason)
+        self._hold(block)
+        return block
+
+    async def scan_waiting(
+        self, names: Iterable[str], spec_of: Callable[[SnapshotRecord], NetSpec]
+    ) -> None:
+        """Admit (hold or release) the unfinished instances of the named workflows that are
+        not runnable (they wait for a timer, an event, a person, or are held): so that listings
+        show every held instance from the start, not once something wakes it. Runnable ones are
+        admitted as they are recovered. Pages go by creation time through the store's index
+        (a keyset, so an instance that changes meanwhile is neither missed nor seen twice)."""
+        for name in sorted(names):
+            for status in ("waiting", BLOCKED):
+                before: tuple[float, str] | None = None
+                while True:
+                    page = await self._store.list_runs(
+                        workflow=name, status=status, limit=_PAGE, before=before
+                    )
+                    for snapshot in page:
+                        await self._scanned(snapshot, spec_of)
+                    if len(page) < _PAGE:
+                        break
+                    before = (page[-1].created_at, page[-1].instance_id)
+
+    async def _scanned(
+        self, snapshot: SnapshotRecord, spec_of: Callable[[SnapshotRecord], NetSpec]
+    ) -> None:
+        if snapshot.runnable or snapshot.terminal:
+            return  # admitted as it is recovered, or over
+        try:
+            spec = spec_of(snapshot)
+        except LookupError:
+            return  # its version is not registered here: nothing runs it
+        block = block_of(snapshot, spec)
+        if block is not None and snapshot.status == BLOCKED:
+            self._hold(block)  # held already
+        elif block is not None or snapshot.status == BLOCKED:
+            try:
+                await self.admit(snapshot, spec)
+            except RevisionConflictError:  # woken meanwhile: its activation admitted it
+                logger.debug("instance %s was admitted as it woke", snapshot.instance_id)
+
+    async def discard(self, instance_id: str) -> None:
+        """End a held instance as canceled, without its definition: no activity, cancel action
+        or handler of it runs (the code it started on is not registered). Its open waits end,
+        its timers are deleted, its run's end is announced as any cancel's (its waiters, its
+        place under its limits, the flow's ``on_complete`` hook)."""
+        snapshot = await self._store.load_snapshot(instance_id)
+        if snapshot is None:
+            raise NotFoundError("workflow instance", instance_id)
+        state = decode_state(snapshot.body)
+        timers, waits = cancel_offline(state, self._clock.now())
+        ended = await self._rewrite(
+            snapshot,
+            state,
+            status=str(WorkflowState.CANCELED),
+            terminal=True,
+            runnable=False,
+            timers_cancel=tuple(timers),
+            waits_end=tuple(waits),
+        )
+        for timer_id in timers:
+            self._disarm(timer_id)
+        self.forget(instance_id)
+        logger.warning("blocked instance %s of %s was canceled", instance_id, snapshot.workflow)
+        self._on_ended(Transaction.workflow_info(state.workflows[state.id]), ended.body)
+
+    def forget(self, instance_id: str) -> None:
+        """The instance ended without running (canceled offline): it is held no more."""
+        block = self._held.pop(instance_id, None)
+        if block is not None:
+            self._count(block.workflow)
+
+    # -- internals ------------------------------------------------------------------------------
+
+    def _hold(self, block: Block | None) -> None:
+        if block is None:
+            return
+        self._held[block.instance_id] = block
+        self._count(block.workflow)
+
+    def _count(self, workflow: str) -> None:
+        self._on_count(workflow, sum(1 for b in self._held.values() if b.workflow == workflow))
+
+    async def _release(self, snapshot: SnapshotRecord) -> SnapshotRecord:
+        status = "running" if snapshot.runnable else "waiting"
+        released = await self._rewrite(snapshot, decode_state(snapshot.body), status=status)
+        self.forget(snapshot.instance_id)
+        logger.info(
+            "instance %s of %s %s runs on: its definition is registered again",
+            snapshot.instance_id,
+            snapshot.workflow,
+            snapshot.version,
+        )
+        return released
+
+    async def _rewrite(
+        self,
+        snapshot: SnapshotRecord,
+        state: InstanceState,
+        *,
+        timers_cancel: tuple[str, ...] = (),
+        waits_end: tuple[str, ...] = (),
+        **fields: object,
+    ) -> SnapshotRecord:
+        """Commit ``state`` as the instance's next revision (compare-and-set over
+        ``snapshot``), with ``fields`` of the snapshot record changed; returns the record."""
+        state.revision = snapshot.revision + 1
+        body = encode(state)
+        record = msgspec.structs.replace(
+            snapshot,
+            revision=state.revision,
+            updated_at=self._clock.now(),
+            body=body,
+            **fields,
+        )
+        await self._store.commit(
+            Mutation(snapshot=record, timers_cancel=timers_cancel, waits_end=waits_end)
+        )
+        return record

@@ -1,0 +1,163 @@
+"""One group-commit batch as the SQLite writer runs it: on the aiosqlite connection's own thread,
+in one hand-off.
+
+Each ``await connection.execute(...)`` is a round trip to aiosqlite's thread and back to the
+loop (a queue put, a thread wake-up, a ``call_soon_threadsafe``). A batch is a ``BEGIN``, a
+statement or more per kind of row and a ``COMMIT``: five or more round trips, most of the
+latency of a commit when runs go one at a time. Here the whole batch is one plain function
+that ``run_on_connection`` hands to that thread at once, so a commit costs one round trip; the
+statements, their order and the transaction are the same.
+
+``run_on_connection`` uses aiosqlite's private ``Connection._execute`` (queue a callable on the
+connection's thread, await its result) and ``Connection._conn`` (the ``sqlite3.Connection``):
+aiosqlite has no public way to run several statements with parameters in one hand-off. The
+version is capped in ``pyproject.toml`` and ``tests/store/test_batch_sql.py`` checks both.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import aiosqlite
+import msgspec
+
+from cronflow_actors.errors import DuplicateInstanceError
+from cronflow_actors.messages import Mutation, QueuedRun, encode
+from cronflow_actors.store import _sql as sql
+from cronflow_actors.store._batch import Coalesced
+from cronflow_actors.store._ops import Item, KvDelete, KvIncr, KvPurge, KvSet, Prune
+from cronflow_actors.store._protocol import incremented
+from cronflow_actors.store._spans import pack
+
+__all__ = ["run_on_connection", "write_batch"]
+
+T = TypeVar("T")
+
+_decode_value = msgspec.msgpack.Decoder().decode
+
+
+class _Refused(Exception):
+    """A fenced or compare-and-set snapshot statement changed fewer rows than it was given (a
+    signal between the writer and this module, never raised past the writer)."""
+
+
+async def run_on_connection(
+    connection: aiosqlite.Connection, fn: Callable[..., T], /, *args: Any
+) -> T:
+    """``fn(db, *args)`` on ``connection``'s thread, where ``db`` is its ``sqlite3.Connection``;
+    one round trip (see the module's docstring)."""
+
+    def call() -> T:
+        return fn(connection._conn, *args)
+
+    result: T = await connection._execute(call)  # type: ignore[no-untyped-call]
+    return result
+
+
+def write_batch(
+    db: sqlite3.Connection,
+    items: list[Item],
+    batch: Coalesced,
+    owner: str | None,
+    check_file: Callable[[], None] | None,
+) -> tuple[list[Any], bool] | None:
+    """Write one batch in one transaction (on the connection's thread): the results of its
+    items (None for a mutation) and whether pruning freed pages; None, with nothing written,
+    if ``owner``'s lease is no longer held. Rolls back and raises if anything fails
+    (``_Refused`` if a snapshot statement was refused)."""
+    if owner is None:
+        db.execute("BEGIN IMMEDIATE")
+    else:
+        try:
+            db.executescript(sql.begin_fenced(owner))
+        except sqlite3.IntegrityError:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            return None
+    try:
+        vacuum_due = False
+        if batch.dequeued:
+            db.executemany(sql.DEQUEUE, [(i,) for i in batch.dequeued])
+        inserts = []
+        updates = []
+        for instance_id, snapshot in batch.snapshots.items():
+            base = batch.bases[instance_id]
+            if base == 0:
+                inserts.append(sql.insert_row(snapshot))
+            else:
+                updates.append(sql.update_row(snapshot, base))
+        if inserts and db.executemany(sql.INSERT_SNAPSHOT, inserts).rowcount != len(inserts):
+            raise _Refused
+        if updates and db.executemany(sql.UPDATE_SNAPSHOT, updates).rowcount != len(updates):
+            raise _Refused
+        if batch.journal:
+            db.executemany(
+                sql.INSERT_JOURNAL, [sql.journal_row(j, rev) for j, rev in batch.journal]
+            )
+        if batch.spans:
+            db.executemany(sql.INSERT_SPANS, [(t, r, pack(t, s)) for t, r, s in batch.spans])
+        if batch.timers_cancel:
+            db.executemany(sql.DELETE_TIMER, [(t,) for t in batch.timers_cancel])
+        if batch.timers_set:
+            db.executemany(sql.UPSERT_TIMER, [sql.timer_row(t) for t in batch.timers_set.values()])
+        if batch.waits_set:
+            db.executemany(sql.UPSERT_WAIT, [sql.wait_row(w) for w in batch.waits_set.values()])
+        if batch.waits_end:
+            db.executemany(sql.END_WAIT, [(w,) for w in batch.waits_end])
+        results: list[Any] = []
+        for payload, _future in items:
+            if isinstance(payload, Mutation):
+                results.append(None)
+            else:
+                result, pruned = _apply(db, payload)
+                vacuum_due = vacuum_due or pruned
+                results.append(result)
+        if check_file is not None:
+            check_file()  # a removed or replaced file would take the commit with it
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
+    return results, vacuum_due
+
+
+def _apply(db: sqlite3.Connection, op: Any) -> tuple[Any, bool]:
+    """One operation that is not a mutation: its result, and whether it pruned rows."""
+    match op:
+        case KvSet(namespace, key, value, expires_at):
+            db.execute(sql.UPSERT_KV, (namespace, key, value, expires_at))
+            return None, False
+        case KvIncr(namespace, key, amount, now, ttl):
+            row = db.execute(
+                "SELECT value, expires_at FROM kv WHERE namespace = ? AND key = ?",
+                (namespace, key),
+            ).fetchone()
+            stored = None if row is None else (_decode_value(row[0]), row[1])
+            total, expires_at = incremented(namespace, key, stored, amount=amount, now=now, ttl=ttl)
+            db.execute(sql.UPSERT_KV, (namespace, key, encode(total), expires_at))
+            return total, False
+        case KvDelete(namespace, key):
+            cursor = db.execute("DELETE FROM kv WHERE namespace = ? AND key = ?", (namespace, key))
+            return cursor.rowcount > 0, False
+        case KvPurge(now):
+            cursor = db.execute(
+                "DELETE FROM kv WHERE expires_at IS NOT NULL AND expires_at <= ?", (now,)
+            )
+            return cursor.rowcount, False
+        case Prune(before, limit):
+            cursor = db.execute(sql.PRUNE, (before, before, limit))
+            return cursor.rowcount, cursor.rowcount > 0
+        case QueuedRun() as run:
+            taken = db.execute(
+                "SELECT 1 FROM instances WHERE instance_id = ?", (run.instance_id,)
+            ).fetchone()
+            if taken is not None:
+                raise DuplicateInstanceError(run.instance_id)
+            cursor = db.execute(
+                sql.ENQUEUE, (run.queue, run.instance_id, run.workflow, run.payload, run.queued_at)
+            )
+            return cursor.lastrowid, False
+    raise AssertionError(f"unknown store operation {op!r}")

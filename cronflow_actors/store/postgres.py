@@ -1,0 +1,316 @@
+"""PostgresStore: the store on a PostgreSQL database (asyncpg), which several runtime processes
+(on one machine or several) may share.
+
+One writer connection per process, which group-commits its instances' snapshots
+(``postgres_writer.py``), a small pool for reads (``postgres_reads.py``), the schema in
+``postgres_migrations.py``, and what several processes need of each other (heartbeats, instance
+owners, work for another process, wake-ups by NOTIFY) in ``postgres_cluster.py``.
+
+    store = PostgresStore("postgresql://app@db.internal:5432/cronflow")
+
+Durability is the server's: a commit returns once PostgreSQL has it (``synchronous_commit`` as
+the server is configured; on by default).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+
+from cronflow_actors.errors import (
+    ConfigurationError,
+    SchemaVersionError,
+    StoreClosedError,
+)
+from cronflow_actors.messages import LeaseRecord, Mutation, QueuedRun, encode
+from cronflow_actors.store._ops import (
+    KvDelete,
+    KvIncr,
+    KvPurge,
+    KvSet,
+    LeaseAcquire,
+    LeaseRelease,
+    LeaseRenew,
+    Prune,
+)
+from cronflow_actors.store._protocol import (
+    CommitObserver,
+    StoreStatistics,
+    check_amount,
+    check_page,
+    check_ttl,
+)
+from cronflow_actors.store.postgres_cluster import ClusterOps
+from cronflow_actors.store.postgres_migrations import (
+    MIGRATION_LOCK,
+    POSTGRES_MIGRATIONS,
+    latest_postgres_version,
+)
+from cronflow_actors.store.postgres_reads import PostgresReads
+from cronflow_actors.store.postgres_writer import PostgresWriter
+
+__all__ = ["URL_SCHEMES", "PostgresStore", "is_postgres_url"]
+
+logger = logging.getLogger(__name__)
+
+URL_SCHEMES = ("postgresql", "postgres")
+
+
+def is_postgres_url(db: object) -> bool:
+    """Whether a ``db`` setting names a PostgreSQL database (``postgresql://...``)."""
+    return isinstance(db, str) and db.split("://", 1)[0].lower() in URL_SCHEMES and "://" in db
+
+
+def redacted(url: str) -> str:
+    """The URL without its password, for messages and logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)
+    user = netloc[0].split(":", 1)[0]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[1]}"))
+
+
+def check_url(url: str) -> None:
+    """A clear ``ConfigurationError`` for a URL that cannot name a database."""
+    expected = "a URL postgresql://user[:password]@host[:port]/database"
+    if not is_postgres_url(url):
+        raise ConfigurationError("db", url, expected)
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as error:
+        raise ConfigurationError("db", redacted(url), f"{expected} ({error})") from None
+    if not parts.hostname and "host=" not in parts.query:
+        raise ConfigurationError("db", redacted(url), f"{expected} (no host)")
+    if not parts.path.strip("/"):
+        raise ConfigurationError("db", redacted(url), f"{expected} (no database name)")
+    if port == 0:
+        raise ConfigurationError("db", redacted(url), f"{expected} (port 0)")
+
+
+class PostgresStore(ClusterOps, PostgresReads):
+    """The durable store on a PostgreSQL database, shareable by several processes.
+
+    ``url``: ``postgresql://user[:password]@host[:port]/database``. ``connect_timeout``:
+    seconds to wait for the server at ``open``. ``read_connections``: the read pool's size.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        max_batch: int = 10_000,
+        connect_timeout: float = 10.0,
+        read_connections: int = 4,
+    ) -> None:
+        check_url(url)
+        if not isinstance(max_batch, int) or max_batch < 1:
+            raise ConfigurationError("max_batch", max_batch, "a whole number >= 1")
+        if not isinstance(connect_timeout, int | float) or connect_timeout <= 0:
+            raise ConfigurationError("connect_timeout", connect_timeout, "seconds > 0")
+        if not isinstance(read_connections, int) or read_connections < 1:
+            raise ConfigurationError("read_connections", read_connections, "a whole number >= 1")
+        self.url = url
+        self.name = redacted(url)
+        self.max_batch = max_batch
+        self.connect_timeout = float(connect_timeout)
+        self.read_connections = read_connections
+        self._writer: PostgresWriter | None = None
+        self._writer_connection: asyncpg.Connection | None = None
+        self._pool: asyncpg.Pool | None = None
+        self._listener: asyncpg.Connection | None = None
+        self._closing = False
+        self._observer: CommitObserver | None = None
+
+    def __repr__(self) -> str:
+        return f"PostgresStore({self.name!r})"
+
+    # -- lifecycle --------------------------------------------------------------------------------
+
+    async def _connect(self) -> asyncpg.Connection:
+        try:
+            connection: asyncpg.Connection = await asyncpg.connect(
+                self.url, timeout=self.connect_timeout
+            )
+        except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
+            reason = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
+            raise ConfigurationError(
+                "db",
+                self.name,
+                f"a PostgreSQL database this process can reach; connecting failed ({reason}): "
+                "check the URL (user, host, port, database) and that the server accepts "
+                "connections",
+            ) from None
+        return connection
+
+    async def open(self) -> None:
+        if self._writer is not None:
+            return
+        if self._closing:
+            raise StoreClosedError(repr(self), "reopen a closed store (create a new one)")
+        connection = await self._connect()
+        try:
+            await self._migrate(connection)
+            pool = await asyncpg.create_pool(
+                self.url,
+                min_size=1,
+                max_size=self.read_connections,
+                timeout=self.connect_timeout,
+            )
+        except BaseException:
+            await connection.close()
+            raise
+        self._writer_connection = connection
+        self._pool = pool
+        self._writer = PostgresWriter(connection, self.name, self.max_batch)
+        self._writer.observer = self._observer
+        self._writer.start()
+
+    async def _migrate(self, connection: asyncpg.Connection) -> None:
+        async with connection.transaction():
+            await connection.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
+            await connection.execute(
+                "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, "
+                "description TEXT NOT NULL, applied_at DOUBLE PRECISION NOT NULL)"
+            )
+            current = await connection.fetchval("SELECT MAX(version) FROM schema_version") or 0
+            if current > latest_postgres_version():
+                raise SchemaVersionError(self.name, current, latest_postgres_version())
+            for version, description, statements in POSTGRES_MIGRATIONS:
+                if version <= current:
+                    continue
+                for statement in statements:
+                    await connection.execute(statement)
+                await connection.execute(
+                    "INSERT INTO schema_version (version, description, applied_at) "
+                    "VALUES ($1, $2, $3)",
+                    version,
+                    description,
+                    time.time(),
+                )
+
+    async def check(self) -> None:
+        writer = self._writer
+        if writer is None or self._closing:
+            raise StoreClosedError(repr(self), "check the store")
+        if writer.failure is not None:
+            raise writer.failure
+
+    async def close(self) -> None:
+        """Write what was submitted, then close the connections; what cannot be done (a
+        server gone) is logged."""
+        self._closing = True
+        writer, connection, pool = self._writer, self._writer_connection, self._pool
+        listener, self._listener = self._listener, None
+        if writer is None or connection is None:
+            return
+        await writer.close()
+        self._writer = self._writer_connection = self._pool = None
+        steps: list[Any] = [connection.close]
+        if listener is not None:
+            steps.append(listener.close)
+        if pool is not None:
+            steps.append(pool.close)
+        for step in steps:
+            try:
+                await asyncio.wait_for(step(), 10)
+            except Exception as error:
+                logger.warning("closing %r: %s: %s", self, type(error).__name__, error)
+
+    async def __aenter__(self) -> PostgresStore:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.close()
+
+    def watch_commits(self, observer: CommitObserver | None) -> None:
+        self._observer = observer
+        if self._writer is not None:
+            self._writer.observer = observer
+
+    def _require_writer(self, operation: str) -> PostgresWriter:
+        if self._writer is None or self._closing:
+            raise StoreClosedError(repr(self), operation)
+        return self._writer
+
+    # -- writes -----------------------------------------------------------------------------------
+
+    async def commit(self, mutation: Mutation) -> None:
+        await self._require_writer("commit a mutation").submit(mutation, "commit a mutation")
+
+    async def kv_set(
+        self, namespace: str, key: str, value: Any, *, now: float, ttl: float | None = None
+    ) -> None:
+        check_ttl(ttl)
+        expires_at = None if ttl is None else now + ttl
+        operation = f"set key {key!r}"
+        await self._require_writer(operation).submit(
+            KvSet(namespace, key, encode(value), expires_at), operation
+        )
+
+    async def kv_incr(
+        self,
+        namespace: str,
+        key: str,
+        amount: float = 1,
+        *,
+        now: float,
+        ttl: float | None = None,
+    ) -> float:
+        check_ttl(ttl)
+        check_amount(namespace, key, amount)
+        operation = f"incr key {key!r}"
+        result: float = await self._require_writer(operation).submit(
+            KvIncr(namespace, key, amount, now, ttl), operation
+        )
+        return result
+
+    async def kv_delete(self, namespace: str, key: str) -> bool:
+        operation = f"delete key {key!r}"
+        deleted: bool = await self._require_writer(operation).submit(
+            KvDelete(namespace, key), operation
+        )
+        return deleted
+
+    async def kv_purge_expired(self, now: float) -> int:
+        operation = "purge expired keys"
+        purged: int = await self._require_writer(operation).submit(KvPurge(now), operation)
+        return purged
+
+    async def prune(self, *, finished_before: float, limit: int = 1000) -> int:
+        check_page(limit)
+        operation = "prune finished runs"
+        pruned: int = await self._require_writer(operation).submit(
+            Prune(finished_before, limit), operation
+        )
+        return pruned
+
+    async def enqueue(self, run: QueuedRun) -> int:
+        operation = f"queue run {run.instance_id!r}"
+        seq: int = await self._require_writer(operation).submit(run, operation)
+        return seq
+
+    async def acquire_lease(self, lease: LeaseRecord) -> LeaseRecord:
+        operation = "take the database lease"
+        await self._require_writer(operation).submit(LeaseAcquire(lease), operation)
+        return lease
+
+    async def renew_lease(self, scope: str, owner: str, *, now: float, expires_at: float) -> None:
+        operation = "renew the database lease"
+        await self._require_writer(operation).submit(
+            LeaseRenew(scope, owner, now, expires_at), operation
+        )
+
+    async def release_lease(self, scope: str, owner: str) -> None:
+        operation = "release the database lease"
+        await self._require_writer(operation).submit(LeaseRelease(scope, owner), operation)
+
+    def statistics(self) -> StoreStatistics:
+        return self._writer.stats if self._writer is not None else StoreStatistics()

@@ -1,0 +1,283 @@
+"""What several runtime processes on one PostgreSQL database need of it, besides the ``Store``
+protocol (``PostgresStore`` inherits these).
+
+- Processes: each serve process has a row (owner id, host, pid, expiry) that its heartbeat
+  renews; its expiry is the expiry of every instance lease the process holds, so one row write
+  renews them all. Times are the database's clock, the one clock every machine shares.
+- Instance leases: an instance's ``owner`` is the process that holds it. A process claims an
+  instance (to run work for it) when it has no owner, is its own, or its owner's row has
+  expired; instances with work to run whose owner died are taken over in batches. Both lock the
+  rows ``FOR UPDATE SKIP LOCKED``, so two claimers never wait on each other or take one row
+  twice. Snapshot writes are fenced by the owner (``postgres_sql``).
+- Work for another process: recorded in ``inbox`` with a NOTIFY to its target; the target
+  takes it, carries it out and writes the answer back with a NOTIFY to the sender. Both sides
+  also poll, so a lost notification delays work, never loses it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from cronflow_actors.errors import StoreClosedError
+from cronflow_actors.messages import SnapshotRecord, TimerRecord
+from cronflow_actors.store import _sql
+from cronflow_actors.store.postgres_sql import DB_NOW, SNAPSHOT_COLUMNS, TIMER_COLUMNS
+
+if TYPE_CHECKING:  # asyncpg is an optional dependency: the runtime imports this module always
+    import asyncpg
+
+__all__ = ["WORK_CHANNEL", "Claim", "ClusterOps", "Posted"]
+
+logger = logging.getLogger(__name__)
+
+WORK_CHANNEL = "cronflow_work"
+"""NOTIFY payload: the owner id of the process that has work waiting in the inbox."""
+REPLY_CHANNEL = "cronflow_reply"
+"""NOTIFY payload: ``<sender> <id>``, an answer the sender waits for."""
+
+_I_COLUMNS = ", ".join(f"i.{c.strip()}" for c in SNAPSHOT_COLUMNS.split(","))
+_LIVE = f"p.expires_at > {DB_NOW}"
+
+
+class Claim(msgspec.Struct, frozen=True):
+    """What claiming an instance found: its snapshot, now this process's (``snapshot``); or
+    the live process that holds it (``holder``); or neither: no such instance (``busy``:
+    the row is locked for a moment by another claimer or writer; try again)."""
+
+    snapshot: SnapshotRecord | None = None
+    holder: str | None = None
+    busy: bool = False
+
+
+class Posted(msgspec.Struct, frozen=True):
+    """Work for an instance this process owns, sent by another process."""
+
+    id: str
+    sender: str
+    instance_id: str
+    body: bytes
+
+
+class ClusterOps:
+    """Processes, instance leases and the inbox, on the store's read pool."""
+
+    _pool: asyncpg.Pool[Any] | None
+    _listener: asyncpg.Connection[Any] | None
+    url: str
+    name: str
+
+    def _require_pool(self, operation: str) -> asyncpg.Pool[Any]:
+        if self._pool is None:
+            raise StoreClosedError(self.name, operation)
+        return self._pool
+
+    def _fence(self, owner: str | None) -> None:
+        """Snapshots this store writes from now on name ``owner`` and are fenced by it."""
+        writer: Any = getattr(self, "_writer", None)
+        if writer is not None:
+            writer.node = owner
+
+    async def database_now(self) -> float:
+        """The database server's clock (epoch seconds)."""
+        value = await self._require_pool("read the clock").fetchval(f"SELECT {DB_NOW}")
+        return float(value)
+
+    # -- processes ------------------------------------------------------------------------------
+
+    async def join_cluster(self, owner: str, host: str, pid: int, duration: float) -> None:
+        """Register this process; its instance leases last ``duration`` s past each beat."""
+        await self._require_pool("join the cluster").execute(
+            f"INSERT INTO processes (owner, host, pid, started_at, renewed_at, expires_at) "
+            f"VALUES ($1, $2, $3, {DB_NOW}, {DB_NOW}, {DB_NOW} + $4)",
+            owner,
+            host,
+            pid,
+            duration,
+        )
+        self._fence(owner)
+
+    async def heartbeat(self, owner: str, duration: float) -> bool:
+        """Renew this process's leases; False if they had already expired (another process
+        may have taken its instances over: it must not go on as if it still held them)."""
+        renewed = await self._require_pool("renew the process lease").fetchval(
+            f"UPDATE processes SET renewed_at = {DB_NOW}, expires_at = {DB_NOW} + $2 "
+            f"WHERE owner = $1 AND expires_at > {DB_NOW} RETURNING 1",
+            owner,
+            duration,
+        )
+        return renewed is not None
+
+    async def leave_cluster(self, owner: str) -> None:
+        """A clean stop: every instance this process holds is free to claim at once."""
+        pool = self._require_pool("leave the cluster")
+        async with pool.acquire() as connection, connection.transaction():
+            await connection.execute("UPDATE instances SET owner = NULL WHERE owner = $1", owner)
+            await connection.execute("DELETE FROM processes WHERE owner = $1", owner)
+        self._fence(None)
+
+    async def processes(self) -> list[tuple[str, str, int, bool]]:
+        """Every registered process: (owner, host, pid, whether its lease is live)."""
+        rows = await self._require_pool("list processes").fetch(
+            f"SELECT owner, host, pid, expires_at > {DB_NOW} FROM processes ORDER BY started_at"
+        )
+        return [(row[0], row[1], int(row[2]), bool(row[3])) for row in rows]
+
+    async def is_live(self, owner: str) -> bool:
+        live = await self._require_pool("look a process up").fetchval(
+            f"SELECT expires_at > {DB_NOW} FROM processes WHERE owner = $1", owner
+        )
+        return bool(live)
+
+    # -- instance leases ------------------------------------------------------------------------
+
+    async def claim(self, instance_id: str, owner: str) -> Claim:
+        """Take the instance for ``owner`` unless a live other process holds it."""
+        pool = self._require_pool("claim an instance")
+        async with pool.acquire() as connection, connection.transaction():
+            row = await connection.fetchrow(
+                f"SELECT {_I_COLUMNS}, i.owner, {_LIVE} FROM instances AS i "
+                "LEFT JOIN processes AS p ON p.owner = i.owner "
+                "WHERE i.instance_id = $1 FOR UPDATE OF i SKIP LOCKED",
+                instance_id,
+            )
+            if row is None:
+                exists = await connection.fetchval(
+                    "SELECT 1 FROM instances WHERE instance_id = $1", instance_id
+                )
+                return Claim(busy=exists is not None)
+            holder, live = row[11], row[12]
+            if holder is not None and holder != owner and live:
+                return Claim(holder=holder)
+            if holder != owner:
+                await connection.execute(
+                    "UPDATE instances SET owner = $2 WHERE instance_id = $1", instance_id, owner
+                )
+            return Claim(snapshot=_sql.snapshot_of(row))
+
+    async def take_over(self, owner: str, *, limit: int = 100) -> list[SnapshotRecord]:
+        """Claim up to ``limit`` instances with work to run that no live process holds (their
+        owner died, or stopped and let them go)."""
+        rows = await self._require_pool("take instances over").fetch(
+            "WITH orphans AS (SELECT i.instance_id FROM instances AS i "
+            "LEFT JOIN processes AS p ON p.owner = i.owner "
+            f"WHERE i.runnable AND (i.owner IS NULL OR p.owner IS NULL OR NOT {_LIVE}) "
+            "LIMIT $2 FOR UPDATE OF i SKIP LOCKED) "
+            "UPDATE instances AS i SET owner = $1 FROM orphans "
+            f"WHERE i.instance_id = orphans.instance_id RETURNING {_I_COLUMNS}",
+            owner,
+            limit,
+        )
+        return [_sql.snapshot_of(row) for row in rows]
+
+    async def instance_timers(self, instance_id: str) -> list[TimerRecord]:
+        """The pending timers of one instance (to arm them where it is claimed)."""
+        rows = await self._require_pool("load timers").fetch(
+            f"SELECT {TIMER_COLUMNS} FROM timers WHERE instance_id = $1", instance_id
+        )
+        return [_sql.timer_of(row) for row in rows]
+
+    async def unheld_due_timers(self, now: float, *, limit: int = 100) -> list[TimerRecord]:
+        """Timers due at ``now`` of instances no live process holds (a process fires the
+        timers of its own instances; these are anyone's to fire, by claiming the instance)."""
+        t_columns = ", ".join(f"t.{c.strip()}" for c in TIMER_COLUMNS.split(","))
+        rows = await self._require_pool("find due timers").fetch(
+            f"SELECT {t_columns} FROM timers AS t "
+            "JOIN instances AS i ON i.instance_id = t.instance_id "
+            "LEFT JOIN processes AS p ON p.owner = i.owner "
+            f"WHERE t.due_at <= $1 AND (i.owner IS NULL OR p.owner IS NULL OR NOT {_LIVE}) "
+            "ORDER BY t.due_at, t.timer_id LIMIT $2",
+            now,
+            limit,
+        )
+        return [_sql.timer_of(row) for row in rows]
+
+    # -- work for another process ---------------------------------------------------------------
+
+    async def post(self, target: str, sender: str, instance_id: str, body: bytes) -> str:
+        """Record work for ``instance_id`` at process ``target`` and wake it; its id."""
+        posted = uuid.uuid4().hex
+        pool = self._require_pool("send work to another process")
+        async with pool.acquire() as connection, connection.transaction():
+            await connection.execute(
+                "INSERT INTO inbox (id, target, sender, instance_id, body, created_at) "
+                "VALUES ($1, $2, $3, $4, $5, $6)",
+                posted,
+                target,
+                sender,
+                instance_id,
+                body,
+                time.time(),
+            )
+            await connection.execute("SELECT pg_notify($1, $2)", WORK_CHANNEL, target)
+        return posted
+
+    async def take_posted(self, owner: str, *, limit: int = 100) -> list[Posted]:
+        """The work other processes sent to ``owner`` that nobody took yet, now taken."""
+        rows = await self._require_pool("read the inbox").fetch(
+            "UPDATE inbox SET taken = TRUE WHERE id IN (SELECT id FROM inbox "
+            "WHERE target = $1 AND NOT taken ORDER BY created_at LIMIT $2 "
+            "FOR UPDATE SKIP LOCKED) RETURNING id, sender, instance_id, body",
+            owner,
+            limit,
+        )
+        return [Posted(id=row[0], sender=row[1], instance_id=row[2], body=row[3]) for row in rows]
+
+    async def answer(self, posted: Posted, reply: bytes) -> None:
+        """Write the answer to posted work and wake its sender."""
+        pool = self._require_pool("answer work of another process")
+        async with pool.acquire() as connection, connection.transaction():
+            await connection.execute(
+                "UPDATE inbox SET done = TRUE, reply = $2 WHERE id = $1", posted.id, reply
+            )
+            await connection.execute(
+                "SELECT pg_notify($1, $2)", REPLY_CHANNEL, f"{posted.sender} {posted.id}"
+            )
+
+    async def answers(self, ids: list[str]) -> dict[str, bytes]:
+        """The answers written so far to the posted work ``ids`` (rows are then deleted)."""
+        pool = self._require_pool("read answers")
+        rows = await pool.fetch(
+            "DELETE FROM inbox WHERE id = ANY($1::text[]) AND done RETURNING id, reply", ids
+        )
+        return {row[0]: row[1] for row in rows}
+
+    async def withdraw(self, posted_id: str) -> bool:
+        """Take back posted work nobody took yet (its target died): True if it was."""
+        pool = self._require_pool("withdraw work")
+        found = await pool.fetchval(
+            "DELETE FROM inbox WHERE id = $1 AND NOT taken RETURNING 1", posted_id
+        )
+        return found is not None
+
+    async def forget_posted(self, posted_id: str) -> None:
+        await self._require_pool("forget work").execute(
+            "DELETE FROM inbox WHERE id = $1", posted_id
+        )
+
+    async def listen(self, on_work: Callable[[], None], on_reply: Callable[[str], None]) -> None:
+        """Call ``on_work()`` when work arrives for ``owner`` and ``on_reply(id)`` when an
+        answer for it is written (NOTIFY on a connection of its own; the caller polls too)."""
+        import asyncpg
+
+        owner: str | None = getattr(getattr(self, "_writer", None), "node", None)
+        connection: asyncpg.Connection[Any] = await asyncpg.connect(self.url, timeout=10)
+
+        def heard(_connection: Any, _pid: int, channel: str, payload: object) -> None:
+            if not isinstance(payload, str):
+                return
+            if channel == WORK_CHANNEL and payload == owner:
+                on_work()
+            elif channel == REPLY_CHANNEL:
+                sender, _, posted = payload.partition(" ")
+                if sender == owner:
+                    on_reply(posted)
+
+        await connection.add_listener(WORK_CHANNEL, heard)
+        await connection.add_listener(REPLY_CHANNEL, heard)
+        self._listener = connection

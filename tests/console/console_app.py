@@ -1,0 +1,46 @@
+"""The app the console's browser tests serve: a flow with steps and a parallel, one that fails,
+one that waits for a person, one started by an event, one on a schedule, and a net workflow
+whose second task waits for an action (so its net has a token to draw)."""
+
+import cronflow_actors as cf
+from cronflow_actors import net
+
+
+def _boom(ctx: cf.FlowContext) -> None:
+    raise RuntimeError("the card was declined")
+
+
+def review() -> net.NetSpec:
+    item = net.work_item("approve").actions(start=net.action(), complete=net.action())
+    return (
+        net.workflow("review")
+        .start_condition("start")
+        .end_condition("end")
+        .task("prepare", net.task(net.work_item("prepare", handler=lambda ctx: "ready")))
+        .task("approve", net.task(item))
+        .connect_condition("start", "prepare")
+        .connect_task("prepare", "approve")
+        .connect_task("approve", "end")
+        .actions(initialize=net.action(), cancel=net.action())
+        .build()
+    )
+
+
+workflows = [
+    cf.define("greet", name="Greeting", description="says hello, twice at once")
+    .step("hello", lambda ctx: f"hello {ctx.payload['name']}")
+    .parallel("both", [lambda ctx: "left", lambda ctx: "right"])
+    .step("done", lambda ctx: {"greeted": ctx.steps["hello"]}),
+    cf.define("boom").step("charge", _boom),
+    cf.define("hold")
+    .human_in_the_loop("approve", description="approve the refund")
+    .step("after", lambda ctx: {"approved": ctx.last["approved"], "by": ctx.last["approved_by"]}),
+    cf.define("listen")
+    .on_event("order.paid")
+    .step("echo", lambda ctx: {"order": ctx.payload["order"]}),
+    cf.define("nightly")
+    .on_schedule("30 2 * * *", timezone="Europe/Paris")
+    .on_interval("1h")
+    .step("tick", lambda ctx: "tick"),
+    review(),
+]

@@ -1,0 +1,313 @@
+"""The web console in a real headless Chromium (Debian's ``chromium``, driven by Playwright),
+against a real ``serve`` process with API tokens configured. Each page is saved as a screenshot
+under ``test-output/console/``."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.serving import ROOT, Served, serving
+
+CHROMIUM = shutil.which("chromium")
+SHOTS = ROOT / "test-output" / "console"
+TOKEN = "console-test-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None, reason="Debian's chromium is not installed (make test-deps installs it)"
+)
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    folder = tmp_path_factory.mktemp("console")
+    config = folder / "cronflow.toml"
+    config.write_text(f'[tokens."{TOKEN}"]\nid = "ada"\nscopes = []\n')
+    app = "tests.console.console_app:workflows"
+    with serving(app, folder / "console.db", "--config", str(config)) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser: Any, served: Served) -> Iterator[Any]:
+    """A new tab, signed in with the API token."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    tab = context.new_page()
+    tab.set_default_timeout(10_000)
+    errors: list[str] = []
+    tab.on("pageerror", lambda error: errors.append(str(error)))
+    tab.goto(f"{served.url}/ui/")
+    tab.fill("#token", TOKEN)
+    tab.click("form.signin button[type=submit]")
+    tab.wait_for_selector("#runs-table")
+    yield tab
+    context.close()
+    assert errors == [], errors  # no script error on any page
+
+
+def shot(tab: Any, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    tab.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def api(served: Served, method: str, path: str, body: Any = None) -> Any:
+    answer = httpx.request(method, f"{served.url}{path}", json=body, headers=AUTH, timeout=10)
+    assert answer.status_code < 300, answer.text
+    return answer.json()
+
+
+def eventually(check: Callable[[], Any], seconds: float = 10) -> Any:
+    deadline = time.monotonic() + seconds
+    while True:
+        value = check()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(0.05)
+
+
+def until(tab: Any, expression: str, seconds: float = 10) -> None:
+    """Wait for a JavaScript expression to hold in the page (polled from here: the pages'
+    Content-Security-Policy forbids the eval that Playwright's wait_for_function uses)."""
+    assert eventually(lambda: tab.evaluate(expression), seconds), expression
+
+
+def run_status(served: Served, run_id: str) -> str:
+    return str(api(served, "GET", f"/runs/{run_id}")["status"])
+
+
+def wait_ended(served: Served, run_id: str) -> dict[str, Any]:
+    ended = eventually(lambda: run_status(served, run_id) in ("completed", "failed", "canceled"))
+    assert ended, run_status(served, run_id)
+    run: dict[str, Any] = api(served, "GET", f"/runs/{run_id}")
+    return run
+
+
+def paused_token(served: Served, run_id: str) -> str:
+    def find() -> str | None:
+        for pause in api(served, "GET", "/paused")["paused"]:
+            if pause["run_id"] == run_id:
+                return str(pause["token"])
+        return None
+
+    token = eventually(find)
+    assert token, f"run {run_id} never paused"
+    return str(token)
+
+
+def test_without_a_token_the_console_asks_for_one_and_the_api_refuses(
+    browser: Any, served: Served
+) -> None:
+    context = browser.new_context()
+    tab = context.new_page()
+    tab.set_default_timeout(10_000)
+    tab.goto(f"{served.url}/")  # redirects to /ui/
+    assert tab.url.endswith("/ui/")
+    tab.wait_for_selector("#token")
+    assert "needs a bearer token" in tab.inner_text("form.signin")
+    shot(tab, "sign-in")
+    # the page itself holds no data; every API call without the token is refused
+    assert tab.evaluate("fetch('/runs').then(r => r.status)") == 401
+    assert tab.evaluate("fetch('/paused').then(r => r.status)") == 401
+    # a cookie is never what authenticates: a request with cookies and no token is refused
+    assert tab.evaluate("fetch('/runs', {credentials: 'include'}).then(r => r.status)") == 401
+    tab.fill("#token", "not-the-token")
+    tab.click("form.signin button[type=submit]")
+    tab.wait_for_selector("text=The server refused the token")
+    tab.fill("#token", TOKEN)
+    tab.click("form.signin button[type=submit]")
+    tab.wait_for_selector("#runs-table")
+    assert context.cookies() == []
+    context.close()
+
+
+def test_the_runs_list_filters_pages_and_refreshes_itself(page: Any, served: Served) -> None:
+    done = [
+        api(served, "POST", "/runs", {"workflow": "greet", "payload": {"name": n}}) for n in "abc"
+    ]
+    failed = api(served, "POST", "/runs", {"workflow": "boom"})["run_id"]
+    for started in done:
+        wait_ended(served, started["run_id"])
+    wait_ended(served, failed)
+    page.goto(f"{served.url}/ui/#/runs")
+    page.wait_for_selector(f"tr[data-run='{failed}']")
+    shot(page, "runs")
+    page.select_option("#filter-status", "failed")  # filters at once
+    until(
+        page,
+        "(() => { const b = [...document.querySelectorAll('#runs tbody [data-status]')];"
+        " return b.length > 0 && b.every(x => x.dataset.status === 'failed'); })()",
+    )
+    assert page.query_selector(f"tr[data-run='{failed}']")
+    # pages of two, newest first: the next page holds older runs
+    page.goto(f"{served.url}/ui/#/runs?workflow=greet&limit=2")
+    until(page, "document.querySelectorAll('#runs tbody tr').length === 2")
+    first = page.eval_on_selector_all("#runs tbody tr", "rows => rows.map(r => r.dataset.run)")
+    page.click("#older")
+    rows = "[...document.querySelectorAll('#runs tbody tr')].map(r => r.dataset.run)"
+    until(
+        page, f"(() => {{ const r = {rows}; return r.length > 0 && !r.includes('{first[0]}') }})()"
+    )
+    older = page.evaluate(rows)
+    assert older
+    assert not set(older) & set(first)
+    # a run started meanwhile shows up without reloading the page
+    page.goto(f"{served.url}/ui/#/runs")
+    page.wait_for_selector("#runs")
+    new = api(served, "POST", "/runs", {"workflow": "greet", "payload": {"name": "d"}})["run_id"]
+    page.wait_for_selector(f"tr[data-run='{new}']")
+
+
+def test_a_run_page_shows_the_step_tree_and_replays(page: Any, served: Served) -> None:
+    run_id = api(served, "POST", "/runs", {"workflow": "greet", "payload": {"name": "ada"}})[
+        "run_id"
+    ]
+    wait_ended(served, run_id)
+    page.goto(f"{served.url}/ui/#/runs")
+    page.click(f"tr[data-run='{run_id}'] a")  # follow the run from the list
+    page.wait_for_selector("#steps")
+    assert page.inner_text("#run-id") == run_id
+    steps = page.eval_on_selector_all("#steps li", "items => items.map(i => i.dataset.step)")
+    assert steps == ["hello", "both", "done"]
+    for step in steps:
+        assert page.inner_text(f"li[data-step='{step}'] .badge") == "completed"
+    assert "took" in page.inner_text("li[data-step='hello']")
+    assert '"greeted": "hello ada"' in page.inner_text("#output")
+    shot(page, "run")
+    page.click("#replay")
+    page.fill("#replay-payload", '{"name": "grace"}')
+    page.click("#replay-start")
+    until(page, f"document.querySelector('#run-id')?.textContent !== '{run_id}'")
+    replay = page.inner_text("#run-id")
+    assert wait_ended(served, replay)["output"] == {"greeted": "hello grace"}
+    assert api(served, "GET", f"/runs/{replay}")["replay_of"] == run_id
+
+
+def test_a_failed_run_shows_its_error(page: Any, served: Served) -> None:
+    run_id = api(served, "POST", "/runs", {"workflow": "boom"})["run_id"]
+    wait_ended(served, run_id)
+    page.goto(f"{served.url}/ui/#/runs/{run_id}")
+    page.wait_for_selector("#error")
+    assert "the card was declined" in page.inner_text("#error")
+    assert "the card was declined" in page.inner_text("li[data-step='charge'] .error")
+
+
+def test_a_net_workflow_is_drawn_with_its_marking(page: Any, served: Served) -> None:
+    workflow_id = api(served, "POST", "/workflows", {"workflow": "review"})["workflow_id"]
+    assert eventually(
+        lambda: api(served, "GET", f"/workflows/{workflow_id}")["tasks"]["approve"] == "enabled"
+    )
+    page.goto(f"{served.url}/ui/#/runs/{workflow_id}")
+    page.wait_for_selector("#net svg")
+    assert page.get_attribute("[data-node='t:prepare'] rect", "class") == "task t-completed"
+    assert page.get_attribute("[data-node='t:approve'] rect", "class") == "task t-enabled"
+    # the one token sits in the condition between the two tasks
+    marked = page.eval_on_selector_all(
+        "#net g:has(.token)", "groups => groups.map(g => g.dataset.node)"
+    )
+    assert marked == ["c:prepare__to__approve"]
+    assert page.inner_text("tr[data-task='approve'] .badge") == "enabled"
+    shot(page, "net")
+    page.click("text=Cancel run")
+    page.click("[data-confirm='Cancel run']")
+    page.wait_for_selector("#run-id + .badge[data-status='canceled']")
+
+
+def test_approving_a_paused_run_from_the_console_completes_it(page: Any, served: Served) -> None:
+    run_id = api(served, "POST", "/runs", {"workflow": "hold"})["run_id"]
+    paused_token(served, run_id)
+    page.goto(f"{served.url}/ui/#/paused")
+    card = f"#paused [data-run='{run_id}']"
+    page.wait_for_selector(card)
+    assert "approve the refund" in page.inner_text(card)
+    shot(page, "paused")
+    page.fill(f"{card} input[name=approved_by]", "grace")
+    page.click(f"{card} button.approve")
+    page.wait_for_selector("#notice.ok")
+    run = wait_ended(served, run_id)
+    assert run["status"] == "completed"
+    assert run["output"] == {"approved": True, "by": "grace"}
+    page.goto(f"{served.url}/ui/#/runs/{run_id}")
+    page.wait_for_selector("#run-id + .badge[data-status='completed']")
+
+
+def test_rejecting_and_canceling_from_the_run_page(page: Any, served: Served) -> None:
+    rejected = api(served, "POST", "/runs", {"workflow": "hold"})["run_id"]
+    paused_token(served, rejected)
+    page.goto(f"{served.url}/ui/#/runs/{rejected}")
+    page.wait_for_selector("#pause button.reject")
+    page.click("#pause button.reject")
+    assert wait_ended(served, rejected)["output"] == {"approved": False, "by": "human"}
+    canceled = api(served, "POST", "/runs", {"workflow": "hold"})["run_id"]
+    paused_token(served, canceled)
+    page.goto(f"{served.url}/ui/#/runs/{canceled}")
+    page.click("text=Cancel run")
+    page.click("[data-confirm='Cancel run']")
+    page.wait_for_selector("#run-id + .badge[data-status='canceled']")
+    assert run_status(served, canceled) == "canceled"
+
+
+def test_publishing_an_event_starts_the_flow_listening(page: Any, served: Served) -> None:
+    page.goto(f"{served.url}/ui/#/events")
+    page.fill("#event-name", "order.paid")
+    page.fill("#event-payload", '{"order": 7}')
+    page.click("#publish")
+    link = page.wait_for_selector("#event-result a")
+    shot(page, "event-published")
+    run_id = link.inner_text()
+    assert wait_ended(served, run_id)["output"] == {"order": 7}
+    link.click()
+    page.wait_for_selector("#run-id")
+    assert page.inner_text("#run-id") == run_id
+    # a payload that is not JSON is refused in the page, before any request
+    page.goto(f"{served.url}/ui/#/events")
+    page.fill("#event-name", "order.paid")
+    page.fill("#event-payload", "{not json")
+    page.click("#publish")
+    page.wait_for_selector("#notice:not([hidden])")
+    assert "not valid JSON" in page.inner_text("#notice")
+
+
+def test_workflows_show_their_triggers_and_next_fire_times(page: Any, served: Served) -> None:
+    page.goto(f"{served.url}/ui/#/workflows")
+    page.wait_for_selector("[data-flow='nightly']")
+    schedule = page.inner_text("[data-flow='nightly'] [data-trigger='schedule']")
+    assert "30 2 * * *" in schedule
+    assert "Europe/Paris" in schedule
+    assert "next:" in schedule
+    assert "next:" in page.inner_text("[data-flow='nightly'] [data-trigger='interval']")
+    assert "order.paid" in page.inner_text("[data-flow='listen'] [data-trigger='event']")
+    shot(page, "workflows")
+    expected = api(served, "GET", "/flows/nightly/next-fires?count=1")["schedules"][0]["next"]
+    assert len(expected) == 1
+
+
+def test_console_assets_are_served_with_a_strict_policy(served: Served) -> None:
+    index = httpx.get(f"{served.url}/ui/")
+    policy = index.headers["content-security-policy"]
+    assert "script-src 'self'" in policy
+    assert "frame-ancestors 'none'" in policy
+    assert index.headers["x-content-type-options"] == "nosniff"
+    for name, media in (("app.js", "text/javascript"), ("app.css", "text/css")):
+        asset = httpx.get(f"{served.url}/ui/{name}")
+        assert asset.status_code == 200
+        assert asset.headers["content-type"].startswith(media)
+    missing = httpx.get(f"{served.url}/ui/nothing.js")
+    assert missing.status_code == 404
+    assert missing.headers["content-type"] == "application/problem+json"
+    assert httpx.post(f"{served.url}/ui/").status_code == 405

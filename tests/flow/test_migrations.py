@@ -1,0 +1,101 @@
+"""Migrating a Cronflow-style run to another version of its flow: the steps the old run
+completed keep their recorded outputs (their functions are not called again), the others run;
+also when the old version is no longer registered (the old run is then canceled offline)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import cronflow_actors as cf
+from cronflow_actors.errors import MigrationError, ResumeError
+from cronflow_actors.kernel import ManualClock
+
+
+def order(version: str, calls: list[str], *, audit: bool = False) -> cf.Flow:
+    def step(name: str) -> Any:
+        def handler(ctx: cf.FlowContext) -> dict[str, Any]:
+            calls.append(name)
+            return {"step": name, "seen": sorted(ctx.steps)}
+
+        return handler
+
+    flow = cf.define("order", version=version).step("quote", step("quote"))
+    flow = flow.step("charge", step("charge"))
+    if audit:
+        flow = flow.step("audit", step("audit"))
+    flow = flow.pause("approve")
+    return flow.step("ship", lambda ctx: {"charged": ctx.steps["charge"], "approved": ctx.last})
+
+
+async def paused_token(rt: cf.Runtime, run_id: str) -> str:
+    [paused] = [p for p in await rt.list_paused() if p.run_id == run_id]
+    return paused.token
+
+
+async def test_a_run_moves_to_the_new_version_keeping_its_recorded_outputs(
+    rt: cf.Runtime,
+) -> None:
+    calls: list[str] = []
+    rt.register(order("v1", calls))
+    old = await rt.trigger("order", {"n": 1})
+    await rt.wait_idle()
+    old_token = await paused_token(rt, old)
+    assert calls == ["quote", "charge"]
+    rt.register(order("v2", calls, audit=True))
+
+    new = await rt.migrate(old, "v2")
+    await rt.wait_idle()
+
+    assert calls == ["quote", "charge", "audit"]  # recorded outputs are kept, not recomputed
+    info = await rt.inspect(new)
+    steps = {s.id: (s.status, s.output) for s in info.steps}
+    assert {s.id: (s.kind, s.attempts) for s in info.steps}["charge"] == ("step", 0)  # not run
+    assert steps["quote"] == ("completed", {"step": "quote", "seen": []})
+    assert steps["charge"] == ("completed", {"step": "charge", "seen": ["quote"]})
+    assert steps["audit"] == ("completed", {"step": "audit", "seen": ["charge", "quote"]})
+    assert info.status == "waiting"
+    assert (await rt.inspect(old)).status == "canceled"
+    with pytest.raises(ResumeError):
+        await rt.resume(old_token, {"ok": True})
+    await rt.resume(await paused_token(rt, new), {"ok": True})
+    result = await rt.wait(new)
+    assert result.status == "completed"
+    assert result.output["charged"] == {"step": "charge", "seen": ["quote"]}
+    assert ((await rt.inspect(new)).migrated_from, (await rt.inspect(old)).migrated_to) == (
+        old,
+        new,
+    )
+    links = await rt.migration_links(new)
+    assert (links.migrated_from, links.from_version, links.version) == (old, "v1", "v2")
+    assert (await rt.migration_links(old)).migrated_to == new
+
+
+async def test_a_flow_run_cannot_move_to_a_version_that_is_not_registered(rt: cf.Runtime) -> None:
+    rt.register(order("v1", []))
+    run_id = await rt.trigger("order", {"n": 1})
+    await rt.wait_idle()
+    with pytest.raises(MigrationError, match="'v3' is not registered"):
+        await rt.migrate(run_id, "v3")
+    assert (await rt.inspect(run_id)).status == "waiting"
+
+
+async def test_a_run_whose_version_is_gone_is_canceled_offline_and_migrated(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    db = tmp_path / "gone.db"
+    calls: list[str] = []
+    async with cf.Runtime(db=db, clock=clock, workflows=[order("v1", calls)]) as first:
+        old = await first.trigger("order", {"n": 1})
+        await first.wait_idle()
+    async with cf.Runtime(db=db, clock=clock, workflows=[order("v2", calls, audit=True)]) as rt:
+        new = await rt.migrate(old, "v2")
+        await rt.wait_idle()
+        assert calls == ["quote", "charge", "audit"]
+        assert (await rt.inspect(old)).status == "canceled"
+        assert [p.run_id for p in await rt.list_paused()] == [new]  # the old pause ended
+        await rt.resume(await paused_token(rt, new), {"ok": True})
+        assert (await rt.wait(new)).status == "completed"
+        assert (await rt.migration_links(old)).migrated_to == new

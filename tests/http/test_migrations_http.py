@@ -1,0 +1,79 @@
+"""``POST /workflows/{id}/migrate``: the same bearer-token rule as the other workflow routes,
+the new root's id (asking again answers it again), refusals as problems; ``GET
+/workflows/{id}`` shows either side of a migration; ``cronflow-actors migrate RUN_ID --to
+VERSION`` through a real subprocess."""
+
+from __future__ import annotations
+
+import itertools
+import json
+
+import cronflow_actors as cf
+from cronflow_actors import net
+from tests.http.conftest import Serve
+from tests.http.test_cli_commands import cli
+
+TOKENS = {"t-ops": cf.Principal(id="ops")}
+BEARER = {"Authorization": "Bearer t-ops"}
+
+
+def spec(version: str, *tasks: str) -> net.NetSpec:
+    builder = net.workflow("ship", version=version).start_condition("start").end_condition("end")
+    for task in tasks:
+        builder.task(task, net.task())
+    builder.connect_condition("start", tasks[0])
+    for source, target in itertools.pairwise(tasks):
+        builder.connect_task(source, target)
+    return builder.connect_task(tasks[-1], "end").build()
+
+
+async def test_migrate_over_http(serve: Serve) -> None:
+    v1, v2 = spec("v1", "pack"), spec("v2", "pack", "label")
+    migration = net.migration(v1, v2).task_migrators({"ship/pack": lambda ctx: "continue"})
+    rt, client = await serve([v1, v2, migration.build()], tokens=TOKENS)
+    old = await rt.start_workflow("ship", version="v1")
+    url = f"/workflows/{old}/migrate"
+
+    assert (await client.post(url, json={"to_version": "v2"})).status_code == 401
+    bad = await client.post(url, json={"version": "v2"}, headers=BEARER)
+    assert bad.status_code == 400
+    assert "to_version" in bad.json()["detail"]
+    refused = await client.post(url, json={"to_version": "v7"}, headers=BEARER)
+    assert refused.status_code == 409
+    assert "'v7' is not registered" in refused.json()["detail"]
+    missing = await client.post(
+        "/workflows/nope/migrate", json={"to_version": "v2"}, headers=BEARER
+    )
+    assert missing.status_code == 404
+    assert (await rt.workflow_state(old)) == "initialized"  # refusals changed nothing
+
+    moved = await client.post(url, json={"to_version": "v2"}, headers=BEARER)
+    assert moved.status_code == 201
+    new = moved.json()["workflow_id"]
+    assert moved.json() == {"workflow_id": new, "migrated_from": old, "version": "v2"}
+    assert moved.headers["Location"] == f"/workflows/{new}"
+    again = await client.post(url, json={"to_version": "v2"}, headers=BEARER)
+    assert (again.status_code, again.json()["workflow_id"]) == (201, new)
+
+    shown = (await client.get(f"/workflows/{new}", headers=BEARER)).json()
+    assert (shown["version"], shown["migrated_from"], shown["migrated_to"]) == ("v2", old, None)
+    assert shown["tasks"] == {"pack": "enabled", "label": "disabled"}
+    before = (await client.get(f"/workflows/{old}", headers=BEARER)).json()
+    assert (before["state"], before["migrated_to"]) == ("canceled", new)
+
+
+async def test_the_migrate_command_of_the_cli(serve: Serve) -> None:
+    v1, v2 = spec("v1", "pack"), spec("v2", "pack", "label")
+    rt, client = await serve([v1, v2, net.migration(v1, v2).build()], tokens=TOKENS)
+    old = await rt.start_workflow("ship", version="v1")
+    options = ["--url", str(client.base_url), "--token", "t-ops"]
+    code, out, _ = await cli("migrate", old, "--to", "v2", "--json", *options)
+    assert code == 0
+    answer = json.loads(out)
+    assert (answer["migrated_from"], answer["version"]) == (old, "v2")
+    assert (await rt.migration_links(old)).migrated_to == answer["workflow_id"]
+    code, out, _ = await cli("migrate", old, "--to", "v2", *options)  # again: the same id
+    assert (code, out.strip()) == (0, f"migrated {old} to v2: now {answer['workflow_id']}")
+    code, _, err = await cli("migrate", answer["workflow_id"], "--to", "v9", *options)
+    assert code == 3  # refused
+    assert "'v9' is not registered" in err

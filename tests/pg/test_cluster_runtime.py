@@ -1,0 +1,83 @@
+"""Two runtimes in one test process on one PostgreSQL database, through the public API: work
+for an instance the other runtime holds is carried out there and answered back (its result,
+or its error as the same exception); a waiting run is anyone's to claim."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+import cronflow_actors as cf
+from cronflow_actors.errors import NotFoundError
+from cronflow_actors.runtime.cluster import ClusterLease
+
+gate: dict[str, asyncio.Event] = {}
+"""The event each test's blocked step waits for (one per test: an event belongs to a loop)."""
+
+
+async def blocked(ctx: object) -> str:
+    await gate["released"].wait()
+    return "released"
+
+
+def flows() -> list[cf.Flow]:
+    return [
+        cf.define("blocker").step("wait", blocked).step("after", lambda ctx: ctx.last),
+        cf.define("hold").human_in_the_loop("approve").step("done", lambda ctx: ctx.last),
+    ]
+
+
+@pytest.fixture
+async def pair(postgres_url: str) -> AsyncIterator[tuple[cf.Runtime, cf.Runtime]]:
+    gate["released"] = asyncio.Event()
+    first = cf.Runtime(db=postgres_url, workflows=flows(), lease_seconds=2)
+    second = cf.Runtime(db=postgres_url, workflows=flows(), lease_seconds=2)
+    async with first, second:
+        yield first, second
+        gate["released"].set()
+
+
+async def test_work_for_an_instance_held_elsewhere_is_carried_out_there(
+    pair: tuple[cf.Runtime, cf.Runtime],
+) -> None:
+    first, second = pair
+    assert isinstance(first.lease, ClusterLease)
+    run_id = await first.trigger("blocker")
+    await asyncio.sleep(0.2)  # its step runs in the first runtime, which holds the run
+    assert run_id in first.instances
+    # the second runtime cannot claim it: the call goes to the first one, and comes back
+    await second.cancel(run_id)
+    result = await first.wait(run_id, timeout=10)
+    assert str(result.status) == "canceled"
+    assert run_id not in second.instances
+
+
+async def test_an_error_raised_where_the_instance_is_held_reaches_the_caller(
+    pair: tuple[cf.Runtime, cf.Runtime],
+) -> None:
+    first, second = pair
+    run_id = await first.trigger("blocker")
+    await asyncio.sleep(0.2)
+    with pytest.raises(NotFoundError, match="wi999") as raised:
+        await second.complete_work_item(f"{run_id}.wi999", {})
+    assert type(raised.value) is NotFoundError
+    gate["released"].set()
+    assert (await second.wait(run_id, timeout=10)).output == "released"
+
+
+async def test_a_waiting_run_is_claimed_by_the_runtime_that_has_work_for_it(
+    pair: tuple[cf.Runtime, cf.Runtime],
+) -> None:
+    first, second = pair
+    run_id = await first.trigger("hold")
+    for _ in range(100):
+        paused = await second.list_paused()
+        if any(p.run_id == run_id for p in paused):
+            break
+        await asyncio.sleep(0.05)
+    [token] = [p.token for p in paused if p.run_id == run_id]
+    await second.resume(token, {"ok": 1})
+    result = await first.wait(run_id, timeout=10)
+    assert (str(result.status), result.output["payload"]) == ("completed", {"ok": 1})

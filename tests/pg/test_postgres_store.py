@@ -1,0 +1,169 @@
+"""The PostgreSQL store beyond the shared contract (tests/store runs that against it too): its
+URLs and connection errors, its migrations, the runtime lease and the instance owners that fence
+writes when several processes share the database."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from cronflow_actors.errors import (
+    ConfigurationError,
+    LeaseLostError,
+    RevisionConflictError,
+    SchemaVersionError,
+    StoreFailedError,
+)
+from cronflow_actors.messages import LeaseRecord, Mutation, TimerRecord
+from cronflow_actors.runtime import store_for
+from cronflow_actors.store.postgres import PostgresStore
+from cronflow_actors.store.postgres_migrations import (
+    POSTGRES_MIGRATIONS,
+    latest_postgres_version,
+)
+from tests.pg.server import TemporaryPostgres
+from tests.store.conftest import only_snapshot, snapshot
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("postgresql://", "no host"),
+        ("postgresql://user@host:5432/", "no database name"),
+        ("postgresql://user@host:99999/db", "Port out of range"),
+        ("postgresql://user:secret@host:port/db", "Port could not be cast"),
+    ],
+)
+def test_a_bad_url_is_a_clear_error(url: str, says: str) -> None:
+    with pytest.raises(ConfigurationError, match=says) as raised:
+        store_for(url)
+    assert "secret" not in str(raised.value)
+
+
+def test_an_unknown_scheme_is_refused() -> None:
+    with pytest.raises(ConfigurationError, match="postgresql:// URL"):
+        store_for("mysql://user@host/db")
+
+
+def test_a_postgresql_url_gives_the_postgres_store() -> None:
+    store = store_for("postgresql://app@127.0.0.1:5432/cronflow")
+    assert isinstance(store, PostgresStore)
+    assert repr(store) == "PostgresStore('postgresql://app@127.0.0.1:5432/cronflow')"
+
+
+async def test_an_unreachable_server_is_a_clear_error_quickly(
+    postgres_server: TemporaryPostgres,
+) -> None:
+    from tests.serving import free_port
+
+    store = PostgresStore(f"postgresql://app:pw@127.0.0.1:{free_port()}/x", connect_timeout=5)
+    with pytest.raises(ConfigurationError, match=r"connecting failed.*check the URL") as err:
+        await store.open()
+    assert "pw" not in str(err.value)
+    missing = PostgresStore(postgres_server.url("no_such_database"))
+    with pytest.raises(ConfigurationError, match="no_such_database"):
+        await missing.open()
+
+
+async def test_processes_opening_a_new_database_together_migrate_it_once(
+    postgres_url: str, postgres_server: TemporaryPostgres
+) -> None:
+    stores = [PostgresStore(postgres_url) for _ in range(4)]
+    await asyncio.gather(*(s.open() for s in stores))
+    assert {await s.schema_version() for s in stores} == {latest_postgres_version()}
+    await asyncio.gather(*(s.close() for s in stores))
+    rows = postgres_server.psql(
+        "SELECT version FROM schema_version ORDER BY version", _db(postgres_url)
+    )
+    assert rows.split() == [str(v) for v, _, _ in POSTGRES_MIGRATIONS]
+    assert [v for v, _, _ in POSTGRES_MIGRATIONS] == list(range(1, len(POSTGRES_MIGRATIONS) + 1))
+
+
+async def test_a_database_from_a_newer_version_is_refused_untouched(
+    postgres_url: str, postgres_server: TemporaryPostgres
+) -> None:
+    async with PostgresStore(postgres_url):
+        pass
+    postgres_server.psql(
+        "INSERT INTO schema_version VALUES (999, 'from the future', 0)", _db(postgres_url)
+    )
+    with pytest.raises(SchemaVersionError):
+        await PostgresStore(postgres_url).open()
+
+
+def lease(owner: str, now: float, duration: float = 5.0) -> LeaseRecord:
+    return LeaseRecord(
+        owner=owner, host="h", pid=1, acquired_at=now, renewed_at=now, expires_at=now + duration
+    )
+
+
+async def test_an_owner_that_lost_the_runtime_lease_writes_nothing_more(postgres_url: str) -> None:
+    async with PostgresStore(postgres_url) as first, PostgresStore(postgres_url) as second:
+        await first.acquire_lease(lease("first", now=100, duration=1))
+        await first.commit(only_snapshot(snapshot(revision=1)))
+        await second.acquire_lease(lease("second", now=200))
+        with pytest.raises(LeaseLostError, match=r"runtime first lost its lease.*second holds it"):
+            await first.commit(only_snapshot(snapshot(revision=2, status="stale")))
+        loaded = await second.load_snapshot("i1")
+        assert loaded is not None
+        assert loaded.revision == 1
+        with pytest.raises(StoreFailedError, match="lost its lease"):
+            await first.commit(only_snapshot(snapshot("other", revision=1)))
+        await second.commit(only_snapshot(snapshot(revision=2, status="taken over")))
+
+
+async def test_an_instance_taken_over_by_another_process_fences_the_old_owner(
+    postgres_url: str,
+) -> None:
+    async with PostgresStore(postgres_url) as a, PostgresStore(postgres_url) as b:
+        await a.join_cluster("A", "h", 1, duration=0.3)
+        await b.join_cluster("B", "h", 2, duration=30)
+        running = snapshot(revision=1)
+        await a.commit(only_snapshot(_runnable(running)))
+        # A holds it while its lease lives: B is told who holds it
+        assert (await b.claim("i1", "B")).holder == "A"
+        assert await b.take_over("B") == []
+        await asyncio.sleep(0.4)  # A's lease expires without a heartbeat
+        assert not await a.heartbeat("A", 0.3)
+        [taken] = await b.take_over("B")
+        assert taken.instance_id == "i1"
+        with pytest.raises(RevisionConflictError, match="process B owns it now"):
+            await a.commit(only_snapshot(_runnable(snapshot(revision=2, status="stale"))))
+        await b.commit(only_snapshot(_runnable(snapshot(revision=2, status="B's"))))
+        loaded = await b.load_snapshot("i1")
+        assert loaded is not None
+        assert (loaded.revision, loaded.status) == (2, "B's")
+        # A's writer goes on for the instances it still holds: the refusal was the instance's
+        await a.commit(only_snapshot(snapshot("mine", revision=1)))
+
+
+async def test_a_waiting_instance_has_no_owner_and_anyone_may_claim_it(postgres_url: str) -> None:
+    async with PostgresStore(postgres_url) as a, PostgresStore(postgres_url) as b:
+        await a.join_cluster("A", "h", 1, duration=30)
+        await b.join_cluster("B", "h", 2, duration=30)
+        await a.commit(
+            Mutation(
+                snapshot=snapshot(revision=1, status="waiting"),
+                timers_set=(TimerRecord(timer_id="t", instance_id="i1", due_at=5, kind="sleep"),),
+            )
+        )
+        assert [t.timer_id for t in await b.unheld_due_timers(10)] == ["t"]
+        claim = await b.claim("i1", "B")
+        assert claim.snapshot is not None
+        assert claim.snapshot.revision == 1
+        assert (await a.claim("i1", "A")).holder == "B"
+        assert await a.unheld_due_timers(10) == []
+        assert (await a.claim("ghost", "A")) == type(claim)()
+        await b.leave_cluster("B")
+        assert (await a.claim("i1", "A")).snapshot is not None
+
+
+def _runnable(record):  # type: ignore[no-untyped-def]
+    import msgspec
+
+    return msgspec.structs.replace(record, runnable=True)
+
+
+def _db(url: str) -> str:
+    return url.rsplit("/", 1)[1]

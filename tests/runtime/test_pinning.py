@@ -1,0 +1,262 @@
+"""Pinned definitions: a run started on one definition is never run on another registered
+under the same version. It is held as ``blocked`` (listed, inspected, counted, logged, every call
+to it refused but an operator's cancel) until its old definition is registered again."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+
+import cronflow_actors as cf
+from cronflow_actors import net
+from cronflow_actors.engine.actors import decode_state
+from cronflow_actors.errors import InstanceBlockedError
+from cronflow_actors.kernel import ManualClock
+from cronflow_actors.messages import Mutation, encode
+from cronflow_actors.net.fingerprint import fingerprint
+
+RAN: list[str] = []
+
+
+def ran(name: str) -> Any:
+    def handler(ctx: Any) -> str:
+        RAN.append(name)
+        return name
+
+    return handler
+
+
+def approval(*, changed: bool = False) -> cf.Flow:
+    """A flow that pauses for a person; ``changed``: edited without a version bump."""
+    flow = cf.define("approval", version="v1").step("prepare", ran("prepare"))
+    flow = flow.human_in_the_loop("approve", description="ok?")
+    if changed:  # the last step renamed, and one more after it
+        return flow.step("ship", ran("ship")).step("notify", ran("notify"))
+    return flow.step("send", ran("send"))
+
+
+def napping(*, changed: bool = False) -> cf.Flow:
+    flow = cf.define("napping").sleep("nap", "10m")
+    return flow.step("wake", ran("wake")) if not changed else flow.step("rise", ran("rise"))
+
+
+def blocked_gauge(rt: cf.Runtime, workflow: str) -> float | None:
+    value = rt.metrics.registry.get_sample_value("cronflow_runs_blocked", {"workflow": workflow})
+    return value
+
+
+async def test_a_paused_run_is_blocked_on_a_changed_definition_until_the_old_one_is_back(
+    tmp_path: Path, clock: ManualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    db = tmp_path / "pinned.db"
+    RAN.clear()
+    async with cf.Runtime(db=db, clock=clock, workflows=[approval()]) as rt:
+        run_id = await rt.trigger("approval", {"n": 1})
+        await rt.wait_idle()
+        [paused] = await rt.list_paused()
+        assert (await rt.inspect(run_id)).status == "waiting"
+
+    with caplog.at_level(logging.WARNING, logger="cronflow_actors.runtime.pinning"):
+        async with cf.Runtime(db=db, clock=clock, workflows=[approval(changed=True)]) as rt:
+            info = await rt.inspect(run_id)
+            assert info.status == "blocked"
+            assert info.version == "v1"
+            assert info.blocked is not None
+            old = fingerprint(approval().compile().spec)
+            new = fingerprint(approval(changed=True).compile().spec)
+            assert old != new
+            assert f"definition {old} of 'approval' version 'v1'" in info.blocked
+            assert f"now {new}" in info.blocked
+            assert "migrate it" in info.blocked
+            assert [r.id for r in await rt.list_runs(status="blocked")] == [run_id]
+            assert [r.id for r in await rt.list_runs(status="waiting")] == []
+            assert blocked_gauge(rt, "approval") == 1
+            assert [b.instance_id for b in rt.pinning.blocked()] == [run_id]
+
+            # A resume addressed to it is refused, naming the block; nothing changes.
+            with pytest.raises(InstanceBlockedError, match="is blocked") as refused:
+                await rt.resume(paused.token, {"approved": True})
+            assert refused.value.instance_id == run_id
+            assert "complete work item" in str(refused.value)
+            await rt.wait_idle()
+            assert (await rt.inspect(run_id)).status == "blocked"
+            assert RAN == ["prepare"]
+
+            # New runs start on the registered definition, and run.
+            fresh = await rt.trigger("approval", {"n": 2})
+            await rt.wait_idle()
+            assert (await rt.inspect(fresh)).status == "waiting"
+    assert [r.message for r in caplog.records].count(info.blocked) == 1  # logged when held
+
+    # The old definition registered again: the run goes on, and the new one is held now.
+    async with cf.Runtime(db=db, clock=clock, workflows=[approval()]) as rt:
+        assert (await rt.inspect(run_id)).status == "waiting"
+        assert (await rt.inspect(fresh)).status == "blocked"
+        assert blocked_gauge(rt, "approval") == 1
+        await rt.resume(paused.token, {"approved": True})
+        result = await rt.wait(run_id, timeout=5)
+        assert (result.status, result.output) == ("completed", "send")
+        assert RAN == ["prepare", "prepare", "send"]
+
+
+async def test_a_held_run_is_canceled_by_an_operator_without_its_code(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    db = tmp_path / "cancel.db"
+    async with cf.Runtime(db=db, clock=clock, workflows=[approval()]) as rt:
+        run_id = await rt.trigger("approval", {"n": 1})
+        await rt.wait_idle()
+    async with cf.Runtime(db=db, clock=clock, workflows=[approval(changed=True)]) as rt:
+        assert (await rt.inspect(run_id)).status == "blocked"
+        await rt.cancel(run_id)
+        result = await rt.wait(run_id, timeout=5)
+        assert result.status == "canceled"
+        info = await rt.inspect(run_id)
+        assert (info.status, info.blocked) == ("canceled", None)
+        assert await rt.list_paused() == []  # its pause ended with it
+        assert await rt.list_runs(status="blocked") == []
+        assert blocked_gauge(rt, "approval") == 0
+        assert rt.pinning.held(run_id) is None
+    async with cf.Runtime(db=db, clock=clock, workflows=[approval()]) as rt:
+        assert (await rt.inspect(run_id)).status == "canceled"  # for good
+
+
+async def test_a_held_sleep_does_not_wake_on_the_changed_definition_and_does_on_the_old_one(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    db = tmp_path / "sleep.db"
+    RAN.clear()
+    async with cf.Runtime(db=db, clock=clock, workflows=[napping()]) as rt:
+        run_id = await rt.trigger("napping")
+        await rt.wait_idle()
+    async with cf.Runtime(db=db, clock=clock, workflows=[napping(changed=True)]) as rt:
+        assert (await rt.inspect(run_id)).status == "blocked"
+        clock.advance(601)  # its timer fires: the activation it asks for is refused
+        await rt.wait_idle()
+        assert (await rt.inspect(run_id)).status == "blocked"
+        assert RAN == []
+    async with cf.Runtime(db=db, clock=clock, workflows=[napping()]) as rt:
+        result = await rt.wait(run_id, timeout=5)
+        assert (result.status, result.output) == ("completed", "wake")
+        assert RAN == ["wake"]
+
+
+def review_net(*, changed: bool = False) -> net.NetSpec:
+    builder = net.workflow("review", version="v1").start_condition("start").end_condition("end")
+    builder = builder.task("read", net.task()).connect_condition("start", "read")
+    if changed:  # a second reader put in between
+        builder = builder.task("reread", net.task()).connect_task("read", "reread")
+        return builder.connect_task("reread", "end").build()
+    return builder.connect_task("read", "end").build()
+
+
+async def test_work_item_calls_to_a_held_net_instance_are_refused_and_change_nothing(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    db = tmp_path / "net.db"
+    async with cf.Runtime(db=db, clock=clock, workflows=[review_net()]) as rt:
+        workflow_id = await rt.start_workflow("review")
+        [item] = await rt.work_items(workflow_id, "read")
+    async with cf.Runtime(db=db, clock=clock, workflows=[review_net(changed=True)]) as rt:
+        before = await rt.store.load_snapshot(workflow_id)
+        with pytest.raises(InstanceBlockedError, match="cannot start work item"):
+            await rt.start_work_item(item.id)
+        outsider = cf.Principal("someone", scopes=frozenset({"admin"}))
+        with pytest.raises(InstanceBlockedError, match="as an external caller"):
+            await rt.cancel_workflow(workflow_id, principal=outsider)
+        assert await rt.store.load_snapshot(workflow_id) == before
+        await rt.cancel_workflow(workflow_id)  # an operator's cancel goes through
+        assert (await rt.workflow(workflow_id)).state == "canceled"
+
+
+async def test_a_workflow_registered_on_a_running_runtime_holds_its_changed_instances(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    db = tmp_path / "late.db"
+    async with cf.Runtime(db=db, clock=clock, workflows=[review_net()]) as rt:
+        workflow_id = await rt.start_workflow("review")
+    async with cf.Runtime(db=db, clock=clock) as rt:
+        rt.register(review_net(changed=True))
+        await rt._recovered("review")
+        assert rt.pinning.held(workflow_id) is not None
+        assert (await rt.store.load_snapshot(workflow_id)).status == "blocked"
+
+
+async def test_an_instance_recorded_before_fingerprints_is_taken_as_matching(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    db = tmp_path / "old.db"
+    async with cf.Runtime(db=db, clock=clock, workflows=[review_net()]) as rt:
+        workflow_id = await rt.start_workflow("review")
+        # as a database from before fingerprints holds it
+        stored = await rt.store.load_snapshot(workflow_id)
+        assert stored is not None
+        state = decode_state(stored.body)
+        assert state.fingerprint == fingerprint(review_net())
+        state.fingerprint = msgspec.UNSET
+        state.revision += 1
+        await rt.store.commit(
+            Mutation(
+                snapshot=msgspec.structs.replace(
+                    stored, revision=state.revision, body=encode(state)
+                )
+            )
+        )
+    changed = review_net(changed=True)
+    async with cf.Runtime(db=db, clock=clock, workflows=[changed]) as rt:
+        [item] = await rt.work_items(workflow_id, "read")
+        await rt.start_work_item(item.id)  # it runs on, and records the definition it runs on
+        stored = await rt.store.load_snapshot(workflow_id)
+        assert stored is not None
+        assert stored.status != "blocked"
+        assert decode_state(stored.body).fingerprint == fingerprint(changed)
+
+
+async def test_every_waiting_run_is_held_at_start_page_after_page(
+    tmp_path: Path, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("cronflow_actors.runtime.pinning._PAGE", 2)
+    db = tmp_path / "pages.db"
+    async with cf.Runtime(db=db, clock=clock, workflows=[approval()]) as rt:
+        runs = set()
+        for n in range(5):
+            clock.advance(1)
+            runs.add(await rt.trigger("approval", {"n": n}))
+        await rt.wait_idle()
+    async with cf.Runtime(db=db, clock=clock, workflows=[approval(changed=True)]) as rt:
+        assert {b.instance_id for b in rt.pinning.blocked()} == runs
+        assert blocked_gauge(rt, "approval") == 5
+    async with cf.Runtime(db=db, clock=clock, workflows=[approval(changed=True)]) as rt:
+        assert {b.instance_id for b in rt.pinning.blocked()} == runs  # found held again
+    async with cf.Runtime(db=db, clock=clock, workflows=[approval()]) as rt:
+        assert rt.pinning.blocked() == []
+        assert {r.id for r in await rt.list_runs(status="waiting")} == runs
+
+
+async def test_a_held_run_is_migrated_to_another_version_keeping_its_recorded_outputs(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    db = tmp_path / "migrate.db"
+    RAN.clear()
+    async with cf.Runtime(db=db, clock=clock, workflows=[approval()]) as rt:
+        old = await rt.trigger("approval", {"n": 1})
+        await rt.wait_idle()
+    v2 = cf.define("approval", version="v2").step("prepare", ran("prepare"))
+    v2 = v2.human_in_the_loop("approve", description="ok?").step("deliver", ran("deliver"))
+    async with cf.Runtime(db=db, clock=clock, workflows=[approval(changed=True), v2]) as rt:
+        assert rt.pinning.held(old) is not None
+        new = await rt.migrate(old, "v2")
+        await rt.wait_idle()
+        assert (await rt.inspect(old)).status == "canceled"
+        assert rt.pinning.held(old) is None
+        assert blocked_gauge(rt, "approval") == 0
+        [paused] = await rt.list_paused()
+        assert paused.run_id == new
+        await rt.resume(paused.token, {"approved": True})
+        result = await rt.wait(new, timeout=5)
+        assert (result.status, result.output) == ("completed", "deliver")
+        assert RAN == ["prepare", "deliver"]  # its recorded step was not run again

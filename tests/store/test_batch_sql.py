@@ -1,0 +1,67 @@
+"""The writer's one hand-off per batch: it leans on aiosqlite's private ``Connection._execute``
+and ``Connection._conn`` (``store/_batch_sql.py``); these tests fail if an aiosqlite release
+changes them, and check that a batch is one transaction that is all or nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from pathlib import Path
+
+import aiosqlite
+import pytest
+
+from cronflow_actors.errors import DuplicateInstanceError
+from cronflow_actors.messages import Mutation
+from cronflow_actors.store import SQLiteStore
+from cronflow_actors.store._batch_sql import run_on_connection
+from tests.store.conftest import snapshot
+
+
+async def test_a_function_runs_on_the_connections_own_thread_with_its_sqlite3_connection(
+    tmp_path: Path,
+) -> None:
+    async with aiosqlite.connect(tmp_path / "x.db", isolation_level=None) as connection:
+        await connection.execute("CREATE TABLE t (v INTEGER)")
+
+        def insert(db: sqlite3.Connection, value: int) -> tuple[int, int]:
+            db.execute("INSERT INTO t VALUES (?)", (value,))
+            return threading.get_ident(), db.execute("SELECT sum(v) FROM t").fetchone()[0]
+
+        thread, total = await run_on_connection(connection, insert, 41)
+        assert total == 41
+        assert thread != threading.get_ident()
+        # the same thread aiosqlite runs its own statements on
+        other, _ = await run_on_connection(connection, insert, 1)
+        assert other == thread
+        rows = await connection.execute_fetchall("SELECT v FROM t ORDER BY v")
+        assert [tuple(r) for r in rows] == [(1,), (41,)]
+
+
+async def test_an_error_on_the_thread_reaches_the_caller(tmp_path: Path) -> None:
+    async with aiosqlite.connect(tmp_path / "x.db", isolation_level=None) as connection:
+
+        def broken(db: sqlite3.Connection) -> None:
+            db.execute("SELECT * FROM missing")
+
+        with pytest.raises(sqlite3.OperationalError, match="missing"):
+            await run_on_connection(connection, broken)
+
+
+async def test_a_refused_batch_writes_nothing_and_each_caller_hears_its_own_answer(
+    tmp_path: Path,
+) -> None:
+    async with SQLiteStore(tmp_path / "s.db") as store:
+        await store.commit(Mutation(snapshot=snapshot("a", revision=1)))
+        # one batch: a good write and a stale one (revision 1 again): the batch rolls back and
+        # is written item by item, so only the stale one is refused
+        good = store.commit(Mutation(snapshot=snapshot("b", revision=1)))
+        stale = store.commit(Mutation(snapshot=snapshot("a", revision=1)))
+        results = await asyncio.gather(good, stale, return_exceptions=True)
+        assert results[0] is None
+        assert isinstance(results[1], DuplicateInstanceError)
+        assert (await store.load_snapshot("b")) is not None
+        loaded = await store.load_snapshot("a")
+        assert loaded is not None
+        assert loaded.revision == 1

@@ -1,0 +1,215 @@
+"""The client commands as people and scripts use them: subprocesses against a real ``serve``
+with a token configured. Exit codes: 0 ok, 1 run failed, 2 usage, 3 not found or conflict,
+4 server unreachable (``cronflow_actors/cli/exits.py``)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.serving import ROOT, Served, serving
+
+TOKEN = "cli-test-token"
+TIME = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d")
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    folder = tmp_path_factory.mktemp("cli")
+    config = folder / "cronflow.toml"
+    config.write_text(f'[tokens."{TOKEN}"]\nid = "ops"\nscopes = []\n')
+    app = "tests.console.console_app:workflows"
+    with serving(app, folder / "cli.db", "--config", str(config)) as running:
+        yield running
+
+
+def cli(
+    *args: str, served: Served | None = None, token: str | None = TOKEN
+) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("CRONFLOW_TOKEN", None)
+    if served is not None:
+        env["CRONFLOW_URL"] = served.url
+        if token is not None:
+            env["CRONFLOW_TOKEN"] = token
+    return subprocess.run(
+        [sys.executable, "-m", "cronflow_actors", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_version_flag() -> None:
+    result = cli("--version")
+    assert result.returncode == 0
+    assert re.fullmatch(r"cronflow-actors \S+\n", result.stdout)
+
+
+def test_run_waits_and_prints_for_people_or_as_json(served: Served) -> None:
+    result = cli("run", "greet", "--payload", '{"name": "ada"}', served=served)
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"started run [0-9a-f]{32}", result.stderr)
+    assert re.search(r"greet\s+completed in \d", result.stdout)
+    assert "hello ada" in result.stdout
+    result = cli("run", "greet", "--payload", '{"name": "bo"}', "--json", served=served)
+    assert result.returncode == 0
+    answer = json.loads(result.stdout)
+    assert answer["status"] == "completed"
+    assert answer["output"] == {"greeted": "hello bo"}
+    failed = cli("run", "boom", served=served)
+    assert failed.returncode == 1
+    assert "the card was declined" in failed.stdout
+
+
+def test_run_no_wait_prints_the_id_at_once(served: Served) -> None:
+    result = cli("run", "hold", "--no-wait", served=served)
+    assert result.returncode == 0
+    run_id = result.stdout.strip()
+    assert re.fullmatch(r"[0-9a-f]{32}", run_id)
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    assert httpx.get(f"{served.url}/runs/{run_id}", headers=headers).status_code == 200
+    as_json = cli("run", "hold", "--no-wait", "--json", served=served)
+    assert set(json.loads(as_json.stdout)) == {"run_id"}
+
+
+def test_run_timeout_on_a_paused_run_says_how_to_resume_it(served: Served) -> None:
+    result = cli("run", "hold", "--timeout", "1.5", served=served)
+    assert result.returncode == 1
+    assert "is paused at step 'approve' for a person" in result.stderr
+    token = re.search(r"cronflow-actors resume (\S+)", result.stderr)
+    assert token is not None
+    assert "did not end within 1.5 s" in result.stderr
+    run_id = re.search(r"started run (\S+);", result.stderr)
+    assert run_id is not None
+    inspected = cli("inspect", run_id.group(1), served=served)
+    assert inspected.returncode == 0
+    assert f"cronflow-actors resume {token.group(1)}" in inspected.stdout
+    assert TIME.search(inspected.stdout)
+    as_json = json.loads(cli("inspect", run_id.group(1), "--json", served=served).stdout)
+    assert as_json["pause"]["token"] == token.group(1)
+    resumed = cli("resume", token.group(1), "--payload", '{"approved": true}', served=served)
+    assert resumed.returncode == 0
+    assert "resumed" in resumed.stdout
+    again = cli("resume", token.group(1), served=served)
+    assert again.returncode == 3
+    assert "already over" in again.stderr
+    for bad in ("0", "-1", "soon"):
+        refused = cli("run", "hold", "--timeout", bad, served=served)
+        assert refused.returncode == 2
+        assert "--timeout" in refused.stderr
+
+
+def test_paused_lists_the_tokens_with_a_header(served: Served) -> None:
+    started = cli("run", "hold", "--no-wait", served=served).stdout.strip()
+    result = cli("paused", served=served)
+    assert result.returncode == 0
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == [
+        "TOKEN", "RUN", "ID", "WORKFLOW", "STEP", "PAUSED", "EXPIRES", "DESCRIPTION"
+    ]  # fmt: skip
+    [row] = [line for line in lines if started in line]
+    assert "approve the refund" in row
+    assert TIME.search(row)
+    page = json.loads(cli("paused", "--json", served=served).stdout)
+    assert started in [p["run_id"] for p in page["paused"]]
+
+
+def test_runs_has_a_header_readable_times_and_checked_choices(served: Served) -> None:
+    cli("run", "greet", "--payload", '{"name": "x"}', served=served)
+    result = cli("runs", "--workflow", "greet", served=served)
+    assert result.returncode == 0
+    header, *rows = result.stdout.splitlines()
+    assert header.split() == ["RUN", "ID", "WORKFLOW", "STATUS", "STARTED", "DURATION"]
+    assert rows
+    assert all("greet" in row and TIME.search(row) for row in rows)
+    assert re.search(r"\d+(\.\d)? (ms|s)$", rows[0])
+    page = json.loads(cli("runs", "--status", "failed", "--json", served=served).stdout)
+    assert {run["status"] for run in page["runs"]} <= {"failed"}
+    bogus = cli("runs", "--status", "bogus", served=served)
+    assert bogus.returncode == 2
+    assert "invalid choice: 'bogus'" in bogus.stderr
+    assert "completed" in bogus.stderr  # the choices are listed
+    assert cli("runs", "--limit", "0", served=served).returncode == 2
+    paged = cli("runs", "--limit", "1", served=served)
+    assert "more: cronflow-actors runs --cursor" in paged.stderr
+
+
+def test_cancel_not_found_and_conflict_exit_3_in_plain_words(served: Served) -> None:
+    run_id = cli("run", "hold", "--no-wait", served=served).stdout.strip()
+    first = cli("cancel", run_id, served=served)
+    assert first.returncode == 0
+    assert f"canceled run {run_id}" in first.stdout
+    again = cli("cancel", run_id, served=served)
+    assert again.returncode == 3
+    assert f"run {run_id} already ended (canceled" in again.stderr
+    assert "nothing to cancel" in again.stderr
+    assert "cannot become" not in again.stderr  # no engine jargon
+    missing = cli("cancel", "no-such-run", served=served)
+    assert missing.returncode == 3
+    assert "no run 'no-such-run'" in missing.stderr
+    assert "'cronflow-actors runs' lists" in missing.stderr
+    assert cli("inspect", "no-such-run", served=served).returncode == 3
+    unknown = cli("resume", "no-such-token", served=served)
+    assert unknown.returncode == 3
+    assert "'cronflow-actors paused' lists" in unknown.stderr
+
+
+def test_events_publish(served: Served) -> None:
+    result = cli("events", "publish", "order.paid", "--payload", '{"order": 3}', served=served)
+    assert result.returncode == 0
+    assert "started 1 run(s)" in result.stdout
+    as_json = cli("events", "publish", "order.paid", "--payload", '{"order": 4}', "--json",
+                  served=served)  # fmt: skip
+    assert len(json.loads(as_json.stdout)["started"]) == 1
+    bad = cli("events", "publish", "order.paid", "--payload", "{nope", served=served)
+    assert bad.returncode == 2
+    assert "--payload" in bad.stderr
+
+
+def test_tokens_and_an_unreachable_server(served: Served) -> None:
+    missing = cli("runs", served=served, token=None)
+    assert missing.returncode == 2
+    assert "needs a token: pass --token" in missing.stderr
+    wrong = cli("runs", "--token", "nope", served=served)
+    assert wrong.returncode == 2
+    assert "does not know this token" in wrong.stderr
+    down = cli("runs", "--url", "http://127.0.0.1:9")
+    assert down.returncode == 4
+    assert "cannot reach the server at http://127.0.0.1:9" in down.stderr
+    assert "--url" in down.stderr
+
+
+def test_help_documents_the_exit_codes() -> None:
+    result = cli("--help")
+    assert result.returncode == 0
+    text = " ".join(result.stdout.split())
+    assert "Exit codes: 0 ok; 1 the run failed" in text
+    assert "3 not found or conflict; 4 server unreachable" in text
+
+
+def test_inspect_shows_one_attempt_for_a_parallel_step_that_was_not_retried(
+    served: Served,
+) -> None:
+    run = json.loads(cli("run", "greet", "--payload", '{"name": "p"}', "--json",
+                         served=served).stdout)  # fmt: skip
+    shown = cli("inspect", run["id"], served=served).stdout
+    assert "both [parallel] completed attempts=1" in shown, shown
+
+
+def test_the_packaged_example_is_what_serve_runs_by_default(tmp_path: Path) -> None:
+    from cronflow_actors.cli.serve import DEFAULT_APP, load_app
+
+    assert DEFAULT_APP.startswith("cronflow_actors.examples.")
+    assert [flow.id for flow in load_app(DEFAULT_APP)] == ["order-processing"]
