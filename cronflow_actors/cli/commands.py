@@ -1,6 +1,7 @@
-"""The client commands: ``run``, ``inspect``, ``runs``, ``paused``, ``resume``, ``cancel`` and
-``events publish``. They call a running ``serve`` (``--url``, ``--token``); each prints for
-people by default and the API's JSON with ``--json``, and exits with a code of ``exits.py``."""
+"""The client commands: ``run``, ``inspect``, ``trace``, ``runs``, ``paused``, ``resume``,
+``cancel`` and ``events publish``. They call a running ``serve`` (``--url``, ``--token``); each
+prints for people by default and the API's JSON with ``--json``, and exits with a code of
+``exits.py``."""
 
 from __future__ import annotations
 
@@ -141,6 +142,24 @@ def _inspect(args: argparse.Namespace) -> int:
         _print_json({**run, "pause": pause})
     else:
         print(render_run(run, pause))
+    return Exit.OK
+
+
+def _trace(args: argparse.Namespace) -> int:
+    import msgspec
+
+    from cronflow_actors.runtime.audit import Trace
+
+    try:
+        trace = _client(args).call("GET", f"/runs/{_path(args.run_id)}/trace")
+    except ApiError as refused:
+        if refused.status == 404:
+            raise _no_run(args.run_id) from None
+        raise
+    if args.json:
+        _print_json(trace)
+    else:
+        print(msgspec.convert(trace, Trace).render())
     return Exit.OK
 
 
@@ -325,6 +344,13 @@ def add_client_commands(commands: Any) -> None:
     inspect.add_argument("run_id", metavar="RUN_ID")
     _client_options(inspect, json_help="print the run as JSON (with its pause, if any)")
     inspect.set_defaults(handler=_inspect)
+
+    trace = commands.add_parser(
+        "trace", help="a run's audit trail: every engine operation, under the one that caused it"
+    )
+    trace.add_argument("run_id", metavar="RUN_ID")
+    _client_options(trace, json_help="print the trace as JSON")
+    trace.set_defaults(handler=_trace)
 
     runs = commands.add_parser("runs", help="list runs, newest first")
     runs.add_argument("--workflow", default=None, metavar="FLOW", help="only this flow's runs")

@@ -92,7 +92,7 @@ def _settings(args: argparse.Namespace) -> Any:
     names += ["lease_seconds", "wait_for_lease", "log_level", "log_format", "url", "token"]
     names += ["max_json_depth", "header_timeout", "body_timeout", "keep_alive"]
     names += ["max_connections", "retention", "metrics_token", "metrics_port"]
-    names += ["otel_endpoint"]
+    names += ["otel_endpoint", "audit"]
     overrides = {name: getattr(args, name, None) for name in names}
     overrides["queues"] = _queues(getattr(args, "queue", None) or [])
     return load_config(getattr(args, "config", None), overrides=overrides)
@@ -210,6 +210,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="URL",
         help="export spans over OTLP/HTTP to this collector (pip install 'cronflow-actors[otel]')",
+    )
+    serve.add_argument(
+        "--no-audit",
+        dest="audit",
+        action="store_false",
+        default=None,
+        help="record no audit trail (runs' traces and past states)",
     )
     serve.add_argument("--log-level", default=None, help="critical, error, warning, info, debug")
     serve.add_argument("--log-format", default=None, help="text or json")

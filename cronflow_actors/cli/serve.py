@@ -75,6 +75,8 @@ def serve(settings: Any) -> int:
                 "given to the Runtime that APP builds (Runtime(otel_endpoint=...))",
             )
         runtime = target
+        if not settings.audit:
+            runtime.audit = False
     elif isinstance(target, list | tuple):
         runtime = Runtime(
             db=settings.db,
@@ -85,6 +87,7 @@ def serve(settings: Any) -> int:
             retention=parse_duration(settings.retention),
             queues=settings.queues,
             otel_endpoint=settings.otel_endpoint,
+            audit=settings.audit,
         )
     else:
         raise ConfigurationError("APP", app_spec, "a Runtime or a list of workflows")

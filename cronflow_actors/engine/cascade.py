@@ -13,6 +13,10 @@ change, which goes to its parent: a ``WorkItemStateChanged`` to the item's task,
 ``WorkflowStateChanged`` to the composite task that owns the child workflow, a
 ``TaskStateChanged`` to the task's workflow. ``CreateWorkItem`` and ``InitializeWorkflow`` make
 the element they name.
+
+With the audit on, each delivery is also a frame of the transaction's audit trail
+(``engine/audit.py``): the operations it sets off are recorded as spans under the operation
+that sent it.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from typing import Any
 
 from cronflow_actors.engine import work_items, workflows
 from cronflow_actors.engine.tasks import Task
-from cronflow_actors.engine.transaction import Transaction
+from cronflow_actors.engine.transaction import Send, Transaction
 from cronflow_actors.engine.work_items import WorkItem
 from cronflow_actors.engine.workflows import Workflow
 from cronflow_actors.errors import NotFoundError
@@ -66,7 +70,7 @@ class Cascade:
     ends the turn: the transaction and its dispatcher refer to each other until then (a cycle
     only the garbage collector would otherwise break)."""
 
-    __slots__ = ("_items", "_previous", "_tasks", "_workflows", "root", "tx")
+    __slots__ = ("_items", "_previous", "_tasks", "_workflows", "root", "send", "tx")
 
     def __init__(self, tx: Transaction, root: NetSpec) -> None:
         self.tx = tx
@@ -75,15 +79,22 @@ class Cascade:
         self._items: dict[str, WorkItem] = {}
         self._workflows: dict[str, Workflow] = {}
         self._previous = tx.send
+        if tx.audit is None:
+            self.send: Send = self._deliver
+        else:  # each delivery is a frame of the audit trail
+            tx.audit.route = self._deliver
+            self.send = tx.audit.send
+        """Deliver ``message`` to its element, depth-first: awaiting it runs the element's
+        ``receive`` (and everything that sends in turn) to the end; it resolves to the answer."""
         tx.send = self.send
 
     def close(self) -> None:
         """The turn is over: the transaction no longer reaches this dispatcher."""
         self.tx.send = self._previous
+        if self.tx.audit is not None:
+            self.tx.audit.route = None
 
-    def send(self, message: ElementMessage) -> Awaitable[Any]:
-        """Deliver ``message`` to its element, depth-first: awaiting it runs the element's
-        ``receive`` (and everything that sends in turn) to the end; it resolves to the answer."""
+    def _deliver(self, message: ElementMessage) -> Awaitable[Any]:
         try:
             route = _ROUTES[type(message)]
         except KeyError:

@@ -425,7 +425,7 @@ class Task:
         pending: list[tuple[str, str | None, Any]] = []
         if fn is not None:
             ctx = self._context(activity, pending if may_add else None, changed)
-            await call_user(fn, ctx)
+            await tx.activity(fn, ctx, activity, "task", self.workflow.id, self.name)
         elif definition.kind is TaskKind.TASK:
             pending.append((tx.new_id("w"), None, None))
         elif definition.kind is TaskKind.COMPOSITE:

@@ -18,6 +18,7 @@ from typing import Any
 import msgspec
 
 from cronflow_actors.calls import call_user
+from cronflow_actors.engine.audit import AuditedChanges, AuditTrail
 from cronflow_actors.engine.context import (
     ChildWorkflows,
     Context,
@@ -29,6 +30,7 @@ from cronflow_actors.engine.context import (
 )
 from cronflow_actors.errors import NotFoundError
 from cronflow_actors.messages import JournalEntry, Message, TimerRecord, WaitRecord, encode, plain
+from cronflow_actors.messages.audit import AuditSpan
 from cronflow_actors.messages.elements import ElementMessage
 from cronflow_actors.messages.engine import (
     InstanceState,
@@ -76,8 +78,11 @@ class Transaction:
         state_access: Any = None,
         tokens: Callable[[], str] | None = None,
         secrets: Mapping[str, Any] | None = None,
+        audit: AuditTrail | None = None,
     ) -> None:
         self.state = state
+        self.audit = audit.recorder(state, now, spec_of) if audit is not None else None
+        """The transaction's audit trail (None: the audit is off)."""
         self.secrets = secrets
         """Workflow name -> what ``ctx.secrets`` is in that workflow's user code."""
         self.new_token: Callable[[], str] = tokens or _random_token
@@ -100,8 +105,9 @@ class Transaction:
         self.waits_end: list[str] = []
         self.dequeued: list[str] = []
         """Queued runs whose rows this transaction deletes (a queued run's start)."""
-        self.changes: list[Message] = []
-        """Every state change, in the order the elements moved (for observers)."""
+        self.changes: list[Message] = [] if self.audit is None else AuditedChanges(self.audit)
+        """Every state change, in the order the elements moved (for observers; with the audit
+        on, each one appended is recorded as a span)."""
         self.send: Send = _no_dispatcher
         """How an element talks to another one (the dispatcher installs it)."""
 
@@ -262,6 +268,32 @@ class Transaction:
                 info=self.workflow_info(self.state.workflows[flow.workflow_id]) if flow else None,
             )
         return ctx
+
+    def activity(  # noqa: PLR0917 - an element's one way to call its activities
+        self,
+        fn: Callable[..., Any],
+        ctx: Context,
+        name: str,
+        kind: str,
+        instance_id: str,
+        element: str,
+    ) -> Awaitable[Any]:
+        """Call activity ``name`` (``fn``) of a ``kind`` of element (``"workflow"``,
+        ``"task"``, ``"work_item"``: its id, or a task's name) in workflow ``instance_id``,
+        with ``ctx``; with the audit on, in an ``Activity.<name>`` span."""
+        call = call_user(fn, ctx)
+        if self.audit is None:
+            return call
+        return self.audit.activity(call, name, instance_id, element, kind)
+
+    def spans(self, revision: int) -> tuple[AuditSpan, ...]:
+        """The audit trail's spans, to commit with snapshot ``revision`` (none: audit off)."""
+        return () if self.audit is None else self.audit.spans(revision)
+
+    def spans_durable(self) -> None:
+        """The transaction is committed: the audit's sink hears of its spans."""
+        if self.audit is not None:
+            self.audit.durable()
 
     # -- wake-up rows ------------------------------------------------------------------------------
 

@@ -477,7 +477,7 @@ class WorkItem:
             scheduler=tx.scheduler(work_item_owner(item.id)) if triggers else None,
             work_item=handle,
         )
-        await call_user(fn, ctx)
+        await tx.activity(fn, ctx, activity, "work_item", workflow.id, item.id)
         return handle
 
 

@@ -33,6 +33,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from cronflow_actors.calls import call_logged
+from cronflow_actors.engine.audit import AuditTrail
 from cronflow_actors.engine.commands import apply
 from cronflow_actors.engine.context import WorkflowInfo
 from cronflow_actors.engine.handlers import (
@@ -106,7 +107,7 @@ class EngineServices:
     transaction. ``passivate``: whether idle instances leave memory. ``secrets``: workflow
     name -> what ``ctx.secrets`` is in that workflow's user code (kept by the runtime, which
     may add to it; only in memory). ``tracing``: runs handlers inside trace spans (None: not
-    traced, and nothing is added to a handler's call).
+    traced, and nothing is added to a handler's call). ``audit``: the audit trail (or None).
     """
 
     def __init__(
@@ -123,8 +124,10 @@ class EngineServices:
         passivate: bool = True,
         secrets: Mapping[str, Any] | None = None,
         tracing: HandlerTracing | None = None,
+        audit: AuditTrail | None = None,
     ) -> None:
         self.tracing = tracing
+        self.audit = audit
         self.secrets: Mapping[str, Any] = secrets if secrets is not None else {}
         self.store = store
         self.clock = clock
@@ -268,6 +271,7 @@ class WorkflowActor(CoroutineActor):
         transaction; later ones find it in the state)."""
         tx = Transaction(
             self.state,
+            audit=self.services.audit,
             now=self.services.clock.now(),
             spec_of=self._spec_of,
             principal=principal,
@@ -331,11 +335,13 @@ class WorkflowActor(CoroutineActor):
                 waits_set=tuple(tx.waits_set.values()),
                 waits_end=tuple(tx.waits_end),
                 dequeued=tuple(tx.dequeued),
+                spans=tx.spans(state.revision),
             )
         )
         self._committed = snapshot
         self._body = body
         self._busy = busy
+        tx.spans_durable()
 
     def _automated(self, item: WorkItemRecord) -> bool:
         definition = self._definition(item)

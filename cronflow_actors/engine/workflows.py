@@ -312,4 +312,4 @@ class Workflow:
             if parent is not None and workflow.parent_task is not None
             else None,
         )
-        await call_user(fn, ctx)
+        await tx.activity(fn, ctx, name, "workflow", workflow.id, workflow.id)

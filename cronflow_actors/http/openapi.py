@@ -26,6 +26,7 @@ from cronflow_actors.http.answers import (
     WorkItemCreated,
     WorkItemList,
 )
+from cronflow_actors.http.openapi_audit import AUDIT_OPERATIONS, AUDIT_TYPES, audit_paths
 from cronflow_actors.http.problems import MEDIA_TYPE, ProblemBody
 from cronflow_actors.http.routes.nets import NetView
 from cronflow_actors.http.routes.runs import ReplayRun, StartRun
@@ -35,17 +36,13 @@ from cronflow_actors.http.routes.workflows import (
     MigrateWorkflow,
     StartWorkflow,
 )
-from cronflow_actors.runtime import (
-    RunInfo,
-    RunStatus,
-    WorkflowDescription,
-    WorkItemInfo,
-)
+from cronflow_actors.runtime import RunInfo, RunStatus, WorkflowDescription, WorkItemInfo
 
 __all__ = ["openapi_document"]
 
 
 _OPERATIONS = {
+    **AUDIT_OPERATIONS,
     ("/healthz", "get"): "health",
     ("/readyz", "get"): "readiness",
     ("/openapi.json", "get"): "openapi",
@@ -453,11 +450,11 @@ def openapi_document(
     this server is configured: with ``tokens``, the API routes need a bearer token (else they
     are open); ``/metrics`` needs one with ``tokens`` or ``metrics_token``."""
     user_types = [spec.schema for _, spec in webhooks if isinstance(spec.schema, type)]
-    types = [*FIXED, NetView, NextFires, *user_types]
+    types = [*FIXED, NetView, NextFires, *AUDIT_TYPES, *user_types]
     template = "#/components/schemas/{name}"
     schemas, components = msgspec.json.schema_components(types, ref_template=template)
     b = _Builder({t: s.get("$ref") for t, s in zip(types, schemas, strict=True)}, tokens)
-    paths = _fixed_paths(b)
+    paths = _fixed_paths(b) | audit_paths(b, path_param("run_id"))
     if with_metrics:
         paths["/metrics"] = {
             "get": b.op(

@@ -64,6 +64,8 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     tokens: dict[str, TokenConfig] = msgspec.field(default_factory=dict)
     queues: dict[str, int] = msgspec.field(default_factory=dict)
     otel_endpoint: str | None = None
+    audit: bool = True
+    """Record every engine operation as a span (``Runtime(audit=...)``; ``--no-audit``)."""
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:

@@ -36,6 +36,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from cronflow_actors.engine.actors import EngineServices
+from cronflow_actors.engine.audit import AuditTrail
 from cronflow_actors.engine.context import WorkflowInfo
 from cronflow_actors.engine.registry import WorkflowRegistry
 from cronflow_actors.engine.states import is_final
@@ -50,6 +51,7 @@ from cronflow_actors.messages.audit import AuditSpan
 from cronflow_actors.messages.engine import TimerFired
 from cronflow_actors.net.migration import MigrationSpec
 from cronflow_actors.net.spec import NetSpec
+from cronflow_actors.runtime.audit import AuditMethods
 from cronflow_actors.runtime.catalog import FlowCatalog
 from cronflow_actors.runtime.cluster import ClusterLease, ClusterRecovery, lease_for
 from cronflow_actors.runtime.database import store_for
@@ -77,7 +79,7 @@ __all__ = ["Runtime"]
 logger = logging.getLogger(__name__)
 
 
-class Runtime(ClusterRecovery, LifecycleMethods, FlowMethods, StateMethods):
+class Runtime(ClusterRecovery, LifecycleMethods, FlowMethods, StateMethods, AuditMethods):
     """The engine of one process. Use ``async with Runtime(...) as rt`` (or ``start``/``stop``).
 
     ``db`` is a SQLite file (created and migrated as needed), ``":memory:"``, or a
@@ -99,6 +101,8 @@ class Runtime(ClusterRecovery, LifecycleMethods, FlowMethods, StateMethods):
     (``http://localhost:4318``), and run step handlers inside their spans; needs
     ``pip install 'cronflow-actors[otel]'`` (see ``runtime/otel.py``); ``otel_service_name``:
     the resource's ``service.name`` (default ``$OTEL_SERVICE_NAME``, else ``cronflow-actors``).
+    ``audit``: record every engine operation as a span, committed with its snapshot
+    (``trace``, ``state_at``, ``on_spans``; ``runtime/audit.py``); False records nothing.
     """
 
     def __init__(
@@ -122,6 +126,7 @@ class Runtime(ClusterRecovery, LifecycleMethods, FlowMethods, StateMethods):
         queues: Mapping[str, int] | None = None,
         otel_endpoint: str | None = None,
         otel_service_name: str | None = None,
+        audit: bool = True,
     ) -> None:
         queue_limits = check_queue_limits(queues)
         self.clock: Clock = clock or SystemClock()
@@ -189,6 +194,7 @@ class Runtime(ClusterRecovery, LifecycleMethods, FlowMethods, StateMethods):
             passivate=passivate,
             secrets=self._secrets,
             tracing=self.otel,
+            audit=AuditTrail(self.clock, self._spans_durable) if audit else None,
         )
         self.pinning = Pinning(
             store=self.store,
@@ -359,19 +365,7 @@ class Runtime(ClusterRecovery, LifecycleMethods, FlowMethods, StateMethods):
             queue=current.queue,
         )
 
-    def on_spans(self, callback: Callable[[Sequence[AuditSpan]], None]) -> None:
-        """Call ``callback`` with the audit spans of each commit, once they are durable (on the
-        runtime's loop: it must be quick; its failure is logged and changes nothing)."""
-        self._span_callbacks.append(callback)
-
     # -- what the engine and the timers call back ---------------------------------------------
-
-    def _spans_durable(self, spans: Sequence[AuditSpan]) -> None:
-        for callback in self._span_callbacks:
-            try:
-                callback(spans)
-            except Exception:
-                logger.exception("span callback %r failed", callback)
 
     async def _timer_page(self, after: tuple[float, str] | None, limit: int) -> list[TimerRecord]:
         return await self.store.load_timers(after=after, limit=limit)

@@ -2,9 +2,9 @@
 
 Within a batch only the newest snapshot of each instance is written, checked against the
 revision the instance's first snapshot in the batch was based on (so a batch is as strict as its
-mutations one by one: revision 1 inserts, revision n needs n - 1 stored). Journal entries are
-appended in submission order; timer and wait changes are reduced to each row's final state, as
-if applied in order.
+mutations one by one: revision 1 inserts, revision n needs n - 1 stored). Journal entries and
+audit spans are appended in submission order; timer and wait changes are reduced to each row's
+final state, as if applied in order.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from collections.abc import Iterable
 import msgspec
 
 from cronflow_actors.messages import JournalEntry, Mutation, SnapshotRecord, TimerRecord, WaitRecord
+from cronflow_actors.store._spans import SpanGroup, group
 
 __all__ = ["BrokenChainError", "Coalesced", "coalesce"]
 
@@ -31,6 +32,8 @@ class Coalesced(msgspec.Struct, kw_only=True):
     """Per instance: the revision its first snapshot in the batch was based on (0: new)."""
     journal: list[tuple[JournalEntry, int | None]] = msgspec.field(default_factory=list)
     """Each entry, with the revision of the snapshot its mutation wrote (None: none)."""
+    spans: list[SpanGroup] = msgspec.field(default_factory=list)
+    """The audit trail: the spans of each (trace, revision), in submission order."""
     timers_set: dict[str, TimerRecord] = msgspec.field(default_factory=dict)
     timers_cancel: set[str] = msgspec.field(default_factory=set)
     waits_set: dict[str, WaitRecord] = msgspec.field(default_factory=dict)
@@ -55,6 +58,8 @@ def coalesce(mutations: Iterable[Mutation]) -> Coalesced:
         if mutation.journal:
             revision = None if snapshot is None else snapshot.revision
             out.journal.extend((entry, revision) for entry in mutation.journal)
+        if mutation.spans:
+            out.spans.append(group(mutation.spans))
         for timer in mutation.timers_set:
             out.timers_set[timer.timer_id] = timer
             out.timers_cancel.discard(timer.timer_id)

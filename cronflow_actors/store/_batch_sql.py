@@ -29,6 +29,7 @@ from cronflow_actors.store import _sql as sql
 from cronflow_actors.store._batch import Coalesced
 from cronflow_actors.store._ops import Item, KvDelete, KvIncr, KvPurge, KvSet, Prune
 from cronflow_actors.store._protocol import incremented
+from cronflow_actors.store._spans import pack
 
 __all__ = ["run_on_connection", "write_batch"]
 
@@ -95,6 +96,8 @@ def write_batch(
             db.executemany(
                 sql.INSERT_JOURNAL, [sql.journal_row(j, rev) for j, rev in batch.journal]
             )
+        if batch.spans:
+            db.executemany(sql.INSERT_SPANS, [(t, r, pack(t, s)) for t, r, s in batch.spans])
         if batch.timers_cancel:
             db.executemany(sql.DELETE_TIMER, [(t,) for t in batch.timers_cancel])
         if batch.timers_set:

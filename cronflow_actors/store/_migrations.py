@@ -152,6 +152,24 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
         "the snapshot revision each journal entry was written with (audit trails)",
         ("ALTER TABLE journal ADD COLUMN revision INTEGER",),
     ),
+    (
+        5,
+        "the audit trail: the spans of each commit of a run, read back in order",
+        (
+            # One row per commit (its spans packed, store/_spans.py), not one per span: the
+            # writer's cost stays near the snapshot's. Read by trace in revision order through
+            # the unique index; pruned with the run (the foreign key cascades).
+            """
+            CREATE TABLE audit (
+                seq      INTEGER PRIMARY KEY,
+                trace_id TEXT NOT NULL REFERENCES instances (instance_id) ON DELETE CASCADE,
+                revision INTEGER NOT NULL,
+                spans    BLOB NOT NULL
+            )
+            """,
+            "CREATE UNIQUE INDEX audit_by_trace ON audit (trace_id, revision)",
+        ),
+    ),
 )
 
 

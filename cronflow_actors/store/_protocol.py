@@ -9,6 +9,10 @@ journal is an append-only audit log of what happened to each instance (each atte
 item and how it ended), written in the same transaction as the snapshot that records it and read
 back in order (``read_journal``) for audit trails, tests and tooling. Nothing recovers from it:
 recovery loads snapshots, and a recorded output lives in the snapshot that recorded it.
+
+The audit trail (``Mutation.spans``, ``read_spans``) is the newer, finer record: every engine
+operation of a run as an ``AuditSpan``, written in the same transaction as the snapshot it was
+committed with, read back in order by trace (the run's id), and pruned with the run.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from cronflow_actors.messages import (
     TimerRecord,
     WaitRecord,
 )
+from cronflow_actors.messages.audit import AuditSpan
 
 __all__ = ["MISSING", "CommitObserver", "Cursor", "JournalRecord", "Store", "StoreStatistics"]
 
@@ -124,8 +129,8 @@ class Store(Protocol):
 
     async def prune(self, *, finished_before: float, limit: int = 1000) -> int:
         """Delete up to ``limit`` finished instances (completed, failed or canceled, with no
-        action out) last changed before ``finished_before``, with their journal, timers and
-        waits; returns how many."""
+        action out) last changed before ``finished_before``, with their journal, audit trail,
+        timers and waits; returns how many."""
         ...
 
     async def commit(self, mutation: Mutation) -> None:
@@ -196,6 +201,23 @@ class Store(Protocol):
         entries whose ``seq`` is past ``after`` (the last ``seq`` of the previous page). An
         entry recorded twice (the same attempt of the same work item) is kept once, the first
         time. A pruned instance's journal goes with it."""
+        ...
+
+    async def read_spans(
+        self, trace_id: str, *, after: str | None = None, limit: int = 1000
+    ) -> list[AuditSpan]:
+        """A page of a run's audit trail (``trace_id``: the run's id), in the order the spans
+        began (by revision, then within it): at most ``limit`` spans after the span whose
+        ``span_id`` is ``after`` (the last of the previous page; None: from the start).
+        ``ConfigurationError`` for an ``after`` that is not a span id, a ``limit`` below 1.
+        A pruned run's spans go with it.
+
+        How a store implements it (the contract tests check both): ``commit`` writes a
+        mutation's ``spans`` in its transaction (a mutation's spans share one trace and one
+        revision; the trace must be a stored instance, or one the mutation's snapshot creates:
+        else ``MutationRejectedError``), and a (trace, revision) written twice is refused
+        (``MutationRejectedError``); ``prune`` deletes them with their run. The SQLite and
+        memory stores keep each commit's spans as one row, packed (``store/_spans.py``)."""
         ...
 
     async def load_timers(

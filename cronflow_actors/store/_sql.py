@@ -83,6 +83,12 @@ JOURNAL_COLUMNS = (
     "seq, instance_id, outcome, work_item_id, step_id, attempt, recorded_at, revision, output, "
     "error"
 )
+INSERT_SPANS = "INSERT INTO audit (trace_id, revision, spans) VALUES (?, ?, ?)"
+"""The spans of one commit of a run (a second row for one revision is refused)."""
+SELECT_SPANS = (
+    "SELECT revision, spans FROM audit WHERE trace_id = ? AND revision >= ? "
+    "ORDER BY revision LIMIT ?"
+)
 UPSERT_TIMER = """
     INSERT INTO timers (timer_id, instance_id, due_at, kind, payload) VALUES (?, ?, ?, ?, ?)
     ON CONFLICT (timer_id) DO UPDATE SET
@@ -123,7 +129,8 @@ PRUNE = """
         LIMIT ?
     )
 """
-"""Finished instances (their journal, timers and waits go with them: foreign keys cascade),
+"""Finished instances (their journal, audit trail, timers and waits go with them: foreign keys
+cascade),
 found through the (status, created_at) index; a page at a time."""
 
 VACUUM_SOME = "PRAGMA incremental_vacuum(2000);"

@@ -35,6 +35,7 @@ from cronflow_actors.messages import (
     encode,
 )
 from cronflow_actors.store._batch import coalesce
+from cronflow_actors.store._memory_spans import MemorySpans
 from cronflow_actors.store._protocol import (
     MISSING,
     CommitObserver,
@@ -57,10 +58,11 @@ logger = logging.getLogger(__name__)
 _decode_value = msgspec.msgpack.Decoder().decode
 
 
-class MemoryStore:
+class MemoryStore(MemorySpans):
     """Keeps everything in dictionaries; nothing survives the process."""
 
     def __init__(self) -> None:
+        super().__init__()
         self._open = False
         self._snapshots: dict[str, SnapshotRecord] = {}
         self._journal: dict[str, list[tuple[int, JournalEntry, int | None]]] = {}
@@ -131,6 +133,7 @@ class MemoryStore:
                 raise MutationRejectedError(
                     instance_id, f"instance {instance_id!r} has no snapshot"
                 )
+        self._check_spans(batch, known)
         for instance_id in batch.dequeued:
             self._queue.pop(instance_id, None)
         for snapshot in batch.snapshots.values():
@@ -142,6 +145,7 @@ class MemoryStore:
                 self._journal_seq += 1
                 entries = self._journal.setdefault(entry.instance_id, [])
                 entries.append((self._journal_seq, entry, revision))
+        self._keep_spans(batch)
         for timer_id in batch.timers_cancel:
             self._timers.pop(timer_id, None)
         self._timers.update(batch.timers_set)
@@ -197,6 +201,7 @@ class MemoryStore:
         for instance_id in done:
             del self._snapshots[instance_id]
             self._journal.pop(instance_id, None)
+            self._spans.pop(instance_id, None)
             self._journal_keys = {k for k in self._journal_keys if k[0] != instance_id}
             self._timers = {t: r for t, r in self._timers.items() if r.instance_id != instance_id}
             self._waits = {w: r for w, r in self._waits.items() if r.instance_id != instance_id}

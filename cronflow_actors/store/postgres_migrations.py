@@ -163,6 +163,22 @@ POSTGRES_MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
             "CREATE INDEX inbox_waiting ON inbox (target, created_at) WHERE NOT taken",
         ),
     ),
+    (
+        3,
+        "the audit trail: the spans of each commit of a run, read back in order",
+        (
+            # one row per commit, its spans packed (store/_spans.py), as in the SQLite store
+            """
+            CREATE TABLE audit (
+                seq      BIGSERIAL PRIMARY KEY,
+                trace_id TEXT NOT NULL REFERENCES instances (instance_id) ON DELETE CASCADE,
+                revision INTEGER NOT NULL,
+                spans    BYTEA NOT NULL,
+                UNIQUE (trace_id, revision)
+            )
+            """,
+        ),
+    ),
 )
 
 

@@ -21,6 +21,7 @@ from cronflow_actors.messages import (
     TimerRecord,
     WaitRecord,
 )
+from cronflow_actors.messages.audit import AuditSpan
 from cronflow_actors.store import _sql
 from cronflow_actors.store import postgres_sql as sql
 from cronflow_actors.store._protocol import (
@@ -31,6 +32,7 @@ from cronflow_actors.store._protocol import (
     check_page,
     is_live,
 )
+from cronflow_actors.store._spans import page, position
 
 __all__ = ["PostgresReads"]
 
@@ -182,6 +184,16 @@ class PostgresReads:
             "read a journal",
         )
         return [_sql.journal_record_of(row) for row in rows]
+
+    async def read_spans(
+        self, trace_id: str, *, after: str | None = None, limit: int = 1000
+    ) -> list[AuditSpan]:
+        check_page(limit)
+        start = position(after)
+        rows = await self._fetch(
+            sql.SELECT_SPANS, (trace_id, start[0], limit + 1), "read an audit trail"
+        )
+        return page(trace_id, [(row[0], bytes(row[1])) for row in rows], start, limit)
 
     async def load_timers(
         self,

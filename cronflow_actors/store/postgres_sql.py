@@ -73,6 +73,15 @@ INSERT_JOURNAL = """
     ON CONFLICT (instance_id, work_item_id, attempt) DO NOTHING
 """
 
+INSERT_SPANS = """
+    INSERT INTO audit (trace_id, revision, spans)
+    SELECT * FROM unnest($1::text[], $2::int[], $3::bytea[])
+"""
+"""The spans of each commit of a batch (a second row for one revision is refused)."""
+SELECT_SPANS = (
+    "SELECT revision, spans FROM audit WHERE trace_id = $1 AND revision >= $2 "
+    "ORDER BY revision LIMIT $3"
+)
 UPSERT_TIMERS = f"""
     INSERT INTO timers ({TIMER_COLUMNS})
     SELECT * FROM unnest($1::text[], $2::text[], $3::float8[], $4::text[], $5::bytea[])

@@ -53,6 +53,7 @@ from cronflow_actors.store._ops import (
     Prune,
 )
 from cronflow_actors.store._protocol import CommitObserver, StoreStatistics, incremented
+from cronflow_actors.store._spans import pack
 
 __all__ = ["PostgresWriter", "is_fatal"]
 
@@ -268,6 +269,12 @@ class PostgresWriter:
                 raise _Refused
         if batch.journal:
             await connection.execute(sql.INSERT_JOURNAL, *sql.journal_args(batch.journal))
+        if batch.spans:
+            groups = batch.spans
+            packed = [pack(trace, spans) for trace, _revision, spans in groups]
+            await connection.execute(
+                sql.INSERT_SPANS, [g[0] for g in groups], [g[1] for g in groups], packed
+            )
         if batch.timers_cancel:
             await connection.execute(sql.DELETE_TIMERS, list(batch.timers_cancel))
         if batch.timers_set:
@@ -368,6 +375,7 @@ class PostgresWriter:
         referenced = {j.instance_id for j in payload.journal}
         referenced |= {t.instance_id for t in payload.timers_set}
         referenced |= {w.instance_id for w in payload.waits_set}
+        referenced |= {s.trace_id for s in payload.spans}
         if snapshot is not None:
             referenced.discard(snapshot.instance_id)
         for instance_id in sorted(referenced):

@@ -5,7 +5,6 @@ by the runtime's stop."""
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,13 +17,7 @@ from opentelemetry import trace
 from opentelemetry.util._once import Once
 
 import cronflow_actors as cf
-from cronflow_actors.messages import Message
 from cronflow_actors.messages.audit import AuditSpan
-from cronflow_actors.messages.engine import (
-    TaskStateChanged,
-    WorkflowStateChanged,
-    WorkItemStateChanged,
-)
 from cronflow_actors.runtime.otel import handler_span_id, span_id_of, trace_id_of
 from tests.runtime.otlp_receiver import ReceivedSpan, otlp_receiver
 
@@ -65,63 +58,13 @@ def no_global_tracer_provider() -> Iterator[None]:
     reset()
 
 
-_VERBS = {
-    "initialized": "initialize",
-    "started": "start",
-    "completed": "complete",
-    "failed": "fail",
-    "canceled": "cancel",
-    "enabled": "enable",
-    "disabled": "disable",
-}
-
-
-class AuditStandIn:
-    """Stands in for the audit trail (built in parallel, in another branch): turns each durable
-    transaction's state changes into ``AuditSpan``s (the first change is the turn's root, the
-    others its children) and hands them to the runtime's span hook, as the audit trail does
-    after each commit. Once the audit trail is merged the runtime makes the spans itself, and
-    this class goes."""
+class Heard:
+    """The spans the runtime's audit trail hands over after each commit (what the exporter is
+    given too)."""
 
     def __init__(self, runtime: cf.Runtime) -> None:
-        self.runtime = runtime
-        self.revisions: Counter[str] = Counter()
         self.handed: list[AuditSpan] = []
-        runtime.observe(self.committed)
-
-    def committed(self, changes: list[Message]) -> None:
-        spans: list[AuditSpan] = []
-        for change in changes:
-            match change:
-                case WorkflowStateChanged():
-                    operation, element = f"Workflow.{_VERBS[change.next]}", change.workflow_id
-                case TaskStateChanged():
-                    element = f"{change.workflow_id}/{change.task}"
-                    operation = f"Task.{_VERBS[change.next]}"
-                case WorkItemStateChanged():
-                    operation, element = f"WorkItem.{_VERBS[change.next]}", change.work_item_id
-                case _:
-                    continue
-            root = element.split(".", 1)[0].split("/", 1)[0]
-            if not spans:
-                self.revisions[root] += 1
-            revision = self.revisions[root]
-            spans.append(
-                AuditSpan(
-                    trace_id=root,
-                    span_id=f"{revision}.{len(spans)}",
-                    parent_id=f"{revision}.0" if spans else None,
-                    instance_id=element.split("/", 1)[0],
-                    operation=operation,
-                    element=element,
-                    started_at=self.runtime.clock.now(),
-                    ended_at=self.runtime.clock.now(),
-                    revision=revision,
-                    attributes={"prev": str(getattr(change, "prev", None)), "next": change.next},
-                )
-            )
-        self.handed.extend(spans)
-        self.runtime._spans_durable(spans)
+        runtime.on_spans(self.handed.extend)
 
 
 def _one(spans: list[ReceivedSpan]) -> ReceivedSpan:
@@ -136,7 +79,7 @@ async def test_a_runs_spans_reach_an_otlp_receiver_with_user_spans_under_their_s
         runtime = cf.Runtime(
             db=tmp_path / "otel.db", workflows=[orders], otel_endpoint=receiver.url
         )
-        audit = AuditStandIn(runtime)
+        audit = Heard(runtime)
         async with runtime:
             run_id = await runtime.trigger("otel-orders", {"amount": 30})
             result = await runtime.wait(run_id)
@@ -223,7 +166,6 @@ async def test_a_failed_attempt_is_an_error_span_and_the_retry_runs_in_a_span_of
             otel_endpoint=f"{receiver.url}/v1/traces",
             otel_service_name="shop-engine",
         )
-        AuditStandIn(runtime)
         async with runtime:
             run_id = await runtime.trigger("otel-retry", {})
             assert (await runtime.wait(run_id)).status == "failed"

@@ -24,7 +24,9 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
     await opened.close()
 
 
-_CONTRACT_TABLES = "instances, journal, timers, waits, run_queue, leases, kv, processes, inbox"
+_CONTRACT_TABLES = (
+    "instances, journal, audit, timers, waits, run_queue, leases, kv, processes, inbox"
+)
 
 
 async def _empty_postgres(server: TemporaryPostgres) -> Store:

@@ -1,4 +1,5 @@
-"""Runs of Cronflow-style flows: start, list, inspect, cancel; events; human pauses."""
+"""Runs of Cronflow-style flows: start, list, inspect, cancel; their audit trail (the trace,
+the state at a moment); events; human pauses."""
 
 from __future__ import annotations
 
@@ -99,6 +100,20 @@ def routes(edge: Edge) -> list[Route]:
         run_id = await runtime.replay(request.path_params["run_id"], payload=replay.payload)
         return started(run_id)
 
+    async def run_trace(request: Request) -> Response:
+        return json_response(await runtime.trace(request.path_params["run_id"]))
+
+    async def run_state(request: Request) -> Response:
+        at = query_text(request, "at", max_length=100)
+        if at is None:
+            raise Problem(
+                400,
+                "invalid-argument",
+                "at is required: epoch seconds or an ISO 8601 time with a time zone "
+                "(?at=2024-05-01T12:00:00Z)",
+            )
+        return json_response(await runtime.state_at(request.path_params["run_id"], at))
+
     async def publish(request: Request) -> Response:
         payload = await edge.json(request)
         published = await runtime.publish_event(request.path_params["name"], payload)
@@ -123,6 +138,8 @@ def routes(edge: Edge) -> list[Route]:
         route("/runs/{run_id}", edge.auth, get=get_run),
         route("/runs/{run_id}/cancel", edge.auth, post=cancel_run),
         route("/runs/{run_id}/replay", edge.auth, post=replay_run),
+        route("/runs/{run_id}/trace", edge.auth, get=run_trace),
+        route("/runs/{run_id}/state", edge.auth, get=run_state),
         route("/events/{name}", edge.auth, post=publish),
         route("/resume/{token}", edge.auth, post=resume),
         route("/paused", edge.auth, get=paused),

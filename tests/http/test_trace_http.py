@@ -1,0 +1,81 @@
+"""A run's audit trail over HTTP (``GET /runs/{id}/trace``, ``GET /runs/{id}/state?at=``) and
+the ``trace`` command, against a served runtime."""
+
+from __future__ import annotations
+
+import time
+
+import cronflow_actors as cf
+from tests.http.conftest import Serve
+from tests.http.test_cli_commands import cli
+
+
+def flows() -> list[cf.Flow]:
+    return [cf.define("double").step("double", lambda ctx: ctx.payload * 2)]
+
+
+async def test_trace_and_state_at_over_http_and_the_trace_command(serve: Serve) -> None:
+    rt, client = await serve(flows())
+    before = time.time() - 1
+    started = await client.post("/runs", json={"workflow": "double", "payload": 2})
+    run_id = started.json()["run_id"]
+    await rt.wait(run_id)
+
+    answer = await client.get(f"/runs/{run_id}/trace")
+    assert answer.status_code == 200
+    trace = answer.json()
+    assert trace["run_id"] == run_id
+    assert trace["spans"] > 5
+    [first, *_] = trace["roots"]
+    assert first["span"]["operation"] == "Action.initialize"
+    assert first["span"]["attributes"]["principal"] is None
+    assert first["children"][0]["span"]["operation"] == "Workflow.initialize"
+
+    now = await client.get(f"/runs/{run_id}/state", params={"at": str(time.time())})
+    assert now.status_code == 200
+    assert now.json()["workflows"][run_id]["state"] == "completed"
+    iso = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(before))
+    earlier = await client.get(f"/runs/{run_id}/state", params={"at": iso})
+    assert earlier.json() == {
+        "run_id": run_id,
+        "at": float(int(before)),
+        "revision": 0,
+        "workflows": {},
+        "work_items": {},
+    }
+
+    for query in ({"at": "noon"}, {"at": "2024-01-01T12:00:00"}, {"at": "nan"}, {}):
+        bad = await client.get(f"/runs/{run_id}/state", params=query)
+        assert bad.status_code == 400, query
+        assert bad.headers["content-type"] == "application/problem+json"
+        assert "ISO 8601" in bad.json()["detail"]
+    missing = await client.get("/runs/nope/trace")
+    assert (missing.status_code, missing.json()["type"].rsplit(":", 1)[-1]) == (404, "not-found")
+    assert (await client.get("/runs/nope/state", params={"at": "0"})).status_code == 404
+
+    document = (await client.get("/openapi.json")).json()
+    assert document["paths"]["/runs/{run_id}/trace"]["get"]["operationId"] == "getRunTrace"
+    state_op = document["paths"]["/runs/{run_id}/state"]["get"]
+    assert state_op["operationId"] == "getRunStateAt"
+    assert [p["name"] for p in state_op["parameters"]] == ["run_id", "at"]
+
+    code, out, err = await cli("trace", run_id, "--url", str(client.base_url))
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0] == f"trace {run_id} ({trace['spans']} spans)"
+    assert lines[1].startswith(f"  Action.initialize {run_id} (internal)")
+    assert any(line.startswith("      Task.enable double disabled -> enabled") for line in lines)
+    assert lines[-1].lstrip().startswith("Workflow.complete")
+    code, _, err = await cli("trace", "nope", "--url", str(client.base_url))
+    assert code != 0
+    assert "nope" in err
+
+
+def test_serve_no_audit_turns_the_audit_off() -> None:
+    from cronflow_actors.cli.main import _settings, build_parser
+
+    assert _settings(build_parser().parse_args(["serve", "--no-audit"])).audit is False
+    assert _settings(build_parser().parse_args(["serve"])).audit is True
+    from cronflow_actors.runtime.config import load_config
+
+    assert load_config(environ={"CRONFLOW_AUDIT": "false"}).audit is False

@@ -1,0 +1,137 @@
+"""The runtime's audit queries: a flow run's trace, activities and child workflows in it, the
+moments ``state_at`` reads, unknown runs, and retention."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+
+import cronflow_actors as cf
+from cronflow_actors import net
+from cronflow_actors.errors import ConfigurationError, NotFoundError
+from cronflow_actors.kernel import ManualClock
+from cronflow_actors.runtime.audit import Trace, parse_instant
+
+
+def flows() -> list[cf.Flow]:
+    return [cf.define("double").step("double", lambda ctx: ctx.payload * 2).step("plus", _plus)]
+
+
+def _plus(ctx: cf.FlowContext) -> int:
+    return int(ctx.last) + 1
+
+
+async def test_a_flow_run_has_a_trace_of_its_steps(tmp_path: Path) -> None:
+    async with cf.Runtime(db=tmp_path / "a.db", workflows=flows()) as rt:
+        run_id = await rt.trigger("double", 20)
+        assert (await rt.wait(run_id)).output == 41
+        trace = await rt.trace(run_id)
+    spans = [span for root in trace.roots for span in _spans(root)]
+    assert trace.run_id == run_id
+    assert trace.spans == len(spans)
+    completed = [(s.operation, s.attributes.get("task")) for s in spans]
+    assert ("Workflow.initialize", None) in completed
+    assert [s.element for s in spans if s.operation == "Task.complete"] == ["double", "plus"]
+    assert spans[-1].operation == "Workflow.complete"
+    # each handler's result is the root of its own turn
+    assert [root.span.operation for root in trace.roots] == [
+        "Action.initialize",
+        "WorkItem.complete",
+        "WorkItem.complete",
+    ]
+    # JSON-able, and back
+    assert msgspec.json.decode(msgspec.json.encode(trace), type=Trace) == trace
+    assert "Workflow.complete" in trace.render()
+
+
+def _spans(node: Any) -> list[Any]:
+    return [node.span, *(span for child in node.children for span in _spans(child))]
+
+
+async def test_activities_and_child_workflows_are_in_the_trace(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    child = (
+        net.workflow("child")
+        .start_condition("start")
+        .end_condition("end")
+        .task("x", net.task().activities(on_enabled=lambda ctx: ctx.work_item.initialize({})))
+        .connect_condition("start", "x")
+        .connect_task("x", "end")
+        .activities(on_started=lambda ctx: None)
+    )
+    parent = (
+        net.workflow("parent")
+        .start_condition("start")
+        .end_condition("end")
+        .composite_task("comp", net.composite_task(child.build()))
+        .connect_condition("start", "comp")
+        .connect_task("comp", "end")
+        .build()
+    )
+    async with cf.Runtime(db=tmp_path / "a.db", workflows=[parent], clock=clock) as rt:
+        run_id = await rt.start_workflow("parent")
+        [child_info] = await rt.child_workflows(run_id, "comp")
+        [item] = await rt.work_items(child_info.id, "x")
+        await rt.start_work_item(item.id)
+        spans = await rt.spans(run_id)
+        state = await rt.state_at(run_id, clock.now())
+    activities = [(s.operation, s.instance_id, s.element, s.attributes) for s in spans]
+    assert ("Activity.on_enabled", child_info.id, "x", {"kind": "task"}) in activities
+    started = ("Activity.on_started", child_info.id, child_info.id, {"kind": "workflow"})
+    assert started in activities
+    init = next(s for s in spans if s.operation == "Workflow.initialize" and s.element != run_id)
+    assert init.attributes["parent_id"] == run_id
+    assert init.attributes["parent_task"] == "comp"
+    assert state.workflows[child_info.id].state == "started"
+    assert state.workflows[child_info.id].parent_task == "comp"
+    assert state.workflows[run_id].tasks["comp"].state == "started"
+    assert state.work_items[item.id].state == "started"
+
+
+async def test_unknown_runs_and_unreadable_moments_are_refused(tmp_path: Path) -> None:
+    async with cf.Runtime(db=tmp_path / "a.db", workflows=flows()) as rt:
+        with pytest.raises(NotFoundError, match="no run 'nope'"):
+            await rt.trace("nope")
+        with pytest.raises(NotFoundError):
+            await rt.state_at("nope", 0)
+        run_id = await rt.trigger("double", 1)
+        for bad in ("yesterday", "2024-05-01T12:00:00", float("nan"), True, None):
+            with pytest.raises(ConfigurationError, match="ISO 8601"):
+                await rt.state_at(run_id, bad)  # type: ignore[arg-type]
+
+
+def test_moments_read_as_epoch_seconds() -> None:
+    assert parse_instant(12) == 12.0
+    assert parse_instant("12.5") == 12.5
+    assert parse_instant("1970-01-01T00:01:00Z") == 60.0
+    assert parse_instant("1970-01-01T01:01:00+01:00") == 60.0
+    aware = datetime(1970, 1, 1, 0, 2, tzinfo=timezone(timedelta(hours=0)))
+    assert parse_instant(aware) == 120.0
+    with pytest.raises(ConfigurationError, match="naive"):
+        parse_instant(datetime(2024, 1, 1))
+    assert parse_instant(datetime(1970, 1, 1, tzinfo=UTC)) == 0.0
+
+
+async def test_retention_prunes_a_run_with_its_audit_trail(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    db = tmp_path / "a.db"
+    async with cf.Runtime(db=db, workflows=flows(), clock=clock) as rt:
+        old = await rt.trigger("double", 1)
+        await rt.wait(old)
+        clock.advance(3600)
+        kept = await rt.trigger("double", 2)
+        await rt.wait(kept)
+        assert await rt.prune(older_than=1800) == 1
+        with pytest.raises(NotFoundError):
+            await rt.trace(old)
+        assert (await rt.trace(kept)).spans > 0
+    with sqlite3.connect(db) as raw:
+        traces = {row[0] for row in raw.execute("SELECT trace_id FROM audit")}
+    assert traces == {kept}
