@@ -48,6 +48,9 @@ def _arguments(description: str) -> argparse.Namespace:
     parser.add_argument("--in-flight", type=int, default=500)
     parser.add_argument("--lease-seconds", type=float, default=1.0)
     parser.add_argument("--worker", choices=("runs", "hang"), default=None)
+    parser.add_argument(
+        "--no-audit", action="store_true", help="Runtime(audit=False) in every process"
+    )
     args = parser.parse_args()
     if not args.db.startswith(("postgresql://", "postgres://")):
         parser.error(f"--db {args.db!r}: a postgresql://user@host:port/dbname URL")
@@ -68,7 +71,9 @@ def run_cluster_benchmark(workflow: Any, *, start: Start, wait: Wait, descriptio
     with tempfile.TemporaryDirectory() as folder:
         sqlite = asyncio.run(
             measure(
-                cf.Runtime(db=Path(folder) / "bench.db", workflows=[workflow]),
+                cf.Runtime(
+                    db=Path(folder) / "bench.db", workflows=[workflow], audit=not args.no_audit
+                ),
                 start,
                 wait,
                 runs=runs,
@@ -77,7 +82,12 @@ def run_cluster_benchmark(workflow: Any, *, start: Start, wait: Wait, descriptio
         )
     one = asyncio.run(
         measure(
-            cf.Runtime(db=args.db, workflows=[workflow], lease_seconds=args.lease_seconds),
+            cf.Runtime(
+                db=args.db,
+                workflows=[workflow],
+                lease_seconds=args.lease_seconds,
+                audit=not args.no_audit,
+            ),
             start,
             wait,
             runs=runs,
@@ -115,6 +125,7 @@ def _worker_command(args: argparse.Namespace, mode: str, runs: int, in_flight: i
         *(sys.executable, str(Path(__file__).resolve().parent / "net.py"), "--worker", mode),
         *("--db", args.db, "--runs", str(runs), "--in-flight", str(in_flight)),
         *("--lease-seconds", str(args.lease_seconds)),
+        *(["--no-audit"] if args.no_audit else []),
     ]
 
 
@@ -153,7 +164,12 @@ def _several(args: argparse.Namespace, runs: int) -> float:
 
 
 async def _worker_runs(args: argparse.Namespace, workflow: Any, start: Start, wait: Wait) -> None:
-    rt = cf.Runtime(db=args.db, workflows=[workflow], lease_seconds=args.lease_seconds)
+    rt = cf.Runtime(
+        db=args.db,
+        workflows=[workflow],
+        lease_seconds=args.lease_seconds,
+        audit=not args.no_audit,
+    )
     async with rt:
 
         async def one() -> None:
@@ -176,7 +192,12 @@ async def _worker_runs(args: argparse.Namespace, workflow: Any, start: Start, wa
 
 async def _worker_hang(args: argparse.Namespace, workflow: Any, start: Start) -> None:
     """Start runs whose first step never ends, say so, and wait to be killed."""
-    rt = cf.Runtime(db=args.db, workflows=[workflow], lease_seconds=args.lease_seconds)
+    rt = cf.Runtime(
+        db=args.db,
+        workflows=[workflow],
+        lease_seconds=args.lease_seconds,
+        audit=not args.no_audit,
+    )
     async with rt:
         ids = [await start(rt) for _ in range(args.runs)]
         await asyncio.sleep(0.2)  # every first step started (and recorded as started)
@@ -205,7 +226,12 @@ def _start_and_kill_a_holder(args: argparse.Namespace) -> tuple[list[str], float
 
 
 async def _takeover(args: argparse.Namespace, workflow: Any, wait: Wait) -> float:
-    rt = cf.Runtime(db=args.db, workflows=[workflow], lease_seconds=args.lease_seconds)
+    rt = cf.Runtime(
+        db=args.db,
+        workflows=[workflow],
+        lease_seconds=args.lease_seconds,
+        audit=not args.no_audit,
+    )
     async with rt:
         loop = asyncio.get_running_loop()
         ids, killed = await loop.run_in_executor(None, _start_and_kill_a_holder, args)
