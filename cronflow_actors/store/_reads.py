@@ -259,15 +259,7 @@ class SQLiteReads:
 
     async def count_in_flight(self) -> dict[tuple[str, str], int]:
         rows = await self._fetchall(sql.COUNT_IN_FLIGHT, (), "count runs in flight")
-        counts: dict[tuple[str, str], int] = {}
-        for workflow, status, count in rows:
-            counts[workflow, status] = counts.get((workflow, status), 0) + int(count)
-        for (workflow, status), count in list(counts.items()):
-            if status == "paused":  # also counted as waiting by the first half of the query
-                counts[workflow, "waiting"] -= count
-                if not counts[workflow, "waiting"]:
-                    del counts[workflow, "waiting"]
-        return counts
+        return sql.in_flight_of(rows)
 
     async def queue_lengths(self) -> dict[str, int]:
         rows = await self._fetchall(

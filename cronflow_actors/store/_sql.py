@@ -9,6 +9,7 @@ is a write.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from cronflow_actors.messages import (
@@ -301,3 +302,16 @@ def journal_record_of(row: Any) -> JournalRecord:
         output=row[8],
         error=row[9],
     )
+
+
+def in_flight_of(rows: Iterable[Any]) -> dict[tuple[str, str], int]:
+    """(workflow, status) -> runs, from the rows of ``COUNT_IN_FLIGHT`` (either dialect's)."""
+    counts: dict[tuple[str, str], int] = {}
+    for workflow, status, count in rows:
+        counts[workflow, status] = counts.get((workflow, status), 0) + int(count)
+    for (workflow, status), count in list(counts.items()):
+        if status == "paused":  # also counted as waiting by the first half of the query
+            counts[workflow, "waiting"] -= count
+            if not counts[workflow, "waiting"]:
+                del counts[workflow, "waiting"]
+    return counts

@@ -10,7 +10,6 @@ the event loop), the shared statements and row mappings in ``_sql.py``, the sche
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import time
@@ -21,33 +20,16 @@ import aiosqlite
 import msgspec
 
 from cronflow_actors.errors import ConfigurationError, SchemaVersionError, StoreClosedError
-from cronflow_actors.messages import (
-    LeaseRecord,
-    Mutation,
-    QueuedRun,
-    encode,
-)
 from cronflow_actors.store._migrations import MIGRATIONS, latest_version
 from cronflow_actors.store._ops import (
     FileGoneError,
-    KvDelete,
-    KvIncr,
-    KvPurge,
-    KvSet,
-    LeaseAcquire,
-    LeaseRelease,
-    LeaseRenew,
-    Prune,
 )
 from cronflow_actors.store._protocol import (
     CommitObserver,
-    StoreStatistics,
-    check_amount,
-    check_page,
-    check_ttl,
 )
 from cronflow_actors.store._reads import SQLiteReads
 from cronflow_actors.store._writer import GroupWriter
+from cronflow_actors.store._writes import GroupWrites
 
 __all__ = ["SQLiteStore"]
 
@@ -64,7 +46,7 @@ def _identity(path: str) -> tuple[int, int]:
 _decode_value = msgspec.msgpack.Decoder().decode
 
 
-class SQLiteStore(SQLiteReads):
+class SQLiteStore(GroupWrites, SQLiteReads):
     """The durable store on one SQLite file (WAL, ``BEGIN IMMEDIATE``, group commit).
 
     ``synchronous`` is SQLite's durability level: ``FULL`` (default) survives power loss,
@@ -216,100 +198,4 @@ class SQLiteStore(SQLiteReads):
         if reader is not None:
             steps.append(reader.close)
         steps.append(connection.close)
-        for step in steps:
-            try:
-                await asyncio.wait_for(step(), 10)
-            except Exception as error:
-                logger.warning("closing %r: %s: %s", self, type(error).__name__, error)
-
-    async def __aenter__(self) -> SQLiteStore:
-        await self.open()
-        return self
-
-    async def __aexit__(self, *_exc: object) -> None:
-        await self.close()
-
-    def watch_commits(self, observer: CommitObserver | None) -> None:
-        self._observer = observer
-        if self._writer is not None:
-            self._writer.observer = observer
-
-    def _require_writer(self, operation: str) -> GroupWriter:
-        if self._writer is None or self._closing:
-            raise StoreClosedError(repr(self), operation)
-        return self._writer
-
-    # -- writes -----------------------------------------------------------------------------------
-
-    async def commit(self, mutation: Mutation) -> None:
-        await self._require_writer("commit a mutation").submit(mutation, "commit a mutation")
-
-    async def kv_set(
-        self, namespace: str, key: str, value: Any, *, now: float, ttl: float | None = None
-    ) -> None:
-        check_ttl(ttl)
-        expires_at = None if ttl is None else now + ttl
-        operation = f"set key {key!r}"
-        await self._require_writer(operation).submit(
-            KvSet(namespace, key, encode(value), expires_at), operation
-        )
-
-    async def kv_incr(
-        self,
-        namespace: str,
-        key: str,
-        amount: float = 1,
-        *,
-        now: float,
-        ttl: float | None = None,
-    ) -> float:
-        check_ttl(ttl)
-        check_amount(namespace, key, amount)
-        operation = f"incr key {key!r}"
-        result: float = await self._require_writer(operation).submit(
-            KvIncr(namespace, key, amount, now, ttl), operation
-        )
-        return result
-
-    async def kv_delete(self, namespace: str, key: str) -> bool:
-        operation = f"delete key {key!r}"
-        deleted: bool = await self._require_writer(operation).submit(
-            KvDelete(namespace, key), operation
-        )
-        return deleted
-
-    async def kv_purge_expired(self, now: float) -> int:
-        operation = "purge expired keys"
-        purged: int = await self._require_writer(operation).submit(KvPurge(now), operation)
-        return purged
-
-    async def prune(self, *, finished_before: float, limit: int = 1000) -> int:
-        check_page(limit)
-        operation = "prune finished runs"
-        pruned: int = await self._require_writer(operation).submit(
-            Prune(finished_before, limit), operation
-        )
-        return pruned
-
-    async def enqueue(self, run: QueuedRun) -> int:
-        operation = f"queue run {run.instance_id!r}"
-        seq: int = await self._require_writer(operation).submit(run, operation)
-        return seq
-
-    async def acquire_lease(self, lease: LeaseRecord) -> LeaseRecord:
-        operation = "take the database lease"
-        await self._require_writer(operation).submit(LeaseAcquire(lease), operation)
-        return lease
-
-    async def renew_lease(self, scope: str, owner: str, *, now: float, expires_at: float) -> None:
-        operation = "renew the database lease"
-        await self._require_writer(operation).submit(
-            LeaseRenew(scope, owner, now, expires_at), operation
-        )
-
-    async def release_lease(self, scope: str, owner: str) -> None:
-        operation = "release the database lease"
-        await self._require_writer(operation).submit(LeaseRelease(scope, owner), operation)
-
-    def statistics(self) -> StoreStatistics:
-        return self._writer.stats if self._writer is not None else StoreStatistics()
+        await self._close_steps(steps)
