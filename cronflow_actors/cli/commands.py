@@ -131,12 +131,7 @@ def _summary(run: dict[str, Any]) -> dict[str, Any]:
 
 def _inspect(args: argparse.Namespace) -> int:
     client = _client(args)
-    try:
-        run = client.call("GET", f"/runs/{_path(args.run_id)}")
-    except ApiError as refused:
-        if refused.status == 404:
-            raise _no_run(args.run_id) from None
-        raise
+    run = _run_call(client, "GET", args.run_id)
     pause = client.paused_run(args.run_id) if run["status"] == "waiting" else None
     if args.json:
         _print_json({**run, "pause": pause})
@@ -150,12 +145,7 @@ def _trace(args: argparse.Namespace) -> int:
 
     from cronflow_actors.runtime.audit import Trace
 
-    try:
-        trace = _client(args).call("GET", f"/runs/{_path(args.run_id)}/trace")
-    except ApiError as refused:
-        if refused.status == 404:
-            raise _no_run(args.run_id) from None
-        raise
+    trace = _run_call(_client(args), "GET", args.run_id, "/trace")
     if args.json:
         _print_json(trace)
     else:
@@ -243,10 +233,8 @@ def _resume(args: argparse.Namespace) -> int:
 def _cancel(args: argparse.Namespace) -> int:
     client = _client(args)
     try:
-        answer = client.call("POST", f"/runs/{_path(args.run_id)}/cancel")
+        answer = _run_call(client, "POST", args.run_id, "/cancel")
     except ApiError as refused:
-        if refused.status == 404:
-            raise _no_run(args.run_id) from None
         if refused.status == 409:
             run = client.call("GET", f"/runs/{_path(args.run_id)}")
             raise ApiError(
@@ -279,6 +267,16 @@ def _publish(args: argparse.Namespace) -> int:
     for refusal in answer.get("refused", []):
         print(f"  refused by {refusal.get('workflow')}: {refusal.get('reason')}", file=sys.stderr)
     return Exit.OK
+
+
+def _run_call(client: Client, method: str, run_id: str, suffix: str = "") -> Any:
+    """``method /runs/<run_id><suffix>``; a 404 says there is no such run, in plain words."""
+    try:
+        return client.call(method, f"/runs/{_path(run_id)}{suffix}")
+    except ApiError as refused:
+        if refused.status == 404:
+            raise _no_run(run_id) from None
+        raise
 
 
 def _no_run(run_id: str) -> ApiError:
