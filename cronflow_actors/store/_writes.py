@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, Self
 
@@ -44,7 +45,7 @@ class _Writer(Protocol):
     async def submit(self, item: Any, operation: str) -> Any: ...
 
 
-class GroupWrites:
+class GroupWrites(ABC):
     """The writes of a store whose ``_writer`` batches them (None before ``open`` and after
     ``close``); ``open`` and ``close`` are the store's own."""
 
@@ -52,11 +53,13 @@ class GroupWrites:
     _closing: bool
     _observer: CommitObserver | None
 
+    @abstractmethod
     async def open(self) -> None:
-        raise NotImplementedError
+        """Connect and start the writer."""
 
+    @abstractmethod
     async def close(self) -> None:
-        raise NotImplementedError
+        """Write what was submitted, then close."""
 
     async def __aenter__(self) -> Self:
         await self.open()
