@@ -3,7 +3,7 @@
 An ``AuditRecorder`` lives for one transaction of one instance (the runtime makes none when the
 audit is off, and then nothing here runs). It hears of the operations from three places:
 
-- the dispatcher (``Cascade``) hands it every message it delivers (``deliver``): a message's
+- the dispatcher (``Cascade``) hands it every message it delivers (``send``): a message's
   delivery is a frame, and the operations that happen inside it are caused by it, so they nest
   under the operation open when it began; the first message of a turn that calls an action
   (``WorkItemAction``, ``CreateWorkItem``, the root's ``InitializeWorkflow``,
@@ -13,23 +13,23 @@ audit is off, and then nothing here runs). It hears of the operations from three
   happened in ends, so what they set off nests under them;
 - ``Transaction.activity`` wraps each activity call in an ``Activity.<name>`` span.
 
-A marking is never changed in place, only replaced (``net.marking``), and it changes only
-while an operation of its workflow is the innermost open span (a task's start takes tokens, its
-completion produces them, a cancellation region removes them). So a condition's change is seen
-by identity, cheaply: before the open spans change (one opens or ends), the recorder compares
-the innermost span's workflow's marking with the one it last saw, and records a
-``Condition.mark`` per changed condition under that span. Tokens only ever appear by a task's
-production (or a workflow's start), so new tokens seen under a ``Task.complete`` are that
-task's outputs: its routing decision (``Task.route``, for a split that is not AND; the outputs
-are also added to the completion's attributes).
+A marking is never changed in place, only replaced, and every replacement goes through
+``Transaction.mark``, which tells the recorder (``marked``): a ``Condition.mark`` per changed
+condition (old and new token counts) under the innermost open span (a task's start takes
+tokens, its completion produces them, a cancellation region removes them; a new workflow's
+first tokens are under its ``Workflow.initialize``). A completion's new tokens are its routing
+decision: the outputs are added to its ``Task.complete`` span, and a ``Task.route`` span
+records it for a split that is not AND.
 
-Each span is an ``AuditSpan`` from the moment it begins, numbered in the order they began
-(``"<revision>.<n>"``, the revision the transaction will commit); an open span is given its
-end (``ended_at``, and a failure's error) in place when its frame ends, before anything but
-this recorder has seen it. Times: the turn's first span starts at the turn's time (its
-snapshot's ``updated_at``); the clock is read again only when spans end and around activities
-(user code), and a span starts at the last time read: engine operations take microseconds, an
-activity's span measures the activity.
+Each span is ``SPAN_FIELDS`` plain values in one flat list from the moment it begins (the
+``SpanRows`` the commit hands over, ``messages/audit.py``), numbered in the order they began
+(``"<revision>.<n>"``, the revision the transaction will commit): the shape the store packs,
+and no ``AuditSpan`` is built unless something reads them. Attributes hold plain values
+(states as strings), so recording a span allocates nothing the garbage collector tracks. An
+open span is given its end (and a failure's error) in place when its frame ends. Times: the
+turn's first span starts at the turn's time (its snapshot's ``updated_at``); the clock is read
+again only when spans end and around activities (user code), and a span starts at the last
+time read: engine operations take microseconds, an activity's span measures the activity.
 """
 
 from __future__ import annotations
@@ -37,35 +37,33 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from msgspec.structs import force_setattr
-
 from cronflow_actors.kernel import Clock
 from cronflow_actors.messages import Message
-from cronflow_actors.messages.audit import AuditSpan
+from cronflow_actors.messages.audit import FLAT, SPAN_FIELDS, SpanRows
 from cronflow_actors.messages.elements import CreateWorkItem, InitializeWorkflow
 from cronflow_actors.messages.engine import (
     CancelWorkflow,
     InstanceState,
     TaskStateChanged,
-    WorkflowRecord,
     WorkflowStateChanged,
     WorkItemAction,
     WorkItemStateChanged,
 )
 from cronflow_actors.messages.states import TaskState, WorkflowState, WorkItemState
-from cronflow_actors.net.spec import NetSpec, SplitType
+from cronflow_actors.net.spec import SplitType
 
 __all__ = ["AuditRecorder", "AuditTrail", "AuditedChanges", "SpanSink"]
 
 T = TypeVar("T")
 
-SpanSink = Callable[[tuple[AuditSpan, ...]], None]
+SpanSink = Callable[[SpanRows], None]
 """Hears of the spans of each transaction once they are durable (the runtime's ``on_spans``)."""
 
 
 class AuditTrail:
     """A runtime's audit: its clock, and where the spans of each durable transaction go
-    (``sink``); ``EngineServices.audit`` (None: nothing is recorded)."""
+    (``sink``; None: nowhere but the store); ``EngineServices.audit`` (None: nothing is
+    recorded)."""
 
     __slots__ = ("clock", "sink")
 
@@ -73,11 +71,9 @@ class AuditTrail:
         self.clock = clock
         self.sink = sink
 
-    def recorder(
-        self, state: InstanceState, now: float, spec_of: Callable[[WorkflowRecord], NetSpec]
-    ) -> AuditRecorder:
+    def recorder(self, state: InstanceState, now: float) -> AuditRecorder:
         """The recorder of one transaction of ``state``, which runs at ``now``."""
-        return AuditRecorder(state, now=now, clock=self.clock, spec_of=spec_of, sink=self.sink)
+        return AuditRecorder(state, now=now, clock=self.clock, sink=self.sink)
 
 
 _WORKFLOW_OPERATIONS = {
@@ -121,8 +117,8 @@ class AuditedChanges(list[Message]):
         if kind is TaskStateChanged:
             target = change.next  # type: ignore[attr-defined]
             attributes = {
-                "before": change.prev,  # type: ignore[attr-defined]
-                "after": target,
+                "before": _PLAIN[change.prev],  # type: ignore[attr-defined]
+                "after": _PLAIN[target],
                 "generation": change.generation,  # type: ignore[attr-defined]
             }
             self._recorder.open(
@@ -137,60 +133,64 @@ class AuditedChanges(list[Message]):
             self._recorder.workflow_moved(change)  # type: ignore[arg-type]
 
 
+_ENDED, _ATTRIBUTES = 6, 7
+"""Where span n's end and attributes are in the flat row: ``(n - 1) * SPAN_FIELDS + these``
+(the ``FLAT`` marker comes first)."""
+
+_PLAIN: dict[Any, str] = {
+    state: state.value for kind in (TaskState, WorkflowState, WorkItemState) for state in kind
+}
+"""A state as a plain string: what an attribute holds (an enum member would make its dict one
+the garbage collector tracks)."""
+
+
 class AuditRecorder:
     """The spans of one transaction of the instance ``state``, which runs at ``now`` and, if
-    it writes, commits the next revision."""
+    it writes, commits the next revision. The spans go straight into the flat row the store
+    packs (``SpanRows.flat``): nothing is converted on the way to the disk."""
 
     __slots__ = (
         "_committed",
+        "_count",
         "_depth",
         "_failed",
+        "_flat",
         "_last",
         "_mono",
         "_monotonic",
         "_now",
-        "_prefix",
         "_revision",
-        "_seen",
         "_sink",
-        "_spans",
-        "_spec_of",
         "_stack",
         "_state",
+        "_trace",
         "route",
     )
 
     def __init__(
-        self,
-        state: InstanceState,
-        *,
-        now: float,
-        clock: Clock,
-        spec_of: Callable[[WorkflowRecord], NetSpec],
-        sink: SpanSink | None = None,
+        self, state: InstanceState, *, now: float, clock: Clock, sink: SpanSink | None = None
     ) -> None:
         self._state = state
+        self._trace = state.id
         self._sink = sink
-        self._committed: tuple[AuditSpan, ...] = ()
+        self._committed: SpanRows | None = None
         self._revision = state.revision + 1
-        self._prefix = f"{self._revision}."
         self._now = self._last = now
         self._monotonic = clock.monotonic
         self._mono = clock.monotonic()
-        self._spec_of = spec_of
-        self._spans: list[AuditSpan] = []
-        self._stack: list[AuditSpan] = []
-        """The spans open now, innermost last."""
+        self._flat: list[Any] = [FLAT]
+        self._count = 0
+        """How many spans began (the last one's n)."""
+        self._stack: list[int] = []
+        """The n of each span open now, innermost last."""
         self._depth = 0
         """How many deliveries are under way (0: the next one is the turn's first message)."""
-        self._seen: dict[str, dict[str, int]] = {}
-        """Workflow id -> the marking last compared (the workflows this turn touched)."""
-        self._failed: dict[str, Any] = {}
-        """Open ``WorkItem.fail`` span id -> the item: its error is set after it moves."""
+        self._failed: dict[int, Any] = {}
+        """Open ``WorkItem.fail`` span's n -> the item: its error is set after it moves."""
         self.route: Callable[[Any], Awaitable[Any]] | None = None
         """The dispatcher's delivery of a message (``Cascade``, for the turn; ``send``)."""
 
-    # -- what the dispatcher, the changes and the activities report --------------------------------
+    # -- what the dispatcher, the changes, the markings and the activities report ---------------
 
     async def send(self, message: Any) -> Any:
         """Deliver ``message`` through ``route`` as one frame: the spans that open in it end
@@ -221,22 +221,49 @@ class AuditRecorder:
         finally:
             self._end_above(height, self._read_clock())
 
+    def marked(
+        self,
+        workflow_id: str,
+        before: dict[str, int],
+        after: dict[str, int],
+        *,
+        produced_by: str | None = None,
+        split: SplitType | None = None,
+    ) -> None:
+        """Workflow ``workflow_id``'s marking is replaced: a ``Condition.mark`` per changed
+        condition, under the innermost open span. ``produced_by``: the task (its
+        ``Task.complete`` the innermost span) whose ``split`` produced the new tokens: its
+        routing decision (the outputs on its completion, and a ``Task.route`` unless AND)."""
+        changed = [(c, before.get(c, 0), n) for c, n in after.items() if n != before.get(c, 0)]
+        if produced_by is not None and split is not None and self._stack:
+            added = [condition for condition, was, now in changed if now > was]
+            if added:
+                top = (self._stack[-1] - 1) * SPAN_FIELDS
+                attributes = self._flat[top + _ATTRIBUTES]
+                attributes["split"] = split.value
+                attributes["outputs"] = added
+                if split is not SplitType.AND:
+                    routing = {"split": split.value, "outputs": added}
+                    self._record("Task.route", workflow_id, produced_by, routing)
+        for condition, was, now in changed:
+            self._record("Condition.mark", workflow_id, condition, {"before": was, "after": now})
+
     # -- the commit -------------------------------------------------------------------------------
 
-    def spans(self, revision: int) -> tuple[AuditSpan, ...]:
+    def spans(self, revision: int) -> SpanRows | None:
         """Every span of the transaction, ended, to commit with snapshot ``revision`` (the one
-        after the snapshot the transaction began from)."""
+        after the snapshot the transaction began from); None if it recorded none."""
         if revision != self._revision:
             raise AssertionError(f"spans of revision {self._revision} committed as {revision}")
         self._end_above(0, self._read_clock())
-        for workflow_id in list(self._seen):
-            self._compare(workflow_id)
-        self._committed = tuple(self._spans)
+        if not self._count:
+            return None
+        self._committed = SpanRows(trace_id=self._trace, revision=revision, flat=self._flat)
         return self._committed
 
     def durable(self) -> None:
         """The spans are committed: the sink hears of them (if there are any)."""
-        if self._committed and self._sink is not None:
+        if self._committed is not None and self._sink is not None:
             self._sink(self._committed)
 
     # -- internals --------------------------------------------------------------------------------
@@ -247,73 +274,51 @@ class AuditRecorder:
 
     def open(
         self, operation: str, instance_id: str, element: str, attributes: dict[str, Any]
-    ) -> AuditSpan:
+    ) -> int:
         """A span that stays open (innermost) until the frame it began in ends (what opens
-        while it is open is under it)."""
-        stack, seen, workflows, spans = self._stack, self._seen, self._state.workflows, self._spans
-        if stack:
-            parent = stack[-1]
-            above = parent.instance_id
-            workflow = workflows.get(above)
-            if workflow is not None and seen.get(above) is not workflow.marking:
-                self._compare(above)
-        if instance_id not in seen:
-            workflow = workflows.get(instance_id)
-            if workflow is not None:  # as committed (it changes only under this span)
-                seen[instance_id] = workflow.marking
-        at = self._last
-        span = AuditSpan(
-            trace_id=self._state.id,
-            span_id=f"{self._prefix}{len(spans) + 1}",
-            parent_id=parent.span_id if stack else None,
-            instance_id=instance_id,
-            operation=operation,
-            element=element,
-            started_at=at,
-            ended_at=at,
-            revision=self._revision,
-            attributes=attributes,
+        while it is open is under it); its n."""
+        stack, trace, at = self._stack, self._trace, self._last
+        self._count = n = self._count + 1
+        self._flat += (
+            stack[-1] if stack else 0,
+            None if instance_id == trace else instance_id,
+            operation,
+            None if element == trace else element,
+            at,
+            at,
+            attributes,
         )
-        spans.append(span)
-        stack.append(span)
-        return span
+        stack.append(n)
+        return n
 
     def _record(
         self, operation: str, instance_id: str, element: str, attributes: dict[str, Any]
     ) -> None:
         """A span under the innermost open one, ended at once (a marking's change, a
         routing decision)."""
-        spans, stack, at = self._spans, self._stack, self._last
-        span = AuditSpan(
-            trace_id=self._state.id,
-            span_id=f"{self._prefix}{len(spans) + 1}",
-            parent_id=stack[-1].span_id if stack else None,
-            instance_id=instance_id,
-            operation=operation,
-            element=element,
-            started_at=at,
-            ended_at=at,
-            revision=self._revision,
-            attributes=attributes,
+        stack, trace, at = self._stack, self._trace, self._last
+        self._count += 1
+        self._flat += (
+            stack[-1] if stack else 0,
+            None if instance_id == trace else instance_id,
+            operation,
+            None if element == trace else element,
+            at,
+            at,
+            attributes,
         )
-        spans.append(span)
 
     def _end_above(self, height: int, ended: float) -> None:
         """End the open spans above the first ``height`` at ``ended``."""
         stack = self._stack
         if len(stack) <= height:
             return
-        above = stack[-1].instance_id
-        workflow = self._state.workflows.get(above)
-        if workflow is not None and self._seen.get(above) is not workflow.marking:
-            self._compare(above)
-        failed = self._failed
-        for span in stack[height:]:
-            # not yet seen by anything but this recorder: it ends in place
-            if span.ended_at != ended:
-                force_setattr(span, "ended_at", ended)
-            if failed and span.span_id in failed:
-                span.attributes["error"] = failed.pop(span.span_id).error
+        flat, failed = self._flat, self._failed
+        for n in stack[height:]:
+            at = (n - 1) * SPAN_FIELDS
+            flat[at + _ENDED] = ended
+            if failed and n in failed:
+                flat[at + _ATTRIBUTES]["error"] = failed.pop(n).error
         del stack[height:]
 
     def _action(self, message: Any) -> None:
@@ -346,24 +351,28 @@ class AuditRecorder:
         if prev is None:
             item = self._state.work_items[change.work_item_id]
             attributes = {
-                "before": prev,
-                "after": target,
+                "before": None,
+                "after": _PLAIN[target],
                 "task": change.task,
                 "generation": item.generation,
             }
             operation = "WorkItem.initialize"
         else:
-            attributes = {"before": prev, "after": target}
+            attributes = {"before": _PLAIN[prev], "after": _PLAIN[target]}
             operation = _WORK_ITEM_OPERATIONS[target]
-        span = self.open(operation, change.workflow_id, change.work_item_id, attributes)
+        n = self.open(operation, change.workflow_id, change.work_item_id, attributes)
         if target is WorkItemState.FAILED:
-            self._failed[span.span_id] = self._state.work_items[change.work_item_id]
+            self._failed[n] = self._state.work_items[change.work_item_id]
 
     def workflow_moved(self, change: WorkflowStateChanged) -> None:
         workflow_id, target = change.workflow_id, change.next
         workflow = self._state.workflows[workflow_id]
-        attributes: dict[str, Any] = {"before": change.prev, "after": target}
-        if change.prev is not None:
+        prev = change.prev
+        attributes: dict[str, Any] = {
+            "before": None if prev is None else _PLAIN[prev],
+            "after": _PLAIN[target],
+        }
+        if prev is not None:
             if target is WorkflowState.FAILED:
                 attributes["error"] = workflow.error
             self.open(_WORKFLOW_OPERATIONS[target], workflow_id, workflow_id, attributes)
@@ -376,40 +385,4 @@ class AuditRecorder:
             attributes["parent_id"] = workflow.parent_id
             attributes["parent_task"] = workflow.parent_task
         self.open("Workflow.initialize", workflow_id, workflow_id, attributes)
-        self._seen[workflow_id] = {}  # a new workflow: every token it holds is a change
-        self._compare(workflow_id)
-
-    def _compare(self, workflow_id: str) -> None:
-        """Record the changes of ``workflow_id``'s marking since it was last compared."""
-        workflow = self._state.workflows.get(workflow_id)
-        if workflow is None:
-            return
-        marking = workflow.marking
-        seen = self._seen.get(workflow_id)
-        if seen is marking:
-            return
-        self._seen[workflow_id] = marking
-        if seen is None:
-            return  # first seen this turn: as committed
-        changed = [(c, seen.get(c, 0), n) for c, n in marking.items() if n != seen.get(c, 0)]
-        added = [condition for condition, before, after in changed if after > before]
-        if added:
-            self._routed(workflow, added)
-        for condition, before, after in changed:
-            attributes = {"before": before, "after": after}
-            self._record("Condition.mark", workflow_id, condition, attributes)
-
-    def _routed(self, workflow: WorkflowRecord, added: list[str]) -> None:
-        """New tokens: if a task of ``workflow`` is completing, they are its outputs."""
-        stack = self._stack
-        if not stack:
-            return
-        top = stack[-1]
-        if top.operation != "Task.complete" or top.instance_id != workflow.id:
-            return
-        split = self._spec_of(workflow).tasks[top.element].split
-        top.attributes["split"] = split
-        top.attributes["outputs"] = added
-        if split is not SplitType.AND:
-            attributes = {"split": split, "outputs": added}
-            self._record("Task.route", workflow.id, top.element, attributes)
+        self.marked(workflow_id, {}, workflow.marking)  # a new workflow: every token is new

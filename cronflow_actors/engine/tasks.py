@@ -156,7 +156,7 @@ class Task:
         spec = self.spec
         self._move(TaskState.STARTED)
         marking, emptied = after_start(spec, name, workflow.marking)
-        workflow.marking = marking
+        tx.mark(workflow, marking)
         await self._disable_losers(emptied)
         if "on_started" in self.definition.activities:
             await self._activity("on_started")
@@ -204,7 +204,8 @@ class Task:
                 output=workflow.outputs.get(name),
             )
             routed = resolve_routes(spec, name, await call_user(definition.router, ctx))
-        workflow.marking, _marked = after_production(spec, name, workflow.marking, routed)
+        marking, _marked = after_production(spec, name, workflow.marking, routed)
+        tx.mark(workflow, marking, produced_by=name, split=definition.split)
         for candidate in enable_candidates(spec, name):
             if workflow.state in _WORKFLOW_DONE:
                 break
@@ -345,7 +346,7 @@ class Task:
         if not definition.cancel_conditions:
             return
         emptied = [c for c in definition.cancel_conditions if workflow.marking.get(c, 0) > 0]
-        workflow.marking = after_cancellation(spec, self.name, workflow.marking)
+        tx.mark(workflow, after_cancellation(spec, self.name, workflow.marking))
         await self._disable_losers(emptied)
 
     async def _disable_losers(self, emptied: list[str]) -> None:

@@ -30,7 +30,7 @@ from cronflow_actors.engine.context import (
 )
 from cronflow_actors.errors import NotFoundError
 from cronflow_actors.messages import JournalEntry, Message, TimerRecord, WaitRecord, encode, plain
-from cronflow_actors.messages.audit import AuditSpan
+from cronflow_actors.messages.audit import SpanRows
 from cronflow_actors.messages.elements import ElementMessage
 from cronflow_actors.messages.engine import (
     InstanceState,
@@ -42,7 +42,7 @@ from cronflow_actors.messages.engine import (
     WorkItemRecord,
     WorkItemStateChanged,
 )
-from cronflow_actors.net.spec import NetSpec, TaskKind
+from cronflow_actors.net.spec import NetSpec, SplitType, TaskKind
 
 __all__ = ["Send", "Transaction", "normalize"]
 
@@ -81,7 +81,7 @@ class Transaction:
         audit: AuditTrail | None = None,
     ) -> None:
         self.state = state
-        self.audit = audit.recorder(state, now, spec_of) if audit is not None else None
+        self.audit = audit.recorder(state, now) if audit is not None else None
         """The transaction's audit trail (None: the audit is off)."""
         self.secrets = secrets
         """Workflow name -> what ``ctx.secrets`` is in that workflow's user code."""
@@ -132,6 +132,25 @@ class Transaction:
         """An id inside this instance: ``<root id>.<kind><n>``; the root id routes calls."""
         self.state.next_id += 1
         return f"{self.state.id}.{kind}{self.state.next_id}"
+
+    # -- the marking -------------------------------------------------------------------------------
+
+    def mark(
+        self,
+        workflow: WorkflowRecord,
+        marking: dict[str, int],
+        *,
+        produced_by: str | None = None,
+        split: SplitType | None = None,
+    ) -> None:
+        """Replace ``workflow``'s marking (the only way it changes); the audit records each
+        changed condition. ``produced_by``: the completing task whose ``split`` produced the
+        new tokens (its routing decision)."""
+        if self.audit is not None:
+            self.audit.marked(
+                workflow.id, workflow.marking, marking, produced_by=produced_by, split=split
+            )
+        workflow.marking = marking
 
     # -- views for user code -----------------------------------------------------------------------
 
@@ -286,9 +305,10 @@ class Transaction:
             return call
         return self.audit.activity(call, name, instance_id, element, kind)
 
-    def spans(self, revision: int) -> tuple[AuditSpan, ...]:
-        """The audit trail's spans, to commit with snapshot ``revision`` (none: audit off)."""
-        return () if self.audit is None else self.audit.spans(revision)
+    def spans(self, revision: int) -> SpanRows | None:
+        """The audit trail's spans, to commit with snapshot ``revision`` (None: none, or the
+        audit is off)."""
+        return None if self.audit is None else self.audit.spans(revision)
 
     def spans_durable(self) -> None:
         """The transaction is committed: the audit's sink hears of its spans."""

@@ -5,18 +5,24 @@ condition's marking changing, a routing decision, an activity or an action being
 ``AuditSpan``, recorded on the instance's turn and committed with the snapshot it led to
 (``Mutation.spans``: no extra transaction). The spans of one run form one trace: its id is the
 run's (the root instance's) id, and each span names the span of the operation that caused it.
-Persisted (the store keeps them until the run is pruned): the shape only grows.
+
+The engine records a commit's spans as ``SpanRows``: plain values in one list, in the shape the
+stores pack them (``store/_spans.py``), so the hot path builds no ``AuditSpan`` and the writer
+encodes them in one call; ``AuditSpan`` objects are made only for whoever reads them (a query,
+an ``on_spans`` callback). Persisted (the store keeps them until the run is pruned): the
+shape only grows.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import msgspec
 
 from cronflow_actors.messages.base import Message
 
-__all__ = ["AuditSpan"]
+__all__ = ["FLAT", "SPAN_FIELDS", "AuditSpan", "SpanRows", "spans_of"]
 
 
 class AuditSpan(Message, frozen=True, kw_only=True, gc=False):
@@ -52,3 +58,102 @@ class AuditSpan(Message, frozen=True, kw_only=True, gc=False):
     revision: int
     """The snapshot revision the span was committed with."""
     attributes: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+SPAN_FIELDS = 7
+"""How many values each span takes in ``SpanRows.flat``: ``parent, instance, operation, element,
+started_at, ended_at, attributes``."""
+FLAT = 2
+"""The first value of a flat row (``SpanRows.flat``): what tells it from the first layout, a
+list of one list per span (``[n, parent, instance, ...]``), which the stores still read."""
+
+
+class SpanRows(Message, frozen=True, kw_only=True):
+    """The spans of one commit of run ``trace_id``, which writes snapshot ``revision``: what a
+    ``Mutation`` carries and a store keeps as one row.
+
+    ``flat`` holds every span in one list, ``SPAN_FIELDS`` values each after the ``FLAT``
+    marker, in the order they began (span ``n`` is the n-th): the parent's ``n`` (0: none), the
+    instance (None: the run's own id), the operation, the element (None: the run's own id), the
+    times and the attributes; what the trace and revision already say is left out. One list of
+    plain values, so recording a span allocates nothing the garbage collector tracks, and
+    packing is one encoder call."""
+
+    trace_id: str
+    revision: int
+    flat: list[Any]
+
+    def spans(self) -> tuple[AuditSpan, ...]:
+        """The spans as ``AuditSpan`` objects, in the order they began."""
+        return spans_of(self.trace_id, self.revision, self.flat)
+
+    @classmethod
+    def of(cls, spans: Sequence[AuditSpan]) -> SpanRows:
+        """The rows of ``spans``: one commit's (one trace and one revision, numbered
+        ``"<revision>.1"``, ``"<revision>.2"``, ... in order); ``ValueError`` for anything
+        else."""
+        if not spans:
+            raise ValueError("no spans: a commit without spans carries no SpanRows")
+        trace_id, revision = spans[0].trace_id, spans[0].revision
+        flat: list[Any] = [FLAT]
+        for n, span in enumerate(spans, 1):
+            if span.trace_id != trace_id or span.revision != revision:
+                raise ValueError(
+                    f"span {span.span_id!r} is of trace {span.trace_id!r}, revision "
+                    f"{span.revision}; the first is of {trace_id!r}, revision {revision}: "
+                    "one commit's spans share both"
+                )
+            if span.span_id != f"{revision}.{n}":
+                raise ValueError(f"span {span.span_id!r} is not '{revision}.{n}': out of order")
+            flat += (
+                0 if span.parent_id is None else _number(span.parent_id, revision),
+                None if span.instance_id == trace_id else span.instance_id,
+                span.operation,
+                None if span.element == trace_id else span.element,
+                span.started_at,
+                span.ended_at,
+                span.attributes,
+            )
+        return cls(trace_id=trace_id, revision=revision, flat=flat)
+
+
+def spans_of(trace_id: str, revision: int, rows: list[Any]) -> tuple[AuditSpan, ...]:
+    """The spans of commit ``revision`` of run ``trace_id`` from ``rows``: ``SpanRows.flat``,
+    or the first layout (one ``[n, parent, instance, operation, element, started_at,
+    ended_at, attributes]`` list per span)."""
+    if rows and rows[0] == FLAT:  # the first layout starts with a list
+        if (len(rows) - 1) % SPAN_FIELDS:
+            raise ValueError(f"a flat row of {len(rows)} values: not 1 + {SPAN_FIELDS} per span")
+        values = rows[1:]
+        numbered: Any = (
+            (i // SPAN_FIELDS + 1, *values[i : i + SPAN_FIELDS])
+            for i in range(0, len(values), SPAN_FIELDS)
+        )
+    else:
+        numbered = rows
+    prefix = f"{revision}."
+    return tuple(
+        AuditSpan(
+            trace_id=trace_id,
+            span_id=f"{prefix}{n}",
+            parent_id=f"{prefix}{parent}" if parent else None,
+            instance_id=trace_id if instance_id is None else instance_id,
+            operation=operation,
+            element=trace_id if element is None else element,
+            started_at=started_at,
+            ended_at=ended_at,
+            revision=revision,
+            attributes=attributes,
+        )
+        for n, parent, instance_id, operation, element, started_at, ended_at, attributes in (
+            numbered
+        )
+    )
+
+
+def _number(span_id: str, revision: int) -> int:
+    """``n`` of ``"<revision>.<n>"``; ``ValueError`` for another revision or shape."""
+    prefix, dot, n = span_id.partition(".")
+    if not (dot and n.isdigit() and prefix == str(revision)):
+        raise ValueError(f"span id {span_id!r} is not '<revision>.<n>' of revision {revision}")
+    return int(n)

@@ -7,7 +7,7 @@ Persisted shapes only grow: a new field always gets a default.
 
 from __future__ import annotations
 
-from cronflow_actors.messages.audit import AuditSpan
+from cronflow_actors.messages.audit import SpanRows
 from cronflow_actors.messages.base import Message
 
 __all__ = [
@@ -134,8 +134,8 @@ class Mutation(Message, frozen=True, kw_only=True):
     against the revision the first one was based on); journal entries are appended and timer
     and wait changes applied in the order the mutations were submitted. ``dequeued`` names
     queued runs whose rows this change deletes (a queued run's start). ``spans``: the audit
-    trail of the change (``AuditSpan``s of one trace and one revision, the snapshot's), written
-    in the same transaction.
+    trail of the change (the spans of one trace and one revision, the snapshot's; None: none
+    recorded), written in the same transaction.
     """
 
     snapshot: SnapshotRecord | None = None
@@ -145,4 +145,4 @@ class Mutation(Message, frozen=True, kw_only=True):
     waits_set: tuple[WaitRecord, ...] = ()
     waits_end: tuple[str, ...] = ()
     dequeued: tuple[str, ...] = ()
-    spans: tuple[AuditSpan, ...] = ()
+    spans: SpanRows | None = None

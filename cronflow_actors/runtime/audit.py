@@ -20,9 +20,9 @@ from typing import Any
 
 import msgspec
 
-from cronflow_actors.engine.audit import AuditTrail
+from cronflow_actors.engine.audit import AuditTrail, SpanSink
 from cronflow_actors.errors import ConfigurationError, NotFoundError
-from cronflow_actors.messages.audit import AuditSpan
+from cronflow_actors.messages.audit import AuditSpan, SpanRows
 from cronflow_actors.runtime.parts import RuntimeParts
 
 __all__ = [
@@ -251,7 +251,12 @@ class AuditMethods(RuntimeParts):
 
     @audit.setter
     def audit(self, on: bool) -> None:
-        self._services.audit = AuditTrail(self.clock, self._spans_durable) if on else None
+        self._services.audit = AuditTrail(self.clock, self._span_sink()) if on else None
+
+    def _span_sink(self) -> SpanSink | None:
+        """Where the audit hands the spans of each commit: nowhere while no callback listens
+        (no ``AuditSpan`` is built for nobody)."""
+        return self._spans_durable if self._span_callbacks else None
 
     def on_spans(self, callback: SpanCallback) -> Callable[[], None]:
         """Call ``callback(spans)`` after every commit that recorded spans, with those spans
@@ -260,14 +265,21 @@ class AuditMethods(RuntimeParts):
         wait); an error it raises is logged and changes nothing. Returns a function that
         unsubscribes it."""
         self._span_callbacks.append(callback)
+        self._listen()
 
         def unsubscribe() -> None:
             if callback in self._span_callbacks:
                 self._span_callbacks.remove(callback)
+                self._listen()
 
         return unsubscribe
 
-    def _spans_durable(self, spans: Sequence[AuditSpan]) -> None:
+    def _listen(self) -> None:
+        if self._services.audit is not None:
+            self._services.audit.sink = self._span_sink()
+
+    def _spans_durable(self, rows: SpanRows) -> None:
+        spans = rows.spans()
         for callback in tuple(self._span_callbacks):
             try:
                 callback(spans)

@@ -162,7 +162,7 @@ class Runtime(ClusterRecovery, LifecycleMethods, FlowMethods, StateMethods, Audi
         self._observers: list[Callable[[list[Message]], None]] = []
         self._span_callbacks: list[Callable[[Sequence[AuditSpan]], None]] = []
         if self.otel is not None:
-            self.on_spans(self.otel.export)
+            self._span_callbacks.append(self.otel.export)
         self.telemetry = Telemetry(
             _version(),
             clock=self.clock,
@@ -194,7 +194,7 @@ class Runtime(ClusterRecovery, LifecycleMethods, FlowMethods, StateMethods, Audi
             passivate=passivate,
             secrets=self._secrets,
             tracing=self.otel,
-            audit=AuditTrail(self.clock, self._spans_durable) if audit else None,
+            audit=AuditTrail(self.clock, self._span_sink()) if audit else None,
         )
         self.pinning = Pinning(
             store=self.store,

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 import msgspec
 
 from cronflow_actors.messages import JournalEntry, Mutation, SnapshotRecord, TimerRecord, WaitRecord
-from cronflow_actors.store._spans import SpanGroup, group
+from cronflow_actors.messages.audit import SpanRows
 
 __all__ = ["BrokenChainError", "Coalesced", "coalesce"]
 
@@ -32,7 +32,7 @@ class Coalesced(msgspec.Struct, kw_only=True):
     """Per instance: the revision its first snapshot in the batch was based on (0: new)."""
     journal: list[tuple[JournalEntry, int | None]] = msgspec.field(default_factory=list)
     """Each entry, with the revision of the snapshot its mutation wrote (None: none)."""
-    spans: list[SpanGroup] = msgspec.field(default_factory=list)
+    spans: list[SpanRows] = msgspec.field(default_factory=list)
     """The audit trail: the spans of each (trace, revision), in submission order."""
     timers_set: dict[str, TimerRecord] = msgspec.field(default_factory=dict)
     timers_cancel: set[str] = msgspec.field(default_factory=set)
@@ -58,8 +58,8 @@ def coalesce(mutations: Iterable[Mutation]) -> Coalesced:
         if mutation.journal:
             revision = None if snapshot is None else snapshot.revision
             out.journal.extend((entry, revision) for entry in mutation.journal)
-        if mutation.spans:
-            out.spans.append(group(mutation.spans))
+        if mutation.spans is not None:
+            out.spans.append(mutation.spans)
         for timer in mutation.timers_set:
             out.timers_set[timer.timer_id] = timer
             out.timers_cancel.discard(timer.timer_id)

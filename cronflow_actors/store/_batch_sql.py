@@ -97,7 +97,9 @@ def write_batch(
                 sql.INSERT_JOURNAL, [sql.journal_row(j, rev) for j, rev in batch.journal]
             )
         if batch.spans:
-            db.executemany(sql.INSERT_SPANS, [(t, r, pack(t, s)) for t, r, s in batch.spans])
+            db.executemany(
+                sql.INSERT_SPANS, [(s.trace_id, s.revision, pack(s)) for s in batch.spans]
+            )
         if batch.timers_cancel:
             db.executemany(sql.DELETE_TIMER, [(t,) for t in batch.timers_cancel])
         if batch.timers_set:

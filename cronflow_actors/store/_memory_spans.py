@@ -27,7 +27,8 @@ class MemorySpans:
     def _check_spans(self, batch: Coalesced, known: Set[str]) -> None:
         """Refuse, before anything is written, spans of a run with no snapshot and a
         (trace, revision) already written."""
-        for trace_id, revision, _spans in batch.spans:
+        for rows in batch.spans:
+            trace_id, revision = rows.trace_id, rows.revision
             if trace_id not in known:
                 raise MutationRejectedError(trace_id, f"instance {trace_id!r} has no snapshot")
             if revision in self._spans.get(trace_id, ()):
@@ -36,8 +37,8 @@ class MemorySpans:
                 )
 
     def _keep_spans(self, batch: Coalesced) -> None:
-        for trace_id, revision, spans in batch.spans:
-            self._spans.setdefault(trace_id, {})[revision] = pack(trace_id, spans)
+        for rows in batch.spans:
+            self._spans.setdefault(rows.trace_id, {})[rows.revision] = pack(rows)
 
     async def read_spans(
         self, trace_id: str, *, after: str | None = None, limit: int = 1000

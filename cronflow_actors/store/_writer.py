@@ -270,7 +270,8 @@ class GroupWriter:
         referenced = {j.instance_id for j in payload.journal}
         referenced |= {t.instance_id for t in payload.timers_set}
         referenced |= {w.instance_id for w in payload.waits_set}
-        referenced |= {s.trace_id for s in payload.spans}
+        if payload.spans is not None:
+            referenced.add(payload.spans.trace_id)
         if snapshot is not None:
             referenced.discard(snapshot.instance_id)
         missing = []

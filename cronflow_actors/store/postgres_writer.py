@@ -271,9 +271,11 @@ class PostgresWriter:
             await connection.execute(sql.INSERT_JOURNAL, *sql.journal_args(batch.journal))
         if batch.spans:
             groups = batch.spans
-            packed = [pack(trace, spans) for trace, _revision, spans in groups]
             await connection.execute(
-                sql.INSERT_SPANS, [g[0] for g in groups], [g[1] for g in groups], packed
+                sql.INSERT_SPANS,
+                [g.trace_id for g in groups],
+                [g.revision for g in groups],
+                [pack(g) for g in groups],
             )
         if batch.timers_cancel:
             await connection.execute(sql.DELETE_TIMERS, list(batch.timers_cancel))
@@ -375,7 +377,8 @@ class PostgresWriter:
         referenced = {j.instance_id for j in payload.journal}
         referenced |= {t.instance_id for t in payload.timers_set}
         referenced |= {w.instance_id for w in payload.waits_set}
-        referenced |= {s.trace_id for s in payload.spans}
+        if payload.spans is not None:
+            referenced.add(payload.spans.trace_id)
         if snapshot is not None:
             referenced.discard(snapshot.instance_id)
         for instance_id in sorted(referenced):

@@ -12,7 +12,7 @@ import pytest
 
 from cronflow_actors.errors import ConfigurationError, MutationRejectedError, RevisionConflictError
 from cronflow_actors.messages import Mutation
-from cronflow_actors.messages.audit import AuditSpan
+from cronflow_actors.messages.audit import AuditSpan, SpanRows
 from cronflow_actors.store import SQLiteStore, Store
 from tests.store.conftest import snapshot
 
@@ -41,9 +41,11 @@ def ids(found: list[AuditSpan]) -> list[str]:
 
 async def test_spans_are_written_with_their_snapshot_and_read_back_in_order(store: Store) -> None:
     written = spans("i1", 1, 3, nested={"a": [1, 2.5, None]}, text="é")
-    await store.commit(Mutation(snapshot=snapshot(revision=1), spans=written))
-    await store.commit(Mutation(snapshot=snapshot(revision=2), spans=spans("i1", 2, 12)))
-    await store.commit(Mutation(snapshot=snapshot("i2"), spans=spans("i2", 1, 2)))
+    await store.commit(Mutation(snapshot=snapshot(revision=1), spans=SpanRows.of(written)))
+    await store.commit(
+        Mutation(snapshot=snapshot(revision=2), spans=SpanRows.of(spans("i1", 2, 12)))
+    )
+    await store.commit(Mutation(snapshot=snapshot("i2"), spans=SpanRows.of(spans("i2", 1, 2))))
     found = await store.read_spans("i1")
     assert found[:3] == list(written)
     assert ids(found) == ["1.1", "1.2", "1.3", *(f"2.{n}" for n in range(1, 13))]
@@ -54,7 +56,10 @@ async def test_spans_are_written_with_their_snapshot_and_read_back_in_order(stor
 async def test_a_trace_reads_in_pages_after_a_span(store: Store) -> None:
     for revision, count in ((1, 3), (2, 1), (3, 4)):
         await store.commit(
-            Mutation(snapshot=snapshot(revision=revision), spans=spans("i1", revision, count))
+            Mutation(
+                snapshot=snapshot(revision=revision),
+                spans=SpanRows.of(spans("i1", revision, count)),
+            )
         )
     pages: list[list[str]] = []
     after = None
@@ -77,22 +82,28 @@ async def test_a_bad_cursor_or_limit_is_refused(store: Store, after: str) -> Non
 
 async def test_spans_need_their_run_and_a_refused_mutation_writes_none(store: Store) -> None:
     with pytest.raises(MutationRejectedError, match="'ghost' has no snapshot"):
-        await store.commit(Mutation(spans=spans("ghost", 1, 2)))
-    await store.commit(Mutation(snapshot=snapshot(revision=1), spans=spans("i1", 1, 2)))
+        await store.commit(Mutation(spans=SpanRows.of(spans("ghost", 1, 2))))
+    await store.commit(
+        Mutation(snapshot=snapshot(revision=1), spans=SpanRows.of(spans("i1", 1, 2)))
+    )
     # a snapshot that does not follow the stored one: its spans are not written either
     with pytest.raises(RevisionConflictError):
-        await store.commit(Mutation(snapshot=snapshot(revision=3), spans=spans("i1", 3, 5)))
+        await store.commit(
+            Mutation(snapshot=snapshot(revision=3), spans=SpanRows.of(spans("i1", 3, 5)))
+        )
     with pytest.raises(MutationRejectedError):  # the spans of a revision are written once
-        await store.commit(Mutation(spans=spans("i1", 1, 1)))
+        await store.commit(Mutation(spans=SpanRows.of(spans("i1", 1, 1))))
     assert ids(await store.read_spans("i1")) == ["1.1", "1.2"]
     assert await store.read_spans("ghost") == []
 
 
 async def test_pruning_a_run_deletes_its_spans(store: Store) -> None:
-    await store.commit(Mutation(snapshot=snapshot(revision=1), spans=spans("i1", 1, 2)))
+    await store.commit(
+        Mutation(snapshot=snapshot(revision=1), spans=SpanRows.of(spans("i1", 1, 2)))
+    )
     done = snapshot("i1", 2, status="completed", terminal=True, updated_at=50.0)
-    await store.commit(Mutation(snapshot=done, spans=spans("i1", 2, 2)))
-    await store.commit(Mutation(snapshot=snapshot("i2"), spans=spans("i2", 1, 1)))
+    await store.commit(Mutation(snapshot=done, spans=SpanRows.of(spans("i1", 2, 2))))
+    await store.commit(Mutation(snapshot=snapshot("i2"), spans=SpanRows.of(spans("i2", 1, 1))))
     assert await store.prune(finished_before=60.0) == 1
     assert await store.read_spans("i1") == []
     assert ids(await store.read_spans("i2")) == ["1.1"]
@@ -104,9 +115,13 @@ async def test_a_group_commit_keeps_the_spans_of_every_coalesced_snapshot(
     async with SQLiteStore(tmp_path / "a.db") as store:
         # one batch: revision 2 is the only snapshot written, but both commits' spans are
         await asyncio.gather(
-            store.commit(Mutation(snapshot=snapshot(revision=1), spans=spans("i1", 1, 3))),
-            store.commit(Mutation(snapshot=snapshot(revision=2), spans=spans("i1", 2, 2))),
-            store.commit(Mutation(snapshot=snapshot("i2"), spans=spans("i2", 1, 1))),
+            store.commit(
+                Mutation(snapshot=snapshot(revision=1), spans=SpanRows.of(spans("i1", 1, 3)))
+            ),
+            store.commit(
+                Mutation(snapshot=snapshot(revision=2), spans=SpanRows.of(spans("i1", 2, 2)))
+            ),
+            store.commit(Mutation(snapshot=snapshot("i2"), spans=SpanRows.of(spans("i2", 1, 1)))),
         )
         assert store.statistics().snapshots_coalesced == 1
     async with SQLiteStore(tmp_path / "a.db") as store:
