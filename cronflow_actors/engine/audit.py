@@ -3,11 +3,12 @@
 An ``AuditRecorder`` lives for one transaction of one instance (the runtime makes none when the
 audit is off, and then nothing here runs). It hears of the operations from three places:
 
-- the dispatcher (``Cascade``) hands it every message it delivers (``send``): a message's
-  delivery is a frame, and the operations that happen inside it are caused by it, so they nest
-  under the operation open when it began; the first message of a turn that calls an action
-  (``WorkItemAction``, ``CreateWorkItem``, the root's ``InitializeWorkflow``,
-  ``CancelWorkflow``, from a call or a job) is an ``Action.<name>`` span with the caller;
+- the dispatcher (``Cascade``) hands it every message it delivers (``turn`` for the first
+  message of a turn, ``send`` for what that sets off): a message's delivery is a frame, and the
+  operations that happen inside it are caused by it, so they nest under the operation open
+  when it began; the first message of a turn that calls an action (``WorkItemAction``,
+  ``CreateWorkItem``, the root's ``InitializeWorkflow``, ``CancelWorkflow``, from a call or a
+  job) is an ``Action.<name>`` span with the caller;
 - the transaction's list of state changes (``changes``) records each change as it is
   appended: ``Workflow.*``, ``Task.*`` and ``WorkItem.*`` spans, open until the frame they
   happened in ends, so what they set off nests under them;
@@ -24,8 +25,9 @@ records it for a split that is not AND.
 Each span is ``SPAN_FIELDS`` plain values in one flat list from the moment it begins (the
 ``SpanRows`` the commit hands over, ``messages/audit.py``), numbered in the order they began
 (``"<revision>.<n>"``, the revision the transaction will commit): the shape the store packs,
-and no ``AuditSpan`` is built unless something reads them. Attributes hold plain values
-(states as strings), so recording a span allocates nothing the garbage collector tracks. An
+and no ``AuditSpan`` is built unless something reads them. The commonest attributes (states
+as strings, a generation, token counts) are values in the row, not a dict: recording a task's
+or work item's move allocates nothing that outlives it but the row's own values. An
 open span is given its end (and a failure's error) in place when its frame ends. Times: the
 turn's first span starts at the turn's time (its snapshot's ``updated_at``); the clock is read
 again only when spans end and around activities (user code), and a span starts at the last
@@ -34,7 +36,7 @@ time read: engine operations take microseconds, an activity's span measures the 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 
 from cronflow_actors.kernel import Clock
@@ -73,7 +75,7 @@ class AuditTrail:
 
     def recorder(self, state: InstanceState, now: float) -> AuditRecorder:
         """The recorder of one transaction of ``state``, which runs at ``now``."""
-        return AuditRecorder(state, now=now, clock=self.clock, sink=self.sink)
+        return AuditRecorder(state, now=now, trail=self)
 
 
 _WORKFLOW_OPERATIONS = {
@@ -100,10 +102,18 @@ _WORK_ITEM_OPERATIONS = {
 }
 
 
+_PLAIN: dict[Any, str] = {
+    state: state.value for kind in (TaskState, WorkflowState, WorkItemState) for state in kind
+}
+"""A state as a plain string: what an attribute holds."""
+_SPLITS: dict[Any, str] = {split: split.value for split in SplitType}
+
+
 class AuditedChanges(list[Message]):
     """A transaction's state changes (a list, as without the audit) that records each one as
     a span when it is appended: the span of the element's operation opens, until the frame
-    it happened in ends."""
+    it happened in ends. The task's and work item's spans (most of a run's) are opened here,
+    inline: this is the audit's hottest path."""
 
     __slots__ = ("_recorder",)
 
@@ -111,102 +121,117 @@ class AuditedChanges(list[Message]):
         super().__init__()
         self._recorder = recorder
 
-    def append(self, change: Message) -> None:
+    def append(self, change: Any) -> None:
         list.append(self, change)
         kind = type(change)
         if kind is TaskStateChanged:
-            target = change.next  # type: ignore[attr-defined]
-            attributes = {
-                "before": _PLAIN[change.prev],  # type: ignore[attr-defined]
-                "after": _PLAIN[target],
-                "generation": change.generation,  # type: ignore[attr-defined]
-            }
-            self._recorder.open(
-                _TASK_OPERATIONS[target],
-                change.workflow_id,  # type: ignore[attr-defined]
-                change.task,  # type: ignore[attr-defined]
-                attributes,
-            )
+            target = change.next
+            operation = _TASK_OPERATIONS[target]
+            before, more = _PLAIN[change.prev], change.generation
+            element = change.task
         elif kind is WorkItemStateChanged:
-            self._recorder.work_item_moved(change)  # type: ignore[arg-type]
+            prev, target = change.prev, change.next
+            element = change.work_item_id
+            if prev is None:
+                item = self._recorder._state.work_items[element]
+                operation, before = "WorkItem.initialize", None
+                more = {"task": change.task, "generation": item.generation}
+            else:
+                operation, before, more = _WORK_ITEM_OPERATIONS[target], _PLAIN[prev], None
+                if target is WorkItemState.FAILED:  # its error is known once it has moved
+                    recorder = self._recorder
+                    failed = recorder._state.work_items[element]
+                    recorder._failed[recorder._count + 1] = failed
         elif kind is WorkflowStateChanged:
-            self._recorder.workflow_moved(change)  # type: ignore[arg-type]
-
-
-_ENDED, _ATTRIBUTES = 6, 7
-"""Where span n's end and attributes are in the flat row: ``(n - 1) * SPAN_FIELDS + these``
-(the ``FLAT`` marker comes first)."""
-
-_PLAIN: dict[Any, str] = {
-    state: state.value for kind in (TaskState, WorkflowState, WorkItemState) for state in kind
-}
-"""A state as a plain string: what an attribute holds (an enum member would make its dict one
-the garbage collector tracks)."""
+            self._recorder.workflow_moved(change)
+            return
+        else:
+            return
+        recorder = self._recorder
+        stack, at, workflow_id = recorder._stack, recorder._last, change.workflow_id
+        recorder._count = n = recorder._count + 1
+        recorder._flat += (
+            stack[-1],
+            None if workflow_id == recorder._trace else workflow_id,
+            operation,
+            element,
+            at,
+            at,
+            before,
+            _PLAIN[target],
+            more,
+        )
+        stack.append(n)
 
 
 class AuditRecorder:
     """The spans of one transaction of the instance ``state``, which runs at ``now`` and, if
-    it writes, commits the next revision. The spans go straight into the flat row the store
-    packs (``SpanRows.flat``): nothing is converted on the way to the disk."""
+    it writes, commits the next revision, for ``trail``. The spans go straight into the flat
+    row the store packs (``SpanRows.flat``): nothing is converted on the way to the disk."""
 
     __slots__ = (
         "_committed",
         "_count",
-        "_depth",
         "_failed",
         "_flat",
         "_last",
         "_mono",
-        "_monotonic",
         "_now",
         "_revision",
-        "_sink",
         "_stack",
         "_state",
         "_trace",
+        "_trail",
         "route",
     )
 
-    def __init__(
-        self, state: InstanceState, *, now: float, clock: Clock, sink: SpanSink | None = None
-    ) -> None:
+    def __init__(self, state: InstanceState, *, now: float, trail: AuditTrail) -> None:
         self._state = state
         self._trace = state.id
-        self._sink = sink
+        self._trail = trail
         self._committed: SpanRows | None = None
         self._revision = state.revision + 1
         self._now = self._last = now
-        self._monotonic = clock.monotonic
-        self._mono = clock.monotonic()
+        self._mono = trail.clock.monotonic()
         self._flat: list[Any] = [FLAT]
         self._count = 0
         """How many spans began (the last one's n)."""
-        self._stack: list[int] = []
-        """The n of each span open now, innermost last."""
-        self._depth = 0
-        """How many deliveries are under way (0: the next one is the turn's first message)."""
+        self._stack: list[int] = [0]
+        """The n of each span open now, innermost last, above a 0 (the parent of a span that
+        has none)."""
         self._failed: dict[int, Any] = {}
         """Open ``WorkItem.fail`` span's n -> the item: its error is set after it moves."""
         self.route: Callable[[Any], Awaitable[Any]] | None = None
-        """The dispatcher's delivery of a message (``Cascade``, for the turn; ``send``)."""
+        """The dispatcher's delivery of a message (``Cascade``, for the turn)."""
 
-    # -- what the dispatcher, the changes, the markings and the activities report ---------------
+    # -- what the dispatcher, the markings and the activities report ----------------------------
 
-    async def send(self, message: Any) -> Any:
-        """Deliver ``message`` through ``route`` as one frame: the spans that open in it end
-        with it (the dispatcher's ``send`` while the audit is on)."""
-        stack = self._stack
-        height = len(stack)
-        depth = self._depth
-        if not depth:
-            self._action(message)
-        self._depth = depth + 1
+    async def turn(self, message: Any) -> Any:
+        """Deliver ``message``, the first of a turn (an action's, if it calls one: its
+        ``Action.<name>`` span), through ``route`` as the turn's frame: the spans that open in
+        it end when it does, at the clock's time."""
+        self._action(message)
         try:
             return await self.route(message)  # type: ignore[misc]
         finally:
-            self._depth = depth
+            self._end_above(1, self._read_clock())
+
+    async def send(self, message: Any) -> Any:
+        """Deliver ``message``, sent inside the turn, through ``route`` as one frame: the
+        spans that open in it end with it. They already end where they started, so only a
+        frame in which the clock was read (an activity ran) or a work item failed writes
+        ends."""
+        stack = self._stack
+        height = len(stack)
+        last = self._last
+        try:
+            return await self.route(message)  # type: ignore[misc]
+        finally:
             if len(stack) > height:
-                self._end_above(height, self._read_clock() if not depth else self._last)
+                if self._last is last and not self._failed:
+                    del stack[height:]
+                else:
+                    self._end_above(height, self._last)
 
     async def activity(
         self, call: Awaitable[T], name: str, instance_id: str, element: str, kind: str
@@ -215,7 +240,7 @@ class AuditRecorder:
         ``Activity.<name>`` span."""
         height = len(self._stack)
         self._read_clock()
-        self.open(f"Activity.{name}", instance_id, element, {"kind": kind})
+        self.open(f"Activity.{name}", instance_id, element, None, None, {"kind": kind})
         try:
             return await call
         finally:
@@ -226,27 +251,39 @@ class AuditRecorder:
         workflow_id: str,
         before: dict[str, int],
         after: dict[str, int],
+        conditions: Iterable[str],
         *,
         produced_by: str | None = None,
         split: SplitType | None = None,
     ) -> None:
-        """Workflow ``workflow_id``'s marking is replaced: a ``Condition.mark`` per changed
-        condition, under the innermost open span. ``produced_by``: the task (its
-        ``Task.complete`` the innermost span) whose ``split`` produced the new tokens: its
-        routing decision (the outputs on its completion, and a ``Task.route`` unless AND)."""
-        changed = [(c, before.get(c, 0), n) for c, n in after.items() if n != before.get(c, 0)]
-        if produced_by is not None and split is not None and self._stack:
-            added = [condition for condition, was, now in changed if now > was]
-            if added:
-                top = (self._stack[-1] - 1) * SPAN_FIELDS
-                attributes = self._flat[top + _ATTRIBUTES]
-                attributes["split"] = split.value
-                attributes["outputs"] = added
-                if split is not SplitType.AND:
-                    routing = {"split": split.value, "outputs": added}
-                    self._record("Task.route", workflow_id, produced_by, routing)
+        """Workflow ``workflow_id``'s marking is replaced (only ``conditions`` may have
+        changed): a ``Condition.mark`` per changed condition, under the innermost open span.
+        ``produced_by``: the task (its ``Task.complete`` the innermost span) whose ``split``
+        produced the new tokens: its routing decision (the outputs on its completion, and a
+        ``Task.route`` unless AND)."""
+        changed = []
+        for condition in conditions:
+            was, now = before.get(condition, 0), after.get(condition, 0)
+            if was != now:
+                changed.append((condition, was, now))
+        if not changed:
+            return
+        flat, stack, at = self._flat, self._stack, self._last
+        instance, parent = None if workflow_id == self._trace else workflow_id, stack[-1]
+        if produced_by is not None and split is not None and parent:
+            added = [condition for condition, _was, _now in changed]  # production only adds
+            attributes = flat[parent * SPAN_FIELDS]  # the completion's ``more``
+            if type(attributes) is not dict:
+                attributes = {} if attributes is None else {"generation": attributes}
+                flat[parent * SPAN_FIELDS] = attributes
+            attributes["split"] = _SPLITS[split]
+            attributes["outputs"] = added
+            if split is not SplitType.AND:
+                routing = {"split": _SPLITS[split], "outputs": added}
+                self._record("Task.route", workflow_id, produced_by, routing)
         for condition, was, now in changed:
-            self._record("Condition.mark", workflow_id, condition, {"before": was, "after": now})
+            flat += (parent, instance, "Condition.mark", condition, at, at, was, now, None)
+        self._count += len(changed)
 
     # -- the commit -------------------------------------------------------------------------------
 
@@ -255,38 +292,48 @@ class AuditRecorder:
         after the snapshot the transaction began from); None if it recorded none."""
         if revision != self._revision:
             raise AssertionError(f"spans of revision {self._revision} committed as {revision}")
-        self._end_above(0, self._read_clock())
+        self._end_above(1, self._read_clock())
         if not self._count:
             return None
         self._committed = SpanRows(trace_id=self._trace, revision=revision, flat=self._flat)
         return self._committed
 
     def durable(self) -> None:
-        """The spans are committed: the sink hears of them (if there are any)."""
-        if self._committed is not None and self._sink is not None:
-            self._sink(self._committed)
+        """The spans are committed: the trail's sink hears of them (if there are any)."""
+        sink = self._trail.sink
+        if self._committed is not None and sink is not None:
+            sink(self._committed)
 
     # -- internals --------------------------------------------------------------------------------
 
     def _read_clock(self) -> float:
-        self._last = now = self._now + (self._monotonic() - self._mono)
+        self._last = now = self._now + (self._trail.clock.monotonic() - self._mono)
         return now
 
-    def open(
-        self, operation: str, instance_id: str, element: str, attributes: dict[str, Any]
+    def open(  # noqa: PLR0917 - a span's values, as the row holds them
+        self,
+        operation: str,
+        instance_id: str,
+        element: str,
+        before: Any,
+        after: Any,
+        more: Any,
     ) -> int:
         """A span that stays open (innermost) until the frame it began in ends (what opens
-        while it is open is under it); its n."""
+        while it is open is under it); its n. ``before``, ``after``, ``more``: its
+        attributes, as ``SpanRows.flat`` holds them."""
         stack, trace, at = self._stack, self._trace, self._last
         self._count = n = self._count + 1
         self._flat += (
-            stack[-1] if stack else 0,
+            stack[-1],
             None if instance_id == trace else instance_id,
             operation,
             None if element == trace else element,
             at,
             at,
-            attributes,
+            before,
+            after,
+            more,
         )
         stack.append(n)
         return n
@@ -294,17 +341,19 @@ class AuditRecorder:
     def _record(
         self, operation: str, instance_id: str, element: str, attributes: dict[str, Any]
     ) -> None:
-        """A span under the innermost open one, ended at once (a marking's change, a
-        routing decision)."""
-        stack, trace, at = self._stack, self._trace, self._last
+        """A span under the innermost open one, ended at once, whose operation moves
+        nothing (a routing decision)."""
+        trace, at = self._trace, self._last
         self._count += 1
         self._flat += (
-            stack[-1] if stack else 0,
+            self._stack[-1],
             None if instance_id == trace else instance_id,
             operation,
             None if element == trace else element,
             at,
             at,
+            None,
+            None,
             attributes,
         )
 
@@ -315,10 +364,10 @@ class AuditRecorder:
             return
         flat, failed = self._flat, self._failed
         for n in stack[height:]:
-            at = (n - 1) * SPAN_FIELDS
-            flat[at + _ENDED] = ended
+            at = n * SPAN_FIELDS  # span n's last value (``more``)
+            flat[at - 3] = ended
             if failed and n in failed:
-                flat[at + _ATTRIBUTES]["error"] = failed.pop(n).error
+                flat[at] = {"error": failed.pop(n).error}  # a work item's move has no more
         del stack[height:]
 
     def _action(self, message: Any) -> None:
@@ -344,45 +393,26 @@ class AuditRecorder:
         trigger = getattr(message, "trigger", "")
         if trigger:
             attributes["trigger"] = trigger
-        self.open(operation, instance_id, element, attributes)
-
-    def work_item_moved(self, change: WorkItemStateChanged) -> None:
-        prev, target = change.prev, change.next
-        if prev is None:
-            item = self._state.work_items[change.work_item_id]
-            attributes = {
-                "before": None,
-                "after": _PLAIN[target],
-                "task": change.task,
-                "generation": item.generation,
-            }
-            operation = "WorkItem.initialize"
-        else:
-            attributes = {"before": _PLAIN[prev], "after": _PLAIN[target]}
-            operation = _WORK_ITEM_OPERATIONS[target]
-        n = self.open(operation, change.workflow_id, change.work_item_id, attributes)
-        if target is WorkItemState.FAILED:
-            self._failed[n] = self._state.work_items[change.work_item_id]
+        self.open(operation, instance_id, element, None, None, attributes)
 
     def workflow_moved(self, change: WorkflowStateChanged) -> None:
-        workflow_id, target = change.workflow_id, change.next
+        workflow_id, target, prev = change.workflow_id, change.next, change.prev
         workflow = self._state.workflows[workflow_id]
-        prev = change.prev
-        attributes: dict[str, Any] = {
-            "before": None if prev is None else _PLAIN[prev],
-            "after": _PLAIN[target],
-        }
+        after = _PLAIN[target]
         if prev is not None:
-            if target is WorkflowState.FAILED:
-                attributes["error"] = workflow.error
-            self.open(_WORKFLOW_OPERATIONS[target], workflow_id, workflow_id, attributes)
+            more = {"error": workflow.error} if target is WorkflowState.FAILED else None
+            operation = _WORKFLOW_OPERATIONS[target]
+            self.open(operation, workflow_id, workflow_id, _PLAIN[prev], after, more)
             return
-        attributes["name"] = workflow.name
-        attributes["version"] = workflow.version
-        attributes["tasks"] = list(workflow.tasks)
-        attributes["conditions"] = list(workflow.marking)
+        attributes: dict[str, Any] = {
+            "name": workflow.name,
+            "version": workflow.version,
+            "tasks": list(workflow.tasks),
+            "conditions": list(workflow.marking),
+        }
         if workflow.parent_id is not None:
             attributes["parent_id"] = workflow.parent_id
             attributes["parent_task"] = workflow.parent_task
-        self.open("Workflow.initialize", workflow_id, workflow_id, attributes)
-        self.marked(workflow_id, {}, workflow.marking)  # a new workflow: every token is new
+        self.open("Workflow.initialize", workflow_id, workflow_id, None, after, attributes)
+        marking = workflow.marking  # a new workflow: every token it holds is new
+        self.marked(workflow_id, {}, marking, marking)

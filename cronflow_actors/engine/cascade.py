@@ -83,7 +83,7 @@ class Cascade:
             self.send: Send = self._deliver
         else:  # each delivery is a frame of the audit trail
             tx.audit.route = self._deliver
-            self.send = tx.audit.send
+            self.send = self._turn
         """Deliver ``message`` to its element, depth-first: awaiting it runs the element's
         ``receive`` (and everything that sends in turn) to the end; it resolves to the answer."""
         tx.send = self.send
@@ -93,6 +93,18 @@ class Cascade:
         self.tx.send = self._previous
         if self.tx.audit is not None:
             self.tx.audit.route = None
+
+    async def _turn(self, message: ElementMessage) -> Any:
+        """With the audit on, the first message of a turn: the turn's frame (``turn``); what
+        it sets off is sent in frames of its own (``send``)."""
+        tx = self.tx
+        audit = tx.audit
+        assert audit is not None
+        tx.send = audit.send
+        try:
+            return await audit.turn(message)
+        finally:
+            tx.send = self._turn
 
     def _deliver(self, message: ElementMessage) -> Awaitable[Any]:
         try:

@@ -128,7 +128,7 @@ async def _complete_silently(task: FastForwardTask, output: Any) -> None:
         await tx.send(EnsureWorkflowStarted(workflow_id=workflow.id, silent=True))
     task._move(TaskState.STARTED)
     marking, emptied = after_start(task.spec, name, workflow.marking)
-    tx.mark(workflow, marking)
+    tx.mark(workflow, marking, task.definition.inputs)
     await task._disable_losers(emptied)
     if output is not _MISSING:
         workflow.outputs[name] = output

@@ -156,7 +156,7 @@ class Task:
         spec = self.spec
         self._move(TaskState.STARTED)
         marking, emptied = after_start(spec, name, workflow.marking)
-        tx.mark(workflow, marking)
+        tx.mark(workflow, marking, self.definition.inputs)
         await self._disable_losers(emptied)
         if "on_started" in self.definition.activities:
             await self._activity("on_started")
@@ -204,8 +204,8 @@ class Task:
                 output=workflow.outputs.get(name),
             )
             routed = resolve_routes(spec, name, await call_user(definition.router, ctx))
-        marking, _marked = after_production(spec, name, workflow.marking, routed)
-        tx.mark(workflow, marking, produced_by=name, split=definition.split)
+        marking, marked = after_production(spec, name, workflow.marking, routed)
+        tx.mark(workflow, marking, marked, produced_by=name, split=definition.split)
         for candidate in enable_candidates(spec, name):
             if workflow.state in _WORKFLOW_DONE:
                 break
@@ -346,7 +346,8 @@ class Task:
         if not definition.cancel_conditions:
             return
         emptied = [c for c in definition.cancel_conditions if workflow.marking.get(c, 0) > 0]
-        tx.mark(workflow, after_cancellation(spec, self.name, workflow.marking))
+        marking = after_cancellation(spec, self.name, workflow.marking)
+        tx.mark(workflow, marking, definition.cancel_conditions)
         await self._disable_losers(emptied)
 
     async def _disable_losers(self, emptied: list[str]) -> None:

@@ -12,7 +12,7 @@ committed snapshot and drops all of it, so a failed call changes nothing.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 import msgspec
@@ -139,16 +139,22 @@ class Transaction:
         self,
         workflow: WorkflowRecord,
         marking: dict[str, int],
+        conditions: Iterable[str],
         *,
         produced_by: str | None = None,
         split: SplitType | None = None,
     ) -> None:
-        """Replace ``workflow``'s marking (the only way it changes); the audit records each
-        changed condition. ``produced_by``: the completing task whose ``split`` produced the
-        new tokens (its routing decision)."""
+        """Replace ``workflow``'s marking (the only way it changes; only ``conditions`` may
+        differ); the audit records each changed condition. ``produced_by``: the completing
+        task whose ``split`` produced the new tokens (its routing decision)."""
         if self.audit is not None:
             self.audit.marked(
-                workflow.id, workflow.marking, marking, produced_by=produced_by, split=split
+                workflow.id,
+                workflow.marking,
+                marking,
+                conditions,
+                produced_by=produced_by,
+                split=split,
             )
         workflow.marking = marking
 

@@ -22,7 +22,7 @@ import msgspec
 
 from cronflow_actors.messages.base import Message
 
-__all__ = ["FLAT", "SPAN_FIELDS", "AuditSpan", "SpanRows", "spans_of"]
+__all__ = ["FLAT", "SPAN_FIELDS", "AuditSpan", "SpanRows", "has_states", "spans_of"]
 
 
 class AuditSpan(Message, frozen=True, kw_only=True, gc=False):
@@ -60,12 +60,21 @@ class AuditSpan(Message, frozen=True, kw_only=True, gc=False):
     attributes: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
-SPAN_FIELDS = 7
+SPAN_FIELDS = 9
 """How many values each span takes in ``SpanRows.flat``: ``parent, instance, operation, element,
-started_at, ended_at, attributes``."""
+started_at, ended_at, before, after, more``."""
 FLAT = 2
 """The first value of a flat row (``SpanRows.flat``): what tells it from the first layout, a
 list of one list per span (``[n, parent, instance, ...]``), which the stores still read."""
+
+_CHANGES = ("Workflow.", "Task.", "WorkItem.", "Condition.")
+"""The operations whose attributes start with ``before`` and ``after`` (a state or a
+condition's token count), apart from ``Task.route``."""
+
+
+def has_states(operation: str) -> bool:
+    """Whether ``operation`` moves an element (its attributes start with ``before``/``after``)."""
+    return operation.startswith(_CHANGES) and operation != "Task.route"
 
 
 class SpanRows(Message, frozen=True, kw_only=True):
@@ -75,9 +84,12 @@ class SpanRows(Message, frozen=True, kw_only=True):
     ``flat`` holds every span in one list, ``SPAN_FIELDS`` values each after the ``FLAT``
     marker, in the order they began (span ``n`` is the n-th): the parent's ``n`` (0: none), the
     instance (None: the run's own id), the operation, the element (None: the run's own id), the
-    times and the attributes; what the trace and revision already say is left out. One list of
-    plain values, so recording a span allocates nothing the garbage collector tracks, and
-    packing is one encoder call."""
+    start and end, then the attributes: for an operation that moves an element
+    (``has_states``), ``before`` and ``after`` and in ``more`` the rest (None: nothing else; an
+    int: the ``generation``; else a dict); for the others ``before`` and ``after`` are None
+    and ``more`` holds them all (None: none). What the trace and revision already say is left
+    out. Plain values, no dict for the commonest attributes: recording a span allocates
+    nothing the garbage collector counts, and packing is one encoder call."""
 
     trace_id: str
     revision: int
@@ -105,6 +117,11 @@ class SpanRows(Message, frozen=True, kw_only=True):
                 )
             if span.span_id != f"{revision}.{n}":
                 raise ValueError(f"span {span.span_id!r} is not '{revision}.{n}': out of order")
+            more = dict(span.attributes)
+            if has_states(span.operation):
+                before, after = more.pop("before", None), more.pop("after", None)
+            else:
+                before = after = None
             flat += (
                 0 if span.parent_id is None else _number(span.parent_id, revision),
                 None if span.instance_id == trace_id else span.instance_id,
@@ -112,7 +129,9 @@ class SpanRows(Message, frozen=True, kw_only=True):
                 None if span.element == trace_id else span.element,
                 span.started_at,
                 span.ended_at,
-                span.attributes,
+                before,
+                after,
+                more or None,
             )
         return cls(trace_id=trace_id, revision=revision, flat=flat)
 
@@ -121,33 +140,67 @@ def spans_of(trace_id: str, revision: int, rows: list[Any]) -> tuple[AuditSpan, 
     """The spans of commit ``revision`` of run ``trace_id`` from ``rows``: ``SpanRows.flat``,
     or the first layout (one ``[n, parent, instance, operation, element, started_at,
     ended_at, attributes]`` list per span)."""
-    if rows and rows[0] == FLAT:  # the first layout starts with a list
-        if (len(rows) - 1) % SPAN_FIELDS:
-            raise ValueError(f"a flat row of {len(rows)} values: not 1 + {SPAN_FIELDS} per span")
-        values = rows[1:]
-        numbered: Any = (
-            (i // SPAN_FIELDS + 1, *values[i : i + SPAN_FIELDS])
-            for i in range(0, len(values), SPAN_FIELDS)
+    if not rows or rows[0] != FLAT:  # the first layout starts with a list
+        return tuple(
+            _span(trace_id, revision, n, parent, instance, operation, element, began, ended, a)
+            for n, parent, instance, operation, element, began, ended, a in rows
         )
-    else:
-        numbered = rows
-    prefix = f"{revision}."
-    return tuple(
-        AuditSpan(
-            trace_id=trace_id,
-            span_id=f"{prefix}{n}",
-            parent_id=f"{prefix}{parent}" if parent else None,
-            instance_id=trace_id if instance_id is None else instance_id,
-            operation=operation,
-            element=trace_id if element is None else element,
-            started_at=started_at,
-            ended_at=ended_at,
-            revision=revision,
-            attributes=attributes,
+    if (len(rows) - 1) % SPAN_FIELDS:
+        raise ValueError(f"a flat row of {len(rows)} values: not 1 + {SPAN_FIELDS} per span")
+    found = []
+    for i in range(1, len(rows), SPAN_FIELDS):
+        parent, instance, operation, element, began, ended, before, after, more = rows[
+            i : i + SPAN_FIELDS
+        ]
+        if has_states(operation):
+            attributes = {"before": before, "after": after}
+            if type(more) is int:
+                attributes["generation"] = more
+            elif more:
+                attributes.update(more)
+        else:
+            attributes = dict(more) if more else {}
+        n = (i - 1) // SPAN_FIELDS + 1
+        found.append(
+            _span(
+                trace_id,
+                revision,
+                n,
+                parent,
+                instance,
+                operation,
+                element,
+                began,
+                ended,
+                attributes,
+            )
         )
-        for n, parent, instance_id, operation, element, started_at, ended_at, attributes in (
-            numbered
-        )
+    return tuple(found)
+
+
+def _span(  # noqa: PLR0917 - one span's row, field by field
+    trace_id: str,
+    revision: int,
+    n: int,
+    parent: int,
+    instance_id: str | None,
+    operation: str,
+    element: str | None,
+    started_at: float,
+    ended_at: float,
+    attributes: dict[str, Any],
+) -> AuditSpan:
+    return AuditSpan(
+        trace_id=trace_id,
+        span_id=f"{revision}.{n}",
+        parent_id=f"{revision}.{parent}" if parent else None,
+        instance_id=trace_id if instance_id is None else instance_id,
+        operation=operation,
+        element=trace_id if element is None else element,
+        started_at=started_at,
+        ended_at=ended_at,
+        revision=revision,
+        attributes=attributes,
     )
 
 

@@ -31,7 +31,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -57,6 +56,7 @@ from cronflow_actors.runtime.cluster import ClusterLease, ClusterRecovery, lease
 from cronflow_actors.runtime.database import store_for
 from cronflow_actors.runtime.events import Events
 from cronflow_actors.runtime.flow_api import FlowMethods
+from cronflow_actors.runtime.ids import new_run_id
 from cronflow_actors.runtime.instances import InstanceDirectory
 from cronflow_actors.runtime.lifecycle import LifecycleMethods
 from cronflow_actors.runtime.migrations import Migrations
@@ -103,6 +103,8 @@ class Runtime(ClusterRecovery, LifecycleMethods, FlowMethods, StateMethods, Audi
     the resource's ``service.name`` (default ``$OTEL_SERVICE_NAME``, else ``cronflow-actors``).
     ``audit``: record every engine operation as a span, committed with its snapshot
     (``trace``, ``state_at``, ``on_spans``; ``runtime/audit.py``); False records nothing.
+    ``id_factory``: makes the ids of runs started without one (default: UUIDv7 in hex,
+    ordered by time, ``runtime/ids.py``).
     """
 
     def __init__(
@@ -154,7 +156,7 @@ class Runtime(ClusterRecovery, LifecycleMethods, FlowMethods, StateMethods, Audi
             raise ConfigurationError("prune_every", prune_every, "a positive number of seconds")
         self._prune_every = prune_every or min(3600.0, max(1.0, (retention or 0) / 10))
         self._failure_callbacks: list[Callable[[BaseException], None]] = []
-        self._new_id = id_factory or (lambda: uuid.uuid4().hex)
+        self._new_id = id_factory or new_run_id
         self._waiters: dict[str, list[asyncio.Future[WorkflowInfo]]] = {}
         self._ended: dict[str, WorkflowInfo] = {}
         """Root instances that ended and whose actor is still in memory (it stops soon)."""
