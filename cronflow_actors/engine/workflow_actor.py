@@ -40,6 +40,7 @@ from cronflow_actors.engine.handlers import (
     ActionActor,
     HandlerTracing,
     WorkItemActor,
+    first_step,
     handler_context,
 )
 from cronflow_actors.engine.registry import WorkflowRegistry
@@ -468,9 +469,16 @@ class WorkflowActor(CoroutineActor):
         handler = self._definition(item).handler
         if handler is None:
             return
-        ctx = self._handler_context(item)
+        ctx, system = self._handler_context(item), self.system
         scope = self._tracing_scope(item, attempt, "work item")
-        ref = self._spawn(WorkItemActor, handler, ctx, item.id, attempt, scope)
+        started = None
+        if scope is None:  # its first step runs here: one that does not wait needs no actor
+            clock, pool = system.clock, system.run_blocking
+            started = first_step(handler, ctx, item.id, attempt, run_blocking=pool, clock=clock)
+            if isinstance(started, WorkItemFinished):
+                self.actor_ref.tell(started)
+                return
+        ref = self._spawn(WorkItemActor, handler, ctx, item.id, attempt, scope, started=started)
         if ref is not None:
             self._handler_refs[item.id] = ref
 
@@ -491,9 +499,9 @@ class WorkflowActor(CoroutineActor):
         tracing = self.services.tracing
         return None if tracing is None else tracing.scope(self.instance_id, item, attempt, what)
 
-    def _spawn(self, kind: type[LoopActor], *args: Any) -> Any:
+    def _spawn(self, kind: type[LoopActor], *args: Any, **options: Any) -> Any:
         try:
-            return self.system.spawn(kind, *args, parent=self.actor_ref)
+            return self.system.spawn(kind, *args, parent=self.actor_ref, **options)
         except ActorSystemNotRunningError:
             # The system stops while this actor takes the messages sent before the stop: the
             # work stays started (or out) in the snapshot, and runs on the next start.

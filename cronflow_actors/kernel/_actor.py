@@ -231,18 +231,20 @@ class LoopActor(pykka.Actor):
         return len(self.actor_inbox.queue)
 
     def create_task(
-        self, coro: Coroutine[Any, Any, Any], *, name: str | None = None
+        self,
+        coro: Coroutine[Any, Any, Any],
+        *,
+        name: str | None = None,
+        context: contextvars.Context | None = None,
     ) -> asyncio.Task[Any]:
-        """Run a coroutine on the loop as this actor's task; it is cancelled when the actor stops.
+        """Run a coroutine on the loop as this actor's task (in ``context``, else a copy of
+        the current one); it is cancelled when the actor stops.
 
         The task counts as work for ``ActorSystem.wait_idle()`` until it finishes.
         """
-        task = self._in_flight.create_task(coro, name=name)
         if self._tasks is None:
             self._tasks = set()
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
+        return self._in_flight.create_task(coro, name=name, owner=self._tasks, context=context)
 
     # -- the drain loop ---------------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ here (``WorkInFlight`` is the ``clock.SleepListener`` a clock is attached to).
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
@@ -34,8 +35,9 @@ class WorkInFlight:
         """Units of pending work now."""
         self.loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]
         self.thread_id: int | None = None
-        self.tasks: set[asyncio.Task[Any]] = set()
-        """The tasks started with ``create_task`` that have not finished."""
+        self.tasks: dict[asyncio.Task[Any], set[asyncio.Task[Any]] | None] = {}
+        """The tasks started with ``create_task`` that have not finished, each with the set of
+        its owner's tasks (``create_task(owner=...)``) it leaves when it finishes."""
         self._idle_waiter: asyncio.Future[None] | None = None
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -63,17 +65,28 @@ class WorkInFlight:
         self.loop.call_soon_threadsafe(self.done)
 
     def create_task(
-        self, coro: Coroutine[Any, Any, T], *, name: str | None = None
+        self,
+        coro: Coroutine[Any, Any, T],
+        *,
+        name: str | None = None,
+        owner: set[asyncio.Task[Any]] | None = None,
+        context: contextvars.Context | None = None,
     ) -> asyncio.Task[T]:
-        """Run ``coro`` on the loop as a unit of work until it finishes."""
-        task = self.loop.create_task(coro, name=name)
+        """Run ``coro`` on the loop (in ``context``, else a copy of the current one) as a unit
+        of work until it finishes; it is in ``owner`` (an actor's set of tasks) until then.
+        One done callback does both (each callback is one more turn of the loop)."""
+        task = self.loop.create_task(coro, name=name, context=context)
         self.count += 1
-        self.tasks.add(task)
+        self.tasks[task] = owner
+        if owner is not None:
+            owner.add(task)
         task.add_done_callback(self._task_done)
         return task
 
     def _task_done(self, task: asyncio.Task[Any]) -> None:
-        self.tasks.discard(task)
+        owner = self.tasks.pop(task, None)
+        if owner is not None:
+            owner.discard(task)
         self.done()
 
     # -- clock.SleepListener ------------------------------------------------------------------
