@@ -46,7 +46,7 @@ from cronflow_actors.engine.context import Context
 from cronflow_actors.engine.state_access import StateAccess
 from cronflow_actors.engine.transaction import Transaction, normalize
 from cronflow_actors.errors import RetryRequested
-from cronflow_actors.kernel import Clock, LoopActor
+from cronflow_actors.kernel import ActorHost, Clock, LoopActor
 from cronflow_actors.messages import Message, plain
 from cronflow_actors.messages.engine import (
     ActionFinished,
@@ -279,19 +279,13 @@ class Started:
 
 
 def first_step(
-    handler: Callable[..., Any],
-    ctx: Context,
-    item_id: str,
-    attempt: int,
-    *,
-    run_blocking: Callable[..., Any],
-    clock: Clock,
+    handler: Callable[..., Any], ctx: Context, item_id: str, attempt: int, system: ActorHost
 ) -> WorkItemFinished | Started:
     """Call attempt ``attempt`` of work item ``item_id``'s handler here, up to its first wait,
     in a copy of the current context (as a task would): its report if it returned or raised,
     else the call, ``Started``, for a ``WorkItemActor`` to go on with."""
-    began_at = clock.now()
-    call = call_user(handler, ctx, run_blocking=run_blocking)
+    began_at = system.clock.now()
+    call = call_user(handler, ctx, run_blocking=system.run_blocking)
     context = contextvars.copy_context()
     try:
         waits_on = context.run(call.send, None)

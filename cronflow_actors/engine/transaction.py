@@ -29,7 +29,16 @@ from cronflow_actors.engine.context import (
     WorkItems,
 )
 from cronflow_actors.errors import NotFoundError
-from cronflow_actors.messages import JournalEntry, Message, TimerRecord, WaitRecord, encode, plain
+from cronflow_actors.messages import (
+    JournalEntry,
+    Message,
+    Mutation,
+    SnapshotRecord,
+    TimerRecord,
+    WaitRecord,
+    encode,
+    plain,
+)
 from cronflow_actors.messages.audit import SpanRows
 from cronflow_actors.messages.elements import ElementMessage
 from cronflow_actors.messages.engine import (
@@ -310,6 +319,19 @@ class Transaction:
         if self.audit is None:
             return call
         return self.audit.activity(call, name, instance_id, element, kind)
+
+    def mutation(self, snapshot: SnapshotRecord) -> Mutation:
+        """What committing this transaction writes, with ``snapshot`` (its next revision)."""
+        return Mutation(
+            snapshot=snapshot,
+            journal=tuple(self.journal),
+            timers_set=tuple(self.timers_set.values()),
+            timers_cancel=tuple(self.timers_cancel),
+            waits_set=tuple(self.waits_set.values()),
+            waits_end=tuple(self.waits_end),
+            dequeued=tuple(self.dequeued),
+            spans=self.spans(snapshot.revision),
+        )
 
     def spans(self, revision: int) -> SpanRows | None:
         """The audit trail's spans, to commit with snapshot ``revision`` (None: none, or the

@@ -22,8 +22,8 @@ and depth-first (spec section 0); a task's policy must see its work item's chang
 anything else happens in the instance, and a refused or failing call must roll back all of it.
 Separate mailboxes would interleave cascades and leave half-applied changes to undo. So the
 instance is one actor, and the state-change messages between its elements are delivered by
-direct, ordered dispatch. User code runs in ``HandlerActor``s (``engine.handlers``), which
-report back with a message.
+direct, ordered dispatch. A handler runs up to its first wait right after the commit, then (if
+it waits) in a ``HandlerActor`` (``engine.handlers``); either way it reports with a message.
 """
 
 from __future__ import annotations
@@ -291,7 +291,10 @@ class WorkflowActor(CoroutineActor):
         try:
             result = await body(tx)
             if tx.writes():
-                await self._commit(tx)
+                mutation, snapshot, busy = self._mutation(tx)
+                await self.services.store.commit(mutation)
+                self._committed, self._body, self._busy = snapshot, snapshot.body, busy
+                tx.spans_durable()
         except BaseException as error:
             if isinstance(error, RevisionConflictError):
                 # Another writer got there first: this copy is stale. Stop once this turn is
@@ -303,7 +306,8 @@ class WorkflowActor(CoroutineActor):
         self._release(tx, was_final=was_final)
         return result
 
-    async def _commit(self, tx: Transaction) -> None:
+    def _mutation(self, tx: Transaction) -> tuple[Mutation, SnapshotRecord, Any]:
+        """What committing ``tx`` writes (and its snapshot), and the items busy after it."""
         state = self.state
         state.revision += 1
         if state.revision == 1:
@@ -327,22 +331,7 @@ class WorkflowActor(CoroutineActor):
             runnable=runnable,
             body=body,
         )
-        await self.services.store.commit(
-            Mutation(
-                snapshot=snapshot,
-                journal=tuple(tx.journal),
-                timers_set=tuple(tx.timers_set.values()),
-                timers_cancel=tuple(tx.timers_cancel),
-                waits_set=tuple(tx.waits_set.values()),
-                waits_end=tuple(tx.waits_end),
-                dequeued=tuple(tx.dequeued),
-                spans=tx.spans(state.revision),
-            )
-        )
-        self._committed = snapshot
-        self._body = body
-        self._busy = busy
-        tx.spans_durable()
+        return tx.mutation(snapshot), snapshot, busy
 
     def _automated(self, item: WorkItemRecord) -> bool:
         definition = self._definition(item)
@@ -469,15 +458,13 @@ class WorkflowActor(CoroutineActor):
         handler = self._definition(item).handler
         if handler is None:
             return
-        ctx, system = self._handler_context(item), self.system
+        ctx = self._handler_context(item)
         scope = self._tracing_scope(item, attempt, "work item")
-        started = None
-        if scope is None:  # its first step runs here: one that does not wait needs no actor
-            clock, pool = system.clock, system.run_blocking
-            started = first_step(handler, ctx, item.id, attempt, run_blocking=pool, clock=clock)
-            if isinstance(started, WorkItemFinished):
-                self.actor_ref.tell(started)
-                return
+        # its first step runs here (engine/handlers.py): one that does not wait needs no actor
+        started = None if scope else first_step(handler, ctx, item.id, attempt, self.system)
+        if isinstance(started, WorkItemFinished):
+            self.actor_ref.tell(started)
+            return
         ref = self._spawn(WorkItemActor, handler, ctx, item.id, attempt, scope, started=started)
         if ref is not None:
             self._handler_refs[item.id] = ref

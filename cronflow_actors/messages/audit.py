@@ -77,7 +77,7 @@ def has_states(operation: str) -> bool:
     return operation.startswith(_CHANGES) and operation != "Task.route"
 
 
-class SpanRows(Message, frozen=True, kw_only=True):
+class SpanRows(Message, frozen=True, kw_only=True, gc=False):
     """The spans of one commit of run ``trace_id``, which writes snapshot ``revision``: what a
     ``Mutation`` carries and a store keeps as one row.
 

@@ -52,7 +52,7 @@ __all__ = [
 # -- to a work item --------------------------------------------------------------------------------
 
 
-class CreateWorkItem(Message, frozen=True, kw_only=True):
+class CreateWorkItem(Message, frozen=True, kw_only=True, gc=False):
     """Make work item ``work_item_id`` of ``task``, through its ``initialize`` action
     (``principal=None``: an internal call). ``defer_trigger``: a task activity made it, so an
     auto-trigger it sets is not run but answered, for the task to run once all its new items
@@ -74,7 +74,7 @@ class RunTrigger(Message, frozen=True, kw_only=True):
     payload: Any = None
 
 
-class TearDownWorkItem(Message, frozen=True, kw_only=True):
+class TearDownWorkItem(Message, frozen=True, kw_only=True, gc=False):
     """The task is finishing: cancel the item if it is still open, without the task's policy."""
 
     work_item_id: str
@@ -86,21 +86,21 @@ WorkItemMessage = WorkItemAction | RunTrigger | TearDownWorkItem | WorkItemFinis
 # -- to a task -------------------------------------------------------------------------------------
 
 
-class EnableTask(Message, frozen=True, kw_only=True):
+class EnableTask(Message, frozen=True, kw_only=True, gc=False):
     """Enable the task if its join is satisfied and its state allows it."""
 
     workflow_id: str
     task: str
 
 
-class EnsureTaskStarted(Message, frozen=True, kw_only=True):
+class EnsureTaskStarted(Message, frozen=True, kw_only=True, gc=False):
     """A child of the task is starting: the task starts first if it has not yet."""
 
     workflow_id: str
     task: str
 
 
-class CancelTask(Message, frozen=True, kw_only=True):
+class CancelTask(Message, frozen=True, kw_only=True, gc=False):
     """Cancel an enabled or started task (``teardown``: its workflow's shutdown or a
     cancellation region, where an inactive task is left alone)."""
 
@@ -109,7 +109,7 @@ class CancelTask(Message, frozen=True, kw_only=True):
     teardown: bool = True
 
 
-class DisableTask(Message, frozen=True, kw_only=True):
+class DisableTask(Message, frozen=True, kw_only=True, gc=False):
     """Disable the task if it is enabled (its join no longer holds, or its workflow ends)."""
 
     workflow_id: str
@@ -130,7 +130,7 @@ TaskMessage = (
 # -- to a workflow ---------------------------------------------------------------------------------
 
 
-class InitializeWorkflow(Message, frozen=True, kw_only=True):
+class InitializeWorkflow(Message, frozen=True, kw_only=True, gc=False):
     """Make workflow ``workflow_id`` through its ``initialize`` action: the root of the instance
     (no ``parent_id``), or a child of composite task ``parent_task``; ``child`` names the child
     type of a dynamic composite task."""
@@ -144,7 +144,7 @@ class InitializeWorkflow(Message, frozen=True, kw_only=True):
     child: str | None = None
 
 
-class EnsureWorkflowStarted(Message, frozen=True, kw_only=True):
+class EnsureWorkflowStarted(Message, frozen=True, kw_only=True, gc=False):
     """A task of the workflow is starting: the workflow starts first if it has not yet
     (``silent``: a fast-forwarded task starts it, so its ``on_started`` is not run)."""
 
@@ -152,7 +152,7 @@ class EnsureWorkflowStarted(Message, frozen=True, kw_only=True):
     silent: bool = False
 
 
-class FailWorkflow(Message, frozen=True, kw_only=True):
+class FailWorkflow(Message, frozen=True, kw_only=True, gc=False):
     """Fail the workflow (its active tasks are shut down); ``cause``: the work item whose
     failure this is."""
 
@@ -161,7 +161,7 @@ class FailWorkflow(Message, frozen=True, kw_only=True):
     cause: str | None = None
 
 
-class TearDownWorkflow(Message, frozen=True, kw_only=True):
+class TearDownWorkflow(Message, frozen=True, kw_only=True, gc=False):
     """The composite task that owns this child workflow is finishing: cancel the workflow if it
     is still running, without the task's policy."""
 

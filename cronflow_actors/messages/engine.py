@@ -82,7 +82,7 @@ class Principal(msgspec.Struct, frozen=True):
 # -- state changes, child -> parent ----------------------------------------------------------------
 
 
-class WorkItemStateChanged(Message, frozen=True, kw_only=True):
+class WorkItemStateChanged(Message, frozen=True, kw_only=True, gc=False):
     """A work item moved from ``prev`` (None when it was just initialized) to ``next``.
     ``call_policy`` is False for teardown (the task itself is finishing). ``workflow`` (the
     workflow type) and ``kind`` (the work item's kind) are what observers label it with;
@@ -104,7 +104,7 @@ class WorkItemStateChanged(Message, frozen=True, kw_only=True):
     detached: bool = False
 
 
-class WorkflowStateChanged(Message, frozen=True, kw_only=True):
+class WorkflowStateChanged(Message, frozen=True, kw_only=True, gc=False):
     """A workflow moved from ``prev`` (None when it was just initialized) to ``next``; reported
     to the composite task that owns it (root workflows report to the runtime)."""
 
@@ -120,7 +120,7 @@ class WorkflowStateChanged(Message, frozen=True, kw_only=True):
     ``event``); set on its first change only."""
 
 
-class ActionStateChanged(Message, frozen=True, kw_only=True):
+class ActionStateChanged(Message, frozen=True, kw_only=True, gc=False):
     """A detached action moved from ``prev`` (None when it was first dispatched) to ``next``:
     ``dispatched`` (again, after a restart: ``redispatched``), ``completed`` or ``failed``.
     Reported to the runtime's observers only; an action never changes its run's course.
@@ -140,7 +140,7 @@ class ActionStateChanged(Message, frozen=True, kw_only=True):
     finished_at: float | None = None
 
 
-class TaskStateChanged(Message, frozen=True, kw_only=True):
+class TaskStateChanged(Message, frozen=True, kw_only=True, gc=False):
     """A task of a workflow moved from ``prev`` to ``next`` in ``generation``."""
 
     workflow_id: str
@@ -354,7 +354,7 @@ WorkflowCommand = (
 # -- persisted instance state ----------------------------------------------------------------------
 
 
-class Stats(msgspec.Struct, kw_only=True):
+class Stats(msgspec.Struct, kw_only=True, gc=False):
     """How many children (work items, or child workflows) of one task generation are in each
     state; ``total`` counts every child ever initialized in it."""
 
@@ -366,7 +366,7 @@ class Stats(msgspec.Struct, kw_only=True):
     canceled: int = 0
 
 
-class WorkItemRecord(msgspec.Struct, kw_only=True):
+class WorkItemRecord(msgspec.Struct, kw_only=True, gc=False):
     id: str
     name: str
     workflow_id: str
@@ -394,7 +394,7 @@ class WorkItemRecord(msgspec.Struct, kw_only=True):
     """When the handler of the current attempt began to run (None: not yet, or no handler)."""
 
 
-class TaskRecord(msgspec.Struct, kw_only=True):
+class TaskRecord(msgspec.Struct, kw_only=True, gc=False):
     name: str
     state: TaskState = TaskState.DISABLED
     generation: int = 0
@@ -404,7 +404,7 @@ class TaskRecord(msgspec.Struct, kw_only=True):
     """Stats of the latest generation."""
 
 
-class WorkflowRecord(msgspec.Struct, kw_only=True):
+class WorkflowRecord(msgspec.Struct, kw_only=True, gc=False):
     id: str
     name: str
     version: str = ""
@@ -429,7 +429,7 @@ class WorkflowRecord(msgspec.Struct, kw_only=True):
     """The work item whose failure failed this workflow (through child workflows too)."""
 
 
-class JobRecord(msgspec.Struct, kw_only=True):
+class JobRecord(msgspec.Struct, kw_only=True, gc=False):
     """A job registered with ``register_scheduled``, owned by an element's active life."""
 
     timer_id: str
@@ -439,7 +439,7 @@ class JobRecord(msgspec.Struct, kw_only=True):
     job: Job
 
 
-class PendingAction(msgspec.Struct, kw_only=True):
+class PendingAction(msgspec.Struct, kw_only=True, gc=False):
     """A detached action that was dispatched and has not reported back yet."""
 
     work_item_id: str
@@ -448,7 +448,7 @@ class PendingAction(msgspec.Struct, kw_only=True):
     durable: bool = True
 
 
-class ActionRecord(msgspec.Struct, kw_only=True):
+class ActionRecord(msgspec.Struct, kw_only=True, gc=False):
     """What became of one detached action (its work item completed when it was dispatched):
     ``status`` is ``dispatched`` until its handler reports, then ``completed`` or ``failed``
     (with ``error``). ``attempts`` counts its dispatches; ``redispatches`` those made after a
@@ -468,7 +468,7 @@ class ActionRecord(msgspec.Struct, kw_only=True):
     finished_at: float | None = None
 
 
-class InstanceState(msgspec.Struct, kw_only=True):
+class InstanceState(msgspec.Struct, kw_only=True, gc=False):
     """Everything one root instance is: the unit of consistency and of persistence."""
 
     id: str

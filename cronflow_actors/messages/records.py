@@ -21,7 +21,7 @@ __all__ = [
 ]
 
 
-class SnapshotRecord(Message, frozen=True, kw_only=True):
+class SnapshotRecord(Message, frozen=True, kw_only=True, gc=False):
     """The latest state of one workflow instance, the unit of consistency.
 
     ``revision`` grows by one with every state change of the instance. A store writes revision 1
@@ -46,7 +46,7 @@ class SnapshotRecord(Message, frozen=True, kw_only=True):
     runnable: bool = False
 
 
-class JournalEntry(Message, frozen=True, kw_only=True):
+class JournalEntry(Message, frozen=True, kw_only=True, gc=False):
     """A recorded outcome of one attempt of one work item of an instance.
 
     An audit log entry, never read to recover: exactly-once recording comes from the snapshot
@@ -64,7 +64,7 @@ class JournalEntry(Message, frozen=True, kw_only=True):
     recorded_at: float
 
 
-class TimerRecord(Message, frozen=True, kw_only=True):
+class TimerRecord(Message, frozen=True, kw_only=True, gc=False):
     """A durable timer owned by an instance: fires at ``due_at`` (epoch seconds) unless canceled."""
 
     timer_id: str
@@ -74,7 +74,7 @@ class TimerRecord(Message, frozen=True, kw_only=True):
     payload: bytes = b""
 
 
-class WaitRecord(Message, frozen=True, kw_only=True):
+class WaitRecord(Message, frozen=True, kw_only=True, gc=False):
     """A durable wake-up row: a work item of an instance waiting for an event or a human.
 
     ``kind`` is ``"event"`` (``key`` is the event name) or ``"pause"`` (``key`` is the resume
@@ -127,7 +127,7 @@ class LeaseRecord(Message, frozen=True, kw_only=True):
     expires_at: float
 
 
-class Mutation(Message, frozen=True, kw_only=True):
+class Mutation(Message, frozen=True, kw_only=True, gc=False):
     """What one state change of one instance writes, atomically.
 
     Within one group-commit batch only the newest snapshot of each instance is written (checked

@@ -17,7 +17,7 @@ committed with, read back in order by trace (the run's id), and pruned with the 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, runtime_checkable
 
 import msgspec
@@ -133,8 +133,9 @@ class Store(Protocol):
         timers and waits; returns how many."""
         ...
 
-    async def commit(self, mutation: Mutation) -> None:
-        """Write one instance's state change atomically; return once it is durable.
+    def commit(self, mutation: Mutation) -> Awaitable[None]:
+        """Write one instance's state change atomically; the awaitable is done once it is
+        durable (or raises).
 
         A snapshot at revision 1 is a new row: ``DuplicateInstanceError`` if the id is stored
         (or queued). A snapshot at revision n replaces revision n - 1 only:

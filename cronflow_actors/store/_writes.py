@@ -87,8 +87,9 @@ class GroupWrites(ABC):
         writer: _Writer = self._writer
         return writer
 
-    async def commit(self, mutation: Mutation) -> None:
-        await self._require_writer("commit a mutation").submit(mutation, "commit a mutation")
+    def commit(self, mutation: Mutation) -> Awaitable[None]:
+        # the writer's future itself: no coroutine between the instance and its commit
+        return self._require_writer("commit a mutation").submit(mutation, "commit a mutation")
 
     async def kv_set(
         self, namespace: str, key: str, value: Any, *, now: float, ttl: float | None = None
