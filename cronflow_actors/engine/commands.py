@@ -67,7 +67,7 @@ async def _carry_out(tx: Transaction, command: WorkflowCommand, send: Send) -> A
             payload=payload, principal=principal, dequeued=dequeued, trigger=trigger
         ):
             if dequeued:
-                tx.dequeued.append(tx.state.id)
+                tx.dequeue(tx.state.id)
             if command.migration is not None:  # the root starts fast-forwarded (section 9)
                 tx.state.migration = command.migration
             await send(
@@ -95,7 +95,7 @@ async def _carry_out(tx: Transaction, command: WorkflowCommand, send: Send) -> A
         case TimerFired(timer_id=timer_id):
             job = tx.state.jobs.get(timer_id)
             if job is None:
-                tx.timers_cancel.append(timer_id)
+                tx.cancel_timer(timer_id)
                 return False
             tx.drop_job(timer_id)
             await run_job(tx, job.job)

@@ -44,7 +44,7 @@ def dispatch(
         work_item_id=item.id, workflow_id=workflow.id, task=item.task, dispatched_at=tx.now
     )
     tx.state.action_records[item.id] = record
-    tx.actions.append(item.id)
+    tx.dispatch_action(item.id)
     _changed(tx, record, None)
 
 
@@ -83,7 +83,7 @@ def redispatch(tx: Transaction) -> list[str]:
             record.redispatches += 1
             record.dispatched_at = tx.now
             record.started_at = record.finished_at = None
-            tx.actions.append(pending.work_item_id)
+            tx.dispatch_action(pending.work_item_id)
             again.append(pending.work_item_id)
         else:
             del tx.state.actions[pending.work_item_id]

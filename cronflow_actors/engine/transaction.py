@@ -12,8 +12,8 @@ committed snapshot and drops all of it, so a failed call changes nothing.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Awaitable, Callable, Iterable, Mapping
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from typing import Any, TypeVar
 
 import msgspec
 
@@ -54,6 +54,8 @@ from cronflow_actors.messages.engine import (
 from cronflow_actors.net.spec import NetSpec, SplitType, TaskKind
 
 __all__ = ["Send", "Transaction", "normalize"]
+
+T = TypeVar("T")
 
 _JOB_TYPES: tuple[type, ...] = Job.__args__
 
@@ -103,16 +105,18 @@ class Transaction:
         self.principal = principal
         self.journal: list[JournalEntry] = []
         self.timers_set: dict[str, TimerRecord] = {}
-        self.timers_cancel: list[str] = []
         self.handlers: list[tuple[str, int]] = []
-        self.actions: list[str] = []
-        """Detached actions to dispatch after the commit."""
-        self.after_commit: list[Callable[[], Any]] = []
+        self.waits_set: dict[str, WaitRecord] = {}
+        # Seldom used, so not made until something goes in (``_added``): a transaction lives
+        # until its commit is durable, and every list is one more object the collector walks.
+        self.timers_cancel: Sequence[str] = ()
+        self.actions: Sequence[str] = ()
+        """Detached actions to dispatch after the commit (``dispatch_action``)."""
+        self.after_commit: Sequence[Callable[[], Any]] = ()
         """Called (coroutines awaited in a task) once the transaction is durable; errors are
         logged. For notifications that must not go out before the change is durable."""
-        self.waits_set: dict[str, WaitRecord] = {}
-        self.waits_end: list[str] = []
-        self.dequeued: list[str] = []
+        self.waits_end: Sequence[str] = ()
+        self.dequeued: Sequence[str] = ()
         """Queued runs whose rows this transaction deletes (a queued run's start)."""
         self.changes: list[Message] = [] if self.audit is None else AuditedChanges(self.audit)
         """Every state change, in the order the elements moved (for observers; with the audit
@@ -219,7 +223,7 @@ class Transaction:
         ctx = Context(where=where, **values)
         ctx.last = owner.last
         ctx.state = self.state_access
-        ctx.after_commit = self.after_commit.append
+        ctx.after_commit = self.call_after_commit
         if self.state.migration is not None:  # an instance a migration started (section 9)
             ctx.execution_mode = "fast_forward"
             ctx.migrating_from = MigrationSources(self.state.migration.source)
@@ -377,7 +381,7 @@ class Transaction:
         """A work item starts waiting: its row is written with the transaction."""
         self.waits_set[wait.wait_id] = wait
         if wait.wait_id in self.waits_end:
-            self.waits_end.remove(wait.wait_id)
+            self.waits_end = [w for w in self.waits_end if w != wait.wait_id]
 
     def end_wait(self, wait_id: str) -> None:
         """A work item stops waiting: its row is marked ended with the transaction."""
@@ -385,7 +389,7 @@ class Transaction:
         if opened is not None:
             self.waits_set[wait_id] = msgspec.structs.replace(opened, ended=True)
         elif wait_id not in self.waits_end:
-            self.waits_end.append(wait_id)
+            self.waits_end = _added(self.waits_end, wait_id)
 
     def writes(self) -> bool:
         """Whether the transaction has anything to commit."""
@@ -459,7 +463,31 @@ class Transaction:
     def drop_job(self, timer_id: str) -> None:
         del self.state.jobs[timer_id]
         if self.timers_set.pop(timer_id, None) is None:
-            self.timers_cancel.append(timer_id)
+            self.cancel_timer(timer_id)
+
+    def cancel_timer(self, timer_id: str) -> None:
+        """Timer ``timer_id``'s row is deleted with the transaction (and disarmed after it)."""
+        self.timers_cancel = _added(self.timers_cancel, timer_id)
+
+    def dispatch_action(self, item_id: str) -> None:
+        """Dispatch work item ``item_id``'s detached action once the transaction is durable."""
+        self.actions = _added(self.actions, item_id)
+
+    def dequeue(self, instance_id: str) -> None:
+        """Queued run ``instance_id``'s row is deleted with the transaction (it starts)."""
+        self.dequeued = _added(self.dequeued, instance_id)
+
+    def call_after_commit(self, fn: Callable[[], Any]) -> None:
+        """``ctx.after_commit(fn)``: call ``fn()`` once the transaction is durable."""
+        self.after_commit = _added(self.after_commit, fn)
+
+
+def _added(items: Sequence[T], item: T) -> list[T]:
+    """``items`` with ``item`` at the end: the list itself, or a new one the first time."""
+    if type(items) is list:
+        items.append(item)
+        return items
+    return [*items, item]
 
 
 def _random_token() -> str:

@@ -121,8 +121,9 @@ async def test_actions_still_out_at_a_restart_are_dispatched_again_and_shown_as_
     assert calls == [1, 1]
     calls.clear()
     gate.set()
-    async with cf.Runtime(db=db, workflows=[flow()]) as second:
-        changes = action_changes(second)
+    second = cf.Runtime(db=db, workflows=[flow()])
+    changes = action_changes(second)  # before the start, which dispatches them again
+    async with second:
         await second.wait_idle()
         info = await second.inspect(run_id)
         steps = {s.id: s for s in info.steps}
