@@ -3,12 +3,12 @@
 An ``AuditRecorder`` lives for one transaction of one instance (the runtime makes none when the
 audit is off, and then nothing here runs). It hears of the operations from three places:
 
-- the dispatcher (``Cascade``) hands it every message it delivers (``turn`` for the first
-  message of a turn, ``send`` for what that sets off): a message's delivery is a frame, and the
-  operations that happen inside it are caused by it, so they nest under the operation open
-  when it began; the first message of a turn that calls an action (``WorkItemAction``,
-  ``CreateWorkItem``, the root's ``InitializeWorkflow``, ``CancelWorkflow``, from a call or a
-  job) is an ``Action.<name>`` span with the caller;
+- the dispatcher (``Cascade``) hands it every message it delivers (``begin_turn`` and
+  ``end_turn`` around the first message of a turn, ``send`` for what that sets off): a
+  message's delivery is a frame, and the operations that happen inside it are caused by it,
+  so they nest under the operation open when it began; the first message of a turn that
+  calls an action (``WorkItemAction``, ``CreateWorkItem``, the root's ``InitializeWorkflow``,
+  ``CancelWorkflow``, from a call or a job) is an ``Action.<name>`` span with the caller;
 - the transaction's list of state changes (``changes``) records each change as it is
   appended: ``Workflow.*``, ``Task.*`` and ``WorkItem.*`` spans, open until the frame they
   happened in ends, so what they set off nests under them;
@@ -141,6 +141,8 @@ class AuditedChanges(list[Message]):
                 if target is WorkItemState.FAILED:  # its error is known once it has moved
                     recorder = self._recorder
                     failed = recorder._state.work_items[element]
+                    if recorder._failed is None:
+                        recorder._failed = {}
                     recorder._failed[recorder._count + 1] = failed
         elif kind is WorkflowStateChanged:
             self._recorder.workflow_moved(change)
@@ -199,22 +201,22 @@ class AuditRecorder:
         self._stack: list[int] = [0]
         """The n of each span open now, innermost last, above a 0 (the parent of a span that
         has none)."""
-        self._failed: dict[int, Any] = {}
-        """Open ``WorkItem.fail`` span's n -> the item: its error is set after it moves."""
+        self._failed: dict[int, Any] | None = None
+        """Open ``WorkItem.fail`` span's n -> the item: its error is set after it moves (None:
+        no item failed)."""
         self.route: Callable[[Any], Awaitable[Any]] | None = None
         """The dispatcher's delivery of a message (``Cascade``, for the turn)."""
 
     # -- what the dispatcher, the markings and the activities report ----------------------------
 
-    async def turn(self, message: Any) -> Any:
-        """Deliver ``message``, the first of a turn (an action's, if it calls one: its
-        ``Action.<name>`` span), through ``route`` as the turn's frame: the spans that open in
-        it end when it does, at the clock's time."""
+    def begin_turn(self, message: Any) -> None:
+        """``message``, the first of a turn, is about to be delivered (an action's, if it
+        calls one: its ``Action.<name>`` span): the turn's frame begins."""
         self._action(message)
-        try:
-            return await self.route(message)  # type: ignore[misc]
-        finally:
-            self._end_above(1, self._read_clock())
+
+    def end_turn(self) -> None:
+        """The turn's frame ends: the spans still open end now, at the clock's time."""
+        self._end_above(1, self._read_clock())
 
     async def send(self, message: Any) -> Any:
         """Deliver ``message``, sent inside the turn, through ``route`` as one frame: the
@@ -261,29 +263,28 @@ class AuditRecorder:
         ``produced_by``: the task (its ``Task.complete`` the innermost span) whose ``split``
         produced the new tokens: its routing decision (the outputs on its completion, and a
         ``Task.route`` unless AND)."""
-        changed = []
+        flat, stack, at = self._flat, self._stack, self._last
+        parent = stack[-1]
+        instance = None if workflow_id == self._trace else workflow_id
+        if produced_by is not None and split is not None and parent:
+            # production only adds tokens: the conditions that gained one are its outputs
+            added = [c for c in conditions if after.get(c, 0) > before.get(c, 0)]
+            if added:
+                more = flat[parent * SPAN_FIELDS]  # the completion's
+                attributes = {"generation": more} if type(more) is int else dict(more or ())
+                attributes["split"] = split_name = _SPLITS[split]
+                attributes["outputs"] = added
+                flat[parent * SPAN_FIELDS] = attributes
+                if split is not SplitType.AND:
+                    routing = {"split": split_name, "outputs": added}
+                    self._record("Task.route", workflow_id, produced_by, routing)
+        count = self._count
         for condition in conditions:
             was, now = before.get(condition, 0), after.get(condition, 0)
             if was != now:
-                changed.append((condition, was, now))
-        if not changed:
-            return
-        flat, stack, at = self._flat, self._stack, self._last
-        instance, parent = None if workflow_id == self._trace else workflow_id, stack[-1]
-        if produced_by is not None and split is not None and parent:
-            added = [condition for condition, _was, _now in changed]  # production only adds
-            attributes = flat[parent * SPAN_FIELDS]  # the completion's ``more``
-            if type(attributes) is not dict:
-                attributes = {} if attributes is None else {"generation": attributes}
-                flat[parent * SPAN_FIELDS] = attributes
-            attributes["split"] = _SPLITS[split]
-            attributes["outputs"] = added
-            if split is not SplitType.AND:
-                routing = {"split": _SPLITS[split], "outputs": added}
-                self._record("Task.route", workflow_id, produced_by, routing)
-        for condition, was, now in changed:
-            flat += (parent, instance, "Condition.mark", condition, at, at, was, now, None)
-        self._count += len(changed)
+                flat += (parent, instance, "Condition.mark", condition, at, at, was, now, None)
+                count += 1
+        self._count = count
 
     # -- the commit -------------------------------------------------------------------------------
 

@@ -95,15 +95,17 @@ class Cascade:
             self.tx.audit.route = None
 
     async def _turn(self, message: ElementMessage) -> Any:
-        """With the audit on, the first message of a turn: the turn's frame (``turn``); what
-        it sets off is sent in frames of its own (``send``)."""
+        """With the audit on, the first message of a turn: the turn's frame (``begin_turn``,
+        ``end_turn``); what it sets off is sent in frames of its own (``send``)."""
         tx = self.tx
         audit = tx.audit
         assert audit is not None
         tx.send = audit.send
+        audit.begin_turn(message)
         try:
-            return await audit.turn(message)
+            return await self._deliver(message)
         finally:
+            audit.end_turn()
             tx.send = self._turn
 
     def _deliver(self, message: ElementMessage) -> Awaitable[Any]:
