@@ -1,7 +1,7 @@
 """The audit trail of one transaction: a span per engine operation, under the run's trace.
 
 An ``AuditRecorder`` lives for one transaction of one instance (the runtime makes none when the
-audit is off, and then nothing here runs). It hears of the operations from three places:
+audit is off, and then nothing here runs). It hears of the operations from four places:
 
 - the dispatcher (``Cascade``) hands it every message it delivers (``begin_turn`` and
   ``end_turn`` around the first message of a turn, ``send`` for what that sets off): a
@@ -12,26 +12,21 @@ audit is off, and then nothing here runs). It hears of the operations from three
 - the transaction's list of state changes (``changes``) records each change as it is
   appended: ``Workflow.*``, ``Task.*`` and ``WorkItem.*`` spans, open until the frame they
   happened in ends, so what they set off nests under them;
+- ``Transaction.mark``, through which every marking is replaced: a ``Condition.mark`` per
+  changed condition (old and new token counts) under the innermost open span; a completion's
+  new tokens are its routing decision (the outputs on its ``Task.complete``, and a
+  ``Task.route`` span for a split that is not AND);
 - ``Transaction.activity`` wraps each activity call in an ``Activity.<name>`` span.
 
-A marking is never changed in place, only replaced, and every replacement goes through
-``Transaction.mark``, which tells the recorder (``marked``): a ``Condition.mark`` per changed
-condition (old and new token counts) under the innermost open span (a task's start takes
-tokens, its completion produces them, a cancellation region removes them; a new workflow's
-first tokens are under its ``Workflow.initialize``). A completion's new tokens are its routing
-decision: the outputs are added to its ``Task.complete`` span, and a ``Task.route`` span
-records it for a split that is not AND.
-
-Each span is ``SPAN_FIELDS`` plain values in one flat list from the moment it begins (the
-``SpanRows`` the commit hands over, ``messages/audit.py``), numbered in the order they began
-(``"<revision>.<n>"``, the revision the transaction will commit): the shape the store packs,
-and no ``AuditSpan`` is built unless something reads them. The commonest attributes (states
-as strings, a generation, token counts) are values in the row, not a dict: recording a task's
-or work item's move allocates nothing that outlives it but the row's own values. An
-open span is given its end (and a failure's error) in place when its frame ends. Times: the
-turn's first span starts at the turn's time (its snapshot's ``updated_at``); the clock is read
-again only when spans end and around activities (user code), and a span starts at the last
-time read: engine operations take microseconds, an activity's span measures the activity.
+What it records is the transaction's events, in order, in one list (``SpanRows.flat``, the
+``EVENTS`` layout of ``messages/audit.py``): a frame's beginning and end, each move with its
+states, each marking change, each reading of the clock. That list is what the store packs, and
+the spans (numbered in the order they began, ``"<revision>.<n>"``, with their parents and
+times) are rebuilt from it when someone reads them: on the instance's turn the audit costs a
+few appends per operation, not a span each. Times: the turn's first span starts at the turn's
+time (its snapshot's ``updated_at``); the clock is read again only when a turn ends and around
+activities (user code), and a span starts at the last time read: engine operations take
+microseconds, an activity's span measures the activity.
 """
 
 from __future__ import annotations
@@ -41,7 +36,20 @@ from typing import Any, TypeVar
 
 from cronflow_actors.kernel import Clock
 from cronflow_actors.messages import Message
-from cronflow_actors.messages.audit import FLAT, SPAN_FIELDS, SpanRows
+from cronflow_actors.messages.audit import (
+    ENTER,
+    ERROR,
+    EVENTS,
+    EXIT,
+    ITEM,
+    MARK,
+    OPEN,
+    ROUTE,
+    TASK,
+    TIME,
+    WORKFLOW,
+    SpanRows,
+)
 from cronflow_actors.messages.elements import CreateWorkItem, InitializeWorkflow
 from cronflow_actors.messages.engine import (
     CancelWorkflow,
@@ -51,7 +59,7 @@ from cronflow_actors.messages.engine import (
     WorkItemAction,
     WorkItemStateChanged,
 )
-from cronflow_actors.messages.states import TaskState, WorkflowState, WorkItemState
+from cronflow_actors.messages.states import WorkflowState, WorkItemState
 from cronflow_actors.net.spec import SplitType
 
 __all__ = ["AuditRecorder", "AuditTrail", "AuditedChanges", "SpanSink"]
@@ -78,42 +86,13 @@ class AuditTrail:
         return AuditRecorder(state, now=now, trail=self)
 
 
-_WORKFLOW_OPERATIONS = {
-    WorkflowState.INITIALIZED: "Workflow.initialize",
-    WorkflowState.STARTED: "Workflow.start",
-    WorkflowState.COMPLETED: "Workflow.complete",
-    WorkflowState.FAILED: "Workflow.fail",
-    WorkflowState.CANCELED: "Workflow.cancel",
-}
-_TASK_OPERATIONS = {
-    TaskState.ENABLED: "Task.enable",
-    TaskState.STARTED: "Task.start",
-    TaskState.COMPLETED: "Task.complete",
-    TaskState.DISABLED: "Task.disable",
-    TaskState.FAILED: "Task.fail",
-    TaskState.CANCELED: "Task.cancel",
-}
-_WORK_ITEM_OPERATIONS = {
-    WorkItemState.INITIALIZED: "WorkItem.reset",  # from started; from nothing: initialize
-    WorkItemState.STARTED: "WorkItem.start",
-    WorkItemState.COMPLETED: "WorkItem.complete",
-    WorkItemState.FAILED: "WorkItem.fail",
-    WorkItemState.CANCELED: "WorkItem.cancel",
-}
-
-
-_PLAIN: dict[Any, str] = {
-    state: state.value for kind in (TaskState, WorkflowState, WorkItemState) for state in kind
-}
-"""A state as a plain string: what an attribute holds."""
 _SPLITS: dict[Any, str] = {split: split.value for split in SplitType}
 
 
 class AuditedChanges(list[Message]):
     """A transaction's state changes (a list, as without the audit) that records each one as
-    a span when it is appended: the span of the element's operation opens, until the frame
-    it happened in ends. The task's and work item's spans (most of a run's) are opened here,
-    inline: this is the audit's hottest path."""
+    an event when it is appended: the span of the element's operation opens, until the frame
+    it happened in ends. This is the audit's hottest path: a few references appended."""
 
     __slots__ = ("_recorder",)
 
@@ -124,63 +103,53 @@ class AuditedChanges(list[Message]):
     def append(self, change: Any) -> None:
         list.append(self, change)
         kind = type(change)
+        recorder = self._recorder
         if kind is TaskStateChanged:
-            target = change.next
-            operation = _TASK_OPERATIONS[target]
-            before, more = _PLAIN[change.prev], change.generation
-            element = change.task
+            workflow_id = change.workflow_id
+            recorder._events += (
+                TASK,
+                None if workflow_id == recorder._trace else workflow_id,
+                change.task,
+                change.generation,
+                change.prev,
+                change.next,
+            )
         elif kind is WorkItemStateChanged:
-            prev, target = change.prev, change.next
-            element = change.work_item_id
-            if prev is None:
-                item = self._recorder._state.work_items[element]
-                operation, before = "WorkItem.initialize", None
-                more = {"task": change.task, "generation": item.generation}
-            else:
-                operation, before, more = _WORK_ITEM_OPERATIONS[target], _PLAIN[prev], None
-                if target is WorkItemState.FAILED:  # its error is known once it has moved
-                    recorder = self._recorder
-                    failed = recorder._state.work_items[element]
-                    if recorder._failed is None:
-                        recorder._failed = {}
-                    recorder._failed[recorder._count + 1] = failed
+            workflow_id, prev, target = change.workflow_id, change.prev, change.next
+            item_id = change.work_item_id
+            generation = 0 if prev is not None else recorder._state.work_items[item_id].generation
+            recorder._events += (
+                ITEM,
+                None if workflow_id == recorder._trace else workflow_id,
+                item_id,
+                change.task,
+                generation,
+                prev,
+                target,
+            )
+            if target is WorkItemState.FAILED:  # its error is known once it has moved
+                recorder._failed.append(item_id)
         elif kind is WorkflowStateChanged:
-            self._recorder.workflow_moved(change)
-            return
+            recorder.workflow_moved(change)
         else:
             return
-        recorder = self._recorder
-        stack, at, workflow_id = recorder._stack, recorder._last, change.workflow_id
-        recorder._count = n = recorder._count + 1
-        recorder._flat += (
-            stack[-1],
-            None if workflow_id == recorder._trace else workflow_id,
-            operation,
-            element,
-            at,
-            at,
-            before,
-            _PLAIN[target],
-            more,
-        )
-        stack.append(n)
+        recorder._spans = True
 
 
 class AuditRecorder:
-    """The spans of one transaction of the instance ``state``, which runs at ``now`` and, if
-    it writes, commits the next revision, for ``trail``. The spans go straight into the flat
-    row the store packs (``SpanRows.flat``): nothing is converted on the way to the disk."""
+    """The events of one transaction of the instance ``state``, which runs at ``now`` and, if
+    it writes, commits the next revision, for ``trail``: the row the store packs
+    (``SpanRows.flat``), from which the spans are rebuilt when they are read."""
 
     __slots__ = (
         "_committed",
-        "_count",
+        "_events",
         "_failed",
-        "_flat",
         "_last",
         "_mono",
         "_now",
         "_revision",
-        "_stack",
+        "_spans",
         "_state",
         "_trace",
         "_trail",
@@ -195,15 +164,11 @@ class AuditRecorder:
         self._revision = state.revision + 1
         self._now = self._last = now
         self._mono = trail.clock.monotonic()
-        self._flat: list[Any] = [FLAT]
-        self._count = 0
-        """How many spans began (the last one's n)."""
-        self._stack: list[int] = [0]
-        """The n of each span open now, innermost last, above a 0 (the parent of a span that
-        has none)."""
-        self._failed: dict[int, Any] | None = None
-        """Open ``WorkItem.fail`` span's n -> the item: its error is set after it moves (None:
-        no item failed)."""
+        self._events: list[Any] = [EVENTS, TIME, now]
+        self._spans = False
+        """Whether any span began (a transaction can write without one)."""
+        self._failed: list[str] = []
+        """Work items that failed in the transaction: their errors are recorded at the end."""
         self.route: Callable[[Any], Awaitable[Any]] | None = None
         """The dispatcher's delivery of a message (``Cascade``, for the turn)."""
 
@@ -212,41 +177,44 @@ class AuditRecorder:
     def begin_turn(self, message: Any) -> None:
         """``message``, the first of a turn, is about to be delivered (an action's, if it
         calls one: its ``Action.<name>`` span): the turn's frame begins."""
+        self._events.append(ENTER)
         self._action(message)
 
     def end_turn(self) -> None:
         """The turn's frame ends: the spans still open end now, at the clock's time."""
-        self._end_above(1, self._read_clock())
+        self._events += (TIME, self._read_clock(), EXIT)
 
     async def send(self, message: Any) -> Any:
         """Deliver ``message``, sent inside the turn, through ``route`` as one frame: the
-        spans that open in it end with it. They already end where they started, so only a
-        frame in which the clock was read (an activity ran) or a work item failed writes
-        ends."""
-        stack = self._stack
-        height = len(stack)
-        last = self._last
+        spans that open in it end with it."""
+        events = self._events
+        events.append(ENTER)
         try:
             return await self.route(message)  # type: ignore[misc]
         finally:
-            if len(stack) > height:
-                if self._last is last and not self._failed:
-                    del stack[height:]
-                else:
-                    self._end_above(height, self._last)
+            events.append(EXIT)
 
     async def activity(
         self, call: Awaitable[T], name: str, instance_id: str, element: str, kind: str
     ) -> T:
         """Carry out ``call`` (user code: activity ``name`` of ``element``, a ``kind``) in an
         ``Activity.<name>`` span."""
-        height = len(self._stack)
-        self._read_clock()
-        self.open(f"Activity.{name}", instance_id, element, None, None, {"kind": kind})
+        events, trace = self._events, self._trace
+        events += (
+            TIME,
+            self._read_clock(),
+            ENTER,
+            OPEN,
+            f"Activity.{name}",
+            None if instance_id == trace else instance_id,
+            None if element == trace else element,
+            {"kind": kind},
+        )
+        self._spans = True
         try:
             return await call
         finally:
-            self._end_above(height, self._read_clock())
+            events += (TIME, self._read_clock(), EXIT)
 
     def marked(
         self,
@@ -263,40 +231,36 @@ class AuditRecorder:
         ``produced_by``: the task (its ``Task.complete`` the innermost span) whose ``split``
         produced the new tokens: its routing decision (the outputs on its completion, and a
         ``Task.route`` unless AND)."""
-        flat, stack, at = self._flat, self._stack, self._last
-        parent = stack[-1]
+        events = self._events
         instance = None if workflow_id == self._trace else workflow_id
-        if produced_by is not None and split is not None and parent:
+        if produced_by is not None and split is not None:
             # production only adds tokens: the conditions that gained one are its outputs
             added = [c for c in conditions if after.get(c, 0) > before.get(c, 0)]
             if added:
-                more = flat[parent * SPAN_FIELDS]  # the completion's
-                attributes = {"generation": more} if type(more) is int else dict(more or ())
-                attributes["split"] = split_name = _SPLITS[split]
-                attributes["outputs"] = added
-                flat[parent * SPAN_FIELDS] = attributes
-                if split is not SplitType.AND:
-                    routing = {"split": split_name, "outputs": added}
-                    self._record("Task.route", workflow_id, produced_by, routing)
-        count = self._count
+                events += (ROUTE, instance, produced_by, _SPLITS[split], added)
         for condition in conditions:
             was, now = before.get(condition, 0), after.get(condition, 0)
             if was != now:
-                flat += (parent, instance, "Condition.mark", condition, at, at, was, now, None)
-                count += 1
-        self._count = count
+                events += (MARK, instance, condition, was, now)
+                self._spans = True
 
     # -- the commit -------------------------------------------------------------------------------
 
     def spans(self, revision: int) -> SpanRows | None:
-        """Every span of the transaction, ended, to commit with snapshot ``revision`` (the one
-        after the snapshot the transaction began from); None if it recorded none."""
+        """The transaction's events, to commit with snapshot ``revision`` (the one after the
+        snapshot the transaction began from); None if no span began."""
         if revision != self._revision:
             raise AssertionError(f"spans of revision {self._revision} committed as {revision}")
-        self._end_above(1, self._read_clock())
-        if not self._count:
+        if not self._spans:
             return None
-        self._committed = SpanRows(trace_id=self._trace, revision=revision, flat=self._flat)
+        events = self._events
+        events += (TIME, self._read_clock())  # what is still open ends now
+        work_items = self._state.work_items
+        for item_id in self._failed:
+            failed = work_items.get(item_id)
+            if failed is not None:
+                events += (ERROR, item_id, failed.error)
+        self._committed = SpanRows(trace_id=self._trace, revision=revision, flat=events)
         return self._committed
 
     def durable(self) -> None:
@@ -311,65 +275,19 @@ class AuditRecorder:
         self._last = now = self._now + (self._trail.clock.monotonic() - self._mono)
         return now
 
-    def open(  # noqa: PLR0917 - a span's values, as the row holds them
-        self,
-        operation: str,
-        instance_id: str,
-        element: str,
-        before: Any,
-        after: Any,
-        more: Any,
-    ) -> int:
-        """A span that stays open (innermost) until the frame it began in ends (what opens
-        while it is open is under it); its n. ``before``, ``after``, ``more``: its
-        attributes, as ``SpanRows.flat`` holds them."""
-        stack, trace, at = self._stack, self._trace, self._last
-        self._count = n = self._count + 1
-        self._flat += (
-            stack[-1],
-            None if instance_id == trace else instance_id,
-            operation,
-            None if element == trace else element,
-            at,
-            at,
-            before,
-            after,
-            more,
-        )
-        stack.append(n)
-        return n
-
-    def _record(
+    def _open(
         self, operation: str, instance_id: str, element: str, attributes: dict[str, Any]
     ) -> None:
-        """A span under the innermost open one, ended at once, whose operation moves
-        nothing (a routing decision)."""
-        trace, at = self._trace, self._last
-        self._count += 1
-        self._flat += (
-            self._stack[-1],
-            None if instance_id == trace else instance_id,
+        """A span that stays open until the frame it began in ends (an action's)."""
+        trace = self._trace
+        self._events += (
+            OPEN,
             operation,
+            None if instance_id == trace else instance_id,
             None if element == trace else element,
-            at,
-            at,
-            None,
-            None,
             attributes,
         )
-
-    def _end_above(self, height: int, ended: float) -> None:
-        """End the open spans above the first ``height`` at ``ended``."""
-        stack = self._stack
-        if len(stack) <= height:
-            return
-        flat, failed = self._flat, self._failed
-        for n in stack[height:]:
-            at = n * SPAN_FIELDS  # span n's last value (``more``)
-            flat[at - 3] = ended
-            if failed and n in failed:
-                flat[at] = {"error": failed.pop(n).error}  # a work item's move has no more
-        del stack[height:]
+        self._spans = True
 
     def _action(self, message: Any) -> None:
         """The first message of a turn: an action called from outside the cascade."""
@@ -394,16 +312,15 @@ class AuditRecorder:
         trigger = getattr(message, "trigger", "")
         if trigger:
             attributes["trigger"] = trigger
-        self.open(operation, instance_id, element, None, None, attributes)
+        self._open(operation, instance_id, element, attributes)
 
     def workflow_moved(self, change: WorkflowStateChanged) -> None:
         workflow_id, target, prev = change.workflow_id, change.next, change.prev
         workflow = self._state.workflows[workflow_id]
-        after = _PLAIN[target]
+        instance = None if workflow_id == self._trace else workflow_id
         if prev is not None:
             more = {"error": workflow.error} if target is WorkflowState.FAILED else None
-            operation = _WORKFLOW_OPERATIONS[target]
-            self.open(operation, workflow_id, workflow_id, _PLAIN[prev], after, more)
+            self._events += (WORKFLOW, instance, prev, target, more)
             return
         attributes: dict[str, Any] = {
             "name": workflow.name,
@@ -414,6 +331,6 @@ class AuditRecorder:
         if workflow.parent_id is not None:
             attributes["parent_id"] = workflow.parent_id
             attributes["parent_task"] = workflow.parent_task
-        self.open("Workflow.initialize", workflow_id, workflow_id, None, after, attributes)
+        self._events += (WORKFLOW, instance, None, target, attributes)
         marking = workflow.marking  # a new workflow: every token it holds is new
         self.marked(workflow_id, {}, marking, marking)

@@ -22,7 +22,25 @@ import msgspec
 
 from cronflow_actors.messages.base import Message
 
-__all__ = ["FLAT", "SPAN_FIELDS", "AuditSpan", "SpanRows", "has_states", "spans_of"]
+__all__ = [
+    "ENTER",
+    "ERROR",
+    "EVENTS",
+    "EXIT",
+    "FLAT",
+    "ITEM",
+    "MARK",
+    "OPEN",
+    "ROUTE",
+    "SPAN_FIELDS",
+    "TASK",
+    "TIME",
+    "WORKFLOW",
+    "AuditSpan",
+    "SpanRows",
+    "has_states",
+    "spans_of",
+]
 
 
 class AuditSpan(Message, frozen=True, kw_only=True, gc=False):
@@ -66,6 +84,30 @@ started_at, ended_at, before, after, more``."""
 FLAT = 2
 """The first value of a flat row (``SpanRows.flat``): what tells it from the first layout, a
 list of one list per span (``[n, parent, instance, ...]``), which the stores still read."""
+
+EVENTS = 3
+"""The first value of an event row (``SpanRows.flat`` as the engine records it): what happened
+in the transaction, in order, from which the spans are rebuilt when they are read
+(``spans_of``). Each event is a code and its values:
+
+- ``ENTER`` / ``EXIT``: a frame (a message's delivery, an activity's call) begins / ends; the
+  spans that began in it end with it, at the clock's last reading;
+- ``TIME t``: the clock reads ``t`` (epoch seconds); a span begins at the last reading;
+- ``TASK instance task generation before after``: a task moved (``Task.<op>``, open);
+- ``ITEM instance item task generation before after``: a work item moved (``WorkItem.<op>``,
+  open; ``before`` None: initialized, with its task and generation);
+- ``WORKFLOW workflow before after more``: a workflow moved (``Workflow.<op>``, open; ``more``:
+  None or the attributes beyond ``before`` and ``after``);
+- ``MARK instance condition before after``: a condition's marking changed (ended at once);
+- ``ROUTE instance task split outputs``: the completing task (the innermost open span)
+  produced ``outputs``; a ``Task.route`` (ended at once) unless the split is AND;
+- ``OPEN operation instance element attributes``: any other span (an action, an activity);
+- ``ERROR item error``: the error of work item ``item``'s last failure in the row.
+
+An instance (or element) that is the run's own id is None. Recording an event is appending a
+few references to one list (no span is built on the instance's turn), and the store packs the
+list as it is."""
+ENTER, EXIT, TIME, TASK, ITEM, WORKFLOW, MARK, ROUTE, OPEN, ERROR = range(1, 11)
 
 _CHANGES = ("Workflow.", "Task.", "WorkItem.", "Condition.")
 """The operations whose attributes start with ``before`` and ``after`` (a state or a
@@ -137,9 +179,14 @@ class SpanRows(Message, frozen=True, kw_only=True, gc=False):
 
 
 def spans_of(trace_id: str, revision: int, rows: list[Any]) -> tuple[AuditSpan, ...]:
-    """The spans of commit ``revision`` of run ``trace_id`` from ``rows``: ``SpanRows.flat``,
-    or the first layout (one ``[n, parent, instance, operation, element, started_at,
-    ended_at, attributes]`` list per span)."""
+    """The spans of commit ``revision`` of run ``trace_id`` from ``rows``: ``SpanRows.flat``
+    (events or spans), or the first layout (one ``[n, parent, instance, operation, element,
+    started_at, ended_at, attributes]`` list per span)."""
+    if rows and rows[0] == EVENTS:
+        return tuple(
+            _span(trace_id, revision, n, *values)
+            for n, values in enumerate(_replay(trace_id, rows), 1)
+        )
     if not rows or rows[0] != FLAT:  # the first layout starts with a list
         return tuple(
             _span(trace_id, revision, n, parent, instance, operation, element, began, ended, a)
@@ -176,6 +223,120 @@ def spans_of(trace_id: str, revision: int, rows: list[Any]) -> tuple[AuditSpan, 
             )
         )
     return tuple(found)
+
+
+_TASK_OPERATIONS = {
+    "enabled": "Task.enable",
+    "started": "Task.start",
+    "completed": "Task.complete",
+    "disabled": "Task.disable",
+    "failed": "Task.fail",
+    "canceled": "Task.cancel",
+}
+_ITEM_OPERATIONS = {
+    "initialized": "WorkItem.reset",  # from started; from nothing: initialize
+    "started": "WorkItem.start",
+    "completed": "WorkItem.complete",
+    "failed": "WorkItem.fail",
+    "canceled": "WorkItem.cancel",
+}
+_WORKFLOW_OPERATIONS = {
+    "initialized": "Workflow.initialize",
+    "started": "Workflow.start",
+    "completed": "Workflow.complete",
+    "failed": "Workflow.fail",
+    "canceled": "Workflow.cancel",
+}
+_ARITY = {ENTER: 0, EXIT: 0, TIME: 1, TASK: 5, ITEM: 6, WORKFLOW: 4, MARK: 4, ROUTE: 4}
+_ARITY.update({OPEN: 4, ERROR: 2})
+
+
+def _text(state: Any) -> str | None:
+    """A state as a plain string (an enum member in memory, a string once stored)."""
+    return None if state is None else str(state)
+
+
+def _replay(trace_id: str, events: list[Any]) -> list[list[Any]]:  # noqa: PLR0915
+    """The spans an event row records, in the order they began: ``[parent, instance,
+    operation, element, started_at, ended_at, attributes]`` each (``EVENTS``)."""
+    spans: list[list[Any]] = []
+    stack = [0]  # the n of each open span, innermost last, above a 0
+    frames: list[int] = []  # the stack's height where each open frame began
+    now = 0.0
+    i, end = 1, len(events)
+    while i < end:
+        code = events[i]
+        arity = _ARITY.get(code)
+        if arity is None or i + arity >= end:
+            raise ValueError(f"an event row of {end} values has no event {code!r} at {i}")
+        values = events[i + 1 : i + 1 + arity]
+        i += 1 + arity
+        if code == ENTER:
+            frames.append(len(stack))
+            continue
+        if code == EXIT:
+            height = frames.pop() if frames else 1
+            for n in stack[height:]:
+                spans[n - 1][5] = now
+            del stack[height:]
+            continue
+        if code == TIME:
+            now = values[0]
+            continue
+        if code == ERROR:
+            item, error = values
+            for span in reversed(spans):
+                if span[2] == "WorkItem.fail" and (span[3] or trace_id) == item:
+                    span[6]["error"] = error
+                    break
+            continue
+        opened = True
+        if code == TASK:
+            instance, element, generation, before, after = values
+            after = _text(after)
+            operation = _TASK_OPERATIONS[after]  # type: ignore[index]
+            attributes = {"before": _text(before), "after": after, "generation": generation}
+        elif code == ITEM:
+            instance, element, task, generation, before, after = values
+            after = _text(after)
+            if before is None:
+                operation = "WorkItem.initialize"
+                attributes = {"before": None, "after": after, "task": task}
+                attributes["generation"] = generation
+            else:
+                operation = _ITEM_OPERATIONS[after]  # type: ignore[index]
+                attributes = {"before": _text(before), "after": after}
+        elif code == WORKFLOW:
+            instance, before, after, more = values
+            element, after = instance, _text(after)
+            operation = _WORKFLOW_OPERATIONS[after]  # type: ignore[index]
+            attributes = {"before": _text(before), "after": after}
+            if more:
+                attributes.update(more)
+        elif code == MARK:
+            instance, element, before, after = values
+            operation, opened = "Condition.mark", False
+            attributes = {"before": before, "after": after}
+        elif code == ROUTE:
+            instance, element, split, outputs = values
+            top = stack[-1]
+            if not top:
+                continue
+            spans[top - 1][6]["split"] = split
+            spans[top - 1][6]["outputs"] = outputs
+            if split == "and":
+                continue
+            operation, opened = "Task.route", False
+            attributes = {"split": split, "outputs": outputs}
+        else:  # OPEN
+            operation, instance, element, more = values
+            attributes = dict(more) if more else {}
+        spans.append([stack[-1], instance, operation, element, now, now, attributes])
+        if opened:
+            stack.append(len(spans))
+    for n in stack[1:]:  # still open when the row ended: they end at its last reading
+        spans[n - 1][5] = now
+    return spans
 
 
 def _span(  # noqa: PLR0917 - one span's row, field by field
