@@ -42,6 +42,7 @@ from cronflow_actors.messages.audit import (
     EVENTS,
     EXIT,
     ITEM,
+    LEAVE,
     MARK,
     OPEN,
     ROUTE,
@@ -181,8 +182,9 @@ class AuditRecorder:
         self._action(message)
 
     def end_turn(self) -> None:
-        """The turn's frame ends: the spans still open end now, at the clock's time."""
-        self._events += (TIME, self._read_clock(), EXIT)
+        """The turn's frame ends: the spans still open end with the transaction, at the
+        clock's time when it commits (``LEAVE``)."""
+        self._events.append(LEAVE)
 
     async def send(self, message: Any) -> Any:
         """Deliver ``message``, sent inside the turn, through ``route`` as one frame: the
@@ -234,10 +236,10 @@ class AuditRecorder:
         events = self._events
         instance = None if workflow_id == self._trace else workflow_id
         if produced_by is not None and split is not None:
-            # production only adds tokens: the conditions that gained one are its outputs
-            added = [c for c in conditions if after.get(c, 0) > before.get(c, 0)]
-            if added:
-                events += (ROUTE, instance, produced_by, _SPLITS[split], added)
+            # production only adds tokens: ``conditions`` are the ones that gained one
+            outputs = list(conditions)
+            if outputs:
+                events += (ROUTE, instance, produced_by, _SPLITS[split], outputs)
         for condition in conditions:
             was, now = before.get(condition, 0), after.get(condition, 0)
             if was != now:

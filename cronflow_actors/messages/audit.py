@@ -29,6 +29,7 @@ __all__ = [
     "EXIT",
     "FLAT",
     "ITEM",
+    "LEAVE",
     "MARK",
     "OPEN",
     "ROUTE",
@@ -91,7 +92,8 @@ in the transaction, in order, from which the spans are rebuilt when they are rea
 (``spans_of``). Each event is a code and its values:
 
 - ``ENTER`` / ``EXIT``: a frame (a message's delivery, an activity's call) begins / ends; the
-  spans that began in it end with it, at the clock's last reading;
+  spans that began in it end with it, at the clock's last reading; ``LEAVE`` ends a turn's
+  frame (its first message's), whose spans end at the row's last reading (the commit);
 - ``TIME t``: the clock reads ``t`` (epoch seconds); a span begins at the last reading;
 - ``TASK instance task generation before after``: a task moved (``Task.<op>``, open);
 - ``ITEM instance item task generation before after``: a work item moved (``WorkItem.<op>``,
@@ -107,7 +109,7 @@ in the transaction, in order, from which the spans are rebuilt when they are rea
 An instance (or element) that is the run's own id is None. Recording an event is appending a
 few references to one list (no span is built on the instance's turn), and the store packs the
 list as it is."""
-ENTER, EXIT, TIME, TASK, ITEM, WORKFLOW, MARK, ROUTE, OPEN, ERROR = range(1, 11)
+ENTER, EXIT, TIME, TASK, ITEM, WORKFLOW, MARK, ROUTE, OPEN, ERROR, LEAVE = range(1, 12)
 
 _CHANGES = ("Workflow.", "Task.", "WorkItem.", "Condition.")
 """The operations whose attributes start with ``before`` and ``after`` (a state or a
@@ -248,7 +250,7 @@ _WORKFLOW_OPERATIONS = {
     "canceled": "Workflow.cancel",
 }
 _ARITY = {ENTER: 0, EXIT: 0, TIME: 1, TASK: 5, ITEM: 6, WORKFLOW: 4, MARK: 4, ROUTE: 4}
-_ARITY.update({OPEN: 4, ERROR: 2})
+_ARITY.update({OPEN: 4, ERROR: 2, LEAVE: 0})
 
 
 def _text(state: Any) -> str | None:
@@ -262,6 +264,7 @@ def _replay(trace_id: str, events: list[Any]) -> list[list[Any]]:  # noqa: PLR09
     spans: list[list[Any]] = []
     stack = [0]  # the n of each open span, innermost last, above a 0
     frames: list[int] = []  # the stack's height where each open frame began
+    closing: list[int] = []  # spans that end with the row
     now = 0.0
     i, end = 1, len(events)
     while i < end:
@@ -274,10 +277,13 @@ def _replay(trace_id: str, events: list[Any]) -> list[list[Any]]:  # noqa: PLR09
         if code == ENTER:
             frames.append(len(stack))
             continue
-        if code == EXIT:
+        if code in (EXIT, LEAVE):
             height = frames.pop() if frames else 1
-            for n in stack[height:]:
-                spans[n - 1][5] = now
+            if code == LEAVE:  # a turn's: its spans end with the row
+                closing.extend(stack[height:])
+            else:
+                for n in stack[height:]:
+                    spans[n - 1][5] = now
             del stack[height:]
             continue
         if code == TIME:
@@ -334,7 +340,7 @@ def _replay(trace_id: str, events: list[Any]) -> list[list[Any]]:  # noqa: PLR09
         spans.append([stack[-1], instance, operation, element, now, now, attributes])
         if opened:
             stack.append(len(spans))
-    for n in stack[1:]:  # still open when the row ended: they end at its last reading
+    for n in closing + stack[1:]:  # they end at the row's last reading
         spans[n - 1][5] = now
     return spans
 
