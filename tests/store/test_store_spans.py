@@ -5,13 +5,14 @@ their run."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from cronflow_actors.errors import ConfigurationError, MutationRejectedError, RevisionConflictError
-from cronflow_actors.messages import Mutation
+from cronflow_actors.messages import Mutation, encode
 from cronflow_actors.messages.audit import AuditSpan, SpanRows
 from cronflow_actors.store import SQLiteStore, Store
 from tests.store.conftest import snapshot
@@ -128,3 +129,29 @@ async def test_a_group_commit_keeps_the_spans_of_every_coalesced_snapshot(
         assert ids(await store.read_spans("i1")) == ["1.1", "1.2", "1.3", "2.1", "2.2"]
         assert ids(await store.read_spans("i2")) == ["1.1"]
         assert await store.schema_version() == 5
+
+
+async def test_rows_written_in_the_first_layout_still_read(tmp_path: Path) -> None:
+    """A database from before the event rows: one msgpack array per span."""
+    store = SQLiteStore(tmp_path / "old.db")
+    await store.open()
+    try:
+        await store.commit(Mutation(snapshot=snapshot(revision=1)))
+        old = [
+            [1, 0, None, "Action.start", None, 10.0, 10.5, {"principal": "ada"}],
+            [2, 1, "i1.f2", "Task.enable", "t1", 10.0, 10.0, {"before": "disabled"}],
+        ]
+        with sqlite3.connect(tmp_path / "old.db") as db:
+            db.execute(
+                "INSERT INTO audit (trace_id, revision, spans) VALUES (?, ?, ?)",
+                ("i1", 1, encode(old)),
+            )
+        found = await store.read_spans("i1")
+    finally:
+        await store.close()
+    assert [(s.span_id, s.parent_id, s.instance_id, s.operation, s.element) for s in found] == [
+        ("1.1", None, "i1", "Action.start", "i1"),
+        ("1.2", "1.1", "i1.f2", "Task.enable", "t1"),
+    ]
+    assert (found[0].started_at, found[0].ended_at) == (10.0, 10.5)
+    assert found[1].attributes == {"before": "disabled"}

@@ -1,0 +1,29 @@
+"""Run ids: UUIDv7 in hex, ordered by the time they were made, so a run's rows land at the end of
+every index (``runtime/ids.py``)."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import cronflow_actors as cf
+from cronflow_actors.runtime.ids import new_run_id
+
+
+def test_ids_are_uuid7_in_hex_and_sort_in_the_order_they_were_made() -> None:
+    made = [new_run_id() for _ in range(2_000)]
+    assert len(set(made)) == len(made)
+    assert made == sorted(made)
+    for run_id in made[:50]:
+        parsed = uuid.UUID(hex=run_id)
+        assert (len(run_id), parsed.version, parsed.variant) == (32, 7, uuid.RFC_4122)
+
+
+async def test_runs_started_one_after_another_list_in_that_order_by_id(tmp_path: Path) -> None:
+    flow = cf.define("ids").step("only", lambda ctx: ctx.payload)
+    async with cf.Runtime(db=tmp_path / "ids.db", workflows=[flow]) as rt:
+        started = [await rt.trigger("ids", n) for n in range(20)]
+        for run_id in started:
+            assert (await rt.wait(run_id)).status == "completed"
+    assert started == sorted(started)
+    assert all(uuid.UUID(hex=run_id).version == 7 for run_id in started)
