@@ -102,3 +102,17 @@ async def test_the_more_constructs_example_in_the_readme_runs(capsys: Any) -> No
         "checks skipped: builtins.ZeroDivisionError",
         "5.0",
     ]
+
+
+async def test_the_audit_trail_example_in_the_readme_runs(capsys: Any) -> None:
+    section = README.read_text().split("## The audit trail:", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict[str, Any] = {}
+    source = code.replace('db="greet.db"', 'db=":memory:"').replace("asyncio.run(main())", "")
+    exec(compile(source, "README.md", "exec"), namespace)
+    await namespace["main"]()
+    *tree, then = capsys.readouterr().out.strip().splitlines()
+    assert tree[0].startswith("trace ")
+    assert any("Task.complete shout started -> completed" in line for line in tree)
+    assert any("Workflow.complete" in line for line in tree)
+    assert then.split() == ["started", "started"]
