@@ -7,15 +7,6 @@ blocking handler never stalls the loop. Then it tells its parent how it went, in
 and stops. If the instance stopped meanwhile, the report is dropped: recovery runs the handler
 again.
 
-Most handlers never wait (a step that computes its output and returns it), and an actor, a
-task and two more rounds of the loop for each would be most of what a step costs. So the
-instance runs a work item's handler up to its first wait itself, right after the commit
-(``first_step``, in a context of its own, as a task would): one that returns (or raises) at
-once is reported to the instance by a message like any other, and only one that waits goes on
-in a ``WorkItemActor`` (``started``), which is then what the metrics count, what a shutdown
-waits for and what a cancellation stops. A handler run inside a tracing scope always gets its
-actor (the scope is entered and exited in the handler's own task).
-
 There are two kinds, which differ only in what they report (and are named apart in the
 metrics): ``WorkItemActor`` runs an attempt of an automated work item and reports
 ``WorkItemFinished`` (the output, or the error with what survives a restart, or a retry);
@@ -33,8 +24,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import logging
-import types
-from collections.abc import Awaitable, Callable, Coroutine, Generator, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
@@ -46,7 +36,7 @@ from cronflow_actors.engine.context import Context
 from cronflow_actors.engine.state_access import StateAccess
 from cronflow_actors.engine.transaction import Transaction, normalize
 from cronflow_actors.errors import RetryRequested
-from cronflow_actors.kernel import ActorHost, Clock, LoopActor
+from cronflow_actors.kernel import Clock, LoopActor
 from cronflow_actors.messages import Message, plain
 from cronflow_actors.messages.engine import (
     ActionFinished,
@@ -59,9 +49,7 @@ __all__ = [
     "ActionActor",
     "HandlerActor",
     "HandlerTracing",
-    "Started",
     "WorkItemActor",
-    "first_step",
     "handler_context",
     "storable_attributes",
 ]
@@ -147,8 +135,6 @@ class HandlerActor(LoopActor):
         item_id: str,
         attempt: int = 0,
         scope: AbstractContextManager[object] | None = None,
-        *,
-        started: Started | None = None,
     ) -> None:
         super().__init__()
         self.handler = handler
@@ -156,29 +142,20 @@ class HandlerActor(LoopActor):
         self.item_id = item_id
         self.attempt = attempt
         self.scope = scope
-        self.started = started
-        """The call, if its first step ran on the instance's turn (``first_step``): it goes
-        on from where it waits, in the context it began in."""
         """Where the handler is called (a ``HandlerTracing`` scope), or None."""
         if scope is not None and ctx.run_blocking is not None:
             # what the handler runs on the pool (itself, if a flow's wrapper sends it there)
             ctx.run_blocking = _in_this_context(ctx.run_blocking)
 
     def on_start(self) -> None:
-        started = self.started
-        context = None if started is None else started.context
-        self.create_task(self._run(), name=f"{self.what} {self.item_id}", context=context)
+        self.create_task(self._run(), name=f"{self.what} {self.item_id}")
 
     async def _run(self) -> None:
         system = self.system
-        started = self.started
-        began_at = system.clock.now() if started is None else started.began_at
+        began_at = system.clock.now()
         report: Message
         try:
-            if started is not None:
-                self.started = None
-                output = await _go_on(started.call, started.waits_on)
-            elif self.scope is None:
+            if self.scope is None:
                 output = await call_user(self.handler, self.ctx, run_blocking=system.run_blocking)
             else:
                 run_blocking = _in_this_context(system.run_blocking)
@@ -221,102 +198,34 @@ class WorkItemActor(HandlerActor):
     what = "work item"
 
     def succeeded(self, output: Any, began_at: float) -> WorkItemFinished:
-        return _succeeded(self.item_id, self.attempt, output, began_at)
-
-    def failed(self, error: Exception, began_at: float) -> WorkItemFinished:
-        return _failed(self.item_id, self.attempt, error, began_at)
-
-
-def _succeeded(item_id: str, attempt: int, output: Any, began_at: float) -> WorkItemFinished:
-    return WorkItemFinished(
-        work_item_id=item_id,
-        attempt=attempt,
-        ok=True,
-        output=normalize(output),
-        began_at=began_at,
-    )
-
-
-def _failed(item_id: str, attempt: int, error: Exception, began_at: float) -> WorkItemFinished:
-    if isinstance(error, RetryRequested):
         return WorkItemFinished(
-            work_item_id=item_id,
-            attempt=attempt,
-            ok=False,
-            error=error.error,
-            retry_after=error.delay,
+            work_item_id=self.item_id,
+            attempt=self.attempt,
+            ok=True,
+            output=normalize(output),
             began_at=began_at,
         )
-    return WorkItemFinished(
-        work_item_id=item_id,
-        attempt=attempt,
-        ok=False,
-        error=f"{type(error).__name__}: {error}",
-        error_type=_class_name(error),
-        error_data=storable_attributes(error),
-        exception=error,
-        began_at=began_at,
-    )
 
-
-class Started:
-    """A work item's handler call whose first step ran (``first_step``) and that now waits on
-    ``waits_on`` (what it yielded to the loop), in ``context``."""
-
-    __slots__ = ("began_at", "call", "context", "waits_on")
-
-    def __init__(
-        self,
-        call: Coroutine[Any, Any, Any],
-        waits_on: Any,
-        context: contextvars.Context,
-        began_at: float,
-    ) -> None:
-        self.call = call
-        self.waits_on = waits_on
-        self.context = context
-        self.began_at = began_at
-
-
-def first_step(
-    handler: Callable[..., Any], ctx: Context, item_id: str, attempt: int, system: ActorHost
-) -> WorkItemFinished | Started:
-    """Call attempt ``attempt`` of work item ``item_id``'s handler here, up to its first wait,
-    in a copy of the current context (as a task would): its report if it returned or raised,
-    else the call, ``Started``, for a ``WorkItemActor`` to go on with."""
-    began_at = system.clock.now()
-    call = call_user(handler, ctx, run_blocking=system.run_blocking)
-    context = contextvars.copy_context()
-    try:
-        waits_on = context.run(call.send, None)
-    except StopIteration as returned:
-        try:
-            return _succeeded(item_id, attempt, returned.value, began_at)
-        except Exception as error:  # an output that cannot be stored
-            return _failed(item_id, attempt, error, began_at)
-    except Exception as error:
-        return _failed(item_id, attempt, error, began_at)
-    return Started(call, waits_on, context, began_at)
-
-
-@types.coroutine
-def _go_on(call: Coroutine[Any, Any, Any], waits_on: Any) -> Generator[Any, Any, Any]:
-    """Drive ``call`` on from its first wait (it yielded ``waits_on`` to the loop): the task
-    that awaits this hands the loop what ``call`` yields, and ``call`` what the loop sends or
-    throws (a cancellation), as if the task had run it from the start."""
-    while True:
-        try:
-            sent = yield waits_on
-        except BaseException as error:
-            try:
-                waits_on = call.throw(error)
-            except StopIteration as returned:
-                return returned.value
-        else:
-            try:
-                waits_on = call.send(sent)
-            except StopIteration as returned:
-                return returned.value
+    def failed(self, error: Exception, began_at: float) -> WorkItemFinished:
+        if isinstance(error, RetryRequested):
+            return WorkItemFinished(
+                work_item_id=self.item_id,
+                attempt=self.attempt,
+                ok=False,
+                error=error.error,
+                retry_after=error.delay,
+                began_at=began_at,
+            )
+        return WorkItemFinished(
+            work_item_id=self.item_id,
+            attempt=self.attempt,
+            ok=False,
+            error=f"{type(error).__name__}: {error}",
+            error_type=_class_name(error),
+            error_data=storable_attributes(error),
+            exception=error,
+            began_at=began_at,
+        )
 
 
 class ActionActor(HandlerActor):

@@ -22,8 +22,8 @@ and depth-first (spec section 0); a task's policy must see its work item's chang
 anything else happens in the instance, and a refused or failing call must roll back all of it.
 Separate mailboxes would interleave cascades and leave half-applied changes to undo. So the
 instance is one actor, and the state-change messages between its elements are delivered by
-direct, ordered dispatch. A handler runs up to its first wait right after the commit, then (if
-it waits) in a ``HandlerActor`` (``engine.handlers``); either way it reports with a message.
+direct, ordered dispatch. User code runs in ``HandlerActor``s (``engine.handlers``), which
+report back with a message.
 """
 
 from __future__ import annotations
@@ -40,7 +40,6 @@ from cronflow_actors.engine.handlers import (
     ActionActor,
     HandlerTracing,
     WorkItemActor,
-    first_step,
     handler_context,
 )
 from cronflow_actors.engine.registry import WorkflowRegistry
@@ -460,12 +459,7 @@ class WorkflowActor(CoroutineActor):
             return
         ctx = self._handler_context(item)
         scope = self._tracing_scope(item, attempt, "work item")
-        # its first step runs here (engine/handlers.py): one that does not wait needs no actor
-        started = None if scope else first_step(handler, ctx, item.id, attempt, self.system)
-        if isinstance(started, WorkItemFinished):
-            self.actor_ref.tell(started)
-            return
-        ref = self._spawn(WorkItemActor, handler, ctx, item.id, attempt, scope, started=started)
+        ref = self._spawn(WorkItemActor, handler, ctx, item.id, attempt, scope)
         if ref is not None:
             self._handler_refs[item.id] = ref
 
@@ -486,9 +480,9 @@ class WorkflowActor(CoroutineActor):
         tracing = self.services.tracing
         return None if tracing is None else tracing.scope(self.instance_id, item, attempt, what)
 
-    def _spawn(self, kind: type[LoopActor], *args: Any, **options: Any) -> Any:
+    def _spawn(self, kind: type[LoopActor], *args: Any) -> Any:
         try:
-            return self.system.spawn(kind, *args, parent=self.actor_ref, **options)
+            return self.system.spawn(kind, *args, parent=self.actor_ref)
         except ActorSystemNotRunningError:
             # The system stops while this actor takes the messages sent before the stop: the
             # work stays started (or out) in the snapshot, and runs on the next start.

@@ -6,12 +6,20 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from cronflow_actors.flow import nodes as n
+from cronflow_actors.flow.options import Cache, CircuitBreaker, Retry
 
 __all__ = ["LOG_LEVELS", "RESERVED", "node_problems", "step_ids"]
 
 RESERVED = (":", "#")
 """Characters the compiler's own task names hold (``if:x``, ``log#3``) and step ids may not."""
 LOG_LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
+
+_OPTIONS: dict[str, type[Retry | Cache | CircuitBreaker]] = {
+    "retry": Retry,
+    "cache": Cache,
+    "circuit_breaker": CircuitBreaker,
+}
+"""A step's options and what each must be."""
 
 
 def step_ids(nodes: Iterable[n.Node], problems: list[str]) -> frozenset[str]:
@@ -54,10 +62,17 @@ def node_problems(node: n.Node) -> list[str]:
     for branch in getattr(node, "branches", ()):
         if branch.condition is not None and not callable(branch.condition):
             found.append(f"{where}: the condition of {branch.name!r} must be a function")
-    for option in ("retry", "cache", "circuit_breaker"):
+    for option, kind in _OPTIONS.items():
         value = getattr(node, option, None)
-        if value is not None:
+        if value is None:
+            continue
+        if isinstance(value, kind):
             found.extend(value.problems(where))
+        else:
+            found.append(
+                f"{where}: {option} must be a cf.{kind.__name__}(...), got "
+                f"{type(value).__name__} {value!r}"
+            )
     if isinstance(node, n.LogNode) and node.level not in LOG_LEVELS:
         found.append(f"{where}: level must be one of {list(LOG_LEVELS)}, got {node.level!r}")
     return found

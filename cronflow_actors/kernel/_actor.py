@@ -231,20 +231,15 @@ class LoopActor(pykka.Actor):
         return len(self.actor_inbox.queue)
 
     def create_task(
-        self,
-        coro: Coroutine[Any, Any, Any],
-        *,
-        name: str | None = None,
-        context: contextvars.Context | None = None,
+        self, coro: Coroutine[Any, Any, Any], *, name: str | None = None
     ) -> asyncio.Task[Any]:
-        """Run a coroutine on the loop as this actor's task (in ``context``, else a copy of
-        the current one); it is cancelled when the actor stops.
+        """Run a coroutine on the loop as this actor's task; it is cancelled when the actor stops.
 
         The task counts as work for ``ActorSystem.wait_idle()`` until it finishes.
         """
         if self._tasks is None:
             self._tasks = set()
-        return self._in_flight.create_task(coro, name=name, owner=self._tasks, context=context)
+        return self._in_flight.create_task(coro, name=name, owner=self._tasks)
 
     # -- the drain loop ---------------------------------------------------------------------------
 

@@ -13,7 +13,6 @@ here (``WorkInFlight`` is the ``clock.SleepListener`` a clock is attached to).
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
@@ -70,12 +69,11 @@ class WorkInFlight:
         *,
         name: str | None = None,
         owner: set[asyncio.Task[Any]] | None = None,
-        context: contextvars.Context | None = None,
     ) -> asyncio.Task[T]:
-        """Run ``coro`` on the loop (in ``context``, else a copy of the current one) as a unit
-        of work until it finishes; it is in ``owner`` (an actor's set of tasks) until then.
-        One done callback does both (each callback is one more turn of the loop)."""
-        task = self.loop.create_task(coro, name=name, context=context)
+        """Run ``coro`` on the loop as a unit of work until it finishes; it is in ``owner``
+        (an actor's set of tasks) until then. One done callback does both (each one is a
+        handle of its own on the loop)."""
+        task = self.loop.create_task(coro, name=name)
         self.count += 1
         self.tasks[task] = owner
         if owner is not None:
