@@ -18,20 +18,20 @@ audit is off, and then nothing here runs). It hears of the operations from four 
   ``Task.route`` span for a split that is not AND);
 - ``Transaction.activity`` wraps each activity call in an ``Activity.<name>`` span.
 
-What it records is the transaction's events, in order, in one list (``SpanRows.flat``, the
+What it records is the transaction's events, in order, in one list (``SpanRows.row``, the
 ``EVENTS`` layout of ``messages/audit.py``): a frame's beginning and end, each move with its
 states, each marking change, each reading of the clock. That list is what the store packs, and
 the spans (numbered in the order they began, ``"<revision>.<n>"``, with their parents and
 times) are rebuilt from it when someone reads them: on the instance's turn the audit costs a
 few appends per operation, not a span each. Times: the turn's first span starts at the turn's
-time (its snapshot's ``updated_at``); the clock is read again only when a turn ends and around
-activities (user code), and a span starts at the last time read: engine operations take
-microseconds, an activity's span measures the activity.
+time (its snapshot's ``updated_at``); the clock is read again only around activities (user
+code) and at the commit, where what is still open ends; a span starts at the last time read:
+engine operations take microseconds, an activity's span measures the activity.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Collection
 from typing import Any, TypeVar
 
 from cronflow_actors.kernel import Clock
@@ -134,23 +134,22 @@ class AuditedChanges(list[Message]):
             recorder.workflow_moved(change)
         else:
             return
-        recorder._spans = True
+        recorder._any_span = True
 
 
 class AuditRecorder:
     """The events of one transaction of the instance ``state``, which runs at ``now`` and, if
     it writes, commits the next revision, for ``trail``: the row the store packs
-    (``SpanRows.flat``), from which the spans are rebuilt when they are read."""
+    (``SpanRows.row``), from which the spans are rebuilt when they are read."""
 
     __slots__ = (
+        "_any_span",
         "_committed",
         "_events",
         "_failed",
-        "_last",
         "_mono",
         "_now",
         "_revision",
-        "_spans",
         "_state",
         "_trace",
         "_trail",
@@ -163,10 +162,10 @@ class AuditRecorder:
         self._trail = trail
         self._committed: SpanRows | None = None
         self._revision = state.revision + 1
-        self._now = self._last = now
+        self._now = now
         self._mono = trail.clock.monotonic()
         self._events: list[Any] = [EVENTS, TIME, now]
-        self._spans = False
+        self._any_span = False
         """Whether any span began (a transaction can write without one)."""
         self._failed: list[str] = []
         """Work items that failed in the transaction: their errors are recorded at the end."""
@@ -212,7 +211,7 @@ class AuditRecorder:
             None if element == trace else element,
             {"kind": kind},
         )
-        self._spans = True
+        self._any_span = True
         try:
             return await call
         finally:
@@ -223,7 +222,7 @@ class AuditRecorder:
         workflow_id: str,
         before: dict[str, int],
         after: dict[str, int],
-        conditions: Iterable[str],
+        conditions: Collection[str],
         *,
         produced_by: str | None = None,
         split: SplitType | None = None,
@@ -244,7 +243,7 @@ class AuditRecorder:
             was, now = before.get(condition, 0), after.get(condition, 0)
             if was != now:
                 events += (MARK, instance, condition, was, now)
-                self._spans = True
+                self._any_span = True
 
     # -- the commit -------------------------------------------------------------------------------
 
@@ -253,7 +252,7 @@ class AuditRecorder:
         snapshot the transaction began from); None if no span began."""
         if revision != self._revision:
             raise AssertionError(f"spans of revision {self._revision} committed as {revision}")
-        if not self._spans:
+        if not self._any_span:
             return None
         events = self._events
         events += (TIME, self._read_clock())  # what is still open ends now
@@ -262,7 +261,7 @@ class AuditRecorder:
             failed = work_items.get(item_id)
             if failed is not None:
                 events += (ERROR, item_id, failed.error)
-        self._committed = SpanRows(trace_id=self._trace, revision=revision, flat=events)
+        self._committed = SpanRows(trace_id=self._trace, revision=revision, row=events)
         return self._committed
 
     def durable(self) -> None:
@@ -274,8 +273,7 @@ class AuditRecorder:
     # -- internals --------------------------------------------------------------------------------
 
     def _read_clock(self) -> float:
-        self._last = now = self._now + (self._trail.clock.monotonic() - self._mono)
-        return now
+        return self._now + (self._trail.clock.monotonic() - self._mono)
 
     def _open(
         self, operation: str, instance_id: str, element: str, attributes: dict[str, Any]
@@ -289,7 +287,7 @@ class AuditRecorder:
             None if element == trace else element,
             attributes,
         )
-        self._spans = True
+        self._any_span = True
 
     def _action(self, message: Any) -> None:
         """The first message of a turn: an action called from outside the cascade."""

@@ -12,7 +12,7 @@ committed snapshot and drops all of it, so a failed call changes nothing.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from typing import Any, TypeVar
 
 import msgspec
@@ -152,7 +152,7 @@ class Transaction:
         self,
         workflow: WorkflowRecord,
         marking: dict[str, int],
-        conditions: Iterable[str],
+        conditions: Collection[str],
         *,
         produced_by: str | None = None,
         split: SplitType | None = None,
@@ -223,7 +223,7 @@ class Transaction:
         ctx = Context(where=where, **values)
         ctx.last = owner.last
         ctx.state = self.state_access
-        ctx.after_commit = self.call_after_commit
+        ctx.after_commit = self.add_after_commit
         if self.state.migration is not None:  # an instance a migration started (section 9)
             ctx.execution_mode = "fast_forward"
             ctx.migrating_from = MigrationSources(self.state.migration.source)
@@ -477,8 +477,8 @@ class Transaction:
         """Queued run ``instance_id``'s row is deleted with the transaction (it starts)."""
         self.dequeued = _added(self.dequeued, instance_id)
 
-    def call_after_commit(self, fn: Callable[[], Any]) -> None:
-        """``ctx.after_commit(fn)``: call ``fn()`` once the transaction is durable."""
+    def add_after_commit(self, fn: Callable[[], Any]) -> None:
+        """``ctx.after_commit(fn)``: have ``fn()`` called once the transaction is durable."""
         self.after_commit = _added(self.after_commit, fn)
 
 

@@ -290,7 +290,7 @@ class WorkflowActor(CoroutineActor):
         try:
             result = await body(tx)
             if tx.writes():
-                mutation, snapshot, busy = self._mutation(tx)
+                mutation, snapshot, busy = self._prepare_commit(tx)
                 await self.services.store.commit(mutation)
                 self._committed, self._body, self._busy = snapshot, snapshot.body, busy
                 tx.spans_durable()
@@ -305,8 +305,9 @@ class WorkflowActor(CoroutineActor):
         self._release(tx, was_final=was_final)
         return result
 
-    def _mutation(self, tx: Transaction) -> tuple[Mutation, SnapshotRecord, Any]:
-        """What committing ``tx`` writes (and its snapshot), and the items busy after it."""
+    def _prepare_commit(self, tx: Transaction) -> tuple[Mutation, SnapshotRecord, Any]:
+        """What committing ``tx`` writes (and its snapshot), and the items busy after it; the
+        state moves to the next revision (restored from the snapshot if the commit fails)."""
         state = self.state
         state.revision += 1
         if state.revision == 1:

@@ -2,15 +2,15 @@
 
 Every operation the engine carries out on an instance (a workflow, task or work item moving, a
 condition's marking changing, a routing decision, an activity or an action being called) is one
-``AuditSpan``, recorded on the instance's turn and committed with the snapshot it led to
-(``Mutation.spans``: no extra transaction). The spans of one run form one trace: its id is the
-run's (the root instance's) id, and each span names the span of the operation that caused it.
+``AuditSpan``, committed with the snapshot it led to (``Mutation.spans``: no extra
+transaction). The spans of one run form one trace: its id is the run's (the root instance's)
+id, and each span names the span of the operation that caused it.
 
-The engine records a commit's spans as ``SpanRows``: plain values in one list, in the shape the
-stores pack them (``store/_spans.py``), so the hot path builds no ``AuditSpan`` and the writer
-encodes them in one call; ``AuditSpan`` objects are made only for whoever reads them (a query,
-an ``on_spans`` callback). Persisted (the store keeps them until the run is pruned): the
-shape only grows.
+What a commit carries, and a store keeps as one row, is ``SpanRows``: on the instance's turn the
+engine records the transaction's events (``EVENTS``: a few references per operation, no span
+built), and the spans are rebuilt from them when someone reads them (``spans_of``); the row is
+packed as it is, in one encoder call (``store/_spans.py``). Rows from before the events (one
+list per span) still read. Persisted (kept until the run is pruned): the layouts only grow.
 """
 
 from __future__ import annotations
@@ -27,26 +27,23 @@ __all__ = [
     "ERROR",
     "EVENTS",
     "EXIT",
-    "FLAT",
     "ITEM",
     "LEAVE",
     "MARK",
     "OPEN",
     "ROUTE",
-    "SPAN_FIELDS",
     "TASK",
     "TIME",
     "WORKFLOW",
     "AuditSpan",
     "SpanRows",
-    "has_states",
     "spans_of",
 ]
 
 
 class AuditSpan(Message, frozen=True, kw_only=True, gc=False):
-    """One engine operation of one run (not tracked by the garbage collector: a span refers
-    to no other object that could refer back to it).
+    """One engine operation of one run (not tracked by the garbage collector: its attributes
+    are plain values, which refer to nothing that could refer back to it).
 
     ``operation`` is one of ``Workflow.initialize|start|complete|fail|cancel``,
     ``Task.enable|start|complete|disable|fail|cancel``,
@@ -79,15 +76,8 @@ class AuditSpan(Message, frozen=True, kw_only=True, gc=False):
     attributes: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
-SPAN_FIELDS = 9
-"""How many values each span takes in ``SpanRows.flat``: ``parent, instance, operation, element,
-started_at, ended_at, before, after, more``."""
-FLAT = 2
-"""The first value of a flat row (``SpanRows.flat``): what tells it from the first layout, a
-list of one list per span (``[n, parent, instance, ...]``), which the stores still read."""
-
 EVENTS = 3
-"""The first value of an event row (``SpanRows.flat`` as the engine records it): what happened
+"""The first value of an event row (``SpanRows.row`` as the engine records it): what happened
 in the transaction, in order, from which the spans are rebuilt when they are read
 (``spans_of``). Each event is a code and its values:
 
@@ -97,61 +87,73 @@ in the transaction, in order, from which the spans are rebuilt when they are rea
 - ``TIME t``: the clock reads ``t`` (epoch seconds); a span begins at the last reading;
 - ``TASK instance task generation before after``: a task moved (``Task.<op>``, open);
 - ``ITEM instance item task generation before after``: a work item moved (``WorkItem.<op>``,
-  open; ``before`` None: initialized, with its task and generation);
+  open; ``before`` None: initialized, with its task and generation, which the other moves
+  carry too but their span does not show);
 - ``WORKFLOW workflow before after more``: a workflow moved (``Workflow.<op>``, open; ``more``:
   None or the attributes beyond ``before`` and ``after``);
 - ``MARK instance condition before after``: a condition's marking changed (ended at once);
-- ``ROUTE instance task split outputs``: the completing task (the innermost open span)
-  produced ``outputs``; a ``Task.route`` (ended at once) unless the split is AND;
+- ``ROUTE instance task split outputs``: the completing task (its ``Task.complete``, the
+  innermost open span) produced ``outputs``; a ``Task.route`` (ended at once) unless AND;
 - ``OPEN operation instance element attributes``: any other span (an action, an activity);
-- ``ERROR item error``: the error of work item ``item``'s last failure in the row.
+- ``ERROR item error``: the error of work item ``item``'s earliest failure in the row that
+  has none yet.
 
-An instance (or element) that is the run's own id is None. Recording an event is appending a
-few references to one list (no span is built on the instance's turn), and the store packs the
-list as it is."""
-ENTER, EXIT, TIME, TASK, ITEM, WORKFLOW, MARK, ROUTE, OPEN, ERROR, LEAVE = range(1, 12)
+An instance (or element) that is the run's own id is None. The codes are persisted: never
+renumber one.
+"""
+ENTER = 1
+EXIT = 2
+TIME = 3
+TASK = 4
+ITEM = 5
+WORKFLOW = 6
+MARK = 7
+ROUTE = 8
+OPEN = 9
+ERROR = 10
+LEAVE = 11
 
-_CHANGES = ("Workflow.", "Task.", "WorkItem.", "Condition.")
-"""The operations whose attributes start with ``before`` and ``after`` (a state or a
-condition's token count), apart from ``Task.route``."""
-
-
-def has_states(operation: str) -> bool:
-    """Whether ``operation`` moves an element (its attributes start with ``before``/``after``)."""
-    return operation.startswith(_CHANGES) and operation != "Task.route"
+_ARITY = {
+    ENTER: 0,
+    EXIT: 0,
+    LEAVE: 0,
+    TIME: 1,
+    TASK: 5,
+    ITEM: 6,
+    WORKFLOW: 4,
+    MARK: 4,
+    ROUTE: 4,
+    OPEN: 4,
+    ERROR: 2,
+}
+"""How many values follow each event's code."""
 
 
 class SpanRows(Message, frozen=True, kw_only=True, gc=False):
     """The spans of one commit of run ``trace_id``, which writes snapshot ``revision``: what a
-    ``Mutation`` carries and a store keeps as one row.
-
-    ``flat`` holds every span in one list, ``SPAN_FIELDS`` values each after the ``FLAT``
-    marker, in the order they began (span ``n`` is the n-th): the parent's ``n`` (0: none), the
-    instance (None: the run's own id), the operation, the element (None: the run's own id), the
-    start and end, then the attributes: for an operation that moves an element
-    (``has_states``), ``before`` and ``after`` and in ``more`` the rest (None: nothing else; an
-    int: the ``generation``; else a dict); for the others ``before`` and ``after`` are None
-    and ``more`` holds them all (None: none). What the trace and revision already say is left
-    out. Plain values, no dict for the commonest attributes: recording a span allocates
-    nothing the garbage collector counts, and packing is one encoder call."""
+    ``Mutation`` carries and a store keeps as one row. ``row`` is the engine's events
+    (``EVENTS`` first) or, for spans given one by one (``of``), the first layout: one
+    ``[n, parent, instance, operation, element, started_at, ended_at, attributes]`` list per
+    span (``n`` of ``"<revision>.<n>"``, the parent's ``n`` or 0, an instance or element that
+    is the run's id as None). Not tracked by the garbage collector: plain values only."""
 
     trace_id: str
     revision: int
-    flat: list[Any]
+    row: list[Any]
 
     def spans(self) -> tuple[AuditSpan, ...]:
-        """The spans as ``AuditSpan`` objects, in the order they began."""
-        return spans_of(self.trace_id, self.revision, self.flat)
+        """The spans, in the order they began."""
+        return spans_of(self.trace_id, self.revision, self.row)
 
     @classmethod
     def of(cls, spans: Sequence[AuditSpan]) -> SpanRows:
-        """The rows of ``spans``: one commit's (one trace and one revision, numbered
+        """The row of ``spans``: one commit's (one trace and one revision, numbered
         ``"<revision>.1"``, ``"<revision>.2"``, ... in order); ``ValueError`` for anything
         else."""
         if not spans:
             raise ValueError("no spans: a commit without spans carries no SpanRows")
         trace_id, revision = spans[0].trace_id, spans[0].revision
-        flat: list[Any] = [FLAT]
+        row: list[Any] = []
         for n, span in enumerate(spans, 1):
             if span.trace_id != trace_id or span.revision != revision:
                 raise ValueError(
@@ -161,70 +163,25 @@ class SpanRows(Message, frozen=True, kw_only=True, gc=False):
                 )
             if span.span_id != f"{revision}.{n}":
                 raise ValueError(f"span {span.span_id!r} is not '{revision}.{n}': out of order")
-            more = dict(span.attributes)
-            if has_states(span.operation):
-                before, after = more.pop("before", None), more.pop("after", None)
-            else:
-                before = after = None
-            flat += (
-                0 if span.parent_id is None else _number(span.parent_id, revision),
-                None if span.instance_id == trace_id else span.instance_id,
-                span.operation,
-                None if span.element == trace_id else span.element,
-                span.started_at,
-                span.ended_at,
-                before,
-                after,
-                more or None,
-            )
-        return cls(trace_id=trace_id, revision=revision, flat=flat)
+            parent = 0 if span.parent_id is None else _number(span.parent_id, revision)
+            instance = None if span.instance_id == trace_id else span.instance_id
+            element = None if span.element == trace_id else span.element
+            times = (span.started_at, span.ended_at)
+            row.append([n, parent, instance, span.operation, element, *times, span.attributes])
+        return cls(trace_id=trace_id, revision=revision, row=row)
 
 
-def spans_of(trace_id: str, revision: int, rows: list[Any]) -> tuple[AuditSpan, ...]:
-    """The spans of commit ``revision`` of run ``trace_id`` from ``rows``: ``SpanRows.flat``
-    (events or spans), or the first layout (one ``[n, parent, instance, operation, element,
-    started_at, ended_at, attributes]`` list per span)."""
-    if rows and rows[0] == EVENTS:
-        return tuple(
-            _span(trace_id, revision, n, *values)
-            for n, values in enumerate(_replay(trace_id, rows), 1)
-        )
-    if not rows or rows[0] != FLAT:  # the first layout starts with a list
-        return tuple(
-            _span(trace_id, revision, n, parent, instance, operation, element, began, ended, a)
-            for n, parent, instance, operation, element, began, ended, a in rows
-        )
-    if (len(rows) - 1) % SPAN_FIELDS:
-        raise ValueError(f"a flat row of {len(rows)} values: not 1 + {SPAN_FIELDS} per span")
-    found = []
-    for i in range(1, len(rows), SPAN_FIELDS):
-        parent, instance, operation, element, began, ended, before, after, more = rows[
-            i : i + SPAN_FIELDS
-        ]
-        if has_states(operation):
-            attributes = {"before": before, "after": after}
-            if type(more) is int:
-                attributes["generation"] = more
-            elif more:
-                attributes.update(more)
-        else:
-            attributes = dict(more) if more else {}
-        n = (i - 1) // SPAN_FIELDS + 1
-        found.append(
-            _span(
-                trace_id,
-                revision,
-                n,
-                parent,
-                instance,
-                operation,
-                element,
-                began,
-                ended,
-                attributes,
-            )
-        )
-    return tuple(found)
+def spans_of(trace_id: str, revision: int, row: list[Any]) -> tuple[AuditSpan, ...]:
+    """The spans of commit ``revision`` of run ``trace_id`` from its ``row`` (either layout,
+    ``SpanRows``); ``ValueError`` for a row that is neither."""
+    if row and row[0] == EVENTS:
+        where = f"the audit row of run {trace_id!r}, revision {revision}"
+        rebuilt = _replay(row, where, trace_id)
+        return tuple(_span(trace_id, revision, n, *values) for n, values in enumerate(rebuilt, 1))
+    return tuple(
+        _span(trace_id, revision, n, parent, instance, operation, element, began, ended, a)
+        for n, parent, instance, operation, element, began, ended, a in row
+    )
 
 
 _TASK_OPERATIONS = {
@@ -249,8 +206,8 @@ _WORKFLOW_OPERATIONS = {
     "failed": "Workflow.fail",
     "canceled": "Workflow.cancel",
 }
-_ARITY = {ENTER: 0, EXIT: 0, TIME: 1, TASK: 5, ITEM: 6, WORKFLOW: 4, MARK: 4, ROUTE: 4}
-_ARITY.update({OPEN: 4, ERROR: 2, LEAVE: 0})
+"""The operation of each move, by the state it moved to (the states' values: an enum member in
+memory, its string once stored, look the same up)."""
 
 
 def _text(state: Any) -> str | None:
@@ -258,91 +215,116 @@ def _text(state: Any) -> str | None:
     return None if state is None else str(state)
 
 
-def _replay(trace_id: str, events: list[Any]) -> list[list[Any]]:  # noqa: PLR0915
-    """The spans an event row records, in the order they began: ``[parent, instance,
-    operation, element, started_at, ended_at, attributes]`` each (``EVENTS``)."""
-    spans: list[list[Any]] = []
-    stack = [0]  # the n of each open span, innermost last, above a 0
-    frames: list[int] = []  # the stack's height where each open frame began
-    closing: list[int] = []  # spans that end with the row
-    now = 0.0
+class _Replay:
+    """Rebuilds the spans an event row records (``EVENTS``), in the order they began: each
+    ``[parent, instance, operation, element, started_at, ended_at, attributes]``."""
+
+    def __init__(self, where: str) -> None:
+        self.where = where
+        self.spans: list[list[Any]] = []
+        self.stack = [0]
+        """The n of each open span, innermost last, above a 0."""
+        self.frames: list[int] = []
+        """The stack's height where each open frame began."""
+        self.closing: list[int] = []
+        """Spans that end with the row (a turn's)."""
+        self.now = 0.0
+
+    def begin(
+        self, parent: int, instance: Any, operation: str, element: Any, attributes: Any
+    ) -> int:
+        self.spans.append([parent, instance, operation, element, self.now, self.now, attributes])
+        return len(self.spans)
+
+    def open(self, instance: Any, operation: str, element: Any, attributes: Any) -> None:
+        self.stack.append(self.begin(self.stack[-1], instance, operation, element, attributes))
+
+    def end_frame(self, *, with_row: bool) -> None:
+        if not self.frames:
+            raise ValueError(f"{self.where}: a frame ends that did not begin")
+        height = self.frames.pop()
+        if with_row:
+            self.closing.extend(self.stack[height:])
+        else:
+            for n in self.stack[height:]:
+                self.spans[n - 1][5] = self.now
+        del self.stack[height:]
+
+    def route(self, instance: Any, task: str, split: str, outputs: list[str]) -> None:
+        top = self.stack[-1]
+        completion = self.spans[top - 1] if top else None
+        own = completion is not None and completion[1:4] == [instance, "Task.complete", task]
+        if own:  # the completion shows its outputs
+            completion[6]["split"] = split  # type: ignore[index]
+            completion[6]["outputs"] = outputs  # type: ignore[index]
+        if split != "and" or not own:
+            self.begin(top, instance, "Task.route", task, {"split": split, "outputs": outputs})
+
+    def error(self, item: str, error: str | None, trace_id: str) -> None:
+        for span in self.spans:
+            failed = span[2] == "WorkItem.fail" and (span[3] or trace_id) == item
+            if failed and "error" not in span[6]:
+                span[6]["error"] = error
+                return
+
+    def finish(self) -> list[list[Any]]:
+        for n in self.closing + self.stack[1:]:  # they end at the row's last reading
+            self.spans[n - 1][5] = self.now
+        return self.spans
+
+
+def _replay(events: list[Any], where: str, trace_id: str = "") -> list[list[Any]]:
+    """The spans of ``events`` (``where`` names the row in errors)."""
+    replay = _Replay(where)
     i, end = 1, len(events)
     while i < end:
         code = events[i]
         arity = _ARITY.get(code)
-        if arity is None or i + arity >= end:
-            raise ValueError(f"an event row of {end} values has no event {code!r} at {i}")
+        if arity is None:
+            raise ValueError(f"{where}: {code!r} at {i} is no event")
+        if i + arity >= end:
+            raise ValueError(f"{where}: event {code} at {i} is cut short")
         values = events[i + 1 : i + 1 + arity]
         i += 1 + arity
         if code == ENTER:
-            frames.append(len(stack))
-            continue
-        if code in (EXIT, LEAVE):
-            height = frames.pop() if frames else 1
-            if code == LEAVE:  # a turn's: its spans end with the row
-                closing.extend(stack[height:])
-            else:
-                for n in stack[height:]:
-                    spans[n - 1][5] = now
-            del stack[height:]
-            continue
-        if code == TIME:
-            now = values[0]
-            continue
-        if code == ERROR:
-            item, error = values
-            for span in reversed(spans):
-                if span[2] == "WorkItem.fail" and (span[3] or trace_id) == item:
-                    span[6]["error"] = error
-                    break
-            continue
-        opened = True
-        if code == TASK:
-            instance, element, generation, before, after = values
+            replay.frames.append(len(replay.stack))
+        elif code in (EXIT, LEAVE):
+            replay.end_frame(with_row=code == LEAVE)
+        elif code == TIME:
+            replay.now = values[0]
+        elif code == TASK:
+            instance, task, generation, before, after = values
             after = _text(after)
-            operation = _TASK_OPERATIONS[after]  # type: ignore[index]
             attributes = {"before": _text(before), "after": after, "generation": generation}
+            replay.open(instance, _TASK_OPERATIONS[after], task, attributes)  # type: ignore[index]
         elif code == ITEM:
-            instance, element, task, generation, before, after = values
+            instance, item, task, generation, before, after = values
             after = _text(after)
             if before is None:
-                operation = "WorkItem.initialize"
                 attributes = {"before": None, "after": after, "task": task}
                 attributes["generation"] = generation
+                replay.open(instance, "WorkItem.initialize", item, attributes)
             else:
                 operation = _ITEM_OPERATIONS[after]  # type: ignore[index]
-                attributes = {"before": _text(before), "after": after}
+                replay.open(instance, operation, item, {"before": _text(before), "after": after})
         elif code == WORKFLOW:
             instance, before, after, more = values
-            element, after = instance, _text(after)
+            after = _text(after)
+            attributes = {"before": _text(before), "after": after, **(more or {})}
             operation = _WORKFLOW_OPERATIONS[after]  # type: ignore[index]
-            attributes = {"before": _text(before), "after": after}
-            if more:
-                attributes.update(more)
+            replay.open(instance, operation, instance, attributes)
         elif code == MARK:
-            instance, element, before, after = values
-            operation, opened = "Condition.mark", False
+            instance, condition, before, after = values
             attributes = {"before": before, "after": after}
+            replay.begin(replay.stack[-1], instance, "Condition.mark", condition, attributes)
         elif code == ROUTE:
-            instance, element, split, outputs = values
-            top = stack[-1]
-            if not top:
-                continue
-            spans[top - 1][6]["split"] = split
-            spans[top - 1][6]["outputs"] = outputs
-            if split == "and":
-                continue
-            operation, opened = "Task.route", False
-            attributes = {"split": split, "outputs": outputs}
-        else:  # OPEN
-            operation, instance, element, more = values
-            attributes = dict(more) if more else {}
-        spans.append([stack[-1], instance, operation, element, now, now, attributes])
-        if opened:
-            stack.append(len(spans))
-    for n in closing + stack[1:]:  # they end at the row's last reading
-        spans[n - 1][5] = now
-    return spans
+            replay.route(*values)
+        elif code == OPEN:
+            operation, instance, element, attributes = values
+            replay.open(instance, operation, element, dict(attributes) if attributes else {})
+        else:  # ERROR
+            replay.error(values[0], values[1], trace_id)
+    return replay.finish()
 
 
 def _span(  # noqa: PLR0917 - one span's row, field by field

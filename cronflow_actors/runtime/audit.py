@@ -279,7 +279,13 @@ class AuditMethods(RuntimeParts):
             self._services.audit.sink = self._span_sink()
 
     def _spans_durable(self, rows: SpanRows) -> None:
-        spans = rows.spans()
+        try:
+            spans = rows.spans()
+        except Exception:  # the commit is durable all the same: its spans are only not heard
+            logger.exception(
+                "the spans of %s revision %d could not be read", rows.trace_id, rows.revision
+            )
+            return
         for callback in tuple(self._span_callbacks):
             try:
                 callback(spans)

@@ -163,7 +163,7 @@ class Runtime(ClusterRecovery, LifecycleMethods, FlowMethods, StateMethods, Audi
         self._recovering: dict[str, asyncio.Task[None]] = {}
         self._observers: list[Callable[[list[Message]], None]] = []
         self._span_callbacks: list[Callable[[Sequence[AuditSpan]], None]] = []
-        if self.otel is not None:
+        if self.otel is not None:  # not on_spans: the services it updates come below
             self._span_callbacks.append(self.otel.export)
         self.telemetry = Telemetry(
             _version(),

@@ -135,7 +135,7 @@ class Store(Protocol):
 
     def commit(self, mutation: Mutation) -> Awaitable[None]:
         """Write one instance's state change atomically; the awaitable is done once it is
-        durable (or raises).
+        durable (or raises). A closed or failed store refuses at once, when called.
 
         A snapshot at revision 1 is a new row: ``DuplicateInstanceError`` if the id is stored
         (or queued). A snapshot at revision n replaces revision n - 1 only:

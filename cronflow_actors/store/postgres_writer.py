@@ -270,12 +270,12 @@ class PostgresWriter:
         if batch.journal:
             await connection.execute(sql.INSERT_JOURNAL, *sql.journal_args(batch.journal))
         if batch.spans:
-            groups = batch.spans
+            commits = batch.spans  # one row each
             await connection.execute(
                 sql.INSERT_SPANS,
-                [g.trace_id for g in groups],
-                [g.revision for g in groups],
-                [pack(g) for g in groups],
+                [c.trace_id for c in commits],
+                [c.revision for c in commits],
+                [pack(c) for c in commits],
             )
         if batch.timers_cancel:
             await connection.execute(sql.DELETE_TIMERS, list(batch.timers_cancel))
