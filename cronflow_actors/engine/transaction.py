@@ -28,6 +28,7 @@ from cronflow_actors.engine.context import (
     WorkItemInfo,
     WorkItems,
 )
+from cronflow_actors.engine.owners import task_owner, work_item_owner, workflow_owner
 from cronflow_actors.errors import NotFoundError
 from cronflow_actors.messages import (
     JournalEntry,
@@ -492,18 +493,3 @@ def _added(items: Sequence[T], item: T) -> list[T]:
 
 def _random_token() -> str:
     return secrets.token_urlsafe(18)  # 144 bits
-
-
-def workflow_owner(workflow_id: str) -> str:
-    return f"workflow/{workflow_id}/"
-
-
-def task_owner(workflow_id: str, task: str, generation: int | None = None) -> str:
-    """The owner key of a task's jobs; without ``generation``, the prefix of all of them."""
-    if generation is None:
-        return f"task/{workflow_id}/{task}/"
-    return f"task/{workflow_id}/{task}/{generation}/"
-
-
-def work_item_owner(work_item_id: str) -> str:
-    return f"work_item/{work_item_id}/"

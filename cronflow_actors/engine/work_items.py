@@ -27,6 +27,7 @@ from cronflow_actors.calls import call_user
 from cronflow_actors.engine import detached
 from cronflow_actors.engine.actions import pass_boundary, storable
 from cronflow_actors.engine.context import WorkItemHandle, WorkItemInfo
+from cronflow_actors.engine.owners import work_item_owner
 from cronflow_actors.engine.states import (
     VERB_TARGETS,
     TaskState,
@@ -36,7 +37,7 @@ from cronflow_actors.engine.states import (
     check_move,
     is_final,
 )
-from cronflow_actors.engine.transaction import Transaction, work_item_owner
+from cronflow_actors.engine.transaction import Transaction
 from cronflow_actors.errors import InvalidStateTransitionError, ResumeError
 from cronflow_actors.messages import JournalEntry, encode, json_encode
 from cronflow_actors.messages.elements import (

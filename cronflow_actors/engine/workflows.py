@@ -17,8 +17,9 @@ from collections.abc import Awaitable
 from cronflow_actors.calls import call_user
 from cronflow_actors.engine.actions import pass_boundary
 from cronflow_actors.engine.context import Context
+from cronflow_actors.engine.owners import workflow_owner
 from cronflow_actors.engine.states import TaskState, WorkflowState, check_move
-from cronflow_actors.engine.transaction import Transaction, workflow_owner
+from cronflow_actors.engine.transaction import Transaction
 from cronflow_actors.messages.elements import (
     CancelTask,
     DisableTask,
