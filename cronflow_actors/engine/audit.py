@@ -129,7 +129,7 @@ class AuditedChanges(list[Message]):
                 target,
             )
             if target is WorkItemState.FAILED:  # its error is known once it has moved
-                recorder._failed.append(item_id)
+                recorder._failed = (*recorder._failed, item_id)
         elif kind is WorkflowStateChanged:
             recorder.workflow_moved(change)
         else:
@@ -167,7 +167,7 @@ class AuditRecorder:
         self._events: list[Any] = [EVENTS, TIME, now]
         self._any_span = False
         """Whether any span began (a transaction can write without one)."""
-        self._failed: list[str] = []
+        self._failed: tuple[str, ...] = ()
         """Work items that failed in the transaction: their errors are recorded at the end."""
         self.route: Callable[[Any], Awaitable[Any]] | None = None
         """The dispatcher's delivery of a message (``Cascade``, for the turn)."""
