@@ -132,9 +132,6 @@ class AuditedChanges(list[Message]):
                 recorder._failed = (*recorder._failed, item_id)
         elif kind is WorkflowStateChanged:
             recorder.workflow_moved(change)
-        else:
-            return
-        recorder._any_span = True
 
 
 class AuditRecorder:
@@ -143,7 +140,6 @@ class AuditRecorder:
     (``SpanRows.row``), from which the spans are rebuilt when they are read."""
 
     __slots__ = (
-        "_any_span",
         "_committed",
         "_events",
         "_failed",
@@ -165,8 +161,6 @@ class AuditRecorder:
         self._now = now
         self._mono = trail.clock.monotonic()
         self._events: list[Any] = [EVENTS, TIME, now]
-        self._any_span = False
-        """Whether any span began (a transaction can write without one)."""
         self._failed: tuple[str, ...] = ()
         """Work items that failed in the transaction: their errors are recorded at the end."""
         self.route: Callable[[Any], Awaitable[Any]] | None = None
@@ -211,19 +205,17 @@ class AuditRecorder:
             None if element == trace else element,
             {"kind": kind},
         )
-        self._any_span = True
         try:
             return await call
         finally:
             events += (TIME, self._read_clock(), EXIT)
 
-    def marked(
+    def marked(  # noqa: PLR0917 - Transaction.mark passes its own arguments on
         self,
         workflow_id: str,
         before: dict[str, int],
         after: dict[str, int],
         conditions: Collection[str],
-        *,
         produced_by: str | None = None,
         split: SplitType | None = None,
     ) -> None:
@@ -236,24 +228,23 @@ class AuditRecorder:
         instance = None if workflow_id == self._trace else workflow_id
         if produced_by is not None and split is not None:
             # production only adds tokens: ``conditions`` are the ones that gained one
-            outputs = list(conditions)
+            outputs = tuple(conditions)
             if outputs:
                 events += (ROUTE, instance, produced_by, _SPLITS[split], outputs)
         for condition in conditions:
             was, now = before.get(condition, 0), after.get(condition, 0)
             if was != now:
                 events += (MARK, instance, condition, was, now)
-                self._any_span = True
 
     # -- the commit -------------------------------------------------------------------------------
 
-    def spans(self, revision: int) -> SpanRows | None:
+    def spans(self, revision: int) -> SpanRows:
         """The transaction's events, to commit with snapshot ``revision`` (the one after the
-        snapshot the transaction began from); None if no span began."""
+        snapshot the transaction began from). A transaction that writes without moving anything
+        (a dropped job's timer, an action's report) has a row with no spans: cheaper than
+        knowing, on every operation, whether one began."""
         if revision != self._revision:
             raise AssertionError(f"spans of revision {self._revision} committed as {revision}")
-        if not self._any_span:
-            return None
         events = self._events
         events += (TIME, self._read_clock())  # what is still open ends now
         work_items = self._state.work_items
@@ -287,7 +278,6 @@ class AuditRecorder:
             None if element == trace else element,
             attributes,
         )
-        self._any_span = True
 
     def _action(self, message: Any) -> None:
         """The first message of a turn: an action called from outside the cascade."""

@@ -163,12 +163,7 @@ class Transaction:
         task whose ``split`` produced the new tokens (its routing decision)."""
         if self.audit is not None:
             self.audit.marked(
-                workflow.id,
-                workflow.marking,
-                marking,
-                conditions,
-                produced_by=produced_by,
-                split=split,
+                workflow.id, workflow.marking, marking, conditions, produced_by, split
             )
         workflow.marking = marking
 
