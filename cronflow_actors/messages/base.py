@@ -3,6 +3,13 @@
 A message is a frozen, keyword-only, tagged msgspec Struct: frozen so it can be shared between
 actors without copies, tagged so a union of messages decodes to the right class, keyword-only so
 fields can be added later with defaults without breaking callers. Persisted shapes only grow.
+
+The records of an instance's state, its state changes, the element messages, snapshots and
+mutations are declared ``gc=False`` (the cyclic collector never walks them): they hold plain
+values only (ids, states, numbers, and payloads and outputs normalized to msgpack types before
+they are kept), so none can be part of a reference cycle, and every in-flight run has fewer
+objects for the collector to walk. A message that can carry a live object (an exception, a
+callback) stays tracked.
 """
 
 from __future__ import annotations
