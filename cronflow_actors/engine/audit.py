@@ -87,9 +87,6 @@ class AuditTrail:
         return AuditRecorder(state, now=now, trail=self)
 
 
-_SPLITS: dict[Any, str] = {split: split.value for split in SplitType}
-
-
 class AuditedChanges(list[Message]):
     """A transaction's state changes (a list, as without the audit) that records each one as
     an event when it is appended: the span of the element's operation opens, until the frame
@@ -194,17 +191,9 @@ class AuditRecorder:
     ) -> T:
         """Carry out ``call`` (user code: activity ``name`` of ``element``, a ``kind``) in an
         ``Activity.<name>`` span."""
-        events, trace = self._events, self._trace
-        events += (
-            TIME,
-            self._read_clock(),
-            ENTER,
-            OPEN,
-            f"Activity.{name}",
-            None if instance_id == trace else instance_id,
-            None if element == trace else element,
-            {"kind": kind},
-        )
+        events = self._events
+        events += (TIME, self._read_clock(), ENTER)
+        self._open(f"Activity.{name}", instance_id, element, {"kind": kind})
         try:
             return await call
         finally:
@@ -230,7 +219,7 @@ class AuditRecorder:
             # production only adds tokens: ``conditions`` are the ones that gained one
             outputs = tuple(conditions)
             if outputs:
-                events += (ROUTE, instance, produced_by, _SPLITS[split], outputs)
+                events += (ROUTE, instance, produced_by, split, outputs)
         for condition in conditions:
             was, now = before.get(condition, 0), after.get(condition, 0)
             if was != now:
@@ -269,7 +258,8 @@ class AuditRecorder:
     def _open(
         self, operation: str, instance_id: str, element: str, attributes: dict[str, Any]
     ) -> None:
-        """A span that stays open until the frame it began in ends (an action's)."""
+        """A span that stays open until the frame it began in ends (an action's, an
+        activity's)."""
         trace = self._trace
         self._events += (
             OPEN,

@@ -250,8 +250,9 @@ class _Replay:
                 self.spans[n - 1][5] = self.now
         del self.stack[height:]
 
-    def route(self, instance: Any, task: str, split: str, outputs: Sequence[str]) -> None:
+    def route(self, instance: Any, task: str, split: Any, outputs: Sequence[str]) -> None:
         outputs = list(outputs)  # a tuple as recorded, a list once stored
+        split = str(split)  # an enum member as recorded, its string once stored
         top = self.stack[-1]
         completion = self.spans[top - 1] if top else None
         own = completion is not None and completion[1:4] == [instance, "Task.complete", task]
