@@ -67,16 +67,11 @@ def write_batch(
     items (None for a mutation) and whether pruning freed pages; None, with nothing written,
     if ``owner``'s lease is no longer held. Rolls back and raises if anything fails
     (``_Refused`` if a snapshot statement was refused)."""
-    if owner is None:
-        db.execute("BEGIN IMMEDIATE")
-    else:
-        try:
-            db.executescript(sql.begin_fenced(owner))
-        except sqlite3.IntegrityError:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            return None
+    db.execute("BEGIN IMMEDIATE")
     try:
+        if owner is not None and not _holds_lease(db, owner):
+            db.execute("ROLLBACK")
+            return None
         vacuum_due = False
         if batch.dequeued:
             db.executemany(sql.DEQUEUE, [(i,) for i in batch.dequeued])
@@ -124,6 +119,15 @@ def write_batch(
             db.execute("ROLLBACK")
         raise
     return results, vacuum_due
+
+
+def _holds_lease(db: sqlite3.Connection, owner: str) -> bool:
+    """Whether ``owner`` still holds the lease, checked inside the write transaction (``FENCE``)."""
+    try:
+        db.execute(sql.FENCE, (owner,))
+    except sqlite3.IntegrityError:
+        return False
+    return True
 
 
 def _apply(db: sqlite3.Connection, op: Any) -> tuple[Any, bool]:

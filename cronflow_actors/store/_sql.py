@@ -1,7 +1,7 @@
 """The SQL the SQLite store runs, and the mapping between its rows and the persisted records.
 
 Fenced writes: once a runtime owns the database, every transaction of its writer begins by
-checking that the lease is still its own (``begin_fenced``), in the same round trip as the
+checking that the lease is still its own (``FENCE``), in the same round trip as the
 ``BEGIN IMMEDIATE``: a runtime that lost its lease writes nothing more. One check covers the
 whole transaction, because the transaction holds SQLite's write lock and taking the lease over
 is a write.
@@ -37,13 +37,13 @@ FENCE_TABLE = "CREATE TEMP TABLE IF NOT EXISTS fence (held INTEGER CHECK (held))
 """On the writer's connection only: a row that says the lease is not held breaks the CHECK."""
 
 
-def begin_fenced(owner: str) -> str:
-    """``BEGIN IMMEDIATE``, then fail (a CHECK constraint) unless ``owner`` holds the lease."""
-    quoted = owner.replace("'", "''")
-    return (
-        "BEGIN IMMEDIATE; INSERT INTO temp.fence (held) SELECT 0 WHERE NOT EXISTS "
-        f"(SELECT 1 FROM main.leases WHERE scope = 'runtime' AND owner = '{quoted}');"
-    )
+FENCE = (
+    "INSERT INTO temp.fence (held) SELECT 0 WHERE NOT EXISTS "
+    "(SELECT 1 FROM main.leases WHERE scope = 'runtime' AND owner = ?)"
+)
+"""Run right after ``BEGIN IMMEDIATE`` with the owner: fails (the CHECK constraint) unless that
+owner still holds the lease. A prepared statement, kept in the connection's cache: a script
+would be parsed again on every commit."""
 
 
 INSERT_SNAPSHOT = (
