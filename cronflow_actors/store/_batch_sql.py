@@ -5,13 +5,16 @@ Each ``await connection.execute(...)`` is a round trip to aiosqlite's thread and
 loop (a queue put, a thread wake-up, a ``call_soon_threadsafe``). A batch is a ``BEGIN``, a
 statement or more per kind of row and a ``COMMIT``: five or more round trips, most of the
 latency of a commit when runs go one at a time. Here the whole batch is one plain function
-that ``run_on_connection`` hands to that thread at once, so a commit costs one round trip; the
-statements, their order and the transaction are the same.
+that is handed to that thread at once, so a commit costs one round trip; the statements, their
+order and the transaction are the same. The writer posts it (``post_to_connection``) and the
+thread answers the loop itself, so no task waits in between; ``run_on_connection`` awaits it
+(the writer's slower paths).
 
-``run_on_connection`` uses aiosqlite's private ``Connection._execute`` (queue a callable on the
-connection's thread, await its result) and ``Connection._conn`` (the ``sqlite3.Connection``):
-aiosqlite has no public way to run several statements with parameters in one hand-off. The
-version is capped in ``pyproject.toml`` and ``tests/store/test_batch_sql.py`` checks both.
+Both lean on aiosqlite's private parts: ``Connection._tx`` (its queue of calls for the
+connection's thread), ``Connection._execute`` (queue a callable, await its result) and
+``Connection._conn`` (the ``sqlite3.Connection``): aiosqlite has no public way to run several
+statements with parameters in one hand-off. The version is capped in ``pyproject.toml`` and
+``tests/store/test_batch_sql.py`` checks all three.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from cronflow_actors.store._ops import Item, KvDelete, KvIncr, KvPurge, KvSet, P
 from cronflow_actors.store._protocol import incremented
 from cronflow_actors.store._spans import pack
 
-__all__ = ["run_on_connection", "write_batch"]
+__all__ = ["post_to_connection", "run_on_connection", "write_batch"]
 
 T = TypeVar("T")
 
@@ -54,6 +57,17 @@ async def run_on_connection(
 
     result: T = await connection._execute(call)  # type: ignore[no-untyped-call]
     return result
+
+
+def post_to_connection(
+    connection: aiosqlite.Connection, fn: Callable[[sqlite3.Connection], None], /
+) -> None:
+    """Queue ``fn(db)`` on ``connection``'s thread and return at once: nothing answers; ``fn``
+    reports back itself (``loop.call_soon_threadsafe``) and must not raise. This is
+    aiosqlite's queue of calls (``Connection._tx``, entries ``(future, function)``, with no
+    future to resolve), so it runs in order with the connection's other work."""
+    db = connection._conn
+    connection._tx.put_nowait((None, lambda: fn(db)))
 
 
 def write_batch(

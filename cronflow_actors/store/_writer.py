@@ -4,7 +4,9 @@ Callers queue an item (a mutation, a key-value operation, a queued run) and wait
 the writer takes everything queued, writes it in one ``BEGIN IMMEDIATE`` transaction (only the
 newest snapshot of each instance, checked against the revision it was based on), commits, and
 wakes every caller of the batch. The batch's statements run on the connection's thread in one
-hand-off (``_batch_sql``). While one batch commits the next one fills, so throughput grows
+hand-off (``_batch_sql``): it is posted as soon as the writer is free, takes what is queued
+when the thread starts it, and the thread answers the callers' loop itself (no writer task
+wakes in between). While one batch commits the next one fills, so throughput grows
 with the number of concurrent writers while each caller still returns only once its write is
 durable. If a batch fails (one mutation breaks a constraint, say), it is rolled back and its
 items are written one by one, so only the offending caller gets the error.
@@ -24,8 +26,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import aiosqlite
@@ -41,8 +44,13 @@ from cronflow_actors.errors import (
 )
 from cronflow_actors.messages import LeaseRecord, Mutation, QueuedRun
 from cronflow_actors.store import _sql as sql
-from cronflow_actors.store._batch import BrokenChainError, coalesce
-from cronflow_actors.store._batch_sql import _Refused, run_on_connection, write_batch
+from cronflow_actors.store._batch import BrokenChainError, Coalesced, coalesce
+from cronflow_actors.store._batch_sql import (
+    _Refused,
+    post_to_connection,
+    run_on_connection,
+    write_batch,
+)
 from cronflow_actors.store._ops import (
     LEASE_OPS,
     BatchOp,
@@ -90,9 +98,17 @@ class GroupWriter:
         self._name = name
         self._max_batch = max_batch
         self._queue: list[Item] = []
-        self._wakeup = asyncio.Event()
+        self._lock = threading.Lock()
+        """Guards the queue: callers add to it in the loop, a batch is taken from it on the
+        connection's thread."""
+        self._busy = False
+        """Something is being written (a batch on the connection's thread, or a slow path)."""
+        self._slow: asyncio.Task[None] | None = None
+        """The slow path in progress (a lease operation, a refused batch, a vacuum)."""
+        self._idle: asyncio.Future[None] | None = None
+        """What ``close`` waits on while the writer is busy."""
         self._closing = False
-        self._task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.owner: str | None = None
         """The lease owner whose lease fences snapshot writes (None: no lease held)."""
         self.failure: BaseException | None = None
@@ -101,47 +117,118 @@ class GroupWriter:
         """Told of each batch once its callers are answered (the store's ``watch_commits``)."""
 
     def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(
-            self._run(), name=f"cronflow-store-writer:{self._name}"
-        )
+        self._loop = asyncio.get_running_loop()
 
     async def close(self) -> None:
         """Write everything already queued, then stop."""
         self._closing = True
-        self._wakeup.set()
-        if self._task is not None:
-            await self._task
+        while self._busy:
+            self._idle = asyncio.get_running_loop().create_future()
+            await self._idle
 
     def submit(self, payload: BatchOp | LeaseOp, operation: str) -> asyncio.Future[Any]:
         if self._closing:
             raise StoreClosedError(self._name, operation)
         if self.failure is not None:
             raise StoreFailedError(self._name, str(self.failure))
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._queue.append((payload, future))
-        self._wakeup.set()
+        assert self._loop is not None, "the writer is not started"
+        future: asyncio.Future[Any] = self._loop.create_future()
+        with self._lock:
+            self._queue.append((payload, future))
+        if not self._busy:
+            self._next()
         return future
 
-    async def _run(self) -> None:
-        wakeup = self._wakeup
-        while True:
-            if not self._queue:
-                if self._closing:
-                    return
-                wakeup.clear()
-                await wakeup.wait()
-                continue
-            if isinstance(self._queue[0][0], LEASE_OPS):
-                await self._lease_op(self._queue.pop(0))
-                continue
+    # -- dispatch: what is queued goes to the connection's thread as soon as it is free ----------
+
+    def _next(self) -> None:
+        """Start writing what is queued, if anything (the writer is not busy)."""
+        with self._lock:
+            head = self._queue[0] if self._queue else None
+            if head is not None and isinstance(head[0], LEASE_OPS):
+                del self._queue[0]
+        if head is None:
+            self._busy = False
+            if self._idle is not None and not self._idle.done():
+                self._idle.set_result(None)
+            return
+        self._busy = True
+        if isinstance(head[0], LEASE_OPS):
+            self._run_slow(self._lease_op(head))
+        else:
+            self._post()
+
+    def _take(self) -> list[Item]:
+        """The next batch: what is queued before the first lease operation (at most
+        ``max_batch`` items). Taken on the connection's thread when it starts the batch, so
+        that everything queued until then joins it."""
+        with self._lock:
+            queue = self._queue
             count = 0
-            for payload, _future in self._queue[: self._max_batch]:
+            for payload, _future in queue[: self._max_batch]:
                 if isinstance(payload, LEASE_OPS):
                     break
                 count += 1
-            items = self._queue[:count]
-            del self._queue[:count]
-            await self._write(items)
+            items = queue[:count]
+            del queue[:count]
+        return items
+
+    def _run_slow(self, work: Coroutine[Any, Any, None]) -> None:
+        """``work`` (what takes several round trips: a lease operation, a batch refused or
+        failed, a vacuum) in a task; the queue goes on when it is done."""
+
+        async def then_next() -> None:
+            try:
+                await work
+            finally:
+                self._slow = None
+                self._next()
+
+        self._slow = asyncio.get_running_loop().create_task(
+            then_next(), name=f"cronflow-store-writer:{self._name}"
+        )
+
+    def _post(self) -> None:
+        """Hand the next batch to the connection's thread; ``_written`` hears, in the loop, how
+        it went. One hand-off each way: the thread answers the callers' loop directly, without
+        a writer task in between (each task wake-up is one more turn of the loop on the latency
+        of every commit)."""
+        loop, check_file = self._loop, self._check_file
+        assert loop is not None
+
+        def job(db: sqlite3.Connection) -> None:
+            started = time.perf_counter()
+            items = self._take()
+            if not items:  # the writer failed meanwhile and answered them
+                loop.call_soon_threadsafe(self._next)
+                return
+            batch: Coalesced | None = None
+            outcome: Any
+            try:
+                batch = coalesce(p for p, _ in items if isinstance(p, Mutation))
+                outcome = write_batch(db, items, batch, self.owner, check_file)
+            except BaseException as error:  # reported to the loop, never raised on the thread
+                outcome = _Failure(error)
+            loop.call_soon_threadsafe(self._written, items, batch, outcome, started)
+
+        try:
+            post_to_connection(self._connection, job)
+        except Exception as error:  # the connection is closed: the slow path says so
+            items = self._take()
+            loop.call_soon(self._written, items, None, _Failure(error), time.perf_counter())
+
+    def _written(
+        self, items: list[Item], batch: Coalesced | None, outcome: Any, started: float
+    ) -> None:
+        if batch is None or outcome is None or isinstance(outcome, _Failure):
+            self._run_slow(self._recover(items, outcome, started))
+            return
+        results, vacuum_due = outcome
+        self._answer(items, results, len(batch.snapshots), batch.snapshots_seen, started)
+        if vacuum_due:
+            self._run_slow(self._vacuum())
+        else:
+            self._next()
 
     # -- batches --------------------------------------------------------------------------------
 
@@ -154,16 +241,22 @@ class GroupWriter:
         if self.failure is None:
             self.failure = failure
             logger.error("%s", failure)
-        queued, self._queue = self._queue, []
+        with self._lock:
+            queued, self._queue = self._queue, []
         for _payload, future in queued:
             if not future.done():
                 future.set_exception(failure)
         return failure
 
-    async def _write(self, items: list[Item]) -> None:
-        started = time.perf_counter()
+    async def _recover(self, items: list[Item], outcome: _Failure | None, started: float) -> None:
+        """The batch ``items`` was not written: the lease is lost (``outcome`` None), the
+        writer cannot go on, or an item was refused (then they are written one by one, so that
+        only the caller whose item is at fault gets the error)."""
         try:
-            results, written, seen = await self._transaction(items)
+            if outcome is None:
+                await self._lost_lease()
+            else:
+                raise outcome.error
         except Exception as error:
             if is_fatal(error):
                 failure = self.fail(error)
@@ -173,27 +266,31 @@ class GroupWriter:
                     if not future.done():
                         future.set_exception(told)
                 return
-            # Something in the batch was refused: write the items one by one so that only the
-            # caller whose item is at fault gets the error.
-            results = []
-            written = seen = 0
-            for item in items:
-                if self.failure is not None:
+        results: list[Any] = []
+        written = seen = 0
+        for item in items:
+            if self.failure is not None:
+                results.append(_Failure(self.failure))
+                continue
+            try:
+                (result,), one_written, one_seen = await self._transaction([item])
+            except Exception as error:
+                if is_fatal(error):
+                    self.fail(error)
+                    assert self.failure is not None
                     results.append(_Failure(self.failure))
                     continue
-                try:
-                    (result,), one_written, one_seen = await self._transaction([item])
-                except Exception as error:
-                    if is_fatal(error):
-                        self.fail(error)
-                        assert self.failure is not None
-                        results.append(_Failure(self.failure))
-                        continue
-                    result = _Failure(await self._explain(item[0], error))
-                else:
-                    written += one_written
-                    seen += one_seen
-                results.append(result)
+                result = _Failure(await self._explain(item[0], error))
+            else:
+                written += one_written
+                seen += one_seen
+            results.append(result)
+        self._answer(items, results, written, seen, started)
+
+    def _answer(
+        self, items: list[Item], results: list[Any], written: int, seen: int, started: float
+    ) -> None:
+        """Tell each caller of the batch ``items`` how its item went; count the batch."""
         for (_payload, future), result in zip(items, results, strict=True):
             if future.done():  # the caller was cancelled; its write happened all the same
                 continue
@@ -217,20 +314,25 @@ class GroupWriter:
             except Exception:
                 logger.exception("the commit observer of the store %s failed", self._name)
 
-    async def _transaction(self, items: list[Item]) -> tuple[list[Any], int, int]:
-        batch = coalesce(payload for payload, _ in items if isinstance(payload, Mutation))
+    async def _lost_lease(self) -> None:
+        """``LeaseLostError``: a batch found that ``owner`` no longer holds the lease (nothing
+        was written); the writer accepts nothing more."""
         owner = self.owner
-        # the whole batch, BEGIN to COMMIT, in one hand-off to the connection's thread
+        assert owner is not None
+        holder = await self._holder("runtime")
+        lost = LeaseLostError(self._name, owner, holder.owner if holder else None)
+        self.failure = lost
+        raise lost
+
+    async def _transaction(self, items: list[Item]) -> tuple[list[Any], int, int]:
+        """Write ``items`` as one batch, in one round trip (the one-by-one path)."""
+        batch = coalesce(payload for payload, _ in items if isinstance(payload, Mutation))
         written = await run_on_connection(
-            self._connection, write_batch, items, batch, owner, self._check_file
+            self._connection, write_batch, items, batch, self.owner, self._check_file
         )
         if written is None:
-            # the lease is lost: the writer fails (LeaseLostError) and nothing was written
-            assert owner is not None
-            holder = await self._holder("runtime")
-            lost = LeaseLostError(self._name, owner, holder.owner if holder else None)
-            self.failure = lost
-            raise lost
+            await self._lost_lease()
+        assert written is not None
         results, vacuum_due = written
         if vacuum_due:
             await self._vacuum()

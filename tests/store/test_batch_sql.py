@@ -1,6 +1,6 @@
-"""The writer's one hand-off per batch: it leans on aiosqlite's private ``Connection._execute``
-and ``Connection._conn`` (``store/_batch_sql.py``); these tests fail if an aiosqlite release
-changes them, and check that a batch is one transaction that is all or nothing."""
+"""The writer's one hand-off per batch: it leans on aiosqlite's private ``Connection._execute``,
+``Connection._tx`` and ``Connection._conn`` (``store/_batch_sql.py``); these tests fail if an
+aiosqlite release changes them, and check that a batch is one transaction that is all or nothing."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import pytest
 from cronflow_actors.errors import DuplicateInstanceError
 from cronflow_actors.messages import Mutation
 from cronflow_actors.store import SQLiteStore
-from cronflow_actors.store._batch_sql import run_on_connection
+from cronflow_actors.store._batch_sql import post_to_connection, run_on_connection
 from tests.store.conftest import snapshot
 
 
@@ -37,6 +37,28 @@ async def test_a_function_runs_on_the_connections_own_thread_with_its_sqlite3_co
         assert other == thread
         rows = await connection.execute_fetchall("SELECT v FROM t ORDER BY v")
         assert [tuple(r) for r in rows] == [(1,), (41,)]
+
+
+async def test_a_posted_function_runs_on_the_connections_thread_in_order_and_answers_itself(
+    tmp_path: Path,
+) -> None:
+    async with aiosqlite.connect(tmp_path / "x.db", isolation_level=None) as connection:
+        await connection.execute("CREATE TABLE t (v INTEGER)")
+        loop = asyncio.get_running_loop()
+        answered: asyncio.Future[tuple[int, int]] = loop.create_future()
+
+        def insert(db: sqlite3.Connection) -> None:
+            db.execute("INSERT INTO t VALUES (7)")
+            total = db.execute("SELECT sum(v) FROM t").fetchone()[0]
+            loop.call_soon_threadsafe(answered.set_result, (threading.get_ident(), total))
+
+        post_to_connection(connection, insert)
+        # queued behind it on the same thread: it sees the row the posted function wrote
+        rows = await connection.execute_fetchall("SELECT v FROM t")
+        thread, total = await answered
+        assert [tuple(r) for r in rows] == [(7,)]
+        assert total == 7
+        assert thread != threading.get_ident()
 
 
 async def test_an_error_on_the_thread_reaches_the_caller(tmp_path: Path) -> None:
