@@ -27,7 +27,7 @@ import aiosqlite
 import msgspec
 
 from cronflow_actors.errors import DuplicateInstanceError
-from cronflow_actors.messages import Mutation, QueuedRun, encode
+from cronflow_actors.messages import Mutation, QueuedRun, SnapshotRecord, encode
 from cronflow_actors.store import _sql as sql
 from cronflow_actors.store._batch import Coalesced
 from cronflow_actors.store._ops import Item, KvDelete, KvIncr, KvPurge, KvSet, Prune
@@ -96,10 +96,10 @@ def write_batch(
             if base == 0:
                 inserts.append(sql.insert_row(snapshot))
             else:
-                updates.append(sql.update_row(snapshot, base))
+                updates.append((snapshot, base))
         if inserts and db.executemany(sql.INSERT_SNAPSHOT, inserts).rowcount != len(inserts):
             raise _Refused
-        if updates and db.executemany(sql.UPDATE_SNAPSHOT, updates).rowcount != len(updates):
+        if updates and _update(db, updates) != len(updates):
             raise _Refused
         if batch.journal:
             db.executemany(
@@ -133,6 +133,18 @@ def write_batch(
             db.execute("ROLLBACK")
         raise
     return results, vacuum_due
+
+
+def _update(db: sqlite3.Connection, updates: list[tuple[SnapshotRecord, int]]) -> int:
+    """Write each (snapshot, revision it replaces) in ``updates``: the body alone where the
+    indexed columns are unchanged, all columns for the others (a row the first statement
+    changed has moved past its base revision, so the second leaves it alone). The number of
+    rows changed: fewer than ``updates`` when one was refused."""
+    changed = db.executemany(sql.UPDATE_BODY, [sql.body_row(s, b) for s, b in updates]).rowcount
+    if changed == len(updates):
+        return changed
+    rows = [sql.update_row(s, b) for s, b in updates]
+    return changed + db.executemany(sql.UPDATE_SNAPSHOT, rows).rowcount
 
 
 def _holds_lease(db: sqlite3.Connection, owner: str) -> bool:

@@ -12,7 +12,7 @@ from pathlib import Path
 import aiosqlite
 import pytest
 
-from cronflow_actors.errors import DuplicateInstanceError
+from cronflow_actors.errors import DuplicateInstanceError, RevisionConflictError
 from cronflow_actors.messages import Mutation
 from cronflow_actors.store import SQLiteStore
 from cronflow_actors.store._batch_sql import post_to_connection, run_on_connection
@@ -87,3 +87,42 @@ async def test_a_refused_batch_writes_nothing_and_each_caller_hears_its_own_answ
         loaded = await store.load_snapshot("a")
         assert loaded is not None
         assert loaded.revision == 1
+
+
+async def test_a_batch_moving_some_runs_and_not_others_writes_each_as_it_is_and_refuses_stale_ones(
+    tmp_path: Path,
+) -> None:
+    # Updates that keep the indexed columns write the body alone, the others every column
+    # (``_batch_sql._update``); in one batch, each row ends as its newest revision says and
+    # the listings by status, which read those indexes, agree.
+    async with SQLiteStore(tmp_path / "s.db") as store:
+        for name in ("same", "done", "stale", "back"):
+            await store.commit(Mutation(snapshot=snapshot(name, revision=1)))
+        await store.commit(Mutation(snapshot=snapshot("back", revision=2, status="waiting")))
+        results = await asyncio.gather(
+            store.commit(Mutation(snapshot=snapshot("same", revision=2, body=b"step 1"))),
+            store.commit(
+                Mutation(snapshot=snapshot("done", revision=2, status="completed", terminal=True))
+            ),
+            store.commit(Mutation(snapshot=snapshot("stale", revision=3, body=b"lost"))),
+            store.commit(Mutation(snapshot=snapshot("back", revision=3, body=b"running again"))),
+            return_exceptions=True,
+        )
+        assert results[:2] == [None, None]
+        assert isinstance(results[2], RevisionConflictError)
+        assert results[3] is None
+        rows = {}
+        for name in ("same", "done", "stale", "back"):
+            loaded = await store.load_snapshot(name)
+            assert loaded is not None
+            rows[name] = (loaded.revision, loaded.status, loaded.terminal, loaded.body)
+        assert rows == {
+            "same": (2, "running", False, b"step 1"),
+            "done": (2, "completed", True, b"state"),
+            "stale": (1, "running", False, b"state"),
+            "back": (3, "running", False, b"running again"),
+        }
+        running = await store.list_runs(status="running")
+        assert sorted(r.instance_id for r in running) == ["back", "same", "stale"]
+        assert [r.instance_id for r in await store.list_runs(status="completed")] == ["done"]
+        assert await store.count_in_flight() == {("wf", "running"): 3}
