@@ -11,10 +11,10 @@ thread answers the loop itself, so no task waits in between; ``run_on_connection
 (the writer's slower paths).
 
 Both lean on aiosqlite's private parts: ``Connection._tx`` (its queue of calls for the
-connection's thread), ``Connection._execute`` (queue a callable, await its result) and
-``Connection._conn`` (the ``sqlite3.Connection``): aiosqlite has no public way to run several
-statements with parameters in one hand-off. The version is capped in ``pyproject.toml`` and
-``tests/store/test_batch_sql.py`` checks all three.
+connection's thread), ``Connection._execute`` (queue a callable, await its result),
+``Connection._conn`` and ``_connection`` (the ``sqlite3.Connection``) and ``_running``:
+aiosqlite has no public way to run several statements with parameters in one hand-off. The
+version is pinned in ``pyproject.toml`` and ``tests/store/test_batch_sql.py`` checks them.
 """
 
 from __future__ import annotations
@@ -65,7 +65,11 @@ def post_to_connection(
     """Queue ``fn(db)`` on ``connection``'s thread and return at once: nothing answers; ``fn``
     reports back itself (``loop.call_soon_threadsafe``) and must not raise. This is
     aiosqlite's queue of calls (``Connection._tx``, entries ``(future, function)``, with no
-    future to resolve), so it runs in order with the connection's other work."""
+    future to resolve; aiosqlite 0.22.1 is the first to allow that), so it runs in order with
+    the connection's other work. ``sqlite3.ProgrammingError`` if the connection is closed or
+    closing: a call queued behind its stop would never run."""
+    if not connection._running or connection._connection is None:
+        raise sqlite3.ProgrammingError("the writer's connection is closed")
     db = connection._conn
     connection._tx.put_nowait((None, lambda: fn(db)))
 

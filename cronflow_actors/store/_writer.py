@@ -104,7 +104,8 @@ class GroupWriter:
         self._busy = False
         """Something is being written (a batch on the connection's thread, or a slow path)."""
         self._slow: asyncio.Task[None] | None = None
-        """The slow path in progress (a lease operation, a refused batch, a vacuum)."""
+        """The slow path in progress (a lease operation, a refused batch, a vacuum): held
+        here so that the task is not collected while it runs."""
         self._idle: asyncio.Future[None] | None = None
         """What ``close`` waits on while the writer is busy."""
         self._closing = False
@@ -123,8 +124,9 @@ class GroupWriter:
         """Write everything already queued, then stop."""
         self._closing = True
         while self._busy:
-            self._idle = asyncio.get_running_loop().create_future()
-            await self._idle
+            if self._idle is None or self._idle.done():  # one future for every closer
+                self._idle = asyncio.get_running_loop().create_future()
+            await asyncio.shield(self._idle)
 
     def submit(self, payload: BatchOp | LeaseOp, operation: str) -> asyncio.Future[Any]:
         if self._closing:
@@ -178,11 +180,16 @@ class GroupWriter:
         failed, a vacuum) in a task; the queue goes on when it is done."""
 
         async def then_next() -> None:
+            cancelled = False
             try:
                 await work
+            except asyncio.CancelledError:  # the loop is shutting down: start nothing more
+                cancelled = True
+                raise
             finally:
                 self._slow = None
-                self._next()
+                if not cancelled:
+                    self._next()
 
         self._slow = asyncio.get_running_loop().create_task(
             then_next(), name=f"cronflow-store-writer:{self._name}"
@@ -213,13 +220,17 @@ class GroupWriter:
 
         try:
             post_to_connection(self._connection, job)
-        except Exception as error:  # the connection is closed: the slow path says so
+        except sqlite3.Error as error:  # the connection is closed: the writer fails (fatal)
             items = self._take()
             loop.call_soon(self._written, items, None, _Failure(error), time.perf_counter())
 
     def _written(
         self, items: list[Item], batch: Coalesced | None, outcome: Any, started: float
     ) -> None:
+        """The batch ``items`` is back from the thread (``started`` then): ``outcome`` is
+        ``write_batch``'s result, None if the lease was lost, or a ``_Failure``; ``batch`` is
+        None if the batch never reached ``write_batch``. Written: the callers are answered
+        and the queue goes on; otherwise the slow path finds out why."""
         if batch is None or outcome is None or isinstance(outcome, _Failure):
             self._run_slow(self._recover(items, outcome, started))
             return
@@ -257,14 +268,16 @@ class GroupWriter:
                 await self._lost_lease()
             else:
                 raise outcome.error
-        except Exception as error:
-            if is_fatal(error):
+        except BaseException as error:
+            if not isinstance(error, Exception) or is_fatal(error):
                 failure = self.fail(error)
                 # the batch's callers hear why (a lost lease says so); later ones get the failure
                 told = error if isinstance(error, LeaseLostError) else failure
                 for _payload, future in items:
                     if not future.done():
                         future.set_exception(told)
+                if not isinstance(error, Exception):
+                    raise
                 return
         results: list[Any] = []
         written = seen = 0

@@ -5,9 +5,11 @@ aiosqlite release changes them, and check that a batch is one transaction that i
 from __future__ import annotations
 
 import asyncio
+import importlib.metadata
 import sqlite3
 import threading
 from pathlib import Path
+from typing import Any
 
 import aiosqlite
 import pytest
@@ -15,7 +17,13 @@ import pytest
 from cronflow_actors.errors import DuplicateInstanceError, RevisionConflictError
 from cronflow_actors.messages import Mutation
 from cronflow_actors.store import SQLiteStore
-from cronflow_actors.store._batch_sql import post_to_connection, run_on_connection
+from cronflow_actors.store._batch import coalesce
+from cronflow_actors.store._batch_sql import (
+    _Refused,
+    post_to_connection,
+    run_on_connection,
+    write_batch,
+)
 from tests.store.conftest import snapshot
 
 
@@ -53,12 +61,29 @@ async def test_a_posted_function_runs_on_the_connections_thread_in_order_and_ans
             loop.call_soon_threadsafe(answered.set_result, (threading.get_ident(), total))
 
         post_to_connection(connection, insert)
-        # queued behind it on the same thread: it sees the row the posted function wrote
-        rows = await connection.execute_fetchall("SELECT v FROM t")
-        thread, total = await answered
+        # queued behind it on the same thread: it sees the row the posted function wrote (an
+        # aiosqlite whose thread cannot run a call without a future fails here, not hangs)
+        rows = await asyncio.wait_for(connection.execute_fetchall("SELECT v FROM t"), 5)
+        thread, total = await asyncio.wait_for(answered, 5)
         assert [tuple(r) for r in rows] == [(7,)]
         assert total == 7
         assert thread != threading.get_ident()
+
+
+async def test_nothing_is_posted_to_a_closed_connection(tmp_path: Path) -> None:
+    connection = await aiosqlite.connect(tmp_path / "x.db", isolation_level=None)
+    await connection.close()
+    with pytest.raises(sqlite3.ProgrammingError, match="closed"):
+        post_to_connection(connection, lambda db: None)
+
+
+async def test_the_installed_aiosqlite_is_one_the_writer_was_written_for() -> None:
+    # 0.22.1 is the first whose thread runs a queued call without a future (post_to_connection)
+    version = tuple(int(part) for part in importlib.metadata.version("aiosqlite").split(".")[:3])
+    assert (0, 22, 1) <= version < (0, 23)
+    connection = aiosqlite.Connection(lambda: sqlite3.connect(":memory:"), iter_chunk_size=64)
+    assert hasattr(connection, "_tx")
+    assert connection._running
 
 
 async def test_an_error_on_the_thread_reaches_the_caller(tmp_path: Path) -> None:
@@ -126,3 +151,59 @@ async def test_a_batch_moving_some_runs_and_not_others_writes_each_as_it_is_and_
         assert sorted(r.instance_id for r in running) == ["back", "same", "stale"]
         assert [r.instance_id for r in await store.list_runs(status="completed")] == ["done"]
         assert await store.count_in_flight() == {("wf", "running"): 3}
+
+
+async def test_one_batch_writes_bodies_alone_and_moved_runs_in_full_and_a_stale_one_refuses_it(
+    tmp_path: Path,
+) -> None:
+    # ``write_batch`` itself, so that the three updates are one batch: "same" keeps its
+    # indexed columns (the body-only statement), "done" and "back" change theirs (the full one)
+    path = tmp_path / "s.db"
+    async with SQLiteStore(path) as store:
+        for name in ("same", "done", "back"):
+            await store.commit(Mutation(snapshot=snapshot(name, revision=1)))
+        await store.commit(Mutation(snapshot=snapshot("back", revision=2, status="waiting")))
+    stale = [Mutation(snapshot=snapshot("same", revision=5, body=b"lost"))]
+    good = [
+        Mutation(snapshot=snapshot("same", revision=2, body=b"step 1")),
+        Mutation(snapshot=snapshot("done", revision=2, status="completed", terminal=True)),
+        Mutation(snapshot=snapshot("back", revision=3, body=b"running again")),
+    ]
+    async with aiosqlite.connect(path, isolation_level=None) as connection:
+        for mutations in ([*good[1:], *stale], good):
+            batch = coalesce(mutations)
+            items: list[Any] = [(m, None) for m in mutations]
+            write = run_on_connection(connection, write_batch, items, batch, None, None)
+            if mutations is good:
+                assert await write == ([None, None, None], False)
+            else:  # refused as a whole: nothing of it is written
+                with pytest.raises(_Refused):
+                    await write
+                rows = await connection.execute_fetchall(
+                    "SELECT instance_id, revision FROM instances ORDER BY instance_id"
+                )
+                assert [tuple(r) for r in rows] == [("back", 2), ("done", 1), ("same", 1)]
+    async with SQLiteStore(path) as store:
+        rows = {}
+        for name in ("same", "done", "back"):
+            loaded = await store.load_snapshot(name)
+            assert loaded is not None
+            rows[name] = (loaded.revision, loaded.status, loaded.terminal, loaded.body)
+        assert rows == {
+            "same": (2, "running", False, b"step 1"),
+            "done": (2, "completed", True, b"state"),
+            "back": (3, "running", False, b"running again"),
+        }
+        assert await store.count_in_flight() == {("wf", "running"): 2}
+        assert [r.instance_id for r in await store.list_runs(status="completed")] == ["done"]
+
+
+async def test_two_closes_at_once_both_return_once_the_batch_in_flight_is_written(
+    tmp_path: Path,
+) -> None:
+    store = SQLiteStore(tmp_path / "s.db")
+    await store.open()
+    writes = [store.commit(Mutation(snapshot=snapshot(f"r{n}", revision=1))) for n in range(20)]
+    await asyncio.wait_for(asyncio.gather(store.close(), store.close(), *writes), 10)
+    async with SQLiteStore(tmp_path / "s.db") as reopened:
+        assert len(await reopened.list_runs(limit=100)) == 20
