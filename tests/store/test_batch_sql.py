@@ -114,6 +114,16 @@ async def test_a_refused_batch_writes_nothing_and_each_caller_hears_its_own_answ
         assert loaded.revision == 1
 
 
+async def _stored(store: SQLiteStore, *names: str) -> dict[str, tuple[Any, ...]]:
+    """Each run's stored (revision, status, terminal, body)."""
+    rows = {}
+    for name in names:
+        loaded = await store.load_snapshot(name)
+        assert loaded is not None
+        rows[name] = (loaded.revision, loaded.status, loaded.terminal, loaded.body)
+    return rows
+
+
 async def test_a_batch_moving_some_runs_and_not_others_writes_each_as_it_is_and_refuses_stale_ones(
     tmp_path: Path,
 ) -> None:
@@ -136,12 +146,7 @@ async def test_a_batch_moving_some_runs_and_not_others_writes_each_as_it_is_and_
         assert results[:2] == [None, None]
         assert isinstance(results[2], RevisionConflictError)
         assert results[3] is None
-        rows = {}
-        for name in ("same", "done", "stale", "back"):
-            loaded = await store.load_snapshot(name)
-            assert loaded is not None
-            rows[name] = (loaded.revision, loaded.status, loaded.terminal, loaded.body)
-        assert rows == {
+        assert await _stored(store, "same", "done", "stale", "back") == {
             "same": (2, "running", False, b"step 1"),
             "done": (2, "completed", True, b"state"),
             "stale": (1, "running", False, b"state"),
@@ -184,12 +189,7 @@ async def test_one_batch_writes_bodies_alone_and_moved_runs_in_full_and_a_stale_
                 )
                 assert [tuple(r) for r in rows] == [("back", 2), ("done", 1), ("same", 1)]
     async with SQLiteStore(path) as store:
-        rows = {}
-        for name in ("same", "done", "back"):
-            loaded = await store.load_snapshot(name)
-            assert loaded is not None
-            rows[name] = (loaded.revision, loaded.status, loaded.terminal, loaded.body)
-        assert rows == {
+        assert await _stored(store, "same", "done", "back") == {
             "same": (2, "running", False, b"step 1"),
             "done": (2, "completed", True, b"state"),
             "back": (3, "running", False, b"running again"),
