@@ -51,10 +51,10 @@ from cronflow_actors.store._batch_sql import (
     run_on_connection,
     write_batch,
 )
+from cronflow_actors.store._group import Failure, GroupAnswers, batch_length
 from cronflow_actors.store._ops import (
     LEASE_OPS,
     BatchOp,
-    FileGoneError,
     Item,
     LeaseAcquire,
     LeaseOp,
@@ -69,21 +69,10 @@ __all__ = ["GroupWriter"]
 logger = logging.getLogger(__name__)
 
 
-def _describe(error: BaseException) -> str:
-    if isinstance(error, FileGoneError | LeaseLostError):
-        return str(error)
-    return f"the database refused a write ({type(error).__name__}: {error})"
-
-
-class _Failure:
-    __slots__ = ("error",)
-
-    def __init__(self, error: BaseException) -> None:
-        self.error = error
-
-
-class GroupWriter:
+class GroupWriter(GroupAnswers):
     """Owns the writer connection and the queue in front of it."""
+
+    _is_fatal = staticmethod(is_fatal)
 
     def __init__(
         self,
@@ -165,14 +154,9 @@ class GroupWriter:
         ``max_batch`` items). Taken on the connection's thread when it starts the batch, so
         that everything queued until then joins it."""
         with self._lock:
-            queue = self._queue
-            count = 0
-            for payload, _future in queue[: self._max_batch]:
-                if isinstance(payload, LEASE_OPS):
-                    break
-                count += 1
-            items = queue[:count]
-            del queue[:count]
+            count = batch_length(self._queue, self._max_batch)
+            items = self._queue[:count]
+            del self._queue[:count]
         return items
 
     def _run_slow(self, work: Coroutine[Any, Any, None]) -> None:
@@ -215,23 +199,23 @@ class GroupWriter:
                 batch = coalesce(p for p, _ in items if isinstance(p, Mutation))
                 outcome = write_batch(db, items, batch, self.owner, check_file)
             except BaseException as error:  # reported to the loop, never raised on the thread
-                outcome = _Failure(error)
+                outcome = Failure(error)
             loop.call_soon_threadsafe(self._written, items, batch, outcome, started)
 
         try:
             post_to_connection(self._connection, job)
         except sqlite3.Error as error:  # the connection is closed: the writer fails (fatal)
             items = self._take()
-            loop.call_soon(self._written, items, None, _Failure(error), time.perf_counter())
+            loop.call_soon(self._written, items, None, Failure(error), time.perf_counter())
 
     def _written(
         self, items: list[Item], batch: Coalesced | None, outcome: Any, started: float
     ) -> None:
         """The batch ``items`` is back from the thread (``started`` then): ``outcome`` is
-        ``write_batch``'s result, None if the lease was lost, or a ``_Failure``; ``batch`` is
+        ``write_batch``'s result, None if the lease was lost, or a ``Failure``; ``batch`` is
         None if the batch never reached ``write_batch``. Written: the callers are answered
         and the queue goes on; otherwise the slow path finds out why."""
-        if batch is None or outcome is None or isinstance(outcome, _Failure):
+        if batch is None or outcome is None or isinstance(outcome, Failure):
             self._run_slow(self._recover(items, outcome, started))
             return
         results, vacuum_due = outcome
@@ -243,23 +227,11 @@ class GroupWriter:
 
     # -- batches --------------------------------------------------------------------------------
 
-    def fail(self, error: BaseException) -> StoreFailedError:
-        """Stop writing: the waiting callers and every later one get ``StoreFailedError``."""
-        if isinstance(error, StoreFailedError):
-            failure = error
-        else:
-            failure = StoreFailedError(self._name, _describe(error))
-        if self.failure is None:
-            self.failure = failure
-            logger.error("%s", failure)
-        with self._lock:
-            queued, self._queue = self._queue, []
-        for _payload, future in queued:
-            if not future.done():
-                future.set_exception(failure)
-        return failure
+    def _take_queue(self) -> list[Item]:
+        with self._lock:  # the connection's thread may be taking a batch
+            return super()._take_queue()
 
-    async def _recover(self, items: list[Item], outcome: _Failure | None, started: float) -> None:
+    async def _recover(self, items: list[Item], outcome: Failure | None, started: float) -> None:
         """The batch ``items`` was not written: the lease is lost (``outcome`` None), the
         writer cannot go on, or an item was refused (then they are written one by one, so that
         only the caller whose item is at fault gets the error)."""
@@ -270,62 +242,12 @@ class GroupWriter:
                 raise outcome.error
         except BaseException as error:
             if not isinstance(error, Exception) or is_fatal(error):
-                failure = self.fail(error)
-                # the batch's callers hear why (a lost lease says so); later ones get the failure
-                told = error if isinstance(error, LeaseLostError) else failure
-                for _payload, future in items:
-                    if not future.done():
-                        future.set_exception(told)
+                self._fail_batch(items, error)
                 if not isinstance(error, Exception):
                     raise
                 return
-        results: list[Any] = []
-        written = seen = 0
-        for item in items:
-            if self.failure is not None:
-                results.append(_Failure(self.failure))
-                continue
-            try:
-                (result,), one_written, one_seen = await self._transaction([item])
-            except Exception as error:
-                if is_fatal(error):
-                    self.fail(error)
-                    assert self.failure is not None
-                    results.append(_Failure(self.failure))
-                    continue
-                result = _Failure(await self._explain(item[0], error))
-            else:
-                written += one_written
-                seen += one_seen
-            results.append(result)
+        results, written, seen = await self._one_by_one(items)
         self._answer(items, results, written, seen, started)
-
-    def _answer(
-        self, items: list[Item], results: list[Any], written: int, seen: int, started: float
-    ) -> None:
-        """Tell each caller of the batch ``items`` how its item went; count the batch."""
-        for (_payload, future), result in zip(items, results, strict=True):
-            if future.done():  # the caller was cancelled; its write happened all the same
-                continue
-            if isinstance(result, _Failure):
-                future.set_exception(result.error)
-            else:
-                future.set_result(result)
-        seconds = time.perf_counter() - started
-        stats = self.stats
-        self.stats = StoreStatistics(
-            batches=stats.batches + 1,
-            mutations=stats.mutations + len(items),
-            snapshots_written=stats.snapshots_written + written,
-            snapshots_coalesced=stats.snapshots_coalesced + (seen - written),
-            largest_batch=max(stats.largest_batch, len(items)),
-            last_batch_seconds=seconds,
-        )
-        if self.observer is not None:
-            try:
-                self.observer(seconds, len(items))
-            except Exception:
-                logger.exception("the commit observer of the store %s failed", self._name)
 
     async def _lost_lease(self) -> None:
         """``LeaseLostError``: a batch found that ``owner`` no longer holds the lease (nothing

@@ -17,7 +17,6 @@ later caller gets ``StoreFailedError``.
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from typing import Any
 
@@ -38,6 +37,7 @@ from cronflow_actors.messages import LeaseRecord, Mutation, QueuedRun, encode
 from cronflow_actors.store import _sql
 from cronflow_actors.store import postgres_sql as sql
 from cronflow_actors.store._batch import BrokenChainError, Coalesced, coalesce
+from cronflow_actors.store._group import GroupAnswers, batch_length
 from cronflow_actors.store._ops import (
     LEASE_OPS,
     BatchOp,
@@ -57,21 +57,12 @@ from cronflow_actors.store._spans import pack
 
 __all__ = ["PostgresWriter", "is_fatal"]
 
-logger = logging.getLogger(__name__)
-
 _decode_value = msgspec.msgpack.Decoder().decode
 _RETRIES = 5
 
 
 class _Refused(Exception):
     """A snapshot statement wrote fewer rows than it was given."""
-
-
-class _Failure:
-    __slots__ = ("error",)
-
-    def __init__(self, error: BaseException) -> None:
-        self.error = error
 
 
 def is_fatal(error: BaseException) -> bool:
@@ -91,8 +82,10 @@ def _retryable(error: BaseException) -> bool:
     return isinstance(error, asyncpg.TransactionRollbackError)
 
 
-class PostgresWriter:
+class PostgresWriter(GroupAnswers):
     """Owns the writer connection and the queue in front of it."""
+
+    _is_fatal = staticmethod(is_fatal)
 
     def __init__(self, connection: asyncpg.Connection, name: str, max_batch: int) -> None:
         self._connection = connection
@@ -142,88 +135,23 @@ class PostgresWriter:
             if isinstance(self._queue[0][0], LEASE_OPS):
                 await self._lease_op(self._queue.pop(0))
                 continue
-            count = 0
-            for payload, _future in self._queue[: self._max_batch]:
-                if isinstance(payload, LEASE_OPS):
-                    break
-                count += 1
+            count = batch_length(self._queue, self._max_batch)
             items = self._queue[:count]
             del self._queue[:count]
             await self._write(items)
-
-    def fail(self, error: BaseException) -> StoreFailedError:
-        """Stop writing: the waiting callers and every later one get ``StoreFailedError``."""
-        if isinstance(error, StoreFailedError):
-            failure = error
-        else:
-            reason = (
-                str(error)
-                if isinstance(error, LeaseLostError)
-                else f"the database refused a write ({type(error).__name__}: {error})"
-            )
-            failure = StoreFailedError(self._name, reason)
-        if self.failure is None:
-            self.failure = failure
-            logger.error("%s", failure)
-        queued, self._queue = self._queue, []
-        for _payload, future in queued:
-            if not future.done():
-                future.set_exception(failure)
-        return failure
 
     # -- batches --------------------------------------------------------------------------------
 
     async def _write(self, items: list[Item]) -> None:
         started = time.perf_counter()
-        written = seen = 0
         try:
             results, written, seen = await self._transaction(items)
         except Exception as error:
             if is_fatal(error):
-                failure = self.fail(error)
-                told = error if isinstance(error, LeaseLostError) else failure
-                for _payload, future in items:
-                    if not future.done():
-                        future.set_exception(told)
+                self._fail_batch(items, error)
                 return
-            results = []
-            for item in items:
-                if self.failure is not None:
-                    results.append(_Failure(self.failure))
-                    continue
-                try:
-                    (result,), one_written, one_seen = await self._transaction([item])
-                except Exception as one_error:
-                    if is_fatal(one_error):
-                        results.append(_Failure(self.fail(one_error)))
-                        continue
-                    result = _Failure(await self._explain(item[0], one_error))
-                else:
-                    written += one_written
-                    seen += one_seen
-                results.append(result)
-        for (_payload, future), result in zip(items, results, strict=True):
-            if future.done():
-                continue
-            if isinstance(result, _Failure):
-                future.set_exception(result.error)
-            else:
-                future.set_result(result)
-        seconds = time.perf_counter() - started
-        stats = self.stats
-        self.stats = StoreStatistics(
-            batches=stats.batches + 1,
-            mutations=stats.mutations + len(items),
-            snapshots_written=stats.snapshots_written + written,
-            snapshots_coalesced=stats.snapshots_coalesced + (seen - written),
-            largest_batch=max(stats.largest_batch, len(items)),
-            last_batch_seconds=seconds,
-        )
-        if self.observer is not None:
-            try:
-                self.observer(seconds, len(items))
-            except Exception:
-                logger.exception("the commit observer of the store %s failed", self._name)
+            results, written, seen = await self._one_by_one(items)
+        self._answer(items, results, written, seen, started)
 
     async def _transaction(self, items: list[Item]) -> tuple[list[Any], int, int]:
         batch = coalesce(payload for payload, _ in items if isinstance(payload, Mutation))
