@@ -52,14 +52,24 @@ class GroupWrites(ABC):
     _writer: Any
     _closing: bool
     _observer: CommitObserver | None
+    _closed: asyncio.Future[None] | None = None
+    """The close, once one has begun (every later caller waits for it)."""
 
     @abstractmethod
     async def open(self) -> None:
         """Connect and start the writer."""
 
-    @abstractmethod
     async def close(self) -> None:
-        """Write what was submitted, then close."""
+        """Write what was submitted, then close. Closes at once (a signal's and a ``with``
+        block's) share one: a second close of the connections would queue behind the first
+        one's and, with aiosqlite, never run."""
+        if self._closed is None:
+            self._closed = asyncio.ensure_future(self._close())
+        await asyncio.shield(self._closed)
+
+    @abstractmethod
+    async def _close(self) -> None:
+        """Write what was submitted, then close the connections (run once)."""
 
     async def __aenter__(self) -> Self:
         await self.open()

@@ -187,9 +187,8 @@ class PostgresStore(ClusterOps, GroupWrites, PostgresReads):
         if writer.failure is not None:
             raise writer.failure
 
-    async def close(self) -> None:
-        """Write what was submitted, then close the connections; what cannot be done (a
-        server gone) is logged."""
+    async def _close(self) -> None:
+        """What cannot be done (a server gone) is logged."""
         self._closing = True
         writer, connection, pool = self._writer, self._writer_connection, self._pool
         listener, self._listener = self._listener, None

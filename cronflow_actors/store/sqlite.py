@@ -10,7 +10,6 @@ the event loop), the shared statements and row mappings in ``_sql.py``, the sche
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import time
@@ -85,7 +84,6 @@ class SQLiteStore(GroupWrites, SQLiteReads):
         self._writer_connection: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
         self._closing = False
-        self._closed: asyncio.Future[None] | None = None
         self._observer: CommitObserver | None = None
 
     def __repr__(self) -> str:
@@ -185,16 +183,9 @@ class SQLiteStore(GroupWrites, SQLiteReads):
                 await connection.execute("ROLLBACK")
             raise
 
-    async def close(self) -> None:
-        """Write what was submitted, then close. A broken database (removed, full, read-only)
-        does not keep the close from ending: what cannot be done is logged. Closes at once
-        (a signal's and a ``with`` block's) share one: a second close of the connections
-        would queue behind the first one's stop and never run."""
-        if self._closed is None:
-            self._closed = asyncio.ensure_future(self._close())
-        await asyncio.shield(self._closed)
-
     async def _close(self) -> None:
+        """A broken database (removed, full, read-only) does not keep the close from ending:
+        what cannot be done is logged."""
         self._closing = True
         writer, connection, reader = self._writer, self._writer_connection, self._reader
         if writer is None or connection is None:

@@ -167,3 +167,16 @@ def _runnable(record):  # type: ignore[no-untyped-def]
 
 def _db(url: str) -> str:
     return url.rsplit("/", 1)[1]
+
+
+async def test_two_closes_at_once_both_return_once_the_writes_in_flight_are_durable(
+    postgres_url: str,
+) -> None:
+    # the close is shared by both stores (GroupWrites.close): the second waits for the first
+    store = PostgresStore(postgres_url)
+    await store.open()
+    writes = [store.commit(Mutation(snapshot=snapshot(f"c{n}", revision=1))) for n in range(20)]
+    await asyncio.wait_for(asyncio.gather(store.close(), store.close(), *writes), 20)
+    async with PostgresStore(postgres_url) as reopened:
+        for n in range(20):
+            assert await reopened.load_snapshot(f"c{n}") is not None
