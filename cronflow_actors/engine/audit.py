@@ -9,9 +9,10 @@ audit is off, and then nothing here runs). It hears of the operations from four 
   so they nest under the operation open when it began; the first message of a turn that
   calls an action (``WorkItemAction``, ``CreateWorkItem``, the root's ``InitializeWorkflow``,
   ``CancelWorkflow``, from a call or a job) is an ``Action.<name>`` span with the caller;
-- the transaction's list of state changes (``changes``) records each change as it is
-  appended: ``Workflow.*``, ``Task.*`` and ``WorkItem.*`` spans, open until the frame they
-  happened in ends, so what they set off nests under them;
+- the elements report each move as they make it (``task_moved``, ``item_moved``,
+  ``workflow_moved``, beside appending the change to ``Transaction.changes``):
+  ``Workflow.*``, ``Task.*`` and ``WorkItem.*`` spans, open until the frame they happened in
+  ends, so what they set off nests under them;
 - ``Transaction.mark``, through which every marking is replaced: a ``Condition.mark`` per
   changed condition (old and new token counts) under the innermost open span; a completion's
   new tokens are its routing decision (the outputs on its ``Task.complete``, and a
@@ -35,7 +36,6 @@ from collections.abc import Awaitable, Callable, Collection
 from typing import Any, TypeVar
 
 from cronflow_actors.kernel import Clock
-from cronflow_actors.messages import Message
 from cronflow_actors.messages.audit import (
     ENTER,
     ERROR,
@@ -63,7 +63,7 @@ from cronflow_actors.messages.engine import (
 from cronflow_actors.messages.states import WorkflowState, WorkItemState
 from cronflow_actors.net.spec import SplitType
 
-__all__ = ["AuditRecorder", "AuditTrail", "AuditedChanges", "SpanSink"]
+__all__ = ["AuditRecorder", "AuditTrail", "SpanSink"]
 
 T = TypeVar("T")
 
@@ -85,50 +85,6 @@ class AuditTrail:
     def recorder(self, state: InstanceState, now: float) -> AuditRecorder:
         """The recorder of one transaction of ``state``, which runs at ``now``."""
         return AuditRecorder(state, now=now, trail=self)
-
-
-class AuditedChanges(list[Message]):
-    """A transaction's state changes (a list, as without the audit) that records each one as
-    an event when it is appended: the span of the element's operation opens, until the frame
-    it happened in ends. This is the audit's hottest path: a few references appended."""
-
-    __slots__ = ("_recorder",)
-
-    def __init__(self, recorder: AuditRecorder) -> None:
-        super().__init__()
-        self._recorder = recorder
-
-    def append(self, change: Any) -> None:
-        list.append(self, change)
-        kind = type(change)
-        recorder = self._recorder
-        if kind is TaskStateChanged:
-            workflow_id = change.workflow_id
-            recorder._events += (
-                TASK,
-                None if workflow_id == recorder._trace else workflow_id,
-                change.task,
-                change.generation,
-                change.prev,
-                change.next,
-            )
-        elif kind is WorkItemStateChanged:
-            workflow_id, prev, target = change.workflow_id, change.prev, change.next
-            item_id = change.work_item_id
-            generation = 0 if prev is not None else recorder._state.work_items[item_id].generation
-            recorder._events += (
-                ITEM,
-                None if workflow_id == recorder._trace else workflow_id,
-                item_id,
-                change.task,
-                generation,
-                prev,
-                target,
-            )
-            if target is WorkItemState.FAILED:  # its error is known once it has moved
-                recorder._failed = (*recorder._failed, item_id)
-        elif kind is WorkflowStateChanged:
-            recorder.workflow_moved(change)
 
 
 class AuditRecorder:
@@ -225,6 +181,56 @@ class AuditRecorder:
             if was != now:
                 events += (MARK, instance, condition, was, now)
 
+    # -- the moves, as the elements make them (the audit's hottest path: a few references) ------
+
+    def task_moved(self, change: TaskStateChanged) -> None:
+        workflow_id = change.workflow_id
+        self._events += (
+            TASK,
+            None if workflow_id == self._trace else workflow_id,
+            change.task,
+            change.generation,
+            change.prev,
+            change.next,
+        )
+
+    def item_moved(self, change: WorkItemStateChanged, generation: int) -> None:
+        """A work item moved; ``generation``: its task's, for one just initialized (0 for a
+        later move, which the replay knows from the item's first)."""
+        workflow_id, target = change.workflow_id, change.next
+        self._events += (
+            ITEM,
+            None if workflow_id == self._trace else workflow_id,
+            change.work_item_id,
+            change.task,
+            generation,
+            change.prev,
+            target,
+        )
+        if target is WorkItemState.FAILED:  # its error is known once it has moved
+            self._failed = (*self._failed, change.work_item_id)
+
+    def workflow_moved(self, change: WorkflowStateChanged) -> None:
+        workflow_id, target, prev = change.workflow_id, change.next, change.prev
+        workflow = self._state.workflows[workflow_id]
+        instance = None if workflow_id == self._trace else workflow_id
+        if prev is not None:
+            more = {"error": workflow.error} if target is WorkflowState.FAILED else None
+            self._events += (WORKFLOW, instance, prev, target, more)
+            return
+        attributes: dict[str, Any] = {
+            "name": workflow.name,
+            "version": workflow.version,
+            "tasks": list(workflow.tasks),
+            "conditions": list(workflow.marking),
+        }
+        if workflow.parent_id is not None:
+            attributes["parent_id"] = workflow.parent_id
+            attributes["parent_task"] = workflow.parent_task
+        self._events += (WORKFLOW, instance, None, target, attributes)
+        marking = workflow.marking  # a new workflow: every token it holds is new
+        self.marked(workflow_id, {}, marking, marking)
+
     # -- the commit -------------------------------------------------------------------------------
 
     def spans(self, revision: int) -> SpanRows:
@@ -293,24 +299,3 @@ class AuditRecorder:
         if trigger:
             attributes["trigger"] = trigger
         self._open(operation, instance_id, element, attributes)
-
-    def workflow_moved(self, change: WorkflowStateChanged) -> None:
-        workflow_id, target, prev = change.workflow_id, change.next, change.prev
-        workflow = self._state.workflows[workflow_id]
-        instance = None if workflow_id == self._trace else workflow_id
-        if prev is not None:
-            more = {"error": workflow.error} if target is WorkflowState.FAILED else None
-            self._events += (WORKFLOW, instance, prev, target, more)
-            return
-        attributes: dict[str, Any] = {
-            "name": workflow.name,
-            "version": workflow.version,
-            "tasks": list(workflow.tasks),
-            "conditions": list(workflow.marking),
-        }
-        if workflow.parent_id is not None:
-            attributes["parent_id"] = workflow.parent_id
-            attributes["parent_task"] = workflow.parent_task
-        self._events += (WORKFLOW, instance, None, target, attributes)
-        marking = workflow.marking  # a new workflow: every token it holds is new
-        self.marked(workflow_id, {}, marking, marking)

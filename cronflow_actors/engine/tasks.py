@@ -315,7 +315,10 @@ class Task:
             prev=previous,
             next=target,
         )
-        self.tx.changes.append(change)
+        tx = self.tx
+        tx.changes.append(change)
+        if tx.audit is not None:
+            tx.audit.task_moved(change)
         return change
 
     async def _leave(self, target: TaskState, activity: str) -> TaskStateChanged:

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import msgspec
 
 from cronflow_actors.calls import call_user
-from cronflow_actors.engine.audit import AuditedChanges, AuditTrail
+from cronflow_actors.engine.audit import AuditTrail
 from cronflow_actors.engine.context import (
     ChildWorkflows,
     Context,
@@ -119,9 +119,9 @@ class Transaction:
         self.waits_end: Sequence[str] = ()
         self.dequeued: Sequence[str] = ()
         """Queued runs whose rows this transaction deletes (a queued run's start)."""
-        self.changes: list[Message] = [] if self.audit is None else AuditedChanges(self.audit)
+        self.changes: list[Message] = []
         """Every state change, in the order the elements moved (for observers; with the audit
-        on, each one appended is recorded as a span)."""
+        on, the elements also report each move to ``audit``)."""
         self.send: Send = _no_dispatcher
         """How an element talks to another one (the dispatcher installs it)."""
 

@@ -168,6 +168,8 @@ async def _initialize(
         kind=definition.work_item.kind,
     )
     tx.changes.append(change)
+    if tx.audit is not None:
+        tx.audit.item_moved(change, item.generation)
     await tx.send(change)
     element = WorkItem(tx, item)
     trigger = None
@@ -461,6 +463,8 @@ class WorkItem:
             detached=definition.detached,
         )
         tx.changes.append(change)
+        if tx.audit is not None:
+            tx.audit.item_moved(change, 0)
         return change
 
     async def _activity(

@@ -119,6 +119,8 @@ async def initialize(tx: Transaction, spec: NetSpec, message: InitializeWorkflow
         trigger=message.trigger,
     )
     tx.changes.append(change)
+    if tx.audit is not None:
+        tx.audit.workflow_moved(change)
     if parent is not None and parent_task is not None:
         await tx.send(change)
     if migrated:  # the migration's initializer, before the first tasks are enabled
@@ -273,6 +275,8 @@ class Workflow:
             created_at=workflow.created_at,
         )
         tx.changes.append(change)
+        if tx.audit is not None:
+            tx.audit.workflow_moved(change)
         if activity in self.tx.spec(workflow).activities:
             await self._activity(activity)
         if target in _DONE and workflow.id == tx.state.id and tx.state.migration is not None:
