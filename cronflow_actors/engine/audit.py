@@ -181,9 +181,10 @@ class AuditRecorder:
             if was != now:
                 events += (MARK, instance, condition, was, now)
 
-    # -- the moves, as the elements make them (the audit's hottest path: a few references) ------
+    # -- the moves, as the elements make them (the audit's hottest path: a few references) --------
 
     def task_moved(self, change: TaskStateChanged) -> None:
+        """A task moved (its ``Task.<op>`` span opens)."""
         workflow_id = change.workflow_id
         self._events += (
             TASK,
@@ -211,6 +212,8 @@ class AuditRecorder:
             self._failed = (*self._failed, change.work_item_id)
 
     def workflow_moved(self, change: WorkflowStateChanged) -> None:
+        """A workflow moved; a new one (``prev`` None) also records its definition's tasks and
+        conditions and its first marking."""
         workflow_id, target, prev = change.workflow_id, change.next, change.prev
         workflow = self._state.workflows[workflow_id]
         instance = None if workflow_id == self._trace else workflow_id

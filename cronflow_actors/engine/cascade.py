@@ -67,11 +67,12 @@ class Cascade:
 
     An element, once addressed, lives for the rest of the turn (its record does not change
     identity within a transaction), so the elements are kept here by id and reused. ``close``
-    ends the turn and breaks the cycles a turn makes (the transaction and its dispatcher, the
-    dispatcher and its own ``send``, the elements and their transaction), so that a turn's
-    objects are freed as soon as the transaction is, not left to the cyclic collector: a turn
-    is thousands of objects a second, and garbage in cycles makes the collector run more often
-    and walk everything in flight."""
+    ends the turn and breaks the cycles it made (the transaction's ``send`` and the dispatcher,
+    the dispatcher and its own ``send``), so that a turn's objects (the dispatcher, the elements
+    it kept, what they refer to) are freed by reference counting as soon as the turn is over,
+    not left to the cyclic collector: a turn is hundreds of objects, thousands of turns run a
+    second, and garbage in cycles makes the collector run more often and walk every run in
+    flight each time."""
 
     __slots__ = ("_items", "_previous", "_tasks", "_workflows", "root", "send", "tx")
 
@@ -88,18 +89,15 @@ class Cascade:
             tx.audit.route = self._deliver
             self.send = self._turn
         """Deliver ``message`` to its element, depth-first: awaiting it runs the element's
-        ``receive`` (and everything that sends in turn) to the end; it resolves to the answer."""
+        ``receive`` (and everything that sends in turn) to the end; it resolves to the answer.
+        Until ``close``; after it, what ``tx.send`` was before (no dispatcher: it raises)."""
         tx.send = self.send
 
     def close(self) -> None:
-        """The turn is over: the transaction no longer reaches this dispatcher."""
-        self.tx.send = self._previous
+        """The turn is over: neither the transaction nor the dispatcher reaches it any more."""
+        self.tx.send = self.send = self._previous
         if self.tx.audit is not None:
             self.tx.audit.route = None
-        del self.send
-        self._tasks.clear()
-        self._items.clear()
-        self._workflows.clear()
 
     async def _turn(self, message: ElementMessage) -> Any:
         """With the audit on, the first message of a turn: the turn's frame (``begin_turn``,

@@ -120,8 +120,9 @@ class Transaction:
         self.dequeued: Sequence[str] = ()
         """Queued runs whose rows this transaction deletes (a queued run's start)."""
         self.changes: list[Message] = []
-        """Every state change, in the order the elements moved (for observers; with the audit
-        on, the elements also report each move to ``audit``)."""
+        """Every state change, in the order the elements moved (for observers). With the audit
+        on, an element that appends a workflow, task or work-item move also reports it to
+        ``audit`` (``workflow_moved``, ``task_moved``, ``item_moved``), right after appending."""
         self.send: Send = _no_dispatcher
         """How an element talks to another one (the dispatcher installs it)."""
 

@@ -14,6 +14,11 @@ from cronflow_actors.engine.actors import decode_state
 from cronflow_actors.errors import ActionDeniedError
 from cronflow_actors.kernel import ManualClock
 from cronflow_actors.messages.audit import AuditSpan
+from cronflow_actors.messages.engine import (
+    TaskStateChanged,
+    WorkflowStateChanged,
+    WorkItemStateChanged,
+)
 from cronflow_actors.runtime.audit import StateAt, Trace, TraceNode
 from tests.engine.helpers import build, open_item
 
@@ -348,3 +353,44 @@ async def test_with_the_audit_off_nothing_is_recorded_until_it_is_on(
         spans = await rt.spans(run_id)
     assert {s.revision for s in spans} == {2}
     assert spans[0].operation == "Action.start"
+
+
+async def test_every_move_an_observer_sees_has_its_span(tmp_path: Path, clock: ManualClock) -> None:
+    """The elements report each workflow, task and work-item move to the audit themselves: the
+    moves the runtime's observers hear of (a loop, a child workflow, a teardown by cancel) and
+    the spans of the moves are the same, element by element and in order."""
+    observed: list[tuple[str, str, str]] = []
+
+    def observe(changes: list[Any]) -> None:
+        for change in changes:
+            if isinstance(change, WorkflowStateChanged):
+                observed.append(("Workflow", change.workflow_id, change.workflow_id))
+            elif isinstance(change, TaskStateChanged):
+                observed.append(("Task", change.workflow_id, change.task))
+            elif isinstance(change, WorkItemStateChanged):
+                observed.append(("WorkItem", change.workflow_id, change.work_item_id))
+
+    async with runtime(tmp_path / "m.db", clock, workflows=[loop_net()]) as rt:
+        rt.observe(observe)
+        done = await rt.start_workflow("loop")
+        for n in range(3):
+            for task in ("a", "b"):
+                item = await open_item(rt, done, task)
+                await rt.start_work_item(item.id)
+                await rt.complete_work_item(item.id, {"n": n})
+        [child] = await rt.child_workflows(done, "comp")
+        item = await open_item(rt, child.id, "x")
+        await rt.start_work_item(item.id)
+        await rt.complete_work_item(item.id)
+        canceled = await rt.start_workflow("loop")
+        await rt.start_work_item((await open_item(rt, canceled, "a")).id)
+        await rt.cancel_workflow(canceled)
+        spans = [*await rt.spans(done), *await rt.spans(canceled)]
+    moves = [
+        (s.operation.partition(".")[0], s.instance_id, s.element)
+        for s in spans
+        if s.operation.partition(".")[0] in {"Workflow", "Task", "WorkItem"}
+        and s.operation != "Task.route"
+    ]
+    assert len(observed) > 40
+    assert moves == observed
