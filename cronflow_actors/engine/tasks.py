@@ -1,14 +1,13 @@
 """The task element: enable, start, complete, fail, cancel, disable (spec sections 1.3, 2, 3, 7).
 
-A ``Task`` is an actor on its instance's turn: its record is its state (with the marking of the
-net it fires in), and ``receive`` (a ``match`` over ``TaskMessage``) is its one way in. It hears
-from its children through ``WorkItemStateChanged`` (work items) and ``WorkflowStateChanged``
-(child workflows of composite tasks): it keeps their stats, runs its ``on_*_state_changed``
-activity, drains the auto-trigger queue, and then, for a terminal change that is not a teardown,
-asks its completion policy whether to complete, fail or continue. Its own changes go to its
-workflow as ``TaskStateChanged``; what it asks of its children, its siblings (enable, disable,
-cancel) and its workflow (start, fail) goes through ``tx.send`` too. This module knows no other
-element.
+A ``Task`` is an actor on its instance's turn: its record is its state (with the marking of the net
+it fires in), and ``receive`` (a ``match`` over ``TaskMessage``) is its one way in. It hears from
+its children through ``WorkItemStateChanged`` (work items) and ``WorkflowStateChanged`` (child
+workflows of composite tasks): it keeps their stats, runs its ``on_*_state_changed`` activity,
+drains the auto-trigger queue, and then, for a terminal change that is not a teardown, asks its
+completion policy whether to complete, fail or continue. Its own changes go to its workflow as
+``TaskStateChanged``; what it asks of its children, its siblings (enable, disable, cancel) and its
+workflow (start, fail) goes through ``tx.send`` too. This module knows no other element.
 
 Differences from Tasquencer, on purpose (spec section 14):
 - a task completes only from ``started``: a policy that says "complete" for a task that never
@@ -143,10 +142,9 @@ class Task:
         await self._activity("on_enabled", default_child=True)
 
     async def _ensure_started(self) -> None:
-        """``enabled`` -> ``started`` on the first start of a work item or child workflow: take
-        one token from every input condition, disable the competitors that lost their token
-        (deferred choice), run ``on_started``, then ask the policy once (a dummy task just
-        completes)."""
+        """``enabled`` -> ``started`` on the first start of a work item or child workflow: take one
+        token from every input condition, disable the competitors that lost their token (deferred
+        choice), run ``on_started``, then ask the policy once (a dummy task just completes)."""
         tx, workflow, record, name = self.tx, self.workflow, self.record, self.name
         if record.state == TaskState.STARTED:
             return
@@ -272,8 +270,7 @@ class Task:
             )
 
     async def _child_workflow_changed(self, message: WorkflowStateChanged) -> None:
-        """A child workflow of this composite task changed state
-        (``on_workflow_state_changed``)."""
+        """A child workflow of this composite task changed (``on_workflow_state_changed``)."""
         tx, workflow, record, name = self.tx, self.workflow, self.record, self.name
         _count(record.stats, message.prev, message.next)
         if message.prev is None:
@@ -304,7 +301,7 @@ class Task:
         return self.record.state == state
 
     def _move(self, target: TaskState) -> TaskStateChanged:
-        record = self.record
+        tx, record = self.tx, self.record
         previous = record.state
         check_move("task", (self.workflow.name, self.name), previous, target)
         record.state = target
@@ -315,7 +312,6 @@ class Task:
             prev=previous,
             next=target,
         )
-        tx = self.tx
         tx.changes.append(change)
         if tx.audit is not None:
             tx.audit.task_moved(change)
