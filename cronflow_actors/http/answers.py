@@ -79,6 +79,9 @@ class Published(msgspec.Struct):
     started: list[str]
     refused: list[EventRefusal]
     """The flows whose schema refused the payload (the event went to the others)."""
+    held: list[str]
+    """Runs with a step waiting for the event that did not hear it: they are held (``blocked``,
+    their definition changed under their version), and the event is not kept for them."""
 
 
 class Resumed(msgspec.Struct):

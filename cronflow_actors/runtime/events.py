@@ -20,7 +20,7 @@ from typing import Any
 
 import msgspec
 
-from cronflow_actors.errors import EngineError, InvalidEventError
+from cronflow_actors.errors import EngineError, InstanceBlockedError, InvalidEventError
 from cronflow_actors.flow.triggers import schema_path
 from cronflow_actors.kernel import Clock
 from cronflow_actors.messages import Message, WaitRecord
@@ -46,12 +46,17 @@ class EventRefusal(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class PublishResult(list[str]):
-    """What ``publish_event`` did: a list of the ids of the runs it started, and ``refused``,
-    the flows whose schema refused the payload (empty when none did)."""
+    """What ``publish_event`` did: a list of the ids of the runs it started, ``refused``, the
+    flows whose schema refused the payload, and ``held``, the runs with a step waiting for the
+    event that did not hear it because they are held (``blocked``: their definition changed
+    under their version); the event is not kept for them (each empty when there are none)."""
 
-    def __init__(self, started: list[str], refused: list[EventRefusal]) -> None:
+    def __init__(
+        self, started: list[str], refused: list[EventRefusal], held: list[str] | None = None
+    ) -> None:
         super().__init__(started)
         self.refused = refused
+        self.held = held if held is not None else []
 
 
 class Events:
@@ -104,18 +109,32 @@ class Events:
             )
             started.append(await self._trigger(flow_id, run_payload, kind="event"))
         after = None
+        held: list[str] = []
         while True:
             waits = await self._store.open_waits("event", key=name, after=after, limit=_PAGE)
-            await asyncio.gather(*(self._deliver(wait, name, payload) for wait in waits))
+            delivered = await asyncio.gather(*(self._deliver(w, name, payload) for w in waits))
+            held += [w.instance_id for w, ok in zip(waits, delivered, strict=True) if not ok]
             if len(waits) < _PAGE:
-                return PublishResult(started, refused)
+                return PublishResult(started, refused, sorted(set(held)))
             after = (waits[-1].created_at, waits[-1].wait_id)
 
-    async def _deliver(self, wait: WaitRecord, name: str, payload: Any) -> None:
+    async def _deliver(self, wait: WaitRecord, name: str, payload: Any) -> bool:
+        """False if the run is held (it did not hear the event); True otherwise, also when its
+        filter refused the event or its step no longer waits."""
         command = DeliverEvent(work_item_id=wait.wait_id, event=name, payload=payload)
         try:
             await self._send(wait.instance_id, command)
+        except InstanceBlockedError as blocked:
+            logger.warning(
+                "event %s not delivered to %s (run %s): %s; it is not kept for the run",
+                name,
+                wait.wait_id,
+                wait.instance_id,
+                blocked.reason,
+            )
+            return False
         except EngineError as error:
             logger.debug("event %s not delivered to %s: %s", name, wait.wait_id, error)
         except Exception:
             logger.exception("the filter of %s raised; the event is not delivered", wait.wait_id)
+        return True

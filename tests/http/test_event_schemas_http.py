@@ -36,6 +36,7 @@ async def test_event_refusals_over_http(serve: Serve) -> None:
     assert accepted.status_code == 202
     body = accepted.json()
     assert body["refused"] == []
+    assert body["held"] == []
     [run_id] = body["started"]
     assert (await rt.wait(run_id, timeout=5)).output["amount"] == 10
 

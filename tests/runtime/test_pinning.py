@@ -260,3 +260,38 @@ async def test_a_held_run_is_migrated_to_another_version_keeping_its_recorded_ou
         result = await rt.wait(new, timeout=5)
         assert (result.status, result.output) == ("completed", "deliver")
         assert RAN == ["prepare", "deliver"]  # its recorded step was not run again
+
+
+def awaiting(*, changed: bool = False) -> cf.Flow:
+    flow = cf.define("awaiting").wait_for_event("paid", "payment")
+    return flow.step("ship" if not changed else "send", ran("ship" if not changed else "send"))
+
+
+async def test_an_event_for_a_held_run_is_reported_as_not_heard(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The event's publisher learns which runs waiting for it are held and did not hear it
+    (``held``; a warning names each): the event is not kept for them, so a run released by
+    registering its old definition again still waits, and hears the next one."""
+    db = tmp_path / "event.db"
+    RAN.clear()
+    async with cf.Runtime(db=db, workflows=[awaiting()]) as rt:
+        run_id = await rt.trigger("awaiting")
+        other = await rt.trigger("awaiting")
+        await rt.wait_idle()
+    async with cf.Runtime(db=db, workflows=[awaiting(changed=True)]) as rt:
+        assert (await rt.inspect(run_id)).status == "blocked"
+        with caplog.at_level(logging.WARNING, logger="cronflow_actors.runtime.events"):
+            published = await rt.publish_event("payment", {"amount": 5})
+        assert (list(published), published.refused) == ([], [])
+        assert published.held == sorted([run_id, other])
+        warned = [r.getMessage() for r in caplog.records if "not delivered" in r.getMessage()]
+        assert len(warned) == 2
+        assert all("it is not kept for the run" in line for line in warned)
+        assert RAN == []
+    async with cf.Runtime(db=db, workflows=[awaiting()]) as rt:
+        assert (await rt.inspect(run_id)).status == "waiting"
+        published = await rt.publish_event("payment", {"amount": 7})
+        assert published.held == []
+        result = await rt.wait(run_id, timeout=5)
+        assert (result.status, result.output) == ("completed", "ship")

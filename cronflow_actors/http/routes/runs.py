@@ -118,7 +118,8 @@ def routes(edge: Edge) -> list[Route]:
         payload = await edge.json(request)
         published = await runtime.publish_event(request.path_params["name"], payload)
         refused = [msgspec.to_builtins(refusal) for refusal in published.refused]
-        return json_response({"started": list(published), "refused": refused}, 202)
+        body = {"started": list(published), "refused": refused, "held": published.held}
+        return json_response(body, 202)
 
     async def resume(request: Request) -> Response:
         payload = await edge.json(request)
