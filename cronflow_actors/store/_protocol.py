@@ -183,7 +183,9 @@ class Store(Protocol):
         ...
 
     async def unfinished_ids(self, workflow: str) -> list[str]:
-        """Ids of the instances of ``workflow`` whose status is running or waiting."""
+        """Ids of the instances of ``workflow`` that are not over: running, waiting, or held
+        ``blocked`` (a held run keeps its place under its flow's limits: it runs on once its
+        definition is registered again or it is migrated)."""
         ...
 
     async def run_starts(self, workflow: str, *, since: float, limit: int) -> list[float]:

@@ -133,10 +133,12 @@ class SQLiteReads:
         return [sql.snapshot_of(row) for row in rows]
 
     async def unfinished_ids(self, workflow: str) -> list[str]:
+        # each arm through its own index (the in-flight one is partial: running and waiting)
         rows = await self._fetchall(
             "SELECT instance_id FROM instances WHERE workflow = ? "
-            "AND status IN ('running', 'waiting')",
-            (workflow,),
+            "AND status IN ('running', 'waiting') UNION ALL "
+            "SELECT instance_id FROM instances WHERE status = 'blocked' AND workflow = ?",
+            (workflow, workflow),
             "list unfinished instances",
         )
         return [row[0] for row in rows]

@@ -356,7 +356,7 @@ class MemoryStore(MemorySpans):
         return [
             s.instance_id
             for s in self._snapshots.values()
-            if s.workflow == workflow and s.status in ("running", "waiting")
+            if s.workflow == workflow and s.status in ("running", "waiting", "blocked")
         ]
 
     async def run_starts(self, workflow: str, *, since: float, limit: int) -> list[float]:

@@ -146,9 +146,11 @@ class PostgresReads:
         return [_sql.snapshot_of(row) for row in rows]
 
     async def unfinished_ids(self, workflow: str) -> list[str]:
+        # each arm through its own index (the in-flight one is partial: running and waiting)
         rows = await self._fetch(
             "SELECT instance_id FROM instances WHERE workflow = $1 "
-            "AND status IN ('running', 'waiting')",
+            "AND status IN ('running', 'waiting') UNION ALL "
+            "SELECT instance_id FROM instances WHERE status = 'blocked' AND workflow = $1",
             (workflow,),
             "list unfinished instances",
         )

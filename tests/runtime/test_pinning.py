@@ -295,3 +295,27 @@ async def test_an_event_for_a_held_run_is_reported_as_not_heard(
         assert published.held == []
         result = await rt.wait(run_id, timeout=5)
         assert (result.status, result.output) == ("completed", "ship")
+
+
+def limited(*, changed: bool = False) -> cf.Flow:
+    flow = cf.define("limited", concurrency=1).human_in_the_loop("hold", description="in line")
+    return flow.step("b" if not changed else "c", ran("b" if not changed else "c"))
+
+
+async def test_a_held_run_keeps_its_place_under_its_flows_limit(tmp_path: Path) -> None:
+    """A held run is not over: it runs on once its old definition is registered again, so it
+    counts against its flow's concurrency as before; a run triggered meanwhile is queued, and
+    starts once the held one is canceled."""
+    db = tmp_path / "limited.db"
+    async with cf.Runtime(db=db, workflows=[limited()]) as rt:
+        held = await rt.trigger("limited")
+        await rt.wait_idle()
+    async with cf.Runtime(db=db, workflows=[limited(changed=True)]) as rt:
+        assert (await rt.inspect(held)).status == "blocked"
+        queued = await rt.trigger("limited")
+        await rt.wait_idle()
+        assert [r.id for r in await rt.list_runs()] == [held]  # the new one only in the queue
+        await rt.cancel(held)
+        await rt.wait_idle()
+        runs = {r.id: r.status for r in await rt.list_runs()}
+        assert runs == {held: "canceled", queued: "waiting"}  # started, at its human step

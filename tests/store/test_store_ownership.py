@@ -207,3 +207,13 @@ async def test_timers_are_read_in_pages_of_due_time(store: Store) -> None:
     assert [(t.due_at, t.timer_id) for t in page] == [(0, "t0"), (0, "t3"), (1, "t1"), (1, "t4")]
     rest = await store.load_timers(after=(page[-1].due_at, page[-1].timer_id))
     assert [t.timer_id for t in rest] == ["t2", "t5"]
+
+
+async def test_unfinished_runs_are_running_waiting_or_held(store: Store) -> None:
+    """What a flow's limits count after a restart: its runs that are not over, held ones too."""
+    statuses = ["running", "waiting", "blocked", "completed", "failed", "canceled"]
+    for n, status in enumerate(statuses):
+        await store.commit(only_snapshot(run(f"r{n}", float(n), status=status)))
+    await store.commit(only_snapshot(run("x", 9.0, workflow="other", status="blocked")))
+    assert sorted(await store.unfinished_ids("wf")) == ["r0", "r1", "r2"]
+    assert await store.unfinished_ids("other") == ["x"]
