@@ -15,7 +15,7 @@ from cronflow_actors.errors import LeaseLostError, StoreFailedError
 from cronflow_actors.store._ops import LEASE_OPS, FileGoneError, Item
 from cronflow_actors.store._protocol import CommitObserver, StoreStatistics
 
-__all__ = ["Failure", "GroupAnswers", "batch_length"]
+__all__ = ["Failure", "GroupAnswers", "take_batch"]
 
 logger = logging.getLogger(__name__)
 
@@ -29,15 +29,17 @@ class Failure:
         self.error = error
 
 
-def batch_length(queue: list[Item], max_batch: int) -> int:
-    """How many of ``queue``'s first items make the next batch: those before the first lease
+def take_batch(queue: list[Item], max_batch: int) -> list[Item]:
+    """The next batch, taken off the front of ``queue``: the items before the first lease
     operation (which runs alone), at most ``max_batch``."""
     count = 0
     for payload, _future in queue[:max_batch]:
         if isinstance(payload, LEASE_OPS):
             break
         count += 1
-    return count
+    items = queue[:count]
+    del queue[:count]
+    return items
 
 
 def _describe(error: BaseException) -> str:

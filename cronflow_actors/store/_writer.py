@@ -29,7 +29,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Any, NoReturn
 
 import aiosqlite
 
@@ -51,7 +51,7 @@ from cronflow_actors.store._batch_sql import (
     run_on_connection,
     write_batch,
 )
-from cronflow_actors.store._group import Failure, GroupAnswers, batch_length
+from cronflow_actors.store._group import Failure, GroupAnswers, take_batch
 from cronflow_actors.store._ops import (
     LEASE_OPS,
     BatchOp,
@@ -154,10 +154,7 @@ class GroupWriter(GroupAnswers):
         ``max_batch`` items). Taken on the connection's thread when it starts the batch, so
         that everything queued until then joins it."""
         with self._lock:
-            count = batch_length(self._queue, self._max_batch)
-            items = self._queue[:count]
-            del self._queue[:count]
-        return items
+            return take_batch(self._queue, self._max_batch)
 
     def _run_slow(self, work: Coroutine[Any, Any, None]) -> None:
         """``work`` (what takes several round trips: a lease operation, a batch refused or
@@ -249,7 +246,7 @@ class GroupWriter(GroupAnswers):
         results, written, seen = await self._one_by_one(items)
         self._answer(items, results, written, seen, started)
 
-    async def _lost_lease(self) -> None:
+    async def _lost_lease(self) -> NoReturn:
         """``LeaseLostError``: a batch found that ``owner`` no longer holds the lease (nothing
         was written); the writer accepts nothing more."""
         owner = self.owner
@@ -267,7 +264,6 @@ class GroupWriter(GroupAnswers):
         )
         if written is None:
             await self._lost_lease()
-        assert written is not None
         results, vacuum_due = written
         if vacuum_due:
             await self._vacuum()

@@ -37,7 +37,7 @@ from cronflow_actors.messages import LeaseRecord, Mutation, QueuedRun, encode
 from cronflow_actors.store import _sql
 from cronflow_actors.store import postgres_sql as sql
 from cronflow_actors.store._batch import BrokenChainError, Coalesced, coalesce
-from cronflow_actors.store._group import GroupAnswers, batch_length
+from cronflow_actors.store._group import GroupAnswers, take_batch
 from cronflow_actors.store._ops import (
     LEASE_OPS,
     BatchOp,
@@ -135,10 +135,7 @@ class PostgresWriter(GroupAnswers):
             if isinstance(self._queue[0][0], LEASE_OPS):
                 await self._lease_op(self._queue.pop(0))
                 continue
-            count = batch_length(self._queue, self._max_batch)
-            items = self._queue[:count]
-            del self._queue[:count]
-            await self._write(items)
+            await self._write(take_batch(self._queue, self._max_batch))
 
     # -- batches --------------------------------------------------------------------------------
 
