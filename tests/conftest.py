@@ -4,8 +4,13 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
+from cronflow_actors.engine.audit import AuditRecorder
 from cronflow_actors.kernel import ActorSystem, ManualClock
 from tests.pg.server import PostgresUnavailableError, TemporaryPostgres
+
+AuditRecorder.check_last_sends = True
+"""Every test's transactions check that an element's last act (``Transaction.send_last``,
+delivered without an audit frame) is its last: what it sets off would nest wrongly otherwise."""
 
 
 @pytest.fixture

@@ -6,7 +6,11 @@ audit is off, and then nothing here runs). It hears of the operations from four 
 - the dispatcher (``Cascade``) hands it every message it delivers (``begin_turn`` and
   ``end_turn`` around the first message of a turn, ``send`` for what that sets off): a
   message's delivery is a frame, and the operations that happen inside it are caused by it,
-  so they nest under the operation open when it began; the first message of a turn that
+  so they nest under the operation open when it began. An element's last act on a message
+  (``Transaction.send_last``, most often its report to its parent) needs no frame: the
+  sender's frame ends right after, with the same spans, so it is delivered as it is (a
+  frame is a coroutine around the delivery, the recording's largest cost per message; the
+  tests check each such send, ``check_last_sends``). The first message of a turn that
   calls an action (``WorkItemAction``, ``CreateWorkItem``, the root's ``InitializeWorkflow``,
   ``CancelWorkflow``, from a call or a job) is an ``Action.<name>`` span with the caller;
 - the elements report each move as they make it (``task_moved``, ``item_moved``,
@@ -33,7 +37,7 @@ engine operations take microseconds, an activity's span measures the activity.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Collection
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from cronflow_actors.kernel import Clock
 from cronflow_actors.messages.audit import (
@@ -96,6 +100,7 @@ class AuditRecorder:
         "_committed",
         "_events",
         "_failed",
+        "_lasts",
         "_mono",
         "_now",
         "_revision",
@@ -118,6 +123,15 @@ class AuditRecorder:
         """Work items that failed in the transaction: their errors are recorded at the end."""
         self.route: Callable[[Any], Awaitable[Any]] | None = None
         """The dispatcher's delivery of a message (``Cascade``, for the turn)."""
+        self._lasts: list[tuple[int, Any]] | None = None
+        """With ``check_last_sends``: where each ``send_last`` delivery ended, and its message."""
+
+    check_last_sends: ClassVar[bool] = False
+    """Check every ``Transaction.send_last`` (the test suite sets it): a message an element sends
+    as its last act is delivered without a frame, which gives the same spans only if nothing is
+    recorded after it before the sender's own frame ends; with this on, each such delivery is
+    watched and a commit where something was raises ``AssertionError`` naming the message. Off,
+    nothing is watched (the watching costs what leaving out the frame saves)."""
 
     # -- what the dispatcher, the markings and the activities report ----------------------------
 
@@ -141,6 +155,16 @@ class AuditRecorder:
             return await self.route(message)  # type: ignore[misc]
         finally:
             events.append(EXIT)
+
+    async def send_last(self, message: Any) -> Any:
+        """With ``check_last_sends`` (tests), ``Transaction.send_last``: ``message`` delivered
+        without a frame, as always, and where its delivery ended kept for the commit, which
+        checks that the sender's frame ended there (``spans``)."""
+        answer = await self.route(message)  # type: ignore[misc]
+        if self._lasts is None:
+            self._lasts = []
+        self._lasts.append((len(self._events), message))
+        return answer
 
     async def activity(
         self, call: Awaitable[T], name: str, instance_id: str, element: str, kind: str
@@ -244,6 +268,8 @@ class AuditRecorder:
         if revision != self._revision:
             raise AssertionError(f"spans of revision {self._revision} committed as {revision}")
         events = self._events
+        if self._lasts is not None:
+            self._check_lasts()
         events += (TIME, self._read_clock())  # what is still open ends now
         work_items = self._state.work_items
         for item_id in self._failed:
@@ -260,6 +286,17 @@ class AuditRecorder:
             sink(self._committed)
 
     # -- internals --------------------------------------------------------------------------------
+
+    def _check_lasts(self) -> None:
+        events = self._events
+        for end, message in self._lasts or ():
+            if end < len(events) and events[end] not in (EXIT, LEAVE):
+                raise AssertionError(
+                    f"{message!r} was sent with Transaction.send_last, but its sender recorded "
+                    f"more after it (event code {events[end]!r}, EVENTS in messages/audit.py): "
+                    "nothing may follow a send_last in its sender's frame; send it with "
+                    "Transaction.send"
+                )
 
     def _read_clock(self) -> float:
         return self._now + (self._trail.clock.monotonic() - self._mono)

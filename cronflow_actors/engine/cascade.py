@@ -74,7 +74,16 @@ class Cascade:
     second, and garbage in cycles makes the collector run more often and walk every run in
     flight each time."""
 
-    __slots__ = ("_items", "_previous", "_tasks", "_workflows", "root", "send", "tx")
+    __slots__ = (
+        "_items",
+        "_previous",
+        "_previous_last",
+        "_tasks",
+        "_workflows",
+        "root",
+        "send",
+        "tx",
+    )
 
     def __init__(self, tx: Transaction, root: NetSpec) -> None:
         self.tx = tx
@@ -82,7 +91,7 @@ class Cascade:
         self._tasks: dict[tuple[str, str], Task] = {}
         self._items: dict[str, WorkItem] = {}
         self._workflows: dict[str, Workflow] = {}
-        self._previous = tx.send
+        self._previous, self._previous_last = tx.send, tx.send_last
         if tx.audit is None:
             self.send: Send = self._deliver
         else:  # each delivery is a frame of the audit trail
@@ -91,27 +100,31 @@ class Cascade:
         """Deliver ``message`` to its element, depth-first: awaiting it runs the element's
         ``receive`` (and everything that sends in turn) to the end; it resolves to the answer.
         Until ``close``; after it, what ``tx.send`` was before (no dispatcher: it raises)."""
-        tx.send = self.send
+        tx.send = tx.send_last = self.send
 
     def close(self) -> None:
         """The turn is over: neither the transaction nor the dispatcher reaches it any more."""
-        self.tx.send = self.send = self._previous
-        if self.tx.audit is not None:
-            self.tx.audit.route = None
+        tx = self.tx
+        tx.send = self.send = self._previous
+        tx.send_last = self._previous_last
+        if tx.audit is not None:
+            tx.audit.route = None
 
     async def _turn(self, message: ElementMessage) -> Any:
         """With the audit on, the first message of a turn: the turn's frame (``begin_turn``,
-        ``end_turn``); what it sets off is sent in frames of its own (``send``)."""
+        ``end_turn``); what it sets off is sent in frames of its own (``send``), but for an
+        element's last act (``send_last``: delivered as it is, no frame)."""
         tx = self.tx
         audit = tx.audit
         assert audit is not None
         tx.send = audit.send
+        tx.send_last = audit.send_last if audit.check_last_sends else self._deliver
         audit.begin_turn(message)
         try:
             return await self._deliver(message)
         finally:
             audit.end_turn()
-            tx.send = self._turn
+            tx.send = tx.send_last = self._turn
 
     def _deliver(self, message: ElementMessage) -> Awaitable[Any]:
         try:

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from enum import StrEnum
 
 from cronflow_actors.errors import InvalidStateTransitionError
+from cronflow_actors.messages.engine import Stats
 from cronflow_actors.messages.states import (
     ActionState,
     TaskState,
@@ -33,6 +34,7 @@ __all__ = [
     "WorkItemVerb",
     "WorkflowState",
     "check_move",
+    "count_move",
     "is_final",
 ]
 
@@ -105,3 +107,14 @@ def check_move(
         name = ident if isinstance(ident, str) else "/".join(ident)
         allowed = sorted(str(state) for state in table[current])
         raise InvalidStateTransitionError(kind, name, str(current), str(requested), allowed)
+
+
+def count_move(stats: Stats, prev: str | None, next_state: str) -> None:
+    """A task's child (a work item or a child workflow) moved from ``prev`` (None: it is new)
+    to ``next_state``: the task's ``stats`` (how many children are in each state, and the
+    total) follow."""
+    if prev is None:
+        stats.total += 1
+    else:
+        setattr(stats, prev, getattr(stats, prev) - 1)
+    setattr(stats, next_state, getattr(stats, next_state) + 1)

@@ -31,13 +31,11 @@ from cronflow_actors.engine.states import (
     WorkflowState,
     WorkItemState,
     check_move,
+    count_move,
     is_final,
 )
 from cronflow_actors.engine.transaction import Transaction, normalize
-from cronflow_actors.errors import (
-    InvalidPolicyResultError,
-    InvalidStateTransitionError,
-)
+from cronflow_actors.errors import InvalidPolicyResultError, InvalidStateTransitionError
 from cronflow_actors.messages.elements import (
     CancelTask,
     CreateWorkItem,
@@ -106,7 +104,7 @@ class Task:
             case WorkflowStateChanged():
                 return self._child_workflow_changed(message)
             case EnableTask():
-                return self._enable()
+                return self._enable(last=True)
             case EnsureTaskStarted():
                 return self._ensure_started()
             case CancelTask(teardown=teardown):
@@ -119,10 +117,11 @@ class Task:
 
     # -- the transitions ---------------------------------------------------------------------------
 
-    async def _enable(self) -> None:
+    async def _enable(self, *, last: bool = False) -> None:
         """Enable the task if its join is satisfied and its state allows it (a new generation).
         With no ``on_enabled`` activity it initializes one work item (composite: one child
-        workflow); a dummy task runs straight through to completion."""
+        workflow); a dummy task runs straight through to completion. ``last``: the caller does
+        nothing after (``Transaction.send_last``), as for ``_activity``."""
         workflow, record, name = self.workflow, self.record, self.name
         if record.state not in _ENABLEABLE or workflow.state in _WORKFLOW_DONE:
             return
@@ -139,7 +138,7 @@ class Task:
             await self._activity("on_enabled")
             await self._ensure_started()
             return
-        await self._activity("on_enabled", default_child=True)
+        await self._activity("on_enabled", default_child=True, last=last)
 
     async def _ensure_started(self) -> None:
         """``enabled`` -> ``started`` on the first start of a work item or child workflow: take one
@@ -211,7 +210,7 @@ class Task:
                 await self._enable()
             else:
                 await tx.send(EnableTask(workflow_id=workflow.id, task=candidate))
-        await tx.send(change)
+        await tx.send_last(change)
 
     async def _fail(self, error: str, *, cause: str | None = None) -> None:
         """``started`` -> ``failed``: open children are canceled (no policies), ``on_failed``
@@ -221,7 +220,8 @@ class Task:
             return
         change = await self._leave(TaskState.FAILED, "on_failed")
         await self.tx.send(change)
-        await self.tx.send(FailWorkflow(workflow_id=self.workflow.id, error=error, cause=cause))
+        failed = FailWorkflow(workflow_id=self.workflow.id, error=error, cause=cause)
+        await self.tx.send_last(failed)
 
     async def _fail_by_job(self, error: str) -> None:
         """A job's failure of a task (a deadline): as if its policy said so, so a catching task
@@ -238,14 +238,14 @@ class Task:
                 return
             check_move("task", _ident(self.workflow, self.name), record.state, TaskState.CANCELED)
         change = await self._leave(TaskState.CANCELED, "on_canceled")
-        await self.tx.send(change)
+        await self.tx.send_last(change)
 
     async def _disable(self) -> None:
         """An enabled task whose join no longer holds (or whose workflow shuts down)."""
         if self.record.state != TaskState.ENABLED:
             return
         change = await self._leave(TaskState.DISABLED, "on_disabled")
-        await self.tx.send(change)
+        await self.tx.send_last(change)
 
     # -- what the children report ------------------------------------------------------------------
 
@@ -253,7 +253,7 @@ class Task:
         """The ``on_work_item_state_changed`` analogue: stats, activity (its auto-trigger queue
         drained first), then the policy for a terminal change that is not a teardown."""
         record = self.record
-        _count(record.stats, message.prev, message.next)
+        count_move(record.stats, message.prev, message.next)
         if message.prev is None:
             record.children.append(message.work_item_id)
             return
@@ -272,7 +272,7 @@ class Task:
     async def _child_workflow_changed(self, message: WorkflowStateChanged) -> None:
         """A child workflow of this composite task changed (``on_workflow_state_changed``)."""
         tx, workflow, record, name = self.tx, self.workflow, self.record, self.name
-        _count(record.stats, message.prev, message.next)
+        count_move(record.stats, message.prev, message.next)
         if message.prev is None:
             record.children.append(message.workflow_id)
             return
@@ -415,9 +415,11 @@ class Task:
         *,
         changed: WorkItemStateChanged | WorkflowStateChanged | None = None,
         default_child: bool = False,
+        last: bool = False,
     ) -> None:
         """Run a task activity, then initialize the children it asked for and drain their
-        auto-triggers in order. ``default_child``: with no activity, initialize one child."""
+        auto-triggers in order. ``default_child``: with no activity, initialize one child;
+        ``last``: the caller does nothing after."""
         tx, definition = self.tx, self.definition
         fn = definition.activities.get(activity)
         if fn is None and not default_child:
@@ -431,11 +433,13 @@ class Task:
             pending.append((tx.new_id("w"), None, None))
         elif definition.kind is TaskKind.COMPOSITE:
             pending.append((tx.new_id("f"), None, None))
-        await self._create_children(pending)
+        await self._create_children(pending, last=last)
 
-    async def _create_children(self, pending: list[tuple[str, str | None, Any]]) -> None:
+    async def _create_children(
+        self, pending: list[tuple[str, str | None, Any]], *, last: bool = False
+    ) -> None:
         """Initialize the children an activity (or a migrator) asked for, then drain their
-        auto-triggers in order."""
+        auto-triggers in order; ``last`` as for ``_activity``."""
         tx, workflow, name, definition = self.tx, self.workflow, self.name, self.definition
         if not pending:
             return
@@ -443,7 +447,9 @@ class Task:
         for ident, child_name, payload in pending:
             # Internal calls: each child is created through its initialize action (spec 5.3).
             if definition.kind is TaskKind.TASK:
-                trigger = await tx.send(
+                # one child runs its auto-start inside its creation: then nothing follows
+                send = tx.send_last if last and len(pending) == 1 else tx.send
+                trigger = await send(
                     CreateWorkItem(
                         workflow_id=workflow.id,
                         task=name,
@@ -477,14 +483,6 @@ def _ident(workflow: WorkflowRecord, name: str) -> str:
 
 def _started(workflow: WorkflowRecord) -> list[str]:
     return [t for t, r in workflow.tasks.items() if r.state == TaskState.STARTED]
-
-
-def _count(stats: Stats, prev: str | None, next_state: str) -> None:
-    if prev is None:
-        stats.total += 1
-    else:
-        setattr(stats, prev, getattr(stats, prev) - 1)
-    setattr(stats, next_state, getattr(stats, next_state) + 1)
 
 
 def _default_decision(kind: TaskKind, stats: Stats, transition: Transition) -> str:

@@ -125,6 +125,11 @@ class Transaction:
         ``audit`` (``workflow_moved``, ``task_moved``, ``item_moved``), right after appending."""
         self.send: Send = _no_dispatcher
         """How an element talks to another one (the dispatcher installs it)."""
+        self.send_last: Send = _no_dispatcher
+        """``send`` for an element's last act on the message that reached it: nothing it
+        records (no move, marking, activity or other send) comes after the answer. The same
+        delivery; with the audit on, without a frame of its own (``AuditRecorder.send``), since
+        the sender's frame ends right after and the spans are the same."""
 
     # -- lookups ----------------------------------------------------------------------------------
 

@@ -315,7 +315,9 @@ class WorkItem:
         handle = None
         if "on_started" in definition.activities:
             handle = await self._activity("on_started", _ON_STARTED_TRIGGERS)
-        await tx.send(change)
+        # the report is the last act unless a trigger or a detached action's completion follows
+        last = (handle is None or handle.trigger is None) and not definition.detached
+        await (tx.send_last if last else tx.send)(change)
         if not self._still(WorkItemState.STARTED):  # its task's policy may have ended it
             return
         if handle is not None and handle.trigger is not None:
@@ -341,7 +343,7 @@ class WorkItem:
         tx.cancel_item_jobs(item.id)
         if "on_completed" in definition.activities:
             await self._activity("on_completed")
-        await tx.send(change)
+        await tx.send_last(change)
 
     async def _fail(self, payload: Any = None) -> None:
         tx, item = self.tx, self.record
@@ -351,7 +353,7 @@ class WorkItem:
         item.finished_at = tx.now
         tx.cancel_item_jobs(item.id)
         await self._activity("on_failed")
-        await tx.send(change)
+        await tx.send_last(change)
 
     async def _cancel(self, *, teardown: bool) -> None:
         """From ``initialized`` or ``started``. A teardown (the task itself is finishing) does
@@ -362,7 +364,7 @@ class WorkItem:
         item.finished_at = tx.now
         tx.cancel_item_jobs(item.id)
         await self._activity("on_canceled")
-        await tx.send(change)
+        await tx.send_last(change)
 
     async def _tear_down(self) -> None:
         """Its task is finishing: canceled if still open, the task's policy bypassed."""
@@ -376,7 +378,7 @@ class WorkItem:
         change = self._move(WorkItemState.INITIALIZED, call_policy=False)
         tx.cancel_item_jobs(item.id)
         await self._activity("on_reset")
-        await tx.send(change)
+        await tx.send_last(change)
 
     async def _record_outcome(self, finished: WorkItemFinished) -> bool:
         """Apply a handler's result, journaled under (instance, item, attempt). A result for an

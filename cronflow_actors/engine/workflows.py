@@ -125,11 +125,14 @@ async def initialize(tx: Transaction, spec: NetSpec, message: InitializeWorkflow
         await tx.send(change)
     if migrated:  # the migration's initializer, before the first tasks are enabled
         await Workflow(tx, record)._migration_hook("initializer")
-    for name in spec.conditions[spec.start].outputs:
+    activity = "on_initialized" in spec.activities and not migrated
+    first = spec.conditions[spec.start].outputs
+    for n, name in enumerate(first, 1):
         if record.state in _DONE:
             break
-        await tx.send(EnableTask(workflow_id=ident, task=name))
-    if "on_initialized" in spec.activities and not migrated:
+        last = n == len(first) and not activity  # the last act: nothing follows its answer
+        await (tx.send_last if last else tx.send)(EnableTask(workflow_id=ident, task=name))
+    if activity:
         await Workflow(tx, record)._activity("on_initialized")
 
 
@@ -282,7 +285,7 @@ class Workflow:
         if target in _DONE and workflow.id == tx.state.id and tx.state.migration is not None:
             await self._migration_hook("finalizer")  # the migrated root ended
         if workflow.parent_id is not None and workflow.parent_task is not None:
-            await tx.send(change)
+            await tx.send_last(change)
 
     async def _migration_hook(self, hook: str) -> None:
         """The ``initializer`` or ``finalizer`` of the migration that started this instance,

@@ -11,14 +11,19 @@ import pytest
 import cronflow_actors as cf
 from cronflow_actors import net
 from cronflow_actors.engine.actors import decode_state
+from cronflow_actors.engine.audit import AuditRecorder, AuditTrail
 from cronflow_actors.errors import ActionDeniedError
 from cronflow_actors.kernel import ManualClock
 from cronflow_actors.messages.audit import AuditSpan
+from cronflow_actors.messages.elements import EnableTask
 from cronflow_actors.messages.engine import (
+    CancelWorkflow,
+    InstanceState,
     TaskStateChanged,
     WorkflowStateChanged,
     WorkItemStateChanged,
 )
+from cronflow_actors.messages.states import TaskState
 from cronflow_actors.runtime.audit import StateAt, Trace, TraceNode
 from tests.engine.helpers import build, open_item
 
@@ -394,3 +399,60 @@ async def test_every_move_an_observer_sees_has_its_span(tmp_path: Path, clock: M
     ]
     assert len(observed) > 40
     assert moves == observed
+
+
+def _recorder(clock: ManualClock) -> tuple[AuditRecorder, list[str]]:
+    """A recorder of one transaction whose dispatcher's delivery of ``EnableTask`` enables
+    the task, and the tasks it enabled."""
+    state = InstanceState(id="run1", workflow="order")
+    recorder = AuditTrail(clock).recorder(state, now=clock.now())
+    enabled: list[str] = []
+
+    async def deliver(message: Any) -> None:
+        enabled.append(message.task)
+        recorder.task_moved(
+            TaskStateChanged(
+                workflow_id="run1",
+                task=message.task,
+                generation=1,
+                prev=TaskState.DISABLED,
+                next=TaskState.ENABLED,
+            )
+        )
+
+    recorder.route = deliver
+    return recorder, enabled
+
+
+async def test_a_last_send_is_delivered_without_a_frame_and_with_the_same_spans(
+    clock: ManualClock,
+) -> None:
+    assert AuditRecorder.check_last_sends  # every test runs with the check (tests/conftest.py)
+    framed, _ = _recorder(clock)
+    unframed, enabled = _recorder(clock)
+    for recorder, send in ((framed, framed.send), (unframed, unframed.send_last)):
+        recorder.begin_turn(CancelWorkflow(workflow_id="run1"))
+        await send(EnableTask(workflow_id="run1", task="ship"))
+        recorder.end_turn()
+    assert enabled == ["ship"]
+    with_frame, without = framed.spans(1), unframed.spans(1)
+    assert len(without.row) == len(with_frame.row) - 2  # no ENTER, no EXIT
+    assert without.spans() == with_frame.spans()
+    assert [(s.operation, s.parent_id) for s in without.spans()] == [
+        ("Action.cancel", None),
+        ("Task.enable", "1.1"),
+    ]
+
+
+async def test_a_last_send_its_sender_records_more_after_is_refused_at_the_commit(
+    clock: ManualClock,
+) -> None:
+    """A ``send_last`` whose sender goes on recording would nest what follows under what the
+    message set off: the check (on in the tests) names the message at the commit."""
+    recorder, _ = _recorder(clock)
+    recorder.begin_turn(CancelWorkflow(workflow_id="run1"))
+    await recorder.send_last(EnableTask(workflow_id="run1", task="ship"))
+    recorder.marked("run1", {"start": 1}, {"start": 0}, ["start"])  # the sender goes on
+    recorder.end_turn()
+    with pytest.raises(AssertionError, match=r"EnableTask\(.*send_last.*recorded more after it"):
+        recorder.spans(1)
