@@ -316,26 +316,51 @@ class AuditRecorder:
         )
 
     def _action(self, message: Any) -> None:
-        """The first message of a turn: an action called from outside the cascade."""
-        kind = type(message)
-        if kind is WorkItemAction:
-            item = self._state.work_items.get(message.work_item_id)
-            instance_id = item.workflow_id if item is not None else self._state.id
-            operation, element = f"Action.{message.action}", message.work_item_id
-        elif kind is CreateWorkItem:
-            instance_id = message.workflow_id
-            operation, element = "Action.initialize", message.work_item_id
-        elif kind is InitializeWorkflow and message.parent_id is None:
-            instance_id = element = message.workflow_id
-            operation = "Action.initialize"
-        elif kind is CancelWorkflow:
-            instance_id = element = message.workflow_id
-            operation = "Action.cancel"
-        else:
+        """The first message of a turn: an action called from outside the cascade, if it is
+        one (most turns are a handler's result or a timer's, and look up nothing here)."""
+        where = _ACTIONS.get(type(message))
+        if where is None:
             return
+        called = where(self._state, message)
+        if called is None:
+            return
+        operation, instance_id, element = called
         principal = message.principal
         attributes: dict[str, Any] = {"principal": principal.id if principal else None}
         trigger = getattr(message, "trigger", "")
         if trigger:
             attributes["trigger"] = trigger
         self._open(operation, instance_id, element, attributes)
+
+
+_Called = tuple[str, str, str] | None
+"""An action's span: its operation, instance and element (None: the message calls none)."""
+
+
+def _item_action(state: InstanceState, message: WorkItemAction) -> _Called:
+    item = state.work_items.get(message.work_item_id)
+    instance_id = item.workflow_id if item is not None else state.id
+    return f"Action.{message.action}", instance_id, message.work_item_id
+
+
+def _create_action(_state: InstanceState, message: CreateWorkItem) -> _Called:
+    return "Action.initialize", message.workflow_id, message.work_item_id
+
+
+def _initialize_action(_state: InstanceState, message: InitializeWorkflow) -> _Called:
+    if message.parent_id is not None:
+        return None  # a child workflow: its composite task's doing, not a call
+    return "Action.initialize", message.workflow_id, message.workflow_id
+
+
+def _cancel_action(_state: InstanceState, message: CancelWorkflow) -> _Called:
+    return "Action.cancel", message.workflow_id, message.workflow_id
+
+
+_ACTIONS: dict[type, Callable[[InstanceState, Any], _Called]] = {
+    WorkItemAction: _item_action,
+    CreateWorkItem: _create_action,
+    InitializeWorkflow: _initialize_action,
+    CancelWorkflow: _cancel_action,
+}
+"""The messages that call an action when they begin a turn, and what their span is."""
