@@ -146,6 +146,14 @@ class AuditRecorder:
         clock's time when it commits (``LEAVE``)."""
         self._events.append(LEAVE)
 
+    def enter(self) -> None:
+        """A frame begins that is no delivery (an offline cancel's, ``runtime/offline.py``):
+        the spans that open in it end with it (``exit``)."""
+        self._events.append(ENTER)
+
+    def exit(self) -> None:
+        self._events.append(EXIT)
+
     async def send(self, message: Any) -> Any:
         """Deliver ``message``, sent inside the turn, through ``route`` as one frame: the
         spans that open in it end with it."""

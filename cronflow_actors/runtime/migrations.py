@@ -41,6 +41,7 @@ from typing import Any
 import msgspec
 
 from cronflow_actors.engine.actors import decode_state
+from cronflow_actors.engine.audit import AuditTrail
 from cronflow_actors.engine.registry import WorkflowRegistry
 from cronflow_actors.engine.states import TaskState, WorkflowState, is_final
 from cronflow_actors.errors import (
@@ -103,8 +104,11 @@ class Migrations:
         new_id: Callable[[], str],
         spec_of: Callable[[SnapshotRecord], NetSpec],
         spawn: Callable[[Awaitable[Any], str], Any],
+        audit: Callable[[], AuditTrail | None] = lambda: None,
     ) -> None:
         self._registry = registry
+        self._audit = audit
+        """The runtime's audit trail as it is now (None: off): an offline cancel records it."""
         self._catalog = catalog
         self._store = store
         self._clock = clock
@@ -322,8 +326,8 @@ class Migrations:
             await self._instances.send(state.id, command)
             return
         now = self._clock.now()
-        timers, waits = cancel_offline(state, now, new_id)
-        canceled = msgspec.structs.replace(
+        canceled = cancel_offline(state, now, new_id, audit=self._audit())
+        record = msgspec.structs.replace(
             snapshot,
             status=str(WorkflowState.CANCELED),
             terminal=True,
@@ -332,9 +336,14 @@ class Migrations:
             updated_at=now,
             body=encode(state),
         )
-        await self._store.commit(
-            Mutation(snapshot=canceled, timers_cancel=tuple(timers), waits_end=tuple(waits))
+        mutation = Mutation(
+            snapshot=record,
+            timers_cancel=tuple(canceled.timers),
+            waits_end=tuple(canceled.waits),
+            spans=canceled.spans,
         )
+        await self._store.commit(mutation)
+        canceled.durable()
         self._instances.ended_offline(state.id)
         logger.warning(
             "instance %s (%s %s) canceled offline for its migration: its definition is not "

@@ -2,45 +2,168 @@
 definition's code (its definition is not registered here, or the instance is held ``blocked``
 because its definition changed). A migration cancels its old root this way
 (``runtime/migrations.py``), and an operator's cancel of a held instance
-(``runtime/pinning.py``)."""
+(``runtime/pinning.py``).
+
+With the audit on, the cancel is recorded as the engine records one (``engine/audit.py``): an
+``Action.cancel`` span, under it each task's ``Task.cancel`` (started) or ``Task.disable``
+(enabled) with its open children's cancels nested under it, then the workflow's
+``Workflow.cancel``; committed with the snapshot, so the trace and ``state_at`` show the run
+canceled from then on.
+"""
 
 from __future__ import annotations
 
-from cronflow_actors.engine.states import TaskState, WorkflowState, WorkItemState, is_final
-from cronflow_actors.messages.engine import InstanceState
+from collections.abc import Callable
+from typing import NamedTuple, TypeVar
 
-__all__ = ["cancel_offline"]
+from cronflow_actors.engine.audit import AuditRecorder, AuditTrail
+from cronflow_actors.engine.states import TaskState, WorkflowState, WorkItemState, is_final
+from cronflow_actors.messages.audit import SpanRows
+from cronflow_actors.messages.engine import (
+    CancelWorkflow,
+    InstanceState,
+    TaskRecord,
+    TaskStateChanged,
+    WorkflowRecord,
+    WorkflowStateChanged,
+    WorkItemRecord,
+    WorkItemStateChanged,
+)
+
+__all__ = ["OfflineCancel", "cancel_offline"]
 
 _OPEN_ITEMS = frozenset({WorkItemState.INITIALIZED, WorkItemState.STARTED})
+_OPEN_TASKS = frozenset({TaskState.ENABLED, TaskState.STARTED})
+
+T = TypeVar("T")
+
+
+class OfflineCancel(NamedTuple):
+    """What an offline cancel leaves to its caller to commit with the snapshot."""
+
+    timers: list[str]
+    """The instance's timers, to cancel."""
+    waits: list[str]
+    """Its open waits (started work items), to end."""
+    spans: SpanRows | None
+    """The cancel's audit trail, to commit with the snapshot (None: the audit is off)."""
+    audit: AuditRecorder | None
+
+    def durable(self) -> None:
+        """The cancel is committed: the audit's sink hears of its spans."""
+        if self.audit is not None:
+            self.audit.durable()
 
 
 def cancel_offline(
-    state: InstanceState, now: float, new_id: str | None = None
-) -> tuple[list[str], list[str]]:
+    state: InstanceState, now: float, new_id: str | None = None, *, audit: AuditTrail | None = None
+) -> OfflineCancel:
     """Cancel every open element of ``state`` in place, without running user code (started
     tasks canceled, enabled ones disabled, open work items and workflows canceled, jobs and
     detached actions dropped), record ``new_id`` as its successor (a migration's; None for a
-    plain cancel) and bump its revision.
-    Returns the timers to cancel and the waits to end."""
+    plain cancel) and bump its revision; with ``audit``, record it as an internal cancel (the
+    caller's ``Action.cancel``, no principal)."""
+    recorder = audit.recorder(state, now) if audit is not None else None
     timers = list(state.jobs)
     state.jobs.clear()
     state.actions.clear()
-    waits = []
-    for item in state.work_items.values():
-        if item.state in _OPEN_ITEMS:
-            if item.state == WorkItemState.STARTED:
-                waits.append(item.id)
-            item.state = WorkItemState.CANCELED
-            item.finished_at = now
-    for workflow in state.workflows.values():
-        for task in workflow.tasks.values():
-            if task.state == TaskState.STARTED:
-                task.state = TaskState.CANCELED
-            elif task.state == TaskState.ENABLED:
-                task.state = TaskState.DISABLED
-        if not is_final(workflow.state):
-            workflow.state = WorkflowState.CANCELED
-            workflow.finished_at = now
+    canceling = _Canceling(state, now, recorder)
+    if recorder is not None:
+        recorder.begin_turn(CancelWorkflow(workflow_id=state.id, migrated_to=new_id))
+    canceling.workflow(state.workflows[state.id])
+    # any the walk from the root did not reach (no open task of theirs holds them)
+    for workflow in [w for w in state.workflows.values() if not is_final(w.state)]:
+        canceling.framed(canceling.workflow, workflow)
+    for item in [i for i in state.work_items.values() if i.state in _OPEN_ITEMS]:
+        canceling.framed(canceling.item, item)
     state.migrated_to = new_id
     state.revision += 1
-    return timers, waits
+    if recorder is None:
+        return OfflineCancel(timers, canceling.waits, None, None)
+    recorder.end_turn()
+    return OfflineCancel(timers, canceling.waits, recorder.spans(state.revision), recorder)
+
+
+class _Canceling:
+    """The walk of one offline cancel: each open element moved, as the engine's cancel would
+    (tasks before their workflow, a task's children under it), and reported to the audit."""
+
+    def __init__(self, state: InstanceState, now: float, audit: AuditRecorder | None) -> None:
+        self.state = state
+        self.now = now
+        self.audit = audit
+        self.waits: list[str] = []
+
+    def framed(self, move: Callable[[T], None], element: T) -> None:
+        """``move(element)`` in a frame of its own: the spans it opens end with it, so what
+        is canceled next is its sibling, not its child."""
+        if self.audit is None:
+            move(element)
+            return
+        self.audit.enter()
+        try:
+            move(element)
+        finally:
+            self.audit.exit()
+
+    def workflow(self, workflow: WorkflowRecord) -> None:
+        if is_final(workflow.state):
+            return
+        for name, task in workflow.tasks.items():
+            if task.state in _OPEN_TASKS:
+                self.framed(self.task, (workflow, name, task))
+        previous = workflow.state
+        workflow.state = WorkflowState.CANCELED
+        workflow.finished_at = self.now
+        if self.audit is not None:
+            self.audit.workflow_moved(
+                WorkflowStateChanged(
+                    workflow_id=workflow.id,
+                    workflow=workflow.name,
+                    prev=previous,
+                    next=WorkflowState.CANCELED,
+                    created_at=workflow.created_at,
+                )
+            )
+
+    def task(self, where: tuple[WorkflowRecord, str, TaskRecord]) -> None:
+        """A started task is canceled, an enabled one disabled; its open children (work items
+        or child workflows) are canceled under it."""
+        workflow, name, task = where
+        previous = task.state
+        task.state = TaskState.CANCELED if previous == TaskState.STARTED else TaskState.DISABLED
+        if self.audit is not None:
+            self.audit.task_moved(
+                TaskStateChanged(
+                    workflow_id=workflow.id,
+                    task=name,
+                    generation=task.generation,
+                    prev=previous,
+                    next=task.state,
+                )
+            )
+        for child_id in task.children:
+            item = self.state.work_items.get(child_id)
+            if item is not None:
+                self.framed(self.item, item)
+            child = self.state.workflows.get(child_id)
+            if child is not None:
+                self.framed(self.workflow, child)
+
+    def item(self, item: WorkItemRecord) -> None:
+        if item.state not in _OPEN_ITEMS:
+            return
+        previous = item.state
+        if previous == WorkItemState.STARTED:
+            self.waits.append(item.id)
+        item.state = WorkItemState.CANCELED
+        item.finished_at = self.now
+        if self.audit is not None:
+            change = WorkItemStateChanged(
+                workflow_id=item.workflow_id,
+                task=item.task,
+                work_item_id=item.id,
+                prev=previous,
+                next=WorkItemState.CANCELED,
+            )
+            self.audit.item_moved(change, 0)

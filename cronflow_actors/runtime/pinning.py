@@ -29,11 +29,13 @@ from collections.abc import Callable, Iterable
 import msgspec
 
 from cronflow_actors.engine.actors import decode_state
+from cronflow_actors.engine.audit import AuditTrail
 from cronflow_actors.engine.context import WorkflowInfo
 from cronflow_actors.engine.transaction import Transaction
 from cronflow_actors.errors import InstanceBlockedError, NotFoundError, RevisionConflictError
 from cronflow_actors.kernel import Clock
 from cronflow_actors.messages import Mutation, SnapshotRecord, decoder_for, encode
+from cronflow_actors.messages.audit import SpanRows
 from cronflow_actors.messages.engine import InstanceState
 from cronflow_actors.messages.states import WorkflowState
 from cronflow_actors.net.fingerprint import fingerprint
@@ -126,8 +128,11 @@ class Pinning:
         disarm: Callable[[str], None],
         on_ended: Callable[[WorkflowInfo, bytes], None],
         on_count: Callable[[str, int], None],
+        audit: Callable[[], AuditTrail | None] = lambda: None,
     ) -> None:
         self._store = store
+        self._audit = audit
+        """The runtime's audit trail as it is now (None: off): a discard records its cancel."""
         self._clock = clock
         self._disarm = disarm
         self._on_ended = on_ended
@@ -204,17 +209,19 @@ class Pinning:
         if snapshot is None:
             raise NotFoundError("workflow instance", instance_id)
         state = decode_state(snapshot.body)
-        timers, waits = cancel_offline(state, self._clock.now())
+        canceled = cancel_offline(state, self._clock.now(), audit=self._audit())
         ended = await self._rewrite(
             snapshot,
             state,
             status=str(WorkflowState.CANCELED),
             terminal=True,
             runnable=False,
-            timers_cancel=tuple(timers),
-            waits_end=tuple(waits),
+            timers_cancel=tuple(canceled.timers),
+            waits_end=tuple(canceled.waits),
+            spans=canceled.spans,
         )
-        for timer_id in timers:
+        canceled.durable()
+        for timer_id in canceled.timers:
             self._disarm(timer_id)
         self.forget(instance_id)
         logger.warning("blocked instance %s of %s was canceled", instance_id, snapshot.workflow)
@@ -256,6 +263,7 @@ class Pinning:
         *,
         timers_cancel: tuple[str, ...] = (),
         waits_end: tuple[str, ...] = (),
+        spans: SpanRows | None = None,
         **fields: object,
     ) -> SnapshotRecord:
         """Commit ``state`` as the instance's next revision (compare-and-set over
@@ -269,7 +277,8 @@ class Pinning:
             body=body,
             **fields,
         )
-        await self._store.commit(
-            Mutation(snapshot=record, timers_cancel=timers_cancel, waits_end=waits_end)
+        mutation = Mutation(
+            snapshot=record, timers_cancel=timers_cancel, waits_end=waits_end, spans=spans
         )
+        await self._store.commit(mutation)
         return record

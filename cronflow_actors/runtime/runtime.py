@@ -204,6 +204,7 @@ class Runtime(ClusterRecovery, LifecycleMethods, FlowMethods, StateMethods, Audi
             disarm=self.timers.disarm,
             on_ended=lambda info, body: self._finished(info, body, None),
             on_count=lambda workflow, n: self.metrics.runs_blocked.labels(workflow).set(n),
+            audit=lambda: self._services.audit,
         )
         """Holds the instances whose definition changed under their version (``blocked``)."""
         self.instances = InstanceDirectory(
@@ -226,6 +227,7 @@ class Runtime(ClusterRecovery, LifecycleMethods, FlowMethods, StateMethods, Audi
             new_id=self._new_id,
             spec_of=self._spec_of,
             spawn=self._spawn,
+            audit=lambda: self._services.audit,
         )
         if isinstance(self.lease, ClusterLease):  # several processes on one database
             self.lease.attach(

@@ -18,6 +18,8 @@ from cronflow_actors.errors import InstanceBlockedError
 from cronflow_actors.kernel import ManualClock
 from cronflow_actors.messages import Mutation, encode
 from cronflow_actors.net.fingerprint import fingerprint
+from tests.engine.helpers import build
+from tests.engine.test_audit import snapshot_view, state_view, tree
 
 RAN: list[str] = []
 
@@ -254,6 +256,11 @@ async def test_a_held_run_is_migrated_to_another_version_keeping_its_recorded_ou
         assert (await rt.inspect(old)).status == "canceled"
         assert rt.pinning.held(old) is None
         assert blocked_gauge(rt, "approval") == 0
+        # canceled offline (its definition is not runnable), and so recorded in its trail
+        cancel = (await rt.trace(old)).roots[-1]
+        assert cancel.span.operation == "Action.cancel"
+        assert cancel.children[-1].span.operation == "Workflow.cancel"
+        assert (await rt.state_at(old, clock.now())).workflows[old].state == "canceled"
         [paused] = await rt.list_paused()
         assert paused.run_id == new
         await rt.resume(paused.token, {"approved": True})
@@ -319,3 +326,63 @@ async def test_a_held_run_keeps_its_place_under_its_flows_limit(tmp_path: Path) 
         await rt.wait_idle()
         runs = {r.id: r.status for r in await rt.list_runs()}
         assert runs == {held: "canceled", queued: "waiting"}  # started, at its human step
+
+
+def parallel_net(*, changed: bool = False) -> net.NetSpec:
+    """start -> fork (and) -> read (a person's work item) and comp (a child workflow whose
+    task x waits for a person) -> join (and) -> end; ``changed``: join's work item renamed."""
+    child = build("reading", {"x": net.task()}, [("start", "x"), ("x", "end")])
+    tasks = {
+        "fork": net.dummy_task().split("and"),
+        "read": net.task(),
+        "comp": net.composite_task(child),
+        "join": net.task(net.work_item("joined" if changed else "join")).join("and"),
+    }
+    flows = [
+        ("start", "fork"),
+        ("fork", "read"),
+        ("fork", "comp"),
+        ("read", "join"),
+        ("comp", "join"),
+        ("join", "end"),
+    ]
+    return build("parallel", tasks, flows)
+
+
+async def test_a_held_runs_cancel_is_in_its_audit_trail_as_the_engine_records_one(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    """A held run is canceled without its code (offline), but not without its trail: the
+    cancel's spans are committed with it, so its trace shows each element canceled under the
+    task that held it and ``state_at`` after the cancel is the canceled snapshot."""
+    db = tmp_path / "trail.db"
+    async with cf.Runtime(db=db, clock=clock, workflows=[parallel_net()]) as rt:
+        run_id = await rt.start_workflow("parallel")
+        [read] = await rt.work_items(run_id, "read")
+        clock.advance(1)
+        await rt.start_work_item(read.id)
+    heard: list[str] = []
+    clock.advance(1)
+    async with cf.Runtime(db=db, clock=clock, workflows=[parallel_net(changed=True)]) as rt:
+        rt.on_spans(lambda spans: heard.extend(s.operation for s in spans))
+        assert (await rt.inspect(run_id)).status == "blocked"
+        await rt.cancel_workflow(run_id)
+        trace = await rt.trace(run_id)
+        snapshot = await rt.store.load_snapshot(run_id)
+        assert snapshot is not None
+        assert state_view(await rt.state_at(run_id, clock.now())) == snapshot_view(snapshot.body)
+        before = state_view(await rt.state_at(run_id, clock.now() - 1))
+    cancel = tree(trace)[tree(trace).index("Action.cancel run") :]
+    assert cancel == [
+        "Action.cancel run",
+        "  Task.cancel read",
+        "    WorkItem.cancel w1",
+        "  Task.disable comp",  # enabled: its child's item never started
+        "    Task.disable x",
+        "      WorkItem.cancel w3",
+        "    Workflow.cancel f2",
+        "  Workflow.cancel run",
+    ]
+    assert heard == [line.strip().split()[0] for line in cancel]  # the sink hears of it too
+    assert before["workflows"][run_id][0] == "started"  # a second earlier, still running
+    assert snapshot_view(snapshot.body)["workflows"][run_id][0] == "canceled"
