@@ -11,9 +11,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
+
 from cronflow_actors.engine import detached
 from cronflow_actors.engine.cascade import Cascade
-from cronflow_actors.engine.states import VERB_TARGETS, TaskState
+from cronflow_actors.engine.states import VERB_TARGETS, TaskState, WorkItemState
 from cronflow_actors.engine.transaction import Send, Transaction
 from cronflow_actors.errors import InvalidStateTransitionError, NotFoundError
 from cronflow_actors.messages.elements import CreateWorkItem, FailWorkflow, InitializeWorkflow
@@ -24,6 +26,7 @@ from cronflow_actors.messages.engine import (
     CancelWorkItemJob,
     CompleteWorkItemJob,
     DeliverEvent,
+    DeliverKept,
     FailTaskJob,
     FailWorkflowJob,
     FailWorkItemJob,
@@ -70,6 +73,8 @@ async def _carry_out(tx: Transaction, command: WorkflowCommand, send: Send) -> A
                 tx.dequeue(tx.state.id)
             if command.migration is not None:  # the root starts fast-forwarded (section 9)
                 tx.state.migration = command.migration
+            if command.kept:  # events its predecessor kept while held, for its waiting steps
+                tx.state.kept = list(command.kept)
             await send(
                 InitializeWorkflow(
                     workflow_id=tx.state.id, payload=payload, principal=principal, trigger=trigger
@@ -92,6 +97,8 @@ async def _carry_out(tx: Transaction, command: WorkflowCommand, send: Send) -> A
             return detached.finish(tx, report)
         case RedispatchActions():
             return detached.redispatch(tx)
+        case DeliverKept(drop=drop):
+            return await _deliver_kept(tx, send, drop=drop)
         case TimerFired(timer_id=timer_id):
             job = tx.state.jobs.get(timer_id)
             if job is None:
@@ -150,6 +157,30 @@ async def run_job(tx: Transaction, job: Job) -> None:
                 action=job.verb, work_item_id=job.work_item_id, payload=job.payload
             )
             await tx.send(action)
+
+
+async def _deliver_kept(tx: Transaction, send: Send, *, drop: bool) -> bool:
+    """The first event kept for the instance while it was held, delivered to the step it was
+    kept for (or, kept for none in particular, to each step waiting for it; ``drop``: to none),
+    and no longer kept: in this transaction, whether a step still waits for it or not. Whether
+    a step took it."""
+    state = tx.state
+    if not state.kept:
+        return False
+    kept, *rest = state.kept
+    state.kept = rest or msgspec.UNSET
+    tx.rewritten = True
+    if drop:
+        return False
+    if kept.work_item_id:
+        targets = [kept.work_item_id] if kept.work_item_id in state.work_items else []
+    else:
+        targets = [i.id for i in state.work_items.values() if i.state == WorkItemState.STARTED]
+    took = False
+    for item_id in targets:
+        delivery = DeliverEvent(work_item_id=item_id, event=kept.event, payload=kept.payload)
+        took = bool(await send(delivery)) or took
+    return took
 
 
 async def _initialize_work_item(tx: Transaction, workflow_id: str, task: str, payload: Any) -> str:

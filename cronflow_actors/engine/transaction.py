@@ -79,6 +79,9 @@ class Transaction:
     migration: Any = None
     """In an instance a migration started: the registered ``MigrationSpec`` (its migrators,
     initializer and finalizer), set by the instance's actor (None: none registered)."""
+    rewritten = False
+    """The state changed in a way nothing else here records (a kept event no longer kept):
+    the transaction writes its snapshot even if nothing moved."""
 
     def __init__(
         self,
@@ -403,6 +406,7 @@ class Transaction:
             or self.waits_set
             or self.waits_end
             or self.dequeued
+            or self.rewritten
         )
 
     def item_context(

@@ -62,6 +62,7 @@ from cronflow_actors.messages.engine import (
     ActionFinished,
     CancelWorkflow,
     DeliverEvent,
+    DeliverKept,
     InitializeWorkItem,
     InstanceState,
     Principal,
@@ -103,11 +104,11 @@ class EngineServices:
     ``on_finished(info, body, exception)`` hears of a root instance that ended, with its
     committed snapshot body and, for a failure a handler raised in this process, the exception;
     ``on_stopped(instance_id, ref)`` of an instance actor that stopped (finished, passivated or
-    failed); ``on_changes`` gets the state-change messages of every durable
-    transaction. ``passivate``: whether idle instances leave memory. ``secrets``: workflow
-    name -> what ``ctx.secrets`` is in that workflow's user code (kept by the runtime, which
-    may add to it; only in memory). ``tracing``: runs handlers inside trace spans (None: not
-    traced, and nothing is added to a handler's call). ``audit``: the audit trail (or None).
+    failed); ``on_changes`` gets the state-change messages of every durable transaction.
+    ``passivate``: whether idle instances leave memory. ``secrets``: workflow name -> what
+    ``ctx.secrets`` is in that workflow's user code (kept by the runtime, which may add to it;
+    only in memory). ``tracing``: runs handlers inside trace spans (None: not traced, and
+    nothing is added to a handler's call). ``audit``: the audit trail (or None).
     """
 
     def __init__(
@@ -181,11 +182,12 @@ class WorkflowActor(CoroutineActor):
         if self._body is None:
             return
         # recovered: run again what had started but was not recorded; actions still out are
-        # recorded as dispatched again (or failed, durable=False), then dispatched, before
-        # anything else happens here
+        # recorded as dispatched again (or failed), then dispatched, before anything else here
         for item in self.state.work_items.values():
             if item.state == WorkItemState.STARTED:
                 self._spawn_handler(item.id, item.attempt)
+        if self.state.kept and not is_final(self.state.workflows[self.instance_id].state):
+            self.tell_self_first(DeliverKept())  # kept while it was held; after the redispatch
         if self.state.actions:
             self.tell_self_first(RedispatchActions())
         self._stop_if_idle()  # loaded for nothing (a database from before passivation)
@@ -208,16 +210,22 @@ class WorkflowActor(CoroutineActor):
                 | CancelWorkflow()
                 | DeliverEvent()
             ):
-                return await self._transact(message)
-            case WorkItemFinished() | TimerFired() | ActionFinished() | RedispatchActions():
-                # a report (told, so nobody hears an error): a failure to apply it is recorded
-                # in a transaction of its own
+                answer = await self._transact(message)
+                if self.state.kept and isinstance(message, StartWorkflow):
+                    self.tell_self_first(DeliverKept())  # what a migration carried over
+                return answer
+            case (
+                WorkItemFinished() | TimerFired() | ActionFinished() | RedispatchActions()
+            ) | DeliverKept():
+                # a report (told: nobody hears an error): a failure is recorded in its own turn
                 if isinstance(message, WorkItemFinished):
                     self._handler_finished(message)
                 try:
                     await self._transact(message)
                 except Exception as error:
                     await self._after_internal_failure(message, error)
+                if self.state.kept and isinstance(message, DeliverKept):
+                    self.tell_self_first(DeliverKept())  # the next one, before anything else
             case ChildFailed(child_urn=urn):
                 logger.error("%s: %s failed: %s", self, message.child_class, message.error_message)
                 for item_id, ref in list(self._handler_refs.items()):
@@ -316,8 +324,8 @@ class WorkflowActor(CoroutineActor):
         body = encode(state)
         root = state.workflows[state.id]
         final = is_final(root.state)
-        # an instance with actions still out is runnable: they are dispatched again after a crash
-        runnable = bool(busy or state.actions)
+        # actions still out (dispatched again after a crash) or events kept: it is runnable
+        runnable = bool(busy or state.actions or state.kept)
         status = str(root.state) if final else ("running" if runnable else "waiting")
         snapshot = SnapshotRecord(
             instance_id=state.id,
@@ -411,6 +419,8 @@ class WorkflowActor(CoroutineActor):
                     tx.drop_job(command.timer_id)
 
                 await self._transact_with(drop)
+            elif isinstance(command, DeliverKept):  # its filter raised: it is dropped
+                await self._transact(DeliverKept(drop=True))
         except Exception:
             logger.exception("%s: could not record the failure of %r", self, command)
 

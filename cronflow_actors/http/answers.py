@@ -80,8 +80,9 @@ class Published(msgspec.Struct):
     refused: list[EventRefusal]
     """The flows whose schema refused the payload (the event went to the others)."""
     held: list[str]
-    """Runs with a step waiting for the event that did not hear it: they are held (``blocked``,
-    their definition changed under their version), and the event is not kept for them."""
+    """Runs with a step waiting for the event that have not heard it yet: they are held
+    (``blocked``, their definition changed under their version); the event is kept for them
+    and delivered when they run again."""
 
 
 class Resumed(msgspec.Struct):

@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 import msgspec
 
 from cronflow_actors.messages.base import Message
-from cronflow_actors.messages.migrations import MigrationRecord
+from cronflow_actors.messages.migrations import DeliverKept, KeptEvent, MigrationRecord
 from cronflow_actors.messages.states import (
     ActionState,
     TaskState,
@@ -40,6 +40,7 @@ __all__ = [
     "CancelWorkflowJob",
     "CompleteWorkItemJob",
     "DeliverEvent",
+    "DeliverKept",
     "FailTaskJob",
     "FailWorkItemJob",
     "FailWorkflowJob",
@@ -251,6 +252,8 @@ class StartWorkflow(Message, frozen=True, kw_only=True):
     """The instance is the target of a migration: its root starts fast-forwarded (spec section
     9), without its ``initialize`` action and ``on_initialized``, the migration's initializer
     instead."""
+    kept: tuple[KeptEvent, ...] = ()
+    """Events the instance it replaces kept while held, for its steps waiting for them."""
 
 
 class InitializeWorkItem(Message, frozen=True, kw_only=True):
@@ -348,6 +351,7 @@ WorkflowCommand = (
     | TimerFired
     | ActionFinished
     | RedispatchActions
+    | DeliverKept
 )
 
 
@@ -491,3 +495,5 @@ class InstanceState(msgspec.Struct, kw_only=True, gc=False):
     """The structural fingerprint (``net/fingerprint.py``) of the definition the instance
     started on; unset in snapshots from before it was recorded (taken as matching), which
     encode to the same bytes as before."""
+    kept: list[KeptEvent] | msgspec.UnsetType = msgspec.UNSET
+    """Events kept while it was held, to deliver when it runs (unset: none, no bytes)."""

@@ -1,6 +1,8 @@
 """What a migration (spec/tasquencer-semantics.md section 9) persists in the instance it starts:
 the ``MigrationRecord`` that puts it in fast-forward mode, with the old instance's workflows
-(``MigrationSource``) as the migration left them. Persisted shapes only grow."""
+(``MigrationSource``) as the migration left them; and what a held instance (its definition
+changed under its version) keeps until it runs again, on its code or by a migration: the events
+published for it meanwhile (``KeptEvent``). Persisted shapes only grow."""
 
 from __future__ import annotations
 
@@ -8,9 +10,30 @@ from typing import Any
 
 import msgspec
 
+from cronflow_actors.messages.base import Message
 from cronflow_actors.messages.states import TaskState, WorkflowState
 
-__all__ = ["MigrationRecord", "MigrationSource"]
+__all__ = ["DeliverKept", "KeptEvent", "MigrationRecord", "MigrationSource"]
+
+
+class KeptEvent(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """An event published while the instance was held (``blocked``) for its step
+    ``work_item_id``, which waited for it: kept in the instance's snapshot
+    (``InstanceState.kept``) and delivered, in the order kept, when the instance runs again.
+    ``work_item_id`` empty: for any of its steps that waits for ``event`` then (what a
+    migration carries to the instance that replaces a held one)."""
+
+    work_item_id: str
+    event: str
+    payload: Any = None
+    kept_at: float = 0.0
+
+
+class DeliverKept(Message, frozen=True, kw_only=True):
+    """Sent by a ``WorkflowActor`` to itself while events are kept for it (``InstanceState
+    .kept``): the first is delivered (``drop``: not, its filter raised) and no longer kept."""
+
+    drop: bool = False
 
 
 class MigrationSource(msgspec.Struct, frozen=True, kw_only=True):

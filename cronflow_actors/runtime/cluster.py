@@ -79,6 +79,7 @@ class ClusterRecovery(LifecycleMethods):
         lease: Any = self.lease
         if isinstance(lease, ClusterLease):
             self.recovered += await lease.take_over(names)
+            # those it releases with events kept for them are runnable: taken over as any
             await self.pinning.scan_waiting(names, self._spec_of)
         else:
             await super()._recover(names)

@@ -9,6 +9,9 @@ every flow listening refused the payload, the event is refused as a whole
 The waiting steps are found through their durable wake-up rows (``kind="event"``, key the event
 name), a page at a time, so only the matching waits are touched and the waiting instances need
 not be in memory. Each one gets a ``DeliverEvent`` on its own turn, where its filter decides.
+A run held because its definition changed (``runtime/pinning.py``) cannot take it now: the event
+is kept in its snapshot and delivered to the step when the run runs again (or to the steps of
+the run a migration replaces it with that wait for it).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from cronflow_actors.flow.triggers import schema_path
 from cronflow_actors.kernel import Clock
 from cronflow_actors.messages import Message, WaitRecord
 from cronflow_actors.messages.engine import DeliverEvent
+from cronflow_actors.messages.migrations import KeptEvent
 from cronflow_actors.runtime.catalog import FlowCatalog
 from cronflow_actors.store import Store
 
@@ -33,6 +37,8 @@ __all__ = ["EventRefusal", "Events", "PublishResult"]
 logger = logging.getLogger(__name__)
 
 _PAGE = 200
+_HOLD_CHANGES = 3
+"""Tries to deliver or keep an event for a run held and released meanwhile."""
 
 
 class EventRefusal(msgspec.Struct, frozen=True, kw_only=True):
@@ -48,8 +54,9 @@ class EventRefusal(msgspec.Struct, frozen=True, kw_only=True):
 class PublishResult(list[str]):
     """What ``publish_event`` did: a list of the ids of the runs it started, ``refused``, the
     flows whose schema refused the payload, and ``held``, the runs with a step waiting for the
-    event that did not hear it because they are held (``blocked``: their definition changed
-    under their version); the event is not kept for them (each empty when there are none)."""
+    event that did not hear it yet because they are held (``blocked``: their definition
+    changed under their version): the event is kept for them and delivered when they run again
+    (each empty when there are none)."""
 
     def __init__(
         self, started: list[str], refused: list[EventRefusal], held: list[str] | None = None
@@ -68,8 +75,11 @@ class Events:
         clock: Clock,
         trigger: Callable[..., Awaitable[str]],
         send: Callable[[str, Message], Awaitable[Any]],
+        keep: Callable[[str, KeptEvent], Awaitable[bool]],
     ) -> None:
         self._catalog = catalog
+        self._keep = keep
+        """Keeps an event for a held run (``Pinning.keep``); False if it is held no more."""
         self._store = store
         self._clock = clock
         self._trigger = trigger
@@ -119,22 +129,39 @@ class Events:
             after = (waits[-1].created_at, waits[-1].wait_id)
 
     async def _deliver(self, wait: WaitRecord, name: str, payload: Any) -> bool:
-        """False if the run is held (it did not hear the event); True otherwise, also when its
+        """False if the run is held (the event is kept for it); True otherwise, also when its
         filter refused the event or its step no longer waits."""
         command = DeliverEvent(work_item_id=wait.wait_id, event=name, payload=payload)
-        try:
-            await self._send(wait.instance_id, command)
-        except InstanceBlockedError as blocked:
-            logger.warning(
-                "event %s not delivered to %s (run %s): %s; it is not kept for the run",
-                name,
-                wait.wait_id,
-                wait.instance_id,
-                blocked.reason,
-            )
-            return False
-        except EngineError as error:
-            logger.debug("event %s not delivered to %s: %s", name, wait.wait_id, error)
-        except Exception:
-            logger.exception("the filter of %s raised; the event is not delivered", wait.wait_id)
-        return True
+        kept = KeptEvent(
+            work_item_id=wait.wait_id, event=name, payload=payload, kept_at=self._clock.now()
+        )
+        for _attempt in range(_HOLD_CHANGES):
+            try:
+                await self._send(wait.instance_id, command)
+            except InstanceBlockedError as blocked:
+                if not await self._keep(wait.instance_id, kept):
+                    continue  # held no more: it can take the event now
+                logger.warning(
+                    "event %s for %s (run %s) is kept until the run runs again: %s",
+                    name,
+                    wait.wait_id,
+                    wait.instance_id,
+                    blocked.reason,
+                )
+                return False
+            except EngineError as error:
+                logger.debug("event %s not delivered to %s: %s", name, wait.wait_id, error)
+            except Exception:
+                logger.exception(
+                    "the filter of %s raised; the event is not delivered", wait.wait_id
+                )
+            return True
+        logger.error(
+            "event %s for %s (run %s) was neither delivered nor kept: the run's hold changed "
+            "%d times while it was published; publish it again",
+            name,
+            wait.wait_id,
+            wait.instance_id,
+            _HOLD_CHANGES,
+        )
+        return False

@@ -233,7 +233,7 @@ class LifecycleMethods(RuntimeParts):
                 continue  # activated meanwhile (and admitted then)
             if not isinstance(admitted, Block):
                 loading.append((admitted, spec))
-        await self.pinning.scan_waiting(names, self._spec_of)
+        loading += await self.pinning.scan_waiting(names, self._spec_of)
         # loaded last, together: nothing of theirs runs before the scan is over
         for snapshot, spec in loading:
             if self.instances.recover(snapshot, spec):

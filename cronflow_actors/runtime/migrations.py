@@ -311,7 +311,11 @@ class Migrations:
             registered=migration is not None,
         )
         root = state.workflows[state.id]
-        command = StartWorkflow(payload=root.payload, trigger="migration", migration=record)
+        # events the old root kept while held go to the new one's steps that wait for them
+        kept = tuple(msgspec.structs.replace(k, work_item_id="") for k in state.kept or ())
+        command = StartWorkflow(
+            payload=root.payload, trigger="migration", migration=record, kept=kept
+        )
         with contextlib.suppress(InstanceExistsError):  # a concurrent resume started it
             await self._instances.start(self._registry.get(workflow, version), command, new_id)
 

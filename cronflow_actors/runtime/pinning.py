@@ -37,6 +37,7 @@ from cronflow_actors.kernel import Clock
 from cronflow_actors.messages import Mutation, SnapshotRecord, decoder_for, encode
 from cronflow_actors.messages.audit import SpanRows
 from cronflow_actors.messages.engine import InstanceState
+from cronflow_actors.messages.migrations import KeptEvent
 from cronflow_actors.messages.states import WorkflowState
 from cronflow_actors.net.fingerprint import fingerprint
 from cronflow_actors.net.spec import NetSpec
@@ -66,6 +67,10 @@ def recorded_fingerprint(body: bytes) -> str:
     """The fingerprint an instance recorded when it started ("" for an old instance)."""
     pinned: _Pinned = _pinned_decoder.decode(body)
     return pinned.fingerprint
+
+
+_KEEP_ATTEMPTS = 10
+"""Tries to keep an event in a held instance's snapshot against concurrent rewrites of it."""
 
 
 class Block(msgspec.Struct, frozen=True, kw_only=True):
@@ -163,12 +168,14 @@ class Pinning:
 
     async def scan_waiting(
         self, names: Iterable[str], spec_of: Callable[[SnapshotRecord], NetSpec]
-    ) -> None:
+    ) -> list[tuple[SnapshotRecord, NetSpec]]:
         """Admit (hold or release) the unfinished instances of the named workflows that are
         not runnable (they wait for a timer, an event, a person, or are held): so that listings
         show every held instance from the start, not once something wakes it. Runnable ones are
         admitted as they are recovered. Pages go by creation time through the store's index
-        (a keyset, so an instance that changes meanwhile is neither missed nor seen twice)."""
+        (a keyset, so an instance that changes meanwhile is neither missed nor seen twice).
+        Returns the instances released with events kept for them: runnable now, to load."""
+        released: list[tuple[SnapshotRecord, NetSpec]] = []
         for name in sorted(names):
             for status in ("waiting", BLOCKED):
                 before: tuple[float, str] | None = None
@@ -177,28 +184,34 @@ class Pinning:
                         workflow=name, status=status, limit=_PAGE, before=before
                     )
                     for snapshot in page:
-                        await self._scanned(snapshot, spec_of)
+                        admitted = await self._scanned(snapshot, spec_of)
+                        if admitted is not None and admitted[0].runnable:
+                            released.append(admitted)
                     if len(page) < _PAGE:
                         break
                     before = (page[-1].created_at, page[-1].instance_id)
+        return released
 
     async def _scanned(
         self, snapshot: SnapshotRecord, spec_of: Callable[[SnapshotRecord], NetSpec]
-    ) -> None:
+    ) -> tuple[SnapshotRecord, NetSpec] | None:
         if snapshot.runnable or snapshot.terminal:
-            return  # admitted as it is recovered, or over
+            return None  # admitted as it is recovered, or over
         try:
             spec = spec_of(snapshot)
         except LookupError:
-            return  # its version is not registered here: nothing runs it
+            return None  # its version is not registered here: nothing runs it
         block = block_of(snapshot, spec)
         if block is not None and snapshot.status == BLOCKED:
             self._hold(block)  # held already
         elif block is not None or snapshot.status == BLOCKED:
             try:
-                await self.admit(snapshot, spec)
+                admitted = await self.admit(snapshot, spec)
             except RevisionConflictError:  # woken meanwhile: its activation admitted it
                 logger.debug("instance %s was admitted as it woke", snapshot.instance_id)
+            else:
+                return None if isinstance(admitted, Block) else (admitted, spec)
+        return None
 
     async def discard(self, instance_id: str) -> None:
         """End a held instance as canceled, without its definition: no activity, cancel action
@@ -227,6 +240,23 @@ class Pinning:
         logger.warning("blocked instance %s of %s was canceled", instance_id, snapshot.workflow)
         self._on_ended(Transaction.workflow_info(state.workflows[state.id]), ended.body)
 
+    async def keep(self, instance_id: str, event: KeptEvent) -> bool:
+        """Keep ``event`` in the held instance's snapshot (``InstanceState.kept``), to be
+        delivered when it runs again (its code registered again, or a migration's new
+        instance); False if it is held no more (deliver the event now)."""
+        for _attempt in range(_KEEP_ATTEMPTS):
+            snapshot = await self._store.load_snapshot(instance_id)
+            if snapshot is None or snapshot.status != BLOCKED:
+                return False
+            state = decode_state(snapshot.body)
+            state.kept = [*(state.kept or ()), event]
+            try:
+                await self._rewrite(snapshot, state)
+            except RevisionConflictError:  # another event kept, or its hold lifted: again
+                continue
+            return True
+        return False
+
     def forget(self, instance_id: str) -> None:
         """The instance ended without running (canceled offline): it is held no more."""
         block = self._held.pop(instance_id, None)
@@ -245,8 +275,10 @@ class Pinning:
         self._on_count(workflow, sum(1 for b in self._held.values() if b.workflow == workflow))
 
     async def _release(self, snapshot: SnapshotRecord) -> SnapshotRecord:
-        status = "running" if snapshot.runnable else "waiting"
-        released = await self._rewrite(snapshot, decode_state(snapshot.body), status=status)
+        state = decode_state(snapshot.body)
+        runnable = snapshot.runnable or bool(state.kept)  # events kept for it: work to do
+        status = "running" if runnable else "waiting"
+        released = await self._rewrite(snapshot, state, status=status, runnable=runnable)
         self.forget(snapshot.instance_id)
         logger.info(
             "instance %s of %s %s runs on: its definition is registered again",

@@ -291,6 +291,7 @@ class Runtime(ClusterRecovery, LifecycleMethods, FlowMethods, StateMethods, Audi
             clock=self.clock,
             trigger=self.runs.trigger,
             send=self.instances.send,
+            keep=self.pinning.keep,
         )
         self.schedules = Schedules(
             catalog=self.catalog,

@@ -274,34 +274,69 @@ def awaiting(*, changed: bool = False) -> cf.Flow:
     return flow.step("ship" if not changed else "send", ran("ship" if not changed else "send"))
 
 
-async def test_an_event_for_a_held_run_is_reported_as_not_heard(
+shipped: list[Any] = []
+
+
+def paying(*, changed: bool = False, version: str = "v1") -> cf.Flow:
+    """Waits for a payment, then ships what it was paid (``changed``: the step renamed)."""
+
+    def ship(ctx: Any) -> Any:
+        shipped.append((ctx.run.id, ctx.last))
+        return ctx.last
+
+    flow = cf.define("paying", version=version).wait_for_event("paid", "payment")
+    return flow.step("send" if changed else "ship", ship)
+
+
+async def test_an_event_for_a_held_run_is_kept_and_heard_when_it_runs_again(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """The event's publisher learns which runs waiting for it are held and did not hear it
-    (``held``; a warning names each): the event is not kept for them, so a run released by
-    registering its old definition again still waits, and hears the next one."""
+    """The publisher learns which runs waiting for the event are held (``held``; a warning
+    names each); the event is kept in their snapshots, across restarts, and their steps hear
+    it, the first one kept, when their old definition is registered again."""
     db = tmp_path / "event.db"
-    RAN.clear()
-    async with cf.Runtime(db=db, workflows=[awaiting()]) as rt:
-        run_id = await rt.trigger("awaiting")
-        other = await rt.trigger("awaiting")
+    shipped.clear()
+    async with cf.Runtime(db=db, workflows=[paying()]) as rt:
+        run_id = await rt.trigger("paying")
+        other = await rt.trigger("paying")
         await rt.wait_idle()
-    async with cf.Runtime(db=db, workflows=[awaiting(changed=True)]) as rt:
+    async with cf.Runtime(db=db, workflows=[paying(changed=True)]) as rt:
         assert (await rt.inspect(run_id)).status == "blocked"
         with caplog.at_level(logging.WARNING, logger="cronflow_actors.runtime.events"):
             published = await rt.publish_event("payment", {"amount": 5})
+            again = await rt.publish_event("payment", {"amount": 6})
         assert (list(published), published.refused) == ([], [])
-        assert published.held == sorted([run_id, other])
-        warned = [r.getMessage() for r in caplog.records if "not delivered" in r.getMessage()]
-        assert len(warned) == 2
-        assert all("it is not kept for the run" in line for line in warned)
-        assert RAN == []
-    async with cf.Runtime(db=db, workflows=[awaiting()]) as rt:
-        assert (await rt.inspect(run_id)).status == "waiting"
-        published = await rt.publish_event("payment", {"amount": 7})
-        assert published.held == []
-        result = await rt.wait(run_id, timeout=5)
-        assert (result.status, result.output) == ("completed", "ship")
+        assert published.held == again.held == sorted([run_id, other])
+        warned = [r.getMessage() for r in caplog.records if "is kept" in r.getMessage()]
+        assert len(warned) == 4
+        assert shipped == []
+        assert (await rt.inspect(run_id)).status == "blocked"
+    async with cf.Runtime(db=db, workflows=[paying()]) as rt:  # the old definition is back
+        for run in (run_id, other):
+            result = await rt.wait(run, timeout=5)
+            assert (result.status, result.output) == ("completed", {"amount": 5})
+        assert sorted(shipped) == sorted([(run_id, {"amount": 5}), (other, {"amount": 5})])
+        state = decode_state((await rt.store.load_snapshot(run_id)).body)  # type: ignore[union-attr]
+        assert not state.kept  # the second one found the step done: no longer kept either
+
+
+async def test_a_held_runs_kept_events_go_to_the_run_a_migration_replaces_it_with(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "carried.db"
+    shipped.clear()
+    async with cf.Runtime(db=db, workflows=[paying()]) as rt:
+        old = await rt.trigger("paying")
+        await rt.wait_idle()
+    v2 = paying(version="v2")
+    async with cf.Runtime(db=db, workflows=[paying(changed=True), v2]) as rt:
+        published = await rt.publish_event("payment", {"amount": 9})
+        assert published.held == [old]
+        new = await rt.migrate(old, "v2")
+        result = await rt.wait(new, timeout=5)
+        assert (result.status, result.output) == ("completed", {"amount": 9})
+        assert shipped == [(new, {"amount": 9})]
+        assert (await rt.inspect(old)).status == "canceled"
 
 
 def limited(*, changed: bool = False) -> cf.Flow:
