@@ -29,33 +29,27 @@ report back with a message.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from cronflow_actors.calls import call_logged
-from cronflow_actors.engine.audit import AuditTrail
 from cronflow_actors.engine.commands import apply
-from cronflow_actors.engine.context import WorkflowInfo
 from cronflow_actors.engine.handlers import (
     ActionActor,
-    HandlerTracing,
     WorkItemActor,
     handler_context,
 )
-from cronflow_actors.engine.registry import WorkflowRegistry
+from cronflow_actors.engine.services import EngineServices, decode_state
 from cronflow_actors.engine.state_access import StateAccess
 from cronflow_actors.engine.states import WorkItemState, WorkItemVerb, is_final
-from cronflow_actors.engine.timers import TimerService
 from cronflow_actors.engine.transaction import Transaction
 from cronflow_actors.errors import ActorSystemNotRunningError, RevisionConflictError
-from cronflow_actors.kernel import Clock, CoroutineActor, LoopActor
+from cronflow_actors.kernel import CoroutineActor, LoopActor
 from cronflow_actors.messages import (
     ChildFailed,
     ChildStopped,
-    Message,
     Mutation,
     SnapshotRecord,
-    decoder_for,
     encode,
 )
 from cronflow_actors.messages.engine import (
@@ -80,68 +74,13 @@ from cronflow_actors.messages.engine import (
 from cronflow_actors.messages.migrations import MigrationRecord
 from cronflow_actors.net.fingerprint import fingerprint
 from cronflow_actors.net.spec import NetSpec
-from cronflow_actors.store import Store
 
-__all__ = ["EngineServices", "WorkflowActor", "WorkflowMessage", "decode_state"]
+__all__ = ["WorkflowActor", "WorkflowMessage"]
 
 logger = logging.getLogger(__name__)
 
 WorkflowMessage = WorkflowCommand | ReadCommitted | ChildFailed | ChildStopped
 """Everything a WorkflowActor receives."""
-
-_state_decoder = decoder_for(InstanceState)
-
-
-def decode_state(body: bytes) -> InstanceState:
-    """An instance snapshot's body, decoded."""
-    state: InstanceState = _state_decoder.decode(body)
-    return state
-
-
-class EngineServices:
-    """What every WorkflowActor of a runtime shares.
-
-    ``on_finished(info, body, exception)`` hears of a root instance that ended, with its
-    committed snapshot body and, for a failure a handler raised in this process, the exception;
-    ``on_stopped(instance_id, ref)`` of an instance actor that stopped (finished, passivated or
-    failed); ``on_changes`` gets the state-change messages of every durable transaction.
-    ``passivate``: whether idle instances leave memory. ``secrets``: workflow name -> what
-    ``ctx.secrets`` is in that workflow's user code (kept by the runtime, which may add to it;
-    only in memory). ``tracing``: runs handlers inside trace spans (None: not traced, and
-    nothing is added to a handler's call). ``audit``: the audit trail (or None).
-    """
-
-    def __init__(
-        self,
-        *,
-        store: Store,
-        clock: Clock,
-        registry: WorkflowRegistry,
-        timers: TimerService,
-        on_finished: Callable[[WorkflowInfo, bytes, BaseException | None], None],
-        on_stopped: Callable[[str, Any], None],
-        on_changes: Callable[[list[Message]], None] | None = None,
-        tokens: Callable[[], str] | None = None,
-        passivate: bool = True,
-        secrets: Mapping[str, Any] | None = None,
-        tracing: HandlerTracing | None = None,
-        audit: AuditTrail | None = None,
-    ) -> None:
-        self.tracing = tracing
-        self.audit = audit
-        self.secrets: Mapping[str, Any] = secrets if secrets is not None else {}
-        self.store = store
-        self.clock = clock
-        self.registry = registry
-        self.timers = timers
-        self.on_finished = on_finished
-        self.on_stopped = on_stopped
-        self.on_changes = on_changes
-        self.tokens = tokens
-        self.passivate = passivate
-        self.draining = False
-        """While draining, no new handler or action starts: work items that start stay started
-        in the snapshot and run on the next start."""
 
 
 class WorkflowActor(CoroutineActor):

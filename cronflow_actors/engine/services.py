@@ -1,0 +1,73 @@
+"""What every ``WorkflowActor`` of a runtime shares (``EngineServices``), and how an instance's
+snapshot body is read back (``decode_state``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from cronflow_actors.engine.audit import AuditTrail
+from cronflow_actors.engine.context import WorkflowInfo
+from cronflow_actors.engine.handlers import HandlerTracing
+from cronflow_actors.engine.registry import WorkflowRegistry
+from cronflow_actors.engine.timers import TimerService
+from cronflow_actors.kernel import Clock
+from cronflow_actors.messages import Message, decoder_for
+from cronflow_actors.messages.engine import InstanceState
+from cronflow_actors.store import Store
+
+__all__ = ["EngineServices", "decode_state"]
+
+_state_decoder = decoder_for(InstanceState)
+
+
+def decode_state(body: bytes) -> InstanceState:
+    """An instance snapshot's body, decoded."""
+    state: InstanceState = _state_decoder.decode(body)
+    return state
+
+
+class EngineServices:
+    """What every WorkflowActor of a runtime shares.
+
+    ``on_finished(info, body, exception)`` hears of a root instance that ended, with its
+    committed snapshot body and, for a failure a handler raised in this process, the exception;
+    ``on_stopped(instance_id, ref)`` of an instance actor that stopped (finished, passivated or
+    failed); ``on_changes`` gets the state-change messages of every durable transaction.
+    ``passivate``: whether idle instances leave memory. ``secrets``: workflow name -> what
+    ``ctx.secrets`` is in that workflow's user code (kept by the runtime, which may add to it;
+    only in memory). ``tracing``: runs handlers inside trace spans (None: not traced, and
+    nothing is added to a handler's call). ``audit``: the audit trail (or None).
+    """
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        clock: Clock,
+        registry: WorkflowRegistry,
+        timers: TimerService,
+        on_finished: Callable[[WorkflowInfo, bytes, BaseException | None], None],
+        on_stopped: Callable[[str, Any], None],
+        on_changes: Callable[[list[Message]], None] | None = None,
+        tokens: Callable[[], str] | None = None,
+        passivate: bool = True,
+        secrets: Mapping[str, Any] | None = None,
+        tracing: HandlerTracing | None = None,
+        audit: AuditTrail | None = None,
+    ) -> None:
+        self.tracing = tracing
+        self.audit = audit
+        self.secrets: Mapping[str, Any] = secrets if secrets is not None else {}
+        self.store = store
+        self.clock = clock
+        self.registry = registry
+        self.timers = timers
+        self.on_finished = on_finished
+        self.on_stopped = on_stopped
+        self.on_changes = on_changes
+        self.tokens = tokens
+        self.passivate = passivate
+        self.draining = False
+        """While draining, no new handler or action starts: work items that start stay started
+        in the snapshot and run on the next start."""
