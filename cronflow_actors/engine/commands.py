@@ -44,6 +44,7 @@ from cronflow_actors.messages.engine import (
     WorkItemAction,
     WorkItemFinished,
 )
+from cronflow_actors.messages.migrations import KeptEvent
 from cronflow_actors.net.spec import NetSpec, TaskKind
 
 __all__ = ["WORK_ITEM_ACTIONS", "apply", "run_job"]
@@ -161,26 +162,35 @@ async def run_job(tx: Transaction, job: Job) -> None:
 
 async def _deliver_kept(tx: Transaction, send: Send, *, drop: bool) -> bool:
     """The first event kept for the instance while it was held, delivered to the step it was
-    kept for (or, kept for none in particular, to each step waiting for it; ``drop``: to none),
-    and no longer kept: in this transaction, whether a step still waits for it or not. Whether
-    a step took it."""
+    kept for (``drop``: to none) and no longer kept, in this transaction, whether the step still
+    waits for it or not; whether the step took it. One kept for no step in particular (carried
+    by a migration) is kept instead for each step that waits for it now, each delivered in a
+    transaction of its own, as a publish does."""
     state = tx.state
     if not state.kept:
         return False
     kept, *rest = state.kept
-    state.kept = rest or msgspec.UNSET
     tx.rewritten = True
-    if drop:
+    if not kept.work_item_id and not drop:
+        state.kept = [*_waiting_for(tx, kept), *rest] or msgspec.UNSET
         return False
-    if kept.work_item_id:
-        targets = [kept.work_item_id] if kept.work_item_id in state.work_items else []
-    else:
-        targets = [i.id for i in state.work_items.values() if i.state == WorkItemState.STARTED]
-    took = False
-    for item_id in targets:
-        delivery = DeliverEvent(work_item_id=item_id, event=kept.event, payload=kept.payload)
-        took = bool(await send(delivery)) or took
-    return took
+    state.kept = rest or msgspec.UNSET
+    if drop or kept.work_item_id not in state.work_items:
+        return False
+    delivery = DeliverEvent(work_item_id=kept.work_item_id, event=kept.event, payload=kept.payload)
+    return bool(await send(delivery))
+
+
+def _waiting_for(tx: Transaction, kept: KeptEvent) -> list[KeptEvent]:
+    """``kept`` for each started step of the instance that waits for its event."""
+    targets = []
+    for item in tx.state.work_items.values():
+        if item.state != WorkItemState.STARTED:
+            continue
+        wait = tx.spec(tx.state.workflows[item.workflow_id]).tasks[item.task].work_item.wait
+        if wait is not None and wait.kind == "event" and wait.event == kept.event:
+            targets.append(msgspec.structs.replace(kept, work_item_id=item.id))
+    return targets
 
 
 async def _initialize_work_item(tx: Transaction, workflow_id: str, task: str, payload: Any) -> str:

@@ -32,6 +32,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import msgspec
+
 from cronflow_actors.calls import call_logged
 from cronflow_actors.engine.commands import apply
 from cronflow_actors.engine.handlers import (
@@ -43,7 +45,7 @@ from cronflow_actors.engine.services import EngineServices, decode_state
 from cronflow_actors.engine.state_access import StateAccess
 from cronflow_actors.engine.states import WorkItemState, WorkItemVerb, is_final
 from cronflow_actors.engine.transaction import Transaction
-from cronflow_actors.errors import ActorSystemNotRunningError, RevisionConflictError
+from cronflow_actors.errors import ActorSystemNotRunningError, RevisionConflictError, StoreError
 from cronflow_actors.kernel import CoroutineActor, LoopActor
 from cronflow_actors.messages import (
     ChildFailed,
@@ -121,7 +123,8 @@ class WorkflowActor(CoroutineActor):
         if self._body is None:
             return
         # recovered: run again what had started but was not recorded; actions still out are
-        # recorded as dispatched again (or failed), then dispatched, before anything else here
+        # recorded as dispatched again (or failed, durable=False), then dispatched, before
+        # anything else happens here
         for item in self.state.work_items.values():
             if item.state == WorkItemState.STARTED:
                 self._spawn_handler(item.id, item.attempt)
@@ -153,18 +156,17 @@ class WorkflowActor(CoroutineActor):
                 if self.state.kept and isinstance(message, StartWorkflow):
                     self.tell_self_first(DeliverKept())  # what a migration carried over
                 return answer
-            case (
-                WorkItemFinished() | TimerFired() | ActionFinished() | RedispatchActions()
-            ) | DeliverKept():
-                # a report (told: nobody hears an error): a failure is recorded in its own turn
+            case WorkItemFinished() | TimerFired() | ActionFinished() | RedispatchActions():
+                # a report (told, so nobody hears an error): a failure to apply it is recorded
+                # in a transaction of its own
                 if isinstance(message, WorkItemFinished):
                     self._handler_finished(message)
                 try:
                     await self._transact(message)
                 except Exception as error:
                     await self._after_internal_failure(message, error)
-                if self.state.kept and isinstance(message, DeliverKept):
-                    self.tell_self_first(DeliverKept())  # the next one, before anything else
+            case DeliverKept():
+                await self._deliver_kept(message)
             case ChildFailed(child_urn=urn):
                 logger.error("%s: %s failed: %s", self, message.child_class, message.error_message)
                 for item_id, ref in list(self._handler_refs.items()):
@@ -260,9 +262,12 @@ class WorkflowActor(CoroutineActor):
         if state.revision == 1:
             self._created_at = tx.now
         busy = self._busy_after(tx)
-        body = encode(state)
         root = state.workflows[state.id]
         final = is_final(root.state)
+        if final and state.kept:  # no step of it hears anything more
+            logger.info("%s ended with %d kept events undelivered", self, len(state.kept))
+            state.kept = msgspec.UNSET
+        body = encode(state)
         # actions still out (dispatched again after a crash) or events kept: it is runnable
         runnable = bool(busy or state.actions or state.kept)
         status = str(root.state) if final else ("running" if runnable else "waiting")
@@ -358,10 +363,37 @@ class WorkflowActor(CoroutineActor):
                     tx.drop_job(command.timer_id)
 
                 await self._transact_with(drop)
-            elif isinstance(command, DeliverKept):  # its filter raised: it is dropped
-                await self._transact(DeliverKept(drop=True))
         except Exception:
             logger.exception("%s: could not record the failure of %r", self, command)
+
+    async def _deliver_kept(self, message: DeliverKept) -> None:
+        """The first event kept for the instance while it was held, then the next (each in a
+        transaction of its own), until none is left. A commit the store refuses leaves them
+        kept: the snapshot says the instance is runnable, so its next load carries on. An
+        event whose delivery raised (its step's filter or check) is dropped, and logged."""
+        kept = self.state.kept
+        if not kept:
+            return
+        try:
+            await self._transact(message)
+        except StoreError as error:
+            logger.warning("%s: its kept events stay kept for its next load: %s", self, error)
+            return
+        except Exception as error:
+            logger.warning(
+                "%s: event %r kept for %s is dropped: delivering it raised %r; publish it "
+                "again if the step should hear it",
+                self,
+                kept[0].event,
+                kept[0].work_item_id or "its steps waiting for it",
+                error,
+            )
+            try:
+                await self._transact(DeliverKept(drop=True))
+            except StoreError:
+                return  # still kept: its next load tries it again
+        if self.state.kept and not self._stale:
+            self.tell_self_first(DeliverKept())  # the next one, before anything else
 
     # -- helpers -----------------------------------------------------------------------------------
 

@@ -20,18 +20,19 @@ class KeptEvent(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """An event published while the instance was held (``blocked``) for its step
     ``work_item_id``, which waited for it: kept in the instance's snapshot
     (``InstanceState.kept``) and delivered, in the order kept, when the instance runs again.
-    ``work_item_id`` empty: for any of its steps that waits for ``event`` then (what a
-    migration carries to the instance that replaces a held one)."""
+    ``work_item_id`` empty: for each of its steps that waits for ``event`` then (what a
+    migration carries to the instance that replaces a held one). ``publish``: the publish it
+    came from (one publish kept for several steps is carried over once)."""
 
     work_item_id: str
     event: str
     payload: Any = None
-    kept_at: float = 0.0
+    publish: str = ""
 
 
 class DeliverKept(Message, frozen=True, kw_only=True):
     """Sent by a ``WorkflowActor`` to itself while events are kept for it (``InstanceState
-    .kept``): the first is delivered (``drop``: not, its filter raised) and no longer kept."""
+    .kept``): the first is delivered (``drop``: not, its delivery raised) and no longer kept."""
 
     drop: bool = False
 

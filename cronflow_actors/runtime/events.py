@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -120,21 +121,24 @@ class Events:
             started.append(await self._trigger(flow_id, run_payload, kind="event"))
         after = None
         held: list[str] = []
+        publish = uuid.uuid4().hex  # names the publish in what held runs keep of it
         while True:
             waits = await self._store.open_waits("event", key=name, after=after, limit=_PAGE)
-            delivered = await asyncio.gather(*(self._deliver(w, name, payload) for w in waits))
+            kept = [
+                KeptEvent(work_item_id=w.wait_id, event=name, payload=payload, publish=publish)
+                for w in waits
+            ]
+            delivered = await asyncio.gather(*map(self._deliver, waits, kept))
             held += [w.instance_id for w, ok in zip(waits, delivered, strict=True) if not ok]
             if len(waits) < _PAGE:
                 return PublishResult(started, refused, sorted(set(held)))
             after = (waits[-1].created_at, waits[-1].wait_id)
 
-    async def _deliver(self, wait: WaitRecord, name: str, payload: Any) -> bool:
-        """False if the run is held (the event is kept for it); True otherwise, also when its
+    async def _deliver(self, wait: WaitRecord, kept: KeptEvent) -> bool:
+        """False if the run is held (``kept`` is kept for it); True otherwise, also when its
         filter refused the event or its step no longer waits."""
-        command = DeliverEvent(work_item_id=wait.wait_id, event=name, payload=payload)
-        kept = KeptEvent(
-            work_item_id=wait.wait_id, event=name, payload=payload, kept_at=self._clock.now()
-        )
+        name = kept.event
+        command = DeliverEvent(work_item_id=wait.wait_id, event=name, payload=kept.payload)
         for _attempt in range(_HOLD_CHANGES):
             try:
                 await self._send(wait.instance_id, command)
@@ -157,11 +161,11 @@ class Events:
                 )
             return True
         logger.error(
-            "event %s for %s (run %s) was neither delivered nor kept: the run's hold changed "
-            "%d times while it was published; publish it again",
+            "event %s for %s (run %s) was neither delivered nor kept: the run was held and its "
+            "snapshot kept changing meanwhile (%d tries); publish the event again",
             name,
             wait.wait_id,
             wait.instance_id,
             _HOLD_CHANGES,
         )
-        return False
+        return True  # not kept: not one of the runs ``held`` lists

@@ -43,14 +43,14 @@ import msgspec
 from cronflow_actors.engine.actors import decode_state
 from cronflow_actors.engine.audit import AuditTrail
 from cronflow_actors.engine.registry import WorkflowRegistry
-from cronflow_actors.engine.states import TaskState, WorkflowState, is_final
+from cronflow_actors.engine.states import TaskState, is_final
 from cronflow_actors.errors import (
     InstanceExistsError,
     InvalidStateTransitionError,
     NotFoundError,
 )
 from cronflow_actors.kernel import Clock
-from cronflow_actors.messages import Mutation, SnapshotRecord, encode
+from cronflow_actors.messages import SnapshotRecord
 from cronflow_actors.messages.engine import (
     CancelWorkflow,
     InstanceState,
@@ -61,10 +61,10 @@ from cronflow_actors.net.migration import refused
 from cronflow_actors.net.spec import NetSpec
 from cronflow_actors.runtime.catalog import FlowCatalog
 from cronflow_actors.runtime.instances import InstanceDirectory
-from cronflow_actors.runtime.offline import cancel_offline
+from cronflow_actors.runtime.offline import end_offline
 from cronflow_actors.store import Store
 
-__all__ = ["MigrationLinks", "Migrations", "cancel_offline", "sources_of"]
+__all__ = ["MigrationLinks", "Migrations", "sources_of"]
 
 logger = logging.getLogger(__name__)
 
@@ -312,7 +312,9 @@ class Migrations:
         )
         root = state.workflows[state.id]
         # events the old root kept while held go to the new one's steps that wait for them
-        kept = tuple(msgspec.structs.replace(k, work_item_id="") for k in state.kept or ())
+        # (kept in the old root's snapshot until then: a crash before this start loses none)
+        publishes = {k.publish: k for k in state.kept or ()}  # one per publish, in order
+        kept = tuple(msgspec.structs.replace(k, work_item_id="") for k in publishes.values())
         command = StartWorkflow(
             payload=root.payload, trigger="migration", migration=record, kept=kept
         )
@@ -330,24 +332,7 @@ class Migrations:
             await self._instances.send(state.id, command)
             return
         now = self._clock.now()
-        canceled = cancel_offline(state, now, new_id, audit=self._audit())
-        record = msgspec.structs.replace(
-            snapshot,
-            status=str(WorkflowState.CANCELED),
-            terminal=True,
-            runnable=False,
-            revision=state.revision,
-            updated_at=now,
-            body=encode(state),
-        )
-        mutation = Mutation(
-            snapshot=record,
-            timers_cancel=tuple(canceled.timers),
-            waits_end=tuple(canceled.waits),
-            spans=canceled.spans,
-        )
-        await self._store.commit(mutation)
-        canceled.durable()
+        await end_offline(self._store, state.id, now, new_id=new_id, audit=self._audit())
         self._instances.ended_offline(state.id)
         logger.warning(
             "instance %s (%s %s) canceled offline for its migration: its definition is not "

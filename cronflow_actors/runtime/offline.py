@@ -16,8 +16,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import NamedTuple, TypeVar
 
+import msgspec
+
 from cronflow_actors.engine.audit import AuditRecorder, AuditTrail
+from cronflow_actors.engine.services import decode_state
 from cronflow_actors.engine.states import TaskState, WorkflowState, WorkItemState, is_final
+from cronflow_actors.errors import InvalidStateTransitionError, NotFoundError, RevisionConflictError
+from cronflow_actors.messages import Mutation, SnapshotRecord, encode
 from cronflow_actors.messages.audit import SpanRows
 from cronflow_actors.messages.engine import (
     CancelWorkflow,
@@ -29,8 +34,9 @@ from cronflow_actors.messages.engine import (
     WorkItemRecord,
     WorkItemStateChanged,
 )
+from cronflow_actors.store import Store
 
-__all__ = ["OfflineCancel", "cancel_offline"]
+__all__ = ["OfflineCancel", "cancel_offline", "end_offline"]
 
 _OPEN_ITEMS = frozenset({WorkItemState.INITIALIZED, WorkItemState.STARTED})
 _OPEN_TASKS = frozenset({TaskState.ENABLED, TaskState.STARTED})
@@ -82,6 +88,59 @@ def cancel_offline(
         return OfflineCancel(timers, canceling.waits, None, None)
     recorder.end_turn()
     return OfflineCancel(timers, canceling.waits, recorder.spans(state.revision), recorder)
+
+
+async def end_offline(
+    store: Store,
+    instance_id: str,
+    now: float,
+    *,
+    new_id: str | None = None,
+    audit: AuditTrail | None = None,
+) -> tuple[SnapshotRecord, InstanceState, OfflineCancel]:
+    """Cancel instance ``instance_id`` offline (``cancel_offline``) and commit it: its snapshot
+    ended, its timers deleted, its waits ended, its spans written. A concurrent rewrite of its
+    snapshot (an event kept for it meanwhile) is met by doing it again from the new one.
+    Returns its new record, its state and the cancel; ``NotFoundError`` for an unknown
+    instance, ``InvalidStateTransitionError`` for one that has ended."""
+    for attempt in range(1, _ATTEMPTS + 1):
+        snapshot = await store.load_snapshot(instance_id)
+        if snapshot is None:
+            raise NotFoundError("workflow instance", instance_id)
+        if snapshot.terminal:
+            raise InvalidStateTransitionError(
+                "workflow", instance_id, snapshot.status, "canceled", ["running", "waiting"]
+            )
+        state = decode_state(snapshot.body)
+        canceled = cancel_offline(state, now, new_id, audit=audit)
+        record = msgspec.structs.replace(
+            snapshot,
+            status=str(WorkflowState.CANCELED),
+            terminal=True,
+            runnable=False,
+            revision=state.revision,
+            updated_at=now,
+            body=encode(state),
+        )
+        mutation = Mutation(
+            snapshot=record,
+            timers_cancel=tuple(canceled.timers),
+            waits_end=tuple(canceled.waits),
+            spans=canceled.spans,
+        )
+        try:
+            await store.commit(mutation)
+        except RevisionConflictError:
+            if attempt == _ATTEMPTS:
+                raise
+            continue
+        canceled.durable()
+        return record, state, canceled
+    raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+_ATTEMPTS = 10
+"""Tries against concurrent rewrites of the snapshot (each a kept event: they end)."""
 
 
 class _Canceling:

@@ -32,16 +32,14 @@ from cronflow_actors.engine.actors import decode_state
 from cronflow_actors.engine.audit import AuditTrail
 from cronflow_actors.engine.context import WorkflowInfo
 from cronflow_actors.engine.transaction import Transaction
-from cronflow_actors.errors import InstanceBlockedError, NotFoundError, RevisionConflictError
+from cronflow_actors.errors import InstanceBlockedError, RevisionConflictError
 from cronflow_actors.kernel import Clock
 from cronflow_actors.messages import Mutation, SnapshotRecord, decoder_for, encode
-from cronflow_actors.messages.audit import SpanRows
 from cronflow_actors.messages.engine import InstanceState
 from cronflow_actors.messages.migrations import KeptEvent
-from cronflow_actors.messages.states import WorkflowState
 from cronflow_actors.net.fingerprint import fingerprint
 from cronflow_actors.net.spec import NetSpec
-from cronflow_actors.runtime.offline import cancel_offline
+from cronflow_actors.runtime.offline import end_offline
 from cronflow_actors.store import Store
 
 __all__ = ["BLOCKED", "Block", "Pinning", "block_of", "recorded_fingerprint"]
@@ -207,10 +205,12 @@ class Pinning:
         elif block is not None or snapshot.status == BLOCKED:
             try:
                 admitted = await self.admit(snapshot, spec)
-            except RevisionConflictError:  # woken meanwhile: its activation admitted it
-                logger.debug("instance %s was admitted as it woke", snapshot.instance_id)
-            else:
-                return None if isinstance(admitted, Block) else (admitted, spec)
+            except RevisionConflictError:  # woken meanwhile (its activation admitted it), or
+                fresh = await self._store.load_snapshot(snapshot.instance_id)  # an event kept
+                if fresh is None or fresh.status != BLOCKED or fresh.revision <= snapshot.revision:
+                    return None
+                return await self._scanned(fresh, spec_of)  # held still: admitted from it
+            return None if isinstance(admitted, Block) else (admitted, spec)
         return None
 
     async def discard(self, instance_id: str) -> None:
@@ -218,26 +218,14 @@ class Pinning:
         or handler of it runs (the code it started on is not registered). Its open waits end,
         its timers are deleted, its run's end is announced as any cancel's (its waiters, its
         place under its limits, the flow's ``on_complete`` hook)."""
-        snapshot = await self._store.load_snapshot(instance_id)
-        if snapshot is None:
-            raise NotFoundError("workflow instance", instance_id)
-        state = decode_state(snapshot.body)
-        canceled = cancel_offline(state, self._clock.now(), audit=self._audit())
-        ended = await self._rewrite(
-            snapshot,
-            state,
-            status=str(WorkflowState.CANCELED),
-            terminal=True,
-            runnable=False,
-            timers_cancel=tuple(canceled.timers),
-            waits_end=tuple(canceled.waits),
-            spans=canceled.spans,
+        now = self._clock.now()
+        ended, state, canceled = await end_offline(
+            self._store, instance_id, now, audit=self._audit()
         )
-        canceled.durable()
         for timer_id in canceled.timers:
             self._disarm(timer_id)
         self.forget(instance_id)
-        logger.warning("blocked instance %s of %s was canceled", instance_id, snapshot.workflow)
+        logger.warning("blocked instance %s of %s was canceled", instance_id, ended.workflow)
         self._on_ended(Transaction.workflow_info(state.workflows[state.id]), ended.body)
 
     async def keep(self, instance_id: str, event: KeptEvent) -> bool:
@@ -292,10 +280,6 @@ class Pinning:
         self,
         snapshot: SnapshotRecord,
         state: InstanceState,
-        *,
-        timers_cancel: tuple[str, ...] = (),
-        waits_end: tuple[str, ...] = (),
-        spans: SpanRows | None = None,
         **fields: object,
     ) -> SnapshotRecord:
         """Commit ``state`` as the instance's next revision (compare-and-set over
@@ -309,8 +293,5 @@ class Pinning:
             body=body,
             **fields,
         )
-        mutation = Mutation(
-            snapshot=record, timers_cancel=timers_cancel, waits_end=waits_end, spans=spans
-        )
-        await self._store.commit(mutation)
+        await self._store.commit(Mutation(snapshot=record))
         return record

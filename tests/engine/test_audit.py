@@ -94,9 +94,13 @@ async def drive_order(rt: cf.Runtime, clock: ManualClock) -> tuple[str, list[flo
     return run_id, instants
 
 
+@pytest.mark.parametrize("checked", [False, True], ids=["as-shipped", "send_last-checked"])
 async def test_the_spans_of_a_scripted_run_are_its_operations_in_order(
-    tmp_path: Path, clock: ManualClock
+    tmp_path: Path, clock: ManualClock, monkeypatch: pytest.MonkeyPatch, checked: bool
 ) -> None:
+    """The same spans whether each ``Transaction.send_last`` is watched (as in every other
+    test) or delivered as it is shipped, without a frame and unwatched."""
+    monkeypatch.setattr(AuditRecorder, "check_last_sends", checked)
     packed: list[str] = []
     async with runtime(tmp_path / "a.db", clock, workflows=[order_net(packed)]) as rt:
         run_id, _ = await drive_order(rt, clock)

@@ -269,22 +269,21 @@ async def test_a_held_run_is_migrated_to_another_version_keeping_its_recorded_ou
         assert RAN == ["prepare", "deliver"]  # its recorded step was not run again
 
 
-def awaiting(*, changed: bool = False) -> cf.Flow:
-    flow = cf.define("awaiting").wait_for_event("paid", "payment")
-    return flow.step("ship" if not changed else "send", ran("ship" if not changed else "send"))
-
-
 shipped: list[Any] = []
 
 
 def paying(*, changed: bool = False, version: str = "v1") -> cf.Flow:
-    """Waits for a payment, then ships what it was paid (``changed``: the step renamed)."""
+    """Waits for a payment of a positive amount (one of 0 makes its filter raise), then ships
+    what it was paid (``changed``: the step renamed)."""
 
     def ship(ctx: Any) -> Any:
         shipped.append((ctx.run.id, ctx.last))
         return ctx.last
 
-    flow = cf.define("paying", version=version).wait_for_event("paid", "payment")
+    def positive(payload: Any, _ctx: Any) -> bool:
+        return bool(1 / payload["amount"] > 0)
+
+    flow = cf.define("paying", version=version).wait_for_event("paid", "payment", filter=positive)
     return flow.step("send" if changed else "ship", ship)
 
 
@@ -316,13 +315,68 @@ async def test_an_event_for_a_held_run_is_kept_and_heard_when_it_runs_again(
             result = await rt.wait(run, timeout=5)
             assert (result.status, result.output) == ("completed", {"amount": 5})
         assert sorted(shipped) == sorted([(run_id, {"amount": 5}), (other, {"amount": 5})])
-        state = decode_state((await rt.store.load_snapshot(run_id)).body)  # type: ignore[union-attr]
-        assert not state.kept  # the second one found the step done: no longer kept either
+        snapshot = await rt.store.load_snapshot(run_id)
+        assert snapshot is not None
+        assert (snapshot.terminal, snapshot.runnable) == (True, False)
+        assert not decode_state(snapshot.body).kept  # the second one went with the run's end
+
+
+async def test_a_kept_event_whose_filter_raises_is_dropped_and_the_next_one_is_heard(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    db = tmp_path / "raising.db"
+    shipped.clear()
+    async with cf.Runtime(db=db, workflows=[paying()]) as rt:
+        run_id = await rt.trigger("paying")
+        await rt.wait_idle()
+    async with cf.Runtime(db=db, workflows=[paying(changed=True)]) as rt:
+        for amount in (0, 3):  # the first makes the filter raise once it is delivered
+            assert (await rt.publish_event("payment", {"amount": amount})).held == [run_id]
+    with caplog.at_level(logging.WARNING, logger="cronflow_actors.engine.workflow_actor"):
+        async with cf.Runtime(db=db, workflows=[paying()]) as rt:
+            result = await rt.wait(run_id, timeout=5)
+    assert (result.status, result.output) == ("completed", {"amount": 3})
+    [dropped] = [r.getMessage() for r in caplog.records if "is dropped" in r.getMessage()]
+    assert "'payment'" in dropped
+    assert "ZeroDivisionError" in dropped
+    assert "publish it again" in dropped
+
+
+async def test_a_held_run_is_canceled_while_an_event_is_kept_for_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An operator's cancel of a held run and a publish that keeps an event in its snapshot
+    meet: the event is kept between the cancel's read of the snapshot and its commit. The
+    cancel is done again from the snapshot with the event, not refused."""
+    db = tmp_path / "race.db"
+    shipped.clear()
+    async with cf.Runtime(db=db, workflows=[paying()]) as rt:
+        run_id = await rt.trigger("paying")
+        await rt.wait_idle()
+    async with cf.Runtime(db=db, workflows=[paying(changed=True)]) as rt:
+        commit, raced = rt.store.commit, []
+
+        async def keep_first(mutation: Mutation) -> Any:
+            canceling = mutation.snapshot is not None and mutation.snapshot.status == "canceled"
+            if canceling and not raced:  # the publish gets there first, once
+                raced.append(await rt.publish_event("payment", {"amount": 1}))
+            return await commit(mutation)
+
+        monkeypatch.setattr(rt.store, "commit", keep_first)
+        await rt.cancel(run_id)
+        assert raced[0].held == [run_id]  # kept, and then canceled all the same
+        assert (await rt.inspect(run_id)).status == "canceled"
+    async with cf.Runtime(db=db, workflows=[paying()]) as rt:
+        assert (await rt.inspect(run_id)).status == "canceled"
+        await rt.wait_idle()
+    assert shipped == []
 
 
 async def test_a_held_runs_kept_events_go_to_the_run_a_migration_replaces_it_with(
     tmp_path: Path,
 ) -> None:
+    """A held run migrated to another version: the event kept for its waiting step goes to the
+    new run's step that waits for it, which completes with it."""
     db = tmp_path / "carried.db"
     shipped.clear()
     async with cf.Runtime(db=db, workflows=[paying()]) as rt:
