@@ -92,7 +92,7 @@ def _settings(args: argparse.Namespace) -> Any:
     names += ["lease_seconds", "wait_for_lease", "log_level", "log_format", "url", "token"]
     names += ["max_json_depth", "header_timeout", "body_timeout", "keep_alive"]
     names += ["max_connections", "retention", "metrics_token", "metrics_port"]
-    names += ["otel_endpoint", "audit"]
+    names += ["otel_endpoint", "audit", "gc_threshold"]
     overrides = {name: getattr(args, name, None) for name in names}
     overrides["queues"] = _queues(getattr(args, "queue", None) or [])
     return load_config(getattr(args, "config", None), overrides=overrides)
@@ -217,6 +217,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_false",
         default=None,
         help="record no audit trail (runs' traces and past states)",
+    )
+    serve.add_argument(
+        "--gc-threshold",
+        type=int,
+        default=None,
+        metavar="N",
+        help="collect garbage after N more objects (default 20000; 0: Python's own, 700)",
     )
     serve.add_argument("--log-level", default=None, help="critical, error, warning, info, debug")
     serve.add_argument("--log-format", default=None, help="text or json")

@@ -56,8 +56,10 @@ def serve(settings: Any) -> int:
     from cronflow_actors.http.app import create_app, metrics_app
     from cronflow_actors.http.server import ServerLimits, run_servers
     from cronflow_actors.runtime import Runtime, parse_duration
+    from cronflow_actors.runtime.collector import tune_collector
 
     _configure_logging(settings.log_level, settings.log_format)
+    tune_collector(settings.gc_threshold)
     app_spec = settings.app or DEFAULT_APP
     target = load_app(app_spec)
     if isinstance(target, Runtime):

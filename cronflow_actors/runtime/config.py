@@ -66,6 +66,9 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     otel_endpoint: str | None = None
     audit: bool = True
     """Record every engine operation as a span (``Runtime(audit=...)``; ``--no-audit``)."""
+    gc_threshold: int = 20_000
+    """The garbage collector's youngest-generation threshold in ``serve``'s process
+    (``runtime/collector.py``; 0: CPython's own, 700)."""
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -79,6 +82,10 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
         for name in ("header_timeout", "body_timeout", "keep_alive", "drain_timeout"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0 seconds, got {getattr(self, name)}")
+        if self.gc_threshold < 0:
+            raise ValueError(
+                f"gc_threshold must be >= 0 (0: CPython's own), got {self.gc_threshold}"
+            )
         if self.metrics_port is not None and not 0 <= self.metrics_port <= 65535:
             raise ValueError(f"metrics_port must be 0-65535, got {self.metrics_port}")
         from cronflow_actors.net.durations import parse_duration
