@@ -287,6 +287,15 @@ def paying(*, changed: bool = False, version: str = "v1") -> cf.Flow:
     return flow.step("send" if changed else "ship", ship)
 
 
+async def waiting_to_pay(db: Path) -> str:
+    """A ``paying`` run in ``db`` that waits for its payment (the runtime stopped)."""
+    shipped.clear()
+    async with cf.Runtime(db=db, workflows=[paying()]) as rt:
+        run_id = await rt.trigger("paying")
+        await rt.wait_idle()
+    return run_id
+
+
 async def test_an_event_for_a_held_run_is_kept_and_heard_when_it_runs_again(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -325,10 +334,7 @@ async def test_a_kept_event_whose_filter_raises_is_dropped_and_the_next_one_is_h
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     db = tmp_path / "raising.db"
-    shipped.clear()
-    async with cf.Runtime(db=db, workflows=[paying()]) as rt:
-        run_id = await rt.trigger("paying")
-        await rt.wait_idle()
+    run_id = await waiting_to_pay(db)
     async with cf.Runtime(db=db, workflows=[paying(changed=True)]) as rt:
         for amount in (0, 3):  # the first makes the filter raise once it is delivered
             assert (await rt.publish_event("payment", {"amount": amount})).held == [run_id]
@@ -349,10 +355,7 @@ async def test_a_held_run_is_canceled_while_an_event_is_kept_for_it(
     meet: the event is kept between the cancel's read of the snapshot and its commit. The
     cancel is done again from the snapshot with the event, not refused."""
     db = tmp_path / "race.db"
-    shipped.clear()
-    async with cf.Runtime(db=db, workflows=[paying()]) as rt:
-        run_id = await rt.trigger("paying")
-        await rt.wait_idle()
+    run_id = await waiting_to_pay(db)
     async with cf.Runtime(db=db, workflows=[paying(changed=True)]) as rt:
         commit, raced = rt.store.commit, []
 
@@ -378,10 +381,7 @@ async def test_a_held_runs_kept_events_go_to_the_run_a_migration_replaces_it_wit
     """A held run migrated to another version: the event kept for its waiting step goes to the
     new run's step that waits for it, which completes with it."""
     db = tmp_path / "carried.db"
-    shipped.clear()
-    async with cf.Runtime(db=db, workflows=[paying()]) as rt:
-        old = await rt.trigger("paying")
-        await rt.wait_idle()
+    old = await waiting_to_pay(db)
     v2 = paying(version="v2")
     async with cf.Runtime(db=db, workflows=[paying(changed=True), v2]) as rt:
         published = await rt.publish_event("payment", {"amount": 9})
