@@ -152,6 +152,7 @@ class AuditRecorder:
         self._events.append(ENTER)
 
     def exit(self) -> None:
+        """The frame ``enter`` began ends."""
         self._events.append(EXIT)
 
     async def send(self, message: Any) -> Any:

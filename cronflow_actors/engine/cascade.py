@@ -62,7 +62,8 @@ Route = Callable[["Cascade", Any], Awaitable[Any]]
 
 
 class Cascade:
-    """Delivers the element messages of one transaction; installs itself as ``tx.send``.
+    """Delivers the element messages of one transaction; installs itself as ``tx.send`` and
+    ``tx.send_last`` (the same delivery, without an audit frame inside a turn).
     ``root`` is the definition of the instance's root workflow.
 
     An element, once addressed, lives for the rest of the turn (its record does not change

@@ -11,7 +11,9 @@ logged, ``cronflow_runs_blocked{workflow}`` counts it, and every call addressed 
 ``InstanceBlockedError`` naming the block; only a cancel from an operator goes through
 (``discard``). It stays held until an operator migrates it to another version, or registers
 its old definition again: the next start (or registration) finds the fingerprints equal again
-and lets it run on, with its status written back.
+and lets it run on, with its status written back. An event published meanwhile for one of its
+waiting steps is kept in its snapshot (``keep``); a run released with events kept is written
+runnable, and loaded, so that its actor delivers them (``DeliverKept``).
 
 An instance recorded before fingerprints were (an empty one) is taken as matching, and the
 engine records the current definition's fingerprint for it at its next transaction.
