@@ -7,6 +7,7 @@ import argparse
 import asyncio
 import contextlib
 import gc
+import os
 import statistics
 import tempfile
 import time
@@ -45,32 +46,37 @@ async def measure(
         await asyncio.gather(*(one() for _ in range(50)))
         if prepare is not None:
             await prepare(rt)
-        # measured as ``serve`` runs: start-up's objects frozen out of the collector's walks,
-        # and the youngest generation's threshold serve's (runtime/collector.py)
+        # start-up's objects frozen out of the collector's walks, and the youngest generation's
+        # threshold serve's (runtime/collector.py; CRONFLOW_GC_THRESHOLD as for serve, 700:
+        # Python's own); both undone when the measure ends, whatever happens
         gc.collect()
         gc.freeze()
-        thresholds = tune_collector(DEFAULT_GC_THRESHOLD)
-        queue = iter(range(runs))
-        beside = asyncio.ensure_future(during(rt)) if during is not None else None
+        thresholds = tune_collector(
+            int(os.environ.get("CRONFLOW_GC_THRESHOLD", DEFAULT_GC_THRESHOLD))
+        )
+        try:
+            queue = iter(range(runs))
+            beside = asyncio.ensure_future(during(rt)) if during is not None else None
 
-        async def client() -> None:
-            for _ in queue:
-                began = time.perf_counter()
-                await wait(rt, await start(rt))
-                latencies.append(time.perf_counter() - began)
+            async def client() -> None:
+                for _ in queue:
+                    began = time.perf_counter()
+                    await wait(rt, await start(rt))
+                    latencies.append(time.perf_counter() - began)
 
-        began = time.perf_counter()
-        await asyncio.gather(*(client() for _ in range(in_flight)))
-        elapsed = time.perf_counter() - began
-        if beside is not None:
-            beside.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await beside
-        store = rt.store.statistics()
-        await rt.wait_idle()
-        alive = len(rt.system)
-    gc.unfreeze()
-    gc.set_threshold(*thresholds)
+            began = time.perf_counter()
+            await asyncio.gather(*(client() for _ in range(in_flight)))
+            elapsed = time.perf_counter() - began
+            if beside is not None:
+                beside.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await beside
+            store = rt.store.statistics()
+            await rt.wait_idle()
+            alive = len(rt.system)
+        finally:
+            gc.unfreeze()
+            gc.set_threshold(*thresholds)
     latencies.sort()
     return {
         "runs_per_s": runs / elapsed,

@@ -9,6 +9,7 @@ the order Tasquencer's single database transaction runs it.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import msgspec
@@ -48,6 +49,8 @@ from cronflow_actors.messages.migrations import KeptEvent
 from cronflow_actors.net.spec import NetSpec, TaskKind
 
 __all__ = ["WORK_ITEM_ACTIONS", "apply", "run_job"]
+
+logger = logging.getLogger(__name__)
 
 WORK_ITEM_ACTIONS = VERB_TARGETS
 """The work item verbs and the state each one moves an item to."""
@@ -172,7 +175,15 @@ async def _deliver_kept(tx: Transaction, send: Send, *, drop: bool) -> bool:
     kept, *rest = state.kept
     tx.rewritten = True
     if not kept.work_item_id and not drop:
-        state.kept = [*_waiting_for(tx, kept), *rest] or msgspec.UNSET
+        waiting = _waiting_for(tx, kept)
+        if not waiting:
+            logger.info(
+                "instance %s: event %r carried over by its migration is dropped: none of its "
+                "steps waits for it now",
+                state.id,
+                kept.event,
+            )
+        state.kept = [*waiting, *rest] or msgspec.UNSET
         return False
     state.kept = rest or msgspec.UNSET
     if drop or kept.work_item_id not in state.work_items:
@@ -187,8 +198,9 @@ def _waiting_for(tx: Transaction, kept: KeptEvent) -> list[KeptEvent]:
     for item in tx.state.work_items.values():
         if item.state != WorkItemState.STARTED:
             continue
-        wait = tx.spec(tx.state.workflows[item.workflow_id]).tasks[item.task].work_item.wait
-        if wait is not None and wait.kind == "event" and wait.event == kept.event:
+        work = tx.spec(tx.state.workflows[item.workflow_id]).tasks[item.task].work_item
+        wait = work.wait if work is not None else None
+        if wait is not None and wait.hears(kept.event):
             targets.append(msgspec.structs.replace(kept, work_item_id=item.id))
     return targets
 

@@ -422,7 +422,7 @@ class WorkItem:
         if item.state != WorkItemState.STARTED:
             return False
         wait = self.definition.wait
-        if wait is None or wait.kind != "event" or wait.event != event:
+        if wait is None or not wait.hears(event):
             return False
         if wait.accept is not None:
             ctx = tx.item_context(workflow, item, "event filter")

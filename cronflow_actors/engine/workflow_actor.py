@@ -45,7 +45,14 @@ from cronflow_actors.engine.services import EngineServices, decode_state
 from cronflow_actors.engine.state_access import StateAccess
 from cronflow_actors.engine.states import WorkItemState, WorkItemVerb, is_final
 from cronflow_actors.engine.transaction import Transaction
-from cronflow_actors.errors import ActorSystemNotRunningError, RevisionConflictError, StoreError
+from cronflow_actors.errors import (
+    ActorSystemNotRunningError,
+    LeaseError,
+    MutationRejectedError,
+    RevisionConflictError,
+    StoreClosedError,
+    StoreFailedError,
+)
 from cronflow_actors.kernel import CoroutineActor, LoopActor
 from cronflow_actors.messages import (
     ChildFailed,
@@ -83,6 +90,9 @@ logger = logging.getLogger(__name__)
 
 WorkflowMessage = WorkflowCommand | ReadCommitted | ChildFailed | ChildStopped
 """Everything a WorkflowActor receives."""
+
+_REFUSED_COMMITS = (MutationRejectedError, StoreFailedError, StoreClosedError, LeaseError)
+"""What the store raises when it does not take a commit (not what user code raised)."""
 
 
 class WorkflowActor(CoroutineActor):
@@ -376,7 +386,7 @@ class WorkflowActor(CoroutineActor):
             return
         try:
             await self._transact(message)
-        except StoreError as error:
+        except _REFUSED_COMMITS as error:  # this copy stops, or the runtime does
             logger.warning("%s: its kept events stay kept for its next load: %s", self, error)
             return
         except Exception as error:
@@ -390,7 +400,7 @@ class WorkflowActor(CoroutineActor):
             )
             try:
                 await self._transact(DeliverKept(drop=True))
-            except StoreError:
+            except _REFUSED_COMMITS:
                 return  # still kept: its next load tries it again
         if self.state.kept and not self._stale:
             self.tell_self_first(DeliverKept())  # the next one, before anything else

@@ -77,6 +77,10 @@ class WaitSpec(msgspec.Struct, frozen=True, kw_only=True, eq=False):
     details: Any = None
     timeout: float | None = None
 
+    def hears(self, event: str) -> bool:
+        """Whether an item waiting on this waits for ``event``."""
+        return self.kind == "event" and self.event == event
+
 
 class ActionSpec(msgspec.Struct, frozen=True, kw_only=True, eq=False):
     """A custom action: the external boundary of one transition.

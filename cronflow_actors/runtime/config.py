@@ -28,6 +28,7 @@ import msgspec
 
 from cronflow_actors.errors import ConfigurationError
 from cronflow_actors.messages import Principal
+from cronflow_actors.runtime.collector import DEFAULT_GC_THRESHOLD, MAX_GC_THRESHOLD
 
 __all__ = ["Config", "TokenConfig", "load_config"]
 
@@ -66,7 +67,7 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     otel_endpoint: str | None = None
     audit: bool = True
     """Record every engine operation as a span (``Runtime(audit=...)``; ``--no-audit``)."""
-    gc_threshold: int = 20_000
+    gc_threshold: int = DEFAULT_GC_THRESHOLD
     """The garbage collector's youngest-generation threshold in ``serve``'s process
     (``runtime/collector.py``; 0: CPython's own, 700)."""
 
@@ -82,9 +83,10 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
         for name in ("header_timeout", "body_timeout", "keep_alive", "drain_timeout"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0 seconds, got {getattr(self, name)}")
-        if self.gc_threshold < 0:
+        if not 0 <= self.gc_threshold <= MAX_GC_THRESHOLD:
             raise ValueError(
-                f"gc_threshold must be >= 0 (0: CPython's own), got {self.gc_threshold}"
+                f"gc_threshold must be 0 (CPython's own) to {MAX_GC_THRESHOLD:,}, "
+                f"got {self.gc_threshold}"
             )
         if self.metrics_port is not None and not 0 <= self.metrics_port <= 65535:
             raise ValueError(f"metrics_port must be 0-65535, got {self.metrics_port}")

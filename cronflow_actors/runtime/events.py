@@ -135,8 +135,9 @@ class Events:
             after = (waits[-1].created_at, waits[-1].wait_id)
 
     async def _deliver(self, wait: WaitRecord, kept: KeptEvent) -> bool:
-        """False if the run is held (``kept`` is kept for it); True otherwise, also when its
-        filter refused the event or its step no longer waits."""
+        """False if the run is held (``kept`` is kept for it); True otherwise: delivered, its
+        filter refused it, its step no longer waits, or, held and released again and again
+        meanwhile, it could be neither delivered nor kept (logged as an error)."""
         name = kept.event
         command = DeliverEvent(work_item_id=wait.wait_id, event=name, payload=kept.payload)
         for _attempt in range(_HOLD_CHANGES):

@@ -174,8 +174,9 @@ class InstanceDirectory:
                 ref = await self.activate(instance_id)
             except InstanceBlockedError as blocked:
                 if self._pinning is not None and _discards(command, instance_id):
-                    await self._pinning.discard(instance_id)
-                    return None
+                    if await self._pinning.discard(instance_id):
+                        return None
+                    continue  # released meanwhile: canceled through its actor
                 raise InstanceBlockedError(
                     blocked.instance_id, blocked.reason, _operation(command)
                 ) from None

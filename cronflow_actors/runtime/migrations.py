@@ -313,7 +313,7 @@ class Migrations:
         root = state.workflows[state.id]
         # events the old root kept while held go to the new one's steps that wait for them
         # (kept in the old root's snapshot until then: a crash before this start loses none)
-        publishes = {k.publish: k for k in state.kept or ()}  # one per publish, in order
+        publishes = {k.publish or n: k for n, k in enumerate(state.kept or ())}  # one each
         kept = tuple(msgspec.structs.replace(k, work_item_id="") for k in publishes.values())
         command = StartWorkflow(
             payload=root.payload, trigger="migration", migration=record, kept=kept
@@ -322,25 +322,33 @@ class Migrations:
             await self._instances.start(self._registry.get(workflow, version), command, new_id)
 
     async def _cancel(self, snapshot: SnapshotRecord, state: InstanceState, new_id: str) -> None:
+        if self._offline(snapshot):
+            now, audit = self._clock.now(), self._audit()
+            ended = await end_offline(
+                self._store, state.id, now, offline=self._offline, new_id=new_id, audit=audit
+            )
+            if ended is not None:
+                self._instances.ended_offline(state.id)
+                logger.warning(
+                    "instance %s (%s %s) canceled offline for its migration: its definition is "
+                    "not runnable here, so none of its activities ran",
+                    state.id,
+                    state.workflow,
+                    state.version,
+                )
+                return
+        # it runs here (or was released meanwhile): canceled through its actor
+        command = CancelWorkflow(workflow_id=state.id, migrated_to=new_id)
+        await self._instances.send(state.id, command)
+
+    def _offline(self, snapshot: SnapshotRecord) -> bool:
+        """Whether the instance is canceled without its actor: it is held, or its version is not
+        registered here."""
         try:
             self._spec_of(snapshot)
-            offline = snapshot.status == "blocked"
         except LookupError:
-            offline = True
-        if not offline:
-            command = CancelWorkflow(workflow_id=state.id, migrated_to=new_id)
-            await self._instances.send(state.id, command)
-            return
-        now = self._clock.now()
-        await end_offline(self._store, state.id, now, new_id=new_id, audit=self._audit())
-        self._instances.ended_offline(state.id)
-        logger.warning(
-            "instance %s (%s %s) canceled offline for its migration: its definition is not "
-            "runnable here, so none of its activities ran",
-            state.id,
-            state.workflow,
-            state.version,
-        )
+            return True
+        return snapshot.status == "blocked"
 
     def _carried(self, workflow: str, version: str, state: InstanceState) -> dict[str, Any]:
         """A flow's steps that completed in the old run, with their recorded outputs (the new

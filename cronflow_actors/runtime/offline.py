@@ -95,22 +95,27 @@ async def end_offline(
     instance_id: str,
     now: float,
     *,
+    offline: Callable[[SnapshotRecord], bool],
     new_id: str | None = None,
     audit: AuditTrail | None = None,
-) -> tuple[SnapshotRecord, InstanceState, OfflineCancel]:
+) -> tuple[SnapshotRecord, InstanceState, OfflineCancel] | None:
     """Cancel instance ``instance_id`` offline (``cancel_offline``) and commit it: its snapshot
     ended, its timers deleted, its waits ended, its spans written. A concurrent rewrite of its
-    snapshot (an event kept for it meanwhile) is met by doing it again from the new one.
-    Returns its new record, its state and the cancel; ``NotFoundError`` for an unknown
-    instance, ``InvalidStateTransitionError`` for one that has ended."""
+    snapshot (an event kept for it, a release) is met by reading it again: canceled from the
+    new one if ``offline`` still says it may be (held, or its version not registered here);
+    None if not (it runs again: cancel it through its actor). Returns its new record, its state
+    and the cancel; ``NotFoundError`` for an unknown instance, ``InvalidStateTransitionError``
+    for one that has ended."""
     for attempt in range(1, _ATTEMPTS + 1):
         snapshot = await store.load_snapshot(instance_id)
         if snapshot is None:
             raise NotFoundError("workflow instance", instance_id)
         if snapshot.terminal:
             raise InvalidStateTransitionError(
-                "workflow", instance_id, snapshot.status, "canceled", ["running", "waiting"]
+                "workflow", instance_id, snapshot.status, "canceled", []
             )
+        if not offline(snapshot):
+            return None
         state = decode_state(snapshot.body)
         canceled = cancel_offline(state, now, new_id, audit=audit)
         record = msgspec.structs.replace(
@@ -140,7 +145,7 @@ async def end_offline(
 
 
 _ATTEMPTS = 10
-"""Tries against concurrent rewrites of the snapshot (each a kept event: they end)."""
+"""Reads of the snapshot against concurrent rewrites of it (events kept for a held run)."""
 
 
 class _Canceling:

@@ -69,8 +69,13 @@ def recorded_fingerprint(body: bytes) -> str:
     return pinned.fingerprint
 
 
+def _is_held(snapshot: SnapshotRecord) -> bool:
+    return snapshot.status == BLOCKED and not snapshot.terminal
+
+
 _KEEP_ATTEMPTS = 10
-"""Tries to keep an event in a held instance's snapshot against concurrent rewrites of it."""
+"""Tries against concurrent rewrites of a held instance's snapshot (keeping an event in it,
+admitting it)."""
 
 
 class Block(msgspec.Struct, frozen=True, kw_only=True):
@@ -205,30 +210,37 @@ class Pinning:
         if block is not None and snapshot.status == BLOCKED:
             self._hold(block)  # held already
         elif block is not None or snapshot.status == BLOCKED:
-            try:
-                admitted = await self.admit(snapshot, spec)
-            except RevisionConflictError:  # woken meanwhile (its activation admitted it), or
-                fresh = await self._store.load_snapshot(snapshot.instance_id)  # an event kept
-                if fresh is None or fresh.status != BLOCKED or fresh.revision <= snapshot.revision:
-                    return None
-                return await self._scanned(fresh, spec_of)  # held still: admitted from it
-            return None if isinstance(admitted, Block) else (admitted, spec)
+            for _attempt in range(_KEEP_ATTEMPTS):
+                try:
+                    admitted = await self.admit(snapshot, spec)
+                except RevisionConflictError:  # woken meanwhile (and admitted), or an event
+                    fresh = await self._store.load_snapshot(snapshot.instance_id)  # kept
+                    if fresh is None or not _is_held(fresh):
+                        return None
+                    snapshot = fresh  # held still: admitted from the rewritten one
+                    continue
+                return None if isinstance(admitted, Block) else (admitted, spec)
         return None
 
-    async def discard(self, instance_id: str) -> None:
+    async def discard(self, instance_id: str) -> bool:
         """End a held instance as canceled, without its definition: no activity, cancel action
         or handler of it runs (the code it started on is not registered). Its open waits end,
         its timers are deleted, its run's end is announced as any cancel's (its waiters, its
-        place under its limits, the flow's ``on_complete`` hook)."""
+        place under its limits, the flow's ``on_complete`` hook). False if it is held no more
+        (released meanwhile: cancel it as any run)."""
         now = self._clock.now()
-        ended, state, canceled = await end_offline(
-            self._store, instance_id, now, audit=self._audit()
+        held = await end_offline(
+            self._store, instance_id, now, offline=_is_held, audit=self._audit()
         )
+        if held is None:
+            return False
+        ended, state, canceled = held
         for timer_id in canceled.timers:
             self._disarm(timer_id)
         self.forget(instance_id)
         logger.warning("blocked instance %s of %s was canceled", instance_id, ended.workflow)
         self._on_ended(Transaction.workflow_info(state.workflows[state.id]), ended.body)
+        return True
 
     async def keep(self, instance_id: str, event: KeptEvent) -> bool:
         """Keep ``event`` in the held instance's snapshot (``InstanceState.kept``), to be

@@ -5,12 +5,21 @@ from __future__ import annotations
 
 import gc
 from collections.abc import Iterator
+from pathlib import Path
 
+import msgspec
 import pytest
 
+from cronflow_actors.cli import serve as serving
 from cronflow_actors.cli.main import _settings, build_parser
+from cronflow_actors.cli.serve import serve
 from cronflow_actors.errors import ConfigurationError
-from cronflow_actors.runtime.collector import DEFAULT_GC_THRESHOLD, tune_collector
+from cronflow_actors.http import server
+from cronflow_actors.runtime.collector import (
+    DEFAULT_GC_THRESHOLD,
+    MAX_GC_THRESHOLD,
+    tune_collector,
+)
 from cronflow_actors.runtime.config import load_config
 
 
@@ -29,7 +38,7 @@ def test_the_youngest_generation_is_collected_less_often(
     assert gc.get_threshold() == (DEFAULT_GC_THRESHOLD, *thresholds[1:])
     assert tune_collector(0) == (DEFAULT_GC_THRESHOLD, *thresholds[1:])  # 0: left alone
     assert gc.get_threshold() == (DEFAULT_GC_THRESHOLD, *thresholds[1:])
-    with pytest.raises(ValueError, match="gc threshold must be >= 0"):
+    with pytest.raises(ValueError, match=r"gc threshold must be 0 \(CPython.s own\) to"):
         tune_collector(-1)
     assert gc.get_threshold() == (DEFAULT_GC_THRESHOLD, *thresholds[1:])
 
@@ -42,3 +51,28 @@ def test_serve_takes_the_threshold_from_its_settings() -> None:
     with pytest.raises(ConfigurationError, match="gc_threshold") as bad:
         load_config(None, environ={"CRONFLOW_GC_THRESHOLD": "-5"})
     assert "CRONFLOW_GC_THRESHOLD" in str(bad.value)
+
+
+def test_a_threshold_from_the_file_and_one_out_of_range(tmp_path: Path) -> None:
+    config = tmp_path / "cronflow.toml"
+    config.write_text("gc_threshold = 1234\n")
+    assert load_config(config, environ={}).gc_threshold == 1234
+    config.write_text("gc_threshold = 3_000_000_000\n")  # beyond what CPython takes
+    with pytest.raises(ConfigurationError, match="gc_threshold") as bad:
+        load_config(config, environ={})
+    assert str(config) in str(bad.value)
+    with pytest.raises(ValueError, match="100,000,000"):
+        tune_collector(MAX_GC_THRESHOLD + 1)
+
+
+def test_serve_sets_the_threshold_before_it_serves(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, thresholds: tuple[int, int, int]
+) -> None:
+    seen: list[tuple[int, int, int]] = []
+    monkeypatch.setattr(
+        server, "run_servers", lambda *_args, **_kwargs: seen.append(gc.get_threshold())
+    )
+    monkeypatch.setattr(serving, "_configure_logging", lambda *_args: None)  # pytest's handlers
+    settings = load_config(None, environ={}, overrides={"db": str(tmp_path / "s.db")})
+    assert serve(msgspec.structs.replace(settings, gc_threshold=4321)) == 0
+    assert seen == [(4321, *thresholds[1:])]

@@ -357,10 +357,12 @@ async def test_a_held_run_is_canceled_while_an_event_is_kept_for_it(
     db = tmp_path / "race.db"
     run_id = await waiting_to_pay(db)
     async with cf.Runtime(db=db, workflows=[paying(changed=True)]) as rt:
-        commit, raced = rt.store.commit, []
+        commit, raced, cancels = rt.store.commit, [], []
 
         async def keep_first(mutation: Mutation) -> Any:
             canceling = mutation.snapshot is not None and mutation.snapshot.status == "canceled"
+            if canceling:
+                cancels.append(mutation)
             if canceling and not raced:  # the publish gets there first, once
                 raced.append(await rt.publish_event("payment", {"amount": 1}))
             return await commit(mutation)
@@ -368,6 +370,7 @@ async def test_a_held_run_is_canceled_while_an_event_is_kept_for_it(
         monkeypatch.setattr(rt.store, "commit", keep_first)
         await rt.cancel(run_id)
         assert raced[0].held == [run_id]  # kept, and then canceled all the same
+        assert len(cancels) == 2  # the first commit was refused: done again from the kept one
         assert (await rt.inspect(run_id)).status == "canceled"
     async with cf.Runtime(db=db, workflows=[paying()]) as rt:
         assert (await rt.inspect(run_id)).status == "canceled"
