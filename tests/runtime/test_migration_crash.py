@@ -4,10 +4,6 @@ the old root's activities committed once each), and the stored plan is gone."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,30 +12,15 @@ import cronflow_actors as cf
 from cronflow_actors.engine.actors import decode_state
 from cronflow_actors.store import SQLiteStore
 from tests.runtime import migration_worker
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.runtime.killing import killed_after
 
 
 def killed_in_the_middle(db: Path, at: str) -> str:
     """Run the worker until it hangs at ``at``, kill it; the id of the instance it migrated."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tests.runtime.migration_worker", str(db), at],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
-    try:
-        assert process.stdout is not None
-        first = process.stdout.readline().split()
-        assert first[0] == "instance", first
-        assert process.stdout.readline().strip() == "hanging"
-    finally:
-        process.send_signal(signal.SIGKILL)
-        process.wait()
-        if process.stdout is not None:
-            process.stdout.close()
-    return first[1]
+    first, second = killed_after("tests.runtime.migration_worker", str(db), at, lines=2)
+    assert first.split()[0] == "instance", first
+    assert second == "hanging"
+    return first.split()[1]
 
 
 @pytest.mark.parametrize(("at", "cancel_committed"), [("cancel", False), ("initializer", True)])

@@ -20,6 +20,8 @@ from cronflow_actors.messages import Mutation, encode
 from cronflow_actors.net.fingerprint import fingerprint
 from tests.engine.helpers import build
 from tests.engine.test_audit import snapshot_view, state_view, tree
+from tests.runtime import kept_worker
+from tests.runtime.killing import killed_after
 
 RAN: list[str] = []
 
@@ -478,3 +480,17 @@ async def test_a_held_runs_cancel_is_in_its_audit_trail_as_the_engine_records_on
     assert heard == [line.strip().split()[0] for line in cancel]  # the sink hears of it too
     assert before["workflows"][run_id][0] == "started"  # a second earlier, still running
     assert snapshot_view(snapshot.body)["workflows"][run_id][0] == "canceled"
+
+
+async def test_an_event_kept_for_a_held_run_survives_a_killed_process(tmp_path: Path) -> None:
+    """The publish returns once the event is kept (committed): a process killed right after
+    it loses nothing, and the next one, with the run's old definition, delivers it."""
+    db = tmp_path / "killed.db"
+    async with cf.Runtime(db=db, workflows=[kept_worker.paying()]) as rt:
+        run_id = await rt.trigger("paying-killed")
+        await rt.wait_idle()
+    [said] = killed_after("tests.runtime.kept_worker", str(db), lines=1)
+    assert said.split() == ["published", run_id]
+    async with cf.Runtime(db=db, workflows=[kept_worker.paying()], wait_for_lease=True) as rt:
+        result = await rt.wait(run_id, timeout=10)
+    assert (result.status, result.output) == ("completed", kept_worker.PAYMENT)
