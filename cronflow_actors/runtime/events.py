@@ -124,26 +124,27 @@ class Events:
         publish = uuid.uuid4().hex  # names the publish in what held runs keep of it
         while True:
             waits = await self._store.open_waits("event", key=name, after=after, limit=_PAGE)
-            kept = [
-                KeptEvent(work_item_id=w.wait_id, event=name, payload=payload, publish=publish)
-                for w in waits
-            ]
-            delivered = await asyncio.gather(*map(self._deliver, waits, kept))
+            delivered = await asyncio.gather(
+                *(self._deliver(wait, name, payload, publish) for wait in waits)
+            )
             held += [w.instance_id for w, ok in zip(waits, delivered, strict=True) if not ok]
             if len(waits) < _PAGE:
                 return PublishResult(started, refused, sorted(set(held)))
             after = (waits[-1].created_at, waits[-1].wait_id)
 
-    async def _deliver(self, wait: WaitRecord, kept: KeptEvent) -> bool:
-        """False if the run is held (``kept`` is kept for it); True otherwise: delivered, its
-        filter refused it, its step no longer waits, or, held and released again and again
-        meanwhile, it could be neither delivered nor kept (logged as an error)."""
-        name = kept.event
-        command = DeliverEvent(work_item_id=wait.wait_id, event=name, payload=kept.payload)
+    async def _deliver(self, wait: WaitRecord, name: str, payload: Any, publish: str) -> bool:
+        """False if the run is held (the event is kept for it, as part of ``publish``); True
+        otherwise: delivered, its filter refused it, its step no longer waits, or, held and
+        released again and again meanwhile, it could be neither delivered nor kept (logged as
+        an error)."""
+        command = DeliverEvent(work_item_id=wait.wait_id, event=name, payload=payload)
         for _attempt in range(_HOLD_CHANGES):
             try:
                 await self._send(wait.instance_id, command)
             except InstanceBlockedError as blocked:
+                kept = KeptEvent(
+                    work_item_id=wait.wait_id, event=name, payload=payload, publish=publish
+                )
                 if not await self._keep(wait.instance_id, kept):
                     continue  # held no more: it can take the event now
                 logger.warning(

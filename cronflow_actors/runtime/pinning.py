@@ -248,7 +248,7 @@ class Pinning:
         instance); False if it is held no more (deliver the event now)."""
         for _attempt in range(_KEEP_ATTEMPTS):
             snapshot = await self._store.load_snapshot(instance_id)
-            if snapshot is None or snapshot.status != BLOCKED:
+            if snapshot is None or not _is_held(snapshot):
                 return False
             state = decode_state(snapshot.body)
             state.kept = [*(state.kept or ()), event]
