@@ -9,8 +9,10 @@
 - ``Clock``: ``SystemClock`` and ``ManualClock``; ``ParkingClock`` and ``SleepListener``, the
   hook by which a clock's sleepers do not count as work.
 
-Modules, each importing only those before it: ``clock``, ``_future``, ``_work``, ``_mailbox``,
-``_ref``, ``_blocking``, ``_actor``, ``_coroutine``, ``_system``.
+- ``running_loop()``: ``asyncio.get_running_loop()`` without its system call.
+
+Modules, each importing only those before it: ``_loop``, ``clock``, ``_future``, ``_work``,
+``_mailbox``, ``_ref``, ``_blocking``, ``_actor``, ``_coroutine``, ``_system``.
 """
 
 from cronflow_actors.kernel._actor import ActorHost, LoopActor, LoopActorRef
@@ -22,6 +24,7 @@ from cronflow_actors.kernel._blocking import (
 )
 from cronflow_actors.kernel._coroutine import CoroutineActor
 from cronflow_actors.kernel._future import LoopFuture, wrap_future
+from cronflow_actors.kernel._loop import running_loop
 from cronflow_actors.kernel._system import ActorSystem, current_system
 from cronflow_actors.kernel._work import WorkInFlight
 from cronflow_actors.kernel.clock import (
@@ -50,5 +53,6 @@ __all__ = [
     "SystemClock",
     "WorkInFlight",
     "current_system",
+    "running_loop",
     "wrap_future",
 ]

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 import pykka
 
 from cronflow_actors.errors import WouldBlockLoopError
+from cronflow_actors.kernel._loop import running_loop
 
 if TYPE_CHECKING:
     from pykka._types import OptExcInfo
@@ -192,7 +193,7 @@ class LoopFuture(pykka.Future[T]):
                 loop = asyncio.get_running_loop()
                 result = yield from loop.run_in_executor(None, self.get).__await__()
                 return result
-            loop = asyncio.get_running_loop()
+            loop = running_loop()
             waiter: asyncio.Future[None] = loop.create_future()
             self.add_done_callback(_AsyncWaiter(loop, waiter))
             yield from waiter.__await__()

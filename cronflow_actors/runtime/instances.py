@@ -31,7 +31,7 @@ from cronflow_actors.errors import (
     RevisionConflictError,
     RuntimeNotRunningError,
 )
-from cronflow_actors.kernel import ActorSystem
+from cronflow_actors.kernel import ActorSystem, running_loop
 from cronflow_actors.messages import Message, SnapshotRecord
 from cronflow_actors.messages.engine import (
     CancelWorkflow,
@@ -139,7 +139,7 @@ class InstanceDirectory:
             await asyncio.shield(activation)  # someone is loading this id: it may exist
         if instance_id in self._refs:
             raise InstanceExistsError(instance_id)
-        claim = asyncio.get_running_loop().create_future()
+        claim = running_loop().create_future()
         self._claims[instance_id] = claim
         started = False
         try:
@@ -248,7 +248,7 @@ class InstanceDirectory:
                 continue
             break
         self._check_running()
-        pending: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        pending: asyncio.Future[None] = running_loop().create_future()
         self._activating[instance_id] = pending
         try:
             snapshot = await self._store.load_snapshot(instance_id)

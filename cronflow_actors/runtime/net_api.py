@@ -14,6 +14,7 @@ from cronflow_actors.engine.states import TaskState, WorkflowState, WorkItemVerb
 from cronflow_actors.engine.transaction import Transaction
 from cronflow_actors.errors import NotFoundError
 from cronflow_actors.flow.envelope import flow_payload
+from cronflow_actors.kernel import running_loop
 from cronflow_actors.messages.engine import (
     CancelWorkflow,
     InitializeWorkItem,
@@ -98,7 +99,7 @@ class NetMethods(RuntimeParts):
         if ended is not None:
             return ended
         # Registered before anything is awaited, so an end in between is not missed.
-        future: asyncio.Future[WorkflowInfo] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[WorkflowInfo] = running_loop().create_future()
         self._waiters.setdefault(workflow_id, []).append(future)
         if workflow_id in self.instances:
             # In memory and not ended: its end will be announced (and if its actor stops

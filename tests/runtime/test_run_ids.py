@@ -3,6 +3,7 @@ every index (``runtime/ids.py``)."""
 
 from __future__ import annotations
 
+import os
 import uuid
 from pathlib import Path
 
@@ -17,6 +18,25 @@ def test_ids_are_uuid7_in_hex_and_sort_in_the_order_they_were_made() -> None:
     for run_id in made[:50]:
         parsed = uuid.UUID(hex=run_id)
         assert (len(run_id), parsed.version, parsed.variant) == (32, 7, uuid.RFC_4122)
+
+
+def test_a_forked_child_does_not_hand_out_its_parents_random_bits() -> None:
+    """The random bits are read ahead (runtime/ids.py): a child forked with part of that read
+    left must read its own, or parent and child would make ids that differ only in time."""
+    new_run_id()  # the read ahead is under way
+    reading, writing = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child
+        os.write(writing, new_run_id().encode())
+        os._exit(0)
+    os.close(writing)
+    os.waitpid(child, 0)
+    with os.fdopen(reading) as pipe:
+        childs = pipe.read()
+    parents = new_run_id()
+    random_part = slice(-15, None)  # the last 62 bits
+    assert len(childs) == 32
+    assert childs[random_part] != parents[random_part]
 
 
 async def test_runs_started_one_after_another_list_in_that_order_by_id(tmp_path: Path) -> None:
