@@ -52,39 +52,39 @@ def _boom(ctx: object) -> None:
 async def test_client_commands(serve: Serve) -> None:
     rt, client = await serve(flows())
     url = str(client.base_url)
-    code, out, _ = await cli("run", "double", "--payload", "20", "--url", url, "--json")
-    assert code == 0
+    code, out, err = await cli("run", "double", "--payload", "20", "--url", url, "--json")
+    assert code == 0, err
     result = json.loads(out)
     assert (result["status"], result["output"]) == ("completed", 41)
-    code, out, _ = await cli("inspect", result["id"], "--url", url)
-    assert code == 0
+    code, out, err = await cli("inspect", result["id"], "--url", url)
+    assert code == 0, err
     assert f"run {result['id']}  double  completed" in out
     assert "├─ double [step] completed attempts=1" in out
     assert "└─ plus [step] completed attempts=1" in out
-    code, out, _ = await cli("run", "boom", "--url", url, "--json")
-    assert code == 1
+    code, out, err = await cli("run", "boom", "--url", url, "--json")
+    assert code == 1, err
     assert json.loads(out)["status"] == "failed"
-    code, out, _ = await cli("runs", "--workflow", "double", "--url", url)
-    assert code == 0
+    code, out, err = await cli("runs", "--workflow", "double", "--url", url)
+    assert code == 0, err
     assert result["id"] in out
     paused_run = await rt.trigger("pause")
     await rt.wait_idle()
     [pause] = await rt.list_paused()
-    code, out, _ = await cli("resume", pause.token, "--payload", '{"approved": true}', "--url", url)
-    assert code == 0
+    code, _, err = await cli("resume", pause.token, "--payload", '{"approved": true}', "--url", url)
+    assert code == 0, err
     assert (await rt.wait(paused_run, timeout=5)).output is True
     code, _, err = await cli("resume", pause.token, "--url", url)
     assert code == 3  # a conflict: the pause is over
     assert "already over" in err
     other = await rt.trigger("pause")
     await rt.wait_idle()
-    code, _, _ = await cli("cancel", other, "--url", url)
-    assert code == 0
+    code, _, err = await cli("cancel", other, "--url", url)
+    assert code == 0, err
     assert (await rt.wait(other, timeout=5)).status == "canceled"
-    code, out, _ = await cli(
+    code, out, err = await cli(
         "events", "publish", "ping", "--payload", '{"n": 7}', "--url", url, "--json"
     )
-    assert code == 0
+    assert code == 0, err
     [started] = json.loads(out)["started"]
     assert (await rt.wait(started, timeout=5)).output == 7
 
