@@ -92,7 +92,7 @@ def _settings(args: argparse.Namespace) -> Any:
     names += ["lease_seconds", "wait_for_lease", "log_level", "log_format", "url", "token"]
     names += ["max_json_depth", "header_timeout", "body_timeout", "keep_alive"]
     names += ["max_connections", "retention", "metrics_token", "metrics_port"]
-    names += ["otel_endpoint", "audit", "gc_threshold"]
+    names += ["otel_endpoint", "audit", "gc_threshold", "loop"]
     overrides = {name: getattr(args, name, None) for name in names}
     overrides["queues"] = _queues(getattr(args, "queue", None) or [])
     return load_config(getattr(args, "config", None), overrides=overrides)
@@ -224,6 +224,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="N",
         help="collect garbage after N more objects (default 20000; 0: Python's own, 700)",
+    )
+    serve.add_argument(
+        "--loop",
+        default=None,
+        help="the event loop: auto (uvloop if installed, the default), asyncio or uvloop",
     )
     serve.add_argument("--log-level", default=None, help="critical, error, warning, info, debug")
     serve.add_argument("--log-format", default=None, help="text or json")

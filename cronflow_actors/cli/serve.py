@@ -57,9 +57,14 @@ def serve(settings: Any) -> int:
     from cronflow_actors.http.server import ServerLimits, run_servers
     from cronflow_actors.runtime import Runtime, parse_duration
     from cronflow_actors.runtime.collector import tune_collector
+    from cronflow_actors.runtime.event_loop import loop_factory, loop_name
 
     _configure_logging(settings.log_level, settings.log_format)
     tune_collector(settings.gc_threshold)
+    new_loop = loop_factory(settings.loop)
+    logging.getLogger("cronflow_actors.serve").info(
+        "event loop: %s (--loop %s)", loop_name(new_loop), settings.loop
+    )
     app_spec = settings.app or DEFAULT_APP
     target = load_app(app_spec)
     if isinstance(target, Runtime):
@@ -137,6 +142,7 @@ def serve(settings: Any) -> int:
             on_abort=runtime.abort_drain,
             metrics=metrics,
             started=servers.append,
+            loop_factory=new_loop,
         )
     except SystemExit:  # uvicorn exits with its own code when the lifespan fails to start
         if not failed_start:

@@ -218,10 +218,12 @@ def run_servers(
     on_abort: Callable[[], None],
     metrics: tuple[Any, int] | None = None,
     started: Callable[[uvicorn.Server], None] | None = None,
+    loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None,
 ) -> DrainingServer:
     """Serve ``app`` (and ``metrics``, an app and its port) until a signal, or until
-    ``should_exit`` is set on the main server (``started`` is given it, to do that); returns
-    the main server once both have stopped."""
+    ``should_exit`` is set on the main server (``started`` is given it, to do that), on the
+    event loop ``loop_factory`` makes (asyncio's own if None); returns the main server once
+    both have stopped."""
     main = DrainingServer(
         config_for(app, host=host, port=port, limits=limits, log_level=log_level, lifespan="on"),
         on_abort,
@@ -253,5 +255,6 @@ def run_servers(
 
     # uvicorn answers requests beyond its concurrency limit with this module's app
     h11_impl.service_unavailable = _too_busy  # type: ignore[attr-defined,assignment]
-    asyncio.run(both())
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        runner.run(both())
     return main

@@ -29,6 +29,7 @@ import msgspec
 from cronflow_actors.errors import ConfigurationError
 from cronflow_actors.messages import Principal
 from cronflow_actors.runtime.collector import DEFAULT_GC_THRESHOLD, MAX_GC_THRESHOLD
+from cronflow_actors.runtime.event_loop import LoopName
 
 __all__ = ["Config", "TokenConfig", "load_config"]
 
@@ -70,6 +71,9 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     gc_threshold: int = DEFAULT_GC_THRESHOLD
     """The garbage collector's youngest-generation threshold in ``serve``'s process
     (``runtime/collector.py``; 0: CPython's own, 700)."""
+    loop: LoopName = "auto"
+    """``serve``'s event loop: uvloop when installed (``auto``), ``asyncio``'s own, or
+    ``uvloop`` (``runtime/event_loop.py``)."""
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
