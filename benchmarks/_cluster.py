@@ -28,7 +28,7 @@ from typing import Any
 
 import cronflow_actors as cf
 from benchmarks._report import figures, table
-from benchmarks._runs import Start, Wait, measure
+from benchmarks._runs import Start, Wait, measure, run_like_serve
 
 HANG = "CRONFLOW_BENCH_HANG"
 """Set in the worker the takeover measure kills: its steps never finish."""
@@ -62,14 +62,14 @@ def _arguments(description: str) -> argparse.Namespace:
 def run_cluster_benchmark(workflow: Any, *, start: Start, wait: Wait, description: str) -> None:
     args = _arguments(description)
     if args.worker == "runs":
-        asyncio.run(_worker_runs(args, workflow, start, wait))
+        run_like_serve(_worker_runs(args, workflow, start, wait))
         return
     if args.worker == "hang":
-        asyncio.run(_worker_hang(args, workflow, start))
+        run_like_serve(_worker_hang(args, workflow, start))
         return
     runs = args.runs or (3_000 if args.quick else 20_000)
     with tempfile.TemporaryDirectory() as folder:
-        sqlite = asyncio.run(
+        sqlite = run_like_serve(
             measure(
                 cf.Runtime(
                     db=Path(folder) / "bench.db", workflows=[workflow], audit=not args.no_audit
@@ -80,7 +80,7 @@ def run_cluster_benchmark(workflow: Any, *, start: Start, wait: Wait, descriptio
                 in_flight=args.in_flight,
             )
         )
-    one = asyncio.run(
+    one = run_like_serve(
         measure(
             cf.Runtime(
                 db=args.db,
@@ -95,7 +95,7 @@ def run_cluster_benchmark(workflow: Any, *, start: Start, wait: Wait, descriptio
         )
     )
     several = _several(args, runs)
-    takeover = asyncio.run(_takeover(args, workflow, wait))
+    takeover = run_like_serve(_takeover(args, workflow, wait))
     n = args.processes
     table(
         f"net engine on PostgreSQL: {runs} three-step runs, {args.in_flight} in flight, "

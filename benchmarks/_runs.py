@@ -11,18 +11,38 @@ import os
 import statistics
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import cronflow_actors as cf
 from benchmarks._report import figures, table
 from cronflow_actors.runtime.collector import DEFAULT_GC_THRESHOLD, tune_collector
+from cronflow_actors.runtime.event_loop import loop_factory, loop_name
 
 DBOS_RUNS_PER_S = 100.0
 
+T = TypeVar("T")
+
 Start = Callable[[cf.Runtime], Awaitable[str]]
 Wait = Callable[[cf.Runtime, str], Awaitable[None]]
+
+
+def serve_loop() -> str:
+    """The event loop ``serve`` runs on, which the benchmarks run on too: ``CRONFLOW_LOOP``
+    (``auto``, ``asyncio``, ``uvloop``) as for ``serve``; uvloop when installed by default."""
+    return os.environ.get("CRONFLOW_LOOP", "auto")
+
+
+def run_like_serve(coro: Coroutine[Any, Any, T]) -> T:
+    """``asyncio.run(coro)``, on ``serve``'s event loop (``serve_loop()``)."""
+    with asyncio.Runner(loop_factory=loop_factory(serve_loop())) as runner:
+        return runner.run(coro)
+
+
+def loop_in_use() -> str:
+    """``uvloop`` or ``asyncio``: what ``run_like_serve`` runs on, for the results."""
+    return loop_name(loop_factory(serve_loop()))
 
 
 async def measure(
@@ -104,7 +124,7 @@ def run_benchmark(
         runtime = cf.Runtime(
             db=Path(folder) / "bench.db", workflows=[workflow], synchronous=args.synchronous
         )
-        result = asyncio.run(measure(runtime, start, wait, runs=runs, in_flight=args.in_flight))
+        result = run_like_serve(measure(runtime, start, wait, runs=runs, in_flight=args.in_flight))
     table(
         f"{title}: {runs} three-step runs, {args.in_flight} in flight, "
         f"SQLite synchronous={args.synchronous}",

@@ -39,7 +39,7 @@ from typing import Any
 
 import cronflow_actors as cf
 from benchmarks._report import figures, table
-from benchmarks._runs import measure
+from benchmarks._runs import measure, run_like_serve
 from benchmarks.net import SPEC, start, wait
 
 WORKFLOWS = 50
@@ -160,7 +160,7 @@ def throughput(
         async def during(rt: cf.Runtime) -> None:
             await scraped_every_second(rt, scrape_seconds)
 
-        result = asyncio.run(
+        result = run_like_serve(
             measure(
                 runtime,
                 start,
@@ -187,7 +187,7 @@ def main() -> None:
     rounds = args.rounds or 5
     with tempfile.TemporaryDirectory() as name:
         folder = Path(name)
-        render = asyncio.run(rendering(folder, args.synchronous, 30 if args.quick else 100))
+        render = run_like_serve(rendering(folder, args.synchronous, 30 if args.quick else 100))
         plain, scraped, scrapes = throughput(folder, args.synchronous, runs, rounds)
     # each scraped round runs right after a plain one: comparing within pairs cancels the drift
     # of a machine whose load changes while the benchmark runs

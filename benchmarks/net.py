@@ -48,7 +48,7 @@ import os
 import cronflow_actors as cf
 from benchmarks._cluster import HANG, run_cluster_benchmark, wants_cluster
 from benchmarks._report import figures, table
-from benchmarks._runs import measure, run_benchmark
+from benchmarks._runs import measure, run_benchmark, run_like_serve
 from cronflow_actors import net
 
 
@@ -106,7 +106,7 @@ def compare_audit(argv: list[str]) -> None:
                     synchronous=args.synchronous,
                     audit=audit,
                 )
-                result = asyncio.run(measure(runtime, start, wait, runs, args.in_flight))
+                result = run_like_serve(measure(runtime, start, wait, runs, args.in_flight))
             measured[audit].append(result["runs_per_s"])
     off, on = (statistics.median(measured[flag]) for flag in (False, True))
     cost = 100 * (1 - on / off)

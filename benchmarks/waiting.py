@@ -45,6 +45,7 @@ from typing import Any
 
 import cronflow_actors as cf
 from benchmarks._report import figures, table
+from benchmarks._runs import run_like_serve
 
 
 async def prepare(ctx: Any) -> dict[str, Any]:
@@ -184,7 +185,7 @@ def main() -> None:
     args = parser.parse_args()
     runs = args.runs or (20_000 if args.quick else 100_000)
     with tempfile.TemporaryDirectory() as folder:
-        result = asyncio.run(
+        result = run_like_serve(
             measure(Path(folder) / "waiting.db", runs, args.in_flight, args.synchronous)
         )
     mb = 1024 * 1024

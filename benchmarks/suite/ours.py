@@ -5,7 +5,9 @@
 prints one ``BENCH-RESULT`` line per measurement (``benchmarks.suite.record``). Every workload
 runs on a fresh SQLite file in WAL mode with synchronous=FULL (``--synchronous`` to change it),
 through the public API a user writes (``cf.define``), after a warm-up of 50 runs; every run's
-output is checked, and a run that is missing or wrong makes the record ``failed``.
+output is checked, and a run that is missing or wrong makes the record ``failed``. Each runs on
+the event loop ``serve`` runs on (uvloop when installed; ``CRONFLOW_LOOP=asyncio`` for asyncio's
+own), with its garbage collector's threshold (``benchmarks/_runs.py``).
 
 - ``a``: three trivial async steps (each returns its input + 1);
 - ``b``: ten such steps;
@@ -23,7 +25,6 @@ output is checked, and a run that is missing or wrong makes the record ``failed`
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 import tempfile
 import time
@@ -32,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import cronflow_actors as cf
-from benchmarks._runs import measure
+from benchmarks._runs import loop_in_use, measure, run_like_serve
 from benchmarks.suite.record import drive, emit, record
 
 ENGINE = "cronflow-actors"
@@ -284,7 +285,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="cronflow-bench-") as folder:
         try:
-            rec = asyncio.run(run(args, Path(folder)))
+            rec = run_like_serve(run(args, Path(folder)))
         except Exception as error:  # reported as a failed record, never as a number
             rec = record(
                 ENGINE,
@@ -295,6 +296,7 @@ def main(argv: list[str] | None = None) -> None:
                 note=f"{type(error).__name__}: {error}",
             )
     rec["extra"]["synchronous"] = args.synchronous
+    rec["extra"]["loop"] = loop_in_use()
     emit(rec)
 
 
