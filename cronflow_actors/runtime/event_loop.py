@@ -3,9 +3,10 @@
 asyncio's event loop is written in Python: every callback it schedules (a task's next step, a
 future's waiters, a commit's answers: about twenty a three-step run) goes through three Python
 calls and a Python ``Handle``. uvloop, a drop-in asyncio event loop written in Cython (the one
-uvicorn takes when it is installed), does that in C: three-step runs measured 5% more runs a
-second at 500 in flight and 6% less latency one at a time (p50 1.56 -> 1.47 ms; the whole test
-suite passes on either). ``serve`` runs on uvloop when it is installed, as it is with
+uvicorn takes when it is installed), does that in C: three-step runs one at a time took 4-7%
+less time (p50; three pairs alternated), and the net engine's benchmark ran 5% more runs a
+second at 500 in flight (``cf.define``'s: within the noise); the whole test suite passes on
+either. ``serve`` runs on uvloop when it is installed, as it is with
 cronflow-actors on Linux and macOS (``--loop auto``, the default); ``--loop asyncio`` keeps
 asyncio's own, ``--loop uvloop`` insists on it. A program that runs a ``Runtime`` itself picks
 its own loop (``asyncio.run(main(), loop_factory=uvloop.new_event_loop)`` on Python 3.12, or
