@@ -147,3 +147,25 @@ def test_a_second_sigterm_ends_the_process_with_a_request_still_in_flight(
     finally:
         served.stop()
     assert "Traceback" not in served.output()
+
+
+def test_a_port_in_use_is_an_error_that_says_so_and_exits_as_a_failed_start(
+    tmp_path: Path,
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        command = [sys.executable, "-m", "cronflow_actors", "serve", "--port", str(port)]
+        finished = subprocess.run(
+            [*command, "--db", str(tmp_path / "busy.db")],
+            check=False,
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert finished.returncode == 2, finished.stderr
+    assert f"cronflow-actors: error: could not listen on 127.0.0.1:{port}" in finished.stderr
+    assert "address already in use" in finished.stderr  # uvicorn's own line, in the log

@@ -144,9 +144,16 @@ def serve(settings: Any) -> int:
             started=servers.append,
             loop_factory=new_loop,
         )
-    except SystemExit:  # uvicorn exits with its own code when the lifespan fails to start
+    except SystemExit as stopped:  # uvicorn's way to say it could not start
         if not failed_start:
-            raise
+            # the runtime started, the server did not: it could not listen (uvicorn logged
+            # why: the port in use, an address not of this machine, no permission)
+            print(
+                f"cronflow-actors: error: could not listen on {settings.host}:{settings.port} "
+                f"(the server's log above says why; exit {stopped.code} from uvicorn)",
+                file=sys.stderr,
+            )
+            return 2
     if failed_start:
         # The runtime did not start (another runtime owns the database, say): uvicorn has
         # logged it; say it plainly and exit as for bad settings.
