@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cronflow_actors as cf
 from cronflow_actors.examples import order_processing
 
 
@@ -31,6 +32,15 @@ async def test_the_order_example_ships_two_orders_and_refuses_a_suspect_one(
     steps = [s.id for s in suspect.steps]
     assert "refuse" in steps
     assert not {"approve", "lane", "lane-small"} & set(steps)
+
+
+async def test_a_small_order_ships_in_the_small_lane(tmp_path: Path) -> None:
+    async with cf.Runtime(db=tmp_path / "small.db", workflows=order_processing.workflows) as rt:
+        small = await rt.trigger(
+            "order-processing", {"order_id": "o-4", "customer": "ada", "amount": 40, "items": []}
+        )
+        run = await rt.wait(small)
+    assert run.output == {"order_id": "o-4", "status": "shipped", "lane": "letter"}
 
 
 def test_the_old_examples_path_still_imports() -> None:
