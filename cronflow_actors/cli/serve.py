@@ -57,13 +57,13 @@ def serve(settings: Any) -> int:
     from cronflow_actors.http.server import ServerLimits, run_servers
     from cronflow_actors.runtime import Runtime, parse_duration
     from cronflow_actors.runtime.collector import tune_collector
-    from cronflow_actors.runtime.event_loop import loop_factory, loop_name
+    from cronflow_actors.runtime.event_loop import loop_factory
 
     _configure_logging(settings.log_level, settings.log_format)
     tune_collector(settings.gc_threshold)
-    new_loop = loop_factory(settings.loop)
+    loop, make_loop = loop_factory(settings.loop)
     logging.getLogger("cronflow_actors.serve").info(
-        "event loop: %s (--loop %s)", loop_name(new_loop), settings.loop
+        "event loop: %s (the loop setting: %s)", loop, settings.loop
     )
     app_spec = settings.app or DEFAULT_APP
     target = load_app(app_spec)
@@ -142,7 +142,7 @@ def serve(settings: Any) -> int:
             on_abort=runtime.abort_drain,
             metrics=metrics,
             started=servers.append,
-            loop_factory=new_loop,
+            loop_factory=make_loop,
         )
     except SystemExit as stopped:  # uvicorn's way to say it could not start
         if not failed_start:

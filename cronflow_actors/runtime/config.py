@@ -22,7 +22,7 @@ import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args, get_origin, get_type_hints
 
 import msgspec
 
@@ -111,6 +111,9 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
 
 
 _FIELDS = frozenset(Config.__struct_fields__) - {"tokens", "queues"}
+_HINTS = {
+    name: hint for name, hint in get_type_hints(Config).items() if get_origin(hint) is Literal
+}
 
 
 def load_config(
@@ -155,5 +158,8 @@ def load_config(
             key = text.split(" ", 1)[0]  # a check of __post_init__ names its field first
         where = origin.get(key, "the settings")
         reason = _AT.sub("", text)
+        choices = get_args(_HINTS.get(key))  # a Literal's values, to say which are taken
+        if choices:
+            reason = f"one of {', '.join(map(str, choices))}"
         expected = f"a valid value ({reason}; it came from {where})"
         raise ConfigurationError(key or "config", data.get(key), expected) from None

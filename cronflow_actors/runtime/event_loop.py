@@ -6,50 +6,53 @@ calls and a Python ``Handle``. uvloop, a drop-in asyncio event loop written in C
 uvicorn takes when it is installed), does that in C: three-step runs one at a time took 4-7%
 less time (p50; three pairs alternated), and the net engine's benchmark ran 5% more runs a
 second at 500 in flight (``cf.define``'s: within the noise); the whole test suite passes on
-either. ``serve`` runs on uvloop when it is installed, as it is with
-cronflow-actors on Linux and macOS (``--loop auto``, the default); ``--loop asyncio`` keeps
-asyncio's own, ``--loop uvloop`` insists on it. A program that runs a ``Runtime`` itself picks
-its own loop (``asyncio.run(main(), loop_factory=uvloop.new_event_loop)`` on Python 3.12, or
-``asyncio.Runner(loop_factory=...)``).
+either. ``serve`` runs on uvloop when it is installed (``pip install 'cronflow-actors[uvloop]'``;
+``--loop auto``, the default); ``--loop asyncio`` runs on asyncio's own, whatever event loop
+policy the served application installed; ``--loop uvloop`` insists on uvloop. A program that
+runs a ``Runtime`` itself picks its own loop (``asyncio.Runner(loop_factory=...)``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import importlib
+import sys
 from collections.abc import Callable
-from typing import Literal
+from typing import Literal, get_args
 
 from cronflow_actors.errors import ConfigurationError
 
-__all__ = ["LOOPS", "LoopName", "loop_factory", "loop_name"]
+__all__ = ["LOOPS", "LoopFactory", "LoopName", "loop_factory"]
 
 LoopName = Literal["auto", "asyncio", "uvloop"]
-LOOPS: tuple[LoopName, ...] = ("auto", "asyncio", "uvloop")
+LOOPS: tuple[str, ...] = get_args(LoopName)
 
 LoopFactory = Callable[[], asyncio.AbstractEventLoop]
 
 
-def loop_factory(name: str) -> LoopFactory | None:
-    """What makes the event loop ``name`` asks for; None for asyncio's own. ``auto`` is uvloop
-    when it can be imported. ``ConfigurationError`` for another name, or for ``uvloop`` when it
-    is not installed."""
+def _asyncio_loop() -> asyncio.AbstractEventLoop:
+    """asyncio's own loop for this platform, whatever policy is installed."""
+    return asyncio.DefaultEventLoopPolicy().new_event_loop()
+
+
+def loop_factory(name: str) -> tuple[str, LoopFactory]:
+    """The loop the setting ``name`` asks for: (``asyncio`` or ``uvloop``, what makes it).
+    ``auto`` is uvloop when it can be imported. ``ConfigurationError`` for another name, or for
+    ``uvloop`` when it is not installed."""
     if name not in LOOPS:
         raise ConfigurationError("loop", name, f"one of {', '.join(LOOPS)}")
     if name == "asyncio":
-        return None
+        return "asyncio", _asyncio_loop
     try:
         uvloop = importlib.import_module("uvloop")
     except ImportError:
         if name == "auto":
-            return None
-        raise ConfigurationError(
-            "loop", name, "asyncio, or uvloop once it is installed (pip install uvloop)"
-        ) from None
+            return "asyncio", _asyncio_loop
+        where = (
+            "asyncio (uvloop does not run on Windows)"
+            if sys.platform == "win32"
+            else "asyncio, or uvloop once it is installed (pip install 'cronflow-actors[uvloop]')"
+        )
+        raise ConfigurationError("loop", name, where) from None
     factory: LoopFactory = uvloop.new_event_loop
-    return factory
-
-
-def loop_name(factory: LoopFactory | None) -> str:
-    """``asyncio`` or ``uvloop``, as a log line says which loop serves."""
-    return "asyncio" if factory is None else factory.__module__.partition(".")[0]
+    return "uvloop", factory
