@@ -9,7 +9,7 @@
 - ``Clock``: ``SystemClock`` and ``ManualClock``; ``ParkingClock`` and ``SleepListener``, the
   hook by which a clock's sleepers do not count as work.
 
-- ``running_loop()``: ``asyncio.get_running_loop()`` without its system call.
+- ``running_loop()``: ``asyncio.get_running_loop()``, without its system call on Python 3.11.
 
 Modules, each importing only those before it: ``_loop``, ``clock``, ``_future``, ``_work``,
 ``_mailbox``, ``_ref``, ``_blocking``, ``_actor``, ``_coroutine``, ``_system``.

@@ -26,7 +26,7 @@ def test_it_is_the_loop_that_runs_now_one_loop_after_another_on_one_thread() -> 
 def test_each_thread_gets_its_own_loop_while_both_run() -> None:
     """Two loops running at once on two threads, each asking in turn: neither is given the
     other's (the one kept was found on the other thread)."""
-    asked = threading.Barrier(2)
+    asked = threading.Barrier(2, timeout=5)
     found: dict[str, list[bool]] = {"a": [], "b": []}
 
     async def ask(name: str) -> None:
@@ -39,6 +39,16 @@ def test_each_thread_gets_its_own_loop_while_both_run() -> None:
     asyncio.run(ask("a"))
     other.join()
     assert found == {"a": [True] * 20, "b": [True] * 20}
+
+
+def test_a_loop_of_another_kind_is_the_one_that_runs() -> None:
+    """uvloop's loop is not a BaseEventLoop (it does not say its thread): asked every time."""
+    uvloop = pytest.importorskip("uvloop")
+    asyncio.run(_found())  # an asyncio loop was kept, and has stopped
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        found, running = runner.run(_found())
+    assert isinstance(found, uvloop.Loop)
+    assert found is running
 
 
 def test_outside_a_running_loop_it_raises_as_asyncio_does() -> None:
