@@ -30,56 +30,43 @@ _VARIANT = 0b10 << 62
 _RANDOM_BITS = (1 << 62) - 1
 
 
-class _Stamps:
+class _IdParts:
     """The process's time stamps for ids (milliseconds and 12 bits of fraction), each past the
-    last one given out."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._last = 0
-
-    def next(self) -> int:
-        ms, fraction = divmod(time.time_ns(), 1_000_000)
-        stamp = (ms << 12) | (fraction * 4096 // 1_000_000)
-        with self._lock:
-            self._last = stamp = max(stamp, self._last + 1)
-        return stamp
-
-
-_stamps = _Stamps()
-
-
-class _RandomBits:
-    """62 random bits at a time from a buffer of ``os.urandom`` read 4 KiB at a time."""
+    last one given out, and 62 random bits each, from ``os.urandom`` read 4 KiB at a time."""
 
     _READ = 4096
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        self._last = 0
         self._buffer = b""
         self._at = 0
 
-    def next(self) -> int:
+    def next(self) -> tuple[int, int]:
+        """(time stamp, random bits) for one id."""
+        ms, fraction = divmod(time.time_ns(), 1_000_000)
+        stamp = (ms << 12) | (fraction * 4096 // 1_000_000)
         with self._lock:
+            self._last = stamp = max(stamp, self._last + 1)
             at = self._at
             if at + 8 > len(self._buffer):
                 self._buffer, at = os.urandom(self._READ), 0
             self._at = at + 8
-            return int.from_bytes(self._buffer[at : at + 8], "big") & _RANDOM_BITS
+            random = self._buffer[at : at + 8]
+        return stamp, int.from_bytes(random, "big") & _RANDOM_BITS
 
     def forget(self) -> None:
-        """In a forked child: read afresh (and a lock another thread held at the fork is not
-        held here)."""
+        """In a forked child: read random bits afresh (not the parent's next ones), and take a
+        lock of its own (one another thread held at the fork would never be let go here)."""
         self._lock = threading.Lock()
         self._buffer, self._at = b"", 0
 
 
-_random_bits = _RandomBits()
-os.register_at_fork(after_in_child=_random_bits.forget)
+_parts = _IdParts()
+os.register_at_fork(after_in_child=_parts.forget)
 
 
 def new_run_id() -> str:
     """A new UUIDv7, as 32 lowercase hex digits (the shape of ``uuid.uuid4().hex``)."""
-    stamp = _stamps.next()
-    rand = _random_bits.next()
+    stamp, rand = _parts.next()
     return f"{(stamp >> 12) << 80 | _VERSION | (stamp & 0xFFF) << 64 | _VARIANT | rand:032x}"

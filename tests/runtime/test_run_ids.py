@@ -26,9 +26,11 @@ def test_a_forked_child_does_not_hand_out_its_parents_random_bits() -> None:
     new_run_id()  # the read ahead is under way
     reading, writing = os.pipe()
     child = os.fork()
-    if child == 0:  # pragma: no cover - the child
-        os.write(writing, new_run_id().encode())
-        os._exit(0)
+    if child == 0:  # pragma: no cover - the child, which must end here whatever happens
+        try:
+            os.write(writing, new_run_id().encode())
+        finally:
+            os._exit(0)
     os.close(writing)
     os.waitpid(child, 0)
     with os.fdopen(reading) as pipe:
