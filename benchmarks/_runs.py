@@ -7,7 +7,6 @@ import argparse
 import asyncio
 import contextlib
 import gc
-import os
 import statistics
 import tempfile
 import time
@@ -17,8 +16,9 @@ from typing import Any, TypeVar
 
 import cronflow_actors as cf
 from benchmarks._report import figures, table
-from cronflow_actors.runtime.collector import DEFAULT_GC_THRESHOLD, tune_collector
-from cronflow_actors.runtime.event_loop import loop_factory, loop_name
+from cronflow_actors.runtime.collector import tune_collector
+from cronflow_actors.runtime.config import load_config
+from cronflow_actors.runtime.event_loop import loop_factory
 
 DBOS_RUNS_PER_S = 100.0
 
@@ -28,21 +28,23 @@ Start = Callable[[cf.Runtime], Awaitable[str]]
 Wait = Callable[[cf.Runtime, str], Awaitable[None]]
 
 
-def serve_loop() -> str:
-    """The event loop ``serve`` runs on, which the benchmarks run on too: ``CRONFLOW_LOOP``
-    (``auto``, ``asyncio``, ``uvloop``) as for ``serve``; uvloop when installed by default."""
-    return os.environ.get("CRONFLOW_LOOP", "auto")
+def serve_settings() -> Any:
+    """The settings ``serve`` would run with here, as it reads them (``CRONFLOW_*`` variables:
+    ``CRONFLOW_LOOP``, ``CRONFLOW_GC_THRESHOLD``), for the benchmarks to run as it does."""
+    return load_config(None)
 
 
 def run_like_serve(coro: Coroutine[Any, Any, T]) -> T:
-    """``asyncio.run(coro)``, on ``serve``'s event loop (``serve_loop()``)."""
-    with asyncio.Runner(loop_factory=loop_factory(serve_loop())) as runner:
+    """``asyncio.run(coro)``, on the event loop ``serve`` would run on (uvloop when installed)."""
+    _, make_loop = loop_factory(serve_settings().loop)
+    with asyncio.Runner(loop_factory=make_loop) as runner:
         return runner.run(coro)
 
 
 def loop_in_use() -> str:
     """``uvloop`` or ``asyncio``: what ``run_like_serve`` runs on, for the results."""
-    return loop_name(loop_factory(serve_loop()))
+    loop, _ = loop_factory(serve_settings().loop)
+    return loop
 
 
 async def measure(
@@ -71,9 +73,7 @@ async def measure(
         # Python's own); both undone when the measure ends, whatever happens
         gc.collect()
         gc.freeze()
-        thresholds = tune_collector(
-            int(os.environ.get("CRONFLOW_GC_THRESHOLD", DEFAULT_GC_THRESHOLD))
-        )
+        thresholds = tune_collector(serve_settings().gc_threshold)
         try:
             queue = iter(range(runs))
             beside = asyncio.ensure_future(during(rt)) if during is not None else None

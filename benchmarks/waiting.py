@@ -198,7 +198,9 @@ def main() -> None:
                 "memory per waiting run",
                 f"{result['bytes_per_waiting_run']:,.0f} bytes  (target <= 2,048; RSS "
                 f"{result['rss_before'] / mb:,.0f} -> {result['rss_middle'] / mb:,.0f} MB with "
-                f"half of them -> {result['rss_after'] / mb:,.0f} MB)",
+                f"half of them -> {result['rss_after'] / mb:,.0f} MB: the second half "
+                f"{(result['rss_after'] - result['rss_middle']) / 1024:+,.0f} KiB, where RSS "
+                "moves by pages of 4 KiB and the allocator's own give and take)",
             ),
             ("instances in memory while waiting", f"{result['in_memory']:.0f}"),
             (

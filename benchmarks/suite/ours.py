@@ -283,8 +283,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--db-runs", type=int, default=0, help="finished runs already in the file")
     parser.add_argument("--synchronous", default="FULL")
     args = parser.parse_args(argv)
+    loop = None
     with tempfile.TemporaryDirectory(prefix="cronflow-bench-") as folder:
         try:
+            loop = loop_in_use()  # a bad CRONFLOW_LOOP fails the record, as below
             rec = run_like_serve(run(args, Path(folder)))
         except Exception as error:  # reported as a failed record, never as a number
             rec = record(
@@ -296,7 +298,7 @@ def main(argv: list[str] | None = None) -> None:
                 note=f"{type(error).__name__}: {error}",
             )
     rec["extra"]["synchronous"] = args.synchronous
-    rec["extra"]["loop"] = loop_in_use()
+    rec["extra"]["loop"] = loop
     emit(rec)
 
 
