@@ -358,7 +358,7 @@ WorkflowCommand = (
 # -- persisted instance state ----------------------------------------------------------------------
 
 
-class Stats(msgspec.Struct, kw_only=True, gc=False):
+class Stats(msgspec.Struct, kw_only=True, gc=False, omit_defaults=True):
     """How many children (work items, or child workflows) of one task generation are in each
     state; ``total`` counts every child ever initialized in it."""
 
@@ -370,7 +370,7 @@ class Stats(msgspec.Struct, kw_only=True, gc=False):
     canceled: int = 0
 
 
-class WorkItemRecord(msgspec.Struct, kw_only=True, gc=False):
+class WorkItemRecord(msgspec.Struct, kw_only=True, gc=False, omit_defaults=True):
     id: str
     name: str
     workflow_id: str
@@ -398,7 +398,7 @@ class WorkItemRecord(msgspec.Struct, kw_only=True, gc=False):
     """When the handler of the current attempt began to run (None: not yet, or no handler)."""
 
 
-class TaskRecord(msgspec.Struct, kw_only=True, gc=False):
+class TaskRecord(msgspec.Struct, kw_only=True, gc=False, omit_defaults=True):
     name: str
     state: TaskState = TaskState.DISABLED
     generation: int = 0
@@ -408,7 +408,7 @@ class TaskRecord(msgspec.Struct, kw_only=True, gc=False):
     """Stats of the latest generation."""
 
 
-class WorkflowRecord(msgspec.Struct, kw_only=True, gc=False):
+class WorkflowRecord(msgspec.Struct, kw_only=True, gc=False, omit_defaults=True):
     id: str
     name: str
     version: str = ""
@@ -433,7 +433,7 @@ class WorkflowRecord(msgspec.Struct, kw_only=True, gc=False):
     """The work item whose failure failed this workflow (through child workflows too)."""
 
 
-class JobRecord(msgspec.Struct, kw_only=True, gc=False):
+class JobRecord(msgspec.Struct, kw_only=True, gc=False, omit_defaults=True):
     """A job registered with ``register_scheduled``, owned by an element's active life."""
 
     timer_id: str
@@ -443,7 +443,7 @@ class JobRecord(msgspec.Struct, kw_only=True, gc=False):
     job: Job
 
 
-class PendingAction(msgspec.Struct, kw_only=True, gc=False):
+class PendingAction(msgspec.Struct, kw_only=True, gc=False, omit_defaults=True):
     """A detached action that was dispatched and has not reported back yet."""
 
     work_item_id: str
@@ -452,7 +452,7 @@ class PendingAction(msgspec.Struct, kw_only=True, gc=False):
     durable: bool = True
 
 
-class ActionRecord(msgspec.Struct, kw_only=True, gc=False):
+class ActionRecord(msgspec.Struct, kw_only=True, gc=False, omit_defaults=True):
     """What became of one detached action (its work item completed when it was dispatched):
     ``status`` is ``dispatched`` until its handler reports, then ``completed`` or ``failed``
     (with ``error``). ``attempts`` counts its dispatches; ``redispatches`` those made after a
@@ -472,7 +472,7 @@ class ActionRecord(msgspec.Struct, kw_only=True, gc=False):
     finished_at: float | None = None
 
 
-class InstanceState(msgspec.Struct, kw_only=True, gc=False):
+class InstanceState(msgspec.Struct, kw_only=True, gc=False, omit_defaults=True):
     """Everything one root instance is: the unit of consistency and of persistence."""
 
     id: str
