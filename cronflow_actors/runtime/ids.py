@@ -52,8 +52,8 @@ class _IdParts:
             if at + 8 > len(self._buffer):
                 self._buffer, at = os.urandom(self._READ), 0
             self._at = at + 8
-            random = self._buffer[at : at + 8]
-        return stamp, int.from_bytes(random, "big") & _RANDOM_BITS
+            bits = self._buffer[at : at + 8]
+        return stamp, int.from_bytes(bits, "big") & _RANDOM_BITS
 
     def forget(self) -> None:
         """In a forked child: read random bits afresh (not the parent's next ones), and take a
