@@ -62,7 +62,7 @@ from cronflow_actors.net.spec import NetSpec
 from cronflow_actors.runtime.catalog import FlowCatalog
 from cronflow_actors.runtime.instances import InstanceDirectory
 from cronflow_actors.runtime.offline import end_offline
-from cronflow_actors.runtime.pinning import BLOCKED
+from cronflow_actors.runtime.pinning import is_held
 from cronflow_actors.store import Store
 
 __all__ = ["MigrationLinks", "Migrations", "sources_of"]
@@ -349,7 +349,7 @@ class Migrations:
             self._spec_of(snapshot)
         except LookupError:
             return True
-        return snapshot.status == BLOCKED
+        return is_held(snapshot)
 
     def _carried(self, workflow: str, version: str, state: InstanceState) -> dict[str, Any]:
         """A flow's steps that completed in the old run, with their recorded outputs (the new

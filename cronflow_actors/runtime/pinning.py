@@ -44,7 +44,7 @@ from cronflow_actors.net.spec import NetSpec
 from cronflow_actors.runtime.offline import end_offline
 from cronflow_actors.store import Store
 
-__all__ = ["BLOCKED", "Block", "Pinning", "block_of", "recorded_fingerprint"]
+__all__ = ["BLOCKED", "Block", "Pinning", "block_of", "is_held", "recorded_fingerprint"]
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +69,8 @@ def recorded_fingerprint(body: bytes) -> str:
     return pinned.fingerprint
 
 
-def _is_held(snapshot: SnapshotRecord) -> bool:
+def is_held(snapshot: SnapshotRecord) -> bool:
+    """Whether the snapshot is of an instance held (``blocked``) and not ended."""
     return snapshot.status == BLOCKED and not snapshot.terminal
 
 
@@ -215,7 +216,7 @@ class Pinning:
                     admitted = await self.admit(snapshot, spec)
                 except RevisionConflictError:  # woken meanwhile (and admitted), or an event
                     fresh = await self._store.load_snapshot(snapshot.instance_id)  # kept
-                    if fresh is None or not _is_held(fresh):
+                    if fresh is None or not is_held(fresh):
                         return None
                     snapshot = fresh  # held still: admitted from the rewritten one
                     continue
@@ -230,7 +231,7 @@ class Pinning:
         (released meanwhile: cancel it as any run)."""
         now = self._clock.now()
         held = await end_offline(
-            self._store, instance_id, now, offline=_is_held, audit=self._audit()
+            self._store, instance_id, now, offline=is_held, audit=self._audit()
         )
         if held is None:
             return False
@@ -248,7 +249,7 @@ class Pinning:
         instance); False if it is held no more (deliver the event now)."""
         for _attempt in range(_KEEP_ATTEMPTS):
             snapshot = await self._store.load_snapshot(instance_id)
-            if snapshot is None or not _is_held(snapshot):
+            if snapshot is None or not is_held(snapshot):
                 return False
             state = decode_state(snapshot.body)
             state.kept = [*(state.kept or ()), event]
