@@ -356,9 +356,7 @@ WorkflowCommand = (
 
 
 # -- persisted instance state ----------------------------------------------------------------------
-# ``omit_defaults``: a field at its default is left out of a snapshot's bytes and decodes back as
-# that default (a quarter of a run's snapshot was nulls, zeros and empty maps); a field added
-# later needs a default, as it always did for the snapshots written before it.
+# omit_defaults: a field at its default is left out of the bytes, and decodes back as it
 
 
 class Stats(msgspec.Struct, kw_only=True, gc=False, omit_defaults=True):
