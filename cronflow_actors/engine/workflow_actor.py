@@ -102,6 +102,7 @@ class WorkflowActor(CoroutineActor):
     or the error that refused it (and changed nothing)."""
 
     queries = frozenset({ReadCommitted})
+    hears_child_stops = False  # its handlers report before they stop; a failure is still heard
 
     def __init__(
         self,

@@ -126,6 +126,12 @@ class LoopActor(pykka.Actor):
     actor_inbox: LoopInbox
     actor_stopped: StopFlag  # type: ignore[assignment]
 
+    hears_child_stops: ClassVar[bool] = True
+    """Whether a child's normal stop reaches this actor as a ``ChildStopped`` message. An actor
+    that does nothing with them (it spawns many short-lived children and learns what it needs
+    from their reports) sets it False: each would cost a message through its inbox. A child's
+    failure (``ChildFailed``) reaches it either way."""
+
     start_at_once: ClassVar[bool] = False
     """Run ``on_start`` as the actor is spawned on the loop's thread, rather than on a first
     drain scheduled for it: for short-lived actors whose ``on_start`` only starts their work
@@ -403,9 +409,9 @@ class LoopActor(pykka.Actor):
         if system is None:
             return
         parent = self._parent
-        if parent is None and error is None:
-            return
         if error is None:
+            if parent is None or not self._parent_hears_stop(parent):
+                return
             notice: ChildFailed | ChildStopped = ChildStopped(
                 child_urn=self.actor_urn, child_class=type(self).__name__
             )
@@ -428,6 +434,16 @@ class LoopActor(pykka.Actor):
                 pass
         if isinstance(notice, ChildFailed):
             system.record_unhandled_failure(notice)
+
+    def _parent_hears_stop(self, parent: pykka.ActorRef[Any]) -> bool:
+        """Whether ``parent`` is told of this actor's normal stop (``ChildStopped``); a
+        LoopActor parent that does not hear them leaves its children now, here."""
+        parent_actor = parent._actor_weakref()
+        if not isinstance(parent_actor, LoopActor) or parent_actor.hears_child_stops:
+            return True
+        if parent_actor._children is not None:
+            parent_actor._children.pop(self.actor_urn, None)
+        return False
 
     # -- default handlers -------------------------------------------------------------------------
 

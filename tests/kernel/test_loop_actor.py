@@ -13,7 +13,7 @@ from pykka.messages import ProxySetAttr
 
 from cronflow_actors.errors import ActorSystemNotRunningError, WouldBlockLoopError
 from cronflow_actors.kernel import ActorSystem, BlockingWorker, LoopActor
-from cronflow_actors.messages import ChildFailed
+from cronflow_actors.messages import ChildFailed, ChildStopped
 
 
 class Recorder(LoopActor):
@@ -235,6 +235,30 @@ async def test_a_childs_failure_reaches_its_parent_as_a_message(system: ActorSys
     assert failure.error_message == "boom in handler"
     assert system.unhandled_failures == []
     assert await parent.proxy().children == []
+
+
+class DeafParent(Parent):
+    hears_child_stops = False
+
+
+@pytest.mark.parametrize("parent_class", [Parent, DeafParent])
+async def test_a_childs_stop_reaches_a_parent_that_hears_them(
+    system: ActorSystem, parent_class: type[Parent]
+) -> None:
+    parent = system.spawn(parent_class)
+    stopping = await parent.ask("spawn", block=False)
+    failing = await parent.ask("spawn", block=False)
+    assert await stopping.stop(block=False) is True
+    failing.tell("boom")
+    await system.wait_idle()
+    notices = await parent.proxy().notices
+    kinds = [type(notice) for notice in notices]
+    # a failure is heard either way; a normal stop only by a parent that hears them
+    heard = [ChildStopped, ChildFailed] if parent_class is Parent else [ChildFailed]
+    assert kinds == heard
+    assert notices[0].child_urn == (stopping if heard[0] is ChildStopped else failing).actor_urn
+    assert await parent.proxy().children == []  # both left it, heard or not
+    assert system.unhandled_failures == []
 
 
 async def test_stopping_a_parent_stops_its_children(system: ActorSystem) -> None:
