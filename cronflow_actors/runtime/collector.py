@@ -9,25 +9,100 @@ objects by reference counting, not through the collector (``tests/runtime/test_g
 so collecting less often leaves little garbage waiting (what does wait: the reference cycles of
 exceptions, of steps that raised and calls refused): ``serve`` raises the youngest generation's
 threshold (``--gc-threshold``; 0 leaves CPython's thresholds alone).
+
+That threshold is a floor: the youngest generation is collected once its objects outnumber
+those the runs in memory hold. Right after a collection every object alive is old; as the runs
+in flight turn over, their new objects fill the youngest generation, and with 2,000 in flight
+(some fifty objects each) a threshold of 20,000 was crossed every few hundred runs, each
+collection walking the young objects of every run in flight: 9% of the process's time. So the
+threshold grows with the instances in memory (``OBJECTS_PER_RUN`` each, up to
+``SCALED_CEILING``), in steps of powers of two, and falls back when they go.
 """
 
 from __future__ import annotations
 
 import gc
 
-__all__ = ["DEFAULT_GC_THRESHOLD", "MAX_GC_THRESHOLD", "tune_collector"]
+__all__ = [
+    "DEFAULT_GC_THRESHOLD",
+    "MAX_GC_THRESHOLD",
+    "OBJECTS_PER_RUN",
+    "SCALED_CEILING",
+    "runs_in_memory",
+    "tune_collector",
+]
 
 DEFAULT_GC_THRESHOLD = 20_000
 """What ``serve`` sets the youngest generation's threshold to (CPython's default: 700)."""
 MAX_GC_THRESHOLD = 100_000_000
 """The largest threshold taken (beyond it the collector would all but never run)."""
+OBJECTS_PER_RUN = 128
+"""The youngest generation's threshold per instance in memory: twice the container objects one
+holds at a step (52: its actor, its state's records, its handler's actor, task and context)."""
+SCALED_CEILING = 1_000_000
+"""The most the instances in memory raise the threshold to (some 8,000 of them): a bound on
+the garbage in cycles that waits for a collection (the setting, if higher, is kept)."""
+
+
+class _RunsInMemory:
+    """The count of workflow instances in memory (every runtime's in the process), which
+    scales the youngest generation's threshold while ``tune_collector`` has set a floor."""
+
+    __slots__ = ("count", "floor", "high", "low")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.floor = 0
+        """The threshold set (0: CPython's thresholds are left alone, and not scaled)."""
+        self.low = self.high = 0
+        self._unscaled()
+
+    def added(self) -> None:
+        self.count += 1
+        if self.count >= self.high:
+            self._rescale()
+
+    def removed(self) -> None:
+        self.count -= 1
+        if self.count < self.low:
+            self._rescale()
+
+    def scale_from(self, floor: int) -> None:
+        self.floor = floor
+        if floor:
+            self._rescale()
+        else:
+            self._unscaled()
+
+    def threshold(self) -> int:
+        """The youngest generation's threshold for the instances in memory now."""
+        room = OBJECTS_PER_RUN * self.high
+        return max(self.floor, min(room, SCALED_CEILING))
+
+    def _rescale(self) -> None:
+        if not self.floor:
+            self._unscaled()
+            return
+        # the count's power-of-two step: rescaled when it reaches the next, or falls below a
+        # quarter of this one (so a count going to and fro across a step does not retune)
+        self.high = 1 << max(self.count, 1).bit_length()
+        self.low = self.high >> 2
+        gc.set_threshold(self.threshold(), *gc.get_threshold()[1:])
+
+    def _unscaled(self) -> None:
+        self.low, self.high = -1, 1 << 62
+
+
+runs_in_memory = _RunsInMemory()
+"""Told by the instance directories of each instance they bring into memory and let go."""
 
 
 def tune_collector(threshold: int = DEFAULT_GC_THRESHOLD) -> tuple[int, int, int]:
     """Collect the youngest generation when ``threshold`` more container objects were made
-    than freed (the older generations' thresholds as they are); 0 changes nothing. Returns the
-    thresholds as they were, for ``gc.set_threshold(*previous)``; ``ValueError`` for a negative
-    ``threshold``."""
+    than freed, or more while many instances are in memory (``OBJECTS_PER_RUN`` each, up to
+    ``SCALED_CEILING``; the older generations' thresholds as they are); 0 changes nothing and
+    stops the scaling. Returns the thresholds as they were, for ``gc.set_threshold(*previous)``;
+    ``ValueError`` for a negative ``threshold``."""
     if not 0 <= threshold <= MAX_GC_THRESHOLD:
         raise ValueError(
             f"gc threshold must be 0 (CPython's own) to {MAX_GC_THRESHOLD:,}, got {threshold}"
@@ -35,4 +110,5 @@ def tune_collector(threshold: int = DEFAULT_GC_THRESHOLD) -> tuple[int, int, int
     previous = gc.get_threshold()
     if threshold:
         gc.set_threshold(threshold, *previous[1:])
+    runs_in_memory.scale_from(threshold)
     return previous

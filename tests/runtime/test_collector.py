@@ -3,13 +3,16 @@ settings (file, environment, ``--gc-threshold``), and refused when it makes no s
 
 from __future__ import annotations
 
+import asyncio
 import gc
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
 
+import cronflow_actors as cf
 from cronflow_actors.cli import serve as serving
 from cronflow_actors.cli.main import _settings, build_parser
 from cronflow_actors.cli.serve import serve
@@ -18,6 +21,9 @@ from cronflow_actors.http import server
 from cronflow_actors.runtime.collector import (
     DEFAULT_GC_THRESHOLD,
     MAX_GC_THRESHOLD,
+    OBJECTS_PER_RUN,
+    SCALED_CEILING,
+    runs_in_memory,
     tune_collector,
 )
 from cronflow_actors.runtime.config import load_config
@@ -28,6 +34,7 @@ def thresholds() -> Iterator[tuple[int, int, int]]:
     """The process's thresholds, put back after the test."""
     before = gc.get_threshold()
     yield before
+    tune_collector(0)  # no scaling left on
     gc.set_threshold(*before)
 
 
@@ -76,3 +83,65 @@ def test_serve_sets_the_threshold_before_it_serves(
     settings = load_config(None, environ={}, overrides={"db": str(tmp_path / "s.db")})
     assert serve(msgspec.structs.replace(settings, gc_threshold=4321)) == 0
     assert seen == [(4321, *thresholds[1:])]
+
+
+def test_the_threshold_grows_with_the_instances_in_memory_and_falls_back(
+    thresholds: tuple[int, int, int],
+) -> None:
+    base = runs_in_memory.count  # instances other tests left in memory, if any
+    tune_collector(1000)
+    try:
+        for _ in range(2000):
+            runs_in_memory.added()
+        count = base + 2000
+        step = 1 << count.bit_length()  # the power of two above the count
+        assert gc.get_threshold() == (OBJECTS_PER_RUN * step, *thresholds[1:])
+        assert OBJECTS_PER_RUN * step >= 2 * 52 * count  # room for what they hold, twice
+        for _ in range(1990):
+            runs_in_memory.removed()
+        # back down, within a step of the count (it falls a step once a quarter of it is left)
+        step = 1 << (base + 10).bit_length()
+        assert (
+            max(1000, OBJECTS_PER_RUN * step) <= gc.get_threshold()[0] <= OBJECTS_PER_RUN * step * 4
+        )
+        for _ in range(100_000):  # far more than the ceiling makes room for
+            runs_in_memory.added()
+        assert gc.get_threshold()[0] == SCALED_CEILING
+        tune_collector(3_000_000)  # a setting above the ceiling is kept
+        assert gc.get_threshold()[0] == 3_000_000
+        tune_collector(0)  # off: the count no longer moves the threshold
+        for _ in range(100_000):
+            runs_in_memory.removed()
+        assert gc.get_threshold()[0] == 3_000_000
+    finally:
+        runs_in_memory.count = base + 10
+        for _ in range(10):
+            runs_in_memory.removed()
+    assert runs_in_memory.count == base
+
+
+async def test_a_runtimes_instances_in_memory_are_counted(
+    tmp_path: Path, thresholds: tuple[int, int, int]
+) -> None:
+    gate = asyncio.Event()
+
+    async def held(ctx: Any) -> int:
+        await gate.wait()
+        return 1
+
+    flow = cf.define("held").step("wait", held)
+    base = runs_in_memory.count
+    tune_collector(100)
+    async with cf.Runtime(db=tmp_path / "c.db", workflows=[flow]) as rt:
+        runs = [await rt.trigger("held", n) for n in range(300)]
+        assert runs_in_memory.count == base + 300
+        assert gc.get_threshold()[0] == OBJECTS_PER_RUN * 512
+        gate.set()
+        for run in runs:
+            assert (await rt.wait(run)).status == "completed"
+        await rt.wait_idle()
+        assert runs_in_memory.count == base
+        step = 1 << max(base, 1).bit_length()
+        assert (
+            max(100, OBJECTS_PER_RUN * step) <= gc.get_threshold()[0] <= OBJECTS_PER_RUN * step * 4
+        )
