@@ -105,7 +105,9 @@ class Transaction:
         self.state_access = state_access
         """What ``ctx.state`` is in user code (the workflow's key-value state)."""
         self.now = now
-        self._spec_of = spec_of
+        self.spec = spec_of
+        """The definition (``NetSpec``) a workflow of the instance runs: its root's, or a
+        composite task's. A plain attribute: it is asked two dozen times a transaction."""
         self.principal = principal
         self.journal: list[JournalEntry] = []
         self.timers_set: dict[str, TimerRecord] = {}
@@ -135,9 +137,6 @@ class Transaction:
         the sender's frame ends right after and the spans are the same."""
 
     # -- lookups ----------------------------------------------------------------------------------
-
-    def spec(self, workflow: WorkflowRecord) -> NetSpec:
-        return self._spec_of(workflow)
 
     def workflow(self, workflow_id: str) -> WorkflowRecord:
         found = self.state.workflows.get(workflow_id)
