@@ -57,6 +57,7 @@ from cronflow_actors.kernel import CoroutineActor, LoopActor
 from cronflow_actors.messages import (
     ChildFailed,
     ChildStopped,
+    Message,
     Mutation,
     SnapshotRecord,
     encode,
@@ -323,6 +324,8 @@ class WorkflowActor(CoroutineActor):
 
     def _release(self, tx: Transaction, *, was_final: bool) -> None:
         """Effects of a durable transaction."""
+        if self._handler_refs:  # before any is spawned: a restarted item's is its new attempt's
+            self._stop_handlers_of_ended(tx.changes)
         for item_id, attempt in tx.handlers:
             self._spawn_handler(item_id, attempt)
         for item_id in tx.actions:
@@ -332,16 +335,6 @@ class WorkflowActor(CoroutineActor):
             timers.disarm(timer_id)
         for record in tx.timers_set.values():
             timers.arm(record)
-        for change in tx.changes:
-            # a handler whose item was canceled or reset meanwhile is stopped (its task cancelled)
-            if (
-                isinstance(change, WorkItemStateChanged)
-                and change.prev == WorkItemState.STARTED
-                and change.next in (WorkItemState.CANCELED, WorkItemState.INITIALIZED)
-            ):
-                running = self._handler_refs.pop(change.work_item_id, None)
-                if running is not None:
-                    running.stop(block=False)
         for callback in tx.after_commit:
             # a task of the system, not of this actor: a passivating instance does not cut it
             self.system.create_task(
@@ -353,6 +346,19 @@ class WorkflowActor(CoroutineActor):
         if root is not None and is_final(root.state) and not was_final and self._body:
             raised = self._raised.get(root.error_cause) if root.error_cause else None
             self.services.on_finished(Transaction.workflow_info(root), self._body, raised)
+
+    def _stop_handlers_of_ended(self, changes: list[Message]) -> None:
+        """A handler whose item was canceled or reset meanwhile is stopped (its task
+        cancelled)."""
+        for change in changes:
+            if (
+                isinstance(change, WorkItemStateChanged)
+                and change.prev == WorkItemState.STARTED
+                and change.next in (WorkItemState.CANCELED, WorkItemState.INITIALIZED)
+            ):
+                running = self._handler_refs.pop(change.work_item_id, None)
+                if running is not None:
+                    running.stop(block=False)
 
     async def _after_internal_failure(self, command: Any, error: Exception) -> None:
         """A handler's result or a timer could not be applied because user code raised: the
