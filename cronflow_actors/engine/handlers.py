@@ -170,7 +170,7 @@ class HandlerActor(LoopActor):
             with contextlib.suppress(pykka.ActorDeadError):
                 parent.tell(report)
         # At once, from its own task (no stop message through its inbox): it has nothing left
-        # to do, and the parent hears ChildStopped right behind the report.
+        # to do (its parent, the instance's actor, learns all it needs from the report).
         self.stop_now()
 
     def succeeded(self, output: Any, began_at: float) -> Message:

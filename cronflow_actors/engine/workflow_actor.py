@@ -56,7 +56,6 @@ from cronflow_actors.errors import (
 from cronflow_actors.kernel import CoroutineActor, LoopActor
 from cronflow_actors.messages import (
     ChildFailed,
-    ChildStopped,
     Message,
     Mutation,
     SnapshotRecord,
@@ -89,7 +88,7 @@ __all__ = ["WorkflowActor", "WorkflowMessage"]
 
 logger = logging.getLogger(__name__)
 
-WorkflowMessage = WorkflowCommand | ReadCommitted | ChildFailed | ChildStopped
+WorkflowMessage = WorkflowCommand | ReadCommitted | ChildFailed
 """Everything a WorkflowActor receives."""
 
 _REFUSED_COMMITS = (MutationRejectedError, StoreFailedError, StoreClosedError, LeaseError)
@@ -149,6 +148,10 @@ class WorkflowActor(CoroutineActor):
     def on_stop(self) -> None:
         self.services.on_stopped(self.instance_id, self.actor_ref)
 
+    def on_failure(self, *_exc_info: Any) -> None:
+        # a failed actor is gone as a stopped one is: the next message activates it afresh
+        self.services.on_stopped(self.instance_id, self.actor_ref)
+
     def on_query(self, message: ReadCommitted) -> SnapshotRecord | None:
         return self._committed
 
@@ -184,8 +187,6 @@ class WorkflowActor(CoroutineActor):
                 for item_id, ref in list(self._handler_refs.items()):
                     if ref.actor_urn == urn:
                         del self._handler_refs[item_id]
-            case ChildStopped():
-                pass
             case ReadCommitted():  # a query, answered by on_query before it gets here
                 return self._committed
             case _:

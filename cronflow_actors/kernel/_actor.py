@@ -120,7 +120,8 @@ class LoopActor(pykka.Actor):
     the loop thread and must not block.
 
     A child's failure reaches its parent as a ``ChildFailed`` message, its normal stop as
-    ``ChildStopped``; stopping a parent stops its children.
+    ``ChildStopped`` (unless the parent says it does not hear them, ``hears_child_stops``);
+    stopping a parent stops its children.
     """
 
     actor_inbox: LoopInbox
@@ -409,8 +410,13 @@ class LoopActor(pykka.Actor):
         if system is None:
             return
         parent = self._parent
+        parent_actor = parent._actor_weakref() if parent is not None else None
+        if isinstance(parent_actor, LoopActor) and parent_actor._children is not None:
+            parent_actor._children.pop(self.actor_urn, None)
         if error is None:
-            if parent is None or not self._parent_hears_stop(parent):
+            if parent is None:
+                return
+            if isinstance(parent_actor, LoopActor) and not parent_actor.hears_child_stops:
                 return
             notice: ChildFailed | ChildStopped = ChildStopped(
                 child_urn=self.actor_urn, child_class=type(self).__name__
@@ -424,9 +430,6 @@ class LoopActor(pykka.Actor):
                 error=error,
             )
         if parent is not None:
-            parent_actor = parent._actor_weakref()
-            if isinstance(parent_actor, LoopActor) and parent_actor._children is not None:
-                parent_actor._children.pop(self.actor_urn, None)
             try:
                 parent.tell(notice)
                 return
@@ -434,16 +437,6 @@ class LoopActor(pykka.Actor):
                 pass
         if isinstance(notice, ChildFailed):
             system.record_unhandled_failure(notice)
-
-    def _parent_hears_stop(self, parent: pykka.ActorRef[Any]) -> bool:
-        """Whether ``parent`` is told of this actor's normal stop (``ChildStopped``); a
-        LoopActor parent that does not hear them leaves its children now, here."""
-        parent_actor = parent._actor_weakref()
-        if not isinstance(parent_actor, LoopActor) or parent_actor.hears_child_stops:
-            return True
-        if parent_actor._children is not None:
-            parent_actor._children.pop(self.actor_urn, None)
-        return False
 
     # -- default handlers -------------------------------------------------------------------------
 
