@@ -96,6 +96,7 @@ async def measure(
             alive = len(rt.system)
         finally:
             gc.unfreeze()
+            tune_collector(0)  # the threshold no longer scales with the instances in memory
             gc.set_threshold(*thresholds)
     latencies.sort()
     return {

@@ -15,19 +15,22 @@ those the runs in memory hold. Right after a collection every object alive is ol
 in flight turn over, their new objects fill the youngest generation, and with 2,000 in flight
 (some fifty objects each) a threshold of 20,000 was crossed every few hundred runs, each
 collection walking the young objects of every run in flight: 9% of the process's time. So the
-threshold grows with the instances in memory (``OBJECTS_PER_RUN`` each, up to
-``SCALED_CEILING``), in steps of powers of two, and falls back when they go.
+threshold grows with the instances in memory (``OBJECTS_PER_RUN`` times the power of two
+above their count, up to ``SCALED_CEILING``), and falls back when they go. The count is the
+process's (``runs_in_memory``, every runtime's instance directory tells it), as the collector is.
 """
 
 from __future__ import annotations
 
 import gc
+import threading
 
 __all__ = [
     "DEFAULT_GC_THRESHOLD",
     "MAX_GC_THRESHOLD",
     "OBJECTS_PER_RUN",
     "SCALED_CEILING",
+    "RunsInMemory",
     "runs_in_memory",
     "tune_collector",
 ]
@@ -37,20 +40,24 @@ DEFAULT_GC_THRESHOLD = 20_000
 MAX_GC_THRESHOLD = 100_000_000
 """The largest threshold taken (beyond it the collector would all but never run)."""
 OBJECTS_PER_RUN = 128
-"""The youngest generation's threshold per instance in memory: twice the container objects one
-holds at a step (52: its actor, its state's records, its handler's actor, task and context)."""
+"""The youngest generation's threshold per instance in memory, times the power of two above
+their count (so 128 to 256 objects each, up to 512 while the count falls): at least twice the
+container objects one holds at a step (52: its actor, its state's records, its handler's
+actor, task and context)."""
 SCALED_CEILING = 1_000_000
-"""The most the instances in memory raise the threshold to (some 8,000 of them): a bound on
+"""The most the instances in memory raise the threshold to (from 4,096 of them on): a bound on
 the garbage in cycles that waits for a collection (the setting, if higher, is kept)."""
 
 
-class _RunsInMemory:
-    """The count of workflow instances in memory (every runtime's in the process), which
-    scales the youngest generation's threshold while ``tune_collector`` has set a floor."""
+class RunsInMemory:
+    """The count of workflow instances in memory, which scales the youngest generation's
+    threshold while ``tune_collector`` has set a floor. Instance directories (on their loops'
+    threads) tell it of each instance they bring into memory and let go."""
 
-    __slots__ = ("count", "floor", "high", "low")
+    __slots__ = ("_lock", "count", "floor", "high", "low")
 
     def __init__(self) -> None:
+        self._lock = threading.Lock()
         self.count = 0
         self.floor = 0
         """The threshold set (0: CPython's thresholds are left alone, and not scaled)."""
@@ -58,21 +65,24 @@ class _RunsInMemory:
         self._unscaled()
 
     def added(self) -> None:
-        self.count += 1
-        if self.count >= self.high:
-            self._rescale()
+        with self._lock:
+            self.count += 1
+            if self.count >= self.high:
+                self._rescale()
 
     def removed(self) -> None:
-        self.count -= 1
-        if self.count < self.low:
-            self._rescale()
+        with self._lock:
+            self.count -= 1
+            if self.count < self.low:
+                self._rescale()
 
     def scale_from(self, floor: int) -> None:
-        self.floor = floor
-        if floor:
-            self._rescale()
-        else:
-            self._unscaled()
+        with self._lock:
+            self.floor = floor
+            if floor:
+                self._rescale()
+            else:
+                self._unscaled()
 
     def threshold(self) -> int:
         """The youngest generation's threshold for the instances in memory now."""
@@ -93,16 +103,19 @@ class _RunsInMemory:
         self.low, self.high = -1, 1 << 62
 
 
-runs_in_memory = _RunsInMemory()
-"""Told by the instance directories of each instance they bring into memory and let go."""
+runs_in_memory = RunsInMemory()
+"""The process's count: what ``tune_collector`` scales with, and what every runtime's instance
+directory tells unless it is given another."""
 
 
 def tune_collector(threshold: int = DEFAULT_GC_THRESHOLD) -> tuple[int, int, int]:
     """Collect the youngest generation when ``threshold`` more container objects were made
     than freed, or more while many instances are in memory (``OBJECTS_PER_RUN`` each, up to
-    ``SCALED_CEILING``; the older generations' thresholds as they are); 0 changes nothing and
-    stops the scaling. Returns the thresholds as they were, for ``gc.set_threshold(*previous)``;
-    ``ValueError`` for a negative ``threshold``."""
+    ``SCALED_CEILING``; the older generations' thresholds as they are): a threshold an
+    application sets itself afterwards lasts until the count crosses its next step. 0 changes
+    nothing and stops the scaling (the threshold stays where it is). Returns the thresholds as
+    they were, for ``gc.set_threshold(*previous)``; ``ValueError`` for a negative
+    ``threshold``."""
     if not 0 <= threshold <= MAX_GC_THRESHOLD:
         raise ValueError(
             f"gc threshold must be 0 (CPython's own) to {MAX_GC_THRESHOLD:,}, got {threshold}"

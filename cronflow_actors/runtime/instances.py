@@ -41,7 +41,7 @@ from cronflow_actors.messages.engine import (
     WorkItemAction,
 )
 from cronflow_actors.net.spec import NetSpec
-from cronflow_actors.runtime.collector import runs_in_memory
+from cronflow_actors.runtime.collector import RunsInMemory, runs_in_memory
 from cronflow_actors.runtime.pinning import Block, Pinning
 from cronflow_actors.store import Store
 
@@ -87,8 +87,11 @@ class InstanceDirectory:
         spec_of: Callable[[SnapshotRecord], NetSpec] | None = None,
         router: InstanceRouter | None = None,
         pinning: Pinning | None = None,
+        in_memory: RunsInMemory = runs_in_memory,
     ) -> None:
         self._system = system
+        self._in_memory = in_memory
+        """Told of each instance brought into memory and let go (the collector scales with it)."""
         self._router = router
         """On a database several processes share: claims instances before activating them."""
         self._store = store
@@ -296,14 +299,14 @@ class InstanceDirectory:
     def _spawn(self, instance_id: str, spec: NetSpec, snapshot: SnapshotRecord | None) -> Ref:
         ref = self._system.spawn(WorkflowActor, self._services, instance_id, spec, snapshot)
         if self._refs.get(instance_id) is None:
-            runs_in_memory.added()
+            self._in_memory.added()
         self._refs[instance_id] = ref
         return ref
 
     def _forget(self, instance_id: str, ref: Ref) -> None:
         if self._refs.get(instance_id) is ref:
             del self._refs[instance_id]
-            runs_in_memory.removed()
+            self._in_memory.removed()
 
     def _check_running(self) -> None:
         if not self._is_running():

@@ -16,6 +16,7 @@ import cronflow_actors as cf
 from cronflow_actors.cli import serve as serving
 from cronflow_actors.cli.main import _settings, build_parser
 from cronflow_actors.cli.serve import serve
+from cronflow_actors.engine.actors import WorkflowActor
 from cronflow_actors.errors import ConfigurationError
 from cronflow_actors.http import server
 from cronflow_actors.runtime.collector import (
@@ -23,6 +24,7 @@ from cronflow_actors.runtime.collector import (
     MAX_GC_THRESHOLD,
     OBJECTS_PER_RUN,
     SCALED_CEILING,
+    RunsInMemory,
     runs_in_memory,
     tune_collector,
 )
@@ -88,36 +90,36 @@ def test_serve_sets_the_threshold_before_it_serves(
 def test_the_threshold_grows_with_the_instances_in_memory_and_falls_back(
     thresholds: tuple[int, int, int],
 ) -> None:
-    base = runs_in_memory.count  # instances other tests left in memory, if any
-    tune_collector(1000)
-    try:
-        for _ in range(2000):
-            runs_in_memory.added()
-        count = base + 2000
-        step = 1 << count.bit_length()  # the power of two above the count
-        assert gc.get_threshold() == (OBJECTS_PER_RUN * step, *thresholds[1:])
-        assert OBJECTS_PER_RUN * step >= 2 * 52 * count  # room for what they hold, twice
-        for _ in range(1990):
-            runs_in_memory.removed()
-        # back down, within a step of the count (it falls a step once a quarter of it is left)
-        step = 1 << (base + 10).bit_length()
-        assert (
-            max(1000, OBJECTS_PER_RUN * step) <= gc.get_threshold()[0] <= OBJECTS_PER_RUN * step * 4
-        )
-        for _ in range(100_000):  # far more than the ceiling makes room for
-            runs_in_memory.added()
-        assert gc.get_threshold()[0] == SCALED_CEILING
-        tune_collector(3_000_000)  # a setting above the ceiling is kept
-        assert gc.get_threshold()[0] == 3_000_000
-        tune_collector(0)  # off: the count no longer moves the threshold
-        for _ in range(100_000):
-            runs_in_memory.removed()
-        assert gc.get_threshold()[0] == 3_000_000
-    finally:
-        runs_in_memory.count = base + 10
-        for _ in range(10):
-            runs_in_memory.removed()
-    assert runs_in_memory.count == base
+    counted = RunsInMemory()
+    counted.scale_from(1000)
+    for _ in range(2000):
+        counted.added()
+    assert gc.get_threshold() == (OBJECTS_PER_RUN * 2048, *thresholds[1:])
+    assert OBJECTS_PER_RUN * 2048 >= 2 * 52 * 2000  # room for what they hold, twice
+    for _ in range(1000):  # 1,000 left: not yet below a quarter of the step, no retune
+        counted.removed()
+    assert gc.get_threshold()[0] == OBJECTS_PER_RUN * 2048
+    for _ in range(489):  # 511: below a quarter (512), the step above the count
+        counted.removed()
+    assert gc.get_threshold()[0] == OBJECTS_PER_RUN * 512
+    for _ in range(3):  # to and fro across 512: one step up, none back down at 511
+        counted.added()
+        assert gc.get_threshold()[0] == OBJECTS_PER_RUN * 1024
+        counted.removed()
+        assert gc.get_threshold()[0] == OBJECTS_PER_RUN * 1024
+    for _ in range(511):  # none left: the floor
+        counted.removed()
+    assert gc.get_threshold()[0] == max(1000, OBJECTS_PER_RUN * 2)
+    for _ in range(100_000):  # far more than the ceiling makes room for
+        counted.added()
+    assert gc.get_threshold()[0] == SCALED_CEILING
+    counted.scale_from(3_000_000)  # a setting above the ceiling is kept
+    assert gc.get_threshold()[0] == 3_000_000
+    counted.scale_from(0)  # off: the count no longer moves the threshold
+    for _ in range(100_000):
+        counted.removed()
+    assert gc.get_threshold()[0] == 3_000_000
+    assert counted.count == 0
 
 
 async def test_a_runtimes_instances_in_memory_are_counted(
@@ -130,18 +132,36 @@ async def test_a_runtimes_instances_in_memory_are_counted(
         return 1
 
     flow = cf.define("held").step("wait", held)
-    base = runs_in_memory.count
+    base = runs_in_memory.count  # instances other tests left in memory, if any
     tune_collector(100)
     async with cf.Runtime(db=tmp_path / "c.db", workflows=[flow]) as rt:
         runs = [await rt.trigger("held", n) for n in range(300)]
         assert runs_in_memory.count == base + 300
-        assert gc.get_threshold()[0] == OBJECTS_PER_RUN * 512
+        step = 1 << (base + 300).bit_length()
+        assert gc.get_threshold()[0] == OBJECTS_PER_RUN * step
         gate.set()
         for run in runs:
             assert (await rt.wait(run)).status == "completed"
         await rt.wait_idle()
         assert runs_in_memory.count == base
-        step = 1 << max(base, 1).bit_length()
-        assert (
-            max(100, OBJECTS_PER_RUN * step) <= gc.get_threshold()[0] <= OBJECTS_PER_RUN * step * 4
-        )
+        assert len(rt.instances) == 0
+
+
+async def test_an_instance_whose_actor_fails_is_no_longer_counted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def step(ctx: Any) -> int:
+        return 1
+
+    def broken(self: WorkflowActor) -> None:
+        raise RuntimeError("the actor broke")
+
+    flow = cf.define("breaks").step("one", step)
+    base = runs_in_memory.count
+    async with cf.Runtime(db=tmp_path / "f.db", workflows=[flow]) as rt:
+        monkeypatch.setattr(WorkflowActor, "on_idle", broken)
+        await rt.trigger("breaks", 1)
+        await rt.wait_idle()
+        # the actor failed after its first message: it left the directory and the count
+        assert len(rt.instances) == 0
+        assert runs_in_memory.count == base
