@@ -110,8 +110,9 @@ directory tells unless it is given another."""
 
 def tune_collector(threshold: int = DEFAULT_GC_THRESHOLD) -> tuple[int, int, int]:
     """Collect the youngest generation when ``threshold`` more container objects were made
-    than freed, or more while many instances are in memory (``OBJECTS_PER_RUN`` each, up to
-    ``SCALED_CEILING``; the older generations' thresholds as they are): a threshold an
+    than freed, or more while many instances are in memory (``OBJECTS_PER_RUN`` times the
+    power of two above their count, up to ``SCALED_CEILING``; the older generations'
+    thresholds as they are): a threshold an
     application sets itself afterwards lasts until the count crosses its next step. 0 changes
     nothing and stops the scaling (the threshold stays where it is). Returns the thresholds as
     they were, for ``gc.set_threshold(*previous)``; ``ValueError`` for a negative
