@@ -117,9 +117,8 @@ async def measure(db: Path, runs: int, in_flight: int, synchronous: str) -> dict
     first_half = runs // 2
     await in_batches(first_half, in_flight, start)
     await rt.wait_idle()
-    middle_began = time.perf_counter()
+    paused_s = time.perf_counter() - began  # the first half's time, without reading RSS
     middle = rss_bytes()
-    paused_s = middle_began - began
     began = time.perf_counter()
     await in_batches(runs - first_half, in_flight, lambda number: start(first_half + number))
     await rt.wait_idle()  # every run has run its first step and paused
