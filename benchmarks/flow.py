@@ -9,8 +9,8 @@ synchronous=FULL unless --synchronous says otherwise.
     python benchmarks/flow.py [--quick] [--runs N] [--in-flight K] [--synchronous FULL|NORMAL]
 
 The last line is JSON: {"flow_runs_per_s": ..., "p50_ms": ..., "p99_ms": ...}.
-Target on a 2-core machine: >= 1,000 durable runs/s. The strongest Python peer measured on this
-machine, DBOS on SQLite, does about 100 three-step workflows/s.
+Target on a 2-core machine: >= 1,000 durable runs/s. The peers (DBOS, SpiffWorkflow, Restate,
+Prefect) are measured beside this engine, in the same run, by ``cronflow-actors bench``.
 """
 
 from __future__ import annotations

@@ -23,8 +23,8 @@ reports the median of each and the cost, ``1 - on / off`` (target < 15%), and be
 median of each round's own cost (its two measurements back to back, which the machine's drift
 over the rounds does not move). Its last line is {"net_runs_per_s_audit_off": ...,
 "net_runs_per_s_audit_on": ..., "audit_cost_pct": ..., "audit_cost_pct_paired": ...}.
-Target on a 2-core machine: >= 1,000 durable runs/s. The strongest Python peer measured on this
-machine, DBOS on SQLite, does about 100 three-step workflows/s.
+Target on a 2-core machine: >= 1,000 durable runs/s. The peers (DBOS, SpiffWorkflow, Restate,
+Prefect) are measured beside this engine, in the same run, by ``cronflow-actors bench``.
 """
 
 from __future__ import annotations
