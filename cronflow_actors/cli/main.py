@@ -92,7 +92,7 @@ def _settings(args: argparse.Namespace) -> Any:
     names += ["lease_seconds", "wait_for_lease", "log_level", "log_format", "url", "token"]
     names += ["max_json_depth", "header_timeout", "body_timeout", "keep_alive"]
     names += ["max_connections", "retention", "metrics_token", "metrics_port"]
-    names += ["otel_endpoint", "audit", "gc_threshold", "loop"]
+    names += ["otel_endpoint", "audit", "gc_threshold", "loop", "max_active_runs"]
     overrides = {name: getattr(args, name, None) for name in names}
     overrides["queues"] = _queues(getattr(args, "queue", None) or [])
     return load_config(getattr(args, "config", None), overrides=overrides)
@@ -224,6 +224,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="N",
         help="collect garbage after N more objects (default 20000; 0: Python's own, 700)",
+    )
+    serve.add_argument(
+        "--max-active-runs",
+        type=int,
+        default=None,
+        metavar="N",
+        help="start a new run only while fewer than N runs are in memory; the others wait in "
+        "line (default: no limit)",
     )
     serve.add_argument(
         "--loop",

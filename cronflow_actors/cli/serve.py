@@ -75,6 +75,12 @@ def serve(settings: Any) -> int:
                 "queues given to the Runtime that APP builds (Runtime(queues=...)); the "
                 "settings' queues apply when APP is a list of workflows",
             )
+        if settings.max_active_runs is not None:
+            raise ConfigurationError(
+                "max_active_runs",
+                settings.max_active_runs,
+                "given to the Runtime that APP builds (Runtime(max_active_runs=...))",
+            )
         if settings.otel_endpoint:
             raise ConfigurationError(
                 "otel_endpoint",
@@ -95,6 +101,7 @@ def serve(settings: Any) -> int:
             queues=settings.queues,
             otel_endpoint=settings.otel_endpoint,
             audit=settings.audit,
+            max_active_runs=settings.max_active_runs,
         )
     else:
         raise ConfigurationError("APP", app_spec, "a Runtime or a list of workflows")

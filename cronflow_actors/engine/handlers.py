@@ -51,10 +51,19 @@ __all__ = [
     "HandlerTracing",
     "WorkItemActor",
     "handler_context",
+    "in_user_code",
     "storable_attributes",
 ]
 
 logger = logging.getLogger(__name__)
+
+
+in_user_code: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "cronflow_in_user_code", default=False
+)
+"""True in the context a step's or an action's handler runs in: a run started there is never
+held back by ``Runtime(max_active_runs=...)`` (``runtime/admission.py``), so a run that starts
+another and waits for it cannot wait on a place it holds itself."""
 
 
 def storable_attributes(error: BaseException) -> dict[str, Any] | None:
@@ -151,6 +160,7 @@ class HandlerActor(LoopActor):
         self.create_task(self._run(), name=f"{self.what} {self.item_id}")
 
     async def _run(self) -> None:
+        in_user_code.set(True)  # a run it starts is never held back (runtime/admission.py)
         system = self.system
         began_at = system.clock.now()
         report: Message

@@ -33,6 +33,8 @@ class LiveSample:
     actors: Mapping[str, tuple[int, int]] = field(default_factory=dict)
     """actor kind -> (alive, messages waiting in their mailboxes)."""
     timers_armed: int = 0
+    starts_waiting: int = 0
+    """New runs waiting for a place under ``max_active_runs`` (``runtime/admission.py``)."""
     pool_threads: int = 0
     pool_busy: int = 0
     pool_queued: int = 0
@@ -90,6 +92,11 @@ class LiveGauges(Collector):
         yield mailbox
         yield GaugeMetricFamily(
             "cronflow_timers_armed", "Durable timers held in memory", value=sample.timers_armed
+        )
+        yield GaugeMetricFamily(
+            "cronflow_starts_waiting",
+            "New runs waiting for a place in memory under max_active_runs (nothing written yet)",
+            value=sample.starts_waiting,
         )
         yield GaugeMetricFamily(
             "cronflow_blocking_pool_threads",

@@ -71,6 +71,9 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     gc_threshold: int = DEFAULT_GC_THRESHOLD
     """The garbage collector's youngest-generation threshold in ``serve``'s process
     (``runtime/collector.py``; 0: CPython's own, 700)."""
+    max_active_runs: int | None = None
+    """New runs start only while fewer than that many are in memory; the others wait in line
+    (``Runtime(max_active_runs=...)``, ``runtime/admission.py``; None: no limit)."""
     loop: LoopName = "auto"
     """``serve``'s event loop: uvloop when installed (``auto``), ``asyncio``'s own, or
     ``uvloop`` (``runtime/event_loop.py``)."""
@@ -92,6 +95,8 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
                 f"gc_threshold must be 0 (CPython's own) to {MAX_GC_THRESHOLD:,}, "
                 f"got {self.gc_threshold}"
             )
+        if self.max_active_runs is not None and self.max_active_runs < 1:
+            raise ValueError(f"max_active_runs must be >= 1 run, got {self.max_active_runs}")
         if self.metrics_port is not None and not 0 <= self.metrics_port <= 65535:
             raise ValueError(f"metrics_port must be 0-65535, got {self.metrics_port}")
         from cronflow_actors.net.durations import parse_duration

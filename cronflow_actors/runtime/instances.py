@@ -41,6 +41,7 @@ from cronflow_actors.messages.engine import (
     WorkItemAction,
 )
 from cronflow_actors.net.spec import NetSpec
+from cronflow_actors.runtime.admission import Admission
 from cronflow_actors.runtime.collector import RunsInMemory, runs_in_memory
 from cronflow_actors.runtime.pinning import Block, Pinning
 from cronflow_actors.store import Store
@@ -88,8 +89,11 @@ class InstanceDirectory:
         router: InstanceRouter | None = None,
         pinning: Pinning | None = None,
         in_memory: RunsInMemory = runs_in_memory,
+        admission: Admission | None = None,
     ) -> None:
         self._system = system
+        self.admission = admission
+        """``Runtime(max_active_runs=N)``: where new starts wait for a place (None: no limit)."""
         self._in_memory = in_memory
         """Told of each instance brought into memory and let go (the collector scales with it)."""
         self._router = router
@@ -116,6 +120,11 @@ class InstanceDirectory:
 
     def __contains__(self, instance_id: object) -> bool:
         return instance_id in self._refs
+
+    @property
+    def starts_waiting(self) -> int:
+        """New runs waiting for a place under ``max_active_runs`` (0 without a limit)."""
+        return 0 if self.admission is None else self.admission.waiting
 
     # -- starting -------------------------------------------------------------------------------
 
@@ -157,7 +166,21 @@ class InstanceDirectory:
             claim.set_result(started)
 
     async def _start(self, spec: NetSpec, command: StartWorkflow, instance_id: str) -> str:
-        ref = self._spawn(instance_id, spec, None)
+        admission = self.admission
+        if (
+            admission is None
+            or command.dequeued  # its flow's concurrency limit holds it back already
+            or command.migration is not None  # it replaces a run that was in memory
+            or admission.has_room()
+        ):
+            ref = self._spawn(instance_id, spec, None)
+        else:
+            await admission.wait_for_room()  # before anything is written (admission.py)
+            try:
+                self._check_running()
+                ref = self._spawn(instance_id, spec, None)
+            finally:
+                admission.arrived()
         try:
             result: str = await ask(ref, command)
         except DuplicateInstanceError:
@@ -307,6 +330,8 @@ class InstanceDirectory:
         if self._refs.get(instance_id) is ref:
             del self._refs[instance_id]
             self._in_memory.removed()
+            if self.admission is not None:
+                self.admission.left()
 
     def _check_running(self) -> None:
         if not self._is_running():

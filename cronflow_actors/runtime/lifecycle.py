@@ -90,6 +90,8 @@ class LifecycleMethods(RuntimeParts):
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(finished(), drain)
         self.state = "stopping"
+        if self.instances.admission is not None:  # starts waiting for a place: none written
+            self.instances.admission.close()
         self.timers.stop()
         self.schedules.stop()
         self.polls.stop()

@@ -50,6 +50,7 @@ from cronflow_actors.messages.audit import AuditSpan
 from cronflow_actors.messages.engine import TimerFired
 from cronflow_actors.net.migration import MigrationSpec
 from cronflow_actors.net.spec import NetSpec
+from cronflow_actors.runtime.admission import Admission
 from cronflow_actors.runtime.audit import AuditMethods
 from cronflow_actors.runtime.catalog import FlowCatalog
 from cronflow_actors.runtime.cluster import ClusterLease, ClusterRecovery, lease_for
@@ -104,7 +105,9 @@ class Runtime(ClusterRecovery, LifecycleMethods, FlowMethods, StateMethods, Audi
     ``audit``: record every engine operation as a span, committed with its snapshot
     (``trace``, ``state_at``, ``on_spans``; ``runtime/audit.py``); False records nothing.
     ``id_factory``: makes the ids of runs started without one (default: UUIDv7 in hex,
-    ordered by time, ``runtime/ids.py``).
+    ordered by time, ``runtime/ids.py``). ``max_active_runs``: a new run starts only while
+    fewer than that many runs are in memory; the starts beyond it wait in line before anything
+    is written (starts from steps and resumes are never held back; ``runtime/admission.py``).
     """
 
     def __init__(
@@ -129,6 +132,7 @@ class Runtime(ClusterRecovery, LifecycleMethods, FlowMethods, StateMethods, Audi
         otel_endpoint: str | None = None,
         otel_service_name: str | None = None,
         audit: bool = True,
+        max_active_runs: int | None = None,
     ) -> None:
         queue_limits = check_queue_limits(queues)
         self.clock: Clock = clock or SystemClock()
@@ -170,6 +174,7 @@ class Runtime(ClusterRecovery, LifecycleMethods, FlowMethods, StateMethods, Audi
             clock=self.clock,
             system=self.system,
             timers=lambda: len(self.timers),
+            starts_waiting=lambda: self.instances.starts_waiting,
             count_in_flight=self.store.count_in_flight,
             queue_lengths=self.store.queue_lengths,
             workflows=self.registry.names,
@@ -208,6 +213,7 @@ class Runtime(ClusterRecovery, LifecycleMethods, FlowMethods, StateMethods, Audi
         )
         """Holds the instances whose definition changed under their version (``blocked``)."""
         self.instances = InstanceDirectory(
+            admission=Admission.optional(max_active_runs, lambda: len(self.instances)),
             system=self.system,
             store=self.store,
             registry=self.registry,

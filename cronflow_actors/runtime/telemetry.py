@@ -79,6 +79,7 @@ class Telemetry:
         clock: Clock,
         system: ActorSystem,
         timers: Callable[[], int],
+        starts_waiting: Callable[[], int] = lambda: 0,
         count_in_flight: Callable[[], Awaitable[dict[tuple[str, str], int]]],
         queue_lengths: Callable[[], Awaitable[dict[str, int]]],
         workflows: Callable[[], Iterable[str]],
@@ -89,6 +90,7 @@ class Telemetry:
         self._clock = clock
         self._system = system
         self._timers = timers
+        self._starts_waiting = starts_waiting
         self._count_in_flight = count_in_flight
         self._queue_lengths = queue_lengths
         self._workflows = workflows
@@ -224,6 +226,7 @@ class Telemetry:
             runs_queued=queued,
             actors=actors,
             timers_armed=self._timers(),
+            starts_waiting=self._starts_waiting(),
             pool_threads=pool.threads,
             pool_busy=pool.busy,
             pool_queued=pool.queued,
