@@ -90,20 +90,25 @@ def _draw(results: list[dict[str, Any]], png: Path) -> None:
     latency.legend()
     latency.set_title("(e) three steps, one run at a time: latency")
 
-    curve = sorted(
-        (
-            r
-            for r in results
-            if r["engine"] == report.OURS
-            and r["workload"] == "a"
-            and r["status"] == "ok"
-            and not r["extra"].get("db_runs")
-        ),
-        key=lambda r: r["in_flight"],
-    )
+    curve = report.in_flight_curve(results)
     in_flight.plot(
-        [r["in_flight"] for r in curve], [r["runs_per_s"] for r in curve], "o-", color="tab:green"
+        [r["in_flight"] for r in curve],
+        [r["runs_per_s"] for r in curve],
+        "o-",
+        color="tab:green",
+        label="no limit (default)",
     )
+    limited = report.in_flight_curve(results, limited=True)
+    if limited:
+        limit = limited[0]["extra"]["max_active_runs"]
+        in_flight.plot(
+            [r["in_flight"] for r in limited],
+            [r["runs_per_s"] for r in limited],
+            "s--",
+            color="tab:blue",
+            label=f"max_active_runs={limit}",
+        )
+    in_flight.legend()
     in_flight.set_xscale("log")
     in_flight.set_xlabel("runs in flight")
     in_flight.set_ylabel("runs/s")

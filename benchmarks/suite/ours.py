@@ -19,7 +19,9 @@ own), with its garbage collector's threshold (``benchmarks/_runs.py``).
 - ``g``: restart with many non-terminal runs (half sleeping on a one-hour durable timer, half
   paused for a human): time for ``start()`` to return, then every paused run resumed and
   finished, and every sleeping run still waiting;
-- ``a`` with ``--db-runs K``: ``a`` on a file that already holds K finished runs.
+- ``a`` with ``--db-runs K``: ``a`` on a file that already holds K finished runs;
+- ``a`` with ``--max-active-runs L``: ``a`` on a runtime that starts a new run only while fewer
+  than L are in memory (``Runtime(max_active_runs=L)``, ``runtime/admission.py``).
 """
 
 from __future__ import annotations
@@ -89,7 +91,13 @@ FLOWS: dict[str, tuple[cf.Flow, Callable[[int], int], int]] = {
 
 
 async def _throughput(
-    workload: str, db: Path, runs: int, in_flight: int, synchronous: str
+    workload: str,
+    db: Path,
+    runs: int,
+    in_flight: int,
+    synchronous: str,
+    *,
+    max_active_runs: int | None = None,
 ) -> dict[str, Any]:
     flow, expected, steps = FLOWS[workload]
     wrong: list[str] = []
@@ -106,7 +114,9 @@ async def _throughput(
         if result.status != "completed" or result.output != expected(7):
             wrong.append(f"{run_id}: {result.status} {result.output!r} {result.error or ''}")
 
-    runtime = cf.Runtime(db=db, workflows=[flow], synchronous=synchronous)
+    runtime = cf.Runtime(
+        db=db, workflows=[flow], synchronous=synchronous, max_active_runs=max_active_runs
+    )
     figures = await measure(runtime, start, wait, runs=runs, in_flight=in_flight)
     problems = list(wrong[:3])
     if finished != runs + WARM_UP:
@@ -267,12 +277,18 @@ async def run(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
         return await measure_it(db, args.runs, args.in_flight, args.synchronous)
     in_flight = 1 if args.workload == "e" else args.in_flight
     fill_s = await _fill(db, args.db_runs) if args.db_runs else 0.0
-    rec = await _throughput(args.workload, db, args.runs, in_flight, args.synchronous)
+    limit = args.max_active_runs or None
+    rec = await _throughput(
+        args.workload, db, args.runs, in_flight, args.synchronous, max_active_runs=limit
+    )
     if args.db_runs:
         rec["variant"] = f"db {args.db_runs:,} runs"
         rec["extra"].update(db_runs=args.db_runs, fill_s=round(fill_s, 1))
     elif args.workload == "a":
         rec["variant"] = f"{in_flight} in flight"
+    if limit:
+        rec["variant"] += f", max_active_runs {limit}"
+        rec["extra"]["max_active_runs"] = limit
     return rec
 
 
@@ -283,6 +299,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--in-flight", type=int, default=500)
     parser.add_argument("--db-runs", type=int, default=0, help="finished runs already in the file")
     parser.add_argument("--synchronous", default="FULL")
+    parser.add_argument(
+        "--max-active-runs", type=int, default=0, help="Runtime(max_active_runs=...); 0: none"
+    )
     args = parser.parse_args(argv)
     loop = None
     with tempfile.TemporaryDirectory(prefix="cronflow-bench-") as folder:

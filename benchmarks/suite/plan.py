@@ -8,7 +8,7 @@ under the peers' interpreter. ``quick`` keeps the whole suite under 90 s on a 2-
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -32,6 +32,9 @@ PEER_MODULES = {
     "prefect": ("prefect",),
 }
 
+
+ADMISSION = 128
+"""The ``max_active_runs`` of (a)'s second curve: about where its throughput is best on 2 cores."""
 
 JOURNALS = {"wal": "file pre-set to WAL", "default": "its default journal"}
 
@@ -61,6 +64,11 @@ def our_jobs(quick: bool, scale: float = 1.0, in_flight: int = 500) -> list[Job]
     curve = (100, 500, 2000)
     for level in curve:
         jobs.append(_ours("a", f"a, {level} in flight", runs_a, level, quick))
+    for level in curve[1:]:  # the same with admission (Runtime(max_active_runs=...))
+        title = f"a, {level} in flight, max_active_runs {ADMISSION}"
+        job = _ours("a", title, runs_a, level, quick)
+        argv = (*job.argv, "--max-active-runs", str(ADMISSION))
+        jobs.append(replace(job, argv=argv))
     for workload, base in (("b", 1_000), ("c", 1_000), ("d", 3_000)):
         runs = _n(base if quick else base * 5, scale)
         jobs.append(_ours(workload, workload, runs, in_flight, quick))

@@ -36,9 +36,23 @@ def _ok(results: list[dict[str, Any]], engine: str, workload: str) -> list[dict[
     ]
 
 
+def in_flight_curve(results: list[dict[str, Any]], limited: bool = False) -> list[dict[str, Any]]:
+    """Ours, workload a, on an empty file, by runs in flight: without ``max_active_runs`` (the
+    default), or with it (``limited``)."""
+    return sorted(
+        (
+            r
+            for r in _ok(results, OURS, "a")
+            if not r["extra"].get("db_runs") and bool(r["extra"].get("max_active_runs")) == limited
+        ),
+        key=lambda r: r["in_flight"],
+    )
+
+
 def _headline(results: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """Ours, workload a, on an empty file, at the default in-flight bound (else the largest)."""
-    plain = [r for r in _ok(results, OURS, "a") if not r["extra"].get("db_runs")]
+    """Ours, workload a, on an empty file, without a limit on runs in memory (the default), at
+    the default in-flight bound (else the largest)."""
+    plain = in_flight_curve(results)
     if not plain:
         return None
     at_500 = [r for r in plain if r["in_flight"] == 500]
@@ -139,18 +153,7 @@ def markdown(
             f"{r['variant']} | {r['in_flight']} | {r['runs']:,} | {_num(r['runs_per_s'])} | "
             f"{_num(r['p50_ms'], 2)} | {_num(r['p99_ms'], 2)} | {_status(r)} |"
         )
-    curve = sorted(
-        (r for r in _ok(results, OURS, "a") if not r["extra"].get("db_runs")),
-        key=lambda r: r["in_flight"],
-    )
-    if curve:
-        best = max(r["runs_per_s"] for r in curve)
-        lines += ["", "## (a) against runs in flight", "", "| in flight | runs/s | of best |"]
-        lines += ["|---:|---:|---:|"]
-        lines += [
-            f"| {r['in_flight']:,} | {_num(r['runs_per_s'])} | {r['runs_per_s'] / best:.0%} |"
-            for r in curve
-        ]
+    lines += _in_flight_table(results)
     sizes = db_size_curve(results)
     if sizes:
         lines += [
@@ -169,6 +172,29 @@ def markdown(
             lines.append(f"- ({r['workload']}) {WORKLOADS[r['workload']]}: {shown}")
     lines += ["", "## Summary", "", "```json", _json(summary_line), "```", ""]
     return "\n".join(lines)
+
+
+def _in_flight_table(results: list[dict[str, Any]]) -> list[str]:
+    """(a) against runs in flight, without a limit on runs in memory and with each limit
+    measured, every figure also as a share of the best of all."""
+    plain, limited = in_flight_curve(results), in_flight_curve(results, limited=True)
+    if not plain and not limited:
+        return []
+    best = max(r["runs_per_s"] for r in plain + limited)
+    limits = sorted({r["extra"]["max_active_runs"] for r in limited})
+    by_limit = {None: plain} | {
+        limit: [r for r in limited if r["extra"]["max_active_runs"] == limit] for limit in limits
+    }
+    header = "| in flight | runs/s | of best |"
+    header += "".join(f" max_active_runs {limit} | of best |" for limit in limits)
+    lines = ["", "## (a) against runs in flight", "", header, "|---:" * (3 + 2 * len(limits)) + "|"]
+    for level in sorted({r["in_flight"] for r in plain + limited}):
+        row = f"| {level:,} |"
+        for curve in by_limit.values():
+            rates = [r["runs_per_s"] for r in curve if r["in_flight"] == level]
+            row += f" {_num(rates[0])} | {rates[0] / best:.0%} |" if rates else " — | — |"
+        lines.append(row)
+    return lines
 
 
 def db_size_curve(results: list[dict[str, Any]]) -> list[tuple[int, float]]:

@@ -59,6 +59,8 @@ def full_results() -> list[dict[str, Any]]:
         ok("cronflow-actors", "a", 1800.0, in_flight=100),
         ok("cronflow-actors", "a", 2000.0, in_flight=500),
         ok("cronflow-actors", "a", 1500.0, in_flight=2000),
+        ok("cronflow-actors", "a", 2100.0, in_flight=500, max_active_runs=128),
+        ok("cronflow-actors", "a", 1900.0, in_flight=2000, max_active_runs=128),
         ok("cronflow-actors", "a", 1700.0, db_runs=10_000),
         ok("cronflow-actors", "e", 400.0),
         ok("cronflow-actors", "f", 1500.0, bytes_per_waiting_run=1234),
@@ -73,7 +75,8 @@ def full_results() -> list[dict[str, Any]]:
 def test_the_summary_line_has_the_issues_keys_and_the_peers_best_figures() -> None:
     summary = report.summary(full_results())
     assert tuple(summary) == report.SUMMARY_KEYS
-    assert summary["runs_per_s_3step"] == 2000.0  # a at 500 in flight on an empty file
+    # a at 500 in flight on an empty file, without a limit on runs in memory (the default)
+    assert summary["runs_per_s_3step"] == 2000.0
     assert summary["dbos_wal_runs_per_s_3step"] == 200.0  # the better of a and e
     assert summary["dbos_default_runs_per_s_3step"] == 50.0
     assert summary["spiff_grouped_runs_per_s_3step"] == 700.0
@@ -112,7 +115,10 @@ def test_the_markdown_table_shows_every_record_and_both_curves() -> None:
     rows += [line for line in table.splitlines() if line.startswith(("| dbos", "| spiff"))]
     assert len(rows) == len(results)
     assert "## (a) against runs in flight" in table
-    assert "| 2,000 | 1,500 | 75% |" in table
+    # each in-flight level without a limit and with one, as shares of the best of all (2,100)
+    assert "| in flight | runs/s | of best | max_active_runs 128 | of best |" in table
+    assert "| 100 | 1,800 | 86% | — | — |" in table
+    assert "| 2,000 | 1,500 | 71% | 1,900 | 90% |" in table
     assert "## (a) against runs already in the file" in table
     assert "| 10,000 | 1,700 |" in table
     assert json.dumps(report.summary(results)) in table
@@ -165,13 +171,15 @@ def test_a_job_that_fails_or_prints_nothing_gives_failed_records() -> None:
 def test_the_quick_plan_runs_every_workload_and_the_curves() -> None:
     jobs = plan.our_jobs(quick=True)
     assert {w for job in jobs for w in job.expects} == set("abcdefg")
-    assert sorted(
-        j.in_flight for j in jobs if j.expects == ("a",) and "--db-runs" not in j.argv
-    ) == [
+    curve = [j for j in jobs if j.expects == ("a",) and "--db-runs" not in j.argv]
+    assert sorted(j.in_flight for j in curve if "--max-active-runs" not in j.argv) == [
         100,
         500,
         2000,
     ]
+    limited = [j for j in curve if "--max-active-runs" in j.argv]
+    assert sorted(j.in_flight for j in limited) == [500, 2000]
+    assert all(j.argv[-1] == str(plan.ADMISSION) for j in limited)
     assert any("--db-runs" in job.argv for job in jobs)
     peers = plan.peer_jobs(quick=True)
     assert {job.engine for job in peers} == {
@@ -230,4 +238,4 @@ def test_a_tiny_run_of_our_workloads_without_peers(tmp_path: Path) -> None:
     assert {r["workload"] for r in records} == set("abcdefg")
     assert all(r["status"] == "ok" for r in records), [r["note"] for r in records]
     assert (out / "results.md").read_text().startswith("# cronflow-actors bench --quick")
-    assert "10/10" in done.stderr  # the progress bar reached the end
+    assert "12/12" in done.stderr  # the progress bar reached the end
