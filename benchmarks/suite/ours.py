@@ -287,7 +287,7 @@ async def run(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
     elif args.workload == "a":
         rec["variant"] = f"{in_flight} in flight"
     if limit:
-        rec["variant"] += f", max_active_runs {limit}"
+        rec["variant"] = ", ".join(filter(None, [rec["variant"], f"max_active_runs {limit}"]))
         rec["extra"]["max_active_runs"] = limit
     return rec
 

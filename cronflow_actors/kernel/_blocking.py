@@ -10,6 +10,7 @@ counts as work in flight (``WorkInFlight``) until it returns, so ``wait_idle()``
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import threading
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
@@ -88,7 +89,8 @@ class BlockingPool:
         return PoolStatistics(threads=len(in_flight), busy=busy, queued=sum(in_flight) - busy)
 
     def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> LoopFuture[T]:
-        """Run ``fn(*args, **kwargs)`` on a worker thread; the future carries its result."""
+        """Run ``fn(*args, **kwargs)`` on a worker thread, in a copy of the caller's context
+        variables (as ``asyncio.to_thread`` does); the future carries its result."""
         with self._lock:
             index = min(range(len(self._in_flight)), key=self._in_flight.__getitem__)
             self._in_flight[index] += 1
@@ -98,7 +100,10 @@ class BlockingPool:
             work.started()
         future = cast(
             "LoopFuture[T]",
-            self._workers[index].ask(RunBlocking(fn=fn, args=args, kwargs=kwargs), block=False),
+            self._workers[index].ask(
+                RunBlocking(fn=contextvars.copy_context().run, args=(fn, *args), kwargs=kwargs),
+                block=False,
+            ),
         )
 
         def finished(_future: LoopFuture[Any]) -> None:

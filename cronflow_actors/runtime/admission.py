@@ -10,12 +10,18 @@ asleep on a timer, waiting for an event). Its caller is answered once its start 
 as always, so callers that start more runs than the limit are slowed to the pace the engine
 finishes them at (backpressure), and memory stays bounded however many arrive at once.
 
-Not held back, so that a limit can never leave runs waiting on each other: a start from a step
-or an action (a run that starts another and waits for it keeps its own place meanwhile), a run
-taken off its flow's concurrency queue (that limit already holds it), a migration's new run
-(it replaces one that was in memory), and every run already started (resumed, woken by a
-timer or an event, recovered after a restart). So the count of runs in memory can pass N
-while those come in; new starts wait until it is below N again.
+A start waits for its place first, before it takes any lock or claim (its flow's queue, an
+explicit instance id's), and holds the place until its run is in memory (the place is then the
+run's) or its start ends without one (queued under its flow's limit, refused, canceled: the
+place is free again). Not held back, so that a limit can never leave runs waiting on each
+other: a start from a step or an action (a run that starts another and waits for it keeps its
+own place meanwhile; a plain ``def`` step on the thread pool too, which runs in a copy of its
+context), a run taken off its flow's concurrency queue (that limit already holds it), a
+migration's new run (it replaces one that was in memory), and every run already started
+(resumed, woken by a timer or an event, recovered after a restart). So the count of runs in
+memory can pass N while those come in; new starts wait until it is below N again. Waiting runs
+leave memory only when the runtime passivates them, so a limit needs ``passivate=True`` (the
+default), and ``Runtime`` refuses it otherwise.
 
 Without a limit (the default) every start goes ahead at once. A limit suits a process whose
 steps are short and CPU-bound: N of about a hundred per core keeps the loop's throughput where
@@ -26,31 +32,51 @@ also caps how many such steps run at once (as a worker pool's size does).
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections import deque
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from cronflow_actors.engine.handlers import in_user_code
 from cronflow_actors.errors import ConfigurationError, RuntimeNotRunningError
 
 __all__ = ["Admission"]
 
+T = TypeVar("T")
+
+
+class _Place:
+    """A place held by one start; ``held`` until it is its run's, or given back."""
+
+    __slots__ = ("held",)
+
+    def __init__(self) -> None:
+        self.held = True
+
+
+_place: contextvars.ContextVar[_Place | None] = contextvars.ContextVar(
+    "cronflow_admission_place", default=None
+)
+"""The place the start under way in this context holds (``InstanceDirectory`` gives it to the
+run it spawns)."""
+
 
 class Admission:
     """The places of runs in memory, and the starts waiting in line for one."""
 
-    __slots__ = ("_admitted", "_in_memory", "_waiting", "limit")
+    __slots__ = ("_closed", "_in_memory", "_reserved", "_waiting", "limit")
 
     def __init__(self, limit: int, in_memory: Callable[[], int]) -> None:
         self.limit = limit
         self._in_memory = in_memory
         """How many runs are in memory (the instance directory's count)."""
-        self._admitted = 0
-        """Starts let in from the line that have not reached memory yet (each holds a place)."""
+        self._reserved = 0
+        """Places held by starts whose run is not in memory yet."""
         self._waiting: deque[asyncio.Future[None]] = deque()
+        self._closed = False
 
     @classmethod
-    def optional(cls, limit: Any, in_memory: Callable[[], int]) -> Admission | None:
+    def for_limit(cls, limit: Any, in_memory: Callable[[], int]) -> Admission | None:
         """``Runtime(max_active_runs=limit)``'s admission; None for no limit; a bad limit
         raises ``ConfigurationError``."""
         if limit is None:
@@ -66,40 +92,61 @@ class Admission:
         """How many starts wait in line."""
         return len(self._waiting)
 
-    def has_room(self) -> bool:
-        """Whether a new start may go ahead now (nobody is ahead of it and there is a place)."""
+    async def start(self, start: Callable[[], Awaitable[T]]) -> T:
+        """``await start()`` holding a place (waiting in line for one first, unless it is
+        called from a step or an action, which is never held back)."""
         if in_user_code.get():
-            return True
-        return not self._waiting and self._in_memory() + self._admitted < self.limit
+            return await start()
+        await self._take_place()
+        place = _Place()
+        token = _place.set(place)
+        try:
+            return await start()
+        finally:
+            _place.reset(token)
+            if place.held:  # no run came of it: the place is free again
+                place.held = False
+                self._reserved -= 1
+                self._let_in()
 
-    async def wait_for_room(self) -> None:
-        """Wait in line for a place; on return the caller holds one until it calls ``arrived``
-        (its run is in memory, or its start gave up)."""
+    def spawned(self) -> None:
+        """The start under way in this context has its run in memory: its place (if it holds
+        one) is the run's now."""
+        place = _place.get()
+        if place is not None and place.held:
+            place.held = False
+            self._reserved -= 1
+
+    def run_left(self) -> None:
+        """A run left memory: let in as many starts as there is room for."""
+        self._let_in()
+
+    def close(self) -> None:
+        """The runtime stops: every start in line fails with nothing written, and so does any
+        start that comes after."""
+        self._closed = True
+        while self._waiting:
+            self._waiting.popleft().set_exception(RuntimeNotRunningError("start a run", "stopping"))
+
+    async def _take_place(self) -> None:
+        if self._closed:
+            raise RuntimeNotRunningError("start a run", "stopping")
+        if not self._waiting and self._in_memory() + self._reserved < self.limit:
+            self._reserved += 1
+            return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiting.append(future)
         try:
             await future
         except asyncio.CancelledError:
-            if future.done() and not future.cancelled():  # let in, then canceled: pass it on
-                self.arrived()
-            else:
+            if future in self._waiting:  # canceled in line
                 self._waiting.remove(future)
-                self.left()  # it may have been the one holding the others back
+            elif not future.cancelled() and future.exception() is None:
+                self._reserved -= 1  # let in, then canceled: its place goes on
+            self._let_in()  # it may have been the one holding the others back
             raise
 
-    def arrived(self) -> None:
-        """A start let in from the line has its run in memory, or gave up: its place is the
-        run's now, or free."""
-        self._admitted -= 1
-        self.left()
-
-    def left(self) -> None:
-        """A run left memory (or a place came free): let in as many as there is room for."""
-        while self._waiting and self._in_memory() + self._admitted < self.limit:
-            self._admitted += 1
+    def _let_in(self) -> None:
+        while self._waiting and self._in_memory() + self._reserved < self.limit:
+            self._reserved += 1
             self._waiting.popleft().set_result(None)
-
-    def close(self) -> None:
-        """The runtime stops: every start still in line fails, and nothing is written for it."""
-        while self._waiting:
-            self._waiting.popleft().set_exception(RuntimeNotRunningError("start a run", "stopping"))

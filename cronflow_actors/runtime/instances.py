@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
-from typing import Any, Protocol
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol, TypeVar
 
 import pykka
 
@@ -51,6 +51,7 @@ __all__ = ["InstanceDirectory", "InstanceRouter", "root_of"]
 logger = logging.getLogger(__name__)
 
 Ref = pykka.ActorRef[Any]
+T = TypeVar("T")
 
 
 class InstanceRouter(Protocol):
@@ -126,6 +127,19 @@ class InstanceDirectory:
         """New runs waiting for a place under ``max_active_runs`` (0 without a limit)."""
         return 0 if self.admission is None else self.admission.waiting
 
+    def with_place(self, start: Callable[[], Awaitable[T]]) -> Awaitable[T]:
+        """``start()`` (a new root run's start, from outside the engine) holding a place under
+        ``max_active_runs``, waiting in line for one first (``runtime/admission.py``); call it
+        before any lock or claim the start takes."""
+        if self.admission is None:
+            return start()
+        return self.admission.start(start)
+
+    def stop_admitting(self) -> None:
+        """The runtime stops: starts waiting for a place fail, with nothing written."""
+        if self.admission is not None:
+            self.admission.close()
+
     # -- starting -------------------------------------------------------------------------------
 
     async def start(
@@ -166,21 +180,9 @@ class InstanceDirectory:
             claim.set_result(started)
 
     async def _start(self, spec: NetSpec, command: StartWorkflow, instance_id: str) -> str:
-        admission = self.admission
-        if (
-            admission is None
-            or command.dequeued  # its flow's concurrency limit holds it back already
-            or command.migration is not None  # it replaces a run that was in memory
-            or admission.has_room()
-        ):
-            ref = self._spawn(instance_id, spec, None)
-        else:
-            await admission.wait_for_room()  # before anything is written (admission.py)
-            try:
-                self._check_running()
-                ref = self._spawn(instance_id, spec, None)
-            finally:
-                admission.arrived()
+        ref = self._spawn(instance_id, spec, None)
+        if self.admission is not None:
+            self.admission.spawned()  # the place its start held (if any) is the run's now
         try:
             result: str = await ask(ref, command)
         except DuplicateInstanceError:
@@ -331,7 +333,7 @@ class InstanceDirectory:
             del self._refs[instance_id]
             self._in_memory.removed()
             if self.admission is not None:
-                self.admission.left()
+                self.admission.run_left()
 
     def _check_running(self) -> None:
         if not self._is_running():

@@ -78,6 +78,7 @@ class LifecycleMethods(RuntimeParts):
             return
         if drain and self.state == "running":
             self._services.draining = True
+            self.instances.stop_admitting()  # no new step starts: nor does a run waiting in line
             self.schedules.stop()
             self.polls.stop()
             self.timers.stop()
@@ -90,8 +91,7 @@ class LifecycleMethods(RuntimeParts):
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(finished(), drain)
         self.state = "stopping"
-        if self.instances.admission is not None:  # starts waiting for a place: none written
-            self.instances.admission.close()
+        self.instances.stop_admitting()
         self.timers.stop()
         self.schedules.stop()
         self.polls.stop()

@@ -59,7 +59,10 @@ class NetMethods(RuntimeParts):
         if name in self.catalog.roots:  # a flow's run: its payload travels in an envelope
             payload = flow_payload(payload)
         command = StartWorkflow(payload=payload, principal=principal, trigger=trigger)
-        return await self.instances.start(spec, command, instance_id)
+        # its place under max_active_runs first, before its id is claimed (admission.py)
+        return await self.instances.with_place(
+            lambda: self.instances.start(spec, command, instance_id)
+        )
 
     async def cancel_workflow(
         self, workflow_id: str, *, principal: Principal | None = None

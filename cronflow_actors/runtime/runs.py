@@ -49,8 +49,11 @@ class Runs:
         start: StartRun,
         ready: Callable[[str], Awaitable[None]],
         wait_workflow: Callable[[str], Awaitable[WorkflowInfo]],
+        admit: Callable[[Callable[[], Awaitable[str]]], Awaitable[str]] | None = None,
     ) -> None:
         self._catalog = catalog
+        self._admit = admit
+        """Holds a new run's start to ``max_active_runs`` (``runtime/admission.py``)."""
         self._queues = queues
         self._start = start
         self._ready = ready
@@ -80,6 +83,12 @@ class Runs:
             raw_body=raw_body,
             replay_of=replay_of,
         )
+        if self._admit is None:
+            return await self._start_or_queue(workflow, envelope, instance_id)
+        # its place first, before its flow's queue or its id is locked (admission.py)
+        return await self._admit(lambda: self._start_or_queue(workflow, envelope, instance_id))
+
+    async def _start_or_queue(self, workflow: str, envelope: Any, instance_id: str | None) -> str:
         if self._queues.limited(workflow):
             return await self._queues.trigger(workflow, envelope, instance_id)
         return await self._start(workflow, envelope, instance_id, False)

@@ -213,7 +213,7 @@ class Runtime(ClusterRecovery, LifecycleMethods, FlowMethods, StateMethods, Audi
         )
         """Holds the instances whose definition changed under their version (``blocked``)."""
         self.instances = InstanceDirectory(
-            admission=Admission.optional(max_active_runs, lambda: len(self.instances)),
+            admission=self._admission(max_active_runs, passivate),
             system=self.system,
             store=self.store,
             registry=self.registry,
@@ -258,6 +258,7 @@ class Runtime(ClusterRecovery, LifecycleMethods, FlowMethods, StateMethods, Audi
             start=self._start_run,
             ready=self._recovered,
             wait_workflow=self.wait_workflow,
+            admit=self.instances.with_place if self.instances.admission is not None else None,
         )
         self.run_views = RunViews(
             catalog=self.catalog,
@@ -280,6 +281,17 @@ class Runtime(ClusterRecovery, LifecycleMethods, FlowMethods, StateMethods, Audi
         self._wire_triggers()
         for spec in workflows:
             self.register(spec)
+
+    def _admission(self, limit: Any, passivate: bool) -> Admission | None:
+        """``max_active_runs``' line of new runs (``runtime/admission.py``), or None."""
+        if limit is not None and not passivate:
+            raise ConfigurationError(
+                "max_active_runs",
+                limit,
+                "None with passivate=False (waiting runs would stay in memory and keep their "
+                "places; passivate=True lets them go)",
+            )
+        return Admission.for_limit(limit, lambda: len(self.instances))
 
     def _wire_triggers(self) -> None:
         """The services through which work arrives from outside: state shared across runs,

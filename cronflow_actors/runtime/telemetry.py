@@ -79,7 +79,7 @@ class Telemetry:
         clock: Clock,
         system: ActorSystem,
         timers: Callable[[], int],
-        starts_waiting: Callable[[], int] = lambda: 0,
+        starts_waiting: Callable[[], int],
         count_in_flight: Callable[[], Awaitable[dict[tuple[str, str], int]]],
         queue_lengths: Callable[[], Awaitable[dict[str, int]]],
         workflows: Callable[[], Iterable[str]],

@@ -16,7 +16,11 @@ import pytest
 
 import cronflow_actors as cf
 from cronflow_actors.cli.main import _settings, build_parser
-from cronflow_actors.errors import ConfigurationError, RuntimeNotRunningError
+from cronflow_actors.errors import (
+    ConfigurationError,
+    InstanceExistsError,
+    RuntimeNotRunningError,
+)
 from cronflow_actors.runtime.config import load_config
 from tests.serving import ROOT, serving
 
@@ -190,3 +194,75 @@ def test_serve_with_a_limit_of_one_runs_one_run_at_a_time(
         assert "cronflow_starts_waiting 0.0" in metrics
     # each run's step began only after the one before had finished
     assert mark.read_text().split() == ["started", "finished"] * 3
+
+
+async def test_a_step_starting_a_queued_flow_or_an_id_waiting_in_line_is_not_blocked(
+    tmp_path: Path,
+) -> None:
+    """An outside start waits in line before it locks its flow's queue or claims its id, so a
+    step of the run holding the one place can start that flow, or that id, meanwhile."""
+    gate = asyncio.Event()
+    runtime: list[cf.Runtime] = []
+
+    async def call(ctx: Any) -> Any:
+        await gate.wait()
+        rt = runtime[0]
+        queued = await rt.trigger("limited", "from the step")
+        await rt.trigger("limited", "by id", instance_id="order-7")
+        return (await rt.wait(queued)).output
+
+    parent = cf.define("parent").step("call", call)
+    limited = cf.define("limited", concurrency=5).step("one", lambda ctx: ctx.payload)
+    async with cf.Runtime(
+        db=tmp_path / "f.db", workflows=[parent, limited], max_active_runs=1
+    ) as rt:
+        runtime.append(rt)
+        started = await rt.trigger("parent")
+        outside = asyncio.create_task(rt.trigger("limited", "outside"))
+        same_id = asyncio.create_task(rt.trigger("limited", "outside", instance_id="order-7"))
+        await until(lambda: rt.instances.starts_waiting == 2)
+        gate.set()
+        assert (await asyncio.wait_for(rt.wait(started), 5)).output == "from the step"
+        assert (await asyncio.wait_for(rt.wait(await outside), 5)).output == "outside"
+        with pytest.raises(InstanceExistsError):  # the step took the id first
+            await asyncio.wait_for(same_id, 5)
+        assert (await rt.wait("order-7")).output == "by id"
+        # the refused start gave its place back: the next one goes ahead
+        assert (await asyncio.wait_for(rt.wait(await rt.trigger("limited", "next")), 5)).output
+
+
+async def test_a_plain_def_step_on_the_thread_pool_is_not_held_back(tmp_path: Path) -> None:
+    loop = asyncio.get_running_loop()
+    runtime: list[cf.Runtime] = []
+
+    def call_child(ctx: Any) -> Any:  # a plain def: it runs on the thread pool
+        started = asyncio.run_coroutine_threadsafe(runtime[0].trigger("child", 5), loop)
+        return started.result(timeout=5)
+
+    parent = cf.define("parent").step("call", call_child)
+    child = cf.define("child").step("double", lambda ctx: ctx.payload * 2)
+    async with cf.Runtime(db=tmp_path / "g.db", workflows=[parent, child], max_active_runs=1) as rt:
+        runtime.append(rt)
+        result = await asyncio.wait_for(rt.wait(await rt.trigger("parent")), 10)
+        assert result.status == "completed", result.error
+        assert (await asyncio.wait_for(rt.wait(result.output), 5)).output == 10
+
+
+async def test_net_starts_wait_in_line_too(tmp_path: Path) -> None:
+    gate, log = asyncio.Event(), []
+    flow = gated("gated", gate, log)
+    async with cf.Runtime(db=tmp_path / "h.db", workflows=[flow], max_active_runs=1) as rt:
+        first = await rt.start_workflow("gated", 1)
+        second = asyncio.create_task(rt.start_workflow("gated", 2))
+        await until(lambda: rt.instances.starts_waiting == 1)
+        assert await stored_runs(rt) == [1]
+        gate.set()
+        await asyncio.wait_for(second, 5)
+        assert (await rt.wait(first)).output == 1
+
+
+def test_a_limit_needs_idle_runs_to_leave_memory() -> None:
+    with pytest.raises(ConfigurationError, match="passivate=False") as bad:
+        cf.Runtime(max_active_runs=10, passivate=False)
+    assert "max_active_runs" in str(bad.value)
+    cf.Runtime(passivate=False)  # without a limit it is fine

@@ -222,6 +222,7 @@ async def test_a_sample_is_reused_for_its_max_age_and_shared_by_concurrent_scrap
         clock=clock,
         system=system,
         timers=lambda: 0,
+        starts_waiting=lambda: 0,
         count_in_flight=count_in_flight,
         queue_lengths=no_queues,
         workflows=lambda: ["w"],
