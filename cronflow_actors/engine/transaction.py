@@ -496,4 +496,9 @@ def _added(items: Sequence[T], item: T) -> list[T]:
 
 
 def _random_token() -> str:
-    return secrets.token_urlsafe(18)  # 144 bits
+    """144 random bits, URL-safe; never starting with ``-``, which a command line would take
+    for an option (``cronflow-actors resume TOKEN``)."""
+    while True:
+        token = secrets.token_urlsafe(18)
+        if token[0] != "-":
+            return token

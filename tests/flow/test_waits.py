@@ -225,3 +225,16 @@ async def test_actions_are_dispatched_again_after_a_restart(tmp_path: Path) -> N
         await second.wait_idle()
         assert runs == ["durable"]
         assert (await second.inspect(run_id)).status == "completed"
+
+
+async def test_resume_tokens_never_start_with_a_dash(rt: cf.Runtime) -> None:
+    """A token is pasted into ``cronflow-actors resume TOKEN``, where a leading ``-`` would be
+    read as an option: one in 64 random URL-safe tokens starts with one."""
+    rt.register(cf.define("asks").human_in_the_loop("approve", description="ok?"))
+    runs = [await rt.trigger("asks", n) for n in range(400)]
+    await rt.wait_idle()
+    tokens: list[str] = []
+    page = await rt.list_paused(limit=1000)
+    tokens += [paused.token for paused in page]
+    assert len(tokens) == len(runs)
+    assert not [token for token in tokens if token.startswith("-")]
