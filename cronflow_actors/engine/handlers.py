@@ -24,19 +24,21 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
 import msgspec
 import pykka
+from mypy_extensions import mypyc_attr
 
 from cronflow_actors.calls import call_user
 from cronflow_actors.engine.context import Context
 from cronflow_actors.engine.state_access import StateAccess
 from cronflow_actors.engine.transaction import Transaction, normalize
 from cronflow_actors.errors import RetryRequested
-from cronflow_actors.kernel import Clock, LoopActor
+from cronflow_actors.kernel import Clock
+from cronflow_actors.kernel._actor import LoopActor  # (not the package's: mypyc, setup.py)
 from cronflow_actors.messages import Message, plain
 from cronflow_actors.messages.engine import (
     ActionFinished,
@@ -128,6 +130,7 @@ def handler_context(
     return ctx
 
 
+@mypyc_attr(native_class=False)  # its base is not compiled (setup.py)
 class HandlerActor(LoopActor):
     """Runs ``handler(ctx)`` once, tells its parent the report its kind makes of the outcome
     (``succeeded`` or ``failed``), and stops."""
@@ -151,10 +154,9 @@ class HandlerActor(LoopActor):
         self.item_id = item_id
         self.attempt = attempt
         self.scope = scope
-        """Where the handler is called (a ``HandlerTracing`` scope), or None."""
-        if scope is not None and ctx.run_blocking is not None:
-            # what the handler runs on the pool (itself, if a flow's wrapper sends it there)
-            ctx.run_blocking = _in_this_context(ctx.run_blocking)
+        """Where the handler is called (a ``HandlerTracing`` scope), or None. What it runs on
+        the thread pool sees the scope's context variables: the pool runs each call in a copy
+        of its caller's."""
 
     def on_start(self) -> None:
         self.create_task(self._run(), name=f"{self.what} {self.item_id}")
@@ -168,9 +170,10 @@ class HandlerActor(LoopActor):
             if self.scope is None:
                 output = await call_user(self.handler, self.ctx, run_blocking=system.run_blocking)
             else:
-                run_blocking = _in_this_context(system.run_blocking)
                 with self.scope:
-                    output = await call_user(self.handler, self.ctx, run_blocking=run_blocking)
+                    output = await call_user(
+                        self.handler, self.ctx, run_blocking=system.run_blocking
+                    )
             report = self.succeeded(output, began_at)
         except Exception as error:
             report = self.failed(error, began_at)
@@ -192,16 +195,7 @@ class HandlerActor(LoopActor):
         raise NotImplementedError
 
 
-def _in_this_context(run_blocking: Callable[..., Awaitable[Any]]) -> Callable[..., Any]:
-    """``run_blocking`` whose pool thread runs the function in a copy of the caller's context
-    variables (as ``asyncio.to_thread`` does), so a plain ``def`` handler sees its scope's."""
-
-    def run(fn: Callable[..., Any], /, *args: Any) -> Awaitable[Any]:
-        return run_blocking(contextvars.copy_context().run, fn, *args)
-
-    return run
-
-
+@mypyc_attr(native_class=False)  # its base is not compiled (setup.py)
 class WorkItemActor(HandlerActor):
     """Runs one attempt of a work item's handler and reports ``WorkItemFinished``."""
 
@@ -238,6 +232,7 @@ class WorkItemActor(HandlerActor):
         )
 
 
+@mypyc_attr(native_class=False)  # its base is not compiled (setup.py)
 class ActionActor(HandlerActor):
     """Runs a detached action's handler and reports ``ActionFinished``; the WorkflowActor records
     it in the action's record: never as output, and never failing the run."""

@@ -23,6 +23,7 @@ from cronflow_actors.engine.context import (
     ChildWorkflows,
     Context,
     MigrationSources,
+    TaskChildren,
     TaskInfo,
     WorkflowInfo,
     WorkItemInfo,
@@ -252,10 +253,7 @@ class Transaction:
         ``scheduling``: it may register jobs (owned by the task's generation)."""
         record = workflow.tasks[name]
         definition = self.spec(workflow).tasks[name]
-
-        def ids() -> list[str]:
-            return [*record.children, *(p[0] for p in pending or ())]
-
+        children = TaskChildren(self.new_id, record, name, pending, check_can_add)
         owner = task_owner(workflow.id, name, record.generation)
         ctx = self.context(
             workflow,
@@ -263,45 +261,24 @@ class Transaction:
             scheduler=self.scheduler(owner) if scheduling else None,
             task=self.task_info(workflow, name),
         )
+        adds = pending is not None
         if definition.kind is TaskKind.TASK:
-            initialize: Callable[[Any], str] | None = None
-            if pending is not None:
-
-                def initialize(payload: Any) -> str:
-                    check_can_add("initialize a work item")
-                    ident = self.new_id("w")
-                    pending.append((ident, None, payload))
-                    return ident
-
             item = changed if isinstance(changed, WorkItemStateChanged) else None
             info = self.work_item_info(self.state.work_items[item.work_item_id]) if item else None
             ctx.work_item = WorkItems(
-                initialize,
-                ids,
+                children.initialize if adds else None,
+                children.ids,
                 id=item.work_item_id if item else None,
                 prev_state=item.prev if item else None,
                 next_state=item.next if item else None,
                 info=info,
             )
         elif definition.kind is not TaskKind.DUMMY:
-            names = [child.name for child in definition.subworkflows]
-            start_child: Callable[[str | None, Any], str] | None = None
-            if pending is not None:
-
-                def start_child(child_name: str | None, payload: Any) -> str:
-                    check_can_add("initialize a child workflow")
-                    if child_name is not None and child_name not in names:
-                        raise NotFoundError(
-                            "child workflow", child_name, f"task {name!r} (it has {names})"
-                        )
-                    ident = self.new_id("f")
-                    pending.append((ident, child_name, payload))
-                    return ident
-
+            children.names = [child.name for child in definition.subworkflows]
             flow = changed if isinstance(changed, WorkflowStateChanged) else None
             ctx.workflow = ChildWorkflows(
-                start_child,
-                ids,
+                children.start_child if adds else None,
+                children.ids,
                 dynamic=definition.kind is TaskKind.DYNAMIC_COMPOSITE,
                 id=flow.workflow_id if flow else None,
                 name=flow.workflow if flow else None,

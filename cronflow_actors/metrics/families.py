@@ -20,6 +20,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from typing import Generic, TypeVar
 
+from mypy_extensions import mypyc_attr
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
@@ -56,6 +57,7 @@ def _help(text: str) -> str:
 C = TypeVar("C")
 
 
+@mypyc_attr(native_class=False)  # its base is not compiled (setup.py)
 class _Family(Collector, Generic[C]):
     """What counters and histograms share: label children, created once per label set."""
 
@@ -139,6 +141,7 @@ class _CounterSeries:
             return self._value
 
 
+@mypyc_attr(native_class=False)  # its base is not compiled (setup.py)
 class CounterFamily(_Family[_CounterSeries]):
     """A counter; ``name`` ends in ``_total`` (the family's name is without it)."""
 
@@ -210,6 +213,7 @@ class _HistogramSeries:
         return buckets, total
 
 
+@mypyc_attr(native_class=False)  # its base is not compiled (setup.py)
 class HistogramFamily(_Family[_HistogramSeries]):
     """A histogram with fixed bucket bounds (``le`` is inclusive, ``+Inf`` is added)."""
 

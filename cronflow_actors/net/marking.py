@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
 
 import msgspec
+from mypy_extensions import mypyc_attr
 
 from cronflow_actors.errors import InvalidRouteError
 from cronflow_actors.net.orjoin import is_or_join_enabled
@@ -33,6 +34,7 @@ __all__ = [
 Marking = Mapping[str, int]
 
 
+@mypyc_attr(native_class=False)  # its base is not compiled (setup.py)
 class Route(msgspec.Struct, frozen=True):
     """Where a router sends a token: to a successor task (through the implicit condition) or to
     a condition. Made by ``ctx.route.to_task(name)`` and ``ctx.route.to_condition(name)``."""
