@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DB ?= cronflow.db
 
-.PHONY: install test-deps run test lint typecheck bench bench-quick bench-suite bench-suite-quick bench-peers bench-scripts bench-scripts-quick clean
+.PHONY: install test-deps run test test-compiled lint typecheck bench bench-quick bench-compiled bench-suite bench-suite-quick bench-peers bench-scripts bench-scripts-quick clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -24,29 +24,43 @@ run: $(STAMP)
 	$(PY) -m cronflow_actors serve --db $(DB) --port $(PORT)
 
 lint: $(STAMP)
-	$(PY) -m ruff check cronflow_actors tests benchmarks examples
-	$(PY) -m ruff format --check cronflow_actors tests benchmarks examples
+	$(PY) -m ruff check cronflow_actors tests benchmarks examples setup.py _build .ci/test-compiled
+	$(PY) -m ruff format --check cronflow_actors tests benchmarks examples setup.py _build \
+		.ci/test-compiled
 
 typecheck: $(STAMP)
 	$(PY) -m mypy
 
 # What the tests need outside the virtualenv: Debian's prometheus (prometheus, promtool) for
 # tests/metrics/, Debian's chromium for the console's browser tests (tests/console/, which save
-# screenshots under test-output/), and Debian's postgresql (initdb, pg_ctl: each test session
-# starts a throwaway server of its own, tests/pg/server.py). Installed when missing and run as
-# root, with one apt-get update; a no-op once installed.
+# screenshots under test-output/), Debian's postgresql (initdb, pg_ctl: each test session
+# starts a throwaway server of its own, tests/pg/server.py) and gcc (test-compiled's C).
+# Installed when missing and run as root, with one apt-get update; a no-op once installed.
 test-deps:
 	bash .ci/install-test-deps
 
 test: lint typecheck test-deps
 	$(PY) -m pytest
+	PY=$(PY) .ci/test-compiled $(COMPILED_TESTS)
+
+# The engine compiled by mypyc (setup.py), built as `CRONFLOW_ACTORS_COMPILE=1 pip install .`
+# builds it, in a copy of the tree (build/compiled/), under the tests of what it compiles.
+COMPILED_TESTS ?= -q tests/engine tests/net tests/flow tests/kernel tests/store tests/metrics \
+	tests/runtime tests/test_calls.py
+test-compiled: $(STAMP) test-deps
+	PY=$(PY) .ci/test-compiled $(COMPILED_TESTS)
 
 # The suite of issue 16: cronflow-actors' workloads and the peers, one after another; results,
-# Markdown and a PNG chart in benchmarks/results/TIME/, the summary JSON line last.
+# Markdown and a PNG chart in benchmarks/results/TIME/, the summary JSON line last; (a) on the
+# engine compiled by mypyc too (setup.py).
 bench: bench-suite
 
 bench-suite: $(STAMP)
-	$(PY) -m cronflow_actors bench
+	$(PY) -m cronflow_actors bench --compiled
+
+# (a) on the engine compiled by mypyc beside the pure one's, quick, without the peers (setup.py)
+bench-compiled: $(STAMP)
+	$(PY) -m cronflow_actors bench --quick --compiled --peers ''
 
 bench-suite-quick: $(STAMP)
 	$(PY) -m cronflow_actors bench --quick

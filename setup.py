@@ -1,0 +1,50 @@
+"""The build: everything is in pyproject.toml, except the engine compiled to C by mypyc.
+
+With ``CRONFLOW_ACTORS_COMPILE=1`` (``CRONFLOW_ACTORS_COMPILE=1 pip install .``, or ``make
+test-compiled``), the modules in ``COMPILED`` are compiled by mypyc into C extensions that
+replace them at import: the engine's hot path, about a fifth more runs a second on one core
+(``benchmarks/README.md``). It needs a C compiler and Python's headers; ``_build/backend.py``
+adds mypy and the runtime's dependencies (whose types mypyc compiles against) to what the build
+installs. Without it (the default, and every editable install) the package is pure Python, the
+same code.
+
+What a compiled module must keep to: a class whose base is not compiled (pykka's ``Actor``,
+prometheus-client's ``Collector``, a msgspec ``Struct``) is marked
+``@mypyc_attr(native_class=False)``, or its instances do not match their base's layout and
+corrupt memory; no nested function kept in a local (mypyc's closures hold their enclosing frame
+in a reference cycle), a small class with bound methods instead. Modules that define msgspec
+structs with class keywords (``kw_only=True``) stay pure: mypyc's class creation drops them.
+"""
+
+import os
+
+from setuptools import setup
+
+COMPILED = [
+    "cronflow_actors/calls.py",
+    "cronflow_actors/engine/audit.py",
+    "cronflow_actors/engine/cascade.py",
+    "cronflow_actors/engine/commands.py",
+    "cronflow_actors/engine/handlers.py",
+    "cronflow_actors/engine/states.py",
+    "cronflow_actors/engine/tasks.py",
+    "cronflow_actors/engine/transaction.py",
+    "cronflow_actors/engine/work_items.py",
+    "cronflow_actors/engine/workflows.py",
+    "cronflow_actors/metrics/families.py",
+    "cronflow_actors/net/marking.py",
+    "cronflow_actors/runtime/telemetry.py",
+    "cronflow_actors/store/_batch_sql.py",
+]
+
+if os.environ.get("CRONFLOW_ACTORS_COMPILE") == "1":
+    try:
+        from mypyc.build import mypycify
+    except ImportError:
+        raise SystemExit(
+            "CRONFLOW_ACTORS_COMPILE=1 needs mypyc (pip install 'mypy>=2.4,<3'), which a build "
+            "with isolation installs itself (_build/backend.py); unset it for the pure package"
+        ) from None
+    setup(ext_modules=mypycify(COMPILED, opt_level="3"))
+else:
+    setup()
