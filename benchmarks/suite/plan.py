@@ -33,6 +33,9 @@ PEER_MODULES = {
 }
 
 
+COMPILED = "cronflow-actors compiled"
+"""The engine name of ours on the build compiled by mypyc (what ``suite/ours.py`` records)."""
+
 ADMISSION = 128
 """The ``max_active_runs`` of (a)'s second curve: about where its throughput is best on 2 cores."""
 
@@ -52,6 +55,7 @@ class Job:
     in_flight: int = 0
     runs: int = 0
     env: dict[str, str] = field(default_factory=dict)
+    cwd: Path | None = None  # where it runs (and its PYTHONPATH); None: this repository
 
 
 def _n(base: int, scale: float, least: int = 5) -> int:
@@ -89,6 +93,20 @@ def our_jobs(quick: bool, scale: float = 1.0, in_flight: int = 500) -> list[Job]
                 timeout_s=job.timeout_s + filled / 500,
             )
         )
+    return jobs
+
+
+def compiled_jobs(tree: Path, quick: bool, scale: float = 1.0) -> list[Job]:
+    """(a) on the engine compiled by mypyc (``setup.py``; ``tree``: a copy of this repository
+    with the compiled modules, ``.ci/test-compiled --build-only``), at 500 in flight without a
+    limit on runs in memory and with one, and at 2,000 with one."""
+    runs = _n(2_000 if quick else 20_000, scale)
+    jobs = []
+    for level, limit in ((500, 0), (500, ADMISSION), (2000, ADMISSION)):
+        title = f"a compiled, {level} in flight" + (f", max_active_runs {limit}" if limit else "")
+        job = _ours("a", title, runs, level, quick)
+        argv = (*job.argv, "--max-active-runs", str(limit)) if limit else job.argv
+        jobs.append(replace(job, argv=argv, cwd=tree, engine=COMPILED))
     return jobs
 
 

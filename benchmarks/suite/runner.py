@@ -64,7 +64,8 @@ def installed(python: str, peers: list[str]) -> dict[str, str | None]:
 
 def run_job(job: plan.Job, python: str) -> list[dict[str, Any]]:
     """The job's records; a failure becomes a ``failed`` record for each workload it owes."""
-    env = {**os.environ, "PYTHONPATH": str(plan.REPO), "PYTHONUNBUFFERED": "1", **job.env}
+    root = job.cwd or plan.REPO
+    env = {**os.environ, "PYTHONPATH": str(root), "PYTHONUNBUFFERED": "1", **job.env}
     began = time.perf_counter()
     try:
         done = subprocess.run(
@@ -72,7 +73,7 @@ def run_job(job: plan.Job, python: str) -> list[dict[str, Any]]:
             capture_output=True,
             text=True,
             timeout=job.timeout_s,
-            cwd=plan.REPO,
+            cwd=root,
             env=env,
             check=False,
         )
@@ -112,6 +113,24 @@ def _missing(job: plan.Job, why: str) -> list[dict[str, Any]]:
     ]
 
 
+def _compiled_tree() -> tuple[Path | None, str | None]:
+    """The repository's copy with the engine compiled (``.ci/test-compiled --build-only``), or
+    why there is none."""
+    done = subprocess.run(
+        [sys.executable, str(plan.REPO / ".ci" / "test-compiled"), "--build-only"],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+        env={**os.environ, "PY": sys.executable},
+    )
+    lines = done.stdout.strip().splitlines()
+    if done.returncode == 0 and lines and Path(lines[-1]).is_dir():
+        return Path(lines[-1]), None
+    tail = [line for line in done.stderr.strip().splitlines() if line.strip()][-1:]
+    return None, "not compiled: " + (tail[0][:300] if tail else f"exit {done.returncode}")
+
+
 def main(args: argparse.Namespace) -> int:
     began = time.perf_counter()
     out = (
@@ -125,8 +144,14 @@ def main(args: argparse.Namespace) -> int:
     if unknown:
         raise ValueError(f"unknown peers {unknown}; known: {sorted(plan.PEER_MODULES)}")
     jobs: list[plan.Job] = []
+    absent: dict[str | None, str | None] = {}
     if not args.no_ours:
         jobs += plan.our_jobs(args.quick, args.scale, args.in_flight)
+    if not args.no_ours and args.compiled:
+        tree, why = _compiled_tree()
+        compiled = plan.compiled_jobs(tree or plan.REPO, args.quick, args.scale)
+        jobs += compiled
+        absent[plan.COMPILED] = why
     server = Path(args.restate_server) if args.restate_server else DEFAULT_RESTATE
     python = peer_python(args.peer_venv)
     jobs += [
@@ -134,7 +159,7 @@ def main(args: argparse.Namespace) -> int:
         for job in plan.peer_jobs(args.quick, args.scale, args.in_flight, server)
         if job.peer in peers
     ]
-    absent = installed(python, peers) if peers else {}
+    absent.update(installed(python, peers) if peers else {})
     if "restate" in peers and absent.get("restate") is None and not server.exists():
         absent["restate"] = f"no restate-server binary at {server} (make bench-peers)"
     progress = Progress(len(jobs))
@@ -142,7 +167,7 @@ def main(args: argparse.Namespace) -> int:
     with (out / "results.jsonl").open("w") as lines:
         for job in jobs:
             progress.start(job.title)
-            why = absent.get(job.peer) if job.peer else None
+            why = absent.get(job.peer or job.engine)
             found = (
                 _missing(job, why) if why else run_job(job, python if job.peer else sys.executable)
             )

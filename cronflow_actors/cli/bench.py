@@ -71,6 +71,11 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--in-flight", type=int, default=500, help="runs in flight (500)")
     parser.add_argument("--scale", type=float, default=1.0, help="multiply every run count")
     parser.add_argument("--no-chart", action="store_true", help="do not draw the PNG")
+    parser.add_argument(
+        "--compiled",
+        action="store_true",
+        help="also (a) on the engine compiled by mypyc (setup.py; needs a C compiler)",
+    )
 
 
 def add_bench_command(commands: Any) -> None:

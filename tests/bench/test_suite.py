@@ -239,3 +239,24 @@ def test_a_tiny_run_of_our_workloads_without_peers(tmp_path: Path) -> None:
     assert all(r["status"] == "ok" for r in records), [r["note"] for r in records]
     assert (out / "results.md").read_text().startswith("# cronflow-actors bench --quick")
     assert "12/12" in done.stderr  # the progress bar reached the end
+
+
+def test_the_compiled_jobs_run_in_the_compiled_tree_under_their_own_engine_name(
+    tmp_path: Path,
+) -> None:
+    jobs = plan.compiled_jobs(tmp_path, quick=True)
+    assert [(j.in_flight, "--max-active-runs" in j.argv) for j in jobs] == [
+        (500, False),
+        (500, True),
+        (2000, True),
+    ]
+    assert {j.cwd for j in jobs} == {tmp_path}
+    assert {j.engine for j in jobs} == {plan.COMPILED}
+    # its records are not ours' headline nor our curve: they are another build
+    results = [*full_results(), ok(plan.COMPILED, "a", 9000.0, max_active_runs=128)]
+    assert report.summary(results)["runs_per_s_3step"] == 2000.0
+    table = report.markdown(
+        results, report.summary(results), report.machine(), quick=True, elapsed_s=1.0
+    )
+    assert "| cronflow-actors compiled | (a) three trivial async steps |" in table
+    assert "| 2,000 | 1,500 | 71% | 1,900 | 90% |" in table
