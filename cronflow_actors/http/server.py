@@ -117,10 +117,18 @@ class DrainingServer(uvicorn.Server):
     the process if it is still there ``grace`` seconds after the drain's deadline."""
 
     def __init__(
-        self, config: uvicorn.Config, on_abort: Callable[[], None], *, grace: float = 10.0
+        self,
+        config: uvicorn.Config,
+        on_abort: Callable[[], None],
+        *,
+        on_drain: Callable[[], None] | None = None,
+        grace: float = 10.0,
     ) -> None:
         super().__init__(config)
         self._on_abort = on_abort
+        self._on_drain = on_drain
+        """Called on the loop as the drain begins, before the requests in flight are waited for
+        (the runtime's line of new runs fails, so none of them holds the drain up)."""
         self._grace = grace
         self._signals = 0  # counted here: ``should_exit`` may also be set by the runtime failing
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -133,6 +141,9 @@ class DrainingServer(uvicorn.Server):
     def stop(self) -> None:
         """Drain and stop (as the first signal does); safe from any thread."""
         self.should_exit = True
+        if self._on_drain is not None and self._loop is not None:
+            self._loop.call_soon_threadsafe(self._on_drain)
+            self._on_drain = None
         if self._watchdog is None:
             deadline = self.config.timeout_graceful_shutdown or 0
             self._watchdog = threading.Thread(
@@ -216,6 +227,7 @@ def run_servers(
     limits: ServerLimits,
     log_level: str,
     on_abort: Callable[[], None],
+    on_drain: Callable[[], None] | None = None,
     metrics: tuple[Any, int] | None = None,
     started: Callable[[uvicorn.Server], None] | None = None,
     loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None,
@@ -227,6 +239,7 @@ def run_servers(
     main = DrainingServer(
         config_for(app, host=host, port=port, limits=limits, log_level=log_level, lifespan="on"),
         on_abort,
+        on_drain=on_drain,
     )
     if started is not None:
         started(main)

@@ -148,5 +148,8 @@ class Admission:
 
     def _let_in(self) -> None:
         while self._waiting and self._in_memory() + self._reserved < self.limit:
+            future = self._waiting.popleft()
+            if future.done():  # canceled in line, its task not run yet: it holds no place
+                continue
             self._reserved += 1
-            self._waiting.popleft().set_result(None)
+            future.set_result(None)

@@ -78,7 +78,7 @@ class LifecycleMethods(RuntimeParts):
             return
         if drain and self.state == "running":
             self._services.draining = True
-            self.instances.stop_admitting()  # no new step starts: nor does a run waiting in line
+            self.stop_admitting()  # no new step starts: nor does a run waiting in line
             self.schedules.stop()
             self.polls.stop()
             self.timers.stop()
@@ -91,7 +91,7 @@ class LifecycleMethods(RuntimeParts):
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(finished(), drain)
         self.state = "stopping"
-        self.instances.stop_admitting()
+        self.stop_admitting()
         self.timers.stop()
         self.schedules.stop()
         self.polls.stop()
@@ -112,6 +112,12 @@ class LifecycleMethods(RuntimeParts):
                     future.set_exception(RuntimeNotRunningError("wait for a workflow", "stopped"))
         self._waiters.clear()
         self.state = "stopped"
+
+    def stop_admitting(self) -> None:
+        """Under ``max_active_runs``, the starts waiting in line fail now with nothing written,
+        and later ones at once (``RuntimeNotRunningError``: a 503 over HTTP): ``serve`` calls it
+        as its drain begins, before it waits for the requests in flight."""
+        self.instances.stop_admitting()
 
     def abort_drain(self) -> None:
         """Cut a drain in ``stop(drain=...)`` short (a second SIGTERM). Safe from a signal

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from cronflow_actors.errors import (
     InstanceExistsError,
     RuntimeNotRunningError,
 )
+from cronflow_actors.runtime.admission import Admission
 from cronflow_actors.runtime.config import load_config
 from tests.serving import ROOT, serving
 
@@ -266,3 +268,83 @@ def test_a_limit_needs_idle_runs_to_leave_memory() -> None:
         cf.Runtime(max_active_runs=10, passivate=False)
     assert "max_active_runs" in str(bad.value)
     cf.Runtime(passivate=False)  # without a limit it is fine
+
+
+async def test_starts_canceled_in_line_while_places_free_up_keep_none() -> None:
+    """A start canceled in line stays there until its task runs again: a place freed meanwhile
+    goes to the next start, not to it (it would hold it for good)."""
+    in_memory = [2]
+    admission = Admission(2, lambda: in_memory[0])
+
+    async def start() -> str:
+        return "started"
+
+    waiting = [asyncio.create_task(admission.start(start)) for _ in range(3)]
+    await until(lambda: admission.waiting == 3)
+    waiting[0].cancel()
+    waiting[1].cancel()
+    in_memory[0] = 1  # a run left memory before the canceled tasks ran
+    admission.run_left()
+    assert await waiting[2] == "started"
+    for task in waiting[:2]:
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert admission.waiting == 0
+    in_memory[0] = 0  # every run left: both places are free, none held by the canceled starts
+    assert await asyncio.gather(admission.start(start), admission.start(start)) == ["started"] * 2
+    admission.close()
+    with pytest.raises(RuntimeNotRunningError):
+        await admission.start(start)
+
+
+def test_serve_fails_the_starts_in_line_as_its_drain_begins(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mark = tmp_path / "mark"
+    monkeypatch.setenv("SLOW_MARK", str(mark))
+    monkeypatch.setenv("SLOW_SECONDS", "1.5")
+    app = str(ROOT / "tests" / "serve_slow_app.py")
+    db = tmp_path / "drain.db"
+    with serving(app, db, "--max-active-runs", "1", "--drain-timeout", "20") as served:
+        url = f"http://127.0.0.1:{served.port}"
+
+        def start(n: int) -> tuple[int, float]:
+            began = time.monotonic()
+            answer = httpx.post(f"{url}/runs", json={"workflow": "slow", "payload": n}, timeout=30)
+            return answer.status_code, time.monotonic() - began
+
+        first = start(0)
+        assert first[0] == 202
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+            in_line = [pool.submit(start, n) for n in (1, 2)]
+            for _ in range(100):
+                metrics = httpx.get(f"{url}/metrics", timeout=5).text
+                if "cronflow_starts_waiting 2.0" in metrics:
+                    break
+                time.sleep(0.05)
+            assert "cronflow_starts_waiting 2.0" in metrics
+            served.process.send_signal(signal.SIGTERM)
+            answers = [future.result() for future in in_line]
+        # refused at once (503, nothing written), not after the running step's drain
+        assert [status for status, _ in answers] == [503, 503]
+        assert all(seconds < 1.5 for _, seconds in answers), answers
+        assert served.process.wait(30) == 0
+    assert mark.read_text().split() == ["started", "finished"]  # the one admitted run's step
+
+
+async def test_the_drain_leaves_nothing_of_the_refused_starts(tmp_path: Path) -> None:
+    gate, log = asyncio.Event(), []
+    flow = gated("gated", gate, log)
+    db = tmp_path / "i.db"
+    async with cf.Runtime(db=db, workflows=[flow], max_active_runs=1) as rt:
+        await rt.trigger("gated", "admitted")
+        in_line = asyncio.create_task(rt.trigger("gated", "in line"))
+        await until(lambda: rt.instances.starts_waiting == 1)
+        rt.stop_admitting()
+        with pytest.raises(RuntimeNotRunningError):
+            await in_line
+        with pytest.raises(RuntimeNotRunningError):
+            await rt.trigger("gated", "after")
+        gate.set()
+        await rt.wait_idle()
+        assert await stored_runs(rt) == ["admitted"]
