@@ -5,8 +5,9 @@ test-compiled``), the modules in ``COMPILED`` are compiled by mypyc into C exten
 replace them at import: the engine's hot path, about a fifth more runs a second on one core
 (``benchmarks/README.md``). It needs a C compiler and Python's headers; ``_build/backend.py``
 adds mypy and the runtime's dependencies (whose types mypyc compiles against) to what the build
-installs. Without it (the default, and every editable install) the package is pure Python, the
-same code.
+installs (``pip install`` with its default build isolation: the build's environment gets all
+it needs, whatever the target environment holds). Without it (the default, and every editable
+install) the package is pure Python, the same code.
 
 What a compiled module must keep to: a class whose base is not compiled (pykka's ``Actor``,
 prometheus-client's ``Collector``, a msgspec ``Struct``) is marked
@@ -42,8 +43,11 @@ if os.environ.get("CRONFLOW_ACTORS_COMPILE") == "1":
         from mypyc.build import mypycify
     except ImportError:
         raise SystemExit(
-            "CRONFLOW_ACTORS_COMPILE=1 needs mypyc (pip install 'mypy>=2.4,<3'), which a build "
-            "with isolation installs itself (_build/backend.py); unset it for the pure package"
+            "CRONFLOW_ACTORS_COMPILE=1 needs mypyc in the build's environment, with everything the "
+            "package imports and setuptools>=77: a build with isolation (pip's default) installs "
+            "them itself (_build/backend.py); with --no-build-isolation, first pip install "
+            "'mypy>=2.4,<3' 'setuptools>=77' asyncpg-stubs '.[postgres,otel]'. Unset it for the "
+            "pure package."
         ) from None
     setup(ext_modules=mypycify(COMPILED, opt_level="3"))
 else:
