@@ -65,6 +65,11 @@ class LifecycleMethods(RuntimeParts):
         self.schedules.restart()
         self.polls.restart()
         await self.migrations.resume()  # migrations a crash interrupted go on
+        if self.instances.admission is not None:
+            logger.info(
+                "max_active_runs %d: new runs wait in line while that many are in memory",
+                self.instances.admission.limit,
+            )
 
     async def stop(self, grace_period: float | None = None, *, drain: float | None = None) -> None:
         """Stop the instances, the timers and the store, and release the database lease.

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import logging
 import signal
 import time
 from pathlib import Path
@@ -348,3 +349,12 @@ async def test_the_drain_leaves_nothing_of_the_refused_starts(tmp_path: Path) ->
         gate.set()
         await rt.wait_idle()
         assert await stored_runs(rt) == ["admitted"]
+
+
+async def test_the_runtime_logs_the_limit_it_starts_with(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="cronflow_actors")
+    async with cf.Runtime(db=tmp_path / "j.db", max_active_runs=64):
+        pass
+    assert "max_active_runs 64: new runs wait in line" in caplog.text
