@@ -169,13 +169,19 @@ def test_serve_takes_the_limit_from_its_settings(tmp_path: Path) -> None:
     assert "CRONFLOW_MAX_ACTIVE_RUNS" in str(bad.value)
 
 
+def slow_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seconds: float) -> tuple[str, Path]:
+    """``tests/serve_slow_app.py`` (flow ``slow``: a step of ``seconds``) and the file its steps
+    mark ``started`` and ``finished`` in."""
+    mark = tmp_path / "mark"
+    monkeypatch.setenv("SLOW_MARK", str(mark))
+    monkeypatch.setenv("SLOW_SECONDS", str(seconds))
+    return str(ROOT / "tests" / "serve_slow_app.py"), mark
+
+
 def test_serve_with_a_limit_of_one_runs_one_run_at_a_time(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    mark = tmp_path / "mark"
-    monkeypatch.setenv("SLOW_MARK", str(mark))
-    monkeypatch.setenv("SLOW_SECONDS", "0.3")
-    app = str(ROOT / "tests" / "serve_slow_app.py")
+    app, mark = slow_app(tmp_path, monkeypatch, 0.3)
     with serving(app, tmp_path / "serve.db", "--max-active-runs", "1") as served:
         url = f"http://127.0.0.1:{served.port}"
 
@@ -301,10 +307,7 @@ async def test_starts_canceled_in_line_while_places_free_up_keep_none() -> None:
 def test_serve_fails_the_starts_in_line_as_its_drain_begins(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    mark = tmp_path / "mark"
-    monkeypatch.setenv("SLOW_MARK", str(mark))
-    monkeypatch.setenv("SLOW_SECONDS", "1.5")
-    app = str(ROOT / "tests" / "serve_slow_app.py")
+    app, mark = slow_app(tmp_path, monkeypatch, 1.5)
     db = tmp_path / "drain.db"
     with serving(app, db, "--max-active-runs", "1", "--drain-timeout", "20") as served:
         url = f"http://127.0.0.1:{served.port}"
