@@ -1,32 +1,35 @@
 """Admission of new runs: ``Runtime(max_active_runs=N)`` (``serve --max-active-runs N``).
 
-A run in memory costs the event loop more the more of them there are: with 2,000 runs in
-flight each one's objects have gone cold in the processor's caches by the time its next step
-comes round, and the loop spends about a third more time on each run than with 100 (issue 16,
-``benchmarks/README.md``). With a limit, a new run starts only while fewer than N runs are in
-this process's memory; a start beyond it waits, in the order the starts came, before anything
-is written, and goes ahead when a run finishes or is set aside (passivated: paused for a human,
-asleep on a timer, waiting for an event). Its caller is answered once its start is durable,
-as always, so callers that start more runs than the limit are slowed to the pace the engine
-finishes them at (backpressure), and memory stays bounded however many arrive at once.
+A run in memory costs the event loop more the more of them there are: with 2,000 runs in flight
+the loop spends about a third more time on each run than with 100, the same Python work on
+objects that have most likely gone cold in the processor's caches by the time each run's next
+step comes round (issue 16, ``benchmarks/README.md``). With a limit, a new run starts only while
+fewer than N runs are in this process's memory; a start beyond it waits, in the order the starts
+came, before anything is written, and goes ahead when a run finishes or is set aside
+(passivated: paused for a human, asleep on a timer, waiting for an event). Its caller is
+answered once its start is durable, as always, so callers that start more runs than the limit
+are slowed to the pace the engine finishes them at (backpressure), and memory stays bounded
+however many arrive at once.
 
 A start waits for its place first, before it takes any lock or claim (its flow's queue, an
 explicit instance id's), and holds the place until its run is in memory (the place is then the
 run's) or its start ends without one (queued under its flow's limit, refused, canceled: the
-place is free again). Not held back, so that a limit can never leave runs waiting on each
-other: a start from a step or an action (a run that starts another and waits for it keeps its
-own place meanwhile; a plain ``def`` step on the thread pool too, which runs in a copy of its
-context), a run taken off its flow's concurrency queue (that limit already holds it), a
-migration's new run (it replaces one that was in memory), and every run already started
-(resumed, woken by a timer or an event, recovered after a restart). So the count of runs in
-memory can pass N while those come in; new starts wait until it is below N again. Waiting runs
-leave memory only when the runtime passivates them, so a limit needs ``passivate=True`` (the
-default), and ``Runtime`` refuses it otherwise.
+place is free again). Not held back, so that a limit can never leave runs waiting on each other:
+a start from a step or an action (a run that starts another and waits for it keeps its own place
+meanwhile; a plain ``def`` step on the thread pool too, which runs in a copy of its context), a
+run taken off its flow's concurrency queue (that limit already holds it), a migration's new run
+(it replaces one that was in memory), and every run already started (resumed, woken by a timer
+or an event, recovered after a restart). So the count of runs in memory can pass N while those
+come in; new starts wait until it is below N again. Waiting runs leave memory only when the
+runtime passivates them, so a limit needs ``passivate=True`` (the default), and ``Runtime``
+refuses it otherwise.
 
 Without a limit (the default) every start goes ahead at once. A limit suits a process whose
-steps are short and CPU-bound: N of about a hundred per core keeps the loop's throughput where
-it is at its best. Steps that wait on slow I/O hold their places while they wait, so a limit
-also caps how many such steps run at once (as a worker pool's size does).
+steps are short and CPU-bound: on the 2-core reference machine 128 kept the loop's throughput close
+to its best from 500 to 2,000 callers (64 was too few to fill the store's group commits). When the
+runtime drains or stops, the line fails (``close``). Steps that wait on slow I/O hold their
+places while they wait, so a limit also caps how many such steps run at once (as a worker pool's
+size does).
 """
 
 from __future__ import annotations

@@ -136,7 +136,7 @@ class InstanceDirectory:
         return self.admission.start(start)
 
     def stop_admitting(self) -> None:
-        """The runtime stops: starts waiting for a place fail, with nothing written."""
+        """The runtime drains or stops: starts waiting for a place fail, with nothing written."""
         if self.admission is not None:
             self.admission.close()
 
