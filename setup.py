@@ -2,7 +2,7 @@
 
 With ``CRONFLOW_ACTORS_COMPILE=1`` (``CRONFLOW_ACTORS_COMPILE=1 pip install .``, or ``make
 test-compiled``), the modules in ``COMPILED`` are compiled by mypyc into C extensions that
-replace them at import: the engine's hot path, about a fifth more runs a second on one core
+replace them at import: the engine's hot path, about a quarter more runs a second on one core
 (``benchmarks/README.md``). It needs a C compiler and Python's headers; ``_build/backend.py``
 adds mypy and the runtime's dependencies (whose types mypyc compiles against) to what the build
 installs (``pip install`` with its default build isolation: the build's environment gets all
@@ -31,6 +31,7 @@ COMPILED = [
     "cronflow_actors/engine/tasks.py",
     "cronflow_actors/engine/transaction.py",
     "cronflow_actors/engine/work_items.py",
+    "cronflow_actors/engine/workflow_actor.py",
     "cronflow_actors/engine/workflows.py",
     "cronflow_actors/metrics/families.py",
     "cronflow_actors/net/marking.py",

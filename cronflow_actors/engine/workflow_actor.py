@@ -28,11 +28,13 @@ report back with a message.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
+from mypy_extensions import mypyc_attr
 
 from cronflow_actors.calls import call_logged
 from cronflow_actors.engine.commands import apply
@@ -53,7 +55,8 @@ from cronflow_actors.errors import (
     StoreClosedError,
     StoreFailedError,
 )
-from cronflow_actors.kernel import CoroutineActor, LoopActor
+from cronflow_actors.kernel import LoopActor
+from cronflow_actors.kernel._coroutine import CoroutineActor  # (mypyc, setup.py)
 from cronflow_actors.messages import (
     ChildFailed,
     Message,
@@ -95,6 +98,7 @@ _REFUSED_COMMITS = (MutationRejectedError, StoreFailedError, StoreClosedError, L
 """What the store raises when it does not take a commit (not what user code raised)."""
 
 
+@mypyc_attr(native_class=False)  # its base is not compiled (setup.py)
 class WorkflowActor(CoroutineActor):
     """One root instance. Spawn it with no snapshot to start a new instance (its first command is
     ``StartWorkflow``), or with the instance's snapshot to recover it. ``ask`` it a
@@ -217,7 +221,7 @@ class WorkflowActor(CoroutineActor):
         """Carry out ``command`` (a ``WorkflowCommand``) as one transaction."""
         migration = command.migration if isinstance(command, StartWorkflow) else None
         return self._transact_with(
-            lambda tx: apply(tx, command, self.root),
+            functools.partial(apply, command=command, root=self.root),
             getattr(command, "principal", None),
             migration=migration,
         )
