@@ -36,18 +36,16 @@ from typing import Any
 
 import cronflow_actors as cf
 from benchmarks._runs import loop_in_use, measure, run_like_serve
+from benchmarks.suite.plan import COMPILED
 from benchmarks.suite.record import drive, emit, record
+from benchmarks.suite.report import OURS
 
 
 def _engine() -> str:
     """What runs: the pure package, or the engine compiled by mypyc (``setup.py``)."""
     from cronflow_actors.engine import tasks
 
-    return (
-        "cronflow-actors compiled"
-        if tasks.__file__.endswith((".so", ".pyd"))
-        else "cronflow-actors"
-    )
+    return COMPILED if tasks.__file__.endswith((".so", ".pyd")) else OURS
 
 
 ENGINE = _engine()

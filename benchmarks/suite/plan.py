@@ -69,10 +69,7 @@ def our_jobs(quick: bool, scale: float = 1.0, in_flight: int = 500) -> list[Job]
     for level in curve:
         jobs.append(_ours("a", f"a, {level} in flight", runs_a, level, quick))
     for level in curve[1:]:  # the same with admission (Runtime(max_active_runs=...))
-        title = f"a, {level} in flight, max_active_runs {ADMISSION}"
-        job = _ours("a", title, runs_a, level, quick)
-        argv = (*job.argv, "--max-active-runs", str(ADMISSION))
-        jobs.append(replace(job, argv=argv))
+        jobs.append(_ours("a", f"a, {level} in flight", runs_a, level, quick, limit=ADMISSION))
     for workload, base in (("b", 1_000), ("c", 1_000), ("d", 3_000)):
         runs = _n(base if quick else base * 5, scale)
         jobs.append(_ours(workload, workload, runs, in_flight, quick))
@@ -103,19 +100,24 @@ def compiled_jobs(tree: Path, quick: bool, scale: float = 1.0) -> list[Job]:
     runs = _n(2_000 if quick else 20_000, scale)
     jobs = []
     for level, limit in ((500, 0), (500, ADMISSION), (2000, ADMISSION)):
-        title = f"a compiled, {level} in flight" + (f", max_active_runs {limit}" if limit else "")
-        job = _ours("a", title, runs, level, quick)
-        argv = (*job.argv, "--max-active-runs", str(limit)) if limit else job.argv
-        jobs.append(replace(job, argv=argv, cwd=tree, engine=COMPILED))
+        job = _ours("a", f"a compiled, {level} in flight", runs, level, quick, limit=limit)
+        jobs.append(replace(job, cwd=tree, engine=COMPILED))
     return jobs
 
 
-def _ours(workload: str, title: str, runs: int, in_flight: int, quick: bool) -> Job:
+def _ours(
+    workload: str, title: str, runs: int, in_flight: int, quick: bool, *, limit: int = 0
+) -> Job:
+    """``limit``: the runtime's ``max_active_runs`` (0: none)."""
     argv = ("-m", "benchmarks.suite.ours", workload, "--runs", str(runs))
+    argv += ("--in-flight", str(in_flight))
+    if limit:
+        argv += ("--max-active-runs", str(limit))
+        title += f", max_active_runs {limit}"
     return Job(
         engine="cronflow-actors",
         title=f"cronflow-actors {title}",
-        argv=(*argv, "--in-flight", str(in_flight)),
+        argv=argv,
         expects=(workload,),
         runs=runs,
         in_flight=in_flight,
