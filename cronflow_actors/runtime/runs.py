@@ -49,11 +49,11 @@ class Runs:
         start: StartRun,
         ready: Callable[[str], Awaitable[None]],
         wait_workflow: Callable[[str], Awaitable[WorkflowInfo]],
-        admit: Callable[[Callable[[], Awaitable[str]]], Awaitable[str]] | None = None,
+        admit: Callable[[Callable[[], Awaitable[str]]], Awaitable[str]],
     ) -> None:
         self._catalog = catalog
         self._admit = admit
-        """Holds a new run's start to ``max_active_runs`` (``runtime/admission.py``)."""
+        """Holds a new run's start to ``max_active_runs``, if set (``runtime/admission.py``)."""
         self._queues = queues
         self._start = start
         self._ready = ready
@@ -83,8 +83,6 @@ class Runs:
             raw_body=raw_body,
             replay_of=replay_of,
         )
-        if self._admit is None:
-            return await self._start_or_queue(workflow, envelope, instance_id)
         # its place first, before its flow's queue or its id is locked (admission.py)
         return await self._admit(lambda: self._start_or_queue(workflow, envelope, instance_id))
 

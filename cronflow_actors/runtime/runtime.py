@@ -258,7 +258,7 @@ class Runtime(ClusterRecovery, LifecycleMethods, FlowMethods, StateMethods, Audi
             start=self._start_run,
             ready=self._recovered,
             wait_workflow=self.wait_workflow,
-            admit=self.instances.with_place if self.instances.admission is not None else None,
+            admit=self.instances.with_place,
         )
         self.run_views = RunViews(
             catalog=self.catalog,
