@@ -39,6 +39,15 @@ COMPILED = "cronflow-actors compiled"
 ADMISSION = 128
 """The ``max_active_runs`` of (a)'s second curve: about where its throughput is best on 2 cores."""
 
+CURVE = (100, 500, 2000)
+"""(a)'s levels of runs in flight, without a limit on runs in memory (and with ``ADMISSION``
+from the second on)."""
+
+CURVE_ROUNDS = 2
+"""How many times the full suite measures each point of (a)'s curves (``_curve_jobs``): the
+machine's speed drifts by 10-25% between runs a minute apart, more than the in-flight target's
+margin, so one pass per point can put the drift into the curve's shape."""
+
 JOURNALS = {"wal": "file pre-set to WAL", "default": "its default journal"}
 
 
@@ -64,12 +73,7 @@ def _n(base: int, scale: float, least: int = 5) -> int:
 
 def our_jobs(quick: bool, scale: float = 1.0, in_flight: int = 500) -> list[Job]:
     runs_a = _n(2_000 if quick else 20_000, scale)
-    jobs = []
-    curve = (100, 500, 2000)
-    for level in curve:
-        jobs.append(_ours("a", f"a, {level} in flight", runs_a, level, quick))
-    for level in curve[1:]:  # the same with admission (Runtime(max_active_runs=...))
-        jobs.append(_ours("a", f"a, {level} in flight", runs_a, level, quick, limit=ADMISSION))
+    jobs = _curve_jobs(runs_a, quick, rounds=1 if quick else CURVE_ROUNDS)
     for workload, base in (("b", 1_000), ("c", 1_000), ("d", 3_000)):
         runs = _n(base if quick else base * 5, scale)
         jobs.append(_ours(workload, workload, runs, in_flight, quick))
@@ -90,6 +94,22 @@ def our_jobs(quick: bool, scale: float = 1.0, in_flight: int = 500) -> list[Job]
                 timeout_s=job.timeout_s + filled / 500,
             )
         )
+    return jobs
+
+
+def _curve_jobs(runs: int, quick: bool, rounds: int) -> list[Job]:
+    """(a) at each level of runs in flight, without a limit on runs in memory and with
+    ``ADMISSION``, in ``rounds`` rounds: the later rounds repeat the first in reverse order and
+    then forwards again (a palindrome), so that a steady drift of the machine's speed over the
+    rounds weighs alike on every point of the curves (the report takes each point's mean)."""
+    points = [(level, 0) for level in CURVE] + [(level, ADMISSION) for level in CURVE[1:]]
+    jobs = []
+    for number in range(1, rounds + 1):
+        order = points if number % 2 else points[::-1]
+        suffix = f", round {number}" if rounds > 1 else ""
+        for level, limit in order:
+            title = f"a, {level} in flight{suffix}"
+            jobs.append(_ours("a", title, runs, level, quick, limit=limit))
     return jobs
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import platform
 import sqlite3
+import statistics
 from typing import Any
 
 from benchmarks.suite.plan import WORKLOADS
@@ -38,15 +39,32 @@ def _ok(results: list[dict[str, Any]], engine: str, workload: str) -> list[dict[
 
 def in_flight_curve(results: list[dict[str, Any]], limited: bool = False) -> list[dict[str, Any]]:
     """Ours, workload a, on an empty file, by runs in flight: without ``max_active_runs`` (the
-    default), or with it (``limited``)."""
-    return sorted(
-        (
-            r
-            for r in _ok(results, OURS, "a")
-            if not r["extra"].get("db_runs") and bool(r["extra"].get("max_active_runs")) == limited
-        ),
-        key=lambda r: r["in_flight"],
-    )
+    default), or with it (``limited``). A point measured in several rounds (``plan.CURVE_ROUNDS``)
+    is one record: the first round's, with the mean of the rounds' runs/s and latencies, and
+    each round's runs/s in ``extra["rounds"]``."""
+    points: dict[tuple[int, int], list[dict[str, Any]]] = {}
+    for r in _ok(results, OURS, "a"):
+        if not r["extra"].get("db_runs") and bool(r["extra"].get("max_active_runs")) == limited:
+            key = (r["in_flight"], r["extra"].get("max_active_runs") or 0)
+            points.setdefault(key, []).append(r)
+    return [_mean_of_rounds(points[key]) for key in sorted(points)]
+
+
+def _mean_of_rounds(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    if len(rounds) == 1:
+        return rounds[0]
+
+    def mean(key: str, digits: int) -> float | None:
+        values = [r[key] for r in rounds if r[key] is not None]
+        return round(statistics.fmean(values), digits) if values else None
+
+    first = rounds[0]
+    return first | {
+        "runs_per_s": mean("runs_per_s", 1),
+        "p50_ms": mean("p50_ms", 3),
+        "p99_ms": mean("p99_ms", 3),
+        "extra": first["extra"] | {"rounds": [r["runs_per_s"] for r in rounds]},
+    }
 
 
 def _headline(results: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -194,6 +212,19 @@ def _in_flight_table(results: list[dict[str, Any]]) -> list[str]:
             rates = [r["runs_per_s"] for r in curve if r["in_flight"] == level]
             row += f" {_num(rates[0])} | {rates[0] / best:.0%} |" if rates else " — | — |"
         lines.append(row)
+    measured = [r for r in plain + limited if "rounds" in r["extra"]]
+    if measured:
+        lines += [
+            "",
+            "Each figure is the mean of its rounds, run forwards then backwards so that a steady "
+            "drift of the machine's speed weighs alike on every point; the rounds' runs/s:",
+            "",
+        ]
+        for r in measured:
+            limit = r["extra"].get("max_active_runs")
+            where = f"{r['in_flight']:,} in flight"
+            where += f", max_active_runs {limit}" if limit else ""
+            lines.append(f"- {where}: {' / '.join(_num(x) for x in r['extra']['rounds'])}")
     return lines
 
 

@@ -124,6 +124,44 @@ def test_the_markdown_table_shows_every_record_and_both_curves() -> None:
     assert json.dumps(report.summary(results)) in table
 
 
+def test_a_point_measured_in_rounds_is_their_mean_everywhere_the_curve_is_used() -> None:
+    results = [r for r in full_results() if r["extra"].get("max_active_runs") is None]
+    # a second round of the curve: 500 in flight was 2,000 runs/s, then 2,400 (the mean 2,200)
+    results.insert(3, ok("cronflow-actors", "a", 2400.0, in_flight=500))
+    results.insert(4, ok("cronflow-actors", "a", 1700.0, in_flight=2000))
+    results.insert(5, ok("cronflow-actors", "a", 2000.0, in_flight=100))
+    curve = report.in_flight_curve(results)
+    assert [(r["in_flight"], r["runs_per_s"]) for r in curve] == [
+        (100, 1900.0),
+        (500, 2200.0),
+        (2000, 1600.0),
+    ]
+    assert curve[1]["extra"]["rounds"] == [2000.0, 2400.0]
+    summary = report.summary(results)
+    assert summary["runs_per_s_3step"] == 2200.0  # the headline is the mean too
+    assert summary["ratio_vs_dbos_wal"] == 11.0
+    assert report.db_size_curve(results)[0] == (0, 2200.0)
+    table = report.markdown(results, summary, report.machine(), quick=False, elapsed_s=3.0)
+    rows = [line for line in table.splitlines() if line.startswith("| cronflow-actors")]
+    # every round's own record is still a row of the table
+    assert len(rows) == sum(r["engine"] == "cronflow-actors" for r in results)
+    assert "| 500 | 2,200 | 100% |" in table
+    assert "| 2,000 | 1,600 | 73% |" in table
+    assert "- 500 in flight: 2,000 / 2,400" in table
+
+
+def test_the_full_plan_measures_the_curves_twice_forwards_then_backwards() -> None:
+    jobs = plan.our_jobs(quick=False)
+    curve = [j for j in jobs if j.expects == ("a",) and "--db-runs" not in j.argv]
+    points = [(j.in_flight, "--max-active-runs" in j.argv) for j in curve]
+    first = [(100, False), (500, False), (2000, False), (500, True), (2000, True)]
+    assert points == first + first[::-1]
+    assert all("round 1" in j.title for j in curve[:5])
+    assert all("round 2" in j.title for j in curve[5:])
+    quick = [j for j in plan.our_jobs(quick=True) if j.expects == ("a",)]
+    assert not any("round" in j.title for j in quick)
+
+
 def test_a_peer_whose_module_is_missing_is_reported_missing() -> None:
     absent = runner.installed(sys.executable, ["dbos", "prefect"])
     for peer in ("dbos", "prefect"):
