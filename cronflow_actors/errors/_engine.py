@@ -13,12 +13,30 @@ class EngineError(CronflowError):
 
 
 class RuntimeNotRunningError(EngineError, RuntimeError):
-    """A ``Runtime`` was used before ``start()`` (or ``async with``) or after ``stop()``."""
+    """A ``Runtime`` was used before ``start()`` (or ``async with``), while it stops or drains,
+    after ``stop()``, or after it failed; the message's advice is the one for its state."""
 
     def __init__(self, operation: str, state: str) -> None:
         self.operation, self.state = operation, state
-        advice = "use 'async with Runtime(...) as rt'"
-        super().__init__(f"cannot {operation}: the runtime is {state}; {advice}")
+        advice = _NOT_RUNNING_ADVICE.get(state)
+        said = f"cannot {operation}: the runtime is {state}"
+        super().__init__(f"{said}; {advice}" if advice else said)
+
+
+_NOT_RUNNING_ADVICE = {
+    "new": "start it first: 'async with Runtime(...) as rt' or 'await rt.start()'",
+    "stopping": (
+        "it is shutting down and took nothing on: send it to a running runtime (a start "
+        "with the same instance_id is safe to repeat)"
+    ),
+    "stopped": "a runtime runs once: create a new Runtime(...) and start it",
+    "failed": (
+        "it lost its store or its database lease (its log says which) and takes nothing on: "
+        "start a new one"
+    ),
+}
+"""What to do about a ``RuntimeNotRunningError``, by the runtime's state (a state described in
+words, as a cluster's call to another process makes it, carries its own advice)."""
 
 
 class UnknownWorkflowError(EngineError, LookupError):

@@ -67,19 +67,28 @@ run it spawns)."""
 class Admission:
     """The places of runs in memory, and the starts waiting in line for one."""
 
-    __slots__ = ("_closed", "_in_memory", "_reserved", "_waiting", "limit")
+    __slots__ = ("_closed", "_in_memory", "_reserved", "_state", "_waiting", "limit")
 
-    def __init__(self, limit: int, in_memory: Callable[[], int]) -> None:
+    def __init__(
+        self,
+        limit: int,
+        in_memory: Callable[[], int],
+        state: Callable[[], str] = lambda: "stopping",
+    ) -> None:
         self.limit = limit
         self._in_memory = in_memory
         """How many runs are in memory (the instance directory's count)."""
+        self._state = state
+        """The runtime's state, for the error of a start refused once the line is closed."""
         self._reserved = 0
         """Places held by starts whose run is not in memory yet."""
         self._waiting: deque[asyncio.Future[None]] = deque()
         self._closed = False
 
     @classmethod
-    def for_limit(cls, limit: Any, in_memory: Callable[[], int]) -> Admission | None:
+    def for_limit(
+        cls, limit: Any, in_memory: Callable[[], int], state: Callable[[], str]
+    ) -> Admission | None:
         """``Runtime(max_active_runs=limit)``'s admission; None for no limit; a bad limit
         raises ``ConfigurationError``."""
         if limit is None:
@@ -88,7 +97,7 @@ class Admission:
             raise ConfigurationError(
                 "max_active_runs", limit, "a whole number >= 1 (runs in memory), or None"
             )
-        return cls(limit, in_memory)
+        return cls(limit, in_memory, state)
 
     @property
     def waiting(self) -> int:
@@ -129,11 +138,11 @@ class Admission:
         start that comes after."""
         self._closed = True
         while self._waiting:
-            self._waiting.popleft().set_exception(RuntimeNotRunningError("start a run", "stopping"))
+            self._waiting.popleft().set_exception(self._refusal())
 
     async def _take_place(self) -> None:
         if self._closed:
-            raise RuntimeNotRunningError("start a run", "stopping")
+            raise self._refusal()
         if not self._waiting and self._in_memory() + self._reserved < self.limit:
             self._reserved += 1
             return
@@ -148,6 +157,12 @@ class Admission:
                 self._reserved -= 1  # let in, then canceled: its place goes on
             self._let_in()  # it may have been the one holding the others back
             raise
+
+    def _refusal(self) -> RuntimeNotRunningError:
+        """A start refused by the closed line: the runtime drains (still running) or has
+        stopped (or failed), and its error says which."""
+        state = self._state()
+        return RuntimeNotRunningError("start a run", "stopping" if state == "running" else state)
 
     def _let_in(self) -> None:
         while self._waiting and self._in_memory() + self._reserved < self.limit:

@@ -291,7 +291,7 @@ class Runtime(ClusterRecovery, LifecycleMethods, FlowMethods, StateMethods, Audi
                 "None with passivate=False (waiting runs would stay in memory and keep their "
                 "places; passivate=True lets them go)",
             )
-        return Admission.for_limit(limit, lambda: len(self.instances))
+        return Admission.for_limit(limit, lambda: len(self.instances), lambda: self.state)
 
     def _wire_triggers(self) -> None:
         """The services through which work arrives from outside: state shared across runs,

@@ -100,6 +100,30 @@ async def test_the_state_api_needs_a_running_runtime(tmp_path: Path) -> None:
         await rt.get_global_state("x")
 
 
+async def test_a_runtime_not_running_says_what_to_do_for_the_state_it_is_in(
+    tmp_path: Path,
+) -> None:
+    flow = cf.define("noop").step("s", lambda ctx: ctx.payload)
+    rt = cf.Runtime(db=tmp_path / "life.db", workflows=[flow], max_active_runs=4)
+    with pytest.raises(RuntimeNotRunningError, match="is new; start it first: 'async with"):
+        await rt.trigger("noop", 1)
+    async with rt:
+        assert (await rt.wait(await rt.trigger("noop", 1))).output == 1
+        rt.stop_admitting()  # what serve's drain does first: new starts are refused
+        with pytest.raises(RuntimeNotRunningError, match="is stopping; it is shutting down") as e:
+            await rt.trigger("noop", 2)
+        assert "instance_id is safe to repeat" in str(e.value)
+        assert "async with" not in str(e.value)
+    with pytest.raises(RuntimeNotRunningError, match="is stopped; a runtime runs once") as e:
+        await rt.trigger("noop", 3)
+    with pytest.raises(RuntimeNotRunningError, match="is stopped; a runtime runs once"):
+        await rt.start()
+    assert (e.value.operation, e.value.state) == ("start a run", "stopped")
+    # a state told in words carries its own advice: nothing generic is added to it
+    worded = RuntimeNotRunningError("reach instance r1", "process p1 stopped; try again")
+    assert str(worded) == "cannot reach instance r1: the runtime is process p1 stopped; try again"
+
+
 async def test_emit_is_publish_event(rt: cf.Runtime) -> None:
     rt.register(cf.define("signup").on_event("user.signup").step("s", lambda ctx: ctx.payload))
     [run_id] = await rt.emit("user.signup", {"user": "ada"})
