@@ -40,7 +40,9 @@ class LifecycleMethods(RuntimeParts):
 
     async def start(self) -> None:
         """Open the store, take the database lease, start the actors and timers, load the
-        instances of registered workflows that have work to run."""
+        instances of registered workflows that have work to run. If it raises, whatever it had
+        started is stopped again (the lease released, the store closed) and the runtime is
+        ``stopped``."""
         if self.state != "new":
             raise RuntimeNotRunningError("start", self.state)
         await self.store.open()
@@ -54,6 +56,22 @@ class LifecycleMethods(RuntimeParts):
             self.otel.start()
         self.system.start()
         self.state = "running"
+        try:
+            await self._bring_up()
+        except BaseException as error:
+            # nothing may be left behind: a caller whose start raised never calls stop() (nor
+            # does 'async with'), and the lease, the store and the loaded runs would stay held
+            logger.error("the runtime did not start (%r): stopping what it had started", error)
+            await self.stop()
+            raise
+        if self.instances.admission is not None:
+            logger.info(
+                "max_active_runs %d: new runs wait in line while that many are in memory",
+                self.instances.admission.limit,
+            )
+
+    async def _bring_up(self) -> None:
+        """What ``start`` does once the store is open, the lease held and the actors running."""
         self.telemetry.probe.start()
         self.lease.start_heartbeat(self.system)
         if self.retention is not None:
@@ -65,11 +83,6 @@ class LifecycleMethods(RuntimeParts):
         self.schedules.restart()
         self.polls.restart()
         await self.migrations.resume()  # migrations a crash interrupted go on
-        if self.instances.admission is not None:
-            logger.info(
-                "max_active_runs %d: new runs wait in line while that many are in memory",
-                self.instances.admission.limit,
-            )
 
     async def stop(self, grace_period: float | None = None, *, drain: float | None = None) -> None:
         """Stop the instances, the timers and the store, and release the database lease.

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -13,6 +14,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 import cronflow_actors as cf
@@ -25,6 +27,7 @@ from cronflow_actors.errors import (
 )
 from cronflow_actors.kernel import ManualClock
 from cronflow_actors.messages import LeaseRecord
+from cronflow_actors.runtime.collector import runs_in_memory
 from cronflow_actors.store import SQLiteStore
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -113,6 +116,42 @@ async def test_a_second_runtime_on_the_same_database_is_refused(tmp_path: Path) 
     async with cf.Runtime(db=db) as third:
         assert third.state == "running"
     assert time.monotonic() - began < 1.0
+
+
+async def test_a_start_that_fails_midway_leaves_nothing_held(tmp_path: Path) -> None:
+    # A run in flight whose snapshot no longer decodes: recovery fails after the lease is taken,
+    # the actors are running and other runs are in memory. The caller's start raises, and
+    # 'async with' never calls stop(): the runtime must let go of everything itself.
+    db = tmp_path / "broken.db"
+    gate = asyncio.Event()
+
+    async def held(ctx: Any) -> str:
+        await gate.wait()
+        return "done"
+
+    flow = cf.define("held").step("s", held)
+    async with cf.Runtime(db=db, workflows=[flow]) as rt:
+        good, broken = await rt.trigger("held", 1), await rt.trigger("held", 2)
+        await asyncio.sleep(0.05)
+    with sqlite3.connect(db) as connection:
+        connection.execute("UPDATE instances SET body = x'c1' WHERE instance_id = ?", (broken,))
+    counted = runs_in_memory.count
+    first = cf.Runtime(db=db, workflows=[flow])
+    with pytest.raises(msgspec.DecodeError):
+        await first.start()
+    assert first.state == "stopped"
+    assert runs_in_memory.count == counted  # the good run it loaded left memory again
+    # the lease was given back: another runtime takes the file at once (and fails the same way,
+    # not with LeaseHeldError)
+    began = time.monotonic()
+    with pytest.raises(msgspec.DecodeError):
+        await cf.Runtime(db=db, workflows=[flow]).start()
+    assert time.monotonic() - began < 1.0
+    with sqlite3.connect(db) as connection:
+        connection.execute("DELETE FROM instances WHERE instance_id = ?", (broken,))
+    gate.set()
+    async with cf.Runtime(db=db, workflows=[flow]) as again:
+        assert (await again.wait(good, timeout=10)).output == "done"
 
 
 async def test_a_runtime_that_lost_its_lease_writes_nothing(
