@@ -6,11 +6,14 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import msgspec
+
 from cronflow_actors.engine.audit import AuditTrail
 from cronflow_actors.engine.context import WorkflowInfo
 from cronflow_actors.engine.handlers import HandlerTracing
 from cronflow_actors.engine.registry import WorkflowRegistry
 from cronflow_actors.engine.timers import TimerService
+from cronflow_actors.errors import SnapshotDamagedError
 from cronflow_actors.kernel import Clock
 from cronflow_actors.messages import Message, decoder_for
 from cronflow_actors.messages.engine import InstanceState
@@ -21,9 +24,13 @@ __all__ = ["EngineServices", "decode_state"]
 _state_decoder = decoder_for(InstanceState)
 
 
-def decode_state(body: bytes) -> InstanceState:
-    """An instance snapshot's body, decoded."""
-    state: InstanceState = _state_decoder.decode(body)
+def decode_state(body: bytes, instance_id: str) -> InstanceState:
+    """The snapshot body of instance ``instance_id``, decoded; ``SnapshotDamagedError`` (naming
+    the run) if it cannot be."""
+    try:
+        state: InstanceState = _state_decoder.decode(body)
+    except (msgspec.DecodeError, msgspec.ValidationError) as error:
+        raise SnapshotDamagedError(instance_id, error) from error
     return state
 
 

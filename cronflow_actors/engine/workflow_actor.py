@@ -427,7 +427,7 @@ class WorkflowActor(CoroutineActor):
                 version=self.root.version,
                 fingerprint=fingerprint(self.root),
             )
-        state = decode_state(self._body)
+        state = decode_state(self._body, self.instance_id)
         if not state.fingerprint:  # started before fingerprints were recorded: pinned from here
             state.fingerprint = fingerprint(self.root)
         return state

@@ -45,6 +45,7 @@
     │   │   ├── LeaseHeldError              another runtime owns the database
     │   │   └── LeaseLostError              this runtime's ownership of the database was taken
     │   ├── StoreFailedError             the store's writer failed; nothing more is accepted
+    │   ├── SnapshotDamagedError         a run's stored snapshot cannot be decoded
     │   └── StateValueError              a key-value operation does not fit the stored value
     └── ApiError                        the CLI's call to a running server was refused or failed
     ExpectationError (an AssertionError)  a flow test's run did not meet its expectations
@@ -113,6 +114,7 @@ from cronflow_actors.errors._store import (
     MutationRejectedError,
     RevisionConflictError,
     SchemaVersionError,
+    SnapshotDamagedError,
     StateValueError,
     StoreClosedError,
     StoreError,
@@ -159,6 +161,7 @@ __all__ = [
     "RuntimeNotRunningError",
     "SchedulingNotAllowedError",
     "SchemaVersionError",
+    "SnapshotDamagedError",
     "StateValueError",
     "StepFailedError",
     "StepTimeoutError",

@@ -28,6 +28,19 @@ class SchemaVersionError(StoreError):
         super().__init__(f"{at}, but this cronflow-actors knows versions up to {known}; {advice}")
 
 
+class SnapshotDamagedError(StoreError):
+    """A run's stored snapshot cannot be decoded: the database was damaged or written to by
+    something other than cronflow-actors. Nothing was changed."""
+
+    def __init__(self, instance_id: str, error: Exception) -> None:
+        self.instance_id, self.error = instance_id, error
+        advice = (
+            "restore the database from a backup, or take the run's row out of the instances "
+            "table (the other runs do not depend on it)"
+        )
+        super().__init__(f"the snapshot of run {instance_id!r} cannot be read ({error}); {advice}")
+
+
 class StateValueError(StoreError, TypeError):
     """A key-value operation does not fit the stored value (``incr`` of a string)."""
 

@@ -32,6 +32,7 @@ from cronflow_actors.errors import (
     Problem,
     ResumeError,
     RuntimeNotRunningError,
+    SnapshotDamagedError,
     StoreClosedError,
     StoreFailedError,
     UnknownWorkflowError,
@@ -136,6 +137,8 @@ def _status_of(error: CronflowError) -> tuple[int, str]:
             return 409, "conflict"
         case StoreFailedError() | StoreClosedError() | LeaseError() | RuntimeNotRunningError():
             return 503, "unavailable"
+        case SnapshotDamagedError():  # the server's data, not the request: no retry mends it
+            return 500, "damaged-snapshot"
     return 409, "refused"
 
 

@@ -138,7 +138,7 @@ class Migrations:
             if target != to_version:
                 raise refused(subject, f"it is being migrated to {target!r}", "wait for that")
             return await asyncio.shield(done)  # the same migration: its outcome
-        state = decode_state((await self._instances.read(instance_id)).body)
+        state = decode_state((await self._instances.read(instance_id)).body, instance_id)
         root = state.workflows.get(state.id)
         if root is None:
             raise NotFoundError("workflow instance", instance_id)
@@ -225,7 +225,7 @@ class Migrations:
             self._spawn(self._resumed(plan), f"resume migration {instance_id}")
 
     async def links(self, instance_id: str) -> MigrationLinks:
-        state = decode_state((await self._instances.read(instance_id)).body)
+        state = decode_state((await self._instances.read(instance_id)).body, instance_id)
         record = state.migration
         return MigrationLinks(
             id=state.id,
@@ -274,7 +274,7 @@ class Migrations:
                 snapshot = await self._instances.read(state.migrated_to)
             except NotFoundError:
                 break  # its start is still to come (a plan under way)
-            state = decode_state(snapshot.body)
+            state = decode_state(snapshot.body, snapshot.instance_id)
         return state
 
     async def _hop(self, plan: MigrationPlan, old_id: str, version: str, new_id: str) -> None:
@@ -285,7 +285,7 @@ class Migrations:
         if await self._store.instance_exists(new_id):
             return  # started before a crash: its start, initializer included, was one commit
         snapshot = await self._instances.read(old_id)
-        state = decode_state(snapshot.body)
+        state = decode_state(snapshot.body, snapshot.instance_id)
         if state.migrated_to != new_id:
             root = state.workflows[state.id]
             if state.migrated_to is not None or is_final(root.state):
@@ -300,7 +300,7 @@ class Migrations:
             except InvalidStateTransitionError:  # it ended between the read and the cancel
                 await self._forget(plan.instance)
                 raise
-            state = decode_state((await self._instances.read(old_id)).body)
+            state = decode_state((await self._instances.read(old_id)).body, old_id)
         migration = self._registry.migration(workflow, state.version, version)
         record = MigrationRecord(
             workflow=workflow,

@@ -116,7 +116,7 @@ async def end_offline(
             )
         if not offline(snapshot):
             return None
-        state = decode_state(snapshot.body)
+        state = decode_state(snapshot.body, snapshot.instance_id)
         canceled = cancel_offline(state, now, new_id, audit=audit)
         record = msgspec.structs.replace(
             snapshot,

@@ -94,7 +94,7 @@ class RuntimeParts:
 
     async def _state(self, element_id: str) -> InstanceState:
         snapshot = await self.instances.read(root_of(element_id))
-        return decode_state(snapshot.body)
+        return decode_state(snapshot.body, snapshot.instance_id)
 
     async def _recovered(self, name: str) -> None:
         task = self._recovering.get(name)

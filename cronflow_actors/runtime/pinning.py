@@ -34,7 +34,7 @@ from cronflow_actors.engine.actors import decode_state
 from cronflow_actors.engine.audit import AuditTrail
 from cronflow_actors.engine.context import WorkflowInfo
 from cronflow_actors.engine.transaction import Transaction
-from cronflow_actors.errors import InstanceBlockedError, RevisionConflictError
+from cronflow_actors.errors import InstanceBlockedError, RevisionConflictError, SnapshotDamagedError
 from cronflow_actors.kernel import Clock
 from cronflow_actors.messages import Mutation, SnapshotRecord, decoder_for, encode
 from cronflow_actors.messages.engine import InstanceState
@@ -63,9 +63,13 @@ class _Pinned(msgspec.Struct):
 _pinned_decoder = decoder_for(_Pinned)
 
 
-def recorded_fingerprint(body: bytes) -> str:
-    """The fingerprint an instance recorded when it started ("" for an old instance)."""
-    pinned: _Pinned = _pinned_decoder.decode(body)
+def recorded_fingerprint(snapshot: SnapshotRecord) -> str:
+    """The fingerprint an instance recorded when it started ("" for an old instance);
+    ``SnapshotDamagedError`` if its body cannot be decoded."""
+    try:
+        pinned: _Pinned = _pinned_decoder.decode(snapshot.body)
+    except (msgspec.DecodeError, msgspec.ValidationError) as error:
+        raise SnapshotDamagedError(snapshot.instance_id, error) from error
     return pinned.fingerprint
 
 
@@ -110,7 +114,7 @@ def block_of(snapshot: SnapshotRecord, spec: NetSpec) -> Block | None:
     or None if it may run on it (same fingerprint, none recorded, or it is over)."""
     if snapshot.terminal:
         return None
-    recorded = recorded_fingerprint(snapshot.body)
+    recorded = recorded_fingerprint(snapshot)
     registered = fingerprint(spec)
     if not recorded or recorded == registered:
         return None
@@ -167,7 +171,9 @@ class Pinning:
                 return await self._release(snapshot)
             return snapshot
         if snapshot.status != BLOCKED:
-            await self._rewrite(snapshot, decode_state(snapshot.body), status=BLOCKED)
+            await self._rewrite(
+                snapshot, decode_state(snapshot.body, snapshot.instance_id), status=BLOCKED
+            )
             logger.warning("%s", block.reason)
         self._hold(block)
         return block
@@ -251,7 +257,7 @@ class Pinning:
             snapshot = await self._store.load_snapshot(instance_id)
             if snapshot is None or not is_held(snapshot):
                 return False
-            state = decode_state(snapshot.body)
+            state = decode_state(snapshot.body, snapshot.instance_id)
             state.kept = [*(state.kept or ()), event]
             try:
                 await self._rewrite(snapshot, state)
@@ -278,7 +284,7 @@ class Pinning:
         self._on_count(workflow, sum(1 for b in self._held.values() if b.workflow == workflow))
 
     async def _release(self, snapshot: SnapshotRecord) -> SnapshotRecord:
-        state = decode_state(snapshot.body)
+        state = decode_state(snapshot.body, snapshot.instance_id)
         runnable = snapshot.runnable or bool(state.kept)  # events kept for it: work to do
         status = "running" if runnable else "waiting"
         released = await self._rewrite(snapshot, state, status=status, runnable=runnable)

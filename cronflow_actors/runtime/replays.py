@@ -166,7 +166,7 @@ class Replays:
             if queued is None:
                 raise NotFoundError("run", run_id) from None
             return msgspec.msgpack.decode(queued.payload), queued.workflow
-        state = decode_state(snapshot.body)
+        state = decode_state(snapshot.body, snapshot.instance_id)
         root = state.workflows.get(state.id)
         if root is None:
             raise NotFoundError("run", run_id)

@@ -54,7 +54,7 @@ class RunHooks:
         called = [(name, getattr(hooks, name)) for name in names if getattr(hooks, name)]
         if not called:
             return
-        state = decode_state(body)
+        state = decode_state(body, info.id)
         root = state.workflows[info.id]
         error = None
         if info.state == WorkflowState.FAILED:

@@ -141,7 +141,7 @@ class RunViews:
 
     def info(self, snapshot: SnapshotRecord, *, steps: bool = True) -> RunInfo:
         """A run as ``inspect`` shows it, from its snapshot."""
-        state = decode_state(snapshot.body)
+        state = decode_state(snapshot.body, snapshot.instance_id)
         root = state.workflows.get(state.id)
         if root is None:
             raise NotFoundError("run", state.id)

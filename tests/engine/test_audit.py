@@ -226,7 +226,7 @@ def loop_net() -> net.NetSpec:
 
 def snapshot_view(body: bytes) -> dict[str, Any]:
     """What a snapshot says of the workflows, their markings and tasks, and the work items."""
-    state = decode_state(body)
+    state = decode_state(body, "snapshot under test")
     return {
         "workflows": {
             ident: (

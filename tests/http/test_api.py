@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from typing import Any
 
 import msgspec
@@ -154,6 +155,24 @@ async def test_runs_events_resume_cancel_and_health(serve: Serve) -> None:
     assert (await client.get("/runs/nope")).status_code == 404
     assert (await client.post("/runs", json={"workflow": "nope"})).status_code == 404
     assert (await client.post("/runs", json=[1])).status_code == 400
+
+
+async def test_a_run_whose_stored_snapshot_is_damaged_is_a_500_that_names_it(
+    serve: Serve,
+) -> None:
+    rt, client = await serve([cf.define("plain").step("s", lambda ctx: ctx.payload)])
+    run_id = (await client.post("/runs", json={"workflow": "plain", "payload": 1})).json()["run_id"]
+    assert (await rt.wait(run_id, timeout=5)).output == 1
+    assert (await client.get(f"/runs/{run_id}")).status_code == 200
+    with sqlite3.connect(rt.store.path) as connection:  # damaged outside the runtime
+        connection.execute("UPDATE instances SET body = x'c1' WHERE instance_id = ?", (run_id,))
+    response = await client.get(f"/runs/{run_id}")
+    assert response.status_code == 500
+    problem = response.json()
+    assert problem["type"] == "urn:cronflow:problem:damaged-snapshot"
+    assert f"the snapshot of run '{run_id}' cannot be read" in problem["detail"]
+    assert "restore the database from a backup" in problem["detail"]
+    assert (await client.get("/healthz")).status_code == 200  # the others are served on
 
 
 async def test_the_openapi_document_describes_routes_and_webhook_schemas(serve: Serve) -> None:

@@ -31,7 +31,7 @@ async def test_a_migration_killed_in_the_middle_completes_exactly_once_after_a_r
     old = killed_in_the_middle(db, at)
     store = SQLiteStore(db)
     await store.open()
-    before = decode_state((await store.load_snapshot(old)).body)  # type: ignore[union-attr]
+    before = decode_state((await store.load_snapshot(old)).body, old)  # type: ignore[union-attr]
     await store.close()
     assert (before.migrated_to is not None) is cancel_committed
     migration_worker.CALLS.clear()
@@ -47,12 +47,12 @@ async def test_a_migration_killed_in_the_middle_completes_exactly_once_after_a_r
             "B": "enabled",
             "C": "disabled",
         }
-        state = decode_state((await rt.instances.read(new)).body)
+        state = decode_state((await rt.instances.read(new)).body, new)
         assert state.workflows[new].outputs["A"] == {"quoted": 42}
         migrated = [
             s.instance_id
             for s in await rt.store.list_snapshots()
-            if decode_state(s.body).migration is not None
+            if decode_state(s.body, s.instance_id).migration is not None
         ]
         assert migrated == [new]  # no duplicate root
         assert await rt.store.kv_get("cronflow:migrations", "pending", now=rt.clock.now()) == {}

@@ -24,6 +24,7 @@ from cronflow_actors.errors import (
     LeaseHeldError,
     LeaseLostError,
     ResumeError,
+    SnapshotDamagedError,
 )
 from cronflow_actors.kernel import ManualClock
 from cronflow_actors.messages import LeaseRecord
@@ -137,16 +138,18 @@ async def test_a_start_that_fails_midway_leaves_nothing_held(tmp_path: Path) -> 
         connection.execute("UPDATE instances SET body = x'c1' WHERE instance_id = ?", (broken,))
     counted = runs_in_memory.count
     first = cf.Runtime(db=db, workflows=[flow])
-    with pytest.raises(msgspec.DecodeError):
+    with pytest.raises(SnapshotDamagedError, match=f"snapshot of run '{broken}' cannot be read"):
         await first.start()
     assert first.state == "stopped"
     assert runs_in_memory.count == counted  # the good run it loaded left memory again
     # the lease was given back: another runtime takes the file at once (and fails the same way,
     # not with LeaseHeldError)
     began = time.monotonic()
-    with pytest.raises(msgspec.DecodeError):
+    with pytest.raises(SnapshotDamagedError, match="restore the database from a backup") as e:
         await cf.Runtime(db=db, workflows=[flow]).start()
     assert time.monotonic() - began < 1.0
+    assert e.value.instance_id == broken
+    assert isinstance(e.value.__cause__, msgspec.DecodeError)
     with sqlite3.connect(db) as connection:
         connection.execute("DELETE FROM instances WHERE instance_id = ?", (broken,))
     gate.set()

@@ -199,7 +199,7 @@ async def test_an_instance_recorded_before_fingerprints_is_taken_as_matching(
         # as a database from before fingerprints holds it
         stored = await rt.store.load_snapshot(workflow_id)
         assert stored is not None
-        state = decode_state(stored.body)
+        state = decode_state(stored.body, stored.instance_id)
         assert state.fingerprint == fingerprint(review_net())
         state.fingerprint = msgspec.UNSET
         state.revision += 1
@@ -217,7 +217,7 @@ async def test_an_instance_recorded_before_fingerprints_is_taken_as_matching(
         stored = await rt.store.load_snapshot(workflow_id)
         assert stored is not None
         assert stored.status != "blocked"
-        assert decode_state(stored.body).fingerprint == fingerprint(changed)
+        assert decode_state(stored.body, stored.instance_id).fingerprint == fingerprint(changed)
 
 
 async def test_every_waiting_run_is_held_at_start_page_after_page(
@@ -329,7 +329,8 @@ async def test_an_event_for_a_held_run_is_kept_and_heard_when_it_runs_again(
         snapshot = await rt.store.load_snapshot(run_id)
         assert snapshot is not None
         assert (snapshot.terminal, snapshot.runnable) == (True, False)
-        assert not decode_state(snapshot.body).kept  # the second one went with the run's end
+        # the second one went with the run's end
+        assert not decode_state(snapshot.body, snapshot.instance_id).kept
 
 
 async def test_a_kept_event_whose_filter_raises_is_dropped_and_the_next_one_is_heard(
