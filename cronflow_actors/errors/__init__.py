@@ -14,7 +14,7 @@
     ├── StepTimeoutError                a step's handler ran longer than its timeout
     ├── CircuitOpenError                a step's circuit breaker is open; the attempt did not run
     ├── EngineError
-    │   ├── RuntimeNotRunningError       a Runtime call before start() or after stop()
+    │   ├── RuntimeNotRunningError       a Runtime call while it is not running (new, stopping)
     │   ├── UnknownWorkflowError         no registered workflow (version) has that name
     │   ├── WorkflowDeprecatedError      the version refuses new instances
     │   ├── NotFoundError                no workflow instance / work item / task with that id

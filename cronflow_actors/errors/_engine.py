@@ -25,9 +25,10 @@ class RuntimeNotRunningError(EngineError, RuntimeError):
 
 _NOT_RUNNING_ADVICE = {
     "new": "start it first: 'async with Runtime(...) as rt' or 'await rt.start()'",
+    "running": "it is started already: call start() (or enter 'async with') once",
     "stopping": (
-        "it is shutting down and took nothing on: send it to a running runtime (a start "
-        "with the same instance_id is safe to repeat)"
+        "it is shutting down and took nothing on: send the call to a running runtime (a "
+        "start with the same instance_id is safe to repeat)"
     ),
     "stopped": "a runtime runs once: create a new Runtime(...) and start it",
     "failed": (

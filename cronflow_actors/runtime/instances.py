@@ -85,7 +85,7 @@ class InstanceDirectory:
         registry: WorkflowRegistry,
         services: EngineServices,
         new_id: Callable[[], str],
-        is_running: Callable[[], bool],
+        state: Callable[[], str],
         spec_of: Callable[[SnapshotRecord], NetSpec] | None = None,
         router: InstanceRouter | None = None,
         pinning: Pinning | None = None,
@@ -108,7 +108,8 @@ class InstanceDirectory:
         self._pinning = pinning
         """Admits an instance on its definition, or holds it (None: every one is admitted)."""
         self._new_id = new_id
-        self._is_running = is_running
+        self._state = state
+        """The runtime's state (``running`` while it takes work on)."""
         self._refs: dict[str, Ref] = {}
         self._claims: dict[str, asyncio.Future[bool]] = {}
         """Explicit ids whose start is under way -> whether it started them."""
@@ -221,7 +222,11 @@ class InstanceDirectory:
                 # another process moved it on: this copy was stale and stops, nothing was
                 # written; the next attempt claims it afresh (or sends the command there)
                 self._forget(instance_id, ref)
-        raise RuntimeNotRunningError("reach instance " + instance_id, "unable to reach it")
+        raise RuntimeNotRunningError(
+            "reach instance " + instance_id,
+            "unable to reach it: its actor stopped under each attempt; look at the run, then "
+            "try again",
+        )
 
     def deliver(self, instance_id: str, message: Message) -> None:
         """Tell the instance ``message`` (a timer that fired), activating it if needed."""
@@ -336,8 +341,9 @@ class InstanceDirectory:
                 self.admission.run_left()
 
     def _check_running(self) -> None:
-        if not self._is_running():
-            raise RuntimeNotRunningError("act on a workflow", "stopping")
+        state = self._state()
+        if state != "running":
+            raise RuntimeNotRunningError("act on a workflow", state)
 
 
 def _discards(command: Message, instance_id: str) -> bool:

@@ -219,7 +219,7 @@ class Runtime(ClusterRecovery, LifecycleMethods, FlowMethods, StateMethods, Audi
             registry=self.registry,
             services=self._services,
             new_id=self._new_id,
-            is_running=lambda: self.state == "running",
+            state=lambda: self.state,
             spec_of=self._spec_of,
             router=self.lease if isinstance(self.lease, ClusterLease) else None,
             pinning=self.pinning,

@@ -108,6 +108,8 @@ async def test_a_runtime_not_running_says_what_to_do_for_the_state_it_is_in(
     with pytest.raises(RuntimeNotRunningError, match="is new; start it first: 'async with"):
         await rt.trigger("noop", 1)
     async with rt:
+        with pytest.raises(RuntimeNotRunningError, match="is running; it is started already"):
+            await rt.start()
         assert (await rt.wait(await rt.trigger("noop", 1))).output == 1
         rt.stop_admitting()  # what serve's drain does first: new starts are refused
         with pytest.raises(RuntimeNotRunningError, match="is stopping; it is shutting down") as e:
