@@ -52,11 +52,11 @@ class LifecycleMethods(RuntimeParts):
             await self.store.close()
             self.state = "stopped"
             raise
-        if self.otel is not None:
-            self.otel.start()
-        self.system.start()
         self.state = "running"
         try:
+            if self.otel is not None:
+                self.otel.start()
+            self.system.start()
             await self._bring_up()
         except BaseException as error:
             # nothing may be left behind: a caller whose start raised never calls stop() (nor

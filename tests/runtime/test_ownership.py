@@ -28,7 +28,7 @@ from cronflow_actors.errors import (
 )
 from cronflow_actors.kernel import ManualClock
 from cronflow_actors.messages import LeaseRecord
-from cronflow_actors.runtime.collector import runs_in_memory
+from cronflow_actors.runtime.collector import RunsInMemory, runs_in_memory
 from cronflow_actors.store import SQLiteStore
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -119,29 +119,39 @@ async def test_a_second_runtime_on_the_same_database_is_refused(tmp_path: Path) 
     assert time.monotonic() - began < 1.0
 
 
-async def test_a_start_that_fails_midway_leaves_nothing_held(tmp_path: Path) -> None:
+async def test_a_start_that_fails_midway_leaves_nothing_held(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # A run in flight whose snapshot no longer decodes: recovery fails after the lease is taken,
-    # the actors are running and other runs are in memory. The caller's start raises, and
-    # 'async with' never calls stop(): the runtime must let go of everything itself.
+    # the actors are running and another run is in memory. The caller's start raises, and
+    # 'async with' never calls stop(): the runtime must let go of it all.
     db = tmp_path / "broken.db"
     gate = asyncio.Event()
+    started: list[asyncio.Event] = [asyncio.Event(), asyncio.Event()]
 
     async def held(ctx: Any) -> str:
+        started[ctx.payload].set()
         await gate.wait()
         return "done"
 
     flow = cf.define("held").step("s", held)
     async with cf.Runtime(db=db, workflows=[flow]) as rt:
-        good, broken = await rt.trigger("held", 1), await rt.trigger("held", 2)
-        await asyncio.sleep(0.05)
-    with sqlite3.connect(db) as connection:
-        connection.execute("UPDATE instances SET body = x'c1' WHERE instance_id = ?", (broken,))
-    counted = runs_in_memory.count
+        good, broken = await rt.trigger("held", 0), await rt.trigger("held", 1)
+        await asyncio.gather(*(event.wait() for event in started))
+    with sqlite3.connect(db) as connection:  # a map, but not a snapshot: found as it loads,
+        connection.execute(  # after the good run (recovery loads the latest updated first)
+            "UPDATE instances SET body = x'80', updated_at = 0 WHERE instance_id = ?", (broken,)
+        )
+    counted, loaded = runs_in_memory.count, []
+    added = RunsInMemory.added
+    monkeypatch.setattr(RunsInMemory, "added", lambda self: (loaded.append(1), added(self)))
     first = cf.Runtime(db=db, workflows=[flow])
     with pytest.raises(SnapshotDamagedError, match=f"snapshot of run '{broken}' cannot be read"):
         await first.start()
     assert first.state == "stopped"
-    assert runs_in_memory.count == counted  # the good run it loaded left memory again
+    assert loaded == [1]  # the good run was loaded before the failure
+    assert runs_in_memory.count == counted  # and it left memory with the stop
+    monkeypatch.undo()
     # the lease was given back: another runtime takes the file at once (and fails the same way,
     # not with LeaseHeldError)
     began = time.monotonic()
@@ -149,7 +159,7 @@ async def test_a_start_that_fails_midway_leaves_nothing_held(tmp_path: Path) -> 
         await cf.Runtime(db=db, workflows=[flow]).start()
     assert time.monotonic() - began < 1.0
     assert e.value.instance_id == broken
-    assert isinstance(e.value.__cause__, msgspec.DecodeError)
+    assert isinstance(e.value.__cause__, msgspec.ValidationError)
     with sqlite3.connect(db) as connection:
         connection.execute("DELETE FROM instances WHERE instance_id = ?", (broken,))
     gate.set()
