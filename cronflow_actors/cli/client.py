@@ -71,6 +71,8 @@ class Client:
             code = Exit.USAGE
         elif status in (404, 409):
             message, code = detail, Exit.NOT_FOUND_OR_CONFLICT
+        elif slug == "damaged-snapshot":  # the server's data: a retry does not mend it
+            message, code = f"the server cannot read this run: {detail}", Exit.NOT_FOUND_OR_CONFLICT
         elif status >= 500:
             message = (
                 f"the server cannot take this now ({status}: {detail}); it may be stopping or "

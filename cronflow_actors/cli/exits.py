@@ -6,7 +6,8 @@
 2    usage: a bad argument or setting, a payload that is not JSON, a request the server
      refused as malformed, a missing or unknown token, or an action the token may not take
 3    not found or conflict: no such run, workflow or pause token; or its state does not
-     allow it (a run that already ended, a pause already resumed, an id already taken)
+     allow it (a run that already ended, a pause already resumed, an id already taken); or
+     the run's stored snapshot is damaged (a 500 that no retry mends)
 4    the server could not be reached (nothing listens at ``--url``, a timeout) or cannot
      take work now (it is stopping, or its store failed: 503)
 ===  =====================================================================================

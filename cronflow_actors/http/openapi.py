@@ -111,7 +111,10 @@ _MEANINGS = {
     "413": "the request body is too large",
     "408": "the request body was not sent in time",
     "415": "the body must be application/json",
-    "500": "a webhook callback raised (its traceback is in the server's log)",
+    "500": (
+        "a webhook callback raised (its traceback is in the server's log), or the run's stored "
+        "snapshot is damaged (damaged-snapshot: the detail names the run; a retry does not help)"
+    ),
     "503": "the runtime is not running (stopping, or its store failed); retry later",
 }
 
@@ -279,7 +282,7 @@ def _fixed_paths(b: _Builder) -> dict[str, Any]:
             "get": b.op(
                 "Runs, newest first, a page at a time",
                 {"200": b.answer("a page of runs (without their steps)", RunPage)},
-                "400",
+                "400 500",
                 params=[_WORKFLOW, _STATUS, _LIMIT, _CURSOR],
             ),
             "post": b.op(
@@ -294,7 +297,7 @@ def _fixed_paths(b: _Builder) -> dict[str, Any]:
             "get": b.op(
                 "A run with its steps",
                 {"200": b.answer("the run", RunInfo)},
-                "404",
+                "404 500",
                 params=[path_param("run_id")],
             )
         },
@@ -302,7 +305,7 @@ def _fixed_paths(b: _Builder) -> dict[str, Any]:
             "post": b.op(
                 "Cancel a run",
                 {"200": b.answer("canceled", Canceled)},
-                "404 409 503",
+                "404 409 500 503",
                 params=[path_param("run_id")],
             )
         },
@@ -310,7 +313,7 @@ def _fixed_paths(b: _Builder) -> dict[str, Any]:
             "post": b.op(
                 "Start a new run of the run's flow from its recorded trigger (or a new payload)",
                 {"202": b.answer("the new run started", RunStarted, headers=_LOCATION)},
-                "400 404 503",
+                "400 404 500 503",
                 body={"anyOf": [{"$ref": b.refs[ReplayRun]}, {"type": "null"}]},
                 params=[path_param("run_id")],
             )

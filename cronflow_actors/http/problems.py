@@ -9,6 +9,7 @@ traceback and answered as a problem that says so.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -49,6 +50,8 @@ __all__ = [
     "problem_body",
     "problem_response",
 ]
+
+logger = logging.getLogger(__name__)
 
 MEDIA_TYPE = "application/problem+json"
 _encode = msgspec.json.Encoder().encode
@@ -156,7 +159,10 @@ def as_problem(error: CronflowError) -> Problem:
 
 async def _cronflow_error(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, CronflowError)
-    return await _problem(_request, as_problem(exc))
+    problem = as_problem(exc)
+    if problem.status >= 500 and problem.status != 503:  # the server's own fault: for its log
+        logger.error("%s %s: %s", _request.method, _request.url.path, exc)
+    return await _problem(_request, problem)
 
 
 async def _problem(_request: Request, exc: Exception) -> Response:

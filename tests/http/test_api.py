@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from typing import Any
 
@@ -9,6 +10,9 @@ import msgspec
 import pytest
 
 import cronflow_actors as cf
+from cronflow_actors.cli.client import Client
+from cronflow_actors.cli.exits import Exit
+from cronflow_actors.errors import ApiError
 from tests.http.conftest import Serve
 
 
@@ -158,7 +162,7 @@ async def test_runs_events_resume_cancel_and_health(serve: Serve) -> None:
 
 
 async def test_a_run_whose_stored_snapshot_is_damaged_is_a_500_that_names_it(
-    serve: Serve,
+    serve: Serve, caplog: pytest.LogCaptureFixture
 ) -> None:
     rt, client = await serve([cf.define("plain").step("s", lambda ctx: ctx.payload)])
     run_id = (await client.post("/runs", json={"workflow": "plain", "payload": 1})).json()["run_id"]
@@ -173,6 +177,16 @@ async def test_a_run_whose_stored_snapshot_is_damaged_is_a_500_that_names_it(
     assert f"the snapshot of run '{run_id}' cannot be read" in problem["detail"]
     assert "restore the database from a backup" in problem["detail"]
     assert (await client.get("/healthz")).status_code == 200  # the others are served on
+    logged = [r for r in caplog.records if r.levelname == "ERROR" and run_id in r.getMessage()]
+    assert logged
+    assert logged[0].getMessage().startswith(f"GET /runs/{run_id}: the snapshot")
+    # the CLI's client: not found or conflict (3), not "retry later" (4: unreachable)
+    cli = Client(str(client.base_url))
+    with pytest.raises(ApiError) as refused:
+        await asyncio.to_thread(cli.call, "GET", f"/runs/{run_id}")
+    assert refused.value.exit_code == Exit.NOT_FOUND_OR_CONFLICT
+    assert str(refused.value).startswith("the server cannot read this run: the snapshot of run")
+    assert "retry" not in str(refused.value)
 
 
 async def test_the_openapi_document_describes_routes_and_webhook_schemas(serve: Serve) -> None:
