@@ -99,9 +99,9 @@ def our_jobs(quick: bool, scale: float = 1.0, in_flight: int = 500) -> list[Job]
 
 def _curve_jobs(runs: int, quick: bool, rounds: int) -> list[Job]:
     """(a) at each level of runs in flight, without a limit on runs in memory and with
-    ``ADMISSION``, in ``rounds`` rounds: the later rounds repeat the first in reverse order and
-    then forwards again (a palindrome), so that a steady drift of the machine's speed over the
-    rounds weighs alike on every point of the curves (the report takes each point's mean)."""
+    ``ADMISSION``, in ``rounds`` rounds, alternately forwards and backwards: with an even number
+    of rounds the whole is a palindrome, so that a steady drift of the machine's speed weighs
+    alike on every point of the curves (the report takes each point's mean)."""
     points = [(level, 0) for level in CURVE] + [(level, ADMISSION) for level in CURVE[1:]]
     jobs = []
     for number in range(1, rounds + 1):
