@@ -160,6 +160,11 @@ async def test_a_start_that_fails_midway_leaves_nothing_held(
     assert time.monotonic() - began < 1.0
     assert e.value.instance_id == broken
     assert isinstance(e.value.__cause__, msgspec.ValidationError)
+    with sqlite3.connect(db) as connection:  # not even MessagePack: found by the pinning scan
+        connection.execute("UPDATE instances SET body = x'c1' WHERE instance_id = ?", (broken,))
+    with pytest.raises(SnapshotDamagedError, match=f"snapshot of run '{broken}'") as e:
+        await cf.Runtime(db=db, workflows=[flow]).start()
+    assert isinstance(e.value.__cause__, msgspec.DecodeError)
     with sqlite3.connect(db) as connection:
         connection.execute("DELETE FROM instances WHERE instance_id = ?", (broken,))
     gate.set()
