@@ -36,7 +36,7 @@ class SnapshotDamagedError(StoreError):
         self.instance_id, self.error = instance_id, error
         advice = (
             "restore the database from a backup, or take the run's row out of the instances "
-            "table (the other runs do not depend on it)"
+            "table (every other run is stored apart and goes on)"
         )
         super().__init__(f"the snapshot of run {instance_id!r} cannot be read ({error}); {advice}")
 
