@@ -96,6 +96,10 @@ class RunQueues:
         self._flows: dict[str, _Limits] = {}
         self._active: dict[str, set[str]] = {}
         """Unfinished runs of the flows whose concurrency (or queue's) is limited."""
+        self._ended_uncounted: dict[str, set[str]] = {}
+        """Runs of a limited flow that ended before its unfinished runs were counted (``_count``):
+        a run recovered at start can end while the store is read, and the count may still
+        include it."""
         self._starts: dict[str, deque[float]] = {}
         """The latest start times of each rate-limited flow (at most ``count``)."""
         self._queued: dict[str, int] = {}
@@ -211,6 +215,8 @@ class RunQueues:
         active = self._active.get(workflow)
         if active is not None:
             active.discard(run_id)
+        elif self._counts_active(limits):  # not counted yet: _count leaves it out
+            self._ended_uncounted.setdefault(workflow, set()).add(run_id)
         if self._queued.get(limits.fifo):
             self._spawn(self._drain(limits.fifo), f"queue {limits.fifo}")
 
@@ -232,15 +238,21 @@ class RunQueues:
     async def _count(self, workflow: str, limits: _Limits) -> None:
         if limits.fifo == workflow:
             await self._adopt_legacy_queue(workflow)
-        named_limit = limits.queue is not None and limits.queue in self._queue_limits
-        if limits.concurrency is not None or named_limit:
-            self._active[workflow] = set(await self._store.unfinished_ids(workflow))
+        if self._counts_active(limits):
+            unfinished = set(await self._store.unfinished_ids(workflow))
+            self._active[workflow] = unfinished - self._ended_uncounted.pop(workflow, set())
         if limits.rate is not None:
             count, window = limits.rate
             since = self._clock.now() - window
             starts = await self._store.run_starts(workflow, since=since, limit=count)
             self._starts[workflow] = deque(sorted(starts), maxlen=count)
         self._queued[limits.fifo] = await self._store.queue_length(limits.fifo)
+
+    def _counts_active(self, limits: _Limits) -> bool:
+        """Whether the flow's unfinished runs count against a limit (its own or its queue's)."""
+        return limits.concurrency is not None or (
+            limits.queue is not None and limits.queue in self._queue_limits
+        )
 
     def _allows(self, workflow: str, limits: _Limits, now: float) -> bool:
         concurrency = limits.concurrency
@@ -276,7 +288,7 @@ class RunQueues:
         active = self._active.get(workflow)
         if active is not None:
             active.add(run_id)
-        elif limits.concurrency is not None or limits.queue in self._queue_limits:
+        elif self._counts_active(limits):
             self._active[workflow] = {run_id}
         if limits.rate is not None:
             starts = self._starts.get(workflow)

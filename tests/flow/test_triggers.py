@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+
+import pytest
 
 import cronflow_actors as cf
 from cronflow_actors.kernel import ManualClock
+from cronflow_actors.store import SQLiteStore
 
 
 def limited(gates: dict[int, asyncio.Event], log: list[Any], limit: int = 1) -> cf.Flow:
@@ -59,6 +62,43 @@ async def test_queued_runs_survive_a_restart(tmp_path: Path) -> None:
         results = [await second.wait(run, timeout=5) for run in runs]
         assert [r.output for r in results] == [0, 1, 2]
         assert [entry[1] for entry in log] == [0, 1, 2]  # run 0 ran again, then the queue in order
+
+
+async def test_a_run_that_ends_while_its_flows_queue_is_counted_at_start_frees_its_place(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The race behind a rare failure of the test above: the recovered run ended while the queue
+    # read the flow's unfinished runs at start; the read still held it, its end found no count
+    # to take it from, and the queued runs waited for a place that never came free.
+    db = tmp_path / "race.db"
+    started = asyncio.Event()
+
+    class Gate(asyncio.Event):
+        async def wait(self) -> Literal[True]:
+            started.set()
+            return await super().wait()
+
+    gates: dict[int, asyncio.Event] = {0: Gate(), 1: asyncio.Event()}
+    log: list[Any] = []
+    async with cf.Runtime(db=db, workflows=[limited(gates, log)]) as first:
+        runs = [await first.trigger("limited", n) for n in range(2)]
+        await asyncio.wait_for(started.wait(), 5)
+    gates[0].set()
+    gates[1].set()
+    read = SQLiteStore.unfinished_ids
+
+    async def read_then_let_it_end(store: SQLiteStore, workflow: str) -> list[str]:
+        ids = await read(store, workflow)  # still holds runs[0]
+        assert ids == [runs[0]]
+        # polls the store: until the run's end is durable (no event says so from in here)
+        while not (await store.load_snapshot(runs[0])).terminal:  # type: ignore[union-attr]  # noqa: ASYNC110
+            await asyncio.sleep(0.005)
+        return ids
+
+    monkeypatch.setattr(SQLiteStore, "unfinished_ids", read_then_let_it_end)
+    async with cf.Runtime(db=db, workflows=[limited(gates, log)]) as second:
+        results = [await second.wait(run, timeout=5) for run in runs]
+    assert [r.output for r in results] == [0, 1]
 
 
 async def test_cron_schedules_fire_while_the_runtime_runs(
