@@ -13,7 +13,7 @@ from cronflow_actors.engine.handlers import (
     WorkItemActor,
     storable_attributes,
 )
-from cronflow_actors.engine.services import EngineServices, decode_state
+from cronflow_actors.engine.services import EngineServices, decode_snapshot_body, decode_state
 from cronflow_actors.engine.workflow_actor import WorkflowActor, WorkflowMessage
 
 __all__ = [
@@ -23,6 +23,7 @@ __all__ = [
     "WorkItemActor",
     "WorkflowActor",
     "WorkflowMessage",
+    "decode_snapshot_body",
     "decode_state",
     "storable_attributes",
 ]

@@ -19,7 +19,7 @@ from cronflow_actors.messages import Message, decoder_for
 from cronflow_actors.messages.engine import InstanceState
 from cronflow_actors.store import Store
 
-__all__ = ["EngineServices", "decode_state"]
+__all__ = ["EngineServices", "decode_snapshot_body", "decode_state"]
 
 _state_decoder = decoder_for(InstanceState)
 
@@ -27,11 +27,20 @@ _state_decoder = decoder_for(InstanceState)
 def decode_state(body: bytes, instance_id: str) -> InstanceState:
     """The snapshot body of instance ``instance_id``, decoded; ``SnapshotDamagedError`` (naming
     the run) if it cannot be."""
+    state: InstanceState = decode_snapshot_body(_state_decoder, body, instance_id)
+    return state
+
+
+def decode_snapshot_body(
+    decoder: msgspec.msgpack.Decoder[Any], body: bytes, instance_id: str
+) -> Any:
+    """What ``decoder`` reads from the snapshot body of instance ``instance_id`` (the whole
+    state, or only the fields its type names); ``SnapshotDamagedError`` (naming the run) if the
+    body cannot be read so."""
     try:
-        state: InstanceState = _state_decoder.decode(body)
+        return decoder.decode(body)
     except (msgspec.DecodeError, msgspec.ValidationError) as error:
         raise SnapshotDamagedError(instance_id, error) from error
-    return state
 
 
 class EngineServices:

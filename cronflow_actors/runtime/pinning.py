@@ -30,11 +30,11 @@ from collections.abc import Callable, Iterable
 
 import msgspec
 
-from cronflow_actors.engine.actors import decode_state
+from cronflow_actors.engine.actors import decode_snapshot_body, decode_state
 from cronflow_actors.engine.audit import AuditTrail
 from cronflow_actors.engine.context import WorkflowInfo
 from cronflow_actors.engine.transaction import Transaction
-from cronflow_actors.errors import InstanceBlockedError, RevisionConflictError, SnapshotDamagedError
+from cronflow_actors.errors import InstanceBlockedError, RevisionConflictError
 from cronflow_actors.kernel import Clock
 from cronflow_actors.messages import Mutation, SnapshotRecord, decoder_for, encode
 from cronflow_actors.messages.engine import InstanceState
@@ -66,10 +66,7 @@ _pinned_decoder = decoder_for(_Pinned)
 def recorded_fingerprint(snapshot: SnapshotRecord) -> str:
     """The fingerprint an instance recorded when it started ("" for an old instance);
     ``SnapshotDamagedError`` if its body cannot be decoded."""
-    try:
-        pinned: _Pinned = _pinned_decoder.decode(snapshot.body)
-    except (msgspec.DecodeError, msgspec.ValidationError) as error:
-        raise SnapshotDamagedError(snapshot.instance_id, error) from error
+    pinned: _Pinned = decode_snapshot_body(_pinned_decoder, snapshot.body, snapshot.instance_id)
     return pinned.fingerprint
 
 
