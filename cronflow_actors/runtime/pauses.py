@@ -13,7 +13,7 @@ from typing import Any
 
 import msgspec
 
-from cronflow_actors.errors import InvalidStateTransitionError, ResumeError
+from cronflow_actors.errors import InvalidPayloadError, InvalidStateTransitionError, ResumeError
 from cronflow_actors.messages import Message, WaitRecord
 from cronflow_actors.messages.engine import WorkItemAction
 from cronflow_actors.messages.states import WorkItemVerb
@@ -49,14 +49,15 @@ class Pauses:
         ``approved_by`` are read from it when it is a dict; Cronflow's ``approvedBy`` too)."""
         if not isinstance(token, str) or not token:
             raise ResumeError(str(token), "a resume token is a non-empty string")
+        data = payload if isinstance(payload, dict) else {}
+        approved = _approved(token, data)
         wait = await self._store.find_wait("pause", token)
         if wait is None:
             raise ResumeError(token, "no run is paused with this token")
         if wait.ended:
             raise ResumeError(token, "the pause has already ended", ended=True)
-        data = payload if isinstance(payload, dict) else {}
         record = {
-            "approved": bool(data.get("approved", False)),
+            "approved": approved,
             "reason": data.get("reason", "resumed"),
             "approved_by": data.get("approved_by", data.get("approvedBy", "human")),
             "status": "resumed",
@@ -91,6 +92,24 @@ class Pauses:
         last = rows[-1] if len(rows) == limit else None
         next_cursor = encode_cursor(last.created_at, last.wait_id) if last else None
         return Page([_paused(row) for row in rows], next_cursor)
+
+
+def _approved(token: str, data: Mapping[str, Any]) -> bool:
+    """The decision in a resume's payload: ``approved`` is true or false, or absent (not
+    approved). Anything else is refused before the pause is touched: the string ``"false"``
+    or the number 0 read as a truth value would decide the wrong way (Cronflow reads it so)."""
+    approved = data.get("approved", False)
+    if approved is None:
+        return False
+    if not isinstance(approved, bool):
+        shown = f"{token[:6]}..." if len(token) > 8 else token
+        raise InvalidPayloadError(
+            f"the pause of token {shown!r}",
+            "resume",
+            f"'approved' is {approved!r}; give true or false (a JSON boolean), or leave it out "
+            "for not approved. The pause is still open",
+        )
+    return approved
 
 
 def _paused(row: WaitRecord) -> PausedRun:

@@ -90,6 +90,23 @@ async def test_human_in_the_loop_pauses_and_resumes(rt: cf.Runtime, clock: Manua
     assert (await rt.wait(second)).status == "completed"
 
 
+async def test_a_resume_decides_only_by_a_boolean(rt: cf.Runtime, clock: ManualClock) -> None:
+    # "false" or 0 read as a truth value would approve: refused, the pause stays open
+    rt.register(approval_flow([]))
+    run_id = await rt.trigger("approval", 10)
+    await settle(rt, clock)
+    (pause,) = await rt.list_paused()
+    for wrong in ("false", "no", 0, 1, [False], {"yes": True}):
+        with pytest.raises(cf.errors.InvalidPayloadError, match="'approved' is .*JSON boolean"):
+            await rt.resume(pause.token, {"approved": wrong})
+    assert [p.token for p in await rt.list_paused()] == [pause.token]
+    assert (await rt.inspect(run_id)).status == "waiting"
+    await rt.resume(pause.token, {"approved": None, "reason": "no answer"})  # null: not approved
+    result = await rt.wait(run_id)
+    assert (result.status, result.output) == ("completed", "stop: resumed")
+    assert (await rt.inspect(run_id)).steps[1].output["approved"] is False
+
+
 async def test_a_pause_times_out_from_the_moment_it_pauses(
     rt: cf.Runtime, clock: ManualClock
 ) -> None:
