@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from cronflow_actors.flow.envelope import open_envelope
-from cronflow_actors.messages.engine import StartWorkflow
+from cronflow_actors.messages.engine import Principal, StartWorkflow
 from cronflow_actors.runtime.catalog import WorkflowDescription
 from cronflow_actors.runtime.events import PublishResult
 from cronflow_actors.runtime.net_api import NetMethods
@@ -82,8 +82,16 @@ class FlowMethods(NetMethods):
             workflow=workflow, status=status, limit=limit, cursor=cursor
         )
 
-    async def cancel(self, run_id: str) -> None:
-        """End a run as canceled: running handlers are cancelled and no later step runs."""
+    async def cancel(self, run_id: str, *, principal: Principal | None = None) -> None:
+        """End a run as canceled: running handlers are cancelled and no later step runs.
+
+        ``principal``: who asks, when it is someone outside (an HTTP caller; None, the
+        default, is this process's own call). An instance of a net workflow is then canceled
+        through its workflow's ``cancel`` action, whose policy decides (as
+        ``cancel_workflow(..., principal=)``); a flow's run has no cancel action of its own."""
+        if principal is not None and (await self._state(run_id)).workflow not in self.catalog.roots:
+            await self.cancel_workflow(run_id, principal=principal)
+            return
         await self.cancel_workflow(run_id)
 
     async def resume(self, token: str, payload: Any = None) -> None:

@@ -86,7 +86,8 @@ def routes(edge: Edge) -> list[Route]:
 
     async def cancel_run(request: Request) -> Response:
         run_id = request.path_params["run_id"]
-        await runtime.cancel(run_id)
+        # the caller, so that a net workflow's cancel policy decides here as on /workflows
+        await runtime.cancel(run_id, principal=edge.caller(request))
         return json_response({"run_id": run_id, "status": "canceled"})
 
     async def replay_run(request: Request) -> Response:

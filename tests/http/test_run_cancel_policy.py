@@ -1,0 +1,56 @@
+"""``POST /runs/{id}/cancel`` on an instance of a net workflow: its ``cancel`` action's policy
+decides, as on ``POST /workflows/{id}/cancel`` (the runs' route is a second door to it)."""
+
+from __future__ import annotations
+
+import cronflow_actors as cf
+from cronflow_actors import net
+from tests.http.conftest import Serve
+
+READER = cf.Principal(id="reader", scopes=frozenset())
+ADMIN = cf.Principal(id="admin", scopes=frozenset({"hire:admin"}))
+TOKENS = {"t-reader": READER, "t-admin": ADMIN}
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def guarded() -> net.NetSpec:
+    return (
+        net.workflow("guarded")
+        .start_condition("start")
+        .end_condition("end")
+        .task("review", net.task(net.work_item("review")))
+        .connect_condition("start", "review")
+        .connect_task("review", "end")
+        .actions(initialize=net.action(), cancel=net.action(policy=net.require_scope("hire:admin")))
+        .build()
+    )
+
+
+async def test_the_runs_cancel_route_applies_a_net_workflows_cancel_policy(serve: Serve) -> None:
+    flow = cf.define("plain").sleep("nap", "1h").step("s", lambda ctx: 1)
+    rt, client = await serve([guarded(), flow], tokens=TOKENS)
+    created = await client.post(
+        "/workflows", json={"workflow": "guarded"}, headers=bearer("t-reader")
+    )
+    workflow_id = created.json()["workflow_id"]
+    refused = await client.post(f"/runs/{workflow_id}/cancel", headers=bearer("t-reader"))
+    assert (refused.status_code, refused.json()["type"]) == (
+        403,
+        "urn:cronflow:problem:action-denied",
+    )
+    assert await rt.workflow_state(workflow_id) == "initialized"  # nothing changed
+    done = await client.post(f"/runs/{workflow_id}/cancel", headers=bearer("t-admin"))
+    assert done.status_code == 200
+    assert await rt.workflow_state(workflow_id) == "canceled"
+    cancels = [
+        n.span for n in (await rt.trace(workflow_id)).roots if n.span.operation == "Action.cancel"
+    ]
+    assert [s.attributes["principal"] for s in cancels] == ["admin"]  # who did it is kept
+    # a flow's run has no cancel action: any caller of the API may cancel it, as before
+    run_id = await rt.trigger("plain")
+    answer = await client.post(f"/runs/{run_id}/cancel", headers=bearer("t-reader"))
+    assert answer.status_code == 200
+    assert (await rt.wait(run_id)).status == "canceled"
