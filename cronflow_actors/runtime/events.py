@@ -122,15 +122,19 @@ class Events:
         after = None
         held: list[str] = []
         publish = uuid.uuid4().hex  # names the publish in what held runs keep of it
+        # a run this publish started may wait for the same name at once: the event it
+        # started from is not news to it (it hears the next one)
+        started_here = set(started)
         while True:
-            waits = await self._store.open_waits("event", key=name, after=after, limit=_PAGE)
+            page = await self._store.open_waits("event", key=name, after=after, limit=_PAGE)
+            waits = [wait for wait in page if wait.instance_id not in started_here]
             delivered = await asyncio.gather(
                 *(self._deliver(wait, name, payload, publish) for wait in waits)
             )
             held += [w.instance_id for w, ok in zip(waits, delivered, strict=True) if not ok]
-            if len(waits) < _PAGE:
+            if len(page) < _PAGE:
                 return PublishResult(started, refused, sorted(set(held)))
-            after = (waits[-1].created_at, waits[-1].wait_id)
+            after = (page[-1].created_at, page[-1].wait_id)
 
     async def _deliver(self, wait: WaitRecord, name: str, payload: Any, publish: str) -> bool:
         """False if the run is held (the event is kept for it, as part of ``publish``); True

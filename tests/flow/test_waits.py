@@ -97,7 +97,7 @@ async def test_a_resume_decides_only_by_a_boolean(rt: cf.Runtime, clock: ManualC
     await settle(rt, clock)
     (pause,) = await rt.list_paused()
     for wrong in ("false", "no", 0, 1, [False], {"yes": True}):
-        with pytest.raises(cf.errors.InvalidPayloadError, match="'approved' is .*JSON boolean"):
+        with pytest.raises(cf.errors.InvalidPayloadError, match=r"'approved' is .*JSON boolean"):
             await rt.resume(pause.token, {"approved": wrong})
     assert [p.token for p in await rt.list_paused()] == [pause.token]
     assert (await rt.inspect(run_id)).status == "waiting"
@@ -162,6 +162,25 @@ async def test_on_event_starts_listening_flows(rt: cf.Runtime) -> None:
     output = (await rt.wait(run_id)).output
     assert output["user"] == "u1"
     assert output["event"]["name"] == "user.signup"
+
+
+async def test_a_run_an_event_started_waits_for_the_next_one(
+    rt: cf.Runtime, clock: ManualClock
+) -> None:
+    # the event a run started from is not the one its wait for that name hears
+    rt.register(
+        cf.define("tick")
+        .on_event("tick")
+        .wait_for_event("next", "tick", timeout="1h")
+        .step("pair", lambda ctx: [ctx.payload["n"], ctx.last["n"]])
+    )
+    [first] = await rt.publish_event("tick", {"n": 1})
+    await settle(rt, clock)
+    assert (await rt.inspect(first)).status == "waiting"
+    [second] = await rt.publish_event("tick", {"n": 2})
+    assert (await rt.wait(first)).output == [1, 2]
+    await settle(rt, clock)
+    assert (await rt.inspect(second)).status == "waiting"  # it waits for tick 3
 
 
 async def test_waiting_runs_continue_on_the_next_runtime(
