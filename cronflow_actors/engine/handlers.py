@@ -13,6 +13,13 @@ metrics): ``WorkItemActor`` runs an attempt of an automated work item and report
 ``ActionActor`` runs a detached action, whose flow has already moved on, and reports
 ``ActionFinished`` (when it began and ended, and the error if any; never an output).
 
+A failed attempt is logged here, through this module's logger, with the exception's traceback
+and the run, step, work item and attempt it belongs to: at ERROR when the item fails (no retry
+remains), at WARNING when another attempt follows (the retry a step's policy asks for, whose
+cause is the error), at INFO without a traceback for a bare ``RetryRequested`` (asked for, not a
+failure), at WARNING for a detached action (its run goes on). The report keeps the exception for
+the hooks; the log gets it now, because nothing else shows where in user code it was raised.
+
 ``handler_context`` builds what a handler gets. ``HandlerTracing`` is how a runtime runs user code
 inside a trace span of its own (its OpenTelemetry export does): the WorkflowActor asks it for a
 scope when it spawns a handler, and the handler is called inside that scope; without one (the
@@ -147,6 +154,8 @@ class HandlerActor(LoopActor):
         item_id: str,
         attempt: int = 0,
         scope: AbstractContextManager[object] | None = None,
+        *,
+        run_id: str = "",
     ) -> None:
         super().__init__()
         self.handler = handler
@@ -157,6 +166,8 @@ class HandlerActor(LoopActor):
         """Where the handler is called (a ``HandlerTracing`` scope), or None. What it runs on
         the thread pool sees the scope's context variables: the pool runs each call in a copy
         of its caller's."""
+        self.run_id = run_id
+        """The root instance (the run) the item belongs to, for the log of a failure."""
 
     def on_start(self) -> None:
         self.create_task(self._run(), name=f"{self.what} {self.item_id}")
@@ -194,6 +205,36 @@ class HandlerActor(LoopActor):
         """The report of a handler that raised ``error``."""
         raise NotImplementedError
 
+    def log_failure(
+        self, level: int, outcome: str, error: BaseException, *, traceback: bool = True
+    ) -> None:
+        """One record of a failed attempt, naming the run, the step, the work item and the
+        attempt (also as ``run_id``, ``workflow`` and ``step`` fields, which the JSON log
+        format shows), with ``error``'s traceback unless ``traceback`` is False. The record
+        holds the exception only while it is handled (and kept by handlers that keep records,
+        as a test's capture does), so no frame lives on in this actor."""
+        item = self.ctx.work_item
+        step = getattr(item, "task", None) or getattr(item, "name", "?")
+        parent = self.ctx.parent
+        logger.log(
+            level,
+            "run %s: %s %r (work item %s, attempt %d) %s: %s: %s",
+            self.run_id or "?",
+            "action" if self.what == "action" else "step",
+            step,
+            self.item_id,
+            self.attempt,
+            outcome,
+            type(error).__name__,
+            error,
+            exc_info=error if traceback else None,
+            extra={
+                "run_id": self.run_id or None,
+                "workflow": parent.name if parent is not None else None,
+                "step": step,
+            },
+        )
+
 
 @mypyc_attr(native_class=False)  # its base is not compiled (setup.py)
 class WorkItemActor(HandlerActor):
@@ -212,6 +253,13 @@ class WorkItemActor(HandlerActor):
 
     def failed(self, error: Exception, began_at: float) -> WorkItemFinished:
         if isinstance(error, RetryRequested):
+            cause = error.__cause__
+            delay = f"another attempt follows in {error.delay:g} s"
+            if isinstance(cause, Exception):  # a step's retry policy, after this error
+                self.log_failure(logging.WARNING, f"failed; {delay}", cause)
+            else:  # asked for by the handler itself: not a failure to explain
+                asked = f"asked for a retry; {delay}"
+                self.log_failure(logging.INFO, asked, error, traceback=False)
             return WorkItemFinished(
                 work_item_id=self.item_id,
                 attempt=self.attempt,
@@ -220,6 +268,7 @@ class WorkItemActor(HandlerActor):
                 retry_after=error.delay,
                 began_at=began_at,
             )
+        self.log_failure(logging.ERROR, "failed, and no retry remains", error)
         return WorkItemFinished(
             work_item_id=self.item_id,
             attempt=self.attempt,
@@ -249,7 +298,8 @@ class ActionActor(HandlerActor):
         )
 
     def failed(self, error: Exception, began_at: float) -> ActionFinished:
-        logger.warning("action %s failed: %s: %s", self.item_id, type(error).__name__, error)
+        # its run goes on (an action's failure is recorded, never the run's): a warning
+        self.log_failure(logging.WARNING, "failed (the run goes on)", error)
         return ActionFinished(
             work_item_id=self.item_id,
             ok=False,

@@ -463,7 +463,9 @@ class WorkflowActor(CoroutineActor):
             return
         ctx = self._handler_context(item)
         scope = self._tracing_scope(item, attempt, "work item")
-        ref = self._spawn(WorkItemActor, handler, ctx, item.id, attempt, scope)
+        ref = self._spawn(
+            WorkItemActor, handler, ctx, item.id, attempt, scope, run_id=self.instance_id
+        )
         if ref is not None:
             self._handler_refs[item.id] = ref
 
@@ -478,15 +480,15 @@ class WorkflowActor(CoroutineActor):
             ctx.attempt = attempt  # the action's dispatch, 2 and more after restarts
         handler = self._definition(item).handler
         scope = self._tracing_scope(item, attempt, "action")
-        self._spawn(ActionActor, handler, ctx, item.id, attempt, scope)
+        self._spawn(ActionActor, handler, ctx, item.id, attempt, scope, run_id=self.instance_id)
 
     def _tracing_scope(self, item: WorkItemRecord, attempt: int, what: str) -> Any:
         tracing = self.services.tracing
         return None if tracing is None else tracing.scope(self.instance_id, item, attempt, what)
 
-    def _spawn(self, kind: type[LoopActor], *args: Any) -> Any:
+    def _spawn(self, kind: type[LoopActor], *args: Any, **kwargs: Any) -> Any:
         try:
-            return self.system.spawn(kind, *args, parent=self.actor_ref)
+            return self.system.spawn(kind, *args, parent=self.actor_ref, **kwargs)
         except ActorSystemNotRunningError:
             # The system stops while this actor takes the messages sent before the stop: the
             # work stays started (or out) in the snapshot, and runs on the next start.

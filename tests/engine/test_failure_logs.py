@@ -1,0 +1,124 @@
+"""A failed attempt leaves one record in the server's log, through the engine's own logger: the
+run, the step, the work item and the attempt, with the traceback of the user's code (an
+``async def`` step on the loop, a plain ``def`` one on the thread pool alike); ERROR when no
+retry remains, WARNING when another attempt follows, INFO and no traceback for a bare retry
+request; a detached action's failure is a WARNING naming its run."""
+
+from __future__ import annotations
+
+import logging
+from types import TracebackType
+from typing import Any
+
+import pytest
+
+import cronflow_actors as cf
+from cronflow_actors.errors import RetryRequested
+from cronflow_actors.kernel import ManualClock
+
+LOGGER = "cronflow_actors.engine.handlers"
+
+
+def helper(ctx: Any) -> Any:
+    return ctx.payload["missing"]
+
+
+async def async_step(ctx: Any) -> Any:
+    return helper(ctx)
+
+
+def plain_step(ctx: Any) -> Any:
+    return helper(ctx)
+
+
+def frames(tb: TracebackType | None) -> list[str]:
+    names = []
+    while tb is not None:
+        names.append(tb.tb_frame.f_code.co_name)
+        tb = tb.tb_next
+    return names
+
+
+def records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.name == LOGGER]
+
+
+@pytest.mark.parametrize("step", [async_step, plain_step], ids=["async def", "def"])
+async def test_a_failed_step_is_logged_with_its_run_step_attempt_and_traceback(
+    rt: cf.Runtime, caplog: pytest.LogCaptureFixture, step: Any
+) -> None:
+    rt.register(cf.define("f").step("a", lambda ctx: 1).step("b", step))
+    caplog.set_level(logging.INFO, logger=LOGGER)
+    run_id = await rt.trigger("f", {})
+    run = await rt.wait(run_id)
+    assert run.status == "failed"
+    [record] = records(caplog)
+    assert record.levelno == logging.ERROR
+    message = record.getMessage()
+    assert message.startswith(f"run {run_id}: step 'b' (work item {run_id}.w2, attempt 1)")
+    assert "no retry remains" in message
+    assert "KeyError: 'missing'" in message
+    assert record.exc_info is not None
+    assert isinstance(record.exc_info[1], KeyError)
+    assert frames(record.exc_info[2])[-2:] == [step.__name__, "helper"]  # the user's own code
+    assert (record.run_id, record.workflow, record.step) == (run_id, "f", "b")  # type: ignore[attr-defined]
+
+
+async def test_an_attempt_that_is_retried_is_a_warning_and_the_last_one_an_error(
+    rt: cf.Runtime, clock: ManualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    rt.register(cf.define("r").step("b", async_step, retry=cf.Retry(attempts=2, delay="1s")))
+    caplog.set_level(logging.INFO, logger=LOGGER)
+    run_id = await rt.trigger("r", {})
+    await rt.wait_idle()
+    clock.advance(1)
+    assert (await rt.wait(run_id)).status == "failed"
+    first, last = records(caplog)
+    assert first.levelno == logging.WARNING
+    assert "attempt 1) failed; another attempt follows in 1 s: KeyError" in first.getMessage()
+    assert first.exc_info is not None
+    assert isinstance(first.exc_info[1], KeyError)
+    assert "helper" in frames(first.exc_info[2])  # the cause's traceback, not the retry's
+    assert last.levelno == logging.ERROR
+    assert "attempt 2) failed, and no retry remains" in last.getMessage()
+
+
+async def test_a_bare_retry_request_is_one_short_info_line(
+    rt: cf.Runtime, clock: ManualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    asked: list[int] = []
+
+    def busy(ctx: Any) -> str:
+        asked.append(1)
+        if len(asked) == 1:
+            raise RetryRequested(5, "the printer is busy")
+        return "printed"
+
+    rt.register(cf.define("p").step("print", busy))
+    caplog.set_level(logging.DEBUG, logger=LOGGER)
+    run_id = await rt.trigger("p")
+    await rt.wait_idle()
+    clock.advance(5)
+    assert (await rt.wait(run_id)).output == "printed"
+    [record] = records(caplog)
+    assert record.levelno == logging.INFO
+    assert record.exc_info is None
+    assert "asked for a retry; another attempt follows in 5 s" in record.getMessage()
+
+
+async def test_a_failed_detached_action_is_a_warning_naming_its_run(
+    rt: cf.Runtime, caplog: pytest.LogCaptureFixture
+) -> None:
+    def mail(ctx: Any) -> None:
+        raise ConnectionError("the mail server is down")
+
+    rt.register(cf.define("acts").action("mail", mail).step("b", lambda ctx: "B"))
+    caplog.set_level(logging.INFO, logger=LOGGER)
+    run_id = await rt.trigger("acts")
+    assert (await rt.wait(run_id)).output == "B"
+    await rt.wait_idle()
+    [record] = records(caplog)
+    assert record.levelno == logging.WARNING
+    assert record.getMessage().startswith(f"run {run_id}: action 'mail' (work item {run_id}.")
+    assert "failed (the run goes on): ConnectionError" in record.getMessage()
+    assert record.exc_info is not None
