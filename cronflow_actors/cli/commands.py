@@ -205,22 +205,27 @@ def _paused(args: argparse.Namespace) -> int:
 
 
 def _resume(args: argparse.Namespace) -> int:
+    # Only the two refusals about the token itself are put in other words; any other (a run
+    # that is blocked on a changed definition, say) is the server's own reason, which says
+    # what to do about it.
     try:
         answer = _client(args).call("POST", f"/resume/{_path(args.token_id)}", _payload(args))
     except ApiError as refused:
-        if refused.status == 404:
+        if refused.status == 404 and refused.slug == "unknown-token":
             raise ApiError(
                 f"no run is paused with the token {args.token_id!r}; "
                 "'cronflow-actors paused' lists the tokens of the runs that wait",
                 exit_code=Exit.NOT_FOUND_OR_CONFLICT,
                 status=404,
+                slug=refused.slug,
             ) from None
-        if refused.status == 409:
+        if refused.status == 409 and refused.slug == "pause-ended":
             raise ApiError(
                 f"the pause of token {args.token_id!r} is already over (resumed before, or "
                 "timed out); nothing was changed",
                 exit_code=Exit.NOT_FOUND_OR_CONFLICT,
                 status=409,
+                slug=refused.slug,
             ) from None
         raise
     if args.json:
@@ -235,16 +240,21 @@ def _cancel(args: argparse.Namespace) -> int:
     try:
         answer = _run_call(client, "POST", args.run_id, "/cancel")
     except ApiError as refused:
-        if refused.status == 409:
-            run = client.call("GET", f"/runs/{_path(args.run_id)}")
-            raise ApiError(
-                f"run {args.run_id} already ended ({run['status']}"
-                f"{' ' + when(run.get('finished_at')) if run.get('finished_at') else ''}); "
-                "there is nothing to cancel",
-                exit_code=Exit.NOT_FOUND_OR_CONFLICT,
-                status=409,
-            ) from None
-        raise
+        if refused.status != 409:
+            raise
+        # "already ended" only when it has: a run that goes on was refused for another
+        # reason (it is blocked, say), which the server's answer gives
+        run = client.call("GET", f"/runs/{_path(args.run_id)}")
+        if run["status"] not in FINAL:
+            raise
+        raise ApiError(
+            f"run {args.run_id} already ended ({run['status']}"
+            f"{' ' + when(run.get('finished_at')) if run.get('finished_at') else ''}); "
+            "there is nothing to cancel",
+            exit_code=Exit.NOT_FOUND_OR_CONFLICT,
+            status=409,
+            slug=refused.slug,
+        ) from None
     if args.json:
         _print_json(answer)
     else:
@@ -270,11 +280,12 @@ def _publish(args: argparse.Namespace) -> int:
 
 
 def _run_call(client: Client, method: str, run_id: str, suffix: str = "") -> Any:
-    """``method /runs/<run_id><suffix>``; a 404 says there is no such run, in plain words."""
+    """``method /runs/<run_id><suffix>``; a 404 that says there is no such run says it in
+    plain words (another 404, a route this server lacks, keeps the server's words)."""
     try:
         return client.call(method, f"/runs/{_path(run_id)}{suffix}")
     except ApiError as refused:
-        if refused.status == 404:
+        if refused.status == 404 and refused.slug == "not-found":
             raise _no_run(run_id) from None
         raise
 
@@ -284,6 +295,7 @@ def _no_run(run_id: str) -> ApiError:
         f"no run {run_id!r} on this server; 'cronflow-actors runs' lists the runs",
         exit_code=Exit.NOT_FOUND_OR_CONFLICT,
         status=404,
+        slug="not-found",
     )
 
 

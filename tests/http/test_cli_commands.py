@@ -7,11 +7,17 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
+import uvicorn
 
 import cronflow_actors as cf
-from cronflow_actors.errors import ConfigurationError
+from cronflow_actors.cli.client import Client
+from cronflow_actors.cli.exits import Exit
+from cronflow_actors.cli.main import main
+from cronflow_actors.errors import ApiError, ConfigurationError
+from cronflow_actors.http.app import create_app
 from cronflow_actors.runtime.config import load_config
 from tests.http.conftest import Serve
 
@@ -118,3 +124,60 @@ def test_settings_come_from_file_then_environment_then_flags(tmp_path: Path) -> 
     config.write_text("colour = 'blue'\n")
     with pytest.raises(ConfigurationError, match="colour"):
         load_config(config, environ={})
+
+
+def approval(*, changed: bool = False) -> cf.Flow:
+    """A flow that pauses for a person; ``changed``: edited without a version bump."""
+    flow = cf.define("approval", version="v1").human_in_the_loop("approve")
+    if changed:
+        return flow.step("ship", lambda ctx: "ship").step("notify", lambda ctx: "notify")
+    return flow.step("send", lambda ctx: "send")
+
+
+async def test_resuming_a_blocked_run_says_the_servers_reason_not_that_the_pause_ended(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "blocked.db"
+    async with cf.Runtime(db=db, workflows=[approval()]) as rt:
+        await rt.trigger("approval")
+        await rt.wait_idle()
+        [paused] = await rt.list_paused()
+    runtime = cf.Runtime(db=db, workflows=[approval(changed=True)])
+    app = create_app(runtime)
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, lifespan="on", log_level="warning")
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    try:
+        for _ in range(500):  # as the serve fixture waits (tests/http/conftest.py)
+            if server.started:
+                break
+            await asyncio.sleep(0.01)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        url = f"http://127.0.0.1:{port}"
+        code, _, err = await cli("resume", paused.token, "--url", url)
+        assert code == 3  # a conflict
+        assert "already over" not in err
+        assert "is blocked" in err
+        assert "migrate it to another version" in err
+    finally:
+        server.should_exit = True
+        await task
+
+
+def test_a_refused_cancel_of_a_run_that_goes_on_keeps_the_servers_reason(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    reason = "cannot cancel 'r1' as an external caller: instance 'r1' is blocked: ..."
+
+    def call(self: Client, method: str, path: str, *_: Any, **__: Any) -> Any:
+        if method == "POST":
+            raise ApiError(reason, status=409, slug="refused", exit_code=Exit.NOT_FOUND_OR_CONFLICT)
+        return {"id": "r1", "status": status}
+
+    monkeypatch.setattr(Client, "call", call)
+    status = "running"
+    assert main(["cancel", "r1", "--url", "http://127.0.0.1:9"]) == 3
+    assert reason in capsys.readouterr().err
+    status = "completed"  # an ended run: said in plain words
+    assert main(["cancel", "r1", "--url", "http://127.0.0.1:9"]) == 3
+    assert "run r1 already ended (completed); there is nothing to cancel" in capsys.readouterr().err
