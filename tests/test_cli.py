@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import subprocess
 import sys
@@ -82,3 +83,42 @@ def test_serve_apps_are_loaded_from_modules_and_files(tmp_path: Path) -> None:
     ):
         with pytest.raises(ConfigurationError, match=message):
             load_app(bad)
+
+
+def test_db_prune_refuses_a_bare_number_and_deletes_nothing(tmp_path: Path) -> None:
+    import asyncio
+
+    import cronflow_actors as cf
+
+    db = tmp_path / "prune.db"
+
+    async def finished_run() -> None:
+        flow = cf.define("quick").step("s", lambda ctx: 1)
+        async with cf.Runtime(db=db, workflows=[flow]) as rt:
+            await rt.wait(await rt.trigger("quick"))
+
+    asyncio.run(finished_run())
+    refused = cli("db", "prune", "--db", str(db), "--older-than", "7")
+    assert refused.returncode == 2
+    assert "setting '--older-than' has the value '7'" in refused.stderr
+    assert "such as '7d', '12h', '30m' or '90s'" in refused.stderr
+    assert "nothing was deleted" in refused.stderr
+    with sqlite3.connect(db) as raw:
+        assert raw.execute("SELECT count(*) FROM instances").fetchone()[0] == 1
+    kept = cli("db", "prune", "--db", str(db), "--older-than", "7 d")
+    assert kept.returncode == 0, kept.stderr
+    assert re.match(
+        r"pruned 0 finished runs older than 7d \(finished before \d{4}-\d\d-\d\d \d\d:\d\d:\d\d\)",
+        kept.stdout,
+    )
+    pruned = cli("db", "prune", "--db", str(db), "--older-than", "0")
+    assert pruned.stdout.startswith("pruned 1 finished run older than 0s (finished before ")
+
+
+def test_serve_refuses_a_retention_without_a_unit(tmp_path: Path) -> None:
+    for given in (["--retention", "5"], ["--config", str(tmp_path / "c.toml")]):
+        (tmp_path / "c.toml").write_text('retention = "5"\n')
+        result = cli("serve", "--db", str(tmp_path / "s.db"), *given)
+        assert result.returncode == 2
+        assert "retention '5' has no unit" in result.stderr
+        assert not (tmp_path / "s.db").exists()  # refused before anything started

@@ -60,20 +60,28 @@ def _db_migrate(args: argparse.Namespace) -> int:
 def _db_prune(args: argparse.Namespace) -> int:
     import time
 
-    from cronflow_actors.runtime import open_store, parse_duration
+    from cronflow_actors.cli.render import when
+    from cronflow_actors.runtime import open_store
+    from cronflow_actors.runtime.config import UNIT_EXAMPLES, deletion_age
 
-    try:
-        older_than = parse_duration(args.older_than, "--older-than")
-    except ValueError as error:
-        raise ConfigurationError("--older-than", args.older_than, str(error)) from None
+    try:  # a bare "7" would mean 7 seconds: refused, as it deletes (runtime/config.py)
+        older_than = deletion_age(args.older_than, "--older-than")
+    except ValueError:
+        raise ConfigurationError(
+            "--older-than",
+            args.older_than,
+            f"a duration with its unit, such as {UNIT_EXAMPLES} (or 0: every finished run); "
+            "a bare number is refused, since finished runs older than it are deleted; nothing "
+            "was deleted",
+        ) from None
     if args.db != ":memory:" and "://" not in args.db and not Path(args.db).is_file():
         raise ConfigurationError("--db", args.db, "the path of an existing database file")
+    cutoff = time.time() - older_than
 
     async def prune() -> int:
         store = await open_store(args.db)
         try:
             total = 0
-            cutoff = time.time() - older_than
             while (pruned := await store.prune(finished_before=cutoff, limit=1000)) > 0:
                 total += pruned
             await store.kv_purge_expired(time.time())
@@ -81,7 +89,10 @@ def _db_prune(args: argparse.Namespace) -> int:
         finally:
             await store.close()
 
-    print(f"pruned {asyncio.run(prune())} finished runs older than {args.older_than}")
+    total = asyncio.run(prune())
+    age = "".join(args.older_than.split()) if older_than else "0s"
+    runs = "run" if total == 1 else "runs"
+    print(f"pruned {total} finished {runs} older than {age} (finished before {when(cutoff)})")
     return 0
 
 
@@ -151,7 +162,11 @@ def build_parser() -> argparse.ArgumentParser:
     prune.add_argument(
         "--db", default="cronflow.db", help="SQLite file (default cronflow.db) or postgresql:// URL"
     )
-    prune.add_argument("--older-than", required=True, help="e.g. 7d, 12h, 30m")
+    prune.add_argument(
+        "--older-than",
+        required=True,
+        help="a duration with its unit: 7d, 12h, 30m, 90s (a bare number is refused)",
+    )
     prune.set_defaults(handler=_db_prune)
 
     serve = commands.add_parser("serve", help="run the runtime behind HTTP until SIGTERM/SIGINT")
@@ -192,7 +207,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-connections", type=int, default=None, help="connections at once (1000)"
     )
     serve.add_argument(
-        "--retention", default=None, help="prune finished runs older than this (30d; 0: never)"
+        "--retention",
+        default=None,
+        help="prune finished runs older than this, with its unit (30d, 12h; 0: never)",
     )
     serve.add_argument("--metrics-token", default=None, help="bearer token /metrics requires")
     serve.add_argument(

@@ -55,8 +55,9 @@ def serve(settings: Any) -> int:
     taken), 2 when it could not start (another runtime owns the database, say)."""
     from cronflow_actors.http.app import create_app, metrics_app
     from cronflow_actors.http.server import ServerLimits, run_servers
-    from cronflow_actors.runtime import Runtime, parse_duration
+    from cronflow_actors.runtime import Runtime
     from cronflow_actors.runtime.collector import tune_collector
+    from cronflow_actors.runtime.config import deletion_age
     from cronflow_actors.runtime.event_loop import loop_factory
 
     _configure_logging(settings.log_level, settings.log_format)
@@ -97,7 +98,7 @@ def serve(settings: Any) -> int:
             synchronous=settings.synchronous,
             lease_seconds=settings.lease_seconds,
             wait_for_lease=settings.wait_for_lease,
-            retention=parse_duration(settings.retention),
+            retention=deletion_age(settings.retention, "retention"),
             queues=settings.queues,
             otel_endpoint=settings.otel_endpoint,
             audit=settings.audit,

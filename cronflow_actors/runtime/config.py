@@ -13,16 +13,23 @@ then command-line flags, each overriding the one before; decoded (and checked) w
 
 ``queues`` is read from the file and from ``--queue NAME=N`` flags (which add to or override
 the file's), not from the environment.
+
+A refusal names the setting, where its value came from (the file's path, the variable, the
+flag), the value and what is taken instead; a name the file has that is no setting is refused
+too (a typo would otherwise leave the default in force, unsaid). ``retention``, whose value
+decides what is deleted, takes a duration with its unit only (``deletion_age``).
 """
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import tomllib
+import types
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, get_args, get_origin, get_type_hints
+from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
 import msgspec
 
@@ -31,9 +38,36 @@ from cronflow_actors.messages import Principal
 from cronflow_actors.runtime.collector import DEFAULT_GC_THRESHOLD, MAX_GC_THRESHOLD
 from cronflow_actors.runtime.event_loop import LoopName
 
-__all__ = ["Config", "TokenConfig", "load_config"]
+__all__ = ["Config", "TokenConfig", "deletion_age", "load_config"]
 
 _AT = re.compile(r" - at `\$\.?(?P<path>[^`]*)`$")
+_NUMBER = re.compile(r"^\s*\d+(?:\.\d+)?\s*$")
+UNIT_EXAMPLES = "'7d', '12h', '30m' or '90s'"
+
+
+def deletion_age(value: object, setting: str) -> float:
+    """Seconds in ``value``, an age past which finished runs are deleted (``retention``,
+    ``db prune --older-than``): a number with its unit (``"7d"``, ``"12h"``, ``"30m"``,
+    ``"90s"``; ``ms`` and ``w`` too), or 0. A bare number is refused, though a flow's durations
+    read it as seconds: ``7`` meant as days would delete runs minutes old, and nothing undoes a
+    deletion. Zero needs no unit. Raises ``ValueError`` naming ``setting``."""
+    from cronflow_actors.net.durations import parse_duration
+
+    if isinstance(value, int | float) and not isinstance(value, bool) and value == 0:
+        return 0.0
+    if isinstance(value, int | float) or (isinstance(value, str) and _NUMBER.match(value)):
+        if isinstance(value, str) and float(value) == 0:
+            return 0.0
+        raise ValueError(
+            f"{setting} {value!r} has no unit, and a bare number here would be read as seconds "
+            f"(finished runs older than it are deleted): give one, such as {UNIT_EXAMPLES}"
+        )
+    try:
+        return parse_duration(value, setting)
+    except ValueError:
+        raise ValueError(
+            f"{setting} {value!r} is not a duration with its unit, such as {UNIT_EXAMPLES}"
+        ) from None
 
 
 class TokenConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -99,9 +133,7 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
             raise ValueError(f"max_active_runs must be >= 1 run, got {self.max_active_runs}")
         if self.metrics_port is not None and not 0 <= self.metrics_port <= 65535:
             raise ValueError(f"metrics_port must be 0-65535, got {self.metrics_port}")
-        from cronflow_actors.net.durations import parse_duration
-
-        parse_duration(self.retention)  # "30d", "12h", "0" (keep forever)
+        deletion_age(self.retention, "retention")  # "30d", "12h", "0" (keep forever)
         for name, limit in self.queues.items():
             if not name or limit < 1:
                 raise ValueError(
@@ -116,8 +148,19 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
 
 
 _FIELDS = frozenset(Config.__struct_fields__) - {"tokens", "queues"}
-_HINTS = {
-    name: hint for name, hint in get_type_hints(Config).items() if get_origin(hint) is Literal
+_HINTS = get_type_hints(Config)
+_KINDS: dict[Any, str] = {
+    int: "a whole number",
+    float: "a number (of seconds)",
+    str: "a string",
+    bool: "true or false",
+}
+_TOKEN = "an id (a string) and scopes (a list of strings)"
+_WORDS = {
+    "tokens": f"a table of tokens, each with {_TOKEN}",
+    "queues": "a table of queue names, each with a whole number of runs >= 1",
+    "retention": f"a duration with its unit, as a string such as {UNIT_EXAMPLES}, or '0' "
+    "to keep finished runs forever",
 }
 
 
@@ -128,18 +171,13 @@ def load_config(
     overrides: Mapping[str, Any] | None = None,
 ) -> Config:
     """The settings from ``path`` (TOML), ``environ`` (``CRONFLOW_<FIELD>``) and ``overrides``
-    (flags given, None meaning not given). A bad value raises ``ConfigurationError`` naming its
-    key and where it came from."""
+    (flags given, None meaning not given). A bad value, or a name in the file that is no
+    setting, raises ``ConfigurationError`` naming its key, where it came from, and what is
+    taken."""
     data: dict[str, Any] = {}
     origin: dict[str, str] = {}
     if path is not None:
-        file = Path(path)
-        try:
-            loaded = tomllib.loads(file.read_text())
-        except FileNotFoundError:
-            raise ConfigurationError("config", str(path), "an existing TOML file") from None
-        except tomllib.TOMLDecodeError as error:
-            raise ConfigurationError("config", str(path), f"valid TOML ({error})") from None
+        loaded = _read(path)
         data.update(loaded)
         origin.update(dict.fromkeys(loaded, f"{path}"))
     for key, value in (environ if environ is not None else os.environ).items():
@@ -153,18 +191,89 @@ def load_config(
         elif value is not None:
             data[key] = value
             origin[key] = f"--{key.replace('_', '-')}"
+    _check_tables(data, origin)
     try:
         return msgspec.convert(data, Config, strict=False)
     except msgspec.ValidationError as error:
-        text = str(error)
-        match = _AT.search(text)
-        key = (match.group("path") if match else "").split(".")[0].split("[")[0]
-        if not key and text.split(" ", 1)[0] in Config.__struct_fields__:
-            key = text.split(" ", 1)[0]  # a check of __post_init__ names its field first
-        where = origin.get(key, "the settings")
-        reason = _AT.sub("", text)
-        choices = get_args(_HINTS.get(key))  # a Literal's values, to say which are taken
-        if choices:
-            reason = f"one of {', '.join(map(str, choices))}"
-        expected = f"a valid value ({reason}; it came from {where})"
-        raise ConfigurationError(key or "config", data.get(key), expected) from None
+        raise _refusal(str(error), data, origin) from None
+
+
+def _read(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The settings of the TOML file ``path``; every name in it must be a setting."""
+    try:
+        loaded = tomllib.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise ConfigurationError("config", str(path), "an existing TOML file") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigurationError("config", str(path), f"valid TOML ({error})") from None
+    unknown = sorted(set(loaded) - set(Config.__struct_fields__))
+    if unknown:
+        first = unknown[0]
+        close = difflib.get_close_matches(first, Config.__struct_fields__, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        names = ", ".join(map(repr, unknown))
+        raise ConfigurationError(
+            first,
+            loaded[first],
+            f"a known setting: {names} in {path} {'is' if len(unknown) == 1 else 'are'} "
+            f"unknown{hint}; the settings are {', '.join(sorted(Config.__struct_fields__))}",
+        )
+    return loaded
+
+
+def _check_tables(data: Mapping[str, Any], origin: Mapping[str, str]) -> None:
+    """Refuse a bad entry of ``tokens`` or ``queues`` by its own name (the decoder names
+    neither a table's key nor its value). A token's key is the secret itself: it is never
+    shown, the entry is named by its place and its id."""
+    for table in ("tokens", "queues"):
+        entries = data.get(table)
+        where = origin.get(table, "the settings")
+        if entries is None:
+            continue
+        if not isinstance(entries, dict):
+            shown = "(hidden)" if table == "tokens" else entries
+            raise ConfigurationError(table, shown, f"{_WORDS[table]} (it came from {where})")
+        for place, (key, entry) in enumerate(entries.items(), 1):
+            if table == "queues":
+                if isinstance(entry, bool) or not isinstance(entry, int) or entry < 1:
+                    expected = f"a whole number of runs >= 1 (it came from {where})"
+                    raise ConfigurationError(f"queues.{key}", entry, expected)
+                continue
+            try:
+                msgspec.convert(entry, TokenConfig)
+            except msgspec.ValidationError as error:
+                name = f"tokens entry {place}"
+                if isinstance(entry, dict) and isinstance(entry.get("id"), str):
+                    name += f" (id {entry['id']!r})"
+                reason = _AT.sub("", str(error))
+                expected = f"{_TOKEN}: {reason} (it came from {where})"
+                raise ConfigurationError(name, entry, expected) from None
+
+
+def _refusal(text: str, data: Mapping[str, Any], origin: Mapping[str, str]) -> Exception:
+    """The ``ConfigurationError`` for the decoder's refusal ``text`` of ``data``."""
+    match = _AT.search(text)
+    key = (match.group("path") if match else "").split(".")[0].split("[")[0]
+    checked = not key and text.split(" ", 1)[0] in Config.__struct_fields__
+    if checked:
+        key = text.split(" ", 1)[0]  # a check of __post_init__ names its field first
+    where = origin.get(key, "the settings")
+    if checked:
+        expected = f"a valid value: {text} (it came from {where})"
+    else:
+        expected = f"{_kind(_HINTS.get(key), key)} (it came from {where})"
+    value = "(hidden)" if key == "tokens" else data.get(key)
+    return ConfigurationError(key or "config", value, expected)
+
+
+def _kind(hint: Any, key: str) -> str:
+    """What a setting of type ``hint`` takes, in words."""
+    if key in _WORDS:
+        return _WORDS[key]
+    if get_origin(hint) is Literal:  # its values, to say which are taken
+        return f"one of {', '.join(map(str, get_args(hint)))}"
+    if get_origin(hint) in (Union, types.UnionType):
+        given = [arg for arg in get_args(hint) if arg is not type(None)]
+        if len(given) == 1:
+            return _kind(given[0], key)
+    return _KINDS.get(hint, "a valid value")

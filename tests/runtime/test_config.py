@@ -1,0 +1,92 @@
+"""The settings of ``serve`` (``runtime/config.py``): a refusal names the key, where its value
+came from (the file, the variable), the value and what is taken; a name in the file that is no
+setting is refused; an age that decides what is deleted needs its unit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cronflow_actors.errors import ConfigurationError
+from cronflow_actors.runtime.config import deletion_age, load_config
+
+
+def refusal(config: Path, text: str) -> str:
+    config.write_text(text)
+    with pytest.raises(ConfigurationError) as refused:
+        load_config(config, environ={})
+    return str(refused.value)
+
+
+def test_an_unknown_name_in_the_file_is_refused_with_the_file_and_the_settings(
+    tmp_path: Path,
+) -> None:
+    config = tmp_path / "cronflow.toml"
+    said = refusal(config, "prot = 8743\n")
+    assert "setting 'prot'" in said
+    assert f"'prot' in {config} is unknown (did you mean 'port'?)" in said
+    assert "the settings are app, audit," in said
+    assert "None" not in said
+    both = refusal(config, "prot = 1\ncolour = 'blue'\n")
+    assert f"'colour', 'prot' in {config} are unknown" in both  # every one, at once
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "value", "expected"),
+    [
+        ("port = 'x'\n", "port", "'x'", "a whole number"),
+        ("audit = 'maybe'\n", "audit", "'maybe'", "true or false"),
+        ("drain_timeout = 'soon'\n", "drain_timeout", "'soon'", "a number (of seconds)"),
+        ("max_active_runs = 'x'\n", "max_active_runs", "'x'", "a whole number"),
+        ("log_level = 'loud'\n", "log_level", "'loud'", "one of critical, error, warning"),
+        ("port = 70000\n", "port", "70000", "a valid value: port must be 0-65535"),
+        ("[queues]\nemails = 'five'\n", "queues.emails", "'five'", "a whole number of runs"),
+        ("retention = 5\n", "retention", "5", "a duration with its unit, as a string"),
+    ],
+)
+def test_a_wrong_value_in_the_file_names_the_key_the_file_the_value_and_what_is_taken(
+    tmp_path: Path, text: str, key: str, value: str, expected: str
+) -> None:
+    config = tmp_path / "cronflow.toml"
+    said = refusal(config, text)
+    assert f"setting '{key}' has the value {value}; expected {expected}" in said
+    assert f"(it came from {config})" in said
+
+
+def test_a_bad_token_entry_is_named_without_showing_the_token(tmp_path: Path) -> None:
+    config = tmp_path / "cronflow.toml"
+    said = refusal(config, '[tokens.t-secret-3f9a]\nid = "ada"\nscope = ["a:b"]\n')
+    assert "tokens entry 1 (id 'ada')" in said
+    assert "unknown field `scope`" in said
+    assert str(config) in said
+    assert "t-secret-3f9a" not in said
+    assert "t-secret-3f9a" not in refusal(config, 'tokens = "t-secret-3f9a"\n')
+
+
+@pytest.mark.parametrize("given", ["7", "5", "0.5", " 30 "])
+def test_a_retention_without_a_unit_is_refused_from_the_file_and_the_environment(
+    tmp_path: Path, given: str
+) -> None:
+    config = tmp_path / "cronflow.toml"
+    said = refusal(config, f'retention = "{given}"\n')
+    assert f"retention {given!r} has no unit" in said
+    assert "'7d', '12h', '30m' or '90s'" in said
+    assert str(config) in said
+    with pytest.raises(ConfigurationError, match="has no unit") as refused:
+        load_config(None, environ={"CRONFLOW_RETENTION": given})
+    assert "environment variable CRONFLOW_RETENTION" in str(refused.value)
+    with pytest.raises(ConfigurationError, match="has no unit"):
+        load_config(None, environ={}, overrides={"retention": given})
+
+
+def test_an_age_with_its_unit_or_zero_is_taken() -> None:
+    assert deletion_age("7d", "retention") == 7 * 86400
+    assert deletion_age("90s", "retention") == 90
+    assert deletion_age("0", "retention") == 0  # zero is zero in any unit (keep forever)
+    assert deletion_age(0, "retention") == 0
+    assert load_config(None, environ={"CRONFLOW_RETENTION": "12h"}).retention == "12h"
+    with pytest.raises(ValueError, match="--older-than 7 has no unit"):
+        deletion_age(7, "--older-than")
+    with pytest.raises(ValueError, match="'7 days' is not a duration with its unit"):
+        deletion_age("7 days", "--older-than")
