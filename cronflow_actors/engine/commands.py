@@ -79,12 +79,20 @@ async def _carry_out(tx: Transaction, command: WorkflowCommand, send: Send) -> A
                 tx.state.migration = command.migration
             if command.kept:  # events its predecessor kept while held, for its waiting steps
                 tx.state.kept = list(command.kept)
+            root = tx.state.id
+            canceled = command.canceled
             await send(
                 InitializeWorkflow(
-                    workflow_id=tx.state.id, payload=payload, principal=principal, trigger=trigger
+                    workflow_id=root,
+                    payload=payload,
+                    principal=principal,
+                    trigger=trigger,
+                    empty=canceled,
                 )
             )
-            return tx.state.id
+            if canceled:
+                await send(CancelWorkflow(workflow_id=root))
+            return root
         case InitializeWorkItem(workflow_id=workflow_id, task=task, payload=payload):
             return await _initialize_work_item(tx, workflow_id, task, payload)
         case WorkItemAction():

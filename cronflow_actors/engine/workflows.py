@@ -123,6 +123,8 @@ async def initialize(tx: Transaction, spec: NetSpec, message: InitializeWorkflow
         tx.audit.workflow_moved(change)
     if parent is not None and parent_task is not None:
         await tx.send(change)
+    if message.empty:
+        return  # a queued run canceled before it started: its cancel follows
     if migrated:  # the migration's initializer, before the first tasks are enabled
         await Workflow(tx, record)._migration_hook("initializer")
     activity = "on_initialized" in spec.activities and not migrated

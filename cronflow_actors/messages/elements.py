@@ -142,6 +142,9 @@ class InitializeWorkflow(Message, frozen=True, kw_only=True, gc=False):
     parent_id: str | None = None
     parent_task: str | None = None
     child: str | None = None
+    empty: bool = False
+    """The root of a queued run canceled before it started: made, with its start condition
+    marked, but no task enabled and no ``on_initialized`` (a ``CancelWorkflow`` follows)."""
 
 
 class EnsureWorkflowStarted(Message, frozen=True, kw_only=True, gc=False):

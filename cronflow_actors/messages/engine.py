@@ -254,6 +254,10 @@ class StartWorkflow(Message, frozen=True, kw_only=True):
     instead."""
     kept: tuple[KeptEvent, ...] = ()
     """Events the instance it replaces kept while held, for its steps waiting for them."""
+    canceled: bool = False
+    """A queued run canceled before it started (with ``dequeued``): its root is made and
+    canceled in the same transaction, with no task enabled, so none of its steps runs and the
+    run is recorded as canceled, with its payload."""
 
 
 class InitializeWorkItem(Message, frozen=True, kw_only=True):

@@ -9,6 +9,7 @@ import asyncio
 from collections.abc import Mapping
 from typing import Any
 
+from cronflow_actors.errors import NotFoundError
 from cronflow_actors.flow.envelope import open_envelope
 from cronflow_actors.messages.engine import Principal, StartWorkflow
 from cronflow_actors.runtime.catalog import WorkflowDescription
@@ -26,11 +27,18 @@ class FlowMethods(NetMethods):
     so these build on the net API."""
 
     async def _start_run(
-        self, name: str, payload: Any, instance_id: str | None, dequeued: bool
+        self,
+        name: str,
+        payload: Any,
+        instance_id: str | None,
+        dequeued: bool,
+        *,
+        canceled: bool = False,
     ) -> str:
         """A run of a flow (``dequeued``: taken off its concurrency queue in the same
-        transaction). Callers have waited for the flow's recovery (``Runs.trigger``), or are
-        part of it (the queue's restore)."""
+        transaction; ``canceled``: a queued run recorded as canceled, none of its steps run).
+        Callers have waited for the flow's recovery (``Runs.trigger``), or are part of it (the
+        queue's restore)."""
         self._check_running("start a run")
         spec = None
         if instance_id is not None:
@@ -38,7 +46,9 @@ class FlowMethods(NetMethods):
         if spec is None:
             spec = self.registry.for_new_instance(name)
         trigger = open_envelope(payload).kind
-        command = StartWorkflow(payload=payload, dequeued=dequeued, trigger=trigger)
+        command = StartWorkflow(
+            payload=payload, dequeued=dequeued, trigger=trigger, canceled=canceled
+        )
         return await self.instances.start(spec, command, instance_id)
 
     async def trigger(
@@ -83,16 +93,27 @@ class FlowMethods(NetMethods):
         )
 
     async def cancel(self, run_id: str, *, principal: Principal | None = None) -> None:
-        """End a run as canceled: running handlers are cancelled and no later step runs.
+        """End a run as canceled: running handlers are cancelled and no later step runs (a
+        run still waiting in its flow's queue leaves it, recorded as canceled).
 
         ``principal``: who asks, when it is someone outside (an HTTP caller; None, the
         default, is this process's own call). An instance of a net workflow is then canceled
         through its workflow's ``cancel`` action, whose policy decides (as
         ``cancel_workflow(..., principal=)``); a flow's run has no cancel action of its own."""
-        if principal is not None and (await self._state(run_id)).workflow not in self.catalog.roots:
+        try:
+            state = await self._state(run_id) if principal is not None else None
+        except NotFoundError:
+            state = None
+        if state is not None and state.workflow not in self.catalog.roots:
             await self.cancel_workflow(run_id, principal=principal)
             return
-        await self.cancel_workflow(run_id)
+        try:
+            await self.cancel_workflow(run_id)
+            return
+        except NotFoundError:
+            if await self.queues.cancel(run_id):
+                return
+        await self.cancel_workflow(run_id)  # it left its queue meanwhile, or NotFoundError
 
     async def resume(self, token: str, payload: Any = None) -> None:
         """Continue a run paused by ``human_in_the_loop``; ``ResumeError`` for a token that

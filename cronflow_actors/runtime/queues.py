@@ -25,7 +25,7 @@ import contextlib
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 
@@ -44,8 +44,22 @@ _LEGACY = "cronflow:queues"
 """Where queues were kept before version 2 of the schema (moved into the queue table)."""
 _PAGE = 100
 
-Start = Callable[[str, Any, str | None, bool], Awaitable[str]]
-"""``start(workflow, payload, instance_id, dequeued) -> run id``."""
+
+class Start(Protocol):
+    """``start(workflow, payload, instance_id, dequeued, canceled=False) -> run id``: a run's
+    start (``dequeued``: its queue row goes in the same transaction; ``canceled``: it is
+    recorded canceled before any step runs)."""
+
+    def __call__(
+        self,
+        workflow: str,
+        payload: Any,
+        instance_id: str | None,
+        dequeued: bool,
+        /,
+        *,
+        canceled: bool = False,
+    ) -> Awaitable[str]: ...
 
 
 def check_queue_limits(queues: Any) -> dict[str, int]:
@@ -219,6 +233,24 @@ class RunQueues:
             self._ended_uncounted.setdefault(workflow, set()).add(run_id)
         if self._queued.get(limits.fifo):
             self._spawn(self._drain(limits.fifo), f"queue {limits.fifo}")
+
+    async def cancel(self, run_id: str) -> bool:
+        """Cancel ``run_id`` if it waits in a queue: True once it is recorded as canceled (its
+        row leaves the queue in the same transaction, and none of its steps runs); False if
+        it is not queued (never was, or it started meanwhile: cancel it as a started run)."""
+        run = await self._store.queued_run(run_id)
+        if run is None:
+            return False
+        async with self._lock(run.queue):  # the drain does not start it meanwhile
+            if await self._store.queued_run(run_id) is None:
+                return False  # it started before the lock was ours
+            await self._start(run.workflow, _decode(run.payload), run_id, True, canceled=True)
+            if self._queued.get(run.queue):
+                self._queued[run.queue] -= 1
+        started = self._started.pop(run_id, None)  # whoever waits for its start: it ended
+        if started is not None and not started.done():
+            started.set_result(None)
+        return True
 
     async def wait_started(self, run_id: str) -> bool:
         """If ``run_id`` is queued, wait until it starts and return True; else False."""

@@ -47,6 +47,37 @@ async def test_concurrency_is_a_fifo_limit(rt: cf.Runtime) -> None:
     assert [entry[1] for entry in log] == [0, 1, 2, 3]
 
 
+async def test_a_queued_run_can_be_canceled_before_it_starts(tmp_path: Path) -> None:
+    # it leaves the queue, none of its steps runs, and it is recorded as canceled: a waiter
+    # hears so, and the runs queued behind it keep their order
+    db = tmp_path / "cancel.db"
+    gates = {n: asyncio.Event() for n in range(3)}
+    log: list[Any] = []
+    async with cf.Runtime(db=db, workflows=[limited(gates, log)]) as rt:
+        runs = [await rt.trigger("limited", n) for n in range(3)]
+        await asyncio.sleep(0.05)
+        waiter = asyncio.ensure_future(rt.wait(runs[1], timeout=5))
+        await asyncio.sleep(0.01)
+        await rt.cancel(runs[1])
+        assert (await waiter).status == "canceled"
+        canceled = await rt.inspect(runs[1])
+        assert (canceled.status, canceled.payload, canceled.steps) == ("canceled", 1, [])
+        with pytest.raises(cf.errors.InvalidStateTransitionError):
+            await rt.cancel(runs[1])  # ended: a second cancel is a conflict, as for any run
+        for gate in gates.values():
+            gate.set()
+        assert [(await rt.wait(run, timeout=5)).status for run in runs] == [
+            "completed",
+            "canceled",
+            "completed",
+        ]
+        assert [entry[1] for entry in log] == [0, 2]  # run 1 never ran
+    async with cf.Runtime(db=db, workflows=[limited(gates, log)]) as again:
+        assert (await again.inspect(runs[1])).status == "canceled"  # durable
+        assert await again.store.queue_lengths() == {}
+    assert [entry[1] for entry in log] == [0, 2]
+
+
 async def test_queued_runs_survive_a_restart(tmp_path: Path) -> None:
     db = tmp_path / "queue.db"
     gates = {n: asyncio.Event() for n in range(3)}
