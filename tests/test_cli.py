@@ -122,3 +122,31 @@ def test_serve_refuses_a_retention_without_a_unit(tmp_path: Path) -> None:
         assert result.returncode == 2
         assert "retention '5' has no unit" in result.stderr
         assert not (tmp_path / "s.db").exists()  # refused before anything started
+
+
+def test_a_served_file_imports_the_modules_beside_it(tmp_path: Path) -> None:
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "helpers_beside.py").write_text("def greet(ctx):\n    return 'hello'\n")
+    (app / "sib.py").write_text(
+        "import cronflow_actors as cf\nfrom helpers_beside import greet\n"
+        "workflows = [cf.define('sib').step('greet', greet)]\n"
+    )
+    script = (
+        "import sys\nfrom cronflow_actors.cli.serve import load_app\n"
+        f"[flow] = load_app({str(app / 'sib.py')!r})\n"
+        f"assert sys.path[0] == {str(app)!r}, sys.path[:3]\n"
+        "print(flow.id)\n"
+    )
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()  # not the file's folder: the file's own folder is what counts
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        cwd=elsewhere,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "sib\n"

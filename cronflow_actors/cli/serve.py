@@ -2,6 +2,8 @@
 
 APP is ``module:attribute`` (a ``Runtime``, or a list of workflows: ``cf.define`` flows or net
 specs) or the path of a Python file with a ``workflows`` list; by default the bundled examples.
+A module is imported with the current folder first on ``sys.path``, a file with its own folder
+first (as ``python path/file.py`` runs it), so the modules beside it import.
 """
 
 from __future__ import annotations
@@ -32,13 +34,17 @@ def load_app(spec: str) -> Any:
         if module_spec is None or module_spec.loader is None:
             raise ConfigurationError("APP", spec, "a Python file that can be imported")
         module = importlib.util.module_from_spec(module_spec)
+        # its folder first, as ``python path/file.py`` puts it, so ``from helpers import x``
+        # finds the file beside it; kept there, as Python keeps it, for an import a step
+        # makes later
+        _first_on_path(path.resolve().parent)
         module_spec.loader.exec_module(module)
         attribute = "workflows"
     else:
         module_name, _, attribute = spec.partition(":")
         if not module_name or not attribute:
             raise ConfigurationError("APP", spec, "module:attribute or a path to a .py file")
-        sys.path.insert(0, str(Path.cwd()))
+        _first_on_path(Path.cwd())
         try:
             module = importlib.import_module(module_name)
         except ImportError as error:
@@ -47,6 +53,13 @@ def load_app(spec: str) -> Any:
         return getattr(module, attribute)
     except AttributeError:
         raise ConfigurationError("APP", spec, f"a module that defines {attribute!r}") from None
+
+
+def _first_on_path(folder: Path) -> None:
+    """Put ``folder`` first on ``sys.path`` (once: loading an app again adds nothing)."""
+    entry = str(folder)
+    if sys.path[:1] != [entry]:
+        sys.path.insert(0, entry)
 
 
 def serve(settings: Any) -> int:
