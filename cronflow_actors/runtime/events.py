@@ -24,7 +24,12 @@ from typing import Any
 
 import msgspec
 
-from cronflow_actors.errors import EngineError, InstanceBlockedError, InvalidEventError
+from cronflow_actors.errors import (
+    EngineError,
+    InstanceBlockedError,
+    InvalidEventError,
+    UnknownWorkflowError,
+)
 from cronflow_actors.flow.triggers import schema_path
 from cronflow_actors.kernel import Clock
 from cronflow_actors.messages import Message, WaitRecord
@@ -159,6 +164,15 @@ class Events:
                     blocked.reason,
                 )
                 return False
+            except UnknownWorkflowError as error:
+                # not held (nothing keeps the event for it): say so, it is lost for this run
+                logger.warning(
+                    "event %s was not delivered to %s (run %s), and is not kept for it: %s",
+                    name,
+                    wait.wait_id,
+                    wait.instance_id,
+                    error,
+                )
             except EngineError as error:
                 logger.debug("event %s not delivered to %s: %s", name, wait.wait_id, error)
             except Exception:

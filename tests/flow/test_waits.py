@@ -274,3 +274,25 @@ async def test_resume_tokens_never_start_with_a_dash(rt: cf.Runtime) -> None:
     tokens += [paused.token for paused in page]
     assert len(tokens) == len(runs)
     assert not [token for token in tokens if token.startswith("-")]
+
+
+async def test_an_event_for_a_run_whose_flow_is_not_registered_is_reported_lost(
+    tmp_path: Path, clock: ManualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    # nothing holds such a run (as a changed definition's is held), so nothing keeps the event
+    # for it: a warning names the run, rather than a debug line nobody reads
+    db = tmp_path / "unregistered.db"
+    pay = cf.define("pay").wait_for_event("paid", "paid").step("ship", lambda ctx: ctx.last)
+    async with cf.Runtime(db=db, clock=clock, workflows=[pay]) as first:
+        run_id = await first.trigger("pay")
+        await first.wait_idle()
+    async with cf.Runtime(db=db, clock=clock, workflows=[]) as second:
+        await second.publish_event("paid", {"ok": 1})
+    [record] = [r for r in caplog.records if "not kept for it" in r.getMessage()]
+    assert record.levelname == "WARNING"
+    assert run_id in record.getMessage()
+    assert "'pay'" in record.getMessage()  # the error names the workflow not registered
+    async with cf.Runtime(db=db, clock=clock, workflows=[pay]) as third:
+        assert (await third.inspect(run_id)).status == "waiting"  # the event did not reach it
+        await third.publish_event("paid", {"ok": 2})
+        assert (await third.wait(run_id)).output == {"ok": 2}
