@@ -191,6 +191,17 @@ def test_tokens_and_an_unreachable_server(served: Served) -> None:
     assert "--url" in down.stderr
 
 
+def test_a_url_without_its_scheme_is_bad_usage_that_says_so() -> None:
+    bare = cli("runs", "--url", "localhost:8743")
+    assert bare.returncode == 2  # usage, not "unreachable" (4)
+    assert "url 'localhost:8743' has no scheme" in bare.stderr
+    assert "'http://localhost:8743'" in bare.stderr
+    assert "cannot reach" not in bare.stderr
+    other = cli("inspect", "r1", "--url", "ftp://localhost:8743")
+    assert other.returncode == 2
+    assert "not an http:// or https:// URL" in other.stderr
+
+
 def test_help_documents_the_exit_codes() -> None:
     result = cli("--help")
     assert result.returncode == 0

@@ -134,6 +134,7 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
         if self.metrics_port is not None and not 0 <= self.metrics_port <= 65535:
             raise ValueError(f"metrics_port must be 0-65535, got {self.metrics_port}")
         deletion_age(self.retention, "retention")  # "30d", "12h", "0" (keep forever)
+        _check_url(self.url)
         for name, limit in self.queues.items():
             if not name or limit < 1:
                 raise ValueError(
@@ -145,6 +146,22 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
             token: Principal(id=entry.id, scopes=frozenset(entry.scopes))
             for token, entry in self.tokens.items()
         }
+
+
+def _check_url(url: str) -> None:
+    """A client command's server must be an http(s) URL with a host: without its scheme,
+    ``localhost:8743`` reads as the scheme ``localhost``, and the request fails as if the
+    server could not be reached."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme in ("http", "https") and parts.netloc:
+        return
+    if "://" in url:
+        raise ValueError(f"url {url!r} is not an http:// or https:// URL with a host")
+    raise ValueError(
+        f"url {url!r} has no scheme: give it, as in 'http://{url.lstrip('/')}' (or https://)"
+    )
 
 
 _FIELDS = frozenset(Config.__struct_fields__) - {"tokens", "queues"}
