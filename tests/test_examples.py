@@ -6,6 +6,7 @@ from pathlib import Path
 
 import cronflow_actors as cf
 from cronflow_actors.examples import order_processing
+from cronflow_actors.kernel import ManualClock
 
 
 async def test_the_order_example_ships_two_orders_and_refuses_a_suspect_one(
@@ -41,6 +42,23 @@ async def test_a_small_order_ships_in_the_small_lane(tmp_path: Path) -> None:
         )
         run = await rt.wait(small)
     assert run.output == {"order_id": "o-4", "status": "shipped", "lane": "letter"}
+
+
+async def test_a_big_order_nobody_approves_is_rejected_within_the_runs_day(
+    tmp_path: Path,
+) -> None:
+    # the approval times out (12 h) before the run does (1 d): a rejection, not a failure
+    clock = ManualClock()
+    db = tmp_path / "unanswered.db"
+    async with cf.Runtime(db=db, clock=clock, workflows=order_processing.workflows) as rt:
+        order = {"order_id": "o-5", "customer": "ada", "amount": 5000, "items": ["piano"]}
+        run_id = await rt.trigger("order-processing", order)
+        await rt.wait_idle()
+        assert [p.run_id for p in await rt.list_paused()] == [run_id]
+        clock.advance(12 * 3600)
+        run = await rt.wait(run_id, timeout=10)
+    assert run.status == "completed"
+    assert run.output["status"] == "rejected"
 
 
 def test_the_old_examples_path_still_imports() -> None:
