@@ -14,11 +14,11 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from cronflow_actors.http.auth import BearerAuth, Caller, Signatures, Tokens
-from cronflow_actors.http.requests import BodyLimits, read_json
+from cronflow_actors.http.requests import SAFE_METHODS, BodyLimits, check_media_type, read_json
 from cronflow_actors.messages import Principal
 from cronflow_actors.runtime import Runtime
 
-__all__ = ["Edge", "Handler", "json_response", "route"]
+__all__ = ["Edge", "Handler", "json_response", "route", "webhook_route"]
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -34,14 +34,38 @@ def json_response(
 
 def route(path: str, auth: Sequence[Middleware] = (), /, **handlers: Handler) -> Route:
     """One route for ``path``, its handlers by method (``get=...``, ``post=...``); ``auth``:
-    the authentication its callers pass first (``Edge.auth``), none for an open route."""
+    the authentication its callers pass first (``Edge.auth``), none for an open route.
+
+    HEAD is answered as GET, without the body (these GETs only read). An unsafe method that
+    names a media type other than JSON is refused (415) before its handler runs, with a body or
+    without, so a route that reads no body (``POST /runs/{run_id}/cancel``) is as safe from a
+    cross-site form as one that does (``check_media_type``)."""
     by_method = {method.upper(): handler for method, handler in handlers.items()}
 
     async def dispatch(request: Request) -> Response:
+        if request.method not in SAFE_METHODS:
+            check_media_type(request)
         method = "GET" if request.method == "HEAD" else request.method
         return await by_method[method](request)
 
     return Route(path, dispatch, methods=sorted(by_method), middleware=auth)
+
+
+def webhook_route(path: str, /, **handlers: Handler) -> Route:
+    """One route for a path of the flows' webhooks, its handlers by method.
+
+    No HEAD: a GET webhook starts a run, and HEAD must start nothing (405, as any method the
+    path does not take). Each handler checks the media type itself, after the webhook's token
+    and signature (a bad one is refused first) and so that its ``on_error`` answers that
+    refusal too."""
+    by_method = {method.upper(): handler for method, handler in handlers.items()}
+
+    async def dispatch(request: Request) -> Response:
+        return await by_method[request.method](request)
+
+    found = Route(path, dispatch, methods=sorted(by_method))
+    found.methods = set(by_method)  # Starlette adds HEAD to a route that takes GET
+    return found
 
 
 class Edge:

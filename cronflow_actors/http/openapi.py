@@ -110,7 +110,7 @@ _MEANINGS = {
     "409": "the element's state does not allow it (or the id is taken); nothing was changed",
     "413": "the request body is too large",
     "408": "the request body was not sent in time",
-    "415": "the body must be application/json",
+    "415": "the body (or a Content-Type sent without one) must be application/json",
     "500": (
         "a webhook callback raised (its traceback is in the server's log), or the run's stored "
         "snapshot is damaged (damaged-snapshot: the detail names the run; a retry does not help)"
@@ -305,7 +305,7 @@ def _fixed_paths(b: _Builder) -> dict[str, Any]:
             "post": b.op(
                 "Cancel a run",
                 {"200": b.answer("canceled", Canceled)},
-                "404 409 500 503",
+                "404 409 415 500 503",
                 params=[path_param("run_id")],
             )
         },
@@ -388,7 +388,7 @@ def _fixed_paths(b: _Builder) -> dict[str, Any]:
             "post": b.op(
                 "Cancel a net workflow (its cancel action, with the caller's principal)",
                 {"200": b.answer("canceled", WorkflowCanceled)},
-                _NET_ACTION + " 404 409 503",
+                _NET_ACTION + " 404 409 415 503",
                 params=[path_param("workflow_id")],
             )
         },

@@ -1,9 +1,11 @@
 """Reading what a client sends, strictly: every bad input is a 4xx that changes nothing.
 
 A body is read within a time limit (408) and a size limit (413, checked while reading); a JSON
-route takes ``application/json`` (or ``+json``) only (415: a plain-text form post from another
-site cannot act on the API); JSON is refused when malformed or nested deeper than a limit
-(400); query parameters are bounded. A client that goes away in the middle of its body is not a
+route takes ``application/json`` (or ``+json``) only (415), and so does every unsafe method
+(POST) that names a media type, with a body or without: a page of another site may send a form
+or plain text without asking the browser first (no CORS preflight), and must not act on the
+API; JSON is refused when malformed or nested deeper than a limit (400); query parameters are
+bounded. A client that goes away in the middle of its body is not a
 server error: the request is dropped and logged at debug level.
 """
 
@@ -19,7 +21,15 @@ from starlette.requests import ClientDisconnect, Request
 
 from cronflow_actors.http.problems import Problem
 
-__all__ = ["BodyLimits", "masked", "query_int", "read_body", "read_json"]
+__all__ = [
+    "SAFE_METHODS",
+    "BodyLimits",
+    "check_media_type",
+    "masked",
+    "query_int",
+    "read_body",
+    "read_json",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +41,9 @@ _BRACKETS = re.compile(rb"[\[\]{}]")
 _LONG_INTEGERS = re.compile(rb"(?<![\d.eE+-])-?(\d{19,})(?![\d.eE])")
 _INTEGER_RANGE = (-(2**63), 2**64 - 1)  # what a run's stored state can hold
 _SINGLE = ("content-type", "content-length", "authorization", "content-encoding")
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+"""Methods that only read (RFC 9110): a request of one changes nothing, whatever it sends."""
 
 
 class BodyLimits(msgspec.Struct, frozen=True, kw_only=True):
@@ -120,19 +133,34 @@ def is_json(content_type: str) -> bool:
     )
 
 
+def check_media_type(request: Request, body: bytes = b"", *, subject: str = "this route") -> None:
+    """415 unless the request sends JSON: a ``body`` needs ``application/json`` (or ``+json``)
+    in UTF-8, and an unsafe method that names another media type is refused without a body too
+    (a browser sends a cross-site form, or text, with no body and no preflight as readily as
+    with one). A request with neither a Content-Type nor a body passes: ``curl -X POST``, the
+    console's and the CLI's calls without a body."""
+    given = request.headers.get("content-type")
+    if given is None and not body.strip():
+        return
+    if given is not None and is_json(given):
+        return
+    if given is not None and request.method in SAFE_METHODS and not body.strip():
+        return
+    raise Problem(
+        415,
+        "unsupported-media-type",
+        f"{subject} takes JSON, with 'Content-Type: application/json' in UTF-8 (got "
+        f"{given or 'none'}); a request without a body may also send no Content-Type",
+    )
+
+
 async def read_json(request: Request, limits: BodyLimits) -> Any:
-    """The body as JSON (None when empty), checked against ``limits``."""
+    """The body as JSON (None when empty), checked against ``limits``; 415 for another media
+    type, even with an empty body (``check_media_type``)."""
     raw = await read_body(request, limits)
+    check_media_type(request, raw)
     if not raw.strip():
         return None
-    if not is_json(request.headers.get("content-type", "")):
-        given = request.headers.get("content-type") or "none"
-        raise Problem(
-            415,
-            "unsupported-media-type",
-            "this route takes a JSON body with 'Content-Type: application/json' in UTF-8 "
-            f"(got {given})",
-        )
     return decode_json(raw, limits)
 
 

@@ -28,9 +28,9 @@ from starlette.routing import Route
 from cronflow_actors.calls import call_user
 from cronflow_actors.errors import CronflowError, InstanceExistsError
 from cronflow_actors.http.auth import SECRET_HEADERS
-from cronflow_actors.http.edge import Edge, json_response, route
+from cronflow_actors.http.edge import Edge, json_response, webhook_route
 from cronflow_actors.http.problems import Problem, as_problem, problem_body, problem_response
-from cronflow_actors.http.requests import decode_json, is_json, read_body
+from cronflow_actors.http.requests import check_media_type, decode_json, read_body
 from cronflow_actors.http.routes.runs import started
 from cronflow_actors.runtime import (
     WebhookProblem,
@@ -117,14 +117,8 @@ class Webhook:
             except Problem:
                 edge.runtime.metrics.webhook_signature_failures.labels(self.flow_id).inc()
                 raise
+        check_media_type(request, raw, subject="this webhook")
         if raw.strip():
-            if not is_json(headers.get("content-type", "")):
-                given = headers.get("content-type") or "none"
-                raise Problem(
-                    415,
-                    "unsupported-media-type",
-                    f"this webhook takes 'Content-Type: application/json' (got {given})",
-                )
             seen.request = msgspec.structs.replace(
                 seen.request, payload=decode_json(raw, edge.limits)
             )
@@ -290,4 +284,4 @@ def routes(edge: Edge) -> list[Route]:
     for flow_id, spec in catalog.webhooks():
         methods = by_path.setdefault(spec.route, {})
         methods[spec.method.lower()] = Webhook(edge, flow_id, spec).receive
-    return [route(path, **methods) for path, methods in by_path.items()]
+    return [webhook_route(path, **methods) for path, methods in by_path.items()]

@@ -1,0 +1,78 @@
+"""What the edge refuses before any route acts, over real HTTP: HEAD on a webhook (HEAD is
+safe, a GET webhook starts a run), and an unsafe method naming a media type other than JSON,
+with a body or without (a page of another site may post a form or text without a CORS
+preflight)."""
+
+from __future__ import annotations
+
+import cronflow_actors as cf
+from tests.http.conftest import Serve
+
+FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+
+
+def flows() -> list[cf.Flow]:
+    return [
+        cf.define("hold").human_in_the_loop("approve", description="ok?").step("s", str),
+        cf.define("quick").step("echo", lambda ctx: ctx.payload),
+        cf.define("hooked")
+        .step("echo", lambda ctx: ctx.payload)
+        .on_webhook("/h/get", method="GET")
+        .on_webhook("/h/post")
+        .on_event("ping"),
+    ]
+
+
+async def test_head_on_a_webhook_starts_nothing(serve: Serve) -> None:
+    rt, client = await serve(flows())
+    head = await client.head("/h/get", params={"x": "1"})
+    assert (head.status_code, head.headers["allow"]) == (405, "GET")
+    assert await rt.list_runs() == []
+    assert (await client.head("/h/post")).status_code == 405
+    # The read-only routes still answer HEAD as GET, without the body.
+    assert (await client.head("/runs")).status_code == 200
+    assert (await client.head("/healthz")).status_code == 200
+    assert await rt.list_runs() == []
+    # GET is the webhook's method: it starts a run.
+    assert (await client.get("/h/get", params={"x": "1"})).status_code == 202
+    assert len(await rt.list_runs()) == 1
+
+
+async def test_a_post_of_another_media_type_is_refused_without_a_body_too(serve: Serve) -> None:
+    rt, client = await serve(flows())
+    held = (await client.post("/runs", json={"workflow": "hold"})).json()["run_id"]
+    [pause] = (await client.get("/paused")).json()["paused"]
+    done = (await client.post("/runs", json={"workflow": "quick", "payload": 1})).json()["run_id"]
+    await rt.wait(done, timeout=5)
+    before = {run.id for run in await rt.list_runs()}
+    paths = [
+        f"/runs/{held}/cancel",
+        f"/runs/{done}/replay",
+        f"/resume/{pause['token']}",
+        "/events/ping",
+        "/h/post",
+        "/runs",
+    ]
+    for path in paths:
+        for headers, content in [
+            (FORM, b"x=1"),
+            (FORM, b""),
+            ({"Content-Type": "text/plain"}, b""),
+            ({"Content-Type": "multipart/form-data; boundary=b"}, b""),
+        ]:
+            refused = await client.post(path, content=content, headers=headers)
+            assert refused.status_code == 415, (path, headers, content, refused.text)
+            assert refused.headers["content-type"] == "application/problem+json"
+            assert refused.json()["type"] == "urn:cronflow:problem:unsupported-media-type"
+            assert headers["Content-Type"] in refused.json()["detail"]
+    # nothing changed: the run still waits for its human, no run started
+    assert (await rt.inspect(held)).status == "waiting"
+    assert {run.id for run in await rt.list_runs()} == before
+    # No Content-Type and no body (curl -X POST), or JSON's with none (the CLI): accepted.
+    assert (await client.post("/events/ping")).status_code == 202
+    resumed = await client.post(
+        f"/resume/{pause['token']}", headers={"Content-Type": "application/json"}
+    )
+    assert resumed.status_code == 200, resumed.text
+    assert (await client.post(f"/runs/{done}/replay")).status_code == 202
+    assert (await client.post("/h/post")).status_code == 202
