@@ -15,7 +15,11 @@ Signed webhooks (``on_webhook(..., hmac_secret=...)``) carry a header
 ``<signature_header>: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<raw body>">`` (several
 ``v1=`` are accepted, for a secret being rotated). A signature whose time is more than the
 tolerance away from now is refused, and so is one seen before within the tolerance (kept in the
-store, so a replay is refused across a restart too).
+store, so a replay is refused across a restart too). A signature counts as seen once its request
+is accepted, not when it is checked: ``verify`` checks it, ``claim`` takes it for the request
+being accepted (one counter in the store, so of two identical requests at once one takes it),
+and ``release`` gives it back when that request is refused after all, so a client may send a
+refused request again.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import hmac
 from collections.abc import Mapping
 from typing import Protocol
 
+import msgspec
 from starlette.authentication import (
     AuthCredentials,
     AuthenticationBackend,
@@ -39,7 +44,16 @@ from starlette.responses import Response
 from cronflow_actors.http.problems import Problem, problem_response
 from cronflow_actors.messages import Principal
 
-__all__ = ["SECRET_HEADERS", "BearerAuth", "Caller", "Signatures", "Tokens", "sign"]
+__all__ = [
+    "SECRET_HEADERS",
+    "BearerAuth",
+    "Caller",
+    "Signature",
+    "Signatures",
+    "Tokens",
+    "replayed",
+    "sign",
+]
 
 SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie"})
 """Headers never kept with a run, whatever a flow declares."""
@@ -157,9 +171,21 @@ class _Counters(Protocol):
         self, namespace: str, key: str, amount: float = 1, *, now: float, ttl: float | None = None
     ) -> float: ...
 
+    async def kv_delete(self, namespace: str, key: str) -> bool: ...
+
 
 class _Clock(Protocol):
     def now(self) -> float: ...
+
+
+class Signature(msgspec.Struct, frozen=True):
+    """A request's valid signature, not yet taken (``Signatures.claim``)."""
+
+    key: str
+    """Where the store counts it: the webhook and a hash of the signature (not the signature
+    itself, which the database never keeps)."""
+    ttl: float
+    """How long it is remembered: past it, its timestamp is out of the tolerance anyway."""
 
 
 class Signatures:
@@ -178,8 +204,10 @@ class Signatures:
         tolerance: float,
         value: str | None,
         body: bytes,
-    ) -> None:
-        """Raise 401 unless ``value`` (the signature header) signs ``body`` freshly."""
+    ) -> Signature:
+        """The signature of a request whose ``value`` (the signature header) signs ``body``
+        freshly; 401 otherwise. Nothing is recorded: ``claim`` it once the request is
+        accepted."""
         if not value:
             raise _refused(f"the request is not signed: it needs a {header} header")
         timestamp, candidates = _parse(value, header)
@@ -192,11 +220,26 @@ class Signatures:
         expected = sign(secret, timestamp, body)
         if not any(hmac.compare_digest(expected, given) for given in candidates):
             raise _refused(f"the {header} signature does not match the body")
-        # a hash of the signature, not the signature itself, is what the database keeps
-        seen_key = f"{hook}|{hashlib.sha256(expected.encode()).hexdigest()}"
-        seen = await self._store.kv_incr(_REPLAYS, seen_key, now=now, ttl=2 * tolerance)
-        if seen > 1:
-            raise _refused("this signed request was received before (a replay): sign each anew")
+        digest = hashlib.sha256(expected.encode()).hexdigest()
+        return Signature(f"{hook}|{digest}", ttl=2 * tolerance)
+
+    async def claim(self, signature: Signature) -> bool:
+        """Mark ``signature`` seen for the request being accepted: True for the first request
+        to claim it, False for a replay. One increment in the store, so of identical requests
+        at once exactly one gets True (a check, then a write, would let two through)."""
+        now = self._clock.now()
+        seen = await self._store.kv_incr(_REPLAYS, signature.key, now=now, ttl=signature.ttl)
+        return seen == 1
+
+    async def release(self, signature: Signature) -> None:
+        """Forget ``signature``: the request that claimed it was refused after all (its run did
+        not start), so its client may send it again."""
+        await self._store.kv_delete(_REPLAYS, signature.key)
+
+
+def replayed() -> Problem:
+    """The 401 of a signed request whose signature was claimed before."""
+    return _refused("this signed request was received before (a replay): sign each anew")
 
 
 def _parse(value: str, header: str) -> tuple[int, list[str]]:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections import Counter
 
 import msgspec
+import pytest
 
 import cronflow_actors as cf
 from cronflow_actors import net
@@ -156,3 +159,103 @@ def test_a_principal_takes_its_id_positionally() -> None:
     ada = cf.Principal("ada", scopes=frozenset({"review:write"}))
     assert (ada.id, ada.scopes) == ("ada", frozenset({"review:write"}))
     assert ada == cf.Principal(id="ada", scopes=frozenset({"review:write"}))
+
+
+SECRET = "s3cret"
+
+
+def signed(body: bytes, *, content_type: str = "application/json") -> dict[str, str]:
+    moment = int(time.time())
+    return {
+        "Content-Type": content_type,
+        "X-Signature-256": f"t={moment},v1={sign(SECRET, moment, body)}",
+    }
+
+
+def signed_json(headers: dict[str, str]) -> dict[str, str]:
+    return {**headers, "Content-Type": "application/json"}
+
+
+async def test_a_signed_request_refused_after_its_signature_may_be_sent_again(
+    serve: Serve,
+) -> None:
+    failures = [RuntimeError("the condition's service is down")]
+
+    def condition(request: cf.WebhookRequest) -> bool:
+        if failures:
+            raise failures.pop()
+        return True
+
+    flow = (
+        cf.define("signed")
+        .step("s", lambda ctx: ctx.payload)
+        .on_webhook("/hooks/signed", hmac_secret=SECRET, schema=dict[str, int])
+        .on_webhook("/hooks/flaky", hmac_secret=SECRET, condition=condition)
+    )
+    rt, client = await serve([flow])
+    body = b'{"b": 2}'
+    flaky = signed(body)
+    failed = await client.post("/hooks/flaky", content=body, headers=flaky)
+    assert (failed.status_code, failed.json()["callback"]) == (500, "condition")
+    retried = await client.post("/hooks/flaky", content=body, headers=flaky)
+    assert retried.status_code == 202, retried.text
+    headers = signed(body, content_type="text/plain")
+    as_text = await client.post("/hooks/signed", content=body, headers=headers)
+    assert as_text.status_code == 415, as_text.text
+    # The same signature with the right media type: not a replay, the first was refused.
+    fixed = await client.post("/hooks/signed", content=body, headers=signed_json(headers))
+    assert fixed.status_code == 202, fixed.text
+    assert (await rt.wait(fixed.json()["run_id"], timeout=5)).output == {"b": 2}
+    # Accepted once, it is spent: the same request again is a replay.
+    again = await client.post("/hooks/signed", content=body, headers=signed_json(headers))
+    assert (again.status_code, "replay" in again.json()["detail"]) == (401, True)
+    assert len(await rt.store.list_snapshots()) == 2
+    # A bad signature is still refused before anything else is looked at.
+    forged = {**signed(body, content_type="text/plain"), "X-Signature-256": "t=1,v1=" + "0" * 64}
+    assert (await client.post("/hooks/signed", content=body, headers=forged)).status_code == 401
+
+
+async def test_a_signed_retry_with_its_idempotency_key_is_answered_as_a_duplicate(
+    serve: Serve,
+) -> None:
+    flow = (
+        cf.define("signed")
+        .step("s", lambda ctx: ctx.payload)
+        .on_webhook("/hooks/signed", hmac_secret=SECRET, idempotency_key="X-Delivery")
+    )
+    rt, client = await serve([flow])
+    body = b'{"b": 2}'
+    headers = {**signed(body), "X-Delivery": "d-1"}
+    first = await client.post("/hooks/signed", content=body, headers=headers)
+    assert first.status_code == 202, first.text
+    run_id = first.json()["run_id"]
+    retry = await client.post("/hooks/signed", content=body, headers=headers)
+    assert (retry.status_code, retry.json()) == (200, {"run_id": run_id, "duplicate": True})
+    # The key header is not signed: a replay that changes it names no run, and starts none.
+    other_key = await client.post(
+        "/hooks/signed", content=body, headers={**headers, "X-Delivery": "d-2"}
+    )
+    assert (other_key.status_code, "replay" in other_key.json()["detail"]) == (401, True)
+    assert [run.id for run in await rt.list_runs()] == [run_id]
+
+
+@pytest.mark.parametrize("keyed", [False, True], ids=["no-key", "idempotency-key"])
+async def test_identical_signed_requests_at_once_start_one_run(serve: Serve, keyed: bool) -> None:
+    flow = (
+        cf.define("signed")
+        .step("s", lambda ctx: ctx.payload)
+        .on_webhook(
+            "/hooks/signed", hmac_secret=SECRET, idempotency_key="X-Delivery" if keyed else None
+        )
+    )
+    rt, client = await serve([flow])
+    body = b'{"b": 2}'
+    headers = {**signed(body), "X-Delivery": "d-1"}
+    answers = await asyncio.gather(
+        *(client.post("/hooks/signed", content=body, headers=headers) for _ in range(20))
+    )
+    statuses = Counter(answer.status_code for answer in answers)
+    assert statuses[202] == 1, statuses
+    # the others: replays (401), or duplicates of the run (200) when they carry its key
+    assert set(statuses) <= ({202, 200, 401} if keyed else {202, 401}), statuses
+    assert len(await rt.list_runs()) == 1

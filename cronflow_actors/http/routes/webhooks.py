@@ -2,6 +2,11 @@
 ``header_validator``, schema, ``validate``, ``condition``) before a run starts; a refused
 request starts nothing.
 
+A signed request's signature counts as seen only once the request is accepted (its run started,
+or a duplicate answered): a request refused after its signature was checked may be sent again.
+A request seen before starts nothing: the duplicate of a run its idempotency key names gets the
+duplicate answer, anything else is a replay (401).
+
 Every callback gets one ``WebhookRequest``. A callback that raises is logged with its traceback
 and answered with a 500 problem that names it (``callback``). ``on_success`` and ``on_error``
 may give the answer instead of the standard one; when they raise or return something that
@@ -26,8 +31,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from cronflow_actors.calls import call_user
-from cronflow_actors.errors import CronflowError, InstanceExistsError
-from cronflow_actors.http.auth import SECRET_HEADERS
+from cronflow_actors.errors import CronflowError, InstanceExistsError, NotFoundError
+from cronflow_actors.http.auth import SECRET_HEADERS, Signature, replayed
 from cronflow_actors.http.edge import Edge, json_response, webhook_route
 from cronflow_actors.http.problems import Problem, as_problem, problem_body, problem_response
 from cronflow_actors.http.requests import check_media_type, decode_json, read_body
@@ -104,19 +109,9 @@ class Webhook:
         raw = await read_body(request, edge.limits)
         if spec.parse_raw_body:
             seen.request = msgspec.structs.replace(seen.request, raw_body=raw)
+        signature = None
         if spec.hmac_secret is not None:
-            try:
-                await edge.signatures.verify(
-                    hook=self.name,
-                    secret=spec.hmac_secret,
-                    header=spec.signature_header,
-                    tolerance=spec.signature_tolerance,
-                    value=headers.get(spec.signature_header),
-                    body=raw,
-                )
-            except Problem:
-                edge.runtime.metrics.webhook_signature_failures.labels(self.flow_id).inc()
-                raise
+            signature = await self._verify(spec.hmac_secret, headers, raw)
         check_media_type(request, raw, subject="this webhook")
         if raw.strip():
             seen.request = msgspec.structs.replace(
@@ -143,6 +138,79 @@ class Webhook:
             verdict = await self._call("validate", webhook_request)
             if verdict is not True:
                 raise Problem(400, "validation-failed", _refusal("validate", verdict))
+        if signature is None:
+            return await self._start(request, webhook_request, kept, raw)
+        return await self._start_signed(request, webhook_request, kept, raw, signature)
+
+    async def _verify(self, secret: str, headers: Mapping[str, str], raw: bytes) -> Signature:
+        """The request's signature, checked (401 when bad, counted), not yet claimed."""
+        spec = self.spec
+        try:
+            return await self.edge.signatures.verify(
+                hook=self.name,
+                secret=secret,
+                header=spec.signature_header,
+                tolerance=spec.signature_tolerance,
+                value=headers.get(spec.signature_header),
+                body=raw,
+            )
+        except Problem:
+            self.edge.runtime.metrics.webhook_signature_failures.labels(self.flow_id).inc()
+            raise
+
+    async def _start_signed(
+        self,
+        request: Request,
+        webhook_request: WebhookRequest,
+        kept: dict[str, str],
+        raw: bytes,
+        signature: Signature,
+    ) -> Response:
+        """A signed request that passed every check: its signature is claimed here, and given
+        back when the start fails (a 500 of a callback, a 503), so that only an accepted
+        request spends it. A request whose signature was claimed before starts nothing."""
+        signatures = self.edge.signatures
+        if not await signatures.claim(signature):
+            return await self._replayed(webhook_request)
+        try:
+            return await self._start(request, webhook_request, kept, raw)
+        except Exception:
+            try:
+                await signatures.release(signature)
+            except Exception:
+                logger.warning(
+                    "webhook %s: the signature of a refused request could not be given back; "
+                    "the same request is refused as a replay until it is stale",
+                    self.name,
+                    exc_info=True,
+                )
+            raise
+
+    async def _replayed(self, request: WebhookRequest) -> Response:
+        """A signed request seen before: the duplicate of a run its idempotency key names gets
+        the duplicate answer (its client retries); anything else is a replay (401). A replay
+        never starts a run: the key may come from headers the signature does not cover, so it
+        could name a new run."""
+        instance_id = await self._instance_id(request)
+        if instance_id is not None and await self._exists(instance_id):
+            return await self._duplicate(request, instance_id)
+        self.edge.runtime.metrics.webhook_signature_failures.labels(self.flow_id).inc()
+        raise replayed()
+
+    async def _exists(self, run_id: str) -> bool:
+        try:
+            await self.edge.runtime.inspect(run_id)
+        except NotFoundError:
+            return False
+        return True
+
+    async def _start(
+        self, request: Request, webhook_request: WebhookRequest, kept: dict[str, str], raw: bytes
+    ) -> Response:
+        """Start the run (unless ``condition`` says no), or answer the duplicate of the run its
+        idempotency key names (the store refuses a second start of one id, also of two at
+        once)."""
+        spec, edge = self.spec, self.edge
         if spec.condition is not None and not await self._call("condition", webhook_request):
             return json_response({"run_id": None, "condition_met": False})
         instance_id = await self._instance_id(webhook_request)
@@ -158,10 +226,13 @@ class Webhook:
             )
         except InstanceExistsError:
             assert instance_id is not None
-            edge.runtime.metrics.webhook_duplicates.labels(self.flow_id).inc()
-            body = {"run_id": instance_id, "duplicate": True}
-            return await self._accepted(webhook_request, instance_id, json_response(body))
+            return await self._duplicate(webhook_request, instance_id)
         return await self._accepted(webhook_request, run_id, started(run_id))
+
+    async def _duplicate(self, request: WebhookRequest, run_id: str) -> Response:
+        self.edge.runtime.metrics.webhook_duplicates.labels(self.flow_id).inc()
+        body = {"run_id": run_id, "duplicate": True}
+        return await self._accepted(request, run_id, json_response(body))
 
     async def _instance_id(self, request: WebhookRequest) -> str | None:
         """The run id an idempotency key gives (None without a key)."""
