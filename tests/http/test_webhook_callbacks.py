@@ -9,6 +9,7 @@ import asyncio
 import hashlib
 import hmac
 import logging
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -365,3 +366,61 @@ async def test_the_openapi_document_says_what_callbacks_may_answer(serve: Serve)
     assert "default" in responses
     assert "500" in responses  # the header validator may raise
     assert set(responses["400"]["content"]) == {"application/problem+json", "application/json"}
+
+
+async def test_an_idempotency_key_is_compared_by_value_and_type(serve: Serve) -> None:
+    flow = (
+        cf.define("keyed")
+        .step("take", lambda ctx: ctx.payload)
+        .on_webhook("/h/key", idempotency_key=lambda request: request.payload.get("k"))
+    )
+    _rt, client = await serve([flow])
+
+    async def post(key: Any) -> httpx.Response:
+        answer = await client.post("/h/key", json={"k": key})
+        assert answer.status_code in (200, 202), answer.text
+        return answer
+
+    # falsy keys are keys: 0 and false de-duplicate as any other
+    for key in (0, False, [], {}, 0.5, "o-1", [1, "a"], {"b": 1, "a": [2]}):
+        first, again = await post(key), await post(key)
+        assert (first.status_code, again.status_code) == (202, 200), key
+        assert again.json() == {"run_id": first.json()["run_id"], "duplicate": True}
+    # keys of different types are different keys, however they print
+    for one, other in ((1, "1"), ([1], "[1]"), (True, "true"), (True, 1), (0, False)):
+        assert (await post(one)).json()["run_id"] != (await post(other)).json()["run_id"]
+    # a number is one key however it is written; an object's keys in any order
+    assert (await post(2.0)).json()["run_id"] == (await post(2)).json()["run_id"]
+    same = await client.post("/h/key", content=b'{"k": {"a": [2], "b": 1}}', headers=JSON)
+    assert same.json()["duplicate"] is True
+    # None and the empty string are no key: each request starts a run
+    for key in (None, ""):
+        assert (await post(key)).status_code == (await post(key)).status_code == 202
+    # a string keeps the run id it had before keys told types apart
+    digest = hashlib.sha256(b"o-1").hexdigest()
+    assert (await post("o-1")).json()["run_id"] == uuid.uuid5(KEYS, f"keyed|{digest}").hex
+
+
+KEYS = uuid.UUID("0d5b8f5e-4a6b-4c2f-9d71-6b1f0b2a3c44")  # webhooks' namespace of run ids
+
+
+async def test_an_idempotency_key_that_is_no_json_value_is_a_clear_500(
+    serve: Serve, caplog: pytest.LogCaptureFixture
+) -> None:
+    flow = (
+        cf.define("keyed")
+        .step("take", lambda ctx: ctx.payload)
+        .on_webhook("/h/bytes", idempotency_key=lambda request: b"k")
+        .on_webhook("/h/nan", idempotency_key=lambda request: float("nan"))
+    )
+    rt, client = await serve([flow])
+    with caplog.at_level(logging.ERROR, logger="cronflow_actors.http.routes.webhooks"):
+        for path, shown in (("/h/bytes", "bytes b'k'"), ("/h/nan", "float nan")):
+            refused = await client.post(path, json={})
+            assert refused.status_code == 500, refused.text
+            problem = refused.json()
+            assert problem["callback"] == "idempotency_key"
+            assert shown in problem["detail"], problem
+            assert "return a string, a number, a bool" in problem["detail"]
+    assert "the idempotency_key callback of webhook POST /h/bytes" in caplog.text
+    assert await rt.list_runs() == []

@@ -7,6 +7,10 @@ or a duplicate answered): a request refused after its signature was checked may 
 A request seen before starts nothing: the duplicate of a run its idempotency key names gets the
 duplicate answer, anything else is a replay (401).
 
+An idempotency key is a string, a number, a bool, or lists and objects of them; None and the
+empty string are no key. Keys are compared by value and type: 0 and false are keys, 1 and "1"
+two keys, 2 and 2.0 one (a canonical JSON form); a string key gives the run id it always gave.
+
 Every callback gets one ``WebhookRequest``. A callback that raises is logged with its traceback
 and answered with a 500 problem that names it (``callback``). ``on_success`` and ``on_error``
 may give the answer instead of the standard one; when they raise or return something that
@@ -21,6 +25,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
+import reprlib
 import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -235,7 +241,10 @@ class Webhook:
         return await self._accepted(request, run_id, json_response(body))
 
     async def _instance_id(self, request: WebhookRequest) -> str | None:
-        """The run id an idempotency key gives (None without a key)."""
+        """The run id an idempotency key gives (None without a key: None, or the empty string,
+        which is what a blank header holds). A string keeps the id it had before keys told
+        types apart (runs de-duplicated then still are); any other key is named by its
+        canonical JSON, marked so that no string's name is the same."""
         key = self.spec.idempotency_key
         if key is None:
             return None
@@ -243,10 +252,30 @@ class Webhook:
             value = request.headers.get(key.lower())
         else:
             value = await self._call("idempotency_key", request)
-        if not value:
+        if value is None or (isinstance(value, str) and not value):
             return None
-        digest = hashlib.sha256(str(value).encode()).hexdigest()
-        return uuid.uuid5(_NAMESPACE, f"{self.flow_id}|{digest}").hex
+        if isinstance(value, str):
+            name = hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()
+        else:
+            name = "json:" + hashlib.sha256(self._canonical_key(value)).hexdigest()
+        return uuid.uuid5(_NAMESPACE, f"{self.flow_id}|{name}").hex
+
+    def _canonical_key(self, value: Any) -> bytes:
+        """``value`` as canonical JSON; a 500 naming the ``idempotency_key`` callback when it
+        is no JSON value (logged: the flow's code is at fault, not the request)."""
+        try:
+            return msgspec.json.encode(_canonical(value), order="sorted")
+        except _NotAKey as refused:
+            holding = "" if refused.part is value else f", holding {_shown(refused.part)}"
+            detail = (
+                f"the webhook's idempotency_key callback returned {_shown(value)}{holding}, "
+                "which is no key: return a string, a number, a bool, or lists and objects "
+                "(string keys) of them; None or '' for no key"
+            )
+            logger.error("the idempotency_key callback of webhook %s: %s", self.name, detail)
+            raise Problem(
+                500, "webhook-callback-failed", detail, callback="idempotency_key"
+            ) from None
 
     async def _call(self, name: str, *args: Any) -> Any:
         """A callback of the user's; one that raises is a 500 that names it."""
@@ -329,6 +358,38 @@ def _response(value: Any, standard: Response) -> Response:
     if value.body is None:
         return Response(b"", status_code=status, headers=merged)
     return json_response(value.body, status, headers=merged)
+
+
+class _NotAKey(Exception):
+    """A part of an idempotency key that has no canonical JSON form."""
+
+    def __init__(self, part: Any) -> None:
+        super().__init__(part)
+        self.part = part
+
+
+def _canonical(value: Any) -> Any:
+    """``value`` as plain JSON data, one form per value: a number by its value (2.0 is 2),
+    tuples as lists; ``_NotAKey`` for anything else (a NaN, bytes, an object, a key that is
+    not a string). Objects' keys are sorted when it is encoded."""
+    if value is None or isinstance(value, str | bool | int):
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise _NotAKey(value)
+        return int(value) if value.is_integer() else value
+    if isinstance(value, list | tuple):
+        return [_canonical(item) for item in value]
+    if isinstance(value, dict):
+        for name in value:
+            if not isinstance(name, str):
+                raise _NotAKey(name)
+        return {name: _canonical(item) for name, item in value.items()}
+    raise _NotAKey(value)
+
+
+def _shown(value: Any) -> str:
+    return f"{type(value).__name__} {reprlib.repr(value)}"
 
 
 def _refusal(name: str, verdict: Any) -> str:
