@@ -60,7 +60,7 @@ class FlowMethods(NetMethods):
         instance_id: str | None = None,
     ) -> str:
         """Start a run of a registered flow; returns its id once the start is durable (it does
-        not wait for the run). ``instance_id`` makes it idempotent (``InstanceExistsError``
+        not wait for the run). ``instance_id`` makes it safe to repeat (``InstanceExistsError``
         when that id is taken). A flow at its concurrency limit queues the run instead."""
         return await self.runs.trigger(workflow, payload, headers=headers, instance_id=instance_id)
 

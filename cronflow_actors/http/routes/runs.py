@@ -23,7 +23,8 @@ RunId = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{1,100}$")]
 
 
 class StartRun(msgspec.Struct, forbid_unknown_fields=True):
-    """``POST /runs``: the flow to start, its payload, and an optional run id (idempotent)."""
+    """``POST /runs``: the flow to start, its payload, and an optional run id (a repeat of
+    it starts nothing: 409 instance-exists)."""
 
     workflow: str
     payload: Any = None
