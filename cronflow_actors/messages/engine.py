@@ -117,16 +117,14 @@ class WorkflowStateChanged(Message, frozen=True, kw_only=True, gc=False):
     created_at: float = 0.0
     """When the workflow was initialized (for its duration, once it ends)."""
     trigger: str = ""
-    """What started a root workflow (``manual``, ``api``, ``webhook``, ``schedule``,
-    ``event``); set on its first change only."""
+    """What started a root workflow (manual, api, webhook, schedule, event); first change only."""
 
 
 class ActionStateChanged(Message, frozen=True, kw_only=True, gc=False):
-    """A detached action moved from ``prev`` (None when it was first dispatched) to ``next``:
-    ``dispatched`` (again, after a restart: ``redispatched``), ``completed`` or ``failed``.
-    Reported to the runtime's observers only; an action never changes its run's course.
-    ``started_at`` and ``finished_at`` are when its handler began and ended (None when it did
-    not run: an action not dispatched again after a restart)."""
+    """A detached action moved from ``prev`` (None when first dispatched) to ``next``:
+    ``dispatched`` (again after a restart: ``redispatched``), ``completed`` or ``failed``; for
+    the runtime's observers only (an action never changes its run's course). ``started_at``,
+    ``finished_at``: when its handler began and ended (None if it did not run)."""
 
     workflow_id: str
     task: str
@@ -241,11 +239,13 @@ Job = (
 
 class StartWorkflow(Message, frozen=True, kw_only=True):
     """Initialize the root workflow of a new instance (the actor's first transaction).
-    ``dequeued``: the run was queued; its queue row goes in the same transaction."""
+    ``dequeued``: the run was queued; its row goes in the same transaction (``canceled``: it
+    was canceled there, so its root is made and canceled at once, no step runs)."""
 
     payload: Any = None
     principal: Principal | None = None
     dequeued: bool = False
+    canceled: bool = False
     trigger: str = ""
     """What started the run (see ``WorkflowStateChanged.trigger``)."""
     migration: MigrationRecord | None = None
@@ -254,10 +254,6 @@ class StartWorkflow(Message, frozen=True, kw_only=True):
     instead."""
     kept: tuple[KeptEvent, ...] = ()
     """Events the instance it replaces kept while held, for its steps waiting for them."""
-    canceled: bool = False
-    """A queued run canceled before it started (with ``dequeued``): its root is made and
-    canceled in the same transaction, with no task enabled, so none of its steps runs and the
-    run is recorded as canceled, with its payload."""
 
 
 class InitializeWorkItem(Message, frozen=True, kw_only=True):
