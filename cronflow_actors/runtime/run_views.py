@@ -19,7 +19,7 @@ from cronflow_actors.engine.registry import WorkflowRegistry
 from cronflow_actors.errors import ConfigurationError, NotFoundError
 from cronflow_actors.flow.compile import is_user_step
 from cronflow_actors.flow.envelope import read_envelope
-from cronflow_actors.messages import SnapshotRecord
+from cronflow_actors.messages import QueuedRun, SnapshotRecord
 from cronflow_actors.messages.engine import (
     ActionRecord,
     InstanceState,
@@ -127,17 +127,21 @@ class RunViews:
             queued = await self._store.queued_run(run_id)
             if queued is None:
                 raise NotFoundError("run", run_id) from None
-            payload, replay_of = _trigger(msgspec.msgpack.decode(queued.payload))
-            return RunInfo(
-                id=run_id,
-                workflow=queued.workflow,
-                status=RunStatus.WAITING,
-                payload=payload,
-                created_at=queued.queued_at,
-                replay_of=replay_of,
-                workflow_name=self._name(queued.workflow),
-            )
+            return self._queued_info(queued)
         return self.info(snapshot)
+
+    def _queued_info(self, queued: QueuedRun) -> RunInfo:
+        """A run waiting in its flow's queue: ``waiting``, with no steps yet."""
+        payload, replay_of = _trigger(msgspec.msgpack.decode(queued.payload))
+        return RunInfo(
+            id=queued.instance_id,
+            workflow=queued.workflow,
+            status=RunStatus.WAITING,
+            payload=payload,
+            created_at=queued.queued_at,
+            replay_of=replay_of,
+            workflow_name=self._name(queued.workflow),
+        )
 
     def info(self, snapshot: SnapshotRecord, *, steps: bool = True) -> RunInfo:
         """A run as ``inspect`` shows it, from its snapshot."""
@@ -192,19 +196,45 @@ class RunViews:
         cursor: str | None = None,
     ) -> Page[RunInfo]:
         """Runs newest first, ``limit`` at a time (fewer when they are big: about 8 MB of stored
-        state per page), from the store's indexes (steps left out)."""
+        state per page), from the store's indexes (steps left out). Runs still waiting in
+        their flow's queue are among them, ``waiting`` as of when they were queued."""
         check_limit(limit)
         choices = [s.value for s in RunStatus]
         if status is not None and status not in choices:
             raise ConfigurationError("status", status, f"one of {choices}")
         before = decode_cursor(cursor) if cursor else None
+        queued: list[QueuedRun] = []
+        if status in (None, RunStatus.WAITING):  # read first: one that starts meanwhile is
+            # then in both reads (and shown once), never in neither
+            queued = await self._store.list_queued(workflow=workflow, limit=limit, before=before)
         snapshots = await self._store.list_runs(
             workflow=workflow, status=status, limit=limit, before=before, max_bytes=PAGE_BYTES
         )
-        runs = [self.info(snapshot, steps=False) for snapshot in snapshots]
-        full = len(snapshots) == limit or sum(len(s.body) for s in snapshots) >= PAGE_BYTES
-        last = snapshots[-1] if snapshots and full else None
-        next_cursor = encode_cursor(last.created_at, last.instance_id) if last else None
+        started = {s.instance_id for s in snapshots}
+        rows: list[tuple[tuple[float, str], SnapshotRecord | QueuedRun]] = [
+            ((q.queued_at, q.instance_id), q) for q in queued if q.instance_id not in started
+        ]
+        rows += [((s.created_at, s.instance_id), s) for s in snapshots]
+        rows.sort(key=lambda row: row[0], reverse=True)
+        # A source that may have more past its last row bounds the page: a row of the other
+        # older than that one would put the cursor past rows not yet shown.
+        bounds = []
+        if len(snapshots) == limit or sum(len(s.body) for s in snapshots) >= PAGE_BYTES:
+            bounds.append((snapshots[-1].created_at, snapshots[-1].instance_id))
+        if len(queued) == limit:
+            bounds.append((queued[-1].queued_at, queued[-1].instance_id))
+        if bounds:
+            floor = max(bounds)
+            rows = [row for row in rows if row[0] >= floor]
+        more = bool(bounds) or len(rows) > limit
+        rows = rows[:limit]
+        runs = [
+            self.info(item, steps=False)
+            if isinstance(item, SnapshotRecord)
+            else self._queued_info(item)
+            for _, item in rows
+        ]
+        next_cursor = encode_cursor(*rows[-1][0]) if more and rows else None
         return Page(runs, next_cursor)
 
     def _kind(self, state: InstanceState, workflow_id: str, item: WorkItemRecord) -> str:

@@ -170,6 +170,14 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
             "CREATE UNIQUE INDEX audit_by_trace ON audit (trace_id, revision)",
         ),
     ),
+    (
+        6,
+        "queued runs newest first, of every queue or of one workflow (run listings)",
+        (
+            "CREATE INDEX run_queue_by_time ON run_queue (queued_at, instance_id)",
+            "CREATE INDEX run_queue_by_workflow ON run_queue (workflow, queued_at, instance_id)",
+        ),
+    ),
 )
 
 

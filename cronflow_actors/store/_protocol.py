@@ -284,6 +284,14 @@ class Store(Protocol):
         """The first runs of ``queue``, in queue order, after place ``after``."""
         ...
 
+    async def list_queued(
+        self, *, workflow: str | None = None, limit: int = 50, before: Cursor | None = None
+    ) -> list[QueuedRun]:
+        """Queued runs of every queue, newest first (by the time they were queued, then id),
+        of ``workflow`` if given, from just after ``before`` (the (queued_at, id) of the
+        previous page's last row): how listings show the runs that have not started."""
+        ...
+
     async def queued_run(self, instance_id: str) -> QueuedRun | None:
         """The queued run with this id, or None."""
         ...

@@ -279,6 +279,27 @@ class SQLiteReads:
         )
         return [sql.queued_of(row) for row in rows]
 
+    async def list_queued(
+        self, *, workflow: str | None = None, limit: int = 50, before: Cursor | None = None
+    ) -> list[QueuedRun]:
+        check_page(limit)
+        clauses: list[str] = []
+        params: list[Any] = []
+        if workflow is not None:
+            clauses.append("workflow = ?")
+            params.append(workflow)
+        if before is not None:
+            clauses.append("(queued_at, instance_id) < (?, ?)")
+            params += [before[0], before[1]]
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        rows = await self._fetchall(
+            f"SELECT {sql.QUEUE_COLUMNS} FROM run_queue{where} "
+            "ORDER BY queued_at DESC, instance_id DESC LIMIT ?",
+            (*params, limit),
+            "list queued runs",
+        )
+        return [sql.queued_of(row) for row in rows]
+
     async def queued_run(self, instance_id: str) -> QueuedRun | None:
         rows = await self._fetchall(
             f"SELECT {sql.QUEUE_COLUMNS} FROM run_queue WHERE instance_id = ?",

@@ -35,6 +35,7 @@ from cronflow_actors.messages import (
     encode,
 )
 from cronflow_actors.store._batch import coalesce
+from cronflow_actors.store._memory_queue import MemoryQueue
 from cronflow_actors.store._memory_spans import MemorySpans
 from cronflow_actors.store._protocol import (
     MISSING,
@@ -58,11 +59,12 @@ logger = logging.getLogger(__name__)
 _decode_value = msgspec.msgpack.Decoder().decode
 
 
-class MemoryStore(MemorySpans):
+class MemoryStore(MemorySpans, MemoryQueue):
     """Keeps everything in dictionaries; nothing survives the process."""
 
     def __init__(self) -> None:
-        super().__init__()
+        MemorySpans.__init__(self)
+        MemoryQueue.__init__(self)
         self._open = False
         self._snapshots: dict[str, SnapshotRecord] = {}
         self._journal: dict[str, list[tuple[int, JournalEntry, int | None]]] = {}
@@ -71,8 +73,6 @@ class MemoryStore(MemorySpans):
         self._journal_seq = 0
         self._timers: dict[str, TimerRecord] = {}
         self._waits: dict[str, WaitRecord] = {}
-        self._queue: dict[str, QueuedRun] = {}
-        self._queue_seq = 0
         self._leases: dict[str, LeaseRecord] = {}
         self._owner: str | None = None
         self._failure: BaseException | None = None
@@ -456,30 +456,6 @@ class MemoryStore(MemorySpans):
             key = (snapshot.workflow, status)
             counts[key] = counts.get(key, 0) + 1
         return counts
-
-    async def queue_lengths(self) -> dict[str, int]:
-        self._require_open("count queued runs")
-        lengths: dict[str, int] = {}
-        for run in self._queue.values():
-            lengths[run.queue] = lengths.get(run.queue, 0) + 1
-        return lengths
-
-    async def queued(self, queue: str, *, limit: int = 100, after: int = 0) -> list[QueuedRun]:
-        self._require_open("list queued runs")
-        check_page(limit)
-        runs = sorted(
-            (r for r in self._queue.values() if r.queue == queue and r.seq > after),
-            key=lambda r: r.seq,
-        )
-        return runs[:limit]
-
-    async def queued_run(self, instance_id: str) -> QueuedRun | None:
-        self._require_open("find a queued run")
-        return self._queue.get(instance_id)
-
-    async def queue_length(self, queue: str) -> int:
-        self._require_open("count queued runs")
-        return sum(1 for r in self._queue.values() if r.queue == queue)
 
     async def kv_get(self, namespace: str, key: str, *, now: float, default: Any = MISSING) -> Any:
         self._require_open(f"get key {key!r}")

@@ -179,6 +179,14 @@ POSTGRES_MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
             """,
         ),
     ),
+    (
+        4,
+        "queued runs newest first, of every queue or of one workflow (run listings)",
+        (
+            "CREATE INDEX run_queue_by_time ON run_queue (queued_at, instance_id)",
+            "CREATE INDEX run_queue_by_workflow ON run_queue (workflow, queued_at, instance_id)",
+        ),
+    ),
 )
 
 

@@ -281,6 +281,18 @@ class PostgresReads:
         )
         return [_sql.queued_of(row) for row in rows]
 
+    async def list_queued(
+        self, *, workflow: str | None = None, limit: int = 50, before: Cursor | None = None
+    ) -> list[QueuedRun]:
+        check_page(limit)
+        where = _filters(workflow=workflow)
+        if before is not None:
+            where.add("(queued_at, instance_id) < ({}, {})", before[0], before[1])
+        query = f"SELECT {sql.QUEUE_COLUMNS} FROM run_queue{where} "
+        query += f"ORDER BY queued_at DESC, instance_id DESC LIMIT {where.next(limit)}"
+        rows = await self._fetch(query, tuple(where.params), "list queued runs")
+        return [_sql.queued_of(row) for row in rows]
+
     async def queued_run(self, instance_id: str) -> QueuedRun | None:
         rows = await self._fetch(
             f"SELECT {sql.QUEUE_COLUMNS} FROM run_queue WHERE instance_id = $1",

@@ -165,3 +165,40 @@ async def test_a_tick_started_before_a_restart_is_not_started_again(tmp_path: Pa
     assert len(snapshots) == 1
     async with cf.Runtime(db=db, workflows=[flow]) as rt:
         assert (await rt.wait(snapshots[0].instance_id)).output == 1_800_000_900.0
+
+
+async def test_listings_show_the_runs_waiting_in_a_queue(tmp_path: Path) -> None:
+    # newest first with the started ones, a page at a time, by workflow and as 'waiting'
+    gates = {n: asyncio.Event() for n in range(5)}
+    log: list[Any] = []
+    async with cf.Runtime(db=tmp_path / "listed.db", workflows=[limited(gates, log)]) as rt:
+        rt.register(cf.define("other").step("s", lambda ctx: 1))
+        runs = [await rt.trigger("limited", n) for n in range(5)]  # 0 runs, 1-4 wait
+        other = await rt.trigger("other")
+        await rt.wait(other)
+        await asyncio.sleep(0.05)
+        everything = await rt.list_runs(limit=100)
+        assert {r.id for r in everything} == {*runs, other}
+        assert [r.created_at for r in everything] == sorted(
+            (r.created_at for r in everything), reverse=True
+        )
+        waiting = await rt.list_runs(workflow="limited", status="waiting", limit=100)
+        assert [r.id for r in waiting] == runs[::-1][:4]  # the queued, newest first
+        assert [r.payload for r in waiting] == [4, 3, 2, 1]
+        pages, cursor = [], None
+        while True:  # two at a time: each run once, in order
+            page = await rt.list_runs(workflow="limited", limit=2, cursor=cursor)
+            pages += [r.id for r in page]
+            cursor = page.next_cursor
+            if cursor is None:
+                break
+        assert pages == runs[::-1]  # run 0 started first, the others were queued after it
+        running = await rt.list_runs(status="running", workflow="limited")
+        assert [r.id for r in running] == [runs[0]]  # a status other than waiting: no queue
+        for gate in gates.values():
+            gate.set()
+        for run in runs:
+            await rt.wait(run, timeout=5)
+        finished = await rt.list_runs(workflow="limited", limit=100)
+        assert sorted(r.id for r in finished) == sorted(runs)
+        assert {r.status for r in finished} == {"completed"}

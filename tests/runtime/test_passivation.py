@@ -48,7 +48,8 @@ async def test_waiting_runs_leave_memory_and_are_woken_by_what_they_wait_for(
         assert len(rt.system) == 0
         for run_id in (paused, sleeping, waiting, other, first, queued):
             assert (await rt.inspect(run_id)).status == "waiting"
-        assert len(await rt.list_runs()) == 5  # the queued run exists only in the queue
+        assert len(await rt.store.list_runs()) == 5  # the queued run exists only in the queue
+        assert len(await rt.list_runs()) == 6  # which listings show too
 
         # A resume wakes the paused run (and only it).
         [token] = [p.token for p in await rt.list_paused() if p.run_id == paused]

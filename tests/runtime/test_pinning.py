@@ -416,7 +416,9 @@ async def test_a_held_run_keeps_its_place_under_its_flows_limit(tmp_path: Path) 
         assert (await rt.inspect(held)).status == "blocked"
         queued = await rt.trigger("limited")
         await rt.wait_idle()
-        assert [r.id for r in await rt.list_runs()] == [held]  # the new one only in the queue
+        listed = {r.id: r.status for r in await rt.list_runs()}
+        assert listed == {held: "blocked", queued: "waiting"}  # the new one in the queue
+        assert await rt.store.queued_run(queued) is not None
         await rt.cancel(held)
         await rt.wait_idle()
         runs = {r.id: r.status for r in await rt.list_runs()}

@@ -145,6 +145,21 @@ async def test_queued_runs_keep_their_order_and_their_ids(store: Store) -> None:
     assert queued.workflow == "wf"
 
 
+async def test_queued_runs_are_listed_newest_first_by_keyset(store: Store) -> None:
+    for n, (queue, workflow) in enumerate([("q", "a"), ("shared", "b"), ("q", "a"), ("q", "a")]):
+        await store.enqueue(
+            QueuedRun(queue=queue, instance_id=f"r{n}", workflow=workflow, queued_at=10.0 + n)
+        )
+    listed = await store.list_queued(limit=2)
+    assert [r.instance_id for r in listed] == ["r3", "r2"]
+    after = (listed[-1].queued_at, listed[-1].instance_id)
+    assert [r.instance_id for r in await store.list_queued(before=after)] == ["r1", "r0"]
+    assert [r.instance_id for r in await store.list_queued(workflow="a")] == ["r3", "r2", "r0"]
+    assert await store.list_queued(workflow="nope") == []
+    await store.commit(Mutation(snapshot=snapshot("r2", revision=1), dequeued=("r2",)))
+    assert [r.instance_id for r in await store.list_queued()] == ["r3", "r1", "r0"]
+
+
 def run(instance_id: str, created: float, *, workflow: str = "wf", status: str = "running"):  # type: ignore[no-untyped-def]
     return SnapshotRecord(
         instance_id=instance_id,
