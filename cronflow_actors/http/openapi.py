@@ -303,9 +303,9 @@ def _fixed_paths(b: _Builder) -> dict[str, Any]:
         },
         "/runs/{run_id}/cancel": {
             "post": b.op(
-                "Cancel a run",
+                "Cancel a run (a net workflow's through its cancel action, with the caller)",
                 {"200": b.answer("canceled", Canceled)},
-                "404 409 415 500 503",
+                "401 403 404 409 415 500 503",
                 params=[path_param("run_id")],
             )
         },
