@@ -44,7 +44,9 @@ def test_serve_limits_a_named_queue_as_its_settings_say(tmp_path: Path) -> None:
         paused = httpx.get(f"{served.url}/paused").json()["paused"]
         assert sorted(p["workflow"] for p in paused) == ["digest", "welcome"]  # 2 at once
         waiting = httpx.get(f"{served.url}/runs", params={"status": "waiting"}).json()["runs"]
-        assert len(waiting) == 2  # the third waits in the queue, not as a run yet
+        queued = {r["id"] for r in waiting} - {p["run_id"] for p in paused}
+        assert len(queued) == 1  # the third waits in the queue (listed, not started)
+        assert httpx.get(f"{served.url}/runs/{queued.pop()}").json()["steps"] == []
         httpx.post(f"{served.url}/resume/{paused[0]['token']}", json={"approved": True})
         deadline = time.monotonic() + 10  # another process: its queue moves on its own
         while len(httpx.get(f"{served.url}/paused").json()["paused"]) < 2:
