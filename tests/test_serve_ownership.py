@@ -62,6 +62,9 @@ def test_a_second_serve_on_the_same_database_exits_2_naming_the_owner(tmp_path: 
         assert second.returncode == 2
         assert f"pid {first.pid}" in out
         assert "--wait-for-lease" in out
+        # said once, plainly: no traceback of an explained failure buries the advice
+        assert "Traceback" not in out
+        assert out.count("--wait-for-lease") == 1
     finally:
         stop(first)
 

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from cronflow_actors.errors import ConfigurationError
+from cronflow_actors.errors import ConfigurationError, CronflowError
 from cronflow_actors.http.requests import masked
 
 __all__ = ["DEFAULT_APP", "load_app", "serve"]
@@ -130,9 +130,8 @@ def serve(settings: Any) -> int:
         serve_metrics=not separate_metrics,
         drain=settings.drain_timeout,
     )
-    failed_start: list[BaseException] = []
+    failed_start = _start_failures(app)
     failed: list[BaseException] = []
-    app.state.on_start_failure = failed_start.append
     servers: list[Any] = []
 
     def stop_serving(error: BaseException) -> None:
@@ -168,8 +167,8 @@ def serve(settings: Any) -> int:
         )
     except SystemExit as stopped:  # uvicorn's way to say it could not start
         if not failed_start:
-            # the runtime started, the server did not: it could not listen (uvicorn logged
-            # why: the port in use, an address not of this machine, no permission)
+            # it could not listen, before the runtime started (uvicorn logged why: the port
+            # in use, an address not of this machine, no permission)
             print(
                 f"cronflow-actors: error: could not listen on {settings.host}:{settings.port} "
                 f"(the server's log above says why; exit {stopped.code} from uvicorn)",
@@ -202,6 +201,35 @@ class _JsonFormatter(logging.Formatter):
         if record.exc_info:
             entry["error"] = self.formatException(record.exc_info)
         return json.dumps(entry)
+
+
+def _start_failures(app: Any) -> list[BaseException]:
+    """Where the app's lifespan reports a runtime that did not start; uvicorn's traceback of
+    one the runtime explains is left out of the log (``_ExplainedStartFailure``)."""
+    failed_start: list[BaseException] = []
+    app.state.on_start_failure = failed_start.append
+    logging.getLogger("uvicorn.error").addFilter(_ExplainedStartFailure(failed_start))
+    return failed_start
+
+
+class _ExplainedStartFailure(logging.Filter):
+    """A start that failed for a reason the runtime explains (another runtime owns the
+    database, a bad setting: a ``CronflowError``) is said once, plainly, by ``serve``; the
+    traceback uvicorn logs for it says nothing more and buries the advice. Any other failure
+    (a fault) keeps its traceback."""
+
+    def __init__(self, failed_start: list[BaseException]) -> None:
+        super().__init__()
+        self._failed_start = failed_start
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        explained = [e for e in self._failed_start if isinstance(e, CronflowError)]
+        if not explained or record.levelno < logging.ERROR:
+            return True
+        message = record.getMessage()
+        if not message.startswith("Traceback (most recent call last)"):
+            return True
+        return not any(f"{type(e).__name__}: " in message for e in explained)
 
 
 class _MaskTokens(logging.Filter):

@@ -257,10 +257,16 @@ def run_servers(
             )
         )
 
+    # Listen before the runtime starts (the app's lifespan): a port in use, or an address not
+    # this machine's, ends the process before recovery has started any run's step in it.
+    # uvicorn logs why and raises SystemExit.
+    listening = [main.config.bind_socket()]
+    side_listening = [side.config.bind_socket()] if side is not None else None
+
     async def both() -> None:
-        task = asyncio.create_task(side.serve()) if side is not None else None
+        task = asyncio.create_task(side.serve(side_listening)) if side is not None else None
         try:
-            await main.serve()
+            await main.serve(listening)
         finally:
             if side is not None and task is not None:
                 side.should_exit = True
