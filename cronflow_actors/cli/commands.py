@@ -267,13 +267,16 @@ def _publish(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(answer)
         return Exit.OK
-    started = answer.get("started", [])
+    started, delivered = answer.get("started", []), answer.get("delivered", [])
+    woke = f"woke a waiting step in {len(delivered)} run(s)"
     if started:
-        print(f"published {args.name!r}: started {len(started)} run(s)")
+        print(f"published {args.name!r}: started {len(started)} run(s), {woke}")
         for run_id in started:
             print(f"  {run_id}")
     else:
-        print(f"published {args.name!r}: no flow starts on it (waiting steps were woken, if any)")
+        print(f"published {args.name!r}: no flow starts on it; {woke}")
+    for run_id in delivered:
+        print(f"  woke {run_id}")
     for refusal in answer.get("refused", []):
         print(f"  refused by {refusal.get('workflow')}: {refusal.get('reason')}", file=sys.stderr)
     return Exit.OK

@@ -79,6 +79,8 @@ class Published(msgspec.Struct):
     started: list[str]
     refused: list[EventRefusal]
     """The flows whose schema refused the payload (the event went to the others)."""
+    delivered: list[str]
+    """Runs whose step waiting for the event took it (its filter, if any, accepted it)."""
     held: list[str]
     """Runs with a step waiting for the event that have not heard it yet: they are held
     (``blocked``, their definition changed under their version); the event is kept for them

@@ -59,17 +59,23 @@ class EventRefusal(msgspec.Struct, frozen=True, kw_only=True):
 
 class PublishResult(list[str]):
     """What ``publish_event`` did: a list of the ids of the runs it started, ``refused``, the
-    flows whose schema refused the payload, and ``held``, the runs with a step waiting for the
-    event that did not hear it yet because they are held (``blocked``: their definition
-    changed under their version): the event is kept for them and delivered when they run again
-    (each empty when there are none)."""
+    flows whose schema refused the payload, ``delivered``, the runs whose waiting step took the
+    event (its filter accepted it), and ``held``, the runs with a step waiting for the event
+    that did not hear it yet because they are held (``blocked``: their definition changed
+    under their version): the event is kept for them and delivered when they run again (each
+    empty when there are none)."""
 
     def __init__(
-        self, started: list[str], refused: list[EventRefusal], held: list[str] | None = None
+        self,
+        started: list[str],
+        refused: list[EventRefusal],
+        held: list[str] | None = None,
+        delivered: list[str] | None = None,
     ) -> None:
         super().__init__(started)
         self.refused = refused
         self.held = held if held is not None else []
+        self.delivered = delivered if delivered is not None else []
 
 
 class Events:
@@ -126,6 +132,7 @@ class Events:
             started.append(await self._trigger(flow_id, run_payload, kind="event"))
         after = None
         held: list[str] = []
+        delivered: list[str] = []
         publish = uuid.uuid4().hex  # names the publish in what held runs keep of it
         # a run this publish started may wait for the same name at once: the event it
         # started from is not news to it (it hears the next one)
@@ -133,23 +140,28 @@ class Events:
         while True:
             page = await self._store.open_waits("event", key=name, after=after, limit=_PAGE)
             waits = [wait for wait in page if wait.instance_id not in started_here]
-            delivered = await asyncio.gather(
+            verdicts = await asyncio.gather(
                 *(self._deliver(wait, name, payload, publish) for wait in waits)
             )
-            held += [w.instance_id for w, ok in zip(waits, delivered, strict=True) if not ok]
+            for wait, verdict in zip(waits, verdicts, strict=True):
+                if verdict is not None:
+                    (delivered if verdict else held).append(wait.instance_id)
             if len(page) < _PAGE:
-                return PublishResult(started, refused, sorted(set(held)))
+                return PublishResult(started, refused, sorted(set(held)), sorted(set(delivered)))
             after = (page[-1].created_at, page[-1].wait_id)
 
-    async def _deliver(self, wait: WaitRecord, name: str, payload: Any, publish: str) -> bool:
-        """False if the run is held (the event is kept for it, as part of ``publish``); True
-        otherwise: delivered, its filter refused it, its step no longer waits, or, held and
-        released again and again meanwhile, it could be neither delivered nor kept (logged as
-        an error)."""
+    async def _deliver(
+        self, wait: WaitRecord, name: str, payload: Any, publish: str
+    ) -> bool | None:
+        """True if the waiting step took the event; False if the run is held (the event is
+        kept for it, as part of ``publish``); None otherwise: its filter refused it, its step
+        no longer waits, or, held and released again and again meanwhile, it could be neither
+        delivered nor kept (logged as an error)."""
         command = DeliverEvent(work_item_id=wait.wait_id, event=name, payload=payload)
         for _attempt in range(_HOLD_CHANGES):
             try:
-                await self._send(wait.instance_id, command)
+                took = await self._send(wait.instance_id, command)
+                return True if took else None  # None: its filter refused, or it waits no more
             except InstanceBlockedError as blocked:
                 kept = KeptEvent(
                     work_item_id=wait.wait_id, event=name, payload=payload, publish=publish
@@ -179,7 +191,7 @@ class Events:
                 logger.exception(
                     "the filter of %s raised; the event is not delivered", wait.wait_id
                 )
-            return True
+            return None
         logger.error(
             "event %s for %s (run %s) was neither delivered nor kept: the run was held and its "
             "snapshot kept changing meanwhile (%d tries); publish the event again",
@@ -188,4 +200,4 @@ class Events:
             wait.instance_id,
             _HOLD_CHANGES,
         )
-        return True  # not kept: not one of the runs ``held`` lists
+        return None  # not kept: not one of the runs ``held`` lists

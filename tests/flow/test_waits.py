@@ -144,10 +144,12 @@ async def test_wait_for_event_with_a_filter_and_a_timeout(
     late = await rt.trigger("pay", 8)
     await settle(rt, clock)
     assert await rt.publish_event("nobody.listens", {}) == []
-    await rt.publish_event("payment.confirmed", {"order": 9})
+    refused = await rt.publish_event("payment.confirmed", {"order": 9})
+    assert (refused.delivered, refused.held) == ([], [])  # both filters said no
     await rt.wait_idle()
     assert (await rt.inspect(waiting)).status == "waiting"
-    await rt.publish_event("payment.confirmed", {"order": 7, "amount": 5})
+    taken = await rt.publish_event("payment.confirmed", {"order": 7, "amount": 5})
+    assert taken.delivered == [waiting]  # the one whose filter took it
     result = await rt.wait(waiting)
     assert (result.status, result.output) == ("completed", {"order": 7, "amount": 5})
     await settle(rt, clock, 3600)

@@ -93,6 +93,9 @@ async def test_client_commands(serve: Serve) -> None:
     assert code == 0, err
     [started] = json.loads(out)["started"]
     assert (await rt.wait(started, timeout=5)).output == 7
+    code, out, err = await cli("events", "publish", "ping", "--payload", '{"n": 8}', "--url", url)
+    assert code == 0, err
+    assert "started 1 run(s), woke a waiting step in 0 run(s)" in out
 
 
 async def test_bad_input_to_the_cli_exits_non_zero_with_the_key() -> None:

@@ -52,3 +52,20 @@ async def test_a_partly_refused_event_is_published_and_says_who_refused(serve: S
     assert body["refused"][0]["path"] == "$"
     [run_id] = body["started"]
     assert (await rt.inspect(run_id)).workflow == "loose"
+
+
+async def test_a_202_says_which_waiting_runs_took_the_event(serve: Serve) -> None:
+    pay = (
+        cf.define("pay")
+        .wait_for_event("paid", "paid", filter=lambda event, ctx: event["order"] == ctx.payload)
+        .step("ship", lambda ctx: ctx.last)
+    )
+    rt, client = await serve([pay])
+    first, second = await rt.trigger("pay", "o-1"), await rt.trigger("pay", "o-2")
+    await rt.wait_idle()
+    body = (await client.post("/events/paid", json={"order": "o-2"})).json()
+    assert (body["started"], body["delivered"], body["held"]) == ([], [second], [])
+    assert (await rt.wait(second, timeout=5)).output == {"order": "o-2"}
+    body = (await client.post("/events/paid", json={"order": "o-9"})).json()
+    assert body["delivered"] == []  # the one still waiting refused it
+    assert (await rt.inspect(first)).status == "waiting"

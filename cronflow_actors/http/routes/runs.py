@@ -120,7 +120,12 @@ def routes(edge: Edge) -> list[Route]:
         payload = await edge.json(request)
         published = await runtime.publish_event(request.path_params["name"], payload)
         refused = [msgspec.to_builtins(refusal) for refusal in published.refused]
-        body = {"started": list(published), "refused": refused, "held": published.held}
+        body = {
+            "started": list(published),
+            "refused": refused,
+            "delivered": published.delivered,
+            "held": published.held,
+        }
         return json_response(body, 202)
 
     async def resume(request: Request) -> Response:
