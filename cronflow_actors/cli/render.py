@@ -80,12 +80,22 @@ def render_run(run: dict[str, Any], pause: dict[str, Any] | None = None) -> str:
     name = run.get("workflow_name") or run["workflow"]
     shown = name if name == run["workflow"] else f"{name} ({run['workflow']})"
     lines = [f"run {run['id']}  {shown}  {run['status']}"]
-    started = f"  started {when(run['created_at'])} ({ago(run['created_at'])})"
+    queued = run["status"] == "waiting" and not run.get("steps")
+    started = f"  {'queued' if queued else 'started'} {when(run['created_at'])}"
+    started += f" ({ago(run['created_at'])})"
     if run.get("finished_at"):
         started += f", finished {when(run['finished_at'])}"
-    lines.append(f"{started}, took {duration(run_duration(run))}")
+    if run["status"] in FINAL:  # a run still going has not "taken" anything yet
+        started += f", took {duration(run_duration(run))}"
+    lines.append(started)
     if run.get("replay_of"):
         lines.append(f"  replay of {run['replay_of']}")
+    if run.get("blocked"):
+        lines.append(f"  blocked: {run['blocked']}")
+    if run.get("migrated_from"):
+        lines.append(f"  migrated from {run['migrated_from']}")
+    if run.get("migrated_to"):
+        lines.append(f"  migrated to {run['migrated_to']} (this run was canceled for it)")
     if run.get("error"):
         kind = f"{run['error_type']}: " if run.get("error_type") else ""
         lines.append(f"  error: {kind}{run['error']}")

@@ -1,0 +1,35 @@
+"""What ``inspect`` prints for people (``cli/render.py``): a held run says why and what to do,
+a migrated one where it went or came from, and a run still going claims no duration."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cronflow_actors.cli.render import render_run
+
+
+def run(**fields: Any) -> dict[str, Any]:
+    base = {"id": "r1", "workflow": "orders", "status": "completed", "created_at": 1_000.0}
+    base.update(fields)
+    return base
+
+
+def test_a_blocked_run_says_why_and_what_to_do() -> None:
+    why = "instance 'r1' is blocked: ...; migrate it to another version, or ..."
+    shown = render_run(run(status="blocked", blocked=why))
+    assert f"blocked: {why}" in shown
+    assert "took" not in shown  # not over: it took nothing yet
+
+
+def test_a_migrated_run_names_the_run_on_the_other_side() -> None:
+    old = render_run(run(status="canceled", finished_at=1_010.0, migrated_to="r2"))
+    assert "migrated to r2 (this run was canceled for it)" in old
+    assert "took 10.0 s" in old
+    assert "migrated from r1" in render_run(run(id="r2", migrated_from="r1"))
+
+
+def test_a_queued_run_is_queued_not_started() -> None:
+    shown = render_run(run(status="waiting", steps=[]))
+    assert "  queued " in shown
+    assert "started" not in shown
+    assert "took" not in shown
