@@ -30,6 +30,7 @@ from cronflow_actors.errors import (
     NotFoundError,
     RevisionConflictError,
     RuntimeNotRunningError,
+    UnknownWorkflowError,
 )
 from cronflow_actors.kernel import ActorSystem, running_loop
 from cronflow_actors.messages import Message, SnapshotRecord
@@ -243,8 +244,10 @@ class InstanceDirectory:
                 if self._router is not None and await self._router.claim(instance_id):
                     return  # another process holds it, and fires its timers
                 (await self.activate(instance_id)).tell(message)
-            except InstanceBlockedError as blocked:
-                logger.warning("%r not delivered: %s", message, blocked)
+            except (InstanceBlockedError, UnknownWorkflowError) as held:
+                # expected (held, or its workflow not registered here), not a fault: no
+                # traceback; its timer stays in the store, armed again at the next start
+                logger.warning("%r not delivered to instance %s: %s", message, instance_id, held)
             except Exception:
                 logger.exception("could not deliver %r to instance %s", message, instance_id)
 

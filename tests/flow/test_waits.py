@@ -298,3 +298,23 @@ async def test_an_event_for_a_run_whose_flow_is_not_registered_is_reported_lost(
         assert (await third.inspect(run_id)).status == "waiting"  # the event did not reach it
         await third.publish_event("paid", {"ok": 2})
         assert (await third.wait(run_id)).output == {"ok": 2}
+
+
+async def test_a_timer_of_a_run_whose_flow_is_not_registered_waits_for_it(
+    tmp_path: Path, clock: ManualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    # not a fault: a warning without a traceback, and the timer fires once the flow is back
+    db = tmp_path / "timer.db"
+    nap = cf.define("nap").sleep("nap", "10m").step("after", lambda ctx: "woke")
+    async with cf.Runtime(db=db, clock=clock, workflows=[nap]) as first:
+        run_id = await first.trigger("nap")
+        await first.wait_idle()
+    async with cf.Runtime(db=db, clock=clock, workflows=[]) as second:
+        clock.advance(600)
+        await second.wait_idle()
+        await asyncio.sleep(0.05)
+    [record] = [r for r in caplog.records if "not delivered to instance" in r.getMessage()]
+    assert (record.levelname, record.exc_info) == ("WARNING", None)
+    assert run_id in record.getMessage()
+    async with cf.Runtime(db=db, clock=clock, workflows=[nap]) as third:
+        assert (await third.wait(run_id, timeout=5)).output == "woke"
