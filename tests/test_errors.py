@@ -84,3 +84,18 @@ def test_moved_errors_are_still_importable_from_their_old_places() -> None:
         errors.Problem,
         errors.ExpectationError,
     )
+
+
+def test_a_name_or_id_of_any_length_is_shown_cut_in_its_error() -> None:
+    long = "x" * 100_000
+    for error in (
+        errors.NotFoundError("flow", long, "this runtime"),
+        errors.NotFoundError("run", long),
+        errors.UnknownWorkflowError(long, long, ["orders"]),
+    ):
+        text = str(error)
+        assert len(text) < 500, len(text)
+        assert "(100002 characters)" in text
+    assert "registered" in str(errors.NotFoundError("flow", "ordrs", "this runtime"))
+    assert "ids are returned" not in str(errors.NotFoundError("flow", "ordrs"))
+    assert "'short'" in str(errors.NotFoundError("run", "short"))

@@ -3,6 +3,15 @@
 from __future__ import annotations
 
 
+def clipped(value: object, limit: int = 120) -> str:
+    """``repr(value)`` for a message, cut to about ``limit`` characters: a name or id a client
+    sent may be of any length, and its error should not echo 100 KB back."""
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    return f"{text[: limit - 30]}... ({len(text)} characters)"
+
+
 class CronflowError(Exception):
     """Base of every error raised by cronflow-actors."""
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from cronflow_actors.errors._base import CronflowError
+from cronflow_actors.errors._base import CronflowError, clipped
 
 
 class EngineError(CronflowError):
@@ -45,7 +45,7 @@ class UnknownWorkflowError(EngineError, LookupError):
 
     def __init__(self, name: str, version: str | None, known: list[str]) -> None:
         self.name, self.version, self.known = name, version, known
-        what = f"workflow {name!r}" + (f" version {version!r}" if version else "")
+        what = f"workflow {clipped(name)}" + (f" version {clipped(version)}" if version else "")
         super().__init__(f"{what} is not registered; registered: {known}; call rt.register() first")
 
 
@@ -65,8 +65,11 @@ class NotFoundError(EngineError, LookupError):
     def __init__(self, kind: str, ident: str, where: str = "") -> None:
         self.kind, self.ident = kind, ident
         place = f" in {where}" if where else ""
-        advice = "check the id (ids are returned by the runtime)"
-        super().__init__(f"no {kind} {ident!r}{place}; {advice}")
+        if kind == "flow":  # a name the code gives, not an id the runtime made
+            advice = "check the flow's id (cf.define(id)) and that it is registered"
+        else:
+            advice = "check the id (ids are returned by the runtime)"
+        super().__init__(f"no {kind} {clipped(ident)}{place}; {advice}")
 
 
 class InstanceExistsError(EngineError):
