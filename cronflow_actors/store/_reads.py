@@ -283,15 +283,11 @@ class SQLiteReads:
         self, *, workflow: str | None = None, limit: int = 50, before: Cursor | None = None
     ) -> list[QueuedRun]:
         check_page(limit)
-        clauses: list[str] = []
-        params: list[Any] = []
-        if workflow is not None:
-            clauses.append("workflow = ?")
-            params.append(workflow)
+        where, params = _filters(workflow=workflow)
         if before is not None:
-            clauses.append("(queued_at, instance_id) < (?, ?)")
+            where += " AND " if where else " WHERE "
+            where += "(queued_at, instance_id) < (?, ?)"
             params += [before[0], before[1]]
-        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
         rows = await self._fetchall(
             f"SELECT {sql.QUEUE_COLUMNS} FROM run_queue{where} "
             "ORDER BY queued_at DESC, instance_id DESC LIMIT ?",
