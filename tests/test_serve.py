@@ -174,3 +174,48 @@ def test_a_port_in_use_is_an_error_that_says_so_and_exits_as_a_failed_start(
     # it listens before the runtime starts: nothing of the database was opened (no run of it
     # recovered and run in a process that then exits)
     assert not (tmp_path / "busy.db").exists()
+
+
+def test_a_busy_metrics_port_is_named_and_nothing_starts(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = taken.getsockname()[1]
+        with socket.socket() as free:  # a port free now for the main server
+            free.bind(("127.0.0.1", 0))
+            port = free.getsockname()[1]
+        command = [sys.executable, "-m", "cronflow_actors", "serve", "--port", str(port)]
+        finished = subprocess.run(
+            [*command, "--metrics-port", str(busy), "--db", str(tmp_path / "busy.db")],
+            check=False,
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert finished.returncode == 2, finished.stderr
+    # the port that was in use, not the main one, and the flag that set it
+    assert f"could not listen on 127.0.0.1:{busy} (--metrics-port" in finished.stderr
+    assert not (tmp_path / "busy.db").exists()
+
+
+def test_serve_leaves_no_filter_on_uvicorns_log(tmp_path: Path) -> None:
+    # a second serve() in one process must not inherit the first one's start failures
+    import logging
+
+    from cronflow_actors.cli.serve import serve
+    from cronflow_actors.runtime.config import load_config
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        overrides = {"db": str(tmp_path / "f.db"), "port": taken.getsockname()[1]}
+        settings = load_config(None, environ={}, overrides=overrides)
+        root = logging.getLogger()
+        handlers, level = root.handlers[:], root.level
+        try:
+            assert serve(settings) == 2
+        finally:
+            root.handlers[:], root.level = handlers, level
+    assert logging.getLogger("uvicorn.error").filters == []

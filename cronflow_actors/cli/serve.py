@@ -68,9 +68,7 @@ def serve(settings: Any) -> int:
     taken), 2 when it could not start (another runtime owns the database, say)."""
     from cronflow_actors.http.app import create_app, metrics_app
     from cronflow_actors.http.server import ServerLimits, run_servers
-    from cronflow_actors.runtime import Runtime
     from cronflow_actors.runtime.collector import tune_collector
-    from cronflow_actors.runtime.config import deletion_age
     from cronflow_actors.runtime.event_loop import loop_factory
 
     _configure_logging(settings.log_level, settings.log_format)
@@ -79,6 +77,88 @@ def serve(settings: Any) -> int:
     logging.getLogger("cronflow_actors.serve").info(
         "event loop: %s (the loop setting: %s)", loop, settings.loop
     )
+    runtime = _runtime_of(settings)
+    separate_metrics = settings.metrics_port is not None
+    app = create_app(
+        runtime,
+        max_body=settings.max_body,
+        max_json_depth=settings.max_json_depth,
+        body_timeout=settings.body_timeout,
+        tokens=settings.principals(),
+        metrics_token=settings.metrics_token,
+        serve_metrics=not separate_metrics,
+        drain=settings.drain_timeout,
+    )
+    explained = _ExplainedStartFailure(app)
+    failed_start = explained.failed_start
+    failed: list[BaseException] = []
+    servers: list[Any] = []
+
+    def stop_serving(error: BaseException) -> None:
+        failed.append(error)
+        for server in servers:
+            server.stop()
+
+    runtime.on_failure(stop_serving)
+    limits = ServerLimits(
+        header_timeout=settings.header_timeout,
+        keep_alive=settings.keep_alive,
+        max_connections=settings.max_connections,
+        drain_timeout=settings.drain_timeout,
+    )
+    metrics = None
+    if separate_metrics:
+        metrics = (
+            metrics_app(runtime, metrics_token=settings.metrics_token),
+            settings.metrics_port,
+        )
+    try:
+        uvicorn_log.addFilter(explained)
+        run_servers(
+            app,
+            host=settings.host,
+            port=settings.port,
+            limits=limits,
+            log_level=settings.log_level,
+            on_abort=runtime.abort_drain,
+            on_drain=runtime.stop_admitting,
+            metrics=metrics,
+            started=servers.append,
+            loop_factory=make_loop,
+        )
+    except ConfigurationError as refused:  # it could not listen: the runtime never started
+        flag = "--" + refused.setting.replace("_", "-")
+        print(
+            f"cronflow-actors: error: could not listen on {settings.host}:{refused.value} "
+            f"({flag}): {refused.expected}",
+            file=sys.stderr,
+        )
+        return 2
+    except SystemExit as stopped:  # uvicorn's way to say it could not start
+        if not failed_start:
+            print(
+                f"cronflow-actors: error: the server stopped (exit {stopped.code})", file=sys.stderr
+            )
+            return 2
+    finally:  # another serve() in this process (tests) must not keep this one's filter
+        uvicorn_log.removeFilter(explained)
+    if failed_start:
+        # The runtime did not start (another runtime owns the database, say): uvicorn has
+        # logged it; say it plainly and exit as for bad settings.
+        print(f"cronflow-actors: error: {failed_start[0]}", file=sys.stderr)
+        return 2
+    if failed:
+        print(f"cronflow-actors: the runtime failed: {failed[0]}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _runtime_of(settings: Any) -> Any:
+    """The runtime APP gives (one it builds, refused the settings only the runtime it makes
+    takes), or one made from the settings around APP's list of workflows."""
+    from cronflow_actors.runtime import Runtime
+    from cronflow_actors.runtime.config import deletion_age
+
     app_spec = settings.app or DEFAULT_APP
     target = load_app(app_spec)
     if isinstance(target, Runtime):
@@ -119,71 +199,7 @@ def serve(settings: Any) -> int:
         )
     else:
         raise ConfigurationError("APP", app_spec, "a Runtime or a list of workflows")
-    separate_metrics = settings.metrics_port is not None
-    app = create_app(
-        runtime,
-        max_body=settings.max_body,
-        max_json_depth=settings.max_json_depth,
-        body_timeout=settings.body_timeout,
-        tokens=settings.principals(),
-        metrics_token=settings.metrics_token,
-        serve_metrics=not separate_metrics,
-        drain=settings.drain_timeout,
-    )
-    failed_start = _start_failures(app)
-    failed: list[BaseException] = []
-    servers: list[Any] = []
-
-    def stop_serving(error: BaseException) -> None:
-        failed.append(error)
-        for server in servers:
-            server.stop()
-
-    runtime.on_failure(stop_serving)
-    limits = ServerLimits(
-        header_timeout=settings.header_timeout,
-        keep_alive=settings.keep_alive,
-        max_connections=settings.max_connections,
-        drain_timeout=settings.drain_timeout,
-    )
-    metrics = None
-    if separate_metrics:
-        metrics = (
-            metrics_app(runtime, metrics_token=settings.metrics_token),
-            settings.metrics_port,
-        )
-    try:
-        run_servers(
-            app,
-            host=settings.host,
-            port=settings.port,
-            limits=limits,
-            log_level=settings.log_level,
-            on_abort=runtime.abort_drain,
-            on_drain=runtime.stop_admitting,
-            metrics=metrics,
-            started=servers.append,
-            loop_factory=make_loop,
-        )
-    except SystemExit as stopped:  # uvicorn's way to say it could not start
-        if not failed_start:
-            # it could not listen, before the runtime started (uvicorn logged why: the port
-            # in use, an address not of this machine, no permission)
-            print(
-                f"cronflow-actors: error: could not listen on {settings.host}:{settings.port} "
-                f"(the server's log above says why; exit {stopped.code} from uvicorn)",
-                file=sys.stderr,
-            )
-            return 2
-    if failed_start:
-        # The runtime did not start (another runtime owns the database, say): uvicorn has
-        # logged it; say it plainly and exit as for bad settings.
-        print(f"cronflow-actors: error: {failed_start[0]}", file=sys.stderr)
-        return 2
-    if failed:
-        print(f"cronflow-actors: the runtime failed: {failed[0]}", file=sys.stderr)
-        return 1
-    return 0
+    return runtime
 
 
 class _JsonFormatter(logging.Formatter):
@@ -203,27 +219,23 @@ class _JsonFormatter(logging.Formatter):
         return json.dumps(entry)
 
 
-def _start_failures(app: Any) -> list[BaseException]:
-    """Where the app's lifespan reports a runtime that did not start; uvicorn's traceback of
-    one the runtime explains is left out of the log (``_ExplainedStartFailure``)."""
-    failed_start: list[BaseException] = []
-    app.state.on_start_failure = failed_start.append
-    logging.getLogger("uvicorn.error").addFilter(_ExplainedStartFailure(failed_start))
-    return failed_start
+uvicorn_log = logging.getLogger("uvicorn.error")
 
 
 class _ExplainedStartFailure(logging.Filter):
-    """A start that failed for a reason the runtime explains (another runtime owns the
-    database, a bad setting: a ``CronflowError``) is said once, plainly, by ``serve``; the
-    traceback uvicorn logs for it says nothing more and buries the advice. Any other failure
-    (a fault) keeps its traceback."""
+    """Where ``app``'s lifespan reports a runtime that did not start (``failed_start``), and,
+    on uvicorn's log while ``serve`` runs, a filter: a start that failed for a reason the
+    runtime explains (another runtime owns the database, a bad setting: a ``CronflowError``)
+    is said once, plainly, by ``serve``; the traceback uvicorn logs for it says nothing more
+    and buries the advice. Any other failure (a fault) keeps its traceback."""
 
-    def __init__(self, failed_start: list[BaseException]) -> None:
+    def __init__(self, app: Any) -> None:
         super().__init__()
-        self._failed_start = failed_start
+        self.failed_start: list[BaseException] = []
+        app.state.on_start_failure = self.failed_start.append
 
     def filter(self, record: logging.LogRecord) -> bool:
-        explained = [e for e in self._failed_start if isinstance(e, CronflowError)]
+        explained = [e for e in self.failed_start if isinstance(e, CronflowError)]
         if not explained or record.levelno < logging.ERROR:
             return True
         message = record.getMessage()

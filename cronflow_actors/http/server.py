@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import signal
 import socket
@@ -27,6 +28,8 @@ import msgspec
 import uvicorn
 from uvicorn.protocols.http import h11_impl
 from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from cronflow_actors.errors import ConfigurationError
 
 __all__ = ["ServerLimits", "run_servers"]
 
@@ -176,6 +179,28 @@ class DrainingServer(uvicorn.Server):
                 transport.close()
 
 
+def _listen(config: uvicorn.Config, setting: str) -> socket.socket:
+    """The socket ``config`` serves on, bound (and logged); ``ConfigurationError`` naming
+    ``setting``, the address and the system's reason if it cannot be."""
+    family = socket.AF_INET6 if ":" in config.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((config.host, config.port))
+    except OSError as error:
+        sock.close()
+        raise ConfigurationError(
+            setting,
+            config.port,
+            f"a port free to listen on at {config.host} ({error.strerror or error})",
+        ) from None
+    sock.set_inheritable(True)
+    host, port = sock.getsockname()[:2]
+    shown = f"[{host}]" if family == socket.AF_INET6 else host
+    logging.getLogger("uvicorn.error").info("Uvicorn running on http://%s:%d", shown, port)
+    return sock
+
+
 def _end_after(seconds: float) -> None:
     """The last resort of a stop that does not finish: the process ends (exit code 1)."""
     time.sleep(seconds)
@@ -259,9 +284,14 @@ def run_servers(
 
     # Listen before the runtime starts (the app's lifespan): a port in use, or an address not
     # this machine's, ends the process before recovery has started any run's step in it.
-    # uvicorn logs why and raises SystemExit.
-    listening = [main.config.bind_socket()]
-    side_listening = [side.config.bind_socket()] if side is not None else None
+    listening = [_listen(main.config, "port")]
+    side_listening = None
+    if side is not None:
+        try:
+            side_listening = [_listen(side.config, "metrics_port")]
+        except ConfigurationError:
+            listening[0].close()
+            raise
 
     async def both() -> None:
         task = asyncio.create_task(side.serve(side_listening)) if side is not None else None

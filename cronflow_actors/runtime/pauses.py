@@ -49,13 +49,13 @@ class Pauses:
         ``approved_by`` are read from it when it is a dict; Cronflow's ``approvedBy`` too)."""
         if not isinstance(token, str) or not token:
             raise ResumeError(str(token), "a resume token is a non-empty string")
-        data = payload if isinstance(payload, dict) else {}
-        approved = _approved(token, data)
         wait = await self._store.find_wait("pause", token)
         if wait is None:
             raise ResumeError(token, "no run is paused with this token")
         if wait.ended:
             raise ResumeError(token, "the pause has already ended", ended=True)
+        data = payload if isinstance(payload, dict) else {}
+        approved = _approved(wait, data)
         record = {
             "approved": approved,
             "reason": data.get("reason", "resumed"),
@@ -94,17 +94,17 @@ class Pauses:
         return Page([_paused(row) for row in rows], next_cursor)
 
 
-def _approved(token: str, data: Mapping[str, Any]) -> bool:
-    """The decision in a resume's payload: ``approved`` is true or false, or absent (not
-    approved). Anything else is refused before the pause is touched: the string ``"false"``
-    or the number 0 read as a truth value would decide the wrong way (Cronflow reads it so)."""
+def _approved(wait: WaitRecord, data: Mapping[str, Any]) -> bool:
+    """The decision in a resume's payload for the open pause ``wait``: ``approved`` is true or
+    false, or absent (not approved). Anything else is refused before the pause is touched: the
+    string ``"false"`` or the number 0 read as a truth value would decide the wrong way
+    (Cronflow reads it so). The error names the run and its step, never the token (a secret)."""
     approved = data.get("approved", False)
     if approved is None:
         return False
     if not isinstance(approved, bool):
-        shown = f"{token[:6]}..." if len(token) > 8 else token
         raise InvalidPayloadError(
-            f"the pause of token {shown!r}",
+            f"step {wait.step!r} of run {wait.instance_id!r} (paused for a person)",
             "resume",
             f"'approved' is {approved!r}; give true or false (a JSON boolean), or leave it out "
             "for not approved. The pause is still open",
