@@ -39,10 +39,13 @@ class FlowMethods(NetMethods):
         transaction; ``canceled``: a queued run recorded as canceled, none of its steps run).
         Callers have waited for the flow's recovery (``Runs.trigger``), or are part of it (the
         queue's restore)."""
-        self._check_running("start a run")
+        self._check_running("cancel a queued run" if canceled else "start a run")
         spec = None
         if instance_id is not None:
             spec = self.replays.spec_for(instance_id, name, None)
+        versions = self.registry.versions(name)
+        if spec is None and canceled and versions:  # it runs nothing: deprecated will do
+            spec = self.registry.get(name, versions[-1])
         if spec is None:
             spec = self.registry.for_new_instance(name)
         trigger = open_envelope(payload).kind

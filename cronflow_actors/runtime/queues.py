@@ -244,12 +244,13 @@ class RunQueues:
         async with self._lock(run.queue):  # the drain does not start it meanwhile
             if await self._store.queued_run(run_id) is None:
                 return False  # it started before the lock was ours
-            await self._start(run.workflow, _decode(run.payload), run_id, True, canceled=True)
+            try:
+                await self._start(run.workflow, _decode(run.payload), run_id, True, canceled=True)
+            except (InstanceExistsError, DuplicateInstanceError):
+                return False  # another process's drain started it first: cancel that run
             if self._queued.get(run.queue):
                 self._queued[run.queue] -= 1
-        started = self._started.pop(run_id, None)  # whoever waits for its start: it ended
-        if started is not None and not started.done():
-            started.set_result(None)
+        self._started_now(run_id)  # whoever waits for its start: it has ended
         return True
 
     async def wait_started(self, run_id: str) -> bool:
@@ -375,10 +376,15 @@ class RunQueues:
             return False
         self._account(run.workflow, limits, run.instance_id, now)
         self._queued[limits.fifo] -= 1
-        started = self._started.pop(run.instance_id, None)
+        self._started_now(run.instance_id)
+        return True
+
+    def _started_now(self, run_id: str) -> None:
+        """The queued run has left its queue: who waits for its start (``wait_started``) goes
+        on."""
+        started = self._started.pop(run_id, None)
         if started is not None and not started.done():
             started.set_result(None)
-        return True
 
     def _wake_when_open(self, fifo: str, workflows: list[str], now: float) -> None:
         """Drain ``fifo`` again when the first of these flows' rate windows opens."""

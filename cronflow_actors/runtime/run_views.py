@@ -197,7 +197,9 @@ class RunViews:
     ) -> Page[RunInfo]:
         """Runs newest first, ``limit`` at a time (fewer when they are big: about 8 MB of stored
         state per page), from the store's indexes (steps left out). Runs still waiting in
-        their flow's queue are among them, ``waiting`` as of when they were queued."""
+        their flow's queue are among them, ``waiting`` as of when they were queued; one that
+        starts while a client pages moves to its start time, so pages read across that moment
+        may show it twice or not at all (``inspect`` always finds it)."""
         check_limit(limit)
         choices = [s.value for s in RunStatus]
         if status is not None and status not in choices:

@@ -75,7 +75,15 @@ async def test_a_queued_run_can_be_canceled_before_it_starts(tmp_path: Path) -> 
     async with cf.Runtime(db=db, workflows=[limited(gates, log)]) as again:
         assert (await again.inspect(runs[1])).status == "canceled"  # durable
         assert await again.store.queue_lengths() == {}
-    assert [entry[1] for entry in log] == [0, 2]
+        # a queued run of a version deprecated meanwhile can still be canceled
+        gates[5] = asyncio.Event()
+        holding, queued = await again.trigger("limited", 5), await again.trigger("limited", 6)
+        again.deprecate("limited", "v1")
+        await again.cancel(queued)
+        assert (await again.wait(queued, timeout=5)).status == "canceled"
+        gates[5].set()
+        assert (await again.wait(holding, timeout=5)).status == "completed"
+    assert [entry[1] for entry in log] == [0, 2, 5]
 
 
 async def test_queued_runs_survive_a_restart(tmp_path: Path) -> None:
