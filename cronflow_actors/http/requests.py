@@ -15,6 +15,7 @@ import asyncio
 import logging
 import re
 from typing import Any
+from urllib.parse import urlsplit
 
 import msgspec
 from starlette.requests import ClientDisconnect, Request
@@ -25,6 +26,7 @@ __all__ = [
     "SAFE_METHODS",
     "BodyLimits",
     "check_media_type",
+    "check_same_site",
     "masked",
     "query_int",
     "read_body",
@@ -138,7 +140,10 @@ def check_media_type(request: Request, body: bytes = b"", *, subject: str = "thi
     in UTF-8, and an unsafe method that names another media type is refused without a body too
     (a browser sends a cross-site form, or text, with no body and no preflight as readily as
     with one). A request with neither a Content-Type nor a body passes: ``curl -X POST``, the
-    console's and the CLI's calls without a body."""
+    console's and the CLI's calls without a body. An unsafe request a browser sent from
+    another site's page is refused first (``check_same_site``)."""
+    if request.method not in SAFE_METHODS:
+        check_same_site(request)
     given = request.headers.get("content-type")
     if given is None and not body.strip():
         return
@@ -152,6 +157,28 @@ def check_media_type(request: Request, body: bytes = b"", *, subject: str = "thi
         f"{subject} takes JSON, with 'Content-Type: application/json' in UTF-8 (got "
         f"{given or 'none'}); a request without a body may also send no Content-Type",
     )
+
+
+def check_same_site(request: Request) -> None:
+    """403 for a request a browser sent from a page of another origin: its ``Sec-Fetch-Site``
+    says ``cross-site``, or its ``Origin`` names another host than the one it was sent to. A
+    page can send a POST with no body and no Content-Type without a CORS preflight, and a
+    server on 127.0.0.1 is in reach of every page its user opens. Clients that are no browser
+    (curl, the CLI, a webhook's sender) send neither header; the console's own calls are of
+    its origin."""
+    origin = request.headers.get("origin")
+    host = request.headers.get("host", "")
+    cross = request.headers.get("sec-fetch-site") == "cross-site"
+    if origin is not None and urlsplit(origin).netloc.lower() != host.lower():
+        cross = True  # "null" (a sandboxed page, a file) has no host: another origin too
+    if cross:
+        raise Problem(
+            403,
+            "cross-site-request",
+            f"a browser page of another origin ({origin or 'another site'}) may not call "
+            f"{request.method} here; call it from this server's own pages, or from a client "
+            "that is no browser",
+        )
 
 
 async def read_json(request: Request, limits: BodyLimits) -> Any:

@@ -76,3 +76,25 @@ async def test_a_post_of_another_media_type_is_refused_without_a_body_too(serve:
     assert resumed.status_code == 200, resumed.text
     assert (await client.post(f"/runs/{done}/replay")).status_code == 202
     assert (await client.post("/h/post")).status_code == 202
+
+
+async def test_a_browser_page_of_another_origin_cannot_act_even_without_a_body(
+    serve: Serve,
+) -> None:
+    # no body and no Content-Type: a "simple" request a page sends without a preflight
+    rt, client = await serve(flows())
+    run_id = await rt.trigger("hold")
+    await rt.wait_idle()
+    evil = {"Origin": "https://evil.example"}
+    fetched = {"Sec-Fetch-Site": "cross-site"}
+    for headers in (evil, fetched, {"Origin": "null"}):
+        for path in (f"/runs/{run_id}/cancel", "/events/ping", "/h/post", f"/runs/{run_id}/replay"):
+            refused = await client.post(path, headers=headers)
+            assert refused.status_code == 403, (path, headers, refused.text)
+            assert refused.json()["type"] == "urn:cronflow:problem:cross-site-request"
+    assert [r.id for r in await rt.list_runs()] == [run_id]  # nothing started
+    assert (await rt.inspect(run_id)).status == "waiting"  # nor canceled
+    # its own pages (the console: the same origin), and clients that are no browser, pass
+    own = {"Origin": str(client.base_url).rstrip("/"), "Sec-Fetch-Site": "same-origin"}
+    assert (await client.post(f"/runs/{run_id}/cancel", headers=own)).status_code == 200
+    assert (await client.post("/events/ping")).status_code == 202
