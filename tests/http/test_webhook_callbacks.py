@@ -404,6 +404,23 @@ async def test_an_idempotency_key_is_compared_by_value_and_type(serve: Serve) ->
 KEYS = uuid.UUID("0d5b8f5e-4a6b-4c2f-9d71-6b1f0b2a3c44")  # webhooks' namespace of run ids
 
 
+async def test_a_key_that_is_no_string_finds_the_run_it_started_before_keys_had_types(
+    serve: Serve,
+) -> None:
+    # an int key was named by its str() before: a retry that spans the upgrade starts nothing
+    flow = (
+        cf.define("keyed")
+        .step("take", lambda ctx: ctx.payload)
+        .on_webhook("/h/key", idempotency_key=lambda request: request.payload.get("k"))
+    )
+    rt, client = await serve([flow])
+    before = uuid.uuid5(KEYS, f"keyed|{hashlib.sha256(b'42').hexdigest()}").hex
+    assert await rt.trigger("keyed", {"k": 42}, instance_id=before) == before
+    again = await client.post("/h/key", json={"k": 42})
+    assert (again.status_code, again.json()) == (200, {"run_id": before, "duplicate": True})
+    assert len(await rt.list_runs()) == 1
+
+
 async def test_an_idempotency_key_that_is_no_json_value_is_a_clear_500(
     serve: Serve, caplog: pytest.LogCaptureFixture
 ) -> None:

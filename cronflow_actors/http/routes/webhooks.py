@@ -197,9 +197,9 @@ class Webhook:
         the duplicate answer (its client retries); anything else is a replay (401). A replay
         never starts a run: the key may come from headers the signature does not cover, so it
         could name a new run."""
-        instance_id = await self._instance_id(request)
-        if instance_id is not None and await self._exists(instance_id):
-            return await self._duplicate(request, instance_id)
+        for instance_id in await self._run_ids(request):
+            if instance_id is not None and await self._exists(instance_id):
+                return await self._duplicate(request, instance_id)
         self.edge.runtime.metrics.webhook_signature_failures.labels(self.flow_id).inc()
         raise replayed()
 
@@ -219,7 +219,9 @@ class Webhook:
         spec, edge = self.spec, self.edge
         if spec.condition is not None and not await self._call("condition", webhook_request):
             return json_response({"run_id": None, "condition_met": False})
-        instance_id = await self._instance_id(webhook_request)
+        instance_id, legacy = await self._run_ids(webhook_request)
+        if legacy is not None and await self._exists(legacy):
+            return await self._duplicate(webhook_request, legacy)
         try:
             run_id = await edge.runtime.runs.trigger(
                 self.flow_id,
@@ -240,25 +242,30 @@ class Webhook:
         body = {"run_id": run_id, "duplicate": True}
         return await self._accepted(request, run_id, json_response(body))
 
-    async def _instance_id(self, request: WebhookRequest) -> str | None:
+    async def _run_ids(self, request: WebhookRequest) -> tuple[str | None, str | None]:
         """The run id an idempotency key gives (None without a key: None, or the empty string,
-        which is what a blank header holds). A string keeps the id it had before keys told
-        types apart (runs de-duplicated then still are); any other key is named by its
-        canonical JSON, marked so that no string's name is the same."""
+        which is what a blank header holds), and the one it gave before keys told types apart,
+        if that differs. A string keeps its id (runs de-duplicated then still are); any other
+        key is named by its canonical JSON, marked so that no string's name is the same, and
+        had its ``str()``'s id (none when falsy): a retry that spans the upgrade finds the run
+        it started then."""
         key = self.spec.idempotency_key
         if key is None:
-            return None
+            return None, None
         if isinstance(key, str):
             value = request.headers.get(key.lower())
         else:
             value = await self._call("idempotency_key", request)
         if value is None or (isinstance(value, str) and not value):
-            return None
+            return None, None
         if isinstance(value, str):
-            name = hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()
-        else:
-            name = "json:" + hashlib.sha256(self._canonical_key(value)).hexdigest()
-        return uuid.uuid5(_NAMESPACE, f"{self.flow_id}|{name}").hex
+            return self._id_of(value), None
+        canonical = "json:" + hashlib.sha256(self._canonical_key(value)).hexdigest()
+        return self._id_of(canonical), (self._id_of(str(value)) if value else None)
+
+    def _id_of(self, name: str) -> str:
+        digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()
+        return uuid.uuid5(_NAMESPACE, f"{self.flow_id}|{digest}").hex
 
     def _canonical_key(self, value: Any) -> bytes:
         """``value`` as canonical JSON; a 500 naming the ``idempotency_key`` callback when it
