@@ -218,10 +218,16 @@ async def test_a_signed_request_refused_after_its_signature_may_be_sent_again(
 async def test_a_signed_retry_with_its_idempotency_key_is_answered_as_a_duplicate(
     serve: Serve,
 ) -> None:
+    succeeded: list[str] = []
     flow = (
         cf.define("signed")
         .step("s", lambda ctx: ctx.payload)
-        .on_webhook("/hooks/signed", hmac_secret=SECRET, idempotency_key="X-Delivery")
+        .on_webhook(
+            "/hooks/signed",
+            hmac_secret=SECRET,
+            idempotency_key="X-Delivery",
+            on_success=lambda request, run_id: succeeded.append(run_id),
+        )
     )
     rt, client = await serve([flow])
     body = b'{"b": 2}'
@@ -231,6 +237,8 @@ async def test_a_signed_retry_with_its_idempotency_key_is_answered_as_a_duplicat
     run_id = first.json()["run_id"]
     retry = await client.post("/hooks/signed", content=body, headers=headers)
     assert (retry.status_code, retry.json()) == (200, {"run_id": run_id, "duplicate": True})
+    # the key it names came from an unsigned header: answered plainly, on_success not called
+    assert succeeded == [run_id]
     # The key header is not signed: a replay that changes it names no run, and starts none.
     other_key = await client.post(
         "/hooks/signed", content=body, headers={**headers, "X-Delivery": "d-2"}

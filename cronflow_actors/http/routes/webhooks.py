@@ -197,9 +197,11 @@ class Webhook:
         the duplicate answer (its client retries); anything else is a replay (401). A replay
         never starts a run: the key may come from headers the signature does not cover, so it
         could name a new run."""
+        # a key from a header is not signed: its duplicate is answered plainly, no on_success
+        signed_key = not isinstance(self.spec.idempotency_key, str)
         for instance_id in await self._run_ids(request):
             if instance_id is not None and await self._exists(instance_id):
-                return await self._duplicate(request, instance_id)
+                return await self._duplicate(request, instance_id, callbacks=signed_key)
         self.edge.runtime.metrics.webhook_signature_failures.labels(self.flow_id).inc()
         raise replayed()
 
@@ -237,10 +239,12 @@ class Webhook:
             return await self._duplicate(webhook_request, instance_id)
         return await self._accepted(webhook_request, run_id, started(run_id))
 
-    async def _duplicate(self, request: WebhookRequest, run_id: str) -> Response:
+    async def _duplicate(
+        self, request: WebhookRequest, run_id: str, *, callbacks: bool = True
+    ) -> Response:
         self.edge.runtime.metrics.webhook_duplicates.labels(self.flow_id).inc()
-        body = {"run_id": run_id, "duplicate": True}
-        return await self._accepted(request, run_id, json_response(body))
+        standard = json_response({"run_id": run_id, "duplicate": True})
+        return await self._accepted(request, run_id, standard) if callbacks else standard
 
     async def _run_ids(self, request: WebhookRequest) -> tuple[str | None, str | None]:
         """The run id an idempotency key gives (None without a key: None, or the empty string,
