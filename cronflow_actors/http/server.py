@@ -182,13 +182,18 @@ class DrainingServer(uvicorn.Server):
 def _listen(config: uvicorn.Config, setting: str) -> socket.socket:
     """The socket ``config`` serves on, bound (and logged); ``ConfigurationError`` naming
     ``setting``, the address and the system's reason if it cannot be."""
-    family = socket.AF_INET6 if ":" in config.host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock = None
     try:
+        # the host's first address (a name, IPv4 or IPv6; "" is every address)
+        family, kind, _, _, address = socket.getaddrinfo(
+            config.host or None, config.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        sock = socket.socket(family, kind)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((config.host, config.port))
-    except OSError as error:
-        sock.close()
+        sock.bind(address)
+    except OSError as error:  # socket.gaierror too: a name that is no address
+        if sock is not None:
+            sock.close()
         raise ConfigurationError(
             setting,
             config.port,

@@ -122,13 +122,13 @@ async def test_a_run_that_ends_while_its_flows_queue_is_counted_at_start_frees_i
     async with cf.Runtime(db=db, workflows=[limited(gates, log)]) as first:
         runs = [await first.trigger("limited", n) for n in range(2)]
         await asyncio.wait_for(started.wait(), 5)
-    gates[0].set()
     gates[1].set()
     read = SQLiteStore.unfinished_ids
 
     async def read_then_let_it_end(store: SQLiteStore, workflow: str) -> list[str]:
-        ids = await read(store, workflow)  # still holds runs[0]
+        ids = await read(store, workflow)  # holds runs[0]: its recovered step waits for gate 0
         assert ids == [runs[0]]
+        gates[0].set()  # now it may end, before the count this read returns is made
         # polls the store: until the run's end is durable (no event says so from in here)
         while not (await store.load_snapshot(runs[0])).terminal:  # type: ignore[union-attr]  # noqa: ASYNC110
             await asyncio.sleep(0.005)
