@@ -65,6 +65,12 @@ def test_serve_runs_the_bundled_example_and_drains_on_sigterm(tmp_path: Path) ->
     assert process.returncode == 0, output
     records = [json.loads(line) for line in output.splitlines() if line.strip()]
     assert any("Uvicorn running" in r["message"] for r in records)  # every line is JSON
+    # what it serves, once started: its flows, their webhooks, the console
+    served = [r["message"] for r in records if r["message"].startswith("serving ")]
+    assert served == [
+        "serving 1 flow(s): order-processing; webhooks: POST /webhooks/orders "
+        "(order-processing); the console is at /ui/"
+    ]
     # serve runs on uvloop when it is installed (the uvloop extra, in dev), unless told otherwise
     loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
     assert f"event loop: {loop} (the loop setting: auto)" in [r["message"] for r in records]

@@ -12,6 +12,7 @@ may require signed requests (``auth.py``). The runtime starts and stops with the
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Mapping
 
 from starlette.applications import Starlette
@@ -29,6 +30,8 @@ from cronflow_actors.messages import Principal
 from cronflow_actors.runtime import Runtime
 
 __all__ = ["create_app"]
+
+logger = logging.getLogger("cronflow_actors.serve")
 
 
 def create_app(
@@ -80,6 +83,7 @@ def create_app(
             if report is not None:
                 report(failure)
             raise
+        _say_what_is_served(runtime)
         try:
             yield
         finally:
@@ -103,3 +107,16 @@ def metrics_app(runtime: Runtime, *, metrics_token: str | None = None) -> Starle
     app = Starlette(routes=[system.metrics_route(edge)], exception_handlers=exception_handlers())
     app.router.redirect_slashes = False
     return app
+
+
+def _say_what_is_served(runtime: Runtime) -> None:
+    """One line once the runtime has started: the flows it serves, their webhooks, and where
+    the console is (an operator reads what a newcomer would have had to look up)."""
+    flows = sorted(runtime.catalog.roots)
+    hooks = [f"{hook.method} {hook.path} ({flow})" for flow, hook in runtime.catalog.webhooks()]
+    logger.info(
+        "serving %d flow(s): %s; webhooks: %s; the console is at /ui/",
+        len(flows),
+        ", ".join(flows) or "none",
+        ", ".join(hooks) or "none",
+    )
