@@ -3,6 +3,7 @@ example's webhook, and stops cleanly on SIGTERM."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
@@ -11,11 +12,13 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 
 from tests.serving import ROOT, free_port
+from tests.test_cli import cli
 
 
 def test_serve_runs_the_bundled_example_and_drains_on_sigterm(tmp_path: Path) -> None:
@@ -157,23 +160,20 @@ def test_a_second_sigterm_ends_the_process_with_a_request_still_in_flight(
     assert "Traceback" not in served.output()
 
 
-def test_a_port_in_use_is_an_error_that_says_so_and_exits_as_a_failed_start(
-    tmp_path: Path,
-) -> None:
+@contextlib.contextmanager
+def port_in_use() -> Iterator[int]:
+    """A port of 127.0.0.1 that a socket of this test listens on."""
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
-        port = taken.getsockname()[1]
-        command = [sys.executable, "-m", "cronflow_actors", "serve", "--port", str(port)]
-        finished = subprocess.run(
-            [*command, "--db", str(tmp_path / "busy.db")],
-            check=False,
-            cwd=ROOT,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        yield taken.getsockname()[1]
+
+
+def test_a_port_in_use_is_an_error_that_says_so_and_exits_as_a_failed_start(
+    tmp_path: Path,
+) -> None:
+    with port_in_use() as port:
+        finished = cli("serve", "--port", str(port), "--db", str(tmp_path / "busy.db"), cwd=ROOT)
     assert finished.returncode == 2, finished.stderr
     assert f"cronflow-actors: error: could not listen on 127.0.0.1:{port}" in finished.stderr
     assert "address already in use" in finished.stderr.lower()  # uvicorn's line, in the log
@@ -183,23 +183,9 @@ def test_a_port_in_use_is_an_error_that_says_so_and_exits_as_a_failed_start(
 
 
 def test_a_busy_metrics_port_is_named_and_nothing_starts(tmp_path: Path) -> None:
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        busy = taken.getsockname()[1]
-        with socket.socket() as free:  # a port free now for the main server
-            free.bind(("127.0.0.1", 0))
-            port = free.getsockname()[1]
-        command = [sys.executable, "-m", "cronflow_actors", "serve", "--port", str(port)]
-        finished = subprocess.run(
-            [*command, "--metrics-port", str(busy), "--db", str(tmp_path / "busy.db")],
-            check=False,
-            cwd=ROOT,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+    with port_in_use() as busy:
+        ports = ["--port", str(free_port()), "--metrics-port", str(busy)]
+        finished = cli("serve", *ports, "--db", str(tmp_path / "busy.db"), cwd=ROOT)
     assert finished.returncode == 2, finished.stderr
     # the port that was in use, not the main one, and the flag that set it
     assert f"could not listen on 127.0.0.1:{busy} (--metrics-port" in finished.stderr
@@ -213,10 +199,8 @@ def test_serve_leaves_no_filter_on_uvicorns_log(tmp_path: Path) -> None:
     from cronflow_actors.cli.serve import serve
     from cronflow_actors.runtime.config import load_config
 
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        overrides = {"db": str(tmp_path / "f.db"), "port": taken.getsockname()[1]}
+    with port_in_use() as port:
+        overrides = {"db": str(tmp_path / "f.db"), "port": port}
         settings = load_config(None, environ={}, overrides=overrides)
         root = logging.getLogger()
         handlers, level = root.handlers[:], root.level
