@@ -14,6 +14,7 @@ from cronflow_actors.flow.envelope import open_envelope
 from cronflow_actors.messages.engine import Principal, StartWorkflow
 from cronflow_actors.runtime.catalog import WorkflowDescription
 from cronflow_actors.runtime.events import PublishResult
+from cronflow_actors.runtime.instances import root_of
 from cronflow_actors.runtime.net_api import NetMethods
 from cronflow_actors.runtime.pages import Page
 from cronflow_actors.runtime.pauses import PausedRun
@@ -103,11 +104,11 @@ class FlowMethods(NetMethods):
         default, is this process's own call). An instance of a net workflow is then canceled
         through its workflow's ``cancel`` action, whose policy decides (as
         ``cancel_workflow(..., principal=)``); a flow's run has no cancel action of its own."""
-        try:
-            state = await self._state(run_id) if principal is not None else None
+        try:  # which workflow: the snapshot's record says it, no need to decode its state
+            snapshot = None if principal is None else await self.instances.read(root_of(run_id))
         except NotFoundError:
-            state = None
-        if state is not None and state.workflow not in self.catalog.roots:
+            snapshot = None
+        if snapshot is not None and snapshot.workflow not in self.catalog.roots:
             await self.cancel_workflow(run_id, principal=principal)
             return
         try:
