@@ -9,9 +9,10 @@ every flow listening refused the payload, the event is refused as a whole
 The waiting steps are found through their durable wake-up rows (``kind="event"``, key the event
 name), a page at a time, so only the matching waits are touched and the waiting instances need
 not be in memory. Each one gets a ``DeliverEvent`` on its own turn, where its filter decides.
-A run held because its definition changed (``runtime/pinning.py``) cannot take it now: the event
-is kept in its snapshot and delivered to the step when the run runs again (or to the steps of
-the run a migration replaces it with that wait for it).
+A run held because its definition changed (``runtime/pinning.py``), or whose workflow is not
+registered here, cannot take it now: the event is kept in its snapshot and delivered to the step
+when the run runs again (or to the steps of the run a migration replaces it with that wait for
+it).
 """
 
 from __future__ import annotations
@@ -61,9 +62,9 @@ class PublishResult(list[str]):
     """What ``publish_event`` did: a list of the ids of the runs it started, ``refused``, the
     flows whose schema refused the payload, ``delivered``, the runs whose waiting step took the
     event (its filter accepted it), and ``held``, the runs with a step waiting for the event
-    that did not hear it yet because they are held (``blocked``: their definition changed
-    under their version): the event is kept for them and delivered when they run again (each
-    empty when there are none)."""
+    that did not hear it yet because they cannot run here (``blocked``: their definition
+    changed under their version; or their workflow is not registered): the event is kept for
+    them and delivered when they run again (each empty when there are none)."""
 
     def __init__(
         self,
@@ -91,7 +92,7 @@ class Events:
     ) -> None:
         self._catalog = catalog
         self._keep = keep
-        """Keeps an event for a held run (``Pinning.keep``); False if it is held no more."""
+        """Keeps an event for a run that cannot run here (``Pinning.keep``); False if it can."""
         self._store = store
         self._clock = clock
         self._trigger = trigger
@@ -153,38 +154,34 @@ class Events:
     async def _deliver(
         self, wait: WaitRecord, name: str, payload: Any, publish: str
     ) -> bool | None:
-        """True if the waiting step took the event; False if the run is held (the event is
-        kept for it, as part of ``publish``); None otherwise: its filter refused it, its step
-        no longer waits, or, held and released again and again meanwhile, it could be neither
-        delivered nor kept (logged as an error)."""
+        """True if the waiting step took the event; False if the run cannot run here (held, or
+        its workflow not registered: the event is kept for it, as part of ``publish``); None
+        otherwise: its filter refused it, its step no longer waits, or, held and released again
+        and again meanwhile, it could be neither delivered nor kept (logged as an error)."""
         command = DeliverEvent(work_item_id=wait.wait_id, event=name, payload=payload)
         for _attempt in range(_HOLD_CHANGES):
             try:
                 took = await self._send(wait.instance_id, command)
                 return True if took else None  # None: its filter refused, or it waits no more
-            except InstanceBlockedError as blocked:
+            except (InstanceBlockedError, UnknownWorkflowError) as cannot_run:
                 kept = KeptEvent(
                     work_item_id=wait.wait_id, event=name, payload=payload, publish=publish
                 )
                 if not await self._keep(wait.instance_id, kept):
-                    continue  # held no more: it can take the event now
+                    continue  # it can run now: it can take the event
+                reason = (
+                    cannot_run.reason
+                    if isinstance(cannot_run, InstanceBlockedError)
+                    else str(cannot_run)
+                )
                 logger.warning(
                     "event %s for %s (run %s) is kept until the run runs again: %s",
                     name,
                     wait.wait_id,
                     wait.instance_id,
-                    blocked.reason,
+                    reason,
                 )
                 return False
-            except UnknownWorkflowError as error:
-                # not held (nothing keeps the event for it): say so, it is lost for this run
-                logger.warning(
-                    "event %s was not delivered to %s (run %s), and is not kept for it: %s",
-                    name,
-                    wait.wait_id,
-                    wait.instance_id,
-                    error,
-                )
             except EngineError as error:
                 logger.debug("event %s not delivered to %s: %s", name, wait.wait_id, error)
             except Exception:

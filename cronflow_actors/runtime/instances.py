@@ -203,13 +203,17 @@ class InstanceDirectory:
                     return await self._router.forward(holder, instance_id, command)
             try:
                 ref = await self.activate(instance_id)
-            except InstanceBlockedError as blocked:
+            except (InstanceBlockedError, UnknownWorkflowError) as cannot_run:
+                # held, or its workflow is not registered here: an operator's cancel ends it
+                # without its code; anything else is refused
                 if self._pinning is not None and _discards(command, instance_id):
                     if await self._pinning.discard(instance_id):
                         return None
-                    continue  # released meanwhile: canceled through its actor
+                    continue  # it can run again meanwhile: canceled through its actor
+                if isinstance(cannot_run, UnknownWorkflowError):
+                    raise
                 raise InstanceBlockedError(
-                    blocked.instance_id, blocked.reason, _operation(command)
+                    cannot_run.instance_id, cannot_run.reason, _operation(command)
                 ) from None
             try:
                 return await ask(ref, command)
@@ -350,8 +354,9 @@ class InstanceDirectory:
 
 
 def _discards(command: Message, instance_id: str) -> bool:
-    """Whether ``command`` to a held instance ends it: an internal caller's cancel of its root
-    (an external caller's cancel goes through the definition's policy, which is not there)."""
+    """Whether ``command`` to an instance that cannot run here (held, or its workflow not
+    registered) ends it: an internal caller's cancel of its root (an external caller's cancel
+    goes through the definition's policy, which is not there)."""
     return (
         isinstance(command, CancelWorkflow)
         and command.workflow_id == instance_id

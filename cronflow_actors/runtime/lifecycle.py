@@ -12,6 +12,7 @@ from typing import Self
 
 from cronflow_actors.engine.actors import ActionActor, WorkItemActor
 from cronflow_actors.errors import (
+    CronflowError,
     MockLostError,
     RevisionConflictError,
     RuntimeNotRunningError,
@@ -19,6 +20,7 @@ from cronflow_actors.errors import (
     StoreFailedError,
 )
 from cronflow_actors.messages import Message, SnapshotRecord
+from cronflow_actors.messages.migrations import KeptEvent
 from cronflow_actors.net.spec import NetSpec
 from cronflow_actors.runtime.parts import RuntimeParts
 from cronflow_actors.runtime.pinning import Block
@@ -271,3 +273,27 @@ class LifecycleMethods(RuntimeParts):
         replay with mocks keeps for it."""
         spec = self.replays.spec_for(snapshot.instance_id, snapshot.workflow, snapshot.version)
         return spec or self.registry.get(snapshot.workflow, snapshot.version)
+
+    def _registered(self, snapshot: SnapshotRecord) -> bool:
+        """Whether the definition a stored instance runs on is registered here."""
+        try:
+            self._spec_of(snapshot)
+        except (LookupError, MockLostError):
+            return False
+        return True
+
+    async def _keep_event(self, instance_id: str, event: KeptEvent) -> bool:
+        """Keep an event for a run that cannot take it now (``Pinning.keep``): False if it
+        can. A run whose workflow was registered meanwhile, after that registration loaded
+        what had work to run, is loaded now, to hear it."""
+        kept = await self.pinning.keep(instance_id, event)
+        if kept is None:
+            return False
+        if not self.pinning.cannot_run(kept) and instance_id not in self.instances:
+            try:
+                await self.instances.activate(instance_id)
+            except CronflowError as error:  # it stays runnable: the next start loads it
+                logger.warning(
+                    "run %s keeps event %s until it is loaded: %s", instance_id, event.event, error
+                )
+        return True

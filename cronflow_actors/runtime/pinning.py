@@ -21,6 +21,13 @@ engine records the current definition's fingerprint for it at its next transacti
 A migration (``runtime/migrations.py``) takes a held instance over: it cancels it offline
 (``runtime/offline.py``, as ``discard`` does) and tells the instance directory
 (``ended_offline``), which lifts the hold.
+
+An unfinished instance whose workflow (or version) is not registered here at all cannot run
+either, though nothing about it changed: it is not held (``blocked`` is for a definition that
+changed), but it is met the same way where it matters. An event for one of its waiting steps is
+kept in its snapshot, which is then written runnable, so the start (or the registration) that
+brings its workflow back loads it and delivers the event; an operator's cancel ends it offline
+(``discard``), without its code.
 """
 
 from __future__ import annotations
@@ -129,7 +136,8 @@ class Pinning:
 
     ``disarm(timer_id)`` takes a timer of a discarded instance out of memory; ``on_ended(info,
     body)`` announces a discarded run's end (waiters, limits, hooks); ``on_count(workflow, n)``
-    hears how many instances of a workflow are held here.
+    hears how many instances of a workflow are held here; ``registered(snapshot)`` says whether
+    the definition a stored instance runs on is registered here (its workflow and version).
     """
 
     def __init__(
@@ -141,8 +149,10 @@ class Pinning:
         on_ended: Callable[[WorkflowInfo, bytes], None],
         on_count: Callable[[str, int], None],
         audit: Callable[[], AuditTrail | None] = lambda: None,
+        registered: Callable[[SnapshotRecord], bool] = lambda _snapshot: True,
     ) -> None:
         self._store = store
+        self._registered = registered
         self._audit = audit
         """The runtime's audit trail as it is now (None: off): a discard records its cancel."""
         self._clock = clock
@@ -226,15 +236,20 @@ class Pinning:
                 return None if isinstance(admitted, Block) else (admitted, spec)
         return None
 
+    def cannot_run(self, snapshot: SnapshotRecord) -> bool:
+        """Whether the unfinished instance stored as ``snapshot`` cannot run here: it is held,
+        or its workflow (or version) is not registered."""
+        return is_held(snapshot) or (not snapshot.terminal and not self._registered(snapshot))
+
     async def discard(self, instance_id: str) -> bool:
-        """End a held instance as canceled, without its definition: no activity, cancel action
-        or handler of it runs (the code it started on is not registered). Its open waits end,
-        its timers are deleted, its run's end is announced as any cancel's (its waiters, its
-        place under its limits, the flow's ``on_complete`` hook). False if it is held no more
-        (released meanwhile: cancel it as any run)."""
+        """End an instance that cannot run here (held, or its workflow not registered) as
+        canceled, without its definition: no activity, cancel action or handler of it runs.
+        Its open waits end, its timers are deleted, its run's end is announced as any cancel's
+        (its waiters, its place under its limits, the flow's ``on_complete`` hook). False if it
+        can run again (released or registered meanwhile: cancel it as any run)."""
         now = self._clock.now()
         held = await end_offline(
-            self._store, instance_id, now, offline=is_held, audit=self._audit()
+            self._store, instance_id, now, offline=self.cannot_run, audit=self._audit()
         )
         if held is None:
             return False
@@ -242,26 +257,33 @@ class Pinning:
         for timer_id in canceled.timers:
             self._disarm(timer_id)
         self.forget(instance_id)
-        logger.warning("blocked instance %s of %s was canceled", instance_id, ended.workflow)
+        logger.warning(
+            "instance %s of %s, which could not run here, was canceled without its code",
+            instance_id,
+            ended.workflow,
+        )
         self._on_ended(Transaction.workflow_info(state.workflows[state.id]), ended.body)
         return True
 
-    async def keep(self, instance_id: str, event: KeptEvent) -> bool:
-        """Keep ``event`` in the held instance's snapshot (``InstanceState.kept``), to be
-        delivered when it runs again (its code registered again, or a migration's new
-        instance); False if it is held no more (deliver the event now)."""
+    async def keep(self, instance_id: str, event: KeptEvent) -> SnapshotRecord | None:
+        """Keep ``event`` in the snapshot of an instance that cannot run here
+        (``InstanceState.kept``), to be delivered when it runs again (its code registered again,
+        or a migration's new instance); its new record, or None if it can run now (deliver the
+        event to it). A held instance stays as it is stored; one whose workflow is not
+        registered is written runnable, so that the start (or registration) that brings its
+        workflow back loads it, and it hears the event then."""
         for _attempt in range(_KEEP_ATTEMPTS):
             snapshot = await self._store.load_snapshot(instance_id)
-            if snapshot is None or not is_held(snapshot):
-                return False
+            if snapshot is None or not self.cannot_run(snapshot):
+                return None
             state = decode_state(snapshot.body, snapshot.instance_id)
             state.kept = [*(state.kept or ()), event]
+            runnable = snapshot.runnable or not is_held(snapshot)
             try:
-                await self._rewrite(snapshot, state)
+                return await self._rewrite(snapshot, state, runnable=runnable)
             except RevisionConflictError:  # another event kept, or its hold lifted: again
                 continue
-            return True
-        return False
+        return None
 
     def forget(self, instance_id: str) -> None:
         """The instance ended without running (canceled offline): it is held no more."""

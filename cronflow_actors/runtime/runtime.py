@@ -210,6 +210,7 @@ class Runtime(ClusterRecovery, LifecycleMethods, FlowMethods, StateMethods, Audi
             on_ended=lambda info, body: self._finished(info, body, None),
             on_count=lambda workflow, n: self.metrics.runs_blocked.labels(workflow).set(n),
             audit=lambda: self._services.audit,
+            registered=self._registered,
         )
         """Holds the instances whose definition changed under their version (``blocked``)."""
         self.instances = InstanceDirectory(
@@ -309,7 +310,7 @@ class Runtime(ClusterRecovery, LifecycleMethods, FlowMethods, StateMethods, Audi
             clock=self.clock,
             trigger=self.runs.trigger,
             send=self.instances.send,
-            keep=self.pinning.keep,
+            keep=self._keep_event,
         )
         self.schedules = Schedules(
             catalog=self.catalog,

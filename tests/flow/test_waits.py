@@ -279,26 +279,65 @@ async def test_resume_tokens_never_start_with_a_dash(rt: cf.Runtime) -> None:
     assert not [token for token in tokens if token.startswith("-")]
 
 
-async def test_an_event_for_a_run_whose_flow_is_not_registered_is_reported_lost(
+async def test_an_event_for_a_run_whose_flow_is_not_registered_is_kept_for_it(
     tmp_path: Path, clock: ManualClock, caplog: pytest.LogCaptureFixture
 ) -> None:
-    # nothing holds such a run (as a changed definition's is held), so nothing keeps the event
-    # for it: a warning names the run, rather than a debug line nobody reads
+    # the run cannot take it while its flow is missing here: the event is kept in its snapshot
+    # (as for a run held because its definition changed), and it hears it once its flow is
+    # registered again, at a start or by a registration on a running runtime
     db = tmp_path / "unregistered.db"
+    pay = cf.define("pay").wait_for_event("paid", "paid").step("ship", lambda ctx: ctx.last)
+    async with cf.Runtime(db=db, clock=clock, workflows=[pay]) as first:
+        at_start = await first.trigger("pay")
+        other = await first.trigger("pay")
+        await first.wait_idle()
+    async with cf.Runtime(db=db, clock=clock, workflows=[]) as second:
+        published = await second.publish_event("paid", {"ok": 1})
+        assert sorted(published.held) == sorted([at_start, other])
+        assert published.delivered == []
+        assert (await second.inspect(at_start)).status == "waiting"
+    warnings = [r for r in caplog.records if "is kept until the run runs again" in r.getMessage()]
+    assert {r.levelname for r in warnings} == {"WARNING"}
+    assert all(any(run in r.getMessage() for r in warnings) for run in (at_start, other))
+    assert "'pay'" in warnings[0].getMessage()  # the error names the workflow not registered
+    async with cf.Runtime(db=db, clock=clock, workflows=[pay]) as third:
+        assert (await third.wait(at_start, timeout=5)).output == {"ok": 1}
+        # both heard the kept event, once: a later one finds no step waiting
+        assert (await third.wait(other, timeout=5)).output == {"ok": 1}
+        assert (await third.publish_event("paid", {"ok": 2})).delivered == []
+
+
+async def test_an_event_kept_for_an_unregistered_flow_reaches_it_on_registration(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    db = tmp_path / "register.db"
     pay = cf.define("pay").wait_for_event("paid", "paid").step("ship", lambda ctx: ctx.last)
     async with cf.Runtime(db=db, clock=clock, workflows=[pay]) as first:
         run_id = await first.trigger("pay")
         await first.wait_idle()
     async with cf.Runtime(db=db, clock=clock, workflows=[]) as second:
-        await second.publish_event("paid", {"ok": 1})
-    [record] = [r for r in caplog.records if "not kept for it" in r.getMessage()]
-    assert record.levelname == "WARNING"
-    assert run_id in record.getMessage()
-    assert "'pay'" in record.getMessage()  # the error names the workflow not registered
+        assert (await second.publish_event("paid", {"ok": 3})).held == [run_id]
+        second.register(pay)  # its registration loads what has work to run: this run
+        assert (await second.wait(run_id, timeout=5)).output == {"ok": 3}
+
+
+async def test_a_run_whose_flow_is_not_registered_can_be_canceled(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    # ended without its code (as a held run is): its waits end, so no later event is kept
+    db = tmp_path / "cancel.db"
+    pay = cf.define("pay").wait_for_event("paid", "paid").step("ship", lambda ctx: ctx.last)
+    async with cf.Runtime(db=db, clock=clock, workflows=[pay]) as first:
+        run_id = await first.trigger("pay")
+        await first.wait_idle()
+    async with cf.Runtime(db=db, clock=clock, workflows=[]) as second:
+        await second.cancel(run_id)
+        assert (await second.inspect(run_id)).status == "canceled"
+        assert (await second.wait(run_id, timeout=5)).status == "canceled"
+        published = await second.publish_event("paid", {"ok": 4})
+        assert (published.held, published.delivered) == ([], [])
     async with cf.Runtime(db=db, clock=clock, workflows=[pay]) as third:
-        assert (await third.inspect(run_id)).status == "waiting"  # the event did not reach it
-        await third.publish_event("paid", {"ok": 2})
-        assert (await third.wait(run_id)).output == {"ok": 2}
+        assert (await third.inspect(run_id)).status == "canceled"
 
 
 async def test_a_timer_of_a_run_whose_flow_is_not_registered_waits_for_it(
