@@ -13,7 +13,9 @@ Differences from Tasquencer, on purpose (spec section 14):
 - a task completes only from ``started``: a policy that says "complete" for a task that never
   started (its only work item was canceled before starting) leaves it enabled;
 - a policy that says "fail" when the task starts fails the workflow too, as it does later on;
-- a composite task that completes cancels its child workflows that are still running.
+- a composite task that completes cancels its child workflows that are still running;
+- a router that raises while a report is applied (a handler's result, a timer) fails the
+  workflow with its error; the report stands (in a call, the call is refused as in Tasquencer).
 """
 
 from __future__ import annotations
@@ -78,6 +80,8 @@ _ACTIVE = frozenset({TaskState.ENABLED, TaskState.STARTED})
 _WORKFLOW_DONE = frozenset({WorkflowState.COMPLETED, WorkflowState.FAILED, WorkflowState.CANCELED})
 _POLICY_RESULTS = frozenset({"complete", "fail", "continue"})
 _CHILD_ENDED_WELL = frozenset({WorkItemState.COMPLETED, WorkItemState.CANCELED})
+Pending = tuple[str, str | None, Any]  # a child an activity asked for: id, name, payload
+ChildChange = WorkItemStateChanged | WorkflowStateChanged
 _SCHEDULING = frozenset(
     {"on_enabled", "on_started", "on_work_item_state_changed", "on_workflow_state_changed"}
 )
@@ -194,13 +198,17 @@ class Task:
         await self._cancellation_region()
         routed = None
         if definition.split is not SplitType.AND:
-            ctx = tx.context(
-                workflow,
-                f"router of task {name!r}",
-                task=tx.task_info(workflow, name),
-                output=workflow.outputs.get(name),
-            )
-            routed = resolve_routes(spec, name, await call_user(definition.router, ctx))
+            info, output = tx.task_info(workflow, name), workflow.outputs.get(name)
+            ctx = tx.context(workflow, f"router of task {name!r}", task=info, output=output)
+            try:
+                routed = resolve_routes(spec, name, await call_user(definition.router, ctx))
+            except Exception as error:
+                if not tx.reported:
+                    raise  # a call: refused, and nothing of it changes
+                await tx.send(change)  # a report: its workflow fails with the router's error
+                failed = f"router of task {name!r}: {type(error).__name__}: {error}"
+                await tx.send_last(FailWorkflow(workflow_id=workflow.id, error=failed))
+                return
         marking, marked = after_production(spec, name, workflow.marking, routed)
         tx.mark(workflow, marking, marked, produced_by=name, split=definition.split)
         for candidate in enable_candidates(spec, name):
@@ -390,10 +398,7 @@ class Task:
             await self._fail(error, cause=cause)
 
     def _context(
-        self,
-        where: str,
-        pending: list[tuple[str, str | None, Any]] | None,
-        changed: WorkItemStateChanged | WorkflowStateChanged | None,
+        self, where: str, pending: list[Pending] | None, changed: ChildChange | None
     ) -> Context:
         """The ctx of a task's activity, policy or router; ``pending`` collects the children an
         activity initializes (None: it may not)."""
@@ -413,7 +418,7 @@ class Task:
         self,
         activity: str,
         *,
-        changed: WorkItemStateChanged | WorkflowStateChanged | None = None,
+        changed: ChildChange | None = None,
         default_child: bool = False,
         last: bool = False,
     ) -> None:
@@ -425,7 +430,7 @@ class Task:
         if fn is None and not default_child:
             return
         may_add = activity in _SCHEDULING and definition.kind is not TaskKind.DUMMY
-        pending: list[tuple[str, str | None, Any]] = []
+        pending: list[Pending] = []
         if fn is not None:
             ctx = self._context(activity, pending if may_add else None, changed)
             await tx.activity(fn, ctx, activity, "task", self.workflow.id, self.name)
@@ -435,9 +440,7 @@ class Task:
             pending.append((tx.new_id("f"), None, None))
         await self._create_children(pending, last=last)
 
-    async def _create_children(
-        self, pending: list[tuple[str, str | None, Any]], *, last: bool = False
-    ) -> None:
+    async def _create_children(self, pending: list[Pending], *, last: bool = False) -> None:
         """Initialize the children an activity (or a migrator) asked for, then drain their
         auto-triggers in order; ``last`` as for ``_activity``."""
         tx, workflow, name, definition = self.tx, self.workflow, self.name, self.definition

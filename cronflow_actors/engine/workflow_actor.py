@@ -96,6 +96,8 @@ WorkflowMessage = WorkflowCommand | ReadCommitted | ChildFailed
 
 _REFUSED_COMMITS = (MutationRejectedError, StoreFailedError, StoreClosedError, LeaseError)
 """What the store raises when it does not take a commit (not what user code raised)."""
+_REPORTS = (WorkItemFinished, TimerFired, ActionFinished)
+"""The commands that report what happened, which no caller waits on."""
 
 
 @mypyc_attr(native_class=False)  # its base is not compiled (setup.py)
@@ -224,6 +226,7 @@ class WorkflowActor(CoroutineActor):
             functools.partial(apply, command=command, root=self.root),
             getattr(command, "principal", None),
             migration=migration,
+            reported=isinstance(command, _REPORTS),
         )
 
     async def _transact_with(
@@ -232,9 +235,10 @@ class WorkflowActor(CoroutineActor):
         principal: Principal | None = None,
         *,
         migration: MigrationRecord | None = None,
+        reported: bool = False,
     ) -> Any:
         """``migration``: the record a migration starts this instance with (its first
-        transaction; later ones find it in the state)."""
+        transaction; later ones find it in the state); ``reported``: ``Transaction.reported``."""
         tx = Transaction(
             self.state,
             audit=self.services.audit,
@@ -245,6 +249,7 @@ class WorkflowActor(CoroutineActor):
             tokens=self.services.tokens,
             secrets=self.services.secrets,
         )
+        tx.reported = reported
         record = migration or self.state.migration
         if record is not None:  # fast-forward mode: the migration's code, if registered
             registry = self.services.registry

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 import cronflow_actors as cf
@@ -88,6 +90,34 @@ async def test_a_bad_route_is_refused_and_changes_nothing(rt: cf.Runtime) -> Non
         await rt.complete_work_item(item.id, {"amount": 1})
     assert (await rt.work_item(item.id)).state == "started"
     assert (await states(rt, wid))["a"] == "started"
+
+
+async def test_a_router_that_raises_on_a_handlers_result_fails_the_workflow(
+    rt: cf.Runtime,
+) -> None:
+    # nobody asked for a handler's result, so nobody can be refused it: the item's completion
+    # stands (its output kept) and the workflow fails with the router's error
+    def router(ctx: net.Context) -> net.Route:  # type: ignore[name-defined]
+        raise KeyError(ctx.output["missing"])
+
+    tasks = {
+        "a": net.task(net.work_item("a", handler=lambda ctx: {"amount": 3}))
+        .split("xor")
+        .route(router),
+        "b": net.task(),
+        "c": net.task(),
+        "d": net.task().join("xor"),
+    }
+    flows = [("start", "a"), ("a", "b"), ("a", "c"), ("b", "d"), ("c", "d"), ("d", "end")]
+    rt.register(build("raising", tasks, flows))
+    wid = await rt.start_workflow("raising")
+    async with asyncio.timeout(5):
+        info = await rt.wait_workflow(wid)
+    assert info.state == "failed"
+    assert info.error == "router of task 'a': KeyError: 'missing'"
+    [item] = await rt.work_items(wid, "a")
+    assert (item.state, item.output) == ("completed", {"amount": 3})
+    assert (await states(rt, wid))["b"] == "disabled"
 
 
 async def test_deferred_choice_disables_the_competitor_when_one_starts(rt: cf.Runtime) -> None:

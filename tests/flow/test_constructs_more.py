@@ -342,3 +342,41 @@ def test_a_flow_per_item_may_not_be_shaped_by_the_item() -> None:
 
     with pytest.raises(InvalidWorkflowError, match="may not depend on the item"):
         cf.define("shaped").for_each("users", lambda ctx: [], shaped).build()
+
+
+async def test_a_condition_that_raises_fails_the_run_not_the_step_before_it(
+    rt: cf.Runtime,
+) -> None:
+    # the step before the branch completed (its output is kept, its fallback and retries are
+    # not for the condition's error); the run fails with the condition's error, hooks hear it
+    ran: list[str] = []
+    failures: list[Any] = []
+    flow = (
+        cf.define("branchy", hooks=cf.Hooks(on_failure=lambda ctx: failures.append(ctx.error)))
+        .step("a", lambda ctx: ran.append("a") or 0, retry=cf.Retry(attempts=3, delay="1s"))
+        .on_error(lambda ctx: ran.append("fallback") or "fb")
+        .if_("check", lambda ctx: ctx.last["k"])
+        .step("then", lambda ctx: ran.append("then"))
+        .end_if()
+    )
+    loop = (
+        cf.define("loopy")
+        .step("s", lambda ctx: 5)
+        .while_("w", lambda ctx: 1 / 0, lambda ctx: ctx.last + 1)
+    )
+    rt.register(flow)
+    rt.register(loop)
+    run_id = await rt.trigger("branchy", {})
+    result = await rt.wait(run_id, timeout=5)
+    assert result.status == "failed"
+    assert result.error == "router of task 'if:check': TypeError: 'int' object is not subscriptable"
+    assert ran == ["a"]
+    assert [str(error) for error in failures] == [result.error]
+    [a] = (await rt.inspect(run_id)).steps
+    assert (a.id, str(a.status), a.output, a.error, a.attempts) == ("a", "completed", 0, None, 1)
+
+    loop_id = await rt.trigger("loopy", {})
+    looped = await rt.wait(loop_id, timeout=5)
+    assert (looped.status, "ZeroDivisionError" in (looped.error or "")) == ("failed", True)
+    [s] = (await rt.inspect(loop_id)).steps
+    assert (s.id, str(s.status), s.output) == ("s", "completed", 5)
