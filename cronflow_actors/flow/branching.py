@@ -83,6 +83,12 @@ class ControlFlowMethods(Chain):
     def while_(self, name: str, condition: Fn, handler: Fn, *, max_iterations: int = 1000) -> Self:
         """Run ``handler(ctx)`` while ``condition(ctx)`` is true, each iteration durable; more
         than ``max_iterations`` fails the step. The output is the last iteration's."""
+        limit = max_iterations
+        if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+            self._problems.append(
+                f"while_ {name!r}: max_iterations must be a whole number >= 1, got {limit!r}"
+            )
+            max_iterations = 1
         return self._add(
             WhileNode(id=name, condition=condition, handler=handler, max_iterations=max_iterations)
         )

@@ -9,7 +9,22 @@ from typing import TYPE_CHECKING, Any, Self
 
 import msgspec
 
-from cronflow_actors.flow.nodes import IfNode, Node, walk
+from cronflow_actors.flow.nodes import (
+    ActionNode,
+    CancelNode,
+    EachNode,
+    EventNode,
+    GroupNode,
+    HumanNode,
+    IfNode,
+    LogNode,
+    Node,
+    SleepNode,
+    StepNode,
+    SubflowNode,
+    WhileNode,
+    walk,
+)
 from cronflow_actors.net.durations import parse_duration
 
 if TYPE_CHECKING:
@@ -47,9 +62,10 @@ class Chain:
     def _amend(self, what: str, kinds: tuple[type[Node], ...], **change: Any) -> Self:
         nodes = self._current()
         if not nodes or not isinstance(nodes[-1], kinds):
-            allowed = ", ".join(f".{k.__name__.removesuffix('Node').lower()}()" for k in kinds)
+            names = [f".{name}()" for kind in kinds for name in _PUBLIC[kind]]
+            allowed = f"one of {', '.join(names)}" if len(names) > 1 else names[0]
             self._problems.append(
-                f".{what}() must follow one of {allowed}; it follows {_describe(nodes)}"
+                f".{what}() must follow {allowed}; it follows {_describe(nodes)}"
             )
             return self
         if change:
@@ -83,7 +99,35 @@ class Chain:
             return None
 
 
+_PUBLIC: dict[type[Node], tuple[str, ...]] = {
+    StepNode: ("step",),
+    ActionNode: ("action",),
+    IfNode: ("if_",),
+    GroupNode: ("parallel", "race"),
+    WhileNode: ("while_",),
+    EachNode: ("for_each", "batch"),
+    SleepNode: ("sleep", "delay"),
+    EventNode: ("wait_for_event",),
+    HumanNode: ("human_in_the_loop", "pause"),
+    SubflowNode: ("subflow",),
+    CancelNode: ("cancel",),
+    LogNode: ("log",),
+}
+"""The chain's methods that add each kind of node, as a user calls them."""
+
+
 def _describe(nodes: list[Node]) -> str:
+    """The node a chained call follows, named by the method that added it."""
     if not nodes:
         return "nothing"
-    return f"{type(nodes[-1]).__name__.removesuffix('Node').lower()} {nodes[-1].id!r}"
+    node = nodes[-1]
+    match node:
+        case GroupNode(mode=mode):
+            method = "parallel" if mode == "all" else "race"
+        case EachNode(size=size):
+            method = "batch" if size else "for_each"
+        case SleepNode(kind=kind) | HumanNode(kind=kind):
+            method = "human_in_the_loop" if kind == "human" else kind
+        case _:
+            method = _PUBLIC[type(node)][0]
+    return f".{method}({node.id!r})"

@@ -212,6 +212,13 @@ class Compiler:
         given, compiled here (with its own subflows)."""
         match node.flow:
             case str() as flow_id:
+                if flow_id == self.definition.id:  # its net would hold itself, without end
+                    self.problems.append(
+                        f"subflow {node.id!r} names its own flow {flow_id!r}: a flow cannot run "
+                        "itself as a subflow; repeat its steps with a while_, or start a new "
+                        "run of it from a step (rt.trigger)"
+                    )
+                    return None
                 found = self.resolve(flow_id) if self.resolve is not None else None
                 if found is None:
                     problem = (

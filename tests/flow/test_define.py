@@ -47,6 +47,47 @@ def test_every_mistake_is_reported_in_one_error() -> None:
         assert expected in problems, expected
 
 
+def test_misplaced_options_name_the_methods_a_user_calls() -> None:
+    flow = (
+        cf.define("placed")
+        .parallel("p", [noop])
+        .retry(cf.Retry(attempts=2))
+        .batch("b", lambda ctx: [1], 1, noop)
+        .cache(key=lambda ctx: 1)
+        .if_("c", lambda ctx: True)
+        .step("s", noop)
+        .end_if()
+        .on_error(noop)
+        .while_("w", lambda ctx: False, noop, max_iterations=0)
+    )
+    with pytest.raises(InvalidWorkflowError) as caught:
+        flow.build()
+    assert caught.value.problems == [
+        ".retry() must follow one of .step(), .action(); it follows .parallel('p')",
+        ".cache() must follow .step(); it follows .batch('b')",
+        ".on_error() must follow one of .step(), .action(), .while_(), .parallel(), .race(), "
+        ".for_each(), .batch(), .subflow(), .wait_for_event(); it follows .if_('c')",
+        "while_ 'w': max_iterations must be a whole number >= 1, got 0",
+    ]
+
+
+async def test_a_flow_naming_itself_as_its_subflow_is_refused_by_validate_too(
+    rt: cf.Runtime,
+) -> None:
+    tree = (
+        cf.define("tree")
+        .step("a", lambda ctx: 0)
+        .if_("more", lambda ctx: ctx.last < 3)
+        .subflow("s", "tree")
+        .end_if()
+    )
+    expected = "subflow 's' names its own flow 'tree': a flow cannot run itself as a subflow"
+    with pytest.raises(InvalidWorkflowError, match=expected):
+        tree.validate()
+    with pytest.raises(InvalidWorkflowError, match=expected):
+        rt.register(tree)
+
+
 def test_a_flow_without_steps_is_refused() -> None:
     with pytest.raises(InvalidWorkflowError, match="no steps"):
         cf.define("empty").build()
