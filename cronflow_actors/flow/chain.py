@@ -64,9 +64,7 @@ class Chain:
         if not nodes or not isinstance(nodes[-1], kinds):
             names = [f".{name}()" for kind in kinds for name in _PUBLIC[kind]]
             allowed = f"one of {', '.join(names)}" if len(names) > 1 else names[0]
-            self._problems.append(
-                f".{what}() must follow {allowed}; it follows {_describe(nodes)}"
-            )
+            self._problems.append(f".{what}() must follow {allowed}; it follows {_describe(nodes)}")
             return self
         if change:
             self._changed()
