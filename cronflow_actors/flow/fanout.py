@@ -14,7 +14,7 @@ from typing import Any
 
 import msgspec
 
-from cronflow_actors.calls import settle
+from cronflow_actors.calls import call_logged, settle
 from cronflow_actors.flow import nodes as n
 from cronflow_actors.flow.context import FlowContext
 from cronflow_actors.flow.envelope import TriggerEnvelope, flow_payload, open_envelope
@@ -248,20 +248,27 @@ def subflow(node: n.SubflowNode, ids: frozenset[str], child: NetSpec) -> net.Tas
 def action_handler(node: n.ActionNode, step_ids: frozenset[str], flow_id: str) -> Any:
     """A detached action's function with its ``timeout`` and ``retry``: the flow has moved on,
     so its retries wait here, on the runtime's clock (after a crash a durable action is
-    dispatched again, from its first attempt); ``on_error`` runs once attempts are used up."""
+    dispatched again, with its retries from the first); ``on_error`` runs once attempts are used
+    up. ``ctx.attempt`` counts every call, across dispatches (1, 2, ...)."""
     if node.retry is None:
         return step_handler(node, step_ids, flow_id)
     retry, handler = node.retry, node.handler
 
     async def run(ectx: Any) -> Any:
         fctx = FlowContext.of(ectx, step_ids)
+        first = fctx.attempt  # its dispatch's: 2 and more after a restart
         attempt = 1
         while True:
+            fctx.attempt = first + attempt - 1
             try:
                 return await call_step(ectx, handler, fctx, limit=node.timeout, step=node.id)
             except Exception as error:
                 if attempt < retry.attempts and retry.should_retry(error):
-                    await ectx.clock.sleep(retry.delay_before(attempt))
+                    delay = retry.delay_before(attempt)
+                    if retry.on_retry is not None:  # one that raises is logged; retries go on
+                        what = f"on_retry of action {node.id!r}"
+                        await call_logged(retry.on_retry, fctx, error, attempt, delay, what=what)
+                    await ectx.clock.sleep(delay)
                     attempt += 1
                     continue
                 if not node.on_error:

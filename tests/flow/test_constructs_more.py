@@ -164,8 +164,10 @@ async def test_actions_retry_on_the_clock_and_time_out(tmp_path: Path, clock: Ma
     calls: list[int] = []
     done = asyncio.Event()
 
+    retried: list[tuple[int, float]] = []
+
     async def flaky(ctx: cf.FlowContext) -> None:
-        calls.append(len(calls) + 1)
+        calls.append(ctx.attempt)  # each call sees its own attempt
         if len(calls) < 3:
             raise ConnectionError("down")
         done.set()
@@ -175,7 +177,16 @@ async def test_actions_retry_on_the_clock_and_time_out(tmp_path: Path, clock: Ma
 
     flow = (
         cf.define("acting")
-        .action("notify", flaky, retry=cf.Retry(attempts=3, delay="1s", backoff="fixed"))
+        .action(
+            "notify",
+            flaky,
+            retry=cf.Retry(
+                attempts=3,
+                delay="1s",
+                backoff="fixed",
+                on_retry=lambda ctx, error, attempt, delay: retried.append((attempt, delay)),
+            ),
+        )
         .action("stuck", hangs, timeout=0.05)
         .step("next", lambda ctx: "went on")
     )
@@ -187,6 +198,7 @@ async def test_actions_retry_on_the_clock_and_time_out(tmp_path: Path, clock: Ma
             await settle(rt, clock, 1)
         await asyncio.wait_for(done.wait(), 5)
         assert calls == [1, 2, 3]
+        assert retried == [(1, 1.0), (2, 1.0)]  # as a step's retry policy calls it
 
 
 async def test_parallel_max_concurrency_and_timeout(tmp_path: Path, clock: ManualClock) -> None:
