@@ -37,7 +37,11 @@ from cronflow_actors.engine.states import (
     is_final,
 )
 from cronflow_actors.engine.transaction import Transaction, normalize
-from cronflow_actors.errors import InvalidPolicyResultError, InvalidStateTransitionError
+from cronflow_actors.errors import (
+    InvalidPolicyResultError,
+    InvalidStateTransitionError,
+    StepTimeoutError,
+)
 from cronflow_actors.messages.elements import (
     CancelTask,
     CreateWorkItem,
@@ -82,6 +86,7 @@ _POLICY_RESULTS = frozenset({"complete", "fail", "continue"})
 _CHILD_ENDED_WELL = frozenset({WorkItemState.COMPLETED, WorkItemState.CANCELED})
 Pending = tuple[str, str | None, Any]  # a child an activity asked for: id, name, payload
 ChildChange = WorkItemStateChanged | WorkflowStateChanged
+_DEADLINE = f"{StepTimeoutError.__module__}.{StepTimeoutError.__qualname__}"  # a job's failure
 _SCHEDULING = frozenset(
     {"on_enabled", "on_started", "on_work_item_state_changed", "on_workflow_state_changed"}
 )
@@ -232,10 +237,10 @@ class Task:
         await self.tx.send_last(failed)
 
     async def _fail_by_job(self, error: str) -> None:
-        """A job's failure of a task (a deadline): as if its policy said so, so a catching task
-        completes with the failure instead; nothing if the task is no longer started."""
+        """A job's failure of a task (a deadline: ``StepTimeoutError``): as if its policy said
+        so, so a catching task completes with the failure; nothing if it is no longer started."""
         if self.record.state == TaskState.STARTED:
-            await self._carry_out("fail", f"task {self.name!r}: {error}")
+            await self._carry_out("fail", f"task {self.name!r}: {error}", error_type=_DEADLINE)
 
     async def _cancel(self, *, teardown: bool) -> None:
         """An enabled or started task is canceled (by its workflow's shutdown or a cancellation
@@ -270,12 +275,10 @@ class Task:
         if message.call_policy and is_final(message.next) and record.state == TaskState.STARTED:
             transition = Transition(prev_state=message.prev, next_state=message.next)
             decision = await self._decide(transition)
-            error = self.tx.state.work_items[message.work_item_id].error or "failed"
-            await self._carry_out(
-                decision,
-                f"task {self.name!r}: work item {message.work_item_id!r}: {error}",
-                cause=message.work_item_id,
-            )
+            item_id = message.work_item_id
+            error = self.tx.state.work_items[item_id].error or "failed"
+            failed = f"task {self.name!r}: work item {item_id!r}: {error}"
+            await self._carry_out(decision, failed, cause=item_id)
 
     async def _child_workflow_changed(self, message: WorkflowStateChanged) -> None:
         """A child workflow of this composite task changed (``on_workflow_state_changed``)."""
@@ -295,12 +298,8 @@ class Task:
         if message.call_policy and record.state == TaskState.STARTED:
             transition = Transition(prev_state=message.prev, next_state=message.next)
             decision = await self._decide(transition)
-            error = child.error or message.next
-            await self._carry_out(
-                decision,
-                f"task {name!r}: child workflow {child.id!r}: {error}",
-                cause=child.error_cause,
-            )
+            failed = f"task {name!r}: child workflow {child.id!r}: {child.error or message.next}"
+            await self._carry_out(decision, failed, cause=child.error_cause)
 
     # -- internals ---------------------------------------------------------------------------------
 
@@ -382,15 +381,16 @@ class Task:
             raise InvalidPolicyResultError(self.workflow.name, self.name, decision)
         return str(decision)
 
-    async def _carry_out(self, decision: str, error: str, *, cause: str | None = None) -> None:
-        tx = self.tx
+    async def _carry_out(
+        self, decision: str, error: str, *, cause: str | None = None, error_type: str | None = None
+    ) -> None:
         if decision == "complete":
             await self._complete()
         elif decision == "fail" and self.definition.catch:
-            item = tx.state.work_items.get(cause) if cause else None
+            item = self.tx.state.work_items.get(cause) if cause else None
             failure = CaughtFailure(
                 error=error,
-                error_type=item.error_type if item is not None else None,
+                error_type=item.error_type if item is not None else error_type,
                 error_data=item.error_data if item is not None else None,
             )
             await self._complete(caught=failure)

@@ -220,7 +220,12 @@ async def test_parallel_max_concurrency_and_timeout(tmp_path: Path, clock: Manua
 
     limited = cf.define("limited").parallel("fan", [worker(n) for n in range(6)], max_concurrency=2)
     bounded = cf.define("bounded").parallel("slow", [forever], timeout="30s")
-    async with runtime(tmp_path, clock, limited, bounded) as rt:
+    caught = (
+        cf.define("caught")
+        .race("slow", [forever], timeout="30s")
+        .on_error(lambda ctx: [ctx.error.type, str(ctx.error)])
+    )
+    async with runtime(tmp_path, clock, limited, bounded, caught) as rt:
         result = await rt.wait(await rt.trigger("limited"), timeout=5)
         assert (result.output, most) == ([0, 1, 2, 3, 4, 5], 2)
         slow = await rt.trigger("bounded")
@@ -229,6 +234,14 @@ async def test_parallel_max_concurrency_and_timeout(tmp_path: Path, clock: Manua
         failed = await rt.wait(slow, timeout=5)
         assert failed.status == "failed"
         assert "timed out after 30 s" in (failed.error or "")
+        # its fallback reads the timeout as a step's: a StepTimeoutError (not an unknown type)
+        recovered = await rt.trigger("caught")
+        await asyncio.sleep(0.05)
+        clock.advance(30)
+        assert (await rt.wait(recovered, timeout=5)).output == [
+            "cronflow_actors.errors.StepTimeoutError",
+            "task 'slow': race 'slow' timed out after 30 s",
+        ]
 
 
 async def test_on_error_after_parallel_race_for_each_batch_and_subflow(
