@@ -1,6 +1,7 @@
 """``flow.test()``: a harness that runs a flow on the real engine, on an in-memory store and a
 manual clock that jumps to the next timer whenever the run waits for one (sleeps, delays,
-retries and timeouts take no real time).
+retries and timeouts take no real time), and follows the real clock while a handler runs (a
+timeout a handler overruns fires after its time, as in production).
 
     result = await (
         flow.test()
@@ -197,7 +198,7 @@ class FlowTest:
         answered: set[str] = set()
         events = list(self._events)
         while True:
-            await rt.wait_idle()
+            await _idle(rt, clock, until)
             info = await rt.inspect(run_id)
             if info.status in _FINAL:
                 return
@@ -237,6 +238,24 @@ class FlowTest:
                     f"step {step!r} failed with {found.error!r}, which does not hold {text!r}"
                 )
         return unmet
+
+
+async def _idle(rt: Runtime, clock: ManualClock, until: float) -> None:
+    """Until nothing runs. While handlers run (they take real time), the test's clock follows
+    the real one up to its next deadline, so a timeout they overrun (a step's, a ``parallel``'s)
+    fires as it would in production; once nothing runs, ``_drive`` jumps it."""
+    idle = asyncio.ensure_future(rt.wait_idle())
+    try:
+        while True:
+            due = clock.next_deadline()
+            left = None if due is None or due > until else max(due - clock.now(), 0.0)
+            done, _pending = await asyncio.wait({idle}, timeout=left)
+            if done:
+                return
+            assert due is not None  # the wait timed out: there was a deadline
+            clock.set(due)
+    finally:
+        idle.cancel()
 
 
 def _without_triggers(flow: Flow) -> Flow:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import json
 from typing import Any
 
@@ -167,3 +169,23 @@ def test_introspection_lists_steps_triggers_and_json() -> None:
     record = json.loads(flow.to_json())
     assert (record["id"], record["name"], record["tags"]) == ("shop", "Shop orders", ["sales"])
     assert [s["id"] for s in record["steps"]] == ["validate", "big", "side"]
+
+
+async def test_a_timeout_a_handler_overruns_fires_as_in_production() -> None:
+    # the handlers take real time; the test's clock follows it while they run, so the group's
+    # deadline (a durable timer on that clock) fires after its 200 ms, not after they return
+    async def slow(ctx: cf.FlowContext) -> str:
+        await asyncio.sleep(3600)
+        return "slow"
+
+    for flow in (
+        cf.define("fan").parallel("p", [slow, lambda ctx: 1], timeout="200ms"),
+        cf.define("first").race("r", [slow, slow], timeout="200ms"),
+    ):
+        caught = flow.on_error(lambda ctx: ["fallback", ctx.error.type])
+        result = await caught.test().trigger({}).run(within=5)
+        assert (result.status, result.output) == (
+            "completed",
+            ["fallback", "cronflow_actors.errors.StepTimeoutError"],
+        )
+        assert result.duration < 5
