@@ -251,7 +251,8 @@ class AuditRecorder:
         workflow = self._state.workflows[workflow_id]
         instance = None if workflow_id == self._trace else workflow_id
         if prev is not None:
-            more = {"error": workflow.error} if target is WorkflowState.FAILED else None
+            ended_with = target is WorkflowState.FAILED or target is WorkflowState.CANCELED
+            more = {"error": workflow.error} if ended_with and workflow.error else None
             self._events += (WORKFLOW, instance, prev, target, more)
             return
         attributes: dict[str, Any] = {

@@ -152,8 +152,8 @@ async def run_job(tx: Transaction, job: Job) -> None:
                 child=name,
             )
             await tx.send(message)
-        case CancelWorkflowJob(workflow_id=workflow_id):
-            await tx.send(CancelWorkflow(workflow_id=workflow_id))
+        case CancelWorkflowJob(workflow_id=workflow_id, reason=reason):
+            await tx.send(CancelWorkflow(workflow_id=workflow_id, reason=reason))
         case FailWorkflowJob(workflow_id=workflow_id, error=error):
             await tx.send(FailWorkflow(workflow_id=workflow_id, error=error))
         case FailTaskJob():

@@ -158,8 +158,8 @@ class Workflow:
                 return self._fail(error, cause=cause)
             case CancelWorkflow(migrated_to=str() as migrated_to):
                 return self._cancel_for_migration(migrated_to)
-            case CancelWorkflow(principal=principal):
-                return self._cancel_through_action(principal)
+            case CancelWorkflow(principal=principal, reason=reason):
+                return self._cancel_through_action(principal, reason)
             case TearDownWorkflow():
                 return self._cancel(teardown=True)
         raise TypeError(f"a workflow does not receive {message!r}")
@@ -210,8 +210,9 @@ class Workflow:
         await self._shutdown()
         await self._move(WorkflowState.FAILED, activity="on_failed", call_policy=True)
 
-    async def _cancel_through_action(self, principal: Principal | None) -> None:
-        """An explicit cancel (a call or a job), through the workflow's ``cancel`` action."""
+    async def _cancel_through_action(self, principal: Principal | None, reason: str) -> None:
+        """An explicit cancel (a call or a job), through the workflow's ``cancel`` action;
+        ``reason``, if any, is recorded as the workflow's error."""
         tx, workflow = self.tx, self.record
         check_move("workflow", workflow.id, workflow.state, WorkflowState.CANCELED)
         await pass_boundary(
@@ -226,6 +227,8 @@ class Workflow:
                 workflow=tx.workflow_info(workflow),
             ),
         )
+        if reason:
+            workflow.error = reason
         await self._cancel(teardown=False)
 
     async def _cancel_for_migration(self, migrated_to: str) -> None:

@@ -332,7 +332,8 @@ def _cancel_item(node: n.CancelNode) -> net.WorkItemBuilder:
     """A work item that cancels the run from a timer job."""
 
     def cancel(ctx: Any) -> None:
-        ctx.register_scheduled(0, jobs.cancel_workflow(ctx.parent.id.split(".", 1)[0]))
+        root = ctx.parent.id.split(".", 1)[0]
+        ctx.register_scheduled(0, jobs.cancel_workflow(root, node.reason))
 
     return net.work_item(node.id, kind="cancel", sets_last=False).activities(
         on_initialized=waits.auto_start, on_started=cancel

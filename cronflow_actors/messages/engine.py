@@ -114,10 +114,8 @@ class WorkflowStateChanged(Message, frozen=True, kw_only=True, gc=False):
     prev: WorkflowState | None
     next: WorkflowState
     call_policy: bool = True
-    created_at: float = 0.0
-    """When the workflow was initialized (for its duration, once it ends)."""
-    trigger: str = ""
-    """What started a root workflow (manual, api, webhook, schedule, event); first change only."""
+    created_at: float = 0.0  # when it was initialized (for its duration, once it ends)
+    trigger: str = ""  # what started a root (manual, api, webhook, schedule, event); first change
 
 
 class ActionStateChanged(Message, frozen=True, kw_only=True, gc=False):
@@ -202,6 +200,7 @@ class ResetWorkItemJob(Message, frozen=True, kw_only=True):
 
 class CancelWorkflowJob(Message, frozen=True, kw_only=True):
     workflow_id: str
+    reason: str = ""  # recorded as the workflow's error (a flow's ``.cancel(reason)``)
 
 
 class FailWorkflowJob(Message, frozen=True, kw_only=True):
@@ -291,6 +290,7 @@ class ReadCommitted(Message, frozen=True, kw_only=True):
 class CancelWorkflow(Message, frozen=True, kw_only=True):
     workflow_id: str
     principal: Principal | None = None
+    reason: str = ""  # why, recorded as the workflow's error ("": none given)
     migrated_to: str | None = None
     """A cancel for a migration (the root only): the ``cancel`` action is skipped, the
     activities run, and the instance records the id of the instance that replaces it."""

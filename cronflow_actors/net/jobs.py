@@ -69,8 +69,9 @@ def reset_work_item(work_item_id: str, payload: Any = None) -> ResetWorkItemJob:
     return ResetWorkItemJob(work_item_id=work_item_id, payload=payload)
 
 
-def cancel_workflow(workflow_id: str) -> CancelWorkflowJob:
-    return CancelWorkflowJob(workflow_id=workflow_id)
+def cancel_workflow(workflow_id: str, reason: str = "") -> CancelWorkflowJob:
+    """Cancel the workflow; ``reason`` is recorded as its error (what its run shows)."""
+    return CancelWorkflowJob(workflow_id=workflow_id, reason=reason)
 
 
 def fail_workflow(workflow_id: str, error: str = "failed") -> FailWorkflowJob:

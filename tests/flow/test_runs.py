@@ -281,6 +281,11 @@ async def test_cancel_step_ends_the_run_canceled(rt: cf.Runtime, clock: ManualCl
     result = await rt.wait(run_id, timeout=5)
     assert result.status == "canceled"
     assert ran == []
+    # why it was canceled is the run's record: its error, in inspect and in the trace
+    assert result.error == "not needed"
+    assert (await rt.inspect(run_id)).error == "not needed"
+    [ended] = [s for s in await rt.spans(run_id) if s.operation == "Workflow.cancel"]
+    assert ended.attributes["error"] == "not needed"
 
 
 async def test_cancel_stops_a_running_handler_and_no_later_step_runs(rt: cf.Runtime) -> None:
