@@ -244,6 +244,11 @@ class AuditRecorder:
         if target is WorkItemState.FAILED:  # its error is known once it has moved
             self._failed = (*self._failed, change.work_item_id)
 
+    def attempt_failed(self, item_id: str) -> None:
+        """A work item was reset for another attempt because this one failed: its error is
+        recorded on the reset (``WorkItem.reset``), as a failure's is on ``WorkItem.fail``."""
+        self._failed = (*self._failed, item_id)
+
     def workflow_moved(self, change: WorkflowStateChanged) -> None:
         """A workflow moved; a new one (``prev`` None) also records its definition's tasks and
         conditions and its first marking."""

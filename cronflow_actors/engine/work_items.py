@@ -408,6 +408,8 @@ class WorkItem:
         elif retry_after is not None:
             item.error = error
             await self._reset()
+            if tx.audit is not None:  # the failed attempt's error, on its reset's span
+                tx.audit.attempt_failed(item.id)
             tx.schedule(
                 work_item_owner(item.id), retry_after, StartWorkItemJob(work_item_id=item.id)
             )

@@ -95,8 +95,8 @@ in the transaction, in order, from which the spans are rebuilt when they are rea
 - ``ROUTE instance task split outputs``: the completing task (its ``Task.complete``, the
   innermost open span) produced ``outputs``; a ``Task.route`` (ended at once) unless AND;
 - ``OPEN operation instance element attributes``: any other span (an action, an activity);
-- ``ERROR item error``: the error of work item ``item``'s earliest failure in the row that
-  has none yet.
+- ``ERROR item error``: the error of work item ``item``'s earliest failure (or reset for a
+  retry, whose attempt failed) in the row that has none yet.
 
 An instance (or element) that is the run's own id is None. The codes are persisted: never
 renumber one.
@@ -199,6 +199,8 @@ _ITEM_OPERATIONS = {
     "failed": "WorkItem.fail",
     "canceled": "WorkItem.cancel",
 }
+_FAILED_AT = frozenset({"WorkItem.fail", "WorkItem.reset"})
+"""The spans an ``ERROR`` event gives its error to (a failure, a reset after a failed attempt)."""
 _WORKFLOW_OPERATIONS = {
     "initialized": "Workflow.initialize",
     "started": "Workflow.start",
@@ -264,7 +266,7 @@ class _Replay:
 
     def error(self, item: str, error: str | None, trace_id: str) -> None:
         for span in self.spans:
-            failed = span[2] == "WorkItem.fail" and (span[3] or trace_id) == item
+            failed = span[2] in _FAILED_AT and (span[3] or trace_id) == item
             if failed and "error" not in span[6]:
                 span[6]["error"] = error
                 return

@@ -350,6 +350,9 @@ async def test_retries_back_off_on_durable_timers(rt: cf.Runtime, clock: ManualC
         (2, "retry"),
         (3, "completed"),
     ]
+    # the trace says why each retry happened: the attempt's error, on its reset
+    resets = [s for s in await rt.spans(run_id) if s.operation == "WorkItem.reset"]
+    assert [s.attributes.get("error") for s in resets] == ["ConnectionError: network blip"] * 2
 
 
 async def test_retry_on_filters_errors_and_attempts_run_out(
