@@ -345,6 +345,9 @@ class AuditRecorder:
         trigger = getattr(message, "trigger", "")
         if trigger:
             attributes["trigger"] = trigger
+        migrated_to = getattr(message, "migrated_to", None)
+        if migrated_to:  # a migration's cancel of the old root (its cancel action skipped)
+            attributes.update(reason="migration", migrated_to=migrated_to)
         self._open(operation, instance_id, element, attributes)
 
 

@@ -453,6 +453,9 @@ async def test_a_migration_goes_through_the_versions_between(rt: cf.Runtime) -> 
     middle = (await rt.migration_links(old)).migrated_to
     assert middle is not None
     assert middle != new
+    # the old root's trace says its cancel was a migration's, and to which instance
+    [canceled] = [s for s in await rt.spans(old) if s.operation == "Action.cancel"]
+    assert canceled.attributes == {"principal": None, "reason": "migration", "migrated_to": middle}
     assert (await rt.workflow(middle)).version == "v2"
     assert await rt.workflow_state(middle) == "canceled"
     assert finalized == [("v1->v2", "canceled")]
