@@ -127,6 +127,7 @@ class ClusterLease:
         self._on_recovered: Callable[[], None] = lambda: None
         self._waiting: Callable[[], Iterable[str]] = tuple
         self._recheck: Callable[[str], Awaitable[None]] | None = None
+        self._requeue: Callable[[], Awaitable[None]] | None = None
         self.taken_over = 0
         """Instances this process took over from processes whose lease expired."""
 
@@ -139,17 +140,20 @@ class ClusterLease:
         on_recovered: Callable[[], None],
         waiting: Callable[[], Iterable[str]],
         recheck: Callable[[str], Awaitable[None]],
+        requeue: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         """What the runtime gives once its parts exist: the instance directory, the timer
         service (an instance claimed here has its stored timers armed here), the definition
-        of a stored instance, a count of recovered instances, and the waited-for runs to
-        look at in the store (they may end in another process)."""
+        of a stored instance, a count of recovered instances, the waited-for runs to look at
+        in the store (they may end in another process), and how to take up the runs waiting
+        in the store's queues (another process, stopped since, may have queued them)."""
         self._instances = instances
         self._timers = timers
         self._spec_of = spec_of
         self._on_recovered = on_recovered
         self._waiting = waiting
         self._recheck = recheck
+        self._requeue = requeue
 
     # -- the process lease ----------------------------------------------------------------------
 
@@ -267,6 +271,8 @@ class ClusterLease:
             await self._clock.sleep(self.duration / 2)
             try:
                 await self.take_over()
+                if self._requeue is not None:
+                    await self._requeue()
             except Exception:
                 logger.exception("taking instances over failed; trying again")
 

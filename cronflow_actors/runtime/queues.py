@@ -100,8 +100,13 @@ class RunQueues:
         new_id: Callable[[], str],
         spawn: Callable[[Coroutine[Any, Any, None], str], Any],
         queue_limits: Mapping[str, int] | None = None,
+        shared: bool = False,
     ) -> None:
         self._store = store
+        self._shared = shared
+        """Other processes queue and start runs of these flows too (a database several share):
+        what the limits count is read from the store before each decision (``_recount``), and
+        ``resume_waiting`` takes up the runs they queued."""
         self._clock = clock
         self._start = start
         self._new_id = new_id
@@ -192,6 +197,8 @@ class RunQueues:
         fifo = limits.fifo
         async with self._lock(fifo):
             now = self._clock.now()
+            if self._shared:  # other processes' runs: running, or queued before it
+                await self._recount(fifo)
             allowed = self._allows(workflow, limits, now)
             if allowed and not self._queued.get(fifo):
                 run_id = await self._start(workflow, payload, instance_id, False)
@@ -220,6 +227,18 @@ class RunQueues:
         elif limits.rate is not None:
             self._wake_when_open(fifo, [workflow], now)
         return run_id
+
+    async def resume_waiting(self) -> None:
+        """On a shared database, now and then: the queues holding runs in the store (queued
+        by any process, one that stopped among them) are counted again and drained while the
+        limits allow, so a run another process queued is not left waiting for it."""
+        fifos: dict[str, list[str]] = {}
+        for workflow, limits in self._flows.items():
+            if self.limited(workflow):
+                fifos.setdefault(limits.fifo, []).append(workflow)
+        for fifo, workflows in fifos.items():
+            if await self._store.queue_length(fifo):
+                await self.restore_all(workflows)
 
     def finished(self, workflow: str, run_id: str) -> None:
         """A run of ``workflow`` ended: its place goes to the first queued run that may start."""
@@ -281,6 +300,12 @@ class RunQueues:
             self._starts[workflow] = deque(sorted(starts), maxlen=count)
         self._queued[limits.fifo] = await self._store.queue_length(limits.fifo)
 
+    async def _recount(self, fifo: str) -> None:
+        """Count again, from the store, what the limits of the flows of ``fifo`` count."""
+        for workflow, limits in list(self._flows.items()):
+            if limits.fifo == fifo:
+                await self._count(workflow, limits)
+
     def _counts_active(self, limits: _Limits) -> bool:
         """Whether the flow's unfinished runs count against a limit (its own or its queue's)."""
         return limits.concurrency is not None or (
@@ -333,6 +358,8 @@ class RunQueues:
         """Start queued runs of ``fifo`` in order while their limits allow; runs of a flow
         that is at its own limit are passed over (and keep their place)."""
         async with self._lock(fifo):
+            if self._shared:
+                await self._recount(fifo)
             now = self._clock.now()
             blocked: set[str] = set()
             rated: list[str] = []

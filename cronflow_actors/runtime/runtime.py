@@ -244,6 +244,7 @@ class Runtime(ClusterRecovery, LifecycleMethods, FlowMethods, StateMethods, Audi
                 on_recovered=self.metrics.recovered.inc,
                 waiting=self._waiters.keys,
                 recheck=self._recheck_waiters,
+                requeue=lambda: self.queues.resume_waiting(),  # noqa: PLW0108 - made below
             )
         self.queues = RunQueues(
             store=self.store,
@@ -252,6 +253,7 @@ class Runtime(ClusterRecovery, LifecycleMethods, FlowMethods, StateMethods, Audi
             new_id=self._new_id,
             spawn=self._spawn,
             queue_limits=queue_limits,
+            shared=isinstance(self.lease, ClusterLease),
         )
         self.runs = Runs(
             catalog=self.catalog,

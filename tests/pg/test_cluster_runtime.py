@@ -81,3 +81,40 @@ async def test_a_waiting_run_is_claimed_by_the_runtime_that_has_work_for_it(
     await second.resume(token, {"ok": 1})
     result = await first.wait(run_id, timeout=10)
     assert (str(result.status), result.output["payload"]) == ("completed", {"ok": 1})
+
+
+async def test_runs_another_process_queued_start_here_once_it_has_stopped(
+    postgres_url: str,
+) -> None:
+    # one run at a time: the first process starts one and queues two, then stops; the runs it
+    # queued are rows in the shared store, which the other process takes up (in order), and a
+    # run started there meanwhile waits behind them instead of jumping the queue
+    def gated() -> cf.Flow:
+        return cf.define("gated", concurrency=1).wait_for_event("go", "go").step("done", noop)
+
+    first = cf.Runtime(db=postgres_url, workflows=[gated()], lease_seconds=1)
+    second = cf.Runtime(db=postgres_url, workflows=[gated()], lease_seconds=1)
+    async with second:
+        async with first:
+            runs = [await first.trigger("gated", n) for n in range(3)]
+            assert [await started(first, r) for r in runs] == [True, False, False]
+        late = await second.trigger("gated", 3)
+        assert not await started(second, late)
+        for run_id in [*runs, late]:
+            async with asyncio.timeout(15):
+                while True:  # it starts once the one before it ends: then it waits for "go"
+                    await second.publish_event("go")
+                    if str((await second.inspect(run_id)).status) == "completed":
+                        break
+                    await asyncio.sleep(0.1)
+        order = [(await second.inspect(r)).finished_at for r in [*runs, late]]
+        assert order == sorted(order)
+
+
+def noop(ctx: object) -> str:
+    return "done"
+
+
+async def started(rt: cf.Runtime, run_id: str) -> bool:
+    """Whether the run has started (a queued one has no steps yet)."""
+    return bool((await rt.inspect(run_id)).steps)
