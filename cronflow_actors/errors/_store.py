@@ -103,10 +103,20 @@ class LeaseHeldError(LeaseError):
 
 
 class LeaseLostError(LeaseError):
-    """This runtime's lease was taken by another runtime: it stops writing at once."""
+    """This runtime's lease was taken by another runtime (or, on a database several processes
+    share, expired): it stops writing at once."""
 
-    def __init__(self, database: str, owner: str, holder: str | None) -> None:
+    def __init__(
+        self, database: str, owner: str, holder: str | None, *, shared: bool = False
+    ) -> None:
         self.database, self.owner, self.holder = database, owner, holder
+        if shared:  # one of several processes: the others go on, and take its runs over
+            super().__init__(
+                f"process {owner} lost its lease on database {database} (it expired: the "
+                "process was paused or cut off too long); the other processes take over the "
+                "runs it held; it writes nothing more; restart it to join again"
+            )
+            return
         now = f"runtime {holder} holds it now" if holder else "no runtime holds it now"
         advice = "restart it once the other runtime has stopped"
         lost = f"runtime {owner} lost its lease on database {database} ({now})"

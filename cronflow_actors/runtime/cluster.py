@@ -192,7 +192,7 @@ class ClusterLease:
             try:
                 renewed = await self._store.heartbeat(self.owner, self.duration)
                 if not renewed:
-                    raise LeaseLostError(repr(self._store), self.owner, None)
+                    raise LeaseLostError(repr(self._store), self.owner, None, shared=True)
                 await self._check()
             except (LeaseLostError, StoreFailedError, StoreClosedError) as failed:
                 self.held = not isinstance(failed, LeaseLostError) and self.held

@@ -214,7 +214,9 @@ def test_a_process_paused_past_its_lease_cannot_overwrite_the_new_owner(
         paused.process.send_signal(signal.SIGCONT)
         # it wakes, its step ends, and its write is refused; it finds its lease gone and stops
         assert paused.process.wait(20) == 1
-        assert "lost" in paused.output()
+        # it says what a process of several does next: not "stop the other runtime"
+        assert "the other processes take over the runs it held" in paused.output()
+        assert "once the other runtime has stopped" not in paused.output()
         after = run_of(other, run_id)
         assert after["output"] == taken_over["output"]
         assert after["status"] == "completed"
