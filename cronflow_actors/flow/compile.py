@@ -285,14 +285,16 @@ class Compiler:
         ids, limit, condition = self.step_ids, node.max_iterations, node.condition
 
         async def route(ctx: Any) -> Any:
-            if ctx.task.generation > limit:
-                raise RuntimeError(f"while_ {node.id!r} exceeded {limit} iterations")
+            # the iteration past the limit fails in the body (where on_error may answer it,
+            # whose output then ends the loop)
+            if ctx.task.generation > limit + 1:
+                return ctx.route.to_task(done)
             if await settle(condition(FlowContext.of(ctx, ids))):
                 return ctx.route.to_task(node.id)
             return ctx.route.to_task(done)
 
         self.builder.dummy_task(head, net.dummy_task().join("xor").split("xor").route(route))
-        handler = step_handler(node, ids, self.definition.id)
+        handler = step_handler(node, ids, self.definition.id, iterations=limit)
         self.builder.task(node.id, net.task(net.work_item(node.id, handler=handler, kind="while")))
         self.builder.dummy_task(done, net.dummy_task())
         self.builder.connect_task(head, node.id, done)

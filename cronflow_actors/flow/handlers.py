@@ -40,9 +40,13 @@ def describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
 
 
-def step_handler(node: Any, step_ids: frozenset[str], flow_id: str) -> Any:
+def step_handler(
+    node: Any, step_ids: frozenset[str], flow_id: str, *, iterations: int | None = None
+) -> Any:
     """The work item handler of a step-like node (a step, an action, a loop's body): its
-    function with the node's options; a plain step pays for none it does not use."""
+    function with the node's options; a plain step pays for none it does not use.
+    ``iterations``: a ``while_`` body's limit, past which an iteration fails (as the body's
+    own error would: its ``on_error`` answers it)."""
     handler = node.handler
     retry = getattr(node, "retry", None)
     timeout = getattr(node, "timeout", None)
@@ -58,6 +62,8 @@ def step_handler(node: Any, step_ids: frozenset[str], flow_id: str) -> Any:
             if hit is not _MISS:
                 return hit
         try:
+            if iterations is not None and ectx.work_item.generation > iterations:
+                raise RuntimeError(f"while_ {node.id!r} exceeded {iterations} iterations")
             if breaker is None:
                 output = await call_step(ectx, handler, fctx, limit=timeout, step=node.id)
             else:

@@ -201,6 +201,27 @@ async def test_while_loops_durably_and_is_capped(rt: cf.Runtime) -> None:
     result = await rt.wait(await rt.trigger("endless"), timeout=5)
     assert result.status == "failed"
     assert "exceeded 5 iterations" in (result.error or "")
+    assert [(s.id, str(s.status)) for s in (await rt.inspect(result.id)).steps] == [
+        ("spin", "failed")  # the loop's failure, not the step before it
+    ]
+    # a loop that needs exactly max_iterations completes; one past it is answered by on_error
+    rt.register(
+        cf.define("exact")
+        .step("zero", lambda ctx: 0)
+        .while_("up", lambda ctx: ctx.last < 5, lambda ctx: ctx.last + 1, max_iterations=5)
+    )
+    assert (await rt.wait(await rt.trigger("exact"), timeout=5)).output == 5
+    rt.register(
+        cf.define("capped")
+        .while_("spin", lambda ctx: True, lambda ctx: 1, max_iterations=2)
+        .on_error(lambda ctx: f"gave up: {ctx.error}")
+        .step("after", lambda ctx: ctx.last)
+    )
+    capped = await rt.wait(await rt.trigger("capped"), timeout=5)
+    assert (capped.status, capped.output) == (
+        "completed",
+        "gave up: while_ 'spin' exceeded 2 iterations",
+    )
 
 
 async def test_for_each_and_batch_shapes(rt: cf.Runtime) -> None:
