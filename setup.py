@@ -2,11 +2,12 @@
 
 With ``CRONFLOW_ACTORS_COMPILE=1`` (``CRONFLOW_ACTORS_COMPILE=1 pip install .``, or ``make
 test-compiled``), the modules in ``COMPILED`` are compiled by mypyc into C extensions that
-replace them at import: the engine's hot path, about a quarter more runs a second on one core
-(``benchmarks/README.md``). It needs a C compiler and Python's headers; ``_build/backend.py``
-adds mypy and the runtime's dependencies (whose types mypyc compiles against) to what the build
-installs (``pip install`` with its default build isolation: the build's environment gets all
-it needs, whatever the target environment holds). Without it (the default, and every editable
+replace them at import: the engine's hot path (a quarter more runs a second on one machine,
+none on the same machine another day: README, "The compiled engine"). It needs a C compiler
+and Python's headers; ``_build/backend.py`` adds mypy and the runtime's dependencies (whose
+types mypyc compiles against) to what the build installs (``pip install`` with its default
+build isolation: the build's environment gets all it needs, whatever the target environment
+holds). Without it (the default, and every editable
 install) the package is pure Python, the same code.
 
 What a compiled module must keep to: a class whose base is not compiled (pykka's ``Actor``,
