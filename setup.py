@@ -7,8 +7,8 @@ none on the same machine another day: README, "The compiled engine"). It needs a
 and Python's headers; ``_build/backend.py`` adds mypy and the runtime's dependencies (whose
 types mypyc compiles against) to what the build installs (``pip install`` with its default
 build isolation: the build's environment gets all it needs, whatever the target environment
-holds). Without it (the default, and every editable
-install) the package is pure Python, the same code.
+holds). Without it (the default, and every editable install) the package is pure Python, the
+same code.
 
 What a compiled module must keep to: a class whose base is not compiled (pykka's ``Actor``,
 prometheus-client's ``Collector``, a msgspec ``Struct``) is marked
