@@ -279,6 +279,19 @@ async def test_resume_tokens_never_start_with_a_dash(rt: cf.Runtime) -> None:
     assert not [token for token in tokens if token.startswith("-")]
 
 
+def pay_flow() -> cf.Flow:
+    return cf.define("pay").wait_for_event("paid", "paid").step("ship", lambda ctx: ctx.last)
+
+
+async def runs_left_waiting(db: Path, clock: ManualClock, count: int = 1) -> list[str]:
+    """``count`` runs of ``pay_flow`` waiting for their event in ``db``, once their runtime
+    has stopped (the next runtime may leave the flow out)."""
+    async with cf.Runtime(db=db, clock=clock, workflows=[pay_flow()]) as first:
+        runs = [await first.trigger("pay") for _ in range(count)]
+        await first.wait_idle()
+    return runs
+
+
 async def test_an_event_for_a_run_whose_flow_is_not_registered_is_kept_for_it(
     tmp_path: Path, clock: ManualClock, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -286,11 +299,7 @@ async def test_an_event_for_a_run_whose_flow_is_not_registered_is_kept_for_it(
     # (as for a run held because its definition changed), and it hears it once its flow is
     # registered again, at a start or by a registration on a running runtime
     db = tmp_path / "unregistered.db"
-    pay = cf.define("pay").wait_for_event("paid", "paid").step("ship", lambda ctx: ctx.last)
-    async with cf.Runtime(db=db, clock=clock, workflows=[pay]) as first:
-        at_start = await first.trigger("pay")
-        other = await first.trigger("pay")
-        await first.wait_idle()
+    at_start, other = await runs_left_waiting(db, clock, 2)
     async with cf.Runtime(db=db, clock=clock, workflows=[]) as second:
         published = await second.publish_event("paid", {"ok": 1})
         assert sorted(published.held) == sorted([at_start, other])
@@ -300,7 +309,7 @@ async def test_an_event_for_a_run_whose_flow_is_not_registered_is_kept_for_it(
     assert {r.levelname for r in warnings} == {"WARNING"}
     assert all(any(run in r.getMessage() for r in warnings) for run in (at_start, other))
     assert "'pay'" in warnings[0].getMessage()  # the error names the workflow not registered
-    async with cf.Runtime(db=db, clock=clock, workflows=[pay]) as third:
+    async with cf.Runtime(db=db, clock=clock, workflows=[pay_flow()]) as third:
         assert (await third.wait(at_start, timeout=5)).output == {"ok": 1}
         # both heard the kept event, once: a later one finds no step waiting
         assert (await third.wait(other, timeout=5)).output == {"ok": 1}
@@ -311,13 +320,10 @@ async def test_an_event_kept_for_an_unregistered_flow_reaches_it_on_registration
     tmp_path: Path, clock: ManualClock
 ) -> None:
     db = tmp_path / "register.db"
-    pay = cf.define("pay").wait_for_event("paid", "paid").step("ship", lambda ctx: ctx.last)
-    async with cf.Runtime(db=db, clock=clock, workflows=[pay]) as first:
-        run_id = await first.trigger("pay")
-        await first.wait_idle()
+    [run_id] = await runs_left_waiting(db, clock)
     async with cf.Runtime(db=db, clock=clock, workflows=[]) as second:
         assert (await second.publish_event("paid", {"ok": 3})).held == [run_id]
-        second.register(pay)  # its registration loads what has work to run: this run
+        second.register(pay_flow())  # its registration loads what has work to run: this run
         assert (await second.wait(run_id, timeout=5)).output == {"ok": 3}
 
 
@@ -326,17 +332,14 @@ async def test_a_run_whose_flow_is_not_registered_can_be_canceled(
 ) -> None:
     # ended without its code (as a held run is): its waits end, so no later event is kept
     db = tmp_path / "cancel.db"
-    pay = cf.define("pay").wait_for_event("paid", "paid").step("ship", lambda ctx: ctx.last)
-    async with cf.Runtime(db=db, clock=clock, workflows=[pay]) as first:
-        run_id = await first.trigger("pay")
-        await first.wait_idle()
+    [run_id] = await runs_left_waiting(db, clock)
     async with cf.Runtime(db=db, clock=clock, workflows=[]) as second:
         await second.cancel(run_id)
         assert (await second.inspect(run_id)).status == "canceled"
         assert (await second.wait(run_id, timeout=5)).status == "canceled"
         published = await second.publish_event("paid", {"ok": 4})
         assert (published.held, published.delivered) == ([], [])
-    async with cf.Runtime(db=db, clock=clock, workflows=[pay]) as third:
+    async with cf.Runtime(db=db, clock=clock, workflows=[pay_flow()]) as third:
         assert (await third.inspect(run_id)).status == "canceled"
 
 
