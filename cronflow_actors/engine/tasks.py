@@ -14,8 +14,8 @@ Differences from Tasquencer, on purpose (spec section 14):
   started (its only work item was canceled before starting) leaves it enabled;
 - a policy that says "fail" when the task starts fails the workflow too, as it does later on;
 - a composite task that completes cancels its child workflows that are still running;
-- a router that raises while a report is applied (a handler's result, a timer) fails the
-  workflow with its error; the report stands (in a call, the call is refused as in Tasquencer).
+- a router that raises while a report is applied (a handler's result, a timer, an event) fails
+  the workflow with its error; the report stands (a call is refused, as in Tasquencer).
 """
 
 from __future__ import annotations

@@ -84,8 +84,8 @@ class Transaction:
     """The state changed in a way nothing else here records (a kept event no longer kept):
     the transaction writes its snapshot even if nothing moved."""
     reported = False
-    """The transaction applies a report (a handler's result, a timer, an action's end), which
-    nobody asked for and nobody can be refused: a router that raises in it fails its workflow
+    """The transaction applies a report (a handler's result, a timer, an action's end, an
+    event), which nobody can be refused: a router that raises in it fails its workflow
     (with the router's error) instead of undoing the report, set by the instance's actor."""
 
     def __init__(

@@ -96,8 +96,8 @@ WorkflowMessage = WorkflowCommand | ReadCommitted | ChildFailed
 
 _REFUSED_COMMITS = (MutationRejectedError, StoreFailedError, StoreClosedError, LeaseError)
 """What the store raises when it does not take a commit (not what user code raised)."""
-_REPORTS = (WorkItemFinished, TimerFired, ActionFinished)
-"""The commands that report what happened, which no caller waits on."""
+_REPORTS = (WorkItemFinished, TimerFired, ActionFinished, DeliverEvent, DeliverKept)
+"""The commands that report what happened outside, which no caller can be refused."""
 
 
 @mypyc_attr(native_class=False)  # its base is not compiled (setup.py)

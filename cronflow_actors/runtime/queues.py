@@ -287,8 +287,10 @@ class RunQueues:
 
     # -- internals --------------------------------------------------------------------------------
 
-    async def _count(self, workflow: str, limits: _Limits) -> None:
-        if limits.fifo == workflow:
+    async def _count(self, workflow: str, limits: _Limits, *, adopt: bool = True) -> None:
+        """Count, from the store, what the flow's limits count (``adopt``: and take over a
+        queue kept the old way, as a restore does)."""
+        if adopt and limits.fifo == workflow:
             await self._adopt_legacy_queue(workflow)
         if self._counts_active(limits):
             unfinished = set(await self._store.unfinished_ids(workflow))
@@ -304,7 +306,7 @@ class RunQueues:
         """Count again, from the store, what the limits of the flows of ``fifo`` count."""
         for workflow, limits in list(self._flows.items()):
             if limits.fifo == fifo:
-                await self._count(workflow, limits)
+                await self._count(workflow, limits, adopt=False)
 
     def _counts_active(self, limits: _Limits) -> bool:
         """Whether the flow's unfinished runs count against a limit (its own or its queue's)."""
@@ -394,6 +396,10 @@ class RunQueues:
     async def _start_queued(self, run: QueuedRun, limits: _Limits, now: float) -> bool:
         try:
             await self._start(run.workflow, _decode(run.payload), run.instance_id, True)
+        except (InstanceExistsError, DuplicateInstanceError):
+            # another process's drain started it first (a shared database): not queued here
+            self._queued[limits.fifo] -= 1
+            return True
         except Exception:
             logger.exception(
                 "queued run %s of %s could not start; it stays queued",

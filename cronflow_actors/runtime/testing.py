@@ -241,9 +241,10 @@ class FlowTest:
 
 
 async def _idle(rt: Runtime, clock: ManualClock, until: float) -> None:
-    """Until nothing runs. While handlers run (they take real time), the test's clock follows
-    the real one up to its next deadline, so a timeout they overrun (a step's, a ``parallel``'s)
-    fires as it would in production; once nothing runs, ``_drive`` jumps it."""
+    """Until nothing runs. While handlers run (they take real time), the test's clock jumps to
+    its next deadline once that much real time has passed, so a ``parallel``'s or ``race``'s
+    timeout they overrun fires as it would in production (a step's timeout is real time
+    anyway); once nothing runs, ``_drive`` jumps it at once."""
     idle = asyncio.ensure_future(rt.wait_idle())
     try:
         while True:

@@ -400,6 +400,22 @@ async def test_a_condition_that_raises_fails_the_run_not_the_step_before_it(
     [a] = (await rt.inspect(run_id)).steps
     assert (a.id, str(a.status), a.output, a.error, a.attempts) == ("a", "completed", 0, None, 1)
 
+    # a condition after a wait_for_event raises when the event comes: the run fails with it,
+    # and the event was heard (not refused and lost, the run waiting for good)
+    heard = (
+        cf.define("heard")
+        .wait_for_event("paid", "paid")
+        .if_("big", lambda ctx: ctx.last["amount"] > 10)
+        .step("ship", lambda ctx: "shipped")
+        .end_if()
+    )
+    rt.register(heard)
+    heard_id = await rt.trigger("heard", {})
+    await rt.wait_idle()
+    assert (await rt.publish_event("paid", {})).delivered == [heard_id]
+    failed = await rt.wait(heard_id, timeout=5)
+    assert failed.error == "router of task 'if:big': KeyError: 'amount'"
+
     loop_id = await rt.trigger("loopy", {})
     looped = await rt.wait(loop_id, timeout=5)
     assert (looped.status, "ZeroDivisionError" in (looped.error or "")) == ("failed", True)
