@@ -84,8 +84,8 @@ _ACTIVE = frozenset({TaskState.ENABLED, TaskState.STARTED})
 _WORKFLOW_DONE = frozenset({WorkflowState.COMPLETED, WorkflowState.FAILED, WorkflowState.CANCELED})
 _POLICY_RESULTS = frozenset({"complete", "fail", "continue"})
 _CHILD_ENDED_WELL = frozenset({WorkItemState.COMPLETED, WorkItemState.CANCELED})
-Pending = tuple[str, str | None, Any]  # a child an activity asked for: id, name, payload
-ChildChange = WorkItemStateChanged | WorkflowStateChanged
+_Pending = tuple[str, str | None, Any]  # a child an activity asked for: id, name, payload
+_ChildChange = WorkItemStateChanged | WorkflowStateChanged
 _DEADLINE = f"{StepTimeoutError.__module__}.{StepTimeoutError.__qualname__}"  # a job's failure
 _SCHEDULING = frozenset(
     {"on_enabled", "on_started", "on_work_item_state_changed", "on_workflow_state_changed"}
@@ -398,7 +398,7 @@ class Task:
             await self._fail(error, cause=cause)
 
     def _context(
-        self, where: str, pending: list[Pending] | None, changed: ChildChange | None
+        self, where: str, pending: list[_Pending] | None, changed: _ChildChange | None
     ) -> Context:
         """The ctx of a task's activity, policy or router; ``pending`` collects the children an
         activity initializes (None: it may not)."""
@@ -418,7 +418,7 @@ class Task:
         self,
         activity: str,
         *,
-        changed: ChildChange | None = None,
+        changed: _ChildChange | None = None,
         default_child: bool = False,
         last: bool = False,
     ) -> None:
@@ -430,7 +430,7 @@ class Task:
         if fn is None and not default_child:
             return
         may_add = activity in _SCHEDULING and definition.kind is not TaskKind.DUMMY
-        pending: list[Pending] = []
+        pending: list[_Pending] = []
         if fn is not None:
             ctx = self._context(activity, pending if may_add else None, changed)
             await tx.activity(fn, ctx, activity, "task", self.workflow.id, self.name)
@@ -440,7 +440,7 @@ class Task:
             pending.append((tx.new_id("f"), None, None))
         await self._create_children(pending, last=last)
 
-    async def _create_children(self, pending: list[Pending], *, last: bool = False) -> None:
+    async def _create_children(self, pending: list[_Pending], *, last: bool = False) -> None:
         """Initialize the children an activity (or a migrator) asked for, then drain their
         auto-triggers in order; ``last`` as for ``_activity``."""
         tx, workflow, name, definition = self.tx, self.workflow, self.name, self.definition

@@ -267,7 +267,8 @@ def action_handler(node: n.ActionNode, step_ids: frozenset[str], flow_id: str) -
                     delay = retry.delay_before(attempt)
                     if retry.on_retry is not None:  # one that raises is logged; retries go on
                         what = f"on_retry of action {node.id!r}"
-                        await call_logged(retry.on_retry, fctx, error, attempt, delay, what=what)
+                        tried = fctx.attempt  # as ctx.attempt counts, across dispatches
+                        await call_logged(retry.on_retry, fctx, error, tried, delay, what=what)
                     await ectx.clock.sleep(delay)
                     attempt += 1
                     continue

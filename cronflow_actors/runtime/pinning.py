@@ -132,7 +132,8 @@ def block_of(snapshot: SnapshotRecord, spec: NetSpec) -> Block | None:
 
 
 class Pinning:
-    """Holds the instances whose definition changed under their version (see the module).
+    """Holds the instances whose definition changed under their version, and meets those whose
+    workflow is not registered here the same way for events and cancels (see the module).
 
     ``disarm(timer_id)`` takes a timer of a discarded instance out of memory; ``on_ended(info,
     body)`` announces a discarded run's end (waiters, limits, hooks); ``on_count(workflow, n)``
