@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Self
 
 import msgspec
 
+from cronflow_actors.flow.introspect import kind_of
 from cronflow_actors.flow.nodes import (
     ActionNode,
     CancelNode,
@@ -114,18 +115,18 @@ _PUBLIC: dict[type[Node], tuple[str, ...]] = {
 """The chain's methods that add each kind of node, as a user calls them."""
 
 
+_METHOD_OF_KIND = {
+    "if": "if_",
+    "while": "while_",
+    "event": "wait_for_event",
+    "human": "human_in_the_loop",
+}
+"""A step kind (``kind_of``) whose method is named otherwise."""
+
+
 def _describe(nodes: list[Node]) -> str:
     """The node a chained call follows, named by the method that added it."""
     if not nodes:
         return "nothing"
-    node = nodes[-1]
-    match node:
-        case GroupNode(mode=mode):
-            method = "parallel" if mode == "all" else "race"
-        case EachNode(size=size):
-            method = "batch" if size else "for_each"
-        case SleepNode(kind=kind) | HumanNode(kind=kind):
-            method = "human_in_the_loop" if kind == "human" else kind
-        case _:
-            method = _PUBLIC[type(node)][0]
-    return f".{method}({node.id!r})"
+    kind = kind_of(nodes[-1])
+    return f".{_METHOD_OF_KIND.get(kind, kind)}({nodes[-1].id!r})"
