@@ -231,14 +231,12 @@ class RunQueues:
     async def resume_waiting(self) -> None:
         """On a shared database, now and then: the queues holding runs in the store (queued
         by any process, one that stopped among them) are counted again and drained while the
-        limits allow, so a run another process queued is not left waiting for it."""
-        fifos: dict[str, list[str]] = {}
-        for workflow, limits in self._flows.items():
-            if self.limited(workflow):
-                fifos.setdefault(limits.fifo, []).append(workflow)
-        for fifo, workflows in fifos.items():
+        limits allow, so a run another process queued is not left waiting for it (the drain
+        counts them first, ``_recount``)."""
+        fifos = {limits.fifo for workflow, limits in self._flows.items() if self.limited(workflow)}
+        for fifo in sorted(fifos):
             if await self._store.queue_length(fifo):
-                await self.restore_all(workflows)
+                await self._drain(fifo)
 
     def finished(self, workflow: str, run_id: str) -> None:
         """A run of ``workflow`` ended: its place goes to the first queued run that may start."""
