@@ -63,6 +63,7 @@ def _db_prune(args: argparse.Namespace) -> int:
     from cronflow_actors.cli.render import when
     from cronflow_actors.runtime import open_store
     from cronflow_actors.runtime.config import UNIT_EXAMPLES, deletion_age
+    from cronflow_actors.runtime.migrations import kept_by_migrations
 
     try:  # a bare "7" would mean 7 seconds: refused, as it deletes (runtime/config.py)
         older_than = deletion_age(args.older_than, "--older-than")
@@ -82,7 +83,9 @@ def _db_prune(args: argparse.Namespace) -> int:
         store = await open_store(args.db)
         try:
             total = 0
-            while (pruned := await store.prune(finished_before=cutoff, limit=1000)) > 0:
+            # read once: a migration that begins later cancels its run after the cutoff
+            kept = await kept_by_migrations(store, time.time())
+            while (pruned := await store.prune(finished_before=cutoff, limit=1000, keep=kept)) > 0:
                 total += pruned
             await store.kv_purge_expired(time.time())
             return total

@@ -12,6 +12,7 @@ from typing import Self
 
 from cronflow_actors.engine.actors import ActionActor, WorkItemActor
 from cronflow_actors.errors import (
+    ConfigurationError,
     CronflowError,
     MockLostError,
     RevisionConflictError,
@@ -21,7 +22,9 @@ from cronflow_actors.errors import (
 )
 from cronflow_actors.messages import Message, SnapshotRecord
 from cronflow_actors.messages.migrations import KeptEvent
+from cronflow_actors.net.durations import parse_duration
 from cronflow_actors.net.spec import NetSpec
+from cronflow_actors.runtime.migrations import kept_by_migrations
 from cronflow_actors.runtime.parts import RuntimeParts
 from cronflow_actors.runtime.pinning import Block
 
@@ -206,19 +209,27 @@ class LifecycleMethods(RuntimeParts):
             except Exception as error:
                 logger.warning("pruning finished runs failed: %s", error)
 
-    async def prune(self, *, older_than: float) -> int:
-        """Delete the runs (and net instances) that finished more than ``older_than`` seconds
-        ago, with their history, and expired state keys; returns how many runs."""
-        cutoff = self.clock.now() - older_than
+    async def prune(self, *, older_than: float | str) -> int:
+        """Delete the runs (and net instances) that finished more than ``older_than`` (seconds,
+        or a duration such as ``"7d"``) ago, with their history, and expired state keys; returns
+        how many runs. The runs a migration under way still needs are kept."""
+        try:
+            age = parse_duration(older_than, "older_than")
+        except ValueError:
+            expected = "seconds (a number >= 0) or a duration such as '7d'; nothing was deleted"
+            raise ConfigurationError("older_than", older_than, expected) from None
+        cutoff = self.clock.now() - age
+        # read once: a migration that begins later cancels its run after the cutoff
+        kept = await kept_by_migrations(self.store, self.clock.now())
         total = 0
         while True:
-            pruned = await self.store.prune(finished_before=cutoff, limit=1000)
+            pruned = await self.store.prune(finished_before=cutoff, limit=1000, keep=kept)
             total += pruned
             if pruned < 1000:
                 break
         await self.store.kv_purge_expired(self.clock.now())
         if total:
-            logger.info("pruned %d finished runs older than %g s", total, older_than)
+            logger.info("pruned %d finished runs older than %g s", total, age)
         return total
 
     async def _recover_registered(self, name: str) -> None:

@@ -32,7 +32,6 @@ enabled; the other steps run as usual (a migrator registered for a step decides 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -65,7 +64,7 @@ from cronflow_actors.runtime.offline import end_offline
 from cronflow_actors.runtime.pinning import is_held
 from cronflow_actors.store import Store
 
-__all__ = ["MigrationLinks", "Migrations", "sources_of"]
+__all__ = ["MigrationLinks", "Migrations", "kept_by_migrations", "sources_of"]
 
 logger = logging.getLogger(__name__)
 
@@ -138,7 +137,18 @@ class Migrations:
             if target != to_version:
                 raise refused(subject, f"it is being migrated to {target!r}", "wait for that")
             return await asyncio.shield(done)  # the same migration: its outcome
-        state = decode_state((await self._instances.read(instance_id)).body, instance_id)
+        try:
+            snapshot = await self._instances.read(instance_id)
+        except NotFoundError:
+            if await self._store.instance_exists(instance_id):  # the id of a queued run
+                raise refused(
+                    subject,
+                    "it is queued (its flow's concurrency limit) and has not started",
+                    "nothing to migrate: it starts on the newest active version when its turn "
+                    "comes",
+                ) from None
+            raise
+        state = decode_state(snapshot.body, instance_id)
         root = state.workflows.get(state.id)
         if root is None:
             raise NotFoundError("workflow instance", instance_id)
@@ -173,10 +183,15 @@ class Migrations:
         )
         async with self._lock:
             plans = await self._plans()
-            if instance_id in plans:
-                raise refused(subject, "a migration of it is under way", "wait for it")
-            plans[instance_id] = msgspec.to_builtins(plan)
-            await self._store.kv_set(*_PLANS, plans, now=self._clock.now())
+            if instance_id in plans:  # a caller asked meanwhile: that migration, if the same
+                plan = msgspec.convert(plans[instance_id], MigrationPlan)
+                if plan.hops[-1][0] != to_version:
+                    raise refused(
+                        subject, f"it is being migrated to {plan.hops[-1][0]!r}", "wait for that"
+                    )
+            else:
+                plans[instance_id] = msgspec.to_builtins(plan)
+                await self._store.kv_set(*_PLANS, plans, now=self._clock.now())
         return await self._carry_out(plan)
 
     def plan(self, workflow: str, from_version: str, to_version: str) -> list[str]:
@@ -215,6 +230,15 @@ class Migrations:
         """At start: carry on the migrations a crash interrupted (of workflows registered)."""
         for instance_id, stored in (await self._plans()).items():
             plan = msgspec.convert(stored, MigrationPlan)
+            stored_at = self._store.instance_exists
+            if not await stored_at(plan.instance) and not await stored_at(plan.hops[0][1]):
+                logger.warning(
+                    "the migration of %s is dropped: neither it nor its successor is stored "
+                    "(pruned by a runtime that did not keep a migrating run)",
+                    instance_id,
+                )
+                await self._forget(instance_id)
+                continue
             if not self._registry.versions(plan.workflow):
                 logger.warning(
                     "the migration of %s waits: workflow %s is not registered",
@@ -319,8 +343,19 @@ class Migrations:
         command = StartWorkflow(
             payload=root.payload, trigger="migration", migration=record, kept=kept
         )
-        with contextlib.suppress(InstanceExistsError):  # a concurrent resume started it
+        try:
             await self._instances.start(self._registry.get(workflow, version), command, new_id)
+        except InstanceExistsError:
+            pass  # a concurrent resume started it
+        except Exception as error:  # user code raised: the plan stays, to be asked again
+            raise refused(
+                f"the migration of instance {plan.instance!r} to {plan.hops[-1][0]!r}",
+                f"the start of {new_id!r} ({workflow} {version!r}) failed, as its initializer "
+                f"or a task migrator raised {type(error).__name__}: {error}; instance "
+                f"{old_id!r} is canceled already and the migration is pending",
+                "fix the cause, then migrate it to that version again (or restart the "
+                "runtime) to finish it",
+            ) from error
 
     async def _cancel(self, snapshot: SnapshotRecord, state: InstanceState, new_id: str) -> None:
         if self._offline(snapshot):
@@ -375,6 +410,18 @@ class Migrations:
             plans = await self._plans()
             if plans.pop(instance_id, None) is not None:
                 await self._store.kv_set(*_PLANS, plans, now=self._clock.now())
+
+
+async def kept_by_migrations(store: Store, now: float) -> set[str]:
+    """The instances a migration under way still needs (its old root, whose recorded outputs
+    and kept events its next hop carries over, and each hop's new root): pruning leaves them
+    until the migration is done, even canceled ones."""
+    kept: set[str] = set()
+    for stored in (await store.kv_get(*_PLANS, now=now, default={})).values():
+        plan = msgspec.convert(stored, MigrationPlan)
+        kept.add(plan.instance)
+        kept.update(new_id for _, new_id in plan.hops)
+    return kept
 
 
 def sources_of(state: InstanceState) -> list[MigrationSource]:

@@ -183,8 +183,8 @@ def _apply(db: sqlite3.Connection, op: Any) -> tuple[Any, bool]:
                 "DELETE FROM kv WHERE expires_at IS NOT NULL AND expires_at <= ?", (now,)
             )
             return cursor.rowcount, False
-        case Prune(before, limit):
-            cursor = db.execute(sql.PRUNE, (before, before, limit))
+        case Prune(before, limit, keep):
+            cursor = db.execute(sql.prune(len(keep)), (before, before, *keep, limit))
             return cursor.rowcount, cursor.rowcount > 0
         case QueuedRun() as run:
             taken = db.execute(

@@ -59,10 +59,12 @@ class KvPurge(msgspec.Struct, frozen=True):
 
 
 class Prune(msgspec.Struct, frozen=True):
-    """Delete finished instances last changed before ``before`` (at most ``limit``)."""
+    """Delete finished instances last changed before ``before`` (at most ``limit``), but
+    those in ``keep``."""
 
     before: float
     limit: int
+    keep: tuple[str, ...] = ()
 
 
 class LeaseAcquire(msgspec.Struct, frozen=True):

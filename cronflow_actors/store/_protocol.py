@@ -17,7 +17,7 @@ committed with, read back in order by trace (the run's id), and pruned with the 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from typing import Any, Protocol, runtime_checkable
 
 import msgspec
@@ -127,10 +127,13 @@ class Store(Protocol):
         database file was removed or replaced); the store then refuses every write."""
         ...
 
-    async def prune(self, *, finished_before: float, limit: int = 1000) -> int:
+    async def prune(
+        self, *, finished_before: float, limit: int = 1000, keep: Collection[str] = ()
+    ) -> int:
         """Delete up to ``limit`` finished instances (completed, failed or canceled, with no
-        action out) last changed before ``finished_before``, with their journal, audit trail,
-        timers and waits; returns how many."""
+        action out) last changed before ``finished_before``, but those in ``keep`` (the runs a
+        migration under way still reads), with their journal, audit trail, timers and waits;
+        returns how many."""
         ...
 
     def commit(self, mutation: Mutation) -> Awaitable[None]:

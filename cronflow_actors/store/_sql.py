@@ -133,17 +133,22 @@ UPSERT_LEASE = f"""
         acquired_at = excluded.acquired_at, renewed_at = excluded.renewed_at,
         expires_at = excluded.expires_at
 """
-PRUNE = """
+
+
+def prune(kept: int) -> str:
+    """Delete a page of finished instances (their journal, audit trail, timers and waits go with
+    them: foreign keys cascade), found through the (status, created_at) index, but the ``kept``
+    ids given after the two times."""
+    but = f" AND instance_id NOT IN ({', '.join('?' * kept)})" if kept else ""
+    return f"""
     DELETE FROM instances WHERE instance_id IN (
         SELECT instance_id FROM instances
         WHERE status IN ('completed', 'failed', 'canceled') AND created_at < ?
-            AND updated_at < ? AND terminal = 1
+            AND updated_at < ? AND terminal = 1{but}
         LIMIT ?
     )
 """
-"""Finished instances (their journal, audit trail, timers and waits go with them: foreign keys
-cascade),
-found through the (status, created_at) index; a page at a time."""
+
 
 VACUUM_SOME = "PRAGMA incremental_vacuum(2000);"
 

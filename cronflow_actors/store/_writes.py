@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from typing import Any, Protocol, Self
 
 from cronflow_actors.errors import StoreClosedError
@@ -140,11 +140,13 @@ class GroupWrites(ABC):
         purged: int = await self._require_writer(operation).submit(KvPurge(now), operation)
         return purged
 
-    async def prune(self, *, finished_before: float, limit: int = 1000) -> int:
+    async def prune(
+        self, *, finished_before: float, limit: int = 1000, keep: Collection[str] = ()
+    ) -> int:
         check_page(limit)
         operation = "prune finished runs"
         pruned: int = await self._require_writer(operation).submit(
-            Prune(finished_before, limit), operation
+            Prune(finished_before, limit, tuple(keep)), operation
         )
         return pruned
 

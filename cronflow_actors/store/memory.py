@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Collection
 from typing import Any
 
 import msgspec
@@ -188,13 +189,16 @@ class MemoryStore(MemorySpans, MemoryQueue):
         if self._failure is not None:
             raise StoreFailedError(repr(self), str(self._failure))
 
-    async def prune(self, *, finished_before: float, limit: int = 1000) -> int:
+    async def prune(
+        self, *, finished_before: float, limit: int = 1000, keep: Collection[str] = ()
+    ) -> int:
         self._require_writable("prune finished runs")
         check_page(limit)
         done = [
             s.instance_id
             for s in self._snapshots.values()
             if s.terminal
+            and s.instance_id not in keep
             and s.status in ("completed", "failed", "canceled")
             and s.updated_at < finished_before
         ][:limit]

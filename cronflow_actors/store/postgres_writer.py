@@ -254,8 +254,8 @@ class PostgresWriter(GroupAnswers):
                     "DELETE FROM kv WHERE expires_at IS NOT NULL AND expires_at <= $1", now
                 )
                 return _count(status)
-            case Prune(before, limit):
-                return _count(await connection.execute(sql.PRUNE, before, limit))
+            case Prune(before, limit, keep):
+                return _count(await connection.execute(sql.PRUNE, before, limit, list(keep)))
             case QueuedRun() as run:
                 row = await connection.fetchrow(
                     sql.ENQUEUE,

@@ -140,6 +140,16 @@ async def test_a_pruned_instance_takes_its_journal_along(store: Store) -> None:
     assert await store.read_journal("i1") == []
 
 
+async def test_prune_leaves_the_instances_it_is_told_to_keep(store: Store) -> None:
+    for ident in ("a", "b", "c"):
+        done = snapshot(instance_id=ident, status="canceled", terminal=True, updated_at=1.0)
+        await store.commit(Mutation(snapshot=done))
+    assert await store.prune(finished_before=50.0, keep=["a", "c"]) == 1
+    assert await store.load_snapshot("b") is None
+    assert await store.prune(finished_before=50.0, keep={"c"}) == 1
+    assert [s.instance_id for s in await store.list_snapshots()] == ["c"]
+
+
 async def test_a_mutation_for_an_unknown_instance_is_rejected_whole(store: Store) -> None:
     bad = Mutation(
         snapshot=snapshot("known"),

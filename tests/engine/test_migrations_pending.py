@@ -1,0 +1,119 @@
+"""A migration left pending (its new root's start raised after the old root was canceled) and
+migrations asked for at once: what the caller is told, what pruning keeps, what a restart does
+with a plan whose instance is gone, and a queued run's refusal."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import cronflow_actors as cf
+from cronflow_actors import net
+from cronflow_actors.errors import ConfigurationError, MigrationError, NotFoundError
+from cronflow_actors.kernel import ManualClock
+from tests.engine.helpers import build, states
+
+PLANS = ("cronflow:migrations", "pending")
+
+
+def versions(migrator: Any) -> list[Any]:
+    v1 = build("ship", {"pack": net.task()}, [("start", "pack"), ("pack", "end")])
+    v2 = build(
+        "ship",
+        {"pack": net.task(), "send": net.task()},
+        [("start", "pack"), ("pack", "send"), ("send", "end")],
+        version="v2",
+    )
+    return [v1, v2, net.migration(v1, v2).task_migrators({"ship/pack": migrator}).build()]
+
+
+async def test_a_raising_migrator_is_named_and_its_pending_migration_survives_pruning(
+    rt: cf.Runtime, clock: ManualClock
+) -> None:
+    broken = True
+
+    def migrator(ctx: Any) -> str:
+        if broken:
+            raise RuntimeError("migrator bug")
+        return "continue"
+
+    for spec in versions(migrator):
+        rt.register(spec)
+    old = await rt.start_workflow("ship", version="v1")
+    with pytest.raises(MigrationError) as refused:
+        await rt.migrate(old, "v2")
+    message = str(refused.value)
+    assert "RuntimeError: migrator bug" in message
+    assert f"instance {old!r} is canceled already and the migration is pending" in message
+    assert "migrate it to that version again" in message
+    assert isinstance(refused.value.__cause__, RuntimeError)
+    assert await rt.workflow_state(old) == "canceled"
+
+    clock.advance(3600)
+    assert await rt.prune(older_than=0) == 0  # the old root is what the migration carries over
+    assert await rt.workflow_state(old) == "canceled"
+
+    broken = False
+    new = await rt.migrate(old, "v2")
+    assert await states(rt, new) == {"pack": "enabled", "send": "disabled"}
+    clock.advance(3600)
+    assert await rt.prune(older_than="30m") == 1  # done: the old root goes as any other
+    with pytest.raises(NotFoundError):
+        await rt.workflow_state(old)
+
+
+async def test_prune_refuses_an_age_it_cannot_read_and_deletes_nothing(
+    rt: cf.Runtime, clock: ManualClock
+) -> None:
+    rt.register(versions(lambda ctx: "continue")[0])
+    old = await rt.start_workflow("ship", version="v1")
+    await rt.cancel_workflow(old)
+    clock.advance(3600)
+    for bad in ("soon", -1, None, True):
+        with pytest.raises(ConfigurationError, match=r"older_than.*nothing was deleted"):
+            await rt.prune(older_than=bad)  # type: ignore[arg-type]
+    assert await rt.workflow_state(old) == "canceled"
+
+
+async def test_two_callers_asking_at_once_share_one_migration(rt: cf.Runtime) -> None:
+    for spec in versions(lambda ctx: "fast_forward"):
+        rt.register(spec)
+    old = await rt.start_workflow("ship", version="v1")
+    first, second = await asyncio.gather(rt.migrate(old, "v2"), rt.migrate(old, "v2"))
+    assert first == second
+    assert await states(rt, first) == {"pack": "completed", "send": "enabled"}
+    assert await rt.store.kv_get(*PLANS, now=rt.clock.now(), default={}) == {}
+
+
+async def test_a_queued_run_is_refused_with_why(tmp_path: Path) -> None:
+    def flow(version: str) -> cf.Flow:
+        return cf.define("q", version=version, concurrency=1).pause("hold")
+
+    async with cf.Runtime(db=tmp_path / "q.db", workflows=[flow("v1")]) as rt:
+        await rt.trigger("q")
+        queued = await rt.trigger("q")
+        await rt.wait_idle()
+        assert (await rt.inspect(queued)).status == "waiting"
+        rt.register(flow("v2"))
+        with pytest.raises(MigrationError, match=r"queued .* has not started; nothing to migrate"):
+            await rt.migrate(queued, "v2")
+
+
+async def test_a_plan_whose_instance_is_gone_is_dropped_at_start(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    db = tmp_path / "gone.db"
+    specs = versions(lambda ctx: "continue")
+    async with cf.Runtime(db=db, workflows=specs) as rt:
+        plan = {"instance": "f" * 32, "workflow": "ship", "hops": [["v2", "e" * 32]]}
+        await rt.store.kv_set(*PLANS, {"f" * 32: plan}, now=rt.clock.now())
+    with caplog.at_level(logging.WARNING, logger="cronflow_actors.runtime.migrations"):
+        async with cf.Runtime(db=db, workflows=specs) as rt:
+            await rt.wait_idle()
+            assert await rt.store.kv_get(*PLANS, now=rt.clock.now(), default={}) == {}
+    assert any("is dropped: neither it nor its successor" in r.message for r in caplog.records)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
