@@ -18,6 +18,7 @@
     │   ├── UnknownWorkflowError         no registered workflow (version) has that name
     │   ├── WorkflowDeprecatedError      the version refuses new instances
     │   ├── NotFoundError                no workflow instance / work item / task with that id
+    │   │   └── NoAuditTrailError           a run recorded no audit trail (trace, state_at)
     │   ├── InstanceExistsError          an instance id that is already taken was started again
     │   ├── ResumeError                  a resume token that is unknown, or whose pause ended
     │   ├── InvalidEventError            every flow listening for an event refused its payload
@@ -97,6 +98,7 @@ from cronflow_actors.errors._engine import (
     InvalidStateTransitionError,
     MigrationError,
     MockLostError,
+    NoAuditTrailError,
     NotFoundError,
     ResumeError,
     RunFailedError,
@@ -152,6 +154,7 @@ __all__ = [
     "MissingSecretError",
     "MockLostError",
     "MutationRejectedError",
+    "NoAuditTrailError",
     "NotFoundError",
     "Problem",
     "ResumeError",

@@ -72,6 +72,20 @@ class NotFoundError(EngineError, LookupError):
         super().__init__(f"no {kind} {clipped(ident)}{place}; {advice}")
 
 
+class NoAuditTrailError(NotFoundError):
+    """A stored run without an audit trail, so its trace and past states cannot be rebuilt."""
+
+    def __init__(self, run_id: str) -> None:
+        self.kind, self.ident = "audit trail", run_id
+        EngineError.__init__(
+            self,
+            f"run {clipped(run_id)} has no audit trail: it ran with the audit off "
+            "(Runtime(audit=False)) or has not started yet (a queued run); its trace and its "
+            "states at past times are rebuilt from that trail, so run with the audit on to have "
+            "them (inspect shows what it is now)",
+        )
+
+
 class InstanceExistsError(EngineError):
     """``start_workflow(..., instance_id=...)`` named an instance that already exists."""
 

@@ -21,7 +21,7 @@ from typing import Any
 import msgspec
 
 from cronflow_actors.engine.audit import AuditTrail, SpanSink
-from cronflow_actors.errors import ConfigurationError, NotFoundError
+from cronflow_actors.errors import ConfigurationError, NoAuditTrailError, NotFoundError
 from cronflow_actors.messages.audit import AuditSpan, SpanRows
 from cronflow_actors.runtime.parts import RuntimeParts
 
@@ -309,14 +309,22 @@ class AuditMethods(RuntimeParts):
 
     async def trace(self, run_id: str) -> Trace:
         """A run's audit trail as a tree of spans, each under the operation that caused it.
-        ``NotFoundError`` for a run that is not stored."""
-        return trace_from_spans(run_id, await self.spans(run_id))
+        ``NotFoundError`` for a run that is not stored, ``NoAuditTrailError`` (one) for a run
+        that recorded no span (the audit off)."""
+        return trace_from_spans(run_id, await self._trail(run_id))
 
     async def state_at(self, run_id: str, at: float | str | datetime) -> StateAt:
         """What the run was at ``at`` (epoch seconds, an ISO 8601 time with a zone, or an
         aware datetime), rebuilt from its spans only: its workflows' states and markings,
         their tasks' states and generations, its work items' states, as of the last turn at or
         before ``at``. ``ConfigurationError`` for a time it cannot read, ``NotFoundError`` for
-        a run that is not stored."""
+        a run that is not stored, ``NoAuditTrailError`` (one) for a run that recorded no span.
+        A time before the run began answers its state then: nothing (revision 0)."""
         instant = parse_instant(at)
-        return state_from_spans(run_id, await self.spans(run_id), instant)
+        return state_from_spans(run_id, await self._trail(run_id), instant)
+
+    async def _trail(self, run_id: str) -> list[AuditSpan]:
+        spans = await self.spans(run_id)
+        if not spans:  # an empty trail would read as "nothing had happened yet"
+            raise NoAuditTrailError(run_id)
+        return spans

@@ -12,7 +12,7 @@ import cronflow_actors as cf
 from cronflow_actors import net
 from cronflow_actors.engine.actors import decode_state
 from cronflow_actors.engine.audit import AuditRecorder, AuditTrail
-from cronflow_actors.errors import ActionDeniedError
+from cronflow_actors.errors import ActionDeniedError, NoAuditTrailError, NotFoundError
 from cronflow_actors.kernel import ManualClock
 from cronflow_actors.messages.audit import AuditSpan
 from cronflow_actors.messages.elements import EnableTask
@@ -354,8 +354,14 @@ async def test_with_the_audit_off_nothing_is_recorded_until_it_is_on(
     async with runtime(tmp_path / "a.db", clock, workflows=[order_net([])], audit=False) as rt:
         assert rt.audit is False
         run_id = await rt.start_workflow("order")
-        assert (await rt.trace(run_id)).spans == 0
-        assert (await rt.state_at(run_id, clock.now())).revision == 0
+        assert await rt.spans(run_id) == []
+        # no trail to rebuild from: said, not answered as "nothing had happened yet"
+        with pytest.raises(NoAuditTrailError, match="no audit trail: it ran with the audit off"):
+            await rt.trace(run_id)
+        with pytest.raises(NoAuditTrailError, match=r"Runtime\(audit=False\)"):
+            await rt.state_at(run_id, clock.now())
+        with pytest.raises(NotFoundError, match="no run 'ghost'"):
+            await rt.state_at("ghost", clock.now())
         rt.audit = True
         review = await open_item(rt, run_id, "review")
         await rt.start_work_item(review.id)
