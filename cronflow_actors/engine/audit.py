@@ -345,6 +345,11 @@ class AuditRecorder:
         trigger = getattr(message, "trigger", "")
         if trigger:
             attributes["trigger"] = trigger
+        migration = self._state.migration
+        if trigger == "migration" and migration is not None:  # the new root of a migration
+            attributes.update(
+                migrated_from=migration.from_instance, from_version=migration.from_version
+            )
         migrated_to = getattr(message, "migrated_to", None)
         if migrated_to:  # a migration's cancel of the old root (its cancel action skipped)
             attributes.update(reason="migration", migrated_to=migrated_to)

@@ -102,13 +102,28 @@ class WorkItemAt(msgspec.Struct, frozen=True, kw_only=True):
 
 class StateAt(msgspec.Struct, frozen=True, kw_only=True):
     """A run as it was at ``at``, rebuilt from its spans: as of snapshot ``revision`` (0 and
-    nothing in it: the run did not exist yet, or its audit was off)."""
+    nothing in it: the run did not exist yet)."""
 
     run_id: str
     at: float
     revision: int
     workflows: dict[str, WorkflowAt]
     work_items: dict[str, WorkItemAt]
+
+
+_SHOWN = (
+    "generation",
+    "split",
+    "outputs",
+    "principal",
+    "error",
+    "trigger",
+    "reason",
+    "migrated_from",
+    "from_version",
+    "migrated_to",
+)
+"""The attributes a trace's line shows, in this order (the others are on the span)."""
 
 
 def describe(span: AuditSpan) -> str:
@@ -119,7 +134,7 @@ def describe(span: AuditSpan) -> str:
         detail = f" {attributes.get('before')} -> {attributes.get('after')}"
     extras = [
         f"{key}={attributes[key]}"
-        for key in ("generation", "split", "outputs", "principal", "error")
+        for key in _SHOWN
         if key in attributes and not (key == "principal" and attributes[key] is None)
     ]
     if span.operation.startswith("Action.") and attributes.get("principal") is None:

@@ -456,6 +456,13 @@ async def test_a_migration_goes_through_the_versions_between(rt: cf.Runtime) -> 
     # the old root's trace says its cancel was a migration's, and to which instance
     [canceled] = [s for s in await rt.spans(old) if s.operation == "Action.cancel"]
     assert canceled.attributes == {"principal": None, "reason": "migration", "migrated_to": middle}
+    assert f"(reason=migration, migrated_to={middle}, internal)" in (await rt.trace(old)).render()
+    # the new root's trace begins with where it came from
+    [begun] = [s for s in await rt.spans(new) if s.operation == "Action.initialize"]
+    assert begun.attributes["migrated_from"] == middle
+    assert begun.attributes["from_version"] == "v2"
+    first = (await rt.trace(new)).render().splitlines()[1]
+    assert f"trigger=migration, migrated_from={middle}, from_version=v2" in first
     assert (await rt.workflow(middle)).version == "v2"
     assert await rt.workflow_state(middle) == "canceled"
     assert finalized == [("v1->v2", "canceled")]
