@@ -54,8 +54,12 @@ class WorkflowDeprecatedError(EngineError):
 
     def __init__(self, name: str, version: str, active: list[str]) -> None:
         self.name, self.version = name, version
-        deprecated = f"workflow {name!r} version {version!r} is deprecated"
-        advice = f"use one of the active versions {active}"
+        if active:
+            deprecated = f"workflow {name!r} version {version!r} is deprecated"
+            advice = f"use one of the active versions {active}"
+        else:
+            deprecated = f"every version of workflow {name!r} is deprecated"
+            advice = "register a new version to start new instances"
         super().__init__(f"{deprecated} and starts no new instances; {advice}")
 
 

@@ -27,6 +27,7 @@ from cronflow_actors.messages.engine import (
     WorkItemRecord,
 )
 from cronflow_actors.messages.states import TaskState, WorkItemState
+from cronflow_actors.net.spec import TaskKind
 from cronflow_actors.runtime.catalog import FlowCatalog
 from cronflow_actors.runtime.pages import Page, check_limit, decode_cursor, encode_cursor
 from cronflow_actors.runtime.pinning import BLOCKED, block_of
@@ -252,6 +253,15 @@ class RunViews:
         definition = spec.tasks[item.task].work_item
         return str(definition.kind) if definition is not None else "subflow"
 
+    def _task_kind(self, state: InstanceState, task: str) -> str:
+        """What a net's root task is, from its definition: ``task`` (work items) or
+        ``subflow`` (child workflows); ``unknown`` if the definition is not registered here."""
+        try:
+            definition = self._registry.get(state.workflow, state.version).tasks[task]
+        except LookupError:
+            return "unknown"
+        return "task" if definition.kind is TaskKind.TASK else "subflow"
+
     def _steps(self, state: InstanceState, root: WorkflowRecord) -> list[StepInfo]:
         steps = []
         user_steps = self._catalog.user_steps(state.workflow, state.version)
@@ -261,8 +271,12 @@ class RunViews:
             items = [state.work_items[i] for i in record.children if i in state.work_items]
             children = [state.workflows[i] for i in record.children if i in state.workflows]
             kind = self._kind(state, root.id, items[0]) if items else "subflow"
-            if not items and not children and isinstance(user_steps, Mapping):
-                kind = user_steps[name].kind  # fast-forwarded by a migration: no child
+            if not items and not children:  # fast-forwarded by a migration: no child
+                kind = (
+                    user_steps[name].kind
+                    if isinstance(user_steps, Mapping)
+                    else self._task_kind(state, name)
+                )
             actions = [state.action_records[i.id] for i in items if i.id in state.action_records]
             if actions:
                 steps.append(_action_step(name, kind, actions[-1]))

@@ -373,6 +373,11 @@ class Runtime(ClusterRecovery, LifecycleMethods, FlowMethods, StateMethods, Audi
     def deprecate(self, name: str, version: str) -> None:
         """Refuse new instances of this version; running ones go on. For a flow, new runs
         (and its triggers) take its last registered version that is not deprecated."""
+        if not isinstance(version, str) or not version:
+            versions = self.registry.versions(name) if isinstance(name, str) else []
+            raise ConfigurationError(
+                "version", version, f"one of the versions of {name!r}: {versions}"
+            )
         self.registry.deprecate(name, version)
         if self.catalog.deprecate(name, version):
             self._flow_changed(name)

@@ -12,6 +12,7 @@ from cronflow_actors import net
 from cronflow_actors.errors import (
     ActionDeniedError,
     AuthenticationRequiredError,
+    ConfigurationError,
     InternalOnlyActionError,
     InvalidPayloadError,
     UnknownWorkflowError,
@@ -194,5 +195,11 @@ async def test_versions_side_by_side_and_deprecation(rt: cf.Runtime) -> None:
     assert await rt.workflow_state(old) == "completed"
     deprecated = build("fire", {"a": net.task()}, flows)
     rt.register(deprecated, deprecated=True)
-    with pytest.raises(WorkflowDeprecatedError):
+    with pytest.raises(
+        WorkflowDeprecatedError,
+        match=r"every version of workflow 'fire' is deprecated .* register a new version",
+    ):
         await rt.start_workflow("fire")
+    with pytest.raises(ConfigurationError, match=r"versions of 'hire': \['v1', 'v2'\]"):
+        rt.deprecate("hire", None)  # type: ignore[arg-type]
+    assert await rt.start_workflow("hire")  # nothing was deprecated

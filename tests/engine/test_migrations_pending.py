@@ -1,6 +1,6 @@
 """A migration left pending (its new root's start raised after the old root was canceled) and
 migrations asked for at once: what the caller is told, what pruning keeps, what a restart does
-with a plan whose instance is gone, and a queued run's refusal."""
+with a plan whose instance is gone, a queued run's refusal; and how a migrated run reads."""
 
 from __future__ import annotations
 
@@ -117,3 +117,12 @@ async def test_a_plan_whose_instance_is_gone_is_dropped_at_start(
             assert await rt.store.kv_get(*PLANS, now=rt.clock.now(), default={}) == {}
     assert any("is dropped: neither it nor its successor" in r.message for r in caplog.records)
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def test_a_fast_forwarded_task_is_shown_as_the_task_it_is(rt: cf.Runtime) -> None:
+    for spec in versions(lambda ctx: "fast_forward"):
+        rt.register(spec)
+    old = await rt.start_workflow("ship", version="v1")
+    new = await rt.migrate(old, "v2")
+    steps = {s.id: (s.kind, s.status) for s in (await rt.inspect(new)).steps}
+    assert steps["pack"] == ("task", "completed")  # no work item of its own: the definition says
