@@ -245,8 +245,9 @@ class AuditRecorder:
             self._failed = (*self._failed, change.work_item_id)
 
     def attempt_failed(self, item_id: str) -> None:
-        """A work item was reset for another attempt because this one failed: its error is
-        recorded on the reset (``WorkItem.reset``), as a failure's is on ``WorkItem.fail``."""
+        """An attempt of a work item failed, and it was reset for another one (its error is
+        recorded on ``WorkItem.reset``), or an ``on_error`` answered (on ``WorkItem.complete``),
+        as a failure's is on ``WorkItem.fail``."""
         self._failed = (*self._failed, item_id)
 
     def workflow_moved(self, change: WorkflowStateChanged) -> None:

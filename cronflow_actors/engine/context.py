@@ -319,6 +319,7 @@ class Context:
         "parent",
         "parent_task",
         "principal",
+        "recovered",
         "route",
         "run_blocking",
         "secrets",
@@ -370,6 +371,8 @@ class Context:
         self.idempotency_key = idempotency_key
         self.route = ROUTE
         self.error: Any = None
+        self.recovered: str | None = None
+        """A handler's: the error its step's ``on_error`` answered (``Type: message``), if so."""
         self.state: Any = None
         self.secrets: Any = None
         self.run_blocking: Any = None

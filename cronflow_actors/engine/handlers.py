@@ -248,6 +248,7 @@ class WorkItemActor(HandlerActor):
             attempt=self.attempt,
             ok=True,
             output=normalize(output),
+            error=self.ctx.recovered,
             began_at=began_at,
         )
 

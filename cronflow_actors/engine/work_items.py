@@ -402,8 +402,10 @@ class WorkItem:
             )
         )
         if ok:
-            # an earlier attempt's error stays in the journal, not on the item that succeeded
-            item.error = item.error_type = item.error_data = None
+            # an earlier attempt's error stays in the journal; one an on_error answered is kept
+            item.error, item.error_type, item.error_data = error, None, None
+            if error is not None and tx.audit is not None:  # on the completion's span
+                tx.audit.attempt_failed(item.id)
             await self._complete(finished.output)
         elif retry_after is not None:
             item.error = error

@@ -95,16 +95,21 @@ def step_handler(
 
 async def fall_back(node: Any, fctx: FlowContext, error: BaseException, ectx: Any) -> Any:
     """The node's ``on_error`` fallbacks in order, each with the error of the one before; the
-    first that returns gives the output, the last one's error fails the step."""
+    first that returns gives the output (and the error it answered is the work item's, beside
+    it), the last one's error fails the step."""
     *earlier, last = node.on_error
     for fallback in earlier:
         fctx.error = error
         try:
-            return await call_step(ectx, fallback, fctx)
+            output = await call_step(ectx, fallback, fctx)
+            ectx.recovered = describe(error)
+            return output
         except Exception as failed:
             error = failed
     fctx.error = error
-    return await call_step(ectx, last, fctx)
+    output = await call_step(ectx, last, fctx)
+    ectx.recovered = describe(error)
+    return output
 
 
 class _Guard:

@@ -96,7 +96,7 @@ in the transaction, in order, from which the spans are rebuilt when they are rea
   innermost open span) produced ``outputs``; a ``Task.route`` (ended at once) unless AND;
 - ``OPEN operation instance element attributes``: any other span (an action, an activity);
 - ``ERROR item error``: the error of work item ``item``'s earliest failure (or reset for a
-  retry, whose attempt failed) in the row that has none yet.
+  retry, whose attempt failed, or completion by an ``on_error``) in the row that has none yet.
 
 An instance (or element) that is the run's own id is None. The codes are persisted: never
 renumber one.
@@ -199,8 +199,9 @@ _ITEM_OPERATIONS = {
     "failed": "WorkItem.fail",
     "canceled": "WorkItem.cancel",
 }
-_FAILED_AT = frozenset({"WorkItem.fail", "WorkItem.reset"})
-"""The spans an ``ERROR`` event gives its error to (a failure, a reset after a failed attempt)."""
+_FAILED_AT = frozenset({"WorkItem.fail", "WorkItem.reset", "WorkItem.complete"})
+"""The spans an ``ERROR`` event gives its error to (a failure, a reset after a failed attempt, a
+completion an ``on_error`` gave after one)."""
 _WORKFLOW_OPERATIONS = {
     "initialized": "Workflow.initialize",
     "started": "Workflow.start",

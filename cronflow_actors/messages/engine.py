@@ -297,7 +297,7 @@ class CancelWorkflow(Message, frozen=True, kw_only=True):
 
 
 class WorkItemFinished(Message, frozen=True, kw_only=True):
-    """A work item's handler returned (``ok``) or raised, in attempt ``attempt``."""
+    """A handler returned (``ok``; ``error``: one its ``on_error`` answered) or raised."""
 
     work_item_id: str
     attempt: int

@@ -444,8 +444,19 @@ async def test_on_error_supplies_a_fallback_or_fails_with_its_own_error(rt: cf.R
         cf.define("saved").step("s", broken).on_error(fallback).step("t", lambda ctx: ctx.last)
     )
     rt.register(cf.define("lost").step("s", broken, on_error=worse))
-    saved = await rt.wait(await rt.trigger("saved"))
+    saved_id = await rt.trigger("saved")
+    saved = await rt.wait(saved_id)
     assert (saved.status, saved.output) == ("completed", {"fallback": "KeyError"})
+    # the step completed with the fallback's output, and the error it answered is kept beside it
+    step = (await rt.inspect(saved_id)).steps[0]
+    assert (step.status, step.output, step.error) == (
+        "completed",
+        {"fallback": "KeyError"},
+        "KeyError: 'price'",
+    )
+    [completed] = [s for s in await rt.spans(saved_id) if s.operation == "WorkItem.complete"][:1]
+    assert completed.attributes["error"] == "KeyError: 'price'"
+    assert "error=KeyError: 'price'" in (await rt.trace(saved_id)).render()
     lost = await rt.wait(await rt.trigger("lost"))
     assert lost.status == "failed"
     assert "fallback broke too" in (lost.error or "")

@@ -63,7 +63,7 @@ async def test_trace_and_state_at_over_http_and_the_trace_command(serve: Serve) 
     assert code == 0, err
     lines = out.splitlines()
     assert lines[0] == f"trace {run_id} ({trace['spans']} spans)"
-    assert lines[1].startswith(f"  Action.initialize {run_id} (internal)")
+    assert lines[1].startswith(f"  Action.initialize {run_id} (trigger=manual, internal)")
     assert any(line.startswith("      Task.enable double disabled -> enabled") for line in lines)
     assert lines[-1].lstrip().startswith("Workflow.complete")
     code, _, err = await cli("trace", "nope", "--url", str(client.base_url))
