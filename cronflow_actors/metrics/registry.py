@@ -23,6 +23,8 @@ Who feeds what (so each value comes from the place that knows it):
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+
 from prometheus_client import (
     CollectorRegistry,
     Gauge,
@@ -49,6 +51,9 @@ TRIGGERS = frozenset({"manual", "api", "webhook", "schedule", "event", "poll"})
 WAIT_KINDS = frozenset({"human", "pause", "event", "sleep", "delay"})
 """Step kinds that wait (for a person, an event, a timer) rather than work: their time goes to
 ``cronflow_wait_duration_seconds``, not to the step durations."""
+_ENDED = ("completed", "failed", "canceled")
+_NO_ITEM = frozenset({"for_each", "batch", "subflow"})
+"""Step kinds whose work is child runs (measured as those), not a work item of that kind."""
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 """Values of the ``method`` label; any other method is counted as ``other``."""
 
@@ -285,6 +290,49 @@ class RuntimeMetrics:
         self._families = [
             c for c in vars(self).values() if isinstance(c, CounterFamily | HistogramFamily)
         ]
+
+    def workflow_registered(
+        self, workflow: str, triggers: Iterable[str], steps: Mapping[str, str]
+    ) -> None:
+        """Make the series of a registered workflow at zero: those of its runs (started by each
+        of ``triggers``, ended in each outcome), and of its ``steps`` (id -> kind: waits, detached
+        actions, the others by kind; no ``triggers``: it runs as another's child, no run series).
+        Prometheus' ``rate`` and ``increase`` need a sample before a series' first event: a
+        series born at its first failure hides that failure from every panel and alert."""
+        triggers = list(triggers)
+        for trigger in triggers:
+            self.runs_started.labels(workflow, trigger)
+        if triggers:
+            for outcome in _ENDED:
+                self.runs_finished.labels(workflow, outcome)
+            self.run_duration.labels(workflow)
+        if "schedule" in triggers:
+            self.cron_fires.labels(workflow)
+            self.cron_lag.labels(workflow)
+        if "webhook" in triggers:
+            self.webhook_duplicates.labels(workflow)
+            self.webhook_signature_failures.labels(workflow)
+        if "poll" in triggers:
+            for outcome in ("ok", "failed"):
+                self.polls.labels(workflow, outcome)
+            for outcome in ("started", "seen", "refused"):
+                self.poll_items.labels(workflow, outcome)
+        for family in (self.retries, self.schedule_to_start):
+            family.labels(workflow)
+        for step, kind in steps.items():
+            if kind in WAIT_KINDS:
+                for outcome in _ENDED:
+                    self.waits_finished.labels(workflow, kind, outcome)
+                self.wait_duration.labels(workflow, kind)
+            elif kind == "action":  # detached: measured as an action
+                for family in (self.actions_dispatched, self.action_duration):
+                    family.labels(workflow, step)
+                for outcome in _ENDED[:2]:
+                    self.actions_finished.labels(workflow, step, outcome)
+            elif kind not in _NO_ITEM:
+                for outcome in _ENDED[:2]:
+                    self.steps_finished.labels(workflow, kind, outcome)
+                self.step_duration.labels(workflow, kind)
 
     def flow_registered(self, workflow: str, name: str, version: str, tags: list[str]) -> None:
         """``cronflow_flow_info{workflow, name, version, tags}``: one series per flow."""

@@ -158,14 +158,17 @@ class Telemetry:
         if attempt_ended and change.began_at is not None and change.started_at is not None:
             delay = max(0.0, change.began_at - change.started_at)
             self._child(metrics.schedule_to_start, workflow).observe(delay)
+        # an attempt's time is its handler's, from when it began (not the item's start, which
+        # a restart may have kept waiting); an item canceled before it started has none
+        began = change.began_at if change.began_at is not None else change.started_at
+        duration = max(0.0, now - began) if attempt_ended and began is not None else None
         if change.next == WorkItemState.INITIALIZED:  # a reset: the attempt failed, is tried again
             self._child(metrics.retries, workflow).inc()
+            if duration is not None and kind not in WAIT_KINDS:  # an attempt all the same
+                self._child(metrics.step_duration, workflow, kind).observe(duration)
             return
         if change.next not in _FINAL:
             return
-        duration = None  # an item canceled before it started ends without a duration
-        if attempt_ended and change.started_at is not None:
-            duration = max(0.0, now - change.started_at)
         if kind in WAIT_KINDS:
             self._child(metrics.waits_finished, workflow, kind, change.next).inc()
             if duration is not None:

@@ -73,7 +73,8 @@ EXPECTED = {
     ("cronflow_steps_finished_total", ("orders", "step", "completed")): 23,
     ("cronflow_steps_finished_total", ("orders", "step", "failed")): 2,
     ("cronflow_steps_finished_total", ("paid", "step", "completed")): 1,
-    ("cronflow_step_duration_seconds_count", ("orders", "step")): 25,
+    # every attempt: 23 + 2 failed + the 2 failed attempts that were retried
+    ("cronflow_step_duration_seconds_count", ("orders", "step")): 27,
     ("cronflow_step_retries_total", ("orders",)): 2,
     # every attempt that ran a handler: 23 + 2 failed + 2 retried
     ("cronflow_step_schedule_to_start_seconds_count", ("orders",)): 27,
@@ -162,6 +163,55 @@ def test_prometheus_reads_the_same_numbers(
     for (name, values), expected in EXPECTED.items():
         matchers = ",".join(f'{k}="{v}"' for k, v in labelled(name, values).items())
         scraping.wait_for(f"sum({name}{{{matchers}}})", equals(expected), timeout=20)  # type: ignore[arg-type]
+
+
+def samples(text: str, name: str, **labels: str) -> list[float]:
+    """The values of the series of ``name`` whose labels include ``labels`` (present or not,
+    where ``value`` reads a missing series as 0)."""
+    return [
+        float(sample.value)
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == name and labels.items() <= sample.labels.items()
+    ]
+
+
+def test_a_first_failure_shows_in_prometheus_rates(
+    prometheus_binaries: None, tmp_path: Path
+) -> None:
+    """A workflow's series exist at zero from its registration, so Prometheus has a sample
+    before the first event: the first failed run of a process shows in ``increase`` (a series
+    born at that failure would read 0 there, and the failure-rate alert would never fire)."""
+    with running_serve(tmp_path, APP) as serve:
+        text = serve.metrics_text()
+        for name, labels in [
+            ("cronflow_runs_started_total", {"trigger": "webhook"}),
+            ("cronflow_runs_started_total", {"trigger": "manual"}),
+            ("cronflow_runs_finished_total", {"outcome": "failed"}),
+            ("cronflow_runs_finished_total", {"outcome": "completed"}),
+            ("cronflow_steps_finished_total", {"kind": "step", "outcome": "failed"}),
+            ("cronflow_waits_finished_total", {"kind": "human", "outcome": "completed"}),
+            ("cronflow_actions_finished_total", {"action": "notify", "outcome": "failed"}),
+            ("cronflow_step_retries_total", {}),
+            ("cronflow_step_duration_seconds_count", {"kind": "step"}),
+        ]:
+            assert samples(text, name, workflow="orders", **labels) == [0.0], (name, labels)
+        failed = 'cronflow_runs_finished_total{workflow="orders",outcome="failed"}'
+        (tmp_path / "prometheus").mkdir()
+        with running_prometheus(tmp_path / "prometheus", [f"127.0.0.1:{serve.port}"]) as prom:
+            prom.wait_for(failed, lambda result: len(result) == 1, timeout=20)  # scraped at 0
+            w = Workload(serve.url)
+            try:
+                run_id = w.order(0)  # validate raises: the run fails
+                assert run_id is not None
+                w.wait_settled(run_id)
+            finally:
+                w.close()
+
+            def risen(result: list[Series]) -> bool:
+                return len(result) == 1 and result[0].value > 0
+
+            prom.wait_for(f"increase({failed}[1m])", risen, timeout=20)
 
 
 def test_an_action_dispatched_again_after_a_crash_is_counted_and_shown_as_such(

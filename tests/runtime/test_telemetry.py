@@ -10,6 +10,8 @@ from typing import Any
 import cronflow_actors as cf
 from cronflow_actors import net
 from cronflow_actors.kernel import ActorSystem, ManualClock
+from cronflow_actors.messages.engine import WorkItemStateChanged
+from cronflow_actors.messages.states import WorkItemState
 from cronflow_actors.runtime.telemetry import LoopLagProbe, Telemetry
 from tests.engine.helpers import build
 
@@ -91,13 +93,38 @@ async def test_runs_steps_and_retries_are_counted_as_they_happened(
     assert value(rt, "cronflow_step_retries_total", workflow="flaky") == 2
     steps = "cronflow_steps_finished_total"
     assert value(rt, steps, workflow="flaky", kind="step", outcome="completed") == 1
-    assert value(rt, steps, workflow="flaky", kind="step", outcome="failed") is None
+    assert value(rt, steps, workflow="flaky", kind="step", outcome="failed") == 0  # from the start
     assert value(rt, steps, workflow="broken", kind="step", outcome="completed") == 2
     assert value(rt, steps, workflow="broken", kind="step", outcome="failed") == 2
     # every attempt that ran a handler: 3 of flaky's, 4 of broken's
     schedule = "cronflow_step_schedule_to_start_seconds_count"
     assert value(rt, schedule, workflow="flaky") == 3
     assert value(rt, schedule, workflow="broken") == 4
+    # and each is one step duration, the failed attempts that were retried too
+    step = "cronflow_step_duration_seconds_count"
+    assert value(rt, step, workflow="flaky", kind="step") == 3
+    assert value(rt, step, workflow="broken", kind="step") == 4
+
+
+async def test_a_step_s_duration_is_its_handler_s_not_the_wait_before_it_began(
+    rt: cf.Runtime, clock: ManualClock
+) -> None:
+    """An item started before a restart runs its handler after it: the downtime is the
+    schedule-to-start delay, not the step's duration."""
+    ended = WorkItemStateChanged(
+        workflow_id="r",
+        task="a",
+        work_item_id="r.w1",
+        prev=WorkItemState.STARTED,
+        next=WorkItemState.COMPLETED,
+        workflow="down",
+        kind="step",
+        started_at=clock.now() - 600,  # started, then the process was down for 10 minutes
+        began_at=clock.now() - 2,
+    )
+    rt.telemetry.observe([ended])
+    assert value(rt, "cronflow_step_duration_seconds_sum", workflow="down", kind="step") == 2
+    assert value(rt, "cronflow_step_schedule_to_start_seconds_sum", workflow="down") == 598
 
 
 async def test_actions_are_counted_with_their_outcome_and_real_duration(
@@ -119,7 +146,7 @@ async def test_actions_are_counted_with_their_outcome_and_real_duration(
     await settle(rt, clock)
     finished = "cronflow_actions_finished_total"
     assert value(rt, finished, workflow="acts", action="mail", outcome="failed") == 1
-    assert value(rt, finished, workflow="acts", action="mail", outcome="completed") is None
+    assert value(rt, finished, workflow="acts", action="mail", outcome="completed") == 0
     assert value(rt, finished, workflow="acts", action="log", outcome="completed") == 1
     duration = "cronflow_action_duration_seconds"
     assert value(rt, f"{duration}_sum", workflow="acts", action="mail") == 2.5
