@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.serving import ROOT, free_port
 from tests.test_cli import cli
@@ -113,12 +114,16 @@ def _serve_slow(tmp_path: Path, seconds: float) -> tuple[subprocess.Popen[str], 
     return process, run_id, mark
 
 
-def test_the_first_sigterm_lets_the_running_step_finish(tmp_path: Path) -> None:
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGHUP])
+def test_the_first_sigterm_lets_the_running_step_finish(tmp_path: Path, stop: int) -> None:
+    # SIGHUP as SIGTERM: its default ended the process at once, the lease held until it expired
     process, _run_id, mark = _serve_slow(tmp_path, 0.5)
-    process.send_signal(signal.SIGTERM)
+    process.send_signal(stop)
     output, _ = process.communicate(timeout=30)
     assert process.returncode == 0, output
     assert mark.read_text().split() == ["started", "finished"]
+    assert "draining: up to 30 s for 1 running step(s) and action(s)" in output
+    assert "the drain ended" not in output
 
 
 def test_a_second_sigterm_aborts_the_drain(tmp_path: Path) -> None:
@@ -131,6 +136,7 @@ def test_a_second_sigterm_aborts_the_drain(tmp_path: Path) -> None:
     assert time.monotonic() - began < 10
     assert process.returncode == 0, output
     assert mark.read_text().split() == ["started"]  # cut short; it runs again on the next start
+    assert "the drain ended (aborted) with 1 step(s) and action(s) running" in output
 
 
 def test_a_second_sigterm_ends_the_process_with_a_request_still_in_flight(
@@ -190,6 +196,16 @@ def test_a_busy_metrics_port_is_named_and_nothing_starts(tmp_path: Path) -> None
     # the port that was in use, not the main one, and the flag that set it
     assert f"could not listen on 127.0.0.1:{busy} (--metrics-port" in finished.stderr
     assert not (tmp_path / "busy.db").exists()
+
+
+def test_a_metrics_port_that_is_the_api_port_is_refused(tmp_path: Path) -> None:
+    # both would be bound (SO_REUSEADDR): every API route answered 404 and /metrics 200
+    port = str(free_port())
+    ports = ["--port", port, "--metrics-port", port]
+    finished = cli("serve", *ports, "--db", str(tmp_path / "same.db"), cwd=ROOT)
+    assert finished.returncode == 2, finished.stderr
+    assert f"metrics_port {port} is the API's port too" in finished.stderr
+    assert not (tmp_path / "same.db").exists()
 
 
 def test_serve_leaves_no_filter_on_uvicorns_log(tmp_path: Path) -> None:

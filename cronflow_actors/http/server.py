@@ -5,7 +5,7 @@ Limits: a connection must send its request's headers within ``header_timeout`` s
 slow or half-open client is disconnected; it cannot hold a connection, or the shutdown, for
 ever), its body within ``body_timeout`` (the app answers 408), and may stay idle between
 requests for ``keep_alive`` seconds; beyond ``max_connections`` at once new requests get 503.
-The first SIGTERM/SIGINT drains (no new connections, requests in flight finish, the runtime
+The first SIGTERM/SIGINT/SIGHUP drains (no new connections, requests in flight finish, the runtime
 stops within the drain timeout); a second one aborts the drain.
 """
 
@@ -113,8 +113,11 @@ async def _too_busy(_scope: Any, _receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": _BUSY, "more_body": False})
 
 
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
 class DrainingServer(uvicorn.Server):
-    """The first SIGTERM/SIGINT drains (``stop()``); a second one aborts the drain
+    """The first SIGTERM/SIGINT/SIGHUP drains (``stop()``); a second one aborts the drain
     (``on_abort``: the runtime stops waiting for running steps) and cuts the connections whose
     requests are still in flight, so the shutdown goes on at once. Either way a watchdog ends
     the process if it is still there ``grace`` seconds after the drain's deadline."""
@@ -164,7 +167,9 @@ class DrainingServer(uvicorn.Server):
                 if self._loop is not None:
                     self._loop.call_soon_threadsafe(self._cut_connections)
 
-        previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+        # SIGHUP too (a closed terminal, a supervisor's stop): its default ends the process at
+        # once, without a drain, leaving the database lease held until it expires
+        previous = {sig: signal.signal(sig, handle) for sig in _STOP_SIGNALS}
         try:
             yield
         finally:

@@ -133,6 +133,11 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
             raise ValueError(f"max_active_runs must be >= 1 run, got {self.max_active_runs}")
         if self.metrics_port is not None and not 0 <= self.metrics_port <= 65535:
             raise ValueError(f"metrics_port must be 0-65535, got {self.metrics_port}")
+        if self.metrics_port and self.metrics_port == self.port:  # both would bind it
+            raise ValueError(
+                f"metrics_port {self.metrics_port} is the API's port too: give /metrics a port "
+                "of its own, or leave metrics_port unset to serve it on the API's port"
+            )
         deletion_age(self.retention, "retention")  # "30d", "12h", "0" (keep forever)
         _check_url(self.url)
         for name, limit in self.queues.items():

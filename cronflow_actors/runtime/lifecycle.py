@@ -83,6 +83,10 @@ class LifecycleMethods(RuntimeParts):
             self.system.create_task(self._prune_forever(), name="retention")
         await self.replays.load()  # before any instance loads: which runs lost their mocks
         await self._recover(set(self.registry.names()))
+        if self.recovered:
+            logger.info(
+                "recovered %d run(s) with work in flight: their steps run again", self.recovered
+            )
         await self.timers.start(self.system)
         await self.queues.restore_all(sorted(self.catalog.roots))
         self.schedules.restart()
@@ -111,8 +115,19 @@ class LifecycleMethods(RuntimeParts):
                 while self._handlers_running() and not self._abort_drain:  # noqa: ASYNC110
                     await asyncio.sleep(0.01)
 
+            if running := self._handlers_running():
+                logger.info(
+                    "draining: up to %g s for %d running step(s) and action(s)", drain, running
+                )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(finished(), drain)
+            if left := self._handlers_running():
+                logger.warning(
+                    "the drain ended (%s) with %d step(s) and action(s) running: they are "
+                    "stopped, and run again at the next start",
+                    "aborted" if self._abort_drain else f"after {drain:g} s",
+                    left,
+                )
         self.state = "stopping"
         self.stop_admitting()
         self.timers.stop()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import subprocess
@@ -49,7 +50,7 @@ def mixed_spec(
 
 
 async def test_a_stopped_runtime_resumes_on_the_next_one(
-    tmp_path: Path, clock: ManualClock
+    tmp_path: Path, clock: ManualClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     db = tmp_path / "resume.db"
     gate, running, runs = asyncio.Event(), asyncio.Event(), []
@@ -63,8 +64,10 @@ async def test_a_stopped_runtime_resumes_on_the_next_one(
         clock.advance(30)
     # the first runtime is gone mid-flight: slow running, review waiting for its timer
     gate.set()
+    caplog.set_level(logging.INFO, logger="cronflow_actors.runtime.runtime")
     async with cf.Runtime(db=db, clock=clock, workflows=[mixed_spec(gate, runs)]) as second:
         assert second.recovered == 1
+        assert "recovered 1 run(s) with work in flight" in caplog.text  # the operator is told
         await second.wait_idle()
         assert len(runs) == 2  # started but unrecorded work runs again
         assert (await states(second, wid))["slow"] == "completed"
