@@ -63,6 +63,7 @@ def test_serve_runs_the_bundled_example_and_drains_on_sigterm(tmp_path: Path) ->
         assert run["output"] == {"order_id": "o-9", "status": "shipped", "lane": "standard"}
         invalid = httpx.post(f"{base}/webhooks/orders", json={"order_id": "o-10"})
         assert invalid.status_code == 400
+        assert httpx.get(f"{base}/metrics").status_code == 200  # a scrape: not an access line
     finally:
         process.send_signal(signal.SIGTERM)
         output, _ = process.communicate(timeout=30)
@@ -79,6 +80,13 @@ def test_serve_runs_the_bundled_example_and_drains_on_sigterm(tmp_path: Path) ->
     loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
     assert f"event loop: {loop} (the loop setting: auto)" in [r["message"] for r in records]
     assert {r["level"] for r in records} <= {"info", "warning", "error"}
+    # access lines carry their parts as fields; successful scrapes and health checks are left out
+    access = [r for r in records if r["logger"] == "uvicorn.access"]
+    assert {"client", "method", "path", "status"} <= set(access[0])
+    requests = {(r["method"], r["path"], r["status"]) for r in access}
+    assert ("POST", "/webhooks/orders", 202) in requests
+    assert ("POST", "/webhooks/orders", 400) in requests
+    assert not [r for r in access if r["path"] in ("/metrics", "/healthz")]
 
 
 def _serve_slow(tmp_path: Path, seconds: float) -> tuple[subprocess.Popen[str], str, Path]:

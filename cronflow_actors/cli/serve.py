@@ -214,6 +214,9 @@ class _JsonFormatter(logging.Formatter):
             value = getattr(record, field, None)
             if value is not None:
                 entry[field] = value
+        request = _access(record)
+        if request is not None:  # an access line's parts, as fields a log search can filter on
+            entry.update(zip(("client", "method", "path", "status"), request, strict=True))
         if record.exc_info:
             entry["error"] = self.formatException(record.exc_info)
         return json.dumps(entry)
@@ -257,9 +260,36 @@ class _MaskTokens(logging.Filter):
         return True
 
 
+def _access(record: logging.LogRecord) -> tuple[str, str, str, int] | None:
+    """An access line's client, method, path and status (uvicorn's arguments), or None."""
+    args = record.args
+    if record.name != "uvicorn.access" or not isinstance(args, tuple) or len(args) != 5:
+        return None
+    client, method, path, _version, status = args
+    if not isinstance(status, int):
+        return None
+    return str(client), str(method), str(path), status
+
+
+_PROBES = frozenset({"/metrics", "/healthz", "/readyz"})
+
+
+class _QuietProbes(logging.Filter):
+    """Scrapes and health checks that succeed are not access lines (one a second a scraper,
+    86,400 a day, drowning the rest), but at DEBUG; any that fails still is."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        request = _access(record)
+        if request is None or logging.getLogger().level <= logging.DEBUG:
+            return True
+        _client, method, path, status = request
+        return not (method == "GET" and path.split("?")[0] in _PROBES and status < 400)
+
+
 def _configure_logging(level: str, style: str) -> None:
     handler = logging.StreamHandler()
     handler.addFilter(_MaskTokens())
+    handler.addFilter(_QuietProbes())
     if style == "json":
         handler.setFormatter(_JsonFormatter())
     else:

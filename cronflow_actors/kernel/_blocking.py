@@ -57,8 +57,28 @@ class BlockingWorker(pykka.ThreadingActor):
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, RunBlocking):
-            return message.fn(*message.args, **message.kwargs)
+            try:
+                return message.fn(*message.args, **message.kwargs)
+            except Exception as error:  # answered, not raised: pykka would log it at INFO
+                return _Raised(error)
         return super().on_receive(message)
+
+
+class _Raised:
+    """What a call raised, as a worker answers it (``submit`` raises it to the caller): an
+    exception raised in ``on_receive`` is logged by pykka, traceback and all, with nothing of
+    the run it belongs to, beside the caller's own record of the failure."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+
+def _unwrap(answer: Any) -> Any:
+    if isinstance(answer, _Raised):
+        raise answer.error
+    return answer
 
 
 class BlockingPool:
@@ -98,13 +118,11 @@ class BlockingPool:
         on_loop = work.on_loop_thread()
         if on_loop:
             work.started()
-        future = cast(
-            "LoopFuture[T]",
-            self._workers[index].ask(
-                RunBlocking(fn=contextvars.copy_context().run, args=(fn, *args), kwargs=kwargs),
-                block=False,
-            ),
+        answer = self._workers[index].ask(
+            RunBlocking(fn=contextvars.copy_context().run, args=(fn, *args), kwargs=kwargs),
+            block=False,
         )
+        future = cast("LoopFuture[T]", answer.map(_unwrap))
 
         def finished(_future: LoopFuture[Any]) -> None:
             with self._lock:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from typing import Any
@@ -41,12 +42,18 @@ async def test_blocking_calls_run_concurrently_up_to_the_pool_size() -> None:
         assert system.blocking.in_flight == 0
 
 
-async def test_a_blocking_calls_exception_reaches_the_awaiter(system: ActorSystem) -> None:
+async def test_a_blocking_calls_exception_reaches_the_awaiter(
+    system: ActorSystem, caplog: pytest.LogCaptureFixture
+) -> None:
     def broken(x: int) -> int:
         raise ValueError(f"bad {x}")
 
-    with pytest.raises(ValueError, match="bad 3"):
+    with caplog.at_level(logging.INFO), pytest.raises(ValueError, match="bad 3") as raised:
         await system.run_blocking(broken, 3)
+    assert raised.traceback[-1].name == "broken"  # the caller sees where it was raised
+    # and it is the caller's to log: pykka's record of an exception "returned to caller" was a
+    # second traceback of every failed plain-def step, without the run it belongs to
+    assert [r for r in caplog.records if r.name.startswith("pykka")] == []
     assert await system.run_blocking(lambda a, b=0: a + b, 1, b=2) == 3
 
 
