@@ -58,6 +58,16 @@ def test_a_bad_setting_is_reported_and_exits_non_zero(tmp_path: Path) -> None:
     missing = cli("db", "migrate", "--db", str(tmp_path / "no" / "such" / "x.db"))
     assert missing.returncode == 2
     assert "existing folder" in missing.stderr
+    # a file that is not a database: said with its path and SQLite's reason, no traceback
+    text = tmp_path / "notes.txt"
+    text.write_text("hello, not a database\n" * 100)
+    for command in (["migrate"], ["prune", "--older-than", "7d"]):
+        refused = cli("db", *command, "--db", str(text))
+        assert refused.returncode == 2, refused.stderr
+        assert f"'db' has the value '{text}'" in refused.stderr
+        assert "SQLite said: file is not a database" in refused.stderr
+        assert "Traceback" not in refused.stderr
+    assert text.read_text() == "hello, not a database\n" * 100  # untouched
 
 
 def test_an_unknown_command_is_a_usage_error() -> None:

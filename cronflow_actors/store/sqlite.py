@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sqlite3
 import time
 import uuid
 from typing import Any
@@ -104,6 +105,17 @@ class SQLiteStore(GroupWrites, SQLiteReads):
             return
         if self._closing:
             raise StoreClosedError(repr(self), "reopen a closed store (create a new one)")
+        try:
+            await self._open()
+        except sqlite3.DatabaseError as error:  # said with the file and what to check
+            expected = (
+                f"a SQLite database this process can open and write; SQLite said: {error} "
+                "(check that the path names a cronflow-actors database or a new file, and that "
+                "the file and its folder are writable: SQLite adds -wal and -shm files beside it)"
+            )
+            raise ConfigurationError("db", self.path, expected) from error
+
+    async def _open(self) -> None:
         connection = await self._connect()
         try:
             if not self._in_memory:
