@@ -57,6 +57,22 @@ def test_version_flag() -> None:
     assert re.fullmatch(r"cronflow-actors \S+\n", result.stdout)
 
 
+def test_output_to_a_reader_that_stopped_reading_is_not_an_error() -> None:
+    # `cronflow-actors runs --json | head -1`: head closes the pipe before the rest is written
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cronflow_actors", "version"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        cwd=ROOT,
+    )
+    assert process.stdout is not None
+    process.stdout.close()  # long before the interpreter has started and printed
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0, stderr
+    assert b"Traceback" not in stderr
+
+
 def test_run_waits_and_prints_for_people_or_as_json(served: Served) -> None:
     result = cli("run", "greet", "--payload", '{"name": "ada"}', served=served)
     assert result.returncode == 0, result.stderr

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -278,4 +279,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CronflowError as error:
         print(f"cronflow-actors: error: {error}", file=sys.stderr)
         return int(Exit.USAGE)
+    except BrokenPipeError:  # read by `head` or the like, which stopped reading: not an error
+        # what is still buffered for stdout would fail again as Python exits
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return int(Exit.OK)
     return int(code)
