@@ -206,6 +206,16 @@ def test_a_busy_metrics_port_is_named_and_nothing_starts(tmp_path: Path) -> None
     assert not (tmp_path / "busy.db").exists()
 
 
+def test_a_host_that_is_not_this_machine_s_is_named(tmp_path: Path) -> None:
+    port = str(free_port())
+    host = ["--host", "192.0.2.1", "--port", port]  # TEST-NET-1: never this machine's
+    finished = cli("serve", *host, "--db", str(tmp_path / "host.db"), cwd=ROOT)
+    assert finished.returncode == 2, finished.stderr
+    assert f"could not listen on 192.0.2.1:{port} (--host): " in finished.stderr
+    assert "an address of this machine" in finished.stderr
+    assert not (tmp_path / "host.db").exists()
+
+
 def test_a_metrics_port_that_is_the_api_port_is_refused(tmp_path: Path) -> None:
     # both would be bound (SO_REUSEADDR): every API route answered 404 and /metrics 200
     port = str(free_port())

@@ -81,7 +81,12 @@ def test_wait_for_lease_takes_over_once_the_owner_stops(tmp_path: Path) -> None:
         assert up(second_port)  # a clean stop releases the lease at once
         assert first.returncode == 0
     finally:
-        stop(second)
+        out = stop(second)
+    # it says it waits, naming the owner; not the advice to start it as it was started
+    assert "is owned by runtime" in out
+    assert f"(pid {first.pid} on" in out
+    assert "this one waits to take it over once that lease expires" in out
+    assert "--wait-for-lease" not in out
 
 
 def test_resume_tokens_never_reach_the_access_log(tmp_path: Path) -> None:

@@ -128,8 +128,9 @@ def serve(settings: Any) -> int:
         )
     except ConfigurationError as refused:  # it could not listen: the runtime never started
         flag = "--" + refused.setting.replace("_", "-")
+        port = settings.port if refused.setting == "host" else refused.value
         print(
-            f"cronflow-actors: error: could not listen on {settings.host}:{refused.value} "
+            f"cronflow-actors: error: could not listen on {settings.host}:{port} "
             f"({flag}): {refused.expected}",
             file=sys.stderr,
         )

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import os
 import signal
@@ -199,6 +200,10 @@ def _listen(config: uvicorn.Config, setting: str) -> socket.socket:
     except OSError as error:  # socket.gaierror too: a name that is no address
         if sock is not None:
             sock.close()
+        if isinstance(error, socket.gaierror) or error.errno == errno.EADDRNOTAVAIL:
+            raise ConfigurationError(
+                "host", config.host, f"an address of this machine ({error.strerror or error})"
+            ) from None
         raise ConfigurationError(
             setting,
             config.port,

@@ -95,7 +95,15 @@ class DatabaseLease:
                 if not self._wait:
                     raise
                 if not announced:
-                    logger.warning("%s; waiting for it (--wait-for-lease)", held)
+                    logger.warning(
+                        "database %s is owned by runtime %s (pid %d on %s): this one waits to "
+                        "take it over once that lease expires (in %.1f s unless renewed)",
+                        held.database,
+                        held.owner,
+                        held.pid,
+                        held.host,
+                        held.expires_in,
+                    )
                     announced = True
                 await self._clock.sleep(min(max(held.expires_in, 0.05), self.duration / 3))
                 continue
