@@ -83,16 +83,18 @@ def queries() -> list[Query]:
 
 
 def variable_queries() -> list[tuple[str, str, str, str]]:
-    """(dashboard, variable, metric, label) of each ``label_values(metric, label)`` variable."""
+    """(dashboard, variable, metric, label) of each metric of each ``label_values(metric,
+    label)`` or ``label_values({__name__=~"metric|metric"}, label)`` variable."""
     found = []
     for name, dashboard in dashboards().items():
         for variable in dashboard["templating"]["list"]:
             if variable["type"] != "query":
                 continue
             text = variable["query"]["query"]
-            match = re.fullmatch(r"label_values\((\w+),\s*(\w+)\)", text)
+            match = re.fullmatch(r'label_values\((\w+|\{__name__=~"[\w|]+"\}),\s*(\w+)\)', text)
             assert match, f"{name}: variable {variable['name']}: {text!r} is not label_values"
-            found.append((name, variable["name"], match[1], match[2]))
+            metrics = re.findall(r"\w+", match[1].removeprefix("{__name__=~"))
+            found += [(name, variable["name"], metric, match[2]) for metric in metrics]
     return found
 
 
