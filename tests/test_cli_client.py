@@ -83,6 +83,7 @@ def test_run_waits_and_prints_for_people_or_as_json(served: Served) -> None:
     assert result.returncode == 0
     answer = json.loads(result.stdout)
     assert answer["status"] == "completed"
+    assert answer["run_id"] == answer["id"]  # the key --no-wait prints, too
     assert answer["output"] == {"greeted": "hello bo"}
     failed = cli("run", "boom", served=served)
     assert failed.returncode == 1

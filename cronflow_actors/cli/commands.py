@@ -123,7 +123,9 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _summary(run: dict[str, Any]) -> dict[str, Any]:
-    return {k: run.get(k) for k in ("id", "status", "output", "error")}
+    """A run that ended, for ``run --json``: its ``run_id`` (as ``--no-wait`` prints it, and
+    ``id`` as the API names it), status, output and error."""
+    return {"run_id": run.get("id")} | {k: run.get(k) for k in ("id", "status", "output", "error")}
 
 
 # -- reads -----------------------------------------------------------------------------------
