@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 from collections.abc import Callable
 from typing import Self
 
@@ -24,6 +25,7 @@ from cronflow_actors.messages import Message, SnapshotRecord
 from cronflow_actors.messages.migrations import KeptEvent
 from cronflow_actors.net.durations import parse_duration
 from cronflow_actors.net.spec import NetSpec
+from cronflow_actors.runtime.config import deletion_age
 from cronflow_actors.runtime.migrations import kept_by_migrations
 from cronflow_actors.runtime.parts import RuntimeParts
 from cronflow_actors.runtime.pinning import Block
@@ -85,7 +87,8 @@ class LifecycleMethods(RuntimeParts):
         await self._recover(set(self.registry.names()))
         if self.recovered:
             logger.info(
-                "recovered %d run(s) with work in flight: their steps run again", self.recovered
+                "recovered %d run(s) with work to run (steps or actions in flight, events kept)",
+                self.recovered,
             )
         await self.timers.start(self.system)
         await self.queues.restore_all(sorted(self.catalog.roots))
@@ -124,7 +127,7 @@ class LifecycleMethods(RuntimeParts):
             if left := self._handlers_running():
                 logger.warning(
                     "the drain ended (%s) with %d step(s) and action(s) running: they are "
-                    "stopped, and run again at the next start",
+                    "stopped, and run again at the next start (but actions with durable=False)",
                     "aborted" if self._abort_drain else f"after {drain:g} s",
                     left,
                 )
@@ -226,11 +229,17 @@ class LifecycleMethods(RuntimeParts):
 
     async def prune(self, *, older_than: float | str) -> int:
         """Delete the runs (and net instances) that finished more than ``older_than`` (seconds,
-        or a duration such as ``"7d"``) ago, with their history, and expired state keys; returns
-        how many runs. The runs a migration under way still needs are kept."""
+        or a duration with its unit such as ``"7d"``: a bare ``"7"`` is refused, as for
+        ``db prune``) ago, with their history, and expired state keys; returns how many runs.
+        The runs a migration under way still needs are kept."""
         try:
-            age = parse_duration(older_than, "older_than")
-        except ValueError:
+            if isinstance(older_than, str):
+                age = deletion_age(older_than, "older_than")
+            elif isinstance(older_than, bool) or not math.isfinite(older_than):
+                raise ValueError(older_than)
+            else:
+                age = parse_duration(older_than, "older_than")
+        except (TypeError, ValueError):
             expected = "seconds (a number >= 0) or a duration such as '7d'; nothing was deleted"
             raise ConfigurationError("older_than", older_than, expected) from None
         cutoff = self.clock.now() - age

@@ -38,6 +38,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
+import pykka
 
 from cronflow_actors.engine.actors import decode_state
 from cronflow_actors.engine.audit import AuditTrail
@@ -46,7 +47,10 @@ from cronflow_actors.engine.states import TaskState, is_final
 from cronflow_actors.errors import (
     InstanceExistsError,
     InvalidStateTransitionError,
+    MigrationError,
     NotFoundError,
+    RuntimeNotRunningError,
+    StoreError,
 )
 from cronflow_actors.kernel import Clock
 from cronflow_actors.messages import SnapshotRecord
@@ -67,6 +71,14 @@ from cronflow_actors.store import Store
 __all__ = ["MigrationLinks", "Migrations", "kept_by_migrations", "sources_of"]
 
 logger = logging.getLogger(__name__)
+
+_NOT_USER_CODE = (
+    StoreError,
+    RuntimeNotRunningError,
+    MigrationError,
+    pykka.ActorDeadError,
+)
+"""What a new root's start raises that is not its initializer's or a migrator's error."""
 
 _PLANS = ("cronflow:migrations", "pending")
 """(namespace, key) of the plans under way: instance id -> ``MigrationPlan``."""
@@ -162,19 +174,9 @@ class Migrations:
                     "finish that one first (migrate to that version again)",
                 )
             return await self._carry_out(plan)
-        if state.migrated_to is not None:  # done already: the same answer, or a refusal
-            last = await self._successor(state)
-            if last.version == to_version:
-                return last.id
-            raise refused(
-                subject,
-                f"it was migrated to {state.migrated_to!r} (now {last.id!r}, {last.version!r})",
-                "migrate that one instead",
-            )
-        if is_final(root.state):
-            raise refused(
-                subject, f"it has ended ({root.state})", "only a running instance can migrate"
-            )
+        answered = await self._done(subject, state, to_version)
+        if answered is not None:
+            return answered
         route = self.plan(state.workflow, state.version, to_version)
         plan = MigrationPlan(
             instance=instance_id,
@@ -189,10 +191,36 @@ class Migrations:
                     raise refused(
                         subject, f"it is being migrated to {plan.hops[-1][0]!r}", "wait for that"
                     )
-            else:
+            else:  # unless one that asked meanwhile has finished already
+                snapshot = await self._instances.read(instance_id)
+                answered = await self._done(
+                    subject, decode_state(snapshot.body, instance_id), to_version
+                )
+                if answered is not None:
+                    return answered
                 plans[instance_id] = msgspec.to_builtins(plan)
                 await self._store.kv_set(*_PLANS, plans, now=self._clock.now())
         return await self._carry_out(plan)
+
+    async def _done(self, subject: str, state: InstanceState, to_version: str) -> str | None:
+        """For an instance with no migration under way: the id it was migrated to, if it was to
+        ``to_version``; None if it can migrate; ``MigrationError`` if it was migrated elsewhere
+        or has ended."""
+        if state.migrated_to is not None:  # done already: the same answer, or a refusal
+            last = await self._successor(state)
+            if last.version == to_version:
+                return last.id
+            raise refused(
+                subject,
+                f"it was migrated to {state.migrated_to!r} (now {last.id!r}, {last.version!r})",
+                "migrate that one instead",
+            )
+        root = state.workflows[state.id]
+        if is_final(root.state):
+            raise refused(
+                subject, f"it has ended ({root.state})", "only a running instance can migrate"
+            )
+        return None
 
     def plan(self, workflow: str, from_version: str, to_version: str) -> list[str]:
         """The versions a migration of ``workflow`` goes through to ``to_version``."""
@@ -343,10 +371,13 @@ class Migrations:
         command = StartWorkflow(
             payload=root.payload, trigger="migration", migration=record, kept=kept
         )
+        spec = self._registry.get(workflow, version)
         try:
-            await self._instances.start(self._registry.get(workflow, version), command, new_id)
+            await self._instances.start(spec, command, new_id)
         except InstanceExistsError:
             pass  # a concurrent resume started it
+        except _NOT_USER_CODE:
+            raise  # the runtime's own trouble (a store, a lease, a stop), or said already
         except Exception as error:  # user code raised: the plan stays, to be asked again
             raise refused(
                 f"the migration of instance {plan.instance!r} to {plan.hops[-1][0]!r}",

@@ -19,6 +19,7 @@ version is pinned in ``pyproject.toml`` and ``tests/store/test_batch_sql.py`` ch
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -184,7 +185,7 @@ def _apply(db: sqlite3.Connection, op: Any) -> tuple[Any, bool]:
             )
             return cursor.rowcount, False
         case Prune(before, limit, keep):
-            cursor = db.execute(sql.prune(len(keep)), (before, before, *keep, limit))
+            cursor = db.execute(sql.PRUNE, (before, before, json.dumps(keep), limit))
             return cursor.rowcount, cursor.rowcount > 0
         case QueuedRun() as run:
             taken = db.execute(

@@ -135,19 +135,18 @@ UPSERT_LEASE = f"""
 """
 
 
-def prune(kept: int) -> str:
-    """Delete a page of finished instances (their journal, audit trail, timers and waits go with
-    them: foreign keys cascade), found through the (status, created_at) index, but the ``kept``
-    ids given after the two times."""
-    but = f" AND instance_id NOT IN ({', '.join('?' * kept)})" if kept else ""
-    return f"""
+PRUNE = """
     DELETE FROM instances WHERE instance_id IN (
         SELECT instance_id FROM instances
         WHERE status IN ('completed', 'failed', 'canceled') AND created_at < ?
-            AND updated_at < ? AND terminal = 1{but}
+            AND updated_at < ? AND terminal = 1
+            AND instance_id NOT IN (SELECT value FROM json_each(?))
         LIMIT ?
     )
 """
+"""A page of finished instances (their journal, audit trail, timers and waits go with them:
+foreign keys cascade), found through the (status, created_at) index, but those a JSON list of
+ids keeps (one parameter, however many: SQLite limits the number of parameters)."""
 
 
 VACUUM_SOME = "PRAGMA incremental_vacuum(2000);"

@@ -67,7 +67,7 @@ async def test_a_stopped_runtime_resumes_on_the_next_one(
     caplog.set_level(logging.INFO, logger="cronflow_actors.runtime.runtime")
     async with cf.Runtime(db=db, clock=clock, workflows=[mixed_spec(gate, runs)]) as second:
         assert second.recovered == 1
-        assert "recovered 1 run(s) with work in flight" in caplog.text  # the operator is told
+        assert "recovered 1 run(s) with work to run" in caplog.text  # the operator is told
         await second.wait_idle()
         assert len(runs) == 2  # started but unrecorded work runs again
         assert (await states(second, wid))["slow"] == "completed"

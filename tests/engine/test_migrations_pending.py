@@ -73,7 +73,7 @@ async def test_prune_refuses_an_age_it_cannot_read_and_deletes_nothing(
     old = await rt.start_workflow("ship", version="v1")
     await rt.cancel_workflow(old)
     clock.advance(3600)
-    for bad in ("soon", -1, None, True):
+    for bad in ("soon", "7", -1, float("nan"), None, True):  # "7": seconds or days? refused
         with pytest.raises(ConfigurationError, match=r"older_than.*nothing was deleted"):
             await rt.prune(older_than=bad)  # type: ignore[arg-type]
     assert await rt.workflow_state(old) == "canceled"
