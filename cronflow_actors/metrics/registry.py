@@ -52,8 +52,6 @@ WAIT_KINDS = frozenset({"human", "pause", "event", "sleep", "delay"})
 """Step kinds that wait (for a person, an event, a timer) rather than work: their time goes to
 ``cronflow_wait_duration_seconds``, not to the step durations."""
 _ENDED = ("completed", "failed", "canceled")
-_NO_ITEM = frozenset({"for_each", "batch", "subflow"})
-"""Step kinds whose work is child runs (measured as those), not a work item of that kind."""
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 """Values of the ``method`` label; any other method is counted as ``other``."""
 
@@ -329,7 +327,7 @@ class RuntimeMetrics:
                     family.labels(workflow, step)
                 for outcome in _ENDED[:2]:
                     self.actions_finished.labels(workflow, step, outcome)
-            elif kind not in _NO_ITEM:
+            else:
                 for outcome in _ENDED[:2]:
                     self.steps_finished.labels(workflow, kind, outcome)
                 self.step_duration.labels(workflow, kind)

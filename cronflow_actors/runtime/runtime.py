@@ -43,7 +43,6 @@ from cronflow_actors.engine.timers import TimerService
 from cronflow_actors.errors import ConfigurationError, MissingSecretError
 from cronflow_actors.flow.builder import Flow
 from cronflow_actors.flow.compiled import CompiledFlow
-from cronflow_actors.flow.definition import FlowTriggers
 from cronflow_actors.flow.secrets import Secrets
 from cronflow_actors.kernel import ActorSystem, Clock, SystemClock
 from cronflow_actors.messages import Message, TimerRecord
@@ -357,12 +356,7 @@ class Runtime(ClusterRecovery, LifecycleMethods, FlowMethods, StateMethods, Audi
             if missing:
                 raise MissingSecretError(compiled.id, missing)
         self.registry.register(net_spec, deprecated=deprecated)  # refused: nothing changed
-        if compiled is None:  # a net: started by a call, with or without a principal
-            self.metrics.workflow_registered(net_spec.name, ("manual", "api"), {})
-        for flow in compiled.with_subflows() if compiled is not None else ():
-            steps = {step: meta.kind for step, meta in flow.steps.items()}
-            triggers = _triggers(flow.triggers) if flow is compiled else ()  # subflows: children
-            self.metrics.workflow_registered(flow.id, triggers, steps)
+        self.telemetry.registered(net_spec, compiled.triggers if compiled is not None else None)
         if isinstance(spec, Flow) and compiled is not None:
             self.catalog.add(spec, compiled, deprecated=deprecated or net_spec.deprecated)
             self._flow_changed(compiled.id)
@@ -462,17 +456,3 @@ def _version() -> str:
         return version("cronflow-actors")
     except PackageNotFoundError:
         return "0.0.0+unknown"
-
-
-def _triggers(triggers: FlowTriggers) -> list[str]:
-    """The ``trigger`` labels a flow's runs can start with: a call, and what it declares."""
-    found = ["manual"]
-    for label, declared in (
-        ("webhook", triggers.webhooks),
-        ("schedule", triggers.schedules or triggers.intervals),
-        ("event", triggers.events),
-        ("poll", triggers.polls),
-    ):
-        if declared:
-            found.append(label)
-    return found

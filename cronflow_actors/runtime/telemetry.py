@@ -15,9 +15,10 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from typing import Any
 
+from cronflow_actors.flow.definition import FlowTriggers
 from cronflow_actors.kernel import ActorSystem, Clock
 from cronflow_actors.messages import Message
 from cronflow_actors.messages.engine import (
@@ -27,6 +28,7 @@ from cronflow_actors.messages.engine import (
 )
 from cronflow_actors.messages.states import ActionState, WorkItemState
 from cronflow_actors.metrics import TRIGGERS, WAIT_KINDS, LiveSample, RuntimeMetrics
+from cronflow_actors.net.spec import NetSpec
 
 __all__ = ["LoopLagProbe", "Telemetry"]
 
@@ -123,6 +125,17 @@ class Telemetry:
         """A schedule's tick started a run of ``workflow``, ``lag`` seconds after the tick."""
         self._child(self.metrics.cron_fires, workflow).inc()
         self._child(self.metrics.cron_lag, workflow).observe(max(0.0, lag))
+
+    def registered(self, spec: NetSpec, triggers: FlowTriggers | None) -> None:
+        """Make a registered workflow's series at zero (``RuntimeMetrics.workflow_registered``):
+        its runs by each trigger it can start with (a flow's ``triggers``; a net's by a call,
+        with or without a principal), and the work items of its tasks and of its child
+        workflows' (a flow per item, a subflow), each under its own workflow's label."""
+        labels = _triggers(triggers) if triggers is not None else ["manual", "api"]
+        for workflow, steps in _work_items(spec):
+            self.metrics.workflow_registered(
+                workflow, labels if workflow == spec.name else (), steps
+            )
 
     # -- the state changes of durable transactions ----------------------------------------------
 
@@ -235,3 +248,31 @@ class Telemetry:
             pool_queued=pool.queued,
             workflows=tuple(self._workflows()),
         )
+
+
+def _triggers(triggers: FlowTriggers) -> list[str]:
+    """The ``trigger`` labels a flow's runs can start with: a call, and what it declares."""
+    found = ["manual"]
+    for label, declared in (
+        ("webhook", triggers.webhooks),
+        ("schedule", triggers.schedules or triggers.intervals),
+        ("event", triggers.events),
+        ("poll", triggers.polls),
+    ):
+        if declared:
+            found.append(label)
+    return found
+
+
+def _work_items(spec: NetSpec) -> Iterator[tuple[str, dict[str, str]]]:
+    """Each workflow of ``spec``'s tree (itself, then its tasks' child workflows) with its tasks
+    that have work items, by the kind their metrics carry (``action`` for a detached one)."""
+    steps = {
+        name: "action" if task.work_item.detached else task.work_item.kind
+        for name, task in spec.tasks.items()
+        if task.work_item is not None
+    }
+    yield spec.name, steps
+    for task in spec.tasks.values():
+        for child in task.subworkflows:
+            yield from _work_items(child)

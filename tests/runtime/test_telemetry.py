@@ -327,3 +327,41 @@ def test_each_registered_flow_has_an_info_series() -> None:
     assert lines == [
         'cronflow_flow_info{name="Orders",tags="sales,eu",version="v1",workflow="orders"} 1.0'
     ]
+
+
+def test_a_flow_s_series_exist_at_zero_from_its_registration_child_workflows_too(
+    rt: cf.Runtime,
+) -> None:
+    """Prometheus computes a rate from two samples: a series that appeared with its first
+    event would hide it. So a registered flow's series are there before anything runs."""
+    kid = cf.define("kid").step("k", lambda ctx: 1).sleep("nap", "1s")
+    parent = (
+        cf.define("parent")
+        .for_each("each", lambda ctx: [1], lambda item, ctx: item)
+        .subflow("sub", kid)
+        .action("ping", lambda ctx: None)
+        .on_webhook("/webhooks/parent")
+    )
+    rt.register(parent)
+    zero = {
+        ("cronflow_runs_started_total", ("parent", "manual")),
+        ("cronflow_runs_started_total", ("parent", "webhook")),
+        ("cronflow_runs_finished_total", ("parent", "failed")),
+        ("cronflow_steps_finished_total", ("parent", "for_each", "failed")),
+        ("cronflow_actions_finished_total", ("parent", "ping", "failed")),
+        ("cronflow_webhook_duplicates_total", ("parent",)),
+        ("cronflow_steps_finished_total", ("kid", "step", "failed")),  # the subflow's own
+        ("cronflow_waits_finished_total", ("kid", "sleep", "completed")),
+    }
+    names = {
+        "cronflow_runs_started_total": ("workflow", "trigger"),
+        "cronflow_runs_finished_total": ("workflow", "outcome"),
+        "cronflow_steps_finished_total": ("workflow", "kind", "outcome"),
+        "cronflow_actions_finished_total": ("workflow", "action", "outcome"),
+        "cronflow_waits_finished_total": ("workflow", "kind", "outcome"),
+        "cronflow_webhook_duplicates_total": ("workflow",),
+    }
+    for name, labels in zero:
+        assert value(rt, name, **dict(zip(names[name], labels, strict=True))) == 0, name
+    # a child runs only inside its parent's runs: no run series of its own
+    assert value(rt, "cronflow_runs_started_total", workflow="kid", trigger="manual") is None
