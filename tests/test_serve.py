@@ -89,13 +89,15 @@ def test_serve_runs_the_bundled_example_and_drains_on_sigterm(tmp_path: Path) ->
     assert not [r for r in access if r["path"] in ("/metrics", "/healthz")]
 
 
-def _serve_slow(tmp_path: Path, seconds: float) -> tuple[subprocess.Popen[str], str, Path]:
+def _serve_slow(
+    tmp_path: Path, seconds: float, *, nohup: bool = False
+) -> tuple[subprocess.Popen[str], str, Path]:
     port = free_port()
     mark = tmp_path / "mark.log"
     command = [sys.executable, "-m", "cronflow_actors", "serve", "tests/serve_slow_app.py"]
     command += ["--db", str(tmp_path / "slow.db"), "--port", str(port), "--drain-timeout", "30"]
     process = subprocess.Popen(
-        command,
+        ["nohup", *command] if nohup else command,  # nohup: SIGHUP ignored
         cwd=ROOT,
         env={
             **os.environ,
@@ -132,6 +134,17 @@ def test_the_first_sigterm_lets_the_running_step_finish(tmp_path: Path, stop: in
     assert mark.read_text().split() == ["started", "finished"]
     assert "draining: up to 30 s for 1 running step(s) and action(s)" in output
     assert "the drain ended" not in output
+
+
+def test_a_sighup_that_nohup_ignores_stays_ignored(tmp_path: Path) -> None:
+    process, _run_id, mark = _serve_slow(tmp_path, 0.5, nohup=True)
+    process.send_signal(signal.SIGHUP)
+    time.sleep(1.5)
+    assert process.poll() is None  # still serving: its step finished, not drained
+    assert mark.read_text().split() == ["started", "finished"]
+    process.send_signal(signal.SIGTERM)
+    output, _ = process.communicate(timeout=30)
+    assert process.returncode == 0, output
 
 
 def test_a_second_sigterm_aborts_the_drain(tmp_path: Path) -> None:

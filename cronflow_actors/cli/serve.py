@@ -277,14 +277,15 @@ _PROBES = frozenset({"/metrics", "/healthz", "/readyz"})
 
 class _QuietProbes(logging.Filter):
     """Scrapes and health checks that succeed are not access lines (one a second a scraper,
-    86,400 a day, drowning the rest), but at DEBUG; any that fails still is."""
+    86,400 a day, drowning the rest) unless the log level is debug; any that fails still is."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         request = _access(record)
         if request is None or logging.getLogger().level <= logging.DEBUG:
             return True
         _client, method, path, status = request
-        return not (method == "GET" and path.split("?")[0] in _PROBES and status < 400)
+        probe = method in ("GET", "HEAD") and path.split("?")[0] in _PROBES
+        return not (probe and status < 400)
 
 
 def _configure_logging(level: str, style: str) -> None:

@@ -308,6 +308,7 @@ class Context:
         "_scheduler",
         "_where",
         "after_commit",
+        "answered_error",
         "attempt",
         "clock",
         "error",
@@ -319,7 +320,6 @@ class Context:
         "parent",
         "parent_task",
         "principal",
-        "recovered",
         "route",
         "run_blocking",
         "secrets",
@@ -371,7 +371,7 @@ class Context:
         self.idempotency_key = idempotency_key
         self.route = ROUTE
         self.error: Any = None
-        self.recovered: str | None = None
+        self.answered_error: str | None = None
         """A handler's: the error its step's ``on_error`` answered (``Type: message``), if so."""
         self.state: Any = None
         self.secrets: Any = None

@@ -248,7 +248,7 @@ class WorkItemActor(HandlerActor):
             attempt=self.attempt,
             ok=True,
             output=normalize(output),
-            error=self.ctx.recovered,
+            error=self.ctx.answered_error,
             began_at=began_at,
         )
 

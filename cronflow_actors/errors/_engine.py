@@ -66,12 +66,12 @@ class WorkflowDeprecatedError(EngineError):
 class NotFoundError(EngineError, LookupError):
     """No element of that kind has that id (or name) here."""
 
-    def __init__(self, kind: str, ident: str, where: str = "") -> None:
+    def __init__(self, kind: str, ident: str, where: str = "", *, advice: str = "") -> None:
         self.kind, self.ident = kind, ident
         place = f" in {where}" if where else ""
-        if kind == "flow":  # a name the code gives, not an id the runtime made
+        if not advice and kind == "flow":  # a name the code gives, not an id the runtime made
             advice = "check the flow's id (cf.define(id)) and that it is registered"
-        else:
+        elif not advice:
             advice = "check the id (ids are returned by the runtime)"
         super().__init__(f"no {kind} {clipped(ident)}{place}; {advice}")
 
@@ -80,13 +80,12 @@ class NoAuditTrailError(NotFoundError):
     """A stored run without an audit trail, so its trace and past states cannot be rebuilt."""
 
     def __init__(self, run_id: str) -> None:
-        self.kind, self.ident = "audit trail", run_id
-        EngineError.__init__(
-            self,
-            f"run {clipped(run_id)} has no audit trail: it ran with the audit off "
-            "(Runtime(audit=False)) or has not started yet (a queued run); its trace and its "
-            "states at past times are rebuilt from that trail, so run with the audit on to have "
-            "them (inspect shows what it is now)",
+        super().__init__(
+            "audit trail of run",
+            run_id,
+            advice="it ran with the audit off (Runtime(audit=False)) or has not started yet (a "
+            "queued run); its trace and its states at past times are rebuilt from that trail, so "
+            "run with the audit on to have them (inspect shows what it is now)",
         )
 
 

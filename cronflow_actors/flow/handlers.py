@@ -102,13 +102,13 @@ async def fall_back(node: Any, fctx: FlowContext, error: BaseException, ectx: An
         fctx.error = error
         try:
             output = await call_step(ectx, fallback, fctx)
-            ectx.recovered = describe(error)
+            ectx.answered_error = describe(error)
             return output
         except Exception as failed:
             error = failed
     fctx.error = error
     output = await call_step(ectx, last, fctx)
-    ectx.recovered = describe(error)
+    ectx.answered_error = describe(error)
     return output
 
 

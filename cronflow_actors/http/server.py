@@ -114,7 +114,10 @@ async def _too_busy(_scope: Any, _receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": _BUSY, "more_body": False})
 
 
-_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+_HANGUP = getattr(signal, "SIGHUP", None)
+"""Drains too (a closed terminal, a supervisor's stop), where there is one, unless it is ignored
+(``nohup``): its default ends the process at once, without a drain, leaving the database lease
+held until it expires."""
 
 
 class DrainingServer(uvicorn.Server):
@@ -168,9 +171,10 @@ class DrainingServer(uvicorn.Server):
                 if self._loop is not None:
                     self._loop.call_soon_threadsafe(self._cut_connections)
 
-        # SIGHUP too (a closed terminal, a supervisor's stop): its default ends the process at
-        # once, without a drain, leaving the database lease held until it expires
-        previous = {sig: signal.signal(sig, handle) for sig in _STOP_SIGNALS}
+        stopping = [signal.SIGINT, signal.SIGTERM]
+        if _HANGUP is not None and signal.getsignal(_HANGUP) is not signal.SIG_IGN:
+            stopping.append(_HANGUP)
+        previous = {sig: signal.signal(sig, handle) for sig in stopping}
         try:
             yield
         finally:

@@ -34,6 +34,9 @@ class RunBlocking(Message, frozen=True, kw_only=True):
     fn: Any
     args: tuple[Any, ...] = ()
     kwargs: dict[str, Any] = msgspec.field(default_factory=dict)
+    answer_errors: bool = False
+    """Answer what ``fn`` raises as a value (``BlockingPool.submit``'s way) rather than raise it
+    to the asker, which pykka logs (at INFO, with the traceback) before passing it on."""
 
 
 class PoolStatistics(msgspec.Struct, frozen=True, kw_only=True):
@@ -57,6 +60,8 @@ class BlockingWorker(pykka.ThreadingActor):
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, RunBlocking):
+            if not message.answer_errors:
+                return message.fn(*message.args, **message.kwargs)
             try:
                 return message.fn(*message.args, **message.kwargs)
             except Exception as error:  # answered, not raised: pykka would log it at INFO
@@ -119,7 +124,12 @@ class BlockingPool:
         if on_loop:
             work.started()
         answer = self._workers[index].ask(
-            RunBlocking(fn=contextvars.copy_context().run, args=(fn, *args), kwargs=kwargs),
+            RunBlocking(
+                fn=contextvars.copy_context().run,
+                args=(fn, *args),
+                kwargs=kwargs,
+                answer_errors=True,
+            ),
             block=False,
         )
         future = cast("LoopFuture[T]", answer.map(_unwrap))

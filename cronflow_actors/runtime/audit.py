@@ -325,7 +325,7 @@ class AuditMethods(RuntimeParts):
     async def trace(self, run_id: str) -> Trace:
         """A run's audit trail as a tree of spans, each under the operation that caused it.
         ``NotFoundError`` for a run that is not stored, ``NoAuditTrailError`` (one) for a run
-        that recorded no span (the audit off)."""
+        that recorded no span (the audit off, or a queued run not started yet)."""
         return trace_from_spans(run_id, await self._trail(run_id))
 
     async def state_at(self, run_id: str, at: float | str | datetime) -> StateAt:

@@ -254,13 +254,13 @@ class RunViews:
         return str(definition.kind) if definition is not None else "subflow"
 
     def _task_kind(self, state: InstanceState, task: str) -> str:
-        """What a net's root task is, from its definition: ``task`` (work items) or
+        """What a net's root task is, from its definition: ``task`` (work items), ``dummy`` or
         ``subflow`` (child workflows); ``unknown`` if the definition is not registered here."""
         try:
             definition = self._registry.get(state.workflow, state.version).tasks[task]
         except LookupError:
             return "unknown"
-        return "task" if definition.kind is TaskKind.TASK else "subflow"
+        return _NET_KINDS.get(definition.kind, "subflow")
 
     def _steps(self, state: InstanceState, root: WorkflowRecord) -> list[StepInfo]:
         steps = []
@@ -271,7 +271,7 @@ class RunViews:
             items = [state.work_items[i] for i in record.children if i in state.work_items]
             children = [state.workflows[i] for i in record.children if i in state.workflows]
             kind = self._kind(state, root.id, items[0]) if items else "subflow"
-            if not items and not children:  # fast-forwarded by a migration: no child
+            if not items and not children:  # no child: fast-forwarded by a migration, a dummy
                 kind = (
                     user_steps[name].kind
                     if isinstance(user_steps, Mapping)
@@ -306,6 +306,10 @@ class RunViews:
                 )
             )
         return steps
+
+
+_NET_KINDS = {TaskKind.TASK: "task", TaskKind.DUMMY: "dummy"}
+"""How ``inspect`` names a net task with no child: by its definition (the others: ``subflow``)."""
 
 
 def _status(snapshot: SnapshotRecord, root: WorkflowRecord) -> RunStatus:

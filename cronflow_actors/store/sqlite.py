@@ -47,6 +47,11 @@ def _identity(path: str) -> tuple[int, int]:
 _decode_value = msgspec.msgpack.Decoder().decode
 
 
+_NOT_OPENABLE = frozenset({3, 8, 14, 26})
+"""SQLite's primary codes for a file that cannot be a database here: SQLITE_PERM, _READONLY,
+_CANTOPEN, _NOTADB (a setting to change, said with the file)."""
+
+
 class SQLiteStore(GroupWrites, SQLiteReads):
     """The durable store on one SQLite file (WAL, ``BEGIN IMMEDIATE``, group commit).
 
@@ -107,7 +112,9 @@ class SQLiteStore(GroupWrites, SQLiteReads):
             raise StoreClosedError(repr(self), "reopen a closed store (create a new one)")
         try:
             await self._open()
-        except sqlite3.DatabaseError as error:  # said with the file and what to check
+        except sqlite3.DatabaseError as error:
+            if getattr(error, "sqlite_errorcode", 0) & 0xFF not in _NOT_OPENABLE:
+                raise  # busy, I/O, a full disk: not a setting to change
             expected = (
                 f"a SQLite database this process can open and write; SQLite said: {error} "
                 "(check that the path names a cronflow-actors database or a new file, and that "
