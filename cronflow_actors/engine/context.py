@@ -313,6 +313,7 @@ class Context:
         "clock",
         "error",
         "execution_mode",
+        "failure_answered",
         "idempotency_key",
         "is_internal",
         "migrating_from",
@@ -373,6 +374,9 @@ class Context:
         self.error: Any = None
         self.answered_error: str | None = None
         """A handler's: the error its step's ``on_error`` answered (``Type: message``), if so."""
+        self.failure_answered = False
+        """A handler's: its failure is answered further up (a group's ``on_error``): logged as
+        a warning, not as an error."""
         self.state: Any = None
         self.secrets: Any = None
         self.run_blocking: Any = None

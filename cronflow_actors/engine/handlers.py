@@ -269,7 +269,10 @@ class WorkItemActor(HandlerActor):
                 retry_after=error.delay,
                 began_at=began_at,
             )
-        self.log_failure(logging.ERROR, "failed, and no retry remains", error)
+        if self.ctx.failure_answered:  # not the run's failure: an on_error answers it
+            self.log_failure(logging.WARNING, "failed; its on_error answers it", error)
+        else:
+            self.log_failure(logging.ERROR, "failed, and no retry remains", error)
         return WorkItemFinished(
             work_item_id=self.item_id,
             attempt=self.attempt,

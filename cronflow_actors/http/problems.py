@@ -29,6 +29,7 @@ from cronflow_actors.errors import (
     InvalidPayloadError,
     InvalidStateTransitionError,
     LeaseError,
+    NoAuditTrailError,
     NotFoundError,
     Problem,
     ResumeError,
@@ -132,6 +133,8 @@ def _status_of(error: CronflowError) -> tuple[int, str]:
             return 409, "pause-ended"
         case ResumeError():
             return 404, "unknown-token"
+        case NoAuditTrailError():  # the run is there: only its trail is not
+            return 404, "no-audit-trail"
         case NotFoundError() | UnknownWorkflowError():
             return 404, "not-found"
         case InstanceExistsError():

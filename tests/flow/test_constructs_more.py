@@ -245,7 +245,7 @@ async def test_parallel_max_concurrency_and_timeout(tmp_path: Path, clock: Manua
 
 
 async def test_on_error_after_parallel_race_for_each_batch_and_subflow(
-    tmp_path: Path, clock: ManualClock
+    tmp_path: Path, clock: ManualClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     class PaymentError(Exception):
         def __init__(self, code: str) -> None:
@@ -270,6 +270,7 @@ async def test_on_error_after_parallel_race_for_each_batch_and_subflow(
     ]
     flows[2].on_error(fallback)
     flows[3].on_error(fallback)
+    caplog.set_level(logging.WARNING, logger="cronflow_actors.engine.handlers")
     async with runtime(tmp_path, clock, child, *flows) as rt:
         for flow, step in (("p", "all"), ("r", "first"), ("e", "each"), ("b", "chunks")):
             run_id = await rt.trigger(flow)
@@ -281,6 +282,13 @@ async def test_on_error_after_parallel_race_for_each_batch_and_subflow(
             info = await rt.inspect(run_id)
             assert [s.id for s in info.steps] == [step]
             assert info.steps[0].output == result.output
+        # a branch's failure that the group's on_error answers is a warning, not an error with
+        # its traceback (the README's example printed one): as a step's answered failure
+        answered = [r for r in caplog.records if "its on_error answers it" in r.getMessage()]
+        assert {r.levelno for r in answered} == {logging.WARNING}
+        # p's failing branch, r's, e's two items, b's first batch (the next never starts)
+        assert len(answered) == 1 + 1 + 2 + 1
+        assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
         sub = await rt.wait(await rt.trigger("s"), timeout=5)
         assert sub.status == "completed"
         assert sub.output["recovered"] == "sub"  # ctx.last after the fallback is its output

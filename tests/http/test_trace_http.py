@@ -70,6 +70,19 @@ async def test_trace_and_state_at_over_http_and_the_trace_command(serve: Serve) 
     assert code != 0
     assert "nope" in err
 
+    # a run recorded with the audit off is there, without a trail: said so, not "no run"
+    rt.audit = False
+    quiet = (await client.post("/runs", json={"workflow": "double", "payload": 3})).json()
+    await rt.wait(quiet["run_id"])
+    rt.audit = True
+    untraced = await client.get(f"/runs/{quiet['run_id']}/trace")
+    assert untraced.status_code == 404
+    assert untraced.json()["type"].endswith(":no-audit-trail")
+    code, _, err = await cli("trace", quiet["run_id"], "--url", str(client.base_url))
+    assert code != 0
+    assert "it ran with the audit off" in err
+    assert "on this server" not in err
+
 
 def test_serve_no_audit_turns_the_audit_off() -> None:
     from cronflow_actors.cli.main import _settings, build_parser
