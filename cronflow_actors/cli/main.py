@@ -169,7 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
     prune.add_argument(
         "--older-than",
         required=True,
-        help="a duration with its unit: 7d, 12h, 30m, 90s (a bare number is refused)",
+        help="a duration with its unit: 7d, 12h, 30m, 90s (a bare number is refused; 0 deletes "
+        "every finished run, where --retention 0 keeps them all)",
     )
     prune.set_defaults(handler=_db_prune)
 
