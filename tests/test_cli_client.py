@@ -161,6 +161,12 @@ def test_runs_has_a_header_readable_times_and_checked_choices(served: Served) ->
     assert cli("runs", "--limit", "0", served=served).returncode == 2
     paged = cli("runs", "--limit", "1", served=served)
     assert "more: cronflow-actors runs --cursor" in paged.stderr
+    # a misspelled flow id matches nothing: said, with the flows there are
+    typo = cli("runs", "--workflow", "gret", served=served)
+    assert typo.returncode == 0
+    assert typo.stdout.splitlines()[0] == "no runs match"
+    assert "'gret' is not one of the flows registered on this server: [" in typo.stdout
+    assert "'greet'" in typo.stdout
 
 
 def test_cancel_not_found_and_conflict_exit_3_in_plain_words(served: Served) -> None:

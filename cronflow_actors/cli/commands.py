@@ -162,7 +162,8 @@ def _runs(args: argparse.Namespace) -> int:
         "limit": args.limit,
         "cursor": args.cursor,
     }
-    page = _client(args).call("GET", "/runs", query=query)
+    client = _client(args)
+    page = client.call("GET", "/runs", query=query)
     if args.json:
         _print_json(page)
         return Exit.OK
@@ -180,6 +181,11 @@ def _runs(args: argparse.Namespace) -> int:
         print(table(["RUN ID", "WORKFLOW", "STATUS", "STARTED", "DURATION"], rows))
     else:
         print("no runs" + (" match" if args.workflow or args.status or args.blocked else " yet"))
+        flows = (
+            [flow["id"] for flow in client.call("GET", "/flows")["flows"]] if args.workflow else []
+        )
+        if args.workflow and args.workflow not in flows:  # a misspelled id, most likely
+            print(f"{args.workflow!r} is not one of the flows registered on this server: {flows}")
     if page.get("next_cursor"):
         print(f"more: cronflow-actors runs --cursor {page['next_cursor']}", file=sys.stderr)
     return Exit.OK
