@@ -216,7 +216,10 @@ def _listen(config: uvicorn.Config, setting: str) -> socket.socket:
     sock.set_inheritable(True)
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if family == socket.AF_INET6 else host
-    logging.getLogger("uvicorn.error").info("Uvicorn running on http://%s:%d", shown, port)
+    serves = "/metrics only" if setting == "metrics_port" else "the API"  # which is which
+    logging.getLogger("uvicorn.error").info(
+        "Uvicorn running on http://%s:%d (%s)", shown, port, serves
+    )
     return sock
 
 
