@@ -9,7 +9,12 @@ import logging
 from typing import Any
 
 from cronflow_actors.calls import call_logged, call_user, settle
-from cronflow_actors.errors import CircuitOpenError, RetryRequested, StepTimeoutError
+from cronflow_actors.errors import (
+    CircuitOpenError,
+    RetryRequested,
+    RunFailedError,
+    StepTimeoutError,
+)
 from cronflow_actors.flow.context import FlowContext
 from cronflow_actors.flow.options import CircuitBreaker
 from cronflow_actors.net.durations import parse_duration
@@ -37,6 +42,10 @@ async def call_step(
 
 
 def describe(error: BaseException) -> str:
+    """``Type: message``; a failure read back from its record (a caught group's or subflow's)
+    in the words it was recorded in, which name its type already."""
+    if isinstance(error, RunFailedError):
+        return str(error)
     return f"{type(error).__name__}: {error}"
 
 

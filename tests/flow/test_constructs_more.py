@@ -282,6 +282,8 @@ async def test_on_error_after_parallel_race_for_each_batch_and_subflow(
             info = await rt.inspect(run_id)
             assert [s.id for s in info.steps] == [step]
             assert info.steps[0].output == result.output
+            # the failure the fallback answered, in the words a step's own would be in
+            assert info.steps[0].error == "PaymentError: payment refused (card-declined)"
         # a branch's failure that the group's on_error answers is a warning, not an error with
         # its traceback (the README's example printed one): as a step's answered failure
         answered = [r for r in caplog.records if "its on_error answers it" in r.getMessage()]
