@@ -181,11 +181,12 @@ def _runs(args: argparse.Namespace) -> int:
         print(table(["RUN ID", "WORKFLOW", "STATUS", "STARTED", "DURATION"], rows))
     else:
         print("no runs" + (" match" if args.workflow or args.status or args.blocked else " yet"))
-        flows = (
-            [flow["id"] for flow in client.call("GET", "/flows")["flows"]] if args.workflow else []
-        )
-        if args.workflow and args.workflow not in flows:  # a misspelled id, most likely
-            print(f"{args.workflow!r} is not one of the flows registered on this server: {flows}")
+        if args.workflow:  # a misspelled id, most likely, if no flow has it
+            flows = [flow["id"] for flow in client.call("GET", "/flows")["flows"]]
+            if args.workflow not in flows:
+                print(
+                    f"{args.workflow!r} is not one of the flows registered on this server: {flows}"
+                )
     if page.get("next_cursor"):
         print(f"more: cronflow-actors runs --cursor {page['next_cursor']}", file=sys.stderr)
     return Exit.OK
