@@ -375,8 +375,8 @@ class Context:
         self.answered_error: str | None = None
         """A handler's: the error its step's ``on_error`` answered (``Type: message``), if so."""
         self.failure_answered = False
-        """A handler's: its failure is answered further up (a group's ``on_error``): logged as
-        a warning, not as an error."""
+        """A handler's: its task catches its failure (an ``on_error`` answers it, a net's
+        ``catch()``): logged as a warning, not as an error."""
         self.state: Any = None
         self.secrets: Any = None
         self.run_blocking: Any = None

@@ -113,9 +113,11 @@ def handler_context(
     run_blocking: Callable[..., Any],
     clock: Clock,
     secrets: Mapping[str, Any],
+    answered: bool = False,
 ) -> Context:
     """What the handler of ``item`` (in ``workflow``) gets. The handler runs while later
-    transactions change the instance, so it gets copies."""
+    transactions change the instance, so it gets copies. ``answered``: the item's task catches
+    its failure (an ``on_error`` answers it)."""
     info = Transaction.work_item_info(item)
     info = msgspec.structs.replace(info, payload=plain(info.payload))
     ctx = Context(
@@ -132,6 +134,7 @@ def handler_context(
     ctx.state = state_access
     ctx.run_blocking = run_blocking
     ctx.clock = clock
+    ctx.failure_answered = answered
     if secrets:
         ctx.secrets = secrets.get(workflow.name)
     return ctx

@@ -17,13 +17,12 @@ event wait, a pause) is a durable row written with its snapshot. The runtime's i
 directory activates it again, from the snapshot, when a message for it arrives. Each snapshot
 says whether the instance is ``runnable`` (has work to run now): only those are loaded at start.
 
-Why the elements of one instance are not each a mailbox actor: Tasquencer's cascade is atomic
-and depth-first (spec section 0); a task's policy must see its work item's change before
-anything else happens in the instance, and a refused or failing call must roll back all of it.
-Separate mailboxes would interleave cascades and leave half-applied changes to undo. So the
-instance is one actor, and the state-change messages between its elements are delivered by
-direct, ordered dispatch. User code runs in ``HandlerActor``s (``engine.handlers``), which
-report back with a message.
+Why the elements of one instance are not each a mailbox actor: Tasquencer's cascade is atomic and
+depth-first (spec section 0); a task's policy must see its work item's change before anything else
+happens in the instance, and a refused or failing call must roll back all of it. Separate mailboxes
+would interleave cascades and leave half-applied changes to undo. So the instance is one actor, and
+the state-change messages between its elements are delivered by direct, ordered dispatch. User code
+runs in ``HandlerActor``s (``engine.handlers``), which report back with a message.
 """
 
 from __future__ import annotations
@@ -85,7 +84,7 @@ from cronflow_actors.messages.engine import (
 )
 from cronflow_actors.messages.migrations import MigrationRecord
 from cronflow_actors.net.fingerprint import fingerprint
-from cronflow_actors.net.spec import NetSpec
+from cronflow_actors.net.spec import NetSpec, TaskSpec
 
 __all__ = ["WorkflowActor", "WorkflowMessage"]
 
@@ -308,7 +307,7 @@ class WorkflowActor(CoroutineActor):
         return tx.mutation(snapshot), snapshot, busy
 
     def _automated(self, item: WorkItemRecord) -> bool:
-        definition = self._definition(item)
+        definition = self._task_of(item).work_item
         return definition.handler is not None and not definition.detached
 
     def _busy_items(self) -> set[str]:
@@ -358,8 +357,7 @@ class WorkflowActor(CoroutineActor):
             self.services.on_finished(Transaction.workflow_info(root), self._body, raised)
 
     def _stop_handlers_of_ended(self, changes: list[Message]) -> None:
-        """A handler whose item was canceled or reset meanwhile is stopped (its task
-        cancelled)."""
+        """A handler whose item was canceled or reset meanwhile is stopped (its task cancelled)."""
         for change in changes:
             if (
                 isinstance(change, WorkItemStateChanged)
@@ -443,19 +441,20 @@ class WorkflowActor(CoroutineActor):
             spec = self._specs[workflow.path] = self.root.descendant(workflow.path)
         return spec
 
-    def _handler_context(self, item: WorkItemRecord) -> Any:
+    def _handler_context(self, item: WorkItemRecord, *, answered: bool = False) -> Any:
         return handler_context(
             self.state.workflows[item.workflow_id],
             item,
+            answered=answered,
             state_access=self._state_access,
             run_blocking=self.system.run_blocking,
             clock=self.services.clock,
             secrets=self.services.secrets,
         )
 
-    def _definition(self, item: WorkItemRecord) -> Any:
+    def _task_of(self, item: WorkItemRecord) -> TaskSpec:
         workflow = self.state.workflows[item.workflow_id]
-        return self._spec_of(workflow).tasks[item.task].work_item
+        return self._spec_of(workflow).tasks[item.task]
 
     def _spawn_handler(self, item_id: str, attempt: int) -> None:
         if self.services.draining:
@@ -463,10 +462,11 @@ class WorkflowActor(CoroutineActor):
         item = self.state.work_items[item_id]
         if item.state != WorkItemState.STARTED or item.attempt != attempt:
             return
-        handler = self._definition(item).handler
+        task = self._task_of(item)
+        handler = task.work_item.handler
         if handler is None:
             return
-        ctx = self._handler_context(item)
+        ctx = self._handler_context(item, answered=task.catch)  # its task catches a failure
         scope = self._tracing_scope(item, attempt, "work item")
         ref = self._spawn(
             WorkItemActor, handler, ctx, item.id, attempt, scope, run_id=self.instance_id
@@ -483,7 +483,7 @@ class WorkflowActor(CoroutineActor):
         ctx = self._handler_context(item)
         if attempt:
             ctx.attempt = attempt  # the action's dispatch, 2 and more after restarts
-        handler = self._definition(item).handler
+        handler = self._task_of(item).work_item.handler
         scope = self._tracing_scope(item, attempt, "action")
         self._spawn(ActionActor, handler, ctx, item.id, attempt, scope, run_id=self.instance_id)
 

@@ -76,12 +76,9 @@ def group(node: n.GroupNode, ids: frozenset[str], problems: list[str]) -> net.Ta
     handlers, arm = node.handlers, _deadline(node, what)
     first = count if limit is None else min(count, limit)
 
-    answered = bool(node.on_error)  # a branch that fails fails the group, which it answers
-
     async def run(ectx: Any) -> Any:
         index = ectx.work_item.payload["index"]
         fctx = FlowContext.of(ectx, ids)
-        ectx.failure_answered = answered
         return await call_step(ectx, handlers[index], fctx)
 
     def start(ctx: Any) -> None:
@@ -149,14 +146,11 @@ def each(node: n.EachNode, ids: frozenset[str]) -> net.TaskBuilder:
             following = {"items": rest[0], "index": payload["index"] + 1, "rest": rest[1:]}
             ctx.work_item.initialize(following)
 
-    answered = bool(node.on_error)  # as a group's branch
-
     async def run(ectx: Any) -> Any:
         payload = ectx.work_item.payload
         if payload.get("empty"):
             return None
         value = payload["items"] if batched else payload["item"]
-        ectx.failure_answered = answered
         return await call_step(ectx, handler, value, FlowContext.of(ectx, ids))
 
     def reduce(items: list[Any]) -> Any:
