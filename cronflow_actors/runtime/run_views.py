@@ -241,26 +241,20 @@ class RunViews:
         return Page(runs, next_cursor)
 
     def _kind(self, state: InstanceState, workflow_id: str, item: WorkItemRecord) -> str:
-        if item.kind:
-            return item.kind
-        # a snapshot from before work items kept their kind: ask the definition, if it is
-        # still registered (a run is shown without it, as "unknown")
+        # a snapshot from before work items kept their kind: its task's definition says
+        return item.kind or self._task_kind(state, workflow_id, item.task)
+
+    def _task_kind(self, state: InstanceState, workflow_id: str, task: str) -> str:
+        """What a task is, from its definition if it is still registered (``unknown`` if not):
+        its work items' kind, ``dummy``, or ``subflow`` (child workflows)."""
         try:
             root = self._registry.get(state.workflow, state.version)
         except LookupError:
             return "unknown"
-        spec = root.descendant(state.workflows[workflow_id].path)
-        definition = spec.tasks[item.task].work_item
-        return str(definition.kind) if definition is not None else "subflow"
-
-    def _task_kind(self, state: InstanceState, task: str) -> str:
-        """What a net's root task is, from its definition: ``task`` (work items), ``dummy`` or
-        ``subflow`` (child workflows); ``unknown`` if the definition is not registered here."""
-        try:
-            definition = self._registry.get(state.workflow, state.version).tasks[task]
-        except LookupError:
-            return "unknown"
-        return _NET_KINDS.get(definition.kind, "subflow")
+        definition = root.descendant(state.workflows[workflow_id].path).tasks[task]
+        if definition.work_item is not None:
+            return str(definition.work_item.kind)
+        return "dummy" if definition.kind is TaskKind.DUMMY else "subflow"
 
     def _steps(self, state: InstanceState, root: WorkflowRecord) -> list[StepInfo]:
         steps = []
@@ -275,7 +269,7 @@ class RunViews:
                 kind = (
                     user_steps[name].kind
                     if isinstance(user_steps, Mapping)
-                    else self._task_kind(state, name)
+                    else self._task_kind(state, root.id, name)
                 )
             actions = [state.action_records[i.id] for i in items if i.id in state.action_records]
             if actions:
@@ -306,10 +300,6 @@ class RunViews:
                 )
             )
         return steps
-
-
-_NET_KINDS = {TaskKind.TASK: "task", TaskKind.DUMMY: "dummy"}
-"""How ``inspect`` names a net task with no child: by its definition (the others: ``subflow``)."""
 
 
 def _status(snapshot: SnapshotRecord, root: WorkflowRecord) -> RunStatus:
