@@ -133,8 +133,6 @@ UPSERT_LEASE = f"""
         acquired_at = excluded.acquired_at, renewed_at = excluded.renewed_at,
         expires_at = excluded.expires_at
 """
-
-
 PRUNE = """
     DELETE FROM instances WHERE instance_id IN (
         SELECT instance_id FROM instances
@@ -147,7 +145,6 @@ PRUNE = """
 """A page of finished instances (their journal, audit trail, timers and waits go with them:
 foreign keys cascade), found through the (status, created_at) index, but those a JSON list of
 ids keeps (one parameter, however many: SQLite limits the number of parameters)."""
-
 
 VACUUM_SOME = "PRAGMA incremental_vacuum(2000);"
 
