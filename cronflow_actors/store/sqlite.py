@@ -101,8 +101,12 @@ class SQLiteStore(GroupWrites, SQLiteReads):
         connection = await aiosqlite.connect(
             self._target, isolation_level=None, uri=self._in_memory
         )
-        await connection.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
-        await connection.execute("PRAGMA foreign_keys = ON")
+        try:
+            await connection.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
+            await connection.execute("PRAGMA foreign_keys = ON")
+        except BaseException:
+            await connection.close()  # its thread would outlive the failed open
+            raise
         return connection
 
     async def open(self) -> None:

@@ -11,6 +11,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import aiosqlite
 import pytest
 
 from cronflow_actors.errors import (
@@ -53,6 +54,34 @@ async def test_pragmas_are_set_on_the_connection(tmp_path: Path, level: str, cod
                 row = await cursor.fetchone()
             assert row is not None
             assert row[0] == expected, pragma
+
+
+async def test_a_connection_whose_pragmas_fail_is_closed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    opened: list[aiosqlite.Connection] = []
+    connect = aiosqlite.connect
+
+    def recording_connect(*args: object, **kwargs: object) -> aiosqlite.Connection:
+        connection = connect(*args, **kwargs)  # type: ignore[arg-type]
+        opened.append(connection)
+        return connection
+
+    execute = aiosqlite.Connection.execute
+
+    def failing_execute(self: aiosqlite.Connection, sql: str, *args: object) -> object:
+        if sql.startswith("PRAGMA foreign_keys"):
+            raise sqlite3.OperationalError("disk I/O error")
+        return execute(self, sql, *args)
+
+    monkeypatch.setattr(aiosqlite, "connect", recording_connect)
+    monkeypatch.setattr(aiosqlite.Connection, "execute", failing_execute)
+    store = SQLiteStore(tmp_path / "io.db")
+    with pytest.raises(sqlite3.OperationalError, match="disk I/O error"):
+        await store.open()
+    assert len(opened) == 1
+    opened[0]._thread.join(timeout=5)  # what close() ends; left open, it would run on
+    assert not opened[0]._thread.is_alive()
 
 
 def test_bad_settings_are_reported_with_the_setting_name(tmp_path: Path) -> None:
