@@ -28,6 +28,7 @@ COMPILED = [
     "cronflow_actors/engine/cascade.py",
     "cronflow_actors/engine/commands.py",
     "cronflow_actors/engine/handlers.py",
+    "cronflow_actors/engine/policies.py",
     "cronflow_actors/engine/states.py",
     "cronflow_actors/engine/tasks.py",
     "cronflow_actors/engine/transaction.py",

@@ -28,6 +28,7 @@ import msgspec
 from cronflow_actors.calls import call_user
 from cronflow_actors.engine import fast_forward
 from cronflow_actors.engine.context import Context, Transition
+from cronflow_actors.engine.policies import checked_answer, default_answer
 from cronflow_actors.engine.states import (
     TaskState,
     WorkflowState,
@@ -37,11 +38,7 @@ from cronflow_actors.engine.states import (
     is_final,
 )
 from cronflow_actors.engine.transaction import Transaction, normalize
-from cronflow_actors.errors import (
-    InvalidPolicyResultError,
-    InvalidStateTransitionError,
-    StepTimeoutError,
-)
+from cronflow_actors.errors import InvalidStateTransitionError, StepTimeoutError
 from cronflow_actors.messages.elements import (
     CancelTask,
     CreateWorkItem,
@@ -82,8 +79,6 @@ _ENABLEABLE = frozenset(
 )
 _ACTIVE = frozenset({TaskState.ENABLED, TaskState.STARTED})
 _WORKFLOW_DONE = frozenset({WorkflowState.COMPLETED, WorkflowState.FAILED, WorkflowState.CANCELED})
-_POLICY_RESULTS = frozenset({"complete", "fail", "continue"})
-_CHILD_ENDED_WELL = frozenset({WorkItemState.COMPLETED, WorkItemState.CANCELED})
 _Pending = tuple[str, str | None, Any]  # a child an activity asked for: id, name, payload
 _ChildChange = WorkItemStateChanged | WorkflowStateChanged
 _DEADLINE = f"{StepTimeoutError.__module__}.{StepTimeoutError.__qualname__}"  # a job's failure
@@ -159,7 +154,9 @@ class Task:
         check_move("task", (workflow.name, name), record.state, TaskState.STARTED)
         if workflow.state == WorkflowState.INITIALIZED:
             await tx.send(EnsureWorkflowStarted(workflow_id=workflow.id))
-        spec = self.spec
+            if workflow.state in _WORKFLOW_DONE:
+                return  # its workflow's composite task ended it as it started (spec 1.3)
+        spec, generation = self.spec, record.generation
         self._move(TaskState.STARTED)
         marking, emptied = after_start(spec, name, workflow.marking)
         tx.mark(workflow, marking, self.definition.inputs)
@@ -169,7 +166,7 @@ class Task:
         if self.definition.kind is TaskKind.DUMMY:
             await self._complete()
             return
-        if self._still(TaskState.STARTED):  # its activity may have ended it
+        if self._started_in(generation):  # its activity may have ended (or renewed) it
             transition = Transition(
                 prev_state=WorkItemState.STARTED, next_state=WorkItemState.COMPLETED
             )
@@ -266,13 +263,15 @@ class Task:
         """The ``on_work_item_state_changed`` analogue: stats, activity (its auto-trigger queue
         drained first), then the policy for a terminal change that is not a teardown."""
         record = self.record
-        count_move(record.stats, message.prev, message.next)
+        generation = self.tx.state.work_items[message.work_item_id].generation
+        if generation == record.generation:  # (an older one's stats are gone with it)
+            count_move(record.stats, message.prev, message.next)
         if message.prev is None:
             record.children.append(message.work_item_id)
             return
         if "on_work_item_state_changed" in self.definition.activities:
             await self._activity("on_work_item_state_changed", changed=message)
-        if message.call_policy and is_final(message.next) and record.state == TaskState.STARTED:
+        if message.call_policy and is_final(message.next) and self._started_in(generation):
             transition = Transition(prev_state=message.prev, next_state=message.next)
             decision = await self._decide(transition)
             item_id = message.work_item_id
@@ -283,11 +282,12 @@ class Task:
     async def _child_workflow_changed(self, message: WorkflowStateChanged) -> None:
         """A child workflow of this composite task changed (``on_workflow_state_changed``)."""
         tx, workflow, record, name = self.tx, self.workflow, self.record, self.name
-        count_move(record.stats, message.prev, message.next)
+        child = tx.state.workflows[message.workflow_id]
+        if child.parent_generation == record.generation:
+            count_move(record.stats, message.prev, message.next)
         if message.prev is None:
             record.children.append(message.workflow_id)
             return
-        child = tx.state.workflows[message.workflow_id]
         if message.next == WorkflowState.COMPLETED:
             workflow.outputs[name] = child.output
             workflow.last = child.output
@@ -295,7 +295,7 @@ class Task:
         if not is_final(message.next):
             return
         tx.cancel_task_jobs(workflow.id, name)
-        if message.call_policy and record.state == TaskState.STARTED:
+        if message.call_policy and self._started_in(child.parent_generation):
             transition = Transition(prev_state=message.prev, next_state=message.next)
             decision = await self._decide(transition)
             failed = f"task {name!r}: child workflow {child.id!r}: {child.error or message.next}"
@@ -303,9 +303,11 @@ class Task:
 
     # -- internals ---------------------------------------------------------------------------------
 
-    def _still(self, state: TaskState) -> bool:
-        """Whether the task is (still) in ``state``, after something that may have moved it."""
-        return self.record.state == state
+    def _started_in(self, generation: int) -> bool:
+        """Whether the task is (still) started in ``generation``: an activity's chain may have
+        ended it, or ended it and started the next (spec section 14: a policy asked about one
+        generation must not decide the next)."""
+        return self.record.state == TaskState.STARTED and self.record.generation == generation
 
     def _move(self, target: TaskState) -> TaskStateChanged:
         tx, record = self.tx, self.record
@@ -372,14 +374,12 @@ class Task:
     async def _decide(self, transition: Transition) -> str:
         definition, record = self.definition, self.record
         if definition.policy is None:
-            return _default_decision(definition.kind, record.stats, transition)
+            return default_answer(definition.kind, record.stats, transition)
         ctx = self._context("policy", None, None)
         ctx.transition = transition
         ctx.stats = msgspec.structs.replace(record.stats)  # a copy: policies cannot change stats
-        decision = await call_user(definition.policy, ctx)
-        if decision not in _POLICY_RESULTS:
-            raise InvalidPolicyResultError(self.workflow.name, self.name, decision)
-        return str(decision)
+        answer = await call_user(definition.policy, ctx)
+        return checked_answer(answer, self.workflow.name, self.name)
 
     async def _carry_out(
         self, decision: str, error: str, *, cause: str | None = None, error_type: str | None = None
@@ -486,15 +486,3 @@ def _ident(workflow: WorkflowRecord, name: str) -> str:
 
 def _started(workflow: WorkflowRecord) -> list[str]:
     return [t for t, r in workflow.tasks.items() if r.state == TaskState.STARTED]
-
-
-def _default_decision(kind: TaskKind, stats: Stats, transition: Transition) -> str:
-    finalized = stats.completed + stats.failed + stats.canceled == stats.total
-    if kind is not TaskKind.TASK:
-        finalized = finalized and stats.total > 0
-    # a child's transition: a work item's, or a child workflow's (the same names)
-    if transition.next_state == WorkItemState.FAILED:
-        return "fail"
-    if transition.next_state in _CHILD_ENDED_WELL:
-        return "complete" if finalized else "continue"
-    return "continue"

@@ -189,6 +189,8 @@ class Workflow:
             await self.tx.send(
                 EnsureTaskStarted(workflow_id=workflow.parent_id, task=workflow.parent_task)
             )
+            if workflow.state != WorkflowState.INITIALIZED:
+                return  # its composite's start ended it (the policy's first answer: spec 1.3)
         activity = "" if silent else "on_started"
         await self._move(WorkflowState.STARTED, activity=activity, call_policy=False)
 

@@ -1,0 +1,178 @@
+"""What a completion policy's answer reaches: one generation of a task only (spec sections 7.7
+and 14: when an activity's chain ends the generation it was asked about and starts the next, the
+answer about the old one's work item or child workflow decides nothing of the new one); and the
+first answer, as the task starts, ends a composite task as it ends a plain one (spec 1.3)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+import cronflow_actors as cf
+from cronflow_actors import net
+from tests.engine.helpers import build, open_item, states
+
+
+def _net(name: str, task: Any, *, composite: bool = False) -> net.NetSpec:
+    """Two tasks put two tokens in ``c``, so ``T`` runs twice (generations 1 and 2)."""
+    builder = (
+        net.workflow(name)
+        .start_condition("start")
+        .end_condition("end")
+        .condition("c")
+        .condition("d")
+        .dummy_task("S")
+        .task("P1", net.task())
+        .task("P2", net.task())
+        .task("U", net.task())
+    )
+    if composite:
+        builder.composite_task("T", task)
+    else:
+        builder.task("T", task)
+    return (
+        builder.connect_condition("start", "S")
+        .connect_task("S", "P1", "P2")
+        .connect_task("P1", "c")
+        .connect_task("P2", "c")
+        .connect_condition("c", "T")
+        .connect_task("T", "d")
+        .connect_condition("d", "U")
+        .connect_task("U", "end")
+        .build()
+    )
+
+
+async def _two_tokens_in_c(rt: cf.Runtime, wid: str) -> None:
+    for task in ("P1", "P2"):
+        item = await open_item(rt, wid, task)
+        await rt.start_work_item(item.id)
+        await rt.complete_work_item(item.id)
+
+
+async def test_a_policy_about_an_ended_generation_decides_nothing_of_the_next(
+    rt: cf.Runtime,
+) -> None:
+    asked: list[tuple[int, str]] = []
+
+    def initialized(ctx: Any) -> None:
+        if (ctx.work_item.payload or {}).get("start"):
+            ctx.work_item.start()
+
+    def started(ctx: Any) -> None:
+        if (ctx.work_item.payload or {}).get("complete"):
+            ctx.work_item.complete({"compensated": True})
+
+    def enabled(ctx: Any) -> None:  # generation 2's item starts at once, and runs on
+        ctx.work_item.initialize({} if ctx.task.generation == 1 else {"start": True})
+
+    def changed(ctx: Any) -> None:  # a failure is compensated by an item that completes at once
+        if ctx.work_item.next_state == "failed":
+            ctx.work_item.initialize({"start": True, "complete": True})
+
+    def policy(ctx: Any) -> str:
+        asked.append((ctx.task.generation, str(ctx.transition.next_state)))
+        if ctx.transition.next_state == "failed":
+            return "fail"
+        stats = ctx.stats
+        done = stats.completed + stats.failed + stats.canceled == stats.total
+        return "complete" if done else "continue"
+
+    item = net.work_item("w").activities(on_initialized=initialized, on_started=started)
+    task = (
+        net.task(item)
+        .policy(policy)
+        .activities(on_enabled=enabled, on_work_item_state_changed=changed)
+    )
+    rt.register(_net("generations", task))
+    wid = await rt.start_workflow("generations")
+    await _two_tokens_in_c(rt, wid)
+    first = await open_item(rt, wid, "T")
+    await rt.start_work_item(first.id)
+
+    await rt.fail_work_item(first.id, "broke")
+
+    # generation 1 was completed by the compensation (its token is in d); generation 2 runs
+    assert await rt.workflow_state(wid) == "started"
+    assert (await states(rt, wid))["T"] == "started"
+    assert await rt.task_generation(wid, "T") == 2
+    [second] = await rt.work_items(wid, "T")
+    assert second.state == "started"
+    assert (await rt.marking(wid))["d"] == 1
+    # the compensation's completion decided generation 1; the failure was asked of nobody later
+    assert (1, "completed") in asked
+    assert (2, "failed") not in asked
+
+
+async def test_a_composite_policy_about_an_ended_generation_decides_nothing_of_the_next(
+    rt: cf.Runtime,
+) -> None:
+    def route(ctx: Any) -> Any:  # "quick": the child completes at once; "manual": it waits
+        if ctx.payload["mode"] == "quick":
+            return ctx.route.to_condition("end")
+        return ctx.route.to_task("M")
+
+    child = (
+        net.workflow("kid")
+        .start_condition("start")
+        .end_condition("end")
+        .dummy_task("D", net.dummy_task().split("xor").route(route))
+        .task("M", net.task())
+        .connect_condition("start", "D")
+        .connect_task("D", "end", "M")
+        .connect_task("M", "end")
+    )
+
+    def enabled(ctx: Any) -> None:
+        ctx.workflow.initialize({"mode": "manual"})
+
+    def changed(ctx: Any) -> None:  # a failed child is compensated by one that completes at once
+        if ctx.workflow.next_state == "failed":
+            ctx.workflow.initialize({"mode": "quick"})
+
+    task = net.composite_task(child).activities(
+        on_enabled=enabled, on_workflow_state_changed=changed
+    )
+    rt.register(_net("composite-generations", task, composite=True))
+    wid = await rt.start_workflow("composite-generations")
+    await _two_tokens_in_c(rt, wid)
+    [first] = await rt.child_workflows(wid, "T")
+    item = await open_item(rt, first.id, "M")
+    await rt.start_work_item(item.id)
+
+    await rt.fail_work_item(item.id, "broke")
+
+    info = await rt.workflow(wid)
+    assert (info.state, info.error) == ("started", None)
+    assert await rt.task_generation(wid, "T") == 2
+    assert (await rt.marking(wid))["d"] == 1
+    assert [c.state for c in await rt.child_workflows(wid, "T")] == ["started"]  # (M waits)
+
+
+@pytest.mark.parametrize(("answer", "ends"), [("complete", "started"), ("fail", "failed")])
+@pytest.mark.parametrize("composite", [False, True])
+async def test_the_answer_as_the_task_starts_ends_it_with_the_item_that_started_it(
+    rt: cf.Runtime, answer: str, ends: str, composite: bool
+) -> None:
+    def policy(ctx: Any) -> str:  # asked once as the task starts (nothing has ended yet)
+        return answer if ctx.stats.started == 0 else "continue"
+
+    child = build("kid", {"k": net.task()}, [("start", "k"), ("k", "end")])
+    task = (net.composite_task(child) if composite else net.task()).policy(policy)
+    rt.register(
+        build(
+            "first-answer", {"T": task, "U": net.task()}, [("start", "T"), ("T", "U"), ("U", "end")]
+        )
+    )
+    wid = await rt.start_workflow("first-answer")
+    where = (await rt.child_workflows(wid, "T"))[0].id if composite else wid
+    item = await open_item(rt, where, "k" if composite else "T")
+
+    await rt.start_work_item(item.id)  # the start stands; the item it started is torn down
+
+    assert (await rt.work_item(item.id)).state == "canceled"
+    assert await rt.workflow_state(wid) == ends
+    assert (await states(rt, wid))["T"] == ("completed" if answer == "complete" else "failed")
+    if composite:
+        assert await rt.workflow_state(where) == "canceled"
