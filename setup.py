@@ -32,6 +32,7 @@ COMPILED = [
     "cronflow_actors/engine/states.py",
     "cronflow_actors/engine/tasks.py",
     "cronflow_actors/engine/transaction.py",
+    "cronflow_actors/engine/work_item_create.py",
     "cronflow_actors/engine/work_items.py",
     "cronflow_actors/engine/workflow_actor.py",
     "cronflow_actors/engine/workflows.py",

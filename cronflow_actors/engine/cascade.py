@@ -7,12 +7,12 @@ hands the message at once to the element it is for (its ``receive``), returning 
 answers, the way Akka's calling-thread dispatcher runs child actors. The whole cascade runs on
 the ``WorkflowActor``'s turn and is committed once.
 
-This is the one module that knows every element (``workflows``, ``tasks``, ``work_items``);
-they know only the messages. A message names its addressee by ids, except a child's state
-change, which goes to its parent: a ``WorkItemStateChanged`` to the item's task, a
-``WorkflowStateChanged`` to the composite task that owns the child workflow, a
-``TaskStateChanged`` to the task's workflow. ``CreateWorkItem`` and ``InitializeWorkflow`` make
-the element they name.
+This is the one module that knows every element (``workflows``, ``tasks``, ``work_items``, and
+``work_item_create`` for an item that does not exist yet); they know only the messages. A
+message names its addressee by ids, except a child's state change, which goes to its parent: a
+``WorkItemStateChanged`` to the item's task, a ``WorkflowStateChanged`` to the composite task
+that owns the child workflow, a ``TaskStateChanged`` to the task's workflow. ``CreateWorkItem``
+and ``InitializeWorkflow`` make the element they name.
 
 With the audit on, each delivery is also a frame of the transaction's audit trail
 (``engine/audit.py``): the operations it sets off are recorded as spans under the operation
@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from cronflow_actors.engine import work_items, workflows
+from cronflow_actors.engine import work_item_create, workflows
 from cronflow_actors.engine.tasks import Task
 from cronflow_actors.engine.transaction import Send, Transaction
 from cronflow_actors.engine.work_items import WorkItem
@@ -210,7 +210,7 @@ def _work_item(cascade: Cascade, message: Any) -> Awaitable[Any]:
 
 
 def _create_work_item(cascade: Cascade, message: CreateWorkItem) -> Awaitable[Any]:
-    return work_items.create(cascade.tx, message)
+    return work_item_create.create(cascade.tx, message)
 
 
 def _initialize_workflow(cascade: Cascade, message: InitializeWorkflow) -> Awaitable[None]:

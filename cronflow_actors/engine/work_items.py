@@ -1,10 +1,10 @@
 """The work item element: initialize, start, complete, fail, cancel, reset (spec section 1.2).
 
 A ``WorkItem`` is an actor on its instance's turn: its record is its state, and ``receive`` (a
-``match`` over ``WorkItemMessage``) is its one way in. ``create`` answers ``CreateWorkItem``,
-the request for an item that does not exist yet. Each change runs the item's own activity and is
-then sent to its task as a ``WorkItemStateChanged``; the start of an item first asks its task
-to start (``EnsureTaskStarted``). This module knows no other element: it talks to them only
+``match`` over ``WorkItemMessage``) is its one way in; ``initialize`` makes a new one (once
+``work_item_create`` has passed its initialize action). Each change runs the item's own activity
+and is then sent to its task as a ``WorkItemStateChanged``; the start of an item first asks its
+task to start (``EnsureTaskStarted``). This module knows no other element: it talks to them only
 through ``tx.send``.
 
 Auto-triggers set in ``on_initialized`` (start) and ``on_started`` (complete, fail, cancel)
@@ -26,7 +26,7 @@ from typing import Any
 from cronflow_actors.calls import call_user
 from cronflow_actors.engine import detached
 from cronflow_actors.engine.actions import pass_boundary, storable
-from cronflow_actors.engine.context import WorkItemHandle, WorkItemInfo
+from cronflow_actors.engine.context import WorkItemHandle
 from cronflow_actors.engine.owners import work_item_owner
 from cronflow_actors.engine.states import (
     VERB_TARGETS,
@@ -41,7 +41,6 @@ from cronflow_actors.engine.transaction import Transaction
 from cronflow_actors.errors import InvalidStateTransitionError, ResumeError
 from cronflow_actors.messages import JournalEntry, encode, json_encode
 from cronflow_actors.messages.elements import (
-    CreateWorkItem,
     EnsureTaskStarted,
     RunTrigger,
     TearDownWorkItem,
@@ -59,7 +58,7 @@ from cronflow_actors.messages.engine import (
 )
 from cronflow_actors.net.spec import TaskKind
 
-__all__ = ["ACTIONS", "Trigger", "WorkItem", "create"]
+__all__ = ["ACTIONS", "Trigger", "WorkItem", "initialize"]
 
 _TASK_ACTIVE = frozenset({TaskState.ENABLED, TaskState.STARTED})
 _WORKFLOW_OPEN = frozenset({WorkflowState.INITIALIZED, WorkflowState.STARTED})
@@ -74,61 +73,7 @@ _ON_INITIALIZED_TRIGGERS = frozenset({WorkItemVerb.START})
 _ON_STARTED_TRIGGERS = frozenset({WorkItemVerb.COMPLETE, WorkItemVerb.FAIL, WorkItemVerb.CANCEL})
 
 
-async def create(tx: Transaction, message: CreateWorkItem) -> Trigger | None:
-    """A new work item of a task, through its ``initialize`` action: an internal call
-    (``principal=None``: an activity's ``ctx.work_item.initialize``, a task's default item, a
-    job) has its payload checked against the action's schema and its callback run, an external
-    one also authentication and the policy. Then the item is initialized. Answers the
-    auto-start it set when ``defer_trigger`` (else runs it, and answers None)."""
-    workflow = tx.state.workflows[message.workflow_id]
-    task, ident, payload = message.task, message.work_item_id, message.payload
-    definition = tx.spec(workflow).tasks[task]
-    state = workflow.tasks[task].state
-    if definition.kind is not TaskKind.TASK or state not in _TASK_ACTIVE:
-        raise InvalidStateTransitionError(
-            "task",
-            f"{workflow.name}/{task}",
-            str(state) if definition.kind is TaskKind.TASK else f"a {definition.kind.value} task",
-            "initialize a work item",
-            ["enabled", "started"],
-        )
-    name = definition.work_item.name
-    element = f"work item {name!r} of task {task!r}"
-    if message.principal is None and "initialize" not in definition.work_item.actions:
-        # an internal call of the default action: nothing to check, nothing to call
-        stored = storable(payload, element=element, action="initialize")
-    else:
-
-        def context() -> Any:
-            upcoming = WorkItemInfo(
-                id=ident,
-                name=name,
-                task=task,
-                generation=workflow.tasks[task].generation,
-                workflow_id=workflow.id,
-                state=WorkItemState.INITIALIZED,
-                payload=payload,
-            )
-            return tx.context(
-                workflow,
-                f"work item {name!r} initialize action",
-                scheduler=tx.scheduler(work_item_owner(ident)),
-                task=tx.task_info(workflow, task),
-                work_item=WorkItemHandle(upcoming),
-            )
-
-        stored = await pass_boundary(
-            actions=definition.work_item.actions,
-            action="initialize",
-            payload=payload,
-            principal=message.principal,
-            element=element,
-            context=context,
-        )
-    return await _initialize(tx, workflow, task, stored, ident, defer=message.defer_trigger)
-
-
-async def _initialize(
+async def initialize(
     tx: Transaction, workflow: WorkflowRecord, task: str, payload: Any, ident: str, *, defer: bool
 ) -> Trigger | None:
     """A new work item of ``task``'s current generation (the task must be enabled or started);

@@ -1,0 +1,76 @@
+"""A work item that does not exist yet: ``CreateWorkItem`` through the item's ``initialize``
+action (spec section 5.3). An internal call of the default action has nothing to check; any
+other passes the action's boundary (its payload's schema, and for an external call
+authentication and its policy) before ``work_items.initialize`` makes the item."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cronflow_actors.engine.actions import pass_boundary, storable
+from cronflow_actors.engine.context import WorkItemHandle, WorkItemInfo
+from cronflow_actors.engine.owners import work_item_owner
+from cronflow_actors.engine.states import TaskState, WorkItemState
+from cronflow_actors.engine.transaction import Transaction
+from cronflow_actors.engine.work_items import Trigger, initialize
+from cronflow_actors.errors import InvalidStateTransitionError
+from cronflow_actors.messages.elements import CreateWorkItem
+from cronflow_actors.net.spec import TaskKind
+
+__all__ = ["create"]
+
+_TASK_ACTIVE = frozenset({TaskState.ENABLED, TaskState.STARTED})
+
+
+async def create(tx: Transaction, message: CreateWorkItem) -> Trigger | None:
+    """A new work item of a task, through its ``initialize`` action: an internal call
+    (``principal=None``: an activity's ``ctx.work_item.initialize``, a task's default item, a
+    job) has its payload checked against the action's schema and its callback run, an external
+    one also authentication and the policy. Then the item is initialized. Answers the
+    auto-start it set when ``defer_trigger`` (else runs it, and answers None)."""
+    workflow = tx.state.workflows[message.workflow_id]
+    task, ident, payload = message.task, message.work_item_id, message.payload
+    definition = tx.spec(workflow).tasks[task]
+    state = workflow.tasks[task].state
+    if definition.kind is not TaskKind.TASK or state not in _TASK_ACTIVE:
+        raise InvalidStateTransitionError(
+            "task",
+            f"{workflow.name}/{task}",
+            str(state) if definition.kind is TaskKind.TASK else f"a {definition.kind.value} task",
+            "initialize a work item",
+            ["enabled", "started"],
+        )
+    name = definition.work_item.name
+    element = f"work item {name!r} of task {task!r}"
+    if message.principal is None and "initialize" not in definition.work_item.actions:
+        # an internal call of the default action: nothing to check, nothing to call
+        stored = storable(payload, element=element, action="initialize")
+    else:
+
+        def context() -> Any:
+            upcoming = WorkItemInfo(
+                id=ident,
+                name=name,
+                task=task,
+                generation=workflow.tasks[task].generation,
+                workflow_id=workflow.id,
+                state=WorkItemState.INITIALIZED,
+                payload=payload,
+            )
+            return tx.context(
+                workflow,
+                f"work item {name!r} initialize action",
+                scheduler=tx.scheduler(work_item_owner(ident)),
+                task=tx.task_info(workflow, task),
+                work_item=WorkItemHandle(upcoming),
+            )
+
+        stored = await pass_boundary(
+            actions=definition.work_item.actions,
+            action="initialize",
+            payload=payload,
+            principal=message.principal,
+            element=element,
+            context=context,
+        )
+    return await initialize(tx, workflow, task, stored, ident, defer=message.defer_trigger)
