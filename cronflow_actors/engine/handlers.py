@@ -44,6 +44,7 @@ from cronflow_actors.engine.context import Context
 from cronflow_actors.engine.state_access import StateAccess
 from cronflow_actors.engine.transaction import Transaction, normalize
 from cronflow_actors.errors import RetryRequested
+from cronflow_actors.errors._base import class_name
 from cronflow_actors.kernel import Clock
 from cronflow_actors.kernel._actor import LoopActor  # (not the package's: mypyc, setup.py)
 from cronflow_actors.messages import Message, plain
@@ -99,10 +100,6 @@ class HandlerTracing(Protocol):
         turn when the handler is spawned; entered and exited in the handler's own task, around
         the call, and exited with the exception the handler raised, if it did."""
         ...
-
-
-def _class_name(error: BaseException) -> str:
-    return f"{type(error).__module__}.{type(error).__qualname__}"
 
 
 def handler_context(
@@ -281,7 +278,7 @@ class WorkItemActor(HandlerActor):
             attempt=self.attempt,
             ok=False,
             error=f"{type(error).__name__}: {error}",
-            error_type=_class_name(error),
+            error_type=class_name(error),
             error_data=storable_attributes(error),
             exception=error,
             began_at=began_at,
@@ -311,7 +308,7 @@ class ActionActor(HandlerActor):
             work_item_id=self.item_id,
             ok=False,
             error=f"{type(error).__name__}: {error}",
-            error_type=_class_name(error),
+            error_type=class_name(error),
             attempt=self.attempt,
             started_at=began_at,
             finished_at=self.system.clock.now(),

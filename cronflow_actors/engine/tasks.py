@@ -15,7 +15,8 @@ Differences from Tasquencer, on purpose (spec section 14):
 - a policy that says "fail" when the task starts fails the workflow too, as it does later on;
 - a composite task that completes cancels its child workflows that are still running;
 - a router that raises while a report is applied (a handler's result, a timer, an event) fails
-  the workflow with its error; the report stands (a call is refused, as in Tasquencer).
+  the workflow with its error, and an ``on_enabled`` that raises then fails its task (which a
+  catching task answers); the report stands (a call is refused, as in Tasquencer).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from cronflow_actors.engine.states import (
 )
 from cronflow_actors.engine.transaction import Transaction, normalize
 from cronflow_actors.errors import InvalidStateTransitionError, StepTimeoutError
+from cronflow_actors.errors._base import class_name
 from cronflow_actors.messages.elements import (
     CancelTask,
     CreateWorkItem,
@@ -82,6 +84,8 @@ _WORKFLOW_DONE = frozenset({WorkflowState.COMPLETED, WorkflowState.FAILED, Workf
 _Pending = tuple[str, str | None, Any]  # a child an activity asked for: id, name, payload
 _ChildChange = WorkItemStateChanged | WorkflowStateChanged
 _DEADLINE = f"{StepTimeoutError.__module__}.{StepTimeoutError.__qualname__}"  # a job's failure
+_AS_IT_STARTS = Transition(prev_state=WorkItemState.STARTED, next_state=WorkItemState.COMPLETED)
+"""What a policy is asked as its task starts (spec 1.3, ``maybeComplete``)."""
 _SCHEDULING = frozenset(
     {"on_enabled", "on_started", "on_work_item_state_changed", "on_workflow_state_changed"}
 )
@@ -144,10 +148,12 @@ class Task:
             return
         await self._activity("on_enabled", default_child=True, last=last)
 
-    async def _ensure_started(self) -> None:
+    async def _ensure_started(self, failed: Exception | None = None) -> None:
         """``enabled`` -> ``started`` on the first start of a work item or child workflow: take one
         token from every input condition, disable the competitors that lost their token (deferred
-        choice), run ``on_started``, then ask the policy once (a dummy task just completes)."""
+        choice), run ``on_started``, then ask the policy once (a dummy task just completes).
+        ``failed``: its ``on_enabled`` raised that while a report was applied; it starts with no
+        child and fails with it, as its policy would answer (a catching task completes)."""
         tx, workflow, record, name = self.tx, self.workflow, self.record, self.name
         if record.state == TaskState.STARTED:
             return
@@ -161,16 +167,17 @@ class Task:
         marking, emptied = after_start(spec, name, workflow.marking)
         tx.mark(workflow, marking, self.definition.inputs)
         await self._disable_losers(emptied)
+        if failed is not None:
+            error = f"on_enabled of task {name!r}: {type(failed).__name__}: {failed}"
+            await self._carry_out("fail", error, error_type=class_name(failed))
+            return
         if "on_started" in self.definition.activities:
             await self._activity("on_started")
         if self.definition.kind is TaskKind.DUMMY:
             await self._complete()
             return
         if self._started_in(generation):  # its activity may have ended (or renewed) it
-            transition = Transition(
-                prev_state=WorkItemState.STARTED, next_state=WorkItemState.COMPLETED
-            )
-            decision = await self._decide(transition)
+            decision = await self._decide(_AS_IT_STARTS)
             await self._carry_out(decision, f"task {name!r} failed when it started")
 
     async def _complete(self, *, caught: CaughtFailure | None = None, silent: bool = False) -> None:
@@ -246,7 +253,7 @@ class Task:
         if record.state not in _ACTIVE:
             if teardown:
                 return
-            check_move("task", _ident(self.workflow, self.name), record.state, TaskState.CANCELED)
+            check_move("task", (self.workflow.name, self.name), record.state, TaskState.CANCELED)
         change = await self._leave(TaskState.CANCELED, "on_canceled")
         await self.tx.send_last(change)
 
@@ -410,9 +417,8 @@ class Task:
     def _check_can_add(self, what: str) -> None:
         state = self.record.state
         if state not in _ACTIVE:
-            raise InvalidStateTransitionError(
-                "task", _ident(self.workflow, self.name), str(state), what, ["enabled", "started"]
-            )
+            ident, allowed = f"{self.workflow.name}/{self.name}", ["enabled", "started"]
+            raise InvalidStateTransitionError("task", ident, str(state), what, allowed)
 
     async def _activity(
         self,
@@ -433,7 +439,13 @@ class Task:
         pending: list[_Pending] = []
         if fn is not None:
             ctx = self._context(activity, pending if may_add else None, changed)
-            await tx.activity(fn, ctx, activity, "task", self.workflow.id, self.name)
+            try:
+                await tx.activity(fn, ctx, activity, "task", self.workflow.id, self.name)
+            except Exception as error:
+                if activity != "on_enabled" or not tx.reported:
+                    raise  # a call: refused, and nothing of it changes
+                await self._ensure_started(failed=error)  # a report stands: the task fails
+                return
         elif definition.kind is TaskKind.TASK:
             pending.append((tx.new_id("w"), None, None))
         elif definition.kind is TaskKind.COMPOSITE:
@@ -478,10 +490,6 @@ class Task:
                 )
         for trigger_message in queue:
             await tx.send(trigger_message)
-
-
-def _ident(workflow: WorkflowRecord, name: str) -> str:
-    return f"{workflow.name}/{name}"
 
 
 def _started(workflow: WorkflowRecord) -> list[str]:

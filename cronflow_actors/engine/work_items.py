@@ -256,7 +256,14 @@ class WorkItem:
         change = self._move(WorkItemState.STARTED, call_policy=False)
         definition = self.definition
         if definition.wait is not None:
-            await tx.start_waiting(workflow, item)
+            try:
+                await tx.start_waiting(workflow, item)
+            except Exception as error:  # its details (user code: a pause's description)
+                if not tx.reported:
+                    raise  # a call: refused, and nothing of it changes
+                await tx.send(change)  # a report stands: the item fails with the error
+                await self._fail(f"{type(error).__name__}: {error}")
+                return
         handle = None
         if "on_started" in definition.activities:
             handle = await self._activity("on_started", _ON_STARTED_TRIGGERS)

@@ -12,6 +12,11 @@ def clipped(value: object, limit: int = 120) -> str:
     return f"{text[: limit - 30]}... ({len(text)} characters)"
 
 
+def class_name(error: BaseException) -> str:
+    """The qualified name of ``error``'s class (``module.Name``), as a failure records it."""
+    return f"{type(error).__module__}.{type(error).__qualname__}"
+
+
 class CronflowError(Exception):
     """Base of every error raised by cronflow-actors."""
 

@@ -176,3 +176,58 @@ async def test_the_answer_as_the_task_starts_ends_it_with_the_item_that_started_
     assert (await states(rt, wid))["T"] == ("completed" if answer == "complete" else "failed")
     if composite:
         assert await rt.workflow_state(where) == "canceled"
+
+
+@pytest.mark.parametrize("catch", [False, True])
+async def test_an_on_enabled_that_raises_as_a_handler_result_is_applied_fails_its_task(
+    rt: cf.Runtime, catch: bool
+) -> None:
+    # the handler's result is a report (nobody can be refused it): it stands, A completed,
+    # and B fails with its activity's error (a catching B completes with the failure)
+    async def handler(ctx: Any) -> int:
+        return 1
+
+    def enabled(ctx: Any) -> None:
+        raise KeyError("lines")
+
+    b = net.task().activities(on_enabled=enabled)
+    rt.register(
+        build(
+            "entry",
+            {"A": net.task(handler), "B": b.catch() if catch else b},
+            [("start", "A"), ("A", "B"), ("B", "end")],
+        )
+    )
+    wid = await rt.start_workflow("entry")
+    await rt.wait_idle()
+
+    info = await rt.workflow(wid)
+    [a] = await rt.work_items(wid, "A")
+    assert (a.state, a.output) == ("completed", 1)
+    assert await rt.work_items(wid, "B") == []
+    if catch:
+        assert info.state == "completed"
+        assert (await states(rt, wid))["B"] == "completed"
+    else:
+        assert (info.state, info.error) == ("failed", "on_enabled of task 'B': KeyError: 'lines'")
+        assert (await states(rt, wid))["B"] == "failed"
+
+
+async def test_an_on_enabled_that_raises_in_a_call_refuses_the_call(rt: cf.Runtime) -> None:
+    def enabled(ctx: Any) -> None:
+        raise KeyError("lines")
+
+    rt.register(
+        build(
+            "called",
+            {"A": net.task(), "B": net.task().activities(on_enabled=enabled)},
+            [("start", "A"), ("A", "B"), ("B", "end")],
+        )
+    )
+    wid = await rt.start_workflow("called")
+    a = await open_item(rt, wid, "A")
+    await rt.start_work_item(a.id)
+    with pytest.raises(KeyError, match="lines"):
+        await rt.complete_work_item(a.id)
+    assert (await rt.work_item(a.id)).state == "started"  # nothing of the call changed
+    assert (await states(rt, wid))["B"] == "disabled"

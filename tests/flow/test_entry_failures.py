@@ -1,0 +1,124 @@
+"""A function a construct calls as it begins (a ``for_each``'s or ``batch``'s items, a
+``subflow``'s ``input``, a pause's ``description``) that raises while what came before it is
+recorded (a step's result, a sleep's end, an event): the construct fails with that error, so its
+``on_error`` answers it, and what came before stands. (A call, a ``resume``, is refused instead,
+and nothing changes: tests/flow/test_constructs_more.py has the same for conditions.)"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import cronflow_actors as cf
+from cronflow_actors.kernel import ManualClock
+
+
+def _missing(ctx: Any) -> Any:
+    return ctx.payload["lines"]
+
+
+async def _steps(rt: cf.Runtime, run_id: str) -> dict[str, tuple[str, Any]]:
+    return {s.id: (str(s.status), s.output) for s in (await rt.inspect(run_id)).steps}
+
+
+async def test_items_that_raise_after_a_step_fail_the_construct_not_the_step(
+    rt: cf.Runtime,
+) -> None:
+    charged: list[int] = []
+    answered = (
+        cf.define("answered")
+        .step("charge", lambda ctx: charged.append(1) or {"charged": 10})
+        .for_each("lines", _missing, lambda ctx: ctx.item)
+        .on_error(lambda ctx: f"fallback: {ctx.error}")
+        .step("after", lambda ctx: ctx.last)
+    )
+    unanswered = (
+        cf.define("unanswered")
+        .step("charge", lambda ctx: charged.append(1) or {"charged": 10})
+        .batch("lines", _missing, 2, lambda ctx: ctx.item)
+    )
+    rt.register(answered)
+    rt.register(unanswered)
+
+    done_id = await rt.trigger("answered", {})
+    done = await rt.wait(done_id, timeout=5)
+    failed_id = await rt.trigger("unanswered", {})
+    failed = await rt.wait(failed_id, timeout=5)
+
+    error = "on_enabled of task 'lines': KeyError: 'lines'"
+    assert (done.status, done.output) == ("completed", f"fallback: {error}")
+    assert (await _steps(rt, done_id))["charge"] == ("completed", {"charged": 10})
+    assert failed.status == "failed"
+    assert failed.error == error
+    assert (await _steps(rt, failed_id))["charge"] == ("completed", {"charged": 10})
+    assert charged == [1, 1]  # each charge ran once, and is recorded as it went
+
+
+async def test_a_subflow_input_that_raises_after_a_step_is_answered_by_its_on_error(
+    rt: cf.Runtime,
+) -> None:
+    child = cf.define("child").step("c", lambda ctx: "child ran")
+    flow = (
+        cf.define("parent")
+        .step("a", lambda ctx: "A")
+        .subflow("s", child, input=_missing)
+        .on_error(lambda ctx: "fallback")
+    )
+    rt.register(child)
+    rt.register(flow)
+    run_id = await rt.trigger("parent", {})
+    result = await rt.wait(run_id, timeout=5)
+    assert (result.status, result.output) == ("completed", "fallback")
+    assert (await _steps(rt, run_id))["a"] == ("completed", "A")
+
+
+async def test_items_that_raise_after_a_sleep_end_the_run_rather_than_leave_it_waiting(
+    rt: cf.Runtime, clock: ManualClock
+) -> None:
+    flow = (
+        cf.define("slept")
+        .sleep("nap", "10s")
+        .for_each("lines", _missing, lambda ctx: ctx.item)
+        .on_error(lambda ctx: "fallback")
+    )
+    rt.register(flow)
+    run_id = await rt.trigger("slept", {})
+    await rt.wait_idle()
+    clock.advance(11)
+    result = await rt.wait(run_id, timeout=5)
+    assert (result.status, result.output) == ("completed", "fallback")
+
+
+async def test_items_that_raise_when_the_event_comes_are_answered_and_the_event_heard(
+    rt: cf.Runtime,
+) -> None:
+    flow = (
+        cf.define("heard")
+        .wait_for_event("paid", "paid")
+        .for_each("lines", lambda ctx: ctx.last["lines"], lambda ctx: ctx.item)
+        .on_error(lambda ctx: "fallback")
+    )
+    rt.register(flow)
+    run_id = await rt.trigger("heard", {})
+    await rt.wait_idle()
+    assert (await rt.publish_event("paid", {"amount": 3})).delivered == [run_id]
+    result = await rt.wait(run_id, timeout=5)
+    assert (result.status, result.output) == ("completed", "fallback")
+
+
+async def test_a_pause_whose_description_raises_fails_the_pause_not_the_step_before(
+    rt: cf.Runtime,
+) -> None:
+    flow = (
+        cf.define("asks")
+        .step("a", lambda ctx: "A")
+        .human_in_the_loop("approve", description=_missing, timeout="1h")
+    )
+    rt.register(flow)
+    run_id = await rt.trigger("asks", {})
+    result = await rt.wait(run_id, timeout=5)
+    assert result.status == "failed"
+    assert str(result.error).endswith("KeyError: 'lines'")
+    steps = await _steps(rt, run_id)
+    assert steps["a"] == ("completed", "A")
+    assert steps["approve"][0] == "failed"
+    assert await rt.list_paused() == []
