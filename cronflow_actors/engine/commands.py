@@ -48,7 +48,7 @@ from cronflow_actors.messages.engine import (
 from cronflow_actors.messages.migrations import KeptEvent
 from cronflow_actors.net.spec import NetSpec, TaskKind
 
-__all__ = ["WORK_ITEM_ACTIONS", "apply", "run_job"]
+__all__ = ["WORK_ITEM_ACTIONS", "apply", "fail_run", "run_job"]
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +64,16 @@ async def apply(tx: Transaction, command: WorkflowCommand, root: NetSpec) -> Any
     cascade = Cascade(tx, root)
     try:
         return await _carry_out(tx, command, cascade.send)
+    finally:
+        cascade.close()
+
+
+async def fail_run(tx: Transaction, *, root: NetSpec, error: str) -> None:
+    """The run (its root workflow) fails with ``error``, policies bypassed: the last resort when
+    a report could not be applied nor its work item failed (the same user code raised again)."""
+    cascade = Cascade(tx, root)
+    try:
+        await cascade.send(FailWorkflow(workflow_id=tx.state.id, error=error))
     finally:
         cascade.close()
 

@@ -36,12 +36,8 @@ import msgspec
 from mypy_extensions import mypyc_attr
 
 from cronflow_actors.calls import call_logged
-from cronflow_actors.engine.commands import apply
-from cronflow_actors.engine.handlers import (
-    ActionActor,
-    WorkItemActor,
-    handler_context,
-)
+from cronflow_actors.engine.commands import apply, fail_run
+from cronflow_actors.engine.handlers import ActionActor, WorkItemActor, handler_context
 from cronflow_actors.engine.services import EngineServices, decode_state
 from cronflow_actors.engine.state_access import StateAccess
 from cronflow_actors.engine.states import WorkItemState, WorkItemVerb, is_final
@@ -56,13 +52,7 @@ from cronflow_actors.errors import (
 )
 from cronflow_actors.kernel import LoopActor
 from cronflow_actors.kernel._coroutine import CoroutineActor  # (mypyc, setup.py)
-from cronflow_actors.messages import (
-    ChildFailed,
-    Message,
-    Mutation,
-    SnapshotRecord,
-    encode,
-)
+from cronflow_actors.messages import ChildFailed, Message, Mutation, SnapshotRecord, encode
 from cronflow_actors.messages.engine import (
     ActionFinished,
     CancelWorkflow,
@@ -370,7 +360,8 @@ class WorkflowActor(CoroutineActor):
 
     async def _after_internal_failure(self, command: Any, error: Exception) -> None:
         """A handler's result or a timer could not be applied because user code raised: the
-        work item fails with that error (or the job is dropped), in a transaction of its own."""
+        work item fails with that error (or the job is dropped), in a transaction of its own;
+        if that raises too (the same user code: its task's policy), the run fails with it."""
         logger.warning("%s: %r could not be applied: %r", self, command, error)
         reason = f"{type(error).__name__}: {error}"
         try:
@@ -389,7 +380,11 @@ class WorkflowActor(CoroutineActor):
 
                 await self._transact_with(drop)
         except Exception:
-            logger.exception("%s: could not record the failure of %r", self, command)
+            logger.exception("%s: could not record the failure of %r; the run fails", self, command)
+            try:
+                await self._transact_with(functools.partial(fail_run, root=self.root, error=reason))
+            except Exception:
+                logger.exception("%s: the run could not be failed either", self)
 
     async def _deliver_kept(self, message: DeliverKept) -> None:
         """The first event kept for the instance while it was held, then the next (each in a

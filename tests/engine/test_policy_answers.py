@@ -231,3 +231,27 @@ async def test_an_on_enabled_that_raises_in_a_call_refuses_the_call(rt: cf.Runti
         await rt.complete_work_item(a.id)
     assert (await rt.work_item(a.id)).state == "started"  # nothing of the call changed
     assert (await states(rt, wid))["B"] == "disabled"
+
+
+async def test_a_policy_that_raises_at_every_report_fails_the_run_rather_than_stall_it(
+    rt: cf.Runtime,
+) -> None:
+    # the handler's result cannot be applied (the policy raises), nor its item failed (the
+    # policy raises again): the run fails with the error, where it stayed started for good
+    async def handler(ctx: Any) -> int:
+        return 1
+
+    def policy(ctx: Any) -> str:
+        if ctx.stats.completed == ctx.stats.failed == 0 and ctx.stats.started == 0:
+            return "continue"  # asked as the task starts
+        raise RuntimeError("policy bug")
+
+    rt.register(
+        build("stuck", {"t": net.task(handler).policy(policy)}, [("start", "t"), ("t", "end")])
+    )
+    wid = await rt.start_workflow("stuck")
+    await rt.wait_idle()
+
+    info = await rt.workflow(wid)
+    assert (info.state, info.error) == ("failed", "RuntimeError: policy bug")
+    assert [i.state for i in await rt.work_items(wid, "t")] == ["canceled"]
