@@ -29,6 +29,8 @@ from cronflow_actors.errors import (
     EngineError,
     InstanceBlockedError,
     InvalidEventError,
+    RuntimeNotRunningError,
+    StoreError,
     UnknownWorkflowError,
 )
 from cronflow_actors.flow.triggers import schema_path
@@ -49,18 +51,19 @@ _HOLD_CHANGES = 3
 
 
 class EventRefusal(msgspec.Struct, frozen=True, kw_only=True):
-    """A flow that did not start for an event: its payload did not match the flow's schema."""
+    """A flow that did not start for an event: its payload did not match the flow's schema, or
+    its start raised (its first node's function: the error is logged with its traceback)."""
 
     workflow: str
     detail: str
-    """What did not match (msgspec's message)."""
+    """What did not match (msgspec's message), or what the start raised."""
     path: str = "$"
     """The JSON path of the field at fault (``$`` for the whole payload)."""
 
 
 class PublishResult(list[str]):
     """What ``publish_event`` did: a list of the ids of the runs it started, ``refused``, the
-    flows whose schema refused the payload, ``delivered``, the runs whose waiting step took the
+    flows whose schema refused the payload or whose start raised, ``delivered``, the runs whose waiting step took the
     event (its filter accepted it), and ``held``, the runs with a step waiting for the event
     that did not hear it yet because they cannot run here (``blocked``: their definition
     changed under their version; or their workflow is not registered): the event is kept for
@@ -130,7 +133,14 @@ class Events:
             run_payload = (
                 {"event": event, **converted} if isinstance(converted, dict) else {"event": event}
             )
-            started.append(await self._trigger(flow_id, run_payload, kind="event"))
+            try:
+                started.append(await self._trigger(flow_id, run_payload, kind="event"))
+            except (StoreError, RuntimeNotRunningError):
+                raise  # the runtime's own trouble, not this flow's
+            except Exception as error:  # the other flows start, and waiting steps hear it
+                logger.exception("event %s: flow %s could not start", name, flow_id)
+                detail = f"its start raised {type(error).__name__}: {error}"
+                refused.append(EventRefusal(workflow=flow_id, detail=detail))
         after = None
         held: list[str] = []
         delivered: list[str] = []

@@ -122,3 +122,25 @@ async def test_a_pause_whose_description_raises_fails_the_pause_not_the_step_bef
     assert steps["a"] == ("completed", "A")
     assert steps["approve"][0] == "failed"
     assert await rt.list_paused() == []
+
+
+async def test_a_listener_whose_start_raises_leaves_the_others_and_the_waiting_runs_to_hear(
+    rt: cf.Runtime,
+) -> None:
+    broken = cf.define("broken").on_event("ping").for_each("lines", _missing, lambda c: c.item)
+    heard = cf.define("heard").on_event("ping").step("s", lambda ctx: "started by ping")
+    waiter = cf.define("waiter").wait_for_event("w", "ping").step("after", lambda ctx: "woken")
+    for flow in (broken, heard, waiter):
+        rt.register(flow)
+    waiting = await rt.trigger("waiter", {})
+    await rt.wait_idle()
+
+    result = await rt.publish_event("ping", {"n": 1})
+
+    [started] = result
+    assert (await rt.wait(started, timeout=5)).output == "started by ping"
+    assert result.delivered == [waiting]
+    assert (await rt.wait(waiting, timeout=5)).output == "woken"
+    [refusal] = result.refused
+    assert (refusal.workflow, refusal.detail) == ("broken", "its start raised KeyError: 'lines'")
+    assert await rt.list_runs(workflow="broken") == []  # no run recorded for it
