@@ -63,11 +63,11 @@ class EventRefusal(msgspec.Struct, frozen=True, kw_only=True):
 
 class PublishResult(list[str]):
     """What ``publish_event`` did: a list of the ids of the runs it started, ``refused``, the
-    flows whose schema refused the payload or whose start raised, ``delivered``, the runs whose waiting step took the
-    event (its filter accepted it), and ``held``, the runs with a step waiting for the event
-    that did not hear it yet because they cannot run here (``blocked``: their definition
-    changed under their version; or their workflow is not registered): the event is kept for
-    them and delivered when they run again (each empty when there are none)."""
+    flows whose schema refused the payload or whose start raised, ``delivered``, the runs whose
+    waiting step took the event (its filter accepted it), and ``held``, the runs with a step
+    waiting for the event that did not hear it yet because they cannot run here (``blocked``:
+    their definition changed under their version; or their workflow is not registered): the
+    event is kept for them and delivered when they run again (each empty when there are none)."""
 
     def __init__(
         self,
