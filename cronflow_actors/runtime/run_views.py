@@ -284,7 +284,7 @@ class RunViews:
             errors = [i.error for i in items if i.error] + [c.error for c in children if c.error]
             failed = [i for i in items if i.error_type]
             status: str = record.state
-            if items and len(items) == 1:
+            if len(items) == 1 and record.state != TaskState.COMPLETED:  # (an on_error answered)
                 status = _step_status(items[0].state, kind)
             steps.append(
                 StepInfo(

@@ -431,3 +431,24 @@ async def test_a_condition_that_raises_fails_the_run_not_the_step_before_it(
     assert (looped.status, "ZeroDivisionError" in (looped.error or "")) == ("failed", True)
     [s] = (await rt.inspect(loop_id)).steps
     assert (s.id, str(s.status), s.output) == ("s", "completed", 5)
+
+
+@pytest.mark.parametrize(
+    "flow",
+    [
+        cf.define("one-item").for_each("fe", lambda ctx: [1], lambda item, ctx: 1 / 0),
+        cf.define("one-chunk").batch("fe", lambda ctx: [1, 2], 5, lambda chunk, ctx: 1 / 0),
+        cf.define("one-branch").parallel("fe", [lambda ctx: 1 / 0]),
+        cf.define("two-items").for_each("fe", lambda ctx: [1, 2], lambda item, ctx: 1 / 0),
+    ],
+    ids=lambda flow: flow.id,
+)
+async def test_a_construct_its_on_error_answered_shows_completed_however_many_items_it_ran(
+    rt: cf.Runtime, flow: cf.Flow
+) -> None:
+    rt.register(flow.on_error(lambda ctx: "fb").step("after", lambda ctx: ctx.last))
+    run_id = await rt.trigger(flow.id, {})
+    assert (await rt.wait(run_id, timeout=5)).output == "fb"
+    step = (await rt.inspect(run_id)).steps[0]
+    assert (step.id, str(step.status), step.output) == ("fe", "completed", "fb")
+    assert step.error == "ZeroDivisionError: division by zero"  # kept beside the answer

@@ -27,14 +27,14 @@ async def test_items_that_raise_after_a_step_fail_the_construct_not_the_step(
     answered = (
         cf.define("answered")
         .step("charge", lambda ctx: charged.append(1) or {"charged": 10})
-        .for_each("lines", _missing, lambda ctx: ctx.item)
+        .for_each("lines", _missing, lambda item, ctx: item)
         .on_error(lambda ctx: f"fallback: {ctx.error}")
         .step("after", lambda ctx: ctx.last)
     )
     unanswered = (
         cf.define("unanswered")
         .step("charge", lambda ctx: charged.append(1) or {"charged": 10})
-        .batch("lines", _missing, 2, lambda ctx: ctx.item)
+        .batch("lines", _missing, 2, lambda item, ctx: item)
     )
     rt.register(answered)
     rt.register(unanswered)
@@ -77,7 +77,7 @@ async def test_items_that_raise_after_a_sleep_end_the_run_rather_than_leave_it_w
     flow = (
         cf.define("slept")
         .sleep("nap", "10s")
-        .for_each("lines", _missing, lambda ctx: ctx.item)
+        .for_each("lines", _missing, lambda item, ctx: item)
         .on_error(lambda ctx: "fallback")
     )
     rt.register(flow)
@@ -94,7 +94,7 @@ async def test_items_that_raise_when_the_event_comes_are_answered_and_the_event_
     flow = (
         cf.define("heard")
         .wait_for_event("paid", "paid")
-        .for_each("lines", lambda ctx: ctx.last["lines"], lambda ctx: ctx.item)
+        .for_each("lines", lambda ctx: ctx.last["lines"], lambda item, ctx: item)
         .on_error(lambda ctx: "fallback")
     )
     rt.register(flow)
@@ -127,7 +127,9 @@ async def test_a_pause_whose_description_raises_fails_the_pause_not_the_step_bef
 async def test_a_listener_whose_start_raises_leaves_the_others_and_the_waiting_runs_to_hear(
     rt: cf.Runtime,
 ) -> None:
-    broken = cf.define("broken").on_event("ping").for_each("lines", _missing, lambda c: c.item)
+    broken = (
+        cf.define("broken").on_event("ping").for_each("lines", _missing, lambda item, ctx: item)
+    )
     heard = cf.define("heard").on_event("ping").step("s", lambda ctx: "started by ping")
     waiter = cf.define("waiter").wait_for_event("w", "ping").step("after", lambda ctx: "woken")
     for flow in (broken, heard, waiter):
