@@ -10,6 +10,7 @@ layer may import: it uses nothing but the standard library.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 from collections.abc import Awaitable, Callable
@@ -46,7 +47,14 @@ async def call_user(
     if run_blocking is None or _is_coroutine_function(fn):
         value = fn(*args)
     else:
-        value = await run_blocking(fn, *args)
+        pending = run_blocking(fn, *args)
+        try:
+            value = await pending
+        except asyncio.CancelledError:  # (a timeout, a stop): not to run late, if not begun
+            give_up = getattr(pending, "give_up", None)
+            if give_up is not None:
+                give_up()
+            raise
     # settle(value), inline: a coroutine (what an async def returns) is awaited at once
     if type(value) is CoroutineType or inspect.isawaitable(value):
         return await value

@@ -23,7 +23,7 @@ from cronflow_actors.kernel._future import LoopFuture
 from cronflow_actors.kernel._work import WorkInFlight
 from cronflow_actors.messages import Message
 
-__all__ = ["BlockingPool", "PoolStatistics", "RunBlocking"]
+__all__ = ["BlockingCall", "BlockingPool", "PoolStatistics", "RunBlocking"]
 
 T = TypeVar("T")
 
@@ -86,6 +86,42 @@ def _unwrap(answer: Any) -> Any:
     return answer
 
 
+class BlockingCall(LoopFuture[T]):
+    """The future of a call submitted to the pool: ``give_up()`` withdraws the call while it
+    still waits for a thread (its caller stopped waiting: a step's timeout, a canceled run), so
+    it never runs late; a call already running runs to its end (a thread cannot be stopped)."""
+
+    __slots__ = ("_queued",)
+
+    def __init__(self, queued: _Queued) -> None:
+        super().__init__()
+        self._queued = queued
+
+    def give_up(self) -> None:
+        self._queued.given_up = True
+
+
+class _Queued:
+    """A call on its way to a worker: run in a copy of the caller's context variables, unless
+    given up before a thread took it."""
+
+    __slots__ = ("context", "given_up")
+
+    def __init__(self) -> None:
+        self.context = contextvars.copy_context()
+        self.given_up = False
+
+    def run(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        if self.given_up:
+            return _GIVEN_UP
+        return self.context.run(fn, *args, **kwargs)
+
+
+_GIVEN_UP = object()
+"""What a worker answers for a call given up before it ran (a BaseException raised there
+would stop the worker, as pykka stops an actor whose handler raised one)."""
+
+
 class BlockingPool:
     """A fixed number of ``BlockingWorker`` threads; each call goes to the least loaded one."""
 
@@ -113,9 +149,10 @@ class BlockingPool:
         busy = sum(1 for calls in in_flight if calls)
         return PoolStatistics(threads=len(in_flight), busy=busy, queued=sum(in_flight) - busy)
 
-    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> LoopFuture[T]:
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> BlockingCall[T]:
         """Run ``fn(*args, **kwargs)`` on a worker thread, in a copy of the caller's context
-        variables (as ``asyncio.to_thread`` does); the future carries its result."""
+        variables (as ``asyncio.to_thread`` does); the future carries its result, and gives
+        the call up (``give_up``) while it waits for a thread."""
         with self._lock:
             index = min(range(len(self._in_flight)), key=self._in_flight.__getitem__)
             self._in_flight[index] += 1
@@ -123,24 +160,26 @@ class BlockingPool:
         on_loop = work.on_loop_thread()
         if on_loop:
             work.started()
-        answer = self._workers[index].ask(
-            RunBlocking(
-                fn=contextvars.copy_context().run,
-                args=(fn, *args),
-                kwargs=kwargs,
-                answer_errors=True,
-            ),
-            block=False,
-        )
-        future = cast("LoopFuture[T]", answer.map(_unwrap))
+        queued = _Queued()
+        message = RunBlocking(fn=queued.run, args=(fn, *args), kwargs=kwargs, answer_errors=True)
+        answer = cast("LoopFuture[Any]", self._workers[index].ask(message, block=False))
+        future: BlockingCall[T] = BlockingCall(queued)
 
-        def finished(_future: LoopFuture[Any]) -> None:
+        def finished(answered: LoopFuture[Any]) -> None:
             with self._lock:
                 self._in_flight[index] -= 1
+            try:
+                value = _unwrap(answered.get())
+                if value is _GIVEN_UP:
+                    raise asyncio.CancelledError("given up while it waited for a thread")
+            except BaseException:
+                future.set_exception()
+            else:
+                future.set(value)
             if on_loop:
                 work.done_threadsafe()
 
-        future.add_done_callback(finished)
+        answer.add_done_callback(finished)
         return future
 
     async def stop(self) -> None:

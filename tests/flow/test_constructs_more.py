@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -452,3 +453,30 @@ async def test_a_construct_its_on_error_answered_shows_completed_however_many_it
     step = (await rt.inspect(run_id)).steps[0]
     assert (step.id, str(step.status), step.output) == ("fe", "completed", "fb")
     assert step.error == "ZeroDivisionError: division by zero"  # kept beside the answer
+
+
+async def test_a_plain_step_that_timed_out_waiting_for_a_thread_never_runs_late(
+    tmp_path: Path,
+) -> None:
+    release = threading.Event()
+    charged: list[str] = []
+
+    async def fallback(ctx: Any) -> str:  # on the loop: the one thread is held
+        return f"fallback: {type(ctx.error).__name__}"
+
+    hold = cf.define("hold").step("h", lambda ctx: release.wait(10))
+    pay = (
+        cf.define("pay")
+        .step("charge", lambda ctx: charged.append("charged"), timeout="0.2s")
+        .on_error(fallback)
+    )
+    async with cf.Runtime(db=tmp_path / "pool.db", blocking_workers=1) as rt:
+        rt.register(hold)
+        rt.register(pay)
+        holding = await rt.trigger("hold", {})  # takes the one pool thread
+        result = await rt.wait(await rt.trigger("pay", {}), timeout=5)
+        assert (result.status, result.output) == ("completed", "fallback: StepTimeoutError")
+        release.set()
+        await rt.wait(holding, timeout=5)
+        await rt.wait_idle()
+    assert charged == []  # given up while it waited: the run took its fallback, and that stands

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
@@ -7,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from cronflow_actors.calls import call_user
 from cronflow_actors.errors import ConfigurationError
 from cronflow_actors.kernel import ActorSystem, BlockingPool, LoopActor, PoolStatistics
 
@@ -79,3 +81,33 @@ async def test_statistics_count_busy_threads_and_queued_calls() -> None:
         for call in calls:
             assert await call is True
         assert system.blocking_statistics() == PoolStatistics(threads=2, busy=0, queued=0)
+
+
+async def test_a_call_given_up_while_it_waits_for_a_thread_never_runs() -> None:
+    async with ActorSystem("pool", blocking_workers=1) as system:
+        release = threading.Event()
+        ran: list[str] = []
+        busy = system.run_blocking(release.wait, 10)  # holds the one thread
+        late = system.run_blocking(ran.append, "late")
+        kept = system.run_blocking(ran.append, "kept")
+        late.give_up()  # its caller stopped waiting (a timeout): it must not run afterwards
+        release.set()
+        assert await busy is True
+        assert await kept is None
+        with pytest.raises(asyncio.CancelledError):
+            await late
+        assert ran == ["kept"]
+        assert system.blocking.in_flight == 0
+
+
+async def test_a_call_user_cancelled_while_queued_gives_its_call_up() -> None:
+    async with ActorSystem("pool", blocking_workers=1) as system:
+        release = threading.Event()
+        ran: list[int] = []
+        busy = system.run_blocking(release.wait, 10)
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(call_user(ran.append, 1, run_blocking=system.run_blocking), 0.05)
+        release.set()
+        await busy
+        await system.wait_idle()
+        assert ran == []
