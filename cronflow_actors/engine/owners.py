@@ -13,10 +13,13 @@ def workflow_owner(workflow_id: str) -> str:
 
 
 def task_owner(workflow_id: str, task: str, generation: int | None = None) -> str:
-    """The owner key of a task's jobs; without ``generation``, the prefix of all of them."""
+    """The owner key of a task's jobs; without ``generation``, the prefix of all of them. A
+    ``/`` in the task's name is escaped, so that task ``a``'s prefix is not ``a/b``'s too (a
+    name without ``/`` or ``%``, every name before this, keys as it always did)."""
+    name = task.replace("%", "%25").replace("/", "%2F")
     if generation is None:
-        return f"task/{workflow_id}/{task}/"
-    return f"task/{workflow_id}/{task}/{generation}/"
+        return f"task/{workflow_id}/{name}/"
+    return f"task/{workflow_id}/{name}/{generation}/"
 
 
 def work_item_owner(work_item_id: str) -> str:

@@ -11,6 +11,7 @@ import pytest
 
 import cronflow_actors as cf
 from cronflow_actors import net
+from cronflow_actors.kernel import ManualClock
 from tests.engine.helpers import build, open_item, states
 
 
@@ -255,3 +256,28 @@ async def test_a_policy_that_raises_at_every_report_fails_the_run_rather_than_st
     info = await rt.workflow(wid)
     assert (info.state, info.error) == ("failed", "RuntimeError: policy bug")
     assert [i.state for i in await rt.work_items(wid, "t")] == ["canceled"]
+
+
+async def test_a_task_whose_name_begins_another_s_keeps_its_own_jobs(
+    rt: cf.Runtime, clock: ManualClock
+) -> None:
+    # task "a" completing drops its own jobs, not those of task "a/b" (a name may hold "/")
+    def enabled(ctx: Any) -> None:
+        item = ctx.work_item.initialize()
+        ctx.register_scheduled(30, net.jobs.cancel_work_item(item))  # a deadline of "a/b"
+
+    tasks = {
+        "S": net.dummy_task(),
+        "a": net.task(),
+        "a/b": net.task().activities(on_enabled=enabled),
+    }
+    flows = [("start", "S"), ("S", "a"), ("S", "a/b"), ("a", "J"), ("a/b", "J"), ("J", "end")]
+    rt.register(build("prefixes", tasks | {"J": net.dummy_task()}, flows))
+    wid = await rt.start_workflow("prefixes")
+    a = await open_item(rt, wid, "a")
+    await rt.start_work_item(a.id)
+    await rt.complete_work_item(a.id)
+
+    clock.advance(31)
+    await rt.wait_idle()
+    assert [i.state for i in await rt.work_items(wid, "a/b")] == ["canceled"]
