@@ -41,6 +41,7 @@ __all__ = ["ExpectationError", "FlowTest", "StepExpectation", "StepResult", "Tes
 
 _FINAL = frozenset({"completed", "failed", "canceled"})
 _CENTURY = 100 * 365 * 86400.0
+_WAITS_PAGE = 100  # open event waits read at a time
 
 
 class StepResult(msgspec.Struct, frozen=True, kw_only=True):
@@ -209,8 +210,7 @@ class FlowTest:
                     answered.add(pause.token)
                     await rt.resume(pause.token, self._answers[pause.step])
                     moved = True
-            waiting = {s.id for s in info.steps if s.kind == "event" and s.status == "waiting"}
-            if waiting and events:
+            if events and await _waits_for_an_event(rt, run_id):
                 name, payload = events.pop(0)
                 await rt.publish_event(name, payload)
                 moved = True
@@ -271,3 +271,16 @@ def _harness(flow: Flow) -> FlowTest:
 
 
 use_test_harness(_harness)
+
+
+async def _waits_for_an_event(rt: Runtime, run_id: str) -> bool:
+    """Whether a step of the run waits for an event: one of its own, or of a subflow's or a
+    per-item flow's (their waits are the run's, as the store keeps them)."""
+    after = None
+    while True:
+        page = await rt.store.open_waits("event", after=after, limit=_WAITS_PAGE)
+        if any(wait.instance_id == run_id for wait in page):
+            return True
+        if len(page) < _WAITS_PAGE:
+            return False
+        after = (page[-1].created_at, page[-1].wait_id)

@@ -115,6 +115,21 @@ async def test_pauses_and_events_are_answered_and_a_run_left_waiting_says_so() -
     assert left.step("hold").status == "waiting"
 
 
+async def test_an_event_reaches_a_step_waiting_in_a_subflow_or_a_flow_per_item() -> None:
+    child = cf.define("child").wait_for_event("w", "go").step("c", lambda ctx: ctx.last["v"])
+    parent = cf.define("parent").subflow("kid", child).step("after", lambda ctx: ctx.last)
+
+    def per_item(item: Any, flow: cf.Flow) -> cf.Flow:
+        return flow.wait_for_event("w", "go").step("s", lambda ctx: ctx.last["v"] + item)
+
+    each = cf.define("each").for_each("fe", lambda ctx: [10], per_item)
+    through_subflow = await parent.test().emit("go", {"v": 1}).run()
+    through_item = await each.test().emit("go", {"v": 1}).run()
+    assert (through_subflow.status, through_subflow.output) == ("completed", 1)
+    assert through_item.status == "completed"
+    assert [r["result"] for r in through_item.output["results"]] == [11]
+
+
 async def test_a_schedule_does_not_start_runs_in_a_test() -> None:
     flow = (
         cf.define("nightly").step("s", lambda ctx: "ran").sleep("nap", "2d").on_schedule("@daily")
