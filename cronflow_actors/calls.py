@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from types import CoroutineType, FunctionType
 from typing import Any
 
-__all__ = ["call_logged", "call_user", "settle"]
+__all__ = ["RunBlocking", "call_logged", "call_user", "settle"]
 
 RunBlocking = Callable[..., Awaitable[Any]]
 
@@ -61,10 +61,15 @@ async def call_user(
     return value
 
 
-async def call_logged(fn: Callable[..., Any], *args: Any, what: str = "a callback") -> None:
-    """``call_user(fn, *args)`` whose failure is logged, never raised (for callbacks after a
-    commit, whose failure must not undo what is durable)."""
+async def call_logged(
+    fn: Callable[..., Any],
+    *args: Any,
+    what: str = "a callback",
+    run_blocking: RunBlocking | None = None,
+) -> None:
+    """``call_user(fn, *args, run_blocking=run_blocking)`` whose failure is logged, never
+    raised (for callbacks after a commit, whose failure must not undo what is durable)."""
     try:
-        await call_user(fn, *args)
+        await call_user(fn, *args, run_blocking=run_blocking)
     except Exception:
         logger.exception("%s failed", what)

@@ -334,11 +334,12 @@ class WorkflowActor(CoroutineActor):
             timers.disarm(timer_id)
         for record in tx.timers_set.values():
             timers.arm(record)
+        blocking = self.system.run_blocking
         for callback in tx.after_commit:
-            # a task of the system, not of this actor: a passivating instance does not cut it
-            self.system.create_task(
-                call_logged(callback, what="a callback after a commit"), name="after commit"
-            )
+            # a task of the system, not of this actor: a passivating instance does not cut it;
+            # a plain function on the blocking pool (an on_pause may call out to a chat)
+            call = call_logged(callback, what="a callback after a commit", run_blocking=blocking)
+            self.system.create_task(call, name="after commit")
         if tx.changes and self.services.on_changes is not None:
             self.services.on_changes(tx.changes)
         root = self.state.workflows.get(self.instance_id)

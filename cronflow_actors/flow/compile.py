@@ -19,11 +19,12 @@ makes its task catch its failure; the task's router then sends the flow to a fal
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Sequence
 from typing import Any
 
-from cronflow_actors.calls import call_user, settle
+from cronflow_actors.calls import settle
 from cronflow_actors.errors import InvalidWorkflowError, StepFailedError
 from cronflow_actors.flow import fanout, waits
 from cronflow_actors.flow import nodes as n
@@ -396,7 +397,7 @@ def compile_flow(
                 ctx.register_scheduled(timeout, jobs.fail_workflow(ctx.workflow.id, error))
             if on_start is not None and ctx.workflow.parent_id is None:  # runs, not subflows
                 fctx = FlowContext.of_run(ctx)
-                ctx.after_commit(lambda: call_user(on_start, fctx))
+                ctx.after_commit(functools.partial(on_start, fctx))
 
         builder.activities(on_initialized=initialized)
     if problems:

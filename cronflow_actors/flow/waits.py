@@ -4,6 +4,7 @@ timer), ``wait_for_event`` (completed by a matching event, or failed by its time
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from cronflow_actors.calls import settle
@@ -110,7 +111,7 @@ def human_task(node: n.HumanNode, step_ids: frozenset[str]) -> net.TaskBuilder:
             ctx.register_scheduled(node.timeout, job)
         if node.on_pause is not None:
             fctx = FlowContext.of(ctx, step_ids)
-            ctx.after_commit(lambda: node.on_pause(fctx, token))
+            ctx.after_commit(functools.partial(node.on_pause, fctx, token))
 
     def enabled(ctx: Any) -> None:
         # The pause keeps what came before it: on_timeout sees that as ctx.last.
@@ -121,7 +122,7 @@ def human_task(node: n.HumanNode, step_ids: frozenset[str]) -> net.TaskBuilder:
         if node.on_timeout is not None and isinstance(output, dict) and output.get("timed_out"):
             fctx = FlowContext.of(ctx, step_ids)
             fctx.last = plain((ctx.work_item.payload or {}).get("paused_after"))
-            ctx.after_commit(lambda: node.on_timeout(fctx))
+            ctx.after_commit(functools.partial(node.on_timeout, fctx))
 
     wait = WaitSpec(kind="pause", details=details, timeout=node.timeout)
     item = net.work_item(node.id, kind=node.kind, wait=wait).activities(

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 
-from cronflow_actors.calls import call_logged
+from cronflow_actors.calls import RunBlocking, call_logged
 from cronflow_actors.engine.actors import decode_state
 from cronflow_actors.engine.context import WorkflowInfo
 from cronflow_actors.engine.state_access import StateAccess
@@ -34,8 +34,11 @@ class RunHooks:
         store: Store,
         clock: Clock,
         spawn: Spawn,
+        run_blocking: RunBlocking | None = None,
         secrets: Mapping[str, Secrets] | None = None,
     ) -> None:
+        self._run_blocking = run_blocking
+        """Where a plain-``def`` hook runs (the blocking pool), so it cannot stall the loop."""
         self._store = store
         self._clock = clock
         self._spawn = spawn
@@ -60,7 +63,7 @@ class RunHooks:
         if info.state == WorkflowState.FAILED:
             error = raised if raised is not None else failure_of(state, root)
         ctx = self.context(root.name, root, last=root.output, error=error)
-        self._spawn(_call(called, ctx, info.id), f"hooks {info.id}")
+        self._spawn(_call(called, ctx, info.id, self._run_blocking), f"hooks {info.id}")
 
     def context(
         self, namespace: str, workflow: WorkflowRecord, *, last: Any, error: Any = None
@@ -81,11 +84,12 @@ class RunHooks:
 
 
 def _call(
-    called: list[tuple[str, Any]], ctx: FlowContext, run_id: str
+    called: list[tuple[str, Any]], ctx: FlowContext, run_id: str, run_blocking: RunBlocking | None
 ) -> Coroutine[Any, Any, None]:
     async def call() -> None:
         for name, hook in called:  # the outcome's hook first, then on_complete
-            await call_logged(hook, ctx, what=f"{name} hook of run {run_id}")
+            what = f"{name} hook of run {run_id}"
+            await call_logged(hook, ctx, what=what, run_blocking=run_blocking)
 
     return call()
 

@@ -270,7 +270,11 @@ class Runtime(ClusterRecovery, LifecycleMethods, FlowMethods, StateMethods, Audi
             read=self.instances.read,
         )
         self.run_hooks = RunHooks(
-            store=self.store, clock=self.clock, spawn=self._spawn, secrets=self._secrets
+            store=self.store,
+            clock=self.clock,
+            spawn=self._spawn,
+            run_blocking=self.system.run_blocking,
+            secrets=self._secrets,
         )
         self.replays = Replays(
             catalog=self.catalog,

@@ -407,6 +407,7 @@ async def test_a_condition_that_raises_fails_the_run_not_the_step_before_it(
     assert result.status == "failed"
     assert result.error == "router of task 'if:check': TypeError: 'int' object is not subscriptable"
     assert ran == ["a"]
+    await rt.wait_idle()  # the hook, on a pool thread
     assert [str(error) for error in failures] == [result.error]
     [a] = (await rt.inspect(run_id)).steps
     assert (a.id, str(a.status), a.output, a.error, a.attempts) == ("a", "completed", 0, None, 1)
@@ -480,3 +481,28 @@ async def test_a_plain_step_that_timed_out_waiting_for_a_thread_never_runs_late(
         await rt.wait(holding, timeout=5)
         await rt.wait_idle()
     assert charged == []  # given up while it waited: the run took its fallback, and that stands
+
+
+async def test_plain_hooks_and_pause_callbacks_run_off_the_event_loop(rt: cf.Runtime) -> None:
+    # each may block (a chat message): on the blocking pool, never on the loop's thread
+    loop_thread = threading.get_ident()
+    threads: dict[str, int] = {}
+
+    def record(name: str) -> Any:
+        return lambda *args: threads.setdefault(name, threading.get_ident())
+
+    hooks = cf.Hooks(on_start=record("on_start"), on_success=record("on_success"))
+    asks = (
+        cf.define("asks", hooks=hooks)
+        .human_in_the_loop("ok", description="ok?", on_pause=record("on_pause"), timeout="1h")
+        .step("after", lambda ctx: "done")
+    )
+    rt.register(asks)
+    run_id = await rt.trigger("asks", {})
+    await rt.wait_idle()
+    [pause] = await rt.list_paused()
+    await rt.resume(pause.token, {"approved": True})
+    await rt.wait(run_id, timeout=5)
+    await rt.wait_idle()
+    assert sorted(threads) == ["on_pause", "on_start", "on_success"]
+    assert loop_thread not in threads.values()
