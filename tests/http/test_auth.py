@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
+from typing import Any
 
 import msgspec
 import pytest
 
 import cronflow_actors as cf
 from cronflow_actors import net
-from cronflow_actors.http.auth import sign
+from cronflow_actors.http.auth import Signatures, sign
 from tests.http.conftest import Serve
 
 ADA = cf.Principal(id="ada", scopes=frozenset({"review:write"}))
@@ -266,4 +267,47 @@ async def test_identical_signed_requests_at_once_start_one_run(serve: Serve, key
     assert statuses[202] == 1, statuses
     # the others: replays (401), or duplicates of the run (200) when they carry its key
     assert set(statuses) <= ({202, 200, 401} if keyed else {202, 401}), statuses
+    assert len(await rt.list_runs()) == 1
+
+
+@pytest.mark.parametrize("keyed", [False, True], ids=["no-key", "key-from-a-callback"])
+async def test_a_signature_claimed_by_a_request_whose_run_never_started_starts_it_once(
+    serve: Serve, monkeypatch: pytest.MonkeyPatch, keyed: bool
+) -> None:
+    # what a kill -9 between the claim's commit and the start's leaves: a spent signature and no
+    # run; here the claim is kept by a start that failed with its give-back lost
+    async def lost(self: Any, signature: Any) -> None:
+        return None
+
+    failures = [RuntimeError("killed")]
+
+    def condition(request: cf.WebhookRequest) -> bool:
+        if failures:
+            raise failures.pop()
+        return True
+
+    flow = (
+        cf.define("signed")
+        .step("s", lambda ctx: ctx.payload)
+        .on_webhook(
+            "/hooks/signed",
+            hmac_secret=SECRET,
+            condition=condition,
+            idempotency_key=(lambda request: request.payload["n"]) if keyed else None,
+        )
+    )
+    rt, client = await serve([flow])
+    monkeypatch.setattr(Signatures, "release", lost)
+    body = b'{"n": 7}'
+    headers = signed(body)
+    assert (await client.post("/hooks/signed", content=body, headers=headers)).status_code == 500
+
+    resent = await client.post("/hooks/signed", content=body, headers=headers)  # the client's retry
+    assert resent.status_code == 202, resent.text
+    assert (await rt.wait(resent.json()["run_id"], timeout=5)).output == {"n": 7}
+    again = await client.post("/hooks/signed", content=body, headers=headers)
+    if keyed:  # its key names the run: the duplicate answer
+        assert again.json() == {"run_id": resent.json()["run_id"], "duplicate": True}
+    else:
+        assert (again.status_code, "replay" in again.json()["detail"]) == (401, True)
     assert len(await rt.list_runs()) == 1

@@ -174,12 +174,20 @@ class Webhook:
     ) -> Response:
         """A signed request that passed every check: its signature is claimed here, and given
         back when the start fails (a 500 of a callback, a 503), so that only an accepted
-        request spends it. A request whose signature was claimed before starts nothing."""
+        request spends it. A request whose signature was claimed before starts nothing, unless
+        the claim is a crash's: claimed, then the process died before its run started (two
+        commits). Its run has an id of its own then, named by the signature (by the key, when
+        a callback reads it from the request); the same request sent again starts that run,
+        once, where it was refused as a replay and lost."""
         signatures = self.edge.signatures
+        named = self._signed_id(signature)
         if not await signatures.claim(signature):
-            return await self._replayed(webhook_request)
+            unfinished = await self._unfinished(webhook_request, named)
+            if unfinished is None:
+                return await self._replayed(webhook_request)
+            return await self._start(request, webhook_request, kept, raw, own_id=unfinished)
         try:
-            return await self._start(request, webhook_request, kept, raw)
+            return await self._start(request, webhook_request, kept, raw, own_id=named)
         except Exception:
             try:
                 await signatures.release(signature)
@@ -191,6 +199,24 @@ class Webhook:
                     exc_info=True,
                 )
             raise
+
+    def _signed_id(self, signature: Signature) -> str:
+        """The run of a signed request without an idempotency key: named by its signature."""
+        return self._id_of(f"signature:{signature.key}")
+
+    async def _unfinished(self, request: WebhookRequest, named: str) -> str | None:
+        """The run a claimed signature should have started and did not (no run by the id the
+        claim gave it), or None: its run exists (a replay), or its key comes from a header the
+        signature does not cover (which could name a new run: a replay either way)."""
+        key = self.spec.idempotency_key
+        if isinstance(key, str):
+            return None
+        instance_id, legacy = await self._run_ids(request) if key is not None else (None, None)
+        candidate = instance_id if instance_id is not None else named
+        for run_id in (candidate, legacy):
+            if run_id is not None and await self._exists(run_id):
+                return None
+        return candidate
 
     async def _replayed(self, request: WebhookRequest) -> Response:
         """A signed request seen before: the duplicate of a run its idempotency key names gets
@@ -213,17 +239,24 @@ class Webhook:
         return True
 
     async def _start(
-        self, request: Request, webhook_request: WebhookRequest, kept: dict[str, str], raw: bytes
+        self,
+        request: Request,
+        webhook_request: WebhookRequest,
+        kept: dict[str, str],
+        raw: bytes,
+        *,
+        own_id: str | None = None,
     ) -> Response:
         """Start the run (unless ``condition`` says no), or answer the duplicate of the run its
         idempotency key names (the store refuses a second start of one id, also of two at
-        once)."""
+        once). ``own_id``: the run's id when no key names it (a signed request's)."""
         spec, edge = self.spec, self.edge
         if spec.condition is not None and not await self._call("condition", webhook_request):
             return json_response({"run_id": None, "condition_met": False})
         instance_id, legacy = await self._run_ids(webhook_request)
         if legacy is not None and await self._exists(legacy):
             return await self._duplicate(webhook_request, legacy)
+        instance_id = instance_id if instance_id is not None else own_id
         try:
             run_id = await edge.runtime.runs.trigger(
                 self.flow_id,
@@ -236,6 +269,8 @@ class Webhook:
             )
         except InstanceExistsError:
             assert instance_id is not None
+            if instance_id == own_id:  # the same signed request, started meanwhile: a replay
+                return await self._replayed(webhook_request)
             return await self._duplicate(webhook_request, instance_id)
         return await self._accepted(webhook_request, run_id, started(run_id))
 
