@@ -121,7 +121,7 @@ def serve(settings: Any) -> int:
             limits=limits,
             log_level=settings.log_level,
             on_abort=runtime.abort_drain,
-            on_drain=runtime.stop_admitting,
+            on_drain=runtime.begin_drain,
             metrics=metrics,
             started=servers.append,
             loop_factory=make_loop,

@@ -107,11 +107,7 @@ class LifecycleMethods(RuntimeParts):
         if self.state not in ("running", "failed"):
             return
         if drain and self.state == "running":
-            self._services.draining = True
-            self.stop_admitting()  # no new step starts: nor does a run waiting in line
-            self.schedules.stop()
-            self.polls.stop()
-            self.timers.stop()
+            self.begin_drain()
 
             async def finished() -> None:
                 # polling the actor registry (and the abort flag a signal handler may set)
@@ -153,6 +149,20 @@ class LifecycleMethods(RuntimeParts):
                     future.set_exception(RuntimeNotRunningError("wait for a workflow", "stopped"))
         self._waiters.clear()
         self.state = "stopped"
+
+    def begin_drain(self) -> None:
+        """The first half of ``stop(drain=...)``, at once: no new step starts (a run's next
+        step, a retry; a started run waits at its first), nor a run waiting in line; schedules,
+        polls and timers stop. The steps and actions running go on, and are recorded. ``serve``
+        calls it as its drain begins (SIGTERM), before it waits for the requests in flight,
+        which may take long (a client sending its body slowly)."""
+        if self.state != "running":
+            return
+        self._services.draining = True
+        self.stop_admitting()
+        self.schedules.stop()
+        self.polls.stop()
+        self.timers.stop()
 
     def stop_admitting(self) -> None:
         """Under ``max_active_runs``, the starts waiting in line fail now with nothing written,

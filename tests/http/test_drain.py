@@ -47,3 +47,38 @@ async def _journal(db: Path, run_id: str) -> list[Any]:
 
     async with SQLiteStore(db) as store:
         return await store.load_journal(run_id)
+
+
+async def test_a_drain_begun_starts_no_new_step_while_requests_are_still_in_flight(
+    tmp_path: Path,
+) -> None:
+    # serve begins the drain as SIGTERM arrives and stops the runtime only once its requests
+    # in flight end (a client may send its body for --body-timeout): nothing starts meanwhile
+    db = tmp_path / "begun.db"
+    release = asyncio.Event()
+    ran: list[str] = []
+
+    async def slow(ctx: Any) -> str:
+        ran.append("slow")
+        await release.wait()
+        return "slow done"
+
+    def flow() -> cf.Flow:
+        return cf.define("begun").step("slow", slow).step("next", lambda ctx: ran.append("next"))
+
+    retried = cf.define("retried").step(
+        "flaky", lambda ctx: ran.append("flaky") or 1 / 0, retry=cf.Retry(attempts=3, delay="0.1s")
+    )
+    runtime = cf.Runtime(db=db, workflows=[flow(), retried])
+    await runtime.start()
+    run_id = await runtime.trigger("begun")
+    await runtime.trigger("retried")
+    while ran.count("slow") + ran.count("flaky") < 2:
+        await asyncio.sleep(0.01)
+
+    runtime.begin_drain()
+    release.set()
+    await asyncio.sleep(0.5)  # the requests in flight: time for a next step, and retries
+    assert sorted(ran) == ["flaky", "slow"]
+    assert (await runtime.inspect(run_id)).steps[0].status == "completed"  # recorded
+    await runtime.stop(drain=5)
