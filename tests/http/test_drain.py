@@ -56,25 +56,29 @@ async def test_a_drain_begun_starts_no_new_step_while_requests_are_still_in_flig
     # in flight end (a client may send its body for --body-timeout): nothing starts meanwhile
     db = tmp_path / "begun.db"
     release = asyncio.Event()
+    began = {"slow": asyncio.Event(), "flaky": asyncio.Event()}
     ran: list[str] = []
 
     async def slow(ctx: Any) -> str:
         ran.append("slow")
+        began["slow"].set()
         await release.wait()
         return "slow done"
+
+    async def flaky(ctx: Any) -> None:
+        ran.append("flaky")
+        began["flaky"].set()
+        raise RuntimeError("again")
 
     def flow() -> cf.Flow:
         return cf.define("begun").step("slow", slow).step("next", lambda ctx: ran.append("next"))
 
-    retried = cf.define("retried").step(
-        "flaky", lambda ctx: ran.append("flaky") or 1 / 0, retry=cf.Retry(attempts=3, delay="0.1s")
-    )
+    retried = cf.define("retried").step("flaky", flaky, retry=cf.Retry(attempts=3, delay="0.1s"))
     runtime = cf.Runtime(db=db, workflows=[flow(), retried])
     await runtime.start()
     run_id = await runtime.trigger("begun")
     await runtime.trigger("retried")
-    while ran.count("slow") + ran.count("flaky") < 2:
-        await asyncio.sleep(0.01)
+    await asyncio.gather(*(event.wait() for event in began.values()))
 
     runtime.begin_drain()
     release.set()
