@@ -68,6 +68,9 @@ __all__ = ["GroupWriter"]
 
 logger = logging.getLogger(__name__)
 
+_SQLITE_BUSY = 5
+"""SQLite's primary result code for a lock another connection holds past the busy timeout."""
+
 
 class GroupWriter(GroupAnswers):
     """Owns the writer connection and the queue in front of it."""
@@ -347,7 +350,17 @@ class GroupWriter(GroupAnswers):
         connection = self._connection
         match op:
             case LeaseAcquire(lease):
-                await connection.execute("BEGIN IMMEDIATE")
+                try:
+                    await connection.execute("BEGIN IMMEDIATE")
+                except sqlite3.OperationalError as busy:
+                    # the holder is inside a write (paused there, say): held, not a failure
+                    holder = await self._holder(lease.scope)
+                    if getattr(busy, "sqlite_errorcode", 0) & 0xFF != _SQLITE_BUSY or not holder:
+                        raise
+                    left = max(holder.expires_at - lease.acquired_at, 0.0)
+                    raise LeaseHeldError(
+                        self._name, holder.owner, holder.host, holder.pid, left
+                    ) from busy
                 try:
                     holder = await self._holder(lease.scope)
                     now = lease.acquired_at

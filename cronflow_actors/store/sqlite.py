@@ -179,6 +179,14 @@ class SQLiteStore(GroupWrites, SQLiteReads):
             raise writer.failure
 
     async def _migrate(self, connection: aiosqlite.Connection) -> None:
+        try:  # a read first: a file at the latest version opens without the write lock (its
+            # owner may hold it: a standby opens beside a runtime paused inside a write)
+            async with connection.execute("SELECT MAX(version) FROM schema_version") as cursor:
+                row = await cursor.fetchone()
+            if row is not None and row[0] == latest_version():
+                return
+        except sqlite3.OperationalError:
+            pass  # no such table: a new file
         await connection.execute("BEGIN IMMEDIATE")
         try:
             await connection.execute(

@@ -3,6 +3,7 @@ fenced writes, wake-up rows (waits), queued runs, and listings paged by keyset."
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import msgspec
@@ -232,3 +233,27 @@ async def test_unfinished_runs_are_running_waiting_or_held(store: Store) -> None
     await store.commit(only_snapshot(run("x", 9.0, workflow="other", status="blocked")))
     assert sorted(await store.unfinished_ids("wf")) == ["r0", "r1", "r2"]
     assert await store.unfinished_ids("other") == ["x"]
+
+
+async def test_a_holder_paused_inside_a_write_keeps_the_lease_held_not_the_store_failed(
+    tmp_path: Path,
+) -> None:
+    # a standby (wait_for_lease) retries a held lease; a busy file was a failed store, and
+    # the standby exited where it should wait for the holder (paused in a write, SIGSTOP)
+    path = tmp_path / "busy.db"
+    async with SQLiteStore(path) as holder:
+        await holder.acquire_lease(lease("holder", now=100))
+    paused = sqlite3.connect(path, isolation_level=None)
+    paused.execute("BEGIN IMMEDIATE")  # the holder's write, never ended
+    try:
+        async with SQLiteStore(path, busy_timeout=0.1) as standby:
+            with pytest.raises(LeaseHeldError) as held:
+                await standby.acquire_lease(lease("standby", now=200))  # expired, but locked
+            assert (held.value.owner, held.value.expires_in) == ("holder", 0.0)
+            paused.execute("ROLLBACK")  # the holder goes on, or dies: the lock is gone
+            await standby.acquire_lease(lease("standby", now=200))
+            current = await standby.current_lease()
+            assert current is not None
+            assert current.owner == "standby"
+    finally:
+        paused.close()
