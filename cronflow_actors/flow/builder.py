@@ -141,8 +141,9 @@ class Flow(ControlFlowMethods, TriggerMethods):
         return self._amend("on_error", kinds)
 
     def retry(self, retry: Retry) -> Self:
-        """Give the previous step (or action) a retry policy."""
-        return self._amend("retry", (StepNode, ActionNode), retry=retry)
+        """Give the previous step (or action) a retry policy; after a ``wait_for_event`` with a
+        timeout, a wait that timed out waits again while attempts remain."""
+        return self._amend("retry", (StepNode, ActionNode, EventNode), retry=retry)
 
     def cache(
         self, cache: Cache | None = None, *, key: Fn | None = None, ttl: float | str | None = None
@@ -192,13 +193,18 @@ class Flow(ControlFlowMethods, TriggerMethods):
         filter: Fn | None = None,
         validate: Fn | None = None,
         timeout: float | str | None = None,
+        retry: Retry | None = None,
     ) -> Self:
         """Wait until ``publish_event(event, payload)`` with ``filter(payload, ctx)`` true (if
         given; ``ctx`` is this run's); the payload is the step's output. ``validate(payload,
         ctx)`` of the event that passed the filter returns True, or what is wrong with it (the
-        step then fails with that). On ``timeout`` the step fails."""
+        step then fails with that). On ``timeout`` the step fails (``StepTimeoutError``), or,
+        with ``retry``, waits again after the retry's delay while attempts remain."""
         timeout_s = self._seconds(timeout, f"wait_for_event {id!r} timeout")
-        node = EventNode(id=id, event=event, filter=filter, validate=validate, timeout=timeout_s)
+        retry = self._option(retry, Retry, f"wait_for_event {id!r} retry")
+        node = EventNode(
+            id=id, event=event, filter=filter, validate=validate, timeout=timeout_s, retry=retry
+        )
         return self._add(node)
 
     def human_in_the_loop(

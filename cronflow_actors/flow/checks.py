@@ -73,6 +73,8 @@ def node_problems(node: n.Node) -> list[str]:
                 f"{where}: {option} must be a cf.{kind.__name__}(...), got "
                 f"{type(value).__name__} {value!r}"
             )
+    if isinstance(node, n.EventNode) and node.retry is not None and node.timeout is None:
+        found.append(f"{where}: retry needs a timeout (it waits again after a wait timed out)")
     if isinstance(node, n.LogNode) and node.level not in LOG_LEVELS:
         found.append(f"{where}: level must be one of {list(LOG_LEVELS)}, got {node.level!r}")
     return found

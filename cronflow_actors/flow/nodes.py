@@ -103,6 +103,8 @@ class EventNode(Node, frozen=True, kw_only=True, eq=False):
     filter: Any = None
     validate: Any = None
     timeout: float | None = None
+    retry: Retry | None = None
+    """Waits again after a timeout, while attempts remain (each with the full timeout)."""
 
 
 class HumanNode(Node, frozen=True, kw_only=True, eq=False):

@@ -8,6 +8,7 @@ import functools
 from typing import Any
 
 from cronflow_actors.calls import settle
+from cronflow_actors.errors import StepTimeoutError
 from cronflow_actors.flow import nodes as n
 from cronflow_actors.flow.context import FlowContext
 from cronflow_actors.flow.handlers import describe
@@ -60,12 +61,33 @@ def sleeper(name: str, node: n.SleepNode, step_ids: frozenset[str]) -> net.WorkI
 
 def event_task(node: n.EventNode, step_ids: frozenset[str]) -> net.TaskBuilder:
     """A work item completed by the first ``publish_event(node.event)`` its filter accepts."""
-    timeout, user_filter, validate = node.timeout, node.filter, node.validate
+    timeout, user_filter, validate, retry = node.timeout, node.filter, node.validate, node.retry
+    timed_out = StepTimeoutError(node.id, timeout or 0.0)
+    retried = retry is not None and retry.should_retry(timed_out)
 
     def arm(ctx: Any) -> None:
-        if timeout is not None:
-            error = f"timed out after {timeout:g} s waiting for event {node.event!r}"
-            ctx.register_scheduled(timeout, jobs.fail_work_item(ctx.work_item.id, error))
+        if timeout is None:
+            return
+        item = ctx.work_item
+        if retried and retry is not None and item.info.attempt < retry.attempts:
+            ctx.register_scheduled(timeout, jobs.reset_work_item(item.id))  # then waits again
+            return
+        error = f"timed out after {timeout:g} s waiting for event {node.event!r}"
+        ctx.register_scheduled(timeout, jobs.fail_work_item(item.id, error))
+
+    def again(ctx: Any) -> None:  # its task hears it was reset by its timeout: after the
+        # retry's delay, it waits again (a job of the task's: the reset drops the item's own)
+        item = ctx.work_item
+        if not (item.prev_state == "started" and item.next_state == "initialized"):
+            return
+        assert retry is not None
+        assert item.info is not None
+        attempt = item.info.attempt
+        delay = retry.delay_before(attempt)
+        ctx.register_scheduled(delay, jobs.start_work_item(item.id))
+        if retry.on_retry is not None:
+            fctx = FlowContext.of(ctx, step_ids)
+            ctx.after_commit(functools.partial(retry.on_retry, fctx, timed_out, attempt, delay))
 
     def accept(ctx: Any, payload: Any) -> Any:
         return user_filter(payload, FlowContext.of(ctx, step_ids))
@@ -85,7 +107,8 @@ def event_task(node: n.EventNode, step_ids: frozenset[str]) -> net.TaskBuilder:
     )
     item = net.work_item(node.id, kind="event", wait=wait)
     item.activities(on_initialized=auto_start, on_started=arm)
-    return net.task(item)
+    task = net.task(item)
+    return task.activities(on_work_item_state_changed=again) if retried else task
 
 
 def human_task(node: n.HumanNode, step_ids: frozenset[str]) -> net.TaskBuilder:

@@ -63,7 +63,8 @@ def test_misplaced_options_name_the_methods_a_user_calls() -> None:
     with pytest.raises(InvalidWorkflowError) as caught:
         flow.build()
     assert caught.value.problems == [
-        ".retry() must follow one of .step(), .action(); it follows .parallel('p')",
+        ".retry() must follow one of .step(), .action(), .wait_for_event(); "
+        "it follows .parallel('p')",
         ".cache() must follow .step(); it follows .batch('b')",
         ".on_error() must follow one of .step(), .action(), .while_(), .parallel(), .race(), "
         ".for_each(), .batch(), .subflow(), .wait_for_event(); it follows .if_('c')",

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 import cronflow_actors as cf
+from cronflow_actors.errors import InvalidWorkflowError
 from cronflow_actors.kernel import ManualClock
 
 
@@ -367,3 +368,47 @@ async def test_a_timer_of_a_run_whose_flow_is_not_registered_waits_for_it(
     assert run_id in record.getMessage()
     async with cf.Runtime(db=db, clock=clock, workflows=[nap]) as third:
         assert (await third.wait(run_id, timeout=5)).output == "woke"
+
+
+async def test_a_wait_for_event_with_a_retry_waits_again_after_it_timed_out(
+    rt: cf.Runtime, clock: ManualClock
+) -> None:
+    retries: list[tuple[int, float, str]] = []
+
+    def note(ctx: Any, error: BaseException, attempt: int, delay: float) -> None:
+        retries.append((attempt, delay, type(error).__name__))
+
+    retry = cf.Retry(attempts=3, delay="5s", backoff="fixed", on_retry=note)
+    heard = cf.define("heard").wait_for_event("paid", "paid", timeout="10s").retry(retry)
+    given_up = (
+        cf.define("given-up")
+        .wait_for_event("paid", "never", timeout="10s", retry=retry)
+        .on_error(lambda ctx: f"gave up: {type(ctx.error).__name__}")
+    )
+    rt.register(heard)
+    rt.register(given_up)
+    heard_id = await rt.trigger("heard", {})
+    given_up_id = await rt.trigger("given-up", {})
+    await rt.wait_idle()
+    for _ in range(2):  # the first wait times out; 5 s later the second begins
+        clock.advance(10)
+        await rt.wait_idle()
+        clock.advance(5)
+        await rt.wait_idle()
+    assert (await rt.publish_event("paid", {"amount": 3})).delivered == [heard_id]
+    result = await rt.wait(heard_id, timeout=5)
+    assert (result.status, result.output) == ("completed", {"amount": 3})
+    [step] = (await rt.inspect(heard_id)).steps
+    assert (str(step.status), step.attempts) == ("completed", 3)
+
+    clock.advance(10)  # the third and last wait of the other run times out: its on_error
+    done = await rt.wait(given_up_id, timeout=5)
+    assert (done.status, done.output) == ("completed", "gave up: StepFailedError")
+    assert retries.count((1, 5.0, "StepTimeoutError")) == 2  # each run's first retry
+    assert retries.count((2, 5.0, "StepTimeoutError")) == 2
+
+
+def test_a_retry_of_a_wait_for_event_needs_its_timeout() -> None:
+    flow = cf.define("no-timeout").wait_for_event("w", "e").retry(cf.Retry(attempts=2))
+    with pytest.raises(InvalidWorkflowError, match="retry needs a timeout"):
+        flow.validate()
