@@ -68,9 +68,12 @@ async def apply(tx: Transaction, command: WorkflowCommand, root: NetSpec) -> Any
         cascade.close()
 
 
-async def fail_run(tx: Transaction, *, root: NetSpec, error: str) -> None:
+async def fail_run(tx: Transaction, *, root: NetSpec, error: str, job: str | None = None) -> None:
     """The run (its root workflow) fails with ``error``, policies bypassed: the last resort when
-    a report could not be applied nor its work item failed (the same user code raised again)."""
+    a report could not be applied nor its work item failed (the same user code raised again),
+    or a timer's ``job`` could not run (it is dropped: it would raise again)."""
+    if job is not None:
+        tx.drop_job(job)
     cascade = Cascade(tx, root)
     try:
         await cascade.send(FailWorkflow(workflow_id=tx.state.id, error=error))

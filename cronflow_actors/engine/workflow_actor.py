@@ -361,8 +361,9 @@ class WorkflowActor(CoroutineActor):
 
     async def _after_internal_failure(self, command: Any, error: Exception) -> None:
         """A handler's result or a timer could not be applied because user code raised: the
-        work item fails with that error (or the job is dropped), in a transaction of its own;
-        if that raises too (the same user code: its task's policy), the run fails with it."""
+        work item fails with that error, in a transaction of its own (the run fails with it if
+        that raises too: its task's policy, say); a timer's job is dropped and the run fails
+        (left, it would wait for good for what the job was to do)."""
         logger.warning("%s: %r could not be applied: %r", self, command, error)
         reason = f"{type(error).__name__}: {error}"
         try:
@@ -375,11 +376,10 @@ class WorkflowActor(CoroutineActor):
                         )
                     )
             elif isinstance(command, TimerFired) and command.timer_id in self.state.jobs:
-
-                async def drop(tx: Transaction) -> None:
-                    tx.drop_job(command.timer_id)
-
-                await self._transact_with(drop)
+                job = command.timer_id
+                await self._transact_with(
+                    functools.partial(fail_run, root=self.root, error=reason, job=job)
+                )
         except Exception:
             logger.exception("%s: could not record the failure of %r; the run fails", self, command)
             try:

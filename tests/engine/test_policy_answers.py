@@ -281,3 +281,31 @@ async def test_a_task_whose_name_begins_another_s_keeps_its_own_jobs(
     clock.advance(31)
     await rt.wait_idle()
     assert [i.state for i in await rt.work_items(wid, "a/b")] == ["canceled"]
+
+
+async def test_a_timer_whose_job_raises_fails_the_run_rather_than_leave_it_waiting(
+    rt: cf.Runtime, clock: ManualClock
+) -> None:
+    # the job (complete the item at 10 s) cannot be applied: its task's policy raises; the
+    # job was dropped and the run waited for good for what it was to do
+    def started(ctx: Any) -> None:
+        ctx.register_scheduled(10, net.jobs.complete_work_item(ctx.work_item.id))
+
+    def policy(ctx: Any) -> str:
+        if ctx.stats.completed:
+            raise RuntimeError("policy bug")
+        return "continue"
+
+    item = net.work_item("w").activities(on_started=started)
+    rt.register(
+        build("timed", {"t": net.task(item).policy(policy)}, [("start", "t"), ("t", "end")])
+    )
+    wid = await rt.start_workflow("timed")
+    await rt.start_work_item((await open_item(rt, wid, "t")).id)
+
+    clock.advance(11)
+    await rt.wait_idle()
+
+    info = await rt.workflow(wid)
+    assert (info.state, info.error) == ("failed", "RuntimeError: policy bug")
+    assert await rt.store.load_timers() == []
