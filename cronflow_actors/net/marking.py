@@ -154,9 +154,13 @@ def after_cancellation(spec: NetSpec, task: str, marking: Marking) -> dict[str, 
 
 def enable_candidates(spec: NetSpec, task: str) -> list[str]:
     """The tasks to try to enable after ``task`` completed: every task after any of its output
-    conditions, in declaration order, then ``task`` itself (it re-fires if its join is still
-    satisfied). All outputs, not only those that got a token (spec section 1.3 step 5): an XOR or
-    OR split that routed elsewhere may be what an OR-join after an unmarked output waited for."""
+    conditions, in declaration order, then the net's other OR-joins, then ``task`` itself (it
+    re-fires if its join is still satisfied). All outputs, not only those that got a token (spec
+    section 1.3 step 5): an XOR or OR split that routed elsewhere may be what an OR-join after an
+    unmarked output waited for. Every OR-join, because any completion may be the one after
+    which no token can reach it any more: asked only after a task feeding it (Tasquencer's and
+    YAWL's rule, spec 7.4), it waited for good once the last task that could have fed it
+    completed elsewhere (a task that takes its inputs' tokens as it starts, say)."""
     return list(_enable_candidates(spec, task))
 
 
@@ -167,4 +171,9 @@ def _enable_candidates(spec: NetSpec, task: str) -> tuple[str, ...]:
     # by identity, so the lookup is cheap; the cache holds at most 4,096 (spec, task) pairs.
     after = {t for c in spec.tasks[task].outputs for t in spec.conditions[c].outputs}
     ordered = [t for t in spec.tasks if t in after and t != task]
-    return (*ordered, task)
+    or_joins = [
+        name
+        for name, other in spec.tasks.items()
+        if other.join is JoinType.OR and name not in after and name != task
+    ]
+    return (*ordered, *or_joins, task)

@@ -49,8 +49,13 @@ comparison. tests/net/test_orjoin.py checks the backward analysis against an exh
 search on random bounded nets, and pins the decisions on Tasquencer's acyclic, cancellation-region
 and loop nets under both translations.
 
-Re-evaluation happens when a task feeding the OR-join completes (the engine asks then), as in
-Tasquencer and YAWL.
+Re-evaluation happens when any task of its net completes (the engine asks then): Tasquencer and
+YAWL ask only after a task feeding the OR-join, which leaves it waiting for good when the last
+task that could have fed it completes elsewhere. Two limits stay: an XOR- or OR-join's start
+here takes a token from every input (spec 7.2) while the analysis lets it take one, and a task
+a cancellation region canceled keeps its input tokens (spec 1.3) while the analysis lets it
+fire on them; in both the analysis sees tokens that cannot come, so the OR-join waits longer
+than it need (for good, if nothing else completes).
 """
 
 from __future__ import annotations

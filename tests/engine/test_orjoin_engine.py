@@ -71,11 +71,58 @@ async def test_an_or_join_fires_when_the_task_feeding_it_routes_elsewhere(
     assert await rt.workflow_state(wid) == "completed"
 
 
+async def test_an_or_join_fires_once_no_token_can_come_though_no_task_feeding_it_completed(
+    rt: cf.Runtime,
+) -> None:
+    """S splits to a, b and Y; X, an XOR-join on a and b, takes a token from both as it starts
+    (spec 7.2), so B2 (an AND-join on b and X's g) can never fire; E is an OR-join on Y's cY and
+    B2's cE. When Y completes, X may still fire first (the analysis cannot tell X takes b too):
+    E waits. X's completion feeds no input of E, yet after it no token can reach cE: E fires
+    (asked only after a task feeding it, it waited for good)."""
+    spec = (
+        net.workflow("oxc")
+        .start_condition("start")
+        .end_condition("end")
+        .condition("a")
+        .condition("b")
+        .condition("g")
+        .condition("cY")
+        .condition("cE")
+        .dummy_task("S")
+        .task("X", auto().join("xor"))
+        .task("B2", auto())
+        .task("Y", auto())
+        .task("E", auto().join("or"))
+        .connect_condition("start", "S")
+        .connect_task("S", "a", "b", "Y")
+        .connect_condition("a", "X")
+        .connect_condition("b", "X", "B2")
+        .connect_task("X", "g")
+        .connect_condition("g", "B2")
+        .connect_task("B2", "cE")
+        .connect_task("Y", "cY")
+        .connect_condition("cY", "E")
+        .connect_condition("cE", "E")
+        .connect_task("E", "end")
+        .build()
+    )
+    rt.register(spec)
+    wid = await rt.start_workflow("oxc")
+    await run(rt, wid, "Y")
+    assert (await states(rt, wid))["E"] == "disabled"
+    await run(rt, wid, "X")
+    assert (await states(rt, wid))["E"] == "enabled"
+    await run(rt, wid, "E")
+    assert await rt.workflow_state(wid) == "completed"
+
+
 def rechecked(spec: NetSpec, task: str) -> list[str]:
     """What spec section 1.3 steps 5-6 re-check after ``task`` completes: the tasks after each of
-    its output conditions, marked or not, and the task itself."""
+    its output conditions, marked or not, and the task itself; and, here, every OR-join of the
+    net (any completion may end what it waits for)."""
     after = [t for c in spec.tasks[task].outputs for t in spec.conditions[c].outputs]
-    return [*dict.fromkeys(after), task]
+    or_joins = [t for t, d in spec.tasks.items() if d.join is JoinType.OR]
+    return [*dict.fromkeys([*after, *or_joins]), task]
 
 
 def satisfied(spec: NetSpec, task: str, marking: dict[str, int], started: set[str]) -> bool | None:
