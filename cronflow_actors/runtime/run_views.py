@@ -260,6 +260,9 @@ class RunViews:
         steps = []
         user_steps = self._catalog.user_steps(state.workflow, state.version)
         for name, record in root.tasks.items():
+            if name.startswith(_DELAY) and record.state == TaskState.STARTED:
+                steps.extend(_delayed(name.removeprefix(_DELAY), root, user_steps))
+                continue
             if record.generation == 0 or not _is_step(name, user_steps):
                 continue  # never reached, or a construct's own plumbing
             items = [state.work_items[i] for i in record.children if i in state.work_items]
@@ -324,6 +327,18 @@ def _action_step(name: str, kind: str, record: ActionRecord) -> StepInfo:
         finished_at=record.finished_at,
         redispatches=record.redispatches,
     )
+
+
+_DELAY = "delay:"
+"""The prefix of the task that waits out a step's ``delay=`` before it (``flow/compile.py``)."""
+
+
+def _delayed(step: str, root: WorkflowRecord, user_steps: Container[str] | None) -> list[StepInfo]:
+    """A step waiting out its ``delay=`` (its delay's task started, its own not yet): listed
+    as waiting, as a sleep is, rather than missing while the run says it waits."""
+    if not _is_step(step, user_steps) or root.tasks[step].generation:
+        return []  # (reached before, in a loop: listed as it ended then)
+    return [StepInfo(id=step, kind="step", status="waiting")]
 
 
 def _step_status(item_state: str, kind: str) -> str:

@@ -412,3 +412,22 @@ def test_a_retry_of_a_wait_for_event_needs_its_timeout() -> None:
     flow = cf.define("no-timeout").wait_for_event("w", "e").retry(cf.Retry(attempts=2))
     with pytest.raises(InvalidWorkflowError, match="retry needs a timeout"):
         flow.validate()
+
+
+async def test_a_step_waiting_out_its_delay_is_listed_as_waiting(
+    rt: cf.Runtime, clock: ManualClock
+) -> None:
+    flow = cf.define("later").step("a", lambda ctx: 1).step("b", lambda ctx: 2, delay="10s")
+    rt.register(flow)
+    run_id = await rt.trigger("later", {})
+    await rt.wait_idle()
+    info = await rt.inspect(run_id)
+    assert str(info.status) == "waiting"
+    assert [(s.id, str(s.status)) for s in info.steps] == [("a", "completed"), ("b", "waiting")]
+    clock.advance(11)
+    assert (await rt.wait(run_id, timeout=5)).output == 2
+    steps = (await rt.inspect(run_id)).steps
+    assert [(s.id, str(s.status), s.attempts) for s in steps] == [
+        ("a", "completed", 1),
+        ("b", "completed", 1),
+    ]
