@@ -54,7 +54,8 @@ async def test_delays_and_computed_sleeps_wait_on_durable_timers(
         await settle(rt, clock)
         assert ran == [("first", began)]
         steps = {s.id: s for s in (await rt.inspect(run_id)).steps}
-        assert "later" not in steps  # its delay is not a step of its own
+        assert "delay:later" not in steps  # its delay is not a step of its own: the step
+        assert (steps["later"].status, steps["later"].attempts) == ("waiting", 0)  # waits
         await settle(rt, clock, 10)
         assert ran[-1] == ("later", began + 10)
         await settle(rt, clock, 5)
