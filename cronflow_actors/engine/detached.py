@@ -62,7 +62,8 @@ def finish(tx: Transaction, report: ActionFinished) -> bool:
     del tx.state.actions[report.work_item_id]
     target = ActionState.COMPLETED if report.ok else ActionState.FAILED
     previous = _move(record, target)
-    record.error = None if report.ok else (report.error or "failed")
+    # a success keeps the error an on_error answered (its fallback gave the action its end)
+    record.error = report.error if report.ok else (report.error or "failed")
     record.error_type = None if report.ok else report.error_type
     record.started_at = report.started_at
     record.finished_at = report.finished_at if report.finished_at is not None else tx.now

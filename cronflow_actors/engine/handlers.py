@@ -296,6 +296,7 @@ class ActionActor(HandlerActor):
         return ActionFinished(
             work_item_id=self.item_id,
             ok=True,
+            error=self.ctx.answered_error,  # what an on_error answered, if one did
             attempt=self.attempt,
             started_at=began_at,
             finished_at=self.system.clock.now(),

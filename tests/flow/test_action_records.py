@@ -138,3 +138,23 @@ async def test_actions_still_out_at_a_restart_are_dispatched_again_and_shown_as_
         )
         redispatched = [(c.task, c.next) for c in changes if c.redispatched]
         assert redispatched == [("send", "dispatched")]
+
+
+async def test_an_action_its_on_error_answered_keeps_the_error_it_answered(
+    rt: cf.Runtime,
+) -> None:
+    def send(ctx: Any) -> None:
+        raise ConnectionError("smtp down")
+
+    flow = (
+        cf.define("mailer")
+        .action("mail", send)
+        .on_error(lambda ctx: "queued for later")
+        .step("after", lambda ctx: "done")
+    )
+    rt.register(flow)
+    run_id = await rt.trigger("mailer", {})
+    assert (await rt.wait(run_id, timeout=5)).output == "done"
+    await rt.wait_idle()
+    mail = next(s for s in (await rt.inspect(run_id)).steps if s.id == "mail")
+    assert (str(mail.status), mail.error) == ("completed", "ConnectionError: smtp down")
