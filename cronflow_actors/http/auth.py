@@ -27,7 +27,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Mapping
-from typing import Protocol
+from typing import Any, Protocol
 
 import msgspec
 from starlette.authentication import (
@@ -59,6 +59,8 @@ SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "s
 """Headers never kept with a run, whatever a flow declares."""
 
 _REPLAYS = "cronflow:webhook-signatures"
+_ANSWERED = "cronflow:webhook-signatures-answered"
+"""Signed requests answered without a run (a ``condition`` said no): spent, not a crash's."""
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
 
 
@@ -173,6 +175,12 @@ class _Counters(Protocol):
 
     async def kv_delete(self, namespace: str, key: str) -> bool: ...
 
+    async def kv_set(
+        self, namespace: str, key: str, value: Any, *, now: float, ttl: float | None = None
+    ) -> None: ...
+
+    async def kv_get(self, namespace: str, key: str, *, now: float, default: Any = ...) -> Any: ...
+
 
 class _Clock(Protocol):
     def now(self) -> float: ...
@@ -230,6 +238,17 @@ class Signatures:
         now = self._clock.now()
         seen = await self._store.kv_incr(_REPLAYS, signature.key, now=now, ttl=signature.ttl)
         return seen == 1
+
+    async def mark_answered(self, signature: Signature) -> None:
+        """``signature``'s request was answered without a run (its ``condition`` said no): a
+        claim with no run behind it is then not a crash's (``answered``)."""
+        now = self._clock.now()
+        await self._store.kv_set(_ANSWERED, signature.key, True, now=now, ttl=signature.ttl)
+
+    async def answered(self, signature: Signature) -> bool:
+        """Whether ``signature``'s request was answered without a run."""
+        now = self._clock.now()
+        return bool(await self._store.kv_get(_ANSWERED, signature.key, now=now, default=False))
 
     async def release(self, signature: Signature) -> None:
         """Forget ``signature``: the request that claimed it was refused after all (its run did

@@ -275,7 +275,9 @@ async def test_a_signature_claimed_by_a_request_whose_run_never_started_starts_i
     serve: Serve, monkeypatch: pytest.MonkeyPatch, keyed: bool
 ) -> None:
     # what a kill -9 between the claim's commit and the start's leaves: a spent signature and no
-    # run; here the claim is kept by a start that failed with its give-back lost
+    # run; here the claim is kept by a start that failed with its give-back lost. Without a key
+    # the run is named by the signature: the same request sent again starts it, once. With a
+    # key (which a replay may change: a callback may read a header) it stays a replay.
     async def lost(self: Any, signature: Any) -> None:
         return None
 
@@ -293,21 +295,46 @@ async def test_a_signature_claimed_by_a_request_whose_run_never_started_starts_i
             "/hooks/signed",
             hmac_secret=SECRET,
             condition=condition,
-            idempotency_key=(lambda request: request.payload["n"]) if keyed else None,
+            idempotency_key=(lambda request: request.headers.get("x-id")) if keyed else None,
         )
     )
     rt, client = await serve([flow])
     monkeypatch.setattr(Signatures, "release", lost)
     body = b'{"n": 7}'
-    headers = signed(body)
+    headers = {**signed(body), "X-Id": "a"}
     assert (await client.post("/hooks/signed", content=body, headers=headers)).status_code == 500
 
     resent = await client.post("/hooks/signed", content=body, headers=headers)  # the client's retry
+    if keyed:
+        assert (resent.status_code, "replay" in resent.json()["detail"]) == (401, True)
+        assert await rt.list_runs() == []
+        return
     assert resent.status_code == 202, resent.text
     assert (await rt.wait(resent.json()["run_id"], timeout=5)).output == {"n": 7}
-    again = await client.post("/hooks/signed", content=body, headers=headers)
-    if keyed:  # its key names the run: the duplicate answer
-        assert again.json() == {"run_id": resent.json()["run_id"], "duplicate": True}
-    else:
+    for again_headers in (headers, {**headers, "X-Id": "b"}):
+        again = await client.post("/hooks/signed", content=body, headers=again_headers)
         assert (again.status_code, "replay" in again.json()["detail"]) == (401, True)
     assert len(await rt.list_runs()) == 1
+
+
+async def test_a_signed_request_its_condition_refused_is_spent_though_it_started_no_run(
+    serve: Serve,
+) -> None:
+    answers = [False]
+
+    def condition(request: cf.WebhookRequest) -> bool:
+        return answers.pop() if answers else True  # says no, then yes (a flag, the hour)
+
+    flow = (
+        cf.define("signed")
+        .step("s", lambda ctx: ctx.payload)
+        .on_webhook("/hooks/signed", hmac_secret=SECRET, condition=condition)
+    )
+    rt, client = await serve([flow])
+    body = b'{"n": 7}'
+    headers = signed(body)
+    first = await client.post("/hooks/signed", content=body, headers=headers)
+    assert first.json() == {"run_id": None, "condition_met": False}
+    replay = await client.post("/hooks/signed", content=body, headers=headers)
+    assert (replay.status_code, "replay" in replay.json()["detail"]) == (401, True)
+    assert await rt.list_runs() == []

@@ -174,49 +174,45 @@ class Webhook:
     ) -> Response:
         """A signed request that passed every check: its signature is claimed here, and given
         back when the start fails (a 500 of a callback, a 503), so that only an accepted
-        request spends it. A request whose signature was claimed before starts nothing, unless
-        the claim is a crash's: claimed, then the process died before its run started (two
-        commits). Its run has an id of its own then, named by the signature (by the key, when
-        a callback reads it from the request); the same request sent again starts that run,
-        once, where it was refused as a replay and lost."""
+        request spends it. A request whose signature was claimed before starts nothing, with
+        one exception: without an idempotency key its run is named by its signature, and a
+        claim with neither that run nor an answer behind it (a ``condition`` that said no) is
+        a crash's, between the claim and the start (two commits); the same request sent again
+        starts that run, where it was refused as a replay and lost. With a key, the run is
+        the key's, which a replay may change (a header, or what a callback reads): refused."""
         signatures = self.edge.signatures
-        named = self._signed_id(signature)
-        if not await signatures.claim(signature):
-            unfinished = await self._unfinished(webhook_request, named)
-            if unfinished is None:
-                return await self._replayed(webhook_request)
-            return await self._start(request, webhook_request, kept, raw, own_id=unfinished)
+        named = self._signed_id(signature) if self.spec.idempotency_key is None else None
+        if not await signatures.claim(signature) and (
+            named is None or await self._exists(named) or await signatures.answered(signature)
+        ):
+            return await self._replayed(webhook_request)
         try:
-            return await self._start(request, webhook_request, kept, raw, own_id=named)
-        except Exception:
-            try:
-                await signatures.release(signature)
-            except Exception:
-                logger.warning(
-                    "webhook %s: the signature of a refused request could not be given back; "
-                    "the same request is refused as a replay until it is stale",
-                    self.name,
-                    exc_info=True,
-                )
+            return await self._start(
+                request, webhook_request, kept, raw, own_id=named, signature=signature
+            )
+        except Problem as refused:
+            if refused.status == 401:  # a replay after all (it lost the start to its twin)
+                raise
+            await self._give_back(signature)
             raise
+        except Exception:
+            await self._give_back(signature)
+            raise
+
+    async def _give_back(self, signature: Signature) -> None:
+        try:
+            await self.edge.signatures.release(signature)
+        except Exception:
+            logger.warning(
+                "webhook %s: the signature of a refused request could not be given back; "
+                "the same request is refused as a replay until it is stale",
+                self.name,
+                exc_info=True,
+            )
 
     def _signed_id(self, signature: Signature) -> str:
         """The run of a signed request without an idempotency key: named by its signature."""
         return self._id_of(f"signature:{signature.key}")
-
-    async def _unfinished(self, request: WebhookRequest, named: str) -> str | None:
-        """The run a claimed signature should have started and did not (no run by the id the
-        claim gave it), or None: its run exists (a replay), or its key comes from a header the
-        signature does not cover (which could name a new run: a replay either way)."""
-        key = self.spec.idempotency_key
-        if isinstance(key, str):
-            return None
-        instance_id, legacy = await self._run_ids(request) if key is not None else (None, None)
-        candidate = instance_id if instance_id is not None else named
-        for run_id in (candidate, legacy):
-            if run_id is not None and await self._exists(run_id):
-                return None
-        return candidate
 
     async def _replayed(self, request: WebhookRequest) -> Response:
         """A signed request seen before: the duplicate of a run its idempotency key names gets
@@ -246,12 +242,16 @@ class Webhook:
         raw: bytes,
         *,
         own_id: str | None = None,
+        signature: Signature | None = None,
     ) -> Response:
         """Start the run (unless ``condition`` says no), or answer the duplicate of the run its
         idempotency key names (the store refuses a second start of one id, also of two at
-        once). ``own_id``: the run's id when no key names it (a signed request's)."""
+        once). ``own_id``: the run's id when no key names it (a signed request's, whose
+        ``signature`` is marked answered when ``condition`` says no: spent, with no run)."""
         spec, edge = self.spec, self.edge
         if spec.condition is not None and not await self._call("condition", webhook_request):
+            if signature is not None:
+                await edge.signatures.mark_answered(signature)
             return json_response({"run_id": None, "condition_met": False})
         instance_id, legacy = await self._run_ids(webhook_request)
         if legacy is not None and await self._exists(legacy):
