@@ -2,10 +2,12 @@
 decides where it runs.
 
 ``async def`` functions run on the event loop. Plain functions run on the blocking pool when
-the caller has one (``run_blocking``, e.g. a step handler's), so a blocking handler never stalls
-the loop, and on the loop otherwise (hooks and callbacks that are expected to be quick). A plain
-function that returns an awaitable has it awaited. Like ``errors`` this module is a leaf every
-layer may import: it uses nothing but the standard library.
+the caller has one (``run_blocking``: a step's or an action's handler, a run's hooks and its
+callbacks after a commit), so a blocking one never stalls the loop, and on the loop otherwise
+(conditions, routers and activities, inside a run's turn, which must be quick). A call given up
+while it waits for a pool thread never runs. ``InOrder`` calls a run's callbacks one after
+another. A plain function that returns an awaitable has it awaited. Like ``errors`` this module
+is a leaf every layer may import: it uses nothing but the standard library.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from collections.abc import Awaitable, Callable
 from types import CoroutineType, FunctionType
 from typing import Any
 
-__all__ = ["RunBlocking", "call_logged", "call_user", "settle"]
+__all__ = ["InOrder", "RunBlocking", "call_logged", "call_user", "settle"]
 
 RunBlocking = Callable[..., Awaitable[Any]]
 
@@ -73,3 +75,34 @@ async def call_logged(
         await call_user(fn, *args, run_blocking=run_blocking)
     except Exception:
         logger.exception("%s failed", what)
+
+
+class InOrder:
+    """Calls the callbacks of one key (a run's hooks, ``on_pause``, ``on_timeout``) one after
+    another, in the order given, each through ``call_logged``: a plain function on the
+    blocking pool (so none stalls the loop), and still a run's ``on_start`` ends before its
+    ``on_success`` begins. A callback's place is taken when its call begins: tasks created in
+    order begin in order."""
+
+    def __init__(self) -> None:
+        self._last: dict[str, asyncio.Future[None]] = {}
+
+    async def call(
+        self,
+        key: str,
+        fn: Callable[..., Any],
+        *args: Any,
+        what: str,
+        run_blocking: RunBlocking | None = None,
+    ) -> None:
+        before = self._last.get(key)
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._last[key] = done
+        try:
+            if before is not None:
+                await asyncio.shield(before)  # never raises: set in a finally
+            await call_logged(fn, *args, what=what, run_blocking=run_blocking)
+        finally:
+            done.set_result(None)
+            if self._last.get(key) is done:
+                del self._last[key]

@@ -8,6 +8,7 @@ from typing import Any
 
 import msgspec
 
+from cronflow_actors.calls import InOrder
 from cronflow_actors.engine.audit import AuditTrail
 from cronflow_actors.engine.context import WorkflowInfo
 from cronflow_actors.engine.handlers import HandlerTracing
@@ -84,6 +85,8 @@ class EngineServices:
         self.on_changes = on_changes
         self.tokens = tokens
         self.passivate = passivate
+        self.callbacks = InOrder()
+        """A run's callbacks after a commit, in order (shared with its hooks: ``run_hooks``)."""
         self.draining = False
         """While draining, no new handler or action starts: work items that start stay started
         in the snapshot and run on the next start."""

@@ -35,7 +35,6 @@ from typing import Any
 import msgspec
 from mypy_extensions import mypyc_attr
 
-from cronflow_actors.calls import call_logged
 from cronflow_actors.engine.commands import apply, fail_run
 from cronflow_actors.engine.handlers import ActionActor, WorkItemActor, handler_context
 from cronflow_actors.engine.services import EngineServices, decode_state
@@ -338,7 +337,9 @@ class WorkflowActor(CoroutineActor):
         for callback in tx.after_commit:
             # a task of the system, not of this actor: a passivating instance does not cut it;
             # a plain function on the blocking pool (an on_pause may call out to a chat)
-            call = call_logged(callback, what="a callback after a commit", run_blocking=blocking)
+            call = self.services.callbacks.call(
+                self.instance_id, callback, what="a callback after a commit", run_blocking=blocking
+            )
             self.system.create_task(call, name="after commit")
         if tx.changes and self.services.on_changes is not None:
             self.services.on_changes(tx.changes)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 
-from cronflow_actors.calls import RunBlocking, call_logged
+from cronflow_actors.calls import InOrder, RunBlocking
 from cronflow_actors.engine.actors import decode_state
 from cronflow_actors.engine.context import WorkflowInfo
 from cronflow_actors.engine.state_access import StateAccess
@@ -35,10 +35,13 @@ class RunHooks:
         clock: Clock,
         spawn: Spawn,
         run_blocking: RunBlocking | None = None,
+        in_order: InOrder | None = None,
         secrets: Mapping[str, Secrets] | None = None,
     ) -> None:
         self._run_blocking = run_blocking
         """Where a plain-``def`` hook runs (the blocking pool), so it cannot stall the loop."""
+        self._in_order = in_order if in_order is not None else InOrder()
+        """A run's callbacks in order: its ``on_start`` (after a commit) before its outcome's."""
         self._store = store
         self._clock = clock
         self._spawn = spawn
@@ -63,7 +66,12 @@ class RunHooks:
         if info.state == WorkflowState.FAILED:
             error = raised if raised is not None else failure_of(state, root)
         ctx = self.context(root.name, root, last=root.output, error=error)
-        self._spawn(_call(called, ctx, info.id, self._run_blocking), f"hooks {info.id}")
+        self._spawn(self._call(called, ctx, info.id), f"hooks {info.id}")
+
+    async def _call(self, called: list[tuple[str, Any]], ctx: FlowContext, run_id: str) -> None:
+        for name, hook in called:  # the outcome's hook first, then on_complete
+            what = f"{name} hook of run {run_id}"
+            await self._in_order.call(run_id, hook, ctx, what=what, run_blocking=self._run_blocking)
 
     def context(
         self, namespace: str, workflow: WorkflowRecord, *, last: Any, error: Any = None
@@ -81,17 +89,6 @@ class RunHooks:
             error=error,
             secrets=self._secrets.get(workflow.name, NO_SECRETS),
         )
-
-
-def _call(
-    called: list[tuple[str, Any]], ctx: FlowContext, run_id: str, run_blocking: RunBlocking | None
-) -> Coroutine[Any, Any, None]:
-    async def call() -> None:
-        for name, hook in called:  # the outcome's hook first, then on_complete
-            what = f"{name} hook of run {run_id}"
-            await call_logged(hook, ctx, what=what, run_blocking=run_blocking)
-
-    return call()
 
 
 def failure_of(state: InstanceState, root: WorkflowRecord) -> RunFailedError:

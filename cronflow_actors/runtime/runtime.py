@@ -274,6 +274,7 @@ class Runtime(ClusterRecovery, LifecycleMethods, FlowMethods, StateMethods, Audi
             clock=self.clock,
             spawn=self._spawn,
             run_blocking=self.system.run_blocking,
+            in_order=self._services.callbacks,
             secrets=self._secrets,
         )
         self.replays = Replays(

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -507,3 +508,26 @@ async def test_plain_hooks_and_pause_callbacks_run_off_the_event_loop(rt: cf.Run
     await rt.wait_idle()
     assert sorted(threads) == ["on_pause", "on_start", "on_success"]
     assert loop_thread not in threads.values()
+
+
+async def test_a_runs_plain_hooks_run_in_order_though_off_the_loop(rt: cf.Runtime) -> None:
+    # each on a pool thread of its own, yet on_start ends before the outcome's hook begins
+    called: list[str] = []
+
+    def slow_start(ctx: Any) -> None:
+        time.sleep(0.3)
+        called.append("on_start")
+
+    async def quick(ctx: Any) -> str:
+        return "done"
+
+    hooks = cf.Hooks(
+        on_start=slow_start,
+        on_success=lambda ctx: called.append("on_success"),
+        on_complete=lambda ctx: called.append("on_complete"),
+    )
+    rt.register(cf.define("ordered", hooks=hooks).step("s", quick))
+    run_id = await rt.trigger("ordered", {})
+    await rt.wait(run_id, timeout=5)
+    await rt.wait_idle()
+    assert called == ["on_start", "on_success", "on_complete"]
