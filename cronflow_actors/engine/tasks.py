@@ -39,7 +39,7 @@ from cronflow_actors.engine.states import (
     is_final,
 )
 from cronflow_actors.engine.transaction import Transaction, normalize
-from cronflow_actors.errors import InvalidStateTransitionError, StepTimeoutError
+from cronflow_actors.errors import INFRASTRUCTURE, InvalidStateTransitionError, StepTimeoutError
 from cronflow_actors.errors._base import class_name
 from cronflow_actors.messages.elements import (
     CancelTask,
@@ -442,8 +442,8 @@ class Task:
             try:
                 await tx.activity(fn, ctx, activity, "task", self.workflow.id, self.name)
             except Exception as error:
-                if activity != "on_enabled" or not tx.reported:
-                    raise  # a call: refused, and nothing of it changes
+                if activity != "on_enabled" or not tx.reported or isinstance(error, INFRASTRUCTURE):
+                    raise  # a call: refused, and nothing of it changes (or not user code's)
                 await self._ensure_started(failed=error)  # a report stands: the task fails
                 return
         elif definition.kind is TaskKind.TASK:

@@ -38,7 +38,7 @@ from cronflow_actors.engine.states import (
     is_final,
 )
 from cronflow_actors.engine.transaction import Transaction
-from cronflow_actors.errors import InvalidStateTransitionError, ResumeError
+from cronflow_actors.errors import INFRASTRUCTURE, InvalidStateTransitionError, ResumeError
 from cronflow_actors.messages import JournalEntry, encode, json_encode
 from cronflow_actors.messages.elements import (
     EnsureTaskStarted,
@@ -259,8 +259,8 @@ class WorkItem:
             try:
                 await tx.start_waiting(workflow, item)
             except Exception as error:  # its details (user code: a pause's description)
-                if not tx.reported:
-                    raise  # a call: refused, and nothing of it changes
+                if not tx.reported or isinstance(error, INFRASTRUCTURE):
+                    raise  # a call: refused, and nothing of it changes (or not user code's)
                 await tx.send(change)  # a report stands: the item fails with the error
                 await self._fail(f"{type(error).__name__}: {error}")
                 return

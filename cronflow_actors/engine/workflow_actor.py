@@ -42,6 +42,7 @@ from cronflow_actors.engine.state_access import StateAccess
 from cronflow_actors.engine.states import WorkItemState, WorkItemVerb, is_final
 from cronflow_actors.engine.transaction import Transaction
 from cronflow_actors.errors import (
+    INFRASTRUCTURE,
     ActorSystemNotRunningError,
     LeaseError,
     MutationRejectedError,
@@ -366,6 +367,8 @@ class WorkflowActor(CoroutineActor):
         that raises too: its task's policy, say); a timer's job is dropped and the run fails
         (left, it would wait for good for what the job was to do)."""
         logger.warning("%s: %r could not be applied: %r", self, command, error)
+        if isinstance(error, INFRASTRUCTURE):
+            return  # not user code's: nothing is recorded; the next start applies it again
         reason = f"{type(error).__name__}: {error}"
         try:
             if isinstance(command, WorkItemFinished):

@@ -183,3 +183,7 @@ __all__ = [
 for _name in __all__:
     globals()[_name].__module__ = __name__
 del _name
+
+INFRASTRUCTURE = (StoreError, RuntimeNotRunningError, ActorSystemNotRunningError)
+"""What the runtime's own trouble raises (a store, a stop), not user code: where user code's
+error is recorded as a failure, these pass through (what they interrupted runs again)."""

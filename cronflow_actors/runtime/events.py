@@ -26,11 +26,10 @@ from typing import Any
 import msgspec
 
 from cronflow_actors.errors import (
+    INFRASTRUCTURE,
     EngineError,
     InstanceBlockedError,
     InvalidEventError,
-    RuntimeNotRunningError,
-    StoreError,
     UnknownWorkflowError,
 )
 from cronflow_actors.flow.triggers import schema_path
@@ -135,7 +134,7 @@ class Events:
             )
             try:
                 started.append(await self._trigger(flow_id, run_payload, kind="event"))
-            except (StoreError, RuntimeNotRunningError):
+            except INFRASTRUCTURE:
                 raise  # the runtime's own trouble, not this flow's
             except Exception as error:  # the other flows start, and waiting steps hear it
                 logger.exception("event %s: flow %s could not start", name, flow_id)

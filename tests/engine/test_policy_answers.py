@@ -5,12 +5,14 @@ first answer, as the task starts, ends a composite task as it ends a plain one (
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 import cronflow_actors as cf
 from cronflow_actors import net
+from cronflow_actors.errors import RuntimeNotRunningError
 from cronflow_actors.kernel import ManualClock
 from tests.engine.helpers import build, open_item, states
 
@@ -309,3 +311,33 @@ async def test_a_timer_whose_job_raises_fails_the_run_rather_than_leave_it_waiti
     info = await rt.workflow(wid)
     assert (info.state, info.error) == ("failed", "RuntimeError: policy bug")
     assert await rt.store.load_timers() == []
+
+
+async def test_the_runtimes_own_trouble_in_a_report_records_no_failure(tmp_path: Path) -> None:
+    # an on_enabled whose state read finds the runtime stopping: not user code's failure, so
+    # nothing is recorded (it was the run's failure, for good); the next start applies it again
+    troubles = [RuntimeNotRunningError("read the state", "stopping")]
+
+    async def handler(ctx: Any) -> int:
+        return 1
+
+    def enabled(ctx: Any) -> None:
+        if troubles:
+            raise troubles.pop()
+        ctx.work_item.initialize()
+
+    spec = build(
+        "troubled",
+        {"A": net.task(handler), "B": net.task().activities(on_enabled=enabled)},
+        [("start", "A"), ("A", "B"), ("B", "end")],
+    )
+    db = tmp_path / "troubled.db"
+    async with cf.Runtime(db=db, workflows=[spec]) as rt:
+        wid = await rt.start_workflow("troubled")
+        await rt.wait_idle()
+        assert (await rt.workflow(wid)).state == "started"
+        assert [i.state for i in await rt.work_items(wid, "A")] == ["started"]
+    async with cf.Runtime(db=db, workflows=[spec]) as rt:
+        await rt.wait_idle()  # recovery ran A's handler again; B began this time
+        assert [i.state for i in await rt.work_items(wid, "A")] == ["completed"]
+        assert (await states(rt, wid))["B"] == "enabled"
