@@ -3,6 +3,7 @@ example's webhook, and stops cleanly on SIGTERM."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import importlib.util
 import json
@@ -14,6 +15,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -91,7 +93,7 @@ def test_serve_runs_the_bundled_example_and_drains_on_sigterm(tmp_path: Path) ->
 
 def _serve_slow(
     tmp_path: Path, seconds: float, *, nohup: bool = False
-) -> tuple[subprocess.Popen[str], str, Path]:
+) -> tuple[subprocess.Popen[str], str, Path, int]:
     port = free_port()
     mark = tmp_path / "mark.log"
     command = [sys.executable, "-m", "cronflow_actors", "serve", "tests/serve_slow_app.py"]
@@ -121,13 +123,13 @@ def _serve_slow(
         if mark.exists() and "started" in mark.read_text():
             break
         time.sleep(0.02)
-    return process, run_id, mark
+    return process, run_id, mark, port
 
 
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGHUP])
 def test_the_first_sigterm_lets_the_running_step_finish(tmp_path: Path, stop: int) -> None:
     # SIGHUP as SIGTERM: its default ended the process at once, the lease held until it expired
-    process, _run_id, mark = _serve_slow(tmp_path, 0.5)
+    process, _run_id, mark, _port = _serve_slow(tmp_path, 0.5)
     process.send_signal(stop)
     output, _ = process.communicate(timeout=30)
     assert process.returncode == 0, output
@@ -136,8 +138,36 @@ def test_the_first_sigterm_lets_the_running_step_finish(tmp_path: Path, stop: in
     assert "the drain ended" not in output
 
 
+def test_sigterm_starts_no_step_while_a_request_holds_the_shutdown(tmp_path: Path) -> None:
+    # the runtime's drain begins with the signal: a client still sending its body held
+    # uvicorn's shutdown, and the runtime went on starting steps (the run's next, retries, cron)
+    process, run_id, mark, port = _serve_slow(tmp_path, 0.5)
+    slow = socket.create_connection(("127.0.0.1", port))
+    slow.sendall(b"POST /runs HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
+    time.sleep(0.2)
+    process.send_signal(signal.SIGTERM)
+    for _ in range(200):
+        if "finished" in mark.read_text():
+            break
+        time.sleep(0.02)
+    time.sleep(0.5)  # what the step after it would need, had it started
+    slow.close()
+    output, _ = process.communicate(timeout=30)
+    assert process.returncode == 0, output
+    assert mark.read_text().split() == ["started", "finished"]
+    journal = asyncio.run(_journal(tmp_path / "slow.db", run_id))
+    assert [entry.step_id for entry in journal] == ["slow"]  # "after" never began
+
+
+async def _journal(db: Path, run_id: str) -> list[Any]:
+    from cronflow_actors.store import SQLiteStore
+
+    async with SQLiteStore(db) as store:
+        return await store.load_journal(run_id)
+
+
 def test_a_sighup_that_nohup_ignores_stays_ignored(tmp_path: Path) -> None:
-    process, _run_id, mark = _serve_slow(tmp_path, 0.5, nohup=True)
+    process, _run_id, mark, _port = _serve_slow(tmp_path, 0.5, nohup=True)
     process.send_signal(signal.SIGHUP)
     time.sleep(1.5)
     assert process.poll() is None  # still serving: its step finished, not drained
@@ -148,7 +178,7 @@ def test_a_sighup_that_nohup_ignores_stays_ignored(tmp_path: Path) -> None:
 
 
 def test_a_second_sigterm_aborts_the_drain(tmp_path: Path) -> None:
-    process, _run_id, mark = _serve_slow(tmp_path, 20)
+    process, _run_id, mark, _port = _serve_slow(tmp_path, 20)
     began = time.monotonic()
     process.send_signal(signal.SIGTERM)
     time.sleep(0.3)

@@ -89,7 +89,8 @@ def _unwrap(answer: Any) -> Any:
 class BlockingCall(LoopFuture[T]):
     """The future of a call submitted to the pool: ``give_up()`` withdraws the call while it
     still waits for a thread (its caller stopped waiting: a step's timeout, a canceled run), so
-    it never runs late; a call already running runs to its end (a thread cannot be stopped)."""
+    it never runs late, and awaiting it then raises ``CancelledError``; a call already running
+    runs to its end (a thread cannot be stopped)."""
 
     __slots__ = ("_queued",)
 

@@ -353,9 +353,12 @@ class GroupWriter(GroupAnswers):
                 try:
                     await connection.execute("BEGIN IMMEDIATE")
                 except sqlite3.OperationalError as busy:
-                    # the holder is inside a write (paused there, say): held, not a failure
+                    # the write lock is taken past the busy timeout: by the holder paused inside
+                    # a write, most likely (or another program): held, not a failed store
+                    if getattr(busy, "sqlite_errorcode", 0) & 0xFF != _SQLITE_BUSY:
+                        raise
                     holder = await self._holder(lease.scope)
-                    if getattr(busy, "sqlite_errorcode", 0) & 0xFF != _SQLITE_BUSY or not holder:
+                    if holder is None:
                         raise
                     left = max(holder.expires_at - lease.acquired_at, 0.0)
                     raise LeaseHeldError(

@@ -49,6 +49,13 @@ async def _journal(db: Path, run_id: str) -> list[Any]:
         return await store.load_journal(run_id)
 
 
+async def _journal(db: Path, run_id: str) -> list[Any]:
+    from cronflow_actors.store import SQLiteStore
+
+    async with SQLiteStore(db) as store:
+        return await store.load_journal(run_id)
+
+
 async def test_a_drain_begun_starts_no_new_step_while_requests_are_still_in_flight(
     tmp_path: Path,
 ) -> None:

@@ -1,0 +1,53 @@
+"""``Runtime.begin_drain``: what ``serve`` does as SIGTERM arrives, before it waits for the
+requests in flight: no new step starts (a run's next step, a retry), and the steps running go
+on and are recorded. (tests/test_serve.py drives it through a real ``serve``.)"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import cronflow_actors as cf
+from cronflow_actors.kernel import ManualClock
+
+
+async def test_a_drain_begun_starts_no_new_step_and_lets_the_running_ones_end(
+    tmp_path: Path,
+) -> None:
+    release = asyncio.Event()
+    began = {"slow": asyncio.Event(), "flaky": asyncio.Event()}
+    ran: list[str] = []
+
+    async def slow(ctx: Any) -> str:
+        ran.append("slow")
+        began["slow"].set()
+        await release.wait()
+        return "slow done"
+
+    async def flaky(ctx: Any) -> None:
+        ran.append("flaky")
+        began["flaky"].set()
+        raise RuntimeError("again")
+
+    clock = ManualClock()
+    begun = cf.define("begun").step("slow", slow).step("next", lambda ctx: ran.append("next"))
+    retried = cf.define("retried").step("flaky", flaky, retry=cf.Retry(attempts=3, delay="1s"))
+    runtime = cf.Runtime(db=tmp_path / "begun.db", workflows=[begun, retried], clock=clock)
+    await runtime.start()
+    try:
+        run_id = await runtime.trigger("begun")
+        await runtime.trigger("retried")
+        await asyncio.gather(*(event.wait() for event in began.values()))
+
+        runtime.begin_drain()
+        release.set()
+        await runtime.wait_idle()
+        clock.advance(5)  # the retry's time has come
+        await runtime.wait_idle()
+
+        assert sorted(ran) == ["flaky", "slow"]  # no next step, no retry
+        steps = {step.id: str(step.status) for step in (await runtime.inspect(run_id)).steps}
+        assert steps["slow"] == "completed"  # recorded; "next" is started, to run at next start
+    finally:
+        await runtime.stop(drain=5)
