@@ -19,9 +19,9 @@ from collections.abc import Awaitable, Callable
 from types import CoroutineType, FunctionType
 from typing import Any
 
-__all__ = ["InOrder", "RunBlocking", "call_logged", "call_user", "settle"]
+__all__ = ["BlockingRunner", "InOrder", "call_logged", "call_user", "settle"]
 
-RunBlocking = Callable[..., Awaitable[Any]]
+BlockingRunner = Callable[..., Awaitable[Any]]
 
 logger = logging.getLogger("cronflow_actors")
 
@@ -42,7 +42,7 @@ def _is_coroutine_function(fn: Callable[..., Any]) -> bool:
 
 
 async def call_user(
-    fn: Callable[..., Any], *args: Any, run_blocking: RunBlocking | None = None
+    fn: Callable[..., Any], *args: Any, run_blocking: BlockingRunner | None = None
 ) -> Any:
     """``fn(*args)``: a coroutine function on the loop, a plain one on ``run_blocking`` when
     given (else on the loop); an awaitable result is awaited."""
@@ -67,7 +67,7 @@ async def call_logged(
     fn: Callable[..., Any],
     *args: Any,
     what: str = "a callback",
-    run_blocking: RunBlocking | None = None,
+    run_blocking: BlockingRunner | None = None,
 ) -> None:
     """``call_user(fn, *args, run_blocking=run_blocking)`` whose failure is logged, never
     raised (for callbacks after a commit, whose failure must not undo what is durable)."""
@@ -93,7 +93,7 @@ class InOrder:
         fn: Callable[..., Any],
         *args: Any,
         what: str,
-        run_blocking: RunBlocking | None = None,
+        run_blocking: BlockingRunner | None = None,
     ) -> None:
         before = self._last.get(key)
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()

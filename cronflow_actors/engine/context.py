@@ -383,7 +383,9 @@ class Context:
         self.clock: Any = None
         """The runtime's clock (handlers): ``await ctx.clock.sleep(seconds)``."""
         self.after_commit: Any = None
-        """``ctx.after_commit(fn)``: call ``fn()`` once this change is durable (activities)."""
+        """``ctx.after_commit(fn)``: call ``fn()`` once this change is durable (activities):
+        at most once, after the run's earlier callbacks; a plain ``fn`` on the blocking pool's
+        thread (not the loop's: it may block), an ``async def`` one on the loop."""
         self.execution_mode = "normal"
         """``"fast_forward"`` in an instance that a migration started (spec section 9)."""
         self.migrating_from: Any = None

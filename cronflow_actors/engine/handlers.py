@@ -43,8 +43,7 @@ from cronflow_actors.calls import call_user
 from cronflow_actors.engine.context import Context
 from cronflow_actors.engine.state_access import StateAccess
 from cronflow_actors.engine.transaction import Transaction, normalize
-from cronflow_actors.errors import RetryRequested
-from cronflow_actors.errors._base import class_name
+from cronflow_actors.errors import RetryRequested, class_name
 from cronflow_actors.kernel import Clock
 from cronflow_actors.kernel._actor import LoopActor  # (not the package's: mypyc, setup.py)
 from cronflow_actors.messages import Message, plain

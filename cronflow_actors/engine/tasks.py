@@ -39,8 +39,12 @@ from cronflow_actors.engine.states import (
     is_final,
 )
 from cronflow_actors.engine.transaction import Transaction, normalize
-from cronflow_actors.errors import INFRASTRUCTURE, InvalidStateTransitionError, StepTimeoutError
-from cronflow_actors.errors._base import class_name
+from cronflow_actors.errors import (
+    INFRASTRUCTURE,
+    InvalidStateTransitionError,
+    StepTimeoutError,
+    class_name,
+)
 from cronflow_actors.messages.elements import (
     CancelTask,
     CreateWorkItem,

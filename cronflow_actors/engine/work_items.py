@@ -38,7 +38,12 @@ from cronflow_actors.engine.states import (
     is_final,
 )
 from cronflow_actors.engine.transaction import Transaction
-from cronflow_actors.errors import INFRASTRUCTURE, InvalidStateTransitionError, ResumeError
+from cronflow_actors.errors import (
+    INFRASTRUCTURE,
+    InvalidStateTransitionError,
+    ResumeError,
+    class_name,
+)
 from cronflow_actors.messages import JournalEntry, encode, json_encode
 from cronflow_actors.messages.elements import (
     EnsureTaskStarted,
@@ -262,6 +267,7 @@ class WorkItem:
                 if not tx.reported or isinstance(error, INFRASTRUCTURE):
                     raise  # a call: refused, and nothing of it changes (or not user code's)
                 await tx.send(change)  # a report stands: the item fails with the error
+                item.error_type = class_name(error)
                 await self._fail(f"{type(error).__name__}: {error}")
                 return
         handle = None

@@ -78,6 +78,7 @@ from cronflow_actors.errors._base import (
     WorkflowDefinitionError,
     WouldBlockLoopError,
 )
+from cronflow_actors.errors._base import class_name as class_name  # a helper, not an error
 from cronflow_actors.errors._edges import (
     ApiError,
     ExpectationError,

@@ -26,7 +26,7 @@ from typing import Any
 import msgspec
 
 from cronflow_actors.errors import (
-    INFRASTRUCTURE,
+    CronflowError,
     EngineError,
     InstanceBlockedError,
     InvalidEventError,
@@ -134,8 +134,8 @@ class Events:
             )
             try:
                 started.append(await self._trigger(flow_id, run_payload, kind="event"))
-            except INFRASTRUCTURE:
-                raise  # the runtime's own trouble, not this flow's
+            except (CronflowError, OSError):
+                raise  # the runtime's own trouble or refusal (a stop, a store, an id)
             except Exception as error:  # the other flows start, and waiting steps hear it
                 logger.exception("event %s: flow %s could not start", name, flow_id)
                 detail = f"its start raised {type(error).__name__}: {error}"

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 
-from cronflow_actors.calls import InOrder, RunBlocking
+from cronflow_actors.calls import BlockingRunner, InOrder
 from cronflow_actors.engine.actors import decode_state
 from cronflow_actors.engine.context import WorkflowInfo
 from cronflow_actors.engine.state_access import StateAccess
@@ -34,7 +34,7 @@ class RunHooks:
         store: Store,
         clock: Clock,
         spawn: Spawn,
-        run_blocking: RunBlocking | None = None,
+        run_blocking: BlockingRunner | None = None,
         in_order: InOrder | None = None,
         secrets: Mapping[str, Secrets] | None = None,
     ) -> None:

@@ -358,7 +358,7 @@ class GroupWriter(GroupAnswers):
                     if getattr(busy, "sqlite_errorcode", 0) & 0xFF != _SQLITE_BUSY:
                         raise
                     holder = await self._holder(lease.scope)
-                    if holder is None:
+                    if holder is None or holder.owner == lease.owner:
                         raise
                     left = max(holder.expires_at - lease.acquired_at, 0.0)
                     raise LeaseHeldError(
