@@ -24,9 +24,10 @@ refused request again.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Protocol
 
 import msgspec
@@ -202,6 +203,24 @@ class Signatures:
     def __init__(self, store: _Counters, clock: _Clock) -> None:
         self._store = store
         self._clock = clock
+        self._handling: dict[str, int] = {}
+        """Requests of each signature this process is handling now (``handling``)."""
+
+    @contextlib.contextmanager
+    def handling(self, signature: Signature) -> Iterator[Callable[[], bool]]:
+        """While a request of ``signature`` is handled here; yields ``twins()``: whether
+        another request of it is in flight in this process. A claim with no run behind it
+        while a twin is in flight is that twin's, not a crash's."""
+        key = signature.key
+        self._handling[key] = self._handling.get(key, 0) + 1
+        try:
+            yield lambda: self._handling.get(key, 0) > 1
+        finally:
+            left = self._handling[key] - 1
+            if left:
+                self._handling[key] = left
+            else:
+                del self._handling[key]
 
     async def verify(
         self,

@@ -338,3 +338,38 @@ async def test_a_signed_request_its_condition_refused_is_spent_though_it_started
     replay = await client.post("/hooks/signed", content=body, headers=headers)
     assert (replay.status_code, "replay" in replay.json()["detail"]) == (401, True)
     assert await rt.list_runs() == []
+
+
+@pytest.mark.parametrize("says", [False, True], ids=["condition-no", "condition-yes"])
+async def test_a_replay_while_the_original_is_in_flight_is_a_replay(
+    serve: Serve, says: bool
+) -> None:
+    # the original's claim has no run and no answer behind it yet: a twin's in flight, not a
+    # crash's; the replay must neither start a run (its condition may say yes by then) nor
+    # take the original's answer
+    asked: list[int] = []
+    in_condition = asyncio.Event()
+
+    async def condition(request: cf.WebhookRequest) -> bool:
+        asked.append(1)
+        if len(asked) == 1:  # the original: a slow lookup
+            in_condition.set()
+            await asyncio.sleep(0.3)
+            return says
+        return True
+
+    flow = (
+        cf.define("signed")
+        .step("s", lambda ctx: ctx.payload)
+        .on_webhook("/hooks/signed", hmac_secret=SECRET, condition=condition)
+    )
+    rt, client = await serve([flow])
+    body = b'{"n": 7}'
+    headers = signed(body)
+    original = asyncio.create_task(client.post("/hooks/signed", content=body, headers=headers))
+    await in_condition.wait()  # the original is past its claim, in its condition
+    replay = await client.post("/hooks/signed", content=body, headers=headers)
+    first = await original
+    assert (replay.status_code, "replay" in replay.json()["detail"]) == (401, True)
+    assert first.status_code == (202 if says else 200)
+    assert len(await rt.list_runs()) == (1 if says else 0)

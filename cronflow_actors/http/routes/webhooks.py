@@ -182,22 +182,26 @@ class Webhook:
         the key's, which a replay may change (a header, or what a callback reads): refused."""
         signatures = self.edge.signatures
         named = self._signed_id(signature) if self.spec.idempotency_key is None else None
-        if not await signatures.claim(signature) and (
-            named is None or await self._exists(named) or await signatures.answered(signature)
-        ):
-            return await self._replayed(webhook_request)
-        try:
-            return await self._start(
-                request, webhook_request, kept, raw, own_id=named, signature=signature
-            )
-        except Problem as refused:
-            if refused.status == 401:  # a replay after all (it lost the start to its twin)
+        with signatures.handling(signature) as twins:
+            if not await signatures.claim(signature) and (
+                named is None
+                or await self._exists(named)
+                or await signatures.answered(signature)
+                or twins()  # the claim is a twin's in flight here (asked last: after the awaits)
+            ):
+                return await self._replayed(webhook_request)
+            try:
+                return await self._start(
+                    request, webhook_request, kept, raw, own_id=named, signature=signature
+                )
+            except Problem as refused:
+                if refused.status == 401:  # a replay after all (it lost the start to its twin)
+                    raise
+                await self._give_back(signature)
                 raise
-            await self._give_back(signature)
-            raise
-        except Exception:
-            await self._give_back(signature)
-            raise
+            except Exception:
+                await self._give_back(signature)
+                raise
 
     async def _give_back(self, signature: Signature) -> None:
         try:
