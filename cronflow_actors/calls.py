@@ -82,10 +82,12 @@ class InOrder:
     another, in the order given, each through ``call_logged``: a plain function on the
     blocking pool (so none stalls the loop), and still a run's ``on_start`` ends before its
     ``on_success`` begins. A callback's place is taken when its call begins: tasks created in
-    order begin in order."""
+    order begin in order. It waits ``patience`` seconds at most for the one before (which may
+    hang: a chat service that never answers), then goes on (logged)."""
 
-    def __init__(self) -> None:
+    def __init__(self, patience: float = 10.0) -> None:
         self._last: dict[str, asyncio.Future[None]] = {}
+        self._patience = patience
 
     async def call(
         self,
@@ -100,7 +102,14 @@ class InOrder:
         self._last[key] = done
         try:
             if before is not None:
-                await asyncio.shield(before)  # never raises: set in a finally
+                try:
+                    await asyncio.wait_for(asyncio.shield(before), self._patience)
+                except TimeoutError:
+                    logger.warning(
+                        "%s: the callback before it has run %g s; it does not wait longer",
+                        what,
+                        self._patience,
+                    )
             await call_logged(fn, *args, what=what, run_blocking=run_blocking)
         finally:
             done.set_result(None)

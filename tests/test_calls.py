@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from cronflow_actors.calls import call_user
+from cronflow_actors.calls import InOrder, call_user
 
 
 async def add_async(x: int, y: int) -> int:
@@ -102,3 +102,31 @@ async def test_a_function_marked_as_a_coroutine_function_runs_on_the_loop() -> N
     ran_on.clear()
     assert await call_user(marked, 1, 2, run_blocking=_pool) == 3
     assert not ran_on
+
+
+async def test_in_order_calls_a_keys_callbacks_one_after_another() -> None:
+    line = InOrder()
+    called: list[str] = []
+
+    async def slow(name: str) -> None:
+        await asyncio.sleep(0.05)
+        called.append(name)
+
+    calls = [
+        asyncio.ensure_future(line.call("run", slow, "first", what="first")),
+        asyncio.ensure_future(line.call("run", called.append, "second", what="second")),
+        asyncio.ensure_future(line.call("other", called.append, "other run", what="other")),
+    ]
+    await asyncio.gather(*calls)
+    assert called == ["other run", "first", "second"]  # another key does not wait
+
+
+async def test_in_order_waits_for_a_hung_callback_only_so_long() -> None:
+    line = InOrder(patience=0.1)
+    never = asyncio.Event()
+    called: list[str] = []
+    hung = asyncio.ensure_future(line.call("run", never.wait, what="a hung on_pause"))
+    await asyncio.wait_for(line.call("run", called.append, "on_success", what="on_success"), 5)
+    assert called == ["on_success"]
+    never.set()
+    await hung

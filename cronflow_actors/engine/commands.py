@@ -48,7 +48,7 @@ from cronflow_actors.messages.engine import (
 from cronflow_actors.messages.migrations import KeptEvent
 from cronflow_actors.net.spec import NetSpec, TaskKind
 
-__all__ = ["WORK_ITEM_ACTIONS", "apply", "fail_run", "run_job"]
+__all__ = ["WORK_ITEM_ACTIONS", "apply", "drop_job", "fail_run", "run_job"]
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +57,8 @@ WORK_ITEM_ACTIONS = VERB_TARGETS
 
 _TASK_ACTIVE = frozenset({TaskState.ENABLED, TaskState.STARTED})
 _COMPOSITE = frozenset({TaskKind.COMPOSITE, TaskKind.DYNAMIC_COMPOSITE})
+_REFUSALS = (InvalidStateTransitionError, NotFoundError)
+"""What a job raises when its target moved on: not a failure of the run."""
 
 
 async def apply(tx: Transaction, command: WorkflowCommand, root: NetSpec) -> Any:
@@ -66,6 +68,16 @@ async def apply(tx: Transaction, command: WorkflowCommand, root: NetSpec) -> Any
         return await _carry_out(tx, command, cascade.send)
     finally:
         cascade.close()
+
+
+async def drop_job(tx: Transaction, *, root: NetSpec, job: str, error: Exception) -> None:
+    """A timer's ``job`` could not run: it is dropped (it would raise again). Refused by the
+    engine (its target moved on meanwhile: an item canceled, say), that is all; raised by user
+    code, the run fails with it, rather than wait for good for what the job was to do."""
+    if isinstance(error, _REFUSALS):
+        tx.drop_job(job)
+        return
+    await fail_run(tx, root=root, error=f"{type(error).__name__}: {error}", job=job)
 
 
 async def fail_run(tx: Transaction, *, root: NetSpec, error: str, job: str | None = None) -> None:

@@ -35,7 +35,7 @@ from typing import Any
 import msgspec
 from mypy_extensions import mypyc_attr
 
-from cronflow_actors.engine.commands import apply, fail_run
+from cronflow_actors.engine.commands import apply, drop_job, fail_run
 from cronflow_actors.engine.handlers import ActionActor, WorkItemActor, handler_context
 from cronflow_actors.engine.services import EngineServices, decode_state
 from cronflow_actors.engine.state_access import StateAccess
@@ -382,7 +382,7 @@ class WorkflowActor(CoroutineActor):
             elif isinstance(command, TimerFired) and command.timer_id in self.state.jobs:
                 job = command.timer_id
                 await self._transact_with(
-                    functools.partial(fail_run, root=self.root, error=reason, job=job)
+                    functools.partial(drop_job, root=self.root, job=job, error=error)
                 )
         except Exception:
             logger.exception("%s: could not record the failure of %r; the run fails", self, command)

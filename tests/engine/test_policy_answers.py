@@ -341,3 +341,26 @@ async def test_the_runtimes_own_trouble_in_a_report_records_no_failure(tmp_path:
         await rt.wait_idle()  # recovery ran A's handler again; B began this time
         assert [i.state for i in await rt.work_items(wid, "A")] == ["completed"]
         assert (await states(rt, wid))["B"] == "enabled"
+
+
+async def test_a_timer_whose_job_finds_its_target_moved_on_is_dropped_alone(
+    rt: cf.Runtime, clock: ManualClock
+) -> None:
+    # the job (start the item at 10 s, the task's) finds the item canceled meanwhile: the
+    # engine refuses it, which is no failure of the run
+    def enabled(ctx: Any) -> None:
+        item = ctx.work_item.initialize()
+        ctx.register_scheduled(10, net.jobs.start_work_item(item))
+
+    task = net.task().policy(lambda ctx: "continue").activities(on_enabled=enabled)
+    rt.register(build("moved", {"t": task}, [("start", "t"), ("t", "end")]))
+    wid = await rt.start_workflow("moved")
+    item = await open_item(rt, wid, "t")
+    await rt.cancel_work_item(item.id)
+
+    clock.advance(11)
+    await rt.wait_idle()
+
+    info = await rt.workflow(wid)
+    assert (info.state, info.error) == ("initialized", None)  # as it was: nothing started it
+    assert await rt.store.load_timers() == []
