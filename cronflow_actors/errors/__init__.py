@@ -185,6 +185,14 @@ for _name in __all__:
     globals()[_name].__module__ = __name__
 del _name
 
-INFRASTRUCTURE = (StoreError, RuntimeNotRunningError, ActorSystemNotRunningError)
-"""What the runtime's own trouble raises (a store, a stop), not user code: where user code's
-error is recorded as a failure, these pass through (what they interrupted runs again)."""
+INFRASTRUCTURE = (
+    StoreClosedError,
+    StoreFailedError,
+    LeaseError,
+    RuntimeNotRunningError,
+    ActorSystemNotRunningError,
+)
+"""What the runtime's own trouble raises (a store closed or failed, a lost lease, a stop), not
+user code: where user code's error is recorded as a failure, these pass through (what they
+interrupted runs again). A store's refusal of one value (``StateValueError``, a conflict) is not
+among them: it would be refused again."""
