@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -177,16 +178,31 @@ def signed_json(headers: dict[str, str]) -> dict[str, str]:
     return {**headers, "Content-Type": "application/json"}
 
 
-async def test_a_signed_request_refused_after_its_signature_may_be_sent_again(
-    serve: Serve,
-) -> None:
-    failures = [RuntimeError("the condition's service is down")]
+def raises_once(error: Exception) -> Callable[[cf.WebhookRequest], bool]:
+    """A webhook ``condition`` that raises ``error`` the first time, then says yes."""
+    failures = [error]
 
     def condition(request: cf.WebhookRequest) -> bool:
         if failures:
             raise failures.pop()
         return True
 
+    return condition
+
+
+def conditioned(condition: Any) -> cf.Flow:
+    """A flow started by a signed webhook at ``/hooks/signed`` with ``condition``."""
+    return (
+        cf.define("signed")
+        .step("s", lambda ctx: ctx.payload)
+        .on_webhook("/hooks/signed", hmac_secret=SECRET, condition=condition)
+    )
+
+
+async def test_a_signed_request_refused_after_its_signature_may_be_sent_again(
+    serve: Serve,
+) -> None:
+    condition = raises_once(RuntimeError("the condition's service is down"))
     flow = (
         cf.define("signed")
         .step("s", lambda ctx: ctx.payload)
@@ -281,13 +297,7 @@ async def test_a_signature_claimed_by_a_request_whose_run_never_started_starts_i
     async def lost(self: Any, signature: Any) -> None:
         return None
 
-    failures = [RuntimeError("killed")]
-
-    def condition(request: cf.WebhookRequest) -> bool:
-        if failures:
-            raise failures.pop()
-        return True
-
+    condition = raises_once(RuntimeError("killed"))
     flow = (
         cf.define("signed")
         .step("s", lambda ctx: ctx.payload)
@@ -325,12 +335,7 @@ async def test_a_signed_request_its_condition_refused_is_spent_though_it_started
     def condition(request: cf.WebhookRequest) -> bool:
         return answers.pop() if answers else True  # says no, then yes (a flag, the hour)
 
-    flow = (
-        cf.define("signed")
-        .step("s", lambda ctx: ctx.payload)
-        .on_webhook("/hooks/signed", hmac_secret=SECRET, condition=condition)
-    )
-    rt, client = await serve([flow])
+    rt, client = await serve([conditioned(condition)])
     body = b'{"n": 7}'
     headers = signed(body)
     first = await client.post("/hooks/signed", content=body, headers=headers)
@@ -358,12 +363,7 @@ async def test_a_replay_while_the_original_is_in_flight_is_a_replay(
             return says
         return True
 
-    flow = (
-        cf.define("signed")
-        .step("s", lambda ctx: ctx.payload)
-        .on_webhook("/hooks/signed", hmac_secret=SECRET, condition=condition)
-    )
-    rt, client = await serve([flow])
+    rt, client = await serve([conditioned(condition)])
     body = b'{"n": 7}'
     headers = signed(body)
     original = asyncio.create_task(client.post("/hooks/signed", content=body, headers=headers))
