@@ -30,6 +30,8 @@ from typing import Any, Self
 
 import msgspec
 
+from cronflow_actors.engine.actors import decode_state
+from cronflow_actors.engine.states import WorkItemState
 from cronflow_actors.errors import ConfigurationError, ExpectationError
 from cronflow_actors.flow.builder import Flow, use_test_harness
 from cronflow_actors.flow.trigger_methods import without_triggers
@@ -41,7 +43,6 @@ __all__ = ["ExpectationError", "FlowTest", "StepExpectation", "StepResult", "Tes
 
 _FINAL = frozenset({"completed", "failed", "canceled"})
 _CENTURY = 100 * 365 * 86400.0
-_WAITS_PAGE = 100  # open event waits read at a time
 
 
 class StepResult(msgspec.Struct, frozen=True, kw_only=True):
@@ -275,12 +276,9 @@ use_test_harness(_harness)
 
 async def _waits_for_an_event(rt: Runtime, run_id: str) -> bool:
     """Whether a step of the run waits for an event: one of its own, or of a subflow's or a
-    per-item flow's (their waits are the run's, as the store keeps them)."""
-    after = None
-    while True:
-        page = await rt.store.open_waits("event", after=after, limit=_WAITS_PAGE)
-        if any(wait.instance_id == run_id for wait in page):
-            return True
-        if len(page) < _WAITS_PAGE:
-            return False
-        after = (page[-1].created_at, page[-1].wait_id)
+    per-item flow's (their work items are the run's, in its one snapshot)."""
+    state = decode_state((await rt.instances.read(run_id)).body, run_id)
+    return any(
+        item.kind == "event" and item.state == WorkItemState.STARTED
+        for item in state.work_items.values()
+    )
