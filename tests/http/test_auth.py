@@ -190,12 +190,13 @@ def raises_once(error: Exception) -> Callable[[cf.WebhookRequest], bool]:
     return condition
 
 
-def conditioned(condition: Any) -> cf.Flow:
-    """A flow started by a signed webhook at ``/hooks/signed`` with ``condition``."""
+def signed_flow(**webhook: Any) -> cf.Flow:
+    """A flow started by a webhook at ``/hooks/signed`` signed with ``SECRET``, with the
+    ``webhook`` options given; its one step answers the payload."""
     return (
         cf.define("signed")
         .step("s", lambda ctx: ctx.payload)
-        .on_webhook("/hooks/signed", hmac_secret=SECRET, condition=condition)
+        .on_webhook("/hooks/signed", hmac_secret=SECRET, **webhook)
     )
 
 
@@ -236,15 +237,8 @@ async def test_a_signed_retry_with_its_idempotency_key_is_answered_as_a_duplicat
     serve: Serve,
 ) -> None:
     succeeded: list[str] = []
-    flow = (
-        cf.define("signed")
-        .step("s", lambda ctx: ctx.payload)
-        .on_webhook(
-            "/hooks/signed",
-            hmac_secret=SECRET,
-            idempotency_key="X-Delivery",
-            on_success=lambda request, run_id: succeeded.append(run_id),
-        )
+    flow = signed_flow(
+        idempotency_key="X-Delivery", on_success=lambda request, run_id: succeeded.append(run_id)
     )
     rt, client = await serve([flow])
     body = b'{"b": 2}'
@@ -266,14 +260,7 @@ async def test_a_signed_retry_with_its_idempotency_key_is_answered_as_a_duplicat
 
 @pytest.mark.parametrize("keyed", [False, True], ids=["no-key", "idempotency-key"])
 async def test_identical_signed_requests_at_once_start_one_run(serve: Serve, keyed: bool) -> None:
-    flow = (
-        cf.define("signed")
-        .step("s", lambda ctx: ctx.payload)
-        .on_webhook(
-            "/hooks/signed", hmac_secret=SECRET, idempotency_key="X-Delivery" if keyed else None
-        )
-    )
-    rt, client = await serve([flow])
+    rt, client = await serve([signed_flow(idempotency_key="X-Delivery" if keyed else None)])
     body = b'{"b": 2}'
     headers = {**signed(body), "X-Delivery": "d-1"}
     answers = await asyncio.gather(
@@ -297,16 +284,9 @@ async def test_a_signature_claimed_by_a_request_whose_run_never_started_starts_i
     async def lost(self: Any, signature: Any) -> None:
         return None
 
-    condition = raises_once(RuntimeError("killed"))
-    flow = (
-        cf.define("signed")
-        .step("s", lambda ctx: ctx.payload)
-        .on_webhook(
-            "/hooks/signed",
-            hmac_secret=SECRET,
-            condition=condition,
-            idempotency_key=(lambda request: request.headers.get("x-id")) if keyed else None,
-        )
+    flow = signed_flow(
+        condition=raises_once(RuntimeError("killed")),
+        idempotency_key=(lambda request: request.headers.get("x-id")) if keyed else None,
     )
     rt, client = await serve([flow])
     monkeypatch.setattr(Signatures, "release", lost)
@@ -335,7 +315,7 @@ async def test_a_signed_request_its_condition_refused_is_spent_though_it_started
     def condition(request: cf.WebhookRequest) -> bool:
         return answers.pop() if answers else True  # says no, then yes (a flag, the hour)
 
-    rt, client = await serve([conditioned(condition)])
+    rt, client = await serve([signed_flow(condition=condition)])
     body = b'{"n": 7}'
     headers = signed(body)
     first = await client.post("/hooks/signed", content=body, headers=headers)
@@ -363,7 +343,7 @@ async def test_a_replay_while_the_original_is_in_flight_is_a_replay(
             return says
         return True
 
-    rt, client = await serve([conditioned(condition)])
+    rt, client = await serve([signed_flow(condition=condition)])
     body = b'{"n": 7}'
     headers = signed(body)
     original = asyncio.create_task(client.post("/hooks/signed", content=body, headers=headers))
