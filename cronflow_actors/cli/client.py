@@ -8,13 +8,14 @@ import json
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from typing import Any
 
 from cronflow_actors.cli.exits import Exit
 from cronflow_actors.cli.render import render_run  # its home before render.py; still importable
 from cronflow_actors.errors import ApiError  # defined with every other error; importable here too
 
-__all__ = ["ApiError", "Client", "render_run"]
+__all__ = ["ApiError", "Client", "find_pause", "render_run"]
 
 
 class Client:
@@ -83,16 +84,56 @@ class Client:
             message, code = f"the server refused the request: {detail}", Exit.USAGE
         return ApiError(message, exit_code=code, status=status, slug=slug)
 
-    def paused_run(self, run_id: str, pages: int = 20) -> dict[str, Any] | None:
-        """The pause a run waits in (with its resume token), or None: the listing is read a
-        page at a time, oldest pause first, at most ``pages`` pages of 1,000."""
-        cursor = None
-        for _ in range(pages):
-            page = self.call("GET", "/paused", query={"limit": 1000, "cursor": cursor})
-            for pause in page["paused"]:
-                if pause["run_id"] == run_id:
-                    return pause  # type: ignore[no-any-return]
-            cursor = page.get("next_cursor")
-            if not cursor:
-                return None
-        return None
+    # -- the reads of the client commands (``offline.DatabaseReads`` answers the same) ----------
+
+    def run(self, run_id: str) -> dict[str, Any]:
+        return self.run_call("GET", run_id)  # type: ignore[no-any-return]
+
+    def runs(self, query: dict[str, Any]) -> dict[str, Any]:
+        return self.call("GET", "/runs", query=query)  # type: ignore[no-any-return]
+
+    def trace(self, run_id: str) -> dict[str, Any]:
+        return self.run_call("GET", run_id, "/trace")  # type: ignore[no-any-return]
+
+    def paused(self, limit: int, cursor: str | None) -> dict[str, Any]:
+        query = {"limit": limit, "cursor": cursor}
+        return self.call("GET", "/paused", query=query)  # type: ignore[no-any-return]
+
+    def flows(self) -> list[str] | None:
+        """The ids of the flows registered on the server."""
+        return [flow["id"] for flow in self.call("GET", "/flows")["flows"]]
+
+    def run_call(self, method: str, run_id: str, suffix: str = "") -> Any:
+        """``method /runs/<run_id><suffix>``; a 404 that says there is no such run says it in
+        plain words (another 404, a route this server lacks, keeps the server's words)."""
+        try:
+            return self.call(method, f"/runs/{urllib.parse.quote(run_id, safe='')}{suffix}")
+        except ApiError as refused:
+            if refused.status == 404 and refused.slug == "not-found":
+                raise ApiError(
+                    f"no run {run_id!r} on this server; 'cronflow-actors runs' lists the runs",
+                    exit_code=Exit.NOT_FOUND_OR_CONFLICT,
+                    status=404,
+                    slug="not-found",
+                ) from None
+            raise
+
+    def paused_run(self, run_id: str) -> dict[str, Any] | None:
+        return find_pause(self.paused, run_id)
+
+
+def find_pause(
+    paused: Callable[[int, str | None], dict[str, Any]], run_id: str, pages: int = 20
+) -> dict[str, Any] | None:
+    """The pause a run waits in (with its resume token), or None: the listing (``paused(limit,
+    cursor)``) is read a page at a time, oldest pause first, at most ``pages`` pages of 1,000."""
+    cursor = None
+    for _ in range(pages):
+        page = paused(1000, cursor)
+        for pause in page["paused"]:
+            if pause["run_id"] == run_id:
+                return pause  # type: ignore[no-any-return]
+        cursor = page.get("next_cursor")
+        if not cursor:
+            return None
+    return None

@@ -1,7 +1,8 @@
 """The client commands: ``run``, ``inspect``, ``trace``, ``runs``, ``paused``, ``resume``,
-``cancel`` and ``events publish``. They call a running ``serve`` (``--url``, ``--token``); each
-prints for people by default and the API's JSON with ``--json``, and exits with a code of
-``exits.py``."""
+``cancel`` and ``events publish``. They call a running ``serve`` (``--url``, ``--token``); the
+reads (``runs``, ``inspect``, ``trace``, ``paused``) read the database itself with ``--db``
+(``offline.py``), a ``serve`` running or not. Each prints for people by default and the API's
+JSON with ``--json``, and exits with a code of ``exits.py``."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import argparse
 import json
 import sys
 import time
-from typing import Any
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any, Protocol
 
 from cronflow_actors.cli.client import Client
 from cronflow_actors.cli.exits import Exit
@@ -29,6 +31,18 @@ __all__ = ["STATUSES", "add_client_commands"]
 
 STATUSES = ("running", "waiting", "completed", "failed", "canceled", "blocked")
 """What ``runs --status`` takes (a run's status)."""
+
+
+class Reads(Protocol):
+    """What the read commands ask: ``Client`` answers from a server, ``DatabaseReads``
+    (``offline.py``) from the database itself, both in the API's JSON."""
+
+    def run(self, run_id: str) -> dict[str, Any]: ...
+    def runs(self, query: dict[str, Any]) -> dict[str, Any]: ...
+    def trace(self, run_id: str) -> dict[str, Any]: ...
+    def paused(self, limit: int, cursor: str | None) -> dict[str, Any]: ...
+    def paused_run(self, run_id: str) -> dict[str, Any] | None: ...
+    def flows(self) -> list[str] | None: ...
 
 
 def _client(args: argparse.Namespace) -> Client:
@@ -84,7 +98,7 @@ def _run(args: argparse.Namespace) -> int:
     poll, told_pause = 0.05, False
     try:
         while True:
-            run = client.call("GET", f"/runs/{_path(run_id)}")
+            run = client.run(run_id)
             if run["status"] in FINAL:
                 break
             if run["status"] == "waiting" and not told_pause:
@@ -131,10 +145,24 @@ def _summary(run: dict[str, Any]) -> dict[str, Any]:
 # -- reads -----------------------------------------------------------------------------------
 
 
+def _reads(args: argparse.Namespace) -> AbstractContextManager[Reads]:
+    """Where a read command reads: the server at ``--url``, or with ``--db`` the database."""
+    if getattr(args, "db", None):
+        from cronflow_actors.cli.offline import DatabaseReads
+
+        return DatabaseReads(args.db)
+    return nullcontext(_client(args))
+
+
+def _db(args: argparse.Namespace) -> str:
+    """The ``--db`` a read command was given, to repeat in what it says to run next."""
+    return f" --db {args.db}" if getattr(args, "db", None) else ""
+
+
 def _inspect(args: argparse.Namespace) -> int:
-    client = _client(args)
-    run = _run_call(client, "GET", args.run_id)
-    pause = client.paused_run(args.run_id) if run["status"] == "waiting" else None
+    with _reads(args) as reads:
+        run = reads.run(args.run_id)
+        pause = reads.paused_run(args.run_id) if run["status"] == "waiting" else None
     if args.json:
         _print_json({**run, "pause": pause})
     else:
@@ -147,7 +175,8 @@ def _trace(args: argparse.Namespace) -> int:
 
     from cronflow_actors.runtime.audit import Trace
 
-    trace = _run_call(_client(args), "GET", args.run_id, "/trace")
+    with _reads(args) as reads:
+        trace = reads.trace(args.run_id)
     if args.json:
         _print_json(trace)
     else:
@@ -162,8 +191,9 @@ def _runs(args: argparse.Namespace) -> int:
         "limit": args.limit,
         "cursor": args.cursor,
     }
-    client = _client(args)
-    page = client.call("GET", "/runs", query=query)
+    with _reads(args) as reads:
+        page = reads.runs(query)
+        flows = reads.flows() if args.workflow and not page["runs"] else None
     if args.json:
         _print_json(page)
         return Exit.OK
@@ -181,19 +211,18 @@ def _runs(args: argparse.Namespace) -> int:
         print(table(["RUN ID", "WORKFLOW", "STATUS", "STARTED", "DURATION"], rows))
     else:
         print("no runs" + (" match" if args.workflow or args.status or args.blocked else " yet"))
-        if args.workflow:  # a misspelled id, most likely, if no flow has it
-            flows = [flow["id"] for flow in client.call("GET", "/flows")["flows"]]
-            if args.workflow not in flows:
-                print(
-                    f"{args.workflow!r} is not one of the flows registered on this server: {flows}"
-                )
+        if flows is not None and args.workflow not in flows:  # a misspelled id, most likely
+            print(f"{args.workflow!r} is not one of the flows registered on this server: {flows}")
     if page.get("next_cursor"):
-        print(f"more: cronflow-actors runs --cursor {page['next_cursor']}", file=sys.stderr)
+        print(
+            f"more: cronflow-actors runs --cursor {page['next_cursor']}{_db(args)}", file=sys.stderr
+        )
     return Exit.OK
 
 
 def _paused(args: argparse.Namespace) -> int:
-    page = _client(args).call("GET", "/paused", query={"limit": args.limit, "cursor": args.cursor})
+    with _reads(args) as reads:
+        page = reads.paused(args.limit, args.cursor)
     if args.json:
         _print_json(page)
         return Exit.OK
@@ -206,7 +235,10 @@ def _paused(args: argparse.Namespace) -> int:
     else:
         print("no run is paused for a person")
     if page.get("next_cursor"):
-        print(f"more: cronflow-actors paused --cursor {page['next_cursor']}", file=sys.stderr)
+        print(
+            f"more: cronflow-actors paused --cursor {page['next_cursor']}{_db(args)}",
+            file=sys.stderr,
+        )
     return Exit.OK
 
 
@@ -247,13 +279,13 @@ def _resume(args: argparse.Namespace) -> int:
 def _cancel(args: argparse.Namespace) -> int:
     client = _client(args)
     try:
-        answer = _run_call(client, "POST", args.run_id, "/cancel")
+        answer = client.run_call("POST", args.run_id, "/cancel")
     except ApiError as refused:
         if refused.status != 409:
             raise
         # "already ended" only when it has: a run that goes on was refused for another
         # reason (it is blocked, say), which the server's answer gives
-        run = client.call("GET", f"/runs/{_path(args.run_id)}")
+        run = client.run(args.run_id)
         if run["status"] not in FINAL:
             raise
         raise ApiError(
@@ -291,26 +323,6 @@ def _publish(args: argparse.Namespace) -> int:
     return Exit.OK
 
 
-def _run_call(client: Client, method: str, run_id: str, suffix: str = "") -> Any:
-    """``method /runs/<run_id><suffix>``; a 404 that says there is no such run says it in
-    plain words (another 404, a route this server lacks, keeps the server's words)."""
-    try:
-        return client.call(method, f"/runs/{_path(run_id)}{suffix}")
-    except ApiError as refused:
-        if refused.status == 404 and refused.slug == "not-found":
-            raise _no_run(run_id) from None
-        raise
-
-
-def _no_run(run_id: str) -> ApiError:
-    return ApiError(
-        f"no run {run_id!r} on this server; 'cronflow-actors runs' lists the runs",
-        exit_code=Exit.NOT_FOUND_OR_CONFLICT,
-        status=404,
-        slug="not-found",
-    )
-
-
 # -- arguments -------------------------------------------------------------------------------
 
 
@@ -330,8 +342,18 @@ def _limit(text: str) -> int:
     return int(text)
 
 
-def _client_options(parser: argparse.ArgumentParser, *, json_help: str) -> None:
+def _client_options(
+    parser: argparse.ArgumentParser, *, json_help: str, reads: bool = False
+) -> None:
     parser.add_argument("--json", action="store_true", help=json_help)
+    if reads:
+        parser.add_argument(
+            "--db",
+            default=None,
+            metavar="DB",
+            help="read this database (a SQLite file, or a postgresql:// URL) instead of asking "
+            "a server: works while serve is stopped, and beside a running one; writes nothing",
+        )
     parser.add_argument(
         "--url", default=None, help="the server (default http://127.0.0.1:8000; CRONFLOW_URL)"
     )
@@ -364,14 +386,14 @@ def add_client_commands(commands: Any) -> None:
         "inspect", help="a run as a tree of its steps (and how to resume it if it is paused)"
     )
     inspect.add_argument("run_id", metavar="RUN_ID")
-    _client_options(inspect, json_help="print the run as JSON (with its pause, if any)")
+    _client_options(inspect, json_help="print the run as JSON (with its pause, if any)", reads=True)
     inspect.set_defaults(handler=_inspect)
 
     trace = commands.add_parser(
         "trace", help="a run's audit trail: every engine operation, under the one that caused it"
     )
     trace.add_argument("run_id", metavar="RUN_ID")
-    _client_options(trace, json_help="print the trace as JSON")
+    _client_options(trace, json_help="print the trace as JSON", reads=True)
     trace.set_defaults(handler=_trace)
 
     runs = commands.add_parser("runs", help="list runs, newest first")
@@ -384,7 +406,7 @@ def add_client_commands(commands: Any) -> None:
         "--limit", type=_limit, default=50, help="runs per page, 1 to 1000 (default 50)"
     )
     runs.add_argument("--cursor", default=None, help="the next page (printed under a full page)")
-    _client_options(runs, json_help="print the page as JSON")
+    _client_options(runs, json_help="print the page as JSON", reads=True)
     runs.set_defaults(handler=_runs)
 
     paused = commands.add_parser(
@@ -394,7 +416,7 @@ def add_client_commands(commands: Any) -> None:
         "--limit", type=_limit, default=100, help="pauses per page, 1 to 1000 (default 100)"
     )
     paused.add_argument("--cursor", default=None, help="the next page (printed under a full page)")
-    _client_options(paused, json_help="print the page as JSON")
+    _client_options(paused, json_help="print the page as JSON", reads=True)
     paused.set_defaults(handler=_paused)
 
     resume = commands.add_parser("resume", help="resume a paused run with its token")

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Protocol, runtime_checkable
 
-from cronflow_actors.errors import ConfigurationError
+from cronflow_actors.errors import ConfigurationError, SchemaVersionError
 from cronflow_actors.store import MemoryStore, SQLiteStore, Store
 
-__all__ = ["open_store", "store_for"]
+__all__ = ["open_store", "open_store_to_read", "store_for"]
 
 
 def store_for(db: str | os.PathLike[str], *, synchronous: str = "FULL") -> Store:
@@ -37,6 +38,48 @@ def store_for(db: str | os.PathLike[str], *, synchronous: str = "FULL") -> Store
 async def open_store(db: str | os.PathLike[str], *, synchronous: str = "FULL") -> Store:
     """Open the store a ``db`` setting names, creating and migrating a SQLite file as needed."""
     store = store_for(db, synchronous=synchronous)
+    await store.open()
+    return store
+
+
+@runtime_checkable
+class _Versioned(Protocol):
+    """A store that reads the schema version its database holds without opening it (the SQLite
+    and PostgreSQL stores)."""
+
+    async def stored_version(self) -> int | None: ...
+    def latest_version(self) -> int: ...
+
+
+async def open_store_to_read(db: str, *, setting: str = "db") -> Store:
+    """Open the store of an existing database to read it (``cli/offline.py``). Its schema
+    version is read first without opening it, so that nothing is created or upgraded by a read:
+    a path that is not there, a database that is not cronflow-actors', or one an older version
+    wrote (``db migrate`` or ``serve`` upgrades it) is a ``ConfigurationError`` naming
+    ``setting``; a newer one a ``SchemaVersionError``."""
+    store = store_for(db)
+    if not isinstance(store, _Versioned):  # ':memory:'
+        raise ConfigurationError(setting, db, "a SQLite file or a postgresql:// URL to read")
+    name = str(getattr(store, "name", db))  # a URL without its password
+    try:
+        version = await store.stored_version()
+    except ConfigurationError as refused:
+        raise ConfigurationError(setting, name, refused.expected) from None
+    if version is None:
+        raise ConfigurationError(
+            setting, name, "a cronflow-actors database (it has no schema_version table)"
+        )
+    latest = store.latest_version()
+    if version < latest:
+        raise ConfigurationError(
+            setting,
+            name,
+            f"a database at schema version {latest} (this one is at {version}: an older "
+            f"cronflow-actors wrote it); upgrade it first with 'cronflow-actors db migrate "
+            f"--db {name}', or start serve on it, which does the same; nothing was changed",
+        )
+    if version > latest:
+        raise SchemaVersionError(name, version, latest)
     await store.open()
     return store
 

@@ -157,6 +157,22 @@ class PostgresStore(ClusterOps, GroupWrites, PostgresReads):
         self._writer.observer = self._observer
         self._writer.start()
 
+    def latest_version(self) -> int:
+        """The schema version this version of cronflow-actors writes and reads."""
+        return latest_postgres_version()
+
+    async def stored_version(self) -> int | None:
+        """The schema version the database holds, read without opening the store (nothing is
+        created or upgraded): None for a database without cronflow-actors' tables."""
+        connection = await self._connect()
+        try:
+            if await connection.fetchval("SELECT to_regclass('schema_version')") is None:
+                return None
+            version = await connection.fetchval("SELECT MAX(version) FROM schema_version")
+        finally:
+            await connection.close()
+        return int(version) if version is not None else None
+
     async def _migrate(self, connection: asyncpg.Connection) -> None:
         async with connection.transaction():
             await connection.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)

@@ -10,11 +10,13 @@ the event loop), the shared statements and row mappings in ``_sql.py``, the sche
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import sqlite3
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import aiosqlite
@@ -156,6 +158,39 @@ class SQLiteStore(GroupWrites, SQLiteReads):
         self._writer = GroupWriter(connection, self.path, self.max_batch, check_file=check)
         self._writer.observer = self._observer
         self._writer.start()
+
+    def latest_version(self) -> int:
+        """The schema version this version of cronflow-actors writes and reads."""
+        return latest_version()
+
+    async def stored_version(self) -> int | None:
+        """The schema version the file holds, read without opening the store, on a read-only
+        connection (nothing is created or upgraded): None for a file that is not a
+        cronflow-actors database; ``ConfigurationError`` for a path that is no readable file."""
+        return await asyncio.to_thread(self._stored_version)
+
+    def _stored_version(self) -> int | None:
+        path = Path(self.path).expanduser()
+        if self._in_memory or not path.is_file():
+            raise ConfigurationError(
+                "db",
+                self.path,
+                "the path of an existing database file (the one 'serve --db' uses; default "
+                "cronflow.db), or a postgresql:// URL",
+            )
+        try:
+            connection = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        except sqlite3.Error as error:
+            raise ConfigurationError(
+                "db", self.path, f"a file this user can read ({error})"
+            ) from None
+        try:
+            row = connection.execute("SELECT MAX(version) FROM schema_version").fetchone()
+        except sqlite3.DatabaseError:
+            return None  # no such table, or not a SQLite file at all
+        finally:
+            connection.close()
+        return int(row[0]) if row[0] is not None else None
 
     def _check_file(self) -> None:
         """``FileGoneError`` if the database file is not the one this store opened."""

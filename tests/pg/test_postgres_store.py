@@ -5,9 +5,11 @@ writes when several processes share the database."""
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 
+import cronflow_actors as cf
 from cronflow_actors.errors import (
     ConfigurationError,
     LeaseLostError,
@@ -24,6 +26,7 @@ from cronflow_actors.store.postgres_migrations import (
 )
 from tests.pg.server import TemporaryPostgres
 from tests.store.conftest import only_snapshot, snapshot
+from tests.test_cli_offline import cli
 
 
 @pytest.mark.parametrize(
@@ -180,3 +183,28 @@ async def test_two_closes_at_once_both_return_once_the_writes_in_flight_are_dura
     async with PostgresStore(postgres_url) as reopened:
         for n in range(20):
             assert await reopened.load_snapshot(f"c{n}") is not None
+
+
+async def test_the_read_commands_read_a_postgresql_database_and_refuse_an_empty_one(
+    postgres_url: str,
+) -> None:
+    refused = await asyncio.to_thread(cli, "runs", "--db", postgres_url)
+    assert refused.returncode == 2
+    assert "a cronflow-actors database (it has no schema_version table)" in refused.stderr
+    empty = PostgresStore(postgres_url)
+    assert await empty.stored_version() is None  # the read created nothing
+    flow = cf.define("pg-read").step("one", lambda ctx: {"n": ctx.payload["n"]})
+    runtime = cf.Runtime(db=postgres_url, workflows=[flow])
+    await runtime.start()
+    try:
+        run_id = await runtime.trigger("pg-read", {"n": 7})
+        await asyncio.wait_for(runtime.wait_workflow(run_id), 10)
+        listed = await asyncio.to_thread(cli, "runs", "--db", postgres_url, "--json")
+        inspected = await asyncio.to_thread(cli, "inspect", run_id, "--db", postgres_url)
+    finally:
+        await runtime.stop()
+    assert listed.returncode == 0, listed.stderr
+    [run] = json.loads(listed.stdout)["runs"]
+    assert (run["id"], run["status"], run["output"]) == (run_id, "completed", {"n": 7})
+    assert inspected.returncode == 0, inspected.stderr
+    assert f"run {run_id}  pg-read  completed" in inspected.stdout

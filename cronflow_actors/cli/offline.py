@@ -1,0 +1,115 @@
+"""The read commands without a server: ``runs``, ``inspect``, ``trace`` and ``paused`` with
+``--db`` read the database itself (the SQLite file or PostgreSQL URL that ``serve --db`` names,
+opened by ``runtime.database.open_store_to_read``), whether a ``serve`` runs on it or not. They
+take no lease and write nothing, so they work beside a running ``serve`` (SQLite's WAL lets a
+reader in while the owner writes) and while it is stopped (after a crash, say, to see what was
+in flight).
+
+``DatabaseReads`` answers what ``Client``'s reads answer, in the API's JSON (the same functions
+shape it), so each command prints both alike.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine
+from types import TracebackType
+from typing import Any, TypeVar
+
+import msgspec
+
+from cronflow_actors.cli.client import find_pause
+from cronflow_actors.cli.exits import Exit
+from cronflow_actors.errors import (
+    ApiError,
+    NotFoundError,
+    SnapshotDamagedError,
+)
+
+__all__ = ["DatabaseReads"]
+
+T = TypeVar("T")
+
+
+class DatabaseReads:
+    """The reads of the client commands, from the database ``db`` (a context manager: the
+    store is open inside it)."""
+
+    def __init__(self, db: str) -> None:
+        self.db = db
+        self._runner = asyncio.Runner()
+        self._runtime: Any = None
+
+    def __enter__(self) -> DatabaseReads:
+        from cronflow_actors.runtime import Runtime
+        from cronflow_actors.runtime.database import open_store_to_read
+
+        try:
+            store = self._runner.run(open_store_to_read(self.db, setting="--db"))
+        except BaseException:
+            self._runner.close()
+            raise
+        self._runtime = Runtime(store=store)  # not started: its reads only, no lease
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        try:
+            if self._runtime is not None:
+                self._runner.run(self._runtime.store.close())
+        finally:
+            self._runner.close()
+
+    # -- what Client's reads answer ----------------------------------------------------------------
+
+    def run(self, run_id: str) -> dict[str, Any]:
+        from cronflow_actors.http.routes.runs import run_json
+
+        return run_json(self._read(self._runtime.inspect(run_id), run_id))
+
+    def runs(self, query: dict[str, Any]) -> dict[str, Any]:
+        from cronflow_actors.http.routes.runs import run_json
+
+        given = {key: value for key, value in query.items() if value is not None}
+        page = self._read(self._runtime.list_runs(**given))
+        runs = [run_json(run, steps=False) for run in page]
+        return {"runs": runs, "limit": given.get("limit", 50), "next_cursor": page.next_cursor}
+
+    def trace(self, run_id: str) -> dict[str, Any]:
+        trace = self._read(self._runtime.trace(run_id), run_id)
+        return msgspec.to_builtins(trace)  # type: ignore[no-any-return]
+
+    def paused(self, limit: int, cursor: str | None) -> dict[str, Any]:
+        page = self._read(self._runtime.list_paused(limit=limit, cursor=cursor))
+        return {"paused": [msgspec.to_builtins(p) for p in page], "next_cursor": page.next_cursor}
+
+    def paused_run(self, run_id: str) -> dict[str, Any] | None:
+        return find_pause(self.paused, run_id)
+
+    def flows(self) -> list[str] | None:
+        """The flows registered: none is, offline (None: not known here)."""
+        return None
+
+    def _read(self, call: Coroutine[Any, Any, T], run_id: str | None = None) -> T:
+        """``call``'s answer; a run that is not stored, a run without an audit trail or a
+        damaged snapshot is exit 3, said with the database."""
+        try:
+            return self._runner.run(call)
+        except NotFoundError as missing:
+            if run_id is not None and type(missing) is NotFoundError and missing.kind == "run":
+                message = (
+                    f"no run {run_id!r} in the database {self.db}; "
+                    f"'cronflow-actors runs --db {self.db}' lists the runs"
+                )
+            else:
+                message = str(missing)
+            raise ApiError(message, exit_code=Exit.NOT_FOUND_OR_CONFLICT, status=404) from None
+        except SnapshotDamagedError as damaged:
+            raise ApiError(
+                f"cannot read this run from {self.db}: {damaged}",
+                exit_code=Exit.NOT_FOUND_OR_CONFLICT,
+            ) from None

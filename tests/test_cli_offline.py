@@ -1,0 +1,112 @@
+"""The read commands with ``--db``: they read the database itself, beside a running ``serve``
+and after it was killed, answer what the server answers, and refuse a path that is not a
+database of this version without creating or changing anything."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import sqlite3
+import subprocess
+from contextlib import closing
+from pathlib import Path
+from typing import Any
+
+from tests.serving import Served, serving
+from tests.test_cli_client import cli as cli_with_token
+
+APP = "tests.console.console_app:workflows"
+
+
+def cli(*args: str, served: Served | None = None) -> subprocess.CompletedProcess[str]:
+    return cli_with_token(*args, served=served, token=None)  # this serve asks for no token
+
+
+def _json(*args: str, served: Served | None = None) -> Any:
+    result = cli(*args, "--json", served=served)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def _stored(answer: Any) -> Any:
+    """An answer without the flows' display names, which only their code has (a read of the
+    database alone has none: null)."""
+    if isinstance(answer, dict):
+        return {k: _stored(v) for k, v in answer.items() if k != "workflow_name"}
+    if isinstance(answer, list):
+        return [_stored(v) for v in answer]
+    return answer
+
+
+def test_reads_of_the_database_beside_serve_and_after_it_was_killed(tmp_path: Path) -> None:
+    db = str(tmp_path / "runs.db")
+    with serving(APP, Path(db)) as served:
+        done = cli("run", "greet", "--payload", '{"name": "ada"}', "--json", served=served)
+        greeted = json.loads(done.stdout)["run_id"]
+        held = cli("run", "hold", "--no-wait", served=served).stdout.strip()
+        # beside the running server: the same answers, read from the file
+        offline, online = _json("runs", "--db", db), _json("runs", served=served)
+        assert [run["workflow_name"] for run in offline["runs"]] == [None, None]
+        assert _stored(offline) == _stored(online)
+        offline = _json("inspect", greeted, "--db", db)
+        assert _stored(offline) == _stored(_json("inspect", greeted, served=served))
+        assert [step["id"] for step in offline["steps"]] == ["hello", "both", "done"]
+        assert _json("paused", "--db", db) == _json("paused", served=served)
+        assert _json("trace", greeted, "--db", db) == _json("trace", greeted, served=served)
+        served.process.kill()  # a crash: what was in flight is what an operator wants to see
+        served.process.wait()
+        table = cli("runs", "--db", db)
+        assert table.returncode == 0, table.stderr
+        assert re.search(rf"{held}\s+hold\s+waiting", table.stdout)
+        assert re.search(rf"{greeted}\s+greet\s+completed", table.stdout)
+        inspected = cli("inspect", held, "--db", db)
+        assert inspected.returncode == 0, inspected.stderr
+        [pause] = _json("paused", "--db", db)["paused"]
+        assert pause["run_id"] == held
+        assert f"cronflow-actors resume {pause['token']}" in inspected.stdout
+        traced = cli("trace", greeted, "--db", db)
+        assert traced.returncode == 0
+        assert traced.stdout.startswith(f"trace {greeted} (")
+        missing = cli("inspect", "no-such-run", "--db", db)
+        assert missing.returncode == 3
+        assert f"no run 'no-such-run' in the database {db}" in missing.stderr
+        page = cli("runs", "--db", db, "--limit", "1")
+        assert f"--db {db}" in page.stderr  # the next page's command reads the same file
+        # without --db the commands still ask a server, and say there is none
+        assert cli("runs", served=served).returncode == 4
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_a_path_that_is_no_database_of_this_version_is_refused_unchanged(
+    tmp_path: Path,
+) -> None:
+    nowhere = tmp_path / "typo.db"
+    refused = cli("runs", "--db", str(nowhere))
+    assert refused.returncode == 2
+    assert "the path of an existing database file" in refused.stderr
+    assert not nowhere.exists()  # a mistaken path is not created
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a database\n")
+    refused = cli("inspect", "r1", "--db", str(notes))
+    assert refused.returncode == 2
+    assert "a cronflow-actors database" in refused.stderr
+    assert notes.read_text() == "not a database\n"
+    # a database an older version wrote: refused, named how to upgrade, and left as it was
+    old = tmp_path / "old.db"
+    assert cli("db", "migrate", "--db", str(old)).returncode == 0
+    with closing(sqlite3.connect(old)) as connection, connection:
+        latest = connection.execute("SELECT MAX(version) FROM schema_version").fetchone()[0]
+        connection.execute("DELETE FROM schema_version WHERE version = ?", (latest,))
+    assert not Path(f"{old}-wal").exists()
+    before = _digest(old)
+    refused = cli("paused", "--db", str(old))
+    assert refused.returncode == 2
+    assert f"at {latest - 1}" in refused.stderr
+    assert f"cronflow-actors db migrate --db {old}" in refused.stderr
+    assert _digest(old) == before
+    wal = Path(f"{old}-wal")  # SQLite may open an empty log beside a file it reads
+    assert not wal.exists() or wal.stat().st_size == 0
