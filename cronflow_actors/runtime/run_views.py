@@ -16,7 +16,12 @@ import msgspec
 
 from cronflow_actors.engine.actors import decode_state
 from cronflow_actors.engine.registry import WorkflowRegistry
-from cronflow_actors.errors import ConfigurationError, NotFoundError
+from cronflow_actors.errors import (
+    ConfigurationError,
+    NotFoundError,
+    SnapshotDamagedError,
+    class_name,
+)
 from cronflow_actors.flow.compile import is_user_step
 from cronflow_actors.flow.envelope import read_envelope
 from cronflow_actors.messages import QueuedRun, SnapshotRecord
@@ -232,13 +237,34 @@ class RunViews:
         more = bool(bounds) or len(rows) > limit
         rows = rows[:limit]
         runs = [
-            self.info(item, steps=False)
-            if isinstance(item, SnapshotRecord)
-            else self._queued_info(item)
+            self._listed(item) if isinstance(item, SnapshotRecord) else self._queued_info(item)
             for _, item in rows
         ]
         next_cursor = encode_cursor(*rows[-1][0]) if more and rows else None
         return Page(runs, next_cursor)
+
+    def _listed(self, snapshot: SnapshotRecord) -> RunInfo:
+        """A run in a listing; one whose stored state cannot be read is shown from its row (its
+        flow, status and start), its error saying so, rather than failing the whole page (the
+        others are readable; ``inspect`` of it answers the damage)."""
+        try:
+            return self.info(snapshot, steps=False)
+        except SnapshotDamagedError as damaged:
+            logger.error("listing runs: %s", damaged)
+            try:
+                status = RunStatus(snapshot.status)
+            except ValueError:
+                status = RunStatus.RUNNING  # a row from before the status column said more
+            return RunInfo(
+                id=snapshot.instance_id,
+                workflow=snapshot.workflow,
+                status=status,
+                error=str(damaged),
+                error_type=class_name(damaged),
+                created_at=snapshot.created_at,
+                workflow_name=self._name(snapshot.workflow),
+                version=snapshot.version,
+            )
 
     def _kind(self, state: InstanceState, workflow_id: str, item: WorkItemRecord) -> str:
         # a snapshot from before work items kept their kind: its task's definition says

@@ -177,6 +177,21 @@ async def test_a_run_whose_stored_snapshot_is_damaged_is_a_500_that_names_it(
     assert f"the snapshot of run '{run_id}' cannot be read" in problem["detail"]
     assert "restore the database from a backup" in problem["detail"]
     assert (await client.get("/healthz")).status_code == 200  # the others are served on
+    # a listing shows it from its row, with the damage as its error, and the others in full
+    other = (await client.post("/runs", json={"workflow": "plain", "payload": 2})).json()
+    assert (await rt.wait(other["run_id"], timeout=5)).output == 2
+    listed = await client.get("/runs")
+    assert listed.status_code == 200
+    runs = {run["id"]: run for run in listed.json()["runs"]}
+    assert runs[other["run_id"]]["output"] == 2
+    damaged = runs[run_id]
+    assert (damaged["workflow"], damaged["status"], damaged["output"]) == (
+        "plain",
+        "completed",
+        None,
+    )
+    assert damaged["error"].startswith(f"the snapshot of run '{run_id}' cannot be read")
+    assert damaged["error_type"] == "cronflow_actors.errors.SnapshotDamagedError"
     logged = [r for r in caplog.records if r.levelname == "ERROR" and run_id in r.getMessage()]
     assert logged
     assert logged[0].getMessage().startswith(f"GET /runs/{run_id}: the snapshot")
