@@ -14,7 +14,7 @@ from typing import Any
 
 import msgspec
 
-from cronflow_actors.engine import detached
+from cronflow_actors.engine import detached, notices
 from cronflow_actors.engine.cascade import Cascade
 from cronflow_actors.engine.states import VERB_TARGETS, TaskState, WorkItemState
 from cronflow_actors.engine.transaction import Send, Transaction
@@ -35,6 +35,7 @@ from cronflow_actors.messages.engine import (
     InitializeWorkItem,
     InitializeWorkItemJob,
     Job,
+    NoticeDone,
     RedispatchActions,
     ResetWorkItemJob,
     StartWorkflow,
@@ -134,6 +135,9 @@ async def _carry_out(tx: Transaction, command: WorkflowCommand, send: Send) -> A
             return detached.finish(tx, report)
         case RedispatchActions():
             return detached.redispatch(tx)
+        case NoticeDone():
+            notices.done(tx, command)
+            return None
         case DeliverKept(drop=drop):
             return await _deliver_kept(tx, send, drop=drop)
         case TimerFired(timer_id=timer_id):

@@ -126,6 +126,8 @@ class Transaction:
         self.after_commit: Sequence[Callable[[], Any]] = ()
         """Called (coroutines awaited in a task) once the transaction is durable; errors are
         logged. For notifications that must not go out before the change is durable."""
+        self.notices: Sequence[str] = ()
+        """Work items whose wait's notice to call after the commit (``WaitSpec.notify``)."""
         self.waits_end: Sequence[str] = ()
         self.dequeued: Sequence[str] = ()
         """Queued runs whose rows this transaction deletes (a queued run's start)."""
@@ -361,6 +363,9 @@ class Transaction:
                 data=encode({"details": details, "last": workflow.last}),
             )
         )
+        if wait.notify is not None:  # owed from this commit on (``InstanceState.notices``)
+            self.state.notices[item.id] = item.token or ""
+            self.notices = _added(self.notices, item.id)
 
     def open_wait(self, wait: WaitRecord) -> None:
         """A work item starts waiting: its row is written with the transaction."""
@@ -369,7 +374,10 @@ class Transaction:
             self.waits_end = [w for w in self.waits_end if w != wait.wait_id]
 
     def end_wait(self, wait_id: str) -> None:
-        """A work item stops waiting: its row is marked ended with the transaction."""
+        """A work item stops waiting: its row is marked ended with the transaction (and a
+        notice of the wait still owed is owed no longer)."""
+        if self.state.notices:
+            self.state.notices.pop(wait_id, None)
         opened = self.waits_set.get(wait_id)
         if opened is not None:
             self.waits_set[wait_id] = msgspec.structs.replace(opened, ended=True)

@@ -35,8 +35,10 @@ from typing import Any
 import msgspec
 from mypy_extensions import mypyc_attr
 
+from cronflow_actors.engine import notices
 from cronflow_actors.engine.commands import apply, drop_job, fail_run
 from cronflow_actors.engine.handlers import ActionActor, WorkItemActor, handler_context
+from cronflow_actors.engine.kept import deliver_kept
 from cronflow_actors.engine.services import EngineServices, decode_state
 from cronflow_actors.engine.state_access import StateAccess
 from cronflow_actors.engine.states import WorkItemState, WorkItemVerb, is_final
@@ -44,11 +46,7 @@ from cronflow_actors.engine.transaction import Transaction
 from cronflow_actors.errors import (
     INFRASTRUCTURE,
     ActorSystemNotRunningError,
-    LeaseError,
-    MutationRejectedError,
     RevisionConflictError,
-    StoreClosedError,
-    StoreFailedError,
 )
 from cronflow_actors.kernel import LoopActor
 from cronflow_actors.kernel._coroutine import CoroutineActor  # (mypyc, setup.py)
@@ -60,6 +58,7 @@ from cronflow_actors.messages.engine import (
     DeliverKept,
     InitializeWorkItem,
     InstanceState,
+    NoticeDone,
     Principal,
     ReadCommitted,
     RedispatchActions,
@@ -83,8 +82,6 @@ logger = logging.getLogger(__name__)
 WorkflowMessage = WorkflowCommand | ReadCommitted | ChildFailed
 """Everything a WorkflowActor receives."""
 
-_REFUSED_COMMITS = (MutationRejectedError, StoreFailedError, StoreClosedError, LeaseError)
-"""What the store raises when it does not take a commit (not what user code raised)."""
 _REPORTS = (WorkItemFinished, TimerFired, ActionFinished, DeliverEvent, DeliverKept)
 """The commands that report what happened outside, which no caller can be refused."""
 
@@ -138,6 +135,8 @@ class WorkflowActor(CoroutineActor):
             self.tell_self_first(DeliverKept())  # kept while it was held; after the redispatch
         if self.state.actions:
             self.tell_self_first(RedispatchActions())
+        if self.state.notices:
+            notices.recover(self, self._transaction())
         self._stop_if_idle()  # loaded for nothing (a database from before passivation)
 
     def on_stop(self) -> None:
@@ -166,7 +165,13 @@ class WorkflowActor(CoroutineActor):
                 if self.state.kept and isinstance(message, StartWorkflow):
                     self.tell_self_first(DeliverKept())  # what a migration carried over
                 return answer
-            case WorkItemFinished() | TimerFired() | ActionFinished() | RedispatchActions():
+            case (
+                WorkItemFinished()
+                | TimerFired()
+                | ActionFinished()
+                | RedispatchActions()
+                | NoticeDone()
+            ):
                 # a report (told, so nobody hears an error): a failure to apply it is recorded
                 # in a transaction of its own
                 if isinstance(message, WorkItemFinished):
@@ -176,7 +181,7 @@ class WorkflowActor(CoroutineActor):
                 except Exception as error:
                     await self._after_internal_failure(message, error)
             case DeliverKept():
-                await self._deliver_kept(message)
+                await deliver_kept(self, message)
             case ChildFailed(child_urn=urn):
                 logger.error("%s: %s failed: %s", self, message.child_class, message.error_message)
                 for item_id, ref in list(self._handler_refs.items()):
@@ -202,7 +207,7 @@ class WorkflowActor(CoroutineActor):
             return
         root = self.state.workflows.get(self.instance_id)
         finished = root is None or is_final(root.state)
-        idle = not self._handler_refs and not self.state.actions
+        idle = not self._handler_refs and not self.state.actions and not self.state.notices
         if self._stale or (idle and (finished or self.services.passivate)):
             self.stop_now()
 
@@ -228,16 +233,7 @@ class WorkflowActor(CoroutineActor):
     ) -> Any:
         """``migration``: the record a migration starts this instance with (its first
         transaction; later ones find it in the state); ``reported``: ``Transaction.reported``."""
-        tx = Transaction(
-            self.state,
-            audit=self.services.audit,
-            now=self.services.clock.now(),
-            spec_of=self._spec_of,
-            principal=principal,
-            state_access=self._state_access,
-            tokens=self.services.tokens,
-            secrets=self.services.secrets,
-        )
+        tx = self._transaction(principal)
         tx.reported = reported
         record = migration or self.state.migration
         if record is not None:  # fast-forward mode: the migration's code, if registered
@@ -265,6 +261,18 @@ class WorkflowActor(CoroutineActor):
         self._release(tx, was_final=was_final)
         return result
 
+    def _transaction(self, principal: Principal | None = None) -> Transaction:
+        return Transaction(
+            self.state,
+            audit=self.services.audit,
+            now=self.services.clock.now(),
+            spec_of=self._spec_of,
+            principal=principal,
+            state_access=self._state_access,
+            tokens=self.services.tokens,
+            secrets=self.services.secrets,
+        )
+
     def _prepare_commit(self, tx: Transaction) -> tuple[Mutation, SnapshotRecord, Any]:
         """What committing ``tx`` writes (and its snapshot), and the items busy after it; the
         state moves to the next revision (restored from the snapshot if the commit fails)."""
@@ -279,8 +287,8 @@ class WorkflowActor(CoroutineActor):
             logger.info("%s ended with %d kept events undelivered", self, len(state.kept))
             state.kept = msgspec.UNSET
         body = encode(state)
-        # actions still out (dispatched again after a crash) or events kept: it is runnable
-        runnable = bool(busy or state.actions or state.kept)
+        # actions still out (dispatched again after a crash), events kept, notices owed: runnable
+        runnable = bool(busy or state.actions or state.kept or state.notices)
         status = str(root.state) if final else ("running" if runnable else "waiting")
         snapshot = SnapshotRecord(
             instance_id=state.id,
@@ -329,6 +337,8 @@ class WorkflowActor(CoroutineActor):
             self._spawn_handler(item_id, attempt)
         for item_id in tx.actions:
             self._dispatch_action(item_id)
+        for item_id in tx.notices:
+            notices.call(self, tx, item_id)
         timers = self.services.timers
         for timer_id in tx.timers_cancel:
             timers.disarm(timer_id)
@@ -390,35 +400,6 @@ class WorkflowActor(CoroutineActor):
                 await self._transact_with(functools.partial(fail_run, root=self.root, error=reason))
             except Exception:
                 logger.exception("%s: the run could not be failed either", self)
-
-    async def _deliver_kept(self, message: DeliverKept) -> None:
-        """The first event kept for the instance while it was held, then the next (each in a
-        transaction of its own), until none is left. A commit the store refuses leaves them
-        kept: the snapshot says the instance is runnable, so its next load carries on. An
-        event whose delivery raised (its step's filter or check) is dropped, and logged."""
-        kept = self.state.kept
-        if not kept:
-            return
-        try:
-            await self._transact(message)
-        except _REFUSED_COMMITS as error:  # this copy stops, or the runtime does
-            logger.warning("%s: its kept events stay kept for its next load: %s", self, error)
-            return
-        except Exception as error:
-            logger.warning(
-                "%s: event %r kept for %s is dropped: delivering it raised %r; publish it "
-                "again if the step should hear it",
-                self,
-                kept[0].event,
-                kept[0].work_item_id or "its steps waiting for it",
-                error,
-            )
-            try:
-                await self._transact(DeliverKept(drop=True))
-            except _REFUSED_COMMITS:
-                return  # still kept: its next load tries it again
-        if self.state.kept and not self._stale:
-            self.tell_self_first(DeliverKept())  # the next one, before anything else
 
     # -- helpers -----------------------------------------------------------------------------------
 

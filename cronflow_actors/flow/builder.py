@@ -219,9 +219,11 @@ class Flow(ControlFlowMethods, TriggerMethods):
         approval_url: str | Fn | None = None,
     ) -> Self:
         """Pause until ``resume(token, payload)``; ``on_pause(ctx, token)`` is called once the
-        pause is durable. With ``timeout`` (counted from the pause) the step completes as timed
-        out and ``on_timeout(ctx)`` is called once. ``description`` (or ``description(ctx)``)
-        and ``approval_url`` (or ``approval_url(ctx, token)``) show in ``list_paused``."""
+        pause is durable, and again after a crash or a stop that cut it, while the pause is open
+        (at least once: ``engine/notices.py``). With ``timeout`` (counted from the pause) the
+        step completes as timed out and ``on_timeout(ctx)`` is called once. ``description`` (or
+        ``description(ctx)``) and ``approval_url`` (or ``approval_url(ctx, token)``) show in
+        ``list_paused``."""
         return self._add(
             HumanNode(
                 id=id,
@@ -236,7 +238,8 @@ class Flow(ControlFlowMethods, TriggerMethods):
 
     def pause(self, id: str, on_pause: Fn | None = None) -> Self:
         """Wait, with no timeout, until ``resume(token, payload)`` (``on_pause(ctx, token)``
-        tells the token once the pause is durable); the output is as ``human_in_the_loop``'s."""
+        tells the token once the pause is durable, at least once); the output is as
+        ``human_in_the_loop``'s."""
         return self._add(HumanNode(id=id, on_pause=on_pause, kind="pause"))
 
     def subflow(self, id: str, flow: Flow | str, input: Any = None) -> Self:

@@ -127,14 +127,10 @@ def human_task(node: n.HumanNode, step_ids: frozenset[str]) -> net.TaskBuilder:
         return found
 
     def pause(ctx: Any) -> None:
-        token = ctx.work_item.info.token
         if node.timeout is not None:
             record = timeout_record(node.timeout)
             job = jobs.complete_work_item(ctx.work_item.id, record)
             ctx.register_scheduled(node.timeout, job)
-        if node.on_pause is not None:
-            fctx = FlowContext.of(ctx, step_ids)
-            ctx.after_commit(functools.partial(node.on_pause, fctx, token))
 
     def enabled(ctx: Any) -> None:
         # The pause keeps what came before it: on_timeout sees that as ctx.last.
@@ -147,7 +143,11 @@ def human_task(node: n.HumanNode, step_ids: frozenset[str]) -> net.TaskBuilder:
             fctx.last = plain((ctx.work_item.payload or {}).get("paused_after"))
             ctx.after_commit(functools.partial(node.on_timeout, fctx))
 
-    wait = WaitSpec(kind="pause", details=details, timeout=node.timeout)
+    def notify(ctx: Any) -> Any:  # at least once (engine/notices.py), with the pause's token
+        return node.on_pause(FlowContext.of(ctx, step_ids), ctx.work_item.token)
+
+    on_pause = notify if node.on_pause is not None else None
+    wait = WaitSpec(kind="pause", details=details, timeout=node.timeout, notify=on_pause)
     item = net.work_item(node.id, kind=node.kind, wait=wait).activities(
         on_initialized=auto_start, on_started=pause, on_completed=finished
     )

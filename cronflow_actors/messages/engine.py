@@ -8,7 +8,7 @@ Messages (frozen, tagged):
 - ``WorkItemFinished``, what a ``WorkItemActor`` reports when its handler returns or raises;
   ``ActionFinished``, what an ``ActionActor`` reports for a detached action; ``ActionStateChanged``,
   the change that records it (dispatched, then completed or failed);
-- scheduled jobs (``Job`` union): engine operations a durable timer runs later.
+- scheduled jobs (``Job`` union, in ``jobs.py``): engine operations a durable timer runs later.
 
 Records (mutable, persisted inside the instance snapshot; shapes only grow): ``InstanceState``
 holds the root workflow and its child workflows, their tasks and work items, the jobs, and what
@@ -17,11 +17,24 @@ became of each detached action (``ActionRecord``).
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 import msgspec
 
 from cronflow_actors.messages.base import Message
+from cronflow_actors.messages.jobs import (
+    CancelWorkflowJob,
+    CancelWorkItemJob,
+    CompleteWorkItemJob,
+    FailTaskJob,
+    FailWorkflowJob,
+    FailWorkItemJob,
+    InitializeWorkflowJob,
+    InitializeWorkItemJob,
+    Job,
+    ResetWorkItemJob,
+    StartWorkItemJob,
+)
 from cronflow_actors.messages.migrations import DeliverKept, KeptEvent, MigrationRecord
 from cronflow_actors.messages.states import (
     ActionState,
@@ -50,6 +63,7 @@ __all__ = [
     "InstanceState",
     "Job",
     "JobRecord",
+    "NoticeDone",
     "PendingAction",
     "Principal",
     "ReadCommitted",
@@ -145,92 +159,6 @@ class TaskStateChanged(Message, frozen=True, kw_only=True, gc=False):
     generation: int
     prev: TaskState
     next: TaskState
-
-
-# -- scheduled jobs --------------------------------------------------------------------------------
-
-
-class InitializeWorkItemJob(Message, frozen=True, kw_only=True):
-    """Initialize a work item of ``task`` (latest generation) in ``workflow_id``."""
-
-    workflow_id: str
-    task: str
-    payload: Any = None
-
-
-class InitializeWorkflowJob(Message, frozen=True, kw_only=True):
-    """Initialize a child workflow of composite ``task``; ``workflow`` picks the child type of
-    a dynamic composite task."""
-
-    workflow_id: str
-    task: str
-    workflow: str | None = None
-    payload: Any = None
-
-
-class StartWorkItemJob(Message, frozen=True, kw_only=True):
-    verb: ClassVar[WorkItemVerb] = WorkItemVerb.START
-    work_item_id: str
-    payload: Any = None
-
-
-class CompleteWorkItemJob(Message, frozen=True, kw_only=True):
-    verb: ClassVar[WorkItemVerb] = WorkItemVerb.COMPLETE
-    work_item_id: str
-    payload: Any = None
-
-
-class FailWorkItemJob(Message, frozen=True, kw_only=True):
-    verb: ClassVar[WorkItemVerb] = WorkItemVerb.FAIL
-    work_item_id: str
-    payload: Any = None
-
-
-class CancelWorkItemJob(Message, frozen=True, kw_only=True):
-    verb: ClassVar[WorkItemVerb] = WorkItemVerb.CANCEL
-    work_item_id: str
-    payload: Any = None
-
-
-class ResetWorkItemJob(Message, frozen=True, kw_only=True):
-    verb: ClassVar[WorkItemVerb] = WorkItemVerb.RESET
-    work_item_id: str
-    payload: Any = None
-
-
-class CancelWorkflowJob(Message, frozen=True, kw_only=True):
-    workflow_id: str
-    reason: str = ""  # recorded as the workflow's error (a flow's ``.cancel(reason)``)
-
-
-class FailWorkflowJob(Message, frozen=True, kw_only=True):
-    """Fail a workflow (a run's timeout): its active tasks are shut down, policies bypassed."""
-
-    workflow_id: str
-    error: str = "failed"
-
-
-class FailTaskJob(Message, frozen=True, kw_only=True):
-    """Fail a started task (a step's timeout): its open children are canceled, and its
-    workflow fails unless the task catches its failure."""
-
-    workflow_id: str
-    task: str
-    error: str = "failed"
-
-
-Job = (
-    InitializeWorkItemJob
-    | InitializeWorkflowJob
-    | StartWorkItemJob
-    | CompleteWorkItemJob
-    | FailWorkItemJob
-    | CancelWorkItemJob
-    | ResetWorkItemJob
-    | CancelWorkflowJob
-    | FailWorkflowJob
-    | FailTaskJob
-)
 
 
 # -- commands to a WorkflowActor -------------------------------------------------------------------
@@ -341,6 +269,15 @@ class RedispatchActions(Message, frozen=True, kw_only=True):
     dispatched; each ``durable=False`` one is recorded as failed."""
 
 
+class NoticeDone(Message, frozen=True, kw_only=True):
+    """A wait's notice (``WaitSpec.notify``: a pause's ``on_pause``) for work item
+    ``work_item_id``, whose wait drew ``token``, has ended: it is no longer owed. Told by the
+    ``WorkflowActor`` to itself, as is one for a notice a restart found moot."""
+
+    work_item_id: str
+    token: str
+
+
 WorkflowCommand = (
     StartWorkflow
     | InitializeWorkItem
@@ -352,6 +289,7 @@ WorkflowCommand = (
     | ActionFinished
     | RedispatchActions
     | DeliverKept
+    | NoticeDone
 )
 
 
@@ -498,3 +436,7 @@ class InstanceState(msgspec.Struct, kw_only=True, gc=False, omit_defaults=True):
     encode to the same bytes as before."""
     kept: list[KeptEvent] | msgspec.UnsetType = msgspec.UNSET
     """Events kept while it was held, to deliver when it runs (unset: none, no bytes)."""
+    notices: dict[str, str] = msgspec.field(default_factory=dict)
+    """Notices owed (``WaitSpec.notify``, at least once): work item id -> its wait's token, from
+    the commit that opened the wait until the notice ended or the wait did; while any is owed
+    the instance is runnable, so a restart calls it again (none: no bytes)."""

@@ -76,6 +76,11 @@ class WaitSpec(msgspec.Struct, frozen=True, kw_only=True, eq=False):
     then fails with that, instead of completing)."""
     details: Any = None
     timeout: float | None = None
+    notify: Any = None
+    """``notify(ctx)``, called once the wait is durable, off the instance's turn (a plain
+    function on the blocking pool), to tell someone (a pause's ``on_pause``): at least once, as
+    the commit that opens the wait records it owed until the call ends, and a restart that finds
+    it owed calls it again while the same wait is open. An error it raises is logged."""
 
     def hears(self, event: str) -> bool:
         """Whether an item waiting on this waits for ``event``."""

@@ -431,3 +431,46 @@ async def test_a_step_waiting_out_its_delay_is_listed_as_waiting(
         ("a", "completed", 1),
         ("b", "completed", 1),
     ]
+
+
+async def test_a_notice_the_runtime_stopped_during_is_called_again_while_its_pause_is_open(
+    tmp_path: Path,
+) -> None:
+    db, calls = tmp_path / "notices.db", []
+    hang = asyncio.Event()  # set: the calls of the first runtime never end
+    both_begun = asyncio.Event()
+
+    async def on_pause(ctx: Any, token: str) -> None:
+        calls.append((ctx.run.id, token, ctx.last))
+        if len(calls) == 2:
+            both_begun.set()
+        if hang.is_set():
+            await asyncio.Event().wait()
+
+    def flow() -> cf.Flow:
+        return (
+            cf.define("notice")
+            .step("quote", lambda ctx: {"amount": ctx.payload})
+            .pause("hold", on_pause=on_pause)
+            .step("after", lambda ctx: ctx.last)
+        )
+
+    hang.set()
+    async with cf.Runtime(db=db, workflows=[flow()]) as first:
+        still_open, resumed = await first.trigger("notice", 1), await first.trigger("notice", 2)
+        await asyncio.wait_for(both_begun.wait(), 10)  # (and hung)
+        tokens = {run: token for run, token, _ in calls}
+        await first.resume(tokens[resumed], {"approved": True})  # its pause ends meanwhile
+        await first.wait(resumed)
+        assert (await first.store.load_snapshot(still_open)).runnable  # its notice is owed
+    hang.clear()
+    async with cf.Runtime(db=db, workflows=[flow()]) as second:
+        await second.wait_idle()
+        # called again about the pause still open, with its token; not about the one resumed
+        assert calls[2:] == [(still_open, tokens[still_open], {"amount": 1})]
+        assert (await second.inspect(still_open)).status == "waiting"
+        for run in (still_open, resumed):
+            assert not (await second.store.load_snapshot(run)).runnable  # owed no more
+    async with cf.Runtime(db=db, workflows=[flow()]) as third:
+        await third.wait_idle()
+        assert len(calls) == 3  # a notice that ended is not called again
