@@ -22,6 +22,7 @@
     │   ├── InstanceExistsError          an instance id that is already taken was started again
     │   ├── ResumeError                  a resume token that is unknown, or whose pause ended
     │   ├── InvalidEventError            every flow listening for an event refused its payload
+    │   ├── PublishInterruptedError      a stop or a store cut a publish after it started runs
     │   ├── RunFailedError               how a run failed, when its step's exception is not at hand
     │   │   └── StepFailedError             how a caught step failed, read in its on_error fallback
     │   ├── MockLostError                a replay's mocked step ran after a restart lost its mock
@@ -101,6 +102,7 @@ from cronflow_actors.errors._engine import (
     MockLostError,
     NoAuditTrailError,
     NotFoundError,
+    PublishInterruptedError,
     ResumeError,
     RunFailedError,
     RuntimeNotRunningError,
@@ -158,6 +160,7 @@ __all__ = [
     "NoAuditTrailError",
     "NotFoundError",
     "Problem",
+    "PublishInterruptedError",
     "ResumeError",
     "RetryRequested",
     "RevisionConflictError",

@@ -118,6 +118,21 @@ class InvalidEventError(EngineError, ValueError):
         super().__init__(f"{refusal}, nothing was started: {reasons}; {advice}")
 
 
+class PublishInterruptedError(EngineError, RuntimeError):
+    """The runtime's own trouble (a stop, a store that failed) cut a publish after it had
+    started runs of some listening flows: ``started`` lists them, ``error`` is the trouble. The
+    flows after them did not start, and no waiting step heard the event."""
+
+    def __init__(self, event: str, started: Sequence[str], error: BaseException) -> None:
+        self.event, self.started, self.error = event, list(started), error
+        super().__init__(
+            f"publishing event {event!r} was cut after it started {len(self.started)} run(s) "
+            f"({', '.join(self.started)}): {error}; the other listening flows did not start and "
+            "no waiting step heard it. Publish it again to a running runtime; the flows that "
+            "started will start again"
+        )
+
+
 class RunFailedError(EngineError):
     """A run's failure as its record keeps it (``type``, ``attributes`` read as attributes)."""
 

@@ -32,6 +32,7 @@ from cronflow_actors.errors import (
     NoAuditTrailError,
     NotFoundError,
     Problem,
+    PublishInterruptedError,
     ResumeError,
     RuntimeNotRunningError,
     SnapshotDamagedError,
@@ -88,6 +89,8 @@ class ProblemBody(msgspec.Struct, kw_only=True, omit_defaults=True):
     """For a webhook callback that raised: which one (``validate``, ``condition``, ...)."""
     refused: list[EventRefusal] | None = None
     """For an event every listening flow refused: each flow, why, and the field at fault."""
+    started: list[str] | None = None
+    """For a publish the runtime's trouble cut: the runs it had started."""
 
 
 def problem_response(
@@ -143,6 +146,8 @@ def _status_of(error: CronflowError) -> tuple[int, str]:
             return 409, "conflict"
         case StoreFailedError() | StoreClosedError() | LeaseError() | RuntimeNotRunningError():
             return 503, "unavailable"
+        case PublishInterruptedError():  # what started is in its detail and its "started"
+            return 503, "publish-interrupted"
         case SnapshotDamagedError():  # the server's data, not the request: no retry mends it
             return 500, "damaged-snapshot"
     return 409, "refused"
@@ -157,6 +162,8 @@ def as_problem(error: CronflowError) -> Problem:
     fields: dict[str, Any] = {}
     if isinstance(error, InvalidEventError) and error.refused:
         fields = {"path": error.refused[0].path, "refused": error.refused}
+    elif isinstance(error, PublishInterruptedError):
+        fields = {"started": error.started}
     return Problem(status, slug, str(error), headers=headers, **fields)
 
 

@@ -26,10 +26,11 @@ from typing import Any
 import msgspec
 
 from cronflow_actors.errors import (
-    CronflowError,
+    INFRASTRUCTURE,
     EngineError,
     InstanceBlockedError,
     InvalidEventError,
+    PublishInterruptedError,
     UnknownWorkflowError,
 )
 from cronflow_actors.flow.triggers import schema_path
@@ -134,9 +135,12 @@ class Events:
             )
             try:
                 started.append(await self._trigger(flow_id, run_payload, kind="event"))
-            except (CronflowError, OSError):
-                raise  # the runtime's own trouble or refusal (a stop, a store, an id)
-            except Exception as error:  # the other flows start, and waiting steps hear it
+            except INFRASTRUCTURE as trouble:  # the runtime's own (a stop, a store): not the flow's
+                if not started:
+                    raise  # nothing was taken on: the call may be sent again as it was
+                raise PublishInterruptedError(name, started, trouble) from trouble
+            except Exception as error:  # the flow's own (its user code, a refusal of its start,
+                # whatever the class): the other flows start, and waiting steps hear it
                 logger.exception("event %s: flow %s could not start", name, flow_id)
                 detail = f"its start raised {type(error).__name__}: {error}"
                 refused.append(EventRefusal(workflow=flow_id, detail=detail))

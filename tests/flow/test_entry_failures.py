@@ -8,7 +8,15 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 import cronflow_actors as cf
+from cronflow_actors.errors import (
+    ConfigurationError,
+    PublishInterruptedError,
+    RuntimeNotRunningError,
+)
+from cronflow_actors.http.problems import as_problem
 from cronflow_actors.kernel import ManualClock
 
 
@@ -124,11 +132,29 @@ async def test_a_pause_whose_description_raises_fails_the_pause_not_the_step_bef
     assert await rt.list_paused() == []
 
 
+def _raising(error: BaseException) -> Any:
+    def items(ctx: Any) -> Any:
+        raise error
+
+    return items
+
+
+@pytest.mark.parametrize(
+    ("error", "said"),
+    [
+        (KeyError("lines"), "KeyError: 'lines'"),
+        # an OSError or a CronflowError of the flow's own code is the flow's, not the runtime's
+        (TimeoutError("the rates service did not answer"), "TimeoutError: the rates service"),
+        (ConfigurationError("rate", -1, "a rate >= 0"), "ConfigurationError: setting 'rate'"),
+    ],
+)
 async def test_a_listener_whose_start_raises_leaves_the_others_and_the_waiting_runs_to_hear(
-    rt: cf.Runtime,
+    rt: cf.Runtime, error: BaseException, said: str
 ) -> None:
     broken = (
-        cf.define("broken").on_event("ping").for_each("lines", _missing, lambda item, ctx: item)
+        cf.define("broken")
+        .on_event("ping")
+        .for_each("lines", _raising(error), lambda item, ctx: item)
     )
     heard = cf.define("heard").on_event("ping").step("s", lambda ctx: "started by ping")
     waiter = cf.define("waiter").wait_for_event("w", "ping").step("after", lambda ctx: "woken")
@@ -144,5 +170,44 @@ async def test_a_listener_whose_start_raises_leaves_the_others_and_the_waiting_r
     assert result.delivered == [waiting]
     assert (await rt.wait(waiting, timeout=5)).output == "woken"
     [refusal] = result.refused
-    assert (refusal.workflow, refusal.detail) == ("broken", "its start raised KeyError: 'lines'")
+    assert refusal.workflow == "broken"
+    assert refusal.detail.startswith(f"its start raised {said}")
     assert await rt.list_runs(workflow="broken") == []  # no run recorded for it
+
+
+async def test_a_publish_the_runtime_cuts_after_a_start_says_what_it_started(
+    rt: cf.Runtime,
+) -> None:
+    # the runtime's own trouble (here: the refusal a stopping runtime gives) cuts the publish
+    stopping = RuntimeNotRunningError("start a run", "stopping")
+    first = cf.define("a-first").on_event("cut").step("s", lambda ctx: "started")
+    second = cf.define("b-second").on_event("cut").for_each("i", _raising(stopping), _echo)
+    waiter = cf.define("waiter").wait_for_event("w", "cut").step("after", lambda ctx: "woken")
+    for flow in (first, second, waiter):
+        rt.register(flow)
+    waiting = await rt.trigger("waiter", {})
+    await rt.wait_idle()
+
+    with pytest.raises(PublishInterruptedError) as cut:
+        await rt.publish_event("cut", {})
+
+    [started] = cut.value.started
+    assert (await rt.wait(started, timeout=5)).output == "started"
+    assert cut.value.error is stopping
+    assert f"started 1 run(s) ({started})" in str(cut.value)
+    assert "the flows that started will start again" in str(cut.value)
+    assert (await rt.inspect(waiting)).status == "waiting"  # not heard: the call says so
+    problem = as_problem(cut.value)
+    assert (problem.status, problem.slug, problem.fields) == (
+        503,
+        "publish-interrupted",
+        {"started": [started]},
+    )
+    # with nothing started yet, the runtime's refusal is the answer as it was: nothing taken on
+    rt.register(cf.define("alone").on_event("cut-alone").for_each("i", _raising(stopping), _echo))
+    with pytest.raises(RuntimeNotRunningError):
+        await rt.publish_event("cut-alone", {})
+
+
+def _echo(item: Any, ctx: Any) -> Any:
+    return item
