@@ -35,6 +35,7 @@ __all__ = ["LoopLagProbe", "Telemetry"]
 logger = logging.getLogger(__name__)
 
 _FINAL = frozenset({"completed", "failed", "canceled"})
+_STARTED = WorkItemState.STARTED
 _ACTOR_KINDS = ("WorkflowActor", "WorkItemActor", "ActionActor")
 
 
@@ -100,13 +101,15 @@ class Telemetry:
         """How long a sample is reused before the store is asked again (seconds)."""
         self._sampled_at: float | None = None
         self._sample_lock: asyncio.Lock | None = None
-        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
+        self._children: dict[tuple[str, ...], Any] = {}
         self.probe = LoopLagProbe(self.metrics.loop_lag.observe, loop_lag_interval)
 
     def _child(self, metric: Any, *labels: str) -> Any:
         """``metric.labels(*labels)``, looked up once per label set (label values come from
-        finite sets, so this stays small) instead of on every change."""
-        key = (id(metric), labels)
+        finite sets, so this stays small) instead of on every change. The key is flat,
+        ``(metric's name, *labels)``, so that the hot paths look it up inline with one
+        ``dict.get`` (``_child`` only on a miss)."""
+        key = (metric.name, *labels)
         child = self._children.get(key)
         if child is None:
             child = self._children[key] = metric.labels(*labels)
@@ -140,37 +143,54 @@ class Telemetry:
     # -- the state changes of durable transactions ----------------------------------------------
 
     def observe(self, changes: list[Message]) -> None:
-        now = self._clock.now()
+        # A run makes about 20 changes, and most measure nothing (a task's, an item's start):
+        # those are passed over in the match, before any call; the clock is read once, for the
+        # first change that measures something.
+        now: float | None = None
         for change in changes:
-            if isinstance(change, WorkItemStateChanged):
-                self._item(change, now)
-            elif isinstance(change, WorkflowStateChanged) and "." not in change.workflow_id:
-                self._run(change, now)
-            elif isinstance(change, ActionStateChanged):
-                self._action(change)
+            match change:
+                case WorkItemStateChanged(detached=False) if (
+                    change.prev == _STARTED or change.next in _FINAL
+                ):  # an attempt or the item ended (a detached one: its action's changes tell)
+                    if now is None:
+                        now = self._clock.now()
+                    self._item(change, now)
+                case WorkflowStateChanged() if "." not in change.workflow_id and (
+                    change.prev is None or change.next in _FINAL
+                ):  # a run started or ended
+                    if now is None:
+                        now = self._clock.now()
+                    self._run(change, now)
+                case ActionStateChanged():
+                    self._action(change)
 
     def _run(self, change: WorkflowStateChanged, now: float) -> None:
-        metrics = self.metrics
+        metrics, children = self.metrics, self._children
+        workflow = change.workflow
         if change.prev is None:
             trigger = change.trigger if change.trigger in TRIGGERS else "other"
-            self._child(metrics.runs_started, change.workflow, trigger).inc()
+            key: tuple[str, ...] = (metrics.runs_started.name, workflow, trigger)
+            (children.get(key) or self._child(metrics.runs_started, workflow, trigger)).inc()
         elif change.next in _FINAL:
-            self._child(metrics.runs_finished, change.workflow, change.next).inc()
+            ended = change.next
+            key = (metrics.runs_finished.name, workflow, ended)
+            (children.get(key) or self._child(metrics.runs_finished, workflow, ended)).inc()
             if change.created_at:
                 duration = max(0.0, now - change.created_at)
-                self._child(metrics.run_duration, change.workflow).observe(duration)
+                key = (metrics.run_duration.name, workflow)
+                series = children.get(key) or self._child(metrics.run_duration, workflow)
+                series.observe(duration)
 
     def _item(self, change: WorkItemStateChanged, now: float) -> None:
-        if change.detached:
-            return  # its item completes as it starts: the action is measured by its own changes
-        attempt_ended = change.prev == WorkItemState.STARTED
-        if not attempt_ended and change.next not in _FINAL:
-            return
-        metrics = self.metrics
+        """An attempt ended (the item left ``started``) or the item ended (not detached)."""
+        attempt_ended = change.prev == _STARTED
+        metrics, children = self.metrics, self._children
         workflow, kind = change.workflow or "unknown", change.kind or "unknown"
         if attempt_ended and change.began_at is not None and change.started_at is not None:
             delay = max(0.0, change.began_at - change.started_at)
-            self._child(metrics.schedule_to_start, workflow).observe(delay)
+            key: tuple[str, ...] = (metrics.schedule_to_start.name, workflow)
+            series = children.get(key) or self._child(metrics.schedule_to_start, workflow)
+            series.observe(delay)
         # an attempt's time is its handler's, from when it began (not the item's start, which
         # a restart may have kept waiting); an item canceled before it started has none
         began = change.began_at if change.began_at is not None else change.started_at
@@ -180,16 +200,20 @@ class Telemetry:
             if duration is not None and kind not in WAIT_KINDS:  # an attempt all the same
                 self._child(metrics.step_duration, workflow, kind).observe(duration)
             return
-        if change.next not in _FINAL:
+        ended = change.next
+        if ended not in _FINAL:
             return
         if kind in WAIT_KINDS:
-            self._child(metrics.waits_finished, workflow, kind, change.next).inc()
+            self._child(metrics.waits_finished, workflow, kind, ended).inc()
             if duration is not None:
                 self._child(metrics.wait_duration, workflow, kind).observe(duration)
             return
-        self._child(metrics.steps_finished, workflow, kind, change.next).inc()
+        key = (metrics.steps_finished.name, workflow, kind, ended)
+        (children.get(key) or self._child(metrics.steps_finished, workflow, kind, ended)).inc()
         if duration is not None:
-            self._child(metrics.step_duration, workflow, kind).observe(duration)
+            key = (metrics.step_duration.name, workflow, kind)
+            series = children.get(key) or self._child(metrics.step_duration, workflow, kind)
+            series.observe(duration)
 
     def _action(self, change: ActionStateChanged) -> None:
         metrics = self.metrics
