@@ -24,6 +24,7 @@ from cronflow_actors.messages.states import (
 
 __all__ = [
     "ACTION_TRANSITIONS",
+    "FINAL_STATES",
     "TASK_TRANSITIONS",
     "VERB_TARGETS",
     "WORKFLOW_TRANSITIONS",
@@ -40,7 +41,9 @@ __all__ = [
 
 _W, _I, _T, _A = WorkflowState, WorkItemState, TaskState, ActionState
 
-_FINAL: frozenset[str] = frozenset({_W.COMPLETED, _W.FAILED, _W.CANCELED})
+FINAL_STATES: frozenset[str] = frozenset({_W.COMPLETED, _W.FAILED, _W.CANCELED})
+"""The terminal workflow and work item states: ``state in FINAL_STATES`` is ``is_final(state)``
+without the call, for the engine's hot paths."""
 
 WORKFLOW_TRANSITIONS: Mapping[WorkflowState, frozenset[WorkflowState]] = {
     _W.INITIALIZED: frozenset({_W.STARTED, _W.CANCELED}),
@@ -93,7 +96,7 @@ _TABLES: Mapping[str, Mapping[StrEnum, frozenset[StrEnum]]] = {
 
 def is_final(state: str) -> bool:
     """Whether a workflow or work item state is terminal."""
-    return state in _FINAL
+    return state in FINAL_STATES
 
 
 def check_move(
@@ -112,9 +115,33 @@ def check_move(
 def count_move(stats: Stats, prev: str | None, next_state: str) -> None:
     """A task's child (a work item or a child workflow) moved from ``prev`` (None: it is new)
     to ``next_state``: the task's ``stats`` (how many children are in each state, and the
-    total) follow."""
-    if prev is None:
-        stats.total += 1
-    else:
-        setattr(stats, prev, getattr(stats, prev) - 1)
-    setattr(stats, next_state, getattr(stats, next_state) + 1)
+    total) follow. Matched field by field, not ``getattr``/``setattr``: it runs for every
+    move of every child (four calls less each)."""
+    match prev:
+        case None:
+            stats.total += 1
+        case "initialized":
+            stats.initialized -= 1
+        case "started":
+            stats.started -= 1
+        case "completed":
+            stats.completed -= 1
+        case "failed":
+            stats.failed -= 1
+        case "canceled":
+            stats.canceled -= 1
+        case _:
+            raise ValueError(f"no child state {prev!r}")
+    match next_state:
+        case "initialized":
+            stats.initialized += 1
+        case "started":
+            stats.started += 1
+        case "completed":
+            stats.completed += 1
+        case "failed":
+            stats.failed += 1
+        case "canceled":
+            stats.canceled += 1
+        case _:
+            raise ValueError(f"no child state {next_state!r}")

@@ -31,12 +31,12 @@ from cronflow_actors.engine import fast_forward
 from cronflow_actors.engine.context import Context, Transition
 from cronflow_actors.engine.policies import checked_answer, default_answer
 from cronflow_actors.engine.states import (
+    FINAL_STATES,
     TaskState,
     WorkflowState,
     WorkItemState,
     check_move,
     count_move,
-    is_final,
 )
 from cronflow_actors.engine.transaction import Transaction, normalize
 from cronflow_actors.errors import (
@@ -282,7 +282,7 @@ class Task:
             return
         if "on_work_item_state_changed" in self.definition.activities:
             await self._activity("on_work_item_state_changed", changed=message)
-        if message.call_policy and is_final(message.next) and self._started_in(generation):
+        if message.call_policy and message.next in FINAL_STATES and self._started_in(generation):
             transition = Transition(prev_state=message.prev, next_state=message.next)
             decision = await self._decide(transition)
             item_id = message.work_item_id
@@ -303,7 +303,7 @@ class Task:
             workflow.outputs[name] = child.output
             workflow.last = child.output
         await self._activity("on_workflow_state_changed", changed=message)
-        if not is_final(message.next):
+        if message.next not in FINAL_STATES:
             return
         tx.cancel_task_jobs(workflow.id, name)
         if message.call_policy and self._started_in(child.parent_generation):

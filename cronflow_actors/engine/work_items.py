@@ -29,13 +29,13 @@ from cronflow_actors.engine.actions import pass_boundary, storable
 from cronflow_actors.engine.context import WorkItemHandle
 from cronflow_actors.engine.owners import work_item_owner
 from cronflow_actors.engine.states import (
+    FINAL_STATES,
     VERB_TARGETS,
     TaskState,
     WorkflowState,
     WorkItemState,
     WorkItemVerb,
     check_move,
-    is_final,
 )
 from cronflow_actors.engine.transaction import Transaction
 from cronflow_actors.errors import (
@@ -326,7 +326,7 @@ class WorkItem:
 
     async def _tear_down(self) -> None:
         """Its task is finishing: canceled if still open, the task's policy bypassed."""
-        if not is_final(self.record.state):
+        if self.record.state not in FINAL_STATES:
             await self._cancel(teardown=True)
 
     async def _reset(self) -> None:

@@ -41,7 +41,7 @@ from cronflow_actors.engine.handlers import ActionActor, WorkItemActor, handler_
 from cronflow_actors.engine.kept import deliver_kept
 from cronflow_actors.engine.services import EngineServices, decode_state
 from cronflow_actors.engine.state_access import StateAccess
-from cronflow_actors.engine.states import WorkItemState, WorkItemVerb, is_final
+from cronflow_actors.engine.states import FINAL_STATES, WorkItemState, WorkItemVerb
 from cronflow_actors.engine.transaction import Transaction
 from cronflow_actors.errors import (
     INFRASTRUCTURE,
@@ -73,7 +73,7 @@ from cronflow_actors.messages.engine import (
 )
 from cronflow_actors.messages.migrations import MigrationRecord
 from cronflow_actors.net.fingerprint import fingerprint
-from cronflow_actors.net.spec import NetSpec, TaskSpec
+from cronflow_actors.net.spec import Descendants, NetSpec, TaskSpec
 
 __all__ = ["WorkflowActor", "WorkflowMessage"]
 
@@ -111,7 +111,7 @@ class WorkflowActor(CoroutineActor):
         self._body: bytes | None = snapshot.body if snapshot is not None else None
         self._created_at = snapshot.created_at if snapshot is not None else 0.0
         self._stale = False
-        self._specs: dict[tuple[str, ...], NetSpec] = {(): root}
+        self._specs = Descendants(root)
         self._handler_refs: dict[str, Any] = {}  # work item id -> its WorkItemActor's ref
         self._raised: dict[str, BaseException] = {}
         """Work item id -> the exception its handler raised (final failures, this process)."""
@@ -131,7 +131,7 @@ class WorkflowActor(CoroutineActor):
         for item in self.state.work_items.values():
             if item.state == WorkItemState.STARTED:
                 self._spawn_handler(item.id, item.attempt)
-        if self.state.kept and not is_final(self.state.workflows[self.instance_id].state):
+        if self.state.kept and self.state.workflows[self.instance_id].state not in FINAL_STATES:
             self.tell_self_first(DeliverKept())  # kept while it was held; after the redispatch
         if self.state.actions:
             self.tell_self_first(RedispatchActions())
@@ -206,7 +206,7 @@ class WorkflowActor(CoroutineActor):
         if self.mailbox_depth or self.actor_stopped.is_set():
             return
         root = self.state.workflows.get(self.instance_id)
-        finished = root is None or is_final(root.state)
+        finished = root is None or root.state in FINAL_STATES
         idle = not self._handler_refs and not self.state.actions and not self.state.notices
         if self._stale or (idle and (finished or self.services.passivate)):
             self.stop_now()
@@ -242,7 +242,7 @@ class WorkflowActor(CoroutineActor):
                 record.workflow, record.from_version, record.to_version
             )
         root = self.state.workflows.get(self.instance_id)
-        was_final = root is not None and is_final(root.state)
+        was_final = root is not None and root.state in FINAL_STATES
         try:
             result = await body(tx)
             if tx.writes():
@@ -282,7 +282,7 @@ class WorkflowActor(CoroutineActor):
             self._created_at = tx.now
         busy = self._busy_after(tx)
         root = state.workflows[state.id]
-        final = is_final(root.state)
+        final = root.state in FINAL_STATES
         if final and state.kept:  # no step of it hears anything more
             logger.info("%s ended with %d kept events undelivered", self, len(state.kept))
             state.kept = msgspec.UNSET
@@ -355,7 +355,7 @@ class WorkflowActor(CoroutineActor):
         if tx.changes and self.services.on_changes is not None:
             self.services.on_changes(tx.changes)
         root = self.state.workflows.get(self.instance_id)
-        if root is not None and is_final(root.state) and not was_final and self._body:
+        if root is not None and root.state in FINAL_STATES and not was_final and self._body:
             raised = self._raised.get(root.error_cause) if root.error_cause else None
             self.services.on_finished(Transaction.workflow_info(root), self._body, raised)
 
@@ -417,10 +417,7 @@ class WorkflowActor(CoroutineActor):
         return state
 
     def _spec_of(self, workflow: WorkflowRecord) -> NetSpec:
-        spec = self._specs.get(workflow.path)
-        if spec is None:
-            spec = self._specs[workflow.path] = self.root.descendant(workflow.path)
-        return spec
+        return self._specs[workflow.path]
 
     def _handler_context(self, item: WorkItemRecord, *, answered: bool = False) -> Any:
         return handler_context(

@@ -21,6 +21,7 @@ __all__ = [
     "ActionSpec",
     "CaughtFailure",
     "ConditionSpec",
+    "Descendants",
     "JoinType",
     "NetSpec",
     "SplitType",
@@ -225,4 +226,20 @@ class NetSpec(msgspec.Struct, frozen=True, kw_only=True, eq=False, weakref=True)
             if child is None:
                 raise KeyError(f"{spec.name!r} has no child workflow at {list(path[: index + 2])}")
             spec = child
+        return spec
+
+
+class Descendants(dict[tuple[str, ...], NetSpec]):
+    """The definitions the workflows of one instance run, by their path below ``root``
+    (``NetSpec.descendant``), each looked up once: ``descendants[path]``, a plain subscript
+    (asked two dozen times a transaction, so no method call on a hit)."""
+
+    __slots__ = ("root",)
+
+    def __init__(self, root: NetSpec) -> None:
+        super().__init__({(): root})
+        self.root = root
+
+    def __missing__(self, path: tuple[str, ...]) -> NetSpec:
+        spec = self[path] = self.root.descendant(path)
         return spec
