@@ -411,12 +411,14 @@ class LoopActor(pykka.Actor):
             return
         parent = self._parent
         parent_actor = parent._actor_weakref() if parent is not None else None
-        if isinstance(parent_actor, LoopActor) and parent_actor._children is not None:
-            parent_actor._children.pop(self.actor_urn, None)
+        # one isinstance (an ABC's: three calls), for the two questions below
+        loop_parent = parent_actor if isinstance(parent_actor, LoopActor) else None
+        if loop_parent is not None and loop_parent._children is not None:
+            loop_parent._children.pop(self.actor_urn, None)
         if error is None:
             if parent is None:
                 return
-            if isinstance(parent_actor, LoopActor) and not parent_actor.hears_child_stops:
+            if loop_parent is not None and not loop_parent.hears_child_stops:
                 return
             notice: ChildFailed | ChildStopped = ChildStopped(
                 child_urn=self.actor_urn, child_class=type(self).__name__
