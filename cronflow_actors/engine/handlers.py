@@ -28,7 +28,6 @@ default) nothing is added to the call.
 
 from __future__ import annotations
 
-import contextlib
 import contextvars
 import logging
 from collections.abc import Callable, Mapping
@@ -187,11 +186,14 @@ class HandlerActor(LoopActor):
             report = self.succeeded(output, began_at)
         except Exception as error:
             report = self.failed(error, began_at)
-        parent = self.parent
+        parent = self._parent
         if parent is not None:
-            # If the instance stopped meanwhile, recovery runs the handler again.
-            with contextlib.suppress(pykka.ActorDeadError):
+            # If the instance stopped meanwhile, recovery runs the handler again. (A try, not
+            # contextlib.suppress: three calls less on every step.)
+            try:  # noqa: SIM105
                 parent.tell(report)
+            except pykka.ActorDeadError:
+                pass
         # At once, from its own task (no stop message through its inbox): it has nothing left
         # to do (its parent, the instance's actor, learns all it needs from the report).
         self.stop_now()
