@@ -277,7 +277,11 @@ class Signatures:
 
 def replayed() -> Problem:
     """The 401 of a signed request whose signature was claimed before."""
-    return _refused("this signed request was received before (a replay): sign each anew")
+    return _refused(
+        "this signed request was received before (a replay): sign each request anew; to "
+        "retry one whose answer was lost without starting it twice, send an idempotency key "
+        "with it (a retry with the same key is answered with the same run)"
+    )
 
 
 def _parse(value: str, header: str) -> tuple[int, list[str]]:

@@ -353,3 +353,45 @@ async def test_a_replay_while_the_original_is_in_flight_is_a_replay(
     assert (replay.status_code, "replay" in replay.json()["detail"]) == (401, True)
     assert first.status_code == (202 if says else 200)
     assert len(await rt.list_runs()) == (1 if says else 0)
+
+
+async def test_a_replay_whose_twin_ends_while_it_checks_the_claim_is_a_replay(
+    serve: Serve, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the hostile client's race: the replay reads "not answered", then the original (its
+    # condition said no) marks its answer and ends before the replay asks for a twin in flight;
+    # the replay must not take the claim for a crash's and run the condition again (yes by then)
+    answers = [False]
+    in_condition, original_done = asyncio.Event(), asyncio.Event()
+
+    async def condition(request: cf.WebhookRequest) -> bool:
+        if answers:
+            in_condition.set()
+            await asyncio.sleep(0.05)
+            return answers.pop()
+        return True
+
+    read = Signatures.answered
+
+    async def answered_then_the_original_ends(self: Signatures, signature: Any) -> bool:
+        found = await read(self, signature)
+        await original_done.wait()  # the original ends in the middle of the replay's checks
+        return found
+
+    rt, client = await serve([signed_flow(condition=condition)])
+    monkeypatch.setattr(Signatures, "answered", answered_then_the_original_ends)
+    body = b'{"n": 7}'
+    headers = signed(body)
+
+    async def send_original() -> Any:
+        try:
+            return await client.post("/hooks/signed", content=body, headers=headers)
+        finally:
+            original_done.set()
+
+    original = asyncio.create_task(send_original())
+    await in_condition.wait()
+    replay = await client.post("/hooks/signed", content=body, headers=headers)
+    assert (await original).json() == {"run_id": None, "condition_met": False}
+    assert (replay.status_code, "replay" in replay.json()["detail"]) == (401, True)
+    assert await rt.list_runs() == []

@@ -421,6 +421,29 @@ async def test_a_key_that_is_no_string_finds_the_run_it_started_before_keys_had_
     assert len(await rt.list_runs()) == 1
 
 
+async def test_a_key_whose_run_id_another_flow_took_is_a_409_not_its_answer(
+    serve: Serve,
+) -> None:
+    # anyone who may POST /runs can work out the id a key names and take it for another flow:
+    # the webhook must not answer that run as its own duplicate
+    keyed = (
+        cf.define("keyed")
+        .step("take", lambda ctx: ctx.payload)
+        .on_webhook("/h/key", idempotency_key="Idempotency-Key")
+    )
+    other = cf.define("other").step("o", lambda ctx: "squatted")
+    rt, client = await serve([keyed, other])
+    taken = uuid.uuid5(KEYS, f"keyed|{hashlib.sha256(b'order-9').hexdigest()}").hex
+    squat = await client.post("/runs", json={"workflow": "other", "instance_id": taken})
+    assert squat.status_code == 202
+    answer = await client.post("/h/key", json={"n": 1}, headers={"Idempotency-Key": "order-9"})
+    assert answer.status_code == 409
+    problem = answer.json()
+    assert problem["type"] == "urn:cronflow:problem:instance-exists"
+    assert f"names run {taken}, which is a run of flow 'other', not of 'keyed'" in problem["detail"]
+    assert [run.workflow for run in await rt.list_runs()] == ["other"]
+
+
 async def test_an_idempotency_key_that_is_no_json_value_is_a_clear_500(
     serve: Serve, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -23,6 +23,7 @@ Only what a run needs is kept with it: the headers the flow declares (``required
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import math
@@ -183,11 +184,14 @@ class Webhook:
         signatures = self.edge.signatures
         named = self._signed_id(signature) if self.spec.idempotency_key is None else None
         with signatures.handling(signature) as twins:
+            # a twin in flight here is asked at once and after the awaits: one that ends during
+            # them (its condition said no, its answer marked) is seen at one moment or the other
             if not await signatures.claim(signature) and (
-                named is None
+                twins()
+                or named is None
                 or await self._exists(named)
                 or await signatures.answered(signature)
-                or twins()  # the claim is a twin's in flight here (asked last: after the awaits)
+                or twins()
             ):
                 return await self._replayed(webhook_request)
             try:
@@ -199,8 +203,9 @@ class Webhook:
                     raise
                 await self._give_back(signature)
                 raise
-            except Exception:
-                await self._give_back(signature)
+            except BaseException:  # a callback's error, or the drain cancelling it: sent again
+                # as it was, the request is taken (a run it started names it: a replay then)
+                await asyncio.shield(self._give_back(signature))
                 raise
 
     async def _give_back(self, signature: Signature) -> None:
@@ -281,6 +286,18 @@ class Webhook:
     async def _duplicate(
         self, request: WebhookRequest, run_id: str, *, callbacks: bool = True
     ) -> Response:
+        """The answer to a request whose idempotency key names a run that exists: that run's,
+        if it is a run of this webhook's flow. A run of another flow under that id (its id
+        chosen with ``POST /runs``) is a 409, never this request's answer."""
+        info = await self.edge.runtime.inspect(run_id)
+        if info.workflow != self.flow_id:
+            raise Problem(
+                409,
+                "instance-exists",
+                f"this request's idempotency key names run {run_id}, which is a run of flow "
+                f"{info.workflow!r}, not of {self.flow_id!r}: nothing was started; send it "
+                "with another key",
+            )
         self.edge.runtime.metrics.webhook_duplicates.labels(self.flow_id).inc()
         standard = json_response({"run_id": run_id, "duplicate": True})
         return await self._accepted(request, run_id, standard) if callbacks else standard
