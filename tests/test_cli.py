@@ -58,6 +58,15 @@ def test_a_bad_setting_is_reported_and_exits_non_zero(tmp_path: Path) -> None:
     missing = cli("db", "migrate", "--db", str(tmp_path / "no" / "such" / "x.db"))
     assert missing.returncode == 2
     assert "existing folder" in missing.stderr
+    # a folder: refused before SQLite tries it (its failed open left a thread that could print
+    # a traceback as the process ended)
+    for attempt in range(3):
+        folder = cli("db", "migrate", "--db", str(tmp_path))
+        assert folder.returncode == 2
+        assert folder.stderr == (
+            f"cronflow-actors: error: setting 'db' has the value '{tmp_path}'; expected the "
+            "path of a SQLite database file, not of a folder\n"
+        ), attempt
     # a file that is not a database: said with its path and SQLite's reason, no traceback
     text = tmp_path / "notes.txt"
     text.write_text("hello, not a database\n" * 100)
@@ -93,6 +102,31 @@ def test_serve_apps_are_loaded_from_modules_and_files(tmp_path: Path) -> None:
     ):
         with pytest.raises(ConfigurationError, match=message):
             load_app(bad)
+
+
+@pytest.mark.parametrize(
+    ("code", "line", "said"),
+    [
+        ("import cronflow_actors as cf\nworkflows = [cf.define('x'\n", 2, "SyntaxError: '(' was"),
+        ("import requestz\nworkflows = []\n", 1, "No module named 'requestz'"),
+        ("def f():\n    return 1 / 0\n\nworkflows = f()\n", 2, "ZeroDivisionError: division"),
+    ],
+    ids=["syntax", "import", "raises"],
+)
+def test_serve_an_app_whose_code_fails_to_import_says_where_and_exits_2(
+    tmp_path: Path, code: str, line: int, said: str
+) -> None:
+    app = tmp_path / "broken_app.py"
+    app.write_text(code)
+    for spec in (str(app), "broken_app:workflows"):  # a file, and a module the cwd holds
+        result = cli("serve", spec, "--db", "x.db", cwd=tmp_path)
+        assert result.returncode == 2, result.stderr
+        [error] = [text for text in result.stderr.splitlines() if "error:" in text]
+        assert error.startswith(f"cronflow-actors: error: cannot load the app {spec!r}: ")
+        assert f"{app}, line {line}: " in error
+        assert said in error
+        assert "Traceback" not in result.stderr
+        assert not (tmp_path / "x.db").exists()  # nothing was opened
 
 
 def test_db_prune_refuses_a_bare_number_and_deletes_nothing(tmp_path: Path) -> None:

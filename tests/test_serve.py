@@ -232,8 +232,13 @@ def test_a_port_in_use_is_an_error_that_says_so_and_exits_as_a_failed_start(
     with port_in_use() as port:
         finished = cli("serve", "--port", str(port), "--db", str(tmp_path / "busy.db"), cwd=ROOT)
     assert finished.returncode == 2, finished.stderr
-    assert f"cronflow-actors: error: could not listen on 127.0.0.1:{port}" in finished.stderr
-    assert "address already in use" in finished.stderr.lower()  # uvicorn's line, in the log
+    said = (
+        f"cronflow-actors: error: could not listen on 127.0.0.1:{port} (--port): expected a "
+        "port no other process listens on at 127.0.0.1 (the system said: Address already in "
+        "use); pass another --port (PORT=... with make run), or stop the process that listens "
+        "there\n"
+    )
+    assert said in finished.stderr
     # it listens before the runtime starts: nothing of the database was opened (no run of it
     # recovered and run in a process that then exits)
     assert not (tmp_path / "busy.db").exists()

@@ -13,6 +13,7 @@ import importlib.util
 import json
 import logging
 import sys
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,10 @@ def load_app(spec: str) -> Any:
         # finds the file beside it; kept there, as Python keeps it, for an import a step
         # makes later
         _first_on_path(path.resolve().parent)
-        module_spec.loader.exec_module(module)
+        try:
+            module_spec.loader.exec_module(module)
+        except Exception as error:
+            raise AppLoadError(spec, error) from error
         attribute = "workflows"
     else:
         module_name, _, attribute = spec.partition(":")
@@ -47,12 +51,52 @@ def load_app(spec: str) -> Any:
         _first_on_path(Path.cwd())
         try:
             module = importlib.import_module(module_name)
-        except ImportError as error:
+        except ModuleNotFoundError as error:
+            if error.name is None or not _names_part_of(error.name, module_name):
+                raise AppLoadError(spec, error) from error  # an import inside the module
             raise ConfigurationError("APP", spec, f"an importable module ({error})") from None
+        except Exception as error:
+            raise AppLoadError(spec, error) from error
     try:
         return getattr(module, attribute)
     except AttributeError:
         raise ConfigurationError("APP", spec, f"a module that defines {attribute!r}") from None
+
+
+class AppLoadError(ConfigurationError):
+    """The app's own code raised while it was imported (a syntax error, a missing import):
+    where, and what (``serve`` exits 2, as for any start it cannot make)."""
+
+    def __init__(self, spec: str, error: BaseException) -> None:
+        where = _where(error)
+        detail = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+        if isinstance(error, SyntaxError) and error.msg:
+            detail = f"SyntaxError: {error.msg}"
+        CronflowError.__init__(
+            self,
+            f"cannot load the app {spec!r}: {where}{detail}; fix the code there (python "
+            f"{where.split(', line')[0] or spec} shows the same error with its traceback)",
+        )
+        self.setting, self.value, self.expected = "APP", spec, "an app whose code imports"
+
+
+def _where(error: BaseException) -> str:
+    """``file, line N: `` of what raised: a syntax error's place, or the last frame of the
+    traceback that is not the import machinery's; empty if neither is known."""
+    if isinstance(error, SyntaxError) and error.filename:
+        return f"{error.filename}, line {error.lineno}: "
+    frames = [
+        frame
+        for frame in traceback.extract_tb(error.__traceback__)
+        if not frame.filename.startswith("<frozen ") and frame.filename != __file__
+    ]
+    return f"{frames[-1].filename}, line {frames[-1].lineno}: " if frames else ""
+
+
+def _names_part_of(missing: str, module_name: str) -> bool:
+    """Whether the module that was not found is ``module_name`` or a package above it (APP
+    names no module there), not one that its code imports."""
+    return module_name == missing or module_name.startswith(missing + ".")
 
 
 def _first_on_path(folder: Path) -> None:
@@ -129,9 +173,15 @@ def serve(settings: Any) -> int:
     except ConfigurationError as refused:  # it could not listen: the runtime never started
         flag = "--" + refused.setting.replace("_", "-")
         port = settings.port if refused.setting == "host" else refused.value
+        advice = ""
+        if refused.setting != "host":
+            advice = (
+                f"; pass another {flag} (PORT=... with make run), or stop the process that "
+                "listens there"
+            )
         print(
             f"cronflow-actors: error: could not listen on {settings.host}:{port} "
-            f"({flag}): {refused.expected}",
+            f"({flag}): expected {refused.expected}{advice}",
             file=sys.stderr,
         )
         return 2

@@ -211,7 +211,8 @@ def _listen(config: uvicorn.Config, setting: str) -> socket.socket:
         raise ConfigurationError(
             setting,
             config.port,
-            f"a port free to listen on at {config.host} ({error.strerror or error})",
+            f"a port no other process listens on at {config.host} (the system said: "
+            f"{error.strerror or error})",
         ) from None
     sock.set_inheritable(True)
     host, port = sock.getsockname()[:2]

@@ -29,6 +29,10 @@ def store_for(db: str | os.PathLike[str], *, synchronous: str = "FULL") -> Store
         raise ConfigurationError(
             "db", db, "':memory:', the path of a SQLite database file or a postgresql:// URL"
         )
+    if Path(db).expanduser().is_dir():  # refused before SQLite tries (and leaves a thread)
+        raise ConfigurationError(
+            "db", os.fspath(db), "the path of a SQLite database file, not of a folder"
+        )
     folder = Path(db).expanduser().resolve().parent
     if not folder.is_dir():
         raise ConfigurationError("db", os.fspath(db), f"a file in an existing folder ({folder})")

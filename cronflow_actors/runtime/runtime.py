@@ -287,8 +287,7 @@ class Runtime(ClusterRecovery, LifecycleMethods, FlowMethods, StateMethods, Audi
             spawn=self._spawn,
         )
         self._wire_triggers()
-        for spec in workflows:
-            self.register(spec)
+        self._register_all(workflows)
 
     def _admission(self, limit: Any, passivate: bool) -> Admission | None:
         """``max_active_runs``' line of new runs (``runtime/admission.py``), or None."""
@@ -338,6 +337,14 @@ class Runtime(ClusterRecovery, LifecycleMethods, FlowMethods, StateMethods, Audi
             on_item=lambda name, outcome: self.metrics.poll_items.labels(name, outcome).inc(),
         )
 
+    def _register_all(self, workflows: Iterable[Any]) -> None:
+        """``Runtime(workflows=...)``: each registered; a thing that is no workflow is refused
+        with its place in the list (an app's ``workflows``, say)."""
+        for index, spec in enumerate(workflows):
+            if not isinstance(spec, NetSpec | Flow | MigrationSpec):
+                raise ConfigurationError(f"workflows[{index}]", spec, _WORKFLOW)
+            self.register(spec)
+
     def register(self, spec: NetSpec | Flow | MigrationSpec, *, deprecated: bool = False) -> None:
         """Register a workflow version: a ``NetSpec`` or a ``cf.define(...)`` flow (checked and
         compiled here; ``InvalidWorkflowError`` lists every problem), or a migration between
@@ -348,6 +355,8 @@ class Runtime(ClusterRecovery, LifecycleMethods, FlowMethods, StateMethods, Audi
         if isinstance(spec, MigrationSpec):
             self.registry.register_migration(spec)  # refused (MigrationError): nothing changed
             return
+        if not isinstance(spec, NetSpec | Flow):
+            raise ConfigurationError("workflow", spec, _WORKFLOW)
         compiled: CompiledFlow | None = None
         if isinstance(spec, Flow):
             compiled = self.catalog.compile(spec)
@@ -452,6 +461,12 @@ class Runtime(ClusterRecovery, LifecycleMethods, FlowMethods, StateMethods, Audi
                 observer(changes)
             except Exception:
                 logger.exception("observer %r failed", observer)
+
+
+_WORKFLOW = (
+    "a flow from cf.define(...), a net from net.workflow(...).build(), or a migration from "
+    "net.migration(...).build()"
+)
 
 
 def _version() -> str:

@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 
 import cronflow_actors as cf
-from cronflow_actors.errors import InvalidWorkflowError
+from cronflow_actors.errors import ConfigurationError, InvalidWorkflowError
 from cronflow_actors.flow import CronExpression
 
 
@@ -92,6 +92,19 @@ async def test_a_flow_naming_itself_as_its_subflow_is_refused_by_validate_too(
 def test_a_flow_without_steps_is_refused() -> None:
     with pytest.raises(InvalidWorkflowError, match="no steps"):
         cf.define("empty").build()
+
+
+def test_a_thing_that_is_no_workflow_is_refused_with_its_place_in_the_list() -> None:
+    # an app's workflows list holding a flow's id rather than the flow, say
+    flow = cf.define("ok").step("s", lambda ctx: 1)
+    with pytest.raises(ConfigurationError) as refused:
+        cf.Runtime(workflows=[flow, "order-flow"])
+    said = str(refused.value)
+    assert said.startswith("setting 'workflows[1]' has the value 'order-flow'; expected a flow ")
+    assert "cf.define(...)" in said
+    assert "net.workflow(...).build()" in said
+    with pytest.raises(ConfigurationError, match=r"expected a flow from cf.define\(\.\.\.\)"):
+        cf.Runtime().register("order-flow")  # type: ignore[arg-type]
 
 
 async def test_register_refuses_a_broken_flow_and_registers_nothing(rt: cf.Runtime) -> None:
