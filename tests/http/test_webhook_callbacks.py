@@ -444,6 +444,21 @@ async def test_a_key_whose_run_id_another_flow_took_is_a_409_not_its_answer(
     assert [run.workflow for run in await rt.list_runs()] == ["other"]
 
 
+async def test_two_idempotency_key_headers_are_refused_as_ambiguous(serve: Serve) -> None:
+    flow = (
+        cf.define("keyed")
+        .step("take", lambda ctx: ctx.payload)
+        .on_webhook("/h/key", idempotency_key="Idempotency-Key")
+    )
+    rt, client = await serve([flow])
+    both = [("Idempotency-Key", "a-1"), ("Idempotency-Key", "a-2"), *JSON.items()]
+    refused = await client.post("/h/key", content=b"{}", headers=both)
+    assert refused.status_code == 400
+    assert refused.json()["type"] == "urn:cronflow:problem:ambiguous-headers"
+    assert "more than one Idempotency-Key header" in refused.json()["detail"]
+    assert await rt.list_runs() == []
+
+
 async def test_an_idempotency_key_that_is_no_json_value_is_a_clear_500(
     serve: Serve, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -113,6 +113,11 @@ class Webhook:
         missing = [h for h in spec.required_headers if h not in headers]
         if missing:
             raise Problem(400, "missing-headers", f"missing required headers: {missing}")
+        key = spec.idempotency_key
+        if isinstance(key, str) and len(request.headers.getlist(key)) > 1:
+            raise Problem(  # which of them names the run? (a proxy may have read the other)
+                400, "ambiguous-headers", f"the request has more than one {key} header; send one"
+            )
         raw = await read_body(request, edge.limits)
         if spec.parse_raw_body:
             seen.request = msgspec.structs.replace(seen.request, raw_body=raw)
