@@ -17,7 +17,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from cronflow_actors.errors import ConfigurationError, CronflowError
+from cronflow_actors.errors import AppLoadError, ConfigurationError, CronflowError
 from cronflow_actors.http.requests import masked
 
 __all__ = ["DEFAULT_APP", "load_app", "serve"]
@@ -42,7 +42,7 @@ def load_app(spec: str) -> Any:
         try:
             module_spec.loader.exec_module(module)
         except Exception as error:
-            raise AppLoadError(spec, error) from error
+            raise _load_error(spec, error) from error
         attribute = "workflows"
     else:
         module_name, _, attribute = spec.partition(":")
@@ -53,44 +53,31 @@ def load_app(spec: str) -> Any:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as error:
             if error.name is None or not _names_part_of(error.name, module_name):
-                raise AppLoadError(spec, error) from error  # an import inside the module
+                raise _load_error(spec, error) from error  # an import inside the module
             raise ConfigurationError("APP", spec, f"an importable module ({error})") from None
         except Exception as error:
-            raise AppLoadError(spec, error) from error
+            raise _load_error(spec, error) from error
     try:
         return getattr(module, attribute)
     except AttributeError:
         raise ConfigurationError("APP", spec, f"a module that defines {attribute!r}") from None
 
 
-class AppLoadError(ConfigurationError):
-    """The app's own code raised while it was imported (a syntax error, a missing import):
-    where, and what (``serve`` exits 2, as for any start it cannot make)."""
-
-    def __init__(self, spec: str, error: BaseException) -> None:
-        where = _where(error)
-        detail = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
-        if isinstance(error, SyntaxError) and error.msg:
-            detail = f"SyntaxError: {error.msg}"
-        CronflowError.__init__(
-            self,
-            f"cannot load the app {spec!r}: {where}{detail}; fix the code there (python "
-            f"{where.split(', line')[0] or spec} shows the same error with its traceback)",
-        )
-        self.setting, self.value, self.expected = "APP", spec, "an app whose code imports"
+def _load_error(app: str, error: BaseException) -> AppLoadError:
+    return AppLoadError(app, _where(error), error)
 
 
 def _where(error: BaseException) -> str:
-    """``file, line N: `` of what raised: a syntax error's place, or the last frame of the
+    """``file, line N`` of what raised: a syntax error's place, or the last frame of the
     traceback that is not the import machinery's; empty if neither is known."""
     if isinstance(error, SyntaxError) and error.filename:
-        return f"{error.filename}, line {error.lineno}: "
+        return f"{error.filename}, line {error.lineno}"
     frames = [
         frame
         for frame in traceback.extract_tb(error.__traceback__)
         if not frame.filename.startswith("<frozen ") and frame.filename != __file__
     ]
-    return f"{frames[-1].filename}, line {frames[-1].lineno}: " if frames else ""
+    return f"{frames[-1].filename}, line {frames[-1].lineno}" if frames else ""
 
 
 def _names_part_of(missing: str, module_name: str) -> bool:

@@ -2,6 +2,7 @@
 
     CronflowError
     ├── ConfigurationError            a setting has a value that cannot be used
+    │   ├── AppLoadError                 the app serve was given raised while it was imported
     │   └── MissingSecretError           a flow's secret names an environment variable that is unset
     ├── ActorSystemError
     │   ├── ActorSystemNotRunningError   spawn or lookup on a system that is not running
@@ -68,6 +69,7 @@ from cronflow_actors.errors._base import (
     ActorNameTakenError,
     ActorSystemError,
     ActorSystemNotRunningError,
+    AppLoadError,
     CircuitOpenError,
     ConfigurationError,
     CronflowError,
@@ -133,6 +135,7 @@ __all__ = [
     "ActorSystemError",
     "ActorSystemNotRunningError",
     "ApiError",
+    "AppLoadError",
     "AuthenticationRequiredError",
     "AutoTriggerAlreadySetError",
     "CircuitOpenError",

@@ -29,6 +29,24 @@ class ConfigurationError(CronflowError, ValueError):
         super().__init__(f"setting {setting!r} has the value {value!r}; expected {expected}")
 
 
+class AppLoadError(ConfigurationError):
+    """The app ``serve`` was given raised while it was imported (a syntax error, a missing
+    import): ``where`` it raised (``file, line N``, or empty) and what."""
+
+    def __init__(self, app: str, where: str, error: BaseException) -> None:
+        detail = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+        if isinstance(error, SyntaxError) and error.msg:
+            detail = f"SyntaxError: {error.msg}"
+        shown = f"{where}: " if where else ""
+        file = where.split(", line", maxsplit=1)[0] or app
+        CronflowError.__init__(
+            self,
+            f"cannot load the app {app!r}: {shown}{detail}; fix the code there (python {file} "
+            "shows the same error with its traceback)",
+        )
+        self.setting, self.value, self.expected = "APP", app, "an app whose code imports"
+
+
 class MissingSecretError(ConfigurationError, LookupError):
     """A flow's secret reads an unset environment variable (at ``register`` or in a step)."""
 
