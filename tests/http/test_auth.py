@@ -8,11 +8,13 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
+import httpx
 import msgspec
 import pytest
 
 import cronflow_actors as cf
 from cronflow_actors import net
+from cronflow_actors.http.app import create_app
 from cronflow_actors.http.auth import Signatures, sign
 from tests.http.conftest import Serve
 
@@ -395,3 +397,53 @@ async def test_a_replay_whose_twin_ends_while_it_checks_the_claim_is_a_replay(
     assert (await original).json() == {"run_id": None, "condition_met": False}
     assert (replay.status_code, "replay" in replay.json()["detail"]) == (401, True)
     assert await rt.list_runs() == []
+
+
+@pytest.mark.parametrize("cut", ["in its condition", "after its start"])
+async def test_a_signed_request_the_drain_cuts_is_given_back_only_before_its_start(
+    tmp_path: Any, cut: str
+) -> None:
+    # what the drain does to a request it gives up on: its task is cancelled. Before the start
+    # was asked for, the same request may be sent again; after, a resend must not start a
+    # second run (no key was sent, so no run id would name it)
+    hang = asyncio.Event()
+    first = [True]
+
+    async def slow(seen: asyncio.Event) -> None:
+        if first:
+            first.pop()
+            seen.set()
+            await asyncio.Event().wait()  # a lookup that never ends
+
+    async def condition(request: cf.WebhookRequest) -> bool:
+        if cut == "in its condition":
+            await slow(hang)
+        return True
+
+    async def on_success(request: cf.WebhookRequest, run_id: str) -> None:
+        if cut == "after its start":
+            await slow(hang)
+
+    flow = signed_flow(
+        idempotency_key="Idempotency-Key", condition=condition, on_success=on_success
+    )
+    async with cf.Runtime(db=tmp_path / "cut.db", workflows=[flow]) as rt:
+        transport = httpx.ASGITransport(app=create_app(rt))
+        async with httpx.AsyncClient(transport=transport, base_url="http://cut") as client:
+            body = b'{"n": 1}'
+            headers = signed(body)  # no Idempotency-Key: it is optional
+            sending = asyncio.create_task(
+                client.post("/hooks/signed", content=body, headers=headers)
+            )
+            await hang.wait()
+            sending.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await sending
+            again = await client.post("/hooks/signed", content=body, headers=headers)
+            await rt.wait_idle()
+            runs = await rt.list_runs()
+    if cut == "in its condition":
+        assert again.status_code == 202, again.text  # sent again as it was: taken
+    else:
+        assert (again.status_code, "replay" in again.json()["detail"]) == (401, True)
+    assert len(runs) == 1

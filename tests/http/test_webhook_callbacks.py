@@ -444,6 +444,33 @@ async def test_a_key_whose_run_id_another_flow_took_is_a_409_not_its_answer(
     assert [run.workflow for run in await rt.list_runs()] == ["other"]
 
 
+async def test_a_keyed_retry_whose_run_exists_is_its_duplicate_whatever_the_condition(
+    serve: Serve,
+) -> None:
+    quota = [True]  # the condition says yes once (a quota), then no
+
+    def condition(request: cf.WebhookRequest) -> bool:
+        return quota.pop() if quota else False
+
+    flow = (
+        cf.define("keyed")
+        .step("take", lambda ctx: ctx.payload)
+        .on_webhook("/h/key", idempotency_key="Idempotency-Key", condition=condition)
+    )
+    rt, client = await serve([flow])
+    headers = {"Idempotency-Key": "order-1", **JSON}
+    first = await client.post("/h/key", content=b'{"n": 1}', headers=headers)
+    assert first.status_code == 202
+    again = await client.post("/h/key", content=b'{"n": 1}', headers=headers)
+    assert (again.status_code, again.json()) == (
+        200,
+        {"run_id": first.json()["run_id"], "duplicate": True},
+    )
+    other = await client.post("/h/key", content=b"{}", headers={"Idempotency-Key": "o-2", **JSON})
+    assert other.json() == {"run_id": None, "condition_met": False}  # a new key: it is asked
+    assert len(await rt.list_runs()) == 1
+
+
 async def test_two_idempotency_key_headers_are_refused_as_ambiguous(serve: Serve) -> None:
     flow = (
         cf.define("keyed")

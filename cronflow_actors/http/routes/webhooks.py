@@ -199,18 +199,29 @@ class Webhook:
                 or twins()
             ):
                 return await self._replayed(webhook_request)
+            sent: list[bool] = []  # the start was sent: it may be durable from then on
             try:
                 return await self._start(
-                    request, webhook_request, kept, raw, own_id=named, signature=signature
+                    request,
+                    webhook_request,
+                    kept,
+                    raw,
+                    own_id=named,
+                    signature=signature,
+                    sent=sent,
                 )
             except Problem as refused:
                 if refused.status == 401:  # a replay after all (it lost the start to its twin)
                     raise
                 await self._give_back(signature)
                 raise
-            except BaseException:  # a callback's error, or the drain cancelling it: sent again
-                # as it was, the request is taken (a run it started names it: a replay then)
-                await asyncio.shield(self._give_back(signature))
+            except Exception:  # a callback's error, or a start the runtime refused
+                await self._give_back(signature)
+                raise
+            except BaseException:  # the drain gave up on it: given back only if it had not
+                # asked for the start (once asked, a run may exist that nothing would name)
+                if not sent:
+                    await asyncio.shield(self._give_back(signature))
                 raise
 
     async def _give_back(self, signature: Signature) -> None:
@@ -257,12 +268,20 @@ class Webhook:
         *,
         own_id: str | None = None,
         signature: Signature | None = None,
+        sent: list[bool] | None = None,
     ) -> Response:
         """Start the run (unless ``condition`` says no), or answer the duplicate of the run its
         idempotency key names (the store refuses a second start of one id, also of two at
         once). ``own_id``: the run's id when no key names it (a signed request's, whose
-        ``signature`` is marked answered when ``condition`` says no: spent, with no run)."""
+        ``signature`` is marked answered when ``condition`` says no: spent, with no run);
+        ``sent`` hears when the start is asked for."""
         spec, edge = self.spec, self.edge
+        if spec.condition is not None and isinstance(spec.idempotency_key, str):
+            # a header's key is read before the condition: the retry of a request whose run
+            # exists gets that run's answer, whatever the condition would say now
+            keyed, _legacy = await self._run_ids(webhook_request)
+            if keyed is not None and await self._exists(keyed):
+                return await self._duplicate(webhook_request, keyed)
         if spec.condition is not None and not await self._call("condition", webhook_request):
             if signature is not None:
                 await edge.signatures.mark_answered(signature)
@@ -271,6 +290,8 @@ class Webhook:
         if legacy is not None and await self._exists(legacy):
             return await self._duplicate(webhook_request, legacy)
         instance_id = instance_id if instance_id is not None else own_id
+        if sent is not None:
+            sent.append(True)
         try:
             run_id = await edge.runtime.runs.trigger(
                 self.flow_id,
