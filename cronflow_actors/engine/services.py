@@ -44,6 +44,10 @@ def decode_snapshot_body(
         raise SnapshotDamagedError(instance_id, error) from error
 
 
+def _undelivered(instance_id: str, message: Message) -> None:
+    raise RuntimeError(f"no instance directory to hand {message!r} to instance {instance_id}")
+
+
 class EngineServices:
     """What every WorkflowActor of a runtime shares.
 
@@ -72,6 +76,7 @@ class EngineServices:
         secrets: Mapping[str, Any] | None = None,
         tracing: HandlerTracing | None = None,
         audit: AuditTrail | None = None,
+        deliver: Callable[[str, Message], None] | None = None,
     ) -> None:
         self.tracing = tracing
         self.audit = audit
@@ -87,6 +92,11 @@ class EngineServices:
         self.passivate = passivate
         self.callbacks = InOrder()
         """A run's callbacks after a commit, in order (shared with its hooks: ``run_hooks``)."""
+        self.deliver: Callable[[str, Message], None] = deliver or _undelivered
+        """Hands an instance a message, activating it from its snapshot if it left memory (the
+        runtime's instance directory): a notice's end (``engine/notices.py``)."""
+        self.notifying: set[tuple[str, str]] = set()
+        """(instance id, work item id) of the notices in flight in this process."""
         self.draining = False
         """While draining, no new handler or action starts: work items that start stay started
         in the snapshot and run on the next start."""

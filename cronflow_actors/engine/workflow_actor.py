@@ -180,6 +180,9 @@ class WorkflowActor(CoroutineActor):
                     await self._transact(message)
                 except Exception as error:
                     await self._after_internal_failure(message, error)
+                finally:
+                    if isinstance(message, NoticeDone):
+                        notices.ended(self, message)
             case DeliverKept():
                 await deliver_kept(self, message)
             case ChildFailed(child_urn=urn):
@@ -208,7 +211,7 @@ class WorkflowActor(CoroutineActor):
             return
         root = self.state.workflows.get(self.instance_id)
         finished = root is None or root.state in FINAL_STATES
-        idle = not self._handler_refs and not self.state.actions and not self.state.notices
+        idle = not self._handler_refs and not self.state.actions
         if self._stale or (idle and (finished or self.services.passivate)):
             self.stop_now()
 
@@ -288,9 +291,11 @@ class WorkflowActor(CoroutineActor):
             logger.info("%s ended with %d kept events undelivered", self, len(state.kept))
             state.kept = msgspec.UNSET
         body = encode(state)
-        # actions still out (dispatched again after a crash), events kept, notices owed: runnable
-        runnable = bool(busy or state.actions or state.kept or state.notices)
-        status = str(root.state) if final else ("running" if runnable else "waiting")
+        # actions still out (dispatched again after a crash) or events kept: it is running; a
+        # notice owed (engine/notices.py) only makes it runnable: loaded at start, still waiting
+        running = bool(busy or state.actions or state.kept)
+        runnable = running or bool(state.notices)
+        status = str(root.state) if final else ("running" if running else "waiting")
         snapshot = SnapshotRecord(
             instance_id=state.id,
             workflow=state.workflow,

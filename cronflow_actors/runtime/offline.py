@@ -73,6 +73,7 @@ def cancel_offline(
     timers = list(state.jobs)
     state.jobs.clear()
     state.actions.clear()
+    state.notices.clear()  # its waits end with it: no notice is owed
     canceling = _Canceling(state, now, recorder)
     if recorder is not None:
         recorder.begin_turn(CancelWorkflow(workflow_id=state.id, migrated_to=new_id))

@@ -202,6 +202,7 @@ class Runtime(ClusterRecovery, LifecycleMethods, FlowMethods, StateMethods, Audi
             secrets=self._secrets,
             tracing=self.otel,
             audit=AuditTrail(self.clock, self._span_sink()) if audit else None,
+            deliver=self._deliver,
         )
         self.pinning = Pinning(
             store=self.store,
@@ -441,6 +442,11 @@ class Runtime(ClusterRecovery, LifecycleMethods, FlowMethods, StateMethods, Audi
                 future.set_exception(info)
             else:
                 future.set_result(info)
+
+    def _deliver(self, instance_id: str, message: Message) -> None:
+        """Hand an instance ``message``, activating it if it left memory (the engine's
+        ``EngineServices.deliver``, made before the directory is)."""
+        self.instances.deliver(instance_id, message)
 
     def _finished(self, info: WorkflowInfo, body: bytes, raised: BaseException | None) -> None:
         compiled = self.catalog.compiled.get(info.name) if info.parent_id is None else None

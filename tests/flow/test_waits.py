@@ -474,3 +474,70 @@ async def test_a_notice_the_runtime_stopped_during_is_called_again_while_its_pau
     async with cf.Runtime(db=db, workflows=[flow()]) as third:
         await third.wait_idle()
         assert len(calls) == 3  # a notice that ended is not called again
+
+
+async def test_a_notice_that_ends_after_its_run_left_memory_is_recorded_and_not_called_again(
+    tmp_path: Path,
+) -> None:
+    calls: list[str] = []
+    release = asyncio.Event()
+    begun = asyncio.Event()
+
+    async def on_pause(ctx: Any, token: str) -> None:
+        calls.append(token)
+        begun.set()
+        await release.wait()  # a chat service that answers late
+
+    flow = cf.define("slow-notice").pause("hold", on_pause=on_pause).step("after", _last)
+    async with cf.Runtime(db=tmp_path / "late.db", workflows=[flow], max_active_runs=1) as rt:
+        run_id = await rt.trigger("slow-notice")
+        await asyncio.wait_for(begun.wait(), 10)
+        # while its notice runs, the run waits as any pause does: out of memory, not holding
+        # the one place max_active_runs gives, and listed as waiting
+        assert (await rt.inspect(run_id)).status == "waiting"
+        assert run_id not in rt.instances
+        other = await rt.trigger("slow-notice")  # it takes the place at once
+        assert (await rt.inspect(other)).status == "waiting"
+        assert (await rt.store.load_snapshot(run_id)).runnable  # owed until the call ends
+        release.set()
+        await rt.wait_idle()
+        assert len(calls) == 2  # one each: the load that records the end calls nothing again
+        for run in (run_id, other):
+            assert not (await rt.store.load_snapshot(run)).runnable
+        await rt.resume(calls[0], {"approved": True})
+        assert (await rt.wait(run_id, timeout=5)).status == "completed"
+
+
+def _last(ctx: Any) -> Any:
+    return ctx.last
+
+
+async def test_a_notice_of_a_pause_in_a_subflow_is_called_again_after_a_stop(
+    tmp_path: Path,
+) -> None:
+    calls: list[tuple[str, str]] = []
+    hang = [True]
+    begun = asyncio.Event()
+
+    async def on_pause(ctx: Any, token: str) -> None:
+        calls.append((ctx.run.id, token))
+        begun.set()
+        if hang:
+            await asyncio.Event().wait()
+
+    def flows() -> list[cf.Flow]:
+        child = cf.define("approve-child").pause("hold", on_pause=on_pause).step("c", _last)
+        return [child, cf.define("parent").subflow("approval", "approve-child").step("p", _last)]
+
+    db = tmp_path / "sub.db"
+    async with cf.Runtime(db=db, workflows=flows()) as first:
+        run_id = await first.trigger("parent")
+        await asyncio.wait_for(begun.wait(), 10)
+    hang.clear()
+    async with cf.Runtime(db=db, workflows=flows()) as second:
+        await second.wait_idle()
+        assert len(calls) == 2
+        assert calls[1][1] == calls[0][1]  # the same pause, the same token
+        [pause] = await second.list_paused()
+        assert (pause.run_id, pause.token) == (run_id, calls[0][1])
+        assert not (await second.store.load_snapshot(run_id)).runnable
