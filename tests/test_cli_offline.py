@@ -56,6 +56,7 @@ def test_reads_of_the_database_beside_serve_and_after_it_was_killed(tmp_path: Pa
         assert _json("trace", greeted, "--db", db) == _json("trace", greeted, served=served)
         served.process.kill()  # a crash: what was in flight is what an operator wants to see
         served.process.wait()
+        crashed = _digest(Path(db)), _digest(Path(f"{db}-wal"))
         table = cli("runs", "--db", db)
         assert table.returncode == 0, table.stderr
         assert re.search(rf"{held}\s+hold\s+waiting", table.stdout)
@@ -75,6 +76,8 @@ def test_reads_of_the_database_beside_serve_and_after_it_was_killed(tmp_path: Pa
         assert f"--db {db}" in page.stderr  # the next page's command reads the same file
         # without --db the commands still ask a server, and say there is none
         assert cli("runs", served=served).returncode == 4
+        # the reads wrote nothing: no checkpoint moved the crashed owner's log into the file
+        assert (_digest(Path(db)), _digest(Path(f"{db}-wal"))) == crashed
 
 
 def _digest(path: Path) -> str:

@@ -23,6 +23,9 @@ class Client:
         self.url = url.rstrip("/")
         self.token = token
         self.timeout = timeout
+        self.again = ""
+        """What a command to run next adds to ask the same server (``--url`` is remembered in
+        the environment or the config, not repeated)."""
 
     def call(
         self, method: str, path: str, body: Any = None, query: dict[str, Any] | None = None

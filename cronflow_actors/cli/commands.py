@@ -44,6 +44,9 @@ class Reads(Protocol):
     def paused_run(self, run_id: str) -> dict[str, Any] | None: ...
     def flows(self) -> list[str] | None: ...
 
+    again: str
+    """What a command printed to run next adds to read the same place (``--db ...``)."""
+
 
 def _client(args: argparse.Namespace) -> Client:
     from cronflow_actors.runtime.config import load_config
@@ -154,11 +157,6 @@ def _reads(args: argparse.Namespace) -> AbstractContextManager[Reads]:
     return nullcontext(_client(args))
 
 
-def _db(args: argparse.Namespace) -> str:
-    """The ``--db`` a read command was given, to repeat in what it says to run next."""
-    return f" --db {args.db}" if getattr(args, "db", None) else ""
-
-
 def _inspect(args: argparse.Namespace) -> int:
     with _reads(args) as reads:
         run = reads.run(args.run_id)
@@ -194,6 +192,7 @@ def _runs(args: argparse.Namespace) -> int:
     with _reads(args) as reads:
         page = reads.runs(query)
         flows = reads.flows() if args.workflow and not page["runs"] else None
+        again = reads.again
     if args.json:
         _print_json(page)
         return Exit.OK
@@ -214,15 +213,14 @@ def _runs(args: argparse.Namespace) -> int:
         if flows is not None and args.workflow not in flows:  # a misspelled id, most likely
             print(f"{args.workflow!r} is not one of the flows registered on this server: {flows}")
     if page.get("next_cursor"):
-        print(
-            f"more: cronflow-actors runs --cursor {page['next_cursor']}{_db(args)}", file=sys.stderr
-        )
+        print(f"more: cronflow-actors runs --cursor {page['next_cursor']}{again}", file=sys.stderr)
     return Exit.OK
 
 
 def _paused(args: argparse.Namespace) -> int:
     with _reads(args) as reads:
         page = reads.paused(args.limit, args.cursor)
+        again = reads.again
     if args.json:
         _print_json(page)
         return Exit.OK
@@ -236,7 +234,7 @@ def _paused(args: argparse.Namespace) -> int:
         print("no run is paused for a person")
     if page.get("next_cursor"):
         print(
-            f"more: cronflow-actors paused --cursor {page['next_cursor']}{_db(args)}",
+            f"more: cronflow-actors paused --cursor {page['next_cursor']}{again}",
             file=sys.stderr,
         )
     return Exit.OK

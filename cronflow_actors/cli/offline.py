@@ -37,6 +37,10 @@ class DatabaseReads:
 
     def __init__(self, db: str) -> None:
         self.db = db
+        self.shown = db
+        """The database as messages show it (a PostgreSQL URL without its password)."""
+        self.again = ""
+        """What a command to run next adds to read the same database."""
         self._runner = asyncio.Runner()
         self._runtime: Any = None
 
@@ -50,6 +54,8 @@ class DatabaseReads:
             self._runner.close()
             raise
         self._runtime = Runtime(store=store)  # not started: its reads only, no lease
+        self.shown = str(getattr(store, "name", self.db))  # a URL without its password
+        self.again = f" --db {self.shown}"
         return self
 
     def __exit__(
@@ -102,14 +108,14 @@ class DatabaseReads:
         except NotFoundError as missing:
             if run_id is not None and type(missing) is NotFoundError and missing.kind == "run":
                 message = (
-                    f"no run {run_id!r} in the database {self.db}; "
-                    f"'cronflow-actors runs --db {self.db}' lists the runs"
+                    f"no run {run_id!r} in the database {self.shown}; "
+                    f"'cronflow-actors runs{self.again}' lists the runs"
                 )
             else:
                 message = str(missing)
             raise ApiError(message, exit_code=Exit.NOT_FOUND_OR_CONFLICT, status=404) from None
         except SnapshotDamagedError as damaged:
             raise ApiError(
-                f"cannot read this run from {self.db}: {damaged}",
+                f"cannot read this run from {self.shown}: {damaged}",
                 exit_code=Exit.NOT_FOUND_OR_CONFLICT,
             ) from None

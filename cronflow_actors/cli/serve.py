@@ -13,6 +13,7 @@ import importlib.util
 import json
 import logging
 import sys
+import sysconfig
 import traceback
 from pathlib import Path
 from typing import Any
@@ -77,7 +78,11 @@ def _where(error: BaseException) -> str:
         for frame in traceback.extract_tb(error.__traceback__)
         if not frame.filename.startswith("<frozen ") and frame.filename != __file__
     ]
-    return f"{frames[-1].filename}, line {frames[-1].lineno}" if frames else ""
+    # the app's own line: the last frame outside Python's library and the installed packages
+    # (a json.loads that raised is reported where the app called it)
+    libraries = {sysconfig.get_paths()[name] for name in ("stdlib", "platstdlib", "purelib")}
+    own = [f for f in frames if not f.filename.startswith(tuple(libraries))] or frames
+    return f"{own[-1].filename}, line {own[-1].lineno}" if own else ""
 
 
 def _names_part_of(missing: str, module_name: str) -> bool:

@@ -53,11 +53,13 @@ class _Versioned(Protocol):
 
     async def stored_version(self) -> int | None: ...
     def latest_version(self) -> int: ...
+    async def open_to_read(self) -> None: ...
 
 
 async def open_store_to_read(db: str, *, setting: str = "db") -> Store:
-    """Open the store of an existing database to read it (``cli/offline.py``). Its schema
-    version is read first without opening it, so that nothing is created or upgraded by a read:
+    """Open the store of an existing database to read it (``cli/offline.py``): its reads only,
+    no writer (``open_to_read``). Its schema version is read first, so that nothing is created
+    or upgraded by a read:
     a path that is not there, a database that is not cronflow-actors', or one an older version
     wrote (``db migrate`` or ``serve`` upgrades it) is a ``ConfigurationError`` naming
     ``setting``; a newer one a ``SchemaVersionError``."""
@@ -84,7 +86,7 @@ async def open_store_to_read(db: str, *, setting: str = "db") -> Store:
         )
     if version > latest:
         raise SchemaVersionError(name, version, latest)
-    await store.open()
+    await store.open_to_read()
     return store
 
 

@@ -173,6 +173,18 @@ class PostgresStore(ClusterOps, GroupWrites, PostgresReads):
             await connection.close()
         return int(version) if version is not None else None
 
+    async def open_to_read(self) -> None:
+        """Open for reads only (``cronflow-actors runs --db``): a pool of read connections, no
+        writer, no migration (``stored_version`` says first whether the schema is this
+        version's), so a read-only role, a standby or a non-owner can read."""
+        if self._pool is not None:
+            return
+        if self._closing:
+            raise StoreClosedError(repr(self), "reopen a closed store (create a new one)")
+        self._pool = await asyncpg.create_pool(
+            self.url, min_size=1, max_size=self.read_connections, timeout=self.connect_timeout
+        )
+
     async def _migrate(self, connection: asyncpg.Connection) -> None:
         async with connection.transaction():
             await connection.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
@@ -208,7 +220,10 @@ class PostgresStore(ClusterOps, GroupWrites, PostgresReads):
         self._closing = True
         writer, connection, pool = self._writer, self._writer_connection, self._pool
         listener, self._listener = self._listener, None
-        if writer is None or connection is None:
+        if writer is None or connection is None:  # never opened, or opened to read
+            self._pool = None
+            if pool is not None:
+                await self._close_steps([pool.close])
             return
         await writer.close()
         self._writer = self._writer_connection = self._pool = None

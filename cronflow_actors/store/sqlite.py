@@ -159,6 +159,27 @@ class SQLiteStore(GroupWrites, SQLiteReads):
         self._writer.observer = self._observer
         self._writer.start()
 
+    async def open_to_read(self) -> None:
+        """Open for reads only (``cronflow-actors runs --db``): one connection that SQLite
+        opens read-only, no writer, no migration and no checkpoint at the close (the log of a
+        crashed owner stays its own), so a read writes nothing to the file; ``stored_version``
+        says first whether the schema is this version's."""
+        if self._reader is not None:
+            return
+        if self._closing:
+            raise StoreClosedError(repr(self), "reopen a closed store (create a new one)")
+        reader = await aiosqlite.connect(self._read_only_uri(), isolation_level=None, uri=True)
+        try:
+            await reader.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
+        except BaseException:
+            await reader.close()
+            raise
+        self._reader = reader
+
+    def _read_only_uri(self) -> str:
+        """The file as a URI SQLite opens read-only (it writes nothing to it)."""
+        return f"{Path(self.path).expanduser().resolve().as_uri()}?mode=ro"
+
     def latest_version(self) -> int:
         """The schema version this version of cronflow-actors writes and reads."""
         return latest_version()
@@ -179,15 +200,20 @@ class SQLiteStore(GroupWrites, SQLiteReads):
                 "cronflow.db), or a postgresql:// URL",
             )
         try:
-            connection = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+            connection = sqlite3.connect(self._read_only_uri(), uri=True)
         except sqlite3.Error as error:
             raise ConfigurationError(
                 "db", self.path, f"a file this user can read ({error})"
             ) from None
         try:
             row = connection.execute("SELECT MAX(version) FROM schema_version").fetchone()
-        except sqlite3.DatabaseError:
-            return None  # no such table, or not a SQLite file at all
+        except sqlite3.DatabaseError as error:
+            code = getattr(error, "sqlite_errorcode", 0) & 0xFF
+            if code == 26 or "no such table" in str(error):  # SQLITE_NOTADB, or no schema
+                return None
+            raise ConfigurationError(
+                "db", self.path, f"a database this user can read now (SQLite said: {error})"
+            ) from None
         finally:
             connection.close()
         return int(row[0]) if row[0] is not None else None
@@ -254,7 +280,10 @@ class SQLiteStore(GroupWrites, SQLiteReads):
         what cannot be done is logged."""
         self._closing = True
         writer, connection, reader = self._writer, self._writer_connection, self._reader
-        if writer is None or connection is None:
+        if writer is None or connection is None:  # never opened, or opened to read
+            self._reader = None
+            if reader is not None:
+                await self._close_steps([reader.close])
             return
         await writer.close()
         self._writer = self._writer_connection = self._reader = None

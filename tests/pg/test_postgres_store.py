@@ -197,14 +197,25 @@ async def test_the_read_commands_read_a_postgresql_database_and_refuse_an_empty_
     runtime = cf.Runtime(db=postgres_url, workflows=[flow])
     await runtime.start()
     try:
+        first = await runtime.trigger("pg-read", {"n": 6})
         run_id = await runtime.trigger("pg-read", {"n": 7})
-        await asyncio.wait_for(runtime.wait_workflow(run_id), 10)
+        for run in (first, run_id):
+            await asyncio.wait_for(runtime.wait_workflow(run), 10)
         listed = await asyncio.to_thread(cli, "runs", "--db", postgres_url, "--json")
         inspected = await asyncio.to_thread(cli, "inspect", run_id, "--db", postgres_url)
+        # a password in the URL is never printed (the server trusts loopback: any one does)
+        secret = postgres_url.replace("postgres@", "postgres:hunter2@", 1)
+        paged = await asyncio.to_thread(cli, "runs", "--db", secret, "--limit", "1")
+        missing = await asyncio.to_thread(cli, "inspect", "nope", "--db", secret)
     finally:
         await runtime.stop()
     assert listed.returncode == 0, listed.stderr
-    [run] = json.loads(listed.stdout)["runs"]
-    assert (run["id"], run["status"], run["output"]) == (run_id, "completed", {"n": 7})
+    newest, _first = json.loads(listed.stdout)["runs"]
+    assert (newest["id"], newest["status"], newest["output"]) == (run_id, "completed", {"n": 7})
     assert inspected.returncode == 0, inspected.stderr
     assert f"run {run_id}  pg-read  completed" in inspected.stdout
+    assert paged.returncode == 0, paged.stderr
+    assert missing.returncode == 3
+    for said in (paged.stderr, missing.stderr):
+        assert "hunter2" not in said
+        assert ":***@" in said

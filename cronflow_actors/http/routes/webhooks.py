@@ -320,9 +320,8 @@ class Webhook:
             raise Problem(
                 409,
                 "instance-exists",
-                f"this request's idempotency key names run {run_id}, which is a run of flow "
-                f"{info.workflow!r}, not of {self.flow_id!r}: nothing was started; send it "
-                "with another key",
+                f"this request's idempotency key names run {run_id}, which is not a run of "
+                f"flow {self.flow_id!r}: nothing was started; send it with another key",
             )
         self.edge.runtime.metrics.webhook_duplicates.labels(self.flow_id).inc()
         standard = json_response({"run_id": run_id, "duplicate": True})
