@@ -441,7 +441,7 @@ async def test_a_key_whose_run_id_another_flow_took_is_a_409_not_its_answer(
     problem = answer.json()
     assert problem["type"] == "urn:cronflow:problem:instance-exists"
     assert f"names run {taken}, which is not a run of flow 'keyed'" in problem["detail"]
-    assert "other" not in problem["detail"]  # another flow's name is not the caller's to know
+    assert "'other'" not in problem["detail"]  # another flow's name is not the caller's to know
     assert [run.workflow for run in await rt.list_runs()] == ["other"]
 
 
