@@ -34,10 +34,9 @@ def call(actor: Any, tx: Transaction, item_id: str) -> None:
     memory while its notice ran)."""
     token = actor.state.notices.get(item_id)
     services = actor.services
-    key = (actor.instance_id, item_id)
-    if token is None or key in services.notifying:
+    if token is None or (actor.instance_id, item_id, token) in services.notifying:
         return
-    services.notifying.add(key)
+    services.notifying.add((actor.instance_id, item_id, token))
     item = actor.state.work_items[item_id]
     workflow = actor.state.workflows[item.workflow_id]
     wait = tx.spec(workflow).tasks[item.task].work_item.wait
@@ -65,7 +64,7 @@ async def _notify(
 def ended(actor: Any, message: NoticeDone) -> None:
     """``message`` was applied (or could not be: then the notice stays owed, and the next load
     of the instance calls it again): it is no longer in flight here."""
-    actor.services.notifying.discard((actor.instance_id, message.work_item_id))
+    actor.services.notifying.discard((actor.instance_id, message.work_item_id, message.token))
 
 
 def recover(actor: Any, tx: Transaction) -> None:

@@ -541,3 +541,25 @@ async def test_a_notice_of_a_pause_in_a_subflow_is_called_again_after_a_stop(
         [pause] = await second.list_paused()
         assert (pause.run_id, pause.token) == (run_id, calls[0][1])
         assert not (await second.store.load_snapshot(run_id)).runnable
+
+
+async def test_a_run_canceled_while_its_notice_runs_owes_it_no_more(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    release, begun = asyncio.Event(), asyncio.Event()
+
+    async def on_pause(ctx: Any, token: str) -> None:
+        begun.set()
+        await release.wait()
+
+    flow = cf.define("cancel-notice").pause("hold", on_pause=on_pause).step("after", _last)
+    async with cf.Runtime(db=tmp_path / "cancel.db", workflows=[flow]) as rt:
+        run_id = await rt.trigger("cancel-notice")
+        await asyncio.wait_for(begun.wait(), 10)
+        await rt.cancel(run_id)
+        snapshot = await rt.store.load_snapshot(run_id)
+        assert (snapshot.status, snapshot.runnable) == ("canceled", False)  # its wait ended
+        release.set()  # the notice's end finds nothing owed
+        await rt.wait_idle()
+        assert (await rt.inspect(run_id)).status == "canceled"
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
