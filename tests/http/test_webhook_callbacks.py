@@ -369,11 +369,7 @@ async def test_the_openapi_document_says_what_callbacks_may_answer(serve: Serve)
 
 
 async def test_an_idempotency_key_is_compared_by_value_and_type(serve: Serve) -> None:
-    flow = (
-        cf.define("keyed")
-        .step("take", lambda ctx: ctx.payload)
-        .on_webhook("/h/key", idempotency_key=lambda request: request.payload.get("k"))
-    )
+    flow = keyed_flow(idempotency_key=lambda request: request.payload.get("k"))
     _rt, client = await serve([flow])
 
     async def post(key: Any) -> httpx.Response:
@@ -401,6 +397,12 @@ async def test_an_idempotency_key_is_compared_by_value_and_type(serve: Serve) ->
     assert (await post("o-1")).json()["run_id"] == uuid.uuid5(KEYS, f"keyed|{digest}").hex
 
 
+def keyed_flow(**webhook: Any) -> cf.Flow:
+    """A flow started at ``/h/key`` with the ``webhook`` options given (its key, a condition);
+    its one step answers the payload."""
+    return cf.define("keyed").step("take", lambda ctx: ctx.payload).on_webhook("/h/key", **webhook)
+
+
 KEYS = uuid.UUID("0d5b8f5e-4a6b-4c2f-9d71-6b1f0b2a3c44")  # webhooks' namespace of run ids
 
 
@@ -408,11 +410,7 @@ async def test_a_key_that_is_no_string_finds_the_run_it_started_before_keys_had_
     serve: Serve,
 ) -> None:
     # an int key was named by its str() before: a retry that spans the upgrade starts nothing
-    flow = (
-        cf.define("keyed")
-        .step("take", lambda ctx: ctx.payload)
-        .on_webhook("/h/key", idempotency_key=lambda request: request.payload.get("k"))
-    )
+    flow = keyed_flow(idempotency_key=lambda request: request.payload.get("k"))
     rt, client = await serve([flow])
     before = uuid.uuid5(KEYS, f"keyed|{hashlib.sha256(b'42').hexdigest()}").hex
     assert await rt.trigger("keyed", {"k": 42}, instance_id=before) == before
@@ -453,11 +451,7 @@ async def test_a_keyed_retry_whose_run_exists_is_its_duplicate_whatever_the_cond
     def condition(request: cf.WebhookRequest) -> bool:
         return quota.pop() if quota else False
 
-    flow = (
-        cf.define("keyed")
-        .step("take", lambda ctx: ctx.payload)
-        .on_webhook("/h/key", idempotency_key="Idempotency-Key", condition=condition)
-    )
+    flow = keyed_flow(idempotency_key="Idempotency-Key", condition=condition)
     rt, client = await serve([flow])
     headers = {"Idempotency-Key": "order-1", **JSON}
     first = await client.post("/h/key", content=b'{"n": 1}', headers=headers)
@@ -473,11 +467,7 @@ async def test_a_keyed_retry_whose_run_exists_is_its_duplicate_whatever_the_cond
 
 
 async def test_two_idempotency_key_headers_are_refused_as_ambiguous(serve: Serve) -> None:
-    flow = (
-        cf.define("keyed")
-        .step("take", lambda ctx: ctx.payload)
-        .on_webhook("/h/key", idempotency_key="Idempotency-Key")
-    )
+    flow = keyed_flow(idempotency_key="Idempotency-Key")
     rt, client = await serve([flow])
     both = [("Idempotency-Key", "a-1"), ("Idempotency-Key", "a-2"), *JSON.items()]
     refused = await client.post("/h/key", content=b"{}", headers=both)

@@ -44,10 +44,10 @@ from cronflow_actors.http.edge import Edge, json_response, webhook_route
 from cronflow_actors.http.problems import Problem, as_problem, problem_body, problem_response
 from cronflow_actors.http.requests import check_media_type, decode_json, read_body
 from cronflow_actors.http.routes.runs import started
+from cronflow_actors.http.routes.webhook_answers import custom_response
 from cronflow_actors.runtime import (
     WebhookProblem,
     WebhookRequest,
-    WebhookResponse,
     WebhookSpec,
     schema_path,
 )
@@ -414,7 +414,7 @@ class Webhook:
             value = await call_user(getattr(self.spec, name), *args)
             if value is None:
                 return None
-            return _response(value, standard)
+            return custom_response(value, standard)
         except Exception:
             logger.exception(
                 "the %s callback of webhook %s failed; the standard answer (%d) is sent",
@@ -423,33 +423,6 @@ class Webhook:
                 standard.status_code,
             )
             return None
-
-
-def _response(value: Any, standard: Response) -> Response:
-    """``value`` (a ``WebhookResponse`` or a JSON body) as an answer, with the standard
-    answer's status and headers unless it says otherwise."""
-    headers = {
-        name: header
-        for name, header in standard.headers.items()
-        if name not in ("content-length", "content-type")
-    }
-    if not isinstance(value, WebhookResponse):
-        return json_response(value, standard.status_code, headers=headers)
-    status = standard.status_code if value.status is None else value.status
-    if isinstance(status, bool) or not isinstance(status, int) or not 200 <= status <= 599:
-        raise ValueError(
-            f"a WebhookResponse status is a whole number from 200 to 599, got {status!r}"
-        )
-    if not isinstance(value.headers, Mapping):
-        raise TypeError(f"WebhookResponse headers are a mapping of strings, got {value.headers!r}")
-    merged = {name.lower(): header for name, header in headers.items()}
-    for name, header in value.headers.items():
-        if not isinstance(name, str) or not isinstance(header, str):
-            raise TypeError(f"WebhookResponse headers are strings, got {name!r}: {header!r}")
-        merged[name.lower()] = header
-    if value.body is None:
-        return Response(b"", status_code=status, headers=merged)
-    return json_response(value.body, status, headers=merged)
 
 
 class _NotAKey(Exception):
