@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -16,8 +17,10 @@ __all__ = [
     "RunRef",
     "TriggerInfo",
     "flow_payload",
+    "step_error",
     "trigger_info",
     "unwrap_payload",
+    "user_step",
 ]
 
 
@@ -168,13 +171,27 @@ def _step_name(engine_ctx: Any) -> str:
     runs, the step whose delay or fallback this is (the compiler names its own tasks
     ``if:<id>``, ``while:<id>``, ``delay:<id>``, ``<id>:on_error``, ...)."""
     task = engine_ctx.task
-    if task is None:
-        return ""
-    name: str = task.name
-    before, colon, after = name.partition(":")
+    return "" if task is None else user_step(task.name)
+
+
+def user_step(task: str) -> str:
+    """The user's id for a task of a flow's net (see ``_step_name``)."""
+    before, colon, after = task.partition(":")
     if not colon:
-        return name
+        return task
     return after if before in _PREFIXES else before
 
 
 _PREFIXES = frozenset({"if", "end_if", "while", "end_while", "delay"})
+
+_ENGINE_WORDS = re.compile(r"task '([^'\\]*)': (?:work item|child workflow) '[^']*': ")
+"""What the engine writes before the error of a task that failed its workflow."""
+
+
+def step_error(error: str | None) -> str | None:
+    """A flow run's error as its user reads it: each ``task 'x': work item '<id>': `` the net
+    engine wrote before it (``child workflow`` for a subflow) is ``step 'x': ``, with the
+    step's own id (``step 'sub': step 'charge': ValueError: ...``)."""
+    if not error or "task '" not in error:
+        return error
+    return _ENGINE_WORDS.sub(lambda found: f"step {user_step(found.group(1))!r}: ", error)

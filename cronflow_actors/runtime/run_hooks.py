@@ -12,7 +12,7 @@ from cronflow_actors.engine.actors import decode_state
 from cronflow_actors.engine.context import WorkflowInfo
 from cronflow_actors.engine.state_access import StateAccess
 from cronflow_actors.errors import RunFailedError
-from cronflow_actors.flow.context import FlowContext, RunRef, trigger_info
+from cronflow_actors.flow.context import FlowContext, RunRef, step_error, trigger_info
 from cronflow_actors.flow.envelope import open_envelope
 from cronflow_actors.flow.options import Hooks
 from cronflow_actors.flow.secrets import NO_SECRETS, Secrets
@@ -95,8 +95,9 @@ def failure_of(state: InstanceState, root: WorkflowRecord) -> RunFailedError:
     """How a run failed, from its record: the message, and the failing exception's class and
     stored attributes when a step raised it."""
     item = state.work_items.get(root.error_cause) if root.error_cause else None
+    said = step_error(root.error)
     if item is None:
-        return RunFailedError(root.error or "failed")
+        return RunFailedError(said or "failed")
     return RunFailedError(
-        root.error or item.error or "failed", type=item.error_type, attributes=item.error_data
+        said or item.error or "failed", type=item.error_type, attributes=item.error_data
     )

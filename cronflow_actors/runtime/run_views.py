@@ -23,6 +23,7 @@ from cronflow_actors.errors import (
     class_name,
 )
 from cronflow_actors.flow.compile import is_user_step
+from cronflow_actors.flow.context import step_error
 from cronflow_actors.flow.envelope import read_envelope
 from cronflow_actors.messages import QueuedRun, SnapshotRecord
 from cronflow_actors.messages.engine import (
@@ -163,7 +164,7 @@ class RunViews:
             status=_status(snapshot, root),
             payload=payload,
             output=root.output,
-            error=root.error,
+            error=step_error(root.error) if root.name in self._catalog.compiled else root.error,
             error_type=cause.error_type if cause is not None else None,
             steps=self._steps(state, root) if steps else [],
             created_at=root.created_at,

@@ -15,6 +15,7 @@ from typing import Any
 
 from cronflow_actors.engine.context import WorkflowInfo
 from cronflow_actors.errors import ConfigurationError, NotFoundError, RunFailedError
+from cronflow_actors.flow.context import step_error
 from cronflow_actors.flow.envelope import flow_payload
 from cronflow_actors.runtime.catalog import FlowCatalog
 from cronflow_actors.runtime.pages import Page, decode_cursor, encode_cursor
@@ -99,8 +100,9 @@ class Runs:
             # for its end; an id that was never started nor queued is still not found
             await self._queues.wait_started(run_id)
             info = await self._wait_workflow(run_id)
+        error = step_error(info.error) if info.name in self._catalog.compiled else info.error
         return RunResult(
-            id=run_id, status=RunStatus(str(info.state)), output=info.output, error=info.error
+            id=run_id, status=RunStatus(str(info.state)), output=info.output, error=error
         )
 
 

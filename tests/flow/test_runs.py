@@ -702,3 +702,28 @@ async def test_steps_that_fan_out_show_one_attempt_when_nothing_was_retried(
         ("both", "completed", 1),
         ("squares", "completed", 1),
     ]
+
+
+async def test_a_run_s_error_names_its_steps_in_the_user_s_words(tmp_path: Path) -> None:
+    # the engine writes "task 'x': work item '<id>': ..."; a flow's user knows steps
+    failures: list[str] = []
+
+    def declined(ctx: Any) -> Any:
+        raise ValueError("card declined")
+
+    def on_failure(ctx: Any) -> None:
+        failures.append(str(ctx.error))
+
+    child = cf.define("charge-card").step("charge", declined)
+    parent = cf.define("checkout", hooks=cf.Hooks(on_failure=on_failure)).subflow(
+        "payment", "charge-card"
+    )
+    async with cf.Runtime(db=tmp_path / "words.db", workflows=[child, parent]) as rt:
+        run_id = await rt.trigger("checkout", {})
+        result = await rt.wait(run_id, timeout=5)
+        info = await rt.inspect(run_id)
+        await rt.wait_idle()
+    said = "step 'payment': step 'charge': ValueError: card declined"
+    assert (result.error, info.error) == (said, said)
+    assert info.error_type == "builtins.ValueError"
+    assert failures == ["card declined"]  # the exception itself, as the step raised it
