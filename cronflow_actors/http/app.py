@@ -20,6 +20,7 @@ from starlette.middleware import Middleware
 
 from cronflow_actors.http import console
 from cronflow_actors.http.auth import Tokens
+from cronflow_actors.http.big_bodies import BigBodies
 from cronflow_actors.http.edge import Edge
 from cronflow_actors.http.instrumentation import RequestMetrics
 from cronflow_actors.http.openapi import openapi_document
@@ -44,6 +45,7 @@ def create_app(
     metrics_token: str | None = None,
     serve_metrics: bool = True,
     drain: float | None = None,
+    big_bodies: int = 8,
 ) -> Starlette:
     """The app for ``runtime`` (started and stopped by the app's lifespan).
 
@@ -54,6 +56,8 @@ def create_app(
     open, and net actions are called as an anonymous principal (so only actions that need no
     authentication pass). ``/metrics`` needs ``metrics_token`` when one is given (else an API
     token, when there are); ``serve_metrics=False`` leaves it out (served on its own port).
+    ``big_bodies``: how many requests with a body over 64 KiB are handled at once
+    (``big_bodies.py``); the others wait their turn up to ``body_timeout``, then get a 503.
     """
     limits = BodyLimits(max_bytes=max_body, max_depth=max_json_depth, read_timeout=body_timeout)
     edge = Edge(runtime, limits=limits, tokens=Tokens(tokens or {}), metrics_token=metrics_token)
@@ -93,7 +97,10 @@ def create_app(
         routes=routes,
         lifespan=lifespan,
         exception_handlers=exception_handlers(),
-        middleware=[Middleware(RequestMetrics, metrics=runtime.metrics)],
+        middleware=[
+            Middleware(RequestMetrics, metrics=runtime.metrics),
+            Middleware(BigBodies, at_once=big_bodies, patience=body_timeout),
+        ],
     )
     # /runs/ is not /runs: a 404, not a redirect to a URL built from the client's Host header
     # (which would carry a resume token of /resume/<token>/ along)

@@ -5,6 +5,8 @@ preflight)."""
 
 from __future__ import annotations
 
+import asyncio
+
 import cronflow_actors as cf
 from tests.http.conftest import Serve
 
@@ -98,3 +100,38 @@ async def test_a_browser_page_of_another_origin_cannot_act_even_without_a_body(
     own = {"Origin": str(client.base_url).rstrip("/"), "Sec-Fetch-Site": "same-origin"}
     assert (await client.post(f"/runs/{run_id}/cancel", headers=own)).status_code == 200
     assert (await client.post("/events/ping")).status_code == 202
+
+
+async def test_big_bodies_are_handled_a_few_at_a_time_and_small_ones_never_wait(
+    serve: Serve,
+) -> None:
+    # a big body costs many times its size while it is handled: one place here, so a second
+    # big request waits its turn (and gives up after the body timeout) while small ones pass
+    inside, leave = asyncio.Event(), asyncio.Event()
+
+    async def condition(request: cf.WebhookRequest) -> bool:
+        if request.payload.get("hold"):
+            inside.set()
+            await leave.wait()
+        return True
+
+    flow = (
+        cf.define("big")
+        .step("s", lambda ctx: len(ctx.payload))
+        .on_webhook("/hooks/big", condition=condition)
+    )
+    rt, client = await serve([flow], big_bodies=1, body_timeout=0.5)
+    big = {"hold": True, "pad": "x" * 100_000}
+    first = asyncio.create_task(client.post("/hooks/big", json=big))
+    await inside.wait()
+    second = await client.post("/hooks/big", json={"pad": "y" * 100_000})
+    assert second.status_code == 503
+    assert second.json()["type"] == "urn:cronflow:problem:too-busy"
+    assert second.headers["retry-after"] == "5"
+    small = await client.post("/hooks/big", json={"small": True})
+    assert small.status_code == 202  # a small body does not wait for the big one's place
+    leave.set()
+    assert (await first).status_code == 202
+    after = await client.post("/hooks/big", json={"pad": "z" * 100_000})
+    assert after.status_code == 202  # the place is free again
+    assert len(await rt.list_runs()) == 3
