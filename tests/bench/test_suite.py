@@ -303,3 +303,30 @@ def test_the_compiled_jobs_run_in_the_compiled_tree_under_their_own_engine_name(
     )
     assert "| cronflow-actors compiled | (a) three trivial async steps |" in table
     assert "| 2,000 | 1,500 | 71% | 1,900 | 90% |" in table
+
+
+def test_the_calls_yardstick_counts_the_work_of_a_run() -> None:
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks.calls", "a", "--runs", "200", "--in-flight", "20"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    assert result.returncode == 0, result.stderr
+    counted = dict(line.split() for line in result.stdout.splitlines()[1:])
+    assert set(counted) == {
+        "python_calls_per_run",
+        "call_soon_per_run",
+        "create_task_per_run",
+        "create_future_per_run",
+        "group_commits_per_run",
+    }
+    # a three-step run: a few hundred calls at least, a handful of tasks, at most 4 commits
+    assert float(counted["python_calls_per_run"]) > 300
+    assert float(counted["create_task_per_run"]) >= 3
+    assert 0 < float(counted["group_commits_per_run"]) <= 4
