@@ -111,8 +111,13 @@ def test_serve_apps_are_loaded_from_modules_and_files(tmp_path: Path) -> None:
         ("import requestz\nworkflows = []\n", 1, "No module named 'requestz'"),
         ("def f():\n    return 1 / 0\n\nworkflows = f()\n", 2, "ZeroDivisionError: division"),
         ("import json\n\nworkflows = json.loads('{')\n", 3, "JSONDecodeError: Expecting"),
+        (
+            "import cronflow_actors as cf\nworkflows = [cf.define('x').step('s', 5).validate()]\n",
+            2,
+            "InvalidWorkflowError: workflow 'x'",
+        ),
     ],
-    ids=["syntax", "import", "raises", "raises-in-a-library"],
+    ids=["syntax", "import", "raises", "raises-in-a-library", "raises-in-cronflow-actors"],
 )
 def test_serve_an_app_whose_code_fails_to_import_says_where_and_exits_2(
     tmp_path: Path, code: str, line: int, said: str

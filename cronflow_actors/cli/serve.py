@@ -13,7 +13,6 @@ import importlib.util
 import json
 import logging
 import sys
-import sysconfig
 import traceback
 from pathlib import Path
 from typing import Any
@@ -69,20 +68,32 @@ def _load_error(app: str, error: BaseException) -> AppLoadError:
 
 
 def _where(error: BaseException) -> str:
-    """``file, line N`` of what raised: a syntax error's place, or the last frame of the
-    traceback that is not the import machinery's; empty if neither is known."""
+    """``file, line N`` of what raised, in the app's own code: a syntax error's place, or the
+    last frame in the folder of the app's module (the first frame after the import machinery)
+    that is not cronflow-actors' own (a ``json.loads`` or a flow's ``build()`` that raised is
+    reported where the app called it); empty if no frame is known."""
     if isinstance(error, SyntaxError) and error.filename:
         return f"{error.filename}, line {error.lineno}"
     frames = [
         frame
         for frame in traceback.extract_tb(error.__traceback__)
-        if not frame.filename.startswith("<frozen ") and frame.filename != __file__
+        if not frame.filename.startswith(("<frozen ", _IMPORTLIB)) and frame.filename != __file__
     ]
-    # the app's own line: the last frame outside Python's library and the installed packages
-    # (a json.loads that raised is reported where the app called it)
-    libraries = {sysconfig.get_paths()[name] for name in ("stdlib", "platstdlib", "purelib")}
-    own = [f for f in frames if not f.filename.startswith(tuple(libraries))] or frames
-    return f"{own[-1].filename}, line {own[-1].lineno}" if own else ""
+    if not frames:
+        return ""
+    home = Path(frames[0].filename).resolve().parent
+    own = [
+        frame
+        for frame in frames
+        if Path(frame.filename).resolve().is_relative_to(home)
+        and not Path(frame.filename).resolve().is_relative_to(_PACKAGE)
+    ] or frames[:1]
+    return f"{own[-1].filename}, line {own[-1].lineno}"
+
+
+_IMPORTLIB = str(Path(importlib.__file__).parent)  # (importlib.import_module's own frame)
+_PACKAGE = Path(__file__).resolve().parents[1]
+"""cronflow-actors' own code (its frames are never the app's line)."""
 
 
 def _names_part_of(missing: str, module_name: str) -> bool:

@@ -36,7 +36,7 @@ def call(actor: Any, tx: Transaction, item_id: str) -> None:
     services = actor.services
     if token is None or (actor.instance_id, item_id, token) in services.notifying:
         return
-    services.notifying.add((actor.instance_id, item_id, token))
+    services.notifying[actor.instance_id, item_id, token] = False
     item = actor.state.work_items[item_id]
     workflow = actor.state.workflows[item.workflow_id]
     wait = tx.spec(workflow).tasks[item.task].work_item.wait
@@ -58,24 +58,30 @@ async def _notify(
 ) -> None:
     what = f"the notice of work item {done.work_item_id}"
     await services.callbacks.call(instance_id, notify, ctx, what=what, run_blocking=run_blocking)
+    key = (instance_id, done.work_item_id, done.token)
+    if key in services.notifying:
+        services.notifying[key] = True  # ended: a load before its end is recorded records it
     services.deliver(instance_id, done)
 
 
 def ended(actor: Any, message: NoticeDone) -> None:
     """``message`` was applied (or could not be: then the notice stays owed, and the next load
     of the instance calls it again): it is no longer in flight here."""
-    actor.services.notifying.discard((actor.instance_id, message.work_item_id, message.token))
+    actor.services.notifying.pop((actor.instance_id, message.work_item_id, message.token), None)
 
 
 def recover(actor: Any, tx: Transaction) -> None:
     """The instance was loaded owing notices (a crash, or a stop, before they ended; or it left
     memory while one ran here): each one whose wait is still open is called again, unless it is
-    in flight in this process; the others are dropped."""
+    in flight in this process; one that ended here (its end not recorded: the instance could not
+    be reached then) and one whose wait is over are recorded as ended."""
     for item_id, token in list(actor.state.notices.items()):
         item = actor.state.work_items.get(item_id)
-        if item is not None and item.state == WorkItemState.STARTED and (item.token or "") == token:
+        here = actor.services.notifying.get((actor.instance_id, item_id, token))
+        is_open = item is not None and item.state == WorkItemState.STARTED
+        if here is None and is_open and (item.token or "") == token:
             call(actor, tx, item_id)
-        else:
+        elif here is not False:  # (False: in flight here; its end is on its way)
             actor.tell_self_first(NoticeDone(work_item_id=item_id, token=token))
 
 

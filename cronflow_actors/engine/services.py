@@ -95,9 +95,10 @@ class EngineServices:
         self.deliver: Callable[[str, Message], None] = deliver or _undelivered
         """Hands an instance a message, activating it from its snapshot if it left memory (the
         runtime's instance directory): a notice's end (``engine/notices.py``)."""
-        self.notifying: set[tuple[str, str, str]] = set()
-        """(instance id, work item id, token) of the notices in flight in this process (a wait
-        opened again, a reset item's, draws a new token: a notice of its own)."""
+        self.notifying: dict[tuple[str, str, str], bool] = {}
+        """(instance id, work item id, token) of the notices called in this process whose end
+        is not recorded yet: False while the call runs, True once it ended (a wait opened
+        again, a reset item's, draws a new token: a notice of its own)."""
         self.draining = False
         """While draining, no new handler or action starts: work items that start stay started
         in the snapshot and run on the next start."""

@@ -38,11 +38,10 @@ class AppLoadError(ConfigurationError):
         if isinstance(error, SyntaxError) and error.msg:
             detail = f"SyntaxError: {error.msg}"
         shown = f"{where}: " if where else ""
-        file = where.split(", line", maxsplit=1)[0] or app
         CronflowError.__init__(
             self,
-            f"cannot load the app {app!r}: {shown}{detail}; fix the code there (python {file} "
-            "shows the same error with its traceback)",
+            f"cannot load the app {app!r}: {shown}{detail}; fix the code there (importing it "
+            "in Python shows the same error with its traceback)",
         )
         self.setting, self.value, self.expected = "APP", app, "an app whose code imports"
 

@@ -191,7 +191,12 @@ _ENGINE_WORDS = re.compile(r"task '([^'\\]*)': (?:work item|child workflow) '[^'
 def step_error(error: str | None) -> str | None:
     """A flow run's error as its user reads it: each ``task 'x': work item '<id>': `` the net
     engine wrote before it (``child workflow`` for a subflow) is ``step 'x': ``, with the
-    step's own id (``step 'sub': step 'charge': ValueError: ...``)."""
-    if not error or "task '" not in error:
+    step's own id (``step 'sub': step 'charge': ValueError: ...``). Only the chain at the
+    start is the engine's: the exception's own message is left as it was."""
+    if not error:
         return error
-    return _ENGINE_WORDS.sub(lambda found: f"step {user_step(found.group(1))!r}: ", error)
+    said, at = [], 0
+    while found := _ENGINE_WORDS.match(error, at):
+        said.append(f"step {user_step(found.group(1))!r}: ")
+        at = found.end()
+    return "".join(said) + error[at:] if said else error

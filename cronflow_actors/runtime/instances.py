@@ -24,6 +24,7 @@ import pykka
 from cronflow_actors.engine.actors import EngineServices, WorkflowActor
 from cronflow_actors.engine.registry import WorkflowRegistry
 from cronflow_actors.errors import (
+    INFRASTRUCTURE,
     DuplicateInstanceError,
     InstanceBlockedError,
     InstanceExistsError,
@@ -252,6 +253,9 @@ class InstanceDirectory:
                 # expected (held, or its workflow not registered here), not a fault: no
                 # traceback; its timer stays in the store, armed again at the next start
                 logger.warning("%r not delivered to instance %s: %s", message, instance_id, held)
+            except INFRASTRUCTURE as stopping:  # the runtime stops (or its store failed): what
+                # the message would record stays as the store has it, for the next start
+                logger.info("%r not delivered to instance %s: %s", message, instance_id, stopping)
             except Exception:
                 logger.exception("could not deliver %r to instance %s", message, instance_id)
 

@@ -116,14 +116,17 @@ class LifecycleMethods(RuntimeParts):
 
             if running := self._handlers_running():
                 logger.info(
-                    "draining: up to %g s for %d running step(s) and action(s)", drain, running
+                    "draining: up to %g s for %d running step(s), action(s) and notice(s)",
+                    drain,
+                    running,
                 )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(finished(), drain)
             if left := self._handlers_running():
                 logger.warning(
-                    "the drain ended (%s) with %d step(s) and action(s) running: they are "
-                    "stopped, and run again at the next start (but actions with durable=False)",
+                    "the drain ended (%s) with %d step(s), action(s) and notice(s) running: they "
+                    "are stopped, and run again at the next start (but actions with "
+                    "durable=False)",
                     "aborted" if self._abort_drain else f"after {drain:g} s",
                     left,
                 )
@@ -207,8 +210,15 @@ class LifecycleMethods(RuntimeParts):
         await self.system.wait_idle()
 
     def _handlers_running(self) -> int:
+        """Steps, actions and notices (a pause's on_pause) running: what a drain waits for."""
         running = self.system.get_by_class(WorkItemActor) + self.system.get_by_class(ActionActor)
-        return len(running)
+        # a notice running, or ended with its end on its way to its instance in memory
+        notices = sum(
+            1
+            for (instance_id, _item, _token), ended in self._services.notifying.items()
+            if not ended or instance_id in self.instances
+        )
+        return len(running) + notices
 
     def _fail(self, error: BaseException) -> None:
         """The store broke or another runtime took the database: accept nothing more (the store

@@ -164,7 +164,7 @@ class RunViews:
             status=_status(snapshot, root),
             payload=payload,
             output=root.output,
-            error=step_error(root.error) if root.name in self._catalog.compiled else root.error,
+            error=step_error(root.error) if self._is_flow(root) else root.error,
             error_type=cause.error_type if cause is not None else None,
             steps=self._steps(state, root) if steps else [],
             created_at=root.created_at,
@@ -176,6 +176,11 @@ class RunViews:
             version=state.version,
             blocked=self._why_blocked(snapshot) if snapshot.status == BLOCKED else None,
         )
+
+    def _is_flow(self, root: WorkflowRecord) -> bool:
+        """Whether a run is a flow's (its error in steps' words): registered here as one, or,
+        read without its code (``--db``), started with a flow's trigger envelope."""
+        return root.name in self._catalog.compiled or read_envelope(root.payload) is not None
 
     def _why_blocked(self, snapshot: SnapshotRecord) -> str:
         try:

@@ -727,3 +727,13 @@ async def test_a_run_s_error_names_its_steps_in_the_user_s_words(tmp_path: Path)
     assert (result.error, info.error) == (said, said)
     assert info.error_type == "builtins.ValueError"
     assert failures == ["card declined"]  # the exception itself, as the step raised it
+
+
+def test_only_the_engine_s_own_words_are_put_in_steps_words() -> None:
+    from cronflow_actors.flow.context import step_error
+
+    engine = "task 'charge:on_error': work item 'r.w3': "
+    said = "ValueError: no task 'x': work item 'y': here"  # the exception's own message
+    assert step_error(engine + said) == "step 'charge': " + said
+    assert step_error(said) == said
+    assert step_error(None) is None

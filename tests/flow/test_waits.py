@@ -563,3 +563,55 @@ async def test_a_run_canceled_while_its_notice_runs_owes_it_no_more(
         await rt.wait_idle()
         assert (await rt.inspect(run_id)).status == "canceled"
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def test_a_notice_that_ended_here_unrecorded_is_recorded_at_the_next_load_not_called(
+    tmp_path: Path,
+) -> None:
+    calls: list[str] = []
+
+    async def on_pause(ctx: Any, token: str) -> None:
+        calls.append(token)
+
+    flow = cf.define("lost-end").pause("hold", on_pause=on_pause).step("after", _last)
+    async with cf.Runtime(db=tmp_path / "lost.db", workflows=[flow]) as rt:
+        services = rt._services
+        deliver, dropped = services.deliver, []
+
+        def drop_the_first_end(instance_id: str, message: Any) -> None:
+            if not dropped:  # its end cannot reach the instance (it was held, say)
+                dropped.append(message)
+                return
+            deliver(instance_id, message)
+
+        services.deliver = drop_the_first_end
+        run_id = await rt.trigger("lost-end")
+        await rt.wait_idle()
+        assert (len(calls), len(dropped)) == (1, 1)
+        assert (await rt.store.load_snapshot(run_id)).runnable  # still owed: not recorded
+        await rt.instances.activate(run_id)  # loaded again in this process
+        await rt.wait_idle()
+        assert len(calls) == 1  # it ended here: recorded, not called again
+        assert not (await rt.store.load_snapshot(run_id)).runnable
+
+
+async def test_a_drain_waits_for_the_notices_in_flight(tmp_path: Path) -> None:
+    begun = asyncio.Event()
+    ended: list[str] = []
+
+    async def on_pause(ctx: Any, token: str) -> None:
+        begun.set()
+        await asyncio.sleep(0.3)  # a chat message on its way
+        ended.append(token)
+
+    flow = cf.define("drained").pause("hold", on_pause=on_pause).step("after", _last)
+    rt = cf.Runtime(db=tmp_path / "drain.db", workflows=[flow])
+    await rt.start()
+    run_id = await rt.trigger("drained")
+    await asyncio.wait_for(begun.wait(), 10)
+    await rt.stop(drain=5)  # the notice ends (and its end is recorded) before the stop
+    assert len(ended) == 1
+    async with cf.Runtime(db=tmp_path / "drain.db", workflows=[flow]) as again:
+        assert not (await again.store.load_snapshot(run_id)).runnable
+        await again.wait_idle()
+    assert len(ended) == 1  # not called again by the next start
