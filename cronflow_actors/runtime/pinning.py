@@ -306,7 +306,9 @@ class Pinning:
     async def _release(self, snapshot: SnapshotRecord) -> SnapshotRecord:
         state = decode_state(snapshot.body, snapshot.instance_id)
         runnable = snapshot.runnable or bool(state.kept)  # events kept for it: work to do
-        status = "running" if runnable else "waiting"
+        # a notice owed (engine/notices.py) makes it runnable, not running: it waits
+        running = bool(state.kept or state.actions) or (snapshot.runnable and not state.notices)
+        status = "running" if running else "waiting"
         released = await self._rewrite(snapshot, state, status=status, runnable=runnable)
         self.forget(snapshot.instance_id)
         logger.info(
