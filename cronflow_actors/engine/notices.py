@@ -41,16 +41,16 @@ def call(actor: Any, tx: Transaction, item_id: str) -> None:
     workflow = actor.state.workflows[item.workflow_id]
     wait = tx.spec(workflow).tasks[item.task].work_item.wait
     ctx = tx.item_context(workflow, item, "notice")
-    done = NoticeDone(work_item_id=item_id, token=token)
-    call = _notify(
+    end = NoticeDone(work_item_id=item_id, token=token)
+    notice = _notify(
         services,
         actor.instance_id,
         wait.notify,
         ctx,
-        done=done,
+        done=end,
         run_blocking=actor.system.run_blocking,
     )
-    actor.system.create_task(call, name="notice")
+    actor.system.create_task(notice, name="notice")
 
 
 async def _notify(

@@ -182,7 +182,11 @@ class PostgresStore(ClusterOps, GroupWrites, PostgresReads):
         if self._closing:
             raise StoreClosedError(repr(self), "reopen a closed store (create a new one)")
         self._pool = await asyncpg.create_pool(
-            self.url, min_size=1, max_size=self.read_connections, timeout=self.connect_timeout
+            self.url,
+            min_size=1,
+            max_size=self.read_connections,
+            timeout=self.connect_timeout,
+            server_settings={"default_transaction_read_only": "on"},  # the server refuses writes
         )
 
     async def _migrate(self, connection: asyncpg.Connection) -> None:
