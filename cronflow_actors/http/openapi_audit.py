@@ -20,7 +20,7 @@ _AT = {
     "name": "at",
     "in": "query",
     "required": True,
-    "schema": {"type": "string", "maxLength": 100},
+    "schema": {"type": "string", "minLength": 1, "maxLength": 100},
     "description": "epoch seconds, or an ISO 8601 time with a time zone",
 }
 

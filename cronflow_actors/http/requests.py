@@ -235,7 +235,7 @@ def json_depth(raw: bytes) -> int:
 
 def query_int(request: Request, name: str, default: int, *, low: int, high: int) -> int:
     """A whole-number query parameter within [low, high] (400 otherwise)."""
-    text = request.query_params.get(name)
+    text = _once(request, name)
     if text is None:
         return default
     if not text.isascii() or not text.isdigit() or len(text) > 9 or not low <= int(text) <= high:
@@ -247,7 +247,16 @@ def query_int(request: Request, name: str, default: int, *, low: int, high: int)
 
 def query_text(request: Request, name: str, *, max_length: int = 200) -> str | None:
     """A text query parameter, bounded in length (400 otherwise)."""
-    text = request.query_params.get(name)
+    text = _once(request, name)
     if text is not None and len(text) > max_length:
         raise Problem(400, "invalid-argument", f"{name} is longer than {max_length} characters")
     return text
+
+
+def _once(request: Request, name: str) -> str | None:
+    """Query parameter ``name``, given at most once (400 for two: which would a proxy have
+    read? ``?status=completed&status=failed`` listed the failed runs only)."""
+    given = request.query_params.getlist(name)
+    if len(given) > 1:
+        raise Problem(400, "invalid-argument", f"{name} is given {len(given)} times; give it once")
+    return given[0] if given else None

@@ -288,3 +288,20 @@ def test_a_refused_registration_changes_nothing() -> None:
     with pytest.raises(cf.errors.ConfigurationError):
         rt.register(cf.define("a").step("t", str).on_webhook("/webhooks/other"))  # same version
     assert rt.catalog.flows["a"] is first
+
+
+async def test_a_query_parameter_given_twice_is_refused_not_read_as_its_last(
+    serve: Serve,
+) -> None:
+    rt, client = await serve([cf.define("plain").step("s", lambda ctx: ctx.payload)])
+    await rt.wait(await rt.trigger("plain", 1), timeout=5)
+    for query in ("status=completed&status=failed", "limit=1&limit=2", "workflow=a&workflow=b"):
+        refused = await client.get(f"/runs?{query}")
+        assert refused.status_code == 400, query
+        problem = refused.json()
+        assert problem["type"] == "urn:cronflow:problem:invalid-argument"
+        assert problem["detail"].endswith("is given 2 times; give it once")
+    assert len((await client.get("/runs?status=completed")).json()["runs"]) == 1
+    document = (await client.get("/openapi.json")).json()
+    [at] = document["paths"]["/runs/{run_id}/state"]["get"]["parameters"][1:]
+    assert at["schema"]["minLength"] == 1  # '?at=' is refused, and the document says so
