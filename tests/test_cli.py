@@ -79,6 +79,21 @@ def test_a_bad_setting_is_reported_and_exits_non_zero(tmp_path: Path) -> None:
     assert text.read_text() == "hello, not a database\n" * 100  # untouched
 
 
+def test_an_unknown_option_is_refused_by_its_command_with_the_one_it_meant() -> None:
+    # argparse said it with the top level's usage and no hint; a TOML key already had one
+    for given, command, meant in (
+        (["serve", "--prot", "8612"], "serve", "--port"),
+        (["runs", "--limt", "5"], "runs", "--limit"),
+        (["db", "prune", "--older-than", "7d", "--dbb", "x.db"], "db prune", "--db"),
+    ):
+        result = cli(*given)
+        assert result.returncode == 2
+        assert f"usage: cronflow-actors {command} " in result.stderr
+        error = result.stderr.splitlines()[-1]
+        assert error.startswith(f"cronflow-actors {command}: error: unrecognized arguments: ")
+        assert error.endswith(f"; did you mean {meant}?")
+
+
 def test_an_unknown_command_is_a_usage_error() -> None:
     result = cli("fly")
     assert result.returncode == 2

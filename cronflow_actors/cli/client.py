@@ -121,8 +121,8 @@ class Client:
                 ) from None
             raise
 
-    def paused_run(self, run_id: str) -> dict[str, Any] | None:
-        return find_pause(self.paused, run_id)
+    def paused_run(self, run_id: str, pages: int = 20) -> dict[str, Any] | None:
+        return find_pause(self.paused, run_id, pages)
 
 
 def find_pause(

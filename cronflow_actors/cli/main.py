@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import difflib
 import os
 import sys
 from collections.abc import Sequence
@@ -269,9 +270,37 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _refuse_unknown(
+    parser: argparse.ArgumentParser, args: argparse.Namespace, unknown: list[str]
+) -> None:
+    """Arguments the command does not take: said with the command's own usage, and the option
+    it most likely meant (``serve --prot`` is ``--port``), where argparse shows the top level's."""
+    command = parser
+    for name in ("command", "db_command", "events_command"):
+        chosen = getattr(args, name, None)
+        sub = _subcommands(command).get(chosen) if chosen else None
+        if sub is not None:
+            command = sub
+    options = [o for action in command._actions for o in action.option_strings]
+    flag = next((u.split("=", 1)[0] for u in unknown if u.startswith("--")), None)
+    close = difflib.get_close_matches(flag, options, n=1) if flag else []
+    hint = f"; did you mean {close[0]}?" if close else ""
+    command.error(f"unrecognized arguments: {' '.join(unknown)}{hint}")
+
+
+def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; returns the process exit code (``exits.py``)."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        _refuse_unknown(parser, args, unknown)  # exits 2, as argparse does
     try:
         code: int = args.handler(args)
     except ApiError as refused:
