@@ -129,7 +129,8 @@ class PublishInterruptedError(EngineError, RuntimeError):
             f"publishing event {event!r} was cut after it started {len(self.started)} run(s) "
             f"({', '.join(self.started)}): {error}; the other listening flows did not start and "
             "no waiting step heard it. Publish it again to a running runtime; the flows that "
-            "started will start again"
+            "started will start again, unless the publish has an idempotency key: sent again "
+            "with the same key, none starts twice"
         )
 
 

@@ -26,7 +26,8 @@ from cronflow_actors.http.answers import (
     WorkItemCreated,
     WorkItemList,
 )
-from cronflow_actors.http.openapi_audit import AUDIT_OPERATIONS, AUDIT_TYPES, audit_paths
+from cronflow_actors.http.openapi_audit import AUDIT_TYPES, audit_paths
+from cronflow_actors.http.openapi_links import LINKS, OPERATIONS
 from cronflow_actors.http.problems import MEDIA_TYPE, ProblemBody
 from cronflow_actors.http.routes.nets import NetView
 from cronflow_actors.http.routes.runs import ReplayRun, StartRun
@@ -40,57 +41,6 @@ from cronflow_actors.runtime import RunInfo, RunStatus, WorkflowDescription, Wor
 
 __all__ = ["openapi_document"]
 
-
-_OPERATIONS = {
-    **AUDIT_OPERATIONS,
-    ("/healthz", "get"): "health",
-    ("/readyz", "get"): "readiness",
-    ("/openapi.json", "get"): "openapi",
-    ("/metrics", "get"): "metrics",
-    ("/runs", "get"): "listRuns",
-    ("/runs", "post"): "startRun",
-    ("/runs/{run_id}", "get"): "getRun",
-    ("/runs/{run_id}/cancel", "post"): "cancelRun",
-    ("/runs/{run_id}/replay", "post"): "replayRun",
-    ("/flows", "get"): "listFlows",
-    ("/flows/{id}", "get"): "getFlow",
-    ("/flows/{id}/next-fires", "get"): "getNextFires",
-    ("/events/{name}", "post"): "publishEvent",
-    ("/resume/{token}", "post"): "resumeRun",
-    ("/paused", "get"): "listPaused",
-    ("/workflows", "post"): "startWorkflow",
-    ("/workflows/{workflow_id}", "get"): "getWorkflow",
-    ("/workflows/{workflow_id}/cancel", "post"): "cancelWorkflow",
-    ("/workflows/{workflow_id}/migrate", "post"): "migrateWorkflow",
-    ("/workflows/{workflow_id}/net", "get"): "getWorkflowNet",
-    ("/workflows/{workflow_id}/tasks/{task}/work-items", "get"): "listWorkItems",
-    ("/workflows/{workflow_id}/tasks/{task}/work-items", "post"): "initializeWorkItem",
-    ("/work-items/{work_item_id}/{action}", "post"): "actOnWorkItem",
-}
-"""Each operation's id (``operationId``), which the links between them name."""
-
-_RUN = {"run_id": "$response.body#/run_id"}
-_LINKS: dict[tuple[str, str], dict[str, Any]] = {
-    ("startRun", "202"): {"getRun": _RUN, "cancelRun": _RUN, "replayRun": _RUN},
-    ("replayRun", "202"): {"getRun": _RUN, "cancelRun": _RUN},
-    ("listFlows", "200"): {
-        name: {"id": "$response.body#/flows/0/id"} for name in ("getFlow", "getNextFires")
-    },
-    ("listRuns", "200"): {"getRun": {"run_id": "$response.body#/runs/0/id"}},
-    ("listPaused", "200"): {"resumeRun": {"token": "$response.body#/paused/0/token"}},
-    ("startWorkflow", "201"): {
-        name: {"workflow_id": "$response.body#/workflow_id"}
-        for name in ("getWorkflow", "getWorkflowNet", "cancelWorkflow", "migrateWorkflow")
-    },
-    ("migrateWorkflow", "201"): {
-        name: {"workflow_id": "$response.body#/workflow_id"}
-        for name in ("getWorkflow", "getWorkflowNet", "cancelWorkflow", "migrateWorkflow")
-    },
-    ("initializeWorkItem", "201"): {
-        "actOnWorkItem": {"work_item_id": "$response.body#/work_item_id"}
-    },
-}
-"""Where one operation's answer gives another its parameters (what a client would chain)."""
 
 _NET_ACTION = "400 401 403"
 """A net action is called with the caller's principal: without a token (or on a server with
@@ -190,6 +140,13 @@ def header(name: str, required: bool, description: str) -> dict[str, Any]:
         "schema": {"type": "string"},
         "description": description,
     }
+
+
+_PUBLISH_KEY = header(
+    "Idempotency-Key",
+    False,
+    "names this publish: sent again with it, no listening flow starts twice",
+)
 
 
 def query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
@@ -347,7 +304,7 @@ def _fixed_paths(b: _Builder) -> dict[str, Any]:
                 {"202": b.answer("published", Published)},
                 "400 409 413 415 503",
                 body=_ANY_JSON,
-                params=[path_param("name")],
+                params=[path_param("name"), _PUBLISH_KEY],
             )
         },
         "/resume/{token}": {
@@ -476,11 +433,11 @@ def openapi_document(
         operation = _webhook_op(b, flow_id, spec)
         operation["operationId"] = f"webhook:{flow_id}:{spec.method.lower()}:{spec.route}"
         paths.setdefault(spec.route, {})[spec.method.lower()] = operation
-    for (path, method), operation_id in _OPERATIONS.items():
+    for (path, method), operation_id in OPERATIONS.items():
         if path in paths:
             operation = paths[path][method]
             operation["operationId"] = operation_id
-            for (source, status), targets in _LINKS.items():
+            for (source, status), targets in LINKS.items():
                 if source == operation_id:
                     operation["responses"][status]["links"] = {
                         target: {"operationId": target, "parameters": parameters}

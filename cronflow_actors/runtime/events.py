@@ -18,6 +18,7 @@ it).
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
@@ -27,8 +28,10 @@ import msgspec
 
 from cronflow_actors.errors import (
     INFRASTRUCTURE,
+    ConfigurationError,
     EngineError,
     InstanceBlockedError,
+    InstanceExistsError,
     InvalidEventError,
     PublishInterruptedError,
     UnknownWorkflowError,
@@ -101,11 +104,17 @@ class Events:
         self._trigger = trigger
         self._send = send
 
-    async def publish(self, name: str, payload: Any = None) -> PublishResult:
+    async def publish(
+        self, name: str, payload: Any = None, *, idempotency_key: str | None = None
+    ) -> PublishResult:
         """Start every flow listening with ``on_event(name)`` whose schema (if any) the payload
         matches, and wake every step waiting for ``name`` whose filter accepts it. Returns the
         ids of the runs started, with the refusals; ``InvalidEventError`` (nothing done) when
-        every flow listening refused it."""
+        every flow listening refused it. With ``idempotency_key``, each flow's run is named by
+        the key, so the same publish sent again (after a ``PublishInterruptedError``, a lost
+        answer) starts no flow twice: the runs it started before are in its answer again; a
+        waiting step that heard it then waits no more, and a held run keeps it once."""
+        key = _checked_key(idempotency_key)
         accepted: list[tuple[str, Any]] = []
         refused: list[EventRefusal] = []
         for flow in self._catalog.listening(name):
@@ -133,8 +142,14 @@ class Events:
             run_payload = (
                 {"event": event, **converted} if isinstance(converted, dict) else {"event": event}
             )
+            run_id = None if key is None else _run_of(key, name, flow_id)
             try:
-                started.append(await self._trigger(flow_id, run_payload, kind="event"))
+                started.append(
+                    await self._trigger(flow_id, run_payload, kind="event", instance_id=run_id)
+                )
+            except InstanceExistsError:  # started by this publish before (its key)
+                assert run_id is not None
+                started.append(run_id)
             except INFRASTRUCTURE as trouble:  # the runtime's own (a stop, a store): not the flow's
                 if not started:
                     raise  # nothing was taken on: the call may be sent again as it was
@@ -147,7 +162,8 @@ class Events:
         after = None
         held: list[str] = []
         delivered: list[str] = []
-        publish = uuid.uuid4().hex  # names the publish in what held runs keep of it
+        # names the publish in what held runs keep of it (kept once for its key)
+        publish = uuid.uuid4().hex if key is None else _run_of(key, name, "")
         # a run this publish started may wait for the same name at once: the event it
         # started from is not news to it (it hears the next one)
         started_here = set(started)
@@ -211,3 +227,21 @@ class Events:
             _HOLD_CHANGES,
         )
         return None  # not kept: not one of the runs ``held`` lists
+
+
+_PUBLISHES = uuid.UUID("5b0f3d1e-8f2a-4c71-9e3b-2d6a7c4e1f90")
+"""The namespace of the run ids a publish's idempotency key names."""
+
+
+def _checked_key(key: Any) -> str | None:
+    if key is None or key == "":
+        return None
+    if not isinstance(key, str) or len(key) > 200:
+        raise ConfigurationError("idempotency_key", key, "a string of up to 200 characters")
+    return key
+
+
+def _run_of(key: str, event: str, flow: str) -> str:
+    """The id of flow ``flow``'s run that the publish of ``event`` with ``key`` starts."""
+    digest = hashlib.sha256(f"{event}\0{flow}\0{key}".encode("utf-8", "surrogatepass"))
+    return uuid.uuid5(_PUBLISHES, digest.hexdigest()).hex

@@ -134,12 +134,15 @@ class FlowMethods(NetMethods):
         self._check_running("read a pause")
         return await self.pauses.get(token)
 
-    async def publish_event(self, name: str, payload: Any = None) -> PublishResult:
+    async def publish_event(
+        self, name: str, payload: Any = None, *, idempotency_key: str | None = None
+    ) -> PublishResult:
         """Start the flows listening for ``name`` and wake the steps waiting for it. Returns
         the ids of the runs started (a list), with ``.refused``: the flows whose
         ``on_event`` schema refused the payload. When every flow listening refused it,
-        raises ``InvalidEventError`` and does nothing."""
-        return await self.events.publish(name, payload)
+        raises ``InvalidEventError`` and does nothing. With ``idempotency_key`` the same
+        publish sent again starts no flow twice (its runs are named by the key)."""
+        return await self.events.publish(name, payload, idempotency_key=idempotency_key)
 
     async def emit(self, name: str, payload: Any = None) -> list[str]:
         """``publish_event`` under Cronflow's other name for it."""

@@ -278,6 +278,11 @@ class Pinning:
             if snapshot is None or not self.cannot_run(snapshot):
                 return None
             state = decode_state(snapshot.body, snapshot.instance_id)
+            if event.publish and any(
+                k.publish == event.publish and k.work_item_id == event.work_item_id
+                for k in state.kept or ()
+            ):
+                return snapshot  # kept already: a publish sent again with its idempotency key
             state.kept = [*(state.kept or ()), event]
             runnable = snapshot.runnable or not is_held(snapshot)
             try:

@@ -211,3 +211,40 @@ async def test_a_publish_the_runtime_cuts_after_a_start_says_what_it_started(
 
 def _echo(item: Any, ctx: Any) -> Any:
     return item
+
+
+async def test_a_publish_sent_again_with_its_idempotency_key_starts_no_flow_twice(
+    rt: cf.Runtime,
+) -> None:
+    # a publish cut after its first listener started, then sent again with its key: the
+    # second listener starts, the first does not start again, and the waiting run hears it once
+    cut = [RuntimeNotRunningError("start a run", "stopping")]
+
+    def second_items(ctx: Any) -> Any:
+        if cut:
+            raise cut.pop()
+        return [ctx.payload["n"]]
+
+    first = cf.define("a-first").on_event("paid").step("s", lambda ctx: "first")
+    second = cf.define("b-second").on_event("paid").for_each("i", second_items, _echo)
+    waiter = cf.define("waiter").wait_for_event("w", "paid").step("after", lambda ctx: ctx.last)
+    for flow in (first, second, waiter):
+        rt.register(flow)
+    waiting = await rt.trigger("waiter", {})
+    await rt.wait_idle()
+    with pytest.raises(PublishInterruptedError) as interrupted:
+        await rt.publish_event("paid", {"n": 7}, idempotency_key="order-7")
+    assert "none starts twice" in str(interrupted.value)
+    [started_first] = interrupted.value.started
+    again = await rt.publish_event("paid", {"n": 7}, idempotency_key="order-7")
+    assert again[0] == started_first  # the same run, named by the key: not started again
+    assert len(again) == 2
+    assert again.delivered == [waiting]
+    third = await rt.publish_event("paid", {"n": 7}, idempotency_key="order-7")
+    assert list(third) == list(again)  # and again: nothing new starts
+    assert third.delivered == []  # the waiting step heard it once
+    assert sorted(r.workflow for r in await rt.list_runs()) == ["a-first", "b-second", "waiter"]
+    other = await rt.publish_event("paid", {"n": 8}, idempotency_key="order-8")
+    assert len(set(other) - set(third)) == 2  # another key: another publish
+    with pytest.raises(ConfigurationError, match="idempotency_key"):
+        await rt.publish_event("paid", {}, idempotency_key=["not", "a", "string"])  # type: ignore[arg-type]

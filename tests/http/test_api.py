@@ -305,3 +305,23 @@ async def test_a_query_parameter_given_twice_is_refused_not_read_as_its_last(
     document = (await client.get("/openapi.json")).json()
     [at] = document["paths"]["/runs/{run_id}/state"]["get"]["parameters"][1:]
     assert at["schema"]["minLength"] == 1  # '?at=' is refused, and the document says so
+
+
+async def test_an_event_published_twice_with_its_idempotency_key_starts_its_flows_once(
+    serve: Serve,
+) -> None:
+    flow = cf.define("on-paid").on_event("paid").step("s", lambda ctx: ctx.payload["n"])
+    rt, client = await serve([flow])
+    keyed = {"Idempotency-Key": "order-7"}
+    first = await client.post("/events/paid", json={"n": 7}, headers=keyed)
+    again = await client.post("/events/paid", json={"n": 7}, headers=keyed)
+    assert (first.status_code, again.status_code) == (202, 202)
+    assert again.json()["started"] == first.json()["started"]
+    assert len(await rt.list_runs()) == 1
+    both = [("Idempotency-Key", "a"), ("Idempotency-Key", "b")]
+    refused = await client.post("/events/paid", json={"n": 8}, headers=both)
+    assert refused.status_code == 400
+    assert refused.json()["type"] == "urn:cronflow:problem:ambiguous-headers"
+    document = (await client.get("/openapi.json")).json()
+    parameters = document["paths"]["/events/{name}"]["post"]["parameters"]
+    assert "Idempotency-Key" in [p["name"] for p in parameters]

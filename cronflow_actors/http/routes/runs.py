@@ -118,7 +118,12 @@ def routes(edge: Edge) -> list[Route]:
 
     async def publish(request: Request) -> Response:
         payload = await edge.json(request)
-        published = await runtime.publish_event(request.path_params["name"], payload)
+        keys = request.headers.getlist("idempotency-key")
+        if len(keys) > 1:
+            raise Problem(400, "ambiguous-headers", "the request has more than one Idempotency-Key")
+        published = await runtime.publish_event(
+            request.path_params["name"], payload, idempotency_key=keys[0] if keys else None
+        )
         refused = [msgspec.to_builtins(refusal) for refusal in published.refused]
         body = {
             "started": list(published),
