@@ -199,6 +199,12 @@ def test_events_publish(served: Served) -> None:
     bad = cli("events", "publish", "order.paid", "--payload", "{nope", served=served)
     assert bad.returncode == 2
     assert "--payload" in bad.stderr
+    keyed = ["events", "publish", "order.paid", "--payload", '{"order": 5}', "--json"]
+    once = cli(*keyed, "--idempotency-key", "order-5", served=served)
+    again = cli(*keyed, "--idempotency-key", "order-5", served=served)
+    started = json.loads(once.stdout)["started"]
+    assert len(started) == 1
+    assert json.loads(again.stdout)["started"] == started  # sent again: not started twice
 
 
 def test_tokens_and_an_unreachable_server(served: Served) -> None:

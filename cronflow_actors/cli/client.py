@@ -28,7 +28,12 @@ class Client:
         the environment or the config, not repeated)."""
 
     def call(
-        self, method: str, path: str, body: Any = None, query: dict[str, Any] | None = None
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        query: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> Any:
         target = self.url + path
         if query:
@@ -41,6 +46,8 @@ class Client:
         request.add_header("accept", "application/json")
         if self.token:
             request.add_header("authorization", f"Bearer {self.token}")
+        for name, value in (headers or {}).items():
+            request.add_header(name, value)
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
                 return json.loads(response.read() or b"null")

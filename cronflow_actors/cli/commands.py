@@ -302,7 +302,8 @@ def _cancel(args: argparse.Namespace) -> int:
 
 
 def _publish(args: argparse.Namespace) -> int:
-    answer = _client(args).call("POST", f"/events/{_path(args.name)}", _payload(args))
+    key = {"Idempotency-Key": args.idempotency_key} if args.idempotency_key else None
+    answer = _client(args).call("POST", f"/events/{_path(args.name)}", _payload(args), headers=key)
     if args.json:
         _print_json(answer)
         return Exit.OK
@@ -441,5 +442,11 @@ def add_client_commands(commands: Any) -> None:
     )
     publish.add_argument("name")
     publish.add_argument("--payload", default=None, help="the payload, as JSON")
+    publish.add_argument(
+        "--idempotency-key",
+        default=None,
+        metavar="KEY",
+        help="names this publish: sent again with the same key, no listening flow starts twice",
+    )
     _client_options(publish, json_help="print the runs started (and refusals) as JSON")
     publish.set_defaults(handler=_publish)
