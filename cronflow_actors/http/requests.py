@@ -57,14 +57,22 @@ class BodyLimits(msgspec.Struct, frozen=True, kw_only=True):
     """Seconds a client has to send its whole body."""
 
 
+def one_header(request: Request, name: str) -> str | None:
+    """Header ``name``'s value, which the request may send once (400 ``ambiguous-headers`` for
+    two: which would a proxy in front have read?); None when it is not sent."""
+    given = request.headers.getlist(name)
+    if len(given) > 1:
+        raise Problem(400, "ambiguous-headers", f"the request has more than one {name} header")
+    return given[0] if given else None
+
+
 def check_headers(request: Request) -> None:
     """Headers whose meaning would be ambiguous or that this server cannot honour: the same
     one twice (which would a proxy in front have read?), a length and chunks at once, a body
     that is compressed."""
     headers = request.headers
     for name in _SINGLE:
-        if len(headers.getlist(name)) > 1:
-            raise Problem(400, "ambiguous-headers", f"the request has more than one {name} header")
+        one_header(request, name)
     if "content-length" in headers and "transfer-encoding" in headers:
         raise Problem(
             400,

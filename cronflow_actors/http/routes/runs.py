@@ -12,7 +12,7 @@ from starlette.routing import Route
 
 from cronflow_actors.http.edge import Edge, json_response, route
 from cronflow_actors.http.problems import Problem
-from cronflow_actors.http.requests import query_int, query_text
+from cronflow_actors.http.requests import one_header, query_int, query_text
 from cronflow_actors.runtime import RunInfo
 
 __all__ = ["ReplayRun", "routes", "run_json"]
@@ -118,11 +118,9 @@ def routes(edge: Edge) -> list[Route]:
 
     async def publish(request: Request) -> Response:
         payload = await edge.json(request)
-        keys = request.headers.getlist("idempotency-key")
-        if len(keys) > 1:
-            raise Problem(400, "ambiguous-headers", "the request has more than one Idempotency-Key")
+        key = one_header(request, "Idempotency-Key")
         published = await runtime.publish_event(
-            request.path_params["name"], payload, idempotency_key=keys[0] if keys else None
+            request.path_params["name"], payload, idempotency_key=key
         )
         refused = [msgspec.to_builtins(refusal) for refusal in published.refused]
         body = {

@@ -42,7 +42,7 @@ from cronflow_actors.errors import CronflowError, InstanceExistsError, NotFoundE
 from cronflow_actors.http.auth import SECRET_HEADERS, Signature, replayed
 from cronflow_actors.http.edge import Edge, json_response, webhook_route
 from cronflow_actors.http.problems import Problem, as_problem, problem_body, problem_response
-from cronflow_actors.http.requests import check_media_type, decode_json, read_body
+from cronflow_actors.http.requests import check_media_type, decode_json, one_header, read_body
 from cronflow_actors.http.routes.runs import started
 from cronflow_actors.http.routes.webhook_answers import custom_response
 from cronflow_actors.runtime import (
@@ -113,11 +113,8 @@ class Webhook:
         missing = [h for h in spec.required_headers if h not in headers]
         if missing:
             raise Problem(400, "missing-headers", f"missing required headers: {missing}")
-        key = spec.idempotency_key
-        if isinstance(key, str) and len(request.headers.getlist(key)) > 1:
-            raise Problem(  # which of them names the run? (a proxy may have read the other)
-                400, "ambiguous-headers", f"the request has more than one {key} header; send one"
-            )
+        if isinstance(spec.idempotency_key, str):
+            one_header(request, spec.idempotency_key)  # two: which of them names the run?
         raw = await read_body(request, edge.limits)
         if spec.parse_raw_body:
             seen.request = msgspec.structs.replace(seen.request, raw_body=raw)
