@@ -25,6 +25,7 @@ from cronflow_actors.errors import (
     NotFoundError,
     SnapshotDamagedError,
 )
+from cronflow_actors.http.routes.runs import paused_page_json, run_json, runs_page_json
 
 __all__ = ["DatabaseReads"]
 
@@ -73,25 +74,19 @@ class DatabaseReads:
     # -- what Client's reads answer ----------------------------------------------------------------
 
     def run(self, run_id: str) -> dict[str, Any]:
-        from cronflow_actors.http.routes.runs import run_json
-
         return run_json(self._read(self._runtime.inspect(run_id), run_id))
 
     def runs(self, query: dict[str, Any]) -> dict[str, Any]:
-        from cronflow_actors.http.routes.runs import run_json
-
         given = {key: value for key, value in query.items() if value is not None}
         page = self._read(self._runtime.list_runs(**given))
-        runs = [run_json(run, steps=False) for run in page]
-        return {"runs": runs, "limit": given.get("limit", 50), "next_cursor": page.next_cursor}
+        return runs_page_json(page, given.get("limit", 50))
 
     def trace(self, run_id: str) -> dict[str, Any]:
         trace = self._read(self._runtime.trace(run_id), run_id)
         return msgspec.to_builtins(trace)  # type: ignore[no-any-return]
 
     def paused(self, limit: int, cursor: str | None) -> dict[str, Any]:
-        page = self._read(self._runtime.list_paused(limit=limit, cursor=cursor))
-        return {"paused": [msgspec.to_builtins(p) for p in page], "next_cursor": page.next_cursor}
+        return paused_page_json(self._read(self._runtime.list_paused(limit=limit, cursor=cursor)))
 
     def paused_run(self, run_id: str) -> dict[str, Any] | None:
         return find_pause(self.paused, run_id)

@@ -13,9 +13,10 @@ from starlette.routing import Route
 from cronflow_actors.http.edge import Edge, json_response, route
 from cronflow_actors.http.problems import Problem
 from cronflow_actors.http.requests import one_header, query_int, query_text
-from cronflow_actors.runtime import RunInfo
+from cronflow_actors.runtime import PausedRun, RunInfo
+from cronflow_actors.runtime.pages import Page
 
-__all__ = ["ReplayRun", "routes", "run_json"]
+__all__ = ["ReplayRun", "paused_page_json", "routes", "run_json", "runs_page_json"]
 
 
 RunId = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{1,100}$")]
@@ -44,6 +45,17 @@ def run_json(info: RunInfo, *, steps: bool = True) -> dict[str, Any]:
     if not steps:
         body.pop("steps", None)
     return body  # type: ignore[no-any-return]
+
+
+def runs_page_json(page: Page[RunInfo], limit: int) -> dict[str, Any]:
+    """``GET /runs``'s answer (steps left out; ``GET /runs/{id}`` has them)."""
+    runs = [run_json(run, steps=False) for run in page]
+    return {"runs": runs, "limit": limit, "next_cursor": page.next_cursor}
+
+
+def paused_page_json(page: Page[PausedRun]) -> dict[str, Any]:
+    """``GET /paused``'s answer."""
+    return {"paused": [msgspec.to_builtins(p) for p in page], "next_cursor": page.next_cursor}
 
 
 def started(run_id: str) -> Response:
@@ -79,8 +91,7 @@ def routes(edge: Edge) -> list[Route]:
             limit=limit,
             cursor=query_text(request, "cursor", max_length=500),
         )
-        runs = [run_json(run, steps=False) for run in page]
-        return json_response({"runs": runs, "limit": limit, "next_cursor": page.next_cursor})
+        return json_response(runs_page_json(page, limit))
 
     async def get_run(request: Request) -> Response:
         return json_response(run_json(await runtime.inspect(request.path_params["run_id"])))
@@ -141,8 +152,7 @@ def routes(edge: Edge) -> list[Route]:
             limit=query_int(request, "limit", 100, low=1, high=1000),
             cursor=query_text(request, "cursor", max_length=500),
         )
-        body = [msgspec.to_builtins(p) for p in page]
-        return json_response({"paused": body, "next_cursor": page.next_cursor})
+        return json_response(paused_page_json(page))
 
     return [
         route("/runs", edge.auth, get=list_runs, post=start_run),
