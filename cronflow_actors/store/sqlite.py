@@ -99,9 +99,12 @@ class SQLiteStore(GroupWrites, SQLiteReads):
 
     # -- lifecycle --------------------------------------------------------------------------------
 
-    async def _connect(self) -> aiosqlite.Connection:
+    async def _connect(self, read_only: bool = False) -> aiosqlite.Connection:
+        """A connection to the file, with the store's pragmas (``read_only``: one SQLite opens
+        read-only, ``open_to_read``)."""
+        target = self._read_only_uri() if read_only else self._target
         connection = await aiosqlite.connect(
-            self._target, isolation_level=None, uri=self._in_memory
+            target, isolation_level=None, uri=read_only or self._in_memory
         )
         try:
             await connection.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
@@ -168,13 +171,7 @@ class SQLiteStore(GroupWrites, SQLiteReads):
             return
         if self._closing:
             raise StoreClosedError(repr(self), "reopen a closed store (create a new one)")
-        reader = await aiosqlite.connect(self._read_only_uri(), isolation_level=None, uri=True)
-        try:
-            await reader.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
-        except BaseException:
-            await reader.close()
-            raise
-        self._reader = reader
+        self._reader = await self._connect(read_only=True)
 
     def _read_only_uri(self) -> str:
         """The file as a URI SQLite opens read-only (it writes nothing to it)."""
