@@ -84,7 +84,6 @@ _ENABLEABLE = frozenset(
     {TaskState.DISABLED, TaskState.COMPLETED, TaskState.CANCELED, TaskState.FAILED}
 )
 _ACTIVE = frozenset({TaskState.ENABLED, TaskState.STARTED})
-_WORKFLOW_DONE = frozenset({WorkflowState.COMPLETED, WorkflowState.FAILED, WorkflowState.CANCELED})
 _Pending = tuple[str, str | None, Any]  # a child an activity asked for: id, name, payload
 _ChildChange = WorkItemStateChanged | WorkflowStateChanged
 _DEADLINE = f"{StepTimeoutError.__module__}.{StepTimeoutError.__qualname__}"  # a job's failure
@@ -135,7 +134,7 @@ class Task:
         workflow); a dummy task runs straight through to completion. ``last``: the caller does
         nothing after (``Transaction.send_last``), as for ``_activity``."""
         workflow, record, name = self.workflow, self.record, self.name
-        if record.state not in _ENABLEABLE or workflow.state in _WORKFLOW_DONE:
+        if record.state not in _ENABLEABLE or workflow.state in FINAL_STATES:
             return
         spec = self.spec
         if not is_join_satisfied(spec, name, workflow.marking, _started(workflow)):
@@ -164,7 +163,7 @@ class Task:
         check_move("task", (workflow.name, name), record.state, TaskState.STARTED)
         if workflow.state == WorkflowState.INITIALIZED:
             await tx.send(EnsureWorkflowStarted(workflow_id=workflow.id))
-            if workflow.state in _WORKFLOW_DONE:
+            if workflow.state in FINAL_STATES:
                 return  # its workflow's composite task ended it as it started (spec 1.3)
         spec, generation = self.spec, record.generation
         self._move(TaskState.STARTED)
@@ -191,7 +190,7 @@ class Task:
         condition. ``caught``: a catching task's failure, its output instead of one reduced
         from its items. ``silent``: fast-forwarded (no reduce, no ``on_completed``)."""
         tx, workflow, record, name = self.tx, self.workflow, self.record, self.name
-        if record.state != TaskState.STARTED or workflow.state in _WORKFLOW_DONE:
+        if record.state != TaskState.STARTED or workflow.state in FINAL_STATES:
             return
         spec, definition = self.spec, self.definition
         if caught is not None:
@@ -225,7 +224,7 @@ class Task:
         marking, marked = after_production(spec, name, workflow.marking, routed)
         tx.mark(workflow, marking, marked, produced_by=name, split=definition.split)
         for candidate in enable_candidates(spec, name):
-            if workflow.state in _WORKFLOW_DONE:
+            if workflow.state in FINAL_STATES:
                 break
             if candidate == name:  # enabled again if its join still holds
                 await self._enable()

@@ -18,7 +18,7 @@ from cronflow_actors.calls import call_user
 from cronflow_actors.engine.actions import pass_boundary
 from cronflow_actors.engine.context import Context
 from cronflow_actors.engine.owners import workflow_owner
-from cronflow_actors.engine.states import TaskState, WorkflowState, check_move
+from cronflow_actors.engine.states import FINAL_STATES, TaskState, WorkflowState, check_move
 from cronflow_actors.engine.transaction import Transaction
 from cronflow_actors.messages.elements import (
     CancelTask,
@@ -45,7 +45,6 @@ from cronflow_actors.net.spec import NetSpec
 __all__ = ["Workflow", "initialize"]
 
 _SCHEDULING_ACTIVITIES = frozenset({"on_initialized", "on_started"})
-_DONE = frozenset({WorkflowState.COMPLETED, WorkflowState.FAILED, WorkflowState.CANCELED})
 
 
 async def initialize(tx: Transaction, spec: NetSpec, message: InitializeWorkflow) -> None:
@@ -130,7 +129,7 @@ async def initialize(tx: Transaction, spec: NetSpec, message: InitializeWorkflow
     activity = "on_initialized" in spec.activities and not migrated
     first = spec.conditions[spec.start].outputs
     for n, name in enumerate(first, 1):
-        if record.state in _DONE:
+        if record.state in FINAL_STATES:
             break
         last = n == len(first) and not activity  # the last act: nothing follows its answer
         await (tx.send_last if last else tx.send)(EnableTask(workflow_id=ident, task=name))
@@ -205,7 +204,7 @@ class Workflow:
         started tasks are canceled, the enabled ones disabled (policies bypassed), then the
         workflow fails and tells its parent. ``cause``: the work item whose failure this is."""
         workflow = self.record
-        if workflow.state in _DONE:
+        if workflow.state in FINAL_STATES:
             return
         workflow.error = error
         workflow.error_cause = cause
@@ -250,7 +249,7 @@ class Workflow:
         The parent composite task hears of it; its policy runs unless this is its own
         teardown."""
         workflow = self.record
-        if workflow.state in _DONE:
+        if workflow.state in FINAL_STATES:
             return
         check_move("workflow", workflow.id, workflow.state, WorkflowState.CANCELED)
         await self._shutdown()
@@ -271,7 +270,7 @@ class Workflow:
         previous = workflow.state
         check_move("workflow", workflow.id, previous, target)
         workflow.state = target
-        if target in _DONE:
+        if target in FINAL_STATES:
             workflow.finished_at = tx.now
             tx.cancel_workflow_jobs(workflow.id)
             if workflow.parent_id is not None and workflow.parent_task is not None:
@@ -289,7 +288,7 @@ class Workflow:
             tx.audit.workflow_moved(change)
         if activity in self.tx.spec(workflow).activities:
             await self._activity(activity)
-        if target in _DONE and workflow.id == tx.state.id and tx.state.migration is not None:
+        if target in FINAL_STATES and workflow.id == tx.state.id and tx.state.migration is not None:
             await self._migration_hook("finalizer")  # the migrated root ended
         if workflow.parent_id is not None and workflow.parent_task is not None:
             await tx.send_last(change)

@@ -16,6 +16,7 @@ import msgspec
 
 from cronflow_actors.engine.actors import decode_state
 from cronflow_actors.engine.registry import WorkflowRegistry
+from cronflow_actors.engine.states import FINAL_STATES
 from cronflow_actors.errors import (
     ConfigurationError,
     NotFoundError,
@@ -44,7 +45,6 @@ __all__ = ["PAGE_BYTES", "RunInfo", "RunResult", "RunStatus", "RunViews", "StepI
 logger = logging.getLogger(__name__)
 
 _WAITING_KINDS = frozenset({"sleep", "delay", "event", "human", "pause"})
-_FINAL = frozenset({"completed", "failed", "canceled"})
 PAGE_BYTES = 8 * 1024 * 1024
 """A page of runs holds their stored states up to about this size (a page of big runs is
 shorter; its ``next_cursor`` goes on)."""
@@ -338,7 +338,7 @@ class RunViews:
 
 
 def _status(snapshot: SnapshotRecord, root: WorkflowRecord) -> RunStatus:
-    if root.state in _FINAL:
+    if root.state in FINAL_STATES:
         return RunStatus(root.state)
     if snapshot.status == BLOCKED:
         return RunStatus.BLOCKED

@@ -18,6 +18,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from typing import Any
 
+from cronflow_actors.engine.states import FINAL_STATES
 from cronflow_actors.flow.definition import FlowTriggers
 from cronflow_actors.kernel import ActorSystem, Clock
 from cronflow_actors.messages import Message
@@ -34,7 +35,6 @@ __all__ = ["LoopLagProbe", "Telemetry"]
 
 logger = logging.getLogger(__name__)
 
-_FINAL = frozenset({"completed", "failed", "canceled"})
 _STARTED = WorkItemState.STARTED
 _ACTOR_KINDS = ("WorkflowActor", "WorkItemActor", "ActionActor")
 
@@ -150,13 +150,13 @@ class Telemetry:
         for change in changes:
             match change:
                 case WorkItemStateChanged(detached=False) if (
-                    change.prev == _STARTED or change.next in _FINAL
+                    change.prev == _STARTED or change.next in FINAL_STATES
                 ):  # an attempt or the item ended (a detached one: its action's changes tell)
                     if now is None:
                         now = self._clock.now()
                     self._item(change, now)
                 case WorkflowStateChanged() if "." not in change.workflow_id and (
-                    change.prev is None or change.next in _FINAL
+                    change.prev is None or change.next in FINAL_STATES
                 ):  # a run started or ended
                     if now is None:
                         now = self._clock.now()
@@ -171,7 +171,7 @@ class Telemetry:
             trigger = change.trigger if change.trigger in TRIGGERS else "other"
             key: tuple[str, ...] = (metrics.runs_started.name, workflow, trigger)
             (children.get(key) or self._child(metrics.runs_started, workflow, trigger)).inc()
-        elif change.next in _FINAL:
+        elif change.next in FINAL_STATES:
             ended = change.next
             key = (metrics.runs_finished.name, workflow, ended)
             (children.get(key) or self._child(metrics.runs_finished, workflow, ended)).inc()
@@ -201,7 +201,7 @@ class Telemetry:
                 self._child(metrics.step_duration, workflow, kind).observe(duration)
             return
         ended = change.next
-        if ended not in _FINAL:
+        if ended not in FINAL_STATES:
             return
         if kind in WAIT_KINDS:
             self._child(metrics.waits_finished, workflow, kind, ended).inc()

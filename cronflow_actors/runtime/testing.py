@@ -31,7 +31,7 @@ from typing import Any, Self
 import msgspec
 
 from cronflow_actors.engine.actors import decode_state
-from cronflow_actors.engine.states import WorkItemState
+from cronflow_actors.engine.states import FINAL_STATES, WorkItemState
 from cronflow_actors.errors import ConfigurationError, ExpectationError
 from cronflow_actors.flow.builder import Flow, use_test_harness
 from cronflow_actors.flow.trigger_methods import without_triggers
@@ -41,7 +41,6 @@ from cronflow_actors.runtime.runtime import Runtime
 
 __all__ = ["ExpectationError", "FlowTest", "StepExpectation", "StepResult", "TestResult"]
 
-_FINAL = frozenset({"completed", "failed", "canceled"})
 _CENTURY = 100 * 365 * 86400.0
 
 
@@ -202,7 +201,7 @@ class FlowTest:
         while True:
             await _idle(rt, clock, until)
             info = await rt.inspect(run_id)
-            if info.status in _FINAL:
+            if info.status in FINAL_STATES:
                 return
             moved = False
             for pause in await rt.list_paused(limit=1000):
