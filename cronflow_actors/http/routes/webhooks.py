@@ -46,6 +46,7 @@ from cronflow_actors.http.requests import check_media_type, decode_json, one_hea
 from cronflow_actors.http.routes.runs import started
 from cronflow_actors.http.routes.webhook_answers import custom_response
 from cronflow_actors.runtime import (
+    RunInfo,
     WebhookProblem,
     WebhookRequest,
     WebhookSpec,
@@ -191,7 +192,7 @@ class Webhook:
             if not await signatures.claim(signature) and (
                 twins()
                 or named is None
-                or await self._exists(named)
+                or await self._run_of(named) is not None
                 or await signatures.answered(signature)
                 or twins()
             ):
@@ -244,17 +245,18 @@ class Webhook:
         # a key from a header is not signed: its duplicate is answered plainly, no on_success
         signed_key = not isinstance(self.spec.idempotency_key, str)
         for instance_id in await self._run_ids(request):
-            if instance_id is not None and await self._exists(instance_id):
-                return await self._duplicate(request, instance_id, callbacks=signed_key)
+            run = await self._run_of(instance_id) if instance_id is not None else None
+            if run is not None:
+                return await self._duplicate(request, run, callbacks=signed_key)
         self.edge.runtime.metrics.webhook_signature_failures.labels(self.flow_id).inc()
         raise replayed()
 
-    async def _exists(self, run_id: str) -> bool:
+    async def _run_of(self, run_id: str) -> RunInfo | None:
+        """The run ``run_id`` (None: there is none)."""
         try:
-            await self.edge.runtime.inspect(run_id)
+            return await self.edge.runtime.inspect(run_id)
         except NotFoundError:
-            return False
-        return True
+            return None
 
     async def _start(
         self,
@@ -277,15 +279,17 @@ class Webhook:
             # a header's key is read before the condition: the retry of a request whose run
             # exists gets that run's answer, whatever the condition would say now
             keyed, _legacy = await self._run_ids(webhook_request)
-            if keyed is not None and await self._exists(keyed):
-                return await self._duplicate(webhook_request, keyed)
+            run = await self._run_of(keyed) if keyed is not None else None
+            if run is not None:
+                return await self._duplicate(webhook_request, run)
         if spec.condition is not None and not await self._call("condition", webhook_request):
             if signature is not None:
                 await edge.signatures.mark_answered(signature)
             return json_response({"run_id": None, "condition_met": False})
         instance_id, legacy = await self._run_ids(webhook_request)
-        if legacy is not None and await self._exists(legacy):
-            return await self._duplicate(webhook_request, legacy)
+        run = await self._run_of(legacy) if legacy is not None else None
+        if run is not None:
+            return await self._duplicate(webhook_request, run)
         instance_id = instance_id if instance_id is not None else own_id
         if sent is not None:
             sent.append(True)
@@ -303,17 +307,19 @@ class Webhook:
             assert instance_id is not None
             if instance_id == own_id:  # the same signed request, started meanwhile: a replay
                 return await self._replayed(webhook_request)
-            return await self._duplicate(webhook_request, instance_id)
+            return await self._duplicate(
+                webhook_request, await self.edge.runtime.inspect(instance_id)
+            )
         return await self._accepted(webhook_request, run_id, started(run_id))
 
     async def _duplicate(
-        self, request: WebhookRequest, run_id: str, *, callbacks: bool = True
+        self, request: WebhookRequest, run: RunInfo, *, callbacks: bool = True
     ) -> Response:
-        """The answer to a request whose idempotency key names a run that exists: that run's,
-        if it is a run of this webhook's flow. A run of another flow under that id (its id
-        chosen with ``POST /runs``) is a 409, never this request's answer."""
-        info = await self.edge.runtime.inspect(run_id)
-        if info.workflow != self.flow_id:
+        """The answer to a request whose idempotency key names ``run``, which exists: that
+        run's, if it is a run of this webhook's flow. A run of another flow under that id (its
+        id chosen with ``POST /runs``) is a 409, never this request's answer."""
+        run_id = run.id
+        if run.workflow != self.flow_id:
             raise Problem(
                 409,
                 "instance-exists",
