@@ -275,18 +275,19 @@ class Webhook:
         ``signature`` is marked answered when ``condition`` says no: spent, with no run);
         ``sent`` hears when the start is asked for."""
         spec, edge = self.spec, self.edge
+        ids = None
         if spec.condition is not None and isinstance(spec.idempotency_key, str):
             # a header's key is read before the condition: the retry of a request whose run
             # exists gets that run's answer, whatever the condition would say now
-            keyed, _legacy = await self._run_ids(webhook_request)
-            run = await self._run_of(keyed) if keyed is not None else None
+            ids = await self._run_ids(webhook_request)
+            run = await self._run_of(ids[0]) if ids[0] is not None else None
             if run is not None:
                 return await self._duplicate(webhook_request, run)
         if spec.condition is not None and not await self._call("condition", webhook_request):
             if signature is not None:
                 await edge.signatures.mark_answered(signature)
             return json_response({"run_id": None, "condition_met": False})
-        instance_id, legacy = await self._run_ids(webhook_request)
+        instance_id, legacy = ids or await self._run_ids(webhook_request)
         run = await self._run_of(legacy) if legacy is not None else None
         if run is not None:
             return await self._duplicate(webhook_request, run)
