@@ -21,6 +21,7 @@ __all__ = [
     "Job",
     "ResetWorkItemJob",
     "StartWorkItemJob",
+    "WorkItemJob",
 ]
 
 
@@ -42,34 +43,33 @@ class InitializeWorkflowJob(Message, frozen=True, kw_only=True):
     payload: Any = None
 
 
-class StartWorkItemJob(Message, frozen=True, kw_only=True):
+class WorkItemJob(Message, frozen=True, kw_only=True):
+    """What the jobs on one work item hold: the item, and the payload its ``verb`` gets (each
+    job below is one verb; their tags are their own class names)."""
+
+    verb: ClassVar[WorkItemVerb]
+    work_item_id: str
+    payload: Any = None
+
+
+class StartWorkItemJob(WorkItemJob, frozen=True, kw_only=True):
     verb: ClassVar[WorkItemVerb] = WorkItemVerb.START
-    work_item_id: str
-    payload: Any = None
 
 
-class CompleteWorkItemJob(Message, frozen=True, kw_only=True):
+class CompleteWorkItemJob(WorkItemJob, frozen=True, kw_only=True):
     verb: ClassVar[WorkItemVerb] = WorkItemVerb.COMPLETE
-    work_item_id: str
-    payload: Any = None
 
 
-class FailWorkItemJob(Message, frozen=True, kw_only=True):
+class FailWorkItemJob(WorkItemJob, frozen=True, kw_only=True):
     verb: ClassVar[WorkItemVerb] = WorkItemVerb.FAIL
-    work_item_id: str
-    payload: Any = None
 
 
-class CancelWorkItemJob(Message, frozen=True, kw_only=True):
+class CancelWorkItemJob(WorkItemJob, frozen=True, kw_only=True):
     verb: ClassVar[WorkItemVerb] = WorkItemVerb.CANCEL
-    work_item_id: str
-    payload: Any = None
 
 
-class ResetWorkItemJob(Message, frozen=True, kw_only=True):
+class ResetWorkItemJob(WorkItemJob, frozen=True, kw_only=True):
     verb: ClassVar[WorkItemVerb] = WorkItemVerb.RESET
-    work_item_id: str
-    payload: Any = None
 
 
 class CancelWorkflowJob(Message, frozen=True, kw_only=True):
