@@ -30,6 +30,7 @@ COMPILED = [
     "cronflow_actors/engine/handlers.py",
     "cronflow_actors/engine/policies.py",
     "cronflow_actors/engine/states.py",
+    "cronflow_actors/engine/task_children.py",
     "cronflow_actors/engine/tasks.py",
     "cronflow_actors/engine/transaction.py",
     "cronflow_actors/engine/work_item_create.py",

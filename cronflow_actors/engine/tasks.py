@@ -38,6 +38,8 @@ from cronflow_actors.engine.states import (
     check_move,
     count_move,
 )
+from cronflow_actors.engine.task_children import Pending as _Pending
+from cronflow_actors.engine.task_children import create_children
 from cronflow_actors.engine.transaction import Transaction, normalize
 from cronflow_actors.errors import (
     INFRASTRUCTURE,
@@ -47,14 +49,11 @@ from cronflow_actors.errors import (
 )
 from cronflow_actors.messages.elements import (
     CancelTask,
-    CreateWorkItem,
     DisableTask,
     EnableTask,
     EnsureTaskStarted,
     EnsureWorkflowStarted,
     FailWorkflow,
-    InitializeWorkflow,
-    RunTrigger,
     TaskMessage,
     TearDownWorkflow,
     TearDownWorkItem,
@@ -84,7 +83,6 @@ _ENABLEABLE = frozenset(
     {TaskState.DISABLED, TaskState.COMPLETED, TaskState.CANCELED, TaskState.FAILED}
 )
 _ACTIVE = frozenset({TaskState.ENABLED, TaskState.STARTED})
-_Pending = tuple[str, str | None, Any]  # a child an activity asked for: id, name, payload
 _ChildChange = WorkItemStateChanged | WorkflowStateChanged
 _DEADLINE = f"{StepTimeoutError.__module__}.{StepTimeoutError.__qualname__}"  # a job's failure
 _AS_IT_STARTS = Transition(prev_state=WorkItemState.STARTED, next_state=WorkItemState.COMPLETED)
@@ -458,41 +456,8 @@ class Task:
     async def _create_children(self, pending: list[_Pending], *, last: bool = False) -> None:
         """Initialize the children an activity (or a migrator) asked for, then drain their
         auto-triggers in order; ``last`` as for ``_activity``."""
-        tx, workflow, name, definition = self.tx, self.workflow, self.name, self.definition
-        if not pending:
-            return
-        queue: list[RunTrigger] = []
-        for ident, child_name, payload in pending:
-            # Internal calls: each child is created through its initialize action (spec 5.3).
-            if definition.kind is TaskKind.TASK:
-                # one child runs its auto-start inside its creation: then nothing follows
-                send = tx.send_last if last and len(pending) == 1 else tx.send
-                trigger = await send(
-                    CreateWorkItem(
-                        workflow_id=workflow.id,
-                        task=name,
-                        work_item_id=ident,
-                        payload=payload,
-                        # with other new children, its auto-start waits for them
-                        defer_trigger=len(pending) > 1,
-                    )
-                )
-                if trigger is not None:
-                    verb, argument = trigger
-                    queue.append(RunTrigger(work_item_id=ident, verb=verb, payload=argument))
-            else:
-                self._check_can_add("initialize a child workflow")
-                await tx.send(
-                    InitializeWorkflow(
-                        workflow_id=ident,
-                        payload=payload,
-                        parent_id=workflow.id,
-                        parent_task=name,
-                        child=child_name,
-                    )
-                )
-        for trigger_message in queue:
-            await tx.send(trigger_message)
+        kind, check = self.definition.kind, self._check_can_add
+        await create_children(self.tx, self.workflow, self.name, kind, pending, last, check)
 
 
 def _started(workflow: WorkflowRecord) -> list[str]:
