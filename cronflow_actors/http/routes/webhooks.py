@@ -26,8 +26,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import math
-import reprlib
 import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -45,6 +43,7 @@ from cronflow_actors.http.problems import Problem, as_problem, problem_body, pro
 from cronflow_actors.http.requests import check_media_type, decode_json, one_header, read_body
 from cronflow_actors.http.routes.runs import started
 from cronflow_actors.http.routes.webhook_answers import custom_response
+from cronflow_actors.http.routes.webhook_keys import NotAKey, canonical, shown
 from cronflow_actors.runtime import (
     RunInfo,
     WebhookProblem,
@@ -349,8 +348,8 @@ class Webhook:
             return None, None
         if isinstance(value, str):
             return self._id_of(value), None
-        canonical = "json:" + hashlib.sha256(self._canonical_key(value)).hexdigest()
-        return self._id_of(canonical), (self._id_of(str(value)) if value else None)
+        named = "json:" + hashlib.sha256(self._canonical_key(value)).hexdigest()
+        return self._id_of(named), (self._id_of(str(value)) if value else None)
 
     def _id_of(self, name: str) -> str:
         digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()
@@ -360,11 +359,11 @@ class Webhook:
         """``value`` as canonical JSON; a 500 naming the ``idempotency_key`` callback when it
         is no JSON value (logged: the flow's code is at fault, not the request)."""
         try:
-            return msgspec.json.encode(_canonical(value), order="sorted")
-        except _NotAKey as refused:
-            holding = "" if refused.part is value else f", holding {_shown(refused.part)}"
+            return msgspec.json.encode(canonical(value), order="sorted")
+        except NotAKey as refused:
+            holding = "" if refused.part is value else f", holding {shown(refused.part)}"
             detail = (
-                f"the webhook's idempotency_key callback returned {_shown(value)}{holding}, "
+                f"the webhook's idempotency_key callback returned {shown(value)}{holding}, "
                 "which is no key: return a string, a number, a bool, or lists and objects "
                 "(string keys) of them; None or '' for no key"
             )
@@ -427,38 +426,6 @@ class Webhook:
                 standard.status_code,
             )
             return None
-
-
-class _NotAKey(Exception):
-    """A part of an idempotency key that has no canonical JSON form."""
-
-    def __init__(self, part: Any) -> None:
-        super().__init__(part)
-        self.part = part
-
-
-def _canonical(value: Any) -> Any:
-    """``value`` as plain JSON data, one form per value: a number by its value (2.0 is 2),
-    tuples as lists; ``_NotAKey`` for anything else (a NaN, bytes, an object, a key that is
-    not a string). Objects' keys are sorted when it is encoded."""
-    if value is None or isinstance(value, str | bool | int):
-        return value
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise _NotAKey(value)
-        return int(value) if value.is_integer() else value
-    if isinstance(value, list | tuple):
-        return [_canonical(item) for item in value]
-    if isinstance(value, dict):
-        for name in value:
-            if not isinstance(name, str):
-                raise _NotAKey(name)
-        return {name: _canonical(item) for name, item in value.items()}
-    raise _NotAKey(value)
-
-
-def _shown(value: Any) -> str:
-    return f"{type(value).__name__} {reprlib.repr(value)}"
 
 
 def _refusal(name: str, verdict: Any) -> str:
