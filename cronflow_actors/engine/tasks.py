@@ -46,6 +46,7 @@ from cronflow_actors.errors import (
     InvalidStateTransitionError,
     StepTimeoutError,
     class_name,
+    refuse_call,
 )
 from cronflow_actors.messages.elements import (
     CancelTask,
@@ -213,8 +214,9 @@ class Task:
             try:
                 routed = resolve_routes(spec, name, await call_user(definition.router, ctx))
             except Exception as error:
-                if not tx.reported:
-                    raise  # a call: refused, and nothing of it changes
+                if not tx.reported:  # a call: refused, and nothing of it changes
+                    refuse_call(error, f"router of task {name!r} in {workflow.name!r}")
+                    raise
                 await tx.send(change)  # a report: its workflow fails with the router's error
                 failed = f"router of task {name!r}: {type(error).__name__}: {error}"
                 await tx.send_last(FailWorkflow(workflow_id=workflow.id, error=failed))
@@ -443,8 +445,12 @@ class Task:
             try:
                 await tx.activity(fn, ctx, activity, "task", self.workflow.id, self.name)
             except Exception as error:
-                if activity != "on_enabled" or not tx.reported or isinstance(error, INFRASTRUCTURE):
-                    raise  # a call: refused, and nothing of it changes (or not user code's)
+                if not tx.reported:  # a call: refused, and nothing of it changes
+                    where = f"{activity} of task {self.name!r} in {self.workflow.name!r}"
+                    refuse_call(error, where)
+                    raise
+                if activity != "on_enabled" or isinstance(error, INFRASTRUCTURE):
+                    raise  # not user code's, or not where a report fails its task
                 await self._ensure_started(failed=error)  # a report stands: the task fails
                 return
         elif definition.kind is TaskKind.TASK:

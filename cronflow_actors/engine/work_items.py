@@ -43,6 +43,7 @@ from cronflow_actors.errors import (
     InvalidStateTransitionError,
     ResumeError,
     class_name,
+    refuse_call,
 )
 from cronflow_actors.messages import JournalEntry, encode, json_encode
 from cronflow_actors.messages.elements import (
@@ -264,8 +265,11 @@ class WorkItem:
             try:
                 await tx.start_waiting(workflow, item)
             except Exception as error:  # its details (user code: a pause's description)
-                if not tx.reported or isinstance(error, INFRASTRUCTURE):
-                    raise  # a call: refused, and nothing of it changes (or not user code's)
+                if not tx.reported:  # a call: refused, and nothing of it changes
+                    refuse_call(error, f"details of the wait of task {item.task!r}")
+                    raise
+                if isinstance(error, INFRASTRUCTURE):
+                    raise  # not user code's
                 await tx.send(change)  # a report stands: the item fails with the error
                 item.error_type = class_name(error)
                 await self._fail(f"{type(error).__name__}: {error}")

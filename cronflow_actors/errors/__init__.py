@@ -65,6 +65,8 @@ configuration, definitions, handlers, the actor kernel), ``_store``, ``_engine``
 
 from __future__ import annotations
 
+import contextlib
+
 from cronflow_actors.errors._base import (
     ActorNameTakenError,
     ActorSystemError,
@@ -202,3 +204,27 @@ INFRASTRUCTURE = (
 user code: where user code's error is recorded as a failure, these pass through (what they
 interrupted runs again). A store's refusal of one value (``StateValueError``, a conflict) is not
 among them: it would be refused again."""
+
+_REFUSED_IN = "_cronflow_refused_in"
+
+
+def refuse_call(error: Exception, where: str) -> None:
+    """Mark ``error``, which user code (``where``: "the router of task 'if:big' of workflow
+    'orders'", say) raised while a call was applied (a start, a resume, an action on a work
+    item), as that call's refusal: nothing of the call changed. The error is raised on as it
+    is, so a caller still catches its own classes; a note on it says where it came from (its
+    traceback shows it), and the HTTP edge answers it as a problem that names ``where``
+    (``refused_in``) instead of an unexplained 500. The runtime's own errors are not marked:
+    they have answers of their own. The first mark stays (the innermost call)."""
+    if isinstance(error, CronflowError) or refused_in(error) is not None:
+        return
+    error.add_note(f"raised by the {where}: the call was refused and nothing of it changed")
+    with contextlib.suppress(AttributeError):  # no __dict__ (__slots__): only the note tells
+        setattr(error, _REFUSED_IN, where)
+
+
+def refused_in(error: BaseException) -> str | None:
+    """Where user code raised ``error`` in a call it made the runtime refuse (``refuse_call``);
+    None for any other error."""
+    where = getattr(error, _REFUSED_IN, None)
+    return where if isinstance(where, str) else None

@@ -14,6 +14,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from cronflow_actors.http.auth import BearerAuth, Caller, Signatures, Tokens
+from cronflow_actors.http.problems import flow_code_problem
 from cronflow_actors.http.requests import SAFE_METHODS, BodyLimits, check_media_type, read_json
 from cronflow_actors.messages import Principal
 from cronflow_actors.runtime import Runtime
@@ -46,7 +47,13 @@ def route(path: str, auth: Sequence[Middleware] = (), /, **handlers: Handler) ->
         if request.method not in SAFE_METHODS:
             check_media_type(request)
         method = "GET" if request.method == "HEAD" else request.method
-        return await by_method[method](request)
+        try:
+            return await by_method[method](request)
+        except Exception as error:  # a flow's code that refused the call names itself
+            problem = flow_code_problem(error)
+            if problem is None:
+                raise
+            raise problem from None
 
     return Route(path, dispatch, methods=sorted(by_method), middleware=auth)
 

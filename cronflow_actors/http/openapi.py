@@ -62,8 +62,10 @@ _MEANINGS = {
     "408": "the request body was not sent in time",
     "415": "the body (or a Content-Type sent without one) must be application/json",
     "500": (
-        "a webhook callback raised (its traceback is in the server's log), or the run's stored "
-        "snapshot is damaged (damaged-snapshot: the detail names the run; a retry does not help)"
+        "a webhook callback raised (its traceback is in the server's log), the flow's own code "
+        "raised in this call (flow-code-failed: raised_in names it; nothing was changed), or "
+        "the run's stored snapshot is damaged (damaged-snapshot: the detail names the run; a "
+        "retry does not help)"
     ),
     "503": "the runtime is not running (stopping, or its store failed); retry later",
 }
@@ -174,8 +176,7 @@ def _webhook_op(b: _Builder, flow_id: str, spec: Any) -> dict[str, Any]:
         params.append(header(spec.signature_header, True, _SIGNATURE))
     if isinstance(spec.idempotency_key, str):
         params.append(header(spec.idempotency_key, False, _IDEMPOTENCY))
-    raising = {"header_validator", "validate", "condition", "idempotency_key"}
-    errors = "400 500 503" if raising & set(spec.callbacks) else "400 503"
+    errors = "400 500 503"  # a callback, or the flow's first node (a condition), may raise
     answers = {
         "202": b.answer("started", RunStarted, headers=_LOCATION),
         "200": b.answer("a duplicate, or a condition that was not met", WebhookAnswered),
@@ -245,7 +246,7 @@ def _fixed_paths(b: _Builder) -> dict[str, Any]:
             "post": b.op(
                 "Start a run of a registered flow (answered once the start is durable)",
                 {"202": b.answer("started", RunStarted, headers=_LOCATION)},
-                "400 404 409 413 415 503",
+                "400 404 409 413 415 500 503",
                 body=StartRun,
                 body_required=True,
             ),
@@ -311,7 +312,7 @@ def _fixed_paths(b: _Builder) -> dict[str, Any]:
             "post": b.op(
                 "Resume a run paused for a human",
                 {"200": b.answer("resumed", Resumed)},
-                "400 404 409 413 415 503",
+                "400 404 409 413 415 500 503",
                 body=_ANY_JSON,
                 params=[path_param("token")],
             )
@@ -328,7 +329,7 @@ def _fixed_paths(b: _Builder) -> dict[str, Any]:
             "post": b.op(
                 "Start a net workflow (its initialize action, with the caller's principal)",
                 {"201": b.answer("started", WorkflowStarted)},
-                _NET_ACTION + " 404 409 413 415 503",
+                _NET_ACTION + " 404 409 413 415 500 503",
                 body=StartWorkflow,
                 body_required=True,
             )
@@ -345,7 +346,7 @@ def _fixed_paths(b: _Builder) -> dict[str, Any]:
             "post": b.op(
                 "Cancel a net workflow (its cancel action, with the caller's principal)",
                 {"200": b.answer("canceled", WorkflowCanceled)},
-                _NET_ACTION + " 404 409 415 503",
+                _NET_ACTION + " 404 409 415 500 503",
                 params=[path_param("workflow_id")],
             )
         },
@@ -378,7 +379,7 @@ def _fixed_paths(b: _Builder) -> dict[str, Any]:
             "post": b.op(
                 "Initialize a work item (its initialize action, with the caller's principal)",
                 {"201": b.answer("initialized", WorkItemCreated)},
-                _NET_ACTION + " 404 409 413 415 503",
+                _NET_ACTION + " 404 409 413 415 500 503",
                 body=_ANY_JSON,
                 params=[path_param("workflow_id"), path_param("task")],
             ),
@@ -387,7 +388,7 @@ def _fixed_paths(b: _Builder) -> dict[str, Any]:
             "post": b.op(
                 "Start, complete, fail, cancel or reset a work item (its action)",
                 {"200": b.answer("the work item after the action", WorkItemInfo)},
-                _NET_ACTION + " 404 409 413 415 503",
+                _NET_ACTION + " 404 409 413 415 500 503",
                 body=_ANY_JSON,
                 params=[
                     path_param("work_item_id"),

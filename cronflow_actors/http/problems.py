@@ -40,6 +40,7 @@ from cronflow_actors.errors import (
     StoreFailedError,
     UnknownWorkflowError,
     WorkflowDeprecatedError,
+    refused_in,
 )
 from cronflow_actors.runtime import EventRefusal
 
@@ -49,6 +50,7 @@ __all__ = [
     "ProblemBody",
     "as_problem",
     "exception_handlers",
+    "flow_code_problem",
     "problem_body",
     "problem_response",
 ]
@@ -91,6 +93,8 @@ class ProblemBody(msgspec.Struct, kw_only=True, omit_defaults=True):
     """For an event every listening flow refused: each flow, why, and the field at fault."""
     started: list[str] | None = None
     """For a publish the runtime's trouble cut: the runs it had started."""
+    raised_in: str | None = None
+    """For a call a flow's own code refused by raising: which code (``flow-code-failed``)."""
 
 
 def problem_response(
@@ -165,6 +169,24 @@ def as_problem(error: CronflowError) -> Problem:
     elif isinstance(error, PublishInterruptedError):
         fields = {"started": error.started}
     return Problem(status, slug, str(error), headers=headers, **fields)
+
+
+def flow_code_problem(error: Exception, *, message: bool = True) -> Problem | None:
+    """The answer to ``error`` when a flow's own code raised it in a call the runtime refused
+    (``refuse_call``: a start whose first condition raised, a resume whose next one did; nothing
+    of the call changed): a 500 that names that code and the error's class, and its message
+    unless ``message`` is False (a webhook's caller is not the flow's operator); logged with
+    its traceback. None for any other error (the generic 500 answers it)."""
+    where = refused_in(error)
+    if where is None:
+        return None
+    logger.error("a call was refused: the %s raised", where, exc_info=error)
+    said = f"{type(error).__name__}: {error}" if message else type(error).__name__
+    detail = (
+        f"the flow's {where} raised {said}; nothing of this call changed (the traceback is "
+        "in the server's log): mend the flow or the request, then send it again"
+    )
+    return Problem(500, "flow-code-failed", detail, raised_in=where)
 
 
 async def _cronflow_error(_request: Request, exc: Exception) -> Response:

@@ -12,7 +12,9 @@ empty string are no key. Keys are compared by value and type: 0 and false are ke
 two keys, 2 and 2.0 one (a canonical JSON form); a string key gives the run id it always gave.
 
 Every callback gets one ``WebhookRequest``. A callback that raises is logged with its traceback
-and answered with a 500 problem that names it (``callback``). ``on_success`` and ``on_error``
+and answered with a 500 problem that names it (``callback``); so is a start the flow's own code
+refused (its first node's condition raised: ``flow-code-failed``, ``raised_in``), the error's
+message left to the log. ``on_success`` and ``on_error``
 may give the answer instead of the standard one; when they raise or return something that
 cannot be sent, the standard answer goes out and the error is logged.
 
@@ -39,7 +41,13 @@ from cronflow_actors.calls import call_user
 from cronflow_actors.errors import CronflowError, InstanceExistsError, NotFoundError
 from cronflow_actors.http.auth import SECRET_HEADERS, Signature, replayed
 from cronflow_actors.http.edge import Edge, json_response, webhook_route
-from cronflow_actors.http.problems import Problem, as_problem, problem_body, problem_response
+from cronflow_actors.http.problems import (
+    Problem,
+    as_problem,
+    flow_code_problem,
+    problem_body,
+    problem_response,
+)
 from cronflow_actors.http.requests import check_media_type, decode_json, one_header, read_body
 from cronflow_actors.http.routes.runs import started
 from cronflow_actors.http.routes.webhook_answers import custom_response
@@ -93,10 +101,16 @@ class Webhook:
             if self.spec.on_error is None:
                 raise
             return await self._refused(seen.request, problem)
-        except CronflowError as error:  # the runtime refused the start (503, say)
-            if self.spec.on_error is None:
+        except Exception as error:  # the runtime refused the start (503, say), or the flow's code
+            if isinstance(error, CronflowError):  # (its first node's condition raised)
+                refused: Problem | None = as_problem(error)
+            else:
+                refused = flow_code_problem(error, message=False)
+            if refused is None or (self.spec.on_error is None and isinstance(error, CronflowError)):
                 raise
-            return await self._refused(seen.request, as_problem(error))
+            if self.spec.on_error is None:
+                raise refused from None
+            return await self._refused(seen.request, refused)
 
     async def _accept(self, request: Request, seen: _Seen) -> Response:
         spec, edge = self.spec, self.edge
