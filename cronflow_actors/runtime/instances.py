@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, TypeVar
 
@@ -117,6 +118,8 @@ class InstanceDirectory:
         """Explicit ids whose start is under way -> whether it started them."""
         self._activating: dict[str, asyncio.Future[None]] = {}
         """Ids being loaded from their snapshot -> done when that is over (either way)."""
+        self._delivering: Counter[str] = Counter()
+        """Ids with a message ``deliver`` is taking to them (activating them first)."""
 
     def __len__(self) -> int:
         """How many instances are in memory."""
@@ -124,6 +127,12 @@ class InstanceDirectory:
 
     def __contains__(self, instance_id: object) -> bool:
         return instance_id in self._refs
+
+    def reaching(self, instance_id: str) -> bool:
+        """Whether the instance is in memory, or a message ``deliver`` was given is on its way
+        to it (it is being activated to take it): what the instance is told will be applied
+        unless the runtime stops first."""
+        return instance_id in self._refs or instance_id in self._delivering
 
     @property
     def starts_waiting(self) -> int:
@@ -258,7 +267,12 @@ class InstanceDirectory:
                 logger.info("%r not delivered to instance %s: %s", message, instance_id, stopping)
             except Exception:
                 logger.exception("could not deliver %r to instance %s", message, instance_id)
+            finally:
+                self._delivering[instance_id] -= 1
+                if not self._delivering[instance_id]:
+                    del self._delivering[instance_id]
 
+        self._delivering[instance_id] += 1  # from now: its task may not begin at once
         self._system.create_task(activate_and_tell(), name=f"deliver to {instance_id}")
 
     async def read(self, instance_id: str) -> SnapshotRecord:

@@ -212,11 +212,12 @@ class LifecycleMethods(RuntimeParts):
     def _handlers_running(self) -> int:
         """Steps, actions and notices (a pause's on_pause) running: what a drain waits for."""
         running = self.system.get_by_class(WorkItemActor) + self.system.get_by_class(ActionActor)
-        # a notice running, or ended with its end on its way to its instance in memory
+        # a notice running, or ended with its end on its way to its instance (in memory, or
+        # being activated to take it: its end is recorded once it is there)
         notices = sum(
             1
             for (instance_id, _item, _token), ended in self._services.notifying.items()
-            if not ended or instance_id in self.instances
+            if not ended or self.instances.reaching(instance_id)
         )
         return len(running) + notices
 

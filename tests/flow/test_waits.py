@@ -615,3 +615,42 @@ async def test_a_drain_waits_for_the_notices_in_flight(tmp_path: Path) -> None:
         assert not (await again.store.load_snapshot(run_id)).runnable
         await again.wait_idle()
     assert len(ended) == 1  # not called again by the next start
+
+
+async def test_a_drain_waits_for_a_notices_end_while_its_instance_is_loaded(
+    tmp_path: Path,
+) -> None:
+    """The run left memory while its notice ran (a pause only waits): the notice's end loads it
+    again to be recorded. A drain that saw the end on its way only once the instance was in
+    memory stopped while it was being loaded (once in a few runs under load): the end was lost,
+    and the next start called on_pause again."""
+    begun, ended = asyncio.Event(), []
+
+    async def on_pause(ctx: Any, token: str) -> None:
+        begun.set()
+        await asyncio.sleep(0.2)
+        ended.append(token)
+
+    flow = cf.define("reloaded").pause("hold", on_pause=on_pause).step("after", _last)
+    rt = cf.Runtime(db=tmp_path / "reload.db", workflows=[flow])
+    await rt.start()
+    run_id = await rt.trigger("reloaded")
+    await asyncio.wait_for(begun.wait(), 10)
+    for _ in range(500):  # it leaves memory: it only waits
+        if run_id not in rt.instances:
+            break
+        await asyncio.sleep(0.01)
+    assert run_id not in rt.instances
+    load = rt.store.load_snapshot
+
+    async def slow_load(instance_id: str) -> Any:
+        await asyncio.sleep(0.3)  # a busy disk: the end is on its way all this time
+        return await load(instance_id)
+
+    rt.store.load_snapshot = slow_load  # type: ignore[method-assign]
+    await rt.stop(drain=5)
+    assert len(ended) == 1
+    async with cf.Runtime(db=tmp_path / "reload.db", workflows=[flow]) as again:
+        assert not (await again.store.load_snapshot(run_id)).runnable
+        await again.wait_idle()
+    assert len(ended) == 1  # not called again by the next start
