@@ -2,12 +2,21 @@
 
 Backed by the store's key-value table (namespace ``workflow:<name>``), so it survives restarts;
 times come from the runtime's clock. ``ttl`` is seconds or a duration string ("30s", "1h", "1w").
+
+Its operations work from both kinds of handler: in an ``async def`` one (on the event loop) each
+answers an awaitable (``await ctx.state.get("k")``); in a plain ``def`` one, which runs on a
+thread of the blocking pool, each is carried out on the loop while the thread waits, and
+answers the value itself (``ctx.state.get("k")``). Without this a ``def`` handler got a
+coroutine it could not await: its writes were lost without a word (a warning at best).
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Coroutine
 from typing import Any
 
+from cronflow_actors.errors import RuntimeNotRunningError
 from cronflow_actors.kernel import Clock
 from cronflow_actors.net.durations import parse_duration
 from cronflow_actors.store import Store
@@ -16,26 +25,35 @@ __all__ = ["StateAccess"]
 
 
 class StateAccess:
+    """One workflow's persistent state. Each operation answers an awaitable on the event loop
+    and its result on any other thread (a plain ``def`` handler's)."""
+
     def __init__(self, store: Store, clock: Clock, namespace: str) -> None:
         self._store = store
         self._clock = clock
         self.namespace = namespace
+        self._loop = asyncio.get_running_loop()  # made on the loop (a run's actor, a hook)
 
-    async def get(self, key: str, default: Any = None) -> Any:
-        return await self._store.kv_get(self.namespace, key, now=self._clock.now(), default=default)
+    def get(self, key: str, default: Any = None) -> Any:
+        """The value of ``key``, ``default`` when absent or expired."""
+        now = self._clock.now()
+        return self._done(self._store.kv_get(self.namespace, key, now=now, default=default))
 
-    async def set(self, key: str, value: Any, *, ttl: float | str | None = None) -> None:
-        await self._store.kv_set(self.namespace, key, value, now=self._clock.now(), ttl=_ttl(ttl))
+    def set(self, key: str, value: Any, *, ttl: float | str | None = None) -> Any:
+        """Store ``value`` (JSON data) under ``key``, for ``ttl`` (none: for good)."""
+        seconds = _ttl(ttl)  # a bad ttl is refused here, before anything is asked of the store
+        now = self._clock.now()
+        return self._done(self._store.kv_set(self.namespace, key, value, now=now, ttl=seconds))
 
-    async def incr(self, key: str, amount: float = 1, *, ttl: float | str | None = None) -> float:
-        """Add ``amount`` (absent counts as 0); a key holding a non-number raises
-        ``StateValueError`` and changes nothing."""
-        return await self._store.kv_incr(
-            self.namespace, key, amount, now=self._clock.now(), ttl=_ttl(ttl)
-        )
+    def incr(self, key: str, amount: float = 1, *, ttl: float | str | None = None) -> Any:
+        """Add ``amount`` (absent counts as 0) and answer the new value; a key holding a
+        non-number raises ``StateValueError`` and changes nothing."""
+        seconds, now = _ttl(ttl), self._clock.now()
+        return self._done(self._store.kv_incr(self.namespace, key, amount, now=now, ttl=seconds))
 
-    async def delete(self, key: str) -> bool:
-        return await self._store.kv_delete(self.namespace, key)
+    def delete(self, key: str) -> Any:
+        """Remove ``key``; answers whether it was there."""
+        return self._done(self._store.kv_delete(self.namespace, key))
 
     def now(self) -> float:
         return self._clock.now()
@@ -43,6 +61,21 @@ class StateAccess:
     def sibling(self, namespace: str) -> StateAccess:
         """The same store and clock, another namespace (the engine's own state of a flow)."""
         return StateAccess(self._store, self._clock, namespace)
+
+    def _done(self, operation: Coroutine[Any, Any, Any]) -> Any:
+        """``operation`` itself on the event loop (to await); on another thread, its result,
+        carried out on the loop while this thread waits."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:  # no loop here: a blocking handler's thread
+            pass
+        else:
+            return operation
+        loop = self._loop
+        if loop.is_closed() or not loop.is_running():
+            operation.close()
+            raise RuntimeNotRunningError(f"use ctx.state of {self.namespace!r}", "stopping")
+        return asyncio.run_coroutine_threadsafe(operation, loop).result()
 
 
 def _ttl(ttl: float | str | None) -> float | None:

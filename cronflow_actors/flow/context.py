@@ -77,7 +77,8 @@ class FlowContext:
     path; actions do not change it), ``steps[id]`` (the output of step ``id``), ``step_name``
     (the id of the step, condition or loop being run), ``run.id``, ``run.workflow_id`` and
     ``run.start_time``, ``state`` (persistent key-value state of this workflow:
-    ``await ctx.state.get/set/incr/delete``), ``trigger.headers``, ``attempt`` (1 on the first
+    ``await ctx.state.get/set/incr/delete`` in an ``async def`` step, the same calls without
+    ``await`` in a plain ``def`` one), ``trigger.headers``, ``attempt`` (1 on the first
     try), ``idempotency_key`` (stable across retries and restarts), ``error`` (in ``on_error``
     and ``on_failure``), ``secrets`` (the flow's ``define(secrets=...)``, read-only, never
     persisted).

@@ -595,6 +595,36 @@ async def test_state_delete_and_a_ttl_that_expires(rt: cf.Runtime, clock: Manual
     assert (await rt.wait(await rt.trigger("kv", "get"))).output == [None, "gone"]
 
 
+async def test_state_from_a_plain_def_step_is_read_and_written_at_once(
+    rt: cf.Runtime, clock: ManualClock
+) -> None:
+    """A ``def`` step runs on a pool thread, where nothing can be awaited: its ``ctx.state``
+    answers values (it got coroutines, and every write was lost without a word)."""
+
+    def count(ctx: Any) -> list[Any]:
+        visits = ctx.state.incr("visits")
+        ctx.state.set("last", ctx.payload, ttl="1m")
+        ctx.state.set("doomed", 1)
+        gone = [ctx.state.delete("doomed"), ctx.state.delete("doomed")]
+        return [visits, ctx.state.get("last"), ctx.state.get("missing", "dflt"), gone]
+
+    def misuse(ctx: Any) -> None:
+        ctx.state.set("name", "ada")
+        ctx.state.incr("name")
+
+    rt.register(cf.define("visits").step("count", count))
+    rt.register(cf.define("misused").step("m", misuse))
+    first = await rt.wait(await rt.trigger("visits", "ada"), timeout=5)
+    assert first.output == [1, "ada", "dflt", [True, False]]
+    assert (await rt.wait(await rt.trigger("visits", "bob"), timeout=5)).output[:2] == [2, "bob"]
+    assert await rt.get_workflow_state("visits", "visits") == 2  # durable, as an async step's
+    clock.advance(61)
+    assert await rt.get_workflow_state("visits", "last", "expired") == "expired"
+    failed = await rt.wait(await rt.trigger("misused"), timeout=5)
+    assert failed.status == "failed"
+    assert "holds str 'ada', not a number" in (failed.error or "")
+
+
 def test_webhook_triggers_are_defined_with_their_options() -> None:
     Order = dict[str, int]
 
