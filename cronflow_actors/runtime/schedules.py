@@ -201,8 +201,11 @@ class Schedules:
             "trigger_type": "schedule",
             "schedule": plan.text,
             "scheduled_at": tick,
+            "scheduled_at_iso": _iso(tick),
             "workflow_id": plan.flow,
         }
+        if plan.cron is not None:  # Cronflow's name for it
+            payload["cron_expression"] = plan.text
         # Handled in memory whatever happens, so the loop moves on; the mark is saved only once
         # the run exists, so a tick whose start failed counts as missed after a restart (unless
         # a later tick started first).

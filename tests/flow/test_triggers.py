@@ -156,6 +156,15 @@ async def test_cron_schedules_fire_while_the_runtime_runs(
     ticks = sorted(r.output["scheduled_at"] for r in finished)
     assert ticks == [1_800_000_010.0, 1_800_000_020.0, 1_800_000_030.0]
     assert {r.output["trigger_type"] for r in finished} == {"schedule"}
+    first = min(finished, key=lambda r: r.output["scheduled_at"]).output
+    assert first == {  # with Cronflow's names for the expression and the time as well
+        "trigger_type": "schedule",
+        "schedule": "*/10 * * * * *",
+        "cron_expression": "*/10 * * * * *",
+        "scheduled_at": 1_800_000_010.0,
+        "scheduled_at_iso": "2027-01-15T08:00:10+00:00",
+        "workflow_id": "tick",
+    }
 
 
 async def test_a_tick_started_before_a_restart_is_not_started_again(tmp_path: Path) -> None:
