@@ -42,7 +42,7 @@ from cronflow_actors.calls import call_user
 from cronflow_actors.engine.context import Context
 from cronflow_actors.engine.state_access import StateAccess
 from cronflow_actors.engine.transaction import Transaction, normalize
-from cronflow_actors.errors import RetryRequested, class_name
+from cronflow_actors.errors import CancelRunRequested, RetryRequested, class_name
 from cronflow_actors.kernel import Clock
 from cronflow_actors.kernel._actor import LoopActor  # (not the package's: mypyc, setup.py)
 from cronflow_actors.messages import Message, plain
@@ -254,6 +254,15 @@ class WorkItemActor(HandlerActor):
         )
 
     def failed(self, error: Exception, began_at: float) -> WorkItemFinished:
+        if isinstance(error, CancelRunRequested):  # no failure: the step ends its run
+            self.log_failure(logging.INFO, "canceled its run", error, traceback=False)
+            return WorkItemFinished(
+                work_item_id=self.item_id,
+                attempt=self.attempt,
+                ok=False,
+                cancel_run=error.reason,
+                began_at=began_at,
+            )
         if isinstance(error, RetryRequested):
             cause = error.__cause__
             delay = f"another attempt follows in {error.delay:g} s"

@@ -53,6 +53,7 @@ from cronflow_actors.messages.elements import (
     WorkItemMessage,
 )
 from cronflow_actors.messages.engine import (
+    CancelWorkflow,
     DeliverEvent,
     Principal,
     StartWorkItemJob,
@@ -357,7 +358,7 @@ class WorkItem:
                 work_item_id=item.id,
                 attempt=attempt,
                 step_id=item.task,
-                outcome="completed" if ok else ("retry" if retry_after is not None else "failed"),
+                outcome=_outcome(finished),
                 output=encode(finished.output) if ok else None,
                 error=error,
                 recorded_at=tx.now,
@@ -369,6 +370,9 @@ class WorkItem:
             if error is not None and tx.audit is not None:  # on the completion's span
                 tx.audit.attempt_failed(item.id)
             await self._complete(finished.output)
+        elif finished.cancel_run is not None:  # its handler ends the run (its root) as canceled
+            item.error = finished.cancel_run or "canceled by its step"
+            await tx.send(CancelWorkflow(workflow_id=tx.state.id, reason=finished.cancel_run))
         elif retry_after is not None:
             item.error = error
             await self._reset()
@@ -460,3 +464,12 @@ def _error_text(payload: Any) -> str:
     if isinstance(payload, str):
         return payload
     return json_encode(payload).decode()
+
+
+def _outcome(finished: WorkItemFinished) -> str:
+    """What the journal calls a handler's outcome."""
+    if finished.ok:
+        return "completed"
+    if finished.cancel_run is not None:
+        return "canceled the run"
+    return "retry" if finished.retry_after is not None else "failed"

@@ -24,6 +24,7 @@
     │   ├── ResumeError                  a resume token that is unknown, or whose pause ended
     │   ├── InvalidEventError            every flow listening for an event refused its payload
     │   ├── PublishInterruptedError      a stop or a store cut a publish after it started runs
+    │   ├── CancelRunRequested           a step asked to end its run as canceled (ctx.cancel)
     │   ├── RunFailedError               how a run failed, when its step's exception is not at hand
     │   │   └── StepFailedError             how a caught step failed, read in its on_error fallback
     │   ├── MockLostError                a replay's mocked step ran after a restart lost its mock
@@ -94,6 +95,7 @@ from cronflow_actors.errors._engine import (
     ActionError,
     AuthenticationRequiredError,
     AutoTriggerAlreadySetError,
+    CancelRunRequested,
     EngineError,
     InstanceBlockedError,
     InstanceExistsError,
@@ -140,6 +142,7 @@ __all__ = [
     "AppLoadError",
     "AuthenticationRequiredError",
     "AutoTriggerAlreadySetError",
+    "CancelRunRequested",
     "CircuitOpenError",
     "ConfigurationError",
     "CronflowError",

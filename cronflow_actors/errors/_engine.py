@@ -150,6 +150,18 @@ class RunFailedError(EngineError):
         raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
 
 
+class CancelRunRequested(EngineError):
+    """A step asked to end its run as canceled (``ctx.cancel(reason)``; a handler of a net's
+    work item may raise it too). Raised out of the step's handler it is no failure: no retry,
+    no fallback, no failure logged; the run's root workflow is canceled with ``reason`` as its
+    error, in the transaction that would have recorded the step's outcome."""
+
+    def __init__(self, reason: str = "") -> None:
+        self.reason = reason
+        said = "the step canceled its run"
+        super().__init__(f"{said}: {reason}" if reason else said)
+
+
 class StepFailedError(RunFailedError):
     """A caught step's failure as its record keeps it (``ctx.error`` in ``on_error``)."""
 

@@ -122,6 +122,12 @@ class ControlFlowMethods(Chain):
         timeout: float | str | None,
     ) -> GroupNode:
         what = "parallel" if mode == "all" else "race"
+        if not isinstance(handlers, list | tuple):
+            self._problems.append(
+                f"{what} {id!r}: expected a list of functions, got {type(handlers).__name__} "
+                f"{handlers!r} (.{what}(id, [f, g]))"
+            )
+            handlers = ()
         return GroupNode(
             id=id,
             handlers=tuple(handlers),

@@ -42,7 +42,12 @@ from cronflow_actors.flow.nodes import (
 from cronflow_actors.flow.options import HOOK_NAMES, Cache, CircuitBreaker, Hooks, Retry
 from cronflow_actors.flow.trigger_methods import TriggerMethods
 from cronflow_actors.flow.triggers import WebhookSpec
-from cronflow_actors.flow.workflow_options import RateLimit, metadata_problems, rate_limit_of
+from cronflow_actors.flow.workflow_options import (
+    RateLimit,
+    hooks_of,
+    metadata_problems,
+    rate_limit_of,
+)
 from cronflow_actors.net.spec import NetSpec
 
 __all__ = ["Flow", "SubflowNode", "WebhookSpec", "define", "use_test_harness", "walk"]
@@ -62,7 +67,7 @@ class Flow(ControlFlowMethods, TriggerMethods):
         tags: Iterable[str] = (),
         concurrency: int | None = None,
         timeout: float | str | None = None,
-        hooks: Hooks | None = None,
+        hooks: Hooks | Mapping[str, Any] | None = None,
         rate_limit: RateLimit | Mapping[str, Any] | None = None,
         queue: str | None = None,
         version: str = "v1",
@@ -78,12 +83,13 @@ class Flow(ControlFlowMethods, TriggerMethods):
         self.tags: tuple[str, ...] = tags if isinstance(tags, tuple) else ()
         self.version = version
         self.concurrency = concurrency
-        self.hooks = hooks or Hooks()
+        self._options_problems: list[str] = []
+        self.hooks = hooks_of(hooks, self._options_problems)
         self.queue = queue
         """The named queue its runs wait in (its concurrency is set on the runtime)."""
         self.secrets: Mapping[str, Any] = dict(secrets) if isinstance(secrets, Mapping) else {}
         """Names to ``cf.env(...)`` or values: ``ctx.secrets`` (never persisted)."""
-        self._options_problems = metadata_problems(
+        self._options_problems += metadata_problems(
             name=name, description=description, tags=tags, queue=queue, secrets=secrets
         )
         self.rate_limit = rate_limit_of(rate_limit, self._options_problems)
@@ -144,6 +150,12 @@ class Flow(ControlFlowMethods, TriggerMethods):
         """Give the previous step (or action) a retry policy; after a ``wait_for_event`` with a
         timeout, a wait that timed out waits again while attempts remain."""
         return self._amend("retry", (StepNode, ActionNode, EventNode), retry=retry)
+
+    def timeout(self, duration: float | str) -> Self:
+        """Give the previous step (or action) a timeout: each attempt is cut after
+        ``duration`` (as its ``timeout=`` option; Cronflow's chained ``.timeout(d)``)."""
+        seconds = self._seconds(duration, ".timeout()")
+        return self._amend("timeout", (StepNode, ActionNode), timeout=seconds)
 
     def cache(
         self, cache: Cache | None = None, *, key: Fn | None = None, ttl: float | str | None = None
@@ -259,7 +271,8 @@ class Flow(ControlFlowMethods, TriggerMethods):
     # -- build ------------------------------------------------------------------------------------
 
     @property
-    def timeout(self) -> float | None:
+    def run_timeout(self) -> float | None:
+        """The run's ``timeout`` (seconds; None: none), as ``define(timeout=...)`` gave it."""
         return self._seconds(self._timeout, "workflow timeout", report=False)
 
     def definition(self) -> FlowDefinition:
@@ -273,7 +286,7 @@ class Flow(ControlFlowMethods, TriggerMethods):
             nodes=tuple(self._root),
             triggers=self.triggers(),
             hooks=self.hooks,
-            timeout=self.timeout,
+            timeout=self.run_timeout,
             concurrency=self.concurrency,
             rate_limit=self.rate_limit,
             queue=self.queue,
@@ -400,7 +413,7 @@ def define(
     name: str | None = None,
     description: str | None = None,
     tags: Iterable[str] = (),
-    hooks: Hooks | None = None,
+    hooks: Hooks | Mapping[str, Any] | None = None,
     timeout: float | str | None = None,
     concurrency: int | None = None,
     rate_limit: RateLimit | Mapping[str, Any] | None = None,

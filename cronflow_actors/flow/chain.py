@@ -53,6 +53,13 @@ class Chain:
         return self._stack[-1][1] if self._stack else self._root
 
     def _add(self, node: Node) -> Self:
+        if not isinstance(node.id, str) or not node.id:
+            method = " / ".join(f".{name}()" for name in _PUBLIC.get(type(node), ()))
+            self._problems.append(
+                f"{method}: its id must be a non-empty string, got {type(node.id).__name__} "
+                f"{node.id!r}; the id comes first, then the options by name (Cronflow's "
+                "humanInTheLoop({...}) is .human_in_the_loop('approve', timeout='1h'))"
+            )
         self._changed()
         self._current().append(node)
         return self

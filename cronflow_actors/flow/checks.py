@@ -7,6 +7,7 @@ from collections.abc import Iterable
 
 from cronflow_actors.flow import nodes as n
 from cronflow_actors.flow.options import Cache, CircuitBreaker, Retry
+from cronflow_actors.net.durations import parse_duration
 
 __all__ = ["LOG_LEVELS", "RESERVED", "node_problems", "step_ids"]
 
@@ -27,6 +28,8 @@ def step_ids(nodes: Iterable[n.Node], problems: list[str]) -> frozenset[str]:
     reserved character or a node's own problem goes to ``problems``."""
     seen: set[str] = set()
     for node in n.walk(nodes):
+        if not isinstance(node.id, str):
+            continue  # the builder said so as it was added (``chain._add``)
         if node.id in seen:
             problems.append(f"step id {node.id!r} is used twice; step ids must be unique")
         # the ids of cancel and log nodes are the builder's
@@ -75,6 +78,26 @@ def node_problems(node: n.Node) -> list[str]:
             )
     if isinstance(node, n.EventNode) and node.retry is not None and node.timeout is None:
         found.append(f"{where}: retry needs a timeout (it waits again after a wait timed out)")
+    if isinstance(node, n.EventNode):
+        found.extend(_event_problems(node, where))
     if isinstance(node, n.LogNode) and node.level not in LOG_LEVELS:
         found.append(f"{where}: level must be one of {list(LOG_LEVELS)}, got {node.level!r}")
     return found
+
+
+def _event_problems(node: n.EventNode, where: str) -> list[str]:
+    """An event's name must be a string, and not a duration: Cronflow's
+    ``waitForEvent(name, timeout)`` written as ``wait_for_event(name, timeout)`` would wait,
+    under the step id ``name``, for an event called '1h' that never comes."""
+    event = node.event
+    if not isinstance(event, str) or not event:
+        return [f"{where}: the event must be a non-empty string, got {event!r}"]
+    try:
+        parse_duration(event)
+    except ValueError:
+        return []
+    return [
+        f"{where}: the event {event!r} reads as a duration: the step's id comes first, then the "
+        f"event's name, and the timeout by name: .wait_for_event({node.id!r}, 'payment.done', "
+        f"timeout={event!r})"
+    ]

@@ -369,8 +369,8 @@ def compile_flow(
         resolve=resolve,
         needs_runtime=needs_runtime,
     )
-    if not nodes:
-        return None
+    if not nodes or any(not isinstance(node.id, str) for node in n.walk(nodes)):
+        return None  # (an id that is no string is among the problems: nothing to name by it)
     if definition.skip_when_empty:
         # a per-item flow started for an empty list (its task needs a child to run): it ends
         # at once, without running a step

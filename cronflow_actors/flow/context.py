@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NoReturn
 
 import msgspec
 
+from cronflow_actors.errors import CancelRunRequested
 from cronflow_actors.flow.envelope import TriggerEnvelope, flow_payload, read_envelope
 from cronflow_actors.flow.secrets import NO_SECRETS, Secrets
 
@@ -125,6 +126,30 @@ class FlowContext:
         self.error = error
         self.secrets = secrets
 
+    def cancel(self, reason: str = "") -> NoReturn:
+        """End this run as canceled, with ``reason`` as its error (Cronflow's
+        ``ctx.cancel(reason)``): from a step, it raises ``CancelRunRequested``, which the
+        step's handler lets through (it is no failure: no retry, no fallback, no circuit
+        breaker counts it); the run's steps still open are canceled, as by ``rt.cancel``. In an
+        action (detached) it is the action's failure only: the run goes on."""
+        raise CancelRunRequested(reason)
+
+    def __getattr__(self, name: str) -> Any:
+        """Only for a name ``ctx`` lacks: an error that says what to write instead."""
+        if name.startswith("__"):
+            raise AttributeError(name)
+        if name in _BUILDING:
+            hint = (
+                "a for_each or batch function (item, ctx) runs once per item; to build a flow "
+                "for each item, name its second parameter 'flow': lambda item, flow: "
+                "flow.step(...)"
+            )
+        elif name == "sleep":
+            hint = "a durable wait is a node of the flow: .sleep(id, duration) between steps"
+        else:
+            hint = f"ctx has {', '.join(sorted(self.__slots__))}"
+        raise AttributeError(f"'FlowContext' object has no attribute {name!r}: {hint}")
+
     @classmethod
     def of(cls, engine_ctx: Any, step_ids: frozenset[str]) -> FlowContext:
         """From an engine ctx (handler, router or activity) of a flow's workflow."""
@@ -201,3 +226,10 @@ def step_error(error: str | None) -> str | None:
         said.append(f"step {user_step(found.group(1))!r}: ")
         at = found.end()
     return "".join(said) + error[at:] if said else error
+
+
+_BUILDING = frozenset(
+    {"step", "action", "if_", "parallel", "race", "while_", "for_each", "batch", "subflow"}
+    | {"wait_for_event", "human_in_the_loop", "pause", "delay", "log", "on_error", "retry"}
+)
+"""What a flow builder has and a ctx has not: a per-item function mistaken for a builder."""

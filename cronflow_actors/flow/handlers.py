@@ -10,6 +10,7 @@ from typing import Any
 
 from cronflow_actors.calls import call_logged, call_user, settle
 from cronflow_actors.errors import (
+    CancelRunRequested,
     CircuitOpenError,
     RetryRequested,
     RunFailedError,
@@ -81,6 +82,8 @@ def step_handler(
                 output = await call_step(ectx, handler, fctx, limit=timeout, step=node.id)
                 await guard.succeeded()
         except Exception as error:
+            if isinstance(error, CancelRunRequested):
+                raise  # ctx.cancel(): no failure (no breaker, retry or fallback hears of it)
             if breaker is not None and not isinstance(error, CircuitOpenError):
                 await guard.failed(error)
             attempt = ectx.attempt or 1

@@ -131,6 +131,13 @@ def _built(
 ) -> FlowDefinition:
     flow = new_flow(child_id)
     returned = make(item, flow)
+    if inspect.isawaitable(returned):
+        if inspect.iscoroutine(returned):
+            returned.close()  # (never awaited: no warning for it)
+        raise TypeError(
+            "a flow built for each item is built at once: its function (item, flow) must be a "
+            "plain def (or a lambda), not async def"
+        )
     built = returned if isinstance(returned, type(flow)) else flow
     definition: FlowDefinition = built.definition()
     return definition

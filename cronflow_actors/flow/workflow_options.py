@@ -10,6 +10,7 @@ from typing import Any
 
 import msgspec
 
+from cronflow_actors.flow.options import HOOK_NAMES, Hooks
 from cronflow_actors.net.durations import parse_duration
 
 __all__ = ["QUEUE_PREFIX", "RateLimit", "metadata_problems", "queue_key", "rate_limit_of"]
@@ -72,6 +73,38 @@ def rate_limit_of(value: Any, problems: list[str]) -> RateLimit | None:
     found = value.problems()
     problems.extend(found)
     return None if found else value
+
+
+def hooks_of(value: Any, problems: list[str]) -> Hooks:
+    """The ``Hooks`` ``define(hooks=...)`` was given: a ``cf.Hooks``, or a dict of the hooks
+    by name (``on_success``, or Cronflow's ``onSuccess``); what is wrong goes into
+    ``problems`` (and no hook is kept)."""
+    if value is None or isinstance(value, Hooks):
+        return value or Hooks()
+    takes = "cf.Hooks(on_start=, on_success=, on_failure=, on_complete=) or a dict of them"
+    if not isinstance(value, Mapping):
+        problems.append(f"hooks takes {takes}, got {value!r}")
+        return Hooks()
+    named: dict[str, Any] = {}
+    unknown: list[str] = []
+    for key, hook in value.items():
+        name = _CRONFLOW_HOOKS.get(str(key), str(key))
+        if name not in HOOK_NAMES:
+            unknown.append(repr(key))
+        elif name in named:
+            problems.append(f"hooks names {name} twice (as {name!r} and as Cronflow's name)")
+        named[name] = hook
+    if unknown:
+        problems.append(f"hooks takes {takes}; unknown: {', '.join(unknown)}")
+    return Hooks() if unknown else Hooks(**named)
+
+
+_CRONFLOW_HOOKS = {
+    "onStart": "on_start",
+    "onSuccess": "on_success",
+    "onFailure": "on_failure",
+    "onComplete": "on_complete",
+}
 
 
 def queue_key(name: str) -> str:

@@ -242,6 +242,8 @@ class WorkItemFinished(Message, frozen=True, kw_only=True):
     """The exception itself (never persisted: for the hooks of this process)."""
     began_at: float | None = None
     """When the handler began to run (the clock's time)."""
+    cancel_run: str | None = None
+    """The handler asked to end its run as canceled, with this reason (``ctx.cancel``)."""
 
 
 class TimerFired(Message, frozen=True, kw_only=True):

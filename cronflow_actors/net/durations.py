@@ -1,5 +1,7 @@
 """Durations as users write them: ``"100ms"``, ``"5s"``, ``"30m"``, ``"2h"``, ``"1d"``, ``"1w"``, or
-a number of seconds."""
+a number of seconds. A string needs its unit: ``"300"`` is refused, since Cronflow, whose API
+flows follow, reads a bare number as milliseconds, and a number written as a string is most
+likely a Cronflow duration carried over."""
 
 from __future__ import annotations
 
@@ -21,8 +23,15 @@ def parse_duration(value: object, what: str = "duration") -> float:
         return float(value)
     if isinstance(value, str):
         match = _PATTERN.match(value)
+        if match and match.group(2) is None:
+            number = match.group(1)
+            raise ValueError(
+                f"{what} {value!r} has no unit: write {number + 's'!r} for seconds or "
+                f"{number + 'ms'!r} for milliseconds (Cronflow read a bare number as "
+                f"milliseconds), or the number {number} for seconds"
+            )
         if match:
-            return float(match.group(1)) * _UNITS[match.group(2) or "s"]
+            return float(match.group(1)) * _UNITS[match.group(2)]
     raise ValueError(
         f"{what} must be a number of seconds or a string like '100ms', '5s', '30m', '2h', "
         f"'1d', '1w'; got {value!r}"

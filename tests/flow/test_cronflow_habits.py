@@ -1,0 +1,169 @@
+"""What a user coming from Cronflow writes first, translated word for word, and what they get: the
+meaning Cronflow gave it where this API can take it (a chained ``.timeout(d)``, hooks as a dict),
+else a refusal that says what to write instead, never a run that quietly does something else
+(a duration read in other units, a wait for an event named '1h') nor a Python error that names
+neither the method nor the fix."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+import cronflow_actors as cf
+from cronflow_actors.errors import InvalidWorkflowError
+
+
+def _problems(flow: cf.Flow) -> str:
+    with pytest.raises(InvalidWorkflowError) as refused:
+        flow.validate()
+    return "\n".join(refused.value.problems)
+
+
+def _one(ctx: Any) -> int:
+    return 1
+
+
+@pytest.mark.parametrize(
+    ("flow", "said"),
+    [
+        (
+            cf.define("nap").sleep("nap", "300"),
+            "sleep 'nap' duration '300' has no unit: write '300s' for seconds or '300ms' for "
+            "milliseconds (Cronflow read a bare number as milliseconds), or the number 300",
+        ),
+        (
+            cf.define("retried").step("s", _one, retry=cf.Retry(attempts=2, delay="1000")),
+            "retry delay '1000' has no unit",
+        ),
+        (cf.define("cut").step("s", _one, timeout="500"), "step 's' timeout '500' has no unit"),
+    ],
+)
+def test_a_duration_string_without_its_unit_is_refused(flow: cf.Flow, said: str) -> None:
+    assert said in _problems(flow)
+
+
+def test_cronflow_call_shapes_are_refused_with_what_to_write() -> None:
+    waited = cf.define("w").wait_for_event("payment.confirmed", "1h")  # waitForEvent(name, t)
+    assert (
+        "the event '1h' reads as a duration: the step's id comes first, then the event's name, "
+        "and the timeout by name: .wait_for_event('payment.confirmed', 'payment.done', "
+        "timeout='1h')"
+    ) in _problems(waited)
+    paused = cf.define("h").human_in_the_loop({"timeout": "1h", "description": "ok?"})  # type: ignore[arg-type]
+    assert (
+        ".human_in_the_loop() / .pause(): its id must be a non-empty string, got dict "
+        "{'timeout': '1h', 'description': 'ok?'}; the id comes first"
+    ) in _problems(paused)
+    grouped = cf.define("p").parallel("p", _one)  # type: ignore[arg-type]
+    assert "parallel 'p': expected a list of functions, got function" in _problems(grouped)
+    hooked = cf.define("k", hooks={"onSucess": _one}).step("s", _one)
+    assert "hooks takes cf.Hooks(" in _problems(hooked)
+    assert "unknown: 'onSucess'" in _problems(hooked)
+    timed = cf.define("t").sleep("nap", "1s").timeout("5s")
+    assert ".timeout() must follow one of .step(), .action(); it follows" in _problems(timed)
+
+
+async def test_hooks_as_a_dict_and_a_chained_timeout_mean_what_they_meant(
+    rt: cf.Runtime,
+) -> None:
+    called: list[str] = []
+
+    async def slow(ctx: Any) -> int:
+        await asyncio.sleep(5)
+        return 1
+
+    flow = (
+        cf.define(
+            "habits",
+            hooks={"onSuccess": lambda ctx: called.append("ok"), "on_failure": called.append},
+        )
+        .step("slow", slow)
+        .timeout("50ms")  # Cronflow's chained .timeout(d): the step before it
+    )
+    rt.register(flow)
+    failed = await rt.wait(await rt.trigger("habits"), timeout=5)
+    assert failed.status == "failed"
+    assert "StepTimeoutError" in (failed.error or "")
+    await rt.wait_idle()
+    assert len(called) == 1  # on_failure, with its ctx
+    assert called[0] != "ok"
+    flow_ok = cf.define("habits-ok", hooks={"onSuccess": lambda ctx: called.append("ok")})
+    rt.register(flow_ok.step("quick", _one).timeout("5s"))
+    assert (await rt.wait(await rt.trigger("habits-ok"), timeout=5)).output == 1
+    await rt.wait_idle()
+    assert called[-1] == "ok"
+
+
+async def test_a_per_item_function_mistaken_for_a_builder_says_how_to_build_one(
+    rt: cf.Runtime,
+) -> None:
+    mistaken = cf.define("mistaken").for_each(
+        "each", lambda ctx: [1, 2], lambda item, f: f.step("x", _one)
+    )
+    rt.register(mistaken)
+    failed = await rt.wait(await rt.trigger("mistaken"), timeout=5)
+    assert failed.status == "failed"
+    assert "to build a flow for each item, name its second parameter 'flow'" in (failed.error or "")
+
+    async def builder(item: Any, flow: cf.Flow) -> None:
+        flow.step("x", _one)
+
+    awaited = cf.define("awaited").for_each("each", lambda ctx: [1], builder)
+    assert "must be a plain def (or a lambda), not async def" in _problems(awaited)
+
+
+async def test_ctx_cancel_ends_the_run_canceled_with_its_reason(
+    rt: cf.Runtime, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Cronflow's ``ctx.cancel(reason)``: it was an AttributeError, and the run failed."""
+    ran: list[str] = []
+    hooks: list[str] = []
+
+    def check(ctx: Any) -> str:  # a plain def step, on a pool thread
+        if ctx.payload["amount"] <= 0:
+            ctx.cancel("nothing to charge")
+        return "charged"
+
+    async def guarded(ctx: Any) -> str:  # neither its retries nor its fallback hear of it
+        ran.append("guarded")
+        ctx.cancel()
+        return "unreachable"
+
+    child = cf.define("inner").step("stop", guarded)
+    rt.register(
+        cf.define(
+            "charge",
+            hooks={"on_failure": lambda ctx: hooks.append("failure"), "on_complete": hooks.append},
+        )
+        .step("check", check)
+        .step("after", lambda ctx: ran.append("after"))
+    )
+    rt.register(
+        cf.define("outer")
+        .step("s", guarded, retry=cf.Retry(attempts=3), on_error=lambda ctx: "fallback")
+        .step("after", lambda ctx: ran.append("after"))
+    )
+    rt.register(cf.define("parent").subflow("sub", child).step("after", lambda ctx: ran.append(1)))
+
+    run_id = await rt.trigger("charge", {"amount": 0})
+    result = await rt.wait(run_id, timeout=5)
+    assert (result.status, result.error) == ("canceled", "nothing to charge")
+    steps = {s.id: str(s.status) for s in (await rt.inspect(run_id)).steps}
+    assert steps == {"check": "canceled"}
+    assert (await rt.wait(await rt.trigger("charge", {"amount": 5}), timeout=5)).status == (
+        "completed"
+    )
+    assert ran == ["after"]  # only the run that was not canceled went on
+    await rt.wait_idle()
+    assert "failure" not in hooks  # a canceled run is no failure: on_complete only
+
+    ran.clear()
+    guarded_run = await rt.wait(await rt.trigger("outer"), timeout=5)
+    assert (guarded_run.status, guarded_run.error) == ("canceled", None)  # no reason given
+    assert ran == ["guarded"]  # one attempt: not retried, not answered by on_error
+    whole = await rt.wait(await rt.trigger("parent"), timeout=5)
+    assert whole.status == "canceled"  # from inside a subflow, the whole run
+    assert ran == ["guarded", "guarded"]
+    assert not [r for r in caplog.records if r.levelname in ("WARNING", "ERROR")]
