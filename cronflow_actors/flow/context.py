@@ -40,6 +40,8 @@ class TriggerInfo(msgspec.Struct, frozen=True, kw_only=True):
     raw_body: bytes | None = None
     """The exact body of the request that started the run, for a webhook with
     ``parse_raw_body=True`` (else None); kept with the run, so it survives a restart."""
+    query: Mapping[str, str] = msgspec.field(default_factory=dict)
+    """A webhook's query parameters (``/oauth/callback?code=...`` -> ``{"code": ...}``)."""
 
 
 def unwrap_payload(stored: Any) -> tuple[Any, TriggerInfo]:
@@ -57,6 +59,7 @@ def trigger_info(envelope: TriggerEnvelope) -> TriggerInfo:
         kind=envelope.kind,
         params=envelope.params,
         raw_body=envelope.raw_body,
+        query=envelope.query,
     )
 
 

@@ -44,6 +44,8 @@ class TriggerEnvelope(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=T
     """A ``batch`` child's chunks still to run after this one."""
     empty: bool = msgspec.field(default=False, name=EMPTY)
     """A per-item child started for an empty list: it ends at once."""
+    query: dict[str, str] = msgspec.field(default_factory=dict)
+    """A webhook's query parameters (``?code=...``: a GET webhook has no body)."""
 
 
 def flow_payload(
@@ -54,6 +56,7 @@ def flow_payload(
     params: Mapping[str, str] | None = None,
     raw_body: bytes | None = None,
     replay_of: str | None = None,
+    query: Mapping[str, str] | None = None,
 ) -> TriggerEnvelope:
     """The envelope a flow run is started with (``replay_of``: the run it replays)."""
     return TriggerEnvelope(
@@ -63,6 +66,7 @@ def flow_payload(
         params=dict(params or {}),
         raw_body=bytes(raw_body) if raw_body is not None else None,
         replay_of=replay_of,
+        query=dict(query or {}),
     )
 
 

@@ -126,6 +126,7 @@ class Replays:
             headers=trigger.headers,
             kind=trigger.kind,
             params=trigger.params,
+            query=trigger.query,
             replay_of=run_id,
         )
 

@@ -71,6 +71,7 @@ class Runs:
         params: Mapping[str, str] | None = None,
         raw_body: bytes | None = None,
         replay_of: str | None = None,
+        query: Mapping[str, str] | None = None,
     ) -> str:
         self._catalog.root(workflow)
         if instance_id is not None:
@@ -83,6 +84,7 @@ class Runs:
             params=params,
             raw_body=raw_body,
             replay_of=replay_of,
+            query=query,
         )
         # its place first, before its flow's queue or its id is locked (admission.py)
         return await self._admit(lambda: self._start_or_queue(workflow, envelope, instance_id))

@@ -265,6 +265,25 @@ async def test_webhook_path_parameters_reach_ctx_trigger_params(serve: Serve) ->
     assert (await client.post("/webhooks/orders/o-7", json={})).status_code == 404
 
 
+async def test_a_webhooks_query_reaches_ctx_trigger_query_and_its_replay(serve: Serve) -> None:
+    """A GET webhook has no body: its query (an OAuth callback's ``?code=``) is what it says,
+    and it reached only the webhook's callbacks, never the run."""
+    flow = (
+        cf.define("oauth")
+        .step("code", lambda ctx: [dict(ctx.trigger.query), ctx.payload])
+        .on_webhook("/webhooks/oauth", method="GET")
+    )
+    rt, client = await serve([flow])
+    response = await client.get("/webhooks/oauth", params={"code": "c-1", "state": "s"})
+    assert response.status_code == 202
+    run_id = response.json()["run_id"]
+    assert (await rt.wait(run_id, timeout=5)).output == [{"code": "c-1", "state": "s"}, None]
+    replayed = await rt.wait(await rt.replay(run_id), timeout=5)
+    assert replayed.output == [{"code": "c-1", "state": "s"}, None]
+    started = await rt.wait(await rt.trigger("oauth"), timeout=5)
+    assert started.output == [{}, None]  # none: not a webhook's run
+
+
 def test_webhooks_may_not_clash_with_each_other_or_the_api() -> None:
     rt = cf.Runtime()
     rt.register(cf.define("a").step("s", str).on_webhook("/webhooks/orders/:id"))

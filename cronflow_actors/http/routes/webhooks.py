@@ -315,6 +315,7 @@ class Webhook:
                 kind="webhook",
                 instance_id=instance_id,
                 params=dict(request.path_params),
+                query=dict(request.query_params),
                 raw_body=raw if spec.parse_raw_body else None,
             )
         except InstanceExistsError:
