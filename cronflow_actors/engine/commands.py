@@ -14,7 +14,7 @@ from typing import Any
 
 import msgspec
 
-from cronflow_actors.engine import detached, notices
+from cronflow_actors.engine import detached, heard, notices
 from cronflow_actors.engine.cascade import Cascade
 from cronflow_actors.engine.states import VERB_TARGETS, TaskState, WorkItemState
 from cronflow_actors.engine.transaction import Send, Transaction
@@ -124,10 +124,22 @@ async def _carry_out(tx: Transaction, command: WorkflowCommand, send: Send) -> A
         case WorkItemAction():
             await send(command)
             return None
-        case DeliverEvent(work_item_id=item_id) | WorkItemFinished(work_item_id=item_id):
+        case WorkItemFinished(work_item_id=item_id):
             if item_id not in tx.state.work_items:
                 return False
             return await send(command)
+        case DeliverEvent(work_item_id=item_id):
+            if item_id not in tx.state.work_items:
+                return False
+            if command.publish is None:
+                return await send(command)
+            if not heard.admits(tx, command):
+                return False  # a keyed publish sent again: this step began waiting since
+            others = heard.waiting(tx, command)
+            took = await send(command)
+            if took:
+                heard.record(tx, command, others)
+            return took
         case CancelWorkflow():
             await send(command)
             return None
@@ -225,8 +237,13 @@ async def _deliver_kept(tx: Transaction, send: Send, *, drop: bool) -> bool:
     state.kept = rest or msgspec.UNSET
     if drop or kept.work_item_id not in state.work_items:
         return False
-    delivery = DeliverEvent(work_item_id=kept.work_item_id, event=kept.event, payload=kept.payload)
-    return bool(await send(delivery))
+    delivery = DeliverEvent(
+        work_item_id=kept.work_item_id,
+        event=kept.event,
+        payload=kept.payload,
+        publish=kept.publish or None,
+    )
+    return bool(await _carry_out(tx, delivery, send))
 
 
 def _waiting_for(tx: Transaction, kept: KeptEvent) -> list[KeptEvent]:

@@ -208,6 +208,9 @@ class DeliverEvent(Message, frozen=True, kw_only=True):
     work_item_id: str
     event: str
     payload: Any = None
+    publish: str | None = None
+    """The publish it is part of, when it has an idempotency key: sent again, it reaches no step
+    that began waiting since (``engine/heard.py``)."""
 
 
 class ReadCommitted(Message, frozen=True, kw_only=True):
@@ -442,3 +445,6 @@ class InstanceState(msgspec.Struct, kw_only=True, gc=False, omit_defaults=True):
     """Notices owed (``WaitSpec.notify``, at least once): work item id -> its wait's token, from
     the commit that opened the wait until the notice ended or the wait did; while any is owed
     the instance is runnable, so a restart calls it again (none: no bytes)."""
+    heard: dict[str, list[str]] = msgspec.field(default_factory=dict)
+    """Keyed publishes a step of it took (``engine/heard.py``): the publish's id -> the other
+    steps that waited for that event then, which a resend of it may still reach."""

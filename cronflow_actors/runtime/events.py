@@ -171,7 +171,10 @@ class Events:
             page = await self._store.open_waits("event", key=name, after=after, limit=_PAGE)
             waits = [wait for wait in page if wait.instance_id not in started_here]
             verdicts = await asyncio.gather(
-                *(self._deliver(wait, name, payload, publish) for wait in waits)
+                *(
+                    self._deliver(wait, name, payload, publish, keyed=key is not None)
+                    for wait in waits
+                )
             )
             for wait, verdict in zip(waits, verdicts, strict=True):
                 if verdict is not None:
@@ -181,13 +184,18 @@ class Events:
             after = (page[-1].created_at, page[-1].wait_id)
 
     async def _deliver(
-        self, wait: WaitRecord, name: str, payload: Any, publish: str
+        self, wait: WaitRecord, name: str, payload: Any, publish: str, *, keyed: bool
     ) -> bool | None:
         """True if the waiting step took the event; False if the run cannot run here (held, or
         its workflow not registered: the event is kept for it, as part of ``publish``); None
         otherwise: its filter refused it, its step no longer waits, or, held and released again
         and again meanwhile, it could be neither delivered nor kept (logged as an error)."""
-        command = DeliverEvent(work_item_id=wait.wait_id, event=name, payload=payload)
+        command = DeliverEvent(  # a keyed publish sent again reaches no step that waits since
+            work_item_id=wait.wait_id,
+            event=name,
+            payload=payload,
+            publish=publish if keyed else None,
+        )
         for _attempt in range(_HOLD_CHANGES):
             try:
                 took = await self._send(wait.instance_id, command)

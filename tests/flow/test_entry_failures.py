@@ -11,13 +11,16 @@ from typing import Any
 import pytest
 
 import cronflow_actors as cf
+from cronflow_actors import net
 from cronflow_actors.errors import (
     ConfigurationError,
     PublishInterruptedError,
     RuntimeNotRunningError,
 )
+from cronflow_actors.flow.waits import auto_start
 from cronflow_actors.http.problems import as_problem
 from cronflow_actors.kernel import ManualClock
+from cronflow_actors.net.spec import WaitSpec
 
 
 def _missing(ctx: Any) -> Any:
@@ -248,3 +251,81 @@ async def test_a_publish_sent_again_with_its_idempotency_key_starts_no_flow_twic
     assert len(set(other) - set(third)) == 2  # another key: another publish
     with pytest.raises(ConfigurationError, match="idempotency_key"):
         await rt.publish_event("paid", {}, idempotency_key=["not", "a", "string"])  # type: ignore[arg-type]
+
+
+async def test_a_keyed_publish_sent_again_moves_no_run_on_twice(rt: cf.Runtime) -> None:
+    """A run that heard a keyed publish and went on to wait for the same event (the next step,
+    the next turn of a loop) heard it again when the publish was resent (a lost answer): the
+    key kept listeners from starting twice, not waiting steps from taking it twice."""
+    twice = (
+        cf.define("twice")
+        .wait_for_event("first", "paid")
+        .wait_for_event("second", "paid")
+        .step("after", lambda ctx: ctx.last)
+    )
+    rt.register(twice)
+    run_id = await rt.trigger("twice", {})
+    await rt.wait_idle()
+    published = await rt.publish_event("paid", {"n": 1}, idempotency_key="pay-1")
+    assert published.delivered == [run_id]
+    await rt.wait_idle()
+    steps = {s.id: str(s.status) for s in (await rt.inspect(run_id)).steps}
+    assert steps == {"first": "completed", "second": "waiting"}
+    again = await rt.publish_event("paid", {"n": 1}, idempotency_key="pay-1")
+    assert again.delivered == []  # the second wait began after the run heard it
+    await rt.wait_idle()
+    assert str((await rt.inspect(run_id)).status) == "waiting"
+    other = await rt.publish_event("paid", {"n": 2}, idempotency_key="pay-2")
+    assert other.delivered == [run_id]  # another publish: heard
+    assert (await rt.wait(run_id, timeout=5)).output == {"n": 2}
+    unkeyed = await rt.trigger("twice", {})
+    await rt.wait_idle()
+    for _ in range(2):  # without a key, each publish is a new one, as before
+        assert (await rt.publish_event("paid", {"n": 3})).delivered == [unkeyed]
+        await rt.wait_idle()
+    assert (await rt.wait(unkeyed, timeout=5)).status == "completed"
+
+
+async def test_a_keyed_publish_cut_part_way_reaches_the_rest_when_sent_again(
+    rt: cf.Runtime,
+) -> None:
+    """Two steps of one run wait for the event at once (a net's AND split); the publish reaches
+    one, and the other's filter fails (a service it asks is down): sent again with its key, it
+    reaches the other, which waited when the run first heard it, and the first not again."""
+    down = [ConnectionError("the fraud service did not answer")]
+
+    def flaky(ctx: Any, payload: Any) -> bool:
+        if down:
+            raise down.pop()
+        return True
+
+    def waits(name: str, accept: Any = None) -> net.TaskBuilder:
+        wait = WaitSpec(kind="event", event="paid", accept=accept)
+        item = net.work_item(name, kind="event", wait=wait)
+        return net.task(item.activities(on_initialized=auto_start))
+
+    spec = (
+        net.workflow("two-waits")
+        .start_condition("start")
+        .end_condition("end")
+        .dummy_task("fan", net.dummy_task().split("and"))
+        .task("plain", waits("plain"))
+        .task("guarded", waits("guarded", flaky))
+        .dummy_task("join", net.dummy_task().join("and"))
+        .connect_condition("start", "fan")
+        .connect_task("fan", "plain", "guarded")
+        .connect_task("plain", "join")
+        .connect_task("guarded", "join")
+        .connect_task("join", "end")
+        .build()
+    )
+    rt.register(spec)
+    run_id = await rt.start_workflow("two-waits", {})
+    await rt.wait_idle()
+    first = await rt.publish_event("paid", {"n": 1}, idempotency_key="pay-1")
+    assert first.delivered == [run_id]  # the plain step took it; the guarded one's filter raised
+    assert (await rt.task_states(run_id))["guarded"] == "started"
+    again = await rt.publish_event("paid", {"n": 1}, idempotency_key="pay-1")
+    assert again.delivered == [run_id]  # the guarded step waited then: it takes it now
+    await rt.wait_idle()
+    assert str((await rt.workflow(run_id)).state) == "completed"
