@@ -14,7 +14,7 @@ from typing import Any
 
 import msgspec
 
-from cronflow_actors.engine import detached, heard, notices
+from cronflow_actors.engine import detached, endings, heard, notices
 from cronflow_actors.engine.cascade import Cascade
 from cronflow_actors.engine.states import VERB_TARGETS, TaskState, WorkItemState
 from cronflow_actors.engine.transaction import Send, Transaction
@@ -28,6 +28,7 @@ from cronflow_actors.messages.engine import (
     CompleteWorkItemJob,
     DeliverEvent,
     DeliverKept,
+    EndHooksDone,
     FailTaskJob,
     FailWorkflowJob,
     FailWorkItemJob,
@@ -149,6 +150,9 @@ async def _carry_out(tx: Transaction, command: WorkflowCommand, send: Send) -> A
             return detached.redispatch(tx)
         case NoticeDone():
             notices.done(tx, command)
+            return None
+        case EndHooksDone():
+            endings.done(tx)
             return None
         case DeliverKept(drop=drop):
             return await _deliver_kept(tx, send, drop=drop)

@@ -11,6 +11,7 @@ import msgspec
 from cronflow_actors.calls import InOrder
 from cronflow_actors.engine.audit import AuditTrail
 from cronflow_actors.engine.context import WorkflowInfo
+from cronflow_actors.engine.endings import EndHooks
 from cronflow_actors.engine.handlers import HandlerTracing
 from cronflow_actors.engine.registry import WorkflowRegistry
 from cronflow_actors.engine.timers import TimerService
@@ -77,6 +78,7 @@ class EngineServices:
         tracing: HandlerTracing | None = None,
         audit: AuditTrail | None = None,
         deliver: Callable[[str, Message], None] | None = None,
+        end_hooks: EndHooks | None = None,
     ) -> None:
         self.tracing = tracing
         self.audit = audit
@@ -99,6 +101,11 @@ class EngineServices:
         """(instance id, work item id, token) of the notices called in this process whose end
         is not recorded yet: False while the call runs, True once it ended (a wait opened
         again, a reset item's, draws a new token: a notice of its own)."""
+        self.end_hooks = end_hooks
+        """Calls the hooks of runs' ends, at least once (``engine/endings.py``; None: none)."""
+        self.ending: dict[str, bool] = {}
+        """Instances whose end's hooks are called in this process, their end not recorded yet:
+        False while they run, True once they have all been called."""
         self.draining = False
         """While draining, no new handler or action starts: work items that start stay started
         in the snapshot and run on the next start."""

@@ -35,7 +35,7 @@ from typing import Any
 import msgspec
 from mypy_extensions import mypyc_attr
 
-from cronflow_actors.engine import notices
+from cronflow_actors.engine import endings, notices
 from cronflow_actors.engine.commands import apply, drop_job, fail_run
 from cronflow_actors.engine.handlers import ActionActor, WorkItemActor, handler_context
 from cronflow_actors.engine.kept import deliver_kept
@@ -56,6 +56,7 @@ from cronflow_actors.messages.engine import (
     CancelWorkflow,
     DeliverEvent,
     DeliverKept,
+    EndHooksDone,
     InitializeWorkItem,
     InstanceState,
     NoticeDone,
@@ -137,6 +138,9 @@ class WorkflowActor(CoroutineActor):
             self.tell_self_first(RedispatchActions())
         if self.state.notices:
             notices.recover(self, self._transaction())
+        root = self.state.workflows.get(self.instance_id)
+        if self.state.end_owed and root is not None and root.state in FINAL_STATES:
+            endings.recover(self, Transaction.workflow_info(root))
         self._stop_if_idle()  # loaded for nothing (a database from before passivation)
 
     def on_stop(self) -> None:
@@ -171,6 +175,7 @@ class WorkflowActor(CoroutineActor):
                 | ActionFinished()
                 | RedispatchActions()
                 | NoticeDone()
+                | EndHooksDone()
             ):
                 # a report (told, so nobody hears an error): a failure to apply it is recorded
                 # in a transaction of its own
@@ -183,6 +188,8 @@ class WorkflowActor(CoroutineActor):
                 finally:
                     if isinstance(message, NoticeDone):
                         notices.ended(self, message)
+                    elif isinstance(message, EndHooksDone):
+                        endings.forget(self)
             case DeliverKept():
                 await deliver_kept(self, message)
             case ChildFailed(child_urn=urn):
@@ -250,7 +257,7 @@ class WorkflowActor(CoroutineActor):
         try:
             result = await body(tx)
             if tx.writes():
-                mutation, snapshot, busy = self._prepare_commit(tx)
+                mutation, snapshot, busy = self._prepare_commit(tx, was_final)
                 await self.services.store.commit(mutation)
                 self._committed, self._body, self._busy = snapshot, snapshot.body, busy
                 tx.spans_durable()
@@ -277,7 +284,9 @@ class WorkflowActor(CoroutineActor):
             secrets=self.services.secrets,
         )
 
-    def _prepare_commit(self, tx: Transaction) -> tuple[Mutation, SnapshotRecord, Any]:
+    def _prepare_commit(
+        self, tx: Transaction, was_final: bool
+    ) -> tuple[Mutation, SnapshotRecord, Any]:
         """What committing ``tx`` writes (and its snapshot), and the items busy after it; the
         state moves to the next revision (restored from the snapshot if the commit fails)."""
         state = self.state
@@ -287,6 +296,8 @@ class WorkflowActor(CoroutineActor):
         busy = self._busy_after(tx)
         root = state.workflows[state.id]
         final = root.state in FINAL_STATES
+        if final and not was_final:  # it ends here: its end's hooks are owed (if it has any)
+            endings.owed(self, root.state)
         if final and state.kept:  # no step of it hears anything more
             logger.info("%s ended with %d kept events undelivered", self, len(state.kept))
             state.kept = msgspec.UNSET
@@ -294,7 +305,7 @@ class WorkflowActor(CoroutineActor):
         # actions still out (dispatched again after a crash) or events kept: it is running; a
         # notice owed (engine/notices.py) only makes it runnable: loaded at start, still waiting
         running = bool(busy or state.actions or state.kept)
-        runnable = running or bool(state.notices)
+        runnable = running or bool(state.notices) or state.end_owed
         status = str(root.state) if final else ("running" if running else "waiting")
         snapshot = SnapshotRecord(
             instance_id=state.id,
@@ -363,7 +374,10 @@ class WorkflowActor(CoroutineActor):
         root = self.state.workflows.get(self.instance_id)
         if root is not None and root.state in FINAL_STATES and not was_final and self._body:
             raised = self._raised.get(root.error_cause) if root.error_cause else None
-            self.services.on_finished(Transaction.workflow_info(root), self._body, raised)
+            info = Transaction.workflow_info(root)
+            self.services.on_finished(info, self._body, raised)
+            if self.state.end_owed:
+                endings.call(self, info, raised)
 
     def _stop_handlers_of_ended(self, changes: list[Message]) -> None:
         """A handler whose item was canceled or reset meanwhile is stopped (its task cancelled)."""

@@ -1,6 +1,6 @@
 """Step and workflow options: ``Retry`` (attempts, backoff, jitter, filter, callback),
 ``Cache`` and ``CircuitBreaker`` (shared by a step's runs, kept in the store), and ``Hooks``
-(once per run)."""
+(per run: the end's at least once)."""
 
 from __future__ import annotations
 
@@ -160,11 +160,12 @@ def _classes(value: Any) -> tuple[type[BaseException], ...] | None:
 
 
 class Hooks(msgspec.Struct, frozen=True, kw_only=True):
-    """Called once per run, once the change is durable (not again after a restart):
-    ``on_start(ctx)`` when it starts, ``on_success(ctx)`` when it completes, ``on_failure(ctx)``
-    (with ``ctx.error``) when it fails, then ``on_complete(ctx)`` when it ends whichever way
-    (completed, failed or canceled; ``ctx.error`` set if it failed). Errors in hooks are logged
-    and change nothing."""
+    """Called once the change is durable: ``on_start(ctx)`` when a run starts (at most once),
+    ``on_success(ctx)`` when it completes, ``on_failure(ctx)`` (with ``ctx.error``) when it
+    fails, then ``on_complete(ctx)`` when it ends whichever way (completed, failed or canceled;
+    ``ctx.error`` set if it failed): the end's hooks at least once, called again after a crash
+    or a stop that cut them (``engine/endings.py``). Errors in hooks are logged and change
+    nothing."""
 
     on_success: Any = None
     on_failure: Any = None

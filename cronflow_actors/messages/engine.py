@@ -54,6 +54,7 @@ __all__ = [
     "CompleteWorkItemJob",
     "DeliverEvent",
     "DeliverKept",
+    "EndHooksDone",
     "FailTaskJob",
     "FailWorkItemJob",
     "FailWorkflowJob",
@@ -283,6 +284,11 @@ class NoticeDone(Message, frozen=True, kw_only=True):
     token: str
 
 
+class EndHooksDone(Message, frozen=True, kw_only=True):
+    """The hooks of the run's end (a flow's ``on_success``/``on_failure``/``on_complete``) have
+    been called: no longer owed (``engine/endings.py``)."""
+
+
 WorkflowCommand = (
     StartWorkflow
     | InitializeWorkItem
@@ -295,6 +301,7 @@ WorkflowCommand = (
     | RedispatchActions
     | DeliverKept
     | NoticeDone
+    | EndHooksDone
 )
 
 
@@ -445,6 +452,9 @@ class InstanceState(msgspec.Struct, kw_only=True, gc=False, omit_defaults=True):
     """Notices owed (``WaitSpec.notify``, at least once): work item id -> its wait's token, from
     the commit that opened the wait until the notice ended or the wait did; while any is owed
     the instance is runnable, so a restart calls it again (none: no bytes)."""
+    end_owed: bool = False
+    """The hooks of its end are owed (``engine/endings.py``): it ended, and they have not all
+    been called yet; while so, the ended instance is runnable, so a restart calls them."""
     heard: dict[str, list[str]] = msgspec.field(default_factory=dict)
     """Keyed publishes a step of it took (``engine/heard.py``): the publish's id -> the other
     steps that waited for that event then, which a resend of it may still reach."""

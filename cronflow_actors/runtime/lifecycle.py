@@ -219,7 +219,13 @@ class LifecycleMethods(RuntimeParts):
             for (instance_id, _item, _token), ended in self._services.notifying.items()
             if not ended or self.instances.reaching(instance_id)
         )
-        return len(running) + notices
+        # a run's end's hooks running, or called with their end on its way (engine/endings.py)
+        ending = sum(
+            1
+            for instance_id, ended in self._services.ending.items()
+            if not ended or self.instances.reaching(instance_id)
+        )
+        return len(running) + notices + ending
 
     def _fail(self, error: BaseException) -> None:
         """The store broke or another runtime took the database: accept nothing more (the store

@@ -1,6 +1,7 @@
 """A flow's hooks, called when one of its runs ends: the outcome's (``on_success`` or
-``on_failure``), then ``on_complete``; once, off the transaction, after the end is durable.
-A hook that raises is logged; it changes nothing."""
+``on_failure``), then ``on_complete``; off the transaction, after the end is durable, and at
+least once (``engine/endings.py``: the end records them owed until they have been called, so a
+restart calls them again). A hook that raises is logged; it changes nothing."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from cronflow_actors.messages.engine import InstanceState, WorkflowRecord
 from cronflow_actors.messages.states import WorkflowState
 from cronflow_actors.store import Store
 
-__all__ = ["RunHooks", "failure_of"]
+__all__ = ["FlowEndHooks", "RunHooks", "failure_of"]
 
 Spawn = Callable[[Coroutine[Any, Any, None], str], Any]
 """``spawn(coroutine, name)``: run it as a task of the runtime."""
@@ -48,17 +49,22 @@ class RunHooks:
         self._secrets: Mapping[str, Secrets] = secrets if secrets is not None else {}
 
     def finished(
-        self, hooks: Hooks, info: WorkflowInfo, body: bytes, raised: BaseException | None
+        self,
+        hooks: Hooks,
+        info: WorkflowInfo,
+        body: bytes,
+        raised: BaseException | None,
+        done: Callable[[], None] | None = None,
     ) -> None:
-        """A run (a root instance of a flow with ``hooks``) ended: run its hooks, once, off the
-        transaction (the outcome's, then ``on_complete``). ``on_failure`` gets, as
-        ``ctx.error``, the exception the failing step raised (``raised``), or else a
-        ``RunFailedError`` built from the run's record (its class name and stored
-        attributes)."""
-        outcome = {"completed": "on_success", "failed": "on_failure"}.get(info.state)
-        names = [outcome, "on_complete"] if outcome else ["on_complete"]
-        called = [(name, getattr(hooks, name)) for name in names if getattr(hooks, name)]
+        """A run (a root instance of a flow with ``hooks``) ended: run its hooks off the
+        transaction (the outcome's, then ``on_complete``), then ``done()`` (not if the calls
+        were cut: a stop). ``on_failure`` gets, as ``ctx.error``, the exception the failing
+        step raised (``raised``), or else a ``RunFailedError`` built from the run's record
+        (its class name and stored attributes)."""
+        called = hooks_for(hooks, str(info.state))
         if not called:
+            if done is not None:
+                done()
             return
         state = decode_state(body, info.id)
         root = state.workflows[info.id]
@@ -66,12 +72,20 @@ class RunHooks:
         if info.state == WorkflowState.FAILED:
             error = raised if raised is not None else failure_of(state, root)
         ctx = self.context(root.name, root, last=root.output, error=error)
-        self._spawn(self._call(called, ctx, info.id), f"hooks {info.id}")
+        self._spawn(self._call(called, ctx, info.id, done), f"hooks {info.id}")
 
-    async def _call(self, called: list[tuple[str, Any]], ctx: FlowContext, run_id: str) -> None:
+    async def _call(
+        self,
+        called: list[tuple[str, Any]],
+        ctx: FlowContext,
+        run_id: str,
+        done: Callable[[], None] | None,
+    ) -> None:
         for name, hook in called:  # the outcome's hook first, then on_complete
             what = f"{name} hook of run {run_id}"
             await self._in_order.call(run_id, hook, ctx, what=what, run_blocking=self._run_blocking)
+        if done is not None:
+            done()
 
     def context(
         self, namespace: str, workflow: WorkflowRecord, *, last: Any, error: Any = None
@@ -89,6 +103,40 @@ class RunHooks:
             error=error,
             secrets=self._secrets.get(workflow.name, NO_SECRETS),
         )
+
+
+def hooks_for(hooks: Hooks, state: str) -> list[tuple[str, Any]]:
+    """The hooks a run that ended in ``state`` calls, by name, in order."""
+    outcome = {"completed": "on_success", "failed": "on_failure"}.get(state)
+    names = [outcome, "on_complete"] if outcome else ["on_complete"]
+    return [(name, getattr(hooks, name)) for name in names if getattr(hooks, name)]
+
+
+class FlowEndHooks:
+    """The engine's ``EndHooks`` (``engine/endings.py``): the hooks of the registered flows'
+    runs, found by the run's flow."""
+
+    def __init__(self, compiled: Mapping[str, Any], run_hooks: RunHooks) -> None:
+        self._compiled = compiled
+        """Flow name -> its compiled flow (the catalog's, which registrations add to)."""
+        self._run_hooks = run_hooks
+
+    def owed(self, workflow: str, state: str) -> bool:
+        compiled = self._compiled.get(workflow)
+        return compiled is not None and bool(hooks_for(compiled.hooks, state))
+
+    def call(
+        self,
+        info: WorkflowInfo,
+        body: bytes,
+        raised: BaseException | None,
+        done: Callable[[], None],
+    ) -> None:
+        compiled = self._compiled.get(info.name)
+        if compiled is None:  # its flow is not registered here any more: nothing to call
+            done()
+            return
+        self._run_hooks.finished(compiled.hooks, info, body, raised, done)
 
 
 def failure_of(state: InstanceState, root: WorkflowRecord) -> RunFailedError:

@@ -67,7 +67,7 @@ from cronflow_actors.runtime.pinning import Pinning
 from cronflow_actors.runtime.polls import Polls
 from cronflow_actors.runtime.queues import RunQueues, check_queue_limits
 from cronflow_actors.runtime.replays import Replays
-from cronflow_actors.runtime.run_hooks import RunHooks
+from cronflow_actors.runtime.run_hooks import FlowEndHooks, RunHooks
 from cronflow_actors.runtime.run_views import RunViews
 from cronflow_actors.runtime.runs import Runs
 from cronflow_actors.runtime.schedules import Schedules
@@ -208,7 +208,7 @@ class Runtime(ClusterRecovery, LifecycleMethods, FlowMethods, StateMethods, Audi
             store=self.store,
             clock=self.clock,
             disarm=self.timers.disarm,
-            on_ended=lambda info, body: self._finished(info, body, None),
+            on_ended=lambda info, body: self._finished(info, body, None, hooks=True),
             on_count=lambda workflow, n: self.metrics.runs_blocked.labels(workflow).set(n),
             audit=lambda: self._services.audit,
             registered=self._registered,
@@ -270,14 +270,7 @@ class Runtime(ClusterRecovery, LifecycleMethods, FlowMethods, StateMethods, Audi
             store=self.store,
             read=self.instances.read,
         )
-        self.run_hooks = RunHooks(
-            store=self.store,
-            clock=self.clock,
-            spawn=self._spawn,
-            run_blocking=self.system.run_blocking,
-            in_order=self._services.callbacks,
-            secrets=self._secrets,
-        )
+        self._wire_run_hooks()
         self.replays = Replays(
             catalog=self.catalog,
             store=self.store,
@@ -300,6 +293,18 @@ class Runtime(ClusterRecovery, LifecycleMethods, FlowMethods, StateMethods, Audi
                 "places; passivate=True lets them go)",
             )
         return Admission.for_limit(limit, lambda: len(self.instances), lambda: self.state)
+
+    def _wire_run_hooks(self) -> None:
+        """The flows' hooks, which the engine has called when a run ends, at least once."""
+        self.run_hooks = RunHooks(
+            store=self.store,
+            clock=self.clock,
+            spawn=self._spawn,
+            run_blocking=self.system.run_blocking,
+            in_order=self._services.callbacks,
+            secrets=self._secrets,
+        )
+        self._services.end_hooks = FlowEndHooks(self.catalog.compiled, self.run_hooks)
 
     def _wire_triggers(self) -> None:
         """The services through which work arrives from outside: state shared across runs,
@@ -448,11 +453,17 @@ class Runtime(ClusterRecovery, LifecycleMethods, FlowMethods, StateMethods, Audi
         ``EngineServices.deliver``, made before the directory is)."""
         self.instances.deliver(instance_id, message)
 
-    def _finished(self, info: WorkflowInfo, body: bytes, raised: BaseException | None) -> None:
+    def _finished(
+        self, info: WorkflowInfo, body: bytes, raised: BaseException | None, *, hooks: bool = False
+    ) -> None:
+        """A root run ended: its place under its limits is freed. ``hooks``: call its hooks
+        (a run canceled offline; the engine has the hooks of the runs it ends called, at least
+        once: ``engine/endings.py``)."""
         compiled = self.catalog.compiled.get(info.name) if info.parent_id is None else None
-        if compiled is not None:  # a run ended: free its place under its limits, call its hooks
+        if compiled is not None:
             self.queues.finished(info.name, info.id)
-            self.run_hooks.finished(compiled.hooks, info, body, raised)
+            if hooks:
+                self.run_hooks.finished(compiled.hooks, info, body, raised)
         if info.parent_id is None:
             self.replays.finished(info.id)
         if info.id in self.instances:

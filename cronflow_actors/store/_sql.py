@@ -137,14 +137,15 @@ PRUNE = """
     DELETE FROM instances WHERE instance_id IN (
         SELECT instance_id FROM instances
         WHERE status IN ('completed', 'failed', 'canceled') AND created_at < ?
-            AND updated_at < ? AND terminal = 1
+            AND updated_at < ? AND terminal = 1 AND runnable = 0
             AND instance_id NOT IN (SELECT value FROM json_each(?))
         LIMIT ?
     )
 """
-"""A page of finished instances (their journal, audit trail, timers and waits go with them:
-foreign keys cascade), found through the (status, created_at) index, but those a JSON list of
-ids keeps (one parameter, however many: SQLite limits the number of parameters)."""
+"""A page of finished instances that owe nothing more (their hooks called), with their journal,
+audit trail, timers and waits (foreign keys cascade), found through the (status, created_at)
+index, but those a JSON list of ids keeps (one parameter, however many: SQLite limits the
+number of parameters)."""
 
 VACUUM_SOME = "PRAGMA incremental_vacuum(2000);"
 

@@ -198,6 +198,7 @@ class MemoryStore(MemorySpans, MemoryQueue):
             s.instance_id
             for s in self._snapshots.values()
             if s.terminal
+            and not s.runnable  # (an ended run still owing its hooks)
             and s.instance_id not in keep
             and s.status in ("completed", "failed", "canceled")
             and s.updated_at < finished_before

@@ -116,7 +116,8 @@ PRUNE = """
     DELETE FROM instances WHERE instance_id IN (
         SELECT instance_id FROM instances
         WHERE status IN ('completed', 'failed', 'canceled') AND created_at < $1
-            AND updated_at < $1 AND terminal AND NOT (instance_id = ANY($3::text[]))
+            AND updated_at < $1 AND terminal AND NOT runnable
+            AND NOT (instance_id = ANY($3::text[]))
         LIMIT $2
     )
 """
