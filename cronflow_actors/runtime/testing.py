@@ -53,6 +53,9 @@ class StepResult(msgspec.Struct, frozen=True, kw_only=True):
     attempts: int = 0
     retry_delays: list[float] = msgspec.field(default_factory=list)
     """Seconds waited before each retry (on the test's clock)."""
+    duration: float | None = None
+    """Seconds from the start of the step's last attempt to its end, on the test's clock (None:
+    it did not end); the delays before its retries are ``retry_delays``."""
 
 
 class TestResult(msgspec.Struct, frozen=True, kw_only=True):
@@ -179,11 +182,16 @@ class FlowTest:
                 StepResult(
                     id=s.id,
                     kind=s.kind,
-                    status=s.status,
+                    status=str(s.status),  # one kind of value, whatever the step's kind
                     output=s.output,
                     error=s.error,
                     attempts=s.attempts,
                     retry_delays=delays.get(s.id, []),
+                    duration=(
+                        None
+                        if s.finished_at is None or s.started_at is None
+                        else s.finished_at - s.started_at
+                    ),
                 )
                 for s in info.steps
             ],

@@ -65,6 +65,10 @@ async def test_the_harness_runs_the_real_engine_with_mocks_and_expectations() ->
     assert steps["charge"].output == {"charged": 250}
     assert (steps["charge"].attempts, calls) == (3, [1, 2, 3])
     assert steps["charge"].retry_delays == [10.0, 20.0]  # exponential, on the test's clock
+    duration = steps["charge"].duration  # its last attempt's, on that clock: no delay in it
+    assert duration is not None
+    assert 0 <= duration < 5
+    assert {type(s.status) for s in result.steps} == {str}  # one kind of value, any step
     assert steps["side"].output == [1, 2]
     assert steps["notify"].status == "completed"  # its fallback answered
     assert sent == ["ada@example.test"]
