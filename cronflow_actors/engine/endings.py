@@ -50,12 +50,12 @@ def owed(actor: Any, state: str) -> None:
         actor.state.end_owed = True
 
 
-def call(actor: Any, info: WorkflowInfo, raised: BaseException | None) -> None:
-    """Have the hooks of the ended run called (they are owed, and the commit that says so is
-    durable); ``EndHooksDone`` follows them, through the instance directory."""
+def call(actor: Any, info: WorkflowInfo, body: bytes, raised: BaseException | None) -> None:
+    """Have the hooks of the ended run called (they are owed, and the commit that says so,
+    ``body``, is durable); ``EndHooksDone`` follows them, through the instance directory."""
     services, instance_id = actor.services, actor.instance_id
     services.ending[instance_id] = False
-    services.end_hooks.call(info, actor._body, raised, lambda: ended(services, instance_id))
+    services.end_hooks.call(info, body, raised, lambda: ended(services, instance_id))
 
 
 def ended(services: Any, instance_id: str) -> None:
@@ -66,13 +66,13 @@ def ended(services: Any, instance_id: str) -> None:
     services.deliver(instance_id, EndHooksDone())
 
 
-def recover(actor: Any, info: WorkflowInfo) -> None:
-    """The ended instance was loaded owing its hooks: called again, unless they are being
-    called in this process (their end is on its way), or were and their end was not recorded
-    (recorded now)."""
+def recover(actor: Any, info: WorkflowInfo, body: bytes) -> None:
+    """The ended instance was loaded (from ``body``) owing its hooks: called again, unless
+    they are being called in this process (their end is on its way), or were and their end was
+    not recorded (recorded now)."""
     here = actor.services.ending.get(actor.instance_id)
     if here is None:
-        call(actor, info, None)
+        call(actor, info, body, None)
     elif here:
         actor.tell_self_first(EndHooksDone())
 

@@ -13,15 +13,14 @@ from cronflow_actors.messages.engine import DeliverEvent
 
 __all__ = ["LIMIT", "admits", "record", "waiting"]
 
-LIMIT = 256
+LIMIT = 64
 """How many keyed publishes an instance remembers (the oldest is forgotten first)."""
 
 
 def admits(tx: Transaction, message: DeliverEvent) -> bool:
     """Whether ``message``, part of a keyed publish, may reach its step: yes the first time the
     run hears that publish; after that only if its step waited for the event then."""
-    assert message.publish is not None
-    others = tx.state.heard.get(message.publish)
+    others = tx.state.heard.get(message.publish or "")
     return others is None or message.work_item_id in others
 
 
@@ -41,11 +40,10 @@ def waiting(tx: Transaction, message: DeliverEvent) -> list[str]:
 def record(tx: Transaction, message: DeliverEvent, others: list[str]) -> None:
     """``message``'s step took it: the run has heard its publish (``others``: the steps that
     waited for it as well, from ``waiting``, when this is the first of them)."""
-    assert message.publish is not None
-    heard = tx.state.heard
-    reached = heard.get(message.publish)
+    heard, publish = tx.state.heard, message.publish or ""
+    reached = heard.get(publish)
     if reached is None:
-        heard[message.publish] = others
+        heard[publish] = others
         while len(heard) > LIMIT:
             del heard[next(iter(heard))]
     elif message.work_item_id in reached:

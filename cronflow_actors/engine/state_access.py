@@ -63,19 +63,21 @@ class StateAccess:
         return StateAccess(self._store, self._clock, namespace)
 
     def _done(self, operation: Coroutine[Any, Any, Any]) -> Any:
-        """``operation`` itself on the event loop (to await); on another thread, its result,
-        carried out on the loop while this thread waits."""
+        """``operation`` itself on the runtime's event loop (to await); on another thread, its
+        result, carried out on that loop while this thread waits, or, where the thread runs a
+        loop of its own (a ``def`` step's ``asyncio.run``), an awaitable of it for that loop."""
         try:
-            asyncio.get_running_loop()
+            running = asyncio.get_running_loop()
         except RuntimeError:  # no loop here: a blocking handler's thread
-            pass
-        else:
-            return operation
+            running = None
         loop = self._loop
+        if running is loop:
+            return operation
         if loop.is_closed() or not loop.is_running():
             operation.close()
             raise RuntimeNotRunningError(f"use ctx.state of {self.namespace!r}", "stopping")
-        return asyncio.run_coroutine_threadsafe(operation, loop).result()
+        future = asyncio.run_coroutine_threadsafe(operation, loop)
+        return future.result() if running is None else asyncio.wrap_future(future)
 
 
 def _ttl(ttl: float | str | None) -> float | None:

@@ -43,6 +43,7 @@ from cronflow_actors.engine.task_children import create_children
 from cronflow_actors.engine.transaction import Transaction, normalize
 from cronflow_actors.errors import (
     INFRASTRUCTURE,
+    CancelRunRequested,
     InvalidStateTransitionError,
     StepTimeoutError,
     class_name,
@@ -60,6 +61,7 @@ from cronflow_actors.messages.elements import (
     TearDownWorkItem,
 )
 from cronflow_actors.messages.engine import (
+    CancelWorkflow,
     FailTaskJob,
     Stats,
     TaskStateChanged,
@@ -218,8 +220,7 @@ class Task:
                     refuse_call(error, f"router of task {name!r} in {workflow.name!r}")
                     raise
                 await tx.send(change)  # a report: its workflow fails with the router's error
-                failed = f"router of task {name!r}: {type(error).__name__}: {error}"
-                await tx.send_last(FailWorkflow(workflow_id=workflow.id, error=failed))
+                await tx.send_last(_failed_by(error, workflow.id, f"router of task {name!r}", tx))
                 return
         marking, marked = after_production(spec, name, workflow.marking, routed)
         tx.mark(workflow, marking, marked, produced_by=name, split=definition.split)
@@ -451,6 +452,9 @@ class Task:
                     raise
                 if activity != "on_enabled" or isinstance(error, INFRASTRUCTURE):
                     raise  # not user code's, or not where a report fails its task
+                if isinstance(error, CancelRunRequested):  # ctx.cancel(): the run ends so
+                    await tx.send(CancelWorkflow(workflow_id=tx.state.id, reason=error.reason))
+                    return
                 await self._ensure_started(failed=error)  # a report stands: the task fails
                 return
         elif definition.kind is TaskKind.TASK:
@@ -464,6 +468,16 @@ class Task:
         auto-triggers in order; ``last`` as for ``_activity``."""
         kind, check = self.definition.kind, self._check_can_add
         await create_children(self.tx, self.workflow, self.name, kind, pending, last, check)
+
+
+def _failed_by(
+    error: Exception, workflow_id: str, where: str, tx: Transaction
+) -> FailWorkflow | CancelWorkflow:
+    """What a router's ``error`` in a report does: its workflow fails with it, or, for
+    ``ctx.cancel()``, the run is canceled with its reason."""
+    if isinstance(error, CancelRunRequested):
+        return CancelWorkflow(workflow_id=tx.state.id, reason=error.reason)
+    return FailWorkflow(workflow_id=workflow_id, error=f"{where}: {type(error).__name__}: {error}")
 
 
 def _started(workflow: WorkflowRecord) -> list[str]:

@@ -471,5 +471,5 @@ def _outcome(finished: WorkItemFinished) -> str:
     if finished.ok:
         return "completed"
     if finished.cancel_run is not None:
-        return "canceled the run"
+        return "canceled"  # the run, by its handler (ctx.cancel)
     return "retry" if finished.retry_after is not None else "failed"

@@ -140,7 +140,7 @@ class WorkflowActor(CoroutineActor):
             notices.recover(self, self._transaction())
         root = self.state.workflows.get(self.instance_id)
         if self.state.end_owed and root is not None and root.state in FINAL_STATES:
-            endings.recover(self, Transaction.workflow_info(root))
+            endings.recover(self, Transaction.workflow_info(root), self._body)
         self._stop_if_idle()  # loaded for nothing (a database from before passivation)
 
     def on_stop(self) -> None:
@@ -298,6 +298,8 @@ class WorkflowActor(CoroutineActor):
         final = root.state in FINAL_STATES
         if final and not was_final:  # it ends here: its end's hooks are owed (if it has any)
             endings.owed(self, root.state)
+        if final and state.heard:  # no step of it hears anything more
+            state.heard = {}
         if final and state.kept:  # no step of it hears anything more
             logger.info("%s ended with %d kept events undelivered", self, len(state.kept))
             state.kept = msgspec.UNSET
@@ -377,7 +379,7 @@ class WorkflowActor(CoroutineActor):
             info = Transaction.workflow_info(root)
             self.services.on_finished(info, self._body, raised)
             if self.state.end_owed:
-                endings.call(self, info, raised)
+                endings.call(self, info, self._body, raised)
 
     def _stop_handlers_of_ended(self, changes: list[Message]) -> None:
         """A handler whose item was canceled or reset meanwhile is stopped (its task cancelled)."""

@@ -217,9 +217,11 @@ def refuse_call(error: Exception, where: str) -> None:
     item), as that call's refusal: nothing of the call changed. The error is raised on as it
     is, so a caller still catches its own classes; a note on it says where it came from (its
     traceback shows it), and the HTTP edge answers it as a problem that names ``where``
-    (``refused_in``) instead of an unexplained 500. The runtime's own errors are not marked:
-    they have answers of their own. The first mark stays (the innermost call)."""
-    if isinstance(error, CronflowError) or refused_in(error) is not None:
+    (``refused_in``) instead of an unexplained 500; one of the runtime's own classes (a
+    ``StateValueError`` of ``ctx.state``) keeps its answer, and names ``where`` in it. The
+    runtime's own trouble (``INFRASTRUCTURE``: a stop, a store) is not user code's: not marked.
+    The first mark stays (the innermost call)."""
+    if isinstance(error, INFRASTRUCTURE) or refused_in(error) is not None:
         return
     error.add_note(f"raised by the {where}: the call was refused and nothing of it changed")
     with contextlib.suppress(AttributeError):  # no __dict__ (__slots__): only the note tells

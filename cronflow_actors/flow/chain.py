@@ -54,11 +54,16 @@ class Chain:
 
     def _add(self, node: Node) -> Self:
         if not isinstance(node.id, str) or not node.id:
-            method = " / ".join(f".{name}()" for name in _PUBLIC.get(type(node), ()))
+            names = _PUBLIC.get(type(node), ("step",))
+            method = " / ".join(f".{name}()" for name in names)
+            example = (
+                "(Cronflow's humanInTheLoop({...}) is .human_in_the_loop('approve', timeout='1h'))"
+                if isinstance(node, HumanNode)
+                else f"(.{names[0]}('charge', ...))"
+            )
             self._problems.append(
                 f"{method}: its id must be a non-empty string, got {type(node.id).__name__} "
-                f"{node.id!r}; the id comes first, then the options by name (Cronflow's "
-                "humanInTheLoop({...}) is .human_in_the_loop('approve', timeout='1h'))"
+                f"{node.id!r}; the id comes first, then the options by name {example}"
             )
         self._changed()
         self._current().append(node)

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 
 from cronflow_actors.flow import nodes as n
 from cronflow_actors.flow.options import Cache, CircuitBreaker, Retry
-from cronflow_actors.net.durations import parse_duration
+from cronflow_actors.net.durations import looks_like_duration
 
 __all__ = ["LOG_LEVELS", "RESERVED", "node_problems", "step_ids"]
 
@@ -92,9 +92,7 @@ def _event_problems(node: n.EventNode, where: str) -> list[str]:
     event = node.event
     if not isinstance(event, str) or not event:
         return [f"{where}: the event must be a non-empty string, got {event!r}"]
-    try:
-        parse_duration(event)
-    except ValueError:
+    if not looks_like_duration(event):
         return []
     return [
         f"{where}: the event {event!r} reads as a duration: the step's id comes first, then the "

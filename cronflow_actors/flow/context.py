@@ -82,7 +82,8 @@ class FlowContext:
     (the id of the step, condition or loop being run), ``run.id``, ``run.workflow_id`` and
     ``run.start_time``, ``state`` (persistent key-value state of this workflow:
     ``await ctx.state.get/set/incr/delete`` in an ``async def`` step, the same calls without
-    ``await`` in a plain ``def`` one), ``trigger.headers``, ``attempt`` (1 on the first
+    ``await`` in a plain ``def`` step or hook, which runs on a pool thread; a condition runs on
+    the loop: an ``async def`` one awaits them), ``trigger.headers``, ``attempt`` (1 on the first
     try), ``idempotency_key`` (stable across retries and restarts), ``error`` (in ``on_error``
     and ``on_failure``), ``secrets`` (the flow's ``define(secrets=...)``, read-only, never
     persisted).
@@ -150,7 +151,7 @@ class FlowContext:
         elif name == "sleep":
             hint = "a durable wait is a node of the flow: .sleep(id, duration) between steps"
         else:
-            hint = f"ctx has {', '.join(sorted(self.__slots__))}"
+            hint = f"ctx has {', '.join(sorted(self.__slots__))} and cancel(reason)"
         raise AttributeError(f"'FlowContext' object has no attribute {name!r}: {hint}")
 
     @classmethod

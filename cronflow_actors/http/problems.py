@@ -168,6 +168,12 @@ def as_problem(error: CronflowError) -> Problem:
         fields = {"path": error.refused[0].path, "refused": error.refused}
     elif isinstance(error, PublishInterruptedError):
         fields = {"started": error.started}
+    where = refused_in(error)
+    if where is not None:  # raised by the flow's own code, which refused the call
+        fields["raised_in"] = where
+        return Problem(
+            status, slug, f"the flow's {where} raised: {error}", headers=headers, **fields
+        )
     return Problem(status, slug, str(error), headers=headers, **fields)
 
 
@@ -178,7 +184,7 @@ def flow_code_problem(error: Exception, *, message: bool = True) -> Problem | No
     unless ``message`` is False (a webhook's caller is not the flow's operator); logged with
     its traceback. None for any other error (the generic 500 answers it)."""
     where = refused_in(error)
-    if where is None:
+    if where is None or isinstance(error, CronflowError):  # (one of ours: its own answer)
         return None
     logger.error("a call was refused: the %s raised", where, exc_info=error)
     said = f"{type(error).__name__}: {error}" if message else type(error).__name__

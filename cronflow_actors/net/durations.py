@@ -7,10 +7,15 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["parse_duration"]
+__all__ = ["looks_like_duration", "parse_duration"]
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 _PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
+
+
+def looks_like_duration(value: str) -> bool:
+    """Whether ``value`` reads as a duration, with its unit or without (``"1h"``, ``"300"``)."""
+    return _PATTERN.match(value) is not None
 
 
 def parse_duration(value: object, what: str = "duration") -> float:

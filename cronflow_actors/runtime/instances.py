@@ -267,13 +267,15 @@ class InstanceDirectory:
                 logger.info("%r not delivered to instance %s: %s", message, instance_id, stopping)
             except Exception:
                 logger.exception("could not deliver %r to instance %s", message, instance_id)
-            finally:
-                self._delivering[instance_id] -= 1
-                if not self._delivering[instance_id]:
-                    del self._delivering[instance_id]
+
+        def delivered(_task: Any) -> None:  # run or cancelled, even before it began
+            self._delivering[instance_id] -= 1
+            if not self._delivering[instance_id]:
+                del self._delivering[instance_id]
 
         self._delivering[instance_id] += 1  # from now: its task may not begin at once
-        self._system.create_task(activate_and_tell(), name=f"deliver to {instance_id}")
+        task = self._system.create_task(activate_and_tell(), name=f"deliver to {instance_id}")
+        task.add_done_callback(delivered)
 
     async def read(self, instance_id: str) -> SnapshotRecord:
         """The last committed snapshot of the instance (from its actor if it is in memory)."""

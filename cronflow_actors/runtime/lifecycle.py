@@ -116,7 +116,8 @@ class LifecycleMethods(RuntimeParts):
 
             if running := self._handlers_running():
                 logger.info(
-                    "draining: up to %g s for %d running step(s), action(s) and notice(s)",
+                    "draining: up to %g s for %d running step(s), action(s), notice(s) and "
+                    "run hooks",
                     drain,
                     running,
                 )
@@ -124,9 +125,9 @@ class LifecycleMethods(RuntimeParts):
                 await asyncio.wait_for(finished(), drain)
             if left := self._handlers_running():
                 logger.warning(
-                    "the drain ended (%s) with %d step(s), action(s) and notice(s) running: they "
-                    "are stopped, and run again at the next start (but actions with "
-                    "durable=False)",
+                    "the drain ended (%s) with %d step(s), action(s), notice(s) and run hooks "
+                    "running: they are stopped, and run again at the next start (but actions "
+                    "with durable=False)",
                     "aborted" if self._abort_drain else f"after {drain:g} s",
                     left,
                 )
@@ -308,6 +309,9 @@ class LifecycleMethods(RuntimeParts):
             try:
                 spec = self._spec_of(snapshot)
             except (LookupError, MockLostError):
+                if snapshot.terminal:  # ended owing its hooks: they cannot wait for its version
+                    await self.pinning.settle_hooks(snapshot)
+                    continue
                 logger.warning(
                     "instance %s of %s %s not recovered: that version is not registered",
                     snapshot.instance_id,

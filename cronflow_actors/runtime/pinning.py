@@ -291,6 +291,27 @@ class Pinning:
                 continue
         return None
 
+    async def settle_hooks(self, snapshot: SnapshotRecord) -> None:
+        """A run that ended owing the hooks of its end (``engine/endings.py``), stored by a
+        version not registered here: its instance cannot be loaded to have them called. They
+        are called now, without the engine, as its flow has them now (if it is registered:
+        ``on_ended``), once: the debt is dropped first (at most once, as for a run canceled
+        offline), so that the run is loaded at start no more and can be pruned."""
+        state = decode_state(snapshot.body, snapshot.instance_id)
+        state.end_owed = False
+        try:
+            ended = await self._rewrite(snapshot, state, runnable=False)
+        except RevisionConflictError:
+            return  # another process settled it meanwhile
+        logger.warning(
+            "run %s of %s %s ended owing its hooks, and that version is not registered here: "
+            "they are called once, as the flow has them now",
+            snapshot.instance_id,
+            snapshot.workflow,
+            snapshot.version,
+        )
+        self._on_ended(Transaction.workflow_info(state.workflows[state.id]), ended.body)
+
     def forget(self, instance_id: str) -> None:
         """The instance ended without running (canceled offline): it is held no more."""
         block = self._held.pop(instance_id, None)

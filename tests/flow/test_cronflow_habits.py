@@ -46,6 +46,8 @@ def test_a_duration_string_without_its_unit_is_refused(flow: cf.Flow, said: str)
 
 def test_cronflow_call_shapes_are_refused_with_what_to_write() -> None:
     waited = cf.define("w").wait_for_event("payment.confirmed", "1h")  # waitForEvent(name, t)
+    bare = cf.define("w2").wait_for_event("payment.confirmed", "300")  # Cronflow's milliseconds
+    assert "the event '300' reads as a duration" in _problems(bare)
     assert (
         "the event '1h' reads as a duration: the step's id comes first, then the event's name, "
         "and the timeout by name: .wait_for_event('payment.confirmed', 'payment.done', "
@@ -167,3 +169,33 @@ async def test_ctx_cancel_ends_the_run_canceled_with_its_reason(
     assert whole.status == "canceled"  # from inside a subflow, the whole run
     assert ran == ["guarded", "guarded"]
     assert not [r for r in caplog.records if r.levelname in ("WARNING", "ERROR")]
+
+
+async def test_ctx_cancel_in_a_condition_or_an_items_function_cancels_the_run(
+    rt: cf.Runtime,
+) -> None:
+    """Not only a step may end its run as canceled: a condition or a for_each's items function
+    that calls ctx.cancel() as the step before it is recorded cancels it too (it failed the run
+    with CancelRunRequested, and would have called on_failure)."""
+
+    def nothing_left(ctx: Any) -> Any:
+        if not ctx.last:
+            ctx.cancel("nothing to ship")
+        return ctx.last
+
+    rt.register(
+        cf.define("by-condition")
+        .step("count", lambda ctx: ctx.payload)
+        .if_("any", nothing_left)
+        .step("ship", lambda ctx: "shipped")
+        .end_if()
+    )
+    rt.register(
+        cf.define("by-items")
+        .step("count", lambda ctx: ctx.payload)
+        .for_each("lines", nothing_left, lambda item, ctx: item)
+    )
+    for flow in ("by-condition", "by-items"):
+        canceled = await rt.wait(await rt.trigger(flow, []), timeout=5)
+        assert (canceled.status, canceled.error) == ("canceled", "nothing to ship"), flow
+        assert (await rt.wait(await rt.trigger(flow, [1]), timeout=5)).status == "completed"

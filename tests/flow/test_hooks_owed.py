@@ -9,6 +9,8 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 import cronflow_actors as cf
 
 
@@ -88,15 +90,61 @@ async def test_a_run_without_a_hook_for_its_outcome_owes_nothing(rt: cf.Runtime)
     assert failures == []
 
 
-async def test_hooks_that_raise_are_logged_and_owed_no_more(rt: cf.Runtime) -> None:
+async def test_hooks_that_raise_are_logged_and_owed_no_more(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    called: list[str] = []
+
     def broken(ctx: Any) -> None:
+        called.append(ctx.run.id)
         raise RuntimeError("the chat service refused")
 
-    rt.register(cf.define("broken", hooks=cf.Hooks(on_complete=broken)).step("s", str))
-    run_id = await rt.trigger("broken", 1)
+    flow = cf.define("broken", hooks=cf.Hooks(on_complete=broken)).step("s", str)
+    async with cf.Runtime(db=tmp_path / "broken.db", workflows=[flow]) as rt:
+        run_id = await rt.trigger("broken", 1)
+        await rt.wait(run_id, timeout=5)
+        for _ in range(500):
+            if called and not await _owed(rt, run_id):
+                break
+            await asyncio.sleep(0.01)
+        assert called == [run_id]
+        assert not await _owed(rt, run_id)  # its end recorded, though the hook raised
+    assert "the chat service refused" in caplog.text
+    async with cf.Runtime(db=tmp_path / "broken.db", workflows=[flow]) as again:
+        await again.wait_idle()
+    assert called == [run_id]  # owed no more: not called again
+
+
+async def test_hooks_owed_by_a_retired_version_are_settled_at_the_next_start(
+    tmp_path: Path,
+) -> None:
+    """The run's version is not registered at the next start (v1 replaced by v2): its instance
+    cannot be loaded to have the hooks called. It stayed owed for good (loaded at no start, its
+    hooks never called, never pruned); now they are called once, as the flow has them now."""
+    calls: list[str] = []
+    hung = asyncio.Event()
+
+    def versioned(version: str, gate: asyncio.Event | None) -> cf.Flow:
+        async def on_complete(ctx: Any) -> None:
+            calls.append(f"{version} {ctx.run.id}")
+            if gate is not None:
+                await gate.wait()
+
+        hooks = cf.Hooks(on_complete=on_complete)
+        return cf.define("orders", version=version, hooks=hooks).step(version, lambda ctx: 1)
+
+    db = tmp_path / "retired.db"
+    rt = cf.Runtime(db=db, workflows=[versioned("v1", hung)])
+    await rt.start()
+    run_id = await rt.trigger("orders")
     await rt.wait(run_id, timeout=5)
     for _ in range(500):
-        if not await _owed(rt, run_id):
+        if calls:
             break
         await asyncio.sleep(0.01)
-    assert not await _owed(rt, run_id)
+    await rt.stop(drain=0.2)  # cut: owed
+    async with cf.Runtime(db=db, workflows=[versioned("v2", None)]) as again:
+        await again.wait_idle()
+        assert not await _owed(again, run_id)
+        assert await again.prune(older_than=0) == 1  # no longer kept for its hooks
+    assert calls == [f"v1 {run_id}", f"v2 {run_id}"]  # once more, by the flow as it is now

@@ -620,6 +620,16 @@ async def test_state_from_a_plain_def_step_is_read_and_written_at_once(
     assert await rt.get_workflow_state("visits", "visits") == 2  # durable, as an async step's
     clock.advance(61)
     assert await rt.get_workflow_state("visits", "last", "expired") == "expired"
+
+    def own_loop(ctx: Any) -> Any:  # a def step that runs an event loop of its own
+        async def inside() -> Any:
+            await ctx.state.set("seen", ctx.payload)  # awaitable there, done on the runtime's
+            return await ctx.state.get("seen")
+
+        return asyncio.run(inside())
+
+    rt.register(cf.define("looped").step("l", own_loop))
+    assert (await rt.wait(await rt.trigger("looped", "x"), timeout=5)).output == "x"
     failed = await rt.wait(await rt.trigger("misused"), timeout=5)
     assert failed.status == "failed"
     assert "holds str 'ada', not a number" in (failed.error or "")

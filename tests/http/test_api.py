@@ -266,8 +266,8 @@ async def test_webhook_path_parameters_reach_ctx_trigger_params(serve: Serve) ->
 
 
 async def test_a_webhooks_query_reaches_ctx_trigger_query_and_its_replay(serve: Serve) -> None:
-    """A GET webhook has no body: its query (an OAuth callback's ``?code=``) is what it says,
-    and it reached only the webhook's callbacks, never the run."""
+    """A GET webhook has no body: its query (an OAuth callback's ``?code=``) is what it says.
+    It used to reach only the webhook's callbacks, never the run; the run keeps it now."""
     flow = (
         cf.define("oauth")
         .step("code", lambda ctx: [dict(ctx.trigger.query), ctx.payload])

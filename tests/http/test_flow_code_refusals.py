@@ -93,6 +93,23 @@ async def test_a_start_its_first_node_refuses_names_that_code_and_records_no_run
     assert (await rt.wait("r1", timeout=5)).output == 1
 
 
+async def test_a_runtime_error_the_flows_code_raised_keeps_its_answer_and_names_the_code(
+    serve: Serve,
+) -> None:
+    async def counted(ctx: Any) -> bool:
+        return bool(await ctx.state.incr("seen") > 1)  # a string there: StateValueError
+
+    rt, client = await serve([cf.define("counted").if_("again", counted).step("a", str).end_if()])
+    await rt.set_workflow_state("counted", "seen", "ada")
+    answer = await client.post("/runs", json={"workflow": "counted", "payload": {}})
+    assert answer.status_code == 409, answer.text  # the answer of its class, as before
+    problem = answer.json()
+    assert problem["raised_in"] == "router of task 'if:again' in 'counted'"
+    assert problem["detail"].startswith("the flow's router of task 'if:again' in 'counted' raised")
+    assert "holds str 'ada', not a number" in problem["detail"]
+    assert await rt.list_runs() == []
+
+
 async def test_a_resume_its_next_node_refuses_leaves_the_pause_open(serve: Serve) -> None:
     rt, client = await serve(flows())
     for flow, raised_in, said in [
