@@ -92,11 +92,10 @@ class _Parking:
 class SystemClock(_Parking):
     """The real clock: ``time.time``, ``time.monotonic`` and ``asyncio.sleep``."""
 
-    def now(self) -> float:
-        return time.time()
-
-    def monotonic(self) -> float:
-        return time.monotonic()
+    # The functions themselves, not methods that call them: a run reads the clock about twenty
+    # times, and a method around each reading is one Python call more.
+    now = staticmethod(time.time)
+    monotonic = staticmethod(time.monotonic)
 
     async def sleep(self, seconds: float) -> None:
         await self.sleep_until(time.time() + seconds)
