@@ -186,7 +186,13 @@ class LoopActor(pykka.Actor):
         parent_actor = None
         if parent is not None:
             parent_actor = parent._actor_weakref()
-            if not isinstance(parent_actor, LoopActor) or not parent.is_alive():
+            # whether it is a LoopActor, by its MRO: an ABC's isinstance is three calls (pykka's
+            # Actor is an ABC), and its stop flag read here rather than through is_alive()
+            if (
+                parent_actor is None
+                or LoopActor not in type(parent_actor).__mro__
+                or parent_actor.actor_stopped._set
+            ):
                 raise pykka.ActorDeadError(f"cannot spawn a child of {parent}: it is not alive")
         self._system = host
         self._in_flight = host.work
@@ -195,7 +201,7 @@ class LoopActor(pykka.Actor):
             self._parent = parent
             if parent_actor._children is None:
                 parent_actor._children = {}
-            parent_actor._children[self.actor_urn] = self.actor_ref
+            parent_actor._children[self.actor_urn] = self._actor_ref
 
     def _start_actor_loop(self) -> None:
         if self._system is None:
@@ -410,9 +416,8 @@ class LoopActor(pykka.Actor):
         if system is None:
             return
         parent = self._parent
-        parent_actor = parent._actor_weakref() if parent is not None else None
-        # one isinstance (an ABC's: three calls), for the two questions below
-        loop_parent = parent_actor if isinstance(parent_actor, LoopActor) else None
+        # a parent is a LoopActor (_bind refuses any other), or gone
+        loop_parent: LoopActor | None = parent._actor_weakref() if parent is not None else None
         if loop_parent is not None and loop_parent._children is not None:
             loop_parent._children.pop(self.actor_urn, None)
         if error is None:

@@ -158,7 +158,7 @@ class ActorSystem:
             raise ActorNameTakenError(self.name, name)
         actor = actor_class(*args, **kwargs)
         actor._bind(self, name, parent)
-        ref = actor.actor_ref
+        ref = actor._actor_ref  # (not the property: a call)
         self._actors[actor.actor_urn] = ref
         if name is not None:
             self._names[name] = ref
