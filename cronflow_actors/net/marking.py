@@ -48,10 +48,18 @@ def is_join_satisfied(
 ) -> bool:
     """Whether ``task``'s join allows it to be enabled at ``marking``."""
     definition = spec.tasks[task]
+    # loops, not all()/any() over a generator: asked as every task may be enabled, and a
+    # generator is a call for each condition it yields and one more to end
     if definition.join is JoinType.AND:
-        return bool(definition.inputs) and all(marking.get(c, 0) > 0 for c in definition.inputs)
+        for condition in definition.inputs:
+            if marking.get(condition, 0) <= 0:
+                return False
+        return bool(definition.inputs)
     if definition.join is JoinType.XOR:
-        return any(marking.get(c, 0) > 0 for c in definition.inputs)
+        for condition in definition.inputs:  # noqa: SIM110 - any() over a generator: see above
+            if marking.get(condition, 0) > 0:
+                return True
+        return False
     return is_or_join_enabled(spec, task, marking, started)
 
 
