@@ -78,7 +78,7 @@ from cronflow_actors.net.marking import (
     resolve_routes,
     tasks_to_disable,
 )
-from cronflow_actors.net.spec import CaughtFailure, SplitType, TaskKind
+from cronflow_actors.net.spec import CaughtFailure, JoinType, SplitType, TaskKind
 
 __all__ = ["Task"]
 
@@ -137,8 +137,8 @@ class Task:
         workflow, record, name = self.workflow, self.record, self.name
         if record.state not in _ENABLEABLE or workflow.state in FINAL_STATES:
             return
-        spec = self.spec
-        if not is_join_satisfied(spec, name, workflow.marking, _started(workflow)):
+        started = _started(workflow) if self.definition.join is JoinType.OR else ()  # OR's only
+        if not is_join_satisfied(self.spec, name, workflow.marking, started):
             return
         record.generation += 1
         self._move(TaskState.ENABLED)
