@@ -166,7 +166,7 @@ class Cascade:
         if message.parent_id is None or message.parent_task is None:
             return self.root
         parent = self.tx.state.workflows[message.parent_id]
-        definition = self.tx.spec(parent).tasks[message.parent_task]
+        definition = self.tx.specs[parent.path].tasks[message.parent_task]
         spec = definition.child(message.child)
         if spec is None:
             names = [child.name for child in definition.subworkflows]

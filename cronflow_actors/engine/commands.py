@@ -256,7 +256,7 @@ def _waiting_for(tx: Transaction, kept: KeptEvent) -> list[KeptEvent]:
     for item in tx.state.work_items.values():
         if item.state != WorkItemState.STARTED:
             continue
-        work = tx.spec(tx.state.workflows[item.workflow_id]).tasks[item.task].work_item
+        work = tx.specs[tx.state.workflows[item.workflow_id].path].tasks[item.task].work_item
         wait = work.wait if work is not None else None
         if wait is not None and wait.hears(kept.event):
             targets.append(msgspec.structs.replace(kept, work_item_id=item.id))
@@ -279,7 +279,7 @@ async def _initialize_work_item(tx: Transaction, workflow_id: str, task: str, pa
 
 
 def _task_definition(tx: Transaction, workflow: WorkflowRecord, task: str) -> Any:
-    spec = tx.spec(workflow)
+    spec = tx.specs[workflow.path]
     if task not in spec.tasks:
         raise NotFoundError(
             "task", task, f"workflow {workflow.name!r} (tasks: {sorted(spec.tasks)})"

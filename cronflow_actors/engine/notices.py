@@ -39,7 +39,7 @@ def call(actor: Any, tx: Transaction, item_id: str) -> None:
     services.notifying[actor.instance_id, item_id, token] = False
     item = actor.state.work_items[item_id]
     workflow = actor.state.workflows[item.workflow_id]
-    wait = tx.spec(workflow).tasks[item.task].work_item.wait
+    wait = tx.specs[workflow.path].tasks[item.task].work_item.wait
     ctx = tx.item_context(workflow, item, "notice")
     end = NoticeDone(work_item_id=item_id, token=token)
     notice = _notify(

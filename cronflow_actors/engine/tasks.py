@@ -105,7 +105,7 @@ class Task:
         self.workflow = workflow
         self.name = name
         self.record = workflow.tasks[name]
-        self.spec = tx.spec(workflow)
+        self.spec = tx.specs[workflow.path]
         self.definition = self.spec.tasks[name]
 
     def receive(self, message: TaskMessage) -> Awaitable[None]:

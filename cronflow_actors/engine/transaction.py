@@ -93,7 +93,7 @@ class Transaction:
         state: InstanceState,
         *,
         now: float,
-        spec_of: Callable[[WorkflowRecord], NetSpec],
+        specs: Mapping[tuple[str, ...], NetSpec],
         principal: Principal | None = None,
         state_access: Any = None,
         tokens: Callable[[], str] | None = None,
@@ -110,9 +110,10 @@ class Transaction:
         self.state_access = state_access
         """What ``ctx.state`` is in user code (the workflow's key-value state)."""
         self.now = now
-        self.spec = spec_of
-        """The definition (``NetSpec``) a workflow of the instance runs: its root's, or a
-        composite task's. A plain attribute: it is asked two dozen times a transaction."""
+        self.specs = specs
+        """The definition (``NetSpec``) each workflow of the instance runs, by its ``path``:
+        ``specs[workflow.path]``, its root's or a composite task's. A subscript, not a method:
+        it is asked two dozen times a transaction (``net.spec.Descendants``)."""
         self.principal = principal
         self.journal: list[JournalEntry] = []
         self.timers_set: dict[str, TimerRecord] = {}
@@ -258,7 +259,7 @@ class Transaction:
         after ``check_can_add(what)``); ``changed`` is the child change an activity is about;
         ``scheduling``: it may register jobs (owned by the task's generation)."""
         record = workflow.tasks[name]
-        definition = self.spec(workflow).tasks[name]
+        definition = self.specs[workflow.path].tasks[name]
         children = TaskChildren(self.new_id, record, name, pending, check_can_add)
         owner = task_owner(workflow.id, name, record.generation)
         ctx = self.context(
@@ -339,7 +340,7 @@ class Transaction:
     async def start_waiting(self, workflow: WorkflowRecord, item: WorkItemRecord) -> None:
         """The durable wake-up row of an item that starts waiting for an event or a human (a
         pause draws a new resume token)."""
-        wait = self.spec(workflow).tasks[item.task].work_item.wait
+        wait = self.specs[workflow.path].tasks[item.task].work_item.wait
         assert wait is not None  # only an item that waits starts waiting
         if wait.kind == "pause":
             item.token = self.new_token()

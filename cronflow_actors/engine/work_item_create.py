@@ -30,7 +30,7 @@ async def create(tx: Transaction, message: CreateWorkItem) -> Trigger | None:
     auto-start it set when ``defer_trigger`` (else runs it, and answers None)."""
     workflow = tx.state.workflows[message.workflow_id]
     task, ident, payload = message.task, message.work_item_id, message.payload
-    definition = tx.spec(workflow).tasks[task]
+    definition = tx.specs[workflow.path].tasks[task]
     state = workflow.tasks[task].state
     if definition.kind is not TaskKind.TASK or state not in _TASK_ACTIVE:
         raise InvalidStateTransitionError(

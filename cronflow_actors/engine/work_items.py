@@ -86,7 +86,7 @@ async def initialize(
     """A new work item of ``task``'s current generation (the task must be enabled or started);
     its task hears of it, then its ``on_initialized`` runs."""
     record = workflow.tasks[task]
-    definition = tx.spec(workflow).tasks[task]
+    definition = tx.specs[workflow.path].tasks[task]
     if record.state not in _TASK_ACTIVE or workflow.state not in _WORKFLOW_OPEN:
         raise InvalidStateTransitionError(
             "task",
@@ -147,7 +147,7 @@ class WorkItem:
         self.tx = tx
         self.record = record
         self.workflow = workflow = tx.state.workflows[record.workflow_id]
-        self.definition = tx.spec(workflow).tasks[record.task].work_item
+        self.definition = tx.specs[workflow.path].tasks[record.task].work_item
 
     def receive(self, message: WorkItemMessage) -> Awaitable[Any]:
         """What the item does with ``message`` (awaiting it carries it out);

@@ -66,7 +66,6 @@ from cronflow_actors.messages.engine import (
     StartWorkflow,
     TimerFired,
     WorkflowCommand,
-    WorkflowRecord,
     WorkItemAction,
     WorkItemFinished,
     WorkItemRecord,
@@ -277,7 +276,7 @@ class WorkflowActor(CoroutineActor):
             self.state,
             audit=self.services.audit,
             now=self.services.clock.now(),
-            spec_of=self._spec_of,
+            specs=self._specs,
             principal=principal,
             state_access=self._state_access,
             tokens=self.services.tokens,
@@ -438,9 +437,6 @@ class WorkflowActor(CoroutineActor):
             state.fingerprint = fingerprint(self.root)
         return state
 
-    def _spec_of(self, workflow: WorkflowRecord) -> NetSpec:
-        return self._specs[workflow.path]
-
     def _handler_context(self, item: WorkItemRecord, *, answered: bool = False) -> Any:
         return handler_context(
             self.state.workflows[item.workflow_id],
@@ -454,7 +450,7 @@ class WorkflowActor(CoroutineActor):
 
     def _task_of(self, item: WorkItemRecord) -> TaskSpec:
         workflow = self.state.workflows[item.workflow_id]
-        return self._spec_of(workflow).tasks[item.task]
+        return self._specs[workflow.path].tasks[item.task]
 
     def _spawn_handler(self, item_id: str, attempt: int) -> None:
         if self.services.draining:

@@ -170,9 +170,9 @@ class Workflow:
         if (
             message.next == TaskState.COMPLETED
             and workflow.state == WorkflowState.STARTED
-            and workflow.marking.get(tx.spec(workflow).end, 0) > 0
+            and workflow.marking.get(tx.specs[workflow.path].end, 0) > 0
         ):
-            spec = tx.spec(workflow)
+            spec = tx.specs[workflow.path]
             last = spec.output == "last"
             workflow.output = workflow.last if last else workflow.outputs.get(message.task)
             await self._complete()
@@ -217,7 +217,7 @@ class Workflow:
         tx, workflow = self.tx, self.record
         check_move("workflow", workflow.id, workflow.state, WorkflowState.CANCELED)
         await pass_boundary(
-            actions=tx.spec(workflow).actions,
+            actions=tx.specs[workflow.path].actions,
             action="cancel",
             payload=None,
             principal=principal,
@@ -286,7 +286,7 @@ class Workflow:
         tx.changes.append(change)
         if tx.audit is not None:
             tx.audit.workflow_moved(change)
-        if activity in self.tx.spec(workflow).activities:
+        if activity in self.tx.specs[workflow.path].activities:
             await self._activity(activity)
         if target in FINAL_STATES and workflow.id == tx.state.id and tx.state.migration is not None:
             await self._migration_hook("finalizer")  # the migrated root ended
@@ -310,7 +310,7 @@ class Workflow:
 
     async def _activity(self, name: str) -> None:
         tx, workflow = self.tx, self.record
-        fn = tx.spec(workflow).activities.get(name)
+        fn = tx.specs[workflow.path].activities.get(name)
         if fn is None:
             return
         parent = tx.state.workflows[workflow.parent_id] if workflow.parent_id is not None else None
