@@ -127,6 +127,10 @@ class LoopActor(pykka.Actor):
     actor_inbox: LoopInbox
     actor_stopped: StopFlag  # type: ignore[assignment]
 
+    system: ActorHost
+    """The actor system this actor lives in (from its spawn on). A plain attribute, not a
+    property: actors read it on every step they take (a handler's pool, a spawn)."""
+
     hears_child_stops: ClassVar[bool] = True
     """Whether a child's normal stop reaches this actor as a ``ChildStopped`` message. An actor
     that does nothing with them (it spawns many short-lived children and learns what it needs
@@ -194,7 +198,7 @@ class LoopActor(pykka.Actor):
                 or parent_actor.actor_stopped._set
             ):
                 raise pykka.ActorDeadError(f"cannot spawn a child of {parent}: it is not alive")
-        self._system = host
+        self._system = self.system = host
         self._in_flight = host.work
         self.actor_name = name
         if parent_actor is not None:
@@ -221,12 +225,6 @@ class LoopActor(pykka.Actor):
             work.loop.call_soon_threadsafe(self._ensure_scheduled)
 
     # -- properties -------------------------------------------------------------------------------
-
-    @property
-    def system(self) -> ActorHost:
-        """The actor system this actor lives in."""
-        assert self._system is not None
-        return self._system
 
     @property
     def parent(self) -> pykka.ActorRef[Any] | None:
