@@ -28,6 +28,7 @@ default) nothing is added to the call.
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import logging
 from collections.abc import Callable, Mapping
@@ -166,9 +167,11 @@ class HandlerActor(LoopActor):
         of its caller's."""
         self.run_id = run_id
         """The root instance (the run) the item belongs to, for the log of a failure."""
+        self._task: asyncio.Task[None] | None = None
+        """The task that runs the handler, until it stops the actor."""
 
     def on_start(self) -> None:
-        self.create_task(self._run(), name=f"{self.what} {self.item_id}")
+        self._task = self.create_task(self._run(), name=f"{self.what} {self.item_id}")
 
     async def _run(self) -> None:
         in_user_code.set(True)  # a run it starts is never held back (runtime/admission.py)
@@ -195,8 +198,10 @@ class HandlerActor(LoopActor):
             except pykka.ActorDeadError:
                 pass
         # At once, from its own task (no stop message through its inbox): it has nothing left
-        # to do (its parent, the instance's actor, learns all it needs from the report).
-        self.stop_now()
+        # to do (its parent, the instance's actor, learns all it needs from the report). The
+        # task given, not looked up; and let go of (no actor <-> task cycle left behind).
+        task, self._task = self._task, None
+        self.stop_now(task)
 
     def succeeded(self, output: Any, began_at: float) -> Message:
         """The report of a handler that returned ``output``."""

@@ -346,13 +346,15 @@ class LoopActor(pykka.Actor):
 
     # -- stopping ---------------------------------------------------------------------------------
 
-    def stop_now(self) -> None:
+    def stop_now(self, current: asyncio.Task[Any] | None = None) -> None:
         """Stop at once, from a message handler or from one of the actor's own tasks: no later
         message is handled (one that arrives is answered with ``ActorDeadError``), ``on_stop``
         runs, children stop and the parent hears of it. The actor's other tasks are
-        cancelled; the task that calls this is not (it is finishing)."""
+        cancelled; the task that calls this is not (it is finishing). ``current``: that task,
+        if the caller knows it (else it is looked up)."""
         if self._tasks:
-            current = asyncio.current_task(self._loop)  # given: no lookup (3.11: a syscall)
+            if current is None:
+                current = asyncio.current_task(self._loop)  # given: no lookup (3.11: a syscall)
             if current is not None:
                 self._tasks.discard(current)
         self._stop()
