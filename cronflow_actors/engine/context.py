@@ -292,7 +292,7 @@ class Context:
     - ``parent``: the enclosing workflow's ``WorkflowInfo`` (and ``parent_task`` for a child
       workflow's activities);
     - ``payload`` and ``outputs``: the workflow's initialize payload and the latest output of each
-      of its tasks; ``output``: the completing task's output (routers);
+      of its tasks, and ``last`` its last output; ``output``: the completing task's (routers);
     - ``transition`` and ``stats`` (policies), ``route`` (routers), ``principal`` and
       ``is_internal`` (actions), ``attempt`` and ``idempotency_key`` (handlers);
     - ``secrets``: the secrets of the workflow it runs in, when the runtime has some for it;
@@ -344,6 +344,7 @@ class Context:
         parent_task: TaskInfo | None = None,
         payload: Any = None,
         outputs: Mapping[str, Any] | None = None,
+        last: Any = None,
         output: Any = None,
         transition: Transition | None = None,
         stats: Stats | None = None,
@@ -362,7 +363,7 @@ class Context:
         self._copies: dict[str, Any] = {}
         self._payload = payload
         self._outputs = outputs if outputs is not None else {}
-        self._last: Any = None
+        self._last = last
         self.output = output
         self.transition = transition
         self.stats = stats

@@ -115,7 +115,9 @@ def handler_context(
     transactions change the instance, so it gets copies. ``answered``: the item's task catches
     its failure (an ``on_error`` answers it)."""
     info = Transaction.work_item_info(item)
-    info = msgspec.structs.replace(info, payload=plain(info.payload))
+    payload = plain(info.payload)
+    if payload is not info.payload:  # (None, a number, a string: itself, nothing to replace)
+        info = msgspec.structs.replace(info, payload=payload)
     ctx = Context(
         where=f"handler of work item {item.name!r}",
         task=Transaction.task_info(workflow, item.task),
@@ -123,10 +125,10 @@ def handler_context(
         parent=Transaction.workflow_info(workflow),
         payload=workflow.payload,
         outputs=dict(workflow.outputs),  # as they are now; values are copied when read
+        last=workflow.last,
         attempt=item.attempt,
         idempotency_key=item.id,
     )
-    ctx.last = workflow.last
     ctx.state = state_access
     ctx.run_blocking = run_blocking
     ctx.clock = clock
