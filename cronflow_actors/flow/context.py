@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from typing import Any, NoReturn
@@ -158,12 +159,15 @@ class FlowContext:
     def of(cls, engine_ctx: Any, step_ids: frozenset[str]) -> FlowContext:
         """From an engine ctx (handler, router or activity) of a flow's workflow."""
         payload, trigger = unwrap_payload(engine_ctx.payload)
-        workflow = engine_ctx.parent
-        outputs = engine_ctx.outputs or {}
+        workflow, task = engine_ctx.parent, engine_ctx.task
+        steps = {}
+        for step, output in (engine_ctx.outputs or {}).items():  # (a comprehension: a call)
+            if step in step_ids:
+                steps[step] = output
         return cls(
             payload=payload,
             last=engine_ctx.last,
-            steps={k: v for k, v in outputs.items() if k in step_ids},
+            steps=steps,
             run=RunRef(
                 id=workflow.id if workflow else "",
                 workflow_id=workflow.name if workflow else "",
@@ -173,7 +177,9 @@ class FlowContext:
             trigger=trigger,
             attempt=engine_ctx.attempt or 1,
             idempotency_key=engine_ctx.idempotency_key or "",
-            step_name=_step_name(engine_ctx),
+            # the user's id for the element: a step's task, or the if_/while_ whose condition
+            # runs, the step whose delay or fallback this is
+            step_name="" if task is None else user_step(task.name),
             secrets=engine_ctx.secrets or NO_SECRETS,
         )
 
@@ -196,16 +202,11 @@ class FlowContext:
         return f"<FlowContext run={self.run.id} step={self.step_name} last={self.last!r}>"
 
 
-def _step_name(engine_ctx: Any) -> str:
-    """The user's id for the element: a step's task, or the ``if_``/``while_`` whose condition
-    runs, the step whose delay or fallback this is (the compiler names its own tasks
-    ``if:<id>``, ``while:<id>``, ``delay:<id>``, ``<id>:on_error``, ...)."""
-    task = engine_ctx.task
-    return "" if task is None else user_step(task.name)
-
-
+@functools.lru_cache(maxsize=4096)  # asked for every step's ctx, of a few names
 def user_step(task: str) -> str:
-    """The user's id for a task of a flow's net (see ``_step_name``)."""
+    """The user's id for a task of a flow's net: the task's name, but for the tasks the
+    compiler names itself (``if:<id>``, ``while:<id>``, ``delay:<id>``, ``<id>:on_error``,
+    ...), the id of the element they belong to."""
     before, colon, after = task.partition(":")
     if not colon:
         return task
