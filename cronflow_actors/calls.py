@@ -33,20 +33,18 @@ async def settle(value: Any) -> Any:
     return value
 
 
-def _is_coroutine_function(fn: Callable[..., Any]) -> bool:
-    """``inspect.iscoroutinefunction(fn)``, with a shortcut for an ``async def`` function (a
-    step's, every call): the flag on its code says so."""
-    if type(fn) is FunctionType and fn.__code__.co_flags & inspect.CO_COROUTINE:
-        return True
-    return inspect.iscoroutinefunction(fn)
-
-
 async def call_user(
     fn: Callable[..., Any], *args: Any, run_blocking: BlockingRunner | None = None
 ) -> Any:
     """``fn(*args)``: a coroutine function on the loop, a plain one on ``run_blocking`` when
     given (else on the loop); an awaitable result is awaited."""
-    if run_blocking is None or _is_coroutine_function(fn):
+    # where it runs: inspect.iscoroutinefunction(fn), with a shortcut for an ``async def``
+    # function (a step's, every call: the flag on its code says so), written out here
+    if (
+        run_blocking is None
+        or (type(fn) is FunctionType and fn.__code__.co_flags & inspect.CO_COROUTINE)
+        or inspect.iscoroutinefunction(fn)
+    ):
         value = fn(*args)
     else:
         pending = run_blocking(fn, *args)
