@@ -43,8 +43,11 @@ async def create(tx: Transaction, message: CreateWorkItem) -> Trigger | None:
     name = definition.work_item.name
     element = f"work item {name!r} of task {task!r}"
     if message.principal is None and "initialize" not in definition.work_item.actions:
-        # an internal call of the default action: nothing to check, nothing to call
-        stored = storable(payload, element=element, action="initialize")
+        # an internal call of the default action: nothing to check, nothing to call (and None,
+        # a task's default item's payload, nothing to copy)
+        stored = (
+            None if payload is None else storable(payload, element=element, action="initialize")
+        )
     else:
 
         def context() -> Any:

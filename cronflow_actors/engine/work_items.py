@@ -193,8 +193,10 @@ class WorkItem:
         definition = self.definition
         element = f"work item {item.name!r} ({item.id})"
         if principal is None and action not in definition.actions:
-            # an internal call of the default action: nothing to check, nothing to call
-            await self._transition(verb, storable(payload, element=element, action=action))
+            # an internal call of the default action: nothing to check, nothing to call (and
+            # None, an auto-start's payload, nothing to copy)
+            stored = None if payload is None else storable(payload, element=element, action=action)
+            await self._transition(verb, stored)
             return
 
         def context() -> Any:
