@@ -176,7 +176,8 @@ class Telemetry:
             key = (metrics.runs_finished.name, workflow, ended)
             (children.get(key) or self._child(metrics.runs_finished, workflow, ended)).inc()
             if change.created_at:
-                duration = max(0.0, now - change.created_at)
+                duration = now - change.created_at
+                duration = duration if duration > 0.0 else 0.0  # max(0.0, d), without a call
                 key = (metrics.run_duration.name, workflow)
                 series = children.get(key) or self._child(metrics.run_duration, workflow)
                 series.observe(duration)
@@ -187,14 +188,18 @@ class Telemetry:
         metrics, children = self.metrics, self._children
         workflow, kind = change.workflow or "unknown", change.kind or "unknown"
         if attempt_ended and change.began_at is not None and change.started_at is not None:
-            delay = max(0.0, change.began_at - change.started_at)
+            delay = change.began_at - change.started_at
+            delay = delay if delay > 0.0 else 0.0  # max(0.0, delay), without a call (per step)
             key: tuple[str, ...] = (metrics.schedule_to_start.name, workflow)
             series = children.get(key) or self._child(metrics.schedule_to_start, workflow)
             series.observe(delay)
         # an attempt's time is its handler's, from when it began (not the item's start, which
         # a restart may have kept waiting); an item canceled before it started has none
         began = change.began_at if change.began_at is not None else change.started_at
-        duration = max(0.0, now - began) if attempt_ended and began is not None else None
+        duration = None
+        if attempt_ended and began is not None:
+            duration = now - began
+            duration = duration if duration > 0.0 else 0.0  # max(0.0, d), without a call
         if change.next == WorkItemState.INITIALIZED:  # a reset: the attempt failed, is tried again
             self._child(metrics.retries, workflow).inc()
             if duration is not None and kind not in WAIT_KINDS:  # an attempt all the same
