@@ -72,10 +72,8 @@ class ActorHost(Protocol):
 
     clock: Clock
 
-    @property
-    def work(self) -> WorkInFlight:
-        """The count of work in flight on the system's loop (drains, tasks, blocking calls)."""
-        ...
+    work: WorkInFlight
+    """The count of work in flight on the system's loop (drains, tasks, blocking calls)."""
 
     def spawn(
         self,

@@ -72,7 +72,9 @@ class ActorSystem:
         self._blocking: BlockingPool | None = None
         self._actors: dict[str, pykka.ActorRef[Any]] = {}
         self._names: dict[str, pykka.ActorRef[Any]] = {}
-        self._work = WorkInFlight()
+        self.work = WorkInFlight()
+        """The count of work in flight on the system's loop, shared with its actors, its
+        blocking pool and its clock (a plain attribute: every spawn reads it)."""
         self._context_token: contextvars.Token[Any] | None = None
 
     # -- lifecycle --------------------------------------------------------------------------------
@@ -81,10 +83,10 @@ class ActorSystem:
         """Bind the system to the running event loop. Must be called from a coroutine."""
         if self.state != "created":
             raise ActorSystemNotRunningError(self.name, self.state, "start the actor system")
-        self._work.bind(asyncio.get_running_loop())
+        self.work.bind(asyncio.get_running_loop())
         self._context_token = current_host.set(self)
         if isinstance(self.clock, ParkingClock):
-            self.clock.attach(self._work)
+            self.clock.attach(self.work)
         self.state = "running"
         return self
 
@@ -113,11 +115,11 @@ class ActorSystem:
                 await asyncio.wait_for(waiting, grace_period)
             except TimeoutError:
                 self._kill_all()
-        await self._work.cancel_tasks()
+        await self.work.cancel_tasks()
         if self._blocking is not None:
             await self._blocking.stop()
         if isinstance(self.clock, ParkingClock):
-            self.clock.detach(self._work)
+            self.clock.detach(self.work)
         if self._context_token is not None:
             try:
                 current_host.reset(self._context_token)
@@ -224,7 +226,7 @@ class ActorSystem:
         if self._blocking is None:
             if self.state != "running":
                 raise ActorSystemNotRunningError(self.name, self.state, "run blocking code")
-            self._blocking = BlockingPool(self._work, self._blocking_workers)
+            self._blocking = BlockingPool(self.work, self._blocking_workers)
         return self._blocking
 
     def run_blocking(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> LoopFuture[T]:
@@ -238,24 +240,18 @@ class ActorSystem:
     ) -> asyncio.Task[T]:
         """Run a coroutine as a task of the system (not of one actor): it counts as work for
         ``wait_idle()`` until it finishes, and is cancelled when the system stops."""
-        return self._work.create_task(coro, name=name)
-
-    @property
-    def work(self) -> WorkInFlight:
-        """The count of work in flight on the system's loop, shared with its actors, its
-        blocking pool and its clock."""
-        return self._work
+        return self.work.create_task(coro, name=name)
 
     @property
     def busy(self) -> int:
         """Units of pending work: scheduled mailboxes, running actor tasks, blocking calls."""
-        return self._work.count
+        return self.work.count
 
     async def wait_idle(self) -> None:
         """Return once no actor has a message to process, no actor task runs and no blocking call
         is pending. A task that waits on a ``ManualClock`` counts as idle until the clock wakes it.
         """
-        await self._work.wait_idle()
+        await self.work.wait_idle()
 
 
 async def _awaitable(future: LoopFuture[Any]) -> Any:
