@@ -363,8 +363,10 @@ class LoopActor(pykka.Actor):
         the inbox and let go of it now (a stop from one of the actor's own tasks, with no
         message pending, would otherwise leave the actor <-> inbox cycle to the cyclic GC)."""
         if not self._scheduled:
-            self._actor_loop_teardown()
-            self.actor_inbox.actor = None
+            inbox = self.actor_inbox
+            if inbox.queue:  # (pykka's teardown asks empty() first: two calls for nothing)
+                self._actor_loop_teardown()
+            inbox.actor = None
 
     def _kill(self) -> None:
         """Stop at once and answer what waits in the inbox with ``ActorDeadError`` (the system

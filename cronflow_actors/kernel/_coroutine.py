@@ -222,10 +222,12 @@ class CoroutineActor(LoopActor):
 
     def _let_go_unless_scheduled(self) -> None:
         if self._turn is None:  # else the turn lets go as it ends
-            super()._let_go_unless_scheduled()
+            self._let_go()
 
     def _let_go(self) -> None:
         """The actor has stopped and no turn runs: answer what waits, and let go of the inbox
         (a message that still arrives is answered by the inbox itself)."""
-        self._actor_loop_teardown()
-        self.actor_inbox.actor = None
+        inbox = self.actor_inbox
+        if inbox.queue or inbox.urgent:  # (pykka's teardown asks empty() first: two calls)
+            self._actor_loop_teardown()
+        inbox.actor = None
