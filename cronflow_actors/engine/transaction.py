@@ -41,7 +41,6 @@ from cronflow_actors.messages import (
     encode,
     plain,
 )
-from cronflow_actors.messages.audit import SpanRows
 from cronflow_actors.messages.elements import ElementMessage
 from cronflow_actors.messages.engine import (
     InstanceState,
@@ -313,22 +312,20 @@ class Transaction:
         return self.audit.activity(call, name, instance_id, element, kind)
 
     def mutation(self, snapshot: SnapshotRecord) -> Mutation:
-        """What committing this transaction writes, with ``snapshot`` (its next revision)."""
+        """What committing this transaction writes, with ``snapshot`` (its next revision), and
+        the audit trail's spans (None: the audit is off). (Most transactions set no timer and
+        open no wait: their empty dicts are not asked for their values.)"""
+        timers_set, waits_set, audit = self.timers_set, self.waits_set, self.audit
         return Mutation(
             snapshot=snapshot,
             journal=tuple(self.journal),
-            timers_set=tuple(self.timers_set.values()),
+            timers_set=tuple(timers_set.values()) if timers_set else (),
             timers_cancel=tuple(self.timers_cancel),
-            waits_set=tuple(self.waits_set.values()),
+            waits_set=tuple(waits_set.values()) if waits_set else (),
             waits_end=tuple(self.waits_end),
             dequeued=tuple(self.dequeued),
-            spans=self.spans(snapshot.revision),
+            spans=None if audit is None else audit.spans(snapshot.revision),
         )
-
-    def spans(self, revision: int) -> SpanRows | None:
-        """The audit trail's spans, to commit with snapshot ``revision`` (None: none, or the
-        audit is off)."""
-        return None if self.audit is None else self.audit.spans(revision)
 
     def spans_durable(self) -> None:
         """The transaction is committed: the audit's sink hears of its spans."""
