@@ -32,7 +32,7 @@ async def deliver_kept(actor: Any, message: DeliverKept) -> None:
     if not kept:
         return
     try:
-        await actor._transact(message)
+        await actor._transact(message, reported=True)  # a report (engine/workflow_actor.py)
     except _REFUSED_COMMITS as error:  # this copy stops, or the runtime does
         logger.warning("%s: its kept events stay kept for its next load: %s", actor, error)
         return
@@ -46,7 +46,7 @@ async def deliver_kept(actor: Any, message: DeliverKept) -> None:
             error,
         )
         try:
-            await actor._transact(DeliverKept(drop=True))
+            await actor._transact(DeliverKept(drop=True), reported=True)
         except _REFUSED_COMMITS:
             return  # still kept: its next load tries it again
     if actor.state.kept and not actor._stale:

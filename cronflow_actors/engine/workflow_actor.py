@@ -82,8 +82,9 @@ logger = logging.getLogger(__name__)
 WorkflowMessage = WorkflowCommand | ReadCommitted | ChildFailed
 """Everything a WorkflowActor receives."""
 
-_REPORTS = (WorkItemFinished, TimerFired, ActionFinished, DeliverEvent, DeliverKept)
-"""The commands that report what happened outside, which no caller can be refused."""
+# The commands that report what happened outside, which no caller can be refused
+# (``Transaction.reported``): WorkItemFinished, TimerFired, ActionFinished, DeliverEvent and
+# DeliverKept (engine/kept.py); ``handle`` says so for each.
 
 
 @mypyc_attr(native_class=False)  # its base is not compiled (setup.py)
@@ -156,39 +157,41 @@ class WorkflowActor(CoroutineActor):
         self._stop_if_idle()
 
     async def handle(self, message: WorkflowMessage) -> Any:
+        # each kind of message says here what its transaction is (its caller, a report or not:
+        # ``_transact``), rather than ``_transact`` asking it again with isinstance
         match message:
-            case (
-                StartWorkflow()
-                | InitializeWorkItem()
-                | WorkItemAction()
-                | CancelWorkflow()
-                | DeliverEvent()
-            ):
-                answer = await self._transact(message)
-                if self.state.kept and isinstance(message, StartWorkflow):
+            case StartWorkflow(principal=principal, migration=migration):
+                answer = await self._transact(message, principal, migration=migration)
+                if self.state.kept:
                     self.tell_self_first(DeliverKept())  # what a migration carried over
                 return answer
             case (
-                WorkItemFinished()
-                | TimerFired()
-                | ActionFinished()
-                | RedispatchActions()
-                | NoticeDone()
-                | EndHooksDone()
+                InitializeWorkItem(principal=principal)
+                | WorkItemAction(principal=principal)
+                | CancelWorkflow(principal=principal)
             ):
-                # a report (told, so nobody hears an error): a failure to apply it is recorded
-                # in a transaction of its own
-                if isinstance(message, WorkItemFinished):
-                    self._handler_finished(message)
+                return await self._transact(message, principal)
+            case DeliverEvent():
+                return await self._transact(message, reported=True)
+            # a report (told, so nobody hears an error): a failure to apply it is recorded in a
+            # transaction of its own (``_report``)
+            case WorkItemFinished():
+                self._handler_finished(message)
+                await self._report(message, reported=True)
+            case TimerFired() | ActionFinished():
+                await self._report(message, reported=True)
+            case RedispatchActions():
+                await self._report(message)
+            case NoticeDone():
                 try:
-                    await self._transact(message)
-                except Exception as error:
-                    await self._after_internal_failure(message, error)
+                    await self._report(message)
                 finally:
-                    if isinstance(message, NoticeDone):
-                        notices.ended(self, message)
-                    elif isinstance(message, EndHooksDone):
-                        endings.forget(self)
+                    notices.ended(self, message)
+            case EndHooksDone():
+                try:
+                    await self._report(message)
+                finally:
+                    endings.forget(self)
             case DeliverKept():
                 await deliver_kept(self, message)
             case ChildFailed(child_urn=urn):
@@ -223,15 +226,31 @@ class WorkflowActor(CoroutineActor):
 
     # -- transactions ------------------------------------------------------------------------------
 
-    def _transact(self, command: WorkflowCommand) -> Awaitable[Any]:
-        """Carry out ``command`` (a ``WorkflowCommand``) as one transaction."""
-        migration = command.migration if isinstance(command, StartWorkflow) else None
+    def _transact(
+        self,
+        command: WorkflowCommand,
+        principal: Principal | None = None,
+        *,
+        reported: bool = False,
+        migration: MigrationRecord | None = None,
+    ) -> Awaitable[Any]:
+        """Carry out ``command`` (a ``WorkflowCommand``) as one transaction, for ``principal``
+        (its caller, None: internal); ``reported``: it reports what happened outside
+        (``Transaction.reported``: see above the class); ``migration``: a ``StartWorkflow``'s."""
         return self._transact_with(
             functools.partial(apply, command=command, root=self.root),
-            getattr(command, "principal", None),
+            principal,
             migration=migration,
-            reported=isinstance(command, _REPORTS),
+            reported=reported,
         )
+
+    async def _report(self, report: WorkflowCommand, *, reported: bool = False) -> None:
+        """Carry out ``report`` (told: nobody hears an error); a failure to apply it is
+        recorded in a transaction of its own."""
+        try:
+            await self._transact(report, reported=reported)
+        except Exception as error:
+            await self._after_internal_failure(report, error)
 
     async def _transact_with(
         self,
