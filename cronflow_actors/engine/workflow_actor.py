@@ -477,12 +477,13 @@ class WorkflowActor(CoroutineActor):
         item = self.state.work_items[item_id]
         if item.state != WorkItemState.STARTED or item.attempt != attempt:
             return
-        task = self._task_of(item)
+        task = self._specs[self.state.workflows[item.workflow_id].path].tasks[item.task]
         handler = task.work_item.handler
         if handler is None:
             return
         ctx = self._handler_context(item, answered=task.catch)  # its task catches a failure
-        scope = self._tracing_scope(item, attempt, "work item")
+        tracing, run = self.services.tracing, self.instance_id  # (_tracing_scope, written out)
+        scope = None if tracing is None else tracing.scope(run, item, attempt, "work item")
         ref = self._spawn(
             WorkItemActor, handler, ctx, item.id, attempt, scope, run_id=self.instance_id
         )
