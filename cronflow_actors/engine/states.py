@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from enum import StrEnum
+from typing import NoReturn
 
 from cronflow_actors.errors import InvalidStateTransitionError
 from cronflow_actors.messages.engine import Stats
@@ -37,6 +38,7 @@ __all__ = [
     "check_move",
     "count_move",
     "is_final",
+    "refuse_move",
 ]
 
 _W, _I, _T, _A = WorkflowState, WorkItemState, TaskState, ActionState
@@ -105,11 +107,21 @@ def check_move(
     """Raise ``InvalidStateTransitionError`` unless the table of ``kind`` allows the move.
     ``ident`` names the element, or gives the parts of its name (joined with ``/`` only when
     the move is refused)."""
+    if requested not in _TABLES[kind][current]:
+        refuse_move(kind, ident, current, requested)
+
+
+def refuse_move(
+    kind: str, ident: str | tuple[str, ...], current: StrEnum, requested: StrEnum
+) -> NoReturn:
+    """Raise ``InvalidStateTransitionError`` for a move the table of ``kind`` does not allow
+    (as ``check_move`` does). The hot paths check their table themselves and call this only for
+    a refused move: ``if target not in TASK_TRANSITIONS[state]: refuse_move(...)`` is
+    ``check_move`` without a call when the move is allowed."""
     table = _TABLES[kind]
-    if requested not in table[current]:
-        name = ident if isinstance(ident, str) else "/".join(ident)
-        allowed = sorted(str(state) for state in table[current])
-        raise InvalidStateTransitionError(kind, name, str(current), str(requested), allowed)
+    name = ident if isinstance(ident, str) else "/".join(ident)
+    allowed = sorted(str(state) for state in table[current])
+    raise InvalidStateTransitionError(kind, name, str(current), str(requested), allowed)
 
 
 def count_move(stats: Stats, prev: str | None, next_state: str) -> None:

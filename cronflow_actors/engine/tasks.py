@@ -32,11 +32,13 @@ from cronflow_actors.engine.context import Context, Transition
 from cronflow_actors.engine.policies import checked_answer, default_answer
 from cronflow_actors.engine.states import (
     FINAL_STATES,
+    TASK_TRANSITIONS,
     TaskState,
     WorkflowState,
     WorkItemState,
     check_move,
     count_move,
+    refuse_move,
 )
 from cronflow_actors.engine.task_children import Pending as _Pending
 from cronflow_actors.engine.task_children import create_children
@@ -82,9 +84,7 @@ from cronflow_actors.net.spec import CaughtFailure, JoinType, SplitType, TaskKin
 
 __all__ = ["Task"]
 
-_ENABLEABLE = frozenset(
-    {TaskState.DISABLED, TaskState.COMPLETED, TaskState.CANCELED, TaskState.FAILED}
-)
+_ENABLEABLE = frozenset(s for s, after in TASK_TRANSITIONS.items() if TaskState.ENABLED in after)
 _ACTIVE = frozenset({TaskState.ENABLED, TaskState.STARTED})
 _ChildChange = WorkItemStateChanged | WorkflowStateChanged
 _DEADLINE = f"{StepTimeoutError.__module__}.{StepTimeoutError.__qualname__}"  # a job's failure
@@ -321,9 +321,9 @@ class Task:
         return self.record.state == TaskState.STARTED and self.record.generation == generation
 
     def _move(self, target: TaskState) -> TaskStateChanged:
-        tx, record = self.tx, self.record
-        previous = record.state
-        check_move("task", (self.workflow.name, self.name), previous, target)
+        tx, record, previous = self.tx, self.record, self.record.state
+        if target not in TASK_TRANSITIONS[previous]:  # (check_move, without a call if allowed)
+            refuse_move("task", (self.workflow.name, self.name), previous, target)
         record.state = target
         change = TaskStateChanged(
             workflow_id=self.workflow.id,

@@ -31,11 +31,13 @@ from cronflow_actors.engine.owners import work_item_owner
 from cronflow_actors.engine.states import (
     FINAL_STATES,
     VERB_TARGETS,
+    WORK_ITEM_TRANSITIONS,
     TaskState,
     WorkflowState,
     WorkItemState,
     WorkItemVerb,
     check_move,
+    refuse_move,
 )
 from cronflow_actors.engine.transaction import Transaction
 from cronflow_actors.errors import (
@@ -178,7 +180,8 @@ class WorkItem:
         if target is None:
             known = sorted(map(str, ACTIONS))
             raise ValueError(f"unknown work item action {verb!r}; actions: {known}")
-        check_move("work item", item.id, item.state, target)
+        if target not in WORK_ITEM_TRANSITIONS[item.state]:
+            refuse_move("work item", item.id, item.state, target)
         action = str(verb)
         if verb == WorkItemVerb.START:
             task_state = workflow.tasks[item.task].state
@@ -254,7 +257,8 @@ class WorkItem:
     async def _start(self, payload: Any = None) -> None:
         """``initialized`` -> ``started``; starts the task first if this is its first start."""
         tx, item, workflow = self.tx, self.record, self.workflow
-        check_move("work item", item.id, item.state, WorkItemState.STARTED)
+        if WorkItemState.STARTED not in WORK_ITEM_TRANSITIONS[item.state]:
+            refuse_move("work item", item.id, item.state, WorkItemState.STARTED)
         if workflow.tasks[item.task].state != TaskState.STARTED:
             await tx.send(EnsureTaskStarted(workflow_id=workflow.id, task=item.task))
         if item.state != WorkItemState.INITIALIZED:
@@ -295,7 +299,8 @@ class WorkItem:
 
     async def _complete(self, output: Any = None) -> None:
         tx, item, workflow = self.tx, self.record, self.workflow
-        check_move("work item", item.id, item.state, WorkItemState.COMPLETED)
+        if WorkItemState.COMPLETED not in WORK_ITEM_TRANSITIONS[item.state]:
+            refuse_move("work item", item.id, item.state, WorkItemState.COMPLETED)
         change = self._move(WorkItemState.COMPLETED)
         item.output = output
         item.finished_at = tx.now

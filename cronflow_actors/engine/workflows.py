@@ -18,7 +18,14 @@ from cronflow_actors.calls import call_user
 from cronflow_actors.engine.actions import pass_boundary
 from cronflow_actors.engine.context import Context
 from cronflow_actors.engine.owners import workflow_owner
-from cronflow_actors.engine.states import FINAL_STATES, TaskState, WorkflowState, check_move
+from cronflow_actors.engine.states import (
+    FINAL_STATES,
+    WORKFLOW_TRANSITIONS,
+    TaskState,
+    WorkflowState,
+    check_move,
+    refuse_move,
+)
 from cronflow_actors.engine.transaction import Transaction
 from cronflow_actors.messages.elements import (
     CancelTask,
@@ -268,7 +275,8 @@ class Workflow:
     async def _move(self, target: WorkflowState, *, activity: str, call_policy: bool) -> None:
         tx, workflow = self.tx, self.record
         previous = workflow.state
-        check_move("workflow", workflow.id, previous, target)
+        if target not in WORKFLOW_TRANSITIONS[previous]:
+            refuse_move("workflow", workflow.id, previous, target)
         workflow.state = target
         if target in FINAL_STATES:
             workflow.finished_at = tx.now
