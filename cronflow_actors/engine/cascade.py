@@ -132,6 +132,11 @@ class Cascade:
             route = _ROUTES[type(message)]
         except KeyError:
             raise TypeError(f"no element receives {message!r}") from None
+        if route is _task:  # the hottest route (most messages go to a task), written out
+            to_task: Any = message
+            key = (to_task.workflow_id, to_task.task)
+            element = self._tasks.get(key) or self._new_task(key)
+            return element.receive(to_task)
         return route(self, message)
 
     def task(self, workflow_id: str, name: str) -> Task:
