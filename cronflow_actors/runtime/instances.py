@@ -154,18 +154,21 @@ class InstanceDirectory:
 
     # -- starting -------------------------------------------------------------------------------
 
-    async def start(
+    def start(
         self, spec: NetSpec, command: StartWorkflow, instance_id: str | None = None
-    ) -> str:
-        """Start a new root instance of ``spec``; returns its id once the start is durable.
+    ) -> Awaitable[str]:
+        """Start a new root instance of ``spec``; await it for its id once the start is durable.
 
         A given ``instance_id`` is claimed before anything is awaited: a concurrent start of
         the same id waits for this one and then raises ``InstanceExistsError`` (or goes ahead,
         if this one failed); an id that is stored (or queued, unless this start takes it off
         the queue) raises ``InstanceExistsError`` and runs nothing.
         """
-        if instance_id is None:
-            return await self._start(spec, command, self._new_id())
+        if instance_id is None:  # a new id: nothing to claim (no coroutine of its own)
+            return self._start(spec, command, self._new_id())
+        return self._start_given(spec, command, instance_id)
+
+    async def _start_given(self, spec: NetSpec, command: StartWorkflow, instance_id: str) -> str:
         while True:
             claim = self._claims.get(instance_id)
             if claim is not None:
@@ -398,6 +401,8 @@ def _operation(command: Message) -> str:
     return type(command).__name__
 
 
-async def ask(ref: Ref, command: Message) -> Any:
-    """Send a command to an instance's actor; its result, once its transaction is durable."""
-    return await ref.ask(command, block=False)
+def ask(ref: Ref, command: Message) -> Awaitable[Any]:
+    """Send a command to an instance's actor; await it for its result, once its transaction is
+    durable (the actor's future itself: no coroutine in between)."""
+    future: Awaitable[Any] = ref.ask(command, block=False)
+    return future

@@ -89,10 +89,13 @@ class Runs:
         # its place first, before its flow's queue or its id is locked (admission.py)
         return await self._admit(lambda: self._start_or_queue(workflow, envelope, instance_id))
 
-    async def _start_or_queue(self, workflow: str, envelope: Any, instance_id: str | None) -> str:
+    def _start_or_queue(
+        self, workflow: str, envelope: Any, instance_id: str | None
+    ) -> Awaitable[str]:
+        # (not a coroutine of its own: the start's or the queue's, awaited by the caller)
         if self._queues.limited(workflow):
-            return await self._queues.trigger(workflow, envelope, instance_id)
-        return await self._start(workflow, envelope, instance_id, False)
+            return self._queues.trigger(workflow, envelope, instance_id)
+        return self._start(workflow, envelope, instance_id, False)
 
     async def wait(self, run_id: str) -> RunResult:
         try:
