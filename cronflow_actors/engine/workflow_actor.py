@@ -82,9 +82,8 @@ logger = logging.getLogger(__name__)
 WorkflowMessage = WorkflowCommand | ReadCommitted | ChildFailed
 """Everything a WorkflowActor receives."""
 
-# The commands that report what happened outside, which no caller can be refused
-# (``Transaction.reported``): WorkItemFinished, TimerFired, ActionFinished, DeliverEvent and
-# DeliverKept (engine/kept.py); ``handle`` says so for each.
+# Reports of what happened outside, which no caller can be refused (``Transaction.reported``):
+# WorkItemFinished, TimerFired, ActionFinished, DeliverEvent, DeliverKept (kept.py); see handle.
 
 
 @mypyc_attr(native_class=False)  # its base is not compiled (setup.py)
@@ -157,8 +156,7 @@ class WorkflowActor(CoroutineActor):
         self._stop_if_idle()
 
     async def handle(self, message: WorkflowMessage) -> Any:
-        # each kind of message says here what its transaction is (its caller, a report or not:
-        # ``_transact``), rather than ``_transact`` asking it again with isinstance
+        # each kind says what its transaction is (its caller, a report?): no isinstance later
         match message:
             case StartWorkflow(principal=principal, migration=migration):
                 answer = await self._transact(message, principal, migration=migration)
@@ -174,10 +172,13 @@ class WorkflowActor(CoroutineActor):
             case DeliverEvent():
                 return await self._transact(message, reported=True)
             # a report (told, so nobody hears an error): a failure to apply it is recorded in a
-            # transaction of its own (``_report``)
+            # transaction of its own (``_report``; written out for a step's, the usual report)
             case WorkItemFinished():
                 self._handler_finished(message)
-                await self._report(message, reported=True)
+                try:
+                    await self._transact(message, reported=True)
+                except Exception as error:
+                    await self._after_internal_failure(message, error)
             case TimerFired() | ActionFinished():
                 await self._report(message, reported=True)
             case RedispatchActions():
