@@ -30,7 +30,7 @@ def waiting(tx: Transaction, message: DeliverEvent) -> list[str]:
     for item in tx.state.work_items.values():
         if item.state != WorkItemState.STARTED or item.id == message.work_item_id:
             continue
-        work = tx.spec(tx.state.workflows[item.workflow_id]).tasks[item.task].work_item
+        work = tx.specs[tx.state.workflows[item.workflow_id].path].tasks[item.task].work_item
         wait = work.wait if work is not None else None
         if wait is not None and wait.hears(message.event):
             found.append(item.id)

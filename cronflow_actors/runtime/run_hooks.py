@@ -107,9 +107,15 @@ class RunHooks:
 
 def hooks_for(hooks: Hooks, state: str) -> list[tuple[str, Any]]:
     """The hooks a run that ended in ``state`` calls, by name, in order."""
-    outcome = {"completed": "on_success", "failed": "on_failure"}.get(state)
-    names = [outcome, "on_complete"] if outcome else ["on_complete"]
-    return [(name, getattr(hooks, name)) for name in names if getattr(hooks, name)]
+    # read as fields (no getattr, no table): every run that ends asks, most have none
+    called: list[tuple[str, Any]] = []
+    if state == WorkflowState.COMPLETED and hooks.on_success:
+        called.append(("on_success", hooks.on_success))
+    elif state == WorkflowState.FAILED and hooks.on_failure:
+        called.append(("on_failure", hooks.on_failure))
+    if hooks.on_complete:
+        called.append(("on_complete", hooks.on_complete))
+    return called
 
 
 class FlowEndHooks:
