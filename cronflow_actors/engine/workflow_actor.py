@@ -117,7 +117,7 @@ class WorkflowActor(CoroutineActor):
         """Work item id -> the exception its handler raised (final failures, this process)."""
         self._state_access = StateAccess(services.store, services.clock, f"workflow:{root.name}")
         self.state = self._restored()
-        self._busy = self._busy_items()
+        self._busy = self._busy_items() if snapshot is not None else set()  # (a new one: none)
         """Started automated work items: while any is unrecorded, the instance is runnable."""
 
     # -- lifecycle and messages ------------------------------------------------------------------
