@@ -103,6 +103,10 @@ class Telemetry:
         self._sample_lock: asyncio.Lock | None = None
         self._children: dict[tuple[str, ...], Any] = {}
         self.probe = LoopLagProbe(self.metrics.loop_lag.observe, loop_lag_interval)
+        metrics = self.metrics  # the store's series (no labels), each batch counted in them
+        self._commits = metrics.store_commits.labels()
+        self._commit_duration = metrics.store_commit_duration.labels()
+        self._batch_size = metrics.store_batch_size.labels()
 
     def _child(self, metric: Any, *labels: str) -> Any:
         """``metric.labels(*labels)``, looked up once per label set (label values come from
@@ -118,11 +122,11 @@ class Telemetry:
     # -- the store, the schedules -------------------------------------------------------------
 
     def committed(self, seconds: float, writes: int) -> None:
-        """The store's writer committed a transaction of ``writes`` writes in ``seconds``."""
-        metrics = self.metrics
-        metrics.store_commits.inc()
-        metrics.store_commit_duration.observe(seconds)
-        metrics.store_batch_size.observe(writes)
+        """The store's writer committed a transaction of ``writes`` writes in ``seconds``: in
+        the series themselves, not through their families (a call each less, every batch)."""
+        self._commits.inc()
+        self._commit_duration.observe(seconds)
+        self._batch_size.observe(writes)
 
     def schedule_fired(self, workflow: str, lag: float) -> None:
         """A schedule's tick started a run of ``workflow``, ``lag`` seconds after the tick."""
