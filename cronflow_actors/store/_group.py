@@ -135,17 +135,17 @@ class GroupAnswers(ABC):
             else:
                 future.set_result(result)
         seconds = time.perf_counter() - started
-        stats = self.stats
+        stats, size = self.stats, len(items)  # (its size asked once: every batch)
         self.stats = StoreStatistics(
             batches=stats.batches + 1,
-            mutations=stats.mutations + len(items),
+            mutations=stats.mutations + size,
             snapshots_written=stats.snapshots_written + written,
             snapshots_coalesced=stats.snapshots_coalesced + (seen - written),
-            largest_batch=max(stats.largest_batch, len(items)),
+            largest_batch=max(stats.largest_batch, size),
             last_batch_seconds=seconds,
         )
         if self.observer is not None:
             try:
-                self.observer(seconds, len(items))
+                self.observer(seconds, size)
             except Exception:
                 logger.exception("the commit observer of the store %s failed", self._name)

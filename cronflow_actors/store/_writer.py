@@ -139,7 +139,8 @@ class GroupWriter(GroupAnswers):
         """Start writing what is queued, if anything (the writer is not busy)."""
         with self._lock:
             head = self._queue[0] if self._queue else None
-            if head is not None and isinstance(head[0], LEASE_OPS):
+            lease = head is not None and isinstance(head[0], LEASE_OPS)  # (asked once)
+            if lease:
                 del self._queue[0]
         if head is None:
             self._busy = False
@@ -147,7 +148,7 @@ class GroupWriter(GroupAnswers):
                 self._idle.set_result(None)
             return
         self._busy = True
-        if isinstance(head[0], LEASE_OPS):
+        if lease:
             self._run_slow(self._lease_op(head))
         else:
             self._post()
