@@ -141,7 +141,12 @@ class CoroutineActor(LoopActor):
     def _start_turn(self) -> None:
         if self._turn_name is None:  # named once: str(self) is not cheap, and turns are many
             self._turn_name = f"turn of {self}"
-        self._turn = self.create_task(self._take_turns(), name=self._turn_name)
+        if self._tasks is None:
+            self._tasks = set()
+        # LoopActor.create_task, written out (every message to an idle actor starts a turn)
+        self._turn = self._in_flight.create_task(
+            self._take_turns(), name=self._turn_name, owner=self._tasks
+        )
 
     def _drain(self) -> None:
         if not self._started:
