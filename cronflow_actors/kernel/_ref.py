@@ -38,9 +38,23 @@ class LoopActorRef(pykka.ActorRef[A]):
         Waiting there would stop the loop that has to answer, so the message is not sent and
         ``WouldBlockLoopError`` is raised; use ``await ref.ask(message, block=False)``.
         """
-        if block and _get_running_loop() is not None:
-            raise WouldBlockLoopError(f"ask({type(message).__name__}) with block=True on {self}")
-        return super().ask(message, block=block, timeout=timeout)
+        if block:
+            if _get_running_loop() is not None:
+                raise WouldBlockLoopError(
+                    f"ask({type(message).__name__}) with block=True on {self}"
+                )
+            return super().ask(message, block=True, timeout=timeout)
+        # pykka's ask without blocking, written out (every command to an instance comes this
+        # way): its stop flag read rather than is_alive(), and no call into pykka's ask
+        future = self.actor_class._create_future()
+        if self.actor_stopped._set:
+            try:
+                raise pykka.ActorDeadError(f"{self} not found")
+            except pykka.ActorDeadError:
+                future.set_exception()
+        else:
+            self.actor_inbox.put(Envelope(message, reply_to=future))
+        return future
 
     def stop(self, *, block: bool = True, timeout: float | None = None) -> Any:
         """Ask the actor to stop after the messages already in its inbox.
