@@ -153,7 +153,7 @@ class WorkflowActor(CoroutineActor):
         return self._committed
 
     def on_idle(self) -> None:
-        self._stop_if_idle()
+        self._stop_if_idle(self._turn)  # (on_idle runs in the turn: the task that would stop it)
 
     async def handle(self, message: WorkflowMessage) -> Any:
         # each kind says what its transaction is (its caller, a report?): no isinstance later
@@ -211,7 +211,7 @@ class WorkflowActor(CoroutineActor):
         if report.exception is not None and report.retry_after is None:
             self._raised[report.work_item_id] = report.exception
 
-    def _stop_if_idle(self) -> None:
+    def _stop_if_idle(self, current: Any = None) -> None:  # current: the task asking, if known
         """Stop once nothing is left to do here: a finished (or never started) instance, or,
         with passivation, one that only waits. The store holds it from here on, and the
         directory activates it again from its snapshot when a message for it arrives. The stop
@@ -223,7 +223,7 @@ class WorkflowActor(CoroutineActor):
         finished = root is None or root.state in FINAL_STATES
         idle = not self._handler_refs and not self.state.actions
         if self._stale or (idle and (finished or self.services.passivate)):
-            self.stop_now()
+            self.stop_now(current)
 
     # -- transactions ------------------------------------------------------------------------------
 
