@@ -20,7 +20,7 @@ from cronflow_actors.errors import (
     NotFoundError,
     SchedulingNotAllowedError,
 )
-from cronflow_actors.messages import plain
+from cronflow_actors.messages import decoder_for, encode, plain
 from cronflow_actors.messages.engine import Principal, Stats, TaskRecord
 from cronflow_actors.messages.migrations import MigrationSource
 from cronflow_actors.net.marking import Route
@@ -404,6 +404,11 @@ class Context:
     def payload(self, value: Any) -> None:
         self._payload = value
         self._copies.pop("payload", None)
+
+    def payload_as(self, kind: Any) -> Any:
+        """The initialize payload as ``kind`` (a msgspec type), copied: ``payload`` converted
+        to ``kind``, in one decoding (``msgspec.ValidationError`` if it is not one)."""
+        return decoder_for(kind).decode(encode(self._payload))
 
     @property
     def outputs(self) -> Mapping[str, Any]:

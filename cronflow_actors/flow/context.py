@@ -158,7 +158,14 @@ class FlowContext:
     @classmethod
     def of(cls, engine_ctx: Any, step_ids: frozenset[str]) -> FlowContext:
         """From an engine ctx (handler, router or activity) of a flow's workflow."""
-        payload, trigger = unwrap_payload(engine_ctx.payload)
+        # unwrap_payload(engine_ctx.payload), in one decoding: the envelope copied straight
+        # into its type (a payload stored bare is not one: it is the user's payload)
+        try:
+            envelope = engine_ctx.payload_as(TriggerEnvelope)
+        except msgspec.ValidationError:
+            payload, trigger = engine_ctx.payload, TriggerInfo()
+        else:
+            payload, trigger = envelope.payload, trigger_info(envelope)
         workflow, task = engine_ctx.parent, engine_ctx.task
         steps = {}
         for step, output in (engine_ctx.outputs or {}).items():  # (a comprehension: a call)
