@@ -381,7 +381,8 @@ class LoopActor(pykka.Actor):
         self.actor_stopped.set()
         if self._system is not None:
             self._system.unregister(self)
-        logger.debug("Stopped %s", self)
+        if logger.isEnabledFor(logging.DEBUG):  # (what debug() asks first: its call saved)
+            logger.debug("Stopped %s", self)
         try:
             self.on_stop()
         except Exception:
