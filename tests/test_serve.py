@@ -134,7 +134,9 @@ def test_the_first_sigterm_lets_the_running_step_finish(tmp_path: Path, stop: in
     output, _ = process.communicate(timeout=30)
     assert process.returncode == 0, output
     assert mark.read_text().split() == ["started", "finished"]
-    assert "draining: up to 30 s for 1 running step(s), action(s) and notice(s)" in output
+    assert (
+        "draining: up to 30 s for 1 running step(s), action(s), notice(s) and run hooks" in output
+    )
     assert "the drain ended" not in output
 
 
@@ -187,7 +189,10 @@ def test_a_second_sigterm_aborts_the_drain(tmp_path: Path) -> None:
     assert time.monotonic() - began < 10
     assert process.returncode == 0, output
     assert mark.read_text().split() == ["started"]  # cut short; it runs again on the next start
-    assert "the drain ended (aborted) with 1 step(s), action(s) and notice(s) running" in output
+    assert (
+        "the drain ended (aborted) with 1 step(s), action(s), notice(s) and run hooks running"
+        in output
+    )
 
 
 def test_a_second_sigterm_ends_the_process_with_a_request_still_in_flight(

@@ -35,16 +35,15 @@ from typing import Any
 import msgspec
 from mypy_extensions import mypyc_attr
 
-from cronflow_actors.engine import endings, notices
-from cronflow_actors.engine.commands import apply, drop_job, fail_run
+from cronflow_actors.engine import endings, notices, report_failure
+from cronflow_actors.engine.commands import apply
 from cronflow_actors.engine.handlers import ActionActor, WorkItemActor, handler_context
 from cronflow_actors.engine.kept import deliver_kept
 from cronflow_actors.engine.services import EngineServices, decode_state
 from cronflow_actors.engine.state_access import StateAccess
-from cronflow_actors.engine.states import FINAL_STATES, WorkItemState, WorkItemVerb
+from cronflow_actors.engine.states import FINAL_STATES, WorkItemState
 from cronflow_actors.engine.transaction import Transaction
 from cronflow_actors.errors import (
-    INFRASTRUCTURE,
     ActorSystemNotRunningError,
     RevisionConflictError,
 )
@@ -178,7 +177,7 @@ class WorkflowActor(CoroutineActor):
                 try:
                     await self._transact(message, reported=True)
                 except Exception as error:
-                    await self._after_internal_failure(message, error)
+                    await report_failure.record(self, message, error)
             case TimerFired() | ActionFinished():
                 await self._report(message, reported=True)
             case RedispatchActions():
@@ -251,7 +250,7 @@ class WorkflowActor(CoroutineActor):
         try:
             await self._transact(report, reported=reported)
         except Exception as error:
-            await self._after_internal_failure(report, error)
+            await report_failure.record(self, report, error)
 
     async def _transact_with(
         self,
@@ -411,36 +410,6 @@ class WorkflowActor(CoroutineActor):
                 running = self._handler_refs.pop(change.work_item_id, None)
                 if running is not None:
                     running.stop(block=False)
-
-    async def _after_internal_failure(self, command: Any, error: Exception) -> None:
-        """A handler's result or a timer could not be applied because user code raised: the
-        work item fails with that error, in a transaction of its own (the run fails with it if
-        that raises too: its task's policy, say); a timer's job is dropped and the run fails
-        (left, it would wait for good for what the job was to do)."""
-        logger.warning("%s: %r could not be applied: %r", self, command, error)
-        if isinstance(error, INFRASTRUCTURE):
-            return  # not user code's: nothing is recorded; the next start applies it again
-        reason = f"{type(error).__name__}: {error}"
-        try:
-            if isinstance(command, WorkItemFinished):
-                item = self.state.work_items.get(command.work_item_id)
-                if item is not None and item.state == WorkItemState.STARTED:
-                    await self._transact(
-                        WorkItemAction(
-                            action=WorkItemVerb.FAIL, work_item_id=item.id, payload=reason
-                        )
-                    )
-            elif isinstance(command, TimerFired) and command.timer_id in self.state.jobs:
-                job = command.timer_id
-                await self._transact_with(
-                    functools.partial(drop_job, root=self.root, job=job, error=error)
-                )
-        except Exception:
-            logger.exception("%s: could not record the failure of %r; the run fails", self, command)
-            try:
-                await self._transact_with(functools.partial(fail_run, root=self.root, error=reason))
-            except Exception:
-                logger.exception("%s: the run could not be failed either", self)
 
     # -- helpers -----------------------------------------------------------------------------------
 
