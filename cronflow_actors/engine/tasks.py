@@ -180,8 +180,13 @@ class Task:
         if self.definition.kind is TaskKind.DUMMY:
             await self._complete()
             return
-        if self._started_in(generation):  # its activity may have ended (or renewed) it
-            decision = await self._decide(_AS_IT_STARTS)
+        # its activity may have ended (or renewed) it; a task without a policy takes the
+        # default's answer here (``_decide``: a call and a coroutine less, most tasks)
+        if self._started_in(generation):
+            if self.definition.policy is None:
+                decision = default_answer(self.definition.kind, record.stats, _AS_IT_STARTS)
+            else:
+                decision = await self._decide(_AS_IT_STARTS)
             await self._carry_out(decision, f"task {name!r} failed when it started")
 
     async def _complete(self, *, caught: CaughtFailure | None = None, silent: bool = False) -> None:
@@ -282,9 +287,18 @@ class Task:
             return
         if "on_work_item_state_changed" in self.definition.activities:
             await self._activity("on_work_item_state_changed", changed=message)
-        if message.call_policy and message.next in FINAL_STATES and self._started_in(generation):
+        if (
+            message.call_policy
+            and message.next in FINAL_STATES
+            and record.state == TaskState.STARTED  # (``_started_in``, written out)
+            and record.generation == generation
+        ):
             transition = Transition(prev_state=message.prev, next_state=message.next)
-            decision = await self._decide(transition)
+            definition = self.definition
+            if definition.policy is None:  # (``_decide``'s default, without its coroutine)
+                decision = default_answer(definition.kind, record.stats, transition)
+            else:
+                decision = await self._decide(transition)
             item_id = message.work_item_id
             error = self.tx.state.work_items[item_id].error or "failed"
             failed = f"task {self.name!r}: work item {item_id!r}: {error}"
@@ -461,7 +475,8 @@ class Task:
             pending.append((tx.new_id("w"), None, None))
         elif definition.kind is TaskKind.COMPOSITE:
             pending.append((tx.new_id("f"), None, None))
-        await self._create_children(pending, last=last)
+        kind, check = definition.kind, self._check_can_add  # (``_create_children``, called)
+        await create_children(self.tx, self.workflow, self.name, kind, pending, last, check)
 
     async def _create_children(self, pending: list[_Pending], *, last: bool = False) -> None:
         """Initialize the children an activity (or a migrator) asked for, then drain their
