@@ -296,3 +296,14 @@ def test_serve_leaves_no_filter_on_uvicorns_log(tmp_path: Path) -> None:
         finally:
             root.handlers[:], root.level = handlers, level
     assert logging.getLogger("uvicorn.error").filters == []
+
+
+def test_serve_takes_one_flow_as_its_app(tmp_path: Path) -> None:
+    """``serve module:flow``: the first guess for one flow, refused until now ("expected a
+    Runtime or a list of workflows")."""
+    from tests.serving import serving
+
+    app = "cronflow_actors.examples.order_processing:orders"
+    with serving(app, tmp_path / "one.db") as served:
+        flows = httpx.get(f"{served.url}/flows", timeout=5).json()
+        assert [flow["id"] for flow in flows["flows"]] == ["order-processing"]

@@ -1,9 +1,9 @@
 """``cronflow-actors serve [APP]``: the runtime behind HTTP, until SIGTERM or SIGINT.
 
-APP is ``module:attribute`` (a ``Runtime``, or a list of workflows: ``cf.define`` flows or net
-specs) or the path of a Python file with a ``workflows`` list; by default the bundled examples.
-A module is imported with the current folder first on ``sys.path``, a file with its own folder
-first (as ``python path/file.py`` runs it), so the modules beside it import.
+APP is ``module:attribute`` (a ``Runtime``, a list of workflows: ``cf.define`` flows or net
+specs, or one of them) or the path of a Python file with a ``workflows`` list; by default the
+bundled examples. A module is imported with the current folder first on ``sys.path``, a file
+with its own folder first (as ``python path/file.py`` runs it), so the modules beside it import.
 """
 
 from __future__ import annotations
@@ -210,7 +210,7 @@ def serve(settings: Any) -> int:
 def _runtime_of(settings: Any) -> Any:
     """The runtime APP gives (one it builds, refused the settings only the runtime it makes
     takes), or one made from the settings around APP's list of workflows."""
-    from cronflow_actors.runtime import Runtime
+    from cronflow_actors.runtime import WORKFLOWS, Runtime
     from cronflow_actors.runtime.config import deletion_age
 
     app_spec = settings.app or DEFAULT_APP
@@ -238,10 +238,10 @@ def _runtime_of(settings: Any) -> Any:
         runtime = target
         if not settings.audit:
             runtime.audit = False
-    elif isinstance(target, list | tuple):
+    elif isinstance(target, (list, tuple, *WORKFLOWS)):  # (one workflow: a list of it)
         runtime = Runtime(
             db=settings.db,
-            workflows=target,
+            workflows=target if isinstance(target, list | tuple) else [target],
             synchronous=settings.synchronous,
             lease_seconds=settings.lease_seconds,
             wait_for_lease=settings.wait_for_lease,
@@ -252,7 +252,8 @@ def _runtime_of(settings: Any) -> Any:
             max_active_runs=settings.max_active_runs,
         )
     else:
-        raise ConfigurationError("APP", app_spec, "a Runtime or a list of workflows")
+        expected = "a Runtime, a list of workflows, or one workflow (cf.define(...), a net)"
+        raise ConfigurationError("APP", app_spec, expected)
     return runtime
 
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import inspect
 import logging
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
@@ -251,11 +252,22 @@ class WorkItemActor(HandlerActor):
     what = "work item"
 
     def succeeded(self, output: Any, began_at: float) -> WorkItemFinished:
+        try:
+            stored = normalize(output)
+        except TypeError:
+            coroutine = _coroutine_in(output)
+            if coroutine is None:
+                raise
+            coroutine.close()  # (never awaited: no warning of its own on top)
+            raise TypeError(
+                f"the handler's output holds a coroutine ({coroutine.__qualname__}) that "
+                "nothing awaited: await it (in an async def step, ctx.state's calls are awaited)"
+            ) from None
         return WorkItemFinished(
             work_item_id=self.item_id,
             attempt=self.attempt,
             ok=True,
-            output=normalize(output),
+            output=stored,
             error=self.ctx.answered_error,
             began_at=began_at,
         )
@@ -331,3 +343,16 @@ class ActionActor(HandlerActor):
             started_at=began_at,
             finished_at=self.system.clock.now(),
         )
+
+
+def _coroutine_in(value: Any, depth: int = 4) -> Any:
+    """A coroutine ``value`` is, or holds in its lists and dicts (``depth`` levels down); None
+    if none: what makes a handler's output unstorable when it forgot an ``await``."""
+    if inspect.iscoroutine(value):
+        return value
+    if depth and isinstance(value, dict | list | tuple):
+        for item in value.values() if isinstance(value, dict) else value:
+            found = _coroutine_in(item, depth - 1)
+            if found is not None:
+                return found
+    return None

@@ -319,7 +319,11 @@ class Flow(ControlFlowMethods, TriggerMethods):
     def _compile(self, resolve: Resolve | None) -> CompiledFlow:
         problems = list(self._problems)
         if not isinstance(self.id, str) or not self.id:
-            problems.append(f"a workflow needs a non-empty id, got {self.id!r}")
+            problems.append(
+                f"a workflow needs a non-empty id, got {self.id!r}: the id comes first, the "
+                "options by name (Cronflow's define({id, name}) is cf.define('orders', "
+                "name='Orders'))"
+            )
         if self._stack:
             problems.append(f"if_({self._stack[-1][0].id!r}) has no end_if()")
         if self.concurrency is not None and (
@@ -374,6 +378,15 @@ class Flow(ControlFlowMethods, TriggerMethods):
 
     def get_triggers(self) -> list[FlowTrigger]:
         return triggers_of(self.triggers())
+
+    def __getattr__(self, name: str) -> Any:
+        """Only for a name a flow lacks: Cronflow's name of a method says its name here."""
+        python = _CRONFLOW_NAMES.get(name)
+        if python is None:
+            said = f"{type(self).__name__!r} object has no attribute {name!r}"
+            raise AttributeError(said, name=name, obj=self)
+        said = f"a flow has no {name!r}: Cronflow's .{name}() is .{python}() here"
+        raise AttributeError(said, name=name, obj=self)
 
     def to_json(self) -> str:
         """The flow as JSON: what ``get_workflows()`` says of it, and its steps."""
@@ -446,3 +459,24 @@ def define(
         version=version,
         secrets=secrets,
     )
+
+
+_CRONFLOW_NAMES = {
+    "elseIf": "elif_",
+    "endIf": "end_if",
+    "forEach": "for_each",
+    "waitForEvent": "wait_for_event",
+    "humanInTheLoop": "human_in_the_loop",
+    "onError": "on_error",
+    "onWebhook": "on_webhook",
+    "onSchedule": "on_schedule",
+    "onInterval": "on_interval",
+    "onEvent": "on_event",
+    "onPoll": "on_poll",
+    "toJSON": "to_json",
+    "getSteps": "get_steps",
+    "getStep": "get_step",
+    "getTriggers": "get_triggers",
+}
+"""Cronflow's camelCase methods of a flow, and theirs here (``if``, ``else`` and ``while`` are
+Python's words: ``if_``, ``else_`` and ``while_``)."""

@@ -73,7 +73,9 @@ def step_handler(
                 return hit
         try:
             if iterations is not None and ectx.work_item.generation > iterations:
-                raise RuntimeError(f"while_ {node.id!r} exceeded {iterations} iterations")
+                raise RuntimeError(
+                    f"while_ {node.id!r} exceeded {iterations} iterations (its max_iterations=)"
+                )
             if breaker is None:
                 output = await call_step(ectx, handler, fctx, limit=timeout, step=node.id)
             else:

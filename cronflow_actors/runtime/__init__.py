@@ -28,7 +28,7 @@ from cronflow_actors.runtime.runs import (
     RunStatus,
     StepInfo,
 )
-from cronflow_actors.runtime.runtime import Runtime
+from cronflow_actors.runtime.runtime import WORKFLOWS, Runtime
 from cronflow_actors.runtime.shared_state import StateStats
 from cronflow_actors.runtime.testing import (
     ExpectationError,
@@ -38,6 +38,7 @@ from cronflow_actors.runtime.testing import (
 )
 
 __all__ = [
+    "WORKFLOWS",
     "EventRefusal",
     "ExpectationError",
     "FlowTest",

@@ -73,10 +73,33 @@ class FlowMethods(NetMethods):
         run_id: str,
         timeout: float | None = None,  # noqa: ASYNC109 - a limit, as in asyncio.wait_for
     ) -> RunResult:
-        """The run's ``RunResult`` once it is completed, failed or canceled."""
+        """The run's ``RunResult`` once it is completed, failed or canceled; ``TimeoutError``
+        after ``timeout`` seconds, saying where the run stands (a pause it waits at, say)."""
         if timeout is None:  # what wait_for does without a limit, one coroutine fewer per wait
             return await self.runs.wait(run_id)
-        return await asyncio.wait_for(self.runs.wait(run_id), timeout)
+        try:
+            return await asyncio.wait_for(self.runs.wait(run_id), timeout)
+        except TimeoutError:
+            said = f"run {run_id} did not end within {timeout:g} s"
+            raise TimeoutError(f"{said}{await self._standing(run_id)}") from None
+
+    async def _standing(self, run_id: str) -> str:
+        """Where an unfinished run stands, for a wait that gave up on it ("" if unknown)."""
+        try:
+            info = await self.inspect(run_id)
+        except Exception:  # (the wait's own error says enough)
+            return ""
+        waiting = [s for s in info.steps if str(s.status) == "waiting"]
+        if not waiting:
+            return f": it is {info.status}"
+        where = ", ".join(f"{s.id!r} ({s.kind})" for s in waiting)
+        said = f": it is {info.status}, at step {where}"
+        if any(s.kind in ("human", "pause") for s in waiting):
+            said += (
+                "; a pause waits for rt.resume(token, payload), its token in rt.list_paused() "
+                "(or cronflow-actors paused)"
+            )
+        return said
 
     async def inspect(self, run_id: str) -> RunInfo:
         """Status, payload, output, error, and each step's status, output, error, attempts and

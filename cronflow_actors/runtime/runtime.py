@@ -75,7 +75,7 @@ from cronflow_actors.runtime.shared_state import SharedState, StateMethods
 from cronflow_actors.runtime.telemetry import Telemetry
 from cronflow_actors.store import Store
 
-__all__ = ["Runtime"]
+__all__ = ["WORKFLOWS", "Runtime"]
 
 logger = logging.getLogger(__name__)
 
@@ -347,7 +347,7 @@ class Runtime(ClusterRecovery, LifecycleMethods, FlowMethods, StateMethods, Audi
         """``Runtime(workflows=...)``: each registered; a thing that is no workflow is refused
         with its place in the list (an app's ``workflows``, say)."""
         for index, spec in enumerate(workflows):
-            if not isinstance(spec, NetSpec | Flow | MigrationSpec):
+            if not isinstance(spec, WORKFLOWS):
                 raise ConfigurationError(f"workflows[{index}]", spec, _WORKFLOW)
             self.register(spec)
 
@@ -480,6 +480,8 @@ class Runtime(ClusterRecovery, LifecycleMethods, FlowMethods, StateMethods, Audi
                 logger.exception("observer %r failed", observer)
 
 
+WORKFLOWS = (NetSpec, Flow, MigrationSpec)
+"""What ``Runtime(workflows=[...])`` takes: flows, nets and migrations."""
 _WORKFLOW = (
     "a flow from cf.define(...), a net from net.workflow(...).build(), or a migration from "
     "net.migration(...).build()"

@@ -7,6 +7,7 @@ neither the method nor the fix."""
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Any
 
 import pytest
@@ -199,3 +200,36 @@ async def test_ctx_cancel_in_a_condition_or_an_items_function_cancels_the_run(
         canceled = await rt.wait(await rt.trigger(flow, []), timeout=5)
         assert (canceled.status, canceled.error) == ("canceled", "nothing to ship"), flow
         assert (await rt.wait(await rt.trigger(flow, [1]), timeout=5)).status == "completed"
+
+
+def test_cronflow_method_names_say_their_names_here() -> None:
+    flow = cf.define("named").step("s", _one)
+    with pytest.raises(AttributeError, match=r"Cronflow's \.elseIf\(\) is \.elif_\(\) here"):
+        flow.elseIf  # noqa: B018
+    with pytest.raises(AttributeError, match=r"Cronflow's \.toJSON\(\) is \.to_json\(\) here"):
+        flow.toJSON  # noqa: B018
+    with pytest.raises(AttributeError, match="'Flow' object has no attribute 'nothing'"):
+        flow.nothing  # noqa: B018
+    assert "cf.define('orders', name='Orders')" in _problems(cf.define({"id": "x"}))  # type: ignore[arg-type]
+
+
+async def test_a_forgotten_await_and_a_wait_that_gives_up_say_so(rt: cf.Runtime) -> None:
+    async def forgot(ctx: Any) -> Any:
+        return {"limit": ctx.state.get("limit", 100)}  # no await: a coroutine in the output
+
+    rt.register(cf.define("forgot").step("s", forgot))
+    failed = await rt.wait(await rt.trigger("forgot"), timeout=5)
+    assert failed.status == "failed"
+    said = re.sub(r"coroutine \(\w+\.kv_get\)", "coroutine (kv_get)", failed.error or "")
+    assert said == (
+        "step 's': TypeError: the handler's output holds a coroutine (kv_get) that nothing "
+        "awaited: await it (in an async def step, ctx.state's calls are awaited)"
+    )
+    rt.register(cf.define("held").human_in_the_loop("approve", description="ok?"))
+    run_id = await rt.trigger("held")
+    with pytest.raises(TimeoutError) as gave_up:
+        await rt.wait(run_id, timeout=0.2)
+    said = str(gave_up.value)
+    assert said.startswith(f"run {run_id} did not end within 0.2 s: it is waiting, at step")
+    assert "'approve' (human)" in said
+    assert "rt.resume(token, payload)" in said

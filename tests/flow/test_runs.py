@@ -220,7 +220,7 @@ async def test_while_loops_durably_and_is_capped(rt: cf.Runtime) -> None:
     capped = await rt.wait(await rt.trigger("capped"), timeout=5)
     assert (capped.status, capped.output) == (
         "completed",
-        "gave up: while_ 'spin' exceeded 2 iterations",
+        "gave up: while_ 'spin' exceeded 2 iterations (its max_iterations=)",
     )
 
 
