@@ -113,6 +113,9 @@ def test_run_timeout_on_a_paused_run_says_how_to_resume_it(served: Served) -> No
     inspected = cli("inspect", run_id.group(1), served=served)
     assert inspected.returncode == 0
     assert f"cronflow-actors resume {token.group(1)}" in inspected.stdout
+    assert "--url" not in inspected.stdout  # the server came from CRONFLOW_URL: found again
+    given = cli("inspect", run_id.group(1), "--url", served.url, served=served)
+    assert f"--payload '{{\"approved\": true}}' --url {served.url}" in given.stdout  # pasted as is
     assert TIME.search(inspected.stdout)
     as_json = json.loads(cli("inspect", run_id.group(1), "--json", served=served).stdout)
     assert as_json["pause"]["token"] == token.group(1)

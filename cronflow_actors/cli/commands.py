@@ -111,7 +111,7 @@ def _run(args: argparse.Namespace) -> int:
                     say(
                         f"run {run_id} is paused at step {pause['step']!r} for a person; "
                         f"resume it from another shell: cronflow-actors resume {pause['token']} "
-                        "--payload '{\"approved\": true}'"
+                        f"--payload '{{\"approved\": true}}'{_url_flag(args)}"
                     )
             if deadline is not None and time.monotonic() >= deadline:
                 print(
@@ -164,7 +164,7 @@ def _inspect(args: argparse.Namespace) -> int:
     if args.json:
         _print_json({**run, "pause": pause})
     else:
-        print(render_run(run, pause))
+        print(render_run(run, pause, url_flag=_url_flag(args)))
     return Exit.OK
 
 
@@ -227,7 +227,8 @@ def _paused(args: argparse.Namespace) -> int:
     if page["paused"]:
         print(render_paused(page["paused"]))
         print(
-            "resume one with: cronflow-actors resume TOKEN --payload '{\"approved\": true}'",
+            "resume one with: cronflow-actors resume TOKEN --payload "
+            f"'{{\"approved\": true}}'{_url_flag(args)}",
             file=sys.stderr,
         )
     else:
@@ -450,3 +451,10 @@ def add_client_commands(commands: Any) -> None:
     )
     _client_options(publish, json_help="print the runs started (and refusals) as JSON")
     publish.set_defaults(handler=_publish)
+
+
+def _url_flag(args: Any) -> str:
+    """The ``--url`` a printed command needs to reach the same server (the one given on this
+    command line; one from ``CRONFLOW_URL`` or the default is found again as it was)."""
+    url = getattr(args, "url", None)
+    return f" --url {url}" if url else ""

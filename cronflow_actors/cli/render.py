@@ -74,7 +74,9 @@ def run_duration(run: dict[str, Any]) -> float | None:
     return None if end is None else end - run["created_at"]
 
 
-def render_run(run: dict[str, Any], pause: dict[str, Any] | None = None) -> str:
+def render_run(
+    run: dict[str, Any], pause: dict[str, Any] | None = None, *, url_flag: str = ""
+) -> str:
     """A readable tree of a run: its status and times, then each step with its state,
     attempts, start, duration and output; a paused run says how to resume it."""
     name = run.get("workflow_name") or run["workflow"]
@@ -124,6 +126,7 @@ def render_run(run: dict[str, Any], pause: dict[str, Any] | None = None) -> str:
         )
         lines.append(
             f"    cronflow-actors resume {pause['token']} --payload '{{\"approved\": true}}'"
+            + url_flag
         )
     return "\n".join(lines)
 

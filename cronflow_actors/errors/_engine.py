@@ -196,6 +196,9 @@ class InvalidStateTransitionError(EngineError):
         self.kind, self.ident, self.current, self.requested = kind, ident, current, requested
         self.allowed = allowed
         refused = f"{kind} {ident!r} is {current!r} and cannot become {requested!r}"
+        if not allowed:  # a final state (a run that ended, say): nothing moves it on
+            super().__init__(f"{refused}: it has ended, and nothing changes it any more")
+            return
         super().__init__(f"{refused}; from {current!r} it can become {allowed}")
 
 

@@ -98,7 +98,8 @@ class LeaseHeldError(LeaseError):
         super().__init__(
             f"database {database} is owned by runtime {owner} (pid {pid} on {host}); its lease "
             f"expires in {expires_in:.1f} s unless that runtime renews it. Stop that runtime, or "
-            f"start this one with --wait-for-lease to take over once the lease expires"
+            f"start this one with --wait-for-lease (serve) or wait_for_lease=True (Runtime) "
+            "to take over once the lease expires"
         )
 
 

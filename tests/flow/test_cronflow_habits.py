@@ -233,3 +233,14 @@ async def test_a_forgotten_await_and_a_wait_that_gives_up_say_so(rt: cf.Runtime)
     assert said.startswith(f"run {run_id} did not end within 0.2 s: it is waiting, at step")
     assert "'approve' (human)" in said
     assert "rt.resume(token, payload)" in said
+
+
+async def test_canceling_a_run_that_ended_says_it_ended(rt: cf.Runtime) -> None:
+    rt.register(cf.define("quick").step("s", _one))
+    run_id = await rt.trigger("quick")
+    await rt.wait(run_id, timeout=5)
+    with pytest.raises(cf.errors.InvalidStateTransitionError) as refused:
+        await rt.cancel(run_id)
+    assert str(refused.value).endswith(
+        "is 'completed' and cannot become 'canceled': it has ended, and nothing changes it any more"
+    )  # where it said "from 'completed' it can become []"
