@@ -176,6 +176,9 @@ class HandlerActor(LoopActor):
     def on_start(self) -> None:
         self._task = self.create_task(self._run(), name=f"{self.what} {self.item_id}")
 
+    def on_stop(self) -> None:
+        self._task = None  # every stop lets go of it (a cancelled task keeps a frame of ours)
+
     async def _run(self) -> None:
         in_user_code.set(True)  # a run it starts is never held back (runtime/admission.py)
         system = self.system

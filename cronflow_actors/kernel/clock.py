@@ -93,15 +93,17 @@ class SystemClock(_Parking):
     """The real clock: ``time.time``, ``time.monotonic`` and ``asyncio.sleep``."""
 
     # The functions themselves, not methods that call them: a run reads the clock about twenty
-    # times, and a method around each reading is one Python call more.
+    # times, and a method around each reading is one Python call more. Its sleeps read the same
+    # function, so the clock agrees with itself even where ``time.time`` is patched later (a
+    # test's mock): inject a ``ManualClock`` to control time.
     now = staticmethod(time.time)
     monotonic = staticmethod(time.monotonic)
 
     async def sleep(self, seconds: float) -> None:
-        await self.sleep_until(time.time() + seconds)
+        await self.sleep_until(self.now() + seconds)
 
     async def sleep_until(self, when: float) -> None:
-        delay = when - time.time()
+        delay = when - self.now()
         if delay <= 0:
             await asyncio.sleep(0)
             return

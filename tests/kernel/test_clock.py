@@ -22,6 +22,18 @@ async def test_system_clock_reads_real_time() -> None:
     assert clock.monotonic() >= before + 0.009
 
 
+async def test_system_clock_agrees_with_itself_where_time_is_patched(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Its ``now`` is ``time.time`` itself, taken when it was defined: its sleeps read the same,
+    so a test that patches ``time.time`` (to a fixed moment, say) does not leave a sleep waiting
+    for the distance between the two (it waited 1.8e9 s)."""
+    clock = SystemClock()
+    monkeypatch.setattr(time, "time", lambda: 0.0)
+    await asyncio.wait_for(clock.sleep_until(clock.now() + 0.01), 5)
+    await asyncio.wait_for(clock.sleep(0.01), 5)
+
+
 async def test_manual_clock_wakes_sleepers_in_deadline_order(clock: ManualClock) -> None:
     woke: list[str] = []
 

@@ -52,3 +52,36 @@ def test_actor_ref_keeps_a_weakref_and_asks_the_actor_class_for_futures() -> Non
     assert "actor_class._create_future()" in source
     assert "actor_inbox.put(Envelope(" in source
     assert "actor_stopped.is_set()" in source
+
+
+def test_what_the_kernel_writes_out_is_still_what_pykka_does() -> None:
+    """``LoopActorRef.ask(block=False)`` does pykka's ask itself, ``tell`` and ``ask`` read the
+    stop flag pykka's ref shares with its actor, and a stop with an empty inbox skips pykka's
+    teardown (which only drains the inbox): each is pykka's code written out, which a pykka that
+    changes these lines must change too."""
+    init = inspect.getsource(pykka.ActorRef.__init__)
+    assert "self.actor_stopped = actor.actor_stopped" in init
+    assert "return not self.actor_stopped.is_set()" in inspect.getsource(pykka.ActorRef.is_alive)
+    ask = inspect.cleandoc(inspect.getsource(pykka.ActorRef.ask))
+    body = ask[ask.index("future = self.actor_class._create_future()") :]
+    pykka_ask = _PYKKA_ASK  # (the lines, compared word by word: the indentation aside)
+    assert body.split() == pykka_ask.split()
+    teardown = inspect.getsource(pykka.Actor._actor_loop_teardown)
+    lines = [line.strip() for line in teardown.splitlines()[1:] if line.strip()]
+    assert lines[0] == "while not self.actor_inbox.empty():"  # all it does: drain the inbox
+
+
+_PYKKA_ASK = """
+future = self.actor_class._create_future()  # noqa: SLF001
+try:
+    if not self.is_alive():
+        msg = f"{self} not found"
+        raise ActorDeadError(msg)  # noqa: TRY301
+except ActorDeadError:
+    future.set_exception()
+else:
+    self.actor_inbox.put(Envelope(message, reply_to=future))
+if block:
+    return future.get(timeout=timeout)
+return future
+"""

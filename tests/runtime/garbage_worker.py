@@ -12,6 +12,13 @@ import sys
 
 import cronflow_actors as cf
 
+_began = asyncio.Event()
+
+
+async def _slow(ctx: cf.FlowContext) -> None:
+    _began.set()
+    await asyncio.Event().wait()  # until its run is canceled: its handler's task is cancelled
+
 
 def flows() -> list[cf.Flow]:
     return [
@@ -23,6 +30,7 @@ def flows() -> list[cf.Flow]:
         .step("a", lambda ctx: "A")
         .human_in_the_loop("approve", description="ok?", timeout="1d")
         .step("b", lambda ctx: ctx.last["approved"]),
+        cf.define("canceled").step("slow", _slow),
     ]
 
 
@@ -48,6 +56,13 @@ async def main(db: str, audit: bool) -> None:
         [token] = [p.token for p in await rt.list_paused() if p.run_id == paused]
         await rt.resume(token, {"approved": True})
         assert (await rt.wait(paused)).output is True
+        await rt.wait_idle()
+        for _ in range(3):  # a step whose run is canceled while it runs: its handler is stopped
+            _began.clear()
+            canceled = await rt.trigger("canceled")
+            await _began.wait()
+            await rt.cancel(canceled)
+            assert (await rt.wait(canceled)).status == "canceled"
         await rt.wait_idle()
         assert len(rt.system) == 0  # every instance's actor has stopped
         gc.set_debug(gc.DEBUG_SAVEALL)
