@@ -82,3 +82,20 @@ def serving(app: str, db: Path, *extra: str) -> Iterator[Served]:
         yield served
     finally:
         served.stop()
+
+
+def start_to_crash(app: str, db: Path) -> Served:
+    """``serve app`` on ``db``, up, with a one-second lease taken over by the next start (which
+    waits for it): for a crash test, whose first server kills itself and whose second follows."""
+    served = start(app, db, "--lease-seconds", "1", "--wait-for-lease")
+    assert served.up(), served.output()
+    return served
+
+
+def files_written(folder: Path, pattern: str, count: int, seconds: float = 15) -> list[str]:
+    """The texts of the files matching ``pattern`` in ``folder``, in name order, once there are
+    ``count`` of them or ``seconds`` have passed (what a crash test's app records calls in)."""
+    deadline = time.monotonic() + seconds
+    while len(found := sorted(folder.glob(pattern))) < count and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return [path.read_text() for path in found]

@@ -13,22 +13,17 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.serving import ROOT, Served, start
+from tests.serving import ROOT, Served, files_written, start_to_crash
 
 APP = str(ROOT / "tests" / "serve_hooks_app.py")
 
 
 def _serve(db: Path) -> Served:
-    served = start(APP, db, "--lease-seconds", "1", "--wait-for-lease")
-    assert served.up(), served.output()
-    return served
+    return start_to_crash(APP, db)
 
 
 def _calls(hooks: Path, name: str, count: int, seconds: float = 15) -> list[str]:
-    deadline = time.monotonic() + seconds
-    while len(found := sorted(hooks.glob(f"{name}-*"))) < count and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return [path.read_text() for path in found]
+    return files_written(hooks, f"{name}-*", count, seconds)
 
 
 def _row(db: Path, run_id: str) -> tuple[str, bool, bool]:
