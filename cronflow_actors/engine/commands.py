@@ -16,7 +16,7 @@ import msgspec
 
 from cronflow_actors.engine import detached, endings, heard, notices
 from cronflow_actors.engine.cascade import Cascade
-from cronflow_actors.engine.states import VERB_TARGETS, TaskState, WorkItemState
+from cronflow_actors.engine.states import VERB_TARGETS, TaskState
 from cronflow_actors.engine.transaction import Send, Transaction
 from cronflow_actors.errors import InvalidStateTransitionError, NotFoundError
 from cronflow_actors.messages.elements import CreateWorkItem, FailWorkflow, InitializeWorkflow
@@ -252,15 +252,8 @@ async def _deliver_kept(tx: Transaction, send: Send, *, drop: bool) -> bool:
 
 def _waiting_for(tx: Transaction, kept: KeptEvent) -> list[KeptEvent]:
     """``kept`` for each started step of the instance that waits for its event."""
-    targets = []
-    for item in tx.state.work_items.values():
-        if item.state != WorkItemState.STARTED:
-            continue
-        work = tx.specs[tx.state.workflows[item.workflow_id].path].tasks[item.task].work_item
-        wait = work.wait if work is not None else None
-        if wait is not None and wait.hears(kept.event):
-            targets.append(msgspec.structs.replace(kept, work_item_id=item.id))
-    return targets
+    waiting = heard.waiting_for(tx, kept.event)
+    return [msgspec.structs.replace(kept, work_item_id=item_id) for item_id in waiting]
 
 
 async def _initialize_work_item(tx: Transaction, workflow_id: str, task: str, payload: Any) -> str:

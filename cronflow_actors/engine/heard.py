@@ -11,7 +11,7 @@ from cronflow_actors.engine.states import WorkItemState
 from cronflow_actors.engine.transaction import Transaction
 from cronflow_actors.messages.engine import DeliverEvent
 
-__all__ = ["LIMIT", "admits", "record", "waiting"]
+__all__ = ["LIMIT", "admits", "record", "waiting", "waiting_for"]
 
 LIMIT = 64
 """How many keyed publishes an instance remembers (the oldest is forgotten first)."""
@@ -26,13 +26,18 @@ def admits(tx: Transaction, message: DeliverEvent) -> bool:
 
 def waiting(tx: Transaction, message: DeliverEvent) -> list[str]:
     """The other steps waiting for ``message``'s event now, before it is delivered."""
+    return [i for i in waiting_for(tx, message.event) if i != message.work_item_id]
+
+
+def waiting_for(tx: Transaction, event: str) -> list[str]:
+    """The started work items of the instance that wait for ``event``."""
     found = []
     for item in tx.state.work_items.values():
-        if item.state != WorkItemState.STARTED or item.id == message.work_item_id:
+        if item.state != WorkItemState.STARTED:
             continue
         work = tx.specs[tx.state.workflows[item.workflow_id].path].tasks[item.task].work_item
         wait = work.wait if work is not None else None
-        if wait is not None and wait.hears(message.event):
+        if wait is not None and wait.hears(event):
             found.append(item.id)
     return found
 

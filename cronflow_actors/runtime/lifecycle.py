@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import math
 from collections.abc import Callable
@@ -211,22 +212,19 @@ class LifecycleMethods(RuntimeParts):
         await self.system.wait_idle()
 
     def _handlers_running(self) -> int:
-        """Steps, actions and notices (a pause's on_pause) running: what a drain waits for."""
+        """Steps, actions, notices (a pause's on_pause) and runs' end hooks running: what a
+        drain waits for."""
         running = self.system.get_by_class(WorkItemActor) + self.system.get_by_class(ActionActor)
-        # a notice running, or ended with its end on its way to its instance (in memory, or
-        # being activated to take it: its end is recorded once it is there)
-        notices = sum(
-            1
-            for (instance_id, _item, _token), ended in self._services.notifying.items()
-            if not ended or self.instances.reaching(instance_id)
+        # a notice (engine/notices.py) or a run's end hooks (engine/endings.py) running, or
+        # ended with its end on its way to its instance (in memory, or being activated to take
+        # it: its end is recorded once it is there)
+        services = self._services
+        calls = itertools.chain(
+            ((key[0], ended) for key, ended in services.notifying.items()),
+            services.ending.items(),
         )
-        # a run's end's hooks running, or called with their end on its way (engine/endings.py)
-        ending = sum(
-            1
-            for instance_id, ended in self._services.ending.items()
-            if not ended or self.instances.reaching(instance_id)
-        )
-        return len(running) + notices + ending
+        owed = sum(1 for i, ended in calls if not ended or self.instances.reaching(i))
+        return len(running) + owed
 
     def _fail(self, error: BaseException) -> None:
         """The store broke or another runtime took the database: accept nothing more (the store
