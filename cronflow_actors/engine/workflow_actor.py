@@ -154,6 +154,9 @@ class WorkflowActor(CoroutineActor):
     def on_idle(self) -> None:
         self._stop_if_idle(self._turn)  # (on_idle runs in the turn: the task that would stop it)
 
+    def keeps_turn(self) -> bool:
+        return bool(self._handler_refs)  # its steps run, and each will report: wait for them
+
     async def handle(self, message: WorkflowMessage) -> Any:
         # each kind says what its transaction is (its caller, a report?): no isinstance later
         match message:

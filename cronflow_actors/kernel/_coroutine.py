@@ -8,8 +8,10 @@ else that queues: while ``handle`` awaits, later messages wait in the inbox, so
 once it is done, with one await.
 
 The messages are taken by one task per busy period (the actor's *turn*), started when a message
-arrives at an idle actor and ending when the inbox is empty. pykka's own messages (stop, proxy
-calls) take their turn in order too: ``ref.stop()`` stops the actor after the messages before it.
+arrives at an idle actor and ending when the inbox is empty, unless the actor expects another
+message soon (``keeps_turn``): then the turn waits for it, out of the work in flight, and a
+stop ends it. pykka's own messages (stop, proxy calls) take their turn in order too:
+``ref.stop()`` stops the actor after the messages before it.
 
 Queries are the one exception: messages whose type is in ``queries`` jump the queue and are
 answered at once by ``on_query``, a plain method, even while a handler awaits. They must only
@@ -88,6 +90,8 @@ class CoroutineActor(LoopActor):
         super().__init__(*args, **kwargs)
         self._turn: asyncio.Task[None] | None = None
         self._turn_name: str | None = None
+        self._waiter: asyncio.Future[None] | None = None
+        """Set while the turn waits for the next message (``keeps_turn``)."""
 
     @classmethod
     def _create_actor_inbox(cls) -> _TurnInbox:
@@ -111,6 +115,14 @@ class CoroutineActor(LoopActor):
         """Runs in the actor's turn after a message when no other waits (e.g. to stop); if it
         raises, the actor fails."""
 
+    def keeps_turn(self) -> bool:
+        """Asked after ``on_idle`` when the inbox is empty: True to have the turn wait for the
+        next message rather than end, for an actor that expects one soon (an instance whose
+        steps run and will report). A waiting turn costs no work in flight (``wait_idle()``
+        does not wait for it) and saves starting a task for that message; it holds a task's
+        memory while it waits. The default ends the turn."""
+        return False
+
     def tell_self_first(self, message: Any) -> None:
         """Put ``message`` at the head of this actor's own inbox, ahead of the messages that
         wait: for work the actor owes itself before anything else (from ``on_start``, a
@@ -133,8 +145,11 @@ class CoroutineActor(LoopActor):
             # the turn now if none runs (a running turn takes every message before it ends). A
             # drain scheduled only for that would cost a round of the loop (and a Handle) per
             # message; the turn's first step runs on the next round either way.
-            if self._turn is None and inbox.queue:
-                self._start_turn()
+            if self._turn is None:
+                if inbox.queue:
+                    self._start_turn()
+            elif self._waiter is not None:
+                self._wake_turn()
             return
         super()._schedule_drain()
 
@@ -147,6 +162,25 @@ class CoroutineActor(LoopActor):
         self._turn = self._in_flight.create_task(
             self._take_turns(), name=self._turn_name, owner=self._tasks
         )
+
+    def _wake_turn(self) -> None:
+        """A message for the turn that waits: it counts as work in flight again from here (not
+        from when it resumes, or ``wait_idle()`` could see nothing pending in between)."""
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            self._in_flight.count += 1
+            waiter.set_result(None)
+
+    def _waiter_for_next(self) -> asyncio.Future[None] | None:
+        """The inbox is empty: None if the turn ends, else the future it awaits until the next
+        message (``_wake_turn``), out of the work in flight meanwhile."""
+        if self.actor_stopped._set or not self.keeps_turn():
+            return None
+        waiter: asyncio.Future[None] = self._loop.create_future()  # type: ignore[union-attr]
+        self._waiter = waiter
+        self._in_flight.done()
+        return waiter
 
     def _drain(self) -> None:
         if not self._started:
@@ -169,7 +203,21 @@ class CoroutineActor(LoopActor):
         stopped = self.actor_stopped
         budget = _BURST
         try:
-            while queue and not stopped._set:
+            while True:
+                if not queue:
+                    waiter = self._waiter_for_next()
+                    if waiter is None:
+                        break  # the turn ends
+                    try:
+                        await waiter
+                    except BaseException:
+                        if self._waiter is waiter:  # cancelled as it waited (a stop)
+                            self._waiter = None
+                            self._in_flight.count += 1
+                        raise
+                    continue
+                if stopped._set:
+                    break
                 envelope = queue.popleft()
                 message = envelope.message
                 if type(message) in _PYKKA_MESSAGES:

@@ -257,3 +257,73 @@ async def test_proxies_and_children_work_as_for_a_loop_actor(system: ActorSystem
     actor_of(child).gate("boom").set()
     await system.wait_idle()
     assert log == [("child failed", "boom in handle")]
+
+
+class Expecting(Serial):
+    """Keeps its turn while ``expecting`` is set: it waits for the next message."""
+
+    expecting = True
+
+    def keeps_turn(self) -> bool:
+        return self.expecting
+
+
+async def test_a_kept_turn_takes_the_next_message_without_a_new_task(
+    system: ActorSystem,
+) -> None:
+    log: list[Any] = []
+    ref = system.spawn(Expecting, log)
+    actor = actor_of(ref)
+    assert await ref.ask("quick", block=False) == "done quick"
+    turn = actor._turn
+    assert turn is not None
+    assert not turn.done()  # waiting, not ended
+    await system.wait_idle()  # a waiting turn is no work in flight
+    assert system.busy == 0
+    assert await ref.ask("quick", block=False) == "done quick"
+    assert actor._turn is turn  # the same task took it
+    assert actor.idle == 2  # on_idle ran after each message, as with a turn that ends
+    actor.expecting = False
+    assert await ref.ask("quick", block=False) == "done quick"
+    await system.wait_idle()
+    assert actor._turn is None
+    assert turn.done()  # it ended once not kept
+    assert system.busy == 0
+
+
+async def test_wait_idle_waits_for_a_message_that_woke_a_kept_turn(system: ActorSystem) -> None:
+    ref = system.spawn(Expecting, [])
+    actor = actor_of(ref)
+    assert await ref.ask("quick", block=False) == "done quick"
+    await system.wait_idle()
+    ref.tell("slow")  # wakes the waiting turn: counted from here, not from when it resumes
+    assert system.busy == 1
+    idle = asyncio.ensure_future(system.wait_idle())
+    await actor.began("slow")
+    await asyncio.sleep(0.01)
+    assert not idle.done()
+    actor.gate("slow").set()
+    await asyncio.wait_for(idle, 1)
+    assert system.busy == 0
+
+
+async def test_a_kept_turn_ends_with_a_stop_of_either_kind(system: ActorSystem) -> None:
+    log: list[Any] = []
+    by_message = system.spawn(Expecting, log)
+    assert await by_message.ask("quick", block=False) == "done quick"
+    turn = actor_of(by_message)._turn
+    assert await by_message.stop(block=False) is True  # a stop message wakes the turn
+    with pytest.raises(pykka.ActorDeadError):
+        await by_message.ask("quick", block=False)
+    at_once = system.spawn(Expecting, log)
+    assert await at_once.ask("quick", block=False) == "done quick"
+    other_turn = actor_of(at_once)._turn
+    actor_of(at_once).stop_now()  # from outside the turn: it is cancelled as it waits
+    await system.wait_idle()
+    assert turn is not None
+    assert turn.done()
+    assert other_turn is not None
+    assert other_turn.done()
+    assert not at_once.is_alive()
+    assert len(system) == 0
+    assert system.busy == 0
