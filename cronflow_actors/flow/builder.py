@@ -22,6 +22,7 @@ from cronflow_actors.flow.introspect import (
     FlowTrigger,
     StepDescription,
     describe,
+    kind_of,
     steps_of,
     triggers_of,
 )
@@ -108,11 +109,11 @@ class Flow(ControlFlowMethods, TriggerMethods):
         id: str,
         handler: Fn,
         *,
-        retry: Retry | None = None,
+        retry: Retry | Mapping[str, Any] | None = None,
         timeout: float | str | None = None,
         on_error: Fn | None = None,
         delay: float | str | None = None,
-        cache: Cache | None = None,
+        cache: Cache | Mapping[str, Any] | None = None,
         circuit_breaker: CircuitBreaker | None = None,
     ) -> Self:
         """A unit of work; its output becomes ``ctx.last`` and ``ctx.steps[id]``. ``delay``:
@@ -122,7 +123,7 @@ class Flow(ControlFlowMethods, TriggerMethods):
             StepNode(
                 id=id,
                 handler=handler,
-                retry=retry,
+                retry=self._option(retry, Retry, f"step {id!r} retry"),
                 timeout=self._seconds(timeout, f"step {id!r} timeout"),
                 on_error=() if on_error is None else (on_error,),
                 delay=self._seconds(delay, f"step {id!r} delay"),
@@ -146,10 +147,14 @@ class Flow(ControlFlowMethods, TriggerMethods):
             return self._amend("on_error", kinds, on_error=(*nodes[-1].on_error, handler))
         return self._amend("on_error", kinds)
 
-    def retry(self, retry: Retry) -> Self:
-        """Give the previous step (or action) a retry policy; after a ``wait_for_event`` with a
-        timeout, a wait that timed out waits again while attempts remain."""
-        return self._amend("retry", (StepNode, ActionNode, EventNode), retry=retry)
+    def retry(self, retry: Retry | Mapping[str, Any]) -> Self:
+        """Give the previous step (or action) a retry policy (a ``cf.Retry``, or Cronflow's
+        dict of it: ``options.from_mapping``); after a ``wait_for_event`` with a timeout, a
+        wait that timed out waits again while attempts remain."""
+        nodes = self._current()
+        where = f"{kind_of(nodes[-1])} {nodes[-1].id!r} retry" if nodes else "retry"
+        checked = self._option(retry, Retry, where)
+        return self._amend("retry", (StepNode, ActionNode, EventNode), retry=checked)
 
     def timeout(self, duration: float | str) -> Self:
         """Give the previous step (or action) a timeout: each attempt is cut after
@@ -158,7 +163,11 @@ class Flow(ControlFlowMethods, TriggerMethods):
         return self._amend("timeout", (StepNode, ActionNode), timeout=seconds)
 
     def cache(
-        self, cache: Cache | None = None, *, key: Fn | None = None, ttl: float | str | None = None
+        self,
+        cache: Cache | Mapping[str, Any] | None = None,
+        *,
+        key: Fn | None = None,
+        ttl: float | str | None = None,
     ) -> Self:
         """Give the previous step a cache: ``.cache(cf.Cache(key=fn, ttl="1h"))`` or
         ``.cache(key=fn, ttl="1h")``."""
@@ -172,7 +181,7 @@ class Flow(ControlFlowMethods, TriggerMethods):
         handler: Fn,
         *,
         durable: bool = True,
-        retry: Retry | None = None,
+        retry: Retry | Mapping[str, Any] | None = None,
         timeout: float | str | None = None,
     ) -> Self:
         """A side effect run detached: the flow goes on at once, its output is ignored, an
@@ -180,7 +189,8 @@ class Flow(ControlFlowMethods, TriggerMethods):
         clock) and ``timeout`` bounds each attempt. After a crash it is dispatched again unless
         ``durable=False``."""
         seconds = self._seconds(timeout, f"action {id!r} timeout")
-        node = ActionNode(id=id, handler=handler, durable=durable, retry=retry, timeout=seconds)
+        checked = self._option(retry, Retry, f"action {id!r} retry")
+        node = ActionNode(id=id, handler=handler, durable=durable, retry=checked, timeout=seconds)
         return self._add(node)
 
     def sleep(self, id: str, duration: float | str | Fn) -> Self:
@@ -205,7 +215,7 @@ class Flow(ControlFlowMethods, TriggerMethods):
         filter: Fn | None = None,
         validate: Fn | None = None,
         timeout: float | str | None = None,
-        retry: Retry | None = None,
+        retry: Retry | Mapping[str, Any] | None = None,
     ) -> Self:
         """Wait until ``publish_event(event, payload)`` with ``filter(payload, ctx)`` true (if
         given; ``ctx`` is this run's); the payload is the step's output. ``validate(payload,
@@ -213,9 +223,9 @@ class Flow(ControlFlowMethods, TriggerMethods):
         step then fails with that). On ``timeout`` the step fails (``StepTimeoutError``), or,
         with ``retry``, waits again after the retry's delay while attempts remain."""
         timeout_s = self._seconds(timeout, f"wait_for_event {id!r} timeout")
-        retry = self._option(retry, Retry, f"wait_for_event {id!r} retry")
+        checked = self._option(retry, Retry, f"wait_for_event {id!r} retry")
         node = EventNode(
-            id=id, event=event, filter=filter, validate=validate, timeout=timeout_s, retry=retry
+            id=id, event=event, filter=filter, validate=validate, timeout=timeout_s, retry=checked
         )
         return self._add(node)
 

@@ -5,6 +5,7 @@ the last one and read a duration. ``Flow`` and its method groups (``flow/branchi
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Self
 
 import msgspec
@@ -26,6 +27,7 @@ from cronflow_actors.flow.nodes import (
     WhileNode,
     walk,
 )
+from cronflow_actors.flow.options import Cache, Retry, from_mapping
 from cronflow_actors.net.durations import parse_duration
 
 if TYPE_CHECKING:
@@ -85,6 +87,11 @@ class Chain:
         return self
 
     def _option(self, value: Any, kind: type, what: str) -> Any:
+        if isinstance(value, Mapping) and kind in (Retry, Cache):  # Cronflow's dict of it
+            value = from_mapping(kind, value, what)
+            if isinstance(value, list):
+                self._problems.extend(value)
+                return None
         if value is not None and not isinstance(value, kind):
             self._problems.append(f"{what} must be a cf.{kind.__name__}(...), got {value!r}")
             return None

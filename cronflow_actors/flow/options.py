@@ -5,14 +5,14 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import msgspec
 
 from cronflow_actors.net.durations import parse_duration
 
-__all__ = ["BACKOFFS", "HOOK_NAMES", "Cache", "CircuitBreaker", "Hooks", "Retry"]
+__all__ = ["BACKOFFS", "HOOK_NAMES", "Cache", "CircuitBreaker", "Hooks", "Retry", "from_mapping"]
 
 BACKOFFS = ("fixed", "linear", "exponential")
 
@@ -174,3 +174,52 @@ class Hooks(msgspec.Struct, frozen=True, kw_only=True):
 
 
 HOOK_NAMES = ("on_start", "on_success", "on_failure", "on_complete")
+
+
+# Cronflow's spellings of the options' fields, as its option objects have them
+_RETRY_KEYS = {
+    "attempts": "attempts",
+    "backoff": "backoff",
+    "strategy": "backoff",
+    "delay": "delay",
+    "max_delay": "max_delay",
+    "maxDelay": "max_delay",
+    "multiplier": "multiplier",
+    "jitter": "jitter",
+    "retry_on": "retry_on",
+    "retryOn": "retry_on",
+    "on_retry": "on_retry",
+    "onRetry": "on_retry",
+}
+_CACHE_KEYS = {"key": "key", "ttl": "ttl"}
+_DURATIONS = ("delay", "max_delay", "ttl")
+
+
+def from_mapping(kind: type[Retry | Cache], value: Mapping[Any, Any], where: str) -> Any:
+    """A ``Retry`` or ``Cache`` from the dict Cronflow takes for it (``{attempts, backoff:
+    {strategy, delay, maxDelay, multiplier}, retryOn, onRetry}``, ``{key, ttl}``; either
+    spelling of a field), or the list of what is wrong with the dict. Its durations need their
+    unit ("500ms", "1s"): Cronflow's bare numbers are milliseconds, this runtime's seconds."""
+    keys = _RETRY_KEYS if kind is Retry else _CACHE_KEYS
+    given = list(value.items())
+    backoff = value.get("backoff")
+    if kind is Retry and isinstance(backoff, Mapping):  # Cronflow's nested backoff: its fields
+        given = [(k, v) for k, v in given if k != "backoff"] + list(backoff.items())
+    fields: dict[str, Any] = {}
+    wrong: list[str] = []
+    for key, item in given:
+        name = keys.get(key) if isinstance(key, str) else None
+        if name is None:
+            wrong.append(f"{where}: unknown key {key!r} (it takes {', '.join(map(repr, keys))})")
+        elif name in fields:
+            wrong.append(f"{where}: {name} is given twice (as {key!r} and by its other name)")
+        elif name in _DURATIONS and isinstance(item, int | float) and not isinstance(item, bool):
+            wrong.append(
+                f"{where}: {key} {item!r} has no unit: write {f'{item}ms'!r} (Cronflow's "
+                f"numbers are milliseconds) or {f'{item}s'!r}"
+            )
+        else:
+            fields[name] = item
+    if kind is Cache and "key" not in fields and not wrong:
+        wrong.append(f"{where}: a cache needs its key: {{'key': fn(ctx) -> str, 'ttl': '1h'}}")
+    return wrong or kind(**fields)

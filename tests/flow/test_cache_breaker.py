@@ -117,7 +117,7 @@ def test_bad_cache_and_breaker_options_are_reported() -> None:
         cf.define("bad")
         .step("a", str, cache=cf.Cache(key="not a function", ttl="0s"))
         .step("b", str, circuit_breaker=cf.CircuitBreaker(failures=0, reset="soon"))
-        .step("c", str, cache={"key": str})  # type: ignore[arg-type]
+        .step("c", str, cache=[str])  # type: ignore[arg-type]
     )
     with pytest.raises(InvalidWorkflowError) as caught:
         flow.build()

@@ -99,6 +99,59 @@ async def test_hooks_as_a_dict_and_a_chained_timeout_mean_what_they_meant(
     assert called[-1] == "ok"
 
 
+async def test_retry_and_cache_as_cronflow_dicts_mean_what_they_meant(rt: cf.Runtime) -> None:
+    tries: list[int] = []
+    computed: list[str] = []
+
+    def flaky(ctx: Any) -> str:
+        tries.append(ctx.attempt)
+        if ctx.attempt < 3:
+            raise ConnectionError("network blip")
+        return "ok"
+
+    def priced(ctx: Any) -> int:
+        computed.append(ctx.payload["sku"])
+        return 42
+
+    flow = (
+        cf.define("dicts")
+        .step("priced", priced, cache={"key": lambda ctx: ctx.payload["sku"], "ttl": "1h"})
+        .step("flaky", flaky)
+        .retry({"attempts": 3, "backoff": {"strategy": "fixed", "delay": "0s", "maxDelay": "1s"}})
+    )
+    rt.register(flow)
+    first = await rt.wait(await rt.trigger("dicts", {"sku": "a"}), timeout=5)
+    assert (first.status, first.output) == ("completed", "ok")
+    assert tries == [1, 2, 3]  # three attempts, as Cronflow's attempts: 3 meant
+    second = await rt.wait(await rt.trigger("dicts", {"sku": "a"}), timeout=5)
+    assert second.status == "completed"
+    assert computed == ["a"]  # the second run's priced came from the cache
+    tries.clear()
+    flat = {"attempts": 2, "strategy": "linear", "delay": "0s"}  # the fields unnested
+    rt.register(cf.define("flat").step("flaky", flaky, retry=flat))
+    failed = await rt.wait(await rt.trigger("flat"), timeout=5)
+    assert failed.status == "failed"
+    assert tries == [1, 2]
+
+
+def test_cronflow_dicts_of_retry_and_cache_are_checked_key_by_key() -> None:
+    bare = cf.define("bare").step("s", _one, retry={"backoff": {"strategy": "fixed", "delay": 500}})
+    assert (
+        "step 's' retry: delay 500 has no unit: write '500ms' (Cronflow's numbers are "
+        "milliseconds) or '500s'"
+    ) in _problems(bare)
+    unknown = cf.define("unknown").step("s", _one).retry({"attempts": 3, "tries": 2})
+    assert "step 's' retry: unknown key 'tries' (it takes 'attempts', 'backoff'" in _problems(
+        unknown
+    )
+    twice = cf.define("twice").action("a", _one, retry={"maxDelay": "1s", "max_delay": "2s"})
+    assert "action 'a' retry: max_delay is given twice" in _problems(twice)
+    keyless = cf.define("keyless").step("s", _one, cache={"ttl": "1h"})
+    assert "step 's' cache: a cache needs its key" in _problems(keyless)
+    strategy = cf.define("strategy").step("s", _one, retry={"backoff": {"strategy": "random"}})
+    assert "retry backoff must be one of ['fixed', 'linear', 'exponential']" in _problems(strategy)
+
+
 async def test_a_per_item_function_mistaken_for_a_builder_says_how_to_build_one(
     rt: cf.Runtime,
 ) -> None:

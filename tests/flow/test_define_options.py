@@ -133,11 +133,11 @@ async def test_runs_show_the_name_of_their_flow(rt: cf.Runtime) -> None:
 def test_a_step_option_of_the_wrong_kind_is_reported_not_raised() -> None:
     flow = (
         cf.define("options")
-        .step("a", noop, retry={"attempts": 3})  # type: ignore[arg-type]
+        .step("a", noop, retry=3)  # type: ignore[arg-type]
         .step("b", noop, cache="yes")  # type: ignore[arg-type]
     )
     with pytest.raises(InvalidWorkflowError) as caught:
         flow.build()
     problems = "\n".join(caught.value.problems)
-    assert "retry must be a cf.Retry(...), got dict {'attempts': 3}" in problems
+    assert "retry must be a cf.Retry(...), got 3" in problems
     assert "cache must be a cf.Cache(...)" in problems
