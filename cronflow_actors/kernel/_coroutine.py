@@ -191,8 +191,12 @@ class CoroutineActor(LoopActor):
         urgent = inbox.urgent
         while urgent and not stopped._set:
             self._process(urgent.popleft())
-        if inbox.queue and self._turn is None and not stopped._set:
-            self._start_turn()
+        if inbox.queue and not stopped._set:
+            # a message that came while this drain was due (it scheduled nothing itself)
+            if self._turn is None:
+                self._start_turn()
+            elif self._waiter is not None:
+                self._wake_turn()
         self._scheduled = False
         if stopped._set and self._turn is None:
             self._let_go()

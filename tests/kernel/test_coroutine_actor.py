@@ -327,3 +327,17 @@ async def test_a_kept_turn_ends_with_a_stop_of_either_kind(system: ActorSystem) 
     assert not at_once.is_alive()
     assert len(system) == 0
     assert system.busy == 0
+
+
+async def test_a_message_behind_a_query_still_wakes_a_kept_turn(system: ActorSystem) -> None:
+    ref = system.spawn(Expecting, [])
+    assert await ref.ask("quick", block=False) == "done quick"
+    await system.wait_idle()
+    query = ref.ask(Query(), block=False)  # schedules a drain for the query lane
+    told = ref.ask("quick", block=False)  # arrives while that drain is due: it wakes nothing
+
+    async def answer() -> Any:
+        return await told
+
+    assert await query == ("running", 0, "waiting", 1)
+    assert await asyncio.wait_for(answer(), 1) == "done quick"  # the drain woke the turn
