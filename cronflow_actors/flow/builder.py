@@ -108,31 +108,23 @@ class Flow(ControlFlowMethods, TriggerMethods):
         self,
         id: str,
         handler: Fn,
+        options: Mapping[str, Any] | None = None,
         *,
         retry: Retry | Mapping[str, Any] | None = None,
         timeout: float | str | None = None,
         on_error: Fn | None = None,
         delay: float | str | None = None,
         cache: Cache | Mapping[str, Any] | None = None,
-        circuit_breaker: CircuitBreaker | None = None,
+        circuit_breaker: CircuitBreaker | Mapping[str, Any] | None = None,
     ) -> Self:
         """A unit of work; its output becomes ``ctx.last`` and ``ctx.steps[id]``. ``delay``:
         wait that long (on a durable timer) before it runs; ``cache``: reuse the output of an
-        earlier run with the same key; ``circuit_breaker``: fail fast while it keeps failing."""
-        return self._add(
-            StepNode(
-                id=id,
-                handler=handler,
-                retry=self._option(retry, Retry, f"step {id!r} retry"),
-                timeout=self._seconds(timeout, f"step {id!r} timeout"),
-                on_error=() if on_error is None else (on_error,),
-                delay=self._seconds(delay, f"step {id!r} delay"),
-                cache=self._option(cache, Cache, f"step {id!r} cache"),
-                circuit_breaker=self._option(
-                    circuit_breaker, CircuitBreaker, f"step {id!r} circuit_breaker"
-                ),
-            )
-        )
+        earlier run with the same key; ``circuit_breaker``: fail fast while it keeps failing.
+        ``options``: the same as Cronflow's dict (``{"timeout": "5s", "retry": {...},
+        "circuitBreaker": {...}}``), for those not given by name."""
+        named: dict[str, Any] = {"retry": retry, "timeout": timeout, "delay": delay}
+        named.update(cache=cache, circuit_breaker=circuit_breaker)
+        return self._add(self._step_node(id, handler, options, named, on_error))
 
     def on_error(self, handler: Fn) -> Self:
         """Give the previous node a fallback: ``handler(ctx)`` (with ``ctx.error``) supplies its

@@ -27,7 +27,13 @@ from cronflow_actors.flow.nodes import (
     WhileNode,
     walk,
 )
-from cronflow_actors.flow.options import Cache, Retry, from_mapping
+from cronflow_actors.flow.options import (
+    Cache,
+    CircuitBreaker,
+    Retry,
+    bare_number,
+    from_mapping,
+)
 from cronflow_actors.net.durations import parse_duration
 
 if TYPE_CHECKING:
@@ -87,7 +93,7 @@ class Chain:
         return self
 
     def _option(self, value: Any, kind: type, what: str) -> Any:
-        if isinstance(value, Mapping) and kind in (Retry, Cache):  # Cronflow's dict of it
+        if isinstance(value, Mapping) and kind in (Retry, Cache, CircuitBreaker):  # a dict
             value = from_mapping(kind, value, what)
             if isinstance(value, list):
                 self._problems.extend(value)
@@ -96,6 +102,52 @@ class Chain:
             self._problems.append(f"{what} must be a cf.{kind.__name__}(...), got {value!r}")
             return None
         return value
+
+    def _step_node(
+        self,
+        id: str,
+        handler: Any,
+        options: Any,
+        named: dict[str, Any],
+        on_error: Any,
+    ) -> StepNode:
+        """A step's node from its options: ``named`` (by keyword), with what Cronflow's
+        ``options`` dict adds (a key given both ways is a problem, as is an unknown one)."""
+        where = f"step {id!r}"
+        if options is not None and not isinstance(options, Mapping):
+            self._problems.append(
+                f"{where}: its third argument is Cronflow's options dict ({{'timeout': '5s', "
+                f"'retry': {{...}}}}), got {type(options).__name__} {options!r}; or give the "
+                "options by name (timeout=, retry=, cache=, delay=, circuit_breaker=)"
+            )
+        elif options is not None:
+            for key, value in options.items():
+                name = _STEP_OPTIONS.get(key) if isinstance(key, str) else None
+                if name is None:
+                    known = ", ".join(map(repr, _STEP_OPTIONS))
+                    self._problems.append(f"{where}: unknown option {key!r} (it takes {known})")
+                elif named[name] is not None:
+                    self._problems.append(
+                        f"{where}: {name} is given twice (by name and in the dict)"
+                    )
+                elif name in ("timeout", "delay") and (
+                    unitless := bare_number(value, f"{where}: {key}")
+                ):
+                    self._problems.append(unitless)
+                else:
+                    named[name] = value
+        return StepNode(
+            id=id,
+            handler=handler,
+            retry=self._option(named["retry"], Retry, f"{where} retry"),
+            timeout=self._seconds(named["timeout"], f"{where} timeout"),
+            on_error=() if on_error is None else (on_error,),
+            delay=self._seconds(named["delay"], f"{where} delay"),
+            cache=self._option(named["cache"], Cache, f"{where} cache"),
+            circuit_breaker=self._option(
+                named["circuit_breaker"], CircuitBreaker, f"{where} circuit_breaker"
+            ),
+        )
 
     def _seconds(
         self,
@@ -116,6 +168,16 @@ class Chain:
                 self._problems.append(str(error))
             return None
 
+
+_STEP_OPTIONS = {
+    "timeout": "timeout",
+    "retry": "retry",
+    "cache": "cache",
+    "delay": "delay",
+    "circuitBreaker": "circuit_breaker",
+    "circuit_breaker": "circuit_breaker",
+}
+"""A step's options in Cronflow's dict (either spelling), by their names here."""
 
 _PUBLIC: dict[type[Node], tuple[str, ...]] = {
     StepNode: ("step",),

@@ -12,7 +12,16 @@ import msgspec
 
 from cronflow_actors.net.durations import parse_duration
 
-__all__ = ["BACKOFFS", "HOOK_NAMES", "Cache", "CircuitBreaker", "Hooks", "Retry", "from_mapping"]
+__all__ = [
+    "BACKOFFS",
+    "HOOK_NAMES",
+    "Cache",
+    "CircuitBreaker",
+    "Hooks",
+    "Retry",
+    "bare_number",
+    "from_mapping",
+]
 
 BACKOFFS = ("fixed", "linear", "exponential")
 
@@ -192,15 +201,26 @@ _RETRY_KEYS = {
     "onRetry": "on_retry",
 }
 _CACHE_KEYS = {"key": "key", "ttl": "ttl"}
-_DURATIONS = ("delay", "max_delay", "ttl")
+_BREAKER_KEYS = {
+    "failures": "failures",
+    "failureThreshold": "failures",
+    "reset": "reset",
+    "recoveryTimeout": "reset",
+    "errors": "errors",
+    "expectedErrors": "errors",
+}
+_DURATIONS = ("delay", "max_delay", "ttl", "reset")
 
 
-def from_mapping(kind: type[Retry | Cache], value: Mapping[Any, Any], where: str) -> Any:
-    """A ``Retry`` or ``Cache`` from the dict Cronflow takes for it (``{attempts, backoff:
-    {strategy, delay, maxDelay, multiplier}, retryOn, onRetry}``, ``{key, ttl}``; either
-    spelling of a field), or the list of what is wrong with the dict. Its durations need their
-    unit ("500ms", "1s"): Cronflow's bare numbers are milliseconds, this runtime's seconds."""
-    keys = _RETRY_KEYS if kind is Retry else _CACHE_KEYS
+def from_mapping(
+    kind: type[Retry | Cache | CircuitBreaker], value: Mapping[Any, Any], where: str
+) -> Any:
+    """A ``Retry``, ``Cache`` or ``CircuitBreaker`` from the dict Cronflow takes for it
+    (``{attempts, backoff: {strategy, delay, maxDelay, multiplier}, retryOn, onRetry}``,
+    ``{key, ttl}``, ``{failureThreshold, recoveryTimeout, expectedErrors}``; either spelling of
+    a field), or the list of what is wrong with the dict. Its durations need their unit
+    ("500ms", "1s"): Cronflow's bare numbers are milliseconds, this runtime's seconds."""
+    keys = _RETRY_KEYS if kind is Retry else _CACHE_KEYS if kind is Cache else _BREAKER_KEYS
     given = list(value.items())
     backoff = value.get("backoff")
     if kind is Retry and isinstance(backoff, Mapping):  # Cronflow's nested backoff: its fields
@@ -213,13 +233,21 @@ def from_mapping(kind: type[Retry | Cache], value: Mapping[Any, Any], where: str
             wrong.append(f"{where}: unknown key {key!r} (it takes {', '.join(map(repr, keys))})")
         elif name in fields:
             wrong.append(f"{where}: {name} is given twice (as {key!r} and by its other name)")
-        elif name in _DURATIONS and isinstance(item, int | float) and not isinstance(item, bool):
-            wrong.append(
-                f"{where}: {key} {item!r} has no unit: write {f'{item}ms'!r} (Cronflow's "
-                f"numbers are milliseconds) or {f'{item}s'!r}"
-            )
+        elif name in _DURATIONS and (unitless := bare_number(item, f"{where}: {key}")):
+            wrong.append(unitless)
         else:
             fields[name] = item
     if kind is Cache and "key" not in fields and not wrong:
         wrong.append(f"{where}: a cache needs its key: {{'key': fn(ctx) -> str, 'ttl': '1h'}}")
     return wrong or kind(**fields)
+
+
+def bare_number(value: Any, what: str) -> str | None:
+    """What is wrong with ``value`` as a duration in one of Cronflow's dicts: a bare number,
+    which Cronflow read as milliseconds and this runtime as seconds (None: not a number)."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return None
+    return (
+        f"{what} {value!r} has no unit: write {f'{value}ms'!r} (Cronflow's numbers are "
+        f"milliseconds) or {f'{value}s'!r}"
+    )

@@ -152,6 +152,47 @@ def test_cronflow_dicts_of_retry_and_cache_are_checked_key_by_key() -> None:
     assert "retry backoff must be one of ['fixed', 'linear', 'exponential']" in _problems(strategy)
 
 
+async def test_a_steps_options_as_cronflows_third_argument_mean_what_they_meant(
+    rt: cf.Runtime,
+) -> None:
+    tries: list[int] = []
+
+    async def slow_once(ctx: Any) -> str:
+        tries.append(ctx.attempt)
+        if ctx.attempt == 1:
+            await asyncio.sleep(5)
+        return "ok"
+
+    options = {
+        "timeout": "50ms",
+        "retry": {"attempts": 2, "backoff": {"strategy": "fixed", "delay": "0s"}},
+        "circuitBreaker": {"failureThreshold": 3, "recoveryTimeout": "10s"},
+    }
+    rt.register(cf.define("third").step("slow", slow_once, options))
+    done = await rt.wait(await rt.trigger("third"), timeout=5)
+    assert (done.status, done.output) == ("completed", "ok")
+    assert tries == [1, 2]  # the first attempt cut at 50 ms, the retry's went through
+    described = cf.define("breaker").step("s", _one, options).get_step("s")
+    assert described.options["circuit_breaker"] == {"failures": 3, "reset": "10s", "errors": None}
+
+
+def test_a_steps_options_dict_is_checked_key_by_key() -> None:
+    said = _problems(
+        cf.define("checked")
+        .step("a", _one, {"timeot": "5s"})
+        .step("b", _one, {"timeout": "2s"}, timeout="1s")
+        .step("c", _one, {"timeout": 5000})
+        .step("d", _one, 5)  # type: ignore[arg-type]
+    )
+    assert "step 'a': unknown option 'timeot' (it takes 'timeout', 'retry', 'cache'" in said
+    assert "step 'b': timeout is given twice (by name and in the dict)" in said
+    assert (
+        "step 'c': timeout 5000 has no unit: write '5000ms' (Cronflow's numbers are "
+        "milliseconds) or '5000s'"
+    ) in said
+    assert "step 'd': its third argument is Cronflow's options dict" in said
+
+
 async def test_a_per_item_function_mistaken_for_a_builder_says_how_to_build_one(
     rt: cf.Runtime,
 ) -> None:
