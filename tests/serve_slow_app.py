@@ -1,9 +1,11 @@
-"""A workflow whose step takes long, for the drain and abort test of ``serve``."""
+"""A workflow whose step takes long, for the drain and abort test of ``serve`` (an ``async def``
+step, or with ``SLOW_BLOCKING`` set a plain ``def`` one on the thread pool)."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import time
 from typing import Any
 
 import cronflow_actors as cf
@@ -21,4 +23,13 @@ async def slow(ctx: Any) -> str:
     return "done"
 
 
-workflows = [cf.define("slow").step("slow", slow).step("after", lambda ctx: ctx.last)]
+def blocking(ctx: Any) -> str:
+    """A plain def: it holds its pool thread, and a drain cannot cut it."""
+    _mark("started")
+    time.sleep(float(os.environ.get("SLOW_SECONDS", "0.5")))
+    _mark("finished")
+    return "done"
+
+
+step = blocking if os.environ.get("SLOW_BLOCKING") else slow
+workflows = [cf.define("slow").step("slow", step).step("after", lambda ctx: ctx.last)]

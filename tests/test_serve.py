@@ -92,12 +92,18 @@ def test_serve_runs_the_bundled_example_and_drains_on_sigterm(tmp_path: Path) ->
 
 
 def _serve_slow(
-    tmp_path: Path, seconds: float, *, nohup: bool = False
+    tmp_path: Path,
+    seconds: float,
+    *,
+    nohup: bool = False,
+    blocking: bool = False,
+    drain: int = 30,
 ) -> tuple[subprocess.Popen[str], str, Path, int]:
     port = free_port()
     mark = tmp_path / "mark.log"
     command = [sys.executable, "-m", "cronflow_actors", "serve", "tests/serve_slow_app.py"]
-    command += ["--db", str(tmp_path / "slow.db"), "--port", str(port), "--drain-timeout", "30"]
+    command += ["--db", str(tmp_path / "slow.db"), "--port", str(port)]
+    command += ["--drain-timeout", str(drain)]
     process = subprocess.Popen(
         ["nohup", *command] if nohup else command,  # nohup: SIGHUP ignored
         cwd=ROOT,
@@ -106,6 +112,7 @@ def _serve_slow(
             "PYTHONPATH": str(ROOT),
             "SLOW_MARK": str(mark),
             "SLOW_SECONDS": str(seconds),
+            **({"SLOW_BLOCKING": "1"} if blocking else {}),
         },
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -179,8 +186,11 @@ def test_a_sighup_that_nohup_ignores_stays_ignored(tmp_path: Path) -> None:
     assert process.returncode == 0, output
 
 
-def test_a_second_sigterm_aborts_the_drain(tmp_path: Path) -> None:
-    process, _run_id, mark, _port = _serve_slow(tmp_path, 20)
+@pytest.mark.parametrize("blocking", [False, True], ids=["async-step", "def-step"])
+def test_a_second_sigterm_aborts_the_drain(tmp_path: Path, blocking: bool) -> None:
+    # a def step holds a pool thread the drain cannot cut: the stop waited for it, and the
+    # watchdog ended the process 10 s after the drain's deadline, with exit code 1
+    process, _run_id, mark, _port = _serve_slow(tmp_path, 20, blocking=blocking)
     began = time.monotonic()
     process.send_signal(signal.SIGTERM)
     time.sleep(0.3)
@@ -193,6 +203,20 @@ def test_a_second_sigterm_aborts_the_drain(tmp_path: Path) -> None:
         "the drain ended (aborted) with 1 step(s), action(s), notice(s) and run hooks running"
         in output
     )
+
+
+def test_a_def_step_past_the_drain_timeout_is_left_and_the_process_ends_cleanly(
+    tmp_path: Path,
+) -> None:
+    process, run_id, mark, _port = _serve_slow(tmp_path, 20, blocking=True, drain=1)
+    process.send_signal(signal.SIGTERM)
+    output, _ = process.communicate(timeout=30)
+    assert process.returncode == 0, output  # the watchdog's exit is 1
+    assert "still running" not in output
+    assert "the drain ended (after 1 s) with 1 step(s)" in output
+    assert mark.read_text().split() == ["started"]
+    journal = asyncio.run(_journal(tmp_path / "slow.db", run_id))
+    assert journal == []  # nothing recorded of the step: it runs again at the next start
 
 
 def test_a_second_sigterm_ends_the_process_with_a_request_still_in_flight(

@@ -184,11 +184,17 @@ class BlockingPool:
         return future
 
     async def stop(self) -> None:
-        """Stop every worker after the calls already queued to it."""
+        """Stop every worker after the calls already queued to it; one still running a call is
+        not waited for. Its thread (a daemon: it never holds the process) stops once the call
+        returns, which nothing awaits any more: a step's caller was cancelled with its actor,
+        and the step runs again at the next start. Waiting would hold a stop (a deploy's
+        SIGTERM past its drain) for as long as user code blocks."""
         workers, self._workers = self._workers, []
+        with self._lock:
+            busy = [bool(calls) for calls in self._in_flight]
 
         def stop_all() -> None:
-            for worker in workers:
-                worker.stop(block=True)
+            for worker, running in zip(workers, busy, strict=True):
+                worker.stop(block=not running)
 
         await asyncio.get_running_loop().run_in_executor(None, stop_all)

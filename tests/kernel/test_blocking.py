@@ -111,3 +111,26 @@ async def test_a_call_user_cancelled_while_queued_gives_its_call_up() -> None:
         await busy
         await system.wait_idle()
         assert ran == []
+
+
+async def test_a_stop_leaves_a_call_still_running_to_end_on_its_daemon_thread() -> None:
+    release = threading.Event()
+    returned = threading.Event()
+
+    def held() -> None:
+        release.wait(10)
+        returned.set()
+
+    system = ActorSystem("pool", blocking_workers=2)
+    await system.__aenter__()
+    system.run_blocking(held)  # nothing awaits it: its caller went away (a cancelled step)
+    assert await system.run_blocking(lambda: "idle worker") == "idle worker"
+    await asyncio.wait_for(system.stop(), 5)  # it waited for the call before: up to 10 s
+    assert system.state == "stopped"
+    assert not returned.is_set()
+    [thread] = [t for t in threading.enumerate() if t.name.startswith("BlockingWorker")]
+    assert thread.daemon  # it holds no exit
+    release.set()
+    thread.join(5)
+    assert returned.is_set()
+    assert not thread.is_alive()  # its worker stopped once the call returned
