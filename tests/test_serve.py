@@ -152,7 +152,7 @@ def test_sigterm_starts_no_step_while_a_request_holds_the_shutdown(tmp_path: Pat
     # uvicorn's shutdown, and the runtime went on starting steps (the run's next, retries, cron)
     process, run_id, mark, port = _serve_slow(tmp_path, 0.5)
     slow = socket.create_connection(("127.0.0.1", port))
-    slow.sendall(b"POST /runs HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
+    slow.sendall(b"POST /runs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100\r\n\r\n{")
     time.sleep(0.2)
     process.send_signal(signal.SIGTERM)
     for _ in range(200):
@@ -230,7 +230,7 @@ def test_a_second_sigterm_ends_the_process_with_a_request_still_in_flight(
         assert served.up(), served.output()
         slow = socket.create_connection(("127.0.0.1", served.port))
         slow.sendall(
-            b"POST /runs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"POST /runs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
             b"Content-Length: 100\r\n\r\n{"
         )
         time.sleep(0.2)

@@ -89,11 +89,11 @@ def test_slow_and_half_open_clients_are_cut_and_do_not_hold_the_shutdown(
         for index in range(250):
             connection = socket.create_connection(("127.0.0.1", served.port))
             if index % 2:  # half of them start a request and never finish its headers
-                connection.sendall(b"POST /runs HTTP/1.1\r\nHost: x\r\n")
+                connection.sendall(b"POST /runs HTTP/1.1\r\nHost: 127.0.0.1\r\n")
             sockets.append(connection)
         body_started = socket.create_connection(("127.0.0.1", served.port))
         body_started.sendall(
-            b"POST /runs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"POST /runs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
             b'Content-Length: 100\r\n\r\n{"workflow"'
         )
         time.sleep(2.5)
@@ -115,7 +115,7 @@ def test_a_client_leaving_mid_body_is_not_a_server_error(tmp_path: Path) -> None
         for _ in range(3):
             connection = socket.create_connection(("127.0.0.1", served.port))
             connection.sendall(
-                b"POST /runs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b"POST /runs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                 b'Content-Length: 1000\r\n\r\n{"workflow": '
             )
             time.sleep(0.1)
@@ -260,7 +260,7 @@ def test_ambiguous_or_undecodable_requests_are_refused(tmp_path: Path) -> None:
             return int(status_line.split()[1])
 
         length = f"Content-Length: {len(body)}\r\n".encode()
-        twice = b"POST /runs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        twice = b"POST /runs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
         assert raw(twice + b"Content-Type: text/plain\r\n" + length + b"\r\n") == 400
         gzip = {**JSON, "Content-Encoding": "gzip"}
         assert httpx.post(f"{base}/runs", content=body, headers=gzip).status_code == 415
@@ -276,7 +276,7 @@ def test_ambiguous_or_undecodable_requests_are_refused(tmp_path: Path) -> None:
 def test_a_full_server_answers_503_with_a_problem(tmp_path: Path) -> None:
     with serving(APP, tmp_path / "busy.db", "--max-connections", "1") as served:
         holding = socket.create_connection(("127.0.0.1", served.port))
-        holding.sendall(b"POST /runs HTTP/1.1\r\nHost: x\r\nContent-Length: 50\r\n\r\n{")
+        holding.sendall(b"POST /runs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 50\r\n\r\n{")
         time.sleep(0.2)
         answer = httpx.get(f"{served.url}/runs")
         assert answer.status_code == 503
@@ -305,8 +305,8 @@ def test_no_secret_in_the_database_a_run_or_a_debug_log(tmp_path: Path) -> None:
         # a client leaving mid-body on the resume route is logged at debug level, masked
         with socket.create_connection(("127.0.0.1", served.port)) as conn:
             conn.sendall(
-                f"POST /resume/{token} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                "Content-Length: 100\r\n\r\n{".encode()
+                f"POST /resume/{token} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                "Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{".encode()
             )
             time.sleep(0.1)
         assert httpx.post(f"{base}/resume/{token}", json={"approved": True}).status_code == 200

@@ -107,7 +107,7 @@ def _settings(args: argparse.Namespace) -> Any:
     names = ["app", "db", "host", "port", "synchronous", "max_body", "drain_timeout"]
     names += ["lease_seconds", "wait_for_lease", "log_level", "log_format", "url", "token"]
     names += ["max_json_depth", "header_timeout", "body_timeout", "keep_alive"]
-    names += ["max_connections", "retention", "metrics_token", "metrics_port"]
+    names += ["max_connections", "retention", "metrics_token", "metrics_port", "allowed_hosts"]
     names += ["otel_endpoint", "audit", "gc_threshold", "loop", "max_active_runs"]
     overrides = {name: getattr(args, name, None) for name in names}
     overrides["queues"] = _queues(getattr(args, "queue", None) or [])
@@ -218,6 +218,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="prune finished runs older than this, with its unit (30d, 12h; 0: never)",
     )
     serve.add_argument("--metrics-token", default=None, help="bearer token /metrics requires")
+    serve.add_argument(
+        "--allowed-host",
+        dest="allowed_hosts",
+        action="append",
+        default=None,
+        metavar="NAME",
+        help="a host name the server answers to besides localhost (repeat; '*': any)",
+    )
     serve.add_argument(
         "--metrics-port", type=int, default=None, help="serve /metrics on this port instead"
     )

@@ -114,6 +114,7 @@ def serve(settings: Any) -> int:
     a clean stop, 1 when the runtime failed while serving (its store broke, its lease was
     taken), 2 when it could not start (another runtime owns the database, say)."""
     from cronflow_actors.http.app import create_app, metrics_app
+    from cronflow_actors.http.hosts import allowed_hosts_for
     from cronflow_actors.http.server import ServerLimits, run_servers
     from cronflow_actors.runtime.collector import tune_collector
     from cronflow_actors.runtime.event_loop import loop_factory
@@ -126,6 +127,7 @@ def serve(settings: Any) -> int:
     )
     runtime = _runtime_of(settings)
     separate_metrics = settings.metrics_port is not None
+    allowed_hosts = allowed_hosts_for(settings.host, settings.allowed_hosts)
     app = create_app(
         runtime,
         max_body=settings.max_body,
@@ -135,6 +137,7 @@ def serve(settings: Any) -> int:
         metrics_token=settings.metrics_token,
         serve_metrics=not separate_metrics,
         drain=settings.drain_timeout,
+        allowed_hosts=allowed_hosts,
     )
     explained = _ExplainedStartFailure(app)
     failed_start = explained.failed_start
@@ -156,7 +159,7 @@ def serve(settings: Any) -> int:
     metrics = None
     if separate_metrics:
         metrics = (
-            metrics_app(runtime, metrics_token=settings.metrics_token),
+            metrics_app(runtime, metrics_token=settings.metrics_token, allowed_hosts=allowed_hosts),
             settings.metrics_port,
         )
     try:

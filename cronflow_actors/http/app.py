@@ -22,6 +22,7 @@ from cronflow_actors.http import console
 from cronflow_actors.http.auth import Tokens
 from cronflow_actors.http.big_bodies import BigBodies
 from cronflow_actors.http.edge import Edge
+from cronflow_actors.http.hosts import AllowedHosts
 from cronflow_actors.http.instrumentation import RequestMetrics
 from cronflow_actors.http.openapi import openapi_document
 from cronflow_actors.http.problems import exception_handlers
@@ -46,6 +47,7 @@ def create_app(
     serve_metrics: bool = True,
     drain: float | None = None,
     big_bodies: int = 8,
+    allowed_hosts: list[str] | None = None,
 ) -> Starlette:
     """The app for ``runtime`` (started and stopped by the app's lifespan).
 
@@ -58,6 +60,7 @@ def create_app(
     token, when there are); ``serve_metrics=False`` leaves it out (served on its own port).
     ``big_bodies``: how many requests with a body over 64 KiB are handled at once
     (``big_bodies.py``); the others wait their turn up to ``body_timeout``, then get a 503.
+    ``allowed_hosts``: the host names it answers to (``hosts.py``; None: any).
     """
     limits = BodyLimits(max_bytes=max_body, max_depth=max_json_depth, read_timeout=body_timeout)
     edge = Edge(runtime, limits=limits, tokens=Tokens(tokens or {}), metrics_token=metrics_token)
@@ -99,6 +102,7 @@ def create_app(
         exception_handlers=exception_handlers(),
         middleware=[
             Middleware(RequestMetrics, metrics=runtime.metrics),
+            *_host_check(allowed_hosts),
             Middleware(BigBodies, at_once=big_bodies, patience=body_timeout),
         ],
     )
@@ -108,12 +112,22 @@ def create_app(
     return app
 
 
-def metrics_app(runtime: Runtime, *, metrics_token: str | None = None) -> Starlette:
+def metrics_app(
+    runtime: Runtime, *, metrics_token: str | None = None, allowed_hosts: list[str] | None = None
+) -> Starlette:
     """An app that serves only ``/metrics`` (for ``--metrics-port``)."""
     edge = Edge(runtime, limits=BodyLimits(), tokens=Tokens({}), metrics_token=metrics_token)
-    app = Starlette(routes=[system.metrics_route(edge)], exception_handlers=exception_handlers())
+    app = Starlette(
+        routes=[system.metrics_route(edge)],
+        exception_handlers=exception_handlers(),
+        middleware=_host_check(allowed_hosts),
+    )
     app.router.redirect_slashes = False
     return app
+
+
+def _host_check(allowed_hosts: list[str] | None) -> list[Middleware]:
+    return [] if allowed_hosts is None else [Middleware(AllowedHosts, names=allowed_hosts)]
 
 
 def _say_what_is_served(runtime: Runtime) -> None:

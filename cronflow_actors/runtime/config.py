@@ -91,6 +91,10 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     retention: str = "30d"
     metrics_token: str | None = None
     metrics_port: int | None = None
+    allowed_hosts: list[str] = msgspec.field(default_factory=list)
+    """Host names the server answers to besides its own (``http/hosts.py``: on a loopback
+    address, localhost and 127.0.0.1; ``"*"``: any); ``--allowed-host``, or comma-separated in
+    ``CRONFLOW_ALLOWED_HOSTS``."""
     lease_seconds: float = 5.0
     wait_for_lease: bool = False
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
@@ -204,8 +208,9 @@ def load_config(
         origin.update(dict.fromkeys(loaded, f"{path}"))
     for key, value in (environ if environ is not None else os.environ).items():
         if key.startswith("CRONFLOW_") and key[9:].lower() in _FIELDS:
-            data[key[9:].lower()] = value
-            origin[key[9:].lower()] = f"environment variable {key}"
+            name = key[9:].lower()
+            data[name] = value.split(",") if name == "allowed_hosts" else value
+            origin[name] = f"environment variable {key}"
     for key, value in (overrides or {}).items():
         if key == "queues" and value and isinstance(data.get("queues"), dict):
             data["queues"] = {**data["queues"], **value}  # flags add to the file's queues

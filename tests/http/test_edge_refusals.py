@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 
 import cronflow_actors as cf
+from cronflow_actors.http.hosts import allowed_hosts_for
 from tests.http.conftest import Serve
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
@@ -100,6 +101,41 @@ async def test_a_browser_page_of_another_origin_cannot_act_even_without_a_body(
     own = {"Origin": str(client.base_url).rstrip("/"), "Sec-Fetch-Site": "same-origin"}
     assert (await client.post(f"/runs/{run_id}/cancel", headers=own)).status_code == 200
     assert (await client.post("/events/ping")).status_code == 202
+
+
+async def test_a_page_of_a_rebound_name_is_refused_by_its_host(serve: Serve) -> None:
+    # DNS rebinding: the attacker's name now points at 127.0.0.1, so its page's requests are
+    # of the same origin (Origin and Host both name it) and passed the cross-site check
+    rt, client = await serve(flows(), allowed_hosts=allowed_hosts_for("127.0.0.1", ["ops.lan"]))
+    port = client.base_url.port
+    run_id = await rt.trigger("hold")
+    await rt.wait_idle()
+    rebound = {"Host": f"attacker.example:{port}", "Origin": f"http://attacker.example:{port}"}
+    for method, path in [("POST", "/runs"), ("GET", "/runs"), ("POST", f"/runs/{run_id}/cancel")]:
+        refused = await client.request(method, path, json={"workflow": "quick"}, headers=rebound)
+        assert refused.status_code == 403, (method, path, refused.text)
+        assert refused.json()["type"] == "urn:cronflow:problem:host-not-allowed"
+        assert "--allowed-host NAME" in refused.json()["detail"]
+        assert run_id not in refused.text  # no run of the list reached it
+    assert [r.id for r in await rt.list_runs()] == [run_id]  # nothing started
+    assert (await rt.inspect(run_id)).status == "waiting"  # nor canceled
+    # the names a loopback server is reached by, and the configured one, pass
+    for host in ["localhost", "127.0.0.1", "[::1]", "app.localhost", "OPS.LAN", "ops.lan."]:
+        answered = await client.get("/runs", headers={"Host": f"{host}:{port}"})
+        assert answered.status_code == 200, (host, answered.text)
+
+
+def test_the_names_a_server_answers_to_follow_where_it_listens() -> None:
+    assert allowed_hosts_for("127.0.0.1", None) == [
+        "localhost",
+        "127.0.0.1",
+        "::1",
+        ".localhost",
+        "127.0.0.1",
+    ]
+    assert allowed_hosts_for("::1", ["*"]) is None  # '*': any name
+    assert allowed_hosts_for("0.0.0.0", None) is None  # its names are its operator's
+    assert allowed_hosts_for("0.0.0.0", ["api.example.com"]) == ["0.0.0.0", "api.example.com"]
 
 
 async def test_big_bodies_are_handled_a_few_at_a_time_and_small_ones_never_wait(

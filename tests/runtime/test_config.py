@@ -26,7 +26,7 @@ def test_an_unknown_name_in_the_file_is_refused_with_the_file_and_the_settings(
     said = refusal(config, "prot = 8743\n")
     assert "setting 'prot'" in said
     assert f"'prot' in {config} is unknown (did you mean 'port'?)" in said
-    assert "the settings are app, audit," in said
+    assert "the settings are allowed_hosts, app, audit," in said
     assert "None" not in said
     both = refusal(config, "prot = 1\ncolour = 'blue'\n")
     assert f"'colour', 'prot' in {config} are unknown" in both  # every one, at once
@@ -90,3 +90,18 @@ def test_an_age_with_its_unit_or_zero_is_taken() -> None:
         deletion_age(7, "--older-than")
     with pytest.raises(ValueError, match="'7 days' is not a duration with its unit"):
         deletion_age("7 days", "--older-than")
+
+
+def test_allowed_hosts_come_from_the_flag_the_file_or_the_environment(tmp_path: Path) -> None:
+    from cronflow_actors.cli.main import _settings, build_parser
+
+    args = build_parser().parse_args(
+        ["serve", "--allowed-host", "ops.lan", "--allowed-host", "api.example.com"]
+    )
+    assert _settings(args).allowed_hosts == ["ops.lan", "api.example.com"]
+    config = tmp_path / "c.toml"
+    config.write_text('allowed_hosts = ["ops.lan"]\n')
+    assert load_config(config, environ={}).allowed_hosts == ["ops.lan"]
+    from_env = load_config(None, environ={"CRONFLOW_ALLOWED_HOSTS": "a.lan,b.lan"})
+    assert from_env.allowed_hosts == ["a.lan", "b.lan"]
+    assert load_config(None, environ={}).allowed_hosts == []

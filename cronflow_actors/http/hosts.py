@@ -1,0 +1,86 @@
+"""The names a server answers to: a ``Host`` header outside them is refused (403).
+
+A server on 127.0.0.1 is in reach of every page its user's browser opens. The cross-site check
+(``requests.check_same_site``) refuses a page of another origin, but after DNS rebinding the
+attacker's own name points at 127.0.0.1: the page is then of the same origin as the request
+(``Origin`` and ``Host`` both name ``attacker.example``) and passes. What gives it away is the
+``Host``: a server listening on a loopback address is reached by its user as ``localhost`` or
+``127.0.0.1``, never by a name of the internet. So such a server answers those names (and any
+``*.localhost``, which resolves to loopback) and the ones configured (``allowed_hosts``);
+``"*"`` takes any. A server listening on another address (``0.0.0.0``, a LAN address) is
+reached by names only its operator knows: it takes any unless ``allowed_hosts`` lists them.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from cronflow_actors.http.problems import problem_response
+
+__all__ = ["AllowedHosts", "allowed_hosts_for"]
+
+_LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+
+
+def allowed_hosts_for(bound: str, configured: Iterable[str] | None) -> list[str] | None:
+    """The host names a server listening on ``bound`` answers to, with the ``configured`` ones
+    (None: any name)."""
+    names = [name.strip().lower().rstrip(".") for name in configured or ()]
+    if "*" in names:
+        return None
+    if _is_loopback(bound):
+        return [*_LOOPBACK_NAMES, ".localhost", bound.lower(), *names]
+    return [bound.lower(), *names] if names else None
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _name_of(host_header: str) -> str:
+    """The host name of a ``Host`` header, without its port (``[::1]:8000`` is ``::1``)."""
+    value = host_header.strip().lower()
+    if value.startswith("["):
+        return value[1 : value.find("]")] if "]" in value else value
+    name, _, _port = value.partition(":")
+    return name.rstrip(".")
+
+
+class AllowedHosts:
+    """``Middleware(AllowedHosts, names=[...])``: a request whose ``Host`` is none of ``names``
+    (a name, or ``.suffix`` for any name under it) is answered 403 ``host-not-allowed``."""
+
+    def __init__(self, app: ASGIApp, *, names: list[str]) -> None:
+        self.app = app
+        self._exact = frozenset(name for name in names if not name.startswith("."))
+        self._suffixes = tuple(name for name in names if name.startswith("."))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            given = ""
+            for key, value in scope["headers"]:
+                if key == b"host":
+                    given = value.decode("latin-1")
+                    break
+            name = _name_of(given)  # (none given: an HTTP/1.0 client, never a browser)
+            if given and name not in self._exact and not name.endswith(self._suffixes):
+                answer = problem_response(
+                    403,
+                    "host-not-allowed",
+                    f"this server does not answer to the host {given[:100]!r} (it answers to "
+                    f"{', '.join(sorted(self._exact))}): a page of another name that reached it "
+                    "through DNS rebinding is refused so; to reach it by that name (a proxy, a "
+                    "name of your own), add it to the server's allowed hosts "
+                    "(--allowed-host NAME, or allowed_hosts in its settings)",
+                )
+                await answer(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
