@@ -24,6 +24,7 @@ refused request again.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import hmac
@@ -205,6 +206,8 @@ class Signatures:
         self._clock = clock
         self._handling: dict[str, int] = {}
         """Requests of each signature this process is handling now (``handling``)."""
+        self._claimers: dict[str, asyncio.Future[None]] = {}
+        """Signatures claimed by a request this process is still handling: done as it ends."""
 
     @contextlib.contextmanager
     def handling(self, signature: Signature) -> Iterator[Callable[[], bool]]:
@@ -253,10 +256,28 @@ class Signatures:
     async def claim(self, signature: Signature) -> bool:
         """Mark ``signature`` seen for the request being accepted: True for the first request
         to claim it, False for a replay. One increment in the store, so of identical requests
-        at once exactly one gets True (a check, then a write, would let two through)."""
+        at once exactly one gets True (a check, then a write, would let two through). The
+        claimer tells ``claimer_ended`` once its request has ended."""
         now = self._clock.now()
         seen = await self._store.kv_incr(_REPLAYS, signature.key, now=now, ttl=signature.ttl)
+        if seen == 1:
+            self._claimers[signature.key] = asyncio.get_running_loop().create_future()
         return seen == 1
+
+    def claimer_ended(self, signature: Signature) -> None:
+        """The request that claimed ``signature`` here has ended (``claimer_done``)."""
+        claimer = self._claimers.pop(signature.key, None)
+        if claimer is not None and not claimer.done():
+            claimer.set_result(None)
+
+    async def claimer_done(self, signature: Signature, patience: float) -> None:
+        """Return once the request of this process that claimed ``signature`` has ended (its
+        run started, or it was refused), or after ``patience`` seconds: a twin sent at once
+        then finds the run the claimer started, where it found none yet and was a replay."""
+        claimer = self._claimers.get(signature.key)
+        if claimer is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(claimer), patience)
 
     async def mark_answered(self, signature: Signature) -> None:
         """``signature``'s request was answered without a run (its ``condition`` said no): a

@@ -209,6 +209,8 @@ class Webhook:
                 or await signatures.answered(signature)
                 or twins()
             ):
+                # a twin sent at once and claiming here first: the run it starts is this one's
+                await signatures.claimer_done(signature, self.edge.limits.read_timeout)
                 return await self._replayed(webhook_request)
             sent: list[bool] = []  # the start was sent: it may be durable from then on
             try:
@@ -234,6 +236,8 @@ class Webhook:
                 if not sent:
                     await asyncio.shield(self._give_back(signature))
                 raise
+            finally:
+                signatures.claimer_ended(signature)
 
     async def _give_back(self, signature: Signature) -> None:
         try:
