@@ -283,6 +283,10 @@ def test_a_full_server_answers_503_with_a_problem(tmp_path: Path) -> None:
         assert answer.headers["content-type"] == "application/problem+json"
         assert answer.json()["type"] == "urn:cronflow:problem:too-busy"
         holding.close()
+        time.sleep(0.2)
+        # counted by its route, as every answer of the app is (it was not counted at all)
+        counted = httpx.get(f"{served.url}/metrics").text
+        assert 'method="GET",route="/runs",status="503"} 1.0' in counted
 
 
 def test_no_secret_in_the_database_a_run_or_a_debug_log(tmp_path: Path) -> None:

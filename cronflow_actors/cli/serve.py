@@ -8,6 +8,7 @@ with its own folder first (as ``python path/file.py`` runs it), so the modules b
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.util
 import json
@@ -115,6 +116,7 @@ def serve(settings: Any) -> int:
     taken), 2 when it could not start (another runtime owns the database, say)."""
     from cronflow_actors.http.app import create_app, metrics_app
     from cronflow_actors.http.hosts import allowed_hosts_for
+    from cronflow_actors.http.instrumentation import RequestMetrics
     from cronflow_actors.http.server import ServerLimits, run_servers
     from cronflow_actors.runtime.collector import tune_collector
     from cronflow_actors.runtime.event_loop import loop_factory
@@ -175,6 +177,9 @@ def serve(settings: Any) -> int:
             metrics=metrics,
             started=servers.append,
             loop_factory=make_loop,
+            count_too_busy=functools.partial(
+                RequestMetrics, metrics=runtime.metrics, routes=app.routes
+            ),
         )
     except ConfigurationError as refused:  # it could not listen: the runtime never started
         flag = "--" + refused.setting.replace("_", "-")

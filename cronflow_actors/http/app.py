@@ -101,7 +101,7 @@ def create_app(
         lifespan=lifespan,
         exception_handlers=exception_handlers(),
         middleware=[
-            Middleware(RequestMetrics, metrics=runtime.metrics),
+            Middleware(RequestMetrics, metrics=runtime.metrics, routes=routes),
             *_host_check(allowed_hosts),
             Middleware(BigBodies, at_once=big_bodies, patience=body_timeout),
         ],

@@ -6,14 +6,17 @@ own, the 404 of a path no route matches and the 405 of a method a route does not
 is sent) under ``cronflow_http_requests_total`` and ``cronflow_http_request_duration_seconds``,
 labelled with the matched route's template (``/runs/{run_id}``, never the path itself;
 ``unmatched`` when no route matched), the method (``other`` for one outside the standard set) and
-the status.
+the status. An answer given before the router (a 503 of too many big bodies, a refused ``Host``,
+the server's connection limit) is labelled with the route the path would have taken.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Any
 
+from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cronflow_actors.metrics import HTTP_METHODS, RuntimeMetrics
@@ -24,12 +27,16 @@ UNMATCHED = "unmatched"
 
 
 class RequestMetrics:
-    """``Middleware(RequestMetrics, metrics=runtime.metrics)``."""
+    """``Middleware(RequestMetrics, metrics=runtime.metrics, routes=routes)``."""
 
-    def __init__(self, app: ASGIApp, *, metrics: RuntimeMetrics) -> None:
+    def __init__(
+        self, app: ASGIApp, *, metrics: RuntimeMetrics, routes: Sequence[BaseRoute] = ()
+    ) -> None:
         self.app = app
         self._requests = metrics.http_requests
         self._duration = metrics.http_duration
+        self._routes = routes
+        """The app's routes, for an answer given before its router ran."""
         self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -49,11 +56,18 @@ class RequestMetrics:
             await self.app(scope, receive, sending)
         finally:
             # the router put the route it matched (fully, or by path only: a 405) in the scope
-            route = getattr(scope.get("route"), "path", None) or UNMATCHED
+            route = getattr(scope.get("route"), "path", None) or self._route_of(scope)
             method = scope["method"] if scope["method"] in HTTP_METHODS else "other"
             requests, duration = self._labelled(route, method, status)
             requests.inc()
             duration.observe(time.perf_counter() - started)
+
+    def _route_of(self, scope: Scope) -> str:
+        """The template of the route ``scope``'s path takes, when the router did not run."""
+        for route in self._routes:
+            if route.matches(scope)[0] is not Match.NONE:
+                return getattr(route, "path", None) or UNMATCHED
+        return UNMATCHED
 
     def _labelled(self, route: str, method: str, status: int) -> tuple[Any, Any]:
         key = (route, method, status)

@@ -279,11 +279,13 @@ def run_servers(
     metrics: tuple[Any, int] | None = None,
     started: Callable[[uvicorn.Server], None] | None = None,
     loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None,
+    count_too_busy: Callable[[Any], Any] | None = None,
 ) -> DrainingServer:
     """Serve ``app`` (and ``metrics``, an app and its port) until a signal, or until
     ``should_exit`` is set on the main server (``started`` is given it, to do that), on the
     event loop ``loop_factory`` makes (asyncio's own if None); returns the main server once
-    both have stopped."""
+    both have stopped. ``count_too_busy`` wraps the answer beyond ``max_connections`` (an
+    ASGI app) in what counts it (the app's request metrics)."""
     main = DrainingServer(
         config_for(app, host=host, port=port, limits=limits, log_level=log_level, lifespan="on"),
         on_abort,
@@ -326,7 +328,8 @@ def run_servers(
                 await task
 
     # uvicorn answers requests beyond its concurrency limit with this module's app
-    h11_impl.service_unavailable = _too_busy  # type: ignore[attr-defined,assignment]
+    too_busy = _too_busy if count_too_busy is None else count_too_busy(_too_busy)
+    h11_impl.service_unavailable = too_busy  # type: ignore[attr-defined,assignment]
     with asyncio.Runner(loop_factory=loop_factory) as runner:
         runner.run(both())
     return main

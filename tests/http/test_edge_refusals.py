@@ -119,6 +119,9 @@ async def test_a_page_of_a_rebound_name_is_refused_by_its_host(serve: Serve) -> 
         assert run_id not in refused.text  # no run of the list reached it
     assert [r.id for r in await rt.list_runs()] == [run_id]  # nothing started
     assert (await rt.inspect(run_id)).status == "waiting"  # nor canceled
+    counted = (await client.get("/metrics")).text
+    assert 'method="GET",route="/runs",status="403"} 1.0' in counted
+    assert 'method="POST",route="/runs/{run_id}/cancel",status="403"} 1.0' in counted
     # the names a loopback server is reached by, and the configured one, pass
     for host in ["localhost", "127.0.0.1", "[::1]", "app.localhost", "OPS.LAN", "ops.lan."]:
         answered = await client.get("/runs", headers={"Host": f"{host}:{port}"})
@@ -171,3 +174,5 @@ async def test_big_bodies_are_handled_a_few_at_a_time_and_small_ones_never_wait(
     after = await client.post("/hooks/big", json={"pad": "z" * 100_000})
     assert after.status_code == 202  # the place is free again
     assert len(await rt.list_runs()) == 3
+    # counted under its route, though answered before the router ran (it was 'unmatched')
+    assert 'route="/hooks/big",status="503"} 1.0' in (await client.get("/metrics")).text
