@@ -26,7 +26,7 @@ class ConfigurationError(CronflowError, ValueError):
 
     def __init__(self, setting: str, value: object, expected: str) -> None:
         self.setting, self.value, self.expected = setting, value, expected
-        super().__init__(f"setting {setting!r} has the value {value!r}; expected {expected}")
+        super().__init__(f"setting {setting!r} has the value {clipped(value)}; expected {expected}")
 
 
 class AppLoadError(ConfigurationError):

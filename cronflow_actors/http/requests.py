@@ -12,19 +12,24 @@ server error: the request is dropped and logged at debug level.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
+from collections.abc import Iterator, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
 import msgspec
 from starlette.requests import ClientDisconnect, Request
 
+from cronflow_actors.errors import ConfigurationError
+from cronflow_actors.errors._base import clipped
 from cronflow_actors.http.problems import Problem
 
 __all__ = [
     "SAFE_METHODS",
     "BodyLimits",
+    "as_sent",
     "check_media_type",
     "check_same_site",
     "masked",
@@ -268,3 +273,22 @@ def _once(request: Request, name: str) -> str | None:
     if len(given) > 1:
         raise Problem(400, "invalid-argument", f"{name} is given {len(given)} times; give it once")
     return given[0] if given else None
+
+
+@contextlib.contextmanager
+def as_sent(names: Mapping[str, str]) -> Iterator[None]:
+    """The runtime's refusal of an argument a request gave it, named as the request gave it:
+    ``names`` maps the argument (``status``) to what the request sent (``the query parameter
+    'status'``, ``the Idempotency-Key header``), where the runtime's own words are a Python
+    caller's (``setting 'status'``). A 400 ``invalid-argument`` either way."""
+    try:
+        yield
+    except ConfigurationError as refused:
+        sent = names.get(refused.setting)
+        if sent is None:
+            raise
+        raise Problem(
+            400,
+            "invalid-argument",
+            f"{sent} is {clipped(refused.value)}; expected {refused.expected}",
+        ) from None

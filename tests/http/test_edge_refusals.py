@@ -128,6 +128,25 @@ async def test_a_page_of_a_rebound_name_is_refused_by_its_host(serve: Serve) -> 
         assert answered.status_code == 200, (host, answered.text)
 
 
+async def test_a_refused_query_parameter_or_header_is_named_as_sent_and_not_echoed_whole(
+    serve: Serve,
+) -> None:
+    rt, client = await serve(flows())
+    status = await client.get("/runs", params={"status": "bogus"})
+    assert status.status_code == 400
+    assert status.json()["detail"].startswith("the query parameter 'status' is 'bogus'; expected")
+    cursor = await client.get("/paused", params={"cursor": "not-a-cursor"})
+    assert cursor.status_code == 400
+    assert cursor.json()["detail"].startswith("the query parameter 'cursor' is 'not-a-cursor'")
+    long_key = {"Idempotency-Key": "k" * 10_000}
+    refused = await client.post("/events/ping", json={}, headers=long_key)
+    assert refused.status_code == 400
+    assert refused.json()["detail"].startswith("the Idempotency-Key header is 'kkk")
+    assert "(10002 characters)" in refused.json()["detail"]
+    assert len(refused.content) < 1000  # it echoed the key whole
+    assert await rt.list_runs() == []
+
+
 def test_the_names_a_server_answers_to_follow_where_it_listens() -> None:
     assert allowed_hosts_for("127.0.0.1", None) == [
         "localhost",

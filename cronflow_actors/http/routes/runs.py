@@ -12,11 +12,14 @@ from starlette.routing import Route
 
 from cronflow_actors.http.edge import Edge, json_response, route
 from cronflow_actors.http.problems import Problem
-from cronflow_actors.http.requests import one_header, query_int, query_text
+from cronflow_actors.http.requests import as_sent, one_header, query_int, query_text
 from cronflow_actors.runtime import PausedRun, RunInfo
 from cronflow_actors.runtime.pages import Page
 
 __all__ = ["ReplayRun", "paused_page_json", "routes", "run_json", "runs_page_json"]
+
+_QUERY = {name: f"the query parameter {name!r}" for name in ("status", "cursor", "at")}
+"""The arguments of the runtime's reads that a request gives as query parameters."""
 
 
 RunId = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{1,100}$")]
@@ -85,12 +88,13 @@ def routes(edge: Edge) -> list[Route]:
                 400, "invalid-argument", "paging is by cursor: pass the previous page's next_cursor"
             )
         limit = query_int(request, "limit", 50, low=1, high=1000)
-        page = await runtime.list_runs(
-            workflow=query_text(request, "workflow"),
-            status=query_text(request, "status"),
-            limit=limit,
-            cursor=query_text(request, "cursor", max_length=500),
-        )
+        with as_sent(_QUERY):
+            page = await runtime.list_runs(
+                workflow=query_text(request, "workflow"),
+                status=query_text(request, "status"),
+                limit=limit,
+                cursor=query_text(request, "cursor", max_length=500),
+            )
         return json_response(runs_page_json(page, limit))
 
     async def get_run(request: Request) -> Response:
@@ -125,14 +129,16 @@ def routes(edge: Edge) -> list[Route]:
                 "at is required: epoch seconds or an ISO 8601 time with a time zone "
                 "(?at=2024-05-01T12:00:00Z)",
             )
-        return json_response(await runtime.state_at(request.path_params["run_id"], at))
+        with as_sent(_QUERY):
+            return json_response(await runtime.state_at(request.path_params["run_id"], at))
 
     async def publish(request: Request) -> Response:
         payload = await edge.json(request)
         key = one_header(request, "Idempotency-Key")
-        published = await runtime.publish_event(
-            request.path_params["name"], payload, idempotency_key=key
-        )
+        with as_sent({"idempotency_key": "the Idempotency-Key header"}):
+            published = await runtime.publish_event(
+                request.path_params["name"], payload, idempotency_key=key
+            )
         refused = [msgspec.to_builtins(refusal) for refusal in published.refused]
         body = {
             "started": list(published),
@@ -148,10 +154,11 @@ def routes(edge: Edge) -> list[Route]:
         return json_response({"status": "resumed"})
 
     async def paused(request: Request) -> Response:
-        page = await runtime.list_paused(
-            limit=query_int(request, "limit", 100, low=1, high=1000),
-            cursor=query_text(request, "cursor", max_length=500),
-        )
+        with as_sent(_QUERY):
+            page = await runtime.list_paused(
+                limit=query_int(request, "limit", 100, low=1, high=1000),
+                cursor=query_text(request, "cursor", max_length=500),
+            )
         return json_response(paused_page_json(page))
 
     return [
