@@ -14,6 +14,7 @@ from typing import Any
 import msgspec
 
 from cronflow_actors.errors import InvalidPayloadError, InvalidStateTransitionError, ResumeError
+from cronflow_actors.errors._base import clipped
 from cronflow_actors.messages import Message, WaitRecord
 from cronflow_actors.messages.engine import WorkItemAction
 from cronflow_actors.messages.states import WorkItemVerb
@@ -58,8 +59,8 @@ class Pauses:
         approved = _approved(wait, data)
         record = {
             "approved": approved,
-            "reason": data.get("reason", "resumed"),
-            "approved_by": data.get("approved_by", data.get("approvedBy", "human")),
+            "reason": _text(wait, data, ("reason",), "resumed"),
+            "approved_by": _text(wait, data, ("approved_by", "approvedBy"), "human"),
             "status": "resumed",
             "timed_out": False,
             "payload": payload,
@@ -110,6 +111,29 @@ def _approved(wait: WaitRecord, data: Mapping[str, Any]) -> bool:
             "for not approved. The pause is still open",
         )
     return approved
+
+
+def _text(wait: WaitRecord, data: Mapping[str, Any], names: tuple[str, ...], default: str) -> str:
+    """The text a resume's payload gives under ``names`` (one field, or its Cronflow spelling),
+    else ``default``; anything but one string is refused before the pause is touched (the
+    approval record says who approved and why: a number or an object there says neither)."""
+    given = {name: data[name] for name in names if name in data}
+    if not given:
+        return default
+    where = f"step {wait.step!r} of run {wait.instance_id!r} (paused for a person)"
+    if len(given) > 1:
+        raise InvalidPayloadError(
+            where, "resume", f"give one of {', '.join(map(repr, names))}: the pause is still open"
+        )
+    [(name, value)] = given.items()
+    if not isinstance(value, str):
+        raise InvalidPayloadError(
+            where,
+            "resume",
+            f"{name!r} is {clipped(value)}; give a string, or leave it out. The pause is still "
+            "open",
+        )
+    return value
 
 
 def _paused(row: WaitRecord) -> PausedRun:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +102,16 @@ async def test_a_resume_decides_only_by_a_boolean(rt: cf.Runtime, clock: ManualC
     for wrong in ("false", "no", 0, 1, [False], {"yes": True}):
         with pytest.raises(cf.errors.InvalidPayloadError, match=r"'approved' is .*JSON boolean"):
             await rt.resume(pause.token, {"approved": wrong})
+    # who approved and why are text: a number or an object there says neither (the hostile
+    # client's F8: they were recorded as given)
+    for wrong, said in [
+        ({"approved": True, "approvedBy": 5}, "'approvedBy' is 5; give a string"),
+        ({"approved": True, "approved_by": {"x": 1}}, "'approved_by' is {'x': 1}; give a string"),
+        ({"approved": True, "reason": ["ok"]}, "'reason' is ['ok']; give a string"),
+        ({"approved_by": "ada", "approvedBy": "bob"}, "give one of 'approved_by', 'approvedBy'"),
+    ]:
+        with pytest.raises(cf.errors.InvalidPayloadError, match=re.escape(said)):
+            await rt.resume(pause.token, wrong)
     assert [p.token for p in await rt.list_paused()] == [pause.token]
     assert (await rt.inspect(run_id)).status == "waiting"
     await rt.resume(pause.token, {"approved": None, "reason": "no answer"})  # null: not approved
