@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import re
 from collections.abc import Iterator, Mapping
@@ -157,7 +158,7 @@ def check_media_type(request: Request, body: bytes = b"", *, subject: str = "thi
     another site's page is refused first (``check_same_site``)."""
     if request.method not in SAFE_METHODS:
         check_same_site(request)
-    given = request.headers.get("content-type")
+    given = one_header(request, "Content-Type")  # two are ambiguous, whichever comes first
     if given is None and not body.strip():
         return
     if given is not None and is_json(given):
@@ -228,9 +229,37 @@ def decode_json(raw: bytes, limits: BodyLimits) -> Any:
                 "send it as a string",
             )
     try:
-        return msgspec.json.decode(raw)
+        value = msgspec.json.decode(raw)
     except msgspec.DecodeError as bad:
         raise Problem(400, "malformed-json", f"the body is not valid JSON: {bad}") from None
+    # outside strings a colon parts a key from its value: fewer keys decoded than colons is a
+    # key given twice in one object, which a decoder reads as its last value, unsaid
+    if outside_strings.count(b":") != _keys_in(value):
+        json.loads(raw, object_pairs_hook=_refuse_twice)
+    return value
+
+
+def _keys_in(value: Any) -> int:
+    """How many keys the objects in a decoded JSON ``value`` hold, nested ones included."""
+    if isinstance(value, dict):
+        return len(value) + sum(_keys_in(item) for item in value.values())
+    if isinstance(value, list):
+        return sum(_keys_in(item) for item in value)
+    return 0
+
+
+def _refuse_twice(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    seen: set[str] = set()
+    for key, _value in pairs:
+        if key in seen:
+            raise Problem(
+                400,
+                "malformed-json",
+                f"the JSON body gives the key {clipped(key)} twice in one object; give each key "
+                "once (which value was meant?)",
+            )
+        seen.add(key)
+    return dict(pairs)
 
 
 def json_depth(raw: bytes) -> int:

@@ -147,6 +147,40 @@ async def test_a_refused_query_parameter_or_header_is_named_as_sent_and_not_echo
     assert await rt.list_runs() == []
 
 
+async def test_a_key_given_twice_or_two_content_types_are_refused_and_change_nothing(
+    serve: Serve,
+) -> None:
+    # a decoder reads a key given twice as its last value: {"workflow": "hold", "workflow":
+    # "quick"} started a run of quick (the hostile client's F7)
+    rt, client = await serve(flows())
+    twice = b'{"workflow": "hold", "payload": {"n": 1, "n": 2}, "workflow": "quick"}'
+    refused = await client.post(
+        "/runs", content=twice, headers={"Content-Type": "application/json"}
+    )
+    assert refused.status_code == 400
+    assert "gives the key 'n' twice in one object" in refused.json()["detail"]
+    nested = b'{"workflow": "quick", "payload": [{"a": ":", "b": {"c": 1, "c": 1}}]}'
+    refused = await client.post(
+        "/runs", content=nested, headers={"Content-Type": "application/json"}
+    )
+    assert "gives the key 'c' twice" in refused.json()["detail"]
+    alike = b'{"workflow": "quick", "payload": [{"a": "x:y"}, {"a": "\\":"}]}'
+    started = await client.post(
+        "/runs", content=alike, headers={"Content-Type": "application/json"}
+    )
+    assert started.status_code == 202, started.text  # the same key in two objects is no twin
+    # two Content-Type headers, whichever comes first: the same 400
+    for first, second in [("application/json", "text/plain"), ("text/plain", "application/json")]:
+        answer = await client.post(
+            "/runs",
+            content=b'{"workflow": "quick"}',
+            headers=[("Content-Type", first), ("Content-Type", second)],
+        )
+        assert answer.status_code == 400, (first, answer.text)
+        assert answer.json()["type"] == "urn:cronflow:problem:ambiguous-headers"
+    assert len(await rt.list_runs()) == 1
+
+
 def test_the_names_a_server_answers_to_follow_where_it_listens() -> None:
     assert allowed_hosts_for("127.0.0.1", None) == [
         "localhost",
