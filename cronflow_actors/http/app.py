@@ -69,6 +69,7 @@ def create_app(
         with_metrics=serve_metrics,
         tokens=bool(tokens),
         metrics_token=metrics_token is not None,
+        host_check=allowed_hosts is not None,
     )
     routes = [
         *system.routes(edge, document, with_metrics=serve_metrics),

@@ -55,7 +55,11 @@ _IDEMPOTENCY = "requests with the same value start one run (later ones answer 20
 _MEANINGS = {
     "400": "the request is malformed or does not fit the schema; nothing was changed",
     "401": "a bearer token (or a valid signature) is needed; nothing was changed",
-    "403": "the action's policy refused the caller; nothing was changed",
+    "403": (
+        "the action's policy refused the caller (action-denied), a browser page of another "
+        "origin sent it (cross-site-request), or the Host is none this server answers to "
+        "(host-not-allowed); nothing was changed"
+    ),
     "404": "no such run, workflow, work item, flow or token (or no route for the path)",
     "409": "the element's state does not allow it (or the id is taken); nothing was changed",
     "413": "the request body is too large",
@@ -67,7 +71,10 @@ _MEANINGS = {
         "the run's stored snapshot is damaged (damaged-snapshot: the detail names the run; a "
         "retry does not help)"
     ),
-    "503": "the runtime is not running (stopping, or its store failed); retry later",
+    "503": (
+        "the runtime is not running (stopping, or its store failed), or the server is at its "
+        "connection limit or has too many big bodies in hand (too-busy); retry later"
+    ),
 }
 
 
@@ -104,7 +111,7 @@ class _Builder:
         deeply (400); a path parameter may name nothing (404)."""
         if secured is None:
             secured = self.tokens
-        codes = set(errors.split())
+        codes = set(errors.split()) | {"503"}  # any request may meet the connection limit
         if secured or signed:
             codes.add("401")
         if body is not None:
@@ -149,6 +156,7 @@ _PUBLISH_KEY = header(
     False,
     "names this publish: sent again with it, no listening flow starts twice",
 )
+_PUBLISH_KEY["schema"] = {"type": "string", "maxLength": 200}
 
 
 def query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
@@ -177,6 +185,8 @@ def _webhook_op(b: _Builder, flow_id: str, spec: Any) -> dict[str, Any]:
     if isinstance(spec.idempotency_key, str):
         params.append(header(spec.idempotency_key, False, _IDEMPOTENCY))
     errors = "400 500 503"  # a callback, or the flow's first node (a condition), may raise
+    if spec.idempotency_key is not None:
+        errors += " 409"  # the key names a run of another flow
     answers = {
         "202": b.answer("started", RunStarted, headers=_LOCATION),
         "200": b.answer("a duplicate, or a condition that was not met", WebhookAnswered),
@@ -399,17 +409,26 @@ def _fixed_paths(b: _Builder) -> dict[str, Any]:
     }
 
 
+def _refused_as(b: _Builder, operation: dict[str, Any], code: str) -> None:
+    """``operation`` may also answer ``code`` with a problem (if it does not list it yet)."""
+    if code not in operation["responses"]:
+        problem = {MEDIA_TYPE: {"schema": {"$ref": b.refs[ProblemBody]}}}
+        operation["responses"][code] = {"description": _MEANINGS[code], "content": problem}
+
+
 def openapi_document(
     webhooks: list[tuple[str, Any]],
     *,
     with_metrics: bool = True,
     tokens: bool = False,
     metrics_token: bool = False,
+    host_check: bool = False,
     title: str = "cronflow-actors",
 ) -> dict[str, Any]:
     """OpenAPI 3.1 for the fixed routes and the given ``(flow id, WebhookSpec)`` webhooks, as
     this server is configured: with ``tokens``, the API routes need a bearer token (else they
-    are open); ``/metrics`` needs one with ``tokens`` or ``metrics_token``."""
+    are open); ``/metrics`` needs one with ``tokens`` or ``metrics_token``; with
+    ``host_check`` (``hosts.py``) any route refuses a Host it does not answer to."""
     user_types = [spec.schema for _, spec in webhooks if isinstance(spec.schema, type)]
     types = [*FIXED, NetView, NextFires, *AUDIT_TYPES, *user_types]
     template = "#/components/schemas/{name}"
@@ -434,6 +453,10 @@ def openapi_document(
         operation = _webhook_op(b, flow_id, spec)
         operation["operationId"] = f"webhook:{flow_id}:{spec.method.lower()}:{spec.route}"
         paths.setdefault(spec.route, {})[spec.method.lower()] = operation
+    for path_item in paths.values():
+        for method, operation in path_item.items():
+            if method not in ("get", "head") or host_check:  # the cross-site or Host refusal
+                _refused_as(b, operation, "403")
     for (path, method), operation_id in OPERATIONS.items():
         if path in paths:
             operation = paths[path][method]

@@ -53,5 +53,8 @@ workflows = [
         on_success=lambda request, run_id: cf.WebhookResponse(body={"accepted": run_id}),
         on_error=lambda request, problem: {"refused": problem.detail},
     ),
+    cf.define("keyed")
+    .step("take", lambda ctx: ctx.payload)
+    .on_webhook("/webhooks/keyed", idempotency_key="Idempotency-Key"),
     review(),
 ]

@@ -47,6 +47,16 @@ def test_the_document_validates_and_says_what_needs_a_token(tmp_path: Path, toke
     signed = document["paths"]["/webhooks/signed"]["post"]
     assert [p["name"] for p in signed["parameters"]] == ["x-signature-256"]
     assert "401" in signed["responses"]
+    # what any route may answer (the hostile client's F4): the connection limit's 503, and on a
+    # loopback server a Host it does not answer to, 403; a keyed webhook's key may name a run
+    # of another flow (409); a publish's key is at most 200 characters
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            if path not in ("/healthz", "/readyz"):
+                assert {"403", "503"} <= set(operation["responses"]), (method, path)
+    assert "409" in document["paths"]["/webhooks/keyed"]["post"]["responses"]
+    [key] = document["paths"]["/events/{name}"]["post"]["parameters"][1:]
+    assert key["schema"] == {"type": "string", "maxLength": 200}
 
 
 async def test_every_served_route_is_documented_with_its_parameters(serve: Serve) -> None:
