@@ -7,6 +7,7 @@ from collections.abc import Iterable
 
 from cronflow_actors.flow import nodes as n
 from cronflow_actors.flow.options import Cache, CircuitBreaker, Retry
+from cronflow_actors.flow.triggers import callback_problem
 from cronflow_actors.net.durations import looks_like_duration
 
 __all__ = ["LOG_LEVELS", "RESERVED", "node_problems", "step_ids"]
@@ -59,6 +60,9 @@ def node_problems(node: n.Node) -> list[str]:
     for fallback in node.on_error:
         if not callable(fallback):
             found.append(f"{where}: on_error must be a function, got {fallback!r}")
+        elif said := callback_problem(fallback, 1, f"{where}: on_error", "fallback(ctx)"):
+            found.append(said)
+    found.extend(_arity_problems(node, where))
     for handler in getattr(node, "handlers", ()):
         if not callable(handler):
             found.append(f"{where}: every function must be callable, got {handler!r}")
@@ -82,6 +86,25 @@ def node_problems(node: n.Node) -> list[str]:
         found.extend(_event_problems(node, where))
     if isinstance(node, n.LogNode) and node.level not in LOG_LEVELS:
         found.append(f"{where}: level must be one of {list(LOG_LEVELS)}, got {node.level!r}")
+    return found
+
+
+def _arity_problems(node: n.Node, where: str) -> list[str]:
+    """A step's or an action's functions that cannot take what they are called with (a
+    handler written for another shape fails each run, where the flow is built once)."""
+    if not isinstance(node, n.StepNode | n.ActionNode):
+        return []
+    calls = [(node.handler, 1, "handler", "handler(ctx)")]
+    if isinstance(node.retry, Retry) and node.retry.on_retry is not None:
+        shape = "on_retry(ctx, error, attempt, delay)"
+        calls.append((node.retry.on_retry, 4, "retry on_retry", shape))
+    cache = getattr(node, "cache", None)
+    if isinstance(cache, Cache) and callable(cache.key):
+        calls.append((cache.key, 1, "cache key", "key(ctx) -> str"))
+    found = []
+    for fn, arity, what, shape in calls:
+        if callable(fn) and (said := callback_problem(fn, arity, f"{where}: {what}", shape)):
+            found.append(said)
     return found
 
 

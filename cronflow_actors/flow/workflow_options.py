@@ -11,6 +11,7 @@ from typing import Any
 import msgspec
 
 from cronflow_actors.flow.options import HOOK_NAMES, Hooks
+from cronflow_actors.flow.triggers import callback_problem
 from cronflow_actors.net.durations import parse_duration
 
 __all__ = ["QUEUE_PREFIX", "RateLimit", "metadata_problems", "queue_key", "rate_limit_of"]
@@ -80,7 +81,7 @@ def hooks_of(value: Any, problems: list[str]) -> Hooks:
     by name (``on_success``, or Cronflow's ``onSuccess``); what is wrong goes into
     ``problems`` (and no hook is kept)."""
     if value is None or isinstance(value, Hooks):
-        return value or Hooks()
+        return checked_hooks(value or Hooks(), problems)
     takes = "cf.Hooks(on_start=, on_success=, on_failure=, on_complete=) or a dict of them"
     if not isinstance(value, Mapping):
         problems.append(f"hooks takes {takes}, got {value!r}")
@@ -96,7 +97,19 @@ def hooks_of(value: Any, problems: list[str]) -> Hooks:
         named[name] = hook
     if unknown:
         problems.append(f"hooks takes {takes}; unknown: {', '.join(unknown)}")
-    return Hooks() if unknown else Hooks(**named)
+    return Hooks() if unknown else checked_hooks(Hooks(**named), problems)
+
+
+def checked_hooks(hooks: Hooks, problems: list[str]) -> Hooks:
+    """``hooks``, each of which is called ``hook(ctx)``: one that is no function, or cannot
+    take one argument, goes into ``problems`` (it would fail each run, after the run ended)."""
+    for name in HOOK_NAMES:
+        hook = getattr(hooks, name)
+        if hook is not None:
+            said = callback_problem(hook, 1, f"hooks {name}", f"{name}(ctx)")
+            if said is not None:
+                problems.append(said)
+    return hooks
 
 
 _CRONFLOW_HOOKS = {

@@ -193,6 +193,37 @@ def test_a_steps_options_dict_is_checked_key_by_key() -> None:
     assert "step 'd': its third argument is Cronflow's options dict" in said
 
 
+def test_a_function_that_cannot_take_what_it_is_called_with_is_refused_at_build() -> None:
+    # a hook or handler written for another shape failed every run, at run time (a hook only
+    # after its run had ended); each is called with the ctx (on_retry with four arguments)
+    def two(ctx: Any, extra: Any) -> int:
+        return 1
+
+    said = _problems(
+        cf.define("shapes", hooks={"onSuccess": two, "on_failure": lambda: None})
+        .step("a", two)
+        .step("b", _one, on_error=lambda: 0, retry=cf.Retry(on_retry=_one))
+        .step("c", _one, cache=cf.Cache(key=two))
+        .action("d", lambda: None)
+    )
+    for expected in [
+        "hooks on_success must take one argument, as in on_success(ctx); it takes (ctx: 'Any', "
+        "extra: 'Any')",
+        "hooks on_failure must take one argument, as in on_failure(ctx); it takes ()",
+        "step 'a': handler must take one argument, as in handler(ctx); it takes (ctx: 'Any', "
+        "extra: 'Any')",
+        "step 'b': on_error must take one argument, as in fallback(ctx); it takes ()",
+        "step 'b': retry on_retry must take 4 arguments, as in on_retry(ctx, error, attempt, "
+        "delay); it takes (ctx: 'Any')",
+        "step 'c': cache key must take one argument, as in key(ctx) -> str",
+        "action 'd': handler must take one argument, as in handler(ctx); it takes ()",
+    ]:
+        assert expected in said
+    # what takes one argument passes: defaults, *args, builtins, bound methods
+    fine = cf.define("fine").step("a", lambda ctx, extra=1: 1).step("b", lambda *a: 1)
+    fine.step("c", str).step("d", [].append).validate()
+
+
 async def test_a_per_item_function_mistaken_for_a_builder_says_how_to_build_one(
     rt: cf.Runtime,
 ) -> None:
