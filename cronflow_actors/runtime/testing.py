@@ -157,9 +157,14 @@ class FlowTest:
             ":memory:", clock=clock, workflows=flows, retention=0, lease_seconds=_CENTURY
         )
         async with runtime as rt:
-            run_id = await rt.replays.trigger(
-                self._flow.id, self._payload, mock_steps=self._mocks, headers=self._headers
-            )
+            try:
+                run_id = await rt.replays.trigger(
+                    self._flow.id, self._payload, mock_steps=self._mocks, headers=self._headers
+                )
+            except ConfigurationError as refused:  # named as this test gave it: mock_step()
+                if not refused.setting.startswith("mock_steps"):
+                    raise
+                raise ConfigurationError("mock_step", refused.value, refused.expected) from None
             await asyncio.wait_for(self._drive(rt, clock, run_id, start + limit), within)
             info = await rt.inspect(run_id)
             journal = await rt.store.load_journal(run_id)
@@ -235,7 +240,10 @@ class FlowTest:
         for step, status, text in self._expected:
             found = steps.get(step)
             if found is None:
-                unmet.append(f"step {step!r} was expected to end {status} but never ran")
+                unmet.append(
+                    f"step {step!r} was expected to end {status} but never ran: "
+                    f"{_where_it_stopped(result)}"
+                )
             elif found.status != status:
                 detail = f" ({found.error})" if found.error else ""
                 unmet.append(
@@ -289,3 +297,18 @@ async def _waits_for_an_event(rt: Runtime, run_id: str) -> bool:
         item.kind == "event" and item.state == WorkItemState.STARTED
         for item in state.work_items.values()
     )
+
+
+def _where_it_stopped(result: TestResult) -> str:
+    """Why a step never ran: where the run ended (or waits) before it got there."""
+    failed = [s for s in result.steps if s.status == "failed"]
+    if result.status == "failed" and failed:
+        return f"the run failed at step {failed[-1].id!r} ({failed[-1].error})"
+    if result.status == "waiting":
+        waiting = [s.id for s in result.steps if s.status not in ("completed", "failed")]
+        at = f" at step {waiting[-1]!r}" if waiting else ""
+        return (
+            f"the run still waits{at} (give it what it waits for: .resume(), .emit(), or a "
+            "longer run(horizon=))"
+        )
+    return f"the run ended {result.status} without it (a branch not taken?)"

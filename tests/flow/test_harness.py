@@ -95,9 +95,15 @@ async def test_unmet_expectations_are_listed_in_one_error() -> None:
     assert len(unmet) == 3
     assert "step 'charge' was expected to end completed, it ended failed" in unmet[0]
     assert "the real payment API must not be called" in unmet[0]
-    assert "step 'review' was expected to end completed but never ran" in unmet[1]
+    assert unmet[1].startswith(
+        "step 'review' was expected to end completed but never ran: the run failed at step "
+        "'charge' ("
+    )  # where it stopped, which the expectation alone did not say
     assert "step 'validate' was expected to end failed, it ended completed" in unmet[2]
     assert caught.value.result.status == "failed"
+    # a mock of a step the flow does not have is named as the test gave it
+    with pytest.raises(cf.errors.ConfigurationError, match="setting 'mock_step' has the value"):
+        await order_flow(sent).test().mock_step("chrage", lambda ctx: None).run()
 
 
 async def test_pauses_and_events_are_answered_and_a_run_left_waiting_says_so() -> None:
