@@ -71,7 +71,11 @@ class _AsyncWaiter:
         if threading.get_ident() == self.thread_id:
             _wake(self.waiter)
         else:
-            self.loop.call_soon_threadsafe(_wake, self.waiter)
+            try:
+                self.loop.call_soon_threadsafe(_wake, self.waiter)
+            except RuntimeError:
+                if not self.loop.is_closed():
+                    raise  # (closed: its awaiter is gone with it)
 
 
 def _wake(waiter: asyncio.Future[None]) -> None:

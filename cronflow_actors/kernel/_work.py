@@ -60,8 +60,13 @@ class WorkInFlight:
                 waiter.set_result(None)
 
     def done_threadsafe(self) -> None:
-        """``done()``, from any thread (run on the loop)."""
-        self.loop.call_soon_threadsafe(self.done)
+        """``done()``, from any thread (run on the loop); nothing once the loop has closed (a
+        pool call its stop did not wait for, returning after its system's loop ended)."""
+        try:
+            self.loop.call_soon_threadsafe(self.done)
+        except RuntimeError:
+            if not self.loop.is_closed():
+                raise
 
     def create_task(
         self,

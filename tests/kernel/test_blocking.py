@@ -134,3 +134,22 @@ async def test_a_stop_leaves_a_call_still_running_to_end_on_its_daemon_thread() 
     thread.join(5)
     assert returned.is_set()
     assert not thread.is_alive()  # its worker stopped once the call returned
+
+
+def test_a_call_left_running_that_returns_after_its_loop_closed_raises_nothing() -> None:
+    failures: list[BaseException | None] = []
+    hook = threading.excepthook
+    threading.excepthook = lambda args: failures.append(args.exc_value)
+    try:
+
+        async def main() -> None:
+            system = ActorSystem("gone")
+            await system.__aenter__()
+            system.run_blocking(time.sleep, 0.2)
+            await system.stop()  # does not wait for it
+
+        asyncio.run(main())  # the loop closes while the call still sleeps
+        time.sleep(0.5)  # it returns now: its answer has no loop to go to
+    finally:
+        threading.excepthook = hook
+    assert failures == []  # (it was 'Event loop is closed', then queue.Full, on the thread)
