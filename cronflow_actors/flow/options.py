@@ -210,33 +210,44 @@ _BREAKER_KEYS = {
     "expectedErrors": "errors",
 }
 _DURATIONS = ("delay", "max_delay", "ttl", "reset")
+_BACKOFF_FIELDS = ("backoff", "delay", "max_delay", "multiplier", "jitter")
+"""What Cronflow's nested ``backoff`` may hold (its ``strategy`` is the backoff here)."""
 
 
 def from_mapping(
     kind: type[Retry | Cache | CircuitBreaker], value: Mapping[Any, Any], where: str
-) -> Any:
+) -> Retry | Cache | CircuitBreaker | list[str]:
     """A ``Retry``, ``Cache`` or ``CircuitBreaker`` from the dict Cronflow takes for it
     (``{attempts, backoff: {strategy, delay, maxDelay, multiplier}, retryOn, onRetry}``,
     ``{key, ttl}``, ``{failureThreshold, recoveryTimeout, expectedErrors}``; either spelling of
     a field), or the list of what is wrong with the dict. Its durations need their unit
     ("500ms", "1s"): Cronflow's bare numbers are milliseconds, this runtime's seconds."""
     keys = _RETRY_KEYS if kind is Retry else _CACHE_KEYS if kind is Cache else _BREAKER_KEYS
-    given = list(value.items())
+    given = [(key, item, "") for key, item in value.items()]
     backoff = value.get("backoff")
     if kind is Retry and isinstance(backoff, Mapping):  # Cronflow's nested backoff: its fields
-        given = [(k, v) for k, v in given if k != "backoff"] + list(backoff.items())
+        given = [entry for entry in given if entry[0] != "backoff"]
+        given += [(key, item, "backoff") for key, item in backoff.items()]
     fields: dict[str, Any] = {}
+    places: dict[str, str] = {}
     wrong: list[str] = []
-    for key, item in given:
+    for key, item, place in given:
         name = keys.get(key) if isinstance(key, str) else None
-        if name is None:
+        if place and name not in _BACKOFF_FIELDS:
+            shown = ", ".join(
+                repr(k) for k, v in keys.items() if v in _BACKOFF_FIELDS and k != "backoff"
+            )
+            wrong.append(f"{where}: backoff holds {shown}; {key!r} is no key of it")
+        elif name is None:
             wrong.append(f"{where}: unknown key {key!r} (it takes {', '.join(map(repr, keys))})")
         elif name in fields:
-            wrong.append(f"{where}: {name} is given twice (as {key!r} and by its other name)")
+            at = f"at the top and in {place or places[name]}" if place != places[name] else ""
+            wrong.append(f"{where}: {name} is given twice ({at or 'by both of its names'})")
         elif name in _DURATIONS and (unitless := bare_number(item, f"{where}: {key}")):
             wrong.append(unitless)
         else:
             fields[name] = item
+            places[name] = place
     if kind is Cache and "key" not in fields and not wrong:
         wrong.append(f"{where}: a cache needs its key: {{'key': fn(ctx) -> str, 'ttl': '1h'}}")
     return wrong or kind(**fields)

@@ -28,7 +28,7 @@ import asyncio
 import contextlib
 import hashlib
 import hmac
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any, Protocol
 
 import msgspec
@@ -206,24 +206,31 @@ class Signatures:
         self._clock = clock
         self._handling: dict[str, int] = {}
         """Requests of each signature this process is handling now (``handling``)."""
-        self._claimers: dict[str, asyncio.Future[None]] = {}
-        """Signatures claimed by a request this process is still handling: done as it ends."""
+        self._first: dict[str, asyncio.Future[None]] = {}
+        """Per signature, the first of its requests this process is handling: done as it
+        ends (``InFlight.first_ended``)."""
 
     @contextlib.contextmanager
-    def handling(self, signature: Signature) -> Iterator[Callable[[], bool]]:
-        """While a request of ``signature`` is handled here; yields ``twins()``: whether
-        another request of it is in flight in this process. A claim with no run behind it
-        while a twin is in flight is that twin's, not a crash's."""
+    def handling(self, signature: Signature) -> Iterator[InFlight]:
+        """While a request of ``signature`` is handled here (``InFlight``: its twins in flight
+        in this process, and the first of them). A claim with no run behind it while a twin is
+        in flight is that twin's, not a crash's."""
         key = signature.key
         self._handling[key] = self._handling.get(key, 0) + 1
+        first = None
+        if key not in self._first:  # the first one here: its twins may wait for its end
+            first = self._first[key] = asyncio.get_running_loop().create_future()
         try:
-            yield lambda: self._handling.get(key, 0) > 1
+            yield InFlight(self, key, first)
         finally:
             left = self._handling[key] - 1
             if left:
                 self._handling[key] = left
             else:
                 del self._handling[key]
+            if first is not None:
+                del self._first[key]
+                first.set_result(None)
 
     async def verify(
         self,
@@ -256,28 +263,10 @@ class Signatures:
     async def claim(self, signature: Signature) -> bool:
         """Mark ``signature`` seen for the request being accepted: True for the first request
         to claim it, False for a replay. One increment in the store, so of identical requests
-        at once exactly one gets True (a check, then a write, would let two through). The
-        claimer tells ``claimer_ended`` once its request has ended."""
+        at once exactly one gets True (a check, then a write, would let two through)."""
         now = self._clock.now()
         seen = await self._store.kv_incr(_REPLAYS, signature.key, now=now, ttl=signature.ttl)
-        if seen == 1:
-            self._claimers[signature.key] = asyncio.get_running_loop().create_future()
         return seen == 1
-
-    def claimer_ended(self, signature: Signature) -> None:
-        """The request that claimed ``signature`` here has ended (``claimer_done``)."""
-        claimer = self._claimers.pop(signature.key, None)
-        if claimer is not None and not claimer.done():
-            claimer.set_result(None)
-
-    async def claimer_done(self, signature: Signature, patience: float) -> None:
-        """Return once the request of this process that claimed ``signature`` has ended (its
-        run started, or it was refused), or after ``patience`` seconds: a twin sent at once
-        then finds the run the claimer started, where it found none yet and was a replay."""
-        claimer = self._claimers.get(signature.key)
-        if claimer is not None:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(claimer), patience)
 
     async def mark_answered(self, signature: Signature) -> None:
         """``signature``'s request was answered without a run (its ``condition`` said no): a
@@ -294,6 +283,33 @@ class Signatures:
         """Forget ``signature``: the request that claimed it was refused after all (its run did
         not start), so its client may send it again."""
         await self._store.kv_delete(_REPLAYS, signature.key)
+
+
+class InFlight:
+    """A request of a signature being handled in this process (``Signatures.handling``)."""
+
+    __slots__ = ("_first", "_key", "_signatures")
+
+    def __init__(
+        self, signatures: Signatures, key: str, first: asyncio.Future[None] | None
+    ) -> None:
+        self._signatures = signatures
+        self._key = key
+        self._first = first
+        """Set when this request is the first of its signature here."""
+
+    def twins(self) -> bool:
+        """Whether another request of the signature is in flight in this process."""
+        return self._signatures._handling.get(self._key, 0) > 1
+
+    async def first_ended(self, patience: float) -> None:
+        """Return once the first request of the signature handled here has ended (unless this
+        is it), or after ``patience`` seconds: a twin sent at once as a retry then finds the
+        run that one started (the claimer is the first to ask for the claim)."""
+        first = self._signatures._first.get(self._key)
+        if first is not None and first is not self._first:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(first), patience)
 
 
 def replayed() -> Problem:

@@ -9,6 +9,8 @@ attacker's own name points at 127.0.0.1: the page is then of the same origin as 
 ``*.localhost``, which resolves to loopback) and the ones configured (``allowed_hosts``);
 ``"*"`` takes any. A server listening on another address (``0.0.0.0``, a LAN address) is
 reached by names only its operator knows: it takes any unless ``allowed_hosts`` lists them.
+An IP address as the ``Host`` always passes: rebinding puts a name there, never an address
+(a probe or a scraper that calls the server by its address is never refused).
 """
 
 from __future__ import annotations
@@ -29,11 +31,12 @@ def allowed_hosts_for(bound: str, configured: Iterable[str] | None) -> list[str]
     """The host names a server listening on ``bound`` answers to, with the ``configured`` ones
     (None: any name)."""
     names = [name.strip().lower().rstrip(".") for name in configured or ()]
+    names = [name for name in names if name]
     if "*" in names:
         return None
-    if _is_loopback(bound):
-        return [*_LOOPBACK_NAMES, ".localhost", bound.lower(), *names]
-    return [bound.lower(), *names] if names else None
+    if not names and not _is_loopback(bound):
+        return None
+    return [*_LOOPBACK_NAMES, ".localhost", *names]
 
 
 def _is_loopback(host: str) -> bool:
@@ -43,6 +46,14 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+def _is_address(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
 
 
 def _name_of(host_header: str) -> str:
@@ -62,6 +73,9 @@ class AllowedHosts:
         self.app = app
         self._exact = frozenset(name for name in names if not name.startswith("."))
         self._suffixes = tuple(name for name in names if name.startswith("."))
+        self._answers_to = ", ".join(
+            [*sorted(self._exact), *(f"*{suffix}" for suffix in self._suffixes)]
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -71,14 +85,19 @@ class AllowedHosts:
                     given = value.decode("latin-1")
                     break
             name = _name_of(given)  # (none given: an HTTP/1.0 client, never a browser)
-            if given and name not in self._exact and not name.endswith(self._suffixes):
+            if (
+                given
+                and name not in self._exact
+                and not name.endswith(self._suffixes)
+                and not _is_address(name)
+            ):
                 answer = problem_response(
                     403,
                     "host-not-allowed",
                     f"this server does not answer to the host {given[:100]!r} (it answers to "
-                    f"{', '.join(sorted(self._exact))}): a page of another name that reached it "
-                    "through DNS rebinding is refused so; to reach it by that name (a proxy, a "
-                    "name of your own), add it to the server's allowed hosts "
+                    f"{self._answers_to} and any IP address): a page of another name that "
+                    "reached it through DNS rebinding is refused so; to reach it by that name "
+                    "(a proxy, a name of your own), add it to the server's allowed hosts "
                     "(--allowed-host NAME, or allowed_hosts in its settings)",
                 )
                 await answer(scope, receive, send)

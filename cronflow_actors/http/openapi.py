@@ -141,12 +141,17 @@ def path_param(name: str, schema: dict[str, Any] | None = None) -> dict[str, Any
     }
 
 
-def header(name: str, required: bool, description: str) -> dict[str, Any]:
+def header(
+    name: str, required: bool, description: str, *, max_length: int | None = None
+) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "string"}
+    if max_length is not None:
+        schema["maxLength"] = max_length
     return {
         "name": name,
         "in": "header",
         "required": required,
-        "schema": {"type": "string"},
+        "schema": schema,
         "description": description,
     }
 
@@ -155,8 +160,8 @@ _PUBLISH_KEY = header(
     "Idempotency-Key",
     False,
     "names this publish: sent again with it, no listening flow starts twice",
+    max_length=200,
 )
-_PUBLISH_KEY["schema"] = {"type": "string", "maxLength": 200}
 
 
 def query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:

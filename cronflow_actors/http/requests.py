@@ -23,8 +23,7 @@ from urllib.parse import urlsplit
 import msgspec
 from starlette.requests import ClientDisconnect, Request
 
-from cronflow_actors.errors import ConfigurationError
-from cronflow_actors.errors._base import clipped
+from cronflow_actors.errors import ConfigurationError, clipped
 from cronflow_actors.http.problems import Problem
 
 __all__ = [

@@ -183,15 +183,15 @@ class BlockingPool:
         answer.add_done_callback(finished)
         return future
 
-    async def stop(self) -> None:
-        """Stop every worker after the calls already queued to it; one still running a call is
-        not waited for. Its thread (a daemon: it never holds the process) stops once the call
-        returns, which nothing awaits any more: a step's caller was cancelled with its actor,
-        and the step runs again at the next start. Waiting would hold a stop (a deploy's
-        SIGTERM past its drain) for as long as user code blocks."""
+    async def stop(self, *, leave_running: bool = False) -> None:
+        """Stop every worker after the calls already queued to it. With ``leave_running``, a
+        worker still running a call is not waited for: its thread (a daemon: it never holds
+        the process) stops once the call returns, which nothing awaits any more (a drain gave
+        up on the step, whose caller was cancelled with its actor, and which runs again at the
+        next start); waiting would hold a deploy's SIGTERM for as long as user code blocks."""
         workers, self._workers = self._workers, []
         with self._lock:
-            busy = [bool(calls) for calls in self._in_flight]
+            busy = [bool(calls) and leave_running for calls in self._in_flight]
 
         def stop_all() -> None:
             for worker, running in zip(workers, busy, strict=True):

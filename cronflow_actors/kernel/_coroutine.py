@@ -175,7 +175,13 @@ class CoroutineActor(LoopActor):
     def _waiter_for_next(self) -> asyncio.Future[None] | None:
         """The inbox is empty: None if the turn ends, else the future it awaits until the next
         message (``_wake_turn``), out of the work in flight meanwhile."""
-        if self.actor_stopped._set or not self.keeps_turn():
+        if self.actor_stopped._set:
+            return None
+        try:
+            if not self.keeps_turn():
+                return None
+        except Exception:
+            self._handler_raised(None)  # as from on_idle: the actor fails
             return None
         waiter: asyncio.Future[None] = self._loop.create_future()  # type: ignore[union-attr]
         self._waiter = waiter

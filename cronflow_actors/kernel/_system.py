@@ -96,11 +96,12 @@ class ActorSystem:
     async def __aexit__(self, *_exc: object) -> None:
         await self.stop()
 
-    async def stop(self, grace_period: float | None = None) -> None:
+    async def stop(self, grace_period: float | None = None, *, leave_running: bool = False) -> None:
         """Stop every actor after the messages already in its inbox, then the thread pool.
 
         Asks that are still pending when an actor stops fail with ``pykka.ActorDeadError``.
         With a ``grace_period`` (seconds), actors still running when it ends are stopped at once.
+        ``leave_running``: the pool's calls still running are not waited for (``BlockingPool``).
         """
         if self.state in ("stopping", "stopped"):
             return
@@ -117,7 +118,7 @@ class ActorSystem:
                 self._kill_all()
         await self.work.cancel_tasks()
         if self._blocking is not None:
-            await self._blocking.stop()
+            await self._blocking.stop(leave_running=leave_running)
         if isinstance(self.clock, ParkingClock):
             self.clock.detach(self.work)
         if self._context_token is not None:

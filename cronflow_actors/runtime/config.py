@@ -209,7 +209,7 @@ def load_config(
     for key, value in (environ if environ is not None else os.environ).items():
         if key.startswith("CRONFLOW_") and key[9:].lower() in _FIELDS:
             name = key[9:].lower()
-            data[name] = value.split(",") if name == "allowed_hosts" else value
+            data[name] = _names(value) if name == "allowed_hosts" else value
             origin[name] = f"environment variable {key}"
     for key, value in (overrides or {}).items():
         if key == "queues" and value and isinstance(data.get("queues"), dict):
@@ -223,6 +223,11 @@ def load_config(
         return msgspec.convert(data, Config, strict=False)
     except msgspec.ValidationError as error:
         raise _refusal(str(error), data, origin) from None
+
+
+def _names(value: str) -> list[str]:
+    """A list setting from its environment variable: comma-separated, blanks dropped."""
+    return [name.strip() for name in value.split(",") if name.strip()]
 
 
 def _read(path: str | os.PathLike[str]) -> dict[str, Any]:

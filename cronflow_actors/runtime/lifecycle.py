@@ -103,10 +103,13 @@ class LifecycleMethods(RuntimeParts):
 
         With ``drain`` (seconds), no new step starts and the steps and actions already running
         get up to that long to finish and be recorded; whatever is still running then is
-        cancelled and runs again on the next start (its work item stays started).
+        cancelled and runs again on the next start (its work item stays started), and a plain
+        ``def`` one, which cannot be cancelled, is left to end on its own thread. Without a
+        drain the stop waits for those.
         """
         if self.state not in ("running", "failed"):
             return
+        left = 0  # steps a drain gave up on: their def functions are not waited for
         if drain and self.state == "running":
             self.begin_drain()
 
@@ -139,7 +142,7 @@ class LifecycleMethods(RuntimeParts):
         self.polls.stop()
         for task in self._recovering.values():
             task.cancel()
-        await self.system.stop(grace_period)
+        await self.system.stop(grace_period, leave_running=bool(left))
         await self.telemetry.probe.stop()
         try:
             await self.lease.release()

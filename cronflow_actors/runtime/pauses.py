@@ -13,8 +13,12 @@ from typing import Any
 
 import msgspec
 
-from cronflow_actors.errors import InvalidPayloadError, InvalidStateTransitionError, ResumeError
-from cronflow_actors.errors._base import clipped
+from cronflow_actors.errors import (
+    InvalidPayloadError,
+    InvalidStateTransitionError,
+    ResumeError,
+    clipped,
+)
 from cronflow_actors.messages import Message, WaitRecord
 from cronflow_actors.messages.engine import WorkItemAction
 from cronflow_actors.messages.states import WorkItemVerb

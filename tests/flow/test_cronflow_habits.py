@@ -145,7 +145,12 @@ def test_cronflow_dicts_of_retry_and_cache_are_checked_key_by_key() -> None:
         unknown
     )
     twice = cf.define("twice").action("a", _one, retry={"maxDelay": "1s", "max_delay": "2s"})
-    assert "action 'a' retry: max_delay is given twice" in _problems(twice)
+    assert "action 'a' retry: max_delay is given twice (by both of its names)" in _problems(twice)
+    nested = cf.define("nested").step("s", _one, retry={"backoff": {"attempts": 5}})
+    assert "step 's' retry: backoff holds 'strategy', 'delay'" in _problems(nested)
+    assert "'attempts' is no key of it" in _problems(nested)
+    both = cf.define("both").step("s", _one, retry={"delay": "1s", "backoff": {"delay": "2s"}})
+    assert "step 's' retry: delay is given twice (at the top and in backoff)" in _problems(both)
     keyless = cf.define("keyless").step("s", _one, cache={"ttl": "1h"})
     assert "step 's' cache: a cache needs its key" in _problems(keyless)
     strategy = cf.define("strategy").step("s", _one, retry={"backoff": {"strategy": "random"}})

@@ -352,6 +352,7 @@ async def test_a_replay_while_the_original_is_in_flight_is_a_replay(
     original = asyncio.create_task(client.post("/hooks/signed", content=body, headers=headers))
     await in_condition.wait()  # the original is past its claim, in its condition
     replay = await client.post("/hooks/signed", content=body, headers=headers)
+    assert not original.done()  # without a key nothing the original does is its answer
     first = await original
     assert (replay.status_code, "replay" in replay.json()["detail"]) == (401, True)
     assert first.status_code == (202 if says else 200)

@@ -125,7 +125,7 @@ async def test_a_stop_leaves_a_call_still_running_to_end_on_its_daemon_thread() 
     await system.__aenter__()
     system.run_blocking(held)  # nothing awaits it: its caller went away (a cancelled step)
     assert await system.run_blocking(lambda: "idle worker") == "idle worker"
-    await asyncio.wait_for(system.stop(), 5)  # it waited for the call before: up to 10 s
+    await asyncio.wait_for(system.stop(leave_running=True), 5)  # (a plain stop waits for it)
     assert system.state == "stopped"
     assert not returned.is_set()
     [thread] = [t for t in threading.enumerate() if t.name.startswith("BlockingWorker")]
@@ -146,10 +146,24 @@ def test_a_call_left_running_that_returns_after_its_loop_closed_raises_nothing()
             system = ActorSystem("gone")
             await system.__aenter__()
             system.run_blocking(time.sleep, 0.2)
-            await system.stop()  # does not wait for it
+            await system.stop(leave_running=True)  # does not wait for it
 
         asyncio.run(main())  # the loop closes while the call still sleeps
         time.sleep(0.5)  # it returns now: its answer has no loop to go to
     finally:
         threading.excepthook = hook
     assert failures == []  # (it was 'Event loop is closed', then queue.Full, on the thread)
+
+
+async def test_a_plain_stop_waits_for_the_calls_still_running() -> None:
+    returned = threading.Event()
+
+    def short() -> None:
+        time.sleep(0.1)
+        returned.set()
+
+    system = ActorSystem("pool", blocking_workers=1)
+    await system.__aenter__()
+    system.run_blocking(short)
+    await system.stop()
+    assert returned.is_set()  # an embedded runtime's stop without a drain: as it always did

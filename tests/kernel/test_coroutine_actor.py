@@ -300,7 +300,8 @@ async def test_wait_idle_waits_for_a_message_that_woke_a_kept_turn(system: Actor
     assert system.busy == 1
     idle = asyncio.ensure_future(system.wait_idle())
     await actor.began("slow")
-    await asyncio.sleep(0.01)
+    for _ in range(10):  # rounds of the loop: the wait may not end while the handler awaits
+        await asyncio.sleep(0)
     assert not idle.done()
     actor.gate("slow").set()
     await asyncio.wait_for(idle, 1)
@@ -341,3 +342,18 @@ async def test_a_message_behind_a_query_still_wakes_a_kept_turn(system: ActorSys
 
     assert await query == ("running", 0, "waiting", 1)
     assert await asyncio.wait_for(answer(), 1) == "done quick"  # the drain woke the turn
+
+
+async def test_a_keeps_turn_that_raises_fails_the_actor_as_on_idle_would(
+    system: ActorSystem,
+) -> None:
+    class Broken(Serial):
+        def keeps_turn(self) -> bool:
+            raise RuntimeError("keeps_turn broke")
+
+    log: list[Any] = []
+    ref = system.spawn(Broken, log)
+    assert await ref.ask("quick", block=False) == "done quick"
+    await system.wait_idle()
+    assert not ref.is_alive()  # its turn died with the error, the actor stayed alive
+    assert system.busy == 0

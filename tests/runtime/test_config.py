@@ -105,3 +105,4 @@ def test_allowed_hosts_come_from_the_flag_the_file_or_the_environment(tmp_path: 
     from_env = load_config(None, environ={"CRONFLOW_ALLOWED_HOSTS": "a.lan,b.lan"})
     assert from_env.allowed_hosts == ["a.lan", "b.lan"]
     assert load_config(None, environ={}).allowed_hosts == []
+    assert load_config(None, environ={"CRONFLOW_ALLOWED_HOSTS": ""}).allowed_hosts == []

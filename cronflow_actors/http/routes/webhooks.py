@@ -199,18 +199,18 @@ class Webhook:
         the key's, which a replay may change (a header, or what a callback reads): refused."""
         signatures = self.edge.signatures
         named = self._signed_id(signature) if self.spec.idempotency_key is None else None
-        with signatures.handling(signature) as twins:
+        with signatures.handling(signature) as in_flight:
             # a twin in flight here is asked at once and after the awaits: one that ends during
             # them (its condition said no, its answer marked) is seen at one moment or the other
             if not await signatures.claim(signature) and (
-                twins()
+                in_flight.twins()
                 or named is None
                 or await self._run_of(named) is not None
                 or await signatures.answered(signature)
-                or twins()
+                or in_flight.twins()
             ):
-                # a twin sent at once and claiming here first: the run it starts is this one's
-                await signatures.claimer_done(signature, self.edge.limits.read_timeout)
+                if self.spec.idempotency_key is not None:  # its twin's run may be its answer
+                    await in_flight.first_ended(self.edge.limits.read_timeout)
                 return await self._replayed(webhook_request)
             sent: list[bool] = []  # the start was sent: it may be durable from then on
             try:
@@ -236,8 +236,6 @@ class Webhook:
                 if not sent:
                     await asyncio.shield(self._give_back(signature))
                 raise
-            finally:
-                signatures.claimer_ended(signature)
 
     async def _give_back(self, signature: Signature) -> None:
         try:
