@@ -33,6 +33,7 @@ COMPILED = [
     "cronflow_actors/engine/task_children.py",
     "cronflow_actors/engine/tasks.py",
     "cronflow_actors/engine/transaction.py",
+    "cronflow_actors/engine/withdrawal.py",
     "cronflow_actors/engine/work_item_create.py",
     "cronflow_actors/engine/work_items.py",
     "cronflow_actors/engine/workflow_actor.py",

@@ -26,6 +26,7 @@ from typing import Any, Protocol
 from cronflow_actors.calls import call_user
 from cronflow_actors.engine.states import TaskState, WorkflowState
 from cronflow_actors.engine.transaction import Transaction
+from cronflow_actors.engine.withdrawal import disable_losers
 from cronflow_actors.messages.elements import EnsureWorkflowStarted
 from cronflow_actors.messages.engine import TaskRecord, TaskStateChanged, WorkflowRecord
 from cronflow_actors.messages.migrations import MigrationSource
@@ -50,7 +51,6 @@ class FastForwardTask(Protocol):
     record: TaskRecord
 
     def _move(self, target: TaskState) -> TaskStateChanged: ...
-    async def _disable_losers(self, emptied: list[str]) -> None: ...
     async def _complete(self, *, silent: bool = False) -> None: ...
     async def _create_children(self, pending: list[tuple[str, str | None, Any]]) -> None: ...
     async def _activity(self, activity: str) -> None: ...
@@ -129,7 +129,7 @@ async def _complete_silently(task: FastForwardTask, output: Any) -> None:
     task._move(TaskState.STARTED)
     marking, emptied = after_start(task.spec, name, workflow.marking)
     tx.mark(workflow, marking, task.definition.inputs)
-    await task._disable_losers(emptied)
+    await disable_losers(tx, workflow, task.spec, emptied)
     if output is not _MISSING:
         workflow.outputs[name] = output
         work = task.definition.work_item

@@ -7,7 +7,8 @@ workflows of composite tasks): it keeps their stats, runs its ``on_*_state_chang
 drains the auto-trigger queue, and then, for a terminal change that is not a teardown, asks its
 completion policy whether to complete, fail or continue. Its own changes go to its workflow as
 ``TaskStateChanged``; what it asks of its children, its siblings (enable, disable, cancel) and its
-workflow (start, fail) goes through ``tx.send`` too. This module knows no other element.
+workflow (start, fail) goes through ``tx.send`` too. This module knows no other element; what
+it withdraws from its siblings (deferred choice, cancellation region) is ``engine/withdrawal.py``.
 
 Differences from Tasquencer, on purpose (spec section 14):
 - a task completes only from ``started``: a policy that says "complete" for a task that never
@@ -43,6 +44,7 @@ from cronflow_actors.engine.states import (
 from cronflow_actors.engine.task_children import Pending as _Pending
 from cronflow_actors.engine.task_children import create_children
 from cronflow_actors.engine.transaction import Transaction, normalize
+from cronflow_actors.engine.withdrawal import cancel_region, disable_losers, started_tasks
 from cronflow_actors.errors import (
     INFRASTRUCTURE,
     CancelRunRequested,
@@ -72,13 +74,11 @@ from cronflow_actors.messages.engine import (
     WorkItemStateChanged,
 )
 from cronflow_actors.net.marking import (
-    after_cancellation,
     after_production,
     after_start,
     enable_candidates,
     is_join_satisfied,
     resolve_routes,
-    tasks_to_disable,
 )
 from cronflow_actors.net.spec import CaughtFailure, JoinType, SplitType, TaskKind
 
@@ -137,7 +137,7 @@ class Task:
         workflow, record, name = self.workflow, self.record, self.name
         if record.state not in _ENABLEABLE or workflow.state in FINAL_STATES:
             return
-        started = _started(workflow) if self.definition.join is JoinType.OR else ()  # OR's only
+        started = started_tasks(workflow) if self.definition.join is JoinType.OR else ()  # OR only
         if not is_join_satisfied(self.spec, name, workflow.marking, started):
             return
         record.generation += 1
@@ -170,7 +170,7 @@ class Task:
         self._move(TaskState.STARTED)
         marking, emptied = after_start(spec, name, workflow.marking)
         tx.mark(workflow, marking, self.definition.inputs)
-        await self._disable_losers(emptied)
+        await disable_losers(tx, workflow, spec, emptied)
         if failed is not None:
             error = f"on_enabled of task {name!r}: {type(failed).__name__}: {failed}"
             await self._carry_out("fail", error, error_type=class_name(failed))
@@ -213,7 +213,7 @@ class Task:
             workflow.outputs[name] = output
             workflow.last = output
         change = await self._leave(TaskState.COMPLETED, "" if silent else "on_completed")
-        await self._cancellation_region()
+        await cancel_region(tx, workflow, spec, name, definition)
         routed = None
         if definition.split is not SplitType.AND:
             info, output = tx.task_info(workflow, name), workflow.outputs.get(name)
@@ -370,32 +370,6 @@ class Task:
             await self._activity(activity)
         return change
 
-    async def _cancellation_region(self) -> None:
-        tx, workflow = self.tx, self.workflow
-        spec, definition = self.spec, self.definition
-        for other in spec.tasks:
-            if other in definition.cancel_tasks and workflow.tasks[other].state in _ACTIVE:
-                await tx.send(CancelTask(workflow_id=workflow.id, task=other, teardown=True))
-        if not definition.cancel_conditions:
-            return
-        emptied = [c for c in definition.cancel_conditions if workflow.marking.get(c, 0) > 0]
-        marking = after_cancellation(spec, self.name, workflow.marking)
-        tx.mark(workflow, marking, definition.cancel_conditions)
-        await self._disable_losers(emptied)
-
-    async def _disable_losers(self, emptied: list[str]) -> None:
-        """Disable the enabled tasks after the ``emptied`` conditions whose join no longer holds
-        (deferred choice)."""
-        if not emptied:
-            return
-        workflow = self.workflow
-        enabled = [t for t, r in workflow.tasks.items() if r.state == TaskState.ENABLED]
-        if not enabled:
-            return  # only an enabled task can lose
-        started = _started(workflow)
-        for loser in tasks_to_disable(self.spec, workflow.marking, emptied, enabled, started):
-            await self.tx.send(DisableTask(workflow_id=workflow.id, task=loser))
-
     async def _decide(self, transition: Transition) -> str:
         definition, record = self.definition, self.record
         if definition.policy is None:
@@ -493,7 +467,3 @@ def _failed_by(
     if isinstance(error, CancelRunRequested):
         return CancelWorkflow(workflow_id=tx.state.id, reason=error.reason)
     return FailWorkflow(workflow_id=workflow_id, error=f"{where}: {type(error).__name__}: {error}")
-
-
-def _started(workflow: WorkflowRecord) -> list[str]:
-    return [t for t, r in workflow.tasks.items() if r.state == TaskState.STARTED]
