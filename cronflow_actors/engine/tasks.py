@@ -161,7 +161,8 @@ class Task:
         tx, workflow, record, name = self.tx, self.workflow, self.record, self.name
         if record.state == TaskState.STARTED:
             return
-        check_move("task", (workflow.name, name), record.state, TaskState.STARTED)
+        if TaskState.STARTED not in TASK_TRANSITIONS[record.state]:  # (check_move, no call)
+            refuse_move("task", (workflow.name, name), record.state, TaskState.STARTED)
         if workflow.state == WorkflowState.INITIALIZED:
             await tx.send(EnsureWorkflowStarted(workflow_id=workflow.id))
             if workflow.state in FINAL_STATES:
@@ -180,9 +181,10 @@ class Task:
         if self.definition.kind is TaskKind.DUMMY:
             await self._complete()
             return
-        # its activity may have ended (or renewed) it; a task without a policy takes the
-        # default's answer here (``_decide``: a call and a coroutine less, most tasks)
-        if self._started_in(generation):
+        # its activity may have ended (or renewed) it (``_started_in``, written out; ``self.``
+        # as mypy holds ``record.state`` to what it was above); a task without a policy takes
+        # the default's answer here (``_decide``: a call and a coroutine less, most tasks)
+        if self.record.state == TaskState.STARTED and record.generation == generation:
             if self.definition.policy is None:
                 decision = default_answer(self.definition.kind, record.stats, _AS_IT_STARTS)
             else:
