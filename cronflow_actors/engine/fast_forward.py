@@ -129,7 +129,7 @@ async def _complete_silently(task: FastForwardTask, output: Any) -> None:
     task._move(TaskState.STARTED)
     marking, emptied = after_start(task.spec, name, workflow.marking)
     tx.mark(workflow, marking, task.definition.inputs)
-    await disable_losers(tx, workflow, task.spec, emptied)
+    await disable_losers(tx, workflow, task.spec, name, emptied)
     if output is not _MISSING:
         workflow.outputs[name] = output
         work = task.definition.work_item

@@ -171,7 +171,7 @@ class Task:
         self._move(TaskState.STARTED)
         marking, emptied = after_start(spec, name, workflow.marking)
         tx.mark(workflow, marking, self.definition.inputs)
-        await disable_losers(tx, workflow, spec, emptied)
+        await disable_losers(tx, workflow, spec, name, emptied)
         if failed is not None:
             error = f"on_enabled of task {name!r}: {type(failed).__name__}: {failed}"
             await self._carry_out("fail", error, error_type=class_name(failed))

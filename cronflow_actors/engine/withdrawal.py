@@ -19,12 +19,16 @@ _ACTIVE = frozenset({TaskState.ENABLED, TaskState.STARTED})
 
 
 async def disable_losers(
-    tx: Transaction, workflow: WorkflowRecord, spec: NetSpec, emptied: list[str]
+    tx: Transaction, workflow: WorkflowRecord, spec: NetSpec, name: str, emptied: list[str]
 ) -> None:
     """Disable the enabled tasks of ``workflow`` after the ``emptied`` conditions whose join no
-    longer holds (deferred choice)."""
-    if not emptied:
-        return
+    longer holds (deferred choice). ``name``: the task that emptied them, which is not enabled
+    (it has just started or completed)."""
+    for condition in emptied:
+        if spec.conditions[condition].outputs != (name,):
+            break
+    else:
+        return  # no condition emptied, or only this task takes from them: none can lose
     enabled = [t for t, r in workflow.tasks.items() if r.state == TaskState.ENABLED]
     if not enabled:
         return  # only an enabled task can lose
@@ -46,7 +50,7 @@ async def cancel_region(
     emptied = [c for c in definition.cancel_conditions if workflow.marking.get(c, 0) > 0]
     marking = after_cancellation(spec, name, workflow.marking)
     tx.mark(workflow, marking, definition.cancel_conditions)
-    await disable_losers(tx, workflow, spec, emptied)
+    await disable_losers(tx, workflow, spec, name, emptied)
 
 
 def started_tasks(workflow: WorkflowRecord) -> list[str]:
