@@ -327,11 +327,6 @@ class Transaction:
             spans=None if audit is None else audit.spans(snapshot.revision),
         )
 
-    def spans_durable(self) -> None:
-        """The transaction is committed: the audit's sink hears of its spans."""
-        if self.audit is not None:
-            self.audit.durable()
-
     # -- wake-up rows ------------------------------------------------------------------------------
 
     async def start_waiting(self, workflow: WorkflowRecord, item: WorkItemRecord) -> None:

@@ -281,7 +281,8 @@ class WorkflowActor(CoroutineActor):
                 mutation, snapshot, busy = self._prepare_commit(tx, was_final)
                 await self.services.store.commit(mutation)
                 self._committed, self._body, self._busy = snapshot, snapshot.body, busy
-                tx.spans_durable()
+                if tx.audit is not None:  # committed: the audit's sink hears of its spans
+                    tx.audit.durable()
         except BaseException as error:
             if isinstance(error, RevisionConflictError):
                 # Another writer got there first: this copy is stale. Stop once this turn is
