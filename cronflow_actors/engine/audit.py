@@ -3,16 +3,17 @@
 An ``AuditRecorder`` lives for one transaction of one instance (the runtime makes none when the
 audit is off, and then nothing here runs). It hears of the operations from four places:
 
-- the dispatcher (``Cascade``) hands it every message it delivers (``begin_turn`` and
-  ``end_turn`` around the first message of a turn, ``send`` for what that sets off): a
-  message's delivery is a frame, and the operations that happen inside it are caused by it,
-  so they nest under the operation open when it began. An element's last act on a message
-  (``Transaction.send_last``, most often its report to its parent) needs no frame: the
-  sender's frame ends right after, with the same spans, so it is delivered as it is (a
-  frame is a coroutine around the delivery, the recording's largest cost per message; the
-  tests check each such send, ``check_last_sends``). The first message of a turn that
-  calls an action (``WorkItemAction``, ``CreateWorkItem``, the root's ``InitializeWorkflow``,
-  ``CancelWorkflow``, from a call or a job) is an ``Action.<name>`` span with the caller;
+- the dispatcher (``Cascade``) frames every message it delivers (``begin_turn`` and a
+  ``LEAVE`` around the first message of a turn, ``ENTER`` and ``EXIT`` in ``events`` around
+  what that sets off): a message's delivery is a frame, and the operations that happen
+  inside it are caused by it, so they nest under the operation open when it began. An
+  element's last act on a message (``Transaction.send_last``, most often its report to its
+  parent) needs no frame: the sender's frame ends right after, with the same spans, so it is
+  delivered as it is (a frame is a coroutine around the delivery, the recording's largest
+  cost per message; the tests check each such send, ``check_last_sends``). The first message
+  of a turn that calls an action (``WorkItemAction``, ``CreateWorkItem``, the root's
+  ``InitializeWorkflow``, ``CancelWorkflow``, from a call or a job) is an ``Action.<name>``
+  span with the caller;
 - the elements report each move as they make it (``task_moved``, ``item_moved``,
   ``workflow_moved``, beside appending the change to ``Transaction.changes``):
   ``Workflow.*``, ``Task.*`` and ``WorkItem.*`` spans, open until the frame they happened in
@@ -98,7 +99,6 @@ class AuditRecorder:
 
     __slots__ = (
         "_committed",
-        "_events",
         "_failed",
         "_lasts",
         "_mono",
@@ -107,6 +107,7 @@ class AuditRecorder:
         "_state",
         "_trace",
         "_trail",
+        "events",
         "route",
     )
 
@@ -118,7 +119,9 @@ class AuditRecorder:
         self._revision = state.revision + 1
         self._now = now
         self._mono = trail.clock.monotonic()
-        self._events: list[Any] = [EVENTS, TIME, now]
+        self.events: list[Any] = [EVENTS, TIME, now]
+        """The transaction's events (``SpanRows.row``); the dispatcher appends each delivery's
+        frame (``ENTER`` ... ``EXIT``) itself, around the delivery."""
         self._failed: tuple[str, ...] = ()
         """Work items that failed in the transaction: their errors are recorded at the end."""
         self.route: Callable[[Any], Awaitable[Any]] | None = None
@@ -138,27 +141,28 @@ class AuditRecorder:
     def begin_turn(self, message: Any) -> None:
         """``message``, the first of a turn, is about to be delivered (an action's, if it
         calls one: its ``Action.<name>`` span): the turn's frame begins."""
-        self._events.append(ENTER)
+        self.events.append(ENTER)
         self._action(message)
 
     def end_turn(self) -> None:
         """The turn's frame ends: the spans still open end with the transaction, at the
         clock's time when it commits (``LEAVE``)."""
-        self._events.append(LEAVE)
+        self.events.append(LEAVE)
 
     def enter(self) -> None:
         """A frame begins that is no delivery (an offline cancel's, ``runtime/offline.py``):
         the spans that open in it end with it (``exit``)."""
-        self._events.append(ENTER)
+        self.events.append(ENTER)
 
     def exit(self) -> None:
         """The frame ``enter`` began ends."""
-        self._events.append(EXIT)
+        self.events.append(EXIT)
 
     async def send(self, message: Any) -> Any:
         """Deliver ``message``, sent inside the turn, through ``route`` as one frame: the
-        spans that open in it end with it."""
-        events = self._events
+        spans that open in it end with it. (The dispatcher frames its deliveries the same way
+        itself, ``Cascade._framed``, with no coroutine of this between.)"""
+        events = self.events
         events.append(ENTER)
         try:
             return await self.route(message)  # type: ignore[misc]
@@ -172,7 +176,7 @@ class AuditRecorder:
         answer = await self.route(message)  # type: ignore[misc]
         if self._lasts is None:
             self._lasts = []
-        self._lasts.append((len(self._events), message))
+        self._lasts.append((len(self.events), message))
         return answer
 
     async def activity(
@@ -180,7 +184,7 @@ class AuditRecorder:
     ) -> T:
         """Carry out ``call`` (user code: activity ``name`` of ``element``, a ``kind``) in an
         ``Activity.<name>`` span."""
-        events = self._events
+        events = self.events
         events += (TIME, self._read_clock(), ENTER)
         self._open(f"Activity.{name}", instance_id, element, {"kind": kind})
         try:
@@ -202,7 +206,7 @@ class AuditRecorder:
         ``produced_by``: the task (its ``Task.complete`` the innermost span) whose ``split``
         produced the new tokens: its routing decision (the outputs on its completion, and a
         ``Task.route`` unless AND)."""
-        events = self._events
+        events = self.events
         instance = None if workflow_id == self._trace else workflow_id
         if produced_by is not None and split is not None:
             # production only adds tokens: ``conditions`` are the ones that gained one
@@ -219,7 +223,7 @@ class AuditRecorder:
     def task_moved(self, change: TaskStateChanged) -> None:
         """A task moved (its ``Task.<op>`` span opens)."""
         workflow_id = change.workflow_id
-        self._events += (
+        self.events += (
             TASK,
             None if workflow_id == self._trace else workflow_id,
             change.task,
@@ -232,7 +236,7 @@ class AuditRecorder:
         """A work item moved; ``generation``: its task's, for one just initialized (0 for a
         later move, which the replay knows from the item's first)."""
         workflow_id, target = change.workflow_id, change.next
-        self._events += (
+        self.events += (
             ITEM,
             None if workflow_id == self._trace else workflow_id,
             change.work_item_id,
@@ -259,7 +263,7 @@ class AuditRecorder:
         if prev is not None:
             ended_with = target is WorkflowState.FAILED or target is WorkflowState.CANCELED
             more = {"error": workflow.error} if ended_with and workflow.error else None
-            self._events += (WORKFLOW, instance, prev, target, more)
+            self.events += (WORKFLOW, instance, prev, target, more)
             return
         attributes: dict[str, Any] = {
             "name": workflow.name,
@@ -270,7 +274,7 @@ class AuditRecorder:
         if workflow.parent_id is not None:
             attributes["parent_id"] = workflow.parent_id
             attributes["parent_task"] = workflow.parent_task
-        self._events += (WORKFLOW, instance, None, target, attributes)
+        self.events += (WORKFLOW, instance, None, target, attributes)
         marking = workflow.marking  # a new workflow: every token it holds is new
         self.marked(workflow_id, {}, marking, marking)
 
@@ -283,7 +287,7 @@ class AuditRecorder:
         knowing, on every operation, whether one began."""
         if revision != self._revision:
             raise AssertionError(f"spans of revision {self._revision} committed as {revision}")
-        events = self._events
+        events = self.events
         if self._lasts is not None:
             self._check_lasts()
         events += (TIME, self._read_clock())  # what is still open ends now
@@ -304,7 +308,7 @@ class AuditRecorder:
     # -- internals --------------------------------------------------------------------------------
 
     def _check_lasts(self) -> None:
-        events = self._events
+        events = self.events
         for end, message in self._lasts or ():
             if end < len(events) and events[end] not in (EXIT, LEAVE):
                 raise AssertionError(
@@ -323,7 +327,7 @@ class AuditRecorder:
         """A span that stays open until the frame it began in ends (an action's, an
         activity's)."""
         trace = self._trace
-        self._events += (
+        self.events += (
             OPEN,
             operation,
             None if instance_id == trace else instance_id,

@@ -30,6 +30,7 @@ from cronflow_actors.engine.transaction import Send, Transaction
 from cronflow_actors.engine.work_items import WorkItem
 from cronflow_actors.engine.workflows import Workflow
 from cronflow_actors.errors import NotFoundError
+from cronflow_actors.messages.audit import ENTER, EXIT, LEAVE
 from cronflow_actors.messages.elements import (
     CancelTask,
     CreateWorkItem,
@@ -76,6 +77,7 @@ class Cascade:
     flight each time."""
 
     __slots__ = (
+        "_events",
         "_items",
         "_previous",
         "_previous_last",
@@ -95,8 +97,10 @@ class Cascade:
         self._previous, self._previous_last = tx.send, tx.send_last
         if tx.audit is None:
             self.send: Send = self._deliver
-        else:  # each delivery is a frame of the audit trail
+            self._events: list[Any] = []
+        else:  # each delivery is a frame of the audit trail, in its events
             tx.audit.route = self._deliver
+            self._events = tx.audit.events
             self.send = self._turn
         """Deliver ``message`` to its element, depth-first: awaiting it runs the element's
         ``receive`` (and everything that sends in turn) to the end; it resolves to the answer.
@@ -113,19 +117,40 @@ class Cascade:
 
     async def _turn(self, message: ElementMessage) -> Any:
         """With the audit on, the first message of a turn: the turn's frame (``begin_turn``,
-        ``end_turn``); what it sets off is sent in frames of its own (``send``), but for an
-        element's last act (``send_last``: delivered as it is, no frame)."""
+        then ``LEAVE``: ``end_turn``, written out); what it sets off is sent in frames of its
+        own (``_framed``), but for an element's last act (``send_last``: delivered as it is,
+        no frame)."""
         tx = self.tx
         audit = tx.audit
         assert audit is not None
-        tx.send = audit.send
+        tx.send = self._framed
         tx.send_last = audit.send_last if audit.check_last_sends else self._deliver
         audit.begin_turn(message)
         try:
             return await self._deliver(message)
         finally:
-            audit.end_turn()
+            self._events.append(LEAVE)
             tx.send = tx.send_last = self._turn
+
+    async def _framed(self, message: ElementMessage) -> Any:
+        """With the audit on, a message sent inside a turn: delivered (``_deliver``, written
+        out) as one frame of the audit trail, ``ENTER`` to ``EXIT``: the spans that open in it
+        end with it."""
+        events = self._events
+        events.append(ENTER)
+        try:
+            try:
+                route = _ROUTES[type(message)]
+            except KeyError:
+                raise TypeError(f"no element receives {message!r}") from None
+            if route is _task:
+                to_task: Any = message
+                key = (to_task.workflow_id, to_task.task)
+                element = self._tasks.get(key) or self._new_task(key)
+                return await element.receive(to_task)
+            return await route(self, message)
+        finally:
+            events.append(EXIT)
 
     def _deliver(self, message: ElementMessage) -> Awaitable[Any]:
         try:
