@@ -23,7 +23,7 @@ Differences from Tasquencer, on purpose (spec section 14):
 from __future__ import annotations
 
 from collections.abc import Awaitable
-from typing import Any
+from typing import Any, Final
 
 import msgspec
 
@@ -86,6 +86,12 @@ __all__ = ["Task"]
 
 _ENABLEABLE = frozenset(s for s, after in TASK_TRANSITIONS.items() if TaskState.ENABLED in after)
 _ACTIVE = frozenset({TaskState.ENABLED, TaskState.STARTED})
+# The enum members read on every step's path, as ``Final`` module constants: a read of
+# ``TaskState.STARTED`` costs about 0.1 µs (CPython 3.11, pure or compiled by mypyc), one of
+# a ``Final`` constant a tenth of that (compiled: a C static).
+_STARTED: Final = TaskState.STARTED
+_COMPLETED: Final = TaskState.COMPLETED
+_WORKFLOW_INITIALIZED: Final = WorkflowState.INITIALIZED
 _ChildChange = WorkItemStateChanged | WorkflowStateChanged
 _DEADLINE = f"{StepTimeoutError.__module__}.{StepTimeoutError.__qualname__}"  # a job's failure
 _AS_IT_STARTS = Transition(prev_state=WorkItemState.STARTED, next_state=WorkItemState.COMPLETED)
@@ -159,16 +165,16 @@ class Task:
         ``failed``: its ``on_enabled`` raised that while a report was applied; it starts with no
         child and fails with it, as its policy would answer (a catching task completes)."""
         tx, workflow, record, name = self.tx, self.workflow, self.record, self.name
-        if record.state == TaskState.STARTED:
+        if record.state == _STARTED:
             return
-        if TaskState.STARTED not in TASK_TRANSITIONS[record.state]:  # (check_move, no call)
-            refuse_move("task", (workflow.name, name), record.state, TaskState.STARTED)
-        if workflow.state == WorkflowState.INITIALIZED:
+        if _STARTED not in TASK_TRANSITIONS[record.state]:  # (check_move, no call)
+            refuse_move("task", (workflow.name, name), record.state, _STARTED)
+        if workflow.state == _WORKFLOW_INITIALIZED:
             await tx.send(EnsureWorkflowStarted(workflow_id=workflow.id))
             if workflow.state in FINAL_STATES:
                 return  # its workflow's composite task ended it as it started (spec 1.3)
         spec, generation = self.spec, record.generation
-        self._move(TaskState.STARTED)
+        self._move(_STARTED)
         marking, emptied = after_start(spec, name, workflow.marking)
         tx.mark(workflow, marking, self.definition.inputs)
         await disable_losers(tx, workflow, spec, name, emptied)
@@ -184,7 +190,7 @@ class Task:
         # its activity may have ended (or renewed) it (``_started_in``, written out; ``self.``
         # as mypy holds ``record.state`` to what it was above); a task without a policy takes
         # the default's answer here (``_decide``: a call and a coroutine less, most tasks)
-        if self.record.state == TaskState.STARTED and record.generation == generation:
+        if self.record.state == _STARTED and record.generation == generation:
             if self.definition.policy is None:
                 decision = default_answer(self.definition.kind, record.stats, _AS_IT_STARTS)
             else:
@@ -198,7 +204,7 @@ class Task:
         condition. ``caught``: a catching task's failure, its output instead of one reduced
         from its items. ``silent``: fast-forwarded (no reduce, no ``on_completed``)."""
         tx, workflow, record, name = self.tx, self.workflow, self.record, self.name
-        if record.state != TaskState.STARTED or workflow.state in FINAL_STATES:
+        if record.state != _STARTED or workflow.state in FINAL_STATES:
             return
         spec, definition = self.spec, self.definition
         if caught is not None:
@@ -214,7 +220,7 @@ class Task:
             output = normalize(await call_user(definition.reduce, items))
             workflow.outputs[name] = output
             workflow.last = output
-        change = await self._leave(TaskState.COMPLETED, "" if silent else "on_completed")
+        change = await self._leave(_COMPLETED, "" if silent else "on_completed")
         await cancel_region(tx, workflow, spec, name, definition)
         routed = None
         if definition.split is not SplitType.AND:

@@ -21,7 +21,7 @@ other way round, spec section 6; a task here never hears of a state before the o
 from __future__ import annotations
 
 from collections.abc import Awaitable
-from typing import Any
+from typing import Any, Final
 
 from cronflow_actors.calls import call_user
 from cronflow_actors.engine import detached
@@ -70,6 +70,13 @@ from cronflow_actors.net.spec import TaskKind
 __all__ = ["ACTIONS", "Trigger", "WorkItem", "initialize"]
 
 _TASK_ACTIVE = frozenset({TaskState.ENABLED, TaskState.STARTED})
+# The enum members read on every step's path, as ``Final`` module constants: a read of
+# ``WorkItemState.STARTED`` costs about 0.1 µs (CPython 3.11, pure or compiled by mypyc), one of
+# a ``Final`` constant a tenth of that (compiled: a C static).
+_ITEM_INITIALIZED: Final = WorkItemState.INITIALIZED
+_ITEM_STARTED: Final = WorkItemState.STARTED
+_ITEM_COMPLETED: Final = WorkItemState.COMPLETED
+_TASK_STARTED: Final = TaskState.STARTED
 _WORKFLOW_OPEN = frozenset({WorkflowState.INITIALIZED, WorkflowState.STARTED})
 
 ACTIONS = VERB_TARGETS
@@ -257,16 +264,16 @@ class WorkItem:
     async def _start(self, payload: Any = None) -> None:
         """``initialized`` -> ``started``; starts the task first if this is its first start."""
         tx, item, workflow = self.tx, self.record, self.workflow
-        if WorkItemState.STARTED not in WORK_ITEM_TRANSITIONS[item.state]:
-            refuse_move("work item", item.id, item.state, WorkItemState.STARTED)
-        if workflow.tasks[item.task].state != TaskState.STARTED:
+        if _ITEM_STARTED not in WORK_ITEM_TRANSITIONS[item.state]:
+            refuse_move("work item", item.id, item.state, _ITEM_STARTED)
+        if workflow.tasks[item.task].state != _TASK_STARTED:
             await tx.send(EnsureTaskStarted(workflow_id=workflow.id, task=item.task))
-        if item.state != WorkItemState.INITIALIZED:
+        if item.state != _ITEM_INITIALIZED:
             return  # the task's start (its policy) already finished this item
         item.attempt += 1
         item.started_at = tx.now
         item.began_at = None
-        change = self._move(WorkItemState.STARTED, call_policy=False)
+        change = self._move(_ITEM_STARTED, call_policy=False)
         definition = self.definition
         if definition.wait is not None:
             try:
@@ -287,7 +294,7 @@ class WorkItem:
         # the report is the last act unless a trigger or a detached action's completion follows
         last = (handle is None or handle.trigger is None) and not definition.detached
         await (tx.send_last if last else tx.send)(change)
-        if not self._still(WorkItemState.STARTED):  # its task's policy may have ended it
+        if not self._still(_ITEM_STARTED):  # its task's policy may have ended it
             return
         if handle is not None and handle.trigger is not None:
             await self._run_trigger(*handle.trigger)
@@ -299,9 +306,9 @@ class WorkItem:
 
     async def _complete(self, output: Any = None) -> None:
         tx, item, workflow = self.tx, self.record, self.workflow
-        if WorkItemState.COMPLETED not in WORK_ITEM_TRANSITIONS[item.state]:
-            refuse_move("work item", item.id, item.state, WorkItemState.COMPLETED)
-        change = self._move(WorkItemState.COMPLETED)
+        if _ITEM_COMPLETED not in WORK_ITEM_TRANSITIONS[item.state]:
+            refuse_move("work item", item.id, item.state, _ITEM_COMPLETED)
+        change = self._move(_ITEM_COMPLETED)
         item.output = output
         item.finished_at = tx.now
         workflow.outputs[item.task] = output
@@ -426,7 +433,7 @@ class WorkItem:
         previous = item.state
         item.state = target
         definition = self.definition
-        if previous == WorkItemState.STARTED and definition.wait is not None:
+        if previous == _ITEM_STARTED and definition.wait is not None:
             tx.end_wait(item.id)
         change = WorkItemStateChanged(
             workflow_id=workflow.id,
