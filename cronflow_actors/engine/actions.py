@@ -22,6 +22,7 @@ from cronflow_actors.errors import (
     AuthenticationRequiredError,
     InternalOnlyActionError,
     InvalidPayloadError,
+    refuse_call,
 )
 from cronflow_actors.messages.engine import Principal
 from cronflow_actors.net.builder import ActionSpec
@@ -56,10 +57,20 @@ async def pass_boundary(
             raise AuthenticationRequiredError(element, action)
         if custom.policy is not None:
             ctx = context()
-            if not await call_user(custom.policy, ctx, converted):
+            try:
+                allowed = await call_user(custom.policy, ctx, converted)
+            except Exception as error:  # an outside caller's call: refused, nothing changes
+                refuse_call(error, f"{action} policy of {element}")
+                raise
+            if not allowed:
                 raise ActionDeniedError(element, action, principal.id)
     if custom is not None and custom.callback is not None:
-        await call_user(custom.callback, context(), converted)
+        try:
+            await call_user(custom.callback, context(), converted)
+        except Exception as error:
+            if external:  # (an internal call's is the caller's to handle)
+                refuse_call(error, f"{action} callback of {element}")
+            raise
     return storable(converted, element=element, action=action)
 
 

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 import cronflow_actors as cf
+from cronflow_actors import net
 from cronflow_actors.errors import refused_in
 from cronflow_actors.http.auth import sign
 from tests.http.conftest import Serve
@@ -164,3 +165,68 @@ async def test_in_python_the_call_raises_the_flows_own_error_with_a_note(serve: 
         "of it changed"
     ]
     assert await rt.list_runs() == []
+
+
+def _exploding_activity(ctx: Any) -> None:
+    raise RuntimeError("the ledger is locked")
+
+
+def _exploding_policy(ctx: Any, payload: Any) -> bool:
+    raise KeyError("no such reviewer")
+
+
+def _exploding_callback(ctx: Any, payload: Any) -> None:
+    raise ValueError("the mail relay refused it")
+
+
+def _guarded(name: str, *, activity: bool) -> net.NetSpec:
+    item = net.work_item("w").actions(
+        start=net.action(),
+        complete=net.action(policy=_exploding_policy),
+        fail=net.action(callback=_exploding_callback),
+    )
+    if activity:
+        item = item.activities(on_started=_exploding_activity)
+    return (
+        net.workflow(name)
+        .start_condition("start")
+        .end_condition("end")
+        .task("t", net.task(item))
+        .connect_condition("start", "t")
+        .connect_task("t", "end")
+        .actions(initialize=net.action())
+        .build()
+    )
+
+
+async def test_a_net_action_whose_activity_policy_or_callback_raises_names_it(
+    serve: Serve,
+) -> None:
+    # each was the generic 500 of an unhandled exception, after which the server closed the
+    # connection (the second hostile client's N1)
+    nets = [_guarded("acting", activity=True), _guarded("guarded", activity=False)]
+    rt, client = await serve(nets, tokens={"t-ada": cf.Principal(id="ada")})
+    ada = {"Authorization": "Bearer t-ada"}
+
+    async def item_of(workflow: str) -> str:
+        created = await client.post("/workflows", json={"workflow": workflow}, headers=ada)
+        workflow_id = created.json()["workflow_id"]
+        listed = await client.get(f"/workflows/{workflow_id}/tasks/t/work-items", headers=ada)
+        [item] = listed.json()["work_items"]
+        return str(item["id"])
+
+    acting = await item_of("acting")
+    started = await client.post(f"/work-items/{acting}/start", headers=ada)
+    _refusal(
+        started, "on_started of work item 'w' in 'acting'", "RuntimeError: the ledger is locked"
+    )
+    assert (await rt.work_item(acting)).state == "initialized"  # nothing changed
+    assert (await client.get("/healthz")).status_code == 200  # the same connection goes on
+    guarded = await item_of("guarded")
+    assert (await client.post(f"/work-items/{guarded}/start", headers=ada)).status_code == 200
+    completed = await client.post(f"/work-items/{guarded}/complete", headers=ada)
+    where = f"work item 'w' ({guarded})"
+    _refusal(completed, f"complete policy of {where}", "KeyError: 'no such reviewer'")
+    failed = await client.post(f"/work-items/{guarded}/fail", headers=ada)
+    _refusal(failed, f"fail callback of {where}", "ValueError: the mail relay refused it")
+    assert (await rt.work_item(guarded)).state == "started"
