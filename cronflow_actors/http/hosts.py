@@ -16,22 +16,41 @@ An IP address as the ``Host`` always passes: rebinding puts a name there, never 
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Iterable
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from cronflow_actors.errors import ConfigurationError
 from cronflow_actors.http.problems import problem_response
 
 __all__ = ["AllowedHosts", "allowed_hosts_for"]
 
 _LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+_HOST_NAME = re.compile(r"\.?[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?)*")
+"""A DNS name (or ``.name``, the names under it), as a ``Host`` header can hold it."""
 
 
 def allowed_hosts_for(bound: str, configured: Iterable[str] | None) -> list[str] | None:
     """The host names a server listening on ``bound`` answers to, with the ``configured`` ones
-    (None: any name)."""
-    names = [name.strip().lower().rstrip(".") for name in configured or ()]
-    names = [name for name in names if name]
+    (None: any name): each a name (``api.example.com``), ``*.example.com`` for the names under
+    one, or ``*`` for any; ``ConfigurationError`` for one that no ``Host`` could match (a port,
+    a scheme, a path)."""
+    names = []
+    for given in configured or ():
+        name = given.strip().lower().rstrip(".")
+        if name.startswith("*."):
+            name = name[1:]  # the names under it, as .localhost is kept
+        name = name.strip("[]")  # an IPv6 address as a Host header brackets it
+        if name and name != "*" and not _HOST_NAME.fullmatch(name) and not _is_address(name):
+            raise ConfigurationError(
+                "allowed_hosts",
+                given,
+                "a host name as a Host header names it, without a scheme, port or path "
+                "('api.example.com', '*.example.com' for the names under it, '*' for any)",
+            )
+        if name:
+            names.append(name)
     if "*" in names:
         return None
     if not names and not _is_loopback(bound):
@@ -97,8 +116,9 @@ class AllowedHosts:
                     f"this server does not answer to the host {given[:100]!r} (it answers to "
                     f"{self._answers_to} and any IP address): a page of another name that "
                     "reached it through DNS rebinding is refused so; to reach it by that name "
-                    "(a proxy, a name of your own), add it to the server's allowed hosts "
-                    "(--allowed-host NAME, or allowed_hosts in its settings)",
+                    f"(a proxy, a name of your own), add {name!r} (the name, without its port) "
+                    "to the server's allowed hosts (--allowed-host NAME, or allowed_hosts in "
+                    "its settings)",
                 )
                 await answer(scope, receive, send)
                 return

@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 import cronflow_actors as cf
+from cronflow_actors.errors import ConfigurationError
 from cronflow_actors.http.hosts import allowed_hosts_for
 from tests.http.conftest import Serve
 
@@ -106,7 +109,9 @@ async def test_a_browser_page_of_another_origin_cannot_act_even_without_a_body(
 async def test_a_page_of_a_rebound_name_is_refused_by_its_host(serve: Serve) -> None:
     # DNS rebinding: the attacker's name now points at 127.0.0.1, so its page's requests are
     # of the same origin (Origin and Host both name it) and passed the cross-site check
-    rt, client = await serve(flows(), allowed_hosts=allowed_hosts_for("127.0.0.1", ["ops.lan"]))
+    rt, client = await serve(
+        flows(), allowed_hosts=allowed_hosts_for("127.0.0.1", ["ops.lan", "*.example.com"])
+    )
     port = client.base_url.port
     run_id = await rt.trigger("hold")
     await rt.wait_idle()
@@ -115,7 +120,8 @@ async def test_a_page_of_a_rebound_name_is_refused_by_its_host(serve: Serve) -> 
         refused = await client.request(method, path, json={"workflow": "quick"}, headers=rebound)
         assert refused.status_code == 403, (method, path, refused.text)
         assert refused.json()["type"] == "urn:cronflow:problem:host-not-allowed"
-        assert "--allowed-host NAME" in refused.json()["detail"]
+        detail = refused.json()["detail"]
+        assert "add 'attacker.example' (the name, without its port)" in detail
         assert run_id not in refused.text  # no run of the list reached it
     assert [r.id for r in await rt.list_runs()] == [run_id]  # nothing started
     assert (await rt.inspect(run_id)).status == "waiting"  # nor canceled
@@ -131,6 +137,7 @@ async def test_a_page_of_a_rebound_name_is_refused_by_its_host(serve: Serve) -> 
         "app.localhost",
         "OPS.LAN",
         "ops.lan.",
+        "a.b.example.com",
         "10.0.0.5",
         "[fe80::1]",
     ]:
@@ -199,6 +206,16 @@ def test_the_names_a_server_answers_to_follow_where_it_listens() -> None:
     assert allowed_hosts_for("0.0.0.0", ["", " "]) is None  # (an empty variable)
     # a probe in its container (localhost) still passes once names are listed
     assert allowed_hosts_for("0.0.0.0", ["api.example.com"]) == [*loopback, "api.example.com"]
+    # the names under one; a name no Host could match is refused at once (the second hostile
+    # client's N3: each was taken, and never matched)
+    assert allowed_hosts_for("::1", ["*.Example.com", "[fe80::1]"]) == [
+        *loopback,
+        ".example.com",
+        "fe80::1",
+    ]
+    for never in ["name:8080", "http://name", "a/b", "x@y", "*.*"]:
+        with pytest.raises(ConfigurationError, match="without a scheme, port or path"):
+            allowed_hosts_for("127.0.0.1", [never])
 
 
 async def test_big_bodies_are_handled_a_few_at_a_time_and_small_ones_never_wait(
