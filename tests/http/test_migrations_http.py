@@ -38,6 +38,9 @@ async def test_migrate_over_http(serve: Serve) -> None:
     bad = await client.post(url, json={"version": "v2"}, headers=BEARER)
     assert bad.status_code == 400
     assert "to_version" in bad.json()["detail"]
+    long = await client.post(url, json={"to_version": "v" * 100_000}, headers=BEARER)
+    assert long.status_code == 400  # a 409 that echoed it twice (the second hostile client's N7)
+    assert len(long.content) < 1000
     refused = await client.post(url, json={"to_version": "v7"}, headers=BEARER)
     assert refused.status_code == 409
     assert "'v7' is not registered" in refused.json()["detail"]

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 from starlette.requests import Request
@@ -29,7 +29,9 @@ class StartWorkflow(msgspec.Struct, forbid_unknown_fields=True):
 class MigrateWorkflow(msgspec.Struct, forbid_unknown_fields=True):
     """``POST /workflows/{id}/migrate``: the version to migrate the instance to."""
 
-    to_version: str
+    to_version: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    """A version's name (at most 200 characters: one longer names none, and its refusal
+    would echo it)."""
 
 
 def routes(edge: Edge) -> list[Route]:
