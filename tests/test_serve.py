@@ -98,6 +98,7 @@ def _serve_slow(
     nohup: bool = False,
     blocking: bool = False,
     drain: int = 30,
+    timeout: float | None = None,
 ) -> tuple[subprocess.Popen[str], str, Path, int]:
     port = free_port()
     mark = tmp_path / "mark.log"
@@ -113,6 +114,7 @@ def _serve_slow(
             "SLOW_MARK": str(mark),
             "SLOW_SECONDS": str(seconds),
             **({"SLOW_BLOCKING": "1"} if blocking else {}),
+            **({"SLOW_TIMEOUT": str(timeout)} if timeout is not None else {}),
         },
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -217,6 +219,25 @@ def test_a_def_step_past_the_drain_timeout_is_left_and_the_process_ends_cleanly(
     assert mark.read_text().split() == ["started"]
     journal = asyncio.run(_journal(tmp_path / "slow.db", run_id))
     assert journal == []  # nothing recorded of the step: it runs again at the next start
+
+
+def test_a_def_step_that_timed_out_still_blocking_its_thread_holds_no_stop(
+    tmp_path: Path,
+) -> None:
+    # its run went on by a fallback, the drain had nothing to wait for, and the stop waited
+    # for the thread until the watchdog ended the process, exit code 1 (the crash tester's F1)
+    process, run_id, mark, port = _serve_slow(tmp_path, 20, blocking=True, timeout=0.5)
+    for _ in range(200):
+        run = httpx.get(f"http://127.0.0.1:{port}/runs/{run_id}").json()
+        if run["status"] == "completed":
+            break
+        time.sleep(0.05)
+    assert run["output"] == "fell back"
+    process.send_signal(signal.SIGTERM)
+    output, _ = process.communicate(timeout=30)
+    assert process.returncode == 0, output
+    assert "still running" not in output
+    assert mark.read_text().split() == ["started"]
 
 
 def test_a_second_sigterm_ends_the_process_with_a_request_still_in_flight(

@@ -104,12 +104,12 @@ class LifecycleMethods(RuntimeParts):
         With ``drain`` (seconds), no new step starts and the steps and actions already running
         get up to that long to finish and be recorded; whatever is still running then is
         cancelled and runs again on the next start (its work item stays started), and a plain
-        ``def`` one, which cannot be cancelled, is left to end on its own thread. Without a
-        drain the stop waits for those.
+        ``def`` function still running then (one the drain gave up on, or one that timed out
+        or whose run was canceled earlier: they cannot be cancelled) is left to end on its own
+        thread. Without a drain the stop waits for those.
         """
         if self.state not in ("running", "failed"):
             return
-        left = 0  # steps a drain gave up on: their def functions are not waited for
         if drain and self.state == "running":
             self.begin_drain()
 
@@ -142,7 +142,9 @@ class LifecycleMethods(RuntimeParts):
         self.polls.stop()
         for task in self._recovering.values():
             task.cancel()
-        await self.system.stop(grace_period, leave_running=bool(left))
+        # after a drain, a def function still running is waited for by nothing: a step the
+        # drain gave up on, or one that timed out or whose run was canceled before
+        await self.system.stop(grace_period, leave_running=bool(drain))
         await self.telemetry.probe.stop()
         try:
             await self.lease.release()
