@@ -267,7 +267,11 @@ class AuthenticationRequiredError(ActionError, PermissionError):
     """An external call came without an identity (a principal with no id)."""
 
     def __init__(self, element: str, action: str) -> None:
-        needs = "needs an authenticated caller; pass a principal with an id"
+        needs = (
+            "needs an authenticated caller: in Python pass a principal with an id "
+            "(principal=cf.Principal(id=...)); over HTTP send a bearer token of the server's "
+            "[tokens] (a server with none configured cannot run a net action for a caller)"
+        )
         self._refuse(element, action, f"action {action!r} of {element} {needs}")
 
 

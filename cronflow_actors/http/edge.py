@@ -100,7 +100,7 @@ class Edge:
 
     @staticmethod
     def caller(request: Request) -> Principal:
-        """Net actions: the token's principal, or an anonymous one (only actions that need no
-        authentication admit it)."""
+        """Net actions: the token's principal, or an anonymous one (which every net action
+        refuses, 401: an outside call needs an identity, ``engine/actions.py``)."""
         user = request.user
         return user.principal if isinstance(user, Caller) else Principal(None)

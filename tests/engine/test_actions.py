@@ -80,7 +80,10 @@ async def test_default_actions_are_internal_only(rt: cf.Runtime) -> None:
 async def test_an_unauthenticated_caller_is_refused(rt: cf.Runtime) -> None:
     calls = Calls()
     _wid, item = await started_review(rt, calls)
-    with pytest.raises(AuthenticationRequiredError):
+    # what to do, in Python and over HTTP (a server without tokens cannot: the second hostile
+    # client's N5 read 'pass a principal with an id', which no HTTP client can)
+    said = "over HTTP send a bearer token of the server's \\[tokens\\]"
+    with pytest.raises(AuthenticationRequiredError, match=said):
         await rt.complete_work_item(item, {"approved": True}, principal=ANONYMOUS)
     assert (await rt.work_item(item)).state == "started"
     assert calls.policy == []
