@@ -76,12 +76,16 @@ def _is_address(name: str) -> bool:
 
 
 def _name_of(host_header: str) -> str:
-    """The host name of a ``Host`` header, without its port (``[::1]:8000`` is ``::1``)."""
+    """The host name of a ``Host`` header, without its port (``[::1]:8000`` is ``::1``); a
+    header of no such shape (``[::1]evil.example``, ``localhost:80@evil.example``) whole, which
+    no allowed name matches."""
     value = host_header.strip().lower()
     if value.startswith("["):
-        return value[1 : value.find("]")] if "]" in value else value
-    name, _, _port = value.partition(":")
-    return name.rstrip(".")
+        name, bracket, port = value[1:].partition("]")
+        port = port.removeprefix(":")
+        return name if bracket and (not port or port.isdigit()) else value
+    name, _, port = value.partition(":")
+    return name.rstrip(".") if not port or port.isdigit() else value
 
 
 class AllowedHosts:

@@ -123,10 +123,14 @@ async def test_a_page_of_a_rebound_name_is_refused_by_its_host(serve: Serve) -> 
         detail = refused.json()["detail"]
         assert "add 'attacker.example' (the name, without its port)" in detail
         assert run_id not in refused.text  # no run of the list reached it
+    # shapes no browser sends, but no allowed name either (the second hostile client's N8)
+    for odd in ["[::1]evil.example", f"localhost:{port}@evil.example", "localhost:x"]:
+        answer = await client.get("/runs", headers={"Host": odd})
+        assert answer.status_code == 403, (odd, answer.text)
     assert [r.id for r in await rt.list_runs()] == [run_id]  # nothing started
     assert (await rt.inspect(run_id)).status == "waiting"  # nor canceled
     counted = (await client.get("/metrics")).text
-    assert 'method="GET",route="/runs",status="403"} 1.0' in counted
+    assert 'method="GET",route="/runs",status="403"} 4.0' in counted  # (with the odd ones)
     assert 'method="POST",route="/runs/{run_id}/cancel",status="403"} 1.0' in counted
     # the names a loopback server is reached by, and the configured one, pass
     # (an address: a probe or a scraper calling it by its IP, which rebinding cannot send)
