@@ -22,7 +22,7 @@ from cronflow_actors.errors import (
     AuthenticationRequiredError,
     InternalOnlyActionError,
     InvalidPayloadError,
-    refuse_call,
+    refusing_call,
 )
 from cronflow_actors.messages.engine import Principal
 from cronflow_actors.net.builder import ActionSpec
@@ -57,20 +57,16 @@ async def pass_boundary(
             raise AuthenticationRequiredError(element, action)
         if custom.policy is not None:
             ctx = context()
-            try:
-                allowed = await call_user(custom.policy, ctx, converted)
-            except Exception as error:  # an outside caller's call: refused, nothing changes
-                refuse_call(error, f"{action} policy of {element}")
-                raise
-            if not allowed:
+            # an outside caller's call: what the policy raises refuses it, nothing changes
+            policy = call_user(custom.policy, ctx, converted)
+            if not await refusing_call(policy, f"{action} policy of {element}"):
                 raise ActionDeniedError(element, action, principal.id)
     if custom is not None and custom.callback is not None:
-        try:
-            await call_user(custom.callback, context(), converted)
-        except Exception as error:
-            if external:  # (an internal call's is the caller's to handle)
-                refuse_call(error, f"{action} callback of {element}")
-            raise
+        callback = call_user(custom.callback, context(), converted)
+        if external:  # (an internal call's error is its caller's to handle)
+            await refusing_call(callback, f"{action} callback of {element}")
+        else:
+            await callback
     return storable(converted, element=element, action=action)
 
 

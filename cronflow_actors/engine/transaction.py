@@ -30,7 +30,7 @@ from cronflow_actors.engine.context import (
     WorkItems,
 )
 from cronflow_actors.engine.owners import task_owner, work_item_owner, workflow_owner
-from cronflow_actors.errors import NotFoundError
+from cronflow_actors.errors import NotFoundError, refusing_call
 from cronflow_actors.messages import (
     JournalEntry,
     Message,
@@ -302,14 +302,20 @@ class Transaction:
         kind: str,
         instance_id: str,
         element: str,
+        *,
+        refusing: str | None = None,
     ) -> Awaitable[Any]:
         """Call activity ``name`` (``fn``) of a ``kind`` of element (``"workflow"``,
         ``"task"``, ``"work_item"``: its id, or a task's name) in workflow ``instance_id``,
-        with ``ctx``; with the audit on, in an ``Activity.<name>`` span."""
+        with ``ctx``; with the audit on, in an ``Activity.<name>`` span. ``refusing``: where
+        the activity is, for a call it raises in (not a report): the call is refused with
+        that named (``refuse_call``)."""
         call = call_user(fn, ctx)
-        if self.audit is None:
+        if self.audit is not None:
+            call = self.audit.activity(call, name, instance_id, element, kind)
+        if refusing is None or self.reported:
             return call
-        return self.audit.activity(call, name, instance_id, element, kind)
+        return refusing_call(call, refusing)
 
     def mutation(self, snapshot: SnapshotRecord) -> Mutation:
         """What committing this transaction writes, with ``snapshot`` (its next revision), and

@@ -468,12 +468,8 @@ class WorkItem:
             scheduler=tx.scheduler(work_item_owner(item.id)) if triggers else None,
             work_item=handle,
         )
-        try:
-            await tx.activity(fn, ctx, activity, "work_item", workflow.id, item.id)
-        except Exception as error:
-            if not tx.reported:  # a call: refused, and nothing of it changes
-                refuse_call(error, f"{activity} of work item {item.name!r} in {workflow.name!r}")
-            raise
+        where = f"{activity} of work item {item.name!r} in {workflow.name!r}"
+        await tx.activity(fn, ctx, activity, "work_item", workflow.id, item.id, refusing=where)
         return handle
 
 

@@ -28,7 +28,6 @@ from cronflow_actors.engine.states import (
     refuse_move,
 )
 from cronflow_actors.engine.transaction import Transaction
-from cronflow_actors.errors import refuse_call
 from cronflow_actors.messages.elements import (
     CancelTask,
     DisableTask,
@@ -340,9 +339,5 @@ class Workflow:
             if parent is not None and workflow.parent_task is not None
             else None,
         )
-        try:
-            await tx.activity(fn, ctx, name, "workflow", workflow.id, workflow.id)
-        except Exception as error:
-            if not tx.reported:  # a call: refused, and nothing of it changes
-                refuse_call(error, f"{name} of workflow {workflow.name!r}")
-            raise
+        where = f"{name} of workflow {workflow.name!r}"
+        await tx.activity(fn, ctx, name, "workflow", workflow.id, workflow.id, refusing=where)

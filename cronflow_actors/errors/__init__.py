@@ -67,6 +67,8 @@ configuration, definitions, handlers, the actor kernel), ``_store``, ``_engine``
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Awaitable
+from typing import TypeVar
 
 from cronflow_actors.errors._base import (
     ActorNameTakenError,
@@ -210,6 +212,7 @@ interrupted runs again). A store's refusal of one value (``StateValueError``, a 
 among them: it would be refused again."""
 
 _REFUSED_IN = "_cronflow_refused_in"
+T = TypeVar("T")
 
 
 def refuse_call(error: Exception, where: str) -> None:
@@ -227,6 +230,16 @@ def refuse_call(error: Exception, where: str) -> None:
     error.add_note(f"raised by the {where}: the call was refused and nothing of it changed")
     with contextlib.suppress(AttributeError):  # no __dict__ (__slots__): only the note tells
         setattr(error, _REFUSED_IN, where)
+
+
+async def refusing_call(call: Awaitable[T], where: str) -> T:
+    """``call`` (user code run for a call, ``where``): what it raises refuses that call
+    (``refuse_call``)."""
+    try:
+        return await call
+    except Exception as error:
+        refuse_call(error, where)
+        raise
 
 
 def refused_in(error: BaseException) -> str | None:
