@@ -298,7 +298,7 @@ class Task:
         if (
             message.call_policy
             and message.next in FINAL_STATES
-            and record.state == TaskState.STARTED  # (``_started_in``, written out)
+            and record.state == _STARTED  # (``_started_in``, written out)
             and record.generation == generation
         ):
             transition = Transition(prev_state=message.prev, next_state=message.next)
@@ -340,7 +340,7 @@ class Task:
         """Whether the task is (still) started in ``generation``: an activity's chain may have
         ended it, or ended it and started the next (spec section 14: a policy asked about one
         generation must not decide the next)."""
-        return self.record.state == TaskState.STARTED and self.record.generation == generation
+        return self.record.state == _STARTED and self.record.generation == generation
 
     def _move(self, target: TaskState) -> TaskStateChanged:
         tx, record, previous = self.tx, self.record, self.record.state
