@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -64,6 +63,7 @@ from cronflow_actors.net.migration import refused
 from cronflow_actors.net.spec import NetSpec
 from cronflow_actors.runtime.catalog import FlowCatalog
 from cronflow_actors.runtime.instances import InstanceDirectory
+from cronflow_actors.runtime.migration_routes import route_of
 from cronflow_actors.runtime.offline import end_offline
 from cronflow_actors.runtime.pinning import is_held
 from cronflow_actors.store import Store
@@ -177,7 +177,7 @@ class Migrations:
         answered = await self._done(subject, state, to_version)
         if answered is not None:
             return answered
-        route = self.plan(state.workflow, state.version, to_version)
+        route = route_of(self._registry, self._catalog, state.workflow, state.version, to_version)
         plan = MigrationPlan(
             instance=instance_id,
             workflow=state.workflow,
@@ -221,38 +221,6 @@ class Migrations:
                 subject, f"it has ended ({root.state})", "only a running instance can migrate"
             )
         return None
-
-    def plan(self, workflow: str, from_version: str, to_version: str) -> list[str]:
-        """The versions a migration of ``workflow`` goes through to ``to_version``."""
-        subject = f"migration of {workflow!r} {from_version!r} -> {to_version!r}"
-        versions = self._registry.versions(workflow)
-        if to_version not in versions:
-            raise refused(
-                subject,
-                f"version {to_version!r} is not registered (registered: {versions})",
-                "register it first",
-            )
-        if to_version == from_version:
-            raise refused(subject, "the instance runs that version", "name another one")
-        if self._registry.is_deprecated(workflow, to_version):
-            raise refused(
-                subject, f"version {to_version!r} is deprecated", "migrate to an active one"
-            )
-        edges: dict[str, list[str]] = {}
-        for migration in self._registry.migrations(workflow):
-            edges.setdefault(migration.from_version, []).append(migration.to_version)
-        route = _shortest(edges, from_version, to_version)
-        if route is not None:
-            return route
-        if self._catalog.user_steps(workflow, to_version) is not None:
-            return [to_version]  # a flow: its recorded step outputs carried straight over
-        pairs = self._registry.migrations(workflow)
-        registered = [f"{m.from_version}->{m.to_version}" for m in pairs]
-        raise refused(
-            subject,
-            f"no route of registered migrations leads there (registered: {registered})",
-            "register net.migration(from, to, ...) for each step of the way",
-        )
 
     async def resume(self) -> None:
         """At start: carry on the migrations a crash interrupted (of workflows registered)."""
@@ -475,24 +443,3 @@ def sources_of(state: InstanceState) -> list[MigrationSource]:
         )
         for w in ordered
     ]
-
-
-def _shortest(edges: dict[str, list[str]], start: str, goal: str) -> list[str] | None:
-    """The versions after ``start`` on a shortest route to ``goal`` (breadth first)."""
-    came_from: dict[str, str] = {}
-    queue = deque([start])
-    seen = {start}
-    while queue:
-        version = queue.popleft()
-        if version == goal:
-            route = []
-            while version != start:
-                route.append(version)
-                version = came_from[version]
-            return route[::-1]
-        for following in edges.get(version, []):
-            if following not in seen:
-                seen.add(following)
-                came_from[following] = version
-                queue.append(following)
-    return None
