@@ -27,7 +27,7 @@ from cronflow_actors.errors import (
 from cronflow_actors.messages.engine import Principal
 from cronflow_actors.net.builder import ActionSpec
 
-__all__ = ["pass_boundary", "storable"]
+__all__ = ["admit_caller", "pass_boundary", "storable"]
 
 
 async def pass_boundary(
@@ -52,15 +52,14 @@ async def pass_boundary(
             raise InvalidPayloadError(element, action, str(error)) from None
     if external:
         assert principal is not None
-        assert custom is not None
-        if principal.id is None:
-            raise AuthenticationRequiredError(element, action)
-        if custom.policy is not None:
-            ctx = context()
-            # an outside caller's call: what the policy raises refuses it, nothing changes
-            policy = call_user(custom.policy, ctx, converted)
-            if not await refusing_call(policy, f"{action} policy of {element}"):
-                raise ActionDeniedError(element, action, principal.id)
+        await admit_caller(
+            custom=custom,
+            action=action,
+            payload=converted,
+            principal=principal,
+            element=element,
+            context=context,
+        )
     if custom is not None and custom.callback is not None:
         callback = call_user(custom.callback, context(), converted)
         if external:  # (an internal call's error is its caller's to handle)
@@ -68,6 +67,29 @@ async def pass_boundary(
         else:
             await callback
     return storable(converted, element=element, action=action)
+
+
+async def admit_caller(
+    *,
+    custom: ActionSpec | None,
+    action: str,
+    payload: Any,
+    principal: Principal,
+    element: str,
+    context: Callable[[], Context],
+) -> None:
+    """Whether an outside caller may run ``action`` (its custom definition ``custom``) with
+    ``payload``: authenticated, and admitted by the action's policy; raises if not. Its callback
+    is not run (a migration asks the ``cancel`` action's policy, and skips the action)."""
+    if custom is None:
+        raise InternalOnlyActionError(element, action)
+    if principal.id is None:
+        raise AuthenticationRequiredError(element, action)
+    if custom.policy is not None:
+        # an outside caller's call: what the policy raises refuses it, nothing changes
+        policy = call_user(custom.policy, context(), payload)
+        if not await refusing_call(policy, f"{action} policy of {element}"):
+            raise ActionDeniedError(element, action, principal.id)
 
 
 def storable(payload: Any, *, element: str, action: str) -> Any:

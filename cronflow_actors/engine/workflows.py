@@ -16,7 +16,7 @@ from collections.abc import Awaitable
 from typing import Final
 
 from cronflow_actors.calls import call_user
-from cronflow_actors.engine.actions import pass_boundary
+from cronflow_actors.engine.actions import admit_caller, pass_boundary
 from cronflow_actors.engine.context import Context
 from cronflow_actors.engine.owners import workflow_owner
 from cronflow_actors.engine.states import (
@@ -167,8 +167,8 @@ class Workflow:
                 return self._ensure_started(silent=silent)
             case FailWorkflow(error=error, cause=cause):
                 return self._fail(error, cause=cause)
-            case CancelWorkflow(migrated_to=str() as migrated_to):
-                return self._cancel_for_migration(migrated_to)
+            case CancelWorkflow(migrated_to=str() as migrated_to, principal=principal):
+                return self._cancel_for_migration(migrated_to, principal)
             case CancelWorkflow(principal=principal, reason=reason):
                 return self._cancel_through_action(principal, reason)
             case TearDownWorkflow():
@@ -234,27 +234,40 @@ class Workflow:
             payload=None,
             principal=principal,
             element=f"workflow {workflow.name!r} ({workflow.id})",
-            context=lambda: tx.context(
-                workflow,
-                f"workflow {workflow.name!r} cancel action",
-                workflow=tx.workflow_info(workflow),
-            ),
+            context=self._cancel_context,
         )
         if reason:
             workflow.error = reason
         await self._cancel(teardown=False)
 
-    async def _cancel_for_migration(self, migrated_to: str) -> None:
+    async def _cancel_for_migration(self, migrated_to: str, principal: Principal | None) -> None:
         """A migration replaces this root (spec section 9): canceled without its ``cancel``
-        action, its activities run, and the instance records the root that replaces it."""
+        action, its activities run, and the instance records the root that replaces it. An
+        outside caller's migration must be one the ``cancel`` action admits (its policy asked,
+        its callback not run): a migration ends the instance as a cancel does."""
         tx, workflow = self.tx, self.record
         if workflow.parent_id is not None:
             raise refused(
                 f"workflow {workflow.id!r}", "it is a child workflow", "migrate its root instance"
             )
         check_move("workflow", workflow.id, workflow.state, WorkflowState.CANCELED)
+        if principal is not None:
+            await admit_caller(
+                custom=tx.specs[workflow.path].actions.get("cancel"),
+                action="cancel",
+                payload=None,
+                principal=principal,
+                element=f"workflow {workflow.name!r} ({workflow.id}), which its migration cancels",
+                context=self._cancel_context,
+            )
         tx.state.migrated_to = migrated_to
         await self._cancel(teardown=False)
+
+    def _cancel_context(self) -> Context:
+        """The context of the ``cancel`` action's policy and callback."""
+        tx, workflow = self.tx, self.record
+        where = f"workflow {workflow.name!r} cancel action"
+        return tx.context(workflow, where, workflow=tx.workflow_info(workflow))
 
     async def _cancel(self, *, teardown: bool) -> None:
         """Top-down cancel: shut every active task down without policies, then ``canceled``.

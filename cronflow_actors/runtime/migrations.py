@@ -44,18 +44,22 @@ from cronflow_actors.engine.audit import AuditTrail
 from cronflow_actors.engine.registry import WorkflowRegistry
 from cronflow_actors.engine.states import TaskState, is_final
 from cronflow_actors.errors import (
+    ActionError,
+    InstanceBlockedError,
     InstanceExistsError,
     InvalidStateTransitionError,
     MigrationError,
     NotFoundError,
     RuntimeNotRunningError,
     StoreError,
+    refused_in,
 )
 from cronflow_actors.kernel import Clock
 from cronflow_actors.messages import SnapshotRecord
 from cronflow_actors.messages.engine import (
     CancelWorkflow,
     InstanceState,
+    Principal,
     StartWorkflow,
 )
 from cronflow_actors.messages.migrations import MigrationRecord, MigrationSource
@@ -80,6 +84,14 @@ _NOT_USER_CODE = (
 )
 """What a new root's start raises that is not its initializer's or a migrator's error."""
 
+_CANCEL_REFUSED = (
+    InvalidStateTransitionError,  # it ended between the read and the cancel
+    ActionError,  # its cancel action refused the caller
+    InstanceBlockedError,  # held meanwhile, for a caller its policy cannot admit
+    MigrationError,  # the same, found before it was sent
+)
+"""What the old root's cancel raises when it refused, and nothing moved."""
+
 _PLANS = ("cronflow:migrations", "pending")
 """(namespace, key) of the plans under way: instance id -> ``MigrationPlan``."""
 
@@ -91,6 +103,10 @@ class MigrationPlan(msgspec.Struct, kw_only=True):
     workflow: str
     hops: list[tuple[str, str]]
     """(version, id of the new root) of each hop, in order."""
+    principal: Principal | None = None
+    """The outside caller who asked for it (None: this process's own call), whom the old
+    root's ``cancel`` policy must admit before anything moves, also when a restart carries it
+    on."""
 
 
 class MigrationLinks(msgspec.Struct, frozen=True, kw_only=True):
@@ -134,12 +150,16 @@ class Migrations:
 
     # -- asking ------------------------------------------------------------------------------------
 
-    async def migrate(self, instance_id: str, to_version: str) -> str:
+    async def migrate(
+        self, instance_id: str, to_version: str, principal: Principal | None = None
+    ) -> str:
         """Migrate root instance ``instance_id`` to ``to_version``; the new root's id once every
         hop is durable. Asking again is safe: a migration under way (or interrupted) to the same
         version is joined (or carried on), and one done already answers the same id.
         ``MigrationError`` (nothing changed) for an instance that has ended or was migrated to
-        another version, an unknown version, no route of migrations."""
+        another version, an unknown version, no route of migrations. ``principal``: an outside
+        caller, whom a net instance's ``cancel`` action must admit (a flow's run has none: its
+        migration, as its cancel, is an operator's call); refused, nothing changes."""
         subject = f"instance {instance_id!r}"
         if not isinstance(instance_id, str) or not instance_id or "." in instance_id:
             raise refused(subject, "it is not a root instance id", "give a root's id")
@@ -182,6 +202,7 @@ class Migrations:
             instance=instance_id,
             workflow=state.workflow,
             hops=[(version, self._new_id()) for version in route],
+            principal=None if state.workflow in self._catalog.roots else principal,
         )
         async with self._lock:
             plans = await self._plans()
@@ -315,10 +336,12 @@ class Migrations:
                     f"it ended ({root.state}) before the migration could cancel it",
                     "nothing was migrated from there on; start a new instance if one is needed",
                 )
+            caller = plan.principal if old_id == plan.instance else None  # later: our own roots
             try:
-                await self._cancel(snapshot, state, new_id)
-            except InvalidStateTransitionError:  # it ended between the read and the cancel
-                await self._forget(plan.instance)
+                await self._cancel(snapshot, state, new_id, caller)
+            except Exception as error:
+                if isinstance(error, _CANCEL_REFUSED) or refused_in(error):
+                    await self._forget(plan.instance)  # nothing moved, and nothing will
                 raise
             state = decode_state((await self._instances.read(old_id)).body, old_id)
         migration = self._registry.migration(workflow, state.version, version)
@@ -356,8 +379,21 @@ class Migrations:
                 "runtime) to finish it",
             ) from error
 
-    async def _cancel(self, snapshot: SnapshotRecord, state: InstanceState, new_id: str) -> None:
+    async def _cancel(
+        self,
+        snapshot: SnapshotRecord,
+        state: InstanceState,
+        new_id: str,
+        principal: Principal | None,
+    ) -> None:
         if self._offline(snapshot):
+            if principal is not None:
+                raise refused(
+                    f"instance {state.id!r}",
+                    "it cannot run here (blocked, or its version is not registered), so its "
+                    "cancel action cannot admit an outside caller's migration",
+                    "an operator migrates it from Python (Runtime.migrate, no principal)",
+                )
             now, audit = self._clock.now(), self._audit()
             ended = await end_offline(
                 self._store, state.id, now, offline=self._offline, new_id=new_id, audit=audit
@@ -373,7 +409,7 @@ class Migrations:
                 )
                 return
         # it runs here (or was released meanwhile): canceled through its actor
-        command = CancelWorkflow(workflow_id=state.id, migrated_to=new_id)
+        command = CancelWorkflow(workflow_id=state.id, migrated_to=new_id, principal=principal)
         await self._instances.send(state.id, command)
 
     def _offline(self, snapshot: SnapshotRecord) -> bool:

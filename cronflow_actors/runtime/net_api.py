@@ -70,7 +70,9 @@ class NetMethods(RuntimeParts):
         """Cancel a workflow top-down (a child workflow's composite task then hears of it)."""
         await self._send(workflow_id, CancelWorkflow(workflow_id=workflow_id, principal=principal))
 
-    async def migrate(self, workflow_id: str, to_version: str) -> str:
+    async def migrate(
+        self, workflow_id: str, to_version: str, *, principal: Principal | None = None
+    ) -> str:
         """Migrate root instance ``workflow_id`` to version ``to_version`` of its workflow
         (spec section 9); returns the id of the new root once the migration is durable.
 
@@ -82,9 +84,16 @@ class NetMethods(RuntimeParts):
         completed in the old run keep their recorded outputs. Durable: a crash in the middle
         is carried on when a runtime starts again. ``migration_links`` finds either side
         from the other. ``MigrationError`` (nothing changed) for an instance that has ended
-        or was migrated, an unknown or deprecated version, no route of migrations."""
+        or was migrated, an unknown or deprecated version, no route of migrations.
+
+        ``principal``: who asks, when it is someone outside (an HTTP caller; None, the default,
+        is this process's own call). Since a migration ends the old root, a net instance's
+        ``cancel`` action must admit that caller (authenticated, its policy asked; its callback
+        is not run), as for ``cancel_workflow``, or the call is refused and nothing changes;
+        a flow's run has no cancel action of its own (its migration, like its cancel, is an
+        operator's call). The old root's cancel span records the caller."""
         self._check_running("migrate a workflow")
-        return await self.migrations.migrate(workflow_id, to_version)
+        return await self.migrations.migrate(workflow_id, to_version, principal)
 
     async def migration_links(self, workflow_id: str) -> MigrationLinks:
         """How root instance ``workflow_id`` stands to migrations: ``migrated_from`` (and

@@ -1,5 +1,6 @@
-"""``POST /workflows/{id}/migrate``: the same bearer-token rule as the other workflow routes,
-the new root's id (asking again answers it again), refusals as problems; ``GET
+"""``POST /workflows/{id}/migrate``: the caller must be one the old root's ``cancel`` action
+admits (a migration ends it), the new root's id (asking again answers it again), refusals as
+problems; ``GET
 /workflows/{id}`` shows either side of a migration; ``cronflow-actors migrate RUN_ID --to
 VERSION`` through a real subprocess."""
 
@@ -10,15 +11,23 @@ import json
 
 import cronflow_actors as cf
 from cronflow_actors import net
+from cronflow_actors.runtime.migrations import kept_by_migrations
 from tests.http.conftest import Serve
 from tests.http.test_cli_commands import cli
 
-TOKENS = {"t-ops": cf.Principal(id="ops")}
+TOKENS = {
+    "t-ops": cf.Principal(id="ops", scopes=frozenset({"ship:admin"})),
+    "t-reader": cf.Principal(id="reader"),
+}
 BEARER = {"Authorization": "Bearer t-ops"}
+READER = {"Authorization": "Bearer t-reader"}
+CANCEL = net.action(policy=net.require_scope("ship:admin"))
 
 
-def spec(version: str, *tasks: str) -> net.NetSpec:
+def spec(version: str, *tasks: str, cancel: net.ActionSpec | None = CANCEL) -> net.NetSpec:
     builder = net.workflow("ship", version=version).start_condition("start").end_condition("end")
+    if cancel is not None:
+        builder.actions(cancel=cancel)
     for task in tasks:
         builder.task(task, net.task())
     builder.connect_condition("start", tasks[0])
@@ -80,3 +89,63 @@ async def test_the_migrate_command_of_the_cli(serve: Serve) -> None:
     code, _, err = await cli("migrate", answer["workflow_id"], "--to", "v9", *options)
     assert code == 3  # refused
     assert "'v9' is not registered" in err
+
+
+async def test_a_migration_asks_the_old_roots_cancel_policy(serve: Serve) -> None:
+    """A migration ends the old root, so whoever its ``cancel`` policy refuses may not migrate
+    it (any token could, the second hostile client's N2): refused, nothing changed, no plan
+    left for a restart to carry on; an admitted caller is recorded on the old root's cancel."""
+    v1, v2 = spec("v1", "pack"), spec("v2", "pack", "label")
+    rt, client = await serve([v1, v2, net.migration(v1, v2).build()], tokens=TOKENS)
+    old = await rt.start_workflow("ship", version="v1")
+    url = f"/workflows/{old}/migrate"
+
+    denied = await client.post(url, json={"to_version": "v2"}, headers=READER)
+    assert (denied.status_code, denied.json()["type"]) == (
+        403,
+        "urn:cronflow:problem:action-denied",
+    )
+    assert "caller 'reader' may not run action 'cancel'" in denied.json()["detail"]
+    assert "which its migration cancels" in denied.json()["detail"]
+    assert await rt.workflow_state(old) == "initialized"
+    assert (await rt.migration_links(old)).migrated_to is None
+    assert await kept_by_migrations(rt.store, 0.0) == set()  # no plan for a restart
+
+    moved = await client.post(url, json={"to_version": "v2"}, headers=BEARER)
+    assert moved.status_code == 201
+    cancels = [n.span for n in (await rt.trace(old)).roots if n.span.operation == "Action.cancel"]
+    assert [(s.attributes["principal"], s.attributes["reason"]) for s in cancels] == [
+        ("ops", "migration")
+    ]
+
+
+async def test_an_internal_only_cancel_admits_no_outside_migration(serve: Serve) -> None:
+    """A net workflow without a custom ``cancel`` action cannot be ended from outside, by a
+    cancel or a migration; this process's own call migrates it. A flow's run has no cancel
+    action: any caller of the API may migrate it, as it may cancel it."""
+    v1, v2 = spec("v1", "pack", cancel=None), spec("v2", "pack", "label", cancel=None)
+    flow_v1 = cf.define("notes", version="v1").sleep("nap", "1h").step("s", lambda ctx: 1)
+    flow_v2 = cf.define("notes", version="v2").sleep("nap", "1h").step("t", lambda ctx: 2)
+    rt, client = await serve([v1, v2, net.migration(v1, v2).build(), flow_v1], tokens=TOKENS)
+    old = await rt.start_workflow("ship", version="v1")
+    refused = await client.post(
+        f"/workflows/{old}/migrate", json={"to_version": "v2"}, headers=BEARER
+    )
+    assert (refused.status_code, refused.json()["type"]) == (
+        403,
+        "urn:cronflow:problem:action-denied",
+    )
+    assert "action 'cancel' of workflow 'ship'" in refused.json()["detail"]
+    assert "is internal-only" in refused.json()["detail"]
+    assert await rt.workflow_state(old) == "initialized"
+    new = await rt.migrate(old, "v2")  # no principal: the process's own call
+    assert (await rt.migration_links(old)).migrated_to == new
+
+    run_id = await rt.trigger("notes")
+    await rt.wait_idle()
+    rt.register(flow_v2)
+    moved = await client.post(
+        f"/workflows/{run_id}/migrate", json={"to_version": "v2"}, headers=READER
+    )
+    assert moved.status_code == 201
+    assert (await rt.migration_links(run_id)).migrated_to == moved.json()["workflow_id"]

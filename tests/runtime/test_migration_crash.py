@@ -4,12 +4,17 @@ the old root's activities committed once each), and the stored plan is gone."""
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 from pathlib import Path
 
+import msgspec
 import pytest
 
 import cronflow_actors as cf
+from cronflow_actors import net
 from cronflow_actors.engine.actors import decode_state
+from cronflow_actors.runtime.migrations import MigrationPlan
 from cronflow_actors.store import SQLiteStore
 from tests.runtime import migration_worker
 from tests.runtime.killing import killed_after
@@ -59,3 +64,50 @@ async def test_a_migration_killed_in_the_middle_completes_exactly_once_after_a_r
     # what had not committed in the killed process ran here, once
     expected = ["initializer"] if cancel_committed else ["on_canceled", "initializer"]
     assert expected == migration_worker.CALLS
+
+
+def guarded(version: str, *tasks: str) -> net.NetSpec:
+    builder = net.workflow("guarded", version=version).start_condition("start")
+    builder.end_condition("end").actions(cancel=net.action(policy=net.require_scope("ops")))
+    for task in tasks:
+        builder.task(task, net.task())
+    builder.connect_condition("start", tasks[0])
+    for source, target in itertools.pairwise(tasks):
+        builder.connect_task(source, target)
+    return builder.connect_task(tasks[-1], "end").build()
+
+
+@pytest.mark.parametrize(("scopes", "moved"), [(frozenset(), False), (frozenset({"ops"}), True)])
+async def test_a_plan_left_by_a_crash_asks_its_callers_cancel_policy_when_carried_on(
+    tmp_path: Path, scopes: frozenset[str], moved: bool
+) -> None:
+    """A crash between an outside caller's plan and the old root's cancel: the runtime that
+    carries it on asks the cancel policy for that caller, as the call would have; refused, the
+    plan is dropped and the instance runs on."""
+    v1, v2 = guarded("v1", "A"), guarded("v2", "A", "B")
+    definitions = [v1, v2, net.migration(v1, v2).build()]
+    db = tmp_path / "guarded.db"
+    async with cf.Runtime(db=db, workflows=definitions) as rt:
+        old = await rt.start_workflow("guarded", version="v1")
+        plan = MigrationPlan(
+            instance=old,
+            workflow="guarded",
+            hops=[("v2", "guarded-new")],
+            principal=cf.Principal(id="ada", scopes=scopes),
+        )
+        await rt.store.kv_set(  # as migrate stores it, before it cancels anything
+            "cronflow:migrations", "pending", {old: msgspec.to_builtins(plan)}, now=rt.clock.now()
+        )
+    async with cf.Runtime(db=db, workflows=definitions) as rt:
+        await rt.wait_idle()
+        for _ in range(100):  # the resume runs as a task of its own
+            if not await rt.store.kv_get("cronflow:migrations", "pending", now=rt.clock.now()):
+                break
+            await asyncio.sleep(0.02)
+        assert await rt.store.kv_get("cronflow:migrations", "pending", now=rt.clock.now()) == {}
+        assert (await rt.migration_links(old)).migrated_to == ("guarded-new" if moved else None)
+        assert await rt.workflow_state(old) == ("canceled" if moved else "initialized")
+        cancels = [
+            n.span for n in (await rt.trace(old)).roots if n.span.operation == "Action.cancel"
+        ]
+        assert [s.attributes["principal"] for s in cancels] == (["ada"] if moved else [])

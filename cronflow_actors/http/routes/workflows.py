@@ -78,8 +78,9 @@ def routes(edge: Edge) -> list[Route]:
         return json_response({"workflow_id": workflow_id, "state": "canceled"})
 
     async def migrate_workflow(request: Request) -> Response:
-        # an operator's call: the route's bearer token, as every workflow route; no workflow
-        # action is involved (the old root's cancel action is skipped, spec section 9)
+        # the caller, whom a net instance's cancel action must admit (a migration ends it;
+        # the action's callback is skipped, spec section 9)
+        principal = edge.caller(request)
         workflow_id = request.path_params["workflow_id"]
         body = await edge.json(request)
         try:
@@ -88,7 +89,7 @@ def routes(edge: Edge) -> list[Route]:
             raise Problem(
                 400, "invalid-body", f'expected {{"to_version": version}}: {invalid}'
             ) from None
-        new_id = await runtime.migrate(workflow_id, migrate.to_version)
+        new_id = await runtime.migrate(workflow_id, migrate.to_version, principal=principal)
         # the shape of answers.WorkflowMigrated
         answer = {"workflow_id": new_id, "migrated_from": workflow_id}
         answer["version"] = migrate.to_version
