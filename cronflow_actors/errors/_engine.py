@@ -247,11 +247,11 @@ class ActionError(EngineError):
 class InternalOnlyActionError(ActionError, PermissionError):
     """An external caller used an action that has no custom definition (internal-only)."""
 
-    def __init__(self, element: str, action: str) -> None:
-        advice = "declare it with net.action(schema, policy=...) to allow external callers"
-        internal = f"action {action!r} of {element} is internal-only"
-        message = f"{internal}: {advice}, or call it internally (principal=None)"
-        self._refuse(element, action, message)
+    def __init__(self, element: str, action: str, *, advice: str = "") -> None:
+        if not advice:
+            declare = "declare it with net.action(schema, policy=...) to allow external callers"
+            advice = f"{declare}, or call it internally (principal=None)"
+        self._refuse(element, action, f"action {action!r} of {element} is internal-only: {advice}")
 
 
 class InvalidPayloadError(ActionError, ValueError):

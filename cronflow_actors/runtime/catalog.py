@@ -14,7 +14,7 @@ not deprecated (the last one registered, when all are).
 from __future__ import annotations
 
 import re
-from collections.abc import Container
+from collections.abc import Callable, Container
 
 import msgspec
 
@@ -47,7 +47,9 @@ API_PREFIXES = frozenset(
 
 
 class FlowCatalog:
-    def __init__(self) -> None:
+    def __init__(self, nets: Callable[[str], list[str]] = lambda name: []) -> None:
+        self._nets = nets
+        """A workflow name -> the versions of a net registered under it (none: no net)."""
         self.compiled: dict[str, CompiledFlow] = {}
         """The flows registered (the ones that can be triggered), by id, as compiled: each
         one's current version."""
@@ -148,7 +150,16 @@ class FlowCatalog:
         found = self.compiled.get(workflow)
         if found is None:
             known = sorted(self.roots)
-            raise NotFoundError("flow", workflow, f"this runtime (registered flows: {known})")
+            where = f"this runtime (registered flows: {known})"
+            if isinstance(workflow, str) and self._nets(workflow):
+                raise NotFoundError(
+                    "flow",
+                    workflow,
+                    where,
+                    advice=f"{workflow!r} is a net workflow: start it with "
+                    "Runtime.start_workflow (POST /workflows)",
+                )
+            raise NotFoundError("flow", workflow, where)
         return found
 
     def descriptions(self) -> list[WorkflowDescription]:

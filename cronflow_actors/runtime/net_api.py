@@ -12,7 +12,7 @@ import msgspec
 from cronflow_actors.engine.context import WorkflowInfo, WorkItemInfo
 from cronflow_actors.engine.states import TaskState, WorkflowState, WorkItemVerb, is_final
 from cronflow_actors.engine.transaction import Transaction
-from cronflow_actors.errors import NotFoundError
+from cronflow_actors.errors import InternalOnlyActionError, NotFoundError
 from cronflow_actors.flow.envelope import flow_payload
 from cronflow_actors.kernel import running_loop
 from cronflow_actors.messages.engine import (
@@ -30,6 +30,12 @@ from cronflow_actors.runtime.parts import RuntimeParts
 from cronflow_actors.runtime.runs import check_instance_id
 
 __all__ = ["NetMethods"]
+
+_A_FLOW = (
+    "{!r} is a Cronflow-style flow, whose runs an outside caller reaches through "
+    "Runtime.{} (POST /runs{})"
+)
+"""The advice of a net action refused on a flow's run: the flow's own door."""
 
 
 class NetMethods(RuntimeParts):
@@ -56,6 +62,10 @@ class NetMethods(RuntimeParts):
         await self._recovered(name)
         spec = self.registry.for_new_instance(name, version)
         trigger = "manual" if principal is None else "api"
+        if name in self.catalog.roots and principal is not None:
+            raise InternalOnlyActionError(
+                f"workflow {name!r}", "initialize", advice=_A_FLOW.format(name, "trigger", "")
+            )
         if name in self.catalog.roots:  # a flow's run: its payload travels in an envelope
             payload = flow_payload(payload)
         command = StartWorkflow(payload=payload, principal=principal, trigger=trigger)
@@ -68,7 +78,17 @@ class NetMethods(RuntimeParts):
         self, workflow_id: str, *, principal: Principal | None = None
     ) -> None:
         """Cancel a workflow top-down (a child workflow's composite task then hears of it)."""
-        await self._send(workflow_id, CancelWorkflow(workflow_id=workflow_id, principal=principal))
+        try:
+            await self._send(
+                workflow_id, CancelWorkflow(workflow_id=workflow_id, principal=principal)
+            )
+        except InternalOnlyActionError as refused:
+            # a flow's run has no cancel action: say which door cancels it
+            snapshot = await self.instances.read(root_of(workflow_id))
+            if snapshot.workflow not in self.catalog.roots:
+                raise
+            advice = _A_FLOW.format(snapshot.workflow, "cancel", f"/{workflow_id}/cancel")
+            raise InternalOnlyActionError(refused.element, "cancel", advice=advice) from None
 
     async def migrate(
         self, workflow_id: str, to_version: str, *, principal: Principal | None = None

@@ -54,3 +54,38 @@ async def test_the_runs_cancel_route_applies_a_net_workflows_cancel_policy(serve
     answer = await client.post(f"/runs/{run_id}/cancel", headers=bearer("t-reader"))
     assert answer.status_code == 200
     assert (await rt.wait(run_id)).status == "canceled"
+
+
+async def test_a_net_and_a_flow_sent_to_each_others_doors_are_told_which_door(
+    serve: Serve,
+) -> None:
+    """A net workflow sent to the flows' routes, and a flow's run to the net routes, are
+    refused with the route that takes them (the second hostile client's N6), changing nothing."""
+    flow = cf.define("plain").sleep("nap", "1h").step("s", lambda ctx: 1)
+    rt, client = await serve([guarded(), flow], tokens=TOKENS)
+    admin = bearer("t-admin")
+
+    started = await client.post("/runs", json={"workflow": "guarded"}, headers=admin)
+    assert started.status_code == 404
+    assert (
+        "'guarded' is a net workflow: start it with Runtime.start_workflow (POST /workflows)"
+        in (started.json()["detail"])
+    )
+    workflow_id = (
+        await client.post("/workflows", json={"workflow": "guarded"}, headers=admin)
+    ).json()["workflow_id"]
+    replayed = await client.post(f"/runs/{workflow_id}/replay", headers=admin)
+    assert replayed.status_code == 404
+    assert "'guarded' is a net workflow" in replayed.json()["detail"]
+
+    wrong = await client.post("/workflows", json={"workflow": "plain"}, headers=admin)
+    assert (wrong.status_code, wrong.json()["type"]) == (403, "urn:cronflow:problem:action-denied")
+    assert "'plain' is a Cronflow-style flow" in wrong.json()["detail"]
+    assert "Runtime.trigger (POST /runs)" in wrong.json()["detail"]
+    run_id = await rt.trigger("plain")
+    await rt.wait_idle()
+    canceled = await client.post(f"/workflows/{run_id}/cancel", headers=admin)
+    assert canceled.status_code == 403
+    assert f"Runtime.cancel (POST /runs/{run_id}/cancel)" in canceled.json()["detail"]
+    assert (await rt.inspect(run_id)).status == "waiting"  # nothing changed
+    assert sorted(r.workflow for r in await rt.list_runs()) == ["guarded", "plain"]  # no more
