@@ -8,6 +8,7 @@ be in memory; the resume activates it.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -60,6 +61,7 @@ class Pauses:
         if wait.ended:
             raise ResumeError(token, "the pause has already ended", ended=True)
         data = payload if isinstance(payload, dict) else {}
+        _check_shape(wait, payload)
         approved = _approved(wait, data)
         record = {
             "approved": approved,
@@ -97,6 +99,54 @@ class Pauses:
         last = rows[-1] if len(rows) == limit else None
         next_cursor = encode_cursor(last.created_at, last.wait_id) if last else None
         return Page([_paused(row) for row in rows], next_cursor)
+
+
+_FIELDS = {
+    "approved": (("approved",), "the resume would be taken as not approved"),
+    "approvedby": (("approved_by", "approvedBy"), "the record would say 'human' approved"),
+    "reason": (("reason",), "the record would give no reason of yours"),
+}
+"""An approval's fields, by their letters in lower case (what a misspelling is compared by):
+the spellings taken, and what a resume without the field says."""
+
+_DECISIONS = frozenset({"yes", "no", "true", "false", "ok", "approve", "approved", "reject"})
+_DECISIONS |= {"rejected", "deny", "denied"}
+"""Words that read as a decision when sent bare, where only ``{"approved": ...}`` decides."""
+
+
+def _check_shape(wait: WaitRecord, payload: Any) -> None:
+    """Refuse a resume whose payload looks like a decision it does not make, before the pause
+    is touched: a misspelt field (``aproved``, ``Approved``: the resume would not approve, and
+    say nothing), or a bare ``true`` or ``"yes"``. A field of the same name as one of the
+    approval's, given as well, keeps a near spelling of it as the caller's own."""
+    where = f"step {wait.step!r} of run {wait.instance_id!r} (paused for a person)"
+    if isinstance(payload, bool) or (
+        isinstance(payload, str) and payload.strip().lower() in _DECISIONS
+    ):
+        raise InvalidPayloadError(
+            where,
+            "resume",
+            f'a bare {clipped(payload)} decides nothing; send {{"approved": true}} (or false). '
+            "The pause is still open",
+        )
+    if not isinstance(payload, dict):
+        return
+    for key in payload:
+        letters = str(key).lower().replace("_", "").replace("-", "")
+        close = difflib.get_close_matches(letters, _FIELDS, n=1, cutoff=0.8)
+        if not close:
+            continue
+        spellings, without = _FIELDS[close[0]]
+        if any(name in payload for name in spellings):
+            continue  # the field itself is there (this key, or a field of the caller's own)
+        named = clipped(str(key))
+        raise InvalidPayloadError(
+            where,
+            "resume",
+            f"{named} is not a field of an approval; did you mean {spellings[0]!r}? (without "
+            f"it {without}; to keep {named} as a field of your own, give {spellings[0]!r} as "
+            "well). The pause is still open",
+        )
 
 
 def _approved(wait: WaitRecord, data: Mapping[str, Any]) -> bool:

@@ -89,8 +89,11 @@ async def test_human_in_the_loop_pauses_and_resumes(rt: cf.Runtime, clock: Manua
     with pytest.raises(cf.errors.InvalidPayloadError, match="cannot be stored"):
         await rt.resume(tokens[second], {"approved": True, "amount": 10**30})
     assert [p.run_id for p in await rt.list_paused()] == [second]
-    await rt.resume(tokens[second], {"approved": True})
+    # fields of the caller's own are kept, a near spelling too when the field itself is given
+    mine = {"approved": True, "approver": "ada", "comment": "fine", "person": "bob"}
+    await rt.resume(tokens[second], mine)
     assert (await rt.wait(second)).status == "completed"
+    assert (await rt.inspect(second)).steps[1].output["payload"] == mine
 
 
 async def test_a_resume_decides_only_by_a_boolean(rt: cf.Runtime, clock: ManualClock) -> None:
@@ -109,6 +112,19 @@ async def test_a_resume_decides_only_by_a_boolean(rt: cf.Runtime, clock: ManualC
         ({"approved": True, "approved_by": {"x": 1}}, "'approved_by' is {'x': 1}; give a string"),
         ({"approved": True, "reason": ["ok"]}, "'reason' is ['ok']; give a string"),
         ({"approved_by": "ada", "approvedBy": "bob"}, "give one of 'approved_by', 'approvedBy'"),
+    ]:
+        with pytest.raises(cf.errors.InvalidPayloadError, match=re.escape(said)):
+            await rt.resume(pause.token, wrong)
+    # a misspelt field, or a bare yes, would have been a silent "not approved" (the newcomer's
+    # finding 1): refused, with what to send
+    for wrong, said in [
+        ({"aproved": True}, "'aproved' is not a field of an approval; did you mean 'approved'?"),
+        ({"Approved": True}, "'Approved' is not a field of an approval; did you mean 'approved'"),
+        ({"approved": True, "aproved_by": "ada"}, "did you mean 'approved_by'?"),
+        ({"approved": False, "reasn": "late"}, "did you mean 'reason'?"),
+        (True, 'a bare True decides nothing; send {"approved": true}'),
+        ("yes", "a bare 'yes' decides nothing"),
+        (" Approved ", "a bare ' Approved ' decides nothing"),
     ]:
         with pytest.raises(cf.errors.InvalidPayloadError, match=re.escape(said)):
             await rt.resume(pause.token, wrong)
