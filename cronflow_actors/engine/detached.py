@@ -67,6 +67,7 @@ def finish(tx: Transaction, report: ActionFinished) -> bool:
     record.error_type = None if report.ok else report.error_type
     record.started_at = report.started_at
     record.finished_at = report.finished_at if report.finished_at is not None else tx.now
+    record.tried = report.tried or record.attempts
     _changed(tx, record, previous)
     return True
 

@@ -235,7 +235,7 @@ class HandlerActor(LoopActor):
             "action" if self.what == "action" else "step",
             step,
             self.item_id,
-            self.attempt,
+            self.ctx.attempt or self.attempt,  # an action's own retries count there
             outcome,
             type(error).__name__,
             error,
@@ -332,6 +332,7 @@ class ActionActor(HandlerActor):
             attempt=self.attempt,
             started_at=began_at,
             finished_at=self.system.clock.now(),
+            tried=self.ctx.attempt,
         )
 
     def failed(self, error: Exception, began_at: float) -> ActionFinished:
@@ -345,6 +346,7 @@ class ActionActor(HandlerActor):
             attempt=self.attempt,
             started_at=began_at,
             finished_at=self.system.clock.now(),
+            tried=self.ctx.attempt,
         )
 
 

@@ -9,6 +9,7 @@ child flows first: a per-item flow's or a subflow's net comes in as ``child``)."
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -25,6 +26,8 @@ from cronflow_actors.net import jobs
 from cronflow_actors.net.spec import NetSpec
 
 __all__ = ["action_handler", "each", "each_flow", "group", "subflow"]
+
+logger = logging.getLogger(__name__)
 
 ItemsOf = Callable[[Any], Awaitable[list[Any]]]
 
@@ -249,7 +252,9 @@ def action_handler(node: n.ActionNode, step_ids: frozenset[str], flow_id: str) -
     """A detached action's function with its ``timeout`` and ``retry``: the flow has moved on,
     so its retries wait here, on the runtime's clock (after a crash a durable action is
     dispatched again, with its retries from the first); ``on_error`` runs once attempts are used
-    up. ``ctx.attempt`` counts every call, across dispatches (1, 2, ...)."""
+    up. ``ctx.attempt`` counts every call, across dispatches (1, 2, ...); the engine's context
+    follows it, so the action's record and its log lines name the call that ended it, and a
+    failed call that another follows is logged as a step's is."""
     if node.retry is None:
         return step_handler(node, step_ids, flow_id)
     retry, handler = node.retry, node.handler
@@ -259,12 +264,24 @@ def action_handler(node: n.ActionNode, step_ids: frozenset[str], flow_id: str) -
         first = fctx.attempt  # its dispatch's: 2 and more after a restart
         attempt = 1
         while True:
-            fctx.attempt = first + attempt - 1
+            fctx.attempt = ectx.attempt = first + attempt - 1
             try:
                 return await call_step(ectx, handler, fctx, limit=node.timeout, step=node.id)
             except Exception as error:
                 if attempt < retry.attempts and retry.should_retry(error):
                     delay = retry.delay_before(attempt)
+                    logger.warning(
+                        "run %s: action %r (attempt %d) failed; another attempt follows in %g "
+                        "s: %s: %s",
+                        fctx.run.id,
+                        node.id,
+                        fctx.attempt,
+                        delay,
+                        type(error).__name__,
+                        error,
+                        exc_info=error,
+                        extra={"run_id": fctx.run.id, "workflow": flow_id, "step": node.id},
+                    )
                     if retry.on_retry is not None:  # one that raises is logged; retries go on
                         what = f"on_retry of action {node.id!r}"
                         tried = fctx.attempt  # as ctx.attempt counts, across dispatches

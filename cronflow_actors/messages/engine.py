@@ -267,6 +267,9 @@ class ActionFinished(Message, frozen=True, kw_only=True):
     attempt: int = 0
     started_at: float | None = None
     finished_at: float | None = None
+    tried: int = 0
+    """The attempt of the handler's last call, as ``ctx.attempt`` counts it (an action's own
+    retries call it again within one dispatch); 0: the dispatch's ``attempt``."""
 
 
 class RedispatchActions(Message, frozen=True, kw_only=True):
@@ -407,8 +410,10 @@ class ActionRecord(msgspec.Struct, kw_only=True, gc=False, omit_defaults=True):
     """What became of one detached action (its work item completed when it was dispatched):
     ``status`` is ``dispatched`` until its handler reports, then ``completed`` or ``failed``
     (with ``error``). ``attempts`` counts its dispatches; ``redispatches`` those made after a
-    restart found it still out. Times: ``dispatched_at`` (the last dispatch), ``started_at`` and
-    ``finished_at`` (its handler's run)."""
+    restart found it still out; ``tried`` is the attempt of its handler's last call as
+    ``ctx.attempt`` counts it (its own retries count there; 0 until it reports). Times:
+    ``dispatched_at`` (the last dispatch), ``started_at`` and ``finished_at`` (its handler's
+    run)."""
 
     work_item_id: str
     workflow_id: str
@@ -418,6 +423,7 @@ class ActionRecord(msgspec.Struct, kw_only=True, gc=False, omit_defaults=True):
     error_type: str | None = None
     attempts: int = 1
     redispatches: int = 0
+    tried: int = 0
     dispatched_at: float | None = None
     started_at: float | None = None
     finished_at: float | None = None

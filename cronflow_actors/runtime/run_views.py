@@ -354,7 +354,7 @@ def _action_step(name: str, kind: str, record: ActionRecord) -> StepInfo:
         status=record.status,
         error=record.error,
         error_type=record.error_type,
-        attempts=record.attempts,
+        attempts=record.tried or record.attempts,  # its handler's calls, its retries too
         started_at=record.started_at or record.dispatched_at,
         finished_at=record.finished_at,
         redispatches=record.redispatches,

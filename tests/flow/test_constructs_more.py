@@ -163,7 +163,9 @@ async def test_an_event_that_fails_validation_fails_the_step_and_on_error_catche
         assert (step.id, step.output) == ("paid", recovered.output)
 
 
-async def test_actions_retry_on_the_clock_and_time_out(tmp_path: Path, clock: ManualClock) -> None:
+async def test_actions_retry_on_the_clock_and_time_out(
+    tmp_path: Path, clock: ManualClock, caplog: pytest.LogCaptureFixture
+) -> None:
     calls: list[int] = []
     done = asyncio.Event()
 
@@ -202,6 +204,14 @@ async def test_actions_retry_on_the_clock_and_time_out(tmp_path: Path, clock: Ma
         await asyncio.wait_for(done.wait(), 5)
         assert calls == [1, 2, 3]
         assert retried == [(1, 1.0), (2, 1.0)]  # as a step's retry policy calls it
+        await rt.wait_idle()
+        # its record counts the calls, not the one dispatch (the newcomer's finding 2: 1)
+        notify = next(s for s in (await rt.inspect(run_id)).steps if s.id == "notify")
+        assert (notify.status, notify.attempts) == ("completed", 3)
+    # each failed call that another followed is logged, with its attempt
+    said = [r.getMessage() for r in caplog.records if "another attempt follows" in r.getMessage()]
+    assert [m.split("(attempt ")[1][:1] for m in said] == ["1", "2"]
+    assert all("action 'notify'" in m and "ConnectionError: down" in m for m in said)
 
 
 async def test_parallel_max_concurrency_and_timeout(tmp_path: Path, clock: ManualClock) -> None:
