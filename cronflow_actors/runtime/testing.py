@@ -165,7 +165,8 @@ class FlowTest:
                 if not refused.setting.startswith("mock_steps"):
                     raise
                 raise ConfigurationError("mock_step", refused.value, refused.expected) from None
-            await asyncio.wait_for(self._drive(rt, clock, run_id, start + limit), within)
+            driven = self._drive(rt, clock, run_id, start + limit)
+            unused = await asyncio.wait_for(driven, within)
             info = await rt.inspect(run_id)
             journal = await rt.store.load_journal(run_id)
         by_item: dict[str, list[Any]] = {}
@@ -203,35 +204,44 @@ class FlowTest:
             duration=time.perf_counter() - began,
             clock_seconds=clock.now() - start,
         )
-        unmet = self._unmet(result)
+        unmet = [*unused, *self._unmet(result)]
         if unmet:
             raise ExpectationError(unmet, result)
         return result
 
-    async def _drive(self, rt: Runtime, clock: ManualClock, run_id: str, until: float) -> None:
+    async def _drive(self, rt: Runtime, clock: ManualClock, run_id: str, until: float) -> list[str]:
+        """Answer the run's pauses and waits as the test says until it ends or waits for
+        something the test does not give; what the test gave that nothing took, said as unmet
+        expectations (a ``resume`` of a step that never paused, a misspelt one, would have
+        been ignored, the run going on as if nobody had answered)."""
         answered: set[str] = set()
         events = list(self._events)
+        resumed: set[str] = set()
+        unheard: list[str] = []
         while True:
             await _idle(rt, clock, until)
             info = await rt.inspect(run_id)
             if info.status in FINAL_STATES:
-                return
+                return _unused(self._answers, resumed, events, unheard, info.steps)
             moved = False
             for pause in await rt.list_paused(limit=1000):
                 ours = pause.run_id == run_id and pause.step in self._answers
                 if ours and pause.token not in answered:
                     answered.add(pause.token)
+                    resumed.add(pause.step)
                     await rt.resume(pause.token, self._answers[pause.step])
                     moved = True
             if events and await _waits_for_an_event(rt, run_id):
                 name, payload = events.pop(0)
-                await rt.publish_event(name, payload)
+                if run_id not in (await rt.publish_event(name, payload)).delivered:
+                    unheard.append(name)
                 moved = True
             if moved:
                 continue
             due = clock.next_deadline()
             if due is None or due > until:
-                return  # waits for something the test does not give: the result says waiting
+                # waits for something the test does not give: the result says waiting
+                return _unused(self._answers, resumed, events, unheard, info.steps)
             clock.set(due)
 
     def _unmet(self, result: TestResult) -> list[str]:
@@ -254,6 +264,35 @@ class FlowTest:
                     f"step {step!r} failed with {found.error!r}, which does not hold {text!r}"
                 )
         return unmet
+
+
+def _unused(
+    answers: dict[str, Any],
+    resumed: set[str],
+    events: list[tuple[str, Any]],
+    unheard: list[str],
+    steps: Any,
+) -> list[str]:
+    """What a test gave that its run never took, each said with what did come."""
+    paused = sorted(s.id for s in steps if s.kind in ("human", "pause"))
+    unused = [
+        f"resume({step!r}) was given, but no pause of step {step!r} came (the run's pause "
+        f"steps: {paused})"
+        for step in answers
+        if step not in resumed
+    ]
+    waited = sorted(s.id for s in steps if s.kind == "event")
+    unused.extend(
+        f"emit({event!r}) was given, but the run did not wait for it (its wait_for_event "
+        f"steps: {waited})"
+        for event, _ in events
+    )
+    unused.extend(
+        f"emit({event!r}) was published while the run waited, but no step of it took the "
+        f"event (its wait_for_event steps: {waited}; another name, or a filter that refused it)"
+        for event in unheard
+    )
+    return unused
 
 
 async def _idle(rt: Runtime, clock: ManualClock, until: float) -> None:

@@ -125,6 +125,28 @@ async def test_pauses_and_events_are_answered_and_a_run_left_waiting_says_so() -
     assert left.step("hold").status == "waiting"
 
 
+async def test_a_resume_or_an_emit_nothing_takes_is_an_unmet_expectation() -> None:
+    """A misspelt step of a resume, or an event no step takes, was ignored: the pause timed out
+    as not approved, and the test passed (the newcomer's finding 5)."""
+    flow = (
+        cf.define("approve")
+        .human_in_the_loop("ok", description="approve?", timeout="1d")
+        .wait_for_event("paid", "payment", timeout="1d")
+        .step("done", lambda ctx: "shipped")
+    )
+    with pytest.raises(cf.errors.ExpectationError) as caught:
+        await flow.test().resume("okk", {"approved": True}).emit("paymnet", {}).run()
+    said = str(caught.value)
+    assert "resume('okk') was given, but no pause of step 'okk' came" in said
+    assert "(the run's pause steps: ['ok'])" in said
+    assert "emit('paymnet') was published while the run waited, but no step of it took" in said
+    assert "(its wait_for_event steps: ['paid']" in said
+    # one the run ended before: not taken either
+    early = cf.define("early").step("s", lambda ctx: 1)
+    with pytest.raises(cf.errors.ExpectationError, match=r"emit\('payment'\) was given, but"):
+        await early.test().emit("payment", {}).run()
+
+
 async def test_an_event_reaches_a_step_waiting_in_a_subflow_or_a_flow_per_item() -> None:
     child = cf.define("child").wait_for_event("w", "go").step("c", lambda ctx: ctx.last["v"])
     parent = cf.define("parent").subflow("kid", child).step("after", lambda ctx: ctx.last)
