@@ -17,10 +17,18 @@ $(STAMP): pyproject.toml | $(PY)
 
 install: $(STAMP)
 
+# What `make run` needs, and no more: the package with uvloop (the tools of the tests and
+# benchmarks come with `make install` / `make test`).
+RUN_STAMP := $(VENV)/.installed-run
+$(RUN_STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[uvloop]'
+	touch $(RUN_STAMP)
+
 # The runtime with the bundled example workflows, on the embedded SQLite database, behind HTTP
 # on 127.0.0.1:$(PORT) until Ctrl-C.
 PORT ?= 8000
-run: $(STAMP)
+run: $(RUN_STAMP)
 	$(PY) -m cronflow_actors serve --db $(DB) --port $(PORT)
 
 lint: $(STAMP)

@@ -10,7 +10,7 @@ Layers (DESIGN.md): ``net`` (NetSpec and its builder), ``engine`` (the actors th
 ``kernel`` (pykka actors on asyncio), ``store`` (SQLite and in-memory), ``runtime``.
 """
 
-from importlib.metadata import PackageNotFoundError, version
+import importlib.metadata as _metadata
 
 from cronflow_actors import errors, net
 from cronflow_actors.engine.context import WorkflowInfo, WorkItemInfo
@@ -49,8 +49,8 @@ from cronflow_actors.runtime import (
 )
 
 try:
-    __version__ = version("cronflow-actors")
-except PackageNotFoundError:  # running from a source tree that was not installed
+    __version__ = _metadata.version("cronflow-actors")
+except _metadata.PackageNotFoundError:  # running from a source tree that was not installed
     __version__ = "0.0.0+unknown"
 
 __all__ = [

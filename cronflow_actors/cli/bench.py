@@ -86,7 +86,12 @@ def add_bench_command(commands: Any) -> None:
         description=(
             "Run the benchmark suite: cronflow-actors' workloads (a)-(g) and the peers (DBOS, "
             "SpiffWorkflow, Restate, Prefect), one after another, all on SQLite with "
-            "synchronous=FULL; ends with one JSON line of the headline figures."
+            "synchronous=FULL; ends with one JSON line of the headline figures. Workloads: "
+            "(a) three trivial steps, many runs in flight; (b) ten steps; (c) a fan-out of 10 "
+            "parallel steps and a join; (d) a step and a background action; (e) one run at a "
+            "time (latency); (f) runs paused for a person (memory per waiting run, resume "
+            "rate); (g) a restart with many runs under way (recovery time). "
+            "benchmarks/README.md describes each. The full suite takes some minutes."
         ),
     )
     add_bench_arguments(bench)

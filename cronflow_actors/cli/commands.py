@@ -434,7 +434,7 @@ def add_client_commands(commands: Any) -> None:
     _client_options(cancel, json_help="print the server's answer as JSON")
     cancel.set_defaults(handler=_cancel)
 
-    events = commands.add_parser("events", help="events")
+    events = commands.add_parser("events", help="publish an event to the runs that wait for it")
     event_commands = events.add_subparsers(
         dest="events_command", metavar="EVENTS_COMMAND", required=True
     )

@@ -136,8 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="cronflow-actors",
         description="A durable workflow runtime for Python, built as an actor system on asyncio.",
         epilog="Exit codes: 0 ok; 1 the run failed (run); 2 bad usage, settings or token; "
-        "3 not found or conflict; 4 server unreachable or unavailable. The web console is at "
-        "http://127.0.0.1:8000/ui while 'serve' runs.",
+        "3 not found or conflict; 4 server unreachable or unavailable. While 'serve' runs, "
+        "its web console is at /ui of its address (http://127.0.0.1:8000/ui by default).",
     )
     parser.add_argument(
         "--version", action="version", version=f"cronflow-actors {_installed_version()}"
@@ -306,6 +306,9 @@ def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.Argument
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; returns the process exit code (``exits.py``)."""
     parser = build_parser()
+    if not (sys.argv[1:] if argv is None else argv):  # no command: what there is, not an error
+        parser.print_help(sys.stderr)
+        return int(Exit.USAGE)
     args, unknown = parser.parse_known_args(argv)
     if unknown:
         _refuse_unknown(parser, args, unknown)  # exits 2, as argparse does
