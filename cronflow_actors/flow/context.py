@@ -167,7 +167,7 @@ class FlowContext:
         else:
             payload, trigger = envelope.payload, trigger_info(envelope)
         workflow, task = engine_ctx.parent, engine_ctx.task
-        steps = {}
+        steps = StepOutputs()
         for step, output in (engine_ctx.outputs or {}).items():  # (a comprehension: a call)
             if step in step_ids:
                 steps[step] = output
@@ -207,6 +207,16 @@ class FlowContext:
 
     def __repr__(self) -> str:
         return f"<FlowContext run={self.run.id} step={self.step_name} last={self.last!r}>"
+
+
+class StepOutputs(dict[str, Any]):
+    """``ctx.steps``: the outputs of the steps that ran, by id; a step that has none (a typo,
+    or one that has not run on this path) is a ``KeyError`` that lists those that have."""
+
+    __slots__ = ()
+
+    def __missing__(self, step: str) -> Any:
+        raise KeyError(f"no step {step!r} has an output here (steps that have: {sorted(self)})")
 
 
 @functools.lru_cache(maxsize=4096)  # asked for every step's ctx, of a few names

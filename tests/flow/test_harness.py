@@ -235,3 +235,20 @@ async def test_a_timeout_a_handler_overruns_fires_as_in_production() -> None:
             ["fallback", "cronflow_actors.errors.StepTimeoutError"],
         )
         assert result.duration < 5
+
+
+async def test_a_step_read_from_ctx_steps_that_has_no_output_names_those_that_have() -> None:
+    """A typo in ``ctx.steps[...]`` was a bare ``KeyError: 'reserv'`` (the newcomer's finding
+    11); ``.get`` and ``in`` are a dict's as before."""
+    flow = (
+        cf.define("typo")
+        .step("reserve", lambda ctx: 1)
+        .step("peek", lambda ctx: [ctx.steps.get("reserv"), "reserve" in ctx.steps])
+        .step("ship", lambda ctx: ctx.steps["reserv"])
+    )
+    result = await flow.test().run()
+    assert result.step("peek").output == [None, True]
+    assert result.status == "failed"
+    assert "no step 'reserv' has an output here (steps that have: ['peek', 'reserve'])" in (
+        result.error or ""
+    )
