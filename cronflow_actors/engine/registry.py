@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from cronflow_actors.errors import (
     ConfigurationError,
+    DuplicateWorkflowError,
     UnknownWorkflowError,
     WorkflowDeprecatedError,
 )
@@ -36,11 +37,7 @@ class WorkflowRegistry:
         versions = self._versions.setdefault(spec.name, {})
         known = versions.get(spec.version)
         if known is not None and known is not spec:
-            raise ConfigurationError(
-                "workflow",
-                f"{spec.name} {spec.version}",
-                "a name and version not registered yet; give the new definition another version",
-            )
+            raise DuplicateWorkflowError(spec.name, spec.version)
         versions[spec.version] = spec
         if deprecated or spec.deprecated:
             self._deprecated.add((spec.name, spec.version))

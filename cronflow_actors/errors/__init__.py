@@ -3,7 +3,8 @@
     CronflowError
     ├── ConfigurationError            a setting has a value that cannot be used
     │   ├── AppLoadError                 the app serve was given raised while it was imported
-    │   └── MissingSecretError           a flow's secret names an environment variable that is unset
+    │   ├── MissingSecretError           a flow's secret names an environment variable that is unset
+    │   └── DuplicateWorkflowError       two definitions under one workflow name and version
     ├── ActorSystemError
     │   ├── ActorSystemNotRunningError   spawn or lookup on a system that is not running
     │   ├── ActorNameTakenError          an actor was spawned with a name already in use
@@ -78,6 +79,7 @@ from cronflow_actors.errors._base import (
     CircuitOpenError,
     ConfigurationError,
     CronflowError,
+    DuplicateWorkflowError,
     InvalidRouteError,
     InvalidWorkflowError,
     MissingSecretError,
@@ -150,6 +152,7 @@ __all__ = [
     "ConfigurationError",
     "CronflowError",
     "DuplicateInstanceError",
+    "DuplicateWorkflowError",
     "EngineError",
     "ExpectationError",
     "InstanceBlockedError",

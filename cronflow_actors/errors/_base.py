@@ -61,6 +61,22 @@ class MissingSecretError(ConfigurationError, LookupError):
         self.value = [key for key, _ in self.missing]
 
 
+class DuplicateWorkflowError(ConfigurationError):
+    """Two different definitions were registered under one workflow name and version (a flow's
+    id and version): most often a copied definition whose id was not changed."""
+
+    def __init__(self, name: str, version: str) -> None:
+        CronflowError.__init__(
+            self,
+            f"workflow {name!r} version {version!r} is registered already, with another "
+            "definition: two definitions share that id and version. Rename one "
+            "(cf.define(id), net.workflow(name)), or give the new one a version of its own "
+            "(version=...) to run beside the old",
+        )
+        self.setting, self.value = "workflow", f"{name} {version}"
+        self.expected = "a name and version not registered yet"
+
+
 class ActorSystemError(CronflowError):
     """Something went wrong in the actor kernel."""
 

@@ -166,3 +166,17 @@ def test_retry_delays_per_backoff() -> None:
     assert only_io.should_retry(ConnectionError())
     assert not only_io.should_retry(ValueError())
     assert cf.Retry(retry_on=lambda e: "blip" in str(e)).should_retry(RuntimeError("net blip"))
+
+
+async def test_two_definitions_under_one_id_and_version_are_refused_by_name() -> None:
+    """A copied flow whose id was not changed (the newcomer's finding 10: the error spoke of a
+    'setting' and read as if a new version were wanted)."""
+    first = cf.define("orders").step("a", lambda ctx: 1)
+    second = cf.define("orders").step("b", lambda ctx: 2)
+    with pytest.raises(cf.errors.DuplicateWorkflowError) as refused:
+        async with cf.Runtime(workflows=[first, second]):
+            pass
+    said = str(refused.value)
+    assert said.startswith("workflow 'orders' version 'v1' is registered already")
+    assert "Rename one (cf.define(id), net.workflow(name))" in said
+    assert isinstance(refused.value, cf.errors.ConfigurationError)  # serve exits 2 on it
