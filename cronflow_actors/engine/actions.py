@@ -89,7 +89,9 @@ async def admit_caller(
         # an outside caller's call: what the policy raises refuses it, nothing changes
         policy = call_user(custom.policy, context(), payload)
         if not await refusing_call(policy, f"{action} policy of {element}"):
-            raise ActionDeniedError(element, action, principal.id)
+            named = getattr(custom.policy, "__qualname__", "")  # require_scope('x'), say
+            shown = named if "<" not in named else ""  # not a lambda's or a closure's
+            raise ActionDeniedError(element, action, principal.id, shown)
 
 
 def storable(payload: Any, *, element: str, action: str) -> Any:

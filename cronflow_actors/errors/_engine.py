@@ -278,7 +278,8 @@ class AuthenticationRequiredError(ActionError, PermissionError):
 class ActionDeniedError(ActionError, PermissionError):
     """The action's authorization policy denied the caller."""
 
-    def __init__(self, element: str, action: str, principal: str) -> None:
+    def __init__(self, element: str, action: str, principal: str, policy: str = "") -> None:
         self.principal = principal
-        denied = f"may not run action {action!r} of {element}: its policy denied it"
+        named = f" {policy}" if policy else ""
+        denied = f"may not run action {action!r} of {element}: its policy{named} denied it"
         self._refuse(element, action, f"caller {principal!r} {denied}")

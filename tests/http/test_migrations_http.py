@@ -107,6 +107,8 @@ async def test_a_migration_asks_the_old_roots_cancel_policy(serve: Serve) -> Non
     )
     assert "caller 'reader' may not run action 'cancel'" in denied.json()["detail"]
     assert "which its migration cancels" in denied.json()["detail"]
+    # the policy by name, when it has one: what the caller lacks (the newcomer's finding 18)
+    assert "its policy require_scope('ship:admin') denied it" in denied.json()["detail"]
     assert await rt.workflow_state(old) == "initialized"
     assert (await rt.migration_links(old)).migrated_to is None
     assert await kept_by_migrations(rt.store, 0.0) == set()  # no plan for a restart
