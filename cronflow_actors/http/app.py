@@ -135,10 +135,13 @@ def _say_what_is_served(runtime: Runtime) -> None:
     """One line once the runtime has started: the flows it serves, their webhooks, and where
     the console is (an operator reads what a newcomer would have had to look up)."""
     flows = sorted(runtime.catalog.roots)
+    nets = [name for name in runtime.registry.names() if name not in runtime.catalog.roots]
     hooks = [f"{hook.method} {hook.path} ({flow})" for flow, hook in runtime.catalog.webhooks()]
+    served = f"{len(nets)} net workflow(s) (POST /workflows): {', '.join(nets)}; " if nets else ""
     logger.info(
-        "serving %d flow(s): %s; webhooks: %s; the console is at /ui/",
+        "serving %d flow(s): %s; %swebhooks: %s; the console is at /ui/",
         len(flows),
         ", ".join(flows) or "none",
+        served,
         ", ".join(hooks) or "none",
     )

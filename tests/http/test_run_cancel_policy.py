@@ -3,6 +3,10 @@ decides, as on ``POST /workflows/{id}/cancel`` (the runs' route is a second door
 
 from __future__ import annotations
 
+import logging
+
+import pytest
+
 import cronflow_actors as cf
 from cronflow_actors import net
 from tests.http.conftest import Serve
@@ -57,13 +61,19 @@ async def test_the_runs_cancel_route_applies_a_net_workflows_cancel_policy(serve
 
 
 async def test_a_net_and_a_flow_sent_to_each_others_doors_are_told_which_door(
-    serve: Serve,
+    serve: Serve, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A net workflow sent to the flows' routes, and a flow's run to the net routes, are
     refused with the route that takes them (the second hostile client's N6), changing nothing."""
     flow = cf.define("plain").sleep("nap", "1h").step("s", lambda ctx: 1)
-    rt, client = await serve([guarded(), flow], tokens=TOKENS)
+    with caplog.at_level(logging.INFO, logger="cronflow_actors.serve"):
+        rt, client = await serve([guarded(), flow], tokens=TOKENS)
     admin = bearer("t-admin")
+    # what is served says where the nets are (the newcomer's finding 3: they went unnamed)
+    assert any(
+        "serving 1 flow(s): plain; 1 net workflow(s) (POST /workflows): guarded;" in m
+        for m in caplog.messages
+    )
 
     started = await client.post("/runs", json={"workflow": "guarded"}, headers=admin)
     assert started.status_code == 404
