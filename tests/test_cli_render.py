@@ -33,3 +33,10 @@ def test_a_queued_run_is_queued_not_started() -> None:
     assert "  queued " in shown
     assert "started" not in shown
     assert "took" not in shown
+
+
+def test_a_failed_run_names_its_error_once_and_its_class_on_a_line_of_its_own() -> None:
+    error = "step 'reserve': KeyError: 'sku'"
+    shown = render_run(run(status="failed", error=error, error_type="builtins.KeyError"))
+    assert f"  error: {error}\n" in shown  # was "error: builtins.KeyError: step 'reserve': ..."
+    assert "  error type: builtins.KeyError" in shown

@@ -99,8 +99,9 @@ def render_run(
     if run.get("migrated_to"):
         lines.append(f"  migrated to {run['migrated_to']} (this run was canceled for it)")
     if run.get("error"):
-        kind = f"{run['error_type']}: " if run.get("error_type") else ""
-        lines.append(f"  error: {kind}{run['error']}")
+        lines.append(f"  error: {run['error']}")  # it names the exception's class already
+        if run.get("error_type"):
+            lines.append(f"  error type: {run['error_type']}")
     steps = run.get("steps", [])
     for index, step in enumerate(steps):
         last = index == len(steps) - 1
