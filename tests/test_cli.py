@@ -121,6 +121,13 @@ def test_serve_apps_are_loaded_from_modules_and_files(tmp_path: Path) -> None:
         ("cronflow_actors.examples.order_processing:missing", "defines 'missing'"),
         ("not-a-spec", "module:attribute"),
         (str(tmp_path / "missing.py"), "an existing Python file"),
+        # the newcomer's finding 16: what to type instead
+        (f"{app_file}:workflows", r"module:attribute \(app:workflows, run from the file's"),
+        (
+            "cronflow_actors.examples.order_processing:missing",
+            r"it defines cronflow_actors.examples.order_processing:orders, "
+            r"cronflow_actors.examples.order_processing:workflows: serve one of those",
+        ),
     ):
         with pytest.raises(ConfigurationError, match=message):
             load_app(bad)

@@ -49,6 +49,14 @@ def load_app(spec: str) -> Any:
         module_name, _, attribute = spec.partition(":")
         if not module_name or not attribute:
             raise ConfigurationError("APP", spec, "module:attribute or a path to a .py file")
+        if module_name.endswith(".py") and Path(module_name).is_file():
+            named = f"{Path(module_name).stem}:{attribute}"
+            raise ConfigurationError(
+                "APP",
+                spec,
+                f"module:attribute ({named}, run from the file's folder) or a path to a .py "
+                "file, which serves its 'workflows' (a path takes no :attribute)",
+            )
         _first_on_path(Path.cwd())
         try:
             module = importlib.import_module(module_name)
@@ -61,7 +69,28 @@ def load_app(spec: str) -> Any:
     try:
         return getattr(module, attribute)
     except AttributeError:
-        raise ConfigurationError("APP", spec, f"a module that defines {attribute!r}") from None
+        found = [f"{module.__name__}:{name}" for name in _workflow_names(module)]
+        hint = f" (it defines {', '.join(found)}: serve one of those)" if found else ""
+        raise ConfigurationError(
+            "APP", spec, f"a module that defines {attribute!r}{hint}"
+        ) from None
+
+
+def _workflow_names(module: Any) -> list[str]:
+    """The names in ``module`` that hold what serve takes (a runtime, a flow or net, or a list
+    of them), for the error that says APP names none."""
+    from cronflow_actors.runtime import WORKFLOWS, Runtime
+
+    served = (*WORKFLOWS, Runtime)
+    return [
+        name
+        for name, value in vars(module).items()
+        if not name.startswith("_")
+        and (
+            isinstance(value, served)
+            or (isinstance(value, list) and value and all(isinstance(v, served) for v in value))
+        )
+    ]
 
 
 def _load_error(app: str, error: BaseException) -> AppLoadError:
