@@ -71,7 +71,7 @@ def test_serve_runs_the_bundled_example_and_drains_on_sigterm(tmp_path: Path) ->
         output, _ = process.communicate(timeout=30)
     assert process.returncode == 0, output
     records = [json.loads(line) for line in output.splitlines() if line.strip()]
-    assert any("Uvicorn running" in r["message"] for r in records)  # every line is JSON
+    assert any("Uvicorn bound to" in r["message"] for r in records)  # every line is JSON
     # what it serves, once started: its flows, their webhooks, the console
     served = [r["message"] for r in records if r["message"].startswith("serving ")]
     assert served == [

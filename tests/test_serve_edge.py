@@ -138,8 +138,8 @@ def test_metrics_on_a_port_of_their_own(tmp_path: Path) -> None:
         assert "cronflow_build_info" in own.text
     # the log says which port is which
     log = served.output()
-    assert f"Uvicorn running on http://127.0.0.1:{metrics_port} (/metrics only)" in log
-    assert f"Uvicorn running on {served.url} (the API)" in log
+    assert f"Uvicorn bound to http://127.0.0.1:{metrics_port} (/metrics only)" in log
+    assert f"Uvicorn bound to {served.url} (the API)" in log
 
 
 def test_a_run_keeps_only_the_headers_it_declares_and_no_secret_is_stored(

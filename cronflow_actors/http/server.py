@@ -218,8 +218,13 @@ def _listen(config: uvicorn.Config, setting: str) -> socket.socket:
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if family == socket.AF_INET6 else host
     serves = "/metrics only" if setting == "metrics_port" else "the API"  # which is which
+    # bound, not yet answering: the runtime starts next, and may refuse (a database another
+    # process owns); "serving ..." says it answers
     logging.getLogger("uvicorn.error").info(
-        "Uvicorn running on http://%s:%d (%s)", shown, port, serves
+        "Uvicorn bound to http://%s:%d (%s); it answers once the runtime has started",
+        shown,
+        port,
+        serves,
     )
     return sock
 
