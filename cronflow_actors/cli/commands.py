@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
 from contextlib import AbstractContextManager, nullcontext
@@ -252,8 +253,15 @@ def _resume(args: argparse.Namespace) -> int:
         answer = _client(args).call("POST", f"/resume/{_path(args.token_id)}", _payload(args))
     except ApiError as refused:
         if refused.status == 404 and refused.slug == "unknown-token":
+            run_id = re.fullmatch(r"[0-9a-f]{32}", args.token_id) is not None  # not a token's
+            hint = (
+                f" (that is the shape of a run id: 'cronflow-actors inspect {args.token_id}' "
+                "shows its resume command)"
+                if run_id
+                else ""
+            )
             raise ApiError(
-                f"no run is paused with the token {args.token_id!r}; "
+                f"no run is paused with the token {args.token_id!r}{hint}; "
                 "'cronflow-actors paused' lists the tokens of the runs that wait",
                 exit_code=Exit.NOT_FOUND_OR_CONFLICT,
                 status=404,

@@ -82,6 +82,9 @@ async def test_client_commands(serve: Serve) -> None:
     code, _, err = await cli("resume", pause.token, "--url", url)
     assert code == 3  # a conflict: the pause is over
     assert "already over" in err
+    code, _, err = await cli("resume", paused_run, "--url", url)  # a run id for its token
+    assert code == 3
+    assert f"(that is the shape of a run id: 'cronflow-actors inspect {paused_run}'" in err
     other = await rt.trigger("pause")
     await rt.wait_idle()
     code, _, err = await cli("cancel", other, "--url", url)
