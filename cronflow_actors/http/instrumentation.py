@@ -56,7 +56,7 @@ class RequestMetrics:
             await self.app(scope, receive, sending)
         finally:
             # the router put the route it matched (fully, or by path only: a 405) in the scope
-            route = getattr(scope.get("route"), "path", None) or self._route_of(scope)
+            route = _template(scope.get("route")) or self._route_of(scope)
             method = scope["method"] if scope["method"] in HTTP_METHODS else "other"
             requests, duration = self._labelled(route, method, status)
             requests.inc()
@@ -66,7 +66,7 @@ class RequestMetrics:
         """The template of the route ``scope``'s path takes, when the router did not run."""
         for route in self._routes:
             if route.matches(scope)[0] is not Match.NONE:
-                return getattr(route, "path", None) or UNMATCHED
+                return _template(route) or UNMATCHED
         return UNMATCHED
 
     def _labelled(self, route: str, method: str, status: int) -> tuple[Any, Any]:
@@ -79,3 +79,9 @@ class RequestMetrics:
                 self._duration.labels(*labels),
             )
         return children
+
+
+def _template(route: object) -> str | None:
+    """A route's template as its label: without a parameter's converter (``/events/{name}``
+    for ``/events/{name:path}``, whose names may hold a slash)."""
+    return getattr(route, "path_format", None) or getattr(route, "path", None)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import msgspec
 
 import cronflow_actors as cf
+from cronflow_actors import net
 from tests.http.conftest import Serve
 
 
@@ -69,3 +70,37 @@ async def test_a_202_says_which_waiting_runs_took_the_event(serve: Serve) -> Non
     body = (await client.post("/events/paid", json={"order": "o-9"})).json()
     assert body["delivered"] == []  # the one still waiting refused it
     assert (await rt.inspect(first)).status == "waiting"
+
+
+async def test_an_event_or_a_task_whose_name_holds_a_slash_is_reachable(serve: Serve) -> None:
+    """``orders/paid`` could be registered and waited for, but ``POST /events/orders/paid``
+    was a 404 (the second hostile client's N4); the request is counted under the route's
+    template all the same."""
+    started = cf.define("started").step("s", lambda ctx: ctx.payload).on_event("orders/paid")
+    waits = cf.define("waits").wait_for_event("w", "orders/shipped").step("t", lambda c: c.last)
+    hold = net.work_item("a/b")
+    held = (
+        net.workflow("held")
+        .start_condition("start")
+        .end_condition("end")
+        .task("a/b", net.task(hold))
+        .connect_condition("start", "a/b")
+        .connect_task("a/b", "end")
+        .build()
+    )
+    rt, client = await serve([started, waits, held])
+    answer = await client.post("/events/orders/paid", json={"n": 1})
+    assert answer.status_code == 202, answer.text
+    [run_id] = answer.json()["started"]
+    assert (await rt.wait(run_id, timeout=5)).output["event"]["name"] == "orders/paid"
+    waiting = await rt.trigger("waits")
+    await rt.wait_idle()
+    encoded = await client.post("/events/orders%2Fshipped", json={"n": 2})
+    assert encoded.json()["delivered"] == [waiting]
+    assert (await rt.wait(waiting, timeout=5)).output == {"n": 2}
+    workflow_id = await rt.start_workflow("held")
+    items = await client.get(f"/workflows/{workflow_id}/tasks/a/b/work-items")
+    assert [i["task"] for i in items.json()["work_items"]] == ["a/b"]
+    metrics = (await client.get("/metrics")).text
+    assert 'route="/events/{name}"' in metrics
+    assert "{name:path}" not in metrics

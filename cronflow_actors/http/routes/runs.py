@@ -168,7 +168,7 @@ def routes(edge: Edge) -> list[Route]:
         route("/runs/{run_id}/replay", edge.auth, post=replay_run),
         route("/runs/{run_id}/trace", edge.auth, get=run_trace),
         route("/runs/{run_id}/state", edge.auth, get=run_state),
-        route("/events/{name}", edge.auth, post=publish),
+        route("/events/{name:path}", edge.auth, post=publish),  # a name may hold a slash
         route("/resume/{token}", edge.auth, post=resume),
         route("/paused", edge.auth, get=paused),
     ]

@@ -128,7 +128,7 @@ def routes(edge: Edge) -> list[Route]:
         route("/workflows/{workflow_id}/cancel", edge.auth, post=cancel_workflow),
         route("/workflows/{workflow_id}/migrate", edge.auth, post=migrate_workflow),
         route(
-            "/workflows/{workflow_id}/tasks/{task}/work-items",
+            "/workflows/{workflow_id}/tasks/{task:path}/work-items",  # a name may hold "/"
             edge.auth,
             get=list_work_items,
             post=initialize_work_item,
