@@ -84,6 +84,12 @@ class PostgresStore(ClusterOps, GroupWrites, PostgresReads):
 
     ``url``: ``postgresql://user[:password]@host[:port]/database``. ``connect_timeout``:
     seconds to wait for the server at ``open``. ``read_connections``: the read pool's size.
+    ``idle_transaction_timeout``: seconds a connection of this store may sit idle inside a
+    transaction before the server ends its session (PostgreSQL's
+    ``idle_in_transaction_session_timeout``): a process paused in the middle of one (SIGSTOP,
+    a frozen VM) would otherwise hold what it locked, and stall every process that writes
+    those rows, for as long as it stays paused; ended, its locks go, and the paused process,
+    when it wakes, finds its store failed and stops (its lease is gone by then anyway).
     """
 
     def __init__(
@@ -93,6 +99,7 @@ class PostgresStore(ClusterOps, GroupWrites, PostgresReads):
         max_batch: int = 10_000,
         connect_timeout: float = 10.0,
         read_connections: int = 4,
+        idle_transaction_timeout: float = 5.0,
     ) -> None:
         check_url(url)
         if not isinstance(max_batch, int) or max_batch < 1:
@@ -101,6 +108,11 @@ class PostgresStore(ClusterOps, GroupWrites, PostgresReads):
             raise ConfigurationError("connect_timeout", connect_timeout, "seconds > 0")
         if not isinstance(read_connections, int) or read_connections < 1:
             raise ConfigurationError("read_connections", read_connections, "a whole number >= 1")
+        idle = idle_transaction_timeout
+        if not isinstance(idle, int | float) or isinstance(idle, bool) or idle <= 0:
+            raise ConfigurationError("idle_transaction_timeout", idle, "seconds > 0")
+        self._settings = {"idle_in_transaction_session_timeout": str(max(1, round(idle * 1000)))}
+        """The server settings of every connection that writes."""
         self.url = url
         self.name = redacted(url)
         self.max_batch = max_batch
@@ -121,7 +133,7 @@ class PostgresStore(ClusterOps, GroupWrites, PostgresReads):
     async def _connect(self) -> asyncpg.Connection:
         try:
             connection: asyncpg.Connection = await asyncpg.connect(
-                self.url, timeout=self.connect_timeout
+                self.url, timeout=self.connect_timeout, server_settings=self._settings
             )
         except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
             reason = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
@@ -147,6 +159,7 @@ class PostgresStore(ClusterOps, GroupWrites, PostgresReads):
                 min_size=1,
                 max_size=self.read_connections,
                 timeout=self.connect_timeout,
+                server_settings=self._settings,  # claims and takeovers write through it
             )
         except BaseException:
             await connection.close()
