@@ -54,6 +54,12 @@ class WorkflowRegistry:
     def names(self) -> list[str]:
         return sorted(self._versions)
 
+    def pairs(self) -> list[tuple[str, str]]:
+        """Every (name, version) registered, deprecated ones too (their instances run)."""
+        return [
+            (name, version) for name, versions in self._versions.items() for version in versions
+        ]
+
     def versions(self, name: str) -> list[str]:
         return list(self._versions.get(name, {}))
 

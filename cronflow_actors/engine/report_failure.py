@@ -1,7 +1,10 @@
 """A report that could not be applied (``WorkflowActor._report``): a handler's result, a timer
 or another report whose transaction raised. What user code raised is recorded, in a transaction
 of its own, so that the run does not wait for good for what the report was to do; the runtime's
-own trouble (``INFRASTRUCTURE``) records nothing: the next start applies the report again."""
+own trouble (``INFRASTRUCTURE``) records nothing: the next start applies the report again. Nor
+does a copy found stale (another process moved the instance on: ``RevisionConflictError``): what
+it would record, it would record over a state it does not know, and its error is no user code's;
+the instance's owner applies the report (its timer fires there, its work item runs again)."""
 
 from __future__ import annotations
 
@@ -26,7 +29,7 @@ async def record(actor: Any, command: Any, error: Exception) -> None:
     that raises too: its task's policy, say); a timer's job is dropped and the run fails
     (left, it would wait for good for what the job was to do)."""
     logger.warning("%s: %r could not be applied: %r", actor, command, error)
-    if isinstance(error, INFRASTRUCTURE):
+    if isinstance(error, INFRASTRUCTURE) or actor._stale:
         return  # not user code's: nothing is recorded; the next start applies it again
     reason = f"{type(error).__name__}: {error}"
     try:
@@ -42,6 +45,8 @@ async def record(actor: Any, command: Any, error: Exception) -> None:
                 functools.partial(drop_job, root=actor.root, job=job, error=error)
             )
     except Exception:
+        if actor._stale:  # moved on elsewhere meanwhile: nothing of this copy's is recorded
+            return
         logger.exception("%s: could not record the failure of %r; the run fails", actor, command)
         try:
             await actor._transact_with(functools.partial(fail_run, root=actor.root, error=reason))

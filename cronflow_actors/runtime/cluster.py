@@ -128,6 +128,7 @@ class ClusterLease:
         self._waiting: Callable[[], Iterable[str]] = tuple
         self._recheck: Callable[[str], Awaitable[None]] | None = None
         self._requeue: Callable[[], Awaitable[None]] | None = None
+        self._versions: Callable[[], list[tuple[str, str]]] | None = None
         self.taken_over = 0
         """Instances this process took over from processes whose lease expired."""
 
@@ -141,12 +142,15 @@ class ClusterLease:
         waiting: Callable[[], Iterable[str]],
         recheck: Callable[[str], Awaitable[None]],
         requeue: Callable[[], Awaitable[None]] | None = None,
+        versions: Callable[[], list[tuple[str, str]]] | None = None,
     ) -> None:
         """What the runtime gives once its parts exist: the instance directory, the timer
         service (an instance claimed here has its stored timers armed here), the definition
         of a stored instance, a count of recovered instances, the waited-for runs to look at
-        in the store (they may end in another process), and how to take up the runs waiting
-        in the store's queues (another process, stopped since, may have queued them)."""
+        in the store (they may end in another process), how to take up the runs waiting
+        in the store's queues (another process, stopped since, may have queued them), and the
+        (workflow, version) pairs registered here (the only instances it takes over or fires
+        the timers of: one it cannot run, it leaves to a process that can)."""
         self._instances = instances
         self._timers = timers
         self._spec_of = spec_of
@@ -154,6 +158,7 @@ class ClusterLease:
         self._waiting = waiting
         self._recheck = recheck
         self._requeue = requeue
+        self._versions = versions
 
     # -- the process lease ----------------------------------------------------------------------
 
@@ -211,17 +216,38 @@ class ClusterLease:
 
     async def claim(self, instance_id: str) -> str | None:
         """Claim the instance for this process: None once it may run it here (or there is no
-        such instance), else the live process that holds it."""
+        such instance), else the live process that holds it. ``RuntimeNotRunningError`` (try
+        again) while another transaction keeps its row locked past a moment: running it here
+        unclaimed, the copy would be stale once that transaction commits, and its writes would
+        wait on the lock meanwhile (a process paused inside a claim: the server ends such a
+        transaction after the store's ``idle_transaction_timeout``)."""
         for _attempt in range(200):
             found = await self._store.claim(instance_id, self.owner)
             if found.holder is not None:
                 return found.holder
-            if found.snapshot is not None:
+            snapshot = found.snapshot
+            if snapshot is not None and self._runs_here(snapshot):
                 await self._arm(instance_id)
+            elif snapshot is not None:  # it cannot run here (activating it says why)
+                await self.let_go(instance_id)
             if not found.busy:
                 return None
             await asyncio.sleep(0.01)  # a writer or another claimer has the row for a moment
-        return None
+        raise RuntimeNotRunningError(
+            f"reach instance {instance_id}",
+            "unable to claim it: another process's transaction has kept it locked for 2 s (a "
+            "process paused in the middle of one?); try again in a few seconds",
+        )
+
+    def _runs_here(self, snapshot: SnapshotRecord) -> bool:
+        """Whether the instance's workflow and version are registered here."""
+        versions = None if self._versions is None else self._versions()
+        return versions is None or (snapshot.workflow, snapshot.version) in versions
+
+    async def let_go(self, instance_id: str) -> None:
+        """Give up this process's claim of an instance it cannot run (its workflow or version
+        is not registered here), so that a process that can may claim it."""
+        await self._store.let_go(instance_id, self.owner)
 
     async def _arm(self, instance_id: str) -> None:
         """Arm the stored timers of an instance this process now holds (set elsewhere, they
@@ -236,9 +262,12 @@ class ClusterLease:
         if instances is None or spec_of is None:
             return 0
         wanted = None if names is None else set(names)
+        versions = None if self._versions is None else self._versions()
+        if versions is not None and wanted is not None:
+            versions = [pair for pair in versions if pair[0] in wanted]
         total = 0
         while True:
-            snapshots = await self._store.take_over(self.owner, limit=100)
+            snapshots = await self._store.take_over(self.owner, limit=100, versions=versions)
             for snapshot in snapshots:
                 if wanted is not None and snapshot.workflow not in wanted:
                     continue
@@ -283,7 +312,9 @@ class ClusterLease:
             await self._clock.sleep(self.poll)
             try:
                 # a grace of one poll: the process that set a timer fires it first, if it can
-                due = await self._store.unheld_due_timers(self._clock.now() - self.poll)
+                versions = None if self._versions is None else self._versions()
+                now = self._clock.now() - self.poll
+                due = await self._store.unheld_due_timers(now, versions=versions)
             except Exception:
                 logger.exception("reading due timers failed; trying again")
                 continue

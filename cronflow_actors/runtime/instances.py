@@ -69,6 +69,10 @@ class InstanceRouter(Protocol):
         """Carry ``command`` out in process ``owner``; its result."""
         ...
 
+    async def let_go(self, instance_id: str) -> None:
+        """Give up the claim of an instance this process cannot run, for one that can."""
+        ...
+
 
 def root_of(element_id: str) -> str:
     """The root instance id of any element id (``<root>.<kind><n>``)."""
@@ -224,6 +228,8 @@ class InstanceDirectory:
                         return None
                     continue  # it can run again meanwhile: canceled through its actor
                 if isinstance(cannot_run, UnknownWorkflowError):
+                    if self._router is not None:  # claimed above: a process that can runs it
+                        await self._router.let_go(instance_id)
                     raise
                 raise InstanceBlockedError(
                     cannot_run.instance_id, cannot_run.reason, _operation(command)
@@ -265,6 +271,11 @@ class InstanceDirectory:
                 # expected (held, or its workflow not registered here), not a fault: no
                 # traceback; its timer stays in the store, armed again at the next start
                 logger.warning("%r not delivered to instance %s: %s", message, instance_id, held)
+                if isinstance(held, UnknownWorkflowError) and self._router is not None:
+                    try:  # for a process that runs it
+                        await self._router.let_go(instance_id)
+                    except Exception:
+                        logger.exception("could not let instance %s go", instance_id)
             except INFRASTRUCTURE as stopping:  # the runtime stops (or its store failed): what
                 # the message would record stays as the store has it, for the next start
                 logger.info("%r not delivered to instance %s: %s", message, instance_id, stopping)

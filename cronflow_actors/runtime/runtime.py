@@ -246,6 +246,7 @@ class Runtime(ClusterRecovery, LifecycleMethods, FlowMethods, StateMethods, Audi
                 waiting=self._waiters.keys,
                 recheck=self._recheck_waiters,
                 requeue=lambda: self.queues.resume_waiting(),  # noqa: PLW0108 - made below
+                versions=self.registry.pairs,
             )
         self.queues = RunQueues(
             store=self.store,

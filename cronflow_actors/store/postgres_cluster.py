@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -43,6 +43,21 @@ REPLY_CHANNEL = "cronflow_reply"
 
 _I_COLUMNS = ", ".join(f"i.{c.strip()}" for c in SNAPSHOT_COLUMNS.split(","))
 _LIVE = f"p.expires_at > {DB_NOW}"
+_RUNS_HERE = (
+    "($3::text[] IS NULL OR (i.workflow, i.version) IN "
+    "(SELECT * FROM unnest($3::text[], $4::text[])))"
+)
+"""An instance of one of the (workflow, version) pairs given as ``$3`` and ``$4`` (any, when
+they are NULL)."""
+
+
+def _pairs(
+    versions: Sequence[tuple[str, str]] | None,
+) -> tuple[list[str] | None, list[str] | None]:
+    """(workflow, version) pairs as the two arrays ``_RUNS_HERE`` takes (None: any)."""
+    if versions is None:
+        return None, None
+    return [name for name, _ in versions], [version for _, version in versions]
 
 
 class Claim(msgspec.Struct, frozen=True):
@@ -160,20 +175,36 @@ class ClusterOps:
                 )
             return Claim(snapshot=_sql.snapshot_of(row))
 
-    async def take_over(self, owner: str, *, limit: int = 100) -> list[SnapshotRecord]:
+    async def take_over(
+        self, owner: str, *, limit: int = 100, versions: Sequence[tuple[str, str]] | None = None
+    ) -> list[SnapshotRecord]:
         """Claim up to ``limit`` instances with work to run that no live process holds (their
-        owner died, or stopped and let them go)."""
+        owner died, or stopped and let them go), of the (workflow, version) pairs ``versions``
+        (those this process runs: one that cannot run an instance leaves it to one that can; None:
+        any)."""
+        names, numbers = _pairs(versions)
         rows = await self._require_pool("take instances over").fetch(
             "WITH orphans AS (SELECT i.instance_id FROM instances AS i "
             "LEFT JOIN processes AS p ON p.owner = i.owner "
             f"WHERE i.runnable AND (i.owner IS NULL OR p.owner IS NULL OR NOT {_LIVE}) "
-            "LIMIT $2 FOR UPDATE OF i SKIP LOCKED) "
+            f"AND {_RUNS_HERE} LIMIT $2 FOR UPDATE OF i SKIP LOCKED) "
             "UPDATE instances AS i SET owner = $1 FROM orphans "
             f"WHERE i.instance_id = orphans.instance_id RETURNING {_I_COLUMNS}",
             owner,
             limit,
+            names,
+            numbers,
         )
         return [_sql.snapshot_of(row) for row in rows]
+
+    async def let_go(self, instance_id: str, owner: str) -> None:
+        """Give up ``owner``'s claim of an instance it cannot run (its version is not
+        registered there), for a process that can."""
+        await self._require_pool("let an instance go").execute(
+            "UPDATE instances SET owner = NULL WHERE instance_id = $1 AND owner = $2",
+            instance_id,
+            owner,
+        )
 
     async def instance_timers(self, instance_id: str) -> list[TimerRecord]:
         """The pending timers of one instance (to arm them where it is claimed)."""
@@ -182,18 +213,24 @@ class ClusterOps:
         )
         return [_sql.timer_of(row) for row in rows]
 
-    async def unheld_due_timers(self, now: float, *, limit: int = 100) -> list[TimerRecord]:
+    async def unheld_due_timers(
+        self, now: float, *, limit: int = 100, versions: Sequence[tuple[str, str]] | None = None
+    ) -> list[TimerRecord]:
         """Timers due at ``now`` of instances no live process holds (a process fires the
-        timers of its own instances; these are anyone's to fire, by claiming the instance)."""
+        timers of its own instances; these are anyone's to fire, by claiming the instance), of
+        the (workflow, version) pairs ``versions`` (those the asking process runs)."""
         t_columns = ", ".join(f"t.{c.strip()}" for c in TIMER_COLUMNS.split(","))
+        names, numbers = _pairs(versions)
         rows = await self._require_pool("find due timers").fetch(
             f"SELECT {t_columns} FROM timers AS t "
             "JOIN instances AS i ON i.instance_id = t.instance_id "
             "LEFT JOIN processes AS p ON p.owner = i.owner "
             f"WHERE t.due_at <= $1 AND (i.owner IS NULL OR p.owner IS NULL OR NOT {_LIVE}) "
-            "ORDER BY t.due_at, t.timer_id LIMIT $2",
+            f"AND {_RUNS_HERE} ORDER BY t.due_at, t.timer_id LIMIT $2",
             now,
             limit,
+            names,
+            numbers,
         )
         return [_sql.timer_of(row) for row in rows]
 

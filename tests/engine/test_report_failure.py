@@ -1,0 +1,55 @@
+"""A report that could not be applied (``engine/report_failure.py``): user code's error is
+recorded in a transaction of its own; a copy found stale records nothing (the PostgreSQL crash
+tester's F4: a stale copy recorded another process's conflict as the run's failure, and ran its
+on_failure hook, on a run whose steps would have succeeded)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cronflow_actors.engine import report_failure
+from cronflow_actors.errors import RevisionConflictError
+from cronflow_actors.messages.engine import TimerFired
+
+
+class Actor:
+    """What ``record`` uses of a ``WorkflowActor``: its state's jobs, its transactions, and
+    whether a conflict found it stale."""
+
+    def __init__(self, *, stale: bool, conflicts: bool) -> None:
+        self._stale = stale
+        self.conflicts = conflicts
+        self.root = "r"
+        self.state = type("State", (), {"jobs": {"t1": object()}, "work_items": {}})()
+        self.transactions: list[Any] = []
+
+    async def _transact_with(self, body: Any) -> None:
+        self.transactions.append(body.func.__name__)
+        if self.conflicts:  # another process moved the instance on: this copy is stale now
+            self._stale = True
+            raise RevisionConflictError("store", "r", "process p2 owns it now")
+
+    def __repr__(self) -> str:
+        return "<actor r>"
+
+
+def conflict() -> RevisionConflictError:
+    return RevisionConflictError("store", "r", "process p2 owns it now")
+
+
+async def test_a_stale_copy_records_nothing() -> None:
+    actor = Actor(stale=True, conflicts=False)
+    await report_failure.record(actor, TimerFired(timer_id="t1"), conflict())
+    assert actor.transactions == []
+
+
+async def test_a_copy_found_stale_while_recording_does_not_fail_the_run() -> None:
+    actor = Actor(stale=False, conflicts=True)
+    await report_failure.record(actor, TimerFired(timer_id="t1"), ValueError("user code"))
+    assert actor.transactions == ["drop_job"]  # not fail_run: the copy is stale
+
+
+async def test_user_codes_error_is_still_recorded() -> None:
+    actor = Actor(stale=False, conflicts=False)
+    await report_failure.record(actor, TimerFired(timer_id="t1"), ValueError("user code"))
+    assert actor.transactions == ["drop_job"]

@@ -1,0 +1,140 @@
+"""Several runtimes on one PostgreSQL database when one of them misbehaves (the PostgreSQL
+crash tester's findings): a process paused inside a transaction neither stalls the others for
+good nor makes them record a failure a run never had; a run is claimed only by a process that
+can run it."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import asyncpg
+import pytest
+
+import cronflow_actors as cf
+from cronflow_actors.errors import RuntimeNotRunningError
+from cronflow_actors.store.postgres import PostgresStore
+
+FAILED: list[str] = []
+"""The runs whose on_failure ran (none should)."""
+
+
+def sleeper(name: str = "sleeper", nap: str = "1s") -> cf.Flow:
+    hooks = cf.Hooks(on_failure=lambda ctx: FAILED.append(ctx.run.id))
+    return cf.define(name, hooks=hooks).sleep("nap", nap).step("after", lambda ctx: "woke")
+
+
+def runtime(url: str, *flows: cf.Flow) -> cf.Runtime:
+    store = PostgresStore(url, idle_transaction_timeout=1.0)
+    return cf.Runtime(store=store, workflows=list(flows), lease_seconds=2)
+
+
+async def owners(url: str, run_ids: list[str]) -> dict[str, str | None]:
+    connection = await asyncpg.connect(url)
+    try:
+        rows = await connection.fetch(
+            "SELECT instance_id, owner FROM instances WHERE instance_id = ANY($1)", run_ids
+        )
+    finally:
+        await connection.close()
+    return {row[0]: row[1] for row in rows}
+
+
+async def test_a_transaction_of_ours_left_idle_is_ended_by_the_server(postgres_url: str) -> None:
+    """A process paused in the middle of a transaction (SIGSTOP, a frozen VM) held its row
+    locks for as long as it stayed paused, and every other process's writer waited on them
+    (cluster-wide completions fell to 0/s): the server now ends such a session."""
+    store = PostgresStore(postgres_url, idle_transaction_timeout=0.5)
+    await store.open()
+    try:
+        assert store._pool is not None
+        async with store._pool.acquire() as connection:
+            transaction = connection.transaction()
+            await transaction.start()
+            await connection.execute("SELECT 1")
+            await asyncio.sleep(1.5)  # idle inside it, as a paused process is
+            with pytest.raises((asyncpg.PostgresError, asyncpg.InterfaceError)):
+                await connection.execute("SELECT 1")
+    finally:
+        await store.close()
+
+
+async def test_a_run_held_by_a_stalled_transaction_is_not_failed_by_a_stale_copy(
+    postgres_url: str,
+) -> None:
+    """Another process's transaction (a process paused in its claim, here a plain connection)
+    takes the rows of runs that sleep here, and commits only after their timers fired: the
+    copies here find themselves stale, record nothing, and the runs complete, once the process
+    that took them is gone, with no failure recorded and no on_failure run (a stale copy's
+    recording is tested on its own in tests/engine/test_report_failure.py)."""
+    FAILED.clear()
+    rt = runtime(postgres_url, sleeper())
+    async with rt:
+        run_ids = [await rt.trigger("sleeper") for _ in range(4)]
+        await rt.wait_idle()
+        ghost = await asyncpg.connect(postgres_url)
+        try:
+            await ghost.execute(
+                "INSERT INTO processes (owner, host, pid, started_at, renewed_at, expires_at) "
+                "VALUES ('ghost', 'h', 1, extract(epoch from now()), extract(epoch from now()), "
+                "extract(epoch from now()) + 3600)"
+            )
+            async with ghost.transaction():
+                await ghost.execute(
+                    "UPDATE instances SET owner = 'ghost' WHERE instance_id = ANY($1)", run_ids
+                )
+                await asyncio.sleep(3)  # the naps end meanwhile: their writes wait, then conflict
+            await asyncio.sleep(0.5)
+            # the paused process stops as a clean stop does: its runs are anyone's
+            await ghost.execute("UPDATE instances SET owner = NULL WHERE owner = 'ghost'")
+            await ghost.execute("DELETE FROM processes WHERE owner = 'ghost'")
+        finally:
+            await ghost.close()
+        results = [await rt.wait(run_id, timeout=20) for run_id in run_ids]
+    assert [(str(r.status), r.output) for r in results] == [("completed", "woke")] * 4
+    assert FAILED == []
+
+
+async def test_a_row_locked_past_a_moment_is_not_run_unclaimed(postgres_url: str) -> None:
+    """A claim that found the row locked for 2 s went on as if it held the run: its copy ran
+    unclaimed and its writes waited on the lock. It is refused now, to be asked again."""
+    first = runtime(postgres_url, sleeper(nap="1h"))
+    second = runtime(postgres_url, sleeper(nap="1h"))
+    async with first, second:
+        run_id = await first.trigger("sleeper")
+        await first.wait_idle()
+        locker = await asyncpg.connect(postgres_url)
+        try:
+            async with locker.transaction():
+                await locker.execute(
+                    "SELECT 1 FROM instances WHERE instance_id = $1 FOR UPDATE", run_id
+                )
+                began = time.monotonic()
+                with pytest.raises(RuntimeNotRunningError, match="try again in a few seconds"):
+                    await second.cancel(run_id)
+                assert time.monotonic() - began >= 1.5
+        finally:
+            await locker.close()
+        assert run_id not in second.instances
+        await second.cancel(run_id)  # asked again, once the row is free: carried out
+        assert str((await first.wait(run_id, timeout=10)).status) == "canceled"
+
+
+async def test_a_run_whose_version_is_not_registered_here_is_left_to_one_that_can(
+    postgres_url: str,
+) -> None:
+    """A process took over (or fired the timers of) runs of flows it does not register, and
+    kept them: they waited for good while it lived, though a process that runs them was up."""
+    other = runtime(postgres_url, sleeper())
+    async with other:
+        run_ids = [await other.trigger("sleeper") for _ in range(3)]
+        await other.wait_idle()
+    # stopped cleanly: the runs are anyone's; their naps end while only `here` is up
+    here = runtime(postgres_url, cf.define("unrelated").step("s", lambda ctx: 1))
+    async with here:
+        await asyncio.sleep(3)  # takeovers and timer rounds of a 2 s lease
+        assert set((await owners(postgres_url, run_ids)).values()) == {None}
+        back = runtime(postgres_url, sleeper())
+        async with back:
+            results = [await back.wait(run_id, timeout=20) for run_id in run_ids]
+    assert [str(r.status) for r in results] == ["completed"] * 3
