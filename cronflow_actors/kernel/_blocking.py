@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
@@ -102,17 +103,31 @@ class BlockingCall(LoopFuture[T]):
         self._queued.given_up = True
 
 
+Admits = Callable[[], bool | None]
+"""Whether a call may start now: True; False, never (it is given up); None, not yet (asked
+again shortly, on the worker's thread)."""
+
+
 class _Queued:
     """A call on its way to a worker: run in a copy of the caller's context variables, unless
-    given up before a thread took it."""
+    given up before a thread took it, or refused by the pool's ``admits`` when a thread did."""
 
-    __slots__ = ("context", "given_up")
+    __slots__ = ("admits", "context", "given_up")
 
-    def __init__(self) -> None:
+    def __init__(self, admits: Admits | None) -> None:
         self.context = contextvars.copy_context()
         self.given_up = False
+        self.admits = admits
 
     def run(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        admits = self.admits
+        while admits is not None and not self.given_up:
+            verdict = admits()
+            if verdict is None:
+                time.sleep(0.02)  # not yet: the one who decides has not said (see admits)
+                continue
+            self.given_up = not verdict
+            break
         if self.given_up:
             return _GIVEN_UP
         return self.context.run(fn, *args, **kwargs)
@@ -130,6 +145,10 @@ class BlockingPool:
         if not isinstance(size, int) or size < 1:
             raise ConfigurationError("blocking_workers", size, "a whole number of at least 1")
         self._work = work
+        self.admits: Admits | None = None
+        """Asked on the worker's thread as a queued call is about to start (a runtime's lease:
+        a process paused past it must not start the calls it had queued, which another
+        process may be running by then)."""
         self._lock = threading.Lock()
         self._in_flight = [0] * size
         self._workers = [BlockingWorker.start() for _ in range(size)]
@@ -161,7 +180,7 @@ class BlockingPool:
         on_loop = work.on_loop_thread()
         if on_loop:
             work.started()
-        queued = _Queued()
+        queued = _Queued(self.admits)
         message = RunBlocking(fn=queued.run, args=(fn, *args), kwargs=kwargs, answer_errors=True)
         answer = cast("LoopFuture[Any]", self._workers[index].ask(message, block=False))
         future: BlockingCall[T] = BlockingCall(queued)

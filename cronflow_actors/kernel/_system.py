@@ -22,7 +22,7 @@ import pykka
 
 from cronflow_actors.errors import ActorNameTakenError, ActorSystemNotRunningError
 from cronflow_actors.kernel._actor import LoopActor, current_host
-from cronflow_actors.kernel._blocking import BlockingPool, PoolStatistics
+from cronflow_actors.kernel._blocking import Admits, BlockingPool, PoolStatistics
 from cronflow_actors.kernel._work import WorkInFlight
 from cronflow_actors.kernel.clock import Clock, ParkingClock, SystemClock
 
@@ -70,6 +70,7 @@ class ActorSystem:
         self.unhandled_failures: list[ChildFailed] = []
         self._blocking_workers = blocking_workers
         self._blocking: BlockingPool | None = None
+        self._admits: Admits | None = None
         self._actors: dict[str, pykka.ActorRef[Any]] = {}
         self._names: dict[str, pykka.ActorRef[Any]] = {}
         self.work = WorkInFlight()
@@ -228,7 +229,15 @@ class ActorSystem:
             if self.state != "running":
                 raise ActorSystemNotRunningError(self.name, self.state, "run blocking code")
             self._blocking = BlockingPool(self.work, self._blocking_workers)
+            self._blocking.admits = self._admits
         return self._blocking
+
+    def admit_blocking(self, admits: Admits | None) -> None:
+        """Ask ``admits`` before each call of the blocking pool starts (``BlockingPool.admits``):
+        a runtime's lease, so that a process paused past it starts none of its queued calls."""
+        self._admits = admits
+        if self._blocking is not None:
+            self._blocking.admits = admits
 
     def run_blocking(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> LoopFuture[T]:
         """Run ``fn(*args, **kwargs)`` on a pool thread; await the future for its result."""

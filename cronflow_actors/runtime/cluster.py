@@ -48,7 +48,7 @@ from cronflow_actors.messages.engine import TimerFired, WorkflowCommand
 from cronflow_actors.net.spec import NetSpec
 from cronflow_actors.runtime.instances import InstanceDirectory
 from cronflow_actors.runtime.lifecycle import LifecycleMethods
-from cronflow_actors.runtime.ownership import DatabaseLease
+from cronflow_actors.runtime.ownership import DatabaseLease, Renewed
 from cronflow_actors.store import Store
 from cronflow_actors.store.postgres_cluster import ClusterOps, Posted
 
@@ -95,7 +95,7 @@ def lease_for(
     return DatabaseLease(store, clock, duration=duration, wait=wait, on_lost=on_lost)
 
 
-class ClusterLease:
+class ClusterLease(Renewed):
     """This process's membership of the processes sharing the database (see the module)."""
 
     def __init__(
@@ -165,6 +165,7 @@ class ClusterLease:
     async def acquire(self) -> None:
         await self._store.join_cluster(self.owner, self.host, self.pid, self.duration)
         self.held = True
+        self._renewed()
 
     def start_heartbeat(self, system: ActorSystem) -> None:
         loops = (
@@ -198,6 +199,7 @@ class ClusterLease:
                 renewed = await self._store.heartbeat(self.owner, self.duration)
                 if not renewed:
                     raise LeaseLostError(repr(self._store), self.owner, None, shared=True)
+                self._renewed()
                 await self._check()
             except (LeaseLostError, StoreFailedError, StoreClosedError) as failed:
                 self.held = not isinstance(failed, LeaseLostError) and self.held

@@ -65,6 +65,7 @@ class LifecycleMethods(RuntimeParts):
             if self.otel is not None:
                 self.otel.start()
             self.system.start()
+            self.system.admit_blocking(self.lease.admits)  # none starts once the lease is gone
             await self._bring_up()
         except BaseException as error:
             # nothing may be left behind: a caller whose start raised never calls stop() (nor

@@ -17,6 +17,7 @@ import asyncio
 import logging
 import os
 import socket
+import time
 import uuid
 from collections.abc import Callable
 from typing import Protocol
@@ -28,7 +29,7 @@ from cronflow_actors.errors import (
     StoreClosedError,
     StoreFailedError,
 )
-from cronflow_actors.kernel import ActorSystem, Clock
+from cronflow_actors.kernel import ActorSystem, Clock, SystemClock
 from cronflow_actors.messages import LeaseRecord
 from cronflow_actors.store import Store
 
@@ -51,8 +52,37 @@ class RuntimeLease(Protocol):
 
     async def release(self) -> None: ...
 
+    def admits(self) -> bool | None: ...
 
-class DatabaseLease:
+
+class Renewed:
+    """When a lease was last renewed, by the monotonic clock (a lease's mixin: ``held``,
+    ``duration`` and ``_clock`` are the lease's), and whether work may start under it now."""
+
+    held: bool
+    duration: float
+    _clock: Clock
+    _renewed_at: float = 0.0
+
+    def _renewed(self) -> None:
+        self._renewed_at = time.monotonic()
+
+    def admits(self) -> bool | None:
+        """Whether work may start under the lease (asked by the blocking pool, on its thread,
+        before a queued call starts): False once it is lost or given up; None while its
+        renewal is overdue by the monotonic clock, until the heartbeat renews it or finds it
+        lost (a process paused past its lease, SIGSTOP or a frozen VM, wakes with calls
+        queued that another process may be running by now, before its heartbeat can tell);
+        True otherwise. Under a test's clock (not ``SystemClock``), renewals follow that
+        clock, not this one: only whether it is held counts."""
+        if not self.held:
+            return False
+        if not isinstance(self._clock, SystemClock):
+            return True
+        return True if time.monotonic() - self._renewed_at < self.duration else None
+
+
+class DatabaseLease(Renewed):
     def __init__(
         self,
         store: Store,
@@ -108,6 +138,7 @@ class DatabaseLease:
                 await self._clock.sleep(min(max(held.expires_in, 0.05), self.duration / 3))
                 continue
             self.held = True
+            self._renewed()
             return
 
     def start_heartbeat(self, system: ActorSystem) -> None:
@@ -124,6 +155,7 @@ class DatabaseLease:
                 await self._store.renew_lease(
                     "runtime", self.owner, now=now, expires_at=now + self.duration
                 )
+                self._renewed()
                 await self._store.check()
             except (LeaseLostError, StoreFailedError, StoreClosedError) as failed:
                 self.held = not isinstance(failed, LeaseLostError) and self.held

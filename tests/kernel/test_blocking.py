@@ -100,6 +100,23 @@ async def test_a_call_given_up_while_it_waits_for_a_thread_never_runs() -> None:
         assert system.blocking.in_flight == 0
 
 
+async def test_a_call_starts_only_once_the_pool_admits_it() -> None:
+    """``admit_blocking``: asked on the worker's thread as each call is about to start (a
+    runtime's lease): True runs it, False gives it up, None waits until it says one or the
+    other (a lease whose renewal is overdue: the heartbeat has yet to tell)."""
+    verdicts: list[bool | None] = [None, None, True]
+    async with ActorSystem("pool", blocking_workers=1) as system:
+        system.admit_blocking(lambda: verdicts.pop(0) if len(verdicts) > 1 else verdicts[0])
+        ran: list[str] = []
+        assert await system.run_blocking(ran.append, "after two not-yets") is None
+        verdicts[:] = [False]
+        with pytest.raises(asyncio.CancelledError):
+            await system.run_blocking(ran.append, "refused")
+        system.admit_blocking(None)
+        assert await system.run_blocking(ran.append, "unasked") is None
+        assert ran == ["after two not-yets", "unasked"]
+
+
 async def test_a_call_user_cancelled_while_queued_gives_its_call_up() -> None:
     async with ActorSystem("pool", blocking_workers=1) as system:
         release = threading.Event()

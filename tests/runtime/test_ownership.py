@@ -258,3 +258,26 @@ async def test_a_token_derived_from_a_run_id_is_refused(rt: cf.Runtime) -> None:
     with pytest.raises(ResumeError, match="already ended") as again:
         await rt.resume(paused.token, {"approved": True})
     assert again.value.ended
+
+
+async def test_a_lease_admits_work_while_renewed_and_waits_when_its_renewal_is_overdue(
+    tmp_path: Path,
+) -> None:
+    """What the blocking pool asks before a queued call starts: a lease renewed within its
+    duration admits it; one overdue by the monotonic clock (the process was paused) says
+    neither yes nor no until the heartbeat renews it or finds it lost; a lost one refuses."""
+    async with cf.Runtime(db=tmp_path / "lease.db", lease_seconds=1) as rt:
+        lease: Any = rt.lease
+        assert lease.admits() is True
+        lease._renewed_at -= 5  # as if the process had been stopped for 5 s
+        assert lease.admits() is None
+        await asyncio.sleep(0.5)  # a heartbeat (every third of the lease) renews it
+        assert lease.admits() is True
+        lease.held = False
+        assert lease.admits() is False
+        lease.held = True  # (for the stop's release)
+    clocked = cf.Runtime(db=tmp_path / "manual.db", clock=ManualClock(), lease_seconds=1)
+    async with clocked:
+        manual: Any = clocked.lease
+        manual._renewed_at -= 5  # a test's clock: its renewals follow it, held is what counts
+        assert manual.admits() is True

@@ -1,0 +1,21 @@
+"""Plain ``def`` steps that queue for the blocking pool's threads, each writing a line when it
+starts (``QUEUED_MARKS``: pid, run id, time): for the test of a process paused past its lease
+with calls still queued, which must start none of them once it wakes."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+import cronflow_actors as cf
+
+
+def hold(ctx: Any) -> str:
+    with open(os.environ["QUEUED_MARKS"], "a") as marks:
+        marks.write(f"{os.getpid()} {ctx.run.id} {time.time()}\n")
+    time.sleep(1.0)
+    return "held"
+
+
+workflows = [cf.define("queued").step("hold", hold)]
