@@ -27,6 +27,8 @@ def logged(name: str, seconds: float = 0.0):  # type: ignore[no-untyped-def]
 
 
 STEP_SECONDS = float(os.environ.get("CLUSTER_STEP_SECONDS", "0"))
+SIGNED_SECRET = "cluster-secret"
+"""The secret of the signed webhook (the test signs its requests with it)."""
 
 workflows = [
     cf.define("three")
@@ -39,4 +41,7 @@ workflows = [
     .wait_for_event("go", "go", filter=lambda payload, ctx: payload["key"] == ctx.payload["key"])
     .step("woken", logged("woken")),
     cf.define("ticker").on_schedule("* * * * * *", catch_up="none").step("tick", logged("tick")),
+    cf.define("signed")
+    .on_webhook("/hooks/signed", hmac_secret=SIGNED_SECRET, idempotency_key="Idempotency-Key")
+    .step("take", logged("take")),
 ]

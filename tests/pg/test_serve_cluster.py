@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,6 +22,8 @@ from typing import Any
 import httpx
 import pytest
 
+from cronflow_actors.http.auth import sign
+from tests.pg.cluster_app import SIGNED_SECRET
 from tests.serving import ROOT, Served, free_port
 
 APP = str(ROOT / "tests" / "pg" / "cluster_app.py")
@@ -220,3 +224,44 @@ def test_a_process_paused_past_its_lease_cannot_overwrite_the_new_owner(
         after = run_of(other, run_id)
         assert after["output"] == taken_over["output"]
         assert after["status"] == "completed"
+
+
+def test_signed_twins_with_a_key_sent_to_two_processes_get_one_run_and_its_duplicate(
+    three: tuple[list[Served], Path],
+) -> None:
+    """The same signed request with an idempotency key, sent to two processes at once: one
+    202 and the other the duplicate answer of its run, where about a quarter of the pairs got
+    a 401 'replay, send an idempotency key' (the PostgreSQL crash tester's F6)."""
+    (first, second, _third), folder = three
+    statuses: list[tuple[int, int]] = []
+    for n in range(20):
+        body = json.dumps({"n": n}).encode()
+        moment = int(time.time())
+        headers = {
+            "Content-Type": "application/json",
+            "Idempotency-Key": f"twin-{n}-{moment}",
+            "X-Signature-256": f"t={moment},v1={sign(SIGNED_SECRET, moment, body)}",
+        }
+        answers: list[int] = []
+        twins = [
+            threading.Thread(target=send_signed, args=(served, body, headers, answers))
+            for served in (first, second)
+        ]
+        for thread in twins:
+            thread.start()
+        for thread in twins:
+            thread.join()
+        statuses.append(tuple(sorted(answers)))  # type: ignore[arg-type]
+    assert statuses == [(200, 202)] * 20
+    taken = steps_run(folder)
+    eventually(
+        lambda: sum(n for (_run, step), n in steps_run(folder).items() if step == "take") == 20,
+        10,
+        "one run per pair, its step run once",
+    )
+    assert all(n == 1 for (_run, step), n in taken.items() if step == "take")
+
+
+def send_signed(served: Served, body: bytes, headers: dict[str, str], answers: list[int]) -> None:
+    url = f"{served.url}/hooks/signed"
+    answers.append(httpx.post(url, content=body, headers=headers, timeout=10).status_code)

@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import time
 import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -63,6 +64,10 @@ from cronflow_actors.runtime import (
 __all__ = ["routes"]
 
 logger = logging.getLogger(__name__)
+
+_TWIN_WAIT = 2.0
+"""Seconds a signed request with an idempotency key, whose signature another process claimed,
+looks for the run that process starts (its duplicate answer) before it is a replay."""
 
 _NAMESPACE = uuid.UUID("0d5b8f5e-4a6b-4c2f-9d71-6b1f0b2a3c44")
 
@@ -211,6 +216,8 @@ class Webhook:
             ):
                 if self.spec.idempotency_key is not None:  # its twin's run may be its answer
                     await in_flight.first_ended(self.edge.limits.read_timeout)
+                    # a twin in another process: its run is stored once its start is durable
+                    return await self._replayed(webhook_request, wait=_TWIN_WAIT)
                 return await self._replayed(webhook_request)
             sent: list[bool] = []  # the start was sent: it may be durable from then on
             try:
@@ -252,17 +259,23 @@ class Webhook:
         """The run of a signed request without an idempotency key: named by its signature."""
         return self._id_of(f"signature:{signature.key}")
 
-    async def _replayed(self, request: WebhookRequest) -> Response:
+    async def _replayed(self, request: WebhookRequest, *, wait: float = 0.0) -> Response:
         """A signed request seen before: the duplicate of a run its idempotency key names gets
         the duplicate answer (its client retries); anything else is a replay (401). A replay
         never starts a run: the key may come from headers the signature does not cover, so it
-        could name a new run."""
+        could name a new run. ``wait``: seconds to look again for the key's run (a twin that
+        another process is starting)."""
         # a key from a header is not signed: its duplicate is answered plainly, no on_success
         signed_key = not isinstance(self.spec.idempotency_key, str)
-        for instance_id in await self._run_ids(request):
-            run = await self._run_of(instance_id) if instance_id is not None else None
-            if run is not None:
-                return await self._duplicate(request, run, callbacks=signed_key)
+        deadline = time.monotonic() + wait
+        while True:
+            for instance_id in await self._run_ids(request):
+                run = await self._run_of(instance_id) if instance_id is not None else None
+                if run is not None:
+                    return await self._duplicate(request, run, callbacks=signed_key)
+            if time.monotonic() >= deadline:
+                break
+            await asyncio.sleep(0.05)
         self.edge.runtime.metrics.webhook_signature_failures.labels(self.flow_id).inc()
         raise replayed()
 
