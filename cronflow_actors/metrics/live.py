@@ -60,8 +60,9 @@ class LiveGauges(Collector):
         sample = self._sample
         in_flight = GaugeMetricFamily(
             "cronflow_runs_in_flight",
-            "Runs not finished, by workflow and status (running, waiting, paused), "
-            "counted from the store's indexes",
+            "Runs not finished, by workflow and status (running; waiting, for a timer or an "
+            "event; paused, waiting for a person: the API says waiting for both), counted from "
+            "the store's indexes",
             labels=["workflow", "status"],
         )
         workflows = sorted({*sample.workflows, *(w for w, _ in sample.runs_in_flight)})
