@@ -96,7 +96,13 @@ async def fail_run(tx: Transaction, *, root: NetSpec, error: str, job: str | Non
 
 
 async def _carry_out(tx: Transaction, command: WorkflowCommand, send: Send) -> Any:
+    # a step's report first: three a run of (a), where a start is one (a case that does not
+    # match a message class is an isinstance through the class's metaclass, ~600 instructions)
     match command:
+        case WorkItemFinished(work_item_id=item_id):
+            if item_id not in tx.state.work_items:
+                return False
+            return await send(command)
         case StartWorkflow(
             payload=payload, principal=principal, dequeued=dequeued, trigger=trigger
         ):
@@ -125,10 +131,6 @@ async def _carry_out(tx: Transaction, command: WorkflowCommand, send: Send) -> A
         case WorkItemAction():
             await send(command)
             return None
-        case WorkItemFinished(work_item_id=item_id):
-            if item_id not in tx.state.work_items:
-                return False
-            return await send(command)
         case DeliverEvent(work_item_id=item_id):
             if item_id not in tx.state.work_items:
                 return False

@@ -116,15 +116,15 @@ class Task:
 
     def receive(self, message: TaskMessage) -> Awaitable[None]:
         """What the task does with ``message`` (awaiting it carries it out)."""
-        match message:
+        match message:  # the most frequent first (a case passed over is an isinstance)
             case WorkItemStateChanged():
                 return self._work_item_changed(message)
-            case WorkflowStateChanged():
-                return self._child_workflow_changed(message)
             case EnableTask():
                 return self._enable(last=True)
             case EnsureTaskStarted():
                 return self._ensure_started()
+            case WorkflowStateChanged():
+                return self._child_workflow_changed(message)
             case CancelTask(teardown=teardown):
                 return self._cancel(teardown=teardown)
             case DisableTask():

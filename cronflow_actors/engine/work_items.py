@@ -161,17 +161,17 @@ class WorkItem:
     def receive(self, message: WorkItemMessage) -> Awaitable[Any]:
         """What the item does with ``message`` (awaiting it carries it out);
         ``WorkItemFinished`` and ``DeliverEvent`` answer whether they changed the item."""
-        match message:
+        match message:  # the most frequent first (a case passed over is an isinstance)
+            case RunTrigger(verb=verb, payload=payload):
+                return self._run_trigger(verb, payload)
+            case WorkItemFinished():
+                return self._record_outcome(message)
             case WorkItemAction(action=verb, payload=payload, principal=principal, token=token):
                 if token is not None:
                     self._check_pause(token)
                 return self._act(verb, payload, principal)
-            case RunTrigger(verb=verb, payload=payload):
-                return self._run_trigger(verb, payload)
             case TearDownWorkItem():
                 return self._tear_down()
-            case WorkItemFinished():
-                return self._record_outcome(message)
             case DeliverEvent(event=event, payload=payload):
                 return self._deliver_event(event, payload)
         raise TypeError(f"a work item does not receive {message!r}")

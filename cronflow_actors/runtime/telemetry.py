@@ -148,25 +148,30 @@ class Telemetry:
 
     def observe(self, changes: list[Message]) -> None:
         # A run makes about 20 changes, and most measure nothing (a task's, an item's start):
-        # those are passed over in the match, before any call; the clock is read once, for the
-        # first change that measures something.
+        # those are passed over by their type, before any call; the clock is read once, for the
+        # first change that measures something. By ``type(change) is``, not a ``match`` on the
+        # classes: each class pattern a change does not match is an isinstance through the
+        # message class's metaclass (~600 instructions; the changes are final classes).
         now: float | None = None
         for change in changes:
-            match change:
-                case WorkItemStateChanged(detached=False) if (
-                    change.prev == _STARTED or change.next in FINAL_STATES
-                ):  # an attempt or the item ended (a detached one: its action's changes tell)
+            kind = type(change)
+            if kind is WorkItemStateChanged:
+                item: Any = change
+                if not item.detached and (item.prev == _STARTED or item.next in FINAL_STATES):
+                    # an attempt or the item ended (a detached one: its action's changes tell)
                     if now is None:
                         now = self._clock.now()
-                    self._item(change, now)
-                case WorkflowStateChanged() if "." not in change.workflow_id and (
-                    change.prev is None or change.next in FINAL_STATES
+                    self._item(item, now)
+            elif kind is WorkflowStateChanged:
+                workflow: Any = change
+                if "." not in workflow.workflow_id and (
+                    workflow.prev is None or workflow.next in FINAL_STATES
                 ):  # a run started or ended
                     if now is None:
                         now = self._clock.now()
-                    self._run(change, now)
-                case ActionStateChanged():
-                    self._action(change)
+                    self._run(workflow, now)
+            elif kind is ActionStateChanged:
+                self._action(change)  # type: ignore[arg-type]
 
     def _run(self, change: WorkflowStateChanged, now: float) -> None:
         metrics, children = self.metrics, self._children
