@@ -6,7 +6,7 @@ The task element's part that only sends messages: ``engine/tasks.py`` calls it."
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 from cronflow_actors.engine.transaction import Transaction
 from cronflow_actors.messages.elements import CreateWorkItem, InitializeWorkflow, RunTrigger
@@ -14,6 +14,8 @@ from cronflow_actors.messages.engine import WorkflowRecord
 from cronflow_actors.net.spec import TaskKind
 
 __all__ = ["Pending", "create_children"]
+
+_TASK: Final = TaskKind.TASK  # an enum member's read goes through EnumType.__getattr__
 
 Pending = tuple[str, str | None, Any]
 """A child an activity asked for: its id, its name (a composite task's child), its payload."""
@@ -37,7 +39,7 @@ async def create_children(  # noqa: PLR0917 - the task's parts, passed as they a
     queue: list[RunTrigger] = []
     for ident, child_name, payload in pending:
         # Internal calls: each child is created through its initialize action (spec 5.3).
-        if kind is TaskKind.TASK:
+        if kind is _TASK:
             # one child runs its auto-start inside its creation: then nothing follows
             send = tx.send_last if last and len(pending) == 1 else tx.send
             trigger = await send(

@@ -86,12 +86,17 @@ __all__ = ["Task"]
 
 _ENABLEABLE = frozenset(s for s, after in TASK_TRANSITIONS.items() if TaskState.ENABLED in after)
 _ACTIVE = frozenset({TaskState.ENABLED, TaskState.STARTED})
-# The enum members read on every step's path, as ``Final`` module constants: a read of
-# ``TaskState.STARTED`` costs about 0.1 µs (CPython 3.11, pure or compiled by mypyc), one of
-# a ``Final`` constant a tenth of that (compiled: a C static).
+# The enum members read on every step's path, as ``Final`` module constants: on CPython 3.11
+# every attribute read on an Enum class (``TaskState.STARTED``) goes through ``EnumType``'s
+# ``__getattr__`` hook (~900 instructions), a constant is a global (compiled: a C static).
 _STARTED: Final = TaskState.STARTED
 _COMPLETED: Final = TaskState.COMPLETED
 _WORKFLOW_INITIALIZED: Final = WorkflowState.INITIALIZED
+_ENABLED: Final = TaskState.ENABLED
+_OR_JOIN: Final = JoinType.OR
+_AND_SPLIT: Final = SplitType.AND
+_DUMMY: Final = TaskKind.DUMMY
+_TASK: Final = TaskKind.TASK
 _ChildChange = WorkItemStateChanged | WorkflowStateChanged
 _DEADLINE = f"{StepTimeoutError.__module__}.{StepTimeoutError.__qualname__}"  # a job's failure
 _AS_IT_STARTS = Transition(prev_state=WorkItemState.STARTED, next_state=WorkItemState.COMPLETED)
@@ -143,16 +148,16 @@ class Task:
         workflow, record, name = self.workflow, self.record, self.name
         if record.state not in _ENABLEABLE or workflow.state in FINAL_STATES:
             return
-        started = started_tasks(workflow) if self.definition.join is JoinType.OR else ()  # OR only
+        started = started_tasks(workflow) if self.definition.join is _OR_JOIN else ()  # OR only
         if not is_join_satisfied(self.spec, name, workflow.marking, started):
             return
         record.generation += 1
-        self._move(TaskState.ENABLED)
+        self._move(_ENABLED)
         record.children = []
         record.stats = Stats()
         if self.tx.state.migration is not None and await fast_forward.on_enable(self):
             return  # its migrator (or a recorded output) decided (spec section 9)
-        if self.definition.kind is TaskKind.DUMMY:
+        if self.definition.kind is _DUMMY:
             await self._activity("on_enabled")
             await self._ensure_started()
             return
@@ -184,7 +189,7 @@ class Task:
             return
         if "on_started" in self.definition.activities:
             await self._activity("on_started")
-        if self.definition.kind is TaskKind.DUMMY:
+        if self.definition.kind is _DUMMY:
             await self._complete()
             return
         # its activity may have ended (or renewed) it (``_started_in``, written out; ``self.``
@@ -223,7 +228,7 @@ class Task:
         change = await self._leave(_COMPLETED, "" if silent else "on_completed")
         await cancel_region(tx, workflow, spec, name, definition)
         routed = None
-        if definition.split is not SplitType.AND:
+        if definition.split is not _AND_SPLIT:
             info, output = tx.task_info(workflow, name), workflow.outputs.get(name)
             ctx = tx.context(workflow, f"router of task {name!r}", task=info, output=output)
             try:
@@ -435,7 +440,7 @@ class Task:
         fn = definition.activities.get(activity)
         if fn is None and not default_child:
             return
-        may_add = activity in _SCHEDULING and definition.kind is not TaskKind.DUMMY
+        may_add = activity in _SCHEDULING and definition.kind is not _DUMMY
         pending: list[_Pending] = []
         if fn is not None:
             ctx = self._context(activity, pending if may_add else None, changed)
@@ -453,7 +458,7 @@ class Task:
                     return
                 await self._ensure_started(failed=error)  # a report stands: the task fails
                 return
-        elif definition.kind is TaskKind.TASK:
+        elif definition.kind is _TASK:
             pending.append((tx.new_id("w"), None, None))
         elif definition.kind is TaskKind.COMPOSITE:
             pending.append((tx.new_id("f"), None, None))

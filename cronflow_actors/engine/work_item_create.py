@@ -5,7 +5,7 @@ authentication and its policy) before ``work_items.initialize`` makes the item."
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 from cronflow_actors.engine.actions import pass_boundary, storable
 from cronflow_actors.engine.context import WorkItemHandle, WorkItemInfo
@@ -15,11 +15,13 @@ from cronflow_actors.engine.transaction import Transaction
 from cronflow_actors.engine.work_items import Trigger, initialize
 from cronflow_actors.errors import InvalidStateTransitionError
 from cronflow_actors.messages.elements import CreateWorkItem
-from cronflow_actors.net.spec import TaskKind
+from cronflow_actors.messages.engine import WorkflowRecord
+from cronflow_actors.net.spec import TaskKind, TaskSpec
 
 __all__ = ["create"]
 
 _TASK_ACTIVE = frozenset({TaskState.ENABLED, TaskState.STARTED})
+_TASK: Final = TaskKind.TASK  # an enum member's read goes through EnumType.__getattr__
 
 
 async def create(tx: Transaction, message: CreateWorkItem) -> Trigger | None:
@@ -32,7 +34,7 @@ async def create(tx: Transaction, message: CreateWorkItem) -> Trigger | None:
     task, ident, payload = message.task, message.work_item_id, message.payload
     definition = tx.specs[workflow.path].tasks[task]
     state = workflow.tasks[task].state
-    if definition.kind is not TaskKind.TASK or state not in _TASK_ACTIVE:
+    if definition.kind is not _TASK or state not in _TASK_ACTIVE:
         raise InvalidStateTransitionError(
             "task",
             f"{workflow.name}/{task}",
@@ -40,40 +42,56 @@ async def create(tx: Transaction, message: CreateWorkItem) -> Trigger | None:
             "initialize a work item",
             ["enabled", "started"],
         )
-    name = definition.work_item.name
-    element = f"work item {name!r} of task {task!r}"
     if message.principal is None and "initialize" not in definition.work_item.actions:
         # an internal call of the default action: nothing to check, nothing to call (and None,
-        # a task's default item's payload, nothing to copy)
+        # a task's default item's payload, nothing to copy); the element's name is formatted
+        # only for a payload to check (two reprs a step otherwise)
         stored = (
-            None if payload is None else storable(payload, element=element, action="initialize")
+            None
+            if payload is None
+            else storable(payload, element=_element(definition, task), action="initialize")
         )
     else:
-
-        def context() -> Any:
-            upcoming = WorkItemInfo(
-                id=ident,
-                name=name,
-                task=task,
-                generation=workflow.tasks[task].generation,
-                workflow_id=workflow.id,
-                state=WorkItemState.INITIALIZED,
-                payload=payload,
-            )
-            return tx.context(
-                workflow,
-                f"work item {name!r} initialize action",
-                scheduler=tx.scheduler(work_item_owner(ident)),
-                task=tx.task_info(workflow, task),
-                work_item=WorkItemHandle(upcoming),
-            )
-
-        stored = await pass_boundary(
-            actions=definition.work_item.actions,
-            action="initialize",
-            payload=payload,
-            principal=message.principal,
-            element=element,
-            context=context,
-        )
+        stored = await _through_boundary(tx, workflow, definition, message)
     return await initialize(tx, workflow, task, stored, ident, defer=message.defer_trigger)
+
+
+def _element(definition: TaskSpec, task: str) -> str:
+    return f"work item {definition.work_item.name!r} of task {task!r}"
+
+
+async def _through_boundary(
+    tx: Transaction, workflow: WorkflowRecord, definition: TaskSpec, message: CreateWorkItem
+) -> Any:
+    """The payload of a call of the ``initialize`` action that is not the default's internal
+    one, once through the action's boundary (its own function: ``create`` would otherwise make
+    a cell per variable this context reads, on every call)."""
+    task, ident, payload = message.task, message.work_item_id, message.payload
+    name = definition.work_item.name
+
+    def context() -> Any:
+        upcoming = WorkItemInfo(
+            id=ident,
+            name=name,
+            task=task,
+            generation=workflow.tasks[task].generation,
+            workflow_id=workflow.id,
+            state=WorkItemState.INITIALIZED,
+            payload=payload,
+        )
+        return tx.context(
+            workflow,
+            f"work item {name!r} initialize action",
+            scheduler=tx.scheduler(work_item_owner(ident)),
+            task=tx.task_info(workflow, task),
+            work_item=WorkItemHandle(upcoming),
+        )
+
+    return await pass_boundary(
+        actions=definition.work_item.actions,
+        action="initialize",
+        payload=payload,
+        principal=message.principal,
+        element=_element(definition, task),
+        context=context,
+    )

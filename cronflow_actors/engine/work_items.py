@@ -70,13 +70,15 @@ from cronflow_actors.net.spec import TaskKind
 __all__ = ["ACTIONS", "Trigger", "WorkItem", "initialize"]
 
 _TASK_ACTIVE = frozenset({TaskState.ENABLED, TaskState.STARTED})
-# The enum members read on every step's path, as ``Final`` module constants: a read of
-# ``WorkItemState.STARTED`` costs about 0.1 µs (CPython 3.11, pure or compiled by mypyc), one of
-# a ``Final`` constant a tenth of that (compiled: a C static).
+# The enum members read on every step's path, as ``Final`` module constants: on CPython 3.11
+# every attribute read on an Enum class goes through ``EnumType``'s ``__getattr__`` hook
+# (~900 instructions), a constant is a global (compiled by mypyc: a C static).
 _ITEM_INITIALIZED: Final = WorkItemState.INITIALIZED
 _ITEM_STARTED: Final = WorkItemState.STARTED
 _ITEM_COMPLETED: Final = WorkItemState.COMPLETED
 _TASK_STARTED: Final = TaskState.STARTED
+_START: Final = WorkItemVerb.START
+_TASK: Final = TaskKind.TASK
 _WORKFLOW_OPEN = frozenset({WorkflowState.INITIALIZED, WorkflowState.STARTED})
 
 ACTIONS = VERB_TARGETS
@@ -104,7 +106,7 @@ async def initialize(
             "initialize a work item",
             ["enabled", "started"],
         )
-    if definition.kind is not TaskKind.TASK:
+    if definition.kind is not _TASK:
         raise InvalidStateTransitionError(
             "task", f"{workflow.name}/{task}", definition.kind.value, "initialize a work item", []
         )
@@ -124,7 +126,7 @@ async def initialize(
         task=task,
         work_item_id=item.id,
         prev=None,
-        next=WorkItemState.INITIALIZED,
+        next=_ITEM_INITIALIZED,
         workflow=workflow.name,
         kind=definition.work_item.kind,
     )
@@ -138,7 +140,7 @@ async def initialize(
         handle = await element._activity("on_initialized", _ON_INITIALIZED_TRIGGERS)
         trigger = handle.trigger if handle is not None else None
     if trigger is None and definition.work_item.handler is not None:
-        trigger = (WorkItemVerb.START, None)
+        trigger = (_START, None)
     if trigger is None:
         return None
     if defer:
@@ -182,7 +184,7 @@ class WorkItem:
         """``verb`` through the item's action of that name: state check, schema, (for an
         external caller) authentication and policy, callback, then the transition.
         Auto-triggers and jobs are internal calls (``principal=None``)."""
-        tx, item, workflow = self.tx, self.record, self.workflow
+        item, workflow = self.record, self.workflow
         target = ACTIONS.get(verb)
         if target is None:
             known = sorted(map(str, ACTIONS))
@@ -190,7 +192,7 @@ class WorkItem:
         if target not in WORK_ITEM_TRANSITIONS[item.state]:
             refuse_move("work item", item.id, item.state, target)
         action = str(verb)
-        if verb == WorkItemVerb.START:
+        if verb == _START:
             task_state = workflow.tasks[item.task].state
             if task_state not in _TASK_ACTIVE:
                 raise InvalidStateTransitionError(
@@ -200,40 +202,48 @@ class WorkItem:
                     "started",
                     ["enabled", "started"],
                 )
-        definition = self.definition
-        element = f"work item {item.name!r} ({item.id})"
-        if principal is None and action not in definition.actions:
+        if principal is None and action not in self.definition.actions:
             # an internal call of the default action: nothing to check, nothing to call (and
-            # None, an auto-start's payload, nothing to copy)
-            stored = None if payload is None else storable(payload, element=element, action=action)
-            await self._transition(verb, stored)
-            return
+            # None, an auto-start's payload, nothing to copy, nor the item's name to format)
+            element = None if payload is None else self._element()
+            stored = None if element is None else storable(payload, element=element, action=action)
+        else:
+            stored = await self._through_boundary(verb, action, payload, principal)
+        await self._transition(verb, stored)
+
+    def _element(self) -> str:
+        return f"work item {self.record.name!r} ({self.record.id})"
+
+    async def _through_boundary(
+        self, verb: WorkItemVerb, action: str, payload: Any, principal: Principal | None
+    ) -> Any:
+        """``payload`` through the boundary of ``action`` (its own method: ``_act`` would
+        otherwise make a cell per variable this context reads, on every call)."""
+        tx, item, workflow = self.tx, self.record, self.workflow
 
         def context() -> Any:
             return tx.item_context(
                 workflow,
                 item,
                 f"{action} action",
-                scheduler=tx.scheduler(work_item_owner(item.id))
-                if verb == WorkItemVerb.START
-                else None,
+                scheduler=tx.scheduler(work_item_owner(item.id)) if verb == _START else None,
                 work_item=WorkItemHandle(tx.work_item_info(item)),
             )
 
-        stored = await pass_boundary(
-            actions=definition.actions,
+        return await pass_boundary(
+            actions=self.definition.actions,
             action=action,
             payload=payload,
             principal=principal,
-            element=element,
+            element=self._element(),
             context=context,
         )
-        await self._transition(verb, stored)
 
     async def _transition(self, verb: WorkItemVerb, payload: Any) -> None:
+        if verb == _START:  # every step's, before the match (a value pattern reads the enum)
+            await self._start(payload)
+            return
         match verb:
-            case WorkItemVerb.START:
-                await self._start(payload)
             case WorkItemVerb.COMPLETE:
                 await self._complete(payload)
             case WorkItemVerb.FAIL:
@@ -246,9 +256,7 @@ class WorkItem:
     async def _run_trigger(self, verb: WorkItemVerb, payload: Any) -> None:
         """An auto-trigger through the item's action, as an internal call (schema and callback,
         no authentication or policy), unless something else moved the item meanwhile."""
-        expected = (
-            WorkItemState.INITIALIZED if verb == WorkItemVerb.START else WorkItemState.STARTED
-        )
+        expected = _ITEM_INITIALIZED if verb == _START else _ITEM_STARTED
         if self.record.state == expected:
             await self._act(verb, payload, None)
 
@@ -362,7 +370,7 @@ class WorkItem:
         attempt that is no longer current (the item was canceled, reset or finished) is
         dropped."""
         tx, item, attempt = self.tx, self.record, finished.attempt
-        if item.state != WorkItemState.STARTED or item.attempt != attempt:
+        if item.state != _ITEM_STARTED or item.attempt != attempt:
             return False
         ok, error, retry_after = finished.ok, finished.error, finished.retry_after
         item.began_at = finished.began_at

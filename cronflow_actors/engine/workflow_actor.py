@@ -30,7 +30,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Final
 
 import msgspec
 from mypy_extensions import mypyc_attr
@@ -75,6 +75,8 @@ from cronflow_actors.net.fingerprint import fingerprint
 from cronflow_actors.net.spec import Descendants, NetSpec, TaskSpec
 
 __all__ = ["WorkflowActor", "WorkflowMessage"]
+
+_ITEM_STARTED: Final = WorkItemState.STARTED  # an enum member's read: EnumType.__getattr__
 
 logger = logging.getLogger(__name__)
 
@@ -366,9 +368,9 @@ class WorkflowActor(CoroutineActor):
         if not busy and not tx.handlers:
             return busy
         items = self.state.work_items
-        after = {i for i in busy if items[i].state == WorkItemState.STARTED}
+        after = {i for i in busy if items[i].state == _ITEM_STARTED}
         for item_id, _attempt in tx.handlers:
-            if items[item_id].state == WorkItemState.STARTED:
+            if items[item_id].state == _ITEM_STARTED:
                 after.add(item_id)
         return after
 
@@ -451,7 +453,7 @@ class WorkflowActor(CoroutineActor):
         if self.services.draining:
             return
         item = self.state.work_items[item_id]
-        if item.state != WorkItemState.STARTED or item.attempt != attempt:
+        if item.state != _ITEM_STARTED or item.attempt != attempt:
             return
         task = self._specs[self.state.workflows[item.workflow_id].path].tasks[item.task]
         handler = task.work_item.handler

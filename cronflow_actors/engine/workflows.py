@@ -55,8 +55,10 @@ __all__ = ["Workflow", "initialize"]
 _SCHEDULING_ACTIVITIES = frozenset({"on_initialized", "on_started"})
 _TASK_STARTED: Final = TaskState.STARTED
 _TASK_ENABLED: Final = TaskState.ENABLED
-"""Read for every task as a workflow ends: ``Final`` constants, a tenth of an enum member's
-read (CPython 3.11, pure or compiled by mypyc)."""
+_TASK_COMPLETED: Final = TaskState.COMPLETED
+_STARTED: Final = WorkflowState.STARTED
+"""Read for every task as a workflow ends, or as a task changes: ``Final`` constants, where an
+enum member's read goes through ``EnumType.__getattr__``'s hook (CPython 3.11)."""
 
 
 async def initialize(tx: Transaction, spec: NetSpec, message: InitializeWorkflow) -> None:
@@ -180,8 +182,8 @@ class Workflow:
         condition: then the workflow completes (whatever else is still active is shut down)."""
         tx, workflow = self.tx, self.record
         if (
-            message.next == TaskState.COMPLETED
-            and workflow.state == WorkflowState.STARTED
+            message.next == _TASK_COMPLETED
+            and workflow.state == _STARTED
             and workflow.marking.get(tx.specs[workflow.path].end, 0) > 0
         ):
             spec = tx.specs[workflow.path]

@@ -36,6 +36,7 @@ __all__ = ["LoopLagProbe", "Telemetry"]
 logger = logging.getLogger(__name__)
 
 _STARTED = WorkItemState.STARTED
+_INITIALIZED = WorkItemState.INITIALIZED  # (an enum member's read: EnumType.__getattr__)
 _ACTOR_KINDS = ("WorkflowActor", "WorkItemActor", "ActionActor")
 
 
@@ -209,7 +210,7 @@ class Telemetry:
         if attempt_ended and began is not None:
             duration = now - began
             duration = duration if duration > 0.0 else 0.0  # max(0.0, d), without a call
-        if change.next == WorkItemState.INITIALIZED:  # a reset: the attempt failed, is tried again
+        if change.next == _INITIALIZED:  # a reset: the attempt failed, is tried again
             self._child(metrics.retries, workflow).inc()
             if duration is not None and kind not in WAIT_KINDS:  # an attempt all the same
                 self._child(metrics.step_duration, workflow, kind).observe(duration)
