@@ -42,6 +42,29 @@ T = TypeVar("T")
 _decode_value = msgspec.msgpack.Decoder().decode
 
 
+def _null(_value: None) -> None:
+    return None
+
+
+def _bind_as_they_are() -> None:
+    """Bind ``bytes`` and ``None`` parameters without sqlite3's failed adaptation (CPython
+    3.11-3.13): a parameter that is not exactly an int, float, str or bytearray is first
+    offered to ``PrepareProtocol.__adapt__`` and to its own ``__conform__``, two attribute
+    lookups that fail, each formatting an ``AttributeError`` message that is thrown away:
+    about 2,500 instructions a parameter, some 17 a run (the snapshot bodies, span rows and
+    journal outputs, and the Nones of parent ids and errors). A registered adapter is found
+    first, in a dict; these return the value itself, so the bound value is the same. Only
+    where none is registered (sqlite3's adapters are the process's: one a program registered
+    is kept, and is what the statements would have used anyway)."""
+    if (bytes, sqlite3.PrepareProtocol) not in sqlite3.adapters:
+        sqlite3.register_adapter(bytes, bytes.__bytes__)
+    if (type(None), sqlite3.PrepareProtocol) not in sqlite3.adapters:
+        sqlite3.register_adapter(type(None), _null)
+
+
+_bind_as_they_are()
+
+
 class _Refused(Exception):
     """A fenced or compare-and-set snapshot statement changed fewer rows than it was given (a
     signal between the writer and this module, never raised past the writer)."""
