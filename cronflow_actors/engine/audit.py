@@ -94,7 +94,7 @@ class AuditTrail:
 
     def recorder(self, state: InstanceState, now: float) -> AuditRecorder:
         """The recorder of one transaction of ``state``, which runs at ``now``."""
-        return AuditRecorder(state, now=now, trail=self)
+        return AuditRecorder(state, now, self)  # (keywords to a class: a dict each call)
 
 
 class AuditRecorder:
@@ -116,7 +116,7 @@ class AuditRecorder:
         "route",
     )
 
-    def __init__(self, state: InstanceState, *, now: float, trail: AuditTrail) -> None:
+    def __init__(self, state: InstanceState, now: float, trail: AuditTrail) -> None:
         self._state = state
         self._trace = state.id
         self._trail = trail

@@ -63,8 +63,10 @@ _REFUSALS = (InvalidStateTransitionError, NotFoundError)
 """What a job raises when its target moved on: not a failure of the run."""
 
 
-async def apply(tx: Transaction, command: WorkflowCommand, root: NetSpec) -> Any:
-    """Carry out ``command``; returns what the caller gets (an id, True/False, or None)."""
+async def apply(command: WorkflowCommand, root: NetSpec, tx: Transaction) -> Any:
+    """Carry out ``command`` in ``tx``; returns what the caller gets (an id, True/False, or
+    None). The transaction last: a partial binds the others by position (keywords would make
+    it build and merge a dict on every call)."""
     cascade = Cascade(tx, root)
     try:
         return await _carry_out(tx, command, cascade.send)

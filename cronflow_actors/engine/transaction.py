@@ -87,10 +87,9 @@ class Transaction:
     event), which nobody can be refused: a router that raises in it fails its workflow
     (with the router's error) instead of undoing the report, set by the instance's actor."""
 
-    def __init__(
+    def __init__(  # noqa: PLR0917 - by position: keywords to a class are a dict a call
         self,
         state: InstanceState,
-        *,
         now: float,
         specs: Mapping[tuple[str, ...], NetSpec],
         principal: Principal | None = None,

@@ -245,7 +245,7 @@ class WorkflowActor(CoroutineActor):
         (its caller, None: internal); ``reported``: it reports what happened outside
         (``Transaction.reported``: see above the class); ``migration``: a ``StartWorkflow``'s."""
         return self._transact_with(
-            functools.partial(apply, command=command, root=self.root),
+            functools.partial(apply, command, self.root),
             principal,
             migration=migration,
             reported=reported,
@@ -299,15 +299,16 @@ class WorkflowActor(CoroutineActor):
         return result
 
     def _transaction(self, principal: Principal | None = None) -> Transaction:
+        services = self.services  # by position: keywords to a class are a dict each call (3.11)
         return Transaction(
             self.state,
-            audit=self.services.audit,
-            now=self.services.clock.now(),
-            specs=self._specs,
-            principal=principal,
-            state_access=self._state_access,
-            tokens=self.services.tokens,
-            secrets=self.services.secrets,
+            services.clock.now(),
+            self._specs,
+            principal,
+            self._state_access,
+            services.tokens,
+            services.secrets,
+            services.audit,
         )
 
     def _prepare_commit(
