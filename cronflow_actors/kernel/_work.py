@@ -78,7 +78,14 @@ class WorkInFlight:
         """Run ``coro`` on the loop as a unit of work until it finishes; it is in ``owner``
         (an actor's set of tasks) until then. One done callback does both (each one is a
         handle of its own on the loop)."""
-        task = self.loop.create_task(coro, name=name)
+        loop = self.loop
+        if loop.get_task_factory() is None:
+            # what the loop's create_task makes, named as it is made: uvloop's create_task
+            # makes the task, whose constructor formats a "Task-<n>" name, and then renames it
+            # (some 2,400 instructions a task, four tasks a run); asyncio's names it so too
+            task: asyncio.Task[T] = asyncio.Task(coro, loop=loop, name=name)
+        else:
+            task = loop.create_task(coro, name=name)
         self.count += 1
         self.tasks[task] = owner
         if owner is not None:
