@@ -44,7 +44,12 @@ from cronflow_actors.engine.states import (
 from cronflow_actors.engine.task_children import Pending as _Pending
 from cronflow_actors.engine.task_children import create_children
 from cronflow_actors.engine.transaction import Transaction, normalize
-from cronflow_actors.engine.withdrawal import cancel_region, disable_losers, started_tasks
+from cronflow_actors.engine.withdrawal import (
+    cancel_region,
+    disable_losers,
+    none_can_lose,
+    started_tasks,
+)
 from cronflow_actors.errors import (
     INFRASTRUCTURE,
     CancelRunRequested,
@@ -182,7 +187,8 @@ class Task:
         self._move(_STARTED)
         marking, emptied = after_start(spec, name, workflow.marking)
         tx.mark(workflow, marking, self.definition.inputs)
-        await disable_losers(tx, workflow, spec, name, emptied)
+        if not none_can_lose(spec, name, emptied):  # (a coroutine only where one may lose)
+            await disable_losers(tx, workflow, spec, name, emptied)
         if failed is not None:
             error = f"on_enabled of task {name!r}: {type(failed).__name__}: {failed}"
             await self._carry_out("fail", error, error_type=class_name(failed))
@@ -200,7 +206,8 @@ class Task:
                 decision = default_answer(self.definition.kind, record.stats, _AS_IT_STARTS)
             else:
                 decision = await self._decide(_AS_IT_STARTS)
-            await self._carry_out(decision, f"task {name!r} failed when it started")
+            if decision != "continue":  # (what ``_carry_out`` does nothing with: no coroutine)
+                await self._carry_out(decision, f"task {name!r} failed when it started")
 
     async def _complete(self, *, caught: CaughtFailure | None = None, silent: bool = False) -> None:
         """``started`` -> ``completed``: tear down open children, run ``on_completed``, apply
@@ -226,7 +233,8 @@ class Task:
             workflow.outputs[name] = output
             workflow.last = output
         change = await self._leave(_COMPLETED, "" if silent else "on_completed")
-        await cancel_region(tx, workflow, spec, name, definition)
+        if definition.cancel_tasks or definition.cancel_conditions:  # (most tasks have none)
+            await cancel_region(tx, workflow, spec, name, definition)
         routed = None
         if definition.split is not _AND_SPLIT:
             info, output = tx.task_info(workflow, name), workflow.outputs.get(name)
@@ -312,10 +320,15 @@ class Task:
                 decision = default_answer(definition.kind, record.stats, transition)
             else:
                 decision = await self._decide(transition)
-            item_id = message.work_item_id
-            error = self.tx.state.work_items[item_id].error or "failed"
-            failed = f"task {self.name!r}: work item {item_id!r}: {error}"
-            await self._carry_out(decision, failed, cause=item_id)
+            # ``_carry_out``'s first case written out, and nothing for "continue": no coroutine
+            # of it, nor a failure's message formatted (two reprs) for an item that did not fail
+            if decision == "complete":
+                await self._complete()
+            elif decision != "continue":
+                item_id = message.work_item_id
+                error = self.tx.state.work_items[item_id].error or "failed"
+                failed = f"task {self.name!r}: work item {item_id!r}: {error}"
+                await self._carry_out(decision, failed, cause=item_id)
 
     async def _child_workflow_changed(self, message: WorkflowStateChanged) -> None:
         """A child workflow of this composite task changed (``on_workflow_state_changed``)."""

@@ -13,7 +13,7 @@ from cronflow_actors.messages.engine import WorkflowRecord
 from cronflow_actors.net.marking import after_cancellation, tasks_to_disable
 from cronflow_actors.net.spec import NetSpec, TaskSpec
 
-__all__ = ["cancel_region", "disable_losers", "started_tasks"]
+__all__ = ["cancel_region", "disable_losers", "none_can_lose", "started_tasks"]
 
 _ACTIVE = frozenset({TaskState.ENABLED, TaskState.STARTED})
 
@@ -24,17 +24,24 @@ async def disable_losers(
     """Disable the enabled tasks of ``workflow`` after the ``emptied`` conditions whose join no
     longer holds (deferred choice). ``name``: the task that emptied them, which is not enabled
     (it has just started or completed)."""
-    for condition in emptied:
-        if spec.conditions[condition].outputs != (name,):
-            break
-    else:
-        return  # no condition emptied, or only this task takes from them: none can lose
+    if none_can_lose(spec, name, emptied):
+        return
     enabled = [t for t, r in workflow.tasks.items() if r.state == TaskState.ENABLED]
     if not enabled:
         return  # only an enabled task can lose
     started = started_tasks(workflow)
     for loser in tasks_to_disable(spec, workflow.marking, emptied, enabled, started):
         await tx.send(DisableTask(workflow_id=workflow.id, task=loser))
+
+
+def none_can_lose(spec: NetSpec, name: str, emptied: list[str]) -> bool:
+    """Whether no task can lose by task ``name`` emptying the ``emptied`` conditions: none
+    emptied, or only ``name`` takes from them (every start of a chain). Its callers ask first,
+    and make ``disable_losers``'s coroutine only when some task may lose."""
+    for condition in emptied:  # noqa: SIM110 - all() over a generator: a call per condition
+        if spec.conditions[condition].outputs != (name,):
+            return False
+    return True
 
 
 async def cancel_region(
