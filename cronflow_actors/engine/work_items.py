@@ -239,19 +239,19 @@ class WorkItem:
             context=context,
         )
 
-    async def _transition(self, verb: WorkItemVerb, payload: Any) -> None:
-        if verb == _START:  # every step's, before the match (a value pattern reads the enum)
-            await self._start(payload)
-            return
+    def _transition(self, verb: WorkItemVerb, payload: Any) -> Awaitable[Any]:
+        # the move's own coroutine (no coroutine of this between); every step's start before
+        # the match, whose value patterns read the enum class; ``_act`` checked the verb
+        if verb == _START:
+            return self._start(payload)
         match verb:
             case WorkItemVerb.COMPLETE:
-                await self._complete(payload)
+                return self._complete(payload)
             case WorkItemVerb.FAIL:
-                await self._fail(payload)
+                return self._fail(payload)
             case WorkItemVerb.CANCEL:
-                await self._cancel(teardown=False)
-            case WorkItemVerb.RESET:
-                await self._reset()
+                return self._cancel(teardown=False)
+        return self._reset()
 
     async def _run_trigger(self, verb: WorkItemVerb, payload: Any) -> None:
         """An auto-trigger through the item's action, as an internal call (schema and callback,

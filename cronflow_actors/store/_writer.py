@@ -139,7 +139,13 @@ class GroupWriter(GroupAnswers):
         """Start writing what is queued, if anything (the writer is not busy)."""
         with self._lock:
             head = self._queue[0] if self._queue else None
-            lease = head is not None and isinstance(head[0], LEASE_OPS)  # (asked once)
+            # (asked once; a mutation's type first: an isinstance of message classes goes
+            # through their metaclass)
+            lease = (
+                head is not None
+                and type(head[0]) is not Mutation
+                and isinstance(head[0], LEASE_OPS)
+            )
             if lease:
                 del self._queue[0]
         if head is None:
