@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -47,15 +48,18 @@ def _null(_value: None) -> None:
 
 
 def _bind_as_they_are() -> None:
-    """Bind ``bytes`` and ``None`` parameters without sqlite3's failed adaptation (CPython
-    3.11-3.13): a parameter that is not exactly an int, float, str or bytearray is first
-    offered to ``PrepareProtocol.__adapt__`` and to its own ``__conform__``, two attribute
-    lookups that fail, each formatting an ``AttributeError`` message that is thrown away:
-    about 2,500 instructions a parameter, some 17 a run (the snapshot bodies, span rows and
-    journal outputs, and the Nones of parent ids and errors). A registered adapter is found
-    first, in a dict; these return the value itself, so the bound value is the same. Only
-    where none is registered (sqlite3's adapters are the process's: one a program registered
-    is kept, and is what the statements would have used anyway)."""
+    """Bind ``bytes`` and ``None`` parameters without sqlite3's failed adaptation on CPython
+    3.11: a parameter that is not exactly an int, float, str or bytearray is first offered to
+    ``PrepareProtocol.__adapt__`` and to its own ``__conform__``, two attribute lookups that
+    fail, each formatting an ``AttributeError`` message that is thrown away: about 2,000
+    instructions a parameter, some 17 a run (the snapshot bodies, span rows and journal
+    outputs, and the Nones of parent ids and errors). A registered adapter is found first, in
+    a dict; these return the value itself, so the bound value is the same. Only where none is
+    registered (sqlite3's adapters are the process's: one a program registered is kept, and is
+    what the statements would have used anyway). From 3.12 on, the failed lookups format no
+    message, and the adapters' call would cost more than it saves: nothing is registered."""
+    if sys.version_info >= (3, 12):
+        return
     if (bytes, sqlite3.PrepareProtocol) not in sqlite3.adapters:
         sqlite3.register_adapter(bytes, bytes.__bytes__)
     if (type(None), sqlite3.PrepareProtocol) not in sqlite3.adapters:
