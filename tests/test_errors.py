@@ -99,3 +99,13 @@ def test_a_name_or_id_of_any_length_is_shown_cut_in_its_error() -> None:
     assert "registered" in str(errors.NotFoundError("flow", "ordrs", "this runtime"))
     assert "ids are returned" not in str(errors.NotFoundError("flow", "ordrs"))
     assert "'short'" in str(errors.NotFoundError("run", "short"))
+
+
+def test_a_busy_instance_is_a_503_to_try_again() -> None:
+    from cronflow_actors.http.problems import as_problem
+
+    problem = as_problem(errors.InstanceBusyError("r1", 2, "publishing event 'go'"))
+    assert (problem.status, problem.slug) == (503, "instance-busy")
+    assert problem.headers == {"Retry-After": "5"}
+    assert "instance 'r1' is busy (publishing event 'go')" in problem.detail
+    assert "try again in a few seconds" in problem.detail

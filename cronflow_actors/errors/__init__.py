@@ -25,6 +25,7 @@
     │   ├── ResumeError                  a resume token that is unknown, or whose pause ended
     │   ├── InvalidEventError            every flow listening for an event refused its payload
     │   ├── PublishInterruptedError      a stop or a store cut a publish after it started runs
+    │   ├── InstanceBusyError            another process's transaction keeps the run's row locked
     │   ├── CancelRunRequested           a step asked to end its run as canceled (ctx.cancel)
     │   ├── RunFailedError               how a run failed, when its step's exception is not at hand
     │   │   └── StepFailedError             how a caught step failed, read in its on_error fallback
@@ -103,6 +104,7 @@ from cronflow_actors.errors._engine import (
     CancelRunRequested,
     EngineError,
     InstanceBlockedError,
+    InstanceBusyError,
     InstanceExistsError,
     InternalOnlyActionError,
     InvalidEventError,
@@ -156,6 +158,7 @@ __all__ = [
     "EngineError",
     "ExpectationError",
     "InstanceBlockedError",
+    "InstanceBusyError",
     "InstanceExistsError",
     "InternalOnlyActionError",
     "InvalidEventError",

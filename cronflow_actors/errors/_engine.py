@@ -118,6 +118,21 @@ class InvalidEventError(EngineError, ValueError):
         super().__init__(f"{refusal}, nothing was started: {reasons}; {advice}")
 
 
+class InstanceBusyError(EngineError, RuntimeError):
+    """Another process's transaction kept an instance's row locked past a moment (a process
+    paused in the middle of one, on a shared database): nothing was done; ask again shortly
+    (the server ends a transaction left idle, ``PostgresStore(idle_transaction_timeout=)``)."""
+
+    def __init__(self, instance_id: str, seconds: float, doing: str = "") -> None:
+        self.instance_id = instance_id
+        what = f" ({doing})" if doing else ""
+        super().__init__(
+            f"instance {instance_id!r} is busy{what}: another process's transaction has kept "
+            f"its row locked for {seconds:g} s (a process paused in the middle of one?); "
+            "nothing was done: try again in a few seconds"
+        )
+
+
 class PublishInterruptedError(EngineError, RuntimeError):
     """The runtime's own trouble (a stop, a store that failed) cut a publish after it had
     started runs of some listening flows: ``started`` lists them, ``error`` is the trouble. The

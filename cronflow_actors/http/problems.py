@@ -23,6 +23,7 @@ from cronflow_actors.errors import (
     AuthenticationRequiredError,
     ConfigurationError,
     CronflowError,
+    InstanceBusyError,
     InstanceExistsError,
     InternalOnlyActionError,
     InvalidEventError,
@@ -150,6 +151,8 @@ def _status_of(error: CronflowError) -> tuple[int, str]:
             return 409, "conflict"
         case StoreFailedError() | StoreClosedError() | LeaseError() | RuntimeNotRunningError():
             return 503, "unavailable"
+        case InstanceBusyError():  # another process's transaction holds its row: try again
+            return 503, "instance-busy"
         case PublishInterruptedError():  # what started is in its detail and its "started"
             return 503, "publish-interrupted"
         case SnapshotDamagedError():  # the server's data, not the request: no retry mends it

@@ -36,6 +36,7 @@ import cronflow_actors.errors as error_tree
 from cronflow_actors.engine.timers import TimerService
 from cronflow_actors.errors import (
     ConfigurationError,
+    InstanceBusyError,
     LeaseLostError,
     MockLostError,
     RuntimeNotRunningError,
@@ -218,7 +219,7 @@ class ClusterLease(Renewed):
 
     async def claim(self, instance_id: str) -> str | None:
         """Claim the instance for this process: None once it may run it here (or there is no
-        such instance), else the live process that holds it. ``RuntimeNotRunningError`` (try
+        such instance), else the live process that holds it. ``InstanceBusyError`` (try
         again) while another transaction keeps its row locked past a moment: running it here
         unclaimed, the copy would be stale once that transaction commits, and its writes would
         wait on the lock meanwhile (a process paused inside a claim: the server ends such a
@@ -235,11 +236,7 @@ class ClusterLease(Renewed):
             if not found.busy:
                 return None
             await asyncio.sleep(0.01)  # a writer or another claimer has the row for a moment
-        raise RuntimeNotRunningError(
-            f"reach instance {instance_id}",
-            "unable to claim it: another process's transaction has kept it locked for 2 s (a "
-            "process paused in the middle of one?); try again in a few seconds",
-        )
+        raise InstanceBusyError(instance_id, 2)
 
     def _runs_here(self, snapshot: SnapshotRecord) -> bool:
         """Whether the instance's workflow and version are registered here."""

@@ -31,6 +31,7 @@ from cronflow_actors.errors import (
     ConfigurationError,
     EngineError,
     InstanceBlockedError,
+    InstanceBusyError,
     InstanceExistsError,
     InvalidEventError,
     PublishInterruptedError,
@@ -159,14 +160,30 @@ class Events:
                 logger.exception("event %s: flow %s could not start", name, flow_id)
                 detail = f"its start raised {type(error).__name__}: {error}"
                 refused.append(EventRefusal(workflow=flow_id, detail=detail))
+        try:
+            held, delivered = await self._wake(name, payload, key, set(started))
+        except InstanceBusyError as busy:  # what this publish did, and how to finish it
+            again = "with its idempotency key" if key else "with an idempotency key next time"
+            doing = (
+                f"publishing event {name!r}, which started {len(started)} run(s) and woke some "
+                f"of the waiting steps before; publish it again ({again}: no run starts or "
+                "hears it twice)"
+            )
+            raise InstanceBusyError(busy.instance_id, 2, doing) from busy
+        return PublishResult(started, refused, held, delivered)
+
+    async def _wake(
+        self, name: str, payload: Any, key: str | None, started_here: set[str]
+    ) -> tuple[list[str], list[str]]:
+        """Deliver the event to every step waiting for ``name``: the runs that keep it (held)
+        and those whose step took it. A run this publish started (``started_here``) may wait
+        for the same name at once: the event it started from is not news to it (it hears the
+        next one)."""
         after = None
         held: list[str] = []
         delivered: list[str] = []
         # names the publish in what held runs keep of it (kept once for its key)
         publish = uuid.uuid4().hex if key is None else _run_of(key, name, "")
-        # a run this publish started may wait for the same name at once: the event it
-        # started from is not news to it (it hears the next one)
-        started_here = set(started)
         while True:
             page = await self._store.open_waits("event", key=name, after=after, limit=_PAGE)
             waits = [wait for wait in page if wait.instance_id not in started_here]
@@ -180,7 +197,7 @@ class Events:
                 if verdict is not None:
                     (delivered if verdict else held).append(wait.instance_id)
             if len(page) < _PAGE:
-                return PublishResult(started, refused, sorted(set(held)), sorted(set(delivered)))
+                return sorted(set(held)), sorted(set(delivered))
             after = (page[-1].created_at, page[-1].wait_id)
 
     async def _deliver(
@@ -196,10 +213,19 @@ class Events:
             payload=payload,
             publish=publish if keyed else None,
         )
-        for _attempt in range(_HOLD_CHANGES):
+        busy = 0
+        for _attempt in range(_HOLD_CHANGES + _BUSY_TRIES):
             try:
                 took = await self._send(wait.instance_id, command)
                 return True if took else None  # None: its filter refused, or it waits no more
+            except InstanceBusyError:
+                # another process's transaction holds the run's row (a process paused in it):
+                # asked again while the server ends such a transaction; then the publish fails
+                # (503: publish it again; with its idempotency key, no run hears it twice)
+                busy += 1
+                if busy >= _BUSY_TRIES:
+                    raise
+                continue
             except (InstanceBlockedError, UnknownWorkflowError) as cannot_run:
                 kept = KeptEvent(
                     work_item_id=wait.wait_id, event=name, payload=payload, publish=publish
@@ -236,6 +262,10 @@ class Events:
         )
         return None  # not kept: not one of the runs ``held`` lists
 
+
+_BUSY_TRIES = 4
+"""Tries to deliver an event to a run whose row another process keeps locked, 2 s each (the
+server ends a transaction left idle after ``idle_transaction_timeout``, 5 s)."""
 
 _PUBLISHES = uuid.UUID("5b0f3d1e-8f2a-4c71-9e3b-2d6a7c4e1f90")
 """The namespace of the run ids a publish's idempotency key names."""

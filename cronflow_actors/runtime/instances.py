@@ -28,6 +28,7 @@ from cronflow_actors.errors import (
     INFRASTRUCTURE,
     DuplicateInstanceError,
     InstanceBlockedError,
+    InstanceBusyError,
     InstanceExistsError,
     NotFoundError,
     RevisionConflictError,
@@ -52,6 +53,10 @@ from cronflow_actors.store import Store
 __all__ = ["InstanceDirectory", "InstanceRouter", "root_of"]
 
 logger = logging.getLogger(__name__)
+
+_BUSY_RETRY = 1.0
+"""Seconds before a timer is told again to an instance whose row another process's
+transaction held locked (``InstanceBusyError``)."""
 
 Ref = pykka.ActorRef[Any]
 T = TypeVar("T")
@@ -276,6 +281,11 @@ class InstanceDirectory:
                         await self._router.let_go(instance_id)
                     except Exception:
                         logger.exception("could not let instance %s go", instance_id)
+            except InstanceBusyError as busy:  # another process's transaction holds its row:
+                # told again shortly (the server ends a transaction left idle)
+                logger.info("%r not delivered yet: %s", message, busy)
+                await asyncio.sleep(_BUSY_RETRY)
+                self.deliver(instance_id, message)
             except INFRASTRUCTURE as stopping:  # the runtime stops (or its store failed): what
                 # the message would record stays as the store has it, for the next start
                 logger.info("%r not delivered to instance %s: %s", message, instance_id, stopping)

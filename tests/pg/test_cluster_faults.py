@@ -12,7 +12,7 @@ import asyncpg
 import pytest
 
 import cronflow_actors as cf
-from cronflow_actors.errors import RuntimeNotRunningError
+from cronflow_actors.errors import InstanceBusyError
 from cronflow_actors.store.postgres import PostgresStore
 
 FAILED: list[str] = []
@@ -110,7 +110,7 @@ async def test_a_row_locked_past_a_moment_is_not_run_unclaimed(postgres_url: str
                     "SELECT 1 FROM instances WHERE instance_id = $1 FOR UPDATE", run_id
                 )
                 began = time.monotonic()
-                with pytest.raises(RuntimeNotRunningError, match="try again in a few seconds"):
+                with pytest.raises(InstanceBusyError, match="try again in a few seconds"):
                     await second.cancel(run_id)
                 assert time.monotonic() - began >= 1.5
         finally:
@@ -138,3 +138,31 @@ async def test_a_run_whose_version_is_not_registered_here_is_left_to_one_that_ca
         async with back:
             results = [await back.wait(run_id, timeout=20) for run_id in run_ids]
     assert [str(r.status) for r in results] == ["completed"] * 3
+
+
+async def test_an_event_for_a_run_whose_row_is_locked_a_while_is_delivered_once_it_is_free(
+    postgres_url: str,
+) -> None:
+    """The locked claim's refusal dropped an event for the run at DEBUG: the publish answered
+    with the run missing from ``delivered`` and the run waited for good (the fixes' verifier's
+    N1). The delivery is asked again while the lock lasts a few seconds."""
+    waiter = cf.define("waiter").wait_for_event("w", "go").step("after", lambda ctx: ctx.last)
+    first = runtime(postgres_url, waiter)
+    second = runtime(postgres_url, waiter)
+    async with first, second:
+        run_id = await first.trigger("waiter")
+        await first.wait_idle()
+        locker = await asyncpg.connect(postgres_url)
+        try:
+            async with locker.transaction():
+                await locker.execute(
+                    "SELECT 1 FROM instances WHERE instance_id = $1 FOR UPDATE", run_id
+                )
+                publishing = asyncio.ensure_future(second.publish_event("go", {"n": 1}))
+                await asyncio.sleep(3)  # the publish's claim finds the row locked meanwhile
+                assert not publishing.done()
+        finally:
+            await locker.close()
+        published = await asyncio.wait_for(publishing, 15)
+        assert published.delivered == [run_id]
+        assert (await first.wait(run_id, timeout=10)).output == {"n": 1}
