@@ -67,6 +67,7 @@ from cronflow_actors.net.migration import refused
 from cronflow_actors.net.spec import NetSpec
 from cronflow_actors.runtime.catalog import FlowCatalog
 from cronflow_actors.runtime.instances import InstanceDirectory
+from cronflow_actors.runtime.migration_plans import PLANS, MigrationPlan, kept_by_migrations
 from cronflow_actors.runtime.migration_routes import route_of
 from cronflow_actors.runtime.offline import end_offline
 from cronflow_actors.runtime.pinning import is_held
@@ -91,22 +92,6 @@ _CANCEL_REFUSED = (
     MigrationError,  # the same, found before it was sent
 )
 """What the old root's cancel raises when it refused, and nothing moved."""
-
-_PLANS = ("cronflow:migrations", "pending")
-"""(namespace, key) of the plans under way: instance id -> ``MigrationPlan``."""
-
-
-class MigrationPlan(msgspec.Struct, kw_only=True):
-    """A migration under way, as stored until it is done."""
-
-    instance: str
-    workflow: str
-    hops: list[tuple[str, str]]
-    """(version, id of the new root) of each hop, in order."""
-    principal: Principal | None = None
-    """The outside caller who asked for it (None: this process's own call), whom the old
-    root's ``cancel`` policy must admit before anything moves, also when a restart carries it
-    on."""
 
 
 class MigrationLinks(msgspec.Struct, frozen=True, kw_only=True):
@@ -145,7 +130,7 @@ class Migrations:
         self._spec_of = spec_of
         self._spawn = spawn
         self._lock = asyncio.Lock()
-        self._running: dict[str, tuple[str, asyncio.Future[str]]] = {}
+        self._running: dict[str, tuple[MigrationPlan, asyncio.Future[str]]] = {}
         """Instances being migrated here -> (target version, the outcome)."""
 
     # -- asking ------------------------------------------------------------------------------------
@@ -165,8 +150,9 @@ class Migrations:
             raise refused(subject, "it is not a root instance id", "give a root's id")
         running = self._running.get(instance_id)
         if running is not None:
-            target, done = running
-            if target != to_version:
+            under_way, done = running
+            target = under_way.hops[-1][0]
+            if target != to_version or self._foreign(under_way, principal):
                 raise refused(subject, f"it is being migrated to {target!r}", "wait for that")
             return await asyncio.shield(done)  # the same migration: its outcome
         try:
@@ -193,6 +179,7 @@ class Migrations:
                     f"its migration to {plan.hops[-1][0]!r} is not finished",
                     "finish that one first (migrate to that version again)",
                 )
+            self._check_carry_on(subject, plan, principal, state)
             return await self._carry_out(plan)
         answered = await self._done(subject, state, to_version)
         if answered is not None:
@@ -212,6 +199,7 @@ class Migrations:
                     raise refused(
                         subject, f"it is being migrated to {plan.hops[-1][0]!r}", "wait for that"
                     )
+                self._check_carry_on(subject, plan, principal, state)
             else:  # unless one that asked meanwhile has finished already
                 snapshot = await self._instances.read(instance_id)
                 answered = await self._done(
@@ -220,8 +208,30 @@ class Migrations:
                 if answered is not None:
                     return answered
                 plans[instance_id] = msgspec.to_builtins(plan)
-                await self._store.kv_set(*_PLANS, plans, now=self._clock.now())
+                await self._store.kv_set(*PLANS, plans, now=self._clock.now())
         return await self._carry_out(plan)
+
+    def _foreign(self, plan: MigrationPlan, principal: Principal | None) -> bool:
+        """Whether ``principal``, an outside caller, asks to go on with a plan another caller
+        made (this process's own included), whose cancel policy admitted that caller, not it;
+        a flow's run has no policy."""
+        if principal is None or plan.workflow in self._catalog.roots:
+            return False
+        return plan.principal is None or plan.principal.id != principal.id
+
+    def _check_carry_on(
+        self, subject: str, plan: MigrationPlan, principal: Principal | None, state: InstanceState
+    ) -> None:
+        """Refuse an outside caller who would carry on another caller's plan before its old
+        root is canceled: the cancel would go through on the other caller's word. Once it is
+        canceled, anyone may finish the migration (it only starts the new roots)."""
+        if self._foreign(plan, principal) and state.migrated_to != plan.hops[0][1]:
+            raise refused(
+                subject,
+                f"a migration of it to {plan.hops[-1][0]!r} that another caller asked for is "
+                "pending",
+                "it goes on when the runtime starts again, or when that caller asks again",
+            )
 
     async def _done(self, subject: str, state: InstanceState, to_version: str) -> str | None:
         """For an instance with no migration under way: the id it was migrated to, if it was to
@@ -292,7 +302,7 @@ class Migrations:
         if running is not None:
             return await asyncio.shield(running[1])
         done: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        self._running[plan.instance] = (plan.hops[-1][0], done)
+        self._running[plan.instance] = (plan, done)
         try:
             old = plan.instance
             for version, new_id in plan.hops:
@@ -340,7 +350,11 @@ class Migrations:
             try:
                 await self._cancel(snapshot, state, new_id, caller)
             except Exception as error:
-                if isinstance(error, _CANCEL_REFUSED) or refused_in(error):
+                refusal = isinstance(error, _CANCEL_REFUSED) or refused_in(error) is not None
+                ended = isinstance(error, InvalidStateTransitionError)
+                # a refusal of the caller drops the plan only before its first cancel: a later
+                # hop's old root is one of the migration's own, whose cancel has no caller
+                if ended or (refusal and old_id == plan.instance):
                     await self._forget(plan.instance)  # nothing moved, and nothing will
                 raise
             state = decode_state((await self._instances.read(old_id)).body, old_id)
@@ -437,26 +451,14 @@ class Migrations:
         }
 
     async def _plans(self) -> dict[str, Any]:
-        plans: dict[str, Any] = await self._store.kv_get(*_PLANS, now=self._clock.now(), default={})
+        plans: dict[str, Any] = await self._store.kv_get(*PLANS, now=self._clock.now(), default={})
         return plans
 
     async def _forget(self, instance_id: str) -> None:
         async with self._lock:
             plans = await self._plans()
             if plans.pop(instance_id, None) is not None:
-                await self._store.kv_set(*_PLANS, plans, now=self._clock.now())
-
-
-async def kept_by_migrations(store: Store, now: float) -> set[str]:
-    """The instances a migration under way still needs (its old root, whose recorded outputs
-    and kept events its next hop carries over, and each hop's new root): pruning leaves them
-    until the migration is done, even canceled ones."""
-    kept: set[str] = set()
-    for stored in (await store.kv_get(*_PLANS, now=now, default={})).values():
-        plan = msgspec.convert(stored, MigrationPlan)
-        kept.add(plan.instance)
-        kept.update(new_id for _, new_id in plan.hops)
-    return kept
+                await self._store.kv_set(*PLANS, plans, now=self._clock.now())
 
 
 def sources_of(state: InstanceState) -> list[MigrationSource]:

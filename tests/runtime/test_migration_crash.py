@@ -14,7 +14,7 @@ import pytest
 import cronflow_actors as cf
 from cronflow_actors import net
 from cronflow_actors.engine.actors import decode_state
-from cronflow_actors.runtime.migrations import MigrationPlan
+from cronflow_actors.runtime.migration_plans import MigrationPlan
 from cronflow_actors.store import SQLiteStore
 from tests.runtime import migration_worker
 from tests.runtime.killing import killed_after
@@ -111,3 +111,32 @@ async def test_a_plan_left_by_a_crash_asks_its_callers_cancel_policy_when_carrie
             n.span for n in (await rt.trace(old)).roots if n.span.operation == "Action.cancel"
         ]
         assert [s.attributes["principal"] for s in cancels] == (["ada"] if moved else [])
+
+
+async def test_an_outside_caller_does_not_carry_on_a_plan_another_caller_made(
+    tmp_path: Path,
+) -> None:
+    """A plan left pending before its cancel (an operator's, here) was carried on for any
+    caller who asked for the same version, on the operator's word: a token its cancel policy
+    refuses could end the instance (the reviewer's H2). Refused now, nothing moved; the
+    operator's own call carries it on."""
+    v1, v2 = guarded("v1", "A"), guarded("v2", "A", "B")
+    async with cf.Runtime(
+        db=tmp_path / "g.db", workflows=[v1, v2, net.migration(v1, v2).build()]
+    ) as rt:
+        old = await rt.start_workflow("guarded", version="v1")
+        plan = MigrationPlan(instance=old, workflow="guarded", hops=[("v2", "guarded-next")])
+        await rt.store.kv_set(
+            "cronflow:migrations", "pending", {old: msgspec.to_builtins(plan)}, now=rt.clock.now()
+        )
+        for caller in (
+            cf.Principal(id="mallory"),
+            cf.Principal(id="ops", scopes=frozenset({"ops"})),
+        ):
+            with pytest.raises(
+                cf.errors.MigrationError, match="another caller asked for is pending"
+            ):
+                await rt.migrate(old, "v2", principal=caller)
+        assert await rt.workflow_state(old) == "initialized"
+        assert await rt.migrate(old, "v2") == "guarded-next"  # the operator's own
+        assert await rt.workflow_state(old) == "canceled"
