@@ -28,7 +28,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import time
 import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -60,6 +59,7 @@ from cronflow_actors.runtime import (
     WebhookSpec,
     schema_path,
 )
+from cronflow_actors.runtime.cluster import ClusterLease
 
 __all__ = ["routes"]
 
@@ -216,8 +216,11 @@ class Webhook:
             ):
                 if self.spec.idempotency_key is not None:  # its twin's run may be its answer
                     await in_flight.first_ended(self.edge.limits.read_timeout)
-                    # a twin in another process: its run is stored once its start is durable
-                    return await self._replayed(webhook_request, wait=_TWIN_WAIT)
+                    # a twin in another process (of a cluster): its run is stored once its
+                    # start is durable
+                    shared = isinstance(self.edge.runtime.lease, ClusterLease)
+                    wait = _TWIN_WAIT if shared else 0.0
+                    return await self._replayed(webhook_request, wait=wait)
                 return await self._replayed(webhook_request)
             sent: list[bool] = []  # the start was sent: it may be durable from then on
             try:
@@ -267,15 +270,17 @@ class Webhook:
         another process is starting)."""
         # a key from a header is not signed: its duplicate is answered plainly, no on_success
         signed_key = not isinstance(self.spec.idempotency_key, str)
-        deadline = time.monotonic() + wait
+        clock = self.edge.runtime.clock
+        deadline = clock.monotonic() + wait
+        run_ids = [i for i in await self._run_ids(request) if i is not None]  # asked once
         while True:
-            for instance_id in await self._run_ids(request):
-                run = await self._run_of(instance_id) if instance_id is not None else None
+            for instance_id in run_ids:
+                run = await self._run_of(instance_id)
                 if run is not None:
                     return await self._duplicate(request, run, callbacks=signed_key)
-            if time.monotonic() >= deadline:
+            if clock.monotonic() >= deadline:
                 break
-            await asyncio.sleep(0.05)
+            await clock.sleep(0.05)
         self.edge.runtime.metrics.webhook_signature_failures.labels(self.flow_id).inc()
         raise replayed()
 
