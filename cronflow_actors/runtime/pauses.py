@@ -106,8 +106,8 @@ _FIELDS = {
     "approvedby": (("approved_by", "approvedBy"), "the record would say 'human' approved"),
     "reason": (("reason",), "the record would give no reason of yours"),
 }
-"""An approval's fields, by their letters in lower case (what a misspelling is compared by):
-the spellings taken, and what a resume without the field says."""
+"""An approval's fields, by their letters in lower case without separators (how a field
+written another way is known): the spellings taken, and what a resume without it says."""
 
 _DECISIONS = frozenset({"yes", "no", "true", "false", "ok", "approve", "approved", "reject"})
 _DECISIONS |= {"rejected", "deny", "denied"}
@@ -116,29 +116,33 @@ _DECISIONS |= {"rejected", "deny", "denied"}
 
 def _check_shape(wait: WaitRecord, payload: Any) -> None:
     """Refuse a resume whose payload looks like a decision it does not make, before the pause
-    is touched: a misspelt field (``aproved``, ``Approved``: the resume would not approve, and
-    say nothing), or a bare ``true`` or ``"yes"``. A field of the same name as one of the
-    approval's, given as well, keeps a near spelling of it as the caller's own."""
+    is touched: a field of the approval written another way (``Approved``, ``approved-by``),
+    a misspelt ``approved`` (``aproved``, ``approve``: the resume would not approve, and say
+    nothing), or a bare ``true`` or ``"yes"``. Any other key is the caller's own (``reasons``,
+    ``season``), and so is one of those given beside the field itself."""
     where = f"step {wait.step!r} of run {wait.instance_id!r} (paused for a person)"
     if isinstance(payload, bool) or (
         isinstance(payload, str) and payload.strip().lower() in _DECISIONS
     ):
+        shown = str(payload).lower() if isinstance(payload, bool) else clipped(payload)
         raise InvalidPayloadError(
             where,
             "resume",
-            f'a bare {clipped(payload)} decides nothing; send {{"approved": true}} (or false). '
-            "The pause is still open",
+            f'a bare {shown} decides nothing; send {{"approved": true}} (or false). The '
+            "pause is still open",
         )
     if not isinstance(payload, dict):
         return
     for key in payload:
         letters = str(key).lower().replace("_", "").replace("-", "")
-        close = difflib.get_close_matches(letters, _FIELDS, n=1, cutoff=0.8)
-        if not close:
+        field = letters if letters in _FIELDS else None
+        if field is None and difflib.get_close_matches(letters, ["approved"], cutoff=0.85):
+            field = "approved"  # the decision itself: a typo of it decides the wrong way
+        if field is None:
             continue
-        spellings, without = _FIELDS[close[0]]
-        if any(name in payload for name in spellings):
-            continue  # the field itself is there (this key, or a field of the caller's own)
+        spellings, without = _FIELDS[field]
+        if key in spellings or any(name in payload for name in spellings):
+            continue  # the field itself, or given beside it: a field of the caller's own
         named = clipped(str(key))
         raise InvalidPayloadError(
             where,

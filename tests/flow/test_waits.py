@@ -90,7 +90,7 @@ async def test_human_in_the_loop_pauses_and_resumes(rt: cf.Runtime, clock: Manua
         await rt.resume(tokens[second], {"approved": True, "amount": 10**30})
     assert [p.run_id for p in await rt.list_paused()] == [second]
     # fields of the caller's own are kept, a near spelling too when the field itself is given
-    mine = {"approved": True, "approver": "ada", "comment": "fine", "person": "bob"}
+    mine = {"approved": True, "approver": "ada", "reasons": ["a"], "season": "winter"}
     await rt.resume(tokens[second], mine)
     assert (await rt.wait(second)).status == "completed"
     assert (await rt.inspect(second)).steps[1].output["payload"] == mine
@@ -120,9 +120,10 @@ async def test_a_resume_decides_only_by_a_boolean(rt: cf.Runtime, clock: ManualC
     for wrong, said in [
         ({"aproved": True}, "'aproved' is not a field of an approval; did you mean 'approved'?"),
         ({"Approved": True}, "'Approved' is not a field of an approval; did you mean 'approved'"),
-        ({"approved": True, "aproved_by": "ada"}, "did you mean 'approved_by'?"),
-        ({"approved": False, "reasn": "late"}, "did you mean 'reason'?"),
-        (True, 'a bare True decides nothing; send {"approved": true}'),
+        ({"approved": True, "Approved-By": "ada"}, "did you mean 'approved_by'?"),
+        ({"approved": False, "Reason": "late"}, "did you mean 'reason'?"),
+        ({"approve": True}, "did you mean 'approved'?"),
+        (True, 'a bare true decides nothing; send {"approved": true}'),
         ("yes", "a bare 'yes' decides nothing"),
         (" Approved ", "a bare ' Approved ' decides nothing"),
     ]:
