@@ -164,9 +164,10 @@ class ClusterLease(Renewed):
     # -- the process lease ----------------------------------------------------------------------
 
     async def acquire(self) -> None:
+        asked_at = self._clock.monotonic()
         await self._store.join_cluster(self.owner, self.host, self.pid, self.duration)
         self.held = True
-        self._renewed()
+        self._renewed(asked_at)
 
     def start_heartbeat(self, system: ActorSystem) -> None:
         loops = (
@@ -197,10 +198,11 @@ class ClusterLease(Renewed):
         while True:
             await self._clock.sleep(self.duration / 3)
             try:
+                asked_at = self._clock.monotonic()
                 renewed = await self._store.heartbeat(self.owner, self.duration)
                 if not renewed:
                     raise LeaseLostError(repr(self._store), self.owner, None, shared=True)
-                self._renewed()
+                self._renewed(asked_at)
                 await self._check()
             except (LeaseLostError, StoreFailedError, StoreClosedError) as failed:
                 self.held = not isinstance(failed, LeaseLostError) and self.held

@@ -17,7 +17,6 @@ import asyncio
 import logging
 import os
 import socket
-import time
 import uuid
 from collections.abc import Callable
 from typing import Protocol
@@ -29,7 +28,7 @@ from cronflow_actors.errors import (
     StoreClosedError,
     StoreFailedError,
 )
-from cronflow_actors.kernel import ActorSystem, Clock, SystemClock
+from cronflow_actors.kernel import ActorSystem, Clock
 from cronflow_actors.messages import LeaseRecord
 from cronflow_actors.store import Store
 
@@ -56,7 +55,7 @@ class RuntimeLease(Protocol):
 
 
 class Renewed:
-    """When a lease was last renewed, by the monotonic clock (a lease's mixin: ``held``,
+    """When a lease was last renewed, by the clock's monotonic time (a lease's mixin: ``held``,
     ``duration`` and ``_clock`` are the lease's), and whether work may start under it now."""
 
     held: bool
@@ -64,22 +63,20 @@ class Renewed:
     _clock: Clock
     _renewed_at: float = 0.0
 
-    def _renewed(self) -> None:
-        self._renewed_at = time.monotonic()
+    def _renewed(self, asked_at: float) -> None:
+        """Renewed by a request sent at ``asked_at`` (the store counts the lease from before
+        the round trip, and so does this)."""
+        self._renewed_at = asked_at
 
     def admits(self) -> bool | None:
         """Whether work may start under the lease (asked by the blocking pool, on its thread,
         before a queued call starts): False once it is lost or given up; None while its
-        renewal is overdue by the monotonic clock, until the heartbeat renews it or finds it
-        lost (a process paused past its lease, SIGSTOP or a frozen VM, wakes with calls
-        queued that another process may be running by now, before its heartbeat can tell);
-        True otherwise. Under a test's clock (not ``SystemClock``), renewals follow that
-        clock, not this one: only whether it is held counts."""
+        renewal is overdue, until the heartbeat renews it or finds it lost (a process paused
+        past its lease, SIGSTOP or a frozen VM, wakes with calls queued that another process
+        may be running by now, before its heartbeat can tell); True otherwise."""
         if not self.held:
             return False
-        if not isinstance(self._clock, SystemClock):
-            return True
-        return True if time.monotonic() - self._renewed_at < self.duration else None
+        return True if self._clock.monotonic() - self._renewed_at < self.duration else None
 
 
 class DatabaseLease(Renewed):
@@ -109,7 +106,7 @@ class DatabaseLease(Renewed):
         """Take the lease; with ``wait``, until the current owner's lease expires."""
         announced = False
         while True:
-            now = self._clock.now()
+            now, asked_at = self._clock.now(), self._clock.monotonic()
             try:
                 await self._store.acquire_lease(
                     LeaseRecord(
@@ -138,7 +135,7 @@ class DatabaseLease(Renewed):
                 await self._clock.sleep(min(max(held.expires_in, 0.05), self.duration / 3))
                 continue
             self.held = True
-            self._renewed()
+            self._renewed(asked_at)
             return
 
     def start_heartbeat(self, system: ActorSystem) -> None:
@@ -150,12 +147,12 @@ class DatabaseLease(Renewed):
         interval = self.duration / 3
         while True:
             await self._clock.sleep(interval)
-            now = self._clock.now()
+            now, asked_at = self._clock.now(), self._clock.monotonic()
             try:
                 await self._store.renew_lease(
                     "runtime", self.owner, now=now, expires_at=now + self.duration
                 )
-                self._renewed()
+                self._renewed(asked_at)
                 await self._store.check()
             except (LeaseLostError, StoreFailedError, StoreClosedError) as failed:
                 self.held = not isinstance(failed, LeaseLostError) and self.held
