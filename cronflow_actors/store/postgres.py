@@ -90,6 +90,8 @@ class PostgresStore(ClusterOps, GroupWrites, PostgresReads):
     a frozen VM) would otherwise hold what it locked, and stall every process that writes
     those rows, for as long as it stays paused; ended, its locks go, and the paused process,
     when it wakes, finds its store failed and stops (its lease is gone by then anyway).
+    Default: the lease's duration of the runtime that uses the store (``--lease-seconds``),
+    5 s without one.
     """
 
     def __init__(
@@ -99,7 +101,7 @@ class PostgresStore(ClusterOps, GroupWrites, PostgresReads):
         max_batch: int = 10_000,
         connect_timeout: float = 10.0,
         read_connections: int = 4,
-        idle_transaction_timeout: float = 5.0,
+        idle_transaction_timeout: float | None = None,
     ) -> None:
         check_url(url)
         if not isinstance(max_batch, int) or max_batch < 1:
@@ -109,10 +111,13 @@ class PostgresStore(ClusterOps, GroupWrites, PostgresReads):
         if not isinstance(read_connections, int) or read_connections < 1:
             raise ConfigurationError("read_connections", read_connections, "a whole number >= 1")
         idle = idle_transaction_timeout
-        if not isinstance(idle, int | float) or isinstance(idle, bool) or idle <= 0:
-            raise ConfigurationError("idle_transaction_timeout", idle, "seconds > 0")
-        self._settings = {"idle_in_transaction_session_timeout": str(max(1, round(idle * 1000)))}
-        """The server settings of every connection that writes."""
+        if idle is not None and (
+            not isinstance(idle, int | float) or isinstance(idle, bool) or idle <= 0
+        ):
+            raise ConfigurationError("idle_transaction_timeout", idle, "seconds > 0, or None")
+        self.idle_transaction_timeout = idle
+        """None until a runtime's lease sets its duration (a process paused longer has lost
+        its lease anyway); 5 s for a store used without one."""
         self.url = url
         self.name = redacted(url)
         self.max_batch = max_batch
@@ -133,7 +138,7 @@ class PostgresStore(ClusterOps, GroupWrites, PostgresReads):
     async def _connect(self) -> asyncpg.Connection:
         try:
             connection: asyncpg.Connection = await asyncpg.connect(
-                self.url, timeout=self.connect_timeout, server_settings=self._settings
+                self.url, timeout=self.connect_timeout, server_settings=self._limits()
             )
         except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
             reason = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
@@ -145,6 +150,14 @@ class PostgresStore(ClusterOps, GroupWrites, PostgresReads):
                 "connections",
             ) from None
         return connection
+
+    def _limits(self) -> dict[str, str]:
+        """The session settings of a connection that writes: the server ends its session when
+        it sits idle inside a transaction for ``idle_transaction_timeout``. A startup
+        parameter, so that it is the session's default (a pooled connection is reset to its
+        defaults each time it goes back to the pool)."""
+        seconds = self.idle_transaction_timeout or 5.0
+        return {"idle_in_transaction_session_timeout": str(max(1, round(seconds * 1000)))}
 
     async def open(self) -> None:
         if self._writer is not None:
@@ -159,7 +172,7 @@ class PostgresStore(ClusterOps, GroupWrites, PostgresReads):
                 min_size=1,
                 max_size=self.read_connections,
                 timeout=self.connect_timeout,
-                server_settings=self._settings,  # claims and takeovers write through it
+                server_settings=self._limits(),  # claims and takeovers write through it
             )
         except BaseException:
             await connection.close()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 import asyncpg
 import pytest
@@ -166,3 +167,14 @@ async def test_an_event_for_a_run_whose_row_is_locked_a_while_is_delivered_once_
         published = await asyncio.wait_for(publishing, 15)
         assert published.delivered == [run_id]
         assert (await first.wait(run_id, timeout=10)).output == {"n": 1}
+
+
+async def test_the_idle_limit_is_the_leases(postgres_url: str) -> None:
+    """A process paused longer than its lease has lost it anyway: its idle transaction is ended
+    after that much, not after a fixed 5 s (a lease of 8 s ended a 6 s stall's process, the
+    verifier's N3)."""
+    async with cf.Runtime(db=postgres_url, lease_seconds=8) as rt:
+        store: Any = rt.store
+        assert store.idle_transaction_timeout == 8
+        async with store._pool.acquire() as connection:
+            assert await connection.fetchval("SHOW idle_in_transaction_session_timeout") == "8s"
