@@ -43,6 +43,11 @@ REPLY_CHANNEL = "cronflow_reply"
 
 _I_COLUMNS = ", ".join(f"i.{c.strip()}" for c in SNAPSHOT_COLUMNS.split(","))
 _LIVE = f"p.expires_at > {DB_NOW}"
+_HELD = f"EXISTS (SELECT 1 FROM processes AS p WHERE p.owner = i.owner AND {_LIVE})"
+"""Whether a live process holds instance ``i``: asked of the row a statement locks, so a row
+another process took over and committed meanwhile (PostgreSQL re-reads a row it locks after
+it changed) is judged by its new owner; through a join, the re-read row kept the old owner's
+process row, which no longer joined, and a held row read as nobody's."""
 _RUNS_HERE = (
     "($3::text[] IS NULL OR (i.workflow, i.version) IN "
     "(SELECT * FROM unnest($3::text[], $4::text[])))"
@@ -156,8 +161,7 @@ class ClusterOps:
         pool = self._require_pool("claim an instance")
         async with pool.acquire() as connection, connection.transaction():
             row = await connection.fetchrow(
-                f"SELECT {_I_COLUMNS}, i.owner, {_LIVE} FROM instances AS i "
-                "LEFT JOIN processes AS p ON p.owner = i.owner "
+                f"SELECT {_I_COLUMNS}, i.owner, {_HELD} FROM instances AS i "
                 "WHERE i.instance_id = $1 FOR UPDATE OF i SKIP LOCKED",
                 instance_id,
             )
@@ -185,8 +189,7 @@ class ClusterOps:
         names, numbers = _pairs(versions)
         rows = await self._require_pool("take instances over").fetch(
             "WITH orphans AS (SELECT i.instance_id FROM instances AS i "
-            "LEFT JOIN processes AS p ON p.owner = i.owner "
-            f"WHERE i.runnable AND (i.owner IS NULL OR p.owner IS NULL OR NOT {_LIVE}) "
+            f"WHERE i.runnable AND NOT {_HELD} "
             f"AND {_RUNS_HERE} LIMIT $2 FOR UPDATE OF i SKIP LOCKED) "
             "UPDATE instances AS i SET owner = $1 FROM orphans "
             f"WHERE i.instance_id = orphans.instance_id RETURNING {_I_COLUMNS}",
@@ -224,8 +227,7 @@ class ClusterOps:
         rows = await self._require_pool("find due timers").fetch(
             f"SELECT {t_columns} FROM timers AS t "
             "JOIN instances AS i ON i.instance_id = t.instance_id "
-            "LEFT JOIN processes AS p ON p.owner = i.owner "
-            f"WHERE t.due_at <= $1 AND (i.owner IS NULL OR p.owner IS NULL OR NOT {_LIVE}) "
+            f"WHERE t.due_at <= $1 AND NOT {_HELD} "
             f"AND {_RUNS_HERE} ORDER BY t.due_at, t.timer_id LIMIT $2",
             now,
             limit,
