@@ -5,22 +5,22 @@ lease gone: the PostgreSQL crash tester's F1, on SQLite too), and stops."""
 
 from __future__ import annotations
 
-import os
 import signal
 import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.serving import start
 
 
 def test_a_process_paused_past_its_lease_starts_none_of_its_queued_calls(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     marks = tmp_path / "marks.txt"
     marks.touch()
-    os.environ["QUEUED_MARKS"] = str(marks)  # the servers' environment (start() copies it)
+    monkeypatch.setenv("QUEUED_MARKS", str(marks))  # the servers' environment
     db = tmp_path / "paused.db"
     app = "tests.serve_queued_def_app:workflows"
     lease = ("--lease-seconds", "1", "--wait-for-lease")
@@ -36,6 +36,7 @@ def test_a_process_paused_past_its_lease_starts_none_of_its_queued_calls(
         while len(marks.read_text().splitlines()) < 8 and time.monotonic() < deadline:
             time.sleep(0.02)  # its 8 threads busy, 4 calls queued behind them
         paused.process.send_signal(signal.SIGSTOP)
+        assert len(marks.read_text().splitlines()) < len(runs)  # some were still queued
         other = start(app, db, *lease)
         assert other.up(30), other.output()
         for run_id in runs:
@@ -56,7 +57,6 @@ def test_a_process_paused_past_its_lease_starts_none_of_its_queued_calls(
         ]
         assert started_after == [], paused.output()
     finally:
-        os.environ.pop("QUEUED_MARKS", None)
         if paused.process.poll() is None:
             paused.process.send_signal(signal.SIGCONT)
         paused.stop()
