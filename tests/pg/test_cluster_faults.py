@@ -6,7 +6,9 @@ can run it."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -28,6 +30,21 @@ def sleeper(name: str = "sleeper", nap: str = "1s") -> cf.Flow:
 def runtime(url: str, *flows: cf.Flow) -> cf.Runtime:
     store = PostgresStore(url, idle_transaction_timeout=1.0)
     return cf.Runtime(store=store, workflows=list(flows), lease_seconds=2)
+
+
+@contextlib.asynccontextmanager
+async def row_locked(url: str, run_id: str) -> AsyncIterator[None]:
+    """The run's row locked by another connection's transaction while the block runs (as a
+    process paused in the middle of one holds it)."""
+    locker = await asyncpg.connect(url)
+    try:
+        async with locker.transaction():
+            await locker.execute(
+                "SELECT 1 FROM instances WHERE instance_id = $1 FOR UPDATE", run_id
+            )
+            yield
+    finally:
+        await locker.close()
 
 
 async def owners(url: str, run_ids: list[str]) -> dict[str, str | None]:
@@ -104,18 +121,11 @@ async def test_a_row_locked_past_a_moment_is_not_run_unclaimed(postgres_url: str
     async with first, second:
         run_id = await first.trigger("sleeper")
         await first.wait_idle()
-        locker = await asyncpg.connect(postgres_url)
-        try:
-            async with locker.transaction():
-                await locker.execute(
-                    "SELECT 1 FROM instances WHERE instance_id = $1 FOR UPDATE", run_id
-                )
-                began = time.monotonic()
-                with pytest.raises(InstanceBusyError, match="try again in a few seconds"):
-                    await second.cancel(run_id)
-                assert time.monotonic() - began >= 1.5
-        finally:
-            await locker.close()
+        async with row_locked(postgres_url, run_id):
+            began = time.monotonic()
+            with pytest.raises(InstanceBusyError, match="try again in a few seconds"):
+                await second.cancel(run_id)
+            assert time.monotonic() - began >= 1.5
         assert run_id not in second.instances
         await second.cancel(run_id)  # asked again, once the row is free: carried out
         assert str((await first.wait(run_id, timeout=10)).status) == "canceled"
@@ -153,17 +163,10 @@ async def test_an_event_for_a_run_whose_row_is_locked_a_while_is_delivered_once_
     async with first, second:
         run_id = await first.trigger("waiter")
         await first.wait_idle()
-        locker = await asyncpg.connect(postgres_url)
-        try:
-            async with locker.transaction():
-                await locker.execute(
-                    "SELECT 1 FROM instances WHERE instance_id = $1 FOR UPDATE", run_id
-                )
-                publishing = asyncio.ensure_future(second.publish_event("go", {"n": 1}))
-                await asyncio.sleep(3)  # the publish's claim finds the row locked meanwhile
-                assert not publishing.done()
-        finally:
-            await locker.close()
+        async with row_locked(postgres_url, run_id):
+            publishing = asyncio.ensure_future(second.publish_event("go", {"n": 1}))
+            await asyncio.sleep(3)  # the publish's claim finds the row locked meanwhile
+            assert not publishing.done()
         published = await asyncio.wait_for(publishing, 15)
         assert published.delivered == [run_id]
         assert (await first.wait(run_id, timeout=10)).output == {"n": 1}
