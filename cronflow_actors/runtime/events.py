@@ -265,7 +265,8 @@ class Events:
 
 _BUSY_TRIES = 4
 """Tries to deliver an event to a run whose row another process keeps locked, 2 s each (the
-server ends a transaction left idle after ``idle_transaction_timeout``, 5 s)."""
+server ends a transaction left idle after ``idle_transaction_timeout``: the lease's duration,
+5 s by default)."""
 
 _PUBLISHES = uuid.UUID("5b0f3d1e-8f2a-4c71-9e3b-2d6a7c4e1f90")
 """The namespace of the run ids a publish's idempotency key names."""
