@@ -6,7 +6,6 @@ VERSION`` through a real subprocess."""
 
 from __future__ import annotations
 
-import itertools
 import json
 
 import cronflow_actors as cf
@@ -14,6 +13,7 @@ from cronflow_actors import net
 from cronflow_actors.runtime.migrations import kept_by_migrations
 from tests.http.conftest import Serve
 from tests.http.test_cli_commands import cli
+from tests.nets import chain
 
 TOKENS = {
     "t-ops": cf.Principal(id="ops", scopes=frozenset({"ship:admin"})),
@@ -25,15 +25,10 @@ CANCEL = net.action(policy=net.require_scope("ship:admin"))
 
 
 def spec(version: str, *tasks: str, cancel: net.ActionSpec | None = CANCEL) -> net.NetSpec:
-    builder = net.workflow("ship", version=version).start_condition("start").end_condition("end")
+    builder = chain("ship", version, *tasks)
     if cancel is not None:
         builder.actions(cancel=cancel)
-    for task in tasks:
-        builder.task(task, net.task())
-    builder.connect_condition("start", tasks[0])
-    for source, target in itertools.pairwise(tasks):
-        builder.connect_task(source, target)
-    return builder.connect_task(tasks[-1], "end").build()
+    return builder.build()
 
 
 async def test_migrate_over_http(serve: Serve) -> None:

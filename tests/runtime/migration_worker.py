@@ -9,12 +9,12 @@ kills it there; the same module gives the test the definitions to finish the mig
 from __future__ import annotations
 
 import asyncio
-import itertools
 import sys
 from typing import Any
 
 import cronflow_actors as cf
 from cronflow_actors import net
+from tests.nets import chain
 
 HANG_AT: list[str] = []
 CALLS: list[str] = []
@@ -37,14 +37,7 @@ async def initializer(ctx: Any) -> None:
 
 
 def spec(version: str, *tasks: str, **activities: Any) -> net.NetSpec:
-    builder = net.workflow("moving", version=version).start_condition("start").end_condition("end")
-    for task in tasks:
-        builder.task(task, net.task())
-    builder.connect_condition("start", tasks[0])
-    for source, target in itertools.pairwise(tasks):
-        builder.connect_task(source, target)
-    builder.connect_task(tasks[-1], "end")
-    return builder.activities(**activities).build()
+    return chain("moving", version, *tasks).activities(**activities).build()
 
 
 SPEC_V1 = spec("v1", "A", "B", on_canceled=on_canceled)

@@ -5,7 +5,6 @@ the old root's activities committed once each), and the stored plan is gone."""
 from __future__ import annotations
 
 import asyncio
-import itertools
 from pathlib import Path
 
 import msgspec
@@ -16,6 +15,7 @@ from cronflow_actors import net
 from cronflow_actors.engine.actors import decode_state
 from cronflow_actors.runtime.migration_plans import MigrationPlan
 from cronflow_actors.store import SQLiteStore
+from tests.nets import chain
 from tests.runtime import migration_worker
 from tests.runtime.killing import killed_after
 
@@ -67,14 +67,8 @@ async def test_a_migration_killed_in_the_middle_completes_exactly_once_after_a_r
 
 
 def guarded(version: str, *tasks: str) -> net.NetSpec:
-    builder = net.workflow("guarded", version=version).start_condition("start")
-    builder.end_condition("end").actions(cancel=net.action(policy=net.require_scope("ops")))
-    for task in tasks:
-        builder.task(task, net.task())
-    builder.connect_condition("start", tasks[0])
-    for source, target in itertools.pairwise(tasks):
-        builder.connect_task(source, target)
-    return builder.connect_task(tasks[-1], "end").build()
+    cancel = net.action(policy=net.require_scope("ops"))
+    return chain("guarded", version, *tasks).actions(cancel=cancel).build()
 
 
 @pytest.mark.parametrize(("scopes", "moved"), [(frozenset(), False), (frozenset({"ops"}), True)])
