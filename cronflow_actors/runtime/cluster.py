@@ -92,9 +92,9 @@ def lease_for(
     """The lease a runtime takes on ``store``: one process among several on a shared database,
     or the one owner of a SQLite file."""
     if isinstance(store, ClusterOps):
-        if getattr(store, "idle_transaction_timeout", 0.0) is None:
+        if store.idle_transaction_timeout is None:
             # a transaction left idle longer than the lease: its process was paused past it
-            store.idle_transaction_timeout = duration  # type: ignore[attr-defined]
+            store.idle_transaction_timeout = duration
         return ClusterLease(store, clock, duration=duration, on_lost=on_lost)
     return DatabaseLease(store, clock, duration=duration, wait=wait, on_lost=on_lost)
 

@@ -91,6 +91,9 @@ class ClusterOps:
     _listener: asyncpg.Connection[Any] | None
     url: str
     name: str
+    idle_transaction_timeout: float | None
+    """Seconds before the server ends a session idle in a transaction (``PostgresStore``); None
+    until the lease of the runtime that uses the store sets its duration."""
 
     def _require_pool(self, operation: str) -> asyncpg.Pool[Any]:
         if self._pool is None:
