@@ -33,7 +33,7 @@ def serve(db: Path, port: int, *extra: str) -> subprocess.Popen[str]:
     )
 
 
-def up(port: int, seconds: float = 10) -> bool:
+def up(port: int, seconds: float = 30) -> bool:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         try:
@@ -69,21 +69,48 @@ def test_a_second_serve_on_the_same_database_exits_2_naming_the_owner(tmp_path: 
         stop(first)
 
 
+def said(log: Path, text: str, seconds: float = 30) -> bool:
+    """Whether ``text`` appears in the file ``log`` within ``seconds`` (a loaded machine may
+    take seconds only to start a Python process)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if text in log.read_text(errors="replace"):
+            return True
+        time.sleep(0.05)
+    return False
+
+
 def test_wait_for_lease_takes_over_once_the_owner_stops(tmp_path: Path) -> None:
     db = tmp_path / "handover.db"
     first_port, second_port = free_port(), free_port()
     first = serve(db, first_port)
     assert up(first_port)
-    second = serve(db, second_port, "--wait-for-lease")
+    log = tmp_path / "second.log"
+    with log.open("w") as handle:
+        second = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "cronflow_actors", "serve", APP, "--db", str(db)),
+                *("--port", str(second_port), "--lease-seconds", "1", "--wait-for-lease"),
+            ],
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+        )
     try:
-        assert not up(second_port, seconds=1.5)  # waits while the owner lives
+        # it says it waits, naming the owner, once it has found the lease taken
+        assert said(log, "is owned by runtime"), log.read_text()
+        time.sleep(1.5)  # past the lease's duration: the owner renews it, the second waits on
+        assert not up(second_port, seconds=0.2)
         stop(first)
         assert up(second_port)  # a clean stop releases the lease at once
         assert first.returncode == 0
     finally:
-        out = stop(second)
-    # it says it waits, naming the owner; not the advice to start it as it was started
-    assert "is owned by runtime" in out
+        if second.poll() is None:
+            second.send_signal(signal.SIGTERM)
+        second.wait(20)
+    out = log.read_text()
+    # not the advice to start it as it was started
     assert f"(pid {first.pid} on" in out
     assert "this one waits to take it over once that lease expires" in out
     assert "--wait-for-lease" not in out
