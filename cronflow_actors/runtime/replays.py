@@ -31,9 +31,10 @@ from cronflow_actors.flow.compiled import CompiledFlow
 from cronflow_actors.flow.envelope import open_envelope
 from cronflow_actors.flow.mocks import mocked, stand_ins
 from cronflow_actors.kernel import Clock
-from cronflow_actors.messages import SnapshotRecord
+from cronflow_actors.messages import QueuedRun, SnapshotRecord
 from cronflow_actors.net.spec import NetSpec
 from cronflow_actors.runtime.catalog import FlowCatalog
+from cronflow_actors.runtime.run_views import stored_run
 from cronflow_actors.store import MISSING, Store
 
 __all__ = ["Replays"]
@@ -160,13 +161,9 @@ class Replays:
         """The stored trigger (payload, headers, kind) of a run, and its flow."""
         if not isinstance(run_id, str) or not run_id or "." in run_id:
             raise NotFoundError("run", str(run_id))
-        try:
-            snapshot = await self._read(run_id)
-        except NotFoundError:
-            queued = await self._store.queued_run(run_id)
-            if queued is None:
-                raise NotFoundError("run", run_id) from None
-            return msgspec.msgpack.decode(queued.payload), queued.workflow
+        snapshot = await stored_run(self._read, self._store, run_id)
+        if isinstance(snapshot, QueuedRun):
+            return msgspec.msgpack.decode(snapshot.payload), snapshot.workflow
         state = decode_state(snapshot.body, snapshot.instance_id)
         root = state.workflows.get(state.id)
         if root is None:

@@ -40,7 +40,7 @@ from cronflow_actors.runtime.pages import Page, check_limit, decode_cursor, enco
 from cronflow_actors.runtime.pinning import BLOCKED, block_of
 from cronflow_actors.store import Store
 
-__all__ = ["PAGE_BYTES", "RunInfo", "RunResult", "RunStatus", "RunViews", "StepInfo"]
+__all__ = ["PAGE_BYTES", "RunInfo", "RunResult", "RunStatus", "RunViews", "StepInfo", "stored_run"]
 
 logger = logging.getLogger(__name__)
 
@@ -113,6 +113,25 @@ class RunInfo(msgspec.Struct, frozen=True, kw_only=True):
     """Why a ``blocked`` run is held, and what to do about it."""
 
 
+async def stored_run(
+    read: Callable[[str], Awaitable[SnapshotRecord]], store: Store, run_id: str
+) -> SnapshotRecord | QueuedRun:
+    """A run's snapshot, or its row in a flow's queue while it waits there; NotFoundError when
+    it has neither. A queued run leaves the queue in the transaction that stores its snapshot,
+    so one that starts between the two reads is read again: never a "no run" for a run that
+    exists (another process's drain may start it at any moment)."""
+    try:
+        return await read(run_id)
+    except NotFoundError:
+        queued = await store.queued_run(run_id)
+        if queued is not None:
+            return queued
+    try:
+        return await read(run_id)
+    except NotFoundError:
+        raise NotFoundError("run", run_id) from None
+
+
 class RunViews:
     def __init__(
         self,
@@ -128,14 +147,10 @@ class RunViews:
         self._read = read
 
     async def inspect(self, run_id: str) -> RunInfo:
-        try:
-            snapshot = await self._read(run_id)
-        except NotFoundError:
-            queued = await self._store.queued_run(run_id)
-            if queued is None:
-                raise NotFoundError("run", run_id) from None
-            return self._queued_info(queued)
-        return self.info(snapshot)
+        found = await stored_run(self._read, self._store, run_id)
+        if isinstance(found, QueuedRun):
+            return self._queued_info(found)
+        return self.info(found)
 
     def _queued_info(self, queued: QueuedRun) -> RunInfo:
         """A run waiting in its flow's queue: ``waiting``, with no steps yet."""

@@ -188,3 +188,29 @@ async def test_a_queue_the_runtime_does_not_configure_has_no_limit_and_says_so(
 def test_queue_limits_must_be_whole_numbers(queues: Any) -> None:
     with pytest.raises(ConfigurationError, match="queues"):
         cf.Runtime(queues=queues)
+
+
+async def test_a_queued_run_that_starts_while_it_is_looked_up_is_found(tmp_path: Path) -> None:
+    """``inspect`` reads a run's snapshot, then its queue row: a run that starts between the
+    two reads (another process's drain, on a shared store) left the queue in the transaction
+    that stored its snapshot, and is read again rather than reported as no run."""
+    flow = holding("one", concurrency=1)
+    async with cf.Runtime(db=tmp_path / "between.db", workflows=[flow]) as rt:
+        first = await rt.trigger("one", "first")
+        await rt.wait_idle()
+        queued = await rt.trigger("one", "queued")
+        assert (await rt.inspect(queued)).steps == []  # waiting in the queue
+        store_read, between = rt.store.queued_run, [True]
+
+        async def started_meanwhile(run_id: str) -> Any:
+            if run_id == queued and between and between.pop():  # the first ends, the queued starts
+                await release(rt, "first")
+                await rt.queues.wait_started(run_id)  # started by now, or once it has
+            return await store_read(run_id)
+
+        rt.store.queued_run = started_meanwhile  # type: ignore[method-assign]
+        info = await rt.inspect(queued)
+        # started, and waiting at its human step
+        assert (info.id, info.payload, info.status) == (queued, "queued", "waiting")
+        assert [step.id for step in info.steps] == ["hold"]
+        assert (await rt.inspect(first)).status == "completed"
