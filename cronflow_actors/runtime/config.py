@@ -23,6 +23,7 @@ decides what is deleted, takes a duration with its unit only (``deletion_age``).
 from __future__ import annotations
 
 import difflib
+import math
 import os
 import re
 import tomllib
@@ -75,6 +76,10 @@ class TokenConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     scopes: list[str] = msgspec.field(default_factory=list)
 
 
+SECONDS = ("lease_seconds", "header_timeout", "body_timeout", "keep_alive", "drain_timeout")
+"""The settings counted in seconds: each a finite number > 0."""
+
+
 class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     app: str | None = None
     db: str = "cronflow.db"
@@ -121,13 +126,13 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
             raise ValueError(f"port must be 0-65535, got {self.port}")
         if self.max_body < 1:
             raise ValueError(f"max_body must be >= 1 byte, got {self.max_body}")
-        if self.lease_seconds <= 0:
-            raise ValueError(f"lease_seconds must be > 0, got {self.lease_seconds}")
         if self.max_json_depth < 1 or self.max_connections < 1:
             raise ValueError("max_json_depth and max_connections must be >= 1")
-        for name in ("header_timeout", "body_timeout", "keep_alive", "drain_timeout"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be > 0 seconds, got {getattr(self, name)}")
+        for name in SECONDS:  # nan passes "<= 0"; inf never ends (a lease of inf: never free)
+            if not 0 < getattr(self, name) < math.inf:
+                raise ValueError(
+                    f"{name} must be a finite number of seconds > 0, got {getattr(self, name)}"
+                )
         if not 0 <= self.gc_threshold <= MAX_GC_THRESHOLD:
             raise ValueError(
                 f"gc_threshold must be 0 (CPython's own) to {MAX_GC_THRESHOLD:,}, "
@@ -211,6 +216,8 @@ def load_config(
             name = key[9:].lower()
             data[name] = _names(value) if name == "allowed_hosts" else value
             origin[name] = f"environment variable {key}"
+        elif key.startswith("CRONFLOW_"):
+            _check_variable(key, value)
     for key, value in (overrides or {}).items():
         if key == "queues" and value and isinstance(data.get("queues"), dict):
             data["queues"] = {**data["queues"], **value}  # flags add to the file's queues
@@ -225,6 +232,23 @@ def load_config(
         raise _refusal(str(error), data, origin) from None
 
 
+def _check_variable(key: str, value: str) -> None:
+    """A ``CRONFLOW_*`` variable that is no setting: a table's (only the file takes those) or
+    a setting's name misspelt is refused, where it would be ignored without a word; any other
+    is another tool's (``CRONFLOW_ACTORS_COMPILE`` of the build), and left alone."""
+    name = key[9:].lower()
+    if name in ("tokens", "queues"):
+        shown = "(hidden)" if name == "tokens" else value
+        where = f"the --config file's [{name}] table, not by the environment"
+        raise ConfigurationError(key, shown, f"unset: {name} are given in {where}")
+    close = difflib.get_close_matches(name, _FIELDS, n=1, cutoff=0.85)
+    if close:
+        setting = f"CRONFLOW_{close[0].upper()}"
+        raise ConfigurationError(
+            key, value, f"a setting's name: did you mean {setting}? (this one is no setting)"
+        )
+
+
 def _names(value: str) -> list[str]:
     """A list setting from its environment variable: comma-separated, blanks dropped."""
     return [name.strip() for name in value.split(",") if name.strip()]
@@ -233,9 +257,14 @@ def _names(value: str) -> list[str]:
 def _read(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The settings of the TOML file ``path``; every name in it must be a setting."""
     try:
-        loaded = tomllib.loads(Path(path).read_text())
+        loaded = tomllib.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigurationError("config", str(path), "an existing TOML file") from None
+    except (OSError, UnicodeDecodeError) as error:  # a folder, no permission, not UTF-8
+        reason = error.strerror if isinstance(error, OSError) else "it is not UTF-8 text"
+        raise ConfigurationError(
+            "config", str(path), f"a TOML file this user can read ({reason})"
+        ) from None
     except tomllib.TOMLDecodeError as error:
         raise ConfigurationError("config", str(path), f"valid TOML ({error})") from None
     unknown = sorted(set(loaded) - set(Config.__struct_fields__))

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from cronflow_actors.errors import ConfigurationError
-from cronflow_actors.runtime.config import deletion_age, load_config
+from cronflow_actors.runtime.config import SECONDS, deletion_age, load_config
 
 
 def refusal(config: Path, text: str) -> str:
@@ -106,3 +106,37 @@ def test_allowed_hosts_come_from_the_flag_the_file_or_the_environment(tmp_path: 
     assert from_env.allowed_hosts == ["a.lan", "b.lan"]
     assert load_config(None, environ={}).allowed_hosts == []
     assert load_config(None, environ={"CRONFLOW_ALLOWED_HOSTS": ""}).allowed_hosts == []
+
+
+@pytest.mark.parametrize("name", SECONDS)
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+def test_a_setting_in_seconds_is_a_finite_number(name: str, value: str) -> None:
+    """``nan`` passed "> 0" and ``inf`` never ends (a lease of inf would never be free again):
+    both are refused by name, from a flag or the environment."""
+    for given in ({"overrides": {name: value}}, {"environ": {f"CRONFLOW_{name.upper()}": value}}):
+        with pytest.raises(ConfigurationError) as refused:
+            load_config(None, **{"environ": {}, **given})  # type: ignore[arg-type]
+        said = str(refused.value)
+        assert f"setting '{name}' has the value '{value}'" in said
+        assert "a finite number of seconds > 0" in said
+
+
+def test_a_misspelt_variable_or_a_table_in_the_environment_is_refused() -> None:
+    with pytest.raises(ConfigurationError) as refused:
+        load_config(None, environ={"CRONFLOW_DRAIN_TIMOUT": "5"})
+    assert "did you mean CRONFLOW_DRAIN_TIMEOUT?" in str(refused.value)
+    with pytest.raises(ConfigurationError) as refused:
+        load_config(None, environ={"CRONFLOW_TOKENS": "t-secret"})
+    assert "t-secret" not in str(refused.value)
+    assert "[tokens] table" in str(refused.value)
+    # another tool's variable (the compiled build's) is none of ours, and left alone
+    assert load_config(None, environ={"CRONFLOW_ACTORS_COMPILE": "1"}).drain_timeout == 30.0
+
+
+def test_a_config_file_that_cannot_be_read_is_refused_with_why(tmp_path: Path) -> None:
+    binary = tmp_path / "binary.toml"
+    binary.write_bytes(b"port = 1\n\xff\n")
+    for path, why in ((tmp_path, "Is a directory"), (binary, "it is not UTF-8 text")):
+        with pytest.raises(ConfigurationError) as refused:
+            load_config(path, environ={})
+        assert f"a TOML file this user can read ({why})" in str(refused.value)
