@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import sqlite3
 import subprocess
@@ -229,3 +230,23 @@ def test_a_served_file_imports_the_modules_beside_it(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout == "sib\n"
+
+
+def test_db_commands_use_the_database_serve_would_use(tmp_path: Path) -> None:
+    """``CRONFLOW_DB`` (or ``--config``'s db) names the database for ``db migrate`` and ``db
+    prune`` as for ``serve``, where they used ./cronflow.db and said it was done."""
+    real = tmp_path / "real.db"
+    env = {**os.environ, "CRONFLOW_DB": str(real)}
+    migrated = subprocess.run(
+        [sys.executable, "-m", "cronflow_actors", "db", "migrate"],
+        capture_output=True, text=True, cwd=tmp_path, env=env, timeout=60, check=False,
+    )  # fmt: skip
+    assert migrated.returncode == 0, migrated.stderr
+    assert f"database {real} is at schema version" in migrated.stdout
+    assert real.is_file()
+    assert not (tmp_path / "cronflow.db").exists()
+    config = tmp_path / "settings.toml"
+    config.write_text(f"db = {str(tmp_path / 'gone.db')!r}\n")
+    pruned = cli("db", "prune", "--older-than", "7d", "--config", str(config), cwd=tmp_path)
+    assert pruned.returncode == 2
+    assert f"setting 'db' has the value '{tmp_path / 'gone.db'}'" in pruned.stderr

@@ -43,15 +43,26 @@ def _version(_args: argparse.Namespace) -> int:
     return 0
 
 
+def _database(args: argparse.Namespace, *names: str) -> Any:
+    """The settings of a ``db`` command: its flags, then ``CRONFLOW_*`` variables, then its
+    ``--config`` file, as ``serve`` reads them (``CRONFLOW_DB`` names the database both use)."""
+    from cronflow_actors.runtime.config import load_config
+
+    overrides = {name: getattr(args, name) for name in ("db", *names)}
+    return load_config(args.config, overrides=overrides)
+
+
 def _db_migrate(args: argparse.Namespace) -> int:
     from cronflow_actors.runtime import open_store
 
+    settings = _database(args, "synchronous")
+
     async def migrate() -> str:
-        store = await open_store(args.db, synchronous=args.synchronous)
+        store = await open_store(settings.db, synchronous=settings.synchronous)
         try:
             schema = getattr(store, "schema_version", None)
             version = await schema() if schema is not None else "n/a (in memory)"
-            return f"database {args.db} is at schema version {version}"
+            return f"database {settings.db} is at schema version {version}"
         finally:
             await store.close()
 
@@ -77,12 +88,14 @@ def _db_prune(args: argparse.Namespace) -> int:
             "a bare number is refused, since finished runs older than it are deleted; nothing "
             "was deleted",
         ) from None
-    if args.db != ":memory:" and "://" not in args.db and not Path(args.db).is_file():
-        raise ConfigurationError("--db", args.db, "the path of an existing database file")
+    db = _database(args).db
+    if db != ":memory:" and "://" not in db and not Path(db).is_file():
+        where = "--db, else CRONFLOW_DB, else the --config file's db, else cronflow.db"
+        raise ConfigurationError("db", db, f"the path of an existing database file ({where})")
     cutoff = time.time() - older_than
 
     async def prune() -> int:
-        store = await open_store(args.db)
+        store = await open_store(db)
         try:
             total = 0
             # read once: a migration that begins later cancels its run after the cutoff
@@ -131,6 +144,16 @@ def _serve(args: argparse.Namespace) -> int:
     return serve(_settings(args))
 
 
+def _database_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--db",
+        default=None,
+        help="SQLite file or postgresql:// URL (default: CRONFLOW_DB, the --config file's db, "
+        "else cronflow.db: the database serve would use)",
+    )
+    parser.add_argument("--config", default=None, help="TOML settings file (db, synchronous)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cronflow-actors",
@@ -152,21 +175,17 @@ def build_parser() -> argparse.ArgumentParser:
     migrate = db_commands.add_parser(
         "migrate", help="create the database file if needed and apply pending schema migrations"
     )
-    migrate.add_argument(
-        "--db", default="cronflow.db", help="SQLite file (default cronflow.db) or postgresql:// URL"
-    )
+    _database_options(migrate)
     migrate.add_argument(
         "--synchronous",
-        default="FULL",
+        default=None,
         help="SQLite synchronous level: OFF, NORMAL, FULL (default) or EXTRA",
     )
     migrate.set_defaults(handler=_db_migrate)
     prune = db_commands.add_parser(
         "prune", help="delete finished runs (and their history) older than a duration"
     )
-    prune.add_argument(
-        "--db", default="cronflow.db", help="SQLite file (default cronflow.db) or postgresql:// URL"
-    )
+    _database_options(prune)
     prune.add_argument(
         "--older-than",
         required=True,
