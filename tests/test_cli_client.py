@@ -4,13 +4,16 @@ with a token configured. Exit codes: 0 ok, 1 run failed, 2 usage, 3 not found or
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import re
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, ClassVar
 
 import httpx
 import pytest
@@ -256,3 +259,65 @@ def test_the_packaged_example_is_what_serve_runs_by_default(tmp_path: Path) -> N
 
     assert DEFAULT_APP.startswith("cronflow_actors.examples.")
     assert [flow.id for flow in load_app(DEFAULT_APP)] == ["order-processing"]
+
+
+class _Stranger(http.server.BaseHTTPRequestHandler):
+    """Another server on the address the CLI was given: each path answers as ``ANSWERS``."""
+
+    ANSWERS: ClassVar[dict[str, tuple[int, str, bytes]]] = {
+        "/json": (200, "application/json", b"{}"),
+        "/null": (200, "application/json", b"null"),
+        "/login": (200, "text/html", b"<!DOCTYPE html><title>Sign in</title>"),
+        "/missing": (404, "text/html", b"<!DOCTYPE HTML><title>Error response</title>"),
+    }
+
+    def _answer(self) -> None:
+        status, kind, body = self.ANSWERS["/" + self.path.split("/")[1]]  # /json/runs/abc
+        self.send_response(status)
+        self.send_header("content-type", kind)
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = _answer
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def stranger() -> Iterator[str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Stranger)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize(
+    ("kind", "command"),
+    [
+        ("json", ("cancel", "abc")),
+        ("json", ("resume", "tok")),
+        ("json", ("events", "publish", "e")),
+        ("null", ("run", "flow", "--no-wait")),
+        ("json", ("trace", "abc")),
+        ("login", ("runs",)),
+        ("login", ("cancel", "abc")),
+        ("missing", ("inspect", "abc")),
+    ],
+)
+def test_another_server_at_the_url_is_named_not_taken_for_an_answer(
+    stranger: str, kind: str, command: tuple[str, ...]
+) -> None:
+    """A wrong --url whose server answers 200 with JSON of its own, or an HTML page (a proxy's
+    login page, a 404): never "canceled" or "resumed" with exit 0, never a traceback."""
+    result = cli(*command, "--url", f"{stranger}/{kind}")
+    assert result.returncode == 4, (result.stdout, result.stderr)
+    assert "did not answer as cronflow-actors" in result.stderr
+    assert "--url" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stdout == ""

@@ -32,9 +32,13 @@ class Client:
         method: str,
         path: str,
         body: Any = None,
+        *,
         query: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
+        expect: tuple[str, ...] = (),
     ) -> Any:
+        """The server's JSON answer to ``method path``: an object with the fields ``expect``
+        (an answer of another kind is another server's, and refused as such)."""
         target = self.url + path
         if query:
             given = {k: v for k, v in query.items() if v is not None}
@@ -50,9 +54,11 @@ class Client:
             request.add_header(name, value)
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                return json.loads(response.read() or b"null")
+                kind = response.headers.get_content_type()
+                raw = response.read()
+                status = response.status
         except urllib.error.HTTPError as error:
-            raise self._refused(error.code, error.read()) from None
+            raise self._refused(error.code, error.read(), error.headers) from None
         except (urllib.error.URLError, TimeoutError, ConnectionError) as error:
             reason = getattr(error, "reason", error)
             raise ApiError(
@@ -60,8 +66,31 @@ class Client:
                 "running there? Pass --url (or set CRONFLOW_URL) to use another one.",
                 exit_code=Exit.UNREACHABLE,
             ) from None
+        return self._answer(status, kind, raw, expect)
 
-    def _refused(self, status: int, raw: bytes) -> ApiError:
+    def _answer(self, status: int, kind: str, raw: bytes, expect: tuple[str, ...]) -> Any:
+        """The decoded answer, if it is one of ours: JSON, an object, with what ``expect``s."""
+        try:
+            answer = json.loads(raw) if _is_json(kind) else None
+        except ValueError:
+            answer = None
+        if not isinstance(answer, dict) or not all(field in answer for field in expect):
+            shown = f"{kind}" if answer is None else f"JSON without {', '.join(expect)}"
+            raise self._stranger(f"HTTP {status}, {shown}")
+        return answer
+
+    def _stranger(self, what: str) -> ApiError:
+        return ApiError(
+            f"the server at {self.url} did not answer as cronflow-actors does ({what}): is "
+            "another server on that address? Check --url (or CRONFLOW_URL); nothing was done "
+            "that this command can tell",
+            exit_code=Exit.UNREACHABLE,
+        )
+
+    def _refused(self, status: int, raw: bytes, headers: Any) -> ApiError:
+        kind = headers.get_content_type() if headers is not None else "text/plain"
+        if not _is_json(kind):  # not one of our problems: a page of some other server's
+            return self._stranger(f"HTTP {status}, {kind}")
         text = raw.decode(errors="replace")
         try:
             problem = json.loads(text)
@@ -97,27 +126,31 @@ class Client:
     # -- the reads of the client commands (``offline.DatabaseReads`` answers the same) ----------
 
     def run(self, run_id: str) -> dict[str, Any]:
-        return self.run_call("GET", run_id)  # type: ignore[no-any-return]
+        return self.run_call("GET", run_id, expect=("id", "status"))  # type: ignore[no-any-return]
 
     def runs(self, query: dict[str, Any]) -> dict[str, Any]:
-        return self.call("GET", "/runs", query=query)  # type: ignore[no-any-return]
+        return self.call("GET", "/runs", query=query, expect=("runs",))  # type: ignore[no-any-return]
 
     def trace(self, run_id: str) -> dict[str, Any]:
-        return self.run_call("GET", run_id, "/trace")  # type: ignore[no-any-return]
+        answer = self.run_call("GET", run_id, "/trace", expect=("run_id", "spans", "roots"))
+        return answer  # type: ignore[no-any-return]
 
     def paused(self, limit: int, cursor: str | None) -> dict[str, Any]:
         query = {"limit": limit, "cursor": cursor}
-        return self.call("GET", "/paused", query=query)  # type: ignore[no-any-return]
+        return self.call("GET", "/paused", query=query, expect=("paused",))  # type: ignore[no-any-return]
 
     def flows(self) -> list[str] | None:
         """The ids of the flows registered on the server."""
-        return [flow["id"] for flow in self.call("GET", "/flows")["flows"]]
+        return [flow["id"] for flow in self.call("GET", "/flows", expect=("flows",))["flows"]]
 
-    def run_call(self, method: str, run_id: str, suffix: str = "") -> Any:
+    def run_call(
+        self, method: str, run_id: str, suffix: str = "", expect: tuple[str, ...] = ()
+    ) -> Any:
         """``method /runs/<run_id><suffix>``; a 404 that says there is no such run says it in
         plain words (another 404, a route this server lacks, keeps the server's words)."""
         try:
-            return self.call(method, f"/runs/{urllib.parse.quote(run_id, safe='')}{suffix}")
+            path = f"/runs/{urllib.parse.quote(run_id, safe='')}{suffix}"
+            return self.call(method, path, expect=expect)
         except ApiError as refused:
             if refused.status == 404 and refused.slug == "not-found":
                 raise ApiError(
@@ -130,6 +163,11 @@ class Client:
 
     def paused_run(self, run_id: str, pages: int = 20) -> dict[str, Any] | None:
         return find_pause(self.paused, run_id, pages)
+
+
+def _is_json(kind: str) -> bool:
+    """``application/json``, or a JSON kind such as ``application/problem+json``."""
+    return kind == "application/json" or kind.endswith("+json")
 
 
 def find_pause(

@@ -84,7 +84,8 @@ def _path(value: str) -> str:
 
 def _run(args: argparse.Namespace) -> int:
     client = _client(args)
-    started = client.call("POST", "/runs", {"workflow": args.workflow, "payload": _payload(args)})
+    body = {"workflow": args.workflow, "payload": _payload(args)}
+    started = client.call("POST", "/runs", body, expect=("run_id",))
     run_id = started["run_id"]
     if args.no_wait:
         if args.json:
@@ -250,7 +251,8 @@ def _resume(args: argparse.Namespace) -> int:
     # that is blocked on a changed definition, say) is the server's own reason, which says
     # what to do about it.
     try:
-        answer = _client(args).call("POST", f"/resume/{_path(args.token_id)}", _payload(args))
+        path = f"/resume/{_path(args.token_id)}"
+        answer = _client(args).call("POST", path, _payload(args), expect=("status",))
     except ApiError as refused:
         if refused.status == 404 and refused.slug == "unknown-token":
             run_id = re.fullmatch(r"[0-9a-f]{32}", args.token_id) is not None  # not a token's
@@ -286,7 +288,7 @@ def _resume(args: argparse.Namespace) -> int:
 def _cancel(args: argparse.Namespace) -> int:
     client = _client(args)
     try:
-        answer = client.run_call("POST", args.run_id, "/cancel")
+        answer = client.run_call("POST", args.run_id, "/cancel", expect=("run_id", "status"))
     except ApiError as refused:
         if refused.status != 409:
             raise
@@ -312,7 +314,8 @@ def _cancel(args: argparse.Namespace) -> int:
 
 def _publish(args: argparse.Namespace) -> int:
     key = {"Idempotency-Key": args.idempotency_key} if args.idempotency_key else None
-    answer = _client(args).call("POST", f"/events/{_path(args.name)}", _payload(args), headers=key)
+    path, expect = f"/events/{_path(args.name)}", ("started", "delivered")
+    answer = _client(args).call("POST", path, _payload(args), headers=key, expect=expect)
     if args.json:
         _print_json(answer)
         return Exit.OK

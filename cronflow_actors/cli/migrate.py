@@ -18,7 +18,8 @@ __all__ = ["add_migrate_command"]
 
 def _migrate(args: argparse.Namespace) -> int:
     body = {"to_version": args.to}
-    answer = _client(args).call("POST", f"/workflows/{_path(args.run_id)}/migrate", body)
+    path = f"/workflows/{_path(args.run_id)}/migrate"
+    answer = _client(args).call("POST", path, body, expect=("version", "workflow_id"))
     if args.json:
         print(json.dumps(answer, indent=2))
     else:
