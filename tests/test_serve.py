@@ -73,6 +73,10 @@ def test_serve_runs_the_bundled_example_and_drains_on_sigterm(tmp_path: Path) ->
     records = [json.loads(line) for line in output.splitlines() if line.strip()]
     assert any("Uvicorn bound to" in r["message"] for r in records)  # every line is JSON
     # what it serves, once started: its flows, their webhooks, the console
+    database = [r["message"] for r in records if r["message"].startswith("database: ")]
+    assert database == [
+        f"database: SQLite file {(tmp_path / 'run.db').resolve()} (synchronous FULL)"
+    ]
     served = [r["message"] for r in records if r["message"].startswith("serving ")]
     assert served == [
         "serving 1 flow(s): order-processing; webhooks: POST /webhooks/orders "
@@ -352,3 +356,16 @@ def test_serve_takes_one_flow_as_its_app(tmp_path: Path) -> None:
     with serving(app, tmp_path / "one.db") as served:
         flows = httpx.get(f"{served.url}/flows", timeout=5).json()
         assert [flow["id"] for flow in flows["flows"]] == ["order-processing"]
+
+
+def test_serve_on_a_database_in_memory_warns_that_it_keeps_nothing(tmp_path: Path) -> None:
+    """A 202 says a run is durable; in memory it is lost at the next start, so serve says so."""
+    from tests.serving import serving
+
+    app = "cronflow_actors.examples.order_processing:orders"
+    with serving(app, tmp_path / "unused.db", "--db", ":memory:") as served:
+        assert httpx.get(f"{served.url}/flows", timeout=5).status_code == 200
+    said = served.output()
+    assert "WARNING cronflow_actors.serve: database: in memory (--db :memory:)" in said
+    assert "give --db a file for durable runs" in said
+    assert not (tmp_path / "unused.db").exists()

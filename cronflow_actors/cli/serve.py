@@ -157,6 +157,7 @@ def serve(settings: Any) -> int:
         "event loop: %s (the loop setting: %s)", loop, settings.loop
     )
     runtime = _runtime_of(settings)
+    _say_database(runtime.store)
     separate_metrics = settings.metrics_port is not None
     allowed_hosts = allowed_hosts_for(settings.host, settings.allowed_hosts)
     app = create_app(
@@ -242,6 +243,27 @@ def serve(settings: Any) -> int:
         print(f"cronflow-actors: the runtime failed: {failed[0]}", file=sys.stderr)
         return 1
     return 0
+
+
+def _say_database(store: Any) -> None:
+    """Which database this process serves (a PostgreSQL URL without its password), and a
+    warning when it keeps nothing: a 202 says a run is durable, which in memory it is not."""
+    from cronflow_actors.store import MemoryStore, SQLiteStore
+
+    log = logging.getLogger("cronflow_actors.serve")
+    if isinstance(store, MemoryStore):
+        log.warning(
+            "database: in memory (--db :memory:): nothing is kept when this process stops, so a "
+            "202 here does not outlive a restart; give --db a file for durable runs"
+        )
+    elif isinstance(store, SQLiteStore):
+        log.info(
+            "database: SQLite file %s (synchronous %s)",
+            Path(store.path).resolve(),
+            store.synchronous,
+        )
+    else:
+        log.info("database: %s", getattr(store, "name", type(store).__name__))
 
 
 def _runtime_of(settings: Any) -> Any:
