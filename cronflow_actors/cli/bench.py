@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -41,8 +42,28 @@ def _bench(args: argparse.Namespace) -> int:
     unknown = sorted(set(peers) - set(PEERS))
     if unknown:
         raise ConfigurationError("--peers", args.peers, f"a comma-separated subset of {PEERS}")
+    if args.in_flight < 1:
+        raise ConfigurationError("--in-flight", args.in_flight, "a whole number of runs >= 1")
+    if not 0 < args.scale < math.inf:  # runs are counted as N x scale, at least one each
+        raise ConfigurationError("--scale", args.scale, "a finite number > 0 (0.5: half)")
+    if args.out is not None:
+        _check_out(Path(args.out))
     code: int = _suite().main(args)
     return code
+
+
+def _check_out(out: Path) -> None:
+    """The results' folder is made (with its parents) before anything runs, so a folder that
+    cannot be is refused at once, not after minutes of measuring."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".written"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        raise ConfigurationError(
+            "--out", str(out), f"a folder this user can write ({error.strerror or error})"
+        ) from None
 
 
 def add_bench_arguments(parser: argparse.ArgumentParser) -> None:

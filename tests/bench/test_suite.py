@@ -330,3 +330,28 @@ def test_the_calls_yardstick_counts_the_work_of_a_run() -> None:
     assert float(counted["python_calls_per_run"]) > 300
     assert float(counted["create_task_per_run"]) >= 3
     assert 0 < float(counted["group_commits_per_run"]) <= 4
+
+
+@pytest.mark.parametrize(
+    ("given", "said"),
+    [
+        (("--scale", "-1"), "setting '--scale' has the value -1.0"),
+        (("--scale", "nan"), "setting '--scale' has the value nan"),
+        (("--in-flight", "0"), "setting '--in-flight' has the value 0"),
+        (("--out", "/proc/no-such-folder"), "expected a folder this user can write"),
+    ],
+)
+def test_bench_refuses_what_would_measure_nothing_before_it_runs(
+    tmp_path: Path, given: tuple[str, ...], said: str
+) -> None:
+    """A scale <= 0 recorded figures of nothing, in-flight 0 failed workloads, and a folder that
+    cannot be written failed with a traceback after the runs: each is refused first."""
+    args = ["bench", "--quick", "--peers", "", "--no-chart", "--out", str(tmp_path / "r")]
+    done = subprocess.run(
+        [sys.executable, "-m", "cronflow_actors", *args, *given],
+        capture_output=True, text=True, timeout=60, cwd=REPO, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert said in done.stderr
+    assert "Traceback" not in done.stderr
+    assert done.stdout == ""
