@@ -250,3 +250,18 @@ def test_db_commands_use_the_database_serve_would_use(tmp_path: Path) -> None:
     pruned = cli("db", "prune", "--older-than", "7d", "--config", str(config), cwd=tmp_path)
     assert pruned.returncode == 2
     assert f"setting 'db' has the value '{tmp_path / 'gone.db'}'" in pruned.stderr
+
+
+def test_db_prune_on_a_database_another_process_holds_locked_says_so(tmp_path: Path) -> None:
+    db = tmp_path / "locked.db"
+    assert cli("db", "migrate", "--db", str(db)).returncode == 0
+    holder = sqlite3.connect(db, isolation_level=None)
+    try:
+        holder.execute("BEGIN EXCLUSIVE")  # another tool writing, past the store's busy wait
+        pruned = cli("db", "prune", "--db", str(db), "--older-than", "7d")
+    finally:
+        holder.close()
+    assert pruned.returncode == 4, pruned.stderr
+    assert f"another process holds a write lock on {db}" in pruned.stderr
+    assert "restart the runtime" not in pruned.stderr  # there is none to restart
+    assert pruned.stderr.count("\n") == 1  # said once, not also by the store's log line

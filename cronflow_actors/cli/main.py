@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import difflib
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -24,7 +25,7 @@ from cronflow_actors.cli.bench import add_bench_command
 from cronflow_actors.cli.commands import add_client_commands
 from cronflow_actors.cli.exits import Exit
 from cronflow_actors.cli.migrate import add_migrate_command
-from cronflow_actors.errors import ApiError, ConfigurationError, CronflowError
+from cronflow_actors.errors import ApiError, ConfigurationError, CronflowError, StoreFailedError
 
 __all__ = ["main"]
 
@@ -48,6 +49,9 @@ def _database(args: argparse.Namespace, *names: str) -> Any:
     ``--config`` file, as ``serve`` reads them (``CRONFLOW_DB`` names the database both use)."""
     from cronflow_actors.runtime.config import load_config
 
+    # the command says what failed in its own words: the store's log lines (printed by
+    # logging's last resort, no logging being set up) would say it a second time
+    logging.getLogger("cronflow_actors").addHandler(logging.NullHandler())
     overrides = {name: getattr(args, name) for name in ("db", *names)}
     return load_config(args.config, overrides=overrides)
 
@@ -94,20 +98,31 @@ def _db_prune(args: argparse.Namespace) -> int:
         raise ConfigurationError("db", db, f"the path of an existing database file ({where})")
     cutoff = time.time() - older_than
 
-    async def prune() -> int:
+    total = 0
+
+    async def prune() -> None:
+        nonlocal total
         store = await open_store(db)
         try:
-            total = 0
             # read once: a migration that begins later cancels its run after the cutoff
             kept = await kept_by_migrations(store, time.time())
             while (pruned := await store.prune(finished_before=cutoff, limit=1000, keep=kept)) > 0:
                 total += pruned
             await store.kv_purge_expired(time.time())
-            return total
         finally:
             await store.close()
 
-    total = asyncio.run(prune())
+    try:
+        asyncio.run(prune())
+    except StoreFailedError as failed:
+        if "database is locked" not in failed.reason:
+            raise
+        raise ApiError(  # no runtime of ours failed: someone else writes there now
+            f"another process holds a write lock on {db} (a serve writing, or another tool), "
+            f"so the prune stopped after {total} run(s) (each batch is all or nothing); "
+            "run it again once the lock is released",
+            exit_code=Exit.UNREACHABLE,
+        ) from None
     age = "".join(args.older_than.split()) if older_than else "0s"
     runs = "run" if total == 1 else "runs"
     print(f"pruned {total} finished {runs} older than {age} (finished before {when(cutoff)})")
