@@ -168,7 +168,10 @@ def _check_url(url: str) -> None:
     server could not be reached."""
     from urllib.parse import urlsplit
 
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as error:  # "Invalid IPv6 URL": said under the setting's name
+        raise ValueError(f"url {url!r} is not a valid URL ({error})") from None
     if parts.scheme in ("http", "https") and parts.netloc:
         return
     if "://" in url:

@@ -140,3 +140,10 @@ def test_a_config_file_that_cannot_be_read_is_refused_with_why(tmp_path: Path) -
         with pytest.raises(ConfigurationError) as refused:
             load_config(path, environ={})
         assert f"a TOML file this user can read ({why})" in str(refused.value)
+
+
+def test_a_url_python_cannot_split_is_refused_under_its_name() -> None:
+    with pytest.raises(ConfigurationError) as refused:
+        load_config(None, environ={"CRONFLOW_URL": "http://[::1"})
+    assert "setting 'url' has the value 'http://[::1'" in str(refused.value)
+    assert "Invalid IPv6 URL" in str(refused.value)
