@@ -1,6 +1,7 @@
 """Plain ``def`` steps that queue for the blocking pool's threads, each writing a line when it
-starts (``QUEUED_MARKS``: pid, run id, time): for the test of a process paused past its lease
-with calls still queued, which must start none of them once it wakes."""
+starts (``QUEUED_MARKS``: pid, run id, time) and holding its thread until the file
+``QUEUED_GATE`` exists (30 s at most): for the test of a process paused past its lease with
+calls still queued, which must start none of them once it wakes."""
 
 from __future__ import annotations
 
@@ -14,7 +15,9 @@ import cronflow_actors as cf
 def hold(ctx: Any) -> str:
     with open(os.environ["QUEUED_MARKS"], "a") as marks:
         marks.write(f"{os.getpid()} {ctx.run.id} {time.time()}\n")
-    time.sleep(1.0)
+    gate, deadline = os.environ["QUEUED_GATE"], time.monotonic() + 30
+    while not os.path.exists(gate) and time.monotonic() < deadline:
+        time.sleep(0.02)
     return "held"
 
 

@@ -16,9 +16,21 @@ def _mark(text: str) -> None:
         mark.write(f"{text}\n")
 
 
+def _held() -> bool:
+    """With ``SLOW_GATE`` set, the step ends once that file exists (or its seconds have passed),
+    not after a fixed time: for a test that must act while it runs, however slow the machine."""
+    return not os.path.exists(os.environ["SLOW_GATE"])
+
+
 async def slow(ctx: Any) -> str:
     _mark("started")
-    await asyncio.sleep(float(os.environ.get("SLOW_SECONDS", "0.5")))
+    seconds = float(os.environ.get("SLOW_SECONDS", "0.5"))
+    if "SLOW_GATE" in os.environ:
+        deadline = time.monotonic() + seconds
+        while _held() and time.monotonic() < deadline:  # noqa: ASYNC110 - a file, not an event
+            await asyncio.sleep(0.02)
+    else:
+        await asyncio.sleep(seconds)
     _mark("finished")
     return "done"
 

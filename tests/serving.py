@@ -32,7 +32,9 @@ class Served:
         self.log = log
         self.url = f"http://127.0.0.1:{port}"
 
-    def up(self, seconds: float = 15) -> bool:
+    def up(self, seconds: float = 60) -> bool:
+        """Whether it answers /healthz within ``seconds`` (a start took 20 s on a loaded 2-core
+        machine: 15 were not always enough)."""
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

@@ -95,6 +95,31 @@ def test_serve_runs_the_bundled_example_and_drains_on_sigterm(tmp_path: Path) ->
     assert not [r for r in access if r["path"] in ("/metrics", "/healthz")]
 
 
+SLOW: list[subprocess.Popen[str]] = []
+"""What ``_serve_slow`` started, stopped after each test whatever it did."""
+
+# serve as a shell starts it, SIGHUP at its default: an ignored SIGHUP is inherited (these tests
+# run under nohup, say), and serve rightly keeps it ignored (the nohup test below)
+HANGUP_AT_DEFAULT = (
+    "import os, signal, sys; signal.signal(signal.SIGHUP, signal.SIG_DFL); "
+    "os.execv(sys.executable, [sys.executable, *sys.argv[1:]])"
+)
+
+
+@pytest.fixture(autouse=True)
+def _stop_slow_serves() -> Iterator[None]:
+    """A failed assertion leaves no ``serve`` running into the next test (nor a ResourceWarning
+    that fails the session at its end)."""
+    yield
+    while SLOW:
+        process = SLOW.pop()
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
+
+
 def _serve_slow(
     tmp_path: Path,
     seconds: float,
@@ -106,11 +131,14 @@ def _serve_slow(
 ) -> tuple[subprocess.Popen[str], str, Path, int]:
     port = free_port()
     mark = tmp_path / "mark.log"
-    command = [sys.executable, "-m", "cronflow_actors", "serve", "tests/serve_slow_app.py"]
+    command = ["-m", "cronflow_actors", "serve", "tests/serve_slow_app.py"]
     command += ["--db", str(tmp_path / "slow.db"), "--port", str(port)]
     command += ["--drain-timeout", str(drain)]
     process = subprocess.Popen(
-        ["nohup", *command] if nohup else command,  # nohup: SIGHUP ignored
+        # nohup: SIGHUP ignored
+        ["nohup", sys.executable, *command]
+        if nohup
+        else [sys.executable, "-c", HANGUP_AT_DEFAULT, *command],
         cwd=ROOT,
         env={
             **os.environ,
@@ -124,17 +152,20 @@ def _serve_slow(
         stderr=subprocess.STDOUT,
         text=True,
     )
+    SLOW.append(process)
     base = f"http://127.0.0.1:{port}"
-    for _ in range(200):
-        try:
+    deadline = time.monotonic() + 60  # a start took 20 s on a loaded machine
+    while True:
+        assert process.poll() is None, "serve ended before it was up"
+        with contextlib.suppress(httpx.TransportError):
             if httpx.get(f"{base}/healthz").status_code == 200:
                 break
-        except httpx.TransportError:
-            time.sleep(0.05)
+        assert time.monotonic() < deadline, "serve was not up in 60 s"
+        time.sleep(0.05)
     run_id = httpx.post(f"{base}/runs", json={"workflow": "slow"}).json()["run_id"]
-    for _ in range(200):
-        if mark.exists() and "started" in mark.read_text():
-            break
+    deadline = time.monotonic() + 30
+    while not (mark.exists() and "started" in mark.read_text()):
+        assert time.monotonic() < deadline, "the slow step did not start in 30 s"
         time.sleep(0.02)
     return process, run_id, mark, port
 

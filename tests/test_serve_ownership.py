@@ -9,18 +9,35 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.serving import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "tests" / "serve_pause_app.py")
+STARTED: list[subprocess.Popen[str]] = []
+
+
+@pytest.fixture(autouse=True)
+def _stop_what_was_started() -> Iterator[None]:
+    """A failed assertion leaves no ``serve`` running into the next test (nor a ResourceWarning
+    that fails the session at its end): ``first`` is started before its test's ``try``."""
+    yield
+    while STARTED:
+        process = STARTED.pop()
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
 
 
 def serve(db: Path, port: int, *extra: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
+    process = subprocess.Popen(
         [
             *(sys.executable, "-m", "cronflow_actors", "serve", APP, "--db", str(db)),
             *("--port", str(port), "--lease-seconds", "1", *extra),
@@ -31,6 +48,8 @@ def serve(db: Path, port: int, *extra: str) -> subprocess.Popen[str]:
         stderr=subprocess.STDOUT,
         text=True,
     )
+    STARTED.append(process)
+    return process
 
 
 def up(port: int, seconds: float = 30) -> bool:
@@ -58,7 +77,7 @@ def test_a_second_serve_on_the_same_database_exits_2_naming_the_owner(tmp_path: 
     try:
         assert up(first_port)
         second = serve(db, free_port())
-        out, _ = second.communicate(timeout=20)
+        out, _ = second.communicate(timeout=60)  # a start may take 20 s on a loaded machine
         assert second.returncode == 2
         assert f"pid {first.pid}" in out
         assert "--wait-for-lease" in out

@@ -6,7 +6,9 @@ lease gone: the PostgreSQL crash tester's F1, on SQLite too), and stops."""
 from __future__ import annotations
 
 import signal
+import sqlite3
 import time
+from contextlib import closing
 from pathlib import Path
 
 import httpx
@@ -15,12 +17,26 @@ import pytest
 from tests.serving import start
 
 
+def write_locked(db: Path) -> bool:
+    """Whether another connection holds the database's write lock now."""
+    with closing(sqlite3.connect(db, timeout=0, isolation_level=None)) as connection:
+        try:
+            connection.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as busy:
+            if "locked" in str(busy):
+                return True
+            raise
+        connection.execute("ROLLBACK")
+    return False
+
+
 def test_a_process_paused_past_its_lease_starts_none_of_its_queued_calls(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    marks = tmp_path / "marks.txt"
+    marks, gate = tmp_path / "marks.txt", tmp_path / "gate"
     marks.touch()
     monkeypatch.setenv("QUEUED_MARKS", str(marks))  # the servers' environment
+    monkeypatch.setenv("QUEUED_GATE", str(gate))  # the steps hold their threads until it exists
     db = tmp_path / "paused.db"
     app = "tests.serve_queued_def_app:workflows"
     lease = ("--lease-seconds", "1", "--wait-for-lease")
@@ -32,11 +48,22 @@ def test_a_process_paused_past_its_lease_starts_none_of_its_queued_calls(
             httpx.post(f"{paused.url}/runs", json={"workflow": "queued"}).json()["run_id"]
             for _ in range(12)
         ]
-        deadline = time.monotonic() + 10
-        while len(marks.read_text().splitlines()) < 8 and time.monotonic() < deadline:
+        deadline = time.monotonic() + 30
+        while len(marks.read_text().splitlines()) < 8:
+            assert time.monotonic() < deadline, marks.read_text()
             time.sleep(0.02)  # its 8 threads busy, 4 calls queued behind them
+        # (held until the gate opens: with a fixed hold, the first calls could end, and the
+        # queued ones start, while a loaded machine was still sending the 12 runs)
         paused.process.send_signal(signal.SIGSTOP)
+        # stopped inside a write (its lease's renewal, say), it would hold SQLite's write lock,
+        # and no other process could take over until it is continued: let it finish the write
+        # and stop it again (no call can start meanwhile: the gate holds all of its threads)
+        while write_locked(db):
+            paused.process.send_signal(signal.SIGCONT)
+            time.sleep(0.05)
+            paused.process.send_signal(signal.SIGSTOP)
         assert len(marks.read_text().splitlines()) < len(runs)  # some were still queued
+        gate.touch()  # for the next process, and for this one once it is continued
         other = start(app, db, *lease)
         assert other.up(30), other.output()
         for run_id in runs:

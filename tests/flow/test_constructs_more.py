@@ -9,6 +9,7 @@ import asyncio
 import logging
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -301,8 +302,12 @@ async def test_on_error_after_parallel_race_for_each_batch_and_subflow(
         # its traceback (the README's example printed one): as a step's answered failure
         answered = [r for r in caplog.records if "its on_error answers it" in r.getMessage()]
         assert {r.levelno for r in answered} == {logging.WARNING}
-        # p's failing branch, r's, e's two items, b's first batch (the next never starts)
-        assert len(answered) == 1 + 1 + 2 + 1
+        # p's failing branch, r's, b's first batch (the next never starts), and e's first
+        # failing item: that failure fails the for_each, whose other item is canceled unless it
+        # has failed already (on a loaded machine its thread may not have run yet)
+        by_step = Counter(getattr(r, "step", None) for r in answered)
+        assert by_step["each"] in (1, 2), by_step
+        assert {**by_step, "each": 1} == {"all": 1, "first": 1, "each": 1, "chunks": 1}
         assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
         sub = await rt.wait(await rt.trigger("s"), timeout=5)
         assert sub.status == "completed"

@@ -34,13 +34,15 @@ def start(db: Path, log: Path, port: int) -> subprocess.Popen[str]:
         stderr=subprocess.DEVNULL,
         text=True,
     )
-    for _ in range(400):
+    deadline = time.monotonic() + 60  # a start took 20 s on a loaded machine
+    while time.monotonic() < deadline:
         try:
             if httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
                 return process
         except httpx.TransportError:
             time.sleep(0.025)
     process.kill()
+    process.wait()
     raise AssertionError("serve did not come up")
 
 

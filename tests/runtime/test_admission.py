@@ -307,9 +307,13 @@ async def test_starts_canceled_in_line_while_places_free_up_keep_none() -> None:
 def test_serve_fails_the_starts_in_line_as_its_drain_begins(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    app, mark = slow_app(tmp_path, monkeypatch, 5)
+    # the admitted run's step runs until the test opens its gate (20 s at most): a fixed step
+    # could end, and admit a start in line, while a loaded machine was still lining them up
+    app, mark = slow_app(tmp_path, monkeypatch, 20)
+    gate = tmp_path / "gate"
+    monkeypatch.setenv("SLOW_GATE", str(gate))
     db = tmp_path / "drain.db"
-    with serving(app, db, "--max-active-runs", "1", "--drain-timeout", "20") as served:
+    with serving(app, db, "--max-active-runs", "1", "--drain-timeout", "30") as served:
         url = f"http://127.0.0.1:{served.port}"
 
         def start(n: int) -> int:
@@ -319,18 +323,19 @@ def test_serve_fails_the_starts_in_line_as_its_drain_begins(
         assert start(0) == 202
         with concurrent.futures.ThreadPoolExecutor(2) as pool:
             in_line = [pool.submit(start, n) for n in (1, 2)]
-            for _ in range(100):
-                metrics = httpx.get(f"{url}/metrics", timeout=5).text
-                if "cronflow_starts_waiting 2.0" in metrics:
-                    break
+            deadline = time.monotonic() + 30
+            while "cronflow_starts_waiting 2.0" not in (
+                metrics := httpx.get(f"{url}/metrics", timeout=5).text
+            ):
+                assert time.monotonic() < deadline, metrics
                 time.sleep(0.05)
-            assert "cronflow_starts_waiting 2.0" in metrics
             served.process.send_signal(signal.SIGTERM)
             answers = [future.result() for future in in_line]
-        # refused at once (503, nothing written), not after the running step's drain: the
-        # admitted run's step (5 s) has not finished when they are answered
+        # refused at once (503, nothing written), not after the running step's drain: the step
+        # is still running (its gate shut) when both answers are in
         assert answers == [503, 503]
         assert mark.read_text().split() == ["started"]
+        gate.touch()
         assert served.process.wait(30) == 0
     assert mark.read_text().split() == ["started", "finished"]  # the one admitted run's step
 
