@@ -200,3 +200,21 @@ def test_a_full_filesystem(tmp_path: Path) -> None:
         assert exits_by_itself(served, DRAIN + 5) == 1
         filler.unlink()
         stored(db, ids)
+
+
+def test_stop_signals_while_it_exits_leave_the_exit_code_its_own(tmp_path: Path) -> None:
+    """A supervisor may send SIGTERM again and again while serve ends (here, its database
+    removed): once the server had stopped, the signals went back to their default action and
+    one of them during the exit's last steps ended the process as killed (-15)."""
+    db = tmp_path / "signalled.db"
+    served = serve(db)
+    accept(served, 2)
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{db}{suffix}").unlink(missing_ok=True)
+    deadline = time.monotonic() + DRAIN + 15
+    while served.process.poll() is None:
+        assert time.monotonic() < deadline, served.output()
+        served.process.send_signal(signal.SIGTERM)
+        time.sleep(0.01)
+    # 0: stopped by the signal before it saw its store fail; 1: the failure first
+    assert served.process.returncode in (0, 1), served.output()

@@ -156,7 +156,7 @@ def _queues(given: list[str]) -> dict[str, int] | None:
 def _serve(args: argparse.Namespace) -> int:
     from cronflow_actors.cli.serve import serve
 
-    return serve(_settings(args))
+    return serve(_settings(args), process_ends=True)
 
 
 def _database_options(parser: argparse.ArgumentParser) -> None:

@@ -139,10 +139,12 @@ def _first_on_path(folder: Path) -> None:
         sys.path.insert(0, entry)
 
 
-def serve(settings: Any) -> int:
+def serve(settings: Any, *, process_ends: bool = False) -> int:
     """Run the server with ``settings`` (a ``Config``) until SIGTERM/SIGINT. Exit codes: 0 after
     a clean stop, 1 when the runtime failed while serving (its store broke, its lease was
-    taken), 2 when it could not start (another runtime owns the database, say)."""
+    taken), 2 when it could not start (another runtime owns the database, say).
+    ``process_ends``: the process exits with that code (the CLI), so the stop signals are
+    ignored once the server has stopped rather than given back."""
     from cronflow_actors.http.app import create_app, metrics_app
     from cronflow_actors.http.hosts import allowed_hosts_for
     from cronflow_actors.http.instrumentation import RequestMetrics
@@ -210,6 +212,7 @@ def serve(settings: Any) -> int:
             count_too_busy=functools.partial(
                 RequestMetrics, metrics=runtime.metrics, routes=app.routes
             ),
+            process_ends=process_ends,
         )
     except ConfigurationError as refused:  # it could not listen: the runtime never started
         flag = "--" + refused.setting.replace("_", "-")

@@ -133,9 +133,16 @@ class DrainingServer(uvicorn.Server):
         *,
         on_drain: Callable[[], None] | None = None,
         grace: float = 10.0,
+        process_ends: bool = False,
     ) -> None:
         super().__init__(config)
         self._on_abort = on_abort
+        self._process_ends = process_ends
+        """The process ends with the server (``serve``'s CLI): the stop signals stay handled
+        (ignored) once it has stopped, where they went back to their default action and one
+        more SIGTERM during the exit's last steps (the loop's threads joined) ended the
+        process as killed (-15) instead of with the code it chose. The watchdog still ends a
+        process stuck there."""
         self._on_drain = on_drain
         """Called on the loop as the drain begins, before the requests in flight are waited for
         (the runtime's line of new runs fails, so none of them holds the drain up)."""
@@ -179,7 +186,7 @@ class DrainingServer(uvicorn.Server):
             yield
         finally:
             for sig, handler in previous.items():
-                signal.signal(sig, handler)
+                signal.signal(sig, signal.SIG_IGN if self._process_ends else handler)
 
     def _cut_connections(self) -> None:
         """Requests in flight are dropped (their clients see the connection close)."""
@@ -285,6 +292,7 @@ def run_servers(
     started: Callable[[uvicorn.Server], None] | None = None,
     loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None,
     count_too_busy: Callable[[Any], Any] | None = None,
+    process_ends: bool = False,
 ) -> DrainingServer:
     """Serve ``app`` (and ``metrics``, an app and its port) until a signal, or until
     ``should_exit`` is set on the main server (``started`` is given it, to do that), on the
@@ -295,6 +303,7 @@ def run_servers(
         config_for(app, host=host, port=port, limits=limits, log_level=log_level, lifespan="on"),
         on_abort,
         on_drain=on_drain,
+        process_ends=process_ends,
     )
     if started is not None:
         started(main)
