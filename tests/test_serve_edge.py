@@ -166,7 +166,7 @@ def test_a_run_keeps_only_the_headers_it_declares_and_no_secret_is_stored(
         assert secret not in stored  # not in the database, its WAL, nor the server's log
 
 
-def wait_for(base: str, run_id: str, seconds: float = 10) -> dict[str, Any]:
+def wait_for(base: str, run_id: str, seconds: float = 30) -> dict[str, Any]:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         run: dict[str, Any] = httpx.get(f"{base}/runs/{run_id}").json()
@@ -277,15 +277,19 @@ def test_a_full_server_answers_503_with_a_problem(tmp_path: Path) -> None:
     with serving(APP, tmp_path / "busy.db", "--max-connections", "1") as served:
         holding = socket.create_connection(("127.0.0.1", served.port))
         holding.sendall(b"POST /runs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 50\r\n\r\n{")
-        time.sleep(0.2)
-        answer = httpx.get(f"{served.url}/runs")
-        assert answer.status_code == 503
+        deadline = time.monotonic() + 30  # until the server holds that connection
+        while (answer := httpx.get(f"{served.url}/runs")).status_code != 503:
+            assert time.monotonic() < deadline, answer.text
+            time.sleep(0.05)
         assert answer.headers["content-type"] == "application/problem+json"
         assert answer.json()["type"] == "urn:cronflow:problem:too-busy"
         holding.close()
-        time.sleep(0.2)
+        deadline = time.monotonic() + 30  # until the server has seen it close
+        while (scraped := httpx.get(f"{served.url}/metrics")).status_code != 200:
+            assert time.monotonic() < deadline, scraped.text
+            time.sleep(0.05)
         # counted by its route, as every answer of the app is (it was not counted at all)
-        counted = httpx.get(f"{served.url}/metrics").text
+        counted = scraped.text
         assert 'method="GET",route="/runs",status="503"} 1.0' in counted
 
 
