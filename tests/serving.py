@@ -59,6 +59,19 @@ class Served:
             return self.process.wait()
 
 
+def reap(started: list[subprocess.Popen[str]]) -> None:
+    """Kill and wait for each process of ``started`` (emptied) still running: a failed
+    assertion leaves no ``serve`` running into the next test, nor a ResourceWarning that fails
+    the session at its end."""
+    while started:
+        process = started.pop()
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
+
+
 def start(app: str, db: Path, *extra: str, port: int | None = None) -> Served:
     port = port or free_port()
     log = db.parent / f"serve-{port}.log"

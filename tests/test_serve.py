@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.serving import ROOT, free_port
+from tests.serving import ROOT, free_port, reap
 from tests.test_cli import cli
 
 
@@ -111,13 +111,7 @@ def _stop_slow_serves() -> Iterator[None]:
     """A failed assertion leaves no ``serve`` running into the next test (nor a ResourceWarning
     that fails the session at its end)."""
     yield
-    while SLOW:
-        process = SLOW.pop()
-        if process.poll() is None:
-            process.kill()
-        process.wait()
-        if process.stdout is not None:
-            process.stdout.close()
+    reap(SLOW)
 
 
 def _serve_slow(

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.serving import free_port
+from tests.serving import free_port, reap
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "tests" / "serve_pause_app.py")
@@ -27,13 +27,7 @@ def _stop_what_was_started() -> Iterator[None]:
     """A failed assertion leaves no ``serve`` running into the next test (nor a ResourceWarning
     that fails the session at its end): ``first`` is started before its test's ``try``."""
     yield
-    while STARTED:
-        process = STARTED.pop()
-        if process.poll() is None:
-            process.kill()
-        process.wait()
-        if process.stdout is not None:
-            process.stdout.close()
+    reap(STARTED)
 
 
 def serve(db: Path, port: int, *extra: str) -> subprocess.Popen[str]:
