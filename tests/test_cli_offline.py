@@ -113,3 +113,13 @@ def test_a_path_that_is_no_database_of_this_version_is_refused_unchanged(
     assert _digest(old) == before
     wal = Path(f"{old}-wal")  # SQLite may open an empty log beside a file it reads
     assert not wal.exists() or wal.stat().st_size == 0
+
+
+def test_the_database_line_of_serve_names_no_password() -> None:
+    from cronflow_actors.runtime.database import describe, store_for
+
+    said = describe(store_for("postgresql://app:pa55word@db.internal:5432/cronflow"))
+    assert said is not None
+    assert "pa55word" not in said
+    assert "db.internal:5432/cronflow" in said
+    assert describe(store_for(":memory:")) is None

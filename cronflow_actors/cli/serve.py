@@ -249,24 +249,19 @@ def serve(settings: Any, *, process_ends: bool = False) -> int:
 
 
 def _say_database(store: Any) -> None:
-    """Which database this process serves (a PostgreSQL URL without its password), and a
-    warning when it keeps nothing: a 202 says a run is durable, which in memory it is not."""
-    from cronflow_actors.store import MemoryStore, SQLiteStore
+    """Which database this process serves, and a warning when it keeps nothing: a 202 says a
+    run is durable, which in memory it is not."""
+    from cronflow_actors.runtime.database import describe
 
     log = logging.getLogger("cronflow_actors.serve")
-    if isinstance(store, MemoryStore):
+    where = describe(store)
+    if where is None:
         log.warning(
             "database: in memory (--db :memory:): nothing is kept when this process stops, so a "
             "202 here does not outlive a restart; give --db a file for durable runs"
         )
-    elif isinstance(store, SQLiteStore):
-        log.info(
-            "database: SQLite file %s (synchronous %s)",
-            Path(store.path).resolve(),
-            store.synchronous,
-        )
     else:
-        log.info("database: %s", getattr(store, "name", type(store).__name__))
+        log.info("database: %s", where)
 
 
 def _runtime_of(settings: Any) -> Any:

@@ -10,7 +10,7 @@ from typing import Protocol, runtime_checkable
 from cronflow_actors.errors import ConfigurationError, SchemaVersionError
 from cronflow_actors.store import MemoryStore, SQLiteStore, Store
 
-__all__ = ["open_store", "open_store_to_read", "store_for"]
+__all__ = ["describe", "open_store", "open_store_to_read", "store_for"]
 
 
 def store_for(db: str | os.PathLike[str], *, synchronous: str = "FULL") -> Store:
@@ -107,3 +107,13 @@ def _postgres_store(url: str) -> Store:
             f"({missing}); pip install 'cronflow-actors[postgres]'",
         ) from None
     return PostgresStore(url)
+
+
+def describe(store: Store) -> str | None:
+    """What database ``store`` is, for a log line (a PostgreSQL URL without its password); None
+    for the in-memory store, which keeps nothing past its process."""
+    if isinstance(store, MemoryStore):
+        return None
+    if isinstance(store, SQLiteStore):
+        return f"SQLite file {Path(store.path).resolve()} (synchronous {store.synchronous})"
+    return f"PostgreSQL {getattr(store, 'name', store)}"
