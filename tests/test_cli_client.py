@@ -269,6 +269,9 @@ class _Stranger(http.server.BaseHTTPRequestHandler):
         "/null": (200, "application/json", b"null"),
         "/login": (200, "text/html", b"<!DOCTYPE html><title>Sign in</title>"),
         "/missing": (404, "text/html", b"<!DOCTYPE HTML><title>Error response</title>"),
+        "/ok": (200, "application/json", b'{"status": "ok", "run_id": "abc"}'),
+        "/api": (404, "application/json", b'{"error": "no such resource"}'),
+        "/gateway": (502, "text/html", b"<html><title>502 Bad Gateway</title></html>"),
     }
 
     def _answer(self) -> None:
@@ -308,6 +311,9 @@ def stranger() -> Iterator[str]:
         ("login", ("runs",)),
         ("login", ("cancel", "abc")),
         ("missing", ("inspect", "abc")),
+        ("ok", ("resume", "tok")),  # fields of the right names, not the values ours carry
+        ("ok", ("cancel", "abc")),
+        ("api", ("inspect", "abc")),  # another API's JSON error, not one of our problems
     ],
 )
 def test_another_server_at_the_url_is_named_not_taken_for_an_answer(
@@ -321,3 +327,12 @@ def test_another_server_at_the_url_is_named_not_taken_for_an_answer(
     assert "--url" in result.stderr
     assert "Traceback" not in result.stderr
     assert result.stdout == ""
+
+
+def test_a_proxy_s_bad_gateway_page_is_a_retry_later(stranger: str) -> None:
+    """A proxy in front of serve answers 502 while serve restarts: that is no other server."""
+    result = cli("runs", "--url", f"{stranger}/gateway")
+    assert result.returncode == 4, result.stderr
+    assert "cannot take this now (HTTP 502, text/html" in result.stderr
+    assert "retry later" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -58,7 +58,9 @@ def test_a_process_paused_past_its_lease_starts_none_of_its_queued_calls(
         # stopped inside a write (its lease's renewal, say), it would hold SQLite's write lock,
         # and no other process could take over until it is continued: let it finish the write
         # and stop it again (no call can start meanwhile: the gate holds all of its threads)
+        deadline = time.monotonic() + 30
         while write_locked(db):
+            assert time.monotonic() < deadline, "the paused process kept the write lock"
             paused.process.send_signal(signal.SIGCONT)
             time.sleep(0.05)
             paused.process.send_signal(signal.SIGSTOP)

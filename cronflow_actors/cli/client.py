@@ -17,6 +17,9 @@ from cronflow_actors.errors import ApiError  # defined with every other error; i
 
 __all__ = ["ApiError", "Client", "find_pause", "render_run"]
 
+PROBLEM = "urn:cronflow:problem:"
+"""How every problem (RFC 9457) of the server's is typed: a JSON error without it is another's."""
+
 
 class Client:
     def __init__(self, url: str, token: str | None = None, timeout: float = 30.0) -> None:
@@ -36,9 +39,11 @@ class Client:
         query: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
         expect: tuple[str, ...] = (),
+        values: dict[str, Any] | None = None,
     ) -> Any:
-        """The server's JSON answer to ``method path``: an object with the fields ``expect``
-        (an answer of another kind is another server's, and refused as such)."""
+        """The server's JSON answer to ``method path``: an object with the fields ``expect``,
+        and ``values`` where given (an answer of another kind is another server's, and refused
+        as such: never taken for a success)."""
         target = self.url + path
         if query:
             given = {k: v for k, v in query.items() if v is not None}
@@ -66,7 +71,12 @@ class Client:
                 "running there? Pass --url (or set CRONFLOW_URL) to use another one.",
                 exit_code=Exit.UNREACHABLE,
             ) from None
-        return self._answer(status, kind, raw, expect)
+        answer = self._answer(status, kind, raw, (*expect, *(values or {})))
+        wrong = [field for field, value in (values or {}).items() if answer[field] != value]
+        if wrong:
+            said = ", ".join(f"{field} {answer[field]!r}" for field in wrong)
+            raise self._stranger(f"HTTP {status}, {said}")
+        return answer
 
     def _answer(self, status: int, kind: str, raw: bytes, expect: tuple[str, ...]) -> Any:
         """The decoded answer, if it is one of ours: JSON, an object, with what ``expect``s."""
@@ -89,15 +99,24 @@ class Client:
 
     def _refused(self, status: int, raw: bytes, headers: Any) -> ApiError:
         kind = headers.get_content_type() if headers is not None else "text/plain"
-        if not _is_json(kind):  # not one of our problems: a page of some other server's
-            return self._stranger(f"HTTP {status}, {kind}")
         text = raw.decode(errors="replace")
         try:
-            problem = json.loads(text)
-            detail = str(problem.get("detail", text))
-            slug = str(problem.get("type", "")).rpartition(":")[2]
-        except (ValueError, AttributeError):
-            detail, slug = text or f"HTTP {status}", ""
+            problem = json.loads(text) if _is_json(kind) else None
+        except ValueError:
+            problem = None
+        kind_of = problem.get("type") if isinstance(problem, dict) else None
+        if not (isinstance(kind_of, str) and kind_of.startswith(PROBLEM)):
+            if status >= 500:  # a proxy's 502 or 504 page while serve restarts, say
+                return ApiError(
+                    f"the server at {self.url} cannot take this now (HTTP {status}, {kind}, "
+                    "not an answer of cronflow-actors': a proxy in front of it?); retry later",
+                    exit_code=Exit.UNREACHABLE,
+                    status=status,
+                )
+            return self._stranger(f"HTTP {status}, {kind}")  # some other server's page
+        assert isinstance(problem, dict)
+        detail = str(problem.get("detail", text))
+        slug = kind_of.rpartition(":")[2]
         if status == 401:
             if slug == "unknown-token":
                 message = "the server does not know this token; check --token (or CRONFLOW_TOKEN)"
@@ -144,13 +163,18 @@ class Client:
         return [flow["id"] for flow in self.call("GET", "/flows", expect=("flows",))["flows"]]
 
     def run_call(
-        self, method: str, run_id: str, suffix: str = "", expect: tuple[str, ...] = ()
+        self,
+        method: str,
+        run_id: str,
+        suffix: str = "",
+        expect: tuple[str, ...] = (),
+        values: dict[str, Any] | None = None,
     ) -> Any:
         """``method /runs/<run_id><suffix>``; a 404 that says there is no such run says it in
         plain words (another 404, a route this server lacks, keeps the server's words)."""
         try:
             path = f"/runs/{urllib.parse.quote(run_id, safe='')}{suffix}"
-            return self.call(method, path, expect=expect)
+            return self.call(method, path, expect=expect, values=values)
         except ApiError as refused:
             if refused.status == 404 and refused.slug == "not-found":
                 raise ApiError(

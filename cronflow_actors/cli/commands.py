@@ -252,7 +252,7 @@ def _resume(args: argparse.Namespace) -> int:
     # what to do about it.
     try:
         path = f"/resume/{_path(args.token_id)}"
-        answer = _client(args).call("POST", path, _payload(args), expect=("status",))
+        answer = _client(args).call("POST", path, _payload(args), values={"status": "resumed"})
     except ApiError as refused:
         if refused.status == 404 and refused.slug == "unknown-token":
             run_id = re.fullmatch(r"[0-9a-f]{32}", args.token_id) is not None  # not a token's
@@ -288,7 +288,8 @@ def _resume(args: argparse.Namespace) -> int:
 def _cancel(args: argparse.Namespace) -> int:
     client = _client(args)
     try:
-        answer = client.run_call("POST", args.run_id, "/cancel", expect=("run_id", "status"))
+        canceled = {"run_id": args.run_id, "status": "canceled"}
+        answer = client.run_call("POST", args.run_id, "/cancel", values=canceled)
     except ApiError as refused:
         if refused.status != 409:
             raise

@@ -44,14 +44,27 @@ def _version(_args: argparse.Namespace) -> int:
     return 0
 
 
+def _said_by_the_command(record: logging.LogRecord) -> bool:
+    """False for the store's log line of its own failure (the command reports it)."""
+    return not (
+        isinstance(record.args, tuple)
+        and record.args
+        and isinstance(record.args[0], StoreFailedError)
+    )
+
+
 def _database(args: argparse.Namespace, *names: str) -> Any:
     """The settings of a ``db`` command: its flags, then ``CRONFLOW_*`` variables, then its
     ``--config`` file, as ``serve`` reads them (``CRONFLOW_DB`` names the database both use)."""
     from cronflow_actors.runtime.config import load_config
 
-    # the command says what failed in its own words: the store's log lines (printed by
-    # logging's last resort, no logging being set up) would say it a second time
-    logging.getLogger("cronflow_actors").addHandler(logging.NullHandler())
+    # The package's warnings reach stderr as logging's last resort would print them (no logging
+    # is set up here), but for the store's line of its own failure: the command says that in
+    # its own words, and it would be said twice.
+    said = logging.StreamHandler()
+    said.setLevel(logging.WARNING)
+    said.addFilter(_said_by_the_command)
+    logging.getLogger("cronflow_actors").addHandler(said)
     overrides = {name: getattr(args, name) for name in ("db", *names)}
     return load_config(args.config, overrides=overrides)
 

@@ -39,7 +39,7 @@ from cronflow_actors.messages import Principal
 from cronflow_actors.runtime.collector import DEFAULT_GC_THRESHOLD, MAX_GC_THRESHOLD
 from cronflow_actors.runtime.event_loop import LoopName
 
-__all__ = ["Config", "TokenConfig", "deletion_age", "load_config"]
+__all__ = ["SECONDS", "Config", "TokenConfig", "deletion_age", "load_config"]
 
 _AT = re.compile(r" - at `\$\.?(?P<path>[^`]*)`$")
 _NUMBER = re.compile(r"^\s*\d+(?:\.\d+)?\s*$")
@@ -241,14 +241,17 @@ def _check_variable(key: str, value: str) -> None:
     is another tool's (``CRONFLOW_ACTORS_COMPILE`` of the build), and left alone."""
     name = key[9:].lower()
     if name in ("tokens", "queues"):
-        shown = "(hidden)" if name == "tokens" else value
-        where = f"the --config file's [{name}] table, not by the environment"
-        raise ConfigurationError(key, shown, f"unset: {name} are given in {where}")
-    close = difflib.get_close_matches(name, _FIELDS, n=1, cutoff=0.85)
-    if close:
+        shown = "(not shown)" if name == "tokens" else value
+        where = f"the --config file's [{name}] table"
+        where += ", or --queue NAME=N flags" if name == "queues" else ""
+        raise ConfigurationError(
+            key, shown, f"unset: {name} are given in {where}, not by the environment"
+        )
+    close = difflib.get_close_matches(name, [*_FIELDS, "tokens", "queues"], n=1, cutoff=0.85)
+    if close:  # its value is not shown: a misspelt token's would be a secret
         setting = f"CRONFLOW_{close[0].upper()}"
         raise ConfigurationError(
-            key, value, f"a setting's name: did you mean {setting}? (this one is no setting)"
+            key, "(not shown)", f"a setting's name: did you mean {setting}? (this is none)"
         )
 
 

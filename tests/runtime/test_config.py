@@ -125,6 +125,10 @@ def test_a_misspelt_variable_or_a_table_in_the_environment_is_refused() -> None:
     with pytest.raises(ConfigurationError) as refused:
         load_config(None, environ={"CRONFLOW_DRAIN_TIMOUT": "5"})
     assert "did you mean CRONFLOW_DRAIN_TIMEOUT?" in str(refused.value)
+    with pytest.raises(ConfigurationError) as refused:  # a misspelt secret is not shown
+        load_config(None, environ={"CRONFLOW_METRICS_TOKN": "s3cret-value"})
+    assert "did you mean CRONFLOW_METRICS_TOKEN?" in str(refused.value)
+    assert "s3cret" not in str(refused.value)
     with pytest.raises(ConfigurationError) as refused:
         load_config(None, environ={"CRONFLOW_TOKENS": "t-secret"})
     assert "t-secret" not in str(refused.value)
