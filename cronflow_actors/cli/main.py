@@ -53,18 +53,20 @@ def _said_by_the_command(record: logging.LogRecord) -> bool:
     )
 
 
+# The package's warnings reach stderr as logging's last resort would print them (no logging is
+# set up for the db commands), but for the store's line of its own failure: the command says
+# that in its own words, and it would be said twice.
+_WARNINGS = logging.StreamHandler()
+_WARNINGS.setLevel(logging.WARNING)
+_WARNINGS.addFilter(_said_by_the_command)
+
+
 def _database(args: argparse.Namespace, *names: str) -> Any:
     """The settings of a ``db`` command: its flags, then ``CRONFLOW_*`` variables, then its
     ``--config`` file, as ``serve`` reads them (``CRONFLOW_DB`` names the database both use)."""
     from cronflow_actors.runtime.config import load_config
 
-    # The package's warnings reach stderr as logging's last resort would print them (no logging
-    # is set up here), but for the store's line of its own failure: the command says that in
-    # its own words, and it would be said twice.
-    said = logging.StreamHandler()
-    said.setLevel(logging.WARNING)
-    said.addFilter(_said_by_the_command)
-    logging.getLogger("cronflow_actors").addHandler(said)
+    logging.getLogger("cronflow_actors").addHandler(_WARNINGS)  # once: a handler is added once
     overrides = {name: getattr(args, name) for name in ("db", *names)}
     return load_config(args.config, overrides=overrides)
 
