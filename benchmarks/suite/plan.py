@@ -190,7 +190,7 @@ def peer_jobs(
             in_flight=1,
         )
     )
-    grouped = _n(3_000 if quick else 20_000, scale)
+    grouped = _n(2_000 if quick else 20_000, scale)  # as many as ours at 500 in flight
     jobs.append(
         Job(
             engine="spiff-grouped",
