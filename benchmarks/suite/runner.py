@@ -194,8 +194,14 @@ def main(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
-    from cronflow_actors.cli.bench import add_bench_arguments
+    from cronflow_actors.cli.bench import add_bench_arguments, check_bench_arguments
+    from cronflow_actors.errors import ConfigurationError
 
     parser = argparse.ArgumentParser(prog="python -m benchmarks.suite.runner")
     add_bench_arguments(parser)
-    sys.exit(main(parser.parse_args()))
+    arguments = parser.parse_args()
+    try:
+        check_bench_arguments(arguments)
+    except ConfigurationError as error:
+        parser.error(str(error))
+    sys.exit(main(arguments))

@@ -17,7 +17,7 @@ from typing import Any
 
 from cronflow_actors.errors import ConfigurationError
 
-__all__ = ["add_bench_arguments", "add_bench_command"]
+__all__ = ["add_bench_arguments", "add_bench_command", "check_bench_arguments"]
 
 _CHECKOUT = Path(__file__).resolve().parents[2]
 PEERS = ("dbos", "spiff", "restate", "prefect")
@@ -38,6 +38,14 @@ def _suite() -> Any:
 
 
 def _bench(args: argparse.Namespace) -> int:
+    check_bench_arguments(args)
+    code: int = _suite().main(args)
+    return code
+
+
+def check_bench_arguments(args: argparse.Namespace) -> None:
+    """Refuse what the suite cannot run with, before anything runs (also used by
+    ``python -m benchmarks.suite.runner``)."""
     peers = [p.strip() for p in args.peers.split(",") if p.strip()]
     unknown = sorted(set(peers) - set(PEERS))
     if unknown:
@@ -48,8 +56,6 @@ def _bench(args: argparse.Namespace) -> int:
         raise ConfigurationError("--scale", args.scale, "a finite number > 0 (0.5: half)")
     if args.out is not None:
         _check_out(Path(args.out))
-    code: int = _suite().main(args)
-    return code
 
 
 def _check_out(out: Path) -> None:

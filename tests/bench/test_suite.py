@@ -355,3 +355,16 @@ def test_bench_refuses_what_would_measure_nothing_before_it_runs(
     assert said in done.stderr
     assert "Traceback" not in done.stderr
     assert done.stdout == ""
+
+
+def test_the_runner_run_directly_refuses_the_same_arguments(tmp_path: Path) -> None:
+    """``python -m benchmarks.suite.runner`` takes bench's options: it refuses what bench
+    refuses, before anything runs (it ran a suite of nothing at --scale 0)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.suite.runner", "--quick", "--peers", "",
+         "--out", str(tmp_path / "r"), "--scale", "0"],
+        capture_output=True, text=True, timeout=60, cwd=REPO, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert "setting '--scale' has the value 0.0" in done.stderr
+    assert not (tmp_path / "r").exists()
