@@ -249,7 +249,17 @@ def test_db_commands_use_the_database_serve_would_use(tmp_path: Path) -> None:
     config.write_text(f"db = {str(tmp_path / 'gone.db')!r}\n")
     pruned = cli("db", "prune", "--older-than", "7d", "--config", str(config), cwd=tmp_path)
     assert pruned.returncode == 2
-    assert f"setting 'db' has the value '{tmp_path / 'gone.db'}'" in pruned.stderr
+    # which of the sources gave the name (review L2: it listed all four)
+    said = f"setting 'db in --config {config}' has the value '{tmp_path / 'gone.db'}'"
+    assert said in pruned.stderr
+    env["CRONFLOW_DB"] = str(tmp_path / "typo.db")
+    pruned = subprocess.run(
+        [sys.executable, "-m", "cronflow_actors", "db", "prune", "--older-than", "7d"],
+        capture_output=True, text=True, cwd=tmp_path, env=env, timeout=60, check=False,
+    )  # fmt: skip
+    assert pruned.returncode == 2
+    assert f"setting 'CRONFLOW_DB' has the value '{tmp_path / 'typo.db'}'" in pruned.stderr
+    assert not (tmp_path / "typo.db").exists()
 
 
 def test_db_prune_on_a_database_another_process_holds_locked_says_so(tmp_path: Path) -> None:

@@ -71,6 +71,17 @@ def _database(args: argparse.Namespace, *names: str) -> Any:
     return load_config(args.config, overrides=overrides)
 
 
+def _named_by(args: argparse.Namespace) -> str:
+    """Which of the settings' sources gave the database's name, as ``load_config`` reads them."""
+    if args.db is not None:
+        return "--db"
+    if "CRONFLOW_DB" in os.environ:
+        return "CRONFLOW_DB"
+    if args.config is not None:
+        return f"db in --config {args.config}"
+    return "db, by default (name one with --db, CRONFLOW_DB or --config)"
+
+
 def _db_migrate(args: argparse.Namespace) -> int:
     from cronflow_actors.runtime import open_store
 
@@ -109,8 +120,9 @@ def _db_prune(args: argparse.Namespace) -> int:
         ) from None
     db = _database(args).db
     if db != ":memory:" and "://" not in db and not Path(db).is_file():
-        where = "--db, else CRONFLOW_DB, else the --config file's db, else cronflow.db"
-        raise ConfigurationError("db", db, f"the path of an existing database file ({where})")
+        raise ConfigurationError(
+            _named_by(args), db, "the path of an existing database file; nothing was deleted"
+        )
     cutoff = time.time() - older_than
 
     total = 0

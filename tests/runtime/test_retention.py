@@ -161,7 +161,8 @@ def test_db_prune_refuses_bad_input(tmp_path: Path) -> None:
     assert "--older-than" in bad.stderr
     missing = cli("db", "prune", "--db", str(tmp_path / "missing.db"), "--older-than", "7d")
     assert missing.returncode == 2
-    assert "missing.db" in missing.stderr
+    assert f"setting '--db' has the value '{tmp_path / 'missing.db'}'" in missing.stderr
+    assert "nothing was deleted" in missing.stderr
     assert not (tmp_path / "missing.db").exists()  # nothing was created
 
 
