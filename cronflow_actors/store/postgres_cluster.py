@@ -89,6 +89,7 @@ class ClusterOps:
 
     _pool: asyncpg.Pool[Any] | None
     _listener: asyncpg.Connection[Any] | None
+    _closing: bool
     url: str
     name: str
     idle_transaction_timeout: float | None
@@ -320,6 +321,13 @@ class ClusterOps:
                 if sender == owner:
                     on_reply(posted)
 
-        await connection.add_listener(WORK_CHANNEL, heard)
-        await connection.add_listener(REPLY_CHANNEL, heard)
+        try:
+            await connection.add_listener(WORK_CHANNEL, heard)
+            await connection.add_listener(REPLY_CHANNEL, heard)
+        except BaseException:  # cancelled by a stop, or the server gone: not left to the collector
+            connection.terminate()
+            raise
+        if self._closing:  # the store closed while this connected
+            connection.terminate()
+            return
         self._listener = connection

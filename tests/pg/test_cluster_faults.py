@@ -181,3 +181,44 @@ async def test_the_idle_limit_is_the_leases(postgres_url: str) -> None:
         assert store.idle_transaction_timeout == 8
         async with store._pool.acquire() as connection:
             assert await connection.fetchval("SHOW idle_in_transaction_session_timeout") == "8s"
+
+
+async def test_a_listen_stopped_while_it_connects_leaves_no_connection_open(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A runtime stopped while its LISTEN connection was being set up (a short-lived process
+    under load) left that connection to the garbage collector: an unclosed-connection warning
+    in whichever test came next. Cancelled there, or finishing after the store closed, the
+    connection is ended."""
+    opened: list[asyncpg.Connection] = []
+    real_connect = asyncpg.connect
+
+    async def connect(*args: Any, **kwargs: Any) -> asyncpg.Connection:
+        connection = await real_connect(*args, **kwargs)
+        opened.append(connection)
+        return connection
+
+    entered = asyncio.Event()
+
+    async def slow_listener(self: Any, channel: str, callback: Any) -> None:
+        entered.set()
+        await asyncio.sleep(30)
+
+    store = PostgresStore(postgres_url)
+    await store.open()
+    try:
+        monkeypatch.setattr(asyncpg, "connect", connect)
+        monkeypatch.setattr(asyncpg.Connection, "add_listener", slow_listener)
+        listening = asyncio.ensure_future(store.listen(lambda: None, lambda _id: None))
+        await asyncio.wait_for(entered.wait(), 10)
+        listening.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await listening
+        assert [c.is_closed() for c in opened] == [True]
+        monkeypatch.setattr(asyncpg.Connection, "add_listener", lambda *a: asyncio.sleep(0))
+        store._closing = True  # a close that began while it connected
+        await store.listen(lambda: None, lambda _id: None)
+        assert [c.is_closed() for c in opened] == [True, True]
+        store._closing = False
+    finally:
+        await store.close()
