@@ -49,11 +49,11 @@ def test_the_signed_webhook_client_in_the_readme_is_accepted(tmp_path: Path) -> 
     namespace: dict[str, Any] = {}
     exec(compile(code, "README.md", "exec"), namespace)
     with serving(str(ROOT / "tests" / "serve_edge_app.py"), tmp_path / "readme.db") as served:
-        body, headers = namespace["signed"](SECRET, {"order": 7})
+        body, headers = namespace["signed"](SECRET, "/webhooks/signed", {"order": 7})
         url = f"{served.url}/webhooks/signed"
         assert httpx.post(url, content=body, headers=headers).status_code == 202
         assert httpx.post(url, content=body, headers=headers).status_code == 401  # a replay
-        _, other = namespace["signed"]("another secret", {"order": 7})
+        _, other = namespace["signed"]("another secret", "/webhooks/signed", {"order": 7})
         assert httpx.post(url, content=body, headers=other).status_code == 401
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from cronflow_actors.http.auth import sign
+from cronflow_actors.http.auth import sign, signature_header
 from tests.serve_edge_app import SECRET
 from tests.serving import ROOT, serving
 
@@ -49,7 +49,7 @@ def test_bad_input_is_a_clear_4xx_and_changes_nothing(tmp_path: Path) -> None:
         unsigned = httpx.post(
             f"{base}/webhooks/signed",
             content=b"{}",
-            headers={**JSON, "X-Signature-256": b"t=1,v1=\xc3\xa9"},
+            headers={**JSON, "X-Signature-256": b"t=1,v2=\xc3\xa9"},
         )
         assert unsigned.status_code == 401
         unknown_field = httpx.post(f"{base}/runs", json={"workflow": "quick", "surprise": 1})
@@ -70,7 +70,12 @@ def test_a_signed_webhook_replayed_is_refused(tmp_path: Path) -> None:
     with serving(APP, tmp_path / "replay.db") as served:
         body = json.dumps({"order": 1}).encode()
         moment = int(time.time())
-        headers = {**JSON, "X-Signature-256": f"t={moment},v1={sign(SECRET, moment, body)}"}
+        headers = {
+            **JSON,
+            "X-Signature-256": signature_header(
+                SECRET, "POST", "/webhooks/signed", body, at=moment
+            ),
+        }
         answers = [
             httpx.post(f"{served.url}/webhooks/signed", content=body, headers=headers)
             for _ in range(6)
@@ -299,8 +304,8 @@ def test_no_secret_in_the_database_a_run_or_a_debug_log(tmp_path: Path) -> None:
         base = served.url
         body = json.dumps({"order": 2}).encode()
         moment = int(time.time())
-        signature = sign(SECRET, moment, body)
-        headers = {**JSON, "X-Signature-256": f"t={moment},v1={signature}"}
+        signature = sign(SECRET, moment, body, "POST /webhooks/signed")
+        headers = {**JSON, "X-Signature-256": f"t={moment},v2={signature}"}
         assert (
             httpx.post(f"{base}/webhooks/signed", content=body, headers=headers).status_code == 202
         )

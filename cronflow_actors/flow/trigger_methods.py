@@ -58,6 +58,7 @@ class TriggerMethods(Chain):
         hmac_secret: str | None = None,
         signature_header: str = "X-Signature-256",
         signature_tolerance: float = 300.0,
+        signature_scheme: str = "v2",
         keep_headers: Iterable[str] = (),
         parse_raw_body: bool = False,
         on_success: Fn | None = None,
@@ -74,6 +75,11 @@ class TriggerMethods(Chain):
         ``cf.WebhookResponse``, or a JSON value for the body). A callback that raises is
         logged with its traceback; the request is answered with a 500 problem naming it (for
         ``on_success``/``on_error``: with the standard answer).
+
+        With ``hmac_secret`` each request must be signed (``X-Signature-256: t=<unix
+        seconds>,v2=<hex>``, the HMAC-SHA256 of ``"<t>.<METHOD> <path?query>."`` and the body:
+        ``cronflow_actors.http.auth.signature_header`` makes it); ``signature_scheme="v1"``
+        takes the older ``v1=`` of ``"<t>."`` and the body alone.
 
         The run keeps the ``required_headers`` and ``keep_headers`` it is sent
         (``ctx.trigger.headers``), never ``Authorization``, ``Cookie`` or the signature header;
@@ -98,6 +104,7 @@ class TriggerMethods(Chain):
                 keep_headers=keep_headers,
                 signature_header=signature_header,
                 signature_tolerance=signature_tolerance,
+                signature_scheme=signature_scheme,
                 problems=self._problems,
                 require_token=require_token,
                 hmac_secret=hmac_secret,

@@ -110,8 +110,12 @@ class WebhookSpec(msgspec.Struct, frozen=True, kw_only=True, eq=False):
     require_token: bool = False
     """Callers must send ``Authorization: Bearer <token>`` with a configured token."""
     hmac_secret: str | None = None
-    """Callers must sign each request: ``<signature_header>: t=<unix seconds>,v1=<hex
-    HMAC-SHA256 of "<t>.<raw body>">``; a stale or replayed signature is refused."""
+    """Callers must sign each request: ``<signature_header>: t=<unix seconds>,v2=<hex
+    HMAC-SHA256 of "<t>.<METHOD> <path?query>.<raw body>">``; a stale or replayed signature is
+    refused."""
+    signature_scheme: str = "v2"
+    """``"v2"``: the signature covers the method, the path and query, and the body; ``"v1"``:
+    the body alone (``v1=<hex HMAC-SHA256 of "<t>.<raw body>">``), for senders built for it."""
     signature_header: str = "x-signature-256"
     signature_tolerance: float = 300.0
     """How far (seconds) a signature's time may be from the server's; replays within it are
@@ -181,6 +185,7 @@ def webhook_spec(
     keep_headers: Iterable[str],
     signature_header: str,
     signature_tolerance: Any,
+    signature_scheme: Any,
     problems: list[str],
     **options: Any,
 ) -> WebhookSpec:
@@ -203,6 +208,16 @@ def webhook_spec(
         problems.append(
             f"{where}: signature_tolerance must be a positive number of seconds, got "
             f"{signature_tolerance!r}"
+        )
+    if signature_scheme not in ("v1", "v2"):
+        problems.append(
+            f"{where}: signature_scheme must be 'v2' (the method, path, query and body signed) "
+            f"or 'v1' (the body alone), got {signature_scheme!r}"
+        )
+    elif signature_scheme == "v1" and options.get("hmac_secret") and method.upper() == "GET":
+        problems.append(
+            f"{where}: a GET request has no body, so a v1 signature (of the body alone) would "
+            "sign nothing but its time; use signature_scheme='v2', which signs the path and query"
         )
     arity = {"on_success": 2, "on_error": 2}
     for name, fn in callbacks.items():
@@ -230,6 +245,7 @@ def webhook_spec(
         keep_headers=tuple(h.lower() for h in keep_headers),
         signature_header=signature_header.lower(),
         signature_tolerance=signature_tolerance,
+        signature_scheme=signature_scheme,
         **callbacks,
         **options,
     )

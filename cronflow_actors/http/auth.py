@@ -11,15 +11,18 @@ Tokens are compared in constant time (``hmac.compare_digest`` against every conf
 so a client cannot learn a token one character at a time. A malformed ``Authorization`` header
 is a 401 on every authenticated route, even where no token is needed.
 
-Signed webhooks (``on_webhook(..., hmac_secret=...)``) carry a header
-``<signature_header>: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<raw body>">`` (several
-``v1=`` are accepted, for a secret being rotated). A signature whose time is more than the
-tolerance away from now is refused, and so is one seen before within the tolerance (kept in the
-store, so a replay is refused across a restart too). A signature counts as seen once its request
-is accepted, not when it is checked: ``verify`` checks it, ``claim`` takes it for the request
-being accepted (one counter in the store, so of two identical requests at once one takes it),
-and ``release`` gives it back when that request is refused after all, so a client may send a
-refused request again.
+Signed webhooks (``on_webhook(..., hmac_secret=...)``) carry a header ``<signature_header>:
+t=<unix seconds>,v2=<hex HMAC-SHA256 of "<t>.<METHOD> <path?query>.<raw body>">``: the signature
+is good for one method and target, so it cannot be sent to another webhook, nor with other path
+parameters or another query. A webhook defined with ``signature_scheme="v1"`` takes ``v1=<hex
+HMAC-SHA256 of "<t>.<raw body>">`` instead (the older scheme, for senders that sign the body
+alone), and a v1 signature is spent for every webhook at once. Several values are accepted, for
+a secret being rotated. A signature whose time is more than the tolerance away from now is
+refused, and so is one seen before within the tolerance (kept in the store, so a replay is
+refused across a restart too). A signature counts as seen once its request is accepted, not when
+it is checked: ``verify`` checks it, ``claim`` takes it for the request being accepted (one
+counter in the store, so of two identical requests at once one takes it), and ``release`` gives
+it back when that request is refused after all, so a client may send a refused request again.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import asyncio
 import contextlib
 import hashlib
 import hmac
+import time
 from collections.abc import Iterator, Mapping
 from typing import Any, Protocol
 
@@ -55,6 +59,7 @@ __all__ = [
     "Tokens",
     "replayed",
     "sign",
+    "signature_header",
 ]
 
 SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie"})
@@ -164,10 +169,22 @@ def _unauthorized(_conn: HTTPConnection, error: AuthenticationError) -> Response
     return problem_response(401, slug, detail, headers=_CHALLENGE)
 
 
-def sign(secret: str, timestamp: int, body: bytes) -> str:
-    """The ``v1`` signature of a body sent at ``timestamp`` (what a client computes)."""
-    message = f"{timestamp}.".encode() + body
-    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+def sign(secret: str, timestamp: int, body: bytes, request: str | None = None) -> str:
+    """The signature of a request sent at ``timestamp``, as a client computes it: ``v2``, of
+    its method and target too (``request``: ``"POST /hooks/orders?x=1"``, the path and query
+    as sent), or ``v1`` (``request`` None), of the body alone."""
+    head = f"{timestamp}." if request is None else f"{timestamp}.{request}."
+    return hmac.new(secret.encode(), head.encode() + body, hashlib.sha256).hexdigest()
+
+
+def signature_header(
+    secret: str, method: str, target: str, body: bytes = b"", *, at: int | None = None
+) -> str:
+    """The ``X-Signature-256`` value of a request to a signed webhook (scheme ``v2``):
+    ``target`` is the path and query exactly as the request sends them; ``at`` the Unix time
+    it is signed at (now)."""
+    moment = int(time.time()) if at is None else at
+    return f"t={moment},v2={sign(secret, moment, body, f'{method.upper()} {target}')}"
 
 
 class _Counters(Protocol):
@@ -241,24 +258,31 @@ class Signatures:
         tolerance: float,
         value: str | None,
         body: bytes,
+        request: str | None,
     ) -> Signature:
         """The signature of a request whose ``value`` (the signature header) signs ``body``
-        freshly; 401 otherwise. Nothing is recorded: ``claim`` it once the request is
-        accepted."""
+        freshly, and with scheme ``v2`` its ``request`` line (``"POST /path?query"``; None:
+        scheme ``v1``, the body alone); 401 otherwise. Nothing is recorded: ``claim`` it once
+        the request is accepted."""
         if not value:
             raise _refused(f"the request is not signed: it needs a {header} header")
-        timestamp, candidates = _parse(value, header)
+        scheme = "v1" if request is None else "v2"
+        timestamp, candidates = _parse(value, header, scheme)
         now = self._clock.now()
         if abs(now - timestamp) > tolerance:
             raise _refused(
                 f"the {header} timestamp is {abs(now - timestamp):.0f} s away from the "
                 f"server's time (at most {tolerance:g} s): sign each request when it is sent"
             )
-        expected = sign(secret, timestamp, body)
+        expected = sign(secret, timestamp, body, request)
         if not any(hmac.compare_digest(expected, given) for given in candidates):
-            raise _refused(f"the {header} signature does not match the body")
+            signed = "the body" if request is None else f"the request ({request}) and its body"
+            raise _refused(f"the {header} signature does not match {signed}")
         digest = hashlib.sha256(expected.encode()).hexdigest()
-        return Signature(f"{hook}|{digest}", ttl=2 * tolerance)
+        # v2 signs the webhook's method and path, so its digest is one webhook's; a v1
+        # signature could be sent to every webhook sharing its secret: it is spent for all
+        where = hook if request is not None else "v1"
+        return Signature(f"{where}|{digest}", ttl=2 * tolerance)
 
     async def claim(self, signature: Signature) -> bool:
         """Mark ``signature`` seen for the request being accepted: True for the first request
@@ -321,18 +345,33 @@ def replayed() -> Problem:
     )
 
 
-def _parse(value: str, header: str) -> tuple[int, list[str]]:
+def _parse(value: str, header: str, scheme: str) -> tuple[int, list[str]]:
     timestamp: int | None = None
     candidates = []
+    other = False
     for part in value.split(","):
         key, _, item = part.strip().partition("=")
         if key == "t" and item.isascii() and item.isdigit() and len(item) <= 12:
             timestamp = int(item)
-        elif key == "v1" and item.isascii() and len(item) == 64:
+        elif key == scheme and item.isascii() and len(item) == 64:
             candidates.append(item)
+        elif key in _SCHEMES:
+            other = True
     if timestamp is None or not candidates:
-        raise _refused(f"the {header} header must be 't=<unix seconds>,v1=<hex HMAC-SHA256>'")
+        shape = f"'t=<unix seconds>,{scheme}=<hex HMAC-SHA256>'"
+        if other:
+            raise _refused(
+                f"the {header} header must be {shape}: this webhook takes signatures of scheme "
+                f"{scheme} ({_SCHEMES[scheme]}), not another"
+            )
+        raise _refused(f"the {header} header must be {shape}")
     return timestamp, candidates
+
+
+_SCHEMES = {
+    "v1": "the timestamp and the body",
+    "v2": "the timestamp, the method, the path and query, and the body",
+}
 
 
 def _refused(detail: str) -> Problem:

@@ -47,10 +47,20 @@ _NET_ACTION = "400 401 403"
 none configured) an action that needs authentication answers 401, its policy 403."""
 
 _NOT_PARAMETERS = frozenset({"authorization", "content-type", "accept"})  # OpenAPI forbids them
-_SIGNATURE = (
-    "t=<unix seconds>,v1=<hex HMAC-SHA256 of '<t>.' followed by the body, keyed by the "
-    "webhook's secret>; refused when t is outside the tolerance or the request was seen before"
-)
+_SIGNATURES = {
+    "v2": "'<t>.<METHOD> <path?query>.' followed by the body (path and query as sent)",
+    "v1": "'<t>.' followed by the body",
+}
+
+
+def _signature(scheme: str) -> str:
+    return (
+        f"t=<unix seconds>,{scheme}=<hex HMAC-SHA256 of {_SIGNATURES[scheme]}, keyed by the "
+        "webhook's secret>; refused when t is outside the tolerance or the request was seen "
+        "before"
+    )
+
+
 _IDEMPOTENCY = "requests with the same value start one run (later ones answer 200 with its id)"
 _MEANINGS = {
     "400": "the request is malformed or does not fit the schema; nothing was changed",
@@ -186,7 +196,7 @@ def _webhook_op(b: _Builder, flow_id: str, spec: Any) -> dict[str, Any]:
         if name not in _NOT_PARAMETERS
     ]
     if spec.hmac_secret is not None:
-        params.append(header(spec.signature_header, True, _SIGNATURE))
+        params.append(header(spec.signature_header, True, _signature(spec.signature_scheme)))
     if isinstance(spec.idempotency_key, str):
         params.append(header(spec.idempotency_key, False, _IDEMPOTENCY))
     errors = "400 500 503"  # a callback, or the flow's first node (a condition), may raise

@@ -14,8 +14,9 @@ import pytest
 
 import cronflow_actors as cf
 from cronflow_actors import net
+from cronflow_actors.errors import InvalidWorkflowError
 from cronflow_actors.http.app import create_app
-from cronflow_actors.http.auth import Signatures, sign
+from cronflow_actors.http.auth import Signatures, sign, signature_header
 from tests.http.conftest import Serve
 
 ADA = cf.Principal(id="ada", scopes=frozenset({"review:write"}))
@@ -125,14 +126,16 @@ async def test_webhooks_can_require_a_token_or_a_signature(serve: Serve) -> None
     def signed_at(moment: int, content: bytes = body) -> dict[str, str]:
         return {
             "Content-Type": "application/json",
-            "X-Signature-256": f"t={moment},v1={sign(secret, moment, content)}",
+            "X-Signature-256": signature_header(
+                secret, "POST", "/hooks/signed", content, at=moment
+            ),
         }
 
     for headers, fragment in [
         ({}, "not signed"),
-        ({"X-Signature-256": "sha256=00"}, "must be 't=<unix seconds>,v1="),
-        ({"X-Signature-256": f"t={now},v1={'0' * 64}"}, "does not match"),
-        ({"X-Signature-256": "t=1,v1=é".encode()}, "must be"),  # non-ASCII: still a 401
+        ({"X-Signature-256": "sha256=00"}, "must be 't=<unix seconds>,v2="),
+        ({"X-Signature-256": f"t={now},v2={'0' * 64}"}, "does not match"),
+        ({"X-Signature-256": "t=1,v2=é".encode()}, "must be"),  # non-ASCII: still a 401
         (signed_at(now - 3600), "away from the server's time"),
         (signed_at(now, b'{"b": 3}'), "does not match"),  # signed another body
     ]:
@@ -168,11 +171,12 @@ def test_a_principal_takes_its_id_positionally() -> None:
 SECRET = "s3cret"
 
 
-def signed(body: bytes, *, content_type: str = "application/json") -> dict[str, str]:
-    moment = int(time.time())
+def signed(
+    body: bytes, *, content_type: str = "application/json", path: str = "/hooks/signed"
+) -> dict[str, str]:
     return {
         "Content-Type": content_type,
-        "X-Signature-256": f"t={moment},v1={sign(SECRET, moment, body)}",
+        "X-Signature-256": signature_header(SECRET, "POST", path, body),
     }
 
 
@@ -214,7 +218,7 @@ async def test_a_signed_request_refused_after_its_signature_may_be_sent_again(
     )
     rt, client = await serve([flow])
     body = b'{"b": 2}'
-    flaky = signed(body)
+    flaky = signed(body, path="/hooks/flaky")
     failed = await client.post("/hooks/flaky", content=body, headers=flaky)
     assert (failed.status_code, failed.json()["callback"]) == (500, "condition")
     retried = await client.post("/hooks/flaky", content=body, headers=flaky)
@@ -231,7 +235,7 @@ async def test_a_signed_request_refused_after_its_signature_may_be_sent_again(
     assert (again.status_code, "replay" in again.json()["detail"]) == (401, True)
     assert len(await rt.store.list_snapshots()) == 2
     # A bad signature is still refused before anything else is looked at.
-    forged = {**signed(body, content_type="text/plain"), "X-Signature-256": "t=1,v1=" + "0" * 64}
+    forged = {**signed(body, content_type="text/plain"), "X-Signature-256": "t=1,v2=" + "0" * 64}
     assert (await client.post("/hooks/signed", content=body, headers=forged)).status_code == 401
 
 
@@ -449,3 +453,87 @@ async def test_a_signed_request_the_drain_cuts_is_given_back_only_before_its_sta
     else:
         assert (again.status_code, "replay" in again.json()["detail"]) == (401, True)
     assert len(runs) == 1
+
+
+async def test_a_signature_is_good_for_its_webhook_path_and_query_only(serve: Serve) -> None:
+    """A signature of the body alone could be sent to every webhook sharing the secret, with
+    other path parameters or another query, and a signed GET authenticated only its time (the
+    hostile client's finding 1). The signature covers the method, path and query now."""
+    echo = lambda ctx: {"payload": ctx.payload, **ctx.trigger.params, **ctx.trigger.query}  # noqa: E731
+    flow = (
+        cf.define("signed")
+        .step("s", echo)
+        .on_webhook("/hooks/a", hmac_secret=SECRET)
+        .on_webhook("/hooks/b", hmac_secret=SECRET)
+        .on_webhook("/hooks/acct/{acct}", hmac_secret=SECRET)
+        .on_webhook("/hooks/pull", method="GET", hmac_secret=SECRET)
+    )
+    rt, client = await serve([flow])
+    body = b'{"n": 1}'
+    for_a = signed(body, path="/hooks/a")
+    moved = await client.post("/hooks/b", content=body, headers=for_a)
+    assert moved.status_code == 401
+    assert "does not match the request (POST /hooks/b)" in moved.json()["detail"]
+    for_alice = signed(body, path="/hooks/acct/alice")
+    for path in ("/hooks/acct/mallory", "/hooks/acct/alice?admin=true"):
+        refused = await client.post(path, content=body, headers=for_alice)
+        assert refused.status_code == 401, path
+    accepted = await client.post("/hooks/acct/alice", content=body, headers=for_alice)
+    assert accepted.status_code == 202
+    output = (await rt.wait(accepted.json()["run_id"], timeout=5)).output
+    assert output == {"payload": {"n": 1}, "acct": "alice"}
+    # a GET: its query is what is signed; two queries signed in one second are two requests
+    moment = int(time.time())
+    small = signature_header(SECRET, "GET", "/hooks/pull?amount=10&to=alice", at=moment)
+    forged = await client.get(
+        "/hooks/pull?amount=999999&to=mallory", headers={"X-Signature-256": small}
+    )
+    assert forged.status_code == 401
+    started = []
+    for query in ("amount=10&to=alice", "amount=20&to=bob"):
+        header = signature_header(SECRET, "GET", f"/hooks/pull?{query}", at=moment)
+        answer = await client.get(f"/hooks/pull?{query}", headers={"X-Signature-256": header})
+        assert answer.status_code == 202, answer.text
+        started.append(answer.json()["run_id"])
+    outputs = [(await rt.wait(run_id, timeout=5)).output for run_id in started]
+    assert [(o["amount"], o["to"]) for o in outputs] == [("10", "alice"), ("20", "bob")]
+    assert len(await rt.store.list_snapshots()) == 3  # nothing of the refused ones started
+
+
+async def test_a_webhook_may_take_the_older_body_only_signature(serve: Serve) -> None:
+    """``signature_scheme="v1"`` takes a signature of the body alone (senders built for it);
+    such a signature is spent for every webhook at once, so it cannot start a run at another
+    webhook sharing the secret."""
+    flow = (
+        cf.define("signed")
+        .step("s", lambda ctx: ctx.payload)
+        .on_webhook("/hooks/a", hmac_secret=SECRET, signature_scheme="v1")
+        .on_webhook("/hooks/b", hmac_secret=SECRET, signature_scheme="v1")
+        .on_webhook("/hooks/c", hmac_secret=SECRET)
+    )
+    rt, client = await serve([flow])
+    body = b'{"n": 2}'
+    moment = int(time.time())
+    v1 = {
+        "Content-Type": "application/json",
+        "X-Signature-256": f"t={moment},v1={sign(SECRET, moment, body)}",
+    }
+    assert (await client.post("/hooks/a", content=body, headers=v1)).status_code == 202
+    elsewhere = await client.post("/hooks/b", content=body, headers=v1)
+    assert (elsewhere.status_code, "replay" in elsewhere.json()["detail"]) == (401, True)
+    # a v2 webhook refuses a v1 signature, and says which scheme it takes
+    older = await client.post("/hooks/c", content=body, headers=v1)
+    assert older.status_code == 401
+    assert "takes signatures of scheme v2" in older.json()["detail"]
+    assert len(await rt.store.list_snapshots()) == 1
+
+
+def test_a_signature_scheme_that_signs_nothing_is_refused_at_definition() -> None:
+    with pytest.raises(InvalidWorkflowError) as refused:
+        cf.define("bad").step("s", lambda ctx: 1).on_webhook(
+            "/pull", method="get", hmac_secret=SECRET, signature_scheme="v1"
+        ).on_webhook("/other", hmac_secret=SECRET, signature_scheme="v3").compile()
+    said = str(refused.value)
+    assert "a GET request has no body, so a v1 signature" in said
+    assert "signature_scheme must be 'v2'" in said
+    assert "got 'v3'" in said

@@ -50,8 +50,8 @@ class Workload:
     def signed(self, *, good: bool) -> int:
         body = json.dumps({"n": next(self._ids)}).encode()
         now = int(time.time())
-        signature = sign(SECRET, now, body) if good else "0" * 64
-        headers = {"x-signature-256": f"t={now},v1={signature}"}
+        signature = sign(SECRET, now, body, "POST /webhooks/signed") if good else "0" * 64
+        headers = {"x-signature-256": f"t={now},v2={signature}"}
         headers["content-type"] = "application/json"
         response = self.client.post("/webhooks/signed", content=body, headers=headers)
         return response.status_code

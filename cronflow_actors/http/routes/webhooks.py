@@ -139,7 +139,7 @@ class Webhook:
             seen.request = msgspec.structs.replace(seen.request, raw_body=raw)
         signature = None
         if spec.hmac_secret is not None:
-            signature = await self._verify(spec.hmac_secret, headers, raw)
+            signature = await self._verify(request, spec.hmac_secret, headers, raw)
         check_media_type(request, raw, subject="this webhook")
         if raw.strip():
             seen.request = msgspec.structs.replace(
@@ -170,7 +170,9 @@ class Webhook:
             return await self._start(request, webhook_request, kept, raw)
         return await self._start_signed(request, webhook_request, kept, raw, signature)
 
-    async def _verify(self, secret: str, headers: Mapping[str, str], raw: bytes) -> Signature:
+    async def _verify(
+        self, request: Request, secret: str, headers: Mapping[str, str], raw: bytes
+    ) -> Signature:
         """The request's signature, checked (401 when bad, counted), not yet claimed."""
         spec = self.spec
         try:
@@ -181,6 +183,7 @@ class Webhook:
                 tolerance=spec.signature_tolerance,
                 value=headers.get(spec.signature_header),
                 body=raw,
+                request=_request_line(request) if spec.signature_scheme == "v2" else None,
             )
         except Problem:
             self.edge.runtime.metrics.webhook_signature_failures.labels(self.flow_id).inc()
@@ -488,3 +491,13 @@ def routes(edge: Edge) -> list[Route]:
         methods = by_path.setdefault(spec.route, {})
         methods[spec.method.lower()] = Webhook(edge, flow_id, spec).receive
     return [webhook_route(path, **methods) for path, methods in by_path.items()]
+
+
+def _request_line(request: Request) -> str:
+    """``"METHOD /path?query"`` as the request was sent (a v2 signature signs it): the path's
+    bytes as received, not decoded, and the query as given."""
+    scope = request.scope
+    path = (scope.get("raw_path") or scope["path"].encode()).split(b"?", 1)[0]
+    query = scope.get("query_string", b"")
+    target = path + (b"?" + query if query else b"")
+    return f"{request.method} {target.decode('latin-1')}"
