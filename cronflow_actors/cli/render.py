@@ -111,7 +111,8 @@ def render_run(
             took = f"  {duration(step['finished_at'] - step['started_at'])}"
         at = f"  at {when(step['started_at'])[11:]}" if step.get("started_at") else ""
         again = step.get("redispatches") or 0
-        note = f" (dispatched again after {again} restart{'s' * (again > 1)})" if again else ""
+        verb = "dispatched" if step.get("kind") == "action" else "run"
+        note = f" ({verb} again after {again} restart{'s' * (again > 1)})" if again else ""
         lines.append(
             f"  {branch} {step['id']} [{step['kind']}] {step['status']}"
             f" attempts={step['attempts']}{note}{at}{took}  -> {short(step.get('output'))}"

@@ -63,6 +63,7 @@ from cronflow_actors.messages.engine import (
     TaskStateChanged,
     WorkflowStateChanged,
     WorkItemAction,
+    WorkItemRecord,
     WorkItemStateChanged,
 )
 from cronflow_actors.messages.states import WorkflowState, WorkItemState
@@ -282,6 +283,14 @@ class AuditRecorder:
         self.events += (WORKFLOW, instance, None, target, attributes)
         marking = workflow.marking  # a new workflow: every token it holds is new
         self.marked(workflow_id, {}, marking, marking)
+
+    def rerun(self, item: WorkItemRecord) -> None:
+        """A restart runs ``item``'s handler again (its end was not recorded): a
+        ``WorkItem.rerun`` span."""
+        attributes = {"task": item.task, "attempt": item.attempt, "reruns": item.redispatches}
+        self.events.append(ENTER)
+        self._open("WorkItem.rerun", item.workflow_id, item.id, attributes)
+        self.events.append(EXIT)
 
     # -- the commit -------------------------------------------------------------------------------
 

@@ -16,7 +16,7 @@ import msgspec
 
 from cronflow_actors.engine import detached, endings, heard, notices
 from cronflow_actors.engine.cascade import Cascade
-from cronflow_actors.engine.states import VERB_TARGETS, TaskState
+from cronflow_actors.engine.states import VERB_TARGETS, TaskState, WorkItemState
 from cronflow_actors.engine.transaction import Send, Transaction
 from cronflow_actors.errors import InvalidStateTransitionError, NotFoundError
 from cronflow_actors.messages.elements import CreateWorkItem, FailWorkflow, InitializeWorkflow
@@ -38,6 +38,7 @@ from cronflow_actors.messages.engine import (
     Job,
     NoticeDone,
     RedispatchActions,
+    RerunStarted,
     ResetWorkItemJob,
     StartWorkflow,
     StartWorkItemJob,
@@ -152,6 +153,9 @@ async def _carry_out(tx: Transaction, command: WorkflowCommand, send: Send) -> A
             return detached.finish(tx, report)
         case RedispatchActions():
             return detached.redispatch(tx)
+        case RerunStarted(items=items):
+            _rerun(tx, items)
+            return None
         case NoticeDone():
             notices.done(tx, command)
             return None
@@ -169,6 +173,21 @@ async def _carry_out(tx: Transaction, command: WorkflowCommand, send: Send) -> A
             await run_job(tx, job.job)
             return True
     raise TypeError(f"a WorkflowActor cannot carry out {command!r}")
+
+
+def _rerun(tx: Transaction, items: tuple[tuple[str, int], ...]) -> None:
+    """Steps a restart found started and unreported: each still so is counted as run again,
+    and its handler starts once that is durable (``tx.handlers``)."""
+    work_items = tx.state.work_items
+    for item_id, attempt in items:
+        item = work_items.get(item_id)
+        if item is None or item.state != WorkItemState.STARTED or item.attempt != attempt:
+            continue
+        item.redispatches += 1
+        tx.rewritten = True  # the count is durable before the handler runs again
+        tx.handlers.append((item_id, attempt))
+        if tx.audit is not None:
+            tx.audit.rerun(item)
 
 
 async def run_job(tx: Transaction, job: Job) -> None:

@@ -294,7 +294,8 @@ class Context:
     - ``payload`` and ``outputs``: the workflow's initialize payload and the latest output of each
       of its tasks, and ``last`` its last output; ``output``: the completing task's (routers);
     - ``transition`` and ``stats`` (policies), ``route`` (routers), ``principal`` and
-      ``is_internal`` (actions), ``attempt`` and ``idempotency_key`` (handlers);
+      ``is_internal`` (actions), ``attempt``, ``idempotency_key`` and ``redispatches``
+      (handlers: how many times a restart ran this one again, its end unrecorded);
     - ``secrets``: the secrets of the workflow it runs in, when the runtime has some for it;
     - ``execution_mode`` (``"normal"`` or ``"fast_forward"``) and ``migrating_from``: in an
       instance a migration started, the old instance's workflows (``MigrationSources``).
@@ -321,6 +322,7 @@ class Context:
         "parent",
         "parent_task",
         "principal",
+        "redispatches",
         "route",
         "run_blocking",
         "secrets",
@@ -352,6 +354,7 @@ class Context:
         is_internal: bool = True,
         attempt: int = 0,
         idempotency_key: str | None = None,
+        redispatches: int = 0,
     ) -> None:
         self._where = where
         self._scheduler = scheduler
@@ -371,6 +374,7 @@ class Context:
         self.is_internal = is_internal
         self.attempt = attempt
         self.idempotency_key = idempotency_key
+        self.redispatches = redispatches
         self.route = ROUTE
         self.error: Any = None
         self.answered_error: str | None = None

@@ -129,6 +129,7 @@ def handler_context(
         last=workflow.last,
         attempt=item.attempt,
         idempotency_key=item.id,
+        redispatches=item.redispatches,
     )
     ctx.state = state_access
     ctx.run_blocking = run_blocking

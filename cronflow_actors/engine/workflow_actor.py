@@ -62,6 +62,7 @@ from cronflow_actors.messages.engine import (
     Principal,
     ReadCommitted,
     RedispatchActions,
+    RerunStarted,
     StartWorkflow,
     TimerFired,
     WorkflowCommand,
@@ -126,16 +127,17 @@ class WorkflowActor(CoroutineActor):
     def on_start(self) -> None:
         if self._body is None:
             return
-        # recovered: run again what had started but was not recorded; actions still out are
-        # recorded as dispatched again (or failed, durable=False), then dispatched, before
-        # anything else happens here
-        for item in self.state.work_items.values():
-            if item.state == WorkItemState.STARTED:
-                self._spawn_handler(item.id, item.attempt)
+        # recovered: what had started but was not recorded is recorded as run again, then
+        # run; actions still out are recorded as dispatched again (or failed, durable=False),
+        # then dispatched; both before anything else happens here
         if self.state.kept and self.state.workflows[self.instance_id].state not in FINAL_STATES:
             self.tell_self_first(DeliverKept())  # kept while it was held; after the redispatch
         if self.state.actions:
             self.tell_self_first(RedispatchActions())
+        if self._busy:
+            items = self.state.work_items
+            rerun = tuple((i, item.attempt) for i, item in items.items() if i in self._busy)
+            self.tell_self_first(RerunStarted(items=rerun))
         if self.state.notices:
             notices.recover(self, self._transaction())
         root = self.state.workflows.get(self.instance_id)
@@ -187,7 +189,7 @@ class WorkflowActor(CoroutineActor):
                 return await self._transact(message, reported=True)
             case TimerFired() | ActionFinished():
                 await self._report(message, reported=True)
-            case RedispatchActions():
+            case RedispatchActions() | RerunStarted():
                 await self._report(message)
             case NoticeDone():
                 try:

@@ -85,7 +85,9 @@ class FlowContext:
     ``await ctx.state.get/set/incr/delete`` in an ``async def`` step, the same calls without
     ``await`` in a plain ``def`` step or hook, which runs on a pool thread; a condition runs on
     the loop: an ``async def`` one awaits them), ``trigger.headers``, ``attempt`` (1 on the first
-    try), ``idempotency_key`` (stable across retries and restarts), ``error`` (in ``on_error``
+    try), ``idempotency_key`` (stable across retries and restarts), ``redispatches`` (how many
+    times a restart ran this step again: it had started and its end was not recorded, so it may
+    have done its work before; 0 in the first process), ``error`` (in ``on_error``
     and ``on_failure``), ``secrets`` (the flow's ``define(secrets=...)``, read-only, never
     persisted).
     """
@@ -96,6 +98,7 @@ class FlowContext:
         "idempotency_key",
         "last",
         "payload",
+        "redispatches",
         "run",
         "secrets",
         "state",
@@ -118,6 +121,7 @@ class FlowContext:
         error: BaseException | None = None,
         step_name: str = "",
         secrets: Secrets = NO_SECRETS,
+        redispatches: int = 0,
     ) -> None:
         self.payload = payload
         self.step_name = step_name
@@ -128,6 +132,7 @@ class FlowContext:
         self.trigger = trigger
         self.attempt = attempt
         self.idempotency_key = idempotency_key
+        self.redispatches = redispatches
         self.error = error
         self.secrets = secrets
 
@@ -184,6 +189,7 @@ class FlowContext:
             trigger=trigger,
             attempt=engine_ctx.attempt or 1,
             idempotency_key=engine_ctx.idempotency_key or "",
+            redispatches=engine_ctx.redispatches,
             # the user's id for the element: a step's task, or the if_/while_ whose condition
             # runs, the step whose delay or fallback this is
             step_name="" if task is None else user_step(task.name),

@@ -69,6 +69,7 @@ __all__ = [
     "Principal",
     "ReadCommitted",
     "RedispatchActions",
+    "RerunStarted",
     "ResetWorkItemJob",
     "StartWorkItemJob",
     "StartWorkflow",
@@ -278,6 +279,15 @@ class RedispatchActions(Message, frozen=True, kw_only=True):
     dispatched; each ``durable=False`` one is recorded as failed."""
 
 
+class RerunStarted(Message, frozen=True, kw_only=True):
+    """Sent by a ``WorkflowActor`` to itself when it is rebuilt from a snapshot with steps
+    whose handlers had started and not reported (a restart, or a takeover): ``items``, each
+    ``(work item id, attempt)``, are recorded as run again (``WorkItemRecord.redispatches``,
+    a ``WorkItem.rerun`` span) and their handlers started once that is durable."""
+
+    items: tuple[tuple[str, int], ...]
+
+
 class NoticeDone(Message, frozen=True, kw_only=True):
     """A wait's notice (``WaitSpec.notify``: a pause's ``on_pause``) for work item
     ``work_item_id``, whose wait drew ``token``, has ended: it is no longer owed. Told by the
@@ -302,6 +312,7 @@ WorkflowCommand = (
     | TimerFired
     | ActionFinished
     | RedispatchActions
+    | RerunStarted
     | DeliverKept
     | NoticeDone
     | EndHooksDone
@@ -350,6 +361,9 @@ class WorkItemRecord(msgspec.Struct, kw_only=True, gc=False, omit_defaults=True)
     definition ("" in snapshots from before it was kept)."""
     began_at: float | None = None
     """When the handler of the current attempt began to run (None: not yet, or no handler)."""
+    redispatches: int = 0
+    """How many times a restart ran its handler again: it had started and its end was not
+    recorded (the step may have run partly or wholly before; ``ctx.redispatches``)."""
 
 
 class TaskRecord(msgspec.Struct, kw_only=True, gc=False, omit_defaults=True):

@@ -72,7 +72,9 @@ class StepInfo(msgspec.Struct, frozen=True, kw_only=True):
     """One step of a run. A detached action (``kind="action"``) shows what became of it:
     ``dispatched`` until its handler reports, then ``completed`` or ``failed`` with its error;
     ``attempts`` counts its dispatches, ``redispatches`` those made after a restart found it
-    still out; its times are its handler's. Its outcome never changes the run's status."""
+    still out; its times are its handler's. Its outcome never changes the run's status. For a
+    step, ``redispatches`` counts the times a restart ran its handler again (it had started and
+    its end was not recorded)."""
 
     id: str
     kind: str
@@ -347,6 +349,7 @@ class RunViews:
                     attempts=max((i.attempt for i in items), default=1 if children else 0),
                     started_at=min(starts) if starts else None,
                     finished_at=max(ends) if ends and record.state != TaskState.STARTED else None,
+                    redispatches=sum(i.redispatches for i in items),
                 )
             )
         return steps

@@ -3,6 +3,7 @@ moments ``state_at`` reads, unknown runs, and retention."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -135,3 +136,37 @@ async def test_retention_prunes_a_run_with_its_audit_trail(
     with sqlite3.connect(db) as raw:
         traces = {row[0] for row in raw.execute("SELECT trace_id FROM audit")}
     assert traces == {kept}
+
+
+async def test_a_step_a_restart_runs_again_is_counted_and_traced(tmp_path: Path) -> None:
+    """A step whose handler had started when its process stopped runs again on the next
+    start, as the contract says; it was invisible: one attempt, no redispatch, one start in the
+    trace, and the handler could not tell (the newcomer's M1, the hostile client's 2)."""
+    db = tmp_path / "again.db"
+    gate, running = asyncio.Event(), asyncio.Event()
+    seen: list[tuple[int, int, str]] = []
+
+    async def slow(ctx: cf.FlowContext) -> str:
+        seen.append((ctx.attempt, ctx.redispatches, ctx.idempotency_key))
+        running.set()
+        await gate.wait()
+        return "done"
+
+    def flow() -> cf.Flow:
+        return cf.define("slowly").step("first", lambda ctx: 1).step("slow", slow)
+
+    async with cf.Runtime(db=db, workflows=[flow()]) as first:
+        run_id = await first.trigger("slowly")
+        await running.wait()  # stopped while the step runs: its end is not recorded
+    gate.set()
+    async with cf.Runtime(db=db, workflows=[flow()]) as second:
+        assert (await second.wait(run_id, timeout=10)).output == "done"
+        info = await second.inspect(run_id)
+        spans = await second.spans(run_id)
+    [key] = {key for _attempt, _again, key in seen}  # one key for both: it may de-duplicate
+    assert [(attempt, again) for attempt, again, _key in seen] == [(1, 0), (1, 1)]
+    steps = {step.id: step for step in info.steps}
+    assert (steps["slow"].attempts, steps["slow"].redispatches) == (1, 1)
+    assert steps["first"].redispatches == 0  # recorded before the stop: not run again
+    [rerun] = [s for s in spans if s.operation == "WorkItem.rerun"]
+    assert (rerun.element, rerun.attributes) == (key, {"task": "slow", "attempt": 1, "reruns": 1})
