@@ -142,10 +142,15 @@ class FlowMethods(NetMethods):
                 return
         await self.cancel_workflow(run_id)  # it left its queue meanwhile, or NotFoundError
 
-    async def resume(self, token: str, payload: Any = None) -> None:
+    async def resume(
+        self, token: str, payload: Any = None, *, principal: Principal | None = None
+    ) -> None:
         """Continue a run paused by ``human_in_the_loop``; ``ResumeError`` for a token that
-        is unknown or whose pause has ended (``.ended``)."""
-        await self.pauses.resume(token, payload)
+        is unknown or whose pause has ended (``.ended``). ``principal``: who asks (an HTTP
+        caller's token): its id is recorded as ``resumed_by``, and as ``approved_by`` unless
+        the payload names an approver."""
+        caller = principal.id if principal is not None else None
+        await self.pauses.resume(token, payload, caller=caller)
 
     async def list_paused(self, *, limit: int = 100, cursor: str | None = None) -> Page[PausedRun]:
         """The runs waiting for a human, oldest first, with their resume tokens."""

@@ -50,9 +50,11 @@ class Pauses:
         self._store = store
         self._send = send
 
-    async def resume(self, token: str, payload: Any = None) -> None:
+    async def resume(self, token: str, payload: Any = None, *, caller: str | None = None) -> None:
         """Complete the pause ``token`` with ``payload`` (``approved``, ``reason`` and
-        ``approved_by`` are read from it when it is a dict; Cronflow's ``approvedBy`` too)."""
+        ``approved_by`` are read from it when it is a dict; Cronflow's ``approvedBy`` too).
+        ``caller``: the id of the principal that asks (an HTTP caller's token), recorded as
+        ``resumed_by`` and, when the payload names no approver, as ``approved_by``."""
         if not isinstance(token, str) or not token:
             raise ResumeError(str(token), "a resume token is a non-empty string")
         wait = await self._store.find_wait("pause", token)
@@ -66,11 +68,13 @@ class Pauses:
         record = {
             "approved": approved,
             "reason": _text(wait, data, ("reason",), "resumed"),
-            "approved_by": _text(wait, data, ("approved_by", "approvedBy"), "human"),
+            "approved_by": _text(wait, data, ("approved_by", "approvedBy"), caller or "human"),
             "status": "resumed",
             "timed_out": False,
             "payload": payload,
         }
+        if caller is not None:  # who asked, whatever the payload says approved
+            record["resumed_by"] = caller
         command = WorkItemAction(
             action=WorkItemVerb.COMPLETE, work_item_id=wait.wait_id, payload=record, token=token
         )
@@ -159,13 +163,12 @@ def _approved(wait: WaitRecord, data: Mapping[str, Any]) -> bool:
     string ``"false"`` or the number 0 read as a truth value would decide the wrong way
     (Cronflow reads it so). The error names the run and its step, never the token (a secret)."""
     approved = data.get("approved", False)
-    if approved is None:
-        return False
-    if not isinstance(approved, bool):
+    if not isinstance(approved, bool):  # null too: not left out, and it decides for good
         raise InvalidPayloadError(
             f"step {wait.step!r} of run {wait.instance_id!r} (paused for a person)",
             "resume",
-            f"'approved' is {approved!r}; give true or false (a JSON boolean), or leave it out "
+            f"'approved' is {'null' if approved is None else repr(approved)}; give true or "
+            "false (a JSON boolean), or leave it out "
             "for not approved. The pause is still open",
         )
     return approved

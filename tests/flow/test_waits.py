@@ -126,12 +126,15 @@ async def test_a_resume_decides_only_by_a_boolean(rt: cf.Runtime, clock: ManualC
         (True, 'a bare true decides nothing; send {"approved": true}'),
         ("yes", "a bare 'yes' decides nothing"),
         (" Approved ", "a bare ' Approved ' decides nothing"),
+        # null is no "left out": it closed the pause as not approved, for good (the hostile
+        # client's finding 5)
+        ({"approved": None}, "'approved' is null; give true or false"),
     ]:
         with pytest.raises(cf.errors.InvalidPayloadError, match=re.escape(said)):
             await rt.resume(pause.token, wrong)
     assert [p.token for p in await rt.list_paused()] == [pause.token]
     assert (await rt.inspect(run_id)).status == "waiting"
-    await rt.resume(pause.token, {"approved": None, "reason": "no answer"})  # null: not approved
+    await rt.resume(pause.token, {"reason": "no answer"})  # left out: not approved
     result = await rt.wait(run_id)
     assert (result.status, result.output) == ("completed", "stop: resumed")
     assert (await rt.inspect(run_id)).steps[1].output["approved"] is False

@@ -537,3 +537,30 @@ def test_a_signature_scheme_that_signs_nothing_is_refused_at_definition() -> Non
     assert "a GET request has no body, so a v1 signature" in said
     assert "signature_scheme must be 'v2'" in said
     assert "got 'v3'" in said
+
+
+async def test_a_resume_records_the_principal_that_asked(serve: Serve) -> None:
+    """Any token may resume a pause, and the approval said whatever the body claimed: bob
+    resumed with approvedBy "alice" and nothing recorded bob (the hostile client's finding 3).
+    The token's principal is recorded as ``resumed_by``, and is the approver when the body
+    names none."""
+    approval = cf.define("approval").human_in_the_loop("ok", description="approve")
+    rt, client = await serve([approval], tokens=TOKENS)
+    outputs = []
+    for body in ({"approved": True, "approvedBy": "ada"}, {"approved": False}):
+        run_id = await rt.trigger("approval")
+        await rt.wait_idle()
+        [pause] = await rt.list_paused()
+        resumed = await client.post(f"/resume/{pause.token}", json=body, headers=bearer("t-bob"))
+        assert resumed.status_code == 200, resumed.text
+        outputs.append((await rt.wait(run_id, timeout=5)).output)
+    claimed, own = outputs
+    assert (claimed["approved_by"], claimed["resumed_by"]) == ("ada", "bob")
+    assert (own["approved"], own["approved_by"], own["resumed_by"]) == (False, "bob", "bob")
+    # a resume in the process (no caller) records no resumed_by, and the approver default
+    run_id = await rt.trigger("approval")
+    await rt.wait_idle()
+    [pause] = await rt.list_paused()
+    await rt.resume(pause.token, {"approved": True})
+    output = (await rt.wait(run_id, timeout=5)).output
+    assert ("resumed_by" in output, output["approved_by"]) == (False, "human")

@@ -150,7 +150,8 @@ def routes(edge: Edge) -> list[Route]:
 
     async def resume(request: Request) -> Response:
         payload = await edge.json(request)
-        await runtime.resume(request.path_params["token"], payload)
+        # the token's principal: recorded as who resumed (any token may resume a pause)
+        await runtime.resume(request.path_params["token"], payload, principal=edge.caller(request))
         return json_response({"status": "resumed"})
 
     async def paused(request: Request) -> Response:
