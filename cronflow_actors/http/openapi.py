@@ -73,6 +73,10 @@ _MEANINGS = {
     "404": "no such run, workflow, work item, flow or token (or no route for the path)",
     "409": "the element's state does not allow it (or the id is taken); nothing was changed",
     "413": "the request body is too large",
+    "422": (
+        "the request's idempotency key names a run started with another body "
+        "(idempotency-key-reused); nothing was started"
+    ),
     "408": "the request body was not sent in time",
     "415": "the body (or a Content-Type sent without one) must be application/json",
     "500": (
@@ -202,6 +206,8 @@ def _webhook_op(b: _Builder, flow_id: str, spec: Any) -> dict[str, Any]:
     errors = "400 500 503"  # a callback, or the flow's first node (a condition), may raise
     if spec.idempotency_key is not None:
         errors += " 409"  # the key names a run of another flow
+    if isinstance(spec.idempotency_key, str):
+        errors += " 422"  # the key names a run started with another body
     answers = {
         "202": b.answer("started", RunStarted, headers=_LOCATION),
         "200": b.answer("a duplicate, or a condition that was not met", WebhookAnswered),

@@ -114,6 +114,14 @@ async def test_the_idempotency_key_deduplicates(serve: Serve) -> None:
     )
     assert other.json()["run_id"] != first.json()["run_id"]
     assert len(await rt.store.list_snapshots()) == 2
+    # another body under a key: no retry, and it was answered as done while lost (the hostile
+    # client's finding 6): refused, nothing started
+    changed = {"order_id": "o2", "amount": 999}
+    reused = await client.post("/webhooks/order", json=changed, headers={"Idempotency-Key": "k1"})
+    assert reused.status_code == 422
+    assert reused.json()["type"] == "urn:cronflow:problem:idempotency-key-reused"
+    assert first.json()["run_id"] in reused.json()["detail"]
+    assert len(await rt.store.list_snapshots()) == 2
 
 
 async def test_runs_events_resume_cancel_and_health(serve: Serve) -> None:

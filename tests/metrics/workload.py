@@ -32,7 +32,8 @@ class Workload:
 
     def order(self, amount: float = 50, *, delivery: str | None = None, **flags: Any) -> str | None:
         """Post an order; its run id (None for a duplicate delivery)."""
-        body = {"order_id": f"o-{next(self._ids)}", "amount": amount, **flags}
+        # a delivery sent again is the same request: the same body under its key
+        body = {"order_id": f"o-{delivery or next(self._ids)}", "amount": amount, **flags}
         headers = {"x-delivery": delivery} if delivery else {}
         response = self.client.post("/webhooks/orders", json=body, headers=headers)
         if response.status_code == 200 and response.json().get("duplicate"):

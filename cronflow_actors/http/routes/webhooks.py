@@ -364,6 +364,18 @@ class Webhook:
                 f"this request's idempotency key names run {run_id}, which is not a run of "
                 f"flow {self.flow_id!r}: nothing was started; send it with another key",
             )
+        if isinstance(self.spec.idempotency_key, str) and run.payload != request.payload:
+            # a key the client sends (a header) names one request: another body under it is
+            # no retry, and would be answered as done while it is lost (IETF's idempotency
+            # key draft: 422). A key a callback derives from the body may see a resent event
+            # differ (a delivery count): its duplicate is answered.
+            raise Problem(
+                422,
+                "idempotency-key-reused",
+                f"this request's idempotency key ({self.spec.idempotency_key} header) names "
+                f"run {run_id}, which was started with another payload: nothing was started; "
+                "a retry must send the same body, another request another key",
+            )
         self.edge.runtime.metrics.webhook_duplicates.labels(self.flow_id).inc()
         standard = json_response({"run_id": run_id, "duplicate": True})
         return await self._accepted(request, run_id, standard) if callbacks else standard
