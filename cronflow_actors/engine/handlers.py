@@ -13,12 +13,15 @@ metrics): ``WorkItemActor`` runs an attempt of an automated work item and report
 ``ActionActor`` runs a detached action, whose flow has already moved on, and reports
 ``ActionFinished`` (when it began and ended, and the error if any; never an output).
 
-A failed attempt is logged here, through this module's logger, with the exception's traceback
-and the run, step, work item and attempt it belongs to: at ERROR when the item fails (no retry
+A failed attempt is logged here, through this module's logger, with the run, step, work item and
+attempt it belongs to: at ERROR with the exception's traceback when the item fails (no retry
 remains), at WARNING when another attempt follows (the retry a step's policy asks for, whose
-cause is the error), at INFO without a traceback for a bare ``RetryRequested`` (asked for, not a
-failure), at WARNING for a detached action (its run goes on). The report keeps the exception for
-the hooks; the log gets it now, because nothing else shows where in user code it was raised.
+cause is the error) or an ``on_error`` answers it, at INFO for a bare ``RetryRequested`` (asked
+for, not a failure), at WARNING with its traceback for a detached action (its run goes on: this
+is its end). A failure that is not the end of its step is one line: its traceback is added when
+this logger is enabled for DEBUG (a retried step's tracebacks filled a log with what it
+handles). The report keeps the exception for the hooks; the log gets it now, because nothing
+else shows where in user code it was raised.
 
 ``handler_context`` builds what a handler gets. ``HandlerTracing`` is how a runtime runs user code
 inside a trace span of its own (its OpenTelemetry export does): the WorkflowActor asks it for a
@@ -219,13 +222,14 @@ class HandlerActor(LoopActor):
         raise NotImplementedError
 
     def log_failure(
-        self, level: int, outcome: str, error: BaseException, *, traceback: bool = True
+        self, level: int, outcome: str, error: BaseException, *, traceback: bool | None = None
     ) -> None:
         """One record of a failed attempt, naming the run, the step, the work item and the
         attempt (also as ``run_id``, ``workflow`` and ``step`` fields, which the JSON log
         format shows), with ``error``'s traceback unless ``traceback`` is False. The record
         holds the exception only while it is handled (and kept by handlers that keep records,
-        as a test's capture does), so no frame lives on in this actor."""
+        as a test's capture does), so no frame lives on in this actor. ``traceback`` None:
+        with it at ERROR, below only when the logger is enabled for DEBUG."""
         item = self.ctx.work_item
         step = getattr(item, "task", None) or getattr(item, "name", "?")
         parent = self.ctx.parent
@@ -240,7 +244,7 @@ class HandlerActor(LoopActor):
             outcome,
             type(error).__name__,
             error,
-            exc_info=error if traceback else None,
+            exc_info=error if _with_traceback(level, traceback) else None,
             extra={
                 "run_id": self.run_id or None,
                 "workflow": parent.name if parent is not None else None,
@@ -318,6 +322,12 @@ class WorkItemActor(HandlerActor):
         )
 
 
+def _with_traceback(level: int, asked: bool | None) -> bool:
+    if asked is not None:
+        return asked
+    return level >= logging.ERROR or logger.isEnabledFor(logging.DEBUG)
+
+
 @mypyc_attr(native_class=False)  # its base is not compiled (setup.py)
 class ActionActor(HandlerActor):
     """Runs a detached action's handler and reports ``ActionFinished``; the WorkflowActor records
@@ -338,7 +348,8 @@ class ActionActor(HandlerActor):
 
     def failed(self, error: Exception, began_at: float) -> ActionFinished:
         # its run goes on (an action's failure is recorded, never the run's): a warning
-        self.log_failure(logging.WARNING, "failed (the run goes on)", error)
+        # the action's end: its traceback is the only place its failure is explained
+        self.log_failure(logging.WARNING, "failed (the run goes on)", error, traceback=True)
         return ActionFinished(
             work_item_id=self.item_id,
             ok=False,

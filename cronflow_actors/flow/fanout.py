@@ -279,7 +279,8 @@ def action_handler(node: n.ActionNode, step_ids: frozenset[str], flow_id: str) -
                         delay,
                         type(error).__name__,
                         error,
-                        exc_info=error,
+                        # one line: its traceback at DEBUG (the last attempt's is logged whole)
+                        exc_info=error if logger.isEnabledFor(logging.DEBUG) else None,
                         extra={"run_id": fctx.run.id, "workflow": flow_id, "step": node.id},
                     )
                     if retry.on_retry is not None:  # one that raises is logged; retries go on

@@ -1,8 +1,9 @@
 """A failed attempt leaves one record in the server's log, through the engine's own logger: the
 run, the step, the work item and the attempt, with the traceback of the user's code (an
-``async def`` step on the loop, a plain ``def`` one on the thread pool alike); ERROR when no
-retry remains, WARNING when another attempt follows, INFO and no traceback for a bare retry
-request; a detached action's failure is a WARNING naming its run."""
+``async def`` step on the loop, a plain ``def`` one on the thread pool alike) when it is the
+step's end; ERROR when no retry remains, WARNING when another attempt follows (its traceback at
+DEBUG only), INFO and no traceback for a bare retry request; a detached action's failure is a
+WARNING naming its run."""
 
 from __future__ import annotations
 
@@ -76,11 +77,27 @@ async def test_an_attempt_that_is_retried_is_a_warning_and_the_last_one_an_error
     first, last = records(caplog)
     assert first.levelno == logging.WARNING
     assert "attempt 1) failed; another attempt follows in 1 s: KeyError" in first.getMessage()
+    # one line: a retried step's tracebacks filled the log (the newcomer's M2)
+    assert first.exc_info is None
+    assert last.levelno == logging.ERROR
+    assert "attempt 2) failed, and no retry remains" in last.getMessage()
+    assert last.exc_info is not None
+
+
+async def test_a_retried_attempt_has_its_traceback_at_debug_level(
+    rt: cf.Runtime, clock: ManualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    rt.register(cf.define("r").step("b", async_step, retry=cf.Retry(attempts=2, delay="1s")))
+    caplog.set_level(logging.DEBUG, logger=LOGGER)
+    run_id = await rt.trigger("r", {})
+    await rt.wait_idle()
+    clock.advance(1)
+    assert (await rt.wait(run_id)).status == "failed"
+    first, _last = records(caplog)
+    assert first.levelno == logging.WARNING
     assert first.exc_info is not None
     assert isinstance(first.exc_info[1], KeyError)
     assert "helper" in frames(first.exc_info[2])  # the cause's traceback, not the retry's
-    assert last.levelno == logging.ERROR
-    assert "attempt 2) failed, and no retry remains" in last.getMessage()
 
 
 async def test_a_bare_retry_request_is_one_short_info_line(

@@ -191,6 +191,27 @@ async def test_wait_for_event_with_a_filter_and_a_timeout(
     assert "waiting for event 'payment.confirmed'" in (timed_out.error or "")
 
 
+async def test_a_run_a_wait_timed_out_is_a_warning_in_the_log(
+    rt: cf.Runtime, clock: ManualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A run failed by a wait's timeout left no line in the server's log, where a step that
+    raised leaves an ERROR (the newcomer's M3); a step's failure is not said twice."""
+    rt.register(cf.define("pay").wait_for_event("paid", "payment.confirmed", timeout="1h"))
+    rt.register(cf.define("bad").step("s", lambda ctx: 1 / 0))
+    caplog.set_level(logging.INFO, logger="cronflow_actors")
+    late = await rt.trigger("pay")
+    await settle(rt, clock, 3600)
+    assert (await rt.wait(late)).status == "failed"
+    broken = await rt.trigger("bad")
+    assert (await rt.wait(broken)).status == "failed"
+    runs = [r for r in caplog.records if r.levelno >= logging.WARNING and hasattr(r, "run_id")]
+    assert [(r.levelno, r.run_id) for r in runs] == [  # type: ignore[attr-defined]
+        (logging.WARNING, late),
+        (logging.ERROR, broken),  # its step's ERROR, with the traceback; no second line
+    ]
+    assert "waiting for event 'payment.confirmed'" in runs[0].getMessage()
+
+
 async def test_on_event_starts_listening_flows(rt: cf.Runtime) -> None:
     rt.register(cf.define("welcome").on_event("user.signup").step("hi", lambda ctx: ctx.payload))
     [run_id] = await rt.publish_event("user.signup", {"user": "u1"})
