@@ -80,7 +80,7 @@ def test_serve_runs_the_bundled_example_and_drains_on_sigterm(tmp_path: Path) ->
     served = [r["message"] for r in records if r["message"].startswith("serving ")]
     assert served == [
         "serving 1 flow(s): order-processing; webhooks: POST /webhooks/orders "
-        "(order-processing); the console is at /ui/"
+        "(order-processing); schedules: none; the console is at /ui/"
     ]
     # serve runs on uvloop when it is installed (the uvloop extra, in dev), unless told otherwise
     loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"

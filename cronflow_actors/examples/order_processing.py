@@ -84,7 +84,17 @@ async def ship(ctx: cf.FlowContext) -> dict[str, Any]:
 
 orders = (
     cf.define("order-processing", concurrency=50, timeout="1d")
-    .step("validate", validate, retry=cf.Retry(attempts=3, backoff="exponential", delay="100ms"))
+    .step(  # a bad order fails at once (ValueError, msgspec's ValidationError is one); any
+        # other error (the store or a service it calls hiccups) is tried again
+        "validate",
+        validate,
+        retry=cf.Retry(
+            attempts=3,
+            backoff="exponential",
+            delay="100ms",
+            retry_on=lambda error: not isinstance(error, ValueError),
+        ),
+    )
     .action("confirm", send_confirmation)
     .parallel("checks", [check_stock, check_fraud])
     .step("decision", decide)

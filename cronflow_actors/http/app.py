@@ -138,10 +138,16 @@ def _say_what_is_served(runtime: Runtime) -> None:
     nets = [name for name in runtime.registry.names() if name not in runtime.catalog.roots]
     hooks = [f"{hook.method} {hook.path} ({flow})" for flow, hook in runtime.catalog.webhooks()]
     served = f"{len(nets)} net workflow(s) (POST /workflows): {', '.join(nets)}; " if nets else ""
+    timed = []
+    for flow in flows:
+        triggers = runtime.catalog.compiled[flow].triggers
+        timed += [f"{flow} ({cron.text} {cron.timezone})" for cron in triggers.schedules]
+        timed += [f"{flow} (every {seconds:g} s)" for seconds in triggers.intervals]
     logger.info(
-        "serving %d flow(s): %s; %swebhooks: %s; the console is at /ui/",
+        "serving %d flow(s): %s; %swebhooks: %s; schedules: %s; the console is at /ui/",
         len(flows),
         ", ".join(flows) or "none",
         served,
         ", ".join(hooks) or "none",
+        ", ".join(timed) or "none",
     )

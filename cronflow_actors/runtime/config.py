@@ -247,12 +247,34 @@ def _check_variable(key: str, value: str) -> None:
         raise ConfigurationError(
             key, shown, f"unset: {name} are given in {where}, not by the environment"
         )
-    close = difflib.get_close_matches(name, [*_FIELDS, "tokens", "queues"], n=1, cutoff=0.85)
+    names = [*_FIELDS, "tokens", "queues"]
+    # one letter off is a typo however short the name (PROT, DBB, ULR); longer ones by ratio
+    close = [n for n in names if _one_edit(name, n)]
+    close = close or difflib.get_close_matches(name, names, n=1, cutoff=0.85)
     if close:  # its value is not shown: a misspelt token's would be a secret
         setting = f"CRONFLOW_{close[0].upper()}"
         raise ConfigurationError(
-            key, "(not shown)", f"a setting's name: did you mean {setting}? (this is none)"
+            key, "(not shown)", f"a setting's name: did you mean {setting}? (no such setting)"
         )
+
+
+def _one_edit(typed: str, name: str) -> bool:
+    """Whether ``typed`` is ``name`` with one letter added, dropped, changed, or two side by
+    side swapped."""
+    if typed == name or abs(len(typed) - len(name)) > 1:
+        return False
+    if len(typed) == len(name):
+        wrong = [i for i, (a, b) in enumerate(zip(typed, name, strict=True)) if a != b]
+        if len(wrong) == 1:
+            return True
+        first = wrong[0]
+        return (
+            wrong == [first, first + 1]
+            and typed[first] == name[first + 1]
+            and (typed[first + 1] == name[first])
+        )
+    shorter, longer = (typed, name) if len(typed) < len(name) else (name, typed)
+    return any(longer[:i] + longer[i + 1 :] == shorter for i in range(len(longer)))
 
 
 def _names(value: str) -> list[str]:

@@ -133,8 +133,16 @@ def test_a_misspelt_variable_or_a_table_in_the_environment_is_refused() -> None:
         load_config(None, environ={"CRONFLOW_TOKENS": "t-secret"})
     assert "t-secret" not in str(refused.value)
     assert "[tokens] table" in str(refused.value)
-    # another tool's variable (the compiled build's) is none of ours, and left alone
-    assert load_config(None, environ={"CRONFLOW_ACTORS_COMPILE": "1"}).drain_timeout == 30.0
+    # a short name one letter off was passed over (its ratio under the cutoff): the newcomer's
+    # L3, where CRONFLOW_ULR sent the CLI to the default server without a word
+    for typed, meant in [("PROT", "PORT"), ("DBB", "DB"), ("ULR", "URL"), ("HOTS", "HOST")]:
+        with pytest.raises(ConfigurationError) as refused:
+            load_config(None, environ={f"CRONFLOW_{typed}": "x"})
+        assert f"did you mean CRONFLOW_{meant}? (no such setting)" in str(refused.value)
+    # another tool's variable (the compiled build's) is none of ours, and left alone; so is a
+    # short name of the user's that is no setting's near miss
+    environ = {"CRONFLOW_ACTORS_COMPILE": "1", "CRONFLOW_ENV": "prod", "CRONFLOW_HOME": "/x"}
+    assert load_config(None, environ=environ).drain_timeout == 30.0
 
 
 def test_a_config_file_that_cannot_be_read_is_refused_with_why(tmp_path: Path) -> None:
