@@ -30,6 +30,7 @@
     │   ├── RunFailedError               how a run failed, when its step's exception is not at hand
     │   │   └── StepFailedError             how a caught step failed, read in its on_error fallback
     │   ├── MockLostError                a replay's mocked step ran after a restart lost its mock
+    │   ├── NotReplayableError           a replay of a net workflow's instance (no trigger)
     │   ├── MigrationError               a migration that cannot be defined, registered or run
     │   ├── InstanceBlockedError         an instance whose definition changed under its version
     │   ├── InvalidStateTransitionError  an element cannot go from its state to the requested one
@@ -115,6 +116,7 @@ from cronflow_actors.errors._engine import (
     MockLostError,
     NoAuditTrailError,
     NotFoundError,
+    NotReplayableError,
     PublishInterruptedError,
     ResumeError,
     RunFailedError,
@@ -176,6 +178,7 @@ __all__ = [
     "MutationRejectedError",
     "NoAuditTrailError",
     "NotFoundError",
+    "NotReplayableError",
     "Problem",
     "PublishInterruptedError",
     "ResumeError",

@@ -193,6 +193,19 @@ class MockLostError(EngineError):
         )
 
 
+class NotReplayableError(EngineError):
+    """A run that cannot be replayed: an instance of a net workflow, which has no recorded
+    trigger to start again."""
+
+    def __init__(self, run_id: str, workflow: str) -> None:
+        self.run_id, self.workflow = run_id, workflow
+        super().__init__(
+            f"run {run_id!r} is an instance of net workflow {workflow!r}, which has no "
+            "recorded trigger to start again: only a flow's runs are replayed; start a new "
+            "instance with Runtime.start_workflow (POST /workflows)"
+        )
+
+
 class InstanceBlockedError(EngineError):
     """A held instance (status ``blocked``: its definition changed under its version since it
     started) was addressed; nothing changed. ``reason`` says how, and what to do."""

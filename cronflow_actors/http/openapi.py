@@ -300,9 +300,11 @@ def _fixed_paths(b: _Builder) -> dict[str, Any]:
         },
         "/runs/{run_id}/replay": {
             "post": b.op(
-                "Start a new run of the run's flow from its recorded trigger (or a new payload)",
+                "Start a new run of the run's flow from its recorded trigger (or a new payload; "
+                "a payload of null replays the recorded one). A net workflow's instance is not "
+                "replayable (409 not-replayable)",
                 {"202": b.answer("the new run started", RunStarted, headers=_LOCATION)},
-                "400 404 500 503",
+                "400 404 409 500 503",
                 body={"anyOf": [{"$ref": b.refs[ReplayRun]}, {"type": "null"}]},
                 params=[path_param("run_id")],
             )

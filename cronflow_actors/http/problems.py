@@ -32,6 +32,7 @@ from cronflow_actors.errors import (
     LeaseError,
     NoAuditTrailError,
     NotFoundError,
+    NotReplayableError,
     Problem,
     PublishInterruptedError,
     ResumeError,
@@ -149,6 +150,8 @@ def _status_of(error: CronflowError) -> tuple[int, str]:
             return 409, "instance-exists"
         case InvalidStateTransitionError() | WorkflowDeprecatedError():
             return 409, "conflict"
+        case NotReplayableError():
+            return 409, "not-replayable"
         case StoreFailedError() | StoreClosedError() | LeaseError() | RuntimeNotRunningError():
             return 503, "unavailable"
         case InstanceBusyError():  # another process's transaction holds its row: try again

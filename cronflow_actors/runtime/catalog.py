@@ -162,6 +162,10 @@ class FlowCatalog:
             raise NotFoundError("flow", workflow, where)
         return found
 
+    def is_net(self, workflow: str) -> bool:
+        """Whether ``workflow`` is a net workflow registered here (no flow of its name is)."""
+        return workflow not in self.compiled and bool(self._nets(workflow))
+
     def descriptions(self) -> list[WorkflowDescription]:
         """The registered flows, by id (each as its current version, with all its versions)."""
         return [self.description(name) for name in sorted(self.roots)]

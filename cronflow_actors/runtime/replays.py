@@ -26,7 +26,12 @@ from typing import Any
 import msgspec
 
 from cronflow_actors.engine.actors import decode_state
-from cronflow_actors.errors import ConfigurationError, MockLostError, NotFoundError
+from cronflow_actors.errors import (
+    ConfigurationError,
+    MockLostError,
+    NotFoundError,
+    NotReplayableError,
+)
 from cronflow_actors.flow.compiled import CompiledFlow
 from cronflow_actors.flow.envelope import open_envelope
 from cronflow_actors.flow.mocks import mocked, stand_ins
@@ -119,6 +124,8 @@ class Replays:
         self, run_id: str, *, payload: Any = None, mock_steps: Mapping[str, Any] | None = None
     ) -> str:
         recorded, workflow = await self._recorded(run_id)
+        if self._catalog.is_net(workflow):
+            raise NotReplayableError(run_id, workflow)
         trigger = open_envelope(recorded)
         return await self.trigger(
             workflow,

@@ -85,8 +85,13 @@ async def test_a_net_and_a_flow_sent_to_each_others_doors_are_told_which_door(
         await client.post("/workflows", json={"workflow": "guarded"}, headers=admin)
     ).json()["workflow_id"]
     replayed = await client.post(f"/runs/{workflow_id}/replay", headers=admin)
-    assert replayed.status_code == 404
-    assert "'guarded' is a net workflow" in replayed.json()["detail"]
+    # the run is there and its workflow registered: no 404 (the hostile client's finding 7)
+    assert (replayed.status_code, replayed.json()["type"]) == (
+        409,
+        "urn:cronflow:problem:not-replayable",
+    )
+    assert "an instance of net workflow 'guarded'" in replayed.json()["detail"]
+    assert "POST /workflows" in replayed.json()["detail"]
 
     wrong = await client.post("/workflows", json={"workflow": "plain"}, headers=admin)
     assert (wrong.status_code, wrong.json()["type"]) == (403, "urn:cronflow:problem:action-denied")
@@ -99,3 +104,22 @@ async def test_a_net_and_a_flow_sent_to_each_others_doors_are_told_which_door(
     assert f"Runtime.cancel (POST /runs/{run_id}/cancel)" in canceled.json()["detail"]
     assert (await rt.inspect(run_id)).status == "waiting"  # nothing changed
     assert sorted(r.workflow for r in await rt.list_runs()) == ["guarded", "plain"]  # no more
+
+
+async def test_the_serving_line_names_the_schedules(
+    serve: Serve, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A flow's cron schedules and intervals were in no line at start: an operator learned of
+    them from GET /flows/{id}/next-fires only (the newcomer's L12)."""
+    nightly = (
+        cf.define("nightly")
+        .step("s", lambda ctx: 1)
+        .on_schedule("0 2 * * *", timezone="Europe/Paris")
+    )
+    beat = cf.define("beat").step("s", lambda ctx: 1).on_interval("10s")
+    with caplog.at_level(logging.INFO, logger="cronflow_actors.serve"):
+        await serve([nightly, beat])
+    assert any(
+        "schedules: beat (every 10 s), nightly (0 2 * * * Europe/Paris);" in m
+        for m in caplog.messages
+    )

@@ -252,7 +252,10 @@ async def test_on_error_gives_the_answer_of_a_refused_request(
     assert too_much.headers["content-type"] == "application/json"
     assert too_much.json() == {"error": "refused by validate(): too much"}
     no_shop = await client.post("/webhooks/strict", json={"order_id": "o"})
-    assert no_shop.json() == {"error": "missing required headers: ['x-shop']"}
+    assert no_shop.json() == {"error": "missing (or empty) required headers: ['x-shop']"}
+    # an empty value names nothing: it was taken as given (the hostile client's finding 9)
+    blank = await client.post("/webhooks/strict", json={"order_id": "o"}, headers={"X-Shop": ""})
+    assert blank.json() == {"error": "missing (or empty) required headers: ['x-shop']"}
     assert problems[-1][0].payload is None  # refused before its body was read
     with caplog.at_level(logging.ERROR, logger="cronflow_actors.http.routes.webhooks"):
         as_text = await client.post(
@@ -264,7 +267,7 @@ async def test_on_error_gives_the_answer_of_a_refused_request(
     assert await rt.store.list_snapshots() == []
     accepted = await client.post("/webhooks/strict", json={"order_id": "o"}, headers=shop)
     assert accepted.status_code == 202
-    assert len(problems) == 4
+    assert len(problems) == 5
 
 
 def stripe_like(secret: str, body: bytes, moment: int) -> str:

@@ -129,9 +129,9 @@ class Webhook:
                 "this webhook needs 'Authorization: Bearer <token>'",
                 headers={"WWW-Authenticate": "Bearer"},
             )
-        missing = [h for h in spec.required_headers if h not in headers]
-        if missing:
-            raise Problem(400, "missing-headers", f"missing required headers: {missing}")
+        missing = [h for h in spec.required_headers if not headers.get(h, "").strip()]
+        if missing:  # an empty one too: it names no tenant, signs nothing
+            raise Problem(400, "missing-headers", f"missing (or empty) required headers: {missing}")
         if isinstance(spec.idempotency_key, str):
             one_header(request, spec.idempotency_key)  # two: which of them names the run?
         raw = await read_body(request, edge.limits)
