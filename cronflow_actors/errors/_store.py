@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import socket
+
 from cronflow_actors.errors._base import CronflowError
 
 
@@ -95,12 +98,33 @@ class LeaseHeldError(LeaseError):
     def __init__(self, database: str, owner: str, host: str, pid: int, expires_in: float) -> None:
         self.database, self.owner, self.host, self.pid = database, owner, host, pid
         self.expires_in = expires_in
-        super().__init__(
-            f"database {database} is owned by runtime {owner} (pid {pid} on {host}); its lease "
-            f"expires in {expires_in:.1f} s unless that runtime renews it. Stop that runtime, or "
-            f"start this one with --wait-for-lease (serve) or wait_for_lease=True (Runtime) "
-            "to take over once the lease expires"
+        gone = (
+            " (no process has that pid on this host now: it ended, a crash most likely, and "
+            "its lease lapses by itself)"
+            if _gone(host, pid)
+            else ""
         )
+        super().__init__(
+            f"database {database} is owned by runtime {owner} (pid {pid} on {host}){gone}; its "
+            f"lease expires in {expires_in:.1f} s unless that runtime renews it. Stop that "
+            "runtime, or start this one with --wait-for-lease (serve) or wait_for_lease=True "
+            "(Runtime) to take over once the lease expires (under a supervisor that restarts "
+            "serve, give it --wait-for-lease)"
+        )
+
+
+def _gone(host: str, pid: int) -> bool:
+    """Whether ``pid`` names no process on this host (the lease's holder ended): said only, a
+    lease is never taken on it (another container of the same host name may hold it)."""
+    if host != socket.gethostname() or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # there, and another user's
+        return False
+    return False
 
 
 class LeaseLostError(LeaseError):

@@ -282,3 +282,19 @@ async def test_a_lease_admits_work_while_renewed_and_waits_when_its_renewal_is_o
         lease.held = False
         assert lease.admits() is False
         lease.held = True  # (for the stop's release)
+
+
+def test_a_lease_held_by_a_process_that_ended_here_says_so() -> None:
+    """Serve started again at once after a crash exits 2 while the dead process's lease lasts:
+    the refusal says that process is gone, and what a supervisor should pass (the newcomer's
+    L2). Only said: a host name shared by containers may hide a live holder."""
+    import socket
+
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                           capture_output=True, text=True, check=True)  # fmt: skip
+    here = socket.gethostname()
+    gone = LeaseHeldError("x.db", "r1", here, int(ended.stdout), 3.2)
+    assert "(no process has that pid on this host now" in str(gone)
+    assert "give it --wait-for-lease" in str(gone)
+    for host, pid in ((here, os.getpid()), ("another-host", int(ended.stdout))):
+        assert "no process has that pid" not in str(LeaseHeldError("x.db", "r1", host, pid, 3.2))
