@@ -107,9 +107,9 @@ class LeaseHeldError(LeaseError):
         super().__init__(
             f"database {database} is owned by runtime {owner} (pid {pid} on {host}){gone}; its "
             f"lease expires in {expires_in:.1f} s unless that runtime renews it. Stop that "
-            "runtime, or start this one with --wait-for-lease (serve) or wait_for_lease=True "
-            "(Runtime) to take over once the lease expires (under a supervisor that restarts "
-            "serve, give it --wait-for-lease)"
+            "runtime, or start this one with --wait-for-lease (serve, as a supervisor that "
+            "restarts it should) or wait_for_lease=True (Runtime) to take over once the lease "
+            "expires"
         )
 
 

@@ -295,6 +295,6 @@ def test_a_lease_held_by_a_process_that_ended_here_says_so() -> None:
     here = socket.gethostname()
     gone = LeaseHeldError("x.db", "r1", here, int(ended.stdout), 3.2)
     assert "(no process has that pid on this host now" in str(gone)
-    assert "give it --wait-for-lease" in str(gone)
+    assert "--wait-for-lease (serve, as a supervisor that restarts it should)" in str(gone)
     for host, pid in ((here, os.getpid()), ("another-host", int(ended.stdout))):
         assert "no process has that pid" not in str(LeaseHeldError("x.db", "r1", host, pid, 3.2))
