@@ -15,6 +15,7 @@ from typing import Any
 import msgspec
 
 from cronflow_actors.errors import (
+    InstanceBlockedError,
     InvalidPayloadError,
     InvalidStateTransitionError,
     ResumeError,
@@ -82,6 +83,9 @@ class Pauses:
             await self._send(wait.instance_id, command)
         except InvalidStateTransitionError as error:
             raise ResumeError(token, f"the pause has already ended ({error})", ended=True) from None
+        except InstanceBlockedError as blocked:  # said in the flow's words, not a work item's
+            operation = f"resume run {wait.instance_id}'s pause at step {wait.step!r}"
+            raise InstanceBlockedError(wait.instance_id, blocked.reason, operation) from None
 
     async def get(self, token: str) -> PausedRun:
         """The run paused with ``token``; ``ResumeError`` if there is none (``ended`` when its

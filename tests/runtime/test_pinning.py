@@ -85,7 +85,10 @@ async def test_a_paused_run_is_blocked_on_a_changed_definition_until_the_old_one
             with pytest.raises(InstanceBlockedError, match="is blocked") as refused:
                 await rt.resume(paused.token, {"approved": True})
             assert refused.value.instance_id == run_id
-            assert "complete work item" in str(refused.value)
+            # in the flow's words: its run and step, not a work item of the engine's (the
+            # newcomer's L4)
+            assert f"cannot resume run {run_id}'s pause at step 'approve'" in str(refused.value)
+            assert "work item" not in str(refused.value)
             await rt.wait_idle()
             assert (await rt.inspect(run_id)).status == "blocked"
             assert RAN == ["prepare"]
