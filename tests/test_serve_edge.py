@@ -288,6 +288,11 @@ def test_a_full_server_answers_503_with_a_problem(tmp_path: Path) -> None:
             time.sleep(0.05)
         assert answer.headers["content-type"] == "application/problem+json"
         assert answer.json()["type"] == "urn:cronflow:problem:too-busy"
+        # the liveness probe is answered all the same: a supervisor would restart a healthy
+        # server under a flood (the hostile client's finding 9); readiness says no more work
+        alive = httpx.get(f"{served.url}/healthz")
+        assert (alive.status_code, alive.json()) == (200, {"status": "ok"})
+        assert httpx.get(f"{served.url}/readyz").status_code == 503
         holding.close()
         deadline = time.monotonic() + 30  # until the server has seen it close
         while (scraped := httpx.get(f"{served.url}/metrics")).status_code != 200:

@@ -114,6 +114,21 @@ async def _too_busy(_scope: Any, _receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": _BUSY, "more_body": False})
 
 
+def _alive_when_busy(app: Any, too_busy: Any) -> Any:
+    """The answer beyond ``max_connections``: ``too_busy``, but for the liveness probe, which
+    the app answers as always: a 503 there under a flood of connections would have a
+    supervisor restart a healthy server (``/readyz`` says 503 then, as it should: take no
+    more work here)."""
+
+    async def answer(scope: Any, receive: Any, send: Any) -> None:
+        if scope.get("path") == "/healthz":
+            await app(scope, receive, send)
+        else:
+            await too_busy(scope, receive, send)
+
+    return answer
+
+
 _HANGUP = getattr(signal, "SIGHUP", None)
 """Drains too (a closed terminal, a supervisor's stop), where there is one, unless it is ignored
 (``nohup``): its default ends the process at once, without a drain, leaving the database lease
@@ -343,7 +358,7 @@ def run_servers(
 
     # uvicorn answers requests beyond its concurrency limit with this module's app
     too_busy = _too_busy if count_too_busy is None else count_too_busy(_too_busy)
-    h11_impl.service_unavailable = too_busy  # type: ignore[attr-defined,assignment]
+    h11_impl.service_unavailable = _alive_when_busy(app, too_busy)  # type: ignore[attr-defined]
     with asyncio.Runner(loop_factory=loop_factory) as runner:
         runner.run(both())
     return main
