@@ -228,8 +228,8 @@ def _webhook_op(b: _Builder, flow_id: str, spec: Any) -> dict[str, Any]:
         f"Webhook: start a run of {flow_id!r}",
         answers,
         errors,
-        body=schema or _ANY_JSON,
-        body_required=schema is not None,
+        body=None if spec.method == "GET" else schema or _ANY_JSON,  # a GET's input: its query
+        body_required=schema is not None and spec.method != "GET",
         params=params,
         secured=spec.require_token,
         signed=spec.hmac_secret is not None,
@@ -439,6 +439,24 @@ def _refused_as(b: _Builder, operation: dict[str, Any], code: str) -> None:
         operation["responses"][code] = {"description": _MEANINGS[code], "content": problem}
 
 
+_INTEGERS = {"minimum": -(2**63), "maximum": 2**64 - 1}
+"""What a JSON integer the server decodes may be (beyond, a 400 number-out-of-range)."""
+
+
+def _bound_integers(schema: Any) -> None:
+    """Give every integer in ``schema`` (the components, in place) the bounds the server
+    decodes, unless it has its own: an OpenAPI client should not send what is refused."""
+    if isinstance(schema, dict):
+        if schema.get("type") == "integer":
+            for bound, value in _INTEGERS.items():
+                schema.setdefault(bound, value)
+        for value in schema.values():
+            _bound_integers(value)
+    elif isinstance(schema, list):
+        for value in schema:
+            _bound_integers(value)
+
+
 def openapi_document(
     webhooks: list[tuple[str, Any]],
     *,
@@ -456,6 +474,7 @@ def openapi_document(
     types = [*FIXED, NetView, NextFires, *AUDIT_TYPES, *user_types]
     template = "#/components/schemas/{name}"
     schemas, components = msgspec.json.schema_components(types, ref_template=template)
+    _bound_integers(components)
     b = _Builder({t: s.get("$ref") for t, s in zip(types, schemas, strict=True)}, tokens)
     paths = _fixed_paths(b) | audit_paths(b, path_param("run_id"))
     if with_metrics:

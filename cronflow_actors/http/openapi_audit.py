@@ -20,7 +20,16 @@ _AT = {
     "name": "at",
     "in": "query",
     "required": True,
-    "schema": {"type": "string", "minLength": 1, "maxLength": 100},
+    "schema": {
+        "type": "string",
+        "maxLength": 100,
+        # epoch seconds, or a date, a time and a zone (what parse_instant reads; it reads more)
+        "pattern": (
+            r"^(-?[0-9]{1,12}(\.[0-9]{1,6})?"
+            r"|[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?"
+            r"(Z|[+-][0-9]{2}:[0-9]{2}))$"
+        ),
+    },
     "description": "epoch seconds, or an ISO 8601 time with a time zone",
 }
 
