@@ -115,3 +115,27 @@ async def test_the_audit_trail_example_in_the_readme_runs(capsys: Any) -> None:
     assert any("Task.complete shout started -> completed" in line for line in tree)
     assert any("Workflow.complete" in line for line in tree)
     assert then.split() == ["started", "started"]
+
+
+async def test_the_first_flow_in_the_readme_runs() -> None:
+    """The newcomer's five-minute flow: approved, it pays once with its step's key; refused,
+    it pays nothing; a bad amount fails at once, not after retries."""
+    import cronflow_actors as cf
+
+    section = README.read_text().split("### Your first flow, in five minutes", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict[str, Any] = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    async with cf.Runtime(workflows=namespace["workflows"]) as rt:
+        outputs = []
+        for approved in (True, False):
+            run_id = await rt.trigger("refunds", {"amount": 40})
+            await rt.wait_idle()
+            [pause] = await rt.list_paused()
+            await rt.resume(pause.token, {"approved": approved, "approved_by": "ada"})
+            outputs.append((await rt.wait(run_id, timeout=5)).output)
+        assert outputs[0] == {"paid": 40, "key": f"{outputs[0]['key'].split('.')[0]}.w4"}
+        assert outputs[1]["approved"] is False  # the human step's record: nothing paid
+        bad = await rt.trigger("refunds", {"amount": 0})
+        failed = await rt.wait(bad, timeout=5)
+        assert (failed.status, (await rt.inspect(bad)).steps[0].attempts) == ("failed", 1)
