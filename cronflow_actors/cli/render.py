@@ -139,7 +139,7 @@ def render_paused(paused: list[dict[str, Any]]) -> str:
             p["token"],
             p["run_id"],
             p["workflow"],
-            p["step"],
+            p["step"] + (" (blocked: resume refused; inspect the run)" if p.get("blocked") else ""),
             when(p.get("paused_at")),
             when(p.get("expires_at")) if p.get("expires_at") else "never",
             p.get("description") or "",

@@ -22,6 +22,7 @@ _AT = {
     "required": True,
     "schema": {
         "type": "string",
+        "minLength": 1,
         "maxLength": 100,
         # epoch seconds, or a date, a time and a zone (what parse_instant reads; it reads more)
         "pattern": (

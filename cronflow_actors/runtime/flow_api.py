@@ -9,6 +9,8 @@ import asyncio
 from collections.abc import Mapping
 from typing import Any
 
+import msgspec
+
 from cronflow_actors.errors import NotFoundError
 from cronflow_actors.flow.envelope import open_envelope
 from cronflow_actors.messages.engine import Principal, StartWorkflow
@@ -153,14 +155,20 @@ class FlowMethods(NetMethods):
         await self.pauses.resume(token, payload, caller=caller)
 
     async def list_paused(self, *, limit: int = 100, cursor: str | None = None) -> Page[PausedRun]:
-        """The runs waiting for a human, oldest first, with their resume tokens."""
-        return await self.pauses.list_paused(limit=limit, cursor=cursor)
+        """The runs waiting for a human, oldest first, with their resume tokens (``blocked``
+        says why one is held, its resume refused)."""
+        page = await self.pauses.list_paused(limit=limit, cursor=cursor)
+        return Page([self._with_block(p) for p in page], page.next_cursor)
+
+    def _with_block(self, paused: PausedRun) -> PausedRun:
+        block = self.pinning.held(paused.run_id)
+        return paused if block is None else msgspec.structs.replace(paused, blocked=block.reason)
 
     async def get_paused(self, token: str) -> PausedRun:
         """The run paused for a human with this resume token; ``ResumeError`` if no run is
         paused with it (``.ended`` when its pause is over)."""
         self._check_running("read a pause")
-        return await self.pauses.get(token)
+        return self._with_block(await self.pauses.get(token))
 
     async def publish_event(
         self, name: str, payload: Any = None, *, idempotency_key: str | None = None

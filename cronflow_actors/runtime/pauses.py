@@ -44,6 +44,9 @@ class PausedRun(msgspec.Struct, frozen=True, kw_only=True):
     last: Any = None
     approval_url: str | None = None
     """Where a person approves, when the step gives one (``approval_url``)."""
+    blocked: str | None = None
+    """Why its run is held (its definition changed under its version), if it is: a resume is
+    refused until it is migrated, its old definition registered again, or it is canceled."""
 
 
 class Pauses:

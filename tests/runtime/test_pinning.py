@@ -81,6 +81,12 @@ async def test_a_paused_run_is_blocked_on_a_changed_definition_until_the_old_one
             assert blocked_gauge(rt, "approval") == 1
             assert [b.instance_id for b in rt.pinning.blocked()] == [run_id]
 
+            # Its pause is listed as held: a resume of it is refused (the newcomer's L4: it was
+            # offered as any other)
+            [listed] = await rt.list_paused()
+            assert (listed.token, listed.blocked) == (paused.token, info.blocked)
+            assert (await rt.get_paused(paused.token)).blocked == info.blocked
+
             # A resume addressed to it is refused, naming the block; nothing changes.
             with pytest.raises(InstanceBlockedError, match="is blocked") as refused:
                 await rt.resume(paused.token, {"approved": True})
