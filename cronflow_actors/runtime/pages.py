@@ -37,10 +37,13 @@ def decode_cursor(cursor: str) -> tuple[float, str]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         at, ident = msgspec.json.decode(raw, type=tuple[float, str])
+        # the bytes as they were made, and no more: base64 decoding passes over stray
+        # characters, padding and the other alphabet's
+        made = base64.urlsafe_b64encode(raw).decode().rstrip("=") == cursor
     except (ValueError, TypeError, msgspec.DecodeError):
-        raise ConfigurationError(
-            "cursor", cursor, "a cursor returned by the previous page"
-        ) from None
+        made = False
+    if not made:
+        raise ConfigurationError("cursor", cursor, "a cursor returned by the previous page")
     return at, ident
 
 

@@ -71,6 +71,12 @@ async def test_runs_and_pauses_are_paged_by_cursor(serve: Serve) -> None:
     tokens = [p["token"] for p in paused["paused"] + rest["paused"]]
     assert len(set(tokens)) == 5
     assert {p["run_id"] for p in paused["paused"] + rest["paused"]} == set(ids)
+    # a cursor with something after it, padding, or the other base64 alphabet is not one it
+    # gave (the hostile client's finding 9: base64 decoding passed over them)
+    given = paused["next_cursor"]
+    for forged in (given + "\x00", given + "=", given.replace("-", "+") + "+"):
+        refused = await client.get("/paused", params={"cursor": forged})
+        assert refused.status_code == 400, forged
 
 
 async def test_bad_paging_input_is_a_clear_400(serve: Serve) -> None:
