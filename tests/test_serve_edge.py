@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from cronflow_actors.http.auth import sign, signature_header
+from cronflow_actors.http.auth import sign, sign_request
 from tests.serve_edge_app import SECRET
 from tests.serving import ROOT, serving
 
@@ -72,9 +72,7 @@ def test_a_signed_webhook_replayed_is_refused(tmp_path: Path) -> None:
         moment = int(time.time())
         headers = {
             **JSON,
-            "X-Signature-256": signature_header(
-                SECRET, "POST", "/webhooks/signed", body, at=moment
-            ),
+            "X-Signature-256": sign_request(SECRET, "POST", "/webhooks/signed", body, at=moment),
         }
         answers = [
             httpx.post(f"{served.url}/webhooks/signed", content=body, headers=headers)

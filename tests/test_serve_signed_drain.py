@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from cronflow_actors.http.auth import signature_header
+from cronflow_actors.http.auth import sign_request
 from tests.serving import ROOT, Served, start
 
 APP = str(ROOT / "tests" / "serve_signed_app.py")
@@ -34,7 +34,7 @@ def test_a_signed_request_the_drain_cut_may_be_sent_again_as_it_was(
     moment = int(time.time())
     headers = {
         "Content-Type": "application/json",
-        "X-Signature-256": signature_header(SECRET, "POST", "/hooks/order", body, at=moment),
+        "X-Signature-256": sign_request(SECRET, "POST", "/hooks/order", body, at=moment),
         "Idempotency-Key": "order-9",
     }
     db = tmp_path / "signed.db"

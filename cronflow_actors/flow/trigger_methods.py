@@ -5,7 +5,7 @@ are called (problems wait for ``build()``) and compiled into the flow's ``FlowTr
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Self, TypeVar
 
 from cronflow_actors.flow.chain import Chain
@@ -58,7 +58,7 @@ class TriggerMethods(Chain):
         hmac_secret: str | None = None,
         signature_header: str = "X-Signature-256",
         signature_tolerance: float = 300.0,
-        signature_scheme: str = "v2",
+        signature_scheme: str | Sequence[str] = "v2",
         keep_headers: Iterable[str] = (),
         parse_raw_body: bool = False,
         on_success: Fn | None = None,
@@ -78,8 +78,9 @@ class TriggerMethods(Chain):
 
         With ``hmac_secret`` each request must be signed (``X-Signature-256: t=<unix
         seconds>,v2=<hex>``, the HMAC-SHA256 of ``"<t>.<METHOD> <path?query>."`` and the body:
-        ``cronflow_actors.http.auth.signature_header`` makes it); ``signature_scheme="v1"``
-        takes the older ``v1=`` of ``"<t>."`` and the body alone.
+        ``cronflow_actors.http.auth.sign_request`` makes it); ``signature_scheme="v1"`` takes
+        the older ``v1=`` of ``"<t>."`` and the body alone, ``("v1", "v2")`` either (while
+        senders move to v2).
 
         The run keeps the ``required_headers`` and ``keep_headers`` it is sent
         (``ctx.trigger.headers``), never ``Authorization``, ``Cookie`` or the signature header;

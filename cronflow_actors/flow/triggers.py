@@ -113,9 +113,10 @@ class WebhookSpec(msgspec.Struct, frozen=True, kw_only=True, eq=False):
     """Callers must sign each request: ``<signature_header>: t=<unix seconds>,v2=<hex
     HMAC-SHA256 of "<t>.<METHOD> <path?query>.<raw body>">``; a stale or replayed signature is
     refused."""
-    signature_scheme: str = "v2"
-    """``"v2"``: the signature covers the method, the path and query, and the body; ``"v1"``:
-    the body alone (``v1=<hex HMAC-SHA256 of "<t>.<raw body>">``), for senders built for it."""
+    signature_schemes: tuple[str, ...] = ("v2",)
+    """The signatures taken: ``v2`` covers the method, the path and query, and the body;
+    ``v1`` the body alone (``v1=<hex HMAC-SHA256 of "<t>.<raw body>">``), for senders built
+    for it; both while senders move from v1 to v2."""
     signature_header: str = "x-signature-256"
     signature_tolerance: float = 300.0
     """How far (seconds) a signature's time may be from the server's; replays within it are
@@ -209,12 +210,14 @@ def webhook_spec(
             f"{where}: signature_tolerance must be a positive number of seconds, got "
             f"{signature_tolerance!r}"
         )
-    if signature_scheme not in ("v1", "v2"):
+    schemes = _schemes(signature_scheme)
+    if schemes is None:
         problems.append(
-            f"{where}: signature_scheme must be 'v2' (the method, path, query and body signed) "
-            f"or 'v1' (the body alone), got {signature_scheme!r}"
+            f"{where}: signature_scheme must be 'v2' (the method, path, query and body signed), "
+            f"'v1' (the body alone), or both, ('v1', 'v2'), got {signature_scheme!r}"
         )
-    elif signature_scheme == "v1" and options.get("hmac_secret") and method.upper() == "GET":
+        schemes = ("v2",)
+    elif "v1" in schemes and options.get("hmac_secret") and method.upper() == "GET":
         problems.append(
             f"{where}: a GET request has no body, so a v1 signature (of the body alone) would "
             "sign nothing but its time; use signature_scheme='v2', which signs the path and query"
@@ -245,10 +248,20 @@ def webhook_spec(
         keep_headers=tuple(h.lower() for h in keep_headers),
         signature_header=signature_header.lower(),
         signature_tolerance=signature_tolerance,
-        signature_scheme=signature_scheme,
+        signature_schemes=schemes,
         **callbacks,
         **options,
     )
+
+
+def _schemes(given: Any) -> tuple[str, ...] | None:
+    """The signature schemes ``signature_scheme`` names, v2 first; None if it names none."""
+    named = (given,) if isinstance(given, str) else given
+    if not isinstance(named, tuple | list) or not named:
+        return None
+    if not all(isinstance(s, str) and s in ("v1", "v2") for s in named):
+        return None
+    return tuple(s for s in ("v2", "v1") if s in named)
 
 
 _SHAPES = {

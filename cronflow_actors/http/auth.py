@@ -16,13 +16,15 @@ t=<unix seconds>,v2=<hex HMAC-SHA256 of "<t>.<METHOD> <path?query>.<raw body>">`
 is good for one method and target, so it cannot be sent to another webhook, nor with other path
 parameters or another query. A webhook defined with ``signature_scheme="v1"`` takes ``v1=<hex
 HMAC-SHA256 of "<t>.<raw body>">`` instead (the older scheme, for senders that sign the body
-alone), and a v1 signature is spent for every webhook at once. Several values are accepted, for
-a secret being rotated. A signature whose time is more than the tolerance away from now is
-refused, and so is one seen before within the tolerance (kept in the store, so a replay is
-refused across a restart too). A signature counts as seen once its request is accepted, not when
-it is checked: ``verify`` checks it, ``claim`` takes it for the request being accepted (one
-counter in the store, so of two identical requests at once one takes it), and ``release`` gives
-it back when that request is refused after all, so a client may send a refused request again.
+alone: such a signature is good at every webhook sharing the secret, once at each), and
+``signature_scheme=("v1", "v2")`` takes either, while senders move to v2. Several values are
+accepted, for a secret being rotated. A signature whose time is more than the tolerance away
+from now is refused, and so is one seen before within the tolerance (kept in the store, so a
+replay is refused across a restart too). A signature counts as seen once its request is
+accepted, not when it is checked: ``verify`` checks it, ``claim`` takes it for the request being
+accepted (one counter in the store, so of two identical requests at once one takes it), and
+``release`` gives it back when that request is refused after all, so a client may send a refused
+request again.
 """
 
 from __future__ import annotations
@@ -59,7 +61,7 @@ __all__ = [
     "Tokens",
     "replayed",
     "sign",
-    "signature_header",
+    "sign_request",
 ]
 
 SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie"})
@@ -177,12 +179,12 @@ def sign(secret: str, timestamp: int, body: bytes, request: str | None = None) -
     return hmac.new(secret.encode(), head.encode() + body, hashlib.sha256).hexdigest()
 
 
-def signature_header(
+def sign_request(
     secret: str, method: str, target: str, body: bytes = b"", *, at: int | None = None
 ) -> str:
-    """The ``X-Signature-256`` value of a request to a signed webhook (scheme ``v2``):
-    ``target`` is the path and query exactly as the request sends them; ``at`` the Unix time
-    it is signed at (now)."""
+    """The signature header's value (``X-Signature-256`` by default) of a request to a signed
+    webhook, scheme ``v2``: ``target`` is the path and query exactly as the request sends
+    them (percent-encoded as on the wire); ``at`` the Unix time it is signed at (now)."""
     moment = int(time.time()) if at is None else at
     return f"t={moment},v2={sign(secret, moment, body, f'{method.upper()} {target}')}"
 
@@ -258,31 +260,32 @@ class Signatures:
         tolerance: float,
         value: str | None,
         body: bytes,
-        request: str | None,
+        request: str,
+        schemes: tuple[str, ...] = ("v2",),
     ) -> Signature:
-        """The signature of a request whose ``value`` (the signature header) signs ``body``
-        freshly, and with scheme ``v2`` its ``request`` line (``"POST /path?query"``; None:
-        scheme ``v1``, the body alone); 401 otherwise. Nothing is recorded: ``claim`` it once
-        the request is accepted."""
+        """The signature of a request whose ``value`` (the signature header) signs it freshly
+        in one of ``schemes``: ``v2``, its ``request`` line (``"POST /path?query"``) and
+        ``body``; ``v1``, the body alone. 401 otherwise. Nothing is recorded: ``claim`` it
+        once the request is accepted."""
         if not value:
             raise _refused(f"the request is not signed: it needs a {header} header")
-        scheme = "v1" if request is None else "v2"
-        timestamp, candidates = _parse(value, header, scheme)
+        timestamp, given = _parse(value, header, schemes)
         now = self._clock.now()
         if abs(now - timestamp) > tolerance:
             raise _refused(
                 f"the {header} timestamp is {abs(now - timestamp):.0f} s away from the "
                 f"server's time (at most {tolerance:g} s): sign each request when it is sent"
             )
-        expected = sign(secret, timestamp, body, request)
-        if not any(hmac.compare_digest(expected, given) for given in candidates):
-            signed = "the body" if request is None else f"the request ({request}) and its body"
-            raise _refused(f"the {header} signature does not match {signed}")
-        digest = hashlib.sha256(expected.encode()).hexdigest()
-        # v2 signs the webhook's method and path, so its digest is one webhook's; a v1
-        # signature could be sent to every webhook sharing its secret: it is spent for all
-        where = hook if request is not None else "v1"
-        return Signature(f"{where}|{digest}", ttl=2 * tolerance)
+        for scheme, candidates in given.items():
+            expected = sign(secret, timestamp, body, request if scheme == "v2" else None)
+            if any(hmac.compare_digest(expected, candidate) for candidate in candidates):
+                digest = hashlib.sha256(expected.encode()).hexdigest()
+                return Signature(f"{hook}|{digest}", ttl=2 * tolerance)
+        signed = " or ".join(
+            f"the request ({request}) and its body" if scheme == "v2" else "the body (v1)"
+            for scheme in given
+        )
+        raise _refused(f"the {header} signature does not match {signed}")
 
     async def claim(self, signature: Signature) -> bool:
         """Mark ``signature`` seen for the request being accepted: True for the first request
@@ -345,27 +348,29 @@ def replayed() -> Problem:
     )
 
 
-def _parse(value: str, header: str, scheme: str) -> tuple[int, list[str]]:
+def _parse(value: str, header: str, schemes: tuple[str, ...]) -> tuple[int, dict[str, list[str]]]:
+    """The timestamp and the signatures, by scheme, of the ``schemes`` a webhook takes."""
     timestamp: int | None = None
-    candidates = []
+    given: dict[str, list[str]] = {}
     other = False
     for part in value.split(","):
         key, _, item = part.strip().partition("=")
         if key == "t" and item.isascii() and item.isdigit() and len(item) <= 12:
             timestamp = int(item)
-        elif key == scheme and item.isascii() and len(item) == 64:
-            candidates.append(item)
+        elif key in schemes and item.isascii() and len(item) == 64:
+            given.setdefault(key, []).append(item)
         elif key in _SCHEMES:
             other = True
-    if timestamp is None or not candidates:
-        shape = f"'t=<unix seconds>,{scheme}=<hex HMAC-SHA256>'"
+    if timestamp is None or not given:
+        shape = " or ".join(f"'t=<unix seconds>,{s}=<hex HMAC-SHA256>'" for s in schemes)
         if other:
+            taken = "; ".join(f"{s}, of {_SCHEMES[s]}" for s in schemes)
             raise _refused(
                 f"the {header} header must be {shape}: this webhook takes signatures of scheme "
-                f"{scheme} ({_SCHEMES[scheme]}), not another"
+                f"{taken}, not another"
             )
         raise _refused(f"the {header} header must be {shape}")
-    return timestamp, candidates
+    return timestamp, given
 
 
 _SCHEMES = {

@@ -53,12 +53,13 @@ _SIGNATURES = {
 }
 
 
-def _signature(scheme: str) -> str:
-    return (
+def _signature(schemes: tuple[str, ...]) -> str:
+    shapes = " or ".join(
         f"t=<unix seconds>,{scheme}=<hex HMAC-SHA256 of {_SIGNATURES[scheme]}, keyed by the "
-        "webhook's secret>; refused when t is outside the tolerance or the request was seen "
-        "before"
+        "webhook's secret>"
+        for scheme in schemes
     )
+    return f"{shapes}; refused when t is outside the tolerance or the request was seen before"
 
 
 _IDEMPOTENCY = "requests with the same value start one run (later ones answer 200 with its id)"
@@ -200,7 +201,7 @@ def _webhook_op(b: _Builder, flow_id: str, spec: Any) -> dict[str, Any]:
         if name not in _NOT_PARAMETERS
     ]
     if spec.hmac_secret is not None:
-        params.append(header(spec.signature_header, True, _signature(spec.signature_scheme)))
+        params.append(header(spec.signature_header, True, _signature(spec.signature_schemes)))
     if isinstance(spec.idempotency_key, str):
         params.append(header(spec.idempotency_key, False, _IDEMPOTENCY))
     errors = "400 500 503"  # a callback, or the flow's first node (a condition), may raise

@@ -16,7 +16,7 @@ import cronflow_actors as cf
 from cronflow_actors import net
 from cronflow_actors.errors import InvalidWorkflowError
 from cronflow_actors.http.app import create_app
-from cronflow_actors.http.auth import Signatures, sign, signature_header
+from cronflow_actors.http.auth import Signatures, sign, sign_request
 from tests.http.conftest import Serve
 
 ADA = cf.Principal(id="ada", scopes=frozenset({"review:write"}))
@@ -126,9 +126,7 @@ async def test_webhooks_can_require_a_token_or_a_signature(serve: Serve) -> None
     def signed_at(moment: int, content: bytes = body) -> dict[str, str]:
         return {
             "Content-Type": "application/json",
-            "X-Signature-256": signature_header(
-                secret, "POST", "/hooks/signed", content, at=moment
-            ),
+            "X-Signature-256": sign_request(secret, "POST", "/hooks/signed", content, at=moment),
         }
 
     for headers, fragment in [
@@ -176,7 +174,7 @@ def signed(
 ) -> dict[str, str]:
     return {
         "Content-Type": content_type,
-        "X-Signature-256": signature_header(SECRET, "POST", path, body),
+        "X-Signature-256": sign_request(SECRET, "POST", path, body),
     }
 
 
@@ -484,14 +482,14 @@ async def test_a_signature_is_good_for_its_webhook_path_and_query_only(serve: Se
     assert output == {"payload": {"n": 1}, "acct": "alice"}
     # a GET: its query is what is signed; two queries signed in one second are two requests
     moment = int(time.time())
-    small = signature_header(SECRET, "GET", "/hooks/pull?amount=10&to=alice", at=moment)
+    small = sign_request(SECRET, "GET", "/hooks/pull?amount=10&to=alice", at=moment)
     forged = await client.get(
         "/hooks/pull?amount=999999&to=mallory", headers={"X-Signature-256": small}
     )
     assert forged.status_code == 401
     started = []
     for query in ("amount=10&to=alice", "amount=20&to=bob"):
-        header = signature_header(SECRET, "GET", f"/hooks/pull?{query}", at=moment)
+        header = sign_request(SECRET, "GET", f"/hooks/pull?{query}", at=moment)
         answer = await client.get(f"/hooks/pull?{query}", headers={"X-Signature-256": header})
         assert answer.status_code == 202, answer.text
         started.append(answer.json()["run_id"])
@@ -501,14 +499,15 @@ async def test_a_signature_is_good_for_its_webhook_path_and_query_only(serve: Se
 
 
 async def test_a_webhook_may_take_the_older_body_only_signature(serve: Serve) -> None:
-    """``signature_scheme="v1"`` takes a signature of the body alone (senders built for it);
-    such a signature is spent for every webhook at once, so it cannot start a run at another
-    webhook sharing the secret."""
+    """``signature_scheme="v1"`` takes a signature of the body alone (senders built for it), as
+    before v2: its replays are refused at its webhook, and its runs are named as they were, so
+    a retry across the upgrade is no second run (the review's M1). ``("v1", "v2")`` takes
+    either, while senders move; a v2 webhook refuses a v1 signature and says what it takes."""
     flow = (
         cf.define("signed")
         .step("s", lambda ctx: ctx.payload)
         .on_webhook("/hooks/a", hmac_secret=SECRET, signature_scheme="v1")
-        .on_webhook("/hooks/b", hmac_secret=SECRET, signature_scheme="v1")
+        .on_webhook("/hooks/both", hmac_secret=SECRET, signature_scheme=("v1", "v2"))
         .on_webhook("/hooks/c", hmac_secret=SECRET)
     )
     rt, client = await serve([flow])
@@ -519,20 +518,49 @@ async def test_a_webhook_may_take_the_older_body_only_signature(serve: Serve) ->
         "X-Signature-256": f"t={moment},v1={sign(SECRET, moment, body)}",
     }
     assert (await client.post("/hooks/a", content=body, headers=v1)).status_code == 202
-    elsewhere = await client.post("/hooks/b", content=body, headers=v1)
-    assert (elsewhere.status_code, "replay" in elsewhere.json()["detail"]) == (401, True)
-    # a v2 webhook refuses a v1 signature, and says which scheme it takes
+    again = await client.post("/hooks/a", content=body, headers=v1)
+    assert (again.status_code, "replay" in again.json()["detail"]) == (401, True)
+    # the transition's webhook takes either
+    assert (await client.post("/hooks/both", content=body, headers=v1)).status_code == 202
+    v2 = {**v1, "X-Signature-256": sign_request(SECRET, "POST", "/hooks/both", body)}
+    assert (await client.post("/hooks/both", content=body, headers=v2)).status_code == 202
     older = await client.post("/hooks/c", content=body, headers=v1)
     assert older.status_code == 401
     assert "takes signatures of scheme v2" in older.json()["detail"]
-    assert len(await rt.store.list_snapshots()) == 1
+    assert len(await rt.store.list_snapshots()) == 3
+
+
+async def test_a_v1_signature_is_counted_under_the_key_it_had_before_v2() -> None:
+    """The replay key (and the run a keyless signed request is named by) of a v1 signature is
+    what it was before the v2 scheme: ``<webhook>|<sha256 of the signature>``."""
+    import hashlib
+
+    class Clock:
+        def now(self) -> float:
+            return 1_000.0
+
+    body = b'{"n": 1}'
+    expected = sign(SECRET, 1000, body)
+    signature = await Signatures(store=None, clock=Clock()).verify(  # type: ignore[arg-type]
+        hook="flow:/hooks/a",
+        secret=SECRET,
+        header="x-signature-256",
+        tolerance=300,
+        value=f"t=1000,v1={expected}",
+        body=body,
+        request="POST /hooks/a",
+        schemes=("v1",),
+    )
+    assert signature.key == f"flow:/hooks/a|{hashlib.sha256(expected.encode()).hexdigest()}"
 
 
 def test_a_signature_scheme_that_signs_nothing_is_refused_at_definition() -> None:
     with pytest.raises(InvalidWorkflowError) as refused:
         cf.define("bad").step("s", lambda ctx: 1).on_webhook(
             "/pull", method="get", hmac_secret=SECRET, signature_scheme="v1"
-        ).on_webhook("/other", hmac_secret=SECRET, signature_scheme="v3").compile()
+        ).on_webhook("/other", hmac_secret=SECRET, signature_scheme="v3").on_webhook(
+            "/both", method="GET", hmac_secret=SECRET, signature_scheme=("v2", "v1")
+        ).compile()
     said = str(refused.value)
     assert "a GET request has no body, so a v1 signature" in said
     assert "signature_scheme must be 'v2'" in said

@@ -15,7 +15,7 @@ import pytest
 import cronflow_actors as cf
 from cronflow_actors import net
 from cronflow_actors.errors import refused_in
-from cronflow_actors.http.auth import signature_header
+from cronflow_actors.http.auth import sign_request
 from tests.http.conftest import Serve
 
 SECRET = "s3cret"
@@ -141,7 +141,7 @@ async def test_a_webhook_start_refused_by_the_flow_keeps_its_message_to_the_log(
     moment = int(time.time())
     headers = {
         "Content-Type": "application/json",
-        "X-Signature-256": signature_header(SECRET, "POST", "/hooks/signed", body, at=moment),
+        "X-Signature-256": sign_request(SECRET, "POST", "/hooks/signed", body, at=moment),
     }
     refused = await client.post("/hooks/signed", content=body, headers=headers)
     # a webhook's caller is no operator of the flow: the class, not the message

@@ -12,7 +12,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 import cronflow_actors as cf
-from cronflow_actors.http.auth import signature_header
+from cronflow_actors.http.auth import sign_request
 from cronflow_actors.http.instrumentation import RequestMetrics
 from cronflow_actors.metrics import RuntimeMetrics
 from tests.http.conftest import Serve
@@ -115,7 +115,7 @@ async def test_webhook_duplicates_and_bad_signatures_are_counted(serve: Serve) -
     json_body = {"content-type": "application/json"}
     good = {
         **json_body,
-        "x-signature-256": signature_header("s3cret", "POST", "/webhooks/signed", body, at=now),
+        "x-signature-256": sign_request("s3cret", "POST", "/webhooks/signed", body, at=now),
     }
     assert (await client.post("/webhooks/signed", content=body, headers=good)).status_code == 202
     bad = {**json_body, "x-signature-256": f"t={now},v2={'0' * 64}"}

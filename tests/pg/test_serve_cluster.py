@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
-from cronflow_actors.http.auth import signature_header
+from cronflow_actors.http.auth import sign_request
 from tests.pg.cluster_app import SIGNED_SECRET
 from tests.serving import ROOT, Served, free_port
 
@@ -240,7 +240,7 @@ def test_signed_twins_with_a_key_sent_to_two_processes_get_one_run_and_its_dupli
         headers = {
             "Content-Type": "application/json",
             "Idempotency-Key": f"twin-{n}-{moment}",
-            "X-Signature-256": signature_header(
+            "X-Signature-256": sign_request(
                 SIGNED_SECRET, "POST", "/hooks/signed", body, at=moment
             ),
         }

@@ -183,7 +183,8 @@ class Webhook:
                 tolerance=spec.signature_tolerance,
                 value=headers.get(spec.signature_header),
                 body=raw,
-                request=_request_line(request) if spec.signature_scheme == "v2" else None,
+                request=_request_line(request),
+                schemes=spec.signature_schemes,
             )
         except Problem:
             self.edge.runtime.metrics.webhook_signature_failures.labels(self.flow_id).inc()
