@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from cronflow_actors.http.auth import sign, sign_request
 from tests.serve_edge_app import SECRET
@@ -331,3 +332,25 @@ def test_no_secret_in_the_database_a_run_or_a_debug_log(tmp_path: Path) -> None:
     stored = b"".join(path.read_bytes() for path in tmp_path.iterdir() if path.is_file())
     assert signature.encode() not in stored  # the replay guard keeps a hash of it
     assert token not in served.output()  # (the database keeps tokens: GET /paused lists them)
+
+
+def test_a_keyed_retry_after_a_restart_is_a_duplicate_whatever_the_set_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A schema's set is stored in the order the process's string hashing gave it: the same
+    body sent again to a restarted serve (another hash seed) was refused as another body under
+    the key, 422 (the review's M2). It is its run's duplicate; another set is still a 422."""
+    db = tmp_path / "tagged.db"
+    body = {"tags": ["alpha", "beta", "gamma", "delta", "epsilon"]}
+    key = {"Idempotency-Key": "t-1"}
+    answers = []
+    for seed in ("1", "2", "3"):
+        monkeypatch.setenv("PYTHONHASHSEED", seed)
+        with serving(APP, db) as served:
+            answers.append(httpx.post(f"{served.url}/webhooks/tagged", json=body, headers=key))
+            if seed == "3":
+                fewer = {"tags": body["tags"][:2]}
+                other = httpx.post(f"{served.url}/webhooks/tagged", json=fewer, headers=key)
+    assert [a.status_code for a in answers] == [202, 200, 200]
+    assert len({a.json()["run_id"] for a in answers}) == 1
+    assert other.status_code == 422
