@@ -287,7 +287,7 @@ class AuditRecorder:
     def rerun(self, item: WorkItemRecord) -> None:
         """A restart runs ``item``'s handler again (its end was not recorded): a
         ``WorkItem.rerun`` span."""
-        attributes = {"task": item.task, "attempt": item.attempt, "reruns": item.redispatches}
+        attributes = {"task": item.task, "attempt": item.attempt, "redispatches": item.redispatches}
         self.events.append(ENTER)
         self._open("WorkItem.rerun", item.workflow_id, item.id, attributes)
         self.events.append(EXIT)

@@ -134,7 +134,7 @@ class WorkflowActor(CoroutineActor):
             self.tell_self_first(DeliverKept())  # kept while it was held; after the redispatch
         if self.state.actions:
             self.tell_self_first(RedispatchActions())
-        if self._busy:
+        if self._busy and not self.services.draining:  # (draining: they run at the next start)
             items = self.state.work_items
             rerun = tuple((i, item.attempt) for i, item in items.items() if i in self._busy)
             self.tell_self_first(RerunStarted(items=rerun))
@@ -490,6 +490,7 @@ class WorkflowActor(CoroutineActor):
         ctx = self._handler_context(item)
         if attempt:
             ctx.attempt = attempt  # the action's dispatch, 2 and more after restarts
+            ctx.redispatches = record.redispatches if record is not None else 0
         handler = self._task_of(item).work_item.handler
         scope = self._tracing_scope(item, attempt, "action")
         self._spawn(ActionActor, handler, ctx, item.id, attempt, scope, run_id=self.instance_id)

@@ -99,8 +99,8 @@ class LeaseHeldError(LeaseError):
         self.database, self.owner, self.host, self.pid = database, owner, host, pid
         self.expires_in = expires_in
         gone = (
-            " (no process has that pid on this host now: it ended, a crash most likely, and "
-            "its lease lapses by itself)"
+            " (no process has that pid on this host now: unless it ran in a container of the "
+            "same host name, it ended, a crash most likely, and its lease lapses by itself)"
             if _gone(host, pid)
             else ""
         )

@@ -248,7 +248,7 @@ def _check_variable(key: str, value: str) -> None:
             key, shown, f"unset: {name} are given in {where}, not by the environment"
         )
     names = [*_FIELDS, "tokens", "queues"]
-    # one letter off is a typo however short the name (PROT, DBB, ULR); longer ones by ratio
+    # a slip of the hand however short the name (PROT, DBB, ULR); longer ones by ratio
     close = [n for n in names if _one_edit(name, n)]
     close = close or difflib.get_close_matches(name, names, n=1, cutoff=0.85)
     if close:  # its value is not shown: a misspelt token's would be a secret
@@ -259,22 +259,23 @@ def _check_variable(key: str, value: str) -> None:
 
 
 def _one_edit(typed: str, name: str) -> bool:
-    """Whether ``typed`` is ``name`` with one letter added, dropped, changed, or two side by
-    side swapped."""
-    if typed == name or abs(len(typed) - len(name)) > 1:
-        return False
-    if len(typed) == len(name):
+    """Whether ``typed`` is ``name`` with two letters side by side swapped (PROT, ULR) or one
+    letter doubled (DBB, PORTT): the slips of a hand, not another word (API, URI and DB1 are
+    names of their own, left alone)."""
+    if len(typed) == len(name) and typed != name:
         wrong = [i for i, (a, b) in enumerate(zip(typed, name, strict=True)) if a != b]
-        if len(wrong) == 1:
-            return True
         first = wrong[0]
         return (
             wrong == [first, first + 1]
             and typed[first] == name[first + 1]
             and (typed[first + 1] == name[first])
         )
-    shorter, longer = (typed, name) if len(typed) < len(name) else (name, typed)
-    return any(longer[:i] + longer[i + 1 :] == shorter for i in range(len(longer)))
+    if len(typed) == len(name) + 1:
+        return any(
+            typed[i] == typed[i - 1] and typed[:i] + typed[i + 1 :] == name
+            for i in range(1, len(typed))
+        )
+    return False
 
 
 def _names(value: str) -> list[str]:

@@ -284,10 +284,12 @@ async def _count(ctx: Any) -> float:
 async def test_actions_are_dispatched_again_after_a_restart(tmp_path: Path) -> None:
     db = tmp_path / "actions.db"
     gate, both, runs = asyncio.Event(), asyncio.Event(), []
+    redispatched: list[int] = []
 
     def flow() -> cf.Flow:
         async def send(ctx: Any) -> None:
             runs.append("durable")
+            redispatched.append(ctx.redispatches)
             if len(runs) == 2:
                 both.set()
             await gate.wait()
@@ -317,6 +319,7 @@ async def test_actions_are_dispatched_again_after_a_restart(tmp_path: Path) -> N
         await second.wait_idle()
         assert runs == ["durable"]
         assert (await second.inspect(run_id)).status == "completed"
+    assert redispatched == [0, 1]  # the action knows it was dispatched again, as a step does
 
 
 async def test_resume_tokens_never_start_with_a_dash(rt: cf.Runtime) -> None:

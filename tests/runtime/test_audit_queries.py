@@ -169,4 +169,7 @@ async def test_a_step_a_restart_runs_again_is_counted_and_traced(tmp_path: Path)
     assert (steps["slow"].attempts, steps["slow"].redispatches) == (1, 1)
     assert steps["first"].redispatches == 0  # recorded before the stop: not run again
     [rerun] = [s for s in spans if s.operation == "WorkItem.rerun"]
-    assert (rerun.element, rerun.attributes) == (key, {"task": "slow", "attempt": 1, "reruns": 1})
+    assert (rerun.element, rerun.attributes) == (
+        key,
+        {"task": "slow", "attempt": 1, "redispatches": 1},
+    )

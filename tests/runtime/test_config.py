@@ -142,6 +142,7 @@ def test_a_misspelt_variable_or_a_table_in_the_environment_is_refused() -> None:
     # another tool's variable (the compiled build's) is none of ours, and left alone; so is a
     # short name of the user's that is no setting's near miss
     environ = {"CRONFLOW_ACTORS_COMPILE": "1", "CRONFLOW_ENV": "prod", "CRONFLOW_HOME": "/x"}
+    environ |= {"CRONFLOW_API": "x", "CRONFLOW_URI": "x", "CRONFLOW_DB1": "x"}  # the review's
     assert load_config(None, environ=environ).drain_timeout == 30.0
 
 

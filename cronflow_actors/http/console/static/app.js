@@ -366,7 +366,7 @@
             h("span", { class: "kind", text: step.kind }),
             badge(step.status),
             h("span", { class: "muted", text: `attempts ${step.attempts}` }),
-            step.redispatches ? h("span", { class: "muted", text: `dispatched again after ${step.redispatches} restart(s)` }) : null,
+            step.redispatches ? h("span", { class: "muted", text: `${step.kind === "action" ? "dispatched" : "run"} again after ${step.redispatches} restart(s)` }) : null,
             h("span", { class: "muted", text: step.started_at ? `started ${when(step.started_at)}` : "not started" }),
             took !== null ? h("span", { class: "muted", text: `took ${duration(took)}` }) : null),
           bar,
