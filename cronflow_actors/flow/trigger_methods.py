@@ -13,6 +13,7 @@ from cronflow_actors.flow.cron import CatchUp, CronExpression, CronSchedule, tim
 from cronflow_actors.flow.definition import FlowTriggers
 from cronflow_actors.flow.triggers import (
     PollSpec,
+    SignatureScheme,
     WebhookSpec,
     poll_spec,
     schema_problem,
@@ -58,7 +59,7 @@ class TriggerMethods(Chain):
         hmac_secret: str | None = None,
         signature_header: str = "X-Signature-256",
         signature_tolerance: float = 300.0,
-        signature_scheme: str | Sequence[str] = "v2",
+        signature_scheme: SignatureScheme | Sequence[SignatureScheme] = "v2",
         keep_headers: Iterable[str] = (),
         parse_raw_body: bool = False,
         on_success: Fn | None = None,

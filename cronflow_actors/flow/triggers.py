@@ -12,13 +12,14 @@ from __future__ import annotations
 import inspect
 import re
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
 __all__ = [
     "METHODS",
     "PollSpec",
+    "SignatureScheme",
     "WebhookProblem",
     "WebhookRequest",
     "WebhookResponse",
@@ -252,6 +253,10 @@ def webhook_spec(
         **callbacks,
         **options,
     )
+
+
+SignatureScheme = Literal["v1", "v2"]
+"""A signed webhook's signature scheme (``WebhookSpec.signature_schemes``)."""
 
 
 def _schemes(given: Any) -> tuple[str, ...] | None:

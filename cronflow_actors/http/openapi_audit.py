@@ -26,9 +26,9 @@ _AT = {
         "maxLength": 100,
         # epoch seconds, or a date, a time and a zone (what parse_instant reads; it reads more)
         "pattern": (
-            r"^(-?[0-9]{1,12}(\.[0-9]{1,6})?"
-            r"|[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?"
-            r"(Z|[+-][0-9]{2}:[0-9]{2}))$"
+            r"^(-?[0-9]{1,12}(\.[0-9]{1,9})?"
+            r"|[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?"
+            r"(Z|[+-][0-9]{2}:?[0-9]{2}))$"
         ),
     },
     "description": "epoch seconds, or an ISO 8601 time with a time zone",

@@ -118,3 +118,33 @@ def noop(ctx: object) -> str:
 async def started(rt: cf.Runtime, run_id: str) -> bool:
     """Whether the run has started (a queued one has no steps yet)."""
     return bool((await rt.inspect(run_id)).steps)
+
+
+async def test_a_step_cut_in_one_process_is_run_again_and_counted_where_it_is_taken(
+    postgres_url: str,
+) -> None:
+    """A process stopped while a step ran: another takes the run over, records the step as run
+    again (its redispatches, before it runs) and runs it there, as a restart does on SQLite."""
+    running, go = asyncio.Event(), asyncio.Event()
+    seen: list[tuple[int, int]] = []
+
+    async def slow(ctx: cf.FlowContext) -> str:
+        seen.append((ctx.attempt, ctx.redispatches))
+        running.set()
+        await go.wait()
+        return "done"
+
+    def flow() -> cf.Flow:
+        return cf.define("slowly").step("slow", slow)
+
+    async with cf.Runtime(db=postgres_url, workflows=[flow()], lease_seconds=1) as taker:
+        async with cf.Runtime(db=postgres_url, workflows=[flow()], lease_seconds=1) as first:
+            run_id = await first.trigger("slowly")
+            await running.wait()
+        running.clear()
+        await asyncio.wait_for(running.wait(), 30)  # taken over: the step starts again there
+        go.set()
+        assert (await taker.wait(run_id, timeout=10)).output == "done"
+        [step] = (await taker.inspect(run_id)).steps
+    assert seen == [(1, 0), (1, 1)]
+    assert (step.attempts, step.redispatches) == (1, 1)
