@@ -294,8 +294,7 @@ class Context:
     - ``payload`` and ``outputs``: the workflow's initialize payload and the latest output of each
       of its tasks, and ``last`` its last output; ``output``: the completing task's (routers);
     - ``transition`` and ``stats`` (policies), ``route`` (routers), ``principal`` and
-      ``is_internal`` (actions), ``attempt``, ``idempotency_key`` and ``redispatches``
-      (handlers: how many times a restart ran this one again, its end unrecorded);
+      ``is_internal`` (actions), ``attempt``, ``idempotency_key``, ``redispatches`` (handlers);
     - ``secrets``: the secrets of the workflow it runs in, when the runtime has some for it;
     - ``execution_mode`` (``"normal"`` or ``"fast_forward"``) and ``migrating_from``: in an
       instance a migration started, the old instance's workflows (``MigrationSources``).

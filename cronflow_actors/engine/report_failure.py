@@ -18,7 +18,7 @@ from cronflow_actors.errors import INFRASTRUCTURE
 from cronflow_actors.messages.engine import TimerFired, WorkItemAction, WorkItemFinished
 from cronflow_actors.messages.states import WorkItemVerb
 
-__all__ = ["record"]
+__all__ = ["record", "say_failed"]
 
 logger = logging.getLogger("cronflow_actors.engine.workflow_actor")
 
@@ -52,3 +52,16 @@ async def record(actor: Any, command: Any, error: Exception) -> None:
             await actor._transact_with(functools.partial(fail_run, root=actor.root, error=reason))
         except Exception:
             logger.exception("%s: the run could not be failed either", actor)
+
+
+def say_failed(instance_id: str, workflow: str, error: str | None) -> None:
+    """A run failed with nothing behind it that a handler raised (a handler's raise is logged
+    where it was raised, at ERROR with its traceback): a wait's timeout, or its own. Said here,
+    or nowhere."""
+    logger.warning(
+        "run %s (%s) failed: %s",
+        instance_id,
+        workflow,
+        error,
+        extra={"run_id": instance_id, "workflow": workflow},
+    )

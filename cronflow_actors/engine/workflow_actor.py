@@ -406,15 +406,7 @@ class WorkflowActor(CoroutineActor):
         if root is not None and root.state in FINAL_STATES and not was_final and self._body:
             raised = self._raised.get(root.error_cause) if root.error_cause else None
             if raised is None and root.state == WorkflowState.FAILED:
-                # a handler's raise was logged where it was raised (ERROR, with its traceback);
-                # a run a wait's timeout or its own failed says so here, or nowhere
-                logger.warning(
-                    "run %s (%s) failed: %s",
-                    self.instance_id,
-                    root.name,
-                    root.error,
-                    extra={"run_id": self.instance_id, "workflow": root.name},
-                )
+                report_failure.say_failed(self.instance_id, root.name, root.error)
             info = Transaction.workflow_info(root)
             self.services.on_finished(info, self._body, raised)
             if self.state.end_owed:

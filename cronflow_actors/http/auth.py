@@ -60,6 +60,7 @@ __all__ = [
     "Signatures",
     "Tokens",
     "replayed",
+    "request_line",
     "sign",
     "sign_request",
 ]
@@ -187,6 +188,15 @@ def sign_request(
     them (percent-encoded as on the wire); ``at`` the Unix time it is signed at (now)."""
     moment = int(time.time()) if at is None else at
     return f"t={moment},v2={sign(secret, moment, body, f'{method.upper()} {target}')}"
+
+
+def request_line(method: str, scope: Mapping[str, Any]) -> str:
+    """``"METHOD /path?query"`` of an ASGI request as it was sent (a v2 signature signs it):
+    the path's bytes as received, not decoded, and the query as given."""
+    path = (scope.get("raw_path") or scope["path"].encode()).split(b"?", 1)[0]
+    query = scope.get("query_string", b"")
+    target = path + (b"?" + query if query else b"")
+    return f"{method} {target.decode('latin-1')}"
 
 
 class _Counters(Protocol):

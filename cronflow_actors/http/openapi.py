@@ -28,6 +28,7 @@ from cronflow_actors.http.answers import (
 )
 from cronflow_actors.http.openapi_audit import AUDIT_TYPES, audit_paths
 from cronflow_actors.http.openapi_links import LINKS, OPERATIONS
+from cronflow_actors.http.openapi_words import IDEMPOTENCY, MEANINGS, signature
 from cronflow_actors.http.problems import MEDIA_TYPE, ProblemBody
 from cronflow_actors.http.routes.nets import NetView
 from cronflow_actors.http.routes.runs import ReplayRun, StartRun
@@ -47,50 +48,6 @@ _NET_ACTION = "400 401 403"
 none configured) an action that needs authentication answers 401, its policy 403."""
 
 _NOT_PARAMETERS = frozenset({"authorization", "content-type", "accept"})  # OpenAPI forbids them
-_SIGNATURES = {
-    "v2": "'<t>.<METHOD> <path?query>.' followed by the body (path and query as sent)",
-    "v1": "'<t>.' followed by the body",
-}
-
-
-def _signature(schemes: tuple[str, ...]) -> str:
-    shapes = " or ".join(
-        f"t=<unix seconds>,{scheme}=<hex HMAC-SHA256 of {_SIGNATURES[scheme]}, keyed by the "
-        "webhook's secret>"
-        for scheme in schemes
-    )
-    return f"{shapes}; refused when t is outside the tolerance or the request was seen before"
-
-
-_IDEMPOTENCY = "requests with the same value start one run (later ones answer 200 with its id)"
-_MEANINGS = {
-    "400": "the request is malformed or does not fit the schema; nothing was changed",
-    "401": "a bearer token (or a valid signature) is needed; nothing was changed",
-    "403": (
-        "the action's policy refused the caller (action-denied), a browser page of another "
-        "origin sent it (cross-site-request), or the Host is none this server answers to "
-        "(host-not-allowed); nothing was changed"
-    ),
-    "404": "no such run, workflow, work item, flow or token (or no route for the path)",
-    "409": "the element's state does not allow it (or the id is taken); nothing was changed",
-    "413": "the request body is too large",
-    "422": (
-        "the request's idempotency key names a run started with another body "
-        "(idempotency-key-reused); nothing was started"
-    ),
-    "408": "the request body was not sent in time",
-    "415": "the body (or a Content-Type sent without one) must be application/json",
-    "500": (
-        "a webhook callback raised (its traceback is in the server's log), the flow's own code "
-        "raised in this call (flow-code-failed: raised_in names it; nothing was changed), or "
-        "the run's stored snapshot is damaged (damaged-snapshot: the detail names the run; a "
-        "retry does not help)"
-    ),
-    "503": (
-        "the runtime is not running (stopping, or its store failed), or the server is at its "
-        "connection limit or has too many big bodies in hand (too-busy); retry later"
-    ),
-}
 
 
 class _Builder:
@@ -136,7 +93,7 @@ class _Builder:
         responses = dict(answers)
         problem = {MEDIA_TYPE: {"schema": {"$ref": self.refs[ProblemBody]}}}
         for code in sorted(codes):
-            responses[code] = {"description": _MEANINGS[code], "content": problem}
+            responses[code] = {"description": MEANINGS[code], "content": problem}
         operation: dict[str, Any] = {"summary": summary, "responses": responses}
         if params:
             operation["parameters"] = params
@@ -201,9 +158,9 @@ def _webhook_op(b: _Builder, flow_id: str, spec: Any) -> dict[str, Any]:
         if name not in _NOT_PARAMETERS
     ]
     if spec.hmac_secret is not None:
-        params.append(header(spec.signature_header, True, _signature(spec.signature_schemes)))
+        params.append(header(spec.signature_header, True, signature(spec.signature_schemes)))
     if isinstance(spec.idempotency_key, str):
-        params.append(header(spec.idempotency_key, False, _IDEMPOTENCY))
+        params.append(header(spec.idempotency_key, False, IDEMPOTENCY))
     errors = "400 500 503"  # a callback, or the flow's first node (a condition), may raise
     if spec.idempotency_key is not None:
         errors += " 409"  # the key names a run of another flow
@@ -437,7 +394,7 @@ def _refused_as(b: _Builder, operation: dict[str, Any], code: str) -> None:
     """``operation`` may also answer ``code`` with a problem (if it does not list it yet)."""
     if code not in operation["responses"]:
         problem = {MEDIA_TYPE: {"schema": {"$ref": b.refs[ProblemBody]}}}
-        operation["responses"][code] = {"description": _MEANINGS[code], "content": problem}
+        operation["responses"][code] = {"description": MEANINGS[code], "content": problem}
 
 
 _INTEGERS = {"minimum": -(2**63), "maximum": 2**64 - 1}

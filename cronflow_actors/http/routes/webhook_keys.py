@@ -1,13 +1,47 @@
 """A webhook's idempotency key in its canonical form: one JSON form per value, so that keys are
-compared by value and type (0 and false two keys, 2 and 2.0 one)."""
+compared by value and type (0 and false two keys, 2 and 2.0 one); and the run id a key names."""
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import math
 import reprlib
+import uuid
 from typing import Any
 
-__all__ = ["NotAKey", "canonical", "shown"]
+import msgspec
+
+from cronflow_actors.http.problems import Problem
+
+__all__ = ["NotAKey", "canonical", "canonical_key", "run_id_of", "shown"]
+
+logger = logging.getLogger("cronflow_actors.http.routes.webhooks")
+
+_NAMESPACE = uuid.UUID("0d5b8f5e-4a6b-4c2f-9d71-6b1f0b2a3c44")
+
+
+def run_id_of(flow_id: str, name: str) -> str:
+    """The id of the run of ``flow_id`` that ``name`` (a key, or a signature's) names."""
+    digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()
+    return uuid.uuid5(_NAMESPACE, f"{flow_id}|{digest}").hex
+
+
+def canonical_key(value: Any, webhook: str) -> bytes:
+    """``value`` as canonical JSON; a 500 naming the ``idempotency_key`` callback of
+    ``webhook`` when it is no JSON value (logged: the flow's code is at fault, not the
+    request)."""
+    try:
+        return msgspec.json.encode(canonical(value), order="sorted")
+    except NotAKey as refused:
+        holding = "" if refused.part is value else f", holding {shown(refused.part)}"
+        detail = (
+            f"the webhook's idempotency_key callback returned {shown(value)}{holding}, "
+            "which is no key: return a string, a number, a bool, or lists and objects "
+            "(string keys) of them; None or '' for no key"
+        )
+        logger.error("the idempotency_key callback of webhook %s: %s", webhook, detail)
+        raise Problem(500, "webhook-callback-failed", detail, callback="idempotency_key") from None
 
 
 class NotAKey(Exception):

@@ -28,7 +28,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -39,7 +38,7 @@ from starlette.routing import Route
 
 from cronflow_actors.calls import call_user
 from cronflow_actors.errors import CronflowError, InstanceExistsError, NotFoundError
-from cronflow_actors.http.auth import SECRET_HEADERS, Signature, replayed
+from cronflow_actors.http.auth import SECRET_HEADERS, Signature, replayed, request_line
 from cronflow_actors.http.edge import Edge, json_response, webhook_route
 from cronflow_actors.http.problems import (
     Problem,
@@ -51,7 +50,7 @@ from cronflow_actors.http.problems import (
 from cronflow_actors.http.requests import check_media_type, decode_json, one_header, read_body
 from cronflow_actors.http.routes.runs import started
 from cronflow_actors.http.routes.webhook_answers import custom_response
-from cronflow_actors.http.routes.webhook_keys import NotAKey, canonical, shown
+from cronflow_actors.http.routes.webhook_keys import canonical_key, run_id_of
 from cronflow_actors.runtime import (
     RunInfo,
     WebhookProblem,
@@ -68,8 +67,6 @@ logger = logging.getLogger(__name__)
 _TWIN_WAIT = 2.0
 """Seconds a signed request with an idempotency key, whose signature another process claimed,
 looks for the run that process starts (its duplicate answer) before it is a replay."""
-
-_NAMESPACE = uuid.UUID("0d5b8f5e-4a6b-4c2f-9d71-6b1f0b2a3c44")
 
 
 class _Seen(msgspec.Struct):
@@ -183,7 +180,7 @@ class Webhook:
                 tolerance=spec.signature_tolerance,
                 value=headers.get(spec.signature_header),
                 body=raw,
-                request=_request_line(request),
+                request=request_line(request.method, request.scope),
                 schemes=spec.signature_schemes,
             )
         except Problem:
@@ -410,29 +407,11 @@ class Webhook:
             return None, None
         if isinstance(value, str):
             return self._id_of(value), None
-        named = "json:" + hashlib.sha256(self._canonical_key(value)).hexdigest()
+        named = "json:" + hashlib.sha256(canonical_key(value, self.name)).hexdigest()
         return self._id_of(named), (self._id_of(str(value)) if value else None)
 
     def _id_of(self, name: str) -> str:
-        digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()
-        return uuid.uuid5(_NAMESPACE, f"{self.flow_id}|{digest}").hex
-
-    def _canonical_key(self, value: Any) -> bytes:
-        """``value`` as canonical JSON; a 500 naming the ``idempotency_key`` callback when it
-        is no JSON value (logged: the flow's code is at fault, not the request)."""
-        try:
-            return msgspec.json.encode(canonical(value), order="sorted")
-        except NotAKey as refused:
-            holding = "" if refused.part is value else f", holding {shown(refused.part)}"
-            detail = (
-                f"the webhook's idempotency_key callback returned {shown(value)}{holding}, "
-                "which is no key: return a string, a number, a bool, or lists and objects "
-                "(string keys) of them; None or '' for no key"
-            )
-            logger.error("the idempotency_key callback of webhook %s: %s", self.name, detail)
-            raise Problem(
-                500, "webhook-callback-failed", detail, callback="idempotency_key"
-            ) from None
+        return run_id_of(self.flow_id, name)
 
     async def _call(self, name: str, *args: Any) -> Any:
         """A callback of the user's; one that raises is a 500 that names it."""
@@ -515,13 +494,3 @@ def routes(edge: Edge) -> list[Route]:
         methods = by_path.setdefault(spec.route, {})
         methods[spec.method.lower()] = Webhook(edge, flow_id, spec).receive
     return [webhook_route(path, **methods) for path, methods in by_path.items()]
-
-
-def _request_line(request: Request) -> str:
-    """``"METHOD /path?query"`` as the request was sent (a v2 signature signs it): the path's
-    bytes as received, not decoded, and the query as given."""
-    scope = request.scope
-    path = (scope.get("raw_path") or scope["path"].encode()).split(b"?", 1)[0]
-    query = scope.get("query_string", b"")
-    target = path + (b"?" + query if query else b"")
-    return f"{request.method} {target.decode('latin-1')}"

@@ -1,0 +1,52 @@
+"""What the OpenAPI document says in words: each error status's meaning, a signed webhook's
+signature header, an idempotency key's."""
+
+from __future__ import annotations
+
+__all__ = ["IDEMPOTENCY", "MEANINGS", "signature"]
+
+_SIGNATURES = {
+    "v2": "'<t>.<METHOD> <path?query>.' followed by the body (path and query as sent)",
+    "v1": "'<t>.' followed by the body",
+}
+
+
+def signature(schemes: tuple[str, ...]) -> str:
+    """The signature header's description for a webhook taking ``schemes``."""
+    shapes = " or ".join(
+        f"t=<unix seconds>,{scheme}=<hex HMAC-SHA256 of {_SIGNATURES[scheme]}, keyed by the "
+        "webhook's secret>"
+        for scheme in schemes
+    )
+    return f"{shapes}; refused when t is outside the tolerance or the request was seen before"
+
+
+IDEMPOTENCY = "requests with the same value start one run (later ones answer 200 with its id)"
+MEANINGS = {
+    "400": "the request is malformed or does not fit the schema; nothing was changed",
+    "401": "a bearer token (or a valid signature) is needed; nothing was changed",
+    "403": (
+        "the action's policy refused the caller (action-denied), a browser page of another "
+        "origin sent it (cross-site-request), or the Host is none this server answers to "
+        "(host-not-allowed); nothing was changed"
+    ),
+    "404": "no such run, workflow, work item, flow or token (or no route for the path)",
+    "409": "the element's state does not allow it (or the id is taken); nothing was changed",
+    "413": "the request body is too large",
+    "422": (
+        "the request's idempotency key names a run started with another body "
+        "(idempotency-key-reused); nothing was started"
+    ),
+    "408": "the request body was not sent in time",
+    "415": "the body (or a Content-Type sent without one) must be application/json",
+    "500": (
+        "a webhook callback raised (its traceback is in the server's log), the flow's own code "
+        "raised in this call (flow-code-failed: raised_in names it; nothing was changed), or "
+        "the run's stored snapshot is damaged (damaged-snapshot: the detail names the run; a "
+        "retry does not help)"
+    ),
+    "503": (
+        "the runtime is not running (stopping, or its store failed), or the server is at its "
+        "connection limit or has too many big bodies in hand (too-busy); retry later"
+    ),
+}
