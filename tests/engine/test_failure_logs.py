@@ -65,16 +65,23 @@ async def test_a_failed_step_is_logged_with_its_run_step_attempt_and_traceback(
     assert (record.run_id, record.workflow, record.step) == (run_id, "f", "b")  # type: ignore[attr-defined]
 
 
-async def test_an_attempt_that_is_retried_is_a_warning_and_the_last_one_an_error(
-    rt: cf.Runtime, clock: ManualClock, caplog: pytest.LogCaptureFixture
-) -> None:
+async def retried_twice(
+    rt: cf.Runtime, clock: ManualClock, caplog: pytest.LogCaptureFixture, level: int
+) -> list[logging.LogRecord]:
+    """The records of a step that fails twice, retried once, with the logger at ``level``."""
     rt.register(cf.define("r").step("b", async_step, retry=cf.Retry(attempts=2, delay="1s")))
-    caplog.set_level(logging.INFO, logger=LOGGER)
+    caplog.set_level(level, logger=LOGGER)
     run_id = await rt.trigger("r", {})
     await rt.wait_idle()
     clock.advance(1)
     assert (await rt.wait(run_id)).status == "failed"
-    first, last = records(caplog)
+    return records(caplog)
+
+
+async def test_an_attempt_that_is_retried_is_a_warning_and_the_last_one_an_error(
+    rt: cf.Runtime, clock: ManualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    first, last = await retried_twice(rt, clock, caplog, logging.INFO)
     assert first.levelno == logging.WARNING
     assert "attempt 1) failed; another attempt follows in 1 s: KeyError" in first.getMessage()
     # one line: a retried step's tracebacks filled the log (the newcomer's M2)
@@ -87,13 +94,7 @@ async def test_an_attempt_that_is_retried_is_a_warning_and_the_last_one_an_error
 async def test_a_retried_attempt_has_its_traceback_at_debug_level(
     rt: cf.Runtime, clock: ManualClock, caplog: pytest.LogCaptureFixture
 ) -> None:
-    rt.register(cf.define("r").step("b", async_step, retry=cf.Retry(attempts=2, delay="1s")))
-    caplog.set_level(logging.DEBUG, logger=LOGGER)
-    run_id = await rt.trigger("r", {})
-    await rt.wait_idle()
-    clock.advance(1)
-    assert (await rt.wait(run_id)).status == "failed"
-    first, _last = records(caplog)
+    first, _last = await retried_twice(rt, clock, caplog, logging.DEBUG)
     assert first.levelno == logging.WARNING
     assert first.exc_info is not None
     assert isinstance(first.exc_info[1], KeyError)
