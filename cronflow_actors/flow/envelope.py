@@ -46,6 +46,9 @@ class TriggerEnvelope(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=T
     """A per-item child started for an empty list: it ends at once."""
     query: dict[str, str] = msgspec.field(default_factory=dict)
     """A webhook's query parameters (``?code=...``: a GET webhook has no body)."""
+    body_digest: str | None = None
+    """A digest of the request's body as JSON reads it, for a webhook whose idempotency key is
+    a header: a retry under the key is compared with it (another body is refused)."""
 
 
 def flow_payload(
@@ -57,6 +60,7 @@ def flow_payload(
     raw_body: bytes | None = None,
     replay_of: str | None = None,
     query: Mapping[str, str] | None = None,
+    body_digest: str | None = None,
 ) -> TriggerEnvelope:
     """The envelope a flow run is started with (``replay_of``: the run it replays)."""
     return TriggerEnvelope(
@@ -67,6 +71,7 @@ def flow_payload(
         raw_body=bytes(raw_body) if raw_body is not None else None,
         replay_of=replay_of,
         query=dict(query or {}),
+        body_digest=body_digest,
     )
 
 

@@ -78,7 +78,7 @@ class TriggerMethods(Chain):
         ``on_success``/``on_error``: with the standard answer).
 
         With ``hmac_secret`` each request must be signed (``X-Signature-256: t=<unix
-        seconds>,v2=<hex>``, the HMAC-SHA256 of ``"<t>.<METHOD> <path?query>."`` and the body:
+        seconds>,v2=<hex>``, the HMAC-SHA256 of ``"<t>\\n<METHOD> <path?query>\\n"`` and the body:
         ``cronflow_actors.http.auth.sign_request`` makes it); ``signature_scheme="v1"`` takes
         the older ``v1=`` of ``"<t>."`` and the body alone, ``("v1", "v2")`` either (while
         senders move to v2).

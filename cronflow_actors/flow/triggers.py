@@ -112,7 +112,7 @@ class WebhookSpec(msgspec.Struct, frozen=True, kw_only=True, eq=False):
     """Callers must send ``Authorization: Bearer <token>`` with a configured token."""
     hmac_secret: str | None = None
     """Callers must sign each request: ``<signature_header>: t=<unix seconds>,v2=<hex
-    HMAC-SHA256 of "<t>.<METHOD> <path?query>.<raw body>">``; a stale or replayed signature is
+    HMAC-SHA256 of "<t>\\n<METHOD> <path?query>\\n<raw body>">``; a stale or replayed signature is
     refused."""
     signature_schemes: tuple[str, ...] = ("v2",)
     """The signatures taken: ``v2`` covers the method, the path and query, and the body;

@@ -12,11 +12,11 @@ so a client cannot learn a token one character at a time. A malformed ``Authoriz
 is a 401 on every authenticated route, even where no token is needed.
 
 Signed webhooks (``on_webhook(..., hmac_secret=...)``) carry a header ``<signature_header>:
-t=<unix seconds>,v2=<hex HMAC-SHA256 of "<t>.<METHOD> <path?query>.<raw body>">``: the signature
-is good for one method and target, so it cannot be sent to another webhook, nor with other path
-parameters or another query. A webhook defined with ``signature_scheme="v1"`` takes ``v1=<hex
-HMAC-SHA256 of "<t>.<raw body>">`` instead (the older scheme, for senders that sign the body
-alone: such a signature is good at every webhook sharing the secret, once at each), and
+t=<unix seconds>,v2=<hex HMAC-SHA256 of "<t>\n<METHOD> <path?query>\n<raw body>">``: the
+signature is good for one method and target, so it cannot be sent to another webhook, nor with
+other path parameters or another query. A webhook defined with ``signature_scheme="v1"`` takes
+``v1=<hex HMAC-SHA256 of "<t>.<raw body>">`` instead (the older scheme, for senders that sign
+the body alone: such a signature is good at every webhook sharing the secret, once at each), and
 ``signature_scheme=("v1", "v2")`` takes either, while senders move to v2. Several values are
 accepted, for a secret being rotated. A signature whose time is more than the tolerance away
 from now is refused, and so is one seen before within the tolerance (kept in the store, so a
@@ -174,9 +174,10 @@ def _unauthorized(_conn: HTTPConnection, error: AuthenticationError) -> Response
 
 def sign(secret: str, timestamp: int, body: bytes, request: str | None = None) -> str:
     """The signature of a request sent at ``timestamp``, as a client computes it: ``v2``, of
-    its method and target too (``request``: ``"POST /hooks/orders?x=1"``, the path and query
-    as sent), or ``v1`` (``request`` None), of the body alone."""
-    head = f"{timestamp}." if request is None else f"{timestamp}.{request}."
+    ``"<t>\n<request>\n"`` and the body (``request``: ``"POST /hooks/orders?x=1"``, the
+    path and query as sent; a line break is in no request line, so no path and body can be
+    cut apart two ways), or ``v1`` (``request`` None), of ``"<t>."`` and the body alone."""
+    head = f"{timestamp}." if request is None else f"{timestamp}\n{request}\n"
     return hmac.new(secret.encode(), head.encode() + body, hashlib.sha256).hexdigest()
 
 
@@ -289,6 +290,11 @@ class Signatures:
         for scheme, candidates in given.items():
             expected = sign(secret, timestamp, body, request if scheme == "v2" else None)
             if any(hmac.compare_digest(expected, candidate) for candidate in candidates):
+                # one key per request, whichever scheme signed it: on a webhook that takes v1
+                # the v1 signature (the server can make it), so that a request cannot be sent
+                # once with each of its values (and v1's key is the one it had before v2)
+                if "v1" in schemes and scheme != "v1":
+                    expected = sign(secret, timestamp, body)
                 digest = hashlib.sha256(expected.encode()).hexdigest()
                 return Signature(f"{hook}|{digest}", ttl=2 * tolerance)
         signed = " or ".join(

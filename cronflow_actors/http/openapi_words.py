@@ -6,7 +6,7 @@ from __future__ import annotations
 __all__ = ["IDEMPOTENCY", "MEANINGS", "signature"]
 
 _SIGNATURES = {
-    "v2": "'<t>.<METHOD> <path?query>.' followed by the body (path and query as sent)",
+    "v2": "'<t>', a line break, '<METHOD> <path?query>' (as sent), a line break, then the body",
     "v1": "'<t>.' followed by the body",
 }
 

@@ -362,8 +362,9 @@ class WorkItemRecord(msgspec.Struct, kw_only=True, gc=False, omit_defaults=True)
     began_at: float | None = None
     """When the handler of the current attempt began to run (None: not yet, or no handler)."""
     redispatches: int = 0
-    """How many times a restart ran its handler again: it had started and its end was not
-    recorded (the step may have run partly or wholly before; ``ctx.redispatches``)."""
+    """How many times a restart found it started with its end unrecorded, and ran its handler
+    again (each time the process before may have run it wholly, partly, or not at all: a step
+    waiting for a pool thread had not begun; ``ctx.redispatches``)."""
 
 
 class TaskRecord(msgspec.Struct, kw_only=True, gc=False, omit_defaults=True):

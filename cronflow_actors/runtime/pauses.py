@@ -142,8 +142,15 @@ def _check_shape(wait: WaitRecord, payload: Any) -> None:
             f'a bare {shown} decides nothing; send {{"approved": true}} (or false). The '
             "pause is still open",
         )
-    if not isinstance(payload, dict):
+    if payload is None:  # left out: not approved
         return
+    if not isinstance(payload, dict):  # 1, [], 5 closed it as not approved, for good
+        raise InvalidPayloadError(
+            where,
+            "resume",
+            f'a resume gives an object, such as {{"approved": true}} (or nothing, for not '
+            f"approved), not {clipped(payload)}. The pause is still open",
+        )
     for key in payload:
         letters = str(key).lower().replace("_", "").replace("-", "")
         field = letters if letters in _FIELDS else None
@@ -186,7 +193,7 @@ def _text(wait: WaitRecord, data: Mapping[str, Any], names: tuple[str, ...], def
     else ``default``; anything but one string is refused before the pause is touched (the
     approval record says who approved and why: a number or an object there says neither)."""
     given = {name: data[name] for name in names if name in data}
-    if not given:
+    if all(value == "" for value in given.values()):  # none, or empty: it names nobody
         return default
     where = f"step {wait.step!r} of run {wait.instance_id!r} (paused for a person)"
     if len(given) > 1:

@@ -33,7 +33,7 @@ from cronflow_actors.errors import (
     NotReplayableError,
 )
 from cronflow_actors.flow.compiled import CompiledFlow
-from cronflow_actors.flow.envelope import open_envelope
+from cronflow_actors.flow.envelope import TriggerEnvelope, open_envelope
 from cronflow_actors.flow.mocks import mocked, stand_ins
 from cronflow_actors.kernel import Clock
 from cronflow_actors.messages import QueuedRun, SnapshotRecord
@@ -137,6 +137,11 @@ class Replays:
             query=trigger.query,
             replay_of=run_id,
         )
+
+    async def recorded_trigger(self, run_id: str) -> TriggerEnvelope:
+        """How run ``run_id`` was started, as stored (``NotFoundError`` if it is not)."""
+        recorded, _workflow = await self._recorded(run_id)
+        return open_envelope(recorded)
 
     async def trigger(
         self,

@@ -73,8 +73,8 @@ class StepInfo(msgspec.Struct, frozen=True, kw_only=True):
     ``dispatched`` until its handler reports, then ``completed`` or ``failed`` with its error;
     ``attempts`` counts its dispatches, ``redispatches`` those made after a restart found it
     still out; its times are its handler's. Its outcome never changes the run's status. For a
-    step, ``redispatches`` counts the times a restart ran its handler again (it had started and
-    its end was not recorded)."""
+    step, ``redispatches`` counts the restarts that found it started with its end unrecorded
+    and ran it again (the process before may have run it wholly, partly, or not at all)."""
 
     id: str
     kind: str

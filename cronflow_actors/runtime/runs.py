@@ -72,6 +72,7 @@ class Runs:
         raw_body: bytes | None = None,
         replay_of: str | None = None,
         query: Mapping[str, str] | None = None,
+        body_digest: str | None = None,
     ) -> str:
         self._catalog.root(workflow)
         if instance_id is not None:
@@ -85,6 +86,7 @@ class Runs:
             raw_body=raw_body,
             replay_of=replay_of,
             query=query,
+            body_digest=body_digest,
         )
         # its place first, before its flow's queue or its id is locked (admission.py)
         return await self._admit(lambda: self._start_or_queue(workflow, envelope, instance_id))

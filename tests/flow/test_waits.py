@@ -129,6 +129,11 @@ async def test_a_resume_decides_only_by_a_boolean(rt: cf.Runtime, clock: ManualC
         # null is no "left out": it closed the pause as not approved, for good (the hostile
         # client's finding 5)
         ({"approved": None}, "'approved' is null; give true or false"),
+        # not an object: it decided nothing, and closed the pause as not approved (the second
+        # hostile client's 4)
+        (1, 'a resume gives an object, such as {"approved": true}'),
+        ([], "(or nothing, for not approved), not []"),
+        ([{"approved": True}], "The pause is still open"),
     ]:
         with pytest.raises(cf.errors.InvalidPayloadError, match=re.escape(said)):
             await rt.resume(pause.token, wrong)

@@ -357,3 +357,37 @@ async def test_an_event_published_twice_with_its_idempotency_key_starts_its_flow
     document = (await client.get("/openapi.json")).json()
     parameters = document["paths"]["/events/{name}"]["post"]["parameters"]
     assert "Idempotency-Key" in [p["name"] for p in parameters]
+
+
+class Stamped(msgspec.Struct):
+    order_id: str
+    ref: str = msgspec.field(default_factory=lambda: __import__("uuid").uuid4().hex)
+
+
+async def test_a_retry_is_the_same_body_however_its_schema_converts_it(serve: Serve) -> None:
+    """A header key's retry is compared as the body was sent (JSON as read), not as a schema
+    converted it: a field the schema fills in itself (a generated id) made an honest retry a
+    422, and 1 and true compared equal, so another body was a duplicate and lost (the second
+    hostile client's 2 and 3)."""
+    stamped = (
+        cf.define("stamped")
+        .step("s", lambda ctx: ctx.payload["order_id"])
+        .on_webhook("/hooks/stamped", schema=Stamped, idempotency_key="Idempotency-Key")
+    )
+    plain = (
+        cf.define("plain")
+        .step("s", lambda ctx: ctx.payload)
+        .on_webhook("/hooks/plain", idempotency_key="Idempotency-Key")
+    )
+    _rt, client = await serve([stamped, plain])
+    key = {"Idempotency-Key": "k-1"}
+    first = await client.post("/hooks/stamped", json={"order_id": "o1"}, headers=key)
+    again = await client.post("/hooks/stamped", content=b'{ "order_id" : "o1" }', headers={
+        **key, "Content-Type": "application/json"})  # fmt: skip
+    assert (first.status_code, again.status_code) == (202, 200)
+    assert again.json()["run_id"] == first.json()["run_id"]
+    assert (await client.post("/hooks/plain", json={"a": 1}, headers=key)).status_code == 202
+    as_bool = await client.post("/hooks/plain", json={"a": True}, headers=key)
+    assert as_bool.status_code == 422
+    same = await client.post("/hooks/plain", json={"a": 1.0}, headers=key)  # one number
+    assert same.status_code == 200

@@ -522,8 +522,9 @@ async def test_a_webhook_may_take_the_older_body_only_signature(serve: Serve) ->
     assert (again.status_code, "replay" in again.json()["detail"]) == (401, True)
     # the transition's webhook takes either
     assert (await client.post("/hooks/both", content=body, headers=v1)).status_code == 202
-    v2 = {**v1, "X-Signature-256": sign_request(SECRET, "POST", "/hooks/both", body)}
-    assert (await client.post("/hooks/both", content=body, headers=v2)).status_code == 202
+    other = b'{"n": 4}'  # (the same body at the same second is the same request, either way)
+    v2 = {**v1, "X-Signature-256": sign_request(SECRET, "POST", "/hooks/both", other)}
+    assert (await client.post("/hooks/both", content=other, headers=v2)).status_code == 202
     older = await client.post("/hooks/c", content=body, headers=v1)
     assert older.status_code == 401
     assert "takes signatures of scheme v2" in older.json()["detail"]
@@ -575,7 +576,7 @@ async def test_a_resume_records_the_principal_that_asked(serve: Serve) -> None:
     approval = cf.define("approval").human_in_the_loop("ok", description="approve")
     rt, client = await serve([approval], tokens=TOKENS)
     outputs = []
-    for body in ({"approved": True, "approvedBy": "ada"}, {"approved": False}):
+    for body in ({"approved": True, "approvedBy": "ada"}, {"approved": False, "approvedBy": ""}):
         run_id = await rt.trigger("approval")
         await rt.wait_idle()
         [pause] = await rt.list_paused()
@@ -592,3 +593,39 @@ async def test_a_resume_records_the_principal_that_asked(serve: Serve) -> None:
     await rt.resume(pause.token, {"approved": True})
     output = (await rt.wait(run_id, timeout=5)).output
     assert ("resumed_by" in output, output["approved_by"]) == (False, "human")
+
+
+async def test_a_request_signed_with_both_schemes_starts_one_run(serve: Serve) -> None:
+    """On a webhook taking v1 and v2, a header with both values could be sent again with one
+    of them only, a second run (the second hostile client's 1): one key per request now."""
+    flow = (
+        cf.define("signed")
+        .step("s", lambda ctx: ctx.payload)
+        .on_webhook("/hooks/both", hmac_secret=SECRET, signature_scheme=("v1", "v2"))
+    )
+    rt, client = await serve([flow])
+    body, moment = b'{"n": 3}', int(time.time())
+    v1 = f"v1={sign(SECRET, moment, body)}"
+    v2 = sign_request(SECRET, "POST", "/hooks/both", body, at=moment).split(",", 1)[1]
+    answers = []
+    for value in (f"t={moment},{v1},{v2}", f"t={moment},{v1}", f"t={moment},{v2}"):
+        headers = {"Content-Type": "application/json", "X-Signature-256": value}
+        answers.append(await client.post("/hooks/both", content=body, headers=headers))
+    assert [a.status_code for a in answers] == [202, 401, 401]
+    assert len(await rt.store.list_snapshots()) == 1
+
+
+async def test_a_path_and_a_body_cannot_trade_their_dots(serve: Serve) -> None:
+    """v2 joined its parts with dots: a path ending '.1' with a body '5' signed what the path
+    without it and the body '1.5' did (the second hostile client's 7). Line breaks now."""
+    flow = (
+        cf.define("signed")
+        .step("s", lambda ctx: ctx.payload)
+        .on_webhook("/hooks/acct/{acct}", hmac_secret=SECRET)
+    )
+    _rt, client = await serve([flow])
+    moment = int(time.time())
+    header = sign_request(SECRET, "POST", "/hooks/acct/a.1", b"5", at=moment)
+    moved = {"Content-Type": "application/json", "X-Signature-256": header}
+    assert (await client.post("/hooks/acct/a", content=b"1.5", headers=moved)).status_code == 401
+    assert (await client.post("/hooks/acct/a.1", content=b"5", headers=moved)).status_code == 202

@@ -50,7 +50,7 @@ from cronflow_actors.http.problems import (
 from cronflow_actors.http.requests import check_media_type, decode_json, one_header, read_body
 from cronflow_actors.http.routes.runs import started
 from cronflow_actors.http.routes.webhook_answers import custom_response
-from cronflow_actors.http.routes.webhook_keys import canonical_key, run_id_of
+from cronflow_actors.http.routes.webhook_keys import body_digest, canonical_key, run_id_of
 from cronflow_actors.runtime import (
     RunInfo,
     WebhookProblem,
@@ -221,8 +221,8 @@ class Webhook:
                     # start is durable
                     shared = isinstance(self.edge.runtime.lease, ClusterLease)
                     wait = _TWIN_WAIT if shared else 0.0
-                    return await self._replayed(webhook_request, wait=wait)
-                return await self._replayed(webhook_request)
+                    return await self._replayed(webhook_request, raw, wait=wait)
+                return await self._replayed(webhook_request, raw)
             sent: list[bool] = []  # the start was sent: it may be durable from then on
             try:
                 return await self._start(
@@ -263,7 +263,9 @@ class Webhook:
         """The run of a signed request without an idempotency key: named by its signature."""
         return self._id_of(f"signature:{signature.key}")
 
-    async def _replayed(self, request: WebhookRequest, *, wait: float = 0.0) -> Response:
+    async def _replayed(
+        self, request: WebhookRequest, raw: bytes, *, wait: float = 0.0
+    ) -> Response:
         """A signed request seen before: the duplicate of a run its idempotency key names gets
         the duplicate answer (its client retries); anything else is a replay (401). A replay
         never starts a run: the key may come from headers the signature does not cover, so it
@@ -278,7 +280,7 @@ class Webhook:
             for instance_id in run_ids:
                 run = await self._run_of(instance_id)
                 if run is not None:
-                    return await self._duplicate(request, run, callbacks=signed_key)
+                    return await self._duplicate(request, raw, run, callbacks=signed_key)
             if clock.monotonic() >= deadline:
                 break
             await clock.sleep(0.05)
@@ -316,7 +318,7 @@ class Webhook:
             ids = await self._run_ids(webhook_request)
             run = await self._run_of(ids[0]) if ids[0] is not None else None
             if run is not None:
-                return await self._duplicate(webhook_request, run)
+                return await self._duplicate(webhook_request, raw, run)
         if spec.condition is not None and not await self._call("condition", webhook_request):
             if signature is not None:
                 await edge.signatures.mark_answered(signature)
@@ -324,7 +326,7 @@ class Webhook:
         instance_id, legacy = ids or await self._run_ids(webhook_request)
         run = await self._run_of(legacy) if legacy is not None else None
         if run is not None:
-            return await self._duplicate(webhook_request, run)
+            return await self._duplicate(webhook_request, raw, run)
         instance_id = instance_id if instance_id is not None else own_id
         if sent is not None:
             sent.append(True)
@@ -338,18 +340,22 @@ class Webhook:
                 params=dict(request.path_params),
                 query=dict(request.query_params),
                 raw_body=raw if spec.parse_raw_body else None,
+                # a key the client sends names one body: its retries are compared with it
+                body_digest=(
+                    body_digest(raw, edge.limits) if isinstance(spec.idempotency_key, str) else None
+                ),
             )
         except InstanceExistsError:
             assert instance_id is not None
             if instance_id == own_id:  # the same signed request, started meanwhile: a replay
-                return await self._replayed(webhook_request)
+                return await self._replayed(webhook_request, raw)
             return await self._duplicate(
-                webhook_request, await self.edge.runtime.inspect(instance_id)
+                webhook_request, raw, await self.edge.runtime.inspect(instance_id)
             )
         return await self._accepted(webhook_request, run_id, started(run_id))
 
     async def _duplicate(
-        self, request: WebhookRequest, run: RunInfo, *, callbacks: bool = True
+        self, request: WebhookRequest, raw: bytes, run: RunInfo, *, callbacks: bool = True
     ) -> Response:
         """The answer to a request whose idempotency key names ``run``, which exists: that
         run's, if it is a run of this webhook's flow. A run of another flow under that id (its
@@ -362,7 +368,7 @@ class Webhook:
                 f"this request's idempotency key names run {run_id}, which is not a run of "
                 f"flow {self.flow_id!r}: nothing was started; send it with another key",
             )
-        if isinstance(self.spec.idempotency_key, str) and not self._same(run.payload, request):
+        if isinstance(self.spec.idempotency_key, str) and not await self._same(run_id, raw):
             # a key the client sends (a header) names one request: another body under it is
             # no retry, and would be answered as done while it is lost (IETF's idempotency
             # key draft: 422). A key a callback derives from the body may see a resent event
@@ -378,16 +384,12 @@ class Webhook:
         standard = json_response({"run_id": run_id, "duplicate": True})
         return await self._accepted(request, run_id, standard) if callbacks else standard
 
-    def _same(self, stored: Any, request: WebhookRequest) -> bool:
-        """Whether a run's stored payload is this request's: compared as the webhook's schema
-        reads them, where it has one (a set's stored order follows the process's hashing)."""
-        schema = self.spec.schema
-        if schema is None:
-            return bool(stored == request.payload)
-        try:
-            return bool(msgspec.convert(stored, schema) == msgspec.convert(request.payload, schema))
-        except msgspec.ValidationError:  # a run started before the schema changed
-            return False
+    async def _same(self, run_id: str, raw: bytes) -> bool:
+        """Whether run ``run_id`` was started by this body, as JSON reads it (its keys' order
+        and spacing aside; 1 and true, or a set's order, two bodies): the digest its start
+        kept. A run started before starts kept one is taken as the same."""
+        kept = (await self.edge.runtime.replays.recorded_trigger(run_id)).body_digest
+        return kept is None or kept == body_digest(raw, self.edge.limits)
 
     async def _run_ids(self, request: WebhookRequest) -> tuple[str | None, str | None]:
         """The run id an idempotency key gives (None without a key: None, or the empty string,
