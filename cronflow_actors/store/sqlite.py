@@ -38,6 +38,15 @@ __all__ = ["SQLiteStore"]
 
 SYNCHRONOUS_LEVELS = ("OFF", "NORMAL", "FULL", "EXTRA")
 
+WAL_AUTOCHECKPOINT = 4000
+"""Pages in the log past which the writer's commit copies the log into the file (a checkpoint;
+SQLite's default is 1000), for a file database. The commit that crosses it waits for the copy:
+a three-step run writes some 36 pages, so at 1000 about one run in 28 carried a checkpoint
+(1,255 pages: 1.35 ms, measured), more than the 1% its 99th percentile leaves out; at 4000 one
+run in 110 (5,057 pages: 2.7 ms). A page rewritten while it waits in the log is copied once,
+so the copying a run costs halves (39 -> 19 us a run, runs one at a time). The log file keeps
+its largest size: some 20 MB instead of 5."""
+
 logger = logging.getLogger(__name__)
 
 
@@ -147,6 +156,7 @@ class SQLiteStore(GroupWrites, SQLiteReads):
                         "journal_mode", row, "WAL (the file system refused it)"
                     )
             await connection.execute(f"PRAGMA synchronous = {self.synchronous}")
+            await connection.execute(f"PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT}")
             await self._migrate(connection)
             reader = await self._connect()
         except BaseException:
