@@ -316,10 +316,13 @@ class Transaction:
             return call
         return refusing_call(call, refusing)
 
-    def mutation(self, snapshot: SnapshotRecord) -> Mutation:
+    def mutation(
+        self, snapshot: SnapshotRecord, replaces: SnapshotRecord | None = None
+    ) -> Mutation:
         """What committing this transaction writes, with ``snapshot`` (its next revision), and
-        the audit trail's spans (None: the audit is off). (Most transactions set no timer and
-        open no wait: their empty dicts are not asked for their values.)"""
+        the audit trail's spans (None: the audit is off); ``replaces``: the committed snapshot
+        it follows, if known (``Mutation.replaces``). (Most transactions set no timer and open
+        no wait: their empty dicts are not asked for their values.)"""
         timers_set, waits_set, audit = self.timers_set, self.waits_set, self.audit
         return Mutation(
             snapshot=snapshot,
@@ -330,6 +333,9 @@ class Transaction:
             waits_end=tuple(self.waits_end),
             dequeued=tuple(self.dequeued),
             spans=None if audit is None else audit.spans(snapshot.revision),
+            replaces=None
+            if replaces is None
+            else (replaces.status, replaces.terminal, replaces.runnable),
         )
 
     # -- wake-up rows ------------------------------------------------------------------------------

@@ -350,7 +350,7 @@ class WorkflowActor(CoroutineActor):
             runnable=runnable,
             body=body,
         )
-        return tx.mutation(snapshot), snapshot, busy
+        return tx.mutation(snapshot, self._committed), snapshot, busy
 
     def _automated(self, item: WorkItemRecord) -> bool:
         definition = self._task_of(item).work_item

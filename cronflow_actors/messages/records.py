@@ -146,3 +146,8 @@ class Mutation(Message, frozen=True, kw_only=True, gc=False):
     waits_end: tuple[str, ...] = ()
     dequeued: tuple[str, ...] = ()
     spans: SpanRows | None = None
+    replaces: tuple[str, bool, bool] | None = None
+    """The indexed columns (status, terminal, runnable) of the snapshot this one replaces, if
+    its writer knows them: a store that writes a snapshot whose indexed columns are unchanged
+    with a cheaper statement learns from it whether to try that one first. A hint only: a
+    wrong one costs a statement, never a wrong write."""

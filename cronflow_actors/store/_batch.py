@@ -30,6 +30,9 @@ class Coalesced(msgspec.Struct, kw_only=True):
     snapshots: dict[str, SnapshotRecord] = msgspec.field(default_factory=dict)
     bases: dict[str, int] = msgspec.field(default_factory=dict)
     """Per instance: the revision its first snapshot in the batch was based on (0: new)."""
+    replaces: dict[str, tuple[str, bool, bool]] = msgspec.field(default_factory=dict)
+    """Per instance: the indexed columns of the snapshot its first one in the batch replaces,
+    where its mutation said (``Mutation.replaces``)."""
     journal: list[tuple[JournalEntry, int | None]] = msgspec.field(default_factory=list)
     """Each entry, with the revision of the snapshot its mutation wrote (None: none)."""
     spans: list[SpanRows] = msgspec.field(default_factory=list)
@@ -52,6 +55,8 @@ def coalesce(mutations: Iterable[Mutation]) -> Coalesced:
             current = snapshots.get(snapshot.instance_id)
             if current is None:
                 out.bases[snapshot.instance_id] = snapshot.revision - 1
+                if mutation.replaces is not None:
+                    out.replaces[snapshot.instance_id] = mutation.replaces
             elif snapshot.revision != current.revision + 1:
                 raise BrokenChainError(snapshot.instance_id)
             snapshots[snapshot.instance_id] = snapshot

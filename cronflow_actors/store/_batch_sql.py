@@ -131,7 +131,7 @@ def write_batch(
                 updates.append((snapshot, base))
         if inserts and db.executemany(sql.INSERT_SNAPSHOT, inserts).rowcount != len(inserts):
             raise _Refused
-        if updates and _update(db, updates) != len(updates):
+        if updates and _update(db, updates, batch.replaces) != len(updates):
             raise _Refused
         if batch.journal:
             db.executemany(
@@ -167,16 +167,33 @@ def write_batch(
     return results, vacuum_due
 
 
-def _update(db: sqlite3.Connection, updates: list[tuple[SnapshotRecord, int]]) -> int:
+def _update(
+    db: sqlite3.Connection,
+    updates: list[tuple[SnapshotRecord, int]],
+    replaces: dict[str, tuple[str, bool, bool]],
+) -> int:
     """Write each (snapshot, revision it replaces) in ``updates``: the body alone where the
     indexed columns are unchanged, all columns for the others (a row the first statement
-    changed has moved past its base revision, so the second leaves it alone). The number of
-    rows changed: fewer than ``updates`` when one was refused."""
-    changed = db.executemany(sql.UPDATE_BODY, [sql.body_row(s, b) for s, b in updates]).rowcount
-    if changed == len(updates):
-        return changed
-    rows = [sql.update_row(s, b) for s, b in updates]
-    return changed + db.executemany(sql.UPDATE_SNAPSHOT, rows).rowcount
+    changed has moved past its base revision, so the second leaves it alone). A snapshot whose
+    mutation said its indexed columns change (``replaces``: a run that starts waiting, wakes,
+    ends) goes to the second statement at once, without a first one that would find no row.
+    The number of rows changed: fewer than ``updates`` when one was refused."""
+    body: list[tuple[SnapshotRecord, int]] = []
+    full: list[tuple[Any, ...]] = []
+    for snapshot, base in updates:
+        stored = replaces.get(snapshot.instance_id)
+        if stored is None or stored == (snapshot.status, snapshot.terminal, snapshot.runnable):
+            body.append((snapshot, base))
+        else:
+            full.append(sql.update_row(snapshot, base))
+    changed = 0
+    if body:
+        changed = db.executemany(sql.UPDATE_BODY, [sql.body_row(s, b) for s, b in body]).rowcount
+        if changed != len(body):
+            full += [sql.update_row(s, b) for s, b in body]
+    if full:
+        changed += db.executemany(sql.UPDATE_SNAPSHOT, full).rowcount
+    return changed
 
 
 def _holds_lease(db: sqlite3.Connection, owner: str) -> bool:

@@ -207,3 +207,63 @@ async def test_two_closes_at_once_both_return_once_the_batch_in_flight_is_writte
     await asyncio.wait_for(asyncio.gather(store.close(), store.close(), *writes), 10)
     async with SQLiteStore(tmp_path / "s.db") as reopened:
         assert len(await reopened.list_runs(limit=100)) == 20
+
+
+async def test_a_run_said_to_move_skips_the_body_statement_and_a_wrong_hint_writes_right(
+    tmp_path: Path,
+) -> None:
+    # ``Mutation.replaces`` (the indexed columns of the snapshot it follows) sends a run whose
+    # status changes to the full statement at once; a hint that is wrong either way costs a
+    # statement and writes what no hint would
+    path = tmp_path / "s.db"
+    async with SQLiteStore(path) as store:
+        for name in ("moves", "says_moves", "says_stays", "stale"):
+            await store.commit(Mutation(snapshot=snapshot(name, revision=1)))
+    before = ("running", False, False)
+    mutations = [
+        Mutation(
+            snapshot=snapshot("moves", revision=2, status="completed", terminal=True),
+            replaces=before,
+        ),
+        # says it moves, but keeps its columns (the body statement would have done)
+        Mutation(
+            snapshot=snapshot("says_moves", revision=2, body=b"b"),
+            replaces=("waiting", False, False),
+        ),
+        # says it stays, but moves (the body statement finds no row: the full one follows)
+        Mutation(
+            snapshot=snapshot("says_stays", revision=2, status="waiting"),
+            replaces=("waiting", False, False),
+        ),
+    ]
+    bodies: list[str] = []
+    async with aiosqlite.connect(path, isolation_level=None) as connection:
+
+        def traced(db: sqlite3.Connection, *args: Any) -> Any:
+            db.set_trace_callback(lambda sql: bodies.append(sql) if "SET revision" in sql else None)
+            try:
+                return write_batch(db, *args)
+            finally:
+                db.set_trace_callback(None)
+
+        batch = coalesce(mutations)
+        items: list[Any] = [(m, None) for m in mutations]
+        assert await run_on_connection(connection, traced, items, batch, None, None) == (
+            [None, None, None],
+            False,
+        )
+        assert len(bodies) == 1  # "says_stays" alone tried the body statement
+        stale = [Mutation(snapshot=snapshot("stale", revision=3), replaces=before)]
+        with pytest.raises(_Refused):  # a hint does not make a stale revision pass
+            await run_on_connection(
+                connection, write_batch, [(stale[0], None)], coalesce(stale), None, None
+            )
+    async with SQLiteStore(path) as store:
+        assert await _stored(store, "moves", "says_moves", "says_stays", "stale") == {
+            "moves": (2, "completed", True, b"state"),
+            "says_moves": (2, "running", False, b"b"),
+            "says_stays": (2, "waiting", False, b"state"),
+            "stale": (1, "running", False, b"state"),
+        }
+        assert [r.instance_id for r in await store.list_runs(status="completed")] == ["moves"]
+        assert await store.count_in_flight() == {("wf", "running"): 2, ("wf", "waiting"): 1}
