@@ -162,8 +162,12 @@ def test_runs_has_a_header_readable_times_and_checked_choices(served: Served) ->
     assert {run["status"] for run in page["runs"]} <= {"failed"}
     bogus = cli("runs", "--status", "bogus", served=served)
     assert bogus.returncode == 2
-    assert "invalid choice: 'bogus'" in bogus.stderr
-    assert "completed" in bogus.stderr  # the choices are listed
+    assert "'bogus' is none of running, waiting, completed" in bogus.stderr  # the choices
+    # the metrics' word for a run waiting on a person: pointed to where those are (the
+    # newcomer's L5)
+    paused = cli("runs", "--status", "paused", served=served)
+    assert paused.returncode == 2
+    assert "`cronflow-actors paused` lists those" in paused.stderr
     assert cli("runs", "--limit", "0", served=served).returncode == 2
     paged = cli("runs", "--limit", "1", served=served)
     assert "more: cronflow-actors runs --cursor" in paged.stderr

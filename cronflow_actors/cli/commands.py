@@ -348,6 +348,19 @@ def _positive_seconds(text: str) -> float:
     return value
 
 
+def _status(text: str) -> str:
+    """A run's status; ``paused`` (the metrics' word for waiting on a person) is pointed to
+    the command that lists those."""
+    if text in STATUSES:
+        return text
+    hint = (
+        ": a run paused for a person is 'waiting' here; `cronflow-actors paused` lists those"
+        if text == "paused"
+        else ""
+    )
+    raise argparse.ArgumentTypeError(f"{text!r} is none of {', '.join(STATUSES)}{hint}")
+
+
 def _limit(text: str) -> int:
     if not text.isdigit() or not 1 <= int(text) <= 1000:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number from 1 to 1000")
@@ -410,7 +423,13 @@ def add_client_commands(commands: Any) -> None:
 
     runs = commands.add_parser("runs", help="list runs, newest first")
     runs.add_argument("--workflow", default=None, metavar="FLOW", help="only this flow's runs")
-    runs.add_argument("--status", default=None, choices=STATUSES, help="only runs in this state")
+    runs.add_argument(
+        "--status",
+        default=None,
+        type=_status,
+        metavar="{" + ",".join(STATUSES) + "}",
+        help="only runs in this state",
+    )
     runs.add_argument(
         "--blocked", action="store_true", help="only runs held on a changed definition"
     )
