@@ -13,7 +13,6 @@ from typing import Any
 import msgspec
 
 from cronflow_actors.http.problems import Problem
-from cronflow_actors.http.requests import BodyLimits, decode_json
 
 __all__ = ["NotAKey", "body_digest", "canonical", "canonical_key", "run_id_of", "shown"]
 
@@ -77,13 +76,7 @@ def shown(value: Any) -> str:
     return f"{type(value).__name__} {reprlib.repr(value)}"
 
 
-def body_digest(raw: bytes, limits: BodyLimits) -> str:
-    """A request body's digest as JSON reads it: the same for the same data whatever its keys'
-    order or spacing, another for 1 and true (its canonical form); of the bytes themselves
-    when that has none."""
-    try:
-        data = decode_json(raw, limits) if raw.strip() else None
-        text = msgspec.json.encode(canonical(data), order="sorted")
-    except (NotAKey, Problem):
-        text = raw
-    return hashlib.sha256(text).hexdigest()
+def body_digest(data: Any) -> str:
+    """The digest of a request body's decoded JSON ``data``: the same for the same data
+    whatever its keys' order or spacing, another for 1 and true (its canonical form)."""
+    return hashlib.sha256(msgspec.json.encode(canonical(data), order="sorted")).hexdigest()

@@ -142,6 +142,9 @@ class Webhook:
             seen.request = msgspec.structs.replace(
                 seen.request, payload=decode_json(raw, edge.limits)
             )
+        # a key the client sends names one body, as sent (not as a schema converts it)
+        keyed = isinstance(spec.idempotency_key, str)
+        digest = body_digest(seen.request.payload) if keyed else None
         if spec.header_validator is not None:
             verdict = await self._call("header_validator", seen.request)
             if verdict is not True:
@@ -164,8 +167,10 @@ class Webhook:
             if verdict is not True:
                 raise Problem(400, "validation-failed", _refusal("validate", verdict))
         if signature is None:
-            return await self._start(request, webhook_request, kept, raw)
-        return await self._start_signed(request, webhook_request, kept, raw, signature)
+            return await self._start(request, webhook_request, kept, raw, digest)
+        return await self._start_signed(
+            request, webhook_request, kept, raw, signature, digest=digest
+        )
 
     async def _verify(
         self, request: Request, secret: str, headers: Mapping[str, str], raw: bytes
@@ -194,6 +199,8 @@ class Webhook:
         kept: dict[str, str],
         raw: bytes,
         signature: Signature,
+        *,
+        digest: str | None,
     ) -> Response:
         """A signed request that passed every check: its signature is claimed here, and given
         back when the start fails (a 500 of a callback, a 503), so that only an accepted
@@ -221,8 +228,8 @@ class Webhook:
                     # start is durable
                     shared = isinstance(self.edge.runtime.lease, ClusterLease)
                     wait = _TWIN_WAIT if shared else 0.0
-                    return await self._replayed(webhook_request, raw, wait=wait)
-                return await self._replayed(webhook_request, raw)
+                    return await self._replayed(webhook_request, digest, wait=wait)
+                return await self._replayed(webhook_request, digest)
             sent: list[bool] = []  # the start was sent: it may be durable from then on
             try:
                 return await self._start(
@@ -230,6 +237,7 @@ class Webhook:
                     webhook_request,
                     kept,
                     raw,
+                    digest,
                     own_id=named,
                     signature=signature,
                     sent=sent,
@@ -264,7 +272,7 @@ class Webhook:
         return self._id_of(f"signature:{signature.key}")
 
     async def _replayed(
-        self, request: WebhookRequest, raw: bytes, *, wait: float = 0.0
+        self, request: WebhookRequest, digest: str | None, *, wait: float = 0.0
     ) -> Response:
         """A signed request seen before: the duplicate of a run its idempotency key names gets
         the duplicate answer (its client retries); anything else is a replay (401). A replay
@@ -280,7 +288,7 @@ class Webhook:
             for instance_id in run_ids:
                 run = await self._run_of(instance_id)
                 if run is not None:
-                    return await self._duplicate(request, raw, run, callbacks=signed_key)
+                    return await self._duplicate(request, digest, run, callbacks=signed_key)
             if clock.monotonic() >= deadline:
                 break
             await clock.sleep(0.05)
@@ -300,6 +308,7 @@ class Webhook:
         webhook_request: WebhookRequest,
         kept: dict[str, str],
         raw: bytes,
+        digest: str | None,
         *,
         own_id: str | None = None,
         signature: Signature | None = None,
@@ -318,7 +327,7 @@ class Webhook:
             ids = await self._run_ids(webhook_request)
             run = await self._run_of(ids[0]) if ids[0] is not None else None
             if run is not None:
-                return await self._duplicate(webhook_request, raw, run)
+                return await self._duplicate(webhook_request, digest, run)
         if spec.condition is not None and not await self._call("condition", webhook_request):
             if signature is not None:
                 await edge.signatures.mark_answered(signature)
@@ -326,7 +335,7 @@ class Webhook:
         instance_id, legacy = ids or await self._run_ids(webhook_request)
         run = await self._run_of(legacy) if legacy is not None else None
         if run is not None:
-            return await self._duplicate(webhook_request, raw, run)
+            return await self._duplicate(webhook_request, digest, run)
         instance_id = instance_id if instance_id is not None else own_id
         if sent is not None:
             sent.append(True)
@@ -340,22 +349,19 @@ class Webhook:
                 params=dict(request.path_params),
                 query=dict(request.query_params),
                 raw_body=raw if spec.parse_raw_body else None,
-                # a key the client sends names one body: its retries are compared with it
-                body_digest=(
-                    body_digest(raw, edge.limits) if isinstance(spec.idempotency_key, str) else None
-                ),
+                body_digest=digest,
             )
         except InstanceExistsError:
             assert instance_id is not None
             if instance_id == own_id:  # the same signed request, started meanwhile: a replay
-                return await self._replayed(webhook_request, raw)
+                return await self._replayed(webhook_request, digest)
             return await self._duplicate(
-                webhook_request, raw, await self.edge.runtime.inspect(instance_id)
+                webhook_request, digest, await self.edge.runtime.inspect(instance_id)
             )
         return await self._accepted(webhook_request, run_id, started(run_id))
 
     async def _duplicate(
-        self, request: WebhookRequest, raw: bytes, run: RunInfo, *, callbacks: bool = True
+        self, request: WebhookRequest, digest: str | None, run: RunInfo, *, callbacks: bool = True
     ) -> Response:
         """The answer to a request whose idempotency key names ``run``, which exists: that
         run's, if it is a run of this webhook's flow. A run of another flow under that id (its
@@ -368,11 +374,12 @@ class Webhook:
                 f"this request's idempotency key names run {run_id}, which is not a run of "
                 f"flow {self.flow_id!r}: nothing was started; send it with another key",
             )
-        if isinstance(self.spec.idempotency_key, str) and not await self._same(run_id, raw):
-            # a key the client sends (a header) names one request: another body under it is
-            # no retry, and would be answered as done while it is lost (IETF's idempotency
-            # key draft: 422). A key a callback derives from the body may see a resent event
-            # differ (a delivery count): its duplicate is answered.
+        # the digest of the body that started it (a run started before they were kept: this)
+        kept = digest and (await self.edge.runtime.replays.recorded_trigger(run_id)).body_digest
+        if kept and kept != digest:
+            # a header's key names one request: another body under it is no retry, and would
+            # be answered as done while it is lost (IETF's idempotency key draft: 422). A key a
+            # callback derives from the body (no digest) may see a resent event differ.
             raise Problem(
                 422,
                 "idempotency-key-reused",
@@ -383,13 +390,6 @@ class Webhook:
         self.edge.runtime.metrics.webhook_duplicates.labels(self.flow_id).inc()
         standard = json_response({"run_id": run_id, "duplicate": True})
         return await self._accepted(request, run_id, standard) if callbacks else standard
-
-    async def _same(self, run_id: str, raw: bytes) -> bool:
-        """Whether run ``run_id`` was started by this body, as JSON reads it (its keys' order
-        and spacing aside; 1 and true, or a set's order, two bodies): the digest its start
-        kept. A run started before starts kept one is taken as the same."""
-        kept = (await self.edge.runtime.replays.recorded_trigger(run_id)).body_digest
-        return kept is None or kept == body_digest(raw, self.edge.limits)
 
     async def _run_ids(self, request: WebhookRequest) -> tuple[str | None, str | None]:
         """The run id an idempotency key gives (None without a key: None, or the empty string,
