@@ -226,10 +226,10 @@ class HandlerActor(LoopActor):
     ) -> None:
         """One record of a failed attempt, naming the run, the step, the work item and the
         attempt (also as ``run_id``, ``workflow`` and ``step`` fields, which the JSON log
-        format shows), with ``error``'s traceback unless ``traceback`` is False. The record
-        holds the exception only while it is handled (and kept by handlers that keep records,
-        as a test's capture does), so no frame lives on in this actor. ``traceback`` None:
-        with it at ERROR, below only when the logger is enabled for DEBUG."""
+        format shows), with ``error``'s traceback when ``traceback`` is True, never when it is
+        False, and when None at ERROR, or below it if the logger is enabled for DEBUG. The
+        record holds the exception only while it is handled (and kept by handlers that keep
+        records, as a test's capture does), so no frame lives on in this actor."""
         item = self.ctx.work_item
         step = getattr(item, "task", None) or getattr(item, "name", "?")
         parent = self.ctx.parent
