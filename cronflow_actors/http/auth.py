@@ -70,7 +70,8 @@ SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "s
 
 _REPLAYS = "cronflow:webhook-signatures"
 _ANSWERED = "cronflow:webhook-signatures-answered"
-"""Signed requests answered without a run (a ``condition`` said no): spent, not a crash's."""
+"""Signed requests answered (a ``condition`` said no, or a run named by the signature started):
+spent, so a claim with no run behind it is no crash's (the run may have been pruned)."""
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
 
 
@@ -312,13 +313,14 @@ class Signatures:
         return seen == 1
 
     async def mark_answered(self, signature: Signature) -> None:
-        """``signature``'s request was answered without a run (its ``condition`` said no): a
+        """``signature``'s request was answered: without a run (its ``condition`` said no), or
+        with the run it names (which retention may prune before the signature is stale). A
         claim with no run behind it is then not a crash's (``answered``)."""
         now = self._clock.now()
         await self._store.kv_set(_ANSWERED, signature.key, True, now=now, ttl=signature.ttl)
 
     async def answered(self, signature: Signature) -> bool:
-        """Whether ``signature``'s request was answered without a run."""
+        """Whether ``signature``'s request was answered (``mark_answered``)."""
         now = self._clock.now()
         return bool(await self._store.kv_get(_ANSWERED, signature.key, now=now, default=False))
 

@@ -43,6 +43,7 @@ from cronflow_actors.messages import Message, WaitRecord
 from cronflow_actors.messages.engine import DeliverEvent
 from cronflow_actors.messages.migrations import KeptEvent
 from cronflow_actors.runtime.catalog import FlowCatalog
+from cronflow_actors.runtime.ids import derived_run_id
 from cronflow_actors.store import Store
 
 __all__ = ["EventRefusal", "Events", "PublishResult"]
@@ -143,7 +144,11 @@ class Events:
             run_payload = (
                 {"event": event, **converted} if isinstance(converted, dict) else {"event": event}
             )
-            run_id = None if key is None else _run_of(key, name, flow_id)
+            run_id = (
+                None
+                if key is None
+                else derived_run_id("event", _PUBLISHES, _named(key, name, flow_id))
+            )
             try:
                 started.append(
                     await self._trigger(flow_id, run_payload, kind="event", instance_id=run_id)
@@ -183,7 +188,9 @@ class Events:
         held: list[str] = []
         delivered: list[str] = []
         # names the publish in what held runs keep of it (kept once for its key)
-        publish = uuid.uuid4().hex if key is None else _run_of(key, name, "")
+        publish = (
+            uuid.uuid4().hex if key is None else uuid.uuid5(_PUBLISHES, _named(key, name, "")).hex
+        )
         while True:
             page = await self._store.open_waits("event", key=name, after=after, limit=_PAGE)
             waits = [wait for wait in page if wait.instance_id not in started_here]
@@ -280,7 +287,7 @@ def _checked_key(key: Any) -> str | None:
     return key
 
 
-def _run_of(key: str, event: str, flow: str) -> str:
-    """The id of flow ``flow``'s run that the publish of ``event`` with ``key`` starts."""
-    digest = hashlib.sha256(f"{event}\0{flow}\0{key}".encode("utf-8", "surrogatepass"))
-    return uuid.uuid5(_PUBLISHES, digest.hexdigest()).hex
+def _named(key: str, event: str, flow: str) -> str:
+    """What names flow ``flow``'s run that the publish of ``event`` with ``key`` starts (its
+    id: ``derived_run_id``), or, with no flow, the publish itself in what held runs keep."""
+    return hashlib.sha256(f"{event}\0{flow}\0{key}".encode("utf-8", "surrogatepass")).hexdigest()

@@ -12,6 +12,14 @@ quarter of a microsecond) takes the next value after it (RFC 9562, section 6.2, 
 id says when its run began to the millisecond; it is not a secret (resume tokens are, and are
 random: ``Transaction.new_token``).
 
+The runs a trigger names itself (a schedule's tick, a webhook's idempotency key or signature, a
+poll's item, a keyed event) get ids derived from what names them: ``<kind>:<32 hex digits>``
+(``derived_run_id``). The colon is outside what a client may choose (``check_instance_id``:
+letters, digits, ``-`` and ``_``), so no caller can take such an id before its trigger does.
+Earlier versions derived the bare 32 hex digits (``legacy_run_id``), which ``POST /runs``
+could name too: a run found under one counts as the trigger's only if it recorded that kind of
+trigger.
+
 The random bits come from ``os.urandom``, read 4 KiB at a time: a system call per id was 1% of
 the loop's time at a few thousand runs a second. A forked child starts a read of its own, so it
 does not hand out its parent's bits.
@@ -22,8 +30,15 @@ from __future__ import annotations
 import os
 import threading
 import time
+import uuid
+from typing import Literal
 
-__all__ = ["new_run_id"]
+__all__ = ["DERIVED_KINDS", "derived_run_id", "legacy_run_id", "new_run_id"]
+
+DerivedKind = Literal["tick", "hook", "poll", "event"]
+DERIVED_KINDS: tuple[DerivedKind, ...] = ("tick", "hook", "poll", "event")
+"""What names a derived run: a schedule's tick, a webhook's key or signature, a poll's item,
+a keyed event's publish."""
 
 _VERSION = 0x7 << 76
 _VARIANT = 0b10 << 62
@@ -70,3 +85,16 @@ def new_run_id() -> str:
     """A new UUIDv7, as 32 lowercase hex digits (the shape of ``uuid.uuid4().hex``)."""
     stamp, rand = _parts.next()
     return f"{(stamp >> 12) << 80 | _VERSION | (stamp & 0xFFF) << 64 | _VARIANT | rand:032x}"
+
+
+def derived_run_id(kind: DerivedKind, namespace: uuid.UUID, name: str) -> str:
+    """The id of the run that ``name`` names for a trigger of ``kind`` (a UUIDv5 in
+    ``namespace``, behind ``<kind>:``): the same name gives the same id, and no client-chosen
+    id is one."""
+    return f"{kind}:{legacy_run_id(namespace, name)}"
+
+
+def legacy_run_id(namespace: uuid.UUID, name: str) -> str:
+    """The id earlier versions gave the run ``name`` names (32 hex digits, which a client may
+    also choose): found only to answer a retry that spans the upgrade."""
+    return uuid.uuid5(namespace, name).hex

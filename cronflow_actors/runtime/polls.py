@@ -34,6 +34,7 @@ from cronflow_actors.flow.context import PollContext
 from cronflow_actors.flow.triggers import PollSpec
 from cronflow_actors.kernel import Clock
 from cronflow_actors.runtime.catalog import FlowCatalog
+from cronflow_actors.runtime.ids import derived_run_id
 from cronflow_actors.store import MISSING, Store
 
 __all__ = ["PollStats", "Polls"]
@@ -158,7 +159,7 @@ class Polls:
         except Exception:
             logger.exception("poll of %s: whether item %s was seen is unknown; skipped", flow, key)
             return "refused"
-        run_id = uuid.uuid5(_NAMESPACE, f"{flow}|{key}").hex
+        run_id = derived_run_id("poll", _NAMESPACE, f"{flow}|{key}")
         outcome = "started"
         try:
             await self._trigger(flow, _payload(item), kind="poll", instance_id=run_id)

@@ -18,6 +18,7 @@ from cronflow_actors.errors import ConfigurationError, NotFoundError, RunFailedE
 from cronflow_actors.flow.context import step_error
 from cronflow_actors.flow.envelope import flow_payload
 from cronflow_actors.runtime.catalog import FlowCatalog
+from cronflow_actors.runtime.ids import DERIVED_KINDS
 from cronflow_actors.runtime.pages import Page, decode_cursor, encode_cursor
 from cronflow_actors.runtime.queues import RunQueues
 from cronflow_actors.runtime.run_views import RunInfo, RunResult, RunStatus, StepInfo
@@ -36,6 +37,7 @@ __all__ = [
 ]
 
 _ID = re.compile(r"[A-Za-z0-9_-]{1,100}")
+_DERIVED = re.compile(rf"(?:{'|'.join(DERIVED_KINDS)}):[0-9a-f]{{32}}")
 
 StartRun = Callable[[str, Any, str | None, bool], Awaitable[str]]
 """``start(workflow, envelope, instance_id, dequeued) -> run id``."""
@@ -114,5 +116,10 @@ class Runs:
 
 
 def check_instance_id(instance_id: Any) -> None:
-    if not isinstance(instance_id, str) or not _ID.fullmatch(instance_id):
+    """A run id a caller may give: 1-100 letters, digits, ``-`` or ``_``, or one the runtime
+    derived for a trigger (``ids.derived_run_id``: ``POST /runs`` refuses those, so no client
+    takes one before its trigger)."""
+    if not isinstance(instance_id, str) or not (
+        _ID.fullmatch(instance_id) or _DERIVED.fullmatch(instance_id)
+    ):
         raise ConfigurationError("instance_id", instance_id, "1-100 letters, digits, '-' or '_'")

@@ -31,6 +31,7 @@ from cronflow_actors.errors import InstanceExistsError
 from cronflow_actors.flow.cron import CatchUp, CronSchedule
 from cronflow_actors.kernel import Clock
 from cronflow_actors.runtime.catalog import FlowCatalog
+from cronflow_actors.runtime.ids import derived_run_id
 from cronflow_actors.store import MISSING, Store
 
 __all__ = ["CATCH_UP_LIMIT", "ScheduleMark", "Schedules"]
@@ -196,7 +197,7 @@ class Schedules:
     async def _fire(self, plan: _Plan, tick: float) -> None:
         """Start the run of one tick; ``on_fired(flow, lag)`` hears of it with how late after
         the tick it started (long for a tick caught up after a downtime)."""
-        instance_id = uuid.uuid5(_NAMESPACE, f"{plan.flow}|{plan.key}|{tick}").hex
+        instance_id = derived_run_id("tick", _NAMESPACE, f"{plan.flow}|{plan.key}|{tick}")
         payload = {
             "trigger_type": "schedule",
             "schedule": plan.text,

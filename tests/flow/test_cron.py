@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -280,6 +281,26 @@ async def test_a_tick_started_before_its_mark_was_saved_is_not_started_again(
         assert await started_ticks(rt, "hourly") == [utc("2026-06-01 01:00:00")]
         mark = await rt.store.kv_get(STATE, "hourly|cron0", now=clock.now())
     assert mark == {"handled_until": utc("2026-06-01 01:00:00")}
+
+
+async def test_no_caller_takes_the_run_of_a_tick_before_it_fires(tmp_path: Path) -> None:
+    # a tick's run id was 32 hex digits anyone could work out and start first (POST /runs): the
+    # tick was then taken as started, and its run never ran (the third hostile client's H1)
+    flow = ticking("hourly", "0 * * * *")
+    clock = ManualClock(start=utc("2026-06-01 00:00:30"))
+    tick = utc("2026-06-01 01:00:00")
+    legacy = uuid.uuid5(SCHEDULES, f"hourly|cron0|{tick}").hex
+    async with cf.Runtime(db=tmp_path / "cron.db", clock=clock, workflows=[flow]) as rt:
+        await rt.wait_idle()
+        await rt.trigger("hourly", {"scheduled_at": -1.0}, instance_id=legacy)
+        clock.advance(3600)
+        await rt.wait_idle()
+        assert rt.schedules.fired == 1
+        assert await started_ticks(rt, "hourly") == [-1.0, tick]
+        assert (await rt.wait(f"tick:{legacy}")).output == tick
+
+
+SCHEDULES = uuid.UUID("6c1f3a2e-8f6d-4c59-9b0e-2b8f0f7a9d11")  # schedules' namespace of run ids
 
 
 async def test_ticks_that_went_by_during_a_late_wake_up_are_missed_ones(

@@ -6,6 +6,8 @@ and nothing changes: tests/flow/test_constructs_more.py has the same for conditi
 
 from __future__ import annotations
 
+import hashlib
+import uuid
 from typing import Any
 
 import pytest
@@ -251,6 +253,19 @@ async def test_a_publish_sent_again_with_its_idempotency_key_starts_no_flow_twic
     assert len(set(other) - set(third)) == 2  # another key: another publish
     with pytest.raises(ConfigurationError, match="idempotency_key"):
         await rt.publish_event("paid", {}, idempotency_key=["not", "a", "string"])  # type: ignore[arg-type]
+
+
+async def test_no_caller_takes_the_run_a_keyed_publish_names(rt: cf.Runtime) -> None:
+    # its id was 32 hex digits anyone could work out and start first (POST /runs): the publish
+    # then took that run for its own (the third hostile client's H1)
+    rt.register(cf.define("listener").on_event("paid").step("s", lambda ctx: ctx.payload["n"]))
+    digest = hashlib.sha256(b"paid\0listener\0order-7").hexdigest()
+    legacy = uuid.uuid5(uuid.UUID("5b0f3d1e-8f2a-4c71-9e3b-2d6a7c4e1f90"), digest).hex
+    await rt.trigger("listener", {"n": -1}, instance_id=legacy)
+    [started] = await rt.publish_event("paid", {"n": 7}, idempotency_key="order-7")
+    assert started == f"event:{legacy}"
+    assert (await rt.wait(started, timeout=5)).output == 7
+    assert list(await rt.publish_event("paid", {"n": 7}, idempotency_key="order-7")) == [started]
 
 
 async def test_a_keyed_publish_sent_again_moves_no_run_on_twice(rt: cf.Runtime) -> None:

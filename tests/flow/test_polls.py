@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -240,6 +241,24 @@ async def test_an_item_stays_seen_after_its_run_is_pruned(
     clock.advance(60)
     await rt.wait_idle()
     assert [item["id"] for item in handled] == ["m1"]
+
+
+async def test_no_caller_takes_the_run_of_an_item_before_its_poll(
+    rt: cf.Runtime, clock: ManualClock
+) -> None:
+    # an item's run id was 32 hex digits anyone could work out and start first (POST /runs):
+    # the item was then seen, its run never run (the third hostile client's H1)
+    clock.set(START)
+    inbox = Inbox({"id": "m1", "subject": "one"})
+    handled: list[Any] = []
+    legacy = uuid.uuid5(uuid.UUID("3f6d2c1a-97b4-4e0a-8c55-1d2e7b9a4f60"), 'mail|"m1"').hex
+    rt.register(mail_flow(inbox, handled))
+    await rt.trigger("mail", {"subject": "forged"}, instance_id=legacy)
+    await rt.wait_idle()
+    clock.advance(60)
+    await rt.wait_idle()
+    assert [item["subject"] for item in handled] == ["forged", "one"]
+    assert (await rt.wait(f"poll:{legacy}", timeout=5)).output["subject"] == "one"
 
 
 async def test_polls_stop_with_the_runtime(tmp_path: Path) -> None:

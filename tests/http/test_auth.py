@@ -312,6 +312,22 @@ async def test_a_signature_claimed_by_a_request_whose_run_never_started_starts_i
     assert len(await rt.list_runs()) == 1
 
 
+async def test_a_signed_request_whose_run_was_pruned_is_still_a_replay(serve: Serve) -> None:
+    # a claim with no run behind it passed for a crash's once retention or `db prune` took the
+    # run, within the signature's tolerance: the captured request ran its steps again (the
+    # third hostile client's M1)
+    rt, client = await serve([signed_flow()])
+    body = b'{"n": 7}'
+    headers = signed(body)
+    first = await client.post("/hooks/signed", content=body, headers=headers)
+    assert first.status_code == 202, first.text
+    await rt.wait(first.json()["run_id"], timeout=5)
+    assert await rt.prune(older_than=0) == 1
+    replay = await client.post("/hooks/signed", content=body, headers=headers)
+    assert (replay.status_code, "replay" in replay.json()["detail"]) == (401, True)
+    assert await rt.list_runs() == []
+
+
 async def test_a_signed_request_its_condition_refused_is_spent_though_it_started_no_run(
     serve: Serve,
 ) -> None:

@@ -395,9 +395,9 @@ async def test_an_idempotency_key_is_compared_by_value_and_type(serve: Serve) ->
     # None and the empty string are no key: each request starts a run
     for key in (None, ""):
         assert (await post(key)).status_code == (await post(key)).status_code == 202
-    # a string keeps the run id it had before keys told types apart
+    # a string keeps the name it had before keys told types apart (its id the runtime's own)
     digest = hashlib.sha256(b"o-1").hexdigest()
-    assert (await post("o-1")).json()["run_id"] == uuid.uuid5(KEYS, f"keyed|{digest}").hex
+    assert (await post("o-1")).json()["run_id"] == f"hook:{uuid.uuid5(KEYS, f'keyed|{digest}').hex}"
 
 
 def keyed_flow(**webhook: Any) -> cf.Flow:
@@ -412,21 +412,21 @@ KEYS = uuid.UUID("0d5b8f5e-4a6b-4c2f-9d71-6b1f0b2a3c44")  # webhooks' namespace 
 async def test_a_key_that_is_no_string_finds_the_run_it_started_before_keys_had_types(
     serve: Serve,
 ) -> None:
-    # an int key was named by its str() before: a retry that spans the upgrade starts nothing
+    # an int key was named by its str() before, as 32 hex digits: a retry that spans the
+    # upgrade starts nothing
     flow = keyed_flow(idempotency_key=lambda request: request.payload.get("k"))
     rt, client = await serve([flow])
     before = uuid.uuid5(KEYS, f"keyed|{hashlib.sha256(b'42').hexdigest()}").hex
-    assert await rt.trigger("keyed", {"k": 42}, instance_id=before) == before
+    assert await rt.runs.trigger("keyed", {"k": 42}, kind="webhook", instance_id=before) == before
     again = await client.post("/h/key", json={"k": 42})
     assert (again.status_code, again.json()) == (200, {"run_id": before, "duplicate": True})
     assert len(await rt.list_runs()) == 1
 
 
-async def test_a_key_whose_run_id_another_flow_took_is_a_409_not_its_answer(
-    serve: Serve,
-) -> None:
-    # anyone who may POST /runs can work out the id a key names and take it for another flow:
-    # the webhook must not answer that run as its own duplicate
+async def test_no_client_takes_the_run_a_key_names_before_its_delivery(serve: Serve) -> None:
+    # anyone who may POST /runs could work out the id a key named (32 hex digits) and take it,
+    # with a payload of theirs, for this flow or another: the genuine delivery was then answered
+    # as that run's duplicate (200) or a 409, and lost (the third hostile client's H1)
     keyed = (
         cf.define("keyed")
         .step("take", lambda ctx: ctx.payload)
@@ -434,9 +434,38 @@ async def test_a_key_whose_run_id_another_flow_took_is_a_409_not_its_answer(
     )
     other = cf.define("other").step("o", lambda ctx: "squatted")
     rt, client = await serve([keyed, other])
-    taken = uuid.uuid5(KEYS, f"keyed|{hashlib.sha256(b'order-9').hexdigest()}").hex
-    squat = await client.post("/runs", json={"workflow": "other", "instance_id": taken})
-    assert squat.status_code == 202
+    for key, flow in (("order-9", "keyed"), ("order-10", "other")):
+        legacy = uuid.uuid5(KEYS, f"keyed|{hashlib.sha256(key.encode()).hexdigest()}").hex
+        named = f"hook:{legacy}"
+        refused = await client.post("/runs", json={"workflow": flow, "instance_id": named})
+        assert (refused.status_code, "instance_id" in refused.text) == (400, True)
+        # the id earlier versions derived is anyone's to choose: a client's run under it is no
+        # delivery's
+        squat = {"workflow": flow, "instance_id": legacy, "payload": {"forged": True}}
+        assert (await client.post("/runs", json=squat)).status_code == 202
+        headers = {"Idempotency-Key": key}
+        answer = await client.post("/h/key", json={"n": 1}, headers=headers)
+        assert (answer.status_code, answer.json()) == (202, {"run_id": named}), answer.text
+        assert (await rt.wait(named, timeout=5)).output == {"n": 1}
+        again = await client.post("/h/key", json={"n": 1}, headers=headers)
+        assert (again.status_code, again.json()) == (200, {"run_id": named, "duplicate": True})
+
+
+async def test_a_key_whose_run_id_code_gave_another_flow_is_a_409_not_its_answer(
+    serve: Serve,
+) -> None:
+    # only code may choose a derived id (rt.trigger): a run of another flow under it is never
+    # the delivery's answer
+    keyed = (
+        cf.define("keyed")
+        .step("take", lambda ctx: ctx.payload)
+        .on_webhook("/h/key", idempotency_key="Idempotency-Key")
+    )
+    other = cf.define("other").step("o", lambda ctx: "squatted")
+    rt, client = await serve([keyed, other])
+    digest = hashlib.sha256(b"order-9").hexdigest()
+    taken = f"hook:{uuid.uuid5(KEYS, f'keyed|{digest}').hex}"
+    assert await rt.trigger("other", instance_id=taken) == taken
     answer = await client.post("/h/key", json={"n": 1}, headers={"Idempotency-Key": "order-9"})
     assert answer.status_code == 409
     problem = answer.json()

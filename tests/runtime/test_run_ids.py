@@ -7,8 +7,12 @@ import os
 import uuid
 from pathlib import Path
 
+import pytest
+
 import cronflow_actors as cf
-from cronflow_actors.runtime.ids import new_run_id
+from cronflow_actors.errors import ConfigurationError
+from cronflow_actors.runtime.ids import derived_run_id, legacy_run_id, new_run_id
+from cronflow_actors.runtime.runs import check_instance_id
 
 
 def test_ids_are_uuid7_in_hex_and_sort_in_the_order_they_were_made() -> None:
@@ -49,3 +53,25 @@ async def test_runs_started_one_after_another_list_in_that_order_by_id(tmp_path:
             assert (await rt.wait(run_id)).status == "completed"
     assert started == sorted(started)
     assert all(uuid.UUID(hex=run_id).version == 7 for run_id in started)
+
+
+def test_a_derived_id_is_its_kind_and_a_uuid5_that_no_client_chosen_id_can_be() -> None:
+    namespace = uuid.UUID("6c1f3a2e-8f6d-4c59-9b0e-2b8f0f7a9d11")
+    made = derived_run_id("tick", namespace, "flow|cron0|1780275600.0")
+    assert made == "tick:" + legacy_run_id(namespace, "flow|cron0|1780275600.0")
+    assert uuid.UUID(hex=made.partition(":")[2]).version == 5
+    for kind in ("tick", "hook", "poll", "event"):  # code may name one (rt.trigger)
+        check_instance_id(derived_run_id(kind, namespace, "x"))  # type: ignore[arg-type]
+    for given in ("order-9", "A_b-1", "0" * 100):
+        check_instance_id(given)
+    bad_ids = (
+        "tick:" + "0" * 31,
+        "tick:" + "G" * 32,
+        "run:" + "0" * 32,
+        "tick:0:" + "0" * 30,
+        "a/b",
+        "",
+    )
+    for bad in bad_ids:
+        with pytest.raises(ConfigurationError, match="instance_id"):
+            check_instance_id(bad)

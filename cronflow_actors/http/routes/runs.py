@@ -23,7 +23,8 @@ _QUERY = {name: f"the query parameter {name!r}" for name in ("status", "cursor",
 
 
 RunId = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{1,100}$")]
-"""A run id a client chooses: 1-100 letters, digits, '-' or '_' (``check_instance_id``)."""
+"""A run id a client chooses: 1-100 letters, digits, '-' or '_' (``check_instance_id``; never
+one the runtime derives for a trigger, ``<kind>:<hex>``: ``runtime/ids.py``)."""
 
 
 class StartRun(msgspec.Struct, forbid_unknown_fields=True):

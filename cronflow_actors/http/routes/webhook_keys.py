@@ -13,8 +13,17 @@ from typing import Any
 import msgspec
 
 from cronflow_actors.http.problems import Problem
+from cronflow_actors.runtime.ids import derived_run_id, legacy_run_id
 
-__all__ = ["NotAKey", "body_digest", "canonical", "canonical_key", "run_id_of", "shown"]
+__all__ = [
+    "NotAKey",
+    "body_digest",
+    "canonical",
+    "canonical_key",
+    "legacy_run_id_of",
+    "run_id_of",
+    "shown",
+]
 
 logger = logging.getLogger("cronflow_actors.http.routes.webhooks")
 
@@ -22,9 +31,19 @@ _NAMESPACE = uuid.UUID("0d5b8f5e-4a6b-4c2f-9d71-6b1f0b2a3c44")
 
 
 def run_id_of(flow_id: str, name: str) -> str:
-    """The id of the run of ``flow_id`` that ``name`` (a key, or a signature's) names."""
-    digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()
-    return uuid.uuid5(_NAMESPACE, f"{flow_id}|{digest}").hex
+    """The id of the run of ``flow_id`` that ``name`` (a key, or a signature's) names
+    (``hook:...``, an id no client may choose: ``runtime/ids.py``)."""
+    return derived_run_id("hook", _NAMESPACE, _named(flow_id, name))
+
+
+def legacy_run_id_of(flow_id: str, name: str) -> str:
+    """The id earlier versions gave that run (a client could choose it too: a run found under
+    it is the request's only if a webhook started it)."""
+    return legacy_run_id(_NAMESPACE, _named(flow_id, name))
+
+
+def _named(flow_id: str, name: str) -> str:
+    return f"{flow_id}|{hashlib.sha256(name.encode('utf-8', 'surrogatepass')).hexdigest()}"
 
 
 def canonical_key(value: Any, webhook: str) -> bytes:

@@ -26,7 +26,6 @@ Only what a run needs is kept with it: the headers the flow declares (``required
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -37,7 +36,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from cronflow_actors.calls import call_user
-from cronflow_actors.errors import CronflowError, InstanceExistsError, NotFoundError
+from cronflow_actors.errors import CronflowError, InstanceExistsError
 from cronflow_actors.http.auth import SECRET_HEADERS, Signature, replayed, request_line
 from cronflow_actors.http.edge import Edge, json_response, webhook_route
 from cronflow_actors.http.problems import (
@@ -50,7 +49,8 @@ from cronflow_actors.http.problems import (
 from cronflow_actors.http.requests import check_media_type, decode_json, one_header, read_body
 from cronflow_actors.http.routes.runs import started
 from cronflow_actors.http.routes.webhook_answers import custom_response
-from cronflow_actors.http.routes.webhook_keys import body_digest, canonical_key, run_id_of
+from cronflow_actors.http.routes.webhook_keys import body_digest
+from cronflow_actors.http.routes.webhook_named import NamedRuns
 from cronflow_actors.runtime import (
     RunInfo,
     WebhookProblem,
@@ -86,6 +86,7 @@ class Webhook:
         keep.discard(spec.signature_header)
         self.keep = frozenset(keep)
         self.name = f"{spec.method} {spec.path}"
+        self.runs = NamedRuns(edge.runtime, flow_id, spec, self.name, self._call)
 
     async def receive(self, request: Request) -> Response:
         seen = _Seen(
@@ -211,14 +212,14 @@ class Webhook:
         starts that run, where it was refused as a replay and lost. With a key, the run is
         the key's, which a replay may change (a header, or what a callback reads): refused."""
         signatures = self.edge.signatures
-        named = self._signed_id(signature) if self.spec.idempotency_key is None else None
+        named = self.runs.signed(signature) if self.spec.idempotency_key is None else None
         with signatures.handling(signature) as in_flight:
             # a twin in flight here is asked at once and after the awaits: one that ends during
             # them (its condition said no, its answer marked) is seen at one moment or the other
             if not await signatures.claim(signature) and (
                 in_flight.twins()
                 or named is None
-                or await self._run_of(named) is not None
+                or await self.runs.find(named) is not None
                 or await signatures.answered(signature)
                 or in_flight.twins()
             ):
@@ -238,7 +239,7 @@ class Webhook:
                     kept,
                     raw,
                     digest,
-                    own_id=named,
+                    own_id=named[0] if named is not None else None,
                     signature=signature,
                     sent=sent,
                 )
@@ -267,10 +268,6 @@ class Webhook:
                 exc_info=True,
             )
 
-    def _signed_id(self, signature: Signature) -> str:
-        """The run of a signed request without an idempotency key: named by its signature."""
-        return self._id_of(f"signature:{signature.key}")
-
     async def _replayed(
         self, request: WebhookRequest, digest: str | None, *, wait: float = 0.0
     ) -> Response:
@@ -283,24 +280,16 @@ class Webhook:
         signed_key = not isinstance(self.spec.idempotency_key, str)
         clock = self.edge.runtime.clock
         deadline = clock.monotonic() + wait
-        run_ids = [i for i in await self._run_ids(request) if i is not None]  # asked once
+        names = await self.runs.keyed(request)  # asked once
         while True:
-            for instance_id in run_ids:
-                run = await self._run_of(instance_id)
-                if run is not None:
-                    return await self._duplicate(request, digest, run, callbacks=signed_key)
+            run = await self.runs.find(names)
+            if run is not None:
+                return await self._duplicate(request, digest, run, callbacks=signed_key)
             if clock.monotonic() >= deadline:
                 break
             await clock.sleep(0.05)
         self.edge.runtime.metrics.webhook_signature_failures.labels(self.flow_id).inc()
         raise replayed()
-
-    async def _run_of(self, run_id: str) -> RunInfo | None:
-        """The run ``run_id`` (None: there is none)."""
-        try:
-            return await self.edge.runtime.inspect(run_id)
-        except NotFoundError:
-            return None
 
     async def _start(
         self,
@@ -324,16 +313,16 @@ class Webhook:
         if spec.condition is not None and isinstance(spec.idempotency_key, str):
             # a header's key is read before the condition: the retry of a request whose run
             # exists gets that run's answer, whatever the condition would say now
-            ids = await self._run_ids(webhook_request)
-            run = await self._run_of(ids[0]) if ids[0] is not None else None
+            ids = await self.runs.keyed(webhook_request)
+            run = await self.runs.find(ids)
             if run is not None:
                 return await self._duplicate(webhook_request, digest, run)
         if spec.condition is not None and not await self._call("condition", webhook_request):
             if signature is not None:
                 await edge.signatures.mark_answered(signature)
             return json_response({"run_id": None, "condition_met": False})
-        instance_id, legacy = ids or await self._run_ids(webhook_request)
-        run = await self._run_of(legacy) if legacy is not None else None
+        instance_id, legacy = ids or await self.runs.keyed(webhook_request)
+        run = await self.runs.find((None, legacy)) if ids is None else None
         if run is not None:
             return await self._duplicate(webhook_request, digest, run)
         instance_id = instance_id if instance_id is not None else own_id
@@ -358,14 +347,30 @@ class Webhook:
             return await self._duplicate(
                 webhook_request, digest, await self.edge.runtime.inspect(instance_id)
             )
+        if signature is not None and instance_id == own_id:
+            await self._spent(signature)
         return await self._accepted(webhook_request, run_id, started(run_id))
+
+    async def _spent(self, signature: Signature) -> None:
+        """Mark ``signature`` answered once its run started: a run may be pruned (retention,
+        ``db prune``) before the signature is stale, and its claim with no run behind it would
+        then pass for a crash's, its request started again."""
+        try:
+            await self.edge.signatures.mark_answered(signature)
+        except Exception:
+            logger.warning(
+                "webhook %s: a started run's signature could not be marked answered; the same "
+                "request is refused as a replay while its run is kept",
+                self.name,
+                exc_info=True,
+            )
 
     async def _duplicate(
         self, request: WebhookRequest, digest: str | None, run: RunInfo, *, callbacks: bool = True
     ) -> Response:
         """The answer to a request whose idempotency key names ``run``, which exists: that
-        run's, if it is a run of this webhook's flow. A run of another flow under that id (its
-        id chosen with ``POST /runs``) is a 409, never this request's answer."""
+        run's, if it is a run of this webhook's flow. A run of another flow under that id (code
+        that chose it: no client may) is a 409, never this request's answer."""
         run_id = run.id
         if run.workflow != self.flow_id:
             raise Problem(
@@ -390,30 +395,6 @@ class Webhook:
         self.edge.runtime.metrics.webhook_duplicates.labels(self.flow_id).inc()
         standard = json_response({"run_id": run_id, "duplicate": True})
         return await self._accepted(request, run_id, standard) if callbacks else standard
-
-    async def _run_ids(self, request: WebhookRequest) -> tuple[str | None, str | None]:
-        """The run id an idempotency key gives (None without a key: None, or the empty string,
-        which is what a blank header holds), and the one it gave before keys told types apart,
-        if that differs. A string keeps its id (runs de-duplicated then still are); any other
-        key is named by its canonical JSON, marked so that no string's name is the same, and
-        had its ``str()``'s id (none when falsy): a retry that spans the upgrade finds the run
-        it started then."""
-        key = self.spec.idempotency_key
-        if key is None:
-            return None, None
-        if isinstance(key, str):
-            value = request.headers.get(key.lower())
-        else:
-            value = await self._call("idempotency_key", request)
-        if value is None or (isinstance(value, str) and not value):
-            return None, None
-        if isinstance(value, str):
-            return self._id_of(value), None
-        named = "json:" + hashlib.sha256(canonical_key(value, self.name)).hexdigest()
-        return self._id_of(named), (self._id_of(str(value)) if value else None)
-
-    def _id_of(self, name: str) -> str:
-        return run_id_of(self.flow_id, name)
 
     async def _call(self, name: str, *args: Any) -> Any:
         """A callback of the user's; one that raises is a 500 that names it."""
