@@ -81,7 +81,8 @@ def render_run(
     attempts, start, duration and output; a paused run says how to resume it."""
     name = run.get("workflow_name") or run["workflow"]
     shown = name if name == run["workflow"] else f"{name} ({run['workflow']})"
-    lines = [f"run {run['id']}  {shown}  {run['status']}"]
+    version = f" {run['version']}" if run.get("version") else ""
+    lines = [f"run {run['id']}  {shown}{version}  {run['status']}"]
     queued = run["status"] == "waiting" and not run.get("steps")
     started = f"  {'queued' if queued else 'started'} {when(run['created_at'])}"
     started += f" ({ago(run['created_at'])})"
@@ -120,7 +121,12 @@ def render_run(
         if step.get("error"):
             lines.append(f"  {'  ' if last else '│ '}   error: {step['error']}")
     lines.append(f"  output: {short(run.get('output'), 200)}")
-    if pause is not None:
+    if pause is not None and run.get("blocked"):
+        lines.append(
+            f"  paused at step {pause['step']!r} since {when(pause.get('paused_at'))}; "
+            "a resume is refused while it cannot run here (blocked, above)"
+        )
+    elif pause is not None:
         lines.append(
             f"  paused at step {pause['step']!r}"
             + (f" ({pause['description']})" if pause.get("description") else "")

@@ -20,6 +20,7 @@ from cronflow_actors.runtime.instances import root_of
 from cronflow_actors.runtime.net_api import NetMethods
 from cronflow_actors.runtime.pages import Page
 from cronflow_actors.runtime.pauses import PausedRun
+from cronflow_actors.runtime.pinning import not_registered
 from cronflow_actors.runtime.run_views import RunInfo, RunResult
 
 __all__ = ["FlowMethods"]
@@ -161,8 +162,17 @@ class FlowMethods(NetMethods):
         return Page([self._with_block(p) for p in page], page.next_cursor)
 
     def _with_block(self, paused: PausedRun) -> PausedRun:
+        """``paused`` with why its run is held (its definition changed under its version, or
+        its version is not registered here), if it is."""
         block = self.pinning.held(paused.run_id)
-        return paused if block is None else msgspec.structs.replace(paused, blocked=block.reason)
+        if block is not None:
+            return msgspec.structs.replace(paused, blocked=block.reason)
+        missing = self.pinning.unregistered(paused.run_id)
+        if missing is None:
+            return paused
+        workflow, version = missing
+        why = not_registered(paused.run_id, workflow, version, self.registry.versions(workflow))
+        return msgspec.structs.replace(paused, blocked=why)
 
     async def get_paused(self, token: str) -> PausedRun:
         """The run paused for a human with this resume token; ``ResumeError`` if no run is

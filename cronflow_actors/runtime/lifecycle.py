@@ -312,17 +312,15 @@ class LifecycleMethods(RuntimeParts):
                 continue
             try:
                 spec = self._spec_of(snapshot)
-            except (LookupError, MockLostError):
+            except (LookupError, MockLostError) as missing:
                 if snapshot.terminal:  # ended owing its hooks: they cannot wait for its version
                     await self.pinning.settle_hooks(snapshot)
-                    continue
-                logger.warning(
-                    "instance %s of %s %s not recovered: that version is not registered",
-                    snapshot.instance_id,
-                    snapshot.workflow,
-                    snapshot.version,
-                )
+                elif isinstance(missing, MockLostError):
+                    logger.warning("instance %s not recovered: %s", snapshot.instance_id, missing)
+                else:
+                    self.pinning.seen(snapshot, registered=False)  # the scan's warning counts it
                 continue
+            self.pinning.seen(snapshot, registered=True)
             if snapshot.instance_id in self.instances:
                 continue  # activated meanwhile (and admitted then)
             try:

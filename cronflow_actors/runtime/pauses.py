@@ -19,12 +19,14 @@ from cronflow_actors.errors import (
     InvalidPayloadError,
     InvalidStateTransitionError,
     ResumeError,
+    UnknownWorkflowError,
     clipped,
 )
 from cronflow_actors.messages import Message, WaitRecord
 from cronflow_actors.messages.engine import WorkItemAction
 from cronflow_actors.messages.states import WorkItemVerb
 from cronflow_actors.runtime.pages import Page, check_limit, decode_cursor, encode_cursor
+from cronflow_actors.runtime.pinning import not_registered
 from cronflow_actors.store import Store
 
 __all__ = ["PausedRun", "Pauses"]
@@ -89,6 +91,12 @@ class Pauses:
         except InstanceBlockedError as blocked:  # said in the flow's words, not a work item's
             operation = f"resume run {wait.instance_id}'s pause at step {wait.step!r}"
             raise InstanceBlockedError(wait.instance_id, blocked.reason, operation) from None
+        except UnknownWorkflowError as missing:  # its version is not registered here
+            if missing.version is None or missing.name != wait.workflow:
+                raise
+            operation = f"resume run {wait.instance_id}'s pause at step {wait.step!r}"
+            why = not_registered(wait.instance_id, missing.name, missing.version)
+            raise InstanceBlockedError(wait.instance_id, why, operation) from None
 
     async def get(self, token: str) -> PausedRun:
         """The run paused with ``token``; ``ResumeError`` if there is none (``ended`` when its

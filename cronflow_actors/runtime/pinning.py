@@ -27,12 +27,15 @@ either, though nothing about it changed: it is not held (``blocked`` is for a de
 changed), but it is met the same way where it matters. An event for one of its waiting steps is
 kept in its snapshot, which is then written runnable, so the start (or the registration) that
 brings its workflow back loads it and delivers the event; an operator's cancel ends it offline
-(``discard``), without its code.
+(``discard``), without its code. When its workflow is registered at another version, the start
+says how many such runs each missing version has (one warning a version), and ``inspect``,
+``GET /paused`` and a refused resume say why (``not_registered``).
 """
 
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable, Iterable
 
 import msgspec
@@ -51,7 +54,15 @@ from cronflow_actors.net.spec import NetSpec
 from cronflow_actors.runtime.offline import end_offline
 from cronflow_actors.store import Store
 
-__all__ = ["BLOCKED", "Block", "Pinning", "block_of", "is_held", "recorded_fingerprint"]
+__all__ = [
+    "BLOCKED",
+    "Block",
+    "Pinning",
+    "block_of",
+    "is_held",
+    "not_registered",
+    "recorded_fingerprint",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +96,22 @@ def is_held(snapshot: SnapshotRecord) -> bool:
 _KEEP_ATTEMPTS = 10
 """Tries against concurrent rewrites of a held instance's snapshot (keeping an event in it,
 admitting it)."""
+
+
+def not_registered(
+    instance_id: str, workflow: str, version: str, registered: Iterable[str] = ()
+) -> str:
+    """Why an unfinished run of ``workflow`` cannot run here: its ``version`` is not
+    registered (``registered``: the versions that are), and what to do about it."""
+    others = sorted(registered)
+    shown = f" (registered: {', '.join(others)})" if others else ""
+    to = others[-1] if others else "VERSION"
+    return (
+        f"run {instance_id!r} is on version {version!r} of {workflow!r}, which is not registered "
+        f"here{shown}: nothing runs it until that version is registered again beside the "
+        f"others, or it is migrated to one that is (cronflow-actors migrate {instance_id} --to "
+        f"{to}), or canceled"
+    )
 
 
 class Block(msgspec.Struct, frozen=True, kw_only=True):
@@ -161,10 +188,26 @@ class Pinning:
         self._on_ended = on_ended
         self._on_count = on_count
         self._held: dict[str, Block] = {}
+        self._unregistered: dict[str, tuple[str, str]] = {}
+        """Unfinished instances seen at a start (or registration) whose version is not
+        registered: id -> (workflow, version)."""
 
     def held(self, instance_id: str) -> Block | None:
         """Why the instance is held, if it is (as far as this runtime has seen)."""
         return self._held.get(instance_id)
+
+    def unregistered(self, instance_id: str) -> tuple[str, str] | None:
+        """(workflow, version) of an unfinished instance seen on a version not registered here
+        (None: none seen, or registered since)."""
+        return self._unregistered.get(instance_id)
+
+    def seen(self, snapshot: SnapshotRecord, *, registered: bool) -> None:
+        """An unfinished instance met at a start (or registration): whether its version is
+        registered here."""
+        if registered:
+            self._unregistered.pop(snapshot.instance_id, None)
+        else:
+            self._unregistered[snapshot.instance_id] = (snapshot.workflow, snapshot.version)
 
     def blocked(self) -> list[Block]:
         """Every instance this runtime holds, by id."""
@@ -210,7 +253,24 @@ class Pinning:
                     if len(page) < _PAGE:
                         break
                     before = (page[-1].created_at, page[-1].instance_id)
+        self._say_unregistered(names)
         return released
+
+    def _say_unregistered(self, names: Iterable[str]) -> None:
+        """One warning for each version of the named workflows that unfinished runs are on and
+        this runtime does not register."""
+        wanted = set(names)
+        counts = Counter(pair for pair in self._unregistered.values() if pair[0] in wanted)
+        for (workflow, version), count in sorted(counts.items()):
+            logger.warning(
+                "%d unfinished run(s) of %s are on version %r, which is not registered here: "
+                "nothing runs them until that version is registered again beside the others, "
+                "or each is migrated to one that is (cronflow-actors migrate RUN --to VERSION) "
+                "or canceled; inspect shows a run's version",
+                count,
+                workflow,
+                version,
+            )
 
     async def _scanned(
         self, snapshot: SnapshotRecord, spec_of: Callable[[SnapshotRecord], NetSpec]
@@ -219,8 +279,10 @@ class Pinning:
             return None  # admitted as it is recovered, or over
         try:
             spec = spec_of(snapshot)
-        except LookupError:
-            return None  # its version is not registered here: nothing runs it
+        except LookupError:  # its version is not registered here: nothing runs it
+            self.seen(snapshot, registered=False)
+            return None
+        self.seen(snapshot, registered=True)
         block = block_of(snapshot, spec)
         if block is not None and snapshot.status == BLOCKED:
             self._hold(block)  # held already
@@ -314,6 +376,7 @@ class Pinning:
 
     def forget(self, instance_id: str) -> None:
         """The instance ended without running (canceled offline): it is held no more."""
+        self._unregistered.pop(instance_id, None)
         block = self._held.pop(instance_id, None)
         if block is not None:
             self._count(block.workflow)

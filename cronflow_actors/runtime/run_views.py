@@ -37,7 +37,7 @@ from cronflow_actors.messages.states import TaskState, WorkItemState
 from cronflow_actors.net.spec import TaskKind
 from cronflow_actors.runtime.catalog import FlowCatalog
 from cronflow_actors.runtime.pages import Page, check_limit, decode_cursor, encode_cursor
-from cronflow_actors.runtime.pinning import BLOCKED, block_of
+from cronflow_actors.runtime.pinning import BLOCKED, block_of, not_registered
 from cronflow_actors.store import Store
 
 __all__ = ["PAGE_BYTES", "RunInfo", "RunResult", "RunStatus", "RunViews", "StepInfo", "stored_run"]
@@ -112,7 +112,9 @@ class RunInfo(msgspec.Struct, frozen=True, kw_only=True):
     version: str = ""
     """The version of the flow (or net) the run started on, and runs on."""
     blocked: str | None = None
-    """Why a ``blocked`` run is held, and what to do about it."""
+    """Why a run cannot run here, and what to do about it: it is ``blocked`` (its definition
+    changed under its version), or its version is not registered here (it stays ``waiting``
+    or ``running``)."""
 
 
 async def stored_run(
@@ -191,13 +193,23 @@ class RunViews:
             migrated_from=state.migration.from_instance if state.migration else None,
             migrated_to=state.migrated_to,
             version=state.version,
-            blocked=self._why_blocked(snapshot) if snapshot.status == BLOCKED else None,
+            blocked=self._why_held(snapshot),
         )
 
     def _is_flow(self, root: WorkflowRecord) -> bool:
         """Whether a run is a flow's (its error in steps' words): registered here as one, or,
         read without its code (``--db``), started with a flow's trigger envelope."""
         return root.name in self._catalog.compiled or read_envelope(root.payload) is not None
+
+    def _why_held(self, snapshot: SnapshotRecord) -> str | None:
+        """Why an unfinished run cannot run here, if it cannot: it is held (``blocked``), or
+        its workflow is registered here at other versions only."""
+        if snapshot.status == BLOCKED:
+            return self._why_blocked(snapshot)
+        versions = self._registry.versions(snapshot.workflow)
+        if snapshot.terminal or not versions or snapshot.version in versions:
+            return None  # (a workflow not registered at all: read without its code, --db)
+        return not_registered(snapshot.instance_id, snapshot.workflow, snapshot.version, versions)
 
     def _why_blocked(self, snapshot: SnapshotRecord) -> str:
         try:

@@ -4,13 +4,20 @@ deprecated, whose triggers are the ones served; the flow describes every version
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 import cronflow_actors as cf
-from cronflow_actors.errors import InvalidWorkflowError, WorkflowDeprecatedError
+from cronflow_actors.cli.render import render_run
+from cronflow_actors.errors import (
+    InstanceBlockedError,
+    InvalidWorkflowError,
+    WorkflowDeprecatedError,
+)
 from cronflow_actors.kernel import ManualClock
 from cronflow_actors.net.fingerprint import fingerprint
 
@@ -48,6 +55,54 @@ async def test_a_run_of_an_old_version_goes_on_on_it_and_new_runs_take_the_newes
         assert (await rt.wait(new, timeout=5)).output == "shipped by v2"
         assert [s.id for s in (await rt.inspect(old)).steps] == ["approve", "ship"]
         assert [s.id for s in (await rt.inspect(new)).steps] == ["approve", "stock", "ship"]
+
+
+async def test_a_run_whose_version_is_no_longer_registered_says_so_and_what_to_do(
+    tmp_path: Path, clock: ManualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    # v1 bumped to v2, then v2 to v3: the run left on v2 waited with no word at the start, and
+    # `paused`/`inspect` offered a resume that failed with a 404 and Python's advice (newcomer
+    # h22 M1)
+    db = tmp_path / "versions.db"
+    async with cf.Runtime(db=db, clock=clock, workflows=[order("v2")]) as rt:
+        left = await rt.trigger("order")
+        await rt.wait_idle()
+    caplog.set_level(logging.WARNING, logger="cronflow_actors")
+    async with cf.Runtime(db=db, clock=clock, workflows=[order("v3")]) as rt:
+        warned = [r.getMessage() for r in caplog.records if "not registered here" in r.message]
+        assert warned == [
+            "1 unfinished run(s) of order are on version 'v2', which is not registered here: "
+            "nothing runs them until that version is registered again beside the others, or "
+            "each is migrated to one that is (cronflow-actors migrate RUN --to VERSION) or "
+            "canceled; inspect shows a run's version"
+        ]
+        why = (
+            f"run {left!r} is on version 'v2' of 'order', which is not registered here "
+            "(registered: v3): nothing runs it until that version is registered again beside "
+            f"the others, or it is migrated to one that is (cronflow-actors migrate {left} --to "
+            "v3), or canceled"
+        )
+        run = await rt.inspect(left)
+        assert (run.status, run.version, run.blocked) == ("waiting", "v2", why)
+        [paused] = await rt.list_paused()
+        assert paused.blocked == why
+        with pytest.raises(InstanceBlockedError) as refused:
+            await rt.resume(paused.token, {"approved": True})
+        assert f"cannot resume run {left}'s pause at step 'approve': run {left!r}" in str(
+            refused.value
+        )
+        assert "rt.register" not in str(refused.value)
+        assert (await rt.get_paused(paused.token)).token == paused.token  # still open
+        shown = render_run(msgspec.to_builtins(run), msgspec.to_builtins(paused))
+        assert shown.splitlines()[0] == f"run {left}  order v2  waiting"
+        assert "resume it with" not in shown
+        new = await rt.trigger("order")
+        await rt.wait_idle()
+        assert (await rt.inspect(new)).blocked is None
+    async with cf.Runtime(db=db, clock=clock, workflows=[order("v2"), order("v3")]) as rt:
+        assert (await rt.inspect(left)).blocked is None  # registered again: it runs on
+        await rt.resume(paused.token, {"approved": True})
+        assert (await rt.wait(left, timeout=5)).output == "shipped by v2"
 
 
 async def test_a_deprecated_version_takes_no_new_runs(rt: cf.Runtime) -> None:
