@@ -73,6 +73,7 @@ _ANSWERED = "cronflow:webhook-signatures-answered"
 """Signed requests answered (a ``condition`` said no, or a run named by the signature started):
 spent, so a claim with no run behind it is no crash's (the run may have been pruned)."""
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
+_TWO_CREDENTIALS = "the request has more than one Authorization header; send one"
 
 
 class Tokens:
@@ -103,9 +104,12 @@ class Tokens:
     def principal(self, request: Request) -> Principal | None:
         """The caller's principal; None without an ``Authorization`` header; 401 for one that
         is malformed or names no configured token (for routes that check tokens themselves)."""
-        header = request.headers.get("authorization")
-        if header is None:
+        given = request.headers.getlist("authorization")
+        if len(given) > 1:
+            raise Problem(400, "ambiguous-headers", _TWO_CREDENTIALS)
+        if not given:
             return None
+        header = given[0]
         try:
             return self.identify(header)
         except AuthenticationError as refused:
@@ -154,7 +158,10 @@ class BearerAuth(AuthenticationBackend):
         self._missing = missing
 
     async def authenticate(self, conn: HTTPConnection) -> tuple[AuthCredentials, BaseUser] | None:
-        header = conn.headers.get("authorization")
+        given = conn.headers.getlist("authorization")
+        if len(given) > 1:  # which would a proxy in front have read? (the first won here)
+            raise AuthenticationError("ambiguous-headers", _TWO_CREDENTIALS)
+        header = given[0] if given else None
         if header is None:
             if self._required:
                 raise AuthenticationError("authentication-required", self._missing)
@@ -170,6 +177,8 @@ class BearerAuth(AuthenticationBackend):
 def _unauthorized(_conn: HTTPConnection, error: AuthenticationError) -> Response:
     """The 401 problem of a refused caller (``error.args``: the problem's slug and detail)."""
     slug, detail = error.args
+    if slug == "ambiguous-headers":  # no credential was refused: the request is malformed
+        return problem_response(400, slug, detail)
     return problem_response(401, slug, detail, headers=_CHALLENGE)
 
 

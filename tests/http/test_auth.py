@@ -312,6 +312,38 @@ async def test_a_signature_claimed_by_a_request_whose_run_never_started_starts_i
     assert len(await rt.list_runs()) == 1
 
 
+async def test_a_credential_or_a_signature_sent_twice_is_refused_whatever_the_order(
+    serve: Serve,
+) -> None:
+    # the first Authorization header won, so the caller depended on header order (a proxy that
+    # appends its own credential): the third hostile client's L1
+    rt, client = await serve([hire(), signed_flow()], tokens=TOKENS)
+    for pair in (("t-ada", "t-bob"), ("t-bob", "t-ada"), ("forged", "t-ada")):
+        headers = [("Authorization", f"Bearer {token}") for token in pair]
+        for answer in (
+            await client.get("/runs", headers=headers),
+            await client.post("/workflows", json={"workflow": "hire"}, headers=headers),
+        ):
+            assert answer.status_code == 400, (pair, answer.text)
+            assert answer.json()["type"] == "urn:cronflow:problem:ambiguous-headers"
+            assert "more than one Authorization header" in answer.json()["detail"]
+    body = b'{"n": 7}'
+    good = signed(body)
+    twice = [
+        ("Content-Type", "application/json"),
+        ("X-Signature-256", good["X-Signature-256"]),
+        ("X-Signature-256", "t=1,v2=00"),
+    ]
+    answer = await client.post("/hooks/signed", content=body, headers=twice)
+    assert (answer.status_code, answer.json()["type"]) == (
+        400,
+        "urn:cronflow:problem:ambiguous-headers",
+    )
+    assert await rt.list_runs() == []
+    accepted = await client.post("/hooks/signed", content=body, headers=good)
+    assert accepted.status_code == 202, accepted.text  # its signature was not spent
+
+
 async def test_a_signed_request_whose_run_was_pruned_is_still_a_replay(serve: Serve) -> None:
     # a claim with no run behind it passed for a crash's once retention or `db prune` took the
     # run, within the signature's tolerance: the captured request ran its steps again (the

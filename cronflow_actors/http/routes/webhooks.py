@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -137,7 +137,7 @@ class Webhook:
             seen.request = msgspec.structs.replace(seen.request, raw_body=raw)
         signature = None
         if spec.hmac_secret is not None:
-            signature = await self._verify(request, spec.hmac_secret, headers, raw)
+            signature = await self._verify(request, spec.hmac_secret, raw)
         check_media_type(request, raw, subject="this webhook")
         if raw.strip():
             seen.request = msgspec.structs.replace(
@@ -173,10 +173,9 @@ class Webhook:
             request, webhook_request, kept, raw, signature, digest=digest
         )
 
-    async def _verify(
-        self, request: Request, secret: str, headers: Mapping[str, str], raw: bytes
-    ) -> Signature:
-        """The request's signature, checked (401 when bad, counted), not yet claimed."""
+    async def _verify(self, request: Request, secret: str, raw: bytes) -> Signature:
+        """The request's signature, checked (401 when bad, 400 when its header is sent twice;
+        counted), not yet claimed."""
         spec = self.spec
         try:
             return await self.edge.signatures.verify(
@@ -184,7 +183,7 @@ class Webhook:
                 secret=secret,
                 header=spec.signature_header,
                 tolerance=spec.signature_tolerance,
-                value=headers.get(spec.signature_header),
+                value=one_header(request, spec.signature_header),
                 body=raw,
                 request=request_line(request.method, request.scope),
                 schemes=spec.signature_schemes,
