@@ -192,6 +192,19 @@ class LifecycleMethods(RuntimeParts):
         another runtime took its database lease."""
         self._failure_callbacks.append(callback)
 
+    async def liveness(self) -> BaseException | None:
+        """Why the runtime has failed, if it has (None: it has not). A store found broken (its
+        file removed, a write that failed) fails it first, as ``readiness`` does: the two
+        probes never disagree. No I/O beyond the store's look at its own file."""
+        if self.failure is None and self.state == "running":
+            try:
+                await self.store.check()
+            except StoreFailedError as broken:
+                self._fail(broken)
+            except StoreClosedError:
+                pass  # closing: a stop is under way, not a failure
+        return self.failure
+
     async def readiness(self) -> dict[str, str]:
         """Whether the runtime can take work: ``{"runtime", "store", "lease"}``, each ``"ok"``
         or what is wrong. A store found broken fails the runtime."""

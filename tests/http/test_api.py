@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -391,3 +393,21 @@ async def test_a_retry_is_the_same_body_however_its_schema_converts_it(serve: Se
     assert as_bool.status_code == 422
     same = await client.post("/hooks/plain", json={"a": 1.0}, headers=key)  # one number
     assert same.status_code == 200
+
+
+async def test_liveness_and_readiness_agree_once_the_database_file_is_gone(
+    serve: Serve, tmp_path: Path
+) -> None:
+    # /healthz read only the runtime's failure, which /readyz's own look at the store set: in
+    # between, a removed database file was 503 on every write and 'ok' to the liveness probe
+    # (the third hostile client's L2)
+    rt, client = await serve([cf.define("quick").step("s", lambda ctx: 1)])
+    assert (await client.get("/healthz")).json() == {"status": "ok"}
+    for suffix in ("", "-wal", "-shm"):
+        os.remove(f"{tmp_path / 'http0.db'}{suffix}")
+    health = await client.get("/healthz")
+    assert health.status_code == 503, health.text
+    assert "was removed" in health.json()["detail"]
+    ready = await client.get("/readyz")
+    assert (ready.status_code, ready.json()["checks"]["runtime"]) == (503, "failed")
+    assert rt.failure is not None

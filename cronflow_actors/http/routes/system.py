@@ -40,8 +40,9 @@ def routes(edge: Edge, document: dict[str, Any], *, with_metrics: bool) -> list[
     runtime = edge.runtime
 
     async def healthz(_request: Request) -> Response:
-        if runtime.failure is not None:
-            body = {"status": "failed", "detail": str(runtime.failure)}
+        failure = await runtime.liveness()
+        if failure is not None:
+            body = {"status": "failed", "detail": str(failure)}
             return json_response(body, 503)
         return json_response({"status": "ok"})
 
