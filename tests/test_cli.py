@@ -41,7 +41,16 @@ def test_help_lists_the_commands() -> None:
 
 def test_db_migrate_creates_and_migrates_a_database_file(tmp_path: Path) -> None:
     db = tmp_path / "app.db"
-    result = cli("db", "migrate", "--db", str(db))
+    # a missing file (a typo) is refused: it was created empty and said to be migrated (the
+    # third hostile client's L3)
+    typo = cli("db", "migrate", "--db", str(db))
+    assert typo.returncode == 2
+    assert f"'--db' has the value '{db}'; expected the path of an existing database file" in (
+        typo.stderr
+    )
+    assert "pass --create" in typo.stderr
+    assert not db.exists()
+    result = cli("db", "migrate", "--create", "--db", str(db))
     assert result.returncode == 0, result.stderr
     assert f"schema version {latest_version()}" in result.stdout
     with sqlite3.connect(db) as raw:
@@ -56,7 +65,7 @@ def test_a_bad_setting_is_reported_and_exits_non_zero(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "'synchronous' has the value 'MAYBE'" in result.stderr
     assert not (tmp_path / "x.db").exists()
-    missing = cli("db", "migrate", "--db", str(tmp_path / "no" / "such" / "x.db"))
+    missing = cli("db", "migrate", "--create", "--db", str(tmp_path / "no" / "such" / "x.db"))
     assert missing.returncode == 2
     assert "existing folder" in missing.stderr
     # a folder: refused before SQLite tries it (its failed open left a thread that could print
@@ -238,7 +247,7 @@ def test_db_commands_use_the_database_serve_would_use(tmp_path: Path) -> None:
     real = tmp_path / "real.db"
     env = {**os.environ, "CRONFLOW_DB": str(real)}
     migrated = subprocess.run(
-        [sys.executable, "-m", "cronflow_actors", "db", "migrate"],
+        [sys.executable, "-m", "cronflow_actors", "db", "migrate", "--create"],
         capture_output=True, text=True, cwd=tmp_path, env=env, timeout=60, check=False,
     )  # fmt: skip
     assert migrated.returncode == 0, migrated.stderr
@@ -264,7 +273,7 @@ def test_db_commands_use_the_database_serve_would_use(tmp_path: Path) -> None:
 
 def test_db_prune_on_a_database_another_process_holds_locked_says_so(tmp_path: Path) -> None:
     db = tmp_path / "locked.db"
-    assert cli("db", "migrate", "--db", str(db)).returncode == 0
+    assert cli("db", "migrate", "--create", "--db", str(db)).returncode == 0
     holder = sqlite3.connect(db, isolation_level=None)
     try:
         holder.execute("BEGIN EXCLUSIVE")  # another tool writing, past the store's busy wait

@@ -100,7 +100,7 @@ def test_a_path_that_is_no_database_of_this_version_is_refused_unchanged(
     assert notes.read_text() == "not a database\n"
     # a database an older version wrote: refused, named how to upgrade, and left as it was
     old = tmp_path / "old.db"
-    assert cli("db", "migrate", "--db", str(old)).returncode == 0
+    assert cli("db", "migrate", "--create", "--db", str(old)).returncode == 0
     with closing(sqlite3.connect(old)) as connection, connection:
         latest = connection.execute("SELECT MAX(version) FROM schema_version").fetchone()[0]
         connection.execute("DELETE FROM schema_version WHERE version = ?", (latest,))

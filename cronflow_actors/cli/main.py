@@ -86,6 +86,15 @@ def _db_migrate(args: argparse.Namespace) -> int:
     from cronflow_actors.runtime import open_store
 
     settings = _database(args, "synchronous")
+    db = settings.db
+    if not args.create and db != ":memory:" and "://" not in db and not Path(db).exists():
+        # a typo would be a new empty database, said to be migrated (the real one untouched)
+        raise ConfigurationError(
+            _named_by(args),
+            db,
+            "the path of an existing database file; nothing was created (pass --create to "
+            "make a new one: serve creates its database too)",
+        )
 
     async def migrate() -> str:
         store = await open_store(settings.db, synchronous=settings.synchronous)
@@ -215,9 +224,14 @@ def build_parser() -> argparse.ArgumentParser:
     db = commands.add_parser("db", help="database maintenance")
     db_commands = db.add_subparsers(dest="db_command", metavar="DB_COMMAND", required=True)
     migrate = db_commands.add_parser(
-        "migrate", help="create the database file if needed and apply pending schema migrations"
+        "migrate", help="apply pending schema migrations to a database file (--create: a new one)"
     )
     _database_options(migrate)
+    migrate.add_argument(
+        "--create",
+        action="store_true",
+        help="create the database file when there is none (else a missing file is refused)",
+    )
     migrate.add_argument(
         "--synchronous",
         default=None,
