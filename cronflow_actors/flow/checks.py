@@ -7,7 +7,7 @@ from collections.abc import Iterable
 
 from cronflow_actors.flow import nodes as n
 from cronflow_actors.flow.options import Cache, CircuitBreaker, Retry
-from cronflow_actors.flow.triggers import callback_problem
+from cronflow_actors.flow.triggers import callback_problem, event_name_problem
 from cronflow_actors.net.durations import looks_like_duration
 
 __all__ = ["LOG_LEVELS", "RESERVED", "node_problems", "step_ids"]
@@ -113,8 +113,9 @@ def _event_problems(node: n.EventNode, where: str) -> list[str]:
     ``waitForEvent(name, timeout)`` written as ``wait_for_event(name, timeout)`` would wait,
     under the step id ``name``, for an event called '1h' that never comes."""
     event = node.event
-    if not isinstance(event, str) or not event:
-        return [f"{where}: the event must be a non-empty string, got {event!r}"]
+    wrong = event_name_problem(event)
+    if wrong is not None:
+        return [f"{where}: {wrong}"]
     if not looks_like_duration(event):
         return []
     return [

@@ -15,6 +15,7 @@ from cronflow_actors.flow.triggers import (
     PollSpec,
     SignatureScheme,
     WebhookSpec,
+    event_name_problem,
     poll_spec,
     schema_problem,
     webhook_spec,
@@ -162,8 +163,9 @@ class TriggerMethods(Chain):
         starts no run of this flow: ``publish_event`` lists the refusal (``.refused``), and
         raises ``InvalidEventError`` when every flow listening refused it."""
         self._changed()  # the compiled flow holds its triggers
-        if not isinstance(name, str) or not name:
-            self._problems.append(f"on_event needs an event name, got {name!r}")
+        wrong = event_name_problem(name)
+        if wrong is not None:
+            self._problems.append(f"on_event: {wrong}")
             return self
         if name in self.events:
             self._problems.append(f"on_event({name!r}) is given twice")

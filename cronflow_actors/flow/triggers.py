@@ -25,6 +25,7 @@ __all__ = [
     "WebhookResponse",
     "WebhookSpec",
     "callback_problem",
+    "event_name_problem",
     "poll_spec",
     "schema_path",
     "schema_problem",
@@ -348,3 +349,19 @@ def _route_template(path: str, problems: list[str]) -> tuple[str, tuple[str, ...
         params.append(name)
         segments.append("{" + name + "}")
     return "/".join(segments), tuple(params)
+
+
+EVENT_NAME_LIMIT = 200
+"""The longest event name (characters)."""
+
+
+def event_name_problem(name: object) -> str | None:
+    """What is wrong with ``name`` as an event's name (None: nothing): 1-200 characters, none
+    of them a control character (a name is a key of an index, a label, a line of a log)."""
+    if not isinstance(name, str) or not name:
+        return f"an event name is a non-empty string, got {name!r}"
+    if len(name) > EVENT_NAME_LIMIT:
+        return f"an event name has at most {EVENT_NAME_LIMIT} characters, got {len(name)}"
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        return f"an event name has no control characters, got {name!r}"
+    return None

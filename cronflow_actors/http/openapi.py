@@ -146,6 +146,13 @@ _STATUS = query("status", {"type": "string", "enum": [s.value for s in RunStatus
 _WORKFLOW = query("workflow", {"type": "string", "maxLength": 200}, "flow id")
 _COUNT = query("count", {"type": "integer", "minimum": 1, "maximum": 50}, "ticks per schedule")
 _ANY_JSON: dict[str, Any] = {}
+_RESUME: dict[str, Any] = {
+    "type": ["object", "null"],
+    "description": (
+        'the decision, {"approved": true} (or false), with "reason" and "approved_by" if '
+        "given; no body (or null): not approved"
+    ),
+}
 _LOCATION = {"Location": {"schema": {"type": "string"}, "description": "the run's URL"}}
 
 
@@ -304,7 +311,7 @@ def _fixed_paths(b: _Builder) -> dict[str, Any]:
                 "Resume a run paused for a human",
                 {"200": b.answer("resumed", Resumed)},
                 "400 404 409 413 415 500 503",
-                body=_ANY_JSON,
+                body=_RESUME,
                 params=[path_param("token")],
             )
         },

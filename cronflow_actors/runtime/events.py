@@ -36,8 +36,9 @@ from cronflow_actors.errors import (
     InvalidEventError,
     PublishInterruptedError,
     UnknownWorkflowError,
+    clipped,
 )
-from cronflow_actors.flow.triggers import schema_path
+from cronflow_actors.flow.triggers import event_name_problem, schema_path
 from cronflow_actors.kernel import Clock
 from cronflow_actors.messages import Message, WaitRecord
 from cronflow_actors.messages.engine import DeliverEvent
@@ -116,6 +117,9 @@ class Events:
         the key, so the same publish sent again (after a ``PublishInterruptedError``, a lost
         answer) starts no flow twice: the runs it started before are in its answer again; a
         waiting step that heard it then waits no more, and a held run keeps it once."""
+        wrong = event_name_problem(name)
+        if wrong is not None:  # nothing could listen for it: refused, not a 202 to nobody
+            raise ConfigurationError("event name", clipped(name), wrong)
         key = _checked_key(idempotency_key)
         accepted: list[tuple[str, Any]] = []
         refused: list[EventRefusal] = []

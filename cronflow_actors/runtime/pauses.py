@@ -201,8 +201,8 @@ def _text(wait: WaitRecord, data: Mapping[str, Any], names: tuple[str, ...], def
     else ``default``; anything but one string is refused before the pause is touched (the
     approval record says who approved and why: a number or an object there says neither)."""
     given = {name: data[name] for name in names if name in data}
-    if all(value == "" for value in given.values()):  # none, or empty: it names nobody
-        return default
+    if all(isinstance(value, str) and not value.strip() for value in given.values()):
+        return default  # none, empty or blank: it names nobody
     where = f"step {wait.step!r} of run {wait.instance_id!r} (paused for a person)"
     if len(given) > 1:
         raise InvalidPayloadError(

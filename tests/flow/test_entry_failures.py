@@ -16,6 +16,7 @@ import cronflow_actors as cf
 from cronflow_actors import net
 from cronflow_actors.errors import (
     ConfigurationError,
+    InvalidWorkflowError,
     PublishInterruptedError,
     RuntimeNotRunningError,
 )
@@ -253,6 +254,27 @@ async def test_a_publish_sent_again_with_its_idempotency_key_starts_no_flow_twic
     assert len(set(other) - set(third)) == 2  # another key: another publish
     with pytest.raises(ConfigurationError, match="idempotency_key"):
         await rt.publish_event("paid", {}, idempotency_key=["not", "a", "string"])  # type: ignore[arg-type]
+
+
+async def test_an_event_name_nothing_could_listen_for_is_refused(rt: cf.Runtime) -> None:
+    # any string was a 202 with empty lists (a 5,000-character name, control characters): the
+    # third hostile client's L5; definitions take the same names only
+    rt.register(cf.define("listener").on_event("paid").step("s", lambda ctx: 1))
+    for name, said in (
+        ("x" * 201, "at most 200 characters, got 201"),
+        ("pa\nid", "no control characters"),
+        ("", "a non-empty string"),
+    ):
+        with pytest.raises(ConfigurationError, match=said):
+            await rt.publish_event(name, {})
+    assert await rt.list_runs() == []
+    assert len(await rt.publish_event("x" * 200, {})) == 0  # at the limit: published
+    for flow in (
+        cf.define("bad").on_event("a\tb").step("s", lambda ctx: 1),
+        cf.define("worse").wait_for_event("w", "e" * 201).step("s", lambda ctx: 1),
+    ):
+        with pytest.raises(InvalidWorkflowError, match="an event name"):
+            rt.register(flow)
 
 
 async def test_no_caller_takes_the_run_a_keyed_publish_names(rt: cf.Runtime) -> None:

@@ -411,3 +411,12 @@ async def test_liveness_and_readiness_agree_once_the_database_file_is_gone(
     ready = await client.get("/readyz")
     assert (ready.status_code, ready.json()["checks"]["runtime"]) == (503, "failed")
     assert rt.failure is not None
+
+
+async def test_an_event_name_over_the_limit_is_a_400_not_a_202_to_nobody(serve: Serve) -> None:
+    rt, client = await serve([cf.define("listener").on_event("paid").step("s", lambda ctx: 1)])
+    refused = await client.post(f"/events/{'x' * 201}", json={})
+    assert refused.status_code == 400, refused.text
+    assert "at most 200 characters" in refused.json()["detail"]
+    assert (await client.post("/events/paid", json={})).status_code == 202
+    assert len(await rt.list_runs()) == 1
