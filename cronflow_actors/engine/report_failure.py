@@ -54,14 +54,12 @@ async def record(actor: Any, command: Any, error: Exception) -> None:
             logger.exception("%s: the run could not be failed either", actor)
 
 
-def say_failed(instance_id: str, workflow: str, error: str | None) -> None:
+def say_failed(instance_id: str, workflow: str, error: str | None, step: str | None) -> None:
     """A run failed with nothing behind it that a handler raised (a handler's raise is logged
     where it was raised, at ERROR with its traceback): a wait's timeout, or its own. Said here,
-    or nowhere."""
-    logger.warning(
-        "run %s (%s) failed: %s",
-        instance_id,
-        workflow,
-        error,
-        extra={"run_id": instance_id, "workflow": workflow},
-    )
+    or nowhere; ``error`` in the words its user reads (a flow's: ``step 'x': ...``), ``step``
+    the step it failed at, if one did."""
+    extra = {"run_id": instance_id, "workflow": workflow}
+    if step is not None:
+        extra["step"] = step
+    logger.warning("run %s (%s) failed: %s", instance_id, workflow, error, extra=extra)

@@ -22,6 +22,7 @@ Differences from Tasquencer, on purpose (spec section 14):
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable
 from typing import Any, Final
 
@@ -492,4 +493,6 @@ def _failed_by(
     ``ctx.cancel()``, the run is canceled with its reason."""
     if isinstance(error, CancelRunRequested):
         return CancelWorkflow(workflow_id=tx.state.id, reason=error.reason)
+    # the run's failure is one WARNING line; where in the user's code: at DEBUG
+    logging.getLogger(__name__).debug("%s of run %s raised", where, tx.state.id, exc_info=error)
     return FailWorkflow(workflow_id=workflow_id, error=f"{where}: {type(error).__name__}: {error}")

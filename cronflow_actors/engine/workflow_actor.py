@@ -41,7 +41,7 @@ from cronflow_actors.engine.handlers import ActionActor, WorkItemActor, handler_
 from cronflow_actors.engine.kept import deliver_kept
 from cronflow_actors.engine.services import EngineServices, decode_state
 from cronflow_actors.engine.state_access import StateAccess
-from cronflow_actors.engine.states import FINAL_STATES, WorkflowState, WorkItemState
+from cronflow_actors.engine.states import FINAL_STATES, WorkItemState
 from cronflow_actors.engine.transaction import Transaction
 from cronflow_actors.errors import (
     ActorSystemNotRunningError,
@@ -405,9 +405,7 @@ class WorkflowActor(CoroutineActor):
         root = self.state.workflows.get(self.instance_id)
         if root is not None and root.state in FINAL_STATES and not was_final and self._body:
             raised = self._raised.get(root.error_cause) if root.error_cause else None
-            if raised is None and root.state == WorkflowState.FAILED:
-                report_failure.say_failed(self.instance_id, root.name, root.error)
-            info = Transaction.workflow_info(root)
+            info = Transaction.workflow_info(root)  # (a failure no raise says: on_finished)
             self.services.on_finished(info, self._body, raised)
             if self.state.end_owed:
                 endings.call(self, info, self._body, raised)

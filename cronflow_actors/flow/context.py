@@ -256,6 +256,13 @@ def step_error(error: str | None) -> str | None:
     return "".join(said) + error[at:] if said else error
 
 
+def failed_step(error: str | None) -> str | None:
+    """The step a flow run's ``error`` (as the engine wrote it) says it failed at: the first
+    task of its chain, by the user's id (None: no step's)."""
+    found = _ENGINE_WORDS.match(error or "")
+    return user_step(found.group(1)) if found else None
+
+
 _BUILDING = frozenset(
     {"step", "action", "if_", "parallel", "race", "while_", "for_each", "batch", "subflow"}
     | {"wait_for_event", "human_in_the_loop", "pause", "delay", "log", "on_error", "retry"}

@@ -148,7 +148,9 @@ class TriggerMethods(Chain):
         return self
 
     def on_interval(self, interval: float | str) -> Self:
-        """Trigger a run every ``interval`` ("15m", "1h", or seconds)."""
+        """Trigger a run every ``interval`` ("15m", "1h", or seconds), at its multiples on the
+        runtime's clock: one run per tick, never two; ticks missed while no runtime ran are
+        skipped (a cron schedule's are caught up: ``on_schedule(catch_up=)``)."""
         self._changed()  # the compiled flow holds its triggers
         seconds = self._seconds(interval, "on_interval")
         if seconds is not None and seconds <= 0:

@@ -11,9 +11,16 @@ from typing import Any
 from cronflow_actors.calls import BlockingRunner, InOrder
 from cronflow_actors.engine.actors import decode_state
 from cronflow_actors.engine.context import WorkflowInfo
+from cronflow_actors.engine.report_failure import say_failed
 from cronflow_actors.engine.state_access import StateAccess
 from cronflow_actors.errors import RunFailedError
-from cronflow_actors.flow.context import FlowContext, RunRef, step_error, trigger_info
+from cronflow_actors.flow.context import (
+    FlowContext,
+    RunRef,
+    failed_step,
+    step_error,
+    trigger_info,
+)
 from cronflow_actors.flow.envelope import open_envelope
 from cronflow_actors.flow.options import Hooks
 from cronflow_actors.flow.secrets import NO_SECRETS, Secrets
@@ -22,7 +29,7 @@ from cronflow_actors.messages.engine import InstanceState, WorkflowRecord
 from cronflow_actors.messages.states import WorkflowState
 from cronflow_actors.store import Store
 
-__all__ = ["FlowEndHooks", "RunHooks", "failure_of"]
+__all__ = ["FlowEndHooks", "RunHooks", "failure_of", "say_run_failed"]
 
 Spawn = Callable[[Coroutine[Any, Any, None], str], Any]
 """``spawn(coroutine, name)``: run it as a task of the runtime."""
@@ -155,3 +162,12 @@ def failure_of(state: InstanceState, root: WorkflowRecord) -> RunFailedError:
     return RunFailedError(
         said or item.error or "failed", type=item.error_type, attributes=item.error_data
     )
+
+
+def say_run_failed(info: WorkflowInfo, *, flow: bool) -> None:
+    """The WARNING of a run that failed with no handler's raise behind it (a wait's timeout, or
+    its own): a flow's in the words ``inspect`` shows (``step 'x': ...``), with its ``step``."""
+    if flow:
+        say_failed(info.id, info.name, step_error(info.error), failed_step(info.error))
+    else:
+        say_failed(info.id, info.name, info.error, None)

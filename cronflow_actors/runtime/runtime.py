@@ -38,7 +38,7 @@ from cronflow_actors.engine.actors import EngineServices
 from cronflow_actors.engine.audit import AuditTrail
 from cronflow_actors.engine.context import WorkflowInfo
 from cronflow_actors.engine.registry import WorkflowRegistry
-from cronflow_actors.engine.states import is_final
+from cronflow_actors.engine.states import WorkflowState, is_final
 from cronflow_actors.engine.timers import TimerService
 from cronflow_actors.errors import ConfigurationError, MissingSecretError
 from cronflow_actors.flow.builder import Flow
@@ -67,7 +67,7 @@ from cronflow_actors.runtime.pinning import Pinning
 from cronflow_actors.runtime.polls import Polls
 from cronflow_actors.runtime.queues import RunQueues, check_queue_limits
 from cronflow_actors.runtime.replays import Replays
-from cronflow_actors.runtime.run_hooks import FlowEndHooks, RunHooks
+from cronflow_actors.runtime.run_hooks import FlowEndHooks, RunHooks, say_run_failed
 from cronflow_actors.runtime.run_views import RunViews
 from cronflow_actors.runtime.runs import Runs
 from cronflow_actors.runtime.schedules import Schedules
@@ -461,6 +461,8 @@ class Runtime(ClusterRecovery, LifecycleMethods, FlowMethods, StateMethods, Audi
         (a run canceled offline; the engine has the hooks of the runs it ends called, at least
         once: ``engine/endings.py``)."""
         compiled = self.catalog.compiled.get(info.name) if info.parent_id is None else None
+        if raised is None and not hooks and info.state == WorkflowState.FAILED:
+            say_run_failed(info, flow=info.name in self.catalog.compiled)
         if compiled is not None:
             self.queues.finished(info.name, info.id)
             if hooks:

@@ -398,7 +398,7 @@ def test_a_flow_per_item_may_not_be_shaped_by_the_item() -> None:
 
 
 async def test_a_condition_that_raises_fails_the_run_not_the_step_before_it(
-    rt: cf.Runtime,
+    rt: cf.Runtime, caplog: pytest.LogCaptureFixture
 ) -> None:
     # the step before the branch completed (its output is kept, its fallback and retries are
     # not for the condition's error); the run fails with the condition's error, hooks hear it
@@ -419,11 +419,17 @@ async def test_a_condition_that_raises_fails_the_run_not_the_step_before_it(
     )
     rt.register(flow)
     rt.register(loop)
+    caplog.set_level(logging.DEBUG, logger="cronflow_actors.engine.tasks")
     run_id = await rt.trigger("branchy", {})
     result = await rt.wait(run_id, timeout=5)
     assert result.status == "failed"
     assert result.error == "router of task 'if:check': TypeError: 'int' object is not subscriptable"
     assert ran == ["a"]
+    # where in the condition: its traceback at DEBUG (newcomer h22 L2: none anywhere)
+    [raised] = [r for r in caplog.records if r.getMessage().startswith("router of task 'if:")]
+    assert raised.levelno == logging.DEBUG
+    assert raised.exc_info is not None
+    assert raised.exc_info[0] is TypeError
     await rt.wait_idle()  # the hook, on a pool thread
     assert [str(error) for error in failures] == [result.error]
     [a] = (await rt.inspect(run_id)).steps

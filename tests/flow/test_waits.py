@@ -215,6 +215,11 @@ async def test_a_run_a_wait_timed_out_is_a_warning_in_the_log(
         (logging.ERROR, broken),  # its step's ERROR, with the traceback; no second line
     ]
     assert "waiting for event 'payment.confirmed'" in runs[0].getMessage()
+    # in the words inspect shows, with the step it failed at (newcomer h22 L2: the engine's
+    # "task 'paid': work item '...w2'")
+    assert f"run {late} (pay) failed: step 'paid': timed out after" in runs[0].getMessage()
+    assert "work item" not in runs[0].getMessage()
+    assert runs[0].step == "paid"  # type: ignore[attr-defined]
 
 
 async def test_on_event_starts_listening_flows(rt: cf.Runtime) -> None:
