@@ -23,6 +23,7 @@ from cronflow_actors.errors import (
     InternalOnlyActionError,
     InvalidPayloadError,
     refusing_call,
+    validation_path,
 )
 from cronflow_actors.messages.engine import Principal
 from cronflow_actors.net.builder import ActionSpec
@@ -49,7 +50,8 @@ async def pass_boundary(
         try:
             converted = msgspec.convert(payload, custom.schema)
         except msgspec.ValidationError as error:
-            raise InvalidPayloadError(element, action, str(error)) from None
+            path = validation_path(error)
+            raise InvalidPayloadError(element, action, str(error), path) from None
     if external:
         assert principal is not None
         await admit_caller(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 
 def clipped(value: object, limit: int = 120) -> str:
     """``repr(value)`` for a message, cut to about ``limit`` characters: a name or id a client
@@ -15,6 +17,16 @@ def clipped(value: object, limit: int = 120) -> str:
 def class_name(error: BaseException) -> str:
     """The qualified name of ``error``'s class (``module.Name``), as a failure records it."""
     return f"{type(error).__module__}.{type(error).__qualname__}"
+
+
+_PATH_IN_ERROR = re.compile(r" - at `(?P<path>[^`]+)`$")
+
+
+def validation_path(error: Exception) -> str:
+    """The JSON path (``$.items[0].sku``) of the field a msgspec schema refused, as its error
+    says it; ``$`` for the whole value."""
+    match = _PATH_IN_ERROR.search(str(error))
+    return match.group("path") if match else "$"
 
 
 class CronflowError(Exception):

@@ -16,6 +16,8 @@ from typing import Any, Literal
 
 import msgspec
 
+from cronflow_actors.errors import validation_path
+
 __all__ = [
     "METHODS",
     "PollSpec",
@@ -314,13 +316,9 @@ def schema_problem(schema: Any, where: str) -> str | None:
     return None
 
 
-_PATH_IN_ERROR = re.compile(r" - at `(?P<path>[^`]+)`$")
-
-
 def schema_path(error: msgspec.ValidationError) -> str:
     """The JSON path (``$.items[0].sku``) of the field a schema refused; ``$`` for the whole."""
-    match = _PATH_IN_ERROR.search(str(error))
-    return match.group("path") if match else "$"
+    return validation_path(error)
 
 
 _PARAM = re.compile(r"^(?::(?P<colon>.+)|\{(?P<brace>.+)\})$")

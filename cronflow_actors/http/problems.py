@@ -174,6 +174,8 @@ def as_problem(error: CronflowError) -> Problem:
         fields = {"path": error.refused[0].path, "refused": error.refused}
     elif isinstance(error, PublishInterruptedError):
         fields = {"started": error.started}
+    elif isinstance(error, InvalidPayloadError) and error.path is not None:
+        fields = {"path": error.path}
     where = refused_in(error)
     if where is not None:  # raised by the flow's own code, which refused the call
         fields["raised_in"] = where

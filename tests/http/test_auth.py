@@ -72,6 +72,7 @@ async def test_tokens_principals_and_policies(serve: Serve) -> None:
     assert denied.status_code == 403
     invalid = await client.post(complete, json={"approved": "yes"}, headers=bearer("t-ada"))
     assert invalid.status_code == 400
+    assert invalid.json()["path"] == "$.approved"  # as a webhook's 400 says it (h22 L7)
     internal_only = await client.post(f"/work-items/{item['id']}/fail", headers=bearer("t-ada"))
     assert internal_only.status_code == 403
     assert (await rt.work_item(item["id"])).state == "started"

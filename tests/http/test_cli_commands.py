@@ -64,7 +64,7 @@ async def test_client_commands(serve: Serve) -> None:
     assert (result["status"], result["output"]) == ("completed", 41)
     code, out, err = await cli("inspect", result["id"], "--url", url)
     assert code == 0, err
-    assert f"run {result['id']}  double  completed" in out
+    assert f"run {result['id']}  double v1  completed" in out
     assert "├─ double [step] completed attempts=1" in out
     assert "└─ plus [step] completed attempts=1" in out
     code, out, err = await cli("run", "boom", "--url", url, "--json")
