@@ -28,7 +28,7 @@ from cronflow_actors.cli.render import (
 )
 from cronflow_actors.errors import ApiError, ConfigurationError
 
-__all__ = ["STATUSES", "add_client_commands"]
+__all__ = ["STATUSES", "add_client_commands", "follow"]
 
 STATUSES = ("running", "waiting", "completed", "failed", "canceled", "blocked")
 """What ``runs --status`` takes (a run's status)."""
@@ -86,7 +86,12 @@ def _run(args: argparse.Namespace) -> int:
     client = _client(args)
     body = {"workflow": args.workflow, "payload": _payload(args)}
     started = client.call("POST", "/runs", body, expect=("run_id",))
-    run_id = started["run_id"]
+    return follow(args, client, started["run_id"])
+
+
+def follow(args: argparse.Namespace, client: Client, run_id: str, *, what: str = "run") -> int:
+    """Print ``run_id`` (``--no-wait``), or wait for its end (``--timeout``) and say how it
+    ended: exit 0 when it completed, 1 when not (``what``: "run", "replay", as it is told)."""
     if args.no_wait:
         if args.json:
             _print_json({"run_id": run_id})
@@ -98,7 +103,7 @@ def _run(args: argparse.Namespace) -> int:
         if not args.json:
             print(text, file=sys.stderr)
 
-    say(f"started run {run_id}; waiting for it to end (Ctrl-C stops waiting, not the run)")
+    say(f"started {what} {run_id}; waiting for it to end (Ctrl-C stops waiting, not the run)")
     deadline = None if args.timeout is None else time.monotonic() + args.timeout
     poll, told_pause = 0.05, False
     try:

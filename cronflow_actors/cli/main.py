@@ -2,7 +2,8 @@
 
 Commands: ``serve``, the client commands ``run``, ``inspect``, ``runs``, ``paused``, ``resume``,
 ``cancel``, ``events publish`` (they call a running server: ``commands.py``), ``migrate``
-(a running instance to another version: ``migrate.py``), ``db migrate``,
+(a running instance to another version: ``migrate.py``), ``replay`` (a run again, with its
+recorded trigger: ``replay.py``), ``db migrate``,
 ``db prune`` and ``version`` (also ``--version``). Settings come from flags, ``CRONFLOW_*``
 variables and a TOML ``--config`` file. Exit codes are in ``exits.py``: 0 ok, 1 run failed,
 2 usage, 3 not found or conflict, 4 server unreachable. Heavy modules are imported inside the
@@ -25,6 +26,7 @@ from cronflow_actors.cli.bench import add_bench_command
 from cronflow_actors.cli.commands import add_client_commands
 from cronflow_actors.cli.exits import Exit
 from cronflow_actors.cli.migrate import add_migrate_command
+from cronflow_actors.cli.replay import add_replay_command
 from cronflow_actors.errors import ApiError, ConfigurationError, CronflowError, StoreFailedError
 
 __all__ = ["main"]
@@ -349,6 +351,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(handler=_serve)
     add_client_commands(commands)
     add_migrate_command(commands)
+    add_replay_command(commands)
     add_bench_command(commands)
     return parser
 

@@ -55,6 +55,30 @@ def _boom(ctx: object) -> None:
     raise RuntimeError("kaboom")
 
 
+async def test_replay_runs_a_run_again_from_the_command_line(serve: Serve) -> None:
+    # replay was Python and HTTP only (newcomer h22 L5)
+    rt, client = await serve(flows())
+    url = str(client.base_url)
+    first = await rt.trigger("double", 20)
+    await rt.wait(first, timeout=5)
+    code, out, err = await cli("replay", first, "--url", url, "--json")
+    assert code == 0, err
+    again = json.loads(out)
+    assert (again["status"], again["output"]) == ("completed", 41)
+    assert again["id"] != first
+    assert (await rt.inspect(again["id"])).replay_of == first
+    code, out, err = await cli("replay", first, "--payload", "1", "--url", url)
+    assert code == 0, err
+    assert "started replay" in err
+    assert "output: 3" in out
+    code, out, err = await cli("replay", first, "--no-wait", "--url", url)
+    assert (code, err) == (0, "")
+    assert (await rt.wait(out.strip(), timeout=5)).output == 41
+    code, _, err = await cli("replay", "no-such-run", "--url", url)
+    assert code == 3, err
+    assert len(await rt.list_runs()) == 4
+
+
 async def test_client_commands(serve: Serve) -> None:
     rt, client = await serve(flows())
     url = str(client.base_url)

@@ -1,0 +1,54 @@
+"""``cronflow-actors replay RUN_ID [--payload JSON]``: start a new run of a run's flow with the
+trigger it recorded (``POST /runs/{id}/replay``; ``--payload``: another payload instead), and
+wait for it to end as ``run`` does (``--no-wait``, ``--timeout``). The new run says which it
+replays (``inspect``: "replay of"). A net workflow's instance is no flow's run: refused (exit
+3, the server's 409 ``not-replayable``)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from cronflow_actors.cli.commands import (
+    _client,
+    _client_options,
+    _path,
+    _payload,
+    _positive_seconds,
+    follow,
+)
+
+__all__ = ["add_replay_command"]
+
+
+def _replay(args: argparse.Namespace) -> int:
+    client = _client(args)
+    body = {} if args.payload is None else {"payload": _payload(args)}
+    path = f"/runs/{_path(args.run_id)}/replay"
+    started = client.call("POST", path, body, expect=("run_id",))
+    return follow(args, client, started["run_id"], what="replay")
+
+
+def add_replay_command(commands: Any) -> None:
+    """Add ``replay`` to the ``cronflow-actors`` subcommands."""
+    parser = commands.add_parser(
+        "replay",
+        help="run a run's flow again with the trigger it recorded, and wait for it to end",
+        description="Start a new run of RUN_ID's flow with the payload (and headers) it was "
+        "triggered with, or --payload instead, and wait for it to end (exit 0 when it "
+        "completed, 1 when it failed, was canceled or outlived --timeout).",
+    )
+    parser.add_argument("run_id", metavar="RUN_ID", help="the run to replay")
+    parser.add_argument("--payload", default=None, help="another payload, as JSON")
+    parser.add_argument(
+        "--no-wait", action="store_true", help="print the new run's id at once and exit 0"
+    )
+    parser.add_argument(
+        "--timeout",
+        type=_positive_seconds,
+        default=None,
+        metavar="SECONDS",
+        help="stop waiting after this long (the run goes on) and exit 1",
+    )
+    _client_options(parser, json_help="print {id, status, output, error} as JSON")
+    parser.set_defaults(handler=_replay)
