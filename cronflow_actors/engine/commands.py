@@ -47,6 +47,7 @@ from cronflow_actors.messages.engine import (
     WorkflowRecord,
     WorkItemAction,
     WorkItemFinished,
+    WorkItemRerun,
 )
 from cronflow_actors.messages.migrations import KeptEvent
 from cronflow_actors.net.spec import NetSpec, TaskKind
@@ -186,6 +187,17 @@ def _rerun(tx: Transaction, items: tuple[tuple[str, int], ...]) -> None:
         item.redispatches += 1
         tx.rewritten = True  # the count is durable before the handler runs again
         tx.handlers.append((item_id, attempt))
+        workflow = tx.state.workflows.get(item.workflow_id)
+        name = workflow.name if workflow is not None else ""
+        tx.changes.append(
+            WorkItemRerun(
+                workflow_id=item.workflow_id,
+                task=item.task,
+                work_item_id=item_id,
+                workflow=name,
+                kind=item.kind,
+            )
+        )
         if tx.audit is not None:
             tx.audit.rerun(item)
 

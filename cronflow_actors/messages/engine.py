@@ -80,6 +80,7 @@ __all__ = [
     "WorkItemAction",
     "WorkItemFinished",
     "WorkItemRecord",
+    "WorkItemRerun",
     "WorkItemStateChanged",
     "WorkflowCommand",
     "WorkflowRecord",
@@ -119,6 +120,17 @@ class WorkItemStateChanged(Message, frozen=True, kw_only=True, gc=False):
     started_at: float | None = None
     began_at: float | None = None
     detached: bool = False
+
+
+class WorkItemRerun(Message, frozen=True, kw_only=True, gc=False):
+    """A step's handler runs again: a restart (or a takeover) found its attempt started and
+    unreported (``RerunStarted``); for the runtime's observers (the attempt is the same one)."""
+
+    workflow_id: str
+    task: str
+    work_item_id: str
+    workflow: str = ""
+    kind: str = ""
 
 
 class WorkflowStateChanged(Message, frozen=True, kw_only=True, gc=False):

@@ -157,6 +157,13 @@ class RuntimeMetrics:
             unit="seconds",
             registry=r,
         )
+        self.steps_rerun = CounterFamily(
+            "cronflow_steps_rerun_total",
+            "Steps whose handler ran again because a restart (or a takeover) found its attempt "
+            "started and unreported (at-least-once; the attempt count stays)",
+            ["workflow", "kind"],
+            registry=r,
+        )
         self.actions_dispatched = CounterFamily(
             "cronflow_actions_dispatched_total",
             "Detached actions handed to an action actor (again after a restart included)",
@@ -304,6 +311,7 @@ class RuntimeMetrics:
             for outcome in _ENDED:
                 self.runs_finished.labels(workflow, outcome)
             self.run_duration.labels(workflow)
+            self.runs_blocked.labels(workflow)  # a gauge: 0 until a run of it is held
         if "schedule" in triggers:
             self.cron_fires.labels(workflow)
             self.cron_lag.labels(workflow)
@@ -323,7 +331,11 @@ class RuntimeMetrics:
                     self.waits_finished.labels(workflow, kind, outcome)
                 self.wait_duration.labels(workflow, kind)
             elif kind == "action":  # detached: measured as an action
-                for family in (self.actions_dispatched, self.action_duration):
+                for family in (
+                    self.actions_dispatched,
+                    self.actions_redispatched,
+                    self.action_duration,
+                ):
                     family.labels(workflow, step)
                 for outcome in _ENDED[:2]:
                     self.actions_finished.labels(workflow, step, outcome)
@@ -331,6 +343,7 @@ class RuntimeMetrics:
                 for outcome in _ENDED[:2]:
                     self.steps_finished.labels(workflow, kind, outcome)
                 self.step_duration.labels(workflow, kind)
+                self.steps_rerun.labels(workflow, kind)
 
     def flow_registered(self, workflow: str, name: str, version: str, tags: list[str]) -> None:
         """``cronflow_flow_info{workflow, name, version, tags}``: one series per flow."""

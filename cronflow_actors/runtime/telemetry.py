@@ -25,6 +25,7 @@ from cronflow_actors.messages import Message
 from cronflow_actors.messages.engine import (
     ActionStateChanged,
     WorkflowStateChanged,
+    WorkItemRerun,
     WorkItemStateChanged,
 )
 from cronflow_actors.messages.states import ActionState, WorkItemState
@@ -173,6 +174,10 @@ class Telemetry:
                     self._run(workflow, now)
             elif kind is ActionStateChanged:
                 self._action(change)  # type: ignore[arg-type]
+            elif kind is WorkItemRerun:
+                rerun: Any = change
+                workflow_name, step_kind = rerun.workflow or "unknown", rerun.kind or "unknown"
+                self._child(self.metrics.steps_rerun, workflow_name, step_kind).inc()
 
     def _run(self, change: WorkflowStateChanged, now: float) -> None:
         metrics, children = self.metrics, self._children

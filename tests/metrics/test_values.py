@@ -192,6 +192,8 @@ def test_a_first_failure_shows_in_prometheus_rates(
             ("cronflow_steps_finished_total", {"kind": "step", "outcome": "failed"}),
             ("cronflow_waits_finished_total", {"kind": "human", "outcome": "completed"}),
             ("cronflow_actions_finished_total", {"action": "notify", "outcome": "failed"}),
+            ("cronflow_actions_redispatched_total", {"action": "notify"}),  # (h22 L3)
+            ("cronflow_steps_rerun_total", {"kind": "step"}),
             ("cronflow_step_retries_total", {}),
             ("cronflow_step_duration_seconds_count", {"kind": "step"}),
         ]:

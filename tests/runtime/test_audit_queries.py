@@ -163,6 +163,15 @@ async def test_a_step_a_restart_runs_again_is_counted_and_traced(tmp_path: Path)
         assert (await second.wait(run_id, timeout=10)).output == "done"
         info = await second.inspect(run_id)
         spans = await second.spans(run_id)
+        metrics = second.metrics.render().decode()
+    # counted in the metrics too, where it was invisible (newcomer h22 L3); the first step
+    # has its series at zero
+    reruns = {
+        line.split("{", 1)[1].split("}")[0]: float(line.rsplit(" ", 1)[1])
+        for line in metrics.splitlines()
+        if line.startswith("cronflow_steps_rerun_total{")
+    }
+    assert reruns == {'kind="step",workflow="slowly"': 1.0}, reruns
     [key] = {key for _attempt, _again, key in seen}  # one key for both: it may de-duplicate
     assert [(attempt, again) for attempt, again, _key in seen] == [(1, 0), (1, 1)]
     steps = {step.id: step for step in info.steps}
