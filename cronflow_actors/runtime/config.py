@@ -349,7 +349,7 @@ def _refusal(text: str, data: Mapping[str, Any], origin: Mapping[str, str]) -> E
         key = text.split(" ", 1)[0]  # a check of __post_init__ names its field first
     where = origin.get(key, "the settings")
     if checked:
-        expected = f"another value: {text} (it came from {where})"
+        expected = f"one that passes this check: {text} (it came from {where})"
     else:
         expected = f"{_kind(_HINTS.get(key), key)} (it came from {where})"
     value = "(hidden)" if key == "tokens" else data.get(key)

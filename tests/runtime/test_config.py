@@ -40,7 +40,7 @@ def test_an_unknown_name_in_the_file_is_refused_with_the_file_and_the_settings(
         ("drain_timeout = 'soon'\n", "drain_timeout", "'soon'", "a number (of seconds)"),
         ("max_active_runs = 'x'\n", "max_active_runs", "'x'", "a whole number"),
         ("log_level = 'loud'\n", "log_level", "'loud'", "one of critical, error, warning"),
-        ("port = 70000\n", "port", "70000", "another value: port must be 0-65535"),
+        ("port = 70000\n", "port", "70000", "one that passes this check: port must be 0-65535"),
         ("[queues]\nemails = 'five'\n", "queues.emails", "'five'", "a whole number of runs"),
         ("retention = 5\n", "retention", "5", "a duration with its unit, as a string"),
     ],
