@@ -178,6 +178,53 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
             "CREATE INDEX run_queue_by_workflow ON run_queue (workflow, queued_at, instance_id)",
         ),
     ),
+    (
+        7,
+        "the journal and the audit trail kept in their run's key order (one b-tree each)",
+        (
+            # A step's commit wrote six pages of the log: the run's row, and four of the six
+            # for the audit row and its index, the journal row and its index, and the journal's
+            # AUTOINCREMENT counter. Keyed by the run (WITHOUT ROWID), each is one page, next
+            # to the run's earlier rows (run ids grow with time: runtime/ids.py). A journal
+            # entry's seq is its place in its run's journal (1, 2, ...), read in that order.
+            """
+            CREATE TABLE journal_by_run (
+                seq          INTEGER NOT NULL,
+                instance_id  TEXT NOT NULL REFERENCES instances (instance_id) ON DELETE CASCADE,
+                work_item_id TEXT NOT NULL,
+                attempt      INTEGER NOT NULL,
+                step_id      TEXT NOT NULL DEFAULT '',
+                outcome      TEXT NOT NULL,
+                output       BLOB,
+                error        TEXT,
+                recorded_at  REAL NOT NULL,
+                revision     INTEGER,
+                PRIMARY KEY (instance_id, work_item_id, attempt)
+            ) WITHOUT ROWID
+            """,
+            """
+            INSERT INTO journal_by_run (seq, instance_id, work_item_id, attempt, step_id,
+                                        outcome, output, error, recorded_at, revision)
+            SELECT ROW_NUMBER() OVER (PARTITION BY instance_id ORDER BY seq), instance_id,
+                   work_item_id, attempt, step_id, outcome, output, error, recorded_at, revision
+              FROM journal
+            """,
+            "DROP TABLE journal",
+            "ALTER TABLE journal_by_run RENAME TO journal",
+            """
+            CREATE TABLE audit_by_run (
+                trace_id TEXT NOT NULL REFERENCES instances (instance_id) ON DELETE CASCADE,
+                revision INTEGER NOT NULL,
+                spans    BLOB NOT NULL,
+                PRIMARY KEY (trace_id, revision)
+            ) WITHOUT ROWID
+            """,
+            "INSERT INTO audit_by_run (trace_id, revision, spans) "
+            "SELECT trace_id, revision, spans FROM audit",
+            "DROP TABLE audit",
+            "ALTER TABLE audit_by_run RENAME TO audit",
+        ),
+    ),
 )
 
 

@@ -87,10 +87,13 @@ caller takes the paused ones out of the waiting count."""
 
 INSERT_JOURNAL = """
     INSERT OR IGNORE INTO journal
-        (instance_id, work_item_id, attempt, step_id, outcome, output, error, recorded_at, revision)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+        (seq, instance_id, work_item_id, attempt, step_id, outcome, output, error, recorded_at,
+         revision)
+    VALUES ((SELECT ifnull(max(seq), 0) + 1 FROM journal WHERE instance_id = ?1),
+            ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
 """
-"""An entry of the audit log; the first record of an attempt is kept."""
+"""An entry of the audit log, numbered after its run's last one (the run's rows are next to
+each other: a look at that one page); the first record of an attempt is kept."""
 JOURNAL_COLUMNS = (
     "seq, instance_id, outcome, work_item_id, step_id, attempt, recorded_at, revision, output, "
     "error"

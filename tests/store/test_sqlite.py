@@ -20,7 +20,7 @@ from cronflow_actors.errors import (
     SchemaVersionError,
     StoreClosedError,
 )
-from cronflow_actors.messages import Mutation
+from cronflow_actors.messages import Mutation, encode
 from cronflow_actors.store import MIGRATIONS, SQLiteStore, latest_version
 from tests.store.conftest import entry, only_snapshot, snapshot, timer
 
@@ -137,6 +137,70 @@ async def test_a_journal_written_before_revisions_were_kept_reads_back(tmp_path:
         )
         assert [j.revision for j in await store.read_journal("i1")] == [None, 5]
         assert [j.work_item_id for j in await store.load_journal("i1")] == ["w1", "w2"]
+
+
+async def test_journals_and_audit_trails_of_version_6_keep_their_order_keyed_by_run(
+    tmp_path: Path,
+) -> None:
+    # version 7 keeps both in their run's key order (one page a commit each, not two and a
+    # counter): what was written before reads back in the order it was written
+    path = tmp_path / "v6.db"
+    with sqlite3.connect(path) as raw:  # a database as the schema stood at version 6
+        raw.execute(
+            "CREATE TABLE schema_version (version INTEGER PRIMARY KEY, "
+            "description TEXT NOT NULL, applied_at REAL NOT NULL)"
+        )
+        for version, description, statements in MIGRATIONS[:6]:
+            for statement in statements:
+                raw.execute(statement)
+            raw.execute("INSERT INTO schema_version VALUES (?, ?, 0)", (version, description))
+        for run in ("a", "b"):
+            raw.execute(
+                "INSERT INTO instances (instance_id, workflow, status, revision, updated_at, "
+                "body) VALUES (?, 'wf', 'running', 9, 1.0, x'')",
+                (run,),
+            )
+        # two runs' entries interleaved, and one of "a" written out of work-item order
+        for run, item in (("a", "w3"), ("b", "w1"), ("a", "w1"), ("b", "w2"), ("a", "w2")):
+            raw.execute(
+                "INSERT INTO journal (instance_id, work_item_id, attempt, outcome, recorded_at, "
+                "revision) VALUES (?, ?, 1, 'completed', 2.0, 1)",
+                (run, item),
+            )
+        for run, revision in (("a", 2), ("b", 1), ("a", 1)):
+            spans = [[1, 0, None, f"Op.{run}{revision}", None, 1.0, 1.0, {}]]
+            raw.execute(
+                "INSERT INTO audit (trace_id, revision, spans) VALUES (?, ?, ?)",
+                (run, revision, encode(spans)),
+            )
+    async with SQLiteStore(path) as store:
+        assert await store.schema_version() == latest_version()
+        a = await store.read_journal("a")
+        assert [(j.element, j.seq) for j in a] == [("w3", 1), ("w1", 2), ("w2", 3)]
+        assert [(j.element, j.seq) for j in await store.read_journal("b")] == [
+            ("w1", 1),
+            ("w2", 2),
+        ]
+        assert await store.read_journal("a", after=1) == a[1:]
+        await store.commit(
+            Mutation(
+                snapshot=snapshot("a", revision=10), journal=(entry("a", "w4"), entry("a", "w3"))
+            )
+        )  # a new entry numbered after the run's last; an attempt recorded again: kept once
+        again = await store.read_journal("a")
+        assert [(j.element, j.seq, j.revision) for j in again] == [
+            ("w3", 1, 1),
+            ("w1", 2, 1),
+            ("w2", 3, 1),
+            ("w4", 4, 10),
+        ]
+        spans = await store.read_spans("a")
+        assert [s.operation for s in spans] == ["Op.a1", "Op.a2"]
+        assert [s.operation for s in await store.read_spans("b")] == ["Op.b1"]
+    with sqlite3.connect(path) as raw:
+        tables = {row[0] for row in raw.execute("SELECT name FROM sqlite_master")}
+    assert {"journal", "audit"} <= tables
+    assert not {"journal_by_run", "audit_by_run", "audit_by_trace"} & tables
 
 
 async def test_a_database_from_a_newer_version_is_refused_untouched(tmp_path: Path) -> None:
