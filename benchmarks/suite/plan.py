@@ -232,7 +232,9 @@ def peer_jobs(
     # Prefect's (a) at 50 in flight at most: at more its server answers 503 and the client's
     # back-off sets the pace; 200 runs at 25, 50, 100 and all 200 at once ran at 1.4, 1.6, 0.7
     # and 0.4 runs/s (benchmarks/README.md). e runs first; each workload gets half the time.
-    prefect_in_flight = min(in_flight, 50)
+    # --quick's five runs at two in flight: at five its server's first 503s cost the client
+    # 2 + 4 s of back-off, most of the job's time (24 s against 16, and 0.7 runs/s against 2.0)
+    prefect_in_flight = min(in_flight, 2 if quick else 50)
     jobs.append(
         Job(
             engine="prefect",
