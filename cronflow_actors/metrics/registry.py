@@ -46,7 +46,7 @@ __all__ = [
     "RuntimeMetrics",
 ]
 
-TRIGGERS = frozenset({"manual", "api", "webhook", "schedule", "event", "poll"})
+TRIGGERS = frozenset({"manual", "api", "webhook", "schedule", "event", "poll", "replay"})
 """Values of the ``trigger`` label; anything else is counted as ``other``."""
 WAIT_KINDS = frozenset({"human", "pause", "event", "sleep", "delay"})
 """Step kinds that wait (for a person, an event, a timer) rather than work: their time goes to

@@ -52,7 +52,9 @@ class FlowMethods(NetMethods):
             spec = self.registry.get(name, versions[-1])
         if spec is None:
             spec = self.registry.for_new_instance(name)
-        trigger = open_envelope(payload).kind
+        envelope = open_envelope(payload)
+        # a replay is counted as one, not as another start by its run's trigger (a webhook's)
+        trigger = "replay" if envelope.replay_of is not None else envelope.kind
         command = StartWorkflow(
             payload=payload, dequeued=dequeued, trigger=trigger, canceled=canceled
         )

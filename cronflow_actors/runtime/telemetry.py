@@ -295,8 +295,9 @@ class Telemetry:
 
 
 def _triggers(triggers: FlowTriggers) -> list[str]:
-    """The ``trigger`` labels a flow's runs can start with: a call, and what it declares."""
-    found = ["manual"]
+    """The ``trigger`` labels a flow's runs can start with: a call, a replay, and what it
+    declares."""
+    found = ["manual", "replay"]
     for label, declared in (
         ("webhook", triggers.webhooks),
         ("schedule", triggers.schedules or triggers.intervals),

@@ -67,6 +67,13 @@ async def test_a_replay_runs_again_from_the_recorded_trigger(
         assert output["read"] == {"payload": {"amount": 5}, "tenant": "acme", "kind": "manual"}
         assert charged == [30, 30, 5]
         assert len(await rt.list_runs(workflow="checkout")) == 3
+        # counted as replays, not as starts by the recorded trigger (newcomer h22 L8)
+        started = {
+            line.split('trigger="', 1)[1].split('"')[0]: float(line.rsplit(" ", 1)[1])
+            for line in rt.metrics.render().decode().splitlines()
+            if line.startswith("cronflow_runs_started_total{") and 'workflow="checkout"' in line
+        }
+        assert started == {"manual": 1.0, "replay": 2.0}
 
 
 async def test_mocked_steps_replace_the_real_ones_for_that_run_only(
