@@ -49,7 +49,11 @@ from cronflow_actors.engine.state_access import StateAccess
 from cronflow_actors.engine.transaction import Transaction, normalize
 from cronflow_actors.errors import CancelRunRequested, RetryRequested, class_name
 from cronflow_actors.kernel import Clock
-from cronflow_actors.kernel._actor import LoopActor  # (not the package's: mypyc, setup.py)
+from cronflow_actors.kernel._actor import (  # (not the package's: mypyc, setup.py)
+    ActorHost,
+    LoopActor,
+)
+from cronflow_actors.kernel._eager import EagerTask
 from cronflow_actors.messages import Message, plain
 from cronflow_actors.messages.engine import (
     ActionFinished,
@@ -65,6 +69,7 @@ __all__ = [
     "WorkItemActor",
     "handler_context",
     "in_user_code",
+    "start_handler",
     "storable_attributes",
 ]
 
@@ -178,12 +183,19 @@ class HandlerActor(LoopActor):
         """The task that runs the handler, until it stops the actor."""
 
     def on_start(self) -> None:
-        self._task = self.create_task(self._run(), name=f"{self.what} {self.item_id}")
+        if self._task is None:
+            self._task = self.create_task(self._run(), name=f"{self.what} {self.item_id}")
+        else:  # its attempt began before it was spawned (``start_handler``): its task is ours
+            self.adopt_task(self._task)
 
     def on_stop(self) -> None:
         self._task = None  # every stop lets go of it (a cancelled task keeps a frame of ours)
 
     async def _run(self) -> None:
+        self._reported(await self.run_attempt())
+
+    async def run_attempt(self) -> Message:
+        """Call the handler once; the report of how it went (``succeeded`` or ``failed``)."""
         in_user_code.set(True)  # a run it starts is never held back (runtime/admission.py)
         system = self.system
         began_at = system.clock.now()
@@ -199,6 +211,10 @@ class HandlerActor(LoopActor):
             report = self.succeeded(output, began_at)
         except Exception as error:
             report = self.failed(error, began_at)
+        return report
+
+    def _reported(self, report: Message) -> None:
+        """Tell the parent ``report``, and stop."""
         parent = self._parent
         if parent is not None:
             # If the instance stopped meanwhile, recovery runs the handler again. (A try, not
@@ -320,6 +336,29 @@ class WorkItemActor(HandlerActor):
             exception=error,
             began_at=began_at,
         )
+
+
+def start_handler(
+    host: ActorHost, parent: pykka.ActorRef[Any], actor: HandlerActor
+) -> pykka.ActorRef[Any] | None:
+    """Begin ``actor``'s attempt at once, in a task of its own (``EagerTask``: the task the
+    handler sees as current, whose context it runs in). A handler that returns without ever
+    waiting (a step that computes) has its report told to ``parent`` now, and never becomes an
+    actor: None (no actor, no stop, and no round of the loop for its task or its report). One
+    that waits goes on in that task, which ``actor``, spawned now as ``parent``'s child, takes
+    over: its ref. ``host`` must be running (it spawns)."""
+    actor.system = host
+    run = EagerTask(host.work, actor.run_attempt(), f"{actor.what} {actor.item_id}")
+    if run.done:
+        parent.tell(run.result)
+        return None
+    actor._task = run.task
+    run.then = actor._reported
+    try:
+        return host.spawn_made(actor, parent=parent)
+    except BaseException:
+        run.task.cancel()
+        raise
 
 
 def _with_traceback(level: int, asked: bool | None) -> bool:

@@ -22,7 +22,8 @@ depth-first (spec section 0); a task's policy must see its work item's change be
 happens in the instance, and a refused or failing call must roll back all of it. Separate mailboxes
 would interleave cascades and leave half-applied changes to undo. So the instance is one actor, and
 the state-change messages between its elements are delivered by direct, ordered dispatch. User code
-runs in ``HandlerActor``s (``engine.handlers``), which report back with a message.
+runs in ``HandlerActor``s (``engine.handlers``), which report back with a message (a step's handler
+begins at once, and becomes an actor only if it waits: ``start_handler``).
 """
 
 from __future__ import annotations
@@ -37,16 +38,19 @@ from mypy_extensions import mypyc_attr
 
 from cronflow_actors.engine import endings, notices, report_failure
 from cronflow_actors.engine.commands import apply
-from cronflow_actors.engine.handlers import ActionActor, WorkItemActor, handler_context
+from cronflow_actors.engine.handlers import (
+    ActionActor,
+    HandlerActor,
+    WorkItemActor,
+    handler_context,
+    start_handler,
+)
 from cronflow_actors.engine.kept import deliver_kept
 from cronflow_actors.engine.services import EngineServices, decode_state
 from cronflow_actors.engine.state_access import StateAccess
 from cronflow_actors.engine.states import FINAL_STATES, WorkItemState
 from cronflow_actors.engine.transaction import Transaction
-from cronflow_actors.errors import (
-    ActorSystemNotRunningError,
-    RevisionConflictError,
-)
+from cronflow_actors.errors import RevisionConflictError
 from cronflow_actors.kernel import LoopActor
 from cronflow_actors.kernel._coroutine import CoroutineActor  # (mypyc, setup.py)
 from cronflow_actors.messages import ChildFailed, Message, Mutation, SnapshotRecord, encode
@@ -127,9 +131,8 @@ class WorkflowActor(CoroutineActor):
     def on_start(self) -> None:
         if self._body is None:
             return
-        # recovered: what had started but was not recorded is recorded as run again, then
-        # run; actions still out are recorded as dispatched again (or failed, durable=False),
-        # then dispatched; both before anything else happens here
+        # recovered: what had started unrecorded is recorded as run again, then run; actions
+        # still out as dispatched again (or failed, durable=False), then dispatched; first
         if self.state.kept and self.state.workflows[self.instance_id].state not in FINAL_STATES:
             self.tell_self_first(DeliverKept())  # kept while it was held; after the redispatch
         if self.state.actions:
@@ -164,9 +167,8 @@ class WorkflowActor(CoroutineActor):
     async def handle(self, message: WorkflowMessage) -> Any:
         # each kind says what its transaction is (its caller, a report?): no isinstance later.
         # A report (told, so nobody hears an error): a failure to apply it is recorded in a
-        # transaction of its own (``_report``; written out for a step's, the usual report,
-        # which comes first: each case passed over is an isinstance through the message
-        # class's metaclass, ~600 instructions)
+        # transaction of its own (``_report``; written out for a step's, the usual report, first:
+        # each case passed over is an isinstance through the message class's metaclass)
         match message:
             case WorkItemFinished():
                 self._handler_finished(message)
@@ -463,11 +465,10 @@ class WorkflowActor(CoroutineActor):
         if handler is None:
             return
         ctx = self._handler_context(item, answered=task.catch)  # its task catches a failure
-        tracing, run = self.services.tracing, self.instance_id  # (_tracing_scope, written out)
+        tracing, run = self.services.tracing, self.instance_id  # (as _dispatch_action's)
         scope = None if tracing is None else tracing.scope(run, item, attempt, "work item")
-        ref = self._spawn(
-            WorkItemActor, handler, ctx, item.id, attempt, scope, run_id=self.instance_id
-        )
+        actor = WorkItemActor(handler, ctx, item.id, attempt, scope, run_id=self.instance_id)
+        ref = self._spawn(actor, at_once=True)  # None: it has reported already (or no system)
         if ref is not None:
             self._handler_refs[item.id] = ref
 
@@ -482,17 +483,16 @@ class WorkflowActor(CoroutineActor):
             ctx.attempt = attempt  # the action's dispatch, 2 and more after restarts
             ctx.redispatches = record.redispatches if record is not None else 0
         handler = self._task_of(item).work_item.handler
-        scope = self._tracing_scope(item, attempt, "action")
-        self._spawn(ActionActor, handler, ctx, item.id, attempt, scope, run_id=self.instance_id)
+        tracing, run = self.services.tracing, self.instance_id
+        scope = None if tracing is None else tracing.scope(run, item, attempt, "action")
+        self._spawn(ActionActor(handler, ctx, item.id, attempt, scope, run_id=self.instance_id))
 
-    def _tracing_scope(self, item: WorkItemRecord, attempt: int, what: str) -> Any:
-        tracing = self.services.tracing
-        return None if tracing is None else tracing.scope(self.instance_id, item, attempt, what)
-
-    def _spawn(self, kind: type[LoopActor], *args: Any, **kwargs: Any) -> Any:
-        try:
-            return self.system.spawn(kind, *args, parent=self.actor_ref, **kwargs)
-        except ActorSystemNotRunningError:
-            # The system stops while this actor takes the messages sent before the stop: the
-            # work stays started (or out) in the snapshot, and runs on the next start.
+    def _spawn(self, actor: HandlerActor, *, at_once: bool = False) -> Any:
+        """``actor`` started as a child (``at_once``: begun now, ``start_handler``): its ref;
+        None if it has reported already, or the system stops (while this actor takes the
+        messages sent before the stop: the work stays started, or out, and runs next start)."""
+        if self.system.state != "running":
             return None
+        if at_once:
+            return start_handler(self.system, self.actor_ref, actor)
+        return self.system.spawn_made(actor, parent=self.actor_ref)

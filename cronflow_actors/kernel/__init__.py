@@ -12,7 +12,7 @@
 - ``running_loop()``: ``asyncio.get_running_loop()``, without its system call on Python 3.11.
 
 Modules, each importing only those before it: ``_loop``, ``clock``, ``_future``, ``_work``,
-``_mailbox``, ``_ref``, ``_blocking``, ``_actor``, ``_coroutine``, ``_system``.
+``_eager``, ``_mailbox``, ``_ref``, ``_blocking``, ``_actor``, ``_coroutine``, ``_system``.
 """
 
 from cronflow_actors.kernel._actor import ActorHost, LoopActor, LoopActorRef

@@ -72,6 +72,9 @@ class ActorHost(Protocol):
 
     clock: Clock
 
+    state: str
+    """``created``, ``running`` (the one state in which it spawns), ``stopping``, ``stopped``."""
+
     work: WorkInFlight
     """The count of work in flight on the system's loop (drains, tasks, blocking calls)."""
 
@@ -87,6 +90,14 @@ class ActorHost(Protocol):
     def create_task(
         self, coro: Coroutine[Any, Any, T], *, name: str | None = None
     ) -> asyncio.Task[T]: ...
+
+    def spawn_made(
+        self,
+        actor: A,
+        *,
+        parent: pykka.ActorRef[Any] | None = None,
+        name: str | None = None,
+    ) -> pykka.ActorRef[A]: ...
 
     def run_blocking(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> LoopFuture[T]: ...
 
@@ -249,6 +260,13 @@ class LoopActor(pykka.Actor):
         if self._tasks is None:
             self._tasks = set()
         return self._in_flight.create_task(coro, name=name, owner=self._tasks)
+
+    def adopt_task(self, task: asyncio.Task[Any]) -> None:
+        """``task``, made on the system's loop (``WorkInFlight.create_task``) before this actor
+        was spawned, is this actor's task from now on, as if ``create_task`` had made it."""
+        if self._tasks is None:
+            self._tasks = set()
+        self._in_flight.own(task, self._tasks)
 
     # -- the drain loop ---------------------------------------------------------------------------
 

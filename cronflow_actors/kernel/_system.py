@@ -160,7 +160,27 @@ class ActorSystem:
             raise ActorSystemNotRunningError(self.name, self.state, f"spawn {actor_class.__name__}")
         if name is not None and name in self._names:
             raise ActorNameTakenError(self.name, name)
-        actor = actor_class(*args, **kwargs)
+        return self._start_made(actor_class(*args, **kwargs), parent, name)
+
+    def spawn_made(
+        self,
+        actor: A,
+        *,
+        parent: pykka.ActorRef[Any] | None = None,
+        name: str | None = None,
+    ) -> pykka.ActorRef[A]:
+        """Start ``actor``, made by the caller and never started, as ``spawn`` starts the
+        actor it makes (an actor whose work began before it needed to be one: a handler that
+        waits, ``engine.handlers.start_handler``)."""
+        if self.state != "running":
+            raise ActorSystemNotRunningError(self.name, self.state, f"spawn {actor}")
+        if name is not None and name in self._names:
+            raise ActorNameTakenError(self.name, name)
+        return self._start_made(actor, parent, name)
+
+    def _start_made(
+        self, actor: A, parent: pykka.ActorRef[Any] | None, name: str | None
+    ) -> pykka.ActorRef[A]:
         actor._bind(self, name, parent)
         ref = actor._actor_ref  # (not the property: a call)
         self._actors[actor.actor_urn] = ref

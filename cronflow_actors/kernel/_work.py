@@ -13,6 +13,7 @@ here (``WorkInFlight`` is the ``clock.SleepListener`` a clock is attached to).
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
@@ -74,24 +75,33 @@ class WorkInFlight:
         *,
         name: str | None = None,
         owner: set[asyncio.Task[Any]] | None = None,
+        context: contextvars.Context | None = None,
     ) -> asyncio.Task[T]:
         """Run ``coro`` on the loop as a unit of work until it finishes; it is in ``owner``
-        (an actor's set of tasks) until then. One done callback does both (each one is a
-        handle of its own on the loop)."""
+        (an actor's set of tasks) until then (or from ``own``). One done callback does both
+        (each one is a handle of its own on the loop). ``context``: the one it runs in (by
+        default a copy of the current one)."""
         loop = self.loop
         if loop.get_task_factory() is None:
             # what the loop's create_task makes, named as it is made: uvloop's create_task
             # makes the task, whose constructor formats a "Task-<n>" name, and then renames it
             # (some 2,400 instructions a task, four tasks a run); asyncio's names it so too
-            task: asyncio.Task[T] = asyncio.Task(coro, loop=loop, name=name)
+            task: asyncio.Task[T] = asyncio.Task(coro, loop=loop, name=name, context=context)
         else:
-            task = loop.create_task(coro, name=name)
+            task = loop.create_task(coro, name=name, context=context)
         self.count += 1
         self.tasks[task] = owner
         if owner is not None:
             owner.add(task)
         task.add_done_callback(self._task_done)
         return task
+
+    def own(self, task: asyncio.Task[Any], owner: set[asyncio.Task[Any]]) -> None:
+        """``task`` (made by ``create_task``, not done) is in ``owner`` from now until it
+        finishes: an actor takes over a task made before it was spawned."""
+        if task in self.tasks:
+            self.tasks[task] = owner
+            owner.add(task)
 
     def _task_done(self, task: asyncio.Task[Any]) -> None:
         owner = self.tasks.pop(task, None)
