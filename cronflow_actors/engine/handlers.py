@@ -169,6 +169,18 @@ class HandlerActor(LoopActor):
         run_id: str = "",
     ) -> None:
         super().__init__()
+        self._attempt_of(handler, ctx, item_id, attempt, scope, run_id)
+
+    def _attempt_of(  # noqa: PLR0917 - __init__'s own arguments, passed on
+        self,
+        handler: Callable[..., Any],
+        ctx: Context,
+        item_id: str,
+        attempt: int,
+        scope: AbstractContextManager[object] | None,
+        run_id: str,
+    ) -> None:
+        """What it runs (``__init__``'s arguments), apart from what makes it an actor."""
         self.handler = handler
         self.ctx = ctx
         self.item_id = item_id
@@ -338,20 +350,35 @@ class WorkItemActor(HandlerActor):
         )
 
 
-def start_handler(
-    host: ActorHost, parent: pykka.ActorRef[Any], actor: HandlerActor
+def start_handler(  # noqa: PLR0917 - a HandlerActor's arguments, passed on
+    host: ActorHost,
+    parent: pykka.ActorRef[Any],
+    kind: type[HandlerActor],
+    handler: Callable[..., Any],
+    ctx: Context,
+    item_id: str,
+    attempt: int = 0,
+    scope: AbstractContextManager[object] | None = None,
+    *,
+    run_id: str = "",
 ) -> pykka.ActorRef[Any] | None:
-    """Begin ``actor``'s attempt at once, in a task of its own (``EagerTask``: the task the
-    handler sees as current, whose context it runs in). A handler that returns without ever
-    waiting (a step that computes) has its report told to ``parent`` now, and never becomes an
-    actor: None (no actor, no stop, and no round of the loop for its task or its report). One
-    that waits goes on in that task, which ``actor``, spawned now as ``parent``'s child, takes
+    """Begin the attempt a ``kind`` of ``HandlerActor`` made of the same arguments would run,
+    at once, in a task of its own (``EagerTask``: the task the handler sees as current, whose
+    context it runs in). A handler that returns without ever waiting (a step that computes)
+    has its report told to ``parent`` now, and never becomes an actor: None (no actor made,
+    spawned or stopped, and no round of the loop for its task or its report). One that waits
+    goes on in that task, which the actor, made and spawned now as ``parent``'s child, takes
     over: its ref. ``host`` must be running (it spawns)."""
+    # the object without what makes it an actor (a URN, an inbox and its cycle, a ref), until
+    # it waits: most attempts never do
+    actor = kind.__new__(kind)
     actor.system = host
-    run = EagerTask(host.work, actor.run_attempt(), f"{actor.what} {actor.item_id}")
+    actor._attempt_of(handler, ctx, item_id, attempt, scope, run_id)
+    run = EagerTask(host.work, actor.run_attempt(), f"{kind.what} {item_id}")
     if run.done:
         parent.tell(run.result)
         return None
+    LoopActor.__init__(actor)
     actor._task = run.task
     run.then = actor._reported
     try:

@@ -461,16 +461,15 @@ class WorkflowActor(CoroutineActor):
         if item.state != _ITEM_STARTED or item.attempt != attempt:
             return
         task = self._specs[self.state.workflows[item.workflow_id].path].tasks[item.task]
-        handler = task.work_item.handler
-        if handler is None:
+        fn = task.work_item.handler
+        if fn is None:
             return
         ctx = self._handler_context(item, answered=task.catch)  # its task catches a failure
         tracing, run = self.services.tracing, self.instance_id  # (as _dispatch_action's)
         scope = None if tracing is None else tracing.scope(run, item, attempt, "work item")
-        actor = WorkItemActor(handler, ctx, item.id, attempt, scope, run_id=self.instance_id)
-        ref = self._spawn(actor, at_once=True)  # None: it has reported already (or no system)
-        if ref is not None:
-            self._handler_refs[item.id] = ref
+        ref = self._spawn(WorkItemActor, fn, ctx, item_id, attempt, scope, run_id=run, now=True)
+        if ref is not None:  # (None: it has reported already, or the system stops)
+            self._handler_refs[item_id] = ref
 
     def _dispatch_action(self, item_id: str) -> None:
         if self.services.draining:
@@ -485,14 +484,14 @@ class WorkflowActor(CoroutineActor):
         handler = self._task_of(item).work_item.handler
         tracing, run = self.services.tracing, self.instance_id
         scope = None if tracing is None else tracing.scope(run, item, attempt, "action")
-        self._spawn(ActionActor(handler, ctx, item.id, attempt, scope, run_id=self.instance_id))
+        self._spawn(ActionActor, handler, ctx, item.id, attempt, scope, run_id=run)
 
-    def _spawn(self, actor: HandlerActor, *, at_once: bool = False) -> Any:
-        """``actor`` started as a child (``at_once``: begun now, ``start_handler``): its ref;
-        None if it has reported already, or the system stops (while this actor takes the
-        messages sent before the stop: the work stays started, or out, and runs next start)."""
+    def _spawn(self, kind: type[HandlerActor], *args: Any, now: bool = False, **kw: Any) -> Any:
+        """A ``kind`` spawned as a child (``now``: begun now, ``start_handler``): its ref; None
+        if it has reported already, or the system stops (while this actor takes the messages
+        sent before the stop: the work stays started, or out, and runs at the next start)."""
         if self.system.state != "running":
             return None
-        if at_once:
-            return start_handler(self.system, self.actor_ref, actor)
-        return self.system.spawn_made(actor, parent=self.actor_ref)
+        if now:
+            return start_handler(self.system, self.actor_ref, kind, *args, **kw)
+        return self.system.spawn(kind, *args, parent=self.actor_ref, **kw)
