@@ -213,7 +213,7 @@ async def test_the_read_commands_read_a_postgresql_database_and_refuse_an_empty_
     newest, _first = json.loads(listed.stdout)["runs"]
     assert (newest["id"], newest["status"], newest["output"]) == (run_id, "completed", {"n": 7})
     assert inspected.returncode == 0, inspected.stderr
-    assert f"run {run_id}  pg-read  completed" in inspected.stdout
+    assert f"run {run_id}  pg-read v1  completed" in inspected.stdout
     assert paged.returncode == 0, paged.stderr
     assert missing.returncode == 3
     for said in (paged.stderr, missing.stderr):
