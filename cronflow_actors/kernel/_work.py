@@ -76,13 +76,16 @@ class WorkInFlight:
         name: str | None = None,
         owner: set[asyncio.Task[Any]] | None = None,
         context: contextvars.Context | None = None,
+        plain: bool = False,
     ) -> asyncio.Task[T]:
         """Run ``coro`` on the loop as a unit of work until it finishes; it is in ``owner``
         (an actor's set of tasks) until then (or from ``own``). One done callback does both
         (each one is a handle of its own on the loop). ``context``: the one it runs in (by
-        default a copy of the current one)."""
+        default a copy of the current one). ``plain``: an ``asyncio.Task`` whatever the loop's
+        task factory (one that runs a task's first step inside ``create_task``, as 3.12's
+        ``eager_task_factory`` does, would take a step ``EagerTask`` took already)."""
         loop = self.loop
-        if loop.get_task_factory() is None:
+        if plain or loop.get_task_factory() is None:
             # what the loop's create_task makes, named as it is made: uvloop's create_task
             # makes the task, whose constructor formats a "Task-<n>" name, and then renames it
             # (some 2,400 instructions a task, four tasks a run); asyncio's names it so too

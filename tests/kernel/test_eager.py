@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import sys
 from typing import Any
 
 import pykka
@@ -140,3 +141,112 @@ async def test_spawn_made_refuses_a_dead_parent(system: ActorSystem) -> None:
     await system.wait_idle()
     with pytest.raises(pykka.ActorDeadError):
         system.spawn_made(LoopActor(), parent=parent)
+
+
+async def test_a_cancel_before_the_tasks_first_round_reaches_the_coroutine(
+    system: ActorSystem,
+) -> None:
+    # the task's coroutine had not begun when a cancel came in the same round: it ended
+    # without the handler's except or finally (its timeout, its task group left open; the
+    # review of h22, M1)
+    cleaned: list[str] = []
+    told: list[Any] = []
+
+    async def waits() -> None:
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            cleaned.append("cancelled")
+            raise
+        finally:
+            cleaned.append("finally")
+
+    run = EagerTask(system.work, waits(), "waits")
+    run.then = told.append
+    run.task.cancel()  # no round of the loop in between
+    with pytest.raises(asyncio.CancelledError):
+        await run.task
+    assert cleaned == ["cancelled", "finally"]
+    assert told == []
+
+    async def catches() -> str:
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            return "stopped cleanly"
+        return "slept"
+
+    caught = EagerTask(system.work, catches(), "catches")
+    caught.then = told.append
+    caught.task.cancel()
+    assert await caught.task == "stopped cleanly"
+    assert told == ["stopped cleanly"]
+    await system.wait_idle()
+
+
+async def test_what_the_first_step_raises_is_raised_in_the_tasks_round(
+    system: ActorSystem,
+) -> None:
+    async def broken() -> None:
+        raise ValueError("at once")
+
+    run = EagerTask(system.work, broken(), "broken")
+    assert not run.done
+    with pytest.raises(ValueError, match="at once"):
+        await run.task
+
+
+async def test_the_loops_task_factory_is_not_used(system: ActorSystem) -> None:
+    # a factory that runs a task's first step inside create_task (3.12's eager_task_factory)
+    # took the step EagerTask takes: the coroutine was driven twice and the run hung (the
+    # review of h22, H1); the task is a plain asyncio.Task whatever the factory
+    loop = asyncio.get_running_loop()
+    made: list[str | None] = []
+
+    def factory(loop: Any, coro: Any, **kwargs: Any) -> asyncio.Task[Any]:
+        made.append(kwargs.get("name"))
+        return asyncio.Task(coro, loop=loop, **kwargs)
+
+    loop.set_task_factory(factory)
+    try:
+        gate, told = asyncio.Event(), []
+
+        async def slow() -> str:
+            await gate.wait()
+            return "ok"
+
+        run = EagerTask(system.work, slow(), "slow")
+        run.then = told.append
+        gate.set()
+        assert await run.task == "ok"
+        assert told == ["ok"]
+        assert made == []
+    finally:
+        loop.set_task_factory(None)
+
+
+@pytest.mark.skipif(sys.version_info < (3, 12), reason="asyncio.eager_task_factory: 3.12+")
+async def test_a_loop_wide_eager_task_factory_changes_nothing(system: ActorSystem) -> None:
+    loop = asyncio.get_running_loop()
+    loop.set_task_factory(asyncio.eager_task_factory)  # type: ignore[attr-defined]
+    try:
+        gate, told = asyncio.Event(), []
+
+        async def slow() -> str:
+            await gate.wait()
+            return "ok"
+
+        run = EagerTask(system.work, slow(), "slow")
+        run.then = told.append
+        gate.set()
+        assert await run.task == "ok"
+        assert told == ["ok"]
+
+        async def quick() -> int:
+            return 5
+
+        done = EagerTask(system.work, quick(), "quick")
+        assert done.done
+        assert await done.task == 5
+    finally:
+        loop.set_task_factory(None)
