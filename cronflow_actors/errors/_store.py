@@ -93,9 +93,19 @@ class LeaseError(StoreError):
 
 
 class LeaseHeldError(LeaseError):
-    """Another runtime owns the database (its lease has not expired); this one did not start."""
+    """Another runtime owns the database (its lease has not expired); this one did not start
+    (``upgrade``: it would have upgraded the file's schema under that runtime)."""
 
-    def __init__(self, database: str, owner: str, host: str, pid: int, expires_in: float) -> None:
+    def __init__(
+        self,
+        database: str,
+        owner: str,
+        host: str,
+        pid: int,
+        expires_in: float,
+        *,
+        upgrade: bool = False,
+    ) -> None:
         self.database, self.owner, self.host, self.pid = database, owner, host, pid
         self.expires_in = expires_in
         gone = (
@@ -104,8 +114,10 @@ class LeaseHeldError(LeaseError):
             if _gone(host, pid)
             else ""
         )
+        under = " (its schema is upgraded only once no older runtime writes to it)"
         super().__init__(
-            f"database {database} is owned by runtime {owner} (pid {pid} on {host}){gone}; its "
+            f"database {database} is owned by runtime {owner} (pid {pid} on {host}){gone}"
+            f"{under if upgrade else ''}; its "
             f"lease expires in {expires_in:.1f} s unless that runtime renews it. Stop that "
             "runtime, or start this one with --wait-for-lease (serve, as a supervisor that "
             "restarts it should) or wait_for_lease=True (Runtime) to take over once the lease "

@@ -16,6 +16,7 @@ from cronflow_actors.engine.actors import ActionActor, WorkItemActor
 from cronflow_actors.errors import (
     ConfigurationError,
     CronflowError,
+    LeaseHeldError,
     MockLostError,
     RevisionConflictError,
     RuntimeNotRunningError,
@@ -53,7 +54,7 @@ class LifecycleMethods(RuntimeParts):
         ``stopped``."""
         if self.state != "new":
             raise RuntimeNotRunningError("start", self.state)
-        await self.store.open()
+        await self._open_store()
         try:
             await self.lease.acquire()
         except BaseException:
@@ -204,6 +205,20 @@ class LifecycleMethods(RuntimeParts):
             except StoreClosedError:
                 pass  # closing: a stop is under way, not a failure
         return self.failure
+
+    async def _open_store(self) -> None:
+        """Open the store; a file whose schema this version upgrades is refused while another
+        runtime owns it (``LeaseHeldError``: one of the version that wrote it, which the upgrade
+        would break), and waited for with ``wait_for_lease``, as the lease itself is."""
+        while True:
+            try:
+                await self.store.open()
+                return
+            except LeaseHeldError as held:
+                if not getattr(self.lease, "waits", False):
+                    raise
+                logger.warning("%s; waiting", held)
+                await self.clock.sleep(min(max(held.expires_in, 0.05), 1.0))
 
     async def readiness(self) -> dict[str, str]:
         """Whether the runtime can take work: ``{"runtime", "store", "lease"}``, each ``"ok"``

@@ -98,6 +98,8 @@ class DatabaseLease(Renewed):
         self._store = store
         self._clock = clock
         self._wait = wait
+        self.waits = wait
+        """Whether a start waits for another runtime's lease to lapse (``wait_for_lease``)."""
         self._on_lost = on_lost
         self._heartbeat: asyncio.Task[None] | None = None
         self.held = False

@@ -60,9 +60,15 @@ def coalesce(mutations: Iterable[Mutation]) -> Coalesced:
             elif snapshot.revision != current.revision + 1:
                 raise BrokenChainError(snapshot.instance_id)
             snapshots[snapshot.instance_id] = snapshot
-        if mutation.journal:
-            revision = None if snapshot is None else snapshot.revision
-            out.journal.extend((entry, revision) for entry in mutation.journal)
+        if mutation.journal:  # each entry with the revision of its own run's snapshot, if any
+            if snapshot is None:
+                out.journal.extend((entry, None) for entry in mutation.journal)
+            else:
+                run, revision = snapshot.instance_id, snapshot.revision
+                out.journal.extend(
+                    (entry, revision if entry.instance_id == run else None)
+                    for entry in mutation.journal
+                )
         if mutation.spans is not None:
             out.spans.append(mutation.spans)
         for timer in mutation.timers_set:

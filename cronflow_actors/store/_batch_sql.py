@@ -134,9 +134,7 @@ def write_batch(
         if updates and _update(db, updates, batch.replaces) != len(updates):
             raise _Refused
         if batch.journal:
-            db.executemany(
-                sql.INSERT_JOURNAL, [sql.journal_row(j, rev) for j, rev in batch.journal]
-            )
+            db.executemany(sql.INSERT_JOURNAL, sql.journal_rows(batch.journal))
         if batch.spans:
             db.executemany(
                 sql.INSERT_SPANS, [(s.trace_id, s.revision, pack(s)) for s in batch.spans]

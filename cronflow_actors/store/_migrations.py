@@ -186,7 +186,9 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
             # for the audit row and its index, the journal row and its index, and the journal's
             # AUTOINCREMENT counter. Keyed by the run (WITHOUT ROWID), each is one page, next
             # to the run's earlier rows (run ids grow with time: runtime/ids.py). A journal
-            # entry's seq is its place in its run's journal (1, 2, ...), read in that order.
+            # entry's seq orders its run's journal: its revision << 20 plus its place among the
+            # run's entries of that revision (store/_sql.py); entries written before revisions
+            # were kept (version 4) number 1, 2, ... before them.
             """
             CREATE TABLE journal_by_run (
                 seq          INTEGER NOT NULL,
@@ -205,8 +207,13 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
             """
             INSERT INTO journal_by_run (seq, instance_id, work_item_id, attempt, step_id,
                                         outcome, output, error, recorded_at, revision)
-            SELECT ROW_NUMBER() OVER (PARTITION BY instance_id ORDER BY seq), instance_id,
-                   work_item_id, attempt, step_id, outcome, output, error, recorded_at, revision
+            SELECT CASE WHEN revision IS NULL
+                        THEN ROW_NUMBER() OVER (PARTITION BY instance_id, revision ORDER BY seq)
+                        ELSE (revision << 20)
+                             + ROW_NUMBER() OVER (PARTITION BY instance_id, revision ORDER BY seq)
+                             - 1
+                   END, instance_id, work_item_id, attempt, step_id, outcome, output, error,
+                   recorded_at, revision
               FROM journal
             """,
             "DROP TABLE journal",

@@ -87,13 +87,18 @@ caller takes the paused ones out of the waiting count."""
 
 INSERT_JOURNAL = """
     INSERT OR IGNORE INTO journal
-        (seq, instance_id, work_item_id, attempt, step_id, outcome, output, error, recorded_at,
-         revision)
-    VALUES ((SELECT ifnull(max(seq), 0) + 1 FROM journal WHERE instance_id = ?1),
-            ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+        (instance_id, work_item_id, attempt, step_id, outcome, output, error, recorded_at,
+         revision, seq)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,
+            coalesce(?10, (SELECT ifnull(max(seq), 0) + 1 FROM journal WHERE instance_id = ?1)))
 """
-"""An entry of the audit log, numbered after its run's last one (the run's rows are next to
-each other: a look at that one page); the first record of an attempt is kept."""
+"""An entry of the audit log; the first record of an attempt is kept. Its ``seq`` is made of
+the snapshot revision it was written with (``journal_seq``); one written with none (the store's
+API, never the engine) is numbered after its run's last entry, which reads its run's rows."""
+
+SEQ_SHIFT = 20
+"""A journal entry's ``seq``: its revision shifted by this, plus its place among the entries of
+its run written with that revision (fewer than 2**20 in one commit)."""
 JOURNAL_COLUMNS = (
     "seq, instance_id, outcome, work_item_id, step_id, attempt, recorded_at, revision, output, "
     "error"
@@ -200,18 +205,34 @@ def body_row(s: SnapshotRecord, base: int) -> tuple[Any, ...]:
     )
 
 
-def journal_row(j: JournalEntry, revision: int | None) -> tuple[Any, ...]:
-    return (
-        j.instance_id,
-        j.work_item_id,
-        j.attempt,
-        j.step_id,
-        j.outcome,
-        j.output,
-        j.error,
-        j.recorded_at,
-        revision,
-    )
+def journal_rows(journal: list[tuple[JournalEntry, int | None]]) -> list[tuple[Any, ...]]:
+    """The rows of a batch's journal entries, each with its ``seq``: ``revision << SEQ_SHIFT``
+    plus its place among its run's entries of that revision, so that a run's entries number in
+    the order they were written without a look at what it wrote before (the revision grows by
+    one a commit); None for an entry with no revision (``INSERT_JOURNAL`` numbers it)."""
+    rows: list[tuple[Any, ...]] = []
+    places: dict[tuple[str, int], int] = {}
+    for j, revision in journal:
+        seq = None
+        if revision is not None:
+            key = (j.instance_id, revision)
+            place = places[key] = places.get(key, -1) + 1
+            seq = (revision << SEQ_SHIFT) + place
+        rows.append(
+            (
+                j.instance_id,
+                j.work_item_id,
+                j.attempt,
+                j.step_id,
+                j.outcome,
+                j.output,
+                j.error,
+                j.recorded_at,
+                revision,
+                seq,
+            )
+        )
+    return rows
 
 
 def timer_row(t: TimerRecord) -> tuple[Any, ...]:

@@ -22,7 +22,12 @@ from typing import Any
 import aiosqlite
 import msgspec
 
-from cronflow_actors.errors import ConfigurationError, SchemaVersionError, StoreClosedError
+from cronflow_actors.errors import (
+    ConfigurationError,
+    LeaseHeldError,
+    SchemaVersionError,
+    StoreClosedError,
+)
 from cronflow_actors.store._migrations import MIGRATIONS, latest_version
 from cronflow_actors.store._ops import (
     FileGoneError,
@@ -35,6 +40,10 @@ from cronflow_actors.store._writer import GroupWriter
 from cronflow_actors.store._writes import GroupWrites
 
 __all__ = ["SQLiteStore"]
+
+_LEASES = 2
+"""The schema version that made the ``leases`` table: from it on, an upgrade waits for the
+runtime that owns the file."""
 
 SYNCHRONOUS_LEVELS = ("OFF", "NORMAL", "FULL", "EXTRA")
 
@@ -266,6 +275,8 @@ class SQLiteStore(GroupWrites, SQLiteReads):
             current = (row[0] if row else None) or 0
             if current > latest_version():
                 raise SchemaVersionError(self.path, current, latest_version())
+            if current >= _LEASES:
+                await self._refuse_if_owned(connection)
             for version, description, statements in MIGRATIONS:
                 if version <= current:
                     continue
@@ -281,6 +292,20 @@ class SQLiteStore(GroupWrites, SQLiteReads):
             if connection.in_transaction:
                 await connection.execute("ROLLBACK")
             raise
+
+    async def _refuse_if_owned(self, connection: aiosqlite.Connection) -> None:
+        """``LeaseHeldError`` when a runtime holds the database's lease: one of the version
+        that wrote the file, still writing, which the new schema would break under it (a
+        journal insert without the column version 7 needs was dropped silently). Its stop
+        releases the lease; a supervisor's ``--wait-for-lease`` waits for that, then upgrades."""
+        async with connection.execute(
+            "SELECT owner, host, pid, expires_at FROM leases WHERE scope = 'runtime'"
+        ) as cursor:
+            row = await cursor.fetchone()
+        now = time.time()
+        if row is not None and row[3] > now:
+            owner, host, pid, expires_at = row
+            raise LeaseHeldError(self.path, owner, host, pid, expires_at - now, upgrade=True)
 
     async def _close(self) -> None:
         """A broken database (removed, full, read-only) does not keep the close from ending:

@@ -9,19 +9,23 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import aiosqlite
 import pytest
 
+import cronflow_actors as cf
 from cronflow_actors.errors import (
     ConfigurationError,
+    LeaseHeldError,
     MutationRejectedError,
     SchemaVersionError,
     StoreClosedError,
 )
 from cronflow_actors.messages import Mutation, encode
 from cronflow_actors.store import MIGRATIONS, SQLiteStore, latest_version
+from cronflow_actors.store import _sql as sql
 from tests.store.conftest import entry, only_snapshot, snapshot, timer
 
 
@@ -176,24 +180,22 @@ async def test_journals_and_audit_trails_of_version_6_keep_their_order_keyed_by_
     async with SQLiteStore(path) as store:
         assert await store.schema_version() == latest_version()
         a = await store.read_journal("a")
-        assert [(j.element, j.seq) for j in a] == [("w3", 1), ("w1", 2), ("w2", 3)]
-        assert [(j.element, j.seq) for j in await store.read_journal("b")] == [
-            ("w1", 1),
-            ("w2", 2),
-        ]
-        assert await store.read_journal("a", after=1) == a[1:]
+        assert [j.element for j in a] == ["w3", "w1", "w2"]
+        assert [j.element for j in await store.read_journal("b")] == ["w1", "w2"]
+        assert await store.read_journal("a", after=a[0].seq) == a[1:]
         await store.commit(
             Mutation(
                 snapshot=snapshot("a", revision=10), journal=(entry("a", "w4"), entry("a", "w3"))
             )
         )  # a new entry numbered after the run's last; an attempt recorded again: kept once
         again = await store.read_journal("a")
-        assert [(j.element, j.seq, j.revision) for j in again] == [
-            ("w3", 1, 1),
-            ("w1", 2, 1),
-            ("w2", 3, 1),
-            ("w4", 4, 10),
+        assert [(j.element, j.revision) for j in again] == [
+            ("w3", 1),
+            ("w1", 1),
+            ("w2", 1),
+            ("w4", 10),
         ]
+        assert [j.seq for j in again] == sorted({j.seq for j in again})
         spans = await store.read_spans("a")
         assert [s.operation for s in spans] == ["Op.a1", "Op.a2"]
         assert [s.operation for s in await store.read_spans("b")] == ["Op.b1"]
@@ -327,3 +329,73 @@ async def test_reads_see_every_commit_that_returned_while_reads_overlap(tmp_path
 
         await asyncio.gather(*(one(n) for n in range(300)))
         assert misses == []
+
+
+def test_numbering_a_journal_entry_reads_nothing_of_its_runs_journal() -> None:
+    # its seq was max(seq) + 1 over the run's entries, whose key is (run, work item, attempt):
+    # every insert read the run's whole journal (57 steps of SQLite's machine into an empty
+    # one, 10,055 after 2,000 entries: the review of h22, M2); it is made of the revision
+    db = sqlite3.connect(":memory:")
+    for _version, _what, statements in MIGRATIONS:
+        for statement in statements:
+            db.execute(statement)
+    db.execute(
+        "INSERT INTO instances (instance_id, workflow, status, revision, updated_at, body) "
+        "VALUES ('r', 'wf', 'running', 1, 1.0, x'')"
+    )
+
+    def steps_of_one_insert(n: int) -> int:
+        steps = 0
+
+        def count() -> int:
+            nonlocal steps
+            steps += 1
+            return 0
+
+        db.set_progress_handler(count, 1)
+        db.executemany(sql.INSERT_JOURNAL, sql.journal_rows([(entry("r", f"w{n:06d}"), n + 1)]))
+        db.set_progress_handler(None, 1)
+        return steps
+
+    early = steps_of_one_insert(0)
+    db.executemany(
+        sql.INSERT_JOURNAL,
+        sql.journal_rows([(entry("r", f"w{n:06d}"), n + 1) for n in range(1, 2000)]),
+    )
+    late = steps_of_one_insert(2000)
+    assert late < 2 * early, (early, late)
+    seqs = [row[0] for row in db.execute("SELECT seq FROM journal ORDER BY work_item_id")]
+    assert seqs == sorted(seqs)
+    assert len(set(seqs)) == 2001
+
+
+async def test_a_schema_is_not_upgraded_under_the_runtime_that_owns_the_file(
+    tmp_path: Path,
+) -> None:
+    # a server of the old version, still running, wrote journal entries the new schema dropped
+    # without a word (the second hostile client of h22, H1): the upgrade waits for its lease
+    path = tmp_path / "owned.db"
+    with sqlite3.connect(path) as raw:  # a database as the schema stood at version 6
+        raw.execute(
+            "CREATE TABLE schema_version (version INTEGER PRIMARY KEY, "
+            "description TEXT NOT NULL, applied_at REAL NOT NULL)"
+        )
+        for version, description, statements in MIGRATIONS[:6]:
+            for statement in statements:
+                raw.execute(statement)
+            raw.execute("INSERT INTO schema_version VALUES (?, ?, 0)", (version, description))
+        now = time.time()
+        raw.execute(
+            "INSERT INTO leases VALUES ('runtime', 'old-one', 'elsewhere', 4242, ?, ?, ?)",
+            (now, now, now + 1.5),
+        )
+    with pytest.raises(LeaseHeldError, match="upgraded only once no older runtime writes"):
+        async with SQLiteStore(path):
+            pass
+    with sqlite3.connect(path) as raw:
+        assert raw.execute("SELECT MAX(version) FROM schema_version").fetchone()[0] == 6
+    with pytest.raises(LeaseHeldError):
+        async with cf.Runtime(db=path):
+            pass
+    async with cf.Runtime(db=path, wait_for_lease=True) as rt:  # waits, then upgrades
+        assert await rt.store.schema_version() == latest_version()  # type: ignore[attr-defined]
