@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import inspect
 import re
+import unicodedata
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
@@ -349,6 +350,9 @@ def _route_template(path: str, problems: list[str]) -> tuple[str, tuple[str, ...
     return "/".join(segments), tuple(params)
 
 
+_NOT_IN_A_NAME = frozenset({"Cc", "Zl", "Zp"})
+"""Unicode's control characters (C0, DEL, C1) and line and paragraph separators."""
+
 EVENT_NAME_LIMIT = 200
 """The longest event name (characters)."""
 
@@ -360,6 +364,6 @@ def event_name_problem(name: object) -> str | None:
         return f"an event name is a non-empty string, got {name!r}"
     if len(name) > EVENT_NAME_LIMIT:
         return f"an event name has at most {EVENT_NAME_LIMIT} characters, got {len(name)}"
-    if any(ord(c) < 32 or ord(c) == 127 for c in name):
-        return f"an event name has no control characters, got {name!r}"
+    if any(unicodedata.category(c) in _NOT_IN_A_NAME for c in name):
+        return f"an event name has no control characters or line breaks, got {name!r}"
     return None

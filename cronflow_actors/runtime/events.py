@@ -155,7 +155,9 @@ class Events:
             )
             try:
                 started.append(
-                    await self._trigger(flow_id, run_payload, kind="event", instance_id=run_id)
+                    await self._trigger(
+                        flow_id, run_payload, kind="event", instance_id=run_id, derived=True
+                    )
                 )
             except InstanceExistsError:  # started by this publish before (its key)
                 assert run_id is not None

@@ -103,7 +103,7 @@ def not_registered(
 ) -> str:
     """Why an unfinished run of ``workflow`` cannot run here: its ``version`` is not
     registered (``registered``: the versions that are), and what to do about it."""
-    others = sorted(registered)
+    others = list(registered)  # in the order they were registered: the newest last
     shown = f" (registered: {', '.join(others)})" if others else ""
     to = others[-1] if others else "VERSION"
     return (

@@ -162,7 +162,7 @@ class Polls:
         run_id = derived_run_id("poll", _NAMESPACE, f"{flow}|{key}")
         outcome = "started"
         try:
-            await self._trigger(flow, _payload(item), kind="poll", instance_id=run_id)
+            await self._trigger(flow, _payload(item), kind="poll", instance_id=run_id, derived=True)
         except InstanceExistsError:
             outcome = "seen"  # started before its mark was written (a crash in between)
         except Exception:

@@ -75,10 +75,13 @@ class Runs:
         replay_of: str | None = None,
         query: Mapping[str, str] | None = None,
         body_digest: str | None = None,
+        derived: bool = False,
     ) -> str:
+        """``derived``: ``instance_id`` is one a trigger derived (``ids.derived_run_id``), which
+        only the runtime's own triggers give."""
         self._catalog.root(workflow)
         if instance_id is not None:
-            check_instance_id(instance_id)
+            check_instance_id(instance_id, derived=derived)
         await self._ready(workflow)  # a flow registered meanwhile: its queue is restored first
         envelope = flow_payload(
             payload,
@@ -115,11 +118,11 @@ class Runs:
         )
 
 
-def check_instance_id(instance_id: Any) -> None:
-    """A run id a caller may give: 1-100 letters, digits, ``-`` or ``_``, or one the runtime
-    derived for a trigger (``ids.derived_run_id``: ``POST /runs`` refuses those, so no client
-    takes one before its trigger)."""
+def check_instance_id(instance_id: Any, *, derived: bool = False) -> None:
+    """A run id a caller may give: 1-100 letters, digits, ``-`` or ``_``; with ``derived``,
+    one the runtime derived for a trigger (``ids.derived_run_id``, ``<kind>:<hex>``), which
+    no caller gives, so none takes a trigger's run before it comes."""
     if not isinstance(instance_id, str) or not (
-        _ID.fullmatch(instance_id) or _DERIVED.fullmatch(instance_id)
+        _ID.fullmatch(instance_id) or (derived and _DERIVED.fullmatch(instance_id))
     ):
         raise ConfigurationError("instance_id", instance_id, "1-100 letters, digits, '-' or '_'")

@@ -212,7 +212,9 @@ class Schedules:
         # a later tick started first).
         plan.handled = tick
         try:
-            await self._trigger(plan.flow, payload, kind="schedule", instance_id=instance_id)
+            await self._trigger(
+                plan.flow, payload, kind="schedule", instance_id=instance_id, derived=True
+            )
             self.fired += 1
             self._on_fired(plan.flow, self._clock.now() - tick)
         except InstanceExistsError:

@@ -263,6 +263,8 @@ async def test_an_event_name_nothing_could_listen_for_is_refused(rt: cf.Runtime)
     for name, said in (
         ("x" * 201, "at most 200 characters, got 201"),
         ("pa\nid", "no control characters"),
+        ("pa\x85id", "no control characters"),  # C1, and a line separator (review L7)
+        ("pa\u2028id", "line breaks"),
         ("", "a non-empty string"),
     ):
         with pytest.raises(ConfigurationError, match=said):

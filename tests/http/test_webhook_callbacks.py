@@ -21,6 +21,7 @@ import pytest
 import uvicorn
 
 import cronflow_actors as cf
+from cronflow_actors.errors import ConfigurationError
 from cronflow_actors.http.app import create_app
 from tests.http.conftest import Serve
 
@@ -454,8 +455,8 @@ async def test_no_client_takes_the_run_a_key_names_before_its_delivery(serve: Se
 async def test_a_key_whose_run_id_code_gave_another_flow_is_a_409_not_its_answer(
     serve: Serve,
 ) -> None:
-    # only code may choose a derived id (rt.trigger): a run of another flow under it is never
-    # the delivery's answer
+    # only the runtime's triggers give a derived id (rt.runs.trigger(derived=True); rt.trigger
+    # refuses it): a run of another flow under it is never the delivery's answer
     keyed = (
         cf.define("keyed")
         .step("take", lambda ctx: ctx.payload)
@@ -465,7 +466,9 @@ async def test_a_key_whose_run_id_code_gave_another_flow_is_a_409_not_its_answer
     rt, client = await serve([keyed, other])
     digest = hashlib.sha256(b"order-9").hexdigest()
     taken = f"hook:{uuid.uuid5(KEYS, f'keyed|{digest}').hex}"
-    assert await rt.trigger("other", instance_id=taken) == taken
+    with pytest.raises(ConfigurationError, match="instance_id"):
+        await rt.trigger("other", instance_id=taken)
+    assert await rt.runs.trigger("other", instance_id=taken, derived=True) == taken
     answer = await client.post("/h/key", json={"n": 1}, headers={"Idempotency-Key": "order-9"})
     assert answer.status_code == 409
     problem = answer.json()

@@ -60,8 +60,11 @@ def test_a_derived_id_is_its_kind_and_a_uuid5_that_no_client_chosen_id_can_be() 
     made = derived_run_id("tick", namespace, "flow|cron0|1780275600.0")
     assert made == "tick:" + legacy_run_id(namespace, "flow|cron0|1780275600.0")
     assert uuid.UUID(hex=made.partition(":")[2]).version == 5
-    for kind in ("tick", "hook", "poll", "event"):  # code may name one (rt.trigger)
-        check_instance_id(derived_run_id(kind, namespace, "x"))  # type: ignore[arg-type]
+    for kind in ("tick", "hook", "poll", "event"):  # the runtime's triggers only (review M4)
+        made = derived_run_id(kind, namespace, "x")  # type: ignore[arg-type]
+        check_instance_id(made, derived=True)
+        with pytest.raises(ConfigurationError, match="instance_id"):
+            check_instance_id(made)
     for given in ("order-9", "A_b-1", "0" * 100):
         check_instance_id(given)
     bad_ids = (

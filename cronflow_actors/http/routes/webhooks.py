@@ -338,6 +338,7 @@ class Webhook:
                 query=dict(request.query_params),
                 raw_body=raw if spec.parse_raw_body else None,
                 body_digest=digest,
+                derived=instance_id is not None,
             )
         except InstanceExistsError:
             assert instance_id is not None
