@@ -236,7 +236,9 @@ class LifecycleMethods(RuntimeParts):
         return checks
 
     def observe(self, callback: Callable[[list[Message]], None]) -> None:
-        """Call ``callback`` with the state-change messages of every durable transaction."""
+        """Call ``callback`` with the state-change messages of every durable transaction
+        (``WorkflowStateChanged``, ``TaskStateChanged``, ``WorkItemStateChanged``,
+        ``ActionStateChanged``, and ``WorkItemRerun``: a step run again after a restart)."""
         self._observers.append(callback)
 
     async def wait_idle(self) -> None:

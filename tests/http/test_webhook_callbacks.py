@@ -452,6 +452,16 @@ async def test_no_client_takes_the_run_a_key_names_before_its_delivery(serve: Se
         assert (again.status_code, again.json()) == (200, {"run_id": named, "duplicate": True})
 
 
+@pytest.mark.parametrize("kind", ["tick", "hook", "poll", "event"])
+async def test_post_runs_refuses_every_kind_of_derived_id(serve: Serve, kind: str) -> None:
+    rt, client = await serve([cf.define("flow").step("s", lambda ctx: 1)])
+    answer = await client.post(
+        "/runs", json={"workflow": "flow", "instance_id": f"{kind}:{'a' * 32}"}
+    )
+    assert (answer.status_code, "instance_id" in answer.text) == (400, True)
+    assert await rt.list_runs() == []
+
+
 async def test_a_key_whose_run_id_code_gave_another_flow_is_a_409_not_its_answer(
     serve: Serve,
 ) -> None:

@@ -250,3 +250,12 @@ async def test_a_loop_wide_eager_task_factory_changes_nothing(system: ActorSyste
         assert await done.task == 5
     finally:
         loop.set_task_factory(None)
+
+
+def test_the_asyncio_seams_it_uses_are_there() -> None:
+    # EagerTask makes its task current around the first step with asyncio's own functions (no
+    # public ones on 3.11): a Python that drops them fails here, not in a run
+    from asyncio import tasks
+
+    assert callable(tasks._enter_task)
+    assert callable(tasks._leave_task)

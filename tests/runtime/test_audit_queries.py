@@ -164,8 +164,8 @@ async def test_a_step_a_restart_runs_again_is_counted_and_traced(tmp_path: Path)
         info = await second.inspect(run_id)
         spans = await second.spans(run_id)
         metrics = second.metrics.render().decode()
-    # counted in the metrics too, where it was invisible (newcomer h22 L3); the first step
-    # has its series at zero
+    # counted in the metrics too, where it was invisible (newcomer h22 L3): one rerun of the
+    # flow's steps (kind "step"; the first, recorded before the stop, ran once)
     reruns = {
         line.split("{", 1)[1].split("}")[0]: float(line.rsplit(" ", 1)[1])
         for line in metrics.splitlines()
