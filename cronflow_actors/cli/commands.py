@@ -28,7 +28,7 @@ from cronflow_actors.cli.render import (
 )
 from cronflow_actors.errors import ApiError, ConfigurationError
 
-__all__ = ["STATUSES", "add_client_commands", "follow"]
+__all__ = ["STATUSES", "add_client_commands", "follow", "follow_options"]
 
 STATUSES = ("running", "waiting", "completed", "failed", "canceled", "blocked")
 """What ``runs --status`` takes (a run's status)."""
@@ -401,15 +401,7 @@ def add_client_commands(commands: Any) -> None:
     )
     run.add_argument("workflow", metavar="FLOW", help="the flow's id")
     run.add_argument("--payload", default=None, help="the payload, as JSON")
-    run.add_argument("--no-wait", action="store_true", help="print the run id at once and exit 0")
-    run.add_argument(
-        "--timeout",
-        type=_positive_seconds,
-        default=None,
-        metavar="SECONDS",
-        help="stop waiting after this long (the run goes on) and exit 1",
-    )
-    _client_options(run, json_help="print {id, status, output, error} as JSON")
+    follow_options(run)
     run.set_defaults(handler=_run)
 
     inspect = commands.add_parser(
@@ -487,6 +479,22 @@ def add_client_commands(commands: Any) -> None:
     )
     _client_options(publish, json_help="print the runs started (and refusals) as JSON")
     publish.set_defaults(handler=_publish)
+
+
+def follow_options(parser: argparse.ArgumentParser) -> None:
+    """The options of a command that starts a run and ``follow``s it (``run``, ``replay``),
+    and the client's."""
+    parser.add_argument(
+        "--no-wait", action="store_true", help="print the new run's id at once and exit 0"
+    )
+    parser.add_argument(
+        "--timeout",
+        type=_positive_seconds,
+        default=None,
+        metavar="SECONDS",
+        help="stop waiting after this long (the run goes on) and exit 1",
+    )
+    _client_options(parser, json_help="print {id, status, output, error} as JSON")
 
 
 def _url_flag(args: Any) -> str:

@@ -9,14 +9,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from cronflow_actors.cli.commands import (
-    _client,
-    _client_options,
-    _path,
-    _payload,
-    _positive_seconds,
-    follow,
-)
+from cronflow_actors.cli.commands import _client, _path, _payload, follow, follow_options
 
 __all__ = ["add_replay_command"]
 
@@ -40,15 +33,5 @@ def add_replay_command(commands: Any) -> None:
     )
     parser.add_argument("run_id", metavar="RUN_ID", help="the run to replay")
     parser.add_argument("--payload", default=None, help="another payload, as JSON")
-    parser.add_argument(
-        "--no-wait", action="store_true", help="print the new run's id at once and exit 0"
-    )
-    parser.add_argument(
-        "--timeout",
-        type=_positive_seconds,
-        default=None,
-        metavar="SECONDS",
-        help="stop waiting after this long (the run goes on) and exit 1",
-    )
-    _client_options(parser, json_help="print {id, status, output, error} as JSON")
+    follow_options(parser)
     parser.set_defaults(handler=_replay)

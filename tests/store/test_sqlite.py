@@ -115,15 +115,7 @@ async def test_migrations_are_recorded_once(tmp_path: Path) -> None:
 
 async def test_a_journal_written_before_revisions_were_kept_reads_back(tmp_path: Path) -> None:
     path = tmp_path / "v3.db"
-    with sqlite3.connect(path) as raw:  # a database as the schema stood at version 3
-        raw.execute(
-            "CREATE TABLE schema_version (version INTEGER PRIMARY KEY, "
-            "description TEXT NOT NULL, applied_at REAL NOT NULL)"
-        )
-        for version, description, statements in MIGRATIONS[:3]:
-            for statement in statements:
-                raw.execute(statement)
-            raw.execute("INSERT INTO schema_version VALUES (?, ?, 0)", (version, description))
+    with database_at(path, 3) as raw:
         raw.execute(
             "INSERT INTO instances (instance_id, workflow, status, revision, updated_at, body) "
             "VALUES ('i1', 'wf', 'running', 4, 1.0, x'')"
@@ -149,15 +141,7 @@ async def test_journals_and_audit_trails_of_version_6_keep_their_order_keyed_by_
     # version 7 keeps both in their run's key order (one page a commit each, not two and a
     # counter): what was written before reads back in the order it was written
     path = tmp_path / "v6.db"
-    with sqlite3.connect(path) as raw:  # a database as the schema stood at version 6
-        raw.execute(
-            "CREATE TABLE schema_version (version INTEGER PRIMARY KEY, "
-            "description TEXT NOT NULL, applied_at REAL NOT NULL)"
-        )
-        for version, description, statements in MIGRATIONS[:6]:
-            for statement in statements:
-                raw.execute(statement)
-            raw.execute("INSERT INTO schema_version VALUES (?, ?, 0)", (version, description))
+    with database_at(path, 6) as raw:
         for run in ("a", "b"):
             raw.execute(
                 "INSERT INTO instances (instance_id, workflow, status, revision, updated_at, "
@@ -375,15 +359,7 @@ async def test_a_schema_is_not_upgraded_under_the_runtime_that_owns_the_file(
     # a server of the old version, still running, wrote journal entries the new schema dropped
     # without a word (the second hostile client of h22, H1): the upgrade waits for its lease
     path = tmp_path / "owned.db"
-    with sqlite3.connect(path) as raw:  # a database as the schema stood at version 6
-        raw.execute(
-            "CREATE TABLE schema_version (version INTEGER PRIMARY KEY, "
-            "description TEXT NOT NULL, applied_at REAL NOT NULL)"
-        )
-        for version, description, statements in MIGRATIONS[:6]:
-            for statement in statements:
-                raw.execute(statement)
-            raw.execute("INSERT INTO schema_version VALUES (?, ?, 0)", (version, description))
+    with database_at(path, 6) as raw:
         now = time.time()
         raw.execute(
             "INSERT INTO leases VALUES ('runtime', 'old-one', 'elsewhere', 4242, ?, ?, ?)",
@@ -399,3 +375,19 @@ async def test_a_schema_is_not_upgraded_under_the_runtime_that_owns_the_file(
             pass
     async with cf.Runtime(db=path, wait_for_lease=True) as rt:  # waits, then upgrades
         assert await rt.store.schema_version() == latest_version()  # type: ignore[attr-defined]
+
+
+def database_at(path: Path, version: int) -> sqlite3.Connection:
+    """A database file as the schema stood at ``version`` (a connection to it, which commits
+    what its ``with`` block writes)."""
+    raw = sqlite3.connect(path)
+    with raw:
+        raw.execute(
+            "CREATE TABLE schema_version (version INTEGER PRIMARY KEY, "
+            "description TEXT NOT NULL, applied_at REAL NOT NULL)"
+        )
+        for number, description, statements in MIGRATIONS[:version]:
+            for statement in statements:
+                raw.execute(statement)
+            raw.execute("INSERT INTO schema_version VALUES (?, ?, 0)", (number, description))
+    return raw
