@@ -1,8 +1,9 @@
 """What a durable run writes to SQLite's log: pages per commit and per run, by table or index.
 
-    python -m benchmarks.log_pages [--runs 500]
+    python -m benchmarks.log_pages [--runs 500] [--in-flight 1]
 
-Runs three trivial steps one run at a time (workload (e)) on a fresh file with the log's
+Runs three trivial steps (workload (e) one run at a time; (a) with ``--in-flight 500``, whose
+group commits share pages where rows are appended) on a fresh file with the log's
 auto-checkpoint off, then reads the write-ahead log back: each frame is one page a commit
 wrote, and SQLite's ``dbstat`` names the b-tree each page belongs to. A commit's cost on the
 disk grows with its pages (about 40 us a page at p50 here, beside the one fdatasync), so this
@@ -45,7 +46,7 @@ def commits_in_log(db: Path) -> list[list[str]]:
     return commits
 
 
-async def measure(runs: int) -> dict[str, object]:
+async def measure(runs: int, in_flight: int = 1) -> dict[str, object]:
     sqlite_store.WAL_AUTOCHECKPOINT = 1 << 30  # every frame of the measure stays in the log
     flow = chain("three", 3)
     with tempfile.TemporaryDirectory() as folder:
@@ -54,12 +55,18 @@ async def measure(runs: int) -> dict[str, object]:
             for _ in range(50):  # warm-up: the first pages of each table and index
                 await rt.wait(await rt.trigger(flow.id, 1))
             before = len(commits_in_log(db))
-            for _ in range(runs):
-                await rt.wait(await rt.trigger(flow.id, 1))
+            left = iter(range(runs))
+
+            async def client() -> None:
+                for _ in left:
+                    await rt.wait(await rt.trigger(flow.id, 1))
+
+            await asyncio.gather(*(client() for _ in range(in_flight)))
             commits = commits_in_log(db)[before:]
     pages = collections.Counter(name for commit in commits for name in commit)
     return {
         "runs": runs,
+        "in_flight": in_flight,
         "commits": len(commits),
         "pages_per_commit": round(sum(pages.values()) / len(commits), 2),
         "pages_per_run": round(sum(pages.values()) / runs, 2),
@@ -70,9 +77,10 @@ async def measure(runs: int) -> dict[str, object]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=500)
+    parser.add_argument("--in-flight", type=int, default=1)
     args = parser.parse_args()
-    result = asyncio.run(measure(args.runs))
-    print(f"{args.runs} sequential three-step runs, {result['commits']} commits")
+    result = asyncio.run(measure(args.runs, args.in_flight))
+    print(f"{args.runs} three-step runs, {args.in_flight} in flight, {result['commits']} commits")
     print(f"  log pages a commit  {result['pages_per_commit']}")
     print(f"  log pages a run     {result['pages_per_run']}")
     for name, share in result["by_btree_per_run"].items():  # type: ignore[attr-defined]

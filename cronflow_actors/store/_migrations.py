@@ -180,12 +180,15 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
     ),
     (
         7,
-        "the journal and the audit trail kept in their run's key order (one b-tree each)",
+        "the journal kept in its run's key order (one b-tree, no counter)",
         (
-            # A step's commit wrote six pages of the log: the run's row, and four of the six
-            # for the audit row and its index, the journal row and its index, and the journal's
-            # AUTOINCREMENT counter. Keyed by the run (WITHOUT ROWID), each is one page, next
-            # to the run's earlier rows (run ids grow with time: runtime/ids.py). A journal
+            # A step's commit wrote six pages of the log: the run's row, the audit row and its
+            # index, the journal row and its index, and the journal's AUTOINCREMENT counter.
+            # Keyed by the run (WITHOUT ROWID), the journal is one page, next to the run's
+            # earlier rows (run ids grow with time: runtime/ids.py). (The audit trail keyed so
+            # too saved a page a commit one run at a time, and cost one at 500 runs in flight:
+            # their 300-byte rows, each beside its run's, spread over as many pages as runs,
+            # where appended they share the last few; benchmarks/log_pages.py.) A journal
             # entry's seq orders its run's journal: its revision << 20 plus its place among the
             # run's entries of that revision (store/_sql.py); entries written before revisions
             # were kept (version 4) number 1, 2, ... before them.
@@ -218,18 +221,6 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
             """,
             "DROP TABLE journal",
             "ALTER TABLE journal_by_run RENAME TO journal",
-            """
-            CREATE TABLE audit_by_run (
-                trace_id TEXT NOT NULL REFERENCES instances (instance_id) ON DELETE CASCADE,
-                revision INTEGER NOT NULL,
-                spans    BLOB NOT NULL,
-                PRIMARY KEY (trace_id, revision)
-            ) WITHOUT ROWID
-            """,
-            "INSERT INTO audit_by_run (trace_id, revision, spans) "
-            "SELECT trace_id, revision, spans FROM audit",
-            "DROP TABLE audit",
-            "ALTER TABLE audit_by_run RENAME TO audit",
         ),
     ),
 )
