@@ -482,19 +482,14 @@ def add_client_commands(commands: Any) -> None:
 
 
 def follow_options(parser: argparse.ArgumentParser) -> None:
-    """The options of a command that starts a run and ``follow``s it (``run``, ``replay``),
-    and the client's."""
-    parser.add_argument(
-        "--no-wait", action="store_true", help="print the new run's id at once and exit 0"
-    )
-    parser.add_argument(
-        "--timeout",
-        type=_positive_seconds,
-        default=None,
-        metavar="SECONDS",
-        help="stop waiting after this long (the run goes on) and exit 1",
-    )
+    """A command's options to ``follow`` the run it starts (``run``, ``replay``), and the
+    client's."""
+    parser.add_argument("--no-wait", action="store_true", help="print the run's id and exit 0")
+    parser.add_argument("--timeout", type=_positive_seconds, metavar="SECONDS", help=_UNTIL)
     _client_options(parser, json_help="print {id, status, output, error} as JSON")
+
+
+_UNTIL = "stop waiting after this long (the run goes on) and exit 1"
 
 
 def _url_flag(args: Any) -> str:
