@@ -286,8 +286,9 @@ class InvalidPayloadError(ActionError, ValueError):
     """The payload of an action does not match the action's schema."""
 
     def __init__(self, element: str, action: str, reason: str, path: str | None = None) -> None:
-        self.reason, self.path = reason, path
-        """``path``: the JSON path of the field the action's schema refused, if one did."""
+        self.reason = reason
+        self.path = path
+        """The JSON path of the field the action's schema refused, if one did."""
         message = f"invalid payload for action {action!r} of {element}: {reason}"
         self._refuse(element, action, message)
 

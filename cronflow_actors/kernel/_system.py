@@ -156,10 +156,7 @@ class ActorSystem:
         ``parent`` makes it a child: its failure reaches the parent as ``ChildFailed`` and it is
         stopped when the parent stops. ``name`` registers it for ``get_by_name`` (unique).
         """
-        if self.state != "running":
-            raise ActorSystemNotRunningError(self.name, self.state, f"spawn {actor_class.__name__}")
-        if name is not None and name in self._names:
-            raise ActorNameTakenError(self.name, name)
+        self._may_spawn(actor_class, name)
         return self._start_made(actor_class(*args, **kwargs), parent, name)
 
     def spawn_made(
@@ -172,11 +169,15 @@ class ActorSystem:
         """Start ``actor``, made by the caller and never started, as ``spawn`` starts the
         actor it makes (an actor whose work began before it needed to be one: a handler that
         waits, ``engine.handlers.start_handler``)."""
+        self._may_spawn(type(actor), name)
+        return self._start_made(actor, parent, name)
+
+    def _may_spawn(self, actor_class: type[Any], name: str | None) -> None:
+        """Refuse a spawn while the system is not running, or under a name taken."""
         if self.state != "running":
-            raise ActorSystemNotRunningError(self.name, self.state, f"spawn {actor}")
+            raise ActorSystemNotRunningError(self.name, self.state, f"spawn {actor_class.__name__}")
         if name is not None and name in self._names:
             raise ActorNameTakenError(self.name, name)
-        return self._start_made(actor, parent, name)
 
     def _start_made(
         self, actor: A, parent: pykka.ActorRef[Any] | None, name: str | None

@@ -87,9 +87,9 @@ class JournalRecord(msgspec.Struct, frozen=True, kw_only=True):
     """One entry of an instance's journal as read back (``Store.read_journal``)."""
 
     seq: int
-    """Its place in its instance's journal, growing as entries are written (SQLite numbers
-    each instance's 1, 2, ...; PostgreSQL and the memory store number across instances): the
-    ``after`` of the next page."""
+    """Its place in its instance's journal, growing as entries are written (SQLite makes it of
+    the snapshot revision an entry was written with: ``store/_sql.journal_rows``; PostgreSQL
+    and the memory store number across instances): the ``after`` of the next page."""
     instance_id: str
     kind: str
     """What happened: how an attempt of a work item ended (``completed``, ``failed``, or

@@ -93,7 +93,7 @@ INSERT_JOURNAL = """
             coalesce(?10, (SELECT ifnull(max(seq), 0) + 1 FROM journal WHERE instance_id = ?1)))
 """
 """An entry of the audit log; the first record of an attempt is kept. Its ``seq`` is made of
-the snapshot revision it was written with (``journal_seq``); one written with none (the store's
+the snapshot revision it was written with (``journal_rows``); one written with none (the store's
 API, never the engine) is numbered after its run's last entry, which reads its run's rows."""
 
 SEQ_SHIFT = 20

@@ -428,11 +428,7 @@ async def test_no_client_takes_the_run_a_key_names_before_its_delivery(serve: Se
     # anyone who may POST /runs could work out the id a key named (32 hex digits) and take it,
     # with a payload of theirs, for this flow or another: the genuine delivery was then answered
     # as that run's duplicate (200) or a 409, and lost (the third hostile client's H1)
-    keyed = (
-        cf.define("keyed")
-        .step("take", lambda ctx: ctx.payload)
-        .on_webhook("/h/key", idempotency_key="Idempotency-Key")
-    )
+    keyed = keyed_flow(idempotency_key="Idempotency-Key")
     other = cf.define("other").step("o", lambda ctx: "squatted")
     rt, client = await serve([keyed, other])
     for key, flow in (("order-9", "keyed"), ("order-10", "other")):
@@ -467,11 +463,7 @@ async def test_a_key_whose_run_id_code_gave_another_flow_is_a_409_not_its_answer
 ) -> None:
     # only the runtime's triggers give a derived id (rt.runs.trigger(derived=True); rt.trigger
     # refuses it): a run of another flow under it is never the delivery's answer
-    keyed = (
-        cf.define("keyed")
-        .step("take", lambda ctx: ctx.payload)
-        .on_webhook("/h/key", idempotency_key="Idempotency-Key")
-    )
+    keyed = keyed_flow(idempotency_key="Idempotency-Key")
     other = cf.define("other").step("o", lambda ctx: "squatted")
     rt, client = await serve([keyed, other])
     digest = hashlib.sha256(b"order-9").hexdigest()

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
@@ -257,15 +257,19 @@ class Webhook:
                 raise
 
     async def _give_back(self, signature: Signature) -> None:
+        await self._signature_step(
+            self.edge.signatures.release(signature),
+            "the signature of a refused request could not be given back; the same request is "
+            "refused as a replay until it is stale",
+        )
+
+    async def _signature_step(self, step: Awaitable[None], failed: str) -> None:
+        """``step`` on a signature's record in the store, whose failure is logged (``failed``
+        says what it leaves), not the request's answer."""
         try:
-            await self.edge.signatures.release(signature)
+            await step
         except Exception:
-            logger.warning(
-                "webhook %s: the signature of a refused request could not be given back; "
-                "the same request is refused as a replay until it is stale",
-                self.name,
-                exc_info=True,
-            )
+            logger.warning("webhook %s: %s", self.name, failed, exc_info=True)
 
     async def _replayed(
         self, request: WebhookRequest, digest: str | None, *, wait: float = 0.0
@@ -355,15 +359,11 @@ class Webhook:
         """Mark ``signature`` answered once its run started: a run may be pruned (retention,
         ``db prune``) before the signature is stale, and its claim with no run behind it would
         then pass for a crash's, its request started again."""
-        try:
-            await self.edge.signatures.mark_answered(signature)
-        except Exception:
-            logger.warning(
-                "webhook %s: a started run's signature could not be marked answered; the same "
-                "request is refused as a replay while its run is kept",
-                self.name,
-                exc_info=True,
-            )
+        await self._signature_step(
+            self.edge.signatures.mark_answered(signature),
+            "a started run's signature could not be marked answered; the same request is "
+            "refused as a replay while its run is kept",
+        )
 
     async def _duplicate(
         self, request: WebhookRequest, digest: str | None, run: RunInfo, *, callbacks: bool = True
