@@ -200,35 +200,26 @@ async def test_the_loops_task_factory_is_not_used(system: ActorSystem) -> None:
     # a factory that runs a task's first step inside create_task (3.12's eager_task_factory)
     # took the step EagerTask takes: the coroutine was driven twice and the run hung (the
     # review of h22, H1); the task is a plain asyncio.Task whatever the factory
-    loop = asyncio.get_running_loop()
     made: list[str | None] = []
 
     def factory(loop: Any, coro: Any, **kwargs: Any) -> asyncio.Task[Any]:
         made.append(kwargs.get("name"))
         return asyncio.Task(coro, loop=loop, **kwargs)
 
-    loop.set_task_factory(factory)
-    try:
-        gate, told = asyncio.Event(), []
-
-        async def slow() -> str:
-            await gate.wait()
-            return "ok"
-
-        run = EagerTask(system.work, slow(), "slow")
-        run.then = told.append
-        gate.set()
-        assert await run.task == "ok"
-        assert told == ["ok"]
-        assert made == []
-    finally:
-        loop.set_task_factory(None)
+    await runs_as_without_a_factory(system, factory)
+    assert made == []
 
 
 @pytest.mark.skipif(sys.version_info < (3, 12), reason="asyncio.eager_task_factory: 3.12+")
 async def test_a_loop_wide_eager_task_factory_changes_nothing(system: ActorSystem) -> None:
+    await runs_as_without_a_factory(system, asyncio.eager_task_factory)  # type: ignore[attr-defined]
+
+
+async def runs_as_without_a_factory(system: ActorSystem, factory: Any) -> None:
+    """Under the loop's task ``factory``: a coroutine that waits goes on and is told, one that
+    never waits is done at once."""
     loop = asyncio.get_running_loop()
-    loop.set_task_factory(asyncio.eager_task_factory)  # type: ignore[attr-defined]
+    loop.set_task_factory(factory)
     try:
         gate, told = asyncio.Event(), []
 
