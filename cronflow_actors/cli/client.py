@@ -167,14 +167,17 @@ class Client:
         method: str,
         run_id: str,
         suffix: str = "",
+        *,
         expect: tuple[str, ...] = (),
         values: dict[str, Any] | None = None,
+        body: Any = None,
     ) -> Any:
-        """``method /runs/<run_id><suffix>``; a 404 that says there is no such run says it in
-        plain words (another 404, a route this server lacks, keeps the server's words)."""
+        """``method /runs/<run_id><suffix>`` (with ``body``, as JSON, if any); a 404 that says
+        there is no such run says it in plain words (another 404, a route this server lacks,
+        keeps the server's words)."""
         try:
             path = f"/runs/{urllib.parse.quote(run_id, safe='')}{suffix}"
-            return self.call(method, path, expect=expect, values=values)
+            return self.call(method, path, body, expect=expect, values=values)
         except ApiError as refused:
             if refused.status == 404 and refused.slug == "not-found":
                 raise ApiError(

@@ -1,8 +1,8 @@
-"""The client commands: ``run``, ``inspect``, ``trace``, ``runs``, ``paused``, ``resume``,
-``cancel`` and ``events publish``. They call a running ``serve`` (``--url``, ``--token``); the
-reads (``runs``, ``inspect``, ``trace``, ``paused``) read the database itself with ``--db``
-(``offline.py``), a ``serve`` running or not. Each prints for people by default and the API's
-JSON with ``--json``, and exits with a code of ``exits.py``."""
+"""The client commands: ``run``, ``inspect``, ``trace``, ``runs``, ``paused``, ``resume``
+and ``events publish`` (``cancel``: ``cancel.py``). They call a running ``serve`` (``--url``,
+``--token``); the reads (``runs``, ``inspect``, ``trace``, ``paused``) read the database
+itself with ``--db`` (``offline.py``), a ``serve`` running or not. Each prints for people by
+default and the API's JSON with ``--json``, and exits with a code of ``exits.py``."""
 
 from __future__ import annotations
 
@@ -290,34 +290,6 @@ def _resume(args: argparse.Namespace) -> int:
     return Exit.OK
 
 
-def _cancel(args: argparse.Namespace) -> int:
-    client = _client(args)
-    try:
-        canceled = {"run_id": args.run_id, "status": "canceled"}
-        answer = client.run_call("POST", args.run_id, "/cancel", values=canceled)
-    except ApiError as refused:
-        if refused.status != 409:
-            raise
-        # "already ended" only when it has: a run that goes on was refused for another
-        # reason (it is blocked, say), which the server's answer gives
-        run = client.run(args.run_id)
-        if run["status"] not in FINAL:
-            raise
-        raise ApiError(
-            f"run {args.run_id} already ended ({run['status']}"
-            f"{' ' + when(run.get('finished_at')) if run.get('finished_at') else ''}); "
-            "there is nothing to cancel",
-            exit_code=Exit.NOT_FOUND_OR_CONFLICT,
-            status=409,
-            slug=refused.slug,
-        ) from None
-    if args.json:
-        _print_json(answer)
-    else:
-        print(f"canceled run {args.run_id}")
-    return Exit.OK
-
-
 def _publish(args: argparse.Namespace) -> int:
     key = {"Idempotency-Key": args.idempotency_key} if args.idempotency_key else None
     path, expect = f"/events/{_path(args.name)}", ("started", "delivered")
@@ -456,11 +428,6 @@ def add_client_commands(commands: Any) -> None:
     )
     _client_options(resume, json_help="print the server's answer as JSON")
     resume.set_defaults(handler=_resume)
-
-    cancel = commands.add_parser("cancel", help="cancel a run")
-    cancel.add_argument("run_id", metavar="RUN_ID")
-    _client_options(cancel, json_help="print the server's answer as JSON")
-    cancel.set_defaults(handler=_cancel)
 
     events = commands.add_parser("events", help="publish an event to the runs that wait for it")
     event_commands = events.add_subparsers(

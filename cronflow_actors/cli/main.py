@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from cronflow_actors.cli.bench import add_bench_command
+from cronflow_actors.cli.cancel import add_cancel_command
 from cronflow_actors.cli.commands import add_client_commands
 from cronflow_actors.cli.exits import Exit
 from cronflow_actors.cli.migrate import add_migrate_command
@@ -352,6 +353,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_client_commands(commands)
     add_migrate_command(commands)
     add_replay_command(commands)
+    add_cancel_command(commands)
     add_bench_command(commands)
     return parser
 

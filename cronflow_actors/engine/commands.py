@@ -128,7 +128,7 @@ async def _carry_out(tx: Transaction, command: WorkflowCommand, send: Send) -> A
                 )
             )
             if canceled:
-                await send(CancelWorkflow(workflow_id=root))
+                await send(CancelWorkflow(workflow_id=root, reason=command.reason))
             return root
         case InitializeWorkItem(workflow_id=workflow_id, task=task, payload=payload):
             return await _initialize_work_item(tx, workflow_id, task, payload)

@@ -9,7 +9,7 @@ from typing import Any
 import msgspec
 
 from cronflow_actors.http.problems import ProblemBody
-from cronflow_actors.http.routes.runs import ReplayRun, StartRun
+from cronflow_actors.http.routes.runs import CancelRun, ReplayRun, StartRun
 from cronflow_actors.http.routes.workflows import (
     WORK_ITEM_ACTIONS,
     MigrateWorkflow,
@@ -146,6 +146,7 @@ FIXED: list[Any] = [
     WebhookAnswered,
     StartRun,
     ReplayRun,
+    CancelRun,
     RunInfo,
     TaskState,
     RunPage,

@@ -31,7 +31,7 @@ from cronflow_actors.http.openapi_links import LINKS, OPERATIONS
 from cronflow_actors.http.openapi_words import IDEMPOTENCY, MEANINGS, signature
 from cronflow_actors.http.problems import MEDIA_TYPE, ProblemBody
 from cronflow_actors.http.routes.nets import NetView
-from cronflow_actors.http.routes.runs import ReplayRun, StartRun
+from cronflow_actors.http.routes.runs import CancelRun, ReplayRun, StartRun
 from cronflow_actors.http.routes.schedules import NextFires
 from cronflow_actors.http.routes.workflows import (
     WORK_ITEM_ACTIONS,
@@ -207,6 +207,7 @@ def _webhook_op(b: _Builder, flow_id: str, spec: Any) -> dict[str, Any]:
 
 
 def _fixed_paths(b: _Builder) -> dict[str, Any]:
+    cancel = {"anyOf": [{"$ref": b.refs[CancelRun]}, {"type": "null"}]}
     return {
         "/healthz": {
             "get": b.op(
@@ -257,9 +258,11 @@ def _fixed_paths(b: _Builder) -> dict[str, Any]:
         },
         "/runs/{run_id}/cancel": {
             "post": b.op(
-                "Cancel a run (a net workflow's through its cancel action, with the caller)",
+                "Cancel a run (a net workflow's through its cancel action, with the caller); "
+                "the body's reason, if any, is recorded as its error",
                 {"200": b.answer("canceled", Canceled)},
-                "401 403 404 409 415 500 503",
+                "400 401 403 404 409 415 500 503",
+                body=cancel,
                 params=[path_param("run_id")],
             )
         },
@@ -342,9 +345,11 @@ def _fixed_paths(b: _Builder) -> dict[str, Any]:
         },
         "/workflows/{workflow_id}/cancel": {
             "post": b.op(
-                "Cancel a net workflow (its cancel action, with the caller's principal)",
+                "Cancel a net workflow (its cancel action, with the caller's principal); the "
+                "body's reason, if any, is recorded as its error",
                 {"200": b.answer("canceled", WorkflowCanceled)},
                 _NET_ACTION + " 404 409 415 500 503",
+                body=cancel,
                 params=[path_param("workflow_id")],
             )
         },

@@ -187,6 +187,7 @@ class StartWorkflow(Message, frozen=True, kw_only=True):
     principal: Principal | None = None
     dequeued: bool = False
     canceled: bool = False
+    reason: str = ""  # why it was canceled (``canceled``), recorded as its error
     trigger: str = ""
     """What started the run (see ``WorkflowStateChanged.trigger``)."""
     migration: MigrationRecord | None = None

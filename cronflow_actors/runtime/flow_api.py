@@ -22,6 +22,7 @@ from cronflow_actors.runtime.pages import Page
 from cronflow_actors.runtime.pauses import PausedRun
 from cronflow_actors.runtime.pinning import not_registered
 from cronflow_actors.runtime.run_views import RunInfo, RunResult
+from cronflow_actors.runtime.runs import check_cancel_reason
 
 __all__ = ["FlowMethods"]
 
@@ -38,9 +39,11 @@ class FlowMethods(NetMethods):
         dequeued: bool,
         *,
         canceled: bool = False,
+        reason: str = "",
     ) -> str:
         """A run of a flow (``dequeued``: taken off its concurrency queue in the same
-        transaction; ``canceled``: a queued run recorded as canceled, none of its steps run).
+        transaction; ``canceled``: a queued run recorded as canceled, none of its steps run,
+        ``reason`` its error).
         Callers have waited for the flow's recovery (``Runs.trigger``), or are part of it (the
         queue's restore)."""
         self._check_running("cancel a queued run" if canceled else "start a run")
@@ -56,7 +59,7 @@ class FlowMethods(NetMethods):
         # a replay is counted as one, not as another start by its run's trigger (a webhook's)
         trigger = "replay" if envelope.replay_of is not None else envelope.kind
         command = StartWorkflow(
-            payload=payload, dequeued=dequeued, trigger=trigger, canceled=canceled
+            payload=payload, dequeued=dequeued, trigger=trigger, canceled=canceled, reason=reason
         )
         return await self.instances.start(spec, command, instance_id)
 
@@ -124,28 +127,34 @@ class FlowMethods(NetMethods):
             workflow=workflow, status=status, limit=limit, cursor=cursor
         )
 
-    async def cancel(self, run_id: str, *, principal: Principal | None = None) -> None:
+    async def cancel(
+        self, run_id: str, *, principal: Principal | None = None, reason: str = ""
+    ) -> None:
         """End a run as canceled: running handlers are cancelled and no later step runs (a
-        run still waiting in its flow's queue leaves it, recorded as canceled).
+        run still waiting in its flow's queue leaves it, recorded as canceled). ``reason``:
+        why, recorded as the run's error (``inspect`` shows it; up to 500 characters on one
+        line, "" for none).
 
         ``principal``: who asks, when it is someone outside (an HTTP caller; None, the
         default, is this process's own call). An instance of a net workflow is then canceled
         through its workflow's ``cancel`` action, whose policy decides (as
         ``cancel_workflow(..., principal=)``); a flow's run has no cancel action of its own."""
+        check_cancel_reason(reason)
         try:  # which workflow: the snapshot's record says it, no need to decode its state
             snapshot = None if principal is None else await self.instances.read(root_of(run_id))
         except NotFoundError:
             snapshot = None
         if snapshot is not None and snapshot.workflow not in self.catalog.roots:
-            await self.cancel_workflow(run_id, principal=principal)
+            await self.cancel_workflow(run_id, principal=principal, reason=reason)
             return
         try:
-            await self.cancel_workflow(run_id)
+            await self.cancel_workflow(run_id, reason=reason)
             return
         except NotFoundError:
-            if await self.queues.cancel(run_id):
+            if await self.queues.cancel(run_id, reason=reason):
                 return
-        await self.cancel_workflow(run_id)  # it left its queue meanwhile, or NotFoundError
+        # it left its queue meanwhile, or NotFoundError
+        await self.cancel_workflow(run_id, reason=reason)
 
     async def resume(
         self, token: str, payload: Any = None, *, principal: Principal | None = None

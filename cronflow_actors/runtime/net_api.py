@@ -27,7 +27,7 @@ from cronflow_actors.messages.engine import (
 from cronflow_actors.runtime.instances import root_of
 from cronflow_actors.runtime.migrations import MigrationLinks
 from cronflow_actors.runtime.parts import RuntimeParts
-from cronflow_actors.runtime.runs import check_instance_id
+from cronflow_actors.runtime.runs import check_cancel_reason, check_instance_id
 
 __all__ = ["NetMethods"]
 
@@ -75,13 +75,14 @@ class NetMethods(RuntimeParts):
         )
 
     async def cancel_workflow(
-        self, workflow_id: str, *, principal: Principal | None = None
+        self, workflow_id: str, *, principal: Principal | None = None, reason: str = ""
     ) -> None:
-        """Cancel a workflow top-down (a child workflow's composite task then hears of it)."""
+        """Cancel a workflow top-down (a child workflow's composite task then hears of it).
+        ``reason``: why, recorded as its error (up to 500 characters on one line)."""
+        check_cancel_reason(reason)
+        cancel = CancelWorkflow(workflow_id=workflow_id, principal=principal, reason=reason)
         try:
-            await self._send(
-                workflow_id, CancelWorkflow(workflow_id=workflow_id, principal=principal)
-            )
+            await self._send(workflow_id, cancel)
         except InternalOnlyActionError as refused:
             # a flow's run has no cancel action: say which door cancels it
             snapshot = await self.instances.read(root_of(workflow_id))

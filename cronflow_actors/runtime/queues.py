@@ -48,7 +48,7 @@ _PAGE = 100
 class Start(Protocol):
     """``start(workflow, payload, instance_id, dequeued, canceled=False) -> run id``: a run's
     start (``dequeued``: its queue row goes in the same transaction; ``canceled``: it is
-    recorded canceled before any step runs)."""
+    recorded canceled before any step runs, ``reason`` its error)."""
 
     def __call__(
         self,
@@ -59,6 +59,7 @@ class Start(Protocol):
         /,
         *,
         canceled: bool = False,
+        reason: str = "",
     ) -> Awaitable[str]: ...
 
 
@@ -251,10 +252,11 @@ class RunQueues:
         if self._queued.get(limits.fifo):
             self._spawn(self._drain(limits.fifo), f"queue {limits.fifo}")
 
-    async def cancel(self, run_id: str) -> bool:
-        """Cancel ``run_id`` if it waits in a queue: True once it is recorded as canceled (its
-        row leaves the queue in the same transaction, and none of its steps runs); False if
-        it is not queued (never was, or it started meanwhile: cancel it as a started run)."""
+    async def cancel(self, run_id: str, *, reason: str = "") -> bool:
+        """Cancel ``run_id`` if it waits in a queue: True once it is recorded as canceled, with
+        ``reason`` as its error (its row leaves the queue in the same transaction, and none
+        of its steps runs); False if it is not queued (never was, or it started meanwhile:
+        cancel it as a started run)."""
         run = await self._store.queued_run(run_id)
         if run is None:
             return False
@@ -262,7 +264,8 @@ class RunQueues:
             if await self._store.queued_run(run_id) is None:
                 return False  # it started before the lock was ours
             try:
-                await self._start(run.workflow, _decode(run.payload), run_id, True, canceled=True)
+                payload = _decode(run.payload)
+                await self._start(run.workflow, payload, run_id, True, canceled=True, reason=reason)
             except (InstanceExistsError, DuplicateInstanceError):
                 return False  # another process's drain started it first: cancel that run
             if self._queued.get(run.queue):

@@ -10,6 +10,7 @@ any instance). How runs are shown is ``runtime/run_views.py``, their hooks
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -126,3 +127,27 @@ def check_instance_id(instance_id: Any, *, derived: bool = False) -> None:
         _ID.fullmatch(instance_id) or (derived and _DERIVED.fullmatch(instance_id))
     ):
         raise ConfigurationError("instance_id", instance_id, "1-100 letters, digits, '-' or '_'")
+
+
+_NOT_IN_A_LINE = frozenset({"Cc", "Zl", "Zp"})
+"""Control characters (C0, DEL, C1) and line and paragraph separators."""
+
+REASON_LIMIT = 500
+"""The longest reason a cancel records (characters)."""
+
+
+def check_cancel_reason(reason: Any) -> None:
+    """Why a caller cancels a run, recorded as its error: "" (none given) or up to 500
+    characters on one line (it is shown by ``inspect`` and written in logs), no control
+    characters."""
+    if (
+        not isinstance(reason, str)
+        or len(reason) > REASON_LIMIT
+        or any(unicodedata.category(c) in _NOT_IN_A_LINE for c in reason)
+    ):
+        raise ConfigurationError(
+            "reason",
+            reason,
+            f"a string of at most {REASON_LIMIT} characters with no control characters or "
+            "line breaks",
+        )

@@ -324,12 +324,32 @@ async def test_cancel_stops_a_running_handler_and_no_later_step_runs(rt: cf.Runt
     rt.register(cf.define("long").step("long", long).step("later", lambda ctx: ran.append("x")))
     run_id = await rt.trigger("long")
     await started.wait()
-    await rt.cancel(run_id)
+    await rt.cancel(run_id, reason="superseded by order 42")
     assert (await rt.wait(run_id)).status == "canceled"
     await asyncio.wait_for(cancelled.wait(), 5)
     await rt.wait_idle()
     assert ran == []
-    assert (await rt.inspect(run_id)).steps[0].status == "canceled"
+    info = await rt.inspect(run_id)
+    assert info.steps[0].status == "canceled"
+    assert info.error == "superseded by order 42"  # why, as the caller said it
+
+
+@pytest.mark.parametrize(
+    "reason",
+    ["x" * 501, "two\nlines", "bell\a", "sep\u2028", 42, None],
+    ids=["501 characters", "newline", "bell", "line separator", "int", "None"],
+)
+async def test_a_cancel_reason_that_is_no_line_of_text_is_refused_and_cancels_nothing(
+    rt: cf.Runtime, reason: object
+) -> None:
+    rt.register(cf.define("held").pause("approve"))
+    run_id = await rt.trigger("held")
+    await rt.wait_idle()
+    with pytest.raises(cf.errors.ConfigurationError, match="setting 'reason'.*at most 500"):
+        await rt.cancel(run_id, reason=reason)  # type: ignore[arg-type]
+    assert (await rt.inspect(run_id)).status == "waiting"
+    await rt.cancel(run_id, reason="é" * 500)  # the longest, in any script
+    assert (await rt.inspect(run_id)).error == "é" * 500
 
 
 async def test_retries_back_off_on_durable_timers(rt: cf.Runtime, clock: ManualClock) -> None:

@@ -58,10 +58,11 @@ async def test_a_queued_run_can_be_canceled_before_it_starts(tmp_path: Path) -> 
         await asyncio.sleep(0.05)
         waiter = asyncio.ensure_future(rt.wait(runs[1], timeout=5))
         await asyncio.sleep(0.01)
-        await rt.cancel(runs[1])
+        await rt.cancel(runs[1], reason="not needed")
         assert (await waiter).status == "canceled"
         canceled = await rt.inspect(runs[1])
         assert (canceled.status, canceled.payload, canceled.steps) == ("canceled", 1, [])
+        assert canceled.error == "not needed"
         with pytest.raises(cf.errors.InvalidStateTransitionError):
             await rt.cancel(runs[1])  # ended: a second cancel is a conflict, as for any run
         for gate in gates.values():
@@ -73,7 +74,8 @@ async def test_a_queued_run_can_be_canceled_before_it_starts(tmp_path: Path) -> 
         ]
         assert [entry[1] for entry in log] == [0, 2]  # run 1 never ran
     async with cf.Runtime(db=db, workflows=[limited(gates, log)]) as again:
-        assert (await again.inspect(runs[1])).status == "canceled"  # durable
+        durable = await again.inspect(runs[1])
+        assert (durable.status, durable.error) == ("canceled", "not needed")
         assert await again.store.queue_lengths() == {}
         # a queued run of a version deprecated meanwhile can still be canceled
         gates[5] = asyncio.Event()

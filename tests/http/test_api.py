@@ -159,8 +159,19 @@ async def test_runs_events_resume_cancel_and_health(serve: Serve) -> None:
 
     doomed = (await client.post("/runs", json={"workflow": "approval"})).json()["run_id"]
     await rt.wait_idle()
-    assert (await client.post(f"/runs/{doomed}/cancel")).status_code == 200
-    assert (await client.get(f"/runs/{doomed}")).json()["status"] == "canceled"
+    for body, said in [
+        ({"reason": "a\nb"}, "the body's reason is 'a\\nb'; expected a string of at most 500"),
+        ({"reason": 3}, 'expected nothing or {"reason": "why"}: Expected `str`, got `int`'),
+        ({"why": "x"}, "Object contains unknown field `why`"),
+    ]:
+        refused = await client.post(f"/runs/{doomed}/cancel", json=body)
+        assert refused.status_code == 400, body
+        assert said in refused.json()["detail"]
+    assert (await client.get(f"/runs/{doomed}")).json()["status"] == "waiting"  # nothing done
+    canceled = await client.post(f"/runs/{doomed}/cancel", json={"reason": "duplicate order"})
+    assert canceled.status_code == 200
+    shown = (await client.get(f"/runs/{doomed}")).json()
+    assert (shown["status"], shown["error"]) == ("canceled", "duplicate order")
     listing = (await client.get("/runs", params={"workflow": "approval"})).json()["runs"]
     assert {r["id"] for r in listing} == {run_id, doomed}
     canceled = (await client.get("/runs", params={"status": "canceled"})).json()["runs"]

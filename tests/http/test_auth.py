@@ -21,7 +21,8 @@ from tests.http.conftest import Serve
 
 ADA = cf.Principal(id="ada", scopes=frozenset({"review:write"}))
 BOB = cf.Principal(id="bob", scopes=frozenset({"review:read"}))
-TOKENS = {"t-ada": ADA, "t-bob": BOB}
+ADMIN = cf.Principal(id="root", scopes=frozenset({"hire:admin"}))
+TOKENS = {"t-ada": ADA, "t-bob": BOB, "t-admin": ADMIN}
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -97,6 +98,12 @@ async def test_tokens_principals_and_policies(serve: Serve) -> None:
     )
     assert refused.status_code == 403
     assert await rt.workflow_state(other["workflow_id"]) == "initialized"
+    admin = {"Authorization": "Bearer t-admin"}
+    canceled = await client.post(
+        f"/workflows/{other['workflow_id']}/cancel", json={"reason": "role filled"}, headers=admin
+    )
+    assert canceled.status_code == 200
+    assert (await rt.workflow(other["workflow_id"])).error == "role filled"
 
 
 async def test_without_tokens_net_actions_are_anonymous(serve: Serve) -> None:

@@ -111,9 +111,13 @@ async def test_client_commands(serve: Serve) -> None:
     assert f"(that is the shape of a run id: 'cronflow-actors inspect {paused_run}'" in err
     other = await rt.trigger("pause")
     await rt.wait_idle()
-    code, _, err = await cli("cancel", other, "--url", url)
+    code, _, err = await cli("cancel", other, "--url", url, "--reason", "two\nlines")
+    assert code == 2, err  # the server's 400, in its words
+    assert "the body's reason is 'two\\nlines'" in err
+    code, _, err = await cli("cancel", other, "--url", url, "--reason", "asked twice")
     assert code == 0, err
-    assert (await rt.wait(other, timeout=5)).status == "canceled"
+    canceled = await rt.wait(other, timeout=5)
+    assert (canceled.status, canceled.error) == ("canceled", "asked twice")
     code, out, err = await cli(
         "events", "publish", "ping", "--payload", '{"n": 7}', "--url", url, "--json"
     )

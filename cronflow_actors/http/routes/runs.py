@@ -15,8 +15,17 @@ from cronflow_actors.http.problems import Problem
 from cronflow_actors.http.requests import as_sent, one_header, query_int, query_text
 from cronflow_actors.runtime import PausedRun, RunInfo
 from cronflow_actors.runtime.pages import Page
+from cronflow_actors.runtime.runs import check_cancel_reason
 
-__all__ = ["ReplayRun", "paused_page_json", "routes", "run_json", "runs_page_json"]
+__all__ = [
+    "CancelRun",
+    "ReplayRun",
+    "cancel_reason",
+    "paused_page_json",
+    "routes",
+    "run_json",
+    "runs_page_json",
+]
 
 _QUERY = {name: f"the query parameter {name!r}" for name in ("status", "cursor", "at")}
 """The arguments of the runtime's reads that a request gives as query parameters."""
@@ -34,6 +43,28 @@ class StartRun(msgspec.Struct, forbid_unknown_fields=True):
     workflow: str
     payload: Any = None
     instance_id: RunId | None = None
+
+
+class CancelRun(msgspec.Struct, forbid_unknown_fields=True):
+    """``POST /runs/{run_id}/cancel`` (and ``/workflows/{workflow_id}/cancel``): why, recorded
+    as the run's error (no body, or null: no reason)."""
+
+    reason: str = ""
+
+
+async def cancel_reason(edge: Edge, request: Request) -> str:
+    """The reason a cancel's body gives ("" for none or an empty body); a 400 for a body
+    that is not ``{"reason": "..."}`` or a reason the runtime refuses."""
+    body = await edge.json(request)
+    try:
+        reason = msgspec.convert(body if body is not None else {}, CancelRun).reason
+    except msgspec.ValidationError as invalid:
+        raise Problem(
+            400, "invalid-body", f'expected nothing or {{"reason": "why"}}: {invalid}'
+        ) from None
+    with as_sent({"reason": "the body's reason"}):
+        check_cancel_reason(reason)
+    return reason
 
 
 class ReplayRun(msgspec.Struct, forbid_unknown_fields=True):
@@ -103,8 +134,9 @@ def routes(edge: Edge) -> list[Route]:
 
     async def cancel_run(request: Request) -> Response:
         run_id = request.path_params["run_id"]
+        reason = await cancel_reason(edge, request)
         # the caller, so that a net workflow's cancel policy decides here as on /workflows
-        await runtime.cancel(run_id, principal=edge.caller(request))
+        await runtime.cancel(run_id, principal=edge.caller(request), reason=reason)
         return json_response({"run_id": run_id, "status": "canceled"})
 
     async def replay_run(request: Request) -> Response:

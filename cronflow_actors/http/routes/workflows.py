@@ -12,6 +12,7 @@ from starlette.routing import Route
 
 from cronflow_actors.http.edge import Edge, json_response, route
 from cronflow_actors.http.problems import Problem
+from cronflow_actors.http.routes.runs import cancel_reason
 from cronflow_actors.messages.states import WorkItemVerb
 
 __all__ = ["WORK_ITEM_ACTIONS", "MigrateWorkflow", "routes"]
@@ -74,7 +75,8 @@ def routes(edge: Edge) -> list[Route]:
     async def cancel_workflow(request: Request) -> Response:
         principal = edge.caller(request)
         workflow_id = request.path_params["workflow_id"]
-        await runtime.cancel_workflow(workflow_id, principal=principal)
+        reason = await cancel_reason(edge, request)
+        await runtime.cancel_workflow(workflow_id, principal=principal, reason=reason)
         return json_response({"workflow_id": workflow_id, "state": "canceled"})
 
     async def migrate_workflow(request: Request) -> Response:

@@ -1,0 +1,57 @@
+"""``cronflow-actors cancel RUN_ID [--reason TEXT]``: end a run as canceled
+(``POST /runs/{id}/cancel``); ``--reason`` is recorded as its error, which ``inspect`` shows.
+A run that already ended is refused in those words (exit 3, the server's 409)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from cronflow_actors.cli.commands import _client, _client_options, _print_json
+from cronflow_actors.cli.exits import Exit
+from cronflow_actors.cli.render import FINAL, when
+from cronflow_actors.errors import ApiError
+
+__all__ = ["add_cancel_command"]
+
+
+def _cancel(args: argparse.Namespace) -> int:
+    client = _client(args)
+    body = None if args.reason is None else {"reason": args.reason}
+    try:
+        canceled = {"run_id": args.run_id, "status": "canceled"}
+        answer = client.run_call("POST", args.run_id, "/cancel", values=canceled, body=body)
+    except ApiError as refused:
+        if refused.status != 409:
+            raise
+        # "already ended" only when it has: a run that goes on was refused for another
+        # reason (it is blocked, say), which the server's answer gives
+        run = client.run(args.run_id)
+        if run["status"] not in FINAL:
+            raise
+        raise ApiError(
+            f"run {args.run_id} already ended ({run['status']}"
+            f"{' ' + when(run.get('finished_at')) if run.get('finished_at') else ''}); "
+            "there is nothing to cancel",
+            exit_code=Exit.NOT_FOUND_OR_CONFLICT,
+            status=409,
+            slug=refused.slug,
+        ) from None
+    if args.json:
+        _print_json(answer)
+    else:
+        print(f"canceled run {args.run_id}")
+    return Exit.OK
+
+
+def add_cancel_command(commands: Any) -> None:
+    """Add ``cancel`` to the ``cronflow-actors`` subcommands."""
+    parser = commands.add_parser("cancel", help="cancel a run")
+    parser.add_argument("run_id", metavar="RUN_ID")
+    parser.add_argument(
+        "--reason",
+        default=None,
+        help="why, recorded as the run's error (up to 500 characters on one line)",
+    )
+    _client_options(parser, json_help="print the server's answer as JSON")
+    parser.set_defaults(handler=_cancel)
