@@ -40,3 +40,17 @@ def test_a_failed_run_names_its_error_once_and_its_class_on_a_line_of_its_own() 
     shown = render_run(run(status="failed", error=error, error_type="builtins.KeyError"))
     assert f"  error: {error}\n" in shown  # was "error: builtins.KeyError: step 'reserve': ..."
     assert "  error type: builtins.KeyError" in shown
+
+
+def test_a_step_waiting_for_an_event_says_which_and_how_to_publish_it() -> None:
+    step = {"id": "await-payment", "kind": "event", "status": "waiting", "attempts": 1}
+    shown = render_run(
+        run(status="waiting", steps=[{**step, "event": "payment confirmed"}]),
+        url_flag=" --url http://127.0.0.1:8731",
+    )
+    assert (
+        "waits for the event 'payment confirmed' (cronflow-actors events publish "
+        "'payment confirmed' --url http://127.0.0.1:8731)"
+    ) in shown
+    done = render_run(run(steps=[{**step, "status": "completed", "event": "paid"}]))
+    assert "waits for" not in done

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import shlex
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -120,6 +121,11 @@ def render_run(
         )
         if step.get("error"):
             lines.append(f"  {'  ' if last else '│ '}   error: {step['error']}")
+        if step.get("event") and step["status"] == "waiting":
+            lines.append(
+                f"  {'  ' if last else '│ '}   waits for the event {step['event']!r} "
+                f"(cronflow-actors events publish {shlex.quote(step['event'])}{url_flag})"
+            )
     lines.append(f"  output: {short(run.get('output'), 200)}")
     if pause is not None and run.get("blocked"):
         lines.append(

@@ -14,7 +14,7 @@ not deprecated (the last one registered, when all are).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Container
+from collections.abc import Callable, Container, Mapping
 
 import msgspec
 
@@ -193,6 +193,12 @@ class FlowCatalog:
         that version is not a flow registered here."""
         found = self._versions.get((workflow, version))
         return found.steps if found is not None else None
+
+    def awaited_events(self, workflow: str, version: str) -> Mapping[str, str]:
+        """The event each ``wait_for_event`` step of ``workflow``'s ``version`` waits for, by
+        task name (empty when that version is not a flow registered here)."""
+        found = self._versions.get((workflow, version))
+        return {} if found is None else {name: w.event for name, w in found.waits.items()}
 
 
 def _shape(route: str) -> str:

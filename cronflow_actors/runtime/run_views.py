@@ -87,6 +87,9 @@ class StepInfo(msgspec.Struct, frozen=True, kw_only=True):
     started_at: float | None = None
     finished_at: float | None = None
     redispatches: int = 0
+    event: str | None = None
+    """The event a ``wait_for_event`` step waits for (``publish_event`` of it wakes the step);
+    None for other steps, and while the run's version is not registered here."""
 
 
 class RunInfo(msgspec.Struct, frozen=True, kw_only=True):
@@ -320,6 +323,7 @@ class RunViews:
     def _steps(self, state: InstanceState, root: WorkflowRecord) -> list[StepInfo]:
         steps = []
         user_steps = self._catalog.user_steps(state.workflow, state.version)
+        events = self._catalog.awaited_events(state.workflow, state.version)
         for name, record in root.tasks.items():
             if name.startswith(_DELAY) and record.state == TaskState.STARTED:
                 steps.extend(_delayed(name.removeprefix(_DELAY), root, user_steps))
@@ -362,6 +366,7 @@ class RunViews:
                     started_at=min(starts) if starts else None,
                     finished_at=max(ends) if ends and record.state != TaskState.STARTED else None,
                     redispatches=sum(i.redispatches for i in items),
+                    event=events.get(name),
                 )
             )
         return steps

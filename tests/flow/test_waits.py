@@ -719,3 +719,21 @@ async def test_a_drain_waits_for_a_notices_end_while_its_instance_is_loaded(
         assert not (await again.store.load_snapshot(run_id)).runnable
         await again.wait_idle()
     assert len(ended) == 1  # not called again by the next start
+
+
+async def test_inspect_names_the_event_a_waiting_step_waits_for(rt: cf.Runtime) -> None:
+    """A step's id need not be its event's name: inspect says which event wakes it (an
+    operator had to read the flow's code to know what to publish)."""
+    rt.register(
+        cf.define("ship")
+        .step("pack", lambda ctx: "box")
+        .wait_for_event("await-payment", "payment.confirmed")
+    )
+    run_id = await rt.trigger("ship")
+    await rt.wait_idle()
+    pack, wait = (await rt.inspect(run_id)).steps
+    assert (wait.status, wait.kind, wait.event) == ("waiting", "event", "payment.confirmed")
+    assert pack.event is None
+    await rt.publish_event("payment.confirmed", {"ok": True})
+    assert (await rt.wait(run_id, timeout=5)).status == "completed"
+    assert (await rt.inspect(run_id)).steps[1].event == "payment.confirmed"  # and after
