@@ -360,7 +360,8 @@ class AuditRecorder:
             return
         operation, instance_id, element = called
         principal = message.principal
-        attributes: dict[str, Any] = {"principal": principal.id if principal else None}
+        who = principal.id if principal else getattr(message, "by", None)
+        attributes: dict[str, Any] = {"principal": who}
         trigger = getattr(message, "trigger", "")
         if trigger:
             attributes["trigger"] = trigger
@@ -369,6 +370,9 @@ class AuditRecorder:
             attributes.update(
                 migrated_from=migration.from_instance, from_version=migration.from_version
             )
+        reason = getattr(message, "reason", "")
+        if reason:  # a cancel's, as its caller gave it
+            attributes["reason"] = reason
         migrated_to = getattr(message, "migrated_to", None)
         if migrated_to:  # a migration's cancel of the old root (its cancel action skipped)
             attributes.update(reason="migration", migrated_to=migrated_to)

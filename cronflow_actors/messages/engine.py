@@ -237,6 +237,9 @@ class CancelWorkflow(Message, frozen=True, kw_only=True):
     workflow_id: str
     principal: Principal | None = None
     reason: str = ""  # why, recorded as the workflow's error ("": none given)
+    by: str | None = None
+    """Who asked, for the audit trail, when no action admits the caller (a flow's run canceled
+    by an API caller: the route's authentication did)."""
     migrated_to: str | None = None
     """A cancel for a migration (the root only): the ``cancel`` action is skipped, the
     activities run, and the instance records the id of the instance that replaces it."""

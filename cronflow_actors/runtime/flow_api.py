@@ -147,14 +147,15 @@ class FlowMethods(NetMethods):
         if snapshot is not None and snapshot.workflow not in self.catalog.roots:
             await self.cancel_workflow(run_id, principal=principal, reason=reason)
             return
+        by = principal.id if principal is not None else None  # (the audit's principal)
         try:
-            await self.cancel_workflow(run_id, reason=reason)
+            await self.cancel_workflow(run_id, reason=reason, by=by)
             return
         except NotFoundError:
             if await self.queues.cancel(run_id, reason=reason):
                 return
         # it left its queue meanwhile, or NotFoundError
-        await self.cancel_workflow(run_id, reason=reason)
+        await self.cancel_workflow(run_id, reason=reason, by=by)
 
     async def resume(
         self, token: str, payload: Any = None, *, principal: Principal | None = None

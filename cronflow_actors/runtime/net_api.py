@@ -75,12 +75,19 @@ class NetMethods(RuntimeParts):
         )
 
     async def cancel_workflow(
-        self, workflow_id: str, *, principal: Principal | None = None, reason: str = ""
+        self,
+        workflow_id: str,
+        *,
+        principal: Principal | None = None,
+        reason: str = "",
+        by: str | None = None,
     ) -> None:
         """Cancel a workflow top-down (a child workflow's composite task then hears of it).
-        ``reason``: why, recorded as its error (up to 500 characters on one line)."""
+        ``reason``: why, recorded as its error (up to 500 characters on one line); ``by``: who
+        asked, for its audit trail, when ``principal`` (whom its cancel action admits) is not
+        given."""
         check_cancel_reason(reason)
-        cancel = CancelWorkflow(workflow_id=workflow_id, principal=principal, reason=reason)
+        cancel = CancelWorkflow(workflow_id=workflow_id, principal=principal, reason=reason, by=by)
         try:
             await self._send(workflow_id, cancel)
         except InternalOnlyActionError as refused:

@@ -92,3 +92,30 @@ def test_serve_no_audit_turns_the_audit_off() -> None:
     from cronflow_actors.runtime.config import load_config
 
     assert load_config(environ={"CRONFLOW_AUDIT": "false"}).audit is False
+
+
+async def test_a_cancel_over_http_names_its_caller_and_reason_in_the_trail(serve: Serve) -> None:
+    """A flow's run has no cancel action to admit the caller, so the trail said "internal" of
+    an operator's cancel: it names the token's principal now, and the reason given."""
+    ops = cf.Principal(id="ops-ada")
+    rt, client = await serve([cf.define("held").pause("approve")], tokens={"t-ops": ops})
+    bearer = {"Authorization": "Bearer t-ops"}
+    run_id = (await client.post("/runs", json={"workflow": "held"}, headers=bearer)).json()
+    run_id = run_id["run_id"]
+    await rt.wait_idle()
+    canceled = await client.post(
+        f"/runs/{run_id}/cancel", json={"reason": "customer left"}, headers=bearer
+    )
+    assert canceled.status_code == 200
+    roots = (await client.get(f"/runs/{run_id}/trace", headers=bearer)).json()["roots"]
+    [cancel] = [r["span"] for r in roots if r["span"]["operation"] == "Action.cancel"]
+    assert cancel["attributes"]["principal"] == "ops-ada"
+    assert cancel["attributes"]["reason"] == "customer left"
+    # a cancel from this process's own code is internal, as before
+    other = await rt.trigger("held")
+    await rt.wait_idle()
+    await rt.cancel(other)
+    spans = (await rt.trace(other)).roots
+    [internal] = [r.span for r in spans if r.span.operation == "Action.cancel"]
+    assert internal.attributes["principal"] is None
+    assert "reason" not in internal.attributes
