@@ -54,3 +54,8 @@ def test_a_step_waiting_for_an_event_says_which_and_how_to_publish_it() -> None:
     ) in shown
     done = render_run(run(steps=[{**step, "status": "completed", "event": "paid"}]))
     assert "waits for" not in done
+
+
+def test_a_run_an_api_caller_started_names_them() -> None:
+    assert " ago) by ops-ada," in render_run(run(started_by="ops-ada"))
+    assert " by " not in render_run(run())

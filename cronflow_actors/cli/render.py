@@ -87,6 +87,8 @@ def render_run(
     queued = run["status"] == "waiting" and not run.get("steps")
     started = f"  {'queued' if queued else 'started'} {when(run['created_at'])}"
     started += f" ({ago(run['created_at'])})"
+    if run.get("started_by"):
+        started += f" by {run['started_by']}"
     if run.get("finished_at"):
         started += f", finished {when(run['finished_at'])}"
     if run["status"] in FINAL:  # a run still going has not "taken" anything yet

@@ -360,7 +360,7 @@ class AuditRecorder:
             return
         operation, instance_id, element = called
         principal = message.principal
-        who = principal.id if principal else getattr(message, "by", None)
+        who = principal.id if principal else getattr(message, "by", None)  # (a flow's caller)
         attributes: dict[str, Any] = {"principal": who}
         trigger = getattr(message, "trigger", "")
         if trigger:

@@ -124,6 +124,7 @@ async def _carry_out(tx: Transaction, command: WorkflowCommand, send: Send) -> A
                     payload=payload,
                     principal=principal,
                     trigger=trigger,
+                    by=command.by,
                     empty=canceled,
                 )
             )

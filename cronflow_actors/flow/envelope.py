@@ -49,6 +49,8 @@ class TriggerEnvelope(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=T
     body_digest: str | None = None
     """A digest of the request's body as JSON reads it, for a webhook whose idempotency key is
     a header: a retry under the key is compared with it (another body is refused)."""
+    by: str | None = None
+    """Who started the run: the principal of the API token that asked, if any."""
 
 
 def flow_payload(
@@ -61,6 +63,7 @@ def flow_payload(
     replay_of: str | None = None,
     query: Mapping[str, str] | None = None,
     body_digest: str | None = None,
+    by: str | None = None,
 ) -> TriggerEnvelope:
     """The envelope a flow run is started with (``replay_of``: the run it replays)."""
     return TriggerEnvelope(
@@ -72,6 +75,7 @@ def flow_payload(
         replay_of=replay_of,
         query=dict(query or {}),
         body_digest=body_digest,
+        by=by,
     )
 
 

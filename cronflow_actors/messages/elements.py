@@ -139,6 +139,9 @@ class InitializeWorkflow(Message, frozen=True, kw_only=True, gc=False):
     payload: Any = None
     principal: Principal | None = None
     trigger: str = ""
+    by: str | None = None
+    """Who asked, for the audit trail, when no action admits the caller (a flow's run started
+    by an API caller: the route's authentication did)."""
     parent_id: str | None = None
     parent_task: str | None = None
     child: str | None = None

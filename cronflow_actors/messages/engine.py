@@ -188,6 +188,7 @@ class StartWorkflow(Message, frozen=True, kw_only=True):
     dequeued: bool = False
     canceled: bool = False
     reason: str = ""  # why it was canceled (``canceled``), recorded as its error
+    by: str | None = None  # who asked (``InitializeWorkflow.by``)
     trigger: str = ""
     """What started the run (see ``WorkflowStateChanged.trigger``)."""
     migration: MigrationRecord | None = None

@@ -59,7 +59,12 @@ class FlowMethods(NetMethods):
         # a replay is counted as one, not as another start by its run's trigger (a webhook's)
         trigger = "replay" if envelope.replay_of is not None else envelope.kind
         command = StartWorkflow(
-            payload=payload, dequeued=dequeued, trigger=trigger, canceled=canceled, reason=reason
+            payload=payload,
+            dequeued=dequeued,
+            trigger=trigger,
+            canceled=canceled,
+            reason=reason,
+            by=envelope.by,
         )
         return await self.instances.start(spec, command, instance_id)
 
@@ -70,11 +75,17 @@ class FlowMethods(NetMethods):
         *,
         headers: Mapping[str, str] | None = None,
         instance_id: str | None = None,
+        principal: Principal | None = None,
     ) -> str:
         """Start a run of a registered flow; returns its id once the start is durable (it does
         not wait for the run). ``instance_id`` makes it safe to repeat (``InstanceExistsError``
-        when that id is taken). A flow at its concurrency limit queues the run instead."""
-        return await self.runs.trigger(workflow, payload, headers=headers, instance_id=instance_id)
+        when that id is taken). A flow at its concurrency limit queues the run instead.
+        ``principal``: who asks (an HTTP caller's token): its id is the run's ``started_by``
+        and is on its ``Action.initialize`` span."""
+        by = principal.id if principal is not None else None
+        return await self.runs.trigger(
+            workflow, payload, headers=headers, instance_id=instance_id, by=by
+        )
 
     async def wait(
         self,
@@ -207,7 +218,12 @@ class FlowMethods(NetMethods):
         return await self.publish_event(name, payload)
 
     async def replay(
-        self, run_id: str, *, payload: Any = None, mock_steps: Mapping[str, Any] | None = None
+        self,
+        run_id: str,
+        *,
+        payload: Any = None,
+        mock_steps: Mapping[str, Any] | None = None,
+        principal: Principal | None = None,
     ) -> str:
         """Start a new run of ``run_id``'s flow (its newest active version) from the run's
         recorded trigger: its payload (or ``payload``, when given), headers, trigger kind and
@@ -220,9 +236,11 @@ class FlowMethods(NetMethods):
         before the replay ends, the next one runs its other steps as usual and fails a mocked
         step that still has to run with ``MockLostError``, rather than run the real one.
         ``NotFoundError`` for an unknown run or a flow no longer registered,
-        ``ConfigurationError`` for a mock of a step the flow does not have."""
+        ``ConfigurationError`` for a mock of a step the flow does not have. ``principal``: who
+        asks, as for ``trigger`` (the replay's, not the run's it replays)."""
         self._check_running("replay a run")
-        return await self.replays.replay(run_id, payload=payload, mock_steps=mock_steps)
+        by = principal.id if principal is not None else None
+        return await self.replays.replay(run_id, payload=payload, mock_steps=mock_steps, by=by)
 
     def get_workflows(self) -> list[WorkflowDescription]:
         """The registered flows by id: id, name, description, tags, version, triggers, limits

@@ -121,7 +121,12 @@ class Replays:
     # -- replay -----------------------------------------------------------------------------------
 
     async def replay(
-        self, run_id: str, *, payload: Any = None, mock_steps: Mapping[str, Any] | None = None
+        self,
+        run_id: str,
+        *,
+        payload: Any = None,
+        mock_steps: Mapping[str, Any] | None = None,
+        by: str | None = None,
     ) -> str:
         recorded, workflow = await self._recorded(run_id)
         if self._catalog.is_net(workflow):
@@ -136,6 +141,7 @@ class Replays:
             params=trigger.params,
             query=trigger.query,
             replay_of=run_id,
+            by=by,
         )
 
     async def recorded_trigger(self, run_id: str) -> TriggerEnvelope:

@@ -118,6 +118,10 @@ class RunInfo(msgspec.Struct, frozen=True, kw_only=True):
     """Why a run cannot run here, and what to do about it: it is ``blocked`` (its definition
     changed under its version), or its version is not registered here (it stays ``waiting``
     or ``running``)."""
+    started_by: str | None = None
+    """Who started it: the principal of the API token that asked (``POST /runs``, a replay, a
+    webhook that takes a token); None for the runtime's own triggers and this process's
+    calls."""
 
 
 async def stored_run(
@@ -161,7 +165,7 @@ class RunViews:
 
     def _queued_info(self, queued: QueuedRun) -> RunInfo:
         """A run waiting in its flow's queue: ``waiting``, with no steps yet."""
-        payload, replay_of = _trigger(msgspec.msgpack.decode(queued.payload))
+        payload, replay_of, by = _trigger(msgspec.msgpack.decode(queued.payload))
         return RunInfo(
             id=queued.instance_id,
             workflow=queued.workflow,
@@ -170,6 +174,7 @@ class RunViews:
             created_at=queued.queued_at,
             replay_of=replay_of,
             workflow_name=self._name(queued.workflow),
+            started_by=by,
         )
 
     def info(self, snapshot: SnapshotRecord, *, steps: bool = True) -> RunInfo:
@@ -178,7 +183,7 @@ class RunViews:
         root = state.workflows.get(state.id)
         if root is None:
             raise NotFoundError("run", state.id)
-        payload, replay_of = _trigger(root.payload)
+        payload, replay_of, by = _trigger(root.payload)
         cause = state.work_items.get(root.error_cause) if root.error_cause else None
         return RunInfo(
             id=root.id,
@@ -197,6 +202,7 @@ class RunViews:
             migrated_to=state.migrated_to,
             version=state.version,
             blocked=self._why_held(snapshot),
+            started_by=by,
         )
 
     def _is_flow(self, root: WorkflowRecord) -> bool:
@@ -422,9 +428,9 @@ def _is_step(task: str, user_steps: Container[str] | None) -> bool:
     return task in user_steps if user_steps is not None else is_user_step(task)
 
 
-def _trigger(stored: Any) -> tuple[Any, str | None]:
-    """A stored run payload's user payload, and the run it replays."""
+def _trigger(stored: Any) -> tuple[Any, str | None, str | None]:
+    """A stored run payload's user payload, the run it replays, and who started it."""
     envelope = read_envelope(stored)
     if envelope is None:
-        return stored, None
-    return envelope.payload, envelope.replay_of
+        return stored, None, None
+    return envelope.payload, envelope.replay_of, envelope.by

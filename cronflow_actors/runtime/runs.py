@@ -77,9 +77,10 @@ class Runs:
         query: Mapping[str, str] | None = None,
         body_digest: str | None = None,
         derived: bool = False,
+        by: str | None = None,
     ) -> str:
         """``derived``: ``instance_id`` is one a trigger derived (``ids.derived_run_id``), which
-        only the runtime's own triggers give."""
+        only the runtime's own triggers give; ``by``: who asked (an API token's principal)."""
         self._catalog.root(workflow)
         if instance_id is not None:
             check_instance_id(instance_id, derived=derived)
@@ -93,6 +94,7 @@ class Runs:
             replay_of=replay_of,
             query=query,
             body_digest=body_digest,
+            by=by,
         )
         # its place first, before its flow's queue or its id is locked (admission.py)
         return await self._admit(lambda: self._start_or_queue(workflow, envelope, instance_id))

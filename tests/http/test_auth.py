@@ -128,6 +128,7 @@ async def test_webhooks_can_require_a_token_or_a_signature(serve: Serve) -> None
     ).status_code == 401
     accepted = await client.post("/hooks/token", json={"a": 1}, headers=bearer("t-bob"))
     assert accepted.status_code == 202
+    assert (await rt.inspect(accepted.json()["run_id"])).started_by == "bob"  # who sent it
     body = b'{"b": 2}'
     now = int(time.time())
 

@@ -94,9 +94,10 @@ def test_serve_no_audit_turns_the_audit_off() -> None:
     assert load_config(environ={"CRONFLOW_AUDIT": "false"}).audit is False
 
 
-async def test_a_cancel_over_http_names_its_caller_and_reason_in_the_trail(serve: Serve) -> None:
-    """A flow's run has no cancel action to admit the caller, so the trail said "internal" of
-    an operator's cancel: it names the token's principal now, and the reason given."""
+async def test_who_started_and_canceled_a_run_over_http_is_in_its_trail(serve: Serve) -> None:
+    """A flow's run has no initialize or cancel action to admit the caller, so the trail said
+    "internal" of an operator's start and cancel: it names the token's principal now (the run
+    too, as ``started_by``), and the reason a cancel gave."""
     ops = cf.Principal(id="ops-ada")
     rt, client = await serve([cf.define("held").pause("approve")], tokens={"t-ops": ops})
     bearer = {"Authorization": "Bearer t-ops"}
@@ -108,14 +109,27 @@ async def test_a_cancel_over_http_names_its_caller_and_reason_in_the_trail(serve
     )
     assert canceled.status_code == 200
     roots = (await client.get(f"/runs/{run_id}/trace", headers=bearer)).json()["roots"]
-    [cancel] = [r["span"] for r in roots if r["span"]["operation"] == "Action.cancel"]
+    [start, cancel] = [r["span"] for r in roots if r["span"]["operation"].startswith("Action.")]
+    assert (start["operation"], start["attributes"]["principal"]) == (
+        "Action.initialize",
+        "ops-ada",  # who started it too
+    )
+    assert cancel["operation"] == "Action.cancel"
     assert cancel["attributes"]["principal"] == "ops-ada"
     assert cancel["attributes"]["reason"] == "customer left"
+    shown = (await client.get(f"/runs/{run_id}", headers=bearer)).json()
+    assert (shown["started_by"], shown["error"]) == ("ops-ada", "customer left")
+    again = await client.post(f"/runs/{run_id}/replay", headers=bearer)
+    replayed = await rt.inspect(again.json()["run_id"])
+    assert (replayed.replay_of, replayed.started_by) == (run_id, "ops-ada")
     # a cancel from this process's own code is internal, as before
     other = await rt.trigger("held")
     await rt.wait_idle()
     await rt.cancel(other)
     spans = (await rt.trace(other)).roots
-    [internal] = [r.span for r in spans if r.span.operation == "Action.cancel"]
-    assert internal.attributes["principal"] is None
-    assert "reason" not in internal.attributes
+    assert [r.span.attributes["principal"] for r in spans] == [None, None]
+    assert "reason" not in spans[-1].span.attributes
+    assert (await rt.inspect(other)).started_by is None
+    # a replay this process asks for is its own, whoever started the run it replays
+    own = await rt.replay(run_id)
+    assert (await rt.inspect(own)).started_by is None

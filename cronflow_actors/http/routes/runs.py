@@ -111,7 +111,12 @@ def routes(edge: Edge) -> list[Route]:
                 "invalid-body",
                 f'expected {{"workflow": name, "payload": ..., "instance_id": ...}}: {invalid}',
             ) from None
-        run_id = await runtime.trigger(start.workflow, start.payload, instance_id=start.instance_id)
+        run_id = await runtime.trigger(
+            start.workflow,
+            start.payload,
+            instance_id=start.instance_id,
+            principal=edge.caller(request),
+        )
         return started(run_id)
 
     async def list_runs(request: Request) -> Response:
@@ -147,7 +152,9 @@ def routes(edge: Edge) -> list[Route]:
             raise Problem(
                 400, "invalid-body", f'expected nothing or {{"payload": ...}}: {invalid}'
             ) from None
-        run_id = await runtime.replay(request.path_params["run_id"], payload=replay.payload)
+        run_id = await runtime.replay(
+            request.path_params["run_id"], payload=replay.payload, principal=edge.caller(request)
+        )
         return started(run_id)
 
     async def run_trace(request: Request) -> Response:

@@ -115,6 +115,13 @@ class Webhook:
                 raise refused from None
             return await self._refused(seen.request, refused)
 
+    def _caller(self, request: Request) -> str | None:
+        """Who sent a webhook that takes a token (its principal, checked in ``_accept``)."""
+        if not self.spec.require_token:
+            return None
+        principal = self.edge.tokens.principal(request)
+        return principal.id if principal is not None else None
+
     async def _accept(self, request: Request, seen: _Seen) -> Response:
         spec, edge = self.spec, self.edge
         # What the run keeps is taken from the request itself, not from what callbacks see
@@ -343,6 +350,7 @@ class Webhook:
                 raw_body=raw if spec.parse_raw_body else None,
                 body_digest=digest,
                 derived=instance_id is not None,
+                by=self._caller(request),
             )
         except InstanceExistsError:
             assert instance_id is not None
