@@ -185,6 +185,7 @@ async def _waiting(db: Path, runs: int, in_flight: int, synchronous: str) -> dic
         note="runs/s is resumes/s (answered once durable)",
         bytes_per_waiting_run=round(figures["bytes_per_waiting_run"]),
         rss_second_half_kib=round(figures["rss_second_half"] / 1024),
+        heap_bytes_per_waiting_run=round(figures["heap_bytes_per_waiting_run"]),
         started_and_paused_per_s=round(figures["started_per_s"], 1),
         recover_s=round(figures["recover_s"], 3),
         list_paused_first_page_ms=round(figures["list_paused_first_page_ms"], 2),
