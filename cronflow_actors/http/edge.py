@@ -15,7 +15,13 @@ from starlette.routing import Route
 
 from cronflow_actors.http.auth import BearerAuth, Caller, Signatures, Tokens
 from cronflow_actors.http.problems import flow_code_problem
-from cronflow_actors.http.requests import SAFE_METHODS, BodyLimits, check_media_type, read_json
+from cronflow_actors.http.requests import (
+    SAFE_METHODS,
+    BodyLimits,
+    check_media_type,
+    check_path_encoding,
+    read_json,
+)
 from cronflow_actors.messages import Principal
 from cronflow_actors.runtime import Runtime
 
@@ -44,6 +50,7 @@ def route(path: str, auth: Sequence[Middleware] = (), /, **handlers: Handler) ->
     by_method = {method.upper(): handler for method, handler in handlers.items()}
 
     async def dispatch(request: Request) -> Response:
+        check_path_encoding(request)
         if request.method not in SAFE_METHODS:
             check_media_type(request)
         method = "GET" if request.method == "HEAD" else request.method
@@ -68,6 +75,7 @@ def webhook_route(path: str, /, **handlers: Handler) -> Route:
     by_method = {method.upper(): handler for method, handler in handlers.items()}
 
     async def dispatch(request: Request) -> Response:
+        check_path_encoding(request)
         return await by_method[request.method](request)
 
     found = Route(path, dispatch, methods=sorted(by_method))

@@ -18,7 +18,7 @@ import logging
 import re
 from collections.abc import Iterator, Mapping
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote_to_bytes, urlsplit
 
 import msgspec
 from starlette.requests import ClientDisconnect, Request
@@ -146,6 +146,24 @@ def is_json(content_type: str) -> bool:
     return media == "application/json" or (
         media.startswith("application/") and media.endswith("+json")
     )
+
+
+def check_path_encoding(request: Request) -> None:
+    """400 for a path whose percent-encoding is not UTF-8 (``/events/%FF``): the server reads
+    such bytes as U+FFFD, and would act on a name nobody sent (an event no step waits for, a
+    run id or token that is no one's) rather than say so."""
+    raw = request.scope.get("raw_path")
+    if not raw or b"%" not in raw:
+        return
+    try:
+        unquote_to_bytes(raw).decode("utf-8")
+    except UnicodeDecodeError as bad:
+        raise Problem(
+            400,
+            "invalid-path",
+            f"the path's percent-encoding is not UTF-8 (byte 0x{bad.object[bad.start]:02X}): "
+            "percent-encode the UTF-8 bytes of each character ('é' is %C3%A9)",
+        ) from None
 
 
 def check_media_type(request: Request, body: bytes = b"", *, subject: str = "this route") -> None:

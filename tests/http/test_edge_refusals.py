@@ -257,3 +257,20 @@ async def test_big_bodies_are_handled_a_few_at_a_time_and_small_ones_never_wait(
     assert len(await rt.list_runs()) == 3
     # counted under its route, though answered before the router ran (it was 'unmatched')
     assert 'route="/hooks/big",status="503"} 1.0' in (await client.get("/metrics")).text
+
+
+async def test_a_path_whose_percent_encoding_is_not_utf8_is_refused(serve: Serve) -> None:
+    """``/events/%FF`` reached the route as an event named U+FFFD, a name nobody sent, and was
+    published to it (hostile2 h22): a 400 now, nothing published, nothing started."""
+    rt, client = await serve(
+        [*flows(), cf.define("named").step("s", str).on_webhook("/w/{tenant}").on_event("é")]
+    )
+    for path in ("/events/%FF", "/events/ping%C3", "/w/%E9", "/runs/%FF%FE/cancel"):
+        refused = await client.post(path, json={})
+        assert refused.status_code == 400, (path, refused.text)
+        assert refused.json()["type"] == "urn:cronflow:problem:invalid-path"
+        assert "percent-encode the UTF-8 bytes" in refused.json()["detail"]
+    assert await rt.list_runs() == []
+    # UTF-8, percent-encoded or not, is a name like any other
+    assert len((await client.post("/events/%C3%A9", json={})).json()["started"]) == 1
+    assert (await client.post("/w/%C3%A9", json={})).status_code == 202
