@@ -10,7 +10,10 @@ from cronflow_actors.flow.chain import Chain
 from cronflow_actors.flow.nodes import Branch, EachNode, GroupNode, IfNode, WhileNode
 from cronflow_actors.flow.per_item import builds_a_flow, per_item_flow
 
-__all__ = ["ControlFlowMethods"]
+__all__ = ["MAX_ITEMS", "ControlFlowMethods"]
+
+MAX_ITEMS = 1000
+"""The most items a ``for_each`` or ``batch`` takes from a run unless given ``max_items=``."""
 
 Fn = Callable[..., Any]
 
@@ -93,23 +96,29 @@ class ControlFlowMethods(Chain):
             WhileNode(id=name, condition=condition, handler=handler, max_iterations=max_iterations)
         )
 
-    def for_each(self, name: str, items: Fn, handler: Fn) -> Self:
+    def for_each(self, name: str, items: Fn, handler: Fn, *, max_items: int = MAX_ITEMS) -> Self:
         """``handler(item, ctx)`` for every item of ``items(ctx)``, all at once; or, when the
         handler's second parameter is named ``flow`` (``lambda item, flow: flow.step(...)``),
         a flow per item, run as a child workflow whose payload is the item. The output is
         ``{"type": "forEach", "name", "results": [{"item", "result", "index"}], "total_items"}``
-        (a flow's result: its output)."""
-        return self._add(self._each(name, items, handler, 0))
+        (a flow's result: its output).
 
-    def batch(self, name: str, items: Fn, size: int, handler: Fn) -> Self:
+        ``max_items`` (1,000): the most items a run may give it; more fails it before any item
+        runs. Every item is kept in the run's state, which each item's end writes again: the
+        cost of a list grows with its square (2,000 items: some 13 s here)."""
+        return self._add(self._each(name, items, handler, 0, max_items))
+
+    def batch(
+        self, name: str, items: Fn, size: int, handler: Fn, *, max_items: int = MAX_ITEMS
+    ) -> Self:
         """``handler(batch, ctx)`` (or a flow per batch, as ``for_each``) for the chunks of
         ``size`` items, one after another. The output is ``{"type": "batch", "name",
         "results": [{"batch_index", "items", "result", "size"}], "total_batches",
-        "total_items"}``."""
+        "total_items"}``. ``max_items``: as ``for_each``'s, counting items, not chunks."""
         if not isinstance(size, int) or isinstance(size, bool) or size < 1:
             self._problems.append(f"batch {name!r}: size must be a whole number >= 1, got {size!r}")
             size = 1
-        return self._add(self._each(name, items, handler, size))
+        return self._add(self._each(name, items, handler, size, max_items))
 
     # -- internals --------------------------------------------------------------------------------
 
@@ -136,8 +145,16 @@ class ControlFlowMethods(Chain):
             timeout=self._seconds(timeout, f"{what} {id!r} timeout"),
         )
 
-    def _each(self, name: str, items: Fn, handler: Fn, size: int) -> EachNode:
+    def _each(self, name: str, items: Fn, handler: Fn, size: int, max_items: int) -> EachNode:
+        if not isinstance(max_items, int) or isinstance(max_items, bool) or max_items < 1:
+            what = "batch" if size else "for_each"
+            self._problems.append(
+                f"{what} {name!r}: max_items must be a whole number >= 1, got {max_items!r}"
+            )
+            max_items = MAX_ITEMS
         inner = None
         if callable(handler) and builds_a_flow(handler):
             inner = per_item_flow(handler, f"{self.id}.{name}", self._problems, type(self))
-        return EachNode(id=name, items=items, handler=handler, size=size, inner=inner)
+        return EachNode(
+            id=name, items=items, handler=handler, size=size, max_items=max_items, inner=inner
+        )

@@ -121,6 +121,13 @@ def _items(node: n.EachNode, ids: frozenset[str]) -> ItemsOf:
             kind = type(items).__name__
             raise TypeError(f"{node.id!r}: items must return a list, got {kind}")
         items = list(items)
+        if len(items) > node.max_items:
+            raise ValueError(
+                f"{node.id!r}: items gave {len(items)} items, more than max_items="
+                f"{node.max_items}: every item is kept in the run's state, which each item's "
+                "end writes again (a list costs the square of its length); pass a larger "
+                "max_items= to the construct, or split the list over runs or subflows"
+            )
         return [items[i : i + size] for i in range(0, len(items), size)] if size > 0 else items
 
     return items_of

@@ -85,6 +85,8 @@ class EachNode(Node, frozen=True, kw_only=True, eq=False):
     items: Any
     handler: Any
     size: int = 0
+    max_items: int = 1000
+    """The most items a run's ``items(ctx)`` may give (more fails the construct)."""
     inner: Any = None
     """The per-item flow (a ``Flow`` built with a placeholder item), when ``handler`` builds
     one; each item then runs it as a child workflow."""

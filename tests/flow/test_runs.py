@@ -224,6 +224,44 @@ async def test_while_loops_durably_and_is_capped(rt: cf.Runtime) -> None:
     )
 
 
+async def test_a_list_longer_than_max_items_fails_the_construct_before_any_item_runs(
+    rt: cf.Runtime,
+) -> None:
+    """Each item is kept in the run's state, which every item's end writes again: 8,000 items
+    of a 40 KB request took gigabytes and minutes, and a cancel waited behind all of them
+    (hostile h23 H1). Past max_items (1,000 unless given) the construct fails at once."""
+    ran: list[int] = []
+
+    def repr_item(item: Any, ctx: Any) -> str:
+        return repr(item)
+
+    rt.register(
+        cf.define("each")
+        .step("load", lambda ctx: ctx.payload)
+        .for_each("all", lambda ctx: ctx.last, lambda item, ctx: ran.append(item))
+        .on_error(lambda ctx: str(ctx.error))
+    )
+    rt.register(cf.define("few").for_each("f", lambda ctx: ctx.payload, repr_item, max_items=2))
+    rt.register(cf.define("chunks").batch("b", lambda ctx: ctx.payload, 10, repr_item, max_items=20))
+    failed = await rt.wait(await rt.trigger("each", list(range(1001))))
+    assert failed.status == "completed"  # its on_error answered, with the refusal's words
+    assert "'all': items gave 1001 items, more than max_items=1000" in failed.output
+    assert "pass a larger max_items=" in failed.output
+    assert ran == []  # not one item ran
+    # at a flow's first node, the start itself is refused (as for any code that raises there)
+    with pytest.raises(ValueError, match="more than max_items=2"):
+        await rt.trigger("few", [1, 2, 3])
+    assert (await rt.wait(await rt.trigger("few", [1, 2]))).status == "completed"
+    assert (await rt.wait(await rt.trigger("few", [1, 2]))).status == "completed"
+    with pytest.raises(ValueError, match="21 items, more than max_items=20"):
+        await rt.trigger("chunks", list(range(21)))
+    done = await rt.wait(await rt.trigger("chunks", list(range(20))))  # items, not chunks
+    assert (done.status, done.output["total_batches"]) == ("completed", 2)
+    for bad in (0, -1, 1.5, True, "10"):
+        with pytest.raises(cf.errors.InvalidWorkflowError, match="max_items must be a whole"):
+            cf.define("bad").for_each("x", list, str, max_items=bad).compile()  # type: ignore[arg-type]
+
+
 async def test_for_each_and_batch_shapes(rt: cf.Runtime) -> None:
     order: list[Any] = []
 
