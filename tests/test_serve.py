@@ -394,3 +394,17 @@ def test_serve_on_a_database_in_memory_warns_that_it_keeps_nothing(tmp_path: Pat
     assert "WARNING cronflow_actors.serve: database: in memory (--db :memory:)" in said
     assert "give --db a file for durable runs" in said
     assert not (tmp_path / "unused.db").exists()
+
+
+def test_the_watchdog_ends_a_stop_that_outlives_the_drain_and_says_what_becomes_of_it() -> None:
+    """Its line said only "still running 40 s after the stop began; exiting" where the README
+    promised the drain's 30 s (hostile h23 H1): it names both bounds and the runs' fate."""
+    code = "from cronflow_actors.http.server import _end_after; _end_after(0.2, 0.1)"
+    ended = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=False
+    )
+    assert ended.returncode == 1
+    assert "still running 0.3 s after the stop began (the drain's 0.2 s and 0.1 s more)" in (
+        ended.stderr
+    )
+    assert "the next start carries them on" in ended.stderr

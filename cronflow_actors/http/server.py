@@ -179,7 +179,7 @@ class DrainingServer(uvicorn.Server):
         if self._watchdog is None:
             deadline = self.config.timeout_graceful_shutdown or 0
             self._watchdog = threading.Thread(
-                target=_end_after, args=(deadline + self._grace,), daemon=True, name="watchdog"
+                target=_end_after, args=(deadline, self._grace), daemon=True, name="watchdog"
             )
             self._watchdog.start()
 
@@ -251,11 +251,14 @@ def _listen(config: uvicorn.Config, setting: str) -> socket.socket:
     return sock
 
 
-def _end_after(seconds: float) -> None:
+def _end_after(deadline: float, grace: float) -> None:
     """The last resort of a stop that does not finish: the process ends (exit code 1)."""
-    time.sleep(seconds)
+    time.sleep(deadline + grace)
     print(
-        f"cronflow-actors: still running {seconds:g} s after the stop began; exiting",
+        f"cronflow-actors: still running {deadline + grace:g} s after the stop began (the "
+        f"drain's {deadline:g} s and {grace:g} s more); exiting with what was still running "
+        "left unfinished: its runs are durable, and the next start carries them on (a step "
+        "that was running runs again)",
         file=sys.stderr,
         flush=True,
     )
