@@ -32,6 +32,7 @@ from cronflow_actors.flow import (
 )
 from cronflow_actors.messages.engine import Principal, Stats
 from cronflow_actors.runtime import (
+    EventFilterError,
     EventRefusal,
     ExpectationError,
     FlowTest,
@@ -56,6 +57,7 @@ except _metadata.PackageNotFoundError:  # running from a source tree that was no
 __all__ = [
     "Cache",
     "CircuitBreaker",
+    "EventFilterError",
     "EventRefusal",
     "ExpectationError",
     "Flow",

@@ -308,7 +308,13 @@ def _publish(args: argparse.Namespace) -> int:
     for run_id in delivered:
         print(f"  woke {run_id}")
     for refusal in answer.get("refused", []):
-        print(f"  refused by {refusal.get('workflow')}: {refusal.get('reason')}", file=sys.stderr)
+        print(f"  refused by {refusal.get('workflow')}: {refusal.get('detail')}", file=sys.stderr)
+    for raised in answer.get("filter_errors", []):
+        print(
+            f"  the filter of the step waiting in run {raised.get('run_id')} raised "
+            f"{raised.get('detail')}: it did not take the event and waits on",
+            file=sys.stderr,
+        )
     return Exit.OK
 
 

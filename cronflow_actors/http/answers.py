@@ -16,6 +16,7 @@ from cronflow_actors.http.routes.workflows import (
     StartWorkflow,
 )
 from cronflow_actors.runtime import (
+    EventFilterError,
     EventRefusal,
     PausedRun,
     RunInfo,
@@ -85,6 +86,9 @@ class Published(msgspec.Struct):
     """Runs with a step waiting for the event that have not heard it yet: they are held
     (``blocked``, their definition changed under their version); the event is kept for them
     and delivered when they run again."""
+    filter_errors: list[EventFilterError]
+    """Runs whose waiting step's filter (or validate) raised on the event: the step did not
+    take it and waits on."""
 
 
 class Resumed(msgspec.Struct):

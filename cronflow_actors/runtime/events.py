@@ -47,7 +47,7 @@ from cronflow_actors.runtime.catalog import FlowCatalog
 from cronflow_actors.runtime.ids import derived_run_id
 from cronflow_actors.store import Store
 
-__all__ = ["EventRefusal", "Events", "PublishResult"]
+__all__ = ["EventFilterError", "EventRefusal", "Events", "PublishResult"]
 
 logger = logging.getLogger(__name__)
 
@@ -67,13 +67,24 @@ class EventRefusal(msgspec.Struct, frozen=True, kw_only=True):
     """The JSON path of the field at fault (``$`` for the whole payload)."""
 
 
+class EventFilterError(msgspec.Struct, frozen=True, kw_only=True):
+    """A run whose waiting step's ``filter`` (or ``validate``) raised on the event: the step
+    did not take it and waits on (its next event is heard); the error is logged with its
+    traceback."""
+
+    run_id: str
+    detail: str
+    """What it raised (``TypeError: ...``)."""
+
+
 class PublishResult(list[str]):
     """What ``publish_event`` did: a list of the ids of the runs it started, ``refused``, the
     flows whose schema refused the payload or whose start raised, ``delivered``, the runs whose
     waiting step took the event (its filter accepted it), and ``held``, the runs with a step
     waiting for the event that did not hear it yet because they cannot run here (``blocked``:
     their definition changed under their version; or their workflow is not registered): the
-    event is kept for them and delivered when they run again (each empty when there are none)."""
+    event is kept for them and delivered when they run again; ``filter_errors``, the runs whose
+    waiting step's filter raised on it (each empty when there are none)."""
 
     def __init__(
         self,
@@ -81,11 +92,13 @@ class PublishResult(list[str]):
         refused: list[EventRefusal],
         held: list[str] | None = None,
         delivered: list[str] | None = None,
+        filter_errors: list[EventFilterError] | None = None,
     ) -> None:
         super().__init__(started)
         self.refused = refused
         self.held = held if held is not None else []
         self.delivered = delivered if delivered is not None else []
+        self.filter_errors = filter_errors if filter_errors is not None else []
 
 
 class Events:
@@ -172,7 +185,7 @@ class Events:
                 detail = f"its start raised {type(error).__name__}: {error}"
                 refused.append(EventRefusal(workflow=flow_id, detail=detail))
         try:
-            held, delivered = await self._wake(name, payload, key, set(started))
+            held, delivered, raised = await self._wake(name, payload, key, set(started))
         except InstanceBusyError as busy:  # what this publish did, and how to finish it
             again = "with its idempotency key" if key else "with an idempotency key next time"
             doing = (
@@ -181,18 +194,19 @@ class Events:
                 "hears it twice)"
             )
             raise InstanceBusyError(busy.instance_id, 2, doing) from busy
-        return PublishResult(started, refused, held, delivered)
+        return PublishResult(started, refused, held, delivered, raised)
 
     async def _wake(
         self, name: str, payload: Any, key: str | None, started_here: set[str]
-    ) -> tuple[list[str], list[str]]:
-        """Deliver the event to every step waiting for ``name``: the runs that keep it (held)
-        and those whose step took it. A run this publish started (``started_here``) may wait
-        for the same name at once: the event it started from is not news to it (it hears the
-        next one)."""
+    ) -> tuple[list[str], list[str], list[EventFilterError]]:
+        """Deliver the event to every step waiting for ``name``: the runs that keep it (held),
+        those whose step took it, and those whose step's filter raised. A run this publish
+        started (``started_here``) may wait for the same name at once: the event it started
+        from is not news to it (it hears the next one)."""
         after = None
         held: list[str] = []
         delivered: list[str] = []
+        raised: list[EventFilterError] = []
         # names the publish in what held runs keep of it (kept once for its key)
         publish = (
             uuid.uuid4().hex if key is None else uuid.uuid5(_PUBLISHES, _named(key, name, "")).hex
@@ -207,19 +221,22 @@ class Events:
                 )
             )
             for wait, verdict in zip(waits, verdicts, strict=True):
-                if verdict is not None:
+                if isinstance(verdict, EventFilterError):
+                    raised.append(verdict)
+                elif verdict is not None:
                     (delivered if verdict else held).append(wait.instance_id)
             if len(page) < _PAGE:
-                return sorted(set(held)), sorted(set(delivered))
+                return sorted(set(held)), sorted(set(delivered)), raised
             after = (page[-1].created_at, page[-1].wait_id)
 
     async def _deliver(
         self, wait: WaitRecord, name: str, payload: Any, publish: str, *, keyed: bool
-    ) -> bool | None:
+    ) -> bool | EventFilterError | None:
         """True if the waiting step took the event; False if the run cannot run here (held, or
-        its workflow not registered: the event is kept for it, as part of ``publish``); None
-        otherwise: its filter refused it, its step no longer waits, or, held and released again
-        and again meanwhile, it could be neither delivered nor kept (logged as an error)."""
+        its workflow not registered: the event is kept for it, as part of ``publish``); what
+        its filter raised, if it did; None otherwise: its filter refused it, its step no longer
+        waits, or, held and released again and again meanwhile, it could be neither delivered
+        nor kept (logged as an error)."""
         command = DeliverEvent(  # a keyed publish sent again reaches no step that waits since
             work_item_id=wait.wait_id,
             event=name,
@@ -260,10 +277,14 @@ class Events:
                 return False
             except EngineError as error:
                 logger.debug("event %s not delivered to %s: %s", name, wait.wait_id, error)
-            except Exception:
+            except Exception as error:
                 logger.exception(
-                    "the filter of %s raised; the event is not delivered", wait.wait_id
+                    "the filter of %s (run %s) raised; the event is not delivered",
+                    wait.wait_id,
+                    wait.instance_id,
                 )
+                detail = f"{type(error).__name__}: {error}"
+                return EventFilterError(run_id=wait.instance_id, detail=detail)
             return None
         logger.error(
             "event %s for %s (run %s) was neither delivered nor kept: the run was held and its "

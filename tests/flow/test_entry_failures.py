@@ -363,6 +363,8 @@ async def test_a_keyed_publish_cut_part_way_reaches_the_rest_when_sent_again(
     await rt.wait_idle()
     first = await rt.publish_event("paid", {"n": 1}, idempotency_key="pay-1")
     assert first.delivered == [run_id]  # the plain step took it; the guarded one's filter raised
+    [raised] = first.filter_errors
+    assert raised.run_id == run_id
     assert (await rt.task_states(run_id))["guarded"] == "started"
     again = await rt.publish_event("paid", {"n": 1}, idempotency_key="pay-1")
     assert again.delivered == [run_id]  # the guarded step waited then: it takes it now

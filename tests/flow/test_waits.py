@@ -737,3 +737,23 @@ async def test_inspect_names_the_event_a_waiting_step_waits_for(rt: cf.Runtime) 
     await rt.publish_event("payment.confirmed", {"ok": True})
     assert (await rt.wait(run_id, timeout=5)).status == "completed"
     assert (await rt.inspect(run_id)).steps[1].event == "payment.confirmed"  # and after
+
+
+async def test_a_filter_that_raises_is_said_to_the_publisher_and_its_step_waits_on(
+    rt: cf.Runtime,
+) -> None:
+    """The filter is called (payload, ctx); one written (ctx, payload) raised TypeError and the
+    publisher heard "woke 0 runs", the error only in the server's log (newcomer h23 M1)."""
+    rt.register(
+        cf.define("paid")
+        .wait_for_event("paid", "order.paid", filter=lambda ctx, event: event["id"] == 1)
+        .step("ship", lambda ctx: "shipped")
+    )
+    run_id = await rt.trigger("paid")
+    await rt.wait_idle()
+    published = await rt.publish_event("order.paid", {"id": 1})
+    assert published.delivered == [] and published.held == []
+    [raised] = published.filter_errors
+    assert raised.run_id == run_id
+    assert raised.detail.startswith("TypeError: ")
+    assert (await rt.inspect(run_id)).steps[0].status == "waiting"  # it waits on

@@ -133,8 +133,9 @@ async def test_runs_events_resume_cancel_and_health(serve: Serve) -> None:
         .step("after", lambda ctx: ctx.last["approved"])
     )
     waiter = cf.define("waiter").wait_for_event("paid", "paid").step("s", lambda ctx: ctx.last)
+    picky = cf.define("picky").wait_for_event("p", "paid", filter=lambda payload, ctx: 1 / 0)
     listener = cf.define("listener").on_event("signup").step("s", lambda ctx: ctx.payload["user"])
-    rt, client = await serve([approval, waiter, listener])
+    rt, client = await serve([approval, waiter, listener, picky])
     assert (await client.get("/healthz")).json() == {"status": "ok"}
     started = await client.post("/runs", json={"workflow": "approval", "payload": {"n": 1}})
     assert started.status_code == 202
@@ -149,9 +150,14 @@ async def test_runs_events_resume_cancel_and_health(serve: Serve) -> None:
     assert (await client.post("/resume/unknown", json={})).status_code == 404
 
     waiting = (await client.post("/runs", json={"workflow": "waiter"})).json()["run_id"]
+    stuck = (await client.post("/runs", json={"workflow": "picky"})).json()["run_id"]
     await rt.wait_idle()
     published = await client.post("/events/paid", json={"amount": 3})
     assert published.status_code == 202
+    assert published.json()["delivered"] == [waiting]
+    assert published.json()["filter_errors"] == [
+        {"run_id": stuck, "detail": "ZeroDivisionError: division by zero"}
+    ]
     assert (await rt.wait(waiting, timeout=5)).output == {"amount": 3}
     signup = await client.post("/events/signup", json={"user": "u1"})
     [listener_run] = signup.json()["started"]

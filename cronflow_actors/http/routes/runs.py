@@ -185,6 +185,7 @@ def routes(edge: Edge) -> list[Route]:
             "refused": refused,
             "delivered": published.delivered,
             "held": published.held,
+            "filter_errors": [msgspec.to_builtins(e) for e in published.filter_errors],
         }
         return json_response(body, 202)
 

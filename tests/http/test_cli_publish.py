@@ -1,0 +1,37 @@
+"""``cronflow-actors events publish`` says what became of the event where the server's answer
+says it: a flow that refused it (its schema), a waiting step whose filter raised."""
+
+from __future__ import annotations
+
+import msgspec
+
+import cronflow_actors as cf
+from tests.http.conftest import Serve
+from tests.http.test_cli_commands import cli
+
+
+class Order(msgspec.Struct, forbid_unknown_fields=True):
+    id: int
+
+
+async def test_publish_names_a_refusal_and_a_filter_that_raised(serve: Serve) -> None:
+    flows = [
+        cf.define("strict").on_event("paid", schema=Order).step("s", lambda ctx: ctx.payload),
+        cf.define("loose").on_event("paid").step("s", lambda ctx: ctx.payload),
+        cf.define("picky")
+        .wait_for_event("wait", "paid", filter=lambda ctx, event: event["id"] == 1)
+        .step("after", lambda ctx: ctx.last),
+    ]
+    rt, client = await serve(flows)
+    stuck = await rt.trigger("picky")
+    await rt.wait_idle()
+    url = str(client.base_url)
+    code, out, err = await cli("events", "publish", "paid", "--payload", '{"x": 1}', "--url", url)
+    assert code == 0, err
+    assert out.startswith("published 'paid': started 1 run(s), woke a waiting step in 0 run(s)")
+    # the refusal's words, where it printed "None" (the answer's field is "detail")
+    assert "refused by strict: Object contains unknown field `x`" in err
+    assert (
+        f"the filter of the step waiting in run {stuck} raised TypeError: " in err
+    )  # (ctx, event) where it is called (payload, ctx)
+    assert "it did not take the event and waits on" in err
