@@ -9,11 +9,14 @@ be in memory; the resume activates it.
 from __future__ import annotations
 
 import difflib
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import msgspec
 
+from cronflow_actors.engine.services import decode_state
+from cronflow_actors.engine.states import FINAL_STATES, WorkItemState
 from cronflow_actors.errors import (
     InstanceBlockedError,
     InvalidPayloadError,
@@ -32,6 +35,10 @@ from cronflow_actors.store import Store
 __all__ = ["PausedRun", "Pauses"]
 
 _decode = msgspec.msgpack.Decoder().decode
+
+
+def _when(moment: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(moment))
 
 
 class PausedRun(msgspec.Struct, frozen=True, kw_only=True):
@@ -67,7 +74,7 @@ class Pauses:
         if wait is None:
             raise ResumeError(token, "no run is paused with this token")
         if wait.ended:
-            raise ResumeError(token, "the pause has already ended", ended=True)
+            raise ResumeError(token, await self._why_ended(wait), ended=True)
         data = payload if isinstance(payload, dict) else {}
         _check_shape(wait, payload)
         approved = _approved(wait, data)
@@ -107,8 +114,40 @@ class Pauses:
         if wait is None:
             raise ResumeError(token, "no run is paused with this token")
         if wait.ended:
-            raise ResumeError(token, "the pause has already ended", ended=True)
+            raise ResumeError(token, await self._why_ended(wait), ended=True)
         return _paused(wait)
+
+    async def _why_ended(self, wait: WaitRecord) -> str:
+        """Why the pause of ``wait`` is over, from its run's last durable state: resumed (by
+        whom, when), timed out, its run ended, or its run migrated to another (whose pause has
+        a token of its own)."""
+        over = "the pause has already ended"
+        snapshot = await self._store.load_snapshot(wait.instance_id)
+        if snapshot is None:  # pruned since
+            return f"{over} (its run {wait.instance_id} is no longer stored)"
+        try:
+            state = decode_state(snapshot.body, wait.instance_id)
+        except Exception:  # a damaged snapshot: inspect answers that; say what is known
+            return over
+        if state.migrated_to:
+            return (
+                f"{over}: its run {wait.instance_id} was migrated to {state.migrated_to}, whose "
+                f"pause has a token of its own ('cronflow-actors inspect {state.migrated_to}' "
+                "shows it)"
+            )
+        item = state.work_items.get(wait.wait_id)
+        root = state.workflows.get(state.id)
+        if item is not None and item.state == WorkItemState.COMPLETED:
+            record = item.output if isinstance(item.output, dict) else {}
+            at = f" at {_when(item.finished_at)}" if item.finished_at else ""
+            if record.get("timed_out"):
+                return f"{over}: it timed out{at}"
+            who = record.get("resumed_by") or record.get("approved_by")
+            return f"{over}: it was resumed{at}" + (f" by {who}" if who else "")
+        if root is not None and root.state in FINAL_STATES:
+            at = f" at {_when(root.finished_at)}" if root.finished_at else ""
+            return f"{over}: its run {wait.instance_id} was {root.state}{at}"
+        return over
 
     async def list_paused(self, *, limit: int = 100, cursor: str | None = None) -> Page[PausedRun]:
         """The runs waiting for a human, oldest pause first, ``limit`` at a time."""

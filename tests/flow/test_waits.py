@@ -757,3 +757,15 @@ async def test_a_filter_that_raises_is_said_to_the_publisher_and_its_step_waits_
     assert raised.run_id == run_id
     assert raised.detail.startswith("TypeError: ")
     assert (await rt.inspect(run_id)).steps[0].status == "waiting"  # it waits on
+
+
+async def test_the_token_of_a_canceled_runs_pause_says_the_run_was_canceled(
+    rt: cf.Runtime,
+) -> None:
+    rt.register(cf.define("held").pause("approve"))
+    run_id = await rt.trigger("held")
+    await rt.wait_idle()
+    [paused] = await rt.list_paused()
+    await rt.cancel(run_id)
+    with pytest.raises(cf.errors.ResumeError, match=f"its run {run_id} was canceled at "):
+        await rt.resume(paused.token, {"approved": True})
