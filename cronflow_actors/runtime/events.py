@@ -45,6 +45,7 @@ from cronflow_actors.messages.engine import DeliverEvent
 from cronflow_actors.messages.migrations import KeptEvent
 from cronflow_actors.runtime.catalog import FlowCatalog
 from cronflow_actors.runtime.ids import derived_run_id
+from cronflow_actors.runtime.pinning import KeptFull
 from cronflow_actors.store import Store
 
 __all__ = ["EventFilterError", "EventRefusal", "Events", "PublishResult"]
@@ -260,8 +261,14 @@ class Events:
                 kept = KeptEvent(
                     work_item_id=wait.wait_id, event=name, payload=payload, publish=publish
                 )
-                if not await self._keep(wait.instance_id, kept):
-                    continue  # it can run now: it can take the event
+                try:
+                    if not await self._keep(wait.instance_id, kept):
+                        continue  # it can run now: it can take the event
+                except KeptFull as full:
+                    logger.warning(
+                        "event %s for %s (run %s): %s", name, wait.wait_id, wait.instance_id, full
+                    )
+                    return None  # not kept: not one of the runs ``held`` lists
                 reason = (
                     cannot_run.reason
                     if isinstance(cannot_run, InstanceBlockedError)

@@ -56,7 +56,10 @@ from cronflow_actors.store import Store
 
 __all__ = [
     "BLOCKED",
+    "KEPT_BYTES",
+    "KEPT_EVENTS",
     "Block",
+    "KeptFull",
     "Pinning",
     "block_of",
     "is_held",
@@ -96,6 +99,18 @@ def is_held(snapshot: SnapshotRecord) -> bool:
 _KEEP_ATTEMPTS = 10
 """Tries against concurrent rewrites of a held instance's snapshot (keeping an event in it,
 admitting it)."""
+
+KEPT_EVENTS = 100
+KEPT_BYTES = 1 << 20
+"""The most events a run that cannot run here keeps, and their payloads' bytes: each one kept
+rewrites its snapshot with all the others, and each is heard in a turn of its own when it runs
+again (800 kept 20 KB events made 16 MB snapshots, publishes of 500 ms, and 10 minutes of
+catching up)."""
+
+
+class KeptFull(Exception):
+    """A run keeps as many events as it may (``KEPT_EVENTS``, ``KEPT_BYTES``): this one is not
+    kept for it."""
 
 
 def not_registered(
@@ -340,12 +355,19 @@ class Pinning:
             if snapshot is None or not self.cannot_run(snapshot):
                 return None
             state = decode_state(snapshot.body, snapshot.instance_id)
+            kept = state.kept or ()
             if event.publish and any(
-                k.publish == event.publish and k.work_item_id == event.work_item_id
-                for k in state.kept or ()
+                k.publish == event.publish and k.work_item_id == event.work_item_id for k in kept
             ):
                 return snapshot  # kept already: a publish sent again with its idempotency key
-            state.kept = [*(state.kept or ()), event]
+            held = sum(len(encode(k.payload)) for k in kept) + len(encode(event.payload))
+            if len(kept) >= KEPT_EVENTS or held > KEPT_BYTES:
+                raise KeptFull(
+                    f"it keeps {len(kept)} events already, {held:,} bytes with this one (at "
+                    f"most {KEPT_EVENTS} and {KEPT_BYTES:,} bytes): this one is not kept; "
+                    "publish it again once the run runs"
+                )
+            state.kept = [*kept, event]
             runnable = snapshot.runnable or not is_held(snapshot)
             try:
                 return await self._rewrite(snapshot, state, runnable=runnable)

@@ -506,3 +506,36 @@ async def test_an_event_kept_for_a_held_run_survives_a_killed_process(tmp_path: 
     async with cf.Runtime(db=db, workflows=[kept_worker.paying()], wait_for_lease=True) as rt:
         result = await rt.wait(run_id, timeout=10)
     assert (result.status, result.output) == ("completed", kept_worker.PAYMENT)
+
+
+async def test_a_held_run_keeps_at_most_a_hundred_events_and_a_megabyte(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Each kept event rewrote the run's snapshot with all the others, without a bound: 800
+    publishes of 20 KB made 16 MB snapshots, 500 ms publishes and 10 minutes of catching up
+    (hostile h23 M1). Past the bound an event is not kept (said in a warning), not held."""
+    from cronflow_actors.runtime.pinning import KEPT_BYTES, KEPT_EVENTS
+
+    db = tmp_path / "full.db"
+    run_id = await waiting_to_pay(db)
+    async with cf.Runtime(db=db, workflows=[paying(changed=True)]) as rt:
+        big = "x" * (KEPT_BYTES // 2)
+        assert (await rt.publish_event("payment", {"amount": 1, "pad": big})).held == [run_id]
+        with caplog.at_level(logging.WARNING, logger="cronflow_actors.runtime.events"):
+            refused = await rt.publish_event("payment", {"amount": 2, "pad": big})
+        assert refused.held == []
+        [said] = [r.getMessage() for r in caplog.records if "is not kept" in r.getMessage()]
+        assert f"run {run_id}" in said and "publish it again once the run runs" in said
+        for amount in range(3, KEPT_EVENTS + 2):  # small ones, up to the count
+            await rt.publish_event("payment", {"amount": amount})
+        over = await rt.publish_event("payment", {"amount": 999})
+        assert over.held == []
+        snapshot = await rt.store.load_snapshot(run_id)
+        assert snapshot is not None
+        kept = decode_state(snapshot.body, run_id).kept
+        assert len(kept) == KEPT_EVENTS
+        assert kept[0].payload["amount"] == 1  # the first kept, the refused ones not
+        assert 2 not in [k.payload["amount"] for k in kept]
+    async with cf.Runtime(db=db, workflows=[paying()]) as rt:
+        result = await rt.wait(run_id, timeout=10)
+    assert (result.status, result.output["amount"]) == ("completed", 1)
