@@ -25,9 +25,11 @@ from typing import Any
 
 import msgspec
 
+from cronflow_actors.calls import call_user
 from cronflow_actors.engine.actors import decode_state
 from cronflow_actors.errors import (
     ConfigurationError,
+    InvalidPayloadError,
     MockLostError,
     NotFoundError,
     NotReplayableError,
@@ -35,6 +37,7 @@ from cronflow_actors.errors import (
 from cronflow_actors.flow.compiled import CompiledFlow
 from cronflow_actors.flow.envelope import TriggerEnvelope, open_envelope
 from cronflow_actors.flow.mocks import mocked, stand_ins
+from cronflow_actors.flow.triggers import WebhookRequest, schema_path
 from cronflow_actors.kernel import Clock
 from cronflow_actors.messages import QueuedRun, SnapshotRecord
 from cronflow_actors.net.spec import NetSpec
@@ -43,6 +46,44 @@ from cronflow_actors.runtime.run_views import stored_run
 from cronflow_actors.store import MISSING, Store
 
 __all__ = ["Replays"]
+
+
+async def _as_its_webhook_takes(flow: CompiledFlow, trigger: TriggerEnvelope, payload: Any) -> Any:
+    """``payload``, given to replay a run a webhook of ``flow`` started, as that webhook's
+    ``schema`` converts it and its ``validate`` accepts it, with the recorded request's kept
+    headers, parameters and query (a replay would otherwise pair the delivery's headers, a
+    signed one's too, with a payload no check saw). The webhook is the one whose path takes
+    the recorded parameters; of several, the payload passes one of them.
+    ``InvalidPayloadError`` (nothing started) if it passes none."""
+    hooks = [h for h in flow.triggers.webhooks if set(h.params) == set(trigger.params)]
+    refusals = []
+    for hook in hooks:
+        converted = payload
+        if hook.schema is not None:
+            try:
+                converted = msgspec.to_builtins(msgspec.convert(payload, hook.schema))
+            except msgspec.ValidationError as invalid:
+                refusals.append((hook.path, str(invalid), schema_path(invalid)))
+                continue
+        if hook.validate is not None:
+            request = WebhookRequest(
+                payload=converted,
+                headers=trigger.headers,
+                method=hook.method,
+                path=hook.path,
+                params=trigger.params,
+                query=trigger.query,
+            )
+            verdict = await call_user(hook.validate, request)
+            if verdict is not True:
+                refusals.append((hook.path, f"its validate refused it: {verdict}", "$"))
+                continue
+        return converted
+    if not refusals:
+        return payload  # its webhook is gone, or had no check of its payload
+    where, reason, path = refusals[0]
+    raise InvalidPayloadError(f"webhook {where!r} of flow {flow.id!r}", "replay", reason, path)
+
 
 logger = logging.getLogger(__name__)
 
@@ -132,9 +173,13 @@ class Replays:
         if self._catalog.is_net(workflow):
             raise NotReplayableError(run_id, workflow)
         trigger = open_envelope(recorded)
+        if payload is None:
+            payload = trigger.payload
+        elif trigger.kind == "webhook":  # what its webhook checks of a payload, this one too
+            payload = await _as_its_webhook_takes(self._catalog.root(workflow), trigger, payload)
         return await self.trigger(
             workflow,
-            trigger.payload if payload is None else payload,
+            payload,
             mock_steps=mock_steps,
             headers=trigger.headers,
             kind=trigger.kind,

@@ -88,3 +88,42 @@ async def test_a_run_is_replayed_over_http(serve: Serve) -> None:
     assert bad.status_code == 400
     assert bad.json()["type"] == "urn:cronflow:problem:invalid-body"
     assert len(await rt.list_runs()) == 3  # the refusals started nothing
+
+
+async def test_a_replays_new_payload_passes_its_webhooks_checks(serve: Serve) -> None:
+    """A replay kept the delivery's headers (a tenant a signed request named) and took any
+    payload, past the webhook's schema and validate (hostile h23 M2): the payload is checked
+    as its webhook checks one now, and converted as it converts one."""
+    import msgspec
+
+    class Charge(msgspec.Struct, forbid_unknown_fields=True):
+        amount: int
+
+    def small(request: Any) -> Any:
+        return True if request.payload["amount"] < 100 else "amount over 100"
+
+    flow = (
+        cf.define("charge")
+        .on_webhook("/hooks/charge/{tenant}", schema=Charge, validate=small, keep_headers=["x-id"])
+        .step("read", lambda ctx: (ctx.payload, ctx.trigger.params, ctx.trigger.kind))
+    )
+    rt, client = await serve([flow])
+    sent = await client.post("/hooks/charge/acme", json={"amount": 5}, headers={"x-id": "7"})
+    run_id = sent.json()["run_id"]
+    await rt.wait(run_id)
+    for payload, said in [
+        ({"amount": 5, "evil": True}, "Object contains unknown field `evil`"),
+        ({"amount": "5"}, "Expected `int`, got `str`"),
+        ({"amount": 10**9}, "its validate refused it: amount over 100"),
+    ]:
+        refused = await client.post(f"/runs/{run_id}/replay", json={"payload": payload})
+        assert refused.status_code == 400, refused.text
+        assert said in refused.json()["detail"]
+        assert "webhook '/hooks/charge/{tenant}' of flow 'charge'" in refused.json()["detail"]
+    assert len(await rt.list_runs()) == 1  # nothing started
+    again = await client.post(f"/runs/{run_id}/replay", json={"payload": {"amount": 7}})
+    assert again.status_code == 202
+    done = await rt.wait(again.json()["run_id"])
+    assert done.output == [{"amount": 7}, {"tenant": "acme"}, "webhook"]
+    same = await client.post(f"/runs/{run_id}/replay")  # its own payload: checked when sent
+    assert (await rt.wait(same.json()["run_id"])).output[0] == {"amount": 5}
