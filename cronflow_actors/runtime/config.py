@@ -38,6 +38,7 @@ from cronflow_actors.errors import ConfigurationError
 from cronflow_actors.messages import Principal
 from cronflow_actors.runtime.collector import DEFAULT_GC_THRESHOLD, MAX_GC_THRESHOLD
 from cronflow_actors.runtime.event_loop import LoopName
+from cronflow_actors.runtime.ownership import LEASE_RANGE, LEASE_SECONDS
 
 __all__ = ["SECONDS", "Config", "TokenConfig", "deletion_age", "load_config"]
 
@@ -133,6 +134,8 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
                 raise ValueError(
                     f"{name} must be a finite number of seconds > 0, got {getattr(self, name)}"
                 )
+        if not LEASE_SECONDS[0] <= self.lease_seconds <= LEASE_SECONDS[1]:
+            raise ValueError(f"lease_seconds must be {LEASE_RANGE}, got {self.lease_seconds}")
         if not 0 <= self.gc_threshold <= MAX_GC_THRESHOLD:
             raise ValueError(
                 f"gc_threshold must be 0 (CPython's own) to {MAX_GC_THRESHOLD:,}, "

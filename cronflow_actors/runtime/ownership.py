@@ -32,9 +32,17 @@ from cronflow_actors.kernel import ActorSystem, Clock
 from cronflow_actors.messages import LeaseRecord
 from cronflow_actors.store import Store
 
-__all__ = ["DatabaseLease", "RuntimeLease"]
+__all__ = ["LEASE_RANGE", "LEASE_SECONDS", "DatabaseLease", "RuntimeLease"]
 
 logger = logging.getLogger(__name__)
+
+
+LEASE_SECONDS = (0.5, 86_400.0)
+LEASE_RANGE = (
+    "a number of seconds from 0.5 to 86,400 (a day): a shorter lease is renewed many times a "
+    "second, a longer one keeps the database owned that long after a crash"
+)
+"""How long a lease may last, and the words that say so."""
 
 
 class RuntimeLease(Protocol):
@@ -89,8 +97,12 @@ class DatabaseLease(Renewed):
         wait: bool = False,
         on_lost: Callable[[Exception], None],
     ) -> None:
-        if not isinstance(duration, int | float) or isinstance(duration, bool) or duration <= 0:
-            raise ConfigurationError("lease_seconds", duration, "a number of seconds > 0")
+        if (
+            not isinstance(duration, int | float)
+            or isinstance(duration, bool)
+            or not LEASE_SECONDS[0] <= duration <= LEASE_SECONDS[1]
+        ):
+            raise ConfigurationError("lease_seconds", duration, LEASE_RANGE)
         self.owner = uuid.uuid4().hex[:16]
         self.host = socket.gethostname()
         self.pid = os.getpid()

@@ -160,3 +160,18 @@ def test_a_url_python_cannot_split_is_refused_under_its_name() -> None:
         load_config(None, environ={"CRONFLOW_URL": "http://[::1"})
     assert "setting 'url' has the value 'http://[::1'" in str(refused.value)
     assert "Invalid IPv6 URL" in str(refused.value)
+
+
+@pytest.mark.parametrize("value", ["0.001", "1e9", "86401"])
+def test_a_lease_is_half_a_second_to_a_day(value: str, tmp_path: Path) -> None:
+    """0.001 was taken and renewed at 56% of a core while idle; 1e9 kept a crashed server's
+    database owned for decades (hostile h23): refused from a flag and from Python alike."""
+    import cronflow_actors as cf
+
+    with pytest.raises(ConfigurationError) as refused:
+        load_config(None, environ={}, overrides={"lease_seconds": value})
+    assert "setting 'lease_seconds'" in str(refused.value)
+    assert "from 0.5 to 86,400 (a day)" in str(refused.value)
+    with pytest.raises(ConfigurationError, match="from 0.5 to 86,400"):
+        cf.Runtime(db=tmp_path / "lease.db", lease_seconds=float(value))
+    assert load_config(None, environ={}, overrides={"lease_seconds": "0.5"}).lease_seconds == 0.5
