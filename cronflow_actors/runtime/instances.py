@@ -47,7 +47,7 @@ from cronflow_actors.messages.engine import (
 from cronflow_actors.net.spec import NetSpec
 from cronflow_actors.runtime.admission import Admission
 from cronflow_actors.runtime.collector import RunsInMemory, runs_in_memory
-from cronflow_actors.runtime.pinning import Block, Pinning
+from cronflow_actors.runtime.pinning import Block, Pinning, not_registered
 from cronflow_actors.store import Store
 
 __all__ = ["InstanceDirectory", "InstanceRouter", "root_of"]
@@ -235,7 +235,13 @@ class InstanceDirectory:
                 if isinstance(cannot_run, UnknownWorkflowError):
                     if self._router is not None:  # claimed above: a process that can runs it
                         await self._router.let_go(instance_id)
-                    raise
+                    if cannot_run.version is None:
+                        raise
+                    # it is there, on a version not registered here: a conflict to resolve,
+                    # not "no such instance" with advice for this process's own code
+                    name, version = cannot_run.name, cannot_run.version
+                    why = not_registered(instance_id, name, version, self._registry.versions(name))
+                    raise InstanceBlockedError(instance_id, why, _operation(command)) from None
                 raise InstanceBlockedError(
                     cannot_run.instance_id, cannot_run.reason, _operation(command)
                 ) from None

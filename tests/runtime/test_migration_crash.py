@@ -134,3 +134,25 @@ async def test_an_outside_caller_does_not_carry_on_a_plan_another_caller_made(
         assert await rt.workflow_state(old) == "initialized"
         assert await rt.migrate(old, "v2") == "guarded-next"  # the operator's own
         assert await rt.workflow_state(old) == "canceled"
+
+
+async def test_an_outside_call_on_an_instance_of_a_version_not_registered_is_a_conflict(
+    tmp_path: Path,
+) -> None:
+    """It said "workflow 'guarded' version 'v1' is not registered; call rt.register() first":
+    a 404 over HTTP, advice no HTTP client can take (hostile h23 L1). The instance is there,
+    on a version this process lacks: refused, with what to do."""
+    db = tmp_path / "gone.db"
+    async with cf.Runtime(db=db, workflows=[guarded("v1", "A")]) as rt:
+        old = await rt.start_workflow("guarded", version="v1")
+    ops = cf.Principal(id="ops", scopes=frozenset({"ops"}))
+    async with cf.Runtime(db=db, workflows=[guarded("v2", "A", "B")]) as rt:
+        with pytest.raises(cf.errors.InstanceBlockedError) as refused:
+            await rt.cancel_workflow(old, principal=ops)
+        said = str(refused.value)
+        assert f"cannot cancel '{old}' as an external caller" in said
+        assert "version 'v1' of 'guarded', which is not registered here (registered: v2)" in said
+        assert "rt.register()" not in said
+        assert await rt.workflow_state(old) == "initialized"  # nothing changed
+        await rt.cancel_workflow(old)  # an operator's own call ends it, as before
+        assert await rt.workflow_state(old) == "canceled"
