@@ -248,12 +248,28 @@ def decode_json(raw: bytes, limits: BodyLimits) -> Any:
     try:
         value = msgspec.json.decode(raw)
     except msgspec.DecodeError as bad:
+        lone = _LONE_SURROGATE.search(raw)
+        if lone is not None:  # (the decoder calls it "truncated", which it is not)
+            raise Problem(
+                400,
+                "malformed-json",
+                f"the JSON body has a lone surrogate escape, {lone.group(0).decode()}, which "
+                "is half of a character: send the character itself, or both escapes of its "
+                "pair",
+            ) from None
         raise Problem(400, "malformed-json", f"the body is not valid JSON: {bad}") from None
     # outside strings a colon parts a key from its value: fewer keys decoded than colons is a
     # key given twice in one object, which a decoder reads as its last value, unsaid
     if outside_strings.count(b":") != _keys_in(value):
         json.loads(raw, object_pairs_hook=_refuse_twice)
     return value
+
+
+_LONE_SURROGATE = re.compile(
+    rb"(?<!\\)(?:\\\\)*\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})"
+    rb"|(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2}"
+)
+"""A high surrogate escape with no low one after it, or a low one with no high one before."""
 
 
 def _keys_in(value: Any) -> int:

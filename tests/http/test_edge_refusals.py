@@ -274,3 +274,18 @@ async def test_a_path_whose_percent_encoding_is_not_utf8_is_refused(serve: Serve
     # UTF-8, percent-encoded or not, is a name like any other
     assert len((await client.post("/events/%C3%A9", json={})).json()["started"]) == 1
     assert (await client.post("/w/%C3%A9", json={})).status_code == 202
+
+
+async def test_a_lone_surrogate_escape_is_named_not_called_truncated(serve: Serve) -> None:
+    """``"\\ud800"`` was refused as "Input data was truncated" (hostile h23): it is half of a
+    character; a pair of escapes, or the character itself, is taken."""
+    rt, client = await serve(flows())
+    json_type = {"Content-Type": "application/json"}
+    for body in (rb'{"workflow": "quick", "payload": "\ud800"}', rb'{"payload": "a\udc00"}'):
+        refused = await client.post("/runs", content=body, headers=json_type)
+        assert refused.status_code == 400
+        assert "has a lone surrogate escape, \\u" in refused.json()["detail"]
+        assert "truncated" not in refused.json()["detail"]
+    paired = rb'{"workflow": "quick", "payload": "\ud83d\ude00"}'
+    started = await client.post("/runs", content=paired, headers=json_type)
+    assert (await rt.wait(started.json()["run_id"])).output == "\U0001f600"
