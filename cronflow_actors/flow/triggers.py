@@ -353,6 +353,19 @@ def _route_template(path: str, problems: list[str]) -> tuple[str, tuple[str, ...
 _NOT_IN_A_NAME = frozenset({"Cc", "Zl", "Zp"})
 """Unicode's control characters (C0, DEL, C1) and line and paragraph separators."""
 
+_BIDI_CONTROLS = frozenset(
+    chr(code) for code in (0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A))
+)
+"""The marks, embeddings, overrides and isolates that turn text around as it is shown."""
+
+
+def not_one_line(text: str) -> bool:
+    """Whether ``text`` has a control character, a line or paragraph separator, or a bidi
+    control: what makes a name or a reason read as another, or as two lines, where it is shown
+    (a log, the console, the CLI)."""
+    return any(c in _BIDI_CONTROLS or unicodedata.category(c) in _NOT_IN_A_NAME for c in text)
+
+
 EVENT_NAME_LIMIT = 200
 """The longest event name (characters)."""
 
@@ -364,6 +377,8 @@ def event_name_problem(name: object) -> str | None:
         return f"an event name is a non-empty string, got {name!r}"
     if len(name) > EVENT_NAME_LIMIT:
         return f"an event name has at most {EVENT_NAME_LIMIT} characters, got {len(name)}"
-    if any(unicodedata.category(c) in _NOT_IN_A_NAME for c in name):
-        return f"an event name has no control characters or line breaks, got {name!r}"
+    if not_one_line(name):
+        return (
+            f"an event name has no control characters, line breaks or bidi controls, got {name!r}"
+        )
     return None

@@ -25,6 +25,7 @@ from cronflow_actors.errors import (
     UnknownWorkflowError,
     clipped,
 )
+from cronflow_actors.flow.triggers import not_one_line
 from cronflow_actors.messages import Message, WaitRecord
 from cronflow_actors.messages.engine import WorkItemAction
 from cronflow_actors.messages.states import WorkItemVerb
@@ -254,6 +255,13 @@ def _text(wait: WaitRecord, data: Mapping[str, Any], names: tuple[str, ...], def
             "resume",
             f"{name!r} is {clipped(value)}; give a string, or leave it out. The pause is still "
             "open",
+        )
+    if not_one_line(value):  # the record is shown: a name must not read as another's
+        raise InvalidPayloadError(
+            where,
+            "resume",
+            f"{name!r} is {clipped(value)}: give one line, with no control characters, line "
+            "breaks or bidi controls. The pause is still open",
         )
     return value
 

@@ -10,7 +10,6 @@ any instance). How runs are shown is ``runtime/run_views.py``, their hooks
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -18,6 +17,7 @@ from cronflow_actors.engine.context import WorkflowInfo
 from cronflow_actors.errors import ConfigurationError, NotFoundError, RunFailedError
 from cronflow_actors.flow.context import step_error
 from cronflow_actors.flow.envelope import flow_payload
+from cronflow_actors.flow.triggers import not_one_line
 from cronflow_actors.runtime.catalog import FlowCatalog
 from cronflow_actors.runtime.ids import DERIVED_KINDS
 from cronflow_actors.runtime.pages import Page, decode_cursor, encode_cursor
@@ -131,9 +131,6 @@ def check_instance_id(instance_id: Any, *, derived: bool = False) -> None:
         raise ConfigurationError("instance_id", instance_id, "1-100 letters, digits, '-' or '_'")
 
 
-_NOT_IN_A_LINE = frozenset({"Cc", "Zl", "Zp"})
-"""Control characters (C0, DEL, C1) and line and paragraph separators."""
-
 REASON_LIMIT = 500
 """The longest reason a cancel records (characters)."""
 
@@ -142,14 +139,10 @@ def check_cancel_reason(reason: Any) -> None:
     """Why a caller cancels a run, recorded as its error: "" (none given) or up to 500
     characters on one line (it is shown by ``inspect`` and written in logs), no control
     characters."""
-    if (
-        not isinstance(reason, str)
-        or len(reason) > REASON_LIMIT
-        or any(unicodedata.category(c) in _NOT_IN_A_LINE for c in reason)
-    ):
+    if not isinstance(reason, str) or len(reason) > REASON_LIMIT or not_one_line(reason):
         raise ConfigurationError(
             "reason",
             reason,
-            f"a string of at most {REASON_LIMIT} characters with no control characters or "
-            "line breaks",
+            f"a string of at most {REASON_LIMIT} characters with no control characters, line "
+            "breaks or bidi controls",
         )

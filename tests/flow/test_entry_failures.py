@@ -265,6 +265,7 @@ async def test_an_event_name_nothing_could_listen_for_is_refused(rt: cf.Runtime)
         ("pa\nid", "no control characters"),
         ("pa\x85id", "no control characters"),  # C1, and a line separator (review L7)
         ("pa\u2028id", "line breaks"),
+        ("pa\u202eid", "bidi controls"),  # the right-to-left override (hostile h23 L4)
         ("", "a non-empty string"),
     ):
         with pytest.raises(ConfigurationError, match=said):

@@ -242,7 +242,9 @@ async def test_a_list_longer_than_max_items_fails_the_construct_before_any_item_
         .on_error(lambda ctx: str(ctx.error))
     )
     rt.register(cf.define("few").for_each("f", lambda ctx: ctx.payload, repr_item, max_items=2))
-    rt.register(cf.define("chunks").batch("b", lambda ctx: ctx.payload, 10, repr_item, max_items=20))
+    rt.register(
+        cf.define("chunks").batch("b", lambda ctx: ctx.payload, 10, repr_item, max_items=20)
+    )
     failed = await rt.wait(await rt.trigger("each", list(range(1001))))
     assert failed.status == "completed"  # its on_error answered, with the refusal's words
     assert "'all': items gave 1001 items, more than max_items=1000" in failed.output
@@ -383,7 +385,7 @@ async def test_a_cancel_reason_that_is_no_line_of_text_is_refused_and_cancels_no
     rt.register(cf.define("held").pause("approve"))
     run_id = await rt.trigger("held")
     await rt.wait_idle()
-    with pytest.raises(cf.errors.ConfigurationError, match="setting 'reason'.*at most 500"):
+    with pytest.raises(cf.errors.ConfigurationError, match=r"setting 'reason'.*at most 500"):
         await rt.cancel(run_id, reason=reason)  # type: ignore[arg-type]
     assert (await rt.inspect(run_id)).status == "waiting"
     await rt.cancel(run_id, reason="é" * 500)  # the longest, in any script

@@ -112,6 +112,11 @@ async def test_a_resume_decides_only_by_a_boolean(rt: cf.Runtime, clock: ManualC
         ({"approved": True, "approved_by": {"x": 1}}, "'approved_by' is {'x': 1}; give a string"),
         ({"approved": True, "reason": ["ok"]}, "'reason' is ['ok']; give a string"),
         ({"approved_by": "ada", "approvedBy": "bob"}, "give one of 'approved_by', 'approvedBy'"),
+        # shown in the console and the CLI: a name that reads as another's, or as two lines
+        # (hostile h23 L4: "eve\nFORGED" and U+202E, the right-to-left override)
+        ({"approved": True, "approved_by": "eve\nada"}, "give one line, with no control"),
+        ({"approved": True, "approved_by": "eve\u202eada"}, "or bidi controls"),
+        ({"approved": True, "reason": "ok\x1b[2J"}, "'reason' is 'ok\\x1b[2J': give one line"),
     ]:
         with pytest.raises(cf.errors.InvalidPayloadError, match=re.escape(said)):
             await rt.resume(pause.token, wrong)
@@ -752,7 +757,8 @@ async def test_a_filter_that_raises_is_said_to_the_publisher_and_its_step_waits_
     run_id = await rt.trigger("paid")
     await rt.wait_idle()
     published = await rt.publish_event("order.paid", {"id": 1})
-    assert published.delivered == [] and published.held == []
+    assert published.delivered == []
+    assert published.held == []
     [raised] = published.filter_errors
     assert raised.run_id == run_id
     assert raised.detail.startswith("TypeError: ")
