@@ -30,8 +30,8 @@ $(RUN_STAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet -e '.[uvloop]'
 	touch $(RUN_STAMP)
 
-# The runtime with the bundled example workflows, on the embedded SQLite database, behind HTTP
-# on 127.0.0.1:$(PORT) until Ctrl-C.
+# The runtime with the one bundled example flow (order-processing), on the embedded SQLite
+# database, behind HTTP on 127.0.0.1:$(PORT) until Ctrl-C.
 PORT ?= 8000
 run: $(RUN_STAMP)
 	$(PY) -m cronflow_actors serve --db $(DB) --port $(PORT)
