@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from cronflow_actors.cli.client import Client
 from cronflow_actors.cli.exits import Exit
+from cronflow_actors.cli.payload import add_payload_option, read_payload
 from cronflow_actors.cli.render import (
     FINAL,
     duration,
@@ -26,7 +27,7 @@ from cronflow_actors.cli.render import (
     table,
     when,
 )
-from cronflow_actors.errors import ApiError, ConfigurationError
+from cronflow_actors.errors import ApiError
 
 __all__ = ["STATUSES", "add_client_commands", "follow", "follow_options"]
 
@@ -57,17 +58,6 @@ def _client(args: argparse.Namespace) -> Client:
     return Client(settings.url, settings.token)
 
 
-def _payload(args: argparse.Namespace) -> Any:
-    if args.payload is None:
-        return None
-    try:
-        return json.loads(args.payload)
-    except ValueError as error:
-        raise ConfigurationError(
-            "--payload", args.payload, f"JSON, such as '{{\"n\": 1}}' ({error})"
-        ) from None
-
-
 def _print_json(value: Any) -> None:
     print(json.dumps(value, indent=2))
 
@@ -84,7 +74,7 @@ def _path(value: str) -> str:
 
 def _run(args: argparse.Namespace) -> int:
     client = _client(args)
-    body = {"workflow": args.workflow, "payload": _payload(args)}
+    body = {"workflow": args.workflow, "payload": read_payload(args.payload)}
     started = client.call("POST", "/runs", body, expect=("run_id",))
     return follow(args, client, started["run_id"])
 
@@ -257,7 +247,9 @@ def _resume(args: argparse.Namespace) -> int:
     # what to do about it.
     try:
         path = f"/resume/{_path(args.token_id)}"
-        answer = _client(args).call("POST", path, _payload(args), values={"status": "resumed"})
+        answer = _client(args).call(
+            "POST", path, read_payload(args.payload), values={"status": "resumed"}
+        )
     except ApiError as refused:
         if refused.status == 404 and refused.slug == "unknown-token":
             run_id = re.fullmatch(r"[0-9a-f]{32}", args.token_id) is not None  # not a token's
@@ -293,7 +285,9 @@ def _resume(args: argparse.Namespace) -> int:
 def _publish(args: argparse.Namespace) -> int:
     key = {"Idempotency-Key": args.idempotency_key} if args.idempotency_key else None
     path, expect = f"/events/{_path(args.name)}", ("started", "delivered")
-    answer = _client(args).call("POST", path, _payload(args), headers=key, expect=expect)
+    answer = _client(args).call(
+        "POST", path, read_payload(args.payload), headers=key, expect=expect
+    )
     if args.json:
         _print_json(answer)
         return Exit.OK
@@ -378,7 +372,7 @@ def add_client_commands(commands: Any) -> None:
         "1 when it failed, was canceled or outlived --timeout).",
     )
     run.add_argument("workflow", metavar="FLOW", help="the flow's id")
-    run.add_argument("--payload", default=None, help="the payload, as JSON")
+    add_payload_option(run, "the payload, as JSON")
     follow_options(run)
     run.set_defaults(handler=_run)
 
@@ -427,10 +421,8 @@ def add_client_commands(commands: Any) -> None:
 
     resume = commands.add_parser("resume", help="resume a paused run with its token")
     resume.add_argument("token_id", metavar="TOKEN", help="the resume token ('paused' lists them)")
-    resume.add_argument(
-        "--payload",
-        default=None,
-        help='JSON, e.g. \'{"approved": true, "approved_by": "ada", "reason": "ok"}\'',
+    add_payload_option(
+        resume, 'JSON, e.g. \'{"approved": true, "approved_by": "ada", "reason": "ok"}\''
     )
     _client_options(resume, json_help="print the server's answer as JSON")
     resume.set_defaults(handler=_resume)
@@ -443,7 +435,7 @@ def add_client_commands(commands: Any) -> None:
         "publish", help="publish an event: start the flows listening, wake the steps waiting"
     )
     publish.add_argument("name")
-    publish.add_argument("--payload", default=None, help="the payload, as JSON")
+    add_payload_option(publish, "the payload, as JSON")
     publish.add_argument(
         "--idempotency-key",
         default=None,

@@ -1,22 +1,23 @@
 """``cronflow-actors replay RUN_ID [--payload JSON]``: start a new run of a run's flow with the
-trigger it recorded (``POST /runs/{id}/replay``; ``--payload``: another payload instead), and
-wait for it to end as ``run`` does (``--no-wait``, ``--timeout``). The new run says which it
-replays (``inspect``: "replay of"). A net workflow's instance is no flow's run: refused (exit
-3, the server's 409 ``not-replayable``)."""
+trigger it recorded (``POST /runs/{id}/replay``; ``--payload``: another payload instead, JSON
+or ``@FILE``), and wait for it to end as ``run`` does (``--no-wait``, ``--timeout``). The new
+run says which it replays (``inspect``: "replay of"). A net workflow's instance is no flow's
+run: refused (exit 3, the server's 409 ``not-replayable``)."""
 
 from __future__ import annotations
 
 import argparse
 from typing import Any
 
-from cronflow_actors.cli.commands import _client, _path, _payload, follow, follow_options
+from cronflow_actors.cli.commands import _client, _path, follow, follow_options
+from cronflow_actors.cli.payload import add_payload_option, read_payload
 
 __all__ = ["add_replay_command"]
 
 
 def _replay(args: argparse.Namespace) -> int:
     client = _client(args)
-    body = {} if args.payload is None else {"payload": _payload(args)}
+    body = {} if args.payload is None else {"payload": read_payload(args.payload)}
     path = f"/runs/{_path(args.run_id)}/replay"
     started = client.call("POST", path, body, expect=("run_id",))
     return follow(args, client, started["run_id"], what="replay")
@@ -32,6 +33,6 @@ def add_replay_command(commands: Any) -> None:
         "completed, 1 when it failed, was canceled or outlived --timeout).",
     )
     parser.add_argument("run_id", metavar="RUN_ID", help="the run to replay")
-    parser.add_argument("--payload", default=None, help="another payload, as JSON")
+    add_payload_option(parser, "another payload, as JSON")
     follow_options(parser)
     parser.set_defaults(handler=_replay)

@@ -24,7 +24,9 @@ from tests.http.conftest import Serve
 ROOT = Path(__file__).resolve().parents[2]
 
 
-async def cli(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+async def cli(
+    *args: str, env: dict[str, str] | None = None, stdin: str | None = None
+) -> tuple[int, str, str]:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -32,10 +34,11 @@ async def cli(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, 
         *args,
         cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
+        stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
-    out, err = await process.communicate()
+    out, err = await process.communicate(stdin.encode() if stdin is not None else None)
     assert process.returncode is not None
     return process.returncode, out.decode(), err.decode()
 
@@ -127,6 +130,54 @@ async def test_client_commands(serve: Serve) -> None:
     code, out, err = await cli("events", "publish", "ping", "--payload", '{"n": 8}', "--url", url)
     assert code == 0, err
     assert "started 1 run(s), woke a waiting step in 0 run(s)" in out
+
+
+async def test_a_payload_is_read_from_a_file_or_stdin_by_every_command_that_takes_one(
+    serve: Serve, tmp_path: Path
+) -> None:
+    # a payload of more than a line had to be pasted into the shell, quotes and all (newcomer
+    # h23): @FILE reads it, as curl -d does, and @- reads stdin
+    rt, client = await serve(flows())
+    url = str(client.base_url)
+    twenty, ping = tmp_path / "twenty.json", tmp_path / "ping.json"
+    twenty.write_text("20\n")
+    ping.write_text('{"n": 9}')
+    code, out, err = await cli("run", "double", "--payload", f"@{twenty}", "--url", url, "--json")
+    assert code == 0, err
+    first = json.loads(out)
+    assert first["output"] == 41
+    code, out, err = await cli("replay", first["id"], "--payload", "@-", "--url", url, "--json",
+                               stdin="1")  # fmt: skip
+    assert code == 0, err
+    assert json.loads(out)["output"] == 3
+    code, out, err = await cli("events", "publish", "ping", "--payload", f"@{ping}", "--url",
+                               url, "--json")  # fmt: skip
+    assert code == 0, err
+    [started] = json.loads(out)["started"]
+    assert (await rt.wait(started, timeout=5)).output == 9
+    paused_run = await rt.trigger("pause")
+    await rt.wait_idle()
+    [pause] = await rt.list_paused()
+    decision = tmp_path / "decision.json"
+    decision.write_text('{"approved": true, "approved_by": "ada"}')
+    code, _, err = await cli("resume", pause.token, "--payload", f"@{decision}", "--url", url)
+    assert code == 0, err
+    assert (await rt.wait(paused_run, timeout=5)).output is True
+    # a file that is not there, or not JSON: a usage error that names it, and nothing is sent
+    runs = len(await rt.list_runs())
+    missing = tmp_path / "nowhere.json"
+    code, _, err = await cli("run", "double", "--payload", f"@{missing}", "--url", url)
+    assert code == 2
+    assert f"cannot read {str(missing)!r} (No such file or directory)" in err
+    broken = tmp_path / "broken.json"
+    broken.write_text("{nope")
+    code, _, err = await cli("events", "publish", "ping", "--payload", f"@{broken}", "--url", url)
+    assert code == 2
+    assert f"JSON in the file {str(broken)!r}" in err
+    code, _, err = await cli("run", "double", "--payload", "@-", "--url", url, stdin="")
+    assert code == 2
+    assert "JSON in stdin" in err
+    assert len(await rt.list_runs()) == runs
 
 
 async def test_bad_input_to_the_cli_exits_non_zero_with_the_key() -> None:
