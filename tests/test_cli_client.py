@@ -118,14 +118,14 @@ def test_run_timeout_on_a_paused_run_says_how_to_resume_it(served: Served) -> No
     assert f"cronflow-actors resume {token.group(1)}" in inspected.stdout
     assert "--url" not in inspected.stdout  # the server came from CRONFLOW_URL: found again
     given = cli("inspect", run_id.group(1), "--url", served.url, served=served)
-    assert f"--payload '{{\"approved\": true}}' --url {served.url}" in given.stdout  # pasted as is
+    assert f"--approve --url {served.url}\n" in given.stdout  # pasted as is
     assert TIME.search(inspected.stdout)
     as_json = json.loads(cli("inspect", run_id.group(1), "--json", served=served).stdout)
     assert as_json["pause"]["token"] == token.group(1)
     resumed = cli("resume", token.group(1), "--payload", '{"approved": true}', served=served)
     assert resumed.returncode == 0
     assert "resumed" in resumed.stdout
-    again = cli("resume", token.group(1), served=served)
+    again = cli("resume", token.group(1), "--approve", served=served)
     assert again.returncode == 3
     assert "already over" in again.stderr
     for bad in ("0", "-1", "soon"):
@@ -194,7 +194,7 @@ def test_cancel_not_found_and_conflict_exit_3_in_plain_words(served: Served) -> 
     assert "no run 'no-such-run'" in missing.stderr
     assert "'cronflow-actors runs' lists" in missing.stderr
     assert cli("inspect", "no-such-run", served=served).returncode == 3
-    unknown = cli("resume", "no-such-token", served=served)
+    unknown = cli("resume", "no-such-token", "--reject", served=served)
     assert unknown.returncode == 3
     assert "'cronflow-actors paused' lists" in unknown.stderr
 
@@ -308,14 +308,17 @@ def stranger() -> Iterator[str]:
     ("kind", "command"),
     [
         ("json", ("cancel", "abc")),
-        ("json", ("resume", "tok")),
+        ("json", ("resume", "tok", "--approve")),
         ("json", ("events", "publish", "e")),
         ("null", ("run", "flow", "--no-wait")),
         ("json", ("trace", "abc")),
         ("login", ("runs",)),
         ("login", ("cancel", "abc")),
         ("missing", ("inspect", "abc")),
-        ("ok", ("resume", "tok")),  # fields of the right names, not the values ours carry
+        (
+            "ok",
+            ("resume", "tok", "--reject"),
+        ),  # fields of the right names, not the values ours carry
         ("ok", ("cancel", "abc")),
         ("api", ("inspect", "abc")),  # another API's JSON error, not one of our problems
     ],

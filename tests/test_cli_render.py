@@ -3,8 +3,10 @@ a migrated one where it went or came from, and a run still going claims no durat
 
 from __future__ import annotations
 
+import shlex
 from typing import Any
 
+from cronflow_actors.cli.main import build_parser
 from cronflow_actors.cli.render import render_run
 
 
@@ -59,3 +61,14 @@ def test_a_step_waiting_for_an_event_says_which_and_how_to_publish_it() -> None:
 def test_a_run_an_api_caller_started_names_them() -> None:
     assert " ago) by ops-ada," in render_run(run(started_by="ops-ada"))
     assert " by " not in render_run(run())
+
+
+def test_a_paused_run_shows_the_command_that_approves_it_to_paste_as_it_is() -> None:
+    # it printed --payload '{"approved": true}', where `resume` now takes --approve (newcomer h23)
+    pause = {"step": "ok", "token": "t-1", "paused_at": 1_000.0}
+    shown = render_run(run(status="waiting"), pause, url_flag=" --url http://h:1")
+    assert "approve it with (--reject: refuse it):" in shown
+    line = shown.splitlines()[-1].strip()
+    assert line == "cronflow-actors resume t-1 --approve --url http://h:1"
+    args = build_parser().parse_args(shlex.split(line)[1:])
+    assert (args.token_id, args.approved, args.payload) == ("t-1", True, None)

@@ -139,3 +139,21 @@ async def test_the_first_flow_in_the_readme_runs() -> None:
         bad = await rt.trigger("refunds", {"amount": 0})
         failed = await rt.wait(bad, timeout=5)
         assert (failed.status, (await rt.inspect(bad)).steps[0].attempts) == ("failed", 1)
+
+
+def test_the_readme_s_resume_commands_say_a_decision() -> None:
+    """A bare `cronflow-actors resume TOKEN` is refused: each the README shows parses, and
+    decides (newcomer h23)."""
+    import shlex
+
+    from cronflow_actors.cli.main import build_parser
+
+    lines = [
+        line.split("#", 1)[0]
+        for line in README.read_text().splitlines()
+        if line.startswith("cronflow-actors resume ")
+    ]
+    assert lines
+    for line in lines:
+        args = build_parser().parse_args(shlex.split(line)[1:])
+        assert args.approved is not None or "approved" in (args.payload or ""), line

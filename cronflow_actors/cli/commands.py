@@ -1,14 +1,13 @@
-"""The client commands: ``run``, ``inspect``, ``trace``, ``runs``, ``paused``, ``resume``
-and ``events publish`` (``cancel``: ``cancel.py``). They call a running ``serve`` (``--url``,
-``--token``); the reads (``runs``, ``inspect``, ``trace``, ``paused``) read the database
-itself with ``--db`` (``offline.py``), a ``serve`` running or not. Each prints for people by
-default and the API's JSON with ``--json``, and exits with a code of ``exits.py``."""
+"""The client commands: ``run``, ``inspect``, ``trace``, ``runs``, ``paused`` and ``events
+publish`` (``resume``: ``resume.py``; ``cancel``: ``cancel.py``). They call a running ``serve``
+(``--url``, ``--token``); the reads (``runs``, ``inspect``, ``trace``, ``paused``) read the
+database itself with ``--db`` (``offline.py``), a ``serve`` running or not. Each prints for
+people by default and the API's JSON with ``--json``, and exits with a code of ``exits.py``."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 import time
 from contextlib import AbstractContextManager, nullcontext
@@ -22,12 +21,12 @@ from cronflow_actors.cli.render import (
     duration,
     render_paused,
     render_run,
+    resume_command,
     run_duration,
     short,
     table,
     when,
 )
-from cronflow_actors.errors import ApiError
 
 __all__ = ["STATUSES", "add_client_commands", "follow", "follow_options"]
 
@@ -107,8 +106,8 @@ def follow(args: argparse.Namespace, client: Client, run_id: str, *, what: str =
                     told_pause = True
                     say(
                         f"run {run_id} is paused at step {pause['step']!r} for a person; "
-                        f"resume it from another shell: cronflow-actors resume {pause['token']} "
-                        f"--payload '{{\"approved\": true}}'{_url_flag(args)}"
+                        "approve it from another shell (--reject: refuse it): "
+                        f"{resume_command(pause['token'], _url_flag(args))}"
                     )
             if deadline is not None and time.monotonic() >= deadline:
                 print(
@@ -224,8 +223,7 @@ def _paused(args: argparse.Namespace) -> int:
     if page["paused"]:
         print(render_paused(page["paused"]))
         print(
-            "resume one with: cronflow-actors resume TOKEN --payload "
-            f"'{{\"approved\": true}}'{_url_flag(args)}",
+            f"approve one with: {resume_command('TOKEN', _url_flag(args))} (--reject: refuse it)",
             file=sys.stderr,
         )
     else:
@@ -239,47 +237,6 @@ def _paused(args: argparse.Namespace) -> int:
 
 
 # -- changes ---------------------------------------------------------------------------------
-
-
-def _resume(args: argparse.Namespace) -> int:
-    # Only the two refusals about the token itself are put in other words; any other (a run
-    # that is blocked on a changed definition, say) is the server's own reason, which says
-    # what to do about it.
-    try:
-        path = f"/resume/{_path(args.token_id)}"
-        answer = _client(args).call(
-            "POST", path, read_payload(args.payload), values={"status": "resumed"}
-        )
-    except ApiError as refused:
-        if refused.status == 404 and refused.slug == "unknown-token":
-            run_id = re.fullmatch(r"[0-9a-f]{32}", args.token_id) is not None  # not a token's
-            hint = (
-                f" (that is the shape of a run id: 'cronflow-actors inspect {args.token_id}' "
-                "shows its resume command)"
-                if run_id
-                else ""
-            )
-            raise ApiError(
-                f"no run is paused with the token {args.token_id!r}{hint}; "
-                "'cronflow-actors paused' lists the tokens of the runs that wait",
-                exit_code=Exit.NOT_FOUND_OR_CONFLICT,
-                status=404,
-                slug=refused.slug,
-            ) from None
-        if refused.status == 409 and refused.slug == "pause-ended":
-            raise ApiError(
-                f"the pause of token {args.token_id!r} is already over (resumed before, or "
-                "timed out); nothing was changed",
-                exit_code=Exit.NOT_FOUND_OR_CONFLICT,
-                status=409,
-                slug=refused.slug,
-            ) from None
-        raise
-    if args.json:
-        _print_json(answer)
-    else:
-        print("resumed: the run goes on")
-    return Exit.OK
 
 
 def _publish(args: argparse.Namespace) -> int:
@@ -418,14 +375,6 @@ def add_client_commands(commands: Any) -> None:
     paused.add_argument("--cursor", default=None, help="the next page (printed under a full page)")
     _client_options(paused, json_help="print the page as JSON", reads=True)
     paused.set_defaults(handler=_paused)
-
-    resume = commands.add_parser("resume", help="resume a paused run with its token")
-    resume.add_argument("token_id", metavar="TOKEN", help="the resume token ('paused' lists them)")
-    add_payload_option(
-        resume, 'JSON, e.g. \'{"approved": true, "approved_by": "ada", "reason": "ok"}\''
-    )
-    _client_options(resume, json_help="print the server's answer as JSON")
-    resume.set_defaults(handler=_resume)
 
     events = commands.add_parser("events", help="publish an event to the runs that wait for it")
     event_commands = events.add_subparsers(

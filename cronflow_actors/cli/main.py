@@ -1,13 +1,13 @@
 """``cronflow-actors COMMAND``: a thin edge over the runtime layer.
 
-Commands: ``serve``, the client commands ``run``, ``inspect``, ``runs``, ``paused``, ``resume``,
-``cancel``, ``events publish`` (they call a running server: ``commands.py``), ``migrate``
-(a running instance to another version: ``migrate.py``), ``replay`` (a run again, with its
-recorded trigger: ``replay.py``), ``db migrate``,
-``db prune`` and ``version`` (also ``--version``). Settings come from flags, ``CRONFLOW_*``
-variables and a TOML ``--config`` file. Exit codes are in ``exits.py``: 0 ok, 1 run failed,
-2 usage, 3 not found or conflict, 4 server unreachable. Heavy modules are imported inside the
-commands, so ``--help`` stays fast.
+Commands: ``serve``, the client commands ``run``, ``inspect``, ``runs``, ``paused``,
+``events publish`` (they call a running server: ``commands.py``), ``resume`` (``resume.py``),
+``cancel`` (``cancel.py``), ``migrate`` (a running instance to another version:
+``migrate.py``), ``replay`` (a run again, with its recorded trigger: ``replay.py``),
+``db migrate``, ``db prune`` and ``version`` (also ``--version``). Settings come from flags,
+``CRONFLOW_*`` variables and a TOML ``--config`` file. Exit codes are in ``exits.py``: 0 ok,
+1 run failed, 2 usage, 3 not found or conflict, 4 server unreachable. Heavy modules are
+imported inside the commands, so ``--help`` stays fast.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from cronflow_actors.cli.commands import add_client_commands
 from cronflow_actors.cli.exits import Exit
 from cronflow_actors.cli.migrate import add_migrate_command
 from cronflow_actors.cli.replay import add_replay_command
+from cronflow_actors.cli.resume import add_resume_command
 from cronflow_actors.errors import ApiError, ConfigurationError, CronflowError, StoreFailedError
 
 __all__ = ["main"]
@@ -350,11 +351,15 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-level", default=None, help="critical, error, warning, info, debug")
     serve.add_argument("--log-format", default=None, help="text or json")
     serve.set_defaults(handler=_serve)
-    add_client_commands(commands)
-    add_migrate_command(commands)
-    add_replay_command(commands)
-    add_cancel_command(commands)
-    add_bench_command(commands)
+    for add_commands in (
+        add_client_commands,
+        add_resume_command,
+        add_cancel_command,
+        add_replay_command,
+        add_migrate_command,
+        add_bench_command,
+    ):
+        add_commands(commands)
     return parser
 
 

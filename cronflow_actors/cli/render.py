@@ -11,7 +11,16 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["ago", "duration", "render_paused", "render_run", "short", "table", "when"]
+__all__ = [
+    "ago",
+    "duration",
+    "render_paused",
+    "render_run",
+    "resume_command",
+    "short",
+    "table",
+    "when",
+]
 
 FINAL = frozenset({"completed", "failed", "canceled"})
 
@@ -138,13 +147,16 @@ def render_run(
         lines.append(
             f"  paused at step {pause['step']!r}"
             + (f" ({pause['description']})" if pause.get("description") else "")
-            + f" since {when(pause.get('paused_at'))}; resume it with:"
+            + f" since {when(pause.get('paused_at'))}; approve it with (--reject: refuse it):"
         )
-        lines.append(
-            f"    cronflow-actors resume {pause['token']} --payload '{{\"approved\": true}}'"
-            + url_flag
-        )
+        lines.append(f"    {resume_command(pause['token'], url_flag)}")
     return "\n".join(lines)
+
+
+def resume_command(token: str, again: str = "") -> str:
+    """The command that approves the pause ``token`` (``--reject`` in its place refuses it),
+    to paste as it is; ``again``: the options that reach the same server."""
+    return f"cronflow-actors resume {shlex.quote(token)} --approve{again}"
 
 
 def render_paused(paused: list[dict[str, Any]]) -> str:

@@ -95,7 +95,7 @@ async def test_a_run_whose_version_is_no_longer_registered_says_so_and_what_to_d
         assert (await rt.get_paused(paused.token)).token == paused.token  # still open
         shown = render_run(msgspec.to_builtins(run), msgspec.to_builtins(paused))
         assert shown.splitlines()[0] == f"run {left}  order v2  waiting"
-        assert "resume it with" not in shown
+        assert "cronflow-actors resume" not in shown  # it would be refused
         new = await rt.trigger("order")
         await rt.wait_idle()
         assert (await rt.inspect(new)).blocked is None

@@ -106,10 +106,10 @@ async def test_client_commands(serve: Serve) -> None:
     code, _, err = await cli("resume", pause.token, "--payload", '{"approved": true}', "--url", url)
     assert code == 0, err
     assert (await rt.wait(paused_run, timeout=5)).output is True
-    code, _, err = await cli("resume", pause.token, "--url", url)
+    code, _, err = await cli("resume", pause.token, "--approve", "--url", url)
     assert code == 3  # a conflict: the pause is over
     assert "already over" in err
-    code, _, err = await cli("resume", paused_run, "--url", url)  # a run id for its token
+    code, _, err = await cli("resume", paused_run, "--approve", "--url", url)  # a run id
     assert code == 3
     assert f"(that is the shape of a run id: 'cronflow-actors inspect {paused_run}'" in err
     other = await rt.trigger("pause")
@@ -180,6 +180,61 @@ async def test_a_payload_is_read_from_a_file_or_stdin_by_every_command_that_take
     assert len(await rt.list_runs()) == runs
 
 
+async def test_resume_records_the_decision_it_is_given_and_says_which(serve: Serve) -> None:
+    # a bare `resume TOKEN` recorded "not approved" and printed "the run goes on", exit 0
+    # (newcomer h23): now it asks for --approve, --reject or a payload, and says what it sent
+    rt, client = await serve(flows())
+    url = str(client.base_url)
+
+    async def pause() -> tuple[str, str]:
+        run_id = await rt.trigger("pause")
+        await rt.wait_idle()
+        [token] = [p.token for p in await rt.list_paused() if p.run_id == run_id]
+        return run_id, token
+
+    async def recorded(run_id: str) -> Any:
+        await rt.wait(run_id, timeout=5)
+        return (await rt.inspect(run_id)).steps[0].output
+
+    run_id, token = await pause()
+    refusals = [
+        (),
+        ("--approve", "--reject"),
+        ("--approve", "--payload", '{"approved": false}'),
+        ("--reject", "--payload", "[1]"),
+    ]
+    said = []
+    for flags in refusals:
+        code, out, err = await cli("resume", token, *flags, "--url", url)
+        assert (code, out) == (2, ""), err
+        assert err.startswith("usage: cronflow-actors resume")
+        said.append(err.splitlines()[-1])
+    assert said[0] == (
+        f"cronflow-actors resume: error: the resume of {token!r} says no decision: pass "
+        "--approve or --reject (with --payload '{\"reason\": ...}' to add fields), or --payload "
+        'JSON that says "approved" itself'
+    )
+    assert "argument --reject: not allowed with argument --approve" in said[1]
+    assert '--approve and a --payload that says "approved" too: pass one decision' in said[2]
+    assert '--reject adds "approved" to a --payload object, and this payload is not one' in said[3]
+    assert (await rt.get_paused(token)).token == token  # nothing was sent: still open
+    code, out, err = await cli("resume", token, "--approve", "--url", url)
+    assert (code, out) == (0, "resumed: approved\n"), err
+    assert (await recorded(run_id))["approved"] is True
+    run_id, token = await pause()
+    why = ["--payload", '{"reason": "too much"}']
+    code, out, err = await cli("resume", token, "--reject", *why, "--url", url)
+    assert (code, out) == (0, "resumed: rejected\n"), err
+    record = await recorded(run_id)
+    assert (record["approved"], record["reason"]) == (False, "too much")
+    run_id, token = await pause()
+    yes = ["--payload", '{"approved": true, "approved_by": "ada"}']
+    code, out, err = await cli("resume", token, *yes, "--url", url)
+    assert (code, out) == (0, "resumed with your payload\n"), err
+    record = await recorded(run_id)
+    assert (record["approved"], record["approved_by"]) == (True, "ada")
+
+
 async def test_bad_input_to_the_cli_exits_non_zero_with_the_key() -> None:
     code, _, err = await cli("runs", "--url", "http://127.0.0.1:9")
     assert code == 4  # the server is unreachable
@@ -239,7 +294,7 @@ async def test_resuming_a_blocked_run_says_the_servers_reason_not_that_the_pause
             await asyncio.sleep(0.01)
         port = server.servers[0].sockets[0].getsockname()[1]
         url = f"http://127.0.0.1:{port}"
-        code, _, err = await cli("resume", paused.token, "--url", url)
+        code, _, err = await cli("resume", paused.token, "--approve", "--url", url)
         assert code == 3  # a conflict
         assert "already over" not in err
         assert "is blocked" in err
