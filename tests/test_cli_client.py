@@ -8,6 +8,7 @@ import http.server
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 import threading
@@ -177,6 +178,36 @@ def test_runs_has_a_header_readable_times_and_checked_choices(served: Served) ->
     assert typo.stdout.splitlines()[0] == "no runs match"
     assert "'gret' is not one of the flows registered on this server: [" in typo.stdout
     assert "'greet'" in typo.stdout
+
+
+def test_the_next_page_s_command_keeps_every_filter_of_the_page(served: Served) -> None:
+    # "more: cronflow-actors runs --cursor X" dropped --workflow, --status, --limit and --url:
+    # following it gave an unfiltered page of 50 (newcomer h23)
+    for name in ("p1", "p2", "p3", "p4"):  # two full pages at least
+        cli("run", "greet", "--payload", json.dumps({"name": name}), served=served)
+    cli("run", "boom", served=served)  # a run of another flow, failed
+    filters = ["--workflow", "greet", "--status", "completed", "--limit", "2"]
+    first = cli("runs", *filters, "--url", served.url, served=served)
+    assert first.returncode == 0, first.stderr
+    more = re.search(r"^more: (.+)$", first.stderr, re.MULTILINE)
+    assert more is not None, first.stderr
+    argv = shlex.split(more.group(1))
+    assert argv[:3] == ["cronflow-actors", "runs", "--cursor"]
+    assert argv[4:] == [*filters, "--url", served.url]
+    second = cli(*argv[1:], served=served)
+    assert second.returncode == 0, second.stderr
+    rows = second.stdout.splitlines()[1:]
+    assert len(rows) == 2
+    assert all(re.search(r"\sgreet\s+completed\s", row) for row in rows)
+    assert not set(rows) & set(first.stdout.splitlines()[1:])  # the next page, not this one
+    cli("run", "hold", "--no-wait", served=served)
+    cli("run", "hold", "--no-wait", served=served)
+    paused = cli("paused", "--limit", "1", served=served)
+    more = re.search(r"^more: (.+)$", paused.stderr, re.MULTILINE)
+    assert more is not None, paused.stderr
+    argv = shlex.split(more.group(1))
+    assert argv[:3] == ["cronflow-actors", "paused", "--cursor"]
+    assert argv[4:] == ["--limit", "1"]  # the server came from CRONFLOW_URL: found again
 
 
 def test_cancel_not_found_and_conflict_exit_3_in_plain_words(served: Served) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 import time
 from contextlib import AbstractContextManager, nullcontext
@@ -32,6 +33,9 @@ __all__ = ["STATUSES", "add_client_commands", "follow", "follow_options"]
 
 STATUSES = ("running", "waiting", "completed", "failed", "canceled", "blocked")
 """What ``runs --status`` takes (a run's status)."""
+
+RUNS_PAGE, PAUSED_PAGE = 50, 100
+"""The pages of ``runs`` and ``paused`` without ``--limit`` (the server's defaults too)."""
 
 
 class Reads(Protocol):
@@ -107,7 +111,7 @@ def follow(args: argparse.Namespace, client: Client, run_id: str, *, what: str =
                     say(
                         f"run {run_id} is paused at step {pause['step']!r} for a person; "
                         "approve it from another shell (--reject: refuse it): "
-                        f"{resume_command(pause['token'], _url_flag(args))}"
+                        f"{resume_command(pause['token'], _server_flags(args))}"
                     )
             if deadline is not None and time.monotonic() >= deadline:
                 print(
@@ -160,7 +164,7 @@ def _inspect(args: argparse.Namespace) -> int:
     if args.json:
         _print_json({**run, "pause": pause})
     else:
-        print(render_run(run, pause, url_flag=_url_flag(args)))
+        print(render_run(run, pause, url_flag=_server_flags(args)))
     return Exit.OK
 
 
@@ -209,7 +213,13 @@ def _runs(args: argparse.Namespace) -> int:
         if flows is not None and args.workflow not in flows:  # a misspelled id, most likely
             print(f"{args.workflow!r} is not one of the flows registered on this server: {flows}")
     if page.get("next_cursor"):
-        print(f"more: cronflow-actors runs --cursor {page['next_cursor']}{again}", file=sys.stderr)
+        # the next page of the same list: every filter of this one, and where it was read
+        shaped = _flags(args, "workflow", "status", "blocked", *_given_limit(args, RUNS_PAGE))
+        cursor = shlex.quote(page["next_cursor"])
+        print(
+            f"more: cronflow-actors runs --cursor {cursor}{shaped}{_server_flags(args)}{again}",
+            file=sys.stderr,
+        )
     return Exit.OK
 
 
@@ -223,16 +233,16 @@ def _paused(args: argparse.Namespace) -> int:
     if page["paused"]:
         print(render_paused(page["paused"]))
         print(
-            f"approve one with: {resume_command('TOKEN', _url_flag(args))} (--reject: refuse it)",
+            f"approve one with: {resume_command('TOKEN', _server_flags(args))} "
+            "(--reject: refuse it)",
             file=sys.stderr,
         )
     else:
         print("no run is paused for a person")
     if page.get("next_cursor"):
-        print(
-            f"more: cronflow-actors paused --cursor {page['next_cursor']}{again}",
-            file=sys.stderr,
-        )
+        shaped = _flags(args, *_given_limit(args, PAUSED_PAGE)) + _server_flags(args)
+        cursor = shlex.quote(page["next_cursor"])
+        print(f"more: cronflow-actors paused --cursor {cursor}{shaped}{again}", file=sys.stderr)
     return Exit.OK
 
 
@@ -293,6 +303,12 @@ def _status(text: str) -> str:
         else ""
     )
     raise argparse.ArgumentTypeError(f"{text!r} is none of {', '.join(STATUSES)}{hint}")
+
+
+def _given_limit(args: argparse.Namespace, default: int) -> tuple[str, ...]:
+    """``("limit",)`` when ``--limit`` is not the command's default (then a printed command
+    repeats it), else nothing."""
+    return ("limit",) if args.limit != default else ()
 
 
 def _limit(text: str) -> int:
@@ -360,7 +376,10 @@ def add_client_commands(commands: Any) -> None:
         "--blocked", action="store_true", help="only runs held on a changed definition"
     )
     runs.add_argument(
-        "--limit", type=_limit, default=50, help="runs per page, 1 to 1000 (default 50)"
+        "--limit",
+        type=_limit,
+        default=RUNS_PAGE,
+        help=f"runs per page, 1 to 1000 (default {RUNS_PAGE})",
     )
     runs.add_argument("--cursor", default=None, help="the next page (printed under a full page)")
     _client_options(runs, json_help="print the page as JSON", reads=True)
@@ -370,7 +389,10 @@ def add_client_commands(commands: Any) -> None:
         "paused", help="list runs paused for a person, with their resume tokens"
     )
     paused.add_argument(
-        "--limit", type=_limit, default=100, help="pauses per page, 1 to 1000 (default 100)"
+        "--limit",
+        type=_limit,
+        default=PAUSED_PAGE,
+        help=f"pauses per page, 1 to 1000 (default {PAUSED_PAGE})",
     )
     paused.add_argument("--cursor", default=None, help="the next page (printed under a full page)")
     _client_options(paused, json_help="print the page as JSON", reads=True)
@@ -406,8 +428,22 @@ def follow_options(parser: argparse.ArgumentParser) -> None:
 _UNTIL = "stop waiting after this long (the run goes on) and exit 1"
 
 
-def _url_flag(args: Any) -> str:
-    """The ``--url`` a printed command needs to reach the same server (the one given on this
-    command line; one from ``CRONFLOW_URL`` or the default is found again as it was)."""
-    url = getattr(args, "url", None)
-    return f" --url {url}" if url else ""
+def _flags(args: Any, *names: str) -> str:
+    """The options ``names`` as this command line gave them, for a command printed to run
+    next: each shell-quoted, a switch as its flag alone, one not given left out. ``--token``
+    is never repeated: a secret (``CRONFLOW_TOKEN`` or the ``--config`` file keeps it)."""
+    given = ""
+    for name in names:
+        value = getattr(args, name, None)
+        if value is None or value is False:
+            continue
+        flag = "--" + name.replace("_", "-")
+        given += f" {flag}" if value is True else f" {flag} {shlex.quote(str(value))}"
+    return given
+
+
+def _server_flags(args: Any) -> str:
+    """The options a printed command needs to reach the same server: ``--url`` and
+    ``--config`` as given on this command line (a URL from ``CRONFLOW_URL`` or the default is
+    found again as it was)."""
+    return _flags(args, "url", "config")

@@ -12,6 +12,7 @@ shape it), so each command prints both alike.
 from __future__ import annotations
 
 import asyncio
+import shlex
 from collections.abc import Coroutine
 from types import TracebackType
 from typing import Any, TypeVar
@@ -56,7 +57,7 @@ class DatabaseReads:
             raise
         self._runtime = Runtime(store=store)  # not started: its reads only, no lease
         self.shown = str(getattr(store, "name", self.db))  # a URL without its password
-        self.again = f" --db {self.shown}"
+        self.again = f" --db {shlex.quote(self.shown)}"
         return self
 
     def __exit__(

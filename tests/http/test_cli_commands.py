@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shlex
 import sys
 from pathlib import Path
 from typing import Any
@@ -302,6 +303,28 @@ async def test_resuming_a_blocked_run_says_the_servers_reason_not_that_the_pause
     finally:
         server.should_exit = True
         await task
+
+
+def test_the_next_page_s_command_is_shell_quoted_and_parses_as_this_one(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    config = tmp_path / "my settings.toml"
+    config.write_text('url = "http://127.0.0.1:9"\n')
+    asked = []
+
+    def runs(self: Client, query: dict[str, Any]) -> dict[str, Any]:
+        asked.append(query)
+        run = {"id": "r1", "workflow": "it's mine", "status": "waiting", "created_at": 1.0}
+        return {"runs": [run], "limit": query["limit"], "next_cursor": "c 1"}
+
+    monkeypatch.setattr(Client, "runs", runs)
+    given = ["runs", "--workflow", "it's mine", "--blocked", "--limit", "7", "--config"]
+    assert main([*given, str(config)]) == 0
+    [more] = [line for line in capsys.readouterr().err.splitlines() if line.startswith("more:")]
+    argv = shlex.split(more.removeprefix("more: "))
+    assert argv == ["cronflow-actors", *given[:1], "--cursor", "c 1", *given[1:], str(config)]
+    assert main(argv[1:]) == 0
+    assert asked[1] == {**asked[0], "cursor": "c 1"}  # the same filters, the next page
 
 
 def test_a_refused_cancel_of_a_run_that_goes_on_keeps_the_servers_reason(
