@@ -28,6 +28,7 @@ from cronflow_actors.cli.render import (
     table,
     when,
 )
+from cronflow_actors.errors import ApiError
 
 __all__ = ["STATUSES", "add_client_commands", "follow", "follow_options"]
 
@@ -78,7 +79,22 @@ def _path(value: str) -> str:
 def _run(args: argparse.Namespace) -> int:
     client = _client(args)
     body = {"workflow": args.workflow, "payload": read_payload(args.payload)}
-    started = client.call("POST", "/runs", body, expect=("run_id",))
+    if args.instance_id is not None:
+        body["instance_id"] = args.instance_id
+    try:
+        started = client.call("POST", "/runs", body, expect=("run_id",))
+    except ApiError as refused:
+        if refused.status == 409 and refused.slug == "instance-exists":
+            shown = shlex.quote(args.instance_id)
+            raise ApiError(
+                f"a run with the id {args.instance_id!r} exists already (an id names one run, "
+                "whatever its flow or state), so nothing was started; 'cronflow-actors inspect "
+                f"{shown}{_server_flags(args)}' shows it",
+                exit_code=Exit.NOT_FOUND_OR_CONFLICT,
+                status=409,
+                slug=refused.slug,
+            ) from None
+        raise
     return follow(args, client, started["run_id"])
 
 
@@ -346,6 +362,13 @@ def add_client_commands(commands: Any) -> None:
     )
     run.add_argument("workflow", metavar="FLOW", help="the flow's id")
     add_payload_option(run, "the payload, as JSON")
+    run.add_argument(
+        "--instance-id",
+        default=None,
+        metavar="ID",
+        help="the run's id (1 to 100 letters, digits, '-' or '_'), to start it once: a run with "
+        "this id already is refused (exit 3) and nothing starts (default: a new random id)",
+    )
     follow_options(run)
     run.set_defaults(handler=_run)
 

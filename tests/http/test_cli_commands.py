@@ -133,6 +133,28 @@ async def test_client_commands(serve: Serve) -> None:
     assert "started 1 run(s), woke a waiting step in 0 run(s)" in out
 
 
+async def test_run_takes_the_run_s_id_and_says_when_a_run_has_it_already(serve: Serve) -> None:
+    # POST /runs takes an instance_id, the CLI did not (newcomer h23): a script could not
+    # start a run once per order
+    rt, client = await serve(flows())
+    url = str(client.base_url)
+    code, out, err = await cli("run", "double", "--payload", "20", "--instance-id", "order-7",
+                               "--url", url, "--json")  # fmt: skip
+    assert code == 0, err
+    assert (json.loads(out)["run_id"], (await rt.inspect("order-7")).output) == ("order-7", 41)
+    code, out, err = await cli("run", "boom", "--instance-id", "order-7", "--url", url)
+    assert (code, out) == (3, "")
+    assert err == (
+        "cronflow-actors: error: a run with the id 'order-7' exists already (an id names one "
+        "run, whatever its flow or state), so nothing was started; 'cronflow-actors inspect "
+        f"order-7 --url {url}' shows it\n"
+    )
+    code, out, err = await cli("run", "double", "--instance-id", "no spaces", "--url", url)
+    assert (code, out) == (2, ""), err  # the server's 400, in its words
+    assert "instance_id" in err
+    assert len(await rt.list_runs()) == 1
+
+
 async def test_a_payload_is_read_from_a_file_or_stdin_by_every_command_that_takes_one(
     serve: Serve, tmp_path: Path
 ) -> None:
