@@ -77,9 +77,12 @@ def _resume(args: argparse.Namespace) -> int:
                 slug=refused.slug,
             ) from None
         if refused.status == 409 and refused.slug == "pause-ended":
+            # the server's why (resumed by whom and when, timed out, its run ended or migrated)
+            said = str(refused)
+            ended = "the pause has already ended"
+            why = said[said.index(ended) + len(ended) :] if ended in said else ""
             raise ApiError(
-                f"the pause of token {args.token_id!r} is already over (resumed before, or "
-                "timed out); nothing was changed",
+                f"the pause of token {args.token_id!r} is already over{why}; nothing was changed",
                 exit_code=Exit.NOT_FOUND_OR_CONFLICT,
                 status=409,
                 slug=refused.slug,
