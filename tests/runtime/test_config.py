@@ -172,6 +172,7 @@ def test_a_lease_is_half_a_second_to_a_day(value: str, tmp_path: Path) -> None:
         load_config(None, environ={}, overrides={"lease_seconds": value})
     assert "setting 'lease_seconds'" in str(refused.value)
     assert "from 0.5 to 86,400 (a day)" in str(refused.value)
-    with pytest.raises(ConfigurationError, match=r"from 0\.5 to 86,400"):
-        cf.Runtime(db=tmp_path / "lease.db", lease_seconds=float(value))
+    if float(value) < 0.5:  # Python's own: no bound above (a test's clock may leap years)
+        with pytest.raises(ConfigurationError, match=r"seconds from 0\.5"):
+            cf.Runtime(db=tmp_path / "lease.db", lease_seconds=float(value))
     assert load_config(None, environ={}, overrides={"lease_seconds": "0.5"}).lease_seconds == 0.5
