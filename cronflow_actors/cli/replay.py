@@ -1,8 +1,9 @@
 """``cronflow-actors replay RUN_ID [--payload JSON]``: start a new run of a run's flow with the
 trigger it recorded (``POST /runs/{id}/replay``; ``--payload``: another payload instead, JSON
 or ``@FILE``), and wait for it to end as ``run`` does (``--no-wait``, ``--timeout``). The new
-run says which it replays (``inspect``: "replay of"). A net workflow's instance is no flow's
-run: refused (exit 3, the server's 409 ``not-replayable``)."""
+run says which it replays (``inspect``: "replay of"). ``--resume``: go on from where a failed
+or canceled run stopped, the steps it completed kept with their outputs. A net workflow's
+instance is no flow's run: refused (exit 3, the server's 409 ``not-replayable``)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,9 @@ __all__ = ["add_replay_command"]
 
 def _replay(args: argparse.Namespace) -> int:
     client = _client(args)
-    body = {} if args.payload is None else {"payload": read_payload(args.payload)}
+    body: dict[str, Any] = {} if args.payload is None else {"payload": read_payload(args.payload)}
+    if args.resume:
+        body["resume"] = True
     path = f"/runs/{_path(args.run_id)}/replay"
     started = client.call("POST", path, body, expect=("run_id",))
     return follow(args, client, started["run_id"], what="replay")
@@ -34,5 +37,11 @@ def add_replay_command(commands: Any) -> None:
     )
     parser.add_argument("run_id", metavar="RUN_ID", help="the run to replay")
     add_payload_option(parser, "another payload, as JSON")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="go on from where a failed or canceled run stopped: the steps it completed keep "
+        "their outputs and are not run again",
+    )
     follow_options(parser)
     parser.set_defaults(handler=_replay)

@@ -51,6 +51,9 @@ class TriggerEnvelope(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=T
     a header: a retry under the key is compared with it (another body is refused)."""
     by: str | None = None
     """Who started the run: the principal of the API token that asked, if any."""
+    keep_completed: bool = False
+    """A replay that keeps the steps its run (``replay_of``) completed, with the outputs that
+    run recorded (``Runtime.replay(..., resume=True)``): they are not run again."""
 
 
 def flow_payload(
@@ -64,6 +67,7 @@ def flow_payload(
     query: Mapping[str, str] | None = None,
     body_digest: str | None = None,
     by: str | None = None,
+    keep_completed: bool = False,
 ) -> TriggerEnvelope:
     """The envelope a flow run is started with (``replay_of``: the run it replays)."""
     return TriggerEnvelope(
@@ -76,6 +80,7 @@ def flow_payload(
         query=dict(query or {}),
         body_digest=body_digest,
         by=by,
+        keep_completed=keep_completed,
     )
 
 

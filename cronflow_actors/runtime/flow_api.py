@@ -12,11 +12,13 @@ from typing import Any
 import msgspec
 
 from cronflow_actors.errors import NotFoundError
-from cronflow_actors.flow.envelope import open_envelope
+from cronflow_actors.flow.envelope import TriggerEnvelope, open_envelope
 from cronflow_actors.messages.engine import Principal, StartWorkflow
+from cronflow_actors.messages.migrations import MigrationRecord
 from cronflow_actors.runtime.catalog import WorkflowDescription
 from cronflow_actors.runtime.events import PublishResult
 from cronflow_actors.runtime.instances import root_of
+from cronflow_actors.runtime.migrations import completed_outputs
 from cronflow_actors.runtime.net_api import NetMethods
 from cronflow_actors.runtime.pages import Page
 from cronflow_actors.runtime.pauses import PausedRun
@@ -65,8 +67,25 @@ class FlowMethods(NetMethods):
             canceled=canceled,
             reason=reason,
             by=envelope.by,
+            migration=None if canceled else await self._kept_steps(envelope, spec.version),
         )
         return await self.instances.start(spec, command, instance_id)
+
+    async def _kept_steps(self, envelope: TriggerEnvelope, version: str) -> MigrationRecord | None:
+        """A replay that resumes its run: the steps that run completed, fast-forwarded with
+        the outputs it recorded (read as the replay starts: a queued one too), as a migration
+        of a flow carries them."""
+        if not envelope.keep_completed or envelope.replay_of is None:
+            return None
+        resumed = await self._state(envelope.replay_of)
+        return MigrationRecord(
+            workflow=resumed.workflow,
+            from_instance=resumed.id,
+            from_version=resumed.version,
+            to_version=version,
+            fast_forward=completed_outputs(self.catalog, resumed.workflow, version, resumed),
+            registered=False,
+        )
 
     async def trigger(
         self,
@@ -224,6 +243,7 @@ class FlowMethods(NetMethods):
         payload: Any = None,
         mock_steps: Mapping[str, Any] | None = None,
         principal: Principal | None = None,
+        resume: bool = False,
     ) -> str:
         """Start a new run of ``run_id``'s flow (its newest active version) from the run's
         recorded trigger: its payload (or ``payload``, when given), headers, trigger kind and
@@ -237,10 +257,19 @@ class FlowMethods(NetMethods):
         step that still has to run with ``MockLostError``, rather than run the real one.
         ``NotFoundError`` for an unknown run or a flow no longer registered,
         ``ConfigurationError`` for a mock of a step the flow does not have. ``principal``: who
-        asks, as for ``trigger`` (the replay's, not the run's it replays)."""
+        asks, as for ``trigger`` (the replay's, not the run's it replays).
+
+        ``resume=True``: go on from where a failed or canceled run stopped, as Temporal's reset
+        and DBOS's resume do: the steps it completed keep the outputs it recorded and are not
+        run again (shown completed, 0 attempts), the others run (the step that failed first).
+        Its recorded payload only; ``MigrationError`` (nothing started) for a run that is not
+        failed or canceled. Like a migration's new run, it starts without the flow's
+        ``on_start`` hook and its run ``timeout``."""
         self._check_running("replay a run")
         by = principal.id if principal is not None else None
-        return await self.replays.replay(run_id, payload=payload, mock_steps=mock_steps, by=by)
+        return await self.replays.replay(
+            run_id, payload=payload, mock_steps=mock_steps, by=by, resume=resume
+        )
 
     def get_workflows(self) -> list[WorkflowDescription]:
         """The registered flows by id: id, name, description, tags, version, triggers, limits

@@ -436,19 +436,7 @@ class Migrations:
         return is_held(snapshot)
 
     def _carried(self, workflow: str, version: str, state: InstanceState) -> dict[str, Any]:
-        """A flow's steps that completed in the old run, with their recorded outputs (the new
-        version's steps only); nothing for a net."""
-        steps = self._catalog.user_steps(workflow, version)
-        if steps is None:
-            return {}
-        root = state.workflows[state.id]
-        return {
-            name: output
-            for name, output in root.outputs.items()
-            if name in steps
-            and name in root.tasks
-            and root.tasks[name].state == TaskState.COMPLETED
-        }
+        return completed_outputs(self._catalog, workflow, version, state)
 
     async def _plans(self) -> dict[str, Any]:
         plans: dict[str, Any] = await self._store.kv_get(*PLANS, now=self._clock.now(), default={})
@@ -459,6 +447,22 @@ class Migrations:
             plans = await self._plans()
             if plans.pop(instance_id, None) is not None:
                 await self._store.kv_set(*PLANS, plans, now=self._clock.now())
+
+
+def completed_outputs(
+    catalog: FlowCatalog, workflow: str, version: str, state: InstanceState
+) -> dict[str, Any]:
+    """A flow's steps that completed in the run ``state``, with their recorded outputs (the
+    steps of ``version`` only); nothing for a net."""
+    steps = catalog.user_steps(workflow, version)
+    if steps is None:
+        return {}
+    root = state.workflows[state.id]
+    return {
+        name: output
+        for name, output in root.outputs.items()
+        if name in steps and name in root.tasks and root.tasks[name].state == TaskState.COMPLETED
+    }
 
 
 def sources_of(state: InstanceState) -> list[MigrationSource]:

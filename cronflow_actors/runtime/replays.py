@@ -40,6 +40,7 @@ from cronflow_actors.flow.mocks import mocked, stand_ins
 from cronflow_actors.flow.triggers import WebhookRequest, schema_path
 from cronflow_actors.kernel import Clock
 from cronflow_actors.messages import QueuedRun, SnapshotRecord
+from cronflow_actors.net.migration import refused
 from cronflow_actors.net.spec import NetSpec
 from cronflow_actors.runtime.catalog import FlowCatalog
 from cronflow_actors.runtime.run_views import stored_run
@@ -168,11 +169,14 @@ class Replays:
         payload: Any = None,
         mock_steps: Mapping[str, Any] | None = None,
         by: str | None = None,
+        resume: bool = False,
     ) -> str:
         recorded, workflow = await self._recorded(run_id)
         if self._catalog.is_net(workflow):
             raise NotReplayableError(run_id, workflow)
         trigger = open_envelope(recorded)
+        if resume:
+            await self._check_resumable(run_id, payload)
         if payload is None:
             payload = trigger.payload
         elif trigger.kind == "webhook":  # what its webhook checks of a payload, this one too
@@ -187,7 +191,27 @@ class Replays:
             query=trigger.query,
             replay_of=run_id,
             by=by,
+            keep_completed=resume,
         )
+
+    async def _check_resumable(self, run_id: str, payload: Any) -> None:
+        """A replay that keeps what the run completed is of a run that failed or was canceled,
+        with its recorded payload (the outputs it kept were made from that one)."""
+        subject = f"run {run_id!r}"
+        if payload is not None:
+            raise refused(
+                subject,
+                "a resume keeps the steps it completed, which its recorded payload made",
+                "resume it without a payload, or replay it from the start with the new one",
+            )
+        snapshot = await stored_run(self._read, self._store, run_id)
+        status = "queued" if isinstance(snapshot, QueuedRun) else snapshot.status
+        if status not in ("failed", "canceled"):
+            raise refused(
+                subject,
+                f"it is {status}: a resume goes on from where a failed or canceled run stopped",
+                "replay it from the start instead (without resume)",
+            )
 
     async def recorded_trigger(self, run_id: str) -> TriggerEnvelope:
         """How run ``run_id`` was started, as stored (``NotFoundError`` if it is not)."""

@@ -198,7 +198,7 @@ class RunViews:
             finished_at=root.finished_at,
             replay_of=replay_of,
             workflow_name=self._name(root.name),
-            migrated_from=state.migration.from_instance if state.migration else None,
+            migrated_from=_migrated_from(state, replay_of),
             migrated_to=state.migrated_to,
             version=state.version,
             blocked=self._why_held(snapshot),
@@ -434,3 +434,12 @@ def _trigger(stored: Any) -> tuple[Any, str | None, str | None]:
     if envelope is None:
         return stored, None, None
     return envelope.payload, envelope.replay_of, envelope.by
+
+
+def _migrated_from(state: InstanceState, replay_of: str | None) -> str | None:
+    """The run a migration replaced with this one; not the run a replay resumed (it carries
+    that run's completed steps as a migration would: ``replay_of`` says it)."""
+    migration = state.migration
+    if migration is None or migration.from_instance == replay_of:
+        return None
+    return migration.from_instance

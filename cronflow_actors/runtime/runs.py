@@ -78,6 +78,7 @@ class Runs:
         body_digest: str | None = None,
         derived: bool = False,
         by: str | None = None,
+        keep_completed: bool = False,
     ) -> str:
         """``derived``: ``instance_id`` is one a trigger derived (``ids.derived_run_id``), which
         only the runtime's own triggers give; ``by``: who asked (an API token's principal)."""
@@ -95,6 +96,7 @@ class Runs:
             query=query,
             body_digest=body_digest,
             by=by,
+            keep_completed=keep_completed,
         )
         # its place first, before its flow's queue or its id is locked (admission.py)
         return await self._admit(lambda: self._start_or_queue(workflow, envelope, instance_id))

@@ -127,3 +127,32 @@ async def test_a_replays_new_payload_passes_its_webhooks_checks(serve: Serve) ->
     assert done.output == [{"amount": 7}, {"tenant": "acme"}, "webhook"]
     same = await client.post(f"/runs/{run_id}/replay")  # its own payload: checked when sent
     assert (await rt.wait(same.json()["run_id"])).output[0] == {"amount": 5}
+
+
+async def test_a_failed_run_resumes_over_http_and_from_the_command_line(serve: Serve) -> None:
+    from tests.http.test_cli_commands import cli
+
+    charged: list[int] = []
+    down = [True, True]
+
+    def ship(ctx: Any) -> str:
+        if down:
+            down.pop()
+            raise ConnectionError("carrier down")
+        return "shipped"
+
+    flow = cf.define("order").step("charge", lambda ctx: charged.append(1)).step("ship", ship)
+    rt, client = await serve([flow])
+    failed = await rt.trigger("order")
+    assert (await rt.wait(failed)).status == "failed"
+    body = {"resume": True}
+    still = (await client.post(f"/runs/{failed}/replay", json=body)).json()["run_id"]
+    assert (await rt.wait(still)).status == "failed"  # down again: it failed at ship again
+    refused = await client.post(f"/runs/{failed}/replay", json={"resume": "yes"})
+    assert refused.status_code == 400
+    code, out, err = await cli("replay", still, "--resume", "--url", str(client.base_url))
+    assert code == 0, err
+    assert 'output: "shipped"' in out
+    assert charged == [1]  # charged once, by the first run
+    conflict = await client.post(f"/runs/{failed}/replay", json={"resume": True, "payload": 1})
+    assert (conflict.status_code, conflict.json()["type"].rsplit(":", 1)[1]) == (409, "refused")

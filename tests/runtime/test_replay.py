@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 import cronflow_actors as cf
-from cronflow_actors.errors import ConfigurationError, NotFoundError
+from cronflow_actors.errors import ConfigurationError, MigrationError, NotFoundError
 from cronflow_actors.kernel import ManualClock
 
 
@@ -198,3 +198,46 @@ async def test_a_run_of_a_flow_no_longer_registered_is_inspected_from_its_snapsh
         assert info.steps[0].output == "A"
         [listed] = await second.list_runs()
         assert listed.id == run_id
+
+
+async def test_a_failed_run_resumes_from_its_failed_step_keeping_what_it_completed(
+    tmp_path: Path,
+) -> None:
+    """A replay ran every step again, side effects included; migrate refused a run that had
+    ended (newcomer h23 M2: Temporal's reset, DBOS's resume). ``resume=True`` keeps what the
+    run completed, with its recorded outputs, and runs the rest from the step that failed."""
+    charged: list[int] = []
+    down = [True]
+
+    def charge(ctx: Any) -> dict[str, Any]:
+        charged.append(ctx.payload["amount"])
+        return {"charged": ctx.payload["amount"]}
+
+    def ship(ctx: Any) -> str:
+        if down:
+            raise ConnectionError("carrier down")
+        return f"shipped after {ctx.steps['charge']['charged']}"
+
+    flow = cf.define("order").step("charge", charge).step("ship", ship)
+    db = tmp_path / "resume.db"
+    async with cf.Runtime(db=db, workflows=[flow]) as rt:
+        failed = await rt.trigger("order", {"amount": 30})
+        assert (await rt.wait(failed)).status == "failed"
+        with pytest.raises(MigrationError, match="resume it without a payload"):
+            await rt.replay(failed, payload={"amount": 1}, resume=True)
+        down.clear()  # the carrier is back (a fix deployed)
+        resumed = await rt.replay(failed, resume=True)
+        result = await rt.wait(resumed)
+        assert (result.status, result.output) == ("completed", "shipped after 30")
+        assert charged == [30]  # not charged again
+        info = await rt.inspect(resumed)
+        assert (info.replay_of, info.migrated_from) == (failed, None)
+        steps = {s.id: (s.status, s.attempts, s.output) for s in info.steps}
+        assert steps["charge"] == ("completed", 0, {"charged": 30})  # kept, not run
+        assert steps["ship"][:2] == ("completed", 1)
+        assert (await rt.inspect(failed)).status == "failed"  # the run itself is as it was
+        with pytest.raises(MigrationError, match="it is completed: a resume goes on from"):
+            await rt.replay(resumed, resume=True)
+        again = await rt.replay(failed)  # from the start, as before
+        assert (await rt.wait(again)).status == "completed"
+        assert charged == [30, 30]

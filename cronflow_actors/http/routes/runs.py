@@ -69,9 +69,11 @@ async def cancel_reason(edge: Edge, request: Request) -> str:
 
 class ReplayRun(msgspec.Struct, forbid_unknown_fields=True):
     """``POST /runs/{run_id}/replay``: a payload to replay with instead of the recorded one
-    (none, or null: the recorded one)."""
+    (none, or null: the recorded one); ``resume``: go on from where a failed or canceled run
+    stopped, its completed steps kept (``Runtime.replay(resume=True)``)."""
 
     payload: Any = None
+    resume: bool = False
 
 
 def run_json(info: RunInfo, *, steps: bool = True) -> dict[str, Any]:
@@ -150,10 +152,15 @@ def routes(edge: Edge) -> list[Route]:
             replay = msgspec.convert(body if body is not None else {}, ReplayRun)
         except msgspec.ValidationError as invalid:
             raise Problem(
-                400, "invalid-body", f'expected nothing or {{"payload": ...}}: {invalid}'
+                400,
+                "invalid-body",
+                f'expected nothing or {{"payload": ..., "resume": false}}: {invalid}',
             ) from None
         run_id = await runtime.replay(
-            request.path_params["run_id"], payload=replay.payload, principal=edge.caller(request)
+            request.path_params["run_id"],
+            payload=replay.payload,
+            principal=edge.caller(request),
+            resume=replay.resume,
         )
         return started(run_id)
 
