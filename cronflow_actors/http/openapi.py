@@ -320,8 +320,9 @@ def _fixed_paths(b: _Builder) -> dict[str, Any]:
         },
         "/paused": {
             "get": b.op(
-                "Runs paused for a human, oldest first, with their resume tokens",
-                {"200": b.answer("a page of pauses", PausedPage)},
+                "Runs paused for a human, oldest first, with their resume tokens; a page ends "
+                "early, its next_cursor going on, once its pauses reach about 8 MB",
+                {"200": b.answer("a page of pauses (one bigger than 8 MB alone)", PausedPage)},
                 "400",
                 params=[_LIMIT, _CURSOR],
             )

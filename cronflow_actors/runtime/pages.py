@@ -11,11 +11,14 @@ import msgspec
 
 from cronflow_actors.errors import ConfigurationError
 
-__all__ = ["MAX_PAGE", "Page", "check_limit", "decode_cursor", "encode_cursor"]
+__all__ = ["MAX_PAGE", "PAGE_BYTES", "Page", "check_limit", "decode_cursor", "encode_cursor"]
 
 T = TypeVar("T")
 
 MAX_PAGE = 1000
+PAGE_BYTES = 8 * 1024 * 1024
+"""A page of runs or pauses holds their stored data up to about this size: a page of big ones
+is shorter (its ``next_cursor`` goes on), and one bigger than this comes alone."""
 
 
 class Page(list[T], Generic[T]):

@@ -29,7 +29,13 @@ from cronflow_actors.flow.triggers import not_one_line
 from cronflow_actors.messages import Message, WaitRecord
 from cronflow_actors.messages.engine import WorkItemAction
 from cronflow_actors.messages.states import WorkItemVerb
-from cronflow_actors.runtime.pages import Page, check_limit, decode_cursor, encode_cursor
+from cronflow_actors.runtime.pages import (
+    PAGE_BYTES,
+    Page,
+    check_limit,
+    decode_cursor,
+    encode_cursor,
+)
 from cronflow_actors.runtime.pinning import not_registered
 from cronflow_actors.store import Store
 
@@ -151,11 +157,18 @@ class Pauses:
         return over
 
     async def list_paused(self, *, limit: int = 100, cursor: str | None = None) -> Page[PausedRun]:
-        """The runs waiting for a human, oldest pause first, ``limit`` at a time."""
+        """The runs waiting for a human, oldest pause first, ``limit`` at a time, and fewer
+        when they are big: a page ends once its pauses' stored data (description, metadata
+        and ``last``) reaches ``PAGE_BYTES`` (8 MB), with a ``next_cursor`` for the rest. A
+        pause bigger than that comes alone, on a page of its own: never an empty page with a
+        cursor."""
         check_limit(limit)
         after = decode_cursor(cursor) if cursor else None
-        rows = await self._store.open_waits("pause", after=after, limit=limit)
-        last = rows[-1] if len(rows) == limit else None
+        rows = await self._store.open_waits(
+            "pause", after=after, limit=limit, max_bytes=PAGE_BYTES
+        )
+        full = len(rows) == limit or sum(len(row.data) for row in rows) >= PAGE_BYTES
+        last = rows[-1] if full and rows else None
         next_cursor = encode_cursor(last.created_at, last.wait_id) if last else None
         return Page([_paused(row) for row in rows], next_cursor)
 

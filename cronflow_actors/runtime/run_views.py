@@ -36,7 +36,13 @@ from cronflow_actors.messages.engine import (
 from cronflow_actors.messages.states import TaskState, WorkItemState
 from cronflow_actors.net.spec import TaskKind
 from cronflow_actors.runtime.catalog import FlowCatalog
-from cronflow_actors.runtime.pages import Page, check_limit, decode_cursor, encode_cursor
+from cronflow_actors.runtime.pages import (
+    PAGE_BYTES,
+    Page,
+    check_limit,
+    decode_cursor,
+    encode_cursor,
+)
 from cronflow_actors.runtime.pinning import BLOCKED, block_of, not_registered
 from cronflow_actors.store import Store
 
@@ -45,9 +51,6 @@ __all__ = ["PAGE_BYTES", "RunInfo", "RunResult", "RunStatus", "RunViews", "StepI
 logger = logging.getLogger(__name__)
 
 _WAITING_KINDS = frozenset({"sleep", "delay", "event", "human", "pause"})
-PAGE_BYTES = 8 * 1024 * 1024
-"""A page of runs holds their stored states up to about this size (a page of big runs is
-shorter; its ``next_cursor`` goes on)."""
 
 
 class RunStatus(StrEnum):

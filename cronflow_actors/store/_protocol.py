@@ -251,11 +251,15 @@ class Store(Protocol):
         kind: str,
         *,
         key: str | None = None,
+        instance_id: str | None = None,
         after: Cursor | None = None,
         limit: int = 100,
+        max_bytes: int | None = None,
     ) -> list[WaitRecord]:
-        """Waits that have not ended, of ``kind`` (and ``key``), oldest first (by creation time,
-        then id), from just after ``after``."""
+        """Waits that have not ended, of ``kind`` (and ``key``, and ``instance_id``), oldest
+        first (by creation time, then id), from just after ``after``. ``max_bytes``: the page
+        ends with the wait whose ``data`` takes the page's to that size or past it (always one
+        at least), as ``list_runs``'s does; a shorter page that reaches it may have more."""
         ...
 
     async def count_open_waits(self, kind: str) -> int:

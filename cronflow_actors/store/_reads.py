@@ -233,8 +233,10 @@ class SQLiteReads:
         kind: str,
         *,
         key: str | None = None,
+        instance_id: str | None = None,
         after: Cursor | None = None,
         limit: int = 100,
+        max_bytes: int | None = None,
     ) -> list[WaitRecord]:
         check_page(limit)
         where = "kind = ? AND ended = 0"
@@ -242,15 +244,29 @@ class SQLiteReads:
         if key is not None:
             where += " AND key = ?"
             params.append(key)
+        if instance_id is not None:
+            where += " AND instance_id = ?"
+            params.append(instance_id)
         if after is not None:
             where += " AND (created_at, wait_id) > (?, ?)"
             params += [after[0], after[1]]
-        rows = await self._fetchall(
-            f"SELECT {sql.WAIT_COLUMNS} FROM waits WHERE {where} "
-            "ORDER BY created_at, wait_id LIMIT ?",
-            (*params, limit),
-            "list waits",
+        order = "ORDER BY created_at, wait_id"
+        if max_bytes is None:
+            query = f"SELECT {sql.WAIT_COLUMNS} FROM waits WHERE {where} {order} LIMIT ?"
+            rows = await self._fetchall(query, (*params, limit), "list waits")
+            return [sql.wait_of(row) for row in rows]
+        # As list_runs: the page's ids with the running total of their data's sizes, then the
+        # rows of those within the budget (a pause's data holds its description, metadata and
+        # the step's output before it, of any size).
+        query = (
+            "WITH page AS (SELECT wait_id, SUM(length(data)) OVER "
+            f"({order} ROWS UNBOUNDED PRECEDING) - length(data) AS before_it "
+            f"FROM waits WHERE {where} {order} LIMIT ?) "
+            f"SELECT {sql.WAIT_COLUMNS} FROM waits WHERE wait_id IN "
+            "(SELECT wait_id FROM page WHERE before_it < ? OR before_it = 0) "
+            f"{order}"
         )
+        rows = await self._fetchall(query, (*params, limit, max_bytes), "list waits")
         return [sql.wait_of(row) for row in rows]
 
     async def count_open_waits(self, kind: str) -> int:

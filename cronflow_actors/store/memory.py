@@ -426,8 +426,10 @@ class MemoryStore(MemorySpans, MemoryQueue):
         kind: str,
         *,
         key: str | None = None,
+        instance_id: str | None = None,
         after: Cursor | None = None,
         limit: int = 100,
+        max_bytes: int | None = None,
     ) -> list[WaitRecord]:
         self._require_open("list waits")
         check_page(limit)
@@ -438,11 +440,21 @@ class MemoryStore(MemorySpans, MemoryQueue):
                 if w.kind == kind
                 and not w.ended
                 and (key is None or w.key == key)
+                and (instance_id is None or w.instance_id == instance_id)
                 and (after is None or (w.created_at, w.wait_id) > after)
             ),
             key=lambda w: (w.created_at, w.wait_id),
-        )
-        return found[:limit]
+        )[:limit]
+        if max_bytes is None:
+            return found
+        page: list[WaitRecord] = []
+        size = 0
+        for wait in found:
+            if page and size >= max_bytes:
+                break
+            page.append(wait)
+            size += len(wait.data)
+        return page
 
     async def count_open_waits(self, kind: str) -> int:
         self._require_open("count waits")

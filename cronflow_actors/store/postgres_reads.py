@@ -240,18 +240,34 @@ class PostgresReads:
         kind: str,
         *,
         key: str | None = None,
+        instance_id: str | None = None,
         after: Cursor | None = None,
         limit: int = 100,
+        max_bytes: int | None = None,
     ) -> list[WaitRecord]:
         check_page(limit)
         where = _Where()
         where.add("kind = {} AND NOT ended", kind)
         if key is not None:
             where.add("key = {}", key)
+        if instance_id is not None:
+            where.add("instance_id = {}", instance_id)
         if after is not None:
             where.add("(created_at, wait_id) > ({}, {})", after[0], after[1])
-        query = f"SELECT {sql.WAIT_COLUMNS} FROM waits{where} ORDER BY created_at, wait_id "
-        query += f"LIMIT {where.next(limit)}"
+        order = "ORDER BY created_at, wait_id"
+        if max_bytes is None:
+            query = f"SELECT {sql.WAIT_COLUMNS} FROM waits{where} {order} "
+            query += f"LIMIT {where.next(limit)}"
+            rows = await self._fetch(query, tuple(where.params), "list waits")
+            return [_sql.wait_of(row) for row in rows]
+        query = (  # as list_runs: the sizes first, then the rows within the budget
+            "WITH page AS (SELECT wait_id, SUM(octet_length(data)) OVER "
+            f"({order} ROWS UNBOUNDED PRECEDING) - octet_length(data) AS before_it "
+            f"FROM waits{where} {order} LIMIT {where.next(limit)}) "
+            f"SELECT {sql.WAIT_COLUMNS} FROM waits WHERE wait_id IN "
+            f"(SELECT wait_id FROM page WHERE before_it < {where.next(max_bytes)} "
+            f"OR before_it = 0) {order}"
+        )
         rows = await self._fetch(query, tuple(where.params), "list waits")
         return [_sql.wait_of(row) for row in rows]
 

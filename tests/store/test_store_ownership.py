@@ -203,6 +203,33 @@ async def test_a_page_of_big_runs_stops_at_a_byte_budget(store: Store) -> None:
     assert len(await store.list_runs(limit=2, max_bytes=10_000)) == 2
 
 
+async def test_a_page_of_big_pauses_stops_at_a_byte_budget(store: Store) -> None:
+    await store.commit(only_snapshot(run("r1", 1.0)))
+    await store.commit(only_snapshot(run("r2", 2.0)))
+    sizes = [10, 700, 50, 300, 100]  # data, oldest first
+    waits = tuple(
+        msgspec.structs.replace(
+            wait(f"w{n}", f"tok{n}", kind="pause", at=float(n)),
+            instance_id="r2" if n == 3 else "r1",
+            data=b"x" * size,
+        )
+        for n, size in enumerate(sizes)
+    )
+    await store.commit(Mutation(waits_set=waits))
+    # oldest first: 10, 700 (past 500 bytes: the page ends with it)
+    page = await store.open_waits("pause", limit=50, max_bytes=500)
+    assert [w.wait_id for w in page] == ["w0", "w1"]
+    after = (page[-1].created_at, page[-1].wait_id)
+    rest = await store.open_waits("pause", after=after, limit=50, max_bytes=500)
+    assert [w.wait_id for w in rest] == ["w2", "w3", "w4"]  # 450 bytes: all that is left
+    one = await store.open_waits("pause", after=(0.5, ""), limit=50, max_bytes=1)
+    assert [w.wait_id for w in one] == ["w1"]  # always one at least, however big
+    assert len(await store.open_waits("pause", limit=2, max_bytes=10_000)) == 2
+    assert [w.wait_id for w in await store.open_waits("pause", instance_id="r2")] == ["w3"]
+    mine = await store.open_waits("pause", instance_id="r1", limit=1)
+    assert [w.wait_id for w in mine] == ["w0"]  # a run's oldest pause first
+
+
 async def test_runnable_instances_are_found_without_the_others(store: Store) -> None:
     busy = SnapshotRecord(
         instance_id="busy", workflow="wf", status="running", revision=1, updated_at=1, runnable=True

@@ -1,0 +1,68 @@
+"""Runs paused for a person, read a page at a time: a page of big pauses is bounded by bytes
+(as a page of runs is), and a run's own pause is read without listing the others."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import cronflow_actors as cf
+from cronflow_actors.kernel import ManualClock
+from cronflow_actors.runtime import pauses
+
+
+def asks() -> cf.Flow:
+    """A pause after a step whose output (the pause's ``last``) is the run's payload."""
+    return (
+        cf.define("asks")
+        .step("echo", lambda ctx: ctx.payload)
+        .human_in_the_loop("approve", description="ok?")
+    )
+
+
+async def every_page(rt: cf.Runtime, limit: int = 1000) -> list[list[Any]]:
+    pages: list[list[Any]] = []
+    cursor = None
+    while True:
+        page = await rt.list_paused(limit=limit, cursor=cursor)
+        assert page or page.next_cursor is None  # never an empty page that says there is more
+        pages.append([paused.run_id for paused in page])
+        cursor = page.next_cursor
+        if cursor is None:
+            return pages
+
+
+async def test_a_page_of_big_pauses_ends_at_a_byte_budget(
+    tmp_path: Path, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pauses, "PAGE_BYTES", 20_000, raising=False)
+    async with cf.Runtime(db=tmp_path / "big.db", clock=clock, workflows=[asks()]) as rt:
+        ids = []
+        for _ in range(12):  # one at a time: oldest pause first is the order they started in
+            ids.append(await rt.trigger("asks", "x" * 5000))
+            await rt.wait_idle()
+            clock.advance(1)
+        pages = await every_page(rt)
+        assert [run for page in pages for run in page] == ids  # each once, in order
+        assert len(pages) > 2
+        assert all(len(page) <= 4 for page in pages)  # each stops near 20 KB of pauses
+
+
+async def test_a_pause_bigger_than_a_page_comes_alone(
+    tmp_path: Path, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pauses, "PAGE_BYTES", 20_000, raising=False)
+    async with cf.Runtime(db=tmp_path / "huge.db", clock=clock, workflows=[asks()]) as rt:
+        ids = []
+        for payload in ("small", "x" * 50_000, "small", "x" * 50_000):
+            ids.append(await rt.trigger("asks", payload))
+            await rt.wait_idle()
+            clock.advance(1)
+        pages = await every_page(rt)
+        # each page ends with the pause that passes 20 KB; the last one reached it, so a
+        # cursor followed it to an empty last page (as one that ends at its limit does)
+        assert pages == [ids[:2], ids[2:], []]
+        first = await rt.list_paused(limit=1000, cursor=None)
+        assert first[1].last == "x" * 50_000  # shown whole: the page ends after it
