@@ -20,7 +20,8 @@
     │   ├── UnknownWorkflowError         no registered workflow (version) has that name
     │   ├── WorkflowDeprecatedError      the version refuses new instances
     │   ├── NotFoundError                no workflow instance / work item / task with that id
-    │   │   └── NoAuditTrailError           a run recorded no audit trail (trace, state_at)
+    │   │   ├── NoAuditTrailError           a run recorded no audit trail (trace, state_at)
+    │   │   └── NotPausedError              a run waits for no person (GET /runs/{id}/pause)
     │   ├── InstanceExistsError          an instance id that is already taken was started again
     │   ├── ResumeError                  a resume token that is unknown, or whose pause ended
     │   ├── InvalidEventError            every flow listening for an event refused its payload
@@ -117,6 +118,7 @@ from cronflow_actors.errors._engine import (
     MockLostError,
     NoAuditTrailError,
     NotFoundError,
+    NotPausedError,
     NotReplayableError,
     PublishInterruptedError,
     ResumeError,
@@ -179,6 +181,7 @@ __all__ = [
     "MutationRejectedError",
     "NoAuditTrailError",
     "NotFoundError",
+    "NotPausedError",
     "NotReplayableError",
     "Problem",
     "PublishInterruptedError",

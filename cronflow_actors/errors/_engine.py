@@ -89,6 +89,19 @@ class NoAuditTrailError(NotFoundError):
         )
 
 
+class NotPausedError(NotFoundError):
+    """A run that is stored (or queued) waits for no person: it has no open pause."""
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__(
+            "pause of run",
+            run_id,
+            advice="the run exists but is not paused for a person (it runs, sleeps, waits for "
+            "an event, or has ended; or its pause was resumed or timed out): inspect it to see "
+            "where it is",
+        )
+
+
 class InstanceExistsError(EngineError):
     """``start_workflow(..., instance_id=...)`` named an instance that already exists."""
 

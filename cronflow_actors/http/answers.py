@@ -154,6 +154,7 @@ FIXED: list[Any] = [
     RunInfo,
     TaskState,
     RunPage,
+    PausedRun,
     PausedPage,
     Canceled,
     Published,

@@ -12,10 +12,8 @@ from cronflow_actors.http.answers import (
     Canceled,
     FlowList,
     Health,
-    PausedPage,
     Published,
     Readiness,
-    Resumed,
     RunPage,
     RunStarted,
     WebhookAnswered,
@@ -28,6 +26,7 @@ from cronflow_actors.http.answers import (
 )
 from cronflow_actors.http.openapi_audit import AUDIT_TYPES, audit_paths
 from cronflow_actors.http.openapi_links import LINKS, OPERATIONS
+from cronflow_actors.http.openapi_pauses import pause_paths
 from cronflow_actors.http.openapi_words import IDEMPOTENCY, MEANINGS, signature
 from cronflow_actors.http.problems import MEDIA_TYPE, ProblemBody
 from cronflow_actors.http.routes.nets import NetView
@@ -146,13 +145,6 @@ _STATUS = query("status", {"type": "string", "enum": [s.value for s in RunStatus
 _WORKFLOW = query("workflow", {"type": "string", "maxLength": 200}, "flow id")
 _COUNT = query("count", {"type": "integer", "minimum": 1, "maximum": 50}, "ticks per schedule")
 _ANY_JSON: dict[str, Any] = {}
-_RESUME: dict[str, Any] = {
-    "type": ["object", "null"],
-    "description": (
-        'the decision, {"approved": true} (or false), with "reason" and "approved_by" if '
-        "given; no body (or null): not approved"
-    ),
-}
 _LOCATION = {"Location": {"schema": {"type": "string"}, "description": "the run's URL"}}
 
 
@@ -309,24 +301,6 @@ def _fixed_paths(b: _Builder) -> dict[str, Any]:
                 params=[path_param("name"), _PUBLISH_KEY],
             )
         },
-        "/resume/{token}": {
-            "post": b.op(
-                "Resume a run paused for a human",
-                {"200": b.answer("resumed", Resumed)},
-                "400 404 409 413 415 500 503",
-                body=_RESUME,
-                params=[path_param("token")],
-            )
-        },
-        "/paused": {
-            "get": b.op(
-                "Runs paused for a human, oldest first, with their resume tokens; a page ends "
-                "early, its next_cursor going on, once its pauses reach about 8 MB",
-                {"200": b.answer("a page of pauses (one bigger than 8 MB alone)", PausedPage)},
-                "400",
-                params=[_LIMIT, _CURSOR],
-            )
-        },
         "/workflows": {
             "post": b.op(
                 "Start a net workflow (its initialize action, with the caller's principal)",
@@ -447,7 +421,9 @@ def openapi_document(
     schemas, components = msgspec.json.schema_components(types, ref_template=template)
     _bound_integers(components)
     b = _Builder({t: s.get("$ref") for t, s in zip(types, schemas, strict=True)}, tokens)
-    paths = _fixed_paths(b) | audit_paths(b, path_param("run_id"))
+    run_id = path_param("run_id")
+    paths = _fixed_paths(b) | audit_paths(b, run_id)
+    paths |= pause_paths(b, token=path_param("token"), run_id=run_id, page=[_LIMIT, _CURSOR])
     if with_metrics:
         paths["/metrics"] = {
             "get": b.op(

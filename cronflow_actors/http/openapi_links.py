@@ -26,6 +26,7 @@ OPERATIONS = {
     ("/events/{name}", "post"): "publishEvent",
     ("/resume/{token}", "post"): "resumeRun",
     ("/paused", "get"): "listPaused",
+    ("/runs/{run_id}/pause", "get"): "getRunPause",
     ("/workflows", "post"): "startWorkflow",
     ("/workflows/{workflow_id}", "get"): "getWorkflow",
     ("/workflows/{workflow_id}/cancel", "post"): "cancelWorkflow",
@@ -39,13 +40,19 @@ OPERATIONS = {
 
 _RUN = {"run_id": "$response.body#/run_id"}
 LINKS: dict[tuple[str, str], dict[str, Any]] = {
-    ("startRun", "202"): {"getRun": _RUN, "cancelRun": _RUN, "replayRun": _RUN},
+    ("startRun", "202"): {
+        "getRun": _RUN,
+        "getRunPause": _RUN,
+        "cancelRun": _RUN,
+        "replayRun": _RUN,
+    },
     ("replayRun", "202"): {"getRun": _RUN, "cancelRun": _RUN},
     ("listFlows", "200"): {
         name: {"id": "$response.body#/flows/0/id"} for name in ("getFlow", "getNextFires")
     },
     ("listRuns", "200"): {"getRun": {"run_id": "$response.body#/runs/0/id"}},
     ("listPaused", "200"): {"resumeRun": {"token": "$response.body#/paused/0/token"}},
+    ("getRunPause", "200"): {"resumeRun": {"token": "$response.body#/token"}},
     ("startWorkflow", "201"): {
         name: {"workflow_id": "$response.body#/workflow_id"}
         for name in ("getWorkflow", "getWorkflowNet", "cancelWorkflow", "migrateWorkflow")

@@ -32,6 +32,7 @@ from cronflow_actors.errors import (
     LeaseError,
     NoAuditTrailError,
     NotFoundError,
+    NotPausedError,
     NotReplayableError,
     Problem,
     PublishInterruptedError,
@@ -144,6 +145,8 @@ def _status_of(error: CronflowError) -> tuple[int, str]:
             return 404, "unknown-token"
         case NoAuditTrailError():  # the run is there: only its trail is not
             return 404, "no-audit-trail"
+        case NotPausedError():  # the run is there: it waits for no person
+            return 404, "not-paused"
         case NotFoundError() | UnknownWorkflowError():
             return 404, "not-found"
         case InstanceExistsError():

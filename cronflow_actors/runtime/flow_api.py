@@ -224,6 +224,14 @@ class FlowMethods(NetMethods):
         self._check_running("read a pause")
         return self._with_block(await self.pauses.get(token))
 
+    async def get_run_pause(self, run_id: str) -> PausedRun:
+        """The pause run ``run_id`` waits in, with its resume token (the oldest, if a flow's
+        children wait in several; ``list_paused`` has them all): one indexed read, however
+        many runs are paused. ``NotPausedError`` (a ``NotFoundError``) if the run waits for no
+        person, ``NotFoundError`` if there is no such run."""
+        self._check_running("read a pause")
+        return self._with_block(await self.pauses.of_run(run_id))
+
     async def publish_event(
         self, name: str, payload: Any = None, *, idempotency_key: str | None = None
     ) -> PublishResult:

@@ -21,6 +21,8 @@ from cronflow_actors.errors import (
     InstanceBlockedError,
     InvalidPayloadError,
     InvalidStateTransitionError,
+    NotFoundError,
+    NotPausedError,
     ResumeError,
     UnknownWorkflowError,
     clipped,
@@ -156,6 +158,19 @@ class Pauses:
             return f"{over}: its run {wait.instance_id} was {root.state}{at}"
         return over
 
+    async def of_run(self, run_id: str) -> PausedRun:
+        """The pause ``run_id`` waits in (the oldest, if it waits in several: a flow's
+        children each at a pause), read through the run's own wait rows, never by listing the
+        others. ``NotPausedError`` if the run waits for no person, ``NotFoundError`` if there
+        is no such run."""
+        found = await self._store.open_waits("pause", instance_id=run_id, limit=1)
+        if found:
+            return _paused(found[0])
+        store = self._store
+        if await store.instance_exists(run_id) or await store.queued_run(run_id) is not None:
+            raise NotPausedError(run_id)
+        raise NotFoundError("run", run_id)
+
     async def list_paused(self, *, limit: int = 100, cursor: str | None = None) -> Page[PausedRun]:
         """The runs waiting for a human, oldest pause first, ``limit`` at a time, and fewer
         when they are big: a page ends once its pauses' stored data (description, metadata
@@ -164,9 +179,7 @@ class Pauses:
         cursor."""
         check_limit(limit)
         after = decode_cursor(cursor) if cursor else None
-        rows = await self._store.open_waits(
-            "pause", after=after, limit=limit, max_bytes=PAGE_BYTES
-        )
+        rows = await self._store.open_waits("pause", after=after, limit=limit, max_bytes=PAGE_BYTES)
         full = len(rows) == limit or sum(len(row.data) for row in rows) >= PAGE_BYTES
         last = rows[-1] if full and rows else None
         next_cursor = encode_cursor(last.created_at, last.wait_id) if last else None

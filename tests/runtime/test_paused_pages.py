@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 import cronflow_actors as cf
+from cronflow_actors.errors import NotFoundError, NotPausedError
 from cronflow_actors.kernel import ManualClock
 from cronflow_actors.runtime import pauses
 
@@ -66,3 +67,38 @@ async def test_a_pause_bigger_than_a_page_comes_alone(
         assert pages == [ids[:2], ids[2:], []]
         first = await rt.list_paused(limit=1000, cursor=None)
         assert first[1].last == "x" * 50_000  # shown whole: the page ends after it
+
+
+async def test_a_runs_pause_is_read_by_its_run_id(tmp_path: Path, clock: ManualClock) -> None:
+    child = cf.define("child").pause("hold")
+    flows = [
+        asks(),
+        child,
+        cf.define("parent").subflow("approval", "child"),
+        cf.define("naps").sleep("nap", "1h"),
+        cf.define("one-at-a-time", concurrency=1).pause("wait"),
+    ]
+    async with cf.Runtime(db=tmp_path / "one.db", clock=clock, workflows=flows) as rt:
+        others = [await rt.trigger("asks", n) for n in range(30)]
+        run_id = await rt.trigger("asks", "mine")
+        parent = await rt.trigger("parent")
+        napping = await rt.trigger("naps")
+        await rt.trigger("one-at-a-time")
+        queued = await rt.trigger("one-at-a-time")
+        await rt.wait_idle()
+        pause = await rt.get_run_pause(run_id)
+        assert (pause.run_id, pause.step, pause.last) == (run_id, "approve", "mine")
+        assert pause.token == (await rt.get_paused(pause.token)).token
+        assert (await rt.get_run_pause(others[7])).run_id == others[7]
+        assert (await rt.get_run_pause(parent)).step == "hold"  # a child's pause is its run's
+        with pytest.raises(NotPausedError, match=f"no pause of run '{napping}'; the run exists"):
+            await rt.get_run_pause(napping)  # it waits, but for a timer
+        with pytest.raises(NotPausedError):
+            await rt.get_run_pause(queued)  # it waits in its flow's queue, not started yet
+        await rt.resume(pause.token, {"approved": True})
+        await rt.wait_idle()
+        with pytest.raises(NotPausedError):
+            await rt.get_run_pause(run_id)  # over: resumed
+        with pytest.raises(NotFoundError) as unknown:
+            await rt.get_run_pause("no-such-run")
+        assert not isinstance(unknown.value, NotPausedError)

@@ -202,6 +202,10 @@ def routes(edge: Edge) -> list[Route]:
         await runtime.resume(request.path_params["token"], payload, principal=edge.caller(request))
         return json_response({"status": "resumed"})
 
+    async def run_pause(request: Request) -> Response:
+        pause = await runtime.get_run_pause(request.path_params["run_id"])
+        return json_response(pause)
+
     async def paused(request: Request) -> Response:
         with as_sent(_QUERY):
             page = await runtime.list_paused(
@@ -217,6 +221,7 @@ def routes(edge: Edge) -> list[Route]:
         route("/runs/{run_id}/replay", edge.auth, post=replay_run),
         route("/runs/{run_id}/trace", edge.auth, get=run_trace),
         route("/runs/{run_id}/state", edge.auth, get=run_state),
+        route("/runs/{run_id}/pause", edge.auth, get=run_pause),
         route("/events/{name:path}", edge.auth, post=publish),  # a name may hold a slash
         route("/resume/{token}", edge.auth, post=resume),
         route("/paused", edge.auth, get=paused),
