@@ -264,6 +264,29 @@ def test_rejecting_and_canceling_from_the_run_page(page: Any, served: Served) ->
     assert run_status(served, canceled) == "canceled"
 
 
+def test_a_paused_runs_page_reads_its_own_pause(page: Any, served: Served) -> None:
+    """The page of a run paused for a person finds its pause with one read of that run's
+    (it listed up to 10 pages of 1,000 pauses on every refresh, every 2.5 s)."""
+    for _ in range(3):  # others paused before it
+        api(served, "POST", "/runs", {"workflow": "hold"})
+    run_id = api(served, "POST", "/runs", {"workflow": "hold"})["run_id"]
+    token = paused_token(served, run_id)
+    paths: list[str] = []
+    page.on("request", lambda request: paths.append(request.url.split("/", 3)[3]))
+    page.goto(f"{served.url}/ui/#/runs/{run_id}")
+    page.wait_for_selector("#pause button.approve")
+    assert "approve the refund" in page.inner_text("#pause")
+    listed = [path for path in paths if path.startswith("paused")]
+    assert not listed, listed
+    mine = f"runs/{run_id}/pause"
+    page.wait_for_event("request", lambda request: request.url.endswith(f"/{mine}"))  # refresh
+    assert paths.count(mine) >= 2
+    assert not [path for path in paths if path.startswith("paused")], paths
+    page.click("#pause button.approve")
+    assert wait_ended(served, run_id)["output"]["approved"] is True
+    assert token not in [pause["token"] for pause in api(served, "GET", "/paused")["paused"]]
+
+
 def test_publishing_an_event_starts_the_flow_listening(page: Any, served: Served) -> None:
     page.goto(f"{served.url}/ui/#/events")
     page.fill("#event-name", "order.paid")

@@ -319,16 +319,10 @@
 
   // -- one run ---------------------------------------------------------------------------------
 
+  // The pause a run waits in, or null: one read of the run's own pause (404 when it waits for
+  // no person), never a listing of every pause to find it.
   async function findPause(runId) {
-    let cursor = "";
-    for (let pages = 0; pages < 10; pages += 1) {
-      const page = await api("GET", `/paused?limit=1000${cursor ? "&cursor=" + encodeURIComponent(cursor) : ""}`);
-      const found = page.paused.find((p) => p.run_id === runId);
-      if (found) return found;
-      if (!page.next_cursor) return null;
-      cursor = page.next_cursor;
-    }
-    return null;
+    return api("GET", `/runs/${encodeURIComponent(runId)}/pause`).catch(orNone(null));
   }
 
   function confirmButton(label, className, confirmText, action) {
@@ -416,7 +410,7 @@
       if (mine !== generation) return;
       const flow = isFlow(run);
       const net = flow ? null : await api("GET", `/workflows/${encodeURIComponent(runId)}/net`).catch(orNone(null));
-      const pause = run.status === "waiting" ? await findPause(runId).catch(orNone(null)) : null;
+      const pause = run.status === "waiting" ? await findPause(runId) : null;
       if (mine !== generation) return;
       const final = FINAL.has(run.status);
       const actions = h("div", { class: "actions" });
