@@ -8,14 +8,13 @@ import json
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable
 from typing import Any
 
 from cronflow_actors.cli.exits import Exit
 from cronflow_actors.cli.render import render_run  # its home before render.py; still importable
 from cronflow_actors.errors import ApiError  # defined with every other error; importable here too
 
-__all__ = ["ApiError", "Client", "find_pause", "render_run"]
+__all__ = ["ApiError", "Client", "render_run"]
 
 PROBLEM = "urn:cronflow:problem:"
 """How every problem (RFC 9457) of the server's is typed: a JSON error without it is another's."""
@@ -188,27 +187,18 @@ class Client:
                 ) from None
             raise
 
-    def paused_run(self, run_id: str, pages: int = 20) -> dict[str, Any] | None:
-        return find_pause(self.paused, run_id, pages)
+    def paused_run(self, run_id: str) -> dict[str, Any] | None:
+        """The pause a run waits in (with its resume token), or None: ``GET /runs/{id}/pause``,
+        one read however many runs are paused."""
+        try:
+            pause = self.run_call("GET", run_id, "/pause", expect=("token", "step"))
+        except ApiError as refused:
+            if refused.status == 404 and refused.slug == "not-paused":
+                return None
+            raise
+        return pause  # type: ignore[no-any-return]
 
 
 def _is_json(kind: str) -> bool:
     """``application/json``, or a JSON kind such as ``application/problem+json``."""
     return kind == "application/json" or kind.endswith("+json")
-
-
-def find_pause(
-    paused: Callable[[int, str | None], dict[str, Any]], run_id: str, pages: int = 20
-) -> dict[str, Any] | None:
-    """The pause a run waits in (with its resume token), or None: the listing (``paused(limit,
-    cursor)``) is read a page at a time, oldest pause first, at most ``pages`` pages of 1,000."""
-    cursor = None
-    for _ in range(pages):
-        page = paused(1000, cursor)
-        for pause in page["paused"]:
-            if pause["run_id"] == run_id:
-                return pause  # type: ignore[no-any-return]
-        cursor = page.get("next_cursor")
-        if not cursor:
-            return None
-    return None

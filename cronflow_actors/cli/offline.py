@@ -19,11 +19,11 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from cronflow_actors.cli.client import find_pause
 from cronflow_actors.cli.exits import Exit
 from cronflow_actors.errors import (
     ApiError,
     NotFoundError,
+    NotPausedError,
     SnapshotDamagedError,
 )
 from cronflow_actors.http.routes.runs import paused_page_json, run_json, runs_page_json
@@ -90,7 +90,14 @@ class DatabaseReads:
         return paused_page_json(self._read(self._runtime.list_paused(limit=limit, cursor=cursor)))
 
     def paused_run(self, run_id: str) -> dict[str, Any] | None:
-        return find_pause(self.paused, run_id)
+        async def pause_of() -> dict[str, Any] | None:
+            try:
+                pause = await self._runtime.get_run_pause(run_id)
+            except NotPausedError:
+                return None
+            return msgspec.to_builtins(pause)  # type: ignore[no-any-return]
+
+        return self._read(pause_of(), run_id)
 
     def flows(self) -> list[str] | None:
         """The flows registered: none is, offline (None: not known here)."""

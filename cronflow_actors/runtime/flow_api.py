@@ -228,8 +228,8 @@ class FlowMethods(NetMethods):
         """The pause run ``run_id`` waits in, with its resume token (the oldest, if a flow's
         children wait in several; ``list_paused`` has them all): one indexed read, however
         many runs are paused. ``NotPausedError`` (a ``NotFoundError``) if the run waits for no
-        person, ``NotFoundError`` if there is no such run."""
-        self._check_running("read a pause")
+        person, ``NotFoundError`` if there is no such run. A read of the store, as
+        ``list_paused`` is: a runtime not started answers it too (the CLI's ``--db`` reads)."""
         return self._with_block(await self.pauses.of_run(run_id))
 
     async def publish_event(

@@ -366,3 +366,28 @@ def test_a_refused_cancel_of_a_run_that_goes_on_keeps_the_servers_reason(
     status = "completed"  # an ended run: said in plain words
     assert main(["cancel", "r1", "--url", "http://127.0.0.1:9"]) == 3
     assert "run r1 already ended (completed); there is nothing to cancel" in capsys.readouterr().err
+
+
+async def test_inspect_reads_a_runs_own_pause_never_the_listing(
+    serve: Serve, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rt, client = await serve([*flows(), cf.define("naps").sleep("nap", "1h")])
+    url = str(client.base_url)
+    paused_run = await rt.trigger("pause")
+    asleep = await rt.trigger("naps")  # waiting, but for a timer: not paused
+    await rt.wait_idle()
+    [pause] = await rt.list_paused()
+
+    async def no_listing(**_: Any) -> Any:
+        raise AssertionError("inspect listed every pause to find one run's")
+
+    monkeypatch.setattr(rt, "list_paused", no_listing)
+    code, out, err = await cli("inspect", paused_run, "--url", url, "--json")
+    assert code == 0, err
+    assert json.loads(out)["pause"]["token"] == pause.token
+    code, out, err = await cli("inspect", paused_run, "--url", url)
+    assert code == 0, err
+    assert f"cronflow-actors resume {pause.token}" in out
+    code, out, err = await cli("inspect", asleep, "--url", url, "--json")
+    assert code == 0, err
+    assert json.loads(out)["pause"] is None
