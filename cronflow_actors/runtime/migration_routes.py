@@ -19,8 +19,12 @@ def route_of(
     workflow: str,
     from_version: str,
     to_version: str,
+    *,
+    held: bool = False,
 ) -> list[str]:
-    """The versions a migration of ``workflow`` goes through to ``to_version``."""
+    """The versions a migration of ``workflow`` goes through to ``to_version``. A flow's run
+    ``held`` because its version's definition changed under it (``blocked``) may migrate to
+    that version's definition as it is now (its recorded step outputs carried over)."""
     subject = f"migration of {workflow!r} {from_version!r} -> {to_version!r}"
     versions = registry.versions(workflow)
     if to_version not in versions:
@@ -30,6 +34,8 @@ def route_of(
             "register it first",
         )
     if to_version == from_version:
+        if held and catalog.user_steps(workflow, to_version) is not None:
+            return [to_version]  # onto the definition as it is now, outputs carried over
         raise refused(subject, "the instance runs that version", "name another one")
     if registry.is_deprecated(workflow, to_version):
         raise refused(subject, f"version {to_version!r} is deprecated", "migrate to an active one")

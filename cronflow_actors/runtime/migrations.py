@@ -184,7 +184,14 @@ class Migrations:
         answered = await self._done(subject, state, to_version)
         if answered is not None:
             return answered
-        route = route_of(self._registry, self._catalog, state.workflow, state.version, to_version)
+        route = route_of(
+            self._registry,
+            self._catalog,
+            state.workflow,
+            state.version,
+            to_version,
+            held=is_held(snapshot),
+        )
         plan = MigrationPlan(
             instance=instance_id,
             workflow=state.workflow,

@@ -150,8 +150,10 @@ class Block(msgspec.Struct, frozen=True, kw_only=True):
             f"instance {self.instance_id!r} is blocked: it started on definition "
             f"{self.recorded} of {self.workflow!r} version {self.version!r}, and the definition "
             f"registered under that version is now {self.registered}, so it is not run on the "
-            "changed code; migrate it to another version, or register its old definition "
-            "again (it runs on at the next start), or cancel it"
+            "changed code; migrate it to another version (a flow's run, also onto this "
+            f"version as it is now: cronflow-actors migrate {self.instance_id} --to "
+            f"{self.version}), or register its old definition again (it runs on at the next "
+            "start), or cancel it"
         )
 
 

@@ -14,7 +14,7 @@ import pytest
 import cronflow_actors as cf
 from cronflow_actors import net
 from cronflow_actors.engine.actors import decode_state
-from cronflow_actors.errors import InstanceBlockedError
+from cronflow_actors.errors import InstanceBlockedError, MigrationError
 from cronflow_actors.kernel import ManualClock
 from cronflow_actors.messages import Mutation, encode
 from cronflow_actors.net.fingerprint import fingerprint
@@ -540,3 +540,32 @@ async def test_a_held_run_keeps_at_most_a_hundred_events_and_a_megabyte(
     async with cf.Runtime(db=db, workflows=[paying()]) as rt:
         result = await rt.wait(run_id, timeout=10)
     assert (result.status, result.output["amount"]) == ("completed", 1)
+
+
+async def test_a_blocked_run_migrates_onto_its_versions_edited_definition(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    """Its version edited in place, the run was held, and "migrate RUN --to v1" was refused
+    ("the instance runs that version"): the way out was a new version or the old code back
+    (newcomer h23 L5). It moves onto the definition as it is now, its outputs carried."""
+    db = tmp_path / "edited.db"
+    RAN.clear()
+    async with cf.Runtime(db=db, clock=clock, workflows=[approval()]) as rt:
+        run_id = await rt.trigger("approval", {"n": 1})
+        await rt.wait_idle()
+    async with cf.Runtime(db=db, clock=clock, workflows=[approval(changed=True)]) as rt:
+        assert (await rt.inspect(run_id)).status == "blocked"
+        new = await rt.migrate(run_id, "v1")
+        await rt.wait_idle()
+        [paused] = await rt.list_paused()
+        assert paused.run_id == new
+        await rt.resume(paused.token, {"approved": True})
+        done = await rt.wait(new, timeout=5)
+        assert done.status == "completed"
+        assert RAN == ["prepare", "ship", "notify"]  # prepare kept, the edited steps ran
+        assert (await rt.inspect(run_id)).status == "canceled"
+        assert (await rt.inspect(new)).migrated_from == run_id
+        running = await rt.trigger("approval", {"n": 2})
+        await rt.wait_idle()
+        with pytest.raises(MigrationError, match="the instance runs that version"):
+            await rt.migrate(running, "v1")  # not held: nothing to move onto
