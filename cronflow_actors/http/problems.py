@@ -73,6 +73,7 @@ _TITLES = {
     409: "Conflict",
     413: "Request body too large",
     415: "Unsupported media type",
+    422: "Unprocessable content",
     500: "Internal server error",
     503: "Service unavailable",
 }

@@ -122,6 +122,7 @@ async def test_the_idempotency_key_deduplicates(serve: Serve) -> None:
     reused = await client.post("/webhooks/order", json=changed, headers={"Idempotency-Key": "k1"})
     assert reused.status_code == 422
     assert reused.json()["type"] == "urn:cronflow:problem:idempotency-key-reused"
+    assert reused.json()["title"] == "Unprocessable content"  # it said "Error" (newcomer h23)
     assert first.json()["run_id"] in reused.json()["detail"]
     assert len(await rt.store.list_snapshots()) == 2
 
