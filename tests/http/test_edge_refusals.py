@@ -257,6 +257,19 @@ async def test_big_bodies_are_handled_a_few_at_a_time_and_small_ones_never_wait(
     assert len(await rt.list_runs()) == 3
     # counted under its route, though answered before the router ran (it was 'unmatched')
     assert 'route="/hooks/big",status="503"} 1.0' in (await client.get("/metrics")).text
+    # a replay copies its run's payload, however big, with no body to say so: it waits for a
+    # place as a big body does (180 at once took 1.3 GB: hostile h23 M3)
+    inside.clear()
+    leave.clear()
+    holding = asyncio.create_task(client.post("/hooks/big", json=big))
+    await inside.wait()
+    [done, *_] = await rt.list_runs()
+    waited = await client.post(f"/runs/{done.id}/replay")
+    assert waited.status_code == 503
+    assert waited.json()["type"] == "urn:cronflow:problem:too-busy"
+    leave.set()
+    assert (await holding).status_code == 202
+    assert (await client.post(f"/runs/{done.id}/replay")).status_code == 202
 
 
 async def test_a_path_whose_percent_encoding_is_not_utf8_is_refused(serve: Serve) -> None:
