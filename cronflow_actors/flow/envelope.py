@@ -17,10 +17,18 @@ from typing import Any
 
 import msgspec
 
-__all__ = ["EMPTY", "TriggerEnvelope", "flow_payload", "open_envelope", "read_envelope"]
+__all__ = ["EMPTY", "Resumed", "TriggerEnvelope", "flow_payload", "open_envelope", "read_envelope"]
 
 EMPTY = ":empty"
 """The stored name of ``TriggerEnvelope.empty``: a per-item flow's payload for an empty list."""
+
+
+class Resumed(msgspec.Struct, frozen=True, kw_only=True):
+    """What a resume keeps of the run it goes on from: its version, and the outputs of the
+    steps it completed, by step."""
+
+    version: str
+    outputs: dict[str, Any]
 
 
 class TriggerEnvelope(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -51,9 +59,10 @@ class TriggerEnvelope(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=T
     a header: a retry under the key is compared with it (another body is refused)."""
     by: str | None = None
     """Who started the run: the principal of the API token that asked, if any."""
-    keep_completed: bool = False
-    """A replay that keeps the steps its run (``replay_of``) completed, with the outputs that
-    run recorded (``Runtime.replay(..., resume=True)``): they are not run again."""
+    resumed: Resumed | None = None
+    """A replay that goes on from its run (``replay_of``): the steps that run completed, with
+    the outputs it recorded, read when the resume was asked (``Runtime.replay(...,
+    resume=True)``): they are not run again."""
 
 
 def flow_payload(
@@ -67,7 +76,7 @@ def flow_payload(
     query: Mapping[str, str] | None = None,
     body_digest: str | None = None,
     by: str | None = None,
-    keep_completed: bool = False,
+    resumed: Resumed | None = None,
 ) -> TriggerEnvelope:
     """The envelope a flow run is started with (``replay_of``: the run it replays)."""
     return TriggerEnvelope(
@@ -80,7 +89,7 @@ def flow_payload(
         query=dict(query or {}),
         body_digest=body_digest,
         by=by,
-        keep_completed=keep_completed,
+        resumed=resumed,
     )
 
 

@@ -18,7 +18,6 @@ from cronflow_actors.messages.migrations import MigrationRecord
 from cronflow_actors.runtime.catalog import WorkflowDescription
 from cronflow_actors.runtime.events import PublishResult
 from cronflow_actors.runtime.instances import root_of
-from cronflow_actors.runtime.migrations import completed_outputs
 from cronflow_actors.runtime.net_api import NetMethods
 from cronflow_actors.runtime.pages import Page
 from cronflow_actors.runtime.pauses import PausedRun
@@ -67,23 +66,27 @@ class FlowMethods(NetMethods):
             canceled=canceled,
             reason=reason,
             by=envelope.by,
-            migration=None if canceled else await self._kept_steps(envelope, spec.version),
+            migration=None if canceled else self._kept_steps(name, envelope, spec.version),
         )
         return await self.instances.start(spec, command, instance_id)
 
-    async def _kept_steps(self, envelope: TriggerEnvelope, version: str) -> MigrationRecord | None:
+    def _kept_steps(
+        self, workflow: str, envelope: TriggerEnvelope, version: str
+    ) -> MigrationRecord | None:
         """A replay that resumes its run: the steps that run completed, fast-forwarded with
-        the outputs it recorded (read as the replay starts: a queued one too), as a migration
-        of a flow carries them."""
-        if not envelope.keep_completed or envelope.replay_of is None:
+        the outputs it recorded (the resume's envelope keeps them, so a queued one starts the
+        same if that run is deleted meanwhile), as a migration of a flow carries them: those
+        of ``version``'s steps."""
+        resumed = envelope.resumed
+        if resumed is None or envelope.replay_of is None:
             return None
-        resumed = await self._state(envelope.replay_of)
+        steps = self.catalog.user_steps(workflow, version)
         return MigrationRecord(
-            workflow=resumed.workflow,
-            from_instance=resumed.id,
+            workflow=workflow,
+            from_instance=envelope.replay_of,
             from_version=resumed.version,
             to_version=version,
-            fast_forward=completed_outputs(self.catalog, resumed.workflow, version, resumed),
+            fast_forward={k: v for k, v in resumed.outputs.items() if steps is None or k in steps},
             registered=False,
         )
 

@@ -35,10 +35,10 @@ from typing import Literal
 
 __all__ = ["DERIVED_KINDS", "derived_run_id", "legacy_run_id", "new_run_id"]
 
-DerivedKind = Literal["tick", "hook", "poll", "event"]
-DERIVED_KINDS: tuple[DerivedKind, ...] = ("tick", "hook", "poll", "event")
+DerivedKind = Literal["tick", "hook", "poll", "event", "resume"]
+DERIVED_KINDS: tuple[DerivedKind, ...] = ("tick", "hook", "poll", "event", "resume")
 """What names a derived run: a schedule's tick, a webhook's key or signature, a poll's item,
-a keyed event's publish."""
+a keyed event's publish, the run a resume goes on from (``replay(resume=True)``)."""
 
 _VERSION = 0x7 << 76
 _VARIANT = 0b10 << 62

@@ -54,6 +54,8 @@ from cronflow_actors.errors import (
     StoreError,
     refused_in,
 )
+from cronflow_actors.flow.compile import is_user_step
+from cronflow_actors.flow.envelope import read_envelope
 from cronflow_actors.kernel import Clock
 from cronflow_actors.messages import SnapshotRecord
 from cronflow_actors.messages.engine import (
@@ -285,6 +287,9 @@ class Migrations:
     async def links(self, instance_id: str) -> MigrationLinks:
         state = decode_state((await self._instances.read(instance_id)).body, instance_id)
         record = state.migration
+        envelope = read_envelope(state.workflows[state.id].payload)
+        if record is not None and envelope is not None and envelope.resumed is not None:
+            record = None  # a resume carries its run's steps as a migration does: no migration
         return MigrationLinks(
             id=state.id,
             version=state.version,
@@ -464,11 +469,19 @@ def completed_outputs(
     steps = catalog.user_steps(workflow, version)
     if steps is None:
         return {}
+    return {k: v for k, v in completed_steps(state).items() if k in steps}
+
+
+def completed_steps(state: InstanceState) -> dict[str, Any]:
+    """The outputs a flow's run ``state`` recorded for the root tasks it completed (its steps,
+    by the compiler's naming, whatever version is registered)."""
     root = state.workflows[state.id]
     return {
         name: output
         for name, output in root.outputs.items()
-        if name in steps and name in root.tasks and root.tasks[name].state == TaskState.COMPLETED
+        if is_user_step(name)
+        and name in root.tasks
+        and root.tasks[name].state == TaskState.COMPLETED
     }
 
 

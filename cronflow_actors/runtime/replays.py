@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any
 
@@ -29,13 +30,14 @@ from cronflow_actors.calls import call_user
 from cronflow_actors.engine.actors import decode_state
 from cronflow_actors.errors import (
     ConfigurationError,
+    InstanceExistsError,
     InvalidPayloadError,
     MockLostError,
     NotFoundError,
     NotReplayableError,
 )
 from cronflow_actors.flow.compiled import CompiledFlow
-from cronflow_actors.flow.envelope import TriggerEnvelope, open_envelope
+from cronflow_actors.flow.envelope import Resumed, TriggerEnvelope, open_envelope
 from cronflow_actors.flow.mocks import mocked, stand_ins
 from cronflow_actors.flow.triggers import WebhookRequest, schema_path
 from cronflow_actors.kernel import Clock
@@ -43,6 +45,8 @@ from cronflow_actors.messages import QueuedRun, SnapshotRecord
 from cronflow_actors.net.migration import refused
 from cronflow_actors.net.spec import NetSpec
 from cronflow_actors.runtime.catalog import FlowCatalog
+from cronflow_actors.runtime.ids import derived_run_id
+from cronflow_actors.runtime.migrations import completed_steps
 from cronflow_actors.runtime.run_views import stored_run
 from cronflow_actors.store import MISSING, Store
 
@@ -87,6 +91,9 @@ async def _as_its_webhook_takes(flow: CompiledFlow, trigger: TriggerEnvelope, pa
 
 
 logger = logging.getLogger(__name__)
+
+_RESUMES = uuid.UUID("0d6c4b7e-2f1a-4e83-9b5d-7a1c3e9f2b64")
+"""The namespace of the ids of the runs that resume others (one a run)."""
 
 _MARKS = ("cronflow:replays", "mocked")
 """(namespace, key) of the marks: run id -> the ids of its mocked steps."""
@@ -175,35 +182,52 @@ class Replays:
         if self._catalog.is_net(workflow):
             raise NotReplayableError(run_id, workflow)
         trigger = open_envelope(recorded)
-        if resume:
-            await self._check_resumable(run_id, payload)
+        instance_id, resumed = None, None
+        if resume:  # one resume a run: asked again, the same one answers
+            resumed = await self._resumable(run_id, payload, mock_steps)
+            instance_id = derived_run_id("resume", _RESUMES, run_id)
         if payload is None:
             payload = trigger.payload
         elif trigger.kind == "webhook":  # what its webhook checks of a payload, this one too
             payload = await _as_its_webhook_takes(self._catalog.root(workflow), trigger, payload)
-        return await self.trigger(
-            workflow,
-            payload,
-            mock_steps=mock_steps,
-            headers=trigger.headers,
-            kind=trigger.kind,
-            params=trigger.params,
-            query=trigger.query,
-            replay_of=run_id,
-            by=by,
-            keep_completed=resume,
-        )
-
-    async def _check_resumable(self, run_id: str, payload: Any) -> None:
-        """A replay that keeps what the run completed is of a run that failed or was canceled,
-        with its recorded payload (the outputs it kept were made from that one)."""
-        subject = f"run {run_id!r}"
-        if payload is not None:
-            raise refused(
-                subject,
-                "a resume keeps the steps it completed, which its recorded payload made",
-                "resume it without a payload, or replay it from the start with the new one",
+        try:
+            return await self.trigger(
+                workflow,
+                payload,
+                mock_steps=mock_steps,
+                instance_id=instance_id,
+                headers=trigger.headers,
+                kind=trigger.kind,
+                params=trigger.params,
+                query=trigger.query,
+                replay_of=run_id,
+                by=by,
+                resumed=resumed,
+                derived=resume,
             )
+        except InstanceExistsError:
+            if instance_id is None:
+                raise
+            return instance_id  # resumed before: that resume
+
+    async def _resumable(
+        self, run_id: str, payload: Any, mock_steps: Mapping[str, Any] | None
+    ) -> Resumed:
+        """A replay that keeps what the run completed is of a run that failed or was canceled
+        (not for a migration: its successor goes on), with its recorded payload (the outputs it
+        kept were made from that one), and no mocks (one resume a run, asked again: the same)."""
+        if payload is not None:
+            raise ConfigurationError(
+                "payload",
+                payload,
+                "none with resume=True: a resume keeps the steps the run completed, which its "
+                "recorded payload made (replay it from the start to give another)",
+            )
+        if mock_steps:
+            raise ConfigurationError(
+                "mock_steps", mock_steps, "none with resume=True (replay it from the start)"
+            )
+        subject = f"run {run_id!r}"
         snapshot = await stored_run(self._read, self._store, run_id)
         status = "queued" if isinstance(snapshot, QueuedRun) else snapshot.status
         if status not in ("failed", "canceled"):
@@ -212,6 +236,16 @@ class Replays:
                 f"it is {status}: a resume goes on from where a failed or canceled run stopped",
                 "replay it from the start instead (without resume)",
             )
+        assert not isinstance(snapshot, QueuedRun)  # (a queued run's status is "queued")
+        state = decode_state(snapshot.body, run_id)
+        if state.migrated_to is not None:
+            raise refused(
+                subject,
+                f"it was canceled for its migration to {state.migrated_to!r}, which goes on "
+                "from it",
+                f"resume {state.migrated_to!r} instead if that one failed",
+            )
+        return Resumed(version=state.version, outputs=completed_steps(state))
 
     async def recorded_trigger(self, run_id: str) -> TriggerEnvelope:
         """How run ``run_id`` was started, as stored (``NotFoundError`` if it is not)."""
@@ -224,6 +258,7 @@ class Replays:
         payload: Any,
         *,
         mock_steps: Mapping[str, Any] | None = None,
+        instance_id: str | None = None,
         **trigger: Any,
     ) -> str:
         """Start a run of ``workflow`` (as ``Runs.trigger`` does, with its keyword arguments)
@@ -231,7 +266,7 @@ class Replays:
         does, and what a test harness can do to run a flow with mocks on the real engine."""
         flow = self._catalog.root(workflow)
         mocks = _checked_mocks(flow, mock_steps)
-        run_id = self._new_id()
+        run_id = instance_id or self._new_id()
         if mocks:
             spec = mocked(flow, mocks, self._catalog.resolve).spec
             await self._mark(run_id, sorted(mocks))

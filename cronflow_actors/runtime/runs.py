@@ -16,7 +16,7 @@ from typing import Any
 from cronflow_actors.engine.context import WorkflowInfo
 from cronflow_actors.errors import ConfigurationError, NotFoundError, RunFailedError
 from cronflow_actors.flow.context import step_error
-from cronflow_actors.flow.envelope import flow_payload
+from cronflow_actors.flow.envelope import Resumed, flow_payload
 from cronflow_actors.flow.triggers import not_one_line
 from cronflow_actors.runtime.catalog import FlowCatalog
 from cronflow_actors.runtime.ids import DERIVED_KINDS
@@ -78,7 +78,7 @@ class Runs:
         body_digest: str | None = None,
         derived: bool = False,
         by: str | None = None,
-        keep_completed: bool = False,
+        resumed: Resumed | None = None,
     ) -> str:
         """``derived``: ``instance_id`` is one a trigger derived (``ids.derived_run_id``), which
         only the runtime's own triggers give; ``by``: who asked (an API token's principal)."""
@@ -96,7 +96,7 @@ class Runs:
             query=query,
             body_digest=body_digest,
             by=by,
-            keep_completed=keep_completed,
+            resumed=resumed,
         )
         # its place first, before its flow's queue or its id is locked (admission.py)
         return await self._admit(lambda: self._start_or_queue(workflow, envelope, instance_id))

@@ -154,5 +154,9 @@ async def test_a_failed_run_resumes_over_http_and_from_the_command_line(serve: S
     assert code == 0, err
     assert 'output: "shipped"' in out
     assert charged == [1]  # charged once, by the first run
-    conflict = await client.post(f"/runs/{failed}/replay", json={"resume": True, "payload": 1})
-    assert (conflict.status_code, conflict.json()["type"].rsplit(":", 1)[1]) == (409, "refused")
+    bad = await client.post(f"/runs/{failed}/replay", json={"resume": True, "payload": 1})
+    assert (bad.status_code, bad.json()["type"].rsplit(":", 1)[1]) == (400, "invalid-argument")
+    done = await client.post(f"/runs/{still}/replay", json={"resume": True})  # the same again
+    assert done.status_code == 202
+    finished = await client.post(f"/runs/{done.json()['run_id']}/replay", json={"resume": True})
+    assert (finished.status_code, finished.json()["type"].rsplit(":", 1)[1]) == (409, "refused")

@@ -223,15 +223,20 @@ async def test_a_failed_run_resumes_from_its_failed_step_keeping_what_it_complet
     async with cf.Runtime(db=db, workflows=[flow]) as rt:
         failed = await rt.trigger("order", {"amount": 30})
         assert (await rt.wait(failed)).status == "failed"
-        with pytest.raises(MigrationError, match="resume it without a payload"):
+        with pytest.raises(ConfigurationError, match="none with resume=True"):
             await rt.replay(failed, payload={"amount": 1}, resume=True)
         down.clear()  # the carrier is back (a fix deployed)
         resumed = await rt.replay(failed, resume=True)
+        # one resume a run: asked again (a client's retry), the same one answers, nothing more
+        # runs (the review's H2: each resume ran the rest again)
+        assert await rt.replay(failed, resume=True) == resumed
+        assert resumed.startswith("resume:")
         result = await rt.wait(resumed)
         assert (result.status, result.output) == ("completed", "shipped after 30")
         assert charged == [30]  # not charged again
         info = await rt.inspect(resumed)
         assert (info.replay_of, info.migrated_from) == (failed, None)
+        assert (await rt.migration_links(resumed)).migrated_from is None  # (the review's M)
         steps = {s.id: (s.status, s.attempts, s.output) for s in info.steps}
         assert steps["charge"] == ("completed", 0, {"charged": 30})  # kept, not run
         assert steps["ship"][:2] == ("completed", 1)
@@ -241,3 +246,54 @@ async def test_a_failed_run_resumes_from_its_failed_step_keeping_what_it_complet
         again = await rt.replay(failed)  # from the start, as before
         assert (await rt.wait(again)).status == "completed"
         assert charged == [30, 30]
+        assert len(await rt.list_runs(workflow="order")) == 3
+
+
+async def test_a_run_a_migration_replaced_is_not_resumed(rt: cf.Runtime) -> None:
+    """Canceled for its migration, its successor goes on from it: resuming it too ran the
+    rest twice (the review's H1)."""
+    rt.register(cf.define("flow", version="v1").step("a", str).pause("wait").step("b", str))
+    run_id = await rt.trigger("flow")
+    await rt.wait_idle()
+    rt.register(cf.define("flow", version="v2").step("a", str).pause("wait").step("b", str))
+    new = await rt.migrate(run_id, "v2")
+    assert (await rt.inspect(run_id)).status == "canceled"
+    with pytest.raises(MigrationError, match=f"canceled for its migration to '{new}'"):
+        await rt.replay(run_id, resume=True)
+
+
+async def test_a_queued_resume_goes_on_though_its_run_was_deleted_meanwhile(
+    rt: cf.Runtime,
+) -> None:
+    """A resume waiting in its flow's queue read the run it resumes when it left the queue:
+    deleted meanwhile (retention), it could not start and held the queue (the review's M5).
+    It keeps what it needs from the start."""
+    import asyncio
+
+    gate, holds = asyncio.Event(), asyncio.Event()
+    prepared: list[str] = []
+
+    async def work(ctx: Any) -> str:
+        if ctx.payload == "fail" and not gate.is_set():
+            raise ValueError("failed")
+        if ctx.payload == "hold":
+            holds.set()
+        await gate.wait()
+        return f"done after {ctx.steps['prepare']}"
+
+    flow = cf.define("one", concurrency=1).step("prepare", lambda ctx: prepared.append(ctx.payload))
+    rt.register(flow.step("work", work))
+    failed = await rt.trigger("one", "fail")
+    assert (await rt.wait(failed)).status == "failed"
+    holding = await rt.trigger("one", "hold")
+    await holds.wait()  # (wait_idle would wait for its gate)
+    resumed = await rt.replay(failed, resume=True)  # queued behind the one holding the place
+    assert (await rt.inspect(resumed)).steps == []
+    assert await rt.store.prune(finished_before=rt.clock.now() + 1) == 1  # the failed run
+    behind = await rt.trigger("one", "next")
+    gate.set()
+    assert (await rt.wait(holding, timeout=5)).status == "completed"
+    ended = await rt.wait(resumed, timeout=5)
+    assert (ended.status, ended.output) == ("completed", "done after None")
+    assert (await rt.wait(behind, timeout=5)).status == "completed"  # the queue went on
+    assert prepared == ["fail", "hold", "next"]  # the resume kept its prepare step
