@@ -350,13 +350,13 @@ def _route_template(path: str, problems: list[str]) -> tuple[str, tuple[str, ...
     return "/".join(segments), tuple(params)
 
 
-_NOT_IN_A_NAME = frozenset({"Cc", "Zl", "Zp"})
-"""Unicode's control characters (C0, DEL, C1) and line and paragraph separators."""
+_NOT_IN_A_NAME = frozenset({"Cc", "Zl", "Zp", "Cs"})
+"""Unicode's control characters (C0, DEL, C1), line and paragraph separators, and surrogates
+(half a character: no text can be encoded with one)."""
 
-_BIDI_CONTROLS = frozenset(
-    chr(code) for code in (0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A))
-)
-"""The marks, embeddings, overrides and isolates that turn text around as it is shown."""
+_BIDI_CONTROLS = frozenset(chr(code) for code in (*range(0x202A, 0x202F), *range(0x2066, 0x206A)))
+"""The embeddings, overrides and isolates that turn the text after them around as it is shown
+(the marks, LRM and RLM, only lean a character one way, and stay allowed)."""
 
 
 def not_one_line(text: str) -> bool:

@@ -51,7 +51,7 @@ def pause_paths(
             "get": b.op(
                 "Runs paused for a human, oldest first, with their resume tokens; a page ends "
                 "early, its next_cursor going on, once its pauses reach about 8 MB",
-                {"200": b.answer("a page of pauses (one bigger than 8 MB alone)", PausedPage)},
+                {"200": b.answer("a page of pauses (the one reaching 8 MB its last)", PausedPage)},
                 "400",
                 params=page,
             )

@@ -9,6 +9,7 @@ be in memory; the resume activates it.
 from __future__ import annotations
 
 import difflib
+import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -24,7 +25,6 @@ from cronflow_actors.errors import (
     NotFoundError,
     NotPausedError,
     ResumeError,
-    UnknownWorkflowError,
     clipped,
 )
 from cronflow_actors.flow.triggers import not_one_line
@@ -38,10 +38,11 @@ from cronflow_actors.runtime.pages import (
     decode_cursor,
     encode_cursor,
 )
-from cronflow_actors.runtime.pinning import not_registered
 from cronflow_actors.store import Store
 
 __all__ = ["PausedRun", "Pauses"]
+
+logger = logging.getLogger(__name__)
 
 _decode = msgspec.msgpack.Decoder().decode
 
@@ -107,12 +108,6 @@ class Pauses:
         except InstanceBlockedError as blocked:  # said in the flow's words, not a work item's
             operation = f"resume run {wait.instance_id}'s pause at step {wait.step!r}"
             raise InstanceBlockedError(wait.instance_id, blocked.reason, operation) from None
-        except UnknownWorkflowError as missing:  # its version is not registered here
-            if missing.version is None or missing.name != wait.workflow:
-                raise
-            operation = f"resume run {wait.instance_id}'s pause at step {wait.step!r}"
-            why = not_registered(wait.instance_id, missing.name, missing.version)
-            raise InstanceBlockedError(wait.instance_id, why, operation) from None
 
     async def get(self, token: str) -> PausedRun:
         """The run paused with ``token``; ``ResumeError`` if there is none (``ended`` when its
@@ -131,12 +126,13 @@ class Pauses:
         whom, when), timed out, its run ended, or its run migrated to another (whose pause has
         a token of its own)."""
         over = "the pause has already ended"
-        snapshot = await self._store.load_snapshot(wait.instance_id)
-        if snapshot is None:  # pruned since
-            return f"{over} (its run {wait.instance_id} is no longer stored)"
         try:
+            snapshot = await self._store.load_snapshot(wait.instance_id)
+            if snapshot is None:  # pruned since
+                return f"{over} (its run {wait.instance_id} is no longer stored)"
             state = decode_state(snapshot.body, wait.instance_id)
-        except Exception:  # a damaged snapshot: inspect answers that; say what is known
+        except Exception:  # the store's trouble, a damaged snapshot: the refusal stands
+            logger.debug("why the pause of %s ended", wait.instance_id, exc_info=True)
             return over
         if state.migrated_to:
             return (
@@ -174,9 +170,9 @@ class Pauses:
     async def list_paused(self, *, limit: int = 100, cursor: str | None = None) -> Page[PausedRun]:
         """The runs waiting for a human, oldest pause first, ``limit`` at a time, and fewer
         when they are big: a page ends once its pauses' stored data (description, metadata
-        and ``last``) reaches ``PAGE_BYTES`` (8 MB), with a ``next_cursor`` for the rest. A
-        pause bigger than that comes alone, on a page of its own: never an empty page with a
-        cursor."""
+        and ``last``) reaches ``PAGE_BYTES`` (8 MB), with a ``next_cursor`` for the rest: the
+        pause that reaches it is the page's last (one bigger than that ends the page it is on,
+        first or not), never an empty page with a cursor."""
         check_limit(limit)
         after = decode_cursor(cursor) if cursor else None
         rows = await self._store.open_waits("pause", after=after, limit=limit, max_bytes=PAGE_BYTES)

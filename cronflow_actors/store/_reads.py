@@ -251,8 +251,11 @@ class SQLiteReads:
             where += " AND (created_at, wait_id) > (?, ?)"
             params += [after[0], after[1]]
         order = "ORDER BY created_at, wait_id"
+        # one run's waits: through its own index (a few rows), not the open waits by time,
+        # which the planner takes for the order and scans whole (44 ms at 200,000 pauses)
+        table = "waits" if instance_id is None else "waits INDEXED BY waits_by_instance"
         if max_bytes is None:
-            query = f"SELECT {sql.WAIT_COLUMNS} FROM waits WHERE {where} {order} LIMIT ?"
+            query = f"SELECT {sql.WAIT_COLUMNS} FROM {table} WHERE {where} {order} LIMIT ?"
             rows = await self._fetchall(query, (*params, limit), "list waits")
             return [sql.wait_of(row) for row in rows]
         # As list_runs: the page's ids with the running total of their data's sizes, then the
@@ -261,7 +264,7 @@ class SQLiteReads:
         query = (
             "WITH page AS (SELECT wait_id, SUM(length(data)) OVER "
             f"({order} ROWS UNBOUNDED PRECEDING) - length(data) AS before_it "
-            f"FROM waits WHERE {where} {order} LIMIT ?) "
+            f"FROM {table} WHERE {where} {order} LIMIT ?) "
             f"SELECT {sql.WAIT_COLUMNS} FROM waits WHERE wait_id IN "
             "(SELECT wait_id FROM page WHERE before_it < ? OR before_it = 0) "
             f"{order}"

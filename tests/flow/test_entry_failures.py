@@ -266,12 +266,14 @@ async def test_an_event_name_nothing_could_listen_for_is_refused(rt: cf.Runtime)
         ("pa\x85id", "no control characters"),  # C1, and a line separator (review L7)
         ("pa\u2028id", "line breaks"),
         ("pa\u202eid", "bidi controls"),  # the right-to-left override (hostile h23 L4)
+        ("pa\ud800id", "no control characters"),  # half a character (review h23 L3)
         ("", "a non-empty string"),
     ):
         with pytest.raises(ConfigurationError, match=said):
             await rt.publish_event(name, {})
     assert await rt.list_runs() == []
     assert len(await rt.publish_event("x" * 200, {})) == 0  # at the limit: published
+    assert len(await rt.publish_event("pa\u200fid", {})) == 0  # a mark (RLM), as before
     for flow in (
         cf.define("bad").on_event("a\tb").step("s", lambda ctx: 1),
         cf.define("worse").wait_for_event("w", "e" * 201).step("s", lambda ctx: 1),
