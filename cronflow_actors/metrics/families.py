@@ -8,8 +8,12 @@ for every bucket) and render a series as that text plus its number. They are pro
 collectors all the same (``collect()`` gives the usual metric families), so a registry holding
 them works with every prometheus_client tool; ``render`` is the fast path ``/metrics`` takes.
 
-Updates come from any thread (each series has its lock); a render reads each series under its
-lock, so a histogram's buckets, count and sum always agree.
+Updates come from any thread, without a lock: an update is appended to its series' queue (one
+atomic ``deque.append``, where taking a ``threading.Lock`` costs some 2,500 machine instructions
+on CPython 3.11: most of a step's metric update, two dozen of them a run). Whoever reads, and a
+writer once ``_FOLD_AT`` are queued, folds the queue into the series under the series' lock, in
+the order they came; so a render sees every update made before it and a histogram's buckets,
+count and sum always agree.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import bisect
 import math
 import threading
+from collections import deque
 from collections.abc import Iterator, Sequence
 from typing import Generic, TypeVar
 
@@ -122,22 +127,41 @@ class _Family(Collector, Generic[C]):
         raise NotImplementedError
 
 
+_FOLD_AT = 64
+"""Updates a series queues before the writer that queues the next folds them in itself (a read
+folds them all): a bound on the queue of a series nobody reads."""
+
+
 class _CounterSeries:
-    __slots__ = ("_lock", "_value", "text")
+    __slots__ = ("_lock", "_queued", "_value", "text")
 
     def __init__(self, text: str) -> None:
         self.text = text
         self._value = 0.0
+        self._queued: deque[float] = deque()
+        """Amounts not yet added (appended by any thread, taken only under ``_lock``)."""
         self._lock = threading.Lock()
 
     def inc(self, amount: float = 1) -> None:
         if amount < 0:
             raise ValueError("a counter only goes up")
-        with self._lock:
-            self._value += amount
+        queued = self._queued
+        queued.append(float(amount))  # (a value that is no number fails here, not in a fold)
+        if len(queued) >= _FOLD_AT:
+            with self._lock:
+                self._fold()
+
+    def _fold(self) -> None:
+        """Add the queued amounts, in order (under ``_lock``: the only place they are taken,
+        so the ``len`` queued now are there to take)."""
+        queued, value = self._queued, self._value
+        for _ in range(len(queued)):
+            value += queued.popleft()
+        self._value = value
 
     def get(self) -> float:
         with self._lock:
+            self._fold()
             return self._value
 
 
@@ -183,7 +207,16 @@ class CounterFamily(_Family[_CounterSeries]):
 
 
 class _HistogramSeries:
-    __slots__ = ("_buckets", "_lock", "_sum", "bounds", "bucket_texts", "count_text", "sum_text")
+    __slots__ = (
+        "_buckets",
+        "_lock",
+        "_queued",
+        "_sum",
+        "bounds",
+        "bucket_texts",
+        "count_text",
+        "sum_text",
+    )
 
     def __init__(
         self, bounds: list[float], bucket_texts: list[str], count_text: str, sum_text: str
@@ -194,17 +227,30 @@ class _HistogramSeries:
         self.sum_text = sum_text
         self._buckets = [0] * (len(bounds) + 1)  # the last one: above every bound (+Inf)
         self._sum = 0.0
+        self._queued: deque[float] = deque()
+        """Values not yet counted (appended by any thread, taken only under ``_lock``)."""
         self._lock = threading.Lock()
 
     def observe(self, value: float) -> None:
-        index = bisect.bisect_left(self.bounds, value)  # the first bound >= value ("le")
-        with self._lock:
-            self._buckets[index] += 1
-            self._sum += value
+        queued = self._queued
+        queued.append(float(value))  # (a value that is no number fails here, not in a fold)
+        if len(queued) >= _FOLD_AT:
+            with self._lock:
+                self._fold()
+
+    def _fold(self) -> None:
+        """Count the queued values, in order (under ``_lock``, as ``_CounterSeries._fold``)."""
+        queued, bounds, buckets, total = self._queued, self.bounds, self._buckets, self._sum
+        for _ in range(len(queued)):
+            value = queued.popleft()
+            buckets[bisect.bisect_left(bounds, value)] += 1  # the first bound >= value ("le")
+            total += value
+        self._sum = total
 
     def get(self) -> tuple[list[int], float]:
         """Cumulative bucket counts (the last one is the count) and the sum, as one reading."""
         with self._lock:
+            self._fold()
             buckets, total = list(self._buckets), self._sum
         running = 0
         for index, count in enumerate(buckets):

@@ -24,6 +24,7 @@ from cronflow_actors.metrics import (
     RuntimeMetrics,
     wants_openmetrics,
 )
+from cronflow_actors.metrics.families import _FOLD_AT
 
 
 def busy_metrics() -> RuntimeMetrics:
@@ -154,6 +155,38 @@ def test_a_render_while_threads_observe_always_reads_consistent_histograms() -> 
         )
         == 300_000
     )  # no observation lost
+
+
+def test_updates_wait_in_a_bounded_queue_until_read_and_are_counted_in_order() -> None:
+    registry = CollectorRegistry()
+    counter = CounterFamily("q_total", "q", ["a"], registry=registry).labels("x")
+    histogram = HistogramFamily("q_seconds", "q", buckets=(1, 2), registry=registry)
+    series = histogram.labels()
+    for n in range(1, 1001):  # nobody reads: a writer folds its series' queue now and then
+        counter.inc(0.1)
+        series.observe(n % 3)
+    assert len(counter._queued) < _FOLD_AT
+    assert len(series._queued) < _FOLD_AT
+    summed = 0.0
+    for _ in range(1000):
+        summed += 0.1
+    assert registry.get_sample_value("q_total", {"a": "x"}) == summed  # added in order
+    assert registry.get_sample_value("q_seconds_bucket", {"le": "1.0"}) == 667
+    assert registry.get_sample_value("q_seconds_count") == 1000
+    assert registry.get_sample_value("q_seconds_sum") == 1000
+    assert not counter._queued
+    assert not series._queued
+
+
+def test_a_value_that_is_no_number_is_refused_by_the_update_that_gives_it() -> None:
+    series = HistogramFamily("n_seconds", "n", buckets=(1,)).labels()
+    counter = CounterFamily("n_total", "n").labels()
+    with pytest.raises(TypeError):
+        series.observe([1])  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        counter.inc(None)  # type: ignore[arg-type]
+    series.observe(2)
+    assert series.get() == ([0, 1], 2.0)  # the series goes on
 
 
 @pytest.mark.parametrize(
