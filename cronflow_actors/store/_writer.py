@@ -91,8 +91,11 @@ class GroupWriter(GroupAnswers):
         self._max_batch = max_batch
         self._queue: list[Item] = []
         self._lock = threading.Lock()
-        """Guards the queue: callers add to it in the loop, a batch is taken from it on the
-        connection's thread."""
+        """Guards taking from the queue: a batch is taken on the connection's thread, the whole
+        queue (a failure) in the loop. Adding (``submit``) takes no lock: a ``list.append`` is
+        one atomic step, and a batch taken meanwhile is the items before it all the same
+        (``take_batch`` takes from the front); nor does ``_next``, run only while no batch is
+        being taken (it starts the next one)."""
         self._busy = False
         """Something is being written (a batch on the connection's thread, or a slow path)."""
         self._slow: asyncio.Task[None] | None = None
@@ -127,8 +130,7 @@ class GroupWriter(GroupAnswers):
             raise StoreFailedError(self._name, str(self.failure))
         assert self._loop is not None, "the writer is not started"
         future: asyncio.Future[Any] = self._loop.create_future()
-        with self._lock:
-            self._queue.append((payload, future))
+        self._queue.append((payload, future))  # (no lock: see ``_lock``)
         if not self._busy:
             self._next()
         return future
@@ -136,18 +138,17 @@ class GroupWriter(GroupAnswers):
     # -- dispatch: what is queued goes to the connection's thread as soon as it is free ----------
 
     def _next(self) -> None:
-        """Start writing what is queued, if anything (the writer is not busy)."""
-        with self._lock:
-            head = self._queue[0] if self._queue else None
-            # (asked once; a mutation's type first: an isinstance of message classes goes
-            # through their metaclass)
-            lease = (
-                head is not None
-                and type(head[0]) is not Mutation
-                and isinstance(head[0], LEASE_OPS)
-            )
-            if lease:
-                del self._queue[0]
+        """Start writing what is queued, if anything (the writer is not busy: nothing takes
+        from the queue on the connection's thread now, so no lock, ``_lock``)."""
+        queue = self._queue
+        head = queue[0] if queue else None
+        # (asked once; a mutation's type first: an isinstance of message classes goes through
+        # their metaclass)
+        lease = (
+            head is not None and type(head[0]) is not Mutation and isinstance(head[0], LEASE_OPS)
+        )
+        if lease:
+            del queue[0]
         if head is None:
             self._busy = False
             if self._idle is not None and not self._idle.done():
