@@ -9,11 +9,12 @@ behave the same, and an activity that raises changes nothing (its transaction is
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import msgspec
 
+from cronflow_actors.engine.migration_sources import MigrationSources
 from cronflow_actors.engine.states import TaskState, WorkflowState, WorkItemState, WorkItemVerb
 from cronflow_actors.errors import (
     AutoTriggerAlreadySetError,
@@ -22,7 +23,6 @@ from cronflow_actors.errors import (
 )
 from cronflow_actors.messages import decoder_for, encode, plain
 from cronflow_actors.messages.engine import Principal, Stats, TaskRecord
-from cronflow_actors.messages.migrations import MigrationSource
 from cronflow_actors.net.marking import Route
 
 __all__ = [
@@ -77,60 +77,6 @@ class WorkItemInfo(msgspec.Struct, frozen=True, kw_only=True):
     attempt: int = 0
     token: str | None = None
     """The resume token while it waits for a human (``WaitSpec(kind="pause")``)."""
-
-
-class MigrationSources:
-    """``ctx.migrating_from``: the workflows of the instance a migration came from, as the
-    migration left them (its root canceled). The root's fields read directly
-    (``ctx.migrating_from.outputs["screen"]``, ``.tasks["screen"]``); ``workflows(name)``
-    lists the workflows of one name (child workflows of composite tasks)."""
-
-    __slots__ = ("_sources",)
-
-    def __init__(self, sources: list[MigrationSource]) -> None:
-        self._sources = sources
-
-    @property
-    def root(self) -> MigrationSource:
-        return self._sources[0]
-
-    @property
-    def id(self) -> str:
-        return self.root.id
-
-    @property
-    def name(self) -> str:
-        return self.root.name
-
-    @property
-    def version(self) -> str:
-        return self.root.version
-
-    @property
-    def state(self) -> WorkflowState:
-        return self.root.state
-
-    @property
-    def payload(self) -> Any:
-        return self.root.payload
-
-    @property
-    def outputs(self) -> Mapping[str, Any]:
-        return self.root.outputs
-
-    @property
-    def tasks(self) -> Mapping[str, TaskState]:
-        return self.root.tasks
-
-    def workflows(self, name: str | None = None) -> list[MigrationSource]:
-        """The old instance's workflows named ``name`` (None: all), in creation order."""
-        return [s for s in self._sources if name is None or s.name == name]
-
-    def __iter__(self) -> Iterator[MigrationSource]:
-        return iter(self._sources)
-
-    def __repr__(self) -> str:
-        return f"<MigrationSources of {self.id} ({len(self._sources)} workflows)>"
 
 
 class Transition(msgspec.Struct, frozen=True, kw_only=True):
