@@ -163,38 +163,44 @@ class FlowContext:
     @classmethod
     def of(cls, engine_ctx: Any, step_ids: frozenset[str]) -> FlowContext:
         """From an engine ctx (handler, router or activity) of a flow's workflow."""
-        # unwrap_payload(engine_ctx.payload), in one decoding: the envelope copied straight
-        # into its type (a payload stored bare is not one: it is the user's payload)
+        # unwrap_payload(engine_ctx.payload) and a copy of the outputs, in one decoding: the
+        # envelope copied straight into its type (a payload stored bare is not one: it is the
+        # user's payload; the outputs, by task name, always decode)
         try:
-            envelope = engine_ctx.payload_as(TriggerEnvelope)
+            envelope, outputs = engine_ctx.payload_and_outputs_as(TriggerEnvelope)
         except msgspec.ValidationError:
             payload, trigger = engine_ctx.payload, TriggerInfo()
+            outputs = engine_ctx.outputs or {}
         else:
             payload, trigger = envelope.payload, trigger_info(envelope)
         workflow, task = engine_ctx.parent, engine_ctx.task
         steps = StepOutputs()
-        for step, output in (engine_ctx.outputs or {}).items():  # (a comprehension: a call)
+        for step, output in outputs.items():  # (a comprehension: a call)
             if step in step_ids:
                 steps[step] = output
-        return cls(
-            payload=payload,
-            last=engine_ctx.last,
-            steps=steps,
-            run=RunRef(
-                id=workflow.id if workflow else "",
-                workflow_id=workflow.name if workflow else "",
-                start_time=workflow.created_at if workflow else 0.0,
-            ),
-            state=engine_ctx.state,
-            trigger=trigger,
-            attempt=engine_ctx.attempt or 1,
-            idempotency_key=engine_ctx.idempotency_key or "",
-            redispatches=engine_ctx.redispatches,
-            # the user's id for the element: a step's task, or the if_/while_ whose condition
-            # runs, the step whose delay or fallback this is
-            step_name="" if task is None else user_step(task.name),
-            secrets=engine_ctx.secrets or NO_SECRETS,
-        )
+        # what __init__ does, written out: keywords to a call are a dict each time (3.11), and
+        # this runs for every step
+        ctx = cls.__new__(cls)
+        ctx.payload = payload
+        # the user's id for the element: a step's task, or the if_/while_ whose condition runs,
+        # the step whose delay or fallback this is
+        ctx.step_name = "" if task is None else user_step(task.name)
+        ctx.last = engine_ctx.last
+        ctx.steps = steps
+        if workflow:
+            ctx.run = RunRef(
+                id=workflow.id, workflow_id=workflow.name, start_time=workflow.created_at
+            )
+        else:
+            ctx.run = RunRef(id="", workflow_id="")
+        ctx.state = engine_ctx.state
+        ctx.trigger = trigger
+        ctx.attempt = engine_ctx.attempt or 1
+        ctx.idempotency_key = engine_ctx.idempotency_key or ""
+        ctx.redispatches = engine_ctx.redispatches
+        ctx.error = None
+        ctx.secrets = engine_ctx.secrets or NO_SECRETS
+        return ctx
 
     @classmethod
     def of_run(cls, engine_ctx: Any) -> FlowContext:
