@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable
 from typing import Any
 
 from cronflow_actors.calls import call_logged, call_user, settle
@@ -27,15 +28,20 @@ logger = logging.getLogger(__name__)
 _MISS = object()
 
 
-async def call_step(
+def call_step(
     ectx: Any, fn: Any, *args: Any, limit: float | None = None, step: str = ""
-) -> Any:
-    """``fn(*args)`` for a work item: ``calls.call_user`` with the item's blocking pool (a
-    plain function runs there, a coroutine function on the loop), within ``limit`` seconds
-    when given (``StepTimeoutError`` naming ``step`` once they pass)."""
+) -> Awaitable[Any]:
+    """``fn(*args)`` for a work item, to await: ``calls.call_user`` with the item's blocking
+    pool (a plain function runs there, a coroutine function on the loop), within ``limit``
+    seconds when given (``StepTimeoutError`` naming ``step`` once they pass). Without a limit,
+    ``call_user``'s own coroutine (a coroutine around it would be one more on every step)."""
     call = call_user(fn, *args, run_blocking=ectx.run_blocking)
     if limit is None:
-        return await call
+        return call
+    return _within(call, limit, step)
+
+
+async def _within(call: Awaitable[Any], limit: float, step: str) -> Any:
     try:
         return await asyncio.wait_for(call, limit)
     except TimeoutError:
