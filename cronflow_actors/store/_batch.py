@@ -46,45 +46,60 @@ class Coalesced(msgspec.Struct, kw_only=True):
 
 
 def coalesce(mutations: Iterable[Mutation]) -> Coalesced:
+    # (each commit's hot path, on the writer's thread: what a mutation lacks, most of it, is
+    # passed over on its truth value, and the batch's parts are locals)
     out = Coalesced()
-    snapshots = out.snapshots
+    snapshots, bases, replaces, journal = out.snapshots, out.bases, out.replaces, out.journal
+    seen = 0
     for mutation in mutations:
         snapshot = mutation.snapshot
         if snapshot is not None:
-            out.snapshots_seen += 1
-            current = snapshots.get(snapshot.instance_id)
+            seen += 1
+            instance_id = snapshot.instance_id
+            current = snapshots.get(instance_id)
             if current is None:
-                out.bases[snapshot.instance_id] = snapshot.revision - 1
+                bases[instance_id] = snapshot.revision - 1
                 if mutation.replaces is not None:
-                    out.replaces[snapshot.instance_id] = mutation.replaces
+                    replaces[instance_id] = mutation.replaces
             elif snapshot.revision != current.revision + 1:
-                raise BrokenChainError(snapshot.instance_id)
-            snapshots[snapshot.instance_id] = snapshot
+                raise BrokenChainError(instance_id)
+            snapshots[instance_id] = snapshot
         if mutation.journal:  # each entry with the revision of its own run's snapshot, if any
             if snapshot is None:
-                out.journal.extend((entry, None) for entry in mutation.journal)
+                for entry in mutation.journal:
+                    journal.append((entry, None))
             else:
                 run, revision = snapshot.instance_id, snapshot.revision
-                out.journal.extend(
-                    (entry, revision if entry.instance_id == run else None)
-                    for entry in mutation.journal
-                )
+                for entry in mutation.journal:
+                    journal.append((entry, revision if entry.instance_id == run else None))
         if mutation.spans is not None:
             out.spans.append(mutation.spans)
-        for timer in mutation.timers_set:
-            out.timers_set[timer.timer_id] = timer
-            out.timers_cancel.discard(timer.timer_id)
-        for timer_id in mutation.timers_cancel:
-            out.timers_set.pop(timer_id, None)
-            out.timers_cancel.add(timer_id)
-        for wait in mutation.waits_set:
-            out.waits_set[wait.wait_id] = wait
-            out.waits_end.discard(wait.wait_id)
-        for wait_id in mutation.waits_end:
-            written = out.waits_set.get(wait_id)
-            if written is not None:
-                out.waits_set[wait_id] = msgspec.structs.replace(written, ended=True)
-            else:
-                out.waits_end.add(wait_id)
-        out.dequeued.extend(mutation.dequeued)
+        if mutation.timers_set or mutation.timers_cancel:
+            _timers(out, mutation)
+        if mutation.waits_set or mutation.waits_end:
+            _waits(out, mutation)
+        if mutation.dequeued:
+            out.dequeued.extend(mutation.dequeued)
+    out.snapshots_seen = seen
     return out
+
+
+def _timers(out: Coalesced, mutation: Mutation) -> None:
+    for timer in mutation.timers_set:
+        out.timers_set[timer.timer_id] = timer
+        out.timers_cancel.discard(timer.timer_id)
+    for timer_id in mutation.timers_cancel:
+        out.timers_set.pop(timer_id, None)
+        out.timers_cancel.add(timer_id)
+
+
+def _waits(out: Coalesced, mutation: Mutation) -> None:
+    for wait in mutation.waits_set:
+        out.waits_set[wait.wait_id] = wait
+        out.waits_end.discard(wait.wait_id)
+    for wait_id in mutation.waits_end:
+        written = out.waits_set.get(wait_id)
+        if written is not None:
+            out.waits_set[wait_id] = msgspec.structs.replace(written, ended=True)
+        else:
+            out.waits_end.add(wait_id)
