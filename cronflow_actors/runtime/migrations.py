@@ -42,7 +42,7 @@ import pykka
 from cronflow_actors.engine.actors import decode_state
 from cronflow_actors.engine.audit import AuditTrail
 from cronflow_actors.engine.registry import WorkflowRegistry
-from cronflow_actors.engine.states import TaskState, is_final
+from cronflow_actors.engine.states import is_final
 from cronflow_actors.errors import (
     ActionError,
     InstanceBlockedError,
@@ -54,7 +54,6 @@ from cronflow_actors.errors import (
     StoreError,
     refused_in,
 )
-from cronflow_actors.flow.compile import is_user_step
 from cronflow_actors.flow.envelope import read_envelope
 from cronflow_actors.kernel import Clock
 from cronflow_actors.messages import SnapshotRecord
@@ -67,6 +66,7 @@ from cronflow_actors.messages.engine import (
 from cronflow_actors.messages.migrations import MigrationRecord, MigrationSource
 from cronflow_actors.net.migration import refused
 from cronflow_actors.net.spec import NetSpec
+from cronflow_actors.runtime.carried import completed_outputs
 from cronflow_actors.runtime.catalog import FlowCatalog
 from cronflow_actors.runtime.instances import InstanceDirectory
 from cronflow_actors.runtime.migration_plans import PLANS, MigrationPlan, kept_by_migrations
@@ -459,30 +459,6 @@ class Migrations:
             plans = await self._plans()
             if plans.pop(instance_id, None) is not None:
                 await self._store.kv_set(*PLANS, plans, now=self._clock.now())
-
-
-def completed_outputs(
-    catalog: FlowCatalog, workflow: str, version: str, state: InstanceState
-) -> dict[str, Any]:
-    """A flow's steps that completed in the run ``state``, with their recorded outputs (the
-    steps of ``version`` only); nothing for a net."""
-    steps = catalog.user_steps(workflow, version)
-    if steps is None:
-        return {}
-    return {k: v for k, v in completed_steps(state).items() if k in steps}
-
-
-def completed_steps(state: InstanceState) -> dict[str, Any]:
-    """The outputs a flow's run ``state`` recorded for the root tasks it completed (its steps,
-    by the compiler's naming, whatever version is registered)."""
-    root = state.workflows[state.id]
-    return {
-        name: output
-        for name, output in root.outputs.items()
-        if is_user_step(name)
-        and name in root.tasks
-        and root.tasks[name].state == TaskState.COMPLETED
-    }
 
 
 def sources_of(state: InstanceState) -> list[MigrationSource]:

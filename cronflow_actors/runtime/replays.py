@@ -44,9 +44,9 @@ from cronflow_actors.kernel import Clock
 from cronflow_actors.messages import QueuedRun, SnapshotRecord
 from cronflow_actors.net.migration import refused
 from cronflow_actors.net.spec import NetSpec
+from cronflow_actors.runtime.carried import completed_steps
 from cronflow_actors.runtime.catalog import FlowCatalog
 from cronflow_actors.runtime.ids import derived_run_id
-from cronflow_actors.runtime.migrations import completed_steps
 from cronflow_actors.runtime.run_views import stored_run
 from cronflow_actors.store import MISSING, Store
 
