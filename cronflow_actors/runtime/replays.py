@@ -57,10 +57,16 @@ async def _as_its_webhook_takes(flow: CompiledFlow, trigger: TriggerEnvelope, pa
     """``payload``, given to replay a run a webhook of ``flow`` started, as that webhook's
     ``schema`` converts it and its ``validate`` accepts it, with the recorded request's kept
     headers, parameters and query (a replay would otherwise pair the delivery's headers, a
-    signed one's too, with a payload no check saw). The webhook is the one whose path takes
-    the recorded parameters; of several, the payload passes one of them.
-    ``InvalidPayloadError`` (nothing started) if it passes none."""
-    hooks = [h for h in flow.triggers.webhooks if set(h.params) == set(trigger.params)]
+    signed one's too, with a payload no check saw). The webhook is the one the run recorded
+    (a run of an earlier version recorded none: those whose path takes its parameters, of
+    which the payload passes one). ``InvalidPayloadError`` (nothing started) if it does not,
+    or if a ``validate`` raised (it sees the request as the run kept it: its kept headers)."""
+    hooks = [
+        h
+        for h in flow.triggers.webhooks
+        if h.path == trigger.webhook
+        or (trigger.webhook is None and set(h.params) == set(trigger.params))
+    ]
     refusals = []
     for hook in hooks:
         converted = payload
@@ -79,9 +85,14 @@ async def _as_its_webhook_takes(flow: CompiledFlow, trigger: TriggerEnvelope, pa
                 params=trigger.params,
                 query=trigger.query,
             )
-            verdict = await call_user(hook.validate, request)
+            try:
+                verdict = await call_user(hook.validate, request)
+            except Exception as error:  # the flow's code, on a request a replay rebuilt
+                verdict = f"it raised {type(error).__name__}: {error}"
             if verdict is not True:
-                refusals.append((hook.path, f"its validate refused it: {verdict}", "$"))
+                kept = "its kept headers only" if trigger.headers else "no headers kept"
+                reason = f"its validate refused it ({kept}): {verdict}"
+                refusals.append((hook.path, reason, "$"))
                 continue
         return converted
     if not refusals:
@@ -200,6 +211,7 @@ class Replays:
                 kind=trigger.kind,
                 params=trigger.params,
                 query=trigger.query,
+                webhook=trigger.webhook,
                 replay_of=run_id,
                 by=by,
                 resumed=resumed,
