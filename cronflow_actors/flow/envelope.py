@@ -29,6 +29,8 @@ class Resumed(msgspec.Struct, frozen=True, kw_only=True):
 
     version: str
     outputs: dict[str, Any]
+    keys: dict[str, str] = msgspec.field(default_factory=dict)
+    """The idempotency keys of the steps it began and did not complete, by step."""
 
 
 class TriggerEnvelope(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):

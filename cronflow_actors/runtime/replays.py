@@ -44,7 +44,7 @@ from cronflow_actors.kernel import Clock
 from cronflow_actors.messages import QueuedRun, SnapshotRecord
 from cronflow_actors.net.migration import refused
 from cronflow_actors.net.spec import NetSpec
-from cronflow_actors.runtime.carried import completed_steps
+from cronflow_actors.runtime.carried import begun_keys, completed_steps
 from cronflow_actors.runtime.catalog import FlowCatalog
 from cronflow_actors.runtime.ids import derived_run_id
 from cronflow_actors.runtime.run_views import stored_run
@@ -257,7 +257,9 @@ class Replays:
                 "from it",
                 f"resume {state.migrated_to!r} instead if that one failed",
             )
-        return Resumed(version=state.version, outputs=completed_steps(state))
+        return Resumed(
+            version=state.version, outputs=completed_steps(state), keys=begun_keys(state)
+        )
 
     async def recorded_trigger(self, run_id: str) -> TriggerEnvelope:
         """How run ``run_id`` was started, as stored (``NotFoundError`` if it is not)."""
