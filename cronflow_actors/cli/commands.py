@@ -286,6 +286,12 @@ def _publish(args: argparse.Namespace) -> int:
         print(f"  woke {run_id}")
     for refusal in answer.get("refused", []):
         print(f"  refused by {refusal.get('workflow')}: {refusal.get('detail')}", file=sys.stderr)
+    for run_id in answer.get("not_kept", []):
+        print(
+            f"  run {run_id} cannot run here and keeps as many events as it may: not kept for "
+            "it; publish it again once it runs",
+            file=sys.stderr,
+        )
     for raised in answer.get("filter_errors", []):
         print(
             f"  the filter of the step waiting in run {raised.get('run_id')} raised "

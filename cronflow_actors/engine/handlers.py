@@ -119,10 +119,12 @@ def handler_context(
     clock: Clock,
     secrets: Mapping[str, Any],
     answered: bool = False,
+    key: str | None = None,
 ) -> Context:
     """What the handler of ``item`` (in ``workflow``) gets. The handler runs while later
     transactions change the instance, so it gets copies. ``answered``: the item's task catches
-    its failure (an ``on_error`` answers it)."""
+    its failure (an ``on_error`` answers it); ``key``: its idempotency key when it is not the
+    item's id (a resumed run's step that failed in the run it goes on from keeps that one's)."""
     info = Transaction.work_item_info(item)
     payload = plain(info.payload)
     if payload is not info.payload:  # (None, a number, a string: itself, nothing to replace)
@@ -140,7 +142,7 @@ def handler_context(
         outputs=dict(workflow.outputs),  # as they are now; values are copied when read
         last=workflow.last,
         attempt=item.attempt,
-        idempotency_key=item.id,
+        idempotency_key=key or item.id,
         redispatches=item.redispatches,
     )
     ctx.state = state_access

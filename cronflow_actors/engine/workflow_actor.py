@@ -440,10 +440,13 @@ class WorkflowActor(CoroutineActor):
         return state
 
     def _handler_context(self, item: WorkItemRecord, *, answered: bool = False) -> Any:
+        migration = self.state.migration  # a resume: the step that failed keeps its key
+        kept = migration.keys.get(item.task) if migration and migration.keys else None
         return handler_context(
             self.state.workflows[item.workflow_id],
             item,
             answered=answered,
+            key=kept if item.workflow_id == self.instance_id else None,
             state_access=self._state_access,
             run_blocking=self.system.run_blocking,
             clock=self.services.clock,

@@ -29,6 +29,8 @@ class Resumed(msgspec.Struct, frozen=True, kw_only=True):
 
     version: str
     outputs: dict[str, Any]
+    keys: dict[str, str] = msgspec.field(default_factory=dict)
+    """The idempotency keys of the steps it began and did not complete, by step."""
 
 
 class TriggerEnvelope(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -59,6 +61,9 @@ class TriggerEnvelope(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=T
     a header: a retry under the key is compared with it (another body is refused)."""
     by: str | None = None
     """Who started the run: the principal of the API token that asked, if any."""
+    webhook: str | None = None
+    """The path (as declared) of the webhook that started the run, if one did: a replay's new
+    payload passes its checks."""
     resumed: Resumed | None = None
     """A replay that goes on from its run (``replay_of``): the steps that run completed, with
     the outputs it recorded, read when the resume was asked (``Runtime.replay(...,
@@ -77,6 +82,7 @@ def flow_payload(
     body_digest: str | None = None,
     by: str | None = None,
     resumed: Resumed | None = None,
+    webhook: str | None = None,
 ) -> TriggerEnvelope:
     """The envelope a flow run is started with (``replay_of``: the run it replays)."""
     return TriggerEnvelope(
@@ -90,6 +96,7 @@ def flow_payload(
         body_digest=body_digest,
         by=by,
         resumed=resumed,
+        webhook=webhook,
     )
 
 

@@ -89,6 +89,9 @@ class Published(msgspec.Struct):
     filter_errors: list[EventFilterError]
     """Runs whose waiting step's filter (or validate) raised on the event: the step did not
     take it and waits on."""
+    not_kept: list[str]
+    """Runs held that keep as many events as they may (100, 1 MB): not kept for them; publish
+    it again once they run."""
 
 
 class Resumed(msgspec.Struct):

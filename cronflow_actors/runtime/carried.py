@@ -10,7 +10,7 @@ from cronflow_actors.flow.compile import is_user_step
 from cronflow_actors.messages.engine import InstanceState
 from cronflow_actors.runtime.catalog import FlowCatalog
 
-__all__ = ["completed_outputs", "completed_steps"]
+__all__ = ["begun_keys", "completed_outputs", "completed_steps"]
 
 
 def completed_outputs(
@@ -34,4 +34,18 @@ def completed_steps(state: InstanceState) -> dict[str, Any]:
         if is_user_step(name)
         and name in root.tasks
         and root.tasks[name].state == TaskState.COMPLETED
+    }
+
+
+def begun_keys(state: InstanceState) -> dict[str, str]:
+    """The idempotency keys (work item ids) of the root steps the run ``state`` began and did
+    not complete, by step: the last work item of each."""
+    root = state.workflows[state.id]
+    return {
+        item.task: item.id
+        for item in state.work_items.values()
+        if item.workflow_id == root.id
+        and is_user_step(item.task)
+        and item.task in root.tasks
+        and root.tasks[item.task].state != TaskState.COMPLETED
     }

@@ -85,7 +85,9 @@ class PublishResult(list[str]):
     waiting for the event that did not hear it yet because they cannot run here (``blocked``:
     their definition changed under their version; or their workflow is not registered): the
     event is kept for them and delivered when they run again; ``filter_errors``, the runs whose
-    waiting step's filter raised on it (each empty when there are none)."""
+    waiting step's filter raised on it; ``not_kept``, the runs that cannot run here and keep as
+    many events as they may (``pinning.KEPT_EVENTS``, ``KEPT_BYTES``): the event is not kept
+    for them, publish it again once they run (each empty when there are none)."""
 
     def __init__(
         self,
@@ -93,13 +95,16 @@ class PublishResult(list[str]):
         refused: list[EventRefusal],
         held: list[str] | None = None,
         delivered: list[str] | None = None,
+        *,
         filter_errors: list[EventFilterError] | None = None,
+        not_kept: list[str] | None = None,
     ) -> None:
         super().__init__(started)
         self.refused = refused
         self.held = held if held is not None else []
         self.delivered = delivered if delivered is not None else []
         self.filter_errors = filter_errors if filter_errors is not None else []
+        self.not_kept = not_kept if not_kept is not None else []
 
 
 class Events:
@@ -186,7 +191,7 @@ class Events:
                 detail = f"its start raised {type(error).__name__}: {error}"
                 refused.append(EventRefusal(workflow=flow_id, detail=detail))
         try:
-            held, delivered, raised = await self._wake(name, payload, key, set(started))
+            held, delivered, raised, full = await self._wake(name, payload, key, set(started))
         except InstanceBusyError as busy:  # what this publish did, and how to finish it
             again = "with its idempotency key" if key else "with an idempotency key next time"
             doing = (
@@ -195,19 +200,21 @@ class Events:
                 "hears it twice)"
             )
             raise InstanceBusyError(busy.instance_id, 2, doing) from busy
-        return PublishResult(started, refused, held, delivered, raised)
+        return PublishResult(started, refused, held, delivered, filter_errors=raised, not_kept=full)
 
     async def _wake(
         self, name: str, payload: Any, key: str | None, started_here: set[str]
-    ) -> tuple[list[str], list[str], list[EventFilterError]]:
+    ) -> tuple[list[str], list[str], list[EventFilterError], list[str]]:
         """Deliver the event to every step waiting for ``name``: the runs that keep it (held),
-        those whose step took it, and those whose step's filter raised. A run this publish
+        those whose step took it, those whose step's filter raised, and those that keep no
+        more. A run this publish
         started (``started_here``) may wait for the same name at once: the event it started
         from is not news to it (it hears the next one)."""
         after = None
         held: list[str] = []
         delivered: list[str] = []
         raised: list[EventFilterError] = []
+        full: list[str] = []
         # names the publish in what held runs keep of it (kept once for its key)
         publish = (
             uuid.uuid4().hex if key is None else uuid.uuid5(_PUBLISHES, _named(key, name, "")).hex
@@ -224,15 +231,17 @@ class Events:
             for wait, verdict in zip(waits, verdicts, strict=True):
                 if isinstance(verdict, EventFilterError):
                     raised.append(verdict)
+                elif verdict is _FULL:
+                    full.append(wait.instance_id)
                 elif verdict is not None:
                     (delivered if verdict else held).append(wait.instance_id)
             if len(page) < _PAGE:
-                return sorted(set(held)), sorted(set(delivered)), raised
+                return sorted(set(held)), sorted(set(delivered)), raised, sorted(set(full))
             after = (page[-1].created_at, page[-1].wait_id)
 
     async def _deliver(
         self, wait: WaitRecord, name: str, payload: Any, publish: str, *, keyed: bool
-    ) -> bool | EventFilterError | None:
+    ) -> bool | EventFilterError | object | None:
         """True if the waiting step took the event; False if the run cannot run here (held, or
         its workflow not registered: the event is kept for it, as part of ``publish``); what
         its filter raised, if it did; None otherwise: its filter refused it, its step no longer
@@ -268,7 +277,7 @@ class Events:
                     logger.warning(
                         "event %s for %s (run %s): %s", name, wait.wait_id, wait.instance_id, full
                     )
-                    return None  # not kept: not one of the runs ``held`` lists
+                    return _FULL  # not kept: ``not_kept`` lists it, not ``held``
                 reason = (
                     cannot_run.reason
                     if isinstance(cannot_run, InstanceBlockedError)
@@ -303,6 +312,9 @@ class Events:
         )
         return None  # not kept: not one of the runs ``held`` lists
 
+
+_FULL = object()
+"""``_deliver``'s word for a run that keeps no more events (``KeptFull``)."""
 
 _BUSY_TRIES = 4
 """Tries to deliver an event to a run whose row another process keeps locked, 2 s each (the

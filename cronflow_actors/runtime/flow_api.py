@@ -87,6 +87,7 @@ class FlowMethods(NetMethods):
             from_version=resumed.version,
             to_version=version,
             fast_forward={k: v for k, v in resumed.outputs.items() if steps is None or k in steps},
+            keys=resumed.keys,
             registered=False,
         )
 

@@ -44,7 +44,7 @@ from cronflow_actors.kernel import Clock
 from cronflow_actors.messages import QueuedRun, SnapshotRecord
 from cronflow_actors.net.migration import refused
 from cronflow_actors.net.spec import NetSpec
-from cronflow_actors.runtime.carried import completed_steps
+from cronflow_actors.runtime.carried import begun_keys, completed_steps
 from cronflow_actors.runtime.catalog import FlowCatalog
 from cronflow_actors.runtime.ids import derived_run_id
 from cronflow_actors.runtime.run_views import stored_run
@@ -57,10 +57,16 @@ async def _as_its_webhook_takes(flow: CompiledFlow, trigger: TriggerEnvelope, pa
     """``payload``, given to replay a run a webhook of ``flow`` started, as that webhook's
     ``schema`` converts it and its ``validate`` accepts it, with the recorded request's kept
     headers, parameters and query (a replay would otherwise pair the delivery's headers, a
-    signed one's too, with a payload no check saw). The webhook is the one whose path takes
-    the recorded parameters; of several, the payload passes one of them.
-    ``InvalidPayloadError`` (nothing started) if it passes none."""
-    hooks = [h for h in flow.triggers.webhooks if set(h.params) == set(trigger.params)]
+    signed one's too, with a payload no check saw). The webhook is the one the run recorded
+    (a run of an earlier version recorded none: those whose path takes its parameters, of
+    which the payload passes one). ``InvalidPayloadError`` (nothing started) if it does not,
+    or if a ``validate`` raised (it sees the request as the run kept it: its kept headers)."""
+    hooks = [
+        h
+        for h in flow.triggers.webhooks
+        if h.path == trigger.webhook
+        or (trigger.webhook is None and set(h.params) == set(trigger.params))
+    ]
     refusals = []
     for hook in hooks:
         converted = payload
@@ -79,9 +85,14 @@ async def _as_its_webhook_takes(flow: CompiledFlow, trigger: TriggerEnvelope, pa
                 params=trigger.params,
                 query=trigger.query,
             )
-            verdict = await call_user(hook.validate, request)
+            try:
+                verdict = await call_user(hook.validate, request)
+            except Exception as error:  # the flow's code, on a request a replay rebuilt
+                verdict = f"it raised {type(error).__name__}: {error}"
             if verdict is not True:
-                refusals.append((hook.path, f"its validate refused it: {verdict}", "$"))
+                kept = "its kept headers only" if trigger.headers else "no headers kept"
+                reason = f"its validate refused it ({kept}): {verdict}"
+                refusals.append((hook.path, reason, "$"))
                 continue
         return converted
     if not refusals:
@@ -200,6 +211,7 @@ class Replays:
                 kind=trigger.kind,
                 params=trigger.params,
                 query=trigger.query,
+                webhook=trigger.webhook,
                 replay_of=run_id,
                 by=by,
                 resumed=resumed,
@@ -245,7 +257,9 @@ class Replays:
                 "from it",
                 f"resume {state.migrated_to!r} instead if that one failed",
             )
-        return Resumed(version=state.version, outputs=completed_steps(state))
+        return Resumed(
+            version=state.version, outputs=completed_steps(state), keys=begun_keys(state)
+        )
 
     async def recorded_trigger(self, run_id: str) -> TriggerEnvelope:
         """How run ``run_id`` was started, as stored (``NotFoundError`` if it is not)."""

@@ -79,6 +79,7 @@ class Runs:
         derived: bool = False,
         by: str | None = None,
         resumed: Resumed | None = None,
+        webhook: str | None = None,
     ) -> str:
         """``derived``: ``instance_id`` is one a trigger derived (``ids.derived_run_id``), which
         only the runtime's own triggers give; ``by``: who asked (an API token's principal)."""
@@ -97,6 +98,7 @@ class Runs:
             body_digest=body_digest,
             by=by,
             resumed=resumed,
+            webhook=webhook,
         )
         # its place first, before its flow's queue or its id is locked (admission.py)
         return await self._admit(lambda: self._start_or_queue(workflow, envelope, instance_id))

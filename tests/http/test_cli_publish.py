@@ -35,3 +35,29 @@ async def test_publish_names_a_refusal_and_a_filter_that_raised(serve: Serve) ->
         f"the filter of the step waiting in run {stuck} raised TypeError: " in err
     )  # (ctx, event) where it is called (payload, ctx)
     assert "it did not take the event and waits on" in err
+
+
+async def test_flows_lists_the_flows_their_triggers_and_the_next_tick(serve: Serve) -> None:
+    """No command listed the flows or their schedules (newcomer h23 L13): the console and
+    GET /flows did."""
+    flows = [
+        cf.define("nightly", name="Nightly report")
+        .on_schedule("0 3 * * *")
+        .on_webhook("/hooks/nightly")
+        .step("s", str),
+        cf.define("plain").step("s", str),
+    ]
+    _rt, client = await serve(flows)
+    url = str(client.base_url)
+    code, out, err = await cli("flows", "--url", url)
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0] == "nightly v1  Nightly report"
+    assert "  schedule 0 3 * * * (UTC)" in lines
+    assert "  webhook POST /hooks/nightly" in lines
+    assert any(line.startswith("  next schedule 0 3 * * * (UTC): 20") for line in lines)
+    assert "plain v1" in lines
+    assert "  no trigger (started by a call)" in lines
+    code, out, err = await cli("flows", "--url", url, "--json")
+    assert code == 0, err
+    assert "next_fires" in out

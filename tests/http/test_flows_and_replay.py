@@ -114,7 +114,7 @@ async def test_a_replays_new_payload_passes_its_webhooks_checks(serve: Serve) ->
     for payload, said in [
         ({"amount": 5, "evil": True}, "Object contains unknown field `evil`"),
         ({"amount": "5"}, "Expected `int`, got `str`"),
-        ({"amount": 10**9}, "its validate refused it: amount over 100"),
+        ({"amount": 10**9}, "its validate refused it (its kept headers only): amount over 100"),
     ]:
         refused = await client.post(f"/runs/{run_id}/replay", json={"payload": payload})
         assert refused.status_code == 400, refused.text
@@ -160,3 +160,41 @@ async def test_a_failed_run_resumes_over_http_and_from_the_command_line(serve: S
     assert done.status_code == 202
     finished = await client.post(f"/runs/{done.json()['run_id']}/replay", json={"resume": True})
     assert (finished.status_code, finished.json()["type"].rsplit(":", 1)[1]) == (409, "refused")
+
+
+async def test_a_replay_is_checked_by_the_webhook_its_run_came_through(serve: Serve) -> None:
+    """Chosen by its path's parameters, a run of a strict webhook passed with a payload a
+    looser one of the same shape took (the review of h23's M2); a validate that raised on the
+    rebuilt request escaped as a 500."""
+    import msgspec
+
+    class Strict(msgspec.Struct, forbid_unknown_fields=True):
+        amount: int
+
+    def needs_a_header(request: Any) -> bool:
+        return request.headers["x-signed"] == "yes"  # not kept: a KeyError on a replay
+
+    flow = (
+        cf.define("two")
+        .on_webhook("/strict/{id}", schema=Strict)
+        .on_webhook("/loose/{id}")
+        .on_webhook("/headed/{id}", validate=needs_a_header)
+        .step("s", lambda ctx: ctx.payload)
+    )
+    rt, client = await serve([flow])
+    strict = (await client.post("/strict/1", json={"amount": 1})).json()["run_id"]
+    loose = (await client.post("/loose/1", json={"anything": True})).json()["run_id"]
+    headed = await client.post("/headed/1", json={"a": 1}, headers={"x-signed": "yes"})
+    await rt.wait_idle()
+    refused = await client.post(f"/runs/{strict}/replay", json={"payload": {"other": 1}})
+    assert refused.status_code == 400
+    assert "webhook '/strict/{id}'" in refused.json()["detail"]
+    took = await client.post(f"/runs/{loose}/replay", json={"payload": {"other": 1}})
+    assert took.status_code == 202
+    raised = await client.post(
+        f"/runs/{headed.json()['run_id']}/replay", json={"payload": {"a": 2}}
+    )
+    assert raised.status_code == 400, raised.text
+    assert (
+        "its validate refused it (no headers kept): it raised KeyError" in (raised.json()["detail"])
+    )

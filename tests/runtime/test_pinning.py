@@ -523,14 +523,14 @@ async def test_a_held_run_keeps_at_most_a_hundred_events_and_a_megabyte(
         assert (await rt.publish_event("payment", {"amount": 1, "pad": big})).held == [run_id]
         with caplog.at_level(logging.WARNING, logger="cronflow_actors.runtime.events"):
             refused = await rt.publish_event("payment", {"amount": 2, "pad": big})
-        assert refused.held == []
+        assert (refused.held, refused.not_kept) == ([], [run_id])  # said to the publisher
         [said] = [r.getMessage() for r in caplog.records if "is not kept" in r.getMessage()]
         assert f"run {run_id}" in said
         assert "publish it again once the run runs" in said
         for amount in range(3, KEPT_EVENTS + 2):  # small ones, up to the count
             await rt.publish_event("payment", {"amount": amount})
         over = await rt.publish_event("payment", {"amount": 999})
-        assert over.held == []
+        assert (over.held, over.not_kept) == ([], [run_id])
         snapshot = await rt.store.load_snapshot(run_id)
         assert snapshot is not None
         kept = decode_state(snapshot.body, run_id).kept

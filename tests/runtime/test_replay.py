@@ -208,12 +208,14 @@ async def test_a_failed_run_resumes_from_its_failed_step_keeping_what_it_complet
     run completed, with its recorded outputs, and runs the rest from the step that failed."""
     charged: list[int] = []
     down = [True]
+    keys: list[str] = []
 
     def charge(ctx: Any) -> dict[str, Any]:
         charged.append(ctx.payload["amount"])
         return {"charged": ctx.payload["amount"]}
 
     def ship(ctx: Any) -> str:
+        keys.append(ctx.idempotency_key)
         if down:
             raise ConnectionError("carrier down")
         return f"shipped after {ctx.steps['charge']['charged']}"
@@ -234,6 +236,10 @@ async def test_a_failed_run_resumes_from_its_failed_step_keeping_what_it_complet
         result = await rt.wait(resumed)
         assert (result.status, result.output) == ("completed", "shipped after 30")
         assert charged == [30]  # not charged again
+        # the step that failed keeps its idempotency key: what it may have done before it
+        # failed is known by it downstream (the review's H2)
+        assert keys == [keys[0], keys[0]]
+        assert keys[0].startswith(failed)
         info = await rt.inspect(resumed)
         assert (info.replay_of, info.migrated_from) == (failed, None)
         assert (await rt.migration_links(resumed)).migrated_from is None  # (the review's M)

@@ -193,6 +193,7 @@ def routes(edge: Edge) -> list[Route]:
             "delivered": published.delivered,
             "held": published.held,
             "filter_errors": [msgspec.to_builtins(e) for e in published.filter_errors],
+            "not_kept": published.not_kept,
         }
         return json_response(body, 202)
 

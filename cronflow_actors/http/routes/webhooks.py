@@ -351,6 +351,7 @@ class Webhook:
                 body_digest=digest,
                 derived=instance_id is not None,
                 by=self._caller(request),
+                webhook=self.spec.path,
             )
         except InstanceExistsError:
             assert instance_id is not None

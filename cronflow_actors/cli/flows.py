@@ -1,0 +1,63 @@
+"""``cronflow-actors flows``: the flows a running ``serve`` has registered (``GET /flows``):
+each one's id, version, name and triggers, and when its schedules fire next
+(``GET /flows/{id}/next-fires``); ``--json`` prints the API's answers."""
+
+from __future__ import annotations
+
+import argparse
+import urllib.parse
+from typing import Any
+
+from cronflow_actors.cli.commands import _client, _client_options, _print_json
+from cronflow_actors.cli.exits import Exit
+from cronflow_actors.cli.render import when
+
+__all__ = ["add_flows_command"]
+
+
+def _trigger(trigger: dict[str, Any]) -> str:
+    """One trigger in a few words: ``webhook POST /orders``, ``schedule 0 9 * * * (UTC)``."""
+    match trigger.get("kind"):
+        case "webhook":
+            return f"webhook {trigger.get('method')} {trigger.get('path')}"
+        case "schedule":
+            return f"schedule {trigger.get('cron')} ({trigger.get('timezone') or 'UTC'})"
+        case "interval" | "poll" as kind:
+            return f"{kind} every {trigger.get('every'):g} s"
+        case "event":
+            return f"event {trigger.get('event')}"
+    return str(trigger.get("kind"))
+
+
+def _flows(args: argparse.Namespace) -> int:
+    client = _client(args)
+    flows = client.call("GET", "/flows", expect=("flows",))["flows"]
+    fires = {}
+    for flow in flows:
+        if any(t.get("kind") in ("schedule", "interval") for t in flow.get("triggers", [])):
+            path = f"/flows/{urllib.parse.quote(flow['id'], safe='')}/next-fires"
+            fires[flow["id"]] = client.call("GET", path, query={"count": 1}, expect=("schedules",))
+    if args.json:
+        _print_json({"flows": flows, "next_fires": fires})
+        return Exit.OK
+    if not flows:
+        print("no flows are registered on this server")
+    for flow in flows:
+        named = f"  {flow['name']}" if flow.get("name") and flow["name"] != flow["id"] else ""
+        print(f"{flow['id']} {flow.get('version', '')}{named}")
+        for trigger in flow.get("triggers", []) or [{"kind": "no trigger (started by a call)"}]:
+            print(f"  {_trigger(trigger)}")
+        for schedule in fires.get(flow["id"], {}).get("schedules", []):
+            upcoming = schedule.get("next") or []
+            shown = when(upcoming[0]) if upcoming else "never"
+            print(f"  next {_trigger(schedule['trigger'])}: {shown}")
+    return Exit.OK
+
+
+def add_flows_command(commands: Any) -> None:
+    """Add ``flows`` to the ``cronflow-actors`` subcommands."""
+    parser = commands.add_parser(
+        "flows", help="the flows the server runs: their triggers, and when schedules fire next"
+    )
+    _client_options(parser, json_help="print the server's answers as JSON")
+    parser.set_defaults(handler=_flows)
