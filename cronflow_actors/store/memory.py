@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Collection
-from typing import Any
+from collections.abc import Callable, Collection
+from typing import Any, TypeVar
 
 import msgspec
 
@@ -345,16 +345,7 @@ class MemoryStore(MemorySpans, MemoryQueue):
             key=lambda s: (s.created_at, s.instance_id),
             reverse=True,
         )[:limit]
-        if max_bytes is None:
-            return found
-        page: list[SnapshotRecord] = []
-        size = 0
-        for snapshot in found:
-            if page and size >= max_bytes:
-                break
-            page.append(snapshot)
-            size += len(snapshot.body)
-        return page
+        return found if max_bytes is None else _bounded(found, max_bytes, lambda s: s.body)
 
     async def unfinished_ids(self, workflow: str) -> list[str]:
         self._require_open("list unfinished instances")
@@ -445,16 +436,7 @@ class MemoryStore(MemorySpans, MemoryQueue):
             ),
             key=lambda w: (w.created_at, w.wait_id),
         )[:limit]
-        if max_bytes is None:
-            return found
-        page: list[WaitRecord] = []
-        size = 0
-        for wait in found:
-            if page and size >= max_bytes:
-                break
-            page.append(wait)
-            size += len(wait.data)
-        return page
+        return found if max_bytes is None else _bounded(found, max_bytes, lambda w: w.data)
 
     async def count_open_waits(self, kind: str) -> int:
         self._require_open("count waits")
@@ -491,3 +473,19 @@ class MemoryStore(MemorySpans, MemoryQueue):
 
     def statistics(self) -> StoreStatistics:
         return self._stats
+
+
+T = TypeVar("T")
+
+
+def _bounded(found: list[T], max_bytes: int, data: Callable[[T], bytes]) -> list[T]:
+    """The first of ``found`` up to the one whose ``data`` brings their bytes to ``max_bytes``
+    (it included: a page is never empty), as the SQLite store's pages end."""
+    page: list[T] = []
+    size = 0
+    for item in found:
+        if page and size >= max_bytes:
+            break
+        page.append(item)
+        size += len(data(item))
+    return page
