@@ -43,6 +43,9 @@ class TriggerInfo(msgspec.Struct, frozen=True, kw_only=True):
     ``parse_raw_body=True`` (else None); kept with the run, so it survives a restart."""
     query: Mapping[str, str] = msgspec.field(default_factory=dict)
     """A webhook's query parameters (``/oauth/callback?code=...`` -> ``{"code": ...}``)."""
+    replay_of: str | None = None
+    """The run this one replays (``Runtime.replay``), if it does: its trigger is that run's,
+    headers and all, and its payload that run's or the replay's own."""
 
 
 def unwrap_payload(stored: Any) -> tuple[Any, TriggerInfo]:
@@ -61,6 +64,7 @@ def trigger_info(envelope: TriggerEnvelope) -> TriggerInfo:
         params=envelope.params,
         raw_body=envelope.raw_body,
         query=envelope.query,
+        replay_of=envelope.replay_of,
     )
 
 
