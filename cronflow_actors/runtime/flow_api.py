@@ -205,7 +205,7 @@ class FlowMethods(NetMethods):
         """The runs waiting for a human, oldest first, with their resume tokens (``blocked``
         says why one is held, its resume refused); ``limit`` at a time, fewer when they are
         big (a page ends once its pauses' stored data reaches about 8 MB, ``next_cursor``
-        going on; one bigger than that comes alone)."""
+        going on; the pause that reaches it is the page's last)."""
         page = await self.pauses.list_paused(limit=limit, cursor=cursor)
         return Page([self._with_block(p) for p in page], page.next_cursor)
 

@@ -42,6 +42,7 @@ from cronflow_actors.flow.mocks import mocked, stand_ins
 from cronflow_actors.flow.triggers import WebhookRequest, schema_path
 from cronflow_actors.kernel import Clock
 from cronflow_actors.messages import QueuedRun, SnapshotRecord
+from cronflow_actors.messages.engine import InstanceState
 from cronflow_actors.net.migration import refused
 from cronflow_actors.net.spec import NetSpec
 from cronflow_actors.runtime.carried import begun_keys, completed_steps
@@ -189,13 +190,13 @@ class Replays:
         by: str | None = None,
         resume: bool = False,
     ) -> str:
-        recorded, workflow = await self._recorded(run_id)
+        recorded, workflow, stored = await self._recorded(run_id)
         if self._catalog.is_net(workflow):
             raise NotReplayableError(run_id, workflow)
         trigger = open_envelope(recorded)
         instance_id, resumed = None, None
         if resume:  # one resume a run: asked again, the same one answers
-            resumed = await self._resumable(run_id, payload, mock_steps)
+            resumed = _resumable(run_id, stored, payload, mock_steps)
             instance_id = derived_run_id("resume", _RESUMES, run_id)
         if payload is None:
             payload = trigger.payload
@@ -222,48 +223,9 @@ class Replays:
                 raise
             return instance_id  # resumed before: that resume
 
-    async def _resumable(
-        self, run_id: str, payload: Any, mock_steps: Mapping[str, Any] | None
-    ) -> Resumed:
-        """A replay that keeps what the run completed is of a run that failed or was canceled
-        (not for a migration: its successor goes on), with its recorded payload (the outputs it
-        kept were made from that one), and no mocks (one resume a run, asked again: the same)."""
-        if payload is not None:
-            raise ConfigurationError(
-                "payload",
-                payload,
-                "none with resume=True: a resume keeps the steps the run completed, which its "
-                "recorded payload made (replay it from the start to give another)",
-            )
-        if mock_steps:
-            raise ConfigurationError(
-                "mock_steps", mock_steps, "none with resume=True (replay it from the start)"
-            )
-        subject = f"run {run_id!r}"
-        snapshot = await stored_run(self._read, self._store, run_id)
-        status = "queued" if isinstance(snapshot, QueuedRun) else snapshot.status
-        if status not in ("failed", "canceled"):
-            raise refused(
-                subject,
-                f"it is {status}: a resume goes on from where a failed or canceled run stopped",
-                "replay it from the start instead (without resume)",
-            )
-        assert not isinstance(snapshot, QueuedRun)  # (a queued run's status is "queued")
-        state = decode_state(snapshot.body, run_id)
-        if state.migrated_to is not None:
-            raise refused(
-                subject,
-                f"it was canceled for its migration to {state.migrated_to!r}, which goes on "
-                "from it",
-                f"resume {state.migrated_to!r} instead if that one failed",
-            )
-        return Resumed(
-            version=state.version, outputs=completed_steps(state), keys=begun_keys(state)
-        )
-
     async def recorded_trigger(self, run_id: str) -> TriggerEnvelope:
         """How run ``run_id`` was started, as stored (``NotFoundError`` if it is not)."""
-        recorded, _workflow = await self._recorded(run_id)
+        recorded, _workflow, _stored = await self._recorded(run_id)
         return open_envelope(recorded)
 
     async def trigger(
@@ -293,18 +255,21 @@ class Replays:
                 await self._unmark(run_id)
             raise
 
-    async def _recorded(self, run_id: str) -> tuple[Any, str]:
-        """The stored trigger (payload, headers, kind) of a run, and its flow."""
+    async def _recorded(
+        self, run_id: str
+    ) -> tuple[Any, str, tuple[SnapshotRecord, InstanceState] | None]:
+        """The stored trigger (payload, headers, kind) of a run, its flow, and its snapshot
+        with its state decoded (None while it waits in its flow's queue)."""
         if not isinstance(run_id, str) or not run_id or "." in run_id:
             raise NotFoundError("run", str(run_id))
         snapshot = await stored_run(self._read, self._store, run_id)
         if isinstance(snapshot, QueuedRun):
-            return msgspec.msgpack.decode(snapshot.payload), snapshot.workflow
+            return msgspec.msgpack.decode(snapshot.payload), snapshot.workflow, None
         state = decode_state(snapshot.body, snapshot.instance_id)
         root = state.workflows.get(state.id)
         if root is None:
             raise NotFoundError("run", run_id)
-        return root.payload, root.name
+        return root.payload, root.name, (snapshot, state)
 
     async def _mark(self, run_id: str, steps: list[str]) -> None:
         async with self._lock:
@@ -342,3 +307,43 @@ def _checked_mocks(flow: CompiledFlow, mock_steps: Any) -> dict[str, Any]:
                 f"mock_steps[{step!r}]", mock, "a function taking what the step's function takes"
             )
     return dict(mock_steps)
+
+
+def _resumable(
+    run_id: str,
+    stored: tuple[SnapshotRecord, InstanceState] | None,
+    payload: Any,
+    mock_steps: Mapping[str, Any] | None,
+) -> Resumed:
+    """What a resume of the run ``state`` keeps (``replay(resume=True)``): a run that failed or
+    was canceled (not for a migration: its successor goes on), with its recorded payload (the
+    outputs it kept were made from that one), and no mocks (one resume a run, asked again: the
+    same). ``stored`` (its snapshot and state, read once for the replay) None: the run waits in
+    its flow's queue."""
+    if payload is not None:
+        raise ConfigurationError(
+            "payload",
+            payload,
+            "none with resume=True: a resume keeps the steps the run completed, which its "
+            "recorded payload made (replay it from the start to give another)",
+        )
+    if mock_steps:
+        raise ConfigurationError(
+            "mock_steps", mock_steps, "none with resume=True (replay it from the start)"
+        )
+    subject = f"run {run_id!r}"
+    status = "queued" if stored is None else stored[0].status
+    if stored is None or status not in ("failed", "canceled"):
+        raise refused(
+            subject,
+            f"it is {status}: a resume goes on from where a failed or canceled run stopped",
+            "replay it from the start instead (without resume)",
+        )
+    state = stored[1]
+    if state.migrated_to is not None:
+        raise refused(
+            subject,
+            f"it was canceled for its migration to {state.migrated_to!r}, which goes on from it",
+            f"resume {state.migrated_to!r} instead if that one failed",
+        )
+    return Resumed(version=state.version, outputs=completed_steps(state), keys=begun_keys(state))
