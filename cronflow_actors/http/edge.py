@@ -5,7 +5,7 @@ allows)."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 from starlette.middleware import Middleware
@@ -14,7 +14,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from cronflow_actors.http.auth import BearerAuth, Caller, Signatures, Tokens
-from cronflow_actors.http.problems import flow_code_problem
+from cronflow_actors.http.problems import Problem, flow_code_problem
 from cronflow_actors.http.requests import (
     SAFE_METHODS,
     BodyLimits,
@@ -28,6 +28,7 @@ from cronflow_actors.runtime import Runtime
 __all__ = ["Edge", "Handler", "json_response", "route", "webhook_route"]
 
 Handler = Callable[[Request], Awaitable[Response]]
+B = TypeVar("B")
 
 _encode = msgspec.json.Encoder().encode
 
@@ -105,6 +106,17 @@ class Edge:
 
     async def json(self, request: Request) -> Any:
         return await read_json(request, self.limits)
+
+    async def body_as(
+        self, request: Request, kind: type[B], expected: str, *, optional: bool = False
+    ) -> B:
+        """The request's JSON body as ``kind`` (``optional``: no body, or null, is ``{}``); a
+        400 ``invalid-body`` saying what was ``expected`` and what did not match."""
+        body = await self.json(request)
+        try:
+            return msgspec.convert({} if optional and body is None else body, kind)
+        except msgspec.ValidationError as invalid:
+            raise Problem(400, "invalid-body", f"expected {expected}: {invalid}") from None
 
     @staticmethod
     def caller(request: Request) -> Principal:

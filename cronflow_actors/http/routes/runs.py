@@ -15,9 +15,9 @@ from cronflow_actors.http.problems import Problem
 from cronflow_actors.http.requests import as_sent, one_header, query_int, query_text
 from cronflow_actors.runtime import PausedRun, RunInfo
 from cronflow_actors.runtime.pages import Page
-from cronflow_actors.runtime.runs import check_cancel_reason
 
 __all__ = [
+    "REASON_SENT",
     "CancelRun",
     "ReplayRun",
     "cancel_reason",
@@ -54,17 +54,14 @@ class CancelRun(msgspec.Struct, forbid_unknown_fields=True):
 
 async def cancel_reason(edge: Edge, request: Request) -> str:
     """The reason a cancel's body gives ("" for none or an empty body); a 400 for a body
-    that is not ``{"reason": "..."}`` or a reason the runtime refuses."""
-    body = await edge.json(request)
-    try:
-        reason = msgspec.convert(body if body is not None else {}, CancelRun).reason
-    except msgspec.ValidationError as invalid:
-        raise Problem(
-            400, "invalid-body", f'expected nothing or {{"reason": "why"}}: {invalid}'
-        ) from None
-    with as_sent({"reason": "the body's reason"}):
-        check_cancel_reason(reason)
-    return reason
+    that is not ``{"reason": "..."}`` (one the runtime refuses is named as the body's by
+    ``REASON_SENT`` around the call)."""
+    expected = 'nothing or {"reason": "why"}'
+    return (await edge.body_as(request, CancelRun, expected, optional=True)).reason
+
+
+REASON_SENT = {"reason": "the body's reason"}
+"""A cancel's reason, as a request gives it (``as_sent``)."""
 
 
 class ReplayRun(msgspec.Struct, forbid_unknown_fields=True):
@@ -104,15 +101,8 @@ def routes(edge: Edge) -> list[Route]:
     runtime = edge.runtime
 
     async def start_run(request: Request) -> Response:
-        body = await edge.json(request)
-        try:
-            start = msgspec.convert(body, StartRun)
-        except msgspec.ValidationError as invalid:
-            raise Problem(
-                400,
-                "invalid-body",
-                f'expected {{"workflow": name, "payload": ..., "instance_id": ...}}: {invalid}',
-            ) from None
+        expected = '{"workflow": name, "payload": ..., "instance_id": ...}'
+        start = await edge.body_as(request, StartRun, expected)
         run_id = await runtime.trigger(
             start.workflow,
             start.payload,
@@ -143,19 +133,13 @@ def routes(edge: Edge) -> list[Route]:
         run_id = request.path_params["run_id"]
         reason = await cancel_reason(edge, request)
         # the caller, so that a net workflow's cancel policy decides here as on /workflows
-        await runtime.cancel(run_id, principal=edge.caller(request), reason=reason)
+        with as_sent(REASON_SENT):
+            await runtime.cancel(run_id, principal=edge.caller(request), reason=reason)
         return json_response({"run_id": run_id, "status": "canceled"})
 
     async def replay_run(request: Request) -> Response:
-        body = await edge.json(request)
-        try:
-            replay = msgspec.convert(body if body is not None else {}, ReplayRun)
-        except msgspec.ValidationError as invalid:
-            raise Problem(
-                400,
-                "invalid-body",
-                f'expected nothing or {{"payload": ..., "resume": false}}: {invalid}',
-            ) from None
+        expected = 'nothing or {"payload": ..., "resume": false}'
+        replay = await edge.body_as(request, ReplayRun, expected, optional=True)
         run_id = await runtime.replay(
             request.path_params["run_id"],
             payload=replay.payload,

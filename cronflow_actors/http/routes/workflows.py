@@ -12,7 +12,8 @@ from starlette.routing import Route
 
 from cronflow_actors.http.edge import Edge, json_response, route
 from cronflow_actors.http.problems import Problem
-from cronflow_actors.http.routes.runs import cancel_reason
+from cronflow_actors.http.requests import as_sent
+from cronflow_actors.http.routes.runs import REASON_SENT, cancel_reason
 from cronflow_actors.messages.states import WorkItemVerb
 
 __all__ = ["WORK_ITEM_ACTIONS", "MigrateWorkflow", "routes"]
@@ -47,13 +48,7 @@ def routes(edge: Edge) -> list[Route]:
 
     async def start_workflow(request: Request) -> Response:
         principal = edge.caller(request)
-        body = await edge.json(request)
-        try:
-            start = msgspec.convert(body, StartWorkflow)
-        except msgspec.ValidationError as invalid:
-            raise Problem(
-                400, "invalid-body", f'expected {{"workflow": name, "payload": ...}}: {invalid}'
-            ) from None
+        start = await edge.body_as(request, StartWorkflow, '{"workflow": name, "payload": ...}')
         workflow_id = await runtime.start_workflow(
             start.workflow, start.payload, principal=principal
         )
@@ -76,7 +71,8 @@ def routes(edge: Edge) -> list[Route]:
         principal = edge.caller(request)
         workflow_id = request.path_params["workflow_id"]
         reason = await cancel_reason(edge, request)
-        await runtime.cancel_workflow(workflow_id, principal=principal, reason=reason)
+        with as_sent(REASON_SENT):
+            await runtime.cancel_workflow(workflow_id, principal=principal, reason=reason)
         return json_response({"workflow_id": workflow_id, "state": "canceled"})
 
     async def migrate_workflow(request: Request) -> Response:
@@ -84,13 +80,7 @@ def routes(edge: Edge) -> list[Route]:
         # the action's callback is skipped, spec section 9)
         principal = edge.caller(request)
         workflow_id = request.path_params["workflow_id"]
-        body = await edge.json(request)
-        try:
-            migrate = msgspec.convert(body, MigrateWorkflow)
-        except msgspec.ValidationError as invalid:
-            raise Problem(
-                400, "invalid-body", f'expected {{"to_version": version}}: {invalid}'
-            ) from None
+        migrate = await edge.body_as(request, MigrateWorkflow, '{"to_version": version}')
         new_id = await runtime.migrate(workflow_id, migrate.to_version, principal=principal)
         # the shape of answers.WorkflowMigrated
         answer = {"workflow_id": new_id, "migrated_from": workflow_id}
