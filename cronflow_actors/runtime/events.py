@@ -207,9 +207,8 @@ class Events:
     ) -> tuple[list[str], list[str], list[EventFilterError], list[str]]:
         """Deliver the event to every step waiting for ``name``: the runs that keep it (held),
         those whose step took it, those whose step's filter raised, and those that keep no
-        more. A run this publish
-        started (``started_here``) may wait for the same name at once: the event it started
-        from is not news to it (it hears the next one)."""
+        more. A run this publish started (``started_here``) may wait for the same name at
+        once: the event it started from is not news to it (it hears the next one)."""
         after = None
         held: list[str] = []
         delivered: list[str] = []

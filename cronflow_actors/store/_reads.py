@@ -119,15 +119,15 @@ class SQLiteReads:
             query = f"SELECT {sql.SNAPSHOT_COLUMNS} FROM instances{where} {order} LIMIT ?"
             rows = await self._fetchall(query, (*params, limit), "list runs")
             return [sql.snapshot_of(row) for row in rows]
-        # The page's ids first, with the running total of their bodies' sizes (length() of a
-        # blob reads its header, not the blob); then the bodies of those within the budget.
-        query = (
-            "WITH page AS (SELECT instance_id, created_at, SUM(length(body)) OVER "
-            f"({order} ROWS UNBOUNDED PRECEDING) - length(body) AS before_it "
-            f"FROM instances{where} {order} LIMIT ?) "
-            f"SELECT {sql.SNAPSHOT_COLUMNS} FROM instances WHERE instance_id IN "
-            "(SELECT instance_id FROM page WHERE before_it < ? OR before_it = 0) "
-            f"{order}"
+        query = sql.page_within(
+            sql.SNAPSHOT_COLUMNS,
+            "instances",
+            key="instance_id",
+            size="length(body)",
+            where=where,
+            order=order,
+            limit="?",
+            budget="?",
         )
         rows = await self._fetchall(query, (*params, limit, max_bytes), "list runs")
         return [sql.snapshot_of(row) for row in rows]
@@ -258,16 +258,18 @@ class SQLiteReads:
             query = f"SELECT {sql.WAIT_COLUMNS} FROM {table} WHERE {where} {order} LIMIT ?"
             rows = await self._fetchall(query, (*params, limit), "list waits")
             return [sql.wait_of(row) for row in rows]
-        # As list_runs: the page's ids with the running total of their data's sizes, then the
-        # rows of those within the budget (a pause's data holds its description, metadata and
-        # the step's output before it, of any size).
-        query = (
-            "WITH page AS (SELECT wait_id, SUM(length(data)) OVER "
-            f"({order} ROWS UNBOUNDED PRECEDING) - length(data) AS before_it "
-            f"FROM {table} WHERE {where} {order} LIMIT ?) "
-            f"SELECT {sql.WAIT_COLUMNS} FROM waits WHERE wait_id IN "
-            "(SELECT wait_id FROM page WHERE before_it < ? OR before_it = 0) "
-            f"{order}"
+        # (a pause's data holds its description, metadata and the step's output before it,
+        # of any size)
+        query = sql.page_within(
+            sql.WAIT_COLUMNS,
+            "waits",
+            key="wait_id",
+            size="length(data)",
+            where=f" WHERE {where}",
+            order=order,
+            limit="?",
+            budget="?",
+            scan=table,
         )
         rows = await self._fetchall(query, (*params, limit, max_bytes), "list waits")
         return [sql.wait_of(row) for row in rows]

@@ -365,3 +365,30 @@ def in_flight_of(rows: Iterable[Any]) -> dict[tuple[str, str], int]:
             if not counts[workflow, "waiting"]:
                 del counts[workflow, "waiting"]
     return counts
+
+
+def page_within(
+    columns: str,
+    table: str,
+    *,
+    key: str,
+    size: str,
+    where: str,
+    order: str,
+    limit: str,
+    budget: str,
+    scan: str | None = None,
+) -> str:
+    """A page of ``table``'s rows (``where``, ``order``, at most ``limit``) that ends once the
+    ``size`` of their data reaches ``budget``, the row that reaches it the last (never none):
+    the page's keys first, with the running total of their sizes (``length()`` of a blob reads
+    its header, not the blob), then the rows of those within the budget. ``limit`` and
+    ``budget`` are the statement's placeholders (SQLite's ``?``, PostgreSQL's ``$n``, in that
+    order); ``scan``: how the keys are read (a table with an index named), ``table`` if None."""
+    return (
+        f"WITH page AS (SELECT {key}, SUM({size}) OVER "
+        f"({order} ROWS UNBOUNDED PRECEDING) - {size} AS before_it "
+        f"FROM {scan or table}{where} {order} LIMIT {limit}) "
+        f"SELECT {columns} FROM {table} WHERE {key} IN "
+        f"(SELECT {key} FROM page WHERE before_it < {budget} OR before_it = 0) {order}"
+    )

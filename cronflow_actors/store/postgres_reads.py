@@ -134,13 +134,16 @@ class PostgresReads:
             query += f"LIMIT {where.next(limit)}"
             rows = await self._fetch(query, tuple(where.params), "list runs")
             return [_sql.snapshot_of(row) for row in rows]
-        query = (
-            "WITH page AS (SELECT instance_id, SUM(octet_length(body)) OVER "
-            f"({order} ROWS UNBOUNDED PRECEDING) - octet_length(body) AS before_it "
-            f"FROM instances{where} {order} LIMIT {where.next(limit)}) "
-            f"SELECT {sql.SNAPSHOT_COLUMNS} FROM instances WHERE instance_id IN "
-            f"(SELECT instance_id FROM page WHERE before_it < {where.next(max_bytes)} "
-            f"OR before_it = 0) {order}"
+        at_most, budget = where.next(limit), where.next(max_bytes)
+        query = _sql.page_within(
+            sql.SNAPSHOT_COLUMNS,
+            "instances",
+            key="instance_id",
+            size="octet_length(body)",
+            where=str(where),
+            order=order,
+            limit=at_most,
+            budget=budget,
         )
         rows = await self._fetch(query, tuple(where.params), "list runs")
         return [_sql.snapshot_of(row) for row in rows]
@@ -260,13 +263,16 @@ class PostgresReads:
             query += f"LIMIT {where.next(limit)}"
             rows = await self._fetch(query, tuple(where.params), "list waits")
             return [_sql.wait_of(row) for row in rows]
-        query = (  # as list_runs: the sizes first, then the rows within the budget
-            "WITH page AS (SELECT wait_id, SUM(octet_length(data)) OVER "
-            f"({order} ROWS UNBOUNDED PRECEDING) - octet_length(data) AS before_it "
-            f"FROM waits{where} {order} LIMIT {where.next(limit)}) "
-            f"SELECT {sql.WAIT_COLUMNS} FROM waits WHERE wait_id IN "
-            f"(SELECT wait_id FROM page WHERE before_it < {where.next(max_bytes)} "
-            f"OR before_it = 0) {order}"
+        at_most, budget = where.next(limit), where.next(max_bytes)
+        query = _sql.page_within(
+            sql.WAIT_COLUMNS,
+            "waits",
+            key="wait_id",
+            size="octet_length(data)",
+            where=str(where),
+            order=order,
+            limit=at_most,
+            budget=budget,
         )
         rows = await self._fetch(query, tuple(where.params), "list waits")
         return [_sql.wait_of(row) for row in rows]
