@@ -129,7 +129,8 @@ async def _carry_out(tx: Transaction, command: WorkflowCommand, send: Send) -> A
                 )
             )
             if canceled:
-                await send(CancelWorkflow(workflow_id=root, reason=command.reason))
+                by = command.canceled_by
+                await send(CancelWorkflow(workflow_id=root, reason=command.reason, by=by))
             return root
         case InitializeWorkItem(workflow_id=workflow_id, task=task, payload=payload):
             return await _initialize_work_item(tx, workflow_id, task, payload)

@@ -189,6 +189,7 @@ class StartWorkflow(Message, frozen=True, kw_only=True):
     canceled: bool = False
     reason: str = ""  # why it was canceled (``canceled``), recorded as its error
     by: str | None = None  # who asked (``InitializeWorkflow.by``)
+    canceled_by: str | None = None  # who canceled it in its queue (``CancelWorkflow.by``)
     trigger: str = ""
     """What started the run (see ``WorkflowStateChanged.trigger``)."""
     migration: MigrationRecord | None = None

@@ -41,10 +41,11 @@ class FlowMethods(NetMethods):
         *,
         canceled: bool = False,
         reason: str = "",
+        by: str | None = None,
     ) -> str:
         """A run of a flow (``dequeued``: taken off its concurrency queue in the same
         transaction; ``canceled``: a queued run recorded as canceled, none of its steps run,
-        ``reason`` its error).
+        ``reason`` its error, ``by`` who canceled it).
         Callers have waited for the flow's recovery (``Runs.trigger``), or are part of it (the
         queue's restore)."""
         self._check_running("cancel a queued run" if canceled else "start a run")
@@ -66,6 +67,7 @@ class FlowMethods(NetMethods):
             canceled=canceled,
             reason=reason,
             by=envelope.by,
+            canceled_by=by,
             migration=None if canceled else self._kept_steps(name, envelope, spec.version),
         )
         return await self.instances.start(spec, command, instance_id)
@@ -186,7 +188,7 @@ class FlowMethods(NetMethods):
             await self.cancel_workflow(run_id, reason=reason, by=by)
             return
         except NotFoundError:
-            if await self.queues.cancel(run_id, reason=reason):
+            if await self.queues.cancel(run_id, reason=reason, by=by):
                 return
         # it left its queue meanwhile, or NotFoundError
         await self.cancel_workflow(run_id, reason=reason, by=by)

@@ -48,7 +48,7 @@ _PAGE = 100
 class Start(Protocol):
     """``start(workflow, payload, instance_id, dequeued, canceled=False) -> run id``: a run's
     start (``dequeued``: its queue row goes in the same transaction; ``canceled``: it is
-    recorded canceled before any step runs, ``reason`` its error)."""
+    recorded canceled before any step runs, ``reason`` its error, ``by`` who asked)."""
 
     def __call__(
         self,
@@ -60,6 +60,7 @@ class Start(Protocol):
         *,
         canceled: bool = False,
         reason: str = "",
+        by: str | None = None,
     ) -> Awaitable[str]: ...
 
 
@@ -252,11 +253,11 @@ class RunQueues:
         if self._queued.get(limits.fifo):
             self._spawn(self._drain(limits.fifo), f"queue {limits.fifo}")
 
-    async def cancel(self, run_id: str, *, reason: str = "") -> bool:
+    async def cancel(self, run_id: str, *, reason: str = "", by: str | None = None) -> bool:
         """Cancel ``run_id`` if it waits in a queue: True once it is recorded as canceled, with
-        ``reason`` as its error (its row leaves the queue in the same transaction, and none
-        of its steps runs); False if it is not queued (never was, or it started meanwhile:
-        cancel it as a started run)."""
+        ``reason`` as its error and ``by`` (who asked) on its cancel's audit span (its row
+        leaves the queue in the same transaction, and none of its steps runs); False if it is
+        not queued (never was, or it started meanwhile: cancel it as a started run)."""
         run = await self._store.queued_run(run_id)
         if run is None:
             return False
@@ -265,7 +266,9 @@ class RunQueues:
                 return False  # it started before the lock was ours
             try:
                 payload = _decode(run.payload)
-                await self._start(run.workflow, payload, run_id, True, canceled=True, reason=reason)
+                await self._start(
+                    run.workflow, payload, run_id, True, canceled=True, reason=reason, by=by
+                )
             except (InstanceExistsError, DuplicateInstanceError):
                 return False  # another process's drain started it first: cancel that run
             if self._queued.get(run.queue):

@@ -49,7 +49,8 @@ async def test_concurrency_is_a_fifo_limit(rt: cf.Runtime) -> None:
 
 async def test_a_queued_run_can_be_canceled_before_it_starts(tmp_path: Path) -> None:
     # it leaves the queue, none of its steps runs, and it is recorded as canceled: a waiter
-    # hears so, and the runs queued behind it keep their order
+    # hears so, and the runs queued behind it keep their order; who canceled it is on its
+    # cancel's audit span, as for a started run
     db = tmp_path / "cancel.db"
     gates = {n: asyncio.Event() for n in range(3)}
     log: list[Any] = []
@@ -58,8 +59,13 @@ async def test_a_queued_run_can_be_canceled_before_it_starts(tmp_path: Path) -> 
         await asyncio.sleep(0.05)
         waiter = asyncio.ensure_future(rt.wait(runs[1], timeout=5))
         await asyncio.sleep(0.01)
-        await rt.cancel(runs[1], reason="not needed")
+        await rt.cancel(runs[1], reason="not needed", principal=cf.Principal(id="ops-ada"))
         assert (await waiter).status == "canceled"
+        spans = [root.span for root in (await rt.trace(runs[1])).roots]
+        assert [(s.operation, s.attributes["principal"]) for s in spans] == [
+            ("Action.initialize", None),
+            ("Action.cancel", "ops-ada"),
+        ]
         canceled = await rt.inspect(runs[1])
         assert (canceled.status, canceled.payload, canceled.steps) == ("canceled", 1, [])
         assert canceled.error == "not needed"
