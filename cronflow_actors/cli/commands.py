@@ -79,10 +79,16 @@ def _path(value: str) -> str:
 def _run(args: argparse.Namespace) -> int:
     client = _client(args)
     body = {"workflow": args.workflow, "payload": read_payload(args.payload)}
+    return follow(args, client, start_once(args, client, "/runs", body))
+
+
+def start_once(args: argparse.Namespace, client: Client, path: str, body: dict[str, Any]) -> str:
+    """POST ``body`` to ``path``, which starts a run, with ``--instance-id`` if given; the new
+    run's id. A run with that id already: exit 3, saying so and how to see it."""
     if args.instance_id is not None:
         body["instance_id"] = args.instance_id
     try:
-        started = client.call("POST", "/runs", body, expect=("run_id",))
+        started = client.call("POST", path, body, expect=("run_id",))
     except ApiError as refused:
         if refused.status == 409 and refused.slug == "instance-exists":
             shown = shlex.quote(args.instance_id)
@@ -95,7 +101,19 @@ def _run(args: argparse.Namespace) -> int:
                 slug=refused.slug,
             ) from None
         raise
-    return follow(args, client, started["run_id"])
+    return str(started["run_id"])
+
+
+def add_instance_id_option(parser: argparse.ArgumentParser, what: str) -> None:
+    """``--instance-id``: the id of the run ``what`` starts, to start it once."""
+    parser.add_argument(
+        "--instance-id",
+        default=None,
+        metavar="ID",
+        help=f"the id of the run {what} starts (1 to 100 letters, digits, '-' or '_'), to "
+        "start it once: a run with this id already is refused (exit 3) and nothing starts "
+        "(default: a new random id)",
+    )
 
 
 def follow(args: argparse.Namespace, client: Client, run_id: str, *, what: str = "run") -> int:
@@ -368,13 +386,7 @@ def add_client_commands(commands: Any) -> None:
     )
     run.add_argument("workflow", metavar="FLOW", help="the flow's id")
     add_payload_option(run, "the payload, as JSON")
-    run.add_argument(
-        "--instance-id",
-        default=None,
-        metavar="ID",
-        help="the run's id (1 to 100 letters, digits, '-' or '_'), to start it once: a run with "
-        "this id already is refused (exit 3) and nothing starts (default: a new random id)",
-    )
+    add_instance_id_option(run, "it")
     follow_options(run)
     run.set_defaults(handler=_run)
 

@@ -1,16 +1,24 @@
-"""``cronflow-actors replay RUN_ID [--payload JSON]``: start a new run of a run's flow with the
-trigger it recorded (``POST /runs/{id}/replay``; ``--payload``: another payload instead, JSON
-or ``@FILE``), and wait for it to end as ``run`` does (``--no-wait``, ``--timeout``). The new
-run says which it replays (``inspect``: "replay of"). ``--resume``: go on from where a failed
-or canceled run stopped, the steps it completed kept with their outputs. A net workflow's
-instance is no flow's run: refused (exit 3, the server's 409 ``not-replayable``)."""
+"""``cronflow-actors replay RUN_ID [--payload JSON] [--instance-id ID]``: start a new run of
+a run's flow with the trigger it recorded (``POST /runs/{id}/replay``; ``--payload``: another
+payload instead, JSON or ``@FILE``; ``--instance-id``: the new run's id, to replay once), and
+wait for it to end as ``run`` does (``--no-wait``, ``--timeout``). The new run says which it
+replays (``inspect``: "replay of"). ``--resume``: go on from where a failed or canceled run
+stopped, the steps it completed kept with their outputs. A net workflow's instance is no
+flow's run: refused (exit 3, the server's 409 ``not-replayable``)."""
 
 from __future__ import annotations
 
 import argparse
 from typing import Any
 
-from cronflow_actors.cli.commands import _client, _path, follow, follow_options
+from cronflow_actors.cli.commands import (
+    _client,
+    _path,
+    add_instance_id_option,
+    follow,
+    follow_options,
+    start_once,
+)
 from cronflow_actors.cli.payload import add_payload_option, read_payload
 
 __all__ = ["add_replay_command"]
@@ -22,8 +30,7 @@ def _replay(args: argparse.Namespace) -> int:
     if args.resume:
         body["resume"] = True
     path = f"/runs/{_path(args.run_id)}/replay"
-    started = client.call("POST", path, body, expect=("run_id",))
-    return follow(args, client, started["run_id"], what="replay")
+    return follow(args, client, start_once(args, client, path, body), what="replay")
 
 
 def add_replay_command(commands: Any) -> None:
@@ -41,7 +48,8 @@ def add_replay_command(commands: Any) -> None:
         "--resume",
         action="store_true",
         help="go on from where a failed or canceled run stopped: the steps it completed keep "
-        "their outputs and are not run again",
+        "their outputs and are not run again (its id is the run's own: no --instance-id)",
     )
+    add_instance_id_option(parser, "the replay")
     follow_options(parser)
     parser.set_defaults(handler=_replay)

@@ -260,6 +260,7 @@ class FlowMethods(NetMethods):
         mock_steps: Mapping[str, Any] | None = None,
         principal: Principal | None = None,
         resume: bool = False,
+        instance_id: str | None = None,
     ) -> str:
         """Start a new run of ``run_id``'s flow (its newest active version) from the run's
         recorded trigger: its payload (or ``payload``, when given), headers, trigger kind and
@@ -273,18 +274,26 @@ class FlowMethods(NetMethods):
         step that still has to run with ``MockLostError``, rather than run the real one.
         ``NotFoundError`` for an unknown run or a flow no longer registered,
         ``ConfigurationError`` for a mock of a step the flow does not have. ``principal``: who
-        asks, as for ``trigger`` (the replay's, not the run's it replays).
+        asks, as for ``trigger`` (the replay's, not the run's it replays). ``instance_id``:
+        the new run's id, as for ``trigger``, to replay once: asked again with it,
+        ``InstanceExistsError`` and nothing starts.
 
         ``resume=True``: go on from where a failed or canceled run stopped, as Temporal's reset
         and DBOS's resume do: the steps it completed keep the outputs it recorded and are not
         run again (shown completed, 0 attempts), the others run (the step that failed first).
-        Its recorded payload only; ``MigrationError`` (nothing started) for a run that is not
-        failed or canceled. Like a migration's new run, it starts without the flow's
-        ``on_start`` hook and its run ``timeout``."""
+        Its recorded payload only, and its own id (``resume:`` and 32 hex digits, one a run:
+        asked again, the same one answers; no ``instance_id``); ``MigrationError`` (nothing
+        started) for a run that is not failed or canceled. Like a migration's new run, it
+        starts without the flow's ``on_start`` hook and its run ``timeout``."""
         self._check_running("replay a run")
         by = principal.id if principal is not None else None
         return await self.replays.replay(
-            run_id, payload=payload, mock_steps=mock_steps, by=by, resume=resume
+            run_id,
+            payload=payload,
+            mock_steps=mock_steps,
+            by=by,
+            resume=resume,
+            instance_id=instance_id,
         )
 
     def get_workflows(self) -> list[WorkflowDescription]:

@@ -49,6 +49,7 @@ from cronflow_actors.runtime.carried import begun_keys, completed_steps
 from cronflow_actors.runtime.catalog import FlowCatalog
 from cronflow_actors.runtime.ids import derived_run_id
 from cronflow_actors.runtime.run_views import stored_run
+from cronflow_actors.runtime.runs import check_instance_id
 from cronflow_actors.store import MISSING, Store
 
 __all__ = ["Replays"]
@@ -189,14 +190,17 @@ class Replays:
         mock_steps: Mapping[str, Any] | None = None,
         by: str | None = None,
         resume: bool = False,
+        instance_id: str | None = None,
     ) -> str:
+        if instance_id is not None:
+            check_instance_id(instance_id)
         recorded, workflow, stored = await self._recorded(run_id)
         if self._catalog.is_net(workflow):
             raise NotReplayableError(run_id, workflow)
         trigger = open_envelope(recorded)
-        instance_id, resumed = None, None
+        resumed = None
         if resume:  # one resume a run: asked again, the same one answers
-            resumed = _resumable(run_id, stored, payload, mock_steps)
+            resumed = _resumable(run_id, stored, payload, mock_steps, instance_id)
             instance_id = derived_run_id("resume", _RESUMES, run_id)
         if payload is None:
             payload = trigger.payload
@@ -218,10 +222,10 @@ class Replays:
                 resumed=resumed,
                 derived=resume,
             )
-        except InstanceExistsError:
-            if instance_id is None:
+        except InstanceExistsError as taken:
+            if not resume:
                 raise
-            return instance_id  # resumed before: that resume
+            return taken.instance_id  # resumed before: that resume
 
     async def recorded_trigger(self, run_id: str) -> TriggerEnvelope:
         """How run ``run_id`` was started, as stored (``NotFoundError`` if it is not)."""
@@ -245,6 +249,8 @@ class Replays:
         run_id = instance_id or self._new_id()
         if mocks:
             spec = mocked(flow, mocks, self._catalog.resolve).spec
+            if instance_id is not None:  # a run of that id keeps its own mocks' mark
+                await self._not_taken(instance_id)
             await self._mark(run_id, sorted(mocks))
             self._pinned[run_id] = spec
         try:
@@ -271,10 +277,20 @@ class Replays:
             raise NotFoundError("run", run_id)
         return root.payload, root.name, (snapshot, state)
 
+    async def _not_taken(self, run_id: str) -> None:
+        """``InstanceExistsError`` if a run (or a queued one) has the id ``run_id``."""
+        try:
+            await stored_run(self._read, self._store, run_id)
+        except NotFoundError:
+            return
+        raise InstanceExistsError(run_id)
+
     async def _mark(self, run_id: str, steps: list[str]) -> None:
         async with self._lock:
             now = self._clock.now()
             marks = await self._store.kv_get(*_MARKS, now=now, default={})
+            if run_id in marks:  # a mocked start of that id is under way
+                raise InstanceExistsError(run_id)
             marks[run_id] = steps
             await self._store.kv_set(*_MARKS, marks, now=now)
 
@@ -314,12 +330,13 @@ def _resumable(
     stored: tuple[SnapshotRecord, InstanceState] | None,
     payload: Any,
     mock_steps: Mapping[str, Any] | None,
+    instance_id: str | None,
 ) -> Resumed:
     """What a resume of the run ``state`` keeps (``replay(resume=True)``): a run that failed or
     was canceled (not for a migration: its successor goes on), with its recorded payload (the
-    outputs it kept were made from that one), and no mocks (one resume a run, asked again: the
-    same). ``stored`` (its snapshot and state, read once for the replay) None: the run waits in
-    its flow's queue."""
+    outputs it kept were made from that one), no mocks and no id of its own (one resume a run,
+    asked again: the same). ``stored`` (its snapshot and state, read once for the replay)
+    None: the run waits in its flow's queue."""
     if payload is not None:
         raise ConfigurationError(
             "payload",
@@ -330,6 +347,13 @@ def _resumable(
     if mock_steps:
         raise ConfigurationError(
             "mock_steps", mock_steps, "none with resume=True (replay it from the start)"
+        )
+    if instance_id is not None:
+        raise ConfigurationError(
+            "instance_id",
+            instance_id,
+            "none with resume=True: a resume's id is its run's (one resume a run: asked again, "
+            "the same one answers)",
         )
     subject = f"run {run_id!r}"
     status = "queued" if stored is None else stored[0].status

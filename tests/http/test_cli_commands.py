@@ -80,7 +80,14 @@ async def test_replay_runs_a_run_again_from_the_command_line(serve: Serve) -> No
     assert (await rt.wait(out.strip(), timeout=5)).output == 41
     code, _, err = await cli("replay", "no-such-run", "--url", url)
     assert code == 3, err
-    assert len(await rt.list_runs()) == 4
+    # once under an id of the caller's: a repeat starts nothing (exit 3, says where it is)
+    code, out, err = await cli("replay", first, "--instance-id", "again-1", "--url", url, "--json")
+    assert (code, json.loads(out)["id"]) == (0, "again-1"), err
+    code, out, err = await cli("replay", first, "--instance-id", "again-1", "--url", url)
+    assert code == 3, err
+    assert "a run with the id 'again-1' exists already" in err
+    assert "cronflow-actors inspect again-1" in err
+    assert len(await rt.list_runs()) == 5
 
 
 async def test_client_commands(serve: Serve) -> None:

@@ -82,12 +82,28 @@ async def test_a_run_is_replayed_over_http(serve: Serve) -> None:
     output = (await rt.wait(other.json()["run_id"], timeout=5)).output
     assert output == {"took": {"order": 8}, "kind": "webhook"}
 
+    # an id of the client's own makes a replay safe to repeat, as for POST /runs
+    once = await client.post(f"/runs/{original}/replay", json={"instance_id": "redo-7"})
+    assert (once.status_code, once.json()["run_id"]) == (202, "redo-7")
+    assert (await rt.wait("redo-7", timeout=5)).output == {"took": {"order": 7}, "kind": "webhook"}
+    twice = await client.post(f"/runs/{original}/replay", json={"instance_id": "redo-7"})
+    assert (twice.status_code, twice.json()["type"]) == (
+        409,
+        "urn:cronflow:problem:instance-exists",
+    )
+
     unknown = await client.post("/runs/nope/replay")
     assert unknown.status_code == 404
     bad = await client.post(f"/runs/{original}/replay", json={"payload": 1, "mock_steps": {}})
     assert bad.status_code == 400
     assert bad.json()["type"] == "urn:cronflow:problem:invalid-body"
-    assert len(await rt.list_runs()) == 3  # the refusals started nothing
+    for body in ({"instance_id": "tick:00"}, {"instance_id": "x" * 101}):
+        refused = await client.post(f"/runs/{original}/replay", json=body)
+        assert (refused.status_code, refused.json()["type"]) == (
+            400,
+            "urn:cronflow:problem:invalid-body",
+        ), body
+    assert len(await rt.list_runs()) == 4  # the refusals started nothing
 
 
 async def test_a_replays_new_payload_passes_its_webhooks_checks(serve: Serve) -> None:

@@ -171,6 +171,37 @@ async def test_a_bad_replay_is_refused_and_starts_nothing(
             await bare.replay(original)
 
 
+async def test_a_replay_with_an_id_of_its_own_starts_once(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    """A client's retry of a replay started a second one (hostile h23): ``instance_id``, as for
+    ``trigger``, makes it safe to repeat. A mocked replay under a taken id is refused before it
+    touches the mocks of the run that has that id."""
+    charged: list[Any] = []
+    async with cf.Runtime(
+        db=tmp_path / "once.db", clock=clock, workflows=[checkout(charged)]
+    ) as rt:
+        original = await rt.trigger("checkout", {"amount": 30})
+        await rt.wait_idle()
+        clock.advance(600)
+        await rt.wait(original)
+        mocked = await rt.replay(
+            original, mock_steps={"charge": lambda ctx: "first"}, instance_id="m-1"
+        )
+        assert mocked == "m-1"
+        await rt.wait_idle()  # asleep before its mocked step
+        for mocks in (None, {"charge": lambda ctx: "second"}):
+            with pytest.raises(cf.errors.InstanceExistsError, match="'m-1' already exists"):
+                await rt.replay(original, mock_steps=mocks, instance_id="m-1")
+        with pytest.raises(ConfigurationError, match="letters, digits"):
+            await rt.replay(original, instance_id="hook:" + "0" * 32)
+        clock.advance(600)
+        result = await rt.wait("m-1")
+        assert result.output["receipt"] == "first"  # its own mock, not the refused one's
+        assert charged == [30]
+        assert len(await rt.list_runs(workflow="checkout")) == 2
+
+
 async def test_a_run_of_a_flow_no_longer_registered_is_inspected_from_its_snapshot(
     tmp_path: Path, clock: ManualClock
 ) -> None:
@@ -227,6 +258,8 @@ async def test_a_failed_run_resumes_from_its_failed_step_keeping_what_it_complet
         assert (await rt.wait(failed)).status == "failed"
         with pytest.raises(ConfigurationError, match="none with resume=True"):
             await rt.replay(failed, payload={"amount": 1}, resume=True)
+        with pytest.raises(ConfigurationError, match="a resume's id is its run's"):
+            await rt.replay(failed, resume=True, instance_id="mine")
         down.clear()  # the carrier is back (a fix deployed)
         resumed = await rt.replay(failed, resume=True)
         # one resume a run: asked again (a client's retry), the same one answers, nothing more

@@ -67,10 +67,12 @@ REASON_SENT = {"reason": "the body's reason"}
 class ReplayRun(msgspec.Struct, forbid_unknown_fields=True):
     """``POST /runs/{run_id}/replay``: a payload to replay with instead of the recorded one
     (none, or null: the recorded one); ``resume``: go on from where a failed or canceled run
-    stopped, its completed steps kept (``Runtime.replay(resume=True)``)."""
+    stopped, its completed steps kept (``Runtime.replay(resume=True)``); ``instance_id``: the
+    new run's id, to replay once (a repeat of it starts nothing: 409 instance-exists)."""
 
     payload: Any = None
     resume: bool = False
+    instance_id: RunId | None = None
 
 
 def run_json(info: RunInfo, *, steps: bool = True) -> dict[str, Any]:
@@ -138,13 +140,14 @@ def routes(edge: Edge) -> list[Route]:
         return json_response({"run_id": run_id, "status": "canceled"})
 
     async def replay_run(request: Request) -> Response:
-        expected = 'nothing or {"payload": ..., "resume": false}'
+        expected = 'nothing or {"payload": ..., "resume": false, "instance_id": ...}'
         replay = await edge.body_as(request, ReplayRun, expected, optional=True)
         run_id = await runtime.replay(
             request.path_params["run_id"],
             payload=replay.payload,
             principal=edge.caller(request),
             resume=replay.resume,
+            instance_id=replay.instance_id,
         )
         return started(run_id)
 
