@@ -29,6 +29,7 @@ from cronflow_actors.runtime import (
 __all__ = [
     "FIXED",
     "Canceled",
+    "ChildWorkflowList",
     "FlowList",
     "Health",
     "PausedPage",
@@ -131,6 +132,12 @@ class WorkItemList(msgspec.Struct):
     work_items: list[WorkItemInfo]
 
 
+class ChildWorkflowList(msgspec.Struct):
+    """A composite task's child workflows (its latest generation's)."""
+
+    workflows: list[WorkflowInfo]
+
+
 class WorkItemCreated(msgspec.Struct):
     work_item_id: str
 
@@ -171,6 +178,7 @@ FIXED: list[Any] = [
     MigrateWorkflow,
     WorkflowMigrated,
     WorkItemList,
+    ChildWorkflowList,
     WorkItemCreated,
     WorkItemInfo,
     Health,

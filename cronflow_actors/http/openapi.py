@@ -10,6 +10,7 @@ import msgspec
 from cronflow_actors.http.answers import (
     FIXED,
     Canceled,
+    ChildWorkflowList,
     FlowList,
     Health,
     Published,
@@ -361,6 +362,15 @@ def _fixed_paths(b: _Builder) -> dict[str, Any]:
                 body=_ANY_JSON,
                 params=[path_param("workflow_id"), path_param("task")],
             ),
+        },
+        "/workflows/{workflow_id}/tasks/{task}/children": {
+            "get": b.op(
+                "The child workflows of a composite task's latest generation (their ids lead "
+                "to their tasks' work items)",
+                {"200": b.answer("child workflows", ChildWorkflowList)},
+                "404",
+                params=[path_param("workflow_id"), path_param("task")],
+            )
         },
         "/work-items/{work_item_id}/{action}": {
             "post": b.op(

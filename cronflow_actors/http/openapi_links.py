@@ -34,6 +34,7 @@ OPERATIONS = {
     ("/workflows/{workflow_id}/net", "get"): "getWorkflowNet",
     ("/workflows/{workflow_id}/tasks/{task}/work-items", "get"): "listWorkItems",
     ("/workflows/{workflow_id}/tasks/{task}/work-items", "post"): "initializeWorkItem",
+    ("/workflows/{workflow_id}/tasks/{task}/children", "get"): "listChildWorkflows",
     ("/work-items/{work_item_id}/{action}", "post"): "actOnWorkItem",
 }
 """Each operation's id (``operationId``), which the links between them name."""
@@ -60,6 +61,10 @@ LINKS: dict[tuple[str, str], dict[str, Any]] = {
     ("migrateWorkflow", "201"): {
         name: {"workflow_id": "$response.body#/workflow_id"}
         for name in ("getWorkflow", "getWorkflowNet", "cancelWorkflow", "migrateWorkflow")
+    },
+    ("listChildWorkflows", "200"): {
+        name: {"workflow_id": "$response.body#/workflows/0/id"}
+        for name in ("getWorkflow", "getWorkflowNet")
     },
     ("initializeWorkItem", "201"): {
         "actOnWorkItem": {"work_item_id": "$response.body#/work_item_id"}

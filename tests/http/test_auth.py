@@ -696,3 +696,57 @@ async def test_a_path_and_a_body_cannot_trade_their_dots(serve: Serve) -> None:
     moved = {"Content-Type": "application/json", "X-Signature-256": header}
     assert (await client.post("/hooks/acct/a", content=b"1.5", headers=moved)).status_code == 401
     assert (await client.post("/hooks/acct/a.1", content=b"5", headers=moved)).status_code == 202
+
+
+async def test_a_composite_tasks_children_are_found_over_http(serve: Serve) -> None:
+    """A composite task's child workflow, whose work items are the only way on, could be
+    found only through the trace (newcomer h24 F1): ``GET .../tasks/{task}/children``."""
+    sign = net.work_item("sign").actions(start=net.action(), complete=net.action())
+    inner = (
+        net.workflow("signoff")
+        .start_condition("start")
+        .end_condition("end")
+        .task("sign", net.task(sign))
+        .connect_condition("start", "sign")
+        .connect_task("sign", "end")
+    )
+    outer = (
+        net.workflow("claim")
+        .start_condition("start")
+        .end_condition("end")
+        .composite_task("signoff", net.composite_task(inner))
+        .connect_condition("start", "signoff")
+        .connect_task("signoff", "end")
+        .actions(initialize=net.action())
+        .build()
+    )
+    rt, client = await serve([outer], tokens=TOKENS)
+    ada = bearer("t-ada")
+    root = (await client.post("/workflows", json={"workflow": "claim"}, headers=ada)).json()
+    root_id = root["workflow_id"]
+    await rt.wait_idle()
+    listed = await client.get(f"/workflows/{root_id}/tasks/signoff/children", headers=ada)
+    assert listed.status_code == 200
+    [child] = listed.json()["workflows"]
+    assert (child["name"], child["parent_id"], child["parent_task"]) == (
+        "signoff",
+        root_id,
+        "signoff",
+    )
+    items = await client.get(f"/workflows/{child['id']}/tasks/sign/work-items", headers=ada)
+    [item] = items.json()["work_items"]
+    for action in ("start", "complete"):
+        acted = await client.post(f"/work-items/{item['id']}/{action}", headers=ada)
+        assert acted.status_code == 200, acted.text
+    await rt.wait_idle()
+    assert (await client.get(f"/workflows/{root_id}", headers=ada)).json()["state"] == "completed"
+    for path, slug in (
+        (f"/workflows/{root_id}/tasks/nope/children", "not-found"),
+        ("/workflows/nope/tasks/signoff/children", "not-found"),
+    ):
+        missing = await client.get(path, headers=ada)
+        assert (missing.status_code, missing.json()["type"].rsplit(":", 1)[-1]) == (404, slug)
+    assert (await client.get(f"/workflows/{root_id}/tasks/signoff/children")).status_code == 401
+    document = (await client.get("/openapi.json")).json()
+    operation = document["paths"]["/workflows/{workflow_id}/tasks/{task}/children"]["get"]
+    assert operation["operationId"] == "listChildWorkflows"

@@ -92,6 +92,11 @@ def routes(edge: Edge) -> list[Route]:
         items = await runtime.work_items(params["workflow_id"], params["task"])
         return json_response({"work_items": [msgspec.to_builtins(i) for i in items]})
 
+    async def list_children(request: Request) -> Response:
+        params = request.path_params
+        children = await runtime.child_workflows(params["workflow_id"], params["task"])
+        return json_response({"workflows": [msgspec.to_builtins(c) for c in children]})
+
     async def initialize_work_item(request: Request) -> Response:
         principal = edge.caller(request)
         params = request.path_params
@@ -125,5 +130,6 @@ def routes(edge: Edge) -> list[Route]:
             get=list_work_items,
             post=initialize_work_item,
         ),
+        route("/workflows/{workflow_id}/tasks/{task:path}/children", edge.auth, get=list_children),
         route("/work-items/{work_item_id}/{action}", edge.auth, post=work_item_action),
     ]
