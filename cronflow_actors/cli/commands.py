@@ -302,6 +302,11 @@ def _publish(args: argparse.Namespace) -> int:
         print(f"published {args.name!r}: no flow starts on it; {woke}")
     for run_id in delivered:
         print(f"  woke {run_id}")
+    for run_id in answer.get("held", []):
+        print(
+            f"  kept for {run_id}, which cannot run here now: its step hears it once the run "
+            "runs again (no need to publish it again)"
+        )
     for refusal in answer.get("refused", []):
         print(f"  refused by {refusal.get('workflow')}: {refusal.get('detail')}", file=sys.stderr)
     for run_id in answer.get("not_kept", []):

@@ -3,11 +3,14 @@ says it: a flow that refused it (its schema), a waiting step whose filter raised
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import msgspec
 
 import cronflow_actors as cf
 from tests.http.conftest import Serve
 from tests.http.test_cli_commands import cli
+from tests.runtime.test_pinning import paying, waiting_to_pay
 
 
 class Order(msgspec.Struct, forbid_unknown_fields=True):
@@ -35,6 +38,21 @@ async def test_publish_names_a_refusal_and_a_filter_that_raised(serve: Serve) ->
         f"the filter of the step waiting in run {stuck} raised TypeError: " in err
     )  # (ctx, event) where it is called (payload, ctx)
     assert "it did not take the event and waits on" in err
+
+
+async def test_publish_names_the_runs_it_was_kept_for(serve: Serve, tmp_path: Path) -> None:
+    """A run held on a changed definition keeps the event for its step: the command said "woke
+    a waiting step in 0 run(s)" and nothing more, so an operator published it again (newcomer
+    h24 F3); the answer's ``held`` names each run."""
+    held = await waiting_to_pay(tmp_path / "http0.db")  # the file the server opens
+    _rt, client = await serve([paying(changed=True)])
+    url = str(client.base_url)
+    code, out, err = await cli(
+        "events", "publish", "payment", "--payload", '{"amount": 1}', "--url", url
+    )
+    assert code == 0, err
+    assert f"kept for {held}, which cannot run here now" in out
+    assert "no need to publish it again" in out
 
 
 async def test_flows_lists_the_flows_their_triggers_and_the_next_tick(serve: Serve) -> None:
