@@ -46,7 +46,9 @@ __all__ = [
     "RuntimeMetrics",
 ]
 
-TRIGGERS = frozenset({"manual", "api", "webhook", "schedule", "event", "poll", "replay"})
+TRIGGERS = frozenset(
+    {"manual", "api", "webhook", "schedule", "event", "poll", "replay", "migration"}
+)
 """Values of the ``trigger`` label; anything else is counted as ``other``."""
 WAIT_KINDS = frozenset({"human", "pause", "event", "sleep", "delay"})
 """Step kinds that wait (for a person, an event, a timer) rather than work: their time goes to

@@ -32,7 +32,19 @@ from cronflow_actors.runtime.migrations import kept_by_migrations
 from cronflow_actors.runtime.parts import RuntimeParts
 from cronflow_actors.runtime.pinning import Block
 
-__all__ = ["LifecycleMethods"]
+__all__ = ["LifecycleMethods", "pruning"]
+
+
+def pruning(retention: float | None, prune_every: float | None) -> tuple[float | None, float]:
+    """``Runtime(retention=, prune_every=)`` checked: the age past which finished runs are
+    deleted (None: kept) and how often they are looked for (by default a tenth of it, 1 s to
+    an hour)."""
+    if retention is not None and (not isinstance(retention, int | float) or retention < 0):
+        raise ConfigurationError("retention", retention, "None, 0 or a number of seconds")
+    if prune_every is not None and (not isinstance(prune_every, int | float) or prune_every <= 0):
+        raise ConfigurationError("prune_every", prune_every, "a positive number of seconds")
+    return retention or None, prune_every or min(3600.0, max(1.0, (retention or 0) / 10))
+
 
 logger = logging.getLogger("cronflow_actors.runtime.runtime")
 

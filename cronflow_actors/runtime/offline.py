@@ -8,7 +8,8 @@ With the audit on, the cancel is recorded as the engine records one (``engine/au
 ``Action.cancel`` span, under it each task's ``Task.cancel`` (started) or ``Task.disable``
 (enabled) with its open children's cancels nested under it, then the workflow's
 ``Workflow.cancel``; committed with the snapshot, so the trace and ``state_at`` show the run
-canceled from then on.
+canceled from then on. Its state changes are announced to the runtime's observers once it
+is committed (``Runtime.observe``: the metrics count the run canceled, as any cancel).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from cronflow_actors.engine.audit import AuditRecorder, AuditTrail
 from cronflow_actors.engine.services import decode_state
 from cronflow_actors.engine.states import TaskState, WorkflowState, WorkItemState, is_final
 from cronflow_actors.errors import InvalidStateTransitionError, NotFoundError, RevisionConflictError
-from cronflow_actors.messages import Mutation, SnapshotRecord, encode
+from cronflow_actors.messages import Message, Mutation, SnapshotRecord, encode
 from cronflow_actors.messages.audit import SpanRows
 from cronflow_actors.messages.engine import (
     CancelWorkflow,
@@ -54,6 +55,8 @@ class OfflineCancel(NamedTuple):
     spans: SpanRows | None
     """The cancel's audit trail, to commit with the snapshot (None: the audit is off)."""
     audit: AuditRecorder | None
+    changes: list[Message]
+    """Its state changes, as the engine's cancel would make them, for the observers."""
 
     def durable(self) -> None:
         """The cancel is committed: the audit's sink hears of its spans."""
@@ -85,10 +88,12 @@ def cancel_offline(
         canceling.framed(canceling.item, item)
     state.migrated_to = new_id
     state.revision += 1
+    changes = canceling.changes
     if recorder is None:
-        return OfflineCancel(timers, canceling.waits, None, None)
+        return OfflineCancel(timers, canceling.waits, None, None, changes)
     recorder.end_turn()
-    return OfflineCancel(timers, canceling.waits, recorder.spans(state.revision), recorder)
+    spans = recorder.spans(state.revision)
+    return OfflineCancel(timers, canceling.waits, spans, recorder, changes)
 
 
 async def end_offline(
@@ -99,9 +104,11 @@ async def end_offline(
     offline: Callable[[SnapshotRecord], bool],
     new_id: str | None = None,
     audit: AuditTrail | None = None,
+    announce: Callable[[list[Message]], None] | None = None,
 ) -> tuple[SnapshotRecord, InstanceState, OfflineCancel] | None:
     """Cancel instance ``instance_id`` offline (``cancel_offline``) and commit it: its snapshot
-    ended, its timers deleted, its waits ended, its spans written. A concurrent rewrite of its
+    ended, its timers deleted, its waits ended, its spans written; then ``announce`` its state
+    changes (the runtime's observers). A concurrent rewrite of its
     snapshot (an event kept for it, a release) is met by reading it again: canceled from the
     new one if ``offline`` still says it may be (held, or its version not registered here);
     None if not (it runs again: cancel it through its actor). Returns its new record, its state
@@ -141,6 +148,8 @@ async def end_offline(
                 raise
             continue
         canceled.durable()
+        if announce is not None:
+            announce(canceled.changes)
         return record, state, canceled
     raise AssertionError("unreachable: the last attempt returns or raises")
 
@@ -158,6 +167,7 @@ class _Canceling:
         self.now = now
         self.audit = audit
         self.waits: list[str] = []
+        self.changes: list[Message] = []
 
     def framed(self, move: Callable[[T], None], element: T) -> None:
         """``move(element)`` in a frame of its own: the spans it opens end with it, so what
@@ -180,16 +190,16 @@ class _Canceling:
         previous = workflow.state
         workflow.state = WorkflowState.CANCELED
         workflow.finished_at = self.now
+        change = WorkflowStateChanged(
+            workflow_id=workflow.id,
+            workflow=workflow.name,
+            prev=previous,
+            next=WorkflowState.CANCELED,
+            created_at=workflow.created_at,
+        )
+        self.changes.append(change)
         if self.audit is not None:
-            self.audit.workflow_moved(
-                WorkflowStateChanged(
-                    workflow_id=workflow.id,
-                    workflow=workflow.name,
-                    prev=previous,
-                    next=WorkflowState.CANCELED,
-                    created_at=workflow.created_at,
-                )
-            )
+            self.audit.workflow_moved(change)
 
     def task(self, where: tuple[WorkflowRecord, str, TaskRecord]) -> None:
         """A started task is canceled, an enabled one disabled; its open children (work items
@@ -197,16 +207,16 @@ class _Canceling:
         workflow, name, task = where
         previous = task.state
         task.state = TaskState.CANCELED if previous == TaskState.STARTED else TaskState.DISABLED
+        change = TaskStateChanged(
+            workflow_id=workflow.id,
+            task=name,
+            generation=task.generation,
+            prev=previous,
+            next=task.state,
+        )
+        self.changes.append(change)
         if self.audit is not None:
-            self.audit.task_moved(
-                TaskStateChanged(
-                    workflow_id=workflow.id,
-                    task=name,
-                    generation=task.generation,
-                    prev=previous,
-                    next=task.state,
-                )
-            )
+            self.audit.task_moved(change)
         for child_id in task.children:
             item = self.state.work_items.get(child_id)
             if item is not None:
@@ -223,12 +233,18 @@ class _Canceling:
             self.waits.append(item.id)
         item.state = WorkItemState.CANCELED
         item.finished_at = self.now
+        owner = self.state.workflows.get(item.workflow_id)
+        change = WorkItemStateChanged(
+            workflow_id=item.workflow_id,
+            task=item.task,
+            work_item_id=item.id,
+            prev=previous,
+            next=WorkItemState.CANCELED,
+            workflow=owner.name if owner is not None else "",
+            kind=item.kind,
+            started_at=item.started_at,
+            began_at=item.began_at,
+        )
+        self.changes.append(change)
         if self.audit is not None:
-            change = WorkItemStateChanged(
-                workflow_id=item.workflow_id,
-                task=item.task,
-                work_item_id=item.id,
-                prev=previous,
-                next=WorkItemState.CANCELED,
-            )
             self.audit.item_moved(change, 0)

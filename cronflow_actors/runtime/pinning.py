@@ -46,7 +46,7 @@ from cronflow_actors.engine.context import WorkflowInfo
 from cronflow_actors.engine.transaction import Transaction
 from cronflow_actors.errors import InstanceBlockedError, RevisionConflictError
 from cronflow_actors.kernel import Clock
-from cronflow_actors.messages import Mutation, SnapshotRecord, decoder_for, encode
+from cronflow_actors.messages import Message, Mutation, SnapshotRecord, decoder_for, encode
 from cronflow_actors.messages.engine import InstanceState
 from cronflow_actors.messages.migrations import KeptEvent
 from cronflow_actors.net.fingerprint import fingerprint
@@ -195,8 +195,11 @@ class Pinning:
         on_count: Callable[[str, int], None],
         audit: Callable[[], AuditTrail | None] = lambda: None,
         registered: Callable[[SnapshotRecord], bool] = lambda _snapshot: True,
+        announce: Callable[[list[Message]], None] | None = None,
     ) -> None:
         self._store = store
+        self._announce = announce
+        """Tells the runtime's observers of a discard's state changes."""
         self._registered = registered
         self._audit = audit
         """The runtime's audit trail as it is now (None: off): a discard records its cancel."""
@@ -329,7 +332,12 @@ class Pinning:
         can run again (released or registered meanwhile: cancel it as any run)."""
         now = self._clock.now()
         held = await end_offline(
-            self._store, instance_id, now, offline=self.cannot_run, audit=self._audit()
+            self._store,
+            instance_id,
+            now,
+            offline=self.cannot_run,
+            audit=self._audit(),
+            announce=self._announce,
         )
         if held is None:
             return False

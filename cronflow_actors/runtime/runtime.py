@@ -59,7 +59,7 @@ from cronflow_actors.runtime.events import Events
 from cronflow_actors.runtime.flow_api import FlowMethods
 from cronflow_actors.runtime.ids import new_run_id
 from cronflow_actors.runtime.instances import InstanceDirectory
-from cronflow_actors.runtime.lifecycle import LifecycleMethods
+from cronflow_actors.runtime.lifecycle import LifecycleMethods, pruning
 from cronflow_actors.runtime.migrations import Migrations
 from cronflow_actors.runtime.otel import OtelExport
 from cronflow_actors.runtime.pauses import Pauses
@@ -151,14 +151,7 @@ class Runtime(ClusterRecovery, LifecycleMethods, FlowMethods, StateMethods, Audi
             wait=wait_for_lease,
             on_lost=self._fail,
         )
-        if retention is not None and (not isinstance(retention, int | float) or retention < 0):
-            raise ConfigurationError("retention", retention, "None, 0 or a number of seconds")
-        self.retention = retention or None
-        if prune_every is not None and (
-            not isinstance(prune_every, int | float) or prune_every <= 0
-        ):
-            raise ConfigurationError("prune_every", prune_every, "a positive number of seconds")
-        self._prune_every = prune_every or min(3600.0, max(1.0, (retention or 0) / 10))
+        self.retention, self._prune_every = pruning(retention, prune_every)
         self._failure_callbacks: list[Callable[[BaseException], None]] = []
         self._new_id = id_factory or new_run_id
         self._waiters: dict[str, list[asyncio.Future[WorkflowInfo]]] = {}
@@ -212,6 +205,7 @@ class Runtime(ClusterRecovery, LifecycleMethods, FlowMethods, StateMethods, Audi
             on_count=lambda workflow, n: self.metrics.runs_blocked.labels(workflow).set(n),
             audit=lambda: self._services.audit,
             registered=self._registered,
+            announce=self._changes,
         )
         """Holds the instances whose definition changed under their version (``blocked``)."""
         self.instances = InstanceDirectory(
@@ -236,6 +230,7 @@ class Runtime(ClusterRecovery, LifecycleMethods, FlowMethods, StateMethods, Audi
             spec_of=self._spec_of,
             spawn=self._spawn,
             audit=lambda: self._services.audit,
+            announce=self._changes,
         )
         if isinstance(self.lease, ClusterLease):  # several processes on one database
             self.lease.attach(

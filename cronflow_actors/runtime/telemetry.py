@@ -140,7 +140,7 @@ class Telemetry:
         its runs by each trigger it can start with (a flow's ``triggers``; a net's by a call,
         with or without a principal), and the work items of its tasks and of its child
         workflows' (a flow per item, a subflow), each under its own workflow's label."""
-        labels = _triggers(triggers) if triggers is not None else ["manual", "api"]
+        labels = _triggers(triggers) if triggers is not None else ["manual", "api", "migration"]
         for workflow, steps in _work_items(spec):
             self.metrics.workflow_registered(
                 workflow, labels if workflow == spec.name else (), steps
@@ -295,9 +295,9 @@ class Telemetry:
 
 
 def _triggers(triggers: FlowTriggers) -> list[str]:
-    """The ``trigger`` labels a flow's runs can start with: a call, a replay, and what it
-    declares."""
-    found = ["manual", "replay"]
+    """The ``trigger`` labels a flow's runs can start with: a call, a replay, a migration, and
+    what it declares."""
+    found = ["manual", "replay", "migration"]
     for label, declared in (
         ("webhook", triggers.webhooks),
         ("schedule", triggers.schedules or triggers.intervals),

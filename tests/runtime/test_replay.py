@@ -73,7 +73,7 @@ async def test_a_replay_runs_again_from_the_recorded_trigger(
             for line in rt.metrics.render().decode().splitlines()
             if line.startswith("cronflow_runs_started_total{") and 'workflow="checkout"' in line
         }
-        assert started == {"manual": 1.0, "replay": 2.0}
+        assert started == {"manual": 1.0, "replay": 2.0, "migration": 0.0}
 
 
 async def test_mocked_steps_replace_the_real_ones_for_that_run_only(

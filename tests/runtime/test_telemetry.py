@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 from typing import Any
 
 import cronflow_actors as cf
@@ -317,6 +318,31 @@ async def test_steps_canceled_before_or_after_they_started_are_counted_as_cancel
     assert value(rt, "cronflow_step_duration_seconds_sum", workflow="manual", kind="task") == 4
     assert value(rt, "cronflow_runs_started_total", workflow="manual", trigger="manual") == 2
     assert value(rt, "cronflow_runs_finished_total", workflow="manual", outcome="canceled") == 2
+
+
+async def test_runs_a_migration_or_a_cancel_ends_offline_are_counted(tmp_path: Path) -> None:
+    """A held run canceled without its code (its migration, an operator's cancel) was not
+    counted as finished, and a migration's new run was counted as started by ``other``: the
+    counters drifted one a migration from what ``runs`` lists (newcomer h24 F5)."""
+    from tests.runtime.test_pinning import paying, waiting_to_pay
+
+    db = tmp_path / "offline.db"
+    moved, dropped = await waiting_to_pay(db), await waiting_to_pay(db)
+    async with cf.Runtime(db=db, workflows=[paying(changed=True)]) as rt:
+        assert value(rt, "cronflow_runs_started_total", workflow="paying", trigger="migration") == 0
+        assert (await rt.inspect(moved)).status == "blocked"
+        new = await rt.migrate(moved, "v1")  # onto its own version, as it is now
+        await rt.cancel(dropped)
+        await rt.wait_idle()
+        assert {(await rt.inspect(r)).status for r in (moved, dropped)} == {"canceled"}
+        finished = "cronflow_runs_finished_total"
+        assert value(rt, finished, workflow="paying", outcome="canceled") == 2
+        assert value(rt, "cronflow_runs_started_total", workflow="paying", trigger="migration") == 1
+        assert value(rt, "cronflow_runs_started_total", workflow="paying", trigger="other") is None
+        assert (await rt.inspect(new)).status == "waiting"
+        # its waiting step was canceled with it, counted as the engine's cancel counts it
+        waits = "cronflow_waits_finished_total"
+        assert value(rt, waits, workflow="paying", kind="event", outcome="canceled") == 2
 
 
 def test_each_registered_flow_has_an_info_series() -> None:
