@@ -4,6 +4,7 @@ to it refused but an operator's cancel) until its old definition is registered a
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from pathlib import Path
 from typing import Any
@@ -262,9 +263,13 @@ async def test_a_held_run_is_migrated_to_another_version_keeping_its_recorded_ou
     v2 = v2.human_in_the_loop("approve", description="ok?").step("deliver", ran("deliver"))
     async with cf.Runtime(db=db, clock=clock, workflows=[approval(changed=True), v2]) as rt:
         assert rt.pinning.held(old) is not None
+        waiter = asyncio.ensure_future(rt.wait(old))
+        await asyncio.sleep(0)
         new = await rt.migrate(old, "v2")
         await rt.wait_idle()
         assert (await rt.inspect(old)).status == "canceled"
+        # whoever waited for the old run hears it ended (its wait hung: h24)
+        assert (await asyncio.wait_for(waiter, 5)).status == "canceled"
         assert rt.pinning.held(old) is None
         assert blocked_gauge(rt, "approval") == 0
         # canceled offline (its definition is not runnable), and so recorded in its trail
