@@ -22,7 +22,6 @@ Differences from Tasquencer, on purpose (spec section 14):
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Awaitable
 from typing import Any, Final
 
@@ -46,8 +45,12 @@ from cronflow_actors.engine.task_children import Pending as _Pending
 from cronflow_actors.engine.task_children import create_children
 from cronflow_actors.engine.transaction import Transaction, normalize
 from cronflow_actors.engine.withdrawal import (
+    asked,
+    asking,
     cancel_region,
     disable_losers,
+    failed_by,
+    idle_tasks,
     none_can_lose,
     started_tasks,
 )
@@ -154,8 +157,10 @@ class Task:
         workflow, record, name = self.workflow, self.record, self.name
         if record.state not in _ENABLEABLE or workflow.state in FINAL_STATES:
             return
-        started = started_tasks(workflow) if self.definition.join is _OR_JOIN else ()  # OR only
-        if not is_join_satisfied(self.spec, name, workflow.marking, started):
+        or_join = self.definition.join is _OR_JOIN  # (only an OR-join reads the others)
+        started = started_tasks(workflow) if or_join else ()
+        idle = idle_tasks(self.tx, workflow, self.spec) if or_join else ()
+        if not is_join_satisfied(self.spec, name, workflow.marking, started, idle):
             return
         record.generation += 1
         self._move(_ENABLED)
@@ -234,6 +239,7 @@ class Task:
             workflow.outputs[name] = output
             workflow.last = output
         change = await self._leave(_COMPLETED, "" if silent else "on_completed")
+        or_joins = asking(tx, workflow, spec, name)  # (an OR-join asked meanwhile reads it)
         if definition.cancel_tasks or definition.cancel_conditions:  # (most tasks have none)
             await cancel_region(tx, workflow, spec, name, definition)
         routed = None
@@ -246,8 +252,9 @@ class Task:
                 if not tx.reported:  # a call: refused, and nothing of it changes
                     refuse_call(error, f"router of task {name!r} in {workflow.name!r}")
                     raise
+                asked(tx, or_joins)
                 await tx.send(change)  # a report: its workflow fails with the router's error
-                await tx.send_last(_failed_by(error, workflow.id, f"router of task {name!r}", tx))
+                await tx.send_last(failed_by(error, workflow.id, f"router of task {name!r}", tx))
                 return
         marking, marked = after_production(spec, name, workflow.marking, routed)
         tx.mark(workflow, marking, marked, produced_by=name, split=definition.split)
@@ -258,6 +265,7 @@ class Task:
                 await self._enable()
             else:
                 await tx.send(EnableTask(workflow_id=workflow.id, task=candidate))
+        asked(tx, or_joins)
         await tx.send_last(change)
 
     async def _fail(self, error: str, *, cause: str | None = None) -> None:
@@ -484,15 +492,3 @@ class Task:
         auto-triggers in order; ``last`` as for ``_activity``."""
         kind, check = self.definition.kind, self._check_can_add
         await create_children(self.tx, self.workflow, self.name, kind, pending, last, check)
-
-
-def _failed_by(
-    error: Exception, workflow_id: str, where: str, tx: Transaction
-) -> FailWorkflow | CancelWorkflow:
-    """What a router's ``error`` in a report does: its workflow fails with it, or, for
-    ``ctx.cancel()``, the run is canceled with its reason."""
-    if isinstance(error, CancelRunRequested):
-        return CancelWorkflow(workflow_id=tx.state.id, reason=error.reason)
-    # the run's failure is one WARNING line; where in the user's code: at DEBUG
-    logging.getLogger(__name__).debug("%s of run %s raised", where, tx.state.id, exc_info=error)
-    return FailWorkflow(workflow_id=workflow_id, error=f"{where}: {type(error).__name__}: {error}")

@@ -1,21 +1,40 @@
 """What a task withdraws from the rest of its net: the enabled tasks that lose their join when
 the conditions a task took tokens from become empty (deferred choice, spec section 7.4), and a
 completing task's cancellation region (spec section 7.5): the active tasks in it are canceled
-and its conditions emptied. The task element's part that only sends messages to its siblings:
-``engine/tasks.py`` and ``engine/fast_forward.py`` call it."""
+and its conditions emptied; what an OR-join reads of the other tasks (the started, the idle and
+the completions under way) and what a router's error does. The task element's part that only
+sends messages to its siblings: ``engine/tasks.py`` and ``engine/fast_forward.py`` call it."""
 
 from __future__ import annotations
 
+import logging
+
 from cronflow_actors.engine.states import TaskState
 from cronflow_actors.engine.transaction import Transaction
-from cronflow_actors.messages.elements import CancelTask, DisableTask
-from cronflow_actors.messages.engine import WorkflowRecord
-from cronflow_actors.net.marking import after_cancellation, tasks_to_disable
+from cronflow_actors.errors import CancelRunRequested
+from cronflow_actors.messages.elements import CancelTask, DisableTask, FailWorkflow
+from cronflow_actors.messages.engine import CancelWorkflow, WorkflowRecord
+from cronflow_actors.net.marking import (
+    after_cancellation,
+    enable_candidates,
+    has_or_join,
+    tasks_to_disable,
+)
 from cronflow_actors.net.spec import NetSpec, TaskSpec
 
-__all__ = ["cancel_region", "disable_losers", "none_can_lose", "started_tasks"]
+__all__ = [
+    "asked",
+    "asking",
+    "cancel_region",
+    "disable_losers",
+    "failed_by",
+    "idle_tasks",
+    "none_can_lose",
+    "started_tasks",
+]
 
 _ACTIVE = frozenset({TaskState.ENABLED, TaskState.STARTED})
+_IDLE = frozenset({TaskState.CANCELED, TaskState.FAILED})
 
 
 async def disable_losers(
@@ -29,8 +48,9 @@ async def disable_losers(
     enabled = [t for t, r in workflow.tasks.items() if r.state == TaskState.ENABLED]
     if not enabled:
         return  # only an enabled task can lose
-    started = started_tasks(workflow)
-    for loser in tasks_to_disable(spec, workflow.marking, emptied, enabled, started):
+    started, idle = started_tasks(workflow), idle_tasks(tx, workflow, spec)
+    marking = workflow.marking
+    for loser in tasks_to_disable(spec, marking, emptied, enabled, started=started, idle=idle):
         await tx.send(DisableTask(workflow_id=workflow.id, task=loser))
 
 
@@ -63,3 +83,48 @@ async def cancel_region(
 def started_tasks(workflow: WorkflowRecord) -> list[str]:
     """The tasks of ``workflow`` that are started (what an OR join reads)."""
     return [t for t, r in workflow.tasks.items() if r.state == TaskState.STARTED]
+
+
+def idle_tasks(tx: Transaction, workflow: WorkflowRecord, spec: NetSpec) -> list[str]:
+    """The tasks of ``workflow`` that cannot start on the tokens they hold (what an OR-join
+    reads): canceled or failed, and not about to be asked by a completion under way
+    (``Transaction.completing``): only a completion of a task before one asks it again."""
+    idle = [t for t, r in workflow.tasks.items() if r.state in _IDLE]
+    if idle and tx.completing:
+        asked = {
+            candidate
+            for workflow_id, task in tx.completing
+            if workflow_id == workflow.id
+            for candidate in enable_candidates(spec, task)
+        }
+        idle = [t for t in idle if t not in asked]
+    return idle
+
+
+def asking(tx: Transaction, workflow: WorkflowRecord, spec: NetSpec, task: str) -> bool:
+    """``task`` of ``workflow`` completes and will ask the tasks after it to enable: an OR-join
+    asked meanwhile does not take those for idle (``idle_tasks``). True if it was noted (its
+    net has an OR-join), to pass to ``asked`` once it has asked them. A failure meanwhile
+    discards the transaction, and the note with it."""
+    if not has_or_join(spec):
+        return False
+    tx.completing = (*tx.completing, (workflow.id, task))
+    return True
+
+
+def asked(tx: Transaction, noted: bool) -> None:
+    """The completion ``asking`` noted (if it did) has asked the tasks after it."""
+    if noted:
+        tx.completing = tx.completing[:-1]
+
+
+def failed_by(
+    error: Exception, workflow_id: str, where: str, tx: Transaction
+) -> FailWorkflow | CancelWorkflow:
+    """What a router's ``error`` in a report does: its workflow fails with it, or, for
+    ``ctx.cancel()``, the run is canceled with its reason."""
+    if isinstance(error, CancelRunRequested):
+        return CancelWorkflow(workflow_id=tx.state.id, reason=error.reason)
+    # the run's failure is one WARNING line; where in the user's code: at DEBUG
+    logging.getLogger(__name__).debug("%s of run %s raised", where, tx.state.id, exc_info=error)
+    return FailWorkflow(workflow_id=workflow_id, error=f"{where}: {type(error).__name__}: {error}")

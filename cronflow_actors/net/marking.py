@@ -27,6 +27,7 @@ __all__ = [
     "after_production",
     "after_start",
     "enable_candidates",
+    "has_or_join",
     "is_join_satisfied",
     "resolve_routes",
     "tasks_to_disable",
@@ -50,9 +51,14 @@ class Route(msgspec.Struct, frozen=True):
 
 
 def is_join_satisfied(
-    spec: NetSpec, task: str, marking: Marking, started: Iterable[str] = ()
+    spec: NetSpec,
+    task: str,
+    marking: Marking,
+    started: Iterable[str] = (),
+    idle: Iterable[str] = (),
 ) -> bool:
-    """Whether ``task``'s join allows it to be enabled at ``marking``."""
+    """Whether ``task``'s join allows it to be enabled at ``marking`` (an OR-join's reads the
+    ``started`` tasks and the ``idle`` ones: ``orjoin.is_or_join_enabled``)."""
     definition = spec.tasks[task]
     # loops, not all()/any() over a generator: asked as every task may be enabled, and a
     # generator is a call for each condition it yields and one more to end
@@ -66,7 +72,7 @@ def is_join_satisfied(
             if marking.get(condition, 0) > 0:
                 return True
         return False
-    return is_or_join_enabled(spec, task, marking, started)
+    return is_or_join_enabled(spec, task, marking, started, idle)
 
 
 def after_start(spec: NetSpec, task: str, marking: Marking) -> tuple[dict[str, int], list[str]]:
@@ -88,17 +94,19 @@ def tasks_to_disable(
     marking: Marking,
     emptied: Iterable[str],
     enabled: Iterable[str],
+    *,
     started: Iterable[str] = (),
+    idle: Iterable[str] = (),
 ) -> list[str]:
     """Enabled tasks after the emptied conditions whose join is no longer satisfied (deferred
     choice: the competitors of the task that took the shared token), in declaration order."""
     enabled_set = set(enabled)
     candidates = {t for c in emptied for t in spec.conditions[c].outputs if t in enabled_set}
-    running = list(started)
+    running, waiting = list(started), list(idle)
     return [
         t
         for t in spec.tasks
-        if t in candidates and not is_join_satisfied(spec, t, marking, running)
+        if t in candidates and not is_join_satisfied(spec, t, marking, running, waiting)
     ]
 
 
@@ -164,6 +172,12 @@ def after_cancellation(spec: NetSpec, task: str, marking: Marking) -> dict[str, 
     for condition in spec.tasks[task].cancel_conditions:
         result[condition] = 0
     return result
+
+
+@lru_cache(maxsize=1024)
+def has_or_join(spec: NetSpec) -> bool:
+    """Whether ``spec`` has an OR-join (what it asks of the others is only then needed)."""
+    return any(t.join is JoinType.OR for t in spec.tasks.values())
 
 
 def enable_candidates(spec: NetSpec, task: str) -> list[str]:

@@ -49,13 +49,21 @@ comparison. tests/net/test_orjoin.py checks the backward analysis against an exh
 search on random bounded nets, and pins the decisions on Tasquencer's acyclic, cancellation-region
 and loop nets under both translations.
 
+The engine asks a task to enable only when a task before it (or the task itself) completes, so a
+task a cancellation region canceled keeps its input tokens (spec 1.3) but cannot start on them
+until one of those completes again. The analysis knows it: each task but an OR-join has a place
+``armed:t``, marked when the engine would ask ``t`` (an end transition of a task before it, or
+of ``t`` itself, sets it to one) and taken by ``t``'s start; a cancellation region empties it. A
+task that is canceled or failed (and is not about to be asked by a completion under way) starts
+unarmed; the others armed. Without it, the analysis let such a task fire on its stale tokens,
+and an OR-join after it waited for good (h24's conformance audit). Other OR-joins are asked
+after every completion: they need no such place.
+
 Re-evaluation happens when any task of its net completes (the engine asks then): Tasquencer and
 YAWL ask only after a task feeding the OR-join, which leaves it waiting for good when the last
-task that could have fed it completes elsewhere. Two limits stay: an XOR- or OR-join's start
-here takes a token from every input (spec 7.2) while the analysis lets it take one, and a task
-a cancellation region canceled keeps its input tokens (spec 1.3) while the analysis lets it
-fire on them; in both the analysis sees tokens that cannot come, so the OR-join waits longer
-than it need (for good, if nothing else completes).
+task that could have fed it completes elsewhere. One limit stays: an XOR- or OR-join's start
+here takes a token from every input (spec 7.2) while the analysis lets it take one, so the
+analysis may see tokens that cannot come, and the OR-join waits longer than it need.
 """
 
 from __future__ import annotations
@@ -89,16 +97,25 @@ def _free_place(task: str) -> str:
     return f"free:{task}"
 
 
+def _armed_place(task: str) -> str:
+    return f"armed:{task}"
+
+
 class ResetNet:
     """The reset net of a NetSpec, seen from one OR-join (whose start transitions are left out)."""
 
     def __init__(
-        self, transitions: list[ResetTransition], one_run: tuple[tuple[str, str], ...] = ()
+        self,
+        transitions: list[ResetTransition],
+        one_run: tuple[tuple[str, str], ...] = (),
+        armed: frozenset[str] = frozenset(),
     ) -> None:
         self.transitions = transitions
         # Pairs (running, free) whose tokens always add up to one: a marking with more is
         # never reachable, so the backward search can drop it.
         self.one_run = one_run
+        self.armed = armed
+        """The tasks whose start needs ``armed:t`` (none in YAWL's translation)."""
         # Transitions by the places they produce into: only those can help cover a marking.
         self._producers: dict[str, list[ResetTransition]] = {}
         for transition in transitions:
@@ -108,9 +125,16 @@ class ResetNet:
     @classmethod
     def of(cls, spec: NetSpec, or_join: str, *, one_run_per_task: bool = True) -> ResetNet:
         transitions: list[ResetTransition] = []
+        armed = (
+            frozenset(t for t, d in spec.tasks.items() if d.join is not JoinType.OR)
+            if one_run_per_task
+            else frozenset()
+        )
         for task in spec.tasks.values():
             running = _task_place(task.name)
             free = {_free_place(task.name): 1} if one_run_per_task else {}
+            if task.name in armed:
+                free[_armed_place(task.name)] = 1  # (taken by its start, with its free place)
             if task.name != or_join:
                 if task.join is JoinType.AND:
                     transitions.append(
@@ -129,6 +153,13 @@ class ResetNet:
             # Cancelling a task frees it: reset its free place too, then give one token back.
             released = {_free_place(t): 1 for t in task.cancel_tasks} if one_run_per_task else {}
             reset |= set(released)
+            # ... and disarms it; then the engine asks each task after this one's outputs, and
+            # this one again (``marking.enable_candidates``): armed, once
+            reset |= {_armed_place(t) for t in task.cancel_tasks if t in armed}
+            after = {t for c in task.outputs for t in spec.conditions[c].outputs} | {task.name}
+            asked = {_armed_place(t): 1 for t in after if t in armed}
+            reset |= set(asked)
+            released |= asked
             if task.split is SplitType.AND:
                 output_sets: Iterable[tuple[str, ...]] = [task.outputs]
             elif task.split is SplitType.XOR:
@@ -151,7 +182,7 @@ class ResetNet:
         pairs = (
             tuple((_task_place(t), _free_place(t)) for t in spec.tasks) if one_run_per_task else ()
         )
-        return cls(transitions, pairs)
+        return cls(transitions, pairs, armed)
 
     @staticmethod
     def _predecessor(target: Mapping[str, int], t: ResetTransition) -> Marking | None:
@@ -187,7 +218,9 @@ class ResetNet:
         return fireable
 
     def _possible(self, marking: Mapping[str, int]) -> bool:
-        return all(marking.get(run, 0) + marking.get(free, 0) <= 1 for run, free in self.one_run)
+        return all(
+            marking.get(run, 0) + marking.get(free, 0) <= 1 for run, free in self.one_run
+        ) and all(marking.get(_armed_place(t), 0) <= 1 for t in self.armed)
 
     def coverable(self, target: Mapping[str, int], marking: Mapping[str, int]) -> bool:
         """Whether some marking reachable from ``marking`` has at least ``target``'s tokens."""
@@ -253,13 +286,18 @@ def reset_net_for(spec: NetSpec, or_join: str) -> ResetNet:
 
 
 def is_or_join_enabled(
-    spec: NetSpec, task: str, marking: Mapping[str, int], started: Iterable[str]
+    spec: NetSpec,
+    task: str,
+    marking: Mapping[str, int],
+    started: Iterable[str],
+    idle: Iterable[str] = (),
 ) -> bool:
     """Whether the OR-join ``task`` may be enabled now.
 
     ``marking`` maps condition names to token counts; ``started`` names the tasks that are
-    running. True when at least one input is marked and no empty input can still be marked while
-    the marked inputs keep their tokens.
+    running; ``idle`` those that cannot start on the tokens they hold until a task before them
+    completes (canceled or failed, and not about to be asked). True when at least one input is
+    marked and no empty input can still be marked while the marked inputs keep their tokens.
     """
     inputs = spec.tasks[task].inputs
     marked = [c for c in inputs if marking.get(c, 0) > 0]
@@ -269,9 +307,11 @@ def is_or_join_enabled(
     if not empty:
         return True
     current: Marking = {c: n for c, n in marking.items() if n > 0}
-    running = set(started)
+    running, waiting = set(started), set(idle)
+    net = reset_net_for(spec, task)
     for name in spec.tasks:
         current[_task_place(name) if name in running else _free_place(name)] = 1
-    net = reset_net_for(spec, task)
+        if name in net.armed and name not in running and name not in waiting:
+            current[_armed_place(name)] = 1
     base = dict.fromkeys(marked, 1)
     return not net.any_coverable((base | {q: 1} for q in empty), current)

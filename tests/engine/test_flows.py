@@ -236,6 +236,39 @@ async def test_or_join_with_a_cancellation_region(rt: cf.Runtime) -> None:
     assert await rt.workflow_state(wid) == "completed"
 
 
+async def test_an_or_join_does_not_wait_for_a_task_canceled_on_its_token(rt: cf.Runtime) -> None:
+    """a's region cancels b while b is enabled: b's token stays in cb (spec 1.3), but nothing
+    asks b again, so it cannot start on it. The OR-join e waited for b for good (h24's
+    conformance audit H1): the workflow never ended."""
+    tasks = {"s": net.dummy_task(), "a": net.task(), "b": net.task(), "e": net.task().join("or")}
+    flows = [("start", "s"), ("s", "cb"), ("cb", "b"), ("s", "a"), ("a", "e"), ("b", "e")]
+    flows += [("e", "end")]
+    rt.register(build("stale", tasks, flows, conditions=["cb"], regions={"a": ["b"]}))
+    wid = await rt.start_workflow("stale")
+    await run(rt, wid, "a")
+    assert (await states(rt, wid))["b"] == "canceled"
+    assert (await rt.marking(wid))["cb"] == 1
+    assert await enabled(rt, wid) == {"e"}
+    await run(rt, wid, "e")
+    assert await rt.workflow_state(wid) == "completed"
+
+
+async def test_an_or_join_waits_for_a_canceled_task_its_completion_asks_again(
+    rt: cf.Runtime,
+) -> None:
+    """a cancels b and puts a token in b's input in one completion; e, declared before b, is
+    asked first, while b is still canceled: b is about to be asked, so e waits for it."""
+    tasks = {"s": net.dummy_task(), "a": net.task(), "e": net.task().join("or"), "b": net.task()}
+    flows = [("start", "s"), ("s", "cb"), ("cb", "b"), ("s", "a"), ("a", "cb"), ("a", "e")]
+    flows += [("b", "e"), ("e", "end")]
+    rt.register(build("asked", tasks, flows, conditions=["cb"], regions={"a": ["b"]}))
+    wid = await rt.start_workflow("asked")
+    await run(rt, wid, "a")
+    assert await enabled(rt, wid) == {"b"}  # e waits: b runs on cb's tokens
+    await run(rt, wid, "b")
+    assert await enabled(rt, wid) == {"b", "e"}  # (b again, on cb's second token)
+
+
 async def test_loop_net_or_join_fires_next_to_d(rt: cf.Runtime) -> None:
     """Tasquencer's loop net with C's cancellation region: at {c3} the OR-join E is enabled
     next to D (our decision, written next to the OR-join code); E wins the deferred choice."""

@@ -92,6 +92,31 @@ def test_or_join_with_a_cancellation_region_upstream() -> None:
     assert is_or_join_enabled(net, "G", {c_to_g: 1, f_to_g: 1}, started=[])
 
 
+def test_a_task_canceled_with_its_input_marked_cannot_feed_the_or_join() -> None:
+    """s splits to a and (through cb) b, both feed the OR-join e; a's region cancels b while
+    it is enabled. b's token stays in cb, but nothing asks b again (no task before it can
+    complete): the analysis let b fire on it, and e waited for good (h24 conformance H1)."""
+    net = make_net(
+        {"s": "and/and", "a": "and/and", "b": "and/and", "e": "or/and"},
+        [
+            ("start", "s"),
+            ("s", "a"),
+            ("s", "cb"),
+            ("cb", "b"),
+            ("a", "e"),
+            ("b", "e"),
+            ("e", "end"),
+        ],
+        conditions=("cb",),
+        cancel={"a": ("b",)},
+    )
+    after_a = {"cb": 1, "a__to__e": 1}
+    assert is_or_join_enabled(net, "e", after_a, started=[], idle=["b"])
+    # while b may still be asked (enabled, or not known to be canceled), e waits for it
+    assert not is_or_join_enabled(net, "e", after_a, started=[])
+    assert not is_or_join_enabled(net, "e", {"a__to__e": 1}, started=["b"], idle=["b"])
+
+
 def test_or_join_decisions_on_the_loop_net_with_a_cancellation_region() -> None:
     """Tasquencer's loop net, with one run per task at a time (the engine's rule): C's completion
     empties c2 and cancels B, so c2 and c3 never hold tokens together and E never has to wait."""
@@ -199,6 +224,8 @@ def test_backward_coverability_agrees_with_forward_search(
     current = {p: n for p, n in marking.items() if n} | {f"task:{t}": 1 for t in started}
     if capped:
         current |= {f"free:{t}": 1 for t in net_spec.tasks if t not in started}
+        idle = data.draw(st.lists(st.sampled_from(sorted(net_spec.tasks)), max_size=2))
+        current |= {f"armed:{t}": 1 for t in net.armed if t not in started and t not in idle}
     places = sorted({p for t in net.transitions for p in (*t.pre, *t.post)} | set(current))
     target = {
         p: data.draw(st.integers(0, 2))
