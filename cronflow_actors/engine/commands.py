@@ -32,6 +32,7 @@ from cronflow_actors.messages.engine import (
     FailTaskJob,
     FailWorkflowJob,
     FailWorkItemJob,
+    InitializeChildWorkflow,
     InitializeWorkflowJob,
     InitializeWorkItem,
     InitializeWorkItemJob,
@@ -61,6 +62,13 @@ WORK_ITEM_ACTIONS = VERB_TARGETS
 
 _TASK_ACTIVE = frozenset({TaskState.ENABLED, TaskState.STARTED})
 _COMPOSITE = frozenset({TaskKind.COMPOSITE, TaskKind.DYNAMIC_COMPOSITE})
+_KINDS = {
+    TaskKind.TASK: "a task",
+    TaskKind.COMPOSITE: "a composite task",
+    TaskKind.DYNAMIC_COMPOSITE: "a dynamic composite task",
+    TaskKind.DUMMY: "a dummy task",
+}
+"""A task's kind in a refusal's words."""
 _REFUSALS = (InvalidStateTransitionError, NotFoundError)
 """What a job raises when its target moved on: not a failure of the run."""
 
@@ -132,6 +140,9 @@ async def _carry_out(tx: Transaction, command: WorkflowCommand, send: Send) -> A
                 by = command.canceled_by
                 await send(CancelWorkflow(workflow_id=root, reason=command.reason, by=by))
             return root
+        case InitializeChildWorkflow(workflow_id=workflow_id, task=task, child=child):
+            payload = command.payload
+            return await _initialize_child(tx, workflow_id, task, child, payload, asked=command)
         case InitializeWorkItem(workflow_id=workflow_id, task=task, payload=payload):
             return await _initialize_work_item(tx, workflow_id, task, payload)
         case WorkItemAction():
@@ -212,28 +223,7 @@ async def run_job(tx: Transaction, job: Job) -> None:
         case InitializeWorkflowJob(
             workflow_id=workflow_id, task=task, workflow=name, payload=payload
         ):
-            parent = tx.workflow(workflow_id)
-            definition = _task_definition(tx, parent, task)
-            names = [child.name for child in definition.subworkflows]
-            if definition.kind not in _COMPOSITE or definition.child(name) is None:
-                raise NotFoundError("child workflow", str(name), f"task {task!r} (it has {names})")
-            state = parent.tasks[task].state
-            if state not in _TASK_ACTIVE:
-                raise InvalidStateTransitionError(
-                    "task",
-                    f"{parent.name}/{task}",
-                    str(state),
-                    "initialize a child workflow",
-                    ["enabled", "started"],
-                )
-            message = InitializeWorkflow(
-                workflow_id=tx.new_id("f"),
-                payload=payload,
-                parent_id=parent.id,
-                parent_task=task,
-                child=name,
-            )
-            await tx.send(message)
+            await _initialize_child(tx, workflow_id, task, name, payload)
         case CancelWorkflowJob(workflow_id=workflow_id, reason=reason):
             await tx.send(CancelWorkflow(workflow_id=workflow_id, reason=reason))
         case FailWorkflowJob(workflow_id=workflow_id, error=error):
@@ -295,7 +285,20 @@ def _waiting_for(tx: Transaction, kept: KeptEvent) -> list[KeptEvent]:
 
 async def _initialize_work_item(tx: Transaction, workflow_id: str, task: str, payload: Any) -> str:
     workflow = tx.workflow(workflow_id)
-    _task_definition(tx, workflow, task)
+    definition = _task_definition(tx, workflow, task)
+    if definition.kind is not TaskKind.TASK:  # (it said "is 'a composite task' and cannot...")
+        children = (
+            "its children are workflows: initialize one with initialize_workflow "
+            "(POST /workflows/{id}/tasks/{task}/children)"
+            if definition.kind in _COMPOSITE
+            else "it completes as soon as it is enabled"
+        )
+        raise NotFoundError(
+            "task with work items",
+            task,
+            f"workflow {workflow.name!r}",
+            advice=f"{task!r} is {_KINDS[definition.kind]}: {children}",
+        )
     ident = tx.new_id("w")
     message = CreateWorkItem(
         workflow_id=workflow_id,
@@ -303,6 +306,51 @@ async def _initialize_work_item(tx: Transaction, workflow_id: str, task: str, pa
         work_item_id=ident,
         payload=payload,
         principal=tx.principal,
+    )
+    await tx.send(message)
+    return ident
+
+
+async def _initialize_child(
+    tx: Transaction,
+    workflow_id: str,
+    task: str,
+    name: str | None,
+    payload: Any,
+    *,
+    asked: InitializeChildWorkflow | None = None,
+) -> str:
+    """A child workflow of composite ``task`` (``name``: a dynamic one's child type), by a job
+    or an outside call (``asked``: its caller passes the child's ``initialize`` action)."""
+    parent = tx.workflow(workflow_id)
+    definition = _task_definition(tx, parent, task)
+    if definition.kind not in _COMPOSITE:
+        raise NotFoundError(
+            "composite task",
+            task,
+            f"workflow {parent.name!r}",
+            advice=f"{task!r} is {_KINDS[definition.kind]}: initialize_work_item adds to it",
+        )
+    if definition.child(name) is None:
+        names = [child.name for child in definition.subworkflows]
+        raise NotFoundError("child workflow", str(name), f"task {task!r} (it has {names})")
+    state = parent.tasks[task].state
+    if state not in _TASK_ACTIVE:
+        raise InvalidStateTransitionError(
+            "task",
+            f"{parent.name}/{task}",
+            str(state),
+            "initialize a child workflow",
+            ["enabled", "started"],
+        )
+    ident = tx.new_id("f")
+    message = InitializeWorkflow(
+        workflow_id=ident,
+        payload=payload,
+        principal=asked.principal if asked is not None else None,
+        parent_id=parent.id,
+        parent_task=task,
+        child=name,
     )
     await tx.send(message)
     return ident

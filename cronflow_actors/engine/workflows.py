@@ -62,8 +62,9 @@ enum member's read goes through ``EnumType.__getattr__``'s hook (CPython 3.11)."
 
 
 async def initialize(tx: Transaction, spec: NetSpec, message: InitializeWorkflow) -> None:
-    """Create workflow ``spec`` through its ``initialize`` action (the root's caller is
-    ``message.principal``; a child's is internal, spec section 5.3), put a token in its start
+    """Create workflow ``spec`` through its ``initialize`` action (its caller is
+    ``message.principal``: a child's is internal, spec section 5.3, unless an outside caller
+    asked for it, ``Runtime.initialize_workflow``), put a token in its start
     condition, enable the tasks after it, then run ``on_initialized``. The composite task that
     owns a child hears of it first."""
     ident, payload = message.workflow_id, message.payload
@@ -75,7 +76,7 @@ async def initialize(tx: Transaction, spec: NetSpec, message: InitializeWorkflow
             actions=spec.actions,
             action="initialize",
             payload=payload,
-            principal=None,
+            principal=message.principal,
             element=f"workflow {spec.name!r} (a child of task {parent_task!r})",
             context=lambda: tx.context(
                 owner,

@@ -370,7 +370,20 @@ def _fixed_paths(b: _Builder) -> dict[str, Any]:
                 {"200": b.answer("child workflows", ChildWorkflowList)},
                 "404",
                 params=[path_param("workflow_id"), path_param("task")],
-            )
+            ),
+            "post": b.op(
+                "Initialize a child workflow of a composite task (its latest generation), "
+                "through the child's initialize action with the caller's principal; "
+                "?workflow= names the child type of a dynamic composite task",
+                {"201": b.answer("initialized", WorkflowStarted)},
+                _NET_ACTION + " 404 409 413 415 500 503",
+                body=_ANY_JSON,
+                params=[
+                    path_param("workflow_id"),
+                    path_param("task"),
+                    query("workflow", {"type": "string", "maxLength": 200}, "child type"),
+                ],
+            ),
         },
         "/work-items/{work_item_id}/{action}": {
             "post": b.op(

@@ -35,6 +35,7 @@ OPERATIONS = {
     ("/workflows/{workflow_id}/tasks/{task}/work-items", "get"): "listWorkItems",
     ("/workflows/{workflow_id}/tasks/{task}/work-items", "post"): "initializeWorkItem",
     ("/workflows/{workflow_id}/tasks/{task}/children", "get"): "listChildWorkflows",
+    ("/workflows/{workflow_id}/tasks/{task}/children", "post"): "initializeChildWorkflow",
     ("/work-items/{work_item_id}/{action}", "post"): "actOnWorkItem",
 }
 """Each operation's id (``operationId``), which the links between them name."""
@@ -61,6 +62,10 @@ LINKS: dict[tuple[str, str], dict[str, Any]] = {
     ("migrateWorkflow", "201"): {
         name: {"workflow_id": "$response.body#/workflow_id"}
         for name in ("getWorkflow", "getWorkflowNet", "cancelWorkflow", "migrateWorkflow")
+    },
+    ("initializeChildWorkflow", "201"): {
+        name: {"workflow_id": "$response.body#/workflow_id"}
+        for name in ("getWorkflow", "getWorkflowNet")
     },
     ("listChildWorkflows", "200"): {
         name: {"workflow_id": "$response.body#/workflows/0/id"}

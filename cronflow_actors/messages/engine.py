@@ -58,6 +58,7 @@ __all__ = [
     "FailTaskJob",
     "FailWorkItemJob",
     "FailWorkflowJob",
+    "InitializeChildWorkflow",
     "InitializeWorkItem",
     "InitializeWorkItemJob",
     "InitializeWorkflowJob",
@@ -207,6 +208,14 @@ class InitializeWorkItem(Message, frozen=True, kw_only=True):
     principal: Principal | None = None
 
 
+class InitializeChildWorkflow(InitializeWorkItem, frozen=True, kw_only=True):
+    """A child workflow of composite ``task`` (its latest generation), through the child's
+    ``initialize`` action with ``principal`` (spec 5.7's ``initializeWorkflow``); ``child``
+    names the child type of a dynamic composite task. A work item's twin, carried alike."""
+
+    child: str | None = None
+
+
 class WorkItemAction(Message, frozen=True, kw_only=True):
     """``start``, ``complete``, ``fail``, ``cancel`` or ``reset`` a work item. With ``token``,
     the item must be waiting in the pause that token was drawn for (a resume)."""
@@ -323,6 +332,7 @@ class EndHooksDone(Message, frozen=True, kw_only=True):
 WorkflowCommand = (
     StartWorkflow
     | InitializeWorkItem
+    | InitializeChildWorkflow
     | WorkItemAction
     | CancelWorkflow
     | DeliverEvent

@@ -17,6 +17,7 @@ from cronflow_actors.flow.envelope import flow_payload
 from cronflow_actors.kernel import running_loop
 from cronflow_actors.messages.engine import (
     CancelWorkflow,
+    InitializeChildWorkflow,
     InitializeWorkItem,
     InstanceState,
     Principal,
@@ -175,6 +176,25 @@ class NetMethods(RuntimeParts):
         """Initialize a work item of ``task`` (its latest generation); returns its id."""
         command = InitializeWorkItem(
             workflow_id=workflow_id, task=task, payload=payload, principal=principal
+        )
+        result: str = await self._send(workflow_id, command)
+        return result
+
+    async def initialize_workflow(
+        self,
+        workflow_id: str,
+        task: str,
+        payload: Any = None,
+        *,
+        workflow: str | None = None,
+        principal: Principal | None = None,
+    ) -> str:
+        """Initialize a child workflow of composite ``task`` (its latest generation), through
+        the child's ``initialize`` action; returns its id. ``workflow``: the child type, for a
+        dynamic composite task. What a composite task whose children were canceled before it
+        started needs to go on (a task's twin: ``initialize_work_item``)."""
+        command = InitializeChildWorkflow(
+            workflow_id=workflow_id, task=task, payload=payload, principal=principal, child=workflow
         )
         result: str = await self._send(workflow_id, command)
         return result

@@ -125,8 +125,11 @@ def rechecked(spec: NetSpec, task: str) -> list[str]:
     return [*dict.fromkeys([*after, *or_joins]), task]
 
 
-def satisfied(spec: NetSpec, task: str, marking: dict[str, int], started: set[str]) -> bool | None:
-    """The join rule decided by exhaustive search (None: the search was too large)."""
+def satisfied(
+    spec: NetSpec, task: str, marking: dict[str, int], started: set[str], idle: set[str]
+) -> bool | None:
+    """The join rule decided by exhaustive search (None: the search was too large); ``idle``:
+    the tasks that cannot start on the tokens they hold until a task before them completes."""
     definition = spec.tasks[task]
     marked = [c for c in definition.inputs if marking.get(c, 0) > 0]
     if definition.join is JoinType.AND:
@@ -137,6 +140,7 @@ def satisfied(spec: NetSpec, task: str, marking: dict[str, int], started: set[st
     reset = ResetNet.of(spec, task)
     current = {c: n for c, n in marking.items() if n > 0}
     current |= {f"task:{t}" if t in started else f"free:{t}": 1 for t in spec.tasks}
+    current |= {f"armed:{t}": 1 for t in reset.armed if t not in started and t not in idle}
     for condition in empty:
         reachable = forward_coverable(reset, dict.fromkeys(marked, 1) | {condition: 1}, current)
         if reachable is None:
@@ -220,8 +224,9 @@ def test_or_joins_are_enabled_exactly_when_their_join_is_satisfied(
                 after = await states(rt, wid)
                 marking = await rt.marking(wid)
                 started = {t for t, s in after.items() if s == "started"}
+                idle = {t for t, s in after.items() if s in ("canceled", "failed")}
                 for candidate in rechecked(spec, task):
-                    expected = satisfied(spec, candidate, marking, started)
+                    expected = satisfied(spec, candidate, marking, started, idle)
                     if expected is None:
                         continue
                     checks.append(candidate)

@@ -6,7 +6,11 @@ import pytest
 
 import cronflow_actors as cf
 from cronflow_actors import net
-from cronflow_actors.errors import InvalidPolicyResultError, InvalidStateTransitionError
+from cronflow_actors.errors import (
+    InvalidPolicyResultError,
+    InvalidStateTransitionError,
+    NotFoundError,
+)
 from tests.engine.helpers import build, enabled, manual, open_item, run, states
 
 
@@ -212,6 +216,37 @@ async def test_cancelling_a_child_workflow_asks_the_composite_policy(rt: cf.Runt
     assert await rt.workflow_state(wid) == "completed"
 
 
+async def test_a_composite_task_whose_only_child_was_canceled_gets_another(
+    rt: cf.Runtime,
+) -> None:
+    """The only child of a composite task that has not started was canceled: the task stays
+    enabled with no live child, and no call could give it one, so its workflow was stuck for
+    good (h24's conformance audit H2). ``initialize_workflow`` (spec 5.7's
+    ``initializeWorkflow``) adds one, as ``initialize_work_item`` does to a task."""
+    rt.register(parent_spec(child_spec()))
+    wid = await rt.start_workflow("parent")
+    [first] = await rt.child_workflows(wid, "comp")
+    await rt.cancel_workflow(first.id)
+    assert (await states(rt, wid))["comp"] == "enabled"
+    second = await rt.initialize_workflow(wid, "comp", {"again": True})
+    [canceled, child] = await rt.child_workflows(wid, "comp")
+    assert (canceled.id, canceled.state) == (first.id, "canceled")
+    assert (child.id, child.payload, child.state) == (second, {"again": True}, "initialized")
+    await run(rt, second, "x")
+    assert await rt.workflow_state(wid) == "completed"
+    # a task's children are work items, a composite task's workflows: each call says so
+    rt.register(build("plain", manual("a"), [("start", "a"), ("a", "end")]))
+    plain = await rt.start_workflow("plain")
+    with pytest.raises(NotFoundError, match="'a' is a task: initialize_work_item adds to it"):
+        await rt.initialize_workflow(plain, "a")
+    with pytest.raises(
+        NotFoundError, match="'comp' is a composite task: its children are workflows"
+    ):
+        await rt.initialize_work_item(wid, "comp")
+    with pytest.raises(InvalidStateTransitionError, match="initialize a child workflow"):
+        await rt.initialize_workflow(wid, "comp")  # its workflow has completed
+
+
 async def test_reset_returns_a_work_item_to_initialized(rt: cf.Runtime) -> None:
     rt.register(build("reset", manual("a"), [("start", "a"), ("a", "end")]))
     wid = await rt.start_workflow("reset")
@@ -244,8 +279,14 @@ async def test_dynamic_composite_task_picks_its_children(rt: cf.Runtime) -> None
     wid = await rt.start_workflow("dyn")
     children = await rt.child_workflows(wid, "dyn")
     assert [c.name for c in children] == ["wf_b", "wf_a"]
+    with pytest.raises(NotFoundError, match="no child workflow 'wf_c'"):
+        await rt.initialize_workflow(wid, "dyn", workflow="wf_c")
+    third = await rt.initialize_workflow(wid, "dyn", {"pick": "a"}, workflow="wf_a")
+    assert [c.name for c in await rt.child_workflows(wid, "dyn")] == ["wf_b", "wf_a", "wf_a"]
     for child in children:
         await run(rt, child.id, "x")
+    assert await rt.workflow_state(wid) == "started"  # the third child runs still
+    await run(rt, third, "x")
     assert await rt.workflow_state(wid) == "completed"
 
 

@@ -419,7 +419,7 @@ async def test_a_condition_that_raises_fails_the_run_not_the_step_before_it(
     )
     rt.register(flow)
     rt.register(loop)
-    caplog.set_level(logging.DEBUG, logger="cronflow_actors.engine.tasks")
+    caplog.set_level(logging.DEBUG, logger="cronflow_actors.engine.withdrawal")
     run_id = await rt.trigger("branchy", {})
     result = await rt.wait(run_id, timeout=5)
     assert result.status == "failed"

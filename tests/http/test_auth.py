@@ -709,6 +709,9 @@ async def test_a_composite_tasks_children_are_found_over_http(serve: Serve) -> N
         .task("sign", net.task(sign))
         .connect_condition("start", "sign")
         .connect_task("sign", "end")
+        .actions(
+            initialize=net.action(policy=net.require_scope("review:write")), cancel=net.action()
+        )
     )
     outer = (
         net.workflow("claim")
@@ -733,6 +736,19 @@ async def test_a_composite_tasks_children_are_found_over_http(serve: Serve) -> N
         root_id,
         "signoff",
     )
+    # its only child canceled before it started, the task waits with none: another is made
+    # through the child's initialize action, whose policy decides
+    assert (await client.post(f"/workflows/{child['id']}/cancel", headers=ada)).status_code == 200
+    url = f"/workflows/{root_id}/tasks/signoff/children"
+    denied = await client.post(url, json={"n": 2}, headers=bearer("t-bob"))
+    assert (denied.status_code, denied.json()["type"].rsplit(":", 1)[-1]) == (403, "action-denied")
+    made = await client.post(url, json={"n": 2}, headers=ada)
+    assert made.status_code == 201, made.text
+    child = (await client.get(made.headers["location"], headers=ada)).json()
+    assert (child["payload"], child["state"]) == ({"n": 2}, "initialized")
+    wrong = await client.post(f"/workflows/{root_id}/tasks/signoff/work-items", headers=ada)
+    assert wrong.status_code == 404
+    assert "its children are workflows" in wrong.json()["detail"]
     items = await client.get(f"/workflows/{child['id']}/tasks/sign/work-items", headers=ada)
     [item] = items.json()["work_items"]
     for action in ("start", "complete"):
@@ -748,5 +764,6 @@ async def test_a_composite_tasks_children_are_found_over_http(serve: Serve) -> N
         assert (missing.status_code, missing.json()["type"].rsplit(":", 1)[-1]) == (404, slug)
     assert (await client.get(f"/workflows/{root_id}/tasks/signoff/children")).status_code == 401
     document = (await client.get("/openapi.json")).json()
-    operation = document["paths"]["/workflows/{workflow_id}/tasks/{task}/children"]["get"]
-    assert operation["operationId"] == "listChildWorkflows"
+    operations = document["paths"]["/workflows/{workflow_id}/tasks/{task}/children"]
+    assert operations["get"]["operationId"] == "listChildWorkflows"
+    assert operations["post"]["operationId"] == "initializeChildWorkflow"

@@ -12,7 +12,7 @@ from starlette.routing import Route
 
 from cronflow_actors.http.edge import Edge, json_response, route
 from cronflow_actors.http.problems import Problem
-from cronflow_actors.http.requests import as_sent
+from cronflow_actors.http.requests import as_sent, query_text
 from cronflow_actors.http.routes.runs import REASON_SENT, cancel_reason
 from cronflow_actors.messages.states import WorkItemVerb
 
@@ -92,11 +92,6 @@ def routes(edge: Edge) -> list[Route]:
         items = await runtime.work_items(params["workflow_id"], params["task"])
         return json_response({"work_items": [msgspec.to_builtins(i) for i in items]})
 
-    async def list_children(request: Request) -> Response:
-        params = request.path_params
-        children = await runtime.child_workflows(params["workflow_id"], params["task"])
-        return json_response({"workflows": [msgspec.to_builtins(c) for c in children]})
-
     async def initialize_work_item(request: Request) -> Response:
         principal = edge.caller(request)
         params = request.path_params
@@ -130,6 +125,38 @@ def routes(edge: Edge) -> list[Route]:
             get=list_work_items,
             post=initialize_work_item,
         ),
-        route("/workflows/{workflow_id}/tasks/{task:path}/children", edge.auth, get=list_children),
+        _children(edge),
         route("/work-items/{work_item_id}/{action}", edge.auth, post=work_item_action),
     ]
+
+
+def _children(edge: Edge) -> Route:
+    """A composite task's child workflows: listed, and one initialized by an outside caller."""
+    runtime = edge.runtime
+
+    async def list_children(request: Request) -> Response:
+        params = request.path_params
+        children = await runtime.child_workflows(params["workflow_id"], params["task"])
+        return json_response({"workflows": [msgspec.to_builtins(c) for c in children]})
+
+    async def initialize_child(request: Request) -> Response:
+        principal = edge.caller(request)
+        params = request.path_params
+        payload = await edge.json(request)
+        child_id = await runtime.initialize_workflow(
+            params["workflow_id"],
+            params["task"],
+            payload,
+            workflow=query_text(request, "workflow", max_length=200),
+            principal=principal,
+        )
+        return json_response(
+            {"workflow_id": child_id}, 201, headers={"Location": f"/workflows/{child_id}"}
+        )
+
+    return route(
+        "/workflows/{workflow_id}/tasks/{task:path}/children",  # a name may hold "/"
+        edge.auth,
+        get=list_children,
+        post=initialize_child,
+    )
