@@ -30,11 +30,12 @@ class Retry(msgspec.Struct, frozen=True, kw_only=True):
     """How a failing step is tried again.
 
     ``attempts`` counts every try (3: one try and two retries). The delay before retry ``n``
-    (1-based) is ``delay`` (fixed), ``delay * n`` (linear) or ``delay * multiplier ** (n - 1)``
-    (exponential); with ``jitter`` it is scaled by a random factor in [0.5, 1.5); either way it
-    never exceeds ``max_delay``. ``retry_on`` (an exception class, any iterable of them, or
-    ``fn(error) -> bool``) limits which errors are retried; by default every error is.
-    ``on_retry(ctx, error, attempt, delay)`` is called before each retry; if it raises, the
+    (1-based) is ``delay`` (fixed), ``delay * (1 + (n - 1) * multiplier)`` (linear) or
+    ``delay * multiplier ** (n - 1)`` (exponential), as Cronflow computes them; ``multiplier``
+    is 2 for exponential and 1 for linear unless given. With ``jitter`` it is scaled by a
+    random factor in [0.5, 1.5); either way it never exceeds ``max_delay``. ``retry_on`` (an
+    exception class, any iterable of them, or ``fn(error) -> bool``) limits which errors are
+    retried; by default every error is. ``on_retry(ctx, error, attempt, delay)`` is called before each retry; if it raises, the
     error is logged and the retry goes on. A timed-out attempt counts as a failed one.
     """
 
@@ -42,7 +43,7 @@ class Retry(msgspec.Struct, frozen=True, kw_only=True):
     backoff: str = "exponential"
     delay: float | str = "1s"
     max_delay: float | str | None = None
-    multiplier: float = 2.0
+    multiplier: float | None = None
     jitter: bool = False
     retry_on: Any = None
     on_retry: Any = None
@@ -62,8 +63,13 @@ class Retry(msgspec.Struct, frozen=True, kw_only=True):
                     parse_duration(value, f"retry {name}")
                 except ValueError as error:
                     found.append(f"{where}: {error}")
-        if not isinstance(self.multiplier, int | float) or self.multiplier < 1:
-            found.append(f"{where}: retry multiplier must be >= 1, got {self.multiplier!r}")
+        multiplier = self.multiplier
+        if multiplier is not None and (
+            not isinstance(multiplier, int | float)
+            or isinstance(multiplier, bool)
+            or multiplier < 1
+        ):
+            found.append(f"{where}: retry multiplier must be a number >= 1, got {multiplier!r}")
         if self.retry_on is not None and _classes(self.retry_on) is None:
             found.append(
                 f"{where}: retry_on takes an exception class, an iterable of them, or "
@@ -87,9 +93,9 @@ class Retry(msgspec.Struct, frozen=True, kw_only=True):
         if self.backoff == "fixed":
             delay = base
         elif self.backoff == "linear":
-            delay = base * retry
+            delay = base * (1 + (retry - 1) * (self.multiplier or 1.0))
         else:
-            delay = base * self.multiplier ** (retry - 1)
+            delay = base * (self.multiplier or 2.0) ** (retry - 1)
         if self.jitter:
             delay *= 0.5 + rng()
         if self.max_delay is not None:

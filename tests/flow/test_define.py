@@ -159,6 +159,15 @@ def test_retry_delays_per_backoff() -> None:
     assert [fixed.delay_before(n) for n in (1, 2, 3)] == [0.1, 0.1, 0.1]
     assert [linear.delay_before(n) for n in (1, 2, 3)] == [1, 2, 3]
     assert [exponential.delay_before(n) for n in (1, 2, 3, 4)] == [1, 2, 4, 5]
+    # a multiplier for linear is Cronflow's: delay * (1 + (n - 1) * m), where it was ignored
+    # (h24 conformance L1)
+    steeper = cf.Retry(backoff="linear", delay="1s", multiplier=3)
+    assert [steeper.delay_before(n) for n in (1, 2, 3)] == [1, 4, 7]
+    tripled = cf.Retry(backoff="exponential", delay=1, multiplier=3)
+    assert [tripled.delay_before(n) for n in (1, 2, 3)] == [1, 3, 9]
+    for bad in (0.5, True, "2"):
+        [problem] = cf.Retry(multiplier=bad).problems("step 's'")  # type: ignore[arg-type]
+        assert problem == f"step 's': retry multiplier must be a number >= 1, got {bad!r}"
     jittered = cf.Retry(backoff="fixed", delay=2, jitter=True)
     assert jittered.delay_before(1, rng=lambda: 0.0) == 1.0
     assert jittered.delay_before(1, rng=lambda: 0.99) == pytest.approx(2.98)
