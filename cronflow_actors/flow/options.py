@@ -35,8 +35,9 @@ class Retry(msgspec.Struct, frozen=True, kw_only=True):
     is 2 for exponential and 1 for linear unless given. With ``jitter`` it is scaled by a
     random factor in [0.5, 1.5); either way it never exceeds ``max_delay``. ``retry_on`` (an
     exception class, any iterable of them, or ``fn(error) -> bool``) limits which errors are
-    retried; by default every error is. ``on_retry(ctx, error, attempt, delay)`` is called before each retry; if it raises, the
-    error is logged and the retry goes on. A timed-out attempt counts as a failed one.
+    retried; by default every error is. ``on_retry(ctx, error, attempt, delay)`` is called
+    before each retry; if it raises, the error is logged and the retry goes on. A timed-out
+    attempt counts as a failed one.
     """
 
     attempts: int = 3
