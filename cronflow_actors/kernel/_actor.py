@@ -101,6 +101,11 @@ class ActorHost(Protocol):
 
     def run_blocking(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> LoopFuture[T]: ...
 
+    def admitted(self) -> bool | None:
+        """Whether work may begin now (``ActorSystem.admit_blocking``'s word): True, False
+        (never: the lease is lost) or None (not yet said)."""
+        ...
+
     def unregister(self, actor: LoopActor) -> None:
         """``actor`` has stopped: it leaves the registry."""
         ...

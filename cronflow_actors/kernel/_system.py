@@ -254,11 +254,17 @@ class ActorSystem:
         return self._blocking
 
     def admit_blocking(self, admits: Admits | None) -> None:
-        """Ask ``admits`` before each call of the blocking pool starts (``BlockingPool.admits``):
-        a runtime's lease, so that a process paused past it starts none of its queued calls."""
+        """Ask ``admits`` before each call of the blocking pool starts (``BlockingPool.admits``),
+        and before a handler's code begins on the loop (``admitted``): a runtime's lease, so
+        that a process paused past it begins none of the work it had committed meanwhile."""
         self._admits = admits
         if self._blocking is not None:
             self._blocking.admits = admits
+
+    def admitted(self) -> bool | None:
+        """Whether work may begin now: ``admit_blocking``'s ``admits`` says (True with none)."""
+        admits = self._admits
+        return True if admits is None else admits()
 
     def run_blocking(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> LoopFuture[T]:
         """Run ``fn(*args, **kwargs)`` on a pool thread; await the future for its result."""

@@ -284,6 +284,53 @@ async def test_a_lease_admits_work_while_renewed_and_waits_when_its_renewal_is_o
         lease.held = True  # (for the stop's release)
 
 
+async def test_a_step_committed_before_the_lease_lapsed_begins_only_under_a_renewed_lease(
+    tmp_path: Path,
+) -> None:
+    """A process paused past its lease (SIGSTOP, a frozen VM, a loop blocked) wakes with
+    attempts it committed before, which the process that took the database over may have run
+    and recorded by now: an ``async def`` step began at once, before the heartbeat could tell
+    (the crash tester's h24 F1; the blocking pool already waited for the lease's word). It
+    waits for that word: begins once the lease is renewed, never once it is found lost."""
+    clock = ManualClock()
+    began: list[str] = []
+
+    async def work(ctx: Any) -> str:
+        began.append(ctx.run.id)
+        return "done"
+
+    flow = cf.define("loop-step").step("a", work)
+    db = tmp_path / "zombie.db"
+    async with cf.Runtime(db=db, clock=clock, lease_seconds=1, workflows=[flow]) as rt:
+        lease: Any = rt.lease
+        lease._renewed_at = clock.monotonic() - 2  # overdue: its renewal not yet known
+        kept = await rt.trigger("loop-step")
+        await asyncio.sleep(0.1)
+        assert began == []  # committed started, and waiting for the lease's word
+        clock.advance(0.5)  # the heartbeat renews it (nobody else took it)
+        assert (await rt.wait(kept, timeout=5)).output == "done"
+        assert began == [kept]
+
+        lease._renewed_at = clock.monotonic() - 2
+        lost = await rt.trigger("loop-step")
+        await asyncio.sleep(0.1)
+        async with SQLiteStore(db) as other:  # another process takes the database over
+            now = clock.now() + 60
+            record = LeaseRecord(
+                owner="other", host="h", pid=1, acquired_at=now, renewed_at=now, expires_at=now + 5
+            )
+            await other.acquire_lease(record)
+        clock.advance(60)  # the heartbeat finds the lease lost
+        for _ in range(100):
+            await asyncio.sleep(0.01)
+            if rt.state == "failed":
+                break
+        assert rt.state == "failed"
+        await asyncio.sleep(0.1)
+        assert began == [kept]  # the other process's to run: never begun here
+        assert lost not in began
+
+
 def test_a_lease_held_by_a_process_that_ended_here_says_so() -> None:
     """Serve started again at once after a crash exits 2 while the dead process's lease lasts:
     the refusal says that process is gone, and what a supervisor should pass (the newcomer's
