@@ -4,6 +4,7 @@ connections are cut; a client leaving mid-body is not a server error."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import time
@@ -112,6 +113,41 @@ def test_slow_and_half_open_clients_are_cut_and_do_not_hold_the_shutdown(
         began = time.monotonic()
         assert served.stop() == 0
         assert time.monotonic() - began < 5
+
+
+def test_an_answer_its_client_does_not_read_is_dropped_after_the_send_timeout(
+    tmp_path: Path,
+) -> None:
+    """A client that asks for a big page and never reads it held the page in the server's
+    memory for as long as it kept the connection (150 such clients, 1.4 GB: hostile h24 H1).
+    Once the answer has waited ``--send-timeout`` with none of it taken, the connection goes,
+    and the memory with it; a client that reads gets its answer whole."""
+    with serving(APP, tmp_path / "unread.db", "--send-timeout", "1") as served:
+        payload = {"pad": "x" * 900_000}
+        for _ in range(4):  # one page of GET /runs, 3.6 MB
+            started = httpx.post(
+                f"{served.url}/runs", json={"workflow": "quick", "payload": payload}
+            )
+            assert started.status_code == 202
+        whole = httpx.get(f"{served.url}/runs", params={"limit": 1000}, timeout=30)
+        assert (whole.status_code, len(whole.content) > 3_000_000) == (200, True)
+        stalled = socket.socket()
+        stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # takes in little
+        stalled.connect(("127.0.0.1", served.port))
+        stalled.sendall(b"GET /runs?limit=1000 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        deadline = time.monotonic() + 30
+        while "read none of its answer" not in served.output():
+            assert time.monotonic() < deadline, served.output()
+            time.sleep(0.1)
+        stalled.settimeout(5)  # (a connection left open would time out here)
+        received = 0
+        with contextlib.suppress(ConnectionResetError):  # dropped: what was sent, then a reset
+            while chunk := stalled.recv(65536):
+                received += len(chunk)
+        stalled.close()
+        assert received < len(whole.content)
+        assert httpx.get(f"{served.url}/healthz").status_code == 200
+    assert "Traceback" not in served.output()
 
 
 def test_a_client_leaving_mid_body_is_not_a_server_error(tmp_path: Path) -> None:

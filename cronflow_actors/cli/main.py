@@ -175,7 +175,7 @@ def _settings(args: argparse.Namespace) -> Any:
 
     names = ["app", "db", "host", "port", "synchronous", "max_body", "drain_timeout"]
     names += ["lease_seconds", "wait_for_lease", "log_level", "log_format", "url", "token"]
-    names += ["max_json_depth", "header_timeout", "body_timeout", "keep_alive"]
+    names += ["max_json_depth", "header_timeout", "body_timeout", "send_timeout", "keep_alive"]
     names += ["max_connections", "retention", "metrics_token", "metrics_port", "allowed_hosts"]
     names += ["otel_endpoint", "audit", "gc_threshold", "loop", "max_active_runs"]
     overrides = {name: getattr(args, name, None) for name in names}
@@ -287,6 +287,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--body-timeout", type=float, default=None, help="seconds to send a body (30)"
+    )
+    serve.add_argument(
+        "--send-timeout",
+        type=float,
+        default=None,
+        help="seconds an answer may wait unread before its connection is dropped (30)",
     )
     serve.add_argument("--keep-alive", type=float, default=None, help="idle keep-alive seconds (5)")
     serve.add_argument(

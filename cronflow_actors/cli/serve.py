@@ -186,6 +186,7 @@ def serve(settings: Any, *, process_ends: bool = False) -> int:
     runtime.on_failure(stop_serving)
     limits = ServerLimits(
         header_timeout=settings.header_timeout,
+        send_timeout=settings.send_timeout,
         keep_alive=settings.keep_alive,
         max_connections=settings.max_connections,
         drain_timeout=settings.drain_timeout,

@@ -3,7 +3,10 @@
 
 Limits: a connection must send its request's headers within ``header_timeout`` seconds (a
 slow or half-open client is disconnected; it cannot hold a connection, or the shutdown, for
-ever), its body within ``body_timeout`` (the app answers 408), and may stay idle between
+ever), its body within ``body_timeout`` (the app answers 408), must take what it is sent as the
+server writes it (an answer that waits ``send_timeout`` seconds in the server's buffers, its
+client reading none of it, is dropped with its connection: an 8 MB page, held for a client that
+never reads, held its memory for as long as the client liked), and may stay idle between
 requests for ``keep_alive`` seconds; beyond ``max_connections`` at once new requests get 503.
 The first SIGTERM/SIGINT/SIGHUP drains (no new connections, requests in flight finish, the runtime
 stops within the drain timeout); a second one aborts the drain.
@@ -37,16 +40,50 @@ __all__ = ["ServerLimits", "run_servers"]
 
 class ServerLimits(msgspec.Struct, frozen=True, kw_only=True):
     header_timeout: float = 10.0
+    send_timeout: float = 30.0
     keep_alive: float = 5.0
     max_connections: int = 1000
     drain_timeout: float = 30.0
 
 
-def header_timeout_protocol(seconds: float) -> type[H11Protocol]:
-    """uvicorn's HTTP/1.1 protocol, with a deadline for each request's headers."""
+def header_timeout_protocol(seconds: float, send_timeout: float = 30.0) -> type[H11Protocol]:
+    """uvicorn's HTTP/1.1 protocol, with a deadline for each request's headers, and one for an
+    answer its client does not take (``send_timeout``: the transport's buffer over its high-water
+    mark, its writing paused, that long)."""
 
     class HeaderTimeoutProtocol(H11Protocol):
         _header_timer: asyncio.TimerHandle | None = None
+        _send_timer: asyncio.TimerHandle | None = None
+
+        def pause_writing(self) -> None:  # the client reads slower than we write
+            super().pause_writing()
+            if self._send_timer is None:
+                self._send_timer = self.loop.call_later(send_timeout, self._not_read)
+
+        def resume_writing(self) -> None:
+            super().resume_writing()
+            self._stop_send_timer()
+
+        def _stop_send_timer(self) -> None:
+            if self._send_timer is not None:
+                self._send_timer.cancel()
+                self._send_timer = None
+
+        def _not_read(self) -> None:
+            """The client has taken nothing for ``send_timeout`` s: drop the connection and what
+            waits in its buffer (a close would keep it until it is sent)."""
+            self._send_timer = None
+            waiting = self.transport.get_write_buffer_size()
+            if not waiting:
+                return
+            self.logger.warning(
+                "a client at %s read none of its answer for %.0f s (%d bytes waiting): its "
+                "connection is dropped (--send-timeout)",
+                _peer(self.transport),
+                send_timeout,
+                waiting,
+            )
+            self.transport.abort()
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
@@ -54,6 +91,7 @@ def header_timeout_protocol(seconds: float) -> type[H11Protocol]:
 
         def connection_lost(self, exc: Exception | None) -> None:
             self._disarm()
+            self._stop_send_timer()
             super().connection_lost(exc)
 
         def data_received(self, data: bytes) -> None:
@@ -85,6 +123,12 @@ def header_timeout_protocol(seconds: float) -> type[H11Protocol]:
             self.logger.debug("an upgrade request was answered as plain HTTP")
 
     return HeaderTimeoutProtocol
+
+
+def _peer(transport: asyncio.BaseTransport) -> str:
+    """Where a connection comes from, for a log line ("?" when the socket does not say)."""
+    peer = transport.get_extra_info("peername")
+    return f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) and len(peer) >= 2 else "?"
 
 
 _BUSY = msgspec.json.encode(
@@ -286,7 +330,7 @@ def config_for(
         app,
         host=host,
         port=port,
-        http=header_timeout_protocol(limits.header_timeout),
+        http=header_timeout_protocol(limits.header_timeout, limits.send_timeout),
         log_level=log_level,
         log_config=None,
         lifespan=lifespan,

@@ -77,7 +77,14 @@ class TokenConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     scopes: list[str] = msgspec.field(default_factory=list)
 
 
-SECONDS = ("lease_seconds", "header_timeout", "body_timeout", "keep_alive", "drain_timeout")
+SECONDS = (
+    "lease_seconds",
+    "header_timeout",
+    "body_timeout",
+    "send_timeout",
+    "keep_alive",
+    "drain_timeout",
+)
 """The settings counted in seconds: each a finite number > 0."""
 
 
@@ -91,6 +98,9 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     max_json_depth: int = 64
     header_timeout: float = 10.0
     body_timeout: float = 30.0
+    send_timeout: float = 30.0
+    """Seconds an answer may wait in the server's buffers with its client reading none of it;
+    then the connection is dropped (``http/server.py``)."""
     keep_alive: float = 5.0
     max_connections: int = 1000
     drain_timeout: float = 30.0
