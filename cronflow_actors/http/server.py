@@ -4,8 +4,8 @@
 Limits: a connection must send its request's headers within ``header_timeout`` seconds (a
 slow or half-open client is disconnected; it cannot hold a connection, or the shutdown, for
 ever), its body within ``body_timeout`` (the app answers 408), must take what it is sent as the
-server writes it (an answer that waits ``send_timeout`` seconds in the server's buffers, its
-client reading none of it, is dropped with its connection: an 8 MB page, held for a client that
+server writes it (an answer whose client leaves it in the server's buffers, over their mark,
+for ``send_timeout`` seconds is dropped with its connection: an 8 MB page, held for a client that
 never reads, held its memory for as long as the client liked), and may stay idle between
 requests for ``keep_alive`` seconds; beyond ``max_connections`` at once new requests get 503.
 The first SIGTERM/SIGINT/SIGHUP drains (no new connections, requests in flight finish, the runtime
@@ -70,15 +70,16 @@ def header_timeout_protocol(seconds: float, send_timeout: float = 30.0) -> type[
                 self._send_timer = None
 
         def _not_read(self) -> None:
-            """The client has taken nothing for ``send_timeout`` s: drop the connection and what
-            waits in its buffer (a close would keep it until it is sent)."""
+            """The client has left its answer in the buffer, over the mark, for ``send_timeout``
+            s (reading none of it, or a trickle): drop the connection and what waits in its
+            buffer (a close would keep it until it is sent)."""
             self._send_timer = None
             waiting = self.transport.get_write_buffer_size()
             if not waiting:
                 return
             self.logger.warning(
-                "a client at %s read none of its answer for %.0f s (%d bytes waiting): its "
-                "connection is dropped (--send-timeout)",
+                "a client at %s did not take its answer for %.0f s (%d bytes still waiting): "
+                "its connection is dropped (--send-timeout)",
                 _peer(self.transport),
                 send_timeout,
                 waiting,
