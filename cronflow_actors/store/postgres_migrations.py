@@ -187,6 +187,17 @@ POSTGRES_MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
             "CREATE INDEX run_queue_by_workflow ON run_queue (workflow, queued_at, instance_id)",
         ),
     ),
+    (
+        5,
+        "runs of one workflow in one status, newest first, from an index (run listings)",
+        (
+            # as the SQLite store's version 8: a listing by both scanned one status's runs
+            """
+            CREATE INDEX instances_by_workflow_status_created
+                ON instances (workflow, status, created_at, instance_id)
+            """,
+        ),
+    ),
 )
 
 

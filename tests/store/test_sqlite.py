@@ -10,7 +10,9 @@ import subprocess
 import sys
 import textwrap
 import time
+from contextlib import closing
 from pathlib import Path
+from typing import Any
 
 import aiosqlite
 import pytest
@@ -391,3 +393,35 @@ def database_at(path: Path, version: int) -> sqlite3.Connection:
                 raw.execute(statement)
             raw.execute("INSERT INTO schema_version VALUES (?, ?, 0)", (number, description))
     return raw
+
+
+async def test_listings_filtered_by_workflow_and_status_read_an_index_not_a_scan(
+    tmp_path: Path,
+) -> None:
+    """DESIGN.md: queries never scan. A listing of one flow's runs in one status walked every
+    run of the status and filtered the flow row by row (0.36 s on 100,000 runs: hostile h24
+    M1). Each listing the store runs is planned here as SQLite plans it."""
+    db = tmp_path / "plans.db"
+    async with SQLiteStore(db) as store:
+        asked: list[tuple[str, tuple[Any, ...]]] = []
+        fetch = store._fetchall
+
+        async def noted(query: str, params: tuple[Any, ...], operation: str) -> list[Any]:
+            asked.append((query, params))
+            return await fetch(query, params, operation)
+
+        store._fetchall = noted  # type: ignore[method-assign]
+        for workflow, status in (("orders", "completed"), ("orders", None), (None, "failed")):
+            await store.list_runs(workflow=workflow, status=status, limit=10, max_bytes=1_000)
+            await store.list_runs(
+                workflow=workflow, status=status, limit=10, before=(1.0, "x"), max_bytes=1_000
+            )
+        await store.unfinished_ids("orders")
+    with closing(sqlite3.connect(db)) as connection:
+        for query, params in asked:
+            plan = [row[3] for row in connection.execute(f"EXPLAIN QUERY PLAN {query}", params)]
+            scans = [step for step in plan if step.startswith("SCAN instances")]
+            assert scans == [], (query, plan)
+            if params[:2] == ("orders", "completed"):
+                index = "instances_by_workflow_status_created (workflow=? AND status=?"
+                assert any(index in step for step in plan), plan
