@@ -4,10 +4,15 @@ A JSON body becomes several times its size in memory while it is decoded, checke
 its run and started: a 0.9 MB object of 60,000 keys took about 16 MB a request, so sixty sent at
 once took a gigabyte (the hostile client's finding), and a thousand connections could ask for
 sixteen. A request whose body may be big (a ``Content-Length`` over ``big`` bytes, or a body of
-no declared length) waits for one of ``at_once`` places; small ones never wait. One that waits
-longer than ``patience`` seconds is answered 503 ``too-busy`` (with ``Retry-After``), its body
-unread, and nothing done. So a burst of big bodies takes about ``at_once`` times the memory of
-one, and the others queue in the listen backlog and the kernel's buffers, not in the heap.
+no declared length) waits for one of ``at_once`` places once its body has arrived, before it is
+decoded (``take_place``, called by ``requests.read_body``); small ones never wait. One that
+waits longer than ``patience`` seconds is answered 503 ``too-busy`` (with ``Retry-After``) and
+nothing is done. So a burst of big bodies takes about ``at_once`` times the memory of a decoded
+one, besides their raw bytes (at most ``--max-body`` each). The place is taken once the body is
+in, not before it is read: a client that sends its body a byte a second held a place for the
+whole body timeout, and eight of them, unauthenticated on an open webhook, kept every replay
+and big start waiting, then refused (the hostile client's h24 M2). A request whose route never
+reads its body (refused first, a 401 say) takes none.
 
 A replay (``POST /runs/{id}/replay``) takes a place too, body or none: it decodes, copies and
 stores its run's recorded payload again, however big (180 replays of a 0.9 MB run at once took
@@ -17,16 +22,48 @@ stores its run's recorded payload again, however big (180 replays of a 0.9 MB ru
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from cronflow_actors.http.problems import problem_response
+from cronflow_actors.http.problems import Problem
 
-__all__ = ["BigBodies"]
+__all__ = ["BigBodies", "take_place"]
 
 _WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
 _REPLAY = "/replay"  # POST /runs/{run_id}/replay
+_PLACE = "cronflow.big_body"
+"""Where a request that may need a place keeps it, in its ASGI scope (``_Place``)."""
+
+
+class _Place:
+    """A request's claim on one of the places, taken once its body has arrived."""
+
+    __slots__ = ("patience", "places", "taken")
+
+    def __init__(self, places: asyncio.Semaphore, patience: float) -> None:
+        self.places = places
+        self.patience = patience
+        self.taken = False
+
+    async def take(self) -> None:
+        if self.taken:
+            return
+        try:
+            async with asyncio.timeout(self.patience):
+                await self.places.acquire()
+        except TimeoutError:
+            raise Problem(
+                503, "too-busy", _busy(self.patience), headers={"Retry-After": "5"}
+            ) from None
+        self.taken = True
+
+
+async def take_place(scope: Scope) -> None:
+    """The request's body has arrived: if it may be big, wait for its place before it is
+    decoded (503 ``too-busy`` after the patience). Nothing for a small one."""
+    place = scope.get(_PLACE)
+    if place is not None:
+        await place.take()
 
 
 class BigBodies:
@@ -44,16 +81,12 @@ class BigBodies:
         if scope["type"] != "http" or not self._maybe_big(scope):
             await self.app(scope, receive, send)
             return
-        try:
-            async with asyncio.timeout(self.patience):
-                await self._places.acquire()
-        except TimeoutError:
-            await _too_busy(scope, receive, send, self.patience)
-            return
+        place = scope[_PLACE] = _Place(self._places, self.patience)
         try:
             await self.app(scope, receive, send)
         finally:
-            self._places.release()
+            if place.taken:
+                self._places.release()
 
     def _maybe_big(self, scope: Scope) -> bool:
         if scope["method"] not in _WITH_BODY:
@@ -66,10 +99,8 @@ class BigBodies:
         return True  # chunked, or no length said: it may be as big as the limit allows
 
 
-async def _too_busy(scope: Scope, receive: Receive, send: Send, patience: float) -> None:
-    detail = (
+def _busy(patience: float) -> str:
+    return (
         f"the server is handling as many big request bodies as it takes at once, and this one "
         f"waited {patience:g} s for its turn; nothing was done: retry later"
     )
-    response: Any = problem_response(503, "too-busy", detail, headers={"Retry-After": "5"})
-    await response(scope, receive, send)

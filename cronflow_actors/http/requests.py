@@ -24,6 +24,7 @@ import msgspec
 from starlette.requests import ClientDisconnect, Request
 
 from cronflow_actors.errors import ConfigurationError, clipped
+from cronflow_actors.http.big_bodies import take_place
 from cronflow_actors.http.problems import Problem
 
 __all__ = [
@@ -94,7 +95,8 @@ def check_headers(request: Request) -> None:
 
 
 async def read_body(request: Request, limits: BodyLimits) -> bytes:
-    """The raw body, read within ``limits`` (413 when larger, 408 when too slow)."""
+    """The raw body, read within ``limits`` (413 when larger, 408 when too slow); a big one
+    once one of the big bodies' places is its (``big_bodies.take_place``: 503 if none)."""
     check_headers(request)
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limits.max_bytes:
@@ -119,6 +121,7 @@ async def read_body(request: Request, limits: BodyLimits) -> bytes:
         path = masked(request.url.path)
         logger.debug("%s %s: the client went away mid-body", request.method, path)
         raise
+    await take_place(request.scope)  # a big one waits for its turn to be decoded here
     return b"".join(chunks)
 
 

@@ -270,6 +270,22 @@ async def test_big_bodies_are_handled_a_few_at_a_time_and_small_ones_never_wait(
     leave.set()
     assert (await holding).status_code == 202
     assert (await client.post(f"/runs/{done.id}/replay")).status_code == 202
+    # a body that trickles in holds no place while it arrives: only one that has arrived waits
+    # for its turn to be decoded (eight clients sending a byte a second, unauthenticated on an
+    # open webhook, held every place for the body timeout: hostile h24 M2)
+    reader, writer = await asyncio.open_connection(client.base_url.host, client.base_url.port)
+    writer.write(
+        b"POST /hooks/big HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        b'Content-Length: 100000\r\n\r\n{"pad": "'
+    )
+    await writer.drain()
+    await asyncio.sleep(0.05)
+    assert (await client.post("/hooks/big", json={"pad": "w" * 100_000})).status_code == 202
+    with pytest.raises(TimeoutError):  # answered before the trickle's 408: it waited for none
+        await asyncio.wait_for(reader.read(1), 0.01)
+    assert b" 408 " in await reader.readline()
+    writer.close()
+    await writer.wait_closed()
 
 
 async def test_a_path_whose_percent_encoding_is_not_utf8_is_refused(serve: Serve) -> None:
