@@ -59,7 +59,8 @@ async def _as_its_webhook_takes(flow: CompiledFlow, trigger: TriggerEnvelope, pa
     """``payload``, given to replay a run a webhook of ``flow`` started, as that webhook's
     ``schema`` converts it and its ``validate`` accepts it, with the recorded request's kept
     headers, parameters and query (a replay would otherwise pair the delivery's headers, a
-    signed one's too, with a payload no check saw). The webhook is the one the run recorded
+    signed one's too, with a payload no check saw; a signed webhook's run takes none: its
+    signature is the check, which no replay can give). The webhook is the one the run recorded
     (a run of an earlier version recorded none: those whose path takes its parameters, of
     which the payload passes one). ``InvalidPayloadError`` (nothing started) if it does not,
     or if a ``validate`` raised (it sees the request as the run kept it: its kept headers)."""
@@ -72,6 +73,14 @@ async def _as_its_webhook_takes(flow: CompiledFlow, trigger: TriggerEnvelope, pa
     refusals = []
     for hook in hooks:
         converted = payload
+        if hook.hmac_secret is not None:  # the check it has is a signature no replay can give
+            reason = (
+                "it takes signed requests only (hmac_secret), and no signature saw a new "
+                "payload: replay the run with its recorded one, or send the new one to the "
+                "webhook, signed"
+            )
+            refusals.append((hook.path, reason, "$"))
+            continue
         if hook.schema is not None:
             try:
                 converted = msgspec.to_builtins(msgspec.convert(payload, hook.schema))

@@ -219,3 +219,33 @@ async def test_a_replay_is_checked_by_the_webhook_its_run_came_through(serve: Se
     assert (
         "its validate refused it (no headers kept): it raised KeyError" in (raised.json()["detail"])
     )
+
+
+async def test_a_signed_webhooks_run_is_replayed_with_its_signed_payload_only(
+    serve: Serve,
+) -> None:
+    """A signed delivery's run replayed with a new payload ran as that webhook's, with a body
+    no signature saw (hostile h24 L3): its signature is the check, which no replay gives."""
+    from cronflow_actors.http.auth import sign_request
+
+    secret = "s3cret"
+    flow = (
+        cf.define("paid").on_webhook("/signed", hmac_secret=secret).step("s", lambda c: c.payload)
+    )
+    rt, client = await serve([flow])
+    body = b'{"amount": 5}'
+    headers = {
+        "Content-Type": "application/json",
+        "X-Signature-256": sign_request(secret, "POST", "/signed", body),
+    }
+    delivered = await client.post("/signed", content=body, headers=headers)
+    assert delivered.status_code == 202, delivered.text
+    run_id = delivered.json()["run_id"]
+    await rt.wait(run_id, timeout=5)
+    forged = await client.post(f"/runs/{run_id}/replay", json={"payload": {"amount": 10**6}})
+    assert forged.status_code == 400
+    assert "takes signed requests only" in forged.json()["detail"]
+    again = await client.post(f"/runs/{run_id}/replay")  # its recorded, signed payload
+    assert again.status_code == 202
+    assert (await rt.wait(again.json()["run_id"], timeout=5)).output == {"amount": 5}
+    assert len(await rt.list_runs()) == 2
