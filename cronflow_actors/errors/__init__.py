@@ -23,6 +23,7 @@
     │   │   ├── NoAuditTrailError           a run recorded no audit trail (trace, state_at)
     │   │   └── NotPausedError              a run waits for no person (GET /runs/{id}/pause)
     │   ├── InstanceExistsError          an instance id that is already taken was started again
+    │   ├── IdempotencyKeyReusedError    an idempotency key sent again with another payload
     │   ├── ResumeError                  a resume token that is unknown, or whose pause ended
     │   ├── InvalidEventError            every flow listening for an event refused its payload
     │   ├── PublishInterruptedError      a stop or a store cut a publish after it started runs
@@ -106,6 +107,7 @@ from cronflow_actors.errors._engine import (
     AutoTriggerAlreadySetError,
     CancelRunRequested,
     EngineError,
+    IdempotencyKeyReusedError,
     InstanceBlockedError,
     InstanceBusyError,
     InstanceExistsError,
@@ -162,6 +164,7 @@ __all__ = [
     "DuplicateWorkflowError",
     "EngineError",
     "ExpectationError",
+    "IdempotencyKeyReusedError",
     "InstanceBlockedError",
     "InstanceBusyError",
     "InstanceExistsError",

@@ -110,6 +110,19 @@ class InstanceExistsError(EngineError):
         super().__init__(f"a workflow instance {instance_id!r} already exists; nothing was started")
 
 
+class IdempotencyKeyReusedError(EngineError, ValueError):
+    """An idempotency key sent again with another payload: no retry of the request it names,
+    whose answer would say it was done while it is lost. Nothing was done."""
+
+    def __init__(self, what: str, key: str) -> None:
+        self.key = key
+        shown = f"{key[:40]}..." if len(key) > 40 else key
+        super().__init__(
+            f"{what}'s idempotency key {shown!r} was sent before with another payload: nothing "
+            "was done; a retry must send the same payload, another request another key"
+        )
+
+
 class ResumeError(EngineError, LookupError):
     """``resume`` was given a token that is unknown, or whose pause has ended. Nothing changed."""
 

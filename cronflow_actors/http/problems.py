@@ -23,6 +23,7 @@ from cronflow_actors.errors import (
     AuthenticationRequiredError,
     ConfigurationError,
     CronflowError,
+    IdempotencyKeyReusedError,
     InstanceBusyError,
     InstanceExistsError,
     InternalOnlyActionError,
@@ -152,6 +153,8 @@ def _status_of(error: CronflowError) -> tuple[int, str]:
             return 404, "not-found"
         case InstanceExistsError():
             return 409, "instance-exists"
+        case IdempotencyKeyReusedError():  # as a webhook answers one (IETF's draft: 422)
+            return 422, "idempotency-key-reused"
         case InvalidStateTransitionError() | WorkflowDeprecatedError():
             return 409, "conflict"
         case NotReplayableError():

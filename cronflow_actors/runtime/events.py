@@ -30,6 +30,7 @@ from cronflow_actors.errors import (
     INFRASTRUCTURE,
     ConfigurationError,
     EngineError,
+    IdempotencyKeyReusedError,
     InstanceBlockedError,
     InstanceBusyError,
     InstanceExistsError,
@@ -125,6 +126,8 @@ class Events:
         self._clock = clock
         self._trigger = trigger
         self._send = send
+        self._keys: dict[str, tuple[asyncio.Lock, list[int]]] = {}
+        """The keys being published: a lock each, and how many publishes use it."""
 
     async def publish(
         self, name: str, payload: Any = None, *, idempotency_key: str | None = None
@@ -140,6 +143,22 @@ class Events:
         if wrong is not None:  # nothing could listen for it: refused, not a 202 to nobody
             raise ConfigurationError("event name", clipped(name), wrong)
         key = _checked_key(idempotency_key)
+        if key is None:
+            return await self._publish(name, payload, None)
+        held = self._keys.get(key)  # one publish of a key at a time, here
+        if held is None:
+            held = self._keys[key] = (asyncio.Lock(), [0])
+        lock, users = held
+        users[0] += 1
+        try:
+            async with lock:
+                return await self._publish(name, payload, key)
+        finally:
+            users[0] -= 1
+            if not users[0]:  # the last: none waits for it
+                del self._keys[key]
+
+    async def _publish(self, name: str, payload: Any, key: str | None) -> PublishResult:
         accepted: list[tuple[str, Any]] = []
         refused: list[EventRefusal] = []
         for flow in self._catalog.listening(name):
@@ -156,6 +175,8 @@ class Events:
                 refused.append(refusal)
         if refused and not accepted:
             raise InvalidEventError(name, refused)
+        if key is not None:  # taken on: its key names this payload from now on
+            await self._same_payload(name, payload, key)
         for refusal in refused:
             logger.info(
                 "event %s: flow %s refused its payload: %s", name, refusal.workflow, refusal.detail
@@ -201,6 +222,18 @@ class Events:
             )
             raise InstanceBusyError(busy.instance_id, 2, doing) from busy
         return PublishResult(started, refused, held, delivered, filter_errors=raised, not_kept=full)
+
+    async def _same_payload(self, name: str, payload: Any, key: str) -> None:
+        """``IdempotencyKeyReusedError`` if ``key`` was published with another payload (its
+        digest is kept for ``KEY_DAYS`` days): a retry sends the same, and was answered as done
+        while the other payload was dropped (hostile h23 L2, h24 M3)."""
+        digest = hashlib.sha256(_canonical(payload)).hexdigest()
+        ident, now = _named(key, name, ""), self._clock.now()
+        kept = await self._store.kv_get(_KEYS, ident, now=now, default=None)
+        if kept is None:
+            await self._store.kv_set(_KEYS, ident, digest, now=now, ttl=KEY_DAYS * 86_400)
+        elif kept != digest:
+            raise IdempotencyKeyReusedError(f"the publish of event {clipped(name)!r}", key)
 
     async def _wake(
         self, name: str, payload: Any, key: str | None, started_here: set[str]
@@ -322,6 +355,13 @@ server ends a transaction left idle after ``idle_transaction_timeout``: the leas
 
 _PUBLISHES = uuid.UUID("5b0f3d1e-8f2a-4c71-9e3b-2d6a7c4e1f90")
 """The namespace of the run ids a publish's idempotency key names."""
+_KEYS = "cronflow:publish-keys"
+"""Where the digest of each keyed publish's payload is kept (``Events._same_payload``)."""
+KEY_DAYS = 30
+"""How long a publish's idempotency key names its payload (as a webhook's key is kept with its
+run, 30 days by default)."""
+_canonical = msgspec.msgpack.Encoder(order="sorted").encode
+"""A payload's bytes whatever the order of its keys (its digest: two retries compare)."""
 
 
 def _checked_key(key: Any) -> str | None:

@@ -359,17 +359,44 @@ async def test_a_query_parameter_given_twice_is_refused_not_read_as_its_last(
     assert at["schema"]["minLength"] == 1  # '?at=' is refused, and the document says so
 
 
+class Typed(msgspec.Struct):
+    n: int
+
+
 async def test_an_event_published_twice_with_its_idempotency_key_starts_its_flows_once(
     serve: Serve,
 ) -> None:
     flow = cf.define("on-paid").on_event("paid").step("s", lambda ctx: ctx.payload["n"])
     rt, client = await serve([flow])
     keyed = {"Idempotency-Key": "order-7"}
-    first = await client.post("/events/paid", json={"n": 7}, headers=keyed)
-    again = await client.post("/events/paid", json={"n": 7}, headers=keyed)
+    first = await client.post("/events/paid", json={"n": 7, "at": 1}, headers=keyed)
+    again = await client.post("/events/paid", json={"n": 7, "at": 1}, headers=keyed)
     assert (first.status_code, again.status_code) == (202, 202)
     assert again.json()["started"] == first.json()["started"]
     assert len(await rt.list_runs()) == 1
+    # the key names its payload: another one under it is no retry, and was answered as the
+    # first while it was dropped (hostile h23 L2, h24 M3); its keys' order is no difference
+    other = await client.post("/events/paid", json={"n": 8}, headers=keyed)
+    assert (other.status_code, other.json()["type"]) == (
+        422,
+        "urn:cronflow:problem:idempotency-key-reused",
+    )
+    assert "sent before with another payload" in other.json()["detail"]
+    json_type = {"Content-Type": "application/json"}
+    reordered = await client.post(
+        "/events/paid", content=b'{"at": 1, "n": 7}', headers=keyed | json_type
+    )
+    assert reordered.json()["started"] == first.json()["started"]
+    # a publish every flow refused names nothing: its key is free for the mended payload
+    strict = cf.define("typed").on_event("typed", schema=Typed).step("s", lambda ctx: 1)
+    rt.register(strict)
+    bad = await client.post("/events/typed", json={"n": "x"}, headers={"Idempotency-Key": "t"})
+    assert bad.status_code == 400
+    good = await client.post("/events/typed", json={"n": 1}, headers={"Idempotency-Key": "t"})
+    assert good.status_code == 202, good.text
+    with pytest.raises(cf.errors.IdempotencyKeyReusedError):  # the Python API's word
+        await rt.publish_event("typed", {"n": 2}, idempotency_key="t")
+    assert len(await rt.list_runs()) == 2
     both = [("Idempotency-Key", "a"), ("Idempotency-Key", "b")]
     refused = await client.post("/events/paid", json={"n": 8}, headers=both)
     assert refused.status_code == 400
