@@ -297,7 +297,7 @@ def _fixed_paths(b: _Builder) -> dict[str, Any]:
             "post": b.op(
                 "Publish an event: start the flows listening, wake the steps waiting",
                 {"202": b.answer("published", Published)},
-                "400 409 413 415 503",
+                "400 409 413 415 422 503",
                 body=_ANY_JSON,
                 params=[path_param("name"), _PUBLISH_KEY],
             )
