@@ -36,6 +36,7 @@ __all__ = [
     "Published",
     "Readiness",
     "Resumed",
+    "RunMigrated",
     "RunPage",
     "RunStarted",
     "WebhookAnswered",
@@ -128,6 +129,14 @@ class WorkflowMigrated(msgspec.Struct):
     version: str
 
 
+class RunMigrated(msgspec.Struct):
+    """The run a migration started (``migrated_from``: the one it canceled)."""
+
+    run_id: str
+    migrated_from: str
+    version: str
+
+
 class WorkItemList(msgspec.Struct):
     work_items: list[WorkItemInfo]
 
@@ -177,6 +186,7 @@ FIXED: list[Any] = [
     WorkflowCanceled,
     MigrateWorkflow,
     WorkflowMigrated,
+    RunMigrated,
     WorkItemList,
     ChildWorkflowList,
     WorkItemCreated,

@@ -15,6 +15,7 @@ from cronflow_actors.http.answers import (
     Health,
     Published,
     Readiness,
+    RunMigrated,
     RunPage,
     RunStarted,
     WebhookAnswered,
@@ -336,6 +337,17 @@ def _fixed_paths(b: _Builder) -> dict[str, Any]:
                 {"201": b.answer("migrated", WorkflowMigrated)},
                 "409 503",
                 params=[path_param("workflow_id")],
+                body=MigrateWorkflow,
+                body_required=True,
+            )
+        },
+        "/runs/{run_id}/migrate": {
+            "post": b.op(
+                "Migrate a flow's run to another version of its flow: it is canceled for the "
+                "migration and a new run starts with the steps it completed kept",
+                {"201": b.answer("migrated", RunMigrated, headers=_LOCATION)},
+                "400 401 403 404 409 413 415 503",
+                params=[path_param("run_id")],
                 body=MigrateWorkflow,
                 body_required=True,
             )

@@ -20,6 +20,7 @@ OPERATIONS = {
     ("/runs/{run_id}", "get"): "getRun",
     ("/runs/{run_id}/cancel", "post"): "cancelRun",
     ("/runs/{run_id}/replay", "post"): "replayRun",
+    ("/runs/{run_id}/migrate", "post"): "migrateRun",
     ("/flows", "get"): "listFlows",
     ("/flows/{id}", "get"): "getFlow",
     ("/flows/{id}/next-fires", "get"): "getNextFires",
@@ -49,6 +50,7 @@ LINKS: dict[tuple[str, str], dict[str, Any]] = {
         "replayRun": _RUN,
     },
     ("replayRun", "202"): {"getRun": _RUN, "cancelRun": _RUN},
+    ("migrateRun", "201"): {"getRun": _RUN, "cancelRun": _RUN, "migrateRun": _RUN},
     ("listFlows", "200"): {
         name: {"id": "$response.body#/flows/0/id"} for name in ("getFlow", "getNextFires")
     },

@@ -146,3 +146,28 @@ async def test_an_internal_only_cancel_admits_no_outside_migration(serve: Serve)
     )
     assert moved.status_code == 201
     assert (await rt.migration_links(run_id)).migrated_to == moved.json()["workflow_id"]
+
+
+async def test_a_flows_run_migrates_where_its_other_actions_are(serve: Serve) -> None:
+    """``POST /runs/{id}/migrate`` was a bare 404, where cancel and replay are (newcomer h24
+    F6): a run moves there too, its answer in a run's words."""
+    v1 = cf.define("order", version="v1").step("a", lambda ctx: 1).pause("ok")
+    v2 = cf.define("order", version="v2").step("a", lambda ctx: 2).pause("ok").step("b", str)
+    rt, client = await serve([v1, v2], tokens=TOKENS)
+    old = await rt.trigger("order")
+    await rt.wait_idle()
+    url = f"/runs/{old}/migrate"
+    assert (await rt.inspect(old)).version == "v2"  # (the newest)
+    assert (await client.post(url, json={"to_version": "v1"})).status_code == 401
+    refused = await client.post(url, json={"to_version": "v9"}, headers=BEARER)
+    assert refused.status_code == 409
+    moved = await client.post(url, json={"to_version": "v1"}, headers=BEARER)
+    assert moved.status_code == 201, moved.text
+    new = moved.json()["run_id"]
+    assert moved.json() == {"run_id": new, "migrated_from": old, "version": "v1"}
+    assert moved.headers["Location"] == f"/runs/{new}"
+    shown = (await client.get(moved.headers["Location"], headers=BEARER)).json()
+    assert (shown["migrated_from"], shown["version"]) == (old, "v1")
+    assert [s["status"] for s in shown["steps"]][:1] == ["completed"]  # kept, not run again
+    document = (await client.get("/openapi.json")).json()
+    assert document["paths"]["/runs/{run_id}/migrate"]["post"]["operationId"] == "migrateRun"

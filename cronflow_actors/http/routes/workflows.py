@@ -127,7 +127,23 @@ def routes(edge: Edge) -> list[Route]:
         ),
         _children(edge),
         route("/work-items/{work_item_id}/{action}", edge.auth, post=work_item_action),
+        _run_migration(edge),
     ]
+
+
+def _run_migration(edge: Edge) -> Route:
+    """``POST /runs/{run_id}/migrate``: a flow's run moved to another version, where a run's
+    other actions are (a 404 with no word there sent its caller looking for ``/workflows``)."""
+    runtime = edge.runtime
+
+    async def migrate_run(request: Request) -> Response:
+        run_id = request.path_params["run_id"]
+        migrate = await edge.body_as(request, MigrateWorkflow, '{"to_version": version}')
+        new_id = await runtime.migrate(run_id, migrate.to_version, principal=edge.caller(request))
+        answer = {"run_id": new_id, "migrated_from": run_id, "version": migrate.to_version}
+        return json_response(answer, 201, headers={"Location": f"/runs/{new_id}"})
+
+    return route("/runs/{run_id}/migrate", edge.auth, post=migrate_run)
 
 
 def _children(edge: Edge) -> Route:
