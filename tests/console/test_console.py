@@ -7,6 +7,7 @@ from __future__ import annotations
 import shutil
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -336,3 +337,50 @@ def test_console_assets_are_served_with_a_strict_policy(served: Served) -> None:
     assert missing.status_code == 404
     assert missing.headers["content-type"] == "application/problem+json"
     assert httpx.post(f"{served.url}/ui/").status_code == 405
+
+
+def test_a_blocked_runs_pause_says_why_and_offers_no_approval(browser: Any, tmp_path: Path) -> None:
+    """A run held on a changed definition was offered Approve and Reject (refused when
+    clicked), with an expiry that does not come, and its page said "blocked" and no more
+    (newcomer h24 F4): both show why, and what to do, instead."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    import cronflow_actors as cf
+
+    db = tmp_path / "held.db"
+
+    async def before_the_change() -> str:
+        old = cf.define("hold").human_in_the_loop("approve", description="approve the refund")
+        async with cf.Runtime(db=db, workflows=[old.step("renamed", lambda ctx: 1)]) as rt:
+            run_id = await rt.trigger("hold")
+            await rt.wait_idle()
+            return run_id
+
+    with ThreadPoolExecutor(1) as thread:  # (Playwright's loop runs in this one)
+        run_id = thread.submit(asyncio.run, before_the_change()).result()
+    config = tmp_path / "cronflow.toml"
+    config.write_text(f'[tokens."{TOKEN}"]\nid = "ada"\nscopes = []\n')
+    with serving("tests.console.console_app:workflows", db, "--config", str(config)) as held:
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        tab = context.new_page()
+        tab.set_default_timeout(10_000)
+        errors: list[str] = []
+        tab.on("pageerror", lambda error: errors.append(str(error)))
+        tab.goto(f"{held.url}/ui/")
+        tab.fill("#token", TOKEN)
+        tab.click("form.signin button[type=submit]")
+        tab.wait_for_selector("#runs-table")
+        tab.goto(f"{held.url}/ui/#/paused")
+        card = tab.wait_for_selector(f'[data-run="{run_id}"]')
+        assert "Blocked: instance" in card.inner_text()
+        assert "not while it is blocked" in card.inner_text()
+        assert card.query_selector("button.approve") is None
+        shot(tab, "paused-blocked")
+        tab.goto(f"{held.url}/ui/#/runs/{run_id}")
+        tab.wait_for_selector("#blocked")
+        assert "migrate it" in tab.inner_text("#blocked")
+        assert tab.query_selector("#pause button.approve") is None
+        shot(tab, "run-blocked")
+        context.close()
+        assert errors == [], errors

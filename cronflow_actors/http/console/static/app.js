@@ -410,7 +410,7 @@
       if (mine !== generation) return;
       const flow = isFlow(run);
       const net = flow ? null : await api("GET", `/workflows/${encodeURIComponent(runId)}/net`).catch(orNone(null));
-      const pause = run.status === "waiting" ? await findPause(runId) : null;
+      const pause = run.status === "waiting" || run.status === "blocked" ? await findPause(runId) : null;
       if (mine !== generation) return;
       const final = FINAL.has(run.status);
       const actions = h("div", { class: "actions" });
@@ -456,11 +456,15 @@
             run.error ? h("h2", { text: "Error" }) : null,
             run.error ? h("pre", { class: "error", id: "error", text: `${run.error_type ? run.error_type + ": " : ""}${run.error}` }) : null)),
       ];
+      if (run.blocked) {  // it cannot run here: why, and what to do (no resume is taken)
+        parts.push(h("div", { class: "card", id: "blocked" },
+          h("h2", { text: "This run cannot run here" }), h("p", { class: "error", text: run.blocked })));
+      }
       if (pause) {
         parts.push(h("div", { class: "card", id: "pause" },
           h("h2", { text: `Waiting for a person at step “${pause.step}”` }),
           pause.description ? h("p", { text: pause.description }) : null,
-          pauseForm(pause, load)));
+          run.blocked ? h("p", { class: "muted", text: "Its approval is refused while it cannot run here (above)." }) : pauseForm(pause, load)));
       }
       if (net) {
         parts.push(h("h2", { text: "Net" }),
@@ -507,13 +511,15 @@
             pause.description ? h("p", { text: pause.description }) : null,
             h("dl", { class: "meta" },
               h("dt", { text: "Paused" }), h("dd", { text: `${when(pause.paused_at)} (${ago(pause.paused_at)})` }),
-              h("dt", { text: "Expires" }), h("dd", { text: pause.expires_at ? `${when(pause.expires_at)} (${ago(pause.expires_at)})` : "never" }),
+              h("dt", { text: "Expires" }), h("dd", { text: pause.blocked ? "not while it is blocked" : pause.expires_at ? `${when(pause.expires_at)} (${ago(pause.expires_at)})` : "never" }),
               h("dt", { text: "Token" }), h("dd", { class: "mono", text: pause.token }),
               pause.approval_url ? h("dt", { text: "Approve at" }) : null,
               pause.approval_url ? h("dd", { text: pause.approval_url }) : null),
             Object.keys(pause.metadata || {}).length ? h("details", {}, h("summary", { text: "metadata" }), h("pre", { text: json(pause.metadata) })) : null,
             pause.last !== null && pause.last !== undefined ? h("details", {}, h("summary", { text: "last step's output" }), h("pre", { text: json(pause.last) })) : null),
-          pauseForm(pause, () => card.remove())));
+          pause.blocked
+            ? h("div", { class: "form blocked" }, h("p", { class: "error", text: `Blocked: ${pause.blocked}` }))
+            : pauseForm(pause, () => card.remove())));
         return card;
       });
       if (append) list.append(...cards); else list.replaceChildren(...cards);
