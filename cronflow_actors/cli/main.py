@@ -28,6 +28,7 @@ from cronflow_actors.cli.commands import add_client_commands
 from cronflow_actors.cli.exits import Exit
 from cronflow_actors.cli.flows import add_flows_command
 from cronflow_actors.cli.migrate import add_migrate_command
+from cronflow_actors.cli.net import add_net_command
 from cronflow_actors.cli.replay import add_replay_command
 from cronflow_actors.cli.resume import add_resume_command
 from cronflow_actors.errors import ApiError, ConfigurationError, CronflowError, StoreFailedError
@@ -365,6 +366,7 @@ def build_parser() -> argparse.ArgumentParser:
         add_flows_command,
         add_replay_command,
         add_migrate_command,
+        add_net_command,
         add_bench_command,
     ):
         add_commands(commands)

@@ -157,7 +157,7 @@ class FlowCatalog:
                     workflow,
                     where,
                     advice=f"{workflow!r} is a net workflow: start it with "
-                    "Runtime.start_workflow (POST /workflows)",
+                    "Runtime.start_workflow (POST /workflows, cronflow-actors net start)",
                 )
             raise NotFoundError("flow", workflow, where)
         return found

@@ -78,7 +78,7 @@ async def test_a_net_and_a_flow_sent_to_each_others_doors_are_told_which_door(
     started = await client.post("/runs", json={"workflow": "guarded"}, headers=admin)
     assert started.status_code == 404
     assert (
-        "'guarded' is a net workflow: start it with Runtime.start_workflow (POST /workflows)"
+        "'guarded' is a net workflow: start it with Runtime.start_workflow (POST /workflows, "
         in (started.json()["detail"])
     )
     workflow_id = (
