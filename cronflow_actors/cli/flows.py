@@ -45,6 +45,13 @@ def _flows(args: argparse.Namespace) -> int:
     for flow in flows:
         named = f"  {flow['name']}" if flow.get("name") and flow["name"] != flow["id"] else ""
         print(f"{flow['id']} {flow.get('version', '')}{named}")
+        others = [
+            v["version"] + (" (deprecated)" if v.get("deprecated") else "")
+            for v in flow.get("versions", [])
+            if not v.get("current")
+        ]
+        if others:  # what a run may be migrated to or from
+            print(f"  also registered: {', '.join(others)} (new runs take {flow['version']})")
         for trigger in flow.get("triggers", []) or [{"kind": "no trigger (started by a call)"}]:
             print(f"  {_trigger(trigger)}")
         for schedule in fires.get(flow["id"], {}).get("schedules", []):

@@ -64,6 +64,7 @@ async def test_flows_lists_the_flows_their_triggers_and_the_next_tick(serve: Ser
         .on_webhook("/hooks/nightly")
         .step("s", str),
         cf.define("plain").step("s", str),
+        cf.define("plain", version="v2").step("s", str),
     ]
     _rt, client = await serve(flows)
     url = str(client.base_url)
@@ -74,7 +75,8 @@ async def test_flows_lists_the_flows_their_triggers_and_the_next_tick(serve: Ser
     assert "  schedule 0 3 * * * (UTC)" in lines
     assert "  webhook POST /hooks/nightly" in lines
     assert any(line.startswith("  next schedule 0 3 * * * (UTC): 20") for line in lines)
-    assert "plain v1" in lines
+    assert "plain v2" in lines  # the version new runs take, and the others (newcomer h24 F9)
+    assert "  also registered: v1 (new runs take v2)" in lines
     assert "  no trigger (started by a call)" in lines
     code, out, err = await cli("flows", "--url", url, "--json")
     assert code == 0, err
