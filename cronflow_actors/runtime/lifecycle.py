@@ -120,7 +120,10 @@ class LifecycleMethods(RuntimeParts):
         cancelled and runs again on the next start (its work item stays started), and a plain
         ``def`` function still running then (one the drain gave up on, or one that timed out
         or whose run was canceled earlier: they cannot be cancelled) is left to end on its own
-        thread. Without a drain the stop waits for those.
+        thread. Without a drain (``async with Runtime(...)``'s exit) the ``async def`` steps
+        and actions running are cancelled at once, and run again at the next start (at least
+        once, as after a crash); the stop waits for the plain ``def`` functions running on
+        their threads. ``await rt.stop(drain=30)`` lets them finish first, as ``serve`` does.
         """
         if self.state not in ("running", "failed"):
             return
