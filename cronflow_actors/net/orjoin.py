@@ -123,17 +123,22 @@ class ResetNet:
                 self._producers.setdefault(place, []).append(transition)
 
     @classmethod
-    def of(cls, spec: NetSpec, or_join: str, *, one_run_per_task: bool = True) -> ResetNet:
+    def of(
+        cls, spec: NetSpec, or_join: str, *, one_run_per_task: bool = True, armed: bool = True
+    ) -> ResetNet:
+        """``armed``: with the ``armed:t`` places (module docstring); without, a task may start
+        whenever its inputs hold tokens (as good while no task is canceled or failed, and a
+        smaller search: up to four times faster)."""
         transitions: list[ResetTransition] = []
-        armed = (
+        arming = (
             frozenset(t for t, d in spec.tasks.items() if d.join is not JoinType.OR)
-            if one_run_per_task
+            if one_run_per_task and armed
             else frozenset()
         )
         for task in spec.tasks.values():
             running = _task_place(task.name)
             free = {_free_place(task.name): 1} if one_run_per_task else {}
-            if task.name in armed:
+            if task.name in arming:
                 free[_armed_place(task.name)] = 1  # (taken by its start, with its free place)
             if task.name != or_join:
                 if task.join is JoinType.AND:
@@ -155,9 +160,9 @@ class ResetNet:
             reset |= set(released)
             # ... and disarms it; then the engine asks each task after this one's outputs, and
             # this one again (``marking.enable_candidates``): armed, once
-            reset |= {_armed_place(t) for t in task.cancel_tasks if t in armed}
+            reset |= {_armed_place(t) for t in task.cancel_tasks if t in arming}
             after = {t for c in task.outputs for t in spec.conditions[c].outputs} | {task.name}
-            asked = {_armed_place(t): 1 for t in after if t in armed}
+            asked = {_armed_place(t): 1 for t in after if t in arming}
             reset |= set(asked)
             released |= asked
             if task.split is SplitType.AND:
@@ -182,7 +187,7 @@ class ResetNet:
         pairs = (
             tuple((_task_place(t), _free_place(t)) for t in spec.tasks) if one_run_per_task else ()
         )
-        return cls(transitions, pairs, armed)
+        return cls(transitions, pairs, arming)
 
     @staticmethod
     def _predecessor(target: Mapping[str, int], t: ResetTransition) -> Marking | None:
@@ -273,15 +278,16 @@ def _covers(bigger: Mapping[str, int], smaller: Mapping[str, int]) -> bool:
     return all(bigger.get(place, 0) >= count for place, count in smaller.items())
 
 
-_NETS: WeakKeyDictionary[NetSpec, dict[str, ResetNet]] = WeakKeyDictionary()
+_NETS: WeakKeyDictionary[NetSpec, dict[tuple[str, bool], ResetNet]] = WeakKeyDictionary()
 
 
-def reset_net_for(spec: NetSpec, or_join: str) -> ResetNet:
-    """The reset net of ``spec`` for ``or_join``, built once per spec and OR-join."""
+def reset_net_for(spec: NetSpec, or_join: str, armed: bool = True) -> ResetNet:
+    """The reset net of ``spec`` for ``or_join`` (``armed``: with the ``armed:t`` places),
+    built once per spec, OR-join and kind."""
     per_spec = _NETS.setdefault(spec, {})
-    net = per_spec.get(or_join)
+    net = per_spec.get((or_join, armed))
     if net is None:
-        net = per_spec[or_join] = ResetNet.of(spec, or_join)
+        net = per_spec[or_join, armed] = ResetNet.of(spec, or_join, armed=armed)
     return net
 
 
@@ -308,7 +314,9 @@ def is_or_join_enabled(
         return True
     current: Marking = {c: n for c, n in marking.items() if n > 0}
     running, waiting = set(started), set(idle)
-    net = reset_net_for(spec, task)
+    # the armed places only while some task is idle: a region's cancel that makes one later is
+    # a completion, after which every OR-join is asked again, with it idle
+    net = reset_net_for(spec, task, armed=bool(waiting))
     for name in spec.tasks:
         current[_task_place(name) if name in running else _free_place(name)] = 1
         if name in net.armed and name not in running and name not in waiting:
