@@ -136,7 +136,7 @@ def test_an_answer_its_client_does_not_read_is_dropped_after_the_send_timeout(
         stalled.connect(("127.0.0.1", served.port))
         stalled.sendall(b"GET /runs?limit=1000 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         deadline = time.monotonic() + 30
-        while "did not take its answer" not in served.output():
+        while "took none of its answer" not in served.output():
             assert time.monotonic() < deadline, served.output()
             time.sleep(0.1)
         stalled.settimeout(5)  # (a connection left open would time out here)
@@ -146,6 +146,22 @@ def test_an_answer_its_client_does_not_read_is_dropped_after_the_send_timeout(
                 received += len(chunk)
         stalled.close()
         assert received < len(whole.content)
+        # one that reads, slowly, gets it whole: the timeout is for none taken, not a deadline
+        slow = socket.socket()
+        slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        slow.connect(("127.0.0.1", served.port))
+        slow.sendall(b"GET /runs?limit=1000 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        slow.settimeout(5)
+        got = b""
+        began = time.monotonic()
+        while not got.endswith(b"}") or len(got) < len(whole.content):
+            chunk = slow.recv(4096)
+            assert chunk, f"dropped after {len(got)} bytes"
+            got += chunk
+            time.sleep(0.004)  # about a megabyte a second: slower than the server writes
+        slow.close()
+        assert time.monotonic() - began > 1.5  # (it took longer than the timeout: it was slow)
+        assert got.endswith(whole.content)
         assert httpx.get(f"{served.url}/healthz").status_code == 200
     assert "Traceback" not in served.output()
 

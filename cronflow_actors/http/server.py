@@ -4,8 +4,8 @@
 Limits: a connection must send its request's headers within ``header_timeout`` seconds (a
 slow or half-open client is disconnected; it cannot hold a connection, or the shutdown, for
 ever), its body within ``body_timeout`` (the app answers 408), must take what it is sent as the
-server writes it (an answer whose client leaves it in the server's buffers, over their mark,
-for ``send_timeout`` seconds is dropped with its connection: an 8 MB page, held for a client that
+server writes it (an answer whose client takes none of it from the server's buffers for
+``send_timeout`` seconds is dropped with its connection: an 8 MB page, held for a client that
 never reads, held its memory for as long as the client liked), and may stay idle between
 requests for ``keep_alive`` seconds; beyond ``max_connections`` at once new requests get 503.
 The first SIGTERM/SIGINT/SIGHUP drains (no new connections, requests in flight finish, the runtime
@@ -54,11 +54,17 @@ def header_timeout_protocol(seconds: float, send_timeout: float = 30.0) -> type[
     class HeaderTimeoutProtocol(H11Protocol):
         _header_timer: asyncio.TimerHandle | None = None
         _send_timer: asyncio.TimerHandle | None = None
+        _waiting = 0
+        """Bytes in the transport's buffer when the send timer was (re)armed."""
 
         def pause_writing(self) -> None:  # the client reads slower than we write
             super().pause_writing()
             if self._send_timer is None:
-                self._send_timer = self.loop.call_later(send_timeout, self._not_read)
+                self._arm_send_timer()
+
+        def _arm_send_timer(self) -> None:
+            self._waiting = self.transport.get_write_buffer_size()
+            self._send_timer = self.loop.call_later(send_timeout, self._not_read)
 
         def resume_writing(self) -> None:
             super().resume_writing()
@@ -70,16 +76,20 @@ def header_timeout_protocol(seconds: float, send_timeout: float = 30.0) -> type[
                 self._send_timer = None
 
         def _not_read(self) -> None:
-            """The client has left its answer in the buffer, over the mark, for ``send_timeout``
-            s (reading none of it, or a trickle): drop the connection and what waits in its
-            buffer (a close would keep it until it is sent)."""
+            """The client has taken nothing of its answer for ``send_timeout`` s (the buffer,
+            over its mark, no smaller than then): drop the connection and what waits in its
+            buffer (a close would keep it until it is sent). One that took some is given as
+            long again: a slow reader gets its answer, one that stopped reading does not."""
             self._send_timer = None
             waiting = self.transport.get_write_buffer_size()
             if not waiting:
                 return
+            if waiting < self._waiting:  # it read some meanwhile
+                self._arm_send_timer()
+                return
             self.logger.warning(
-                "a client at %s did not take its answer for %.0f s (%d bytes still waiting): "
-                "its connection is dropped (--send-timeout)",
+                "a client at %s took none of its answer for %.0f s (%d bytes waiting): its "
+                "connection is dropped (--send-timeout)",
                 _peer(self.transport),
                 send_timeout,
                 waiting,

@@ -99,8 +99,8 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     header_timeout: float = 10.0
     body_timeout: float = 30.0
     send_timeout: float = 30.0
-    """Seconds an answer may wait in the server's buffers, its client not taking it; then the
-    connection is dropped (``http/server.py``)."""
+    """Seconds an answer may wait in the server's buffers with its client taking none of it;
+    then the connection is dropped (``http/server.py``)."""
     keep_alive: float = 5.0
     max_connections: int = 1000
     drain_timeout: float = 30.0
