@@ -104,7 +104,7 @@ def create_app(
         middleware=[
             Middleware(RequestMetrics, metrics=runtime.metrics, routes=routes),
             *_host_check(allowed_hosts),
-            Middleware(BigBodies, at_once=big_bodies, patience=body_timeout),
+            Middleware(BigBodies, at_once=big_bodies, patience=body_timeout, budget=32 * max_body),
         ],
     )
     # /runs/ is not /runs: a 404, not a redirect to a URL built from the client's Host header

@@ -12,7 +12,11 @@ one, besides their raw bytes (at most ``--max-body`` each). The place is taken o
 in, not before it is read: a client that sends its body a byte a second held a place for the
 whole body timeout, and eight of them, unauthenticated on an open webhook, kept every replay
 and big start waiting, then refused (the hostile client's h24 M2). A request whose route never
-reads its body (refused first, a 401 say) takes none.
+reads its body (refused first, a 401 say) takes none. The raw bytes of such bodies on their way
+in are bounded too (``budget``, 32 MB by default): each chunk is counted as it is read
+(``take_bytes``), and one that would go past it waits for others to end, else the request is
+answered 503 ``too-busy``: a thousand connections each sending a megabyte hold no more (a
+trickle holds what it has sent, a few bytes).
 
 A replay (``POST /runs/{id}/replay``) takes a place too, body or none: it decodes, copies and
 stores its run's recorded payload again, however big (180 replays of a 0.9 MB run at once took
@@ -27,7 +31,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cronflow_actors.http.problems import Problem
 
-__all__ = ["BigBodies", "take_place"]
+__all__ = ["BigBodies", "busy", "take_bytes", "take_place", "waiting_for_room"]
 
 _WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
 _REPLAY = "/replay"  # POST /runs/{run_id}/replay
@@ -35,15 +39,52 @@ _PLACE = "cronflow.big_body"
 """Where a request that may need a place keeps it, in its ASGI scope (``_Place``)."""
 
 
+class _Budget:
+    """The raw bytes that requests with big bodies may hold at once while they arrive."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.used = 0
+        self._freed = asyncio.Event()
+
+    async def take(self, count: int, patience: float) -> None:
+        """Count ``count`` more bytes once they fit (``TimeoutError`` after ``patience``)."""
+        async with asyncio.timeout(patience):
+            while self.used and self.used + count > self.total:
+                self._freed.clear()
+                await self._freed.wait()
+        self.used += count
+
+    def give_back(self, count: int) -> None:
+        if count:
+            self.used -= count
+            self._freed.set()
+
+
 class _Place:
-    """A request's claim on one of the places, taken once its body has arrived."""
+    """A request's claim on one of the places, taken once its body has arrived, and on the
+    raw bytes its body holds while it arrives."""
 
-    __slots__ = ("patience", "places", "taken")
+    __slots__ = ("budget", "held", "patience", "places", "taken", "waiting")
 
-    def __init__(self, places: asyncio.Semaphore, patience: float) -> None:
+    def __init__(self, places: asyncio.Semaphore, budget: _Budget, patience: float) -> None:
         self.places = places
+        self.budget = budget
         self.patience = patience
         self.taken = False
+        self.held = 0
+        self.waiting = False
+        """Waiting for room in the budget (a timeout meanwhile is the server's, not the
+        client's: ``busy``)."""
+
+    async def hold(self, count: int) -> None:
+        self.waiting = True  # (left so if the read's own timeout cuts the wait)
+        try:
+            await self.budget.take(count, self.patience)
+        except TimeoutError:
+            raise busy(self.patience) from None
+        self.waiting = False
+        self.held += count
 
     async def take(self) -> None:
         if self.taken:
@@ -52,10 +93,16 @@ class _Place:
             async with asyncio.timeout(self.patience):
                 await self.places.acquire()
         except TimeoutError:
-            raise Problem(
-                503, "too-busy", _busy(self.patience), headers={"Retry-After": "5"}
-            ) from None
+            raise busy(self.patience) from None
         self.taken = True
+
+
+async def take_bytes(scope: Scope, count: int) -> None:
+    """``count`` more bytes of the request's body have arrived: if it may be big, count them
+    against the budget, waiting for room (503 ``too-busy`` after the patience)."""
+    place = scope.get(_PLACE)
+    if place is not None:
+        await place.hold(count)
 
 
 async def take_place(scope: Scope) -> None:
@@ -67,24 +114,32 @@ async def take_place(scope: Scope) -> None:
 
 
 class BigBodies:
-    """``Middleware(BigBodies, at_once=8, big=65536, patience=30)``."""
+    """``Middleware(BigBodies, at_once=8, big=65536, patience=30, budget=32_000_000)``."""
 
     def __init__(
-        self, app: ASGIApp, *, at_once: int = 8, big: int = 64 * 1024, patience: float = 30.0
+        self,
+        app: ASGIApp,
+        *,
+        at_once: int = 8,
+        big: int = 64 * 1024,
+        patience: float = 30.0,
+        budget: int = 32_000_000,
     ) -> None:
         self.app = app
         self.big = big
         self.patience = patience
         self._places = asyncio.Semaphore(at_once)
+        self._budget = _Budget(budget)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not self._maybe_big(scope):
             await self.app(scope, receive, send)
             return
-        place = scope[_PLACE] = _Place(self._places, self.patience)
+        place = scope[_PLACE] = _Place(self._places, self._budget, self.patience)
         try:
             await self.app(scope, receive, send)
         finally:
+            self._budget.give_back(place.held)
             if place.taken:
                 self._places.release()
 
@@ -99,8 +154,16 @@ class BigBodies:
         return True  # chunked, or no length said: it may be as big as the limit allows
 
 
-def _busy(patience: float) -> str:
-    return (
+def busy(patience: float) -> Problem:
+    """The 503 of a request that waited ``patience`` s for its turn with a big body."""
+    detail = (
         f"the server is handling as many big request bodies as it takes at once, and this one "
         f"waited {patience:g} s for its turn; nothing was done: retry later"
     )
+    return Problem(503, "too-busy", detail, headers={"Retry-After": "5"})
+
+
+def waiting_for_room(scope: Scope) -> bool:
+    """Whether the request is waiting for room in the big bodies' budget now."""
+    place = scope.get(_PLACE)
+    return place is not None and place.waiting

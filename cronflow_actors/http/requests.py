@@ -24,7 +24,7 @@ import msgspec
 from starlette.requests import ClientDisconnect, Request
 
 from cronflow_actors.errors import ConfigurationError, clipped
-from cronflow_actors.http.big_bodies import take_place
+from cronflow_actors.http.big_bodies import busy, take_bytes, take_place, waiting_for_room
 from cronflow_actors.http.problems import Problem
 
 __all__ = [
@@ -109,8 +109,11 @@ async def read_body(request: Request, limits: BodyLimits) -> bytes:
                 size += len(chunk)
                 if size > limits.max_bytes:
                     raise _too_large(limits)
+                await take_bytes(request.scope, len(chunk))  # a big one's: within the budget
                 chunks.append(chunk)
     except TimeoutError:
+        if waiting_for_room(request.scope):  # the server's wait, not the client's
+            raise busy(limits.read_timeout) from None
         raise Problem(
             408,
             "body-timeout",

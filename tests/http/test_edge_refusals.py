@@ -6,6 +6,7 @@ preflight)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import pytest
 
@@ -286,6 +287,41 @@ async def test_big_bodies_are_handled_a_few_at_a_time_and_small_ones_never_wait(
     assert b" 408 " in await reader.readline()
     writer.close()
     await writer.wait_closed()
+
+
+async def test_the_raw_bytes_of_big_bodies_on_their_way_in_are_bounded(serve: Serve) -> None:
+    """A body waits for its place once it has arrived, so its raw bytes were held without a
+    bound while others were decoded: a thousand connections of a megabyte each, a gigabyte
+    (the reviewer's h24 M4). They are counted as they arrive against a budget (32 bodies at
+    --max-body): past it, a body waits for room (a 503 too-busy if none comes in time)."""
+    flow = cf.define("big").step("s", lambda ctx: len(ctx.payload)).on_webhook("/hooks/big")
+    _rt, client = await serve([flow], max_body=100_000, body_timeout=2)  # a 3.2 MB budget
+    host, port = client.base_url.host, client.base_url.port
+    holders = []
+    for _ in range(40):  # 40 x 90 kB sent, each body unfinished: past the budget
+        reader, writer = await asyncio.open_connection(host, port)
+        writer.write(
+            b"POST /hooks/big HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"Content-Type: application/json\r\nContent-Length: 99000\r\n\r\n"
+            + b'{"pad": "'
+            + b"x" * 90_000
+        )
+        await writer.drain()
+        holders.append((reader, writer))
+    await asyncio.sleep(0.3)
+    waiting = asyncio.create_task(client.post("/hooks/big", json={"pad": "y" * 90_000}))
+    small = await client.post("/hooks/big", json={"small": True})
+    assert small.status_code == 202  # a small body counts against nothing
+    await asyncio.sleep(0.5)
+    assert not waiting.done()  # the budget is full: it waits for room (it took 10 ms)
+    assert (await waiting).status_code == 202  # room came: the holders' bodies timed out
+    answered = []
+    for reader, writer in holders:  # by then, those that held the budget were answered 408
+        with contextlib.suppress(TimeoutError):
+            answered.append(await asyncio.wait_for(reader.readline(), 0.5))
+        writer.close()
+    assert answered
+    assert all(b" 408 " in line for line in answered), answered
 
 
 async def test_a_path_whose_percent_encoding_is_not_utf8_is_refused(serve: Serve) -> None:
