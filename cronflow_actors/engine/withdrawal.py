@@ -48,7 +48,8 @@ async def disable_losers(
     enabled = [t for t, r in workflow.tasks.items() if r.state == TaskState.ENABLED]
     if not enabled:
         return  # only an enabled task can lose
-    started, idle = started_tasks(workflow), idle_tasks(tx, workflow, spec)
+    started = started_tasks(workflow)
+    idle = idle_tasks(tx, workflow, spec) if has_or_join(spec) else ()  # (only an OR-join's)
     marking = workflow.marking
     for loser in tasks_to_disable(spec, marking, emptied, enabled, started=started, idle=idle):
         await tx.send(DisableTask(workflow_id=workflow.id, task=loser))

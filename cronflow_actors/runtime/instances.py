@@ -47,6 +47,7 @@ from cronflow_actors.messages.engine import (
 from cronflow_actors.net.spec import NetSpec
 from cronflow_actors.runtime.admission import Admission
 from cronflow_actors.runtime.collector import RunsInMemory, runs_in_memory
+from cronflow_actors.runtime.offline import Ended
 from cronflow_actors.runtime.pinning import Block, Pinning, not_registered
 from cronflow_actors.store import Store
 
@@ -371,11 +372,11 @@ class InstanceDirectory:
         self._spawn(snapshot.instance_id, spec, snapshot)
         return True
 
-    def ended_offline(self, instance_id: str) -> None:
+    def ended_offline(self, ended: Ended) -> None:
         """An instance was ended in the store without its actor (a migration canceled it
-        offline): a hold on it is lifted."""
+        offline, ``end_offline``): its timers, its hold and its end are the pinning's."""
         if self._pinning is not None:
-            self._pinning.forget(instance_id)
+            self._pinning.ended_offline(ended)
 
     def stopped(self, instance_id: str, ref: Ref) -> None:
         """An instance's actor stopped (called by the actor as it stops)."""

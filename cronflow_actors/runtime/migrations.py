@@ -41,10 +41,8 @@ import pykka
 
 from cronflow_actors.engine.actors import decode_state
 from cronflow_actors.engine.audit import AuditTrail
-from cronflow_actors.engine.context import WorkflowInfo
 from cronflow_actors.engine.registry import WorkflowRegistry
 from cronflow_actors.engine.states import is_final
-from cronflow_actors.engine.transaction import Transaction
 from cronflow_actors.errors import (
     ActionError,
     InstanceBlockedError,
@@ -123,11 +121,8 @@ class Migrations:
         spawn: Callable[[Awaitable[Any], str], Any],
         audit: Callable[[], AuditTrail | None] = lambda: None,
         announce: Callable[[list[Message]], None] | None = None,
-        on_ended: Callable[[WorkflowInfo, bytes], None] = lambda _info, _body: None,
     ) -> None:
         self._registry = registry
-        self._on_ended = on_ended
-        """A root canceled offline ended (its waiters, its place, its hooks: the runtime's)."""
         self._audit = audit
         """The runtime's audit trail as it is now (None: off): an offline cancel records it."""
         self._announce = announce
@@ -439,10 +434,7 @@ class Migrations:
                 announce=self._announce,
             )
             if ended is not None:
-                self._instances.ended_offline(state.id)
-                record, canceled_state, _ = ended
-                root = canceled_state.workflows[canceled_state.id]
-                self._on_ended(Transaction.workflow_info(root), record.body)
+                self._instances.ended_offline(ended)
                 logger.warning(
                     "instance %s (%s %s) canceled offline for its migration: its definition is "
                     "not runnable here, so none of its activities ran",

@@ -37,7 +37,7 @@ from cronflow_actors.messages.engine import (
 )
 from cronflow_actors.store import Store
 
-__all__ = ["OfflineCancel", "cancel_offline", "end_offline"]
+__all__ = ["Ended", "OfflineCancel", "cancel_offline", "end_offline"]
 
 _OPEN_ITEMS = frozenset({WorkItemState.INITIALIZED, WorkItemState.STARTED})
 _OPEN_TASKS = frozenset({TaskState.ENABLED, TaskState.STARTED})
@@ -96,6 +96,10 @@ def cancel_offline(
     return OfflineCancel(timers, canceling.waits, spans, recorder, changes)
 
 
+Ended = tuple[SnapshotRecord, InstanceState, OfflineCancel]
+"""What ``end_offline`` committed: the instance's new record, its state and the cancel."""
+
+
 async def end_offline(
     store: Store,
     instance_id: str,
@@ -105,7 +109,7 @@ async def end_offline(
     new_id: str | None = None,
     audit: AuditTrail | None = None,
     announce: Callable[[list[Message]], None] | None = None,
-) -> tuple[SnapshotRecord, InstanceState, OfflineCancel] | None:
+) -> Ended | None:
     """Cancel instance ``instance_id`` offline (``cancel_offline``) and commit it: its snapshot
     ended, its timers deleted, its waits ended, its spans written; then ``announce`` its state
     changes (the runtime's observers). A concurrent rewrite of its

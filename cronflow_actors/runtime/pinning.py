@@ -51,7 +51,7 @@ from cronflow_actors.messages.engine import InstanceState
 from cronflow_actors.messages.migrations import KeptEvent
 from cronflow_actors.net.fingerprint import fingerprint
 from cronflow_actors.net.spec import NetSpec
-from cronflow_actors.runtime.offline import end_offline
+from cronflow_actors.runtime.offline import Ended, end_offline
 from cronflow_actors.store import Store
 
 __all__ = [
@@ -341,17 +341,23 @@ class Pinning:
         )
         if held is None:
             return False
-        ended, state, canceled = held
-        for timer_id in canceled.timers:
-            self._disarm(timer_id)
-        self.forget(instance_id)
         logger.warning(
             "instance %s of %s, which could not run here, was canceled without its code",
             instance_id,
-            ended.workflow,
+            held[0].workflow,
         )
-        self._on_ended(Transaction.workflow_info(state.workflows[state.id]), ended.body)
+        self.ended_offline(held)
         return True
+
+    def ended_offline(self, ended: Ended) -> None:
+        """An instance that could not run here was ended in the store (``end_offline``: a
+        discard, a migration): its timers are disarmed, its hold lifted, and its end is
+        announced as any run's (its waiters, its place under its limits, its hooks)."""
+        record, state, canceled = ended
+        for timer_id in canceled.timers:
+            self._disarm(timer_id)
+        self.forget(state.id)
+        self._on_ended(Transaction.workflow_info(state.workflows[state.id]), record.body)
 
     async def keep(self, instance_id: str, event: KeptEvent) -> SnapshotRecord | None:
         """Keep ``event`` in the snapshot of an instance that cannot run here

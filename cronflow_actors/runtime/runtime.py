@@ -231,7 +231,6 @@ class Runtime(ClusterRecovery, LifecycleMethods, FlowMethods, StateMethods, Audi
             spawn=self._spawn,
             audit=lambda: self._services.audit,
             announce=self._changes,
-            on_ended=lambda info, body: self._finished(info, body, None, hooks=True),
         )
         if isinstance(self.lease, ClusterLease):  # several processes on one database
             self.lease.attach(
