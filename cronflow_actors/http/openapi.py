@@ -148,6 +148,9 @@ _WORKFLOW = query("workflow", {"type": "string", "maxLength": 200}, "flow id")
 _COUNT = query("count", {"type": "integer", "minimum": 1, "maximum": 50}, "ticks per schedule")
 _ANY_JSON: dict[str, Any] = {}
 _LOCATION = {"Location": {"schema": {"type": "string"}, "description": "the run's URL"}}
+_WORKFLOW_LOCATION = {
+    "Location": {"schema": {"type": "string"}, "description": "the workflow instance's URL"}
+}
 
 
 def _webhook_op(b: _Builder, flow_id: str, spec: Any) -> dict[str, Any]:
@@ -387,7 +390,7 @@ def _fixed_paths(b: _Builder) -> dict[str, Any]:
                 "Initialize a child workflow of a composite task (its latest generation), "
                 "through the child's initialize action with the caller's principal; "
                 "?workflow= names the child type of a dynamic composite task",
-                {"201": b.answer("initialized", WorkflowStarted)},
+                {"201": b.answer("initialized", WorkflowStarted, headers=_WORKFLOW_LOCATION)},
                 _NET_ACTION + " 404 409 413 415 500 503",
                 body=_ANY_JSON,
                 params=[

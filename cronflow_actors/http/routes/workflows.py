@@ -76,16 +76,7 @@ def routes(edge: Edge) -> list[Route]:
         return json_response({"workflow_id": workflow_id, "state": "canceled"})
 
     async def migrate_workflow(request: Request) -> Response:
-        # the caller, whom a net instance's cancel action must admit (a migration ends it;
-        # the action's callback is skipped, spec section 9)
-        principal = edge.caller(request)
-        workflow_id = request.path_params["workflow_id"]
-        migrate = await edge.body_as(request, MigrateWorkflow, '{"to_version": version}')
-        new_id = await runtime.migrate(workflow_id, migrate.to_version, principal=principal)
-        # the shape of answers.WorkflowMigrated
-        answer = {"workflow_id": new_id, "migrated_from": workflow_id}
-        answer["version"] = migrate.to_version
-        return json_response(answer, 201, headers={"Location": f"/workflows/{new_id}"})
+        return await migrated(edge, request, "workflow_id", "/workflows")
 
     async def list_work_items(request: Request) -> Response:
         params = request.path_params
@@ -131,17 +122,25 @@ def routes(edge: Edge) -> list[Route]:
     ]
 
 
+async def migrated(edge: Edge, request: Request, key: str, where: str) -> Response:
+    """Migrate the instance the path names (``key``: its parameter, the answer's field) to the
+    body's ``to_version``: 201 with the new root's id (``WorkflowMigrated``, ``RunMigrated``),
+    found under ``where``. The caller is the one a net instance's ``cancel`` action must admit
+    (a migration ends it; the action's callback is skipped, spec section 9)."""
+    old_id = request.path_params[key]
+    migrate = await edge.body_as(request, MigrateWorkflow, '{"to_version": version}')
+    principal = edge.caller(request)
+    new_id = await edge.runtime.migrate(old_id, migrate.to_version, principal=principal)
+    answer = {key: new_id, "migrated_from": old_id, "version": migrate.to_version}
+    return json_response(answer, 201, headers={"Location": f"{where}/{new_id}"})
+
+
 def _run_migration(edge: Edge) -> Route:
     """``POST /runs/{run_id}/migrate``: a flow's run moved to another version, where a run's
     other actions are (a 404 with no word there sent its caller looking for ``/workflows``)."""
-    runtime = edge.runtime
 
     async def migrate_run(request: Request) -> Response:
-        run_id = request.path_params["run_id"]
-        migrate = await edge.body_as(request, MigrateWorkflow, '{"to_version": version}')
-        new_id = await runtime.migrate(run_id, migrate.to_version, principal=edge.caller(request))
-        answer = {"run_id": new_id, "migrated_from": run_id, "version": migrate.to_version}
-        return json_response(answer, 201, headers={"Location": f"/runs/{new_id}"})
+        return await migrated(edge, request, "run_id", "/runs")
 
     return route("/runs/{run_id}/migrate", edge.auth, post=migrate_run)
 
