@@ -83,9 +83,8 @@ class Transaction:
     """The state changed in a way nothing else here records (a kept event no longer kept):
     the transaction writes its snapshot even if nothing moved."""
     completing: tuple[tuple[str, str], ...] = ()
-    """(workflow id, task) of the completions under way in a net with an OR-join, innermost
-    last: the tasks each will ask to enable are not idle to an OR-join asked meanwhile
-    (``withdrawal.idle_tasks``)."""
+    """(workflow id, task) of the completions under way in a net with an OR-join: the tasks
+    they will ask are not idle to an OR-join asked meanwhile (``withdrawal.idle_tasks``)."""
     reported = False
     """The transaction applies a report (a handler's result, a timer, an action's end, an
     event), which nobody can be refused: a router that raises in it fails its workflow

@@ -10,7 +10,6 @@ import msgspec
 from cronflow_actors.http.answers import (
     FIXED,
     Canceled,
-    ChildWorkflowList,
     FlowList,
     Health,
     Published,
@@ -23,12 +22,11 @@ from cronflow_actors.http.answers import (
     WorkflowMigrated,
     WorkflowStarted,
     WorkflowView,
-    WorkItemCreated,
-    WorkItemList,
 )
 from cronflow_actors.http.openapi_audit import AUDIT_TYPES, audit_paths
 from cronflow_actors.http.openapi_links import LINKS, OPERATIONS
 from cronflow_actors.http.openapi_pauses import pause_paths
+from cronflow_actors.http.openapi_tasks import task_paths
 from cronflow_actors.http.openapi_words import IDEMPOTENCY, MEANINGS, signature
 from cronflow_actors.http.problems import MEDIA_TYPE, ProblemBody
 from cronflow_actors.http.routes.nets import NetView
@@ -148,9 +146,6 @@ _WORKFLOW = query("workflow", {"type": "string", "maxLength": 200}, "flow id")
 _COUNT = query("count", {"type": "integer", "minimum": 1, "maximum": 50}, "ticks per schedule")
 _ANY_JSON: dict[str, Any] = {}
 _LOCATION = {"Location": {"schema": {"type": "string"}, "description": "the run's URL"}}
-_WORKFLOW_LOCATION = {
-    "Location": {"schema": {"type": "string"}, "description": "the workflow instance's URL"}
-}
 
 
 def _webhook_op(b: _Builder, flow_id: str, spec: Any) -> dict[str, Any]:
@@ -363,43 +358,6 @@ def _fixed_paths(b: _Builder) -> dict[str, Any]:
                 params=[path_param("workflow_id")],
             )
         },
-        "/workflows/{workflow_id}/tasks/{task}/work-items": {
-            "get": b.op(
-                "The work items of a task's latest generation",
-                {"200": b.answer("work items", WorkItemList)},
-                "404",
-                params=[path_param("workflow_id"), path_param("task")],
-            ),
-            "post": b.op(
-                "Initialize a work item (its initialize action, with the caller's principal)",
-                {"201": b.answer("initialized", WorkItemCreated)},
-                _NET_ACTION + " 404 409 413 415 500 503",
-                body=_ANY_JSON,
-                params=[path_param("workflow_id"), path_param("task")],
-            ),
-        },
-        "/workflows/{workflow_id}/tasks/{task}/children": {
-            "get": b.op(
-                "The child workflows of a composite task's latest generation (their ids lead "
-                "to their tasks' work items)",
-                {"200": b.answer("child workflows", ChildWorkflowList)},
-                "404",
-                params=[path_param("workflow_id"), path_param("task")],
-            ),
-            "post": b.op(
-                "Initialize a child workflow of a composite task (its latest generation), "
-                "through the child's initialize action with the caller's principal; "
-                "?workflow= names the child type of a dynamic composite task",
-                {"201": b.answer("initialized", WorkflowStarted, headers=_WORKFLOW_LOCATION)},
-                _NET_ACTION + " 404 409 413 415 500 503",
-                body=_ANY_JSON,
-                params=[
-                    path_param("workflow_id"),
-                    path_param("task"),
-                    query("workflow", {"type": "string", "maxLength": 200}, "child type"),
-                ],
-            ),
-        },
         "/work-items/{work_item_id}/{action}": {
             "post": b.op(
                 "Start, complete, fail, cancel or reset a work item (its action)",
@@ -462,6 +420,12 @@ def openapi_document(
     run_id = path_param("run_id")
     paths = _fixed_paths(b) | audit_paths(b, run_id)
     paths |= pause_paths(b, token=path_param("token"), run_id=run_id, page=[_LIMIT, _CURSOR])
+    paths |= task_paths(
+        b,
+        params=[path_param("workflow_id"), path_param("task")],
+        child_type=query("workflow", {"type": "string", "maxLength": 200}, "child type"),
+        refusals=_NET_ACTION + " 404 409 413 415 500 503",
+    )
     if with_metrics:
         paths["/metrics"] = {
             "get": b.op(

@@ -36,6 +36,7 @@ from cronflow_actors.messages.jobs import (
     StartWorkItemJob,
 )
 from cronflow_actors.messages.migrations import DeliverKept, KeptEvent, MigrationRecord
+from cronflow_actors.messages.principal import Principal
 from cronflow_actors.messages.states import (
     ActionState,
     TaskState,
@@ -87,15 +88,6 @@ __all__ = [
     "WorkflowRecord",
     "WorkflowStateChanged",
 ]
-
-
-class Principal(msgspec.Struct, frozen=True):
-    """An external caller: ``Principal("ada", scopes=frozenset({"review:write"}))``. ``id=None``
-    is an unauthenticated caller (every action refuses it); ``principal=None`` in a Runtime call
-    is an internal one."""
-
-    id: str | None
-    scopes: frozenset[str] = frozenset()
 
 
 # -- state changes, child -> parent ----------------------------------------------------------------
@@ -209,9 +201,8 @@ class InitializeWorkItem(Message, frozen=True, kw_only=True):
 
 
 class InitializeChildWorkflow(InitializeWorkItem, frozen=True, kw_only=True):
-    """A child workflow of composite ``task`` (its latest generation), through the child's
-    ``initialize`` action with ``principal`` (spec 5.7's ``initializeWorkflow``); ``child``
-    names the child type of a dynamic composite task. A work item's twin, carried alike."""
+    """A child workflow of composite ``task`` (its latest generation; ``child``: a dynamic one's
+    child type), through the child's ``initialize`` action (spec 5.7's ``initializeWorkflow``)."""
 
     child: str | None = None
 
