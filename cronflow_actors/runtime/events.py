@@ -228,11 +228,10 @@ class Events:
         digest is kept for ``KEY_DAYS`` days): a retry sends the same, and was answered as done
         while the other payload was dropped (hostile h23 L2, h24 M3)."""
         digest = hashlib.sha256(_canonical(payload)).hexdigest()
-        ident, now = _named(key, name, ""), self._clock.now()
-        kept = await self._store.kv_get(_KEYS, ident, now=now, default=None)
-        if kept is None:
-            await self._store.kv_set(_KEYS, ident, digest, now=now, ttl=KEY_DAYS * 86_400)
-        elif kept != digest:
+        ident, now, ttl = _named(key, name, ""), self._clock.now(), KEY_DAYS * 86_400
+        # one step in the store: of two processes publishing the key at once, one names it
+        kept = await self._store.kv_setdefault(_KEYS, ident, digest, now=now, ttl=ttl)
+        if kept != digest:
             raise IdempotencyKeyReusedError(f"the publish of event {clipped(name)!r}", key)
 
     async def _wake(

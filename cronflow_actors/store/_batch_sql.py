@@ -32,8 +32,16 @@ from cronflow_actors.errors import DuplicateInstanceError
 from cronflow_actors.messages import Mutation, QueuedRun, SnapshotRecord, encode
 from cronflow_actors.store import _sql as sql
 from cronflow_actors.store._batch import Coalesced
-from cronflow_actors.store._ops import Item, KvDelete, KvIncr, KvPurge, KvSet, Prune
-from cronflow_actors.store._protocol import incremented
+from cronflow_actors.store._ops import (
+    Item,
+    KvDelete,
+    KvIncr,
+    KvPurge,
+    KvSet,
+    KvSetDefault,
+    Prune,
+)
+from cronflow_actors.store._protocol import incremented, is_live
 from cronflow_actors.store._spans import pack
 
 __all__ = ["post_to_connection", "run_on_connection", "write_batch"]
@@ -210,6 +218,15 @@ def _apply(db: sqlite3.Connection, op: Any) -> tuple[Any, bool]:
     """One operation that is not a mutation: its result, and whether it pruned rows."""
     match op:
         case KvSet(namespace, key, value, expires_at):
+            db.execute(sql.UPSERT_KV, (namespace, key, value, expires_at))
+            return None, False
+        case KvSetDefault(namespace, key, value, now, expires_at):  # (the one writer: atomic)
+            row = db.execute(
+                "SELECT value, expires_at FROM kv WHERE namespace = ? AND key = ?",
+                (namespace, key),
+            ).fetchone()
+            if row is not None and is_live(row[1], now):
+                return row[0], False
             db.execute(sql.UPSERT_KV, (namespace, key, value, expires_at))
             return None, False
         case KvIncr(namespace, key, amount, now, ttl):

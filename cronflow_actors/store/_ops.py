@@ -25,6 +25,7 @@ __all__ = [
     "KvIncr",
     "KvPurge",
     "KvSet",
+    "KvSetDefault",
     "LeaseAcquire",
     "LeaseOp",
     "LeaseRelease",
@@ -38,6 +39,16 @@ class KvSet(msgspec.Struct, frozen=True):
     namespace: str
     key: str
     value: bytes
+    expires_at: float | None
+
+
+class KvSetDefault(msgspec.Struct, frozen=True):
+    """``kv_setdefault``: ``value`` under the key unless a live one is there (its answer)."""
+
+    namespace: str
+    key: str
+    value: bytes
+    now: float
     expires_at: float | None
 
 
@@ -84,7 +95,7 @@ class LeaseRelease(msgspec.Struct, frozen=True):
 
 
 LeaseOp = LeaseAcquire | LeaseRenew | LeaseRelease
-BatchOp = Mutation | KvSet | KvIncr | KvDelete | KvPurge | QueuedRun | Prune
+BatchOp = Mutation | KvSet | KvSetDefault | KvIncr | KvDelete | KvPurge | QueuedRun | Prune
 Item = tuple[BatchOp | LeaseOp, "asyncio.Future[Any]"]
 LEASE_OPS = (LeaseAcquire, LeaseRenew, LeaseRelease)
 

@@ -337,6 +337,14 @@ class Store(Protocol):
         """Set ``key`` (expiring ``ttl`` seconds after ``now`` if given); durable on return."""
         ...
 
+    async def kv_setdefault(
+        self, namespace: str, key: str, value: Any, *, now: float, ttl: float | None = None
+    ) -> Any:
+        """The value under ``key`` if a live one is there; else ``value``, set (expiring
+        ``ttl`` seconds after ``now`` if given) and durable on return. One step: of two
+        callers at once, in any process, one sets its value and the other gets it."""
+        ...
+
     async def kv_incr(
         self,
         namespace: str,

@@ -13,6 +13,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Collection
 from typing import Any, Protocol, Self
 
+import msgspec
+
 from cronflow_actors.errors import StoreClosedError
 from cronflow_actors.messages import LeaseRecord, Mutation, QueuedRun, encode
 from cronflow_actors.store._ops import (
@@ -20,6 +22,7 @@ from cronflow_actors.store._ops import (
     KvIncr,
     KvPurge,
     KvSet,
+    KvSetDefault,
     LeaseAcquire,
     LeaseRelease,
     LeaseRenew,
@@ -36,6 +39,7 @@ from cronflow_actors.store._protocol import (
 __all__ = ["GroupWrites"]
 
 logger = logging.getLogger("cronflow_actors.store")
+_decode_value = msgspec.msgpack.Decoder().decode
 
 
 class _Writer(Protocol):
@@ -110,6 +114,16 @@ class GroupWrites(ABC):
         await self._require_writer(operation).submit(
             KvSet(namespace, key, encode(value), expires_at), operation
         )
+
+    async def kv_setdefault(
+        self, namespace: str, key: str, value: Any, *, now: float, ttl: float | None = None
+    ) -> Any:
+        check_ttl(ttl)
+        expires_at = None if ttl is None else now + ttl
+        operation = f"set key {key!r} if absent"
+        op = KvSetDefault(namespace, key, encode(value), now, expires_at)
+        stored = await self._require_writer(operation).submit(op, operation)
+        return value if stored is None else _decode_value(stored)
 
     async def kv_incr(
         self,

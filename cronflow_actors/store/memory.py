@@ -264,6 +264,16 @@ class MemoryStore(MemorySpans, MemoryQueue):
         stored = _decode_value(encode(value))
         self._kv[(namespace, key)] = (stored, None if ttl is None else now + ttl)
 
+    async def kv_setdefault(
+        self, namespace: str, key: str, value: Any, *, now: float, ttl: float | None = None
+    ) -> Any:
+        entry = self._kv.get((namespace, key))
+        if entry is not None and is_live(entry[1], now):
+            self._require_open(f"get key {key!r}")
+            return entry[0]
+        await self.kv_set(namespace, key, value, now=now, ttl=ttl)
+        return self._kv[namespace, key][0]
+
     async def kv_incr(
         self, namespace: str, key: str, amount: float = 1, *, now: float, ttl: float | None = None
     ) -> float:

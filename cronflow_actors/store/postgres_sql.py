@@ -112,6 +112,15 @@ UPSERT_KV = """
     ON CONFLICT (namespace, key) DO UPDATE SET
         value = excluded.value, expires_at = excluded.expires_at
 """
+SETDEFAULT_KV = """
+    INSERT INTO kv (namespace, key, value, expires_at) VALUES ($1, $2, $3, $4)
+    ON CONFLICT (namespace, key) DO UPDATE SET
+        value = excluded.value, expires_at = excluded.expires_at
+        WHERE kv.expires_at IS NOT NULL AND kv.expires_at <= $5
+    RETURNING value
+"""
+"""``kv_setdefault``: set unless a live value is there; no row back when one is (the conflict
+locks that row, which the same transaction then reads)."""
 PRUNE = """
     DELETE FROM instances WHERE instance_id IN (
         SELECT instance_id FROM instances

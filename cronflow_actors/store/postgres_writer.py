@@ -46,6 +46,7 @@ from cronflow_actors.store._ops import (
     KvIncr,
     KvPurge,
     KvSet,
+    KvSetDefault,
     LeaseAcquire,
     LeaseOp,
     LeaseRelease,
@@ -232,6 +233,14 @@ class PostgresWriter(GroupAnswers):
             case KvSet(namespace, key, value, expires_at):
                 await connection.execute(sql.UPSERT_KV, namespace, key, value, expires_at)
                 return None
+            case KvSetDefault(namespace, key, value, now, expires_at):
+                args = (namespace, key, value, expires_at, now)
+                if await connection.fetchrow(sql.SETDEFAULT_KV, *args) is not None:
+                    return None  # set: none was there, or only an expired one
+                kept: bytes = await connection.fetchval(
+                    "SELECT value FROM kv WHERE namespace = $1 AND key = $2", namespace, key
+                )
+                return kept
             case KvIncr(namespace, key, amount, now, ttl):
                 row = await connection.fetchrow(
                     "SELECT value, expires_at FROM kv WHERE namespace = $1 AND key = $2 FOR UPDATE",

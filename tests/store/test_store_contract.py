@@ -207,6 +207,18 @@ async def test_a_stored_value_is_a_copy(store: Store) -> None:
     assert await store.kv_get("ns", "k", now=0) == {"items": [1]}
 
 
+async def test_setdefault_sets_unless_a_live_value_is_there(store: Store) -> None:
+    """What a keyed publish names its payload with: one step, so two callers at once (in any
+    process) agree on the first (the reviewer's h24 M3: a read, then a write, did not)."""
+    assert await store.kv_setdefault("ns", "k", "first", now=0, ttl=10) == "first"
+    assert await store.kv_setdefault("ns", "k", "second", now=5) == "first"
+    assert await store.kv_get("ns", "k", now=5) == "first"
+    assert await store.kv_setdefault("ns", "k", "third", now=10) == "third"  # it expired
+    assert await store.kv_get("ns", "k", now=1000) == "third"  # (set without an expiry)
+    values = await asyncio.gather(*(store.kv_setdefault("ns", "race", n, now=0) for n in range(20)))
+    assert len(set(values)) == 1
+
+
 async def test_incr_counts_from_zero_and_keeps_the_expiry(store: Store) -> None:
     assert await store.kv_incr("ns", "n", now=0) == 1
     assert await store.kv_incr("ns", "n", 41, now=0) == 42
