@@ -259,8 +259,7 @@ class MemoryStore(MemorySpans, MemoryQueue):
     ) -> None:
         self._require_writable(f"set key {key!r}")
         check_ttl(ttl)
-        # Stored as the SQLite store stores it (msgpack), so both accept and return the same
-        # values and a caller mutating its object afterwards changes nothing stored.
+        # stored as msgpack, as SQLite stores it: the same values back, and a copy
         stored = _decode_value(encode(value))
         self._kv[(namespace, key)] = (stored, None if ttl is None else now + ttl)
 
