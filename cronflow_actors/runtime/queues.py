@@ -29,6 +29,7 @@ from typing import Any, Protocol
 
 import msgspec
 
+from cronflow_actors.engine.actors import decode_state
 from cronflow_actors.errors import ConfigurationError, DuplicateInstanceError, InstanceExistsError
 from cronflow_actors.flow.workflow_options import RateLimit, queue_key
 from cronflow_actors.kernel import Clock
@@ -240,14 +241,21 @@ class RunQueues:
             if await self._store.queue_length(fifo):
                 await self._drain(fifo)
 
-    def finished(self, workflow: str, run_id: str) -> None:
-        """A run of ``workflow`` ended: its place goes to the first queued run that may start."""
+    def finished(self, workflow: str, run_id: str, canceled: bytes | None = None) -> None:
+        """A run of ``workflow`` ended: its place goes to the first queued run that may start;
+        or, when a migration canceled it (``canceled``: its snapshot's body), to the run that
+        replaces it (which starts on its own: it was counted nowhere, and a flow at its limit
+        ran one over it after each migration)."""
         limits = self._flows.get(workflow)
         if limits is None:
             return
         active = self._active.get(workflow)
         if active is not None:
             active.discard(run_id)
+            successor = decode_state(canceled, run_id).migrated_to if canceled else None
+            if successor is not None:
+                active.add(successor)
+                return
         elif self._counts_active(limits):  # not counted yet: _count leaves it out
             self._ended_uncounted.setdefault(workflow, set()).add(run_id)
         if self._queued.get(limits.fifo):

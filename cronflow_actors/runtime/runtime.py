@@ -458,8 +458,10 @@ class Runtime(ClusterRecovery, LifecycleMethods, FlowMethods, StateMethods, Audi
         compiled = self.catalog.compiled.get(info.name) if info.parent_id is None else None
         if raised is None and not hooks and info.state == WorkflowState.FAILED:
             say_run_failed(info, flow=info.name in self.catalog.compiled)
-        if compiled is not None:
-            self.queues.finished(info.name, info.id)
+        if compiled is not None:  # (a canceled one's body: a migration's successor takes its place)
+            self.queues.finished(
+                info.name, info.id, body if info.state == WorkflowState.CANCELED else None
+            )
             if hooks:
                 self.run_hooks.finished(compiled.hooks, info, body, raised)
         if info.parent_id is None:

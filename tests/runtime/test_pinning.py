@@ -439,6 +439,33 @@ async def test_a_held_run_keeps_its_place_under_its_flows_limit(tmp_path: Path) 
         assert runs == {held: "canceled", queued: "waiting"}  # started, at its human step
 
 
+async def test_a_migrated_run_takes_its_predecessors_place_under_the_limit(tmp_path: Path) -> None:
+    """A migration's new run starts on its own, counted nowhere: the old run's end gave its
+    place to the queued run behind it, and a flow of concurrency 1 ran two runs at once until
+    a restart recounted them. The new run takes the old one's place, a held run's migration
+    (offline) and a running one's (through its actor) alike."""
+    db = tmp_path / "place.db"
+    async with cf.Runtime(db=db, workflows=[limited()]) as rt:
+        held = await rt.trigger("limited")
+        await rt.wait_idle()
+    v2 = cf.define("limited", version="v2", concurrency=1).human_in_the_loop("hold")
+    async with cf.Runtime(db=db, workflows=[limited(changed=True), v2]) as rt:
+        queued = await rt.trigger("limited")
+        moved = await rt.migrate(held, "v1")  # held: canceled offline
+        await rt.wait_idle()
+        assert await rt.store.queued_run(queued) is not None  # it still waits its turn
+        again = await rt.migrate(moved, "v2")  # running: canceled through its actor
+        await rt.wait_idle()
+        assert await rt.store.queued_run(queued) is not None
+        assert {(await rt.inspect(r)).status for r in (held, moved)} == {"canceled"}
+        [pause] = [p for p in await rt.list_paused() if p.run_id == again]
+        await rt.resume(pause.token, {"approved": True})
+        assert (await rt.wait(again, timeout=5)).status == "completed"
+        await rt.wait_idle()
+        assert await rt.store.queued_run(queued) is None  # its turn came: it started
+        assert (await rt.inspect(queued)).status == "waiting"
+
+
 def parallel_net(*, changed: bool = False) -> net.NetSpec:
     """start -> fork (and) -> read (a person's work item) and comp (a child workflow whose
     task x waits for a person) -> join (and) -> end; ``changed``: join's work item renamed."""
