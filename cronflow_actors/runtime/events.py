@@ -126,8 +126,6 @@ class Events:
         self._clock = clock
         self._trigger = trigger
         self._send = send
-        self._keys: dict[str, tuple[asyncio.Lock, list[int]]] = {}
-        """The keys being published: a lock each, and how many publishes use it."""
 
     async def publish(
         self, name: str, payload: Any = None, *, idempotency_key: str | None = None
@@ -143,22 +141,6 @@ class Events:
         if wrong is not None:  # nothing could listen for it: refused, not a 202 to nobody
             raise ConfigurationError("event name", clipped(name), wrong)
         key = _checked_key(idempotency_key)
-        if key is None:
-            return await self._publish(name, payload, None)
-        held = self._keys.get(key)  # one publish of a key at a time, here
-        if held is None:
-            held = self._keys[key] = (asyncio.Lock(), [0])
-        lock, users = held
-        users[0] += 1
-        try:
-            async with lock:
-                return await self._publish(name, payload, key)
-        finally:
-            users[0] -= 1
-            if not users[0]:  # the last: none waits for it
-                del self._keys[key]
-
-    async def _publish(self, name: str, payload: Any, key: str | None) -> PublishResult:
         accepted: list[tuple[str, Any]] = []
         refused: list[EventRefusal] = []
         for flow in self._catalog.listening(name):
