@@ -56,7 +56,7 @@ from cronflow_actors.errors import (
 )
 from cronflow_actors.flow.envelope import read_envelope
 from cronflow_actors.kernel import Clock
-from cronflow_actors.messages import Message, SnapshotRecord
+from cronflow_actors.messages import SnapshotRecord
 from cronflow_actors.messages.engine import (
     CancelWorkflow,
     InstanceState,
@@ -120,13 +120,10 @@ class Migrations:
         spec_of: Callable[[SnapshotRecord], NetSpec],
         spawn: Callable[[Awaitable[Any], str], Any],
         audit: Callable[[], AuditTrail | None] = lambda: None,
-        announce: Callable[[list[Message]], None] | None = None,
     ) -> None:
         self._registry = registry
         self._audit = audit
         """The runtime's audit trail as it is now (None: off): an offline cancel records it."""
-        self._announce = announce
-        """Tells the runtime's observers of an offline cancel's state changes."""
         self._catalog = catalog
         self._store = store
         self._clock = clock
@@ -431,7 +428,6 @@ class Migrations:
                 offline=self._offline,
                 new_id=new_id,
                 audit=audit,
-                announce=self._announce,
             )
             if ended is not None:
                 self._instances.ended_offline(ended)

@@ -8,8 +8,9 @@ With the audit on, the cancel is recorded as the engine records one (``engine/au
 ``Action.cancel`` span, under it each task's ``Task.cancel`` (started) or ``Task.disable``
 (enabled) with its open children's cancels nested under it, then the workflow's
 ``Workflow.cancel``; committed with the snapshot, so the trace and ``state_at`` show the run
-canceled from then on. Its state changes are announced to the runtime's observers once it
-is committed (``Runtime.observe``: the metrics count the run canceled, as any cancel).
+canceled from then on. Its state changes (``OfflineCancel.changes``) are for the runtime's
+observers once it is committed (``Pinning.ended_offline``: the metrics count the run canceled,
+as any cancel).
 """
 
 from __future__ import annotations
@@ -108,11 +109,9 @@ async def end_offline(
     offline: Callable[[SnapshotRecord], bool],
     new_id: str | None = None,
     audit: AuditTrail | None = None,
-    announce: Callable[[list[Message]], None] | None = None,
 ) -> Ended | None:
     """Cancel instance ``instance_id`` offline (``cancel_offline``) and commit it: its snapshot
-    ended, its timers deleted, its waits ended, its spans written; then ``announce`` its state
-    changes (the runtime's observers). A concurrent rewrite of its
+    ended, its timers deleted, its waits ended, its spans written. A concurrent rewrite of its
     snapshot (an event kept for it, a release) is met by reading it again: canceled from the
     new one if ``offline`` still says it may be (held, or its version not registered here);
     None if not (it runs again: cancel it through its actor). Returns its new record, its state
@@ -152,8 +151,6 @@ async def end_offline(
                 raise
             continue
         canceled.durable()
-        if announce is not None:
-            announce(canceled.changes)
         return record, state, canceled
     raise AssertionError("unreachable: the last attempt returns or raises")
 

@@ -199,7 +199,7 @@ class Pinning:
     ) -> None:
         self._store = store
         self._announce = announce
-        """Tells the runtime's observers of a discard's state changes."""
+        """Tells the runtime's observers of an offline end's state changes."""
         self._registered = registered
         self._audit = audit
         """The runtime's audit trail as it is now (None: off): a discard records its cancel."""
@@ -332,12 +332,7 @@ class Pinning:
         can run again (released or registered meanwhile: cancel it as any run)."""
         now = self._clock.now()
         held = await end_offline(
-            self._store,
-            instance_id,
-            now,
-            offline=self.cannot_run,
-            audit=self._audit(),
-            announce=self._announce,
+            self._store, instance_id, now, offline=self.cannot_run, audit=self._audit()
         )
         if held is None:
             return False
@@ -351,9 +346,12 @@ class Pinning:
 
     def ended_offline(self, ended: Ended) -> None:
         """An instance that could not run here was ended in the store (``end_offline``: a
-        discard, a migration): its timers are disarmed, its hold lifted, and its end is
-        announced as any run's (its waiters, its place under its limits, its hooks)."""
+        discard, a migration): its state changes go to the runtime's observers, its timers are
+        disarmed, its hold lifted, and its end is announced as any run's (its waiters, its
+        place under its limits, its hooks)."""
         record, state, canceled = ended
+        if self._announce is not None:
+            self._announce(canceled.changes)
         for timer_id in canceled.timers:
             self._disarm(timer_id)
         self.forget(state.id)

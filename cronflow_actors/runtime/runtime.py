@@ -230,7 +230,6 @@ class Runtime(ClusterRecovery, LifecycleMethods, FlowMethods, StateMethods, Audi
             spec_of=self._spec_of,
             spawn=self._spawn,
             audit=lambda: self._services.audit,
-            announce=self._changes,
         )
         if isinstance(self.lease, ClusterLease):  # several processes on one database
             self.lease.attach(
