@@ -38,6 +38,7 @@ from cronflow_actors.messages.engine import (
     InitializeWorkItemJob,
     Job,
     NoticeDone,
+    Principal,
     RedispatchActions,
     RerunStarted,
     ResetWorkItemJob,
@@ -141,8 +142,10 @@ async def _carry_out(tx: Transaction, command: WorkflowCommand, send: Send) -> A
                 await send(CancelWorkflow(workflow_id=root, reason=command.reason, by=by))
             return root
         case InitializeChildWorkflow(workflow_id=workflow_id, task=task, child=child):
-            payload = command.payload
-            return await _initialize_child(tx, workflow_id, task, child, payload, asked=command)
+            payload, principal = command.payload, command.principal
+            return await _initialize_child(
+                tx, workflow_id, task, child, payload, principal=principal
+            )
         case InitializeWorkItem(workflow_id=workflow_id, task=task, payload=payload):
             return await _initialize_work_item(tx, workflow_id, task, payload)
         case WorkItemAction():
@@ -318,10 +321,10 @@ async def _initialize_child(
     name: str | None,
     payload: Any,
     *,
-    asked: InitializeChildWorkflow | None = None,
+    principal: Principal | None = None,
 ) -> str:
     """A child workflow of composite ``task`` (``name``: a dynamic one's child type), by a job
-    or an outside call (``asked``: its caller passes the child's ``initialize`` action)."""
+    or an outside call (``principal``: its caller, whom the child's ``initialize`` admits)."""
     parent = tx.workflow(workflow_id)
     definition = _task_definition(tx, parent, task)
     if definition.kind not in _COMPOSITE:
@@ -347,7 +350,7 @@ async def _initialize_child(
     message = InitializeWorkflow(
         workflow_id=ident,
         payload=payload,
-        principal=asked.principal if asked is not None else None,
+        principal=principal,
         parent_id=parent.id,
         parent_task=task,
         child=name,
