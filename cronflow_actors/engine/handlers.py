@@ -217,7 +217,7 @@ class HandlerActor(LoopActor):
         in_user_code.set(True)  # a run it starts is never held back (runtime/admission.py)
         system = self.system
         if system.admitted() is not True:  # (the blocking pool asks too, for a plain function)
-            await _admitted(system)
+            await system.wait_admitted()
         began_at = system.clock.now()
         report: Message
         try:
@@ -394,22 +394,6 @@ def start_handler(  # noqa: PLR0917 - a HandlerActor's arguments, passed on
     except BaseException:
         run.task.cancel()
         raise
-
-
-async def _admitted(system: ActorHost) -> None:
-    """Return once the runtime's lease says work may begin (its renewal overdue: a process
-    paused past it, SIGSTOP or a frozen VM or a loop blocked, wakes with attempts it committed
-    before, which another process may be running by now, before its heartbeat can tell);
-    ``CancelledError`` if it is lost: the attempt never begins here (the process is stopping;
-    the owner that took over runs it)."""
-    while True:
-        verdict = system.admitted()
-        if verdict is None:
-            await asyncio.sleep(0.02)  # the heartbeat renews it or finds it lost meanwhile
-            continue
-        if not verdict:
-            raise asyncio.CancelledError("the lease is lost: another process owns this work")
-        return
 
 
 def _with_traceback(level: int, asked: bool | None) -> bool:

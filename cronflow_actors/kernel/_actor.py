@@ -106,6 +106,10 @@ class ActorHost(Protocol):
         (never: the lease is lost) or None (not yet said)."""
         ...
 
+    async def wait_admitted(self) -> None:
+        """Return once work may begin; ``CancelledError`` if it never may here."""
+        ...
+
     def unregister(self, actor: LoopActor) -> None:
         """``actor`` has stopped: it leaves the registry."""
         ...

@@ -266,6 +266,22 @@ class ActorSystem:
         admits = self._admits
         return True if admits is None else admits()
 
+    async def wait_admitted(self) -> None:
+        """Return once ``admitted`` says work may begin: its lease's renewal overdue (a process
+        paused past it, SIGSTOP or a frozen VM or a loop blocked, wakes with work it committed
+        before, which another process may be running by now, before its heartbeat can tell),
+        asked again until the heartbeat renews it or finds it lost; ``CancelledError`` if it
+        is lost: the work never begins here (the process is stopping; the owner that took over
+        does it)."""
+        while True:
+            verdict = self.admitted()
+            if verdict is None:
+                await asyncio.sleep(0.02)  # the heartbeat renews it or finds it lost meanwhile
+                continue
+            if not verdict:
+                raise asyncio.CancelledError("the lease is lost: another process owns this work")
+            return
+
     def run_blocking(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> LoopFuture[T]:
         """Run ``fn(*args, **kwargs)`` on a pool thread; await the future for its result."""
         return self.blocking.submit(fn, *args, **kwargs)

@@ -5,7 +5,7 @@ restart calls them again). A hook that raises is logged; it changes nothing."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any
 
 from cronflow_actors.calls import BlockingRunner, InOrder
@@ -45,7 +45,12 @@ class RunHooks:
         run_blocking: BlockingRunner | None = None,
         in_order: InOrder | None = None,
         secrets: Mapping[str, Secrets] | None = None,
+        admitted: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
+        self._admitted = admitted
+        """Awaited before each end hook begins (``ActorSystem.wait_admitted``): a process paused
+        past its lease calls none of the hooks its ended runs owe, which the process that took
+        over calls (they stay owed), as it begins none of the steps it had committed."""
         self._run_blocking = run_blocking
         """Where a plain-``def`` hook runs (the blocking pool), so it cannot stall the loop."""
         self._in_order = in_order if in_order is not None else InOrder()
@@ -90,6 +95,8 @@ class RunHooks:
     ) -> None:
         for name, hook in called:  # the outcome's hook first, then on_complete
             what = f"{name} hook of run {run_id}"
+            if self._admitted is not None:
+                await self._admitted()
             await self._in_order.call(run_id, hook, ctx, what=what, run_blocking=self._run_blocking)
         if done is not None:
             done()

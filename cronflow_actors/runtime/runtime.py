@@ -298,6 +298,7 @@ class Runtime(ClusterRecovery, LifecycleMethods, FlowMethods, StateMethods, Audi
             run_blocking=self.system.run_blocking,
             in_order=self._services.callbacks,
             secrets=self._secrets,
+            admitted=self.system.wait_admitted,
         )
         self._services.end_hooks = FlowEndHooks(self.catalog.compiled, self.run_hooks)
 

@@ -331,6 +331,67 @@ async def test_a_step_committed_before_the_lease_lapsed_begins_only_under_a_rene
         assert lost not in began
 
 
+async def test_the_end_hooks_a_run_owes_begin_only_under_a_renewed_lease(tmp_path: Path) -> None:
+    """A run's end hooks are called at least once, off its end's commit: a process paused past
+    its lease between that commit and its hooks called the ``async def`` ones at once, while
+    the process that took over, finding them owed, called them too. They wait for the lease's
+    word as a step does: called once it is renewed, never once it is found lost (left owed)."""
+    clock = ManualClock()
+    called: list[str] = []
+    go = asyncio.Event()
+
+    async def hook(ctx: Any) -> None:
+        called.append(ctx.run.id)
+
+    async def work(ctx: Any) -> str:
+        await go.wait()
+        return "done"
+
+    flow = cf.define("hooked", hooks=cf.Hooks(on_success=hook)).step("a", work)
+    db = tmp_path / "hooks.db"
+    async with cf.Runtime(db=db, clock=clock, lease_seconds=1, workflows=[flow]) as rt:
+        lease: Any = rt.lease
+        kept = await rt.trigger("hooked")
+        await asyncio.sleep(0.05)  # its step has begun
+        lease._renewed_at = clock.monotonic() - 2  # overdue: its renewal not yet known
+        go.set()
+        assert (await rt.wait(kept, timeout=5)).output == "done"
+        await asyncio.sleep(0.1)
+        assert called == []  # the end is durable; its hook waits for the lease's word
+        clock.advance(0.5)  # the heartbeat renews it (nobody else took it)
+        for _ in range(100):
+            await asyncio.sleep(0.01)
+            if called:
+                break
+        assert called == [kept]
+
+        go.clear()
+        lost = await rt.trigger("hooked")
+        await asyncio.sleep(0.05)
+        lease._renewed_at = clock.monotonic() - 2
+        go.set()
+        assert (await rt.wait(lost, timeout=5)).output == "done"
+        await asyncio.sleep(0.1)
+        async with SQLiteStore(db) as other:  # another process takes the database over
+            now = clock.now() + 60
+            record = LeaseRecord(
+                owner="other", host="h", pid=1, acquired_at=now, renewed_at=now, expires_at=now + 5
+            )
+            await other.acquire_lease(record)
+        clock.advance(60)  # the heartbeat finds the lease lost
+        for _ in range(100):
+            await asyncio.sleep(0.01)
+            if rt.state == "failed":
+                break
+        assert rt.state == "failed"
+        await asyncio.sleep(0.1)
+        assert called == [kept]  # the other process's to call: never called here
+    async with SQLiteStore(db) as store:
+        snapshot = await store.load_snapshot(lost)
+        assert snapshot is not None
+        assert snapshot.runnable  # the hooks are still owed
+
+
 def test_a_lease_held_by_a_process_that_ended_here_says_so() -> None:
     """Serve started again at once after a crash exits 2 while the dead process's lease lasts:
     the refusal says that process is gone, and what a supervisor should pass (the newcomer's
