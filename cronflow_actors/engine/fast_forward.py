@@ -14,9 +14,10 @@ is called with a task activity's ``ctx`` (it may initialize children and registe
 - ``continue``: the children it initialized are the task's, and the task's ``on_enabled`` runs
   (a task without one gets no default child then); with no children, the normal enable path.
 
-A task without a migrator takes the normal path, unless it is a root task of a flow's run whose
-recorded output the migration carried over (``MigrationRecord.fast_forward``): it is then
-fast-forwarded with that output, once.
+A task without a migrator takes the normal path, unless it is a task of a flow's run whose
+recorded output the migration carried over (``MigrationRecord.fast_forward`` for a root task,
+``MigrationRecord.children`` for a child workflow's, the child matched by its path, its place
+and its payload): it is then fast-forwarded with that output, once.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from cronflow_actors.engine.transaction import Transaction
 from cronflow_actors.engine.withdrawal import disable_losers
 from cronflow_actors.messages.elements import EnsureWorkflowStarted
 from cronflow_actors.messages.engine import TaskRecord, TaskStateChanged, WorkflowRecord
-from cronflow_actors.messages.migrations import MigrationSource
+from cronflow_actors.messages.migrations import CarriedChild, MigrationSource
 from cronflow_actors.net.marking import after_start
 from cronflow_actors.net.migration import MigrationMode, refused
 from cronflow_actors.net.spec import NetSpec, TaskSpec
@@ -69,6 +70,21 @@ def correspondent(tx: Transaction, workflow: WorkflowRecord) -> MigrationSource 
     return old[index] if index < len(old) else None
 
 
+def _carried_child(tx: Transaction, workflow: WorkflowRecord) -> CarriedChild | None:
+    """What the run gone on from carried for the child ``workflow``: its child at the same path,
+    the same one among those there, if it was started with the same payload (a ``for_each`` whose
+    items came out otherwise this time takes none of the old items' outputs)."""
+    migration = tx.state.migration
+    if migration is None or not migration.children:
+        return None
+    same = [w.id for w in tx.state.workflows.values() if w.path == workflow.path]
+    index = same.index(workflow.id)
+    for child in migration.children:
+        if child.path == workflow.path and child.index == index:
+            return child if child.payload == workflow.payload else None
+    return None
+
+
 async def on_enable(task: FastForwardTask) -> bool:
     """The enabled ``task`` of a migrated instance: True when its migrator (or a recorded
     output of a flow's step) took care of it, False for the normal enable path."""
@@ -85,8 +101,13 @@ async def on_enable(task: FastForwardTask) -> bool:
         )
     migrator = spec.migrator(workflow.name, name) if spec is not None else None
     if migrator is None:
-        if workflow.parent_id is None and name in migration.fast_forward:
-            await _complete_silently(task, migration.fast_forward.pop(name))
+        if workflow.parent_id is None:
+            carried = migration.fast_forward
+        else:
+            child = _carried_child(tx, workflow)
+            carried = child.outputs if child is not None else {}
+        if name in carried:
+            await _complete_silently(task, carried.pop(name))
             return True
         return False
     pending: list[tuple[str, str | None, Any]] = []

@@ -42,7 +42,7 @@ from cronflow_actors.engine.states import (
     refuse_move,
 )
 from cronflow_actors.engine.task_children import Pending as _Pending
-from cronflow_actors.engine.task_children import create_children
+from cronflow_actors.engine.task_children import child_changed, create_children, create_held
 from cronflow_actors.engine.transaction import Transaction, normalize
 from cronflow_actors.engine.withdrawal import (
     asked,
@@ -118,7 +118,7 @@ _SCHEDULING = frozenset(
 class Task:
     """One task of one workflow of an instance, for one message."""
 
-    __slots__ = ("definition", "name", "record", "spec", "tx", "workflow")
+    __slots__ = ("_held", "definition", "name", "record", "spec", "tx", "workflow")
 
     def __init__(self, tx: Transaction, workflow: WorkflowRecord, name: str) -> None:
         self.tx = tx
@@ -127,6 +127,9 @@ class Task:
         self.record = workflow.tasks[name]
         self.spec = tx.specs[workflow.path]
         self.definition = self.spec.tasks[name]
+        self._held: list[WorkflowStateChanged] | None = None
+        """While it makes several child workflows: those that ended meanwhile, their policy
+        asked once all are made (``_create_children``)."""
 
     def receive(self, message: TaskMessage) -> Awaitable[None]:
         """What the task does with ``message`` (awaiting it carries it out)."""
@@ -138,7 +141,7 @@ class Task:
             case EnsureTaskStarted():
                 return self._ensure_started()
             case WorkflowStateChanged():
-                return self._child_workflow_changed(message)
+                return child_changed(self, message)
             case CancelTask(teardown=teardown):
                 return self._cancel(teardown=teardown)
             case DisableTask():
@@ -339,28 +342,6 @@ class Task:
                 failed = f"task {self.name!r}: work item {item_id!r}: {error}"
                 await self._carry_out(decision, failed, cause=item_id)
 
-    async def _child_workflow_changed(self, message: WorkflowStateChanged) -> None:
-        """A child workflow of this composite task changed (``on_workflow_state_changed``)."""
-        tx, workflow, record, name = self.tx, self.workflow, self.record, self.name
-        child = tx.state.workflows[message.workflow_id]
-        if child.parent_generation == record.generation:
-            count_move(record.stats, message.prev, message.next)
-        if message.prev is None:
-            record.children.append(message.workflow_id)
-            return
-        if message.next == WorkflowState.COMPLETED:
-            workflow.outputs[name] = child.output
-            workflow.last = child.output
-        await self._activity("on_workflow_state_changed", changed=message)
-        if message.next not in FINAL_STATES:
-            return
-        tx.cancel_task_jobs(workflow.id, name)
-        if message.call_policy and self._started_in(child.parent_generation):
-            transition = Transition(prev_state=message.prev, next_state=message.next)
-            decision = await self._decide(transition)
-            failed = f"task {name!r}: child workflow {child.id!r}: {child.error or message.next}"
-            await self._carry_out(decision, failed, cause=child.error_cause)
-
     # -- internals ---------------------------------------------------------------------------------
 
     def _started_in(self, generation: int) -> bool:
@@ -485,10 +466,12 @@ class Task:
         elif definition.kind is TaskKind.COMPOSITE:
             pending.append((tx.new_id("f"), None, None))
         kind, check = definition.kind, self._check_can_add  # (``_create_children``, called)
-        await create_children(self.tx, self.workflow, self.name, kind, pending, last, check)
+        if kind is _TASK or len(pending) < 2:
+            await create_children(self.tx, self.workflow, self.name, kind, pending, last, check)
+        else:
+            await create_held(self, kind, pending, last)
 
     async def _create_children(self, pending: list[_Pending], *, last: bool = False) -> None:
         """Initialize the children an activity (or a migrator) asked for, then drain their
         auto-triggers in order; ``last`` as for ``_activity``."""
-        kind, check = self.definition.kind, self._check_can_add
-        await create_children(self.tx, self.workflow, self.name, kind, pending, last, check)
+        await create_held(self, self.definition.kind, pending, last)

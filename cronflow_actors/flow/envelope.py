@@ -17,6 +17,8 @@ from typing import Any
 
 import msgspec
 
+from cronflow_actors.messages.migrations import CarriedChild
+
 __all__ = ["EMPTY", "Resumed", "TriggerEnvelope", "flow_payload", "open_envelope", "read_envelope"]
 
 EMPTY = ":empty"
@@ -31,6 +33,8 @@ class Resumed(msgspec.Struct, frozen=True, kw_only=True):
     outputs: dict[str, Any]
     keys: dict[str, str] = msgspec.field(default_factory=dict)
     """The idempotency keys of the steps it began and did not complete, by step."""
+    children: list[CarriedChild] = msgspec.field(default_factory=list)
+    """The steps its child workflows (subflows' runs, items) completed."""
 
 
 class TriggerEnvelope(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):

@@ -108,7 +108,6 @@ class ActorHost(Protocol):
 
     async def wait_admitted(self) -> None:
         """Return once work may begin; ``CancelledError`` if it never may here."""
-        ...
 
     def unregister(self, actor: LoopActor) -> None:
         """``actor`` has stopped: it leaves the registry."""

@@ -13,7 +13,7 @@ import msgspec
 from cronflow_actors.messages.base import Message
 from cronflow_actors.messages.states import TaskState, WorkflowState
 
-__all__ = ["DeliverKept", "KeptEvent", "MigrationRecord", "MigrationSource"]
+__all__ = ["CarriedChild", "DeliverKept", "KeptEvent", "MigrationRecord", "MigrationSource"]
 
 
 class KeptEvent(msgspec.Struct, frozen=True, kw_only=True, gc=False):
@@ -57,6 +57,19 @@ class MigrationSource(msgspec.Struct, frozen=True, kw_only=True):
     parent_task: str | None = None
 
 
+class CarriedChild(msgspec.Struct, kw_only=True, gc=False, omit_defaults=True):
+    """The steps a child workflow of a flow's run (a subflow's run, a ``for_each`` or ``batch``
+    item's) completed, carried to the run that goes on from it (a migration, a resume): the
+    child at the same ``path``, the same one (``index``, in creation order) among those there,
+    started with the same ``payload``, fast-forwards them with their recorded outputs the first
+    time each is enabled (consumed as they are used)."""
+
+    path: tuple[str, ...]
+    index: int = 0
+    payload: Any = None
+    outputs: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
 class MigrationRecord(msgspec.Struct, kw_only=True):
     """What makes an instance the target of a migration (spec section 9): it runs in
     fast-forward mode for its whole life (every time one of its tasks is enabled, that task's
@@ -77,3 +90,6 @@ class MigrationRecord(msgspec.Struct, kw_only=True):
     registered: bool = True
     """Whether a registered migration (``net.migration``, code) drives it: then that migration
     must be registered wherever the instance runs. False for a flow's output mapping alone."""
+    children: list[CarriedChild] = msgspec.field(default_factory=list)
+    """What ``fast_forward`` is for the root, for its child workflows (a flow's subflows and
+    items): the steps they completed in the run gone on from."""

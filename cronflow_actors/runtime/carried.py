@@ -8,9 +8,10 @@ from typing import Any
 from cronflow_actors.engine.states import TaskState
 from cronflow_actors.flow.compile import is_user_step
 from cronflow_actors.messages.engine import InstanceState
+from cronflow_actors.messages.migrations import CarriedChild
 from cronflow_actors.runtime.catalog import FlowCatalog
 
-__all__ = ["begun_keys", "completed_outputs", "completed_steps"]
+__all__ = ["begun_keys", "completed_children", "completed_outputs", "completed_steps"]
 
 
 def completed_outputs(
@@ -35,6 +36,32 @@ def completed_steps(state: InstanceState) -> dict[str, Any]:
         and name in root.tasks
         and root.tasks[name].state == TaskState.COMPLETED
     }
+
+
+def completed_children(state: InstanceState) -> list[CarriedChild]:
+    """The steps the child workflows of a flow's run ``state`` (its subflows' runs, its
+    ``for_each`` and ``batch`` items) completed, with their recorded outputs: each child by its
+    path, its place among the children there and its payload, which a child of the run that goes
+    on from it must match to take them (``engine/fast_forward.py``)."""
+    children: list[CarriedChild] = []
+    seen: dict[tuple[str, ...], int] = {}
+    for workflow in state.workflows.values():  # in creation order
+        if workflow.id == state.id:
+            continue
+        index = seen.get(workflow.path, 0)
+        seen[workflow.path] = index + 1
+        outputs = {
+            name: workflow.outputs[name]
+            for name, task in workflow.tasks.items()
+            if task.state == TaskState.COMPLETED and name in workflow.outputs and is_user_step(name)
+        }
+        if outputs:
+            children.append(
+                CarriedChild(
+                    path=workflow.path, index=index, payload=workflow.payload, outputs=outputs
+                )
+            )
+    return children
 
 
 def begun_keys(state: InstanceState) -> dict[str, str]:

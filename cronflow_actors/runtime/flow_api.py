@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import msgspec
+from msgspec.structs import replace
 
 from cronflow_actors.errors import NotFoundError
 from cronflow_actors.flow.envelope import TriggerEnvelope, open_envelope
@@ -91,6 +92,7 @@ class FlowMethods(NetMethods):
             fast_forward={k: v for k, v in resumed.outputs.items() if steps is None or k in steps},
             keys=resumed.keys,
             registered=False,
+            children=[replace(c, outputs=dict(c.outputs)) for c in resumed.children],
         )
 
     async def trigger(

@@ -66,7 +66,7 @@ from cronflow_actors.messages.engine import (
 from cronflow_actors.messages.migrations import MigrationRecord, MigrationSource
 from cronflow_actors.net.migration import refused
 from cronflow_actors.net.spec import NetSpec
-from cronflow_actors.runtime.carried import completed_outputs
+from cronflow_actors.runtime.carried import completed_children, completed_outputs
 from cronflow_actors.runtime.catalog import FlowCatalog
 from cronflow_actors.runtime.instances import InstanceDirectory
 from cronflow_actors.runtime.migration_plans import PLANS, MigrationPlan, kept_by_migrations
@@ -379,6 +379,7 @@ class Migrations:
             source=sources_of(state),
             fast_forward=self._carried(workflow, version, state),
             registered=migration is not None,
+            children=completed_children(state) if self._is_flow(workflow, version) else [],
         )
         root = state.workflows[state.id]
         # events the old root kept while held go to the new one's steps that wait for them
@@ -454,6 +455,9 @@ class Migrations:
 
     def _carried(self, workflow: str, version: str, state: InstanceState) -> dict[str, Any]:
         return completed_outputs(self._catalog, workflow, version, state)
+
+    def _is_flow(self, workflow: str, version: str) -> bool:
+        return self._catalog.user_steps(workflow, version) is not None
 
     async def _plans(self) -> dict[str, Any]:
         plans: dict[str, Any] = await self._store.kv_get(*PLANS, now=self._clock.now(), default={})

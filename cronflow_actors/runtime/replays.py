@@ -45,7 +45,7 @@ from cronflow_actors.messages import QueuedRun, SnapshotRecord
 from cronflow_actors.messages.engine import InstanceState
 from cronflow_actors.net.migration import refused
 from cronflow_actors.net.spec import NetSpec
-from cronflow_actors.runtime.carried import begun_keys, completed_steps
+from cronflow_actors.runtime.carried import begun_keys, completed_children, completed_steps
 from cronflow_actors.runtime.catalog import FlowCatalog
 from cronflow_actors.runtime.ids import derived_run_id
 from cronflow_actors.runtime.run_views import stored_run
@@ -379,4 +379,9 @@ def _resumable(
             f"it was canceled for its migration to {state.migrated_to!r}, which goes on from it",
             f"resume {state.migrated_to!r} instead if that one failed",
         )
-    return Resumed(version=state.version, outputs=completed_steps(state), keys=begun_keys(state))
+    return Resumed(
+        version=state.version,
+        outputs=completed_steps(state),
+        keys=begun_keys(state),
+        children=completed_children(state),
+    )
