@@ -345,6 +345,11 @@ class Store(Protocol):
         callers at once, in any process, one sets its value and the other gets it."""
         ...
 
+    async def kv_items(self, namespace: str, *, now: float) -> dict[str, Any]:
+        """The live keys of ``namespace`` at ``now`` and their values (for a namespace of a
+        few keys, read whole: the plans of migrations under way)."""
+        ...
+
     async def kv_incr(
         self,
         namespace: str,

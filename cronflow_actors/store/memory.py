@@ -12,7 +12,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Collection
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import msgspec
 
@@ -33,23 +33,18 @@ from cronflow_actors.messages import (
     SnapshotRecord,
     TimerRecord,
     WaitRecord,
-    encode,
 )
 from cronflow_actors.store._batch import coalesce
+from cronflow_actors.store._memory_kv import MemoryKv
 from cronflow_actors.store._memory_queue import MemoryQueue
 from cronflow_actors.store._memory_spans import MemorySpans
 from cronflow_actors.store._protocol import (
-    MISSING,
     CommitObserver,
     Cursor,
     JournalRecord,
     StoreStatistics,
-    check_amount,
     check_limit,
     check_page,
-    check_ttl,
-    incremented,
-    is_live,
     journal_record,
 )
 
@@ -60,12 +55,13 @@ logger = logging.getLogger(__name__)
 _decode_value = msgspec.msgpack.Decoder().decode
 
 
-class MemoryStore(MemorySpans, MemoryQueue):
+class MemoryStore(MemorySpans, MemoryQueue, MemoryKv):
     """Keeps everything in dictionaries; nothing survives the process."""
 
     def __init__(self) -> None:
         MemorySpans.__init__(self)
         MemoryQueue.__init__(self)
+        MemoryKv.__init__(self)
         self._open = False
         self._snapshots: dict[str, SnapshotRecord] = {}
         self._journal: dict[str, list[tuple[int, JournalEntry, int | None]]] = {}
@@ -77,7 +73,6 @@ class MemoryStore(MemorySpans, MemoryQueue):
         self._leases: dict[str, LeaseRecord] = {}
         self._owner: str | None = None
         self._failure: BaseException | None = None
-        self._kv: dict[tuple[str, str], tuple[Any, float | None]] = {}
         self._stats = StoreStatistics()
         self._observer: CommitObserver | None = None
 
@@ -254,48 +249,6 @@ class MemoryStore(MemorySpans, MemoryQueue):
         self._require_open("read the database lease")
         return self._leases.get(scope)
 
-    async def kv_set(
-        self, namespace: str, key: str, value: Any, *, now: float, ttl: float | None = None
-    ) -> None:
-        self._require_writable(f"set key {key!r}")
-        check_ttl(ttl)
-        # stored as msgpack, as SQLite stores it: the same values back, and a copy
-        stored = _decode_value(encode(value))
-        self._kv[(namespace, key)] = (stored, None if ttl is None else now + ttl)
-
-    async def kv_setdefault(
-        self, namespace: str, key: str, value: Any, *, now: float, ttl: float | None = None
-    ) -> Any:
-        entry = self._kv.get((namespace, key))
-        if entry is not None and is_live(entry[1], now):
-            self._require_open(f"get key {key!r}")
-            return entry[0]
-        await self.kv_set(namespace, key, value, now=now, ttl=ttl)
-        return self._kv[namespace, key][0]
-
-    async def kv_incr(
-        self, namespace: str, key: str, amount: float = 1, *, now: float, ttl: float | None = None
-    ) -> float:
-        self._require_writable(f"incr key {key!r}")
-        check_ttl(ttl)
-        check_amount(namespace, key, amount)
-        value, expires_at = incremented(
-            namespace, key, self._kv.get((namespace, key)), amount=amount, now=now, ttl=ttl
-        )
-        self._kv[(namespace, key)] = (value, expires_at)
-        return value
-
-    async def kv_delete(self, namespace: str, key: str) -> bool:
-        self._require_writable(f"delete key {key!r}")
-        return self._kv.pop((namespace, key), None) is not None
-
-    async def kv_purge_expired(self, now: float) -> int:
-        self._require_writable("purge expired keys")
-        expired = [k for k, (_, exp) in self._kv.items() if not is_live(exp, now)]
-        for k in expired:
-            del self._kv[k]
-        return len(expired)
-
     # -- reads ------------------------------------------------------------------------------------
 
     async def load_snapshot(self, instance_id: str) -> SnapshotRecord | None:
@@ -464,21 +417,6 @@ class MemoryStore(MemorySpans, MemoryQueue):
             key = (snapshot.workflow, status)
             counts[key] = counts.get(key, 0) + 1
         return counts
-
-    async def kv_get(self, namespace: str, key: str, *, now: float, default: Any = MISSING) -> Any:
-        self._require_open(f"get key {key!r}")
-        entry = self._kv.get((namespace, key))
-        if entry is None or not is_live(entry[1], now):
-            return default
-        return entry[0]
-
-    async def kv_stats(self, now: float) -> dict[str, tuple[int, int]]:
-        self._require_open("count keys")
-        stats: dict[str, tuple[int, int]] = {}
-        for (namespace, _key), (_value, expires_at) in self._kv.items():
-            keys, expired = stats.get(namespace, (0, 0))
-            stats[namespace] = (keys + 1, expired + (not is_live(expires_at, now)))
-        return stats
 
     def statistics(self) -> StoreStatistics:
         return self._stats

@@ -343,6 +343,14 @@ class PostgresReads:
             return default
         return _decode_value(rows[0][0])
 
+    async def kv_items(self, namespace: str, *, now: float) -> dict[str, Any]:
+        rows = await self._fetch(
+            "SELECT key, value, expires_at FROM kv WHERE namespace = $1",
+            (namespace,),
+            f"list the keys of {namespace!r}",
+        )
+        return {row[0]: _decode_value(row[1]) for row in rows if is_live(row[2], now)}
+
     async def kv_stats(self, now: float) -> dict[str, tuple[int, int]]:
         rows = await self._fetch(
             "SELECT namespace, COUNT(*), "

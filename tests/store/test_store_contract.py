@@ -219,6 +219,19 @@ async def test_setdefault_sets_unless_a_live_value_is_there(store: Store) -> Non
     assert len(set(values)) == 1
 
 
+async def test_items_lists_the_live_keys_of_one_namespace(store: Store) -> None:
+    """What the plans of migrations under way are read with: one key a plan, so that two
+    processes adding plans at once never write over each other's (h25 chaos F1)."""
+    assert await store.kv_items("plans", now=0) == {}
+    await store.kv_set("plans", "a", {"hops": [["v2", "x"]]}, now=0)
+    await store.kv_set("plans", "b", [1, 2], now=0, ttl=10)
+    await store.kv_set("other", "c", 3, now=0)
+    assert await store.kv_items("plans", now=5) == {"a": {"hops": [["v2", "x"]]}, "b": [1, 2]}
+    assert await store.kv_items("plans", now=10) == {"a": {"hops": [["v2", "x"]]}}  # b expired
+    await store.kv_delete("plans", "a")
+    assert await store.kv_items("plans", now=0) == {"b": [1, 2]}
+
+
 async def test_incr_counts_from_zero_and_keeps_the_expiry(store: Store) -> None:
     assert await store.kv_incr("ns", "n", now=0) == 1
     assert await store.kv_incr("ns", "n", 41, now=0) == 42
