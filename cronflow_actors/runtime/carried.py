@@ -1,5 +1,6 @@
 """What a run's successor keeps of it: the outputs of the steps it completed, by step (a
-migration's new run of a flow, a resume of a failed or canceled run)."""
+migration's new run of a flow, a resume of a failed or canceled run), and its workflows as a
+migration's new instance reads them."""
 
 from __future__ import annotations
 
@@ -8,10 +9,16 @@ from typing import Any
 from cronflow_actors.engine.states import TaskState
 from cronflow_actors.flow.compile import is_user_step
 from cronflow_actors.messages.engine import InstanceState
-from cronflow_actors.messages.migrations import CarriedChild
+from cronflow_actors.messages.migrations import CarriedChild, MigrationSource
 from cronflow_actors.runtime.catalog import FlowCatalog
 
-__all__ = ["begun_keys", "completed_children", "completed_outputs", "completed_steps"]
+__all__ = [
+    "begun_keys",
+    "completed_children",
+    "completed_outputs",
+    "completed_steps",
+    "sources_of",
+]
 
 
 def completed_outputs(
@@ -38,12 +45,15 @@ def completed_steps(state: InstanceState) -> dict[str, Any]:
     }
 
 
-def completed_children(state: InstanceState) -> list[CarriedChild]:
+def completed_children(state: InstanceState, flow: object = True) -> list[CarriedChild]:
     """The steps the child workflows of a flow's run ``state`` (its subflows' runs, its
     ``for_each`` and ``batch`` items) completed, with their recorded outputs: each child by its
     path, its place among the children there and its payload, which a child of the run that goes
-    on from it must match to take them (``engine/fast_forward.py``)."""
+    on from it must match to take them (``engine/fast_forward.py``). None when ``flow`` is None
+    (the run goes on as a net's instance, whose migrators decide)."""
     children: list[CarriedChild] = []
+    if flow is None:
+        return children
     seen: dict[tuple[str, ...], int] = {}
     for workflow in state.workflows.values():  # in creation order
         if workflow.id == state.id:
@@ -76,3 +86,25 @@ def begun_keys(state: InstanceState) -> dict[str, str]:
         and item.task in root.tasks
         and root.tasks[item.task].state != TaskState.COMPLETED
     }
+
+
+def sources_of(state: InstanceState) -> list[MigrationSource]:
+    """The workflows of ``state`` as a migration carries them over, its root first."""
+    ordered = sorted(state.workflows.values(), key=lambda w: w.id != state.id)
+    return [
+        MigrationSource(
+            id=w.id,
+            name=w.name,
+            version=w.version,
+            path=w.path,
+            state=w.state,
+            payload=w.payload,
+            output=w.output,
+            outputs=dict(w.outputs),
+            tasks={name: record.state for name, record in w.tasks.items()},
+            generations={name: record.generation for name, record in w.tasks.items()},
+            parent_id=w.parent_id,
+            parent_task=w.parent_task,
+        )
+        for w in ordered
+    ]

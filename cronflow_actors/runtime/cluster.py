@@ -133,6 +133,7 @@ class ClusterLease(Renewed):
         self._recheck: Callable[[str], Awaitable[None]] | None = None
         self._requeue: Callable[[], Awaitable[None]] | None = None
         self._versions: Callable[[], list[tuple[str, str]]] | None = None
+        self._orphans: Callable[[], Awaitable[None]] | None = None
         self.taken_over = 0
         """Instances this process took over from processes whose lease expired."""
 
@@ -147,6 +148,7 @@ class ClusterLease(Renewed):
         recheck: Callable[[str], Awaitable[None]],
         requeue: Callable[[], Awaitable[None]] | None = None,
         versions: Callable[[], list[tuple[str, str]]] | None = None,
+        orphans: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         """What the runtime gives once its parts exist: the instance directory, the timer
         service (an instance claimed here has its stored timers armed here), the definition
@@ -154,7 +156,8 @@ class ClusterLease(Renewed):
         in the store (they may end in another process), how to take up the runs waiting
         in the store's queues (another process, stopped since, may have queued them), and the
         (workflow, version) pairs registered here (the only instances it takes over or fires
-        the timers of: one it cannot run, it leaves to a process that can)."""
+        the timers of: one it cannot run, it leaves to a process that can), and how to carry
+        on the migrations of processes that ended."""
         self._instances = instances
         self._timers = timers
         self._spec_of = spec_of
@@ -163,6 +166,7 @@ class ClusterLease(Renewed):
         self._recheck = recheck
         self._requeue = requeue
         self._versions = versions
+        self._orphans = orphans
 
     # -- the process lease ----------------------------------------------------------------------
 
@@ -221,6 +225,10 @@ class ClusterLease(Renewed):
             await check()
 
     # -- instances: claims, takeover, timers ----------------------------------------------------
+
+    async def is_live(self, owner: str) -> bool:
+        """Whether the process ``owner`` (a lease's owner id) is alive in the cluster."""
+        return await self._store.is_live(owner)
 
     async def claim(self, instance_id: str) -> str | None:
         """Claim the instance for this process: None once it may run it here (or there is no
@@ -306,6 +314,8 @@ class ClusterLease(Renewed):
                 await self.take_over()
                 if self._requeue is not None:
                     await self._requeue()
+                if self._orphans is not None:
+                    await self._orphans()
             except Exception:
                 logger.exception("taking instances over failed; trying again")
 

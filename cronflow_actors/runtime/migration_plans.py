@@ -1,18 +1,36 @@
 """A migration under way as the store keeps it (``Runtime.migrate``, ``migrations.py``): the
 plan of its hops, written before anything moves and removed when the last hop is done, and
-what pruning must leave until then."""
+what pruning must leave until then.
+
+Each plan is a key of its own (namespace ``cronflow:migration-plans``, the old root's id), set
+in one step of the store (``kv_setdefault``): of two callers that plan one instance's migration
+at once, in one process or two sharing a PostgreSQL database, one writes its plan and the other
+carries out that one. (Runtimes before this one kept every plan in one value, read, changed and
+written back whole: two processes doing so at once wrote over each other's plans, and the runs
+those plans moved were left canceled with no successor. Such a value is still read, and its
+plans move to keys of their own when a runtime starts.)
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgspec
 
+from cronflow_actors.kernel import Clock
 from cronflow_actors.messages.engine import Principal
 from cronflow_actors.store import Store
 
-__all__ = ["PLANS", "MigrationPlan", "kept_by_migrations"]
+__all__ = ["CLAIMS", "PLANS", "MigrationPlan", "PlanBook", "kept_by_migrations"]
 
-PLANS = ("cronflow:migrations", "pending")
-"""(namespace, key) of the plans under way: instance id -> ``MigrationPlan``."""
+PLANS = "cronflow:migration-plans"
+"""The namespace of the plans under way: the old root's id -> its ``MigrationPlan``."""
+
+_LEGACY = ("cronflow:migrations", "pending")
+"""(namespace, key) of the one value earlier runtimes kept every plan in."""
+
+CLAIMS = "cronflow:migration-claims"
+"""Who carries on a plan whose process ended: ``<instance> <ended owner>`` -> the claimer."""
 
 
 class MigrationPlan(msgspec.Struct, kw_only=True):
@@ -26,6 +44,67 @@ class MigrationPlan(msgspec.Struct, kw_only=True):
     """The outside caller who asked for it (None: this process's own call), whom the old
     root's ``cancel`` policy must admit before anything moves, also when a restart carries it
     on."""
+    owner: str = ""
+    """The runtime process carrying it out (its lease's owner id; "" in plans of earlier
+    runtimes): the processes sharing a database carry on the plans of one that ended."""
+
+
+class PlanBook:
+    """The plans under way in one store."""
+
+    def __init__(self, store: Store, clock: Clock) -> None:
+        self._store = store
+        self._clock = clock
+
+    async def all(self) -> dict[str, MigrationPlan]:
+        """Every plan under way, by the old root's id."""
+        return await _all(self._store, self._clock.now())
+
+    async def get(self, instance_id: str) -> MigrationPlan | None:
+        now = self._clock.now()
+        stored = await self._store.kv_get(PLANS, instance_id, now=now, default=None)
+        if stored is None:
+            stored = (await self._store.kv_get(*_LEGACY, now=now, default={})).get(instance_id)
+        return None if stored is None else msgspec.convert(stored, MigrationPlan)
+
+    async def add(self, plan: MigrationPlan) -> MigrationPlan:
+        """``plan``, stored unless a plan of its instance is there: then that one, which the
+        caller carries out instead (another caller's, in this process or another)."""
+        builtins = msgspec.to_builtins(plan)
+        stored = await self._store.kv_setdefault(
+            PLANS, plan.instance, builtins, now=self._clock.now()
+        )
+        return plan if stored == builtins else msgspec.convert(stored, MigrationPlan)
+
+    async def save(self, plan: MigrationPlan) -> None:
+        """Write ``plan`` over its instance's (a process that took it on: its owner)."""
+        await self._store.kv_set(
+            PLANS, plan.instance, msgspec.to_builtins(plan), now=self._clock.now()
+        )
+
+    async def forget(self, instance_id: str) -> None:
+        await self._store.kv_delete(PLANS, instance_id)
+        legacy: dict[str, Any] = await self._store.kv_get(
+            *_LEGACY, now=self._clock.now(), default={}
+        )
+        if instance_id in legacy:
+            del legacy[instance_id]
+            await self._store.kv_set(*_LEGACY, legacy, now=self._clock.now())
+
+    async def move_legacy(self) -> None:
+        """At start: the plans an earlier runtime kept in one value go to keys of their own."""
+        now = self._clock.now()
+        legacy: dict[str, Any] = await self._store.kv_get(*_LEGACY, now=now, default={})
+        for instance_id, stored in legacy.items():
+            await self._store.kv_setdefault(PLANS, instance_id, stored, now=now)
+        if legacy:
+            await self._store.kv_delete(*_LEGACY)
+
+
+async def _all(store: Store, now: float) -> dict[str, MigrationPlan]:
+    found = dict(await store.kv_get(*_LEGACY, now=now, default={}))
+    found.update(await store.kv_items(PLANS, now=now))
+    return {k: msgspec.convert(v, MigrationPlan) for k, v in found.items()}
 
 
 async def kept_by_migrations(store: Store, now: float) -> set[str]:
@@ -33,8 +112,7 @@ async def kept_by_migrations(store: Store, now: float) -> set[str]:
     and kept events its next hop carries over, and each hop's new root): pruning leaves them
     until the migration is done, even canceled ones."""
     kept: set[str] = set()
-    for stored in (await store.kv_get(*PLANS, now=now, default={})).values():
-        plan = msgspec.convert(stored, MigrationPlan)
+    for plan in (await _all(store, now)).values():
         kept.add(plan.instance)
         kept.update(new_id for _, new_id in plan.hops)
     return kept

@@ -9,11 +9,13 @@ the next version starts fast-forwarded, with the old instance's workflows as its
 ``MigrationRecord``. It returns the last new root's id.
 
 Durability: before anything moves, the plan (every hop's version and the id its new root will
-have) is written to the store (key-value namespace ``cronflow:migrations``); it is removed when
-the last hop is done. Each step is idempotent (an old root already canceled for this successor
-is not canceled again; a successor already stored is not started again, and its start is one
+have) is written to the store (``migration_plans.py``: a key of its own, set in one step, so
+two callers at once, in one process or two, carry out one plan); it is removed when the last
+hop is done. Each step is idempotent (an old root already canceled for this successor is not
+canceled again; a successor already stored is not started again, and its start is one
 transaction, initializer included), so a runtime that finds a plan when it starts (a crash in
-the middle) carries it out to the end: exactly one new root per hop, the old root canceled.
+the middle) carries it out to the end: exactly one new root per hop, the old root canceled (on
+a shared database, a process still running carries on those of one that ended).
 
 If a hop fails after its old root was canceled (the new root's initializer or a migrator raised,
 the runtime stopped), the plan stays: ``migrate`` the same instance to the same version again, or
@@ -63,13 +65,18 @@ from cronflow_actors.messages.engine import (
     Principal,
     StartWorkflow,
 )
-from cronflow_actors.messages.migrations import MigrationRecord, MigrationSource
+from cronflow_actors.messages.migrations import MigrationRecord
 from cronflow_actors.net.migration import refused
 from cronflow_actors.net.spec import NetSpec
-from cronflow_actors.runtime.carried import completed_children, completed_outputs
+from cronflow_actors.runtime.carried import completed_children, completed_outputs, sources_of
 from cronflow_actors.runtime.catalog import FlowCatalog
 from cronflow_actors.runtime.instances import InstanceDirectory
-from cronflow_actors.runtime.migration_plans import PLANS, MigrationPlan, kept_by_migrations
+from cronflow_actors.runtime.migration_plans import (
+    CLAIMS,
+    MigrationPlan,
+    PlanBook,
+    kept_by_migrations,
+)
 from cronflow_actors.runtime.migration_routes import route_of
 from cronflow_actors.runtime.offline import end_offline
 from cronflow_actors.runtime.pinning import is_held
@@ -120,8 +127,15 @@ class Migrations:
         spec_of: Callable[[SnapshotRecord], NetSpec],
         spawn: Callable[[Awaitable[Any], str], Any],
         audit: Callable[[], AuditTrail | None] = lambda: None,
+        owner: str = "",
+        is_live: Callable[[str], Awaitable[bool]] | None = None,
     ) -> None:
         self._registry = registry
+        self._owner = owner
+        """This process (its lease's owner id), which its plans name as theirs."""
+        self._is_live = is_live
+        """Whether a process sharing the database is alive (None: the store has one)."""
+        self._book = PlanBook(store, clock)
         self._audit = audit
         """The runtime's audit trail as it is now (None: off): an offline cancel records it."""
         self._catalog = catalog
@@ -172,9 +186,8 @@ class Migrations:
         root = state.workflows.get(state.id)
         if root is None:
             raise NotFoundError("workflow instance", instance_id)
-        stored = (await self._plans()).get(instance_id)
-        if stored is not None:  # interrupted (a crash, a migrator that raised): carry it on
-            plan = msgspec.convert(stored, MigrationPlan)
+        plan = await self._book.get(instance_id)
+        if plan is not None:  # under way, or interrupted (a crash, a migrator that raised)
             if plan.hops[-1][0] != to_version:
                 raise refused(
                     subject,
@@ -194,30 +207,27 @@ class Migrations:
             to_version,
             held=is_held(snapshot),
         )
-        plan = MigrationPlan(
+        ours = MigrationPlan(
             instance=instance_id,
             workflow=state.workflow,
             hops=[(version, self._new_id()) for version in route],
             principal=None if state.workflow in self._catalog.roots else principal,
+            owner=self._owner,
         )
-        async with self._lock:
-            plans = await self._plans()
-            if instance_id in plans:  # a caller asked meanwhile: that migration, if the same
-                plan = msgspec.convert(plans[instance_id], MigrationPlan)
-                if plan.hops[-1][0] != to_version:
-                    raise refused(
-                        subject, f"it is being migrated to {plan.hops[-1][0]!r}", "wait for that"
-                    )
-                self._check_carry_on(subject, plan, principal, state)
-            else:  # unless one that asked meanwhile has finished already
-                snapshot = await self._instances.read(instance_id)
-                answered = await self._done(
-                    subject, decode_state(snapshot.body, instance_id), to_version
+        async with self._lock:  # unless one that asked meanwhile has finished already
+            snapshot = await self._instances.read(instance_id)
+            answered = await self._done(
+                subject, decode_state(snapshot.body, instance_id), to_version
+            )
+            if answered is not None:
+                return answered
+            plan = await self._book.add(ours)  # one step: of two callers, the first's
+        if plan is not ours:  # a caller asked meanwhile, here or in another process
+            if plan.hops[-1][0] != to_version:
+                raise refused(
+                    subject, f"it is being migrated to {plan.hops[-1][0]!r}", "wait for that"
                 )
-                if answered is not None:
-                    return answered
-                plans[instance_id] = msgspec.to_builtins(plan)
-                await self._store.kv_set(*PLANS, plans, now=self._clock.now())
+            self._check_carry_on(subject, plan, principal, state)
         return await self._carry_out(plan)
 
     def _foreign(self, plan: MigrationPlan, principal: Principal | None) -> bool:
@@ -248,6 +258,8 @@ class Migrations:
         or has ended."""
         if state.migrated_to is not None:  # done already: the same answer, or a refusal
             last = await self._successor(state)
+            if last.id == state.id:
+                return None  # its successor is to start still: the plan under way is joined
             if last.version == to_version:
                 return last.id
             raise refused(
@@ -263,9 +275,10 @@ class Migrations:
         return None
 
     async def resume(self) -> None:
-        """At start: carry on the migrations a crash interrupted (of workflows registered)."""
-        for instance_id, stored in (await self._plans()).items():
-            plan = msgspec.convert(stored, MigrationPlan)
+        """At start: carry on the migrations a crash interrupted (of workflows registered),
+        but those another live process carries out (sharing the database)."""
+        await self._book.move_legacy()
+        for instance_id, plan in (await self._book.all()).items():
             stored_at = self._store.instance_exists
             if not await stored_at(plan.instance) and not await stored_at(plan.hops[0][1]):
                 logger.warning(
@@ -273,7 +286,7 @@ class Migrations:
                     "(pruned by a runtime that did not keep a migrating run)",
                     instance_id,
                 )
-                await self._forget(instance_id)
+                await self._book.forget(instance_id)
                 continue
             if not self._registry.versions(plan.workflow):
                 logger.warning(
@@ -282,7 +295,32 @@ class Migrations:
                     plan.workflow,
                 )
                 continue
+            if self._is_live is not None and plan.owner and await self._is_live(plan.owner):
+                continue  # another process's, under way (or waiting to be asked again)
             self._spawn(self._resumed(plan), f"resume migration {instance_id}")
+
+    async def carry_on_orphans(self) -> None:
+        """Carry on the migrations of processes that ended (sharing the database), each taken
+        on by one process: a plan cut between its old root's cancel and its new root's start
+        left the run canceled with no successor until a runtime started again."""
+        if self._is_live is None:
+            return
+        for plan in (await self._book.all()).values():
+            if plan.instance in self._running or plan.owner in ("", self._owner):
+                continue
+            if await self._is_live(plan.owner) or not self._registry.versions(plan.workflow):
+                continue
+            key, now = f"{plan.instance} {plan.owner}", self._clock.now()
+            if await self._store.kv_setdefault(CLAIMS, key, self._owner, now=now) != self._owner:
+                continue  # another process took it on
+            logger.warning(
+                "carrying on the migration of %s, cut by the end of process %s",
+                plan.instance,
+                plan.owner,
+            )
+            plan.owner = self._owner
+            await self._book.save(plan)
+            self._spawn(self._resumed(plan), f"resume migration {plan.instance}")
 
     async def links(self, instance_id: str) -> MigrationLinks:
         state = decode_state((await self._instances.read(instance_id)).body, instance_id)
@@ -320,7 +358,7 @@ class Migrations:
             for version, new_id in plan.hops:
                 await self._hop(plan, old, version, new_id)
                 old = new_id
-            await self._forget(plan.instance)
+            await self._book.forget(plan.instance)
         except BaseException as error:
             done.set_exception(error)
             done.exception()  # retrieved: nobody else need be waiting
@@ -352,7 +390,7 @@ class Migrations:
         if state.migrated_to != new_id:
             root = state.workflows[state.id]
             if state.migrated_to is not None or is_final(root.state):
-                await self._forget(plan.instance)
+                await self._book.forget(plan.instance)
                 raise refused(
                     f"instance {old_id!r}",
                     f"it ended ({root.state}) before the migration could cancel it",
@@ -362,13 +400,15 @@ class Migrations:
             try:
                 await self._cancel(snapshot, state, new_id, caller)
             except Exception as error:
-                refusal = isinstance(error, _CANCEL_REFUSED) or refused_in(error) is not None
-                ended = isinstance(error, InvalidStateTransitionError)
-                # a refusal of the caller drops the plan only before its first cancel: a later
-                # hop's old root is one of the migration's own, whose cancel has no caller
-                if ended or (refusal and old_id == plan.instance):
-                    await self._forget(plan.instance)  # nothing moved, and nothing will
-                raise
+                if not await self._canceled_for(old_id, new_id):  # (by this plan elsewhere: on)
+                    refusal = isinstance(error, _CANCEL_REFUSED) or refused_in(error) is not None
+                    # a refusal of the caller drops the plan only before its first cancel: a
+                    # later hop's old root is one of the migration's own, with no caller
+                    if isinstance(error, InvalidStateTransitionError) or (
+                        refusal and old_id == plan.instance
+                    ):
+                        await self._book.forget(plan.instance)  # nothing moved, nor will
+                    raise
             state = decode_state((await self._instances.read(old_id)).body, old_id)
         migration = self._registry.migration(workflow, state.version, version)
         record = MigrationRecord(
@@ -377,9 +417,9 @@ class Migrations:
             from_version=state.version,
             to_version=version,
             source=sources_of(state),
-            fast_forward=self._carried(workflow, version, state),
+            fast_forward=completed_outputs(self._catalog, workflow, version, state),
             registered=migration is not None,
-            children=completed_children(state) if self._is_flow(workflow, version) else [],
+            children=completed_children(state, self._catalog.user_steps(workflow, version)),
         )
         root = state.workflows[state.id]
         # events the old root kept while held go to the new one's steps that wait for them
@@ -405,6 +445,12 @@ class Migrations:
                 "fix the cause, then migrate it to that version again (or restart the "
                 "runtime) to finish it",
             ) from error
+
+    async def _canceled_for(self, old_id: str, new_id: str) -> bool:
+        """Whether ``old_id`` is canceled for its migration to ``new_id``: by the same plan,
+        carried out at once in another process sharing the database, whose cancel came first."""
+        state = decode_state((await self._instances.read(old_id)).body, old_id)
+        return state.migrated_to == new_id
 
     async def _cancel(
         self,
@@ -452,41 +498,3 @@ class Migrations:
         except LookupError:
             return True
         return is_held(snapshot)
-
-    def _carried(self, workflow: str, version: str, state: InstanceState) -> dict[str, Any]:
-        return completed_outputs(self._catalog, workflow, version, state)
-
-    def _is_flow(self, workflow: str, version: str) -> bool:
-        return self._catalog.user_steps(workflow, version) is not None
-
-    async def _plans(self) -> dict[str, Any]:
-        plans: dict[str, Any] = await self._store.kv_get(*PLANS, now=self._clock.now(), default={})
-        return plans
-
-    async def _forget(self, instance_id: str) -> None:
-        async with self._lock:
-            plans = await self._plans()
-            if plans.pop(instance_id, None) is not None:
-                await self._store.kv_set(*PLANS, plans, now=self._clock.now())
-
-
-def sources_of(state: InstanceState) -> list[MigrationSource]:
-    """The workflows of ``state`` as a migration carries them over, its root first."""
-    ordered = sorted(state.workflows.values(), key=lambda w: w.id != state.id)
-    return [
-        MigrationSource(
-            id=w.id,
-            name=w.name,
-            version=w.version,
-            path=w.path,
-            state=w.state,
-            payload=w.payload,
-            output=w.output,
-            outputs=dict(w.outputs),
-            tasks={name: record.state for name, record in w.tasks.items()},
-            generations={name: record.generation for name, record in w.tasks.items()},
-            parent_id=w.parent_id,
-            parent_task=w.parent_task,
-        )
-        for w in ordered
-    ]

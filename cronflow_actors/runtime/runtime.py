@@ -230,6 +230,8 @@ class Runtime(ClusterRecovery, LifecycleMethods, FlowMethods, StateMethods, Audi
             spec_of=self._spec_of,
             spawn=self._spawn,
             audit=lambda: self._services.audit,
+            owner=self.lease.owner,
+            is_live=self.lease.is_live if isinstance(self.lease, ClusterLease) else None,
         )
         if isinstance(self.lease, ClusterLease):  # several processes on one database
             self.lease.attach(
@@ -240,6 +242,7 @@ class Runtime(ClusterRecovery, LifecycleMethods, FlowMethods, StateMethods, Audi
                 waiting=self._waiters.keys,
                 recheck=self._recheck_waiters,
                 requeue=lambda: self.queues.resume_waiting(),  # noqa: PLW0108 - made below
+                orphans=self.migrations.carry_on_orphans,
                 versions=self.registry.pairs,
             )
         self.queues = RunQueues(

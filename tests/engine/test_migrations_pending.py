@@ -15,9 +15,11 @@ import cronflow_actors as cf
 from cronflow_actors import net
 from cronflow_actors.errors import ConfigurationError, MigrationError, NotFoundError
 from cronflow_actors.kernel import ManualClock
+from cronflow_actors.runtime.migration_plans import kept_by_migrations
 from tests.engine.helpers import build, states
 
-PLANS = ("cronflow:migrations", "pending")
+LEGACY_PLANS = ("cronflow:migrations", "pending")
+"""Where runtimes before per-plan keys kept every plan: still carried on."""
 
 
 def versions(migrator: Any) -> list[Any]:
@@ -86,7 +88,7 @@ async def test_two_callers_asking_at_once_share_one_migration(rt: cf.Runtime) ->
     first, second = await asyncio.gather(rt.migrate(old, "v2"), rt.migrate(old, "v2"))
     assert first == second
     assert await states(rt, first) == {"pack": "completed", "send": "enabled"}
-    assert await rt.store.kv_get(*PLANS, now=rt.clock.now(), default={}) == {}
+    assert await kept_by_migrations(rt.store, rt.clock.now()) == set()
 
 
 async def test_a_queued_run_is_refused_with_why(tmp_path: Path) -> None:
@@ -110,11 +112,11 @@ async def test_a_plan_whose_instance_is_gone_is_dropped_at_start(
     specs = versions(lambda ctx: "continue")
     async with cf.Runtime(db=db, workflows=specs) as rt:
         plan = {"instance": "f" * 32, "workflow": "ship", "hops": [["v2", "e" * 32]]}
-        await rt.store.kv_set(*PLANS, {"f" * 32: plan}, now=rt.clock.now())
+        await rt.store.kv_set(*LEGACY_PLANS, {"f" * 32: plan}, now=rt.clock.now())
     with caplog.at_level(logging.WARNING, logger="cronflow_actors.runtime.migrations"):
         async with cf.Runtime(db=db, workflows=specs) as rt:
             await rt.wait_idle()
-            assert await rt.store.kv_get(*PLANS, now=rt.clock.now(), default={}) == {}
+            assert await kept_by_migrations(rt.store, rt.clock.now()) == set()
     assert any("is dropped: neither it nor its successor" in r.message for r in caplog.records)
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 

@@ -13,7 +13,7 @@ import pytest
 import cronflow_actors as cf
 from cronflow_actors import net
 from cronflow_actors.engine.actors import decode_state
-from cronflow_actors.runtime.migration_plans import MigrationPlan
+from cronflow_actors.runtime.migration_plans import MigrationPlan, kept_by_migrations
 from cronflow_actors.store import SQLiteStore
 from tests.nets import chain
 from tests.runtime import migration_worker
@@ -60,7 +60,7 @@ async def test_a_migration_killed_in_the_middle_completes_exactly_once_after_a_r
             if decode_state(s.body, s.instance_id).migration is not None
         ]
         assert migrated == [new]  # no duplicate root
-        assert await rt.store.kv_get("cronflow:migrations", "pending", now=rt.clock.now()) == {}
+        assert await kept_by_migrations(rt.store, rt.clock.now()) == set()
     # what had not committed in the killed process ran here, once
     expected = ["initializer"] if cancel_committed else ["on_canceled", "initializer"]
     assert expected == migration_worker.CALLS
@@ -95,10 +95,10 @@ async def test_a_plan_left_by_a_crash_asks_its_callers_cancel_policy_when_carrie
     async with cf.Runtime(db=db, workflows=definitions) as rt:
         await rt.wait_idle()
         for _ in range(100):  # the resume runs as a task of its own
-            if not await rt.store.kv_get("cronflow:migrations", "pending", now=rt.clock.now()):
+            if not await kept_by_migrations(rt.store, rt.clock.now()):
                 break
             await asyncio.sleep(0.02)
-        assert await rt.store.kv_get("cronflow:migrations", "pending", now=rt.clock.now()) == {}
+        assert await kept_by_migrations(rt.store, rt.clock.now()) == set()
         assert (await rt.migration_links(old)).migrated_to == ("guarded-new" if moved else None)
         assert await rt.workflow_state(old) == ("canceled" if moved else "initialized")
         cancels = [
