@@ -82,6 +82,13 @@ class PlanBook:
             PLANS, plan.instance, msgspec.to_builtins(plan), now=self._clock.now()
         )
 
+    async def claim(self, plan: MigrationPlan, owner: str) -> bool:
+        """Whether ``owner`` carries on ``plan``, whose process ended: of the processes asking
+        at once, one is told so (the claim is kept 30 days, long after it is carried out)."""
+        key, now = f"{plan.instance} {plan.owner}", self._clock.now()
+        claimed = await self._store.kv_setdefault(CLAIMS, key, owner, now=now, ttl=30 * 86400)
+        return bool(claimed == owner)
+
     async def forget(self, instance_id: str) -> None:
         await self._store.kv_delete(PLANS, instance_id)
         legacy: dict[str, Any] = await self._store.kv_get(

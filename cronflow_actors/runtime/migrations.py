@@ -72,7 +72,6 @@ from cronflow_actors.runtime.carried import completed_children, completed_output
 from cronflow_actors.runtime.catalog import FlowCatalog
 from cronflow_actors.runtime.instances import InstanceDirectory
 from cronflow_actors.runtime.migration_plans import (
-    CLAIMS,
     MigrationPlan,
     PlanBook,
     kept_by_migrations,
@@ -86,12 +85,7 @@ __all__ = ["MigrationLinks", "Migrations", "kept_by_migrations", "sources_of"]
 
 logger = logging.getLogger(__name__)
 
-_NOT_USER_CODE = (
-    StoreError,
-    RuntimeNotRunningError,
-    MigrationError,
-    pykka.ActorDeadError,
-)
+_NOT_USER_CODE = (StoreError, RuntimeNotRunningError, MigrationError, pykka.ActorDeadError)
 """What a new root's start raises that is not its initializer's or a migrator's error."""
 
 _CANCEL_REFUSED = (
@@ -215,13 +209,17 @@ class Migrations:
             owner=self._owner,
         )
         async with self._lock:  # unless one that asked meanwhile has finished already
-            snapshot = await self._instances.read(instance_id)
-            answered = await self._done(
-                subject, decode_state(snapshot.body, instance_id), to_version
-            )
+            answered = await self._done(subject, await self._read(instance_id), to_version)
             if answered is not None:
                 return answered
             plan = await self._book.add(ours)  # one step: of two callers, the first's
+            again = await self._read(instance_id)
+            if plan is ours and again.migrated_to is not None:  # another's, done meanwhile
+                await self._book.forget(instance_id)
+                answered = await self._done(subject, again, to_version)
+                if answered is None:  # (its successor is not stored, and its plan is gone)
+                    raise refused(subject, "another caller's migration is under way", "ask again")
+                return answered
         if plan is not ours:  # a caller asked meanwhile, here or in another process
             if plan.hops[-1][0] != to_version:
                 raise refused(
@@ -310,8 +308,7 @@ class Migrations:
                 continue
             if await self._is_live(plan.owner) or not self._registry.versions(plan.workflow):
                 continue
-            key, now = f"{plan.instance} {plan.owner}", self._clock.now()
-            if await self._store.kv_setdefault(CLAIMS, key, self._owner, now=now) != self._owner:
+            if not await self._book.claim(plan, self._owner):
                 continue  # another process took it on
             logger.warning(
                 "carrying on the migration of %s, cut by the end of process %s",
@@ -323,7 +320,7 @@ class Migrations:
             self._spawn(self._resumed(plan), f"resume migration {plan.instance}")
 
     async def links(self, instance_id: str) -> MigrationLinks:
-        state = decode_state((await self._instances.read(instance_id)).body, instance_id)
+        state = await self._read(instance_id)
         record = state.migration
         envelope = read_envelope(state.workflows[state.id].payload)
         if record is not None and envelope is not None and envelope.resumed is not None:
@@ -409,7 +406,7 @@ class Migrations:
                     ):
                         await self._book.forget(plan.instance)  # nothing moved, nor will
                     raise
-            state = decode_state((await self._instances.read(old_id)).body, old_id)
+            state = await self._read(old_id)
         migration = self._registry.migration(workflow, state.version, version)
         record = MigrationRecord(
             workflow=workflow,
@@ -446,11 +443,13 @@ class Migrations:
                 "runtime) to finish it",
             ) from error
 
+    async def _read(self, instance_id: str) -> InstanceState:
+        return decode_state((await self._instances.read(instance_id)).body, instance_id)
+
     async def _canceled_for(self, old_id: str, new_id: str) -> bool:
         """Whether ``old_id`` is canceled for its migration to ``new_id``: by the same plan,
         carried out at once in another process sharing the database, whose cancel came first."""
-        state = decode_state((await self._instances.read(old_id)).body, old_id)
-        return state.migrated_to == new_id
+        return (await self._read(old_id)).migrated_to == new_id
 
     async def _cancel(
         self,
