@@ -251,7 +251,8 @@ async def _deliver_kept(tx: Transaction, send: Send, *, drop: bool) -> bool:
     kept for (``drop``: to none) and no longer kept, in this transaction, whether the step still
     waits for it or not; whether the step took it. One kept for no step in particular (carried
     by a migration) is kept instead for each step that waits for it now, each delivered in a
-    transaction of its own, as a publish does."""
+    transaction of its own, as a publish does; with none, for the first that starts waiting
+    for it (``InstanceState.carried``)."""
     state = tx.state
     if not state.kept:
         return False
@@ -259,13 +260,14 @@ async def _deliver_kept(tx: Transaction, send: Send, *, drop: bool) -> bool:
     tx.rewritten = True
     if not kept.work_item_id and not drop:
         waiting = _waiting_for(tx, kept)
-        if not waiting:
+        if not waiting:  # (``engine/kept.py``: kept for the first step that waits for it)
             logger.info(
-                "instance %s: event %r carried over by its migration is dropped: none of its "
-                "steps waits for it now",
+                "instance %s: event %r carried over by its migration waits for a step that "
+                "waits for it: none does yet",
                 state.id,
                 kept.event,
             )
+            state.carried = [*(state.carried or ()), kept]
         state.kept = [*waiting, *rest] or msgspec.UNSET
         return False
     state.kept = rest or msgspec.UNSET

@@ -5,7 +5,9 @@ then the next, each in a transaction of its own, before anything else happens in
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import msgspec
 
 from cronflow_actors.errors import (
     LeaseError,
@@ -15,7 +17,11 @@ from cronflow_actors.errors import (
 )
 from cronflow_actors.messages.migrations import DeliverKept
 
-__all__ = ["deliver_kept"]
+if TYPE_CHECKING:
+    from cronflow_actors.messages.instance_state import InstanceState
+    from cronflow_actors.net.spec import WaitSpec
+
+__all__ = ["carried_to", "deliver_kept"]
 
 logger = logging.getLogger("cronflow_actors.engine.workflow_actor")
 
@@ -49,5 +55,17 @@ async def deliver_kept(actor: Any, message: DeliverKept) -> None:
             await actor._transact(DeliverKept(drop=True), reported=True)
         except _REFUSED_COMMITS:
             return  # still kept: its next load tries it again
-    if actor.state.kept and not actor._stale:
-        actor.tell_self_first(DeliverKept())  # the next one, before anything else
+    # the next one, before anything else: ``WorkflowActor._release`` asks for it
+
+
+def carried_to(state: InstanceState, item_id: str, wait: WaitSpec) -> None:
+    """Step ``item_id`` starts waiting (``wait``): the first event a migration carried over
+    that no step waited for when it came, if it is one this step hears, is kept for it, to be
+    delivered once this transaction is durable (``WorkflowActor._release``), as an event kept
+    for a held run is."""
+    carried = state.carried or []
+    for n, event in enumerate(carried):
+        if wait.hears(event.event):
+            state.kept = [*(state.kept or ()), msgspec.structs.replace(event, work_item_id=item_id)]
+            state.carried = [*carried[:n], *carried[n + 1 :]] or msgspec.UNSET
+            return

@@ -24,7 +24,7 @@ from collections.abc import Awaitable
 from typing import Any, Final
 
 from cronflow_actors.calls import call_user
-from cronflow_actors.engine import detached
+from cronflow_actors.engine import detached, kept
 from cronflow_actors.engine.actions import pass_boundary, storable
 from cronflow_actors.engine.context import WorkItemHandle
 from cronflow_actors.engine.owners import work_item_owner
@@ -296,6 +296,8 @@ class WorkItem:
                 item.error_type = class_name(error)
                 await self._fail(f"{type(error).__name__}: {error}")
                 return
+            if tx.state.carried:  # an event a migration carried over for it, kept
+                kept.carried_to(tx.state, item.id, definition.wait)
         handle = None
         if "on_started" in definition.activities:
             handle = await self._activity("on_started", _ON_STARTED_TRIGGERS)

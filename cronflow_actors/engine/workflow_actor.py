@@ -177,10 +177,7 @@ class WorkflowActor(CoroutineActor):
                 except Exception as error:
                     await report_failure.record(self, message, error)
             case StartWorkflow(principal=principal, migration=migration):
-                answer = await self._transact(message, principal, migration=migration)
-                if self.state.kept:
-                    self.tell_self_first(DeliverKept())  # what a migration carried over
-                return answer
+                return await self._transact(message, principal, migration=migration)
             case (
                 InitializeWorkItem(principal=principal)
                 | WorkItemAction(principal=principal)
@@ -331,9 +328,10 @@ class WorkflowActor(CoroutineActor):
             endings.owed(self, root.state)
         if final and state.heard:  # no step of it hears anything more
             state.heard = {}
-        if final and state.kept:  # no step of it hears anything more
-            logger.info("%s ended with %d kept events undelivered", self, len(state.kept))
-            state.kept = msgspec.UNSET
+        if final and (state.kept or state.carried):  # no step of it hears anything more
+            undelivered = [*(state.kept or ()), *(state.carried or ())]
+            logger.info("%s ended with %d kept events undelivered", self, len(undelivered))
+            state.kept = state.carried = msgspec.UNSET
         body = encode(state)
         # actions still out (dispatched again after a crash) or events kept: it is running; a
         # notice owed (engine/notices.py) only makes it runnable: loaded at start, still waiting
@@ -389,6 +387,8 @@ class WorkflowActor(CoroutineActor):
             self._dispatch_action(item_id)
         for item_id in tx.notices:
             notices.call(self, tx, item_id)
+        if self.state.kept:  # kept while it was held, or for a step that now waits for one
+            self.tell_self_first(DeliverKept())  # (engine/kept.py), before anything else
         timers = self.services.timers
         for timer_id in tx.timers_cancel:
             timers.disarm(timer_id)

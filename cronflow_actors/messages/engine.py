@@ -10,18 +10,25 @@ Messages (frozen, tagged):
   the change that records it (dispatched, then completed or failed);
 - scheduled jobs (``Job`` union, in ``jobs.py``): engine operations a durable timer runs later.
 
-Records (mutable, persisted inside the instance snapshot; shapes only grow): ``InstanceState``
-holds the root workflow and its child workflows, their tasks and work items, the jobs, and what
-became of each detached action (``ActionRecord``).
+The records an instance persists (``InstanceState`` and its parts) are in ``instance_state.py``,
+re-exported here.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import msgspec
-
 from cronflow_actors.messages.base import Message
+from cronflow_actors.messages.instance_state import (
+    ActionRecord,
+    InstanceState,
+    JobRecord,
+    PendingAction,
+    Stats,
+    TaskRecord,
+    WorkflowRecord,
+    WorkItemRecord,
+)
 from cronflow_actors.messages.jobs import (
     CancelWorkflowJob,
     CancelWorkItemJob,
@@ -336,165 +343,3 @@ WorkflowCommand = (
     | NoticeDone
     | EndHooksDone
 )
-
-
-# -- persisted instance state ----------------------------------------------------------------------
-# omit_defaults: a field at its default is left out of the bytes, and decodes back as it
-
-
-class Stats(msgspec.Struct, kw_only=True, gc=False, omit_defaults=True):
-    """How many children (work items, or child workflows) of one task generation are in each
-    state; ``total`` counts every child ever initialized in it."""
-
-    total: int = 0
-    initialized: int = 0
-    started: int = 0
-    completed: int = 0
-    failed: int = 0
-    canceled: int = 0
-
-
-class WorkItemRecord(msgspec.Struct, kw_only=True, gc=False, omit_defaults=True):
-    id: str
-    name: str
-    workflow_id: str
-    task: str
-    generation: int
-    state: WorkItemState = WorkItemState.INITIALIZED
-    payload: Any = None
-    output: Any = None
-    error: str | None = None
-    attempt: int = 0
-    """How many times it has been started."""
-    created_at: float = 0.0
-    started_at: float | None = None
-    finished_at: float | None = None
-    token: str | None = None
-    """The resume token of its current pause (a work item that waits for a human)."""
-    error_type: str | None = None
-    """The class of the exception that failed it (``module.Name``), when a handler raised."""
-    error_data: dict[str, Any] | None = None
-    """That exception's public attributes that could be stored."""
-    kind: str = ""
-    """Its definition's kind (``step``, ``sleep``, ...), so a run can be shown without its
-    definition ("" in snapshots from before it was kept)."""
-    began_at: float | None = None
-    """When the handler of the current attempt began to run (None: not yet, or no handler)."""
-    redispatches: int = 0
-    """How many times a restart found it started with its end unrecorded, and ran its handler
-    again (each time the process before may have run it wholly, partly, or not at all: a step
-    waiting for a pool thread had not begun; ``ctx.redispatches``)."""
-
-
-class TaskRecord(msgspec.Struct, kw_only=True, gc=False, omit_defaults=True):
-    name: str
-    state: TaskState = TaskState.DISABLED
-    generation: int = 0
-    children: list[str] = msgspec.field(default_factory=list)
-    """Work item ids (or child workflow ids) of the latest generation, in creation order."""
-    stats: Stats = msgspec.field(default_factory=Stats)
-    """Stats of the latest generation."""
-
-
-class WorkflowRecord(msgspec.Struct, kw_only=True, gc=False, omit_defaults=True):
-    id: str
-    name: str
-    version: str = ""
-    path: tuple[str, ...] = ()
-    """(task, child workflow name) pairs from the root definition to this one's."""
-    state: WorkflowState = WorkflowState.INITIALIZED
-    payload: Any = None
-    output: Any = None
-    error: str | None = None
-    parent_id: str | None = None
-    parent_task: str | None = None
-    parent_generation: int = 0
-    marking: dict[str, int] = msgspec.field(default_factory=dict)
-    tasks: dict[str, TaskRecord] = msgspec.field(default_factory=dict)
-    outputs: dict[str, Any] = msgspec.field(default_factory=dict)
-    """The output of the latest completed work item (or child workflow) of each task."""
-    last: Any = None
-    """The output of the work item that completed last (of those whose type sets it)."""
-    created_at: float = 0.0
-    finished_at: float | None = None
-    error_cause: str | None = None
-    """The work item whose failure failed this workflow (through child workflows too)."""
-
-
-class JobRecord(msgspec.Struct, kw_only=True, gc=False, omit_defaults=True):
-    """A job registered with ``register_scheduled``, owned by an element's active life."""
-
-    timer_id: str
-    owner: str
-    """"workflow/<id>", "task/<workflow id>/<task>/<generation>" or "work_item/<id>"."""
-    due_at: float
-    job: Job
-
-
-class PendingAction(msgspec.Struct, kw_only=True, gc=False, omit_defaults=True):
-    """A detached action that was dispatched and has not reported back yet."""
-
-    work_item_id: str
-    workflow_id: str
-    task: str
-    durable: bool = True
-
-
-class ActionRecord(msgspec.Struct, kw_only=True, gc=False, omit_defaults=True):
-    """What became of one detached action (its work item completed when it was dispatched):
-    ``status`` is ``dispatched`` until its handler reports, then ``completed`` or ``failed``
-    (with ``error``). ``attempts`` counts its dispatches; ``redispatches`` those made after a
-    restart found it still out; ``tried`` is the attempt of its handler's last call as
-    ``ctx.attempt`` counts it (its own retries count there; 0 until it reports). Times:
-    ``dispatched_at`` (the last dispatch), ``started_at`` and ``finished_at`` (its handler's
-    run)."""
-
-    work_item_id: str
-    workflow_id: str
-    task: str
-    status: ActionState = ActionState.DISPATCHED
-    error: str | None = None
-    error_type: str | None = None
-    attempts: int = 1
-    redispatches: int = 0
-    tried: int = 0
-    dispatched_at: float | None = None
-    started_at: float | None = None
-    finished_at: float | None = None
-
-
-class InstanceState(msgspec.Struct, kw_only=True, gc=False, omit_defaults=True):
-    """Everything one root instance is: the unit of consistency and of persistence."""
-
-    id: str
-    workflow: str
-    version: str = ""
-    revision: int = 0
-    next_id: int = 0
-    workflows: dict[str, WorkflowRecord] = msgspec.field(default_factory=dict)
-    work_items: dict[str, WorkItemRecord] = msgspec.field(default_factory=dict)
-    jobs: dict[str, JobRecord] = msgspec.field(default_factory=dict)
-    actions: dict[str, PendingAction] = msgspec.field(default_factory=dict)
-    """Detached actions out (dispatched, not reported back): the instance stays runnable."""
-    action_records: dict[str, ActionRecord] = msgspec.field(default_factory=dict)
-    """Every detached action dispatched in this instance, by work item id."""
-    migration: MigrationRecord | None = None
-    """Set when this instance is the target of a migration (it runs fast-forwarded)."""
-    migrated_to: str | None = None
-    """Set when a migration canceled this instance: the id of the instance that replaced it."""
-    fingerprint: str | msgspec.UnsetType = msgspec.UNSET
-    """The structural fingerprint (``net/fingerprint.py``) of the definition the instance
-    started on; unset in snapshots from before it was recorded (taken as matching), which
-    encode to the same bytes as before."""
-    kept: list[KeptEvent] | msgspec.UnsetType = msgspec.UNSET
-    """Events kept while it was held, to deliver when it runs (unset: none, no bytes)."""
-    notices: dict[str, str] = msgspec.field(default_factory=dict)
-    """Notices owed (``WaitSpec.notify``, at least once): work item id -> its wait's token, from
-    the commit that opened the wait until the notice ended or the wait did; while any is owed
-    the instance is runnable, so a restart calls it again (none: no bytes)."""
-    end_owed: bool = False
-    """The hooks of its end are owed (``engine/endings.py``): it ended, and they have not all
-    been called yet; while so, the ended instance is runnable, so a restart calls them."""
-    heard: dict[str, list[str]] = msgspec.field(default_factory=dict)
-    """Keyed publishes a step of it took (``engine/heard.py``): the publish's id -> the other
-    steps that waited for that event then, which a resend of it may still reach."""

@@ -413,6 +413,36 @@ async def test_a_held_runs_kept_events_go_to_the_run_a_migration_replaces_it_wit
         assert (await rt.inspect(old)).status == "canceled"
 
 
+async def test_a_carried_event_waits_for_the_step_that_waits_for_it(tmp_path: Path) -> None:
+    """The new version runs a new step before the wait: the event kept for the held run was
+    dropped at the new run's start, no step waiting for it yet (the newcomer's h25 F0: the
+    payment lost, the run waiting for it until its deadline). It is kept, across a restart,
+    for the first step that starts waiting for it."""
+    db = tmp_path / "carried.db"
+    old = await waiting_to_pay(db)
+    gate = asyncio.Event()
+
+    async def audit(ctx: Any) -> str:
+        await gate.wait()
+        return "audited"
+
+    def v2() -> cf.Flow:
+        flow = cf.define("paying", version="v2").step("audit", audit)
+        flow = flow.wait_for_event("paid", "payment")
+        return flow.step("ship", lambda ctx: shipped.append((ctx.run.id, ctx.last)) or ctx.last)
+
+    async with cf.Runtime(db=db, workflows=[paying(changed=True), v2()]) as rt:
+        assert (await rt.publish_event("payment", {"amount": 9})).held == [old]
+        new = await rt.migrate(old, "v2")
+        await asyncio.sleep(0.1)
+        assert (await rt.inspect(new)).status == "running"  # in its audit step
+    gate.set()
+    async with cf.Runtime(db=db, workflows=[paying(changed=True), v2()]) as rt:
+        result = await rt.wait(new, timeout=5)
+        assert (result.status, result.output) == ("completed", {"amount": 9})
+        assert shipped == [(new, {"amount": 9})]
+
+
 def limited(*, changed: bool = False) -> cf.Flow:
     flow = cf.define("limited", concurrency=1).human_in_the_loop("hold", description="in line")
     return flow.step("b" if not changed else "c", ran("b" if not changed else "c"))
