@@ -90,10 +90,11 @@ async def admit_caller(
     if custom.policy is not None:
         # an outside caller's call: what the policy raises refuses it, nothing changes
         policy = call_user(custom.policy, context(), payload)
-        if not await refusing_call(policy, f"{action} policy of {element}"):
+        answer = await refusing_call(policy, f"{action} policy of {element}")
+        if answer is not True:  # a policy's "deny" (or any answer not a bool) is no allow
             named = getattr(custom.policy, "__qualname__", "")  # require_scope('x'), say
             shown = named if "<" not in named else ""  # not a lambda's or a closure's
-            raise ActionDeniedError(element, action, principal.id, shown)
+            raise ActionDeniedError(element, action, principal.id, shown, answer)
 
 
 def storable(payload: Any, *, element: str, action: str) -> Any:

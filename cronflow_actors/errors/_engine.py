@@ -334,8 +334,12 @@ class AuthenticationRequiredError(ActionError, PermissionError):
 class ActionDeniedError(ActionError, PermissionError):
     """The action's authorization policy denied the caller."""
 
-    def __init__(self, element: str, action: str, principal: str, policy: str = "") -> None:
+    def __init__(
+        self, element: str, action: str, principal: str, policy: str = "", answer: object = False
+    ) -> None:
         self.principal = principal
         named = f" {policy}" if policy else ""
         denied = f"may not run action {action!r} of {element}: its policy{named} denied it"
+        if answer is not False:  # not a bool: taken as a denial, never as an allow
+            denied += f" (it answered {answer!r}, not True or False; a policy returns a bool)"
         self._refuse(element, action, f"caller {principal!r} {denied}")

@@ -64,7 +64,8 @@ def require_all_scopes(scopes: Iterable[str]) -> Policy:
 
 
 async def _decide(policy: Policy, ctx: Any, payload: Any) -> bool:
-    return bool(await settle(policy(ctx, payload)))
+    """Whether ``policy`` allows: True only (an answer that is not a bool denies)."""
+    return await settle(policy(ctx, payload)) is True
 
 
 def any_policy(*policies: Policy) -> Policy:

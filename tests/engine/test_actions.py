@@ -206,3 +206,26 @@ async def test_versions_side_by_side_and_deprecation(rt: cf.Runtime) -> None:
     with pytest.raises(ConfigurationError, match=r"versions of 'hire': \['v1', 'v2'\]"):
         rt.deprecate("hire", None)  # type: ignore[arg-type]
     assert await rt.start_workflow("hire")  # nothing was deprecated
+
+
+@pytest.mark.parametrize("answer", ["deny", "DENY", {"allowed": False}, 1, None])
+async def test_a_policy_answer_that_is_not_a_bool_refuses_the_caller(
+    rt: cf.Runtime, answer: Any
+) -> None:
+    """An action policy answering ``"deny"`` (Tasquencer's ``PolicyResult.DENY`` as a string)
+    let the caller act, any truthy answer being an allow (the conformance auditor's h25 M3):
+    only True admits; the refusal says what it answered. Combined policies read it alike."""
+    item = net.work_item("a").actions(
+        start=net.action(policy=lambda ctx, payload: answer),
+        complete=net.action(policy=net.any_policy(lambda ctx, payload: answer)),
+    )
+    rt.register(build("deny", {"a": net.task(item)}, [("start", "a"), ("a", "end")]))
+    wid = await rt.start_workflow("deny")
+    work = await open_item(rt, wid, "a")
+    with pytest.raises(ActionDeniedError, match=rf"it answered {answer!r}, not True or False"):
+        await rt.start_work_item(work.id, principal=REVIEWER)
+    assert (await rt.work_item(work.id)).state == "initialized"
+    await rt.start_work_item(work.id)  # the engine's own call asks no policy
+    with pytest.raises(ActionDeniedError, match="its policy denied it"):
+        await rt.complete_work_item(work.id, principal=REVIEWER)
+    assert (await rt.work_item(work.id)).state == "started"
