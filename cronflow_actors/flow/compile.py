@@ -200,11 +200,13 @@ class Compiler:
     def each(self, node: n.EachNode) -> tuple[str, str]:
         if node.inner is None:
             return self.catching(node, fanout.each(node, self.step_ids))
-        found: list[str] = []
-        inner = compile_flow(node.inner, found)
+        found: list[str] = []  # (a subflow of it named by id is the runtime's to resolve)
+        inner = compile_flow(node.inner, found, self.resolve, self.needs_runtime)
         if inner is None:
             self.problems.extend(f"{node.id!r}: {p}" for p in found)
             return node.id, node.id
+        for compiled in inner.subflows:
+            self.subflows.setdefault(compiled.id, compiled)
         task = fanout.each_flow(node, self.step_ids, inner.spec)
         return self.catching(node, task, composite=True)
 

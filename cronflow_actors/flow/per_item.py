@@ -183,10 +183,10 @@ def _proxied(
     return result
 
 
-def _real(
-    nodes: Sequence[n.Node], where: tuple[int, ...], field: str, index: int | None
-) -> Callable[..., Any]:
-    """The function at ``where``/``field``/``index`` of the nodes built for a real item."""
+def _real(nodes: Sequence[n.Node], where: tuple[int, ...], field: str, index: int | None) -> Any:
+    """The function at ``where``/``field``/``index`` of the nodes built for a real item; or
+    the value there, where the item itself (or a value made of it) was given in place of a
+    function (a sleep's duration, a subflow's input), which the placeholder stood in for."""
     node: Any = None
     level = nodes
     steps = list(where)
@@ -195,9 +195,11 @@ def _real(
         if steps:  # into an if_ branch
             level = node.branches[steps.pop(0)].nodes
     if field == "branch":
-        return node.branches[index].condition  # type: ignore[no-any-return]
+        return node.branches[index].condition
     value = getattr(node, field)
-    return value[index] if index is not None else value  # type: ignore[no-any-return]
+    if field == "duration" and value is None:  # a duration given as a value: its seconds
+        value = node.seconds
+    return value[index] if index is not None else value
 
 
 def _proxy(
@@ -210,7 +212,7 @@ def _proxy(
     """A function like ``original`` (plain or coroutine, so it runs where that one would)
     that calls the same function of the flow built for the running child's item."""
 
-    def resolve(args: tuple[Any, ...]) -> Callable[..., Any]:
+    def resolve(args: tuple[Any, ...]) -> Any:
         fctx = next(a for a in args if isinstance(a, FlowContext))
         return _real(nodes_for(fctx), where, field, index)
 
@@ -222,6 +224,7 @@ def _proxy(
         return call_async
 
     def call(*args: Any) -> Any:
-        return resolve(args)(*args)
+        real = resolve(args)
+        return real(*args) if callable(real) else real  # a value where the placeholder was
 
     return call

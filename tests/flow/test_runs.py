@@ -837,3 +837,35 @@ def test_only_the_engine_s_own_words_are_put_in_steps_words() -> None:
     assert step_error(engine + said) == "step 'charge': " + said
     assert step_error(said) == said
     assert step_error(None) is None
+
+
+async def test_a_flow_per_item_may_give_the_item_as_a_value(
+    rt: cf.Runtime, clock: ManualClock
+) -> None:
+    """The item given where a function may be (a sleep's duration, a subflow's input) was
+    taken for a function and called at run time, failing every run with a bare TypeError (the
+    conformance auditor's h25 M2); a subflow named by id inside the per-item flow was refused
+    as not registered (M1). The value is the item's; the registered flow is found."""
+    rt.register(cf.define("kid").step("k", lambda ctx: ctx.payload))
+    naps = cf.define("naps").for_each(
+        "items",
+        lambda ctx: [30, 60],
+        lambda item, flow: flow.sleep("nap", item).step("after", lambda ctx: item),
+    )
+    named = cf.define("named").for_each(
+        "items",
+        lambda ctx: [{"a": 1}, {"a": 2}],
+        lambda item, flow: flow.subflow("sub", "kid", input=item),
+    )
+    rt.register(naps)
+    rt.register(named)
+    slept = await rt.trigger("naps")
+    await rt.wait_idle()
+    clock.advance(31)
+    await rt.wait_idle()
+    assert (await rt.inspect(slept)).status == "waiting"  # the 60 s nap is not over
+    clock.advance(30)
+    result = await rt.wait(slept, timeout=5)
+    assert [r["result"] for r in result.output["results"]] == [30, 60]
+    result = await rt.wait(await rt.trigger("named"), timeout=5)
+    assert [r["result"] for r in result.output["results"]] == [{"a": 1}, {"a": 2}]
