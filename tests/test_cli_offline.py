@@ -123,3 +123,27 @@ def test_the_database_line_of_serve_names_no_password() -> None:
     assert "pa55word" not in said
     assert "db.internal:5432/cronflow" in said
     assert describe(store_for(":memory:")) is None
+
+
+def test_a_backup_beside_serve_holds_what_the_log_held_and_restores(tmp_path: Path) -> None:
+    """A copy of the file alone misses the commits still in its write-ahead log (the
+    newcomer's h25 F1). ``db backup`` copies the database as of one commit while serve runs,
+    without the live runtime's lease, so a serve on the restored copy starts at once and has
+    every run the server had acknowledged."""
+    db, copy = tmp_path / "live.db", tmp_path / "copy.db"
+    with serving(APP, db) as served:
+        held = [cli("run", "hold", "--no-wait", served=served).stdout.strip() for _ in range(3)]
+        done = cli("db", "backup", "--db", str(db), str(copy))
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.startswith(f"backed up {db} to {copy}: 3 run(s),")
+        again = cli("db", "backup", "--db", str(db), str(copy))
+        assert again.returncode != 0
+        assert "(a backup never writes over a file); nothing was written" in again.stderr
+    with closing(sqlite3.connect(copy)) as restored:
+        assert restored.execute("SELECT COUNT(*) FROM leases").fetchone() == (0,)
+        assert restored.execute("PRAGMA journal_mode").fetchone() == ("delete",)
+    with serving(APP, copy) as served:  # no lease to wait for: it starts as a fresh owner
+        listed = {run["id"]: run["status"] for run in _json("runs", served=served)["runs"]}
+        assert listed == dict.fromkeys(held, "waiting")
+    refused = cli("db", "backup", "--db", "postgresql://u@127.0.0.1/x", str(tmp_path / "p"))
+    assert "back a PostgreSQL database up with pg_dump" in refused.stderr

@@ -171,6 +171,13 @@ def _db_prune(args: argparse.Namespace) -> int:
     return 0
 
 
+def _db_backup(args: argparse.Namespace) -> int:
+    from cronflow_actors.cli.backup import backup
+
+    print(backup(_database(args).db, args.file, _named_by(args)))
+    return 0
+
+
 def _settings(args: argparse.Namespace) -> Any:
     from cronflow_actors.runtime.config import load_config
 
@@ -211,22 +218,8 @@ def _database_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", default=None, help="TOML settings file (db, synchronous)")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="cronflow-actors",
-        description="A durable workflow runtime for Python, built as an actor system on asyncio.",
-        epilog="Exit codes: 0 ok; 1 the run failed (run); 2 bad usage, settings or token; "
-        "3 not found or conflict; 4 server unreachable or unavailable. While 'serve' runs, "
-        "its web console is at /ui of its address (http://127.0.0.1:8000/ui by default).",
-    )
-    parser.add_argument(
-        "--version", action="version", version=f"cronflow-actors {_installed_version()}"
-    )
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-
-    version = commands.add_parser("version", help="print the installed version")
-    version.set_defaults(handler=_version)
-
+def _add_db_commands(commands: Any) -> None:
+    """``db migrate``, ``db prune`` and ``db backup``."""
     db = commands.add_parser("db", help="database maintenance")
     db_commands = db.add_subparsers(dest="db_command", metavar="DB_COMMAND", required=True)
     migrate = db_commands.add_parser(
@@ -255,6 +248,31 @@ def build_parser() -> argparse.ArgumentParser:
         "every finished run, where --retention 0 keeps them all)",
     )
     prune.set_defaults(handler=_db_prune)
+    backup = db_commands.add_parser(
+        "backup", help="copy a SQLite database consistently, while serve runs on it too"
+    )
+    _database_options(backup)
+    backup.add_argument("file", metavar="FILE", help="the copy to write (a path not taken)")
+    backup.set_defaults(handler=_db_backup)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cronflow-actors",
+        description="A durable workflow runtime for Python, built as an actor system on asyncio.",
+        epilog="Exit codes: 0 ok; 1 the run failed (run); 2 bad usage, settings or token; "
+        "3 not found or conflict; 4 server unreachable or unavailable. While 'serve' runs, "
+        "its web console is at /ui of its address (http://127.0.0.1:8000/ui by default).",
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"cronflow-actors {_installed_version()}"
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    version = commands.add_parser("version", help="print the installed version")
+    version.set_defaults(handler=_version)
+
+    _add_db_commands(commands)
 
     serve = commands.add_parser("serve", help="run the runtime behind HTTP until SIGTERM/SIGINT")
     serve.add_argument("app", nargs="?", default=None, help="module:attribute or a .py file")

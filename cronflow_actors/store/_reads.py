@@ -7,6 +7,7 @@ row), so a page costs the same however many rows came before it. Row mappings ar
 
 from __future__ import annotations
 
+import sqlite3
 from typing import Any
 
 import aiosqlite
@@ -37,11 +38,19 @@ __all__ = ["SQLiteReads"]
 
 _decode_value = msgspec.msgpack.Decoder().decode
 
+_BROKEN = frozenset({11, 26})
+"""SQLITE_CORRUPT and SQLITE_NOTADB: the file is not the database it was (written over in place,
+say by a copy of a backup onto it while the store had it open), whichever connection finds it."""
+
 
 class SQLiteReads:
     """The reading half of ``SQLiteStore``: the queries of the ``Store`` protocol."""
 
     _reader: aiosqlite.Connection | None
+
+    def _broken(self, error: sqlite3.DatabaseError) -> BaseException:
+        """The error a read gets when the file is broken: the store's (``SQLiteStore``)."""
+        return error
 
     async def schema_version(self) -> int:
         """The schema version of the open database."""
@@ -57,7 +66,12 @@ class SQLiteReads:
         # One round trip: the statement runs to its end on the reader's thread. With a cursor
         # per step, concurrent reads interleave, one statement stays open across another's,
         # and the connection's read transaction (its snapshot of the database) never ends.
-        return list(await reader.execute_fetchall(query, params))
+        try:
+            return list(await reader.execute_fetchall(query, params))
+        except sqlite3.DatabaseError as error:
+            if getattr(error, "sqlite_errorcode", None) not in _BROKEN:
+                raise
+            raise self._broken(error) from error
 
     async def load_snapshot(self, instance_id: str) -> SnapshotRecord | None:
         rows = await self._fetchall(

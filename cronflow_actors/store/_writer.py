@@ -126,8 +126,10 @@ class GroupWriter(GroupAnswers):
     def submit(self, payload: BatchOp | LeaseOp, operation: str) -> asyncio.Future[Any]:
         if self._closing:
             raise StoreClosedError(self._name, operation)
-        if self.failure is not None:
-            raise StoreFailedError(self._name, str(self.failure))
+        failure = self.failure
+        if failure is not None:  # (its reason once, not "failed: failed: ...")
+            reason = failure.reason if isinstance(failure, StoreFailedError) else str(failure)
+            raise StoreFailedError(self._name, reason)
         assert self._loop is not None, "the writer is not started"
         future: asyncio.Future[Any] = self._loop.create_future()
         self._queue.append((payload, future))  # (no lock: see ``_lock``)

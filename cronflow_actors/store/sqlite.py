@@ -243,6 +243,16 @@ class SQLiteStore(GroupWrites, SQLiteReads):
         if found != self._identity:
             raise FileGoneError(f"the database file {self.path} was replaced by another file")
 
+    def _broken(self, error: sqlite3.DatabaseError) -> BaseException:
+        """A read found the file broken: the store fails as its writer would (it can no longer
+        keep what it acknowledges), so the runtime stops taking work, says why and exits."""
+        writer = self._writer
+        if writer is None:
+            return error
+        if writer.failure is not None:
+            return writer.failure
+        return writer.fail(FileGoneError(f"the database file {self.path} is broken: {error}"))
+
     async def check(self) -> None:
         writer = self._writer
         if writer is None or self._closing:

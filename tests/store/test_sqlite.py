@@ -24,6 +24,7 @@ from cronflow_actors.errors import (
     MutationRejectedError,
     SchemaVersionError,
     StoreClosedError,
+    StoreFailedError,
 )
 from cronflow_actors.messages import Mutation, encode
 from cronflow_actors.store import MIGRATIONS, SQLiteStore, latest_version
@@ -425,3 +426,25 @@ async def test_listings_filtered_by_workflow_and_status_read_an_index_not_a_scan
             if params[:2] == ("orders", "completed"):
                 index = "instances_by_workflow_status_created (workflow=? AND status=?"
                 assert any(index in step for step in plan), plan
+
+
+async def test_a_file_written_over_under_the_store_fails_it_at_the_first_read(
+    tmp_path: Path,
+) -> None:
+    """A backup copied onto the database file while a server had it open (``cp`` keeps the
+    file, so the writer's check saw the same one): reads answered "malformed" as 500s while
+    the writer went on acknowledging starts (the newcomer's h25 F2). A read that finds the file
+    broken fails the store as the writer's failure does: nothing more is acknowledged."""
+    path = tmp_path / "over.db"
+    async with SQLiteStore(path) as store:
+        for n in range(200):
+            await store.commit(only_snapshot(snapshot(f"i{n:03}", body=b"x" * 2000)))
+        with closing(sqlite3.connect(path)) as other:  # the log into the file, as it grows
+            other.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        size = path.stat().st_size
+        with path.open("r+b") as written_over:
+            written_over.write(b"\0" * size)
+        with pytest.raises(StoreFailedError, match=f"the database file {path} is broken"):
+            await store.list_snapshots(limit=500)
+        with pytest.raises(StoreFailedError, match="is broken"):
+            await store.commit(only_snapshot(snapshot("late")))

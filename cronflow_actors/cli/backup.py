@@ -1,0 +1,93 @@
+"""``cronflow-actors db backup``: a consistent copy of a SQLite database, safe while ``serve``
+runs on it.
+
+A copy of the database file alone misses what is still in its write-ahead log (``-wal``): the
+commits since the last checkpoint, minutes of work. This copies through SQLite's online backup
+(one read transaction: the database as of one commit, the log included), into a file beside the
+target that is renamed onto it once it is complete and on disk, checked (``quick_check``), and
+with the live runtime's lease left out: a backup is owned by no one, so a runtime restored onto
+it starts at once (the lease would have named the process that was running when it was taken).
+A PostgreSQL database is backed up with its own tools (``pg_dump``).
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+
+from cronflow_actors.errors import ConfigurationError
+
+__all__ = ["backup"]
+
+
+def backup(db: str, target: str, named_by: str) -> str:
+    """Back ``db`` up to ``target`` (which must not exist); what was done, to print."""
+    if "://" in db:
+        raise ConfigurationError(
+            named_by,
+            db,
+            "a SQLite file: back a PostgreSQL database up with pg_dump (pg_dump -Fc DBNAME > "
+            "FILE), which is consistent while serve runs; nothing was written",
+        )
+    source, copy = Path(db), Path(target)
+    if db == ":memory:" or not source.is_file():
+        raise ConfigurationError(named_by, db, "the path of an existing database file")
+    if copy.exists() or copy.resolve() == source.resolve():
+        raise ConfigurationError(
+            "FILE",
+            target,
+            "a path where nothing is yet (a backup never writes over a file); nothing was written",
+        )
+    part = copy.with_name(f".{copy.name}.part")
+    part.unlink(missing_ok=True)
+    try:
+        runs = _copy(source, part)
+        os.replace(part, copy)
+    finally:
+        part.unlink(missing_ok=True)
+    _sync_directory(copy)
+    size = copy.stat().st_size
+    return f"backed up {db} to {target}: {runs} run(s), {size:,} bytes, checked"
+
+
+def _copy(source: Path, part: Path) -> int:
+    """Copy ``source`` into ``part`` through the online backup, drop the lease from the copy,
+    check it and put it on disk; the number of runs it holds."""
+    with sqlite3.connect(source, timeout=30) as reader:
+        if not _is_ours(reader):
+            raise ConfigurationError(
+                "--db", str(source), "a cronflow-actors database (it has no instances table)"
+            )
+        writer = sqlite3.connect(part)
+        try:
+            reader.backup(writer)  # all pages at once: one read transaction, one commit's state
+            writer.execute("DELETE FROM leases")  # a backup is owned by no one
+            writer.commit()
+            writer.execute("PRAGMA journal_mode = DELETE")  # one file, no log beside it
+            (verdict,) = writer.execute("PRAGMA quick_check(1)").fetchone()
+            if verdict != "ok":
+                raise sqlite3.DatabaseError(f"the copy failed its check: {verdict}")
+            (runs,) = writer.execute("SELECT COUNT(*) FROM instances").fetchone()
+        finally:
+            writer.close()
+    with part.open("rb") as written:
+        os.fsync(written.fileno())
+    return int(runs)
+
+
+def _is_ours(connection: sqlite3.Connection) -> bool:
+    found = connection.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'instances'"
+    ).fetchone()
+    return found is not None
+
+
+def _sync_directory(path: Path) -> None:
+    """The rename onto ``path`` is on disk too."""
+    handle = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(handle)
+    finally:
+        os.close(handle)
+
