@@ -6,17 +6,22 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
+
 from cronflow_actors.engine.states import TaskState
 from cronflow_actors.flow.compile import is_user_step
+from cronflow_actors.flow.envelope import read_envelope
 from cronflow_actors.messages.engine import InstanceState
 from cronflow_actors.messages.migrations import CarriedChild, MigrationSource
 from cronflow_actors.runtime.catalog import FlowCatalog
 
 __all__ = [
+    "MigrationLinks",
     "begun_keys",
     "completed_children",
     "completed_outputs",
     "completed_steps",
+    "links_of",
     "sources_of",
 ]
 
@@ -108,3 +113,30 @@ def sources_of(state: InstanceState) -> list[MigrationSource]:
         )
         for w in ordered
     ]
+
+
+class MigrationLinks(msgspec.Struct, frozen=True, kw_only=True):
+    """How an instance stands to migrations: the instance it was migrated from (and from which
+    version), the one a migration replaced it with."""
+
+    id: str
+    version: str
+    migrated_from: str | None = None
+    from_version: str | None = None
+    migrated_to: str | None = None
+
+
+def links_of(state: InstanceState) -> MigrationLinks:
+    """How the instance ``state`` stands to migrations (a resume carries its run's steps as a
+    migration does, and is none)."""
+    record = state.migration
+    envelope = read_envelope(state.workflows[state.id].payload)
+    if record is not None and envelope is not None and envelope.resumed is not None:
+        record = None
+    return MigrationLinks(
+        id=state.id,
+        version=state.version,
+        migrated_from=record.from_instance if record is not None else None,
+        from_version=record.from_version if record is not None else None,
+        migrated_to=state.migrated_to,
+    )

@@ -178,6 +178,13 @@ class FlowMethods(NetMethods):
         through its workflow's ``cancel`` action, whose policy decides (as
         ``cancel_workflow(..., principal=)``); a flow's run has no cancel action of its own."""
         check_cancel_reason(reason)
+        if root_of(run_id) != run_id:  # a part of a run: canceled, the run went on without it
+            raise NotFoundError(
+                "run",
+                run_id,
+                advice=f"it is a part of run {root_of(run_id)!r} (a subflow's run, an item, a "
+                "net's child workflow): cancel that run (a net's child: cancel_workflow)",
+            )
         try:  # which workflow: the snapshot's record says it, no need to decode its state
             snapshot = None if principal is None else await self.instances.read(root_of(run_id))
         except NotFoundError:

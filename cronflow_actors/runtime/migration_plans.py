@@ -76,6 +76,12 @@ class PlanBook:
         )
         return plan if stored == builtins else msgspec.convert(stored, MigrationPlan)
 
+    async def planned(self, instance_id: str) -> bool:
+        """Whether a plan under way will start a new root under ``instance_id``: an id an
+        outside caller may not take (one who did had the migration end on their run)."""
+        plans = await self.all()
+        return any(instance_id == new_id for p in plans.values() for _, new_id in p.hops)
+
     async def save(self, plan: MigrationPlan) -> None:
         """Write ``plan`` over its instance's (a process that took it on: its owner)."""
         await self._store.kv_set(

@@ -56,7 +56,6 @@ from cronflow_actors.errors import (
     StoreError,
     refused_in,
 )
-from cronflow_actors.flow.envelope import read_envelope
 from cronflow_actors.kernel import Clock
 from cronflow_actors.messages import SnapshotRecord
 from cronflow_actors.messages.engine import (
@@ -68,7 +67,13 @@ from cronflow_actors.messages.engine import (
 from cronflow_actors.messages.migrations import MigrationRecord
 from cronflow_actors.net.migration import refused
 from cronflow_actors.net.spec import NetSpec
-from cronflow_actors.runtime.carried import completed_children, completed_outputs, sources_of
+from cronflow_actors.runtime.carried import (
+    MigrationLinks,
+    completed_children,
+    completed_outputs,
+    links_of,
+    sources_of,
+)
 from cronflow_actors.runtime.catalog import FlowCatalog
 from cronflow_actors.runtime.instances import InstanceDirectory
 from cronflow_actors.runtime.migration_plans import (
@@ -95,17 +100,6 @@ _CANCEL_REFUSED = (
     MigrationError,  # the same, found before it was sent
 )
 """What the old root's cancel raises when it refused, and nothing moved."""
-
-
-class MigrationLinks(msgspec.Struct, frozen=True, kw_only=True):
-    """How an instance stands to migrations: the instance it was migrated from (and from which
-    version), the one a migration replaced it with."""
-
-    id: str
-    version: str
-    migrated_from: str | None = None
-    from_version: str | None = None
-    migrated_to: str | None = None
 
 
 class Migrations:
@@ -320,18 +314,7 @@ class Migrations:
             self._spawn(self._resumed(plan), f"resume migration {plan.instance}")
 
     async def links(self, instance_id: str) -> MigrationLinks:
-        state = await self._read(instance_id)
-        record = state.migration
-        envelope = read_envelope(state.workflows[state.id].payload)
-        if record is not None and envelope is not None and envelope.resumed is not None:
-            record = None  # a resume carries its run's steps as a migration does: no migration
-        return MigrationLinks(
-            id=state.id,
-            version=state.version,
-            migrated_from=record.from_instance if record is not None else None,
-            from_version=record.from_version if record is not None else None,
-            migrated_to=state.migrated_to,
-        )
+        return links_of(await self._read(instance_id))
 
     # -- carrying out --------------------------------------------------------------------------
 
@@ -380,8 +363,14 @@ class Migrations:
         its old root is canceled keeps the plan, to be carried on; one refused before (the old
         root ended meanwhile) drops it."""
         workflow = plan.workflow
-        if await self._store.instance_exists(new_id):
-            return  # started before a crash: its start, initializer included, was one commit
+        if await self._store.instance_exists(new_id):  # started before a crash (one commit)
+            if await self._ours(new_id, old_id):
+                return
+            raise refused(
+                f"instance {old_id!r}",
+                f"another start took {new_id!r}, the id its migration planned for its new run",
+                "the migration cannot finish; replay the run to start it again",
+            )
         snapshot = await self._instances.read(old_id)
         state = decode_state(snapshot.body, snapshot.instance_id)
         if state.migrated_to != new_id:
@@ -445,6 +434,14 @@ class Migrations:
 
     async def _read(self, instance_id: str) -> InstanceState:
         return decode_state((await self._instances.read(instance_id)).body, instance_id)
+
+    async def _ours(self, new_id: str, old_id: str) -> bool:
+        """Whether ``new_id`` is the new root this migration started from ``old_id``."""
+        try:
+            state = await self._read(new_id)
+        except NotFoundError:
+            return False  # a queued run: another caller's
+        return state.migration is not None and state.migration.from_instance == old_id
 
     async def _canceled_for(self, old_id: str, new_id: str) -> bool:
         """Whether ``old_id`` is canceled for its migration to ``new_id``: by the same plan,

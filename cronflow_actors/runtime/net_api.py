@@ -60,6 +60,7 @@ class NetMethods(RuntimeParts):
         self._check_running("start a workflow")
         if instance_id is not None:
             check_instance_id(instance_id)
+            await self.runs.check_free(instance_id)
         await self._recovered(name)
         spec = self.registry.for_new_instance(name, version)
         trigger = "manual" if principal is None else "api"

@@ -14,7 +14,12 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from cronflow_actors.engine.context import WorkflowInfo
-from cronflow_actors.errors import ConfigurationError, NotFoundError, RunFailedError
+from cronflow_actors.errors import (
+    ConfigurationError,
+    InstanceExistsError,
+    NotFoundError,
+    RunFailedError,
+)
 from cronflow_actors.flow.context import step_error
 from cronflow_actors.flow.envelope import Resumed, flow_payload
 from cronflow_actors.flow.triggers import not_one_line
@@ -54,8 +59,11 @@ class Runs:
         ready: Callable[[str], Awaitable[None]],
         wait_workflow: Callable[[str], Awaitable[WorkflowInfo]],
         admit: Callable[[Callable[[], Awaitable[str]]], Awaitable[str]],
+        reserved: Callable[[str], Awaitable[bool]] | None = None,
     ) -> None:
         self._catalog = catalog
+        self._reserved = reserved
+        """Whether an id is one a migration under way will give its new run."""
         self._admit = admit
         """Holds a new run's start to ``max_active_runs``, if set (``runtime/admission.py``)."""
         self._queues = queues
@@ -86,6 +94,7 @@ class Runs:
         self._catalog.root(workflow)
         if instance_id is not None:
             check_instance_id(instance_id, derived=derived)
+            await self.check_free(instance_id)
         await self._ready(workflow)  # a flow registered meanwhile: its queue is restored first
         envelope = flow_payload(
             payload,
@@ -102,6 +111,13 @@ class Runs:
         )
         # its place first, before its flow's queue or its id is locked (admission.py)
         return await self._admit(lambda: self._start_or_queue(workflow, envelope, instance_id))
+
+    async def check_free(self, instance_id: str) -> None:
+        """``InstanceExistsError`` for an id a caller chose that a migration under way has
+        planned for its new run (published in its ``migrated_to`` and its errors): taken, it
+        had the migration end on the caller's run, and the migrated run was lost."""
+        if self._reserved is not None and await self._reserved(instance_id):
+            raise InstanceExistsError(instance_id)
 
     def _start_or_queue(
         self, workflow: str, envelope: Any, instance_id: str | None

@@ -7,15 +7,13 @@
         await rt.complete_work_item(item.id, {"ok": True})
 
 Every call is async and returns once what it changed is durable. ``principal=None`` is an
-internal caller; an external one passes ``Principal(id, scopes=...)`` and reaches only the
-actions the workflow declares (``net.action``), under their policies. Queries read the last
-durable state.
+internal caller; an external one (``Principal(id, scopes=...)``) reaches only the actions the
+workflow declares (``net.action``), under their policies. Queries read the last durable state.
 
-A runtime owns its database: at start it takes the database's owner lease (a second runtime on
-the same file is refused, or waits with ``wait_for_lease``), and loads only the instances that
-have work to run. Waiting instances (on a timer, an event, a human, a concurrency slot) stay in
-the store, and leave memory once idle; the message that wakes them activates them from their
-snapshot.
+A runtime owns its database (its owner lease: a second runtime on the same file is refused, or
+waits with ``wait_for_lease``), and loads only the instances that have work to run. Waiting ones
+(on a timer, an event, a human, a concurrency slot) stay in the store, leave memory once idle,
+and are activated from their snapshot by the message that wakes them.
 
 This module wires the parts (``__init__``), registers definitions and takes the engine's
 callbacks; the calls themselves come in groups of one concept each, which ``Runtime``
@@ -60,6 +58,7 @@ from cronflow_actors.runtime.flow_api import FlowMethods
 from cronflow_actors.runtime.ids import new_run_id
 from cronflow_actors.runtime.instances import InstanceDirectory
 from cronflow_actors.runtime.lifecycle import LifecycleMethods, pruning
+from cronflow_actors.runtime.migration_plans import PlanBook
 from cronflow_actors.runtime.migrations import Migrations
 from cronflow_actors.runtime.otel import OtelExport
 from cronflow_actors.runtime.pauses import Pauses
@@ -261,6 +260,7 @@ class Runtime(ClusterRecovery, LifecycleMethods, FlowMethods, StateMethods, Audi
             ready=self._recovered,
             wait_workflow=self.wait_workflow,
             admit=self.instances.with_place,
+            reserved=PlanBook(self.store, self.clock).planned,
         )
         self.run_views = RunViews(
             catalog=self.catalog,

@@ -196,3 +196,51 @@ async def test_a_resumed_run_keeps_what_its_items_completed(tmp_path: Path) -> N
         result = await rt.wait(resumed, timeout=5)
         assert (result.status, result.output) == ("completed", 10100)
         assert sorted(charged) == [10, 1000]
+
+
+async def test_the_id_a_pending_migration_planned_is_not_for_another_start(rt: cf.Runtime) -> None:
+    """A migration whose new run failed to start stays pending, the new run's id published
+    (``migrated_to``, the error): a caller started a run of another flow under that id, and the
+    migration asked again took that run for its own, the migrated run lost (the hostile
+    client's h25 H1). The id is refused to other starts, and a migration whose id was taken
+    anyway (before this runtime) says so rather than ending on a stranger's run."""
+
+    def flaky(version: str) -> cf.Flow:
+        def boom(ctx: cf.FlowContext) -> bool:
+            if version == "v2" and ctx.payload.get("boom"):
+                raise RuntimeError("the new version's first node is down")
+            return True
+
+        flow = cf.define("flaky", version=version).if_("go", boom).step("a", str).end_if()
+        return flow.pause("hold")
+
+    rt.register(flaky("v1"))
+    rt.register(cf.define("other").step("s", str))
+    old = await rt.trigger("flaky", {"boom": True})
+    await rt.wait_idle()
+    rt.register(flaky("v2"))
+    with pytest.raises(MigrationError, match="the migration is pending"):
+        await rt.migrate(old, "v2")
+    planned = (await rt.migration_links(old)).migrated_to
+    assert planned is not None
+    with pytest.raises(cf.errors.InstanceExistsError):
+        await rt.trigger("other", instance_id=planned)
+    with pytest.raises(cf.errors.InstanceExistsError):
+        await rt.start_workflow("flaky", version="v1", instance_id=planned)
+    assert not await rt.store.instance_exists(planned)
+
+
+async def test_a_part_of_a_run_is_not_canceled_as_a_run(rt: cf.Runtime) -> None:
+    """``cancel`` took the id of a subflow's run (or an item), and the run completed without
+    that part, its approval skipped, reported as success (the hostile client's h25 H2): the
+    id is not a run's, and nothing is canceled."""
+    approval = cf.define("approval").human_in_the_loop("approve").step("ok", lambda ctx: 1)
+    order = cf.define("order-sub").subflow("check", approval).step("ship", lambda ctx: "shipped")
+    rt.register(order)
+    run_id = await rt.trigger("order-sub")
+    await rt.wait_idle()
+    [child] = await rt.child_workflows(run_id, "check")
+    with pytest.raises(cf.errors.NotFoundError, match=f"it is a part of run '{run_id}'"):
+        await rt.cancel(child.id)
+    await rt.wait_idle()
+    assert (await rt.inspect(run_id)).status == "waiting"  # still at the approval
