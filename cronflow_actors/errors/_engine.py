@@ -140,7 +140,7 @@ class InvalidEventError(EngineError, ValueError):
         self.event, self.refused = event, list(refused)
         reasons = "; ".join(f"flow {r.workflow!r}: {r.detail}" for r in self.refused)
         refusal = f"event {event!r} was refused by every flow listening for it"
-        advice = "send a payload that matches their schema"
+        advice = "send a payload they take (their schemas match it, their starts do not raise)"
         super().__init__(f"{refusal}, nothing was started: {reasons}; {advice}")
 
 

@@ -203,6 +203,10 @@ class Events:
                 "hears it twice)"
             )
             raise InstanceBusyError(busy.instance_id, 2, doing) from busy
+        if refused and not (started or held or delivered):  # every listener's start raised
+            if key is not None:  # it did nothing: its key stays free for the mended payload
+                await self._store.kv_delete(_KEYS, _named(key, name, ""))
+            raise InvalidEventError(name, refused)
         return PublishResult(started, refused, held, delivered, filter_errors=raised, not_kept=full)
 
     async def _same_payload(self, name: str, payload: Any, key: str) -> None:

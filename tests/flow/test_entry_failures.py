@@ -16,6 +16,7 @@ import cronflow_actors as cf
 from cronflow_actors import net
 from cronflow_actors.errors import (
     ConfigurationError,
+    InvalidEventError,
     InvalidWorkflowError,
     PublishInterruptedError,
     RuntimeNotRunningError,
@@ -373,3 +374,23 @@ async def test_a_keyed_publish_cut_part_way_reaches_the_rest_when_sent_again(
     assert again.delivered == [run_id]  # the guarded step waited then: it takes it now
     await rt.wait_idle()
     assert str((await rt.workflow(run_id)).state) == "completed"
+
+
+async def test_a_keyed_publish_every_listener_failed_to_start_leaves_its_key_free(
+    rt: cf.Runtime,
+) -> None:
+    """Every listening flow's start raised: the publish was a 202 with nothing started and
+    its key named the bad payload for 30 days, so the mended one was refused as a reuse (the
+    hostile client's h25 M3). It is refused as a schema refusal is (nothing done), and the key
+    stays free."""
+
+    def check(ctx: cf.FlowContext) -> bool:
+        return 1 / 0 if ctx.payload.get("bad") else True
+
+    flow = cf.define("picky").on_event("picky.evt").if_("ok", check).step("a", str).end_if()
+    rt.register(flow)
+    with pytest.raises(InvalidEventError, match="its start raised ZeroDivisionError"):
+        await rt.publish_event("picky.evt", {"order": 1, "bad": True}, idempotency_key="k-1")
+    mended = await rt.publish_event("picky.evt", {"order": 1}, idempotency_key="k-1")
+    [started] = mended
+    assert (await rt.wait(started, timeout=5)).status == "completed"
