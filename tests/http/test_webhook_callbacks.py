@@ -401,6 +401,26 @@ async def test_an_idempotency_key_is_compared_by_value_and_type(serve: Serve) ->
     assert (await post("o-1")).json()["run_id"] == f"hook:{uuid.uuid5(KEYS, f'keyed|{digest}').hex}"
 
 
+async def test_a_key_names_a_run_of_its_path_parameters_only(serve: Serve) -> None:
+    """Two tenants of one webhook (``/hooks/t/{tenant}``) that pick the same key: the second
+    was answered as a duplicate of the first tenant's run (its id told to it), or a 422 naming
+    it (the hostile client's h25 M1). A key names a run of its path's parameters."""
+    by_header = cf.define("tenanted").step("take", lambda ctx: ctx.trigger.params)
+    by_header = by_header.on_webhook("/hooks/t/{tenant}", idempotency_key="Idempotency-Key")
+    by_call = cf.define("tenanted2").step("take", lambda ctx: ctx.trigger.params)
+    by_call = by_call.on_webhook(
+        "/hooks/k/{tenant}", idempotency_key=lambda request: request.headers.get("x-key")
+    )
+    _rt, client = await serve([by_header, by_call])
+    for path, header in (("/hooks/t", "Idempotency-Key"), ("/hooks/k", "x-key")):
+        acme = await client.post(f"{path}/acme", json={"order": 7}, headers={header: "order-7"})
+        globex = await client.post(f"{path}/globex", json={"o": 1}, headers={header: "order-7"})
+        again = await client.post(f"{path}/acme", json={"order": 7}, headers={header: "order-7"})
+        assert (acme.status_code, globex.status_code, again.status_code) == (202, 202, 200)
+        assert globex.json()["run_id"] != acme.json()["run_id"]
+        assert again.json() == {"run_id": acme.json()["run_id"], "duplicate": True}
+
+
 def keyed_flow(**webhook: Any) -> cf.Flow:
     """A flow started at ``/h/key`` with the ``webhook`` options given (its key, a condition);
     its one step answers the payload."""

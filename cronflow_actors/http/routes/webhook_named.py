@@ -51,7 +51,9 @@ class NamedRuns:
         """The run ``request``'s idempotency key names (none without a key, or with the empty
         string, which is what a blank header holds). A string keeps the name it always had;
         any other key is named by its canonical JSON, marked so that no string's name is the
-        same, and had its ``str()``'s name before keys told types apart (none when falsy)."""
+        same, and had its ``str()``'s name before keys told types apart (none when falsy). On a
+        path with parameters (``/hooks/{tenant}``) a key names a run of those parameters only:
+        one tenant's key never answers with another's run (h25 hostile M1)."""
         key = self._spec.idempotency_key
         if key is None:
             return None, ()
@@ -61,9 +63,12 @@ class NamedRuns:
             value = await self._call("idempotency_key", request)
         if value is None or (isinstance(value, str) and not value):
             return None, ()
+        if request.params:  # (earlier versions' names held no parameters: none to look for)
+            where = canonical_key(dict(request.params), self._name).decode()
+            return run_id_of(self._flow_id, f"{where}|{self._key_name(value)}"), ()
         if isinstance(value, str):
             return self._named(value)
-        named = "json:" + hashlib.sha256(canonical_key(value, self._name)).hexdigest()
+        named = self._key_name(value)
         instance_id, legacy = self._named(named)
         if value:
             legacy += (legacy_run_id_of(self._flow_id, str(value)),)
@@ -95,6 +100,12 @@ class NamedRuns:
             return bool((await self._runtime.replays.recorded_trigger(run_id)).kind == "webhook")
         except NotFoundError:  # pruned meanwhile
             return False
+
+    def _key_name(self, value: Any) -> str:
+        """A key's name: a string itself; another value its canonical JSON's digest, marked."""
+        if isinstance(value, str):
+            return value
+        return "json:" + hashlib.sha256(canonical_key(value, self._name)).hexdigest()
 
     def _named(self, name: str) -> Names:
         return run_id_of(self._flow_id, name), (legacy_run_id_of(self._flow_id, name),)
