@@ -34,6 +34,7 @@ from cronflow_actors.errors import ConfigurationError, DuplicateInstanceError, I
 from cronflow_actors.flow.workflow_options import RateLimit, queue_key
 from cronflow_actors.kernel import Clock
 from cronflow_actors.messages import QueuedRun, encode
+from cronflow_actors.runtime.migration_plans import PlanBook
 from cronflow_actors.store import MISSING, Store
 
 __all__ = ["RunQueues", "check_queue_limits"]
@@ -306,6 +307,7 @@ class RunQueues:
             await self._adopt_legacy_queue(workflow)
         if self._counts_active(limits):
             unfinished = set(await self._store.unfinished_ids(workflow))
+            unfinished |= await self._to_come(workflow, unfinished)
             self._active[workflow] = unfinished - self._ended_uncounted.pop(workflow, set())
         if limits.rate is not None:
             count, window = limits.rate
@@ -313,6 +315,21 @@ class RunQueues:
             starts = await self._store.run_starts(workflow, since=since, limit=count)
             self._starts[workflow] = deque(sorted(starts), maxlen=count)
         self._queued[limits.fifo] = await self._store.queue_length(limits.fifo)
+
+    async def _to_come(self, workflow: str, unfinished: set[str]) -> set[str]:
+        """The runs of ``workflow`` that pending migrations will start, each in the place of
+        the run it replaces, which they canceled before a crash or a start that raised: its
+        place stays theirs (a restart gave it to the queue, and the successor, started later,
+        ran beside the run that took it: h25 hostile M4)."""
+        to_come = set()
+        for plan in (await PlanBook(self._store, self._clock).all()).values():
+            ids = [plan.instance, *(new_id for _, new_id in plan.hops)]
+            if plan.workflow != workflow or unfinished.intersection(ids):
+                continue  # another flow's, or a run of it still holds the place
+            old = await self._store.load_snapshot(plan.instance)
+            if old is not None and decode_state(old.body, old.instance_id).migrated_to == ids[1]:
+                to_come.add(ids[-1])  # canceled for it
+        return to_come
 
     async def _recount(self, fifo: str) -> None:
         """Count again, from the store, what the limits of the flows of ``fifo`` count."""

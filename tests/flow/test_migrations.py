@@ -244,3 +244,43 @@ async def test_a_part_of_a_run_is_not_canceled_as_a_run(rt: cf.Runtime) -> None:
         await rt.cancel(child.id)
     await rt.wait_idle()
     assert (await rt.inspect(run_id)).status == "waiting"  # still at the approval
+
+
+async def test_a_pending_migrations_run_keeps_its_place_across_a_restart(tmp_path: Path) -> None:
+    """A concurrency-1 flow's run migrated, its new run's start raising: the migration is
+    pending, the old run canceled. A restart counted the runs in progress, found none, and
+    started the queued run; the migration, finished later, started its run beside it (the
+    hostile client's h25 M4). The place stays the migration's."""
+    down = [True]
+
+    def limited(version: str) -> cf.Flow:
+        def gate(ctx: cf.FlowContext) -> bool:
+            if version == "v1" and down:
+                raise RuntimeError("v1's first node is down")
+            return True
+
+        flow = cf.define("one", version=version, concurrency=1).if_("go", gate).step("a", str)
+        return flow.end_if().pause("hold")
+
+    db = tmp_path / "one.db"
+    flows = [limited("v1"), limited("v2")]
+    async with cf.Runtime(db=db, workflows=flows) as rt:
+        first = await rt.trigger("one")
+        queued = await rt.trigger("one")
+        await rt.wait_idle()
+        assert (await rt.inspect(first)).status == "waiting"
+        with pytest.raises(MigrationError, match="the migration is pending"):
+            await rt.migrate(first, "v1")
+    async with cf.Runtime(db=db, workflows=flows) as rt:
+        await rt.wait_idle()
+        assert await rt.store.queued_run(queued) is not None  # still in line
+        down.clear()
+        new = await rt.migrate(first, "v1")
+        await rt.wait_idle()
+        assert (await rt.inspect(new)).status == "waiting"
+        assert await rt.store.queued_run(queued) is not None
+        [pause] = [p for p in await rt.list_paused() if p.run_id == new]
+        await rt.resume(pause.token, {"approved": True})
+        await rt.wait_idle()
+        assert await rt.store.queued_run(queued) is None  # its turn came
+        assert (await rt.inspect(queued)).status == "waiting"
