@@ -368,7 +368,9 @@ class RunViews:
                     id=name,
                     kind=kind,
                     status=status,
-                    output=root.outputs.get(name),
+                    # a step canceled part way (a for_each) has no output, whatever its
+                    # children recorded (h25-conform L1)
+                    output=None if record.state == TaskState.CANCELED else root.outputs.get(name),
                     error=errors[-1] if errors else None,
                     error_type=failed[-1].error_type if failed else None,
                     attempts=max((i.attempt for i in items), default=1 if children else 0),

@@ -869,3 +869,23 @@ async def test_a_flow_per_item_may_give_the_item_as_a_value(
     assert [r["result"] for r in result.output["results"]] == [30, 60]
     result = await rt.wait(await rt.trigger("named"), timeout=5)
     assert [r["result"] for r in result.output["results"]] == [{"a": 1}, {"a": 2}]
+
+
+async def test_a_step_canceled_part_way_shows_no_output(rt: cf.Runtime, clock: ManualClock) -> None:
+    """A run canceled while its ``for_each`` was half done: ``inspect`` showed the canceled
+    step with the output of the one item that had finished (the conformance auditor's h25 L1),
+    which a reader takes for the step's result."""
+    rt.register(
+        cf.define("half").for_each(
+            "items",
+            lambda ctx: [1, 100],
+            lambda item, flow: flow.sleep("nap", lambda ctx: item).step("s", lambda ctx: item),
+        )
+    )
+    run_id = await rt.trigger("half")
+    await rt.wait_idle()
+    clock.advance(5)
+    await rt.wait_idle()
+    await rt.cancel(run_id, reason="enough")
+    [step] = [s for s in (await rt.inspect(run_id)).steps if s.id == "items"]
+    assert (step.status, step.output) == ("canceled", None)
