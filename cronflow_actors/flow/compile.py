@@ -30,7 +30,7 @@ from cronflow_actors.flow import fanout, waits
 from cronflow_actors.flow import nodes as n
 from cronflow_actors.flow.checks import LOG_LEVELS, RESERVED, step_ids
 from cronflow_actors.flow.compiled import Compilable, CompiledFlow, Resolve, StepMeta
-from cronflow_actors.flow.context import FlowContext
+from cronflow_actors.flow.context import FlowContext, step_error
 from cronflow_actors.flow.definition import FlowDefinition
 from cronflow_actors.flow.envelope import read_envelope
 from cronflow_actors.flow.handlers import call_step, fall_back, step_handler
@@ -316,8 +316,10 @@ class Compiler:
         async def fallback(ectx: Any) -> Any:
             failure = caught(ectx.outputs.get(node.id))
             assert failure is not None  # routed here only after a caught failure
-            error = StepFailedError(
-                failure.error, type=failure.error_type, attributes=failure.error_data
+            error = StepFailedError(  # a subflow's in the flow's words, as a run's error is
+                step_error(failure.error) or failure.error,
+                type=failure.error_type,
+                attributes=failure.error_data,
             )
             return await fall_back(node, FlowContext.of(ectx, ids), error, ectx)
 

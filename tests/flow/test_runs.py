@@ -889,3 +889,21 @@ async def test_a_step_canceled_part_way_shows_no_output(rt: cf.Runtime, clock: M
     await rt.cancel(run_id, reason="enough")
     [step] = [s for s in (await rt.inspect(run_id)).steps if s.id == "items"]
     assert (step.status, step.output) == ("canceled", None)
+
+
+async def test_a_subflows_failure_reaches_its_fallback_in_the_flows_words(rt: cf.Runtime) -> None:
+    """A subflow's ``on_error`` read ``ctx.error`` in the net engine's words, internal ids and
+    all (``task 's': child workflow '<run>.f1': task 'x': work item ...``), where the run's own
+    error reads ``step 's': step 'x': ...`` (the conformance auditor's h25 L2)."""
+
+    def boom(ctx: cf.FlowContext) -> None:
+        raise ValueError("child boom")
+
+    rt.register(cf.define("failing-child").step("x", boom))
+    parent = cf.define("answering").subflow("s", "failing-child")
+    rt.register(parent.on_error(lambda ctx: f"{ctx.error.type}|{ctx.error}"))
+    result = await rt.wait(await rt.trigger("answering"), timeout=5)
+    assert (result.status, result.output) == (
+        "completed",
+        "builtins.ValueError|step 's': step 'x': ValueError: child boom",
+    )
