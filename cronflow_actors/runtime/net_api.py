@@ -97,7 +97,8 @@ class NetMethods(RuntimeParts):
             snapshot = await self.instances.read(root_of(workflow_id))
             if snapshot.workflow not in self.catalog.roots:
                 raise
-            advice = _A_FLOW.format(snapshot.workflow, "cancel", f"/{workflow_id}/cancel")
+            root = root_of(workflow_id)  # a part of a run is canceled with its run
+            advice = _A_FLOW.format(snapshot.workflow, "cancel", f"/{root}/cancel")
             raise InternalOnlyActionError(refused.element, "cancel", advice=advice) from None
 
     async def migrate(
