@@ -104,7 +104,13 @@ def create_app(
         middleware=[
             Middleware(RequestMetrics, metrics=runtime.metrics, routes=routes),
             *_host_check(allowed_hosts),
-            Middleware(BigBodies, at_once=big_bodies, patience=body_timeout, budget=32 * max_body),
+            Middleware(
+                BigBodies,
+                at_once=big_bodies,
+                patience=body_timeout,
+                budget=32 * max_body,
+                known=edge.tokens.known,
+            ),
         ],
     )
     # /runs/ is not /runs: a 404, not a redirect to a URL built from the client's Host header

@@ -48,6 +48,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.authentication import AuthenticationMiddleware
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
+from starlette.types import Scope
 
 from cronflow_actors.http.problems import Problem, problem_response
 from cronflow_actors.messages import Principal
@@ -114,6 +115,18 @@ class Tokens:
             return self.identify(header)
         except AuthenticationError as refused:
             raise Problem(401, *refused.args, headers=_CHALLENGE) from None
+
+    def known(self, scope: Scope) -> bool:
+        """Whether an ASGI request carries one ``Authorization`` header naming a configured
+        token (what ``identify`` would find), before any route reads it."""
+        given = [value for name, value in scope["headers"] if name == b"authorization"]
+        if len(given) != 1:
+            return False
+        try:
+            self.identify(given[0].decode("latin-1"))
+        except AuthenticationError:
+            return False
+        return True
 
     def match(self, token: str) -> Principal | None:
         """The principal of ``token``, comparing it with every configured token."""

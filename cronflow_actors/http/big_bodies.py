@@ -16,7 +16,10 @@ reads its body (refused first, a 401 say) takes none. The raw bytes of such bodi
 in are bounded too (``budget``, 32 MB by default): each chunk is counted as it is read
 (``take_bytes``), and one that would go past it waits for others to end, else the request is
 answered 503 ``too-busy``: a thousand connections each sending a megabyte hold no more (a
-trickle holds what it has sent, a few bytes).
+trickle holds what it has sent, a few bytes). Callers with a token the server knows (``known``)
+have a budget of their own: anonymous senders that hold a body short of its last byte (an open
+webhook reads its body before anything else) kept every big start of a token holder waiting
+for their body timeout (the hostile client's h25 M2).
 
 A replay (``POST /runs/{id}/replay``) takes a place too, body or none: it decodes, copies and
 stores its run's recorded payload again, however big (180 replays of a 0.9 MB run at once took
@@ -26,6 +29,7 @@ stores its run's recorded payload again, however big (180 replays of a 0.9 MB ru
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -114,7 +118,8 @@ async def take_place(scope: Scope) -> None:
 
 
 class BigBodies:
-    """``Middleware(BigBodies, at_once=8, big=65536, patience=30, budget=32_000_000)``."""
+    """``Middleware(BigBodies, at_once=8, big=65536, patience=30, budget=32_000_000,
+    known=...)``; ``known(scope)``: whether the request carries a token the server knows."""
 
     def __init__(
         self,
@@ -124,22 +129,27 @@ class BigBodies:
         big: int = 64 * 1024,
         patience: float = 30.0,
         budget: int = 32_000_000,
+        known: Callable[[Scope], bool] | None = None,
     ) -> None:
         self.app = app
         self.big = big
         self.patience = patience
         self._places = asyncio.Semaphore(at_once)
         self._budget = _Budget(budget)
+        self._known = known
+        self._known_budget = _Budget(budget)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not self._maybe_big(scope):
             await self.app(scope, receive, send)
             return
-        place = scope[_PLACE] = _Place(self._places, self._budget, self.patience)
+        known = self._known is not None and self._known(scope)
+        budget = self._known_budget if known else self._budget
+        place = scope[_PLACE] = _Place(self._places, budget, self.patience)
         try:
             await self.app(scope, receive, send)
         finally:
-            self._budget.give_back(place.held)
+            budget.give_back(place.held)
             if place.taken:
                 self._places.release()
 

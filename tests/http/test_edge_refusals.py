@@ -324,6 +324,45 @@ async def test_the_raw_bytes_of_big_bodies_on_their_way_in_are_bounded(serve: Se
     assert all(b" 408 " in line for line in answered), answered
 
 
+async def test_anonymous_senders_holding_the_budget_do_not_delay_a_token_holder(
+    serve: Serve,
+) -> None:
+    """Anonymous senders that send a big body to an open webhook but its last byte filled the
+    budget, and every big start of a token holder waited for their body timeout (the hostile
+    client's h25 M2). Callers with a token the server knows have a budget of their own; a token
+    it does not know is anonymous."""
+    flow = cf.define("big2").step("s", lambda ctx: len(ctx.payload)).on_webhook("/hooks/big2")
+    tokens = {"s3cret-ops": cf.Principal(id="ops")}
+    _rt, client = await serve([flow], max_body=100_000, body_timeout=2, tokens=tokens)
+    host, port = client.base_url.host, client.base_url.port
+    holders = []
+    for n in range(40):  # 40 x 90 kB, each body unfinished: past the 3.2 MB budget
+        reader, writer = await asyncio.open_connection(host, port)
+        forged = b"Authorization: Bearer not-a-token\r\n" if n % 2 else b""
+        writer.write(
+            b"POST /hooks/big2 HTTP/1.1\r\nHost: 127.0.0.1\r\n" + forged
+            + b"Content-Type: application/json\r\nContent-Length: 99000\r\n\r\n"
+            + b'{"pad": "' + b"x" * 90_000
+        )  # fmt: skip
+        await writer.drain()
+        holders.append((reader, writer))
+    await asyncio.sleep(0.3)
+    anonymous = asyncio.create_task(client.post("/hooks/big2", json={"pad": "y" * 90_000}))
+    known = await client.post(
+        "/runs",
+        json={"workflow": "big2", "payload": {"pad": "z" * 90_000}},
+        headers={"Authorization": "Bearer s3cret-ops"},
+    )
+    assert known.status_code == 202, known.text
+    for reader, _writer in holders:  # answered while every holder still holds its bytes
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(reader.read(1), 0.001)
+    assert not anonymous.done()  # an anonymous big body waits for room
+    assert (await anonymous).status_code == 202  # the holders' bodies timed out
+    for _reader, writer in holders:
+        writer.close()
+
+
 async def test_a_path_whose_percent_encoding_is_not_utf8_is_refused(serve: Serve) -> None:
     """``/events/%FF`` reached the route as an event named U+FFFD, a name nobody sent, and was
     published to it (hostile2 h22): a 400 now, nothing published, nothing started."""
