@@ -5,8 +5,10 @@ each one's id, version, name and triggers, and when its schedules fire next
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import urllib.parse
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cronflow_actors.cli.commands import _client, _client_options, _print_json
 from cronflow_actors.cli.exits import Exit
@@ -27,6 +29,16 @@ def _trigger(trigger: dict[str, Any]) -> str:
         case "event":
             return f"event {trigger.get('event')}"
     return str(trigger.get("kind"))
+
+
+def _in_zone(epoch: float, zone: str) -> str:
+    """``epoch`` in the time zone ``zone`` (a schedule's), named: the machine's own zone would
+    read 01:00 for a 02:00 Europe/Paris schedule, said nowhere (h25 newcomer F6)."""
+    try:
+        moment = dt.datetime.fromtimestamp(epoch, ZoneInfo(zone))
+    except (ZoneInfoNotFoundError, ValueError):
+        return f"{when(epoch)} (local time)"
+    return f"{moment:%Y-%m-%d %H:%M:%S} {zone}"
 
 
 def _flows(args: argparse.Namespace) -> int:
@@ -56,7 +68,8 @@ def _flows(args: argparse.Namespace) -> int:
             print(f"  {_trigger(trigger)}")
         for schedule in fires.get(flow["id"], {}).get("schedules", []):
             upcoming = schedule.get("next") or []
-            shown = when(upcoming[0]) if upcoming else "never"
+            zone = schedule["trigger"].get("timezone") or "UTC"  # its own zone's time, said
+            shown = _in_zone(upcoming[0], zone) if upcoming else "never"
             print(f"  next {_trigger(schedule['trigger'])}: {shown}")
     return Exit.OK
 

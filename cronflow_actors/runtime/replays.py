@@ -208,6 +208,13 @@ class Replays:
             raise NotReplayableError(run_id, workflow)
         trigger = open_envelope(recorded)
         resumed = None
+        replaced = stored[1].migrated_to if stored is not None else None
+        if replaced is not None and not resume:  # (a resume says so itself)
+            raise refused(  # its work goes on there: a replay would do it twice (h25 F5)
+                f"run {run_id!r}",
+                f"it was canceled for its migration to {replaced!r}, which goes on from it",
+                f"replay {replaced!r} (or the run at the end of its migrations) instead",
+            )
         if resume:  # one resume a run: asked again, the same one answers
             resumed = _resumable(run_id, stored, payload, mock_steps, instance_id)
             instance_id = derived_run_id("resume", _RESUMES, run_id)

@@ -143,7 +143,14 @@ async def stored_run(
     try:
         return await read(run_id)
     except NotFoundError:
-        raise NotFoundError("run", run_id) from None
+        advice = ""  # a child workflow's id, which a net's calls print (h25 newcomer F4)
+        if "." in run_id:
+            root = run_id.split(".", maxsplit=1)[0]
+            advice = (
+                f"it names a part of run {root!r} (a child workflow, a work item): "
+                "GET /workflows/{id} or `cronflow-actors net show` shows it"
+            )
+        raise NotFoundError("run", run_id, advice=advice) from None
 
 
 class RunViews:

@@ -284,3 +284,19 @@ async def test_a_pending_migrations_run_keeps_its_place_across_a_restart(tmp_pat
         await rt.wait_idle()
         assert await rt.store.queued_run(queued) is None  # its turn came
         assert (await rt.inspect(queued)).status == "waiting"
+
+
+async def test_a_run_a_migration_replaced_is_not_replayed_beside_it(rt: cf.Runtime) -> None:
+    """A replay of a run a migration canceled started its work again beside the run that goes
+    on from it (the newcomer's h25 F5: an invoice approved and booked twice): refused, naming
+    that run. Its id, a child's, is told apart from an unknown one (F4)."""
+    rt.register(cf.define("inv", version="v1").step("a", str).pause("approve"))
+    old = await rt.trigger("inv")
+    await rt.wait_idle()
+    rt.register(cf.define("inv", version="v2").step("a", str).pause("approve"))
+    new = await rt.migrate(old, "v2")
+    with pytest.raises(MigrationError, match=f"replay '{new}'"):
+        await rt.replay(old)
+    assert len(await rt.list_runs(workflow="inv")) == 2
+    with pytest.raises(cf.errors.NotFoundError, match=f"it names a part of run '{new}'"):
+        await rt.inspect(f"{new}.w1")

@@ -74,7 +74,8 @@ async def test_flows_lists_the_flows_their_triggers_and_the_next_tick(serve: Ser
     assert lines[0] == "nightly v1  Nightly report"
     assert "  schedule 0 3 * * * (UTC)" in lines
     assert "  webhook POST /hooks/nightly" in lines
-    assert any(line.startswith("  next schedule 0 3 * * * (UTC): 20") for line in lines)
+    [fire] = [line for line in lines if line.startswith("  next schedule 0 3 * * * (UTC): 20")]
+    assert fire.endswith(" 03:00:00 UTC")  # in the schedule's zone, named (newcomer h25 F6)
     assert "plain v2" in lines  # the version new runs take, and the others (newcomer h24 F9)
     assert "  also registered: v1 (new runs take v2)" in lines
     assert "  no trigger (started by a call)" in lines
