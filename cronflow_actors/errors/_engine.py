@@ -105,8 +105,14 @@ class NotPausedError(NotFoundError):
 class InstanceExistsError(EngineError):
     """``start_workflow(..., instance_id=...)`` named an instance that already exists."""
 
-    def __init__(self, instance_id: str) -> None:
+    def __init__(self, instance_id: str, *, planned: bool = False) -> None:
         self.instance_id = instance_id
+        if planned:  # not stored yet: its id is taken all the same
+            super().__init__(
+                f"the id {instance_id!r} is taken: a migration under way starts its new run "
+                "under it; nothing was started (choose another id)"
+            )
+            return
         super().__init__(f"a workflow instance {instance_id!r} already exists; nothing was started")
 
 

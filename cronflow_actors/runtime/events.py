@@ -218,7 +218,7 @@ class Events:
         # one step in the store: of two processes publishing the key at once, one names it
         kept = await self._store.kv_setdefault(_KEYS, ident, digest, now=now, ttl=ttl)
         if kept != digest:
-            raise IdempotencyKeyReusedError(f"the publish of event {clipped(name)!r}", key)
+            raise IdempotencyKeyReusedError(f"the publish of event {clipped(name)}", key)
 
     async def _wake(
         self, name: str, payload: Any, key: str | None, started_here: set[str]

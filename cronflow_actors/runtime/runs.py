@@ -117,7 +117,7 @@ class Runs:
         planned for its new run (published in its ``migrated_to`` and its errors): taken, it
         had the migration end on the caller's run, and the migrated run was lost."""
         if self._reserved is not None and await self._reserved(instance_id):
-            raise InstanceExistsError(instance_id)
+            raise InstanceExistsError(instance_id, planned=True)
 
     def _start_or_queue(
         self, workflow: str, envelope: Any, instance_id: str | None

@@ -223,7 +223,7 @@ async def test_the_id_a_pending_migration_planned_is_not_for_another_start(rt: c
         await rt.migrate(old, "v2")
     planned = (await rt.migration_links(old)).migrated_to
     assert planned is not None
-    with pytest.raises(cf.errors.InstanceExistsError):
+    with pytest.raises(cf.errors.InstanceExistsError, match="a migration under way starts"):
         await rt.trigger("other", instance_id=planned)
     with pytest.raises(cf.errors.InstanceExistsError):
         await rt.start_workflow("flaky", version="v1", instance_id=planned)
