@@ -384,3 +384,47 @@ def test_a_blocked_runs_pause_says_why_and_offers_no_approval(browser: Any, tmp_
         shot(tab, "run-blocked")
         context.close()
         assert errors == [], errors
+
+
+def test_a_migrated_runs_page_shows_its_version_and_links_and_offers_no_replay(
+    browser: Any, tmp_path: Path
+) -> None:
+    """The run pages showed neither a run's version nor its migration links; a run a migration
+    replaced read "canceled" and offered Replay, which started its work again beside the run
+    that goes on from it (newcomer h25 F5)."""
+    app = tmp_path / "versions_app.py"
+    app.write_text(
+        "import cronflow_actors as cf\n"
+        "workflows = [\n"
+        "    cf.define('inv', version=v).step('a', str).pause('approve') for v in ('v1', 'v2')\n"
+        "]\n"
+    )
+    config = tmp_path / "cronflow.toml"
+    config.write_text(f'[tokens."{TOKEN}"]\nid = "ada"\nscopes = []\n')
+    with serving(str(app), tmp_path / "versions.db", "--config", str(config)) as served:
+        old = api(served, "POST", "/runs", {"workflow": "inv"})["run_id"]
+        eventually(lambda: api(served, "GET", f"/runs/{old}")["status"] == "waiting")
+        started = api(served, "GET", f"/runs/{old}")["version"]
+        other = "v1" if started == "v2" else "v2"
+        new = api(served, "POST", f"/runs/{old}/migrate", {"to_version": other})["run_id"]
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        tab = context.new_page()
+        tab.set_default_timeout(10_000)
+        errors: list[str] = []
+        tab.on("pageerror", lambda error: errors.append(str(error)))
+        tab.goto(f"{served.url}/ui/")
+        tab.fill("#token", TOKEN)
+        tab.click("form.signin button[type=submit]")
+        tab.wait_for_selector("#runs-table")
+        tab.goto(f"{served.url}/ui/#/runs/{old}")
+        tab.wait_for_selector("#migrated-to")
+        assert tab.inner_text("#migrated-to") == new
+        assert tab.inner_text("#version") == started
+        assert tab.query_selector("#replay") is None
+        tab.goto(f"{served.url}/ui/#/runs/{new}")
+        tab.wait_for_selector("#migrated-from")
+        assert tab.inner_text("#migrated-from") == old
+        assert tab.inner_text("#version") == other
+        assert tab.query_selector("#replay") is not None
+        context.close()
+        assert errors == [], errors

@@ -421,7 +421,7 @@
           await load();
         }));
       }
-      if (flow) {
+      if (flow && !run.migrated_to) {  // a run a migration replaced goes on in its successor
         const replayBox = h("div", { class: "card", hidden: true },
           h("label", {}, "Payload for the replay (JSON; empty: the recorded one)",
             h("textarea", { id: "replay-payload", value: run.payload === null ? "" : json(run.payload) })),
@@ -443,8 +443,14 @@
         h("dt", { text: "Started" }), h("dd", {}, `${when(run.created_at)} (${ago(run.created_at)})`),
         h("dt", { text: "Finished" }), h("dd", { text: run.finished_at ? `${when(run.finished_at)} (${ago(run.finished_at)})` : "—" }),
         h("dt", { text: "Duration" }), h("dd", { text: duration((run.finished_at || Date.now() / 1000) - run.created_at) }),
+        run.version ? h("dt", { text: "Version" }) : null,
+        run.version ? h("dd", { id: "version", text: run.version }) : null,
         run.replay_of ? h("dt", { text: "Replay of" }) : null,
-        run.replay_of ? h("dd", {}, h("a", { href: `#/runs/${encodeURIComponent(run.replay_of)}`, class: "mono", text: run.replay_of })) : null);
+        run.replay_of ? h("dd", {}, h("a", { href: `#/runs/${encodeURIComponent(run.replay_of)}`, class: "mono", text: run.replay_of })) : null,
+        run.migrated_from ? h("dt", { text: "Migrated from" }) : null,
+        run.migrated_from ? h("dd", {}, h("a", { href: `#/runs/${encodeURIComponent(run.migrated_from)}`, class: "mono", id: "migrated-from", text: run.migrated_from })) : null,
+        run.migrated_to ? h("dt", { text: "Migrated to" }) : null,
+        run.migrated_to ? h("dd", {}, h("a", { href: `#/runs/${encodeURIComponent(run.migrated_to)}`, class: "mono", id: "migrated-to", text: run.migrated_to }), " (this run was canceled for it)") : null);
       const parts = [
         h("h1", {}, "Run ", h("span", { class: "mono", id: "run-id", text: run.id }), badge(run.status)),
         actions,
