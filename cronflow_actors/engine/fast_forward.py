@@ -22,6 +22,7 @@ and its payload): it is then fast-forwarded with that output, once.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 from cronflow_actors.calls import call_user
@@ -35,7 +36,7 @@ from cronflow_actors.net.marking import after_start
 from cronflow_actors.net.migration import MigrationMode, refused
 from cronflow_actors.net.spec import NetSpec, TaskSpec
 
-__all__ = ["FastForwardTask", "correspondent", "on_enable"]
+__all__ = ["FastForwardTask", "correspondent", "on_enable", "place_of"]
 
 _MISSING: Any = object()
 _ACTIVE = frozenset({TaskState.ENABLED, TaskState.STARTED})
@@ -71,18 +72,33 @@ def correspondent(tx: Transaction, workflow: WorkflowRecord) -> MigrationSource 
 
 
 def _carried_child(tx: Transaction, workflow: WorkflowRecord) -> CarriedChild | None:
-    """What the run gone on from carried for the child ``workflow``: its child at the same path,
-    the same one among those there, if it was started with the same payload (a ``for_each`` whose
-    items came out otherwise this time takes none of the old items' outputs)."""
+    """What the run gone on from carried for the child ``workflow``: its child at the same path
+    and place, if it was started with the same payload (a ``for_each`` whose items came out
+    otherwise this time takes none of the old items' outputs)."""
     migration = tx.state.migration
     if migration is None or not migration.children:
         return None
-    same = [w.id for w in tx.state.workflows.values() if w.path == workflow.path]
-    index = same.index(workflow.id)
+    place = place_of(tx.state.workflows, workflow)
     for child in migration.children:
-        if child.path == workflow.path and child.index == index:
+        if child.path == workflow.path and child.place == place:
             return child if child.payload == workflow.payload else None
     return None
+
+
+def place_of(workflows: Mapping[str, WorkflowRecord], workflow: WorkflowRecord) -> tuple[int, ...]:
+    """Where ``workflow`` stands in its run: its place (in creation order) among the children
+    its parent's task made, after its parent's own place, up to the root: an item's subflow is
+    that item's, however many other items' subflows were made or not (a place among all the
+    run's workflows at its path matched one item's subflow to another's)."""
+    place: list[int] = []
+    while workflow.parent_id is not None:
+        parent, task = workflow.parent_id, workflow.parent_task
+        siblings = [
+            w.id for w in workflows.values() if w.parent_id == parent and w.parent_task == task
+        ]
+        place.append(siblings.index(workflow.id))
+        workflow = workflows[parent]
+    return tuple(reversed(place))
 
 
 async def on_enable(task: FastForwardTask) -> bool:

@@ -60,12 +60,13 @@ class MigrationSource(msgspec.Struct, frozen=True, kw_only=True):
 class CarriedChild(msgspec.Struct, kw_only=True, gc=False, omit_defaults=True):
     """The steps a child workflow of a flow's run (a subflow's run, a ``for_each`` or ``batch``
     item's) completed, carried to the run that goes on from it (a migration, a resume): the
-    child at the same ``path``, the same one (``index``, in creation order) among those there,
-    started with the same ``payload``, fast-forwards them with their recorded outputs the first
-    time each is enabled (consumed as they are used)."""
+    child at the same ``path`` and ``place``, started with the same ``payload``, fast-forwards
+    them with their recorded outputs the first time each is enabled (consumed as used)."""
 
     path: tuple[str, ...]
-    index: int = 0
+    place: tuple[int, ...] = ()
+    """Its place among its parent's children of its task, and its parent's, up to the root
+    (``engine/fast_forward.place_of``): a subflow inside an item is the one of that item."""
     payload: Any = None
     outputs: dict[str, Any] = msgspec.field(default_factory=dict)
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import msgspec
 
+from cronflow_actors.engine.fast_forward import place_of
 from cronflow_actors.engine.states import TaskState
 from cronflow_actors.flow.compile import is_user_step
 from cronflow_actors.flow.envelope import read_envelope
@@ -59,21 +60,19 @@ def completed_children(state: InstanceState, flow: object = True) -> list[Carrie
     children: list[CarriedChild] = []
     if flow is None:
         return children
-    seen: dict[tuple[str, ...], int] = {}
-    for workflow in state.workflows.values():  # in creation order
+    for workflow in state.workflows.values():
         if workflow.id == state.id:
             continue
-        index = seen.get(workflow.path, 0)
-        seen[workflow.path] = index + 1
         outputs = {
             name: workflow.outputs[name]
             for name, task in workflow.tasks.items()
             if task.state == TaskState.COMPLETED and name in workflow.outputs and is_user_step(name)
         }
         if outputs:
+            place = place_of(state.workflows, workflow)
             children.append(
                 CarriedChild(
-                    path=workflow.path, index=index, payload=workflow.payload, outputs=outputs
+                    path=workflow.path, place=place, payload=workflow.payload, outputs=outputs
                 )
             )
     return children

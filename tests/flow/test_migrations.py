@@ -300,3 +300,40 @@ async def test_a_run_a_migration_replaced_is_not_replayed_beside_it(rt: cf.Runti
     assert len(await rt.list_runs(workflow="inv")) == 2
     with pytest.raises(cf.errors.NotFoundError, match=f"it names a part of run '{new}'"):
         await rt.inspect(f"{new}.w1")
+
+
+async def test_an_items_subflow_takes_only_that_items_outputs(rt: cf.Runtime) -> None:
+    """Children were matched by their place among all the run's workflows at their path: item
+    A's subflow, done, was fast-forwarded whole and made no subflow run, so item B's new one
+    was the first at its path and took A's old outputs: B's approval and charge skipped (the
+    reviewer's h25 H1). A child is matched by its place under its own parent."""
+    charged: list[str] = []
+    tokens: list[str] = []
+
+    def order(version: str) -> cf.Flow:
+        pay = cf.define("pay", version=version)
+        pay = pay.human_in_the_loop("confirm", on_pause=lambda ctx, token: tokens.append(token))
+        pay = pay.step("charge", lambda ctx: charged.append(version) or "charged")
+
+        def per_item(item: str, flow: cf.Flow) -> cf.Flow:
+            return flow.subflow("pay", pay, input={"customer": "c-1"})  # the same for both
+
+        each = cf.define("order2", version=version).for_each(
+            "items", lambda ctx: ["A", "B"], per_item
+        )
+        return each.step("done", lambda ctx: ctx.last)
+
+    rt.register(order("v1"))
+    old = await rt.trigger("order2")
+    await rt.wait_idle()
+    await rt.resume(tokens[0], {"approved": True})  # item A's: approved and charged
+    await rt.wait_idle()
+    assert (charged, len(tokens)) == (["v1"], 2)
+    rt.register(order("v2"))
+    new = await rt.migrate(old, "v2")
+    await rt.wait_idle()
+    assert (await rt.inspect(new)).status == "waiting"  # item B's approval is asked again
+    assert (charged, len(tokens)) == (["v1"], 3)
+    await rt.resume(tokens[-1], {"approved": True})
+    assert (await rt.wait(new, timeout=5)).status == "completed"
+    assert charged == ["v1", "v2"]  # A's charge kept, B's made once
