@@ -157,8 +157,9 @@ class Events:
                 refused.append(refusal)
         if refused and not accepted:
             raise InvalidEventError(name, refused)
+        first = True  # (a retry's earlier attempt may have woken steps: it is answered)
         if key is not None:  # taken on: its key names this payload from now on
-            await self._same_payload(name, payload, key)
+            first = await self._same_payload(name, payload, key)
         for refusal in refused:
             logger.info(
                 "event %s: flow %s refused its payload: %s", name, refusal.workflow, refusal.detail
@@ -203,22 +204,30 @@ class Events:
                 "hears it twice)"
             )
             raise InstanceBusyError(busy.instance_id, 2, doing) from busy
-        if refused and not (started or held or delivered):  # every listener's start raised
-            if key is not None:  # it did nothing: its key stays free for the mended payload
-                await self._store.kv_delete(_KEYS, _named(key, name, ""))
-            raise InvalidEventError(name, refused)
+        if first and refused and not (started or held or delivered):  # every start raised
+            await self._refused_by_all(name, key, refused)
         return PublishResult(started, refused, held, delivered, filter_errors=raised, not_kept=full)
 
-    async def _same_payload(self, name: str, payload: Any, key: str) -> None:
-        """``IdempotencyKeyReusedError`` if ``key`` was published with another payload (its
-        digest is kept for ``KEY_DAYS`` days): a retry sends the same, and was answered as done
-        while the other payload was dropped (hostile h23 L2, h24 M3)."""
+    async def _refused_by_all(self, name: str, key: str | None, refused: list[Any]) -> None:
+        """``InvalidEventError``: the publish did nothing (every listening flow's start raised,
+        no step took it), so its key, if any, stays free for the mended payload."""
+        if key is not None:
+            await self._store.kv_delete(_KEYS, _named(key, name, ""))
+        raise InvalidEventError(name, refused)
+
+    async def _same_payload(self, name: str, payload: Any, key: str) -> bool:
+        """Whether this is the first publish of ``key`` (not a retry); ``IdempotencyKeyReused
+        Error`` if it was published with another payload (its digest is kept for ``KEY_DAYS``
+        days): a retry sends the same, and was answered as done while the other payload was
+        dropped (hostile h23 L2, h24 M3)."""
         digest = hashlib.sha256(_canonical(payload)).hexdigest()
         ident, now, ttl = _named(key, name, ""), self._clock.now(), KEY_DAYS * 86_400
+        mine = f"{digest} {uuid.uuid4().hex}"  # the digest, and which publish set it
         # one step in the store: of two processes publishing the key at once, one names it
-        kept = await self._store.kv_setdefault(_KEYS, ident, digest, now=now, ttl=ttl)
-        if kept != digest:
+        kept = await self._store.kv_setdefault(_KEYS, ident, mine, now=now, ttl=ttl)
+        if not isinstance(kept, str) or kept.split(" ")[0] != digest:
             raise IdempotencyKeyReusedError(f"the publish of event {clipped(name)}", key)
+        return bool(kept == mine)
 
     async def _wake(
         self, name: str, payload: Any, key: str | None, started_here: set[str]

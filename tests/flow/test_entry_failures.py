@@ -394,3 +394,27 @@ async def test_a_keyed_publish_every_listener_failed_to_start_leaves_its_key_fre
     mended = await rt.publish_event("picky.evt", {"order": 1}, idempotency_key="k-1")
     [started] = mended
     assert (await rt.wait(started, timeout=5)).status == "completed"
+
+
+async def test_a_keyed_publish_that_woke_a_step_is_answered_again_when_retried(
+    rt: cf.Runtime,
+) -> None:
+    """Its listener's start raised but a waiting step took it: a 202. Sent again with its key
+    (a lost answer), the retry was refused as if nothing had been done and the key freed, so
+    another payload under it was then taken (the reviewer's h25 M1): the retry is answered,
+    and the key keeps naming its payload."""
+
+    def check(ctx: cf.FlowContext) -> bool:
+        return 1 / 0 if ctx.payload.get("bad") else True
+
+    rt.register(cf.define("picky2").on_event("evt2").if_("ok", check).step("a", str).end_if())
+    rt.register(cf.define("waiter2").wait_for_event("w", "evt2").step("b", str))
+    waiting = await rt.trigger("waiter2")
+    await rt.wait_idle()
+    first = await rt.publish_event("evt2", {"bad": True}, idempotency_key="k-2")
+    assert first.delivered == [waiting]
+    again = await rt.publish_event("evt2", {"bad": True}, idempotency_key="k-2")
+    assert list(again) == []  # answered: nothing more to do
+    with pytest.raises(cf.errors.IdempotencyKeyReusedError):
+        await rt.publish_event("evt2", {"x": 2}, idempotency_key="k-2")
+    assert (await rt.wait(waiting, timeout=5)).status == "completed"
