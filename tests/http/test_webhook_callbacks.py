@@ -421,6 +421,28 @@ async def test_a_key_names_a_run_of_its_path_parameters_only(serve: Serve) -> No
         assert again.json() == {"run_id": acme.json()["run_id"], "duplicate": True}
 
 
+async def test_a_retry_from_before_keys_held_parameters_finds_its_run(serve: Serve) -> None:
+    """A run an earlier version started for a key on a path with parameters was named without
+    them: a retry across the upgrade started a second run (the reviewer's h25 M2). It is found
+    when its webhook started it with the same parameters, and only then."""
+    flow = cf.define("tenants").step("take", lambda ctx: ctx.trigger.params)
+    flow = flow.on_webhook("/hooks/tn/{tenant}", idempotency_key="Idempotency-Key")
+    rt, client = await serve([flow])
+    digest = hashlib.sha256(b"order-7").hexdigest()
+    before = f"hook:{uuid.uuid5(KEYS, f'tenants|{digest}').hex}"  # without the parameters
+    started = await rt.runs.trigger(
+        "tenants", {"order": 7}, kind="webhook", instance_id=before, derived=True,
+        params={"tenant": "acme"},
+    )  # fmt: skip
+    assert started == before
+    key = {"Idempotency-Key": "order-7"}
+    again = await client.post("/hooks/tn/acme", json={"order": 7}, headers=key)
+    assert (again.status_code, again.json()) == (200, {"run_id": before, "duplicate": True})
+    other = await client.post("/hooks/tn/globex", json={"order": 7}, headers=key)
+    assert other.status_code == 202
+    assert other.json()["run_id"] != before
+
+
 def keyed_flow(**webhook: Any) -> cf.Flow:
     """A flow started at ``/h/key`` with the ``webhook`` options given (its key, a condition);
     its one step answers the payload."""

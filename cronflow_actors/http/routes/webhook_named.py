@@ -4,13 +4,16 @@ client may choose, so nobody takes the run of a delivery before it arrives.
 
 Earlier versions named them with 32 hex digits, which ``POST /runs`` accepts too: a run found
 under such an id is a retry's answer only if a webhook started it (a client's run under it is
-no delivery's), so a retry that spans the upgrade finds the run it started then.
+no delivery's), so a retry that spans the upgrade finds the run it started then. On a path
+with parameters (``/hooks/{tenant}``) a key names a run of those parameters (one tenant's key
+never answers with another's run); the run an earlier version named without them is a retry's
+answer only if its webhook started it with the same parameters.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from cronflow_actors.errors import NotFoundError
@@ -63,9 +66,13 @@ class NamedRuns:
             value = await self._call("idempotency_key", request)
         if value is None or (isinstance(value, str) and not value):
             return None, ()
-        if request.params:  # (earlier versions' names held no parameters: none to look for)
+        if request.params:
             where = canonical_key(dict(request.params), self._name).decode()
-            return run_id_of(self._flow_id, f"{where}|{self._key_name(value)}"), ()
+            instance_id = run_id_of(self._flow_id, f"{where}|{self._key_name(value)}")
+            # earlier versions' names held no parameters: such a run is this request's only
+            # if its webhook started it with these parameters
+            earlier = [i for i in self._earlier(value) if await self._of(i, request.params)]
+            return instance_id, tuple(earlier)
         if isinstance(value, str):
             return self._named(value)
         named = self._key_name(value)
@@ -100,6 +107,22 @@ class NamedRuns:
             return bool((await self._runtime.replays.recorded_trigger(run_id)).kind == "webhook")
         except NotFoundError:  # pruned meanwhile
             return False
+
+    def _earlier(self, value: Any) -> list[str]:
+        """The ids earlier versions gave the run a key names, parameters left out."""
+        name = self._key_name(value)
+        earlier = [run_id_of(self._flow_id, name), legacy_run_id_of(self._flow_id, name)]
+        if not isinstance(value, str) and value:
+            earlier.append(legacy_run_id_of(self._flow_id, str(value)))
+        return earlier
+
+    async def _of(self, run_id: str, params: Mapping[str, str]) -> bool:
+        """Whether ``run_id`` exists and a webhook started it with ``params``."""
+        try:
+            trigger = await self._runtime.replays.recorded_trigger(run_id)
+        except NotFoundError:
+            return False
+        return trigger.kind == "webhook" and dict(trigger.params or {}) == dict(params)
 
     def _key_name(self, value: Any) -> str:
         """A key's name: a string itself; another value its canonical JSON's digest, marked."""
