@@ -33,6 +33,10 @@ def backup(db: str, target: str, named_by: str) -> str:
     source, copy = Path(db), Path(target)
     if db == ":memory:" or not source.is_file():
         raise ConfigurationError(named_by, db, "the path of an existing database file")
+    if not copy.parent.is_dir():
+        raise ConfigurationError(
+            "FILE", target, "a path in a folder that exists; nothing was written"
+        )
     if copy.exists() or copy.resolve() == source.resolve():
         raise ConfigurationError(
             "FILE",

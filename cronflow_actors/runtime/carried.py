@@ -51,14 +51,14 @@ def completed_steps(state: InstanceState) -> dict[str, Any]:
     }
 
 
-def completed_children(state: InstanceState, flow: object = True) -> list[CarriedChild]:
+def completed_children(state: InstanceState, *, flow: bool = True) -> list[CarriedChild]:
     """The steps the child workflows of a flow's run ``state`` (its subflows' runs, its
     ``for_each`` and ``batch`` items) completed, with their recorded outputs: each child by its
     path, its place among the children there and its payload, which a child of the run that goes
-    on from it must match to take them (``engine/fast_forward.py``). None when ``flow`` is None
-    (the run goes on as a net's instance, whose migrators decide)."""
+    on from it must match to take them (``engine/fast_forward.py``). None unless ``flow`` (a
+    net's instance goes on as its migrators decide)."""
     children: list[CarriedChild] = []
-    if flow is None:
+    if not flow:
         return children
     for workflow in state.workflows.values():
         if workflow.id == state.id:

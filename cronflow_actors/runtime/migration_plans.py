@@ -90,9 +90,10 @@ class PlanBook:
 
     async def claim(self, plan: MigrationPlan, owner: str) -> bool:
         """Whether ``owner`` carries on ``plan``, whose process ended: of the processes asking
-        at once, one is told so (the claim is kept 30 days, long after it is carried out)."""
+        at once, one is told so. The claim lasts ten minutes: the claimer names itself the
+        plan's owner at once (``save``), and if it ends before, another may claim it then."""
         key, now = f"{plan.instance} {plan.owner}", self._clock.now()
-        claimed = await self._store.kv_setdefault(CLAIMS, key, owner, now=now, ttl=30 * 86400)
+        claimed = await self._store.kv_setdefault(CLAIMS, key, owner, now=now, ttl=600)
         return bool(claimed == owner)
 
     async def forget(self, instance_id: str) -> None:

@@ -366,6 +366,7 @@ class Migrations:
         if await self._store.instance_exists(new_id):  # started before a crash (one commit)
             if await self._ours(new_id, old_id):
                 return
+            await self._book.forget(plan.instance)  # it can never finish: the run is replayable
             raise refused(
                 f"instance {old_id!r}",
                 f"another start took {new_id!r}, the id its migration planned for its new run",
@@ -405,7 +406,9 @@ class Migrations:
             source=sources_of(state),
             fast_forward=completed_outputs(self._catalog, workflow, version, state),
             registered=migration is not None,
-            children=completed_children(state, self._catalog.user_steps(workflow, version)),
+            children=completed_children(
+                state, flow=self._catalog.user_steps(workflow, version) is not None
+            ),
         )
         root = state.workflows[state.id]
         # events the old root kept while held go to the new one's steps that wait for them

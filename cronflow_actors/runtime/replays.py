@@ -48,6 +48,7 @@ from cronflow_actors.net.spec import NetSpec
 from cronflow_actors.runtime.carried import begun_keys, completed_children, completed_steps
 from cronflow_actors.runtime.catalog import FlowCatalog
 from cronflow_actors.runtime.ids import derived_run_id
+from cronflow_actors.runtime.migration_plans import PlanBook
 from cronflow_actors.runtime.run_views import stored_run
 from cronflow_actors.runtime.runs import check_instance_id
 from cronflow_actors.store import MISSING, Store
@@ -209,7 +210,7 @@ class Replays:
         trigger = open_envelope(recorded)
         resumed = None
         replaced = stored[1].migrated_to if stored is not None else None
-        if replaced is not None and not resume:  # (a resume says so itself)
+        if replaced is not None and not resume and await self._goes_on(run_id, replaced):
             raise refused(  # its work goes on there: a replay would do it twice (h25 F5)
                 f"run {run_id!r}",
                 f"it was canceled for its migration to {replaced!r}, which goes on from it",
@@ -292,6 +293,17 @@ class Replays:
         if root is None:
             raise NotFoundError("run", run_id)
         return root.payload, root.name, (snapshot, state)
+
+    async def _goes_on(self, run_id: str, successor: str) -> bool:
+        """Whether the run a migration canceled ``run_id`` for goes on from it: it started from
+        it, or its migration is pending (not a stranger's run under its id, nor a migration
+        given up: then a replay is the way to run its work again)."""
+        try:
+            snapshot = await self._read(successor)
+        except NotFoundError:
+            return await PlanBook(self._store, self._clock).get(run_id) is not None
+        record = decode_state(snapshot.body, successor).migration
+        return record is not None and record.from_instance == run_id
 
     async def _not_taken(self, run_id: str) -> None:
         """``InstanceExistsError`` if a run (or a queued one) has the id ``run_id``."""

@@ -69,7 +69,7 @@ class SQLiteReads:
         try:
             return list(await reader.execute_fetchall(query, params))
         except sqlite3.DatabaseError as error:
-            if getattr(error, "sqlite_errorcode", None) not in _BROKEN:
+            if getattr(error, "sqlite_errorcode", 0) & 0xFF not in _BROKEN:  # (extended codes)
                 raise
             raise self._broken(error) from error
 

@@ -12,6 +12,7 @@ import pytest
 import cronflow_actors as cf
 from cronflow_actors.errors import MigrationError, ResumeError
 from cronflow_actors.kernel import ManualClock
+from cronflow_actors.runtime.migration_plans import kept_by_migrations
 
 
 def order(version: str, calls: list[str], *, audit: bool = False) -> cf.Flow:
@@ -337,3 +338,40 @@ async def test_an_items_subflow_takes_only_that_items_outputs(rt: cf.Runtime) ->
     await rt.resume(tokens[-1], {"approved": True})
     assert (await rt.wait(new, timeout=5)).status == "completed"
     assert charged == ["v1", "v2"]  # A's charge kept, B's made once
+
+
+async def test_a_migration_whose_id_was_taken_gives_up_and_its_run_replays(
+    rt: cf.Runtime,
+) -> None:
+    """Before planned ids were refused to other starts, a stranger's run could take one: the
+    migration then told to replay the run, and the replay was refused, naming the stranger's
+    run; the plan stayed for good (the reviewer's h25 M3). The migration gives up (its plan
+    dropped), and the run replays."""
+
+    def flaky(version: str, down: list[bool]) -> cf.Flow:
+        def gate(ctx: cf.FlowContext) -> bool:
+            if version == "v2" and down:
+                raise RuntimeError("down")
+            return True
+
+        return cf.define("flaky2", version=version).if_("go", gate).step("a", str).end_if()
+
+    down = [True]
+    rt.register(flaky("v1", down).pause("hold"))
+    rt.register(cf.define("stranger").step("s", str))
+    old = await rt.trigger("flaky2")
+    await rt.wait_idle()
+    rt.register(flaky("v2", down).pause("hold"))
+    with pytest.raises(MigrationError, match="the migration is pending"):
+        await rt.migrate(old, "v2")
+    planned = (await rt.migration_links(old)).migrated_to
+    assert planned is not None
+    rt.runs._reserved = None  # as a runtime before planned ids were refused
+    await rt.trigger("stranger", instance_id=planned)
+    down.clear()
+    with pytest.raises(MigrationError, match="another start took"):
+        await rt.migrate(old, "v2")
+    assert await kept_by_migrations(rt.store, rt.clock.now()) == set()
+    replayed = await rt.replay(old)
+    await rt.wait_idle()
+    assert (await rt.inspect(replayed)).status == "waiting"  # at its pause, on v2
