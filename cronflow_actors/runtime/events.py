@@ -204,16 +204,18 @@ class Events:
                 "hears it twice)"
             )
             raise InstanceBusyError(busy.instance_id, 2, doing) from busy
-        if first and refused and not (started or held or delivered):  # every start raised
-            await self._refused_by_all(name, key, refused)
+        if first and not (started or held or delivered or raised or full):
+            await self._did_nothing(name, key, refused)
         return PublishResult(started, refused, held, delivered, filter_errors=raised, not_kept=full)
 
-    async def _refused_by_all(self, name: str, key: str | None, refused: list[Any]) -> None:
-        """``InvalidEventError``: the publish did nothing (every listening flow's start raised,
-        no step took it), so its key, if any, stays free for the mended payload."""
+    async def _did_nothing(self, name: str, key: str | None, refused: list[Any]) -> None:
+        """The publish reached nothing: its key, if any, names nothing (kept 30 days, every
+        such publish stored a row: the hostile client's h25 L2), so it stays free; and when
+        every flow listening refused it (their starts raised), ``InvalidEventError``."""
         if key is not None:
             await self._store.kv_delete(_KEYS, _named(key, name, ""))
-        raise InvalidEventError(name, refused)
+        if refused:
+            raise InvalidEventError(name, refused)
 
     async def _same_payload(self, name: str, payload: Any, key: str) -> bool:
         """Whether this is the first publish of ``key`` (not a retry); ``IdempotencyKeyReused

@@ -418,3 +418,14 @@ async def test_a_keyed_publish_that_woke_a_step_is_answered_again_when_retried(
     with pytest.raises(cf.errors.IdempotencyKeyReusedError):
         await rt.publish_event("evt2", {"x": 2}, idempotency_key="k-2")
     assert (await rt.wait(waiting, timeout=5)).status == "completed"
+
+
+async def test_a_keyed_publish_that_reached_nothing_keeps_no_key(rt: cf.Runtime) -> None:
+    """A keyed publish no flow listened for and no step waited for stored its key's digest for
+    30 days all the same (any token holder could fill the table: the hostile client's h25 L2):
+    it keeps none, so the key is free, for another payload too."""
+    nothing = await rt.publish_event("nobody.listens", {"a": 1}, idempotency_key="k-3")
+    assert list(nothing) == []
+    assert await rt.store.kv_items("cronflow:publish-keys", now=rt.clock.now()) == {}
+    again = await rt.publish_event("nobody.listens", {"b": 2}, idempotency_key="k-3")
+    assert list(again) == []
