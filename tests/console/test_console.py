@@ -67,6 +67,21 @@ def shot(tab: Any, name: str) -> None:
     tab.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
 
 
+def signed_in(browser: Any, url: str) -> tuple[Any, list[str]]:
+    """A new tab of ``browser`` signed in to the console at ``url`` with the test's token, and
+    the script errors its pages raise (close its context when done: ``tab.context.close()``)."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    tab = context.new_page()
+    tab.set_default_timeout(10_000)
+    errors: list[str] = []
+    tab.on("pageerror", lambda error: errors.append(str(error)))
+    tab.goto(f"{url}/ui/")
+    tab.fill("#token", TOKEN)
+    tab.click("form.signin button[type=submit]")
+    tab.wait_for_selector("#runs-table")
+    return tab, errors
+
+
 def api(served: Served, method: str, path: str, body: Any = None) -> Any:
     answer = httpx.request(method, f"{served.url}{path}", json=body, headers=AUTH, timeout=10)
     assert answer.status_code < 300, answer.text
@@ -362,15 +377,7 @@ def test_a_blocked_runs_pause_says_why_and_offers_no_approval(browser: Any, tmp_
     config = tmp_path / "cronflow.toml"
     config.write_text(f'[tokens."{TOKEN}"]\nid = "ada"\nscopes = []\n')
     with serving("tests.console.console_app:workflows", db, "--config", str(config)) as held:
-        context = browser.new_context(viewport={"width": 1280, "height": 900})
-        tab = context.new_page()
-        tab.set_default_timeout(10_000)
-        errors: list[str] = []
-        tab.on("pageerror", lambda error: errors.append(str(error)))
-        tab.goto(f"{held.url}/ui/")
-        tab.fill("#token", TOKEN)
-        tab.click("form.signin button[type=submit]")
-        tab.wait_for_selector("#runs-table")
+        tab, errors = signed_in(browser, held.url)
         tab.goto(f"{held.url}/ui/#/paused")
         card = tab.wait_for_selector(f'[data-run="{run_id}"]')
         assert "Blocked: instance" in card.inner_text()
@@ -382,7 +389,7 @@ def test_a_blocked_runs_pause_says_why_and_offers_no_approval(browser: Any, tmp_
         assert "migrate it" in tab.inner_text("#blocked")
         assert tab.query_selector("#pause button.approve") is None
         shot(tab, "run-blocked")
-        context.close()
+        tab.context.close()
         assert errors == [], errors
 
 
@@ -407,15 +414,7 @@ def test_a_migrated_runs_page_shows_its_version_and_links_and_offers_no_replay(
         started = api(served, "GET", f"/runs/{old}")["version"]
         other = "v1" if started == "v2" else "v2"
         new = api(served, "POST", f"/runs/{old}/migrate", {"to_version": other})["run_id"]
-        context = browser.new_context(viewport={"width": 1280, "height": 900})
-        tab = context.new_page()
-        tab.set_default_timeout(10_000)
-        errors: list[str] = []
-        tab.on("pageerror", lambda error: errors.append(str(error)))
-        tab.goto(f"{served.url}/ui/")
-        tab.fill("#token", TOKEN)
-        tab.click("form.signin button[type=submit]")
-        tab.wait_for_selector("#runs-table")
+        tab, errors = signed_in(browser, served.url)
         tab.goto(f"{served.url}/ui/#/runs/{old}")
         tab.wait_for_selector("#migrated-to")
         assert tab.inner_text("#migrated-to") == new
@@ -426,5 +425,5 @@ def test_a_migrated_runs_page_shows_its_version_and_links_and_offers_no_replay(
         assert tab.inner_text("#migrated-from") == old
         assert tab.inner_text("#version") == other
         assert tab.query_selector("#replay") is not None
-        context.close()
+        tab.context.close()
         assert errors == [], errors

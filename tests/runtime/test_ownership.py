@@ -284,6 +284,23 @@ async def test_a_lease_admits_work_while_renewed_and_waits_when_its_renewal_is_o
         lease.held = True  # (for the stop's release)
 
 
+async def taken_over(rt: cf.Runtime, db: Path, clock: ManualClock) -> None:
+    """Another process takes ``db`` over while ``rt``'s lease is overdue, and ``rt``'s
+    heartbeat finds its lease lost: the runtime has failed."""
+    async with SQLiteStore(db) as other:
+        now = clock.now() + 60
+        record = LeaseRecord(
+            owner="other", host="h", pid=1, acquired_at=now, renewed_at=now, expires_at=now + 5
+        )
+        await other.acquire_lease(record)
+    clock.advance(60)  # the heartbeat finds the lease lost
+    for _ in range(100):
+        await asyncio.sleep(0.01)
+        if rt.state == "failed":
+            break
+    assert rt.state == "failed"
+
+
 async def test_a_step_committed_before_the_lease_lapsed_begins_only_under_a_renewed_lease(
     tmp_path: Path,
 ) -> None:
@@ -314,18 +331,7 @@ async def test_a_step_committed_before_the_lease_lapsed_begins_only_under_a_rene
         lease._renewed_at = clock.monotonic() - 2
         lost = await rt.trigger("loop-step")
         await asyncio.sleep(0.1)
-        async with SQLiteStore(db) as other:  # another process takes the database over
-            now = clock.now() + 60
-            record = LeaseRecord(
-                owner="other", host="h", pid=1, acquired_at=now, renewed_at=now, expires_at=now + 5
-            )
-            await other.acquire_lease(record)
-        clock.advance(60)  # the heartbeat finds the lease lost
-        for _ in range(100):
-            await asyncio.sleep(0.01)
-            if rt.state == "failed":
-                break
-        assert rt.state == "failed"
+        await taken_over(rt, db, clock)
         await asyncio.sleep(0.1)
         assert began == [kept]  # the other process's to run: never begun here
         assert lost not in began
@@ -372,18 +378,7 @@ async def test_the_end_hooks_a_run_owes_begin_only_under_a_renewed_lease(tmp_pat
         go.set()
         assert (await rt.wait(lost, timeout=5)).output == "done"
         await asyncio.sleep(0.1)
-        async with SQLiteStore(db) as other:  # another process takes the database over
-            now = clock.now() + 60
-            record = LeaseRecord(
-                owner="other", host="h", pid=1, acquired_at=now, renewed_at=now, expires_at=now + 5
-            )
-            await other.acquire_lease(record)
-        clock.advance(60)  # the heartbeat finds the lease lost
-        for _ in range(100):
-            await asyncio.sleep(0.01)
-            if rt.state == "failed":
-                break
-        assert rt.state == "failed"
+        await taken_over(rt, db, clock)
         await asyncio.sleep(0.1)
         assert called == [kept]  # the other process's to call: never called here
     async with SQLiteStore(db) as store:
