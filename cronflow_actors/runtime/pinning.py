@@ -35,7 +35,6 @@ says how many such runs each missing version has (one warning a version), and ``
 from __future__ import annotations
 
 import logging
-from collections import Counter
 from collections.abc import Callable, Iterable
 
 import msgspec
@@ -280,16 +279,21 @@ class Pinning:
         """One warning for each version of the named workflows that unfinished runs are on and
         this runtime does not register."""
         wanted = set(names)
-        counts = Counter(pair for pair in self._unregistered.values() if pair[0] in wanted)
-        for (workflow, version), count in sorted(counts.items()):
+        runs: dict[tuple[str, str], list[str]] = {}
+        for run_id, pair in self._unregistered.items():
+            if pair[0] in wanted:
+                runs.setdefault(pair, []).append(run_id)
+        for (workflow, version), ids in sorted(runs.items()):
+            shown = ", ".join(ids[:5]) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
             logger.warning(
-                "%d unfinished run(s) of %s are on version %r, which is not registered here: "
-                "nothing runs them until that version is registered again beside the others, "
-                "or each is migrated to one that is (cronflow-actors migrate RUN --to VERSION) "
-                "or canceled; inspect shows a run's version",
-                count,
+                "%d unfinished run(s) of %s are on version %r, which is not registered here "
+                "(%s): nothing runs them until that version is registered again beside the "
+                "others, or each is migrated to one that is (cronflow-actors migrate RUN --to "
+                "VERSION) or canceled",
+                len(ids),
                 workflow,
                 version,
+                shown,
             )
 
     async def _scanned(
