@@ -284,3 +284,15 @@ def test_db_prune_on_a_database_another_process_holds_locked_says_so(tmp_path: P
     assert f"another process holds a write lock on {db}" in pruned.stderr
     assert "restart the runtime" not in pruned.stderr  # there is none to restart
     assert pruned.stderr.count("\n") == 1  # said once, not also by the store's log line
+
+
+def test_the_server_options_may_come_before_the_command(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``cronflow-actors --url URL inspect RUN`` (as kubectl or temporal take it) was refused:
+    the URL taken for the command's name (newcomer h25 F8)."""
+    from cronflow_actors.cli.main import main
+
+    for argv in (["--url", "http://127.0.0.1:9", "runs"], ["--url=http://127.0.0.1:9", "runs"]):
+        assert main(argv) == 4  # it asked that server: nobody listens there
+        assert "cannot reach the server at http://127.0.0.1:9" in capsys.readouterr().err

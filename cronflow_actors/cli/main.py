@@ -416,13 +416,29 @@ def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.Argument
     return {}
 
 
+_SERVER_OPTIONS = ("--url", "--token")
+
+
+def _server_options_last(argv: list[str]) -> list[str]:
+    """``--url URL`` and ``--token TOKEN`` given before the command (``cronflow-actors --url U
+    inspect RUN``, as kubectl or temporal take them) moved after it, where every client command
+    reads them: argparse took the URL for the command's name (newcomer h25 F8)."""
+    front: list[str] = []
+    while argv and argv[0].split("=", 1)[0] in _SERVER_OPTIONS:
+        takes = 1 if "=" in argv[0] else 2
+        front += argv[:takes]
+        argv = argv[takes:]
+    return argv + front
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; returns the process exit code (``exits.py``)."""
     parser = build_parser()
-    if not (sys.argv[1:] if argv is None else argv):  # no command: what there is, not an error
+    given = list(sys.argv[1:] if argv is None else argv)
+    if not given:  # no command: what there is, not an error
         parser.print_help(sys.stderr)
         return int(Exit.USAGE)
-    args, unknown = parser.parse_known_args(argv)
+    args, unknown = parser.parse_known_args(_server_options_last(given))
     if unknown:
         _refuse_unknown(parser, args, unknown)  # exits 2, as argparse does
     try:
