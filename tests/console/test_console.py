@@ -48,17 +48,9 @@ def browser() -> Iterator[Any]:
 @pytest.fixture
 def page(browser: Any, served: Served) -> Iterator[Any]:
     """A new tab, signed in with the API token."""
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    tab = context.new_page()
-    tab.set_default_timeout(10_000)
-    errors: list[str] = []
-    tab.on("pageerror", lambda error: errors.append(str(error)))
-    tab.goto(f"{served.url}/ui/")
-    tab.fill("#token", TOKEN)
-    tab.click("form.signin button[type=submit]")
-    tab.wait_for_selector("#runs-table")
+    tab, errors = signed_in(browser, served.url)
     yield tab
-    context.close()
+    tab.context.close()
     assert errors == [], errors  # no script error on any page
 
 
