@@ -61,7 +61,8 @@ class LiveGauges(Collector):
         in_flight = GaugeMetricFamily(
             "cronflow_runs_in_flight",
             "Runs not finished, by workflow and status (running; waiting, for a timer or an "
-            "event; paused, waiting for a person: the API says waiting for both), counted from "
+            "event; paused, at a flow's human step: the API says waiting for both; a net "
+            "instance whose work items wait to be started by hand is waiting), counted from "
             "the store's indexes",
             labels=["workflow", "status"],
         )
