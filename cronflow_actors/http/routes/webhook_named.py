@@ -69,10 +69,9 @@ class NamedRuns:
         if request.params:
             where = canonical_key(dict(request.params), self._name).decode()
             instance_id = run_id_of(self._flow_id, f"{where}|{self._key_name(value)}")
-            # earlier versions' names held no parameters: such a run is this request's only
-            # if its webhook started it with these parameters
-            earlier = [i for i in self._earlier(value) if await self._of(i, request.params)]
-            return instance_id, tuple(earlier)
+            # earlier versions' names held no parameters: ``find`` takes such a run for this
+            # request's only if its webhook started it with these parameters
+            return instance_id, tuple(self._earlier(value))
         if isinstance(value, str):
             return self._named(value)
         named = self._key_name(value)
@@ -81,9 +80,9 @@ class NamedRuns:
             legacy += (legacy_run_id_of(self._flow_id, str(value)),)
         return instance_id, legacy
 
-    async def find(self, names: Names) -> RunInfo | None:
+    async def find(self, names: Names, params: Mapping[str, str] | None = None) -> RunInfo | None:
         """The run ``names`` names, if it exists: under its id, or under an earlier version's
-        id when a webhook started it there."""
+        id when a webhook started it there (with the request's path ``params``, if given)."""
         instance_id, legacy = names
         if instance_id is not None:
             run = await self.run(instance_id)
@@ -91,7 +90,7 @@ class NamedRuns:
                 return run
         for old in legacy:
             run = await self.run(old)
-            if run is not None and await self._started_by_webhook(old):
+            if run is not None and await self._started_by_webhook(old, params):
                 return run
         return None
 
@@ -102,11 +101,13 @@ class NamedRuns:
         except NotFoundError:
             return None
 
-    async def _started_by_webhook(self, run_id: str) -> bool:
+    async def _started_by_webhook(self, run_id: str, params: Mapping[str, str] | None) -> bool:
         try:
-            return bool((await self._runtime.replays.recorded_trigger(run_id)).kind == "webhook")
+            trigger = await self._runtime.replays.recorded_trigger(run_id)
         except NotFoundError:  # pruned meanwhile
             return False
+        same = params is None or dict(trigger.params or {}) == dict(params)
+        return trigger.kind == "webhook" and same
 
     def _earlier(self, value: Any) -> list[str]:
         """The ids earlier versions gave the run a key names, parameters left out."""
@@ -115,14 +116,6 @@ class NamedRuns:
         if not isinstance(value, str) and value:
             earlier.append(legacy_run_id_of(self._flow_id, str(value)))
         return earlier
-
-    async def _of(self, run_id: str, params: Mapping[str, str]) -> bool:
-        """Whether ``run_id`` exists and a webhook started it with ``params``."""
-        try:
-            trigger = await self._runtime.replays.recorded_trigger(run_id)
-        except NotFoundError:
-            return False
-        return trigger.kind == "webhook" and dict(trigger.params or {}) == dict(params)
 
     def _key_name(self, value: Any) -> str:
         """A key's name: a string itself; another value its canonical JSON's digest, marked."""

@@ -292,7 +292,7 @@ class Webhook:
         deadline = clock.monotonic() + wait
         names = await self.runs.keyed(request)  # asked once
         while True:
-            run = await self.runs.find(names)
+            run = await self.runs.find(names, request.params)
             if run is not None:
                 return await self._duplicate(request, digest, run, callbacks=signed_key)
             if clock.monotonic() >= deadline:
@@ -324,7 +324,7 @@ class Webhook:
             # a header's key is read before the condition: the retry of a request whose run
             # exists gets that run's answer, whatever the condition would say now
             ids = await self.runs.keyed(webhook_request)
-            run = await self.runs.find(ids)
+            run = await self.runs.find(ids, webhook_request.params)
             if run is not None:
                 return await self._duplicate(webhook_request, digest, run)
         if spec.condition is not None and not await self._call("condition", webhook_request):
@@ -332,7 +332,7 @@ class Webhook:
                 await edge.signatures.mark_answered(signature)
             return json_response({"run_id": None, "condition_met": False})
         instance_id, legacy = ids or await self.runs.keyed(webhook_request)
-        run = await self.runs.find((None, legacy)) if ids is None else None
+        run = await self.runs.find((None, legacy), webhook_request.params) if ids is None else None
         if run is not None:
             return await self._duplicate(webhook_request, digest, run)
         instance_id = instance_id if instance_id is not None else own_id
