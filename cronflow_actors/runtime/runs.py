@@ -94,7 +94,8 @@ class Runs:
         self._catalog.root(workflow)
         if instance_id is not None:
             check_instance_id(instance_id, derived=derived)
-            await self.check_free(instance_id)
+            if not derived:  # (a derived id, ``kind:`` and hex, is never a migration's)
+                await self.check_free(instance_id)
         await self._ready(workflow)  # a flow registered meanwhile: its queue is restored first
         envelope = flow_payload(
             payload,
