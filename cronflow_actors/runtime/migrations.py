@@ -444,7 +444,7 @@ class Migrations:
             state = await self._read(new_id)
         except NotFoundError:
             return False  # a queued run: another caller's
-        return state.migration is not None and state.migration.from_instance == old_id
+        return links_of(state).migrated_from == old_id
 
     async def _canceled_for(self, old_id: str, new_id: str) -> bool:
         """Whether ``old_id`` is canceled for its migration to ``new_id``: by the same plan,

@@ -45,7 +45,12 @@ from cronflow_actors.messages import QueuedRun, SnapshotRecord
 from cronflow_actors.messages.engine import InstanceState
 from cronflow_actors.net.migration import refused
 from cronflow_actors.net.spec import NetSpec
-from cronflow_actors.runtime.carried import begun_keys, completed_children, completed_steps
+from cronflow_actors.runtime.carried import (
+    begun_keys,
+    completed_children,
+    completed_steps,
+    links_of,
+)
 from cronflow_actors.runtime.catalog import FlowCatalog
 from cronflow_actors.runtime.ids import derived_run_id
 from cronflow_actors.runtime.migration_plans import PlanBook
@@ -302,8 +307,7 @@ class Replays:
             snapshot = await self._read(successor)
         except NotFoundError:
             return await PlanBook(self._store, self._clock).get(run_id) is not None
-        record = decode_state(snapshot.body, successor).migration
-        return record is not None and record.from_instance == run_id
+        return links_of(decode_state(snapshot.body, successor)).migrated_from == run_id
 
     async def _not_taken(self, run_id: str) -> None:
         """``InstanceExistsError`` if a run (or a queued one) has the id ``run_id``."""
