@@ -36,6 +36,7 @@ from cronflow_actors.messages.engine import (
 from cronflow_actors.messages.states import TaskState, WorkItemState
 from cronflow_actors.net.spec import TaskKind
 from cronflow_actors.runtime.catalog import FlowCatalog
+from cronflow_actors.runtime.instances import root_of
 from cronflow_actors.runtime.pages import (
     PAGE_BYTES,
     Page,
@@ -145,9 +146,8 @@ async def stored_run(
     except NotFoundError:
         advice = ""  # a child workflow's id, which a net's calls print (h25 newcomer F4)
         if "." in run_id:
-            root = run_id.split(".", maxsplit=1)[0]
             advice = (
-                f"it names a part of run {root!r} (a child workflow, a work item): "
+                f"it names a part of run {root_of(run_id)!r} (a child workflow, a work item): "
                 "GET /workflows/{id} or `cronflow-actors net show` shows it"
             )
         raise NotFoundError("run", run_id, advice=advice) from None
