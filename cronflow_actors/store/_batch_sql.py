@@ -221,19 +221,13 @@ def _apply(db: sqlite3.Connection, op: Any) -> tuple[Any, bool]:
             db.execute(sql.UPSERT_KV, (namespace, key, value, expires_at))
             return None, False
         case KvSetDefault(namespace, key, value, now, expires_at):  # (the one writer: atomic)
-            row = db.execute(
-                "SELECT value, expires_at FROM kv WHERE namespace = ? AND key = ?",
-                (namespace, key),
-            ).fetchone()
+            row = db.execute(sql.SELECT_KV, (namespace, key)).fetchone()
             if row is not None and is_live(row[1], now):
                 return row[0], False
             db.execute(sql.UPSERT_KV, (namespace, key, value, expires_at))
             return None, False
         case KvIncr(namespace, key, amount, now, ttl):
-            row = db.execute(
-                "SELECT value, expires_at FROM kv WHERE namespace = ? AND key = ?",
-                (namespace, key),
-            ).fetchone()
+            row = db.execute(sql.SELECT_KV, (namespace, key)).fetchone()
             stored = None if row is None else (_decode_value(row[0]), row[1])
             total, expires_at = incremented(namespace, key, stored, amount=amount, now=now, ttl=ttl)
             db.execute(sql.UPSERT_KV, (namespace, key, encode(total), expires_at))

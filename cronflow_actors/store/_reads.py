@@ -351,7 +351,7 @@ class SQLiteReads:
 
     async def kv_get(self, namespace: str, key: str, *, now: float, default: Any = MISSING) -> Any:
         rows = await self._fetchall(
-            "SELECT value, expires_at FROM kv WHERE namespace = ? AND key = ?",
+            sql.SELECT_KV,
             (namespace, key),
             f"get key {key!r}",
         )

@@ -129,6 +129,7 @@ ENQUEUE = (
     "INSERT INTO run_queue (queue, instance_id, workflow, payload, queued_at) "
     "VALUES (?, ?, ?, ?, ?)"
 )
+SELECT_KV = "SELECT value, expires_at FROM kv WHERE namespace = ? AND key = ?"
 UPSERT_KV = """
     INSERT INTO kv (namespace, key, value, expires_at) VALUES (?, ?, ?, ?)
     ON CONFLICT (namespace, key) DO UPDATE SET
