@@ -237,6 +237,7 @@ def test_tokens_guard_the_api_and_the_metrics(tmp_path: Path) -> None:
     config.write_text(
         'metrics_token = "scrape-me"\n'
         '[tokens."ada-token"]\nid = "ada"\nscopes = ["runs:write", "runs:read"]\n'
+        '[tokens."watch-token"]\nid = "grafana"\nread_only = true\n'
     )
     with serving(APP, tmp_path / "tokens.db", "--config", str(config)) as served:
         base = served.url
@@ -250,6 +251,12 @@ def test_tokens_guard_the_api_and_the_metrics(tmp_path: Path) -> None:
         assert (
             httpx.post(f"{base}/runs", json={"workflow": "quick"}, headers=ada).status_code == 202
         )
+        watch = {"Authorization": "Bearer watch-token"}
+        assert httpx.get(f"{base}/runs", headers=watch).json()["runs"][0]["workflow"] == "quick"
+        refused = httpx.post(f"{base}/runs", json={"workflow": "quick"}, headers=watch)
+        assert (refused.status_code, refused.json()["title"]) == (403, "Forbidden")
+        assert "read-only" in refused.json()["detail"]
+        assert len(httpx.get(f"{base}/runs", headers=ada).json()["runs"]) == 1
         assert httpx.get(f"{base}/metrics").status_code == 401
         assert httpx.get(f"{base}/metrics", headers=ada).status_code == 401  # its own token
         scraped = httpx.get(f"{base}/metrics", headers={"Authorization": "Bearer scrape-me"})

@@ -168,6 +168,7 @@ def serve(settings: Any, *, process_ends: bool = False) -> int:
         max_json_depth=settings.max_json_depth,
         body_timeout=settings.body_timeout,
         tokens=settings.principals(),
+        read_only_tokens=settings.read_only_tokens(),
         metrics_token=settings.metrics_token,
         serve_metrics=not separate_metrics,
         drain=settings.drain_timeout,

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Collection, Mapping
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -43,6 +43,7 @@ def create_app(
     max_json_depth: int = 64,
     body_timeout: float = 30.0,
     tokens: Mapping[str, Principal] | None = None,
+    read_only_tokens: Collection[str] = (),
     metrics_token: str | None = None,
     serve_metrics: bool = True,
     drain: float | None = None,
@@ -56,14 +57,21 @@ def create_app(
     ``Authorization: Bearer <token>`` (401 otherwise); work-item and workflow actions pass the
     caller's principal to the action's policy (403 when it says no). Without tokens the API is
     open, and net actions are called as an anonymous principal (so only actions that need no
-    authentication pass). ``/metrics`` needs ``metrics_token`` when one is given (else an API
-    token, when there are); ``serve_metrics=False`` leaves it out (served on its own port).
+    authentication pass). ``read_only_tokens`` (of ``tokens``) may only read: any other
+    method is a 403 ``read-only-token``. ``/metrics`` needs ``metrics_token`` when one is given
+    (else an API token, when there are); ``serve_metrics=False`` leaves it out (served on its
+    own port).
     ``big_bodies``: how many requests with a body over 64 KiB are handled at once
     (``big_bodies.py``); the others wait their turn up to ``body_timeout``, then get a 503.
     ``allowed_hosts``: the host names it answers to (``hosts.py``; None: any).
     """
     limits = BodyLimits(max_bytes=max_body, max_depth=max_json_depth, read_timeout=body_timeout)
-    edge = Edge(runtime, limits=limits, tokens=Tokens(tokens or {}), metrics_token=metrics_token)
+    edge = Edge(
+        runtime,
+        limits=limits,
+        tokens=Tokens(tokens or {}, read_only_tokens),
+        metrics_token=metrics_token,
+    )
     document = openapi_document(
         runtime.catalog.webhooks(),
         with_metrics=serve_metrics,

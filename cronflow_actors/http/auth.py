@@ -8,8 +8,11 @@ the ``Principal``) and ``request.auth`` (its scopes). The middleware sits on eac
 routing, so an unknown path is a 404 and a wrong method a 405 whoever asks.
 
 Tokens are compared in constant time (``hmac.compare_digest`` against every configured token),
-so a client cannot learn a token one character at a time. A malformed ``Authorization`` header
-is a 401 on every authenticated route, even where no token is needed.
+so a client cannot learn a token one character at a time. A read-only token (``read_only =
+true`` in the config) may send ``GET`` and ``HEAD`` only: anything else is a 403
+``read-only-token``, a webhook that takes a token included (a GET one starts a run too). A
+malformed ``Authorization`` header is a 401 on every authenticated route, even where no token
+is needed.
 
 Signed webhooks (``on_webhook(..., hmac_secret=...)``) carry a header ``<signature_header>:
 t=<unix seconds>,v2=<hex HMAC-SHA256 of "<t>\n<METHOD> <path?query>\n<raw body>">``: the
@@ -34,7 +37,7 @@ import contextlib
 import hashlib
 import hmac
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from typing import Any, Protocol
 
 import msgspec
@@ -54,6 +57,7 @@ from cronflow_actors.http.problems import Problem, problem_response
 from cronflow_actors.messages import Principal
 
 __all__ = [
+    "READ_ONLY",
     "SECRET_HEADERS",
     "BearerAuth",
     "Caller",
@@ -74,37 +78,56 @@ _ANSWERED = "cronflow:webhook-signatures-answered"
 """Signed requests answered (a ``condition`` said no, or a run named by the signature started):
 spent, so a claim with no run behind it is no crash's (the run may have been pruned)."""
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
+_READS = frozenset({"GET", "HEAD"})
+"""The methods a read-only token may use: they change nothing."""
+READ_ONLY = "read-only-token"
 _TWO_CREDENTIALS = "the request has more than one Authorization header; send one"
 
 
 class Tokens:
-    """Bearer tokens and the principals they stand for."""
+    """Bearer tokens and the principals they stand for. A token of ``read_only`` may read
+    (``GET``, ``HEAD``) and nothing more: anything else it asks is a 403 ``read-only-token``
+    (a dashboard's, an auditor's, the console of someone who watches), webhooks included."""
 
-    def __init__(self, tokens: Mapping[str, Principal]) -> None:
-        self._entries = [(token.encode(), principal) for token, principal in tokens.items()]
+    def __init__(self, tokens: Mapping[str, Principal], read_only: Collection[str] = ()) -> None:
+        unknown = set(read_only) - set(tokens)
+        if unknown:  # a typo would leave the token it meant able to write
+            raise ValueError(f"read_only names tokens that are not configured: {len(unknown)}")
+        self._entries = [
+            (token.encode(), principal, token in read_only) for token, principal in tokens.items()
+        ]
 
     @property
     def configured(self) -> bool:
         return bool(self._entries)
 
-    def identify(self, header: str) -> Principal:
+    def identify(self, header: str, *, writes: bool) -> Principal:
         """The principal of an ``Authorization`` header; ``AuthenticationError(slug, detail)``
-        for one that is malformed or names no configured token."""
+        for one that is malformed or names no configured token, or (``writes``: the request
+        changes something) a read-only token."""
         scheme, _, token = header.partition(" ")
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
             detail = "the Authorization header must be 'Bearer <token>'"
             raise AuthenticationError("malformed-credentials", detail)
-        found = self.match(token)
+        found = self._entry(token)
         if found is None:
             raise AuthenticationError(
                 "unknown-token", "the bearer token is not one this server knows"
             )
-        return found
+        principal, read_only = found
+        if writes and read_only:
+            raise AuthenticationError(
+                READ_ONLY,
+                f"the bearer token of {principal.id!r} is read-only: it may only read (GET); "
+                "nothing was changed. Send a token without read_only = true to change anything",
+            )
+        return principal
 
     def principal(self, request: Request) -> Principal | None:
         """The caller's principal; None without an ``Authorization`` header; 401 for one that
-        is malformed or names no configured token (for routes that check tokens themselves)."""
+        is malformed or names no configured token, 403 for a read-only one (for the routes that
+        check tokens themselves: webhooks, which start runs)."""
         given = request.headers.getlist("authorization")
         if len(given) > 1:
             raise Problem(400, "ambiguous-headers", _TWO_CREDENTIALS)
@@ -112,29 +135,37 @@ class Tokens:
             return None
         header = given[0]
         try:
-            return self.identify(header)
+            return self.identify(header, writes=True)
         except AuthenticationError as refused:
+            if refused.args[0] == READ_ONLY:
+                raise Problem(403, *refused.args) from None
             raise Problem(401, *refused.args, headers=_CHALLENGE) from None
 
     def known(self, scope: Scope) -> bool:
         """Whether an ASGI request carries one ``Authorization`` header naming a configured
-        token (what ``identify`` would find), before any route reads it."""
+        token that may send it (what ``identify`` would find), before any route reads it."""
         given = [value for name, value in scope["headers"] if name == b"authorization"]
         if len(given) != 1:
             return False
+        writes = scope.get("method") not in _READS
         try:
-            self.identify(given[0].decode("latin-1"))
+            self.identify(given[0].decode("latin-1"), writes=writes)
         except AuthenticationError:
             return False
         return True
 
     def match(self, token: str) -> Principal | None:
         """The principal of ``token``, comparing it with every configured token."""
+        found = self._entry(token)
+        return None if found is None else found[0]
+
+    def _entry(self, token: str) -> tuple[Principal, bool] | None:
+        """``token``'s principal and whether it is read-only, compared with every token."""
         given = token.encode("latin-1", "replace")
         found = None
-        for known, principal in self._entries:
+        for known, principal, read_only in self._entries:
             if hmac.compare_digest(given, known):
-                found = principal
+                found = (principal, read_only)
         return found
 
 
@@ -179,7 +210,7 @@ class BearerAuth(AuthenticationBackend):
             if self._required:
                 raise AuthenticationError("authentication-required", self._missing)
             return None
-        principal = self._tokens.identify(header)
+        principal = self._tokens.identify(header, writes=conn.scope["method"] not in _READS)
         return AuthCredentials(sorted(principal.scopes)), Caller(principal)
 
     def middleware(self) -> list[Middleware]:
@@ -192,6 +223,8 @@ def _unauthorized(_conn: HTTPConnection, error: AuthenticationError) -> Response
     slug, detail = error.args
     if slug == "ambiguous-headers":  # no credential was refused: the request is malformed
         return problem_response(400, slug, detail)
+    if slug == READ_ONLY:  # the token is good, for something else
+        return problem_response(403, slug, detail)
     return problem_response(401, slug, detail, headers=_CHALLENGE)
 
 

@@ -165,6 +165,8 @@ def _webhook_op(b: _Builder, flow_id: str, spec: Any) -> dict[str, Any]:
         errors += " 409"  # the key names a run of another flow
     if isinstance(spec.idempotency_key, str):
         errors += " 422"  # the key names a run started with another body
+    if spec.require_token:
+        errors += " 403"  # a read-only token: a webhook starts a run, a GET one too
     answers = {
         "202": b.answer("started", RunStarted, headers=_LOCATION),
         "200": b.answer("a duplicate, or a condition that was not met", WebhookAnswered),

@@ -26,7 +26,8 @@ MEANINGS = {
     "400": "the request is malformed or does not fit the schema; nothing was changed",
     "401": "a bearer token (or a valid signature) is needed; nothing was changed",
     "403": (
-        "the action's policy refused the caller (action-denied), a browser page of another "
+        "the action's policy refused the caller (action-denied), the bearer token may only "
+        "read (read-only-token), a browser page of another "
         "origin sent it (cross-site-request), or the Host is none this server answers to "
         "(host-not-allowed); nothing was changed"
     ),

@@ -8,6 +8,9 @@ then command-line flags, each overriding the one before; decoded (and checked) w
     [tokens.t-3f9a]                     # Authorization: Bearer t-3f9a
     id = "ada"
     scopes = ["review:write"]
+    [tokens.t-77c1]                     # GET and HEAD only (403 read-only-token otherwise)
+    id = "grafana"
+    read_only = true
     [queues]                            # named queues' concurrency (define(..., queue="emails"))
     emails = 5
 
@@ -75,6 +78,7 @@ def deletion_age(value: object, setting: str) -> float:
 class TokenConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     id: str
     scopes: list[str] = msgspec.field(default_factory=list)
+    read_only: bool = False  # GET and HEAD only: a dashboard's, a watcher's console
 
 
 SECONDS = (
@@ -173,6 +177,10 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
             token: Principal(id=entry.id, scopes=frozenset(entry.scopes))
             for token, entry in self.tokens.items()
         }
+
+    def read_only_tokens(self) -> frozenset[str]:
+        """The tokens that may only read (``read_only = true``)."""
+        return frozenset(token for token, entry in self.tokens.items() if entry.read_only)
 
 
 def _check_url(url: str) -> None:

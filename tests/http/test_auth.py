@@ -16,7 +16,7 @@ import cronflow_actors as cf
 from cronflow_actors import net
 from cronflow_actors.errors import InvalidWorkflowError
 from cronflow_actors.http.app import create_app
-from cronflow_actors.http.auth import Signatures, sign, sign_request
+from cronflow_actors.http.auth import Signatures, Tokens, sign, sign_request
 from tests.http.conftest import Serve
 
 ADA = cf.Principal(id="ada", scopes=frozenset({"review:write"}))
@@ -167,6 +167,79 @@ async def test_metrics_need_a_token_when_tokens_are_configured(serve: Serve) -> 
     _rt2, own = await serve([hire()], tokens=TOKENS, metrics_token="m-1")
     assert (await own.get("/metrics", headers=bearer("t-bob"))).status_code == 401
     assert (await own.get("/metrics", headers=bearer("m-1"))).status_code == 200
+
+
+async def test_a_read_only_token_reads_and_changes_nothing(serve: Serve) -> None:
+    watcher = cf.Principal("grafana", scopes=frozenset({"review:write", "hire:admin"}))
+    flow = (
+        cf.define("guarded")
+        .human_in_the_loop("approve", description="approve")
+        .step("s", lambda ctx: ctx.last)
+        .on_webhook("/hooks/token", require_token=True)
+        .on_webhook("/hooks/token-get", method="GET", require_token=True)
+    )
+    rt, client = await serve(
+        [hire(), flow], tokens={**TOKENS, "t-watch": watcher}, read_only_tokens={"t-watch"}
+    )
+    watch = bearer("t-watch")
+    run_id = (
+        await client.post("/runs", json={"workflow": "guarded"}, headers=bearer("t-ada"))
+    ).json()["run_id"]
+    await rt.wait_idle()
+    [paused] = await rt.list_paused()
+    workflow_id = (
+        await client.post("/workflows", json={"workflow": "hire"}, headers=bearer("t-ada"))
+    ).json()["workflow_id"]
+    # it reads whatever a token reads
+    for path in ("/runs", f"/runs/{run_id}", "/paused", f"/workflows/{workflow_id}", "/metrics"):
+        assert (await client.get(path, headers=watch)).status_code == 200, path
+    assert (await client.head("/runs", headers=watch)).status_code in (200, 405)
+    # and nothing else: whatever its scopes say to net policies
+    for method, path, body in [
+        ("POST", "/runs", {"workflow": "guarded"}),
+        ("POST", f"/runs/{run_id}/cancel", None),
+        ("POST", f"/resume/{paused.token}", {"approved": True}),
+        ("POST", "/events/paid", {"x": 1}),
+        ("POST", "/workflows", {"workflow": "hire"}),
+        ("POST", f"/workflows/{workflow_id}/cancel", None),
+        ("POST", "/hooks/token", {"a": 1}),
+        ("GET", "/hooks/token-get?a=1", None),
+    ]:
+        refused = await client.request(method, path, json=body, headers=watch)
+        assert refused.status_code == 403, (method, path, refused.text)
+        problem = refused.json()
+        assert problem["type"].endswith("read-only-token"), problem
+        assert "'grafana' is read-only" in problem["detail"], problem
+        assert "nothing was changed" in problem["detail"], problem
+    # nothing changed: one run, still waiting at its pause; the net instance as it was
+    assert [run.id for run in await rt.list_runs("guarded")] == [run_id]
+    assert (await rt.inspect(run_id)).status == "waiting"
+    assert await rt.workflow_state(workflow_id) == "initialized"
+    # the same requests with a token that may write go through
+    resumed = await client.post(
+        f"/resume/{paused.token}", json={"approved": True}, headers=bearer("t-ada")
+    )
+    assert resumed.status_code == 200, resumed.text
+    assert (await rt.wait(run_id, timeout=5)).status == "completed"
+
+
+def test_a_read_only_token_has_the_big_body_budget_of_its_reads_only() -> None:
+    """A big body sent with a read-only token waits in the anonymous callers' budget: the
+    request it comes with can change nothing (an open webhook), so it is no known writer's."""
+    tokens = Tokens({"t-ada": ADA, "t-watch": BOB}, read_only={"t-watch"})
+
+    def scope(method: str, token: str) -> dict[str, Any]:
+        return {"method": method, "headers": [(b"authorization", f"Bearer {token}".encode())]}
+
+    assert tokens.known(scope("POST", "t-ada"))
+    assert tokens.known(scope("GET", "t-watch"))
+    assert not tokens.known(scope("POST", "t-watch"))
+    assert tokens.match("t-watch") == BOB  # a read-only token is still who it is
+
+
+def test_a_read_only_entry_must_name_a_configured_token() -> None:
+    with pytest.raises(ValueError, match="read_only names tokens that are not configured: 1"):
+        create_app(cf.Runtime(db=":memory:", workflows=[]), tokens=TOKENS, read_only_tokens={"x"})
 
 
 def test_a_principal_takes_its_id_positionally() -> None:
