@@ -70,9 +70,8 @@ from cronflow_actors.net.spec import TaskKind
 __all__ = ["ACTIONS", "Trigger", "WorkItem", "initialize"]
 
 _TASK_ACTIVE = frozenset({TaskState.ENABLED, TaskState.STARTED})
-# The enum members read on every step's path, as ``Final`` module constants: on CPython 3.11
-# every attribute read on an Enum class goes through ``EnumType``'s ``__getattr__`` hook
-# (~900 instructions), a constant is a global (compiled by mypyc: a C static).
+# Enum members read on every step's path, as ``Final`` constants: on CPython 3.11 an Enum class's
+# attribute is read through ``EnumType.__getattr__`` (~900 instructions), a constant (a C static).
 _ITEM_INITIALIZED: Final = WorkItemState.INITIALIZED
 _ITEM_STARTED: Final = WorkItemState.STARTED
 _ITEM_COMPLETED: Final = WorkItemState.COMPLETED
@@ -457,6 +456,7 @@ class WorkItem:
             started_at=item.started_at,
             began_at=item.began_at,
             detached=definition.detached,
+            created_at=item.created_at,
         )
         tx.changes.append(change)
         if tx.audit is not None:

@@ -107,7 +107,8 @@ class WorkItemStateChanged(Message, frozen=True, kw_only=True, gc=False):
     ``started_at`` is when its current attempt started (None if it never started), and
     ``began_at`` when that attempt's handler began to run (None: no handler ran, or not yet).
     ``detached``: a detached action's work item, which completes as soon as it starts (what
-    became of the action is an ``ActionStateChanged``)."""
+    became of the action is an ``ActionStateChanged``). ``created_at``: when the item was made
+    (how long a manual item, which a caller starts, waited for one)."""
 
     workflow_id: str
     task: str
@@ -120,6 +121,7 @@ class WorkItemStateChanged(Message, frozen=True, kw_only=True, gc=False):
     started_at: float | None = None
     began_at: float | None = None
     detached: bool = False
+    created_at: float | None = None
 
 
 class WorkItemRerun(Message, frozen=True, kw_only=True, gc=False):

@@ -3,10 +3,17 @@
 from cronflow_actors.metrics.exposition import OPENMETRICS, TEXT, wants_openmetrics
 from cronflow_actors.metrics.families import CounterFamily, HistogramFamily
 from cronflow_actors.metrics.live import RUN_STATUSES, LiveGauges, LiveSample
-from cronflow_actors.metrics.registry import HTTP_METHODS, TRIGGERS, WAIT_KINDS, RuntimeMetrics
+from cronflow_actors.metrics.registry import (
+    HTTP_METHODS,
+    MANUAL,
+    TRIGGERS,
+    WAIT_KINDS,
+    RuntimeMetrics,
+)
 
 __all__ = [
     "HTTP_METHODS",
+    "MANUAL",
     "OPENMETRICS",
     "RUN_STATUSES",
     "TEXT",

@@ -53,6 +53,9 @@ TRIGGERS = frozenset(
 WAIT_KINDS = frozenset({"human", "pause", "event", "sleep", "delay"})
 """Step kinds that wait (for a person, an event, a timer) rather than work: their time goes to
 ``cronflow_wait_duration_seconds``, not to the step durations."""
+MANUAL = "manual"
+"""The wait kind of a net work item a caller starts (no handler, no wait): from its creation to
+its start (or its end, canceled with its task), it waits for a person or a system to take it."""
 _ENDED = ("completed", "failed", "canceled")
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 """Values of the ``method`` label; any other method is counted as ``other``."""
@@ -135,7 +138,8 @@ class RuntimeMetrics:
         )
         self.waits_finished = CounterFamily(
             "cronflow_waits_finished_total",
-            "Waits (human, pause, event, sleep, delay) ended, by workflow, kind and outcome",
+            "Waits (human, pause, event, sleep, delay; manual: a net work item until a caller "
+            "started it) ended, by workflow, kind and outcome",
             ["workflow", "kind", "outcome"],
             registry=r,
         )
@@ -153,7 +157,8 @@ class RuntimeMetrics:
         )
         self.wait_duration = HistogramFamily(
             "cronflow_wait_duration_seconds",
-            "Time a run waited for a person (human), an event or a timer (sleep)",
+            "Time a run waited for a person (human; manual: a net work item, until a caller "
+            "started it), an event or a timer (sleep)",
             ["workflow", "kind"],
             buckets=_WAIT,
             unit="seconds",
@@ -299,11 +304,17 @@ class RuntimeMetrics:
         ]
 
     def workflow_registered(
-        self, workflow: str, triggers: Iterable[str], steps: Mapping[str, str]
+        self,
+        workflow: str,
+        triggers: Iterable[str],
+        steps: Mapping[str, str],
+        *,
+        manual: bool = False,
     ) -> None:
         """Make the series of a registered workflow at zero: those of its runs (started by each
         of ``triggers``, ended in each outcome), and of its ``steps`` (id -> kind: waits, detached
-        actions, the others by kind; no ``triggers``: it runs as another's child, no run series).
+        actions, the others by kind; no ``triggers``: it runs as another's child, no run series),
+        and the ``manual`` waits' when it has work items a caller starts.
         Prometheus' ``rate`` and ``increase`` need a sample before a series' first event: a
         series born at its first failure hides that failure from every panel and alert."""
         triggers = list(triggers)
@@ -327,11 +338,14 @@ class RuntimeMetrics:
                 self.poll_items.labels(workflow, outcome)
         for family in (self.retries, self.schedule_to_start):
             family.labels(workflow)
+        waits = {kind for kind in steps.values() if kind in WAIT_KINDS}
+        for kind in (*waits, MANUAL) if manual else waits:
+            for outcome in _ENDED:
+                self.waits_finished.labels(workflow, kind, outcome)
+            self.wait_duration.labels(workflow, kind)
         for step, kind in steps.items():
             if kind in WAIT_KINDS:
-                for outcome in _ENDED:
-                    self.waits_finished.labels(workflow, kind, outcome)
-                self.wait_duration.labels(workflow, kind)
+                pass
             elif kind == "action":  # detached: measured as an action
                 for family in (
                     self.actions_dispatched,

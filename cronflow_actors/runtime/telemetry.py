@@ -29,7 +29,7 @@ from cronflow_actors.messages.engine import (
     WorkItemStateChanged,
 )
 from cronflow_actors.messages.states import ActionState, WorkItemState
-from cronflow_actors.metrics import TRIGGERS, WAIT_KINDS, LiveSample, RuntimeMetrics
+from cronflow_actors.metrics import MANUAL, TRIGGERS, WAIT_KINDS, LiveSample, RuntimeMetrics
 from cronflow_actors.net.spec import NetSpec
 
 __all__ = ["LoopLagProbe", "Telemetry"]
@@ -104,6 +104,9 @@ class Telemetry:
         self._sampled_at: float | None = None
         self._sample_lock: asyncio.Lock | None = None
         self._children: dict[tuple[str, ...], Any] = {}
+        self._manual: set[tuple[str, str]] = set()
+        """(workflow, task) of the registered work items a caller starts (no handler, no wait):
+        the time each waited ``initialized`` is a wait of kind ``manual``."""
         self.probe = LoopLagProbe(self.metrics.loop_lag.observe, loop_lag_interval)
         metrics = self.metrics  # the store's series (no labels), each batch counted in them
         self._commits = metrics.store_commits.labels()
@@ -141,10 +144,11 @@ class Telemetry:
         with or without a principal), and the work items of its tasks and of its child
         workflows' (a flow per item, a subflow), each under its own workflow's label."""
         labels = _triggers(triggers) if triggers is not None else ["manual", "api", "migration"]
-        for workflow, steps in _work_items(spec):
+        for workflow, steps, manual in _work_items(spec):
             self.metrics.workflow_registered(
-                workflow, labels if workflow == spec.name else (), steps
+                workflow, labels if workflow == spec.name else (), steps, manual=bool(manual)
             )
+            self._manual.update((workflow, task) for task in manual)
 
     # -- the state changes of durable transactions ----------------------------------------------
 
@@ -155,12 +159,21 @@ class Telemetry:
         # classes: each class pattern a change does not match is an isinstance through the
         # message class's metaclass (~600 instructions; the changes are final classes).
         now: float | None = None
+        manual = self._manual
         for change in changes:
             kind = type(change)
             if kind is WorkItemStateChanged:
                 item: Any = change
-                if not item.detached and (item.prev == _STARTED or item.next in FINAL_STATES):
-                    # an attempt or the item ended (a detached one: its action's changes tell)
+                if not item.detached and (
+                    item.prev == _STARTED
+                    or item.next in FINAL_STATES
+                    or (
+                        manual
+                        and item.prev == _INITIALIZED
+                        and (item.workflow, item.task) in manual
+                    )
+                ):  # an attempt, the item, or a manual item's wait ended (a detached item: its
+                    # action's changes tell)
                     if now is None:
                         now = self._clock.now()
                     self._item(item, now)
@@ -202,6 +215,10 @@ class Telemetry:
         attempt_ended = change.prev == _STARTED
         metrics, children = self.metrics, self._children
         workflow, kind = change.workflow or "unknown", change.kind or "unknown"
+        if change.prev == _INITIALIZED and (change.workflow, change.task) in self._manual:
+            self._manual_wait(change, now)
+            if change.next == _STARTED:
+                return
         if attempt_ended and change.began_at is not None and change.started_at is not None:
             delay = change.began_at - change.started_at
             delay = delay if delay > 0.0 else 0.0  # max(0.0, delay), without a call (per step)
@@ -234,6 +251,19 @@ class Telemetry:
             key = (metrics.step_duration.name, workflow, kind)
             series = children.get(key) or self._child(metrics.step_duration, workflow, kind)
             series.observe(duration)
+
+    def _manual_wait(self, change: WorkItemStateChanged, now: float) -> None:
+        """A manual work item left ``initialized``: its wait for a caller ended, ``completed``
+        by a start (at ``started_at``), or as the item ended (canceled with its task, say)."""
+        started = change.next == _STARTED
+        outcome: Any = "completed" if started else change.next  # (a label as _item gives it)
+        metrics, workflow = self.metrics, change.workflow or "unknown"
+        self._child(metrics.waits_finished, workflow, MANUAL, outcome).inc()
+        if change.created_at is not None:
+            ended = change.started_at if started and change.started_at is not None else now
+            waited = ended - change.created_at
+            waited = waited if waited > 0.0 else 0.0
+            self._child(metrics.wait_duration, workflow, MANUAL).observe(waited)
 
     def _action(self, change: ActionStateChanged) -> None:
         metrics = self.metrics
@@ -309,15 +339,19 @@ def _triggers(triggers: FlowTriggers) -> list[str]:
     return found
 
 
-def _work_items(spec: NetSpec) -> Iterator[tuple[str, dict[str, str]]]:
+def _work_items(spec: NetSpec) -> Iterator[tuple[str, dict[str, str], list[str]]]:
     """Each workflow of ``spec``'s tree (itself, then its tasks' child workflows) with its tasks
-    that have work items, by the kind their metrics carry (``action`` for a detached one)."""
-    steps = {
-        name: "action" if task.work_item.detached else task.work_item.kind
-        for name, task in spec.tasks.items()
-        if task.work_item is not None
-    }
-    yield spec.name, steps
+    that have work items, by the kind their metrics carry (``action`` for a detached one), and
+    those whose items a caller starts (manual: no handler, no wait, no timer)."""
+    steps, manual_items = {}, []
+    for name, task in spec.tasks.items():
+        item = task.work_item
+        if item is not None:
+            steps[name] = "action" if item.detached else item.kind
+            manual = item.handler is None and item.wait is None and item.kind not in WAIT_KINDS
+            if manual and not item.detached:  # (a flow's sleep has neither: a timer ends it)
+                manual_items.append(name)
+    yield spec.name, steps, manual_items
     for task in spec.tasks.values():
         for child in task.subworkflows:
             yield from _work_items(child)

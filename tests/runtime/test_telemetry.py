@@ -320,6 +320,41 @@ async def test_steps_canceled_before_or_after_they_started_are_counted_as_cancel
     assert value(rt, "cronflow_runs_finished_total", workflow="manual", outcome="canceled") == 2
 
 
+async def test_a_net_work_item_that_waits_for_a_caller_is_a_manual_wait(
+    rt: cf.Runtime, clock: ManualClock
+) -> None:
+    """How long reviews wait to be taken: a work item a caller starts waits, ``initialized``,
+    from its creation to its start, as a wait of kind ``manual`` (its time with the caller is a
+    step's duration, as before); automated steps are no such wait (newcomer h25 F7)."""
+    rt.register(
+        build(
+            "review",
+            {"a": net.task(), "auto": net.task(net.work_item("auto", handler=lambda ctx: 1))},
+            [("start", "auto"), ("auto", "a"), ("a", "end")],
+        )
+    )
+    wait, finished = "cronflow_wait_duration_seconds", "cronflow_waits_finished_total"
+    assert value(rt, f"{wait}_count", workflow="review", kind="manual") == 0  # at zero, at once
+    assert value(rt, finished, workflow="review", kind="manual", outcome="canceled") == 0
+    taken, dropped = await rt.start_workflow("review"), await rt.start_workflow("review")
+    await settle(rt, clock)
+    [item] = await rt.work_items(taken, "a")
+    await settle(rt, clock, 90)  # nobody takes it for 90 s
+    await rt.start_work_item(item.id)
+    await settle(rt, clock, 30)  # the reviewer's 30 s
+    await rt.complete_work_item(item.id)
+    await settle(rt, clock, 60)
+    await rt.cancel_workflow(dropped)  # its item waited 180 s, and nobody took it
+    assert value(rt, finished, workflow="review", kind="manual", outcome="completed") == 1
+    assert value(rt, finished, workflow="review", kind="manual", outcome="canceled") == 1
+    assert value(rt, f"{wait}_count", workflow="review", kind="manual") == 2
+    assert value(rt, f"{wait}_sum", workflow="review", kind="manual") == 90 + 180
+    step = "cronflow_step_duration_seconds"
+    assert value(rt, f"{step}_sum", workflow="review", kind="task") == 30  # a, and auto twice at 0
+    assert value(rt, f"{step}_count", workflow="review", kind="task") == 3
+    assert value(rt, finished, workflow="review", kind="task", outcome="completed") is None
+
+
 async def test_runs_a_migration_or_a_cancel_ends_offline_are_counted(tmp_path: Path) -> None:
     """A held run canceled without its code (its migration, an operator's cancel) was not
     counted as finished, and a migration's new run was counted as started by ``other``: the
