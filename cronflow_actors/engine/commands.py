@@ -251,8 +251,8 @@ async def _deliver_kept(tx: Transaction, send: Send, *, drop: bool) -> bool:
     kept for (``drop``: to none) and no longer kept, in this transaction, whether the step still
     waits for it or not; whether the step took it. One kept for no step in particular (carried
     by a migration) is kept instead for each step that waits for it now, each delivered in a
-    transaction of its own, as a publish does; with none, for the first that starts waiting
-    for it (``InstanceState.carried``)."""
+    transaction of its own, as a publish does; with none, for the next that starts waiting
+    for it (``InstanceState.carried``, ``kept.carried_to``): carried until a step takes it."""
     state = tx.state
     if not state.kept:
         return False
@@ -271,6 +271,11 @@ async def _deliver_kept(tx: Transaction, send: Send, *, drop: bool) -> bool:
         state.kept = [*waiting, *rest] or msgspec.UNSET
         return False
     state.kept = rest or msgspec.UNSET
+    carried = None
+    if kept.carried:  # offered from the carried events: still there unless a step took it
+        carried = msgspec.structs.replace(kept, work_item_id="", carried=False)
+        if carried not in (state.carried or ()):
+            return False
     if drop or kept.work_item_id not in state.work_items:
         return False
     delivery = DeliverEvent(
@@ -279,7 +284,12 @@ async def _deliver_kept(tx: Transaction, send: Send, *, drop: bool) -> bool:
         payload=kept.payload,
         publish=kept.publish or None,
     )
-    return bool(await _carry_out(tx, delivery, send))
+    taken = bool(await _carry_out(tx, delivery, send))
+    if taken and carried is not None:  # no other step is offered it any more
+        left = list(state.carried or ())
+        left.remove(carried)
+        state.carried = left or msgspec.UNSET
+    return taken
 
 
 def _waiting_for(tx: Transaction, kept: KeptEvent) -> list[KeptEvent]:

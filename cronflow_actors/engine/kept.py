@@ -59,13 +59,16 @@ async def deliver_kept(actor: Any, message: DeliverKept) -> None:
 
 
 def carried_to(state: InstanceState, item_id: str, wait: WaitSpec) -> None:
-    """Step ``item_id`` starts waiting (``wait``): the first event a migration carried over
-    that no step waited for when it came, if it is one this step hears, is kept for it, to be
-    delivered once this transaction is durable (``WorkflowActor._release``), as an event kept
-    for a held run is."""
-    carried = state.carried or []
-    for n, event in enumerate(carried):
-        if wait.hears(event.event):
-            state.kept = [*(state.kept or ()), msgspec.structs.replace(event, work_item_id=item_id)]
-            state.carried = [*carried[:n], *carried[n + 1 :]] or msgspec.UNSET
-            return
+    """Step ``item_id`` starts waiting (``wait``): every event a migration carried over that no
+    step has taken, and that this step hears, is offered to it, in order, each delivered once
+    this transaction is durable (``WorkflowActor._release``), as an event kept for a held run
+    is. An event stays carried until a step takes it (``commands._deliver_kept``): one this step
+    refuses (its filter), or that comes once it took another, is there for the next step that
+    starts waiting for it; one another step took meanwhile is no longer offered."""
+    offered = [
+        msgspec.structs.replace(event, work_item_id=item_id, carried=True)
+        for event in state.carried or ()
+        if wait.hears(event.event)
+    ]
+    if offered:
+        state.kept = [*(state.kept or ()), *offered]

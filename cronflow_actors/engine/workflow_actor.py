@@ -329,8 +329,8 @@ class WorkflowActor(CoroutineActor):
         if final and state.heard:  # no step of it hears anything more
             state.heard = {}
         if final and (state.kept or state.carried):  # no step of it hears anything more
-            undelivered = [*(state.kept or ()), *(state.carried or ())]
-            logger.info("%s ended with %d kept events undelivered", self, len(undelivered))
+            left = sum(not e.carried for e in (*(state.kept or ()), *(state.carried or ())))
+            logger.info("%s ended with %d kept events undelivered", self, left)  # (offers: not)
             state.kept = state.carried = msgspec.UNSET
         body = encode(state)
         # actions still out (dispatched again after a crash) or events kept: it is running; a

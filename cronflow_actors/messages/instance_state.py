@@ -178,8 +178,9 @@ class InstanceState(msgspec.Struct, kw_only=True, gc=False, omit_defaults=True):
     """Events kept while it was held, to deliver when it runs (unset: none, no bytes)."""
     carried: list[KeptEvent] | msgspec.UnsetType = msgspec.UNSET
     """Events a migration carried over that no step of it waited for when they came (a new step
-    runs before the wait): each is kept for the first step that starts waiting for its event,
-    then delivered; dropped when the run ends (unset: none, no bytes)."""
+    runs before the wait): each is offered, in order, to every step that starts waiting for its
+    event, and stays carried until one takes it; dropped when the run ends (unset: none, no
+    bytes)."""
     notices: dict[str, str] = msgspec.field(default_factory=dict)
     """Notices owed (``WaitSpec.notify``, at least once): work item id -> its wait's token, from
     the commit that opened the wait until the notice ended or the wait did; while any is owed

@@ -22,12 +22,15 @@ class KeptEvent(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     (``InstanceState.kept``) and delivered, in the order kept, when the instance runs again.
     ``work_item_id`` empty: for each of its steps that waits for ``event`` then (what a
     migration carries to the instance that replaces a held one). ``publish``: the publish it
-    came from (one publish kept for several steps is carried over once)."""
+    came from (one publish kept for several steps is carried over once). ``carried``: one of the
+    carried events (``InstanceState.carried``), offered to a step that started waiting for it
+    (``engine/kept.carried_to``), delivered only if no step took it meanwhile."""
 
     work_item_id: str
     event: str
     payload: Any = None
     publish: str = ""
+    carried: bool = False
 
 
 class DeliverKept(Message, frozen=True, kw_only=True):

@@ -443,6 +443,55 @@ async def test_a_carried_event_waits_for_the_step_that_waits_for_it(tmp_path: Pa
         assert shipped == [(new, {"amount": 9})]
 
 
+def own_payment(*, version: str = "v1", changed: bool = False, audit: bool = False) -> cf.Flow:
+    """Waits for the payment of its own order (its filter: the payload's ``k``; ``audit``: a
+    step before the wait), then for its receipt (another event of the same name, ``receipt``),
+    and returns both."""
+
+    def mine(receipt: bool) -> Any:
+        return lambda p, ctx: p["k"] == ctx.payload["k"] and p.get("receipt", False) == receipt
+
+    flow = cf.define("own", version=version)
+    if audit:
+        flow = flow.step("audit", lambda ctx: "audited")
+    flow = flow.wait_for_event("paid", "payment", filter=mine(False))
+    flow = flow.wait_for_event("receipt", "payment", filter=mine(True))
+    name = "done" if changed else "ship"
+    return flow.step(name, lambda ctx: [ctx.steps["paid"]["n"], ctx.steps["receipt"]["n"]])
+
+
+async def test_each_carried_event_is_offered_until_a_step_takes_it(tmp_path: Path) -> None:
+    """Held runs whose waits' filters pick their own order, migrated to a version with a step
+    before the wait: each new run was offered only the first event carried over, its filter
+    refused another order's, and the run waited for its own until its deadline (chaos h26 F1:
+    every publish was answered held). Each step that starts waiting is offered every carried
+    event it hears, in order; those it does not take stay carried, for the next step that waits
+    (here the receipt, published before the payment)."""
+    db = tmp_path / "own.db"
+    async with cf.Runtime(db=db, workflows=[own_payment()]) as rt:
+        runs = [await rt.trigger("own", {"k": f"k{n}"}) for n in range(3)]
+        await rt.wait_idle()
+    flows = [own_payment(changed=True), own_payment(version="v2", audit=True)]
+    async with cf.Runtime(db=db, workflows=flows) as rt:
+        published = [
+            {"k": "k1", "receipt": True, "n": 1},  # before its payment: for the second wait
+            {"k": "k0", "n": 2},
+            {"k": "k1", "n": 3},
+            {"k": "k2", "n": 4},
+            {"k": "k0", "receipt": True, "n": 5},
+            {"k": "k2", "receipt": True, "n": 6},
+        ]
+        for payload in published:
+            assert sorted((await rt.publish_event("payment", payload)).held) == sorted(runs)
+        new = [await rt.migrate(run, "v2") for run in runs]
+        results = [await rt.wait(run, timeout=5) for run in new]
+    assert [(r.status, r.output) for r in results] == [
+        ("completed", [2, 5]),
+        ("completed", [3, 1]),
+        ("completed", [4, 6]),
+    ]
+
+
 def limited(*, changed: bool = False) -> cf.Flow:
     flow = cf.define("limited", concurrency=1).human_in_the_loop("hold", description="in line")
     return flow.step("b" if not changed else "c", ran("b" if not changed else "c"))
