@@ -43,6 +43,7 @@ from cronflow_actors.store import Store
 __all__ = ["PausedRun", "Pauses"]
 
 logger = logging.getLogger(__name__)
+_OVER = "the pause has already ended"
 
 _decode = msgspec.msgpack.Decoder().decode
 
@@ -103,8 +104,16 @@ class Pauses:
         )
         try:
             await self._send(wait.instance_id, command)
-        except InvalidStateTransitionError as error:
-            raise ResumeError(token, f"the pause has already ended ({error})", ended=True) from None
+        except (InvalidStateTransitionError, ResumeError) as error:
+            if isinstance(error, ResumeError) and not error.ended:
+                raise
+            # it ended since it was read (its run migrated, say): why, as the run's state says
+            why = await self._why_ended(wait)
+            if why != _OVER:
+                raise ResumeError(token, why, ended=True) from None
+            if isinstance(error, ResumeError):
+                raise
+            raise ResumeError(token, f"{_OVER} ({error})", ended=True) from None
         except InstanceBlockedError as blocked:  # said in the flow's words, not a work item's
             operation = f"resume run {wait.instance_id}'s pause at step {wait.step!r}"
             raise InstanceBlockedError(wait.instance_id, blocked.reason, operation) from None
@@ -125,7 +134,7 @@ class Pauses:
         """Why the pause of ``wait`` is over, from its run's last durable state: resumed (by
         whom, when), timed out, its run ended, or its run migrated to another (whose pause has
         a token of its own)."""
-        over = "the pause has already ended"
+        over = _OVER
         try:
             snapshot = await self._store.load_snapshot(wait.instance_id)
             if snapshot is None:  # pruned since

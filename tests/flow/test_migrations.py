@@ -36,6 +36,30 @@ async def paused_token(rt: cf.Runtime, run_id: str) -> str:
     return paused.token
 
 
+async def test_a_resume_that_a_migration_beat_says_where_the_pause_went(
+    rt: cf.Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A resume that read the pause open, then lost the race to the run's migration, said
+    "the pause has already ended (canceled)": an approver's tool took it as decided, and the
+    approval asked again in the new run went unanswered (chaos h26 L1). It says, as a resume
+    after the migration does, where the pause went."""
+    rt.register(order("v1", []))
+    old = await rt.trigger("order", {"n": 1})
+    await rt.wait_idle()
+    token = await paused_token(rt, old)
+    open_wait = await rt.store.find_wait("pause", token)
+    rt.register(order("v2", [], audit=True))
+    new = await rt.migrate(old, "v2")
+    await rt.wait_idle()
+
+    async def read_before_the_migration(kind: str, key: str) -> Any:
+        return open_wait
+
+    monkeypatch.setattr(rt.store, "find_wait", read_before_the_migration)
+    with pytest.raises(ResumeError, match=f"its run {old} was migrated to {new}, whose pause"):
+        await rt.resume(token, {"ok": True})
+
+
 async def test_a_run_moves_to_the_new_version_keeping_its_recorded_outputs(
     rt: cf.Runtime,
 ) -> None:
