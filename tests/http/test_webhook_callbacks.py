@@ -490,6 +490,38 @@ async def test_no_client_takes_the_run_a_key_names_before_its_delivery(serve: Se
         assert (again.status_code, again.json()) == (200, {"run_id": named, "duplicate": True})
 
 
+async def test_no_replay_takes_the_run_a_key_named_before_its_delivery(serve: Serve) -> None:
+    """A replay copies its run's trigger (a webhook's, its path parameters) and runs under an id
+    of the caller's choice: replayed under the id an earlier version gave a key, it was found as
+    the run a webhook started for that key, and the sender's delivery, when it came, was
+    answered as its duplicate and never ran (hostile h26 H1). A replay is no delivery's."""
+    flow = cf.define("tenants").step("take", lambda ctx: ctx.payload)
+    flow = flow.on_webhook("/hooks/tn/{tenant}", idempotency_key="Idempotency-Key")
+    rt, client = await serve([flow])
+    first = await client.post("/hooks/tn/acme", json={"n": 1}, headers={"Idempotency-Key": "o-1"})
+    assert first.status_code == 202
+    await rt.wait(first.json()["run_id"], timeout=5)
+    digest = hashlib.sha256(b"o-2").hexdigest()
+    for legacy in (
+        uuid.uuid5(KEYS, f"tenants|{digest}").hex,  # the two ids earlier versions gave o-2
+        f"hook:{uuid.uuid5(KEYS, f'tenants|{digest}').hex}",
+    ):
+        replayed = await client.post(
+            f"/runs/{first.json()['run_id']}/replay",
+            json={"instance_id": legacy, "payload": {"n": "forged"}},
+        )
+        if legacy.startswith("hook:"):  # a derived id: no client's
+            assert replayed.status_code == 400, replayed.text
+            continue
+        assert replayed.status_code == 202, replayed.text
+        await rt.wait(legacy, timeout=5)
+    delivery = await client.post(
+        "/hooks/tn/acme", json={"n": 2}, headers={"Idempotency-Key": "o-2"}
+    )
+    assert delivery.status_code == 202, delivery.text
+    assert (await rt.wait(delivery.json()["run_id"], timeout=5)).output == {"n": 2}
+
+
 @pytest.mark.parametrize("kind", ["tick", "hook", "poll", "event"])
 async def test_post_runs_refuses_every_kind_of_derived_id(serve: Serve, kind: str) -> None:
     rt, client = await serve([cf.define("flow").step("s", lambda ctx: 1)])

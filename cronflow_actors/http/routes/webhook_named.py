@@ -4,7 +4,7 @@ client may choose, so nobody takes the run of a delivery before it arrives.
 
 Earlier versions named them with 32 hex digits, which ``POST /runs`` accepts too: a run found
 under such an id is a retry's answer only if a webhook started it (a client's run under it is
-no delivery's), so a retry that spans the upgrade finds the run it started then. On a path
+no delivery's, nor is a replay, which copies its run's trigger), so a retry that spans the upgrade finds the run it started then. On a path
 with parameters (``/hooks/{tenant}``) a key names a run of those parameters (one tenant's key
 never answers with another's run); the run an earlier version named without them is a retry's
 answer only if its webhook started it with the same parameters.
@@ -90,7 +90,12 @@ class NamedRuns:
                 return run
         for old in legacy:
             run = await self.run(old)
-            if run is not None and await self._started_by_webhook(old, params):
+            # a replay copies its run's trigger, and its id is the caller's choice: it is no
+            # delivery's (hostile h26 H1: a token replayed a delivery under the id of a key a
+            # sender would use, and that sender's delivery was answered as its duplicate)
+            if run is None or run.replay_of is not None:
+                continue
+            if await self._started_by_webhook(old, params):
                 return run
         return None
 
