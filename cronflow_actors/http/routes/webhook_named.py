@@ -3,11 +3,12 @@ their signature. The ids are the runtime's own (``hook:...``: ``runtime/ids.py``
 client may choose, so nobody takes the run of a delivery before it arrives.
 
 Earlier versions named them with 32 hex digits, which ``POST /runs`` accepts too: a run found
-under such an id is a retry's answer only if a webhook started it (a client's run under it is
-no delivery's, nor is a replay, which copies its run's trigger), so a retry that spans the upgrade finds the run it started then. On a path
-with parameters (``/hooks/{tenant}``) a key names a run of those parameters (one tenant's key
-never answers with another's run); the run an earlier version named without them is a retry's
-answer only if its webhook started it with the same parameters.
+under such an id is a retry's answer only if a webhook started it (a client's run under it is no
+delivery's, nor is a replay, which copies its run's trigger), so a retry that spans the upgrade
+finds the run it started then. On a path with parameters (``/hooks/{tenant}``) a key names a run
+of those parameters (one tenant's key never answers with another's run); the run an earlier
+version named without them is a retry's answer only if its webhook started it with the same
+parameters.
 """
 
 from __future__ import annotations
