@@ -26,6 +26,7 @@ from typing import Any
 
 import msgspec
 
+from cronflow_actors.engine.actors import decode_state
 from cronflow_actors.errors import (
     INFRASTRUCTURE,
     ConfigurationError,
@@ -39,6 +40,7 @@ from cronflow_actors.errors import (
     UnknownWorkflowError,
     clipped,
 )
+from cronflow_actors.flow.envelope import open_envelope
 from cronflow_actors.flow.triggers import event_name_problem, schema_path
 from cronflow_actors.kernel import Clock
 from cronflow_actors.messages import Message, WaitRecord
@@ -164,7 +166,31 @@ class Events:
             logger.info(
                 "event %s: flow %s refused its payload: %s", name, refusal.workflow, refusal.detail
             )
-        started = []
+        started = await self._start(name, accepted, key, refused)
+        try:
+            held, delivered, raised, full = await self._wake(name, payload, key, set(started))
+        except InstanceBusyError as busy:  # what this publish did, and how to finish it
+            again = "with its idempotency key" if key else "with an idempotency key next time"
+            doing = (
+                f"publishing event {name!r}, which started {len(started)} run(s) and woke some "
+                f"of the waiting steps before; publish it again ({again}: no run starts or "
+                "hears it twice)"
+            )
+            raise InstanceBusyError(busy.instance_id, 2, doing) from busy
+        if first and not (started or held or delivered or raised or full):
+            # a retry of the key's publish, at once with this one, may have started its runs
+            started = await self._started_by_key(name, key, accepted)
+            if not started:
+                await self._did_nothing(name, key, refused)
+        return PublishResult(started, refused, held, delivered, filter_errors=raised, not_kept=full)
+
+    async def _start(
+        self, name: str, accepted: list[tuple[str, Any]], key: str | None, refused: list[Any]
+    ) -> list[str]:
+        """Start each flow listening that took the payload (``accepted``); the ids of the runs
+        started (with a key: by this publish or before it, of this payload), each refusal added
+        to ``refused``."""
+        started: list[str] = []
         now = self._clock.now()
         for flow_id, converted in accepted:
             event = {"name": name, "payload": converted, "timestamp": now}
@@ -182,9 +208,12 @@ class Events:
                         flow_id, run_payload, kind="event", instance_id=run_id, derived=True
                     )
                 )
-            except InstanceExistsError:  # started by this publish before (its key)
+            except InstanceExistsError:  # started by this publish before (its key)?
                 assert run_id is not None
-                started.append(run_id)
+                if await self._started_with(run_id, converted):
+                    started.append(run_id)
+                else:  # by one of another payload, whose retry freed the key meanwhile
+                    refused.append(EventRefusal(workflow=flow_id, detail=_ANOTHER))
             except INFRASTRUCTURE as trouble:  # the runtime's own (a stop, a store): not the flow's
                 if not started:
                     raise  # nothing was taken on: the call may be sent again as it was
@@ -194,19 +223,42 @@ class Events:
                 logger.exception("event %s: flow %s could not start", name, flow_id)
                 detail = f"its start raised {type(error).__name__}: {error}"
                 refused.append(EventRefusal(workflow=flow_id, detail=detail))
-        try:
-            held, delivered, raised, full = await self._wake(name, payload, key, set(started))
-        except InstanceBusyError as busy:  # what this publish did, and how to finish it
-            again = "with its idempotency key" if key else "with an idempotency key next time"
-            doing = (
-                f"publishing event {name!r}, which started {len(started)} run(s) and woke some "
-                f"of the waiting steps before; publish it again ({again}: no run starts or "
-                "hears it twice)"
-            )
-            raise InstanceBusyError(busy.instance_id, 2, doing) from busy
-        if first and not (started or held or delivered or raised or full):
-            await self._did_nothing(name, key, refused)
-        return PublishResult(started, refused, held, delivered, filter_errors=raised, not_kept=full)
+        return started
+
+    async def _started_by_key(
+        self, name: str, key: str | None, accepted: list[tuple[str, Any]]
+    ) -> list[str]:
+        """The runs ``key``'s ids name that a publish of this payload started (a retry sent
+        while this publish was under way: its key is not to be freed, nor this one refused)."""
+        if key is None:
+            return []
+        found = []
+        for flow_id, converted in accepted:
+            run_id = derived_run_id("event", _PUBLISHES, _named(key, name, flow_id))
+            if await self._started_with(run_id, converted):
+                found.append(run_id)
+        return found
+
+    async def _started_with(self, run_id: str, converted: Any) -> bool:
+        """Whether run ``run_id`` exists and was started by a publish of ``converted``: a key's
+        run answers only its own payload's publish (hostile h26 M1: a retry freed the key, a
+        publish of another payload took it and was answered with the first one's run)."""
+        for _ in range(2):  # a queued run leaves its queue as its snapshot is stored
+            snapshot = await self._store.load_snapshot(run_id)
+            if snapshot is not None:
+                state = decode_state(snapshot.body, run_id)
+                root = state.workflows.get(state.id)
+                recorded = None if root is None else root.payload
+                break
+            queued = await self._store.queued_run(run_id)
+            if queued is not None:
+                recorded = msgspec.msgpack.decode(queued.payload)
+                break
+        else:
+            return False
+        payload = open_envelope(recorded).payload if recorded is not None else None
+        event = payload.get("event") if isinstance(payload, dict) else None
+        return isinstance(event, dict) and _canonical(event.get("payload")) == _canonical(converted)
 
     async def _did_nothing(self, name: str, key: str | None, refused: list[Any]) -> None:
         """The publish reached nothing: its key, if any, names nothing (kept 30 days, every
@@ -357,6 +409,10 @@ KEY_DAYS = 30
 """How long a publish's idempotency key names its payload (as a webhook's key is kept with its
 run, 30 days by default)."""
 _canonical = msgspec.msgpack.Encoder(order="sorted").encode
+_ANOTHER = (
+    "its run under this idempotency key was started by a publish of another payload (a retry "
+    "freed the key meanwhile); nothing was started: publish with a key of its own"
+)
 """A payload's bytes whatever the order of its keys (its digest: two retries compare)."""
 
 

@@ -429,3 +429,34 @@ async def test_a_keyed_publish_that_reached_nothing_keeps_no_key(rt: cf.Runtime)
     assert await rt.store.kv_items("cronflow:publish-keys", now=rt.clock.now()) == {}
     again = await rt.publish_event("nobody.listens", {"b": 2}, idempotency_key="k-3")
     assert list(again) == []
+
+
+async def test_a_keyed_publish_whose_retry_at_once_started_its_run_keeps_its_key(
+    rt: cf.Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two attempts of one keyed publish at once: the one that set the key failed its start,
+    the other started the run. The first, seeing nothing of its own done, freed the key and
+    answered 400; another payload under the key was then answered 202 with the first
+    payload's run, its own dropped (hostile h26 M1). The first is answered with the run its
+    twin started, the key kept; a run under the key that another payload started answers no
+    publish of this one."""
+    rt.register(cf.define("orders").on_event("order.paid").step("a", lambda ctx: ctx.payload))
+    real = rt.events._trigger
+
+    async def twin_started_it_then_this_one_raised(flow_id: str, payload: Any, **kw: Any) -> str:
+        await real(flow_id, payload, **kw)  # the other attempt's start, which took
+        raise RuntimeError("transient trouble in this attempt's start")
+
+    monkeypatch.setattr(rt.events, "_trigger", twin_started_it_then_this_one_raised)
+    [run] = await rt.publish_event("order.paid", {"order": 1}, idempotency_key="k-9")
+    monkeypatch.undo()
+    assert (await rt.wait(run, timeout=5)).output["order"] == 1
+    with pytest.raises(cf.errors.IdempotencyKeyReusedError):
+        await rt.publish_event("order.paid", {"order": 2}, idempotency_key="k-9")
+    # the key freed anyway (the twin's own answer came first): the run answers no other payload
+    named = hashlib.sha256(b"order.paid\0\0k-9").hexdigest()
+    assert await rt.store.kv_delete("cronflow:publish-keys", named)
+    with pytest.raises(InvalidEventError, match="started by a publish of another payload"):
+        await rt.publish_event("order.paid", {"order": 2}, idempotency_key="k-9")
+    assert list(await rt.publish_event("order.paid", {"order": 1}, idempotency_key="k-9")) == [run]
+    assert [r.id for r in await rt.list_runs("orders")] == [run]
