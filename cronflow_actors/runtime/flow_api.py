@@ -6,19 +6,21 @@ Each call goes to the part that does it (``runs``, ``run_views``, ``pauses``, ``
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Mapping
 from typing import Any
 
 import msgspec
 from msgspec.structs import replace
 
-from cronflow_actors.errors import NotFoundError
+from cronflow_actors.errors import InvalidStateTransitionError, NotFoundError
 from cronflow_actors.flow.envelope import TriggerEnvelope, open_envelope
 from cronflow_actors.messages.engine import Principal, StartWorkflow
 from cronflow_actors.messages.migrations import MigrationRecord
 from cronflow_actors.runtime.catalog import WorkflowDescription
 from cronflow_actors.runtime.events import PublishResult
 from cronflow_actors.runtime.instances import root_of
+from cronflow_actors.runtime.migration_plans import PlanBook
 from cronflow_actors.runtime.net_api import NetMethods
 from cronflow_actors.runtime.pages import Page
 from cronflow_actors.runtime.pauses import PausedRun
@@ -27,6 +29,9 @@ from cronflow_actors.runtime.run_views import RunInfo, RunResult
 from cronflow_actors.runtime.runs import check_cancel_reason
 
 __all__ = ["FlowMethods"]
+
+
+logger = logging.getLogger(__name__)
 
 
 class FlowMethods(NetMethods):
@@ -185,6 +190,13 @@ class FlowMethods(NetMethods):
                 advice=f"it is a part of run {root_of(run_id)!r} (a subflow's run, an item, a "
                 "net's child workflow): cancel that run (a net's child: cancel_workflow)",
             )
+        try:
+            await self._cancel(run_id, principal, reason)
+        except InvalidStateTransitionError:  # it has ended: for a migration that is pending?
+            if not await self._give_up_migration(run_id, principal):
+                raise
+
+    async def _cancel(self, run_id: str, principal: Principal | None, reason: str) -> None:
         try:  # which workflow: the snapshot's record says it, no need to decode its state
             snapshot = None if principal is None else await self.instances.read(root_of(run_id))
         except NotFoundError:
@@ -201,6 +213,35 @@ class FlowMethods(NetMethods):
                 return
         # it left its queue meanwhile, or NotFoundError
         await self.cancel_workflow(run_id, reason=reason, by=by)
+
+    async def _give_up_migration(self, run_id: str, principal: Principal | None) -> bool:
+        """``cancel`` of a run canceled for a migration whose new run never started (its start
+        raised: a version that cannot start from the run's payload, say) gives the migration
+        up: the place the run held under its flow's limits is free, and the run can be
+        replayed (nothing else could free it, a restart included: hostile h26 H2). A net's is
+        given up by the caller its cancel policy admitted (or this process). False: none."""
+        book = PlanBook(self.store, self.clock)
+        plan = await book.get(run_id)
+        if plan is None or self.migrations.under_way(run_id):
+            return False  # none, or its outcome is still to come
+        asked = plan.principal.id if plan.principal is not None else None
+        if (
+            principal is not None
+            and plan.workflow not in self.catalog.roots
+            and asked != principal.id
+        ):
+            return False
+        if await book.abandon(run_id) is None:
+            return False  # its new run started: the migration goes on from it
+        self.queues.given_up(plan.workflow, [new_id for _version, new_id in plan.hops])
+        logger.warning(
+            "the migration of %s to %r is given up (its new run %s never started): the run "
+            "stays canceled; replay it to run its work again",
+            run_id,
+            plan.hops[-1][0],
+            plan.hops[0][1],
+        )
+        return True
 
     async def resume(
         self, token: str, payload: Any = None, *, principal: Principal | None = None

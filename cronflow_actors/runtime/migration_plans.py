@@ -96,6 +96,16 @@ class PlanBook:
         claimed = await self._store.kv_setdefault(CLAIMS, key, owner, now=now, ttl=600)
         return bool(claimed == owner)
 
+    async def abandon(self, instance_id: str) -> MigrationPlan | None:
+        """Drop ``instance_id``'s plan if its first new run never started (its start raised):
+        the plan dropped, or None (no plan, or its new run is stored: the migration goes on from
+        it, and only its end frees anything)."""
+        plan = await self.get(instance_id)
+        if plan is None or await self._store.instance_exists(plan.hops[0][1]):
+            return None
+        await self.forget(instance_id)
+        return plan
+
     async def forget(self, instance_id: str) -> None:
         await self._store.kv_delete(PLANS, instance_id)
         legacy: dict[str, Any] = await self._store.kv_get(

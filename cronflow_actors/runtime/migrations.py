@@ -58,12 +58,7 @@ from cronflow_actors.errors import (
 )
 from cronflow_actors.kernel import Clock
 from cronflow_actors.messages import SnapshotRecord
-from cronflow_actors.messages.engine import (
-    CancelWorkflow,
-    InstanceState,
-    Principal,
-    StartWorkflow,
-)
+from cronflow_actors.messages.engine import CancelWorkflow, InstanceState, Principal, StartWorkflow
 from cronflow_actors.messages.migrations import MigrationRecord
 from cronflow_actors.net.migration import refused
 from cronflow_actors.net.spec import NetSpec
@@ -76,11 +71,7 @@ from cronflow_actors.runtime.carried import (
 )
 from cronflow_actors.runtime.catalog import FlowCatalog
 from cronflow_actors.runtime.instances import InstanceDirectory
-from cronflow_actors.runtime.migration_plans import (
-    MigrationPlan,
-    PlanBook,
-    kept_by_migrations,
-)
+from cronflow_actors.runtime.migration_plans import MigrationPlan, PlanBook, kept_by_migrations
 from cronflow_actors.runtime.migration_routes import route_of
 from cronflow_actors.runtime.offline import end_offline
 from cronflow_actors.runtime.pinning import is_held
@@ -180,7 +171,8 @@ class Migrations:
                 raise refused(
                     subject,
                     f"its migration to {plan.hops[-1][0]!r} is not finished",
-                    "finish that one first (migrate to that version again)",
+                    "finish that one first (migrate to that version again), or give it up "
+                    "(cancel the run)",
                 )
             self._check_carry_on(subject, plan, principal, state)
             return await self._carry_out(plan)
@@ -313,6 +305,10 @@ class Migrations:
             await self._book.save(plan)
             self._spawn(self._resumed(plan), f"resume migration {plan.instance}")
 
+    def under_way(self, instance_id: str) -> bool:
+        """Whether this process is carrying out a migration of ``instance_id`` now."""
+        return instance_id in self._running
+
     async def links(self, instance_id: str) -> MigrationLinks:
         return links_of(await self._read(instance_id))
 
@@ -432,7 +428,8 @@ class Migrations:
                 f"or a task migrator raised {type(error).__name__}: {error}; instance "
                 f"{old_id!r} is canceled already and the migration is pending",
                 "fix the cause, then migrate it to that version again (or restart the "
-                "runtime) to finish it",
+                "runtime) to finish it; or cancel the run to give the migration up (its run "
+                "can be replayed)",
             ) from error
 
     async def _read(self, instance_id: str) -> InstanceState:

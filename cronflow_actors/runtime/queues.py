@@ -262,6 +262,16 @@ class RunQueues:
         if self._queued.get(limits.fifo):
             self._spawn(self._drain(limits.fifo), f"queue {limits.fifo}")
 
+    def given_up(self, workflow: str, run_ids: Iterable[str]) -> None:
+        """The runs a migration given up planned (``run_ids``) will never start: the place
+        ``finished`` kept for them is free, for the first queued run that may start."""
+        limits = self._flows.get(workflow)
+        if limits is None:
+            return
+        self._active.get(workflow, set()).difference_update(run_ids)
+        if self._queued.get(limits.fifo):
+            self._spawn(self._drain(limits.fifo), f"queue {limits.fifo}")
+
     async def cancel(self, run_id: str, *, reason: str = "", by: str | None = None) -> bool:
         """Cancel ``run_id`` if it waits in a queue: True once it is recorded as canceled, with
         ``reason`` as its error and ``by`` (who asked) on its cancel's audit span (its row

@@ -311,6 +311,44 @@ async def test_a_pending_migrations_run_keeps_its_place_across_a_restart(tmp_pat
         assert (await rt.inspect(queued)).status == "waiting"
 
 
+async def test_cancel_gives_up_a_migration_whose_new_run_cannot_start(tmp_path: Path) -> None:
+    """A concurrency-1 flow's run migrated to an older version that cannot start from its
+    payload: the migration stayed pending, holding the flow's place, and nothing a caller could
+    ask freed it, a restart included; every later run waited for good (hostile h26 H2).
+    ``cancel`` of the run gives the migration up: the queued run takes the place, and the run
+    canceled for the migration can be replayed."""
+
+    def orders(version: str) -> cf.Flow:
+        def amount(ctx: cf.FlowContext) -> bool:  # v1 needs an amount, v2 made it optional
+            return bool(ctx.payload["amount"] if version == "v1" else ctx.payload.get("amount"))
+
+        flow = cf.define("orders", version=version, concurrency=1).if_("big", amount)
+        return flow.step("review", str).end_if().pause("hold")
+
+    db = tmp_path / "orders.db"
+    flows = [orders("v1"), orders("v2")]
+    async with cf.Runtime(db=db, workflows=flows) as rt:
+        first = await rt.trigger("orders", {"note": "no amount"})  # on v2, the newest
+        queued = await rt.trigger("orders", {"amount": 1})
+        await rt.wait_idle()
+        with pytest.raises(MigrationError, match="raised KeyError"):
+            await rt.migrate(first, "v1")
+        with pytest.raises(MigrationError, match="raised KeyError"):
+            await rt.migrate(first, "v1")  # its payload is the run's: it raises again
+    async with cf.Runtime(db=db, workflows=flows) as rt:
+        await rt.wait_idle()
+        assert await rt.store.queued_run(queued) is not None  # the place is the migration's
+        await rt.cancel(first)  # gives it up
+        await rt.wait_idle()
+        assert await rt.store.queued_run(queued) is None  # its turn came
+        assert (await rt.inspect(queued)).status == "waiting"
+        assert (await rt.inspect(first)).status == "canceled"
+        with pytest.raises(cf.errors.InvalidStateTransitionError):
+            await rt.cancel(first)  # nothing more to give up: it has ended
+        again = await rt.replay(first)
+        assert (await rt.inspect(again)).workflow == "orders"
+
+
 async def test_a_run_a_migration_replaced_is_not_replayed_beside_it(rt: cf.Runtime) -> None:
     """A replay of a run a migration canceled started its work again beside the run that goes
     on from it (the newcomer's h25 F5: an invoice approved and booked twice): refused, naming
