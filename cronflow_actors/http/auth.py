@@ -141,18 +141,19 @@ class Tokens:
                 raise Problem(403, *refused.args) from None
             raise Problem(401, *refused.args, headers=_CHALLENGE) from None
 
-    def known(self, scope: Scope) -> bool:
-        """Whether an ASGI request carries one ``Authorization`` header naming a configured
-        token that may send it (what ``identify`` would find), before any route reads it."""
+    def known(self, scope: Scope) -> str | None:
+        """The principal id of the configured token an ASGI request carries in its one
+        ``Authorization`` header, if that token may send it (what ``identify`` would find),
+        before any route reads it; None for any other request."""
         given = [value for name, value in scope["headers"] if name == b"authorization"]
         if len(given) != 1:
-            return False
+            return None
         writes = scope.get("method") not in _READS
         try:
-            self.identify(given[0].decode("latin-1"), writes=writes)
+            principal = self.identify(given[0].decode("latin-1"), writes=writes)
         except AuthenticationError:
-            return False
-        return True
+            return None
+        return principal.id or ""
 
     def match(self, token: str) -> Principal | None:
         """The principal of ``token``, comparing it with every configured token."""

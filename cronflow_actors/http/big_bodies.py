@@ -16,10 +16,11 @@ reads its body (refused first, a 401 say) takes none. The raw bytes of such bodi
 in are bounded too (``budget``, 32 MB by default): each chunk is counted as it is read
 (``take_bytes``), and one that would go past it waits for others to end, else the request is
 answered 503 ``too-busy``: a thousand connections each sending a megabyte hold no more (a
-trickle holds what it has sent, a few bytes). Callers with a token the server knows (``known``)
-have a budget of their own: anonymous senders that hold a body short of its last byte (an open
-webhook reads its body before anything else) kept every big start of a token holder waiting
-for their body timeout (the hostile client's h25 M2).
+trickle holds what it has sent, a few bytes). Each principal with a token the server knows
+(``known``) has a budget of its own: anonymous senders that hold a body short of its last byte
+(an open webhook reads its body before anything else) kept every big start of a token holder
+waiting for their body timeout (the hostile client's h25 M2), and so did one token holder
+every other's when they shared one (h26 M2).
 
 A replay (``POST /runs/{id}/replay``) takes a place too, body or none: it decodes, copies and
 stores its run's recorded payload again, however big (180 replays of a 0.9 MB run at once took
@@ -119,7 +120,8 @@ async def take_place(scope: Scope) -> None:
 
 class BigBodies:
     """``Middleware(BigBodies, at_once=8, big=65536, patience=30, budget=32_000_000,
-    known=...)``; ``known(scope)``: whether the request carries a token the server knows."""
+    known=...)``; ``known(scope)``: the principal whose token the server knows the request
+    carries (None: an anonymous caller)."""
 
     def __init__(
         self,
@@ -129,22 +131,28 @@ class BigBodies:
         big: int = 64 * 1024,
         patience: float = 30.0,
         budget: int = 32_000_000,
-        known: Callable[[Scope], bool] | None = None,
+        known: Callable[[Scope], str | None] | None = None,
     ) -> None:
         self.app = app
         self.big = big
         self.patience = patience
         self._places = asyncio.Semaphore(at_once)
+        self._total = budget
         self._budget = _Budget(budget)
         self._known = known
-        self._known_budget = _Budget(budget)
+        self._budgets: dict[str, _Budget] = {}
+        """Each known principal's (as many as the configured tokens name)."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not self._maybe_big(scope):
             await self.app(scope, receive, send)
             return
-        known = self._known is not None and self._known(scope)
-        budget = self._known_budget if known else self._budget
+        known = self._known(scope) if self._known is not None else None
+        budget = self._budget
+        if known is not None:
+            budget = self._budgets.get(known) or self._budgets.setdefault(
+                known, _Budget(self._total)
+            )
         place = scope[_PLACE] = _Place(self._places, budget, self.patience)
         try:
             await self.app(scope, receive, send)

@@ -363,6 +363,41 @@ async def test_anonymous_senders_holding_the_budget_do_not_delay_a_token_holder(
         writer.close()
 
 
+async def test_one_token_holder_holding_the_budget_does_not_delay_another(serve: Serve) -> None:
+    """Known tokens shared one budget: one holder (a read-only token, say) that sent big bodies
+    but their last byte kept every other holder's big start waiting for its body timeout (the
+    hostile client's h26 M2). Each principal has a budget of its own."""
+    flow = cf.define("big3").step("s", lambda ctx: len(ctx.payload))
+    tokens = {"t-noisy": cf.Principal(id="noisy"), "t-ops": cf.Principal(id="ops")}
+    _rt, client = await serve([flow], max_body=100_000, body_timeout=2, tokens=tokens)
+    host, port = client.base_url.host, client.base_url.port
+    holders = []
+    for _ in range(40):  # 40 x 90 kB, each body unfinished: past the 3.2 MB budget
+        reader, writer = await asyncio.open_connection(host, port)
+        writer.write(
+            b"POST /runs HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer t-noisy\r\n"
+            b"Content-Type: application/json\r\nContent-Length: 99000\r\n\r\n"
+            + b'{"pad": "'
+            + b"x" * 90_000
+        )
+        await writer.drain()
+        holders.append((reader, writer))
+    await asyncio.sleep(0.3)
+    big = {"workflow": "big3", "payload": {"pad": "z" * 90_000}}
+    noisy = asyncio.create_task(
+        client.post("/runs", json=big, headers={"Authorization": "Bearer t-noisy"})
+    )
+    other = await client.post("/runs", json=big, headers={"Authorization": "Bearer t-ops"})
+    assert other.status_code == 202, other.text
+    for reader, _writer in holders:  # answered while every holder still holds its bytes
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(reader.read(1), 0.001)
+    assert not noisy.done()  # the holder's own next big body waits for its own room
+    assert (await noisy).status_code == 202
+    for _reader, writer in holders:
+        writer.close()
+
+
 async def test_a_path_whose_percent_encoding_is_not_utf8_is_refused(serve: Serve) -> None:
     """``/events/%FF`` reached the route as an event named U+FFFD, a name nobody sent, and was
     published to it (hostile2 h22): a 400 now, nothing published, nothing started."""
