@@ -113,7 +113,8 @@ def tasks_to_disable(
 def resolve_routes(spec: NetSpec, task: str, chosen: object) -> list[str]:
     """The output conditions a router's answer names, checked against the task's split type.
 
-    XOR: exactly one ``Route``; OR: a list (or tuple) of them, possibly empty. Raises
+    XOR: exactly one ``Route``; OR: a non-empty list (or tuple) of them (none would put no
+    token anywhere: the workflow would wait for good, with nothing enabled). Raises
     ``InvalidRouteError`` for anything else or for a route that is not a successor of the task.
     """
     definition = spec.tasks[task]
@@ -124,6 +125,13 @@ def resolve_routes(spec: NetSpec, task: str, chosen: object) -> list[str]:
     else:
         if not isinstance(chosen, list | tuple):
             raise InvalidRouteError(spec.name, task, chosen, "an or split takes a list of routes")
+        if not chosen:  # Tasquencer produces no token, silently: a dead end (conform h26 H2)
+            raise InvalidRouteError(
+                spec.name,
+                task,
+                chosen,
+                "an or split takes at least one route (none: no task would run next)",
+            )
         routes = chosen
     conditions: list[str] = []
     for route in routes:

@@ -92,6 +92,24 @@ async def test_a_bad_route_is_refused_and_changes_nothing(rt: cf.Runtime) -> Non
     assert (await states(rt, wid))["a"] == "started"
 
 
+async def test_an_or_router_that_names_no_route_is_refused_and_changes_nothing(
+    rt: cf.Runtime,
+) -> None:
+    """An or split's router answering ``[]`` completed its task with no token anywhere: the
+    workflow waited for good, nothing enabled, no error (conform h26 H2). Refused as a route to
+    no successor is."""
+    tasks = {"a": net.task().split("or").route(lambda ctx: []), "b": net.task(), "c": net.task()}
+    arcs = [("start", "a"), ("a", "b"), ("a", "c"), ("b", "end"), ("c", "end")]
+    rt.register(build("orr", tasks, arcs))
+    wid = await rt.start_workflow("orr")
+    item = await open_item(rt, wid, "a")
+    await rt.start_work_item(item.id)
+    with pytest.raises(InvalidRouteError, match="at least one route"):
+        await rt.complete_work_item(item.id)
+    assert (await rt.work_item(item.id)).state == "started"
+    assert await rt.workflow_state(wid) == "started"
+
+
 async def test_a_router_that_raises_on_a_handlers_result_fails_the_workflow(
     rt: cf.Runtime,
 ) -> None:
