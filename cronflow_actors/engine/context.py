@@ -9,6 +9,7 @@ behave the same, and an activity that raises changes nothing (its transaction is
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from functools import cache
 from typing import Any
@@ -406,6 +407,8 @@ class Context:
         or disabled) first. Durable: it survives a restart. Returns the job's timer id."""
         if self._scheduler is None:
             raise SchedulingNotAllowedError(self._where)
+        if not math.isfinite(delay):  # NaN: no due time the store can keep; inf: never due
+            raise ValueError(f"register_scheduled's delay must be a finite number, got {delay!r}")
         return self._scheduler(delay, job)
 
     def __repr__(self) -> str:

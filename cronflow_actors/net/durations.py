@@ -5,6 +5,7 @@ likely a Cronflow duration carried over."""
 
 from __future__ import annotations
 
+import math
 import re
 
 __all__ = ["looks_like_duration", "parse_duration"]
@@ -25,6 +26,8 @@ def parse_duration(value: object, what: str = "duration") -> float:
     if isinstance(value, int | float):
         if value < 0:
             raise ValueError(f"{what} must not be negative, got {value!r}")
+        if not math.isfinite(value):  # NaN stored as a NULL due time; inf: waits for good
+            raise ValueError(f"{what} must be a finite number of seconds, got {value!r}")
         return float(value)
     if isinstance(value, str):
         match = _PATTERN.match(value)

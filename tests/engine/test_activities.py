@@ -396,3 +396,25 @@ async def test_register_scheduled_is_refused_in_teardown_activities(rt: cf.Runti
     await rt.start_work_item(item.id)
     with pytest.raises(SchedulingNotAllowedError, match="on_completed"):
         await rt.complete_work_item(item.id)
+
+
+@pytest.mark.parametrize("delay", [float("nan"), float("inf")])
+async def test_a_job_is_scheduled_only_a_finite_delay_away(rt: cf.Runtime, delay: float) -> None:
+    """A NaN delay became a timer the store could not keep, and the start that registered it
+    failed with a NOT NULL constraint (conform h26 M1); an infinite one never fires. Refused in
+    the activity's words, nothing started."""
+
+    def on_enabled(ctx: Any) -> None:
+        ctx.work_item.initialize()
+        ctx.register_scheduled(delay, net.jobs.fail_workflow(ctx.parent.id, "late"))
+
+    rt.register(
+        build(
+            "nj",
+            {"a": net.task().activities(on_enabled=on_enabled)},
+            [("start", "a"), ("a", "end")],
+        )
+    )
+    with pytest.raises(ValueError, match="register_scheduled's delay must be a finite number"):
+        await rt.start_workflow("nj")
+    assert await rt.store.load_timers() == []

@@ -45,6 +45,49 @@ def test_a_duration_string_without_its_unit_is_refused(flow: cf.Flow, said: str)
     assert said in _problems(flow)
 
 
+NAN, INF = float("nan"), float("inf")
+
+
+@pytest.mark.parametrize(
+    ("flow", "said"),
+    [
+        (cf.define("a").sleep("s", NAN), "sleep 's' duration must be a finite number"),
+        (cf.define("a").sleep("s", INF), "sleep 's' duration must be a finite number"),
+        (cf.define("a").step("s", _one, timeout=NAN), "step 's' timeout must be a finite"),
+        (cf.define("a", timeout=NAN).step("s", _one), "timeout must be a finite number"),
+        (
+            cf.define("a").step("s", _one, retry=cf.Retry(attempts=2, delay=NAN)),
+            "delay must be a finite number",
+        ),
+        (
+            cf.define("a").human_in_the_loop("h", description="d", timeout=INF),
+            "timeout must be a finite number",
+        ),
+    ],
+)
+def test_a_duration_that_is_not_finite_is_refused(flow: cf.Flow, said: str) -> None:
+    """NaN and inf passed as durations: NaN became a due time the store cannot keep (every
+    start of the flow, or the step before, failed with a NOT NULL constraint), inf waited for
+    good (conform h26 M1)."""
+    assert said in _problems(flow)
+
+
+async def test_a_computed_duration_that_is_not_finite_fails_its_own_step(rt: cf.Runtime) -> None:
+    calls = []
+
+    def ratio(ctx: Any) -> dict[str, float]:
+        calls.append(ctx.attempt)
+        return {"ratio": NAN}
+
+    flow = cf.define("sn").step("a", ratio, retry=cf.Retry(attempts=3, delay="1s"))
+    rt.register(flow.sleep("s", lambda ctx: ctx.last["ratio"] * 10).step("z", _one))
+    result = await rt.wait(await rt.trigger("sn"), timeout=5)
+    assert result.status == "failed"
+    assert "sleep 's'" in (result.error or ""), result.error
+    assert "finite" in (result.error or ""), result.error
+    assert calls == [1]  # the step before succeeded: not tried again for the sleep's error
+
+
 def test_cronflow_call_shapes_are_refused_with_what_to_write() -> None:
     waited = cf.define("w").wait_for_event("payment.confirmed", "1h")  # waitForEvent(name, t)
     bare = cf.define("w2").wait_for_event("payment.confirmed", "300")  # Cronflow's milliseconds
