@@ -345,7 +345,9 @@ class Context:
         at most once, after the run's earlier callbacks; a plain ``fn`` on the blocking pool's
         thread (not the loop's: it may block), an ``async def`` one on the loop."""
         self.execution_mode = "normal"
-        """``"fast_forward"`` in an instance that a migration started (spec section 9)."""
+        """``"fast_forward"`` in the call that a migration starts an instance with, and in its
+        task migrators for its life (spec section 9); a later call's activities see
+        ``"normal"``, as any call's."""
         self.migrating_from: Any = None
         """In a migrated instance: the old instance's workflows (``MigrationSources``)."""
 

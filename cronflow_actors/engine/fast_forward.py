@@ -128,6 +128,7 @@ async def on_enable(task: FastForwardTask) -> bool:
         return False
     pending: list[tuple[str, str | None, Any]] = []
     ctx = tx.task_context(workflow, name, "migrator", pending, None, task._check_can_add, True)
+    ctx.execution_mode = "fast_forward"  # (a later call's other activities see "normal")
     answer = await call_user(migrator, ctx)
     try:
         mode = MigrationMode(answer)

@@ -237,8 +237,8 @@ class Transaction:
         ctx.last = owner.last
         ctx.state = self.state_access
         ctx.after_commit = self.add_after_commit
-        if self.state.migration is not None:  # an instance a migration started (section 9)
-            ctx.execution_mode = "fast_forward"
+        if self.state.migration is not None:  # its start by a migration fast-forwards it, not
+            ctx.execution_mode = "normal" if self.state.revision else "fast_forward"  # a call
             ctx.migrating_from = MigrationSources(self.state.migration.source)
         if self.secrets:
             ctx.secrets = self.secrets.get(owner.name)

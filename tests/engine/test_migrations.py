@@ -269,6 +269,40 @@ async def test_composite_tasks_migrate_with_their_child_workflows(rt: cf.Runtime
     assert calls[-1] == "discharge"
 
 
+async def test_a_later_call_in_a_migrated_instance_is_no_fast_forward(rt: cf.Runtime) -> None:
+    """``ctx.execution_mode`` said ``fast_forward`` in every call of an instance a migration
+    started: an activity guarded as the spec's (and these tests') pattern guards it skipped its
+    work in an ordinary call long after, a composite task got no child, and the instance waited
+    for good (conform h26 H1). Spec section 9: the mode of the current call."""
+    seen: list[str] = []
+
+    def kid() -> net.NetSpec:
+        return build("kid", {"x": net.task()}, [("start", "x"), ("x", "end")])
+
+    def guarded(ctx: Any) -> None:
+        seen.append(ctx.execution_mode)
+        skip_in_fast_forward(ctx)
+
+    def root(version: str) -> net.NetSpec:
+        tasks = {
+            "intake": net.task(),
+            "care": net.composite_task(kid()).activities(on_enabled=guarded),
+        }
+        return build("ward", tasks, chain("intake", "care"), version=version)
+
+    migrator = net.migration("v1", "v2", workflow="ward").task_migrators(
+        {"ward/intake": lambda ctx: seen.append(ctx.execution_mode) or "continue"}
+    )
+    for spec in (root("v1"), root("v2"), migrator.build()):
+        rt.register(spec)
+    old = await rt.start_workflow("ward", version="v1")
+    new = await rt.migrate(old, "v2")  # intake still open: it continues in v2
+    assert seen == ["fast_forward"]  # its migrator, in the migration's start
+    await run(rt, new, "intake")  # an ordinary call, later
+    assert seen == ["fast_forward", "normal"]
+    assert len(await rt.child_workflows(new, "care")) == 1
+
+
 def branch(name: str, version: str) -> net.WorkflowBuilder:
     builder = net.workflow(name, version=version).start_condition("start").end_condition("end")
     steps = [f"{name}_1", *([f"{name}_2"] if version == "v2" else [])]
