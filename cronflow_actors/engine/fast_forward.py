@@ -30,7 +30,13 @@ from cronflow_actors.engine.states import TaskState, WorkflowState
 from cronflow_actors.engine.transaction import Transaction
 from cronflow_actors.engine.withdrawal import disable_losers
 from cronflow_actors.messages.elements import EnsureWorkflowStarted
-from cronflow_actors.messages.engine import TaskRecord, TaskStateChanged, WorkflowRecord
+from cronflow_actors.messages.engine import (
+    InstanceState,
+    TaskRecord,
+    TaskStateChanged,
+    WorkflowRecord,
+    WorkItemRecord,
+)
 from cronflow_actors.messages.migrations import CarriedChild, MigrationSource
 from cronflow_actors.net.marking import after_start
 from cronflow_actors.net.migration import MigrationMode, refused
@@ -71,14 +77,27 @@ def correspondent(tx: Transaction, workflow: WorkflowRecord) -> MigrationSource 
     return old[index] if index < len(old) else None
 
 
-def _carried_child(tx: Transaction, workflow: WorkflowRecord) -> CarriedChild | None:
+def kept_key(state: InstanceState, item: WorkItemRecord) -> str | None:
+    """The idempotency key the step of work item ``item`` keeps from the run a resume goes on
+    from (the step that failed there: what it may have done is known downstream by its key), at
+    the root or in a child workflow; None: its own (the item's id)."""
+    migration = state.migration
+    if migration is None:
+        return None
+    if item.workflow_id == state.id:
+        return migration.keys.get(item.task) if migration.keys else None
+    child = carried_child(state, state.workflows[item.workflow_id])
+    return child.keys.get(item.task) if child is not None and child.keys else None
+
+
+def carried_child(state: InstanceState, workflow: WorkflowRecord) -> CarriedChild | None:
     """What the run gone on from carried for the child ``workflow``: its child at the same path
     and place, if it was started with the same payload (a ``for_each`` whose items came out
     otherwise this time takes none of the old items' outputs)."""
-    migration = tx.state.migration
+    migration = state.migration
     if migration is None or not migration.children:
         return None
-    place = place_of(tx.state.workflows, workflow)
+    place = place_of(state.workflows, workflow)
     for child in migration.children:
         if child.path == workflow.path and child.place == place:
             return child if child.payload == workflow.payload else None
@@ -120,7 +139,7 @@ async def on_enable(task: FastForwardTask) -> bool:
         if workflow.parent_id is None:
             carried = migration.fast_forward
         else:
-            child = _carried_child(tx, workflow)
+            child = carried_child(tx.state, workflow)
             carried = child.outputs if child is not None else {}
         if name in carried:
             await _complete_silently(task, carried.pop(name))

@@ -38,6 +38,7 @@ from mypy_extensions import mypyc_attr
 
 from cronflow_actors.engine import endings, notices, report_failure
 from cronflow_actors.engine.commands import apply
+from cronflow_actors.engine.fast_forward import kept_key
 from cronflow_actors.engine.handlers import (
     ActionActor,
     HandlerActor,
@@ -440,13 +441,11 @@ class WorkflowActor(CoroutineActor):
         return state
 
     def _handler_context(self, item: WorkItemRecord, *, answered: bool = False) -> Any:
-        migration = self.state.migration  # a resume: the step that failed keeps its key
-        kept = migration.keys.get(item.task) if migration and migration.keys else None
         return handler_context(
             self.state.workflows[item.workflow_id],
             item,
             answered=answered,
-            key=kept if item.workflow_id == self.instance_id else None,
+            key=kept_key(self.state, item),  # a resume: the step that failed keeps its key
             state_access=self._state_access,
             run_blocking=self.system.run_blocking,
             clock=self.services.clock,

@@ -72,6 +72,9 @@ class CarriedChild(msgspec.Struct, kw_only=True, gc=False, omit_defaults=True):
     (``engine/fast_forward.place_of``): a subflow inside an item is the one of that item."""
     payload: Any = None
     outputs: dict[str, Any] = msgspec.field(default_factory=dict)
+    keys: dict[str, str] = msgspec.field(default_factory=dict)
+    """Idempotency keys its steps that began and did not complete keep, by step (a resume: the
+    step that failed keeps its key, in a subflow or an item as at the root)."""
 
 
 class MigrationRecord(msgspec.Struct, kw_only=True):

@@ -51,12 +51,15 @@ def completed_steps(state: InstanceState) -> dict[str, Any]:
     }
 
 
-def completed_children(state: InstanceState, *, flow: bool = True) -> list[CarriedChild]:
+def completed_children(
+    state: InstanceState, *, flow: bool = True, keys: bool = False
+) -> list[CarriedChild]:
     """The steps the child workflows of a flow's run ``state`` (its subflows' runs, its
-    ``for_each`` and ``batch`` items) completed, with their recorded outputs: each child by its
-    path, its place among the children there and its payload, which a child of the run that goes
-    on from it must match to take them (``engine/fast_forward.py``). None unless ``flow`` (a
-    net's instance goes on as its migrators decide)."""
+    ``for_each`` and ``batch`` items) completed, with their recorded outputs (and, with
+    ``keys``, a resume's, the idempotency keys of those they began and did not complete): each
+    child by its path, its place among the children there and its payload, which a child of the
+    run that goes on from it must match to take them (``engine/fast_forward.py``). None unless
+    ``flow`` (a net's instance goes on as its migrators decide)."""
     children: list[CarriedChild] = []
     if not flow:
         return children
@@ -68,27 +71,33 @@ def completed_children(state: InstanceState, *, flow: bool = True) -> list[Carri
             for name, task in workflow.tasks.items()
             if task.state == TaskState.COMPLETED and name in workflow.outputs and is_user_step(name)
         }
-        if outputs:
+        begun = begun_keys(state, workflow.id) if keys else {}
+        if outputs or begun:
             place = place_of(state.workflows, workflow)
             children.append(
                 CarriedChild(
-                    path=workflow.path, place=place, payload=workflow.payload, outputs=outputs
+                    path=workflow.path,
+                    place=place,
+                    payload=workflow.payload,
+                    outputs=outputs,
+                    keys=begun,
                 )
             )
     return children
 
 
-def begun_keys(state: InstanceState) -> dict[str, str]:
-    """The idempotency keys (work item ids) of the root steps the run ``state`` began and did
-    not complete, by step: the last work item of each."""
-    root = state.workflows[state.id]
+def begun_keys(state: InstanceState, workflow_id: str | None = None) -> dict[str, str]:
+    """The idempotency keys (work item ids) of the steps of the run ``state``'s root (or of its
+    child workflow ``workflow_id``) that it began and did not complete, by step: the last work
+    item of each."""
+    workflow = state.workflows[workflow_id or state.id]
     return {
         item.task: item.id
         for item in state.work_items.values()
-        if item.workflow_id == root.id
+        if item.workflow_id == workflow.id
         and is_user_step(item.task)
-        and item.task in root.tasks
-        and root.tasks[item.task].state != TaskState.COMPLETED
+        and item.task in workflow.tasks
+        and workflow.tasks[item.task].state != TaskState.COMPLETED
     }
 
 

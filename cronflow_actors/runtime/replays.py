@@ -406,5 +406,5 @@ def _resumable(
         version=state.version,
         outputs=completed_steps(state),
         keys=begun_keys(state),
-        children=completed_children(state),
+        children=completed_children(state, keys=True),
     )

@@ -336,3 +336,44 @@ async def test_a_queued_resume_goes_on_though_its_run_was_deleted_meanwhile(
     assert (ended.status, ended.output) == ("completed", "done after None")
     assert (await rt.wait(behind, timeout=5)).status == "completed"  # the queue went on
     assert prepared == ["fail", "hold", "next"]  # the resume kept its prepare step
+
+
+@pytest.mark.parametrize("where", ["subflow", "for_each", "batch"])
+async def test_a_step_that_failed_in_a_part_of_a_run_keeps_its_key_when_resumed(
+    tmp_path: Path, where: str
+) -> None:
+    """The step that failed keeps its ``ctx.idempotency_key`` when its run is resumed: a step of
+    a subflow's run, of a flow per item or per chunk got a new one, and a call that had acted
+    before its answer was lost was made again under a key its service could not know (the
+    newcomer's h26 F0: a reservation per chunk made twice)."""
+    keys: list[str] = []
+    down = [True]
+
+    def charge(ctx: Any) -> str:
+        keys.append(ctx.idempotency_key)
+        if down:
+            raise ConnectionError("payment service down (it may have charged)")
+        return "charged"
+
+    child = cf.define("pay").step("charge", charge)
+    flow = cf.define("order").step("a", lambda ctx: 1)
+    if where == "subflow":
+        flow = flow.subflow("pay", child)
+    elif where == "for_each":
+        flow = flow.for_each(
+            "lines", lambda ctx: [1, 2], lambda item, flow: flow.step("charge", charge)
+        )
+    else:
+        flow = flow.batch(
+            "lines", lambda ctx: [1, 2, 3], 2, lambda chunk, flow: flow.step("charge", charge)
+        )
+    async with cf.Runtime(db=tmp_path / "keys.db", workflows=[child, flow]) as rt:
+        failed = await rt.trigger("order")
+        assert (await rt.wait(failed, timeout=5)).status == "failed"
+        before = set(keys)
+        keys.clear()
+        down.clear()
+        resumed = await rt.replay(failed, resume=True)
+        assert (await rt.wait(resumed, timeout=5)).status == "completed"
+        # each step that failed ran again under its key (a chunk that never began: its own)
+        assert before <= set(keys), (before, keys)
