@@ -308,6 +308,12 @@ class InstanceDirectory:
         task = self._system.create_task(activate_and_tell(), name=f"deliver to {instance_id}")
         task.add_done_callback(delivered)
 
+    async def let_go(self, instance_id: str) -> None:
+        """Give up this process's claim of an instance it cannot run (sharing the database:
+        its version is not registered here), so that a process that can takes it on."""
+        if self._router is not None:
+            await self._router.let_go(instance_id)
+
     async def read(self, instance_id: str) -> SnapshotRecord:
         """The last committed snapshot of the instance (from its actor if it is in memory)."""
         ref = self._refs.get(instance_id)

@@ -402,6 +402,8 @@ class LifecycleMethods(RuntimeParts):
         kept = await self.pinning.keep(instance_id, event)
         if kept is None:
             return False
+        if self.pinning.cannot_run(kept):  # stored as this process's: for one that can run it
+            await self.instances.let_go(instance_id)  # (newcomer h26 F1: none took it on)
         if not self.pinning.cannot_run(kept) and instance_id not in self.instances:
             try:
                 await self.instances.activate(instance_id)

@@ -148,3 +148,29 @@ async def test_a_step_cut_in_one_process_is_run_again_and_counted_where_it_is_ta
         [step] = (await taker.inspect(run_id)).steps
     assert seen == [(1, 0), (1, 1)]
     assert (step.attempts, step.redispatches) == (1, 1)
+
+
+def paying(version: str) -> cf.Flow:
+    flow = cf.define("paying", version=version)
+    if version == "v2":
+        flow = flow.step("audit", lambda ctx: "audited")
+    return flow.wait_for_event("paid", "paid", timeout="1h").step("ship", lambda ctx: ctx.last)
+
+
+async def test_an_event_kept_by_a_process_without_the_runs_version_reaches_one_with_it(
+    postgres_url: str,
+) -> None:
+    """A rolling deploy: an event published through a process that lacks a waiting run's
+    version is kept for the run, and that process became the run's owner, which the process
+    that can run it never claimed from a live one: the event was not heard, nor its timers
+    fired, until the old process stopped (newcomer h26 F1). The keeper lets it go, and the
+    process with its version takes it on and delivers it."""
+    old = cf.Runtime(db=postgres_url, workflows=[paying("v1")], lease_seconds=2)
+    new = cf.Runtime(db=postgres_url, workflows=[paying("v1"), paying("v2")], lease_seconds=2)
+    async with old, new:
+        run_id = await new.trigger("paying")  # on v2, which the old process lacks
+        await new.wait_idle()
+        published = await old.publish_event("paid", {"amount": 3})
+        assert published.held == [run_id]
+        result = await new.wait(run_id, timeout=15)
+        assert (result.status, result.output) == ("completed", {"amount": 3})
