@@ -105,6 +105,17 @@ def test_the_readme_describes_every_panel() -> None:
     assert missing == []
 
 
+def test_a_count_of_the_whole_database_is_not_added_up_over_processes() -> None:
+    """Every process of a cluster exports the database's runs in flight and queued (counted
+    from its indexes): summed over processes, two processes showed twice the runs (the
+    newcomer's h26 F2). Such a gauge is taken once: the max over the processes."""
+    store_wide = ("cronflow_runs_in_flight", "cronflow_runs_queued")
+    found = [q for q in queries() if any(name in q.promql for name in store_wide)]
+    assert found
+    for query in found:
+        assert query.promql.startswith("max by ("), (query.panel, query.promql)
+
+
 def test_every_panel_and_rule_expression_parses(prometheus_binaries: None) -> None:
     expressions = [q.promql for q in queries()] + list(alert_expressions().values())
     assert len(expressions) > 40
