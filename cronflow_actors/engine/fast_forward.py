@@ -90,6 +90,30 @@ def kept_key(state: InstanceState, item: WorkItemRecord) -> str | None:
     return child.keys.get(item.task) if child is not None and child.keys else None
 
 
+def recorded_item(
+    state: InstanceState, workflow: WorkflowRecord, item: WorkItemRecord
+) -> tuple[bool, Any]:
+    """Whether the run gone on from completed a work item of ``item``'s step with its payload,
+    in a step it did not complete (a ``parallel``'s function, a ``for_each``'s item, a
+    ``batch``'s chunk), and that item's output: used once (conform h26 H3: a migration or a
+    resume called the done half of a group again, under new idempotency keys)."""
+    migration = state.migration
+    if migration is None or not migration.children:
+        return False, None
+    if workflow.parent_id is None:  # the root: its record, whatever a resume's payload holds
+        roots = (c for c in migration.children if not c.place and c.path == workflow.path)
+        carried = next(roots, None)
+    else:
+        carried = carried_child(state, workflow)
+    if carried is None or not carried.items:
+        return False, None
+    for n, (task, payload, output) in enumerate(carried.items):
+        if task == item.task and payload == item.payload:
+            del carried.items[n]
+            return True, output
+    return False, None
+
+
 def carried_child(state: InstanceState, workflow: WorkflowRecord) -> CarriedChild | None:
     """What the run gone on from carried for the child ``workflow``: its child at the same path
     and place, if it was started with the same payload (a ``for_each`` whose items came out

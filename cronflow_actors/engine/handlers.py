@@ -69,11 +69,21 @@ __all__ = [
     "WorkItemActor",
     "handler_context",
     "in_user_code",
+    "journal_outcome",
     "start_handler",
     "storable_attributes",
 ]
 
 logger = logging.getLogger(__name__)
+
+
+def journal_outcome(finished: WorkItemFinished) -> str:
+    """What the journal calls a handler's outcome."""
+    if finished.ok:
+        return "completed"
+    if finished.cancel_run is not None:
+        return "canceled"  # the run, by its handler (ctx.cancel)
+    return "retry" if finished.retry_after is not None else "failed"
 
 
 in_user_code: contextvars.ContextVar[bool] = contextvars.ContextVar(

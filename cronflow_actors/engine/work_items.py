@@ -27,6 +27,8 @@ from cronflow_actors.calls import call_user
 from cronflow_actors.engine import detached, kept
 from cronflow_actors.engine.actions import pass_boundary, storable
 from cronflow_actors.engine.context import WorkItemHandle
+from cronflow_actors.engine.fast_forward import recorded_item
+from cronflow_actors.engine.handlers import journal_outcome
 from cronflow_actors.engine.owners import work_item_owner
 from cronflow_actors.engine.states import (
     FINAL_STATES,
@@ -77,6 +79,7 @@ _ITEM_STARTED: Final = WorkItemState.STARTED
 _ITEM_COMPLETED: Final = WorkItemState.COMPLETED
 _TASK_STARTED: Final = TaskState.STARTED
 _START: Final = WorkItemVerb.START
+_NO: Final = (False, None)
 _TASK: Final = TaskKind.TASK
 _WORKFLOW_OPEN = frozenset({WorkflowState.INITIALIZED, WorkflowState.STARTED})
 
@@ -300,8 +303,11 @@ class WorkItem:
         handle = None
         if "on_started" in definition.activities:
             handle = await self._activity("on_started", _ON_STARTED_TRIGGERS)
-        # the report is the last act unless a trigger or a detached action's completion follows
-        last = (handle is None or handle.trigger is None) and not definition.detached
+        done, output = _NO  # the run gone on from completed it (half a parallel): not again
+        if tx.state.migration is not None and definition.handler is not None:
+            done, output = recorded_item(tx.state, workflow, item)
+        # the report is the last act unless a trigger or a completion follows
+        last = (handle is None or handle.trigger is None) and not definition.detached and not done
         await (tx.send_last if last else tx.send)(change)
         if not self._still(_ITEM_STARTED):  # its task's policy may have ended it
             return
@@ -310,6 +316,8 @@ class WorkItem:
         elif definition.detached:
             detached.dispatch(tx, workflow, item, definition.durable)
             await self._complete(None)
+        elif done:
+            await self._complete(output)
         elif definition.handler is not None:
             tx.handlers.append((item.id, item.attempt))
 
@@ -381,7 +389,7 @@ class WorkItem:
                 work_item_id=item.id,
                 attempt=attempt,
                 step_id=item.task,
-                outcome=_outcome(finished),
+                outcome=journal_outcome(finished),
                 output=encode(finished.output) if ok else None,
                 error=error,
                 recorded_at=tx.now,
@@ -489,12 +497,3 @@ def _error_text(payload: Any) -> str:
     if isinstance(payload, str):
         return payload
     return json_encode(payload).decode()
-
-
-def _outcome(finished: WorkItemFinished) -> str:
-    """What the journal calls a handler's outcome."""
-    if finished.ok:
-        return "completed"
-    if finished.cancel_run is not None:
-        return "canceled"  # the run, by its handler (ctx.cancel)
-    return "retry" if finished.retry_after is not None else "failed"

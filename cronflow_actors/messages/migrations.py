@@ -75,6 +75,11 @@ class CarriedChild(msgspec.Struct, kw_only=True, gc=False, omit_defaults=True):
     keys: dict[str, str] = msgspec.field(default_factory=dict)
     """Idempotency keys its steps that began and did not complete keep, by step (a resume: the
     step that failed keeps its key, in a subflow or an item as at the root)."""
+    items: list[tuple[str, Any, Any]] = msgspec.field(default_factory=list)
+    """(step, payload, output) of the work items it completed of steps it did not complete (a
+    ``parallel``'s functions, a ``for_each``'s items, a ``batch``'s chunks, done before the
+    rest): the item of the same step and payload completes with that output, its function not
+    called again. The root's are here too (its ``path``, no ``place``)."""
 
 
 class MigrationRecord(msgspec.Struct, kw_only=True):

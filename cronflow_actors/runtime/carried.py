@@ -9,10 +9,10 @@ from typing import Any
 import msgspec
 
 from cronflow_actors.engine.fast_forward import place_of
-from cronflow_actors.engine.states import TaskState
+from cronflow_actors.engine.states import TaskState, WorkItemState
 from cronflow_actors.flow.compile import is_user_step
 from cronflow_actors.flow.envelope import read_envelope
-from cronflow_actors.messages.engine import InstanceState
+from cronflow_actors.messages.engine import InstanceState, WorkflowRecord
 from cronflow_actors.messages.migrations import CarriedChild, MigrationSource
 from cronflow_actors.runtime.catalog import FlowCatalog
 
@@ -64,15 +64,19 @@ def completed_children(
     if not flow:
         return children
     for workflow in state.workflows.values():
-        if workflow.id == state.id:
-            continue
-        outputs = {
-            name: workflow.outputs[name]
-            for name, task in workflow.tasks.items()
-            if task.state == TaskState.COMPLETED and name in workflow.outputs and is_user_step(name)
-        }
-        begun = begun_keys(state, workflow.id) if keys else {}
-        if outputs or begun:
+        items = _completed_items(state, workflow)
+        if workflow.id == state.id:  # its steps' outputs and keys: the MigrationRecord's own
+            outputs, begun = {}, {}
+        else:
+            outputs = {
+                name: workflow.outputs[name]
+                for name, task in workflow.tasks.items()
+                if task.state == TaskState.COMPLETED
+                and name in workflow.outputs
+                and is_user_step(name)
+            }
+            begun = begun_keys(state, workflow.id) if keys else {}
+        if outputs or begun or items:
             place = place_of(state.workflows, workflow)
             children.append(
                 CarriedChild(
@@ -81,9 +85,25 @@ def completed_children(
                     payload=workflow.payload,
                     outputs=outputs,
                     keys=begun,
+                    items=items,
                 )
             )
     return children
+
+
+def _completed_items(state: InstanceState, workflow: WorkflowRecord) -> list[tuple[str, Any, Any]]:
+    """(step, payload, output) of the work items of ``workflow`` that completed in steps that
+    did not: a ``parallel`` or ``for_each`` half done (conform h26 H3: a migration or a resume
+    called the done half's functions again)."""
+    return [
+        (item.task, item.payload, item.output)
+        for item in state.work_items.values()
+        if item.workflow_id == workflow.id
+        and item.state == WorkItemState.COMPLETED
+        and is_user_step(item.task)
+        and item.task in workflow.tasks
+        and workflow.tasks[item.task].state != TaskState.COMPLETED
+    ]
 
 
 def begun_keys(state: InstanceState, workflow_id: str | None = None) -> dict[str, str]:

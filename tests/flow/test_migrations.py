@@ -4,6 +4,8 @@ also when the old version is no longer registered (the old run is then canceled 
 
 from __future__ import annotations
 
+import asyncio
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -437,3 +439,121 @@ async def test_a_migration_whose_id_was_taken_gives_up_and_its_run_replays(
     replayed = await rt.replay(old)
     await rt.wait_idle()
     assert (await rt.inspect(replayed)).status == "waiting"  # at its pause, on v2
+
+
+def half_done(kind: str, version: str, calls: Counter[str], gate: asyncio.Event) -> cf.Flow:
+    """A ``parallel``, ``for_each`` or ``batch`` whose first part completes at once and whose
+    second waits for ``gate`` (raising while ``calls`` says it ran once, for a resume)."""
+
+    async def held(name: str) -> None:
+        calls[name] += 1
+        if calls[name] == 1 and version == "fails":
+            raise ConnectionError(f"{name} broke")
+        await gate.wait()
+
+    async def fast(ctx: Any) -> str:
+        calls["fast"] += 1
+        return "F"
+
+    async def slow(ctx: Any) -> str:
+        await held("slow")
+        return "S"
+
+    async def per_item(item: int, ctx: Any) -> int:
+        if item == 2:
+            await held("item2")
+        else:
+            calls[f"item{item}"] += 1
+        return item * 10
+
+    async def per_chunk(chunk: list[int], ctx: Any) -> int:
+        if chunk[0] == 3:
+            await held("chunk3")
+        else:
+            calls[f"chunk{chunk[0]}"] += 1
+        return sum(chunk)
+
+    flow = cf.define(f"half-{kind}", version="v1" if version == "fails" else version)
+    if kind == "parallel":
+        flow = flow.parallel("g", [fast, slow])
+    elif kind == "for_each":
+        flow = flow.for_each("g", lambda ctx: [1, 2], per_item)
+    else:
+        flow = flow.batch("g", lambda ctx: [1, 2, 3, 4], 2, per_chunk)
+    return flow.step("z", lambda ctx: ctx.last)
+
+
+DONE_FIRST = {"parallel": "fast", "for_each": "item1", "batch": "chunk1"}
+OUTPUT = {
+    "parallel": ["F", "S"],
+    "for_each": [10, 20],
+    "batch": [3, 7],
+}
+
+
+def _results(output: Any) -> Any:
+    return output if isinstance(output, list) else [r["result"] for r in output["results"]]
+
+
+@pytest.mark.parametrize("kind", ["parallel", "for_each", "batch"])
+async def test_a_half_done_group_keeps_its_done_half_when_migrated(
+    tmp_path: Path, kind: str
+) -> None:
+    """A run migrated while its ``parallel`` (``for_each``, ``batch``) was half done: the new run
+    called the done half's functions again, under new idempotency keys (conform h26 H3: an
+    item charged twice). Each work item the old run completed completes with its output."""
+    calls: Counter[str] = Counter()
+    gate = asyncio.Event()
+    async with cf.Runtime(
+        db=tmp_path / "half.db", workflows=[half_done(kind, "v1", calls, gate)]
+    ) as rt:
+        old = await rt.trigger(f"half-{kind}")
+        rt.register(half_done(kind, "v2", calls, gate))
+        for _ in range(200):
+            if calls[DONE_FIRST[kind]] and sum(calls.values()) >= 2:
+                break
+            await asyncio.sleep(0.01)
+        new = await rt.migrate(old, "v2")
+        gate.set()
+        result = await rt.wait(new, timeout=5)
+    assert (result.status, _results(result.output)) == ("completed", OUTPUT[kind])
+    assert calls[DONE_FIRST[kind]] == 1, dict(calls)
+
+
+@pytest.mark.parametrize("kind", ["parallel", "for_each", "batch"])
+async def test_a_resume_keeps_the_done_half_of_the_group_that_failed(
+    tmp_path: Path, kind: str
+) -> None:
+    calls: Counter[str] = Counter()
+    gate = asyncio.Event()
+    gate.set()
+    async with cf.Runtime(
+        db=tmp_path / "half.db", workflows=[half_done(kind, "fails", calls, gate)]
+    ) as rt:
+        failed = await rt.trigger(f"half-{kind}")
+        assert (await rt.wait(failed, timeout=5)).status == "failed"
+        result = await rt.wait(await rt.replay(failed, resume=True), timeout=5)
+    assert (result.status, _results(result.output)) == ("completed", OUTPUT[kind])
+    assert calls[DONE_FIRST[kind]] == 1, dict(calls)
+
+
+async def test_a_resume_keeps_the_iterations_a_while_loop_completed(tmp_path: Path) -> None:
+    """Each iteration of a ``while_`` is durable: a resume of a run whose loop failed at its
+    third called the first two again (conform h26 H3)."""
+    calls: Counter[int] = Counter()
+
+    def body(ctx: Any) -> dict[str, int]:
+        n = ctx.last["n"] + 1
+        calls[n] += 1
+        if n == 3 and calls[n] == 1:
+            raise ConnectionError("iteration 3 broke")
+        return {"n": n}
+
+    flow = cf.define("loop").step("init", lambda ctx: {"n": 0})
+    flow = flow.while_("count", lambda ctx: ctx.last["n"] < 4, body).step("end", lambda c: c.last)
+    async with cf.Runtime(db=tmp_path / "loop.db", workflows=[flow]) as rt:
+        failed = await rt.trigger("loop")
+        assert (await rt.wait(failed, timeout=5)).status == "failed"
+        result = await rt.wait(await rt.replay(failed, resume=True), timeout=5)
+    assert (result.status, result.output) == ("completed", {"n": 4})
+    assert calls == {1: 1, 2: 1, 3: 2, 4: 1}
