@@ -43,6 +43,7 @@ from cronflow_actors.net.policies import (
     require_scope,
 )
 from cronflow_actors.net.spec import (
+    CaughtFailure,
     ConditionSpec,
     JoinType,
     NetSpec,
@@ -50,10 +51,12 @@ from cronflow_actors.net.spec import (
     TaskKind,
     TaskSpec,
     WaitSpec,
+    caught,
 )
 
 __all__ = [
     "ActionSpec",
+    "CaughtFailure",
     "ConditionSpec",
     "JoinType",
     "MigrationBuilder",
@@ -72,6 +75,7 @@ __all__ = [
     "action",
     "all_policies",
     "any_policy",
+    "caught",
     "composite_task",
     "dummy_task",
     "dynamic_composite_task",

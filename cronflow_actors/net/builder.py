@@ -182,8 +182,9 @@ class TaskBuilder:
 
     def catch(self) -> Self:
         """When the task fails (its policy says so), complete it instead, with the failure as
-        its output (``failure_of(output)`` reads it), so its router can send the flow to a
-        fallback; the workflow does not fail."""
+        its output (``net.caught(output)`` reads it: a ``CaughtFailure``, or None for an
+        output that is no failure), so its router can send the flow to a fallback; the
+        workflow does not fail."""
         self._catch = True
         return self
 

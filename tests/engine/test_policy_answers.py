@@ -364,3 +364,33 @@ async def test_a_timer_whose_job_finds_its_target_moved_on_is_dropped_alone(
     info = await rt.workflow(wid)
     assert (info.state, info.error) == ("initialized", None)  # as it was: nothing started it
     assert await rt.store.load_timers() == []
+
+
+async def test_a_catching_tasks_router_reads_the_failure_with_net_caught(rt: cf.Runtime) -> None:
+    """``catch()`` said ``failure_of(output)`` reads the failure a catching task completes with,
+    and there was no such helper (conform h26 L3): ``net.caught`` reads it."""
+    seen: list[Any] = []
+
+    def charge(ctx: Any) -> None:
+        raise ConnectionError("card declined")
+
+    def route(ctx: Any) -> Any:
+        failure = net.caught(ctx.output)
+        seen.append(failure)
+        return ctx.route.to_task("fallback" if failure is not None else "ship")
+
+    tasks = {
+        "charge": net.task(charge).catch().split("xor").route(route),
+        "fallback": net.task(lambda ctx: "invoiced"),
+        "ship": net.task(lambda ctx: "shipped"),
+    }
+    arcs = [("start", "charge"), ("charge", "fallback"), ("charge", "ship")]
+    rt.register(build("pay", tasks, [*arcs, ("fallback", "end"), ("ship", "end")]))
+    wid = await rt.start_workflow("pay")
+    await rt.wait_idle()
+    assert (await rt.workflow(wid)).state == "completed"
+    [failure] = seen
+    assert isinstance(failure, net.CaughtFailure)
+    assert "ConnectionError: card declined" in failure.error
+    assert failure.error_type == "builtins.ConnectionError"
+    assert (await states(rt, wid))["ship"] == "disabled"
