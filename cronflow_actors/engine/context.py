@@ -198,8 +198,16 @@ class WorkItemHandle:
     the activity returns; a second call in the same activity is an error.
     """
 
-    def __init__(self, info: WorkItemInfo, allowed: frozenset[str] = frozenset()) -> None:
+    def __init__(
+        self,
+        info: WorkItemInfo,
+        allowed: frozenset[str] = frozenset(),
+        doing: WorkItemVerb | None = None,
+    ) -> None:
         self.info = info
+        self._doing = doing
+        """In an action's callback: the action's own move, which the engine makes once the
+        callback returns (asked for there, it is that move: nothing more)."""
         self.id = info.id
         self.name = info.name
         self.payload = info.payload
@@ -207,6 +215,16 @@ class WorkItemHandle:
         self.trigger: tuple[WorkItemVerb, Any] | None = None
 
     def _set(self, action: WorkItemVerb, payload: Any) -> None:
+        if action == self._doing:
+            return  # (Tasquencer's transition functions are idempotent: a port may call it)
+        if self._doing is not None:
+            raise SchedulingNotAllowedError(
+                f"the {self._doing} action's callback",
+                f"ctx.work_item.{action}() cannot be asked from the {self._doing} action's "
+                f"callback of work item {self.id!r}: the engine makes the {self._doing} once the "
+                "callback returns, and a callback sets no other move (on_started may, with "
+                "ctx.work_item.complete()/fail()/cancel())",
+            )
         if action not in self._allowed:
             allowed = sorted(map(str, self._allowed)) or "none"
             raise SchedulingNotAllowedError(

@@ -229,7 +229,7 @@ class WorkItem:
                 item,
                 f"{action} action",
                 scheduler=tx.scheduler(work_item_owner(item.id)) if verb == _START else None,
-                work_item=WorkItemHandle(tx.work_item_info(item)),
+                work_item=WorkItemHandle(tx.work_item_info(item), doing=verb),
             )
 
         return await pass_boundary(

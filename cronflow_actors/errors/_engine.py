@@ -286,13 +286,15 @@ class AutoTriggerAlreadySetError(EngineError):
 
 
 class SchedulingNotAllowedError(EngineError):
-    """``register_scheduled`` was called where no element's active life can own the job."""
+    """``register_scheduled`` was called where no element's active life can own the job (or,
+    with ``detail``, an auto-trigger where none may be set)."""
 
-    def __init__(self, where: str) -> None:
+    def __init__(self, where: str, detail: str | None = None) -> None:
         self.where = where
         super().__init__(
-            f"register_scheduled is not available in {where}; use it in on_initialized/on_started "
-            "(workflows, work items), on_enabled/on_started/on_*_state_changed (tasks)"
+            detail
+            or f"register_scheduled is not available in {where}; use it in on_initialized/"
+            "on_started (workflows, work items), on_enabled/on_started/on_*_state_changed (tasks)"
         )
 
 

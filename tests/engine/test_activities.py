@@ -418,3 +418,37 @@ async def test_a_job_is_scheduled_only_a_finite_delay_away(rt: cf.Runtime, delay
     with pytest.raises(ValueError, match="register_scheduled's delay must be a finite number"):
         await rt.start_workflow("nj")
     assert await rt.store.load_timers() == []
+
+
+async def test_an_action_callback_may_ask_for_its_own_move_and_no_other(rt: cf.Runtime) -> None:
+    """Tasquencer hands an action's callback its transition function, idempotent, which the
+    engine calls after the callback anyway: a ported callback calling ``complete()`` was refused
+    with a word about register_scheduled, which it never called (conform h26 L4). Its own move
+    is no more than that; another is refused, saying why."""
+    log: list[str] = []
+
+    def completing(ctx: Any, payload: Any) -> None:
+        ctx.work_item.complete()
+        ctx.work_item.complete()
+
+    def starting(ctx: Any, payload: Any) -> None:
+        if payload == "and complete":
+            ctx.work_item.complete()
+
+    item = net.work_item("w").actions(
+        start=net.action(callback=starting), complete=net.action(callback=completing)
+    )
+    item = item.activities(on_completed=lambda ctx: log.append("completed"))
+    rt.register(build("cb", {"a": net.task(item)}, [("start", "a"), ("a", "end")]))
+    wid = await rt.start_workflow("cb")
+    [work] = await rt.work_items(wid, "a")
+    principal = cf.Principal("ada")
+    with pytest.raises(
+        SchedulingNotAllowedError, match=r"complete\(\) cannot be asked from the start"
+    ):
+        await rt.start_work_item(work.id, "and complete", principal=principal)
+    assert (await rt.work_item(work.id)).state == "initialized"
+    await rt.start_work_item(work.id, principal=principal)
+    await rt.complete_work_item(work.id, principal=principal)
+    assert log == ["completed"]
+    assert await rt.workflow_state(wid) == "completed"
