@@ -357,6 +357,7 @@ async def _initialize_child(
             str(state),
             "initialize a child workflow",
             ["enabled", "started"],
+            only_while=True,
         )
     ident = tx.new_id("f")
     message = InitializeWorkflow(

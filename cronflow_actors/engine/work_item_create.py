@@ -41,6 +41,7 @@ async def create(tx: Transaction, message: CreateWorkItem) -> Trigger | None:
             str(state) if definition.kind is TaskKind.TASK else f"a {definition.kind.value} task",
             "initialize a work item",
             ["enabled", "started"],
+            only_while=True,
         )
     if message.principal is None and "initialize" not in definition.work_item.actions:
         # an internal call of the default action: nothing to check, nothing to call (and None,

@@ -251,10 +251,26 @@ class InvalidStateTransitionError(EngineError):
     """An element was asked to move to a state its current state does not lead to."""
 
     def __init__(
-        self, kind: str, ident: str, current: str, requested: str, allowed: list[str]
+        self,
+        kind: str,
+        ident: str,
+        current: str,
+        requested: str,
+        allowed: list[str],
+        *,
+        only_while: bool = False,
     ) -> None:
+        """``allowed``: the states ``current`` can become; with ``only_while``, ``requested`` is
+        something the element does (``"initialize a work item"``) only in the ``allowed``
+        states."""
         self.kind, self.ident, self.current, self.requested = kind, ident, current, requested
         self.allowed = allowed
+        if only_while:  # not a state it moves to: where it has to be for it
+            super().__init__(
+                f"{kind} {ident!r} is {current!r} and cannot {requested}: it does that only "
+                f"while {' or '.join(repr(state) for state in allowed)}"
+            )
+            return
         refused = f"{kind} {ident!r} is {current!r} and cannot become {requested!r}"
         if not allowed:  # a final state (a run that ended, say): nothing moves it on
             super().__init__(f"{refused}: it has ended, and nothing changes it any more")

@@ -243,8 +243,20 @@ async def test_a_composite_task_whose_only_child_was_canceled_gets_another(
         NotFoundError, match="'comp' is a composite task: its children are workflows"
     ):
         await rt.initialize_work_item(wid, "comp")
-    with pytest.raises(InvalidStateTransitionError, match="initialize a child workflow"):
-        await rt.initialize_workflow(wid, "comp")  # its workflow has completed
+    # its workflow has completed: the task takes children only while enabled or started (it
+    # said "from 'completed' it can become ['enabled', 'started']": conform h26 L2)
+    with pytest.raises(
+        InvalidStateTransitionError,
+        match="is 'completed' and cannot initialize a child workflow: it does that only while "
+        "'enabled' or 'started'",
+    ):
+        await rt.initialize_workflow(wid, "comp")
+    await run(rt, plain, "a")
+    with pytest.raises(
+        InvalidStateTransitionError,
+        match="'plain/a' is 'completed' and cannot initialize a work item: it does that only",
+    ):
+        await rt.initialize_work_item(plain, "a")
 
 
 async def test_reset_returns_a_work_item_to_initialized(rt: cf.Runtime) -> None:
