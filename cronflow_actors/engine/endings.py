@@ -44,7 +44,12 @@ class EndHooks(Protocol):
 
 
 def owed(actor: Any, state: str) -> None:
-    """The run ends in this transaction, in ``state``: its hooks are owed if it has any."""
+    """The run ends in this transaction, in ``state``: its hooks are owed if it has any; none
+    for a run canceled for its migration, which goes on in the run that replaces it, whose end
+    calls them (a migrated run's ``on_complete`` was called twice, once while it went on:
+    conform h26 L1)."""
+    if actor.state.migrated_to is not None:
+        return
     hooks = actor.services.end_hooks
     if hooks is not None and hooks.owed(actor.root.name, state):
         actor.state.end_owed = True

@@ -557,3 +557,29 @@ async def test_a_resume_keeps_the_iterations_a_while_loop_completed(tmp_path: Pa
         result = await rt.wait(await rt.replay(failed, resume=True), timeout=5)
     assert (result.status, result.output) == ("completed", {"n": 4})
     assert calls == {1: 1, 2: 1, 3: 2, 4: 1}
+
+
+async def test_a_migrated_run_ends_once_its_hooks_are_called_once(rt: cf.Runtime) -> None:
+    """The old run canceled for its migration called ``on_complete`` while its work went on in
+    the new run, which called ``on_success`` and ``on_complete`` again: one order, two ends
+    (conform h26 L1). The new run starts without ``on_start``, as one business run; it ends so."""
+    hooks: list[tuple[str, str]] = []
+
+    def hooked(version: str) -> cf.Flow:
+        on = cf.Hooks(
+            on_start=lambda ctx: hooks.append(("start", ctx.run.id)),
+            on_success=lambda ctx: hooks.append(("success", ctx.run.id)),
+            on_complete=lambda ctx: hooks.append(("complete", ctx.run.id)),
+        )
+        flow = cf.define("hooked", version=version, hooks=on).step("a", lambda ctx: "A")
+        return flow.pause("hold").step("b", lambda ctx: version)
+
+    rt.register(hooked("v1"))
+    old = await rt.trigger("hooked")
+    await rt.wait_idle()
+    rt.register(hooked("v2"))
+    new = await rt.migrate(old, "v2")
+    await rt.resume(await paused_token(rt, new), {"approved": True})
+    assert (await rt.wait(new, timeout=5)).output == "v2"
+    await rt.wait_idle()
+    assert hooks == [("start", old), ("success", new), ("complete", new)]
