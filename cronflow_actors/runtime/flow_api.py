@@ -271,7 +271,9 @@ class FlowMethods(NetMethods):
         if missing is None:
             return paused
         workflow, version = missing
-        why = not_registered(paused.run_id, workflow, version, self.registry.versions(workflow))
+        shared = self.instances.shared
+        registered = self.registry.versions(workflow)
+        why = not_registered(paused.run_id, workflow, version, registered, shared=shared)
         return msgspec.structs.replace(paused, blocked=why)
 
     async def get_paused(self, token: str) -> PausedRun:

@@ -241,7 +241,8 @@ class InstanceDirectory:
                     # it is there, on a version not registered here: a conflict to resolve,
                     # not "no such instance" with advice for this process's own code
                     name, version = cannot_run.name, cannot_run.version
-                    why = not_registered(instance_id, name, version, self._registry.versions(name))
+                    registered = self._registry.versions(name)
+                    why = not_registered(instance_id, name, version, registered, shared=self.shared)
                     raise InstanceBlockedError(instance_id, why, _operation(command)) from None
                 raise InstanceBlockedError(
                     cannot_run.instance_id, cannot_run.reason, _operation(command)
@@ -307,6 +308,11 @@ class InstanceDirectory:
         self._delivering[instance_id] += 1  # from now: its task may not begin at once
         task = self._system.create_task(activate_and_tell(), name=f"deliver to {instance_id}")
         task.add_done_callback(delivered)
+
+    @property
+    def shared(self) -> bool:
+        """Whether other processes share the database (and may hold or run its instances)."""
+        return self._router is not None
 
     async def let_go(self, instance_id: str) -> None:
         """Give up this process's claim of an instance it cannot run (sharing the database:

@@ -113,16 +113,32 @@ class KeptFull(Exception):
 
 
 def not_registered(
-    instance_id: str, workflow: str, version: str, registered: Iterable[str] = ()
+    instance_id: str,
+    workflow: str,
+    version: str,
+    registered: Iterable[str] = (),
+    *,
+    shared: bool = False,
 ) -> str:
     """Why an unfinished run of ``workflow`` cannot run here: its ``version`` is not
-    registered (``registered``: the versions that are), and what to do about it."""
+    registered (``registered``: the versions that are), and what to do about it; ``shared``:
+    other processes share the database (a rolling deploy: one of them may run it)."""
     others = list(registered)  # in the order they were registered: the newest last
     shown = f" (registered: {', '.join(others)})" if others else ""
     to = others[-1] if others else "VERSION"
+    said = (
+        f"run {instance_id!r} is on version {version!r} of {workflow!r}, which is not "
+        f"registered here{shown}"
+    )
+    if shared:  # (the newcomer's h26 F4: the advice moved a new version's run back)
+        return (
+            f"{said}: another process sharing this database may register it (a deploy under "
+            f"way): send the call to one that does, or again once this one is upgraded; if none "
+            f"registers it, register it, or migrate the run (cronflow-actors migrate "
+            f"{instance_id} --to VERSION), or cancel it"
+        )
     return (
-        f"run {instance_id!r} is on version {version!r} of {workflow!r}, which is not registered "
-        f"here{shown}: nothing runs it until that version is registered again beside the "
+        f"{said}: nothing runs it until that version is registered again beside the "
         f"others, or it is migrated to one that is (cronflow-actors migrate {instance_id} --to "
         f"{to}), or canceled"
     )

@@ -174,3 +174,32 @@ async def test_an_event_kept_by_a_process_without_the_runs_version_reaches_one_w
         assert published.held == [run_id]
         result = await new.wait(run_id, timeout=15)
         assert (result.status, result.output) == ("completed", {"amount": 3})
+
+
+def approving(version: str) -> cf.Flow:
+    flow = cf.define("approving", version=version)
+    if version == "v2":
+        flow = flow.step("audit", lambda ctx: "audited")
+    return flow.human_in_the_loop("ok", description="approve").step("done", lambda ctx: 1)
+
+
+async def test_a_call_for_a_run_of_a_version_another_process_runs_says_so(
+    postgres_url: str,
+) -> None:
+    """A rolling deploy: a resume of a new version's run sent to a process still on the old one
+    was refused with advice to migrate the run to the old version, dropping its new step (the
+    newcomer's h26 F4). It says another process sharing the database may register it, and
+    nothing changes; the process that does takes the call."""
+    old = cf.Runtime(db=postgres_url, workflows=[approving("v1")], lease_seconds=2)
+    new = cf.Runtime(db=postgres_url, workflows=[approving("v1"), approving("v2")], lease_seconds=2)
+    async with old, new:
+        run_id = await new.trigger("approving")
+        await new.wait_idle()
+        [pause] = [p for p in await new.list_paused() if p.run_id == run_id]
+        with pytest.raises(cf.errors.InstanceBlockedError) as refused:
+            await old.resume(pause.token, {"approved": True})
+        said = str(refused.value)
+        assert "another process sharing this database may register it" in said
+        assert "--to v1" not in said
+        await new.resume(pause.token, {"approved": True})
+        assert (await new.wait(run_id, timeout=10)).status == "completed"
