@@ -226,6 +226,11 @@ def test_cancel_not_found_and_conflict_exit_3_in_plain_words(served: Served) -> 
     assert "no run 'no-such-run'" in missing.stderr
     assert "'cronflow-actors runs' lists" in missing.stderr
     assert cli("inspect", "no-such-run", served=served).returncode == 3
+    # a part's id (a child workflow's, as `net show` prints it): the server's words name its
+    # run, and the CLI kept only its own "no run" (the newcomer's h26 F6)
+    part = cli("inspect", f"{run_id}.f7", served=served)
+    assert part.returncode == 3
+    assert f"it names a part of run '{run_id}'" in part.stderr
     unknown = cli("resume", "no-such-token", "--reject", served=served)
     assert unknown.returncode == 3
     assert "'cronflow-actors paused' lists" in unknown.stderr

@@ -178,7 +178,8 @@ class Client:
             path = f"/runs/{urllib.parse.quote(run_id, safe='')}{suffix}"
             return self.call(method, path, body, expect=expect, values=values)
         except ApiError as refused:
-            if refused.status == 404 and refused.slug == "not-found":
+            # a part's id (a child workflow's, "<run>.f7"): the server's words name its run
+            if refused.status == 404 and refused.slug == "not-found" and "." not in run_id:
                 raise ApiError(
                     f"no run {run_id!r} on this server; 'cronflow-actors runs' lists the runs",
                     exit_code=Exit.NOT_FOUND_OR_CONFLICT,
