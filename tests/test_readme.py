@@ -157,3 +157,13 @@ def test_the_readme_s_resume_commands_say_a_decision() -> None:
     for line in lines:
         args = build_parser().parse_args(shlex.split(line)[1:])
         assert args.approved is not None or "approved" in (args.payload or ""), line
+
+
+async def test_the_event_waiting_net_in_the_readme_runs(capsys: Any) -> None:
+    text = README.read_text()
+    section = text.split("### A net that waits for an event, or a person\n", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict[str, Any] = {}
+    exec(compile(code.replace('db="offer.db"', 'db=":memory:"'), "README.md", "exec"), namespace)
+    await namespace["main"]()
+    assert capsys.readouterr().out.split() == ["completed", "completed"]
