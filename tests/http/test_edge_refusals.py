@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 
+import httpx
 import pytest
 
 import cronflow_actors as cf
@@ -289,6 +291,27 @@ async def test_big_bodies_are_handled_a_few_at_a_time_and_small_ones_never_wait(
     await writer.wait_closed()
 
 
+async def hold_bodies(
+    client: httpx.AsyncClient, path: str, headers: Callable[[int], bytes] = lambda n: b""
+) -> list[tuple[asyncio.StreamReader, asyncio.StreamWriter]]:
+    """40 connections, each sending a 99,000-byte body to ``path`` but its last 9,000 bytes (40 x
+    90 kB: past the 3.2 MB budget of a 100,000-byte ``max_body``); ``headers(n)``: the n-th's own
+    header lines."""
+    host, port = client.base_url.host, client.base_url.port
+    holders = []
+    for n in range(40):
+        reader, writer = await asyncio.open_connection(host, port)
+        writer.write(
+            f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n".encode() + headers(n)
+            + b"Content-Type: application/json\r\nContent-Length: 99000\r\n\r\n"
+            + b'{"pad": "' + b"x" * 90_000
+        )  # fmt: skip
+        await writer.drain()
+        holders.append((reader, writer))
+    await asyncio.sleep(0.3)
+    return holders
+
+
 async def test_the_raw_bytes_of_big_bodies_on_their_way_in_are_bounded(serve: Serve) -> None:
     """A body waits for its place once it has arrived, so its raw bytes were held without a
     bound while others were decoded: a thousand connections of a megabyte each, a gigabyte
@@ -296,19 +319,7 @@ async def test_the_raw_bytes_of_big_bodies_on_their_way_in_are_bounded(serve: Se
     --max-body): past it, a body waits for room (a 503 too-busy if none comes in time)."""
     flow = cf.define("big").step("s", lambda ctx: len(ctx.payload)).on_webhook("/hooks/big")
     _rt, client = await serve([flow], max_body=100_000, body_timeout=2)  # a 3.2 MB budget
-    host, port = client.base_url.host, client.base_url.port
-    holders = []
-    for _ in range(40):  # 40 x 90 kB sent, each body unfinished: past the budget
-        reader, writer = await asyncio.open_connection(host, port)
-        writer.write(
-            b"POST /hooks/big HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-            b"Content-Type: application/json\r\nContent-Length: 99000\r\n\r\n"
-            + b'{"pad": "'
-            + b"x" * 90_000
-        )
-        await writer.drain()
-        holders.append((reader, writer))
-    await asyncio.sleep(0.3)
+    holders = await hold_bodies(client, "/hooks/big")  # each body unfinished: past the budget
     waiting = asyncio.create_task(client.post("/hooks/big", json={"pad": "y" * 90_000}))
     small = await client.post("/hooks/big", json={"small": True})
     assert small.status_code == 202  # a small body counts against nothing
@@ -334,19 +345,8 @@ async def test_anonymous_senders_holding_the_budget_do_not_delay_a_token_holder(
     flow = cf.define("big2").step("s", lambda ctx: len(ctx.payload)).on_webhook("/hooks/big2")
     tokens = {"s3cret-ops": cf.Principal(id="ops")}
     _rt, client = await serve([flow], max_body=100_000, body_timeout=2, tokens=tokens)
-    host, port = client.base_url.host, client.base_url.port
-    holders = []
-    for n in range(40):  # 40 x 90 kB, each body unfinished: past the 3.2 MB budget
-        reader, writer = await asyncio.open_connection(host, port)
-        forged = b"Authorization: Bearer not-a-token\r\n" if n % 2 else b""
-        writer.write(
-            b"POST /hooks/big2 HTTP/1.1\r\nHost: 127.0.0.1\r\n" + forged
-            + b"Content-Type: application/json\r\nContent-Length: 99000\r\n\r\n"
-            + b'{"pad": "' + b"x" * 90_000
-        )  # fmt: skip
-        await writer.drain()
-        holders.append((reader, writer))
-    await asyncio.sleep(0.3)
+    forged = b"Authorization: Bearer not-a-token\r\n"  # every other one: still anonymous
+    holders = await hold_bodies(client, "/hooks/big2", lambda n: forged if n % 2 else b"")
     anonymous = asyncio.create_task(client.post("/hooks/big2", json={"pad": "y" * 90_000}))
     known = await client.post(
         "/runs",
@@ -370,19 +370,8 @@ async def test_one_token_holder_holding_the_budget_does_not_delay_another(serve:
     flow = cf.define("big3").step("s", lambda ctx: len(ctx.payload))
     tokens = {"t-noisy": cf.Principal(id="noisy"), "t-ops": cf.Principal(id="ops")}
     _rt, client = await serve([flow], max_body=100_000, body_timeout=2, tokens=tokens)
-    host, port = client.base_url.host, client.base_url.port
-    holders = []
-    for _ in range(40):  # 40 x 90 kB, each body unfinished: past the 3.2 MB budget
-        reader, writer = await asyncio.open_connection(host, port)
-        writer.write(
-            b"POST /runs HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer t-noisy\r\n"
-            b"Content-Type: application/json\r\nContent-Length: 99000\r\n\r\n"
-            + b'{"pad": "'
-            + b"x" * 90_000
-        )
-        await writer.drain()
-        holders.append((reader, writer))
-    await asyncio.sleep(0.3)
+    noisy_token = b"Authorization: Bearer t-noisy\r\n"
+    holders = await hold_bodies(client, "/runs", lambda n: noisy_token)  # its budget, full
     big = {"workflow": "big3", "payload": {"pad": "z" * 90_000}}
     noisy = asyncio.create_task(
         client.post("/runs", json=big, headers={"Authorization": "Bearer t-noisy"})
