@@ -329,14 +329,14 @@ class WorkflowActor(CoroutineActor):
             endings.owed(self, root.state)
         if final and state.heard:  # no step of it hears anything more
             state.heard = {}
-        if final and (state.kept or state.carried):  # no step of it hears anything more
+        if final and (state.kept or state.carried) and not state.migrated_to:  # (else: its next's)
             left = sum(not e.carried for e in (*(state.kept or ()), *(state.carried or ())))
             logger.info("%s ended with %d kept events undelivered", self, left)  # (offers: not)
             state.kept = state.carried = msgspec.UNSET
         body = encode(state)
         # actions still out (dispatched again after a crash) or events kept: it is running; a
         # notice owed (engine/notices.py) only makes it runnable: loaded at start, still waiting
-        running = bool(busy or state.actions or state.kept)
+        running = bool(busy or state.actions or (state.kept and not final))
         runnable = running or bool(state.notices) or state.end_owed
         status = str(root.state) if final else ("running" if running else "waiting")
         snapshot = SnapshotRecord(
@@ -388,7 +388,8 @@ class WorkflowActor(CoroutineActor):
             self._dispatch_action(item_id)
         for item_id in tx.notices:
             notices.call(self, tx, item_id)
-        if self.state.kept:  # kept while it was held, or for a step that now waits for one
+        committed = self._committed  # (kept events: while held, or for a step that waits now)
+        if self.state.kept and (committed is None or not committed.terminal):
             self.tell_self_first(DeliverKept())  # (engine/kept.py), before anything else
         timers = self.services.timers
         for timer_id in tx.timers_cancel:

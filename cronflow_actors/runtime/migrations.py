@@ -408,9 +408,13 @@ class Migrations:
         )
         root = state.workflows[state.id]
         # events the old root kept while held go to the new one's steps that wait for them
-        # (kept in the old root's snapshot until then: a crash before this start loses none)
-        publishes = {k.publish or n: k for n, k in enumerate(state.kept or ())}  # one each
-        kept = tuple(msgspec.structs.replace(k, work_item_id="") for k in publishes.values())
+        # (kept in the old root's snapshot until then: a crash before this start loses none),
+        # and those an earlier migration carried to it that no step of it took
+        pending = [*(state.kept or ()), *(state.carried or ())]
+        publishes = {k.publish or n: k for n, k in enumerate(pending)}  # one each
+        kept = tuple(
+            msgspec.structs.replace(k, work_item_id="", carried=False) for k in publishes.values()
+        )
         command = StartWorkflow(
             payload=root.payload, trigger="migration", migration=record, kept=kept
         )

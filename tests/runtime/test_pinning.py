@@ -492,6 +492,40 @@ async def test_each_carried_event_is_offered_until_a_step_takes_it(tmp_path: Pat
     ]
 
 
+async def test_events_carried_to_a_run_go_on_to_the_run_that_replaces_it_again(
+    tmp_path: Path,
+) -> None:
+    """A migrated run whose carried events no step had taken yet (its step before the wait still
+    running) migrated again: the events stayed behind in the run it replaced, and the run
+    waited for them until its deadline (found reviewing chaos h26 F1's fix). They go on."""
+    db = tmp_path / "twice.db"
+    gate = asyncio.Event()
+
+    async def audit(ctx: Any) -> str:
+        await gate.wait()
+        return "audited"
+
+    def v2() -> cf.Flow:
+        flow = cf.define("paying", version="v2").step("audit", audit)
+        flow = flow.wait_for_event("paid", "payment")
+        return flow.step("ship", lambda ctx: ctx.last)
+
+    def v3() -> cf.Flow:
+        flow = cf.define("paying", version="v3").step("check", lambda ctx: "checked")
+        return flow.wait_for_event("paid", "payment").step("ship", lambda ctx: ctx.last)
+
+    old = await waiting_to_pay(db)
+    async with cf.Runtime(db=db, workflows=[paying(changed=True), v2(), v3()]) as rt:
+        assert (await rt.publish_event("payment", {"amount": 9})).held == [old]
+        second = await rt.migrate(old, "v2")
+        await asyncio.sleep(0.1)
+        assert (await rt.inspect(second)).status == "running"  # in its audit step
+        third = await rt.migrate(second, "v3")
+        gate.set()
+        result = await rt.wait(third, timeout=5)
+    assert (result.status, result.output) == ("completed", {"amount": 9})
+
+
 def limited(*, changed: bool = False) -> cf.Flow:
     flow = cf.define("limited", concurrency=1).human_in_the_loop("hold", description="in line")
     return flow.step("b" if not changed else "c", ran("b" if not changed else "c"))
