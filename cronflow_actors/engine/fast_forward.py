@@ -78,16 +78,31 @@ def correspondent(tx: Transaction, workflow: WorkflowRecord) -> MigrationSource 
 
 
 def kept_key(state: InstanceState, item: WorkItemRecord) -> str | None:
-    """The idempotency key the step of work item ``item`` keeps from the run a resume goes on
-    from (the step that failed there: what it may have done is known downstream by its key), at
-    the root or in a child workflow; None: its own (the item's id)."""
+    """The idempotency key the work item ``item`` keeps from the run a resume goes on from (the
+    one of its step and payload that began there and did not complete: what it may have done is
+    known downstream by its key), at the root or in a child workflow; None: its own (its id)."""
     migration = state.migration
     if migration is None:
         return None
-    if item.workflow_id == state.id:
-        return migration.keys.get(item.task) if migration.keys else None
-    child = carried_child(state, state.workflows[item.workflow_id])
-    return child.keys.get(item.task) if child is not None and child.keys else None
+    carried = _carried_entry(state, state.workflows[item.workflow_id])
+    for task, payload, key in carried.keys if carried is not None else ():
+        if task == item.task and payload == item.payload:
+            return key
+    if item.workflow_id == state.id and migration.keys:  # a run resumed before keys by item
+        return migration.keys.get(item.task)
+    return None
+
+
+def _carried_entry(state: InstanceState, workflow: WorkflowRecord) -> CarriedChild | None:
+    """What the run gone on from carried for ``workflow``: the root's entry (its path, no place:
+    whatever a resume's payload holds), or a child's (``carried_child``)."""
+    migration = state.migration
+    if migration is None or not migration.children:
+        return None
+    if workflow.parent_id is None:
+        roots = (c for c in migration.children if not c.place and c.path == workflow.path)
+        return next(roots, None)
+    return carried_child(state, workflow)
 
 
 def recorded_item(
@@ -97,14 +112,7 @@ def recorded_item(
     in a step it did not complete (a ``parallel``'s function, a ``for_each``'s item, a
     ``batch``'s chunk), and that item's output: used once (conform h26 H3: a migration or a
     resume called the done half of a group again, under new idempotency keys)."""
-    migration = state.migration
-    if migration is None or not migration.children:
-        return False, None
-    if workflow.parent_id is None:  # the root: its record, whatever a resume's payload holds
-        roots = (c for c in migration.children if not c.place and c.path == workflow.path)
-        carried = next(roots, None)
-    else:
-        carried = carried_child(state, workflow)
+    carried = _carried_entry(state, workflow)
     if carried is None or not carried.items:
         return False, None
     for n, (task, payload, output) in enumerate(carried.items):

@@ -72,9 +72,10 @@ class CarriedChild(msgspec.Struct, kw_only=True, gc=False, omit_defaults=True):
     (``engine/fast_forward.place_of``): a subflow inside an item is the one of that item."""
     payload: Any = None
     outputs: dict[str, Any] = msgspec.field(default_factory=dict)
-    keys: dict[str, str] = msgspec.field(default_factory=dict)
-    """Idempotency keys its steps that began and did not complete keep, by step (a resume: the
-    step that failed keeps its key, in a subflow or an item as at the root)."""
+    keys: list[tuple[str, Any, str]] = msgspec.field(default_factory=list)
+    """(step, payload, idempotency key) of the work items of its steps that began and did not
+    complete (a resume: the item that failed keeps its key, in a subflow, an item's flow or a
+    group as at the root)."""
     items: list[tuple[str, Any, Any]] = msgspec.field(default_factory=list)
     """(step, payload, output) of the work items it completed of steps it did not complete (a
     ``parallel``'s functions, a ``for_each``'s items, a ``batch``'s chunks, done before the

@@ -65,8 +65,9 @@ def completed_children(
         return children
     for workflow in state.workflows.values():
         items = _completed_items(state, workflow)
-        if workflow.id == state.id:  # its steps' outputs and keys: the MigrationRecord's own
-            outputs, begun = {}, {}
+        begun = begun_items(state, workflow) if keys else []
+        if workflow.id == state.id:  # its steps' outputs: the MigrationRecord's own
+            outputs = {}
         else:
             outputs = {
                 name: workflow.outputs[name]
@@ -75,7 +76,6 @@ def completed_children(
                 and name in workflow.outputs
                 and is_user_step(name)
             }
-            begun = begun_keys(state, workflow.id) if keys else {}
         if outputs or begun or items:
             place = place_of(state.workflows, workflow)
             children.append(
@@ -106,19 +106,30 @@ def _completed_items(state: InstanceState, workflow: WorkflowRecord) -> list[tup
     ]
 
 
-def begun_keys(state: InstanceState, workflow_id: str | None = None) -> dict[str, str]:
-    """The idempotency keys (work item ids) of the steps of the run ``state``'s root (or of its
-    child workflow ``workflow_id``) that it began and did not complete, by step: the last work
-    item of each."""
-    workflow = state.workflows[workflow_id or state.id]
-    return {
-        item.task: item.id
+def begun_items(state: InstanceState, workflow: WorkflowRecord) -> list[tuple[str, Any, str]]:
+    """(step, payload, idempotency key: the item's id) of the work items of ``workflow`` that
+    began in steps it did not complete and did not complete themselves: a resume's step (a
+    ``for_each``'s item, a ``parallel``'s function) that failed keeps its own key (one key a step
+    gave every item of a group another's: the reviewer's h26 H1)."""
+    return [
+        (item.task, item.payload, item.id)
         for item in state.work_items.values()
         if item.workflow_id == workflow.id
+        and item.state != WorkItemState.COMPLETED
         and is_user_step(item.task)
         and item.task in workflow.tasks
         and workflow.tasks[item.task].state != TaskState.COMPLETED
-    }
+    ]
+
+
+def begun_keys(state: InstanceState) -> dict[str, str]:
+    """The idempotency keys (work item ids) of the root's steps of one work item that the run
+    ``state`` began and did not complete, by step (those of several items, a group's, are kept
+    by item: ``begun_items``, in the root's ``CarriedChild``)."""
+    begun: dict[str, list[str]] = {}
+    for task, _payload, key in begun_items(state, state.workflows[state.id]):
+        begun.setdefault(task, []).append(key)
+    return {task: keys[0] for task, keys in begun.items() if len(keys) == 1}
 
 
 def sources_of(state: InstanceState) -> list[MigrationSource]:

@@ -97,7 +97,11 @@ class FlowMethods(NetMethods):
             fast_forward={k: v for k, v in resumed.outputs.items() if steps is None or k in steps},
             keys=resumed.keys,
             registered=False,
-            children=[replace(c, outputs=dict(c.outputs)) for c in resumed.children],
+            # copies: consumed as they are used, and the lists are the run's recorded trigger's
+            children=[
+                replace(c, outputs=dict(c.outputs), items=list(c.items), keys=list(c.keys))
+                for c in resumed.children
+            ],
         )
 
     async def trigger(

@@ -532,7 +532,13 @@ async def test_a_resume_keeps_the_done_half_of_the_group_that_failed(
     ) as rt:
         failed = await rt.trigger(f"half-{kind}")
         assert (await rt.wait(failed, timeout=5)).status == "failed"
-        result = await rt.wait(await rt.replay(failed, resume=True), timeout=5)
+        resumed = await rt.replay(failed, resume=True)
+        result = await rt.wait(resumed, timeout=5)
+        # what it went on from is in its recorded trigger still (its start used a copy: the
+        # reviewer's h26 L3)
+        recorded = (await rt.replays.recorded_trigger(resumed)).resumed
+        assert recorded is not None
+        assert [c.items for c in recorded.children if c.items]
     assert (result.status, _results(result.output)) == ("completed", OUTPUT[kind])
     assert calls[DONE_FIRST[kind]] == 1, dict(calls)
 

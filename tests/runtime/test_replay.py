@@ -4,6 +4,7 @@ are no longer registered."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -377,3 +378,34 @@ async def test_a_step_that_failed_in_a_part_of_a_run_keeps_its_key_when_resumed(
         assert (await rt.wait(resumed, timeout=5)).status == "completed"
         # each step that failed ran again under its key (a chunk that never began: its own)
         assert before <= set(keys), (before, keys)
+
+
+async def test_each_item_of_a_resumed_group_keeps_its_own_key(tmp_path: Path) -> None:
+    """A resumed ``for_each`` whose items 2 (failed) and 3 (in flight, canceled with its step)
+    did not complete: each ran again under the key of the step's last item, item 2 under item
+    3's, the two sharing one (the reviewer's h26 H1: one customer's charge answered with
+    another's). Each keeps its own; item 1, done, is not run again."""
+    seen: list[tuple[int, str]] = []
+    calls: list[int] = []
+    gate = asyncio.Event()
+
+    async def per_item(item: int, ctx: Any) -> int:
+        seen.append((item, ctx.idempotency_key))
+        calls.append(item)
+        first = calls.count(item) == 1
+        if item == 2 and first:
+            raise ConnectionError("item 2 broke")
+        if item == 3 and first:
+            await gate.wait()  # in flight when item 2 fails
+        return item * 10
+
+    flow = cf.define("keys").for_each("g", lambda ctx: [1, 2, 3], per_item)
+    async with cf.Runtime(db=tmp_path / "keys.db", workflows=[flow]) as rt:
+        failed = await rt.trigger("keys")
+        assert (await rt.wait(failed, timeout=5)).status == "failed"
+        first = dict(seen)
+        seen.clear()
+        gate.set()
+        result = await rt.wait(await rt.replay(failed, resume=True), timeout=5)
+    assert result.status == "completed"
+    assert dict(seen) == {2: first[2], 3: first[3]}
