@@ -13,11 +13,20 @@ from typing import Any
 import msgspec
 from msgspec.structs import replace
 
-from cronflow_actors.errors import InvalidStateTransitionError, NotFoundError
+from cronflow_actors.engine.actors import decode_state
+from cronflow_actors.engine.transaction import Transaction
+from cronflow_actors.errors import (
+    InvalidStateTransitionError,
+    NotFoundError,
+    RevisionConflictError,
+)
 from cronflow_actors.flow.envelope import TriggerEnvelope, open_envelope
+from cronflow_actors.messages import Mutation, encode
 from cronflow_actors.messages.engine import Principal, StartWorkflow
 from cronflow_actors.messages.migrations import MigrationRecord
+from cronflow_actors.net.migration import refused
 from cronflow_actors.runtime.catalog import WorkflowDescription
+from cronflow_actors.runtime.cluster import ClusterLease
 from cronflow_actors.runtime.events import PublishResult
 from cronflow_actors.runtime.instances import root_of
 from cronflow_actors.runtime.migration_plans import PlanBook
@@ -219,14 +228,15 @@ class FlowMethods(NetMethods):
         await self.cancel_workflow(run_id, reason=reason, by=by)
 
     async def _give_up_migration(self, run_id: str, principal: Principal | None) -> bool:
-        """``cancel`` of a run canceled for a migration whose new run never started (its start
+        """``cancel`` of a run canceled for a migration whose next run never started (its start
         raised: a version that cannot start from the run's payload, say) gives the migration
-        up: the place the run held under its flow's limits is free, and the run can be
-        replayed (nothing else could free it, a restart included: hostile h26 H2). A net's is
-        given up by the caller its cancel policy admitted (or this process). False: none."""
+        up: the place the run held under its flow's limits is free, its end's hooks are called
+        (its successor, which would have, never runs), and it can be replayed (nothing else
+        freed it, a restart included: hostile h26 H2). A net's is given up by the caller its
+        cancel policy admitted (or this process). False: the run has no such migration."""
         book = PlanBook(self.store, self.clock)
-        plan = await book.get(run_id)
-        if plan is None or self.migrations.under_way(run_id):
+        plan = await book.naming(run_id)
+        if plan is None or self.migrations.under_way(plan.instance):
             return False  # none, or its outcome is still to come
         asked = plan.principal.id if plan.principal is not None else None
         if (
@@ -235,17 +245,56 @@ class FlowMethods(NetMethods):
             and asked != principal.id
         ):
             return False
-        if await book.abandon(run_id) is None:
-            return False  # its new run started: the migration goes on from it
-        self.queues.given_up(plan.workflow, [new_id for _version, new_id in plan.hops])
+        if await self._carried_elsewhere(book, plan):
+            raise refused(
+                f"the migration of run {plan.instance!r}",
+                f"process {plan.owner} carries it out",
+                "ask again once it has finished, or ask that process to give it up",
+            )
+        not_started = await book.abandon(plan, run_id)
+        if not_started is None:
+            return False  # its next run started: the migration goes on from it
+        self.queues.given_up(plan.workflow, not_started)
         logger.warning(
-            "the migration of %s to %r is given up (its new run %s never started): the run "
-            "stays canceled; replay it to run its work again",
-            run_id,
+            "the migration of %s to %r is given up (its run %s never started): run %s stays "
+            "canceled; replay it to run its work again",
+            plan.instance,
             plan.hops[-1][0],
-            plan.hops[0][1],
+            not_started[0],
+            run_id,
         )
+        await self._settle_given_up(plan.workflow, run_id)
         return True
+
+    async def _carried_elsewhere(self, book: PlanBook, plan: Any) -> bool:
+        """Whether another process carries ``plan`` out (on a shared database): under way
+        there, or claimed by the first process to carry it on once its own ended (given up here
+        and started there: the reviewer's h26 M1); claimed by this one if it may give it up."""
+        lease = self.lease
+        if not isinstance(lease, ClusterLease) or not plan.owner or plan.owner == lease.owner:
+            return False
+        return await lease.is_live(plan.owner) or not await book.claim(plan, lease.owner)
+
+    async def _settle_given_up(self, workflow: str, run_id: str) -> None:
+        """``run_id``, canceled for a migration given up, names no successor any more (the
+        planned id is free, and not its run's: the verifier's h26 V1), and its end hooks are
+        called: they were left to the run that replaces it (``engine/endings.py``), which will
+        never run (at most once, as for a run canceled offline: the reviewer's h26 M2)."""
+        snapshot = await self.store.load_snapshot(run_id)
+        if snapshot is None:
+            return
+        state = decode_state(snapshot.body, run_id)
+        state.migrated_to, state.revision = None, snapshot.revision + 1
+        body = encode(state)
+        record = replace(snapshot, revision=state.revision, updated_at=self.clock.now(), body=body)
+        try:
+            await self.store.commit(Mutation(snapshot=record))
+        except RevisionConflictError:  # written meanwhile (another process gave it up)
+            return
+        compiled = self.catalog.compiled.get(workflow)
+        if compiled is not None:
+            info = Transaction.workflow_info(state.workflows[state.id])
+            self.run_hooks.finished(compiled.hooks, info, body, None)
 
     async def resume(
         self, token: str, payload: Any = None, *, principal: Principal | None = None

@@ -30,7 +30,7 @@ from cronflow_actors.net.spec import NetSpec
 from cronflow_actors.runtime.config import deletion_age
 from cronflow_actors.runtime.migrations import kept_by_migrations
 from cronflow_actors.runtime.parts import RuntimeParts
-from cronflow_actors.runtime.pinning import Block
+from cronflow_actors.runtime.pinning import Block, is_held
 
 __all__ = ["LifecycleMethods", "pruning"]
 
@@ -402,8 +402,8 @@ class LifecycleMethods(RuntimeParts):
         kept = await self.pinning.keep(instance_id, event)
         if kept is None:
             return False
-        if self.pinning.cannot_run(kept):  # stored as this process's: for one that can run it
-            await self.instances.let_go(instance_id)  # (newcomer h26 F1: none took it on)
+        if self.pinning.cannot_run(kept) and not is_held(kept):  # its version not registered
+            await self.instances.let_go(instance_id)  # here: for one that has it (newcomer h26 F1)
         if not self.pinning.cannot_run(kept) and instance_id not in self.instances:
             try:
                 await self.instances.activate(instance_id)

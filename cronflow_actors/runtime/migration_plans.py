@@ -96,15 +96,29 @@ class PlanBook:
         claimed = await self._store.kv_setdefault(CLAIMS, key, owner, now=now, ttl=600)
         return bool(claimed == owner)
 
-    async def abandon(self, instance_id: str) -> MigrationPlan | None:
-        """Drop ``instance_id``'s plan if its first new run never started (its start raised):
-        the plan dropped, or None (no plan, or its new run is stored: the migration goes on from
-        it, and only its end frees anything)."""
-        plan = await self.get(instance_id)
-        if plan is None or await self._store.instance_exists(plan.hops[0][1]):
+    async def naming(self, run_id: str) -> MigrationPlan | None:
+        """The plan that names ``run_id``: the run it migrates, or the new run of one of its
+        hops (a migration through versions in between)."""
+        plan = await self.get(run_id)
+        if plan is not None:
+            return plan
+        for plan in (await self.all()).values():
+            if any(new_id == run_id for _version, new_id in plan.hops):
+                return plan
+        return None
+
+    async def abandon(self, plan: MigrationPlan, run_id: str) -> list[str] | None:
+        """Drop ``plan`` if the new run of the hop after ``run_id`` (a run it names) never
+        started (its start raised): the ids of the runs it will not start, or None (that run is
+        stored: the migration goes on from it, and only its end frees anything)."""
+        chain = [plan.instance, *(new_id for _version, new_id in plan.hops)]
+        if run_id not in chain[:-1]:
             return None
-        await self.forget(instance_id)
-        return plan
+        after = chain[chain.index(run_id) + 1 :]
+        if await self._store.instance_exists(after[0]):
+            return None
+        await self.forget(plan.instance)
+        return after
 
     async def forget(self, instance_id: str) -> None:
         await self._store.kv_delete(PLANS, instance_id)

@@ -36,7 +36,7 @@ from cronflow_actors.messages.engine import (
 from cronflow_actors.messages.states import TaskState, WorkItemState
 from cronflow_actors.net.spec import TaskKind
 from cronflow_actors.runtime.catalog import FlowCatalog
-from cronflow_actors.runtime.instances import root_of
+from cronflow_actors.runtime.instances import InstanceDirectory, root_of
 from cronflow_actors.runtime.pages import (
     PAGE_BYTES,
     Page,
@@ -160,12 +160,13 @@ class RunViews:
         catalog: FlowCatalog,
         registry: WorkflowRegistry,
         store: Store,
-        read: Callable[[str], Awaitable[SnapshotRecord]],
+        instances: InstanceDirectory,
     ) -> None:
         self._catalog = catalog
         self._registry = registry
         self._store = store
-        self._read = read
+        self._instances = instances
+        self._read = instances.read
 
     async def inspect(self, run_id: str) -> RunInfo:
         found = await stored_run(self._read, self._store, run_id)
@@ -228,7 +229,13 @@ class RunViews:
         versions = self._registry.versions(snapshot.workflow)
         if snapshot.terminal or not versions or snapshot.version in versions:
             return None  # (a workflow not registered at all: read without its code, --db)
-        return not_registered(snapshot.instance_id, snapshot.workflow, snapshot.version, versions)
+        return not_registered(
+            snapshot.instance_id,
+            snapshot.workflow,
+            snapshot.version,
+            versions,
+            shared=self._instances.shared,
+        )
 
     def _why_blocked(self, snapshot: SnapshotRecord) -> str:
         try:

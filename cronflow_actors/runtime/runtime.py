@@ -266,7 +266,7 @@ class Runtime(ClusterRecovery, LifecycleMethods, FlowMethods, StateMethods, Audi
             catalog=self.catalog,
             registry=self.registry,
             store=self.store,
-            read=self.instances.read,
+            instances=self.instances,
         )
         self._wire_run_hooks()
         self.replays = Replays(

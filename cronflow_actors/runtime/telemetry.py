@@ -105,6 +105,7 @@ class Telemetry:
         self._sample_lock: asyncio.Lock | None = None
         self._children: dict[tuple[str, ...], Any] = {}
         self._manual: set[tuple[str, str]] = set()
+        self._not_manual: set[tuple[str, str]] = set()
         """(workflow, task) of the registered work items a caller starts (no handler, no wait):
         the time each waited ``initialized`` is a wait of kind ``manual``."""
         self.probe = LoopLagProbe(self.metrics.loop_lag.observe, loop_lag_interval)
@@ -148,7 +149,13 @@ class Telemetry:
             self.metrics.workflow_registered(
                 workflow, labels if workflow == spec.name else (), steps, manual=bool(manual)
             )
-            self._manual.update((workflow, task) for task in manual)
+            for name, kind in steps.items():  # manual in every version registered, or not at
+                pair = (workflow, name)  # all: the message names no version (reviewer h26 L2)
+                if name in manual and pair not in self._not_manual:
+                    self._manual.add(pair)
+                elif kind != "action" or name not in manual:
+                    self._not_manual.add(pair)
+                    self._manual.discard(pair)
 
     # -- the state changes of durable transactions ----------------------------------------------
 

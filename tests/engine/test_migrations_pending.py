@@ -128,3 +128,33 @@ async def test_a_fast_forwarded_task_is_shown_as_the_task_it_is(rt: cf.Runtime) 
     new = await rt.migrate(old, "v2")
     steps = {s.id: (s.kind, s.status) for s in (await rt.inspect(new)).steps}
     assert steps["pack"] == ("task", "completed")  # no work item of its own: the definition says
+
+
+async def test_cancel_gives_up_a_migration_whose_later_hop_cannot_start(rt: cf.Runtime) -> None:
+    """A migration through a version in between whose second hop's start raised: the cancel
+    that gives a pending migration up found no plan for either run (plans are kept by the run
+    they migrate), and the run stayed stuck though the error said cancel would free it (the
+    reviewer's h26 M3). The run canceled for the hop that did not start gives it up."""
+    v1, v2, first = versions(lambda ctx: "continue")
+    v3 = build(
+        "ship",
+        {"pack": net.task(), "send": net.task(), "file": net.task()},
+        [("start", "pack"), ("pack", "send"), ("send", "file"), ("file", "end")],
+        version="v3",
+    )
+
+    def broken(ctx: Any) -> None:
+        raise RuntimeError("v3's initializer is down")
+
+    second = net.migration(v2, v3).initializer(broken).build()
+    for spec in (v1, v2, v3, first, second):
+        rt.register(spec)
+    old = await rt.start_workflow("ship", version="v1")
+    with pytest.raises(MigrationError, match="or cancel the run to give the migration up") as said:
+        await rt.migrate(old, "v3")
+    middle = (await rt.migration_links(old)).migrated_to
+    assert middle is not None
+    assert f"instance {middle!r} is canceled already" in str(said.value)
+    await rt.cancel(middle)  # the run canceled for the hop that did not start
+    assert await kept_by_migrations(rt.store, rt.clock.now()) == set()
+    assert await rt.workflow_state(middle) == "canceled"

@@ -320,11 +320,15 @@ async def test_cancel_gives_up_a_migration_whose_new_run_cannot_start(tmp_path: 
     ``cancel`` of the run gives the migration up: the queued run takes the place, and the run
     canceled for the migration can be replayed."""
 
+    ended: list[str] = []
+    hooks = cf.Hooks(on_complete=lambda ctx: ended.append(ctx.run.id))
+
     def orders(version: str) -> cf.Flow:
         def amount(ctx: cf.FlowContext) -> bool:  # v1 needs an amount, v2 made it optional
             return bool(ctx.payload["amount"] if version == "v1" else ctx.payload.get("amount"))
 
-        flow = cf.define("orders", version=version, concurrency=1).if_("big", amount)
+        flow = cf.define("orders", version=version, concurrency=1, hooks=hooks)
+        flow = flow.if_("big", amount)
         return flow.step("review", str).end_if().pause("hold")
 
     db = tmp_path / "orders.db"
@@ -340,8 +344,13 @@ async def test_cancel_gives_up_a_migration_whose_new_run_cannot_start(tmp_path: 
     async with cf.Runtime(db=db, workflows=flows) as rt:
         await rt.wait_idle()
         assert await rt.store.queued_run(queued) is not None  # the place is the migration's
+        assert ended == []  # its end is its successor's, which has not started
         await rt.cancel(first)  # gives it up
         await rt.wait_idle()
+        assert ended == [first]  # the run's end, after all (the reviewer's h26 M2)
+        # it names no successor: the planned run will never be its (the verifier's h26 V1)
+        assert (await rt.migration_links(first)).migrated_to is None
+        assert (await rt.inspect(first)).migrated_to is None
         assert await rt.store.queued_run(queued) is None  # its turn came
         assert (await rt.inspect(queued)).status == "waiting"
         assert (await rt.inspect(first)).status == "canceled"
@@ -349,6 +358,8 @@ async def test_cancel_gives_up_a_migration_whose_new_run_cannot_start(tmp_path: 
             await rt.cancel(first)  # nothing more to give up: it has ended
         again = await rt.replay(first)
         assert (await rt.inspect(again)).workflow == "orders"
+        resumed = await rt.replay(first, resume=True)  # or go on from where it stopped
+        assert (await rt.inspect(resumed)).replay_of == first
 
 
 async def test_a_run_a_migration_replaced_is_not_replayed_beside_it(rt: cf.Runtime) -> None:

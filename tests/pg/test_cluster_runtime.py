@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
@@ -203,3 +204,33 @@ async def test_a_call_for_a_run_of_a_version_another_process_runs_says_so(
         assert "--to v1" not in said
         await new.resume(pause.token, {"approved": True})
         assert (await new.wait(run_id, timeout=10)).status == "completed"
+
+
+def gated(version: str) -> cf.Flow:
+    def amount(ctx: Any) -> bool:  # v1 needs an amount, v2 made it optional
+        return bool(ctx.payload["amount"] if version == "v1" else ctx.payload.get("amount"))
+
+    flow = cf.define("gated", version=version).if_("big", amount).step("check", str).end_if()
+    return flow.pause("hold")
+
+
+async def test_a_pending_migration_another_live_process_holds_is_not_given_up_here(
+    postgres_url: str,
+) -> None:
+    """Giving a pending migration up looked at this process only: one another process was
+    carrying out could be dropped here and started there, and the run, called replayable, run
+    twice (the reviewer's h26 M1). Refused while its process lives; given up once it ended."""
+    flows = [gated("v1"), gated("v2")]
+    first = cf.Runtime(db=postgres_url, workflows=flows, lease_seconds=2)
+    second = cf.Runtime(db=postgres_url, workflows=flows, lease_seconds=2)
+    async with second:
+        async with first:
+            run_id = await first.trigger("gated", {"note": "no amount"})  # on v2, the newest
+            await first.wait_idle()
+            with pytest.raises(cf.errors.MigrationError, match="raised KeyError"):
+                await first.migrate(run_id, "v1")
+            with pytest.raises(cf.errors.MigrationError, match="carries it out"):
+                await second.cancel(run_id)
+        await second.cancel(run_id)  # its process ended: given up here
+        with pytest.raises(cf.errors.InvalidStateTransitionError):
+            await second.cancel(run_id)

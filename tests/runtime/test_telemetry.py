@@ -426,3 +426,19 @@ def test_a_flow_s_series_exist_at_zero_from_its_registration_child_workflows_too
         assert value(rt, name, **dict(zip(names[name], labels, strict=True))) == 0, name
     # a child runs only inside its parent's runs: no run series of its own
     assert value(rt, "cronflow_runs_started_total", workflow="kid", trigger="manual") is None
+
+
+async def test_a_step_manual_in_one_version_and_automated_in_another_is_no_manual_wait(
+    rt: cf.Runtime, clock: ManualClock
+) -> None:
+    """Manual work items were known by workflow and task over every version: a task given a
+    handler in v2 counted each of its starts as a manual wait (the reviewer's h26 L2). A task
+    is a manual wait only if it is manual in every version registered."""
+    arcs = [("start", "a"), ("a", "end")]
+    rt.register(build("mixed", {"a": net.task()}, arcs))
+    rt.register(build("mixed", {"a": net.task(lambda ctx: 1)}, arcs, version="v2"))
+    workflow_id = await rt.start_workflow("mixed", version="v2")
+    await settle(rt, clock, 5)
+    assert (await rt.workflow(workflow_id)).state == "completed"
+    finished = "cronflow_waits_finished_total"
+    assert value(rt, finished, workflow="mixed", kind="manual", outcome="completed") in (None, 0)
