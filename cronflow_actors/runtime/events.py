@@ -263,9 +263,12 @@ class Events:
     async def _did_nothing(self, name: str, key: str | None, refused: list[Any]) -> None:
         """The publish reached nothing: its key, if any, names nothing (kept 30 days, every
         such publish stored a row: the hostile client's h25 L2), so it stays free; and when
-        every flow listening refused it (their starts raised), ``InvalidEventError``."""
+        every flow listening refused it (their starts raised), ``InvalidEventError`` (or, when
+        the key's run there was another payload's, ``IdempotencyKeyReusedError``: a 422)."""
         if key is not None:
             await self._store.kv_delete(_KEYS, _named(key, name, ""))
+            if any(refusal.detail == _ANOTHER for refusal in refused):  # a reuse, as documented
+                raise IdempotencyKeyReusedError(f"the publish of event {clipped(name)}", key)
         if refused:
             raise InvalidEventError(name, refused)
 

@@ -456,7 +456,7 @@ async def test_a_keyed_publish_whose_retry_at_once_started_its_run_keeps_its_key
     # the key freed anyway (the twin's own answer came first): the run answers no other payload
     named = hashlib.sha256(b"order.paid\0\0k-9").hexdigest()
     assert await rt.store.kv_delete("cronflow:publish-keys", named)
-    with pytest.raises(InvalidEventError, match="started by a publish of another payload"):
+    with pytest.raises(cf.errors.IdempotencyKeyReusedError):  # a 422, as a reuse is
         await rt.publish_event("order.paid", {"order": 2}, idempotency_key="k-9")
     assert list(await rt.publish_event("order.paid", {"order": 1}, idempotency_key="k-9")) == [run]
     assert [r.id for r in await rt.list_runs("orders")] == [run]
