@@ -413,6 +413,18 @@ async def test_a_held_runs_kept_events_go_to_the_run_a_migration_replaces_it_wit
         assert (await rt.inspect(old)).status == "canceled"
 
 
+def audited_first(gate: asyncio.Event) -> cf.Flow:
+    """``paying`` v2: a step before the wait, which runs until ``gate`` is set."""
+
+    async def audit(ctx: Any) -> str:
+        await gate.wait()
+        return "audited"
+
+    flow = cf.define("paying", version="v2").step("audit", audit)
+    flow = flow.wait_for_event("paid", "payment")
+    return flow.step("ship", lambda ctx: shipped.append((ctx.run.id, ctx.last)) or ctx.last)
+
+
 async def test_a_carried_event_waits_for_the_step_that_waits_for_it(tmp_path: Path) -> None:
     """The new version runs a new step before the wait: the event kept for the held run was
     dropped at the new run's start, no step waiting for it yet (the newcomer's h25 F0: the
@@ -422,14 +434,8 @@ async def test_a_carried_event_waits_for_the_step_that_waits_for_it(tmp_path: Pa
     old = await waiting_to_pay(db)
     gate = asyncio.Event()
 
-    async def audit(ctx: Any) -> str:
-        await gate.wait()
-        return "audited"
-
     def v2() -> cf.Flow:
-        flow = cf.define("paying", version="v2").step("audit", audit)
-        flow = flow.wait_for_event("paid", "payment")
-        return flow.step("ship", lambda ctx: shipped.append((ctx.run.id, ctx.last)) or ctx.last)
+        return audited_first(gate)
 
     async with cf.Runtime(db=db, workflows=[paying(changed=True), v2()]) as rt:
         assert (await rt.publish_event("payment", {"amount": 9})).held == [old]
@@ -501,14 +507,8 @@ async def test_events_carried_to_a_run_go_on_to_the_run_that_replaces_it_again(
     db = tmp_path / "twice.db"
     gate = asyncio.Event()
 
-    async def audit(ctx: Any) -> str:
-        await gate.wait()
-        return "audited"
-
     def v2() -> cf.Flow:
-        flow = cf.define("paying", version="v2").step("audit", audit)
-        flow = flow.wait_for_event("paid", "payment")
-        return flow.step("ship", lambda ctx: ctx.last)
+        return audited_first(gate)
 
     def v3() -> cf.Flow:
         flow = cf.define("paying", version="v3").step("check", lambda ctx: "checked")
