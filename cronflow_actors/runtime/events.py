@@ -26,7 +26,6 @@ from typing import Any
 
 import msgspec
 
-from cronflow_actors.engine.actors import decode_state
 from cronflow_actors.errors import (
     INFRASTRUCTURE,
     ConfigurationError,
@@ -36,11 +35,12 @@ from cronflow_actors.errors import (
     InstanceBusyError,
     InstanceExistsError,
     InvalidEventError,
+    NotFoundError,
     PublishInterruptedError,
     UnknownWorkflowError,
     clipped,
 )
-from cronflow_actors.flow.envelope import open_envelope
+from cronflow_actors.flow.envelope import TriggerEnvelope
 from cronflow_actors.flow.triggers import event_name_problem, schema_path
 from cronflow_actors.kernel import Clock
 from cronflow_actors.messages import Message, WaitRecord
@@ -120,8 +120,11 @@ class Events:
         trigger: Callable[..., Awaitable[str]],
         send: Callable[[str, Message], Awaitable[Any]],
         keep: Callable[[str, KeptEvent], Awaitable[bool]],
+        recorded: Callable[[str], Awaitable[TriggerEnvelope]],
     ) -> None:
         self._catalog = catalog
+        self._recorded = recorded
+        """How a run was started (``Replays.recorded_trigger``)."""
         self._keep = keep
         """Keeps an event for a run that cannot run here (``Pinning.keep``); False if it can."""
         self._store = store
@@ -243,20 +246,10 @@ class Events:
         """Whether run ``run_id`` exists and was started by a publish of ``converted``: a key's
         run answers only its own payload's publish (hostile h26 M1: a retry freed the key, a
         publish of another payload took it and was answered with the first one's run)."""
-        for _ in range(2):  # a queued run leaves its queue as its snapshot is stored
-            snapshot = await self._store.load_snapshot(run_id)
-            if snapshot is not None:
-                state = decode_state(snapshot.body, run_id)
-                root = state.workflows.get(state.id)
-                recorded = None if root is None else root.payload
-                break
-            queued = await self._store.queued_run(run_id)
-            if queued is not None:
-                recorded = msgspec.msgpack.decode(queued.payload)
-                break
-        else:
+        try:
+            payload = (await self._recorded(run_id)).payload
+        except NotFoundError:
             return False
-        payload = open_envelope(recorded).payload if recorded is not None else None
         event = payload.get("event") if isinstance(payload, dict) else None
         return isinstance(event, dict) and _canonical(event.get("payload")) == _canonical(converted)
 

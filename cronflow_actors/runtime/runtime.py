@@ -15,12 +15,11 @@ waits with ``wait_for_lease``), and loads only the instances that have work to r
 (on a timer, an event, a human, a concurrency slot) stay in the store, leave memory once idle,
 and are activated from their snapshot by the message that wakes them.
 
-This module wires the parts (``__init__``), registers definitions and takes the engine's
-callbacks; the calls themselves come in groups of one concept each, which ``Runtime``
-inherits: ``runtime/lifecycle.py`` (start, stop, failure, recovery, pruning),
-``runtime/net_api.py`` (workflow and work-item calls, queries), ``runtime/flow_api.py`` (runs
-of flows, pauses, events, replays) and ``runtime/shared_state.py`` (the state API). Each call
-goes to the part that does it: ``runs`` (start and wait), ``run_views`` (inspect and list),
+This module wires the parts (``__init__``), registers definitions and takes the engine's callbacks;
+the calls come in groups of one concept each, which ``Runtime`` inherits: ``runtime/lifecycle.py``
+(start, stop, failure, recovery, pruning), ``runtime/net_api.py`` (nets, work items, queries),
+``runtime/flow_api.py`` (runs of flows, pauses, events, replays) and ``runtime/shared_state.py``
+(the state API). Each call goes to its part: ``runs`` (start, wait), ``run_views`` (inspect, list),
 ``run_hooks``, ``queues``, ``pauses``, ``events``, ``replays``, ``schedules``, ``polls``.
 """
 
@@ -322,6 +321,7 @@ class Runtime(ClusterRecovery, LifecycleMethods, FlowMethods, StateMethods, Audi
             trigger=self.runs.trigger,
             send=self.instances.send,
             keep=self._keep_event,
+            recorded=self.replays.recorded_trigger,
         )
         self.schedules = Schedules(
             catalog=self.catalog,
