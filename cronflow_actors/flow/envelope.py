@@ -32,7 +32,9 @@ class Resumed(msgspec.Struct, frozen=True, kw_only=True):
     version: str
     outputs: dict[str, Any]
     keys: dict[str, str] = msgspec.field(default_factory=dict)
-    """The idempotency keys of the steps it began and did not complete, by step."""
+    """The idempotency keys of the root's steps it began and did not complete, by step, as runs
+    resumed before ``CarriedChild.keys`` (the root's entry among ``children``) stored them: read,
+    no longer written."""
     children: list[CarriedChild] = msgspec.field(default_factory=list)
     """The steps its child workflows (subflows' runs, items) completed."""
 

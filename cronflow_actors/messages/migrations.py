@@ -98,8 +98,8 @@ class MigrationRecord(msgspec.Struct, kw_only=True):
     """Root tasks fast-forwarded with these recorded outputs the first time they are enabled
     (a Cronflow-style flow's steps that completed in the old run); consumed as they are used."""
     keys: dict[str, str] = msgspec.field(default_factory=dict)
-    """Idempotency keys root tasks keep from the run gone on from, by task (a resume: the step
-    that failed there keeps its key, so what it may have done is known by it)."""
+    """Idempotency keys root tasks keep from the run gone on from, by task, from a resume's
+    envelope written before the root's ``CarriedChild.keys`` held them by step and payload."""
     registered: bool = True
     """Whether a registered migration (``net.migration``, code) drives it: then that migration
     must be registered wherever the instance runs. False for a flow's output mapping alone."""

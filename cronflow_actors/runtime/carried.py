@@ -18,7 +18,6 @@ from cronflow_actors.runtime.catalog import FlowCatalog
 
 __all__ = [
     "MigrationLinks",
-    "begun_keys",
     "completed_children",
     "completed_outputs",
     "completed_steps",
@@ -120,16 +119,6 @@ def begun_items(state: InstanceState, workflow: WorkflowRecord) -> list[tuple[st
         and item.task in workflow.tasks
         and workflow.tasks[item.task].state != TaskState.COMPLETED
     ]
-
-
-def begun_keys(state: InstanceState) -> dict[str, str]:
-    """The idempotency keys (work item ids) of the root's steps of one work item that the run
-    ``state`` began and did not complete, by step (those of several items, a group's, are kept
-    by item: ``begun_items``, in the root's ``CarriedChild``)."""
-    begun: dict[str, list[str]] = {}
-    for task, _payload, key in begun_items(state, state.workflows[state.id]):
-        begun.setdefault(task, []).append(key)
-    return {task: keys[0] for task, keys in begun.items() if len(keys) == 1}
 
 
 def sources_of(state: InstanceState) -> list[MigrationSource]:

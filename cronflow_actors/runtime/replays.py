@@ -46,7 +46,6 @@ from cronflow_actors.messages.engine import InstanceState
 from cronflow_actors.net.migration import refused
 from cronflow_actors.net.spec import NetSpec
 from cronflow_actors.runtime.carried import (
-    begun_keys,
     completed_children,
     completed_steps,
     links_of,
@@ -405,6 +404,5 @@ def _resumable(
     return Resumed(
         version=state.version,
         outputs=completed_steps(state),
-        keys=begun_keys(state),
         children=completed_children(state, keys=True),
     )
