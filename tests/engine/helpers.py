@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import pytest
+
 import cronflow_actors as cf
 from cronflow_actors import net
 from cronflow_actors.net.builder import TaskBuilder
@@ -82,4 +84,17 @@ async def run(rt: cf.Runtime, workflow_id: str, task: str, output: Any = None) -
     if item.state == "initialized":
         await rt.start_work_item(item.id)
     await rt.complete_work_item(item.id, output)
+    return item.id
+
+
+async def refused_completion(
+    rt: cf.Runtime, workflow_id: str, task: str, error: type[Exception], match: str
+) -> str:
+    """Start the open work item of ``task`` and check its completion is refused with ``error``
+    (matching ``match``) and leaves it started: what a refusal changes is nothing."""
+    item = await open_item(rt, workflow_id, task)
+    await rt.start_work_item(item.id)
+    with pytest.raises(error, match=match):
+        await rt.complete_work_item(item.id)
+    assert (await rt.work_item(item.id)).state == "started"
     return item.id

@@ -10,7 +10,7 @@ import cronflow_actors as cf
 from cronflow_actors import net
 from cronflow_actors.errors import AutoTriggerAlreadySetError, SchedulingNotAllowedError
 from cronflow_actors.kernel import ManualClock
-from tests.engine.helpers import build, open_item, states
+from tests.engine.helpers import build, open_item, refused_completion, states
 
 
 class Log:
@@ -392,10 +392,7 @@ async def test_register_scheduled_is_refused_in_teardown_activities(rt: cf.Runti
     tasks = {"a": net.task(net.work_item("a").activities(on_completed=on_completed))}
     rt.register(build("teardown", tasks, [("start", "a"), ("a", "end")]))
     wid = await rt.start_workflow("teardown")
-    item = await open_item(rt, wid, "a")
-    await rt.start_work_item(item.id)
-    with pytest.raises(SchedulingNotAllowedError, match="on_completed"):
-        await rt.complete_work_item(item.id)
+    await refused_completion(rt, wid, "a", SchedulingNotAllowedError, "on_completed")
 
 
 @pytest.mark.parametrize("delay", [float("nan"), float("inf")])

@@ -9,7 +9,15 @@ import pytest
 import cronflow_actors as cf
 from cronflow_actors import net
 from cronflow_actors.errors import InvalidRouteError
-from tests.engine.helpers import build, enabled, manual, open_item, run, states
+from tests.engine.helpers import (
+    build,
+    enabled,
+    manual,
+    open_item,
+    refused_completion,
+    run,
+    states,
+)
 
 
 async def test_sequence_moves_one_task_at_a_time(rt: cf.Runtime) -> None:
@@ -102,11 +110,7 @@ async def test_an_or_router_that_names_no_route_is_refused_and_changes_nothing(
     arcs = [("start", "a"), ("a", "b"), ("a", "c"), ("b", "end"), ("c", "end")]
     rt.register(build("orr", tasks, arcs))
     wid = await rt.start_workflow("orr")
-    item = await open_item(rt, wid, "a")
-    await rt.start_work_item(item.id)
-    with pytest.raises(InvalidRouteError, match="at least one route"):
-        await rt.complete_work_item(item.id)
-    assert (await rt.work_item(item.id)).state == "started"
+    await refused_completion(rt, wid, "a", InvalidRouteError, "at least one route")
     assert await rt.workflow_state(wid) == "started"
 
 

@@ -11,7 +11,15 @@ from cronflow_actors.errors import (
     InvalidStateTransitionError,
     NotFoundError,
 )
-from tests.engine.helpers import build, enabled, manual, open_item, run, states
+from tests.engine.helpers import (
+    build,
+    enabled,
+    manual,
+    open_item,
+    refused_completion,
+    run,
+    states,
+)
 
 
 def child_spec(name: str = "child") -> net.NetSpec:
@@ -309,10 +317,6 @@ async def test_an_activity_that_raises_changes_nothing(rt: cf.Runtime) -> None:
     tasks = {"a": net.task(), "b": net.task().activities(on_enabled=broken)}
     rt.register(build("broken", tasks, [("start", "a"), ("a", "b"), ("b", "end")]))
     wid = await rt.start_workflow("broken")
-    item = await open_item(rt, wid, "a")
-    await rt.start_work_item(item.id)
-    with pytest.raises(RuntimeError, match="activity bug"):
-        await rt.complete_work_item(item.id)
-    assert (await rt.work_item(item.id)).state == "started"
+    await refused_completion(rt, wid, "a", RuntimeError, "activity bug")
     assert await enabled(rt, wid) == set()
     assert (await states(rt, wid))["a"] == "started"
