@@ -355,13 +355,12 @@ class RunViews:
                 continue  # never reached, or a construct's own plumbing
             items = [state.work_items[i] for i in record.children if i in state.work_items]
             children = [state.workflows[i] for i in record.children if i in state.workflows]
-            kind = self._kind(state, root.id, items[0]) if items else "subflow"
-            if not items and not children:  # no child: fast-forwarded by a migration, a dummy
-                kind = (
-                    user_steps[name].kind
-                    if isinstance(user_steps, Mapping)
-                    else self._task_kind(state, root.id, name)
-                )
+            if items:
+                kind = self._kind(state, root.id, items[0])
+            elif isinstance(user_steps, Mapping):  # a flow per item or chunk is its step's
+                kind = user_steps[name].kind  # (newcomer h26: a batch shown as a subflow)
+            else:  # a net's task, or a version not registered here
+                kind = "subflow" if children else self._task_kind(state, root.id, name)
             actions = [state.action_records[i.id] for i in items if i.id in state.action_records]
             if actions:
                 steps.append(_action_step(name, kind, actions[-1]))

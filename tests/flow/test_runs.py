@@ -793,14 +793,19 @@ async def test_steps_that_fan_out_show_one_attempt_when_nothing_was_retried(
         cf.define("fan-attempts")
         .parallel("both", [lambda ctx: 1, lambda ctx: 2, lambda ctx: 3])
         .for_each("squares", lambda ctx: [1, 2, 3], lambda item, flow: flow.step("sq", square))
+        .batch("chunks", lambda ctx: [1, 2, 3], 2, lambda chunk, flow: flow.step("n", lambda c: 0))
+        .subflow("child", cf.define("child").step("c", lambda ctx: 0))
     )
     rt.register(flow)
     run_id = await rt.trigger("fan-attempts", None)
     assert (await rt.wait(run_id)).status == "completed"
     info = await rt.inspect(run_id)
-    assert [(s.id, s.status, s.attempts) for s in info.steps] == [
-        ("both", "completed", 1),
-        ("squares", "completed", 1),
+    # each step of its own kind: a flow per item or per chunk is no subflow (newcomer h26 F6)
+    assert [(s.id, s.kind, s.status, s.attempts) for s in info.steps] == [
+        ("both", "parallel", "completed", 1),
+        ("squares", "for_each", "completed", 1),
+        ("chunks", "batch", "completed", 1),
+        ("child", "subflow", "completed", 1),
     ]
 
 
