@@ -274,7 +274,7 @@ class WorkflowActor(CoroutineActor):
         tx = self._transaction(principal)
         tx.reported = reported
         record = migration or self.state.migration
-        if record is not None:  # fast-forward mode: the migration's code, if registered
+        if record is not None and record.registered:  # its migration's code (a resume: none)
             registry = self.services.registry
             tx.migration = registry.migration(
                 record.workflow, record.from_version, record.to_version

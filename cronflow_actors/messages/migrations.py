@@ -102,7 +102,8 @@ class MigrationRecord(msgspec.Struct, kw_only=True):
     envelope written before the root's ``CarriedChild.keys`` held them by step and payload."""
     registered: bool = True
     """Whether a registered migration (``net.migration``, code) drives it: then that migration
-    must be registered wherever the instance runs. False for a flow's output mapping alone."""
+    must be registered wherever the instance runs. False for a flow's output mapping alone, and
+    for a resume, which runs no migration's code (conform h27 H1)."""
     children: list[CarriedChild] = msgspec.field(default_factory=list)
     """What ``fast_forward`` is for the root, for its child workflows (a flow's subflows and
     items): the steps they completed in the run gone on from."""

@@ -409,3 +409,52 @@ async def test_each_item_of_a_resumed_group_keeps_its_own_key(tmp_path: Path) ->
         result = await rt.wait(await rt.replay(failed, resume=True), timeout=5)
     assert result.status == "completed"
     assert dict(seen) == {2: first[2], 3: first[3]}
+
+
+@pytest.mark.parametrize("broken", [False, True])
+async def test_a_resume_onto_a_newer_version_runs_no_migrations_code(
+    tmp_path: Path, broken: bool
+) -> None:
+    """A resume onto a version a migration was registered to ran that migration's code: its
+    task migrator (answering ``continue``) had a completed step called again, its initializer
+    and finalizer ran, and one that raised made every resume raise it, so a run whose migration
+    was given up for that reason could not be resumed (conform h27 H1). A resume keeps what
+    the run completed and runs the rest; it is no migration."""
+    calls: list[str] = []
+    seen: list[str] = []
+
+    def order(version: str) -> cf.Flow:
+        def charge(ctx: Any) -> str:
+            calls.append(f"{version}:charge")
+            return "charged"
+
+        def ship(ctx: Any) -> str:
+            if version == "v1":
+                raise ConnectionError("carrier down")
+            return "shipped"
+
+        return cf.define("order", version=version).step("charge", charge).step("ship", ship)
+
+    def initializer(ctx: Any) -> None:
+        seen.append("initializer")
+        if broken:
+            raise RuntimeError("the migration's initializer is down")
+
+    migration = (
+        cf.net.migration("v1", "v2", workflow="order")
+        .task_migrators({"order/charge": lambda ctx: seen.append("migrator") or "continue"})
+        .initializer(initializer)
+        .finalizer(lambda ctx: seen.append("finalizer"))
+        .build()
+    )
+    async with cf.Runtime(db=tmp_path / "r.db", workflows=[order("v1")]) as rt:
+        failed = await rt.trigger("order")
+        assert (await rt.wait(failed, timeout=5)).status == "failed"
+        rt.register(order("v2"))
+        rt.register(migration)
+        resumed = await rt.replay(failed, resume=True)
+        result = await rt.wait(resumed, timeout=5)
+        assert (result.status, result.output) == ("completed", "shipped")
+        assert (await rt.inspect(resumed)).version == "v2"
+    assert calls == ["v1:charge"]  # charged once
+    assert seen == []
