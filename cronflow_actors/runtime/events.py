@@ -185,7 +185,24 @@ class Events:
             started = await self._started_by_key(name, key, accepted)
             if not started:
                 await self._did_nothing(name, key, refused)
+        if key is not None:
+            held, delivered = await self._as_before(name, key, held, delivered)
         return PublishResult(started, refused, held, delivered, filter_errors=raised, not_kept=full)
+
+    async def _as_before(
+        self, name: str, key: str, held: list[str], delivered: list[str]
+    ) -> tuple[list[str], list[str]]:
+        """The runs that held the publish of ``key`` and those that heard it, by this call and
+        the ones before it: a retry finds the steps that heard it waiting no more, and was told
+        it reached nobody (conform h27 M3), when its answer should be the one it lost."""
+        ident, now, ttl = _named(key, name, ""), self._clock.now(), KEY_DAYS * 86_400
+        before = await self._store.kv_get(_ANSWERS, ident, now=now, default=None)
+        was_held, was_delivered = before if isinstance(before, list) else ([], [])
+        all_held = [*was_held, *(run for run in held if run not in was_held)]
+        all_delivered = [*was_delivered, *(run for run in delivered if run not in was_delivered)]
+        if (all_held, all_delivered) != (was_held, was_delivered):
+            await self._store.kv_set(_ANSWERS, ident, [all_held, all_delivered], now=now, ttl=ttl)
+        return all_held, all_delivered
 
     async def _start(
         self, name: str, accepted: list[tuple[str, Any]], key: str | None, refused: list[Any]
@@ -404,12 +421,15 @@ _KEYS = "cronflow:publish-keys"
 KEY_DAYS = 30
 """How long a publish's idempotency key names its payload (as a webhook's key is kept with its
 run, 30 days by default)."""
+_ANSWERS = "cronflow:publish-answers"
+"""The runs a keyed publish reached that a retry of it can no longer find: those that held it
+and those whose waiting step heard it (``Events._as_before``), kept as long as its key."""
 _canonical = msgspec.msgpack.Encoder(order="sorted").encode
+"""A payload's bytes whatever the order of its keys (its digest: two retries compare)."""
 _ANOTHER = (
     "its run under this idempotency key was started by a publish of another payload (a retry "
     "freed the key meanwhile); nothing was started: publish with a key of its own"
 )
-"""A payload's bytes whatever the order of its keys (its digest: two retries compare)."""
 
 
 def _checked_key(key: Any) -> str | None:

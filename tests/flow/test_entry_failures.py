@@ -460,3 +460,35 @@ async def test_a_keyed_publish_whose_retry_at_once_started_its_run_keeps_its_key
         await rt.publish_event("order.paid", {"order": 2}, idempotency_key="k-9")
     assert list(await rt.publish_event("order.paid", {"order": 1}, idempotency_key="k-9")) == [run]
     assert [r.id for r in await rt.list_runs("orders")] == [run]
+
+
+@pytest.mark.parametrize("restart", [False, True])
+async def test_a_keyed_publish_sent_again_is_answered_with_the_runs_it_reached(
+    tmp_path: Any, restart: bool
+) -> None:
+    """Sent again with its key (the client lost the answer), a publish that two waiting steps
+    heard found them waiting no more and answered ``delivered: []``: its client, told the
+    event reached nobody, might publish it under a new key and move both runs on twice
+    (conform h27 M3). The retry is answered as before; no run hears it twice."""
+    db, clock = tmp_path / "keys.db", ManualClock(start=1_000_000.0)
+    heard: list[Any] = []
+    flow = (
+        cf.define("waiter")
+        .wait_for_event("paid", "payment")
+        .step("s", lambda ctx: heard.append(ctx.last))
+        .pause("later")
+    )
+    async with cf.Runtime(db=db, clock=clock, workflows=[flow]) as rt:
+        runs = sorted([await rt.trigger("waiter"), await rt.trigger("waiter")])
+        await rt.wait_idle()
+        first = await rt.publish_event("payment", {"n": 1}, idempotency_key="K")
+        assert sorted(first.delivered) == runs
+        await rt.wait_idle()
+        if not restart:
+            again = await rt.publish_event("payment", {"n": 1}, idempotency_key="K")
+    if restart:
+        async with cf.Runtime(db=db, clock=clock, workflows=[flow]) as rt:
+            again = await rt.publish_event("payment", {"n": 1}, idempotency_key="K")
+    assert sorted(again.delivered) == runs
+    assert (list(again), again.held) == ([], [])
+    assert len(heard) == 2
