@@ -26,6 +26,7 @@ from cronflow_actors.http.hosts import AllowedHosts
 from cronflow_actors.http.instrumentation import RequestMetrics
 from cronflow_actors.http.openapi import openapi_document
 from cronflow_actors.http.problems import exception_handlers
+from cronflow_actors.http.queries import KnownQueries, documented_queries
 from cronflow_actors.http.requests import BodyLimits
 from cronflow_actors.http.routes import flows, nets, runs, schedules, system, webhooks, workflows
 from cronflow_actors.messages import Principal
@@ -112,6 +113,7 @@ def create_app(
         middleware=[
             Middleware(RequestMetrics, metrics=runtime.metrics, routes=routes),
             *_host_check(allowed_hosts),
+            Middleware(KnownQueries, taken=documented_queries(document), routes=routes),
             Middleware(
                 BigBodies,
                 at_once=big_bodies,

@@ -79,10 +79,11 @@ class _Builder:
         """One operation. ``secured``: it needs a bearer token (401 without one; by default
         when the API does); ``signed``: a signature (401 without a valid one). A body may be
         too large (413), of another media type (415), sent too slowly (408) or nested too
-        deeply (400); a path parameter may name nothing (404)."""
+        deeply (400); a path parameter may name nothing (404); a query parameter the operation
+        does not declare is refused (400, ``http/queries.py``)."""
         if secured is None:
             secured = self.tokens
-        codes = set(errors.split()) | {"503"}  # any request may meet the connection limit
+        codes = set(errors.split()) | {"400", "503"}  # any request may meet the connection limit
         if secured or signed:
             codes.add("401")
         if body is not None:

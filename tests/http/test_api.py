@@ -359,6 +359,50 @@ async def test_a_query_parameter_given_twice_is_refused_not_read_as_its_last(
     assert at["schema"]["minLength"] == 1  # '?at=' is refused, and the document says so
 
 
+async def test_a_query_parameter_its_route_does_not_take_is_refused_naming_those_it_does(
+    serve: Serve,
+) -> None:
+    """``?limitt=5`` listed the default page, ``next-fires?limit=`` (its parameter is ``count``)
+    the default five fires, and the client read either as its answer (hostile h26 L2). A name
+    the route's operation does not declare is a 400 naming the ones it takes, before anything
+    is done; a webhook's query is its sender's and reaches the flow as it was."""
+    plain = cf.define("plain").step("s", lambda ctx: ctx.payload)
+    hook = (
+        cf.define("hook")
+        .on_webhook("/webhooks/hook")
+        .step("s", lambda ctx: dict(ctx.trigger.query))
+    )
+    timed = cf.define("timed").on_schedule("0 * * * *").step("s", str)
+    rt, client = await serve([plain, hook, timed])
+    await rt.wait(await rt.trigger("plain", 1), timeout=5)
+    refusals = {
+        "/runs?limitt=5&bogus=1": "GET /runs has no query parameter 'bogus', 'limitt'; it takes "
+        "cursor, limit, status, workflow",
+        "/flows/timed/next-fires?limit=9": "has no query parameter 'limit'; it takes count",
+        "/runs?limit=1&Status=failed": "'Status'",
+        "/healthz?verbose": "GET /healthz takes no query parameter (given: 'verbose')",
+    }
+    for url, words in refusals.items():
+        refused = await client.get(url)
+        assert refused.status_code == 400, url
+        assert refused.json()["type"] == "urn:cronflow:problem:invalid-argument"
+        assert words in refused.json()["detail"], refused.json()
+    assert (await client.head("/runs?limitt=5")).status_code == 400
+    run_id = (await client.get("/runs?limit=1")).json()["runs"][0]["id"]
+    cancel = await client.post(f"/runs/{run_id}/cancel?force=true")
+    assert cancel.status_code == 400
+    assert "takes no query parameter (given: 'force')" in cancel.json()["detail"]
+    assert (await rt.inspect(run_id)).status == "completed"  # nothing was done
+    [fires] = (await client.get("/flows/timed/next-fires?count=2")).json()["schedules"]
+    assert len(fires["next"]) == 2
+    started = await client.post("/webhooks/hook?tenant=7&anything=x", json={})
+    assert started.status_code == 202, started.text
+    result = await rt.wait(started.json()["run_id"], timeout=5)
+    assert result.output == {"tenant": "7", "anything": "x"}
+    document = (await client.get("/openapi.json")).json()
+    assert "400" in document["paths"]["/healthz"]["get"]["responses"]
+
+
 class Typed(msgspec.Struct):
     n: int
 
