@@ -138,8 +138,8 @@ class Task:
                 return self._work_item_changed(message)
             case EnableTask():
                 return self._enable(last=True)
-            case EnsureTaskStarted():
-                return self._ensure_started()
+            case EnsureTaskStarted(silent=silent):
+                return self._ensure_started(silent=silent)
             case WorkflowStateChanged():
                 return child_changed(self, message)
             case CancelTask(teardown=teardown):
@@ -177,19 +177,23 @@ class Task:
             return
         await self._activity("on_enabled", default_child=True, last=last)
 
-    async def _ensure_started(self, failed: Exception | None = None) -> None:
+    async def _ensure_started(
+        self, failed: Exception | None = None, *, silent: bool = False
+    ) -> None:
         """``enabled`` -> ``started`` on the first start of a work item or child workflow: take one
         token from every input condition, disable the competitors that lost their token (deferred
         choice), run ``on_started``, then ask the policy once (a dummy task just completes).
         ``failed``: its ``on_enabled`` raised that while a report was applied; it starts with no
-        child and fails with it, as its policy would answer (a catching task completes)."""
+        child and fails with it, as its policy would answer (a catching task completes).
+        ``silent``: a fast-forwarded task's start reached it through a child workflow (conform
+        h27 M1: a migrated root's ``on_started`` ran again, spec section 9 suppresses it)."""
         tx, workflow, record, name = self.tx, self.workflow, self.record, self.name
         if record.state == _STARTED:
             return
         if _STARTED not in TASK_TRANSITIONS[record.state]:  # (check_move, no call)
             refuse_move("task", (workflow.name, name), record.state, _STARTED)
         if workflow.state == _WORKFLOW_INITIALIZED:
-            await tx.send(EnsureWorkflowStarted(workflow_id=workflow.id))
+            await tx.send(EnsureWorkflowStarted(workflow_id=workflow.id, silent=silent))
             if workflow.state in FINAL_STATES:
                 return  # its workflow's composite task ended it as it started (spec 1.3)
         spec, generation = self.spec, record.generation

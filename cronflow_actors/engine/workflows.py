@@ -201,7 +201,9 @@ class Workflow:
             return
         if workflow.parent_id is not None and workflow.parent_task is not None:
             await self.tx.send(
-                EnsureTaskStarted(workflow_id=workflow.parent_id, task=workflow.parent_task)
+                EnsureTaskStarted(
+                    workflow_id=workflow.parent_id, task=workflow.parent_task, silent=silent
+                )
             )
             if workflow.state != WorkflowState.INITIALIZED:
                 return  # its composite's start ended it (the policy's first answer: spec 1.3)

@@ -94,10 +94,13 @@ class EnableTask(Message, frozen=True, kw_only=True, gc=False):
 
 
 class EnsureTaskStarted(Message, frozen=True, kw_only=True, gc=False):
-    """A child of the task is starting: the task starts first if it has not yet."""
+    """A child of the task is starting: the task starts first if it has not yet (``silent``:
+    a child workflow a fast-forwarded task started, whose start starts the task's workflow
+    without its ``on_started``, as the child's own start is)."""
 
     workflow_id: str
     task: str
+    silent: bool = False
 
 
 class CancelTask(Message, frozen=True, kw_only=True, gc=False):

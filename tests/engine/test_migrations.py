@@ -269,6 +269,41 @@ async def test_composite_tasks_migrate_with_their_child_workflows(rt: cf.Runtime
     assert calls[-1] == "discharge"
 
 
+async def test_a_root_a_fast_forwarded_task_starts_through_its_child_runs_no_on_started(
+    rt: cf.Runtime,
+) -> None:
+    """Spec section 9: "Workflow onStarted is suppressed when started from fast-forward". A
+    fast-forwarded task of a composite task's child started the child silently, but the child
+    started its composite task, whose start started the new root with its ``on_started``: a
+    "your case has started" sent twice for one case (conform h27 M1)."""
+    log: list[str] = []
+
+    def spec(version: str) -> net.NetSpec:
+        child = build(
+            "child",
+            {"pre": net.task(), "more": net.task()},
+            [("start", "pre"), ("pre", "more"), ("more", "end")],
+            version=version,
+        )
+        started = {"on_started": lambda ctx: log.append(f"{version} {ctx.execution_mode}")}
+        tasks = {"top": net.composite_task(child), "tail": net.task()}
+        flows = [("start", "top"), ("top", "tail"), ("tail", "end")]
+        return build("root", tasks, flows, version=version, activities=started)
+
+    migrators = {"root/top": lambda ctx: "continue", "child/pre": lambda ctx: "fast_forward"}
+    for registered in (spec("v1"), spec("v2")):
+        rt.register(registered)
+    rt.register(net.migration("v1", "v2", workflow="root").task_migrators(migrators).build())
+    old = await rt.start_workflow("root", version="v1")
+    [child] = await rt.child_workflows(old, "top")
+    await run(rt, child.id, "pre")
+    new = await rt.migrate(old, "v2")
+    assert log == ["v1 normal"]
+    [new_child] = await rt.child_workflows(new, "top")
+    assert await states(rt, new_child.id) == {"pre": "completed", "more": "enabled"}
+    assert await rt.workflow_state(new) == "started"
+
+
 async def test_a_later_call_in_a_migrated_instance_is_no_fast_forward(rt: cf.Runtime) -> None:
     """``ctx.execution_mode`` said ``fast_forward`` in every call of an instance a migration
     started: an activity guarded as the spec's (and these tests') pattern guards it skipped its
