@@ -10,7 +10,8 @@ child flows first: a per-item flow's or a subflow's net comes in as ``child``)."
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import msgspec
@@ -37,6 +38,41 @@ ItemsOf = Callable[[Any], Awaitable[list[Any]]]
 
 def _index(item: Any) -> int:
     return int(item.payload["index"])
+
+
+def _function_payloads(handlers: Sequence[Any]) -> list[dict[str, Any]]:
+    """The payload of each function's work item: the function by its module and qualified name,
+    and which of the functions of that name it is (``nth``). A migration or a resume carries a
+    completed item's output to the item of the same payload: by place, a list reordered between
+    versions gave a function another's output and never called it (conform h27 M2). Lambdas
+    share a name, so they are told apart by their order among the lambdas."""
+    payloads: list[dict[str, Any]] = []
+    seen: Counter[str] = Counter()
+    for fn in handlers:
+        name = getattr(fn, "__qualname__", None) or type(fn).__qualname__
+        named = f"{getattr(fn, '__module__', None) or ''}:{name}"
+        payloads.append({"fn": named, "nth": seen[named]})
+        seen[named] += 1
+    return payloads
+
+
+def _place_of(payloads: list[dict[str, Any]]) -> Callable[[Any], int]:
+    """A function's place in the list from its work item's payload (``{"index": i}`` from a
+    version before functions were named: a run started by it goes on by place)."""
+    places = {(p["fn"], p["nth"]): index for index, p in enumerate(payloads)}
+
+    def place(payload: Any) -> int:
+        if "index" in payload:
+            return int(payload["index"])
+        found = places.get((payload["fn"], payload["nth"]))
+        if found is None:
+            raise LookupError(
+                f"this run started function {payload['fn']!r}, which the flow's version has "
+                "no longer: a renamed function needs a new version (and a migration)"
+            )
+        return found
+
+    return place
 
 
 def _first_wins(ctx: Any) -> str:
@@ -79,14 +115,16 @@ def group(node: n.GroupNode, ids: frozenset[str], problems: list[str]) -> net.Ta
     handlers, arm = node.handlers, _deadline(node, what)
     first = count if limit is None else min(count, limit)
 
+    payloads = _function_payloads(handlers)
+    place = _place_of(payloads)
+
     async def run(ectx: Any) -> Any:
-        index = ectx.work_item.payload["index"]
         fctx = FlowContext.of(ectx, ids)
-        return await call_step(ectx, handlers[index], fctx)
+        return await call_step(ectx, handlers[place(ectx.work_item.payload)], fctx)
 
     def start(ctx: Any) -> None:
         for index in range(first):
-            ctx.work_item.initialize({"index": index})
+            ctx.work_item.initialize(payloads[index])
         arm(ctx)
 
     def next_one(ctx: Any) -> None:
@@ -94,7 +132,7 @@ def group(node: n.GroupNode, ids: frozenset[str], problems: list[str]) -> net.Ta
         if ctx.work_item.next_state == WorkItemState.COMPLETED:
             started = len(ctx.work_item.ids())
             if started < count:
-                ctx.work_item.initialize({"index": started})
+                ctx.work_item.initialize(payloads[started])
 
     kind = "parallel" if node.mode == "all" else "race"
     item = net.work_item(node.id, handler=run, kind=kind, sets_last=False)
@@ -102,7 +140,9 @@ def group(node: n.GroupNode, ids: frozenset[str], problems: list[str]) -> net.Ta
     if first < count:
         builder.activities(on_work_item_state_changed=next_one)
     if node.mode == "all":
-        builder.output(lambda items: [i.output for i in sorted(items, key=_index)])
+        builder.output(
+            lambda items: [i.output for i in sorted(items, key=lambda i: place(i.payload))]
+        )
     else:
         builder.policy(_first_wins).output(_winner)
     return builder
