@@ -52,7 +52,7 @@ from cronflow_actors.net.spec import NetSpec
 
 __all__ = ["Workflow", "initialize"]
 
-_SCHEDULING_ACTIVITIES = frozenset({"on_initialized", "on_started"})
+_SCHEDULING_ACTIVITIES = frozenset({"on_initialized", "on_migrated", "on_started"})
 _TASK_STARTED: Final = TaskState.STARTED
 _TASK_ENABLED: Final = TaskState.ENABLED
 _TASK_COMPLETED: Final = TaskState.COMPLETED
@@ -141,7 +141,9 @@ async def initialize(tx: Transaction, spec: NetSpec, message: InitializeWorkflow
         return  # a queued run canceled before it started: its cancel follows
     if migrated:  # the migration's initializer, before the first tasks are enabled
         await Workflow(tx, record)._migration_hook("initializer")
-    activity = "on_initialized" in spec.activities and not migrated
+    activity = "on_migrated" if migrated else "on_initialized"
+    if activity not in spec.activities:
+        activity = ""
     first = spec.conditions[spec.start].outputs
     for n, name in enumerate(first, 1):
         if record.state in FINAL_STATES:
@@ -149,7 +151,7 @@ async def initialize(tx: Transaction, spec: NetSpec, message: InitializeWorkflow
         last = n == len(first) and not activity  # the last act: nothing follows its answer
         await (tx.send_last if last else tx.send)(EnableTask(workflow_id=ident, task=name))
     if activity:
-        await Workflow(tx, record)._activity("on_initialized")
+        await Workflow(tx, record)._activity(activity)
 
 
 class Workflow:

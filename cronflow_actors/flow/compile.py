@@ -404,6 +404,14 @@ def compile_flow(
                 ctx.after_commit(functools.partial(on_start, fctx))
 
         builder.activities(on_initialized=initialized)
+    if timeout is not None:  # a migrated or resumed run's timeout counts afresh (conform h27
+        # M7: it had none), as its sleeps do; its on_start is the first run's
+
+        def migrated(ctx: Any) -> None:
+            error = f"run timed out after {timeout:g} s"
+            ctx.register_scheduled(timeout, jobs.fail_workflow(ctx.workflow.id, error))
+
+        builder.activities(on_migrated=migrated)
     if problems:
         return None
     try:

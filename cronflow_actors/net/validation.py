@@ -51,8 +51,11 @@ __all__ = [
 ]
 
 WORKFLOW_ACTIVITIES = frozenset(
-    {"on_initialized", "on_started", "on_completed", "on_failed", "on_canceled"}
+    {"on_initialized", "on_migrated", "on_started", "on_completed", "on_failed", "on_canceled"}
 )
+"""``on_migrated`` is ours: a migrated root's start runs it where ``on_initialized`` would run
+(spec section 9 runs no ``on_initialized`` there); what an instance must have from its start in
+every version (a deadline of its own) it registers again."""
 _TASK_COMMON = frozenset(
     {"on_enabled", "on_started", "on_completed", "on_failed", "on_canceled", "on_disabled"}
 )

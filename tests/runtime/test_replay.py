@@ -458,3 +458,30 @@ async def test_a_resume_onto_a_newer_version_runs_no_migrations_code(
         assert (await rt.inspect(resumed)).version == "v2"
     assert calls == ["v1:charge"]  # charged once
     assert seen == []
+
+
+async def test_a_resumed_runs_timeout_counts_from_the_resume(tmp_path: Path) -> None:
+    """A resumed run had no run ``timeout`` (conform h27 M7, as a migrated one): it counts from
+    the resume."""
+    clock = ManualClock(start=1_000_000.0)
+    down = [True]
+
+    def flaky(ctx: Any) -> str:
+        if down:
+            raise ConnectionError("down")
+        return "up"
+
+    flow = cf.define("timed", timeout="1h").step("a", flaky).pause("hold")
+    async with cf.Runtime(db=tmp_path / "t.db", clock=clock, workflows=[flow]) as rt:
+        failed = await rt.trigger("timed")
+        assert (await rt.wait(failed, timeout=5)).status == "failed"
+        clock.advance(3000)
+        down.clear()
+        resumed = await rt.replay(failed, resume=True)
+        await rt.wait_idle()
+        clock.advance(3500)
+        await rt.wait_idle()
+        assert (await rt.inspect(resumed)).status == "waiting"
+        clock.advance(200)
+        result = await rt.wait(resumed, timeout=5)
+        assert (result.status, result.error) == ("failed", "run timed out after 3600 s")
