@@ -22,6 +22,7 @@ from cronflow_actors.errors import (
 )
 from cronflow_actors.flow.envelope import TriggerEnvelope, open_envelope
 from cronflow_actors.messages import Mutation, encode
+from cronflow_actors.messages.audit import AuditSpan, SpanRows
 from cronflow_actors.messages.engine import Principal, StartWorkflow
 from cronflow_actors.messages.migrations import MigrationRecord
 from cronflow_actors.net.migration import refused
@@ -206,7 +207,7 @@ class FlowMethods(NetMethods):
         try:
             await self._cancel(run_id, principal, reason)
         except InvalidStateTransitionError:  # it has ended: for a migration that is pending?
-            if not await self._give_up_migration(run_id, principal):
+            if not await self._give_up_migration(run_id, principal, reason):
                 raise
 
     async def _cancel(self, run_id: str, principal: Principal | None, reason: str) -> None:
@@ -227,7 +228,9 @@ class FlowMethods(NetMethods):
         # it left its queue meanwhile, or NotFoundError
         await self.cancel_workflow(run_id, reason=reason, by=by)
 
-    async def _give_up_migration(self, run_id: str, principal: Principal | None) -> bool:
+    async def _give_up_migration(
+        self, run_id: str, principal: Principal | None, reason: str = ""
+    ) -> bool:
         """``cancel`` of a run canceled for a migration whose next run never started (its start
         raised: a version that cannot start from the run's payload, say) gives the migration
         up: the place the run held under its flow's limits is free, its end's hooks are called
@@ -263,7 +266,10 @@ class FlowMethods(NetMethods):
             not_started[0],
             run_id,
         )
-        await self._settle_given_up(plan.workflow, run_id)
+        gave_up = {"principal": principal.id if principal is not None else None}
+        gave_up |= {"reason": reason} if reason else {}
+        gave_up |= {"migration_given_up": not_started[0], "to_version": plan.hops[-1][0]}
+        await self._settle_given_up(plan.workflow, run_id, gave_up)
         return True
 
     async def _carried_elsewhere(self, book: PlanBook, plan: Any) -> bool:
@@ -275,22 +281,44 @@ class FlowMethods(NetMethods):
             return False
         return await lease.is_live(plan.owner) or not await book.claim(plan, lease.owner)
 
-    async def _settle_given_up(self, workflow: str, run_id: str) -> None:
+    async def _settle_given_up(self, workflow: str, run_id: str, gave_up: dict[str, Any]) -> None:
         """``run_id``, canceled for a migration given up, names no successor any more (the
         planned id is free, and not its run's: the verifier's h26 V1), and its end hooks are
         called: they were left to the run that replaces it (``engine/endings.py``), which will
-        never run (at most once, as for a run canceled offline: the reviewer's h26 M2)."""
+        never run (at most once, as for a run canceled offline: the reviewer's h26 M2). Its
+        trace records the cancel that gave the migration up, with ``gave_up`` (who asked, why,
+        the run it will not have): its last span named a successor that never was (conform
+        h27 M6)."""
         snapshot = await self.store.load_snapshot(run_id)
         if snapshot is None:
             return
         state = decode_state(snapshot.body, run_id)
+        now = self.clock.now()
         state.migrated_to, state.revision = None, snapshot.revision + 1
         body = encode(state)
-        record = replace(snapshot, revision=state.revision, updated_at=self.clock.now(), body=body)
+        record = replace(snapshot, revision=state.revision, updated_at=now, body=body)
+        trail = self._services.audit
+        spans = None
+        if trail is not None:
+            span = AuditSpan(
+                trace_id=run_id,
+                span_id=f"{state.revision}.1",
+                parent_id=None,
+                instance_id=run_id,
+                operation="Action.cancel",
+                element=run_id,
+                started_at=now,
+                ended_at=now,
+                revision=state.revision,
+                attributes=gave_up,
+            )
+            spans = SpanRows.of([span])
         try:
-            await self.store.commit(Mutation(snapshot=record))
+            await self.store.commit(Mutation(snapshot=record, spans=spans))
         except RevisionConflictError:  # written meanwhile (another process gave it up)
             return
+        if spans is not None and trail is not None and trail.sink is not None:
+            trail.sink(spans)
         compiled = self.catalog.compiled.get(workflow)
         if compiled is not None:
             info = Transaction.workflow_info(state.workflows[state.id])
