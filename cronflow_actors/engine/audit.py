@@ -292,6 +292,14 @@ class AuditRecorder:
         self._open("WorkItem.rerun", item.workflow_id, item.id, attributes)
         self.events.append(EXIT)
 
+    def carried(self, item: WorkItemRecord, from_run: str) -> None:
+        """``item`` completes with the output run ``from_run`` recorded for its step and
+        payload, its handler not called (a migration's or a resume's): a ``WorkItem.carried``
+        span."""
+        self.events.append(ENTER)
+        self._open("WorkItem.carried", item.workflow_id, item.id, {"from_run": from_run})
+        self.events.append(EXIT)
+
     # -- the commit -------------------------------------------------------------------------------
 
     def spans(self, revision: int) -> SpanRows:

@@ -106,18 +106,22 @@ def _carried_entry(state: InstanceState, workflow: WorkflowRecord) -> CarriedChi
 
 
 def recorded_item(
-    state: InstanceState, workflow: WorkflowRecord, item: WorkItemRecord
+    tx: Transaction, workflow: WorkflowRecord, item: WorkItemRecord
 ) -> tuple[bool, Any]:
     """Whether the run gone on from completed a work item of ``item``'s step with its payload,
     in a step it did not complete (a ``parallel``'s function, a ``for_each``'s item, a
     ``batch``'s chunk), and that item's output: used once (conform h26 H3: a migration or a
-    resume called the done half of a group again, under new idempotency keys)."""
+    resume called the done half of a group again, under new idempotency keys). The trace says
+    so (a ``WorkItem.carried`` span: its completion is no call, conform h27 L1)."""
+    state = tx.state
     carried = _carried_entry(state, workflow)
     if carried is None or not carried.items:
         return False, None
     for n, (task, payload, output) in enumerate(carried.items):
         if task == item.task and payload == item.payload:
             del carried.items[n]
+            if tx.audit is not None and state.migration is not None:
+                tx.audit.carried(item, state.migration.from_instance)
             return True, output
     return False, None
 

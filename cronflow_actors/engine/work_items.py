@@ -305,7 +305,7 @@ class WorkItem:
             handle = await self._activity("on_started", _ON_STARTED_TRIGGERS)
         done, output = _NO  # the run gone on from completed it (half a parallel): not again
         if tx.state.migration is not None and definition.handler is not None:
-            done, output = recorded_item(tx.state, workflow, item)
+            done, output = recorded_item(tx, workflow, item)
         # the report is the last act unless a trigger or a completion follows
         last = (handle is None or handle.trigger is None) and not definition.detached and not done
         await (tx.send_last if last else tx.send)(change)

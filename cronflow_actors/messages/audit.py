@@ -47,7 +47,7 @@ class AuditSpan(Message, frozen=True, kw_only=True, gc=False):
 
     ``operation`` is one of ``Workflow.initialize|start|complete|fail|cancel``,
     ``Task.enable|start|complete|disable|fail|cancel``,
-    ``WorkItem.initialize|start|complete|fail|cancel|reset``, ``Condition.mark``,
+    ``WorkItem.initialize|start|complete|fail|cancel|reset|rerun|carried``, ``Condition.mark``,
     ``Task.route``, ``Activity.<name>`` and ``Action.<name>``. ``instance_id`` is the workflow
     (the root or a child) the element belongs to; ``element`` is the element's id within it:
     the workflow's id, a task's or a condition's name, a work item's id. ``attributes`` hold

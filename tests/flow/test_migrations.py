@@ -345,9 +345,21 @@ async def test_cancel_gives_up_a_migration_whose_new_run_cannot_start(tmp_path: 
         await rt.wait_idle()
         assert await rt.store.queued_run(queued) is not None  # the place is the migration's
         assert ended == []  # its end is its successor's, which has not started
-        await rt.cancel(first)  # gives it up
+        planned = (await rt.migration_links(first)).migrated_to
+        await rt.cancel(first, reason="v1 cannot take it")  # gives it up
         await rt.wait_idle()
         assert ended == [first]  # the run's end, after all (the reviewer's h26 M2)
+        # its trace ends with the cancel that gave the migration up (conform h27 M6)
+        last = (await rt.trace(first)).roots[-1].span
+        assert (last.operation, last.attributes) == (
+            "Action.cancel",
+            {
+                "principal": None,
+                "reason": "v1 cannot take it",
+                "migration_given_up": planned,
+                "to_version": "v1",
+            },
+        )
         # it names no successor: the planned run will never be its (the verifier's h26 V1)
         assert (await rt.migration_links(first)).migrated_to is None
         assert (await rt.inspect(first)).migrated_to is None
@@ -527,6 +539,10 @@ async def test_a_half_done_group_keeps_its_done_half_when_migrated(
         new = await rt.migrate(old, "v2")
         gate.set()
         result = await rt.wait(new, timeout=5)
+        # its trace says which item's function was not called (conform h27 L1)
+        spans = await rt.spans(new)
+        carried = [s for s in spans if s.operation == "WorkItem.carried"]
+        assert [s.attributes for s in carried] == [{"from_run": old}]
     assert (result.status, _results(result.output)) == ("completed", OUTPUT[kind])
     assert calls[DONE_FIRST[kind]] == 1, dict(calls)
 
@@ -600,3 +616,62 @@ async def test_a_migrated_run_ends_once_its_hooks_are_called_once(rt: cf.Runtime
     assert (await rt.wait(new, timeout=5)).output == "v2"
     await rt.wait_idle()
     assert hooks == [("start", old), ("success", new), ("complete", new)]
+
+
+async def test_a_half_done_parallel_whose_functions_were_reordered_keeps_each_ones_output(
+    tmp_path: Path,
+) -> None:
+    """Carried by place, a ``parallel`` reordered between versions gave ``slow``'s place the
+    output ``fast`` had recorded, never called ``slow``, and called ``fast`` again (conform h27
+    M2). Each function is its item's by name: the done one keeps its output where the new
+    list puts it, the other runs."""
+    calls: Counter[str] = Counter()
+    gate = asyncio.Event()
+
+    def checks(version: str) -> cf.Flow:
+        async def fast(ctx: Any) -> str:
+            calls["fast"] += 1
+            return "F"
+
+        async def slow(ctx: Any) -> str:
+            calls["slow"] += 1
+            await gate.wait()
+            return "S"
+
+        listed = [fast, slow] if version == "v1" else [slow, fast, lambda ctx: "new"]
+        return cf.define("checks", version=version).parallel("g", listed)
+
+    async with cf.Runtime(db=tmp_path / "reordered.db", workflows=[checks("v1")]) as rt:
+        old = await rt.trigger("checks")
+        rt.register(checks("v2"))
+        for _ in range(200):
+            if calls["fast"] and calls["slow"]:
+                break
+            await asyncio.sleep(0.01)
+        new = await rt.migrate(old, "v2")
+        gate.set()
+        result = await rt.wait(new, timeout=5)
+    assert (result.status, result.output) == ("completed", ["S", "F", "new"])
+    assert calls == {"fast": 1, "slow": 2}  # slow was running: it runs again, as a step does
+
+
+async def test_a_migrated_runs_timeout_counts_afresh(rt: cf.Runtime, clock: ManualClock) -> None:
+    """``define(timeout="1h")``: a run migrated 30 minutes in waited on with no limit (conform
+    h27 M7). Its timeout counts from the migration, as its sleeps do."""
+
+    def timed(version: str) -> cf.Flow:
+        return cf.define("timed", version=version, timeout="1h").pause("hold").step("b", str)
+
+    rt.register(timed("v1"))
+    old = await rt.trigger("timed")
+    await rt.wait_idle()
+    rt.register(timed("v2"))
+    clock.advance(1800)
+    new = await rt.migrate(old, "v2")
+    await rt.wait_idle()
+    clock.advance(3500)  # past the first run's deadline, not the migrated one's
+    await rt.wait_idle()
+    assert (await rt.inspect(new)).status == "waiting"
+    clock.advance(200)
+    result = await rt.wait(new, timeout=5)
+    assert (result.status, result.error) == ("failed", "run timed out after 3600 s")
