@@ -77,19 +77,24 @@ def correspondent(tx: Transaction, workflow: WorkflowRecord) -> MigrationSource 
     return old[index] if index < len(old) else None
 
 
-def kept_key(state: InstanceState, item: WorkItemRecord) -> str | None:
+def _take_key(state: InstanceState, workflow: WorkflowRecord, item: WorkItemRecord) -> str | None:
     """The idempotency key the work item ``item`` keeps from the run a resume goes on from (the
     one of its step and payload that began there and did not complete: what it may have done is
-    known downstream by its key), at the root or in a child workflow; None: its own (its id)."""
+    known downstream by its key), at the root or in a child workflow; None: its own (its id).
+    Taken once: the chunks of a ``batch`` after the one that failed, the iterations of a
+    ``while_`` (one payload for all), took the failed one's key too (chaos h27 F1: two units of
+    work under one key)."""
     migration = state.migration
     if migration is None:
         return None
-    carried = _carried_entry(state, state.workflows[item.workflow_id])
-    for task, payload, key in carried.keys if carried is not None else ():
+    carried = _carried_entry(state, workflow)
+    keys = carried.keys if carried is not None else []
+    for n, (task, payload, key) in enumerate(keys):
         if task == item.task and payload == item.payload:
+            del keys[n]
             return key
     if item.workflow_id == state.id and migration.keys:  # a run resumed before keys by item
-        return migration.keys.get(item.task)
+        return migration.keys.pop(item.task, None)
     return None
 
 
@@ -112,17 +117,19 @@ def recorded_item(
     in a step it did not complete (a ``parallel``'s function, a ``for_each``'s item, a
     ``batch``'s chunk), and that item's output: used once (conform h26 H3: a migration or a
     resume called the done half of a group again, under new idempotency keys). The trace says
-    so (a ``WorkItem.carried`` span: its completion is no call, conform h27 L1)."""
+    so (a ``WorkItem.carried`` span: its completion is no call, conform h27 L1). Otherwise, at
+    its first start, the item takes the key it keeps (``_take_key``)."""
     state = tx.state
     carried = _carried_entry(state, workflow)
-    if carried is None or not carried.items:
-        return False, None
-    for n, (task, payload, output) in enumerate(carried.items):
+    items = carried.items if carried is not None else []
+    for n, (task, payload, output) in enumerate(items):
         if task == item.task and payload == item.payload:
-            del carried.items[n]
+            del items[n]
             if tx.audit is not None and state.migration is not None:
                 tx.audit.carried(item, state.migration.from_instance)
             return True, output
+    if item.attempt <= 1:  # its first start: it takes the key it keeps, if any
+        item.kept_key = _take_key(state, workflow, item)
     return False, None
 
 

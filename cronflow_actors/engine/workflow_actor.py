@@ -38,7 +38,6 @@ from mypy_extensions import mypyc_attr
 
 from cronflow_actors.engine import endings, notices, report_failure
 from cronflow_actors.engine.commands import apply
-from cronflow_actors.engine.fast_forward import kept_key
 from cronflow_actors.engine.handlers import (
     ActionActor,
     HandlerActor,
@@ -446,7 +445,7 @@ class WorkflowActor(CoroutineActor):
             self.state.workflows[item.workflow_id],
             item,
             answered=answered,
-            key=kept_key(self.state, item),  # a resume: the step that failed keeps its key
+            key=item.kept_key,  # a resume: the step that failed keeps its key
             state_access=self._state_access,
             run_blocking=self.system.run_blocking,
             clock=self.services.clock,

@@ -72,6 +72,10 @@ class WorkItemRecord(msgspec.Struct, kw_only=True, gc=False, omit_defaults=True)
     """How many times a restart found it started with its end unrecorded, and ran its handler
     again (each time the process before may have run it wholly, partly, or not at all: a step
     waiting for a pool thread had not begun; ``ctx.redispatches``)."""
+    kept_key: str | None = None
+    """The idempotency key it keeps from the run a resume went on from (the key of an item of
+    its step and payload that began there and did not complete), taken as it first started;
+    None: its own, its id (``ctx.idempotency_key``)."""
 
 
 class TaskRecord(msgspec.Struct, kw_only=True, gc=False, omit_defaults=True):

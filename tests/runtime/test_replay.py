@@ -411,6 +411,44 @@ async def test_each_item_of_a_resumed_group_keeps_its_own_key(tmp_path: Path) ->
     assert dict(seen) == {2: first[2], 3: first[3]}
 
 
+@pytest.mark.parametrize("kind", ["batch", "while_"])
+async def test_the_units_after_the_one_that_failed_have_keys_of_their_own(
+    tmp_path: Path, kind: str
+) -> None:
+    """A resumed ``batch`` gave every chunk after the one that failed that chunk's key, and a
+    ``while_`` every later iteration (one payload for all): two units of work under one key, a
+    charge answered with another's (chaos h27 F1). The one that failed keeps its key, once."""
+    seen: list[tuple[int, str]] = []
+    down = [True]
+
+    def unit(n: int, ctx: Any) -> int:
+        seen.append((n, ctx.idempotency_key))
+        if n == 2 and down:
+            raise ConnectionError("unit 2 broke")
+        return n
+
+    if kind == "batch":
+        flow = cf.define("units").batch(
+            "g", lambda ctx: [1, 2, 3, 4], 1, lambda chunk, ctx: unit(chunk[0], ctx)
+        )
+    else:
+        flow = cf.define("units").while_(
+            "g", lambda ctx: (ctx.last or 0) < 4, lambda ctx: unit((ctx.last or 0) + 1, ctx)
+        )
+    async with cf.Runtime(db=tmp_path / "units.db", workflows=[flow]) as rt:
+        failed = await rt.trigger("units")
+        assert (await rt.wait(failed, timeout=5)).status == "failed"
+        first = dict(seen)
+        seen.clear()
+        down.clear()
+        result = await rt.wait(await rt.replay(failed, resume=True), timeout=5)
+    assert result.status == "completed"
+    assert [n for n, _ in seen] == [2, 3, 4]  # unit 1 is not run again
+    keys = dict(seen)
+    assert keys[2] == first[2]
+    assert len({keys[2], keys[3], keys[4]}) == 3, seen
+
+
 @pytest.mark.parametrize("broken", [False, True])
 async def test_a_resume_onto_a_newer_version_runs_no_migrations_code(
     tmp_path: Path, broken: bool
