@@ -12,8 +12,8 @@ audit is off, and then nothing here runs). It hears of the operations from four 
   delivered as it is (a frame is a coroutine around the delivery, the recording's largest
   cost per message; the tests check each such send, ``check_last_sends``). The first message
   of a turn that calls an action (``WorkItemAction``, ``CreateWorkItem``, the root's
-  ``InitializeWorkflow``, ``CancelWorkflow``, from a call or a job) is an ``Action.<name>``
-  span with the caller;
+  ``InitializeWorkflow``, ``CancelWorkflow``, ``GiveUpMigration``, from a call or a job) is an
+  ``Action.<name>`` span with the caller;
 - the elements report each move as they make it (``task_moved``, ``item_moved``,
   ``workflow_moved``, beside appending the change to ``Transaction.changes``):
   ``Workflow.*``, ``Task.*`` and ``WorkItem.*`` spans, open until the frame they happened in
@@ -59,6 +59,7 @@ from cronflow_actors.messages.audit import (
 from cronflow_actors.messages.elements import CreateWorkItem, InitializeWorkflow
 from cronflow_actors.messages.engine import (
     CancelWorkflow,
+    GiveUpMigration,
     InstanceState,
     TaskStateChanged,
     WorkflowStateChanged,
@@ -384,6 +385,9 @@ class AuditRecorder:
         migrated_to = getattr(message, "migrated_to", None)
         if migrated_to:  # a migration's cancel of the old root (its cancel action skipped)
             attributes.update(reason="migration", migrated_to=migrated_to)
+        given_up = getattr(message, "given_up", None)
+        if given_up:  # a cancel that gave a pending migration up (its run had ended)
+            attributes.update(migration_given_up=given_up, to_version=message.to_version)
         self._open(operation, instance_id, element, attributes)
 
 
@@ -411,10 +415,15 @@ def _cancel_action(_state: InstanceState, message: CancelWorkflow) -> _Called:
     return "Action.cancel", message.workflow_id, message.workflow_id
 
 
+def _give_up_action(state: InstanceState, _message: GiveUpMigration) -> _Called:
+    return "Action.cancel", state.id, state.id
+
+
 _ACTIONS: dict[type, Callable[[InstanceState, Any], _Called]] = {
     WorkItemAction: _item_action,
     CreateWorkItem: _create_action,
     InitializeWorkflow: _initialize_action,
     CancelWorkflow: _cancel_action,
+    GiveUpMigration: _give_up_action,
 }
 """The messages that call an action when they begin a turn, and what their span is."""

@@ -32,6 +32,7 @@ from cronflow_actors.messages.engine import (
     FailTaskJob,
     FailWorkflowJob,
     FailWorkItemJob,
+    GiveUpMigration,
     InitializeChildWorkflow,
     InitializeWorkflowJob,
     InitializeWorkItem,
@@ -179,6 +180,8 @@ async def _carry_out(tx: Transaction, command: WorkflowCommand, send: Send) -> A
         case EndHooksDone():
             endings.done(tx)
             return None
+        case GiveUpMigration():
+            return endings.given_up(tx, command)
         case DeliverKept(drop=drop):
             return await _deliver_kept(tx, send, drop=drop)
         case TimerFired(timer_id=timer_id):

@@ -19,9 +19,19 @@ from typing import Any, Protocol
 
 from cronflow_actors.engine.context import WorkflowInfo
 from cronflow_actors.engine.transaction import Transaction
-from cronflow_actors.messages.engine import EndHooksDone
+from cronflow_actors.messages.engine import EndHooksDone, GiveUpMigration
 
-__all__ = ["EndHooks", "call", "done", "ended", "forget", "owed", "recover"]
+__all__ = [
+    "EndHooks",
+    "call",
+    "done",
+    "ended",
+    "forget",
+    "give_up",
+    "given_up",
+    "owed",
+    "recover",
+]
 
 
 class EndHooks(Protocol):
@@ -87,6 +97,32 @@ def done(tx: Transaction) -> None:
     if tx.state.end_owed:
         tx.state.end_owed = False
         tx.rewritten = True
+
+
+def given_up(tx: Transaction, command: GiveUpMigration) -> bool:
+    """The migration that canceled this run for ``command.given_up`` was given up: the run names
+    no successor, and its end's hooks are owed, in the commit that says so (called at least once
+    from there, as any end's: chaos h27 F3 found them called off the record, lost to a crash).
+    Once: a second give-up finds no successor named (hostile h27 L1: hooks called twice)."""
+    state = tx.state
+    if state.migrated_to != command.given_up:
+        return False
+    state.migrated_to = None
+    state.end_owed = command.owed
+    tx.rewritten = True
+    if tx.audit is not None:  # its Action.cancel span: who gave it up, why (conform h27 M6)
+        tx.audit.begin_turn(command)
+        tx.audit.end_turn()
+    return True
+
+
+async def give_up(actor: Any, command: GiveUpMigration) -> bool:
+    """Carry ``command`` out (``given_up``), then have the hooks it made owed called."""
+    done: bool = await actor._transact(command, command.principal)
+    root = actor.state.workflows.get(actor.instance_id)
+    if done and actor.state.end_owed and root is not None:
+        recover(actor, Transaction.workflow_info(root), actor._body)
+    return done
 
 
 def forget(actor: Any) -> None:

@@ -23,8 +23,7 @@ happens in the instance, and a refused or failing call must roll back all of it.
 would interleave cascades and leave half-applied changes to undo. So the instance is one actor, and
 the state-change messages between its elements are delivered by direct, ordered dispatch. User code
 runs in ``HandlerActor``s (``engine.handlers``), which report back with a message (a step's handler
-begins at once, and becomes an actor only if it waits: ``start_handler``).
-"""
+begins at once, and becomes an actor only if it waits: ``start_handler``)."""
 
 from __future__ import annotations
 
@@ -60,6 +59,7 @@ from cronflow_actors.messages.engine import (
     DeliverEvent,
     DeliverKept,
     EndHooksDone,
+    GiveUpMigration,
     InitializeWorkItem,
     InstanceState,
     NoticeDone,
@@ -202,6 +202,8 @@ class WorkflowActor(CoroutineActor):
                     endings.forget(self)
             case DeliverKept():
                 await deliver_kept(self, message)
+            case GiveUpMigration():
+                return await endings.give_up(self, message)
             case ChildFailed(child_urn=urn):
                 logger.error("%s: %s failed: %s", self, message.child_class, message.error_message)
                 for item_id, ref in list(self._handler_refs.items()):
@@ -253,8 +255,7 @@ class WorkflowActor(CoroutineActor):
         )
 
     async def _report(self, report: WorkflowCommand, *, reported: bool = False) -> None:
-        """Carry out ``report`` (told: nobody hears an error); a failure to apply it is
-        recorded in a transaction of its own."""
+        """Carry out ``report`` (told); a failure to apply it is recorded in a transaction."""
         try:
             await self._transact(report, reported=reported)
         except Exception as error:

@@ -66,6 +66,7 @@ __all__ = [
     "FailTaskJob",
     "FailWorkItemJob",
     "FailWorkflowJob",
+    "GiveUpMigration",
     "InitializeChildWorkflow",
     "InitializeWorkItem",
     "InitializeWorkItemJob",
@@ -329,6 +330,19 @@ class EndHooksDone(Message, frozen=True, kw_only=True):
     been called: no longer owed (``engine/endings.py``)."""
 
 
+class GiveUpMigration(Message, frozen=True, kw_only=True):
+    """The ended root a migration canceled names ``given_up`` as its successor, which will
+    never start (the migration was given up: ``cancel`` of the run): it names none any more,
+    and its end's hooks, which were the successor's to call, are owed (``owed``: it has some).
+    False if it names another successor, or none (given up already)."""
+
+    given_up: str
+    to_version: str
+    owed: bool
+    principal: Principal | None = None
+    reason: str = ""
+
+
 WorkflowCommand = (
     StartWorkflow
     | InitializeWorkItem
@@ -344,4 +358,5 @@ WorkflowCommand = (
     | DeliverKept
     | NoticeDone
     | EndHooksDone
+    | GiveUpMigration
 )

@@ -13,17 +13,13 @@ from typing import Any
 import msgspec
 from msgspec.structs import replace
 
-from cronflow_actors.engine.actors import decode_state
-from cronflow_actors.engine.transaction import Transaction
+from cronflow_actors.engine.states import WorkflowState
 from cronflow_actors.errors import (
     InvalidStateTransitionError,
     NotFoundError,
-    RevisionConflictError,
 )
 from cronflow_actors.flow.envelope import TriggerEnvelope, open_envelope
-from cronflow_actors.messages import Mutation, encode
-from cronflow_actors.messages.audit import AuditSpan, SpanRows
-from cronflow_actors.messages.engine import Principal, StartWorkflow
+from cronflow_actors.messages.engine import GiveUpMigration, Principal, StartWorkflow
 from cronflow_actors.messages.migrations import MigrationRecord
 from cronflow_actors.net.migration import refused
 from cronflow_actors.runtime.catalog import WorkflowDescription
@@ -233,14 +229,32 @@ class FlowMethods(NetMethods):
     ) -> bool:
         """``cancel`` of a run canceled for a migration whose next run never started (its start
         raised: a version that cannot start from the run's payload, say) gives the migration
-        up: the place the run held under its flow's limits is free, its end's hooks are called
-        (its successor, which would have, never runs), and it can be replayed (nothing else
-        freed it, a restart included: hostile h26 H2). A net's is given up by the caller its
-        cancel policy admitted (or this process). False: the run has no such migration."""
+        up: the place the run held under its flow's limits is free, its end's hooks are owed
+        and called (its successor, which would have, never runs), and it can be replayed
+        (nothing else freed it, a restart included: hostile h26 H2). A net's is given up by the
+        caller its cancel policy admitted (or this process). False: the run has no such
+        migration, or it goes on (a carrying out of it under way), or was given up already."""
         book = PlanBook(self.store, self.clock)
         plan = await book.naming(run_id)
-        if plan is None or self.migrations.under_way(plan.instance):
+        release = None if plan is None else self.migrations.hold(plan)
+        if plan is None or release is None:
             return False  # none, or its outcome is still to come
+        given_up = False
+        try:
+            given_up = await self._give_up(book, plan, run_id, principal, reason)
+        finally:
+            if given_up:
+                release("a cancel of the run gave it up", "replay or resume the run instead")
+            else:
+                release("a cancel of the run was giving it up meanwhile", "ask again")
+        return given_up
+
+    async def _give_up(
+        self, book: PlanBook, plan: Any, run_id: str, principal: Principal | None, reason: str
+    ) -> bool:
+        """``_give_up_migration`` as no carrying out of ``plan`` runs in this process: the
+        successor forgotten in the run's own transaction first (one give-up wins, its end hooks
+        owed in that commit: chaos h27 F3, F4; hostile h27 L1), then the plan."""
         asked = plan.principal.id if plan.principal is not None else None
         if (
             principal is not None
@@ -254,22 +268,32 @@ class FlowMethods(NetMethods):
                 f"process {plan.owner} carries it out",
                 "ask again once it has finished, or ask that process to give it up",
             )
-        not_started = await book.abandon(plan, run_id)
-        if not_started is None:
+        chain = [plan.instance, *(new_id for _version, new_id in plan.hops)]
+        if run_id not in chain[:-1]:
+            return False
+        successor = chain[chain.index(run_id) + 1]
+        if await self.store.instance_exists(successor):
             return False  # its next run started: the migration goes on from it
-        self.queues.given_up(plan.workflow, not_started)
+        hooks = self._services.end_hooks
+        command = GiveUpMigration(
+            given_up=successor,
+            to_version=plan.hops[-1][0],
+            owed=hooks is not None and hooks.owed(plan.workflow, WorkflowState.CANCELED),
+            principal=principal,
+            reason=reason,
+        )
+        if not await self.instances.send(run_id, command):
+            return False  # given up already (by another cancel)
+        not_started = await book.abandon(plan, run_id)
+        self.queues.given_up(plan.workflow, not_started or [successor])
         logger.warning(
             "the migration of %s to %r is given up (its run %s never started): run %s stays "
             "canceled; replay it to run its work again",
             plan.instance,
             plan.hops[-1][0],
-            not_started[0],
+            successor,
             run_id,
         )
-        gave_up = {"principal": principal.id if principal is not None else None}
-        gave_up |= {"reason": reason} if reason else {}
-        gave_up |= {"migration_given_up": not_started[0], "to_version": plan.hops[-1][0]}
-        await self._settle_given_up(plan.workflow, run_id, gave_up)
         return True
 
     async def _carried_elsewhere(self, book: PlanBook, plan: Any) -> bool:
@@ -280,49 +304,6 @@ class FlowMethods(NetMethods):
         if not isinstance(lease, ClusterLease) or not plan.owner or plan.owner == lease.owner:
             return False
         return await lease.is_live(plan.owner) or not await book.claim(plan, lease.owner)
-
-    async def _settle_given_up(self, workflow: str, run_id: str, gave_up: dict[str, Any]) -> None:
-        """``run_id``, canceled for a migration given up, names no successor any more (the
-        planned id is free, and not its run's: the verifier's h26 V1), and its end hooks are
-        called: they were left to the run that replaces it (``engine/endings.py``), which will
-        never run (at most once, as for a run canceled offline: the reviewer's h26 M2). Its
-        trace records the cancel that gave the migration up, with ``gave_up`` (who asked, why,
-        the run it will not have): its last span named a successor that never was (conform
-        h27 M6)."""
-        snapshot = await self.store.load_snapshot(run_id)
-        if snapshot is None:
-            return
-        state = decode_state(snapshot.body, run_id)
-        now = self.clock.now()
-        state.migrated_to, state.revision = None, snapshot.revision + 1
-        body = encode(state)
-        record = replace(snapshot, revision=state.revision, updated_at=now, body=body)
-        trail = self._services.audit
-        spans = None
-        if trail is not None:
-            span = AuditSpan(
-                trace_id=run_id,
-                span_id=f"{state.revision}.1",
-                parent_id=None,
-                instance_id=run_id,
-                operation="Action.cancel",
-                element=run_id,
-                started_at=now,
-                ended_at=now,
-                revision=state.revision,
-                attributes=gave_up,
-            )
-            spans = SpanRows.of([span])
-        try:
-            await self.store.commit(Mutation(snapshot=record, spans=spans))
-        except RevisionConflictError:  # written meanwhile (another process gave it up)
-            return
-        if spans is not None and trail is not None and trail.sink is not None:
-            trail.sink(spans)
-        compiled = self.catalog.compiled.get(workflow)
-        if compiled is not None:
-            info = Transaction.workflow_info(state.workflows[state.id])
-            self.run_hooks.finished(compiled.hooks, info, body, None)
 
     async def resume(
         self, token: str, payload: Any = None, *, principal: Principal | None = None

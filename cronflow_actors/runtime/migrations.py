@@ -1,34 +1,23 @@
 """The durable driver of ``Runtime.migrate`` (spec/tasquencer-semantics.md section 9).
 
-``migrate(instance_id, to_version)`` plans a route of registered migrations from the
-instance's version to ``to_version`` (``net.migration`` pairs, shortest first; a flow may also
-go straight to any registered version, its recorded step outputs carried over), then, hop by
-hop: the old root is canceled for the migration (reason ``migration``: its ``cancel`` action
-skipped, its activities run; the instance records the id of its successor), and a new root of
-the next version starts fast-forwarded, with the old instance's workflows as its
-``MigrationRecord``. It returns the last new root's id.
+``migrate(instance_id, to_version)`` plans a route of registered migrations from the instance's
+version to ``to_version`` (``net.migration`` pairs, shortest first; a flow may also go straight to
+any registered version, its recorded step outputs carried over), then, hop by hop: the old root is
+canceled for the migration (reason ``migration``: its ``cancel`` action skipped, its activities
+run; the instance records the id of its successor), and a new root of the next version starts
+fast-forwarded, with the old instance's workflows as its ``MigrationRecord``.
 
-Durability: before anything moves, the plan (every hop's version and the id its new root will
-have) is written to the store (``migration_plans.py``: a key of its own, set in one step, so
-two callers at once, in one process or two, carry out one plan); it is removed when the last
-hop is done. Each step is idempotent (an old root already canceled for this successor is not
-canceled again; a successor already stored is not started again, and its start is one
-transaction, initializer included), so a runtime that finds a plan when it starts (a crash in
-the middle) carries it out to the end: exactly one new root per hop, the old root canceled (on
-a shared database, a process still running carries on those of one that ended).
+Durability: before anything moves, the plan (every hop's version and its new root's id) is written
+to the store (``migration_plans.py``: a key set in one step, so two callers at once, in one process
+or two, carry out one plan), and removed when the last hop is done. Each step is idempotent (an old
+root canceled for this successor is not canceled again; a successor stored is not started again,
+its start one transaction), so a runtime that finds a plan as it starts carries it out to the end
+(a live process carries on a dead one's). A hop that fails after its old root was canceled (a
+migrator raised) keeps the plan: asked again, or at the next start, it goes on; a cancel drops it.
 
-If a hop fails after its old root was canceled (the new root's initializer or a migrator raised,
-the runtime stopped), the plan stays: ``migrate`` the same instance to the same version again, or
-start a runtime, and it goes on from there.
-
-An old instance whose definition is not registered here (or that is held ``blocked`` because its
-definition changed under the same version) cannot run its activities: it is canceled in its
-snapshot, offline (every open element canceled or disabled, its timers and waits dropped),
-without any of its user code.
-
-For a Cronflow-style flow, the new run's steps that completed in the old run are fast-forwarded
-with the outputs the old run recorded for them (never computed again), the first time each is
-enabled; the other steps run as usual (a migrator registered for a step decides instead).
+An old instance whose definition is not registered here (or is held ``blocked``) is canceled
+offline, in its snapshot, without any of its user code. A Cronflow-style flow's new run takes the
+outputs the old run recorded for its completed steps (never computed again).
 """
 
 from __future__ import annotations
@@ -305,9 +294,20 @@ class Migrations:
             await self._book.save(plan)
             self._spawn(self._resumed(plan), f"resume migration {plan.instance}")
 
-    def under_way(self, instance_id: str) -> bool:
-        """Whether this process is carrying out a migration of ``instance_id`` now."""
-        return instance_id in self._running
+    def hold(self, plan: MigrationPlan) -> Callable[[str, str], None] | None:
+        """While a cancel gives ``plan`` up, a carrying out of it is refused (hostile h27 H1:
+        both won): None if one is under way here; else ``release(why, advice)`` ends the hold."""
+        if plan.instance in self._running:
+            return None
+        held: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._running[plan.instance] = (plan, held)
+
+        def release(why: str, advice: str) -> None:
+            del self._running[plan.instance]
+            held.set_exception(refused(f"the migration of {plan.instance!r}", why, advice))
+            held.exception()  # retrieved: nobody need be waiting
+
+        return release
 
     async def links(self, instance_id: str) -> MigrationLinks:
         return links_of(await self._read(instance_id))

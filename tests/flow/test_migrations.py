@@ -675,3 +675,98 @@ async def test_a_migrated_runs_timeout_counts_afresh(rt: cf.Runtime, clock: Manu
     clock.advance(200)
     result = await rt.wait(new, timeout=5)
     assert (result.status, result.error) == ("failed", "run timed out after 3600 s")
+
+
+def _pending_orders(hooks: cf.Hooks, down: list[bool], gate: asyncio.Event | None = None) -> Any:
+    """Two versions of a flow whose v1 cannot start a run while ``down`` (a service it reads
+    at its first step is down), the run waiting at a pause in v2."""
+
+    def orders(version: str) -> cf.Flow:
+        def first(ctx: cf.FlowContext) -> bool:
+            if version == "v1" and down:
+                raise ConnectionError("the rates service is down")
+            return True
+
+        flow = cf.define("orders", version=version, concurrency=1, hooks=hooks)
+        return flow.if_("big", first).step("review", str).end_if().pause("hold")
+
+    return [orders("v1"), orders("v2")]
+
+
+async def _pending(rt: cf.Runtime) -> str:
+    run_id = await rt.trigger("orders", {"n": 1})
+    await rt.wait_idle()
+    with pytest.raises(MigrationError, match="the migration is pending"):
+        await rt.migrate(run_id, "v1")
+    return run_id
+
+
+@pytest.mark.parametrize("first", ["cancel", "migrate"])
+async def test_a_give_up_and_a_migration_asked_at_once_are_not_both_done(
+    tmp_path: Path, first: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cause fixed, one caller asked the pending migration again while another canceled the
+    run: both were answered as done, the planned run started after the give-up freed its place
+    (two runs of a concurrency-1 flow), the run's end hooks were called by both, and a resume of
+    it then ran its work in a third (hostile h27 H1); concurrent cancels each gave it up and
+    called the hooks (L1). One wins: a migration, or one give-up, whose hooks are called once."""
+    ended: list[str] = []
+    down = [True]
+    hooks = cf.Hooks(on_complete=lambda ctx: ended.append(ctx.run.id))
+    async with cf.Runtime(db=tmp_path / "race.db", workflows=_pending_orders(hooks, down)) as rt:
+        run_id = await _pending(rt)
+        planned = (await rt.migration_links(run_id)).migrated_to
+        down.clear()
+        exists = rt.store.instance_exists
+
+        async def slow_answer(instance_id: str) -> bool:  # the window a loaded store leaves
+            found = await exists(instance_id)
+            await asyncio.sleep(0.05)
+            return found
+
+        monkeypatch.setattr(rt.store, "instance_exists", slow_answer)
+        calls = [rt.cancel(run_id), rt.migrate(run_id, "v1"), rt.cancel(run_id)]
+        if first == "migrate":
+            calls.reverse()
+        answers = await asyncio.gather(*calls, return_exceptions=True)
+        await rt.wait_idle()
+        won = [a for a in answers if not isinstance(a, BaseException)]
+        assert len(won) == 1, answers  # (a cancel answers None)
+        migrated = won == [planned]
+        assert (await rt.migration_links(run_id)).migrated_to == (planned if migrated else None)
+        assert await rt.store.instance_exists(planned) is migrated
+        assert ended == ([] if migrated else [run_id])
+        in_progress = [r for r in await rt.list_runs("orders") if r.status == "waiting"]
+        assert len(in_progress) == 1
+
+
+async def test_the_end_hooks_of_a_given_up_migration_are_owed_until_called(tmp_path: Path) -> None:
+    """A give-up called the run's end hooks off the record: a crash while they ran, and they
+    were never called (chaos h27 F3). They are owed from the commit that gives it up, as any
+    run's end's are: cut by a stop, they are called at the next start."""
+    calls: list[str] = []
+    hung = asyncio.Event()  # never set: the hook hangs until the stop gives up on it
+
+    async def on_complete(ctx: Any) -> None:
+        calls.append(ctx.run.id)
+        if len(calls) == 1:
+            await hung.wait()
+
+    down = [True]
+    flows = _pending_orders(cf.Hooks(on_complete=on_complete), down)
+    rt = cf.Runtime(db=tmp_path / "owed.db", workflows=flows)
+    await rt.start()
+    run_id = await _pending(rt)
+    await rt.cancel(run_id)  # gives the migration up
+    for _ in range(500):
+        if calls:
+            break
+        await asyncio.sleep(0.01)
+    await rt.stop(drain=0.2)  # the hook is cut
+    async with cf.Runtime(db=tmp_path / "owed.db", workflows=flows) as again:
+        await again.wait_idle()
+        for _ in range(500):
+            if len(calls) == 2:
+                break
+            await asyncio.sleep(0.01)
+    assert calls == [run_id, run_id]
