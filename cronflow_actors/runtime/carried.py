@@ -4,6 +4,7 @@ migration's new instance reads them."""
 
 from __future__ import annotations
 
+from collections.abc import Container
 from typing import Any
 
 import msgspec
@@ -14,27 +15,39 @@ from cronflow_actors.flow.compile import is_user_step
 from cronflow_actors.flow.envelope import read_envelope
 from cronflow_actors.messages.engine import InstanceState, WorkflowRecord
 from cronflow_actors.messages.migrations import CarriedChild, MigrationSource
-from cronflow_actors.runtime.catalog import FlowCatalog
 
 __all__ = [
     "MigrationLinks",
+    "carried_on",
     "completed_children",
-    "completed_outputs",
     "completed_steps",
     "links_of",
     "sources_of",
 ]
 
 
-def completed_outputs(
-    catalog: FlowCatalog, workflow: str, version: str, state: InstanceState
-) -> dict[str, Any]:
-    """A flow's steps that completed in the run ``state``, with their recorded outputs (the
-    steps of ``version`` only); nothing for a net."""
-    steps = catalog.user_steps(workflow, version)
-    if steps is None:
-        return {}
-    return {k: v for k, v in completed_steps(state).items() if k in steps}
+def carried_on(
+    state: InstanceState, steps: Container[str] | None, *, keys: bool = False
+) -> tuple[dict[str, Any], list[CarriedChild]]:
+    """What the run ``state`` hands the run that goes on from it (a migration's new run, a
+    resume): the outputs of its root's steps that completed (``steps``' only, when given), and
+    its children's (``completed_children``), with what it was handed itself and has not used
+    yet: steps and items it had not reached. A second migration before the run reached them
+    forgot them, and their functions ran again (chaos h27 F5)."""
+    outputs = {k: v for k, v in completed_steps(state).items() if steps is None or k in steps}
+    children = completed_children(state, keys=keys)
+    record = state.migration
+    if record is None:
+        return outputs, children
+    left = {k: v for k, v in record.fast_forward.items() if steps is None or k in steps}
+    for old in record.children:  # (consumed as they were used: what is left was not reached)
+        same = [c for c in children if (c.path, c.place) == (old.path, old.place)]
+        if not same:
+            children.append(msgspec.structs.replace(old, items=list(old.items), keys=[]))
+        elif same[0].payload == old.payload:
+            same[0].outputs = {**old.outputs, **same[0].outputs}
+            same[0].items = [*old.items, *same[0].items]
+    return {**left, **outputs}, children
 
 
 def completed_steps(state: InstanceState) -> dict[str, Any]:

@@ -51,13 +51,7 @@ from cronflow_actors.messages.engine import CancelWorkflow, InstanceState, Princ
 from cronflow_actors.messages.migrations import MigrationRecord
 from cronflow_actors.net.migration import refused
 from cronflow_actors.net.spec import NetSpec
-from cronflow_actors.runtime.carried import (
-    MigrationLinks,
-    completed_children,
-    completed_outputs,
-    links_of,
-    sources_of,
-)
+from cronflow_actors.runtime.carried import MigrationLinks, carried_on, links_of, sources_of
 from cronflow_actors.runtime.catalog import FlowCatalog
 from cronflow_actors.runtime.instances import InstanceDirectory
 from cronflow_actors.runtime.migration_plans import MigrationPlan, PlanBook, kept_by_migrations
@@ -394,17 +388,17 @@ class Migrations:
                     raise
             state = await self._read(old_id)
         migration = self._registry.migration(workflow, state.version, version)
+        steps = self._catalog.user_steps(workflow, version)
+        fast_forward, children = carried_on(state, steps) if steps is not None else ({}, [])
         record = MigrationRecord(
             workflow=workflow,
             from_instance=old_id,
             from_version=state.version,
             to_version=version,
             source=sources_of(state),
-            fast_forward=completed_outputs(self._catalog, workflow, version, state),
+            fast_forward=fast_forward,
             registered=migration is not None,
-            children=completed_children(
-                state, flow=self._catalog.user_steps(workflow, version) is not None
-            ),
+            children=children,
         )
         root = state.workflows[state.id]
         # events the old root kept while held go to the new one's steps that wait for them

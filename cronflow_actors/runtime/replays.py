@@ -45,11 +45,7 @@ from cronflow_actors.messages import QueuedRun, SnapshotRecord
 from cronflow_actors.messages.engine import InstanceState
 from cronflow_actors.net.migration import refused
 from cronflow_actors.net.spec import NetSpec
-from cronflow_actors.runtime.carried import (
-    completed_children,
-    completed_steps,
-    links_of,
-)
+from cronflow_actors.runtime.carried import carried_on, links_of
 from cronflow_actors.runtime.catalog import FlowCatalog
 from cronflow_actors.runtime.ids import derived_run_id
 from cronflow_actors.runtime.migration_plans import PlanBook
@@ -401,8 +397,5 @@ def _resumable(
             f"it was canceled for its migration to {state.migrated_to!r}, which goes on from it",
             f"resume {state.migrated_to!r} instead if that one failed",
         )
-    return Resumed(
-        version=state.version,
-        outputs=completed_steps(state),
-        children=completed_children(state, keys=True),
-    )
+    outputs, children = carried_on(state, None, keys=True)
+    return Resumed(version=state.version, outputs=outputs, children=children)

@@ -770,3 +770,46 @@ async def test_the_end_hooks_of_a_given_up_migration_are_owed_until_called(tmp_p
                 break
             await asyncio.sleep(0.01)
     assert calls == [run_id, run_id]
+
+
+async def test_a_second_migration_keeps_what_the_first_carried_and_the_run_had_not_reached(
+    tmp_path: Path,
+) -> None:
+    """Migrated to a version with a new first step that waits, the run had not yet reached the
+    steps the old run completed when it was migrated again: the second migration carried only
+    what the run itself completed, and those steps (and a ``for_each``'s done items) ran again
+    (chaos h27 F5). What a run was handed and has not used goes on with it."""
+    calls: Counter[str] = Counter()
+
+    def charge(ctx: Any) -> str:
+        calls["charge"] += 1
+        return "charged"
+
+    def per_item(item: int, ctx: Any) -> int:
+        calls[f"item{item}"] += 1
+        return item
+
+    def order(version: str) -> cf.Flow:
+        flow = cf.define("order", version=version)
+        if version != "v1":
+            flow = flow.pause("check")  # a new first step: the run waits there
+        flow = flow.step("charge", charge).for_each("lines", lambda ctx: [1, 2], per_item)
+        return flow.pause("ship").step("done", lambda ctx: ctx.steps["lines"])
+
+    db = tmp_path / "twice.db"
+    async with cf.Runtime(db=db, workflows=[order("v1")]) as rt:
+        run_id = await rt.trigger("order")
+        await rt.wait_idle()
+        rt.register(order("v2"))
+        rt.register(order("v3"))
+        second = await rt.migrate(run_id, "v2")
+        await rt.wait_idle()
+        third = await rt.migrate(second, "v3")
+        await rt.wait_idle()
+        for _ in range(2):  # check, then ship
+            [paused] = await rt.list_paused()
+            await rt.resume(paused.token, {})
+            await rt.wait_idle()
+        result = await rt.wait(third, timeout=5)
+    assert result.status == "completed"
+    assert calls == {"charge": 1, "item1": 1, "item2": 1}
