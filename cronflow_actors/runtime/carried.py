@@ -42,11 +42,13 @@ def carried_on(
     left = {k: v for k, v in record.fast_forward.items() if steps is None or k in steps}
     for old in record.children:  # (consumed as they were used: what is left was not reached)
         same = [c for c in children if (c.path, c.place) == (old.path, old.place)]
+        kept = list(old.keys) if keys else []  # (a resume's, of items not begun again)
         if not same:
-            children.append(msgspec.structs.replace(old, items=list(old.items), keys=[]))
+            children.append(msgspec.structs.replace(old, items=list(old.items), keys=kept))
         elif same[0].payload == old.payload:
             same[0].outputs = {**old.outputs, **same[0].outputs}
             same[0].items = [*old.items, *same[0].items]
+            same[0].keys = [*kept, *same[0].keys]
     return {**left, **outputs}, children
 
 
@@ -119,12 +121,12 @@ def _completed_items(state: InstanceState, workflow: WorkflowRecord) -> list[tup
 
 
 def begun_items(state: InstanceState, workflow: WorkflowRecord) -> list[tuple[str, Any, str]]:
-    """(step, payload, idempotency key: the item's id) of the work items of ``workflow`` that
+    """(step, payload, idempotency key: its own or the one it kept) of the work items of ``workflow`` that
     began in steps it did not complete and did not complete themselves: a resume's step (a
     ``for_each``'s item, a ``parallel``'s function) that failed keeps its own key (one key a step
     gave every item of a group another's: the reviewer's h26 H1)."""
     return [
-        (item.task, item.payload, item.id)
+        (item.task, item.payload, item.kept_key or item.id)  # (a resumed run's: the key it kept)
         for item in state.work_items.values()
         if item.workflow_id == workflow.id
         and item.state != WorkItemState.COMPLETED

@@ -80,7 +80,9 @@ class FlowMethods(NetMethods):
             reason=reason,
             by=envelope.by,
             canceled_by=by,
-            migration=None if canceled else self._kept_steps(name, envelope, spec.version),
+            # (a resume canceled in its queue keeps what it was to carry, for its own resume:
+            # newcomer h27 F2, whose resume ran its run's completed steps again)
+            migration=self._kept_steps(name, envelope, spec.version),
         )
         return await self.instances.start(spec, command, instance_id)
 

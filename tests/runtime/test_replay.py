@@ -523,3 +523,49 @@ async def test_a_resumed_runs_timeout_counts_from_the_resume(tmp_path: Path) -> 
         clock.advance(200)
         result = await rt.wait(resumed, timeout=5)
         assert (result.status, result.error) == ("failed", "run timed out after 3600 s")
+
+
+async def test_a_resume_of_a_resume_keeps_what_the_first_run_completed_and_its_key(
+    tmp_path: Path,
+) -> None:
+    """A resume canceled in its flow's queue (it never started) was resumed in turn: its own
+    record was empty, so the new run ran the first run's completed step again and the failed
+    step under a new key (newcomer h27 F2). A resume that failed again, resumed, gave its step
+    its own key, not the one it kept. What a run was handed and did not use goes on, keys too."""
+    calls: list[tuple[str, str]] = []
+    down = [True]
+
+    def charge(ctx: Any) -> str:
+        calls.append(("charge", ctx.idempotency_key))
+        return "charged"
+
+    def ship(ctx: Any) -> str:
+        calls.append(("ship", ctx.idempotency_key))
+        if down:
+            raise ConnectionError("carrier down")
+        return "shipped"
+
+    flow = (
+        cf.define("order", concurrency=1)
+        .if_("held", lambda ctx: bool(ctx.payload.get("hold")))
+        .pause("hold")
+        .end_if()
+        .step("charge", charge)
+        .step("ship", ship)
+    )
+    async with cf.Runtime(db=tmp_path / "chain.db", workflows=[flow]) as rt:
+        failed = await rt.trigger("order", {})
+        assert (await rt.wait(failed, timeout=5)).status == "failed"
+        [key] = {k for step, k in calls if step == "ship"}
+        again = await rt.wait(await rt.replay(failed, resume=True), timeout=5)  # fails again
+        assert again.status == "failed"
+        holder = await rt.trigger("order", {"hold": True})  # takes the flow's one place
+        await rt.wait_idle()
+        queued = await rt.replay(again.id, resume=True)
+        await rt.cancel(queued)  # canceled in its queue: it never started
+        await rt.cancel(holder)
+        down.clear()
+        resumed = await rt.wait(await rt.replay(queued, resume=True), timeout=5)
+        assert (resumed.status, resumed.output) == ("completed", "shipped")
+    assert [c for c in calls if c[0] == "charge"] == [("charge", calls[0][1])]
+    assert {k for step, k in calls if step == "ship"} == {key}
