@@ -121,8 +121,9 @@ def _completed_items(state: InstanceState, workflow: WorkflowRecord) -> list[tup
 
 
 def begun_items(state: InstanceState, workflow: WorkflowRecord) -> list[tuple[str, Any, str]]:
-    """(step, payload, idempotency key: its own or the one it kept) of the work items of ``workflow`` that
-    began in steps it did not complete and did not complete themselves: a resume's step (a
+    """(step, payload, idempotency key: its own or the one it kept) of the work items of
+    ``workflow`` that began in steps it did not complete and did not complete themselves: a
+    resume's step (a
     ``for_each``'s item, a ``parallel``'s function) that failed keeps its own key (one key a step
     gave every item of a group another's: the reviewer's h26 H1)."""
     return [
