@@ -10,6 +10,7 @@ the order Tasquencer's single database transaction runs it.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import msgspec
@@ -263,24 +264,27 @@ async def _deliver_kept(tx: Transaction, send: Send, *, drop: bool) -> bool:
     tx.rewritten = True
     if not kept.work_item_id and not drop:
         waiting = _waiting_for(tx, kept)
-        if not waiting:  # (``engine/kept.py``: kept for the first step that waits for it)
+        if len(waiting) < kept.copies:  # (``engine/kept.py``: for the next steps that wait)
             logger.info(
                 "instance %s: event %r carried over by its migration waits for a step that "
-                "waits for it: none does yet",
+                "waits for it: %d do now, it was kept for %d",
                 state.id,
                 kept.event,
+                len(waiting),
+                kept.copies,
             )
-            state.carried = [*(state.carried or ()), kept]
+            later = msgspec.structs.replace(kept, copies=kept.copies - len(waiting))
+            state.carried = [*(state.carried or ()), later]
         state.kept = [*waiting, *rest] or msgspec.UNSET
         return False
     state.kept = rest or msgspec.UNSET
-    carried = None
-    if kept.carried:  # offered from the carried events: still there unless a step took it
-        carried = msgspec.structs.replace(kept, work_item_id="", carried=False)
-        if carried not in (state.carried or ()):
-            return False
+    if kept.carried and _carried_at(state.carried or (), kept) is None:
+        return False  # offered from the carried events, and taken by other steps meanwhile
     if drop or kept.work_item_id not in state.work_items:
         return False
+    others = state.heard.get(kept.publish) if kept.carried and kept.publish else None
+    if others is not None and kept.work_item_id not in others:  # a copy left for this step:
+        others.append(kept.work_item_id)  # the run heard the publish, not yet this many times
     delivery = DeliverEvent(
         work_item_id=kept.work_item_id,
         event=kept.event,
@@ -288,11 +292,25 @@ async def _deliver_kept(tx: Transaction, send: Send, *, drop: bool) -> bool:
         publish=kept.publish or None,
     )
     taken = bool(await _carry_out(tx, delivery, send))
-    if taken and carried is not None:  # no other step is offered it any more
+    at = _carried_at(state.carried or (), kept) if taken and kept.carried else None
+    if at is not None:  # one step less to take it: at none left, no other is offered it
         left = list(state.carried or ())
-        left.remove(carried)
+        copies = left[at].copies - 1
+        if copies:
+            left[at] = msgspec.structs.replace(left[at], copies=copies)
+        else:
+            del left[at]
         state.carried = left or msgspec.UNSET
     return taken
+
+
+def _carried_at(carried: Sequence[KeptEvent], offered: KeptEvent) -> int | None:
+    """Where the carried event ``offered`` (to a step) is among those still ``carried``."""
+    for n, event in enumerate(carried):
+        same = (event.event, event.publish, event.payload)
+        if same == (offered.event, offered.publish, offered.payload):
+            return n
+    return None
 
 
 def _waiting_for(tx: Transaction, kept: KeptEvent) -> list[KeptEvent]:

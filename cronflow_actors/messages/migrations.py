@@ -31,6 +31,9 @@ class KeptEvent(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     payload: Any = None
     publish: str = ""
     carried: bool = False
+    copies: int = 1
+    """With no ``work_item_id``: for how many steps it was kept (two item flows each waiting for
+    it): carried until that many steps took it (chaos h27 F2: the first took the one copy)."""
 
 
 class DeliverKept(Message, frozen=True, kw_only=True):

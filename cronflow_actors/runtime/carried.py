@@ -14,16 +14,33 @@ from cronflow_actors.engine.states import TaskState, WorkItemState
 from cronflow_actors.flow.compile import is_user_step
 from cronflow_actors.flow.envelope import read_envelope
 from cronflow_actors.messages.engine import InstanceState, WorkflowRecord
-from cronflow_actors.messages.migrations import CarriedChild, MigrationSource
+from cronflow_actors.messages.migrations import CarriedChild, KeptEvent, MigrationSource
 
 __all__ = [
     "MigrationLinks",
+    "carried_events",
     "carried_on",
     "completed_children",
     "completed_steps",
     "links_of",
     "sources_of",
 ]
+
+
+def carried_events(state: InstanceState) -> tuple[KeptEvent, ...]:
+    """The events the run ``state`` kept for its waiting steps while held, and those carried to
+    it that no step took, for the run that goes on from it (a migration's, a resume's): each
+    publish once, for as many steps as it was kept for (two item flows waiting for one event
+    each hear it: chaos h27 F2); an offer to a step (``carried``) is its carried event's."""
+    events: dict[Any, KeptEvent] = {}
+    pending = [*(e for e in state.kept or () if not e.carried), *(state.carried or ())]
+    for n, event in enumerate(pending):
+        key = event.publish or n
+        copies = 1 if event.work_item_id else event.copies
+        if key in events:
+            copies += events[key].copies
+        events[key] = msgspec.structs.replace(event, work_item_id="", carried=False, copies=copies)
+    return tuple(events.values())
 
 
 def carried_on(

@@ -27,7 +27,6 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import msgspec
 import pykka
 
 from cronflow_actors.engine.actors import decode_state
@@ -51,7 +50,13 @@ from cronflow_actors.messages.engine import CancelWorkflow, InstanceState, Princ
 from cronflow_actors.messages.migrations import MigrationRecord
 from cronflow_actors.net.migration import refused
 from cronflow_actors.net.spec import NetSpec
-from cronflow_actors.runtime.carried import MigrationLinks, carried_on, links_of, sources_of
+from cronflow_actors.runtime.carried import (
+    MigrationLinks,
+    carried_events,
+    carried_on,
+    links_of,
+    sources_of,
+)
 from cronflow_actors.runtime.catalog import FlowCatalog
 from cronflow_actors.runtime.instances import InstanceDirectory
 from cronflow_actors.runtime.migration_plans import MigrationPlan, PlanBook, kept_by_migrations
@@ -402,15 +407,9 @@ class Migrations:
         )
         root = state.workflows[state.id]
         # events the old root kept while held go to the new one's steps that wait for them
-        # (kept in the old root's snapshot until then: a crash before this start loses none),
-        # and those an earlier migration carried to it that no step of it took
-        pending = [*(state.kept or ()), *(state.carried or ())]
-        publishes = {k.publish or n: k for n, k in enumerate(pending)}  # one each
-        kept = tuple(
-            msgspec.structs.replace(k, work_item_id="", carried=False) for k in publishes.values()
-        )
+        # (kept in the old root's snapshot until then: a crash before this start loses none)
         command = StartWorkflow(
-            payload=root.payload, trigger="migration", migration=record, kept=kept
+            payload=root.payload, trigger="migration", migration=record, kept=carried_events(state)
         )
         spec = self._registry.get(workflow, version)
         try:

@@ -714,3 +714,37 @@ async def test_a_blocked_run_migrates_onto_its_versions_edited_definition(
         await rt.wait_idle()
         with pytest.raises(MigrationError, match="the instance runs that version"):
             await rt.migrate(running, "v1")  # not held: nothing to move onto
+
+
+def fanned(*, version: str = "v1", changed: bool = False, first: bool = False) -> cf.Flow:
+    """A ``for_each`` of two item flows, each waiting for ``go`` (``first``: after a step of its
+    own), then collecting what each heard (``changed``: another last step, same version)."""
+
+    def item_flow(item: int, flow: Any) -> Any:
+        if first:
+            flow = flow.step("prepare", lambda ctx: item)
+        return flow.wait_for_event("go", "go").step("heard", lambda ctx: [item, ctx.last["n"]])
+
+    flow = cf.define("fanned", version=version).for_each("parts", lambda ctx: [1, 2], item_flow)
+    return flow.step("changed" if changed else "done", lambda ctx: ctx.last)
+
+
+async def test_an_event_kept_for_two_waiting_steps_reaches_both_after_a_migration(
+    tmp_path: Path,
+) -> None:
+    """A held run's two item flows each waited for one event: kept for both, it was carried to
+    the migrated run once, and the first item flow that began waiting took it; the other waited
+    until its deadline (chaos h27 F2). It is carried for as many steps as it was kept for."""
+    db = tmp_path / "fanned.db"
+    async with cf.Runtime(db=db, workflows=[fanned()]) as rt:
+        old = await rt.trigger("fanned")
+        await rt.wait_idle()
+    async with cf.Runtime(
+        db=db, workflows=[fanned(changed=True), fanned(version="v2", first=True)]
+    ) as rt:
+        published = await rt.publish_event("go", {"n": 7})
+        assert published.held == [old]
+        new = await rt.migrate(old, "v2")
+        result = await rt.wait(new, timeout=5)
+    assert result.status == "completed"
+    assert [r["result"] for r in result.output["results"]] == [[1, 7], [2, 7]]
