@@ -252,7 +252,9 @@ def test_tokens_guard_the_api_and_the_metrics(tmp_path: Path) -> None:
             httpx.post(f"{base}/runs", json={"workflow": "quick"}, headers=ada).status_code == 202
         )
         watch = {"Authorization": "Bearer watch-token"}
-        assert httpx.get(f"{base}/runs", headers=watch).json()["runs"][0]["workflow"] == "quick"
+        listed = httpx.get(f"{base}/runs", headers=watch)
+        assert listed.status_code == 200, (listed.status_code, listed.text, served.output())
+        assert listed.json()["runs"][0]["workflow"] == "quick"
         refused = httpx.post(f"{base}/runs", json={"workflow": "quick"}, headers=watch)
         assert (refused.status_code, refused.json()["title"]) == (403, "Forbidden")
         assert "read-only" in refused.json()["detail"]

@@ -47,7 +47,7 @@ from cronflow_actors.engine.handlers import (
 from cronflow_actors.engine.kept import deliver_kept
 from cronflow_actors.engine.services import EngineServices, decode_state
 from cronflow_actors.engine.state_access import StateAccess
-from cronflow_actors.engine.states import FINAL_STATES, WorkItemState
+from cronflow_actors.engine.states import FINAL_STATES, WorkflowState, WorkItemState
 from cronflow_actors.engine.transaction import Transaction
 from cronflow_actors.errors import RevisionConflictError
 from cronflow_actors.kernel import LoopActor
@@ -329,10 +329,10 @@ class WorkflowActor(CoroutineActor):
             endings.owed(self, root.state)
         if final and state.heard:  # no step of it hears anything more
             state.heard = {}
-        if final and (state.kept or state.carried) and not state.migrated_to:  # (else: its next's)
+        if root.state == WorkflowState.COMPLETED and (state.kept or state.carried):
             left = sum(not e.carried for e in (*(state.kept or ()), *(state.carried or ())))
-            logger.info("%s ended with %d kept events undelivered", self, left)  # (offers: not)
-            state.kept = state.carried = msgspec.UNSET
+            logger.warning("%s ended with %d kept events unheard", self, left)
+            state.kept = state.carried = msgspec.UNSET  # (failed, canceled: kept for a resume)
         body = encode(state)
         # actions still out (dispatched again after a crash) or events kept: it is running; a
         # notice owed (engine/notices.py) only makes it runnable: loaded at start, still waiting

@@ -17,7 +17,7 @@ from typing import Any
 
 import msgspec
 
-from cronflow_actors.messages.migrations import CarriedChild
+from cronflow_actors.messages.migrations import CarriedChild, KeptEvent
 
 __all__ = ["EMPTY", "Resumed", "TriggerEnvelope", "flow_payload", "open_envelope", "read_envelope"]
 
@@ -37,6 +37,9 @@ class Resumed(msgspec.Struct, frozen=True, kw_only=True):
     no longer written."""
     children: list[CarriedChild] = msgspec.field(default_factory=list)
     """The steps its child workflows (subflows' runs, items) completed."""
+    kept: list[KeptEvent] = msgspec.field(default_factory=list)
+    """Events kept for its waiting steps (while it was held, or carried to it) that no step
+    took: the resumed run's steps that wait for them hear them (newcomer h27 F3)."""
 
 
 class TriggerEnvelope(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):

@@ -13,12 +13,19 @@ from typing import Any
 import msgspec
 from msgspec.structs import replace
 
+from cronflow_actors.engine.actors import decode_state
 from cronflow_actors.engine.states import WorkflowState
+from cronflow_actors.engine.transaction import Transaction
 from cronflow_actors.errors import (
+    InstanceBlockedError,
     InvalidStateTransitionError,
     NotFoundError,
+    RevisionConflictError,
+    UnknownWorkflowError,
 )
 from cronflow_actors.flow.envelope import TriggerEnvelope, open_envelope
+from cronflow_actors.messages import Mutation, encode
+from cronflow_actors.messages.audit import AuditSpan, SpanRows
 from cronflow_actors.messages.engine import GiveUpMigration, Principal, StartWorkflow
 from cronflow_actors.messages.migrations import MigrationRecord
 from cronflow_actors.net.migration import refused
@@ -83,6 +90,7 @@ class FlowMethods(NetMethods):
             # (a resume canceled in its queue keeps what it was to carry, for its own resume:
             # newcomer h27 F2, whose resume ran its run's completed steps again)
             migration=self._kept_steps(name, envelope, spec.version),
+            kept=tuple(envelope.resumed.kept) if envelope.resumed is not None else (),
         )
         return await self.instances.start(spec, command, instance_id)
 
@@ -284,7 +292,11 @@ class FlowMethods(NetMethods):
             principal=principal,
             reason=reason,
         )
-        if not await self.instances.send(run_id, command):
+        try:
+            given_up = await self.instances.send(run_id, command)
+        except (InstanceBlockedError, UnknownWorkflowError):  # it cannot be loaded here
+            given_up = await self._give_up_offline(plan.workflow, run_id, command)
+        if not given_up:
             return False  # given up already (by another cancel)
         not_started = await book.abandon(plan, run_id)
         self.queues.given_up(plan.workflow, not_started or [successor])
@@ -296,6 +308,52 @@ class FlowMethods(NetMethods):
             successor,
             run_id,
         )
+        return True
+
+    async def _give_up_offline(self, workflow: str, run_id: str, command: GiveUpMigration) -> bool:
+        """``command`` for a run this process cannot load (its version not registered here, or
+        held: canceled offline for its migration), written in its snapshot with its span; its
+        end hooks called at most once, as for a run canceled offline (the reviewer's h26 M2).
+        False if it names another successor, or was written meanwhile."""
+        snapshot = await self.store.load_snapshot(run_id)
+        state = decode_state(snapshot.body, run_id) if snapshot is not None else None
+        if snapshot is None or state is None or state.migrated_to != command.given_up:
+            return False
+        now = self.clock.now()
+        state.migrated_to, state.revision = None, snapshot.revision + 1
+        body = encode(state)
+        record = replace(snapshot, revision=state.revision, updated_at=now, body=body)
+        trail, spans = self._services.audit, None
+        if trail is not None:
+            who = command.principal.id if command.principal is not None else None
+            attributes = {
+                "principal": who,
+                **({"reason": command.reason} if command.reason else {}),
+            }
+            attributes |= {"migration_given_up": command.given_up, "to_version": command.to_version}
+            span = AuditSpan(
+                trace_id=run_id,
+                span_id=f"{state.revision}.1",
+                parent_id=None,
+                instance_id=run_id,
+                operation="Action.cancel",
+                element=run_id,
+                started_at=now,
+                ended_at=now,
+                revision=state.revision,
+                attributes=attributes,
+            )
+            spans = SpanRows.of([span])
+        try:
+            await self.store.commit(Mutation(snapshot=record, spans=spans))
+        except RevisionConflictError:  # written meanwhile (another process gave it up)
+            return False
+        if spans is not None and trail is not None and trail.sink is not None:
+            trail.sink(spans)
+        compiled = self.catalog.compiled.get(workflow)
+        if compiled is not None:
+            info = Transaction.workflow_info(state.workflows[state.id])
+            self.run_hooks.finished(compiled.hooks, info, body, None)
         return True
 
     async def _carried_elsewhere(self, book: PlanBook, plan: Any) -> bool:

@@ -45,7 +45,7 @@ from cronflow_actors.messages import QueuedRun, SnapshotRecord
 from cronflow_actors.messages.engine import InstanceState
 from cronflow_actors.net.migration import refused
 from cronflow_actors.net.spec import NetSpec
-from cronflow_actors.runtime.carried import carried_on, links_of
+from cronflow_actors.runtime.carried import carried_events, carried_on, links_of
 from cronflow_actors.runtime.catalog import FlowCatalog
 from cronflow_actors.runtime.ids import derived_run_id
 from cronflow_actors.runtime.migration_plans import PlanBook
@@ -398,4 +398,5 @@ def _resumable(
             f"resume {state.migrated_to!r} instead if that one failed",
         )
     outputs, children = carried_on(state, None, keys=True)
-    return Resumed(version=state.version, outputs=outputs, children=children)
+    kept = list(carried_events(state))
+    return Resumed(version=state.version, outputs=outputs, children=children, kept=kept)

@@ -748,3 +748,35 @@ async def test_an_event_kept_for_two_waiting_steps_reaches_both_after_a_migratio
         result = await rt.wait(new, timeout=5)
     assert result.status == "completed"
     assert [r["result"] for r in result.output["results"]] == [[1, 7], [2, 7]]
+
+
+@pytest.mark.parametrize("how", ["cancel", "give-up"])
+async def test_a_resume_of_a_canceled_held_run_hears_the_event_kept_for_it(
+    tmp_path: Path, how: str
+) -> None:
+    """A held run kept an event ("no need to publish it again"), then was canceled (or its
+    migration, which could not start, given up) and resumed, as the give-up's message advises:
+    the resumed run waited for the event again, the payment lost (newcomer h27 F3). A failed or
+    canceled run keeps its kept events, and its resume's steps hear them."""
+    db = tmp_path / "kept.db"
+    old = await waiting_to_pay(db)
+
+    def refusing() -> cf.Flow:  # v2 cannot take the run: its migration stays pending
+        def first(ctx: Any) -> bool:
+            raise RuntimeError("v2 cannot take this run")
+
+        flow = cf.define("paying", version="v2").if_("first", first).step("x", str).end_if()
+        return flow.wait_for_event("paid", "payment").step("ship", lambda ctx: ctx.last)
+
+    async with cf.Runtime(db=db, workflows=[paying(changed=True), refusing()]) as rt:
+        assert (await rt.publish_event("payment", {"amount": 9})).held == [old]
+        if how == "give-up":
+            with pytest.raises(MigrationError, match="pending"):
+                await rt.migrate(old, "v2")
+        await rt.cancel(old)
+        assert (await rt.inspect(old)).status == "canceled"
+    async with cf.Runtime(db=db, workflows=[paying(), refusing()]) as rt:
+        rt.register(paying(version="v3"))
+        resumed = await rt.replay(old, resume=True)
+        result = await rt.wait(resumed, timeout=5)
+    assert (result.status, result.output) == ("completed", {"amount": 9})
