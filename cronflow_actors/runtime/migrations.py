@@ -419,10 +419,11 @@ class Migrations:
         except _NOT_USER_CODE:
             raise  # the runtime's own trouble (a store, a lease, a stop), or said already
         except Exception as error:  # user code raised: the plan stays, to be asked again
-            raise refused(
+            code = "its first steps' code" if steps is not None else "its initializer or a migrator"
+            raise refused(  # (a flow's: a condition, a router; newcomer h27 F8)
                 f"the migration of instance {plan.instance!r} to {plan.hops[-1][0]!r}",
-                f"the start of {new_id!r} ({workflow} {version!r}) failed, as its initializer "
-                f"or a task migrator raised {type(error).__name__}: {error}; instance "
+                f"the start of {new_id!r} ({workflow} {version!r}) failed, as {code} raised "
+                f"{type(error).__name__}: {error}; instance "
                 f"{old_id!r} is canceled already and the migration is pending",
                 "fix the cause, then migrate it to that version again (or restart the "
                 "runtime) to finish it; or cancel the run to give the migration up (its run "
