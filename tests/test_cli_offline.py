@@ -139,6 +139,7 @@ def test_a_backup_beside_serve_holds_what_the_log_held_and_restores(tmp_path: Pa
         again = cli("db", "backup", "--db", str(db), str(copy))
         assert again.returncode != 0
         assert "(a backup never writes over a file); nothing was written" in again.stderr
+        assert f"argument 'FILE' has the value '{copy}'" in again.stderr  # (no "setting")
     with closing(sqlite3.connect(copy)) as restored:
         assert restored.execute("SELECT COUNT(*) FROM leases").fetchone() == (0,)
         assert restored.execute("PRAGMA journal_mode").fetchone() == ("delete",)

@@ -260,7 +260,9 @@ def test_tokens_guard_the_api_and_the_metrics(tmp_path: Path) -> None:
         assert "read-only" in refused.json()["detail"]
         assert len(httpx.get(f"{base}/runs", headers=ada).json()["runs"]) == 1
         assert httpx.get(f"{base}/metrics").status_code == 401
-        assert httpx.get(f"{base}/metrics", headers=ada).status_code == 401  # its own token
+        with_api_token = httpx.get(f"{base}/metrics", headers=ada)  # it takes its own token
+        assert with_api_token.status_code == 401
+        assert "takes only the metrics token" in with_api_token.json()["detail"]
         scraped = httpx.get(f"{base}/metrics", headers={"Authorization": "Bearer scrape-me"})
         assert scraped.status_code == 200
         assert httpx.get(f"{base}/healthz").status_code == 200  # probes need no token

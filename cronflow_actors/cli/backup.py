@@ -35,13 +35,14 @@ def backup(db: str, target: str, named_by: str) -> str:
         raise ConfigurationError(named_by, db, "the path of an existing database file")
     if not copy.parent.is_dir():
         raise ConfigurationError(
-            "FILE", target, "a path in a folder that exists; nothing was written"
+            "FILE", target, "a path in a folder that exists; nothing was written", named="argument"
         )
     if copy.exists() or copy.resolve() == source.resolve():
         raise ConfigurationError(
             "FILE",
             target,
             "a path where nothing is yet (a backup never writes over a file); nothing was written",
+            named="argument",
         )
     part = copy.with_name(f".{copy.name}.part")
     part.unlink(missing_ok=True)

@@ -36,9 +36,12 @@ class CronflowError(Exception):
 class ConfigurationError(CronflowError, ValueError):
     """A store, runtime or actor system was given an option it cannot use."""
 
-    def __init__(self, setting: str, value: object, expected: str) -> None:
+    def __init__(
+        self, setting: str, value: object, expected: str, *, named: str = "setting"
+    ) -> None:
+        """``named``: what ``setting`` is to whoever gave it (a command's ``argument``)."""
         self.setting, self.value, self.expected = setting, value, expected
-        super().__init__(f"setting {setting!r} has the value {clipped(value)}; expected {expected}")
+        super().__init__(f"{named} {setting!r} has the value {clipped(value)}; expected {expected}")
 
 
 class AppLoadError(ConfigurationError):

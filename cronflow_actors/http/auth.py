@@ -89,10 +89,18 @@ class Tokens:
     (``GET``, ``HEAD``) and nothing more: anything else it asks is a 403 ``read-only-token``
     (a dashboard's, an auditor's, the console of someone who watches), webhooks included."""
 
-    def __init__(self, tokens: Mapping[str, Principal], read_only: Collection[str] = ()) -> None:
-        unknown = set(read_only) - set(tokens)
-        if unknown:  # a typo would leave the token it meant able to write
-            raise ValueError(f"read_only names tokens that are not configured: {len(unknown)}")
+    def __init__(
+        self,
+        tokens: Mapping[str, Principal],
+        read_only: Collection[str] = (),
+        *,
+        unknown: str = "the bearer token is not one this server knows",
+    ) -> None:
+        stray = set(read_only) - set(tokens)
+        if stray:  # a typo would leave the token it meant able to write
+            raise ValueError(f"read_only names tokens that are not configured: {len(stray)}")
+        self._unknown = unknown
+        """What a token that is none of these is told (``/metrics``: an API token is not its)."""
         self._entries = [
             (token.encode(), principal, token in read_only) for token, principal in tokens.items()
         ]
@@ -112,9 +120,7 @@ class Tokens:
             raise AuthenticationError("malformed-credentials", detail)
         found = self._entry(token)
         if found is None:
-            raise AuthenticationError(
-                "unknown-token", "the bearer token is not one this server knows"
-            )
+            raise AuthenticationError("unknown-token", self._unknown)
         principal, read_only = found
         if writes and read_only:
             raise AuthenticationError(

@@ -26,7 +26,11 @@ __all__ = ["metrics_route", "routes"]
 def metrics_route(edge: Edge) -> Route:
     auth = edge.auth
     if edge.metrics_token:
-        own = Tokens({edge.metrics_token: Principal("metrics")})
+        other = (  # (newcomer h27: an API token was told the server did not know it)
+            "/metrics takes only the metrics token (--metrics-token), not an API token: give "
+            "the scraper that one"
+        )
+        own = Tokens({edge.metrics_token: Principal("metrics")}, unknown=other)
         need = "/metrics needs 'Authorization: Bearer <metrics token>'"
         auth = BearerAuth(own, required=True, missing=need).middleware()
 
