@@ -815,3 +815,29 @@ async def test_a_second_migration_keeps_what_the_first_carried_and_the_run_had_n
         result = await rt.wait(third, timeout=5)
     assert result.status == "completed"
     assert calls == {"charge": 1, "item1": 1, "item2": 1}
+
+
+async def test_a_pending_migration_waits_for_a_runtime_that_registers_its_versions(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A runtime without the migration's target version tried to carry it on at its start and
+    logged an ERROR with a traceback and the Python API's advice (newcomer h27). It leaves the
+    plan, saying which version it waits for; the next runtime that registers it carries it on."""
+    down = [True]
+    db = tmp_path / "waits.db"
+    v1, v2 = _pending_orders(cf.Hooks(), down)
+    async with cf.Runtime(db=db, workflows=[v1, v2]) as rt:
+        run_id = await _pending(rt)
+        planned = (await rt.migration_links(run_id)).migrated_to
+    down.clear()
+    with caplog.at_level("WARNING", logger="cronflow_actors.runtime.migrations"):
+        async with cf.Runtime(db=db, workflows=[v2]) as rt:
+            await rt.wait_idle()
+            assert not await rt.store.instance_exists(planned)
+    waits = [r for r in caplog.records if "waits for a process that registers" in r.message]
+    assert [r.levelname for r in waits] == ["WARNING"]
+    assert "orders v1" in waits[0].message
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
+    async with cf.Runtime(db=db, workflows=[v1, v2]) as rt:
+        await rt.wait_idle()
+        assert (await rt.inspect(planned)).status == "waiting"
