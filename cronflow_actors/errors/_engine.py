@@ -259,12 +259,18 @@ class InvalidStateTransitionError(EngineError):
         allowed: list[str],
         *,
         only_while: bool = False,
+        advice: str = "",
     ) -> None:
         """``allowed``: the states ``current`` can become; with ``only_while``, ``requested`` is
         something the element does (``"initialize a work item"``) only in the ``allowed``
-        states."""
+        states. ``advice``: where to go instead (an element that ended: its work moved on)."""
         self.kind, self.ident, self.current, self.requested = kind, ident, current, requested
         self.allowed = allowed
+        if advice:
+            super().__init__(
+                f"{kind} {ident!r} is {current!r} and cannot become {requested!r}: {advice}"
+            )
+            return
         if only_while:  # not a state it moves to: where it has to be for it
             super().__init__(
                 f"{kind} {ident!r} is {current!r} and cannot {requested}: it does that only "

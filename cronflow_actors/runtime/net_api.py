@@ -12,7 +12,11 @@ import msgspec
 from cronflow_actors.engine.context import WorkflowInfo, WorkItemInfo
 from cronflow_actors.engine.states import TaskState, WorkflowState, WorkItemVerb, is_final
 from cronflow_actors.engine.transaction import Transaction
-from cronflow_actors.errors import InternalOnlyActionError, NotFoundError
+from cronflow_actors.errors import (
+    InternalOnlyActionError,
+    InvalidStateTransitionError,
+    NotFoundError,
+)
 from cronflow_actors.flow.envelope import flow_payload
 from cronflow_actors.kernel import running_loop
 from cronflow_actors.messages.engine import (
@@ -235,7 +239,28 @@ class NetMethods(RuntimeParts):
             payload=payload,
             principal=principal,
         )
-        await self._send(work_item_id, command)
+        try:
+            await self._send(work_item_id, command)
+        except InvalidStateTransitionError as ended:
+            moved = None if ended.allowed else await self._moved_to(work_item_id)
+            if moved is None:
+                raise
+            raise InvalidStateTransitionError(  # where its work went (newcomer h27 F6)
+                ended.kind,
+                ended.ident,
+                ended.current,
+                ended.requested,
+                [],
+                advice=f"its instance was migrated to {moved!r}, where its work goes on (its "
+                f"work items: GET /workflows/{moved}/tasks/<task>/work-items)",
+            ) from None
+
+    async def _moved_to(self, work_item_id: str) -> str | None:
+        """The instance a migration replaced the instance of ``work_item_id`` with, if any."""
+        try:
+            return (await self.migrations.links(root_of(work_item_id))).migrated_to
+        except NotFoundError:
+            return None
 
     # -- queries (last durable state) ------------------------------------------------------------
 

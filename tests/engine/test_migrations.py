@@ -617,6 +617,9 @@ async def test_an_open_work_item_of_the_old_root_is_canceled_with_it(rt: cf.Runt
     new = await rt.migrate(old, "v2")
     assert (await rt.work_item(item.id)).state == "canceled"
     assert await states(rt, new) == {"A": "enabled"}
+    # the person who had started it is told where the work went (newcomer h27 F6)
+    with pytest.raises(cf.errors.InvalidStateTransitionError, match=f"migrated to '{new}'"):
+        await rt.complete_work_item(item.id)
 
 
 README = Path(__file__).resolve().parents[2] / "README.md"
