@@ -213,6 +213,14 @@ def test_a_failed_run_shows_its_error(page: Any, served: Served) -> None:
     page.wait_for_selector("#error")
     assert "the card was declined" in page.inner_text("#error")
     assert "the card was declined" in page.inner_text("li[data-step='charge'] .error")
+    # a failed run is resumed from where it stopped, not only replayed from its start
+    # (newcomer h27: the one button re-ran every step's side effects)
+    page.click("#resume")
+    page.click("button[data-confirm='Resume']")
+    until(page, f"document.querySelector('#run-id')?.textContent !== '{run_id}'")
+    resumed = page.inner_text("#run-id")
+    assert resumed.startswith("resume:")
+    assert api(served, "GET", f"/runs/{resumed}")["replay_of"] == run_id
 
 
 def test_a_net_workflow_is_drawn_with_its_marking(page: Any, served: Served) -> None:

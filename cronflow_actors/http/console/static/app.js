@@ -435,6 +435,15 @@
             } catch (error) { notice(error.message); }
           } })));
         actions.appendChild(h("button", { type: "button", id: "replay", text: "Replay…", onclick: () => { replayBox.hidden = !replayBox.hidden; } }));
+        if (run.status === "failed" || run.status === "canceled") {  // go on from where it stopped
+          const resume = confirmButton("Resume", "primary", "Resume from where it stopped? Its completed steps keep their outputs and are not run again.", async () => {
+            const started = await api("POST", `/runs/${encodeURIComponent(runId)}/replay`, { resume: true });
+            go(`#/runs/${encodeURIComponent(started.run_id)}`);
+            notice(`Resume of ${runId} started.`, true);
+          });
+          resume.querySelector("button").id = "resume";
+          actions.appendChild(resume);
+        }
         actions.appendChild(replayBox);
       }
       const meta = h("dl", { class: "meta" },
