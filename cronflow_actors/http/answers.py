@@ -9,7 +9,7 @@ from typing import Any
 import msgspec
 
 from cronflow_actors.http.problems import ProblemBody
-from cronflow_actors.http.routes.runs import CancelRun, ReplayRun, StartRun
+from cronflow_actors.http.routes.runs import CancelRun, ReplayRun, ResumedBefore, StartRun
 from cronflow_actors.http.routes.workflows import (
     WORK_ITEM_ACTIONS,
     MigrateWorkflow,
@@ -36,6 +36,7 @@ __all__ = [
     "Published",
     "Readiness",
     "Resumed",
+    "ResumedBefore",
     "RunMigrated",
     "RunPage",
     "RunStarted",
@@ -166,6 +167,7 @@ WorkItemAction = StrEnum("WorkItemAction", {a.upper(): a for a in WORK_ITEM_ACTI
 FIXED: list[Any] = [
     ProblemBody,
     RunStarted,
+    ResumedBefore,
     WebhookAnswered,
     StartRun,
     ReplayRun,

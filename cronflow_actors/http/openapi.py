@@ -14,6 +14,7 @@ from cronflow_actors.http.answers import (
     Health,
     Published,
     Readiness,
+    ResumedBefore,
     RunMigrated,
     RunPage,
     RunStarted,
@@ -266,7 +267,14 @@ def _fixed_paths(b: _Builder) -> dict[str, Any]:
                 "Start a new run of the run's flow from its recorded trigger (or a new payload; "
                 "a payload of null replays the recorded one). A net workflow's instance is not "
                 "replayable (409 not-replayable)",
-                {"202": b.answer("the new run started", RunStarted, headers=_LOCATION)},
+                {
+                    "202": b.answer("the new run started", RunStarted, headers=_LOCATION),
+                    "200": b.answer(
+                        "a resume asked again: the run's resume started before",
+                        ResumedBefore,
+                        headers=_LOCATION,
+                    ),
+                },
                 "400 404 409 500 503",
                 body={"anyOf": [{"$ref": b.refs[ReplayRun]}, {"type": "null"}]},
                 params=[path_param("run_id")],

@@ -244,6 +244,15 @@ class Replays:
                 raise
             return taken.instance_id  # resumed before: that resume
 
+    async def resumed_before(self, run_id: str) -> str | None:
+        """The id of ``run_id``'s resume if one was started (or is queued), else None."""
+        resume_id = derived_run_id("resume", _RESUMES, str(run_id))
+        try:
+            await stored_run(self._read, self._store, resume_id)
+        except NotFoundError:
+            return None
+        return resume_id
+
     async def recorded_trigger(self, run_id: str) -> TriggerEnvelope:
         """How run ``run_id`` was started, as stored (``NotFoundError`` if it is not)."""
         recorded, _workflow, _stored = await self._recorded(run_id)

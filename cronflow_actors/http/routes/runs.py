@@ -94,6 +94,14 @@ def paused_page_json(page: Page[PausedRun]) -> dict[str, Any]:
     return {"paused": [msgspec.to_builtins(p) for p in page], "next_cursor": page.next_cursor}
 
 
+class ResumedBefore(msgspec.Struct):
+    """200 from a resume asked again: the resume that started before (newcomer h27: a job
+    that resumes what failed could not tell it from a new one)."""
+
+    run_id: str
+    duplicate: bool = True
+
+
 def started(run_id: str) -> Response:
     """202: the run's start is durable; where to follow it."""
     return json_response({"run_id": run_id}, 202, headers={"Location": f"/runs/{run_id}"})
@@ -142,13 +150,19 @@ def routes(edge: Edge) -> list[Route]:
     async def replay_run(request: Request) -> Response:
         expected = 'nothing or {"payload": ..., "resume": false, "instance_id": ...}'
         replay = await edge.body_as(request, ReplayRun, expected, optional=True)
+        replayed = request.path_params["run_id"]
+        before = await runtime.replays.resumed_before(replayed) if replay.resume else None
         run_id = await runtime.replay(
-            request.path_params["run_id"],
+            replayed,
             payload=replay.payload,
             principal=edge.caller(request),
             resume=replay.resume,
             instance_id=replay.instance_id,
         )
+        if run_id == before:  # asked again: the resume that started before answers
+            return json_response(
+                ResumedBefore(run_id), 200, headers={"Location": f"/runs/{run_id}"}
+            )
         return started(run_id)
 
     async def run_trace(request: Request) -> Response:
