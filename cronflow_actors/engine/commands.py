@@ -82,9 +82,14 @@ async def apply(command: WorkflowCommand, root: NetSpec, tx: Transaction) -> Any
     it build and merge a dict on every call)."""
     cascade = Cascade(tx, root)
     try:
-        return await _carry_out(tx, command, cascade.send)
+        result = await _carry_out(tx, command, cascade.send)
     finally:
         cascade.close()
+    migration = tx.state.migration
+    if migration is not None and migration.passing:  # a hop the migration goes on from
+        tx.handlers.clear()
+        tx.actions = tx.notices = tx.after_commit = ()
+    return result
 
 
 async def drop_job(tx: Transaction, *, root: NetSpec, job: str, error: Exception) -> None:
@@ -184,6 +189,8 @@ async def _carry_out(tx: Transaction, command: WorkflowCommand, send: Send) -> A
         case GiveUpMigration():
             return endings.given_up(tx, command)
         case DeliverKept(drop=drop):
+            if tx.state.migration is not None and tx.state.migration.passing:
+                return _keep_for_next_hop(tx)
             return await _deliver_kept(tx, send, drop=drop)
         case TimerFired(timer_id=timer_id):
             job = tx.state.jobs.get(timer_id)
@@ -302,6 +309,16 @@ async def _deliver_kept(tx: Transaction, send: Send, *, drop: bool) -> bool:
             del left[at]
         state.carried = left or msgspec.UNSET
     return taken
+
+
+def _keep_for_next_hop(tx: Transaction) -> bool:
+    """A hop in between hears no kept event: they are carried on (``carried_events``)."""
+    state = tx.state
+    fresh = [e for e in state.kept or () if not e.carried]  # (an offer: its carried event's)
+    state.carried = [*(state.carried or ()), *fresh] or msgspec.UNSET
+    state.kept = msgspec.UNSET
+    tx.rewritten = True
+    return False
 
 
 def _carried_at(carried: Sequence[KeptEvent], offered: KeptEvent) -> int | None:

@@ -107,6 +107,11 @@ class MigrationRecord(msgspec.Struct, kw_only=True):
     """Whether a registered migration (``net.migration``, code) drives it: then that migration
     must be registered wherever the instance runs. False for a flow's output mapping alone, and
     for a resume, which runs no migration's code (conform h27 H1)."""
+    passing: bool = False
+    """A hop through a version in between, which the migration goes on from at once: the
+    instance starts no handler, action or notice and hears no kept event (they go on to the
+    next hop); a step running in the old run ran once more in each such version (conform h27
+    M5)."""
     children: list[CarriedChild] = msgspec.field(default_factory=list)
     """What ``fast_forward`` is for the root, for its child workflows (a flow's subflows and
     items): the steps they completed in the run gone on from."""

@@ -16,8 +16,7 @@ its start one transaction), so a runtime that finds a plan as it starts carries 
 migrator raised) keeps the plan: asked again, or at the next start, it goes on; a cancel drops it.
 
 An old instance whose definition is not registered here (or is held ``blocked``) is canceled
-offline, in its snapshot, without any of its user code. A Cronflow-style flow's new run takes the
-outputs the old run recorded for its completed steps (never computed again).
+offline, in its snapshot, without any of its user code.
 """
 
 from __future__ import annotations
@@ -398,7 +397,6 @@ class Migrations:
                         await self._book.forget(plan.instance)  # nothing moved, nor will
                     raise
             state = await self._read(old_id)
-        migration = self._registry.migration(workflow, state.version, version)
         steps = self._catalog.user_steps(workflow, version)
         fast_forward, children = carried_on(state, steps) if steps is not None else ({}, [])
         record = MigrationRecord(
@@ -408,8 +406,9 @@ class Migrations:
             to_version=version,
             source=sources_of(state),
             fast_forward=fast_forward,
-            registered=migration is not None,
+            registered=self._registry.migration(workflow, state.version, version) is not None,
             children=children,
+            passing=version != plan.hops[-1][0],
         )
         root = state.workflows[state.id]
         # events the old root kept while held go to the new one's steps that wait for them

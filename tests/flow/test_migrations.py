@@ -841,3 +841,38 @@ async def test_a_pending_migration_waits_for_a_runtime_that_registers_its_versio
     async with cf.Runtime(db=db, workflows=[v1, v2]) as rt:
         await rt.wait_idle()
         assert (await rt.inspect(planned)).status == "waiting"
+
+
+async def test_a_migration_through_a_version_in_between_runs_nothing_there(
+    tmp_path: Path,
+) -> None:
+    """One ``migrate(run, "v3")`` through v2 (the registered migrations v1->v2, v2->v3): the
+    v2 run, which lives only for the hop, called the running step's function too, v2's code,
+    before it was canceled for the next hop (conform h27 M5). It runs nothing; the step runs
+    again in v3 only, as a migration documents."""
+    calls: Counter[str] = Counter()
+    gate = asyncio.Event()
+
+    def hop(version: str) -> cf.Flow:
+        async def charge(ctx: Any) -> str:
+            calls[version] += 1
+            await gate.wait()
+            return f"charged by {version}"
+
+        return cf.define("hop", version=version).step("a", lambda ctx: "a").step("charge", charge)
+
+    async with cf.Runtime(db=tmp_path / "hop.db", workflows=[hop("v1")]) as rt:
+        run_id = await rt.trigger("hop")
+        for version in ("v2", "v3"):
+            rt.register(hop(version))
+        rt.register(cf.net.migration("v1", "v2", workflow="hop").build())
+        rt.register(cf.net.migration("v2", "v3", workflow="hop").build())
+        for _ in range(300):
+            if calls["v1"]:
+                break
+            await asyncio.sleep(0.01)
+        new = await rt.migrate(run_id, "v3")
+        gate.set()
+        result = await rt.wait(new, timeout=5)
+    assert (result.status, result.output) == ("completed", "charged by v3")
+    assert calls == {"v1": 1, "v3": 1}
