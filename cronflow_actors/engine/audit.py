@@ -385,9 +385,8 @@ class AuditRecorder:
         migrated_to = getattr(message, "migrated_to", None)
         if migrated_to:  # a migration's cancel of the old root (its cancel action skipped)
             attributes.update(reason="migration", migrated_to=migrated_to)
-        given_up = getattr(message, "given_up", None)
-        if given_up:  # a cancel that gave a pending migration up (its run had ended)
-            attributes.update(migration_given_up=given_up, to_version=message.to_version)
+        if type(message) is GiveUpMigration:  # a cancel that gave a pending migration up
+            attributes.update(migration_given_up=message.given_up, to_version=message.to_version)
         self._open(operation, instance_id, element, attributes)
 
 
