@@ -166,9 +166,11 @@ def markdown(
         "|---|---|---|---:|---:|---:|---:|---:|---|",
     ]
     for r in results:
+        ran = r["status"] != "missing"  # (a peer not installed ran nothing: no sizes to show)
+        sizes = f"{r['in_flight']} | {r['runs']:,}" if ran else "— | —"
         lines.append(
             f"| {r['engine']} | ({r['workload']}) {WORKLOADS.get(r['workload'], '')} | "
-            f"{r['variant']} | {r['in_flight']} | {r['runs']:,} | {_num(r['runs_per_s'])} | "
+            f"{r['variant']} | {sizes} | {_num(r['runs_per_s'])} | "
             f"{_num(r['p50_ms'], 2)} | {_num(r['p99_ms'], 2)} | {_status(r)} |"
         )
     lines += _in_flight_table(results)

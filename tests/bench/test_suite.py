@@ -100,6 +100,9 @@ def test_a_missing_or_failed_peer_is_null_in_the_summary_and_named_in_the_table(
     assert "**failed**: exit 1: boom" in table
     row = next(line for line in table.splitlines() if "**failed**" in line)
     assert "| — | — | — |" in row
+    # a peer not installed ran nothing: no in-flight or run count as if it had (newcomer h27)
+    row = next(line for line in table.splitlines() if "**missing**" in line)
+    assert row.startswith("| dbos-wal | (a) three trivial async steps |  | — | — | — |"), row
 
 
 def test_the_markdown_table_shows_every_record_and_both_curves() -> None:
