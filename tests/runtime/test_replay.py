@@ -400,15 +400,23 @@ async def test_each_item_of_a_resumed_group_keeps_its_own_key(tmp_path: Path) ->
         return item * 10
 
     flow = cf.define("keys").for_each("g", lambda ctx: [1, 2, 3], per_item)
-    async with cf.Runtime(db=tmp_path / "keys.db", workflows=[flow]) as rt:
-        failed = await rt.trigger("keys")
+    first, result = await _resumed_after_failing(tmp_path, flow, seen, gate.set)
+    assert result.status == "completed"
+    assert dict(seen) == {2: first[2], 3: first[3]}
+
+
+async def _resumed_after_failing(
+    tmp_path: Path, flow: cf.Flow, seen: list[tuple[int, str]], fix: Any
+) -> tuple[dict[int, str], Any]:
+    """Run ``flow`` until it fails, then ``fix()`` and resume it: the keys ``seen`` before the
+    resume (``seen`` then holds the resume's), and the resume's result."""
+    async with cf.Runtime(db=tmp_path / "resumed.db", workflows=[flow]) as rt:
+        failed = await rt.trigger(flow.id)
         assert (await rt.wait(failed, timeout=5)).status == "failed"
         first = dict(seen)
         seen.clear()
-        gate.set()
-        result = await rt.wait(await rt.replay(failed, resume=True), timeout=5)
-    assert result.status == "completed"
-    assert dict(seen) == {2: first[2], 3: first[3]}
+        fix()
+        return first, await rt.wait(await rt.replay(failed, resume=True), timeout=5)
 
 
 @pytest.mark.parametrize("kind", ["batch", "while_"])
@@ -435,13 +443,7 @@ async def test_the_units_after_the_one_that_failed_have_keys_of_their_own(
         flow = cf.define("units").while_(
             "g", lambda ctx: (ctx.last or 0) < 4, lambda ctx: unit((ctx.last or 0) + 1, ctx)
         )
-    async with cf.Runtime(db=tmp_path / "units.db", workflows=[flow]) as rt:
-        failed = await rt.trigger("units")
-        assert (await rt.wait(failed, timeout=5)).status == "failed"
-        first = dict(seen)
-        seen.clear()
-        down.clear()
-        result = await rt.wait(await rt.replay(failed, resume=True), timeout=5)
+    first, result = await _resumed_after_failing(tmp_path, flow, seen, down.clear)
     assert result.status == "completed"
     assert [n for n, _ in seen] == [2, 3, 4]  # unit 1 is not run again
     keys = dict(seen)
