@@ -37,7 +37,7 @@ from cronflow_actors.messages.engine import (
     WorkflowRecord,
     WorkItemRecord,
 )
-from cronflow_actors.messages.migrations import CarriedChild, MigrationSource
+from cronflow_actors.messages.migrations import CarriedChild, MigrationSource, same_item
 from cronflow_actors.net.marking import after_start
 from cronflow_actors.net.migration import MigrationMode, refused
 from cronflow_actors.net.spec import NetSpec, TaskSpec
@@ -90,7 +90,7 @@ def _take_key(state: InstanceState, workflow: WorkflowRecord, item: WorkItemReco
     carried = _carried_entry(state, workflow)
     keys = carried.keys if carried is not None else []
     for n, (task, payload, key) in enumerate(keys):
-        if task == item.task and payload == item.payload:
+        if task == item.task and same_item(payload, item.payload):
             del keys[n]
             return key
     if item.workflow_id == state.id and migration.keys:  # a run resumed before keys by item
@@ -123,7 +123,7 @@ def recorded_item(
     carried = _carried_entry(state, workflow)
     items = carried.items if carried is not None else []
     for n, (task, payload, output) in enumerate(items):
-        if task == item.task and payload == item.payload:
+        if task == item.task and same_item(payload, item.payload):
             del items[n]
             if tx.audit is not None and state.migration is not None:
                 tx.audit.carried(item, state.migration.from_instance)

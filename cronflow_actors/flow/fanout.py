@@ -41,36 +41,31 @@ def _index(item: Any) -> int:
 
 
 def _function_payloads(handlers: Sequence[Any]) -> list[dict[str, Any]]:
-    """The payload of each function's work item: the function by its module and qualified name,
-    and which of the functions of that name it is (``nth``). A migration or a resume carries a
-    completed item's output to the item of the same payload: by place, a list reordered between
-    versions gave a function another's output and never called it (conform h27 M2). Lambdas
-    share a name, so they are told apart by their order among the lambdas."""
+    """The payload of each function's work item: its place, the function's qualified name and
+    which of the functions of that name it is (``nth``). A migration or a resume carries a
+    completed item's output to the item of the same function (``messages.migrations
+    .same_item``): by place, a list reordered between versions gave a function another's output
+    and never called it (conform h27 M2). Not the module: a file served as ``app`` and run as
+    ``__main__`` is the same flow (the reviewer's h27 H3). Lambdas, and functions one factory
+    made, share a name: they are told apart by their order among those of that name."""
     payloads: list[dict[str, Any]] = []
     seen: Counter[str] = Counter()
-    for fn in handlers:
+    for index, fn in enumerate(handlers):
         name = getattr(fn, "__qualname__", None) or type(fn).__qualname__
-        named = f"{getattr(fn, '__module__', None) or ''}:{name}"
-        payloads.append({"fn": named, "nth": seen[named]})
-        seen[named] += 1
+        payloads.append({"index": index, "fn": name, "nth": seen[name]})
+        seen[name] += 1
     return payloads
 
 
 def _place_of(payloads: list[dict[str, Any]]) -> Callable[[Any], int]:
-    """A function's place in the list from its work item's payload (``{"index": i}`` from a
-    version before functions were named: a run started by it goes on by place)."""
+    """A function's place in this version's list from its work item's payload: where its
+    function is now, else where it was (an item of a run from before functions were named,
+    ``{"index": i}``, or of a function renamed under the same version)."""
     places = {(p["fn"], p["nth"]): index for index, p in enumerate(payloads)}
 
     def place(payload: Any) -> int:
-        if "index" in payload:
-            return int(payload["index"])
-        found = places.get((payload["fn"], payload["nth"]))
-        if found is None:
-            raise LookupError(
-                f"this run started function {payload['fn']!r}, which the flow's version has "
-                "no longer: a renamed function needs a new version (and a migration)"
-            )
-        return found
+        found = places.get((payload.get("fn"), payload.get("nth")))
+        return int(payload["index"]) if found is None else found
 
     return place
 

@@ -13,7 +13,14 @@ import msgspec
 from cronflow_actors.messages.base import Message
 from cronflow_actors.messages.states import TaskState, WorkflowState
 
-__all__ = ["CarriedChild", "DeliverKept", "KeptEvent", "MigrationRecord", "MigrationSource"]
+__all__ = [
+    "CarriedChild",
+    "DeliverKept",
+    "KeptEvent",
+    "MigrationRecord",
+    "MigrationSource",
+    "same_item",
+]
 
 
 class KeptEvent(msgspec.Struct, frozen=True, kw_only=True, gc=False):
@@ -84,6 +91,21 @@ class CarriedChild(msgspec.Struct, kw_only=True, gc=False, omit_defaults=True):
     ``parallel``'s functions, a ``for_each``'s items, a ``batch``'s chunks, done before the
     rest): the item of the same step and payload completes with that output, its function not
     called again. The root's are here too (its ``path``, no ``place``)."""
+
+
+def same_item(carried: Any, payload: Any) -> bool:
+    """Whether a work item the run gone on from recorded (its payload ``carried``) is the new
+    item of payload ``payload`` of the same step: the same payload, or for a ``parallel``'s
+    function (``{"index", "fn", "nth"}``) the same function wherever the list now puts it (conform
+    h27 M2), or, recorded before functions were named (``{"index": i}``), the one at its place
+    (the reviewer's h27 H1: a run upgraded mid-parallel called its done functions again)."""
+    if carried == payload:
+        return True
+    if not (isinstance(carried, dict) and isinstance(payload, dict) and "fn" in payload):
+        return False
+    if "fn" in carried:
+        return (carried["fn"], carried.get("nth")) == (payload["fn"], payload.get("nth"))
+    return carried.keys() == {"index"} and carried["index"] == payload.get("index")
 
 
 class MigrationRecord(msgspec.Struct, kw_only=True):

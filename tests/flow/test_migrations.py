@@ -876,3 +876,38 @@ async def test_a_migration_through_a_version_in_between_runs_nothing_there(
         result = await rt.wait(new, timeout=5)
     assert (result.status, result.output) == ("completed", "charged by v3")
     assert calls == {"v1": 1, "v3": 1}
+
+
+def test_a_parallel_function_is_its_item_by_name_and_an_older_run_s_item_by_place() -> None:
+    """A ``parallel``'s item names its function by qualified name and which of that name it is,
+    not its module (a file served as ``app`` and run as ``__main__``: the reviewer's h27 H3,
+    every run in flight failed after such a restart). A carried item matches the new item of
+    the same function wherever the list puts it, and one a version before recorded by place
+    alone (``{"index": i}``) the item at that place (H1: an upgraded run called its done
+    functions again)."""
+    from cronflow_actors.flow.fanout import _function_payloads, _place_of
+    from cronflow_actors.messages.migrations import same_item
+
+    def fetch(ctx: Any) -> int:
+        return 1
+
+    def price(ctx: Any) -> int:
+        return 2
+
+    payloads = _function_payloads([fetch, price, fetch])
+    assert [(p["index"], p["fn"].rsplit(".", 1)[-1], p["nth"]) for p in payloads] == [
+        (0, "fetch", 0),
+        (1, "price", 0),
+        (2, "fetch", 1),
+    ]
+    assert all(":" not in p["fn"] for p in payloads)  # no module in the name
+    reordered = _function_payloads([price, fetch, fetch])
+    assert same_item(payloads[0], reordered[1])  # fetch, first of its name, now second
+    assert not same_item(payloads[0], reordered[0])
+    assert same_item({"index": 1}, reordered[1])  # an older run's item: by place
+    assert not same_item({"index": 1}, reordered[0])
+    assert not same_item({"item": 1, "index": 1}, reordered[1])  # a for_each's: by value
+    place = _place_of(reordered)
+    assert [place(p) for p in payloads] == [1, 0, 2]
+    assert place({"index": 2}) == 2  # an older run's item goes on by place
+    assert place({"index": 0, "fn": "renamed", "nth": 0}) == 0
