@@ -17,6 +17,7 @@ import msgspec
 
 from cronflow_actors.engine import detached, endings, heard, notices
 from cronflow_actors.engine.cascade import Cascade
+from cronflow_actors.engine.fast_forward import take_key
 from cronflow_actors.engine.states import VERB_TARGETS, TaskState, WorkItemState
 from cronflow_actors.engine.transaction import Send, Transaction
 from cronflow_actors.errors import InvalidStateTransitionError, NotFoundError
@@ -214,6 +215,9 @@ def _rerun(tx: Transaction, items: tuple[tuple[str, int], ...]) -> None:
         item.redispatches += 1
         tx.rewritten = True  # the count is durable before the handler runs again
         tx.handlers.append((item_id, attempt))
+        if item.kept_key is None and tx.state.migration is not None:  # started by an older
+            # version, which kept no key on the item: the one it keeps (the reviewer's h27 H2)
+            item.kept_key = take_key(tx.state, tx.state.workflows[item.workflow_id], item)
         workflow = tx.state.workflows.get(item.workflow_id)
         name = workflow.name if workflow is not None else ""
         tx.changes.append(

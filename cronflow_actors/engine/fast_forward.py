@@ -77,25 +77,30 @@ def correspondent(tx: Transaction, workflow: WorkflowRecord) -> MigrationSource 
     return old[index] if index < len(old) else None
 
 
-def _take_key(state: InstanceState, workflow: WorkflowRecord, item: WorkItemRecord) -> str | None:
+def take_key(state: InstanceState, workflow: WorkflowRecord, item: WorkItemRecord) -> str:
     """The idempotency key the work item ``item`` keeps from the run a resume goes on from (the
     one of its step and payload that began there and did not complete: what it may have done is
     known downstream by its key), at the root or in a child workflow; None: its own (its id).
     Taken once: the chunks of a ``batch`` after the one that failed, the iterations of a
     ``while_`` (one payload for all), took the failed one's key too (chaos h27 F1: two units of
-    work under one key)."""
+    work under one key). "": none, its own. A run resumed before this stored a root step's key
+    in ``MigrationRecord.keys`` as well: taken from one, it goes from both (the reviewer's h27
+    H2: two items took the one key in turn)."""
     migration = state.migration
     if migration is None:
-        return None
+        return ""
     carried = _carried_entry(state, workflow)
     keys = carried.keys if carried is not None else []
     for n, (task, payload, key) in enumerate(keys):
         if task == item.task and same_item(payload, item.payload):
             del keys[n]
+            if migration.keys.get(task) == key:
+                del migration.keys[task]
             return key
-    if item.workflow_id == state.id and migration.keys:  # a run resumed before keys by item
-        return migration.keys.pop(item.task, None)
-    return None
+    key = migration.keys.pop(item.task, "") if item.workflow_id == state.id else ""
+    if key:  # (a run resumed before keys by item)
+        keys[:] = [k for k in keys if k[2] != key]
+    return key
 
 
 def _carried_entry(state: InstanceState, workflow: WorkflowRecord) -> CarriedChild | None:
@@ -118,7 +123,8 @@ def recorded_item(
     ``batch``'s chunk), and that item's output: used once (conform h26 H3: a migration or a
     resume called the done half of a group again, under new idempotency keys). The trace says
     so (a ``WorkItem.carried`` span: its completion is no call, conform h27 L1). Otherwise, at
-    its first start, the item takes the key it keeps (``_take_key``)."""
+    its first start, the item takes the key it keeps (``take_key``; an item an older version
+    started, at its first start here)."""
     state = tx.state
     carried = _carried_entry(state, workflow)
     items = carried.items if carried is not None else []
@@ -128,8 +134,8 @@ def recorded_item(
             if tx.audit is not None and state.migration is not None:
                 tx.audit.carried(item, state.migration.from_instance)
             return True, output
-    if item.attempt <= 1:  # its first start: it takes the key it keeps, if any
-        item.kept_key = _take_key(state, workflow, item)
+    if item.kept_key is None:  # its first start here: it takes the key it keeps, if any
+        item.kept_key = take_key(state, workflow, item)
     return False, None
 
 

@@ -446,7 +446,7 @@ class WorkflowActor(CoroutineActor):
             self.state.workflows[item.workflow_id],
             item,
             answered=answered,
-            key=item.kept_key,  # a resume: the step that failed keeps its key
+            key=item.kept_key or None,  # a resume: the step that failed keeps its key
             state_access=self._state_access,
             run_blocking=self.system.run_blocking,
             clock=self.services.clock,

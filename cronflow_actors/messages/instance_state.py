@@ -75,7 +75,8 @@ class WorkItemRecord(msgspec.Struct, kw_only=True, gc=False, omit_defaults=True)
     kept_key: str | None = None
     """The idempotency key it keeps from the run a resume went on from (the key of an item of
     its step and payload that began there and did not complete), taken as it first started;
-    None: its own, its id (``ctx.idempotency_key``)."""
+    "" or None: its own, its id (``ctx.idempotency_key``; None: not looked for yet, an item an
+    older version started)."""
 
 
 class TaskRecord(msgspec.Struct, kw_only=True, gc=False, omit_defaults=True):

@@ -571,3 +571,33 @@ async def test_a_resume_of_a_resume_keeps_what_the_first_run_completed_and_its_k
         assert (resumed.status, resumed.output) == ("completed", "shipped")
     assert [c for c in calls if c[0] == "charge"] == [("charge", calls[0][1])]
     assert {k for step, k in calls if step == "ship"} == {key}
+
+
+def test_a_key_an_older_resume_stored_twice_is_taken_once() -> None:
+    """A run resumed by an older version stored a root step's kept key both by step
+    (``MigrationRecord.keys``) and by step and payload (the root's ``CarriedChild.keys``): the
+    first item took it from one, the next from the other, two units of work under one key (the
+    reviewer's h27 H2). Taken from one, it goes from both; the next item keeps its own."""
+    from cronflow_actors.engine.fast_forward import take_key
+    from cronflow_actors.messages.engine import InstanceState, WorkflowRecord, WorkItemRecord
+    from cronflow_actors.messages.migrations import CarriedChild, MigrationRecord
+
+    root = WorkflowRecord(id="r", name="loop")
+    state = InstanceState(id="r", workflow="loop", workflows={"r": root})
+    for taken_first in ("by step and payload", "by step"):
+        state.migration = MigrationRecord(
+            workflow="loop",
+            from_instance="old",
+            from_version="v1",
+            to_version="v1",
+            keys={"g": "old.w2"},
+            children=[CarriedChild(path=(), keys=[("g", None, "old.w2")])],
+        )
+        if taken_first == "by step":
+            state.migration.children[0].keys.clear()
+            state.migration.children[0].keys.append(("g", "other payload", "old.w2"))
+        items = [
+            WorkItemRecord(id=f"r.w{n}", name="g", workflow_id="r", task="g", generation=n)
+            for n in (3, 4)
+        ]
+        assert [take_key(state, root, item) for item in items] == ["old.w2", ""], taken_first
