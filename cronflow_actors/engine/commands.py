@@ -284,15 +284,19 @@ async def _deliver_kept(tx: Transaction, send: Send, *, drop: bool) -> bool:
                 len(waiting),
                 kept.copies,
             )
-            later = msgspec.structs.replace(kept, copies=kept.copies - len(waiting))
+            heard_in = tuple(state.work_items[w.work_item_id].workflow_id for w in waiting)
+            later = msgspec.structs.replace(
+                kept, copies=kept.copies - len(waiting), heard_in=heard_in
+            )
             state.carried = [*(state.carried or ()), later]
         state.kept = [*waiting, *rest] or msgspec.UNSET
         return False
     state.kept = rest or msgspec.UNSET
-    if kept.carried and _carried_at(state.carried or (), kept) is None:
-        return False  # offered from the carried events, and taken by other steps meanwhile
     if drop or kept.work_item_id not in state.work_items:
         return False
+    workflow = state.work_items[kept.work_item_id].workflow_id
+    if kept.carried and _carried_at(state.carried or (), kept, workflow) is None:
+        return False  # offered from the carried events: taken by other steps, or its flow's
     others = state.heard.get(kept.publish) if kept.carried and kept.publish else None
     if others is not None and kept.work_item_id not in others:  # a copy left for this step:
         others.append(kept.work_item_id)  # the run heard the publish, not yet this many times
@@ -303,12 +307,12 @@ async def _deliver_kept(tx: Transaction, send: Send, *, drop: bool) -> bool:
         publish=kept.publish or None,
     )
     taken = bool(await _carry_out(tx, delivery, send))
-    at = _carried_at(state.carried or (), kept) if taken and kept.carried else None
+    at = _carried_at(state.carried or (), kept, workflow) if taken and kept.carried else None
     if at is not None:  # one step less to take it: at none left, no other is offered it
         left = list(state.carried or ())
-        copies = left[at].copies - 1
+        copies, heard_in = left[at].copies - 1, (*left[at].heard_in, workflow)
         if copies:
-            left[at] = msgspec.structs.replace(left[at], copies=copies)
+            left[at] = msgspec.structs.replace(left[at], copies=copies, heard_in=heard_in)
         else:
             del left[at]
         state.carried = left or msgspec.UNSET
@@ -325,12 +329,13 @@ def _keep_for_next_hop(tx: Transaction) -> bool:
     return False
 
 
-def _carried_at(carried: Sequence[KeptEvent], offered: KeptEvent) -> int | None:
-    """Where the carried event ``offered`` (to a step) is among those still ``carried``."""
+def _carried_at(carried: Sequence[KeptEvent], offered: KeptEvent, workflow: str) -> int | None:
+    """Where the carried event ``offered`` (to a step of ``workflow``) is among those still
+    ``carried``, if no step of that workflow took a copy of it yet."""
     for n, event in enumerate(carried):
         same = (event.event, event.publish, event.payload)
         if same == (offered.event, offered.publish, offered.payload):
-            return n
+            return None if workflow in event.heard_in else n
     return None
 
 

@@ -65,10 +65,11 @@ def carried_to(state: InstanceState, item_id: str, wait: WaitSpec) -> None:
     is. An event stays carried until a step takes it (``commands._deliver_kept``): one this step
     refuses (its filter), or that comes once it took another, is there for the next step that
     starts waiting for it; one another step took meanwhile is no longer offered."""
+    workflow = state.work_items[item_id].workflow_id
     offered = [
         msgspec.structs.replace(event, work_item_id=item_id, carried=True)
         for event in state.carried or ()
-        if wait.hears(event.event)
+        if wait.hears(event.event) and workflow not in event.heard_in
     ]
     if offered:
         state.kept = [*(state.kept or ()), *offered]

@@ -41,6 +41,10 @@ class KeptEvent(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     copies: int = 1
     """With no ``work_item_id``: for how many steps it was kept (two item flows each waiting for
     it): carried until that many steps took it (chaos h27 F2: the first took the one copy)."""
+    heard_in: tuple[str, ...] = ()
+    """The workflows (a run's item flows) whose step took a copy: a later step of the same one
+    is not offered another (the verifier's h27 N4: an item flow's next wait for the event took
+    the copy left for the other item flow, and went on with no new event)."""
 
 
 class DeliverKept(Message, frozen=True, kw_only=True):

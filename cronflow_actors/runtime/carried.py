@@ -39,7 +39,9 @@ def carried_events(state: InstanceState) -> tuple[KeptEvent, ...]:
         copies = 1 if event.work_item_id else event.copies
         if key in events:
             copies += events[key].copies
-        events[key] = msgspec.structs.replace(event, work_item_id="", carried=False, copies=copies)
+        events[key] = msgspec.structs.replace(
+            event, work_item_id="", carried=False, copies=copies, heard_in=()
+        )
     return tuple(events.values())
 
 
