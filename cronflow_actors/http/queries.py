@@ -5,7 +5,9 @@ silently meant the default, and the client read a page it did not ask for as the
 hostile client's h26 L2). The API refuses unknown fields in its bodies; a query names its fields
 the same way, so a name the route's operation does not declare is a 400 ``invalid-argument`` that
 names the ones it takes. A webhook's query is its sender's (``ctx.trigger.query``), never checked,
-and a route the document leaves out (the console's pages) is not either.
+and a route the document leaves out (the console's pages) is not either; nor are the routes
+machines poll (``/metrics``, the probes, the document): a scrape config's ``params`` or a probe's
+cache-buster is no typo of a client reading an answer (the reviewer's h27 L7).
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from cronflow_actors.http.problems import problem_response
 
 __all__ = ["KnownQueries", "documented_queries"]
 
+_POLLED = frozenset({"/metrics", "/healthz", "/readyz", "/openapi.json"})
+
 Taken = Mapping[str, Mapping[str, frozenset[str]]]
 """The query parameters a route's template takes, by method."""
 
@@ -31,6 +35,8 @@ def documented_queries(document: Mapping[str, Any]) -> dict[str, dict[str, froze
     path template and method; the webhooks' operations left out (their query is their own)."""
     taken: dict[str, dict[str, frozenset[str]]] = {}
     for path, operations in document["paths"].items():
+        if path in _POLLED:
+            continue
         for method, operation in operations.items():
             if not isinstance(operation, dict) or "responses" not in operation:
                 continue  # a path's shared "parameters", a "summary"

@@ -380,7 +380,8 @@ async def test_a_query_parameter_its_route_does_not_take_is_refused_naming_those
         "cursor, limit, status, workflow",
         "/flows/timed/next-fires?limit=9": "has no query parameter 'limit'; it takes count",
         "/runs?limit=1&Status=failed": "'Status'",
-        "/healthz?verbose": "GET /healthz takes no query parameter (given: 'verbose')",
+        "/runs/x/trace?verbose": "GET /runs/{run_id}/trace takes no query parameter (given: "
+        "'verbose')",
     }
     for url, words in refusals.items():
         refused = await client.get(url)
@@ -400,7 +401,10 @@ async def test_a_query_parameter_its_route_does_not_take_is_refused_naming_those
     result = await rt.wait(started.json()["run_id"], timeout=5)
     assert result.output == {"tenant": "7", "anything": "x"}
     document = (await client.get("/openapi.json")).json()
-    assert "400" in document["paths"]["/healthz"]["get"]["responses"]
+    assert "400" in document["paths"]["/runs/{run_id}/trace"]["get"]["responses"]
+    # what machines poll takes any query: a scrape's params, a probe's cache-buster
+    for polled in ("/healthz?probe=1", "/readyz?_=1", "/metrics?name[]=x", "/openapi.json?v=2"):
+        assert (await client.get(polled)).status_code == 200, polled
 
 
 class Typed(msgspec.Struct):
