@@ -22,8 +22,8 @@ def _cancel(args: argparse.Namespace) -> int:
         canceled = {"run_id": args.run_id, "status": "canceled"}
         answer = client.run_call("POST", args.run_id, "/cancel", values=canceled, body=body)
     except ApiError as refused:
-        if refused.status != 409:
-            raise
+        if refused.status != 409 or refused.slug == "refused":
+            raise  # (refused for a reason the server names: another process gives it up)
         # "already ended" only when it has: a run that goes on was refused for another
         # reason (it is blocked, say), which the server's answer gives
         run = client.run(args.run_id)
