@@ -255,7 +255,7 @@ class WorkflowActor(CoroutineActor):
         )
 
     async def _report(self, report: WorkflowCommand, *, reported: bool = False) -> None:
-        """Carry out ``report`` (told); a failure to apply it is recorded in a transaction."""
+        """Carry out ``report`` (told: no caller to raise to): its failure is recorded instead."""
         try:
             await self._transact(report, reported=reported)
         except Exception as error:

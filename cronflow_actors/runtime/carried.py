@@ -20,8 +20,6 @@ __all__ = [
     "MigrationLinks",
     "carried_events",
     "carried_on",
-    "completed_children",
-    "completed_steps",
     "links_of",
     "sources_of",
 ]
@@ -84,18 +82,13 @@ def completed_steps(state: InstanceState) -> dict[str, Any]:
     }
 
 
-def completed_children(
-    state: InstanceState, *, flow: bool = True, keys: bool = False
-) -> list[CarriedChild]:
+def completed_children(state: InstanceState, *, keys: bool = False) -> list[CarriedChild]:
     """The steps the child workflows of a flow's run ``state`` (its subflows' runs, its
     ``for_each`` and ``batch`` items) completed, with their recorded outputs (and, with
     ``keys``, a resume's, the idempotency keys of those they began and did not complete): each
     child by its path, its place among the children there and its payload, which a child of the
-    run that goes on from it must match to take them (``engine/fast_forward.py``). None unless
-    ``flow`` (a net's instance goes on as its migrators decide)."""
+    run that goes on from it must match to take them (``engine/fast_forward.py``)."""
     children: list[CarriedChild] = []
-    if not flow:
-        return children
     for workflow in state.workflows.values():
         items = _completed_items(state, workflow)
         begun = begun_items(state, workflow) if keys else []

@@ -25,7 +25,6 @@ from cronflow_actors.errors import (
 )
 from cronflow_actors.flow.envelope import TriggerEnvelope, open_envelope
 from cronflow_actors.messages import Mutation, encode
-from cronflow_actors.messages.audit import AuditSpan, SpanRows
 from cronflow_actors.messages.engine import GiveUpMigration, Principal, StartWorkflow
 from cronflow_actors.messages.migrations import MigrationRecord
 from cronflow_actors.net.migration import refused
@@ -319,37 +318,22 @@ class FlowMethods(NetMethods):
         state = decode_state(snapshot.body, run_id) if snapshot is not None else None
         if snapshot is None or state is None or state.migrated_to != command.given_up:
             return False
-        now = self.clock.now()
+        now, trail = self.clock.now(), self._services.audit
+        # its span is made as the engine makes a GiveUpMigration's: one maker of its attributes
+        audit = trail.recorder(state, now) if trail is not None else None
         state.migrated_to, state.revision = None, snapshot.revision + 1
         body = encode(state)
         record = replace(snapshot, revision=state.revision, updated_at=now, body=body)
-        trail, spans = self._services.audit, None
-        if trail is not None:
-            who = command.principal.id if command.principal is not None else None
-            attributes = {
-                "principal": who,
-                **({"reason": command.reason} if command.reason else {}),
-            }
-            attributes |= {"migration_given_up": command.given_up, "to_version": command.to_version}
-            span = AuditSpan(
-                trace_id=run_id,
-                span_id=f"{state.revision}.1",
-                parent_id=None,
-                instance_id=run_id,
-                operation="Action.cancel",
-                element=run_id,
-                started_at=now,
-                ended_at=now,
-                revision=state.revision,
-                attributes=attributes,
-            )
-            spans = SpanRows.of([span])
+        if audit is not None:
+            audit.begin_turn(command)
+            audit.end_turn()
+        spans = audit.spans(state.revision) if audit is not None else None
         try:
             await self.store.commit(Mutation(snapshot=record, spans=spans))
         except RevisionConflictError:  # written meanwhile (another process gave it up)
             return False
-        if spans is not None and trail is not None and trail.sink is not None:
-            trail.sink(spans)
+        if audit is not None:
+            audit.durable()
         compiled = self.catalog.compiled.get(workflow)
         if compiled is not None:
             info = Transaction.workflow_info(state.workflows[state.id])

@@ -809,6 +809,9 @@ async def test_a_resume_of_a_canceled_held_run_hears_the_event_kept_for_it(
                 await rt.migrate(old, "v2")
         await rt.cancel(old)
         assert (await rt.inspect(old)).status == "canceled"
+        if how == "give-up":  # given up in its snapshot (it cannot be loaded here), traced
+            last = (await rt.trace(old)).roots[-1].span
+            assert (last.operation, last.attributes["to_version"]) == ("Action.cancel", "v2")
     async with cf.Runtime(db=db, workflows=[paying(), refusing()]) as rt:
         rt.register(paying(version="v3"))
         resumed = await rt.replay(old, resume=True)
