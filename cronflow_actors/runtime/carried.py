@@ -34,11 +34,11 @@ def carried_events(state: InstanceState) -> tuple[KeptEvent, ...]:
     pending = [*(e for e in state.kept or () if not e.carried), *(state.carried or ())]
     for n, event in enumerate(pending):
         key = event.publish or n
-        copies = 1 if event.work_item_id else event.copies
-        if key in events:
-            copies += events[key].copies
+        # one copy a publish, as before h27: more copies (one for each step it was kept for)
+        # reached the wrong steps after a second migration or in a later root wait (the second
+        # verifier's h27 V1, V2); which step a copy is for is not known across versions yet
         events[key] = msgspec.structs.replace(
-            event, work_item_id="", carried=False, copies=copies, heard_in=()
+            event, work_item_id="", carried=False, copies=1, heard_in=()
         )
     return tuple(events.values())
 
