@@ -10,12 +10,11 @@ the order Tasquencer's single database transaction runs it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from typing import Any
 
 import msgspec
 
-from cronflow_actors.engine import detached, endings, heard, notices
+from cronflow_actors.engine import detached, endings, heard, kept, notices
 from cronflow_actors.engine.cascade import Cascade
 from cronflow_actors.engine.fast_forward import take_key
 from cronflow_actors.engine.states import VERB_TARGETS, TaskState, WorkItemState
@@ -54,7 +53,6 @@ from cronflow_actors.messages.engine import (
     WorkItemFinished,
     WorkItemRerun,
 )
-from cronflow_actors.messages.migrations import KeptEvent
 from cronflow_actors.net.spec import NetSpec, TaskKind
 
 __all__ = ["WORK_ITEM_ACTIONS", "apply", "drop_job", "fail_run", "run_job"]
@@ -264,58 +262,37 @@ async def run_job(tx: Transaction, job: Job) -> None:
 async def _deliver_kept(tx: Transaction, send: Send, *, drop: bool) -> bool:
     """The first event kept for the instance while it was held, delivered to the step it was
     kept for (``drop``: to none) and no longer kept, in this transaction, whether the step still
-    waits for it or not; whether the step took it. One kept for no step in particular (carried
-    by a migration) is kept instead for each step that waits for it now, each delivered in a
-    transaction of its own, as a publish does; with none, for the next that starts waiting
-    for it (``InstanceState.carried``, ``kept.carried_to``): carried until a step takes it."""
+    waits for it or not; whether the step took it. One carried from the run this one replaced
+    (no step named yet) is carried for the steps it was kept for, and an offer of it to one of
+    them delivered if that step is still one it is for (``engine/kept.py``)."""
     state = tx.state
     if not state.kept:
         return False
-    kept, *rest = state.kept
-    tx.rewritten = True
-    if not kept.work_item_id and not drop:
-        waiting = _waiting_for(tx, kept)
-        if len(waiting) < kept.copies:  # (``engine/kept.py``: for the next steps that wait)
-            logger.info(
-                "instance %s: event %r carried over by its migration waits for a step that "
-                "waits for it: %d do now, it was kept for %d",
-                state.id,
-                kept.event,
-                len(waiting),
-                kept.copies,
-            )
-            heard_in = tuple(state.work_items[w.work_item_id].workflow_id for w in waiting)
-            later = msgspec.structs.replace(
-                kept, copies=kept.copies - len(waiting), heard_in=heard_in
-            )
-            state.carried = [*(state.carried or ()), later]
-        state.kept = [*waiting, *rest] or msgspec.UNSET
-        return False
+    first, *rest = state.kept
     state.kept = rest or msgspec.UNSET
-    if drop or kept.work_item_id not in state.work_items:
+    tx.rewritten = True
+    if not first.work_item_id:
+        if not drop:
+            kept.arrived(tx, first)
         return False
-    workflow = state.work_items[kept.work_item_id].workflow_id
-    if kept.carried and _carried_at(state.carried or (), kept, workflow) is None:
-        return False  # offered from the carried events: taken by other steps, or its flow's
-    others = state.heard.get(kept.publish) if kept.carried and kept.publish else None
-    if others is not None and kept.work_item_id not in others:  # a copy left for this step:
-        others.append(kept.work_item_id)  # the run heard the publish, not yet this many times
+    if first.carried and kept.offered(state, first) is None:
+        return False  # taken by another step, or this step has had it
+    if drop or first.work_item_id not in state.work_items:
+        if first.carried:
+            kept.settle(tx, first, taken=False)
+        return False
+    others = state.heard.get(first.publish) if first.carried and first.publish else None
+    if others is not None and first.work_item_id not in others:  # offered to this step too:
+        others.append(first.work_item_id)  # the run heard the publish, not yet by this step
     delivery = DeliverEvent(
-        work_item_id=kept.work_item_id,
-        event=kept.event,
-        payload=kept.payload,
-        publish=kept.publish or None,
+        work_item_id=first.work_item_id,
+        event=first.event,
+        payload=first.payload,
+        publish=first.publish or None,
     )
     taken = bool(await _carry_out(tx, delivery, send))
-    at = _carried_at(state.carried or (), kept, workflow) if taken and kept.carried else None
-    if at is not None:  # one step less to take it: at none left, no other is offered it
-        left = list(state.carried or ())
-        copies, heard_in = left[at].copies - 1, (*left[at].heard_in, workflow)
-        if copies:
-            left[at] = msgspec.structs.replace(left[at], copies=copies, heard_in=heard_in)
-        else:
-            del left[at]
-        state.carried = left or msgspec.UNSET
+    if first.carried:
+        kept.settle(tx, first, taken=taken)
     return taken
 
 
@@ -327,22 +304,6 @@ def _keep_for_next_hop(tx: Transaction) -> bool:
     state.kept = msgspec.UNSET
     tx.rewritten = True
     return False
-
-
-def _carried_at(carried: Sequence[KeptEvent], offered: KeptEvent, workflow: str) -> int | None:
-    """Where the carried event ``offered`` (to a step of ``workflow``) is among those still
-    ``carried``, if no step of that workflow took a copy of it yet."""
-    for n, event in enumerate(carried):
-        same = (event.event, event.publish, event.payload)
-        if same == (offered.event, offered.publish, offered.payload):
-            return None if workflow in event.heard_in else n
-    return None
-
-
-def _waiting_for(tx: Transaction, kept: KeptEvent) -> list[KeptEvent]:
-    """``kept`` for each started step of the instance that waits for its event."""
-    waiting = heard.waiting_for(tx, kept.event)
-    return [msgspec.structs.replace(kept, work_item_id=item_id) for item_id in waiting]
 
 
 async def _initialize_work_item(tx: Transaction, workflow_id: str, task: str, payload: Any) -> str:

@@ -9,19 +9,30 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from cronflow_actors.engine import heard
+from cronflow_actors.engine.fast_forward import place_of
 from cronflow_actors.errors import (
     LeaseError,
     MutationRejectedError,
     StoreClosedError,
     StoreFailedError,
 )
-from cronflow_actors.messages.migrations import DeliverKept
+from cronflow_actors.messages.migrations import DeliverKept, KeptEvent, KeptStep
 
 if TYPE_CHECKING:
+    from cronflow_actors.engine.transaction import Transaction
     from cronflow_actors.messages.instance_state import InstanceState
     from cronflow_actors.net.spec import WaitSpec
 
-__all__ = ["carried_to", "deliver_kept"]
+__all__ = [
+    "arrived",
+    "carried_to",
+    "completed_with_kept",
+    "deliver_kept",
+    "offered",
+    "settle",
+    "step_of",
+]
 
 logger = logging.getLogger("cronflow_actors.engine.workflow_actor")
 
@@ -58,18 +69,121 @@ async def deliver_kept(actor: Any, message: DeliverKept) -> None:
     # the next one, before anything else: ``WorkflowActor._release`` asks for it
 
 
-def carried_to(state: InstanceState, item_id: str, wait: WaitSpec) -> None:
-    """Step ``item_id`` starts waiting (``wait``): every event a migration carried over that no
-    step has taken, and that this step hears, is offered to it, in order, each delivered once
-    this transaction is durable (``WorkflowActor._release``), as an event kept for a held run
-    is. An event stays carried until a step takes it (``commands._deliver_kept``): one this step
-    refuses (its filter), or that comes once it took another, is there for the next step that
-    starts waiting for it; one another step took meanwhile is no longer offered."""
-    workflow = state.work_items[item_id].workflow_id
-    offered = [
+def completed_with_kept(actor: Any) -> None:
+    """``actor``'s run completed: what is still kept or carried for it is dropped, logged if an
+    event among them no step took (not a copy left for a step that never waited again)."""
+    state = actor.state
+    events = (*(state.kept or ()), *(state.carried or ()))
+    unheard = sum(not (event.carried or event.taken) for event in events)
+    if unheard:
+        logger.warning("%s completed with %d kept events no step heard", actor, unheard)
+    state.kept = state.carried = msgspec.UNSET
+
+
+def step_of(state: InstanceState, item_id: str) -> KeptStep:
+    """The step of work item ``item_id`` as every version of the run names it."""
+    item = state.work_items[item_id]
+    workflow = state.workflows[item.workflow_id]
+    place = place_of(state.workflows, workflow)
+    return KeptStep(path=workflow.path, place=place, task=item.task)
+
+
+def arrived(tx: Transaction, event: KeptEvent) -> None:
+    """``event``, carried from the run this one replaced, comes to this run's turn: it is carried
+    (``InstanceState.carried``) for the steps it was kept for that this version has (a step the
+    version lacks, or no step named: for any step that waits for it), and offered now to those
+    of them already waiting; the others are offered it when they start waiting
+    (``carried_to``)."""
+    state = tx.state
+    steps = tuple(step for step in event.steps if _waits(tx, step, event.event))
+    if event.steps and not steps:
+        logger.info(
+            "instance %s: the steps event %r was kept for are not in version %r: it goes to "
+            "the first step that waits for it",
+            state.id,
+            event.event,
+            state.version,
+        )
+    entry = msgspec.structs.replace(event, steps=steps, taken=event.taken and bool(steps))
+    state.carried = [*(state.carried or ()), entry]
+    _offer(tx, entry, heard.waiting_for(tx, event.event))
+
+
+def carried_to(tx: Transaction, item_id: str, wait: WaitSpec) -> None:
+    """Step ``item_id`` starts waiting (``wait``): every carried event it is for (kept for its
+    step, or for any step) that it hears is offered to it, in order, each delivered once this
+    transaction is durable (``WorkflowActor._release``), as an event kept for a held run is."""
+    state = tx.state
+    step = step_of(state, item_id)
+    for event in state.carried or ():
+        if wait.hears(event.event) and _for(event, step):
+            _offer(tx, event, [item_id])
+
+
+def offered(state: InstanceState, offer: KeptEvent) -> int | None:
+    """Where the carried event ``offer`` (to its step) is of stands in ``InstanceState.carried``,
+    if that step is still one it is for: not if another step took it meanwhile, nor if the step
+    has had it (a step is offered an event once)."""
+    if offer.work_item_id not in state.work_items:
+        return None
+    for n, event in enumerate(state.carried or ()):
+        if (event.event, event.publish, event.payload) == (
+            offer.event,
+            offer.publish,
+            offer.payload,
+        ):
+            return n if _for(event, step_of(state, offer.work_item_id)) else None
+    return None
+
+
+def settle(tx: Transaction, offer: KeptEvent, *, taken: bool) -> None:
+    """The step ``offer`` was for has had its carried event: it took it (``taken``), or not (its
+    filter refused it, it waited no more). One for any step goes once one takes it. One kept for
+    steps goes on to the others; when each has had it and none took it, it is for any step that
+    waits for it, those waiting now offered it: an event a held run's step refused may be the
+    one its next step waits for (chaos h26 F1), but once one of its steps took it, no step
+    that waited since hears it (the second verifier's h27 V2)."""
+    state = tx.state
+    at = offered(state, offer)
+    if at is None:
+        return
+    left = list(state.carried or ())
+    event = left[at]
+    step = step_of(state, offer.work_item_id)
+    steps = tuple(s for s in event.steps if s != step)
+    if not event.steps:
+        if taken:
+            del left[at]
+    elif steps:
+        left[at] = msgspec.structs.replace(event, steps=steps, taken=taken or event.taken)
+    elif taken or event.taken:
+        del left[at]
+    else:  # none of its steps took it
+        left[at] = msgspec.structs.replace(event, steps=())
+        others = [i for i in heard.waiting_for(tx, event.event) if i != offer.work_item_id]
+        _offer(tx, left[at], others)
+    state.carried = left or msgspec.UNSET
+
+
+def _for(event: KeptEvent, step: KeptStep) -> bool:
+    return not event.steps or step in event.steps
+
+
+def _waits(tx: Transaction, step: KeptStep, name: str) -> bool:
+    """Whether ``step`` is a step of this version that waits for event ``name``."""
+    spec = tx.specs.get(step.path)
+    task = spec.tasks.get(step.task) if spec is not None else None
+    work = task.work_item if task is not None else None
+    return work is not None and work.wait is not None and work.wait.hears(name)
+
+
+def _offer(tx: Transaction, event: KeptEvent, items: list[str]) -> None:
+    """``event`` offered to each of the waiting steps ``items`` it is for, after those kept."""
+    state = tx.state
+    offers = [
         msgspec.structs.replace(event, work_item_id=item_id, carried=True)
-        for event in state.carried or ()
-        if wait.hears(event.event) and workflow not in event.heard_in
+        for item_id in items
+        if _for(event, step_of(state, item_id))
     ]
-    if offered:
-        state.kept = [*(state.kept or ()), *offered]
+    if offers:
+        state.kept = [*(state.kept or ()), *offers]

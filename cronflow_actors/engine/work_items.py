@@ -299,7 +299,7 @@ class WorkItem:
                 await self._fail(f"{type(error).__name__}: {error}")
                 return
             if tx.state.carried:  # an event a migration carried over for it, kept
-                kept.carried_to(tx.state, item.id, definition.wait)
+                kept.carried_to(tx, item.id, definition.wait)
         handle = None
         if "on_started" in definition.activities:
             handle = await self._activity("on_started", _ON_STARTED_TRIGGERS)

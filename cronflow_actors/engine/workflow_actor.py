@@ -32,7 +32,6 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
-import msgspec
 from mypy_extensions import mypyc_attr
 
 from cronflow_actors.engine import endings, notices, report_failure
@@ -44,7 +43,7 @@ from cronflow_actors.engine.handlers import (
     handler_context,
     start_handler,
 )
-from cronflow_actors.engine.kept import deliver_kept
+from cronflow_actors.engine.kept import completed_with_kept, deliver_kept
 from cronflow_actors.engine.services import EngineServices, decode_state
 from cronflow_actors.engine.state_access import StateAccess
 from cronflow_actors.engine.states import FINAL_STATES, WorkflowState, WorkItemState
@@ -330,9 +329,7 @@ class WorkflowActor(CoroutineActor):
         if final and state.heard:  # no step of it hears anything more
             state.heard = {}
         if root.state == WorkflowState.COMPLETED and (state.kept or state.carried):
-            left = sum(not e.carried for e in (*(state.kept or ()), *(state.carried or ())))
-            logger.warning("%s ended with %d kept events unheard", self, left)
-            state.kept = state.carried = msgspec.UNSET  # (failed, canceled: kept for a resume)
+            completed_with_kept(self)  # (failed, canceled: kept for a resume)
         body = encode(state)
         # actions still out (dispatched again after a crash) or events kept: it is running; a
         # notice owed (engine/notices.py) only makes it runnable: loaded at start, still waiting

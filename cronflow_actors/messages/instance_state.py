@@ -182,10 +182,10 @@ class InstanceState(msgspec.Struct, kw_only=True, gc=False, omit_defaults=True):
     kept: list[KeptEvent] | msgspec.UnsetType = msgspec.UNSET
     """Events kept while it was held, to deliver when it runs (unset: none, no bytes)."""
     carried: list[KeptEvent] | msgspec.UnsetType = msgspec.UNSET
-    """Events a migration carried over that no step of it waited for when they came (a new step
-    runs before the wait): each is offered, in order, to every step that starts waiting for its
-    event, and stays carried until one takes it; dropped when the run ends (unset: none, no
-    bytes)."""
+    """Events carried from the run this one replaced that not every step they are for has had
+    (``engine/kept.py``): each offered, in order, to each step it was kept for as it starts
+    waiting, or, none of those having taken it, to every step that starts waiting for its event
+    until one takes it; dropped when the run completes (unset: none, no bytes)."""
     notices: dict[str, str] = msgspec.field(default_factory=dict)
     """Notices owed (``WaitSpec.notify``, at least once): work item id -> its wait's token, from
     the commit that opened the wait until the notice ended or the wait did; while any is owed

@@ -17,34 +17,47 @@ __all__ = [
     "CarriedChild",
     "DeliverKept",
     "KeptEvent",
+    "KeptStep",
     "MigrationRecord",
     "MigrationSource",
     "same_item",
 ]
 
 
+class KeptStep(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """The step an event was kept for, as any version of the run names it: its workflow's
+    ``path`` and ``place`` (``engine/fast_forward.place_of``: an item flow of a ``for_each`` is
+    the one at its place) and its ``task``. The run that goes on from a held one offers the
+    event to that step's counterpart (chaos h27 F2: two item flows each waited for one event)."""
+
+    path: tuple[str, ...]
+    place: tuple[int, ...] = ()
+    task: str
+
+
 class KeptEvent(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """An event published while the instance was held (``blocked``) for its step
     ``work_item_id``, which waited for it: kept in the instance's snapshot
     (``InstanceState.kept``) and delivered, in the order kept, when the instance runs again.
-    ``work_item_id`` empty: for each of its steps that waits for ``event`` then (what a
-    migration carries to the instance that replaces a held one). ``publish``: the publish it
-    came from (one publish kept for several steps is carried over once). ``carried``: one of the
-    carried events (``InstanceState.carried``), offered to a step that started waiting for it
-    (``engine/kept.carried_to``), delivered only if no step took it meanwhile."""
+    ``work_item_id`` empty: carried to the run that replaced a held one (a migration's, a
+    resume's), once a publish, for the ``steps`` it was kept for (``engine/kept.py``).
+    ``publish``: the publish it came from. ``carried``: an offer of one of the carried events
+    (``InstanceState.carried``) to the step ``work_item_id``, delivered only if that step is
+    still one the event is for."""
 
     work_item_id: str
     event: str
     payload: Any = None
     publish: str = ""
     carried: bool = False
-    copies: int = 1
-    """With no ``work_item_id``: for how many steps it was kept (two item flows each waiting for
-    it): carried until that many steps took it (chaos h27 F2: the first took the one copy)."""
-    heard_in: tuple[str, ...] = ()
-    """The workflows (a run's item flows) whose step took a copy: a later step of the same one
-    is not offered another (the verifier's h27 N4: an item flow's next wait for the event took
-    the copy left for the other item flow, and went on with no new event)."""
+    steps: tuple[KeptStep, ...] = ()
+    """The steps it was kept for that have not had it yet (each offered it once, when it waits:
+    it takes it or its filter refuses it). None: it is for any step that starts waiting for its
+    event, until one takes it (a publish no step it was kept for took, or one carried by a
+    release before steps were named)."""
+    taken: bool = False
+    """A step it was kept for took it: it goes to the others it was kept for, to no other step
+    (the second verifier's h27 V1, V2: a leftover copy reached a later wait)."""
 
 
 class DeliverKept(Message, frozen=True, kw_only=True):

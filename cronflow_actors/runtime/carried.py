@@ -10,6 +10,7 @@ from typing import Any
 import msgspec
 
 from cronflow_actors.engine.fast_forward import place_of
+from cronflow_actors.engine.kept import step_of
 from cronflow_actors.engine.states import TaskState, WorkItemState
 from cronflow_actors.flow.compile import is_user_step
 from cronflow_actors.flow.envelope import read_envelope
@@ -27,18 +28,25 @@ __all__ = [
 
 def carried_events(state: InstanceState) -> tuple[KeptEvent, ...]:
     """The events the run ``state`` kept for its waiting steps while held, and those carried to
-    it that no step took, for the run that goes on from it (a migration's, a resume's): each
-    publish once, for as many steps as it was kept for (two item flows waiting for one event
-    each hear it: chaos h27 F2); an offer to a step (``carried``) is its carried event's."""
+    it that not every step they are for has had, for the run that goes on from it (a
+    migration's, a resume's): each publish once, with the steps it was kept for, named as every
+    version names them (``KeptStep``): two item flows waiting for one event each hear it (chaos
+    h27 F2), and no other step does (the second verifier's h27 V1, V2)."""
     events: dict[Any, KeptEvent] = {}
-    pending = [*(e for e in state.kept or () if not e.carried), *(state.carried or ())]
-    for n, event in enumerate(pending):
+    for n, event in enumerate((*(state.kept or ()), *(state.carried or ()))):
+        if event.carried:  # an offer to a step: its event is carried, that step among its own
+            continue
+        steps = event.steps
+        if event.work_item_id:  # kept for a step of this run
+            known = event.work_item_id in state.work_items
+            steps = (step_of(state, event.work_item_id),) if known else ()
         key = event.publish or n
-        # one copy a publish, as before h27: more copies (one for each step it was kept for)
-        # reached the wrong steps after a second migration or in a later root wait (the second
-        # verifier's h27 V1, V2); which step a copy is for is not known across versions yet
+        before = events.get(key)
+        if before is not None:  # kept for another step too
+            steps = (*before.steps, *(s for s in steps if s not in before.steps))
+        taken = event.taken or (before is not None and before.taken)
         events[key] = msgspec.structs.replace(
-            event, work_item_id="", carried=False, copies=1, heard_in=()
+            event, work_item_id="", carried=False, steps=steps, taken=taken
         )
     return tuple(events.values())
 

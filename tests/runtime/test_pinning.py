@@ -716,6 +716,133 @@ async def test_a_blocked_run_migrates_onto_its_versions_edited_definition(
             await rt.migrate(running, "v1")  # not held: nothing to move onto
 
 
+def fanned(
+    *,
+    version: str = "v1",
+    changed: bool = False,
+    first: bool = False,
+    again: bool = False,
+    tagged: bool = False,
+    after: bool = False,
+) -> cf.Flow:
+    """A ``for_each`` of two item flows, each waiting for ``go`` (``first``: after a step of its
+    own; ``again``: then for the next ``go``; ``tagged``: the ``go`` whose ``tag`` is its item's),
+    then collecting what each heard (``changed``: another last step, same version; ``after``: a
+    wait for one more ``go`` at the root before it)."""
+
+    async def prepare(ctx: Any) -> int:
+        await asyncio.sleep(0.2 * (ctx.payload - 1))  # the second item flow later
+        return int(ctx.payload)
+
+    def mine(payload: Any, ctx: Any) -> bool:
+        return not tagged or payload["tag"] == ctx.payload
+
+    def item_flow(item: int, flow: Any) -> Any:
+        if first:
+            flow = flow.step("prepare", prepare)
+        flow = flow.wait_for_event("go", "go", filter=mine)
+        flow = flow.step("heard", lambda ctx: [item, ctx.last["n"]])
+        if again:
+            flow = flow.wait_for_event("next", "go", filter=mine)
+            return flow.step("last", lambda ctx: [*ctx.steps["heard"], ctx.last["n"]])
+        return flow
+
+    flow = cf.define("fanned", version=version).for_each("parts", lambda ctx: [1, 2], item_flow)
+    if after:
+        flow = flow.wait_for_event("root", "go")
+    return flow.step("changed" if changed else "done", lambda ctx: ctx.steps["parts"])
+
+
+def heard_by_items(output: Any) -> list[Any]:
+    return [r["result"] for r in output["results"]]
+
+
+async def test_an_event_kept_for_two_waiting_steps_reaches_both_after_a_migration(
+    tmp_path: Path,
+) -> None:
+    """A held run's two item flows each waited for one event: kept for both, it was carried to
+    the migrated run once, and the first item flow that began waiting took it; the other waited
+    until its deadline (chaos h27 F2). It is carried for the steps it was kept for, each of
+    whose counterparts in the new run hears it."""
+    db = tmp_path / "fanned.db"
+    async with cf.Runtime(db=db, workflows=[fanned()]) as rt:
+        old = await rt.trigger("fanned")
+        await rt.wait_idle()
+    async with cf.Runtime(
+        db=db, workflows=[fanned(changed=True), fanned(version="v2", first=True)]
+    ) as rt:
+        published = await rt.publish_event("go", {"n": 7})
+        assert published.held == [old]
+        new = await rt.migrate(old, "v2")
+        result = await rt.wait(new, timeout=5)
+    assert result.status == "completed"
+    assert heard_by_items(result.output) == [[1, 7], [2, 7]]
+
+
+@pytest.mark.parametrize("then", ["migrate", "migrate-again", "resume"])
+async def test_a_kept_event_reaches_only_the_steps_it_was_kept_for(
+    tmp_path: Path, then: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Two publishes, one for each item flow, each kept for both while the run was held (their
+    filters cannot run then). After a migration, a second one, or a resume, each item flow's
+    wait heard its own and its next wait for the same event took the copy kept for the other,
+    going on with no new event (the verifier's h27 N4, the second verifier's V1). A copy is for
+    the step it was kept for: each item flow's next wait waits for a publish of its own."""
+    db = tmp_path / "tagged.db"
+    async with cf.Runtime(db=db, workflows=[fanned(again=True, tagged=True)]) as rt:
+        old = await rt.trigger("fanned")
+        await rt.wait_idle()
+    flows = [
+        fanned(changed=True, again=True, tagged=True),
+        fanned(version="v2", first=True, again=True, tagged=True),
+        fanned(version="v3", again=True, tagged=True),
+    ]
+    async with cf.Runtime(db=db, workflows=flows) as rt:
+        for tag in (1, 2):
+            assert (await rt.publish_event("go", {"tag": tag, "n": tag * 10})).held == [old]
+        new = await rt.migrate(old, "v2")
+        await rt.wait_idle()
+        if then == "migrate-again":
+            new = await rt.migrate(new, "v3")
+        elif then == "resume":
+            await rt.cancel(new)
+            new = await rt.replay(new, resume=True)
+        await rt.wait_idle()
+        assert (await rt.inspect(new)).status == "waiting"  # each item flow at its next wait
+        for tag in (1, 2):
+            assert (await rt.publish_event("go", {"tag": tag, "n": tag * 10 + 1})).delivered
+        result = await rt.wait(new, timeout=5)
+    assert result.status == "completed"
+    assert heard_by_items(result.output) == [[1, 10, 11], [2, 20, 21]]
+    assert "no step heard" not in caplog.text  # the copies left were for steps that had one
+
+
+async def test_a_kept_event_one_item_flow_took_is_not_heard_by_a_later_root_wait(
+    tmp_path: Path,
+) -> None:
+    """A publish kept for two item flows, which one took and the other's filter refused: the
+    copy left went to the root's wait that began after the items, a step going on with no event
+    published for it (the second verifier's h27 V2). It waits for its own."""
+    db = tmp_path / "root.db"
+    async with cf.Runtime(db=db, workflows=[fanned(tagged=True, after=True)]) as rt:
+        old = await rt.trigger("fanned")
+        await rt.wait_idle()
+    flows = [
+        fanned(changed=True, tagged=True, after=True),
+        fanned(version="v2", first=True, tagged=True, after=True),
+    ]
+    async with cf.Runtime(db=db, workflows=flows) as rt:
+        for tag in (1, 2):
+            assert (await rt.publish_event("go", {"tag": tag, "n": tag})).held == [old]
+        new = await rt.migrate(old, "v2")
+        await rt.wait_idle()
+        assert (await rt.inspect(new)).status == "waiting"  # at the root's wait
+        assert (await rt.publish_event("go", {"tag": 0, "n": 0})).delivered == [new]
+        result = await rt.wait(new, timeout=5)
+    assert result.status == "completed"
+    assert heard_by_items(result.output) == [[1, 1], [2, 2]]
+
+
 @pytest.mark.parametrize("how", ["cancel", "give-up"])
 async def test_a_resume_of_a_canceled_held_run_hears_the_event_kept_for_it(
     tmp_path: Path, how: str
