@@ -7,7 +7,7 @@ callbacks after a commit), so a blocking one never stalls the loop, and on the l
 (conditions, routers and activities, inside a run's turn, which must be quick). A call given up
 while it waits for a pool thread never runs. ``InOrder`` calls a run's callbacks one after
 another. A plain function that returns an awaitable has it awaited. Like ``errors`` this module
-is a leaf every layer may import: it uses nothing but the standard library.
+is a leaf every layer may import: it uses nothing but the standard library and ``errors``.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from types import CoroutineType, FunctionType
 from typing import Any
+
+from cronflow_actors.errors import CancelRunRequested
 
 __all__ = ["BlockingRunner", "InOrder", "call_logged", "call_user", "settle"]
 
@@ -66,13 +68,18 @@ async def call_logged(
     *args: Any,
     what: str = "a callback",
     run_blocking: BlockingRunner | None = None,
-) -> None:
+) -> CancelRunRequested | None:
     """``call_user(fn, *args, run_blocking=run_blocking)`` whose failure is logged, never
-    raised (for callbacks after a commit, whose failure must not undo what is durable)."""
+    raised (for callbacks after a commit, whose failure must not undo what is durable). A
+    ``ctx.cancel(reason)`` it made is no failure: it is returned, for its caller to cancel the
+    run (conform h28 M1: logged as a failure, it canceled nothing)."""
     try:
         await call_user(fn, *args, run_blocking=run_blocking)
+    except CancelRunRequested as asked:
+        return asked
     except Exception:
         logger.exception("%s failed", what)
+    return None
 
 
 class InOrder:
@@ -81,11 +88,14 @@ class InOrder:
     blocking pool (so none stalls the loop), and still a run's ``on_start`` ends before its
     ``on_success`` begins. A callback's place is taken when its call begins: tasks created in
     order begin in order. It waits ``patience`` seconds at most for the one before (which may
-    hang: a chat service that never answers), then goes on (logged)."""
+    hang: a chat service that never answers), then goes on (logged). A callback that calls
+    ``ctx.cancel(reason)`` cancels the run its key names, through ``cancel_run``."""
 
     def __init__(self, patience: float = 10.0) -> None:
         self._last: dict[str, asyncio.Future[None]] = {}
         self._patience = patience
+        self.cancel_run: Callable[[str, str], Awaitable[None]] | None = None
+        """Cancels run ``key`` with a reason (the runtime's ``cancel``, wired at its start)."""
 
     async def call(
         self,
@@ -108,8 +118,24 @@ class InOrder:
                         what,
                         self._patience,
                     )
-            await call_logged(fn, *args, what=what, run_blocking=run_blocking)
+            asked = await call_logged(fn, *args, what=what, run_blocking=run_blocking)
         finally:
             done.set_result(None)
             if self._last.get(key) is done:
                 del self._last[key]
+        if asked is not None:  # after its turn: the cancel's own hooks come after it
+            await self._cancel(key, asked.reason, what)
+
+    async def _cancel(self, key: str, reason: str, what: str) -> None:
+        """``ctx.cancel(reason)`` in ``what``: run ``key`` is canceled; one that has ended (a
+        hook of its end) or that cannot be is left as it is, logged."""
+        try:
+            if self.cancel_run is None:
+                raise RuntimeError("no runtime cancels runs here")
+            await self.cancel_run(key, reason)
+        except Exception as error:
+            logger.warning(
+                "%s called ctx.cancel(%r): run %s not canceled: %s", what, reason, key, error
+            )
+            return
+        logger.info("%s canceled run %s: %s", what, key, reason or "(no reason)")

@@ -328,7 +328,11 @@ def action_handler(node: n.ActionNode, step_ids: frozenset[str], flow_id: str) -
                     if retry.on_retry is not None:  # one that raises is logged; retries go on
                         what = f"on_retry of action {node.id!r}"
                         tried = fctx.attempt  # as ctx.attempt counts, across dispatches
-                        await call_logged(retry.on_retry, fctx, error, tried, delay, what=what)
+                        asked = await call_logged(
+                            retry.on_retry, fctx, error, tried, delay, what=what
+                        )
+                        if asked is not None:  # ctx.cancel(): the action's failure, no retry
+                            raise asked from error
                     await ectx.clock.sleep(delay)
                     attempt += 1
                     continue

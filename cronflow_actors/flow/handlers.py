@@ -99,7 +99,11 @@ def step_handler(
                 delay = retry.delay_before(attempt)
                 if retry.on_retry is not None:  # one that raises is logged; the retry goes on
                     what = f"on_retry of step {node.id!r}"
-                    await call_logged(retry.on_retry, fctx, error, attempt, delay, what=what)
+                    asked = await call_logged(
+                        retry.on_retry, fctx, error, attempt, delay, what=what
+                    )
+                    if asked is not None:  # its ctx.cancel(): the step ends its run, no retry
+                        raise asked from error
                 raise RetryRequested(delay, describe(error)) from error
             if not node.on_error:
                 raise

@@ -215,6 +215,12 @@ class FlowMethods(NetMethods):
             if not await self._give_up_migration(run_id, principal, reason):
                 raise
 
+    async def _cancel_asked(self, run_id: str, reason: str) -> None:
+        """A callback after a commit (``on_pause``, ``on_timeout``, an event wait's
+        ``on_retry``) called ``ctx.cancel(reason)``: its run is canceled, as by this process's
+        own ``cancel``."""
+        await self.cancel(root_of(run_id), reason=reason)
+
     async def _cancel(self, run_id: str, principal: Principal | None, reason: str) -> None:
         try:  # which workflow: the snapshot's record says it, no need to decode its state
             snapshot = None if principal is None else await self.instances.read(root_of(run_id))

@@ -303,6 +303,7 @@ class Runtime(ClusterRecovery, LifecycleMethods, FlowMethods, StateMethods, Audi
             admitted=self.system.wait_admitted,
         )
         self._services.end_hooks = FlowEndHooks(self.catalog.compiled, self.run_hooks)
+        self._services.callbacks.cancel_run = self._cancel_asked  # (a callback's ctx.cancel)
 
     def _wire_triggers(self) -> None:
         """The services through which work arrives from outside: state shared across runs,
@@ -448,8 +449,7 @@ class Runtime(ClusterRecovery, LifecycleMethods, FlowMethods, StateMethods, Audi
                 future.set_result(info)
 
     def _deliver(self, instance_id: str, message: Message) -> None:
-        """Hand an instance ``message``, activating it if it left memory (the engine's
-        ``EngineServices.deliver``, made before the directory is)."""
+        """``EngineServices.deliver`` (made before the directory is): activates, then tells."""
         self.instances.deliver(instance_id, message)
 
     def _finished(

@@ -14,6 +14,7 @@ import pytest
 
 import cronflow_actors as cf
 from cronflow_actors.errors import InvalidWorkflowError
+from cronflow_actors.kernel import ManualClock
 
 
 def _problems(flow: cf.Flow) -> str:
@@ -417,3 +418,51 @@ async def test_canceling_a_run_that_ended_says_it_ended(rt: cf.Runtime) -> None:
     assert str(refused.value).endswith(
         "is 'completed' and cannot become 'canceled': it has ended, and nothing changes it any more"
     )  # where it said "from 'completed' it can become []"
+
+
+async def test_ctx_cancel_in_a_callback_cancels_the_run(
+    rt: cf.Runtime, clock: ManualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``ctx.cancel(reason)`` in a step's ``on_retry``, a pause's ``on_pause`` or ``on_timeout``
+    was logged as the callback's failure and canceled nothing: the step was tried again, the
+    run went on past the pause (conform h28 M1). It cancels the run, with its reason."""
+    tried: list[int] = []
+
+    def failing(ctx: Any) -> None:
+        tried.append(ctx.attempt)
+        raise RuntimeError("the bank is down")
+
+    def stop(ctx: Any, *_: Any) -> None:
+        ctx.cancel(f"stopped in {ctx.step_name}")
+
+    retry = cf.Retry(attempts=3, backoff="fixed", delay=0.01, on_retry=stop)
+    rt.register(cf.define("by-retry").step("charge", failing, retry=retry))
+    rt.register(cf.define("by-pause").human_in_the_loop("ok", description="?", on_pause=stop))
+    timing_out = cf.define("by-timeout").human_in_the_loop(
+        "ok", description="?", timeout=0.5, on_timeout=stop
+    )
+    rt.register(timing_out.wait_for_event("next", "never"))
+    for flow in ("by-retry", "by-pause", "by-timeout"):
+        run_id = await rt.trigger(flow)
+        await rt.wait_idle()
+        clock.advance(1)  # past the pause's timeout, and the retry's delay
+        result = await rt.wait(run_id, timeout=5)
+        step = "charge" if flow == "by-retry" else "ok"
+        assert (result.status, result.error) == ("canceled", f"stopped in {step}"), flow
+    assert tried == [1]  # not tried again
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
+
+    ended: list[str] = []
+
+    def too_late(ctx: Any) -> None:  # the run has ended: nothing to cancel, said so
+        ended.append(ctx.step_name or "hook")
+        ctx.cancel("too late")
+
+    rt.register(cf.define("by-hook", hooks={"on_success": too_late}).step("s", _one))
+    assert (await rt.wait(await rt.trigger("by-hook"), timeout=5)).status == "completed"
+    await rt.wait_idle()
+    for _ in range(100):
+        if "called ctx.cancel('too late')" in caplog.text:
+            break
+        await asyncio.sleep(0.01)
+    assert ended and "not canceled" in caplog.text
