@@ -361,9 +361,9 @@ class FlowMethods(NetMethods):
         """Continue a run paused by ``human_in_the_loop``; ``ResumeError`` for a token that
         is unknown or whose pause has ended (``.ended``). ``principal``: who asks (an HTTP
         caller's token): its id is recorded as ``resumed_by``, and as ``approved_by`` unless
-        the payload names an approver."""
-        caller = principal.id if principal is not None else None
-        await self.pauses.resume(token, payload, caller=caller)
+        the payload names an approver; a net's work item waiting for a person is completed as
+        that caller's call of its ``complete`` action (declared, its policy asked)."""
+        await self.pauses.resume(token, payload, principal=principal, flows=self.catalog.roots)
 
     async def list_paused(self, *, limit: int = 100, cursor: str | None = None) -> Page[PausedRun]:
         """The runs waiting for a human, oldest first, with their resume tokens (``blocked``

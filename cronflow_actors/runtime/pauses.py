@@ -11,7 +11,7 @@ from __future__ import annotations
 import difflib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Container, Mapping
 from typing import Any
 
 import msgspec
@@ -29,7 +29,7 @@ from cronflow_actors.errors import (
 )
 from cronflow_actors.flow.triggers import not_one_line
 from cronflow_actors.messages import Message, WaitRecord
-from cronflow_actors.messages.engine import WorkItemAction
+from cronflow_actors.messages.engine import Principal, WorkItemAction
 from cronflow_actors.messages.states import WorkItemVerb
 from cronflow_actors.runtime.pages import (
     PAGE_BYTES,
@@ -74,11 +74,23 @@ class Pauses:
         self._store = store
         self._send = send
 
-    async def resume(self, token: str, payload: Any = None, *, caller: str | None = None) -> None:
+    async def resume(
+        self,
+        token: str,
+        payload: Any = None,
+        *,
+        principal: Principal | None = None,
+        flows: Container[str] = (),
+    ) -> None:
         """Complete the pause ``token`` with ``payload`` (``approved``, ``reason`` and
         ``approved_by`` are read from it when it is a dict; Cronflow's ``approvedBy`` too).
-        ``caller``: the id of the principal that asks (an HTTP caller's token), recorded as
-        ``resumed_by`` and, when the payload names no approver, as ``approved_by``."""
+        ``principal``: who asks (an HTTP caller's token), its id recorded as ``resumed_by``
+        and, when the payload names no approver, as ``approved_by``. The pause of a net's work
+        item (its run's workflow not among ``flows``) is then completed as that caller's call
+        of the item's ``complete`` action, which must be declared and whose policy decides, as
+        through ``/work-items/{id}/complete``: its token, listed to any reader, completed it
+        past the policy, recorded as the process's own call (hostile h28 H1)."""
+        caller = principal.id if principal is not None else None
         if not isinstance(token, str) or not token:
             raise ResumeError(str(token), "a resume token is a non-empty string")
         wait = await self._store.find_wait("pause", token)
@@ -99,8 +111,15 @@ class Pauses:
         }
         if caller is not None:  # who asked, whatever the payload says approved
             record["resumed_by"] = caller
+        outside = (
+            principal if principal is not None and not await self._is_flow(wait, flows) else None
+        )
         command = WorkItemAction(
-            action=WorkItemVerb.COMPLETE, work_item_id=wait.wait_id, payload=record, token=token
+            action=WorkItemVerb.COMPLETE,
+            work_item_id=wait.wait_id,
+            payload=record,
+            principal=outside,
+            token=token,
         )
         try:
             await self._send(wait.instance_id, command)
@@ -117,6 +136,13 @@ class Pauses:
         except InstanceBlockedError as blocked:  # said in the flow's words, not a work item's
             operation = f"resume run {wait.instance_id}'s pause at step {wait.step!r}"
             raise InstanceBlockedError(wait.instance_id, blocked.reason, operation) from None
+
+    async def _is_flow(self, wait: WaitRecord, flows: Container[str]) -> bool:
+        """Whether ``wait`` is a flow's run's pause (its root's workflow among ``flows``)."""
+        if wait.workflow in flows:
+            return True
+        snapshot = await self._store.load_snapshot(wait.instance_id)
+        return snapshot is not None and snapshot.workflow in flows
 
     async def get(self, token: str) -> PausedRun:
         """The run paused with ``token``; ``ResumeError`` if there is none (``ended`` when its

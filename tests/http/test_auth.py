@@ -106,6 +106,66 @@ async def test_tokens_principals_and_policies(serve: Serve) -> None:
     assert (await rt.workflow(other["workflow_id"])).error == "role filled"
 
 
+def hire_in_person() -> net.NetSpec:
+    """``hire`` whose review waits for a person: its start draws a resume token."""
+    review = net.work_item("review", wait=net.WaitSpec(kind="pause")).actions(
+        start=net.action(),
+        complete=net.action(Review, policy=net.require_scope("review:write")),
+    )
+    task = net.task(review)
+    return (
+        net.workflow("hire-in-person")
+        .start_condition("start")
+        .end_condition("end")
+        .task("review", task)
+        .connect_condition("start", "review")
+        .connect_task("review", "end")
+        .actions(initialize=net.action())
+        .build()
+    )
+
+
+async def test_a_net_pause_resumed_by_its_token_asks_the_items_complete_policy(
+    serve: Serve,
+) -> None:
+    """``POST /resume/{token}`` completed a net's work item that waits for a person for a token
+    its ``complete`` policy refuses (the token is listed to any reader), recorded as the
+    process's own call (hostile h28 H1). It is that caller's ``complete``: policy asked,
+    principal recorded; a flow's pause is any writing token's, as before."""
+    paused = cf.define("approve").human_in_the_loop("ok", description="ok?")
+    rt, client = await serve(
+        [hire_in_person(), paused.step("done", lambda ctx: ctx.last)], tokens=TOKENS
+    )
+    created = await client.post(
+        "/workflows", json={"workflow": "hire-in-person"}, headers=bearer("t-bob")
+    )
+    workflow_id = created.json()["workflow_id"]
+    listed = f"/workflows/{workflow_id}/tasks/review/work-items"
+    [item] = (await client.get(listed, headers=bearer("t-bob"))).json()["work_items"]
+    started = await client.post(f"/work-items/{item['id']}/start", headers=bearer("t-bob"))
+    token = started.json()["token"]
+    denied = await client.post(f"/resume/{token}", json={"approved": True}, headers=bearer("t-bob"))
+    assert denied.status_code == 403
+    assert "require_scope('review:write') denied it" in denied.json()["detail"]
+    assert (await rt.work_item(item["id"])).state == "started"
+    done = await client.post(f"/resume/{token}", json={"approved": True}, headers=bearer("t-ada"))
+    assert done.status_code == 200
+    assert (await rt.work_item(item["id"])).state == "completed"
+    spans = [s.span for s in (await rt.trace(workflow_id)).roots]
+    [complete] = [s for s in spans if s.operation == "Action.complete"]
+    assert complete.attributes["principal"] == "ada"
+
+    begun = await client.post("/runs", json={"workflow": "approve"}, headers=bearer("t-bob"))
+    run_id = begun.json()["run_id"]
+    await rt.wait_idle()
+    [pause] = await rt.list_paused()
+    resumed = await client.post(
+        f"/resume/{pause.token}", json={"approved": True}, headers=bearer("t-bob")
+    )
+    assert resumed.status_code == 200
+    assert (await rt.wait(run_id, timeout=5)).status == "completed"
+
+
 async def test_without_tokens_net_actions_are_anonymous(serve: Serve) -> None:
     rt, client = await serve([hire()])
     created = await client.post("/workflows", json={"workflow": "hire"})
