@@ -23,8 +23,8 @@ from cronflow_actors.errors import (
     RevisionConflictError,
     UnknownWorkflowError,
 )
-from cronflow_actors.flow.envelope import TriggerEnvelope, open_envelope
-from cronflow_actors.messages import Mutation, encode
+from cronflow_actors.flow.envelope import TriggerEnvelope, open_envelope, read_envelope
+from cronflow_actors.messages import Mutation, SnapshotRecord, encode
 from cronflow_actors.messages.engine import GiveUpMigration, Principal, StartWorkflow
 from cronflow_actors.messages.migrations import MigrationRecord
 from cronflow_actors.net.migration import refused
@@ -226,7 +226,7 @@ class FlowMethods(NetMethods):
             snapshot = None if principal is None else await self.instances.read(root_of(run_id))
         except NotFoundError:
             snapshot = None
-        if snapshot is not None and snapshot.workflow not in self.catalog.roots:
+        if snapshot is not None and not self._a_flows_run(snapshot):
             await self.cancel_workflow(run_id, principal=principal, reason=reason)
             return
         by = principal.id if principal is not None else None  # (the audit's principal)
@@ -238,6 +238,18 @@ class FlowMethods(NetMethods):
                 return
         # it left its queue meanwhile, or NotFoundError
         await self.cancel_workflow(run_id, reason=reason, by=by)
+
+    def _a_flows_run(self, snapshot: SnapshotRecord) -> bool:
+        """Whether the run of ``snapshot`` is a flow's: its workflow registered here as one, or,
+        registered here as nothing (a flow dropped from the app), started with a flow's trigger:
+        an HTTP cancel of such a run was refused as a net instance's, whose cancel action no
+        caller could pass (hostile h28 M2)."""
+        if snapshot.workflow in self.catalog.roots:
+            return True
+        if snapshot.workflow in self.registry.names():
+            return False  # a net's instance: its cancel action decides
+        state = decode_state(snapshot.body, snapshot.instance_id)
+        return read_envelope(state.workflows[state.id].payload) is not None
 
     async def _give_up_migration(
         self, run_id: str, principal: Principal | None, reason: str = ""

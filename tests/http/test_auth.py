@@ -6,6 +6,7 @@ import asyncio
 import time
 from collections import Counter
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -900,3 +901,31 @@ async def test_a_composite_tasks_children_are_found_over_http(serve: Serve) -> N
     operations = document["paths"]["/workflows/{workflow_id}/tasks/{task}/children"]
     assert operations["get"]["operationId"] == "listChildWorkflows"
     assert operations["post"]["operationId"] == "initializeChildWorkflow"
+
+
+async def test_a_run_of_a_flow_no_longer_registered_is_canceled_by_a_token(
+    serve: Serve, tmp_path: Path
+) -> None:
+    """A flow dropped from the app left its waiting runs; their cancel over HTTP, by any token,
+    was a 409 "cannot cancel ... as an external caller", the flow taken for a net whose cancel
+    action refused everyone, and an ended run got the same words (hostile h28 M2). A run started
+    with a flow's trigger is canceled as an operator cancels it; an ended one says it ended."""
+    dropped = cf.define("dropped").human_in_the_loop("ok", description="ok?")
+    async with cf.Runtime(db=tmp_path / "http0.db", workflows=[dropped]) as rt:
+        waiting = await rt.trigger("dropped")
+        canceled = await rt.trigger("dropped")
+        await rt.cancel(canceled)
+        await rt.wait_idle()
+    other = cf.define("other").step("s", lambda ctx: 1)
+    rt, client = await serve([other, hire()], tokens=TOKENS)
+    answer = await client.post(f"/runs/{waiting}/cancel", headers=bearer("t-bob"))
+    assert answer.status_code == 200, answer.text
+    assert (await rt.inspect(waiting)).status == "canceled"
+    again = await client.post(f"/runs/{canceled}/cancel", headers=bearer("t-bob"))
+    assert again.status_code == 409
+    assert "as an external caller" not in again.json()["detail"]
+    net_run = await client.post("/workflows", json={"workflow": "hire"}, headers=bearer("t-bob"))
+    refused = await client.post(
+        f"/runs/{net_run.json()['workflow_id']}/cancel", headers=bearer("t-bob")
+    )
+    assert refused.status_code == 403  # a net's instance: its cancel policy decides, as before
