@@ -126,6 +126,10 @@ class RunInfo(msgspec.Struct, frozen=True, kw_only=True):
     """Who started it: the principal of the API token that asked (``POST /runs``, a replay, a
     webhook that takes a token); None for the runtime's own triggers and this process's
     calls."""
+    migration_pending: bool = False
+    """Its ``migrated_to`` run has not started: the migration is pending (its start failed;
+    fix the cause and ``migrate`` again, or ``cancel`` this run to give the migration up).
+    Said by ``inspect`` (``GET /runs/{id}``), not by listings."""
 
 
 async def stored_run(
@@ -172,7 +176,11 @@ class RunViews:
         found = await stored_run(self._read, self._store, run_id)
         if isinstance(found, QueuedRun):
             return self._queued_info(found)
-        return self.info(found)
+        info = self.info(found)
+        if info.migrated_to is not None and not await self._store.load_snapshot(info.migrated_to):
+            # (its successor starts in the commit that ends it, or not: a plan left pending)
+            return msgspec.structs.replace(info, migration_pending=True)
+        return info
 
     def _queued_info(self, queued: QueuedRun) -> RunInfo:
         """A run waiting in its flow's queue: ``waiting``, with no steps yet."""

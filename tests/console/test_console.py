@@ -393,6 +393,50 @@ def test_a_blocked_runs_pause_says_why_and_offers_no_approval(browser: Any, tmp_
         assert errors == [], errors
 
 
+def test_a_run_whose_migration_is_pending_says_so_and_gives_it_up(
+    browser: Any, tmp_path: Path
+) -> None:
+    """A run canceled for a migration whose new run could not start read only "Migrated to" a
+    link that answered "no run", with no button: the console could neither show the migration
+    pending nor give it up, as the README says to (hostile h28 M1). It says pending, links
+    nowhere, and offers to give the migration up, after which the run can be resumed."""
+    app = tmp_path / "pending_app.py"
+    app.write_text(
+        "import cronflow_actors as cf\n"
+        "def boom(ctx):\n"
+        "    if 'boom' in ctx.payload:\n"
+        "        raise RuntimeError('v1 cannot take this run')\n"
+        "    return False\n"
+        "workflows = [\n"
+        "    cf.define('mig', version='v1').if_('check', boom).step('x', str).end_if(),\n"
+        "    cf.define('mig', version='v2').pause('approve'),\n"
+        "]\n"
+    )
+    config = tmp_path / "cronflow.toml"
+    config.write_text(f'[tokens."{TOKEN}"]\nid = "ada"\nscopes = []\n')
+    with serving(str(app), tmp_path / "pending.db", "--config", str(config)) as served:
+        old = api(served, "POST", "/runs", {"workflow": "mig", "payload": {"boom": 1}})["run_id"]
+        eventually(lambda: api(served, "GET", f"/runs/{old}")["status"] == "waiting")
+        url, body = f"{served.url}/runs/{old}/migrate", {"to_version": "v1"}
+        refused = httpx.post(url, json=body, headers=AUTH, timeout=10)
+        assert refused.status_code == 409, refused.text  # its start raised: pending
+        run = api(served, "GET", f"/runs/{old}")
+        assert (run["status"], run["migration_pending"]) == ("canceled", True)
+        tab, errors = signed_in(browser, served.url)
+        tab.goto(f"{served.url}/ui/#/runs/{old}")
+        tab.wait_for_selector("#migration-pending")
+        assert "pending" in tab.inner_text("#migration-pending")
+        assert tab.query_selector("#migrated-to") is None  # no link to a run that is not
+        shot(tab, "run-migration-pending")
+        tab.click("text=Give the migration up")
+        tab.click("[data-confirm='Give the migration up']")
+        tab.wait_for_selector("#resume")  # given up: a canceled run, to resume or replay
+        run = api(served, "GET", f"/runs/{old}")
+        assert (run["migrated_to"], run["migration_pending"]) == (None, False)
+        tab.context.close()
+        assert errors == [], errors
+
+
 def test_a_migrated_runs_page_shows_its_version_and_links_and_offers_no_replay(
     browser: Any, tmp_path: Path
 ) -> None:

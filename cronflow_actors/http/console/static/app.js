@@ -414,6 +414,13 @@
       if (mine !== generation) return;
       const final = FINAL.has(run.status);
       const actions = h("div", { class: "actions" });
+      if (run.migration_pending) {  // canceled for a run that never started: cancel gives it up
+        actions.appendChild(confirmButton("Give the migration up", "danger", `Give up the migration to ${run.migrated_to}? This run's end hooks are called, and it can be resumed or replayed.`, async () => {
+          await api("POST", `/runs/${encodeURIComponent(runId)}/cancel`);
+          notice(`The migration of ${runId} was given up.`, true);
+          await load();
+        }));
+      }
       if (!final) {
         actions.appendChild(confirmButton("Cancel run", "danger", "Cancel this run?", async () => {
           await api("POST", flow ? `/runs/${encodeURIComponent(runId)}/cancel` : `/workflows/${encodeURIComponent(runId)}/cancel`);
@@ -459,7 +466,8 @@
         run.migrated_from ? h("dt", { text: "Migrated from" }) : null,
         run.migrated_from ? h("dd", {}, h("a", { href: `#/runs/${encodeURIComponent(run.migrated_from)}`, class: "mono", id: "migrated-from", text: run.migrated_from })) : null,
         run.migrated_to ? h("dt", { text: "Migrated to" }) : null,
-        run.migrated_to ? h("dd", {}, h("a", { href: `#/runs/${encodeURIComponent(run.migrated_to)}`, class: "mono", id: "migrated-to", text: run.migrated_to }), " (this run was canceled for it)") : null);
+        run.migrated_to && run.migration_pending ? h("dd", { id: "migration-pending" }, h("span", { class: "mono", text: run.migrated_to }), " (pending: it has not started; fix the cause and migrate again, or give the migration up)") : null,
+        run.migrated_to && !run.migration_pending ? h("dd", {}, h("a", { href: `#/runs/${encodeURIComponent(run.migrated_to)}`, class: "mono", id: "migrated-to", text: run.migrated_to }), " (this run was canceled for it)") : null);
       const parts = [
         h("h1", {}, "Run ", h("span", { class: "mono", id: "run-id", text: run.id }), badge(run.status)),
         actions,
