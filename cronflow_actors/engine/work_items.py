@@ -370,6 +370,7 @@ class WorkItem:
         tx, item = self.tx, self.record
         check_move("work item", item.id, item.state, WorkItemState.INITIALIZED)
         change = self._move(WorkItemState.INITIALIZED, call_policy=False)
+        item.token = None  # its pause ended: the next start draws one (hostile h28 L1)
         tx.cancel_item_jobs(item.id)
         await self._activity("on_reset")
         await tx.send_last(change)

@@ -929,3 +929,20 @@ async def test_a_run_of_a_flow_no_longer_registered_is_canceled_by_a_token(
         f"/runs/{net_run.json()['workflow_id']}/cancel", headers=bearer("t-bob")
     )
     assert refused.status_code == 403  # a net's instance: its cancel policy decides, as before
+
+
+async def test_a_reset_work_item_shows_no_token_of_its_ended_pause(tmp_path: Path) -> None:
+    """A net work item reset out of its pause kept showing that pause's token, which answers
+    "no run is paused" (hostile h28 L1): a front end handed a person a dead token."""
+    async with cf.Runtime(db=tmp_path / "reset.db", workflows=[hire_in_person()]) as rt:
+        workflow_id = await rt.start_workflow("hire-in-person")
+        [item] = await rt.work_items(workflow_id, "review")
+        await rt.start_work_item(item.id)
+        token = (await rt.work_item(item.id)).token
+        assert token is not None
+        await rt.reset_work_item(item.id)
+        assert (await rt.work_item(item.id)).token is None
+        with pytest.raises(cf.errors.ResumeError, match="ended"):
+            await rt.resume(token, {"approved": True})
+        await rt.start_work_item(item.id)
+        assert (await rt.work_item(item.id)).token not in (None, token)
