@@ -34,7 +34,7 @@ from cronflow_actors.messages.engine import (
     WorkItemRecord,
 )
 from cronflow_actors.messages.states import TaskState, WorkItemState
-from cronflow_actors.net.spec import TaskKind
+from cronflow_actors.net.spec import TaskKind, caught
 from cronflow_actors.runtime.catalog import FlowCatalog
 from cronflow_actors.runtime.instances import InstanceDirectory, root_of
 from cronflow_actors.runtime.pages import (
@@ -384,16 +384,24 @@ class RunViews:
             status: str = record.state
             if len(items) == 1 and record.state != TaskState.COMPLETED:  # (an on_error answered)
                 status = _step_status(items[0].state, kind)
+            # a step canceled part way (a for_each) has no output, whatever its children
+            # recorded (h25-conform L1)
+            output = None if record.state == TaskState.CANCELED else root.outputs.get(name)
+            error_type = failed[-1].error_type if failed else None
+            if caught(output) is not None:  # failed into its fallback, which has not answered
+                status, fallback = _fell_back(state, root, name)
+                output = None
+                if fallback is not None and fallback.error:
+                    errors.append(fallback.error)
+                    error_type = fallback.error_type
             steps.append(
                 StepInfo(
                     id=name,
                     kind=kind,
                     status=status,
-                    # a step canceled part way (a for_each) has no output, whatever its
-                    # children recorded (h25-conform L1)
-                    output=None if record.state == TaskState.CANCELED else root.outputs.get(name),
+                    output=output,
                     error=errors[-1] if errors else None,
-                    error_type=failed[-1].error_type if failed else None,
+                    error_type=error_type,
                     attempts=max((i.attempt for i in items), default=1 if children else 0),
                     started_at=min(starts) if starts else None,
                     finished_at=max(ends) if ends and record.state != TaskState.STARTED else None,
@@ -402,6 +410,24 @@ class RunViews:
                 )
             )
         return steps
+
+
+def _fell_back(
+    state: InstanceState, root: WorkflowRecord, step: str
+) -> tuple[str, WorkItemRecord | None]:
+    """A construct's step (a wait, a group) that failed into its ``on_error`` fallback, whose
+    answer has not replaced its failure record: its status (running while the fallback runs,
+    failed once it failed) and the fallback's work item. It read ``completed``, its output the
+    engine's failure record, when the fallback raised (newcomer h28 F2)."""
+    task = root.tasks.get(f"{step}:on_error")
+    children = task.children if task is not None else ()
+    items = [state.work_items[i] for i in children if i in state.work_items]
+    if not items:
+        return "failed", None
+    last = items[-1]
+    if last.state in (WorkItemState.INITIALIZED, WorkItemState.STARTED):
+        return "running", last
+    return ("canceled" if last.state == WorkItemState.CANCELED else "failed"), last
 
 
 def _status(snapshot: SnapshotRecord, root: WorkflowRecord) -> RunStatus:

@@ -522,6 +522,38 @@ async def test_on_error_supplies_a_fallback_or_fails_with_its_own_error(rt: cf.R
     assert "fallback broke too" in (lost.error or "")
 
 
+async def test_a_wait_whose_fallback_failed_is_shown_failed_with_its_error(
+    rt: cf.Runtime, clock: ManualClock
+) -> None:
+    """A ``wait_for_event`` whose ``on_error`` fallback raised read ``completed``, its output
+    the engine's failure record, while the run failed at it (newcomer h28 F2). It is failed,
+    with the fallback's error, as a step's is; one whose fallback answered completes with it."""
+
+    def refund(ctx: Any) -> None:
+        raise ValueError("refund service down")
+
+    def waits(name: str, fallback: Any) -> cf.Flow:
+        flow = cf.define(name).step("charge", lambda ctx: "charged")
+        return flow.wait_for_event("paid", "payment", timeout=1).on_error(fallback)
+
+    rt.register(waits("lost", refund))
+    rt.register(waits("saved", lambda ctx: "refunded"))
+    runs = {name: await rt.trigger(name) for name in ("lost", "saved")}
+    await rt.wait_idle()
+    clock.advance(2)
+    lost = await rt.wait(runs["lost"], timeout=5)
+    assert lost.status == "failed"
+    paid = (await rt.inspect(runs["lost"])).steps[-1]
+    assert (paid.id, paid.status, paid.output) == ("paid", "failed", None)
+    assert (paid.error, paid.error_type) == (
+        "ValueError: refund service down",
+        "builtins.ValueError",
+    )
+    assert (await rt.wait(runs["saved"], timeout=5)).output == "refunded"
+    paid = (await rt.inspect(runs["saved"])).steps[-1]
+    assert (paid.status, paid.output) == ("completed", "refunded")
+
+
 async def test_hooks_run_once_per_run(rt: cf.Runtime) -> None:
     calls: list[tuple[str, Any]] = []
 
