@@ -31,6 +31,17 @@ class RunRef(msgspec.Struct, frozen=True, kw_only=True):
     workflow_id: str
     start_time: float = 0.0
     """When the run started (seconds since the epoch, the runtime's clock)."""
+    status: str = ""
+    """In a run's end hooks, how it ended: ``completed``, ``failed`` or ``canceled`` ("" in a
+    step: the run goes on)."""
+    error: str | None = None
+    """In a run's end hooks, its recorded error: why it failed, or the reason it was canceled
+    (a canceled run's hook has no ``ctx.error``: it did not fail)."""
+    unfinished: Mapping[str, list[str]] = msgspec.field(default_factory=dict)
+    """In a run's end hooks, the steps (of the run and its subflows' and items' runs) whose
+    work began and did not complete, a cancel or the run's timeout cutting it or it failing:
+    step id -> the idempotency keys it ran under. What a compensation undoes by key: a step cut
+    while its plain ``def`` still runs in its thread may finish after the hook is called."""
 
 
 class TriggerInfo(msgspec.Struct, frozen=True, kw_only=True):

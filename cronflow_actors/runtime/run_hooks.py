@@ -8,12 +8,15 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any
 
+import msgspec
+
 from cronflow_actors.calls import BlockingRunner, InOrder
 from cronflow_actors.engine.actors import decode_state
 from cronflow_actors.engine.context import WorkflowInfo
 from cronflow_actors.engine.report_failure import say_failed
 from cronflow_actors.engine.state_access import StateAccess
 from cronflow_actors.errors import RunFailedError
+from cronflow_actors.flow.compile import is_user_step
 from cronflow_actors.flow.context import (
     FlowContext,
     RunRef,
@@ -26,7 +29,7 @@ from cronflow_actors.flow.options import Hooks
 from cronflow_actors.flow.secrets import NO_SECRETS, Secrets
 from cronflow_actors.kernel import Clock
 from cronflow_actors.messages.engine import InstanceState, WorkflowRecord
-from cronflow_actors.messages.states import WorkflowState
+from cronflow_actors.messages.states import WorkflowState, WorkItemState
 from cronflow_actors.store import Store
 
 __all__ = ["FlowEndHooks", "RunHooks", "failure_of", "say_run_failed"]
@@ -84,6 +87,12 @@ class RunHooks:
         if info.state == WorkflowState.FAILED:
             error = raised if raised is not None else failure_of(state, root)
         ctx = self.context(root.name, root, last=root.output, error=error)
+        ctx.run = msgspec.structs.replace(
+            ctx.run,
+            status=str(info.state),
+            error=step_error(root.error) or root.error,
+            unfinished=unfinished_steps(state),
+        )
         self._spawn(self._call(called, ctx, info.id, done), f"hooks {info.id}")
 
     async def _call(
@@ -157,6 +166,17 @@ class FlowEndHooks:
             done()
             return
         self._run_hooks.finished(compiled.hooks, info, body, raised, done)
+
+
+def unfinished_steps(state: InstanceState) -> dict[str, list[str]]:
+    """The user steps of the run ``state`` (its subflows' and items' runs too) whose work items
+    began and ended without completing (canceled mid-call, failed): step -> their keys."""
+    found: dict[str, list[str]] = {}
+    for item in state.work_items.values():
+        ended = item.state in (WorkItemState.CANCELED, WorkItemState.FAILED)
+        if ended and item.started_at is not None and is_user_step(item.task):
+            found.setdefault(item.task, []).append(item.kept_key or item.id)
+    return found
 
 
 def failure_of(state: InstanceState, root: WorkflowRecord) -> RunFailedError:

@@ -554,6 +554,46 @@ async def test_a_wait_whose_fallback_failed_is_shown_failed_with_its_error(
     assert (paid.status, paid.output) == ("completed", "refunded")
 
 
+async def test_end_hooks_say_the_outcome_and_the_steps_a_cancel_cut(rt: cf.Runtime) -> None:
+    """A saga's compensation lives in its end hooks, which a cancel reaches while the step it
+    cut may still run: the hooks saw neither that the step began nor the run's outcome (a
+    canceled run's ``ctx.error`` is None), so "refund if charge is in ctx.steps" kept the money
+    (newcomer h28 F1). ``ctx.run`` says how the run ended, why, and the keys of the steps whose
+    work began and did not complete, to undo by key."""
+    began = asyncio.Event()
+    charged: list[str] = []
+    seen: list[tuple[Any, ...]] = []
+
+    async def charge(ctx: Any) -> str:
+        charged.append(ctx.idempotency_key)
+        began.set()
+        await asyncio.sleep(30)
+        return "charged"
+
+    def compensate(ctx: Any) -> None:
+        seen.append((ctx.run.status, ctx.run.error, dict(ctx.run.unfinished), sorted(ctx.steps)))
+
+    hooks = cf.Hooks(on_complete=compensate)
+    flow = cf.define("saga", hooks=hooks).step("reserve", lambda ctx: "held").step("charge", charge)
+    rt.register(flow)
+    run_id = await rt.trigger("saga")
+    await asyncio.wait_for(began.wait(), 5)
+    await rt.cancel(run_id, reason="customer withdrew")
+    await rt.wait_idle()
+    for _ in range(100):
+        if seen:
+            break
+        await asyncio.sleep(0.01)
+    assert seen == [("canceled", "customer withdrew", {"charge": charged}, ["reserve"])]
+    rt.register(cf.define("fine", hooks=hooks).step("s", lambda ctx: 1))
+    await rt.wait(await rt.trigger("fine"), timeout=5)
+    for _ in range(100):
+        if len(seen) == 2:
+            break
+        await asyncio.sleep(0.01)
+    assert seen[1] == ("completed", None, {}, ["s"])
+
+
 async def test_hooks_run_once_per_run(rt: cf.Runtime) -> None:
     calls: list[tuple[str, Any]] = []
 
