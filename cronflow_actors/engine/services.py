@@ -3,7 +3,7 @@ snapshot body is read back (``decode_state``)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 
 import msgspec
@@ -106,6 +106,14 @@ class EngineServices:
         self.ending: dict[str, bool] = {}
         """Instances whose end's hooks are called in this process, their end not recorded yet:
         False while they run, True once they have all been called."""
+        self.publish: Callable[..., Coroutine[Any, Any, Any]] | None = None
+        """The runtime's ``publish_event`` (wired at its start): a step's ``ctx.publish_event``."""
         self.draining = False
         """While draining, no new handler or action starts: work items that start stay started
         in the snapshot and run on the next start."""
+
+    def publish_event(self, name: str, payload: Any, *, idempotency_key: str) -> Any:
+        """A step's publish (``ctx.publish_event``), through the runtime's events."""
+        if self.publish is None:
+            raise RuntimeError("no runtime publishes events here")
+        return self.publish(name, payload, idempotency_key=idempotency_key)

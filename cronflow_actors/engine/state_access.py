@@ -13,7 +13,7 @@ coroutine it could not await: its writes were lost without a word (a warning at 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from cronflow_actors.errors import RuntimeNotRunningError
@@ -28,11 +28,31 @@ class StateAccess:
     """One workflow's persistent state. Each operation answers an awaitable on the event loop
     and its result on any other thread (a plain ``def`` handler's)."""
 
-    def __init__(self, store: Store, clock: Clock, namespace: str) -> None:
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        namespace: str,
+        publish: Callable[..., Coroutine[Any, Any, Any]] | None = None,
+    ) -> None:
         self._store = store
         self._clock = clock
         self.namespace = namespace
         self._loop = asyncio.get_running_loop()  # made on the loop (a run's actor, a hook)
+        self._publish = publish
+        """Publishes an event (the runtime's ``publish_event``): ``ctx.publish_event``."""
+
+    @classmethod
+    def of(cls, services: Any, namespace: str) -> StateAccess:
+        """A run's: its engine ``services``' store and clock, and their publisher of events."""
+        return cls(services.store, services.clock, namespace, services.publish_event)
+
+    def publish_event(self, name: str, payload: Any, key: str) -> Any:
+        """Publish event ``name`` with idempotency key ``key`` (``FlowContext.publish_event``),
+        as the other operations are carried out: awaitable on the loop, done on a thread."""
+        if self._publish is None:
+            raise RuntimeNotRunningError(f"publish event {name!r}", "not serving events here")
+        return self._done(self._publish(name, payload, idempotency_key=key))
 
     def get(self, key: str, default: Any = None) -> Any:
         """The value of ``key``, ``default`` when absent or expired."""
@@ -60,7 +80,7 @@ class StateAccess:
 
     def sibling(self, namespace: str) -> StateAccess:
         """The same store and clock, another namespace (the engine's own state of a flow)."""
-        return StateAccess(self._store, self._clock, namespace)
+        return StateAccess(self._store, self._clock, namespace, self._publish)
 
     def _done(self, operation: Coroutine[Any, Any, Any]) -> Any:
         """``operation`` itself on the runtime's event loop (to await); on another thread, its

@@ -120,7 +120,7 @@ class WorkflowActor(CoroutineActor):
         self._handler_refs: dict[str, Any] = {}  # work item id -> its WorkItemActor's ref
         self._raised: dict[str, BaseException] = {}
         """Work item id -> the exception its handler raised (final failures, this process)."""
-        self._state_access = StateAccess(services.store, services.clock, f"workflow:{root.name}")
+        self._state_access = StateAccess.of(services, f"workflow:{root.name}")
         self.state = self._restored()
         self._busy = self._busy_items() if snapshot is not None else set()  # (a new one: none)
         """Started automated work items: while any is unrecorded, the instance is runnable."""

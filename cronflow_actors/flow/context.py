@@ -108,6 +108,7 @@ class FlowContext:
     """
 
     __slots__ = (
+        "_published",
         "attempt",
         "error",
         "idempotency_key",
@@ -150,6 +151,28 @@ class FlowContext:
         self.redispatches = redispatches
         self.error = error
         self.secrets = secrets
+        self._published: dict[str, int] | None = None
+
+    def publish_event(
+        self, name: str, payload: Any = None, *, idempotency_key: str | None = None
+    ) -> Any:
+        """Publish event ``name`` from a step, as ``rt.publish_event`` does (Cronflow's
+        ``publishEvent``): start the flows listening, wake the steps waiting (this run's
+        too). Its idempotency key is by default the step's own with the event's name and which
+        of this attempt's publishes of it this is, so a step run again (a retry, a restart, a
+        resume) publishes once; ``idempotency_key`` to name it yourself. ``await`` it in an
+        ``async def`` step; a plain ``def`` step gets the ``PublishResult`` itself."""
+        key = idempotency_key
+        if key is None:
+            if not self.idempotency_key:
+                raise ValueError(
+                    f"publish_event({name!r}) outside a step has no key of its own: give it "
+                    "idempotency_key=..., or publish from a step"
+                )
+            counts = self._published = self._published or {}
+            nth = counts[name] = counts.get(name, -1) + 1
+            key = f"{self.idempotency_key}:{name}:{nth}"
+        return self.state.publish_event(name, payload, key)
 
     def cancel(self, reason: str = "") -> NoReturn:
         """End this run as canceled, with ``reason`` as its error (Cronflow's
@@ -172,7 +195,8 @@ class FlowContext:
         elif name == "sleep":
             hint = "a durable wait is a node of the flow: .sleep(id, duration) between steps"
         else:
-            hint = f"ctx has {', '.join(sorted(self.__slots__))} and cancel(reason)"
+            names = sorted(n for n in self.__slots__ if not n.startswith("_"))
+            hint = f"ctx has {', '.join(names)}, cancel(reason) and publish_event(name, payload)"
         raise AttributeError(f"'FlowContext' object has no attribute {name!r}: {hint}")
 
     @classmethod
@@ -213,6 +237,7 @@ class FlowContext:
         ctx.attempt = engine_ctx.attempt or 1
         ctx.idempotency_key = engine_ctx.idempotency_key or ""
         ctx.redispatches = engine_ctx.redispatches
+        ctx._published = None
         ctx.error = None
         ctx.secrets = engine_ctx.secrets or NO_SECRETS
         return ctx

@@ -95,6 +95,7 @@ class LifecycleMethods(RuntimeParts):
     async def _bring_up(self) -> None:
         """What ``start`` does once the store is open, the lease held and the actors running."""
         self.telemetry.probe.start()
+        self._services.publish = self.events.publish  # a step's ctx.publish_event
         self.lease.start_heartbeat(self.system)
         if self.retention is not None:
             self.system.create_task(self._prune_forever(), name="retention")

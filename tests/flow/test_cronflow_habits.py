@@ -467,3 +467,43 @@ async def test_ctx_cancel_in_a_callback_cancels_the_run(
         await asyncio.sleep(0.01)
     assert ended == ["hook"]
     assert "not canceled" in caplog.text
+
+
+async def test_a_step_publishes_an_event_once_however_often_it_runs(rt: cf.Runtime) -> None:
+    """A provider's signed webhook could start a run but not reach one waiting for its event: a
+    step could not publish (no ``ctx.publish_event``), so a relay needed an operator's token and
+    the server's own URL (newcomer h28 F3). A step publishes as ``rt.publish_event`` does,
+    keyed by its own idempotency key: its retry publishes nothing twice."""
+    heard: list[Any] = []
+    answers: list[Any] = []
+
+    def forward(ctx: Any) -> list[str]:  # a plain def step: the answer itself
+        result = ctx.publish_event("paid", {"order": ctx.payload["order"]})
+        answers.append(list(result))
+        if ctx.attempt == 1:
+            raise RuntimeError("the acknowledgement was lost")
+        return list(result.delivered)
+
+    async def forward_async(ctx: Any) -> list[str]:
+        result = await ctx.publish_event("paid", {"order": ctx.payload["order"]})
+        return list(result.delivered)
+
+    def mine(payload: Any, ctx: Any) -> bool:
+        return bool(payload["order"] == ctx.payload["order"])
+
+    waiter = cf.define("order").wait_for_event("paid", "paid", filter=mine)
+    rt.register(waiter.step("ship", lambda ctx: heard.append(ctx.last) or ctx.last))
+    rt.register(cf.define("audit").on_event("paid").step("log", lambda ctx: ctx.payload))
+    retry = cf.Retry(attempts=2, backoff="fixed", delay=0)
+    rt.register(cf.define("relay").step("forward", forward, retry=retry))
+    rt.register(cf.define("relay-async").step("forward", forward_async))
+    for order, relay in (("o-1", "relay"), ("o-2", "relay-async")):
+        waiting = await rt.trigger("order", {"order": order})
+        await rt.wait_idle()
+        relayed = await rt.wait(await rt.trigger(relay, {"order": order}), timeout=5)
+        assert (relayed.status, relayed.output) == ("completed", [waiting]), relay
+        assert (await rt.wait(waiting, timeout=5)).status == "completed"
+    assert heard == [{"order": "o-1"}, {"order": "o-2"}]
+    assert answers[0] == answers[1]  # the retry's publish: its first, the audit run not again
+    audits = [r for r in await rt.list_runs(workflow="audit")]
+    assert len(audits) == 2
