@@ -47,6 +47,7 @@ from cronflow_actors.engine.kept import completed_with_kept, deliver_kept
 from cronflow_actors.engine.services import EngineServices, decode_state
 from cronflow_actors.engine.state_access import StateAccess
 from cronflow_actors.engine.states import FINAL_STATES, WorkflowState, WorkItemState
+from cronflow_actors.engine.stuck import warn_if_stuck
 from cronflow_actors.engine.transaction import Transaction
 from cronflow_actors.errors import RevisionConflictError
 from cronflow_actors.kernel import LoopActor
@@ -336,6 +337,8 @@ class WorkflowActor(CoroutineActor):
         running = bool(busy or state.actions or (state.kept and not final))
         runnable = running or bool(state.notices) or state.end_owed
         status = str(root.state) if final else ("running" if running else "waiting")
+        if status == "waiting":
+            warn_if_stuck(self, state)
         snapshot = SnapshotRecord(
             instance_id=state.id,
             workflow=state.workflow,

@@ -1,0 +1,52 @@
+"""A net instance that can never move again says so (newcomer h28 F5)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+import cronflow_actors as cf
+from cronflow_actors import net
+
+
+def automated(name: str) -> net.TaskBuilder:
+    """A task whose one work item starts and completes on its own once it is enabled."""
+    item = net.work_item(name, handler=lambda ctx: name).activities(
+        on_initialized=lambda ctx: ctx.work_item.start()
+    )
+    return net.task(item).activities(on_enabled=lambda ctx: ctx.work_item.initialize())
+
+
+def checks(*, choice: bool) -> net.NetSpec:
+    """Two checks, then an AND-join: after one condition (``choice``), a deferred choice
+    withdraws one of them and the join waits for ever; after a task, both run."""
+    builder = net.workflow("checks" if choice else "checks-ok").start_condition("start")
+    builder.end_condition("end").task("criminal", automated("criminal"))
+    builder.task("references", automated("references"))
+    builder.task("done", automated("done").join("and"))
+    if choice:
+        builder.connect_condition("start", "criminal", "references")
+    else:
+        builder.task("split", automated("split").split("and"))
+        builder.connect_condition("start", "split").connect_task("split", "criminal", "references")
+    builder.connect_task("criminal", "done").connect_task("references", "done")
+    return builder.connect_task("done", "end").build()
+
+
+async def test_a_net_that_can_never_finish_is_said_stuck(
+    rt: cf.Runtime, caplog: pytest.LogCaptureFixture
+) -> None:
+    rt.register(checks(choice=True))
+    rt.register(checks(choice=False))
+    stuck = await rt.start_workflow("checks")
+    await rt.wait_idle()
+    assert (await rt.inspect(stuck)).status == "waiting"
+    [said] = [r.getMessage() for r in caplog.records if "can never move again" in r.getMessage()]
+    assert "workflow 'checks'" in said
+    assert "tokens are in criminal__to__done" in said  # where its token sits
+    caplog.clear()
+    fine = await rt.start_workflow("checks-ok")
+    info: Any = await rt.wait_workflow(fine)
+    assert info.state == "completed"
+    assert "can never move again" not in caplog.text
