@@ -437,6 +437,7 @@ class FlowMethods(NetMethods):
         principal: Principal | None = None,
         resume: bool = False,
         instance_id: str | None = None,
+        before: list[str] | None = None,
     ) -> str:
         """Start a new run of ``run_id``'s flow (its newest active version) from the run's
         recorded trigger: its payload (or ``payload``, when given), headers, trigger kind and
@@ -460,7 +461,8 @@ class FlowMethods(NetMethods):
         Its recorded payload only, and its own id (``resume:`` and 32 hex digits, one a run:
         asked again, the same one answers; no ``instance_id``); ``MigrationError`` (nothing
         started) for a run that is not failed or canceled. Like a migration's new run, it
-        starts without the flow's ``on_start`` hook and its run ``timeout``."""
+        starts without the flow's ``on_start`` hook and its run ``timeout``. ``before``, a
+        list, hears the id of a resume started before this call, when that one answers it."""
         self._check_running("replay a run")
         by = principal.id if principal is not None else None
         return await self.replays.replay(
@@ -470,6 +472,7 @@ class FlowMethods(NetMethods):
             by=by,
             resume=resume,
             instance_id=instance_id,
+            before=before,
         )
 
     def get_workflows(self) -> list[WorkflowDescription]:

@@ -201,7 +201,12 @@ class Replays:
         by: str | None = None,
         resume: bool = False,
         instance_id: str | None = None,
+        before: list[str] | None = None,
     ) -> str:
+        """``Runtime.replay``; ``before`` hears the id of a resume started before this call (its
+        answer then: one resume a run), as the store's refusal of a second start says it, so
+        calls at the same moment each learn whether theirs started it (the second verifier's
+        h27 V3: a read before the start answered every one of them as new)."""
         if instance_id is not None:
             check_instance_id(instance_id)
         recorded, workflow, stored = await self._recorded(run_id)
@@ -242,16 +247,9 @@ class Replays:
         except InstanceExistsError as taken:
             if not resume:
                 raise
+            if before is not None:
+                before.append(taken.instance_id)
             return taken.instance_id  # resumed before: that resume
-
-    async def resumed_before(self, run_id: str) -> str | None:
-        """The id of ``run_id``'s resume if one was started (or is queued), else None."""
-        resume_id = derived_run_id("resume", _RESUMES, str(run_id))
-        try:
-            await stored_run(self._read, self._store, resume_id)
-        except NotFoundError:
-            return None
-        return resume_id
 
     async def recorded_trigger(self, run_id: str) -> TriggerEnvelope:
         """How run ``run_id`` was started, as stored (``NotFoundError`` if it is not)."""

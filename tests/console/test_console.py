@@ -221,6 +221,12 @@ def test_a_failed_run_shows_its_error(page: Any, served: Served) -> None:
     resumed = page.inner_text("#run-id")
     assert resumed.startswith("resume:")
     assert api(served, "GET", f"/runs/{resumed}")["replay_of"] == run_id
+    page.goto(f"{served.url}/ui/#/runs/{run_id}")  # pressed again: its resume, said so
+    page.click("#resume")
+    page.click("button[data-confirm='Resume']")
+    page.wait_for_selector("#notice.ok")
+    assert "was resumed before" in page.inner_text("#notice")
+    until(page, f"document.querySelector('#run-id')?.textContent === '{resumed}'")
 
 
 def test_a_net_workflow_is_drawn_with_its_marking(page: Any, served: Served) -> None:

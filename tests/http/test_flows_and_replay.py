@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import cronflow_actors as cf
@@ -184,6 +185,27 @@ async def test_a_failed_run_resumes_over_http_and_from_the_command_line(serve: S
     assert done.headers["location"] == f"/runs/{done.json()['run_id']}"
     finished = await client.post(f"/runs/{done.json()['run_id']}/replay", json={"resume": True})
     assert (finished.status_code, finished.json()["type"].rsplit(":", 1)[1]) == (409, "refused")
+
+
+async def test_resumes_asked_at_one_moment_answer_one_new_and_the_rest_duplicates(
+    serve: Serve,
+) -> None:
+    """Four resumes of one run asked at once were all answered 202 "new" (the second
+    verifier's h27 V3: a read before the start found none before for each): one starts it, the
+    others are told it started before, as the store's refusal of a second start says."""
+
+    def broken(ctx: Any) -> None:
+        raise ConnectionError("carrier down")
+
+    rt, client = await serve([cf.define("order").step("ship", broken)])
+    failed = await rt.trigger("order")
+    assert (await rt.wait(failed)).status == "failed"
+    answers = await asyncio.gather(
+        *(client.post(f"/runs/{failed}/replay", json={"resume": True}) for _ in range(4))
+    )
+    assert sorted(a.status_code for a in answers) == [200, 200, 200, 202]
+    assert len({a.json()["run_id"] for a in answers}) == 1
+    assert [a.json().get("duplicate") for a in answers if a.status_code == 200] == [True] * 3
 
 
 async def test_a_replay_is_checked_by_the_webhook_its_run_came_through(serve: Serve) -> None:

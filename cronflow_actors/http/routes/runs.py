@@ -150,16 +150,16 @@ def routes(edge: Edge) -> list[Route]:
     async def replay_run(request: Request) -> Response:
         expected = 'nothing or {"payload": ..., "resume": false, "instance_id": ...}'
         replay = await edge.body_as(request, ReplayRun, expected, optional=True)
-        replayed = request.path_params["run_id"]
-        before = await runtime.replays.resumed_before(replayed) if replay.resume else None
+        before: list[str] = []  # a resume started before this call: its answer
         run_id = await runtime.replay(
-            replayed,
+            request.path_params["run_id"],
             payload=replay.payload,
             principal=edge.caller(request),
             resume=replay.resume,
             instance_id=replay.instance_id,
+            before=before,
         )
-        if run_id == before:  # asked again: the resume that started before answers
+        if before:  # asked again: the resume that started before answers
             return json_response(
                 ResumedBefore(run_id), 200, headers={"Location": f"/runs/{run_id}"}
             )

@@ -223,7 +223,8 @@
   async function route() {
     stopRefresh();
     generation += 1;
-    notice("");
+    notice(arriving, true);
+    arriving = "";
     const hash = location.hash || "#/runs";
     for (const link of document.querySelectorAll("[data-nav]")) {
       link.classList.toggle("active", hash.startsWith(`#/${link.dataset.nav}`));
@@ -244,7 +245,10 @@
     location.hash = "#/runs";
   }
 
-  function go(hash) {
+  let arriving = "";  // what the page go() leads to says first (a route clears the notice)
+
+  function go(hash, message) {
+    arriving = message || "";
     if (location.hash === hash) route(); else location.hash = hash;
   }
 
@@ -437,16 +441,14 @@
               const text = replayBox.querySelector("textarea").value;
               const body = text.trim() ? { payload: parseJson(text, "the payload") } : {};
               const started = await api("POST", `/runs/${encodeURIComponent(runId)}/replay`, body);
-              go(`#/runs/${encodeURIComponent(started.run_id)}`);
-              notice(`Replay of ${runId} started.`, true);
+              go(`#/runs/${encodeURIComponent(started.run_id)}`, `Replay of ${runId} started.`);
             } catch (error) { notice(error.message); }
           } })));
         actions.appendChild(h("button", { type: "button", id: "replay", text: "Replay…", onclick: () => { replayBox.hidden = !replayBox.hidden; } }));
         if (run.status === "failed" || run.status === "canceled") {  // go on from where it stopped
           const resume = confirmButton("Resume", "primary", "Resume from where it stopped? Its completed steps keep their outputs and are not run again.", async () => {
             const started = await api("POST", `/runs/${encodeURIComponent(runId)}/replay`, { resume: true });
-            go(`#/runs/${encodeURIComponent(started.run_id)}`);
-            notice(`Resume of ${runId} started.`, true);
+            go(`#/runs/${encodeURIComponent(started.run_id)}`, started.duplicate ? `${runId} was resumed before: this is its resume.` : `Resume of ${runId} started.`);
           });
           resume.querySelector("button").id = "resume";
           actions.appendChild(resume);
