@@ -131,6 +131,10 @@ class Events:
         self._clock = clock
         self._trigger = trigger
         self._send = send
+        self._answering: dict[str, tuple[asyncio.Lock, int]] = {}
+        """A lock (and its users) per keyed publish whose answer record is written: two of
+        one key at once each read it, and the second write dropped the first's runs (the
+        reviewer's h27 M2). One process's; on a cluster, two processes' may still race."""
 
     async def publish(
         self, name: str, payload: Any = None, *, idempotency_key: str | None = None
@@ -196,12 +200,23 @@ class Events:
         the ones before it: a retry finds the steps that heard it waiting no more, and was told
         it reached nobody (conform h27 M3), when its answer should be the one it lost."""
         ident, now, ttl = _named(key, name, ""), self._clock.now(), KEY_DAYS * 86_400
-        before = await self._store.kv_get(_ANSWERS, ident, now=now, default=None)
-        was_held, was_delivered = before if isinstance(before, list) else ([], [])
-        all_held = [*was_held, *(run for run in held if run not in was_held)]
-        all_delivered = [*was_delivered, *(run for run in delivered if run not in was_delivered)]
-        if (all_held, all_delivered) != (was_held, was_delivered):
-            await self._store.kv_set(_ANSWERS, ident, [all_held, all_delivered], now=now, ttl=ttl)
+        lock, users = self._answering.get(ident) or (asyncio.Lock(), 0)
+        self._answering[ident] = (lock, users + 1)
+        try:
+            async with lock:
+                before = await self._store.kv_get(_ANSWERS, ident, now=now, default=None)
+                was_held, was_delivered = before if isinstance(before, list) else ([], [])
+                all_held = [*was_held, *(run for run in held if run not in was_held)]
+                all_delivered = [*was_delivered, *(r for r in delivered if r not in was_delivered)]
+                if (all_held, all_delivered) != (was_held, was_delivered):
+                    answer = [all_held, all_delivered]
+                    await self._store.kv_set(_ANSWERS, ident, answer, now=now, ttl=ttl)
+        finally:
+            lock, users = self._answering[ident]
+            if users == 1:
+                del self._answering[ident]
+            else:
+                self._answering[ident] = (lock, users - 1)
         return all_held, all_delivered
 
     async def _start(

@@ -6,6 +6,7 @@ and nothing changes: tests/flow/test_constructs_more.py has the same for conditi
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import uuid
 from typing import Any
@@ -495,3 +496,19 @@ async def test_a_keyed_publish_sent_again_is_answered_with_the_runs_it_reached(
     assert sorted(again.delivered) == runs
     assert (list(again), again.held) == ([], [])
     assert len(heard) == 2
+
+
+async def test_two_answers_of_one_key_recorded_at_once_are_both_kept(rt: cf.Runtime) -> None:
+    """What a keyed publish reached is kept beside its key for its retries, read and written
+    again by each call: two calls of one key at once each read the record before the other
+    wrote, and the second write dropped the first's runs from every later answer (the
+    reviewer's h27 M2). They are recorded one after the other."""
+    events = rt.events
+    await asyncio.gather(
+        events._as_before("payment", "K", ["held-by-one"], ["heard-by-one"]),
+        events._as_before("payment", "K", ["held-by-two"], []),
+    )
+    held, delivered = await events._as_before("payment", "K", [], [])
+    assert sorted(held) == ["held-by-one", "held-by-two"]
+    assert delivered == ["heard-by-one"]
+    assert not events._answering  # (its lock goes with its last user)
