@@ -127,10 +127,7 @@ async def _carry_out(tx: Transaction, command: WorkflowCommand, send: Send) -> A
         ):
             if dequeued:
                 tx.dequeue(tx.state.id)
-            if command.migration is not None:  # the root starts fast-forwarded (section 9)
-                tx.state.migration = command.migration
-            if command.kept:  # events its predecessor kept while held, for its waiting steps
-                tx.state.kept = list(command.kept)
+            _begin(tx, command)
             root = tx.state.id
             canceled = command.canceled
             await send(
@@ -257,6 +254,17 @@ async def run_job(tx: Transaction, job: Job) -> None:
                 action=job.verb, work_item_id=job.work_item_id, payload=job.payload
             )
             await tx.send(action)
+
+
+def _begin(tx: Transaction, command: StartWorkflow) -> None:
+    """What a new instance's first transaction records of how it began."""
+    state = tx.state
+    if command.migration is not None:  # the root starts fast-forwarded (section 9)
+        state.migration = command.migration
+    if command.kept:  # events its predecessor kept while held, for its waiting steps
+        state.kept = list(command.kept)
+    if command.net:  # (a net's instance, whatever its payload looks like)
+        state.net = True
 
 
 async def _deliver_kept(tx: Transaction, send: Send, *, drop: bool) -> bool:

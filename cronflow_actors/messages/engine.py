@@ -201,6 +201,8 @@ class StartWorkflow(Message, frozen=True, kw_only=True):
     instead."""
     kept: tuple[KeptEvent, ...] = ()
     """Events the instance it replaces kept while held, for its steps waiting for them."""
+    net: bool = False
+    """A net's instance, not a flow's run (``InstanceState.net``)."""
 
 
 class InitializeWorkItem(Message, frozen=True, kw_only=True):

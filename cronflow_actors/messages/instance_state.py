@@ -186,6 +186,11 @@ class InstanceState(msgspec.Struct, kw_only=True, gc=False, omit_defaults=True):
     (``engine/kept.py``): each offered, in order, to each step it was kept for as it starts
     waiting, or, none of those having taken it, to every step that starts waiting for its event
     until one takes it; dropped when the run completes (unset: none, no bytes)."""
+    net: bool = False
+    """A net's instance (started through ``start_workflow``, or migrated from one), not a flow's
+    run: what says which it is once its workflow is registered here as neither (a flow's run is
+    then an operator's to cancel, a net's its cancel policy's, which cannot be asked). Unset in
+    snapshots from before it was recorded, which go by their payload."""
     notices: dict[str, str] = msgspec.field(default_factory=dict)
     """Notices owed (``WaitSpec.notify``, at least once): work item id -> its wait's token, from
     the commit that opened the wait until the notice ended or the wait did; while any is owed

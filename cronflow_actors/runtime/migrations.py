@@ -413,8 +413,9 @@ class Migrations:
         root = state.workflows[state.id]
         # events the old root kept while held go to the new one's steps that wait for them
         # (kept in the old root's snapshot until then: a crash before this start loses none)
+        kept = carried_events(state)
         command = StartWorkflow(
-            payload=root.payload, trigger="migration", migration=record, kept=carried_events(state)
+            payload=root.payload, trigger="migration", migration=record, kept=kept, net=state.net
         )
         spec = self._registry.get(workflow, version)
         try:

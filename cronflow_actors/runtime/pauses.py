@@ -86,11 +86,12 @@ class Pauses:
         ``approved_by`` are read from it when it is a dict; Cronflow's ``approvedBy`` too).
         ``principal``: who asks (an HTTP caller's token), its id recorded as ``resumed_by``
         and, when the payload names no approver, as ``approved_by``. The pause of a net's work
-        item (its run's workflow not among ``flows``) is then completed as that caller's call
-        of the item's ``complete`` action, which must be declared and whose policy decides, as
-        through ``/work-items/{id}/complete``: its token, listed to any reader, completed it
-        past the policy, recorded as the process's own call (hostile h28 H1)."""
-        caller = principal.id if principal is not None else None
+        item (its run's root workflow not among ``flows``) completes with ``payload`` as given,
+        as ``/work-items/{id}/complete`` does, and, asked by ``principal``, as that caller's call
+        of the item's ``complete`` action, which must be declared, its schema and policy seeing
+        that payload: its token, listed to any reader, completed it past the policy, recorded
+        as the process's own call (hostile h28 H1; the reviewer's h28 M1: the policy saw the
+        resume's record, not the caller's payload)."""
         if not isinstance(token, str) or not token:
             raise ResumeError(str(token), "a resume token is a non-empty string")
         wait = await self._store.find_wait("pause", token)
@@ -98,27 +99,15 @@ class Pauses:
             raise ResumeError(token, "no run is paused with this token")
         if wait.ended:
             raise ResumeError(token, await self._why_ended(wait), ended=True)
-        data = payload if isinstance(payload, dict) else {}
-        _check_shape(wait, payload)
-        approved = _approved(wait, data)
-        record = {
-            "approved": approved,
-            "reason": _text(wait, data, ("reason",), "resumed"),
-            "approved_by": _text(wait, data, ("approved_by", "approvedBy"), caller or "human"),
-            "status": "resumed",
-            "timed_out": False,
-            "payload": payload,
-        }
-        if caller is not None:  # who asked, whatever the payload says approved
-            record["resumed_by"] = caller
-        outside = (
-            principal if principal is not None and not await self._is_flow(wait, flows) else None
-        )
+        if await self._is_flow(wait, flows):
+            completion, caller = _resumed(wait, payload, principal), None
+        else:
+            completion, caller = payload, principal
         command = WorkItemAction(
             action=WorkItemVerb.COMPLETE,
             work_item_id=wait.wait_id,
-            payload=record,
-            principal=outside,
+            payload=completion,
+            principal=caller,
             token=token,
         )
         try:
@@ -138,9 +127,9 @@ class Pauses:
             raise InstanceBlockedError(wait.instance_id, blocked.reason, operation) from None
 
     async def _is_flow(self, wait: WaitRecord, flows: Container[str]) -> bool:
-        """Whether ``wait`` is a flow's run's pause (its root's workflow among ``flows``)."""
-        if wait.workflow in flows:
-            return True
+        """Whether ``wait`` is a flow's run's pause: its root's workflow among ``flows`` (not
+        the workflow that holds the item: a net's child may bear a flow's name, the reviewer's
+        h28 H2)."""
         snapshot = await self._store.load_snapshot(wait.instance_id)
         return snapshot is not None and snapshot.workflow in flows
 
@@ -228,6 +217,24 @@ written another way is known): the spellings taken, and what a resume without it
 _DECISIONS = frozenset({"yes", "no", "true", "false", "ok", "approve", "approved", "reject"})
 _DECISIONS |= {"rejected", "deny", "denied"}
 """Words that read as a decision when sent bare, where only ``{"approved": ...}`` decides."""
+
+
+def _resumed(wait: WaitRecord, payload: Any, principal: Principal | None) -> dict[str, Any]:
+    """What a flow's pause completes with: the resume's record (approved, reason, by whom)."""
+    caller = principal.id if principal is not None else None
+    data = payload if isinstance(payload, dict) else {}
+    _check_shape(wait, payload)
+    record = {
+        "approved": _approved(wait, data),
+        "reason": _text(wait, data, ("reason",), "resumed"),
+        "approved_by": _text(wait, data, ("approved_by", "approvedBy"), caller or "human"),
+        "status": "resumed",
+        "timed_out": False,
+        "payload": payload,
+    }
+    if caller is not None:  # who asked, whatever the payload says approved
+        record["resumed_by"] = caller
+    return record
 
 
 def _check_shape(wait: WaitRecord, payload: Any) -> None:

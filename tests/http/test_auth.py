@@ -911,24 +911,26 @@ async def test_a_run_of_a_flow_no_longer_registered_is_canceled_by_a_token(
     action refused everyone, and an ended run got the same words (hostile h28 M2). A run started
     with a flow's trigger is canceled as an operator cancels it; an ended one says it ended."""
     dropped = cf.define("dropped").human_in_the_loop("ok", description="ok?")
-    async with cf.Runtime(db=tmp_path / "http0.db", workflows=[dropped]) as rt:
+    forged = {"payload": 1, "headers": {}, "kind": "manual"}  # a flow's trigger, in looks
+    async with cf.Runtime(db=tmp_path / "http0.db", workflows=[dropped, hire()]) as rt:
         waiting = await rt.trigger("dropped")
         canceled = await rt.trigger("dropped")
         await rt.cancel(canceled)
+        net_run = await rt.start_workflow("hire", forged)
         await rt.wait_idle()
     other = cf.define("other").step("s", lambda ctx: 1)
-    rt, client = await serve([other, hire()], tokens=TOKENS)
+    rt, client = await serve([other], tokens=TOKENS)
     answer = await client.post(f"/runs/{waiting}/cancel", headers=bearer("t-bob"))
     assert answer.status_code == 200, answer.text
     assert (await rt.inspect(waiting)).status == "canceled"
     again = await client.post(f"/runs/{canceled}/cancel", headers=bearer("t-bob"))
     assert again.status_code == 409
     assert "as an external caller" not in again.json()["detail"]
-    net_run = await client.post("/workflows", json={"workflow": "hire"}, headers=bearer("t-bob"))
-    refused = await client.post(
-        f"/runs/{net_run.json()['workflow_id']}/cancel", headers=bearer("t-bob")
-    )
-    assert refused.status_code == 403  # a net's instance: its cancel policy decides, as before
+    # a net's instance, its workflow dropped too, whatever its payload looks like (the
+    # reviewer's h28 H1): its cancel policy cannot be asked, so no caller passes it
+    refused = await client.post(f"/runs/{net_run}/cancel", headers=bearer("t-bob"))
+    assert refused.status_code == 409
+    assert (await rt.inspect(net_run)).status != "canceled"
 
 
 async def test_a_reset_work_item_shows_no_token_of_its_ended_pause(tmp_path: Path) -> None:
@@ -946,3 +948,55 @@ async def test_a_reset_work_item_shows_no_token_of_its_ended_pause(tmp_path: Pat
             await rt.resume(token, {"approved": True})
         await rt.start_work_item(item.id)
         assert (await rt.work_item(item.id)).token not in (None, token)
+
+
+def signed_off_by(child: str, policy: Any) -> net.NetSpec:
+    """A net whose composite task's child (named ``child``) waits for a person's sign-off,
+    its ``complete`` guarded by ``policy``."""
+    review = net.work_item("review", wait=net.WaitSpec(kind="pause")).actions(
+        start=net.action(), complete=net.action(policy=policy)
+    )
+    inner = (
+        net.workflow(child).start_condition("s").end_condition("e").task("review", net.task(review))
+    )
+    inner.connect_condition("s", "review").connect_task("review", "e")
+    outer = net.workflow(f"hire-{child}").start_condition("start").end_condition("end")
+    outer.composite_task("signoff", net.composite_task(inner.build()))
+    return outer.connect_condition("start", "signoff").connect_task("signoff", "end").build()
+
+
+async def test_a_net_pause_is_resumed_past_no_policy_whatever_its_names_and_payload(
+    tmp_path: Path,
+) -> None:
+    """Two ways past a net pause's ``complete`` policy over ``/resume`` (the reviewer's h28 H2,
+    M1): a composite child bearing a registered flow's name was taken for a flow's pause, and
+    the policy was asked about the resume's record instead of the caller's payload. The root
+    decides, and the item completes with the payload as given, its policy asked about it."""
+
+    def small(ctx: Any, payload: Any) -> bool:
+        return isinstance(payload, dict) and payload.get("amount", 0) <= 100
+
+    flow = cf.define("approve").human_in_the_loop("ok", description="?")
+    nets = [
+        signed_off_by("approve", net.require_scope("review:write")),
+        signed_off_by("limit", small),
+    ]
+    async with cf.Runtime(db=tmp_path / "nets.db", workflows=[*nets, flow]) as rt:
+
+        async def paused(root: str) -> tuple[str, str]:
+            workflow_id = await rt.start_workflow(root)
+            [child] = await rt.child_workflows(workflow_id, "signoff")
+            [item] = await rt.work_items(child.id, "review")
+            await rt.start_work_item(item.id)
+            return item.id, str((await rt.work_item(item.id)).token)
+
+        item, token = await paused("hire-approve")
+        with pytest.raises(cf.errors.ActionDeniedError):
+            await rt.resume(token, {"approved": True}, principal=BOB)
+        item, token = await paused("hire-limit")
+        with pytest.raises(cf.errors.ActionDeniedError):
+            await rt.resume(token, {"amount": 5000}, principal=BOB)
+        assert (await rt.work_item(item)).state == "started"
+        await rt.resume(token, {"amount": 50}, principal=BOB)
+        done = await rt.work_item(item)
+        assert (done.state, done.output) == ("completed", {"amount": 50})
