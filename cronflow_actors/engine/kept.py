@@ -96,6 +96,9 @@ def arrived(tx: Transaction, event: KeptEvent) -> None:
     (``carried_to``)."""
     state = tx.state
     steps = tuple(step for step in event.steps if _waits(tx, step, event.event))
+    if event.steps and not steps and event.taken:
+        return  # one of its steps took it, the others are not in this version: no step hears
+        # it (the reviewer's h28 M2: it went to any step, one that began waiting after it)
     if event.steps and not steps:
         logger.info(
             "instance %s: the steps event %r was kept for are not in version %r: it goes to "
@@ -104,7 +107,7 @@ def arrived(tx: Transaction, event: KeptEvent) -> None:
             event.event,
             state.version,
         )
-    entry = msgspec.structs.replace(event, steps=steps, taken=event.taken and bool(steps))
+    entry = msgspec.structs.replace(event, steps=steps)
     state.carried = [*(state.carried or ()), entry]
     _offer(tx, entry, heard.waiting_for(tx, event.event))
 
@@ -121,9 +124,9 @@ def carried_to(tx: Transaction, item_id: str, wait: WaitSpec) -> None:
 
 
 def offered(state: InstanceState, offer: KeptEvent) -> int | None:
-    """Where the carried event ``offer`` (to its step) is of stands in ``InstanceState.carried``,
-    if that step is still one it is for: not if another step took it meanwhile, nor if the step
-    has had it (a step is offered an event once)."""
+    """The place in ``InstanceState.carried`` of the event ``offer`` offers its step, if that
+    step is still one the event is for: not once another step took it (an event for any step),
+    nor once the step has had it (a step is offered an event once)."""
     if offer.work_item_id not in state.work_items:
         return None
     for n, event in enumerate(state.carried or ()):

@@ -15,7 +15,7 @@ from cronflow_actors.engine.endings import EndHooks
 from cronflow_actors.engine.handlers import HandlerTracing
 from cronflow_actors.engine.registry import WorkflowRegistry
 from cronflow_actors.engine.timers import TimerService
-from cronflow_actors.errors import SnapshotDamagedError
+from cronflow_actors.errors import RuntimeNotRunningError, SnapshotDamagedError
 from cronflow_actors.kernel import Clock
 from cronflow_actors.messages import Message, decoder_for
 from cronflow_actors.messages.engine import InstanceState
@@ -115,5 +115,5 @@ class EngineServices:
     def publish_event(self, name: str, payload: Any, *, idempotency_key: str) -> Any:
         """A step's publish (``ctx.publish_event``), through the runtime's events."""
         if self.publish is None:
-            raise RuntimeError("no runtime publishes events here")
+            raise RuntimeNotRunningError(f"publish event {name!r}", "new")
         return self.publish(name, payload, idempotency_key=idempotency_key)

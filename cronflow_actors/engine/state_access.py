@@ -47,6 +47,11 @@ class StateAccess:
         """A run's: its engine ``services``' store and clock, and their publisher of events."""
         return cls(services.store, services.clock, namespace, services.publish_event)
 
+    @property
+    def publishes(self) -> bool:
+        """Whether ``publish_event`` works here: a run's steps', not a hook's or a poll's."""
+        return self._publish is not None
+
     def publish_event(self, name: str, payload: Any, key: str) -> Any:
         """Publish event ``name`` with idempotency key ``key`` (``FlowContext.publish_event``),
         as the other operations are carried out: awaitable on the loop, done on a thread."""

@@ -9,6 +9,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from cronflow_actors.messages.engine import (
+    TaskStateChanged,
+    WorkflowStateChanged,
+    WorkItemStateChanged,
+)
 from cronflow_actors.messages.instance_state import InstanceState
 from cronflow_actors.messages.states import TaskState, WorkflowState
 
@@ -17,15 +22,21 @@ __all__ = ["warn_if_stuck"]
 logger = logging.getLogger("cronflow_actors.engine.workflow_actor")
 
 _MOVING = frozenset({TaskState.ENABLED, TaskState.STARTED})
+_CHANGES = (WorkflowStateChanged, TaskStateChanged, WorkItemStateChanged)
 
 
-def warn_if_stuck(actor: Any, state: InstanceState) -> None:
-    """Log a WARNING when a started workflow of ``state`` (committed as waiting) can never move
-    again. Cheap for a run that can: the first task enabled or started ends the look."""
+def warn_if_stuck(actor: Any, state: InstanceState, changes: list[Any]) -> None:
+    """Log a WARNING when a started workflow of ``state`` (committed as waiting) that this
+    commit changed (``changes``: a workflow's own, or its tasks' or items') can never move
+    again: one that became so is changed by the commit that left it so, and is said once; one
+    the commit did not touch is not looked at (a fan-out of a thousand item flows is not walked
+    at each commit: the reviewer's h28 M3). The first task enabled or started ends the look."""
     if state.jobs or state.actions or state.kept:
         return  # a timer, an action or a kept event may move it
-    for workflow in state.workflows.values():
-        if workflow.state != WorkflowState.STARTED:
+    touched = {change.workflow_id for change in changes if isinstance(change, _CHANGES)}
+    for workflow_id in touched:
+        workflow = state.workflows.get(workflow_id)
+        if workflow is None or workflow.state != WorkflowState.STARTED:
             continue
         if any(task.state in _MOVING for task in workflow.tasks.values()):
             continue

@@ -338,7 +338,7 @@ class WorkflowActor(CoroutineActor):
         runnable = running or bool(state.notices) or state.end_owed
         status = str(root.state) if final else ("running" if running else "waiting")
         if status == "waiting":
-            warn_if_stuck(self, state)
+            warn_if_stuck(self, state, tx.changes)
         snapshot = SnapshotRecord(
             instance_id=state.id,
             workflow=state.workflow,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any, NoReturn
 
 import msgspec
@@ -26,6 +27,10 @@ __all__ = [
 ]
 
 
+_NONE: Mapping[str, list[str]] = MappingProxyType({})
+"""No steps (a default made once: a run's ref is made for every step)."""
+
+
 class RunRef(msgspec.Struct, frozen=True, kw_only=True):
     id: str
     workflow_id: str
@@ -37,7 +42,7 @@ class RunRef(msgspec.Struct, frozen=True, kw_only=True):
     error: str | None = None
     """In a run's end hooks, its recorded error: why it failed, or the reason it was canceled
     (a canceled run's hook has no ``ctx.error``: it did not fail)."""
-    unfinished: Mapping[str, list[str]] = msgspec.field(default_factory=dict)
+    unfinished: Mapping[str, list[str]] = _NONE
     """In a run's end hooks, the steps (of the run and its subflows' and items' runs) whose
     work began and did not complete, a cancel or the run's timeout cutting it or it failing:
     step id -> the idempotency keys it ran under. What a compensation undoes by key: a step cut
@@ -162,6 +167,11 @@ class FlowContext:
         of this attempt's publishes of it this is, so a step run again (a retry, a restart, a
         resume) publishes once; ``idempotency_key`` to name it yourself. ``await`` it in an
         ``async def`` step; a plain ``def`` step gets the ``PublishResult`` itself."""
+        if not self.state.publishes:  # (the reviewer's h28 L2: it asked for a key, then failed)
+            raise ValueError(
+                f"ctx.publish_event({name!r}) works in a run's steps and actions, not in a hook "
+                "or a poll: publish the event from a step, or with rt.publish_event"
+            )
         key = idempotency_key
         if key is None:
             if not self.idempotency_key:

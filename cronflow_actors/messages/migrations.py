@@ -35,7 +35,7 @@ class KeptStep(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     task: str
 
 
-class KeptEvent(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+class KeptEvent(msgspec.Struct, frozen=True, kw_only=True, gc=False, omit_defaults=True):
     """An event published while the instance was held (``blocked``) for its step
     ``work_item_id``, which waited for it: kept in the instance's snapshot
     (``InstanceState.kept``) and delivered, in the order kept, when the instance runs again.
@@ -58,6 +58,11 @@ class KeptEvent(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     taken: bool = False
     """A step it was kept for took it: it goes to the others it was kept for, to no other step
     (the second verifier's h27 V1, V2: a leftover copy reached a later wait)."""
+    copies: int = 1
+    """Unused: written by 8c37a6f (always 1 there), read by nothing since ``steps`` (persisted
+    shapes only grow: a snapshot of either release reads in the other)."""
+    heard_in: tuple[str, ...] = ()
+    """Unused, as ``copies`` (always empty in 8c37a6f's snapshots)."""
 
 
 class DeliverKept(Message, frozen=True, kw_only=True):

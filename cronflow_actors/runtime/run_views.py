@@ -177,7 +177,7 @@ class RunViews:
         if isinstance(found, QueuedRun):
             return self._queued_info(found)
         info = self.info(found)
-        if info.migrated_to is not None and not await self._store.load_snapshot(info.migrated_to):
+        if info.migrated_to is not None and not await self._store.instance_exists(info.migrated_to):
             # (its successor starts in the commit that ends it, or not: a plan left pending)
             return msgspec.structs.replace(info, migration_pending=True)
         return info

@@ -507,3 +507,25 @@ async def test_a_step_publishes_an_event_once_however_often_it_runs(rt: cf.Runti
     assert answers[0] == answers[1]  # the retry's publish: its first, the audit run not again
     audits = [r for r in await rt.list_runs(workflow="audit")]
     assert len(audits) == 2
+
+
+async def test_a_hook_that_publishes_is_told_to_publish_from_a_step(rt: cf.Runtime) -> None:
+    """A hook's ``ctx.publish_event`` asked for an idempotency key, then, given one, said the
+    runtime was not serving events while it ran (the reviewer's h28 L2): it says at once where
+    a publish works."""
+    said: list[str] = []
+
+    def announce(ctx: Any) -> None:
+        try:
+            ctx.publish_event("order.done", {}, idempotency_key="k1")
+        except ValueError as error:
+            said.append(str(error))
+
+    rt.register(cf.define("announced", hooks={"on_complete": announce}).step("s", _one))
+    await rt.wait(await rt.trigger("announced"), timeout=5)
+    for _ in range(100):
+        if said:
+            break
+        await asyncio.sleep(0.01)
+    assert said
+    assert "works in a run's steps and actions, not in a hook" in said[0]

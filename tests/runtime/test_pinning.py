@@ -843,6 +843,52 @@ async def test_a_kept_event_one_item_flow_took_is_not_heard_by_a_later_root_wait
     assert heard_by_items(result.output) == [[1, 1], [2, 2]]
 
 
+def gated(
+    version: str, *, changed: bool = False, gate: bool = False, root: bool = False
+) -> cf.Flow:
+    """Two item flows, each waiting for its own ``go`` (``gate``: first for its own ``gate``),
+    or (``root``) item flows that wait for nothing and a root that waits for any ``go``."""
+
+    def mine(payload: Any, ctx: Any) -> bool:
+        return bool(payload["tag"] == ctx.payload)
+
+    def item_flow(item: Any, flow: Any) -> Any:
+        if root:
+            return flow.step("x", lambda ctx: ctx.payload)
+        if gate:
+            flow = flow.wait_for_event("gate", "gate", filter=mine)
+        return flow.wait_for_event("go", "go", filter=mine).step("heard", lambda ctx: ctx.last)
+
+    flow = cf.define("gated", version=version).for_each("parts", lambda ctx: [1, 2], item_flow)
+    if root:
+        return flow.wait_for_event("root", "go").step("done", lambda ctx: ctx.last)
+    return flow.step("changed" if changed else "done", lambda ctx: ctx.steps["parts"])
+
+
+async def test_a_kept_event_a_step_took_is_not_heard_when_its_other_steps_are_gone(
+    tmp_path: Path,
+) -> None:
+    """A publish kept for two item flows, one of which took it after a migration, was handed on
+    by a second migration to a version without those waits as an event for any step, and the
+    root's later wait heard it (the reviewer's h28 M2). Taken, it goes nowhere else; the
+    publish neither took goes to the first step that waits for it."""
+    db = tmp_path / "gated.db"
+    async with cf.Runtime(db=db, workflows=[gated("v1")]) as rt:
+        old = await rt.trigger("gated")
+        await rt.wait_idle()
+    flows = [gated("v1", changed=True), gated("v2", gate=True), gated("v3", root=True)]
+    async with cf.Runtime(db=db, workflows=flows) as rt:
+        for tag in (1, 2):
+            assert (await rt.publish_event("go", {"tag": tag})).held == [old]
+        second = await rt.migrate(old, "v2")
+        await rt.wait_idle()
+        await rt.publish_event("gate", {"tag": 1})  # item 1 goes on, and takes its go
+        await rt.wait_idle()
+        third = await rt.migrate(second, "v3")
+        result = await rt.wait(third, timeout=5)
+    assert (result.status, result.output) == ("completed", {"tag": 2})
+
+
 @pytest.mark.parametrize("how", ["cancel", "give-up"])
 async def test_a_resume_of_a_canceled_held_run_hears_the_event_kept_for_it(
     tmp_path: Path, how: str
