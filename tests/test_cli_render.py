@@ -30,6 +30,16 @@ def test_a_migrated_run_names_the_run_on_the_other_side() -> None:
     assert "migrated from r1" in render_run(run(id="r2", migrated_from="r1"))
 
 
+def test_a_run_whose_migration_is_pending_says_so_and_how_to_give_it_up() -> None:
+    """``inspect`` of such a run read "migrated to r2", a run that does not exist (the
+    verifier's h28 N3)."""
+    pending = run(status="canceled", finished_at=1_010.0, migrated_to="r2", migration_pending=True)
+    shown = render_run(pending)
+    assert "migration to r2 pending: that run has not started" in shown
+    assert "cancel this run to give the migration up" in shown
+    assert "migrated to r2" not in shown
+
+
 def test_a_queued_run_is_queued_not_started() -> None:
     shown = render_run(run(status="waiting", steps=[]))
     assert "  queued " in shown

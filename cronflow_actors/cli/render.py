@@ -109,7 +109,12 @@ def render_run(
         lines.append(f"  blocked: {run['blocked']}")
     if run.get("migrated_from"):
         lines.append(f"  migrated from {run['migrated_from']}")
-    if run.get("migrated_to"):
+    if run.get("migrated_to") and run.get("migration_pending"):
+        lines.append(
+            f"  migration to {run['migrated_to']} pending: that run has not started (fix the "
+            "cause and migrate again, or cancel this run to give the migration up)"
+        )
+    elif run.get("migrated_to"):
         lines.append(f"  migrated to {run['migrated_to']} (this run was canceled for it)")
     if run.get("error"):
         lines.append(f"  error: {run['error']}")  # it names the exception's class already

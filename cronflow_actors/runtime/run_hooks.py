@@ -168,13 +168,20 @@ class FlowEndHooks:
         self._run_hooks.finished(compiled.hooks, info, body, raised, done)
 
 
+_WAITS = frozenset({"sleep", "delay", "event", "human", "pause"})
+"""The kinds of a flow's work items that wait, running nothing under a key."""
+
+
 def unfinished_steps(state: InstanceState) -> dict[str, list[str]]:
-    """The user steps of the run ``state`` (its subflows' and items' runs too) whose work items
-    began and ended without completing (canceled mid-call, failed): step -> their keys."""
+    """The user steps of the run ``state`` (its subflows' and items' runs too) whose work items'
+    handlers began and ended without completing (canceled mid-call, failed): step -> their
+    keys. Not a wait, a pause or a sleep, which ran nothing under a key (the verifier's h28
+    N2)."""
     found: dict[str, list[str]] = {}
     for item in state.work_items.values():
         ended = item.state in (WorkItemState.CANCELED, WorkItemState.FAILED)
-        if ended and item.started_at is not None and is_user_step(item.task):
+        began = item.started_at is not None and item.kind not in _WAITS
+        if ended and began and is_user_step(item.task):
             found.setdefault(item.task, []).append(item.kept_key or item.id)
     return found
 

@@ -126,10 +126,11 @@ class RunInfo(msgspec.Struct, frozen=True, kw_only=True):
     """Who started it: the principal of the API token that asked (``POST /runs``, a replay, a
     webhook that takes a token); None for the runtime's own triggers and this process's
     calls."""
-    migration_pending: bool = False
+    migration_pending: bool | None = None
     """Its ``migrated_to`` run has not started: the migration is pending (its start failed;
     fix the cause and ``migrate`` again, or ``cancel`` this run to give the migration up).
-    Said by ``inspect`` (``GET /runs/{id}``), not by listings."""
+    Said by ``inspect`` (``GET /runs/{id}``: true or false); None in listings, which do not
+    look."""
 
 
 async def stored_run(
@@ -180,7 +181,7 @@ class RunViews:
         if info.migrated_to is not None and not await self._store.instance_exists(info.migrated_to):
             # (its successor starts in the commit that ends it, or not: a plan left pending)
             return msgspec.structs.replace(info, migration_pending=True)
-        return info
+        return msgspec.structs.replace(info, migration_pending=False)
 
     def _queued_info(self, queued: QueuedRun) -> RunInfo:
         """A run waiting in its flow's queue: ``waiting``, with no steps yet."""

@@ -478,6 +478,7 @@ async def test_a_step_publishes_an_event_once_however_often_it_runs(rt: cf.Runti
     answers: list[Any] = []
 
     def forward(ctx: Any) -> list[str]:  # a plain def step: the answer itself
+        ctx.publish_event("tried", {"attempt": ctx.attempt})  # another payload each attempt
         result = ctx.publish_event("paid", {"order": ctx.payload["order"]})
         answers.append(list(result))
         if ctx.attempt == 1:
@@ -494,6 +495,7 @@ async def test_a_step_publishes_an_event_once_however_often_it_runs(rt: cf.Runti
     waiter = cf.define("order").wait_for_event("paid", "paid", filter=mine)
     rt.register(waiter.step("ship", lambda ctx: heard.append(ctx.last) or ctx.last))
     rt.register(cf.define("audit").on_event("paid").step("log", lambda ctx: ctx.payload))
+    rt.register(cf.define("tries").on_event("tried").step("log", lambda ctx: ctx.payload))
     retry = cf.Retry(attempts=2, backoff="fixed", delay=0)
     rt.register(cf.define("relay").step("forward", forward, retry=retry))
     rt.register(cf.define("relay-async").step("forward", forward_async))
@@ -507,6 +509,9 @@ async def test_a_step_publishes_an_event_once_however_often_it_runs(rt: cf.Runti
     assert answers[0] == answers[1]  # the retry's publish: its first, the audit run not again
     audits = [r for r in await rt.list_runs(workflow="audit")]
     assert len(audits) == 2
+    # an attempt's publish of another payload is that publish, not a reuse of the key refused
+    # at every retry for good (the verifier's h28 N1)
+    assert sorted(r.payload["attempt"] for r in await rt.list_runs(workflow="tries")) == [1, 2]
 
 
 async def test_a_hook_that_publishes_is_told_to_publish_from_a_step(rt: cf.Runtime) -> None:
