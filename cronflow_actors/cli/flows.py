@@ -1,6 +1,7 @@
 """``cronflow-actors flows``: the flows a running ``serve`` has registered (``GET /flows``):
 each one's id, version, name and triggers, and when its schedules fire next
-(``GET /flows/{id}/next-fires``); ``--json`` prints the API's answers."""
+(``GET /flows/{id}/next-fires``), then its nets (``GET /nets``): versions, migrations and what
+callers may do; ``--json`` prints the API's answers."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from cronflow_actors.cli.commands import _client, _client_options, _print_json
 from cronflow_actors.cli.exits import Exit
 from cronflow_actors.cli.render import when
+from cronflow_actors.errors import ApiError
 
 __all__ = ["add_flows_command"]
 
@@ -49,8 +51,9 @@ def _flows(args: argparse.Namespace) -> int:
         if any(t.get("kind") in ("schedule", "interval") for t in flow.get("triggers", [])):
             path = f"/flows/{urllib.parse.quote(flow['id'], safe='')}/next-fires"
             fires[flow["id"]] = client.call("GET", path, query={"count": 1}, expect=("schedules",))
+    nets = _nets(client)
     if args.json:
-        _print_json({"flows": flows, "next_fires": fires})
+        _print_json({"flows": flows, "next_fires": fires, "nets": nets})
         return Exit.OK
     if not flows:
         print("no flows are registered on this server")
@@ -71,7 +74,29 @@ def _flows(args: argparse.Namespace) -> int:
             zone = schedule["trigger"].get("timezone") or "UTC"  # its own zone's time, said
             shown = _in_zone(upcoming[0], zone) if upcoming else "never"
             print(f"  next {_trigger(schedule['trigger'])}: {shown}")
+    for described in nets:
+        version = described.get("version") or "every version deprecated"
+        print(f"{described['name']} {version}  (net)")
+        others = [v for v in described.get("versions", []) if v != described.get("version")]
+        if others:
+            deprecated = set(described.get("deprecated", []))
+            said = [v + (" (deprecated)" if v in deprecated else "") for v in others]
+            print(f"  also registered: {', '.join(said)}")
+        for source, target in described.get("migrations", []):
+            print(f"  migration {source} -> {target}")
+        actions = ", ".join(described.get("actions", [])) or "nothing (no action declared)"
+        print(f"  callers may: {actions}")
     return Exit.OK
+
+
+def _nets(client: Any) -> list[dict[str, Any]]:
+    """The nets the server registered (``GET /nets``; none from a server from before it)."""
+    try:
+        return list(client.call("GET", "/nets", expect=("nets",))["nets"])
+    except ApiError as error:
+        if error.status == 404:
+            return []
+        raise
 
 
 def add_flows_command(commands: Any) -> None:

@@ -18,6 +18,7 @@ from cronflow_actors.http.routes.workflows import (
 from cronflow_actors.runtime import (
     EventFilterError,
     EventRefusal,
+    NetDescription,
     PausedRun,
     RunInfo,
     TaskState,
@@ -32,6 +33,7 @@ __all__ = [
     "ChildWorkflowList",
     "FlowList",
     "Health",
+    "NetList",
     "PausedPage",
     "Published",
     "Readiness",
@@ -103,6 +105,10 @@ class Resumed(msgspec.Struct):
 
 class FlowList(msgspec.Struct):
     flows: list[WorkflowDescription]
+
+
+class NetList(msgspec.Struct):
+    nets: list[NetDescription]
 
 
 class WorkflowStarted(msgspec.Struct):
@@ -182,6 +188,7 @@ FIXED: list[Any] = [
     Resumed,
     FlowList,
     WorkflowDescription,
+    NetList,
     StartWorkflow,
     WorkflowStarted,
     WorkflowView,

@@ -12,6 +12,7 @@ from cronflow_actors.http.answers import (
     Canceled,
     FlowList,
     Health,
+    NetList,
     Published,
     Readiness,
     ResumedBefore,
@@ -359,6 +360,14 @@ def _fixed_paths(b: _Builder) -> dict[str, Any]:
                 params=[path_param("run_id")],
                 body=MigrateWorkflow,
                 body_required=True,
+            )
+        },
+        "/nets": {
+            "get": b.op(
+                "The registered net workflows: versions, the one new instances take, the "
+                "deprecated ones, the migrations between them, the root's declared actions",
+                {"200": b.answer("the nets, by name", NetList)},
+                "",
             )
         },
         "/workflows/{workflow_id}/net": {

@@ -22,6 +22,7 @@ OPERATIONS = {
     ("/runs/{run_id}/replay", "post"): "replayRun",
     ("/runs/{run_id}/migrate", "post"): "migrateRun",
     ("/flows", "get"): "listFlows",
+    ("/nets", "get"): "listNets",
     ("/flows/{id}", "get"): "getFlow",
     ("/flows/{id}/next-fires", "get"): "getNextFires",
     ("/events/{name}", "post"): "publishEvent",

@@ -20,6 +20,7 @@ from cronflow_actors.runtime.catalog import FlowTrigger, RateLimitInfo, Workflow
 from cronflow_actors.runtime.database import open_store, store_for
 from cronflow_actors.runtime.events import EventFilterError, EventRefusal, PublishResult
 from cronflow_actors.runtime.migrations import MigrationLinks
+from cronflow_actors.runtime.net_api import NetDescription
 from cronflow_actors.runtime.pauses import PausedRun
 from cronflow_actors.runtime.runs import (
     Page,
@@ -45,6 +46,7 @@ __all__ = [
     "FlowTest",
     "FlowTrigger",
     "MigrationLinks",
+    "NetDescription",
     "Page",
     "PausedRun",
     "PublishResult",

@@ -34,7 +34,24 @@ from cronflow_actors.runtime.migrations import MigrationLinks
 from cronflow_actors.runtime.parts import RuntimeParts
 from cronflow_actors.runtime.runs import check_cancel_reason, check_instance_id
 
-__all__ = ["NetMethods"]
+__all__ = ["NetDescription", "NetMethods"]
+
+
+class NetDescription(msgspec.Struct, frozen=True, kw_only=True):
+    """A registered net workflow, as ``get_nets`` describes it."""
+
+    name: str
+    version: str | None
+    """The version new instances take (None: every version is deprecated)."""
+    versions: list[str]
+    """Every version registered, in registration order."""
+    deprecated: list[str]
+    migrations: list[tuple[str, str]]
+    """The migrations registered between its versions, (from, to)."""
+    actions: list[str]
+    """The actions of its newest version's root an outside caller may take (``initialize``,
+    ``cancel``: declared with ``net.action``)."""
+
 
 _A_FLOW = (
     "{!r} is a Cronflow-style flow, whose runs an outside caller reaches through "
@@ -79,6 +96,33 @@ class NetMethods(RuntimeParts):
         return await self.instances.with_place(
             lambda: self.instances.start(spec, command, instance_id)
         )
+
+    def get_nets(self) -> list[NetDescription]:
+        """The registered net workflows by name (flows are ``get_workflows``'): their versions,
+        the one new instances take, the deprecated ones, the migrations registered between
+        them and what an outside caller may do to an instance (newcomer h27 F7: a rolling
+        upgrade could not check from outside that a net's versions and migration were there)."""
+        nets = []
+        registry = self.registry
+        for name in registry.names():
+            if name in self.catalog.roots or name in self.catalog.compiled:
+                continue  # a flow's compiled net
+            versions = registry.versions(name)
+            deprecated = [v for v in versions if registry.is_deprecated(name, v)]
+            active = [v for v in versions if v not in deprecated]
+            newest = registry.get(name, versions[-1])
+            migrations = [(m.from_version, m.to_version) for m in registry.migrations(name)]
+            nets.append(
+                NetDescription(
+                    name=name,
+                    version=active[-1] if active else None,
+                    versions=versions,
+                    deprecated=deprecated,
+                    migrations=migrations,
+                    actions=sorted(newest.actions),
+                )
+            )
+        return nets
 
     async def cancel_workflow(
         self,

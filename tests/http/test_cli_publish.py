@@ -82,3 +82,39 @@ async def test_flows_lists_the_flows_their_triggers_and_the_next_tick(serve: Ser
     code, out, err = await cli("flows", "--url", url, "--json")
     assert code == 0, err
     assert "next_fires" in out
+
+
+async def test_flows_lists_the_nets_their_versions_and_migrations(serve: Serve) -> None:
+    """Nothing listed the nets, their versions or the migrations between them: a rolling
+    upgrade could not check from outside that claim v1, v2 and v1 -> v2 were registered
+    (newcomer h27 F7). ``GET /nets`` does, and ``flows`` prints them."""
+    from cronflow_actors import net
+    from tests.nets import chain
+
+    def claim(version: str) -> net.NetSpec:
+        return chain("claim", version, "assess").actions(initialize=net.action()).build()
+
+    _rt, client = await serve([claim("v1"), claim("v2"), cf.define("plain").step("s", str)])
+    _rt.register(net.migration("v1", "v2", workflow="claim").build())
+    _rt.deprecate("claim", "v1")
+    answer = (await client.get("/nets")).json()
+    assert answer == {
+        "nets": [
+            {
+                "name": "claim",
+                "version": "v2",
+                "versions": ["v1", "v2"],
+                "deprecated": ["v1"],
+                "migrations": [["v1", "v2"]],
+                "actions": ["initialize"],
+            }
+        ]
+    }
+    code, out, err = await cli("flows", "--url", str(client.base_url))
+    assert code == 0, err
+    lines = out.splitlines()
+    assert "claim v2  (net)" in lines
+    assert "  also registered: v1 (deprecated)" in lines
+    assert "  migration v1 -> v2" in lines
+    assert "  callers may: initialize" in lines
+    assert "plain v1" in lines  # the flows first, as before

@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from cronflow_actors.http.answers import NetList
 from cronflow_actors.http.edge import Edge, json_response, route
 from cronflow_actors.http.problems import Problem
 
@@ -98,4 +99,10 @@ def routes(edge: Edge) -> list[Route]:
         )
         return json_response(view)
 
-    return [route("/workflows/{workflow_id}/net", edge.auth, get=get_net)]
+    async def list_nets(request: Request) -> Response:
+        return json_response(NetList(nets=runtime.get_nets()))
+
+    return [
+        route("/workflows/{workflow_id}/net", edge.auth, get=get_net),
+        route("/nets", edge.auth, get=list_nets),
+    ]
