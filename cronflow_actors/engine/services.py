@@ -112,8 +112,10 @@ class EngineServices:
         """While draining, no new handler or action starts: work items that start stay started
         in the snapshot and run on the next start."""
 
-    def publish_event(self, name: str, payload: Any, *, idempotency_key: str) -> Any:
+    def publish_event(
+        self, name: str, payload: Any, *, idempotency_key: str, once: bool = False
+    ) -> Any:
         """A step's publish (``ctx.publish_event``), through the runtime's events."""
         if self.publish is None:
             raise RuntimeNotRunningError(f"publish event {name!r}", "new")
-        return self.publish(name, payload, idempotency_key=idempotency_key)
+        return self.publish(name, payload, idempotency_key=idempotency_key, once=once)

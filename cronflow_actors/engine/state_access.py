@@ -52,12 +52,12 @@ class StateAccess:
         """Whether ``publish_event`` works here: a run's steps', not a hook's or a poll's."""
         return self._publish is not None
 
-    def publish_event(self, name: str, payload: Any, key: str) -> Any:
+    def publish_event(self, name: str, payload: Any, key: str, *, once: bool = False) -> Any:
         """Publish event ``name`` with idempotency key ``key`` (``FlowContext.publish_event``),
         as the other operations are carried out: awaitable on the loop, done on a thread."""
         if self._publish is None:
             raise RuntimeNotRunningError(f"publish event {name!r}", "not serving events here")
-        return self._done(self._publish(name, payload, idempotency_key=key))
+        return self._done(self._publish(name, payload, idempotency_key=key, once=once))
 
     def get(self, key: str, default: Any = None) -> Any:
         """The value of ``key``, ``default`` when absent or expired."""

@@ -137,7 +137,12 @@ class Events:
         reviewer's h27 M2). One process's; on a cluster, two processes' may still race."""
 
     async def publish(
-        self, name: str, payload: Any = None, *, idempotency_key: str | None = None
+        self,
+        name: str,
+        payload: Any = None,
+        *,
+        idempotency_key: str | None = None,
+        once: bool = False,
     ) -> PublishResult:
         """Start every flow listening with ``on_event(name)`` whose schema (if any) the payload
         matches, and wake every step waiting for ``name`` whose filter accepts it. Returns the
@@ -145,7 +150,9 @@ class Events:
         every flow listening refused it. With ``idempotency_key``, each flow's run is named by
         the key, so the same publish sent again (after a ``PublishInterruptedError``, a lost
         answer) starts no flow twice: the runs it started before are in its answer again; a
-        waiting step that heard it then waits no more, and a held run keeps it once."""
+        waiting step that heard it then waits no more, and a held run keeps it once. ``once``
+        (a step's publish under its own key): another payload under the key is no reuse but
+        a later attempt of the step, answered as the first publish was, nothing done."""
         wrong = event_name_problem(name)
         if wrong is not None:  # nothing could listen for it: refused, not a 202 to nobody
             raise ConfigurationError("event name", clipped(name), wrong)
@@ -168,7 +175,12 @@ class Events:
             raise InvalidEventError(name, refused)
         first = True  # (a retry's earlier attempt may have woken steps: it is answered)
         if key is not None:  # taken on: its key names this payload from now on
-            first = await self._same_payload(name, payload, key)
+            try:
+                first = await self._same_payload(name, payload, key)
+            except IdempotencyKeyReusedError:
+                if not once:
+                    raise
+                return await self._answered_before(name, key)
         for refusal in refused:
             logger.info(
                 "event %s: flow %s refused its payload: %s", name, refusal.workflow, refusal.detail
@@ -259,6 +271,20 @@ class Events:
                 detail = f"its start raised {type(error).__name__}: {error}"
                 refused.append(EventRefusal(workflow=flow_id, detail=detail))
         return started
+
+    async def _answered_before(self, name: str, key: str) -> PublishResult:
+        """The answer of the publish of ``key`` made before (a step's earlier attempt's, with
+        another payload): the runs its key names, those that held it and those that heard it."""
+        started = []
+        for flow in self._catalog.listening(name):
+            run_id = derived_run_id("event", _PUBLISHES, _named(key, name, flow.id))
+            try:
+                await self._recorded(run_id)
+            except NotFoundError:
+                continue
+            started.append(run_id)
+        held, delivered = await self._as_before(name, key, [], [])
+        return PublishResult(started, [], held, delivered)
 
     async def _started_by_key(
         self, name: str, key: str | None, accepted: list[tuple[str, Any]]

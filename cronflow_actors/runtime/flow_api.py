@@ -46,6 +46,12 @@ __all__ = ["FlowMethods"]
 logger = logging.getLogger(__name__)
 
 
+_FLOW_KINDS = frozenset(
+    {"step", "event", "human", "pause", "sleep", "delay", "fallback", "while", "action", "log"}
+)
+"""The kinds of the work items a flow's compiler makes (a net's default is ``task``)."""
+
+
 class FlowMethods(NetMethods):
     """Runs, pauses and events of ``Runtime`` (which inherits them); a run is a net instance,
     so these build on the net API."""
@@ -248,9 +254,14 @@ class FlowMethods(NetMethods):
             return True
         if snapshot.workflow in self.registry.names():
             return False  # a net's instance: its cancel action decides
-        state = decode_state(snapshot.body, snapshot.instance_id)  # (a net's is marked: its
-        # payload, the caller's, may look like a flow's trigger: the reviewer's h28 H1)
-        return not state.net and read_envelope(state.workflows[state.id].payload) is not None
+        state = decode_state(snapshot.body, snapshot.instance_id)
+        if state.net:  # (marked since h28: its payload, the caller's, may look like a trigger)
+            return False
+        # unmarked (a run from before the mark): a flow's trigger, and a step its compiler made
+        # (a net's payload is its caller's to shape, its items' kinds are its author's: the
+        # second verifier's h28, an old net canceled past its policy)
+        flows_step = any(item.kind in _FLOW_KINDS for item in state.work_items.values())
+        return flows_step and read_envelope(state.workflows[state.id].payload) is not None
 
     async def _give_up_migration(
         self, run_id: str, principal: Principal | None, reason: str = ""

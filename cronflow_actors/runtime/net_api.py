@@ -91,7 +91,8 @@ class NetMethods(RuntimeParts):
             )
         if name in self.catalog.roots:  # a flow's run: its payload travels in an envelope
             payload = flow_payload(payload)
-        command = StartWorkflow(payload=payload, principal=principal, trigger=trigger, net=True)
+        net = name not in self.catalog.roots  # (a flow's run started here is a flow's)
+        command = StartWorkflow(payload=payload, principal=principal, trigger=trigger, net=net)
         # its place under max_active_runs first, before its id is claimed (admission.py)
         return await self.instances.with_place(
             lambda: self.instances.start(spec, command, instance_id)

@@ -342,6 +342,10 @@ def test_workflows_show_their_triggers_and_next_fire_times(page: Any, served: Se
     shot(page, "workflows")
     expected = api(served, "GET", "/flows/nightly/next-fires?count=1")["schedules"][0]["next"]
     assert len(expected) == 1
+    # the nets too, with their versions and what a caller may do (newcomer h27 F7)
+    net = page.inner_text("[data-net='review']")
+    assert "versions: v1" in net
+    assert "callers may: cancel, initialize" in net
 
 
 def test_console_assets_are_served_with_a_strict_policy(served: Served) -> None:

@@ -612,8 +612,17 @@
           } }))),
         h("p", {}, h("a", { href: `#/runs?workflow=${encodeURIComponent(flow.id)}`, text: "runs of this flow →" }))));
     }
+    const nets = (await api("GET", "/nets").catch(orNone({ nets: [] }))).nets;
+    if (mine !== generation) return;
+    const netCards = nets.map((described) => h("div", { class: "card", "data-net": described.name },
+      h("h2", {}, described.name, h("span", { class: "kind", text: described.version || "every version deprecated" }), h("span", { class: "muted", text: " net" })),
+      h("p", { class: "muted", text: `versions: ${described.versions.map((v) => described.deprecated.includes(v) ? `${v} (deprecated)` : v).join(", ")}` }),
+      described.migrations.length ? h("p", { class: "muted", text: `migrations: ${described.migrations.map(([from, to]) => `${from} → ${to}`).join(", ")}` }) : null,
+      h("p", { class: "muted", text: `callers may: ${described.actions.join(", ") || "nothing (no action declared)"}` }),
+      h("p", {}, h("a", { href: `#/runs?workflow=${encodeURIComponent(described.name)}`, text: "instances of this net →" }))));
     main.replaceChildren(h("h1", { text: "Workflows" }),
-      cards.length ? h("div", { id: "flows" }, cards) : h("p", { class: "muted card", text: "No flow is registered." }));
+      cards.length ? h("div", { id: "flows" }, cards) : h("p", { class: "muted card", text: "No flow is registered." }),
+      netCards.length ? h("div", { id: "nets" }, netCards) : null);
   }
 
   // -- events ----------------------------------------------------------------------------------
