@@ -1,8 +1,8 @@
 """A net instance that can never move again: a started workflow of it with no task enabled or
-started, no timer or action out, its tokens in conditions that enable nothing (an AND-join one
-of whose inputs a deferred choice withdrew, say). Nothing in the engine can end it but a cancel
-or a migration; it read ``waiting`` like a healthy run (newcomer h28 F5). The commit that leaves
-it so says so, once, with where its tokens are."""
+started, no timer or action of its own out, its tokens in conditions that enable nothing (an
+AND-join one of whose inputs a deferred choice withdrew, say). Nothing in the engine can end it
+but a cancel or a migration; it read ``waiting`` like a healthy run (newcomer h28 F5). The
+commit that leaves it so says so, once, with where its tokens are."""
 
 from __future__ import annotations
 
@@ -31,14 +31,14 @@ def warn_if_stuck(actor: Any, state: InstanceState, changes: list[Any]) -> None:
     again: one that became so is changed by the commit that left it so, and is said once; one
     the commit did not touch is not looked at (a fan-out of a thousand item flows is not walked
     at each commit: the reviewer's h28 M3). The first task enabled or started ends the look."""
-    if state.jobs or state.actions or state.kept:
-        return  # a timer, an action or a kept event may move it
     touched = {change.workflow_id for change in changes if isinstance(change, _CHANGES)}
     for workflow_id in touched:
         workflow = state.workflows.get(workflow_id)
         if workflow is None or workflow.state != WorkflowState.STARTED:
             continue
         if any(task.state in _MOVING for task in workflow.tasks.values()):
+            continue
+        if _held_up(state, workflow_id):  # a timer, an action or a kept event may move it
             continue
         tokens = sorted(name for name, count in workflow.marking.items() if count)
         logger.warning(
@@ -51,3 +51,25 @@ def warn_if_stuck(actor: Any, state: InstanceState, changes: list[Any]) -> None:
             ", ".join(tokens) or "no condition",
         )
         return
+
+
+def _held_up(state: InstanceState, workflow_id: str) -> bool:
+    """Whether something still out may move workflow ``workflow_id``: a timer of its own (of
+    it, a task of it or an item of it), an action of an item of it, an event kept for it. The
+    run's others' do not (the second verifier's h28: a sibling's timer hid a stuck child)."""
+    items = state.work_items
+    for job in state.jobs.values():
+        kind, _, rest = job.owner.partition("/")
+        item = items.get(rest) if kind == "work_item" else None
+        owner = item.workflow_id if item is not None else rest.split("/", 1)[0]
+        if owner == workflow_id:
+            return True
+    for action in state.actions.values():
+        item = items.get(action.work_item_id)
+        if item is None or item.workflow_id == workflow_id:
+            return True
+    for event in state.kept or ():
+        item = items.get(event.work_item_id)
+        if item is None or item.workflow_id == workflow_id:
+            return True
+    return False
