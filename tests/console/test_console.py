@@ -4,6 +4,7 @@ under ``test-output/console/``."""
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -403,6 +404,15 @@ def test_a_blocked_runs_pause_says_why_and_offers_no_approval(browser: Any, tmp_
         assert errors == [], errors
 
 
+@contextlib.contextmanager
+def serving_app(app: Path, folder: Path) -> Iterator[Served]:
+    """``serve`` of the app file ``app`` on a database of its own, ``TOKEN`` its one token."""
+    config = folder / "cronflow.toml"
+    config.write_text(f'[tokens."{TOKEN}"]\nid = "ada"\nscopes = []\n')
+    with serving(str(app), folder / f"{app.stem}.db", "--config", str(config)) as served:
+        yield served
+
+
 def test_a_run_whose_migration_is_pending_says_so_and_gives_it_up(
     browser: Any, tmp_path: Path
 ) -> None:
@@ -422,9 +432,7 @@ def test_a_run_whose_migration_is_pending_says_so_and_gives_it_up(
         "    cf.define('mig', version='v2').pause('approve'),\n"
         "]\n"
     )
-    config = tmp_path / "cronflow.toml"
-    config.write_text(f'[tokens."{TOKEN}"]\nid = "ada"\nscopes = []\n')
-    with serving(str(app), tmp_path / "pending.db", "--config", str(config)) as served:
+    with serving_app(app, tmp_path) as served:
         old = api(served, "POST", "/runs", {"workflow": "mig", "payload": {"boom": 1}})["run_id"]
         eventually(lambda: api(served, "GET", f"/runs/{old}")["status"] == "waiting")
         url, body = f"{served.url}/runs/{old}/migrate", {"to_version": "v1"}
@@ -460,9 +468,7 @@ def test_a_migrated_runs_page_shows_its_version_and_links_and_offers_no_replay(
         "    cf.define('inv', version=v).step('a', str).pause('approve') for v in ('v1', 'v2')\n"
         "]\n"
     )
-    config = tmp_path / "cronflow.toml"
-    config.write_text(f'[tokens."{TOKEN}"]\nid = "ada"\nscopes = []\n')
-    with serving(str(app), tmp_path / "versions.db", "--config", str(config)) as served:
+    with serving_app(app, tmp_path) as served:
         old = api(served, "POST", "/runs", {"workflow": "inv"})["run_id"]
         eventually(lambda: api(served, "GET", f"/runs/{old}")["status"] == "waiting")
         started = api(served, "GET", f"/runs/{old}")["version"]

@@ -757,6 +757,14 @@ def heard_by_items(output: Any) -> list[Any]:
     return [r["result"] for r in output["results"]]
 
 
+async def waiting_fanned(db: Path, **options: Any) -> str:
+    """A run of ``fanned(**options)`` waiting at its item flows' waits, its runtime closed."""
+    async with cf.Runtime(db=db, workflows=[fanned(**options)]) as rt:
+        run_id = await rt.trigger("fanned")
+        await rt.wait_idle()
+    return run_id
+
+
 async def test_an_event_kept_for_two_waiting_steps_reaches_both_after_a_migration(
     tmp_path: Path,
 ) -> None:
@@ -765,9 +773,7 @@ async def test_an_event_kept_for_two_waiting_steps_reaches_both_after_a_migratio
     until its deadline (chaos h27 F2). It is carried for the steps it was kept for, each of
     whose counterparts in the new run hears it."""
     db = tmp_path / "fanned.db"
-    async with cf.Runtime(db=db, workflows=[fanned()]) as rt:
-        old = await rt.trigger("fanned")
-        await rt.wait_idle()
+    old = await waiting_fanned(db)
     async with cf.Runtime(
         db=db, workflows=[fanned(changed=True), fanned(version="v2", first=True)]
     ) as rt:
@@ -789,9 +795,7 @@ async def test_a_kept_event_reaches_only_the_steps_it_was_kept_for(
     going on with no new event (the verifier's h27 N4, the second verifier's V1). A copy is for
     the step it was kept for: each item flow's next wait waits for a publish of its own."""
     db = tmp_path / "tagged.db"
-    async with cf.Runtime(db=db, workflows=[fanned(again=True, tagged=True)]) as rt:
-        old = await rt.trigger("fanned")
-        await rt.wait_idle()
+    old = await waiting_fanned(db, again=True, tagged=True)
     flows = [
         fanned(changed=True, again=True, tagged=True),
         fanned(version="v2", first=True, again=True, tagged=True),
@@ -824,9 +828,7 @@ async def test_a_kept_event_one_item_flow_took_is_not_heard_by_a_later_root_wait
     copy left went to the root's wait that began after the items, a step going on with no event
     published for it (the second verifier's h27 V2). It waits for its own."""
     db = tmp_path / "root.db"
-    async with cf.Runtime(db=db, workflows=[fanned(tagged=True, after=True)]) as rt:
-        old = await rt.trigger("fanned")
-        await rt.wait_idle()
+    old = await waiting_fanned(db, tagged=True, after=True)
     flows = [
         fanned(changed=True, tagged=True, after=True),
         fanned(version="v2", first=True, tagged=True, after=True),
