@@ -59,9 +59,10 @@ def _held_up(state: InstanceState, workflow_id: str) -> bool:
     run's others' do not (the second verifier's h28: a sibling's timer hid a stuck child)."""
     items = state.work_items
     for job in state.jobs.values():
-        kind, _, rest = job.owner.partition("/")
-        item = items.get(rest) if kind == "work_item" else None
-        owner = item.workflow_id if item is not None else rest.split("/", 1)[0]
+        kind, _, rest = job.owner.partition("/")  # (``engine/owners.py``: "kind/id/...")
+        element = rest.split("/", 1)[0]
+        item = items.get(element) if kind == "work_item" else None
+        owner = item.workflow_id if item is not None else element
         if owner == workflow_id:
             return True
     for action in state.actions.values():

@@ -152,11 +152,13 @@ class Events:
         answer) starts no flow twice: the runs it started before are in its answer again; a
         waiting step that heard it then waits no more, and a held run keeps it once. ``once``
         (a step's publish under its own key): another payload under the key is no reuse but
-        a later attempt of the step, answered as the first publish was, nothing done."""
+        a later attempt of the step, which publishes the first attempt's payload again."""
         wrong = event_name_problem(name)
         if wrong is not None:  # nothing could listen for it: refused, not a 202 to nobody
             raise ConfigurationError("event name", clipped(name), wrong)
         key = _checked_key(idempotency_key)
+        if once and key is not None:  # a step's: its first attempt's payload, whatever this is
+            payload = await self._first_payload(name, payload, key)
         accepted: list[tuple[str, Any]] = []
         refused: list[EventRefusal] = []
         for flow in self._catalog.listening(name):
@@ -175,12 +177,7 @@ class Events:
             raise InvalidEventError(name, refused)
         first = True  # (a retry's earlier attempt may have woken steps: it is answered)
         if key is not None:  # taken on: its key names this payload from now on
-            try:
-                first = await self._same_payload(name, payload, key)
-            except IdempotencyKeyReusedError:
-                if not once:
-                    raise
-                return await self._answered_before(name, key)
+            first = await self._same_payload(name, payload, key)
         for refusal in refused:
             logger.info(
                 "event %s: flow %s refused its payload: %s", name, refusal.workflow, refusal.detail
@@ -272,19 +269,13 @@ class Events:
                 refused.append(EventRefusal(workflow=flow_id, detail=detail))
         return started
 
-    async def _answered_before(self, name: str, key: str) -> PublishResult:
-        """The answer of the publish of ``key`` made before (a step's earlier attempt's, with
-        another payload): the runs its key names, those that held it and those that heard it."""
-        started = []
-        for flow in self._catalog.listening(name):
-            run_id = derived_run_id("event", _PUBLISHES, _named(key, name, flow.id))
-            try:
-                await self._recorded(run_id)
-            except NotFoundError:
-                continue
-            started.append(run_id)
-        held, delivered = await self._as_before(name, key, [], [])
-        return PublishResult(started, [], held, delivered)
+    async def _first_payload(self, name: str, payload: Any, key: str) -> Any:
+        """The payload a step's first attempt published under ``key`` (kept as long as the key),
+        this one if it is the first: a later attempt that sends another (a timestamp) publishes
+        that first one again, as a retry, finishing what a crash cut (the final checker's h28
+        F1: answered with what the first had done, it left the event unpublished for good)."""
+        ident, now, ttl = _named(key, name, ""), self._clock.now(), KEY_DAYS * 86_400
+        return await self._store.kv_setdefault(_FIRST, ident, payload, now=now, ttl=ttl)
 
     async def _started_by_key(
         self, name: str, key: str | None, accepted: list[tuple[str, Any]]
@@ -462,6 +453,8 @@ _KEYS = "cronflow:publish-keys"
 KEY_DAYS = 30
 """How long a publish's idempotency key names its payload (as a webhook's key is kept with its
 run, 30 days by default)."""
+_FIRST = "cronflow:publish-first"
+"""The payload a step's first attempt published under its own key (``Events._first_payload``)."""
 _ANSWERS = "cronflow:publish-answers"
 """The runs a keyed publish reached that a retry of it can no longer find: those that held it
 and those whose waiting step heard it (``Events._as_before``), kept as long as its key."""

@@ -48,6 +48,7 @@ logger = logging.getLogger(__name__)
 
 _FLOW_KINDS = frozenset(
     {"step", "event", "human", "pause", "sleep", "delay", "fallback", "while", "action", "log"}
+    | {"parallel", "race", "for_each", "batch", "cancel"}
 )
 """The kinds of the work items a flow's compiler makes (a net's default is ``task``)."""
 

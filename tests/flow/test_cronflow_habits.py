@@ -535,3 +535,35 @@ async def test_a_hook_that_publishes_is_told_to_publish_from_a_step(rt: cf.Runti
         await asyncio.sleep(0.01)
     assert said
     assert "works in a run's steps and actions, not in a hook" in said[0]
+
+
+async def test_a_step_whose_publish_was_cut_publishes_its_first_payload_when_run_again(
+    rt: cf.Runtime,
+) -> None:
+    """A step's first attempt named its publish by its key and was cut before any listener
+    started; the next attempt, another payload in hand (a timestamp), was answered with what
+    the first had done: nothing, the event lost for good (the final checker's h28 F1). It
+    publishes the first attempt's payload, as a retry of that publish."""
+    events = rt.events
+    start = events._start
+    cut = [True]
+
+    async def cut_once(*args: Any, **kwargs: Any) -> Any:
+        if cut:
+            cut.pop()
+            raise ConnectionError("the store went away mid-publish")
+        return await start(*args, **kwargs)
+
+    events._start = cut_once  # type: ignore[method-assign]
+
+    def charge(ctx: Any) -> str:
+        ctx.publish_event("charged", {"attempt": ctx.attempt})
+        return "charged"
+
+    retry = cf.Retry(attempts=2, backoff="fixed", delay=0)
+    rt.register(cf.define("charging").step("charge", charge, retry=retry))
+    rt.register(cf.define("ledger").on_event("charged").step("log", lambda ctx: ctx.payload))
+    assert (await rt.wait(await rt.trigger("charging"), timeout=5)).status == "completed"
+    await rt.wait_idle()
+    logged = [r.payload["attempt"] for r in await rt.list_runs(workflow="ledger")]
+    assert logged == [1]  # the first attempt's payload, published once

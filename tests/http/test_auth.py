@@ -974,6 +974,23 @@ def signed_off_by(child: str, policy: Any) -> net.NetSpec:
     return outer.connect_condition("start", "signoff").connect_task("signoff", "end").build()
 
 
+async def test_a_dropped_flows_run_held_inside_a_first_fan_out_is_canceled_by_a_token(
+    tmp_path: Path,
+) -> None:
+    """A run whose only work items are a first ``for_each``'s or ``parallel``'s, its flow then
+    dropped, was refused to a token's cancel as a net's (the final checker's h28 F2: those
+    kinds were not among a flow's)."""
+    from tests.runtime.killing import killed_after
+
+    db = tmp_path / "fanning.db"
+    [said] = killed_after("tests.http.fanning_worker", str(db), lines=1)
+    other = cf.define("other").step("s", lambda ctx: 1)
+    async with cf.Runtime(db=db, workflows=[other], wait_for_lease=True) as rt:
+        for run_id in said.split():
+            await rt.cancel(run_id, principal=BOB)  # as POST /runs/{id}/cancel asks it
+            assert (await rt.inspect(run_id)).status == "canceled"
+
+
 async def test_a_net_pause_is_resumed_past_no_policy_whatever_its_names_and_payload(
     tmp_path: Path,
 ) -> None:
