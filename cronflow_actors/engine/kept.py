@@ -129,13 +129,18 @@ def offered(state: InstanceState, offer: KeptEvent) -> int | None:
     nor once the step has had it (a step is offered an event once)."""
     if offer.work_item_id not in state.work_items:
         return None
+    return _place(state, offer, step_of(state, offer.work_item_id))
+
+
+def _place(state: InstanceState, offer: KeptEvent, step: KeptStep) -> int | None:
+    """``offered``, the offer's ``step`` already named."""
     for n, event in enumerate(state.carried or ()):
         if (event.event, event.publish, event.payload) == (
             offer.event,
             offer.publish,
             offer.payload,
         ):
-            return n if _for(event, step_of(state, offer.work_item_id)) else None
+            return n if _for(event, step) else None
     return None
 
 
@@ -147,12 +152,14 @@ def settle(tx: Transaction, offer: KeptEvent, *, taken: bool) -> None:
     one its next step waits for (chaos h26 F1), but once one of its steps took it, no step
     that waited since hears it (the second verifier's h27 V2)."""
     state = tx.state
-    at = offered(state, offer)
+    if offer.work_item_id not in state.work_items:
+        return
+    step = step_of(state, offer.work_item_id)  # (once: it walks the run's workflows)
+    at = _place(state, offer, step)
     if at is None:
         return
     left = list(state.carried or ())
     event = left[at]
-    step = step_of(state, offer.work_item_id)
     steps = tuple(s for s in event.steps if s != step)
     if not event.steps:
         if taken:

@@ -39,7 +39,16 @@ from cronflow_actors.net import builder as net
 from cronflow_actors.net import jobs
 from cronflow_actors.net.spec import caught
 
-__all__ = ["END", "LOG_LEVELS", "START", "compile_flow", "is_user_step", "timeout_record"]
+__all__ = [
+    "END",
+    "ITEM_KINDS",
+    "LOG_LEVELS",
+    "START",
+    "WAITING_KINDS",
+    "compile_flow",
+    "is_user_step",
+    "timeout_record",
+]
 
 START, END = ":start", ":end"
 """The compiler's own condition names. Its names all hold ':' (``if:x``, ``end_while:x``), which
@@ -48,6 +57,22 @@ SKIP = ":skip"
 """A per-item flow's first task: it ends the flow at once for a payload marked empty."""
 _NO_TASK = frozenset({"if", "log", "cancel"})
 """Kinds of node that are not a user step: their tasks are the compiler's own."""
+WAITING_KINDS = frozenset({"sleep", "delay", "event", "human", "pause"})
+"""The kinds of the work items this compiler makes that wait, running no handler."""
+ITEM_KINDS = WAITING_KINDS | {
+    "step",
+    "action",
+    "log",
+    "while",
+    "fallback",
+    "cancel",
+    "parallel",
+    "race",
+    "for_each",
+    "batch",
+}
+"""Every kind of work item this compiler makes (a net's default is ``task``): a run's items
+say it is a flow's when its code is not registered."""
 
 timeout_record = waits.timeout_record
 

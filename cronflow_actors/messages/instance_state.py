@@ -190,7 +190,8 @@ class InstanceState(msgspec.Struct, kw_only=True, gc=False, omit_defaults=True):
     """A net's instance (started through ``start_workflow``, or migrated from one), not a flow's
     run: what says which it is once its workflow is registered here as neither (a flow's run is
     then an operator's to cancel, a net's its cancel policy's, which cannot be asked). Unset in
-    snapshots from before it was recorded, which go by their payload."""
+    snapshots from before it was recorded, which are a flow's only with a flow's trigger and a
+    work item of a flow's kind (``runtime/flow_api._a_flows_run``)."""
     notices: dict[str, str] = msgspec.field(default_factory=dict)
     """Notices owed (``WaitSpec.notify``, at least once): work item id -> its wait's token, from
     the commit that opened the wait until the notice ended or the wait did; while any is owed

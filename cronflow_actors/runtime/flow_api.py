@@ -23,6 +23,7 @@ from cronflow_actors.errors import (
     RevisionConflictError,
     UnknownWorkflowError,
 )
+from cronflow_actors.flow.compile import ITEM_KINDS
 from cronflow_actors.flow.envelope import TriggerEnvelope, open_envelope, read_envelope
 from cronflow_actors.messages import Mutation, SnapshotRecord, encode
 from cronflow_actors.messages.engine import GiveUpMigration, Principal, StartWorkflow
@@ -44,13 +45,6 @@ __all__ = ["FlowMethods"]
 
 
 logger = logging.getLogger(__name__)
-
-
-_FLOW_KINDS = frozenset(
-    {"step", "event", "human", "pause", "sleep", "delay", "fallback", "while", "action", "log"}
-    | {"parallel", "race", "for_each", "batch", "cancel"}
-)
-"""The kinds of the work items a flow's compiler makes (a net's default is ``task``)."""
 
 
 class FlowMethods(NetMethods):
@@ -261,7 +255,7 @@ class FlowMethods(NetMethods):
         # unmarked (a run from before the mark): a flow's trigger, and a step its compiler made
         # (a net's payload is its caller's to shape, its items' kinds are its author's: the
         # second verifier's h28, an old net canceled past its policy)
-        flows_step = any(item.kind in _FLOW_KINDS for item in state.work_items.values())
+        flows_step = any(item.kind in ITEM_KINDS for item in state.work_items.values())
         return flows_step and read_envelope(state.workflows[state.id].payload) is not None
 
     async def _give_up_migration(

@@ -16,7 +16,7 @@ from cronflow_actors.engine.context import WorkflowInfo
 from cronflow_actors.engine.report_failure import say_failed
 from cronflow_actors.engine.state_access import StateAccess
 from cronflow_actors.errors import RunFailedError
-from cronflow_actors.flow.compile import is_user_step
+from cronflow_actors.flow.compile import WAITING_KINDS, is_user_step
 from cronflow_actors.flow.context import (
     FlowContext,
     RunRef,
@@ -168,10 +168,6 @@ class FlowEndHooks:
         self._run_hooks.finished(compiled.hooks, info, body, raised, done)
 
 
-_WAITS = frozenset({"sleep", "delay", "event", "human", "pause"})
-"""The kinds of a flow's work items that wait, running nothing under a key."""
-
-
 def unfinished_steps(state: InstanceState) -> dict[str, list[str]]:
     """The user steps of the run ``state`` (its subflows' and items' runs too) whose work items'
     handlers began and ended without completing (canceled mid-call, failed): step -> their
@@ -180,7 +176,7 @@ def unfinished_steps(state: InstanceState) -> dict[str, list[str]]:
     found: dict[str, list[str]] = {}
     for item in state.work_items.values():
         ended = item.state in (WorkItemState.CANCELED, WorkItemState.FAILED)
-        began = item.started_at is not None and item.kind not in _WAITS
+        began = item.started_at is not None and item.kind not in WAITING_KINDS
         if ended and began and is_user_step(item.task):
             found.setdefault(item.task, []).append(item.kept_key or item.id)
     return found

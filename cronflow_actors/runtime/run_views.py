@@ -23,7 +23,7 @@ from cronflow_actors.errors import (
     SnapshotDamagedError,
     class_name,
 )
-from cronflow_actors.flow.compile import is_user_step
+from cronflow_actors.flow.compile import WAITING_KINDS, is_user_step
 from cronflow_actors.flow.context import step_error
 from cronflow_actors.flow.envelope import read_envelope
 from cronflow_actors.messages import QueuedRun, SnapshotRecord
@@ -50,8 +50,6 @@ from cronflow_actors.store import Store
 __all__ = ["PAGE_BYTES", "RunInfo", "RunResult", "RunStatus", "RunViews", "StepInfo", "stored_run"]
 
 logger = logging.getLogger(__name__)
-
-_WAITING_KINDS = frozenset({"sleep", "delay", "event", "human", "pause"})
 
 
 class RunStatus(StrEnum):
@@ -468,7 +466,7 @@ def _delayed(step: str, root: WorkflowRecord, user_steps: Container[str] | None)
 
 
 def _step_status(item_state: str, kind: str) -> str:
-    if item_state == WorkItemState.STARTED and kind in _WAITING_KINDS:
+    if item_state == WorkItemState.STARTED and kind in WAITING_KINDS:
         return "waiting"
     if item_state == WorkItemState.STARTED:
         return "running"
