@@ -46,6 +46,7 @@ __all__ = [
     "START",
     "WAITING_KINDS",
     "compile_flow",
+    "fallback_task",
     "is_user_step",
     "timeout_record",
 ]
@@ -78,6 +79,12 @@ timeout_record = waits.timeout_record
 
 flow_log = logging.getLogger("cronflow_actors.flow.log")
 """Where ``.log(...)`` steps write: one line per log step, with the run, flow and step."""
+
+
+def fallback_task(step: str) -> str:
+    """The task of step ``step``'s ``on_error`` fallbacks, when the step is a construct's (a
+    plain step calls them in its own handler)."""
+    return f"{step}:on_error"
 
 
 def is_user_step(task: str) -> bool:
@@ -335,7 +342,7 @@ class Compiler:
         returns the node's last task."""
         if not node.on_error:
             return node.id
-        recover, done = f"{node.id}:on_error", f"{node.id}:done"
+        recover, done = fallback_task(node.id), f"{node.id}:done"
         ids = self.step_ids
 
         async def fallback(ectx: Any) -> Any:

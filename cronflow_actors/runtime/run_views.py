@@ -23,7 +23,7 @@ from cronflow_actors.errors import (
     SnapshotDamagedError,
     class_name,
 )
-from cronflow_actors.flow.compile import WAITING_KINDS, is_user_step
+from cronflow_actors.flow.compile import WAITING_KINDS, fallback_task, is_user_step
 from cronflow_actors.flow.context import step_error
 from cronflow_actors.flow.envelope import read_envelope
 from cronflow_actors.messages import QueuedRun, SnapshotRecord
@@ -418,7 +418,7 @@ def _fell_back(
     answer has not replaced its failure record: its status (running while the fallback runs,
     failed once it failed) and the fallback's work item. It read ``completed``, its output the
     engine's failure record, when the fallback raised (newcomer h28 F2)."""
-    task = root.tasks.get(f"{step}:on_error")
+    task = root.tasks.get(fallback_task(step))
     children = task.children if task is not None else ()
     items = [state.work_items[i] for i in children if i in state.work_items]
     if not items:
