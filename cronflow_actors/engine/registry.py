@@ -54,6 +54,10 @@ class WorkflowRegistry:
     def names(self) -> list[str]:
         return sorted(self._versions)
 
+    def __contains__(self, name: object) -> bool:
+        """Whether a workflow of ``name`` is registered, at any version."""
+        return name in self._versions
+
     def pairs(self) -> list[tuple[str, str]]:
         """Every (name, version) registered, deprecated ones too (their instances run)."""
         return [

@@ -23,8 +23,7 @@ from cronflow_actors.errors import (
     RevisionConflictError,
     UnknownWorkflowError,
 )
-from cronflow_actors.flow.compile import ITEM_KINDS
-from cronflow_actors.flow.envelope import TriggerEnvelope, open_envelope, read_envelope
+from cronflow_actors.flow.envelope import TriggerEnvelope, open_envelope
 from cronflow_actors.messages import Mutation, SnapshotRecord, encode
 from cronflow_actors.messages.engine import GiveUpMigration, Principal, StartWorkflow
 from cronflow_actors.messages.migrations import MigrationRecord
@@ -32,6 +31,7 @@ from cronflow_actors.net.migration import refused
 from cronflow_actors.runtime.catalog import WorkflowDescription
 from cronflow_actors.runtime.cluster import ClusterLease
 from cronflow_actors.runtime.events import PublishResult
+from cronflow_actors.runtime.flow_runs import is_flows_run
 from cronflow_actors.runtime.instances import root_of
 from cronflow_actors.runtime.migration_plans import PlanBook
 from cronflow_actors.runtime.net_api import NetMethods
@@ -241,22 +241,15 @@ class FlowMethods(NetMethods):
         await self.cancel_workflow(run_id, reason=reason, by=by)
 
     def _a_flows_run(self, snapshot: SnapshotRecord) -> bool:
-        """Whether the run of ``snapshot`` is a flow's: its workflow registered here as one, or,
-        registered here as nothing (a flow dropped from the app), started with a flow's trigger:
-        an HTTP cancel of such a run was refused as a net instance's, whose cancel action no
-        caller could pass (hostile h28 M2)."""
-        if snapshot.workflow in self.catalog.roots:
-            return True
-        if snapshot.workflow in self.registry.names():
-            return False  # a net's instance: its cancel action decides
-        state = decode_state(snapshot.body, snapshot.instance_id)
-        if state.net:  # (marked since h28: its payload, the caller's, may look like a trigger)
-            return False
-        # unmarked (a run from before the mark): a flow's trigger, and a step its compiler made
-        # (a net's payload is its caller's to shape, its items' kinds are its author's: the
-        # second verifier's h28, an old net canceled past its policy)
-        flows_step = any(item.kind in ITEM_KINDS for item in state.work_items.values())
-        return flows_step and read_envelope(state.workflows[state.id].payload) is not None
+        """Whether the run of ``snapshot`` is a flow's (``flow_runs.is_flows_run``): one whose
+        flow is registered here as nothing was refused as a net instance's, whose cancel action
+        no caller could pass (hostile h28 M2)."""
+        return is_flows_run(
+            snapshot.workflow,
+            lambda: decode_state(snapshot.body, snapshot.instance_id),
+            flows=self.catalog.roots,
+            nets=self.registry,
+        )
 
     async def _give_up_migration(
         self, run_id: str, principal: Principal | None, reason: str = ""
@@ -382,7 +375,7 @@ class FlowMethods(NetMethods):
         caller's token): its id is recorded as ``resumed_by``, and as ``approved_by`` unless
         the payload names an approver; a net's work item waiting for a person is completed as
         that caller's call of its ``complete`` action (declared, its policy asked)."""
-        await self.pauses.resume(token, payload, principal=principal, flows=self.catalog.roots)
+        await self.pauses.resume(token, payload, principal=principal, is_flow=self._a_flows_run)
 
     async def list_paused(self, *, limit: int = 100, cursor: str | None = None) -> Page[PausedRun]:
         """The runs waiting for a human, oldest first, with their resume tokens (``blocked``

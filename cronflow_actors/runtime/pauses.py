@@ -11,7 +11,7 @@ from __future__ import annotations
 import difflib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Container, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import msgspec
@@ -28,7 +28,7 @@ from cronflow_actors.errors import (
     clipped,
 )
 from cronflow_actors.flow.triggers import not_one_line
-from cronflow_actors.messages import Message, WaitRecord
+from cronflow_actors.messages import Message, SnapshotRecord, WaitRecord
 from cronflow_actors.messages.engine import Principal, WorkItemAction
 from cronflow_actors.messages.states import WorkItemVerb
 from cronflow_actors.runtime.pages import (
@@ -80,18 +80,18 @@ class Pauses:
         payload: Any = None,
         *,
         principal: Principal | None = None,
-        flows: Container[str] = (),
+        is_flow: Callable[[SnapshotRecord], bool] = lambda snapshot: False,
     ) -> None:
         """Complete the pause ``token`` with ``payload`` (``approved``, ``reason`` and
         ``approved_by`` are read from it when it is a dict; Cronflow's ``approvedBy`` too).
         ``principal``: who asks (an HTTP caller's token), its id recorded as ``resumed_by``
         and, when the payload names no approver, as ``approved_by``. The pause of a net's work
-        item (its run's root workflow not among ``flows``) completes with ``payload`` as given,
-        as ``/work-items/{id}/complete`` does, and, asked by ``principal``, as that caller's call
-        of the item's ``complete`` action, which must be declared, its schema and policy seeing
-        that payload: its token, listed to any reader, completed it past the policy, recorded
-        as the process's own call (hostile h28 H1; the reviewer's h28 M1: the policy saw the
-        resume's record, not the caller's payload)."""
+        item (its run not a flow's, as ``is_flow`` says of its root's snapshot) completes with
+        ``payload`` as given, as ``/work-items/{id}/complete`` does, and, asked by
+        ``principal``, as that caller's call of the item's ``complete`` action, which must be
+        declared, its schema and policy seeing that payload: its token, listed to any reader,
+        completed it past the policy, recorded as the process's own call (hostile h28 H1; the
+        reviewer's h28 M1: the policy saw the resume's record, not the caller's payload)."""
         if not isinstance(token, str) or not token:
             raise ResumeError(str(token), "a resume token is a non-empty string")
         wait = await self._store.find_wait("pause", token)
@@ -99,7 +99,7 @@ class Pauses:
             raise ResumeError(token, "no run is paused with this token")
         if wait.ended:
             raise ResumeError(token, await self._why_ended(wait), ended=True)
-        if await self._is_flow(wait, flows):
+        if await self._is_flow(wait, is_flow):
             completion, caller = _resumed(wait, payload, principal), None
         else:
             completion, caller = payload, principal
@@ -126,12 +126,11 @@ class Pauses:
             operation = f"resume run {wait.instance_id}'s pause at step {wait.step!r}"
             raise InstanceBlockedError(wait.instance_id, blocked.reason, operation) from None
 
-    async def _is_flow(self, wait: WaitRecord, flows: Container[str]) -> bool:
-        """Whether ``wait`` is a flow's run's pause: its root's workflow among ``flows`` (not
-        the workflow that holds the item: a net's child may bear a flow's name, the reviewer's
-        h28 H2)."""
+    async def _is_flow(self, wait: WaitRecord, is_flow: Callable[[SnapshotRecord], bool]) -> bool:
+        """Whether ``wait`` is a flow's run's pause: its root's, not the workflow's that holds
+        the item (a net's child may bear a flow's name, the reviewer's h28 H2)."""
         snapshot = await self._store.load_snapshot(wait.instance_id)
-        return snapshot is not None and snapshot.workflow in flows
+        return snapshot is not None and is_flow(snapshot)
 
     async def get(self, token: str) -> PausedRun:
         """The run paused with ``token``; ``ResumeError`` if there is none (``ended`` when its

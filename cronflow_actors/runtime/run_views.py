@@ -36,6 +36,7 @@ from cronflow_actors.messages.engine import (
 from cronflow_actors.messages.states import TaskState, WorkItemState
 from cronflow_actors.net.spec import TaskKind, caught
 from cronflow_actors.runtime.catalog import FlowCatalog
+from cronflow_actors.runtime.flow_runs import is_flows_run
 from cronflow_actors.runtime.instances import InstanceDirectory, root_of
 from cronflow_actors.runtime.pages import (
     PAGE_BYTES,
@@ -201,7 +202,8 @@ class RunViews:
         root = state.workflows.get(state.id)
         if root is None:
             raise NotFoundError("run", state.id)
-        payload, replay_of, by = _trigger(root.payload)
+        flows = self._is_flow(snapshot, state)  # a net's payload is its caller's, as given
+        payload, replay_of, by = _trigger(root.payload) if flows else (root.payload, None, None)
         cause = state.work_items.get(root.error_cause) if root.error_cause else None
         return RunInfo(
             id=root.id,
@@ -209,7 +211,7 @@ class RunViews:
             status=_status(snapshot, root),
             payload=payload,
             output=root.output,
-            error=step_error(root.error) if self._is_flow(root) else root.error,
+            error=step_error(root.error) if flows else root.error,
             error_type=cause.error_type if cause is not None else None,
             steps=self._steps(state, root) if steps else [],
             created_at=root.created_at,
@@ -223,10 +225,12 @@ class RunViews:
             started_by=by,
         )
 
-    def _is_flow(self, root: WorkflowRecord) -> bool:
-        """Whether a run is a flow's (its error in steps' words): registered here as one, or,
-        read without its code (``--db``), started with a flow's trigger envelope."""
-        return root.name in self._catalog.compiled or read_envelope(root.payload) is not None
+    def _is_flow(self, snapshot: SnapshotRecord, state: InstanceState) -> bool:
+        """Whether a run is a flow's (its error in steps' words), registered here or, read
+        without its code (``--db``), as its state says (``flow_runs.is_flows_run``)."""
+        return is_flows_run(
+            snapshot.workflow, lambda: state, flows=self._catalog.roots, nets=self._registry
+        )
 
     def _why_held(self, snapshot: SnapshotRecord) -> str | None:
         """Why an unfinished run cannot run here, if it cannot: it is held (``blocked``), or
