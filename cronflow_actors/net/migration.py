@@ -39,6 +39,7 @@ __all__ = [
     "MigrationBuilder",
     "MigrationMode",
     "MigrationSpec",
+    "ended_first",
     "migration",
     "missing_task_paths",
     "refused",
@@ -49,6 +50,16 @@ __all__ = [
 def refused(subject: str, problem: str, advice: str) -> MigrationError:
     """A ``MigrationError`` saying what (``subject``), what is wrong, and what to do."""
     return MigrationError(f"{subject}: {problem}; {advice}")
+
+
+def ended_first(instance_id: str, state: str) -> MigrationError:
+    """A migration refused because the old root ended (``state``) before its cancel: found as
+    it was read, or as the cancel was sent (one answer for both: the chaos tester's h28 L1)."""
+    return refused(
+        f"instance {instance_id!r}",
+        f"it ended ({state}) before the migration could cancel it",
+        "nothing was migrated from there on; start a new instance if one is needed",
+    )
 
 
 class MigrationMode(StrEnum):

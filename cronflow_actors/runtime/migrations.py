@@ -47,7 +47,7 @@ from cronflow_actors.kernel import Clock
 from cronflow_actors.messages import SnapshotRecord
 from cronflow_actors.messages.engine import CancelWorkflow, InstanceState, Principal, StartWorkflow
 from cronflow_actors.messages.migrations import MigrationRecord
-from cronflow_actors.net.migration import refused
+from cronflow_actors.net.migration import ended_first, refused
 from cronflow_actors.net.spec import NetSpec
 from cronflow_actors.runtime.carried import (
     MigrationLinks,
@@ -378,11 +378,7 @@ class Migrations:
             root = state.workflows[state.id]
             if state.migrated_to is not None or is_final(root.state):
                 await self._book.forget(plan.instance)
-                raise refused(
-                    f"instance {old_id!r}",
-                    f"it ended ({root.state}) before the migration could cancel it",
-                    "nothing was migrated from there on; start a new instance if one is needed",
-                )
+                raise ended_first(old_id, root.state)
             caller = plan.principal if old_id == plan.instance else None  # later: our own roots
             try:
                 await self._cancel(snapshot, state, new_id, caller)
@@ -391,10 +387,11 @@ class Migrations:
                     refusal = isinstance(error, _CANCEL_REFUSED) or refused_in(error) is not None
                     # a refusal of the caller drops the plan only before its first cancel: a
                     # later hop's old root is one of the migration's own, with no caller
-                    if isinstance(error, InvalidStateTransitionError) or (
-                        refusal and old_id == plan.instance
-                    ):
+                    ended = isinstance(error, InvalidStateTransitionError)
+                    if ended or (refusal and old_id == plan.instance):
                         await self._book.forget(plan.instance)  # nothing moved, nor will
+                    if isinstance(error, InvalidStateTransitionError):
+                        raise ended_first(old_id, error.current) from None
                     raise
             state = await self._read(old_id)
         steps = self._catalog.user_steps(workflow, version)

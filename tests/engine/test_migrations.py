@@ -635,3 +635,28 @@ async def test_the_migration_example_in_the_readme_runs(capsys: Any) -> None:
     printed = capsys.readouterr().out.splitlines()
     assert printed[0] == "{'pack': 'completed', 'label': 'enabled', 'send': 'disabled'}"
     assert printed[1] == "True"  # what the README's comments say it prints
+
+
+async def test_a_root_that_ends_as_its_migration_cancels_it_is_refused_as_one_ended_before(
+    rt: cf.Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same refusal (``MigrationError``, HTTP ``refused``) whether the old root ended before
+    the migration read it or between that read and its cancel (the chaos tester's h28 L1: a
+    state conflict of the cancel, a ``conflict`` over HTTP, by timing)."""
+    v1, v2 = simple("v1", "A"), simple("v2", "A")
+    for spec in (v1, v2, net.migration(v1, v2).build()):
+        rt.register(spec)
+    old = await rt.start_workflow("simple", version="v1")
+    cancel = rt.migrations._cancel
+
+    async def ended_meanwhile(*args: Any) -> None:
+        await rt.cancel_workflow(old)  # it ends after the migration read it running
+        await cancel(*args)
+
+    monkeypatch.setattr(rt.migrations, "_cancel", ended_meanwhile)
+    with pytest.raises(MigrationError, match=r"it ended \('?canceled'?\) before the migration"):
+        await rt.migrate(old, "v2")
+    assert (await rt.migration_links(old)).migrated_to is None
+    monkeypatch.undo()
+    with pytest.raises(MigrationError, match=r"it has ended \(canceled\)"):
+        await rt.migrate(old, "v2")  # the plan was dropped: nothing is pending
