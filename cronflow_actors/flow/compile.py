@@ -320,49 +320,60 @@ class Compiler:
         ids, limit, condition = self.step_ids, node.max_iterations, node.condition
 
         async def route(ctx: Any) -> Any:
-            # the iteration past the limit fails in the body (where on_error may answer it,
-            # whose output then ends the loop)
-            if ctx.task.generation > limit + 1:
-                return ctx.route.to_task(done)
+            # (the pass past the limit fails in the body: a failure, or its fallback's output)
             if await settle(condition(FlowContext.of(ctx, ids))):
                 return ctx.route.to_task(node.id)
             return ctx.route.to_task(done)
 
         self.builder.dummy_task(head, net.dummy_task().join("xor").split("xor").route(route))
         handler = step_handler(node, ids, self.definition.id, iterations=limit)
-        self.builder.task(node.id, net.task(net.work_item(node.id, handler=handler, kind="while")))
-        self.builder.dummy_task(done, net.dummy_task())
+        body = net.task(net.work_item(node.id, handler=handler, kind="while"))
+        # a failed pass its on_error answers ends the loop, the fallback's output the step's
+        # (the conformance auditor's h29 F1: the pass was answered, and the loop went on)
+        self.add_catching(node, body, onward=head, past=done)
+        self.builder.task(node.id, body)
+        self.builder.dummy_task(done, net.dummy_task().join("xor"))
         self.builder.connect_task(head, node.id, done)
-        self.builder.connect_task(node.id, head)
+        if not node.on_error:
+            self.builder.connect_task(node.id, head)
         return head, done
 
-    def add_catching(self, node: n.Node, task: net.TaskBuilder) -> str:
+    def add_catching(
+        self, node: n.Node, task: net.TaskBuilder, *, onward: str = "", past: str = ""
+    ) -> str:
         """A node's task with its ``on_error`` fallbacks: the task catches its failure and
         routes to ``<id>:on_error`` (whose output stands in for the node's) or past it;
-        returns the node's last task."""
+        returns the node's last task. A loop's body goes ``onward`` (its head) when it did not
+        fail, its fallback ``past`` the loop (its end, joining them)."""
         if not node.on_error:
             return node.id
-        recover, done = fallback_task(node.id), f"{node.id}:done"
+        recover, done = fallback_task(node.id), past or f"{node.id}:done"
+        onward = onward or done
         ids = self.step_ids
 
         async def fallback(ectx: Any) -> Any:
             failure = caught(ectx.outputs.get(node.id))
             assert failure is not None  # routed here only after a caught failure
-            error = StepFailedError(  # a subflow's in the flow's words, as a run's error is
-                step_error(failure.error) or failure.error,
+            said = step_error(failure.error) or failure.error  # a subflow's in the flow's words
+            if isinstance(node, n.WhileNode) and failure.error_type:  # one function's: its
+                named = f"{failure.error_type.rpartition('.')[2]}: "  # own words, as a step's
+                said = said.partition(named)[2] or said
+            error = StepFailedError(
+                said,
                 type=failure.error_type,
                 attributes=failure.error_data,
             )
             return await fall_back(node, FlowContext.of(ectx, ids), error, ectx)
 
         def route(ctx: Any) -> Any:
-            return ctx.route.to_task(recover if caught(ctx.output) is not None else done)
+            return ctx.route.to_task(recover if caught(ctx.output) is not None else onward)
 
         task.catch().split("xor").route(route)
         item = net.work_item(recover, handler=fallback, kind="fallback", records_as=node.id)
         self.builder.task(recover, net.task(item))
-        self.builder.dummy_task(done, net.dummy_task().join("xor"))
-        self.builder.connect_task(node.id, recover, done)
+        if not past:
+            self.builder.dummy_task(done, net.dummy_task().join("xor"))
+        self.builder.connect_task(node.id, recover, onward)
         self.builder.connect_task(recover, done)
         return done
 

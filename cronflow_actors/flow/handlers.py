@@ -105,8 +105,8 @@ def step_handler(
                     if asked is not None:  # its ctx.cancel(): the step ends its run, no retry
                         raise asked from error
                 raise RetryRequested(delay, describe(error)) from error
-            if not node.on_error:
-                raise
+            if not node.on_error or iterations is not None:
+                raise  # (a loop's body: its task catches it, its fallback ends the loop)
             return await fall_back(node, fctx, error, ectx)
         if cache is not None:
             ttl = cache.ttl

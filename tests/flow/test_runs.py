@@ -224,6 +224,37 @@ async def test_while_loops_durably_and_is_capped(rt: cf.Runtime) -> None:
     )
 
 
+async def test_a_failed_pass_its_on_error_answers_ends_the_loop(rt: cf.Runtime) -> None:
+    """The fallback answers the loop, as it would a step: the loop goes no further, its output
+    the fallback's, the error it answered kept beside it (the conformance auditor's h29 F1:
+    the loop went on from the fallback's output, up to its limit)."""
+    passes: list[Any] = []
+    errors: list[tuple[str, Any]] = []
+
+    def body(ctx: Any) -> int:
+        passes.append(ctx.last)
+        if len(passes) == 3:
+            raise ValueError("iter3")
+        return len(passes)
+
+    def fallback(ctx: Any) -> str:
+        errors.append((str(ctx.error), ctx.error.type))
+        return "fallback"
+
+    rt.register(
+        cf.define("answered")
+        .while_("w", lambda ctx: len(passes) < 6, body)
+        .on_error(fallback)
+        .step("z", lambda ctx: {"last": ctx.last, "w": ctx.steps["w"]})
+    )
+    result = await rt.wait(await rt.trigger("answered"), timeout=5)
+    assert passes == [None, 1, 2]
+    assert errors == [("iter3", "builtins.ValueError")]  # the body's words, as a step's
+    assert (result.status, result.output) == ("completed", {"last": "fallback", "w": "fallback"})
+    steps = {s.id: (str(s.status), s.output, s.error) for s in (await rt.inspect(result.id)).steps}
+    assert steps["w"] == ("completed", "fallback", "ValueError: iter3")
+
+
 async def test_a_list_longer_than_max_items_fails_the_construct_before_any_item_runs(
     rt: cf.Runtime,
 ) -> None:
