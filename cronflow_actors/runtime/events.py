@@ -158,6 +158,7 @@ class Events:
             raise ConfigurationError("event name", clipped(name), wrong)
         key = _checked_key(idempotency_key)
         if once and key is not None:  # a step's: its first attempt's payload, whatever this is
+            key = f"{_STEP_KEYS}{key}"  # (a key no caller can send, though it reads the step's)
             payload = await self._first_payload(name, payload, key)
         accepted: list[tuple[str, Any]] = []
         refused: list[EventRefusal] = []
@@ -466,11 +467,20 @@ _ANOTHER = (
 )
 
 
+_STEP_KEYS = "\x1fstep\x1f"
+"""Before a step's own key (a ``once`` publish): its namespace, which no caller's key is in
+(control characters are refused in them): a client that read a run's step ids published first
+under a step's key, with its own payload, and the step's publish failed for good (hostile h29
+H1)."""
+
+
 def _checked_key(key: Any) -> str | None:
     if key is None or key == "":
         return None
-    if not isinstance(key, str) or len(key) > 200:
-        raise ConfigurationError("idempotency_key", key, "a string of up to 200 characters")
+    if not isinstance(key, str) or len(key) > 200 or any(c < " " or c == "\x7f" for c in key):
+        raise ConfigurationError(
+            "idempotency_key", key, "a string of up to 200 characters, none of them a control one"
+        )
     return key
 
 

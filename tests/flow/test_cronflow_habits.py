@@ -515,6 +515,38 @@ async def test_a_step_publishes_an_event_once_however_often_it_runs(rt: cf.Runti
     assert [r.payload["attempt"] for r in await rt.list_runs(workflow="tries")] == [1]
 
 
+async def test_a_step_s_own_publish_key_is_none_a_caller_can_take_first(rt: cf.Runtime) -> None:
+    """A step's publish was keyed by its work item's id, which any reader sees: a client that
+    published first under that key, its own payload, started the listeners with it, and the
+    step failed for good, the real event never published (hostile h29 H1)."""
+    keys: list[str] = []
+    forged = asyncio.Event()
+
+    async def forward(ctx: Any) -> str:
+        keys.append(ctx.idempotency_key)
+        await forged.wait()
+        await ctx.publish_event("paid", {"real": True})
+        return "sent"
+
+    rt.register(cf.define("ledger").on_event("paid").step("log", lambda ctx: ctx.payload))
+    rt.register(cf.define("relay").step("forward", forward))
+    run = await rt.trigger("relay")
+    for _ in range(500):
+        if keys:
+            break
+        await asyncio.sleep(0.01)
+    # the key the step's publish was named by, sent first from outside
+    await rt.publish_event("paid", {"forged": True}, idempotency_key=f"{keys[0]}:paid:0")
+    forged.set()
+    assert (await rt.wait(run, timeout=5)).status == "completed"
+    await rt.wait_idle()
+    logged = [r.payload["event"]["payload"] for r in await rt.list_runs(workflow="ledger")]
+    assert sorted(logged, key=str) == [{"forged": True}, {"real": True}]
+    with pytest.raises(cf.errors.ConfigurationError, match="none of them a control one"):
+        await rt.publish_event("paid", {}, idempotency_key="\x1fstep\x1fx")  # nothing started
+    assert len(await rt.list_runs(workflow="ledger")) == 2
+
+
 async def test_a_hook_that_publishes_is_told_to_publish_from_a_step(rt: cf.Runtime) -> None:
     """A hook's ``ctx.publish_event`` asked for an idempotency key, then, given one, said the
     runtime was not serving events while it ran (the reviewer's h28 L2): it says at once where
