@@ -29,6 +29,7 @@ from cronflow_actors.flow.introspect import (
 )
 from cronflow_actors.flow.triggers import WebhookSpec
 from cronflow_actors.net.fingerprint import fingerprint
+from cronflow_actors.net.spec import NetSpec
 
 __all__ = [
     "API_PREFIXES",
@@ -70,9 +71,29 @@ class FlowCatalog:
         registered flows."""
         compiled = flow.compile(resolve=self.resolve)
         problems = self._webhook_clashes(compiled)
+        versions = self._nets(compiled.id)
+        if versions and compiled.id not in self.roots:
+            problems.append(
+                f"a net workflow is registered under this id (versions {versions}): a flow and a "
+                "net cannot share a name (a run is a flow's or a net's by its name: its callers' "
+                "rights follow); give the flow another id"
+            )
         if problems:
             raise InvalidWorkflowError(compiled.id, problems)
         return compiled
+
+    def checked_net(self, spec: NetSpec) -> NetSpec:
+        """``spec``, a net's, when no flow is registered under its name; ``InvalidWorkflowError``
+        (nothing registered) otherwise: its instances would be taken for the flow's runs, resumed
+        and canceled past its policies (hostile h29 H2)."""
+        if spec.name in self.roots:
+            problem = (
+                "a flow is registered under this name: a net and a flow cannot share one (a run "
+                "is a flow's or a net's by its name: its callers' rights follow); give the net "
+                "another name"
+            )
+            raise InvalidWorkflowError(spec.name, [problem])
+        return spec
 
     def resolve(self, flow_id: str) -> CompiledFlow | None:
         """A registered flow, or None (for subflows named by id)."""

@@ -368,7 +368,7 @@ class Runtime(ClusterRecovery, LifecycleMethods, FlowMethods, StateMethods, Audi
             compiled = self.catalog.compile(spec)
             net_spec = compiled.spec
         else:
-            net_spec = spec
+            net_spec = self.catalog.checked_net(spec)  # (no flow's name: hostile h29 H2)
         secrets: dict[str, Secrets] = {}
         if compiled is not None:
             secrets = {f.id: Secrets(f.id, f.secrets) for f in compiled.with_subflows()}

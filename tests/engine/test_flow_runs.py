@@ -3,8 +3,12 @@ the resume (``runtime/flow_runs.py``): a net's caller shapes its payload as it l
 
 from __future__ import annotations
 
+import msgspec
+import pytest
+
 import cronflow_actors as cf
 from cronflow_actors import net
+from cronflow_actors.errors import InvalidWorkflowError
 
 
 def charge(ctx: object) -> None:
@@ -36,3 +40,24 @@ async def test_a_net_run_whose_payload_looks_like_a_trigger_keeps_the_engine_s_e
     assert info.error is not None
     assert info.error.startswith("task 'charge': work item ")
     assert info.error.endswith("ValueError: card declined")
+
+
+async def test_a_flow_and_a_net_cannot_share_a_name(rt: cf.Runtime) -> None:
+    """A net registered under a flow's name (its v2, say) was taken for the flow: its pauses
+    resumed and its instances canceled past its policies, and ``/nets`` did not list it
+    (hostile h29 H2). Either order is refused, nothing registered; a flow's next version is
+    not."""
+    rt.register(cf.define("same").step("s", lambda ctx: 1))
+    renamed = charges()
+    as_the_flow = msgspec.structs.replace(renamed, name="same", version="v2")
+    with pytest.raises(InvalidWorkflowError, match="a flow is registered under this name"):
+        rt.register(as_the_flow)
+    assert rt.registry.versions("same") == ["v1"]
+    rt.register(renamed)
+    with pytest.raises(InvalidWorkflowError, match="a net workflow is registered under this id"):
+        rt.register(cf.define("charges", version="v2").step("s", lambda ctx: 1))
+    assert rt.registry.versions("charges") == ["v1"]
+    assert [f.id for f in rt.get_workflows()] == ["same"]
+    assert [n.name for n in rt.get_nets()] == ["charges"]
+    rt.register(cf.define("same", version="v2").step("s", lambda ctx: 2))
+    assert rt.registry.versions("same") == ["v1", "v2"]
