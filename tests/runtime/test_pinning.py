@@ -785,6 +785,43 @@ async def test_an_event_kept_for_two_waiting_steps_reaches_both_after_a_migratio
     assert heard_by_items(result.output) == [[1, 7], [2, 7]]
 
 
+def fanned_after(*, version: str = "v1", edited: bool = False) -> cf.Flow:
+    """A step, then a ``for_each`` of two item flows, each waiting for ``go`` at its start
+    (``edited``: another step before the ``for_each``, same version)."""
+
+    def item_flow(item: int, flow: Any) -> Any:
+        flow = flow.wait_for_event("go", "go")
+        return flow.step("heard", lambda ctx: [item, ctx.last["n"]])
+
+    flow = cf.define("fanned-after", version=version).step("a", lambda ctx: 1)
+    if edited:
+        flow = flow.step("x", lambda ctx: 2)
+    return flow.for_each("parts", lambda ctx: [1, 2], item_flow).step(
+        "done", lambda ctx: ctx.steps["parts"]
+    )
+
+
+@pytest.mark.parametrize("onto", ["v1", "v2"])
+async def test_an_event_kept_for_two_item_flows_reaches_both_when_a_step_comes_first(
+    tmp_path: Path, onto: str
+) -> None:
+    """The same, a new step before the ``for_each`` in the new run (onto the run's own version
+    as it is now, or a v2 alike): the steps it was kept for were looked up among the
+    definitions its start had met, a child workflow's not yet, so the event went to any step,
+    the first item flow took it and the other waited for good (chaos h29 H1)."""
+    db = tmp_path / "fanned.db"
+    async with cf.Runtime(db=db, workflows=[fanned_after()]) as rt:
+        old = await rt.trigger("fanned-after")
+        await rt.wait_idle()
+    flows = [fanned_after(edited=True), fanned_after(version="v2", edited=True)]
+    async with cf.Runtime(db=db, workflows=flows) as rt:
+        assert (await rt.publish_event("go", {"n": 7})).held == [old]
+        new = await rt.migrate(old, onto)
+        result = await rt.wait(new, timeout=5)
+    assert result.status == "completed"
+    assert heard_by_items(result.output) == [[1, 7], [2, 7]]
+
+
 @pytest.mark.parametrize("then", ["migrate", "migrate-again", "resume"])
 async def test_a_kept_event_reaches_only_the_steps_it_was_kept_for(
     tmp_path: Path, then: str, caplog: pytest.LogCaptureFixture
