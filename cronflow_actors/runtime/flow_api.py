@@ -264,8 +264,14 @@ class FlowMethods(NetMethods):
         book = PlanBook(self.store, self.clock)
         plan = await book.naming(run_id)
         release = None if plan is None else self.migrations.hold(plan)
-        if plan is None or release is None:
-            return False  # none, or its outcome is still to come
+        if plan is None:
+            return False
+        if release is None:  # its outcome is still to come: not "it has ended" (hostile h29 M1)
+            raise refused(
+                f"the migration of run {plan.instance!r}",
+                "it is being carried out, or given up by another cancel, at this moment",
+                "ask again once that has finished",
+            )
         given_up = False
         try:
             given_up = await self._give_up(book, plan, run_id, principal, reason)
@@ -287,8 +293,13 @@ class FlowMethods(NetMethods):
             principal is not None
             and plan.workflow not in self.catalog.roots
             and asked != principal.id
-        ):
-            return False
+        ):  # another caller of a net's: told who may, not "it has ended" (hostile h29 M2)
+            who = f"caller {asked!r}" if asked else "this process (from Python)"
+            raise refused(
+                f"the migration of run {plan.instance!r}",
+                f"{who} asked for it, whom the net's cancel action admitted",
+                "that caller gives it up (or an operator, with Runtime.cancel from Python)",
+            )
         if await self._carried_elsewhere(book, plan):
             raise refused(
                 f"the migration of run {plan.instance!r}",

@@ -158,3 +158,44 @@ async def test_cancel_gives_up_a_migration_whose_later_hop_cannot_start(rt: cf.R
     await rt.cancel(middle)  # the run canceled for the hop that did not start
     assert await kept_by_migrations(rt.store, rt.clock.now()) == set()
     assert await rt.workflow_state(middle) == "canceled"
+
+
+async def test_another_caller_is_told_who_gives_a_nets_pending_migration_up(
+    rt: cf.Runtime,
+) -> None:
+    """A net's pending migration is given up by the caller who asked it (its cancel policy
+    admitted that one); another its policy admits too was told the run "has ended, and
+    nothing changes it any more" (hostile h29 M2): it is told who may give it up."""
+    broken = [True]
+
+    def migrator(ctx: Any) -> str:
+        if broken:
+            raise RuntimeError("migrator bug")
+        return "continue"
+
+    cancel = net.action(policy=net.require_scope("ship:cancel"))
+    v1 = build(
+        "ship",
+        {"pack": net.task()},
+        [("start", "pack"), ("pack", "end")],
+        actions={"cancel": cancel},
+    )
+    v2 = build(
+        "ship",
+        {"pack": net.task()},
+        [("start", "pack"), ("pack", "end")],
+        version="v2",
+        actions={"cancel": cancel},
+    )
+    for spec in (v1, v2, net.migration(v1, v2).task_migrators({"ship/pack": migrator}).build()):
+        rt.register(spec)
+    dealer, other = (cf.Principal(id=n, scopes=frozenset({"ship:cancel"})) for n in "ab")
+    old = await rt.start_workflow("ship", version="v1")
+    with pytest.raises(MigrationError, match="the migration is pending"):
+        await rt.migrate(old, "v2", principal=dealer)
+    with pytest.raises(MigrationError, match="caller 'a' asked for it") as told:
+        await rt.cancel(old, principal=other)
+    assert "that caller gives it up" in str(told.value)
+    assert (await rt.migration_links(old)).migrated_to is not None  # still pending
+    await rt.cancel(old, principal=dealer)  # its asker gives it up
+    assert (await rt.migration_links(old)).migrated_to is None
