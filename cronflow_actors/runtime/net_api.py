@@ -286,6 +286,16 @@ class NetMethods(RuntimeParts):
         )
         try:
             await self._send(work_item_id, command)
+        except InternalOnlyActionError as refused:  # a flow's step: its run's doors (hostile h29)
+            snapshot = await self.instances.read(root_of(work_item_id))
+            if snapshot.workflow not in self.catalog.roots:
+                raise
+            advice = (
+                f"{snapshot.workflow!r} is a Cronflow-style flow, whose steps an outside caller "
+                "reaches through Runtime.resume (POST /resume/{token}: a pause's token) or "
+                f"Runtime.cancel (POST /runs/{root_of(work_item_id)}/cancel)"
+            )
+            raise InternalOnlyActionError(refused.element, action, advice=advice) from None
         except InvalidStateTransitionError as ended:
             moved = None if ended.allowed else await self._moved_to(work_item_id)
             if moved is None:

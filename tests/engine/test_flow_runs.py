@@ -8,7 +8,7 @@ import pytest
 
 import cronflow_actors as cf
 from cronflow_actors import net
-from cronflow_actors.errors import InvalidWorkflowError
+from cronflow_actors.errors import InternalOnlyActionError, InvalidWorkflowError
 
 
 def charge(ctx: object) -> None:
@@ -61,3 +61,19 @@ async def test_a_flow_and_a_net_cannot_share_a_name(rt: cf.Runtime) -> None:
     assert [n.name for n in rt.get_nets()] == ["charges"]
     rt.register(cf.define("same", version="v2").step("s", lambda ctx: 2))
     assert rt.registry.versions("same") == ["v1", "v2"]
+
+
+async def test_a_flow_s_step_called_as_a_net_s_work_item_names_the_flow_s_doors(
+    rt: cf.Runtime,
+) -> None:
+    """An outside caller's action on a flow step's work item was told to declare it with
+    ``net.action``, which no flow's step can (hostile h29 L2): it is told the flow's doors."""
+    rt.register(cf.define("approvals").human_in_the_loop("approve", timeout="1h"))
+    run = await rt.trigger("approvals", {})
+    await rt.wait_idle()
+    [item] = await rt.work_items(run, "approve")
+    with pytest.raises(InternalOnlyActionError, match="is a Cronflow-style flow") as told:
+        await rt.complete_work_item(item.id, {}, principal=cf.Principal(id="x"))
+    assert f"POST /runs/{run}/cancel" in str(told.value)
+    assert "net.action" not in str(told.value)
+    assert (await rt.inspect(run)).status == "waiting"  # nothing changed
