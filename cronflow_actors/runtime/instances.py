@@ -84,7 +84,10 @@ def root_of(element_id: str) -> str:
     """The root instance id of any element id (``<root>.<kind><n>``)."""
     if not isinstance(element_id, str) or not element_id:
         raise NotFoundError("workflow instance", repr(element_id))
-    return element_id.split(".", 1)[0]
+    root = element_id.split(".", 1)[0]
+    if not root:  # (".." named a part of run "": hostile h29 L2)
+        raise NotFoundError("workflow instance", element_id)
+    return root
 
 
 class InstanceDirectory:

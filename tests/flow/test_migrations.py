@@ -388,6 +388,9 @@ async def test_a_run_a_migration_replaced_is_not_replayed_beside_it(rt: cf.Runti
     assert len(await rt.list_runs(workflow="inv")) == 2
     with pytest.raises(cf.errors.NotFoundError, match=f"it names a part of run '{new}'"):
         await rt.inspect(f"{new}.w1")
+    for odd in ("..", ".w1"):  # no part of a run named "" (hostile h29 L2)
+        with pytest.raises(cf.errors.NotFoundError, match=f"no workflow instance '{odd}'"):
+            await rt.inspect(odd)
 
 
 async def test_an_items_subflow_takes_only_that_items_outputs(rt: cf.Runtime) -> None:
