@@ -8,7 +8,7 @@ registered in this process); for any other run, the compiler's own rule (``is_us
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Container, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from enum import StrEnum
 from typing import Any
 
@@ -23,17 +23,15 @@ from cronflow_actors.errors import (
     SnapshotDamagedError,
     class_name,
 )
-from cronflow_actors.flow.compile import WAITING_KINDS, fallback_task, is_user_step
 from cronflow_actors.flow.context import step_error
 from cronflow_actors.flow.envelope import read_envelope
 from cronflow_actors.messages import QueuedRun, SnapshotRecord
 from cronflow_actors.messages.engine import (
-    ActionRecord,
     InstanceState,
     WorkflowRecord,
     WorkItemRecord,
 )
-from cronflow_actors.messages.states import TaskState, WorkItemState
+from cronflow_actors.messages.states import TaskState
 from cronflow_actors.net.spec import TaskKind, caught
 from cronflow_actors.runtime.catalog import FlowCatalog
 from cronflow_actors.runtime.flow_runs import is_flows_run
@@ -46,6 +44,15 @@ from cronflow_actors.runtime.pages import (
     encode_cursor,
 )
 from cronflow_actors.runtime.pinning import BLOCKED, block_of, not_registered
+from cronflow_actors.runtime.step_views import (
+    DELAY,
+    StepInfo,
+    action_step,
+    delayed,
+    fell_back,
+    is_step,
+    step_status,
+)
 from cronflow_actors.store import Store
 
 __all__ = ["PAGE_BYTES", "RunInfo", "RunResult", "RunStatus", "RunViews", "StepInfo", "stored_run"]
@@ -69,30 +76,6 @@ class RunResult(msgspec.Struct, frozen=True, kw_only=True):
     status: RunStatus
     output: Any = None
     error: str | None = None
-
-
-class StepInfo(msgspec.Struct, frozen=True, kw_only=True):
-    """One step of a run. A detached action (``kind="action"``) shows what became of it:
-    ``dispatched`` until its handler reports, then ``completed`` or ``failed`` with its error;
-    ``attempts`` counts its dispatches, ``redispatches`` those made after a restart found it
-    still out; its times are its handler's. Its outcome never changes the run's status. For a
-    step, ``redispatches`` counts the restarts that found it started with its end unrecorded
-    and ran it again (the process before may have run it wholly, partly, or not at all)."""
-
-    id: str
-    kind: str
-    status: str
-    output: Any = None
-    error: str | None = None
-    error_type: str | None = None
-    """The class (``module.Name``) of the exception that failed the step, if one did."""
-    attempts: int = 0
-    started_at: float | None = None
-    finished_at: float | None = None
-    redispatches: int = 0
-    event: str | None = None
-    """The event a ``wait_for_event`` step waits for (``publish_event`` of it wakes the step);
-    None for other steps, and while the run's version is not registered here."""
 
 
 class RunInfo(msgspec.Struct, frozen=True, kw_only=True):
@@ -359,10 +342,10 @@ class RunViews:
         user_steps = self._catalog.user_steps(state.workflow, state.version)
         events = self._catalog.awaited_events(state.workflow, state.version)
         for name, record in root.tasks.items():
-            if name.startswith(_DELAY) and record.state == TaskState.STARTED:
-                steps.extend(_delayed(name.removeprefix(_DELAY), root, user_steps))
+            if name.startswith(DELAY) and record.state == TaskState.STARTED:
+                steps.extend(delayed(name.removeprefix(DELAY), root, user_steps))
                 continue
-            if record.generation == 0 or not _is_step(name, user_steps):
+            if record.generation == 0 or not is_step(name, user_steps):
                 continue  # never reached, or a construct's own plumbing
             items = [state.work_items[i] for i in record.children if i in state.work_items]
             children = [state.workflows[i] for i in record.children if i in state.workflows]
@@ -374,7 +357,7 @@ class RunViews:
                 kind = "subflow" if children else self._task_kind(state, root.id, name)
             actions = [state.action_records[i.id] for i in items if i.id in state.action_records]
             if actions:
-                steps.append(_action_step(name, kind, actions[-1]))
+                steps.append(action_step(name, kind, actions[-1]))
                 continue
             starts = [i.started_at for i in items if i.started_at] + [
                 c.created_at for c in children
@@ -386,13 +369,13 @@ class RunViews:
             failed = [i for i in items if i.error_type]
             status: str = record.state
             if len(items) == 1 and record.state != TaskState.COMPLETED:  # (an on_error answered)
-                status = _step_status(items[0].state, kind)
+                status = step_status(items[0].state, kind)
             # a step canceled part way (a for_each) has no output, whatever its children
             # recorded (h25-conform L1)
             output = None if record.state == TaskState.CANCELED else root.outputs.get(name)
             error_type = failed[-1].error_type if failed else None
             if caught(output) is not None:  # failed into its fallback, which has not answered
-                status, fallback = _fell_back(state, root, name)
+                status, fallback = fell_back(state, root, name)
                 output = None
                 if fallback is not None and fallback.error:
                     errors.append(fallback.error)
@@ -415,24 +398,6 @@ class RunViews:
         return steps
 
 
-def _fell_back(
-    state: InstanceState, root: WorkflowRecord, step: str
-) -> tuple[str, WorkItemRecord | None]:
-    """A construct's step (a wait, a group) that failed into its ``on_error`` fallback, whose
-    answer has not replaced its failure record: its status (running while the fallback runs,
-    failed once it failed) and the fallback's work item. It read ``completed``, its output the
-    engine's failure record, when the fallback raised (newcomer h28 F2)."""
-    task = root.tasks.get(fallback_task(step))
-    children = task.children if task is not None else ()
-    items = [state.work_items[i] for i in children if i in state.work_items]
-    if not items:
-        return "failed", None
-    last = items[-1]
-    if last.state in (WorkItemState.INITIALIZED, WorkItemState.STARTED):
-        return "running", last
-    return ("canceled" if last.state == WorkItemState.CANCELED else "failed"), last
-
-
 def _status(snapshot: SnapshotRecord, root: WorkflowRecord) -> RunStatus:
     if root.state in FINAL_STATES:
         return RunStatus(root.state)
@@ -441,46 +406,6 @@ def _status(snapshot: SnapshotRecord, root: WorkflowRecord) -> RunStatus:
     if snapshot.status in ("running", "waiting"):
         return RunStatus(snapshot.status)
     return RunStatus.RUNNING  # a snapshot from before the status column said more
-
-
-def _action_step(name: str, kind: str, record: ActionRecord) -> StepInfo:
-    return StepInfo(
-        id=name,
-        kind=kind,
-        status=record.status,
-        error=record.error,
-        error_type=record.error_type,
-        attempts=record.tried or record.attempts,  # its handler's calls, its retries too
-        started_at=record.started_at or record.dispatched_at,
-        finished_at=record.finished_at,
-        redispatches=record.redispatches,
-    )
-
-
-_DELAY = "delay:"
-"""The prefix of the task that waits out a step's ``delay=`` before it (``flow/compile.py``)."""
-
-
-def _delayed(step: str, root: WorkflowRecord, user_steps: Container[str] | None) -> list[StepInfo]:
-    """A step waiting out its ``delay=`` (its delay's task started, its own not yet): listed
-    as waiting, as a sleep is, rather than missing while the run says it waits."""
-    if not _is_step(step, user_steps) or root.tasks[step].generation:
-        return []  # (reached before, in a loop: listed as it ended then)
-    return [StepInfo(id=step, kind="step", status="waiting")]
-
-
-def _step_status(item_state: str, kind: str) -> str:
-    if item_state == WorkItemState.STARTED and kind in WAITING_KINDS:
-        return "waiting"
-    if item_state == WorkItemState.STARTED:
-        return "running"
-    if item_state == WorkItemState.INITIALIZED:
-        return "pending"
-    return item_state
-
-
-def _is_step(task: str, user_steps: Container[str] | None) -> bool:
-    return task in user_steps if user_steps is not None else is_user_step(task)
 
 
 def _trigger(stored: Any) -> tuple[Any, str | None, str | None]:

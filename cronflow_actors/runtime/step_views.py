@@ -1,0 +1,110 @@
+"""A run's steps as the API shows them (``StepInfo``), from its root workflow's tasks: their
+status, output, error and times, a construct's fallback, a delay, a detached action."""
+
+from __future__ import annotations
+
+from collections.abc import Container
+from typing import Any
+
+import msgspec
+
+from cronflow_actors.flow.compile import WAITING_KINDS, fallback_task, is_user_step
+from cronflow_actors.messages.engine import (
+    ActionRecord,
+    InstanceState,
+    WorkflowRecord,
+    WorkItemRecord,
+)
+from cronflow_actors.messages.states import WorkItemState
+
+__all__ = [
+    "DELAY",
+    "StepInfo",
+    "action_step",
+    "delayed",
+    "fell_back",
+    "is_step",
+    "step_status",
+]
+
+
+class StepInfo(msgspec.Struct, frozen=True, kw_only=True):
+    """One step of a run. A detached action (``kind="action"``) shows what became of it:
+    ``dispatched`` until its handler reports, then ``completed`` or ``failed`` with its error;
+    ``attempts`` counts its dispatches, ``redispatches`` those made after a restart found it
+    still out; its times are its handler's. Its outcome never changes the run's status. For a
+    step, ``redispatches`` counts the restarts that found it started with its end unrecorded
+    and ran it again (the process before may have run it wholly, partly, or not at all)."""
+
+    id: str
+    kind: str
+    status: str
+    output: Any = None
+    error: str | None = None
+    error_type: str | None = None
+    """The class (``module.Name``) of the exception that failed the step, if one did."""
+    attempts: int = 0
+    started_at: float | None = None
+    finished_at: float | None = None
+    redispatches: int = 0
+    event: str | None = None
+    """The event a ``wait_for_event`` step waits for (``publish_event`` of it wakes the step);
+    None for other steps, and while the run's version is not registered here."""
+
+
+def fell_back(
+    state: InstanceState, root: WorkflowRecord, step: str
+) -> tuple[str, WorkItemRecord | None]:
+    """A construct's step (a wait, a group) that failed into its ``on_error`` fallback, whose
+    answer has not replaced its failure record: its status (running while the fallback runs,
+    failed once it failed) and the fallback's work item. It read ``completed``, its output the
+    engine's failure record, when the fallback raised (newcomer h28 F2)."""
+    task = root.tasks.get(fallback_task(step))
+    children = task.children if task is not None else ()
+    items = [state.work_items[i] for i in children if i in state.work_items]
+    if not items:
+        return "failed", None
+    last = items[-1]
+    if last.state in (WorkItemState.INITIALIZED, WorkItemState.STARTED):
+        return "running", last
+    return ("canceled" if last.state == WorkItemState.CANCELED else "failed"), last
+
+
+def action_step(name: str, kind: str, record: ActionRecord) -> StepInfo:
+    return StepInfo(
+        id=name,
+        kind=kind,
+        status=record.status,
+        error=record.error,
+        error_type=record.error_type,
+        attempts=record.tried or record.attempts,  # its handler's calls, its retries too
+        started_at=record.started_at or record.dispatched_at,
+        finished_at=record.finished_at,
+        redispatches=record.redispatches,
+    )
+
+
+DELAY = "delay:"
+"""The prefix of the task that waits out a step's ``delay=`` before it (``flow/compile.py``)."""
+
+
+def delayed(step: str, root: WorkflowRecord, user_steps: Container[str] | None) -> list[StepInfo]:
+    """A step waiting out its ``delay=`` (its delay's task started, its own not yet): listed
+    as waiting, as a sleep is, rather than missing while the run says it waits."""
+    if not is_step(step, user_steps) or root.tasks[step].generation:
+        return []  # (reached before, in a loop: listed as it ended then)
+    return [StepInfo(id=step, kind="step", status="waiting")]
+
+
+def step_status(item_state: str, kind: str) -> str:
+    if item_state == WorkItemState.STARTED and kind in WAITING_KINDS:
+        return "waiting"
+    if item_state == WorkItemState.STARTED:
+        return "running"
+    if item_state == WorkItemState.INITIALIZED:
+        return "pending"
+    return item_state
+
+
+def is_step(task: str, user_steps: Container[str] | None) -> bool:
+    return task in user_steps if user_steps is not None else is_user_step(task)
