@@ -18,7 +18,7 @@ from cronflow_actors.engine.states import FINAL_STATES, WorkflowState, count_mov
 from cronflow_actors.engine.transaction import Transaction
 from cronflow_actors.messages.elements import CreateWorkItem, InitializeWorkflow, RunTrigger
 from cronflow_actors.messages.engine import TaskRecord, WorkflowRecord, WorkflowStateChanged
-from cronflow_actors.net.spec import TaskKind
+from cronflow_actors.net.spec import TaskKind, TaskSpec
 
 __all__ = ["CompositeTask", "Pending", "child_changed", "create_children", "create_held"]
 
@@ -84,6 +84,7 @@ class CompositeTask(Protocol):
     workflow: WorkflowRecord
     name: str
     record: TaskRecord
+    definition: TaskSpec
     _held: list[WorkflowStateChanged] | None
 
     def _started_in(self, generation: int) -> bool: ...
@@ -123,7 +124,10 @@ async def child_changed(task: CompositeTask, message: WorkflowStateChanged) -> N
     if message.prev is None:
         record.children.append(message.workflow_id)
         return
-    if message.next == WorkflowState.COMPLETED:
+    if message.next == WorkflowState.COMPLETED and task.definition.reduce is None:
+        # (with a reduce, the task's output is its children's reduced as it completes: each
+        # child's own was its workflow's last meanwhile, the fallback of a fan-out that failed
+        # then reading a sibling's result as ctx.last: newcomer h29 F2)
         workflow.outputs[name] = child.output
         workflow.last = child.output
     await task._activity("on_workflow_state_changed", changed=message)

@@ -13,6 +13,7 @@ import msgspec
 from cronflow_actors.errors import CancelRunRequested
 from cronflow_actors.flow.envelope import TriggerEnvelope, flow_payload, read_envelope
 from cronflow_actors.flow.secrets import NO_SECRETS, Secrets
+from cronflow_actors.net.spec import CAUGHT
 
 __all__ = [
     "FlowContext",
@@ -230,8 +231,8 @@ class FlowContext:
         workflow, task = engine_ctx.parent, engine_ctx.task
         steps = StepOutputs()
         for step, output in outputs.items():  # (a comprehension: a call)
-            if step in step_ids:
-                steps[step] = output
+            if step in step_ids and not (type(output) is dict and CAUGHT in output):
+                steps[step] = output  # (not a construct's failure its fallback answers)
         # what __init__ does, written out: keywords to a call are a dict each time (3.11), and
         # this runs for every step
         ctx = cls.__new__(cls)

@@ -196,7 +196,7 @@ class RunViews:
             output=root.output,
             error=step_error(root.error) if flows else root.error,
             error_type=cause.error_type if cause is not None else None,
-            steps=self._steps(state, root) if steps else [],
+            steps=self._steps(state, root, flows) if steps else [],
             created_at=root.created_at,
             finished_at=root.finished_at,
             replay_of=replay_of,
@@ -337,7 +337,8 @@ class RunViews:
             return str(definition.work_item.kind)
         return "dummy" if definition.kind is TaskKind.DUMMY else "subflow"
 
-    def _steps(self, state: InstanceState, root: WorkflowRecord) -> list[StepInfo]:
+    def _steps(self, state: InstanceState, root: WorkflowRecord, flows: bool) -> list[StepInfo]:
+        """The run's steps (``flows``: a flow's, its item flows' errors in steps' words)."""
         steps = []
         user_steps = self._catalog.user_steps(state.workflow, state.version)
         events = self._catalog.awaited_events(state.workflow, state.version)
@@ -365,14 +366,18 @@ class RunViews:
             ends = [i.finished_at for i in items if i.finished_at] + [
                 c.finished_at for c in children if c.finished_at
             ]
-            errors = [i.error for i in items if i.error] + [c.error for c in children if c.error]
-            failed = [i for i in items if i.error_type]
+            errors = [i.error for i in items if i.error] + [
+                step_error(c.error) if flows else c.error for c in children if c.error
+            ]
+            causes = [state.work_items.get(c.error_cause or "") for c in children]
+            failed = [i for i in [*items, *causes] if i is not None and i.error_type]
             status: str = record.state
             if len(items) == 1 and record.state != TaskState.COMPLETED:  # (an on_error answered)
                 status = step_status(items[0].state, kind)
-            # a step canceled part way (a for_each) has no output, whatever its children
-            # recorded (h25-conform L1)
-            output = None if record.state == TaskState.CANCELED else root.outputs.get(name)
+            # a step canceled or failed part way (a for_each) has no output, whatever its
+            # children recorded (h25-conform L1; newcomer h29 F1: a sibling item's result)
+            ended_short = record.state in (TaskState.CANCELED, TaskState.FAILED)
+            output = None if ended_short else root.outputs.get(name)
             error_type = failed[-1].error_type if failed else None
             if caught(output) is not None:  # failed into its fallback, which has not answered
                 status, fallback = fell_back(state, root, name)

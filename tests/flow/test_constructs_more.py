@@ -552,3 +552,60 @@ async def test_a_runs_plain_hooks_run_in_order_though_off_the_loop(rt: cf.Runtim
     await rt.wait(run_id, timeout=5)
     await rt.wait_idle()
     assert called == ["on_start", "on_success", "on_complete"]
+
+
+def _item(x: int) -> dict[str, int]:
+    if x == 2:
+        raise ValueError("bad item 2")
+    return {"item": x}
+
+
+@pytest.mark.parametrize("shape", ["for_each", "per-item", "batch", "per-chunk", "parallel"])
+async def test_a_failed_fan_out_shows_no_sibling_s_result(
+    tmp_path: Path, clock: ManualClock, shape: str
+) -> None:
+    """One item of a fan-out failed: the step showed another item's result as its output (a
+    different one each run), a flow per item without the failure's class and in the engine's
+    words (newcomer h29 F1); its ``on_error`` read that sibling's result as ``ctx.last``, and
+    the construct's own failure record in ``ctx.steps`` (F2). Its output is none, its error
+    the item's, and its fallback sees the step before's output, as after a plain step."""
+    items = lambda ctx: [0, 1, 3, 2]  # noqa: E731 (the failing item last: its siblings end first)
+    fan_outs = {
+        "for_each": lambda f: f.for_each("each", items, lambda x, ctx: _item(x)),
+        "per-item": lambda f: f.for_each(
+            "each", items, lambda x, flow: flow.step("work", lambda ctx: _item(ctx.payload))
+        ),
+        "batch": lambda f: f.batch("each", items, 2, lambda chunk, ctx: [_item(x) for x in chunk]),
+        "per-chunk": lambda f: f.batch(
+            "each",
+            items,
+            2,
+            lambda chunk, flow: flow.step("work", lambda ctx: [_item(x) for x in ctx.payload]),
+        ),
+        "parallel": lambda f: f.parallel("each", [lambda ctx: "ok", lambda ctx: _item(2)]),
+    }
+
+    def seen(ctx: Any) -> Any:
+        return {"last": ctx.last, "steps": sorted(ctx.steps)}
+
+    before = cf.define(f"fan-{shape}").step("prev", lambda ctx: {"prev": True})
+    answered = cf.define(f"answered-{shape}").step("prev", lambda ctx: {"prev": True})
+    async with runtime(
+        tmp_path, clock, fan_outs[shape](before), fan_outs[shape](answered).on_error(seen)
+    ) as rt:
+        failed = await rt.wait(await rt.trigger(f"fan-{shape}"), timeout=5)
+        assert failed.status == "failed"
+        step = {s.id: s for s in (await rt.inspect(failed.id)).steps}["each"]
+        assert (step.status, step.output, step.error_type) == (
+            "failed",
+            None,
+            "builtins.ValueError",
+        )
+        assert step.error is not None
+        assert step.error.endswith("ValueError: bad item 2")
+        assert "work item" not in step.error  # (a flow per item's: "step 'work': ...")
+        result = await rt.wait(await rt.trigger(f"answered-{shape}"), timeout=5)
+        assert (result.status, result.output) == (
+            "completed",
+            {"last": {"prev": True}, "steps": ["prev"]},
+        )
