@@ -282,6 +282,9 @@ def test_rejecting_and_canceling_from_the_run_page(page: Any, served: Served) ->
     paused_token(served, canceled)
     page.goto(f"{served.url}/ui/#/runs/{canceled}")
     page.click("text=Cancel run")
+    # the question stays past the page's refresh: a click had left the focus on the page,
+    # and the refresh took the "Yes" away within 2.5 s (newcomer h29 F3)
+    page.wait_for_timeout(3000)
     page.click("[data-confirm='Cancel run']")
     page.wait_for_selector("#run-id + .badge[data-status='canceled']")
     assert run_status(served, canceled) == "canceled"
@@ -485,5 +488,12 @@ def test_a_migrated_runs_page_shows_its_version_and_links_and_offers_no_replay(
         assert tab.inner_text("#migrated-from") == old
         assert tab.inner_text("#version") == other
         assert tab.query_selector("#replay") is not None
+        # the flow's card says the other version is there too, and no stray "null" (an app with
+        # no net) ends the page (newcomer h29 F9)
+        tab.goto(f"{served.url}/ui/#/workflows")
+        tab.wait_for_selector("[data-flow='inv'] [data-versions]")
+        said = tab.inner_text("[data-flow='inv'] [data-versions]")
+        assert said.startswith("also registered: ") and "new runs take" in said
+        assert not tab.inner_text("main").rstrip().endswith("null")
         tab.context.close()
         assert errors == [], errors

@@ -505,14 +505,15 @@
       }
       parts.push(h("h2", { text: flow ? "Steps" : "Work" }),
         run.steps.length ? stepTree(run) : h("p", { class: "muted", text: "No step has run yet." }));
-      // keep open <details> and typed text across refreshes: only redraw when something changed
-      const focused = holder.contains(document.activeElement);
-      if (!focused || shownStatus !== run.status) holder.replaceChildren(...parts);
+      // keep open <details>, typed text and a question asked (a button's "Yes / No": the click
+      // that asked it left the focus on the page) across refreshes: redraw when something changed
+      const kept = holder.contains(document.activeElement) || holder.querySelector("[data-confirm]");
+      if (!kept || shownStatus !== run.status) holder.replaceChildren(...parts);
       shownStatus = run.status;
       if (final) stopRefresh();
     }
     await load();
-    every(load);
+    if (!FINAL.has(shownStatus)) every(load);  // (a final run's page is not refreshed at all)
   }
 
   // -- paused runs -----------------------------------------------------------------------------
@@ -599,6 +600,7 @@
         h("h2", {}, flow.name, flow.name !== flow.id ? h("span", { class: "muted mono", text: ` ${flow.id}` }) : null,
           flow.version ? h("span", { class: "kind", text: flow.version }) : null),
         flow.description ? h("p", { text: flow.description }) : null,
+        (flow.versions || []).length > 1 ? h("p", { class: "muted", "data-versions": "", text: `also registered: ${flow.versions.filter((v) => !v.current).map((v) => v.deprecated ? `${v.version} (deprecated)` : v.version).join(", ")} (its runs go on; new runs take ${flow.version})` }) : null,
         flow.tags.length ? h("p", { class: "muted", text: `tags: ${flow.tags.join(", ")}` }) : null,
         limits.length ? h("p", { class: "muted", text: limits.join(" · ") }) : null,
         h("strong", { text: "Triggers" }),
@@ -622,7 +624,7 @@
       h("p", {}, h("a", { href: `#/runs?workflow=${encodeURIComponent(described.name)}`, text: "instances of this net →" }))));
     main.replaceChildren(h("h1", { text: "Workflows" }),
       cards.length ? h("div", { id: "flows" }, cards) : h("p", { class: "muted card", text: "No flow is registered." }),
-      netCards.length ? h("div", { id: "nets" }, netCards) : null);
+      ...(netCards.length ? [h("div", { id: "nets" }, netCards)] : []));  // (a null: "null")
   }
 
   // -- events ----------------------------------------------------------------------------------
