@@ -507,7 +507,8 @@
         run.steps.length ? stepTree(run) : h("p", { class: "muted", text: "No step has run yet." }));
       // keep open <details>, typed text and a question asked (a button's "Yes / No": the click
       // that asked it left the focus on the page) across refreshes: redraw when something changed
-      const kept = holder.contains(document.activeElement) || holder.querySelector("[data-confirm]");
+      const asked = holder.querySelector("[data-confirm]:not(:disabled)");  // (not once answered)
+      const kept = holder.contains(document.activeElement) || asked;
       if (!kept || shownStatus !== run.status) holder.replaceChildren(...parts);
       shownStatus = run.status;
       if (final) stopRefresh();
