@@ -6,8 +6,10 @@ own, the 404 of a path no route matches and the 405 of a method a route does not
 is sent) under ``cronflow_http_requests_total`` and ``cronflow_http_request_duration_seconds``,
 labelled with the matched route's template (``/runs/{run_id}``, never the path itself;
 ``unmatched`` when no route matched), the method (``other`` for one outside the standard set) and
-the status. An answer given before the router (a 503 of too many big bodies, a refused ``Host``,
-the server's connection limit) is labelled with the route the path would have taken.
+the status; an error also under ``cronflow_http_errors_total`` by route and class (``4xx``,
+``5xx``), whose series exist at 0 from the start. An answer given before the router (a 503 of
+too many big bodies, a refused ``Host``, the server's connection limit) is labelled with the
+route the path would have taken.
 """
 
 from __future__ import annotations
@@ -38,6 +40,13 @@ class RequestMetrics:
         self._routes = routes
         """The app's routes, for an answer given before its router ran."""
         self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        errors = self._error_family = metrics.http_errors
+        self._errors = {  # every route's from the start, at 0: a series born at its first
+            # error hid that error from rate() and increase() (newcomer h29 F4)
+            (template, kind): errors.labels(template, kind)
+            for template in {*filter(None, map(_template, routes)), UNMATCHED}
+            for kind in ("4xx", "5xx")
+        }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -61,6 +70,8 @@ class RequestMetrics:
             requests, duration = self._labelled(route, method, status)
             requests.inc()
             duration.observe(time.perf_counter() - started)
+            if status >= 400:
+                self._error(route, "5xx" if status >= 500 else "4xx").inc()
 
     def _route_of(self, scope: Scope) -> str:
         """The template of the route ``scope``'s path takes, when the router did not run."""
@@ -79,6 +90,12 @@ class RequestMetrics:
                 self._duration.labels(*labels),
             )
         return children
+
+    def _error(self, route: str, kind: str) -> Any:
+        series = self._errors.get((route, kind))
+        if series is None:  # (a route made after the app: its first error makes it)
+            series = self._errors[route, kind] = self._error_family.labels(route, kind)
+        return series
 
 
 def _template(route: object) -> str | None:

@@ -248,6 +248,13 @@ class RuntimeMetrics:
             ["route", "method", "status"],
             registry=r,
         )
+        self.http_errors = CounterFamily(
+            "cronflow_http_errors_total",
+            "HTTP requests answered with an error, by route template and class (4xx, 5xx); "
+            "each route's series exist from the start at 0, so a rate sees the first error",
+            ["route", "class"],
+            registry=r,
+        )
         self.http_duration = HistogramFamily(
             "cronflow_http_request_duration_seconds",
             "Time from a request's arrival to the end of its response",

@@ -99,6 +99,13 @@ EXPECTED = {
     ("cronflow_http_requests_total", ("/webhooks/signed", "POST", "401")): 1,
     ("cronflow_http_requests_total", ("/webhooks/orders", "POST", "202")): 10,
     ("cronflow_http_requests_total", ("/webhooks/orders", "POST", "200")): 1,
+    # each route's error series from the start: the first error is an increase from 0 (newcomer
+    # h29 F4), and a route that answered none says 0
+    ("cronflow_http_errors_total", ("unmatched", "4xx")): 1,
+    ("cronflow_http_errors_total", ("/runs", "4xx")): 1,
+    ("cronflow_http_errors_total", ("/webhooks/signed", "4xx")): 1,
+    ("cronflow_http_errors_total", ("/webhooks/orders", "4xx")): 0,
+    ("cronflow_http_errors_total", ("/webhooks/orders", "5xx")): 0,
 }
 LABELS = {
     "cronflow_runs_started_total": ("workflow", "trigger"),
@@ -118,6 +125,7 @@ LABELS = {
     "cronflow_webhook_duplicates_total": ("workflow",),
     "cronflow_webhook_signature_failures_total": ("workflow",),
     "cronflow_http_requests_total": ("route", "method", "status"),
+    "cronflow_http_errors_total": ("route", "class"),
 }
 
 
