@@ -315,6 +315,9 @@ class Workflow:
             next=target,
             call_policy=call_policy,
             created_at=workflow.created_at,
+            migrated=target is WorkflowState.CANCELED
+            and tx.state.migrated_to is not None
+            and workflow.id == tx.state.id,
         )
         tx.changes.append(change)
         if tx.audit is not None:

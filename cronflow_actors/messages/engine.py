@@ -147,6 +147,8 @@ class WorkflowStateChanged(Message, frozen=True, kw_only=True, gc=False):
     call_policy: bool = True
     created_at: float = 0.0  # when it was initialized (for its duration, once it ends)
     trigger: str = ""  # what started a root (manual, api, webhook, schedule, event); first change
+    migrated: bool = False
+    """A root canceled for its migration: its run goes on in the root that replaces it."""
 
 
 class ActionStateChanged(Message, frozen=True, kw_only=True, gc=False):

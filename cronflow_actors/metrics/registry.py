@@ -57,6 +57,8 @@ MANUAL = "manual"
 """The wait kind of a net work item a caller starts (no handler, no wait): from its creation to
 its start (or its end, canceled with its task), it waits for a person or a system to take it."""
 _ENDED = ("completed", "failed", "canceled")
+_RUN_ENDED = (*_ENDED, "migrated")
+"""A run's outcomes: ``migrated``, canceled for a migration (its run goes on in another)."""
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 """Values of the ``method`` label; any other method is counted as ``other``."""
 
@@ -88,7 +90,8 @@ class RuntimeMetrics:
         )
         self.runs_finished = CounterFamily(
             "cronflow_runs_finished_total",
-            "Runs finished, by workflow and outcome (completed, failed, canceled)",
+            "Runs finished, by workflow and outcome (completed, failed, canceled; migrated: "
+            "canceled for a migration, its run going on in the one that replaces it)",
             ["workflow", "outcome"],
             registry=r,
         )
@@ -328,7 +331,7 @@ class RuntimeMetrics:
         for trigger in triggers:
             self.runs_started.labels(workflow, trigger)
         if triggers:
-            for outcome in _ENDED:
+            for outcome in _RUN_ENDED:
                 self.runs_finished.labels(workflow, outcome)
             self.run_duration.labels(workflow)
             self.runs_blocked.labels(workflow)  # a gauge: 0 until a run of it is held

@@ -81,13 +81,13 @@ def cancel_offline(
     canceling = _Canceling(state, now, recorder)
     if recorder is not None:
         recorder.begin_turn(CancelWorkflow(workflow_id=state.id, migrated_to=new_id))
+    state.migrated_to = new_id  # (before the root's change, which says it)
     canceling.workflow(state.workflows[state.id])
     # any the walk from the root did not reach (no open task of theirs holds them)
     for workflow in [w for w in state.workflows.values() if not is_final(w.state)]:
         canceling.framed(canceling.workflow, workflow)
     for item in [i for i in state.work_items.values() if i.state in _OPEN_ITEMS]:
         canceling.framed(canceling.item, item)
-    state.migrated_to = new_id
     state.revision += 1
     changes = canceling.changes
     if recorder is None:
@@ -197,6 +197,7 @@ class _Canceling:
             prev=previous,
             next=WorkflowState.CANCELED,
             created_at=workflow.created_at,
+            migrated=workflow.id == self.state.id and self.state.migrated_to is not None,
         )
         self.changes.append(change)
         if self.audit is not None:

@@ -207,7 +207,7 @@ class Telemetry:
             key: tuple[str, ...] = (metrics.runs_started.name, workflow, trigger)
             (children.get(key) or self._child(metrics.runs_started, workflow, trigger)).inc()
         elif change.next in FINAL_STATES:
-            ended = change.next
+            ended = "migrated" if change.migrated else change.next  # (its run goes on)
             key = (metrics.runs_finished.name, workflow, ended)
             (children.get(key) or self._child(metrics.runs_finished, workflow, ended)).inc()
             if change.created_at:

@@ -371,13 +371,34 @@ async def test_runs_a_migration_or_a_cancel_ends_offline_are_counted(tmp_path: P
         await rt.wait_idle()
         assert {(await rt.inspect(r)).status for r in (moved, dropped)} == {"canceled"}
         finished = "cronflow_runs_finished_total"
-        assert value(rt, finished, workflow="paying", outcome="canceled") == 2
+        # the migrated one goes on in another: no cancel to the dashboards (newcomer h29 F5)
+        assert value(rt, finished, workflow="paying", outcome="canceled") == 1
+        assert value(rt, finished, workflow="paying", outcome="migrated") == 1
         assert value(rt, "cronflow_runs_started_total", workflow="paying", trigger="migration") == 1
         assert value(rt, "cronflow_runs_started_total", workflow="paying", trigger="other") is None
         assert (await rt.inspect(new)).status == "waiting"
         # its waiting step was canceled with it, counted as the engine's cancel counts it
         waits = "cronflow_waits_finished_total"
         assert value(rt, waits, workflow="paying", kind="event", outcome="canceled") == 2
+
+
+async def test_a_run_a_migration_replaces_is_counted_as_migrated_not_canceled(
+    rt: cf.Runtime,
+) -> None:
+    """A migration counted as a canceled run and a new one: the success rate fell, and
+    "canceled" rose, when nothing failed and nobody canceled (newcomer h29 F5)."""
+    for version in ("v1", "v2"):
+        rt.register(cf.define("moving", version=version).step("a", str).pause("approve"))
+    old = await rt.trigger("moving")
+    await rt.wait_idle()
+    started = (await rt.inspect(old)).version
+    new = await rt.migrate(old, "v1" if started == "v2" else "v2")
+    await rt.wait_idle()
+    finished = "cronflow_runs_finished_total"
+    assert value(rt, finished, workflow="moving", outcome="migrated") == 1
+    assert value(rt, finished, workflow="moving", outcome="canceled") == 0
+    await rt.cancel(new)  # a cancel is one
+    assert value(rt, finished, workflow="moving", outcome="canceled") == 1
 
 
 def test_each_registered_flow_has_an_info_series() -> None:
