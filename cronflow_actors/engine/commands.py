@@ -115,13 +115,14 @@ async def fail_run(tx: Transaction, *, root: NetSpec, error: str, job: str | Non
 
 
 async def _carry_out(tx: Transaction, command: WorkflowCommand, send: Send) -> Any:
-    # a step's report first: three a run of (a), where a start is one (a case that does not
-    # match a message class is an isinstance through the class's metaclass, ~600 instructions)
+    # a step's report first: three a run of (a), where a start is one; by its type, before
+    # the ``match`` (a class pattern is an isinstance through the class's metaclass: ~600
+    # instructions for each one passed over, ~800 for the one that matches)
+    if type(command) is WorkItemFinished:
+        if command.work_item_id not in tx.state.work_items:
+            return False
+        return await send(command)
     match command:
-        case WorkItemFinished(work_item_id=item_id):
-            if item_id not in tx.state.work_items:
-                return False
-            return await send(command)
         case StartWorkflow(
             payload=payload, principal=principal, dequeued=dequeued, trigger=trigger
         ):

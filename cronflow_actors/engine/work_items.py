@@ -163,21 +163,21 @@ class WorkItem:
         self.definition = tx.specs[workflow.path].tasks[record.task].work_item
 
     def receive(self, message: WorkItemMessage) -> Awaitable[Any]:
-        """What the item does with ``message`` (awaiting it carries it out);
-        ``WorkItemFinished`` and ``DeliverEvent`` answer whether they changed the item."""
-        match message:  # the most frequent first (a case passed over is an isinstance)
-            case RunTrigger(verb=verb, payload=payload):
-                return self._run_trigger(verb, payload)
-            case WorkItemFinished():
-                return self._record_outcome(message)
-            case WorkItemAction(action=verb, payload=payload, principal=principal, token=token):
-                if token is not None:
-                    self._check_pause(token)
-                return self._act(verb, payload, principal)
-            case TearDownWorkItem():
-                return self._tear_down()
-            case DeliverEvent(event=event, payload=payload):
-                return self._deliver_event(event, payload)
+        """What it does with ``message`` (awaited); a report or an event: whether it moved."""
+        kind = type(message)  # by its type, as ``Task.receive``
+        sent: Any = message
+        if kind is RunTrigger:
+            return self._run_trigger(sent.verb, sent.payload)
+        if kind is WorkItemFinished:
+            return self._record_outcome(sent)
+        if kind is WorkItemAction:
+            if sent.token is not None:
+                self._check_pause(sent.token)
+            return self._act(sent.action, sent.payload, sent.principal)
+        if kind is TearDownWorkItem:
+            return self._tear_down()
+        if kind is DeliverEvent:
+            return self._deliver_event(sent.event, sent.payload)
         raise TypeError(f"a work item does not receive {message!r}")
 
     # -- through the actions (spec section 5): every transition asked for, internal or external --

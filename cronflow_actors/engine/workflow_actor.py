@@ -165,17 +165,17 @@ class WorkflowActor(CoroutineActor):
         return bool(self._handler_refs)  # its steps run, and each will report: wait for them
 
     async def handle(self, message: WorkflowMessage) -> Any:
-        # each kind says what its transaction is (its caller, a report?): no isinstance later.
-        # A report (told, so nobody hears an error): a failure to apply it is recorded in a
-        # transaction of its own (``_report``; written out for a step's, the usual report, first:
-        # each case passed over is an isinstance through the message class's metaclass)
+        # each kind says what its transaction is (its caller, a report?). A report (told: no one
+        # hears an error): a failure to apply it is recorded in a transaction of its own; a
+        # step's, the usual one, by its type (a class pattern is an isinstance via the metaclass)
+        if type(message) is WorkItemFinished:
+            self._handler_finished(message)
+            try:
+                await self._transact(message, reported=True)
+            except Exception as error:
+                await report_failure.record(self, message, error)
+            return None
         match message:
-            case WorkItemFinished():
-                self._handler_finished(message)
-                try:
-                    await self._transact(message, reported=True)
-                except Exception as error:
-                    await report_failure.record(self, message, error)
             case StartWorkflow(principal=principal, migration=migration):
                 return await self._transact(message, principal, migration=migration)
             case (
