@@ -63,6 +63,9 @@ class WebhookAnswered(msgspec.Struct, omit_defaults=True):
     run_id: str | None
     duplicate: bool = False
     condition_met: bool = True
+    current_run_id: str | None = None
+    """A duplicate's: the run its work goes on in, when not that one (its migration's, its
+    resume's, at the end of their chain)."""
 
 
 class RunPage(msgspec.Struct):

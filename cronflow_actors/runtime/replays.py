@@ -301,6 +301,23 @@ class Replays:
             raise NotFoundError("run", run_id)
         return root.payload, root.name, (snapshot, state)
 
+    async def going_on(self, run_id: str) -> str:
+        """The run whose work ``run_id``'s goes on in: the run a migration of it started, or
+        its resume, each in turn; ``run_id`` itself when none did (a webhook's duplicate names
+        it beside the run its key named, canceled or failed: newcomer h29 F7)."""
+        current = run_id
+        while True:  # (each hop a newer run: a chain, never a cycle)
+            try:
+                state = decode_state((await self._read(current)).body, current)
+            except NotFoundError:
+                return current
+            after = state.migrated_to
+            if after is None or not await self._store.instance_exists(after):
+                after = derived_run_id("resume", _RESUMES, current)
+                if not await self._store.instance_exists(after):
+                    return current
+            current = after
+
     async def _goes_on(self, run_id: str, successor: str) -> bool:
         """Whether the run a migration canceled ``run_id`` for goes on from it: it started from
         it, or its migration is pending (not a stranger's run under its id, nor a migration

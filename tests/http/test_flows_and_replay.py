@@ -274,3 +274,35 @@ async def test_a_signed_webhooks_run_is_replayed_with_its_signed_payload_only(
     assert again.status_code == 202
     assert (await rt.wait(again.json()["run_id"], timeout=5)).output == {"amount": 5}
     assert len(await rt.list_runs()) == 2
+
+
+async def test_a_webhook_duplicate_names_the_run_its_work_goes_on_in(serve: Serve) -> None:
+    """A retry whose key named a run since migrated, or failed and resumed, was answered with
+    that run's id alone, a run a client polling it reads canceled or failed while the work goes
+    on (newcomer h29 F7): the answer names the run it goes on in too."""
+    tries: list[int] = []
+
+    def charge(ctx: Any) -> str:
+        tries.append(1)
+        if len(tries) == 1:
+            raise RuntimeError("card service down")
+        return "charged"
+
+    def build(version: str) -> cf.Flow:
+        flow = cf.define("billing", version=version)
+        flow = flow.on_webhook("/hooks/bill", idempotency_key="Idempotency-Key")
+        return flow.step("charge", charge).pause("approve")
+
+    rt, client = await serve([build("v1"), build("v2")])
+    key = {"Idempotency-Key": "bill-1"}
+    first = (await client.post("/hooks/bill", json={"n": 1}, headers=key)).json()["run_id"]
+    assert (await rt.wait(first, timeout=5)).status == "failed"
+    again = await client.post("/hooks/bill", json={"n": 1}, headers=key)
+    assert again.json() == {"run_id": first, "duplicate": True}  # nothing goes on from it yet
+    resumed = await rt.replay(first, resume=True)
+    await rt.wait_idle()
+    version = (await rt.inspect(resumed)).version
+    migrated = await rt.migrate(resumed, "v1" if version == "v2" else "v2")
+    again = await client.post("/hooks/bill", json={"n": 1}, headers=key)
+    assert again.status_code == 200
+    assert again.json() == {"run_id": first, "duplicate": True, "current_run_id": migrated}

@@ -402,7 +402,11 @@ class Webhook:
                 "a retry must send the same body, another request another key",
             )
         self.edge.runtime.metrics.webhook_duplicates.labels(self.flow_id).inc()
-        standard = json_response({"run_id": run_id, "duplicate": True})
+        answer = {"run_id": run_id, "duplicate": True}
+        current = await self.edge.runtime.replays.going_on(run_id)
+        if current != run_id:  # migrated or resumed: where its client follows it now
+            answer["current_run_id"] = current
+        standard = json_response(answer)
         return await self._accepted(request, run_id, standard) if callbacks else standard
 
     async def _call(self, name: str, *args: Any) -> Any:
