@@ -332,10 +332,12 @@ class Compiler:
         # (the conformance auditor's h29 F1: the pass was answered, and the loop went on)
         self.add_catching(node, body, onward=head, past=done)
         self.builder.task(node.id, body)
-        self.builder.dummy_task(done, net.dummy_task().join("xor"))
-        self.builder.connect_task(head, node.id, done)
-        if not node.on_error:
+        if node.on_error:  # (its end joins the head and the fallback)
+            self.builder.dummy_task(done, net.dummy_task().join("xor"))
+        else:  # as before: one input, and the fingerprint of every run of a loop unchanged
+            self.builder.dummy_task(done, net.dummy_task())
             self.builder.connect_task(node.id, head)
+        self.builder.connect_task(head, node.id, done)
         return head, done
 
     def add_catching(

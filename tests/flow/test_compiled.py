@@ -102,3 +102,14 @@ def test_build_takes_a_resolve_that_hands_out_flows() -> None:
     resolve = {"registered": registered}.get
     assert flow.build(resolve=resolve) is flow.compile().spec
     assert flow.compile().steps["sub"].kind == "subflow"
+
+
+def test_a_loop_without_a_fallback_compiles_as_releases_before_made_it() -> None:
+    """Its runs are pinned to their definition's fingerprint: a compiler that changed the net of
+    every ``while_`` held every unfinished run of a loop ``blocked`` after an upgrade (the
+    reviewer's h29 H1). The value is the one 7346541 computed; a loop with ``on_error`` changed
+    on purpose (README)."""
+    from cronflow_actors.net.fingerprint import fingerprint
+
+    loop = cf.define("lp").step("a", lambda c: 0).while_("w", lambda c: c.last < 3, lambda c: 1)
+    assert fingerprint(loop.step("z", str).compile().spec) == "38a4bd7e43e251f8"
