@@ -158,7 +158,7 @@ class Events:
             raise ConfigurationError("event name", clipped(name), wrong)
         key = _checked_key(idempotency_key)
         if once and key is not None:  # a step's: its first attempt's payload, whatever this is
-            key = f"{_STEP_KEYS}{key}"  # (a key no caller can send, though it reads the step's)
+            key = await self._step_key(name, key)
             payload = await self._first_payload(name, payload, key)
         accepted: list[tuple[str, Any]] = []
         refused: list[EventRefusal] = []
@@ -269,6 +269,16 @@ class Events:
                 detail = f"its start raised {type(error).__name__}: {error}"
                 refused.append(EventRefusal(workflow=flow_id, detail=detail))
         return started
+
+    async def _step_key(self, name: str, key: str) -> str:
+        """A step's own ``key``, in the namespace no caller's key reaches (``_STEP_KEYS``); as
+        it was, when the step published under it before that namespace (a release before: its
+        run again after the upgrade published again, the reviewer's h29 H2). Only a step's own
+        publish records a first payload, so no caller made one under the old key."""
+        ident, now = _named(key, name, ""), self._clock.now()
+        if await self._store.kv_get(_FIRST, ident, now=now, default=_ABSENT) is not _ABSENT:
+            return key
+        return f"{_STEP_KEYS}{key}"
 
     async def _first_payload(self, name: str, payload: Any, key: str) -> Any:
         """The payload a step's first attempt published under ``key`` (kept as long as the key),
@@ -467,6 +477,7 @@ _ANOTHER = (
 )
 
 
+_ABSENT = object()
 _STEP_KEYS = "\x1fstep\x1f"
 """Before a step's own key (a ``once`` publish): its namespace, which no caller's key is in
 (control characters are refused in them): a client that read a run's step ids published first

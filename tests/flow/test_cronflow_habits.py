@@ -547,6 +547,39 @@ async def test_a_step_s_own_publish_key_is_none_a_caller_can_take_first(rt: cf.R
     assert len(await rt.list_runs(workflow="ledger")) == 2
 
 
+async def test_a_step_that_published_before_the_namespace_is_answered_as_before(
+    rt: cf.Runtime,
+) -> None:
+    """A step that published under its key as a release before the namespace made it, and ran
+    again after the upgrade (a crash, a retry, a resume), published again under the new key:
+    the listeners started twice (the reviewer's h29 H2). A first payload recorded under the
+    old key (only a step's publish records one) keeps that key."""
+    keys: list[str] = []
+    ready = asyncio.Event()
+
+    async def forward(ctx: Any) -> str:
+        keys.append(ctx.idempotency_key)
+        await ready.wait()
+        await ctx.publish_event("paid", {"n": 2})  # another payload: the first stands
+        return "sent"
+
+    rt.register(cf.define("ledger").on_event("paid").step("log", lambda ctx: ctx.payload))
+    rt.register(cf.define("relay").step("forward", forward))
+    run = await rt.trigger("relay")
+    for _ in range(500):
+        if keys:
+            break
+        await asyncio.sleep(0.01)
+    old_key = f"{keys[0]}:paid:0"  # what a release before published under, as it did it
+    await rt.events._first_payload("paid", {"n": 1}, old_key)
+    await rt.publish_event("paid", {"n": 1}, idempotency_key=old_key)
+    ready.set()
+    assert (await rt.wait(run, timeout=5)).status == "completed"
+    await rt.wait_idle()
+    logged = [r.payload["event"]["payload"] for r in await rt.list_runs(workflow="ledger")]
+    assert logged == [{"n": 1}]  # once, with the first attempt's payload
+
+
 async def test_a_hook_that_publishes_is_told_to_publish_from_a_step(rt: cf.Runtime) -> None:
     """A hook's ``ctx.publish_event`` asked for an idempotency key, then, given one, said the
     runtime was not serving events while it ran (the reviewer's h28 L2): it says at once where
