@@ -231,7 +231,9 @@ class FlowContext:
         workflow, task = engine_ctx.parent, engine_ctx.task
         steps = StepOutputs()
         for step, output in outputs.items():  # (a comprehension: a call)
-            if step in step_ids and not (type(output) is dict and CAUGHT in output):
+            if step in step_ids and not (
+                type(output) is dict and CAUGHT in output and len(output) == 1
+            ):
                 steps[step] = output  # (not a construct's failure its fallback answers)
         # what __init__ does, written out: keywords to a call are a dict each time (3.11), and
         # this runs for every step

@@ -293,12 +293,14 @@ class FlowMethods(NetMethods):
             principal is not None
             and plan.workflow not in self.catalog.roots
             and asked != principal.id
-        ):  # another caller of a net's: told who may, not "it has ended" (hostile h29 M2)
-            who = f"caller {asked!r}" if asked else "this process (from Python)"
+        ):  # another caller of a net's: told who may, not "it has ended" (hostile h29 M2), and
+            # not the asker's id (a caller the policy would refuse: the reviewer's h29 M1)
+            who = "another caller" if asked else "this process (from Python)"
             raise refused(
                 f"the migration of run {plan.instance!r}",
                 f"{who} asked for it, whom the net's cancel action admitted",
-                "that caller gives it up (or an operator, with Runtime.cancel from Python)",
+                "the caller who asked gives it up (or an operator, with Runtime.cancel from "
+                "Python)",
             )
         if await self._carried_elsewhere(book, plan):
             raise refused(

@@ -609,3 +609,15 @@ async def test_a_failed_fan_out_shows_no_sibling_s_result(
             "completed",
             {"last": {"prev": True}, "steps": ["prev"]},
         )
+
+
+async def test_a_step_whose_output_holds_the_engine_s_marker_is_still_a_step(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    """``ctx.steps`` leaves out a construct's failure record (its only key the engine's
+    marker), not a step's own output that merely holds that key (the reviewer's h29 L1)."""
+    flow = cf.define("marked").step("a", lambda ctx: {":caught": 1, "x": 2})
+    flow = flow.step("b", lambda ctx: sorted(ctx.steps))
+    async with runtime(tmp_path, clock, flow) as rt:
+        result = await rt.wait(await rt.trigger("marked"), timeout=5)
+    assert result.output == ["a"]
