@@ -40,7 +40,7 @@ from cronflow_actors.messages.engine import (
 from cronflow_actors.messages.migrations import CarriedChild, MigrationSource, same_item
 from cronflow_actors.net.marking import after_start
 from cronflow_actors.net.migration import MigrationMode, refused
-from cronflow_actors.net.spec import NetSpec, TaskSpec
+from cronflow_actors.net.spec import NetSpec, TaskSpec, caught
 
 __all__ = ["FastForwardTask", "correspondent", "on_enable", "place_of"]
 
@@ -239,6 +239,8 @@ async def _complete_silently(task: FastForwardTask, output: Any) -> None:
     if output is not _MISSING:
         workflow.outputs[name] = output
         work = task.definition.work_item
-        if work is None or work.sets_last:
+        # (a construct's failure record, carried for its fallback, is no output: its fallback
+        # reads the step before's, as in the run it came from: the verifier's h29 V1)
+        if (work is None or work.sets_last) and caught(output) is None:
             workflow.last = output
     await task._complete(silent=True)

@@ -621,3 +621,38 @@ async def test_a_step_whose_output_holds_the_engine_s_marker_is_still_a_step(
     async with runtime(tmp_path, clock, flow) as rt:
         result = await rt.wait(await rt.trigger("marked"), timeout=5)
     assert result.output == ["a"]
+
+
+@pytest.mark.parametrize("shape", ["per-item", "subflow", "while"])
+async def test_a_resumed_fallback_reads_the_step_before_as_ctx_last(
+    tmp_path: Path, clock: ManualClock, shape: str
+) -> None:
+    """A construct failed and its fallback raised; resumed, the fallback read the engine's
+    failure record as ``ctx.last``, carried as the construct's output (the verifier's h29 V1).
+    It reads the step before's, as in the run it came from."""
+    fixed: list[bool] = []
+    seen: list[Any] = []
+
+    def fallback(ctx: Any) -> str:
+        seen.append(ctx.last)
+        if not fixed:
+            raise RuntimeError("the fallback's own bug")
+        return "fell back"
+
+    def bad(ctx: Any) -> None:
+        raise ValueError("bad")
+
+    child = cf.define(f"child-{shape}").step("c", bad)
+    constructs = {
+        "per-item": lambda f: f.for_each("x", lambda ctx: [1], lambda i, flow: flow.step("c", bad)),
+        "subflow": lambda f: f.subflow("x", child),
+        "while": lambda f: f.while_("x", lambda ctx: True, bad),
+    }
+    flow = constructs[shape](cf.define(f"fb-{shape}").step("pre", lambda ctx: "PRE"))
+    async with runtime(tmp_path, clock, child, flow.on_error(fallback)) as rt:
+        failed = await rt.wait(await rt.trigger(f"fb-{shape}"), timeout=5)
+        assert failed.status == "failed"
+        fixed.append(True)
+        resumed = await rt.wait(await rt.replay(failed.id, resume=True), timeout=5)
+    assert (resumed.status, resumed.output) == ("completed", "fell back")
+    assert seen == ["PRE", "PRE"]
