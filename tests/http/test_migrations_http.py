@@ -171,3 +171,29 @@ async def test_a_flows_run_migrates_where_its_other_actions_are(serve: Serve) ->
     assert [s["status"] for s in shown["steps"]][:1] == ["completed"]  # kept, not run again
     document = (await client.get("/openapi.json")).json()
     assert document["paths"]["/runs/{run_id}/migrate"]["post"]["operationId"] == "migrateRun"
+
+
+async def test_a_nets_pending_migration_is_given_up_through_either_cancel(serve: Serve) -> None:
+    """``POST /workflows/{id}/cancel`` of a root canceled for a migration still pending said
+    "it has ended, and nothing changes it any more", to its asker too, while ``POST
+    /runs/{id}/cancel`` gave it up (the verifier's h29 V3): both give it up."""
+    broken = [True]
+
+    def initializer(ctx: object) -> None:
+        if broken:
+            raise RuntimeError("v2 cannot start yet")
+
+    v1, v2 = spec("v1", "pack"), spec("v2", "pack", "label")
+    migration = net.migration(v1, v2).initializer(initializer).build()
+    rt, client = await serve([v1, v2, migration], tokens=TOKENS)
+    old = await rt.start_workflow("ship", version="v1")
+    pending = await client.post(
+        f"/workflows/{old}/migrate", json={"to_version": "v2"}, headers=BEARER
+    )
+    assert pending.status_code == 409, pending.text
+    assert (await rt.migration_links(old)).migrated_to is not None
+    given_up = await client.post(f"/workflows/{old}/cancel", headers=BEARER)
+    assert given_up.status_code == 200, given_up.text
+    assert (await rt.migration_links(old)).migrated_to is None
+    again = await client.post(f"/workflows/{old}/cancel", headers=BEARER)
+    assert again.status_code == 409  # ended, and nothing is pending any more
