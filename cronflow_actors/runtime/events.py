@@ -479,18 +479,17 @@ _ANOTHER = (
 
 _ABSENT = object()
 _STEP_KEYS = "\x1fstep\x1f"
-"""Before a step's own key (a ``once`` publish): its namespace, which no caller's key is in
-(control characters are refused in them): a client that read a run's step ids published first
-under a step's key, with its own payload, and the step's publish failed for good (hostile h29
-H1)."""
+"""Before a step's own key (a ``once`` publish): a namespace no caller's key is in (control
+characters are refused in them), so a client that read a step's id cannot publish first under
+its key with its own payload, failing the step for good (hostile h29 H1)."""
 
 
 def _checked_key(key: Any) -> str | None:
     if key is None or key == "":
         return None
-    if not isinstance(key, str) or len(key) > 200 or any(c < " " or c == "\x7f" for c in key):
+    if not isinstance(key, str) or len(key) > 200 or not key.isprintable():
         raise ConfigurationError(
-            "idempotency_key", key, "a string of up to 200 characters, none of them a control one"
+            "idempotency_key", key, "a string of up to 200 printable characters (no control one)"
         )
     return key
 

@@ -542,8 +542,10 @@ async def test_a_step_s_own_publish_key_is_none_a_caller_can_take_first(rt: cf.R
     await rt.wait_idle()
     logged = [r.payload["event"]["payload"] for r in await rt.list_runs(workflow="ledger")]
     assert sorted(logged, key=str) == [{"forged": True}, {"real": True}]
-    with pytest.raises(cf.errors.ConfigurationError, match="none of them a control one"):
+    with pytest.raises(cf.errors.ConfigurationError, match="printable characters"):
         await rt.publish_event("paid", {}, idempotency_key="\x1fstep\x1fx")  # nothing started
+    with pytest.raises(cf.errors.ConfigurationError, match="printable characters"):
+        await rt.publish_event("paid", {}, idempotency_key="k\x85")  # a C1 control too
     assert len(await rt.list_runs(workflow="ledger")) == 2
 
 
