@@ -515,17 +515,16 @@ async def test_a_step_publishes_an_event_once_however_often_it_runs(rt: cf.Runti
     assert [r.payload["attempt"] for r in await rt.list_runs(workflow="tries")] == [1]
 
 
-async def test_a_step_s_own_publish_key_is_none_a_caller_can_take_first(rt: cf.Runtime) -> None:
-    """A step's publish was keyed by its work item's id, which any reader sees: a client that
-    published first under that key, its own payload, started the listeners with it, and the
-    step failed for good, the real event never published (hostile h29 H1)."""
+async def relay_at_its_publish(rt: cf.Runtime, payload: Any) -> tuple[str, str, asyncio.Event]:
+    """A ``relay`` run whose step publishes ``paid`` (``payload``), which a ``ledger`` flow
+    listens for, once the event returned is set: the run, and its step's own key."""
     keys: list[str] = []
-    forged = asyncio.Event()
+    go = asyncio.Event()
 
     async def forward(ctx: Any) -> str:
         keys.append(ctx.idempotency_key)
-        await forged.wait()
-        await ctx.publish_event("paid", {"real": True})
+        await go.wait()
+        await ctx.publish_event("paid", payload)
         return "sent"
 
     rt.register(cf.define("ledger").on_event("paid").step("log", lambda ctx: ctx.payload))
@@ -535,8 +534,16 @@ async def test_a_step_s_own_publish_key_is_none_a_caller_can_take_first(rt: cf.R
         if keys:
             break
         await asyncio.sleep(0.01)
+    return run, keys[0], go
+
+
+async def test_a_step_s_own_publish_key_is_none_a_caller_can_take_first(rt: cf.Runtime) -> None:
+    """A step's publish was keyed by its work item's id, which any reader sees: a client that
+    published first under that key, its own payload, started the listeners with it, and the
+    step failed for good, the real event never published (hostile h29 H1)."""
+    run, key, forged = await relay_at_its_publish(rt, {"real": True})
     # the key the step's publish was named by, sent first from outside
-    await rt.publish_event("paid", {"forged": True}, idempotency_key=f"{keys[0]}:paid:0")
+    await rt.publish_event("paid", {"forged": True}, idempotency_key=f"{key}:paid:0")
     forged.set()
     assert (await rt.wait(run, timeout=5)).status == "completed"
     await rt.wait_idle()
@@ -556,23 +563,8 @@ async def test_a_step_that_published_before_the_namespace_is_answered_as_before(
     again after the upgrade (a crash, a retry, a resume), published again under the new key:
     the listeners started twice (the reviewer's h29 H2). A first payload recorded under the
     old key (only a step's publish records one) keeps that key."""
-    keys: list[str] = []
-    ready = asyncio.Event()
-
-    async def forward(ctx: Any) -> str:
-        keys.append(ctx.idempotency_key)
-        await ready.wait()
-        await ctx.publish_event("paid", {"n": 2})  # another payload: the first stands
-        return "sent"
-
-    rt.register(cf.define("ledger").on_event("paid").step("log", lambda ctx: ctx.payload))
-    rt.register(cf.define("relay").step("forward", forward))
-    run = await rt.trigger("relay")
-    for _ in range(500):
-        if keys:
-            break
-        await asyncio.sleep(0.01)
-    old_key = f"{keys[0]}:paid:0"  # what a release before published under, as it did it
+    run, key, ready = await relay_at_its_publish(rt, {"n": 2})  # (the first payload stands)
+    old_key = f"{key}:paid:0"  # what a release before published under, as it did it
     await rt.events._first_payload("paid", {"n": 1}, old_key)
     await rt.publish_event("paid", {"n": 1}, idempotency_key=old_key)
     ready.set()
