@@ -241,6 +241,7 @@ async def _complete_silently(task: FastForwardTask, output: Any) -> None:
         work = task.definition.work_item
         # (a construct's failure record, carried for its fallback, is no output: its fallback
         # reads the step before's, as in the run it came from: the verifier's h29 V1)
-        if (work is None or work.sets_last) and caught(output) is None:
+        failed = task.definition.catch and caught(output) is not None
+        if (work is None or work.sets_last) and not failed:
             workflow.last = output
     await task._complete(silent=True)

@@ -141,9 +141,14 @@ class CaughtFailure(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def caught(output: Any) -> CaughtFailure | None:
-    """The failure a catching task completed with, or None if its output is a real one."""
+    """The failure a catching task completed with, or None if its output is a real one (a
+    step's own output of that shape whose value is no failure record: the final checker's h29
+    N1, a payload echoed made its run's views, resume and migration raise)."""
     if isinstance(output, dict) and len(output) == 1 and CAUGHT in output:
-        return msgspec.convert(output[CAUGHT], CaughtFailure)
+        try:
+            return msgspec.convert(output[CAUGHT], CaughtFailure)
+        except msgspec.ValidationError:
+            return None
     return None
 
 

@@ -656,3 +656,30 @@ async def test_a_resumed_fallback_reads_the_step_before_as_ctx_last(
         resumed = await rt.wait(await rt.replay(failed.id, resume=True), timeout=5)
     assert (resumed.status, resumed.output) == ("completed", "fell back")
     assert seen == ["PRE", "PRE"]
+
+
+async def test_a_step_output_shaped_like_the_engine_s_failure_record_is_an_output(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    """A step's own output of the shape of a construct's failure record (an echoed payload:
+    any caller's to choose) was read as one: its run's views raised, and its resume (its
+    migration) raised where the release before went on (the final checker's h29 N1)."""
+    fixed: list[bool] = []
+    seen: list[Any] = []
+
+    def z(ctx: Any) -> str:
+        seen.append((ctx.last, sorted(ctx.steps)))
+        if not fixed:
+            raise ValueError("once")
+        return "ok"
+
+    flow = cf.define("echo").step("log", lambda ctx: ctx.payload).step("z", z)
+    async with runtime(tmp_path, clock, flow) as rt:
+        failed = await rt.wait(await rt.trigger("echo", {":caught": "x"}), timeout=5)
+        assert failed.status == "failed"
+        steps = {s.id: s.output for s in (await rt.inspect(failed.id)).steps}
+        assert steps["log"] == {":caught": "x"}
+        fixed.append(True)
+        resumed = await rt.wait(await rt.replay(failed.id, resume=True), timeout=5)
+    assert (resumed.status, resumed.output) == ("completed", "ok")
+    assert seen == [({":caught": "x"}, ["log"])] * 2
