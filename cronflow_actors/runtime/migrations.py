@@ -384,14 +384,14 @@ class Migrations:
                 await self._cancel(snapshot, state, new_id, caller)
             except Exception as error:
                 if not await self._canceled_for(old_id, new_id):  # (by this plan elsewhere: on)
+                    if isinstance(error, InvalidStateTransitionError):  # it ended meanwhile
+                        await self._book.forget(plan.instance)  # nothing moved, nor will
+                        raise ended_first(old_id, error.current) from None
                     refusal = isinstance(error, _CANCEL_REFUSED) or refused_in(error) is not None
                     # a refusal of the caller drops the plan only before its first cancel: a
                     # later hop's old root is one of the migration's own, with no caller
-                    ended = isinstance(error, InvalidStateTransitionError)
-                    if ended or (refusal and old_id == plan.instance):
-                        await self._book.forget(plan.instance)  # nothing moved, nor will
-                    if isinstance(error, InvalidStateTransitionError):
-                        raise ended_first(old_id, error.current) from None
+                    if refusal and old_id == plan.instance:
+                        await self._book.forget(plan.instance)
                     raise
             state = await self._read(old_id)
         steps = self._catalog.user_steps(workflow, version)
