@@ -118,6 +118,12 @@ logger = logging.getLogger(__name__)
 _RESUMES = uuid.UUID("0d6c4b7e-2f1a-4e83-9b5d-7a1c3e9f2b64")
 """The namespace of the ids of the runs that resume others (one a run)."""
 
+
+def resume_id(run_id: str) -> str:
+    """The id of the run that resumes ``run_id`` (one a run: asked again, the same)."""
+    return derived_run_id("resume", _RESUMES, run_id)
+
+
 _MARKS = ("cronflow:replays", "mocked")
 """(namespace, key) of the marks: run id -> the ids of its mocked steps."""
 
@@ -223,7 +229,7 @@ class Replays:
             )
         if resume:  # one resume a run: asked again, the same one answers
             resumed = _resumable(run_id, stored, payload, mock_steps, instance_id)
-            instance_id = derived_run_id("resume", _RESUMES, run_id)
+            instance_id = resume_id(run_id)
         if payload is None:
             payload = trigger.payload
         elif trigger.kind == "webhook":  # what its webhook checks of a payload, this one too
@@ -313,7 +319,7 @@ class Replays:
                 return current
             after = state.migrated_to
             if after is None or not await self._store.instance_exists(after):
-                after = derived_run_id("resume", _RESUMES, current)
+                after = resume_id(current)
                 if not await self._store.instance_exists(after):
                     return current
             current = after
