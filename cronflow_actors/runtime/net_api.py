@@ -29,9 +29,9 @@ from cronflow_actors.messages.engine import (
     Stats,
     WorkItemAction,
 )
+from cronflow_actors.runtime.give_up import GiveUpMethods
 from cronflow_actors.runtime.instances import root_of
 from cronflow_actors.runtime.migrations import MigrationLinks
-from cronflow_actors.runtime.parts import RuntimeParts
 from cronflow_actors.runtime.runs import check_cancel_reason, check_instance_id
 
 __all__ = ["NetDescription", "NetMethods"]
@@ -60,7 +60,7 @@ _A_FLOW = (
 """The advice of a net action refused on a flow's run: the flow's own door."""
 
 
-class NetMethods(RuntimeParts):
+class NetMethods(GiveUpMethods):
     """Workflow and work-item calls and queries of ``Runtime`` (which inherits them)."""
 
     # -- workflow calls -------------------------------------------------------------------------
@@ -136,7 +136,23 @@ class NetMethods(RuntimeParts):
         """Cancel a workflow top-down (a child workflow's composite task then hears of it).
         ``reason``: why, recorded as its error (up to 500 characters on one line); ``by``: who
         asked, for its audit trail, when ``principal`` (whom its cancel action admits) is not
-        given."""
+        given.
+
+        A root canceled for a migration whose next run never started (its start raised) is
+        ended; its cancel gives that migration up (as ``cancel`` of the run does), by the
+        caller who asked for the migration (a net's) or any (a flow's)."""
+        try:
+            await self._cancel_instance(workflow_id, principal, reason, by)
+        except InvalidStateTransitionError:
+            if root_of(workflow_id) != workflow_id:
+                raise
+            if not await self._give_up_migration(workflow_id, principal, reason):
+                raise
+
+    async def _cancel_instance(
+        self, workflow_id: str, principal: Principal | None, reason: str, by: str | None
+    ) -> None:
+        """``cancel_workflow`` of an instance that has not ended."""
         check_cancel_reason(reason)
         cancel = CancelWorkflow(workflow_id=workflow_id, principal=principal, reason=reason, by=by)
         try:

@@ -13,7 +13,12 @@ import pytest
 
 import cronflow_actors as cf
 from cronflow_actors import net
-from cronflow_actors.errors import ConfigurationError, MigrationError, NotFoundError
+from cronflow_actors.errors import (
+    ConfigurationError,
+    InvalidStateTransitionError,
+    MigrationError,
+    NotFoundError,
+)
 from cronflow_actors.kernel import ManualClock
 from cronflow_actors.runtime.migration_plans import kept_by_migrations
 from tests.engine.helpers import build, states
@@ -200,3 +205,25 @@ async def test_another_caller_is_told_who_gives_a_nets_pending_migration_up(
     assert (await rt.migration_links(old)).migrated_to is not None  # still pending
     await rt.cancel(old, principal=dealer)  # its asker gives it up
     assert (await rt.migration_links(old)).migrated_to is None
+
+
+async def test_cancel_workflow_gives_up_a_pending_migration_as_cancel_does(
+    rt: cf.Runtime,
+) -> None:
+    """``cancel_workflow`` of a root canceled for a migration whose next run never started
+    answered "it has ended" from Python, where ``cancel`` gave the migration up (the final
+    checker's h29 N2; the route had a fallback of its own): it gives it up too, once."""
+
+    def migrator(ctx: Any) -> str:
+        raise RuntimeError("migrator bug")
+
+    for spec in versions(migrator):
+        rt.register(spec)
+    old = await rt.start_workflow("ship", version="v1")
+    with pytest.raises(MigrationError, match="the migration is pending"):
+        await rt.migrate(old, "v2")
+    await rt.cancel_workflow(old, reason="given up")
+    assert (await rt.migration_links(old)).migrated_to is None
+    assert await rt.workflow_state(old) == "canceled"
+    with pytest.raises(InvalidStateTransitionError, match="it has ended"):
+        await rt.cancel_workflow(old)  # nothing is pending any more

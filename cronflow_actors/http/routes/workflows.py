@@ -10,7 +10,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from cronflow_actors.errors import InvalidStateTransitionError
 from cronflow_actors.http.edge import Edge, json_response, route
 from cronflow_actors.http.problems import Problem
 from cronflow_actors.http.requests import as_sent, query_text
@@ -73,14 +72,7 @@ def routes(edge: Edge) -> list[Route]:
         workflow_id = request.path_params["workflow_id"]
         reason = await cancel_reason(edge, request)
         with as_sent(REASON_SENT):
-            try:
-                await runtime.cancel_workflow(workflow_id, principal=principal, reason=reason)
-            except InvalidStateTransitionError:
-                if "." in workflow_id:
-                    raise
-                # a root ended for a migration still pending: its cancel gives that up, as
-                # POST /runs/{id}/cancel does (the verifier's h29 V3: "it has ended")
-                await runtime.cancel(workflow_id, principal=principal, reason=reason)
+            await runtime.cancel_workflow(workflow_id, principal=principal, reason=reason)
         return json_response({"workflow_id": workflow_id, "state": "canceled"})
 
     async def migrate_workflow(request: Request) -> Response:
