@@ -1,7 +1,9 @@
 """``cronflow-actors flows``: the flows a running ``serve`` has registered (``GET /flows``):
 each one's id, version, name and triggers, and when its schedules fire next
 (``GET /flows/{id}/next-fires``), then its nets (``GET /nets``): versions, migrations and what
-callers may do; ``--json`` prints the API's answers."""
+callers may do; ``--json`` prints the API's answers. ``cronflow-actors fire FLOW [--schedule
+EXPR]``: a run now, as a tick of the flow's schedule would start it (``POST /flows/{id}/fire``),
+followed as ``run`` follows its run."""
 
 from __future__ import annotations
 
@@ -11,12 +13,21 @@ import urllib.parse
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from cronflow_actors.cli.commands import _client, _client_options, _print_json
+from cronflow_actors.cli.commands import (
+    _client,
+    _client_options,
+    _path,
+    _print_json,
+    add_instance_id_option,
+    follow,
+    follow_options,
+    start_once,
+)
 from cronflow_actors.cli.exits import Exit
 from cronflow_actors.cli.render import when
 from cronflow_actors.errors import ApiError
 
-__all__ = ["add_flows_command"]
+__all__ = ["add_fire_command", "add_flows_command"]
 
 
 def _trigger(trigger: dict[str, Any]) -> str:
@@ -106,3 +117,32 @@ def add_flows_command(commands: Any) -> None:
     )
     _client_options(parser, json_help="print the server's answers as JSON")
     parser.set_defaults(handler=_flows)
+
+
+def _fire(args: argparse.Namespace) -> int:
+    client = _client(args)
+    body = {} if args.schedule is None else {"schedule": args.schedule}
+    return follow(args, client, start_once(args, client, f"/flows/{_path(args.flow)}/fire", body))
+
+
+def add_fire_command(commands: Any) -> None:
+    """Add ``fire`` to the ``cronflow-actors`` subcommands."""
+    parser = commands.add_parser(
+        "fire",
+        help="start a run of a flow now as its schedule would, and wait for it to end",
+        description="Start a run of FLOW now as a tick of its cron schedule or interval would "
+        "(its payload a tick's: scheduled_at now, fired_now true; the schedule's own ticks go "
+        "on as planned), and wait for it to end (exit 0 when it completed, 1 when it failed, "
+        "was canceled or outlived --timeout).",
+    )
+    parser.add_argument("flow", metavar="FLOW", help="the flow's id")
+    parser.add_argument(
+        "--schedule",
+        default=None,
+        metavar="EXPR",
+        help="which schedule: its cron expression as declared, or 'every N s' for an interval "
+        "('cronflow-actors flows' lists them; default: the flow's only one)",
+    )
+    add_instance_id_option(parser, "it")
+    follow_options(parser)
+    parser.set_defaults(handler=_fire)

@@ -28,12 +28,12 @@ from cronflow_actors.http.answers import (
 from cronflow_actors.http.openapi_audit import AUDIT_TYPES, audit_paths
 from cronflow_actors.http.openapi_links import LINKS, OPERATIONS
 from cronflow_actors.http.openapi_pauses import pause_paths
+from cronflow_actors.http.openapi_schedules import SCHEDULE_TYPES, schedule_paths
 from cronflow_actors.http.openapi_tasks import task_paths
 from cronflow_actors.http.openapi_words import IDEMPOTENCY, MEANINGS, signature
 from cronflow_actors.http.problems import MEDIA_TYPE, ProblemBody
 from cronflow_actors.http.routes.nets import NetView
 from cronflow_actors.http.routes.runs import CancelRun, ReplayRun, StartRun
-from cronflow_actors.http.routes.schedules import NextFires
 from cronflow_actors.http.routes.workflows import (
     WORK_ITEM_ACTIONS,
     MigrateWorkflow,
@@ -296,14 +296,6 @@ def _fixed_paths(b: _Builder) -> dict[str, Any]:
                 params=[path_param("id")],
             )
         },
-        "/flows/{id}/next-fires": {
-            "get": b.op(
-                "When the flow's cron schedules and intervals fire next",
-                {"200": b.answer("each schedule's next ticks", NextFires)},
-                "400 404",
-                params=[path_param("id"), _COUNT],
-            )
-        },
         "/events/{name}": {
             "post": b.op(
                 "Publish an event: start the flows listening, wake the steps waiting",
@@ -432,7 +424,7 @@ def openapi_document(
     are open); ``/metrics`` needs one with ``tokens`` or ``metrics_token``; with
     ``host_check`` (``hosts.py``) any route refuses a Host it does not answer to."""
     user_types = [spec.schema for _, spec in webhooks if isinstance(spec.schema, type)]
-    types = [*FIXED, NetView, NextFires, *AUDIT_TYPES, *user_types]
+    types = [*FIXED, NetView, *SCHEDULE_TYPES, *AUDIT_TYPES, *user_types]
     template = "#/components/schemas/{name}"
     schemas, components = msgspec.json.schema_components(types, ref_template=template)
     _bound_integers(components)
@@ -440,6 +432,7 @@ def openapi_document(
     run_id = path_param("run_id")
     paths = _fixed_paths(b) | audit_paths(b, run_id)
     paths |= pause_paths(b, token=path_param("token"), run_id=run_id, page=[_LIMIT, _CURSOR])
+    paths |= schedule_paths(b, flow_id=path_param("id"), count=_COUNT, location=_LOCATION)
     paths |= task_paths(
         b,
         params=[path_param("workflow_id"), path_param("task")],

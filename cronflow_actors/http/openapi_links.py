@@ -25,6 +25,7 @@ OPERATIONS = {
     ("/nets", "get"): "listNets",
     ("/flows/{id}", "get"): "getFlow",
     ("/flows/{id}/next-fires", "get"): "getNextFires",
+    ("/flows/{id}/fire", "post"): "fireSchedule",
     ("/events/{name}", "post"): "publishEvent",
     ("/resume/{token}", "post"): "resumeRun",
     ("/paused", "get"): "listPaused",
@@ -51,6 +52,7 @@ LINKS: dict[tuple[str, str], dict[str, Any]] = {
         "replayRun": _RUN,
     },
     ("replayRun", "202"): {"getRun": _RUN, "cancelRun": _RUN},
+    ("fireSchedule", "202"): {"getRun": _RUN, "cancelRun": _RUN},
     ("migrateRun", "201"): {"getRun": _RUN, "cancelRun": _RUN, "migrateRun": _RUN},
     ("listFlows", "200"): {
         name: {"id": "$response.body#/flows/0/id"} for name in ("getFlow", "getNextFires")

@@ -127,6 +127,23 @@ class FlowMethods(NetMethods):
             workflow, payload, headers=headers, instance_id=instance_id, by=by
         )
 
+    async def fire_schedule(
+        self,
+        workflow: str,
+        schedule: str | None = None,
+        *,
+        instance_id: str | None = None,
+        principal: Principal | None = None,
+    ) -> str:
+        """Start a run of a flow now, as a tick of one of its schedules would (Temporal's
+        ``schedule trigger``): its payload is a tick's (``trigger_type``, ``schedule``,
+        ``scheduled_at`` this moment, ...) with ``fired_now: true``; returns its id once the
+        start is durable. The schedule's own ticks go on as planned. ``schedule``: its cron
+        expression as declared, or ``"every N s"`` for an interval; None for a flow's only
+        one. ``instance_id`` and ``principal`` as for ``trigger``."""
+        by = principal.id if principal is not None else None
+        return await self.schedules.fire_now(workflow, schedule, instance_id=instance_id, by=by)
+
     async def wait(
         self,
         run_id: str,

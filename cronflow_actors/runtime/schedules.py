@@ -27,7 +27,7 @@ from typing import Any
 
 import msgspec
 
-from cronflow_actors.errors import InstanceExistsError
+from cronflow_actors.errors import ConfigurationError, InstanceExistsError, NotFoundError
 from cronflow_actors.flow.cron import CatchUp, CronSchedule
 from cronflow_actors.kernel import Clock
 from cronflow_actors.runtime.catalog import FlowCatalog
@@ -198,15 +198,7 @@ class Schedules:
         """Start the run of one tick; ``on_fired(flow, lag)`` hears of it with how late after
         the tick it started (long for a tick caught up after a downtime)."""
         instance_id = derived_run_id("tick", _NAMESPACE, f"{plan.flow}|{plan.key}|{tick}")
-        payload = {
-            "trigger_type": "schedule",
-            "schedule": plan.text,
-            "scheduled_at": tick,
-            "scheduled_at_iso": _iso(tick),
-            "workflow_id": plan.flow,
-        }
-        if plan.cron is not None:  # Cronflow's name for it
-            payload["cron_expression"] = plan.text
+        payload = _tick_payload(plan, tick)
         # Handled in memory whatever happens, so the loop moves on; the mark is saved only once
         # the run exists, so a tick whose start failed counts as missed after a restart (unless
         # a later tick started first).
@@ -225,6 +217,45 @@ class Schedules:
             )
             return
         await self._save(plan)
+
+    async def fire_now(
+        self,
+        flow: str,
+        schedule: str | None = None,
+        *,
+        instance_id: str | None = None,
+        by: str | None = None,
+    ) -> str:
+        """Start a run of ``flow`` now as a tick of one of its schedules would (``Runtime.
+        fire_schedule``): the payload a tick gives it, ``scheduled_at`` now, ``fired_now``
+        true. The schedule's mark and its next tick stay as they were; its lag is not
+        measured. ``schedule``: its cron expression or ``every N s`` (None: the flow's only
+        one)."""
+        self._catalog.root(flow)  # NotFoundError for a flow not registered
+        plans = [plan for plan in self._plans() if plan.flow == flow]
+        names = ", ".join(repr(plan.text) for plan in plans)
+        if not plans:
+            raise NotFoundError(
+                "schedule of flow",
+                flow,
+                advice="it has no on_schedule or on_interval; start a run of it with trigger "
+                "(POST /runs)",
+            )
+        if schedule is None and len(plans) > 1:
+            raise ConfigurationError(
+                "schedule",
+                None,
+                f"one of flow {flow!r}'s {len(plans)} schedules to fire: {names}",
+                named="argument",
+            )
+        chosen = [plan for plan in plans if schedule is None or plan.text == schedule]
+        if not chosen:
+            raise NotFoundError(
+                "schedule", schedule or "", f"flow {flow!r}", advice=f"its schedules: {names}"
+            )
+        payload = _tick_payload(chosen[0], self._clock.now())
+        payload["fired_now"] = True
+        return await self._trigger(flow, payload, kind="schedule", instance_id=instance_id, by=by)
 
     async def _load(self, plan: _Plan) -> ScheduleMark | None:
         stored = await self._store.kv_get(_STATE, plan.state_key, now=self._clock.now())
@@ -257,6 +288,20 @@ class Schedules:
                 plan.flow,
                 _iso(plan.handled),
             )
+
+
+def _tick_payload(plan: _Plan, tick: float) -> dict[str, Any]:
+    """The payload of the run of ``plan``'s tick at ``tick``."""
+    payload: dict[str, Any] = {
+        "trigger_type": "schedule",
+        "schedule": plan.text,
+        "scheduled_at": tick,
+        "scheduled_at_iso": _iso(tick),
+        "workflow_id": plan.flow,
+    }
+    if plan.cron is not None:  # Cronflow's name for it
+        payload["cron_expression"] = plan.text
+    return payload
 
 
 def _iso(stamp: float) -> str:

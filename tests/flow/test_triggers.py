@@ -9,6 +9,7 @@ from typing import Any, Literal
 import pytest
 
 import cronflow_actors as cf
+from cronflow_actors.errors import ConfigurationError, NotFoundError
 from cronflow_actors.kernel import ManualClock
 from cronflow_actors.store import SQLiteStore
 
@@ -173,6 +174,54 @@ async def test_cron_schedules_fire_while_the_runtime_runs(
         "scheduled_at_iso": "2027-01-15T08:00:10+00:00",
         "workflow_id": "tick",
     }
+
+
+async def test_a_schedule_fired_now_runs_as_its_tick_would_and_its_ticks_go_on(
+    rt: cf.Runtime, clock: ManualClock
+) -> None:
+    """No way to run a scheduled flow's tick now: a run by hand lacks ``scheduled_at``, which a
+    scheduled flow's steps read (newcomer h29 F8; Temporal's ``schedule trigger``). Fired now,
+    it gets a tick's payload at this moment, marked ``fired_now``; the schedule's own ticks go
+    on as planned; a flow without a schedule, an unknown one, or none named among several is
+    refused, nothing started."""
+    clock.set(1_800_000_005.0)
+    rt.register(cf.define("tick").on_schedule("*/10 * * * * *").step("s", lambda ctx: ctx.payload))
+    two = (
+        cf.define("two")
+        .on_schedule("0 2 * * *")
+        .on_interval("15m")
+        .step("s", lambda ctx: ctx.payload["schedule"])
+    )
+    rt.register(two)
+    rt.register(cf.define("plain").step("s", str))
+    await rt.wait_idle()
+    fired = await rt.fire_schedule("tick", instance_id="by-hand")
+    assert fired == "by-hand"
+    assert (await rt.wait(fired, timeout=5)).output == {
+        "trigger_type": "schedule",
+        "schedule": "*/10 * * * * *",
+        "cron_expression": "*/10 * * * * *",
+        "scheduled_at": 1_800_000_005.0,
+        "scheduled_at_iso": "2027-01-15T08:00:05+00:00",
+        "workflow_id": "tick",
+        "fired_now": True,
+    }
+    assert rt.schedules.fired == 0  # no tick of its own
+    clock.advance(5)
+    await rt.wait_idle()
+    assert rt.schedules.fired == 1  # the tick at 10 s came all the same
+    every = await rt.fire_schedule("two", "every 900 s")
+    assert (await rt.wait(every, timeout=5)).output == "every 900 s"
+    with pytest.raises(ConfigurationError, match="one of flow 'two''s 2 schedules"):
+        await rt.fire_schedule("two")
+    with pytest.raises(NotFoundError, match="its schedules: '0 2 \\* \\* \\*', 'every 900 s'"):
+        await rt.fire_schedule("two", "0 3 * * *")
+    with pytest.raises(NotFoundError, match="it has no on_schedule or on_interval"):
+        await rt.fire_schedule("plain")
+    with pytest.raises(NotFoundError, match="no flow 'nope'"):
+        await rt.fire_schedule("nope")
+    runs = {s.workflow for s in await rt.store.list_snapshots()}
+    assert "plain" not in runs
 
 
 async def test_a_tick_started_before_a_restart_is_not_started_again(tmp_path: Path) -> None:

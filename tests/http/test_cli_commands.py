@@ -403,3 +403,50 @@ async def test_inspect_reads_a_runs_own_pause_never_the_listing(
     code, out, err = await cli("inspect", asleep, "--url", url, "--json")
     assert code == 0, err
     assert json.loads(out)["pause"] is None
+
+
+async def test_a_schedule_is_fired_now_over_http_and_from_the_command_line(serve: Serve) -> None:
+    """``POST /flows/{id}/fire`` and ``cronflow-actors fire`` start a run now as a tick of the
+    flow's schedule would (newcomer h29 F8: ``run`` gave no ``scheduled_at``); a schedule the
+    flow does not have, a flow without one and a body it does not take are refused, nothing
+    started."""
+    nightly = cf.define("nightly").on_schedule("0 2 * * *").step("s", lambda ctx: ctx.payload)
+    rt, client = await serve([nightly, *flows()])
+    url = str(client.base_url)
+    fired = await client.post("/flows/nightly/fire")
+    assert fired.status_code == 202, fired.text
+    run_id = fired.json()["run_id"]
+    assert fired.headers["Location"] == f"/runs/{run_id}"
+    output = (await rt.wait(run_id, timeout=5)).output
+    assert (output["trigger_type"], output["schedule"], output["fired_now"]) == (
+        "schedule",
+        "0 2 * * *",
+        True,
+    )
+    refusals = {
+        "nightly": ({"schedule": "0 3 * * *"}, 404, "its schedules: '0 2 * * *'"),
+        "double": (None, 404, "it has no on_schedule or on_interval"),
+        "nope": (None, 404, "no flow 'nope'"),
+    }
+    for flow, (body, status, words) in refusals.items():
+        refused = await client.post(f"/flows/{flow}/fire", json=body)
+        assert (refused.status_code, words in refused.json()["detail"]) == (status, True), flow
+    bad = await client.post("/flows/nightly/fire", json={"shedule": "0 2 * * *"})
+    assert (bad.status_code, bad.json()["type"]) == (400, "urn:cronflow:problem:invalid-body")
+    assert len(await rt.list_runs(workflow="nightly")) == 1
+    document = (await client.get("/openapi.json")).json()
+    assert document["paths"]["/flows/{id}/fire"]["post"]["operationId"] == "fireSchedule"
+
+    code, out, err = await cli("fire", "nightly", "--instance-id", "by-hand", "--url", url,
+                               "--json")  # fmt: skip
+    assert code == 0, err
+    shown = json.loads(out)
+    assert (shown["id"], shown["status"], shown["output"]["fired_now"]) == (
+        "by-hand",
+        "completed",
+        True,
+    )
+    code, out, err = await cli("fire", "nightly", "--schedule", "@hourly", "--url", url)
+    assert (code, out) == (3, ""), err
+    assert "no schedule '@hourly' in flow 'nightly'; its schedules: '0 2 * * *'" in err
+    assert len(await rt.list_runs(workflow="nightly")) == 2

@@ -2,6 +2,8 @@
 schedule and interval of the flow, its next ``count`` ticks after now (epoch seconds), as the
 runtime's scheduler computes them (a cron expression in its time zone, an interval aligned to
 multiples of its length). The web console shows them with each flow's triggers.
+``POST /flows/{id}/fire`` starts a run now as a tick of one of them would (``Runtime.
+fire_schedule``).
 """
 
 from __future__ import annotations
@@ -16,9 +18,10 @@ from starlette.routing import Route
 
 from cronflow_actors.http.edge import Edge, json_response, route
 from cronflow_actors.http.requests import query_int
+from cronflow_actors.http.routes.runs import RunId, started
 from cronflow_actors.runtime import FlowTrigger
 
-__all__ = ["NextFires", "ScheduleFires", "routes"]
+__all__ = ["FireSchedule", "NextFires", "ScheduleFires", "routes"]
 
 
 class ScheduleFires(msgspec.Struct, frozen=True, kw_only=True):
@@ -35,6 +38,15 @@ class NextFires(msgspec.Struct, frozen=True, kw_only=True):
     flow: str
     now: float
     schedules: list[ScheduleFires]
+
+
+class FireSchedule(msgspec.Struct, forbid_unknown_fields=True):
+    """``POST /flows/{id}/fire``: which schedule (its cron expression as declared, or
+    ``every N s``; none for the flow's only one), and an optional run id (a repeat of it starts
+    nothing: 409 instance-exists)."""
+
+    schedule: str | None = None
+    instance_id: RunId | None = None
 
 
 def routes(edge: Edge) -> list[Route]:
@@ -66,7 +78,21 @@ def routes(edge: Edge) -> list[Route]:
             found.append(ScheduleFires(trigger=trigger, next=ticks))
         return json_response(NextFires(flow=flow_id, now=now, schedules=found))
 
-    return [route("/flows/{id}/next-fires", edge.auth, get=next_fires)]
+    async def fire(request: Request) -> Response:
+        expected = 'nothing or {"schedule": expression, "instance_id": ...}'
+        fire = await edge.body_as(request, FireSchedule, expected, optional=True)
+        run_id = await runtime.fire_schedule(
+            request.path_params["id"],
+            fire.schedule,
+            instance_id=fire.instance_id,
+            principal=edge.caller(request),
+        )
+        return started(run_id)
+
+    return [
+        route("/flows/{id}/next-fires", edge.auth, get=next_fires),
+        route("/flows/{id}/fire", edge.auth, post=fire),
+    ]
 
 
 def _aligned(seconds: float) -> Callable[[float], float]:
