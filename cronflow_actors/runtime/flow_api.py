@@ -12,18 +12,15 @@ from typing import Any
 import msgspec
 from msgspec.structs import replace
 
-from cronflow_actors.engine.actors import decode_state
 from cronflow_actors.errors import (
     InvalidStateTransitionError,
     NotFoundError,
 )
 from cronflow_actors.flow.envelope import TriggerEnvelope, open_envelope
-from cronflow_actors.messages import SnapshotRecord
 from cronflow_actors.messages.engine import Principal, StartWorkflow
 from cronflow_actors.messages.migrations import MigrationRecord
 from cronflow_actors.runtime.catalog import WorkflowDescription
 from cronflow_actors.runtime.events import PublishResult
-from cronflow_actors.runtime.flow_runs import is_flows_run
 from cronflow_actors.runtime.instances import root_of
 from cronflow_actors.runtime.net_api import NetMethods
 from cronflow_actors.runtime.pages import Page
@@ -245,17 +242,6 @@ class FlowMethods(NetMethods):
                 return
         # it left its queue meanwhile, or NotFoundError
         await self._cancel_instance(run_id, None, reason, by)
-
-    def _a_flows_run(self, snapshot: SnapshotRecord) -> bool:
-        """Whether the run of ``snapshot`` is a flow's (``flow_runs.is_flows_run``): one whose
-        flow is registered here as nothing was refused as a net instance's, whose cancel action
-        no caller could pass (hostile h28 M2)."""
-        return is_flows_run(
-            snapshot.workflow,
-            lambda: decode_state(snapshot.body, snapshot.instance_id),
-            flows=self.catalog.roots,
-            nets=self.registry,
-        )
 
     async def resume(
         self, token: str, payload: Any = None, *, principal: Principal | None = None

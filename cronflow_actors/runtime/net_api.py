@@ -9,6 +9,7 @@ from typing import Any
 
 import msgspec
 
+from cronflow_actors.engine.actors import decode_state
 from cronflow_actors.engine.context import WorkflowInfo, WorkItemInfo
 from cronflow_actors.engine.states import TaskState, WorkflowState, WorkItemVerb, is_final
 from cronflow_actors.engine.transaction import Transaction
@@ -19,6 +20,7 @@ from cronflow_actors.errors import (
 )
 from cronflow_actors.flow.envelope import flow_payload
 from cronflow_actors.kernel import running_loop
+from cronflow_actors.messages import SnapshotRecord
 from cronflow_actors.messages.engine import (
     CancelWorkflow,
     InitializeChildWorkflow,
@@ -29,6 +31,7 @@ from cronflow_actors.messages.engine import (
     Stats,
     WorkItemAction,
 )
+from cronflow_actors.runtime.flow_runs import is_flows_run
 from cronflow_actors.runtime.give_up import GiveUpMethods
 from cronflow_actors.runtime.instances import root_of
 from cronflow_actors.runtime.migrations import MigrationLinks
@@ -160,11 +163,22 @@ class NetMethods(GiveUpMethods):
         except InternalOnlyActionError as refused:
             # a flow's run has no cancel action: say which door cancels it
             snapshot = await self.instances.read(root_of(workflow_id))
-            if snapshot.workflow not in self.catalog.roots:
+            if not self._a_flows_run(snapshot):
                 raise
             root = root_of(workflow_id)  # a part of a run is canceled with its run
             advice = _A_FLOW.format(snapshot.workflow, "cancel", f"/{root}/cancel")
             raise InternalOnlyActionError(refused.element, "cancel", advice=advice) from None
+
+    def _a_flows_run(self, snapshot: SnapshotRecord) -> bool:
+        """Whether the run of ``snapshot`` is a flow's (``flow_runs.is_flows_run``): one whose
+        flow is registered here as nothing was refused as a net instance's, whose cancel action
+        no caller could pass (hostile h28 M2)."""
+        return is_flows_run(
+            snapshot.workflow,
+            lambda: decode_state(snapshot.body, snapshot.instance_id),
+            flows=self.catalog.roots,
+            nets=self.registry,
+        )
 
     async def migrate(
         self, workflow_id: str, to_version: str, *, principal: Principal | None = None
@@ -304,7 +318,7 @@ class NetMethods(GiveUpMethods):
             await self._send(work_item_id, command)
         except InternalOnlyActionError as refused:  # a flow's step: its run's doors (hostile h29)
             snapshot = await self.instances.read(root_of(work_item_id))
-            if snapshot.workflow not in self.catalog.roots:
+            if not self._a_flows_run(snapshot):
                 raise
             advice = (
                 f"{snapshot.workflow!r} is a Cronflow-style flow, whose steps an outside caller "
