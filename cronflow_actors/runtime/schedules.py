@@ -248,7 +248,7 @@ class Schedules:
                 f"one of flow {flow!r}'s {len(plans)} schedules to fire: {names}",
                 named="argument",
             )
-        chosen = [plan for plan in plans if schedule is None or plan.text == schedule]
+        chosen = [plan for plan in plans if schedule is None or _names(plan, schedule)]
         if not chosen:
             raise NotFoundError(
                 "schedule", schedule or "", f"flow {flow!r}", advice=f"its schedules: {names}"
@@ -288,6 +288,20 @@ class Schedules:
                 plan.flow,
                 _iso(plan.handled),
             )
+
+
+def _names(plan: _Plan, schedule: str) -> bool:
+    """Whether ``schedule`` names ``plan``: its cron expression as declared, or ``every N s``
+    with N its interval in seconds, however written (``900``, ``900.0``, ``9e2``)."""
+    if plan.text == schedule:
+        return True
+    words = schedule.split()
+    if plan.cron is not None or len(words) != 3 or words[0] != "every" or words[2] != "s":
+        return False
+    try:
+        return float(words[1]) == float(plan.text.split()[1])
+    except ValueError:
+        return False
 
 
 def _tick_payload(plan: _Plan, tick: float) -> dict[str, Any]:

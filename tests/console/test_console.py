@@ -180,6 +180,14 @@ def test_the_runs_list_filters_pages_and_refreshes_itself(page: Any, served: Ser
     page.wait_for_selector("#runs")
     new = api(served, "POST", "/runs", {"workflow": "greet", "payload": {"name": "d"}})["run_id"]
     page.wait_for_selector(f"tr[data-run='{new}']")
+    # an id a caller gave shows whole; a made one by its head and its tail, where ids made
+    # at one moment differ (the first 12 characters ate both: newcomer h29)
+    named = api(served, "POST", "/runs", {"workflow": "greet", "instance_id": "order-2026-0001"})
+    page.wait_for_selector(f"tr[data-run='{named['run_id']}']")
+    assert page.inner_text(f"tr[data-run='{named['run_id']}'] a") == "order-2026-0001"
+    shown = page.inner_text(f"tr[data-run='{new}'] a")
+    assert shown == f"{new[:8]}…{new[-8:]}"
+    assert page.get_attribute(f"tr[data-run='{new}'] a", "title") == new
 
 
 def test_a_run_page_shows_the_step_tree_and_replays(page: Any, served: Served) -> None:
@@ -350,6 +358,15 @@ def test_workflows_show_their_triggers_and_next_fire_times(page: Any, served: Se
     net = page.inner_text("[data-net='review']")
     assert "versions: v1" in net
     assert "callers may: cancel, initialize" in net
+    # a schedule's tick now, from its trigger (newcomer h29 F8): the page follows the run
+    page.click("[data-flow='nightly'] [data-trigger='interval'] [data-fire]")
+    page.wait_for_selector("#run-id")
+    fired = wait_ended(served, page.inner_text("#run-id"))
+    assert (fired["workflow"], fired["status"], fired["payload"]["schedule"]) == (
+        "nightly",
+        "completed",
+        "every 3600 s",
+    )
 
 
 def test_console_assets_are_served_with_a_strict_policy(served: Served) -> None:

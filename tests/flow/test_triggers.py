@@ -212,10 +212,14 @@ async def test_a_schedule_fired_now_runs_as_its_tick_would_and_its_ticks_go_on(
     assert rt.schedules.fired == 1  # the tick at 10 s came all the same
     every = await rt.fire_schedule("two", "every 900 s")
     assert (await rt.wait(every, timeout=5)).output == "every 900 s"
+    however = await rt.fire_schedule("two", "every 900.0 s")  # (its number however written)
+    assert (await rt.wait(however, timeout=5)).output == "every 900 s"
     with pytest.raises(ConfigurationError, match="one of flow 'two''s 2 schedules"):
         await rt.fire_schedule("two")
     with pytest.raises(NotFoundError, match="its schedules: '0 2 \\* \\* \\*', 'every 900 s'"):
         await rt.fire_schedule("two", "0 3 * * *")
+    with pytest.raises(NotFoundError, match="no schedule 'every 15m s'"):
+        await rt.fire_schedule("two", "every 15m s")
     with pytest.raises(NotFoundError, match="it has no on_schedule or on_interval"):
         await rt.fire_schedule("plain")
     with pytest.raises(NotFoundError, match="no flow 'nope'"):

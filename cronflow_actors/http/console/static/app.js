@@ -34,6 +34,13 @@
     return node;
   }
 
+  function runLink(id) {
+    // a run's id, whole when short (an instance id of the caller's: "order-7"); a long one by
+    // its head and tail, since ids made here begin with the time and differ at their end
+    const shown = id.length <= 24 ? id : `${id.slice(0, 8)}…${id.slice(-8)}`;
+    return h("a", { href: `#/runs/${encodeURIComponent(id)}`, class: "mono", title: id, text: shown });
+  }
+
   function badge(status) {
     return h("span", { class: `badge s-${status}`, "data-status": status, text: status });
   }
@@ -301,7 +308,7 @@
       if (mine !== generation) return;
       const now = Date.now() / 1000;
       const rows = page.runs.map((run) => h("tr", { "data-run": run.id },
-        h("td", {}, h("a", { href: `#/runs/${encodeURIComponent(run.id)}`, class: "mono", text: run.id.slice(0, 12) })),
+        h("td", {}, runLink(run.id)),
         h("td", {}, run.workflow_name && run.workflow_name !== run.workflow ? `${run.workflow_name} (${run.workflow})` : run.workflow),
         h("td", {}, badge(run.status)),
         h("td", {}, timeCell(run.created_at)),
@@ -533,7 +540,7 @@
         const card = h("div", { class: "card", "data-run": pause.run_id, "data-token": pause.token });
         card.append(h("div", { class: "pause" },
           h("div", {},
-            h("h2", {}, h("a", { href: `#/runs/${encodeURIComponent(pause.run_id)}`, class: "mono", text: pause.run_id.slice(0, 12) }),
+            h("h2", {}, runLink(pause.run_id),
               ` · ${pause.workflow} · step “${pause.step}”`),
             pause.description ? h("p", { text: pause.description }) : null,
             h("dl", { class: "meta" },
@@ -589,6 +596,15 @@
         if ((trigger.kind === "schedule" || trigger.kind === "interval") && fires) {
           const next = fires.schedules[scheduleIndex++];
           if (next) li.append(h("div", { class: "fires", text: `next: ${next.next.map((t) => `${when(t)} (${ago(t)})`).join(" · ") || "none"}` }));
+        }
+        if (trigger.kind === "schedule" || trigger.kind === "interval") {  // a tick now
+          const schedule = trigger.kind === "schedule" ? trigger.cron : `every ${trigger.every} s`;
+          li.append(" ", h("button", { type: "button", "data-fire": schedule, text: "Fire now", onclick: async () => {
+            try {
+              const fired = await api("POST", `/flows/${encodeURIComponent(flow.id)}/fire`, { schedule });
+              go(`#/runs/${encodeURIComponent(fired.run_id)}`);
+            } catch (error) { notice(error.message); }
+          } }));
         }
         return li;
       });
