@@ -266,12 +266,13 @@ def _paused(args: argparse.Namespace) -> int:
         return Exit.OK
     if page["paused"]:
         print(render_paused(page["paused"]))
+    if any(not pause.get("blocked") for pause in page["paused"]):  # one a resume can answer
         print(
             f"approve one with: {resume_command('TOKEN', _server_flags(args))} "
             "(--reject: refuse it)",
             file=sys.stderr,
         )
-    else:
+    if not page["paused"]:
         print("no run is paused for a person")
     if page.get("next_cursor"):
         shaped = _flags(args, *_given_limit(args, PAUSED_PAGE)) + _server_flags(args)

@@ -264,7 +264,9 @@ class RunViews:
         check_limit(limit)
         choices = [s.value for s in RunStatus]
         if status is not None and status not in choices:
-            raise ConfigurationError("status", status, f"one of {choices}")
+            paused = "; a run paused for a person is 'waiting' (GET /paused, Runtime.list_paused)"
+            said = paused if status == "paused" else ""  # (the metrics' word for it)
+            raise ConfigurationError("status", status, f"one of {choices}{said}")
         before = decode_cursor(cursor) if cursor else None
         queued: list[QueuedRun] = []
         if status in (None, RunStatus.WAITING):  # read first: one that starts meanwhile is

@@ -354,6 +354,9 @@ async def test_a_query_parameter_given_twice_is_refused_not_read_as_its_last(
         assert problem["type"] == "urn:cronflow:problem:invalid-argument"
         assert problem["detail"].endswith("is given 2 times; give it once")
     assert len((await client.get("/runs?status=completed")).json()["runs"]) == 1
+    paused = await client.get("/runs?status=paused")  # the metrics' word: said where those are
+    assert paused.status_code == 400
+    assert "a run paused for a person is 'waiting' (GET /paused" in paused.json()["detail"]
     document = (await client.get("/openapi.json")).json()
     [at] = document["paths"]["/runs/{run_id}/state"]["get"]["parameters"][1:]
     assert at["schema"]["minLength"] == 1  # '?at=' is refused, and the document says so

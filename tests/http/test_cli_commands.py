@@ -329,6 +329,10 @@ async def test_resuming_a_blocked_run_says_the_servers_reason_not_that_the_pause
         assert "already over" not in err
         assert "is blocked" in err
         assert "migrate it to another version" in err
+        code, out, err = await cli("paused", "--url", url)
+        assert code == 0, err
+        assert "(blocked: resume refused; inspect the run)" in out
+        assert "approve one with" not in err  # (newcomer h29: no pause here takes a resume)
     finally:
         server.should_exit = True
         await task
