@@ -282,6 +282,7 @@ class Context:
         "after_commit",
         "answered_error",
         "attempt",
+        "caught",
         "clock",
         "error",
         "execution_mode",
@@ -348,6 +349,9 @@ class Context:
         self.redispatches = redispatches
         self.route = ROUTE
         self.error: Any = None
+        self.caught: list[str] | None = None
+        """The tasks of its workflow whose output is a failure they caught (``WorkflowRecord.
+        caught``): a flow's ``ctx.steps`` leaves those out."""
         self.answered_error: str | None = None
         """A handler's: the error its step's ``on_error`` answered (``Type: message``), if so."""
         self.failure_answered = False

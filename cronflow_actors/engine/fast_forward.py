@@ -40,7 +40,7 @@ from cronflow_actors.messages.engine import (
 from cronflow_actors.messages.migrations import CarriedChild, MigrationSource, same_item
 from cronflow_actors.net.marking import after_start
 from cronflow_actors.net.migration import MigrationMode, refused
-from cronflow_actors.net.spec import NetSpec, TaskSpec, caught
+from cronflow_actors.net.spec import NetSpec, TaskSpec, read_caught
 
 __all__ = ["FastForwardTask", "correspondent", "on_enable", "place_of"]
 
@@ -186,12 +186,13 @@ async def on_enable(task: FastForwardTask) -> bool:
     migrator = spec.migrator(workflow.name, name) if spec is not None else None
     if migrator is None:
         if workflow.parent_id is None:
-            carried = migration.fast_forward
+            carried, marked = migration.fast_forward, migration.caught
         else:
             child = carried_child(tx.state, workflow)
             carried = child.outputs if child is not None else {}
+            marked = child.caught if child is not None else []
         if name in carried:
-            await _complete_silently(task, carried.pop(name))
+            await _complete_silently(task, carried.pop(name), marked)
             return True
         return False
     pending: list[tuple[str, str | None, Any]] = []
@@ -215,7 +216,7 @@ async def on_enable(task: FastForwardTask) -> bool:
             )
         source = correspondent(tx, workflow)
         output = source.outputs.get(name, _MISSING) if source is not None else _MISSING
-        await _complete_silently(task, output)
+        await _complete_silently(task, output, source.caught if source is not None else [])
         return True
     if not pending:
         return False
@@ -225,10 +226,12 @@ async def on_enable(task: FastForwardTask) -> bool:
     return True
 
 
-async def _complete_silently(task: FastForwardTask, output: Any) -> None:
+async def _complete_silently(task: FastForwardTask, output: Any, marked: list[str] | None) -> None:
     """``enabled`` -> ``started`` -> ``completed`` at once: the input tokens are taken (the
     competitors of a deferred choice lose), no activity runs, ``output`` (if any) is recorded
-    as the task's, and the completion produces tokens as usual."""
+    as the task's, and the completion produces tokens as usual. ``marked``: the tasks whose
+    output was a caught failure where it was recorded (None: recorded before those were kept,
+    told by the output's shape)."""
     tx, workflow, name = task.tx, task.workflow, task.name
     if workflow.state == WorkflowState.INITIALIZED:
         await tx.send(EnsureWorkflowStarted(workflow_id=workflow.id, silent=True))
@@ -237,11 +240,12 @@ async def _complete_silently(task: FastForwardTask, output: Any) -> None:
     tx.mark(workflow, marking, task.definition.inputs)
     await disable_losers(tx, workflow, task.spec, name, emptied)
     if output is not _MISSING:
-        workflow.outputs[name] = output
+        recorded = name in marked if marked is not None else read_caught(output) is not None
+        failed = task.definition.catch and recorded
+        workflow.set_output(name, output, caught=failed)
         work = task.definition.work_item
         # (a construct's failure record, carried for its fallback, is no output: its fallback
         # reads the step before's, as in the run it came from: the verifier's h29 V1)
-        failed = task.definition.catch and caught(output) is not None
         if (work is None or work.sets_last) and not failed:
             workflow.last = output
     await task._complete(silent=True)

@@ -158,6 +158,7 @@ def handler_context(
     ctx.state = state_access
     ctx.run_blocking = run_blocking
     ctx.clock = clock
+    ctx.caught = list(workflow.caught) if workflow.caught is not None else None  # (as now)
     ctx.failure_answered = answered
     if secrets:
         ctx.secrets = secrets.get(workflow.name)

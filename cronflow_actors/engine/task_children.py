@@ -128,7 +128,7 @@ async def child_changed(task: CompositeTask, message: WorkflowStateChanged) -> N
         # (with a reduce, the task's output is its children's reduced as it completes: each
         # child's own was its workflow's last meanwhile, the fallback of a fan-out that failed
         # then reading a sibling's result as ctx.last: newcomer h29 F2)
-        workflow.outputs[name] = child.output
+        workflow.set_output(name, child.output)
         workflow.last = child.output
     await task._activity("on_workflow_state_changed", changed=message)
     if message.next not in FINAL_STATES:

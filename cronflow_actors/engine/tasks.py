@@ -89,7 +89,7 @@ from cronflow_actors.net.marking import (
     is_join_satisfied,
     resolve_routes,
 )
-from cronflow_actors.net.spec import CaughtFailure, JoinType, SplitType, TaskKind
+from cronflow_actors.net.spec import CaughtFailure, JoinType, SplitType, TaskKind, caught_in
 
 __all__ = ["Task"]
 
@@ -238,7 +238,7 @@ class Task:
             return
         spec, definition = self.spec, self.definition
         if caught is not None:
-            workflow.outputs[name] = caught.record()
+            workflow.set_output(name, caught.record(), caught=True)
         elif definition.reduce is not None and not silent:
             # the work items of its generation, or its child workflows (a composite task)
             items: list[Any] = [
@@ -248,7 +248,7 @@ class Task:
                 for i in record.children
             ]
             output = normalize(await call_user(definition.reduce, items))
-            workflow.outputs[name] = output
+            workflow.set_output(name, output)
             workflow.last = output
         change = await self._leave(_COMPLETED, "" if silent else "on_completed")
         or_joins = asking(tx, workflow, spec, name)  # (an OR-join asked meanwhile reads it)
@@ -256,7 +256,9 @@ class Task:
             await cancel_region(tx, workflow, spec, name, definition)
         routed = None
         if definition.split is not _AND_SPLIT:
-            info, output = tx.task_info(workflow, name), workflow.outputs.get(name)
+            # a caught failure as a CaughtFailure, which no output is (net.caught reads it)
+            output = caught_in(workflow, name) or workflow.outputs.get(name)
+            info = tx.task_info(workflow, name)
             ctx = tx.context(workflow, f"router of task {name!r}", task=info, output=output)
             try:
                 routed = resolve_routes(spec, name, await call_user(definition.router, ctx))

@@ -328,10 +328,10 @@ class WorkItem:
         change = self._move(_ITEM_COMPLETED)
         item.output = output
         item.finished_at = tx.now
-        workflow.outputs[item.task] = output
+        workflow.set_output(item.task, output)
         definition = self.definition
         if definition.records_as is not None:
-            workflow.outputs[definition.records_as] = output
+            workflow.set_output(definition.records_as, output)
         if definition.sets_last:
             workflow.last = output
         tx.cancel_item_jobs(item.id)

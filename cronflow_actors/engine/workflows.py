@@ -121,6 +121,7 @@ async def initialize(tx: Transaction, spec: NetSpec, message: InitializeWorkflow
         parent_generation=generation,
         marking=marking,
         tasks={name: TaskRecord(name=name) for name in spec.tasks},
+        caught=[],  # (kept from the start: a workflow recorded without it tells by shape)
         created_at=tx.now,
     )
     tx.state.workflows[ident] = record

@@ -37,7 +37,7 @@ from cronflow_actors.flow.handlers import call_step, fall_back, step_handler
 from cronflow_actors.flow.introspect import describe, kind_of
 from cronflow_actors.net import builder as net
 from cronflow_actors.net import jobs
-from cronflow_actors.net.spec import caught
+from cronflow_actors.net.spec import caught, read_caught
 
 __all__ = [
     "END",
@@ -354,7 +354,7 @@ class Compiler:
         ids = self.step_ids
 
         async def fallback(ectx: Any) -> Any:
-            failure = caught(ectx.outputs.get(node.id))
+            failure = read_caught(ectx.outputs.get(node.id))
             assert failure is not None  # routed here only after a caught failure
             said = step_error(failure.error) or failure.error  # a subflow's in the flow's words
             if isinstance(node, n.WhileNode) and failure.error_type:  # one function's: its

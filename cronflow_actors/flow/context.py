@@ -13,7 +13,7 @@ import msgspec
 from cronflow_actors.errors import CancelRunRequested
 from cronflow_actors.flow.envelope import TriggerEnvelope, flow_payload, read_envelope
 from cronflow_actors.flow.secrets import NO_SECRETS, Secrets
-from cronflow_actors.net.spec import CAUGHT, caught
+from cronflow_actors.net.spec import CAUGHT, read_caught
 
 __all__ = [
     "FlowContext",
@@ -230,9 +230,12 @@ class FlowContext:
             payload, trigger = envelope.payload, trigger_info(envelope)
         workflow, task = engine_ctx.parent, engine_ctx.task
         steps = StepOutputs()
+        marked = engine_ctx.caught  # (None: recorded before it was kept; told by shape)
         for step, output in outputs.items():  # (a comprehension: a call)
             if step in step_ids and not (
-                type(output) is dict and CAUGHT in output and caught(output) is not None
+                step in marked
+                if marked is not None
+                else type(output) is dict and CAUGHT in output and read_caught(output) is not None
             ):
                 steps[step] = output  # (not a construct's failure its fallback answers)
         # what __init__ does, written out: keywords to a call are a dict each time (3.11), and

@@ -31,6 +31,9 @@ class Resumed(msgspec.Struct, frozen=True, kw_only=True):
 
     version: str
     outputs: dict[str, Any]
+    caught: list[str] | None = None
+    """Which of ``outputs`` are failures their steps caught (``WorkflowRecord.caught``; None:
+    a resume written before those were kept, told by their shape)."""
     keys: dict[str, str] = msgspec.field(default_factory=dict)
     """The idempotency keys of the root's steps it began and did not complete, by step, as runs
     resumed before ``CarriedChild.keys`` (the root's entry among ``children``) stored them: read,

@@ -106,12 +106,28 @@ class WorkflowRecord(msgspec.Struct, kw_only=True, gc=False, omit_defaults=True)
     tasks: dict[str, TaskRecord] = msgspec.field(default_factory=dict)
     outputs: dict[str, Any] = msgspec.field(default_factory=dict)
     """The output of the latest completed work item (or child workflow) of each task."""
+    caught: list[str] | None = None
+    """The tasks whose output is the failure they caught (a catching task's: its record, for its
+    fallback), told apart from outputs of that shape by this alone; None in workflows recorded
+    before it was kept (their outputs tell by their shape)."""
     last: Any = None
     """The output of the work item that completed last (of those whose type sets it)."""
     created_at: float = 0.0
     finished_at: float | None = None
     error_cause: str | None = None
     """The work item whose failure failed this workflow (through child workflows too)."""
+
+    def set_output(self, task: str, output: Any, *, caught: bool = False) -> None:
+        """Record ``output`` as task ``task``'s: a failure it caught (``caught``), or a real
+        output (which answers a failure caught before)."""
+        self.outputs[task] = output
+        marked = self.caught
+        if marked is None:
+            return
+        if caught and task not in marked:
+            marked.append(task)
+        elif not caught and task in marked:
+            marked.remove(task)
 
 
 class JobRecord(msgspec.Struct, kw_only=True, gc=False, omit_defaults=True):

@@ -86,6 +86,9 @@ class MigrationSource(msgspec.Struct, frozen=True, kw_only=True):
     output: Any = None
     outputs: dict[str, Any] = msgspec.field(default_factory=dict)
     """The recorded output of each task that has one."""
+    caught: list[str] | None = None
+    """The tasks whose output is a failure they caught (``WorkflowRecord.caught``; None: a
+    workflow recorded before those were kept)."""
     tasks: dict[str, TaskState] = msgspec.field(default_factory=dict)
     generations: dict[str, int] = msgspec.field(default_factory=dict)
     parent_id: str | None = None
@@ -104,6 +107,9 @@ class CarriedChild(msgspec.Struct, kw_only=True, gc=False, omit_defaults=True):
     (``engine/fast_forward.place_of``): a subflow inside an item is the one of that item."""
     payload: Any = None
     outputs: dict[str, Any] = msgspec.field(default_factory=dict)
+    caught: list[str] | None = None
+    """Which of ``outputs`` are failures their steps caught (``WorkflowRecord.caught``; None:
+    carried before those were kept, told by their shape)."""
     keys: list[tuple[str, Any, str]] = msgspec.field(default_factory=list)
     """(step, payload, idempotency key) of the work items of its steps that began and did not
     complete (a resume: the item that failed keeps its key, in a subflow, an item's flow or a
@@ -144,6 +150,9 @@ class MigrationRecord(msgspec.Struct, kw_only=True):
     fast_forward: dict[str, Any] = msgspec.field(default_factory=dict)
     """Root tasks fast-forwarded with these recorded outputs the first time they are enabled
     (a Cronflow-style flow's steps that completed in the old run); consumed as they are used."""
+    caught: list[str] | None = None
+    """Which of ``fast_forward`` are failures their steps caught (``WorkflowRecord.caught``;
+    None: recorded before those were kept, told by their shape)."""
     keys: dict[str, str] = msgspec.field(default_factory=dict)
     """Idempotency keys root tasks keep from the run gone on from, by task, from a resume's
     envelope written before the root's ``CarriedChild.keys`` held them by step and payload."""

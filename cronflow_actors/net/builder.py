@@ -182,9 +182,9 @@ class TaskBuilder:
 
     def catch(self) -> Self:
         """When the task fails (its policy says so), complete it instead, with the failure as
-        its output (``net.caught(output)`` reads it: a ``CaughtFailure``, or None for an
-        output that is no failure), so its router can send the flow to a fallback; the
-        workflow does not fail."""
+        its output, so its router can send the flow to a fallback; the workflow does not fail.
+        The router's ``ctx.output`` is then a ``CaughtFailure`` (``net.caught(ctx.output)``
+        reads it, None for a real output: no payload or output, whatever its shape, is one)."""
         self._catch = True
         return self
 

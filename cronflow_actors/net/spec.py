@@ -30,7 +30,9 @@ __all__ = [
     "WaitSpec",
     "WorkItemSpec",
     "caught",
+    "caught_in",
     "implicit_condition_name",
+    "read_caught",
 ]
 
 
@@ -141,9 +143,27 @@ class CaughtFailure(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def caught(output: Any) -> CaughtFailure | None:
-    """The failure a catching task completed with, or None if its output is a real one (a
-    step's own output of that shape whose value is no failure record: the final checker's h29
-    N1, a payload echoed made its run's views, resume and migration raise)."""
+    """The failure a catching task completed with, as its router's ``ctx.output`` gives it (a
+    ``CaughtFailure``, which no payload or output can be), or None for a real output."""
+    return output if type(output) is CaughtFailure else None
+
+
+def caught_in(workflow: Any, name: str) -> CaughtFailure | None:
+    """The failure task ``name`` of ``workflow`` (a ``WorkflowRecord``) completed with by
+    catching it, or None. Which tasks did is kept beside their outputs (``caught``), never
+    told by an output's shape, which any payload or step may have (conform h30 F2: a published
+    event ran a saga's compensation); a workflow recorded before they were kept tells by the
+    shape."""
+    marked = workflow.caught
+    if marked is not None and name not in marked:
+        return None
+    return read_caught(workflow.outputs.get(name))
+
+
+def read_caught(output: Any) -> CaughtFailure | None:
+    """A failure record (``CaughtFailure.record``) as stored: the failure, or None for any other
+    value (one of that shape whose value is no failure record included: the final checker's h29
+    N1). Only for an output already known to be a caught failure's (``caught_in``)."""
     if isinstance(output, dict) and len(output) == 1 and CAUGHT in output:
         try:
             return msgspec.convert(output[CAUGHT], CaughtFailure)

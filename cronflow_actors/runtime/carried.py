@@ -16,6 +16,7 @@ from cronflow_actors.flow.compile import is_user_step
 from cronflow_actors.flow.envelope import read_envelope
 from cronflow_actors.messages.engine import InstanceState, WorkflowRecord
 from cronflow_actors.messages.migrations import CarriedChild, KeptEvent, MigrationSource
+from cronflow_actors.net.spec import read_caught
 
 __all__ = [
     "MigrationLinks",
@@ -53,28 +54,45 @@ def carried_events(state: InstanceState) -> tuple[KeptEvent, ...]:
 
 def carried_on(
     state: InstanceState, steps: Container[str] | None, *, keys: bool = False
-) -> tuple[dict[str, Any], list[CarriedChild]]:
+) -> tuple[dict[str, Any], list[str], list[CarriedChild]]:
     """What the run ``state`` hands the run that goes on from it (a migration's new run, a
-    resume): the outputs of its root's steps that completed (``steps``' only, when given), and
-    its children's (``completed_children``), with what it was handed itself and has not used
-    yet: steps and items it had not reached. A second migration before the run reached them
-    forgot them, and their functions ran again (chaos h27 F5)."""
+    resume): the outputs of its root's steps that completed (``steps``' only, when given), which
+    of them are failures their steps caught, and its children's (``completed_children``), with
+    what it was handed itself and has not used yet: steps and items it had not reached. A
+    second migration before the run reached them forgot them, and their functions ran again
+    (chaos h27 F5)."""
+    root = state.workflows[state.id]
     outputs = {k: v for k, v in completed_steps(state).items() if steps is None or k in steps}
     children = completed_children(state, keys=keys)
     record = state.migration
     if record is None:
-        return outputs, children
+        return outputs, caught_among(outputs, root.caught), children
     left = {k: v for k, v in record.fast_forward.items() if steps is None or k in steps}
     for old in record.children:  # (consumed as they were used: what is left was not reached)
         same = [c for c in children if (c.path, c.place) == (old.path, old.place)]
         kept = list(old.keys) if keys else []  # (a resume's, of items not begun again)
         if not same:
-            children.append(msgspec.structs.replace(old, items=list(old.items), keys=kept))
+            old_caught = caught_among(old.outputs, old.caught)
+            children.append(
+                msgspec.structs.replace(old, items=list(old.items), keys=kept, caught=old_caught)
+            )
         elif same[0].payload == old.payload:
-            same[0].outputs = {**old.outputs, **same[0].outputs}
+            ours = same[0].outputs
+            theirs = [n for n in caught_among(old.outputs, old.caught) if n not in ours]
+            same[0].caught = [*theirs, *(same[0].caught or [])]
+            same[0].outputs = {**old.outputs, **ours}
             same[0].items = [*old.items, *same[0].items]
             same[0].keys = [*kept, *same[0].keys]
-    return {**left, **outputs}, children
+    theirs = [n for n in caught_among(left, record.caught) if n not in outputs]
+    return {**left, **outputs}, [*theirs, *caught_among(outputs, root.caught)], children
+
+
+def caught_among(outputs: dict[str, Any], caught: list[str] | None) -> list[str]:
+    """Which of ``outputs`` are failures their steps caught, as ``caught`` (a workflow's or a
+    carried record's) says; by their shape when it is None (recorded before it was kept)."""
+    if caught is None:
+        return [name for name, output in outputs.items() if read_caught(output) is not None]
+    return [name for name in outputs if name in caught]
 
 
 def completed_steps(state: InstanceState) -> dict[str, Any]:
@@ -118,6 +136,7 @@ def completed_children(state: InstanceState, *, keys: bool = False) -> list[Carr
                     place=place,
                     payload=workflow.payload,
                     outputs=outputs,
+                    caught=caught_among(outputs, workflow.caught),
                     keys=begun,
                     items=items,
                 )
@@ -170,6 +189,7 @@ def sources_of(state: InstanceState) -> list[MigrationSource]:
             payload=w.payload,
             output=w.output,
             outputs=dict(w.outputs),
+            caught=caught_among(w.outputs, w.caught),
             tasks={name: record.state for name, record in w.tasks.items()},
             generations={name: record.generation for name, record in w.tasks.items()},
             parent_id=w.parent_id,

@@ -96,6 +96,7 @@ class FlowMethods(NetMethods):
             from_version=resumed.version,
             to_version=version,
             fast_forward={k: v for k, v in resumed.outputs.items() if steps is None or k in steps},
+            caught=resumed.caught,
             keys=resumed.keys,
             registered=False,
             # copies: consumed as they are used, and the lists are the run's recorded trigger's

@@ -395,7 +395,9 @@ class Migrations:
                     raise
             state = await self._read(old_id)
         steps = self._catalog.user_steps(workflow, version)
-        fast_forward, children = carried_on(state, steps) if steps is not None else ({}, [])
+        fast_forward, caught, children = (
+            carried_on(state, steps) if steps is not None else ({}, [], [])
+        )
         record = MigrationRecord(
             workflow=workflow,
             from_instance=old_id,
@@ -403,6 +405,7 @@ class Migrations:
             to_version=version,
             source=sources_of(state),
             fast_forward=fast_forward,
+            caught=caught,
             registered=self._registry.migration(workflow, state.version, version) is not None,
             children=children,
             passing=version != plan.hops[-1][0],

@@ -427,6 +427,8 @@ def _resumable(
             f"it was canceled for its migration to {state.migrated_to!r}, which goes on from it",
             f"resume {state.migrated_to!r} instead if that one failed",
         )
-    outputs, children = carried_on(state, None, keys=True)
+    outputs, caught, children = carried_on(state, None, keys=True)
     kept = list(carried_events(state))
-    return Resumed(version=state.version, outputs=outputs, children=children, kept=kept)
+    return Resumed(
+        version=state.version, outputs=outputs, caught=caught, children=children, kept=kept
+    )

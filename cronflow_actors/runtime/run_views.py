@@ -32,7 +32,7 @@ from cronflow_actors.messages.engine import (
     WorkItemRecord,
 )
 from cronflow_actors.messages.states import TaskState
-from cronflow_actors.net.spec import TaskKind, caught
+from cronflow_actors.net.spec import TaskKind, caught_in
 from cronflow_actors.runtime.catalog import FlowCatalog
 from cronflow_actors.runtime.flow_runs import is_flows_run
 from cronflow_actors.runtime.instances import InstanceDirectory, root_of
@@ -381,7 +381,8 @@ class RunViews:
             ended_short = record.state in (TaskState.CANCELED, TaskState.FAILED)
             output = None if ended_short else root.outputs.get(name)
             error_type = failed[-1].error_type if failed else None
-            if caught(output) is not None:  # failed into its fallback, which has not answered
+            if output is not None and caught_in(root, name) is not None:  # failed into its
+                # fallback, which has not answered
                 status, fallback = fell_back(state, root, name)
                 output = None
                 if fallback is not None and fallback.error:
