@@ -126,6 +126,20 @@ def test_serve_apps_are_loaded_from_modules_and_files(tmp_path: Path) -> None:
     )
     assert [flow.id for flow in load_app(str(app_file))] == ["x"]
     assert load_app("cronflow_actors.examples.order_processing:orders").id == "order-processing"
+    # postponed annotations: a dataclass and a msgspec schema look theirs up in sys.modules,
+    # where a file serve loaded was not (newcomer h30 F1)
+    typed = tmp_path / "shop.py"
+    typed.write_text(
+        "from __future__ import annotations\n"
+        "import dataclasses\nimport msgspec\nimport cronflow_actors as cf\n"
+        "class Line(msgspec.Struct):\n    sku: str\n"
+        "class Order(msgspec.Struct):\n    lines: list[Line]\n"
+        "@dataclasses.dataclass\nclass Note:\n    text: str\n"
+        "workflows = [cf.define('shop').on_webhook('/hooks/shop', schema=Order)"
+        ".step('s', lambda ctx: Note(str(ctx.payload)).text)]\n"
+    )
+    [shop] = load_app(str(typed))
+    assert shop.id == "shop"
     for bad, message in (
         ("no_such_module:thing", "an importable module"),
         ("cronflow_actors.examples.order_processing:missing", "defines 'missing'"),

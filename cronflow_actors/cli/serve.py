@@ -32,7 +32,11 @@ def load_app(spec: str) -> Any:
         path = Path(spec)
         if not path.is_file():
             raise ConfigurationError("APP", spec, "an existing Python file or module:attribute")
-        module_spec = importlib.util.spec_from_file_location(path.stem, path)
+        # a module of its own name, in sys.modules while it runs, as an import makes it: a
+        # dataclass or a msgspec type under ``from __future__ import annotations`` looks its
+        # annotations up there (newcomer h30 F1); a name another module has keeps that one
+        name = path.stem if path.stem not in sys.modules else f"cronflow_app_{path.stem}"
+        module_spec = importlib.util.spec_from_file_location(name, path)
         if module_spec is None or module_spec.loader is None:
             raise ConfigurationError("APP", spec, "a Python file that can be imported")
         module = importlib.util.module_from_spec(module_spec)
@@ -40,9 +44,11 @@ def load_app(spec: str) -> Any:
         # finds the file beside it; kept there, as Python keeps it, for an import a step
         # makes later
         _first_on_path(path.resolve().parent)
+        sys.modules[name] = module
         try:
             module_spec.loader.exec_module(module)
         except Exception as error:
+            del sys.modules[name]
             raise _load_error(spec, error) from error
         attribute = "workflows"
     else:
