@@ -55,7 +55,9 @@ class Client:
         if self.token:
             request.add_header("authorization", f"Bearer {self.token}")
         for name, value in (headers or {}).items():
-            request.add_header(name, value)
+            # as UTF-8 on the wire (http.client sends a header's characters as Latin-1 bytes,
+            # and refused any other: newcomer h30 F2); the server reads it as UTF-8
+            request.add_header(name, value.encode().decode("latin-1"))
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
                 kind = response.headers.get_content_type()

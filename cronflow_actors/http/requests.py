@@ -37,6 +37,7 @@ __all__ = [
     "query_int",
     "read_body",
     "read_json",
+    "utf8_header",
 ]
 
 logger = logging.getLogger(__name__)
@@ -70,6 +71,19 @@ def one_header(request: Request, name: str) -> str | None:
     if len(given) > 1:
         raise Problem(400, "ambiguous-headers", f"the request has more than one {name} header")
     return given[0] if given else None
+
+
+def utf8_header(request: Request, name: str) -> str | None:
+    """``one_header`` read as UTF-8, as a value a caller gives in Python is (HTTP carries bytes,
+    which Starlette reads as Latin-1: a key ``ключ`` came out garbled and ``é`` as ``Ã©``, not
+    the key a Python publish gives: newcomer h30 F2); 400 for bytes that are not UTF-8."""
+    value = one_header(request, name)
+    if value is None or value.isascii():
+        return value
+    try:
+        return value.encode("latin-1").decode()
+    except UnicodeDecodeError:
+        raise Problem(400, "invalid-header", f"the {name} header is not UTF-8") from None
 
 
 def check_headers(request: Request) -> None:

@@ -118,3 +118,36 @@ async def test_flows_lists_the_nets_their_versions_and_migrations(serve: Serve) 
     assert "  migration v1 -> v2" in lines
     assert "  callers may: initialize" in lines
     assert "plain v1" in lines  # the flows first, as before
+
+
+async def test_a_key_in_any_script_names_one_publish_from_python_http_or_the_cli(
+    serve: Serve,
+) -> None:
+    """A printable key like ``ключ`` came out of HTTP garbled (read as Latin-1) and was refused,
+    ``é`` became ``Ã©`` (another key than the same one given in Python), and the CLI died on it
+    with a traceback (newcomer h30 F2): the key is read as UTF-8 wherever it comes from."""
+    flow = cf.define("listen").on_event("paid").step("s", lambda ctx: ctx.payload)
+    rt, client = await serve([flow])
+    url = str(client.base_url)
+    first = await rt.publish_event("paid", {"n": 1}, idempotency_key="ключ-é")
+    assert len(first) == 1
+    again = await client.post(
+        "/events/paid", json={"n": 1}, headers={"Idempotency-Key": "ключ-é".encode()}
+    )
+    assert again.status_code == 202, again.text
+    assert again.json()["started"] == list(first)  # the same key: its first publish's run
+    other = await client.post(
+        "/events/paid", json={"n": 2}, headers={"Idempotency-Key": "ключ-é".encode()}
+    )
+    assert other.status_code == 422  # the same key with another payload: refused
+    code, _, err = await cli(
+        "events", "publish", "paid", "--payload", '{"n": 1}', "--idempotency-key", "ключ-é",
+        "--url", url,
+    )  # fmt: skip
+    assert code == 0, err
+    assert len(await rt.list_runs(workflow="listen")) == 1
+    not_utf8 = await client.post("/events/paid", json={}, headers={"Idempotency-Key": b"\xff\xfe"})
+    assert (not_utf8.status_code, not_utf8.json()["type"]) == (
+        400,
+        "urn:cronflow:problem:invalid-header",
+    )

@@ -12,7 +12,7 @@ from starlette.routing import Route
 
 from cronflow_actors.http.edge import Edge, json_response, route
 from cronflow_actors.http.problems import Problem
-from cronflow_actors.http.requests import as_sent, one_header, query_int, query_text
+from cronflow_actors.http.requests import as_sent, query_int, query_text, utf8_header
 from cronflow_actors.runtime import PausedRun, RunInfo
 from cronflow_actors.runtime.pages import Page
 
@@ -182,7 +182,7 @@ def routes(edge: Edge) -> list[Route]:
 
     async def publish(request: Request) -> Response:
         payload = await edge.json(request)
-        key = one_header(request, "Idempotency-Key")
+        key = utf8_header(request, "Idempotency-Key")
         with as_sent({"idempotency_key": "the Idempotency-Key header"}):
             published = await runtime.publish_event(
                 request.path_params["name"], payload, idempotency_key=key
