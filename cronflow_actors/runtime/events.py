@@ -156,7 +156,7 @@ class Events:
         wrong = event_name_problem(name)
         if wrong is not None:  # nothing could listen for it: refused, not a 202 to nobody
             raise ConfigurationError("event name", clipped(name), wrong)
-        key = _checked_key(idempotency_key)
+        key = _checked_key(idempotency_key, 200 + 300 * once)  # (a step's: its key + the name)
         if once and key is not None:  # a step's: its first attempt's payload, whatever this is
             key = await self._step_key(name, key)
             payload = await self._first_payload(name, payload, key)
@@ -484,13 +484,12 @@ characters are refused in them), so a client that read a step's id cannot publis
 its key with its own payload, failing the step for good (hostile h29 H1)."""
 
 
-def _checked_key(key: Any) -> str | None:
+def _checked_key(key: Any, limit: int = 200) -> str | None:
     if key is None or key == "":
         return None
-    if not isinstance(key, str) or len(key) > 200 or not key.isprintable():
-        raise ConfigurationError(
-            "idempotency_key", key, "a string of up to 200 printable characters (no control one)"
-        )
+    if not isinstance(key, str) or len(key) > limit or not key.isprintable():
+        said = f"a string of up to {limit} printable characters (no control one)"
+        raise ConfigurationError("idempotency_key", key, said)
     return key
 
 

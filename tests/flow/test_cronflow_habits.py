@@ -574,6 +574,18 @@ async def test_a_step_that_published_before_the_namespace_is_answered_as_before(
     assert logged == [{"n": 1}]  # once, with the first attempt's payload
 
 
+async def test_a_step_publishes_an_event_whose_name_is_long(rt: cf.Runtime) -> None:
+    """A name of 163 to 200 characters (a valid one) failed the step: its own key (the step's
+    and the name) was held to the 200 characters of a caller's (conform h30 F1)."""
+    name = "orders." + "x" * 193
+    rt.register(cf.define("listener").on_event(name).step("l", lambda ctx: ctx.payload))
+    rt.register(cf.define("pub").step("p", lambda ctx: list(ctx.publish_event(name, 7))))
+    result = await rt.wait(await rt.trigger("pub"), timeout=5)
+    assert result.status == "completed", result.error
+    [started] = result.output
+    assert (await rt.wait(started, timeout=5)).output == 7
+
+
 async def test_a_hook_that_publishes_is_told_to_publish_from_a_step(rt: cf.Runtime) -> None:
     """A hook's ``ctx.publish_event`` asked for an idempotency key, then, given one, said the
     runtime was not serving events while it ran (the reviewer's h28 L2): it says at once where
