@@ -583,7 +583,7 @@ async def test_a_step_publishes_an_event_whose_name_is_long(rt: cf.Runtime) -> N
     result = await rt.wait(await rt.trigger("pub"), timeout=5)
     assert result.status == "completed", result.error
     [started] = result.output
-    assert (await rt.wait(started, timeout=5)).output == 7
+    assert (await rt.wait(started, timeout=5)).output["event"]["payload"] == 7
 
 
 async def test_a_hook_that_publishes_is_told_to_publish_from_a_step(rt: cf.Runtime) -> None:
