@@ -23,21 +23,21 @@ def is_flows_run(
     state: Callable[[], InstanceState],
     *,
     flows: Container[str],
-    nets: Container[str],
 ) -> bool:
-    """Whether the run whose root is ``workflow`` is a flow's: registered here as a flow
-    (``flows``), not when registered as a net (``nets``); registered as nothing (a flow dropped
-    from the app, a database read without its code), by its ``state`` (read only then): not
-    marked as a net's, started with a flow's trigger, and holding a step the flow compiler makes.
-    An unmarked instance (from before the mark) with a trigger-shaped payload is a net's unless
-    it holds such a step: a net's payload is its caller's to shape (the second verifier's h28)."""
-    if workflow in flows:
-        return True
-    if workflow in nets:
-        return False
+    """Whether the run whose root is ``workflow`` is a flow's. Its ``state`` marked as a net's
+    instance is a net's, whatever is registered under its name now (a release that replaced a
+    net by a flow of that name took its instances for runs any writer may cancel: hostile h30
+    H1); else a flow's if registered here as a flow (``flows``); else, registered as a net (a
+    flow replaced by a net of its name) or as nothing (a flow dropped from the app,
+    a database read without its code), if it was started with a flow's trigger and holds a step
+    the flow compiler makes. An unmarked instance (from before the mark) with a trigger-shaped
+    payload is a net's unless it holds such a step: a net's payload is its caller's to shape
+    (the second verifier's h28)."""
     decoded = state()
     if decoded.net:
         return False
+    if workflow in flows:
+        return True
     if read_envelope(decoded.workflows[decoded.id].payload) is None:
         return False
     return any(item.kind in ITEM_KINDS for item in decoded.work_items.values())

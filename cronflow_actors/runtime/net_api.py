@@ -177,7 +177,6 @@ class NetMethods(GiveUpMethods):
             snapshot.workflow,
             lambda: decode_state(snapshot.body, snapshot.instance_id),
             flows=self.catalog.roots,
-            nets=self.registry,
         )
 
     async def migrate(

@@ -211,9 +211,7 @@ class RunViews:
     def _is_flow(self, snapshot: SnapshotRecord, state: InstanceState) -> bool:
         """Whether a run is a flow's (its error in steps' words), registered here or, read
         without its code (``--db``), as its state says (``flow_runs.is_flows_run``)."""
-        return is_flows_run(
-            snapshot.workflow, lambda: state, flows=self._catalog.roots, nets=self._registry
-        )
+        return is_flows_run(snapshot.workflow, lambda: state, flows=self._catalog.roots)
 
     def _why_held(self, snapshot: SnapshotRecord) -> str | None:
         """Why an unfinished run cannot run here, if it cannot: it is held (``blocked``), or

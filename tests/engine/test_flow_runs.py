@@ -77,3 +77,29 @@ async def test_a_flow_s_step_called_as_a_net_s_work_item_names_the_flow_s_doors(
     assert f"POST /runs/{run}/cancel" in str(told.value)
     assert "net.action" not in str(told.value)
     assert (await rt.inspect(run)).status == "waiting"  # nothing changed
+
+
+async def test_a_nets_instances_keep_its_policies_when_a_flow_takes_its_name(
+    tmp_path: object,
+) -> None:
+    """A release that replaced a net by a flow of the same name took the net's instances left
+    in the database for the flow's runs, which any writer may cancel, past the net's cancel
+    policy (hostile h30 H1); the reverse, a flow's runs under a net of its name, were taken for
+    the net's instances, which no caller could cancel. The instance's own mark says which."""
+    import os
+
+    refuse = net.action(policy=net.require_scope("never"))
+    item = net.work_item("review")
+    builder = net.workflow("same", version="v1").start_condition("s").end_condition("e")
+    builder.task("t", net.task(item)).connect_condition("s", "t").connect_task("t", "e")
+    old_net = builder.actions(initialize=net.action(), cancel=refuse).build()
+    flow = cf.define("same", version="v2").human_in_the_loop("p").step("a", lambda ctx: 1)
+    db = os.path.join(str(tmp_path), "same.db")
+    bob = cf.Principal(id="bob", scopes=frozenset())
+    async with cf.Runtime(db=db, workflows=[old_net]) as rt:
+        instance = await rt.start_workflow("same")
+    async with cf.Runtime(db=db, workflows=[flow]) as rt:
+        with pytest.raises(cf.errors.CronflowError):
+            await rt.cancel(instance, principal=bob)
+        assert await rt.workflow_state(instance) == "initialized"  # nothing changed
+        assert (await rt.inspect(instance)).error is None
