@@ -91,7 +91,8 @@ class RuntimeMetrics:
         self.runs_finished = CounterFamily(
             "cronflow_runs_finished_total",
             "Runs finished, by workflow and outcome (completed, failed, canceled; migrated: "
-            "canceled for a migration, its run going on in the one that replaces it)",
+            "canceled for a migration, counted as the run that replaces it starts; one whose "
+            "migration is given up is counted canceled then)",
             ["workflow", "outcome"],
             registry=r,
         )

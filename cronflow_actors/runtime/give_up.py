@@ -113,6 +113,7 @@ class GiveUpMethods(RuntimeParts):
             return False  # given up already (by another cancel)
         not_started = await book.abandon(plan, run_id)
         self.queues.given_up(plan.workflow, not_started or [successor])
+        self.telemetry.migration_given_up(plan.workflow)
         logger.warning(
             "the migration of %s to %r is given up (its run %s never started): run %s stays "
             "canceled; replay it to run its work again",

@@ -139,6 +139,11 @@ class Telemetry:
         self._child(self.metrics.cron_fires, workflow).inc()
         self._child(self.metrics.cron_lag, workflow).observe(max(0.0, lag))
 
+    def migration_given_up(self, workflow: str) -> None:
+        """A run of ``workflow`` canceled for a migration whose next run never started stays
+        canceled: it ends so now (it was counted nothing at its cancel)."""
+        self._child(self.metrics.runs_finished, workflow, "canceled").inc()
+
     def registered(self, spec: NetSpec, triggers: FlowTriggers | None) -> None:
         """Make a registered workflow's series at zero (``RuntimeMetrics.workflow_registered``):
         its runs by each trigger it can start with (a flow's ``triggers``; a net's by a call,
@@ -206,10 +211,17 @@ class Telemetry:
             trigger = change.trigger if change.trigger in TRIGGERS else "other"
             key: tuple[str, ...] = (metrics.runs_started.name, workflow, trigger)
             (children.get(key) or self._child(metrics.runs_started, workflow, trigger)).inc()
+            if trigger == "migration":  # the run it replaces ends migrated once this one is
+                # started (not at its cancel: a migration whose next run never starts is given
+                # up, the run it canceled counted canceled then: hostile h30 M1)
+                self._child(metrics.runs_finished, workflow, "migrated").inc()
         elif change.next in FINAL_STATES:
-            ended = "migrated" if change.migrated else change.next  # (its run goes on)
-            key = (metrics.runs_finished.name, workflow, ended)
-            (children.get(key) or self._child(metrics.runs_finished, workflow, ended)).inc()
+            if not change.migrated:  # (a migration's: counted as the next run starts)
+                key = (metrics.runs_finished.name, workflow, change.next)
+                series = children.get(key) or self._child(
+                    metrics.runs_finished, workflow, change.next
+                )
+                series.inc()
             if change.created_at:
                 duration = now - change.created_at
                 duration = duration if duration > 0.0 else 0.0  # max(0.0, d), without a call

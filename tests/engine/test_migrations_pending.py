@@ -227,3 +227,38 @@ async def test_cancel_workflow_gives_up_a_pending_migration_as_cancel_does(
     assert await rt.workflow_state(old) == "canceled"
     with pytest.raises(InvalidStateTransitionError, match="it has ended"):
         await rt.cancel_workflow(old)  # nothing is pending any more
+
+
+async def test_a_run_whose_migration_never_started_is_counted_canceled_once_given_up(
+    rt: cf.Runtime,
+) -> None:
+    """A run canceled for a migration whose next run never started was counted ``migrated``,
+    which the dashboards and the failure alert leave out, though no run went on with its work
+    (hostile h30 M1): it is counted nowhere while pending, canceled once given up, and a
+    migration that goes on counts its old run migrated as the new one starts."""
+    from tests.runtime.test_telemetry import value
+
+    broken = [True]
+
+    def migrator(ctx: Any) -> str:
+        if broken:
+            raise RuntimeError("migrator bug")
+        return "continue"
+
+    for spec in versions(migrator):
+        rt.register(spec)
+    finished = "cronflow_runs_finished_total"
+    stuck = await rt.start_workflow("ship", version="v1")
+    moved = await rt.start_workflow("ship", version="v1")
+    for old in (stuck, moved):
+        with pytest.raises(MigrationError, match="the migration is pending"):
+            await rt.migrate(old, "v2")
+    assert value(rt, finished, workflow="ship", outcome="migrated") == 0
+    assert value(rt, finished, workflow="ship", outcome="canceled") == 0
+    await rt.cancel(stuck)  # given up: it stays canceled
+    assert value(rt, finished, workflow="ship", outcome="canceled") == 1
+    broken.clear()
+    new = await rt.migrate(moved, "v2")  # asked again: it goes on
+    assert (await rt.migration_links(moved)).migrated_to == new
+    assert value(rt, finished, workflow="ship", outcome="migrated") == 1
+    assert value(rt, finished, workflow="ship", outcome="canceled") == 1
