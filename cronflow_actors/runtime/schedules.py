@@ -245,7 +245,8 @@ class Schedules:
             raise ConfigurationError(
                 "schedule",
                 None,
-                f"one of flow {flow!r}'s {len(plans)} schedules to fire: {names}",
+                f"one of flow {flow!r}'s {len(plans)} schedules named to fire ({names}: its "
+                '"schedule" over HTTP, --schedule in the CLI)',
                 named="argument",
             )
         chosen = [plan for plan in plans if schedule is None or _names(plan, schedule)]
