@@ -234,8 +234,7 @@ class Transaction:
         }
         values.update(fields)
         ctx = Context(where=where, **values)
-        ctx.last = owner.last
-        ctx.caught = owner.caught
+        ctx.last, ctx.caught = owner.last, owner.caught
         ctx.state = self.state_access
         ctx.after_commit = self.add_after_commit
         if self.state.migration is not None:  # its start by a migration fast-forwards it, not
