@@ -27,6 +27,18 @@ LEGACY_PLANS = ("cronflow:migrations", "pending")
 """Where runtimes before per-plan keys kept every plan: still carried on."""
 
 
+def mended_later() -> tuple[list[bool], Any]:
+    """A task migrator that raises until its list is emptied (its bug mended), and the list."""
+    broken = [True]
+
+    def migrator(ctx: Any) -> str:
+        if broken:
+            raise RuntimeError("migrator bug")
+        return "continue"
+
+    return broken, migrator
+
+
 def versions(migrator: Any) -> list[Any]:
     v1 = build("ship", {"pack": net.task()}, [("start", "pack"), ("pack", "end")])
     v2 = build(
@@ -41,13 +53,7 @@ def versions(migrator: Any) -> list[Any]:
 async def test_a_raising_migrator_is_named_and_its_pending_migration_survives_pruning(
     rt: cf.Runtime, clock: ManualClock
 ) -> None:
-    broken = True
-
-    def migrator(ctx: Any) -> str:
-        if broken:
-            raise RuntimeError("migrator bug")
-        return "continue"
-
+    broken, migrator = mended_later()
     for spec in versions(migrator):
         rt.register(spec)
     old = await rt.start_workflow("ship", version="v1")
@@ -64,7 +70,7 @@ async def test_a_raising_migrator_is_named_and_its_pending_migration_survives_pr
     assert await rt.prune(older_than=0) == 0  # the old root is what the migration carries over
     assert await rt.workflow_state(old) == "canceled"
 
-    broken = False
+    broken.clear()
     new = await rt.migrate(old, "v2")
     assert await states(rt, new) == {"pack": "enabled", "send": "disabled"}
     clock.advance(3600)
@@ -171,13 +177,7 @@ async def test_another_caller_is_told_who_gives_a_nets_pending_migration_up(
     """A net's pending migration is given up by the caller who asked it (its cancel policy
     admitted that one); another its policy admits too was told the run "has ended, and
     nothing changes it any more" (hostile h29 M2): it is told who may give it up."""
-    broken = [True]
-
-    def migrator(ctx: Any) -> str:
-        if broken:
-            raise RuntimeError("migrator bug")
-        return "continue"
-
+    _, migrator = mended_later()  # (never mended here)
     cancel = net.action(policy=net.require_scope("ship:cancel"))
     v1 = build(
         "ship",
@@ -238,13 +238,7 @@ async def test_a_run_whose_migration_never_started_is_counted_canceled_once_give
     migration that goes on counts its old run migrated as the new one starts."""
     from tests.runtime.test_telemetry import value
 
-    broken = [True]
-
-    def migrator(ctx: Any) -> str:
-        if broken:
-            raise RuntimeError("migrator bug")
-        return "continue"
-
+    broken, migrator = mended_later()
     for spec in versions(migrator):
         rt.register(spec)
     finished = "cronflow_runs_finished_total"
