@@ -195,7 +195,7 @@ class Pinning:
     workflow is not registered here the same way for events and cancels (see the module).
 
     ``disarm(timer_id)`` takes a timer of a discarded instance out of memory; ``on_ended(info,
-    body)`` announces a discarded run's end (waiters, limits, hooks); ``on_count(workflow, n)``
+    body, hooks)`` announces a discarded run's end (waiters, limits, and its hooks if ``hooks``); ``on_count(workflow, n)``
     hears how many instances of a workflow are held here; ``registered(snapshot)`` says whether
     the definition a stored instance runs on is registered here (its workflow and version).
     """
@@ -206,7 +206,7 @@ class Pinning:
         store: Store,
         clock: Clock,
         disarm: Callable[[str], None],
-        on_ended: Callable[[WorkflowInfo, bytes], None],
+        on_ended: Callable[[WorkflowInfo, bytes, bool], None],
         on_count: Callable[[str, int], None],
         audit: Callable[[], AuditTrail | None] = lambda: None,
         registered: Callable[[SnapshotRecord], bool] = lambda _snapshot: True,
@@ -375,7 +375,10 @@ class Pinning:
         for timer_id in canceled.timers:
             self._disarm(timer_id)
         self.forget(state.id)
-        self._on_ended(Transaction.workflow_info(state.workflows[state.id]), record.body)
+        # one canceled for a migration calls no end hook: the run that replaces it ends for both
+        # (as online: engine/endings.py); a give-up calls them (chaos h30 H1)
+        hooks = state.migrated_to is None
+        self._on_ended(Transaction.workflow_info(state.workflows[state.id]), record.body, hooks)
 
     async def keep(self, instance_id: str, event: KeptEvent) -> SnapshotRecord | None:
         """Keep ``event`` in the snapshot of an instance that cannot run here
@@ -428,7 +431,7 @@ class Pinning:
             snapshot.workflow,
             snapshot.version,
         )
-        self._on_ended(Transaction.workflow_info(state.workflows[state.id]), ended.body)
+        self._on_ended(Transaction.workflow_info(state.workflows[state.id]), ended.body, True)
 
     def forget(self, instance_id: str) -> None:
         """The instance ended without running (canceled offline): it is held no more."""

@@ -199,7 +199,7 @@ class Runtime(ClusterRecovery, LifecycleMethods, FlowMethods, StateMethods, Audi
             store=self.store,
             clock=self.clock,
             disarm=self.timers.disarm,
-            on_ended=lambda info, body: self._finished(info, body, None, hooks=True),
+            on_ended=lambda info, body, hooks: self._finished(info, body, None, hooks=hooks),
             on_count=lambda workflow, n: self.metrics.runs_blocked.labels(workflow).set(n),
             audit=lambda: self._services.audit,
             registered=self._registered,

@@ -961,3 +961,33 @@ async def test_a_resume_of_a_canceled_held_run_hears_the_event_kept_for_it(
         resumed = await rt.replay(old, resume=True)
         result = await rt.wait(resumed, timeout=5)
     assert (result.status, result.output) == ("completed", {"amount": 9})
+
+
+async def test_a_held_run_migrated_calls_its_end_hooks_once_at_the_new_runs_end(
+    tmp_path: Path,
+) -> None:
+    """A run held on a changed definition (or on a version no longer registered) migrated
+    without its code called its end hooks as canceled, and the run that replaced it called them
+    again at its end (chaos h30 H1): the two are one run to its hooks, as online."""
+    ended: list[tuple[str, str]] = []
+
+    def hooked(*, changed: bool) -> cf.Flow:
+        on_complete = lambda ctx: ended.append((ctx.run.id, str(ctx.run.status)))  # noqa: E731
+        flow = cf.define("hooked", hooks=cf.Hooks(on_complete=on_complete))
+        flow = flow.step("a", str).human_in_the_loop("ok")
+        return flow.step("z" if changed else "y", lambda ctx: "done")
+
+    db = tmp_path / "hooks.db"
+    async with cf.Runtime(db=db, workflows=[hooked(changed=False)]) as rt:
+        run_id = await rt.trigger("hooked")
+        await rt.wait_idle()
+    async with cf.Runtime(db=db, workflows=[hooked(changed=True)]) as rt:
+        assert (await rt.inspect(run_id)).status == "blocked"
+        new = await rt.migrate(run_id, "v1")  # onto its own version, as it is now
+        await rt.wait_idle()
+        assert ended == []  # it goes on in the new run
+        [pause] = await rt.list_paused()
+        await rt.resume(pause.token, {"approved": True})
+        assert (await rt.wait(new, timeout=5)).status == "completed"
+        await rt.wait_idle()
+    assert ended == [(new, "completed")]
