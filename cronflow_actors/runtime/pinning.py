@@ -195,8 +195,8 @@ class Pinning:
     workflow is not registered here the same way for events and cancels (see the module).
 
     ``disarm(timer_id)`` takes a timer of a discarded instance out of memory; ``on_ended(info,
-    body, hooks)`` announces a discarded run's end (waiters, limits, and its hooks if ``hooks``); ``on_count(workflow, n)``
-    hears how many instances of a workflow are held here; ``registered(snapshot)`` says whether
+    body, hooks)`` announces a discarded run's end (waiters, limits, its hooks if ``hooks``);
+    ``on_count(workflow, n)`` hears how many instances of a workflow are held here; ``registered(snapshot)`` says whether
     the definition a stored instance runs on is registered here (its workflow and version).
     """
 
