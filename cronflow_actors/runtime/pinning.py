@@ -196,8 +196,9 @@ class Pinning:
 
     ``disarm(timer_id)`` takes a timer of a discarded instance out of memory; ``on_ended(info,
     body, hooks)`` announces a discarded run's end (waiters, limits, its hooks if ``hooks``);
-    ``on_count(workflow, n)`` hears how many instances of a workflow are held here; ``registered(snapshot)`` says whether
-    the definition a stored instance runs on is registered here (its workflow and version).
+    ``on_count(workflow, n)`` hears how many instances of a workflow are held here;
+    ``registered(snapshot)`` says whether the definition a stored instance runs on is registered
+    here (its workflow and version).
     """
 
     def __init__(
