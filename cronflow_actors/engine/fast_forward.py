@@ -40,7 +40,7 @@ from cronflow_actors.messages.engine import (
 from cronflow_actors.messages.migrations import CarriedChild, MigrationSource, same_item
 from cronflow_actors.net.marking import after_start
 from cronflow_actors.net.migration import MigrationMode, refused
-from cronflow_actors.net.spec import NetSpec, TaskSpec, read_caught
+from cronflow_actors.net.spec import NetSpec, TaskSpec, is_caught
 
 __all__ = ["FastForwardTask", "correspondent", "on_enable", "place_of"]
 
@@ -240,8 +240,7 @@ async def _complete_silently(task: FastForwardTask, output: Any, marked: list[st
     tx.mark(workflow, marking, task.definition.inputs)
     await disable_losers(tx, workflow, task.spec, name, emptied)
     if output is not _MISSING:
-        recorded = name in marked if marked is not None else read_caught(output) is not None
-        failed = task.definition.catch and recorded
+        failed = task.definition.catch and is_caught(name, output, marked)
         workflow.set_output(name, output, caught=failed)
         work = task.definition.work_item
         # (a construct's failure record, carried for its fallback, is no output: its fallback

@@ -257,7 +257,8 @@ class Task:
         routed = None
         if definition.split is not _AND_SPLIT:
             # a caught failure as a CaughtFailure, which no output is (net.caught reads it)
-            output = caught_in(workflow, name) or workflow.outputs.get(name)
+            failure = caught if caught is not None else caught_in(workflow, name)
+            output = failure if failure is not None else workflow.outputs.get(name)
             info = tx.task_info(workflow, name)
             ctx = tx.context(workflow, f"router of task {name!r}", task=info, output=output)
             try:

@@ -13,7 +13,7 @@ import msgspec
 from cronflow_actors.errors import CancelRunRequested
 from cronflow_actors.flow.envelope import TriggerEnvelope, flow_payload, read_envelope
 from cronflow_actors.flow.secrets import NO_SECRETS, Secrets
-from cronflow_actors.net.spec import CAUGHT, read_caught
+from cronflow_actors.net.spec import is_caught
 
 __all__ = [
     "FlowContext",
@@ -232,11 +232,7 @@ class FlowContext:
         steps = StepOutputs()
         marked = engine_ctx.caught  # (None: recorded before it was kept; told by shape)
         for step, output in outputs.items():  # (a comprehension: a call)
-            if step in step_ids and not (
-                step in marked
-                if marked is not None
-                else type(output) is dict and CAUGHT in output and read_caught(output) is not None
-            ):
+            if step in step_ids and not is_caught(step, output, marked):
                 steps[step] = output  # (not a construct's failure its fallback answers)
         # what __init__ does, written out: keywords to a call are a dict each time (3.11), and
         # this runs for every step

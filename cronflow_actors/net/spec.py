@@ -10,7 +10,7 @@ are ``ActionSpec``s (schema, policy, callback).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Container, Mapping, Sequence
 from enum import StrEnum
 from typing import Any
 
@@ -32,6 +32,7 @@ __all__ = [
     "caught",
     "caught_in",
     "implicit_condition_name",
+    "is_caught",
     "read_caught",
 ]
 
@@ -148,16 +149,20 @@ def caught(output: Any) -> CaughtFailure | None:
     return output if type(output) is CaughtFailure else None
 
 
+def is_caught(name: str, output: Any, marked: Container[str] | None) -> bool:
+    """Whether task ``name``'s ``output`` is the failure it caught. Which tasks did is kept
+    beside their outputs (``marked``: a ``WorkflowRecord.caught``, or what a migration or a
+    resume carried of it), never told by an output's shape, which any payload or step may have
+    (conform h30 F2: a published event ran a saga's compensation); what was recorded before
+    they were kept (``marked`` None) tells by the shape."""
+    return name in marked if marked is not None else read_caught(output) is not None
+
+
 def caught_in(workflow: Any, name: str) -> CaughtFailure | None:
     """The failure task ``name`` of ``workflow`` (a ``WorkflowRecord``) completed with by
-    catching it, or None. Which tasks did is kept beside their outputs (``caught``), never
-    told by an output's shape, which any payload or step may have (conform h30 F2: a published
-    event ran a saga's compensation); a workflow recorded before they were kept tells by the
-    shape."""
-    marked = workflow.caught
-    if marked is not None and name not in marked:
-        return None
-    return read_caught(workflow.outputs.get(name))
+    catching it (``is_caught``), or None."""
+    output = workflow.outputs.get(name)
+    return read_caught(output) if is_caught(name, output, workflow.caught) else None
 
 
 def read_caught(output: Any) -> CaughtFailure | None:

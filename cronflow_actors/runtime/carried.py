@@ -16,7 +16,7 @@ from cronflow_actors.flow.compile import is_user_step
 from cronflow_actors.flow.envelope import read_envelope
 from cronflow_actors.messages.engine import InstanceState, WorkflowRecord
 from cronflow_actors.messages.migrations import CarriedChild, KeptEvent, MigrationSource
-from cronflow_actors.net.spec import read_caught
+from cronflow_actors.net.spec import is_caught
 
 __all__ = [
     "MigrationLinks",
@@ -77,22 +77,28 @@ def carried_on(
                 msgspec.structs.replace(old, items=list(old.items), keys=kept, caught=old_caught)
             )
         elif same[0].payload == old.payload:
-            ours = same[0].outputs
-            theirs = [n for n in caught_among(old.outputs, old.caught) if n not in ours]
-            same[0].caught = [*theirs, *(same[0].caught or [])]
-            same[0].outputs = {**old.outputs, **ours}
+            same[0].outputs, same[0].caught = _over(
+                old.outputs, old.caught, same[0].outputs, same[0].caught or []
+            )
             same[0].items = [*old.items, *same[0].items]
             same[0].keys = [*kept, *same[0].keys]
-    theirs = [n for n in caught_among(left, record.caught) if n not in outputs]
-    return {**left, **outputs}, [*theirs, *caught_among(outputs, root.caught)], children
+    merged, caught = _over(left, record.caught, outputs, caught_among(outputs, root.caught))
+    return merged, caught, children
+
+
+def _over(
+    old: dict[str, Any], old_caught: list[str] | None, new: dict[str, Any], new_caught: list[str]
+) -> tuple[dict[str, Any], list[str]]:
+    """The outputs ``new`` over ``old`` (what a run was handed and had not used), and which of
+    them are caught failures (``new_caught`` of ``new``, ``old_caught`` of ``old``)."""
+    kept = [name for name in caught_among(old, old_caught) if name not in new]
+    return {**old, **new}, [*kept, *new_caught]
 
 
 def caught_among(outputs: dict[str, Any], caught: list[str] | None) -> list[str]:
     """Which of ``outputs`` are failures their steps caught, as ``caught`` (a workflow's or a
-    carried record's) says; by their shape when it is None (recorded before it was kept)."""
-    if caught is None:
-        return [name for name, output in outputs.items() if read_caught(output) is not None]
-    return [name for name in outputs if name in caught]
+    carried record's) says (``net.spec.is_caught``)."""
+    return [name for name, output in outputs.items() if is_caught(name, output, caught)]
 
 
 def completed_steps(state: InstanceState) -> dict[str, Any]:

@@ -146,10 +146,9 @@ class NetMethods(GiveUpMethods):
         caller who asked for the migration (a net's) or any (a flow's)."""
         try:
             await self._cancel_instance(workflow_id, principal, reason, by)
-        except InvalidStateTransitionError:
-            if root_of(workflow_id) != workflow_id:
-                raise
-            if not await self._give_up_migration(workflow_id, principal, reason):
+        except InvalidStateTransitionError:  # ended: for a migration that is pending? (a root's)
+            root = root_of(workflow_id) == workflow_id
+            if not root or not await self._give_up_migration(workflow_id, principal, reason):
                 raise
 
     async def _cancel_instance(
