@@ -61,6 +61,8 @@ class _Plan(msgspec.Struct, kw_only=True):
     next_after: Callable[[float], float]
     cron: CronSchedule | None = None
     """None for an interval, which keeps no mark."""
+    seconds: float | None = None
+    """An interval's length (None for a cron schedule)."""
     handled: float = 0.0
 
     @property
@@ -88,9 +90,10 @@ class Schedules:
         self._task: asyncio.Task[None] | None = None
         self.fired = 0
 
-    def _plans(self) -> list[_Plan]:
+    def _plans(self, *only: str) -> list[_Plan]:
+        """The schedules of the registered flows (of ``only`` these, if named)."""
         plans: list[_Plan] = []
-        for name in sorted(self._catalog.roots):
+        for name in only or sorted(self._catalog.roots):
             flow = self._catalog.compiled[name]
             for index, cron in enumerate(flow.triggers.schedules):
                 key = f"cron{index}"
@@ -100,7 +103,13 @@ class Schedules:
             for index, seconds in enumerate(flow.triggers.intervals):
                 text = f"every {seconds:g} s"
                 plans.append(
-                    _Plan(flow=name, key=f"every{index}", text=text, next_after=_aligned(seconds))
+                    _Plan(
+                        flow=name,
+                        key=f"every{index}",
+                        text=text,
+                        next_after=_aligned(seconds),
+                        seconds=seconds,
+                    )
                 )
         return plans
 
@@ -232,7 +241,7 @@ class Schedules:
         measured. ``schedule``: its cron expression or ``every N s`` (None: the flow's only
         one)."""
         self._catalog.root(flow)  # NotFoundError for a flow not registered
-        plans = [plan for plan in self._plans() if plan.flow == flow]
+        plans = self._plans(flow)
         names = ", ".join(repr(plan.text) for plan in plans)
         if not plans:
             raise NotFoundError(
@@ -297,10 +306,10 @@ def _names(plan: _Plan, schedule: str) -> bool:
     if plan.text == schedule:
         return True
     words = schedule.split()
-    if plan.cron is not None or len(words) != 3 or words[0] != "every" or words[2] != "s":
+    if plan.seconds is None or len(words) != 3 or words[0] != "every" or words[2] != "s":
         return False
     try:
-        return float(words[1]) == float(plan.text.split()[1])
+        return float(words[1]) == plan.seconds
     except ValueError:
         return False
 
