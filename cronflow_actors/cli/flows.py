@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import shlex
 import urllib.parse
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -85,6 +86,9 @@ def _flows(args: argparse.Namespace) -> int:
             zone = schedule["trigger"].get("timezone") or "UTC"  # its own zone's time, said
             shown = _in_zone(upcoming[0], zone) if upcoming else "never"
             print(f"  next {_trigger(schedule['trigger'])}: {shown}")
+        fired = _fire_hint(flow)
+        if fired:
+            print(f"  run one now: {fired}")
     for described in nets:
         version = described.get("version") or "every version deprecated"
         print(f"{described['name']} {version}  (net)")
@@ -98,6 +102,26 @@ def _flows(args: argparse.Namespace) -> int:
         actions = ", ".join(described.get("actions", [])) or "nothing (no action declared)"
         print(f"  callers may: {actions}")
     return Exit.OK
+
+
+def _fire_hint(flow: dict[str, Any]) -> str | None:
+    """The ``fire`` command that starts a run of ``flow`` now, as its first schedule would
+    (newcomer h30 F3: ``flows`` listed schedules without saying they can be fired)."""
+    names = []
+    for trigger in flow.get("triggers", []):
+        if trigger.get("kind") == "schedule":
+            names.append((trigger.get("cron"), trigger.get("timezone") or "UTC"))
+        elif trigger.get("kind") == "interval":
+            names.append((f"every {trigger.get('every'):g} s", None))
+    if not names:
+        return None
+    command = f"cronflow-actors fire {shlex.quote(flow['id'])}"
+    if len(names) == 1:
+        return command
+    text, zone = names[0]
+    if zone is not None and [name for name, _ in names].count(text) > 1:
+        text = f"{text} ({zone})"  # one expression in two zones: named with its zone
+    return f"{command} --schedule {shlex.quote(str(text))} (or another of its schedules)"
 
 
 def _nets(client: Any) -> list[dict[str, Any]]:
@@ -140,8 +164,9 @@ def add_fire_command(commands: Any) -> None:
         "--schedule",
         default=None,
         metavar="EXPR",
-        help="which schedule: its cron expression as declared, or 'every N s' for an interval "
-        "('cronflow-actors flows' lists them; default: the flow's only one)",
+        help="which schedule: its cron expression as declared (with its zone, '0 9 * * * "
+        "(Europe/Paris)', where one expression has two), or an interval's length ('every 15m'; "
+        "'cronflow-actors flows' lists them; default: the flow's only one)",
     )
     add_instance_id_option(parser, "it")
     follow_options(parser)

@@ -137,7 +137,8 @@ class FlowMethods(NetMethods):
         ``schedule trigger``): its payload is a tick's (``trigger_type``, ``schedule``,
         ``scheduled_at`` this moment, ...) with ``fired_now: true``; returns its id once the
         start is durable. The schedule's own ticks go on as planned. ``schedule``: its cron
-        expression as declared, or ``"every N s"`` for an interval; None for a flow's only
+        expression as declared (``"0 9 * * * (Europe/Paris)"`` with its zone, where one
+        expression has two), or an interval's length (``"every 15m"``); None for a flow's only
         one. ``instance_id`` and ``principal`` as for ``trigger``."""
         by = principal.id if principal is not None else None
         return await self.schedules.fire_now(workflow, schedule, instance_id=instance_id, by=by)

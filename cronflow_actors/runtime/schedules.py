@@ -30,6 +30,7 @@ import msgspec
 from cronflow_actors.errors import ConfigurationError, InstanceExistsError, NotFoundError
 from cronflow_actors.flow.cron import CatchUp, CronSchedule
 from cronflow_actors.kernel import Clock
+from cronflow_actors.net.durations import parse_duration
 from cronflow_actors.runtime.catalog import FlowCatalog
 from cronflow_actors.runtime.ids import derived_run_id
 from cronflow_actors.store import MISSING, Store
@@ -238,8 +239,7 @@ class Schedules:
         """Start a run of ``flow`` now as a tick of one of its schedules would (``Runtime.
         fire_schedule``): the payload a tick gives it, ``scheduled_at`` now, ``fired_now``
         true. The schedule's mark and its next tick stay as they were; its lag is not
-        measured. ``schedule``: its cron expression or ``every N s`` (None: the flow's only
-        one)."""
+        measured. ``schedule``: as ``_names`` reads it (None: the flow's only one)."""
         self._catalog.root(flow)  # NotFoundError for a flow not registered
         plans = self._plans(flow)
         names = ", ".join(repr(plan.text) for plan in plans)
@@ -262,6 +262,17 @@ class Schedules:
         if not chosen:
             raise NotFoundError(
                 "schedule", schedule or "", f"flow {flow!r}", advice=f"its schedules: {names}"
+            )
+        if len(chosen) > 1:  # one expression in several zones
+            zoned = ", ".join(
+                f"'{plan.text} ({plan.cron.timezone})'" for plan in chosen if plan.cron
+            )
+            raise ConfigurationError(
+                "schedule",
+                schedule,
+                f"one schedule of flow {flow!r}: {schedule!r} is declared in several time zones; "
+                f"name it with its zone, one of {zoned}",
+                named="argument",
             )
         payload = _tick_payload(chosen[0], self._clock.now())
         payload["fired_now"] = True
@@ -301,17 +312,31 @@ class Schedules:
 
 
 def _names(plan: _Plan, schedule: str) -> bool:
-    """Whether ``schedule`` names ``plan``: its cron expression as declared, or ``every N s``
-    with N its interval in seconds, however written (``900``, ``900.0``, ``9e2``)."""
-    if plan.text == schedule:
-        return True
+    """Whether ``schedule`` names ``plan``: a cron schedule by its expression as declared, alone
+    or followed by its zone as ``flows`` shows it (``0 9 * * * (Europe/Paris)``); an interval
+    by ``every`` and its length, in seconds however written (``every 900 s``, ``every 9e2``) or
+    as a duration (``every 15m``, or ``15m`` as ``on_interval`` was given it)."""
     words = schedule.split()
-    if plan.seconds is None or len(words) != 3 or words[0] != "every" or words[2] != "s":
-        return False
+    if plan.cron is not None:
+        declared = plan.text.split()
+        return words in (declared, [*declared, f"({plan.cron.timezone})"])
+    if words[:1] == ["every"]:
+        words = words[1:]
+    return _length("".join(words)) == plan.seconds
+
+
+def _length(text: str) -> float | None:
+    """Seconds in an interval's length as a caller names it: a number (``900``, ``9e2``), with
+    ``s`` after it or not, or a duration (``15m``); None for anything else."""
+    for number in (text, text.removesuffix("s")):
+        try:
+            return float(number)
+        except ValueError:
+            pass
     try:
-        return float(words[1]) == plan.seconds
+        return parse_duration(text)
     except ValueError:
-        return False
+        return None
 
 
 def _tick_payload(plan: _Plan, tick: float) -> dict[str, Any]:
@@ -323,8 +348,9 @@ def _tick_payload(plan: _Plan, tick: float) -> dict[str, Any]:
         "scheduled_at_iso": _iso(tick),
         "workflow_id": plan.flow,
     }
-    if plan.cron is not None:  # Cronflow's name for it
+    if plan.cron is not None:  # Cronflow's name for it, and the zone it is read in
         payload["cron_expression"] = plan.text
+        payload["timezone"] = plan.cron.timezone
     return payload
 
 

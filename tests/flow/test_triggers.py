@@ -170,6 +170,7 @@ async def test_cron_schedules_fire_while_the_runtime_runs(
         "trigger_type": "schedule",
         "schedule": "*/10 * * * * *",
         "cron_expression": "*/10 * * * * *",
+        "timezone": "UTC",
         "scheduled_at": 1_800_000_010.0,
         "scheduled_at_iso": "2027-01-15T08:00:10+00:00",
         "workflow_id": "tick",
@@ -201,6 +202,7 @@ async def test_a_schedule_fired_now_runs_as_its_tick_would_and_its_ticks_go_on(
         "trigger_type": "schedule",
         "schedule": "*/10 * * * * *",
         "cron_expression": "*/10 * * * * *",
+        "timezone": "UTC",
         "scheduled_at": 1_800_000_005.0,
         "scheduled_at_iso": "2027-01-15T08:00:05+00:00",
         "workflow_id": "tick",
@@ -226,6 +228,43 @@ async def test_a_schedule_fired_now_runs_as_its_tick_would_and_its_ticks_go_on(
         await rt.fire_schedule("nope")
     runs = {s.workflow for s in await rt.store.list_snapshots()}
     assert "plain" not in runs
+
+
+async def test_a_schedule_is_named_to_fire_as_declared_or_as_flows_shows_it(
+    rt: cf.Runtime,
+) -> None:
+    """An interval declared ``on_interval("1m")`` was not found as ``every 1m`` (only as
+    ``every 60 s``), and of one cron expression declared in two zones the first fired, the other
+    could not be named (newcomer h30 F3). An interval is named by its length however written;
+    a cron schedule by its expression, with its zone as ``flows`` shows it when the expression
+    alone names two."""
+    zoned = (
+        cf.define("zoned")
+        .on_schedule("0 9 * * *")
+        .on_schedule("0 9 * * *", timezone="Europe/Paris")
+        .on_interval("1m")
+        .step("s", lambda ctx: f"{ctx.payload['schedule']} {ctx.payload.get('timezone', '')}")
+    )
+    rt.register(zoned)
+    await rt.wait_idle()
+    for name in ("every 1m", "1m", "every 60s", "every 60 s", "every 60", "every 6e1 s"):
+        run = await rt.fire_schedule("zoned", name)
+        assert (await rt.wait(run, timeout=5)).output == "every 60 s ", name
+    paris = await rt.fire_schedule("zoned", "0 9 * * * (Europe/Paris)")
+    assert (await rt.wait(paris, timeout=5)).output == "0 9 * * * Europe/Paris"
+    utc = await rt.fire_schedule("zoned", "0  9 * * * (UTC)")  # (spaces as in its text or not)
+    assert (await rt.wait(utc, timeout=5)).output == "0 9 * * * UTC"
+    before = len(await rt.store.list_snapshots())
+    with pytest.raises(
+        ConfigurationError,
+        match="declared in several time zones; name it with its zone, one of "
+        "'0 9 \\* \\* \\* \\(UTC\\)', '0 9 \\* \\* \\* \\(Europe/Paris\\)'",
+    ):
+        await rt.fire_schedule("zoned", "0 9 * * *")
+    for wrong in ("every 2m", "0 9 * * * (Asia/Tokyo)", "every", "every 1 parsec"):
+        with pytest.raises(NotFoundError, match="its schedules"):
+            await rt.fire_schedule("zoned", wrong)
+    assert len(await rt.store.list_snapshots()) == before  # nothing started
 
 
 async def test_a_tick_started_before_a_restart_is_not_started_again(tmp_path: Path) -> None:

@@ -76,12 +76,43 @@ async def test_flows_lists_the_flows_their_triggers_and_the_next_tick(serve: Ser
     assert "  webhook POST /hooks/nightly" in lines
     [fire] = [line for line in lines if line.startswith("  next schedule 0 3 * * * (UTC): 20")]
     assert fire.endswith(" 03:00:00 UTC")  # in the schedule's zone, named (newcomer h25 F6)
+    assert "  run one now: cronflow-actors fire nightly" in lines  # (newcomer h30 F3)
     assert "plain v2" in lines  # the version new runs take, and the others (newcomer h24 F9)
     assert "  also registered: v1 (new runs take v2)" in lines
     assert "  no trigger (started by a call)" in lines
     code, out, err = await cli("flows", "--url", url, "--json")
     assert code == 0, err
     assert "next_fires" in out
+
+
+async def test_flows_says_how_to_fire_a_schedule_and_the_command_it_says_fires_it(
+    serve: Serve,
+) -> None:
+    """``flows`` listed schedules without a word of ``fire`` (newcomer h30 F3); of a flow with
+    several it names the first, with its zone where its expression alone names two, and the
+    command it prints starts that schedule's run."""
+    zoned = (
+        cf.define("zoned")
+        .on_schedule("0 9 * * *")
+        .on_schedule("0 9 * * *", timezone="Europe/Paris")
+        .on_interval("1m")
+        .step("s", lambda ctx: ctx.payload.get("timezone"))
+    )
+    _rt, client = await serve([zoned])
+    url = str(client.base_url)
+    code, out, err = await cli("flows", "--url", url)
+    assert code == 0, err
+    [hint] = [line for line in out.splitlines() if line.startswith("  run one now: ")]
+    assert hint == (
+        "  run one now: cronflow-actors fire zoned --schedule '0 9 * * * (UTC)' "
+        "(or another of its schedules)"
+    )
+    code, out, err = await cli("fire", "zoned", "--schedule", "0 9 * * * (UTC)", "--url", url)
+    assert code == 0, err
+    code, out, err = await cli("fire", "zoned", "--schedule", "every 1m", "--url", url)
+    assert code == 0, err
+    runs = (await client.get("/runs", params={"workflow": "zoned"})).json()["runs"]
+    assert sorted(str(run.get("output")) for run in runs) == ["None", "UTC"]
 
 
 async def test_flows_lists_the_nets_their_versions_and_migrations(serve: Serve) -> None:

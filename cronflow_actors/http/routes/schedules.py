@@ -41,9 +41,10 @@ class NextFires(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class FireSchedule(msgspec.Struct, forbid_unknown_fields=True):
-    """``POST /flows/{id}/fire``: which schedule (its cron expression as declared, or
-    ``every N s``; none for the flow's only one), and an optional run id (a repeat of it starts
-    nothing: 409 instance-exists)."""
+    """``POST /flows/{id}/fire``: which schedule (its cron expression as declared, with its
+    zone as ``0 9 * * * (Europe/Paris)`` where one expression has two, or an interval's length
+    as ``every 15m``; none for the flow's only one), and an optional run id (a repeat of it
+    starts nothing: 409 instance-exists)."""
 
     schedule: str | None = None
     instance_id: RunId | None = None

@@ -67,6 +67,20 @@
       `${pad(date.getHours())}:${pad(date.getMinutes())}:${pad(date.getSeconds())}`;
   }
 
+  // ``epoch`` in the IANA zone ``zone`` (a schedule's), named: the browser's own zone read 01:30
+  // for a 02:30 Europe/Paris schedule, said nowhere (newcomer h30 F3).
+  function whenIn(epoch, zone) {
+    try {
+      const parts = Object.fromEntries(new Intl.DateTimeFormat("en-GB", {
+        timeZone: zone, year: "numeric", month: "2-digit", day: "2-digit",
+        hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23",
+      }).formatToParts(new Date(epoch * 1000)).map((part) => [part.type, part.value]));
+      return `${parts.year}-${parts.month}-${parts.day} ${parts.hour}:${parts.minute}:${parts.second} ${zone}`;
+    } catch (error) {  // a zone this browser does not know
+      return `${when(epoch)} (your time)`;
+    }
+  }
+
   function ago(epoch) {
     if (epoch === null || epoch === undefined) return "";
     const seconds = Date.now() / 1000 - epoch;
@@ -595,10 +609,12 @@
         }
         if ((trigger.kind === "schedule" || trigger.kind === "interval") && fires) {
           const next = fires.schedules[scheduleIndex++];
-          if (next) li.append(h("div", { class: "fires", text: `next: ${next.next.map((t) => `${when(t)} (${ago(t)})`).join(" · ") || "none"}` }));
+          const zone = trigger.kind === "schedule" ? trigger.timezone || "UTC" : Intl.DateTimeFormat().resolvedOptions().timeZone;
+          if (next) li.append(h("div", { class: "fires", text: `next: ${next.next.map((t) => `${whenIn(t, zone)} (${ago(t)})`).join(" · ") || "none"}` }));
         }
         if (trigger.kind === "schedule" || trigger.kind === "interval") {  // a tick now
-          const schedule = trigger.kind === "schedule" ? trigger.cron : `every ${trigger.every} s`;
+          // a cron schedule named with its zone: one expression may be declared in two
+          const schedule = trigger.kind === "schedule" ? `${trigger.cron} (${trigger.timezone || "UTC"})` : `every ${trigger.every} s`;
           li.append(" ", h("button", { type: "button", "data-fire": schedule, text: "Fire now", onclick: async () => {
             try {
               const fired = await api("POST", `/flows/${encodeURIComponent(flow.id)}/fire`, { schedule });
@@ -608,7 +624,9 @@
         }
         return li;
       });
-      items.push(h("li", { class: "muted", text: "by hand: POST /runs, cronflow-actors run, or below" }));
+      items.push(h("li", { class: "muted", text: timed
+        ? `by hand: POST /runs, cronflow-actors run, or below; a tick now: Fire now, POST /flows/${flow.id}/fire, or cronflow-actors fire ${flow.id}`
+        : "by hand: POST /runs, cronflow-actors run, or below" }));
       const payload = h("textarea", { placeholder: "payload (JSON), optional" });
       const limits = [flow.concurrency ? `concurrency ${flow.concurrency}` : null,
         flow.rate_limit ? `at most ${flow.rate_limit.count} per ${duration(flow.rate_limit.per_seconds)}` : null,
