@@ -85,12 +85,19 @@ class GiveUpMethods(RuntimeParts):
                 "the caller who asked gives it up (or an operator, with Runtime.cancel from "
                 "Python)",
             )
-        if await self._carried_elsewhere(book, plan):
-            raise refused(
-                f"the migration of run {plan.instance!r}",
-                f"process {plan.owner} carries it out",
-                "ask again once it has finished, or ask that process to give it up",
-            )
+        claimed = await self._claimed(book, plan)
+        given_up = False
+        try:
+            given_up = await self._give_up_claimed(book, plan, run_id, principal, reason)
+        finally:
+            if claimed and not given_up:  # the migration goes on: another may claim it
+                await book.unclaim(plan)
+        return given_up
+
+    async def _give_up_claimed(
+        self, book: PlanBook, plan: Any, run_id: str, principal: Principal | None, reason: str
+    ) -> bool:
+        """``_give_up`` once no other process may carry ``plan`` on (or give it up)."""
         chain = [plan.instance, *(new_id for _version, new_id in plan.hops)]
         if run_id not in chain[:-1]:
             return False
@@ -155,11 +162,28 @@ class GiveUpMethods(RuntimeParts):
             self.run_hooks.finished(compiled.hooks, info, body, None)
         return True
 
-    async def _carried_elsewhere(self, book: PlanBook, plan: Any) -> bool:
-        """Whether another process carries ``plan`` out (on a shared database): under way
-        there, or claimed by the first process to carry it on once its own ended (given up here
-        and started there: the reviewer's h26 M1); claimed by this one if it may give it up."""
+    async def _claimed(self, book: PlanBook, plan: Any) -> bool:
+        """Whether this process claimed ``plan`` to give it up (on a shared database, a plan
+        whose process ended or which stopped: one of the processes asking at once gives it up,
+        and none carries it on meanwhile: the reviewer's h26 M1); False: no claim was needed.
+        Refused while another live process carries it out, or claimed it."""
         lease = self.lease
-        if not isinstance(lease, ClusterLease) or not plan.owner or plan.owner == lease.owner:
-            return False
-        return await lease.is_live(plan.owner) or not await book.claim(plan, lease.owner)
+        if not isinstance(lease, ClusterLease) or not plan.owner:
+            return False  # (a plan of a runtime from before owners: as before)
+        mine = plan.owner == lease.owner
+        if mine and not plan.stopped:
+            return False  # (under way here is refused by its hold)
+        subject = f"the migration of run {plan.instance!r}"
+        if not mine and not plan.stopped and await lease.is_live(plan.owner):
+            raise refused(
+                subject,
+                f"process {plan.owner} carries it out at this moment",
+                "ask again once it has finished, or ask that process to give it up",
+            )
+        if not await book.claim(plan, lease.owner):
+            raise refused(
+                subject,
+                "another process sharing the database carries it on or gives it up at this moment",
+                "ask again once it has finished",
+            )
+        return True

@@ -45,8 +45,15 @@ class MigrationPlan(msgspec.Struct, kw_only=True):
     root's ``cancel`` policy must admit before anything moves, also when a restart carries it
     on."""
     owner: str = ""
-    """The runtime process carrying it out (its lease's owner id; "" in plans of earlier
-    runtimes): the processes sharing a database carry on the plans of one that ended."""
+    """The runtime process carrying it out, or that did last (its lease's owner id; "" in plans
+    of earlier runtimes): the processes sharing a database carry on the plans of one that
+    ended."""
+    stopped: bool = False
+    """Its owner's carrying out of it stopped with the migration pending (a start that raised):
+    no process carries it out, and any may take it on, or give it up, once it claimed this turn
+    of it (its owner alive was read as "under way": chaos h30 M1)."""
+    turn: int = 0
+    """How many times a carrying out of it stopped: each turn is claimed by one process."""
 
 
 class PlanBook:
@@ -89,12 +96,39 @@ class PlanBook:
         )
 
     async def claim(self, plan: MigrationPlan, owner: str) -> bool:
-        """Whether ``owner`` carries on ``plan``, whose process ended: of the processes asking
-        at once, one is told so. The claim lasts ten minutes: the claimer names itself the
-        plan's owner at once (``save``), and if it ends before, another may claim it then."""
-        key, now = f"{plan.instance} {plan.owner}", self._clock.now()
-        claimed = await self._store.kv_setdefault(CLAIMS, key, owner, now=now, ttl=600)
+        """Whether ``owner`` carries on (or gives up) ``plan``, whose process ended or which
+        stopped: of the processes asking at once, one is told so. The claim lasts ten minutes:
+        the claimer names itself the plan's owner at once (``take``), or gives the plan up, or
+        lets the claim go (``unclaim``); if it ends before, another may claim it then."""
+        claimed = await self._store.kv_setdefault(
+            CLAIMS, _claim_key(plan), owner, now=self._clock.now(), ttl=600
+        )
         return bool(claimed == owner)
+
+    async def unclaim(self, plan: MigrationPlan) -> None:
+        """Let go of a claim of ``plan`` that came to nothing (a give-up that found the
+        migration going on), so that another may claim this turn of it."""
+        await self._store.kv_delete(CLAIMS, _claim_key(plan))
+
+    async def take(self, plan: MigrationPlan, owner: str) -> bool:
+        """Make ``owner`` the one carrying ``plan`` out (its process ended, or it stopped), if
+        it claims this turn of it: False if another process did (carrying it on, or giving it
+        up, at this moment)."""
+        if not await self.claim(plan, owner):
+            return False
+        plan.owner, plan.stopped = owner, False
+        await self.save(plan)
+        return True
+
+    async def set_down(self, plan: MigrationPlan, owner: str) -> None:
+        """``owner``'s carrying out of ``plan`` stopped with the migration pending: the plan
+        stays, ``stopped``, so that any process sharing the database may give it up or take it
+        on; its ended owner's is carried on as before."""
+        stored = await self.get(plan.instance)
+        if stored is None or stored.owner != owner or stored.stopped or stored.hops != plan.hops:
+            return  # done, given up, or taken on meanwhile
+        plan.stopped, plan.turn = True, stored.turn + 1
+        await self.save(plan)
 
     async def naming(self, run_id: str) -> MigrationPlan | None:
         """The plan that names ``run_id``: the run it migrates, or the new run of one of its
@@ -137,6 +171,12 @@ class PlanBook:
             await self._store.kv_setdefault(PLANS, instance_id, stored, now=now)
         if legacy:
             await self._store.kv_delete(*_LEGACY)
+
+
+def _claim_key(plan: MigrationPlan) -> str:
+    """The claim of ``plan`` as its owner (ended, or stopped) and turn leave it."""
+    key = f"{plan.instance} {plan.owner}"
+    return f"{key} {plan.turn}" if plan.turn else key  # (a turn 0's as runtimes before it)
 
 
 async def _all(store: Store, now: float) -> dict[str, MigrationPlan]:

@@ -59,6 +59,7 @@ from cronflow_actors.runtime.carried import (
 from cronflow_actors.runtime.catalog import FlowCatalog
 from cronflow_actors.runtime.instances import InstanceDirectory
 from cronflow_actors.runtime.migration_plans import MigrationPlan, PlanBook, kept_by_migrations
+from cronflow_actors.runtime.migration_recovery import PlanRecovery
 from cronflow_actors.runtime.migration_routes import route_of
 from cronflow_actors.runtime.offline import end_offline
 from cronflow_actors.runtime.pinning import is_held
@@ -80,7 +81,7 @@ _CANCEL_REFUSED = (
 """What the old root's cancel raises when it refused, and nothing moved."""
 
 
-class Migrations:
+class Migrations(PlanRecovery):
     def __init__(
         self,
         *,
@@ -245,59 +246,6 @@ class Migrations:
             )
         return None
 
-    async def resume(self) -> None:
-        """At start: carry on the migrations a crash interrupted (of workflows registered),
-        but those another live process carries out (sharing the database)."""
-        await self._book.move_legacy()
-        for instance_id, plan in (await self._book.all()).items():
-            stored_at = self._store.instance_exists
-            if not await stored_at(plan.instance) and not await stored_at(plan.hops[0][1]):
-                logger.warning(
-                    "the migration of %s is dropped: neither it nor its successor is stored "
-                    "(pruned by a runtime that did not keep a migrating run)",
-                    instance_id,
-                )
-                await self._book.forget(instance_id)
-                continue
-            missing = self._missing(plan)
-            if missing:
-                logger.warning(
-                    "the migration of %s waits for a process that registers %s",
-                    instance_id,
-                    missing,
-                )
-                continue
-            if self._is_live is not None and plan.owner and await self._is_live(plan.owner):
-                continue  # another process's, under way (or waiting to be asked again)
-            self._spawn(self._resumed(plan), f"resume migration {instance_id}")
-
-    async def carry_on_orphans(self) -> None:
-        """Carry on the migrations of processes that ended (sharing the database), each taken
-        on by one process: a plan cut between its old root's cancel and its new root's start
-        left the run canceled with no successor until a runtime started again."""
-        if self._is_live is None:
-            return
-        for plan in (await self._book.all()).values():
-            if plan.instance in self._running or plan.owner in ("", self._owner):
-                continue
-            if await self._is_live(plan.owner) or self._missing(plan):
-                continue  # (left for a process that registers its versions: newcomer h27)
-            if not await self._book.claim(plan, self._owner):
-                continue  # another process took it on
-            logger.warning(
-                "carrying on the migration of %s, cut by the end of process %s",
-                plan.instance,
-                plan.owner,
-            )
-            plan.owner = self._owner
-            await self._book.save(plan)
-            self._spawn(self._resumed(plan), f"resume migration {plan.instance}")
-
-    def _missing(self, plan: MigrationPlan) -> str:
-        """The versions of ``plan``'s hops this process has not registered ("": none)."""
-        have = self._registry.versions(plan.workflow)
-        return ", ".join(f"{plan.workflow} {v}" for v, _id in plan.hops if v not in have)
-
     def hold(self, plan: MigrationPlan) -> Callable[[str, str], None] | None:
         """While a cancel gives ``plan`` up, a carrying out of it is refused (hostile h27 H1:
         both won): None if one is under way here; else ``release(why, advice)`` ends the hold."""
@@ -318,19 +266,19 @@ class Migrations:
 
     # -- carrying out --------------------------------------------------------------------------
 
-    async def _resumed(self, plan: MigrationPlan) -> None:
-        try:
-            new_id = await self._carry_out(plan)
-            logger.info("resumed the migration of %s: now %s", plan.instance, new_id)
-        except Exception:
-            logger.exception("the migration of %s could not be resumed", plan.instance)
-
     async def _carry_out(self, plan: MigrationPlan) -> str:
         """Carry ``plan`` out, once at a time per instance (a second caller, say a resume at
         start and a call asking again, gets the first one's outcome)."""
         running = self._running.get(plan.instance)
         if running is not None:
             return await asyncio.shield(running[1])
+        shared = self._is_live is not None
+        if shared and plan.stopped and not await self._book.take(plan, self._owner):
+            raise refused(
+                f"the migration of {plan.instance!r}",
+                "another process sharing the database carries it out or gives it up",
+                "ask again once it has finished",
+            )
         done: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self._running[plan.instance] = (plan, done)
         try:
@@ -340,6 +288,9 @@ class Migrations:
                 old = new_id
             await self._book.forget(plan.instance)
         except BaseException as error:
+            if shared and plan.owner == self._owner and isinstance(error, Exception):
+                # (a crash leaves it to the processes that see this one end)
+                await self._set_down(plan)
             done.set_exception(error)
             done.exception()  # retrieved: nobody else need be waiting
             raise
@@ -347,6 +298,18 @@ class Migrations:
             del self._running[plan.instance]
         done.set_result(old)
         return old
+
+    async def _set_down(self, plan: MigrationPlan) -> None:
+        """``plan`` stays pending, carried out by none: any process may take it on or give it
+        up (this process alive said "under way": chaos h30 M1)."""
+        try:
+            await self._book.set_down(plan, self._owner)
+        except Exception:  # (the carrying out's own error is raised all the same)
+            logger.exception(
+                "the migration of %s stays pending, still naming this process, which does not "
+                "carry it out: only this process can give it up while it lives",
+                plan.instance,
+            )
 
     async def _successor(self, state: InstanceState) -> InstanceState:
         """The instance at the end of ``state``'s chain of migrations."""
@@ -468,13 +431,9 @@ class Migrations:
                     "an operator migrates it from Python (Runtime.migrate, no principal)",
                 )
             now, audit = self._clock.now(), self._audit()
+            offline, store = self._offline, self._store
             ended = await end_offline(
-                self._store,
-                state.id,
-                now,
-                offline=self._offline,
-                new_id=new_id,
-                audit=audit,
+                store, state.id, now, offline=offline, new_id=new_id, audit=audit
             )
             if ended is not None:
                 self._instances.ended_offline(ended)

@@ -8,11 +8,13 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
+import msgspec
 import pytest
 
 import cronflow_actors as cf
 from cronflow_actors.errors import NotFoundError
 from cronflow_actors.runtime.cluster import ClusterLease
+from cronflow_actors.runtime.migration_plans import PlanBook
 
 gate: dict[str, asyncio.Event] = {}
 """The event each test's blocked step waits for (one per test: an event belongs to a loop)."""
@@ -214,23 +216,45 @@ def gated(version: str) -> cf.Flow:
     return flow.pause("hold")
 
 
-async def test_a_pending_migration_another_live_process_holds_is_not_given_up_here(
+async def test_a_pending_migration_is_given_up_through_any_process_never_while_under_way(
     postgres_url: str,
 ) -> None:
-    """Giving a pending migration up looked at this process only: one another process was
-    carrying out could be dropped here and started there, and the run, called replayable, run
-    twice (the reviewer's h26 M1). Refused while its process lives; given up once it ended."""
+    """A migration whose new run's start raised could be given up only through the process that
+    asked for it while that process lived ("process X carries it out", though nothing did:
+    chaos h30 M1): it is pending, carried out by none, and a cancel through any process gives
+    it up once. One under way in a live process is still refused elsewhere (given up there and
+    started here, the run would run twice: the reviewer's h26 M1); asked again, the asker takes
+    it on, and a failure sets it down again."""
     flows = [gated("v1"), gated("v2")]
     first = cf.Runtime(db=postgres_url, workflows=flows, lease_seconds=2)
     second = cf.Runtime(db=postgres_url, workflows=flows, lease_seconds=2)
-    async with second:
-        async with first:
-            run_id = await first.trigger("gated", {"note": "no amount"})  # on v2, the newest
-            await first.wait_idle()
-            with pytest.raises(cf.errors.MigrationError, match="raised KeyError"):
-                await first.migrate(run_id, "v1")
-            with pytest.raises(cf.errors.MigrationError, match="carries it out"):
-                await second.cancel(run_id)
-        await second.cancel(run_id)  # its process ended: given up here
-        with pytest.raises(cf.errors.InvalidStateTransitionError):
+    async with first, second:
+        run_id = await first.trigger("gated", {"note": "no amount"})  # on v2, the newest
+        await first.wait_idle()
+        with pytest.raises(cf.errors.MigrationError, match="raised KeyError"):
+            await first.migrate(run_id, "v1")
+        book = PlanBook(first.store, first.clock)
+        pending = await book.get(run_id)
+        assert isinstance(first.lease, ClusterLease)
+        assert pending is not None
+        assert (pending.owner, pending.stopped, pending.turn) == (first.lease.owner, True, 1)
+        under_way = msgspec.structs.replace(pending, stopped=False)
+        await book.save(under_way)  # as while first carries it out
+        with pytest.raises(cf.errors.MigrationError, match="carries it out at this moment"):
             await second.cancel(run_id)
+        await book.save(pending)
+        with pytest.raises(cf.errors.MigrationError, match="raised KeyError"):
+            await first.migrate(run_id, "v1")  # asked again: taken on, and set down again
+        again = await book.get(run_id)
+        assert again is not None
+        assert (again.owner, again.stopped, again.turn) == (first.lease.owner, True, 2)
+        await second.cancel(run_id)  # first lives on: given up here
+        assert await book.get(run_id) is None
+        for runtime in (first, second):
+            with pytest.raises(cf.errors.InvalidStateTransitionError):
+                await runtime.cancel(run_id)
+        assert (await second.wait(run_id, timeout=5)).status == "canceled"
+        replayed = await second.replay(run_id, payload={"amount": 1})
+        for runtime in (first, second):
+            await runtime.wait_idle()
+        assert (await second.inspect(replayed)).status == "waiting"  # at its pause, on v2
