@@ -48,6 +48,11 @@ class RunRef(msgspec.Struct, frozen=True, kw_only=True):
     work began and did not complete, a cancel or the run's timeout cutting it or it failing:
     step id -> the idempotency keys it ran under. What a compensation undoes by key: a step cut
     while its plain ``def`` still runs in its thread may finish after the hook is called."""
+    completed: Mapping[str, list[str]] = _NONE
+    """In a run's end hooks, the steps (of the run and its subflows' and items' runs: a charge
+    inside a subflow, which ``ctx.steps`` does not show) whose work completed in this run: step
+    id -> the idempotency keys they ran under (conform h31 F1). Steps a migration or a resume
+    carried over completed in the run before, under that run's keys."""
 
 
 class TriggerInfo(msgspec.Struct, frozen=True, kw_only=True):

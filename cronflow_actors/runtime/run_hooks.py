@@ -91,7 +91,8 @@ class RunHooks:
             ctx.run,
             status=str(info.state),
             error=step_error(root.error) or root.error,
-            unfinished=unfinished_steps(state),
+            unfinished=steps_ended(state, (WorkItemState.CANCELED, WorkItemState.FAILED)),
+            completed=steps_ended(state, (WorkItemState.COMPLETED,)),
         )
         self._spawn(self._call(called, ctx, info.id, done), f"hooks {info.id}")
 
@@ -168,16 +169,15 @@ class FlowEndHooks:
         self._run_hooks.finished(compiled.hooks, info, body, raised, done)
 
 
-def unfinished_steps(state: InstanceState) -> dict[str, list[str]]:
+def steps_ended(state: InstanceState, ended: tuple[WorkItemState, ...]) -> dict[str, list[str]]:
     """The user steps of the run ``state`` (its subflows' and items' runs too) whose work items'
-    handlers began and ended without completing (canceled mid-call, failed): step -> their
-    keys. Not a wait, a pause or a sleep, which ran nothing under a key (the verifier's h28
-    N2)."""
+    handlers began and ended in one of the states ``ended`` (completed; canceled mid-call or
+    failed: unfinished): step -> their keys. Not a wait, a pause or a sleep, which ran nothing
+    under a key (the verifier's h28 N2)."""
     found: dict[str, list[str]] = {}
     for item in state.work_items.values():
-        ended = item.state in (WorkItemState.CANCELED, WorkItemState.FAILED)
         began = item.started_at is not None and item.kind not in WAITING_KINDS
-        if ended and began and is_user_step(item.task):
+        if item.state in ended and began and is_user_step(item.task):
             found.setdefault(item.task, []).append(item.kept_key or item.id)
     return found
 

@@ -631,6 +631,62 @@ async def test_end_hooks_say_the_outcome_and_the_steps_a_cancel_cut(rt: cf.Runti
     assert seen[2] == ("canceled", None, {}, ["s"])
 
 
+async def test_end_hooks_list_the_steps_that_completed_in_subflows_and_items_with_keys(
+    rt: cf.Runtime,
+) -> None:
+    """A saga's hook could not undo a charge made inside a subflow or an item flow: ``ctx.steps``
+    shows the run's own steps only, and nothing else said that the children's completed, nor
+    under which keys, though ``ctx.run.unfinished`` listed their failed siblings (conform h31
+    F1). ``ctx.run.completed`` lists every completed step's keys, the children's included."""
+    charged: list[str] = []
+    seen: list[tuple[Any, ...]] = []
+
+    def charge(ctx: Any) -> str:
+        charged.append(ctx.idempotency_key)
+        return "charged"
+
+    def ship(ctx: Any) -> str:
+        if ctx.payload != 1:  # the subflow's, and item 2's
+            raise RuntimeError("no truck")
+        return "shipped"
+
+    def compensate(ctx: Any) -> None:
+        seen.append(
+            (ctx.run.status, dict(ctx.run.completed), dict(ctx.run.unfinished), sorted(ctx.steps))
+        )
+
+    hooks = cf.Hooks(on_failure=compensate)
+    rt.register(cf.define("billing").step("charge", charge).step("ship", ship))
+    rt.register(
+        cf.define("order", hooks=hooks).step("a", lambda ctx: "a").subflow("bill", "billing")
+    )
+    rt.register(
+        cf.define("orders", hooks=hooks)
+        .step("a", lambda ctx: [1, 2])
+        .for_each(
+            "each",
+            lambda ctx: ctx.last,
+            lambda item, flow: flow.step("charge", charge).step("ship", ship),
+        )
+    )
+    for flow in ("order", "orders"):
+        run_id = await rt.trigger(flow)
+        assert (await rt.wait(run_id, timeout=5)).status == "failed"
+    for _ in range(100):
+        if len(seen) == 2:
+            break
+        await asyncio.sleep(0.01)
+    (status, completed, unfinished, steps), second = seen
+    assert (status, steps) == ("failed", ["a"])
+    assert completed["charge"] == charged[:1]  # the subflow's, under the key it ran with
+    assert len(completed["a"]) == 1
+    assert list(unfinished) == ["ship"]
+    status, completed, unfinished, steps = second
+    assert sorted(completed["charge"]) == sorted(charged[1:])  # both items' charges
+    assert len(completed["ship"]) == 1  # item 1's
+    assert list(unfinished) == ["ship"]  # item 2's
+
+
 async def test_hooks_run_once_per_run(rt: cf.Runtime) -> None:
     calls: list[tuple[str, Any]] = []
 
