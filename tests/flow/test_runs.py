@@ -576,8 +576,9 @@ async def test_a_wait_whose_fallback_failed_is_shown_failed_with_its_error(
     assert lost.status == "failed"
     paid = (await rt.inspect(runs["lost"])).steps[-1]
     assert (paid.id, paid.status, paid.output) == ("paid", "failed", None)
-    assert (paid.error, paid.error_type) == (
-        "ValueError: refund service down",
+    assert (paid.error, paid.error_type) == (  # and what it answered (conform h31 F6)
+        "its on_error raised ValueError: refund service down, answering timed out after 1 s "
+        "waiting for event 'payment'",
         "builtins.ValueError",
     )
     assert (await rt.wait(runs["saved"], timeout=5)).output == "refunded"
@@ -646,7 +647,7 @@ async def test_end_hooks_list_the_steps_that_completed_in_subflows_and_items_wit
         return "charged"
 
     def ship(ctx: Any) -> str:
-        if ctx.payload != 1:  # the subflow's, and item 2's
+        if ctx.payload != [1]:  # the subflow's, and the second chunk's
             raise RuntimeError("no truck")
         return "shipped"
 
@@ -663,10 +664,11 @@ async def test_end_hooks_list_the_steps_that_completed_in_subflows_and_items_wit
     rt.register(
         cf.define("orders", hooks=hooks)
         .step("a", lambda ctx: [1, 2])
-        .for_each(
+        .batch(  # a flow per chunk, one after another
             "each",
             lambda ctx: ctx.last,
-            lambda item, flow: flow.step("charge", charge).step("ship", ship),
+            1,
+            lambda chunk, flow: flow.step("charge", charge).step("ship", ship),
         )
     )
     for flow in ("order", "orders"):
@@ -682,9 +684,9 @@ async def test_end_hooks_list_the_steps_that_completed_in_subflows_and_items_wit
     assert len(completed["a"]) == 1
     assert list(unfinished) == ["ship"]
     status, completed, unfinished, steps = second
-    assert sorted(completed["charge"]) == sorted(charged[1:])  # both items' charges
-    assert len(completed["ship"]) == 1  # item 1's
-    assert list(unfinished) == ["ship"]  # item 2's
+    assert sorted(completed["charge"]) == sorted(charged[1:])  # both chunks' charges
+    assert len(completed["ship"]) == 1  # the first chunk's
+    assert list(unfinished) == ["ship"]  # the second's
 
 
 async def test_hooks_run_once_per_run(rt: cf.Runtime) -> None:
@@ -1064,7 +1066,9 @@ async def test_a_step_canceled_part_way_shows_no_output(rt: cf.Runtime, clock: M
 async def test_a_subflows_failure_reaches_its_fallback_in_the_flows_words(rt: cf.Runtime) -> None:
     """A subflow's ``on_error`` read ``ctx.error`` in the net engine's words, internal ids and
     all (``task 's': child workflow '<run>.f1': task 'x': work item ...``), where the run's own
-    error reads ``step 's': step 'x': ...`` (the conformance auditor's h25 L2)."""
+    error reads ``step 's': step 'x': ...`` (the conformance auditor's h25 L2); without its own
+    step's name, as a step's fallback reads its error and ``inspect`` shows the step's (conform
+    h31 F7)."""
 
     def boom(ctx: cf.FlowContext) -> None:
         raise ValueError("child boom")
@@ -1075,5 +1079,5 @@ async def test_a_subflows_failure_reaches_its_fallback_in_the_flows_words(rt: cf
     result = await rt.wait(await rt.trigger("answering"), timeout=5)
     assert (result.status, result.output) == (
         "completed",
-        "builtins.ValueError|step 's': step 'x': ValueError: child boom",
+        "builtins.ValueError|step 'x': ValueError: child boom",
     )
