@@ -357,11 +357,13 @@ class WorkItemActor(HandlerActor):
             self.log_failure(logging.WARNING, "failed; its on_error answers it", error)
         else:
             self.log_failure(logging.ERROR, "failed, and no retry remains", error)
+        said = f"{type(error).__name__}: {error}"
+        answered = self.ctx.answered_error  # an on_error that raised: what it answered
         return WorkItemFinished(
             work_item_id=self.item_id,
             attempt=self.attempt,
             ok=False,
-            error=f"{type(error).__name__}: {error}",
+            error=f"its on_error raised {said}, answering {answered}" if answered else said,
             error_type=class_name(error),
             error_data=storable_attributes(error),
             exception=error,

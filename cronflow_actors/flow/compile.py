@@ -357,6 +357,8 @@ class Compiler:
             failure = read_caught(ectx.outputs.get(node.id))
             assert failure is not None  # routed here only after a caught failure
             said = step_error(failure.error) or failure.error  # a subflow's in the flow's words
+            said = said.removeprefix(f"step {node.id!r}: ")  # its own step's name, as a step's
+            # fallback reads its error, and inspect shows it (conform h31 F7)
             if isinstance(node, n.WhileNode) and failure.error_type:  # one function's: its
                 named = f"{failure.error_type.rpartition('.')[2]}: "  # own words, as a step's
                 said = said.partition(named)[2] or said

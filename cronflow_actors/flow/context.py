@@ -309,6 +309,9 @@ _PREFIXES = frozenset({"if", "end_if", "while", "end_while", "delay"})
 _ENGINE_WORDS = re.compile(r"task '([^'\\]*)': (?:work item|child workflow) '[^']*': ")
 """What the engine writes before the error of a task that failed its workflow."""
 
+_CONDITION_WORDS = re.compile(r"router of task '((?:if|while):[^'\\]*)': ")
+"""What the engine writes before the error of an ``if_``'s or ``while_``'s condition."""
+
 
 def step_error(error: str | None) -> str | None:
     """A flow run's error as its user reads it: each ``task 'x': work item '<id>': `` the net
@@ -321,14 +324,27 @@ def step_error(error: str | None) -> str | None:
     while found := _ENGINE_WORDS.match(error, at):
         said.append(f"step {user_step(found.group(1))!r}: ")
         at = found.end()
+    if found := _CONDITION_WORDS.match(error, at):  # (conform h31 F6: the engine's words)
+        said.append(f"step {user_step(found.group(1))!r}: its condition raised ")
+        at = found.end()
     return "".join(said) + error[at:] if said else error
 
 
 def failed_step(error: str | None) -> str | None:
     """The step a flow run's ``error`` (as the engine wrote it) says it failed at: the first
     task of its chain, by the user's id (None: no step's)."""
-    found = _ENGINE_WORDS.match(error or "")
+    found = _ENGINE_WORDS.match(error or "") or _CONDITION_WORDS.match(error or "")
     return user_step(found.group(1)) if found else None
+
+
+def failed_condition(error: str | None) -> tuple[str, str] | None:
+    """The ``if_`` or ``while_`` whose condition raised and failed the run, if its ``error``
+    (as the engine wrote it) says so: its kind (``if``, ``while``) and id."""
+    found = _CONDITION_WORDS.match(error or "")
+    if found is None:
+        return None
+    kind, _, element = found.group(1).partition(":")
+    return kind, element
 
 
 _BUILDING = frozenset(

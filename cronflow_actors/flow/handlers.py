@@ -131,8 +131,10 @@ async def fall_back(node: Any, fctx: FlowContext, error: BaseException, ectx: An
         except Exception as failed:
             error = failed
     fctx.error = error
-    output = await call_step(ectx, last, fctx)
-    ectx.answered_error = describe(error)
+    try:
+        output = await call_step(ectx, last, fctx)
+    finally:  # (raised: what it was answering, said beside its own error: conform h31 F6)
+        ectx.answered_error = describe(error)
     return output
 
 

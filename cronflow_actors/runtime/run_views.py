@@ -48,6 +48,7 @@ from cronflow_actors.runtime.step_views import (
     DELAY,
     StepInfo,
     action_step,
+    condition_failed,
     delayed,
     fell_back,
     is_step,
@@ -196,7 +197,7 @@ class RunViews:
             output=root.output,
             error=step_error(root.error) if flows else root.error,
             error_type=cause.error_type if cause is not None else None,
-            steps=self._steps(state, root, flows) if steps else [],
+            steps=self._shown_steps(state, root, flows) if steps else [],
             created_at=root.created_at,
             finished_at=root.finished_at,
             replay_of=replay_of,
@@ -336,6 +337,12 @@ class RunViews:
         if definition.work_item is not None:
             return str(definition.work_item.kind)
         return "dummy" if definition.kind is TaskKind.DUMMY else "subflow"
+
+    def _shown_steps(
+        self, state: InstanceState, root: WorkflowRecord, flows: bool
+    ) -> list[StepInfo]:
+        steps = self._steps(state, root, flows)
+        return condition_failed(steps, root) if flows else steps
 
     def _steps(self, state: InstanceState, root: WorkflowRecord, flows: bool) -> list[StepInfo]:
         """The run's steps (``flows``: a flow's, its item flows' errors in steps' words)."""

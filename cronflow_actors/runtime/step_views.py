@@ -9,18 +9,20 @@ from typing import Any
 import msgspec
 
 from cronflow_actors.flow.compile import WAITING_KINDS, fallback_task, is_user_step
+from cronflow_actors.flow.context import failed_condition, step_error
 from cronflow_actors.messages.engine import (
     ActionRecord,
     InstanceState,
     WorkflowRecord,
     WorkItemRecord,
 )
-from cronflow_actors.messages.states import WorkItemState
+from cronflow_actors.messages.states import WorkflowState, WorkItemState
 
 __all__ = [
     "DELAY",
     "StepInfo",
     "action_step",
+    "condition_failed",
     "delayed",
     "fell_back",
     "is_step",
@@ -108,3 +110,19 @@ def step_status(item_state: str, kind: str) -> str:
 
 def is_step(task: str, user_steps: Container[str] | None) -> bool:
     return task in user_steps if user_steps is not None else is_user_step(task)
+
+
+def condition_failed(steps: list[StepInfo], root: WorkflowRecord) -> list[StepInfo]:
+    """``steps`` with the ``if_`` or ``while_`` whose condition raised, failing the run, shown
+    failed with its error: the loop read ``completed`` with its last pass's output, and an
+    ``if_`` was not shown, so no step said where the run failed (conform h31 F6)."""
+    failed = failed_condition(root.error)
+    if failed is None or root.state != WorkflowState.FAILED:
+        return steps
+    kind, element = failed
+    error = (step_error(root.error) or "").removeprefix(f"step {element!r}: ")
+    loop = next((step for step in steps if step.id == element), None)  # a while_'s passes
+    if loop is None:  # an if_, or a while_ before its first pass
+        return [*steps, StepInfo(id=element, kind=kind, status="failed", error=error)]
+    shown = msgspec.structs.replace(loop, status="failed", output=None, error=error)
+    return [shown if step is loop else step for step in steps]

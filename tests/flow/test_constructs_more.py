@@ -423,7 +423,12 @@ async def test_a_condition_that_raises_fails_the_run_not_the_step_before_it(
     run_id = await rt.trigger("branchy", {})
     result = await rt.wait(run_id, timeout=5)
     assert result.status == "failed"
-    assert result.error == "router of task 'if:check': TypeError: 'int' object is not subscriptable"
+    assert result.error == (  # in the flow's words (conform h31 F6), and the step shows it
+        "step 'check': its condition raised TypeError: 'int' object is not subscriptable"
+    )
+    [check] = [s for s in (await rt.inspect(run_id)).steps if s.id == "check"]
+    assert (check.kind, check.status) == ("if", "failed")
+    assert check.error == "its condition raised TypeError: 'int' object is not subscriptable"
     assert ran == ["a"]
     # where in the condition: its traceback at DEBUG (newcomer h22 L2: none anywhere)
     [raised] = [r for r in caplog.records if r.getMessage().startswith("router of task 'if:")]
@@ -432,7 +437,7 @@ async def test_a_condition_that_raises_fails_the_run_not_the_step_before_it(
     assert raised.exc_info[0] is TypeError
     await rt.wait_idle()  # the hook, on a pool thread
     assert [str(error) for error in failures] == [result.error]
-    [a] = (await rt.inspect(run_id)).steps
+    a, _check = (await rt.inspect(run_id)).steps
     assert (a.id, str(a.status), a.output, a.error, a.attempts) == ("a", "completed", 0, None, 1)
 
     # a condition after a wait_for_event raises when the event comes: the run fails with it,
@@ -449,13 +454,14 @@ async def test_a_condition_that_raises_fails_the_run_not_the_step_before_it(
     await rt.wait_idle()
     assert (await rt.publish_event("paid", {})).delivered == [heard_id]
     failed = await rt.wait(heard_id, timeout=5)
-    assert failed.error == "router of task 'if:big': KeyError: 'amount'"
+    assert failed.error == "step 'big': its condition raised KeyError: 'amount'"
 
     loop_id = await rt.trigger("loopy", {})
     looped = await rt.wait(loop_id, timeout=5)
     assert (looped.status, "ZeroDivisionError" in (looped.error or "")) == ("failed", True)
-    [s] = (await rt.inspect(loop_id)).steps
+    s, w = (await rt.inspect(loop_id)).steps
     assert (s.id, str(s.status), s.output) == ("s", "completed", 5)
+    assert (w.id, w.kind, w.status) == ("w", "while", "failed")  # before its first pass
 
 
 @pytest.mark.parametrize(
