@@ -404,7 +404,8 @@ class RunViews:
                     attempts=max((i.attempt for i in items), default=1 if children else 0),
                     started_at=min(starts) if starts else None,
                     finished_at=max(ends) if ends and record.state != TaskState.STARTED else None,
-                    redispatches=sum(i.redispatches for i in items),
+                    # the restarts that ran it again, not its functions' sum (chaos h31 F1)
+                    redispatches=max((i.redispatches for i in items), default=0),
                     event=events.get(name),
                 )
             )

@@ -182,3 +182,31 @@ async def test_a_step_a_restart_runs_again_is_counted_and_traced(tmp_path: Path)
         key,
         {"task": "slow", "attempt": 1, "redispatches": 1},
     )
+
+
+async def test_a_group_a_restart_runs_again_counts_the_restart_once(tmp_path: Path) -> None:
+    """A ``parallel`` whose two functions one stop cut said "run again after 2 restarts": its
+    functions' counts were added, where each says one (chaos h31 F1)."""
+    db = tmp_path / "group.db"
+    gate, started = asyncio.Event(), asyncio.Semaphore(0)
+    again: list[int] = []
+
+    async def slow(ctx: cf.FlowContext) -> str:
+        again.append(ctx.redispatches)
+        started.release()
+        await gate.wait()
+        return "done"
+
+    def flow() -> cf.Flow:
+        return cf.define("grouped").parallel("both", [slow, slow])
+
+    async with cf.Runtime(db=db, workflows=[flow()]) as first:
+        run_id = await first.trigger("grouped")
+        for _ in range(2):  # stopped while both run: neither end is recorded
+            await asyncio.wait_for(started.acquire(), 5)
+    gate.set()
+    async with cf.Runtime(db=db, workflows=[flow()]) as second:
+        assert (await second.wait(run_id, timeout=10)).status == "completed"
+        [both] = (await second.inspect(run_id)).steps
+    assert sorted(again) == [0, 0, 1, 1]
+    assert both.redispatches == 1
