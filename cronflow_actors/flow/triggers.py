@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 import msgspec
 
-from cronflow_actors.errors import validation_path
+from cronflow_actors.errors import clipped, validation_path
 
 __all__ = [
     "METHODS",
@@ -180,6 +180,31 @@ def poll_spec(
     return PollSpec(fn=fn, interval=seconds, key=key)
 
 
+def _header_names(names: Any, what: str, where: str, problems: list[str]) -> tuple[str, ...]:
+    """``names``, a list of header names, lowercased. A string was split into its characters
+    (every request refused), and a mapping's values were never compared: ``{"x-api-key":
+    "s3cret"}`` checked the header was there, any key passing (newcomer h31 F1)."""
+    if isinstance(names, Mapping):  # (its values, likely secrets, not repeated)
+        problems.append(
+            f"{where}: {what} is a list of header names a request must carry, and checks no "
+            f"value; got a mapping of {sorted(map(str, names))}. To check a shared secret, "
+            "use require_token=True (an API token), hmac_secret= (signed requests) or "
+            "header_validator= (a function of the request)"
+        )
+        return ()
+    if isinstance(names, str):
+        problems.append(
+            f"{where}: {what} must be a list of header names, got the string {clipped(names)} "
+            f"(a single one is written [{names!r}])"
+        )
+        return ()
+    given = tuple(names)
+    if not all(isinstance(name, str) for name in given):
+        problems.append(f"{where}: {what} must be a list of header names, got {clipped(given)}")
+        return ()
+    return tuple(name.lower() for name in given)
+
+
 def webhook_spec(
     path: Any,
     *,
@@ -249,8 +274,8 @@ def webhook_spec(
         method=method.upper(),
         schema=schema,
         idempotency_key=idempotency_key,
-        required_headers=tuple(h.lower() for h in required_headers),
-        keep_headers=tuple(h.lower() for h in keep_headers),
+        required_headers=_header_names(required_headers, "required_headers", where, problems),
+        keep_headers=_header_names(keep_headers, "keep_headers", where, problems),
         signature_header=signature_header.lower(),
         signature_tolerance=signature_tolerance,
         signature_schemes=schemes,

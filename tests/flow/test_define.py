@@ -189,3 +189,29 @@ async def test_two_definitions_under_one_id_and_version_are_refused_by_name() ->
     assert said.startswith("workflow 'orders' version 'v1' is registered already")
     assert "Rename one (cf.define(id), net.workflow(name))" in said
     assert isinstance(refused.value, cf.errors.ConfigurationError)  # serve exits 2 on it
+
+
+def test_header_lists_that_are_no_lists_of_names_are_refused() -> None:
+    """``required_headers={"x-api-key": "s3cret"}`` was taken, and only the header's presence
+    checked: any key passed, an open webhook its author thought guarded. A string was split
+    into its characters, every request refused (newcomer h31 F1). Both are refused, the secret
+    not repeated in the error."""
+    with pytest.raises(InvalidWorkflowError) as refused:
+        (
+            cf.define("hook")
+            .on_webhook("/a", required_headers={"x-api-key": "s3cret"})
+            .on_webhook("/b", required_headers="X-Shop")
+            .on_webhook("/c", keep_headers=["X-Shop", 3])
+            .step("s", str)
+            .build()
+        )
+    said = str(refused.value)
+    assert "required_headers is a list of header names a request must carry, and checks no " in said
+    assert "got a mapping of ['x-api-key']. To check a shared secret, use require_token" in said
+    assert "s3cret" not in said
+    assert "required_headers must be a list of header names, got the string 'X-Shop'" in said
+    assert "(a single one is written ['X-Shop'])" in said
+    assert "keep_headers must be a list of header names, got ('X-Shop', 3)" in said
+    fine = cf.define("fine").on_webhook("/d", required_headers=("X-Shop",)).step("s", str)
+    fine.build()
+    assert fine.webhooks[0].required_headers == ("x-shop",)
