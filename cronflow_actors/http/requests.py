@@ -81,9 +81,15 @@ def utf8_header(request: Request, name: str) -> str | None:
     if value is None or value.isascii():
         return value
     try:
-        return value.encode("latin-1").decode()
+        return as_utf8(value)
     except UnicodeDecodeError:
         raise Problem(400, "invalid-header", f"the {name} header is not UTF-8") from None
+
+
+def as_utf8(value: str) -> str:
+    """A header's value as Starlette gives it (its bytes read as Latin-1) read as UTF-8;
+    ``UnicodeDecodeError`` for bytes that are not."""
+    return value if value.isascii() else value.encode("latin-1").decode()
 
 
 def check_headers(request: Request) -> None:

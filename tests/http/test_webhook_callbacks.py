@@ -608,3 +608,20 @@ async def test_an_idempotency_key_that_is_no_json_value_is_a_clear_500(
             assert "return a string, a number, a bool" in problem["detail"]
     assert "the idempotency_key callback of webhook POST /h/bytes" in caplog.text
     assert await rt.list_runs() == []
+
+
+async def test_a_webhooks_key_header_is_read_as_utf8(serve: Serve) -> None:
+    """A webhook read its ``Idempotency-Key`` header as Latin-1 (``ключ`` named another run
+    than the same key given anywhere else) and took bytes that are not UTF-8, where
+    ``/events`` and ``/runs`` refuse them (hostile h31 L1)."""
+    flow = cf.define("utf").step("s", lambda ctx: 1)
+    _rt, client = await serve([flow.on_webhook("/hooks/utf", idempotency_key="Idempotency-Key")])
+    key = {"Idempotency-Key": "ключ-é".encode()}
+    first = await client.post("/hooks/utf", json={}, headers=key)
+    again = await client.post("/hooks/utf", json={}, headers=key)
+    assert (first.status_code, again.status_code) == (202, 200)
+    digest = hashlib.sha256("ключ-é".encode()).hexdigest()
+    assert first.json()["run_id"] == f"hook:{uuid.uuid5(KEYS, f'utf|{digest}').hex}"
+    bad = await client.post("/hooks/utf", json={}, headers={"Idempotency-Key": b"\xff\xfe"})
+    assert (bad.status_code, bad.json()["type"]) == (400, "urn:cronflow:problem:invalid-header")
+    assert "not UTF-8" in bad.json()["detail"]

@@ -46,7 +46,13 @@ from cronflow_actors.http.problems import (
     problem_body,
     problem_response,
 )
-from cronflow_actors.http.requests import check_media_type, decode_json, one_header, read_body
+from cronflow_actors.http.requests import (
+    check_media_type,
+    decode_json,
+    one_header,
+    read_body,
+    utf8_header,
+)
 from cronflow_actors.http.routes.runs import started
 from cronflow_actors.http.routes.webhook_answers import custom_response
 from cronflow_actors.http.routes.webhook_keys import body_digest
@@ -138,7 +144,8 @@ class Webhook:
         if missing:  # an empty one too: it names no tenant, signs nothing
             raise Problem(400, "missing-headers", f"missing (or empty) required headers: {missing}")
         if isinstance(spec.idempotency_key, str):
-            one_header(request, spec.idempotency_key)  # two: which of them names the run?
+            # two: which of them names the run? and bytes that are not UTF-8 (hostile h31 L1)
+            utf8_header(request, spec.idempotency_key)
         raw = await read_body(request, edge.limits)
         if spec.parse_raw_body:
             seen.request = msgspec.structs.replace(seen.request, raw_body=raw)
