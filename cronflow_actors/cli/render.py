@@ -84,6 +84,27 @@ def run_duration(run: dict[str, Any]) -> float | None:
     return None if end is None else end - run["created_at"]
 
 
+def _links(run: dict[str, Any]) -> list[str]:
+    """The lines of a run's links to the runs it came from and went on in, and its block."""
+    lines = []
+    if run.get("replay_of"):
+        lines.append(f"  replay of {run['replay_of']}")
+    if run.get("blocked"):
+        lines.append(f"  blocked: {run['blocked']}")
+    if run.get("migrated_from"):
+        lines.append(f"  migrated from {run['migrated_from']}")
+    if run.get("migrated_to") and run.get("migration_pending"):
+        lines.append(
+            f"  migration to {run['migrated_to']} pending: that run has not started (fix the "
+            "cause and migrate again, or cancel this run to give the migration up)"
+        )
+    elif run.get("migrated_to"):
+        lines.append(f"  migrated to {run['migrated_to']} (this run was canceled for it)")
+    if run.get("resumed_as"):  # (newcomer h31 F2)
+        lines.append(f"  resumed as {run['resumed_as']} (its work goes on there)")
+    return lines
+
+
 def render_run(
     run: dict[str, Any], pause: dict[str, Any] | None = None, *, url_flag: str = ""
 ) -> str:
@@ -103,19 +124,7 @@ def render_run(
     if run["status"] in FINAL:  # a run still going has not "taken" anything yet
         started += f", took {duration(run_duration(run))}"
     lines.append(started)
-    if run.get("replay_of"):
-        lines.append(f"  replay of {run['replay_of']}")
-    if run.get("blocked"):
-        lines.append(f"  blocked: {run['blocked']}")
-    if run.get("migrated_from"):
-        lines.append(f"  migrated from {run['migrated_from']}")
-    if run.get("migrated_to") and run.get("migration_pending"):
-        lines.append(
-            f"  migration to {run['migrated_to']} pending: that run has not started (fix the "
-            "cause and migrate again, or cancel this run to give the migration up)"
-        )
-    elif run.get("migrated_to"):
-        lines.append(f"  migrated to {run['migrated_to']} (this run was canceled for it)")
+    lines += _links(run)
     if run.get("error"):
         lines.append(f"  error: {run['error']}")  # it names the exception's class already
         if run.get("error_type"):

@@ -94,6 +94,15 @@ def derived_run_id(kind: DerivedKind, namespace: uuid.UUID, name: str) -> str:
     return f"{kind}:{legacy_run_id(namespace, name)}"
 
 
+_RESUMES = uuid.UUID("0d6c4b7e-2f1a-4e83-9b5d-7a1c3e9f2b64")
+"""The namespace of the ids of the runs that resume others (one a run)."""
+
+
+def resume_id(run_id: str) -> str:
+    """The id of the run that resumes ``run_id`` (one a run: asked again, the same)."""
+    return derived_run_id("resume", _RESUMES, run_id)
+
+
 def legacy_run_id(namespace: uuid.UUID, name: str) -> str:
     """The id earlier versions gave the run ``name`` names (32 hex digits, which a client may
     also choose): found only to answer a retry that spans the upgrade."""

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any
 
@@ -47,7 +46,7 @@ from cronflow_actors.net.migration import refused
 from cronflow_actors.net.spec import NetSpec
 from cronflow_actors.runtime.carried import carried_events, carried_on, links_of
 from cronflow_actors.runtime.catalog import FlowCatalog
-from cronflow_actors.runtime.ids import derived_run_id
+from cronflow_actors.runtime.ids import resume_id
 from cronflow_actors.runtime.migration_plans import PlanBook
 from cronflow_actors.runtime.run_views import stored_run
 from cronflow_actors.runtime.runs import check_instance_id
@@ -114,15 +113,6 @@ async def _as_its_webhook_takes(flow: CompiledFlow, trigger: TriggerEnvelope, pa
 
 
 logger = logging.getLogger(__name__)
-
-_RESUMES = uuid.UUID("0d6c4b7e-2f1a-4e83-9b5d-7a1c3e9f2b64")
-"""The namespace of the ids of the runs that resume others (one a run)."""
-
-
-def resume_id(run_id: str) -> str:
-    """The id of the run that resumes ``run_id`` (one a run: asked again, the same)."""
-    return derived_run_id("resume", _RESUMES, run_id)
-
 
 _MARKS = ("cronflow:replays", "mocked")
 """(namespace, key) of the marks: run id -> the ids of its mocked steps."""

@@ -35,6 +35,7 @@ from cronflow_actors.messages.states import TaskState
 from cronflow_actors.net.spec import TaskKind, caught_in
 from cronflow_actors.runtime.catalog import FlowCatalog
 from cronflow_actors.runtime.flow_runs import is_flows_run
+from cronflow_actors.runtime.ids import resume_id
 from cronflow_actors.runtime.instances import InstanceDirectory, root_of
 from cronflow_actors.runtime.pages import (
     PAGE_BYTES,
@@ -114,6 +115,10 @@ class RunInfo(msgspec.Struct, frozen=True, kw_only=True):
     fix the cause and ``migrate`` again, or ``cancel`` this run to give the migration up).
     Said by ``inspect`` (``GET /runs/{id}``: true or false); None in listings, which do not
     look."""
+    resumed_as: str | None = None
+    """The run that resumes this one (``replay(..., resume=True)``), where its work goes on: a
+    failed run pointed nowhere after it, and offered a resume (newcomer h31 F2). Said by
+    ``inspect`` of an ended run; None in listings, which do not look."""
 
 
 async def stored_run(
@@ -161,7 +166,10 @@ class RunViews:
         if isinstance(found, QueuedRun):
             return self._queued_info(found)
         info = self.info(found)
-        if info.migrated_to is not None and not await self._store.instance_exists(info.migrated_to):
+        exists = self._store.instance_exists
+        if info.status in ("failed", "canceled") and await exists(resume_id(run_id)):
+            info = msgspec.structs.replace(info, resumed_as=resume_id(run_id))
+        if info.migrated_to is not None and not await exists(info.migrated_to):
             # (its successor starts in the commit that ends it, or not: a plan left pending)
             return msgspec.structs.replace(info, migration_pending=True)
         return msgspec.structs.replace(info, migration_pending=False)

@@ -8,9 +8,11 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 import cronflow_actors as cf
+from cronflow_actors.cli.render import render_run
 from cronflow_actors.errors import ConfigurationError, MigrationError, NotFoundError
 from cronflow_actors.kernel import ManualClock
 
@@ -280,7 +282,13 @@ async def test_a_failed_run_resumes_from_its_failed_step_keeping_what_it_complet
         steps = {s.id: (s.status, s.attempts, s.output) for s in info.steps}
         assert steps["charge"] == ("completed", 0, {"charged": 30})  # kept, not run
         assert steps["ship"][:2] == ("completed", 1)
-        assert (await rt.inspect(failed)).status == "failed"  # the run itself is as it was
+        before = await rt.inspect(failed)
+        assert before.status == "failed"  # the run itself is as it was, and says where its
+        assert before.resumed_as == resumed  # work goes on (newcomer h31 F2)
+        shown = render_run(msgspec.to_builtins(before))  # (as the CLI's inspect prints it)
+        assert f"  resumed as {resumed} (its work goes on there)" in shown.splitlines()
+        assert (await rt.inspect(resumed)).resumed_as is None
+        assert all(run.resumed_as is None for run in await rt.list_runs(workflow="order"))
         with pytest.raises(MigrationError, match="it is completed: a resume goes on from"):
             await rt.replay(resumed, resume=True)
         again = await rt.replay(failed)  # from the start, as before

@@ -466,7 +466,7 @@
             } catch (error) { notice(error.message); }
           } })));
         actions.appendChild(h("button", { type: "button", id: "replay", text: "Replay…", onclick: () => { replayBox.hidden = !replayBox.hidden; } }));
-        if (run.status === "failed" || run.status === "canceled") {  // go on from where it stopped
+        if ((run.status === "failed" || run.status === "canceled") && !run.resumed_as) {  // go on from where it stopped
           const resume = confirmButton("Resume", "primary", "Resume from where it stopped? Its completed steps keep their outputs and are not run again.", async () => {
             const started = await api("POST", `/runs/${encodeURIComponent(runId)}/replay`, { resume: true });
             go(`#/runs/${encodeURIComponent(started.run_id)}`, started.duplicate ? `${runId} was resumed before: this is its resume.` : `Resume of ${runId} started.`);
@@ -490,7 +490,9 @@
         run.migrated_from ? h("dd", {}, h("a", { href: `#/runs/${encodeURIComponent(run.migrated_from)}`, class: "mono", id: "migrated-from", text: run.migrated_from })) : null,
         run.migrated_to ? h("dt", { text: "Migrated to" }) : null,
         run.migrated_to && run.migration_pending ? h("dd", { id: "migration-pending" }, h("span", { class: "mono", text: run.migrated_to }), " (pending: it has not started; fix the cause and migrate again, or give the migration up)") : null,
-        run.migrated_to && !run.migration_pending ? h("dd", {}, h("a", { href: `#/runs/${encodeURIComponent(run.migrated_to)}`, class: "mono", id: "migrated-to", text: run.migrated_to }), " (this run was canceled for it)") : null);
+        run.migrated_to && !run.migration_pending ? h("dd", {}, h("a", { href: `#/runs/${encodeURIComponent(run.migrated_to)}`, class: "mono", id: "migrated-to", text: run.migrated_to }), " (this run was canceled for it)") : null,
+        run.resumed_as ? h("dt", { text: "Resumed as" }) : null,  // where its work goes on (newcomer h31 F2)
+        run.resumed_as ? h("dd", {}, h("a", { href: `#/runs/${encodeURIComponent(run.resumed_as)}`, class: "mono", id: "resumed-as", text: run.resumed_as }), " (its work goes on there)") : null);
       const parts = [
         h("h1", {}, "Run ", h("span", { class: "mono", id: "run-id", text: run.id }), badge(run.status)),
         actions,
