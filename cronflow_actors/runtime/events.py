@@ -155,7 +155,11 @@ class Events:
         a later attempt of the step, which publishes the first attempt's payload again."""
         wrong = event_name_problem(name)
         if wrong is not None:  # nothing could listen for it: refused, not a 202 to nobody
-            raise ConfigurationError("event name", clipped(name), wrong)
+            # (said once, as an expectation: hostile h31 L3)
+            expected = wrong.removeprefix("an event name ").removesuffix(f", got {name!r}")
+            raise ConfigurationError(  # (it clips the name itself)
+                "event name", name, f"a name that {expected}", named="argument"
+            )
         key = _checked_key(idempotency_key, 200 + 300 * once)  # (a step's: its key + the name)
         if once and key is not None:  # a step's: its first attempt's payload, whatever this is
             key = await self._step_key(name, key)

@@ -254,8 +254,8 @@ class Schedules:
             raise ConfigurationError(
                 "schedule",
                 None,
-                f"one of flow {flow!r}'s {len(plans)} schedules named to fire ({names}: its "
-                '"schedule" over HTTP, --schedule in the CLI)',
+                f"the schedule to fire named, as flow {flow!r} has {len(plans)}: {names} (the "
+                '"schedule" field over HTTP, --schedule in the CLI)',
                 named="argument",
             )
         chosen = [plan for plan in plans if schedule is None or _names(plan, schedule)]

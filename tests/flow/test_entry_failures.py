@@ -273,8 +273,11 @@ async def test_an_event_name_nothing_could_listen_for_is_refused(rt: cf.Runtime)
         ("pa\ud800id", "no control characters"),  # half a character (review h23 L3)
         ("", "a non-empty string"),
     ):
-        with pytest.raises(ConfigurationError, match=said):
+        with pytest.raises(ConfigurationError, match=said) as refused:
             await rt.publish_event(name, {})
+        said_once = str(refused.value)  # the name once, in a sentence (hostile h31 L3)
+        assert "; expected a name that " in said_once
+        assert said_once.count(repr(name)[:20]) == 1 or len(name) > 200
     assert await rt.list_runs() == []
     assert len(await rt.publish_event("x" * 200, {})) == 0  # at the limit: published
     assert len(await rt.publish_event("pa\u200fid", {})) == 0  # a mark (RLM), as before

@@ -216,7 +216,9 @@ async def test_a_schedule_fired_now_runs_as_its_tick_would_and_its_ticks_go_on(
     assert (await rt.wait(every, timeout=5)).output == "every 900 s"
     however = await rt.fire_schedule("two", "every 900.0 s")  # (its number however written)
     assert (await rt.wait(however, timeout=5)).output == "every 900 s"
-    with pytest.raises(ConfigurationError, match="one of flow 'two''s 2 schedules named"):
+    with pytest.raises(
+        ConfigurationError, match="expected the schedule to fire named, as flow 'two' has 2: "
+    ):
         await rt.fire_schedule("two")
     with pytest.raises(NotFoundError, match="its schedules: '0 2 \\* \\* \\*', 'every 900 s'"):
         await rt.fire_schedule("two", "0 3 * * *")
