@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 import msgspec
 
-from cronflow_actors.errors import clipped, validation_path
+from cronflow_actors.errors import ConfigurationError, clipped, validation_path
 
 __all__ = [
     "METHODS",
@@ -393,6 +393,15 @@ def not_one_line(text: str) -> bool:
 
 EVENT_NAME_LIMIT = 200
 """The longest event name (characters)."""
+
+
+def check_event_name(name: object) -> None:
+    """``ConfigurationError`` for a name no flow could listen for, said once, as what is
+    expected (hostile h31 L3: "expected an event name has no ...", the name twice)."""
+    wrong = event_name_problem(name)
+    if wrong is not None:
+        expected = wrong.removeprefix("an event name ").removesuffix(f", got {name!r}")
+        raise ConfigurationError("event name", name, f"a name that {expected}", named="argument")
 
 
 def event_name_problem(name: object) -> str | None:

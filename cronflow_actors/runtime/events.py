@@ -41,7 +41,7 @@ from cronflow_actors.errors import (
     clipped,
 )
 from cronflow_actors.flow.envelope import TriggerEnvelope
-from cronflow_actors.flow.triggers import event_name_problem, schema_path
+from cronflow_actors.flow.triggers import check_event_name, schema_path
 from cronflow_actors.kernel import Clock
 from cronflow_actors.messages import Message, WaitRecord
 from cronflow_actors.messages.engine import DeliverEvent
@@ -153,13 +153,7 @@ class Events:
         waiting step that heard it then waits no more, and a held run keeps it once. ``once``
         (a step's publish under its own key): another payload under the key is no reuse but
         a later attempt of the step, which publishes the first attempt's payload again."""
-        wrong = event_name_problem(name)
-        if wrong is not None:  # nothing could listen for it: refused, not a 202 to nobody
-            # (said once, as an expectation: hostile h31 L3)
-            expected = wrong.removeprefix("an event name ").removesuffix(f", got {name!r}")
-            raise ConfigurationError(  # (it clips the name itself)
-                "event name", name, f"a name that {expected}", named="argument"
-            )
+        check_event_name(name)  # nothing could listen for it: refused, not a 202 to nobody
         key = _checked_key(idempotency_key, 200 + 300 * once)  # (a step's: its key + the name)
         if once and key is not None:  # a step's: its first attempt's payload, whatever this is
             key = await self._step_key(name, key)
