@@ -248,7 +248,7 @@ class Schedules:
                 "schedule of flow",
                 flow,
                 advice="it has no on_schedule or on_interval; start a run of it with trigger "
-                "(POST /runs)",
+                "(POST /runs, cronflow-actors run FLOW)",
             )
         if schedule is None and len(plans) > 1:
             raise ConfigurationError(
