@@ -263,10 +263,9 @@ class Schedules:
             raise NotFoundError(
                 "schedule", schedule or "", f"flow {flow!r}", advice=f"its schedules: {names}"
             )
-        if len(chosen) > 1:  # one expression in several zones
-            zoned = ", ".join(
-                f"'{plan.text} ({plan.cron.timezone})'" for plan in chosen if plan.cron
-            )
+        zones = list(dict.fromkeys(plan.cron.timezone for plan in chosen if plan.cron))
+        if len(zones) > 1:  # one expression in several zones (the same twice: one tick's run)
+            zoned = ", ".join(f"'{chosen[0].text} ({zone})'" for zone in zones)
             raise ConfigurationError(
                 "schedule",
                 schedule,

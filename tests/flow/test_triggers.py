@@ -256,6 +256,12 @@ async def test_a_schedule_is_named_to_fire_as_declared_or_as_flows_shows_it(
     assert (await rt.wait(paris, timeout=5)).output == "0 9 * * * Europe/Paris"
     utc = await rt.fire_schedule("zoned", "0  9 * * * (UTC)")  # (spaces as in its text or not)
     assert (await rt.wait(utc, timeout=5)).output == "0 9 * * * UTC"
+    twice = cf.define("twice").on_interval("1m").on_interval("60s").on_schedule("0 9 * * *")
+    rt.register(twice.on_schedule("0 9 * * *").step("s", lambda ctx: ctx.payload["schedule"]))
+    for name in ("every 1m", "0 9 * * *"):  # declared twice alike: one schedule to fire
+        assert (await rt.wait(await rt.fire_schedule("twice", name), timeout=5)).output == (
+            "every 60 s" if name == "every 1m" else name
+        )
     before = len(await rt.store.list_snapshots())
     with pytest.raises(
         ConfigurationError,
