@@ -78,8 +78,8 @@ def utf8_header(request: Request, name: str) -> str | None:
     which Starlette reads as Latin-1: a key ``ключ`` came out garbled and ``é`` as ``Ã©``, not
     the key a Python publish gives: newcomer h30 F2); 400 for bytes that are not UTF-8."""
     value = one_header(request, name)
-    if value is None or value.isascii():
-        return value
+    if value is None:
+        return None
     try:
         return as_utf8(value)
     except UnicodeDecodeError:

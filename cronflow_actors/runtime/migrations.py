@@ -431,9 +431,13 @@ class Migrations(PlanRecovery):
                     "an operator migrates it from Python (Runtime.migrate, no principal)",
                 )
             now, audit = self._clock.now(), self._audit()
-            offline, store = self._offline, self._store
             ended = await end_offline(
-                store, state.id, now, offline=offline, new_id=new_id, audit=audit
+                self._store,
+                state.id,
+                now,
+                offline=self._offline,
+                new_id=new_id,
+                audit=audit,
             )
             if ended is not None:
                 self._instances.ended_offline(ended)

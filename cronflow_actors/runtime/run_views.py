@@ -166,9 +166,9 @@ class RunViews:
         if isinstance(found, QueuedRun):
             return self._queued_info(found)
         info = self.info(found)
-        exists = self._store.instance_exists
-        if info.status in ("failed", "canceled") and await exists(resume_id(run_id)):
-            info = msgspec.structs.replace(info, resumed_as=resume_id(run_id))
+        exists, resumed = self._store.instance_exists, resume_id(run_id)
+        if info.status in ("failed", "canceled") and await exists(resumed):
+            info = msgspec.structs.replace(info, resumed_as=resumed)
         if info.migrated_to is not None and not await exists(info.migrated_to):
             # (its successor starts in the commit that ends it, or not: a plan left pending)
             return msgspec.structs.replace(info, migration_pending=True)
@@ -205,7 +205,7 @@ class RunViews:
             output=root.output,
             error=step_error(root.error) if flows else root.error,
             error_type=cause.error_type if cause is not None else None,
-            steps=self._shown_steps(state, root, flows) if steps else [],
+            steps=self._steps(state, root, flows) if steps else [],
             created_at=root.created_at,
             finished_at=root.finished_at,
             replay_of=replay_of,
@@ -346,12 +346,6 @@ class RunViews:
             return str(definition.work_item.kind)
         return "dummy" if definition.kind is TaskKind.DUMMY else "subflow"
 
-    def _shown_steps(
-        self, state: InstanceState, root: WorkflowRecord, flows: bool
-    ) -> list[StepInfo]:
-        steps = self._steps(state, root, flows)
-        return condition_failed(steps, root) if flows else steps
-
     def _steps(self, state: InstanceState, root: WorkflowRecord, flows: bool) -> list[StepInfo]:
         """The run's steps (``flows``: a flow's, its item flows' errors in steps' words)."""
         steps = []
@@ -417,7 +411,7 @@ class RunViews:
                     event=events.get(name),
                 )
             )
-        return steps
+        return condition_failed(steps, root) if flows else steps
 
 
 def _status(snapshot: SnapshotRecord, root: WorkflowRecord) -> RunStatus:

@@ -609,12 +609,10 @@
         } else {
           li.append(triggerText(trigger));
         }
-        if ((trigger.kind === "schedule" || trigger.kind === "interval") && fires) {
-          const next = fires.schedules[scheduleIndex++];
+        if (trigger.kind === "schedule" || trigger.kind === "interval") {
+          const next = fires ? fires.schedules[scheduleIndex++] : null;
           const zone = trigger.kind === "schedule" ? trigger.timezone || "UTC" : Intl.DateTimeFormat().resolvedOptions().timeZone;
           if (next) li.append(h("div", { class: "fires", text: `next: ${next.next.map((t) => `${whenIn(t, zone)} (${ago(t)})`).join(" · ") || "none"}` }));
-        }
-        if (trigger.kind === "schedule" || trigger.kind === "interval") {  // a tick now
           // a cron schedule named with its zone: one expression may be declared in two
           const schedule = trigger.kind === "schedule" ? `${trigger.cron} (${trigger.timezone || "UTC"})` : `every ${trigger.every} s`;
           li.append(" ", h("button", { type: "button", "data-fire": schedule, text: "Fire now", onclick: async () => {
@@ -626,9 +624,10 @@
         }
         return li;
       });
+      const byHand = "by hand: POST /runs, cronflow-actors run, or below";
       items.push(h("li", { class: "muted", text: timed
-        ? `by hand: POST /runs, cronflow-actors run, or below; a tick now: Fire now, POST /flows/${flow.id}/fire, or cronflow-actors fire ${flow.id}`
-        : "by hand: POST /runs, cronflow-actors run, or below" }));
+        ? `${byHand}; a tick now: Fire now, POST /flows/${flow.id}/fire, or cronflow-actors fire ${flow.id}`
+        : byHand }));
       const payload = h("textarea", { placeholder: "payload (JSON), optional" });
       const limits = [flow.concurrency ? `concurrency ${flow.concurrency}` : null,
         flow.rate_limit ? `at most ${flow.rate_limit.count} per ${duration(flow.rate_limit.per_seconds)}` : null,
