@@ -1,8 +1,8 @@
 """``cronflow-actors net ...``: a net workflow's instances from the command line, through a
 running server's API, as ``run``/``inspect``/``resume`` are for flows:
 
-- ``net start WORKFLOW [--payload JSON]`` starts an instance (``POST /workflows``) and prints
-  its id;
+- ``net start WORKFLOW [--payload JSON] [--instance-id ID]`` starts an instance (``POST
+  /workflows``; once, with an id) and prints its id;
 - ``net show WORKFLOW_ID`` prints its state and each task's, and under each open task its work
   items (their ids, to act on) or child workflows;
 - ``net item ACTION WORK_ITEM_ID [--payload JSON]`` starts, completes, fails, cancels or resets
@@ -34,6 +34,8 @@ _OPEN = ("enabled", "started")
 
 def _start(args: argparse.Namespace) -> int:
     body = {"workflow": args.workflow, "payload": read_payload(args.payload)}
+    if args.instance_id is not None:
+        body["instance_id"] = args.instance_id
     answer = _client(args).call("POST", "/workflows", body, expect=("workflow_id",))
     if args.json:
         _print_json(answer)
@@ -101,6 +103,13 @@ def add_net_command(commands: Any) -> None:
     start = actions.add_parser("start", help="start an instance of a net workflow")
     start.add_argument("workflow", metavar="WORKFLOW", help="the net workflow's name")
     add_payload_option(start, "the payload its initialize action gets, as JSON")
+    start.add_argument(
+        "--instance-id",
+        default=None,
+        metavar="ID",
+        help="the instance's id (1 to 100 letters, digits, '-' or '_'), to start it once: an "
+        "id in use already is refused (exit 3) and nothing starts (default: a new random id)",
+    )
     _client_options(start, json_help="print the server's answer as JSON")
     start.set_defaults(handler=_start)
 

@@ -34,6 +34,7 @@ __all__ = [
     "check_media_type",
     "check_same_site",
     "masked",
+    "no_idempotency_key",
     "query_int",
     "read_body",
     "read_json",
@@ -84,6 +85,21 @@ def utf8_header(request: Request, name: str) -> str | None:
         return as_utf8(value)
     except UnicodeDecodeError:
         raise Problem(400, "invalid-header", f"the {name} header is not UTF-8") from None
+
+
+def no_idempotency_key(request: Request, where: str, instance_id: str | None) -> None:
+    """400 ``unsupported-header`` for an ``Idempotency-Key`` header sent to ``where`` with no
+    ``instance_id`` in the body, which is how it names a run: a key it did not read would let
+    a retry start a second run while the client believed it safe (hostile h31 L4). Beside an
+    ``instance_id`` the header is let be (the id makes the start safe)."""
+    if instance_id is None and "idempotency-key" in request.headers:
+        raise Problem(
+            400,
+            "unsupported-header",
+            f"{where} does not read an Idempotency-Key header (a retry would start another "
+            'run): give the run an id, {"instance_id": "..."} in the body; asked again with '
+            "it, it starts nothing (409 instance-exists)",
+        )
 
 
 def as_utf8(value: str) -> str:

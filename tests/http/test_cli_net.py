@@ -52,6 +52,12 @@ async def test_a_net_is_started_shown_and_driven_from_the_command_line(serve: Se
     code, out, err = await cli("net", "start", "claims", "--payload", '{"amount": 5}', *ada)
     assert code == 0, err
     workflow_id = out.strip()
+    once = ("net", "start", "claims", "--instance-id", "claim-7", *ada)
+    code, out, err = await cli(*once)
+    assert (code, out.strip()) == (0, "claim-7"), err
+    code, out, err = await cli(*once)  # a retry starts nothing
+    assert (code, out) == (3, ""), err
+    assert "claim-7" in err
     code, out, err = await cli("net", "show", workflow_id, *ada)
     assert code == 0, err
     lines = out.splitlines()

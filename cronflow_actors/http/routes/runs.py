@@ -12,7 +12,13 @@ from starlette.routing import Route
 
 from cronflow_actors.http.edge import Edge, json_response, route
 from cronflow_actors.http.problems import Problem
-from cronflow_actors.http.requests import as_sent, query_int, query_text, utf8_header
+from cronflow_actors.http.requests import (
+    as_sent,
+    no_idempotency_key,
+    query_int,
+    query_text,
+    utf8_header,
+)
 from cronflow_actors.runtime import PausedRun, RunInfo
 from cronflow_actors.runtime.pages import Page
 
@@ -113,6 +119,7 @@ def routes(edge: Edge) -> list[Route]:
     async def start_run(request: Request) -> Response:
         expected = '{"workflow": name, "payload": ..., "instance_id": ...}'
         start = await edge.body_as(request, StartRun, expected)
+        no_idempotency_key(request, "POST /runs", start.instance_id)
         run_id = await runtime.trigger(
             start.workflow,
             start.payload,
@@ -150,6 +157,8 @@ def routes(edge: Edge) -> list[Route]:
     async def replay_run(request: Request) -> Response:
         expected = 'nothing or {"payload": ..., "resume": false, "instance_id": ...}'
         replay = await edge.body_as(request, ReplayRun, expected, optional=True)
+        if not replay.resume:  # a run's resume is one run: asked again, it answers
+            no_idempotency_key(request, "a replay", replay.instance_id)
         before: list[str] = []  # a resume started before this call: its answer
         run_id = await runtime.replay(
             request.path_params["run_id"],

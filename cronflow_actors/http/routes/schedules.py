@@ -17,7 +17,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from cronflow_actors.http.edge import Edge, json_response, route
-from cronflow_actors.http.requests import query_int
+from cronflow_actors.http.requests import no_idempotency_key, query_int
 from cronflow_actors.http.routes.runs import RunId, started
 from cronflow_actors.runtime import FlowTrigger
 
@@ -82,6 +82,7 @@ def routes(edge: Edge) -> list[Route]:
     async def fire(request: Request) -> Response:
         expected = 'nothing or {"schedule": expression, "instance_id": ...}'
         fire = await edge.body_as(request, FireSchedule, expected, optional=True)
+        no_idempotency_key(request, "a fire", fire.instance_id)
         run_id = await runtime.fire_schedule(
             request.path_params["id"],
             fire.schedule,

@@ -12,8 +12,8 @@ from starlette.routing import Route
 
 from cronflow_actors.http.edge import Edge, json_response, route
 from cronflow_actors.http.problems import Problem
-from cronflow_actors.http.requests import as_sent, query_text
-from cronflow_actors.http.routes.runs import REASON_SENT, cancel_reason
+from cronflow_actors.http.requests import as_sent, no_idempotency_key, query_text
+from cronflow_actors.http.routes.runs import REASON_SENT, RunId, cancel_reason
 from cronflow_actors.messages.states import WorkItemVerb
 
 __all__ = ["WORK_ITEM_ACTIONS", "MigrateWorkflow", "routes"]
@@ -22,10 +22,12 @@ WORK_ITEM_ACTIONS = tuple(WorkItemVerb)
 
 
 class StartWorkflow(msgspec.Struct, forbid_unknown_fields=True):
-    """``POST /workflows``: the net workflow to start and its payload."""
+    """``POST /workflows``: the net workflow to start, its payload, and an optional instance id
+    (a repeat of it starts nothing: 409 instance-exists)."""
 
     workflow: str
     payload: Any = None
+    instance_id: RunId | None = None
 
 
 class MigrateWorkflow(msgspec.Struct, forbid_unknown_fields=True):
@@ -48,9 +50,11 @@ def routes(edge: Edge) -> list[Route]:
 
     async def start_workflow(request: Request) -> Response:
         principal = edge.caller(request)
-        start = await edge.body_as(request, StartWorkflow, '{"workflow": name, "payload": ...}')
+        expected = '{"workflow": name, "payload": ..., "instance_id": ...}'
+        start = await edge.body_as(request, StartWorkflow, expected)
+        no_idempotency_key(request, "POST /workflows", start.instance_id)
         workflow_id = await runtime.start_workflow(
-            start.workflow, start.payload, principal=principal
+            start.workflow, start.payload, principal=principal, instance_id=start.instance_id
         )
         return json_response(
             {"workflow_id": workflow_id}, 201, headers={"Location": f"/workflows/{workflow_id}"}
