@@ -82,7 +82,7 @@ async def test_a_start_with_an_idempotency_key_header_and_no_instance_id_is_refu
 async def test_a_net_workflow_is_started_once_by_its_instance_id(serve: Serve) -> None:
     """``POST /workflows`` takes an ``instance_id`` (``Runtime.start_workflow`` did; over HTTP a
     retried start made a second instance)."""
-    rt, client = await serve(flows(), tokens=TOKENS)
+    _, client = await serve(flows(), tokens=TOKENS)
     start = {"workflow": "hire", "instance_id": "hire-7"}
     started = await client.post("/workflows", json=start, headers=AUTH)
     assert (started.status_code, started.json()) == (201, {"workflow_id": "hire-7"})
