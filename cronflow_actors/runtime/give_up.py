@@ -177,7 +177,7 @@ class GiveUpMethods(RuntimeParts):
         if not mine and not plan.stopped and await lease.is_live(plan.owner):
             raise refused(
                 subject,
-                f"process {plan.owner} carries it out at this moment",
+                f"{await lease.named(plan.owner)} carries it out at this moment",
                 "ask again once it has finished, or ask that process to give it up",
             )
         if not await book.claim(plan, lease.owner):

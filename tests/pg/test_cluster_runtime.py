@@ -5,6 +5,8 @@ or its error as the same exception); a waiting run is anyone's to claim."""
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -240,8 +242,12 @@ async def test_a_pending_migration_is_given_up_through_any_process_never_while_u
         assert (pending.owner, pending.stopped, pending.turn) == (first.lease.owner, True, 1)
         under_way = msgspec.structs.replace(pending, stopped=False)
         await book.save(under_way)  # as while first carries it out
-        with pytest.raises(cf.errors.MigrationError, match="carries it out at this moment"):
+        busy = "carries it out at this moment"
+        with pytest.raises(cf.errors.MigrationError, match=busy) as refused:
             await second.cancel(run_id)
+        # who, as an operator finds it: the id alone is in no URL (chaos h31 F2)
+        named = f"process {first.lease.owner} (pid {os.getpid()} on {socket.gethostname()})"
+        assert named in str(refused.value)
         await book.save(pending)
         with pytest.raises(cf.errors.MigrationError, match="raised KeyError"):
             await first.migrate(run_id, "v1")  # asked again: taken on, and set down again
