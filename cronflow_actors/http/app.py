@@ -23,7 +23,7 @@ from cronflow_actors.http.auth import Tokens
 from cronflow_actors.http.big_bodies import BigBodies
 from cronflow_actors.http.edge import Edge
 from cronflow_actors.http.hosts import AllowedHosts
-from cronflow_actors.http.instrumentation import RequestMetrics
+from cronflow_actors.http.instrumentation import RequestMetrics, documented_answers
 from cronflow_actors.http.openapi import openapi_document
 from cronflow_actors.http.problems import exception_handlers
 from cronflow_actors.http.queries import KnownQueries, documented_queries
@@ -111,7 +111,12 @@ def create_app(
         lifespan=lifespan,
         exception_handlers=exception_handlers(),
         middleware=[
-            Middleware(RequestMetrics, metrics=runtime.metrics, routes=routes),
+            Middleware(
+                RequestMetrics,
+                metrics=runtime.metrics,
+                routes=routes,
+                answers=documented_answers(document),
+            ),
             *_host_check(allowed_hosts),
             Middleware(KnownQueries, taken=documented_queries(document), routes=routes),
             Middleware(

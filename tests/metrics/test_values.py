@@ -206,6 +206,21 @@ def test_a_first_failure_shows_in_prometheus_rates(
             ("cronflow_step_duration_seconds_count", {"kind": "step"}),
         ]:
             assert samples(text, name, workflow="orders", **labels) == [0.0], (name, labels)
+        # and each operation's documented answers: a route's first request shows in rates and
+        # latency quantiles (newcomer h31 F3: a rare cancel or approval was missing)
+        for route, method, status in [
+            ("/webhooks/orders", "POST", "202"),
+            ("/runs/{run_id}/cancel", "POST", "200"),
+            ("/resume/{token}", "POST", "200"),
+            ("/workflows", "POST", "201"),
+        ]:
+            labels = {"route": route, "method": method, "status": status}
+            for name in (
+                "cronflow_http_requests_total",
+                "cronflow_http_request_duration_seconds_count",
+            ):
+                assert samples(text, name, **labels) == [0.0], (name, labels)
+        assert samples(text, "cronflow_http_requests_total", status="404") == []  # (no 4xx made)
         failed = 'cronflow_runs_finished_total{workflow="orders",outcome="failed"}'
         (tmp_path / "prometheus").mkdir()
         with running_prometheus(tmp_path / "prometheus", [f"127.0.0.1:{serve.port}"]) as prom:
@@ -222,6 +237,8 @@ def test_a_first_failure_shows_in_prometheus_rates(
                 return len(result) == 1 and result[0].value > 0
 
             prom.wait_for(f"increase({failed}[1m])", risen, timeout=20)
+            delivered = 'cronflow_http_requests_total{route="/webhooks/orders",status="202"}'
+            prom.wait_for(f"increase({delivered}[1m])", risen, timeout=20)
 
 
 def test_an_action_dispatched_again_after_a_crash_is_counted_and_shown_as_such(
