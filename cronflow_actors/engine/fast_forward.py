@@ -242,9 +242,11 @@ async def _complete_silently(task: FastForwardTask, output: Any, marked: list[st
     if output is not _MISSING:
         failed = task.definition.catch and is_caught(name, output, marked)
         workflow.set_output(name, output, caught=failed)
-        work = task.definition.work_item
+        work, reduced = task.definition.work_item, task.definition.reduce is not None
         # (a construct's failure record, carried for its fallback, is no output: its fallback
-        # reads the step before's, as in the run it came from: the verifier's h29 V1)
-        if (work is None or work.sets_last) and not failed:
+        # reads the step before's, as in the run it came from: the verifier's h29 V1); a
+        # group's output is its reduce's, which set last where it was recorded (conform h32
+        # F1: a carried parallel left last as it was, the next step reading None)
+        if (work is None or work.sets_last or reduced) and not failed:
             workflow.last = output
     await task._complete(silent=True)

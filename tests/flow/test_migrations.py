@@ -917,3 +917,49 @@ def test_a_parallel_function_is_its_item_by_name_and_an_older_run_s_item_by_plac
     assert [place(p) for p in payloads] == [1, 0, 2]
     assert place({"index": 2}) == 2  # an older run's item goes on by place
     assert place({"index": 0, "fn": "renamed", "nth": 0}) == 0
+
+
+
+GROUPS = {
+    "parallel": lambda flow: flow.parallel("a", [lambda ctx: 1, lambda ctx: 2]),
+    "race": lambda flow: flow.race("a", [lambda ctx: "won"]),
+    "for_each": lambda flow: flow.for_each("a", lambda ctx: [1, 2], lambda item, ctx: item * 10),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(GROUPS))
+async def test_a_carried_group_is_the_next_steps_last_and_the_runs_output(
+    rt: cf.Runtime, clock: ManualClock, kind: str
+) -> None:
+    """A ``parallel``, ``race`` or ``for_each`` a migration or a resume carried over left
+    ``ctx.last`` as it was before it (None): the next step read None, and a run that ended
+    there had no output (conform h32 F1), where ``ctx.steps`` and ``inspect`` showed it."""
+    attempts: Counter[str] = Counter()
+
+    def after(ctx: cf.FlowContext) -> Any:
+        attempts[ctx.run.workflow_id] += 1
+        if ctx.run.workflow_id == "g" and attempts["g"] == 1:
+            raise ConnectionError("down")
+        return {"last": ctx.last}
+
+    def flow(name: str, version: str) -> cf.Flow:
+        return GROUPS[kind](cf.define(name, version=version)).sleep("nap", "1m").step("b", after)
+
+    rt.register(flow("g", "v1"))
+    rt.register(flow("m", "v1"))
+    failed = await rt.trigger("g")
+    await rt.wait_idle()
+    clock.advance(60)
+    assert (await rt.wait(failed, timeout=5)).status == "failed"
+    [group] = [s for s in (await rt.inspect(failed)).steps if s.id == "a"]
+    resumed = await rt.wait(await rt.replay(failed, resume=True), timeout=5)
+    assert (resumed.status, resumed.output) == ("completed", {"last": group.output})
+
+    held = await rt.trigger("m")
+    await rt.wait_idle()  # asleep after its group
+    rt.register(flow("m", "v2"))
+    moved = await rt.migrate(held, "v2")
+    await rt.wait_idle()
+    clock.advance(60)
+    migrated = await rt.wait(moved, timeout=5)
+    assert (migrated.status, migrated.output) == ("completed", {"last": group.output})
