@@ -919,7 +919,6 @@ def test_a_parallel_function_is_its_item_by_name_and_an_older_run_s_item_by_plac
     assert place({"index": 0, "fn": "renamed", "nth": 0}) == 0
 
 
-
 GROUPS = {
     "parallel": lambda flow: flow.parallel("a", [lambda ctx: 1, lambda ctx: 2]),
     "race": lambda flow: flow.race("a", [lambda ctx: "won"]),
