@@ -131,6 +131,7 @@ def recorded_item(
     for n, (task, payload, output) in enumerate(items):
         if task == item.task and same_item(payload, item.payload):
             del items[n]
+            item.carried = True
             if tx.audit is not None and state.migration is not None:
                 tx.audit.carried(item, state.migration.from_instance)
             return True, output

@@ -77,6 +77,10 @@ class WorkItemRecord(msgspec.Struct, kw_only=True, gc=False, omit_defaults=True)
     its step and payload that began there and did not complete), taken as it first started;
     "" or None: its own, its id (``ctx.idempotency_key``; None: not looked for yet, an item an
     older version started)."""
+    carried: bool = False
+    """Completed with the output the run a migration or a resume went on from recorded for it
+    (half a ``parallel``, an item of a ``for_each``): its handler was not called in this run,
+    which ran nothing under its key."""
 
 
 class TaskRecord(msgspec.Struct, kw_only=True, gc=False, omit_defaults=True):

@@ -173,11 +173,12 @@ def steps_ended(state: InstanceState, ended: tuple[WorkItemState, ...]) -> dict[
     """The user steps of the run ``state`` (its subflows' and items' runs too) whose work items'
     handlers began and ended in one of the states ``ended`` (completed; canceled mid-call or
     failed: unfinished): step -> their keys. Not a wait, a pause or a sleep, which ran nothing
-    under a key (the verifier's h28 N2)."""
+    under a key (the verifier's h28 N2), nor an item a migration or a resume carried over,
+    which ran in the run before, under its key (conform h32 F2: listed under this run's)."""
     found: dict[str, list[str]] = {}
     for item in state.work_items.values():
         began = item.started_at is not None and item.kind not in WAITING_KINDS
-        if item.state in ended and began and is_user_step(item.task):
+        if item.state in ended and began and not item.carried and is_user_step(item.task):
             found.setdefault(item.task, []).append(item.kept_key or item.id)
     return found
 

@@ -962,3 +962,40 @@ async def test_a_carried_group_is_the_next_steps_last_and_the_runs_output(
     clock.advance(60)
     migrated = await rt.wait(moved, timeout=5)
     assert (migrated.status, migrated.output) == ("completed", {"last": group.output})
+
+
+async def test_the_end_hooks_of_a_resumed_run_list_only_what_ran_in_it(tmp_path: Path) -> None:
+    """A resumed run's ``ctx.run.completed`` listed the function of a ``parallel`` its run
+    before had completed under the resumed run's key, which nothing ran under, and the key it
+    charged under nowhere (conform h32 F2): a carried item ran in the run before, and is not
+    listed, as a carried step is not."""
+    keys: dict[str, list[str]] = {"fast": [], "slow": []}
+    ended: list[dict[str, list[str]]] = []
+
+    async def fast(ctx: Any) -> str:
+        keys["fast"].append(ctx.idempotency_key)
+        return "F"
+
+    async def slow(ctx: Any) -> str:
+        keys["slow"].append(ctx.idempotency_key)
+        await asyncio.sleep(0.05)  # after fast completed
+        if len(keys["slow"]) == 1:
+            raise ConnectionError("slow broke")
+        return "S"
+
+    hooks = cf.Hooks(on_complete=lambda ctx: ended.append(dict(ctx.run.completed)))
+    flow = cf.define("pair", hooks=hooks).parallel("g", [fast, slow]).step("z", str)
+    async with cf.Runtime(db=tmp_path / "pair.db", workflows=[flow]) as rt:
+        failed = await rt.trigger("pair")
+        assert (await rt.wait(failed, timeout=5)).status == "failed"
+        resumed = await rt.replay(failed, resume=True)
+        assert (await rt.wait(resumed, timeout=5)).status == "completed"
+        for _ in range(100):
+            if len(ended) == 2:
+                break
+            await asyncio.sleep(0.01)
+    assert len(keys["fast"]) == 1  # not called again
+    first, then = ended
+    assert first == {"g": keys["fast"]}
+    assert then["g"] == [keys["slow"][1]]  # slow's second call, under the key it kept
+    assert len(then["z"]) == 1
