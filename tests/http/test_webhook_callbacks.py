@@ -258,6 +258,13 @@ async def test_on_error_gives_the_answer_of_a_refused_request(
     blank = await client.post("/webhooks/strict", json={"order_id": "o"}, headers={"X-Shop": ""})
     assert blank.json() == {"error": "missing (or empty) required headers: ['x-shop']"}
     assert problems[-1][0].payload is None  # refused before its body was read
+    # twice, empty or not: which shop? (two empty ones were joined into ", ", which passed,
+    # and two shops into "a, b": hostile h32 M1)
+    for values in (("", ""), ("a", "b")):
+        twice = [("X-Shop", value) for value in values]
+        refused = await client.post("/webhooks/strict", json={"order_id": "o"}, headers=twice)
+        assert refused.json() == {"error": "the request has more than one x-shop header"}
+        assert problems[-1][1].type == "urn:cronflow:problem:ambiguous-headers"
     with caplog.at_level(logging.ERROR, logger="cronflow_actors.http.routes.webhooks"):
         as_text = await client.post(
             "/webhooks/strict", content=b"{}", headers={**shop, "Content-Type": "text/plain"}
@@ -268,7 +275,7 @@ async def test_on_error_gives_the_answer_of_a_refused_request(
     assert await rt.store.list_snapshots() == []
     accepted = await client.post("/webhooks/strict", json={"order_id": "o"}, headers=shop)
     assert accepted.status_code == 202
-    assert len(problems) == 5
+    assert len(problems) == 7
 
 
 def stripe_like(secret: str, body: bytes, moment: int) -> str:

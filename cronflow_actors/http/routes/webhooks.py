@@ -140,6 +140,8 @@ class Webhook:
                 "this webhook needs 'Authorization: Bearer <token>'",
                 headers={"WWW-Authenticate": "Bearer"},
             )
+        for name in spec.required_headers:  # one tenant, not "a, b" (nor ", ": hostile h32 M1)
+            one_header(request, name)
         missing = [h for h in spec.required_headers if not headers.get(h, "").strip()]
         if missing:  # an empty one too: it names no tenant, signs nothing
             raise Problem(400, "missing-headers", f"missing (or empty) required headers: {missing}")
