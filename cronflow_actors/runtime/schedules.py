@@ -242,7 +242,7 @@ class Schedules:
         measured. ``schedule``: as ``_names`` reads it (None: the flow's only one)."""
         self._catalog.root(flow)  # NotFoundError for a flow not registered
         plans = self._plans(flow)
-        names = ", ".join(repr(plan.text) for plan in plans)
+        names = ", ".join(repr(name) for name in _shown(plans))
         if not plans:
             raise NotFoundError(
                 "schedule of flow",
@@ -310,18 +310,39 @@ class Schedules:
             )
 
 
+def _shown(plans: list[_Plan]) -> list[str]:
+    """The names of ``plans`` to fire them by, as a refusal lists them: a cron expression with
+    its zone where the flow declares it in two (conform h32 F6: it was listed twice, alike)."""
+    zones: dict[str, set[str]] = {}
+    for plan in plans:
+        if plan.cron is not None:
+            zones.setdefault(plan.text, set()).add(plan.cron.timezone)
+    shown = [
+        f"{plan.text} ({plan.cron.timezone})"
+        if plan.cron is not None and len(zones[plan.text]) > 1
+        else plan.text
+        for plan in plans
+    ]
+    return list(dict.fromkeys(shown))
+
+
 def _names(plan: _Plan, schedule: str) -> bool:
     """Whether ``schedule`` names ``plan``: a cron schedule by its expression as declared, alone
-    or followed by its zone as ``flows`` shows it (``0 9 * * * (Europe/Paris)``); an interval
-    by ``every`` and its length, in seconds however written (``every 900 s``, ``every 9e2``) or
-    as a duration (``every 15m``, or ``15m`` as ``on_interval`` was given it)."""
+    or followed by its zone as ``flows`` shows it (``0 9 * * * (Europe/Paris)``, the zone in any
+    case); an interval by ``every`` and its length, in seconds however written (``every 900 s``,
+    ``every 9e2``) or as a duration (``every 15m``, or ``15m`` as ``on_interval`` was given it):
+    a number and its unit, in ASCII digits (``every 6 0`` named the 60 s one: hostile h32 L2)."""
     words = schedule.split()
     if plan.cron is not None:
         declared = plan.text.split()
-        return words in (declared, [*declared, f"({plan.cron.timezone})"])
+        zone = f"({plan.cron.timezone})".casefold()
+        return words == declared or (words[:-1] == declared and words[-1].casefold() == zone)
     if words[:1] == ["every"]:
         words = words[1:]
-    return _length("".join(words)) == plan.seconds
+    if not 1 <= len(words) <= 2 or (len(words) == 2 and not words[1].isalpha()):
+        return False
+    text = "".join(words)
+    return text.isascii() and _length(text) == plan.seconds
 
 
 def _length(text: str) -> float | None:

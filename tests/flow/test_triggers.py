@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -256,6 +257,8 @@ async def test_a_schedule_is_named_to_fire_as_declared_or_as_flows_shows_it(
     assert (await rt.wait(paris, timeout=5)).output == "0 9 * * * Europe/Paris"
     utc = await rt.fire_schedule("zoned", "0  9 * * * (UTC)")  # (spaces as in its text or not)
     assert (await rt.wait(utc, timeout=5)).output == "0 9 * * * UTC"
+    paris = await rt.fire_schedule("zoned", "0 9 * * * (europe/paris)")  # (a zone in any case)
+    assert (await rt.wait(paris, timeout=5)).output == "0 9 * * * Europe/Paris"
     twice = cf.define("twice").on_interval("1m").on_interval("60s").on_schedule("0 9 * * *")
     rt.register(twice.on_schedule("0 9 * * *").step("s", lambda ctx: ctx.payload["schedule"]))
     for name in ("every 1m", "0 9 * * *"):  # declared twice alike: one schedule to fire
@@ -269,9 +272,17 @@ async def test_a_schedule_is_named_to_fire_as_declared_or_as_flows_shows_it(
         "'0 9 \\* \\* \\* \\(UTC\\)', '0 9 \\* \\* \\* \\(Europe/Paris\\)'",
     ):
         await rt.fire_schedule("zoned", "0 9 * * *")
-    for wrong in ("every 2m", "0 9 * * * (Asia/Tokyo)", "every", "every 1 parsec"):
-        with pytest.raises(NotFoundError, match="its schedules"):
+    # a typo is no other schedule's name: "every 6 0" fired the 60 s one (hostile h32 L2);
+    # the names offered are the ones to send (conform h32 F6: the zones were left out)
+    offered = "its schedules: '0 9 * * * (UTC)', '0 9 * * * (Europe/Paris)', 'every 60 s'"
+    for wrong in (
+        *("every 2m", "0 9 * * * (Asia/Tokyo)", "every", "every 1 parsec", "every 6 0"),
+        *("every 6 0 s", "1 . 0 m", "every \uff16\uff10", "every 60 s s"),
+    ):
+        with pytest.raises(NotFoundError, match=re.escape(offered)):
             await rt.fire_schedule("zoned", wrong)
+    with pytest.raises(ConfigurationError, match=re.escape(offered.removeprefix("its schedules"))):
+        await rt.fire_schedule("zoned")
     assert len(await rt.store.list_snapshots()) == before  # nothing started
 
 
