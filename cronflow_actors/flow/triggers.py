@@ -10,6 +10,7 @@ the HTTP answer (a ``WebhookResponse``, or a JSON value for the body). The HTTP 
 from __future__ import annotations
 
 import inspect
+import logging
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping
@@ -180,10 +181,25 @@ def poll_spec(
     return PollSpec(fn=fn, interval=seconds, key=key)
 
 
+logger = logging.getLogger(__name__)
+
+SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie"})
+"""Headers never kept with a run, whatever a flow declares."""
+
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+"""A header's name: an RFC 9110 token (no space, no separator, no control character)."""
+
+
 def _header_names(names: Any, what: str, where: str, problems: list[str]) -> tuple[str, ...]:
     """``names``, a list of header names, lowercased. A string was split into its characters
     (every request refused), and a mapping's values were never compared: ``{"x-api-key":
-    "s3cret"}`` checked the header was there, any key passing (newcomer h31 F1)."""
+    "s3cret"}`` checked the header was there, any key passing (newcomer h31 F1). A name no
+    request can carry (``""``, ``"x token"``) refused every request; a header never kept
+    (``Authorization``) in ``keep_headers`` was dropped unsaid, and is warned of (conform h32
+    F7, hostile h32 L4)."""
+    if isinstance(names, bytes | bytearray):  # (said as given, not as its bytes' numbers)
+        problems.append(f"{where}: {what} must be a list of header names, got {clipped(names)}")
+        return ()
     if isinstance(names, Mapping):  # (its values, likely secrets, not repeated)
         problems.append(
             f"{where}: {what} is a list of header names a request must carry, and checks no "
@@ -202,6 +218,20 @@ def _header_names(names: Any, what: str, where: str, problems: list[str]) -> tup
     if not all(isinstance(name, str) for name in given):
         problems.append(f"{where}: {what} must be a list of header names, got {clipped(given)}")
         return ()
+    for name in given:
+        if not _HEADER_NAME.fullmatch(name):
+            problems.append(
+                f"{where}: {what} holds {clipped(name)}, which is no header name (letters, "
+                "digits and -, no space or separator): no request could carry it"
+            )
+    never = [name for name in given if name.lower() in SECRET_HEADERS]
+    if never and what == "keep_headers":  # (said, not refused: an app that runs keeps running)
+        logger.warning(
+            "%s: keep_headers holds %s, which a run never keeps (Authorization, Cookie and the "
+            "signature header are dropped); read them in header_validator or validate",
+            where,
+            clipped(never),
+        )
     return tuple(name.lower() for name in given)
 
 
@@ -257,6 +287,19 @@ def webhook_spec(
         problem = callback_problem(fn, arity.get(name, 1), f"{where}: {name}", _SHAPES[name])
         if problem:
             problems.append(problem)
+    if isinstance(idempotency_key, str) and not _HEADER_NAME.fullmatch(idempotency_key):
+        problems.append(
+            f"{where}: idempotency_key names the header {clipped(idempotency_key)}, which is no "
+            "header name (letters, digits and -, no space or separator): no request could carry it"
+        )
+    keep = _header_names(keep_headers, "keep_headers", where, problems)
+    if options.get("hmac_secret") and signature_header.lower() in keep:
+        logger.warning(
+            "%s: keep_headers holds the signature header %r, which a run never keeps (the "
+            "signature is checked, then dropped)",
+            where,
+            signature_header,
+        )
     if idempotency_key is not None and not isinstance(idempotency_key, str):
         problem = callback_problem(
             idempotency_key, 1, f"{where}: idempotency_key", _SHAPES["idempotency_key"]
@@ -275,7 +318,7 @@ def webhook_spec(
         schema=schema,
         idempotency_key=idempotency_key,
         required_headers=_header_names(required_headers, "required_headers", where, problems),
-        keep_headers=_header_names(keep_headers, "keep_headers", where, problems),
+        keep_headers=keep,
         signature_header=signature_header.lower(),
         signature_tolerance=signature_tolerance,
         signature_schemes=schemes,

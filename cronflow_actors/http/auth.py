@@ -53,6 +53,7 @@ from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 from starlette.types import Scope
 
+from cronflow_actors.flow.triggers import SECRET_HEADERS
 from cronflow_actors.http.problems import Problem, problem_response
 from cronflow_actors.messages import Principal
 
@@ -70,8 +71,6 @@ __all__ = [
     "sign_request",
 ]
 
-SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie"})
-"""Headers never kept with a run, whatever a flow declares."""
 
 _REPLAYS = "cronflow:webhook-signatures"
 _ANSWERED = "cronflow:webhook-signatures-answered"

@@ -215,3 +215,34 @@ def test_header_lists_that_are_no_lists_of_names_are_refused() -> None:
     fine = cf.define("fine").on_webhook("/d", required_headers=("X-Shop",)).step("s", str)
     fine.build()
     assert fine.webhooks[0].required_headers == ("x-shop",)
+
+
+def test_header_names_no_request_could_carry_are_refused_and_those_never_kept_said(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """``required_headers=["X Tenant"]`` built, then refused every request; ``keep_headers=
+    ["Authorization"]`` was dropped unsaid; ``keep_headers=b"x-a"`` was said as the numbers of
+    its bytes (conform h32 F7, hostile h32 L4)."""
+    with pytest.raises(InvalidWorkflowError) as refused:
+        (
+            cf.define("hook")
+            .on_webhook("/a", required_headers=["X Tenant", ""])
+            .on_webhook("/b", keep_headers=["Authorization", "x-ok"], idempotency_key="my key")
+            .on_webhook("/c", keep_headers=b"x-a")
+            .on_webhook("/d", hmac_secret="s", keep_headers=["X-Signature-256"])
+            .step("s", str)
+            .build()
+        )
+    said = str(refused.value)
+    assert "required_headers holds 'X Tenant', which is no header name" in said
+    assert "required_headers holds '', which is no header name" in said
+    assert "idempotency_key names the header 'my key', which is no header name" in said
+    assert "keep_headers must be a list of header names, got b'x-a'" in said
+    warned = caplog.text
+    assert "keep_headers holds ['Authorization'], which a run never keeps" in warned
+    assert "keep_headers holds the signature header 'X-Signature-256'" in warned
+    assert "x-ok" not in said
+    fine = cf.define("fine").on_webhook(
+        "/e", required_headers=["Authorization"], keep_headers=["X-Trace_Id.2"]
+    )
+    fine.step("s", str).build()  # (requiring Authorization is checking it is there)

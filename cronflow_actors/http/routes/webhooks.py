@@ -88,9 +88,8 @@ class Webhook:
         self.edge = edge
         self.flow_id = flow_id
         self.spec = spec
-        keep = (set(spec.required_headers) | set(spec.keep_headers)) - SECRET_HEADERS
-        keep.discard(spec.signature_header)
-        self.keep = frozenset(keep)
+        never = {*SECRET_HEADERS, spec.signature_header}
+        self.keep = frozenset({*spec.required_headers, *spec.keep_headers} - never)
         self.name = f"{spec.method} {spec.path}"
         self.runs = NamedRuns(edge.runtime, flow_id, spec, self.name, self._call)
 
