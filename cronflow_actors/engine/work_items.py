@@ -67,7 +67,7 @@ from cronflow_actors.messages.engine import (
     WorkItemRecord,
     WorkItemStateChanged,
 )
-from cronflow_actors.net.spec import TaskKind
+from cronflow_actors.net.spec import TaskKind, item_kind
 
 __all__ = ["ACTIONS", "Trigger", "WorkItem", "initialize"]
 
@@ -120,7 +120,7 @@ async def initialize(
         generation=record.generation,
         payload=payload,
         created_at=tx.now,
-        kind=definition.work_item.kind,
+        kind=item_kind(definition.work_item),
     )
     tx.state.work_items[item.id] = item
     change = WorkItemStateChanged(
@@ -130,7 +130,7 @@ async def initialize(
         prev=None,
         next=_ITEM_INITIALIZED,
         workflow=workflow.name,
-        kind=definition.work_item.kind,
+        kind=item.kind,
     )
     tx.changes.append(change)
     if tx.audit is not None:
@@ -461,7 +461,7 @@ class WorkItem:
             next=target,
             call_policy=call_policy,
             workflow=workflow.name,
-            kind=definition.kind,
+            kind=definition.kind if definition.wait is None else item_kind(definition),
             started_at=item.started_at,
             began_at=item.began_at,
             detached=definition.detached,

@@ -30,7 +30,7 @@ from cronflow_actors.messages.engine import (
 )
 from cronflow_actors.messages.states import ActionState, WorkItemState
 from cronflow_actors.metrics import MANUAL, TRIGGERS, WAIT_KINDS, LiveSample, RuntimeMetrics
-from cronflow_actors.net.spec import NetSpec
+from cronflow_actors.net.spec import NetSpec, item_kind
 
 __all__ = ["LoopLagProbe", "Telemetry"]
 
@@ -366,7 +366,7 @@ def _work_items(spec: NetSpec) -> Iterator[tuple[str, dict[str, str], list[str]]
     for name, task in spec.tasks.items():
         item = task.work_item
         if item is not None:
-            steps[name] = "action" if item.detached else item.kind
+            steps[name] = "action" if item.detached else item_kind(item)
             manual = item.handler is None and item.wait is None and item.kind not in WAIT_KINDS
             if manual and not item.detached:  # (a flow's sleep has neither: a timer ends it)
                 manual_items.append(name)

@@ -355,6 +355,42 @@ async def test_a_net_work_item_that_waits_for_a_caller_is_a_manual_wait(
     assert value(rt, finished, workflow="review", kind="task", outcome="completed") is None
 
 
+async def test_a_net_work_item_that_waits_for_an_event_is_a_wait_not_a_step(
+    rt: cf.Runtime, clock: ManualClock
+) -> None:
+    """A net's work item typed ``wait=WaitSpec(kind="event")`` counted its whole wait as a
+    step's duration (p95 of minutes where handlers took milliseconds), and was no wait
+    (newcomer h32 F2): it is a wait of kind ``event``."""
+    waits = net.WaitSpec(kind="event", event="invoice.issued")
+    invoice = net.work_item("invoice", wait=waits).activities(
+        on_initialized=lambda ctx: ctx.work_item.start()
+    )
+    rt.register(
+        build("billing", {"invoice": net.task(invoice)}, [("start", "invoice"), ("invoice", "end")])
+    )
+    workflow_id = await rt.start_workflow("billing")
+    await settle(rt, clock, 63)  # the invoice comes after 63 s
+    await rt.publish_event("invoice.issued", {"n": 1})
+    await settle(rt, clock)
+    assert (await rt.workflow(workflow_id)).state == "completed"
+    wait, finished = "cronflow_wait_duration_seconds", "cronflow_waits_finished_total"
+    assert value(rt, finished, workflow="billing", kind="event", outcome="completed") == 1
+    assert value(rt, finished, workflow="billing", kind="event", outcome="failed") == 0
+    assert value(rt, f"{wait}_sum", workflow="billing", kind="event") == 63
+    step = "cronflow_step_duration_seconds"
+    assert value(rt, f"{step}_count", workflow="billing", kind="task") is None  # (no such step)
+    assert (
+        value(
+            rt,
+            "cronflow_steps_finished_total",
+            workflow="billing",
+            kind="task",
+            outcome="completed",
+        )
+        is None
+    )
+
+
 async def test_runs_a_migration_or_a_cancel_ends_offline_are_counted(tmp_path: Path) -> None:
     """A held run canceled without its code (its migration, an operator's cancel) was not
     counted as finished, and a migration's new run was counted as started by ``other``: the
