@@ -323,6 +323,24 @@ def test_a_paused_runs_page_reads_its_own_pause(page: Any, served: Served) -> No
     assert token not in [pause["token"] for pause in api(served, "GET", "/paused")["paused"]]
 
 
+def test_a_runs_page_asks_for_a_pause_only_where_a_person_may_be_waited_on(
+    page: Any, served: Served
+) -> None:
+    """The page of a run waiting for no person asked for its pause at each refresh, each 404
+    counted as an HTTP error on the dashboards (newcomer h32 F3): a net waiting for a caller's
+    action is not asked."""
+    workflow_id = api(served, "POST", "/workflows", {"workflow": "review"})["workflow_id"]
+    eventually(lambda: run_status(served, workflow_id) == "waiting")
+    paths: list[str] = []
+    page.on("request", lambda request: paths.append(request.url.split("/", 3)[3]))
+    page.goto(f"{served.url}/ui/#/runs/{workflow_id}")
+    page.wait_for_selector("#steps")
+    mine = f"runs/{workflow_id}"
+    page.wait_for_event("request", lambda request: request.url.endswith(f"/{mine}"))  # refresh
+    assert paths.count(mine) >= 2
+    assert f"{mine}/pause" not in paths, paths
+
+
 def test_publishing_an_event_starts_the_flow_listening(page: Any, served: Served) -> None:
     page.goto(f"{served.url}/ui/#/events")
     page.fill("#event-name", "order.paid")

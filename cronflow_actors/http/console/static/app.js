@@ -350,6 +350,14 @@
     return api("GET", `/runs/${encodeURIComponent(runId)}/pause`).catch(orNone(null));
   }
 
+  // Whether a run may wait for a person: an open step that is a pause, or may hold one (a
+  // subflow, item flows). A run waiting for an event or a timer is not asked, as each 404
+  // counted as an HTTP error on the dashboards while its page was open (newcomer h32 F3).
+  const PERSONLESS = new Set(["step", "action", "sleep", "delay", "event", "task", "parallel", "race"]);
+  function mayPause(run) {
+    return run.steps.some((step) => !FINAL.has(step.status) && !PERSONLESS.has(step.kind));
+  }
+
   function confirmButton(label, className, confirmText, action) {
     const holder = h("span", { class: "actions" });
     const first = h("button", { type: "button", class: className, text: label, onclick: () => {
@@ -435,7 +443,7 @@
       if (mine !== generation) return;
       const flow = isFlow(run);
       const net = flow ? null : await api("GET", `/workflows/${encodeURIComponent(runId)}/net`).catch(orNone(null));
-      const pause = run.status === "waiting" || run.status === "blocked" ? await findPause(runId) : null;
+      const pause = (run.status === "waiting" || run.status === "blocked") && mayPause(run) ? await findPause(runId) : null;
       if (mine !== generation) return;
       const final = FINAL.has(run.status);
       const actions = h("div", { class: "actions" });
