@@ -37,11 +37,20 @@ class ConfigurationError(CronflowError, ValueError):
     """A store, runtime or actor system was given an option it cannot use."""
 
     def __init__(
-        self, setting: str, value: object, expected: str, *, named: str = "setting"
+        self,
+        setting: str,
+        value: object,
+        expected: str,
+        *,
+        named: str = "setting",
+        said: str | None = None,
     ) -> None:
-        """``named``: what ``setting`` is to whoever gave it (a command's ``argument``)."""
+        """``named``: what ``setting`` is to whoever gave it (a command's ``argument``);
+        ``said``: the whole message, where "has the value ..." would not read (a choice left
+        out, over HTTP or on the command line)."""
         self.setting, self.value, self.expected = setting, value, expected
-        super().__init__(f"{named} {setting!r} has the value {clipped(value)}; expected {expected}")
+        shown = f"{named} {setting!r} has the value {clipped(value)}; expected {expected}"
+        super().__init__(said or shown)
 
 
 class AppLoadError(ConfigurationError):

@@ -250,13 +250,15 @@ class Schedules:
                 advice="it has no on_schedule or on_interval; start a run of it with trigger "
                 "(POST /runs, cronflow-actors run FLOW)",
             )
-        if schedule is None and len(plans) > 1:
+        if schedule is None and len(plans) > 1:  # (in words an HTTP caller reads: h32 F4)
+            expected = f"the schedule to fire named, as flow {flow!r} has {len(plans)}: {names}"
             raise ConfigurationError(
                 "schedule",
                 None,
-                f"the schedule to fire named, as flow {flow!r} has {len(plans)}: {names} (the "
-                '"schedule" field over HTTP, --schedule in the CLI)',
-                named="argument",
+                expected,
+                said=f"no schedule named, and flow {flow!r} has {len(plans)}: name the one to "
+                f'fire: {names} (the "schedule" field over HTTP, --schedule in the CLI, '
+                "schedule= in Python)",
             )
         chosen = [plan for plan in plans if schedule is None or _names(plan, schedule)]
         if not chosen:

@@ -217,10 +217,13 @@ async def test_a_schedule_fired_now_runs_as_its_tick_would_and_its_ticks_go_on(
     assert (await rt.wait(every, timeout=5)).output == "every 900 s"
     however = await rt.fire_schedule("two", "every 900.0 s")  # (its number however written)
     assert (await rt.wait(however, timeout=5)).output == "every 900 s"
+    # said as an HTTP caller who sent no body reads it ("argument 'schedule' has the value
+    # None" was Python's: newcomer h32 F4)
     with pytest.raises(
-        ConfigurationError, match="expected the schedule to fire named, as flow 'two' has 2: "
-    ):
+        ConfigurationError, match=r"^no schedule named, and flow 'two' has 2: name the one to fire: "
+    ) as unnamed:
         await rt.fire_schedule("two")
+    assert unnamed.value.value is None
     with pytest.raises(NotFoundError, match="its schedules: '0 2 \\* \\* \\*', 'every 900 s'"):
         await rt.fire_schedule("two", "0 3 * * *")
     with pytest.raises(NotFoundError, match="no schedule 'every 15m s'"):

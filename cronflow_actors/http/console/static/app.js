@@ -610,6 +610,7 @@
       const fires = timed ? await api("GET", `/flows/${encodeURIComponent(flow.id)}/next-fires?count=3`).catch(orNone(null)) : null;
       if (mine !== generation) return;
       let scheduleIndex = 0;
+      const named = [];  // each schedule as fire names it
       const items = flow.triggers.map((trigger) => {
         const li = h("li", { "data-trigger": trigger.kind });
         if (trigger.kind === "event") {
@@ -623,6 +624,7 @@
           if (next) li.append(h("div", { class: "fires", text: `next: ${next.next.map((t) => `${whenIn(t, zone)} (${ago(t)})`).join(" · ") || "none"}` }));
           // a cron schedule named with its zone: one expression may be declared in two
           const schedule = trigger.kind === "schedule" ? `${trigger.cron} (${trigger.timezone || "UTC"})` : `every ${trigger.every} s`;
+          named.push(schedule);
           li.append(" ", h("button", { type: "button", "data-fire": schedule, text: "Fire now", onclick: async () => {
             try {
               const fired = await api("POST", `/flows/${encodeURIComponent(flow.id)}/fire`, { schedule });
@@ -633,8 +635,10 @@
         return li;
       });
       const byHand = "by hand: POST /runs, cronflow-actors run, or below";
+      // a flow with several schedules names one (newcomer h32 F4: the command shown was refused)
+      const fire = `cronflow-actors fire ${flow.id}` + (named.length > 1 ? ` --schedule '${named[0]}' (or another of its schedules)` : "");
       items.push(h("li", { class: "muted", text: timed
-        ? `${byHand}; a tick now: Fire now, POST /flows/${flow.id}/fire, or cronflow-actors fire ${flow.id}`
+        ? `${byHand}; a tick now: Fire now, POST /flows/${flow.id}/fire, or ${fire}`
         : byHand }));
       const payload = h("textarea", { placeholder: "payload (JSON), optional" });
       const limits = [flow.concurrency ? `concurrency ${flow.concurrency}` : null,
