@@ -219,9 +219,8 @@ async def test_a_schedule_fired_now_runs_as_its_tick_would_and_its_ticks_go_on(
     assert (await rt.wait(however, timeout=5)).output == "every 900 s"
     # said as an HTTP caller who sent no body reads it ("argument 'schedule' has the value
     # None" was Python's: newcomer h32 F4)
-    with pytest.raises(
-        ConfigurationError, match=r"^no schedule named, and flow 'two' has 2: name the one to fire: "
-    ) as unnamed:
+    unnamed_said = r"^no schedule named, and flow 'two' has 2: name the one to fire: "
+    with pytest.raises(ConfigurationError, match=unnamed_said) as unnamed:
         await rt.fire_schedule("two")
     assert unnamed.value.value is None
     with pytest.raises(NotFoundError, match="its schedules: '0 2 \\* \\* \\*', 'every 900 s'"):
