@@ -87,8 +87,9 @@ def run_duration(run: dict[str, Any]) -> float | None:
 def _links(run: dict[str, Any]) -> list[str]:
     """The lines of a run's links to the runs it came from and went on in, and its block."""
     lines = []
-    if run.get("replay_of"):
-        lines.append(f"  replay of {run['replay_of']}")
+    if run.get("replay_of"):  # a resume's id says it is one (newcomer h32 F9: "replay of")
+        went_on = str(run.get("id", "")).startswith("resume:")
+        lines.append(f"  {'resume' if went_on else 'replay'} of {run['replay_of']}")
     if run.get("blocked"):
         lines.append(f"  blocked: {run['blocked']}")
     if run.get("migrated_from"):

@@ -30,7 +30,8 @@ def _replay(args: argparse.Namespace) -> int:
     if args.resume:
         body["resume"] = True
     path = f"/runs/{_path(args.run_id)}/replay"
-    return follow(args, client, start_once(args, client, path, body), what="replay")
+    what = "resume" if args.resume else "replay"  # (a resume is no replay: newcomer h32 F9)
+    return follow(args, client, start_once(args, client, path, body), what=what)
 
 
 def add_replay_command(commands: Any) -> None:

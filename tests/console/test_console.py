@@ -221,8 +221,10 @@ def test_a_failed_run_shows_its_error(page: Any, served: Served) -> None:
     wait_ended(served, run_id)
     page.goto(f"{served.url}/ui/#/runs/{run_id}")
     page.wait_for_selector("#error")
-    assert "the card was declined" in page.inner_text("#error")
-    assert "the card was declined" in page.inner_text("li[data-step='charge'] .error")
+    # the class once (newcomer h32 F10: "builtins.RuntimeError: ... RuntimeError: ...")
+    said = "RuntimeError: the card was declined"
+    assert page.inner_text("#error") == f"step 'charge': {said}"
+    assert page.inner_text("li[data-step='charge'] .error") == said
     # a failed run is resumed from where it stopped, not only replayed from its start
     # (newcomer h27: the one button re-ran every step's side effects)
     page.click("#resume")
@@ -231,6 +233,7 @@ def test_a_failed_run_shows_its_error(page: Any, served: Served) -> None:
     resumed = page.inner_text("#run-id")
     assert resumed.startswith("resume:")
     assert api(served, "GET", f"/runs/{resumed}")["replay_of"] == run_id
+    assert "Resume of" in page.inner_text("main")  # not "Replay of" (newcomer h32 F9)
     # the failed run points to its resume, and offers no second one (newcomer h31 F2: it said
     # nothing of it, and offered Resume again)
     page.goto(f"{served.url}/ui/#/runs/{run_id}")

@@ -175,6 +175,11 @@ async def test_a_failed_run_resumes_over_http_and_from_the_command_line(serve: S
     code, out, err = await cli("replay", still, "--resume", "--url", str(client.base_url))
     assert code == 0, err
     assert 'output: "shipped"' in out
+    # a resume is told as one, not as a replay of the trigger (newcomer h32 F9)
+    resumed = out.split()[1]
+    assert f"started resume {resumed}" in err
+    code, out, err = await cli("inspect", resumed, "--url", str(client.base_url))
+    assert f"  resume of {still}" in out.splitlines(), out
     assert charged == [1]  # charged once, by the first run
     bad = await client.post(f"/runs/{failed}/replay", json={"resume": True, "payload": 1})
     assert (bad.status_code, bad.json()["type"].rsplit(":", 1)[1]) == (400, "invalid-argument")

@@ -372,6 +372,14 @@
     return holder;
   }
 
+  // An error with its class in front, unless its text names the class already ("builtins.
+  // RuntimeError: RuntimeError: down" said it twice: newcomer h32 F10).
+  function failure(failed) {
+    const type = failed.error_type;
+    const short = type ? type.split(".").pop() : null;
+    return type && !failed.error.includes(`${short}:`) ? `${type}: ${failed.error}` : failed.error;
+  }
+
   function stepTree(run) {
     const begin = run.created_at;
     const end = Math.max(run.finished_at || Date.now() / 1000, ...run.steps.map((s) => s.finished_at || 0));
@@ -394,10 +402,11 @@
             badge(step.status),
             h("span", { class: "muted", text: `attempts ${step.attempts}` }),
             step.redispatches ? h("span", { class: "muted", text: `${step.kind === "action" ? "dispatched" : "run"} again after ${step.redispatches} restart(s)` }) : null,
-            h("span", { class: "muted", text: step.started_at ? `started ${when(step.started_at)}` : "not started" }),
+            h("span", { class: "muted", text: step.started_at ? `started ${when(step.started_at)}`
+              : step.status === "completed" ? "carried over, not run here" : "not started" }),
             took !== null ? h("span", { class: "muted", text: `took ${duration(took)}` }) : null),
           bar,
-          step.error ? h("div", { class: "error", text: `${step.error_type ? step.error_type + ": " : ""}${step.error}` }) : null,
+          step.error ? h("div", { class: "error", text: failure(step) }) : null,
           step.output !== null && step.output !== undefined
             ? h("details", {}, h("summary", { text: "output" }), h("pre", { text: json(step.output) })) : null));
     }));
@@ -492,7 +501,7 @@
         h("dt", { text: "Duration" }), h("dd", { text: duration((run.finished_at || Date.now() / 1000) - run.created_at) }),
         run.version ? h("dt", { text: "Version" }) : null,
         run.version ? h("dd", { id: "version", text: run.version }) : null,
-        run.replay_of ? h("dt", { text: "Replay of" }) : null,
+        run.replay_of ? h("dt", { text: run.id.startsWith("resume:") ? "Resume of" : "Replay of" }) : null,
         run.replay_of ? h("dd", {}, h("a", { href: `#/runs/${encodeURIComponent(run.replay_of)}`, class: "mono", text: run.replay_of })) : null,
         run.migrated_from ? h("dt", { text: "Migrated from" }) : null,
         run.migrated_from ? h("dd", {}, h("a", { href: `#/runs/${encodeURIComponent(run.migrated_from)}`, class: "mono", id: "migrated-from", text: run.migrated_from })) : null,
@@ -510,7 +519,7 @@
             h("h2", { text: "Payload" }), h("pre", { id: "payload", text: json(run.payload) }),
             h("h2", { text: "Output" }), h("pre", { id: "output", text: json(run.output) }),
             run.error ? h("h2", { text: "Error" }) : null,
-            run.error ? h("pre", { class: "error", id: "error", text: `${run.error_type ? run.error_type + ": " : ""}${run.error}` }) : null)),
+            run.error ? h("pre", { class: "error", id: "error", text: failure(run) }) : null)),
       ];
       if (run.blocked) {  // it cannot run here: why, and what to do (no resume is taken)
         parts.push(h("div", { class: "card", id: "blocked" },
