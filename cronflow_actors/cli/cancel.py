@@ -29,10 +29,12 @@ def _cancel(args: argparse.Namespace) -> int:
         run = client.run(args.run_id)
         if run["status"] not in FINAL:
             raise
+        went = run.get("migrated_to") or run.get("resumed_as")  # (chaos h32 F3)
+        elsewhere = f"; its work went on in run {went}: cancel that one" if went else ""
         raise ApiError(
             f"run {args.run_id} already ended ({run['status']}"
             f"{' ' + when(run.get('finished_at')) if run.get('finished_at') else ''}); "
-            "there is nothing to cancel",
+            f"there is nothing to cancel{elsewhere}",
             exit_code=Exit.NOT_FOUND_OR_CONFLICT,
             status=409,
             slug=refused.slug,

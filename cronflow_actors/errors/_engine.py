@@ -269,6 +269,8 @@ class InvalidStateTransitionError(EngineError):
         if advice:
             super().__init__(
                 f"{kind} {ident!r} is {current!r} and cannot become {requested!r}: {advice}"
+                if current != requested
+                else f"{kind} {ident!r} is {current!r} already: {advice}"
             )
             return
         if only_while:  # not a state it moves to: where it has to be for it
@@ -278,6 +280,8 @@ class InvalidStateTransitionError(EngineError):
             )
             return
         refused = f"{kind} {ident!r} is {current!r} and cannot become {requested!r}"
+        if current == requested:  # ("'canceled' cannot become 'canceled'": chaos h32 F3)
+            refused = f"{kind} {ident!r} is {current!r} already"
         if not allowed:  # a final state (a run that ended, say): nothing moves it on
             super().__init__(f"{refused}: it has ended, and nothing changes it any more")
             return

@@ -216,9 +216,29 @@ class FlowMethods(NetMethods):
             )
         try:
             await self._cancel(run_id, principal, reason)
-        except InvalidStateTransitionError:  # it has ended: for a migration that is pending?
+        except InvalidStateTransitionError as refused:  # it has ended: a pending migration?
             if not await self._give_up_migration(run_id, principal, reason):
-                raise
+                raise await self._ended_refusal(run_id, refused) from None
+
+    async def _ended_refusal(
+        self, run_id: str, refused: InvalidStateTransitionError
+    ) -> InvalidStateTransitionError:
+        """The refusal to cancel ``run_id``, which has ended, said of the run (not of its
+        "workflow"), with the run its work went on in, if any: an operator believed nothing
+        ran any more (chaos h32 F3)."""
+        try:
+            info = await self.inspect(run_id)
+        except Exception:  # (the engine's own words say enough)
+            return refused
+        advice = "it has ended, and nothing changes it any more"
+        went, how = (
+            (info.migrated_to, "migrated") if info.migrated_to else (info.resumed_as, "resumed")
+        )
+        if went is not None:
+            advice += f"; its work went on in run {went!r} ({how}): cancel that one"
+        return InvalidStateTransitionError(
+            "run", run_id, str(info.status), "canceled", [], advice=advice
+        )
 
     async def _cancel_asked(self, run_id: str, reason: str) -> None:
         """A callback after a commit (``on_pause``, ``on_timeout``, an event wait's

@@ -418,6 +418,23 @@ async def test_canceling_a_run_that_ended_says_it_ended(rt: cf.Runtime) -> None:
     assert str(refused.value).endswith(
         "is 'completed' and cannot become 'canceled': it has ended, and nothing changes it any more"
     )  # where it said "from 'completed' it can become []"
+    assert str(refused.value).startswith(f"run '{run_id}' is")  # (no "workflow")
+
+
+async def test_canceling_a_run_that_went_on_elsewhere_names_where(rt: cf.Runtime) -> None:
+    """A run canceled for its migration was refused as "'canceled' cannot become 'canceled'",
+    saying nothing of the run its work went on in, which can be canceled (chaos h32 F3)."""
+    for version in ("v1", "v2"):
+        rt.register(cf.define("held", version=version).pause("hold"))
+    old = await rt.trigger("held")  # on v2, the newest
+    await rt.wait_idle()
+    new = await rt.migrate(old, "v1")
+    with pytest.raises(cf.errors.InvalidStateTransitionError) as refused:
+        await rt.cancel(old)
+    assert str(refused.value) == (
+        f"run '{old}' is 'canceled' already: it has ended, and nothing changes it any more; its "
+        f"work went on in run '{new}' (migrated): cancel that one"
+    )
 
 
 async def test_ctx_cancel_in_a_callback_cancels_the_run(

@@ -368,15 +368,20 @@ def test_a_refused_cancel_of_a_run_that_goes_on_keeps_the_servers_reason(
     def call(self: Client, method: str, path: str, *_: Any, **__: Any) -> Any:
         if method == "POST":
             raise ApiError(reason, status=409, slug=slug, exit_code=Exit.NOT_FOUND_OR_CONFLICT)
-        return {"id": "r1", "status": status}
+        return {"id": "r1", "status": status, "migrated_to": migrated_to}
 
     monkeypatch.setattr(Client, "call", call)
-    status, slug = "running", "refused"
+    status, slug, migrated_to = "running", "refused", None
     assert main(["cancel", "r1", "--url", "http://127.0.0.1:9"]) == 3
     assert reason in capsys.readouterr().err
     status, slug = "completed", "conflict"  # an ended run: said in plain words
     assert main(["cancel", "r1", "--url", "http://127.0.0.1:9"]) == 3
     assert "run r1 already ended (completed); there is nothing to cancel" in capsys.readouterr().err
+    # canceled for its migration: where its work went on, which can be canceled (chaos h32 F3)
+    status, migrated_to = "canceled", "r2"
+    assert main(["cancel", "r1", "--url", "http://127.0.0.1:9"]) == 3
+    said = "already ended (canceled); there is nothing to cancel; its work went on in run r2"
+    assert said in capsys.readouterr().err
     # ended, but its pending migration is another process's to give up: the server's words
     # (the verifier's h27 N2: "already ended ... nothing to cancel" hid where to ask)
     reason, slug = "the migration of run 'r1': process B carries it out; ask again ...", "refused"
