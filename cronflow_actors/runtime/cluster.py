@@ -230,14 +230,15 @@ class ClusterLease(Renewed):
         """Whether the process ``owner`` (a lease's owner id) is alive in the cluster."""
         return await self._store.is_live(owner)
 
-    async def named(self, owner: str) -> str:
-        """The process ``owner`` as an operator finds it: ``process <owner> (pid N on HOST)``
-        (the owner id alone is shown nowhere else: chaos h31 F2); the id only once its row is
-        gone."""
-        for found, host, pid, _live in await self._store.processes():
+    async def named(self, owner: str) -> tuple[str, float]:
+        """The process ``owner`` as an operator finds it, ``process <owner> (pid N on HOST)``
+        (the owner id alone is shown nowhere else: chaos h31 F2; the id only once its row is
+        gone), and the seconds its lease runs on (0: expired, or gone): a process killed is
+        taken for live until then (chaos h32 F4)."""
+        for found, host, pid, left in await self._store.processes():
             if found == owner:
-                return f"process {owner} (pid {pid} on {host})"
-        return f"process {owner}"
+                return f"process {owner} (pid {pid} on {host})", max(left, 0.0)
+        return f"process {owner}", 0.0
 
     async def claim(self, instance_id: str) -> str | None:
         """Claim the instance for this process: None once it may run it here (or there is no

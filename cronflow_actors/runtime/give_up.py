@@ -6,6 +6,7 @@ come here."""
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 from msgspec.structs import replace
@@ -175,10 +176,12 @@ class GiveUpMethods(RuntimeParts):
             return False  # (under way here is refused by its hold)
         subject = f"the migration of run {plan.instance!r}"
         if not mine and not plan.stopped and await lease.is_live(plan.owner):
+            named, left = await lease.named(plan.owner)
             raise refused(
                 subject,
-                f"{await lease.named(plan.owner)} carries it out at this moment",
-                "ask again once it has finished, or ask that process to give it up",
+                f"{named} carries it out at this moment",
+                "ask again once it has finished, or ask that process to give it up (if it has "
+                f"stopped, its lease ends within {math.ceil(left)} s, and then any process may)",
             )
         if not await book.claim(plan, lease.owner):
             raise refused(

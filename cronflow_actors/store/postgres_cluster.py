@@ -145,12 +145,13 @@ class ClusterOps:
             await connection.execute("DELETE FROM processes WHERE owner = $1", owner)
         self._fence(None)
 
-    async def processes(self) -> list[tuple[str, str, int, bool]]:
-        """Every registered process: (owner, host, pid, whether its lease is live)."""
+    async def processes(self) -> list[tuple[str, str, int, float]]:
+        """Every registered process: (owner, host, pid, seconds its lease runs on: 0 or less
+        once it expired)."""
         rows = await self._require_pool("list processes").fetch(
-            f"SELECT owner, host, pid, expires_at > {DB_NOW} FROM processes ORDER BY started_at"
+            f"SELECT owner, host, pid, expires_at - {DB_NOW} FROM processes ORDER BY started_at"
         )
-        return [(row[0], row[1], int(row[2]), bool(row[3])) for row in rows]
+        return [(row[0], row[1], int(row[2]), float(row[3])) for row in rows]
 
     async def is_live(self, owner: str) -> bool:
         live = await self._require_pool("look a process up").fetchval(

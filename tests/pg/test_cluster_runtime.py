@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import socket
 from collections.abc import AsyncIterator
 from typing import Any
@@ -248,6 +249,8 @@ async def test_a_pending_migration_is_given_up_through_any_process_never_while_u
         # who, as an operator finds it: the id alone is in no URL (chaos h31 F2)
         named = f"process {first.lease.owner} (pid {os.getpid()} on {socket.gethostname()})"
         assert named in str(refused.value)
+        # killed, it is taken for live until its lease ends: when, said (chaos h32 F4)
+        assert re.search(r"if it has stopped, its lease ends within [12] s", str(refused.value))
         await book.save(pending)
         with pytest.raises(cf.errors.MigrationError, match="raised KeyError"):
             await first.migrate(run_id, "v1")  # asked again: taken on, and set down again
