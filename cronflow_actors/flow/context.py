@@ -34,6 +34,8 @@ _NONE: Mapping[str, list[str]] = MappingProxyType({})
 
 class RunRef(msgspec.Struct, frozen=True, kw_only=True):
     id: str
+    """The run's id; in a step of a subflow or of an item's flow, that part's (``<run>.f8``),
+    its name ``workflow_id`` the child flow's: ``root_id`` is the run's."""
     workflow_id: str
     start_time: float = 0.0
     """When the run started (seconds since the epoch, the runtime's clock)."""
@@ -53,6 +55,13 @@ class RunRef(msgspec.Struct, frozen=True, kw_only=True):
     inside a subflow, which ``ctx.steps`` does not show) whose work completed in this run: step
     id -> the idempotency keys they ran under (conform h31 F1). Steps a migration or a resume
     carried over completed in the run before, under that run's keys."""
+
+    @property
+    def root_id(self) -> str:
+        """The id of the run this step belongs to, which ``inspect`` and the API take: ``id``
+        itself, but in a subflow's or an item's step (conform h32 F8: ``<run>.f8`` is refused
+        there, a part of a run)."""
+        return self.id.split(".", 1)[0]
 
 
 class TriggerInfo(msgspec.Struct, frozen=True, kw_only=True):

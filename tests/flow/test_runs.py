@@ -359,6 +359,33 @@ async def test_subflow_output_is_the_steps_output(rt: cf.Runtime) -> None:
     assert (result.status, result.output) == ("completed", [41, 41])
 
 
+async def test_a_subflows_step_names_the_run_it_belongs_to(rt: cf.Runtime) -> None:
+    """Inside a subflow or an item's flow, ``ctx.run.id`` is that part's, which ``inspect``
+    refuses (conform h32 F8); ``ctx.run.root_id`` is the run's."""
+    seen: list[tuple[str, str]] = []
+
+    def note(ctx: cf.FlowContext) -> None:
+        seen.append((ctx.run.id, ctx.run.root_id))
+
+    child = cf.define("kid").step("k", note)
+    parent = (
+        cf.define("mom")
+        .step("top", note)
+        .subflow("sub", child)
+        .for_each("each", lambda ctx: [1], lambda item, flow: flow.step("i", note))
+    )
+    rt.register(parent)
+    run_id = await rt.trigger("mom")
+    assert (await rt.wait(run_id, timeout=5)).status == "completed"
+    top, sub, item = seen
+    assert top == (run_id, run_id)
+    for part, root in (sub, item):
+        assert (part.startswith(f"{run_id}."), root) == (True, run_id)
+        assert (await rt.inspect(root)).id == run_id
+        with pytest.raises(cf.errors.NotFoundError, match="part of run"):
+            await rt.inspect(part)
+
+
 async def test_cancel_step_ends_the_run_canceled(rt: cf.Runtime, clock: ManualClock) -> None:
     ran: list[str] = []
     flow = (
