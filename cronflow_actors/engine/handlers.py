@@ -47,7 +47,7 @@ from cronflow_actors.calls import call_user
 from cronflow_actors.engine.context import Context
 from cronflow_actors.engine.state_access import StateAccess
 from cronflow_actors.engine.transaction import Transaction, normalize
-from cronflow_actors.errors import CancelRunRequested, RetryRequested, class_name
+from cronflow_actors.errors import CancelRunRequested, RetryRequested, class_name, one_line
 from cronflow_actors.kernel import Clock
 from cronflow_actors.kernel._actor import (  # (not the package's: mypyc, setup.py)
     ActorHost,
@@ -290,7 +290,7 @@ class HandlerActor(LoopActor):
             self.ctx.attempt or self.attempt,  # an action's own retries count there
             outcome,
             type(error).__name__,
-            error,
+            one_line(error),
             exc_info=error if _with_traceback(level, traceback) else None,
             extra={
                 "run_id": self.run_id or None,

@@ -14,7 +14,7 @@ from typing import Any
 
 from cronflow_actors.engine.commands import drop_job, fail_run
 from cronflow_actors.engine.states import WorkItemState
-from cronflow_actors.errors import INFRASTRUCTURE
+from cronflow_actors.errors import INFRASTRUCTURE, one_line
 from cronflow_actors.messages.engine import TimerFired, WorkItemAction, WorkItemFinished
 from cronflow_actors.messages.states import WorkItemVerb
 
@@ -62,4 +62,4 @@ def say_failed(instance_id: str, workflow: str, error: str | None, step: str | N
     extra = {"run_id": instance_id, "workflow": workflow}
     if step is not None:
         extra["step"] = step
-    logger.warning("run %s (%s) failed: %s", instance_id, workflow, error, extra=extra)
+    logger.warning("run %s (%s) failed: %s", instance_id, workflow, one_line(error), extra=extra)

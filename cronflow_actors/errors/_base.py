@@ -14,6 +14,16 @@ def clipped(value: object, limit: int = 120) -> str:
     return f"{text[: limit - 30]}... ({len(text)} characters)"
 
 
+def one_line(text: object) -> str:
+    """``text`` for a log line: its line breaks written as ``\\n`` and ``\\r``, so an error's
+    message (a payload's value in it, which a webhook's sender chose) cannot start a line that
+    reads as the server's own (hostile h32 L6)."""
+    said = str(text)
+    if "\n" not in said and "\r" not in said:
+        return said
+    return said.replace("\r", "\\r").replace("\n", "\\n")
+
+
 def class_name(error: BaseException) -> str:
     """The qualified name of ``error``'s class (``module.Name``), as a failure records it."""
     return f"{type(error).__module__}.{type(error).__qualname__}"

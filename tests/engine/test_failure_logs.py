@@ -140,3 +140,25 @@ async def test_a_failed_detached_action_is_a_warning_naming_its_run(
     assert record.getMessage().startswith(f"run {run_id}: action 'mail' (work item {run_id}.")
     assert "failed (the run goes on): ConnectionError" in record.getMessage()
     assert record.exc_info is not None
+
+
+async def test_an_errors_line_breaks_start_no_line_of_the_log(
+    rt: cf.Runtime, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An error whose message holds a payload's line break wrote it as is: a webhook's sender
+    could forge a line that reads as the server's own (hostile h32 L6)."""
+
+    def validate(ctx: Any) -> None:
+        raise ValueError(f"order {ctx.payload['id']}: the amount must be positive")
+
+    forged = "x\n2026-12-03 11:00:00,000 CRITICAL cronflow_actors.serve: FAKE\r"
+    rt.register(cf.define("orders").step("validate", validate))
+    caplog.set_level(logging.INFO)
+    run = await rt.wait(await rt.trigger("orders", {"id": forged}))
+    assert run.status == "failed"
+    said = [r.getMessage() for r in caplog.records if "FAKE" in r.getMessage()]
+    assert said, caplog.text
+    for message in said:
+        assert "\n" not in message and "\r" not in message, message
+        assert "order x\\n2026-12-03 11:00:00,000 CRITICAL" in message
+    assert run.error is not None and "\n" in run.error  # (recorded as it was raised)
