@@ -148,11 +148,16 @@ class TriggerMethods(Chain):
         return self
 
     def on_interval(self, interval: float | str) -> Self:
-        """Trigger a run every ``interval`` ("15m", "1h", or seconds), at its multiples on the
-        runtime's clock: one run per tick, never two; ticks missed while no runtime ran are
-        skipped (a cron schedule's are caught up: ``on_schedule(catch_up=)``)."""
+        """Trigger a run every ``interval`` ("15m", "1h", "every 900 s" as ``flows`` prints it,
+        or seconds), at its multiples on the runtime's clock: one run per tick, never two;
+        ticks missed while no runtime ran are skipped (a cron schedule's are caught up:
+        ``on_schedule(catch_up=)``)."""
         self._changed()  # the compiled flow holds its triggers
-        seconds = self._seconds(interval, "on_interval")
+        length = interval
+        if isinstance(interval, str) and interval.split()[:1] == ["every"]:
+            # as flows and fire print it, "every 600 s" (newcomer h32 F5: refused here)
+            length = interval.strip().removeprefix("every").strip()
+        seconds = self._seconds(length, "on_interval")
         if seconds is not None and seconds <= 0:
             self._problems.append(f"on_interval must be longer than 0, got {interval!r}")
         elif seconds is not None:

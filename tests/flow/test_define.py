@@ -191,6 +191,18 @@ async def test_two_definitions_under_one_id_and_version_are_refused_by_name() ->
     assert isinstance(refused.value, cf.errors.ConfigurationError)  # serve exits 2 on it
 
 
+def test_an_interval_is_written_as_flows_and_fire_print_it_too() -> None:
+    """``flows`` and ``fire`` name an interval ``every 600 s``, which ``on_interval`` refused
+    (newcomer h32 F5): what the tools print can be pasted back."""
+    for written in ("every 600 s", "every 10m", " every  600s ", "10m", 600):
+        flow = cf.define("tick").on_interval(written).step("s", str)
+        flow.build()
+        assert flow.intervals == [600.0], written
+    for wrong in ("every", "every other minute", "everyday 10m"):
+        with pytest.raises(InvalidWorkflowError, match="on_interval must be"):
+            cf.define("tick").on_interval(wrong).step("s", str).build()
+
+
 def test_header_lists_that_are_no_lists_of_names_are_refused() -> None:
     """``required_headers={"x-api-key": "s3cret"}`` was taken, and only the header's presence
     checked: any key passed, an open webhook its author thought guarded. A string was split
