@@ -33,6 +33,7 @@ __all__ = [
     "as_sent",
     "check_media_type",
     "check_same_site",
+    "header_text",
     "masked",
     "no_idempotency_key",
     "query_int",
@@ -100,6 +101,16 @@ def no_idempotency_key(request: Request, where: str, instance_id: str | None) ->
             'run): give the run an id, {"instance_id": "..."} in the body; asked again with '
             "it, it starts nothing (409 instance-exists)",
         )
+
+
+def header_text(value: str) -> str:
+    """A header's value as Starlette gives it, read as UTF-8 where its bytes are (``ü`` came
+    out ``Ã¼`` in the headers a webhook's run keeps and its callbacks see, where the same
+    request's Idempotency-Key reads UTF-8: hostile h32 L3); bytes that are not, as sent."""
+    try:
+        return as_utf8(value)
+    except UnicodeDecodeError:
+        return value
 
 
 def as_utf8(value: str) -> str:

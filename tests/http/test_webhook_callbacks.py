@@ -632,3 +632,19 @@ async def test_a_webhooks_key_header_is_read_as_utf8(serve: Serve) -> None:
     bad = await client.post("/hooks/utf", json={}, headers={"Idempotency-Key": b"\xff\xfe"})
     assert (bad.status_code, bad.json()["type"]) == (400, "urn:cronflow:problem:invalid-header")
     assert "not UTF-8" in bad.json()["detail"]
+    # the headers a run keeps and its callbacks see read so too (hostile h32 L3: "Ã¼")
+    seen: list[dict[str, str]] = []
+    kept = cf.define("kept").step("s", lambda ctx: dict(ctx.trigger.headers))
+    rt, other = await serve(
+        [
+            kept.on_webhook(
+                "/hooks/kept",
+                keep_headers=["X-Agent"],
+                validate=lambda r: seen.append(r.headers) or True,
+            )
+        ]
+    )
+    sent = {"X-Agent": "ü-agent".encode(), "X-Raw": b"\xff"}
+    run_id = (await other.post("/hooks/kept", json={}, headers=sent)).json()["run_id"]
+    assert (await rt.wait(run_id, timeout=5)).output == {"x-agent": "ü-agent"}
+    assert (seen[0]["x-agent"], seen[0]["x-raw"]) == ("ü-agent", "\xff")  # (not UTF-8: as sent)

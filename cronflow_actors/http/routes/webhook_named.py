@@ -19,7 +19,6 @@ from typing import Any
 
 from cronflow_actors.errors import NotFoundError
 from cronflow_actors.http.auth import Signature
-from cronflow_actors.http.requests import as_utf8
 from cronflow_actors.http.routes.webhook_keys import canonical_key, legacy_run_id_of, run_id_of
 from cronflow_actors.runtime import RunInfo, Runtime, WebhookRequest, WebhookSpec
 
@@ -63,8 +62,7 @@ class NamedRuns:
         if key is None:
             return None, ()
         if isinstance(key, str):
-            value = request.headers.get(key.lower())  # as UTF-8, as given in Python
-            value = as_utf8(value) if value is not None else None  # (checked: webhooks.py)
+            value = request.headers.get(key.lower())  # read as UTF-8, as given in Python
         else:
             value = await self._call("idempotency_key", request)
         if value is None or (isinstance(value, str) and not value):

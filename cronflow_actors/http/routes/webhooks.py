@@ -49,6 +49,7 @@ from cronflow_actors.http.problems import (
 from cronflow_actors.http.requests import (
     check_media_type,
     decode_json,
+    header_text,
     one_header,
     read_body,
     utf8_header,
@@ -96,7 +97,7 @@ class Webhook:
     async def receive(self, request: Request) -> Response:
         seen = _Seen(
             WebhookRequest(
-                headers={k.lower(): v for k, v in request.headers.items()},
+                headers=_headers(request),
                 method=request.method,
                 path=request.url.path,
                 params=dict(request.path_params),
@@ -480,11 +481,10 @@ def _refusal(name: str, verdict: Any) -> str:
 
 
 def _headers(request: Request) -> dict[str, str]:
-    """The request's headers by lowercase name; one sent more than once has its values joined
-    with ", " (RFC 9110), none dropped."""
+    """Headers by lowercase name, as UTF-8 where they are; repeats joined by ", " (RFC 9110)."""
     found: dict[str, str] = {}
-    for name, value in request.headers.items():
-        key = name.lower()
+    for name, given in request.headers.items():
+        key, value = name.lower(), header_text(given)
         found[key] = f"{found[key]}, {value}" if key in found else value
     return found
 
