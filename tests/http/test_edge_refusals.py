@@ -398,10 +398,17 @@ async def test_a_path_whose_percent_encoding_is_not_utf8_is_refused(serve: Serve
         assert refused.status_code == 400, (path, refused.text)
         assert refused.json()["type"] == "urn:cronflow:problem:invalid-path"
         assert "percent-encode the UTF-8 bytes" in refused.json()["detail"]
+    # a query's too: "?k=%fe" and "?k=%ff" reached a run as one value (hostile h32 L7)
+    for path in ("/w/a?k=%FE", "/w/a?%FF=1", "/runs?status=%E9"):
+        refused = await client.request("GET" if path.startswith("/runs") else "POST", path)
+        assert refused.status_code == 400, (path, refused.text)
+        assert refused.json()["type"] == "urn:cronflow:problem:invalid-argument"
+        assert "the query's percent-encoding is not UTF-8" in refused.json()["detail"]
     assert await rt.list_runs() == []
     # UTF-8, percent-encoded or not, is a name like any other
     assert len((await client.post("/events/%C3%A9", json={})).json()["started"]) == 1
     assert (await client.post("/w/%C3%A9", json={})).status_code == 202
+    assert (await client.post("/w/a?k=%C3%A9", json={})).status_code == 202
 
 
 async def test_a_lone_surrogate_escape_is_named_not_called_truncated(serve: Serve) -> None:
