@@ -32,7 +32,7 @@ from cronflow_actors.messages.engine import (
     WorkItemRecord,
 )
 from cronflow_actors.messages.states import TaskState
-from cronflow_actors.net.spec import TaskKind, caught_in
+from cronflow_actors.net.spec import TaskKind, caught_in, item_kind
 from cronflow_actors.runtime.catalog import FlowCatalog
 from cronflow_actors.runtime.flow_runs import is_flows_run
 from cronflow_actors.runtime.ids import resume_id
@@ -343,14 +343,33 @@ class RunViews:
             return "unknown"
         definition = root.descendant(state.workflows[workflow_id].path).tasks[task]
         if definition.work_item is not None:
-            return str(definition.work_item.kind)
+            return item_kind(definition.work_item)
         return "dummy" if definition.kind is TaskKind.DUMMY else "subflow"
+
+    def _net_events(self, state: InstanceState) -> dict[str, str]:
+        """The event each task of a net's root waits for (a work item typed ``wait=WaitSpec(
+        kind="event")``), as a flow's ``wait_for_event`` steps are shown (newcomer h32 F8)."""
+        try:
+            root = self._registry.get(state.workflow, state.version)
+        except LookupError:
+            return {}
+        return {
+            name: task.work_item.wait.event
+            for name, task in root.tasks.items()
+            if task.work_item is not None
+            and task.work_item.wait is not None
+            and task.work_item.wait.kind == "event"
+        }
 
     def _steps(self, state: InstanceState, root: WorkflowRecord, flows: bool) -> list[StepInfo]:
         """The run's steps (``flows``: a flow's, its item flows' errors in steps' words)."""
         steps = []
         user_steps = self._catalog.user_steps(state.workflow, state.version)
-        events = self._catalog.awaited_events(state.workflow, state.version)
+        events = (
+            self._catalog.awaited_events(state.workflow, state.version)
+            if flows
+            else self._net_events(state)
+        )
         for name, record in root.tasks.items():
             if name.startswith(DELAY) and record.state == TaskState.STARTED:
                 steps.extend(delayed(name.removeprefix(DELAY), root, user_steps))

@@ -1,5 +1,5 @@
 """The app the console's browser tests serve: a flow with steps and a parallel, one that fails,
-one that waits for a person, one started by an event, one on a schedule, and a net workflow
+one that waits for a person, one started by an event, one on a schedule, one that waits for an event, and a net workflow
 whose second task waits for an action (so its net has a token to draw)."""
 
 import cronflow_actors as cf
@@ -42,5 +42,6 @@ workflows = [
     .on_schedule("30 2 * * *", timezone="Europe/Paris")
     .on_interval("1h")
     .step("tick", lambda ctx: "tick"),
+    cf.define("settle").wait_for_event("paid", "order.settled").step("done", lambda ctx: ctx.last),
     review(),
 ]

@@ -344,6 +344,20 @@ def test_a_runs_page_asks_for_a_pause_only_where_a_person_may_be_waited_on(
     assert f"{mine}/pause" not in paths, paths
 
 
+def test_a_step_waiting_for_an_event_names_it(page: Any, served: Served) -> None:
+    """A run's page did not say what its waiting step waits for (newcomer h32 F8): it names
+    the event, linked to the page that publishes it."""
+    run_id = api(served, "POST", "/runs", {"workflow": "settle"})["run_id"]
+    eventually(lambda: run_status(served, run_id) == "waiting")
+    page.goto(f"{served.url}/ui/#/runs/{run_id}")
+    waits = page.wait_for_selector("li[data-step='paid'] [data-event='order.settled']")
+    assert waits.inner_text() == "waits for the event order.settled"
+    waits.query_selector("a").click()
+    until(page, "document.querySelector('#event-name')?.value === 'order.settled'")
+    api(served, "POST", "/events/order.settled", {"n": 1})
+    assert wait_ended(served, run_id)["output"] == {"n": 1}
+
+
 def test_publishing_an_event_starts_the_flow_listening(page: Any, served: Served) -> None:
     page.goto(f"{served.url}/ui/#/events")
     page.fill("#event-name", "order.paid")

@@ -370,6 +370,9 @@ async def test_a_net_work_item_that_waits_for_an_event_is_a_wait_not_a_step(
     )
     workflow_id = await rt.start_workflow("billing")
     await settle(rt, clock, 63)  # the invoice comes after 63 s
+    # inspect says what it waits for, as for a flow's wait_for_event (newcomer h32 F8)
+    [step] = (await rt.inspect(workflow_id)).steps
+    assert (step.kind, step.status, step.event) == ("event", "waiting", "invoice.issued")
     await rt.publish_event("invoice.issued", {"n": 1})
     await settle(rt, clock)
     assert (await rt.workflow(workflow_id)).state == "completed"

@@ -406,6 +406,9 @@
               : step.status === "completed" ? "carried over, not run here" : "not started" }),
             took !== null ? h("span", { class: "muted", text: `took ${duration(took)}` }) : null),
           bar,
+          // what a waiting step waits for, and where to send it (newcomer h32 F8)
+          step.event && !FINAL.has(step.status) ? h("div", { class: "muted", "data-event": step.event }, "waits for the event ",
+            h("a", { href: `#/events?name=${encodeURIComponent(step.event)}`, text: step.event })) : null,
           step.error ? h("div", { class: "error", text: failure(step) }) : null,
           step.output !== null && step.output !== undefined
             ? h("details", {}, h("summary", { text: "output" }), h("pre", { text: json(step.output) })) : null));
