@@ -1,6 +1,7 @@
 """The app the console's browser tests serve: a flow with steps and a parallel, one that fails,
-one that waits for a person, one started by an event, one on a schedule, one that waits for an event, and a net workflow
-whose second task waits for an action (so its net has a token to draw)."""
+one that waits for a person, one started by an event, one on a schedule, one that waits for an
+event, and a net workflow whose second task waits for an action (so its net has a token to
+draw)."""
 
 import cronflow_actors as cf
 from cronflow_actors import net
