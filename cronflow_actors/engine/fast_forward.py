@@ -40,7 +40,7 @@ from cronflow_actors.messages.engine import (
 from cronflow_actors.messages.migrations import CarriedChild, MigrationSource, same_item
 from cronflow_actors.net.marking import after_start
 from cronflow_actors.net.migration import MigrationMode, refused
-from cronflow_actors.net.spec import NetSpec, TaskSpec, is_caught
+from cronflow_actors.net.spec import NetSpec, TaskSpec, is_caught, item_kind
 
 __all__ = ["FastForwardTask", "correspondent", "on_enable", "place_of"]
 
@@ -244,6 +244,8 @@ async def _complete_silently(task: FastForwardTask, output: Any, marked: list[st
         failed = task.definition.catch and is_caught(name, output, marked)
         workflow.set_output(name, output, caught=failed)
         work, reduced = task.definition.work_item, task.definition.reduce is not None
+        if work is not None:
+            task.record.carried_kind = item_kind(work)
         # (a construct's failure record, carried for its fallback, is no output: its fallback
         # reads the step before's, as in the run it came from: the verifier's h29 V1); a
         # group's output is its reduce's, which set last where it was recorded (conform h32

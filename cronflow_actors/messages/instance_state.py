@@ -91,6 +91,10 @@ class TaskRecord(msgspec.Struct, kw_only=True, gc=False, omit_defaults=True):
     """Work item ids (or child workflow ids) of the latest generation, in creation order."""
     stats: Stats = msgspec.field(default_factory=Stats)
     """Stats of the latest generation."""
+    carried_kind: str = ""
+    """The kind of its work items, for a task a migration or a resume completed with a
+    recorded output and no item: shown by readers that have no definition (``inspect --db``
+    showed ``unknown``: chaos h32 F2); "" for others."""
 
 
 class WorkflowRecord(msgspec.Struct, kw_only=True, gc=False, omit_defaults=True):

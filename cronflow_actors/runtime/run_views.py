@@ -383,7 +383,11 @@ class RunViews:
             elif isinstance(user_steps, Mapping):  # a flow per item or chunk is its step's
                 kind = user_steps[name].kind  # (newcomer h26: a batch shown as a subflow)
             else:  # a net's task, or a version not registered here
-                kind = "subflow" if children else self._task_kind(state, root.id, name)
+                kind = (
+                    "subflow"
+                    if children
+                    else record.carried_kind or self._task_kind(state, root.id, name)
+                )
             actions = [state.action_records[i.id] for i in items if i.id in state.action_records]
             if actions:
                 steps.append(action_step(name, kind, actions[-1]))

@@ -14,6 +14,7 @@ import pytest
 import cronflow_actors as cf
 from cronflow_actors.errors import MigrationError, ResumeError
 from cronflow_actors.kernel import ManualClock
+from cronflow_actors.runtime.database import open_store_to_read
 from cronflow_actors.runtime.migration_plans import kept_by_migrations
 
 
@@ -999,3 +1000,24 @@ async def test_the_end_hooks_of_a_resumed_run_list_only_what_ran_in_it(tmp_path:
     assert first == {"g": keys["fast"]}
     assert then["g"] == [keys["slow"][1]]  # slow's second call, under the key it kept
     assert len(then["z"]) == 1
+
+
+async def test_a_carried_step_has_its_kind_for_a_reader_without_the_flow(tmp_path: Path) -> None:
+    """``inspect --db`` (a reader with no definition) showed a migrated run's carried steps as
+    ``unknown``, where the server showed ``step`` (chaos h32 F2)."""
+    db = tmp_path / "kinds.db"
+    flows = [cf.define("k", version=v).step("one", str).pause("hold") for v in ("v1", "v2")]
+    async with cf.Runtime(db=db, workflows=flows) as rt:
+        old = await rt.trigger("k")
+        await rt.wait_idle()
+        new = await rt.migrate(old, "v1")
+        await rt.wait_idle()
+        served = [(s.id, s.kind) for s in (await rt.inspect(new)).steps]
+    store = await open_store_to_read(str(db), setting="--db")
+    reader = cf.Runtime(store=store)  # not started, no flows: as the CLI's --db reads
+    try:
+        read = [(s.id, s.kind) for s in (await reader.inspect(new)).steps]
+    finally:
+        await store.close()
+    assert served[0] == ("one", "step")
+    assert read == served
