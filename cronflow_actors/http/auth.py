@@ -53,9 +53,9 @@ from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 from starlette.types import Scope
 
-from cronflow_actors.flow.triggers import SECRET_HEADERS
 from cronflow_actors.http.problems import Problem, problem_response
 from cronflow_actors.messages import Principal
+from cronflow_actors.runtime import SECRET_HEADERS
 
 __all__ = [
     "READ_ONLY",

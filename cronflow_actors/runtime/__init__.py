@@ -9,6 +9,7 @@ from cronflow_actors.engine.context import WorkflowInfo, WorkItemInfo
 from cronflow_actors.engine.states import TaskState, WorkflowState, WorkItemState
 from cronflow_actors.errors import ResumeError
 from cronflow_actors.flow.triggers import (
+    SECRET_HEADERS,
     WebhookProblem,
     WebhookRequest,
     WebhookResponse,
@@ -39,6 +40,7 @@ from cronflow_actors.runtime.testing import (
 )
 
 __all__ = [
+    "SECRET_HEADERS",
     "WORKFLOWS",
     "EventFilterError",
     "EventRefusal",
