@@ -34,6 +34,7 @@ __all__ = [
     "check_media_type",
     "check_same_site",
     "header_text",
+    "key_header",
     "masked",
     "no_idempotency_key",
     "query_int",
@@ -101,6 +102,19 @@ def no_idempotency_key(request: Request, where: str, instance_id: str | None) ->
             'run): give the run an id, {"instance_id": "..."} in the body; asked again with '
             "it, it starts nothing (409 instance-exists)",
         )
+
+
+def key_header(request: Request, name: str) -> str | None:
+    """``utf8_header`` of a header that holds an idempotency key: 400 for one with a control
+    character (a tab, a byte 0x01), which ``/events`` refuses in its key too (hostile h32 L5)."""
+    value = utf8_header(request, name)
+    if value is not None and not value.isprintable():
+        raise Problem(
+            400,
+            "invalid-header",
+            f"the {name} header holds a control character; an idempotency key is printable text",
+        )
+    return value
 
 
 def header_text(value: str) -> str:

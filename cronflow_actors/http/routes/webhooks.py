@@ -50,9 +50,9 @@ from cronflow_actors.http.requests import (
     check_media_type,
     decode_json,
     header_text,
+    key_header,
     one_header,
     read_body,
-    utf8_header,
 )
 from cronflow_actors.http.routes.runs import started
 from cronflow_actors.http.routes.webhook_answers import custom_response
@@ -147,7 +147,7 @@ class Webhook:
             raise Problem(400, "missing-headers", f"missing (or empty) required headers: {missing}")
         if isinstance(spec.idempotency_key, str):
             # two: which of them names the run? and bytes that are not UTF-8 (hostile h31 L1)
-            utf8_header(request, spec.idempotency_key)
+            key_header(request, spec.idempotency_key)
         raw = await read_body(request, edge.limits)
         if spec.parse_raw_body:
             seen.request = msgspec.structs.replace(seen.request, raw_body=raw)
