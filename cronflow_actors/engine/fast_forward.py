@@ -246,6 +246,9 @@ async def _complete_silently(task: FastForwardTask, output: Any, marked: list[st
         work, reduced = task.definition.work_item, task.definition.reduce is not None
         if work is not None:
             task.record.carried_kind = item_kind(work)
+        migration = tx.state.migration
+        if migration is not None and workflow.parent_id is None and name in migration.answered:
+            task.record.carried_error = migration.answered.pop(name)  # (as it was shown)
         # (a construct's failure record, carried for its fallback, is no output: its fallback
         # reads the step before's, as in the run it came from: the verifier's h29 V1); a
         # group's output is its reduce's, which set last where it was recorded (conform h32

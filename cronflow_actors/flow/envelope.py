@@ -43,6 +43,9 @@ class Resumed(msgspec.Struct, frozen=True, kw_only=True):
     kept: list[KeptEvent] = msgspec.field(default_factory=list)
     """Events kept for its waiting steps (while it was held, or carried to it) that no step
     took: the resumed run's steps that wait for them hear them (newcomer h27 F3)."""
+    answered: dict[str, str] = msgspec.field(default_factory=dict)
+    """The errors the fallbacks of ``outputs``' steps answered, by step
+    (``MigrationRecord.answered``)."""
 
 
 class TriggerEnvelope(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):

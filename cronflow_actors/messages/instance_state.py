@@ -95,6 +95,9 @@ class TaskRecord(msgspec.Struct, kw_only=True, gc=False, omit_defaults=True):
     """The kind of its work items, for a task a migration or a resume completed with a
     recorded output and no item: shown by readers that have no definition (``inspect --db``
     showed ``unknown``: chaos h32 F2); "" for others."""
+    carried_error: str = ""
+    """For such a task, the error its fallback answered in the run gone on from, shown beside
+    its output as there (conform h31 F3); "" for none."""
 
 
 class WorkflowRecord(msgspec.Struct, kw_only=True, gc=False, omit_defaults=True):

@@ -168,3 +168,6 @@ class MigrationRecord(msgspec.Struct, kw_only=True):
     children: list[CarriedChild] = msgspec.field(default_factory=list)
     """What ``fast_forward`` is for the root, for its child workflows (a flow's subflows and
     items): the steps they completed in the run gone on from."""
+    answered: dict[str, str] = msgspec.field(default_factory=dict)
+    """The errors the fallbacks of ``fast_forward``'s steps answered in the run gone on from,
+    by step: shown beside their outputs as there (conform h31 F3: lost)."""

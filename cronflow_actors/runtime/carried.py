@@ -4,7 +4,7 @@ migration's new instance reads them."""
 
 from __future__ import annotations
 
-from collections.abc import Container
+from collections.abc import Collection, Container
 from typing import Any
 
 import msgspec
@@ -20,6 +20,7 @@ from cronflow_actors.net.spec import is_caught
 
 __all__ = [
     "MigrationLinks",
+    "answered_errors",
     "carried_events",
     "carried_on",
     "links_of",
@@ -93,6 +94,23 @@ def _over(
     them are caught failures (``new_caught`` of ``new``, ``old_caught`` of ``old``)."""
     kept = [name for name in caught_among(old, old_caught) if name not in new]
     return {**old, **new}, [*kept, *new_caught]
+
+
+def answered_errors(state: InstanceState, steps: Collection[str]) -> dict[str, str]:
+    """The errors the fallbacks of the root steps ``steps`` (those carried over) answered in the
+    run ``state``, by step, with those it was handed itself for steps it had not reached."""
+    root = state.workflows[state.id]
+    answered = dict(state.migration.answered) if state.migration is not None else {}
+    for name in steps:
+        record = root.tasks.get(name)
+        if record is None or record.state != TaskState.COMPLETED:
+            continue
+        if record.carried_error:  # carried to it, and carried on
+            answered[name] = record.carried_error
+        last = state.work_items.get(record.children[-1]) if record.children else None
+        if last is not None and last.error and last.state == WorkItemState.COMPLETED:
+            answered[name] = last.error
+    return {name: error for name, error in answered.items() if name in steps}
 
 
 def caught_among(outputs: dict[str, Any], caught: list[str] | None) -> list[str]:

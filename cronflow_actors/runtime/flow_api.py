@@ -97,6 +97,7 @@ class FlowMethods(NetMethods):
             to_version=version,
             fast_forward={k: v for k, v in resumed.outputs.items() if steps is None or k in steps},
             caught=resumed.caught,
+            answered=dict(resumed.answered),  # (a copy: consumed as it is used)
             keys=resumed.keys,
             registered=False,
             # copies: consumed as they are used, and the lists are the run's recorded trigger's

@@ -51,6 +51,7 @@ from cronflow_actors.net.migration import ended_first, refused
 from cronflow_actors.net.spec import NetSpec
 from cronflow_actors.runtime.carried import (
     MigrationLinks,
+    answered_errors,
     carried_events,
     carried_on,
     links_of,
@@ -369,6 +370,7 @@ class Migrations(PlanRecovery):
             source=sources_of(state),
             fast_forward=fast_forward,
             caught=caught,
+            answered=answered_errors(state, fast_forward),
             registered=self._registry.migration(workflow, state.version, version) is not None,
             children=children,
             passing=version != plan.hops[-1][0],

@@ -44,7 +44,12 @@ from cronflow_actors.messages import QueuedRun, SnapshotRecord
 from cronflow_actors.messages.engine import InstanceState
 from cronflow_actors.net.migration import refused
 from cronflow_actors.net.spec import NetSpec
-from cronflow_actors.runtime.carried import carried_events, carried_on, links_of
+from cronflow_actors.runtime.carried import (
+    answered_errors,
+    carried_events,
+    carried_on,
+    links_of,
+)
 from cronflow_actors.runtime.catalog import FlowCatalog
 from cronflow_actors.runtime.ids import resume_id
 from cronflow_actors.runtime.migration_plans import PlanBook
@@ -419,6 +424,12 @@ def _resumable(
         )
     outputs, caught, children = carried_on(state, None, keys=True)
     kept = list(carried_events(state))
+    answered = answered_errors(state, outputs)
     return Resumed(
-        version=state.version, outputs=outputs, caught=caught, children=children, kept=kept
+        version=state.version,
+        outputs=outputs,
+        caught=caught,
+        children=children,
+        kept=kept,
+        answered=answered,
     )

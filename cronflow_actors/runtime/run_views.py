@@ -401,6 +401,8 @@ class RunViews:
             errors = [i.error for i in items if i.error] + [
                 step_error(c.error) if flows else c.error for c in children if c.error
             ]
+            if record.carried_error:  # what its fallback answered in the run gone on from
+                errors.append(record.carried_error)
             causes = [state.work_items.get(c.error_cause or "") for c in children]
             failed = [i for i in [*items, *causes] if i is not None and i.error_type]
             status: str = record.state

@@ -1021,3 +1021,55 @@ async def test_a_carried_step_has_its_kind_for_a_reader_without_the_flow(tmp_pat
         await store.close()
     assert served[0] == ("one", "step")
     assert read == served
+
+
+async def test_a_carried_step_keeps_the_error_its_fallback_answered(
+    rt: cf.Runtime, clock: ManualClock
+) -> None:
+    """A step whose ``on_error`` answered shows ``completed`` with the error beside its output;
+    carried over by a resume or a migration it read as if it had succeeded (conform h31 F3)."""
+    tries: Counter[str] = Counter()
+
+    def charge(ctx: cf.FlowContext) -> str:
+        raise ConnectionError("the bank is down")
+
+    def ship(ctx: cf.FlowContext) -> str:
+        tries[ctx.run.workflow_id] += 1
+        if ctx.run.workflow_id == "g" and tries["g"] == 1:
+            raise RuntimeError("no truck")
+        return "shipped"
+
+    def flow(name: str, version: str) -> cf.Flow:
+        answered = cf.define(name, version=version).step("charge", charge)
+        return answered.on_error(lambda ctx: "later").sleep("nap", "1m").step("ship", ship)
+
+    answered = "ConnectionError: the bank is down"
+    rt.register(flow("g", "v1"))
+    failed = await rt.trigger("g")
+    await rt.wait_idle()
+    clock.advance(60)
+    assert (await rt.wait(failed, timeout=5)).status == "failed"
+    [before] = [s for s in (await rt.inspect(failed)).steps if s.id == "charge"]
+    assert (before.status, before.output, before.error) == ("completed", "later", answered)
+    resumed = await rt.replay(failed, resume=True)
+    assert (await rt.wait(resumed, timeout=5)).status == "completed"
+    resumed_again = await rt.replay(failed, resume=True)  # (the same run answers)
+    [kept] = [s for s in (await rt.inspect(resumed_again)).steps if s.id == "charge"]
+    assert (kept.status, kept.output, kept.error, kept.attempts) == (
+        "completed",
+        "later",
+        answered,
+        0,
+    )
+
+    rt.register(flow("m", "v1"))
+    held = await rt.trigger("m")
+    await rt.wait_idle()  # asleep after charge
+    rt.register(flow("m", "v2"))
+    moved = await rt.migrate(held, "v2")
+    await rt.wait_idle()
+    again = await rt.migrate(moved, "v1")  # carried on by a second migration too
+    await rt.wait_idle()
+    for run_id in (moved, again):
+        [kept] = [s for s in (await rt.inspect(run_id)).steps if s.id == "charge"]
+        assert (kept.output, kept.error) == ("later", answered), run_id
