@@ -293,6 +293,14 @@ class AuditRecorder:
         self._open("WorkItem.rerun", item.workflow_id, item.id, attributes)
         self.events.append(EXIT)
 
+    def heard(self, item: WorkItemRecord, event: str, principal: Any) -> None:
+        """``item``, waiting for ``event``, takes a publish of it (its filter accepted it): a
+        ``WorkItem.event`` span naming the event and who published it (None: the process)."""
+        attributes = {"event": event, "principal": principal.id if principal else None}
+        self.events.append(ENTER)
+        self._open("WorkItem.event", item.workflow_id, item.id, attributes)
+        self.events.append(EXIT)
+
     def carried(self, item: WorkItemRecord, from_run: str) -> None:
         """``item`` completes with the output run ``from_run`` recorded for its step and
         payload, its handler not called (a migration's or a resume's): a ``WorkItem.carried``

@@ -298,6 +298,7 @@ async def _deliver_kept(tx: Transaction, send: Send, *, drop: bool) -> bool:
         event=first.event,
         payload=first.payload,
         publish=first.publish or None,
+        principal=first.principal,
     )
     taken = bool(await _carry_out(tx, delivery, send))
     if first.carried:

@@ -23,10 +23,10 @@ from __future__ import annotations
 from collections.abc import Awaitable
 from typing import Any, Final
 
-from cronflow_actors.calls import call_user
 from cronflow_actors.engine import detached, kept
 from cronflow_actors.engine.actions import pass_boundary, storable
 from cronflow_actors.engine.context import WorkItemHandle
+from cronflow_actors.engine.event_waits import deliver_event
 from cronflow_actors.engine.fast_forward import recorded_item
 from cronflow_actors.engine.handlers import journal_outcome
 from cronflow_actors.engine.owners import work_item_owner
@@ -177,7 +177,7 @@ class WorkItem:
         if kind is TearDownWorkItem:
             return self._tear_down()
         if kind is DeliverEvent:
-            return self._deliver_event(sent.event, sent.payload)
+            return deliver_event(self, sent.event, sent.payload, sent.principal)
         raise TypeError(f"a work item does not receive {message!r}")
 
     # -- through the actions (spec section 5): every transition asked for, internal or external --
@@ -416,28 +416,6 @@ class WorkItem:
         else:
             item.error_type, item.error_data = finished.error_type, finished.error_data
             await self._fail(error)
-        return True
-
-    async def _deliver_event(self, event: str, payload: Any) -> bool:
-        """Complete the item if it still waits for ``event`` and its filter accepts."""
-        tx, item, workflow = self.tx, self.record, self.workflow
-        if item.state != WorkItemState.STARTED:
-            return False
-        wait = self.definition.wait
-        if wait is None or not wait.hears(event):
-            return False
-        if wait.accept is not None:
-            ctx = tx.item_context(workflow, item, "event filter")
-            if not await call_user(wait.accept, ctx, payload):
-                return False
-        if wait.check is not None:
-            verdict = await call_user(
-                wait.check, tx.item_context(workflow, item, "event check"), payload
-            )
-            if verdict is not True:
-                await self._fail(f"event {event!r} refused: {verdict}")
-                return True
-        await self._complete(payload)
         return True
 
     # -- internals ---------------------------------------------------------------------------------

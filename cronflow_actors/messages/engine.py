@@ -242,6 +242,9 @@ class DeliverEvent(Message, frozen=True, kw_only=True):
     publish: str | None = None
     """The publish it is part of, when it has an idempotency key: sent again, it reaches no step
     that began waiting since (``engine/heard.py``)."""
+    principal: Principal | None = None
+    """Who published it (an HTTP caller's token; None: this process's own publish), which a
+    net's event filter and check see as ``ctx.principal`` (hostile h31 M1)."""
 
 
 class ReadCommitted(Message, frozen=True, kw_only=True):

@@ -11,6 +11,7 @@ from typing import Any
 import msgspec
 
 from cronflow_actors.messages.base import Message
+from cronflow_actors.messages.principal import Principal
 from cronflow_actors.messages.states import TaskState, WorkflowState
 
 __all__ = [
@@ -58,6 +59,8 @@ class KeptEvent(msgspec.Struct, frozen=True, kw_only=True, gc=False, omit_defaul
     taken: bool = False
     """A step it was kept for took it: it goes to the others it was kept for, to no other step
     (the second verifier's h27 V1, V2: a leftover copy reached a later wait)."""
+    principal: Principal | None = None
+    """Who published it (``DeliverEvent.principal``)."""
     copies: int = 1
     """Unused: written by 8c37a6f (always 1 there), read by nothing since ``steps`` (persisted
     shapes only grow: a snapshot of either release reads in the other)."""

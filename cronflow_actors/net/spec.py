@@ -66,7 +66,9 @@ class WaitSpec(msgspec.Struct, frozen=True, kw_only=True, eq=False):
     instance need not stay in memory.
 
     ``kind="event"``: the item completes with the payload of an event named ``event`` that
-    ``accept(ctx, payload)`` (None: every one) accepts; ``accept`` runs on the instance's turn.
+    ``accept(ctx, payload)`` (None: every one) accepts; ``accept`` runs on the instance's turn,
+    and it and ``check`` see who published the event as ``ctx.principal`` (None: the process's
+    own publish), the place to keep an event to the net's callers.
     ``kind="pause"``: the item waits for a human; starting it draws a random resume token
     (``WorkItemInfo.token``), and ``resume(token, ...)`` completes it. ``details(ctx)`` returns a
     dict that listings of the waits show (description, metadata); ``timeout`` (seconds) says when

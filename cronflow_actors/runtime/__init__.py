@@ -19,10 +19,10 @@ from cronflow_actors.flow.triggers import (
 from cronflow_actors.net.durations import parse_duration
 from cronflow_actors.runtime.catalog import FlowTrigger, RateLimitInfo, WorkflowDescription
 from cronflow_actors.runtime.database import open_store, store_for
-from cronflow_actors.runtime.events import EventFilterError, EventRefusal, PublishResult
 from cronflow_actors.runtime.migrations import MigrationLinks
 from cronflow_actors.runtime.net_api import NetDescription
 from cronflow_actors.runtime.pauses import PausedRun
+from cronflow_actors.runtime.publish_result import EventFilterError, EventRefusal, PublishResult
 from cronflow_actors.runtime.runs import (
     Page,
     RunInfo,

@@ -43,12 +43,13 @@ from cronflow_actors.errors import (
 from cronflow_actors.flow.envelope import TriggerEnvelope
 from cronflow_actors.flow.triggers import check_event_name, schema_path
 from cronflow_actors.kernel import Clock
-from cronflow_actors.messages import Message, WaitRecord
+from cronflow_actors.messages import Message, Principal, WaitRecord
 from cronflow_actors.messages.engine import DeliverEvent
 from cronflow_actors.messages.migrations import KeptEvent
 from cronflow_actors.runtime.catalog import FlowCatalog
 from cronflow_actors.runtime.ids import derived_run_id
 from cronflow_actors.runtime.pinning import KeptFull
+from cronflow_actors.runtime.publish_result import EventFilterError, EventRefusal, PublishResult
 from cronflow_actors.store import Store
 
 __all__ = ["EventFilterError", "EventRefusal", "Events", "PublishResult"]
@@ -58,56 +59,6 @@ logger = logging.getLogger(__name__)
 _PAGE = 200
 _HOLD_CHANGES = 3
 """Tries to deliver or keep an event for a run held and released meanwhile."""
-
-
-class EventRefusal(msgspec.Struct, frozen=True, kw_only=True):
-    """A flow that did not start for an event: its payload did not match the flow's schema, or
-    its start raised (its first node's function: the error is logged with its traceback)."""
-
-    workflow: str
-    detail: str
-    """What did not match (msgspec's message), or what the start raised."""
-    path: str = "$"
-    """The JSON path of the field at fault (``$`` for the whole payload)."""
-
-
-class EventFilterError(msgspec.Struct, frozen=True, kw_only=True):
-    """A run whose waiting step's ``filter`` (or ``validate``) raised on the event: the step
-    did not take it and waits on (its next event is heard); the error is logged with its
-    traceback."""
-
-    run_id: str
-    detail: str
-    """What it raised (``TypeError: ...``)."""
-
-
-class PublishResult(list[str]):
-    """What ``publish_event`` did: a list of the ids of the runs it started, ``refused``, the
-    flows whose schema refused the payload or whose start raised, ``delivered``, the runs whose
-    waiting step took the event (its filter accepted it), and ``held``, the runs with a step
-    waiting for the event that did not hear it yet because they cannot run here (``blocked``:
-    their definition changed under their version; or their workflow is not registered): the
-    event is kept for them and delivered when they run again; ``filter_errors``, the runs whose
-    waiting step's filter raised on it; ``not_kept``, the runs that cannot run here and keep as
-    many events as they may (``pinning.KEPT_EVENTS``, ``KEPT_BYTES``): the event is not kept
-    for them, publish it again once they run (each empty when there are none)."""
-
-    def __init__(
-        self,
-        started: list[str],
-        refused: list[EventRefusal],
-        held: list[str] | None = None,
-        delivered: list[str] | None = None,
-        *,
-        filter_errors: list[EventFilterError] | None = None,
-        not_kept: list[str] | None = None,
-    ) -> None:
-        super().__init__(started)
-        self.refused = refused
-        self.held = held if held is not None else []
-        self.delivered = delivered if delivered is not None else []
-        self.filter_errors = filter_errors if filter_errors is not None else []
-        self.not_kept = not_kept if not_kept is not None else []
 
 
 class Events:
@@ -143,6 +94,7 @@ class Events:
         *,
         idempotency_key: str | None = None,
         once: bool = False,
+        principal: Principal | None = None,
     ) -> PublishResult:
         """Start every flow listening with ``on_event(name)`` whose schema (if any) the payload
         matches, and wake every step waiting for ``name`` whose filter accepts it. Returns the
@@ -152,7 +104,8 @@ class Events:
         answer) starts no flow twice: the runs it started before are in its answer again; a
         waiting step that heard it then waits no more, and a held run keeps it once. ``once``
         (a step's publish under its own key): another payload under the key is no reuse but
-        a later attempt of the step, which publishes the first attempt's payload again."""
+        a later attempt of the step, which publishes the first attempt's payload again.
+        ``principal``: who publishes (a net's event filter and check see it)."""
         check_event_name(name)  # nothing could listen for it: refused, not a 202 to nobody
         key = _checked_key(idempotency_key, 200 + 300 * once)  # (a step's: its key + the name)
         if once and key is not None:  # a step's: its first attempt's payload, whatever this is
@@ -183,7 +136,9 @@ class Events:
             )
         started = await self._start(name, accepted, key, refused)
         try:
-            held, delivered, raised, full = await self._wake(name, payload, key, set(started))
+            held, delivered, raised, full = await self._wake(
+                name, payload, key, set(started), principal
+            )
         except InstanceBusyError as busy:  # what this publish did, and how to finish it
             again = "with its idempotency key" if key else "with an idempotency key next time"
             doing = (
@@ -338,7 +293,12 @@ class Events:
         return bool(kept == mine)
 
     async def _wake(
-        self, name: str, payload: Any, key: str | None, started_here: set[str]
+        self,
+        name: str,
+        payload: Any,
+        key: str | None,
+        started_here: set[str],
+        principal: Principal | None,
     ) -> tuple[list[str], list[str], list[EventFilterError], list[str]]:
         """Deliver the event to every step waiting for ``name``: the runs that keep it (held),
         those whose step took it, those whose step's filter raised, and those that keep no
@@ -358,7 +318,7 @@ class Events:
             waits = [wait for wait in page if wait.instance_id not in started_here]
             verdicts = await asyncio.gather(
                 *(
-                    self._deliver(wait, name, payload, publish, keyed=key is not None)
+                    self._deliver(wait, name, payload, publish, key is not None, principal)
                     for wait in waits
                 )
             )
@@ -373,8 +333,14 @@ class Events:
                 return sorted(set(held)), sorted(set(delivered)), raised, sorted(set(full))
             after = (page[-1].created_at, page[-1].wait_id)
 
-    async def _deliver(
-        self, wait: WaitRecord, name: str, payload: Any, publish: str, *, keyed: bool
+    async def _deliver(  # noqa: PLR0917 - _wake passes its own arguments on
+        self,
+        wait: WaitRecord,
+        name: str,
+        payload: Any,
+        publish: str,
+        keyed: bool,
+        principal: Principal | None,
     ) -> bool | EventFilterError | object | None:
         """True if the waiting step took the event; False if the run cannot run here (held, or
         its workflow not registered: the event is kept for it, as part of ``publish``); what
@@ -386,6 +352,7 @@ class Events:
             event=name,
             payload=payload,
             publish=publish if keyed else None,
+            principal=principal,
         )
         busy = 0
         for _attempt in range(_HOLD_CHANGES + _BUSY_TRIES):
@@ -402,7 +369,11 @@ class Events:
                 continue
             except (InstanceBlockedError, UnknownWorkflowError) as cannot_run:
                 kept = KeptEvent(
-                    work_item_id=wait.wait_id, event=name, payload=payload, publish=publish
+                    work_item_id=wait.wait_id,
+                    event=name,
+                    payload=payload,
+                    publish=publish,
+                    principal=principal,
                 )
                 try:
                     if not await self._keep(wait.instance_id, kept):

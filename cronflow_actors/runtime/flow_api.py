@@ -20,12 +20,12 @@ from cronflow_actors.flow.envelope import TriggerEnvelope, open_envelope
 from cronflow_actors.messages.engine import Principal, StartWorkflow
 from cronflow_actors.messages.migrations import MigrationRecord
 from cronflow_actors.runtime.catalog import WorkflowDescription
-from cronflow_actors.runtime.events import PublishResult
 from cronflow_actors.runtime.instances import root_of
 from cronflow_actors.runtime.net_api import NetMethods
 from cronflow_actors.runtime.pages import Page
 from cronflow_actors.runtime.pauses import PausedRun
 from cronflow_actors.runtime.pinning import not_registered
+from cronflow_actors.runtime.publish_result import PublishResult
 from cronflow_actors.runtime.run_views import RunInfo, RunResult
 from cronflow_actors.runtime.runs import check_cancel_reason
 
@@ -314,14 +314,23 @@ class FlowMethods(NetMethods):
         return self._with_block(await self.pauses.of_run(run_id))
 
     async def publish_event(
-        self, name: str, payload: Any = None, *, idempotency_key: str | None = None
+        self,
+        name: str,
+        payload: Any = None,
+        *,
+        idempotency_key: str | None = None,
+        principal: Principal | None = None,
     ) -> PublishResult:
         """Start the flows listening for ``name`` and wake the steps waiting for it. Returns
         the ids of the runs started (a list), with ``.refused``: the flows whose
         ``on_event`` schema refused the payload. When every flow listening refused it,
         raises ``InvalidEventError`` and does nothing. With ``idempotency_key`` the same
-        publish sent again starts no flow twice (its runs are named by the key)."""
-        return await self.events.publish(name, payload, idempotency_key=idempotency_key)
+        publish sent again starts no flow twice (its runs are named by the key).
+        ``principal``: who publishes (an HTTP caller's token): a net's work item waiting for
+        the event sees it in its filter and check (``ctx.principal``), and its trace names it."""
+        return await self.events.publish(
+            name, payload, idempotency_key=idempotency_key, principal=principal
+        )
 
     async def emit(self, name: str, payload: Any = None) -> list[str]:
         """``publish_event`` under Cronflow's other name for it."""

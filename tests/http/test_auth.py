@@ -1026,3 +1026,49 @@ async def test_a_net_pause_is_resumed_past_no_policy_whatever_its_names_and_payl
         await rt.resume(token, {"amount": 50}, principal=BOB)
         done = await rt.work_item(item)
         assert (done.state, done.output) == ("completed", {"amount": 50})
+
+
+async def test_a_nets_event_wait_sees_who_published_and_its_trace_names_them(
+    serve: Serve,
+) -> None:
+    """Any writing token's publish completed a net's event-wait item, past the net's policies,
+    and its filter was not told who published, nor its trace (hostile h31 M1): the filter and
+    the check see the publisher as ``ctx.principal`` (None for the process's own publish), and
+    a ``WorkItem.event`` span names the event and the publisher."""
+    seen: list[tuple[str | None, bool]] = []
+
+    def answered_by_hr(ctx: Any, payload: Any) -> bool:
+        seen.append((ctx.principal.id if ctx.principal else None, ctx.is_internal))
+        return ctx.principal is None or "offers:answer" in ctx.principal.scopes
+
+    waits = net.WaitSpec(kind="event", event="offer.answered", accept=answered_by_hr)
+    answer = net.work_item("answer", wait=waits).activities(
+        on_initialized=lambda ctx: ctx.work_item.start()
+    )
+    offer = (
+        net.workflow("offer")
+        .start_condition("start")
+        .end_condition("end")
+        .task("answer", net.task(answer))
+        .connect_condition("start", "answer")
+        .connect_task("answer", "end")
+        .actions(initialize=net.action())
+        .build()
+    )
+    hr = cf.Principal(id="hr", scopes=frozenset({"offers:answer"}))
+    rt, client = await serve([offer], tokens={"t-hr": hr, "t-bob": BOB})
+    first, second = await rt.start_workflow("offer"), await rt.start_workflow("offer")
+    await rt.wait_idle()
+    forged = await client.post("/events/offer.answered", json={"ok": 1}, headers=bearer("t-bob"))
+    assert (forged.status_code, forged.json()["delivered"]) == (202, [])
+    assert str(await rt.workflow_state(first)) == "started"  # bob's publish took no item
+    answered = await client.post("/events/offer.answered", json={"ok": 2}, headers=bearer("t-hr"))
+    assert sorted(answered.json()["delivered"]) == sorted([first, second])
+    assert str(await rt.workflow_state(first)) == "completed"
+    assert ("bob", False) in seen and ("hr", False) in seen
+    heard = [s for s in await rt.spans(first) if s.operation == "WorkItem.event"]
+    assert [s.attributes for s in heard] == [{"event": "offer.answered", "principal": "hr"}]
+    third = await rt.start_workflow("offer")
+    await rt.wait_idle()
+    assert (await rt.publish_event("offer.answered", {"ok": 3})).delivered == [third]
+    assert seen[-1] == (None, True)  # the process's own publish

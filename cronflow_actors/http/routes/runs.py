@@ -193,8 +193,11 @@ def routes(edge: Edge) -> list[Route]:
         payload = await edge.json(request)
         key = utf8_header(request, "Idempotency-Key")
         with as_sent({"idempotency_key": "the Idempotency-Key header"}):
-            published = await runtime.publish_event(
-                request.path_params["name"], payload, idempotency_key=key
+            published = await runtime.publish_event(  # who: a net's event filter sees it
+                request.path_params["name"],
+                payload,
+                idempotency_key=key,
+                principal=edge.caller(request),
             )
         refused = [msgspec.to_builtins(refusal) for refusal in published.refused]
         body = {
