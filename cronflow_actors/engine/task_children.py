@@ -91,7 +91,9 @@ class CompositeTask(Protocol):
     def _check_can_add(self, what: str) -> None: ...
     async def _activity(self, activity: str, *, changed: WorkflowStateChanged) -> None: ...
     async def _decide(self, transition: Transition) -> str: ...
-    async def _carry_out(self, decision: str, error: str, *, cause: str | None = None) -> None: ...
+    async def _carry_out(
+        self, decision: str, error: str, *, cause: str | None = None, error_type: str | None = None
+    ) -> None: ...
 
 
 async def create_held(
@@ -150,4 +152,6 @@ async def _decided(task: CompositeTask, message: WorkflowStateChanged) -> None:
         transition = Transition(prev_state=message.prev, next_state=message.next)
         decision = await task._decide(transition)
         failed = f"task {task.name!r}: child workflow {child.id!r}: {child.error or message.next}"
-        await task._carry_out(decision, failed, cause=child.error_cause)
+        await task._carry_out(
+            decision, failed, cause=child.error_cause, error_type=child.error_type
+        )

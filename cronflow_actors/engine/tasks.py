@@ -283,7 +283,9 @@ class Task:
         asked(tx, or_joins)
         await tx.send_last(change)
 
-    async def _fail(self, error: str, *, cause: str | None = None) -> None:
+    async def _fail(
+        self, error: str, *, cause: str | None = None, error_type: str | None = None
+    ) -> None:
         """``started`` -> ``failed``: open children are canceled (no policies), ``on_failed``
         runs, and the workflow fails (which cancels the other active tasks). ``cause``: the
         work item whose failure this is."""
@@ -291,7 +293,9 @@ class Task:
             return
         change = await self._leave(TaskState.FAILED, "on_failed")
         await self.tx.send(change)
-        failed = FailWorkflow(workflow_id=self.workflow.id, error=error, cause=cause)
+        failed = FailWorkflow(
+            workflow_id=self.workflow.id, error=error, cause=cause, error_type=error_type
+        )
         await self.tx.send_last(failed)
 
     async def _fail_by_job(self, error: str) -> None:
@@ -422,7 +426,7 @@ class Task:
             )
             await self._complete(caught=failure)
         elif decision == "fail":
-            await self._fail(error, cause=cause)
+            await self._fail(error, cause=cause, error_type=error_type)
 
     def _context(
         self, where: str, pending: list[_Pending] | None, changed: _ChildChange | None

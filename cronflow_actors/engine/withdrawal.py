@@ -11,7 +11,7 @@ import logging
 
 from cronflow_actors.engine.states import TaskState
 from cronflow_actors.engine.transaction import Transaction
-from cronflow_actors.errors import CancelRunRequested
+from cronflow_actors.errors import CancelRunRequested, class_name
 from cronflow_actors.messages.elements import CancelTask, DisableTask, FailWorkflow
 from cronflow_actors.messages.engine import CancelWorkflow, WorkflowRecord
 from cronflow_actors.net.marking import (
@@ -128,4 +128,5 @@ def failed_by(
         return CancelWorkflow(workflow_id=tx.state.id, reason=error.reason)
     # the run's failure is one WARNING line; where in the user's code: at DEBUG
     logging.getLogger(__name__).debug("%s of run %s raised", where, tx.state.id, exc_info=error)
-    return FailWorkflow(workflow_id=workflow_id, error=f"{where}: {type(error).__name__}: {error}")
+    said = f"{where}: {type(error).__name__}: {error}"
+    return FailWorkflow(workflow_id=workflow_id, error=said, error_type=class_name(error))

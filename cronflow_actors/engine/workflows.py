@@ -174,7 +174,7 @@ class Workflow:
         if kind is EnsureWorkflowStarted:
             return self._ensure_started(silent=sent.silent)
         if kind is FailWorkflow:
-            return self._fail(sent.error, cause=sent.cause)
+            return self._fail(sent.error, cause=sent.cause, error_type=sent.error_type)
         if kind is CancelWorkflow:
             if isinstance(sent.migrated_to, str):
                 return self._cancel_for_migration(sent.migrated_to, sent.principal)
@@ -221,7 +221,9 @@ class Workflow:
         await self._shutdown()
         await self._move(WorkflowState.COMPLETED, activity="on_completed", call_policy=True)
 
-    async def _fail(self, error: str, *, cause: str | None = None) -> None:
+    async def _fail(
+        self, error: str, *, cause: str | None = None, error_type: str | None = None
+    ) -> None:
         """A task failed and its policy said ``fail`` (or a job failed the workflow): the other
         started tasks are canceled, the enabled ones disabled (policies bypassed), then the
         workflow fails and tells its parent. ``cause``: the work item whose failure this is."""
@@ -230,6 +232,7 @@ class Workflow:
             return
         workflow.error = error
         workflow.error_cause = cause
+        workflow.error_type = error_type if cause is None else None
         await self._shutdown()
         await self._move(WorkflowState.FAILED, activity="on_failed", call_policy=True)
 

@@ -168,6 +168,9 @@ class FailWorkflow(Message, frozen=True, kw_only=True, gc=False):
     workflow_id: str
     error: str = "failed"
     cause: str | None = None
+    error_type: str | None = None
+    """The class of the exception behind it when no work item's is (a router's, a
+    condition's: ``WorkflowRecord.error_type``)."""
 
 
 class TearDownWorkflow(Message, frozen=True, kw_only=True, gc=False):

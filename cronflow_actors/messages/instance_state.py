@@ -127,6 +127,9 @@ class WorkflowRecord(msgspec.Struct, kw_only=True, gc=False, omit_defaults=True)
     finished_at: float | None = None
     error_cause: str | None = None
     """The work item whose failure failed this workflow (through child workflows too)."""
+    error_type: str | None = None
+    """The class of the exception that failed it when no work item's did (a router's or a
+    flow's condition's, here or in a child workflow: conform h32 F5)."""
 
     def set_output(self, task: str, output: Any, *, caught: bool = False) -> None:
         """Record ``output`` as task ``task``'s: a failure it caught (``caught``), or a real

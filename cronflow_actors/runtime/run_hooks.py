@@ -188,8 +188,8 @@ def failure_of(state: InstanceState, root: WorkflowRecord) -> RunFailedError:
     stored attributes when a step raised it."""
     item = state.work_items.get(root.error_cause) if root.error_cause else None
     said = step_error(root.error)
-    if item is None:
-        return RunFailedError(said or "failed")
+    if item is None:  # (a condition's or a router's raise: its class, conform h32 F5)
+        return RunFailedError(said or "failed", type=root.error_type)
     return RunFailedError(
         said or item.error or "failed", type=item.error_type, attributes=item.error_data
     )

@@ -204,7 +204,7 @@ class RunViews:
             payload=payload,
             output=root.output,
             error=step_error(root.error) if flows else root.error,
-            error_type=cause.error_type if cause is not None else None,
+            error_type=cause.error_type if cause is not None else root.error_type,
             steps=self._steps(state, root, flows) if steps else [],
             created_at=root.created_at,
             finished_at=root.finished_at,

@@ -121,8 +121,12 @@ def condition_failed(steps: list[StepInfo], root: WorkflowRecord) -> list[StepIn
         return steps
     kind, element = failed
     error = (step_error(root.error) or "").removeprefix(f"step {element!r}: ")
+    ended = root.error_type  # its class (conform h32 F5: said in the message only)
     loop = next((step for step in steps if step.id == element), None)  # a while_'s passes
     if loop is None:  # an if_, or a while_ before its first pass
-        return [*steps, StepInfo(id=element, kind=kind, status="failed", error=error)]
-    shown = msgspec.structs.replace(loop, status="failed", output=None, error=error)
+        found = StepInfo(id=element, kind=kind, status="failed", error=error, error_type=ended)
+        return [*steps, found]
+    shown = msgspec.structs.replace(
+        loop, status="failed", output=None, error=error, error_type=ended
+    )
     return [shown if step is loop else step for step in steps]

@@ -429,6 +429,11 @@ async def test_a_condition_that_raises_fails_the_run_not_the_step_before_it(
     [check] = [s for s in (await rt.inspect(run_id)).steps if s.id == "check"]
     assert (check.kind, check.status) == ("if", "failed")
     assert check.error == "its condition raised TypeError: 'int' object is not subscriptable"
+    # its class, for a hook that tells failures apart (conform h32 F5: None everywhere)
+    assert (check.error_type, (await rt.inspect(run_id)).error_type) == (
+        "builtins.TypeError",
+        "builtins.TypeError",
+    )
     assert ran == ["a"]
     # where in the condition: its traceback at DEBUG (newcomer h22 L2: none anywhere)
     [raised] = [r for r in caplog.records if r.getMessage().startswith("router of task 'if:")]
@@ -437,6 +442,7 @@ async def test_a_condition_that_raises_fails_the_run_not_the_step_before_it(
     assert raised.exc_info[0] is TypeError
     await rt.wait_idle()  # the hook, on a pool thread
     assert [str(error) for error in failures] == [result.error]
+    assert [error.type for error in failures] == ["builtins.TypeError"]
     a, _check = (await rt.inspect(run_id)).steps
     assert (a.id, str(a.status), a.output, a.error, a.attempts) == ("a", "completed", 0, None, 1)
 
@@ -462,6 +468,12 @@ async def test_a_condition_that_raises_fails_the_run_not_the_step_before_it(
     s, w = (await rt.inspect(loop_id)).steps
     assert (s.id, str(s.status), s.output) == ("s", "completed", 5)
     assert (w.id, w.kind, w.status) == ("w", "while", "failed")  # before its first pass
+    assert w.error_type == "builtins.ZeroDivisionError"
+    # in a subflow, the run's too
+    rt.register(cf.define("outer").subflow("inner", loop))
+    outer = await rt.wait(await rt.trigger("outer", {}), timeout=5)
+    assert outer.status == "failed"
+    assert (await rt.inspect(outer.id)).error_type == "builtins.ZeroDivisionError"
 
 
 @pytest.mark.parametrize(
