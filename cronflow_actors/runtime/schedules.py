@@ -333,18 +333,20 @@ def _names(plan: _Plan, schedule: str) -> bool:
     or followed by its zone as ``flows`` shows it (``0 9 * * * (Europe/Paris)``, the zone in any
     case); an interval by ``every`` and its length, in seconds however written (``every 900 s``,
     ``every 9e2``) or as a duration (``every 15m``, or ``15m`` as ``on_interval`` was given it):
-    a number and its unit, in ASCII digits (``every 6 0`` named the 60 s one: hostile h32 L2)."""
+    a number and its unit (or a number of seconds), in ASCII digits, in any case (``every 6 0``
+    named the 60 s one: hostile h32 L2)."""
     words = schedule.split()
     if plan.cron is not None:
         declared = plan.text.split()
         zone = f"({plan.cron.timezone})".casefold()
         return words == declared or (words[:-1] == declared and words[-1].casefold() == zone)
+    words = [word.lower() for word in words]  # ("EVERY 600 S" as "every 600 s")
     if words[:1] == ["every"]:
         words = words[1:]
     if not 1 <= len(words) <= 2 or (len(words) == 2 and not words[1].isalpha()):
         return False
-    text = "".join(words)
-    return text.isascii() and _length(text) == plan.seconds
+    text = "".join(words)  # (no "_": float() reads "6_0" as 60)
+    return text.isascii() and "_" not in text and _length(text) == plan.seconds
 
 
 def _length(text: str) -> float | None:
