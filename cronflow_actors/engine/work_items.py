@@ -120,7 +120,7 @@ async def initialize(
         generation=record.generation,
         payload=payload,
         created_at=tx.now,
-        kind=item_kind(definition.work_item),
+        kind=definition.work_item.kind,  # as declared: a flow's are told by theirs (flow_runs)
     )
     tx.state.work_items[item.id] = item
     change = WorkItemStateChanged(
@@ -130,7 +130,7 @@ async def initialize(
         prev=None,
         next=_ITEM_INITIALIZED,
         workflow=workflow.name,
-        kind=item.kind,
+        kind=item_kind(definition.work_item),
     )
     tx.changes.append(change)
     if tx.audit is not None:

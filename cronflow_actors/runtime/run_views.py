@@ -331,8 +331,14 @@ class RunViews:
             )
 
     def _kind(self, state: InstanceState, workflow_id: str, item: WorkItemRecord) -> str:
-        # a snapshot from before work items kept their kind: its task's definition says
-        return item.kind or self._task_kind(state, workflow_id, item.task)
+        """An item's kind as recorded, but a net's (declared ``task``), for which its task's
+        definition says what it waits for, if it does (``item_kind``: the record keeps the
+        declared kind, which tells a flow's items apart), and an item from a snapshot before
+        items kept their kind."""
+        if item.kind and item.kind != "task":
+            return item.kind
+        found = self._task_kind(state, workflow_id, item.task)
+        return item.kind if found == "unknown" and item.kind else found
 
     def _task_kind(self, state: InstanceState, workflow_id: str, task: str) -> str:
         """What a task is, from its definition if it is still registered (``unknown`` if not):

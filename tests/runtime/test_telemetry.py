@@ -10,6 +10,7 @@ from typing import Any
 
 import cronflow_actors as cf
 from cronflow_actors import net
+from cronflow_actors.engine.actors import decode_state
 from cronflow_actors.kernel import ActorSystem, ManualClock
 from cronflow_actors.messages.engine import WorkItemStateChanged
 from cronflow_actors.messages.states import WorkItemState
@@ -373,6 +374,9 @@ async def test_a_net_work_item_that_waits_for_an_event_is_a_wait_not_a_step(
     # inspect says what it waits for, as for a flow's wait_for_event (newcomer h32 F8)
     [step] = (await rt.inspect(workflow_id)).steps
     assert (step.kind, step.status, step.event) == ("event", "waiting", "invoice.issued")
+    # its record keeps the declared kind: a flow's items are told by theirs (flow_runs.py)
+    state = decode_state((await rt.instances.read(workflow_id)).body, workflow_id)
+    assert [item.kind for item in state.work_items.values()] == ["task"]
     await rt.publish_event("invoice.issued", {"n": 1})
     await settle(rt, clock)
     assert (await rt.workflow(workflow_id)).state == "completed"
