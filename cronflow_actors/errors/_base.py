@@ -14,14 +14,17 @@ def clipped(value: object, limit: int = 120) -> str:
     return f"{text[: limit - 30]}... ({len(text)} characters)"
 
 
+_LINE_BREAKS = {ord(c): repr(c)[1:-1] for c in "\n\r\v\f\x1b\x1c\x1d\x1e\x85\u2028\u2029"}
+"""What ends a line (``str.splitlines``), or a terminal's escape, as ``one_line`` writes it."""
+
+
 def one_line(text: object) -> str:
-    """``text`` for a log line: its line breaks written as ``\\n`` and ``\\r``, so an error's
+    """``text`` for a log line: its line breaks (every one ``str.splitlines`` knows) and the
+    terminal's escape character written as escapes (``\\n``, ``\\u2028``), so an error's
     message (a payload's value in it, which a webhook's sender chose) cannot start a line that
-    reads as the server's own (hostile h32 L6)."""
+    reads as the server's own (hostile h32 L6, review h32 F8)."""
     said = str(text)
-    if "\n" not in said and "\r" not in said:
-        return said
-    return said.replace("\r", "\\r").replace("\n", "\\n")
+    return said.translate(_LINE_BREAKS) if len(said.splitlines()) > 1 or "\x1b" in said else said
 
 
 def class_name(error: BaseException) -> str:

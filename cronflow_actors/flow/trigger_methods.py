@@ -154,10 +154,12 @@ class TriggerMethods(Chain):
         ``on_schedule(catch_up=)``)."""
         self._changed()  # the compiled flow holds its triggers
         length = interval
-        if isinstance(interval, str) and interval.split()[:1] == ["every"]:
+        if isinstance(interval, str) and interval.lower().split()[:1] == ["every"]:
             # as flows and fire print it, "every 600 s" (newcomer h32 F5: refused here)
-            length = interval.strip().removeprefix("every").strip()
-        seconds = self._seconds(length, "on_interval")
+            length = interval.strip()[len("every") :].strip() or interval
+        seconds = self._seconds(length, "on_interval", report=False)
+        if seconds is None:  # its problem, said of it as written
+            self._seconds(interval, "on_interval")
         if seconds is not None and seconds <= 0:
             self._problems.append(f"on_interval must be longer than 0, got {interval!r}")
         elif seconds is not None:

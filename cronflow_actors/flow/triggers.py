@@ -293,7 +293,7 @@ def webhook_spec(
             "header name (letters, digits and -, no space or separator): no request could carry it"
         )
     keep = _header_names(keep_headers, "keep_headers", where, problems)
-    if options.get("hmac_secret") and signature_header.lower() in keep:
+    if signature_header.lower() in keep:  # (dropped, signed or not: review h32 F6)
         logger.warning(
             "%s: keep_headers holds the signature header %r, which a run never keeps (the "
             "signature is checked, then dropped)",

@@ -112,7 +112,8 @@ def key_header(request: Request, name: str) -> str | None:
         raise Problem(
             400,
             "invalid-header",
-            f"the {name} header holds a control character; an idempotency key is printable text",
+            f"the {name} header holds a character that is not printable (a control character, "
+            "or a space other than ' '); an idempotency key is printable text",
         )
     return value
 

@@ -108,8 +108,10 @@ def answered_errors(state: InstanceState, steps: Collection[str]) -> dict[str, s
         if record.carried_error:  # carried to it, and carried on
             answered[name] = record.carried_error
         last = state.work_items.get(record.children[-1]) if record.children else None
-        if last is not None and last.error and last.state == WorkItemState.COMPLETED:
-            answered[name] = last.error
+        if last is not None:  # it ran here: what this run answered, if anything (review h32 F2)
+            answered.pop(name, None)
+            if last.error and last.state == WorkItemState.COMPLETED:
+                answered[name] = last.error
     return {name: error for name, error in answered.items() if name in steps}
 
 

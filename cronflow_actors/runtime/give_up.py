@@ -181,7 +181,8 @@ class GiveUpMethods(RuntimeParts):
                 subject,
                 f"{named} carries it out at this moment",
                 "ask again once it has finished, or ask that process to give it up (if it has "
-                f"stopped, its lease ends within {math.ceil(left)} s, and then any process may)",
+                f"stopped, its lease ends within {max(1, math.ceil(left))} s, and then any process "
+                "may)",
             )
         if not await book.claim(plan, lease.owner):
             raise refused(

@@ -440,6 +440,7 @@ class RunViews:
                     # the restarts that ran it again, not its functions' sum (chaos h31 F1)
                     redispatches=max((i.redispatches for i in items), default=0),
                     event=events.get(name),
+                    carried=bool(record.carried_kind) and not items and not children,
                 )
             )
         return condition_failed(steps, root) if flows else steps

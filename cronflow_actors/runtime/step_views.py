@@ -52,6 +52,9 @@ class StepInfo(msgspec.Struct, frozen=True, kw_only=True):
     event: str | None = None
     """The event a ``wait_for_event`` step waits for (``publish_event`` of it wakes the step);
     None for other steps, and while the run's version is not registered here."""
+    carried: bool = False
+    """Completed in the run a migration or a resume went on from, its output carried over:
+    not run in this one (the console read "not started" beside "completed")."""
 
 
 def fell_back(

@@ -194,13 +194,14 @@ async def test_two_definitions_under_one_id_and_version_are_refused_by_name() ->
 def test_an_interval_is_written_as_flows_and_fire_print_it_too() -> None:
     """``flows`` and ``fire`` name an interval ``every 600 s``, which ``on_interval`` refused
     (newcomer h32 F5): what the tools print can be pasted back."""
-    for written in ("every 600 s", "every 10m", " every  600s ", "10m", 600):
+    for written in ("every 600 s", "every 10m", " every  600s ", "Every 10m", "10m", 600):
         flow = cf.define("tick").on_interval(written).step("s", str)
         flow.build()
         assert flow.intervals == [600.0], written
     for wrong in ("every", "every other minute", "everyday 10m"):
-        with pytest.raises(InvalidWorkflowError, match="on_interval must be"):
+        with pytest.raises(InvalidWorkflowError, match="on_interval must be") as refused:
             cf.define("tick").on_interval(wrong).step("s", str).build()
+        assert repr(wrong) in str(refused.value)  # as written (review h32 F14: "got ''")
 
 
 def test_header_lists_that_are_no_lists_of_names_are_refused() -> None:

@@ -1013,6 +1013,10 @@ async def test_a_carried_step_has_its_kind_for_a_reader_without_the_flow(tmp_pat
         new = await rt.migrate(old, "v1")
         await rt.wait_idle()
         served = [(s.id, s.kind) for s in (await rt.inspect(new)).steps]
+        # and that it was carried, not run here (review h32 F1: the console told it by its
+        # missing start, which a dummy task or an empty for_each has too)
+        assert [s.carried for s in (await rt.inspect(new)).steps] == [True, False]
+        assert not any(s.carried for s in (await rt.inspect(old)).steps)
     store = await open_store_to_read(str(db), setting="--db")
     reader = cf.Runtime(store=store)  # not started, no flows: as the CLI's --db reads
     try:

@@ -403,7 +403,7 @@
             h("span", { class: "muted", text: `attempts ${step.attempts}` }),
             step.redispatches ? h("span", { class: "muted", text: `${step.kind === "action" ? "dispatched" : "run"} again after ${step.redispatches} restart(s)` }) : null,
             h("span", { class: "muted", text: step.started_at ? `started ${when(step.started_at)}`
-              : step.status === "completed" ? "carried over, not run here" : "not started" }),
+              : step.carried ? "carried over, not run here" : "not started" }),
             took !== null ? h("span", { class: "muted", text: `took ${duration(took)}` }) : null),
           bar,
           // what a waiting step waits for, and where to send it (newcomer h32 F8)
