@@ -224,7 +224,10 @@ async def test_webhooks_can_require_a_token_or_a_signature(serve: Serve) -> None
 
 async def test_metrics_need_a_token_when_tokens_are_configured(serve: Serve) -> None:
     _rt, client = await serve([hire()], tokens=TOKENS)
-    assert (await client.get("/metrics")).status_code == 401
+    refused = await client.get("/metrics")
+    assert refused.status_code == 401
+    # a scraper is told of the token of its own it may have (newcomer h31 F8: not said)
+    assert "--metrics-token" in refused.json()["detail"]
     assert (await client.get("/metrics", headers=bearer("t-bob"))).status_code == 200
     _rt2, own = await serve([hire()], tokens=TOKENS, metrics_token="m-1")
     assert (await own.get("/metrics", headers=bearer("t-bob"))).status_code == 401

@@ -33,6 +33,12 @@ def metrics_route(edge: Edge) -> Route:
         own = Tokens({edge.metrics_token: Principal("metrics")}, unknown=other)
         need = "/metrics needs 'Authorization: Bearer <metrics token>'"
         auth = BearerAuth(own, required=True, missing=need).middleware()
+    elif edge.tokens.configured:  # a scraper was told only of API tokens (newcomer h31 F8)
+        need = (
+            "/metrics needs 'Authorization: Bearer <token>': an API token, or a token of the "
+            "scraper's own that serve takes with --metrics-token"
+        )
+        auth = BearerAuth(edge.tokens, required=True, missing=need).middleware()
 
     async def metrics(request: Request) -> Response:
         return await metrics_response(edge.runtime, request)
