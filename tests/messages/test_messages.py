@@ -93,3 +93,24 @@ def test_child_failed_carries_the_exception_in_process() -> None:
         child_urn="u", child_class="C", error_type="ValueError", error_message="x", error=error
     )
     assert notice.error is error
+
+
+def test_an_events_publisher_survives_the_cluster_and_the_snapshot() -> None:
+    """Who published an event travels with it: to the process that holds the run (a
+    ``DeliverEvent`` posted through PostgreSQL) and in a held run's snapshot (a ``KeptEvent``),
+    so a net's event filter sees the same principal wherever and whenever it runs (hostile h31
+    M1); a message or record written before the field decodes with none (review h32 F17)."""
+    from cronflow_actors.engine.commands import WorkflowCommand
+    from cronflow_actors.messages.engine import DeliverEvent
+    from cronflow_actors.messages.migrations import KeptEvent
+    from cronflow_actors.messages.principal import Principal
+
+    hr = Principal(id="hr", scopes=frozenset({"offers:answer"}))
+    posted = DeliverEvent(
+        work_item_id="r.w1", event="offer.answered", payload={"ok": 1}, principal=hr
+    )
+    assert decoder_for(WorkflowCommand).decode(encode(posted)) == posted
+    kept = KeptEvent(work_item_id="r.w1", event="offer.answered", payload=1, principal=hr)
+    assert msgspec.msgpack.decode(encode(kept), type=KeptEvent) == kept
+    older = {k: v for k, v in msgspec.to_builtins(kept).items() if k != "principal"}
+    assert msgspec.convert(older, KeptEvent).principal is None
