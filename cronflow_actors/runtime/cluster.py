@@ -233,8 +233,8 @@ class ClusterLease(Renewed):
     async def named(self, owner: str) -> tuple[str, float]:
         """The process ``owner`` as an operator finds it, ``process <owner> (pid N on HOST)``
         (the owner id alone is shown nowhere else: chaos h31 F2; the id only once its row is
-        gone), and the seconds its lease runs on (0: expired, or gone): a process killed is
-        taken for live until then (chaos h32 F4)."""
+        gone), and the seconds its lease runs on (0: expired, or gone; more: it is live, as
+        ``is_live`` says): a process killed is taken for live until then (chaos h32 F4)."""
         for found, host, pid, left in await self._store.processes():
             if found == owner:
                 return f"process {owner} (pid {pid} on {host})", max(left, 0.0)

@@ -175,8 +175,8 @@ class GiveUpMethods(RuntimeParts):
         if mine and not plan.stopped:
             return False  # (under way here is refused by its hold)
         subject = f"the migration of run {plan.instance!r}"
-        if not mine and not plan.stopped and await lease.is_live(plan.owner):
-            named, left = await lease.named(plan.owner)
+        named, left = ("", 0.0) if mine or plan.stopped else await lease.named(plan.owner)
+        if left > 0:  # live, by the same read that names it (it said "within 0 s" of a live one)
             raise refused(
                 subject,
                 f"{named} carries it out at this moment",
