@@ -130,8 +130,8 @@ class Webhook:
 
     async def _accept(self, request: Request, seen: _Seen) -> Response:
         spec, edge = self.spec, self.edge
-        # What the run keeps is taken from the request itself, not from what callbacks see
-        headers = _headers(request)
+        # what the run keeps is read before any callback runs (and may change what it sees)
+        headers = seen.request.headers
         kept = {name: value for name, value in headers.items() if name in self.keep}
         if spec.require_token and edge.tokens.principal(request) is None:
             raise Problem(
