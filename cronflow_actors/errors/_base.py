@@ -23,8 +23,7 @@ def one_line(text: object) -> str:
     terminal's escape character written as escapes (``\\n``, ``\\u2028``), so an error's
     message (a payload's value in it, which a webhook's sender chose) cannot start a line that
     reads as the server's own (hostile h32 L6, review h32 F8)."""
-    said = str(text)
-    return said.translate(_LINE_BREAKS) if len(said.splitlines()) > 1 or "\x1b" in said else said
+    return str(text).translate(_LINE_BREAKS)
 
 
 def class_name(error: BaseException) -> str:
