@@ -188,6 +188,10 @@ SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "s
 
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 """A header's name: an RFC 9110 token (no space, no separator, no control character)."""
+_NO_HEADER_NAME = (
+    "which is no header name (letters, digits and -, no space or separator): no request could "
+    "carry it"
+)
 
 
 def _header_names(names: Any, what: str, where: str, problems: list[str]) -> tuple[str, ...]:
@@ -220,10 +224,7 @@ def _header_names(names: Any, what: str, where: str, problems: list[str]) -> tup
         return ()
     for name in given:
         if not _HEADER_NAME.fullmatch(name):
-            problems.append(
-                f"{where}: {what} holds {clipped(name)}, which is no header name (letters, "
-                "digits and -, no space or separator): no request could carry it"
-            )
+            problems.append(f"{where}: {what} holds {clipped(name)}, {_NO_HEADER_NAME}")
     never = [name for name in given if name.lower() in SECRET_HEADERS]
     if never and what == "keep_headers":  # (said, not refused: an app that runs keeps running)
         logger.warning(
@@ -288,10 +289,8 @@ def webhook_spec(
         if problem:
             problems.append(problem)
     if isinstance(idempotency_key, str) and not _HEADER_NAME.fullmatch(idempotency_key):
-        problems.append(
-            f"{where}: idempotency_key names the header {clipped(idempotency_key)}, which is no "
-            "header name (letters, digits and -, no space or separator): no request could carry it"
-        )
+        named = f"{where}: idempotency_key names the header {clipped(idempotency_key)}"
+        problems.append(f"{named}, {_NO_HEADER_NAME}")
     keep = _header_names(keep_headers, "keep_headers", where, problems)
     if signature_header.lower() in keep:  # (dropped, signed or not: review h32 F6)
         logger.warning(
