@@ -221,19 +221,20 @@ class NetMethods(GiveUpMethods):
         # Registered before anything is awaited, so an end in between is not missed.
         future: asyncio.Future[WorkflowInfo] = running_loop().create_future()
         self._waiters.setdefault(workflow_id, []).append(future)
-        if workflow_id in self.instances:
-            # In memory and not ended: its end will be announced (and if its actor stops
-            # first, _instance_stopped looks at the store for the waiters).
-            return await future
         try:
-            info = await self.workflow(workflow_id)
+            if workflow_id not in self.instances:
+                # (in memory and not ended: its end will be announced, and if its actor stops
+                # first, _instance_stopped looks at the store for the waiters)
+                info = await self.workflow(workflow_id)
+                if is_final(info.state):
+                    self._unwait(workflow_id, future)
+                    return info
+            return await future
         except BaseException:
+            # a wait given up (a timeout, a long poll's end) leaves nothing behind: a run that
+            # waits a week for a person was waited for by every poll of it until it ended
             self._unwait(workflow_id, future)
             raise
-        if is_final(info.state):
-            self._unwait(workflow_id, future)
-            return info
-        return await future
 
     def _unwait(self, workflow_id: str, future: asyncio.Future[WorkflowInfo]) -> None:
         waiters = self._waiters.get(workflow_id)
