@@ -380,3 +380,53 @@ def test_a_proxy_s_bad_gateway_page_is_a_retry_later(stranger: str) -> None:
     assert "cannot take this now (HTTP 502, text/html" in result.stderr
     assert "retry later" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+class _Older(http.server.BaseHTTPRequestHandler):
+    """A server from before long polls, as ``run`` sees it: its run ends at the third read, and a
+    read with ``wait`` is refused as our server refuses a query parameter it does not know."""
+
+    reads: ClassVar[list[str]] = []
+
+    def do_POST(self) -> None:
+        self._json(202, {"run_id": "r1"})
+
+    def do_GET(self) -> None:
+        self.reads.append(self.path)
+        if "wait=" in self.path:
+            detail = "GET /runs/{run_id} has no query parameter wait; it takes nothing"
+            problem = {"type": "urn:cronflow:problem:invalid-argument", "detail": detail}
+            self._json(400, problem, "application/problem+json")
+            return
+        done = sum("wait=" not in read for read in self.reads) >= 3
+        run = {"id": "r1", "workflow": "w", "status": "completed" if done else "running"}
+        self._json(200, run | {"output": 7, "steps": []})
+
+    def _json(self, status: int, body: Any, kind: str = "application/json") -> None:
+        raw = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("content-type", kind)
+        self.send_header("content-length", str(len(raw)))
+        self.end_headers()
+        self.wfile.write(raw)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_run_waits_by_long_polls_and_polls_a_server_without_them() -> None:
+    # the run's end answers the read that waits for it (it polled every second, up to a second
+    # late); a server from before long polls is polled as before
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Older)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        older = cli("run", "w", "--url", f"http://127.0.0.1:{server.server_address[1]}")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert older.returncode == 0, older.stderr
+    assert "run r1  w  completed" in older.stdout
+    assert _Older.reads[0] == "/runs/r1"  # at once: a pause to tell of
+    assert _Older.reads[1] == "/runs/r1?wait=1"  # refused: polled from then on
+    assert all("wait" not in read for read in _Older.reads[2:])

@@ -7,9 +7,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from cronflow_actors.cli.commands import _client, _client_options, _print_json
+from cronflow_actors.cli.commands import _client, _client_options
 from cronflow_actors.cli.exits import Exit
-from cronflow_actors.cli.render import FINAL, when
+from cronflow_actors.cli.render import FINAL, print_json, when
 from cronflow_actors.errors import ApiError
 
 __all__ = ["add_cancel_command"]
@@ -40,7 +40,7 @@ def _cancel(args: argparse.Namespace) -> int:
             slug=refused.slug,
         ) from None
     if args.json:
-        _print_json(answer)
+        print_json(answer)
     else:
         print(f"canceled run {args.run_id}")
     return Exit.OK

@@ -39,10 +39,11 @@ class Client:
         headers: dict[str, str] | None = None,
         expect: tuple[str, ...] = (),
         values: dict[str, Any] | None = None,
+        longer: float = 0,
     ) -> Any:
         """The server's JSON answer to ``method path``: an object with the fields ``expect``,
         and ``values`` where given (an answer of another kind is another server's, and refused
-        as such: never taken for a success)."""
+        as such: never taken for a success). ``longer``: seconds added to the timeout."""
         target = self.url + path
         if query:
             given = {k: v for k, v in query.items() if v is not None}
@@ -59,7 +60,7 @@ class Client:
             # and refused any other: newcomer h30 F2); the server reads it as UTF-8
             request.add_header(name, value.encode().decode("latin-1"))
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+            with urllib.request.urlopen(request, timeout=self.timeout + longer) as response:
                 kind = response.headers.get_content_type()
                 raw = response.read()
                 status = response.status
@@ -145,8 +146,12 @@ class Client:
 
     # -- the reads of the client commands (``offline.DatabaseReads`` answers the same) ----------
 
-    def run(self, run_id: str) -> dict[str, Any]:
-        return self.run_call("GET", run_id, expect=("id", "status"))  # type: ignore[no-any-return]
+    def run(self, run_id: str, wait: int = 0) -> dict[str, Any]:
+        """``GET /runs/{id}``; with ``wait`` (seconds), answered once the run has ended or when
+        they are up (a long poll: this call's own timeout is that much longer)."""
+        query = {"wait": wait} if wait else None
+        answer = self.run_call("GET", run_id, expect=("id", "status"), query=query, longer=wait)
+        return answer  # type: ignore[no-any-return]
 
     def runs(self, query: dict[str, Any]) -> dict[str, Any]:
         return self.call("GET", "/runs", query=query, expect=("runs",))  # type: ignore[no-any-return]
@@ -172,13 +177,17 @@ class Client:
         expect: tuple[str, ...] = (),
         values: dict[str, Any] | None = None,
         body: Any = None,
+        query: dict[str, Any] | None = None,
+        longer: float = 0,
     ) -> Any:
         """``method /runs/<run_id><suffix>`` (with ``body``, as JSON, if any); a 404 that says
         there is no such run says it in plain words (another 404, a route this server lacks,
-        keeps the server's words)."""
+        keeps the server's words). ``longer``: seconds the server may hold the answer back."""
         try:
             path = f"/runs/{urllib.parse.quote(run_id, safe='')}{suffix}"
-            return self.call(method, path, body, expect=expect, values=values)
+            return self.call(
+                method, path, body, query=query, expect=expect, values=values, longer=longer
+            )
         except ApiError as refused:
             # a part's id (a child workflow's, "<run>.f7"): the server's words name its run
             if refused.status == 404 and refused.slug == "not-found" and "." not in run_id:

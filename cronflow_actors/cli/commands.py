@@ -7,30 +7,30 @@ people by default and the API's JSON with ``--json``, and exits with a code of `
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
 import sys
-import time
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any, Protocol
 
 from cronflow_actors.cli.client import Client
 from cronflow_actors.cli.exits import Exit
+from cronflow_actors.cli.follow import follow
 from cronflow_actors.cli.payload import add_payload_option, read_payload
 from cronflow_actors.cli.render import (
-    FINAL,
     duration,
+    flags,
+    print_json,
     render_paused,
     render_run,
     resume_command,
     run_duration,
-    short,
+    server_flags,
     table,
     when,
 )
 from cronflow_actors.errors import ApiError
 
-__all__ = ["STATUSES", "add_client_commands", "follow", "follow_options"]
+__all__ = ["STATUSES", "add_client_commands", "follow_options"]
 
 STATUSES = ("running", "waiting", "completed", "failed", "canceled", "blocked")
 """What ``runs --status`` takes (a run's status)."""
@@ -62,10 +62,6 @@ def _client(args: argparse.Namespace) -> Client:
     return Client(settings.url, settings.token)
 
 
-def _print_json(value: Any) -> None:
-    print(json.dumps(value, indent=2))
-
-
 def _path(value: str) -> str:
     """A run id or token as a path segment."""
     from urllib.parse import quote
@@ -95,7 +91,7 @@ def start_once(args: argparse.Namespace, client: Client, path: str, body: dict[s
             raise ApiError(
                 f"a run with the id {args.instance_id!r} exists already (an id names one run, "
                 "whatever its flow or state), so nothing was started; 'cronflow-actors inspect "
-                f"{shown}{_server_flags(args)}' shows it",
+                f"{shown}{server_flags(args)}' shows it",
                 exit_code=Exit.NOT_FOUND_OR_CONFLICT,
                 status=409,
                 slug=refused.slug,
@@ -116,69 +112,6 @@ def add_instance_id_option(parser: argparse.ArgumentParser, what: str) -> None:
     )
 
 
-def follow(args: argparse.Namespace, client: Client, run_id: str, *, what: str = "run") -> int:
-    """Print ``run_id`` (``--no-wait``), or wait for its end (``--timeout``) and say how it
-    ended: exit 0 when it completed, 1 when not (``what``: "run", "replay", as it is told)."""
-    if args.no_wait:
-        if args.json:
-            _print_json({"run_id": run_id})
-        else:
-            print(run_id)
-        return Exit.OK
-
-    def say(text: str) -> None:  # progress for people, on stderr; --json prints only the result
-        if not args.json:
-            print(text, file=sys.stderr)
-
-    say(f"started {what} {run_id}; waiting for it to end (Ctrl-C stops waiting, not the run)")
-    deadline = None if args.timeout is None else time.monotonic() + args.timeout
-    poll, told_pause = 0.05, False
-    try:
-        while True:
-            run = client.run(run_id)
-            if run["status"] in FINAL:
-                break
-            if run["status"] == "waiting" and not told_pause:
-                pause = client.paused_run(run_id)
-                if pause is not None:
-                    told_pause = True
-                    say(
-                        f"run {run_id} is paused at step {pause['step']!r} for a person; "
-                        "approve it from another shell (--reject: refuse it): "
-                        f"{resume_command(pause['token'], _server_flags(args))}"
-                    )
-            if deadline is not None and time.monotonic() >= deadline:
-                print(
-                    f"run {run_id} did not end within {args.timeout:g} s (it is "
-                    f"{run['status']}); it goes on: follow it with 'cronflow-actors inspect "
-                    f"{run_id}'",
-                    file=sys.stderr,
-                )
-                if args.json:
-                    _print_json(_summary(run))
-                return Exit.RUN_FAILED
-            left = None if deadline is None else max(0.0, deadline - time.monotonic())
-            time.sleep(poll if left is None else min(poll, left))
-            poll = min(poll * 1.5, 1.0)
-    except KeyboardInterrupt:
-        print(f"\nstopped waiting; run {run_id} goes on", file=sys.stderr)
-        return 130
-    if args.json:
-        _print_json(_summary(run))
-    else:
-        print(f"run {run_id}  {run['workflow']}  {run['status']} in {duration(run_duration(run))}")
-        if run.get("error"):
-            print(f"  error: {run['error']}")
-        print(f"  output: {short(run.get('output'), 400)}")
-    return Exit.OK if run["status"] == "completed" else Exit.RUN_FAILED
-
-
-def _summary(run: dict[str, Any]) -> dict[str, Any]:
-    """A run that ended, for ``run --json``: its ``run_id`` (as ``--no-wait`` prints it, and
-    ``id`` as the API names it), status, output and error."""
-    return {"run_id": run.get("id")} | {k: run.get(k) for k in ("id", "status", "output", "error")}
-
-
 # -- reads -----------------------------------------------------------------------------------
 
 
@@ -196,9 +129,9 @@ def _inspect(args: argparse.Namespace) -> int:
         run = reads.run(args.run_id)
         pause = reads.paused_run(args.run_id) if run["status"] == "waiting" else None
     if args.json:
-        _print_json({**run, "pause": pause})
+        print_json({**run, "pause": pause})
     else:
-        print(render_run(run, pause, url_flag=_server_flags(args)))
+        print(render_run(run, pause, url_flag=server_flags(args)))
     return Exit.OK
 
 
@@ -210,7 +143,7 @@ def _trace(args: argparse.Namespace) -> int:
     with _reads(args) as reads:
         trace = reads.trace(args.run_id)
     if args.json:
-        _print_json(trace)
+        print_json(trace)
     else:
         print(msgspec.convert(trace, Trace).render())
     return Exit.OK
@@ -228,7 +161,7 @@ def _runs(args: argparse.Namespace) -> int:
         flows = reads.flows() if args.workflow and not page["runs"] else None
         again = reads.again
     if args.json:
-        _print_json(page)
+        print_json(page)
         return Exit.OK
     rows = [
         [
@@ -248,10 +181,10 @@ def _runs(args: argparse.Namespace) -> int:
             print(f"{args.workflow!r} is not one of the flows registered on this server: {flows}")
     if page.get("next_cursor"):
         # the next page of the same list: every filter of this one, and where it was read
-        shaped = _flags(args, "workflow", "status", "blocked", *_given_limit(args, RUNS_PAGE))
+        shaped = flags(args, "workflow", "status", "blocked", *_given_limit(args, RUNS_PAGE))
         cursor = shlex.quote(page["next_cursor"])
         print(
-            f"more: cronflow-actors runs --cursor {cursor}{shaped}{_server_flags(args)}{again}",
+            f"more: cronflow-actors runs --cursor {cursor}{shaped}{server_flags(args)}{again}",
             file=sys.stderr,
         )
     return Exit.OK
@@ -262,20 +195,20 @@ def _paused(args: argparse.Namespace) -> int:
         page = reads.paused(args.limit, args.cursor)
         again = reads.again
     if args.json:
-        _print_json(page)
+        print_json(page)
         return Exit.OK
     if page["paused"]:
         print(render_paused(page["paused"]))
     if any(not pause.get("blocked") for pause in page["paused"]):  # one a resume can answer
         print(
-            f"approve one with: {resume_command('TOKEN', _server_flags(args))} "
+            f"approve one with: {resume_command('TOKEN', server_flags(args))} "
             "(--reject: refuse it)",
             file=sys.stderr,
         )
     if not page["paused"]:
         print("no run is paused for a person")
     if page.get("next_cursor"):
-        shaped = _flags(args, *_given_limit(args, PAUSED_PAGE)) + _server_flags(args)
+        shaped = flags(args, *_given_limit(args, PAUSED_PAGE)) + server_flags(args)
         cursor = shlex.quote(page["next_cursor"])
         print(f"more: cronflow-actors paused --cursor {cursor}{shaped}{again}", file=sys.stderr)
     return Exit.OK
@@ -291,7 +224,7 @@ def _publish(args: argparse.Namespace) -> int:
         "POST", path, read_payload(args.payload), headers=key, expect=expect
     )
     if args.json:
-        _print_json(answer)
+        print_json(answer)
         return Exit.OK
     started, delivered = answer.get("started", []), answer.get("delivered", [])
     woke = f"woke a waiting step in {len(delivered)} run(s)"
@@ -473,24 +406,3 @@ def follow_options(parser: argparse.ArgumentParser) -> None:
 
 
 _UNTIL = "stop waiting after this long (the run goes on) and exit 1"
-
-
-def _flags(args: Any, *names: str) -> str:
-    """The options ``names`` as this command line gave them, for a command printed to run
-    next: each shell-quoted, a switch as its flag alone, one not given left out. ``--token``
-    is never repeated: a secret (``CRONFLOW_TOKEN`` or the ``--config`` file keeps it)."""
-    given = ""
-    for name in names:
-        value = getattr(args, name, None)
-        if value is None or value is False:
-            continue
-        flag = "--" + name.replace("_", "-")
-        given += f" {flag}" if value is True else f" {flag} {shlex.quote(str(value))}"
-    return given
-
-
-def _server_flags(args: Any) -> str:
-    """The options a printed command needs to reach the same server: ``--url`` and
-    ``--config`` as given on this command line (a URL from ``CRONFLOW_URL`` or the default is
-    found again as it was)."""
-    return _flags(args, "url", "config")

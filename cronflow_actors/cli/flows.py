@@ -18,14 +18,13 @@ from cronflow_actors.cli.commands import (
     _client,
     _client_options,
     _path,
-    _print_json,
     add_instance_id_option,
-    follow,
     follow_options,
     start_once,
 )
 from cronflow_actors.cli.exits import Exit
-from cronflow_actors.cli.render import when
+from cronflow_actors.cli.follow import follow
+from cronflow_actors.cli.render import print_json, when
 from cronflow_actors.errors import ApiError
 
 __all__ = ["add_fire_command", "add_flows_command"]
@@ -65,7 +64,7 @@ def _flows(args: argparse.Namespace) -> int:
             fires[flow["id"]] = client.call("GET", path, query={"count": 1}, expect=("schedules",))
     nets = _nets(client)
     if args.json:
-        _print_json({"flows": flows, "next_fires": fires, "nets": nets})
+        print_json({"flows": flows, "next_fires": fires, "nets": nets})
         return Exit.OK
     if not flows:
         print("no flows are registered on this server")

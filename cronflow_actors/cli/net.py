@@ -20,9 +20,10 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from cronflow_actors.cli.commands import _client, _client_options, _path, _print_json
+from cronflow_actors.cli.commands import _client, _client_options, _path
 from cronflow_actors.cli.exits import Exit
 from cronflow_actors.cli.payload import add_payload_option, read_payload
+from cronflow_actors.cli.render import print_json
 from cronflow_actors.messages.states import WorkItemVerb
 
 __all__ = ["add_net_command"]
@@ -38,7 +39,7 @@ def _start(args: argparse.Namespace) -> int:
         body["instance_id"] = args.instance_id
     answer = _client(args).call("POST", "/workflows", body, expect=("workflow_id",))
     if args.json:
-        _print_json(answer)
+        print_json(answer)
     else:
         print(answer["workflow_id"])
     return Exit.OK
@@ -65,7 +66,7 @@ def _show(args: argparse.Namespace) -> int:
         else:
             shown["children"][task] = items
     if args.json:
-        _print_json(shown)
+        print_json(shown)
     else:
         print("\n".join(lines))
     return Exit.OK
@@ -75,7 +76,7 @@ def _item(args: argparse.Namespace) -> int:
     path = f"/work-items/{_path(args.work_item_id)}/{args.action}"
     answer = _client(args).call("POST", path, read_payload(args.payload), expect=("state",))
     if args.json:
-        _print_json(answer)
+        print_json(answer)
     else:
         print(f"work item {answer['id']}: {answer['state']}")
     return Exit.OK
@@ -89,7 +90,7 @@ def _add(args: argparse.Namespace) -> int:
     body = read_payload(args.payload)
     answer = _client(args).call("POST", path, body, query=query, expect=(made,))
     if args.json:
-        _print_json(answer)
+        print_json(answer)
     else:
         print(answer[made])
     return Exit.OK

@@ -14,9 +14,12 @@ from typing import Any
 __all__ = [
     "ago",
     "duration",
+    "flags",
+    "print_json",
     "render_paused",
     "render_run",
     "resume_command",
+    "server_flags",
     "short",
     "table",
     "when",
@@ -189,3 +192,28 @@ def render_paused(paused: list[dict[str, Any]]) -> str:
     ]
     header = ["TOKEN", "RUN ID", "WORKFLOW", "STEP", "PAUSED", "EXPIRES", "DESCRIPTION"]
     return table(header, rows)
+
+
+def print_json(value: Any) -> None:
+    print(json.dumps(value, indent=2))
+
+
+def flags(args: Any, *names: str) -> str:
+    """The options ``names`` as this command line gave them, for a command printed to run
+    next: each shell-quoted, a switch as its flag alone, one not given left out. ``--token``
+    is never repeated: a secret (``CRONFLOW_TOKEN`` or the ``--config`` file keeps it)."""
+    given = ""
+    for name in names:
+        value = getattr(args, name, None)
+        if value is None or value is False:
+            continue
+        flag = "--" + name.replace("_", "-")
+        given += f" {flag}" if value is True else f" {flag} {shlex.quote(str(value))}"
+    return given
+
+
+def server_flags(args: Any) -> str:
+    """The options a printed command needs to reach the same server: ``--url`` and
+    ``--config`` as given on this command line (a URL from ``CRONFLOW_URL`` or the default is
+    found again as it was)."""
+    return flags(args, "url", "config")

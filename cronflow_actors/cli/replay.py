@@ -15,10 +15,10 @@ from cronflow_actors.cli.commands import (
     _client,
     _path,
     add_instance_id_option,
-    follow,
     follow_options,
     start_once,
 )
+from cronflow_actors.cli.follow import follow
 from cronflow_actors.cli.payload import add_payload_option, read_payload
 
 __all__ = ["add_replay_command"]

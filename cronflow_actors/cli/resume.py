@@ -16,9 +16,10 @@ import argparse
 import re
 from typing import Any
 
-from cronflow_actors.cli.commands import _client, _client_options, _path, _print_json
+from cronflow_actors.cli.commands import _client, _client_options, _path
 from cronflow_actors.cli.exits import Exit
 from cronflow_actors.cli.payload import add_payload_option, read_payload
+from cronflow_actors.cli.render import print_json
 from cronflow_actors.errors import ApiError
 
 __all__ = ["add_resume_command"]
@@ -89,7 +90,7 @@ def _resume(args: argparse.Namespace) -> int:
             ) from None
         raise
     if args.json:
-        _print_json(answer)
+        print_json(answer)
     else:
         print(said)
     return Exit.OK

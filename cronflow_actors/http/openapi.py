@@ -33,7 +33,7 @@ from cronflow_actors.http.openapi_tasks import task_paths
 from cronflow_actors.http.openapi_words import IDEMPOTENCY, MEANINGS, signature
 from cronflow_actors.http.problems import MEDIA_TYPE, ProblemBody
 from cronflow_actors.http.routes.nets import NetView
-from cronflow_actors.http.routes.runs import CancelRun, ReplayRun, StartRun
+from cronflow_actors.http.routes.runs import WAIT_LIMIT, CancelRun, ReplayRun, StartRun
 from cronflow_actors.http.routes.workflows import (
     WORK_ITEM_ACTIONS,
     MigrateWorkflow,
@@ -147,6 +147,11 @@ _CURSOR = query("cursor", {"type": "string", "maxLength": 500}, "the previous pa
 _STATUS = query("status", {"type": "string", "enum": [s.value for s in RunStatus]}, "run status")
 _WORKFLOW = query("workflow", {"type": "string", "maxLength": 200}, "flow id")
 _COUNT = query("count", {"type": "integer", "minimum": 1, "maximum": 50}, "ticks per schedule")
+_WAIT = query(
+    "wait",
+    {"type": "integer", "minimum": 0, "maximum": WAIT_LIMIT},
+    "seconds to wait for the run to end before answering (0: at once)",
+)
 _ANY_JSON: dict[str, Any] = {}
 _LOCATION = {"Location": {"schema": {"type": "string"}, "description": "the run's URL"}}
 
@@ -247,10 +252,12 @@ def _fixed_paths(b: _Builder) -> dict[str, Any]:
         },
         "/runs/{run_id}": {
             "get": b.op(
-                "A run with its steps",
+                "A run with its steps; with wait=N, answered once the run has ended (completed, "
+                "failed or canceled) or after N seconds, as it stands then (a long poll; a "
+                "drain of the server answers it at once)",
                 {"200": b.answer("the run", RunInfo)},
-                "404 500",
-                params=[path_param("run_id")],
+                "400 404 500",
+                params=[path_param("run_id"), _WAIT],
             )
         },
         "/runs/{run_id}/cancel": {

@@ -26,10 +26,12 @@ from cronflow_actors.runtime.pages import Page
 from cronflow_actors.runtime.pauses import PausedRun
 from cronflow_actors.runtime.pinning import not_registered
 from cronflow_actors.runtime.publish_result import PublishResult
-from cronflow_actors.runtime.run_views import RunInfo, RunResult
+from cronflow_actors.runtime.run_views import RunInfo, RunResult, RunStatus
 from cronflow_actors.runtime.runs import check_cancel_reason
 
 __all__ = ["FlowMethods"]
+
+_ENDED = frozenset((RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELED))
 
 
 class FlowMethods(NetMethods):
@@ -180,6 +182,25 @@ class FlowMethods(NetMethods):
     async def inspect(self, run_id: str) -> RunInfo:
         """Status, payload, output, error, and each step's status, output, error, attempts and
         timings (from the last durable state)."""
+        return await self.run_views.inspect(run_id)
+
+    async def inspect_when_ended(self, run_id: str, within: float) -> RunInfo:
+        """``inspect(run_id)`` once the run has ended, or after ``within`` seconds, or as this
+        runtime begins to drain or stop, whichever comes first (a long poll's answer: ``GET
+        /runs/{id}?wait=30``; it holds no drain up). A run nobody knows: ``NotFoundError`` at
+        once."""
+        info = await self.run_views.inspect(run_id)
+        if within <= 0 or info.status in _ENDED or self._drain_begun.is_set():
+            return info
+        ended = asyncio.ensure_future(self.runs.wait(run_id))
+        drain = asyncio.ensure_future(self._drain_begun.wait())
+        try:
+            await asyncio.wait((ended, drain), timeout=within, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiting in (ended, drain):
+                waiting.cancel()
+            if ended.done() and not ended.cancelled():
+                ended.exception()  # (a stop's RuntimeNotRunningError: the read below says it)
         return await self.run_views.inspect(run_id)
 
     async def list_runs(

@@ -154,6 +154,7 @@ class LifecycleMethods(RuntimeParts):
                     left,
                 )
         self.state = "stopping"
+        self._drain_begun.set()
         self.stop_admitting()
         self.timers.stop()
         self.schedules.stop()
@@ -187,6 +188,7 @@ class LifecycleMethods(RuntimeParts):
         if self.state != "running":
             return
         self._services.draining = True
+        self._drain_begun.set()
         self.stop_admitting()
         self.schedules.stop()
         self.polls.stop()

@@ -72,6 +72,7 @@ class RuntimeParts:
     retention: float | None
     _prune_every: float
     _abort_drain: bool
+    _drain_begun: asyncio.Event
     _services: EngineServices
     _secrets: dict[str, Secrets]
     _failure_callbacks: list[Callable[[BaseException], None]]

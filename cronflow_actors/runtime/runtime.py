@@ -153,8 +153,7 @@ class Runtime(ClusterRecovery, LifecycleMethods, FlowMethods, StateMethods, Audi
         self._failure_callbacks: list[Callable[[BaseException], None]] = []
         self._new_id = id_factory or new_run_id
         self._waiters: dict[str, list[asyncio.Future[WorkflowInfo]]] = {}
-        self._ended: dict[str, WorkflowInfo] = {}
-        """Root instances that ended and whose actor is still in memory (it stops soon)."""
+        self._ended: dict[str, WorkflowInfo] = {}  # roots that ended, their actor not yet stopped
         self._recovering: dict[str, asyncio.Task[None]] = {}
         self._observers: list[Callable[[list[Message]], None]] = []
         self._span_callbacks: list[Callable[[Sequence[AuditSpan]], None]] = []
@@ -178,6 +177,7 @@ class Runtime(ClusterRecovery, LifecycleMethods, FlowMethods, StateMethods, Audi
         """Why the runtime stopped accepting work on its own (a lost lease), if it did."""
         self.recovered = 0
         self._abort_drain = False
+        self._drain_begun = asyncio.Event()  # (set as a drain or a stop begins)
         self._secrets: dict[str, Secrets] = {}
         """Flow id -> ``ctx.secrets`` of its runs (flows with secrets only; in memory only)."""
         self._services = EngineServices(

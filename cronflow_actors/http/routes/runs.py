@@ -24,6 +24,7 @@ from cronflow_actors.runtime.pages import Page
 
 __all__ = [
     "REASON_SENT",
+    "WAIT_LIMIT",
     "CancelRun",
     "ReplayRun",
     "cancel_reason",
@@ -35,6 +36,10 @@ __all__ = [
 
 _QUERY = {name: f"the query parameter {name!r}" for name in ("status", "cursor", "at")}
 """The arguments of the runtime's reads that a request gives as query parameters."""
+
+
+WAIT_LIMIT = 60
+"""The longest a ``GET /runs/{id}?wait=N`` waits for the run to end (seconds)."""
 
 
 RunId = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{1,100}$")]
@@ -144,7 +149,9 @@ def routes(edge: Edge) -> list[Route]:
         return json_response(runs_page_json(page, limit))
 
     async def get_run(request: Request) -> Response:
-        return json_response(run_json(await runtime.inspect(request.path_params["run_id"])))
+        run_id = request.path_params["run_id"]
+        within = query_int(request, "wait", 0, low=0, high=WAIT_LIMIT)
+        return json_response(run_json(await runtime.inspect_when_ended(run_id, within)))
 
     async def cancel_run(request: Request) -> Response:
         run_id = request.path_params["run_id"]
