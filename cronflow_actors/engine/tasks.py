@@ -174,6 +174,7 @@ class Task:
         self._move(_ENABLED)
         record.children = []
         record.stats = Stats()
+        record.error = record.error_type = ""  # (a job's failure of the generation before)
         if self.tx.state.migration is not None and await fast_forward.on_enable(self):
             return  # its migrator (or a recorded output) decided (spec section 9)
         if self.definition.kind is _DUMMY:
@@ -300,9 +301,13 @@ class Task:
 
     async def _fail_by_job(self, error: str) -> None:
         """A job's failure of a task (a deadline: ``StepTimeoutError``): as if its policy said
-        so, so a catching task completes with the failure; nothing if it is no longer started."""
-        if self.record.state == TaskState.STARTED:
-            await self._carry_out("fail", f"task {self.name!r}: {error}", error_type=_DEADLINE)
+        so, so a catching task completes with the failure; nothing if it is no longer started.
+        The task keeps the error, which no child has."""
+        record = self.record
+        if record.state == TaskState.STARTED:
+            record.error, record.error_type = f"{StepTimeoutError.__name__}: {error}", _DEADLINE
+            failed = f"task {self.name!r}: {record.error}"
+            await self._carry_out("fail", failed, error_type=_DEADLINE)
 
     async def _cancel(self, *, teardown: bool) -> None:
         """An enabled or started task is canceled (by its workflow's shutdown or a cancellation

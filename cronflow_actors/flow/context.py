@@ -315,8 +315,9 @@ def user_step(task: str) -> str:
 
 _PREFIXES = frozenset({"if", "end_if", "while", "end_while", "delay"})
 
-_ENGINE_WORDS = re.compile(r"task '([^'\\]*)': (?:work item|child workflow) '[^']*': ")
-"""What the engine writes before the error of a task that failed its workflow."""
+_ENGINE_WORDS = re.compile(r"task '([^'\\]*)': (?:(?:work item|child workflow) '[^']*': )?")
+"""What the engine writes before the error of a task that failed its workflow (through a work
+item or a child workflow, or on its own: a ``parallel``'s deadline)."""
 
 _CONDITION_WORDS = re.compile(r"router of task '((?:if|while):[^'\\]*)': ")
 """What the engine writes before the error of an ``if_``'s or ``while_``'s condition."""

@@ -98,6 +98,12 @@ class TaskRecord(msgspec.Struct, kw_only=True, gc=False, omit_defaults=True):
     carried_error: str = ""
     """For such a task, the error its fallback answered in the run gone on from, shown beside
     its output as there (conform h31 F3); "" for none."""
+    error: str = ""
+    """What failed it when none of its children did, as its step shows it: a job's (the
+    deadline of a ``parallel`` or a ``race``, ``StepTimeoutError: ...``), kept when its fallback
+    answered (conform h33 F1: the step read failed, or completed, with no error); "" for none."""
+    error_type: str = ""
+    """The class of that error (``module.Name``)."""
 
 
 class WorkflowRecord(msgspec.Struct, kw_only=True, gc=False, omit_defaults=True):

@@ -409,16 +409,19 @@ class RunViews:
             ]
             if record.carried_error:  # what its fallback answered in the run gone on from
                 errors.append(record.carried_error)
+            if record.error:  # a job's failure of the whole step (a parallel's deadline)
+                errors.append(record.error)
             causes = [state.work_items.get(c.error_cause or "") for c in children]
             failed = [i for i in [*items, *causes] if i is not None and i.error_type]
             status: str = record.state
-            if len(items) == 1 and record.state != TaskState.COMPLETED:  # (an on_error answered)
-                status = step_status(items[0].state, kind)
+            if len(items) == 1 and record.state != TaskState.COMPLETED and not record.error:
+                status = step_status(items[0].state, kind)  # (not an on_error's answer, nor a
+                # one-function race's deadline: its item canceled, the step failed)
             # a step canceled or failed part way (a for_each) has no output, whatever its
             # children recorded (h25-conform L1; newcomer h29 F1: a sibling item's result)
             ended_short = record.state in (TaskState.CANCELED, TaskState.FAILED)
             output = None if ended_short else root.outputs.get(name)
-            error_type = failed[-1].error_type if failed else None
+            error_type = record.error_type or (failed[-1].error_type if failed else None)
             if output is not None and caught_in(root, name) is not None:  # failed into its
                 # fallback, which has not answered
                 status, fallback = fell_back(state, root, name)

@@ -19,6 +19,8 @@ import cronflow_actors as cf
 from cronflow_actors.errors import InvalidWorkflowError, StepFailedError
 from cronflow_actors.kernel import ManualClock
 
+TIMEOUT = "cronflow_actors.errors.StepTimeoutError"
+
 
 async def settle(rt: cf.Runtime, clock: ManualClock, seconds: float = 0) -> None:
     if seconds:
@@ -239,7 +241,8 @@ async def test_parallel_max_concurrency_and_timeout(tmp_path: Path, clock: Manua
         .race("slow", [forever], timeout="30s")
         .on_error(lambda ctx: [ctx.error.type, str(ctx.error)])
     )
-    async with runtime(tmp_path, clock, limited, bounded, caught) as rt:
+    lone = cf.define("lone").race("slow", [forever], timeout="30s")
+    async with runtime(tmp_path, clock, limited, bounded, caught, lone) as rt:
         result = await rt.wait(await rt.trigger("limited"), timeout=5)
         assert (result.output, most) == ([0, 1, 2, 3, 4, 5], 2)
         slow = await rt.trigger("bounded")
@@ -247,15 +250,28 @@ async def test_parallel_max_concurrency_and_timeout(tmp_path: Path, clock: Manua
         clock.advance(30)
         failed = await rt.wait(slow, timeout=5)
         assert failed.status == "failed"
-        assert "timed out after 30 s" in (failed.error or "")
+        timed_out = "StepTimeoutError: parallel 'slow' timed out after 30 s"
+        assert failed.error == f"step 'slow': {timed_out}"  # (was the engine's "task 'slow'")
+        # the step says why it failed (conform h33 F1: no error, no type, on the step)
+        [step] = (await rt.inspect(slow)).steps
+        assert (step.status, step.error, step.error_type) == ("failed", timed_out, TIMEOUT)
         # its fallback reads the timeout as a step's: a StepTimeoutError (not an unknown type)
         recovered = await rt.trigger("caught")
         await asyncio.sleep(0.05)
         clock.advance(30)
-        assert (await rt.wait(recovered, timeout=5)).output == [
-            "cronflow_actors.errors.StepTimeoutError",
-            "task 'slow': race 'slow' timed out after 30 s",
-        ]
+        said = "StepTimeoutError: race 'slow' timed out after 30 s"
+        assert (await rt.wait(recovered, timeout=5)).output == [TIMEOUT, said]
+        # and the error it answered stays beside its output, as a step's does
+        [step] = (await rt.inspect(recovered)).steps
+        assert (step.status, step.output, step.error) == ("completed", [TIMEOUT, said], said)
+        # a race of one function whose deadline passed failed (its item canceled, conform h33 F1)
+        lone = await rt.trigger("lone")
+        await asyncio.sleep(0.05)
+        clock.advance(30)
+        assert (await rt.wait(lone, timeout=5)).status == "failed"
+        [step] = (await rt.inspect(lone)).steps
+        assert (step.status, step.error_type) == ("failed", TIMEOUT)
+        assert step.error == "StepTimeoutError: race 'slow' timed out after 30 s"
 
 
 async def test_on_error_after_parallel_race_for_each_batch_and_subflow(
