@@ -16,12 +16,21 @@ import asyncio
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from cronflow_actors.errors import RuntimeNotRunningError
+from cronflow_actors.errors import ConfigurationError, RuntimeNotRunningError
 from cronflow_actors.kernel import Clock
 from cronflow_actors.net.durations import parse_duration
 from cronflow_actors.store import Store
 
-__all__ = ["StateAccess"]
+__all__ = ["StateAccess", "check_key"]
+
+
+def check_key(key: Any, *, empty: bool = True) -> str:
+    """A state key as given, if it is one: a string with no NUL (which PostgreSQL's text cannot
+    hold: a key is one store's as the other's); with ``empty=False``, not ``""``."""
+    if not isinstance(key, str) or "\x00" in key or not (key or empty):
+        said = "a string" if empty else "a non-empty string"
+        raise ConfigurationError("key", key, f"{said} with no NUL character")
+    return key
 
 
 class StateAccess:
@@ -62,23 +71,29 @@ class StateAccess:
     def get(self, key: str, default: Any = None) -> Any:
         """The value of ``key``, ``default`` when absent or expired."""
         now = self._clock.now()
-        return self._done(self._store.kv_get(self.namespace, key, now=now, default=default))
+        return self._done(
+            self._store.kv_get(self.namespace, check_key(key), now=now, default=default)
+        )
 
     def set(self, key: str, value: Any, *, ttl: float | str | None = None) -> Any:
         """Store ``value`` (JSON data) under ``key``, for ``ttl`` (none: for good)."""
         seconds = _ttl(ttl)  # a bad ttl is refused here, before anything is asked of the store
         now = self._clock.now()
-        return self._done(self._store.kv_set(self.namespace, key, value, now=now, ttl=seconds))
+        return self._done(
+            self._store.kv_set(self.namespace, check_key(key), value, now=now, ttl=seconds)
+        )
 
     def incr(self, key: str, amount: float = 1, *, ttl: float | str | None = None) -> Any:
         """Add ``amount`` (absent counts as 0) and answer the new value; a key holding a
         non-number raises ``StateValueError`` and changes nothing."""
         seconds, now = _ttl(ttl), self._clock.now()
-        return self._done(self._store.kv_incr(self.namespace, key, amount, now=now, ttl=seconds))
+        return self._done(
+            self._store.kv_incr(self.namespace, check_key(key), amount, now=now, ttl=seconds)
+        )
 
     def delete(self, key: str) -> Any:
         """Remove ``key``; answers whether it was there."""
-        return self._done(self._store.kv_delete(self.namespace, key))
+        return self._done(self._store.kv_delete(self.namespace, check_key(key)))
 
     def now(self) -> float:
         return self._clock.now()

@@ -15,6 +15,7 @@ from typing import Any
 
 import msgspec
 
+from cronflow_actors.engine.state_access import check_key
 from cronflow_actors.errors import ConfigurationError
 from cronflow_actors.kernel import Clock
 from cronflow_actors.messages import encode
@@ -64,14 +65,14 @@ class SharedState:
 
     async def get(self, workflow_id: str | None, key: str, default: Any) -> Any:
         namespace = self._namespace(workflow_id, "read state")
-        _check_key(key)
+        check_key(key, empty=False)
         return await self._store.kv_get(namespace, key, now=self._clock.now(), default=default)
 
     async def set(
         self, workflow_id: str | None, key: str, value: Any, ttl: float | str | None
     ) -> None:
         namespace = self._namespace(workflow_id, "write state")
-        _check_key(key)
+        check_key(key, empty=False)
         seconds = _seconds(ttl)
         try:
             encode(value)
@@ -88,14 +89,14 @@ class SharedState:
         self, workflow_id: str | None, key: str, amount: float, ttl: float | str | None
     ) -> float:
         namespace = self._namespace(workflow_id, "write state")
-        _check_key(key)
+        check_key(key, empty=False)
         return await self._store.kv_incr(
             namespace, key, amount, now=self._clock.now(), ttl=_seconds(ttl)
         )
 
     async def delete(self, workflow_id: str | None, key: str) -> bool:
         namespace = self._namespace(workflow_id, "write state")
-        _check_key(key)
+        check_key(key, empty=False)
         return await self._store.kv_delete(namespace, key)
 
     async def stats(self) -> StateStats:
@@ -182,11 +183,6 @@ class StateMethods:
         """Delete every expired key now (the runtime also does it each time it prunes finished
         runs); returns how many."""
         return await self.shared_state.cleanup()
-
-
-def _check_key(key: Any) -> None:
-    if not isinstance(key, str) or not key:
-        raise ConfigurationError("key", key, "a non-empty string")
 
 
 def _seconds(ttl: float | str | None) -> float | None:

@@ -191,10 +191,18 @@ def journal_args(entries: list[tuple[JournalEntry, int | None]]) -> tuple[Any, .
         [j.step_id for j, _ in entries],
         [j.outcome for j, _ in entries],
         [j.output for j, _ in entries],
-        [j.error for j, _ in entries],
+        [_without_nul(j.error) for j, _ in entries],
         [j.recorded_at for j, _ in entries],
         [revision for _, revision in entries],
     )
+
+
+def _without_nul(text: str | None) -> str | None:
+    """A text column's value as PostgreSQL takes it: a NUL, which its text cannot hold, as the
+    four characters ``\\x00`` (a step's error quoting a sender's payload held one, and the
+    commit that recorded the failure was refused: the run failed with the store's error, its
+    retries and fallback never ran; hostile h33 M1). The snapshot keeps the text as it was."""
+    return text.replace("\x00", "\\x00") if text and "\x00" in text else text
 
 
 def timer_args(timers: list[TimerRecord]) -> tuple[Any, ...]:

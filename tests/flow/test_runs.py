@@ -842,7 +842,14 @@ async def test_state_delete_and_a_ttl_that_expires(rt: cf.Runtime, clock: Manual
             return [await ctx.state.delete("doomed"), await ctx.state.delete("doomed")]
         return [await ctx.state.get("token"), await ctx.state.get("doomed", "gone")]
 
+    async def nul(ctx: Any) -> None:  # PostgreSQL's text cannot hold it: refused on both
+        await ctx.state.set(ctx.payload, 1)
+
     rt.register(cf.define("kv").step("use", use))
+    rt.register(cf.define("nul").step("set", nul))
+    refused = await rt.wait(await rt.trigger("nul", "a\x00b"))
+    assert refused.status == "failed"
+    assert "a string with no NUL character" in (refused.error or "")
     assert (await rt.wait(await rt.trigger("kv", "set"))).output == [True, False]
     assert (await rt.wait(await rt.trigger("kv", "get"))).output == ["abc", "gone"]
     clock.advance(31)

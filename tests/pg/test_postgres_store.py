@@ -219,3 +219,27 @@ async def test_the_read_commands_read_a_postgresql_database_and_refuse_an_empty_
     for said in (paged.stderr, missing.stderr):
         assert "hunter2" not in said
         assert ":***@" in said
+
+
+async def test_a_step_error_holding_a_nul_is_retried_and_answered_as_on_sqlite(
+    postgres_url: str,
+) -> None:
+    # PostgreSQL's text cannot hold a NUL: the commit recording such a failure was refused, and
+    # the run failed with the store's error at once, no retry, no fallback (hostile h33 M1)
+    def refuse(ctx: cf.FlowContext) -> None:
+        raise RuntimeError(ctx.payload["m"])
+
+    retried = cf.define("retried").step("boom", refuse, retry=cf.Retry(attempts=3, delay=0))
+    answered = cf.define("answered").step("boom", refuse).on_error(lambda ctx: "answered")
+    async with cf.Runtime(db=postgres_url, workflows=[retried, answered]) as rt:
+        failed = await rt.wait(await rt.trigger("retried", {"m": "bad\x00thing"}), timeout=30)
+        said = "step 'boom': RuntimeError: bad\x00thing"
+        assert (failed.status, failed.error) == ("failed", said)
+        [step] = (await rt.inspect(failed.id)).steps
+        assert (step.attempts, step.error_type) == (3, "builtins.RuntimeError")
+        journal = await rt.store.load_journal(failed.id)
+        assert [entry.error for entry in journal] == ["RuntimeError: bad\\x00thing"] * 3
+        fell_back = await rt.wait(await rt.trigger("answered", {"m": "x\x00"}), timeout=30)
+        assert (fell_back.status, fell_back.output) == ("completed", "answered")
+        [step] = (await rt.inspect(fell_back.id)).steps
+        assert step.error == "RuntimeError: x\x00"  # (the snapshot keeps it as it was)
