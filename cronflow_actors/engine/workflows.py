@@ -70,6 +70,7 @@ async def initialize(tx: Transaction, spec: NetSpec, message: InitializeWorkflow
     ident, payload = message.workflow_id, message.payload
     parent_id, parent_task = message.parent_id, message.parent_task
     parent = tx.state.workflows[parent_id] if parent_id is not None else None
+    started_by = None
     if parent is not None and parent_task is not None:
         owner = parent
         stored = await pass_boundary(
@@ -107,6 +108,7 @@ async def initialize(tx: Transaction, spec: NetSpec, message: InitializeWorkflow
             ),
         )
         path, generation = (), 0
+        started_by = principal.id if principal is not None else None
     migrated = tx.state.migration is not None and ident == tx.state.id
     marking = dict.fromkeys(spec.conditions, 0)
     marking[spec.start] = 1
@@ -123,6 +125,7 @@ async def initialize(tx: Transaction, spec: NetSpec, message: InitializeWorkflow
         tasks={name: TaskRecord(name=name) for name in spec.tasks},
         caught=[],  # (kept from the start: a workflow recorded without it tells by shape)
         created_at=tx.now,
+        started_by=started_by,
     )
     tx.state.workflows[ident] = record
     change = WorkflowStateChanged(

@@ -136,6 +136,10 @@ class WorkflowRecord(msgspec.Struct, kw_only=True, gc=False, omit_defaults=True)
     error_type: str | None = None
     """The class of the exception that failed it when no work item's did (a router's or a
     flow's condition's, here or in a child workflow: conform h32 F5)."""
+    started_by: str | None = None
+    """Who started a net's root over the API (its principal's id; hostile h33 M2: only its
+    trace said); None for this process's calls, a child, and a flow's run (whose trigger
+    envelope keeps it)."""
 
     def set_output(self, task: str, output: Any, *, caught: bool = False) -> None:
         """Record ``output`` as task ``task``'s: a failure it caught (``caught``), or a real

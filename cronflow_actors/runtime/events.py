@@ -134,7 +134,8 @@ class Events:
             logger.info(
                 "event %s: flow %s refused its payload: %s", name, refusal.workflow, refusal.detail
             )
-        started = await self._start(name, accepted, key, refused)
+        by = principal.id if principal is not None else None
+        started = await self._start(name, accepted, key, refused, by)
         try:
             held, delivered, raised, full = await self._wake(
                 name, payload, key, set(started), principal
@@ -183,11 +184,16 @@ class Events:
         return all_held, all_delivered
 
     async def _start(
-        self, name: str, accepted: list[tuple[str, Any]], key: str | None, refused: list[Any]
+        self,
+        name: str,
+        accepted: list[tuple[str, Any]],
+        key: str | None,
+        refused: list[Any],
+        by: str | None,
     ) -> list[str]:
         """Start each flow listening that took the payload (``accepted``); the ids of the runs
         started (with a key: by this publish or before it, of this payload), each refusal added
-        to ``refused``."""
+        to ``refused``; ``by``: who published (each run's ``started_by``)."""
         started: list[str] = []
         now = self._clock.now()
         for flow_id, converted in accepted:
@@ -203,7 +209,7 @@ class Events:
             try:
                 started.append(
                     await self._trigger(
-                        flow_id, run_payload, kind="event", instance_id=run_id, derived=True
+                        flow_id, run_payload, kind="event", instance_id=run_id, derived=True, by=by
                     )
                 )
             except InstanceExistsError:  # started by this publish before (its key)?

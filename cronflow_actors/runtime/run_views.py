@@ -195,7 +195,9 @@ class RunViews:
         if root is None:
             raise NotFoundError("run", state.id)
         flows = self._is_flow(snapshot, state)  # a net's payload is its caller's, as given
-        payload, replay_of, by = _trigger(root.payload) if flows else (root.payload, None, None)
+        payload, replay_of, by = (
+            _trigger(root.payload) if flows else (root.payload, None, root.started_by)
+        )
         cause = state.work_items.get(root.error_cause) if root.error_cause else None
         return RunInfo(
             id=root.id,

@@ -133,3 +133,34 @@ async def test_who_started_and_canceled_a_run_over_http_is_in_its_trail(serve: S
     # a replay this process asks for is its own, whoever started the run it replays
     own = await rt.replay(run_id)
     assert (await rt.inspect(own)).started_by is None
+
+
+async def test_who_started_a_run_by_an_event_or_a_net_over_http_is_its_started_by(
+    serve: Serve,
+) -> None:
+    # a run an HTTP publish started read as the process's own publish; a net's instance
+    # named its caller in its trace only (hostile h33 M2)
+    from tests.http.test_auth import TOKENS, bearer, hire
+
+    heard = cf.define("heard").on_event("order.paid").step("log", lambda ctx: ctx.payload)
+    rt, client = await serve([heard, hire()], tokens=TOKENS)
+    published = await client.post("/events/order.paid", json={"n": 1}, headers=bearer("t-bob"))
+    [run_id] = published.json()["started"]
+    await rt.wait(run_id)
+    shown = (await client.get(f"/runs/{run_id}", headers=bearer("t-bob"))).json()
+    assert shown["started_by"] == "bob"
+    roots = (await client.get(f"/runs/{run_id}/trace", headers=bearer("t-bob"))).json()["roots"]
+    [start] = [r["span"] for r in roots if r["span"]["operation"] == "Action.initialize"]
+    assert start["attributes"]["principal"] == "bob"
+    created = await client.post("/workflows", json={"workflow": "hire"}, headers=bearer("t-ada"))
+    net_id = created.json()["workflow_id"]
+    assert (await client.get(f"/runs/{net_id}", headers=bearer("t-ada"))).json()[
+        "started_by"
+    ] == "ada"
+    listed = (await client.get("/runs", headers=bearer("t-ada"))).json()["runs"]
+    assert {run["id"]: run["started_by"] for run in listed} == {run_id: "bob", net_id: "ada"}
+    # this process's own publish and start are nobody's, as before
+    [own] = await rt.publish_event("order.paid", {"n": 2})
+    await rt.wait(own)
+    assert (await rt.inspect(own)).started_by is None
+    assert (await rt.inspect(await rt.start_workflow("hire"))).started_by is None
