@@ -339,9 +339,14 @@ def check_task(
     reducer, activities and flows."""
     where = f"task {name!r}"
     if kind is not declared_as:
+        declared, built = _KIND_METHOD[declared_as], _KIND_METHOD[kind]
+        # both ways, for the builder's method or for the net. function: .dummy_task() with
+        # net.task() is a dummy task meant, whose .task() would wait for a person (newcomer h33
+        # F1: the advice built a task nobody could start)
         problems.append(
-            f"{where} is declared with .{_KIND_METHOD[declared_as]}() but built with "
-            f"net.{_KIND_METHOD[kind]}(); use .{_KIND_METHOD[kind]}()"
+            f"{where} is declared with .{declared}() but built with net.{built}(): build it with "
+            f"net.{declared}() (net.{declared}().split(...), .join(...) as net.{built}() takes "
+            f"them), or declare it with .{built}() if a {built.replace('_', ' ')} is meant"
         )
     split_type = _enum(SplitType, split, f"{where} split", problems)
     join_type = _enum(JoinType, join, f"{where} join", problems)

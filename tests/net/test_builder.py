@@ -195,3 +195,34 @@ def test_an_implicit_condition_name_cannot_be_taken() -> None:
     )
     with pytest.raises(InvalidWorkflowError, match="implicit condition 'a__to__b'"):
         builder.build()
+
+
+def test_a_dummy_task_given_net_task_is_told_to_build_it_with_net_dummy_task() -> None:
+    # the advice was ".task()", which built a task nobody could start: the instance stuck
+    # (newcomer h33 F1)
+    builder = (
+        net.workflow("fork")
+        .start_condition("start")
+        .end_condition("end")
+        .dummy_task("fork", net.task().split("and"))
+        .connect_condition("start", "fork")
+        .connect_task("fork", "end")
+    )
+    with pytest.raises(InvalidWorkflowError) as caught:
+        builder.build()
+    [problem] = caught.value.problems
+    assert problem == (
+        "task 'fork' is declared with .dummy_task() but built with net.task(): build it with "
+        "net.dummy_task() (net.dummy_task().split(...), .join(...) as net.task() takes them), "
+        "or declare it with .task() if a task is meant"
+    )
+    mended = (
+        net.workflow("fork")
+        .start_condition("start")
+        .end_condition("end")
+        .dummy_task("fork", net.dummy_task().split("and"))
+        .connect_condition("start", "fork")
+        .connect_task("fork", "end")
+        .build()
+    )
+    assert mended.tasks["fork"].split.value == "and"
