@@ -27,6 +27,24 @@ def review() -> net.NetSpec:
     )
 
 
+def sign_off() -> net.NetSpec:
+    """A net whose one task waits for a person (a pause item, with a timeout it only shows)."""
+    details = {"description": "sign the story off"}
+    wait = net.WaitSpec(kind="pause", details=lambda ctx: details, timeout=3600)
+    item = net.work_item("sign", wait=wait).actions(complete=net.action())
+    item = item.activities(on_initialized=lambda ctx: ctx.work_item.start())
+    return (
+        net.workflow("sign-off")
+        .start_condition("start")
+        .end_condition("end")
+        .task("sign", net.task(item))
+        .connect_condition("start", "sign")
+        .connect_task("sign", "end")
+        .actions(initialize=net.action())
+        .build()
+    )
+
+
 workflows = [
     cf.define("greet", name="Greeting", description="says hello, twice at once")
     .step("hello", lambda ctx: f"hello {ctx.payload['name']}")
@@ -45,4 +63,5 @@ workflows = [
     .step("tick", lambda ctx: "tick"),
     cf.define("settle").wait_for_event("paid", "order.settled").step("done", lambda ctx: ctx.last),
     review(),
+    sign_off(),
 ]

@@ -303,6 +303,34 @@ def test_rejecting_and_canceling_from_the_run_page(page: Any, served: Served) ->
     assert run_status(served, canceled) == "canceled"
 
 
+def test_a_nets_pause_says_approve_and_reject_both_complete_it(page: Any, served: Served) -> None:
+    # "Reject" read as stopping the net, whose item it completed (newcomer h33 F3); its
+    # timeout only dates it (conform h33 F3)
+    started = api(served, "POST", "/workflows", {"workflow": "sign-off"})
+    net_id = started["workflow_id"]
+    paused_token(served, net_id)
+    page.goto(f"{served.url}/ui/#/paused")
+    card = f"#paused [data-run='{net_id}']"
+    page.wait_for_selector(f"{card} .net-pause")
+    assert "Approve and Reject both complete it" in page.inner_text(card)
+    assert "a net's pause does not expire by itself" in page.inner_text(card)
+    hold = api(served, "POST", "/runs", {"workflow": "hold"})["run_id"]
+    paused_token(served, hold)
+    page.reload()
+    page.wait_for_selector(f"#paused [data-run='{hold}']")
+    assert page.query_selector(f"#paused [data-run='{hold}'] .net-pause") is None  # a flow's
+    page.click(f"{card} button.reject")
+    page.wait_for_selector("#notice.ok")
+    said = page.inner_text("#notice")
+    assert said == "Completed step sign with approved: false; its net decides what follows."
+    assert wait_ended(served, net_id)["status"] == "completed"
+    page.goto(f"{served.url}/ui/#/runs/{hold}")
+    page.wait_for_selector("#pause button.approve")
+    assert page.query_selector("#pause .net-pause") is None
+    page.click("#pause button.approve")
+    assert wait_ended(served, hold)["output"]["approved"] is True
+
+
 def test_a_paused_runs_page_reads_its_own_pause(page: Any, served: Served) -> None:
     """The page of a run paused for a person finds its pause with one read of that run's
     (it listed up to 10 pages of 1,000 pauses on every refresh, every 2.5 s)."""

@@ -415,7 +415,12 @@
     }));
   }
 
-  function pauseForm(pause, onDone) {
+  // A net's pause item: Approve and Reject both complete it (approved true or false), and the
+  // net decides what follows; a flow's run goes on by its own steps (newcomer h33 F3: a net's
+  // "Reject" read as stopping it)
+  const NET_PAUSE = "A net's work item: Approve and Reject both complete it (approved: true or false); the net routes on that.";
+
+  function pauseForm(pause, onDone, net) {
     const name = h("input", { name: "approved_by", placeholder: "your name (approved_by)" });
     const reason = h("input", { name: "reason", placeholder: "reason (optional)" });
     const extra = h("textarea", { name: "payload", placeholder: '{"any": "more fields"}' });
@@ -430,11 +435,13 @@
       if (reason.value.trim()) payload.reason = reason.value.trim();
       try {
         await api("POST", `/resume/${encodeURIComponent(pause.token)}`, payload);
-        notice(`${approved ? "Approved" : "Rejected"}: run ${pause.run_id} goes on.`, true);
+        notice(net ? `Completed step ${pause.step} with approved: ${approved}; its net decides what follows.`
+          : `${approved ? "Approved" : "Rejected"}: run ${pause.run_id} goes on.`, true);
         onDone();
       } catch (error) { notice(error.message); }
     };
     return h("div", { class: "form" },
+      net ? h("p", { class: "muted net-pause", text: NET_PAUSE }) : null,
       h("label", {}, "Approved by", name), h("label", {}, "Reason", reason),
       h("label", {}, "More payload (JSON object)", extra),
       h("div", { class: "actions" },
@@ -532,7 +539,7 @@
         parts.push(h("div", { class: "card", id: "pause" },
           h("h2", { text: `Waiting for a person at step “${pause.step}”` }),
           pause.description ? h("p", { text: pause.description }) : null,
-          run.blocked ? h("p", { class: "muted", text: "Its approval is refused while it cannot run here (above)." }) : pauseForm(pause, load)));
+          run.blocked ? h("p", { class: "muted", text: "Its approval is refused while it cannot run here (above)." }) : pauseForm(pause, load, !flow)));
       }
       if (net) {
         parts.push(h("h2", { text: "Net" }),
@@ -571,8 +578,10 @@
     let cursor = "";
     async function load(append) {
       const page = await api("GET", `/paused?limit=50${cursor ? "&cursor=" + encodeURIComponent(cursor) : ""}`);
+      const known = await flows().catch(orNone(null));  // (unknown: no net's words)
       if (mine !== generation) return;
       const cards = page.paused.map((pause) => {
+        const net = known !== null && !known.some((f) => f.id === pause.workflow);
         const card = h("div", { class: "card", "data-run": pause.run_id, "data-token": pause.token });
         card.append(h("div", { class: "pause" },
           h("div", {},
@@ -581,7 +590,7 @@
             pause.description ? h("p", { text: pause.description }) : null,
             h("dl", { class: "meta" },
               h("dt", { text: "Paused" }), h("dd", { text: `${when(pause.paused_at)} (${ago(pause.paused_at)})` }),
-              h("dt", { text: "Expires" }), h("dd", { text: pause.blocked ? "not while it is blocked" : pause.expires_at ? `${when(pause.expires_at)} (${ago(pause.expires_at)})` : "never" }),
+              h("dt", { text: "Expires" }), h("dd", { text: pause.blocked ? "not while it is blocked" : pause.expires_at ? `${when(pause.expires_at)} (${ago(pause.expires_at)})${net ? "; shown only: a net's pause does not expire by itself" : ""}` : "never" }),
               h("dt", { text: "Token" }), h("dd", { class: "mono", text: pause.token }),
               pause.approval_url ? h("dt", { text: "Approve at" }) : null,
               pause.approval_url ? h("dd", { text: pause.approval_url }) : null),
@@ -589,7 +598,7 @@
             pause.last !== null && pause.last !== undefined ? h("details", {}, h("summary", { text: "last step's output" }), h("pre", { text: json(pause.last) })) : null),
           pause.blocked
             ? h("div", { class: "form blocked" }, h("p", { class: "error", text: `Blocked: ${pause.blocked}` }))
-            : pauseForm(pause, () => card.remove())));
+            : pauseForm(pause, () => card.remove(), net)));
         return card;
       });
       if (append) list.append(...cards); else list.replaceChildren(...cards);
