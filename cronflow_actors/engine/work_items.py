@@ -321,11 +321,11 @@ class WorkItem:
         elif definition.handler is not None:
             tx.handlers.append((item.id, item.attempt))
 
-    async def _complete(self, output: Any = None) -> None:
+    async def _complete(self, output: Any = None, *, answered: bool = False) -> None:
         tx, item, workflow = self.tx, self.record, self.workflow
         if _ITEM_COMPLETED not in WORK_ITEM_TRANSITIONS[item.state]:
             refuse_move("work item", item.id, item.state, _ITEM_COMPLETED)
-        change = self._move(_ITEM_COMPLETED)
+        change = self._move(_ITEM_COMPLETED, answered=answered)
         item.output = output
         item.finished_at = tx.now
         workflow.set_output(item.task, output)
@@ -401,7 +401,7 @@ class WorkItem:
             item.error, item.error_type, item.error_data = error, None, None
             if error is not None and tx.audit is not None:  # on the completion's span
                 tx.audit.attempt_failed(item.id)
-            await self._complete(finished.output)
+            await self._complete(finished.output, answered=error is not None)
         elif finished.cancel_run is not None:  # its handler ends the run (its root) as canceled
             item.error = finished.cancel_run or "canceled by its step"
             await tx.send(CancelWorkflow(workflow_id=tx.state.id, reason=finished.cancel_run))
@@ -424,7 +424,9 @@ class WorkItem:
         """Whether the item is (still) in ``state``, after something that may have moved it."""
         return self.record.state == state
 
-    def _move(self, target: WorkItemState, *, call_policy: bool = True) -> WorkItemStateChanged:
+    def _move(
+        self, target: WorkItemState, *, call_policy: bool = True, answered: bool = False
+    ) -> WorkItemStateChanged:
         tx, item, workflow = self.tx, self.record, self.workflow
         previous = item.state
         item.state = target
@@ -444,6 +446,7 @@ class WorkItem:
             began_at=item.began_at,
             detached=definition.detached,
             created_at=item.created_at,
+            answered=answered,
         )
         tx.changes.append(change)
         if tx.audit is not None:

@@ -123,6 +123,9 @@ class WorkItemStateChanged(Message, frozen=True, kw_only=True, gc=False):
     began_at: float | None = None
     detached: bool = False
     created_at: float | None = None
+    answered: bool = False
+    """It completed with what its ``on_error`` answered for its handler's failure (counted as a
+    failed step: newcomer h33 F2)."""
 
 
 class WorkItemRerun(Message, frozen=True, kw_only=True, gc=False):

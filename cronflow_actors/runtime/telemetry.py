@@ -38,6 +38,7 @@ logger = logging.getLogger(__name__)
 
 _STARTED = WorkItemState.STARTED
 _INITIALIZED = WorkItemState.INITIALIZED  # (an enum member's read: EnumType.__getattr__)
+_FAILED = WorkItemState.FAILED
 _ACTOR_KINDS = ("WorkflowActor", "WorkItemActor", "ActionActor")
 
 
@@ -235,9 +236,8 @@ class Telemetry:
         metrics, children = self.metrics, self._children
         workflow, kind = change.workflow or "unknown", change.kind or "unknown"
         if change.prev == _INITIALIZED and (change.workflow, change.task) in self._manual:
-            self._manual_wait(change, now)
-            if change.next == _STARTED:
-                return
+            self._manual_wait(change, now)  # (started, or ended unstarted: a wait, no step;
+            return  # newcomer h33 F5: a manual item canceled unstarted counted as both)
         if attempt_ended and change.began_at is not None and change.started_at is not None:
             delay = change.began_at - change.started_at
             delay = delay if delay > 0.0 else 0.0  # max(0.0, delay), without a call (per step)
@@ -264,6 +264,8 @@ class Telemetry:
             if duration is not None:
                 self._child(metrics.wait_duration, workflow, kind).observe(duration)
             return
+        if change.answered:  # its handler failed, its on_error answered: a failed step
+            ended = _FAILED
         key = (metrics.steps_finished.name, workflow, kind, ended)
         (children.get(key) or self._child(metrics.steps_finished, workflow, kind, ended)).inc()
         if duration is not None:
