@@ -29,8 +29,15 @@ def _cancel(args: argparse.Namespace) -> int:
         run = client.run(args.run_id)
         if run["status"] not in FINAL:
             raise
-        went = run.get("migrated_to") or run.get("resumed_as")  # (chaos h32 F3)
-        elsewhere = f"; its work went on in run {went}: cancel that one" if went else ""
+        # where its work is now, at the end of its resumes and migrations (chaos h32 F3;
+        # newcomer h33 F4: one hop on named a run that had ended too)
+        went = run.get("current_run_id") or run.get("migrated_to") or run.get("resumed_as")
+        elsewhere = ""
+        if went:
+            now = client.run(went)["status"]
+            elsewhere = f"; its work went on in run {went}" + (
+                f", which has ended too ({now})" if now in FINAL else ": cancel that one"
+            )
         raise ApiError(
             f"run {args.run_id} already ended ({run['status']}"
             f"{' ' + when(run.get('finished_at')) if run.get('finished_at') else ''}); "

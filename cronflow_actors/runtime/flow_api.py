@@ -34,6 +34,11 @@ __all__ = ["FlowMethods"]
 _ENDED = frozenset((RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELED))
 
 
+def _went_on(info: RunInfo) -> tuple[str | None, str]:
+    """The run ``info``'s work went on in, and how (migrated, resumed)."""
+    return (info.migrated_to, "migrated") if info.migrated_to else (info.resumed_as, "resumed")
+
+
 class FlowMethods(NetMethods):
     """Runs, pauses and events of ``Runtime`` (which inherits them); a run is a net instance,
     so these build on the net API."""
@@ -253,14 +258,26 @@ class FlowMethods(NetMethods):
         except Exception:  # (the engine's own words say enough)
             return refused
         advice = "it has ended, and nothing changes it any more"
-        went, how = (
-            (info.migrated_to, "migrated") if info.migrated_to else (info.resumed_as, "resumed")
-        )
-        if went is not None:
-            advice += f"; its work went on in run {went!r} ({how}): cancel that one"
+        went, how = _went_on(info)
+        current = info.current_run_id
+        if went is not None and current is not None:
+            # the chain's end: a resume of a resume named the run between, which had ended
+            # too, and "cancel that one" was said again (newcomer h33 F4)
+            through = how if current == went else "through resumes or migrations"
+            ended = await self._has_ended(current)
+            advice += f"; its work went on in run {current!r} ({through})" + (
+                ", which has ended too" if ended else ": cancel that one"
+            )
         return InvalidStateTransitionError(
             "run", run_id, str(info.status), "canceled", [], advice=advice
         )
+
+    async def _has_ended(self, run_id: str) -> bool:
+        """Whether run ``run_id`` has ended (False: unknown, or it goes on)."""
+        try:
+            return (await self.inspect(run_id)).status in _ENDED
+        except Exception:
+            return False
 
     async def _cancel_asked(self, run_id: str, reason: str) -> None:
         """A callback after a commit (``on_pause``, ``on_timeout``, an event wait's

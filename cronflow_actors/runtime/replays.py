@@ -55,6 +55,7 @@ from cronflow_actors.runtime.ids import resume_id
 from cronflow_actors.runtime.migration_plans import PlanBook
 from cronflow_actors.runtime.run_views import stored_run
 from cronflow_actors.runtime.runs import check_instance_id
+from cronflow_actors.runtime.successors import going_on
 from cronflow_actors.store import MISSING, Store
 
 __all__ = ["Replays"]
@@ -303,21 +304,9 @@ class Replays:
         return root.payload, root.name, (snapshot, state)
 
     async def going_on(self, run_id: str) -> str:
-        """The run whose work ``run_id``'s goes on in: the run a migration of it started, or
-        its resume, each in turn; ``run_id`` itself when none did (a webhook's duplicate names
-        it beside the run its key named, canceled or failed: newcomer h29 F7)."""
-        current = run_id
-        while True:  # (each hop a newer run: a chain, never a cycle)
-            try:
-                state = decode_state((await self._read(current)).body, current)
-            except NotFoundError:
-                return current
-            after = state.migrated_to
-            if after is None or not await self._store.instance_exists(after):
-                after = resume_id(current)
-                if not await self._store.instance_exists(after):
-                    return current
-            current = after
+        """The run whose work ``run_id``'s goes on in (``successors.going_on``): a webhook's
+        duplicate names it beside the run its key named, canceled or failed."""
+        return await going_on(self._read, self._store, run_id)
 
     async def _goes_on(self, run_id: str, successor: str) -> bool:
         """Whether the run a migration canceled ``run_id`` for goes on from it: it started from

@@ -55,6 +55,7 @@ from cronflow_actors.runtime.step_views import (
     is_step,
     step_status,
 )
+from cronflow_actors.runtime.successors import going_on
 from cronflow_actors.store import Store
 
 __all__ = ["PAGE_BYTES", "RunInfo", "RunResult", "RunStatus", "RunViews", "StepInfo", "stored_run"]
@@ -119,6 +120,10 @@ class RunInfo(msgspec.Struct, frozen=True, kw_only=True):
     """The run that resumes this one (``replay(..., resume=True)``), where its work goes on: a
     failed run pointed nowhere after it, and offered a resume (newcomer h31 F2). Said by
     ``inspect`` of an ended run; None in listings, which do not look."""
+    current_run_id: str | None = None
+    """The run at the end of the resumes and migrations its work went on through, where it is
+    now (newcomer h33 F4: one hop named a run that had ended too); said by ``inspect`` of a
+    run that went on; None otherwise, and in listings."""
 
 
 async def stored_run(
@@ -172,7 +177,10 @@ class RunViews:
         if info.migrated_to is not None and not await exists(info.migrated_to):
             # (its successor starts in the commit that ends it, or not: a plan left pending)
             return msgspec.structs.replace(info, migration_pending=True)
-        return msgspec.structs.replace(info, migration_pending=False)
+        current = None
+        if info.resumed_as is not None or info.migrated_to is not None:
+            current = await going_on(self._read, self._store, run_id)
+        return msgspec.structs.replace(info, migration_pending=False, current_run_id=current)
 
     def _queued_info(self, queued: QueuedRun) -> RunInfo:
         """A run waiting in its flow's queue: ``waiting``, with no steps yet."""

@@ -435,6 +435,36 @@ async def test_canceling_a_run_that_went_on_elsewhere_names_where(rt: cf.Runtime
         f"run '{old}' is 'canceled' already: it has ended, and nothing changes it any more; its "
         f"work went on in run '{new}' (migrated): cancel that one"
     )
+    assert (await rt.inspect(old)).current_run_id == new
+    # through a chain: a failed run resumed, its resume failed and resumed in turn, names the
+    # chain's end (newcomer h33 F4: it named the resume between, which had ended too)
+    tries = {"n": 0}
+
+    def flaky(ctx: Any) -> None:
+        tries["n"] += 1
+        if tries["n"] <= 2:
+            raise ValueError(f"try {tries['n']}")
+
+    rt.register(cf.define("flaky").step("f", flaky).pause("hold"))
+    first = await rt.trigger("flaky")
+    assert (await rt.wait(first)).status == "failed"
+    second = await rt.replay(first, resume=True)
+    assert (await rt.wait(second)).status == "failed"
+    third = await rt.replay(second, resume=True)
+    await rt.wait_idle()
+    assert (await rt.inspect(first)).current_run_id == third
+    assert (await rt.inspect(third)).current_run_id is None  # it went on nowhere
+    with pytest.raises(cf.errors.InvalidStateTransitionError) as refused:
+        await rt.cancel(first)
+    assert str(refused.value).endswith(
+        f"its work went on in run '{third}' (through resumes or migrations): cancel that one"
+    )
+    await rt.cancel(third)
+    with pytest.raises(cf.errors.InvalidStateTransitionError) as refused:
+        await rt.cancel(second)
+    assert str(refused.value).endswith(
+        f"its work went on in run '{third}' (resumed), which has ended too"
+    )
 
 
 async def test_ctx_cancel_in_a_callback_cancels_the_run(

@@ -368,10 +368,12 @@ def test_a_refused_cancel_of_a_run_that_goes_on_keeps_the_servers_reason(
     def call(self: Client, method: str, path: str, *_: Any, **__: Any) -> Any:
         if method == "POST":
             raise ApiError(reason, status=409, slug=slug, exit_code=Exit.NOT_FOUND_OR_CONFLICT)
-        return {"id": "r1", "status": status, "migrated_to": migrated_to}
+        if path == "/runs/r3":
+            return {"id": "r3", "status": r3_status}
+        return {"id": "r1", "status": status, "migrated_to": migrated_to, "current_run_id": current}
 
     monkeypatch.setattr(Client, "call", call)
-    status, slug, migrated_to = "running", "refused", None
+    status, slug, migrated_to, current, r3_status = "running", "refused", None, None, "waiting"
     assert main(["cancel", "r1", "--url", "http://127.0.0.1:9"]) == 3
     assert reason in capsys.readouterr().err
     status, slug = "completed", "conflict"  # an ended run: said in plain words
@@ -382,6 +384,13 @@ def test_a_refused_cancel_of_a_run_that_goes_on_keeps_the_servers_reason(
     assert main(["cancel", "r1", "--url", "http://127.0.0.1:9"]) == 3
     said = "already ended (canceled); there is nothing to cancel; its work went on in run r2"
     assert said in capsys.readouterr().err
+    # and on through resumes: the chain's end, ended or not (newcomer h33 F4)
+    current = "r3"
+    assert main(["cancel", "r1", "--url", "http://127.0.0.1:9"]) == 3
+    assert "its work went on in run r3: cancel that one" in capsys.readouterr().err
+    r3_status = "failed"
+    assert main(["cancel", "r1", "--url", "http://127.0.0.1:9"]) == 3
+    assert "its work went on in run r3, which has ended too (failed)" in capsys.readouterr().err
     # ended, but its pending migration is another process's to give up: the server's words
     # (the verifier's h27 N2: "already ended ... nothing to cancel" hid where to ask)
     reason, slug = "the migration of run 'r1': process B carries it out; ask again ...", "refused"
