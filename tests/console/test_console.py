@@ -415,9 +415,13 @@ def test_workflows_show_their_triggers_and_next_fire_times(page: Any, served: Se
     assert "Europe/Paris" in schedule
     # in the schedule's zone, named: the browser's read 01:30 for it, unnamed (newcomer h30 F3)
     assert re.search(r"next: 20\d\d-\d\d-\d\d 02:30:00 Europe/Paris \(in ", schedule), schedule
-    assert "next:" in page.inner_text("[data-flow='nightly'] [data-trigger='interval']")
-    # the command shown fires: nightly has two schedules, so it names one (newcomer h32 F4)
-    fire = "cronflow-actors fire nightly --schedule '30 2 * * * (Europe/Paris)' (or another"
+    interval = page.inner_text("[data-flow='nightly'] [data-trigger='interval']")
+    assert "next:" in interval
+    # spelt as fire takes it ("every 1 h 0 min" was refused: newcomer h33 F6)
+    assert interval.startswith("every 1h")
+    # the command shown fires: nightly has two schedules, so it names one (newcomer h32 F4),
+    # as the command line names it: its zone only where one expression has two (h33 F6)
+    fire = "cronflow-actors fire nightly --schedule '30 2 * * *' (or another"
     assert fire in page.inner_text("[data-flow='nightly'] .triggers")
     assert "order.paid" in page.inner_text("[data-flow='listen'] [data-trigger='event']")
     shot(page, "workflows")

@@ -614,11 +614,20 @@
 
   // -- workflows -------------------------------------------------------------------------------
 
+  // An interval as fire takes its name: one number and unit (600 -> "10m"; "10 min 0 s", as a
+  // duration reads, was refused: newcomer h33 F6)
+  function intervalName(seconds) {
+    for (const [unit, size] of [["w", 604800], ["d", 86400], ["h", 3600], ["m", 60]]) {
+      if (seconds >= size && seconds % size === 0) return `${seconds / size}${unit}`;
+    }
+    return `${seconds} s`;
+  }
+
   function triggerText(trigger) {
     switch (trigger.kind) {
       case "webhook": return `webhook ${trigger.method} ${trigger.path}`;
       case "schedule": return `cron “${trigger.cron}” (${trigger.timezone || "UTC"})`;
-      case "interval": return `every ${duration(trigger.every)}`;
+      case "interval": return `every ${intervalName(trigger.every)}`;
       case "event": return `event “${trigger.event}”`;
       case "poll": return `poll every ${duration(trigger.every)}`;
       default: return trigger.kind;
@@ -646,8 +655,10 @@
           const next = fires ? fires.schedules[scheduleIndex++] : null;
           const zone = trigger.kind === "schedule" ? trigger.timezone || "UTC" : Intl.DateTimeFormat().resolvedOptions().timeZone;
           if (next) li.append(h("div", { class: "fires", text: `next: ${next.next.map((t) => `${whenIn(t, zone)} (${ago(t)})`).join(" · ") || "none"}` }));
-          // a cron schedule named with its zone: one expression may be declared in two
-          const schedule = trigger.kind === "schedule" ? `${trigger.cron} (${trigger.timezone || "UTC"})` : `every ${trigger.every} s`;
+          // a cron schedule named as the command line names it: with its zone only where
+          // the flow declares the expression in two zones
+          const twice = flow.triggers.filter((t) => t.kind === "schedule" && t.cron === trigger.cron).length > 1;
+          const schedule = trigger.kind === "schedule" ? (twice ? `${trigger.cron} (${trigger.timezone || "UTC"})` : trigger.cron) : `every ${trigger.every} s`;
           named.push(schedule);
           li.append(" ", h("button", { type: "button", "data-fire": schedule, text: "Fire now", onclick: async () => {
             try {
