@@ -18,7 +18,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from cronflow_actors.errors import AppLoadError, ConfigurationError, CronflowError
+from cronflow_actors.errors import LINE_BREAKS, AppLoadError, ConfigurationError, CronflowError
 from cronflow_actors.http.requests import masked
 
 __all__ = ["DEFAULT_APP", "load_app", "serve"]
@@ -342,6 +342,24 @@ class _JsonFormatter(logging.Formatter):
         return json.dumps(entry)
 
 
+class _TextFormatter(logging.Formatter):
+    """A record per line: its first line at the start, the lines after it (a traceback, a
+    message of several lines) indented, and a NUL, a terminal's escape or a line break other
+    than ``\\n`` written as an escape. An exception's message ends its traceback as raised, so a
+    sender's line breaks in it (a payload quoted) wrote a line that read as the server's own,
+    and a NUL made the log a binary file to ``grep`` (hostile h33 L1)."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record).translate(_ODD_CHARACTERS)
+        return text.replace("\n", "\n    ") if "\n" in text else text
+
+
+_ODD_CHARACTERS = {c: escape for c, escape in LINE_BREAKS.items() if c != ord("\n")}
+
+
 uvicorn_log = logging.getLogger("uvicorn.error")
 
 
@@ -414,7 +432,7 @@ def _configure_logging(level: str, style: str) -> None:
     if style == "json":
         handler.setFormatter(_JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(_TextFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -75,6 +75,7 @@ import contextlib
 from collections.abc import Awaitable
 from typing import TypeVar
 
+from cronflow_actors.errors._base import LINE_BREAKS as LINE_BREAKS  # (one_line's table)
 from cronflow_actors.errors._base import (
     ActorNameTakenError,
     ActorSystemError,

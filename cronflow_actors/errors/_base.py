@@ -14,8 +14,9 @@ def clipped(value: object, limit: int = 120) -> str:
     return f"{text[: limit - 30]}... ({len(text)} characters)"
 
 
-_LINE_BREAKS = {ord(c): repr(c)[1:-1] for c in "\n\r\v\f\x1b\x1c\x1d\x1e\x85\u2028\u2029"}
-"""What ends a line (``str.splitlines``), or a terminal's escape, as ``one_line`` writes it."""
+LINE_BREAKS = {ord(c): repr(c)[1:-1] for c in "\n\r\v\f\x00\x1b\x1c\x1d\x1e\x85\u2028\u2029"}
+"""What ends a line (``str.splitlines``), a terminal's escape, or a NUL (a log that holds one is
+a binary file to ``grep``), as ``one_line`` writes it."""
 
 
 def one_line(text: object) -> str:
@@ -23,7 +24,7 @@ def one_line(text: object) -> str:
     terminal's escape character written as escapes (``\\n``, ``\\u2028``), so an error's
     message (a payload's value in it, which a webhook's sender chose) cannot start a line that
     reads as the server's own (hostile h32 L6, review h32 F8)."""
-    return str(text).translate(_LINE_BREAKS)
+    return str(text).translate(LINE_BREAKS)
 
 
 def class_name(error: BaseException) -> str:

@@ -8,6 +8,7 @@ WARNING naming its run."""
 from __future__ import annotations
 
 import logging
+import sys
 from types import TracebackType
 from typing import Any
 
@@ -163,3 +164,35 @@ async def test_an_errors_line_breaks_start_no_line_of_the_log(
         assert "order x\\n2026-12-03 11:00:00,000 CRITICAL" in message
     assert run.error is not None
     assert "\n" in run.error  # (recorded as it was raised)
+
+
+def test_serve_s_text_log_keeps_a_traceback_s_lines_from_reading_as_records() -> None:
+    """The traceback under a failed step's line ends with the exception's message as raised: a
+    sender's line break in it still wrote a line that read as the server's own, and a NUL made
+    the log a binary file to grep (hostile h33 L1). Serve's text log indents every line after a
+    record's first, and writes a NUL (and the other breaks) as escapes."""
+    from cronflow_actors.cli.serve import _TextFormatter
+
+    forged = "o-9\n2026-12-03 13:40:00,000 INFO cronflow_actors.serve: FORGED\x00\u2028"
+    try:
+        raise ValueError(f"order {forged}: the amount must be positive")
+    except ValueError:
+        record = logging.LogRecord(
+            "cronflow_actors.engine.handlers",
+            logging.ERROR,
+            __file__,
+            1,
+            "step failed: %s",
+            (cf.errors.one_line("ValueError: order " + forged),),
+            exc_info=sys.exc_info(),
+        )
+    text = _TextFormatter().format(record)
+    first, *after = text.split("\n")
+    assert " ERROR cronflow_actors.engine.handlers: step failed: ValueError: order o-9\\n" in first
+    assert after
+    assert all(line.startswith("    ") for line in after), text
+    assert "    Traceback (most recent call last):" in after
+    forged_line = "    2026-12-03 13:40:00,000 INFO cronflow_actors.serve: FORGED\\x00\\u2028: "
+    assert forged_line + "the amount must be positive" in after, after
+    assert "\x00" not in text
+    assert "\u2028" not in text
