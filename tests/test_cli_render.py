@@ -38,6 +38,18 @@ def test_a_run_whose_migration_is_pending_says_so_and_how_to_give_it_up() -> Non
     assert "migration to r2 pending: that run has not started" in shown
     assert "cancel this run to give the migration up" in shown
     assert "migrated to r2" not in shown
+    # one a crash cut goes on by itself: a cancel would give up what would have finished
+    # (chaos h33 F2)
+    assert "if a crash cut it, the next start of a runtime carries it on" in shown
+
+
+def test_a_run_whose_work_went_on_through_a_chain_names_where_it_is_now() -> None:
+    chain = run(status="failed", finished_at=1_010.0, resumed_as="resume:a", current_run_id="c")
+    shown = render_run(chain)
+    assert "resumed as resume:a (its work goes on there)" in shown
+    assert "its work now in c (through resumes or migrations)" in shown  # (newcomer h33 F4)
+    one_hop = render_run(run(status="failed", resumed_as="resume:a", current_run_id="resume:a"))
+    assert "its work now in" not in one_hop
 
 
 def test_a_queued_run_is_queued_not_started() -> None:

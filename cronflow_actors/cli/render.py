@@ -98,14 +98,21 @@ def _links(run: dict[str, Any]) -> list[str]:
     if run.get("migrated_from"):
         lines.append(f"  migrated from {run['migrated_from']}")
     if run.get("migrated_to") and run.get("migration_pending"):
+        # (a start that raised waits for a person; one a crash cut goes on by itself: cancel
+        # gave up a migration that would have finished, chaos h33 F2)
         lines.append(
-            f"  migration to {run['migrated_to']} pending: that run has not started (fix the "
-            "cause and migrate again, or cancel this run to give the migration up)"
+            f"  migration to {run['migrated_to']} pending: that run has not started. If its "
+            "start raised, fix the cause and migrate again, or cancel this run to give the "
+            "migration up; if a crash cut it, the next start of a runtime carries it on (on a "
+            "shared database, a process still running does)"
         )
     elif run.get("migrated_to"):
         lines.append(f"  migrated to {run['migrated_to']} (this run was canceled for it)")
     if run.get("resumed_as"):  # (newcomer h31 F2)
         lines.append(f"  resumed as {run['resumed_as']} (its work goes on there)")
+    current = run.get("current_run_id")
+    if current and current not in (run.get("migrated_to"), run.get("resumed_as")):
+        lines.append(f"  its work now in {current} (through resumes or migrations)")
     return lines
 
 

@@ -180,14 +180,20 @@ class GiveUpMethods(RuntimeParts):
             raise refused(
                 subject,
                 f"{named} carries it out at this moment",
-                "ask again once it has finished, or ask that process to give it up (if it has "
-                f"stopped, its lease ends within {max(1, math.ceil(left))} s, and then any process "
-                "may)",
+                # (not "ask that process": a cancel there waits for the migration under way,
+                # then finds it done: chaos h33 F3)
+                "ask again once it has finished (if that process has stopped, its lease ends "
+                f"within {max(1, math.ceil(left))} s, and then any process may give it up)",
             )
         if not await book.claim(plan, lease.owner):
+            # the claim another process made first: named, as a live holder is (chaos h33 F1)
+            claimant = await book.claimant(plan)
+            who = "another process sharing the database"
+            if claimant is not None and claimant != lease.owner:
+                who = (await lease.named(claimant))[0]
             raise refused(
                 subject,
-                "another process sharing the database carries it on or gives it up at this moment",
+                f"{who} carries it on or gives it up at this moment",
                 "ask again once it has finished",
             )
         return True

@@ -105,6 +105,12 @@ class PlanBook:
         )
         return bool(claimed == owner)
 
+    async def claimant(self, plan: MigrationPlan) -> str | None:
+        """The process whose claim of ``plan`` holds (None: none does)."""
+        now = self._clock.now()
+        owner = await self._store.kv_get(CLAIMS, _claim_key(plan), now=now, default=None)
+        return owner if isinstance(owner, str) else None
+
     async def unclaim(self, plan: MigrationPlan) -> None:
         """Let go of a claim of ``plan`` that came to nothing (a give-up that found the
         migration going on), so that another may claim this turn of it."""

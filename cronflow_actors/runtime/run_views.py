@@ -112,8 +112,9 @@ class RunInfo(msgspec.Struct, frozen=True, kw_only=True):
     webhook that takes a token); None for the runtime's own triggers and this process's
     calls."""
     migration_pending: bool | None = None
-    """Its ``migrated_to`` run has not started: the migration is pending (its start failed;
-    fix the cause and ``migrate`` again, or ``cancel`` this run to give the migration up).
+    """Its ``migrated_to`` run has not started: the migration is pending (its start failed:
+    fix the cause and ``migrate`` again, or ``cancel`` this run to give the migration up; or a
+    crash cut it: the next start of a runtime carries it on).
     Said by ``inspect`` (``GET /runs/{id}``: true or false); None in listings, which do not
     look."""
     resumed_as: str | None = None

@@ -516,7 +516,7 @@
         run.migrated_from ? h("dt", { text: "Migrated from" }) : null,
         run.migrated_from ? h("dd", {}, h("a", { href: `#/runs/${encodeURIComponent(run.migrated_from)}`, class: "mono", id: "migrated-from", text: run.migrated_from })) : null,
         run.migrated_to ? h("dt", { text: "Migrated to" }) : null,
-        run.migrated_to && run.migration_pending ? h("dd", { id: "migration-pending" }, h("span", { class: "mono", text: run.migrated_to }), " (pending: it has not started; fix the cause and migrate again, or give the migration up)") : null,
+        run.migrated_to && run.migration_pending ? h("dd", { id: "migration-pending" }, h("span", { class: "mono", text: run.migrated_to }), " (pending: it has not started. If its start raised, fix the cause and migrate again, or give the migration up; if a crash cut it, the next start of a runtime carries it on)") : null,
         run.migrated_to && !run.migration_pending ? h("dd", {}, h("a", { href: `#/runs/${encodeURIComponent(run.migrated_to)}`, class: "mono", id: "migrated-to", text: run.migrated_to }), " (this run was canceled for it)") : null,
         run.resumed_as ? h("dt", { text: "Resumed as" }) : null,  // where its work goes on (newcomer h31 F2)
         run.resumed_as ? h("dd", {}, h("a", { href: `#/runs/${encodeURIComponent(run.resumed_as)}`, class: "mono", id: "resumed-as", text: run.resumed_as }), " (its work goes on there)") : null,
