@@ -244,8 +244,8 @@ async def _complete_silently(task: FastForwardTask, output: Any, marked: list[st
         failed = task.definition.catch and is_caught(name, output, marked)
         workflow.set_output(name, output, caught=failed)
         work, reduced = task.definition.work_item, task.definition.reduce is not None
-        if work is not None:
-            task.record.carried_kind = item_kind(work)
+        # (a composite task's: a subflow, a flow per item; it read "not started", conform h33 F2)
+        task.record.carried_kind = item_kind(work) if work is not None else "subflow"
         migration = tx.state.migration
         if migration is not None and workflow.parent_id is None and name in migration.answered:
             task.record.carried_error = migration.answered.pop(name)  # (as it was shown)

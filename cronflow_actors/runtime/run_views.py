@@ -49,6 +49,7 @@ from cronflow_actors.runtime.step_views import (
     DELAY,
     StepInfo,
     action_step,
+    all_carried,
     condition_failed,
     delayed,
     fell_back,
@@ -440,6 +441,15 @@ class RunViews:
                 if fallback is not None and fallback.error:
                     errors.append(fallback.error)
                     error_type = fallback.error_type
+            # carried: completed where the run went on from (its children too, all carried
+            # over by a migration: conform h33 F2, a subflow read as run here)
+            carried = not items and (
+                all(all_carried(state, c.id) for c in children)
+                if children
+                else bool(record.carried_kind)
+            )
+            if carried:
+                starts = ends = []
             steps.append(
                 StepInfo(
                     id=name,
@@ -448,13 +458,15 @@ class RunViews:
                     output=output,
                     error=errors[-1] if errors else None,
                     error_type=error_type,
-                    attempts=max((i.attempt for i in items), default=1 if children else 0),
+                    attempts=0
+                    if carried
+                    else max((i.attempt for i in items), default=1 if children else 0),
                     started_at=min(starts) if starts else None,
                     finished_at=max(ends) if ends and record.state != TaskState.STARTED else None,
                     # the restarts that ran it again, not its functions' sum (chaos h31 F1)
                     redispatches=max((i.redispatches for i in items), default=0),
                     event=events.get(name),
-                    carried=bool(record.carried_kind) and not items and not children,
+                    carried=carried,
                 )
             )
         return condition_failed(steps, root) if flows else steps

@@ -22,6 +22,7 @@ __all__ = [
     "DELAY",
     "StepInfo",
     "action_step",
+    "all_carried",
     "condition_failed",
     "delayed",
     "fell_back",
@@ -133,3 +134,11 @@ def condition_failed(steps: list[StepInfo], root: WorkflowRecord) -> list[StepIn
         loop, status="failed", output=None, error=error, error_type=ended
     )
     return [shown if step is loop else step for step in steps]
+
+
+def all_carried(state: InstanceState, workflow_id: str) -> bool:
+    """Whether nothing ran in child workflow ``workflow_id`` here: its work items, and its own
+    children's, were all carried over (a migration's fast-forward)."""
+    items = (i for i in state.work_items.values() if i.workflow_id == workflow_id)
+    kids = (w.id for w in state.workflows.values() if w.parent_id == workflow_id)
+    return all(i.carried for i in items) and all(all_carried(state, k) for k in kids)

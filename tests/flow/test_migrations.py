@@ -1077,3 +1077,54 @@ async def test_a_carried_step_keeps_the_error_its_fallback_answered(
     for run_id in (moved, again):
         [kept] = [s for s in (await rt.inspect(run_id)).steps if s.id == "charge"]
         assert (kept.output, kept.error) == ("later", answered), run_id
+
+
+async def test_a_carried_subflow_or_flow_per_item_reads_as_carried(
+    rt: cf.Runtime, clock: ManualClock
+) -> None:
+    """A ``subflow`` or a ``for_each`` of item flows carried over read "not started" after a
+    resume (no kind of its own kept), and as run here after a migration (its child workflows
+    made anew, each carried), where the other carried steps read "carried over" (conform h33
+    F2)."""
+    fail = {"on": True}
+
+    def b(ctx: cf.FlowContext) -> str:
+        if fail["on"]:
+            raise ValueError("b fails")
+        return "b"
+
+    def per(item: Any, flow: cf.Flow) -> cf.Flow:
+        return flow.step("s", lambda ctx: item)
+
+    def flow(version: str) -> cf.Flow:
+        return (
+            cf.define("f", version=version)
+            .subflow("sub", "kid")
+            .for_each("fef", lambda ctx: [1, 2], per)
+            .sleep("nap", "1m")
+            .step("b", b)
+        )
+
+    rt.register(cf.define("kid").step("k", lambda ctx: "kid-out"))
+    rt.register(flow("v1"))
+    failed = await rt.trigger("f")
+    await rt.wait_idle()
+    clock.advance(60)
+    assert (await rt.wait(failed, timeout=5)).status == "failed"
+    fail["on"] = False
+    resumed = await rt.replay(failed, resume=True)
+    await rt.wait_idle()
+    clock.advance(60)
+    assert (await rt.wait(resumed, timeout=5)).status == "completed"
+    held = await rt.trigger("f")
+    await rt.wait_idle()  # asleep, after both
+    rt.register(flow("v2"))
+    moved = await rt.migrate(held, "v2")
+    await rt.wait_idle()
+    for run_id in (moved, resumed):
+        shown = {s.id: s for s in (await rt.inspect(run_id)).steps}
+        for name in ("sub", "fef"):
+            step = shown[name]
+            assert (step.status, step.carried, step.attempts) == ("completed", True, 0), run_id
+            assert step.started_at is None
+    assert not {s.id: s for s in (await rt.inspect(resumed)).steps}["b"].carried  # it ran here
