@@ -24,6 +24,8 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+import msgspec
+
 from cronflow_actors.calls import settle
 from cronflow_actors.errors import InvalidWorkflowError, StepFailedError
 from cronflow_actors.flow import fanout, waits
@@ -479,7 +481,9 @@ def compile_flow(
         rate_limit=definition.rate_limit,
         queue=definition.queue,
         secrets=definition.secrets,
-        description=describe(definition),
+        description=msgspec.structs.replace(
+            describe(definition), awaits=sorted({w.event for w in compiler.waits.values()})
+        ),
         subflows=tuple(compiler.subflows.values()),
         waits=compiler.waits,
         humans=compiler.humans,

@@ -74,6 +74,9 @@ class WorkflowDescription(msgspec.Struct, frozen=True, kw_only=True):
     versions: list[FlowVersion] = msgspec.field(default_factory=list)
     """Every version of it registered on the runtime, in the order they were registered (the
     description is the one of the ``current`` version); empty outside a runtime."""
+    awaits: list[str] = msgspec.field(default_factory=list)
+    """The events its steps wait for (``wait_for_event``), where a publish reaches its runs
+    (one that starts it is a trigger): the console offers them to publish (newcomer h33 F8)."""
 
 
 def triggers_of(flow: FlowTriggers) -> list[FlowTrigger]:

@@ -31,6 +31,7 @@ from cronflow_actors.messages.engine import (
     Stats,
     WorkItemAction,
 )
+from cronflow_actors.net.spec import NetSpec
 from cronflow_actors.runtime.flow_runs import is_flows_run
 from cronflow_actors.runtime.give_up import GiveUpMethods
 from cronflow_actors.runtime.instances import root_of
@@ -38,6 +39,24 @@ from cronflow_actors.runtime.migrations import MigrationLinks
 from cronflow_actors.runtime.runs import check_cancel_reason, check_instance_id
 
 __all__ = ["NetDescription", "NetMethods"]
+
+
+def awaited(spec: NetSpec) -> list[str]:
+    """The events the work items of ``spec`` (and of the nets its composite tasks run) wait for."""
+    found: set[str] = set()
+    seen: set[int] = set()
+    todo = [spec]
+    while todo:
+        net = todo.pop()
+        if id(net) in seen:
+            continue
+        seen.add(id(net))
+        for task in net.tasks.values():
+            wait = task.work_item.wait if task.work_item is not None else None
+            if wait is not None and wait.kind == "event":
+                found.add(wait.event)
+            todo.extend(task.subworkflows)
+    return sorted(found)
 
 
 class NetDescription(msgspec.Struct, frozen=True, kw_only=True):
@@ -54,6 +73,8 @@ class NetDescription(msgspec.Struct, frozen=True, kw_only=True):
     actions: list[str]
     """The actions of its newest version's root an outside caller may take (``initialize``,
     ``cancel``: declared with ``net.action``)."""
+    awaits: list[str] = msgspec.field(default_factory=list)
+    """The events its newest version's work items wait for (``WaitSpec(kind="event")``)."""
 
 
 _A_FLOW = (
@@ -124,6 +145,7 @@ class NetMethods(GiveUpMethods):
                     deprecated=deprecated,
                     migrations=migrations,
                     actions=sorted(newest.actions),
+                    awaits=awaited(newest),
                 )
             )
         return nets

@@ -382,7 +382,14 @@ def test_a_step_waiting_for_an_event_names_it(page: Any, served: Served) -> None
     assert waits.inner_text() == "waits for the event order.settled"
     waits.query_selector("a").click()
     until(page, "document.querySelector('#event-name')?.value === 'order.settled'")
-    api(served, "POST", "/events/order.settled", {"n": 1})
+    # offered, though no flow starts on it (newcomer h33 F8), and the answer says which run's
+    # step took it ("no flow started for it")
+    assert "Steps wait for: order.settled" in page.inner_text("#event-names-said")
+    assert page.query_selector("#event-names option[value='order.settled']") is not None
+    page.fill("#event-payload", '{"n": 1}')
+    page.click("#publish")
+    delivered = page.wait_for_selector("#event-result li")
+    assert delivered.inner_text() == f"delivered to the waiting step of run {run_id}"
     assert wait_ended(served, run_id)["output"] == {"n": 1}
 
 

@@ -138,6 +138,7 @@ async def test_flows_lists_the_nets_their_versions_and_migrations(serve: Serve) 
                 "deprecated": ["v1"],
                 "migrations": [["v1", "v2"]],
                 "actions": ["initialize"],
+                "awaits": [],
             }
         ]
     }
@@ -149,6 +150,51 @@ async def test_flows_lists_the_nets_their_versions_and_migrations(serve: Serve) 
     assert "  migration v1 -> v2" in lines
     assert "  callers may: initialize" in lines
     assert "plain v1" in lines  # the flows first, as before
+
+
+async def test_the_events_a_flows_or_a_nets_steps_wait_for_are_listed(serve: Serve) -> None:
+    """The console offered to publish only the events that start a flow, none that a waiting
+    step takes (newcomer h33 F8): ``GET /flows`` and ``GET /nets`` list them as ``awaits``."""
+    from cronflow_actors import net
+
+    answered = net.WaitSpec(kind="event", event="offer.answered")
+    answer = net.work_item("answer", wait=answered)
+    inner = (
+        net.workflow("inner")
+        .start_condition("start")
+        .end_condition("end")
+        .task(
+            "signed",
+            net.task(net.work_item("sign", wait=net.WaitSpec(kind="event", event="signed"))),
+        )
+        .connect_condition("start", "signed")
+        .connect_task("signed", "end")
+        .build()
+    )
+    offer = (
+        net.workflow("offer")
+        .start_condition("start")
+        .end_condition("end")
+        .task("answer", net.task(answer))
+        .composite_task("contract", net.composite_task(inner))
+        .connect_condition("start", "answer")
+        .connect_task("answer", "contract")
+        .connect_task("contract", "end")
+        .build()
+    )
+    settle = (
+        cf.define("settle")
+        .on_event("order.placed")
+        .wait_for_event("paid", "order.settled")
+        .if_("big", lambda ctx: True)
+        .wait_for_event("checked", "order.checked")
+        .end_if()
+    )
+    _rt, client = await serve([offer, settle])
+    [flow] = (await client.get("/flows")).json()["flows"]
+    assert flow["awaits"] == ["order.checked", "order.settled"]  # (not the one that starts it)
+    [described] = (await client.get("/nets")).json()["nets"]
+    assert described["awaits"] == ["offer.answered", "signed"]
 
 
 async def test_a_key_in_any_script_names_one_publish_from_python_http_or_the_cli(

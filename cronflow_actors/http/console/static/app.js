@@ -714,7 +714,10 @@
 
   async function eventsPage(params) {
     const known = await flows().catch(orNone([]));
+    const nets = (await api("GET", "/nets").catch(orNone({ nets: [] }))).nets;
     const events = [...new Set(known.flatMap((f) => f.triggers.filter((t) => t.kind === "event").map((t) => t.event)))].sort();
+    // and the events steps wait for, a flow's or a net's (newcomer h33 F8: none offered)
+    const awaited = [...new Set([...known, ...nets].flatMap((w) => w.awaits || []))].filter((e) => !events.includes(e)).sort();
     const name = h("input", { id: "event-name", list: "event-names", value: params.get("name") || "", required: true, placeholder: "event name" });
     const payload = h("textarea", { id: "event-payload", placeholder: '{"order_id": "o-1"}' });
     const result = h("div", { id: "event-result" });
@@ -726,17 +729,20 @@
         const published = await api("POST", `/events/${encodeURIComponent(name.value.trim())}`, body);
         result.replaceChildren(h("div", { class: "card" },
           h("h2", { text: `Published “${name.value.trim()}”` }),
-          published.started.length
-            ? h("ul", {}, published.started.map((id) => h("li", {}, "started run ", h("a", { href: `#/runs/${encodeURIComponent(id)}`, class: "mono", text: id }))))
-            : h("p", { class: "muted", text: "No flow started for it (steps waiting for it were woken, if any)." }),
+          published.started.length || published.delivered.length || published.held.length
+            ? h("ul", {}, [["started run ", published.started], ["delivered to the waiting step of run ", published.delivered],
+              ["kept for run ", published.held]].flatMap(([said, ids]) => ids.map((id) =>
+                h("li", {}, said, h("a", { href: `#/runs/${encodeURIComponent(id)}`, class: "mono", text: id })))))
+            : h("p", { class: "muted", text: "No flow started for it, and no waiting step took it." }),
           published.refused.length ? h("pre", { class: "error", text: json(published.refused) }) : null));
       } catch (error) { notice(error.message); }
     } },
-    h("label", {}, "Event", name, h("datalist", { id: "event-names" }, events.map((e) => h("option", { value: e })))),
+    h("label", {}, "Event", name, h("datalist", { id: "event-names" }, [...events, ...awaited].map((e) => h("option", { value: e })))),
     h("label", {}, "Payload (JSON)", payload),
     h("div", { class: "actions" }, h("button", { type: "submit", class: "primary", id: "publish", text: "Publish" })));
     main.replaceChildren(h("h1", { text: "Publish an event" }),
-      h("p", { class: "muted", text: events.length ? `Flows listen for: ${events.join(", ")}.` : "No registered flow starts on an event; steps may still wait for one." }),
+      h("p", { class: "muted", id: "event-names-said", text: (events.length ? `Flows start on: ${events.join(", ")}.` : "No registered flow starts on an event.")
+        + (awaited.length ? ` Steps wait for: ${awaited.join(", ")}.` : "") }),
       form, result);
   }
 
