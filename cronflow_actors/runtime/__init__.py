@@ -23,6 +23,7 @@ from cronflow_actors.runtime.migrations import MigrationLinks
 from cronflow_actors.runtime.net_api import NetDescription
 from cronflow_actors.runtime.pauses import PausedRun
 from cronflow_actors.runtime.publish_result import EventFilterError, EventRefusal, PublishResult
+from cronflow_actors.runtime.run_trigger import RunTrigger
 from cronflow_actors.runtime.runs import (
     Page,
     RunInfo,
@@ -57,6 +58,7 @@ __all__ = [
     "RunInfo",
     "RunResult",
     "RunStatus",
+    "RunTrigger",
     "Runtime",
     "StateStats",
     "StepInfo",

@@ -24,7 +24,6 @@ from cronflow_actors.errors import (
     class_name,
 )
 from cronflow_actors.flow.context import step_error
-from cronflow_actors.flow.envelope import read_envelope
 from cronflow_actors.messages import QueuedRun, SnapshotRecord
 from cronflow_actors.messages.engine import (
     InstanceState,
@@ -45,6 +44,7 @@ from cronflow_actors.runtime.pages import (
     encode_cursor,
 )
 from cronflow_actors.runtime.pinning import BLOCKED, block_of, not_registered
+from cronflow_actors.runtime.run_trigger import RunTrigger, read_trigger
 from cronflow_actors.runtime.step_views import (
     DELAY,
     StepInfo,
@@ -122,6 +122,9 @@ class RunInfo(msgspec.Struct, frozen=True, kw_only=True):
     """The run that resumes this one (``replay(..., resume=True)``), where its work goes on: a
     failed run pointed nowhere after it, and offered a resume (newcomer h31 F2). Said by
     ``inspect`` of an ended run; None in listings, which do not look."""
+    trigger: RunTrigger | None = None
+    """How a flow's run was started, and what its webhook kept of the request (``inspect``;
+    None for a net's instance, and in listings)."""
     current_run_id: str | None = None
     """The run at the end of the resumes and migrations its work went on through, where it is
     now (newcomer h33 F4: one hop named a run that had ended too); said by ``inspect`` of a
@@ -186,7 +189,7 @@ class RunViews:
 
     def _queued_info(self, queued: QueuedRun) -> RunInfo:
         """A run waiting in its flow's queue: ``waiting``, with no steps yet."""
-        payload, replay_of, by = _trigger(msgspec.msgpack.decode(queued.payload))
+        payload, replay_of, by, _how = read_trigger(msgspec.msgpack.decode(queued.payload))
         return RunInfo(
             id=queued.instance_id,
             workflow=queued.workflow,
@@ -205,8 +208,8 @@ class RunViews:
         if root is None:
             raise NotFoundError("run", state.id)
         flows = self._is_flow(snapshot, state)  # a net's payload is its caller's, as given
-        payload, replay_of, by = (
-            _trigger(root.payload) if flows else (root.payload, None, root.started_by)
+        payload, replay_of, by, trigger = (
+            read_trigger(root.payload) if flows else (root.payload, None, root.started_by, None)
         )
         cause = state.work_items.get(root.error_cause) if root.error_cause else None
         return RunInfo(
@@ -227,6 +230,7 @@ class RunViews:
             version=state.version,
             blocked=self._why_held(snapshot),
             started_by=by,
+            trigger=trigger if steps else None,
         )
 
     def _is_flow(self, snapshot: SnapshotRecord, state: InstanceState) -> bool:
@@ -480,14 +484,6 @@ def _status(snapshot: SnapshotRecord, root: WorkflowRecord) -> RunStatus:
     if snapshot.status in ("running", "waiting"):
         return RunStatus(snapshot.status)
     return RunStatus.RUNNING  # a snapshot from before the status column said more
-
-
-def _trigger(stored: Any) -> tuple[Any, str | None, str | None]:
-    """A stored run payload's user payload, the run it replays, and who started it."""
-    envelope = read_envelope(stored)
-    if envelope is None:
-        return stored, None, None
-    return envelope.payload, envelope.replay_of, envelope.by
 
 
 def _migrated_from(state: InstanceState, replay_of: str | None) -> str | None:

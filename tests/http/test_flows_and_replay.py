@@ -128,9 +128,21 @@ async def test_a_replays_new_payload_passes_its_webhooks_checks(serve: Serve) ->
         )
     )
     rt, client = await serve([flow])
-    sent = await client.post("/hooks/charge/acme", json={"amount": 5}, headers={"x-id": "7"})
+    sent = await client.post(
+        "/hooks/charge/acme?src=wire", json={"amount": 5}, headers={"x-id": "7", "x-other": "no"}
+    )
     run_id = sent.json()["run_id"]
     await rt.wait(run_id)
+    # what started it, beside its payload: only its steps saw it (newcomer h33 F9)
+    shown = (await client.get(f"/runs/{run_id}")).json()
+    assert shown["trigger"] == {
+        "kind": "webhook",
+        "webhook": "/hooks/charge/{tenant}",
+        "params": {"tenant": "acme"},
+        "query": {"src": "wire"},
+        "headers": {"x-id": "7"},  # the one it keeps
+    }
+    assert (await client.get("/runs")).json()["runs"][0]["trigger"] is None  # (listings: not)
     for payload, said in [
         ({"amount": 5, "evil": True}, "Object contains unknown field `evil`"),
         ({"amount": "5"}, "Expected `int`, got `str`"),

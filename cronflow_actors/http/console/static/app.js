@@ -530,6 +530,10 @@
           h("div", { class: "card" }, meta),
           h("div", { class: "card" },
             h("h2", { text: "Payload" }), h("pre", { id: "payload", text: json(run.payload) }),
+            // what its webhook kept of the request (newcomer h33 F9: its steps alone saw it)
+            run.trigger && (run.trigger.webhook || Object.keys(run.trigger.query || {}).length)
+              ? h("details", { id: "trigger" }, h("summary", { text: `started by ${run.trigger.kind}${run.trigger.webhook ? " " + run.trigger.webhook : ""}` }),
+                h("pre", { text: json({ params: run.trigger.params, query: run.trigger.query, headers: run.trigger.headers }) })) : null,
             h("h2", { text: "Output" }), h("pre", { id: "output", text: json(run.output) }),
             run.error ? h("h2", { text: "Error" }) : null,
             run.error ? h("pre", { class: "error", id: "error", text: failure(run) }) : null)),
