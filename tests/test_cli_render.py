@@ -94,3 +94,15 @@ def test_a_paused_run_shows_the_command_that_approves_it_to_paste_as_it_is() -> 
     assert line == "cronflow-actors resume t-1 --approve --url http://h:1"
     args = build_parser().parse_args(shlex.split(line)[1:])
     assert (args.token_id, args.approved, args.payload) == ("t-1", True, None)
+
+
+def test_a_run_a_webhook_started_says_what_it_kept_of_the_request() -> None:
+    trigger = {
+        "kind": "webhook",
+        "webhook": "/hooks/{t}",
+        "params": {"t": "a"},
+        "query": {"q": "1"},
+    }
+    shown = render_run(run(trigger=trigger | {"headers": {"x-id": "7"}}))
+    assert "  webhook /hooks/{t}: t=a, q=1, x-id=7" in shown.splitlines()
+    assert "webhook" not in render_run(run(trigger={"kind": "manual"}))

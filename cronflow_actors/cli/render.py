@@ -11,6 +11,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from cronflow_actors.errors import one_line
+
 __all__ = [
     "ago",
     "duration",
@@ -135,6 +137,16 @@ def render_run(
     if run["status"] in FINAL:  # a run still going has not "taken" anything yet
         started += f", took {duration(run_duration(run))}"
     lines.append(started)
+    trigger = run.get("trigger") or {}
+    if trigger.get("webhook"):  # what its webhook kept of the request (newcomer h33 F9)
+        kept = [
+            f"{k}={v}"
+            for part in ("params", "query", "headers")
+            for k, v in trigger.get(part, {}).items()
+        ]
+        said = one_line(", ".join(kept))  # (a sender's bytes: no line break reaches the screen)
+        said = said if len(said) <= 300 else said[:297] + "..."
+        lines.append(f"  webhook {trigger['webhook']}" + (f": {said}" if kept else ""))
     lines += _links(run)
     if run.get("error"):
         lines.append(f"  error: {run['error']}")  # it names the exception's class already
