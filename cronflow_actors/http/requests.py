@@ -118,6 +118,24 @@ def key_header(request: Request, name: str) -> str | None:
     return value
 
 
+_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f]")
+"""A control character (C0 but a tab, DEL, C1): no header value holds one (RFC 9110)."""
+
+
+def printable_headers(kept: Mapping[str, str]) -> None:
+    """400 for a header a run keeps (``required_headers``, ``keep_headers``) that holds a control
+    character but a tab (``X-Tenant: a\\x01b`` was kept, shown in listings and steps, where an
+    Idempotency-Key with it is refused)."""
+    for name, value in kept.items():
+        if _CONTROL.search(value):
+            raise Problem(
+                400,
+                "invalid-header",
+                f"the {name} header holds a control character; a header this webhook keeps is "
+                "printable text (a tab aside)",
+            )
+
+
 def header_text(value: str) -> str:
     """A header's value as Starlette gives it, read as UTF-8 where its bytes are (``ü`` came
     out ``Ã¼`` in the headers a webhook's run keeps and its callbacks see, where the same

@@ -653,3 +653,17 @@ async def test_a_webhooks_key_header_is_read_as_utf8(serve: Serve) -> None:
     run_id = (await other.post("/hooks/kept", json={}, headers=sent)).json()["run_id"]
     assert (await rt.wait(run_id, timeout=5)).output == {"x-agent": "ü-agent"}
     assert (seen[0]["x-agent"], seen[0]["x-raw"]) == ("ü-agent", "\xff")  # (not UTF-8: as sent)
+    # a kept header with a control character is refused, as the key's is (hostile h33 L4: the
+    # run kept "a\x01b", shown in listings and steps); a tab is a header's own
+    for value in (b"a\x01b", b"x\x7fy"):
+        refused = await other.post("/hooks/kept", json={}, headers={"X-Agent": value})
+        assert refused.status_code == 400, refused.text
+        assert refused.json()["detail"] == (
+            "the x-agent header holds a control character; a header this webhook keeps is "
+            "printable text (a tab aside)"
+        )
+    tabbed = await other.post(
+        "/hooks/kept", json={}, headers={"X-Agent": b"a\tb", "X-Raw": b"\x01"}
+    )
+    assert tabbed.status_code == 202  # (a header it does not keep is not its to refuse)
+    assert (await rt.wait(tabbed.json()["run_id"], timeout=5)).output == {"x-agent": "a\tb"}

@@ -1,6 +1,5 @@
 """The flows' webhooks: each request is checked (token, required headers, signature, media type,
-``header_validator``, schema, ``validate``, ``condition``) before a run starts; a refused
-request starts nothing.
+``header_validator``, schema, ``validate``, ``condition``) before a run starts, or starts nothing.
 
 A signed request's signature counts as seen only once the request is accepted (its run started,
 or a duplicate answered): a request refused after its signature was checked may be sent again.
@@ -14,9 +13,8 @@ two keys, 2 and 2.0 one (a canonical JSON form); a string key gives the run id i
 Every callback gets one ``WebhookRequest``. A callback that raises is logged with its traceback
 and answered with a 500 problem that names it (``callback``); so is a start the flow's own code
 refused (its first node's condition raised: ``flow-code-failed``, ``raised_in``), the error's
-message left to the log. ``on_success`` and ``on_error``
-may give the answer instead of the standard one; when they raise or return something that
-cannot be sent, the standard answer goes out and the error is logged.
+message left to the log. ``on_success`` and ``on_error`` may give the answer instead of the
+standard one; when they raise or return what cannot be sent, the standard one goes out, logged.
 
 Only what a run needs is kept with it: the headers the flow declares (``required_headers`` and
 ``keep_headers``), never ``Authorization``, ``Cookie`` or the signature header; and, with
@@ -52,6 +50,7 @@ from cronflow_actors.http.requests import (
     header_text,
     key_header,
     one_header,
+    printable_headers,
     read_body,
 )
 from cronflow_actors.http.routes.runs import started
@@ -145,6 +144,7 @@ class Webhook:
         missing = [h for h in spec.required_headers if not headers.get(h, "").strip()]
         if missing:  # an empty one too: it names no tenant, signs nothing
             raise Problem(400, "missing-headers", f"missing (or empty) required headers: {missing}")
+        printable_headers(kept)  # (an Idempotency-Key's were refused, kept ones not: h33 L4)
         if isinstance(spec.idempotency_key, str):
             # two: which of them names the run? and bytes that are not UTF-8 (hostile h31 L1)
             key_header(request, spec.idempotency_key)
