@@ -127,9 +127,10 @@ class Client:
             else:
                 message = "the server needs a token: pass --token SECRET (or set CRONFLOW_TOKEN)"
             code = Exit.USAGE
-        elif status == 403:
-            message = f"this token may not do that: {detail}"
-            code = Exit.USAGE
+        elif status == 403:  # an internal-only action is no token's to take (hostile h33 L3)
+            internal = " is internal-only" in detail
+            said = "no caller may do that" if internal else "this token may not do that"
+            message, code = f"{said}: {detail}", Exit.USAGE
         elif status in (404, 409):
             message, code = detail, Exit.NOT_FOUND_OR_CONFLICT
         elif slug == "damaged-snapshot":  # the server's data: a retry does not mend it

@@ -42,8 +42,16 @@ def claims() -> net.NetSpec:
 
 
 async def test_a_net_is_started_shown_and_driven_from_the_command_line(serve: Serve) -> None:
-    rt, client = await serve([claims()], tokens={"t-ada": ADA, "t-bob": cf.Principal(id="bob")})
+    plain = cf.define("plain").step("s", str)
+    tokens = {"t-ada": ADA, "t-bob": cf.Principal(id="bob")}
+    rt, client = await serve([claims(), plain], tokens=tokens)
     ada = ["--url", str(client.base_url), "--token", "t-ada"]
+    # a flow started as a net: no token may, and the words say so, and where its door is
+    # (they read "this token may not do that": hostile h33 L3)
+    code, _, err = await cli("net", "start", "plain", *ada)
+    assert code == 2, err
+    assert err.startswith("cronflow-actors: error: no caller may do that: ")
+    assert "(POST /runs)" in err
     code, _, err = await cli("net", "start", "claims", "--url", str(client.base_url))
     assert code == 2, err  # no token: the server's 401, said as a usage error
     code, _, err = await cli("net", "start", "claims", "--token", "t-bob", *ada[:2])
