@@ -100,6 +100,8 @@ def _flows(args: argparse.Namespace) -> int:
             print(f"  migration {source} -> {target}")
         actions = ", ".join(described.get("actions", [])) or "nothing (no action declared)"
         print(f"  callers may: {actions}")
+        for task, verbs in described.get("item_actions", {}).items():
+            print(f"  work items of {task}: {', '.join(verbs)}")
     return Exit.OK
 
 

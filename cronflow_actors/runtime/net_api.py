@@ -75,6 +75,10 @@ class NetDescription(msgspec.Struct, frozen=True, kw_only=True):
     ``cancel``: declared with ``net.action``)."""
     awaits: list[str] = msgspec.field(default_factory=list)
     """The events its newest version's work items wait for (``WaitSpec(kind="event")``)."""
+    item_actions: dict[str, list[str]] = msgspec.field(default_factory=dict)
+    """The actions an outside caller may take on the work items of each of its newest root's
+    tasks (``start``, ``complete``, ...: declared with ``net.action``), by task; tasks with none
+    left out (newcomer h33 F11: only the workflow's were listed)."""
 
 
 _A_FLOW = (
@@ -146,6 +150,11 @@ class NetMethods(GiveUpMethods):
                     migrations=migrations,
                     actions=sorted(newest.actions),
                     awaits=awaited(newest),
+                    item_actions={
+                        task: sorted(spec.work_item.actions)
+                        for task, spec in newest.tasks.items()
+                        if spec.work_item is not None and spec.work_item.actions
+                    },
                 )
             )
         return nets

@@ -438,6 +438,7 @@ def test_workflows_show_their_triggers_and_next_fire_times(page: Any, served: Se
     net = page.inner_text("[data-net='review']")
     assert "versions: v1" in net
     assert "callers may: cancel, initialize" in net
+    assert "work items of approve: complete, start" in net  # (newcomer h33 F11)
     # a schedule's tick now, from its trigger (newcomer h29 F8): the page follows the run
     page.click("[data-flow='nightly'] [data-trigger='interval'] [data-fire]")
     page.wait_for_selector("#run-id")

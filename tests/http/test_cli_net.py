@@ -60,6 +60,8 @@ async def test_a_net_is_started_shown_and_driven_from_the_command_line(serve: Se
     code, out, err = await cli("net", "start", "claims", "--payload", '{"amount": 5}', *ada)
     assert code == 0, err
     workflow_id = out.strip()
+    code, shown, err = await cli("flows", *ada)  # what a caller may do to its items (h33 F11)
+    assert "  work items of review: " in shown, shown
     once = ("net", "start", "claims", "--instance-id", "claim-7", *ada)
     code, out, err = await cli(*once)
     assert (code, out.strip()) == (0, "claim-7"), err

@@ -139,6 +139,7 @@ async def test_flows_lists_the_nets_their_versions_and_migrations(serve: Serve) 
                 "migrations": [["v1", "v2"]],
                 "actions": ["initialize"],
                 "awaits": [],
+                "item_actions": {},
             }
         ]
     }

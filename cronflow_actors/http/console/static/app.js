@@ -708,6 +708,8 @@
       h("p", { class: "muted", text: `versions: ${described.versions.map((v) => described.deprecated.includes(v) ? `${v} (deprecated)` : v).join(", ")}` }),
       described.migrations.length ? h("p", { class: "muted", text: `migrations: ${described.migrations.map(([from, to]) => `${from} → ${to}`).join(", ")}` }) : null,
       h("p", { class: "muted", text: `callers may: ${described.actions.join(", ") || "nothing (no action declared)"}` }),
+      ...Object.entries(described.item_actions || {}).map(([task, verbs]) =>
+        h("p", { class: "muted", "data-item-actions": task, text: `work items of ${task}: ${verbs.join(", ")}` })),
       h("p", {}, h("a", { href: `#/runs?workflow=${encodeURIComponent(described.name)}`, text: "instances of this net →" }))));
     main.replaceChildren(h("h1", { text: "Workflows" }),
       cards.length ? h("div", { id: "flows" }, cards) : h("p", { class: "muted card", text: "No flow is registered." }),
