@@ -109,6 +109,7 @@ def test_run_timeout_on_a_paused_run_says_how_to_resume_it(served: Served) -> No
     result = cli("run", "hold", "--timeout", "1.5", served=served)
     assert result.returncode == 1
     assert "is paused at step 'approve' for a person" in result.stderr
+    assert "this command waits on for its end meanwhile (Ctrl-C stops waiting" in result.stderr
     token = re.search(r"cronflow-actors resume (\S+)", result.stderr)
     assert token is not None
     assert "did not end within 1.5 s" in result.stderr

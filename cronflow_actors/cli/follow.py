@@ -67,7 +67,9 @@ def follow(args: argparse.Namespace, client: Client, run_id: str, *, what: str =
                     say(
                         f"run {run_id} is paused at step {pause['step']!r} for a person; "
                         "approve it from another shell (--reject: refuse it): "
-                        f"{resume_command(pause['token'], server_flags(args))}"
+                        f"{resume_command(pause['token'], server_flags(args))}; this command "
+                        "waits on for its end meanwhile (Ctrl-C stops waiting, not the run; "
+                        "--no-wait or --timeout SECONDS waits less)"  # (newcomer h33 F10)
                     )
             if deadline is not None and time.monotonic() >= deadline:
                 print(
