@@ -395,7 +395,7 @@ class _Older(http.server.BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         self.reads.append(self.path)
         if "wait=" in self.path:
-            detail = "GET /runs/{run_id} has no query parameter wait; it takes nothing"
+            detail = "GET /runs/{run_id} takes no query parameter (given: 'wait')"  # (its words)
             problem = {"type": "urn:cronflow:problem:invalid-argument", "detail": detail}
             self._json(400, problem, "application/problem+json")
             return
@@ -431,3 +431,30 @@ def test_run_waits_by_long_polls_and_polls_a_server_without_them() -> None:
     assert _Older.reads[0] == "/runs/r1"  # at once: a pause to tell of
     assert _Older.reads[1] == "/runs/r1?wait=1"  # refused: polled from then on
     assert all("wait" not in read for read in _Older.reads[2:])
+
+
+class _Hasty(_Older):
+    """A server (or a proxy in front of one) that takes ``wait`` and answers at once anyway."""
+
+    reads: ClassVar[list[str]] = []
+
+    def do_GET(self) -> None:
+        self.reads.append(self.path)
+        self._json(200, {"id": "r1", "workflow": "w", "status": "running", "steps": []})
+
+
+def test_run_does_not_spin_on_a_server_that_answers_a_long_poll_at_once() -> None:
+    # it asked again at once, thousands of times a second (review h33 F1), and its last wait
+    # went past --timeout by up to a second (F5)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Hasty)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        result = cli("run", "w", "--timeout", "2", "--url", url)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result.returncode == 1, result.stderr
+    assert "did not end within 2 s" in result.stderr
+    assert 3 <= len(_Hasty.reads) < 60, len(_Hasty.reads)

@@ -54,6 +54,7 @@ async def test_the_registered_flows_are_listed_with_what_they_say_about_themselv
         "versions": [
             {"version": "v1", "deprecated": False, "current": True, "fingerprint": fingerprint}
         ],
+        "awaits": [],
     }
     assert "not for the API" not in listed.text
     one = await client.get("/flows/orders")
