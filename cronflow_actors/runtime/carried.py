@@ -112,6 +112,8 @@ def answered_errors(state: InstanceState, steps: Collection[str]) -> dict[str, s
             answered.pop(name, None)
             if last.error and last.state == WorkItemState.COMPLETED:
                 answered[name] = last.error
+        if record.error:  # a failure of the step's own (a group's deadline: review h33 F2)
+            answered[name] = record.error
     return {name: error for name, error in answered.items() if name in steps}
 
 

@@ -1128,3 +1128,56 @@ async def test_a_carried_subflow_or_flow_per_item_reads_as_carried(
             assert (step.status, step.carried, step.attempts) == ("completed", True, 0), run_id
             assert step.started_at is None
     assert not {s.id: s for s in (await rt.inspect(resumed)).steps}["b"].carried  # it ran here
+
+
+async def test_a_group_deadline_its_fallback_answered_is_kept_when_carried_over(
+    rt: cf.Runtime, clock: ManualClock
+) -> None:
+    """The error of a ``race`` whose deadline its ``on_error`` answered (the task's own, no
+    item's) was lost by a resume and a migration: the carried step showed no error (review
+    h33 F2), where a step's answered error is kept."""
+    fail = {"on": True}
+
+    async def forever(ctx: cf.FlowContext) -> None:
+        await asyncio.sleep(3600)
+
+    def last(ctx: cf.FlowContext) -> str:
+        if fail["on"]:
+            raise ValueError("later step fails")
+        return "ok"
+
+    def flow(version: str) -> cf.Flow:
+        return (
+            cf.define("f", version=version)
+            .race("r", [forever], timeout="30s")
+            .on_error(lambda ctx: "fallback")
+            .sleep("nap", "1m")
+            .step("last", last)
+        )
+
+    said = "StepTimeoutError: race 'r' timed out after 30 s"
+    rt.register(flow("v1"))
+    failed = await rt.trigger("f")
+    await asyncio.sleep(0.05)
+    clock.advance(30)
+    await rt.wait_idle()
+    clock.advance(60)
+    assert (await rt.wait(failed, timeout=5)).status == "failed"
+    fail["on"] = False
+    resumed = await rt.replay(failed, resume=True)
+    await rt.wait_idle()
+    held = await rt.trigger("f")
+    await asyncio.sleep(0.05)
+    clock.advance(30)
+    await rt.wait_idle()  # asleep, after its race
+    rt.register(flow("v2"))
+    moved = await rt.migrate(held, "v2")
+    await rt.wait_idle()
+    for run_id in (resumed, moved):
+        [step] = [s for s in (await rt.inspect(run_id)).steps if s.id == "r"]
+        assert (step.status, step.output, step.error, step.carried) == (
+            "completed",
+            "fallback",
+            said,
+            True,
+        ), run_id
