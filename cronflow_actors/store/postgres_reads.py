@@ -71,6 +71,8 @@ class PostgresReads:
         pool = self._pool
         if pool is None:
             raise StoreClosedError(repr(self), operation)
+        if any(_holds_nul(param) for param in params):
+            return []  # PostgreSQL's text refuses a NUL, so no row holds one (review h33 F3)
         return list(await pool.fetch(query, *params))
 
     async def schema_version(self) -> int:
@@ -95,7 +97,7 @@ class PostgresReads:
             (instance_id,),
             "look an instance up",
         )
-        return bool(rows[0][0])
+        return bool(rows and rows[0][0])  # (none: an id no row can hold)
 
     async def list_snapshots(
         self,
@@ -281,7 +283,7 @@ class PostgresReads:
         rows = await self._fetch(
             "SELECT COUNT(*) FROM waits WHERE kind = $1 AND NOT ended", (kind,), "count waits"
         )
-        return int(rows[0][0])
+        return int(rows[0][0]) if rows else 0
 
     async def count_in_flight(self) -> dict[tuple[str, str], int]:
         rows = await self._fetch(sql.COUNT_IN_FLIGHT, (), "count runs in flight")
@@ -327,7 +329,7 @@ class PostgresReads:
         rows = await self._fetch(
             "SELECT COUNT(*) FROM run_queue WHERE queue = $1", (queue,), "count queued runs"
         )
-        return int(rows[0][0])
+        return int(rows[0][0]) if rows else 0
 
     async def current_lease(self, scope: str = "runtime") -> LeaseRecord | None:
         rows = await self._fetch(sql.SELECT_LEASE, (scope,), "read the database lease")
@@ -369,3 +371,11 @@ def _filters(**columns: Any) -> _Where:
         if value is not None:
             where.add(f"{name} = {{}}", value)
     return where
+
+
+def _holds_nul(param: Any) -> bool:
+    """Whether a query's parameter is text with a NUL, or a list with such text (an id a caller
+    sent: ``GET /runs/a%00b`` was a 500 here where SQLite answers "no such run")."""
+    if isinstance(param, str):
+        return "\x00" in param
+    return isinstance(param, list) and any(isinstance(p, str) and "\x00" in p for p in param)

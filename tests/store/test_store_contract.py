@@ -276,3 +276,19 @@ async def test_a_closed_store_refuses_work() -> None:
     await store.close()
     with pytest.raises(StoreClosedError):
         await store.commit(only_snapshot(snapshot()))
+
+
+async def test_a_key_holding_a_nul_finds_nothing_in_every_store(store: Store) -> None:
+    """An id a caller sent with a NUL in it (``GET /runs/a%00b``) is no row's: PostgreSQL's text
+    cannot take one, and its reads raised, a 500 over HTTP (review h33 F3); each store answers
+    as for any id it does not hold."""
+    await store.commit(only_snapshot(snapshot()))
+    nul = "i1\x00b"
+    assert await store.load_snapshot(nul) is None
+    assert await store.instance_exists(nul) is False
+    assert await store.queued_run(nul) is None
+    assert await store.find_wait("pause", nul) is None
+    assert await store.open_waits("pause", instance_id=nul) == []
+    assert await store.load_journal(nul) == []
+    assert await store.kv_get("ns", nul, now=0.0, default="none") == "none"
+    assert await store.load_snapshot("i1") is not None  # (the store still reads)
