@@ -26,6 +26,7 @@ from starlette.requests import ClientDisconnect, Request
 from cronflow_actors.errors import ConfigurationError, clipped
 from cronflow_actors.http.big_bodies import busy, take_bytes, take_place, waiting_for_room
 from cronflow_actors.http.problems import Problem
+from cronflow_actors.runtime import not_one_line
 
 __all__ = [
     "SAFE_METHODS",
@@ -118,21 +119,18 @@ def key_header(request: Request, name: str) -> str | None:
     return value
 
 
-_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f]")
-"""A control character (C0 but a tab, DEL, C1): no header value holds one (RFC 9110)."""
-
-
 def printable_headers(kept: Mapping[str, str]) -> None:
-    """400 for a header a run keeps (``required_headers``, ``keep_headers``) that holds a control
-    character but a tab (``X-Tenant: a\\x01b`` was kept, shown in listings and steps, where an
-    Idempotency-Key with it is refused)."""
+    """400 for a header a run keeps (``required_headers``, ``keep_headers``) that a cancel's
+    reason could not hold (``not_one_line``: a control character but a tab, a line separator,
+    a bidi control): ``X-Tenant: a\\x01b`` was kept, and shown in listings and steps, where an
+    Idempotency-Key with it is refused (hostile h33 L4, review h33 F6)."""
     for name, value in kept.items():
-        if _CONTROL.search(value):
+        if not_one_line(value.replace("\t", " ")):
             raise Problem(
                 400,
                 "invalid-header",
-                f"the {name} header holds a control character; a header this webhook keeps is "
-                "printable text (a tab aside)",
+                f"the {name} header holds a control character, a line separator or a bidi "
+                "control; a header this webhook keeps is text of one line (a tab aside)",
             )
 
 

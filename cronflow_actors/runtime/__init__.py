@@ -14,6 +14,7 @@ from cronflow_actors.flow.triggers import (
     WebhookRequest,
     WebhookResponse,
     WebhookSpec,
+    not_one_line,
     schema_path,
 )
 from cronflow_actors.net.durations import parse_duration
@@ -74,6 +75,7 @@ __all__ = [
     "WorkflowDescription",
     "WorkflowInfo",
     "WorkflowState",
+    "not_one_line",
     "open_store",
     "parse_duration",
     "schema_path",

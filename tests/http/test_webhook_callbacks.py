@@ -655,12 +655,13 @@ async def test_a_webhooks_key_header_is_read_as_utf8(serve: Serve) -> None:
     assert (seen[0]["x-agent"], seen[0]["x-raw"]) == ("ü-agent", "\xff")  # (not UTF-8: as sent)
     # a kept header with a control character is refused, as the key's is (hostile h33 L4: the
     # run kept "a\x01b", shown in listings and steps); a tab is a header's own
-    for value in (b"a\x01b", b"x\x7fy"):
+    # nor a line separator or a bidi control, as a cancel's reason (review h33 F6)
+    for value in (b"a\x01b", b"x\x7fy", "a\u2028b".encode(), "\u202egnp.exe".encode()):
         refused = await other.post("/hooks/kept", json={}, headers={"X-Agent": value})
         assert refused.status_code == 400, refused.text
         assert refused.json()["detail"] == (
-            "the x-agent header holds a control character; a header this webhook keeps is "
-            "printable text (a tab aside)"
+            "the x-agent header holds a control character, a line separator or a bidi control; "
+            "a header this webhook keeps is text of one line (a tab aside)"
         )
     tabbed = await other.post(
         "/hooks/kept", json={}, headers={"X-Agent": b"a\tb", "X-Raw": b"\x01"}
