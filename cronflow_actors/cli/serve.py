@@ -344,10 +344,10 @@ class _JsonFormatter(logging.Formatter):
 
 class _TextFormatter(logging.Formatter):
     """A record per line: its first line at the start, the lines after it (a traceback, a
-    message of several lines) indented, and a NUL, a terminal's escape or a line break other
-    than ``\\n`` written as an escape. An exception's message ends its traceback as raised, so a
-    sender's line breaks in it (a payload quoted) wrote a line that read as the server's own,
-    and a NUL made the log a binary file to ``grep`` (hostile h33 L1)."""
+    message of several lines) indented, and a control character, a line break other than
+    ``\\n`` or a bidi control written as an escape. An exception's message ends its traceback
+    as raised, so a sender's line breaks in it (a payload quoted) wrote a line that read as the
+    server's own, and a NUL made the log a binary file to ``grep`` (hostile h33 L1)."""
 
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -357,7 +357,14 @@ class _TextFormatter(logging.Formatter):
         return text.replace("\n", "\n    ") if "\n" in text else text
 
 
-_ODD_CHARACTERS = {c: escape for c, escape in LINE_BREAKS.items() if c != ord("\n")}
+_ODD_CHARACTERS = {
+    code: repr(chr(code))[1:-1]
+    for code in (*range(0x20), *range(0x7F, 0xA0), *range(0x202A, 0x202F), *range(0x2066, 0x206A))
+    if code not in (ord("\n"), ord("\t"))
+} | {c: escape for c, escape in LINE_BREAKS.items() if c != ord("\n")}
+"""Written as escapes in the text log: every control character but a newline and a tab (a
+terminal's BEL, backspace, its one-byte CSI: review h33 F7), the line breaks ``str.splitlines``
+knows, and the bidi controls that turn a line around as it is shown."""
 
 
 uvicorn_log = logging.getLogger("uvicorn.error")

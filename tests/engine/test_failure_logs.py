@@ -196,3 +196,8 @@ def test_serve_s_text_log_keeps_a_traceback_s_lines_from_reading_as_records() ->
     assert forged_line + "the amount must be positive" in after, after
     assert "\x00" not in text
     assert "\u2028" not in text
+    # and every other control a terminal acts on, and the bidi controls (review h33 F7)
+    odd = "\x07\x08\x7f\x9b\u202e"
+    record.args, record.exc_info, record.exc_text = (odd,), None, None
+    said = _TextFormatter().format(record)
+    assert said.endswith("step failed: \\x07\\x08\\x7f\\x9b\\u202e"), said
