@@ -179,6 +179,7 @@ def serve(settings: Any, *, process_ends: bool = False) -> int:
         serve_metrics=not separate_metrics,
         drain=settings.drain_timeout,
         allowed_hosts=allowed_hosts,
+        long_polls=max(1, settings.max_connections // 2),
     )
     explained = _ExplainedStartFailure(app)
     failed_start = explained.failed_start

@@ -50,6 +50,7 @@ def create_app(
     drain: float | None = None,
     big_bodies: int = 8,
     allowed_hosts: list[str] | None = None,
+    long_polls: int = 500,
 ) -> Starlette:
     """The app for ``runtime`` (started and stopped by the app's lifespan).
 
@@ -65,6 +66,8 @@ def create_app(
     ``big_bodies``: how many requests with a body over 64 KiB are handled at once
     (``big_bodies.py``); the others wait their turn up to ``body_timeout``, then get a 503.
     ``allowed_hosts``: the host names it answers to (``hosts.py``; None: any).
+    ``long_polls``: how many ``GET /runs/{id}?wait=`` may wait at once; the others are
+    answered at once, as the run stands (``serve``: half of ``--max-connections``).
     """
     limits = BodyLimits(max_bytes=max_body, max_depth=max_json_depth, read_timeout=body_timeout)
     edge = Edge(
@@ -72,6 +75,7 @@ def create_app(
         limits=limits,
         tokens=Tokens(tokens or {}, read_only_tokens),
         metrics_token=metrics_token,
+        long_polls=long_polls,
     )
     document = openapi_document(
         runtime.catalog.webhooks(),

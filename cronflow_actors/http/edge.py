@@ -94,11 +94,15 @@ class Edge:
         limits: BodyLimits,
         tokens: Tokens,
         metrics_token: str | None = None,
+        long_polls: int = 500,
     ) -> None:
         self.runtime = runtime
         self.limits = limits
         self.tokens = tokens
         self.metrics_token = metrics_token
+        self.long_polls = long_polls
+        """How many requests may wait for a run's end at once (``GET /runs/{id}?wait=``); the
+        others are answered at once, so waiting clients cannot take every connection."""
         self.signatures = Signatures(runtime.store, runtime.clock)
         need = "this server needs 'Authorization: Bearer <token>'"
         self.auth = BearerAuth(tokens, required=tokens.configured, missing=need).middleware()

@@ -254,7 +254,8 @@ def _fixed_paths(b: _Builder) -> dict[str, Any]:
             "get": b.op(
                 "A run with its steps; with wait=N, answered once the run has ended (completed, "
                 "failed or canceled) or after N seconds, as it stands then (a long poll; a "
-                "drain of the server answers it at once)",
+                "drain of the server answers it at once, and so is one beyond the number the "
+                "server lets wait: half its connections)",
                 {"200": b.answer("the run", RunInfo)},
                 "400 404 500",
                 params=[path_param("run_id"), _WAIT],

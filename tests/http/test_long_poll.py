@@ -114,3 +114,25 @@ def test_a_drain_answers_the_long_polls_at_once(tmp_path: Path) -> None:
     assert isinstance(answer, httpx.Response), answer  # not cut by the drain's end
     assert (answer.status_code, answer.json()["status"]) == (200, "waiting")
     assert "the drain ended" not in output
+
+
+async def test_long_polls_beyond_the_servers_share_are_answered_at_once(serve: Serve) -> None:
+    # three long polls took every connection of a server of three, /readyz answering 503
+    # (review h33 F8): past its share, a wait is answered as the run stands
+    rt, client = await serve([approval()], long_polls=1)
+    run_id = (await client.post("/runs", json={"workflow": "hold"})).json()["run_id"]
+    await rt.wait_idle()
+    first = asyncio.create_task(client.get(f"/runs/{run_id}", params={"wait": 60}))
+    await asyncio.sleep(0.3)
+    second = await asyncio.wait_for(client.get(f"/runs/{run_id}", params={"wait": 60}), 5)
+    assert (second.status_code, second.json()["status"]) == (200, "waiting")
+    assert not first.done()  # the one within the share waits on
+    [paused] = (await client.get("/paused")).json()["paused"]
+    await client.post(f"/resume/{paused['token']}", json={"approved": True})
+    assert (await asyncio.wait_for(first, 30)).json()["status"] == "completed"
+    other = (await client.post("/runs", json={"workflow": "hold"})).json()["run_id"]
+    await rt.wait_idle()
+    third = asyncio.create_task(client.get(f"/runs/{other}", params={"wait": 1}))
+    await asyncio.sleep(0.3)
+    assert not third.done()  # its place free again: it waits
+    assert (await asyncio.wait_for(third, 5)).json()["status"] == "waiting"
