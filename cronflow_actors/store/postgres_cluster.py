@@ -164,6 +164,8 @@ class ClusterOps:
     async def claim(self, instance_id: str, owner: str) -> Claim:
         """Take the instance for ``owner`` unless a live other process holds it."""
         pool = self._require_pool("claim an instance")
+        if "\x00" in instance_id:
+            return Claim()  # no row holds a NUL: PostgreSQL's text refuses one (review h33 F3)
         async with pool.acquire() as connection, connection.transaction():
             row = await connection.fetchrow(
                 f"SELECT {_I_COLUMNS}, i.owner, {_HELD} FROM instances AS i "
