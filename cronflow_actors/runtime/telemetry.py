@@ -39,6 +39,7 @@ logger = logging.getLogger(__name__)
 _STARTED = WorkItemState.STARTED
 _INITIALIZED = WorkItemState.INITIALIZED  # (an enum member's read: EnumType.__getattr__)
 _FAILED = WorkItemState.FAILED
+_FALLBACK = "fallback"  # (a group's on_error: a work item of its own, flow/compile.py)
 _ACTOR_KINDS = ("WorkflowActor", "WorkItemActor", "ActionActor")
 
 
@@ -264,8 +265,8 @@ class Telemetry:
             if duration is not None:
                 self._child(metrics.wait_duration, workflow, kind).observe(duration)
             return
-        if change.answered:  # its handler failed, its on_error answered: a failed step
-            ended = _FAILED
+        if change.answered and kind != _FALLBACK:  # its handler failed, its on_error answered:
+            ended = _FAILED  # a failed step (a group's fallback is its own item: it answered)
         key = (metrics.steps_finished.name, workflow, kind, ended)
         (children.get(key) or self._child(metrics.steps_finished, workflow, kind, ended)).inc()
         if duration is not None:

@@ -80,6 +80,13 @@ async def test_runs_steps_and_retries_are_counted_as_they_happened(
     rt.register(cf.define("flaky").step("f", flaky, retry=cf.Retry(attempts=3, delay="1s")))
     rt.register(cf.define("broken").step("a", lambda ctx: 1).step("b", broken))
     rt.register(cf.define("answered").step("b", broken).on_error(lambda ctx: "fallback"))
+
+    def raises(ctx: Any) -> None:
+        raise RuntimeError("the fallback fails too")
+
+    grouped = cf.define("grouped").parallel("p", [lambda ctx: 1, broken])
+    rt.register(grouped.on_error(lambda ctx: "group fallback"))
+    rt.register(cf.define("unanswered").parallel("p", [broken]).on_error(raises))
     flaky_run = await rt.trigger("flaky")
     broken_runs = [await rt.trigger("broken") for _ in range(2)]
     answered = await rt.trigger("answered")
@@ -105,6 +112,14 @@ async def test_runs_steps_and_retries_are_counted_as_they_happened(
     assert (await rt.wait(answered)).output == "fallback"
     assert value(rt, steps, workflow="answered", kind="step", outcome="failed") == 1
     assert value(rt, steps, workflow="answered", kind="step", outcome="completed") == 0
+    # a group's on_error is its own item: one that answered completed, one that raised failed
+    # (each read "fallback failed": retest h33 F3); the group's function that raised, failed
+    assert (await rt.wait(await rt.trigger("grouped"))).output == "group fallback"
+    assert value(rt, steps, workflow="grouped", kind="fallback", outcome="completed") == 1
+    assert value(rt, steps, workflow="grouped", kind="fallback", outcome="failed") in (None, 0)
+    assert value(rt, steps, workflow="grouped", kind="parallel", outcome="failed") == 1
+    assert (await rt.wait(await rt.trigger("unanswered"))).status == "failed"
+    assert value(rt, steps, workflow="unanswered", kind="fallback", outcome="failed") == 1
     # every attempt that ran a handler: 3 of flaky's, 4 of broken's
     schedule = "cronflow_step_schedule_to_start_seconds_count"
     assert value(rt, schedule, workflow="flaky") == 3
