@@ -106,3 +106,17 @@ def test_a_run_a_webhook_started_says_what_it_kept_of_the_request() -> None:
     shown = render_run(run(trigger=trigger | {"headers": {"x-id": "7"}}))
     assert "  webhook /hooks/{t}: t=a, q=1, x-id=7" in shown.splitlines()
     assert "webhook" not in render_run(run(trigger={"kind": "manual"}))
+
+
+def test_a_runs_errors_are_shown_on_one_line_with_a_senders_bytes_escaped() -> None:
+    # a webhook's sender filled an error: its ESC, CR and line breaks reached the operator's
+    # terminal (retest h33 F4)
+    error = "ValueError: L1\n2026-12-03 00:00:00,000 CRITICAL forged\r\x1b[31m\x00\u202e"
+    step = {"id": "boom", "kind": "step", "status": "failed", "attempts": 1, "error": error}
+    shown = render_run(run(status="failed", error=f"step 'boom': {error}", steps=[step]))
+    assert "\x1b" not in shown
+    assert "\r" not in shown
+    assert "\x00" not in shown
+    assert "\u202e" not in shown
+    assert "  error: step 'boom': ValueError: L1\\n2026-12-03 00:00:00,000 CRITICAL" in shown
+    assert not any(line.startswith("2026") for line in shown.splitlines())

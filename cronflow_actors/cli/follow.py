@@ -20,7 +20,7 @@ from cronflow_actors.cli.render import (
     server_flags,
     short,
 )
-from cronflow_actors.errors import ApiError
+from cronflow_actors.errors import ApiError, one_line
 
 __all__ = ["LONG_POLL", "follow"]
 
@@ -64,7 +64,7 @@ def follow(args: argparse.Namespace, client: Client, run_id: str, *, what: str =
     elif run["status"] in FINAL:
         print(f"run {run_id}  {run['workflow']}  {run['status']} in {duration(run_duration(run))}")
         if run.get("error"):
-            print(f"  error: {run['error']}")
+            print(f"  error: {one_line(run['error'])}")
         print(f"  output: {short(run.get('output'), 400)}")
     return Exit.OK if run["status"] == "completed" else Exit.RUN_FAILED
 

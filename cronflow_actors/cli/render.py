@@ -149,7 +149,9 @@ def render_run(
         lines.append(f"  webhook {trigger['webhook']}" + (f": {said}" if kept else ""))
     lines += _links(run)
     if run.get("error"):
-        lines.append(f"  error: {run['error']}")  # it names the exception's class already
+        # (it names the exception's class already; a sender's bytes in it escaped, as in the
+        # server's log: its ESC, CR or line break reached the terminal, retest h33 F4)
+        lines.append(f"  error: {one_line(run['error'])}")
         if run.get("error_type"):
             lines.append(f"  error type: {run['error_type']}")
     steps = run.get("steps", [])
@@ -168,7 +170,7 @@ def render_run(
             f" attempts={step['attempts']}{note}{at}{took}  -> {short(step.get('output'))}"
         )
         if step.get("error"):
-            lines.append(f"  {'  ' if last else '│ '}   error: {step['error']}")
+            lines.append(f"  {'  ' if last else '│ '}   error: {one_line(step['error'])}")
         if step.get("event") and step["status"] == "waiting":
             lines.append(
                 f"  {'  ' if last else '│ '}   waits for the event {step['event']!r} "

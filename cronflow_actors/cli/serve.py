@@ -358,14 +358,9 @@ class _TextFormatter(logging.Formatter):
         return text.replace("\n", "\n    ") if "\n" in text else text
 
 
-_ODD_CHARACTERS = {
-    code: repr(chr(code))[1:-1]
-    for code in (*range(0x20), *range(0x7F, 0xA0), *range(0x202A, 0x202F), *range(0x2066, 0x206A))
-    if code not in (ord("\n"), ord("\t"))
-} | {c: escape for c, escape in LINE_BREAKS.items() if c != ord("\n")}
-"""Written as escapes in the text log: every control character but a newline and a tab (a
-terminal's BEL, backspace, its one-byte CSI: review h33 F7), the line breaks ``str.splitlines``
-knows, and the bidi controls that turn a line around as it is shown."""
+_ODD_CHARACTERS = {c: escape for c, escape in LINE_BREAKS.items() if c != ord("\n")}
+"""Written as escapes in the text log: what ``one_line`` escapes but a newline (review h33 F7:
+a terminal's BEL, backspace and one-byte CSI were written as they were)."""
 
 
 uvicorn_log = logging.getLogger("uvicorn.error")

@@ -14,9 +14,21 @@ def clipped(value: object, limit: int = 120) -> str:
     return f"{text[: limit - 30]}... ({len(text)} characters)"
 
 
-LINE_BREAKS = {ord(c): repr(c)[1:-1] for c in "\n\r\v\f\x00\x1b\x1c\x1d\x1e\x85\u2028\u2029"}
-"""What ends a line (``str.splitlines``), a terminal's escape, or a NUL (a log that holds one is
-a binary file to ``grep``), as ``one_line`` writes it."""
+LINE_BREAKS = {
+    code: repr(chr(code))[1:-1]
+    for code in (
+        *range(0x20),  # the C0 controls (a tab stays: it starts no line)
+        *range(0x7F, 0xA0),  # DEL, the C1 controls (NEL, a one-byte CSI)
+        0x2028,
+        0x2029,
+        *range(0x202A, 0x202F),  # the bidi controls that turn a line around as it is shown
+        *range(0x2066, 0x206A),
+    )
+    if code != 0x09
+}
+"""What ``one_line`` writes as escapes: what ends a line (every break ``str.splitlines``
+knows), a control character a terminal acts on (ESC, BEL, backspace; a NUL makes a log a
+binary file to ``grep``), and a bidi control."""
 
 
 def one_line(text: object) -> str:
