@@ -71,6 +71,15 @@ WORK_ITEM_ACTIVITIES = frozenset(
 WORK_ITEM_ACTIONS = frozenset({"initialize", *WorkItemVerb})
 WORKFLOW_ACTIONS = frozenset({"initialize", "cancel"})
 
+_BUILT_AS = {
+    TaskKind.TASK: "net.task(work_item or handler)",
+    TaskKind.COMPOSITE: "net.composite_task(child_net)",
+    TaskKind.DYNAMIC_COMPOSITE: "net.dynamic_composite_task([nets])",
+    TaskKind.DUMMY: "net.dummy_task() (its .split(...), .join(...) as net.task()'s)",
+}
+"""How a task of each kind is built, with what it needs (``net.task()`` alone waits for a
+caller: no one may start it without an action)."""
+
 _KIND_METHOD = {
     TaskKind.TASK: "task",
     TaskKind.COMPOSITE: "composite_task",
@@ -340,13 +349,15 @@ def check_task(
     where = f"task {name!r}"
     if kind is not declared_as:
         declared, built = _KIND_METHOD[declared_as], _KIND_METHOD[kind]
-        # both ways, for the builder's method or for the net. function: .dummy_task() with
-        # net.task() is a dummy task meant, whose .task() would wait for a person (newcomer h33
-        # F1: the advice built a task nobody could start)
+        # A dummy written on either side is the one meant: .dummy_task() with net.task(), or
+        # .task() with net.dummy_task().join(): the other way built a task nobody starts, the
+        # instance stuck (newcomer h33 F1, review h33 F9, retest h33 F8)
+        mend = f"build it with {_BUILT_AS[declared_as]}"
+        declare = f"declare it with .{built}()"
+        first, then = (declare, mend) if kind is TaskKind.DUMMY else (mend, declare)
         problems.append(
-            f"{where} is declared with .{declared}() but built with net.{built}(): build it with "
-            f"net.{declared}() (net.{declared}().split(...), .join(...) as net.{built}() takes "
-            f"them), or declare it with .{built}() if a {built.replace('_', ' ')} is meant"
+            f"{where} is declared with .{declared}() but built with net.{built}(): {first}, or "
+            f"{then}"
         )
     split_type = _enum(SplitType, split, f"{where} split", problems)
     join_type = _enum(JoinType, join, f"{where} join", problems)

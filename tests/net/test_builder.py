@@ -213,8 +213,24 @@ def test_a_dummy_task_given_net_task_is_told_to_build_it_with_net_dummy_task() -
     [problem] = caught.value.problems
     assert problem == (
         "task 'fork' is declared with .dummy_task() but built with net.task(): build it with "
-        "net.dummy_task() (net.dummy_task().split(...), .join(...) as net.task() takes them), "
-        "or declare it with .task() if a task is meant"
+        "net.dummy_task() (its .split(...), .join(...) as net.task()'s), or declare it with "
+        ".task()"
+    )
+    # the other way, the dummy it was built as comes first (review h33 F9, retest h33 F8)
+    joined = (
+        net.workflow("join")
+        .start_condition("start")
+        .end_condition("end")
+        .task("j", net.dummy_task().join("and"))
+        .connect_condition("start", "j")
+        .connect_task("j", "end")
+    )
+    with pytest.raises(InvalidWorkflowError) as caught:
+        joined.build()
+    [problem] = caught.value.problems
+    assert problem == (
+        "task 'j' is declared with .task() but built with net.dummy_task(): declare it with "
+        ".dummy_task(), or build it with net.task(work_item or handler)"
     )
     mended = (
         net.workflow("fork")
