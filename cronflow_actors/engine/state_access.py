@@ -29,7 +29,7 @@ def check_key(key: Any, *, empty: bool = True) -> str:
     hold: a key is one store's as the other's); with ``empty=False``, not ``""``."""
     if not isinstance(key, str) or "\x00" in key or not (key or empty):
         said = "a string" if empty else "a non-empty string"
-        raise ConfigurationError("key", key, f"{said} with no NUL character")
+        raise ConfigurationError("key", key, f"{said} with no NUL character", named="state")
     return key
 
 

@@ -19,7 +19,8 @@ class RunTrigger(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     it, but for a raw body (``parse_raw_body``), whose bytes are its steps' alone."""
 
     kind: str
-    """``manual``, ``webhook``, ``schedule``, ``event``, ``poll``, ``replay``, ..."""
+    """``manual``, ``webhook``, ``schedule``, ``event``, ``poll`` (a replay keeps its run's: a
+    replay of a webhook's run reads ``webhook``, started by whoever asked, ``started_by``)."""
     webhook: str | None = None
     """The path (as declared) of the webhook that started it."""
     params: dict[str, str] = msgspec.field(default_factory=dict)

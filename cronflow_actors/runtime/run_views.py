@@ -212,6 +212,7 @@ class RunViews:
             read_trigger(root.payload) if flows else (root.payload, None, root.started_by, None)
         )
         cause = state.work_items.get(root.error_cause) if root.error_cause else None
+        migrated_from = _migrated_from(state, replay_of)
         return RunInfo(
             id=root.id,
             workflow=root.name,
@@ -223,9 +224,11 @@ class RunViews:
             steps=self._steps(state, root, flows) if steps else [],
             created_at=root.created_at,
             finished_at=root.finished_at,
-            replay_of=replay_of,
+            # a migration's run is no replay, whatever its envelope says (retest h33 F9: the
+            # migration of a resume read "replay of" the run resumed)
+            replay_of=replay_of if migrated_from is None else None,
             workflow_name=self._name(root.name),
-            migrated_from=_migrated_from(state, replay_of),
+            migrated_from=migrated_from,
             migrated_to=state.migrated_to,
             version=state.version,
             blocked=self._why_held(snapshot),

@@ -287,6 +287,7 @@ def test_rejecting_and_canceling_from_the_run_page(page: Any, served: Served) ->
     paused_token(served, rejected)
     page.goto(f"{served.url}/ui/#/runs/{rejected}")
     page.wait_for_selector("#pause button.reject")
+    assert page.inner_text("#started-by") == "ada"  # who started it (retest h33 F9)
     page.click("#pause button.reject")
     # the console's token's principal is who rejected it (resumed_by, and the approver when the
     # console names none)

@@ -1181,3 +1181,31 @@ async def test_a_group_deadline_its_fallback_answered_is_kept_when_carried_over(
             said,
             True,
         ), run_id
+
+
+async def test_the_migration_of_a_resume_is_no_replay(rt: cf.Runtime, clock: ManualClock) -> None:
+    """A resume B of a failed run A, migrated to C: C read "replay of A" (its envelope's), where
+    it is the migration of B (retest h33 F9); B is A's resume, and A's work is now in C."""
+    fail = {"on": True}
+
+    def charge(ctx: cf.FlowContext) -> str:
+        if fail["on"]:
+            raise ValueError("down")
+        return "charged"
+
+    def flow(version: str) -> cf.Flow:
+        return cf.define("f", version=version).step("charge", charge).pause("hold")
+
+    rt.register(flow("v1"))
+    first = await rt.trigger("f")
+    assert (await rt.wait(first, timeout=5)).status == "failed"
+    fail["on"] = False
+    resumed = await rt.replay(first, resume=True)
+    await rt.wait_idle()  # at its pause
+    rt.register(flow("v2"))
+    moved = await rt.migrate(resumed, "v2")
+    await rt.wait_idle()
+    shown = await rt.inspect(moved)
+    assert (shown.replay_of, shown.migrated_from) == (None, resumed)
+    assert (await rt.inspect(resumed)).replay_of == first
+    assert (await rt.inspect(first)).current_run_id == moved
