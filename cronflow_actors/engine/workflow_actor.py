@@ -225,8 +225,10 @@ class WorkflowActor(CoroutineActor):
         with passivation, one that only waits. The store holds it from here on, and the
         directory activates it again from its snapshot when a message for it arrives. The stop
         is immediate (not a message), so nothing can reach this actor after the check."""
-        inbox = self.actor_inbox  # its lanes read here: mailbox_depth is five calls
-        if inbox.queue or inbox.urgent or self.actor_stopped._set:
+        # a query waiting (a read of its committed snapshot) is no reason to stay: nothing
+        # would ask again once it is answered, and an ended run stayed in memory for good (its
+        # read, answered with ActorDeadError, goes to the store, which holds the same)
+        if self.actor_inbox.queue or self.actor_stopped._set:
             return
         root = self.state.workflows.get(self.instance_id)
         finished = root is None or root.state in FINAL_STATES

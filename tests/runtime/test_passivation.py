@@ -7,6 +7,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pykka
+import pytest
+
 import cronflow_actors as cf
 from cronflow_actors.kernel import ManualClock
 
@@ -145,3 +148,25 @@ async def test_runs_are_listed_a_page_at_a_time(tmp_path: Path, clock: ManualClo
         assert seen == list(reversed(ids))  # newest first, each once
         assert [r.id for r in await rt.list_runs(status="waiting", limit=2)] == ids[:-3:-1]
         assert await rt.list_runs(status="completed") == []
+
+
+async def test_an_idle_instance_leaves_memory_though_a_read_of_it_waits(tmp_path: Path) -> None:
+    """Its actor looked idle while a read of its snapshot waited to be answered, stayed, and no
+    later message asked again: a run canceled twice while its pause timed out stayed in memory
+    for good (a flaky ``test_ownership_property``). It leaves; the read goes to the store."""
+    from cronflow_actors.messages.engine import ReadCommitted
+
+    flow = cf.define("held").human_in_the_loop("approve", description="ok?")
+    async with cf.Runtime(db=tmp_path / "idle.db", workflows=[flow], passivate=False) as rt:
+        run_id = await rt.trigger("held")
+        await rt.wait_idle()
+        ref = rt.instances._refs[run_id]  # in memory: passivation is off
+        actor = ref._actor_weakref()
+        rt._services.passivate = True  # it could leave now, at its next idle moment
+        read = ref.ask(ReadCommitted(), block=False)  # waiting to be answered, as it decides
+        actor.on_idle()
+        assert not ref.is_alive()
+        assert len(rt.instances) == 0
+        with pytest.raises(pykka.ActorDeadError):  # its asker reads the store instead
+            await read
+        assert (await rt.instances.read(run_id)).instance_id == run_id
