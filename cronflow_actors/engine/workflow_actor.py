@@ -119,8 +119,7 @@ class WorkflowActor(CoroutineActor):
         self._stale = False
         self._specs = Descendants(root)
         self._handler_refs: dict[str, Any] = {}  # work item id -> its WorkItemActor's ref
-        self._raised: dict[str, BaseException] = {}
-        """Work item id -> the exception its handler raised (final failures, this process)."""
+        self._raised: dict[str, BaseException] = {}  # item id -> its final failure (this process)
         self._state_access = StateAccess.of(services, f"workflow:{root.name}")
         self.state = self._restored()
         self._busy = self._busy_items() if snapshot is not None else set()  # (a new one: none)
@@ -224,10 +223,9 @@ class WorkflowActor(CoroutineActor):
         """Stop once nothing is left to do here: a finished (or never started) instance, or,
         with passivation, one that only waits. The store holds it from here on, and the
         directory activates it again from its snapshot when a message for it arrives. The stop
-        is immediate (not a message), so nothing can reach this actor after the check."""
-        # a query waiting (a read of its committed snapshot) is no reason to stay: nothing
-        # would ask again once it is answered, and an ended run stayed in memory for good (its
-        # read, answered with ActorDeadError, goes to the store, which holds the same)
+        is immediate (not a message), so nothing can reach this actor after the check. A read
+        of its snapshot that waits keeps it not: it goes to the store, which holds the same
+        (nothing asked again once it was answered: an ended run stayed in memory for good)."""
         if self.actor_inbox.queue or self.actor_stopped._set:
             return
         root = self.state.workflows.get(self.instance_id)
