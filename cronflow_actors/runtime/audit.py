@@ -21,7 +21,12 @@ from typing import Any
 import msgspec
 
 from cronflow_actors.engine.audit import AuditTrail, SpanSink
-from cronflow_actors.errors import ConfigurationError, NoAuditTrailError, NotFoundError
+from cronflow_actors.errors import (
+    ConfigurationError,
+    NoAuditTrailError,
+    NotFoundError,
+    one_line,
+)
 from cronflow_actors.messages.audit import AuditSpan, SpanRows
 from cronflow_actors.runtime.parts import RuntimeParts
 
@@ -140,7 +145,9 @@ def describe(span: AuditSpan) -> str:
     if span.operation.startswith("Action.") and attributes.get("principal") is None:
         extras.append("internal")
     tail = f" ({', '.join(extras)})" if extras else ""
-    return f"{span.operation} {span.element}{detail}{tail}  [{span.span_id}]"
+    # one line whatever an error in it holds (a sender's ESC, CR or line break reached the
+    # terminal of `cronflow-actors trace`: retest2 h33 F2)
+    return one_line(f"{span.operation} {span.element}{detail}{tail}  [{span.span_id}]")
 
 
 def trace_from_spans(run_id: str, spans: list[AuditSpan]) -> Trace:

@@ -210,3 +210,21 @@ async def test_a_group_a_restart_runs_again_counts_the_restart_once(tmp_path: Pa
         [both] = (await second.inspect(run_id)).steps
     assert sorted(again) == [0, 0, 1, 1]
     assert both.redispatches == 1
+
+
+async def test_a_traces_text_keeps_each_span_on_a_line_of_its_own(tmp_path: Path) -> None:
+    # an error a sender filled wrote its ESC, CR and line breaks to the terminal of
+    # `cronflow-actors trace` (retest2 h33 F2)
+    def refuse(ctx: Any) -> None:
+        raise ValueError(f"order {ctx.payload}")
+
+    forged = "o-1\n2026-12-03 00:00:00,000 CRITICAL forged\r\x1b[31m\x07"
+    flow = cf.define("refused").step("check", refuse)
+    async with cf.Runtime(db=tmp_path / "t.db", workflows=[flow]) as rt:
+        run_id = await rt.trigger("refused", forged)
+        assert (await rt.wait(run_id)).status == "failed"
+        text = (await rt.trace(run_id)).render()
+    assert "order o-1\\n2026-12-03" in text
+    for odd in ("\r", "\x1b", "\x07"):
+        assert odd not in text
+    assert all(line.startswith(("trace ", "  ")) for line in text.splitlines()), text
