@@ -440,6 +440,15 @@ def test_workflows_show_their_triggers_and_next_fire_times(page: Any, served: Se
     assert "versions: v1" in net
     assert "callers may: cancel, initialize" in net
     assert "work items of approve: complete, start" in net  # (newcomer h33 F11)
+    # and an instance started from its card, as POST /workflows does (newcomer h33 F11)
+    page.click("[data-net='review'] [data-start] summary")
+    page.fill("[data-net='review'] [data-start] textarea", '{"from": "console"}')
+    page.fill("[data-net='review'] [data-start] input[name=instance_id]", "review-from-console")
+    page.click("[data-net='review'] [data-start] button")
+    page.wait_for_selector("#run-id")
+    assert page.inner_text("#run-id") == "review-from-console"
+    assert api(served, "GET", "/runs/review-from-console")["payload"] == {"from": "console"}
+    page.goto(f"{served.url}/ui/#/workflows")
     # a schedule's tick now, from its trigger (newcomer h29 F8): the page follows the run
     page.click("[data-flow='nightly'] [data-trigger='interval'] [data-fire]")
     page.wait_for_selector("#run-id")

@@ -713,10 +713,27 @@
       h("p", { class: "muted", text: `callers may: ${described.actions.join(", ") || "nothing (no action declared)"}` }),
       ...Object.entries(described.item_actions || {}).map(([task, verbs]) =>
         h("p", { class: "muted", "data-item-actions": task, text: `work items of ${task}: ${verbs.join(", ")}` })),
+      described.actions.includes("initialize") && described.version ? netStart(described.name) : null,
       h("p", {}, h("a", { href: `#/runs?workflow=${encodeURIComponent(described.name)}`, text: "instances of this net →" }))));
     main.replaceChildren(h("h1", { text: "Workflows" }),
       cards.length ? h("div", { id: "flows" }, cards) : h("p", { class: "muted card", text: "No flow is registered." }),
       ...(netCards.length ? [h("div", { id: "nets" }, netCards)] : []));  // (a null: "null")
+  }
+
+  // A net instance started from its card, as POST /workflows does (newcomer h33 F11: only the
+  // flows' cards could start one); its id optional, to start it once
+  function netStart(name) {
+    const payload = h("textarea", { name: "payload", placeholder: '{"any": "payload"}' });
+    const ident = h("input", { name: "instance_id", placeholder: "instance id (optional)" });
+    return h("details", { "data-start": name }, h("summary", { text: "start an instance" }), payload, ident,
+      h("div", { class: "actions" }, h("button", { type: "button", class: "primary", text: "Start", onclick: async () => {
+        try {
+          const body = { workflow: name, payload: parseJson(payload.value, "the payload") };
+          if (ident.value.trim()) body.instance_id = ident.value.trim();
+          const started = await api("POST", "/workflows", body);
+          go(`#/runs/${encodeURIComponent(started.workflow_id)}`);
+        } catch (error) { notice(error.message); }
+      } })));
   }
 
   // -- events ----------------------------------------------------------------------------------
