@@ -179,7 +179,7 @@ def serve(settings: Any, *, process_ends: bool = False) -> int:
         serve_metrics=not separate_metrics,
         drain=settings.drain_timeout,
         allowed_hosts=allowed_hosts,
-        long_polls=max(1, settings.max_connections // 2),
+        long_polls=settings.max_connections // 2,  # (of one: none waits, retest2 h33 F5)
     )
     explained = _ExplainedStartFailure(app)
     failed_start = explained.failed_start

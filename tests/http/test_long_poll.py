@@ -136,3 +136,26 @@ async def test_long_polls_beyond_the_servers_share_are_answered_at_once(serve: S
     await asyncio.sleep(0.3)
     assert not third.done()  # its place free again: it waits
     assert (await asyncio.wait_for(third, 5)).json()["status"] == "waiting"
+
+
+async def test_a_long_poll_whose_client_left_frees_its_place_at_once(serve: Serve) -> None:
+    # two dropped polls with wait=20 kept every other one from waiting for 20 s (retest2 h33
+    # F1): a client that leaves gives its place back as it goes
+    rt, client = await serve([approval()], long_polls=1)
+    run_id = (await client.post("/runs", json={"workflow": "hold"})).json()["run_id"]
+    await rt.wait_idle()
+    port = client.base_url.port
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(f"GET /runs/{run_id}?wait=60 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+    await writer.drain()
+    await asyncio.sleep(0.3)  # it waits, in the one place
+    at_once = await asyncio.wait_for(client.get(f"/runs/{run_id}", params={"wait": 60}), 5)
+    assert at_once.json()["status"] == "waiting"  # (no place: answered at once)
+    writer.close()
+    await writer.wait_closed()
+    await asyncio.sleep(0.3)  # it left
+    poll = asyncio.create_task(client.get(f"/runs/{run_id}", params={"wait": 1}))
+    await asyncio.sleep(0.5)
+    assert not poll.done()  # its place is free again: it waits
+    assert (await asyncio.wait_for(poll, 5)).json()["status"] == "waiting"
+    del reader
