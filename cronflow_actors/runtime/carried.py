@@ -96,6 +96,9 @@ def _over(
     return {**old, **new}, [*kept, *new_caught]
 
 
+_ANSWERED = (WorkItemState.COMPLETED, WorkItemState.FAILED)
+
+
 def answered_errors(state: InstanceState, steps: Collection[str]) -> dict[str, str]:
     """The errors the fallbacks of the root steps ``steps`` (those carried over) answered in the
     run ``state``, by step, with those it was handed itself for steps it had not reached."""
@@ -110,7 +113,9 @@ def answered_errors(state: InstanceState, steps: Collection[str]) -> dict[str, s
         last = state.work_items.get(record.children[-1]) if record.children else None
         if last is not None:  # it ran here: what this run answered, if anything (review h32 F2)
             answered.pop(name, None)
-            if last.error and last.state == WorkItemState.COMPLETED:
+            # (completed with what its on_error answered; or failed, its step completed all the
+            # same: a caught failure its fallback answered, a wait's timeout, retest2 h33 F3)
+            if last.error and last.state in _ANSWERED:
                 answered[name] = last.error
         if record.error:  # a failure of the step's own (a group's deadline: review h33 F2)
             answered[name] = record.error

@@ -1209,3 +1209,40 @@ async def test_the_migration_of_a_resume_is_no_replay(rt: cf.Runtime, clock: Man
     assert (shown.replay_of, shown.migrated_from) == (None, resumed)
     assert (await rt.inspect(resumed)).replay_of == first
     assert (await rt.inspect(first)).current_run_id == moved
+
+
+async def test_a_wait_timeout_its_fallback_answered_is_kept_when_carried_over(
+    rt: cf.Runtime, clock: ManualClock
+) -> None:
+    """A ``wait_for_event`` whose timeout its ``on_error`` answered lost that error when a
+    resume carried the step over (retest2 h33 F3), as a group's deadline did."""
+    fail = {"on": True}
+
+    def last(ctx: cf.FlowContext) -> str:
+        if fail["on"]:
+            raise ValueError("later step fails")
+        return "ok"
+
+    flow = (
+        cf.define("w")
+        .wait_for_event("w", "never.comes", timeout="30s")
+        .on_error(lambda ctx: {"fb": "wait"})
+        .step("last", last)
+    )
+    rt.register(flow)
+    failed = await rt.trigger("w")
+    await rt.wait_idle()
+    clock.advance(30)
+    assert (await rt.wait(failed, timeout=5)).status == "failed"
+    [was] = [s for s in (await rt.inspect(failed)).steps if s.id == "w"]
+    assert was.error == "timed out after 30 s waiting for event 'never.comes'"
+    fail["on"] = False
+    resumed = await rt.replay(failed, resume=True)
+    assert (await rt.wait(resumed, timeout=5)).status == "completed"
+    [step] = [s for s in (await rt.inspect(resumed)).steps if s.id == "w"]
+    assert (step.status, step.output, step.error, step.carried) == (
+        "completed",
+        {"fb": "wait"},
+        was.error,
+        True,
+    )
