@@ -458,3 +458,33 @@ def test_run_does_not_spin_on_a_server_that_answers_a_long_poll_at_once() -> Non
     assert result.returncode == 1, result.stderr
     assert "did not end within 2 s" in result.stderr
     assert 3 <= len(_Hasty.reads) < 60, len(_Hasty.reads)
+
+
+class _Pretender(_Older):
+    """A server that took the start, then answers every read with a page of its own."""
+
+    reads: ClassVar[list[str]] = []
+
+    def do_GET(self) -> None:
+        page = b"<!DOCTYPE html><title>Sign in</title>"
+        self.send_response(200)
+        self.send_header("content-type", "text/html")
+        self.send_header("content-length", str(len(page)))
+        self.end_headers()
+        self.wfile.write(page)
+
+
+def test_run_whose_wait_fails_after_its_start_says_the_run_started() -> None:
+    # "nothing was done that this command can tell", right after "started run r1", invited a
+    # second start (retest2 h33 F6)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Pretender)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        result = cli("run", "w", "--url", f"http://127.0.0.1:{server.server_address[1]}")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result.returncode == 4, result.stderr
+    assert "run r1 started, only waiting for it failed" in result.stderr
+    assert "nothing was done" not in result.stderr

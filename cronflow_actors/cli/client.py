@@ -14,7 +14,10 @@ from cronflow_actors.cli.exits import Exit
 from cronflow_actors.cli.render import render_run  # its home before render.py; still importable
 from cronflow_actors.errors import ApiError  # defined with every other error; importable here too
 
-__all__ = ["ApiError", "Client", "render_run"]
+__all__ = ["NOTHING_DONE", "ApiError", "Client", "render_run"]
+
+NOTHING_DONE = "nothing was done that this command can tell"
+"""What a refusal of a stranger's answer ends with (a command that started a run says more)."""
 
 PROBLEM = "urn:cronflow:problem:"
 """How every problem (RFC 9457) of the server's is typed: a JSON error without it is another's."""
@@ -94,8 +97,7 @@ class Client:
     def _stranger(self, what: str) -> ApiError:
         return ApiError(
             f"the server at {self.url} did not answer as cronflow-actors does ({what}): is "
-            "another server on that address? Check --url (or CRONFLOW_URL); nothing was done "
-            "that this command can tell",
+            f"another server on that address? Check --url (or CRONFLOW_URL); {NOTHING_DONE}",
             exit_code=Exit.UNREACHABLE,
         )
 

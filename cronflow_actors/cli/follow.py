@@ -9,7 +9,7 @@ import sys
 import time
 from typing import Any
 
-from cronflow_actors.cli.client import Client
+from cronflow_actors.cli.client import NOTHING_DONE, Client
 from cronflow_actors.cli.exits import Exit
 from cronflow_actors.cli.render import (
     FINAL,
@@ -53,6 +53,9 @@ def follow(args: argparse.Namespace, client: Client, run_id: str, *, what: str =
     except KeyboardInterrupt:
         print(f"\nstopped waiting; run {run_id} goes on", file=sys.stderr)
         return 130
+    except ApiError as lost:  # the run started: only the wait failed (retest2 h33 F6)
+        said = str(lost).replace(NOTHING_DONE, f"run {run_id} started, only waiting for it failed")
+        raise ApiError(said, exit_code=lost.exit_code, status=lost.status, slug=lost.slug) from None
     if run["status"] not in FINAL:  # the deadline came first
         print(
             f"run {run_id} did not end within {args.timeout:g} s (it is {run['status']}); it "
