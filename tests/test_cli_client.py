@@ -4,6 +4,7 @@ with a token configured. Exit codes: 0 ok, 1 run failed, 2 usage, 3 not found or
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import json
 import os
@@ -330,9 +331,10 @@ class _Stranger(http.server.BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture(scope="module")
-def stranger() -> Iterator[str]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Stranger)
+@contextlib.contextmanager
+def stub(handler: type[http.server.BaseHTTPRequestHandler]) -> Iterator[str]:
+    """A server on loopback whose answers ``handler`` makes up: its URL while it serves."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -340,6 +342,12 @@ def stranger() -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture(scope="module")
+def stranger() -> Iterator[str]:
+    with stub(_Stranger) as url:
+        yield url
 
 
 @pytest.mark.parametrize(
@@ -418,14 +426,8 @@ class _Older(http.server.BaseHTTPRequestHandler):
 def test_run_waits_by_long_polls_and_polls_a_server_without_them() -> None:
     # the run's end answers the read that waits for it (it polled every second, up to a second
     # late); a server from before long polls is polled as before
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Older)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        older = cli("run", "w", "--url", f"http://127.0.0.1:{server.server_address[1]}")
-    finally:
-        server.shutdown()
-        server.server_close()
+    with stub(_Older) as url:
+        older = cli("run", "w", "--url", url)
     assert older.returncode == 0, older.stderr
     assert "run r1  w  completed" in older.stdout
     assert _Older.reads[0] == "/runs/r1"  # at once: a pause to tell of
@@ -446,15 +448,8 @@ class _Hasty(_Older):
 def test_run_does_not_spin_on_a_server_that_answers_a_long_poll_at_once() -> None:
     # it asked again at once, thousands of times a second (review h33 F1), and its last wait
     # went past --timeout by up to a second (F5)
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Hasty)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        url = f"http://127.0.0.1:{server.server_address[1]}"
+    with stub(_Hasty) as url:
         result = cli("run", "w", "--timeout", "2", "--url", url)
-    finally:
-        server.shutdown()
-        server.server_close()
     assert result.returncode == 1, result.stderr
     assert "did not end within 2 s" in result.stderr
     assert 3 <= len(_Hasty.reads) < 60, len(_Hasty.reads)
@@ -477,14 +472,8 @@ class _Pretender(_Older):
 def test_run_whose_wait_fails_after_its_start_says_the_run_started() -> None:
     # "nothing was done that this command can tell", right after "started run r1", invited a
     # second start (retest2 h33 F6)
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Pretender)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        result = cli("run", "w", "--url", f"http://127.0.0.1:{server.server_address[1]}")
-    finally:
-        server.shutdown()
-        server.server_close()
+    with stub(_Pretender) as url:
+        result = cli("run", "w", "--url", url)
     assert result.returncode == 4, result.stderr
     assert "run r1 started, only waiting for it failed" in result.stderr
     assert "nothing was done" not in result.stderr
