@@ -44,6 +44,13 @@ __all__ = ["PausedRun", "Pauses"]
 
 logger = logging.getLogger(__name__)
 _OVER = "the pause has already ended"
+_UNKNOWN = (
+    "no run is paused with this token (a token of a pause whose step was started again, a "
+    "net's item reset, is no longer its: list_paused, GET /paused or `cronflow-actors paused` "
+    "gives the current ones)"
+)
+"""A token no open pause holds: mistyped, or one a reset replaced (conform h33 F4: it read as a
+typo where the pause had ended moments before)."""
 
 _decode = msgspec.msgpack.Decoder().decode
 
@@ -96,7 +103,7 @@ class Pauses:
             raise ResumeError(str(token), "a resume token is a non-empty string")
         wait = await self._store.find_wait("pause", token)
         if wait is None:
-            raise ResumeError(token, "no run is paused with this token")
+            raise ResumeError(token, _UNKNOWN)
         if wait.ended:
             raise ResumeError(token, await self._why_ended(wait), ended=True)
         if await self._is_flow(wait, is_flow):
@@ -139,7 +146,7 @@ class Pauses:
             raise ResumeError(str(token), "a resume token is a non-empty string")
         wait = await self._store.find_wait("pause", token)
         if wait is None:
-            raise ResumeError(token, "no run is paused with this token")
+            raise ResumeError(token, _UNKNOWN)
         if wait.ended:
             raise ResumeError(token, await self._why_ended(wait), ended=True)
         return _paused(wait)

@@ -158,3 +158,7 @@ async def test_get_paused_finds_one_pause_by_its_token(rt: cf.Runtime) -> None:
     with pytest.raises(ResumeError, match="no run is paused with this token") as unknown:
         await rt.get_paused("no-such-token")
     assert not unknown.value.ended
+    # where the current tokens are: a reset's new one read as a typo (conform h33 F4)
+    assert "is no longer its: list_paused, GET /paused or `cronflow-actors paused`" in str(
+        unknown.value
+    )
