@@ -182,9 +182,8 @@ class RunViews:
         if info.migrated_to is not None and not await exists(info.migrated_to):
             # (its successor starts in the commit that ends it, or not: a plan left pending)
             return msgspec.structs.replace(info, migration_pending=True)
-        current = None
-        if info.resumed_as is not None or info.migrated_to is not None:
-            current = await going_on(self._read, self._store, run_id)
+        went = info.migrated_to or info.resumed_as  # (read on from there: this run is read)
+        current = await going_on(self._read, self._store, went) if went is not None else None
         return msgspec.structs.replace(info, migration_pending=False, current_run_id=current)
 
     def _queued_info(self, queued: QueuedRun) -> RunInfo:
