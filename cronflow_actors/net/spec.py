@@ -31,6 +31,7 @@ __all__ = [
     "WorkItemSpec",
     "caught",
     "caught_in",
+    "event_waits",
     "implicit_condition_name",
     "is_caught",
     "item_kind",
@@ -135,6 +136,17 @@ def item_kind(spec: WorkItemSpec) -> str:
     counted as a step's work (newcomer h32 F2). Its declared kind stays its definition's."""
     wait = spec.wait
     return wait.kind if wait is not None and spec.kind == "task" else spec.kind
+
+
+def event_waits(spec: NetSpec) -> dict[str, str]:
+    """The event each task of ``spec`` waits for, by task: those whose work item is typed
+    ``wait=WaitSpec(kind="event")`` (not its composite tasks' nets)."""
+    found = {}
+    for name, task in spec.tasks.items():
+        wait = task.work_item.wait if task.work_item is not None else None
+        if wait is not None and wait.kind == "event":
+            found[name] = wait.event
+    return found
 
 
 CAUGHT = ":caught"

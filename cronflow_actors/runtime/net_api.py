@@ -31,7 +31,7 @@ from cronflow_actors.messages.engine import (
     Stats,
     WorkItemAction,
 )
-from cronflow_actors.net.spec import NetSpec
+from cronflow_actors.net.spec import NetSpec, event_waits
 from cronflow_actors.runtime.flow_runs import is_flows_run
 from cronflow_actors.runtime.give_up import GiveUpMethods
 from cronflow_actors.runtime.instances import root_of
@@ -51,11 +51,8 @@ def awaited(spec: NetSpec) -> list[str]:
         if id(net) in seen:
             continue
         seen.add(id(net))
-        for task in net.tasks.values():
-            wait = task.work_item.wait if task.work_item is not None else None
-            if wait is not None and wait.kind == "event":
-                found.add(wait.event)
-            todo.extend(task.subworkflows)
+        found.update(event_waits(net).values())
+        todo.extend(child for task in net.tasks.values() for child in task.subworkflows)
     return sorted(found)
 
 

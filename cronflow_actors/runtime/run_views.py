@@ -31,7 +31,7 @@ from cronflow_actors.messages.engine import (
     WorkItemRecord,
 )
 from cronflow_actors.messages.states import TaskState
-from cronflow_actors.net.spec import TaskKind, caught_in, item_kind
+from cronflow_actors.net.spec import TaskKind, caught_in, event_waits, item_kind
 from cronflow_actors.runtime.catalog import FlowCatalog
 from cronflow_actors.runtime.flow_runs import is_flows_run
 from cronflow_actors.runtime.ids import resume_id
@@ -374,16 +374,9 @@ class RunViews:
         """The event each task of a net's root waits for (a work item typed ``wait=WaitSpec(
         kind="event")``), as a flow's ``wait_for_event`` steps are shown (newcomer h32 F8)."""
         try:
-            root = self._registry.get(state.workflow, state.version)
+            return event_waits(self._registry.get(state.workflow, state.version))
         except LookupError:
             return {}
-        return {
-            name: task.work_item.wait.event
-            for name, task in root.tasks.items()
-            if task.work_item is not None
-            and task.work_item.wait is not None
-            and task.work_item.wait.kind == "event"
-        }
 
     def _steps(self, state: InstanceState, root: WorkflowRecord, flows: bool) -> list[StepInfo]:
         """The run's steps (``flows``: a flow's, its item flows' errors in steps' words)."""
