@@ -18,6 +18,17 @@ from cronflow_actors.runtime.database import open_store_to_read
 from cronflow_actors.runtime.migration_plans import kept_by_migrations
 
 
+async def failed_after(
+    rt: cf.Runtime, clock: ManualClock, workflow: str, seconds: float = 60
+) -> str:
+    """A run of ``workflow`` started, ``seconds`` passed (its nap, a deadline), and failed."""
+    failed = await rt.trigger(workflow)
+    await rt.wait_idle()
+    clock.advance(seconds)
+    assert (await rt.wait(failed, timeout=5)).status == "failed"
+    return failed
+
+
 def order(version: str, calls: list[str], *, audit: bool = False) -> cf.Flow:
     def step(name: str) -> Any:
         def handler(ctx: cf.FlowContext) -> dict[str, Any]:
@@ -947,10 +958,7 @@ async def test_a_carried_group_is_the_next_steps_last_and_the_runs_output(
 
     rt.register(flow("g", "v1"))
     rt.register(flow("m", "v1"))
-    failed = await rt.trigger("g")
-    await rt.wait_idle()
-    clock.advance(60)
-    assert (await rt.wait(failed, timeout=5)).status == "failed"
+    failed = await failed_after(rt, clock, "g")
     [group] = [s for s in (await rt.inspect(failed)).steps if s.id == "a"]
     resumed = await rt.wait(await rt.replay(failed, resume=True), timeout=5)
     assert (resumed.status, resumed.output) == ("completed", {"last": group.output})
@@ -1049,10 +1057,7 @@ async def test_a_carried_step_keeps_the_error_its_fallback_answered(
 
     answered = "ConnectionError: the bank is down"
     rt.register(flow("g", "v1"))
-    failed = await rt.trigger("g")
-    await rt.wait_idle()
-    clock.advance(60)
-    assert (await rt.wait(failed, timeout=5)).status == "failed"
+    failed = await failed_after(rt, clock, "g")
     [before] = [s for s in (await rt.inspect(failed)).steps if s.id == "charge"]
     assert (before.status, before.output, before.error) == ("completed", "later", answered)
     resumed = await rt.replay(failed, resume=True)
@@ -1107,10 +1112,7 @@ async def test_a_carried_subflow_or_flow_per_item_reads_as_carried(
 
     rt.register(cf.define("kid").step("k", lambda ctx: "kid-out"))
     rt.register(flow("v1"))
-    failed = await rt.trigger("f")
-    await rt.wait_idle()
-    clock.advance(60)
-    assert (await rt.wait(failed, timeout=5)).status == "failed"
+    failed = await failed_after(rt, clock, "f")
     fail["on"] = False
     resumed = await rt.replay(failed, resume=True)
     await rt.wait_idle()
@@ -1230,10 +1232,7 @@ async def test_a_wait_timeout_its_fallback_answered_is_kept_when_carried_over(
         .step("last", last)
     )
     rt.register(flow)
-    failed = await rt.trigger("w")
-    await rt.wait_idle()
-    clock.advance(30)
-    assert (await rt.wait(failed, timeout=5)).status == "failed"
+    failed = await failed_after(rt, clock, "w", 30)
     [was] = [s for s in (await rt.inspect(failed)).steps if s.id == "w"]
     assert was.error == "timed out after 30 s waiting for event 'never.comes'"
     fail["on"] = False
