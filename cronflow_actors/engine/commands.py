@@ -252,7 +252,10 @@ async def run_job(tx: Transaction, job: Job) -> None:
             | ResetWorkItemJob()
         ):
             action = WorkItemAction(
-                action=job.verb, work_item_id=job.work_item_id, payload=job.payload
+                action=job.verb,
+                work_item_id=job.work_item_id,
+                payload=job.payload,
+                timed_out=job.timed_out,
             )
             await tx.send(action)
 

@@ -173,7 +173,7 @@ class WorkItem:
         if kind is WorkItemAction:
             if sent.token is not None:
                 self._check_pause(sent.token)
-            return self._act(sent.action, sent.payload, sent.principal)
+            return self._act(sent.action, sent.payload, sent.principal, sent.timed_out)
         if kind is TearDownWorkItem:
             return self._tear_down()
         if kind is DeliverEvent:
@@ -182,10 +182,17 @@ class WorkItem:
 
     # -- through the actions (spec section 5): every transition asked for, internal or external --
 
-    async def _act(self, verb: WorkItemVerb, payload: Any, principal: Principal | None) -> None:
+    async def _act(
+        self,
+        verb: WorkItemVerb,
+        payload: Any,
+        principal: Principal | None,
+        timed_out: bool = False,
+    ) -> None:
         """``verb`` through the item's action of that name: state check, schema, (for an
         external caller) authentication and policy, callback, then the transition.
-        Auto-triggers and jobs are internal calls (``principal=None``)."""
+        Auto-triggers and jobs are internal calls (``principal=None``); ``timed_out``: a job
+        that ends the item's wait as its deadline passed."""
         item, workflow = self.record, self.workflow
         target = ACTIONS.get(verb)
         if target is None:
@@ -211,7 +218,7 @@ class WorkItem:
             stored = None if element is None else storable(payload, element=element, action=action)
         else:
             stored = await self._through_boundary(verb, action, payload, principal)
-        await self._transition(verb, stored)
+        await self._transition(verb, stored, timed_out)
 
     def _element(self) -> str:
         return f"work item {self.record.name!r} ({self.record.id})"
@@ -241,16 +248,18 @@ class WorkItem:
             context=context,
         )
 
-    def _transition(self, verb: WorkItemVerb, payload: Any) -> Awaitable[Any]:
+    def _transition(
+        self, verb: WorkItemVerb, payload: Any, timed_out: bool = False
+    ) -> Awaitable[Any]:
         # the move's own coroutine (no coroutine of this between); every step's start before
         # the match, whose value patterns read the enum class; ``_act`` checked the verb
         if verb == _START:
             return self._start(payload)
         match verb:
             case WorkItemVerb.COMPLETE:
-                return self._complete(payload)
+                return self._complete(payload, timed_out=timed_out)
             case WorkItemVerb.FAIL:
-                return self._fail(payload)
+                return self._fail(payload, timed_out=timed_out)
             case WorkItemVerb.CANCEL:
                 return self._cancel(teardown=False)
         return self._reset()
@@ -321,11 +330,13 @@ class WorkItem:
         elif definition.handler is not None:
             tx.handlers.append((item.id, item.attempt))
 
-    async def _complete(self, output: Any = None, *, answered: bool = False) -> None:
+    async def _complete(
+        self, output: Any = None, *, answered: bool = False, timed_out: bool = False
+    ) -> None:
         tx, item, workflow = self.tx, self.record, self.workflow
         if _ITEM_COMPLETED not in WORK_ITEM_TRANSITIONS[item.state]:
             refuse_move("work item", item.id, item.state, _ITEM_COMPLETED)
-        change = self._move(_ITEM_COMPLETED, answered=answered)
+        change = self._move(_ITEM_COMPLETED, answered=answered, timed_out=timed_out)
         item.output = output
         item.finished_at = tx.now
         workflow.set_output(item.task, output)
@@ -339,10 +350,10 @@ class WorkItem:
             await self._activity("on_completed")
         await tx.send_last(change)
 
-    async def _fail(self, payload: Any = None) -> None:
+    async def _fail(self, payload: Any = None, *, timed_out: bool = False) -> None:
         tx, item = self.tx, self.record
         check_move("work item", item.id, item.state, WorkItemState.FAILED)
-        change = self._move(WorkItemState.FAILED)
+        change = self._move(WorkItemState.FAILED, timed_out=timed_out)
         item.error = _error_text(payload)
         item.finished_at = tx.now
         tx.cancel_item_jobs(item.id)
@@ -425,7 +436,12 @@ class WorkItem:
         return self.record.state == state
 
     def _move(
-        self, target: WorkItemState, *, call_policy: bool = True, answered: bool = False
+        self,
+        target: WorkItemState,
+        *,
+        call_policy: bool = True,
+        answered: bool = False,
+        timed_out: bool = False,
     ) -> WorkItemStateChanged:
         tx, item, workflow = self.tx, self.record, self.workflow
         previous = item.state
@@ -447,6 +463,7 @@ class WorkItem:
             detached=definition.detached,
             created_at=item.created_at,
             answered=answered,
+            timed_out=timed_out,
         )
         tx.changes.append(change)
         if tx.audit is not None:

@@ -73,7 +73,7 @@ def event_task(node: n.EventNode, step_ids: frozenset[str]) -> net.TaskBuilder:
             ctx.register_scheduled(timeout, jobs.reset_work_item(item.id))  # then waits again
             return
         error = f"timed out after {timeout:g} s waiting for event {node.event!r}"
-        ctx.register_scheduled(timeout, jobs.fail_work_item(item.id, error))
+        ctx.register_scheduled(timeout, jobs.fail_work_item(item.id, error, timed_out=True))
 
     def again(ctx: Any) -> None:  # its task hears it was reset by its timeout: after the
         # retry's delay, it waits again (a job of the task's: the reset drops the item's own)
@@ -129,7 +129,7 @@ def human_task(node: n.HumanNode, step_ids: frozenset[str]) -> net.TaskBuilder:
     def pause(ctx: Any) -> None:
         if node.timeout is not None:
             record = timeout_record(node.timeout)
-            job = jobs.complete_work_item(ctx.work_item.id, record)
+            job = jobs.complete_work_item(ctx.work_item.id, record, timed_out=True)
             ctx.register_scheduled(node.timeout, job)
 
     def enabled(ctx: Any) -> None:

@@ -126,6 +126,9 @@ class WorkItemStateChanged(Message, frozen=True, kw_only=True, gc=False):
     answered: bool = False
     """It completed with what its ``on_error`` answered for its handler's failure (counted as a
     failed step: newcomer h33 F2)."""
+    timed_out: bool = False
+    """Its wait ended as its deadline passed (completed as timed out, or failed by it): counted
+    as a ``timed_out`` wait (newcomer h32 F6: a human step nobody answered read ``completed``)."""
 
 
 class WorkItemRerun(Message, frozen=True, kw_only=True, gc=False):
@@ -233,6 +236,8 @@ class WorkItemAction(Message, frozen=True, kw_only=True):
     payload: Any = None
     principal: Principal | None = None
     token: str | None = None
+    timed_out: bool = False
+    """From a job that ends a wait as its deadline passed (``WorkItemJob.timed_out``)."""
 
 
 class DeliverEvent(Message, frozen=True, kw_only=True):

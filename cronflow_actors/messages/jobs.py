@@ -43,13 +43,17 @@ class InitializeWorkflowJob(Message, frozen=True, kw_only=True):
     payload: Any = None
 
 
-class WorkItemJob(Message, frozen=True, kw_only=True):
+class WorkItemJob(Message, frozen=True, kw_only=True, omit_defaults=True):
     """What the jobs on one work item hold: the item, and the payload its ``verb`` gets (each
-    job below is one verb; their tags are their own class names)."""
+    job below is one verb; their tags are their own class names). Kept in snapshots with their
+    timers: a field at its default is left out (one added since reads as its default)."""
 
     verb: ClassVar[WorkItemVerb]
     work_item_id: str
     payload: Any = None
+    timed_out: bool = False
+    """The job ends a wait whose deadline passed (a human step's timeout, an event wait's): the
+    wait counts ``timed_out`` in metrics, not ``completed`` or ``failed``."""
 
 
 class StartWorkItemJob(WorkItemJob, frozen=True, kw_only=True):

@@ -6,6 +6,7 @@ from cronflow_actors.metrics.live import RUN_STATUSES, LiveGauges, LiveSample
 from cronflow_actors.metrics.registry import (
     HTTP_METHODS,
     MANUAL,
+    TIMED_OUT,
     TRIGGERS,
     WAIT_KINDS,
     RuntimeMetrics,
@@ -17,6 +18,7 @@ __all__ = [
     "OPENMETRICS",
     "RUN_STATUSES",
     "TEXT",
+    "TIMED_OUT",
     "TRIGGERS",
     "WAIT_KINDS",
     "CounterFamily",

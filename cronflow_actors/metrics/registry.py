@@ -57,6 +57,11 @@ MANUAL = "manual"
 """The wait kind of a net work item a caller starts (no handler, no wait): from its creation to
 its start (or its end, canceled with its task), it waits for a person or a system to take it."""
 _ENDED = ("completed", "failed", "canceled")
+TIMED_OUT = "timed_out"
+"""A wait's outcome when its deadline ended it (a human step nobody answered, an event that did
+not come), whether the wait then reads completed (a human step's timeout answer) or failed."""
+_DEADLINED = frozenset({"human", "pause", "event"})
+"""The wait kinds a deadline can end (sleeps and delays end at theirs by design)."""
 _RUN_ENDED = (*_ENDED, "migrated")
 """A run's outcomes: ``migrated``, canceled for a migration (its run goes on in another)."""
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -143,7 +148,8 @@ class RuntimeMetrics:
         self.waits_finished = CounterFamily(
             "cronflow_waits_finished_total",
             "Waits (human, pause, event, sleep, delay; manual: a net work item until a caller "
-            "started it) ended, by workflow, kind and outcome",
+            "started it) ended, by workflow, kind and outcome (completed, failed, canceled; "
+            "timed_out: its deadline ended it)",
             ["workflow", "kind", "outcome"],
             registry=r,
         )
@@ -351,7 +357,7 @@ class RuntimeMetrics:
             family.labels(workflow)
         waits = {kind for kind in steps.values() if kind in WAIT_KINDS}
         for kind in (*waits, MANUAL) if manual else waits:
-            for outcome in _ENDED:
+            for outcome in (*_ENDED, TIMED_OUT) if kind in _DEADLINED else _ENDED:
                 self.waits_finished.labels(workflow, kind, outcome)
             self.wait_duration.labels(workflow, kind)
         for step, kind in steps.items():

@@ -53,12 +53,18 @@ def start_work_item(work_item_id: str, payload: Any = None) -> StartWorkItemJob:
     return StartWorkItemJob(work_item_id=work_item_id, payload=payload)
 
 
-def complete_work_item(work_item_id: str, payload: Any = None) -> CompleteWorkItemJob:
-    return CompleteWorkItemJob(work_item_id=work_item_id, payload=payload)
+def complete_work_item(
+    work_item_id: str, payload: Any = None, *, timed_out: bool = False
+) -> CompleteWorkItemJob:
+    """``timed_out``: the job ends the item's wait as its deadline passed (metrics count the wait
+    ``timed_out``); so for ``fail_work_item``."""
+    return CompleteWorkItemJob(work_item_id=work_item_id, payload=payload, timed_out=timed_out)
 
 
-def fail_work_item(work_item_id: str, payload: Any = None) -> FailWorkItemJob:
-    return FailWorkItemJob(work_item_id=work_item_id, payload=payload)
+def fail_work_item(
+    work_item_id: str, payload: Any = None, *, timed_out: bool = False
+) -> FailWorkItemJob:
+    return FailWorkItemJob(work_item_id=work_item_id, payload=payload, timed_out=timed_out)
 
 
 def cancel_work_item(work_item_id: str, payload: Any = None) -> CancelWorkItemJob:

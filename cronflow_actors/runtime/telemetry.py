@@ -29,7 +29,14 @@ from cronflow_actors.messages.engine import (
     WorkItemStateChanged,
 )
 from cronflow_actors.messages.states import ActionState, WorkItemState
-from cronflow_actors.metrics import MANUAL, TRIGGERS, WAIT_KINDS, LiveSample, RuntimeMetrics
+from cronflow_actors.metrics import (
+    MANUAL,
+    TIMED_OUT,
+    TRIGGERS,
+    WAIT_KINDS,
+    LiveSample,
+    RuntimeMetrics,
+)
 from cronflow_actors.net.spec import NetSpec, item_kind
 
 __all__ = ["LoopLagProbe", "Telemetry"]
@@ -261,7 +268,8 @@ class Telemetry:
         if ended not in FINAL_STATES:
             return
         if kind in WAIT_KINDS:
-            self._child(metrics.waits_finished, workflow, kind, ended).inc()
+            outcome = TIMED_OUT if change.timed_out else ended  # (newcomer h32 F6)
+            self._child(metrics.waits_finished, workflow, kind, outcome).inc()
             if duration is not None:
                 self._child(metrics.wait_duration, workflow, kind).observe(duration)
             return

@@ -63,6 +63,36 @@ async def test_waits_have_their_own_histogram_and_stay_out_of_step_durations(
     assert value(rt, steps, workflow="approve", kind="human", outcome="completed") is None
 
 
+async def test_a_wait_its_deadline_ended_counts_timed_out_not_completed_or_failed(
+    rt: cf.Runtime, clock: ManualClock
+) -> None:
+    """(newcomer h32 F6) A dashboard tells approvals people gave from those nobody gave: a
+    human step that timed out (its output an answer, ``approved: false``) and an event wait
+    that timed out (the step failed) count ``timed_out``; one a person answered, completed."""
+    flow = (
+        cf.define("claims")
+        .human_in_the_loop("ok", description="approve it", timeout="60s")
+        .wait_for_event("docs", "claim.docs", timeout="30s")
+    )
+    rt.register(flow)
+    finished = "cronflow_waits_finished_total"
+    for kind in ("human", "event"):  # there before the first: a rate sees the first one
+        assert value(rt, finished, workflow="claims", kind=kind, outcome="timed_out") == 0
+    timed, answered = await rt.trigger("claims"), await rt.trigger("claims")
+    await settle(rt, clock)
+    by_run = {pause.run_id: pause.token for pause in await rt.list_paused()}
+    await rt.resume(by_run[answered], {"approved": True})
+    await settle(rt, clock, 61)  # the other's approval times out; the answered one's event waits
+    await settle(rt, clock, 31)  # both event waits time out
+    assert (await rt.wait(timed)).status == "failed"
+    assert (await rt.wait(answered)).status == "failed"
+    assert value(rt, finished, workflow="claims", kind="human", outcome="timed_out") == 1
+    assert value(rt, finished, workflow="claims", kind="human", outcome="completed") == 1
+    assert value(rt, finished, workflow="claims", kind="event", outcome="timed_out") == 2
+    assert value(rt, finished, workflow="claims", kind="event", outcome="failed") == 0
+    assert value(rt, finished, workflow="claims", kind="sleep", outcome="timed_out") is None
+
+
 async def test_runs_steps_and_retries_are_counted_as_they_happened(
     rt: cf.Runtime, clock: ManualClock
 ) -> None:
