@@ -5,6 +5,7 @@ under ``test-output/console/``."""
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 import shutil
 import time
@@ -214,6 +215,23 @@ def test_a_run_page_shows_the_step_tree_and_replays(page: Any, served: Served) -
     replay = page.inner_text("#run-id")
     assert wait_ended(served, replay)["output"] == {"greeted": "hello grace"}
     assert api(served, "GET", f"/runs/{replay}")["replay_of"] == run_id
+
+
+def test_a_senders_bidi_and_c1_controls_are_shown_not_obeyed(page: Any, served: Served) -> None:
+    """(retest h33 F7) A U+202E in a payload turned the rest of the page's JSON around; it
+    reads ``\\u202e`` as the CLI shows it, and the replay form still parses to what was sent."""
+    name = "\u202eada\u0085"
+    run_id = api(served, "POST", "/runs", {"workflow": "greet", "payload": {"name": name}})[
+        "run_id"
+    ]
+    wait_ended(served, run_id)
+    page.goto(f"{served.url}/ui/#/runs/{run_id}")
+    page.wait_for_selector("#output")
+    assert '"name": "\\u202eada\\u0085"' in page.inner_text("#payload")
+    assert '"greeted": "hello \\u202eada\\u0085"' in page.inner_text("#output")
+    assert "\u202e" not in page.inner_text("main")
+    page.click("#replay")
+    assert json.loads(page.input_value("#replay-payload")) == {"name": name}
 
 
 def test_a_failed_run_shows_its_error(page: Any, served: Served) -> None:

@@ -45,8 +45,19 @@
     return h("span", { class: `badge s-${status}`, "data-status": status, text: status });
   }
 
+  // What JSON.stringify leaves raw and a reader cannot see: DEL and the C1 controls, the bidi
+  // controls (a sender's U+202E turned the rest of a webhook's query around: retest h33 F7) and
+  // the line and paragraph separators. Shown as \uXXXX, as the CLI shows them; in JSON text
+  // that is the same string still (a payload edited for a replay parses to what was sent).
+  const HIDDEN = /[\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
+
+  function visible(text) {
+    return text.replace(HIDDEN, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+  }
+
   function json(value) {
-    return JSON.stringify(value, null, 2);
+    const text = JSON.stringify(value, null, 2);
+    return text === undefined ? text : visible(text);
   }
 
   function notice(message, ok) {
@@ -377,7 +388,8 @@
   function failure(failed) {
     const type = failed.error_type;
     const short = type ? type.split(".").pop() : null;
-    return type && !failed.error.includes(`${short}:`) ? `${type}: ${failed.error}` : failed.error;
+    const said = type && !failed.error.includes(`${short}:`) ? `${type}: ${failed.error}` : failed.error;
+    return visible(said);  // an error may quote what a sender sent
   }
 
   function stepTree(run) {
