@@ -24,6 +24,7 @@ __all__ = [
     "carried_events",
     "carried_on",
     "links_of",
+    "migrated_from",
     "sources_of",
 ]
 
@@ -246,14 +247,25 @@ class MigrationLinks(msgspec.Struct, frozen=True, kw_only=True):
 def links_of(state: InstanceState) -> MigrationLinks:
     """How the instance ``state`` stands to migrations (a resume carries its run's steps as a
     migration does, and is none)."""
-    record = state.migration
     envelope = read_envelope(state.workflows[state.id].payload)
-    if record is not None and envelope is not None and envelope.resumed is not None:
-        record = None
+    replay_of = envelope.replay_of if envelope is not None else None
+    migrated = migrated_from(state, replay_of)
+    record = state.migration if migrated is not None else None
     return MigrationLinks(
         id=state.id,
         version=state.version,
-        migrated_from=record.from_instance if record is not None else None,
+        migrated_from=migrated,
         from_version=record.from_version if record is not None else None,
         migrated_to=state.migrated_to,
     )
+
+
+def migrated_from(state: InstanceState, replay_of: str | None) -> str | None:
+    """The run a migration replaced with this one (``state``, whose flow's envelope says it
+    replays ``replay_of``); not the run a resume goes on from, which it carries as a migration
+    would. A migration of a resume's run keeps the resume's envelope, which names another run
+    (conform h34 F2: it read as no migration, and the run it replaced could be replayed)."""
+    migration = state.migration
+    if migration is None or migration.from_instance == replay_of:
+        return None
+    return migration.from_instance

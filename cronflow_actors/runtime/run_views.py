@@ -32,6 +32,7 @@ from cronflow_actors.messages.engine import (
 )
 from cronflow_actors.messages.states import TaskState
 from cronflow_actors.net.spec import TaskKind, caught_in, event_waits, item_kind
+from cronflow_actors.runtime.carried import migrated_from
 from cronflow_actors.runtime.catalog import FlowCatalog
 from cronflow_actors.runtime.flow_runs import is_flows_run
 from cronflow_actors.runtime.ids import resume_id
@@ -211,7 +212,7 @@ class RunViews:
             read_trigger(root.payload) if flows else (root.payload, None, root.started_by, None)
         )
         cause = state.work_items.get(root.error_cause) if root.error_cause else None
-        migrated_from = _migrated_from(state, replay_of)
+        replaced = migrated_from(state, replay_of)
         return RunInfo(
             id=root.id,
             workflow=root.name,
@@ -225,9 +226,9 @@ class RunViews:
             finished_at=root.finished_at,
             # a migration's run is no replay, whatever its envelope says (retest h33 F9: the
             # migration of a resume read "replay of" the run resumed)
-            replay_of=replay_of if migrated_from is None else None,
+            replay_of=replay_of if replaced is None else None,
             workflow_name=self._name(root.name),
-            migrated_from=migrated_from,
+            migrated_from=replaced,
             migrated_to=state.migrated_to,
             version=state.version,
             blocked=self._why_held(snapshot),
@@ -479,12 +480,3 @@ def _status(snapshot: SnapshotRecord, root: WorkflowRecord) -> RunStatus:
     if snapshot.status in ("running", "waiting"):
         return RunStatus(snapshot.status)
     return RunStatus.RUNNING  # a snapshot from before the status column said more
-
-
-def _migrated_from(state: InstanceState, replay_of: str | None) -> str | None:
-    """The run a migration replaced with this one; not the run a replay resumed (it carries
-    that run's completed steps as a migration would: ``replay_of`` says it)."""
-    migration = state.migration
-    if migration is None or migration.from_instance == replay_of:
-        return None
-    return migration.from_instance

@@ -1211,6 +1211,13 @@ async def test_the_migration_of_a_resume_is_no_replay(rt: cf.Runtime, clock: Man
     assert (shown.replay_of, shown.migrated_from) == (None, resumed)
     assert (await rt.inspect(resumed)).replay_of == first
     assert (await rt.inspect(first)).current_run_id == moved
+    # B's work goes on in C: a replay of B would do it twice (conform h34 F2: it started one,
+    # the migration's links reading "migrated from" nothing)
+    assert (await rt.migration_links(moved)).migrated_from == resumed
+    assert (await rt.migration_links(resumed)).migrated_from is None  # A's resume, no migration
+    with pytest.raises(MigrationError, match=f"replay '{moved}'"):
+        await rt.replay(resumed)
+    assert len(await rt.list_runs(workflow="f")) == 3
 
 
 async def test_a_wait_timeout_its_fallback_answered_is_kept_when_carried_over(
