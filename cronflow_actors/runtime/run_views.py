@@ -424,7 +424,10 @@ class RunViews:
             if record.error:  # a job's failure of the whole step (a parallel's deadline)
                 errors.append(record.error)
             causes = [state.work_items.get(c.error_cause or "") for c in children]
-            failed = [i for i in [*items, *causes] if i is not None and i.error_type]
+            failed: list[Any] = [i for i in [*items, *causes] if i is not None and i.error_type]
+            if children and not failed:  # a child failed by no item (a group's deadline in
+                # it, a job's: conform h34 F1): the type its own record keeps
+                failed = [c for c in children if c.error_type]
             status: str = record.state
             if len(items) == 1 and record.state != TaskState.COMPLETED and not record.error:
                 status = step_status(items[0].state, kind)  # (not an on_error's answer, nor a

@@ -274,6 +274,31 @@ async def test_parallel_max_concurrency_and_timeout(tmp_path: Path, clock: Manua
         assert step.error == "StepTimeoutError: race 'slow' timed out after 30 s"
 
 
+async def test_a_deadline_inside_an_item_flow_or_subflow_gives_its_step_the_type(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    """(conform h34 F1) A ``for_each`` or ``subflow`` whose child a group's deadline failed read
+    ``error_type`` None, where the same step failed by a raise names the raised class."""
+
+    async def forever(ctx: cf.FlowContext) -> None:
+        await asyncio.sleep(3600)
+
+    kid = cf.define("kid").parallel("kp", [forever], timeout="30s")
+    per_item = cf.define("each").for_each(
+        "fe", lambda ctx: [1], lambda item, flow: flow.race("r", [forever], timeout="30s")
+    )
+    nested = cf.define("nested").subflow("s", kid)
+    async with runtime(tmp_path, clock, per_item, nested) as rt:
+        runs = [await rt.trigger("each"), await rt.trigger("nested")]
+        await asyncio.sleep(0.05)  # their functions are running
+        clock.advance(30)
+        for run_id in runs:
+            assert (await rt.wait(run_id, timeout=5)).status == "failed"
+            [step] = (await rt.inspect(run_id)).steps
+            assert (step.status, step.error_type) == ("failed", TIMEOUT), step
+            assert "StepTimeoutError" in (step.error or "")
+
+
 async def test_on_error_after_parallel_race_for_each_batch_and_subflow(
     tmp_path: Path, clock: ManualClock, caplog: pytest.LogCaptureFixture
 ) -> None:
