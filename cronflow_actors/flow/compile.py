@@ -120,6 +120,8 @@ class Compiler:
         self.waits: dict[str, n.EventNode] = {}
         self.humans: dict[str, n.HumanNode] = {}
         self.subflows: dict[str, CompiledFlow] = {}
+        self.awaits: set[str] = set()
+        """The events its subflows' steps wait for (its own: ``waits``)."""
 
     def link(self, previous: str | None, first: str) -> None:
         if previous is None:
@@ -186,6 +188,7 @@ class Compiler:
                 child = self.child_flow(node)
                 if child is None:
                     return node.id, node.id  # its problems are reported
+                self.awaits.update(child.description.awaits)  # (conform h34 F3)
                 task = fanout.subflow(node, ids, child.spec)
                 return self.catching(node, task, composite=True)
         raise TypeError(f"cannot compile {node!r}")
@@ -482,7 +485,8 @@ def compile_flow(
         queue=definition.queue,
         secrets=definition.secrets,
         description=msgspec.structs.replace(
-            describe(definition), awaits=sorted({w.event for w in compiler.waits.values()})
+            describe(definition),
+            awaits=sorted({w.event for w in compiler.waits.values()} | compiler.awaits),
         ),
         subflows=tuple(compiler.subflows.values()),
         waits=compiler.waits,

@@ -140,7 +140,8 @@ def item_kind(spec: WorkItemSpec) -> str:
 
 def event_waits(spec: NetSpec) -> dict[str, str]:
     """The event each task of ``spec`` waits for, by task: those whose work item is typed
-    ``wait=WaitSpec(kind="event")`` (not its composite tasks' nets)."""
+    ``wait=WaitSpec(kind="event")``; those of its composite tasks' nets are theirs (what a
+    net's instance awaits in all: ``runtime/net_api.py::awaited``)."""
     found = {}
     for name, task in spec.tasks.items():
         wait = task.work_item.wait if task.work_item is not None else None

@@ -190,10 +190,13 @@ async def test_the_events_a_flows_or_a_nets_steps_wait_for_are_listed(serve: Ser
         .if_("big", lambda ctx: True)
         .wait_for_event("checked", "order.checked")
         .end_if()
+        # a subflow given inline, which no other flow lists (conform h34 F3)
+        .subflow("ship", cf.define("ship").wait_for_event("picked", "order.picked"))
     )
     _rt, client = await serve([offer, settle])
     [flow] = (await client.get("/flows")).json()["flows"]
-    assert flow["awaits"] == ["order.checked", "order.settled"]  # (not the one that starts it)
+    # (not the one that starts it)
+    assert flow["awaits"] == ["order.checked", "order.picked", "order.settled"]
     [described] = (await client.get("/nets")).json()["nets"]
     assert described["awaits"] == ["offer.answered", "signed"]
 
