@@ -13,6 +13,7 @@ import shlex
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
@@ -477,3 +478,39 @@ def test_run_whose_wait_fails_after_its_start_says_the_run_started() -> None:
     assert result.returncode == 4, result.stderr
     assert "run r1 started, only waiting for it failed" in result.stderr
     assert "nothing was done" not in result.stderr
+
+
+class _Restarting(_Older):
+    """A server that took the start, then went away for two seconds (a restart), then answers
+    the run ended; with ``gone``, it never answers again."""
+
+    reads: ClassVar[list[str]] = []
+    first: ClassVar[list[float]] = []
+    gone: ClassVar[bool] = False
+
+    def do_GET(self) -> None:
+        self.reads.append(self.path)
+        self.first.append(time.monotonic())
+        if self.gone or time.monotonic() - self.first[0] < 2.0:
+            self.close_connection = True  # no answer: the client reads a closed connection
+            return
+        self._json(200, {"id": "r1", "workflow": "w", "status": "completed", "output": 7})
+
+
+def test_run_waits_through_a_restart_and_says_when_the_server_stays_away() -> None:
+    # it said "cannot reach the server ... Is 'cronflow-actors serve' running there?" at the
+    # first closed connection of a restart, of a run it had started (retest h33 F6)
+    with stub(_Restarting) as url:
+        result = cli("run", "w", "--url", url)
+    assert result.returncode == 0, result.stderr
+    assert "run r1  w  completed" in result.stdout
+    assert 2 <= len(_Restarting.reads) < 10, _Restarting.reads
+    _Restarting.gone = True
+    with stub(_Restarting) as url:
+        result = cli("run", "w", "--timeout", "3", "--url", url)
+    assert result.returncode == 4, result.stderr
+    said = result.stderr
+    assert "run r1 started; then, as this command waited for its end" in said, said
+    assert "stopped answering" in said
+    assert "'cronflow-actors inspect r1'" in said
+    assert "Is 'cronflow-actors serve' running there?" not in said

@@ -9,7 +9,7 @@ import sys
 import time
 from typing import Any
 
-from cronflow_actors.cli.client import NOTHING_DONE, Client
+from cronflow_actors.cli.client import NOTHING_DONE, Client, Unreachable
 from cronflow_actors.cli.exits import Exit
 from cronflow_actors.cli.render import (
     FINAL,
@@ -26,6 +26,9 @@ __all__ = ["LONG_POLL", "follow"]
 
 LONG_POLL = 20
 """The longest ``run`` waits for one answer once it told of the pause its run waits in (s)."""
+GONE_FOR = 10.0
+"""How long ``run`` asks again a server that stopped answering (a restart: its drain answers
+the long polls, then it goes) before it says so (s)."""
 
 
 def _unknown_wait(said: str) -> bool:
@@ -77,15 +80,23 @@ def _until_ended(args: argparse.Namespace, client: Client, run_id: str) -> dict[
     once, with the command that approves it."""
     deadline = None if args.timeout is None else time.monotonic() + args.timeout
     poll, told_pause, wait = 0.05, False, 0  # the first read at once: a pause to tell of
-    long_polls = True
+    long_polls, gone = True, None  # (gone: since when no server has answered)
     while True:
         sent = time.monotonic()
         try:
             run: dict[str, Any] = client.run(run_id, wait)
+        except Unreachable as lost:  # (retest h33 F6: it asked "is serve running there?")
+            gone = sent if gone is None else gone
+            if sent - gone >= GONE_FOR or (deadline is not None and sent >= deadline):
+                raise _gone(client, run_id, lost, sent - gone) from None
+            wait = 0
+            time.sleep(1.0)
+            continue
         except ApiError as refused:  # a server before long polls: "wait" is unknown there
             if not (wait and refused.slug == "invalid-argument" and _unknown_wait(str(refused))):
                 raise
             run, wait, long_polls = client.run(run_id), 0, False
+        gone = None
         took = time.monotonic() - sent
         if run["status"] in FINAL:
             return run
@@ -104,6 +115,17 @@ def _until_ended(args: argparse.Namespace, client: Client, run_id: str) -> dict[
         wait = 0
         time.sleep(poll if left is None else min(poll, left))
         poll = min(poll * 1.5, 1.0)
+
+
+def _gone(client: Client, run_id: str, lost: Unreachable, for_s: float) -> ApiError:
+    """The server stopped answering while ``run`` waited for ``run_id``, which it started."""
+    return ApiError(
+        f"run {run_id} started; then, as this command waited for its end, the server at "
+        f"{client.url} stopped answering ({lost.reason}), {for_s:.0f} s on end: stopped, or "
+        "restarting? The run is kept, and goes on when a server runs on its database again; "
+        f"follow it with 'cronflow-actors inspect {run_id}'",
+        exit_code=lost.exit_code,
+    )
 
 
 def _tell_pause(args: argparse.Namespace, client: Client, run_id: str) -> bool:
