@@ -351,12 +351,21 @@ class ClusterLease(Renewed):
             await self._clock.sleep(self.poll)
             if self._recheck is None or instances is None:
                 continue
-            for instance_id in list(self._waiting()):
-                if instance_id not in instances:
-                    try:
-                        await self._recheck(instance_id)
-                    except Exception:
-                        logger.exception("looking at run %s failed", instance_id)
+            elsewhere = [i for i in self._waiting() if i not in instances]
+            if not elsewhere:
+                continue
+            try:  # one read for all (hostile h34 L1: one each, for each long poll)
+                going = await self._store.unfinished_among(elsewhere)
+            except Exception:
+                logger.exception("looking at %d waited-for runs failed", len(elsewhere))
+                continue
+            for instance_id in elsewhere:
+                if instance_id in going:
+                    continue  # (read in full only once it ended, or is not stored)
+                try:
+                    await self._recheck(instance_id)
+                except Exception:
+                    logger.exception("looking at run %s failed", instance_id)
 
     # -- work sent to the process that holds an instance ----------------------------------------
 

@@ -243,6 +243,18 @@ class ClusterOps:
         )
         return [_sql.timer_of(row) for row in rows]
 
+    async def unfinished_among(self, instance_ids: Sequence[str]) -> set[str]:
+        """Of ``instance_ids``, those of stored instances that are not over: one read for every
+        run this process waits to see end in another (hostile h34 L1: a read of each, twice a
+        second, for each long poll)."""
+        ids = [i for i in instance_ids if "\x00" not in i]  # (no row can hold one)
+        if not ids:
+            return set()
+        rows = await self._require_pool("look instances up").fetch(
+            "SELECT instance_id FROM instances WHERE NOT terminal AND instance_id = ANY($1)", ids
+        )
+        return {row[0] for row in rows}
+
     # -- work for another process ---------------------------------------------------------------
 
     async def post(self, target: str, sender: str, instance_id: str, body: bytes) -> str:
