@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 
@@ -83,6 +83,15 @@ class RunResult(msgspec.Struct, frozen=True, kw_only=True):
     error: str | None = None
 
 
+def _single(what: str) -> msgspec.Meta:
+    """The API document's words for a field ``inspect`` fills in and a listing leaves out
+    (hostile h34 L4: ``GET /runs`` read as "no trigger recorded")."""
+    return msgspec.Meta(
+        description=f"{what[0].upper()}{what[1:]}: said by GET /runs/{{run_id}}; null in the "
+        "pages of GET /runs, which do not look"
+    )
+
+
 class RunInfo(msgspec.Struct, frozen=True, kw_only=True):
     id: str
     workflow: str
@@ -113,20 +122,20 @@ class RunInfo(msgspec.Struct, frozen=True, kw_only=True):
     """Who started it: the principal of the API token that asked (``POST /runs``, a replay, a
     webhook that takes a token); None for the runtime's own triggers and this process's
     calls."""
-    migration_pending: bool | None = None
+    migration_pending: Annotated[bool | None, _single("whether its migration is pending")] = None
     """Its ``migrated_to`` run has not started: the migration is pending (its start failed:
     fix the cause and ``migrate`` again, or ``cancel`` this run to give the migration up; or a
     crash cut it: the next start of a runtime carries it on).
     Said by ``inspect`` (``GET /runs/{id}``: true or false); None in listings, which do not
     look."""
-    resumed_as: str | None = None
+    resumed_as: Annotated[str | None, _single("the run that resumes this one")] = None
     """The run that resumes this one (``replay(..., resume=True)``), where its work goes on: a
     failed run pointed nowhere after it, and offered a resume (newcomer h31 F2). Said by
     ``inspect`` of an ended run; None in listings, which do not look."""
-    trigger: RunTrigger | None = None
+    trigger: Annotated[RunTrigger | None, _single("how the run was started")] = None
     """How a flow's run was started, and what its webhook kept of the request (``inspect``;
     None for a net's instance, and in listings)."""
-    current_run_id: str | None = None
+    current_run_id: Annotated[str | None, _single("where its work is now")] = None
     """The run at the end of the resumes and migrations its work went on through, where it is
     now (newcomer h33 F4: one hop named a run that had ended too); said by ``inspect`` of a
     run that went on; None otherwise, and in listings."""
