@@ -281,6 +281,7 @@ class Context:
         "_where",
         "after_commit",
         "answered_error",
+        "answered_told",
         "attempt",
         "caught",
         "clock",
@@ -354,6 +355,9 @@ class Context:
         caught``): a flow's ``ctx.steps`` leaves those out."""
         self.answered_error: str | None = None
         """A handler's: the error its step's ``on_error`` answered (``Type: message``), if so."""
+        self.answered_told = False
+        """A handler's: the failure its ``on_error`` answered was logged where it happened (a
+        group's function, a loop's body): its answer is not logged again."""
         self.failure_answered = False
         """A handler's: its task catches its failure (an ``on_error`` answers it, a net's
         ``catch()``): logged as a warning, not as an error."""

@@ -269,29 +269,38 @@ class HandlerActor(LoopActor):
         raise NotImplementedError
 
     def log_failure(
-        self, level: int, outcome: str, error: BaseException, *, traceback: bool | None = None
+        self,
+        level: int,
+        outcome: str,
+        error: BaseException | str,
+        *,
+        traceback: bool | None = None,
     ) -> None:
         """One record of a failed attempt, naming the run, the step, the work item and the
         attempt (also as ``run_id``, ``workflow`` and ``step`` fields, which the JSON log
         format shows), with ``error``'s traceback when ``traceback`` is True, never when it is
         False, and when None at ERROR, or below it if the logger is enabled for DEBUG. The
         record holds the exception only while it is handled (and kept by handlers that keep
-        records, as a test's capture does), so no frame lives on in this actor."""
+        records, as a test's capture does), so no frame lives on in this actor. ``error`` as
+        text: one described already (``Type: message``), with no traceback to give."""
         item = self.ctx.work_item
         step = getattr(item, "task", None) or getattr(item, "name", "?")
         parent = self.ctx.parent
+        if isinstance(error, BaseException):
+            said, trace = f"{type(error).__name__}: {error}", error
+        else:
+            said, trace = error, None
         logger.log(
             level,
-            "run %s: %s %r (work item %s, attempt %d) %s: %s: %s",
+            "run %s: %s %r (work item %s, attempt %d) %s: %s",
             self.run_id or "?",
             "action" if self.what == "action" else "step",
             step,
             self.item_id,
             self.ctx.attempt or self.attempt,  # an action's own retries count there
             outcome,
-            type(error).__name__,
-            one_line(error),
-            exc_info=error if _with_traceback(level, traceback) else None,
+            one_line(said),
+            exc_info=trace if trace is not None and _with_traceback(level, traceback) else None,
             extra={
                 "run_id": self.run_id or None,
                 "workflow": parent.name if parent is not None else None,
@@ -307,6 +316,10 @@ class WorkItemActor(HandlerActor):
     what = "work item"
 
     def succeeded(self, output: Any, began_at: float) -> WorkItemFinished:
+        answered = self.ctx.answered_error
+        if answered is not None and not self.ctx.answered_told:  # its handler's error,
+            # answered within it (hostile h34 L2: a step's on_error answered, nothing logged)
+            self.log_failure(logging.WARNING, "failed; its on_error answers it", answered)
         try:
             stored = normalize(output)
         except TypeError:
@@ -323,7 +336,7 @@ class WorkItemActor(HandlerActor):
             attempt=self.attempt,
             ok=True,
             output=stored,
-            error=self.ctx.answered_error,
+            error=answered,
             began_at=began_at,
         )
 
@@ -423,10 +436,13 @@ class ActionActor(HandlerActor):
     what = "action"
 
     def succeeded(self, output: Any, began_at: float) -> ActionFinished:
+        answered = self.ctx.answered_error  # what an on_error answered, if one did
+        if answered is not None:
+            self.log_failure(logging.WARNING, "failed; its on_error answers it", answered)
         return ActionFinished(
             work_item_id=self.item_id,
             ok=True,
-            error=self.ctx.answered_error,  # what an on_error answered, if one did
+            error=answered,
             attempt=self.attempt,
             started_at=began_at,
             finished_at=self.system.clock.now(),

@@ -372,6 +372,7 @@ class Compiler:
                 type=failure.error_type,
                 attributes=failure.error_data,
             )
+            ectx.answered_told = True  # (logged as the function or body failed)
             return await fall_back(node, FlowContext.of(ectx, ids), error, ectx)
 
         def route(ctx: Any) -> Any:

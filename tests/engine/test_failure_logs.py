@@ -143,6 +143,33 @@ async def test_a_failed_detached_action_is_a_warning_naming_its_run(
     assert record.exc_info is not None
 
 
+async def test_a_failure_an_on_error_answers_is_one_warning(
+    rt: cf.Runtime, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A step's or an action's failure that its ``on_error`` answered was logged nowhere
+    (hostile h34 L2), where README promises a WARNING line; once, without a traceback."""
+    flow = (
+        cf.define("fb")
+        .step("b", plain_step)
+        .on_error(lambda ctx: "answered")
+        .action("mail", plain_step)
+        .on_error(lambda ctx: None)
+    )
+    rt.register(flow)
+    caplog.set_level(logging.INFO, logger=LOGGER)
+    run_id = await rt.trigger("fb", {})
+    assert (await rt.wait(run_id)).output == "answered"
+    await rt.wait_idle()
+    said = sorted((r.step, r.levelno, r.getMessage()) for r in records(caplog))  # type: ignore[attr-defined]
+    assert [(step, level) for step, level, _ in said] == [
+        ("b", logging.WARNING),
+        ("mail", logging.WARNING),
+    ]
+    for _step, _level, message in said:
+        assert "failed; its on_error answers it: KeyError: 'missing'" in message
+    assert all(r.exc_info is None for r in records(caplog))
+
+
 async def test_an_errors_line_breaks_start_no_line_of_the_log(
     rt: cf.Runtime, caplog: pytest.LogCaptureFixture
 ) -> None:
