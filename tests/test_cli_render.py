@@ -7,7 +7,7 @@ import shlex
 from typing import Any
 
 from cronflow_actors.cli.main import build_parser
-from cronflow_actors.cli.render import render_run
+from cronflow_actors.cli.render import render_paused, render_run
 
 
 def run(**fields: Any) -> dict[str, Any]:
@@ -121,3 +121,18 @@ def test_a_runs_errors_are_shown_on_one_line_with_a_senders_bytes_escaped() -> N
     assert "\u202e" not in shown
     assert "  error: step 'boom': ValueError: L1\\n2026-12-03 00:00:00,000 CRITICAL" in shown
     assert not any(line.startswith("2026") for line in shown.splitlines())
+
+
+def test_a_pauses_description_is_shown_on_one_line_with_a_senders_bytes_escaped() -> None:
+    # a description built from a webhook's payload retitled the operator's terminal (ESC ] 0;)
+    # and wrote a row of its own into `paused` (newcomer h34 F1)
+    said = "approve claim Z\x1b]0;pwned\x07\r\nfake line\x00\u202e"
+    pause = {"step": "ok", "token": "t-1", "paused_at": 1_000.0, "description": said}
+    shown = render_run(run(status="waiting"), pause)
+    listed = render_paused([pause | {"run_id": "r1", "workflow": "claims"}])
+    for text in (shown, listed):
+        for raw in ("\x1b", "\x07", "\r", "\x00", "\u202e"):
+            assert raw not in text, (raw, text)
+        assert not any(line.startswith("fake line") for line in text.splitlines())
+    assert "approve claim Z\\x1b]0;pwned\\x07\\r\\nfake line" in shown
+    assert len(listed.splitlines()) == 2  # the header and its one row

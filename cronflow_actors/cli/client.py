@@ -12,7 +12,7 @@ from typing import Any
 
 from cronflow_actors.cli.exits import Exit
 from cronflow_actors.cli.render import render_run  # its home before render.py; still importable
-from cronflow_actors.errors import ApiError  # defined with every other error; importable here too
+from cronflow_actors.errors import ApiError, one_line  # ApiError: importable here too
 
 __all__ = ["NOTHING_DONE", "ApiError", "Client", "Unreachable", "render_run"]
 
@@ -127,7 +127,7 @@ class Client:
                 )
             return self._stranger(f"HTTP {status}, {kind}")  # some other server's page
         assert isinstance(problem, dict)
-        detail = str(problem.get("detail", text))
+        detail = one_line(problem.get("detail", text))  # (it may quote a sender's text)
         slug = kind_of.rpartition(":")[2]
         if status == 401:
             if slug == "unknown-token":

@@ -28,7 +28,7 @@ from cronflow_actors.cli.render import (
     table,
     when,
 )
-from cronflow_actors.errors import ApiError
+from cronflow_actors.errors import ApiError, one_line
 
 __all__ = ["STATUSES", "add_client_commands", "follow_options"]
 
@@ -242,7 +242,8 @@ def _publish(args: argparse.Namespace) -> int:
             "runs again (no need to publish it again)"
         )
     for refusal in answer.get("refused", []):
-        print(f"  refused by {refusal.get('workflow')}: {refusal.get('detail')}", file=sys.stderr)
+        said = one_line(refusal.get("detail"))  # (a filter's error may quote the payload)
+        print(f"  refused by {refusal.get('workflow')}: {said}", file=sys.stderr)
     for run_id in answer.get("not_kept", []):
         print(
             f"  run {run_id} cannot run here and keeps as many events as it may: not kept for "

@@ -72,12 +72,15 @@ def short(value: Any, width: int = 60) -> str:
 
 
 def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """Columns padded to their widest cell, the header first; the last column unpadded."""
-    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
+    """Columns padded to their widest cell, the header first; the last column unpadded. Each
+    cell on one line, its controls escaped: a pause's description may quote a webhook's
+    sender, whose ESC retitled the terminal and whose CR LF wrote a row (newcomer h34 F1)."""
+    texts = [[one_line(cell) for cell in row] for row in [header, *rows]]
+    widths = [max(len(row[i]) for row in texts) for i in range(len(header))]
     lines = []
-    for row in [header, *rows]:
-        cells = [str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)]
-        cells[-1] = str(row[-1])
+    for row in texts:
+        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=True)]
+        cells[-1] = row[-1]
         lines.append("  ".join(cells).rstrip())
     return "\n".join(lines)
 
@@ -187,7 +190,7 @@ def render_run(
     elif pause is not None:
         lines.append(
             f"  paused at step {pause['step']!r}"
-            + (f" ({pause['description']})" if pause.get("description") else "")
+            + (f" ({one_line(pause['description'])})" if pause.get("description") else "")
             + f" since {when(pause.get('paused_at'))}; approve it with (--reject: refuse it):"
         )
         lines.append(f"    {resume_command(pause['token'], url_flag)}")
