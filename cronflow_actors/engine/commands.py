@@ -10,6 +10,7 @@ the order Tasquencer's single database transaction runs it.
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from typing import Any
 
 import msgspec
@@ -38,7 +39,9 @@ from cronflow_actors.messages.engine import (
     InitializeWorkflowJob,
     InitializeWorkItem,
     InitializeWorkItemJob,
+    InstanceState,
     Job,
+    JobRecord,
     NoticeDone,
     Principal,
     RedispatchActions,
@@ -55,7 +58,7 @@ from cronflow_actors.messages.engine import (
 )
 from cronflow_actors.net.spec import NetSpec, TaskKind
 
-__all__ = ["WORK_ITEM_ACTIONS", "apply", "drop_job", "fail_run", "run_job"]
+__all__ = ["WORK_ITEM_ACTIONS", "apply", "drop_job", "fail_run", "owed_at_start", "run_job"]
 
 logger = logging.getLogger(__name__)
 
@@ -198,6 +201,25 @@ async def _carry_out(tx: Transaction, command: WorkflowCommand, send: Send) -> A
             await run_job(tx, job.job)
             return True
     raise TypeError(f"a WorkflowActor cannot carry out {command!r}")
+
+
+def owed_at_start(
+    state: InstanceState, busy: Collection[str], now: float
+) -> tuple[list[TimerFired], RerunStarted]:
+    """What a recovered instance owes itself as it starts: its jobs past due at ``now`` (a
+    run's timeout, a group's deadline; each timer's own firing, later, finds its job done), to
+    carry out first, and the rerun of its steps found started unrecorded (``busy``), to carry
+    out after the message that woke it too (a cancel sent to the process that took it over).
+    The steps ran again first, a plain ``def`` one to its end, in a run that was then recorded
+    failed or canceled (chaos h34 F1); one no longer started by then is not run again."""
+    due = sorted((j for j in state.jobs.values() if j.due_at <= now), key=_due_at)
+    items = state.work_items
+    rerun = tuple((i, items[i].attempt) for i in items if i in busy)
+    return [TimerFired(timer_id=j.timer_id) for j in due], RerunStarted(items=rerun)
+
+
+def _due_at(job: JobRecord) -> float:
+    return job.due_at
 
 
 def _rerun(tx: Transaction, items: tuple[tuple[str, int], ...]) -> None:

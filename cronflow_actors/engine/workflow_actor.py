@@ -35,7 +35,7 @@ from typing import Any, Final
 from mypy_extensions import mypyc_attr
 
 from cronflow_actors.engine import endings, notices, report_failure
-from cronflow_actors.engine.commands import apply
+from cronflow_actors.engine.commands import apply, owed_at_start
 from cronflow_actors.engine.handlers import (
     ActionActor,
     HandlerActor,
@@ -130,16 +130,16 @@ class WorkflowActor(CoroutineActor):
     def on_start(self) -> None:
         if self._body is None:
             return
-        # recovered: what had started unrecorded is recorded as run again, then run; actions
-        # still out as dispatched again (or failed, durable=False), then dispatched; first
+        # recovered: actions out dispatched again (or failed, durable=False); steps run again
         if self.state.kept and self.state.workflows[self.instance_id].state not in FINAL_STATES:
             self.tell_self_first(DeliverKept())  # kept while it was held; after the redispatch
         if self.state.actions:
             self.tell_self_first(RedispatchActions())
         if self._busy and not self.services.draining:  # (draining: they run at the next start)
-            items = self.state.work_items
-            rerun = tuple((i, item.attempt) for i, item in items.items() if i in self._busy)
-            self.tell_self_first(RerunStarted(items=rerun))
+            due, rerun = owed_at_start(self.state, self._busy, self.services.clock.now())
+            for fired in reversed(due):  # (what was due first, each ahead of the next)
+                self.tell_self_first(fired)
+            self.actor_ref.tell(rerun)  # behind the message that woke it (chaos h34 F1)
         if self.state.notices:
             notices.recover(self, self._transaction())
         root = self.state.workflows.get(self.instance_id)
@@ -165,8 +165,8 @@ class WorkflowActor(CoroutineActor):
 
     async def handle(self, message: WorkflowMessage) -> Any:
         # each kind says what its transaction is (its caller, a report?). A report (told: no one
-        # hears an error): a failure to apply it is recorded in a transaction of its own; a
-        # step's, the usual one, by its type (a class pattern is an isinstance via the metaclass)
+        # hears an error) that fails is recorded in a transaction of its own; a step's, the
+        # usual one, by its type (a class pattern is an isinstance, through the metaclass)
         if type(message) is WorkItemFinished:
             self._handler_finished(message)
             try:

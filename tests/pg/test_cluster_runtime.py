@@ -97,6 +97,36 @@ async def test_runs_held_elsewhere_are_waited_for_by_one_read_a_poll_for_all(
     assert await among(["a\x00b", "nobody"]) == set()
 
 
+async def test_a_cancel_that_wakes_a_cut_run_elsewhere_ends_it_before_its_step_runs_again(
+    postgres_url: str,
+) -> None:
+    """A process that took a run over for a cancel ran the cut step again first, then
+    canceled the run: a plain ``def`` step ran to its end after the caller heard "canceled"
+    (chaos h34 F1). The cancel comes first; the step, canceled, is not run again."""
+    begun: list[int] = []
+    running = asyncio.Event()
+
+    async def slow(ctx: cf.FlowContext) -> str:
+        begun.append(ctx.redispatches)
+        running.set()
+        await asyncio.sleep(3600)
+        return "done"
+
+    def flow() -> cf.Flow:
+        return cf.define("cut").step("slow", slow)
+
+    first = cf.Runtime(db=postgres_url, workflows=[flow()], lease_seconds=5)
+    second = cf.Runtime(db=postgres_url, workflows=[flow()], lease_seconds=5)
+    async with second:
+        async with first:
+            run_id = await first.trigger("cut")
+            await running.wait()  # stopped while the step runs: its end is not recorded
+        await second.cancel(run_id)  # the second process takes the run over for it
+        assert str((await second.wait(run_id, timeout=10)).status) == "canceled"
+        await second.wait_idle()
+    assert begun == [0]
+
+
 async def test_an_error_raised_where_the_instance_is_held_reaches_the_caller(
     pair: tuple[cf.Runtime, cf.Runtime],
 ) -> None:
