@@ -510,7 +510,44 @@ def test_run_waits_through_a_restart_and_says_when_the_server_stays_away() -> No
         result = cli("run", "w", "--timeout", "3", "--url", url)
     assert result.returncode == 4, result.stderr
     said = result.stderr
-    assert "run r1 started; then, as this command waited for its end" in said, said
+    assert "run r1 started; only waiting for it failed: as this command waited" in said, said
     assert "stopped answering" in said
     assert "'cronflow-actors inspect r1'" in said
     assert "Is 'cronflow-actors serve' running there?" not in said
+
+
+def test_run_json_names_the_run_it_started_when_only_the_wait_failed() -> None:
+    # with --json, nothing reached stdout: a script could only start it again (chaos h34 F2)
+    _Restarting.gone = True
+    with stub(_Restarting) as url:
+        result = cli("run", "w", "--json", "--timeout", "2", "--url", url)
+    assert result.returncode == 4, result.stderr
+    assert json.loads(result.stdout) == {"run_id": "r1"}
+    assert "run r1 started; only waiting for it failed" in result.stderr
+
+
+class _Migrated(_Older):
+    """A server whose run r1 a migration replaced with r2, which then completed."""
+
+    reads: ClassVar[list[str]] = []
+
+    def do_GET(self) -> None:
+        self.reads.append(self.path)
+        if self.path.startswith("/runs/r1"):
+            run = {"id": "r1", "workflow": "w", "status": "canceled", "migrated_to": "r2"}
+            self._json(200, run | {"current_run_id": "r2"})
+            return
+        self._json(200, {"id": "r2", "workflow": "w", "status": "completed", "output": 7})
+
+
+def test_run_follows_its_run_to_where_a_migration_took_its_work() -> None:
+    # it said "canceled", exit 1, of a run whose work went on in its migration's (chaos h34 F3)
+    with stub(_Migrated) as url:
+        result = cli("run", "w", "--url", url)
+        as_json = cli("run", "w", "--json", "--url", url)
+    assert result.returncode == 0, result.stderr
+    assert "run r1 canceled: its work goes on in run r2; waiting for that one" in result.stderr
+    assert "run r2  w  completed" in result.stdout
+    assert as_json.returncode == 0, as_json.stderr
+    summary = json.loads(as_json.stdout)
+    assert (summary["run_id"], summary["started_run_id"], summary["output"]) == ("r2", "r1", 7)

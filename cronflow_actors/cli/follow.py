@@ -51,48 +51,70 @@ def follow(args: argparse.Namespace, client: Client, run_id: str, *, what: str =
             f"started {what} {run_id}; waiting for it to end (Ctrl-C stops waiting, not the run)",
             file=sys.stderr,
         )
+    deadline = None if args.timeout is None else time.monotonic() + args.timeout
+    followed = [run_id]  # the run, then each it went on in (a migration's, meanwhile)
     try:
-        run = _until_ended(args, client, run_id)
+        run = _until_ended(args, client, run_id, deadline)
+        while run["status"] in FINAL and run.get("current_run_id") not in (None, run["id"]):
+            went = run["current_run_id"]  # (chaos h34 F3: "canceled", exit 1, for a migration)
+            if not args.json:
+                print(
+                    f"run {run['id']} {run['status']}: its work goes on in run {went}; "
+                    "waiting for that one",
+                    file=sys.stderr,
+                )
+            followed.append(went)
+            run = _until_ended(args, client, went, deadline)
     except KeyboardInterrupt:
-        print(f"\nstopped waiting; run {run_id} goes on", file=sys.stderr)
+        print(f"\nstopped waiting; run {followed[-1]} goes on", file=sys.stderr)
         return 130
     except ApiError as lost:  # the run started: only the wait failed (retest2 h33 F6)
-        said = str(lost).replace(NOTHING_DONE, f"run {run_id} started, only waiting for it failed")
+        if args.json:  # the id, for a script not to start it again (chaos h34 F2)
+            print_json({"run_id": followed[-1]})
+        started = f"run {run_id} started"
+        said = str(lost).replace(NOTHING_DONE, f"{started}, only waiting for it failed")
+        if started not in said:  # (a refusal of the server's, or its 503 as it stops)
+            said = f"{started}; only waiting for it failed: {said}"
         raise ApiError(said, exit_code=lost.exit_code, status=lost.status, slug=lost.slug) from None
+    last = run["id"] if "id" in run else followed[-1]
     if run["status"] not in FINAL:  # the deadline came first
         print(
-            f"run {run_id} did not end within {args.timeout:g} s (it is {run['status']}); it "
-            f"goes on: follow it with 'cronflow-actors inspect {run_id}'",
+            f"run {last} did not end within {args.timeout:g} s (it is {run['status']}); it "
+            f"goes on: follow it with 'cronflow-actors inspect {last}'",
             file=sys.stderr,
         )
     if args.json:
-        print_json(_summary(run))
+        summary = _summary(run)
+        print_json(summary if len(followed) == 1 else summary | {"started_run_id": run_id})
     elif run["status"] in FINAL:
-        print(f"run {run_id}  {run['workflow']}  {run['status']} in {duration(run_duration(run))}")
+        print(f"run {last}  {run['workflow']}  {run['status']} in {duration(run_duration(run))}")
         if run.get("error"):
             print(f"  error: {one_line(run['error'])}")
         print(f"  output: {short(run.get('output'), 400)}")
     return Exit.OK if run["status"] == "completed" else Exit.RUN_FAILED
 
 
-def _until_ended(args: argparse.Namespace, client: Client, run_id: str) -> dict[str, Any]:
-    """The run once it has ended, or as it stands at ``--timeout``; a pause it waits in told
-    once, with the command that approves it."""
-    deadline = None if args.timeout is None else time.monotonic() + args.timeout
+def _until_ended(
+    args: argparse.Namespace, client: Client, run_id: str, deadline: float | None
+) -> dict[str, Any]:
+    """The run once it has ended, or as it stands at ``deadline`` (monotonic); a pause it
+    waits in told once, with the command that approves it."""
     poll, told_pause, wait = 0.05, False, 0  # the first read at once: a pause to tell of
     long_polls, gone = True, None  # (gone: since when no server has answered)
     while True:
         sent = time.monotonic()
         try:
             run: dict[str, Any] = client.run(run_id, wait)
-        except Unreachable as lost:  # (retest h33 F6: it asked "is serve running there?")
-            gone = sent if gone is None else gone
-            if sent - gone >= GONE_FOR or (deadline is not None and sent >= deadline):
-                raise _gone(client, run_id, lost, sent - gone) from None
-            wait = 0
-            time.sleep(1.0)
-            continue
-        except ApiError as refused:  # a server before long polls: "wait" is unknown there
+        except ApiError as refused:
+            if isinstance(refused, Unreachable) or refused.status == 503:  # gone, or going:
+                # a restart? (retest h33 F6: it asked "is serve running there?")
+                gone = sent if gone is None else gone
+                if sent - gone >= GONE_FOR or (deadline is not None and sent >= deadline):
+                    raise _gone(client, run_id, refused, sent - gone) from None
+                wait = 0
+                time.sleep(1.0)
+                continue
+            # a server before long polls: "wait" is unknown there
             if not (wait and refused.slug == "invalid-argument" and _unknown_wait(str(refused))):
                 raise
             run, wait, long_polls = client.run(run_id), 0, False
@@ -117,11 +139,12 @@ def _until_ended(args: argparse.Namespace, client: Client, run_id: str) -> dict[
         poll = min(poll * 1.5, 1.0)
 
 
-def _gone(client: Client, run_id: str, lost: Unreachable, for_s: float) -> ApiError:
-    """The server stopped answering while ``run`` waited for ``run_id``, which it started."""
+def _gone(client: Client, run_id: str, lost: ApiError, for_s: float) -> ApiError:
+    """The server stopped answering (or answered 503) while ``run`` waited for ``run_id``."""
+    reason = lost.reason if isinstance(lost, Unreachable) else "HTTP 503: it is stopping"
     return ApiError(
-        f"run {run_id} started; then, as this command waited for its end, the server at "
-        f"{client.url} stopped answering ({lost.reason}), {for_s:.0f} s on end: stopped, or "
+        f"as this command waited for run {run_id} to end, the server at {client.url} "
+        f"stopped answering ({reason}), {for_s:.0f} s on end: stopped, or "
         "restarting? The run is kept, and goes on when a server runs on its database again; "
         f"follow it with 'cronflow-actors inspect {run_id}'",
         exit_code=lost.exit_code,
