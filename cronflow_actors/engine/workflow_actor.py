@@ -35,7 +35,7 @@ from typing import Any, Final
 from mypy_extensions import mypyc_attr
 
 from cronflow_actors.engine import endings, notices, report_failure
-from cronflow_actors.engine.commands import apply, owed_at_start
+from cronflow_actors.engine.commands import apply, hold, owed_at_start
 from cronflow_actors.engine.handlers import (
     ActionActor,
     HandlerActor,
@@ -247,12 +247,8 @@ class WorkflowActor(CoroutineActor):
         """Carry out ``command`` (a ``WorkflowCommand``) as one transaction, for ``principal``
         (its caller, None: internal); ``reported``: it reports what happened outside
         (``Transaction.reported``: see above the class); ``migration``: a ``StartWorkflow``'s."""
-        return self._transact_with(
-            functools.partial(apply, command, self.root),
-            principal,
-            migration=migration,
-            reported=reported,
-        )
+        work = functools.partial(apply, command, self.root)
+        return self._transact_with(work, principal, migration=migration, reported=reported)
 
     async def _report(self, report: WorkflowCommand, *, reported: bool = False) -> None:
         """Carry out ``report`` (told: no caller to raise to): its failure is recorded instead."""
@@ -331,6 +327,8 @@ class WorkflowActor(CoroutineActor):
             state.heard = {}
         if root.state == WorkflowState.COMPLETED and (state.kept or state.carried):
             completed_with_kept(self)  # (failed, canceled: kept for a resume)
+        if tx.handlers and self.services.draining:  # none begins: the next start runs them
+            hold(state, tx.handlers)
         body = encode(state)
         # actions still out (dispatched again after a crash) or events kept: it is running; a
         # notice owed (engine/notices.py) only makes it runnable: loaded at start, still waiting
@@ -365,9 +363,8 @@ class WorkflowActor(CoroutineActor):
         }
 
     def _busy_after(self, tx: Transaction) -> set[str]:
-        """The started automated items once ``tx`` is applied: an item becomes busy only by
-        starting (every start of an automated item asks for its handler in ``tx.handlers``),
-        and stops being busy by leaving ``started``."""
+        """The started automated items once ``tx`` is applied: an item is busy from its start
+        (which asks for its handler in ``tx.handlers``) until it leaves ``started``."""
         busy = self._busy
         if not busy and not tx.handlers:
             return busy
@@ -491,8 +488,8 @@ class WorkflowActor(CoroutineActor):
 
     def _spawn(self, kind: type[HandlerActor], *args: Any, now: bool = False, **kw: Any) -> Any:
         """A ``kind`` spawned as a child (``now``: begun now, ``start_handler``): its ref; None
-        if it has reported already, or the system stops (while this actor takes the messages
-        sent before the stop: the work stays started, or out, and runs at the next start)."""
+        if it has reported already, or the system stops (the work stays started, or out, and
+        runs at the next start)."""
         if self.system.state != "running":
             return None
         if now:

@@ -51,3 +51,43 @@ async def test_a_drain_begun_starts_no_new_step_and_lets_the_running_ones_end(
         assert steps["slow"] == "completed"  # recorded; "next" is started, to run at next start
     finally:
         await runtime.stop(drain=5)
+
+
+async def test_a_step_a_drain_held_back_runs_at_the_next_start_as_its_first_run(
+    tmp_path: Path,
+) -> None:
+    """The drain records the next step started and begins none: the next start ran it as
+    "run again after 1 restart", ``ctx.redispatches`` 1, though it had never run (chaos h34
+    F4). It runs as a first run; one cut by a stop is still counted as run again."""
+    db = tmp_path / "held.db"
+    release, began = asyncio.Event(), asyncio.Event()
+    seen: list[int] = []
+
+    async def slow(ctx: Any) -> str:
+        began.set()
+        await release.wait()
+        return "slow done"
+
+    def flow() -> cf.Flow:
+        return (
+            cf.define("held").step("slow", slow).step("next", lambda c: seen.append(c.redispatches))
+        )
+
+    runtime = cf.Runtime(db=db, workflows=[flow()])
+    await runtime.start()
+    try:
+        run_id = await runtime.trigger("held")
+        await began.wait()
+        runtime.begin_drain()
+        release.set()
+        await runtime.wait_idle()
+    finally:
+        await runtime.stop(drain=5)
+    assert seen == []  # held back by the drain
+    async with cf.Runtime(db=db, workflows=[flow()]) as again:
+        assert (await again.wait(run_id, timeout=10)).status == "completed"
+        steps = {step.id: step for step in (await again.inspect(run_id)).steps}
+        metrics = again.metrics.render().decode()
+    assert seen == [0]
+    assert steps["next"].redispatches == 0
+    assert 'cronflow_steps_rerun_total{kind="step",workflow="held"} 0.0' in metrics
