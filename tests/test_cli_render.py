@@ -136,3 +136,10 @@ def test_a_pauses_description_is_shown_on_one_line_with_a_senders_bytes_escaped(
         assert not any(line.startswith("fake line") for line in text.splitlines())
     assert "approve claim Z\\x1b]0;pwned\\x07\\r\\nfake line" in shown
     assert len(listed.splitlines()) == 2  # the header and its one row
+
+
+def test_a_step_carried_over_says_so() -> None:
+    # "completed attempts=0", no time: it read as never run (chaos h34 F5)
+    step = {"id": "pre", "kind": "step", "status": "completed", "attempts": 0, "carried": True}
+    shown = render_run(run(migrated_from="r0", steps=[step]))
+    assert "pre [step] completed attempts=0 (carried over: completed in the run" in shown

@@ -170,6 +170,8 @@ def render_run(
         again = step.get("redispatches") or 0
         verb = "dispatched" if step.get("kind") == "action" else "run"
         note = f" ({verb} again after {again} restart{'s' * (again > 1)})" if again else ""
+        if step.get("carried"):  # (chaos h34 F5: "attempts=0" read as never run)
+            note += " (carried over: completed in the run this one went on from)"
         lines.append(
             f"  {branch} {step['id']} [{step['kind']}] {step['status']}"
             f" attempts={step['attempts']}{note}{at}{took}  -> {short(step.get('output'))}"
