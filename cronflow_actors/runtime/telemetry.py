@@ -372,14 +372,19 @@ def _triggers(triggers: FlowTriggers) -> list[str]:
 def _work_items(spec: NetSpec) -> Iterator[tuple[str, dict[str, str], list[str]]]:
     """Each workflow of ``spec``'s tree (itself, then its tasks' child workflows) with its tasks
     that have work items, by the kind their metrics carry (``action`` for a detached one), and
-    those whose items a caller starts (manual: no handler, no wait, no timer)."""
+    those whose items a caller starts (manual: no handler, no timer; a wait none of whose
+    activities starts it: a net's pause a person takes, its pause then a wait of its own,
+    newcomer h34 F2)."""
     steps, manual_items = {}, []
     for name, task in spec.tasks.items():
         item = task.work_item
         if item is not None:
             steps[name] = "action" if item.detached else item_kind(item)
-            manual = item.handler is None and item.wait is None and item.kind not in WAIT_KINDS
-            if manual and not item.detached:  # (a flow's sleep has neither: a timer ends it)
+            if item.wait is not None:
+                manual = "on_initialized" not in item.activities  # (a flow's waits start so)
+            else:  # (a flow's sleep has neither handler nor wait: a timer ends it)
+                manual = item.kind not in WAIT_KINDS
+            if manual and item.handler is None and not item.detached:
                 manual_items.append(name)
     yield spec.name, steps, manual_items
     for task in spec.tasks.values():

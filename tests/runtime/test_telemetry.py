@@ -455,6 +455,35 @@ async def test_a_net_work_item_that_waits_for_an_event_is_a_wait_not_a_step(
     )
 
 
+async def test_a_net_pause_a_person_takes_waits_to_be_taken_then_waits_as_a_pause(
+    rt: cf.Runtime, clock: ManualClock
+) -> None:
+    """A net's ``pause`` item that a person starts (no activity starts it) was no manual wait:
+    its time to be taken went unmeasured, and one canceled before anyone took it counted as a
+    canceled pause that never began (newcomer h34 F2)."""
+    review = net.work_item("review", wait=net.WaitSpec(kind="pause"))
+    rt.register(
+        build("claim", {"review": net.task(review)}, [("start", "review"), ("review", "end")])
+    )
+    wait, finished = "cronflow_wait_duration_seconds", "cronflow_waits_finished_total"
+    assert value(rt, finished, workflow="claim", kind="manual", outcome="canceled") == 0
+    taken, dropped = await rt.start_workflow("claim"), await rt.start_workflow("claim")
+    await settle(rt, clock, 40)  # nobody takes either for 40 s
+    [item] = await rt.work_items(taken, "review")
+    await rt.start_work_item(item.id)  # the adjuster takes it: its pause begins
+    await settle(rt, clock, 15)
+    [pause] = await rt.list_paused()
+    await rt.resume(pause.token, {"approved": True})
+    await settle(rt, clock)
+    await rt.cancel_workflow(dropped)
+    assert value(rt, finished, workflow="claim", kind="manual", outcome="completed") == 1
+    assert value(rt, finished, workflow="claim", kind="manual", outcome="canceled") == 1
+    assert value(rt, f"{wait}_sum", workflow="claim", kind="manual") == 40 + 55
+    assert value(rt, finished, workflow="claim", kind="pause", outcome="completed") == 1
+    assert value(rt, finished, workflow="claim", kind="pause", outcome="canceled") == 0
+    assert value(rt, f"{wait}_sum", workflow="claim", kind="pause") == 15
+
+
 async def test_runs_a_migration_or_a_cancel_ends_offline_are_counted(tmp_path: Path) -> None:
     """A held run canceled without its code (its migration, an operator's cancel) was not
     counted as finished, and a migration's new run was counted as started by ``other``: the
