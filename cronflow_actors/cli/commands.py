@@ -75,12 +75,15 @@ def _path(value: str) -> str:
 def _run(args: argparse.Namespace) -> int:
     client = _client(args)
     body = {"workflow": args.workflow, "payload": read_payload(args.payload)}
-    return follow(args, client, start_once(args, client, "/runs", body))
+    return follow(args, client, start_once(args, client, "/runs", body)["run_id"])
 
 
-def start_once(args: argparse.Namespace, client: Client, path: str, body: dict[str, Any]) -> str:
-    """POST ``body`` to ``path``, which starts a run, with ``--instance-id`` if given; the new
-    run's id. A run with that id already: exit 3, saying so and how to see it."""
+def start_once(
+    args: argparse.Namespace, client: Client, path: str, body: dict[str, Any]
+) -> dict[str, Any]:
+    """POST ``body`` to ``path``, which starts a run, with ``--instance-id`` if given; the
+    answer (``run_id``; ``duplicate``: started before, a resume asked again). A run with that
+    id already: exit 3, saying so and how to see it."""
     if args.instance_id is not None:
         body["instance_id"] = args.instance_id
     try:
@@ -97,7 +100,7 @@ def start_once(args: argparse.Namespace, client: Client, path: str, body: dict[s
                 slug=refused.slug,
             ) from None
         raise
-    return str(started["run_id"])
+    return started  # type: ignore[no-any-return]
 
 
 def add_instance_id_option(parser: argparse.ArgumentParser, what: str) -> None:

@@ -147,7 +147,8 @@ def add_flows_command(commands: Any) -> None:
 def _fire(args: argparse.Namespace) -> int:
     client = _client(args)
     body = {} if args.schedule is None else {"schedule": args.schedule}
-    return follow(args, client, start_once(args, client, f"/flows/{_path(args.flow)}/fire", body))
+    started = start_once(args, client, f"/flows/{_path(args.flow)}/fire", body)
+    return follow(args, client, started["run_id"])
 
 
 def add_fire_command(commands: Any) -> None:

@@ -37,9 +37,17 @@ def _unknown_wait(said: str) -> bool:
     return "query parameter" in said and "wait" in said
 
 
-def follow(args: argparse.Namespace, client: Client, run_id: str, *, what: str = "run") -> int:
+def follow(
+    args: argparse.Namespace,
+    client: Client,
+    run_id: str,
+    *,
+    what: str = "run",
+    verb: str = "started",
+) -> int:
     """Print ``run_id`` (``--no-wait``), or wait for its end (``--timeout``) and say how it
-    ended: exit 0 when it completed, 1 when not (``what``: "run", "replay", as it is told)."""
+    ended: exit 0 when it completed, 1 when not (``what``: "run", "replay", as it is told;
+    ``verb``: how the command came to it)."""
     if args.no_wait:
         if args.json:
             print_json({"run_id": run_id})
@@ -48,7 +56,7 @@ def follow(args: argparse.Namespace, client: Client, run_id: str, *, what: str =
         return Exit.OK
     if not args.json:  # progress for people, on stderr; --json prints only the result
         print(
-            f"started {what} {run_id}; waiting for it to end (Ctrl-C stops waiting, not the run)",
+            f"{verb} {what} {run_id}; waiting for it to end (Ctrl-C stops waiting, not the run)",
             file=sys.stderr,
         )
     deadline = None if args.timeout is None else time.monotonic() + args.timeout

@@ -31,7 +31,13 @@ def _replay(args: argparse.Namespace) -> int:
         body["resume"] = True
     path = f"/runs/{_path(args.run_id)}/replay"
     what = "resume" if args.resume else "replay"  # (a resume is no replay: newcomer h32 F9)
-    return follow(args, client, start_once(args, client, path, body), what=what)
+    started = start_once(args, client, path, body)
+    # a run has one resume: asked again, the one started before (newcomer h34 F3: it said
+    # "started resume", as if the run's steps ran again)
+    if started.get("duplicate"):
+        what = "resume started before (nothing new started):"
+        return follow(args, client, started["run_id"], what=what, verb="found the")
+    return follow(args, client, started["run_id"], what=what)
 
 
 def add_replay_command(commands: Any) -> None:

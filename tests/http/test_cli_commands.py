@@ -88,6 +88,16 @@ async def test_replay_runs_a_run_again_from_the_command_line(serve: Serve) -> No
     assert "a run with the id 'again-1' exists already" in err
     assert "cronflow-actors inspect again-1" in err
     assert len(await rt.list_runs()) == 5
+    # a resume asked again finds the one started before: it said "started resume" (newcomer
+    # h34 F3), as if the run's steps had run again
+    failed = await rt.trigger("boom")
+    await rt.wait(failed, timeout=5)
+    code, _, err = await cli("replay", failed, "--resume", "--url", url)
+    assert code == 1, err
+    assert "started resume resume:" in err
+    code, _, err = await cli("replay", failed, "--resume", "--url", url)
+    assert code == 1, err
+    assert "found the resume started before (nothing new started): resume:" in err
 
 
 async def test_client_commands(serve: Serve) -> None:
