@@ -46,11 +46,11 @@ def test_a_run_whose_migration_is_pending_says_so_and_how_to_give_it_up() -> Non
 def test_a_run_whose_work_went_on_through_a_chain_names_where_it_is_now() -> None:
     chain = run(status="failed", finished_at=1_010.0, resumed_as="resume:a", current_run_id="c")
     shown = render_run(chain)
-    assert "  resumed as resume:a" in shown.splitlines()  # (not "goes on there": retest h33 F9)
+    assert "  resumed as resume:a" in shown.splitlines()  # (not "went on there": retest h33 F9)
     assert "its work now in c (through resumes or migrations)" in shown  # (newcomer h33 F4)
     one_hop = render_run(run(status="failed", resumed_as="resume:a", current_run_id="resume:a"))
     assert "its work now in" not in one_hop
-    assert "resumed as resume:a (its work goes on there)" in one_hop
+    assert "resumed as resume:a (its work went on there)" in one_hop
 
 
 def test_a_queued_run_is_queued_not_started() -> None:

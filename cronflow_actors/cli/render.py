@@ -115,7 +115,7 @@ def _links(run: dict[str, Any]) -> list[str]:
         lines.append(f"  migrated to {run['migrated_to']} (this run was canceled for it)")
     if run.get("resumed_as"):  # (newcomer h31 F2; there: not past it, retest h33 F9)
         there = run.get("current_run_id") in (None, run["resumed_as"])
-        goes_on = " (its work goes on there)" if there else ""
+        goes_on = " (its work went on there)" if there else ""
         lines.append(f"  resumed as {run['resumed_as']}{goes_on}")
     current = run.get("current_run_id")
     if current and current not in (run.get("migrated_to"), run.get("resumed_as")):

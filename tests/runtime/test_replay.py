@@ -286,7 +286,7 @@ async def test_a_failed_run_resumes_from_its_failed_step_keeping_what_it_complet
         assert before.status == "failed"  # the run itself is as it was, and says where its
         assert before.resumed_as == resumed  # work goes on (newcomer h31 F2)
         shown = render_run(msgspec.to_builtins(before))  # (as the CLI's inspect prints it)
-        assert f"  resumed as {resumed} (its work goes on there)" in shown.splitlines()
+        assert f"  resumed as {resumed} (its work went on there)" in shown.splitlines()
         assert (await rt.inspect(resumed)).resumed_as is None
         assert all(run.resumed_as is None for run in await rt.list_runs(workflow="order"))
         with pytest.raises(MigrationError, match="it is completed: a resume goes on from"):

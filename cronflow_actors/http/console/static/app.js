@@ -532,7 +532,7 @@
         run.migrated_to && !run.migration_pending ? h("dd", {}, h("a", { href: `#/runs/${encodeURIComponent(run.migrated_to)}`, class: "mono", id: "migrated-to", text: run.migrated_to }), " (this run was canceled for it)") : null,
         run.resumed_as ? h("dt", { text: "Resumed as" }) : null,  // where its work goes on (newcomer h31 F2)
         run.resumed_as ? h("dd", {}, h("a", { href: `#/runs/${encodeURIComponent(run.resumed_as)}`, class: "mono", id: "resumed-as", text: run.resumed_as }),
-          !run.current_run_id || run.current_run_id === run.resumed_as ? " (its work goes on there)" : "") : null,
+          !run.current_run_id || run.current_run_id === run.resumed_as ? " (its work went on there)" : "") : null,
         run.started_by ? h("dt", { text: "Started by" }) : null,  // who asked (retest h33 F9)
         run.started_by ? h("dd", { id: "started-by", text: run.started_by }) : null,
         // further on, through more resumes or migrations (newcomer h33 F4)
