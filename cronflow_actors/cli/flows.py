@@ -88,6 +88,7 @@ def _flows(args: argparse.Namespace) -> int:
         fired = _fire_hint(flow)
         if fired:
             print(f"  run one now: {fired}")
+        _print_awaits(flow)
     for described in nets:
         version = described.get("version") or "every version deprecated"
         print(f"{described['name']} {version}  (net)")
@@ -102,7 +103,16 @@ def _flows(args: argparse.Namespace) -> int:
         print(f"  callers may: {actions}")
         for task, verbs in described.get("item_actions", {}).items():
             print(f"  work items of {task}: {', '.join(verbs)}")
+        _print_awaits(described)
     return Exit.OK
+
+
+def _print_awaits(described: dict[str, Any]) -> None:
+    """The events a flow's or a net's steps wait for, which a publish wakes (newcomer h34 F7:
+    the API and the console listed them, ``flows`` did not)."""
+    if described.get("awaits"):
+        named = ", ".join(described["awaits"])
+        print(f"  its steps wait for: {named} (cronflow-actors events publish NAME wakes them)")
 
 
 def _fire_hint(flow: dict[str, Any]) -> str | None:

@@ -199,6 +199,11 @@ async def test_the_events_a_flows_or_a_nets_steps_wait_for_are_listed(serve: Ser
     assert flow["awaits"] == ["order.checked", "order.picked", "order.settled"]
     [described] = (await client.get("/nets")).json()["nets"]
     assert described["awaits"] == ["offer.answered", "signed"]
+    # and the command line's flows says them too (newcomer h34 F7)
+    code, out, err = await cli("flows", "--url", str(client.base_url))
+    assert code == 0, err
+    assert "  its steps wait for: order.checked, order.picked, order.settled" in out
+    assert "  its steps wait for: offer.answered, signed" in out
 
 
 async def test_a_key_in_any_script_names_one_publish_from_python_http_or_the_cli(
