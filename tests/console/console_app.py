@@ -45,6 +45,28 @@ def sign_off() -> net.NetSpec:
     )
 
 
+def fork() -> net.NetSpec:
+    """Two tasks at once: an AND split before them and an AND join after them."""
+    work = net.work_item("w").actions(start=net.action(), complete=net.action())
+    return (
+        net.workflow("fork")
+        .start_condition("start")
+        .end_condition("end")
+        .dummy_task("split", net.dummy_task().split("and"))
+        .task("left", net.task(work))
+        .task("right", net.task(work))
+        .dummy_task("join", net.dummy_task().join("and"))
+        .connect_condition("start", "split")
+        .connect_task("split", "left")
+        .connect_task("split", "right")
+        .connect_task("left", "join")
+        .connect_task("right", "join")
+        .connect_task("join", "end")
+        .actions(initialize=net.action())
+        .build()
+    )
+
+
 workflows = [
     cf.define("greet", name="Greeting", description="says hello, twice at once")
     .step("hello", lambda ctx: f"hello {ctx.payload['name']}")
@@ -64,4 +86,5 @@ workflows = [
     cf.define("settle").wait_for_event("paid", "order.settled").step("done", lambda ctx: ctx.last),
     review(),
     sign_off(),
+    fork(),
 ]

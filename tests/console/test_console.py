@@ -277,6 +277,16 @@ def test_a_net_workflow_is_drawn_with_its_marking(page: Any, served: Served) -> 
     assert marked == ["c:prepare__to__approve"]
     assert page.inner_text("tr[data-task='approve'] .badge") == "enabled"
     shot(page, "net")
+    # an AND split or join is named where it has two ways, though it is the default (newcomer
+    # h34 F8: the picture named an XOR split, and no AND)
+    forked = api(served, "POST", "/workflows", {"workflow": "fork"})["workflow_id"]
+    page.goto(f"{served.url}/ui/#/runs/{forked}")
+    page.wait_for_selector("#net svg")
+    assert "and-split" in (page.text_content("[data-node='t:split']") or "")
+    assert "and-join" in (page.text_content("[data-node='t:join']") or "")
+    assert "and-" not in (page.text_content("[data-node='t:left']") or "")
+    page.goto(f"{served.url}/ui/#/runs/{workflow_id}")
+    page.wait_for_selector("#net svg")
     page.click("text=Cancel run")
     page.click("[data-confirm='Cancel run']")
     page.wait_for_selector("#run-id + .badge[data-status='canceled']")

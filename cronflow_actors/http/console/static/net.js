@@ -100,8 +100,9 @@ window.drawNet = (function () {
         const name = t.name.length > 17 ? t.name.slice(0, 16) + "…" : t.name;
         group.appendChild(el("text", { x, y: y - 2, "text-anchor": "middle" }, name));
         group.appendChild(el("text", { x, y: y + 12, "text-anchor": "middle", class: "decor" }, t.state));
-        if (t.join !== "and") group.appendChild(el("text", { x: x - TASK_W / 2 + 3, y: y - TASK_H / 2 - 3, class: "decor" }, `${t.join}-join`));
-        if (t.split !== "and") group.appendChild(el("text", { x: x + TASK_W / 2 - 3, y: y - TASK_H / 2 - 3, "text-anchor": "end", class: "decor" }, `${t.split}-split`));
+        // a join or split named where it decides something: not AND, or more than one way
+        if (t.join !== "and" || t.inputs.length > 1) group.appendChild(el("text", { x: x - TASK_W / 2 + 3, y: y - TASK_H / 2 - 3, class: "decor" }, `${t.join}-join`));
+        if (t.split !== "and" || t.outputs.length > 1) group.appendChild(el("text", { x: x + TASK_W / 2 - 3, y: y - TASK_H / 2 - 3, "text-anchor": "end", class: "decor" }, `${t.split}-split`));
         const notes = [`task ${t.name} (${t.kind}): ${t.state}`, `join ${t.join}, split ${t.split}`];
         if (t.cancels.length) notes.push(`cancels ${t.cancels.join(", ")}`);
         group.appendChild(el("title", {}, notes.join("\n")));
