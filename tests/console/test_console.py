@@ -292,6 +292,26 @@ def test_a_net_workflow_is_drawn_with_its_marking(page: Any, served: Served) -> 
     page.wait_for_selector("#run-id + .badge[data-status='canceled']")
 
 
+def test_a_nets_work_items_are_taken_and_done_from_the_run_page(page: Any, served: Served) -> None:
+    """A person's task of a net could be taken and done with curl or the command line only
+    (newcomer h34 F8): the run page lists its work items with the actions callers may take."""
+    workflow_id = api(served, "POST", "/workflows", {"workflow": "review"})["workflow_id"]
+    assert eventually(
+        lambda: api(served, "GET", f"/workflows/{workflow_id}")["tasks"]["approve"] == "enabled"
+    )
+    page.goto(f"{served.url}/ui/#/runs/{workflow_id}")
+    page.wait_for_selector("#work-list [data-verb='start']")
+    assert page.query_selector("#work-list [data-verb='complete']") is None  # not yet started
+    page.click("#work-list [data-verb='start']")
+    page.wait_for_selector("#work-list [data-verb='complete']")
+    page.fill("#work-list textarea", '{"ok": true}')
+    page.click("#work-list [data-verb='complete']")
+    page.wait_for_selector("#run-id + .badge[data-status='completed']")
+    assert page.query_selector("#work-list") is None
+    [item] = api(served, "GET", f"/workflows/{workflow_id}/tasks/approve/work-items")["work_items"]
+    assert (item["state"], item["output"]) == ("completed", {"ok": True})
+
+
 def test_approving_a_paused_run_from_the_console_completes_it(page: Any, served: Served) -> None:
     run_id = api(served, "POST", "/runs", {"workflow": "hold"})["run_id"]
     paused_token(served, run_id)

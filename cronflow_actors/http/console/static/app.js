@@ -461,6 +461,51 @@
         h("button", { type: "button", class: "reject", text: "Reject", onclick: () => send(false) })));
   }
 
+  // A net's work items that callers act on (GET /nets' item_actions), each with the actions
+  // its state allows: the work list a Tasquencer user looks for (newcomer h34 F8: a person's
+  // task could be taken and done with curl or the command line only). A pause waiting for its
+  // answer is answered by its own form, above.
+  const ITEM_VERBS = { initialized: ["start"], started: ["complete", "fail"] };
+
+  async function workList(runId, net, onDone) {
+    const described = ((await api("GET", "/nets").catch(orNone({ nets: [] }))).nets || [])
+      .find((n) => n.name === net.name);
+    const allowed = (described && described.item_actions) || {};
+    const rows = [];
+    for (const task of net.tasks) {
+      const verbs = allowed[task.name] || [];
+      if (!verbs.length || !(task.state === "enabled" || task.state === "started")) continue;
+      const path = `/workflows/${encodeURIComponent(runId)}/tasks/${encodeURIComponent(task.name)}/work-items`;
+      const listed = await api("GET", path).catch(orNone({ work_items: [] }));
+      for (const item of listed.work_items) {
+        const can = (ITEM_VERBS[item.state] || []).filter((v) => verbs.includes(v) && !item.token);
+        if (can.length) rows.push(workRow(item, can, onDone));
+      }
+    }
+    if (!rows.length) return null;
+    return h("div", { id: "work-list" }, h("h2", { text: "Work items to act on" }),
+      h("table", {}, h("thead", {}, h("tr", {}, ["Task", "Work item", "State", "Payload (JSON)", ""].map((t) => h("th", { text: t })))),
+        h("tbody", {}, rows)));
+  }
+
+  function workRow(item, verbs, onDone) {
+    const payload = h("textarea", { name: "payload", placeholder: "{}" });
+    const act = async (verb) => {
+      let body;
+      try { body = parseJson(payload.value, "the payload"); } catch (error) { notice(error.message); return; }
+      try {
+        await api("POST", `/work-items/${encodeURIComponent(item.id)}/${verb}`, body);
+        notice(`${verb}: work item ${item.id} of task ${item.task}`, true);
+        document.activeElement?.blur();  // done with: the page may redraw (it keeps a focused form)
+        onDone();
+      } catch (error) { notice(error.message); }
+    };
+    return h("tr", { "data-item": item.id },
+      h("td", { text: item.task }), h("td", { class: "mono", text: item.id }), h("td", {}, badge(item.state)),
+      h("td", {}, payload),
+      h("td", {}, h("div", { class: "actions" }, verbs.map((verb) => h("button", { type: "button", "data-verb": verb, text: verb[0].toUpperCase() + verb.slice(1), onclick: () => act(verb) })))));
+  }
+
   async function runPage(runId) {
     const mine = generation;
     const known = await flows().catch(orNone([]));
@@ -574,6 +619,9 @@
             h("tbody", {}, net.tasks.map((t) => h("tr", { "data-task": t.name },
               h("td", { text: t.name }), h("td", { text: t.kind }), h("td", { text: t.join }), h("td", { text: t.split }),
               h("td", {}, badge(t.state)), h("td", { text: t.cancels.join(", ") || "—" }))))));
+        const work = final ? null : await workList(runId, net, load);
+        if (mine !== generation) return;
+        if (work) parts.push(work);
       }
       parts.push(h("h2", { text: flow ? "Steps" : "Work" }),
         run.steps.length ? stepTree(run) : h("p", { class: "muted", text: "No step has run yet." }));
