@@ -170,7 +170,8 @@ def _runs(args: argparse.Namespace) -> int:
         [
             run["id"],
             run["workflow"],
-            run["status"],
+            run["status"] + (" (migrated)" if run.get("migrated_to") else ""),  # its work
+            # goes on in another run (newcomer h34 F10: it read as plainly canceled)
             when(run["created_at"]),
             duration(run_duration(run)),
         ]

@@ -81,6 +81,12 @@ async def test_the_migrate_command_of_the_cli(serve: Serve) -> None:
     assert (await rt.migration_links(old)).migrated_to == answer["workflow_id"]
     code, out, _ = await cli("migrate", old, "--to", "v2", *options)  # again: the same id
     assert (code, out.strip()) == (0, f"migrated {old} to v2: now {answer['workflow_id']}")
+    # the list tells the run migrated away from a plain cancel (newcomer h34 F10)
+    code, out, _ = await cli("runs", "--workflow", "ship", *options)
+    assert code == 0
+    statuses = {line.split()[0]: line.split()[2:4] for line in out.splitlines()[1:]}
+    assert statuses[old] == ["canceled", "(migrated)"]
+    assert statuses[answer["workflow_id"]][0] in ("running", "waiting")
     code, _, err = await cli("migrate", answer["workflow_id"], "--to", "v9", *options)
     assert code == 3  # refused
     assert "'v9' is not registered" in err
