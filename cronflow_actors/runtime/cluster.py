@@ -12,7 +12,8 @@ expiry is the expiry of every instance lease the process holds.
 - Work for an instance another live process holds (an HTTP call, a resume, an event) is posted
   to that process through the database and answered back (NOTIFY, with polling as the fallback).
 - A process that dies keeps its leases until they expire; then the others take its instances
-  with work to run over from their snapshots (``take_over``), in batches, and arm their timers.
+  with work to run over (``take_over``), arm their timers, and carry out the work posted to it
+  for them before their cut steps run again.
 - Timers fire where the instance is held; a due timer of an instance nobody holds is fired by
   whichever process claims the instance first.
 - A process whose own lease expired (it was paused past it) may have lost instances to others:
@@ -125,6 +126,9 @@ class ClusterLease(Renewed):
         self._tasks: list[asyncio.Task[None]] = []
         self._work = asyncio.Event()
         self._answered: dict[str, asyncio.Event] = {}
+        self._sending: set[str] = set()  # instances a withdrawn call of ours is taking here,
+        self._skipped: set[str] = set()  # and those the take-over left to that call
+        self._system: ActorSystem | None = None
         self._instances: InstanceDirectory | None = None
         self._timers: TimerService | None = None
         self._spec_of: Callable[[SnapshotRecord], NetSpec] | None = None
@@ -177,6 +181,7 @@ class ClusterLease(Renewed):
         self._renewed(asked_at)
 
     def start_heartbeat(self, system: ActorSystem) -> None:
+        self._system = system
         loops = (
             (self._beat(), "process lease heartbeat"),
             (self._take_over_forever(), "take over instances"),
@@ -303,13 +308,26 @@ class ClusterLease(Renewed):
                         snapshot.version,
                     )
                     continue
+                if snapshot.instance_id in self._sending:  # a call of ours loads it, the
+                    self._skipped.add(snapshot.instance_id)  # call first (chaos h34 F1)
+                    continue
                 admitted = await instances.admit(snapshot, spec)
                 if admitted is None:
                     continue  # held: its definition changed under its version
                 await self._arm(snapshot.instance_id)
+                # calls posted to the process that died holding it, ahead of its cut steps
+                adopted = await self._store.adopt_posted(snapshot.instance_id, self.owner)
                 if instances.recover(admitted, spec):
                     total += 1
                     self._on_recovered()
+                for posted in adopted:
+                    command = _commands.decode(posted.body)
+                    asked = instances.ask_first(posted.instance_id, command)
+                    answering = self._answer(
+                        posted, asked or instances.send(posted.instance_id, command)
+                    )
+                    assert self._system is not None  # (its heartbeat began first)
+                    self._system.create_task(answering, name=f"work for {posted.instance_id}")
             if len(snapshots) < 100:
                 break
         if total:
@@ -387,7 +405,15 @@ class ClusterLease(Renewed):
                 if not await self._store.is_live(owner):
                     if await self._store.withdraw(posted):
                         assert self._instances is not None
-                        return await self._instances.send(instance_id, command)
+                        self._sending.add(instance_id)
+                        try:
+                            return await self._instances.send(instance_id, command)
+                        finally:
+                            await self._sent(instance_id)
+                    taker = await self._store.posted_to(posted)
+                    if taker is not None and taker != owner:  # the process that took the
+                        owner = taker  # instance over took the call too: its answer comes
+                        continue
                     raise RuntimeNotRunningError(
                         f"reach instance {instance_id}",
                         f"process {owner}, which held it, stopped before it answered; the call "
@@ -395,6 +421,16 @@ class ClusterLease(Renewed):
                     )
         finally:
             del self._answered[posted]
+
+    async def _sent(self, instance_id: str) -> None:
+        """A withdrawn call ended here: an instance the take-over left to it, not loaded (it
+        raised first), is let go for a take-over to load."""
+        self._sending.discard(instance_id)
+        if instance_id in self._skipped:
+            self._skipped.discard(instance_id)
+            assert self._instances is not None
+            if instance_id not in self._instances:
+                await self._store.let_go(instance_id, self.owner)
 
     def _heard_answer(self, posted: str) -> None:
         event = self._answered.get(posted)
@@ -420,9 +456,13 @@ class ClusterLease(Renewed):
 
     async def _carry_out(self, posted: Posted) -> None:
         assert self._instances is not None
+        command = _commands.decode(posted.body)
+        await self._answer(posted, self._instances.send(posted.instance_id, command))
+
+    async def _answer(self, posted: Posted, result: Awaitable[Any]) -> None:
+        """Answer posted work with what carrying it out gives."""
         try:
-            result = await self._instances.send(posted.instance_id, _commands.decode(posted.body))
-            reply = _Reply(ok=True, result=result)
+            reply = _Reply(ok=True, result=await result)
         except Exception as error:
             reply = _error_reply(error)
         try:

@@ -387,6 +387,12 @@ class InstanceDirectory:
         self._spawn(snapshot.instance_id, spec, snapshot)
         return True
 
+    def ask_first(self, instance_id: str, command: Message) -> Awaitable[Any] | None:
+        """Ask ``command`` of an instance ``recover`` just loaded, ahead of what its start owes
+        itself (its cut steps run again after it); None if it is not in memory."""
+        ref = self._refs.get(instance_id)
+        return None if ref is None else ask(ref, command)
+
     def ended_offline(self, ended: Ended) -> None:
         """An instance was ended in the store without its actor (a migration canceled it
         offline, ``end_offline``): its timers, its hold and its end are the pinning's."""

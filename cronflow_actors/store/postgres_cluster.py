@@ -244,14 +244,18 @@ class ClusterOps:
         return [_sql.timer_of(row) for row in rows]
 
     async def unfinished_among(self, instance_ids: Sequence[str]) -> set[str]:
-        """Of ``instance_ids``, those of stored instances that are not over: one read for every
+        """Of ``instance_ids``, those of stored instances not over: one read for every
         run this process waits to see end in another (hostile h34 L1: a read of each, twice a
         second, for each long poll)."""
         ids = [i for i in instance_ids if "\x00" not in i]  # (no row can hold one)
         if not ids:
             return set()
         rows = await self._require_pool("look instances up").fetch(
-            "SELECT instance_id FROM instances WHERE NOT terminal AND instance_id = ANY($1)", ids
+            # by status: a run that ended with an action still out is not terminal, and over
+            # (review h34 F1: its end was never seen)
+            "SELECT instance_id FROM instances WHERE status IN ('running', 'waiting', 'blocked') "
+            "AND instance_id = ANY($1)",
+            ids,
         )
         return {row[0] for row in rows}
 
@@ -285,6 +289,27 @@ class ClusterOps:
             limit,
         )
         return [Posted(id=row[0], sender=row[1], instance_id=row[2], body=row[3]) for row in rows]
+
+    async def adopt_posted(self, instance_id: str, owner: str) -> list[Posted]:
+        """The work posted for ``instance_id`` to a process no longer live, nobody's yet: now
+        ``owner``'s, which took the instance over (its senders wait for its answer)."""
+        rows = await self._require_pool("read the inbox").fetch(
+            "UPDATE inbox SET taken = TRUE, target = $2 WHERE id IN (SELECT b.id FROM inbox AS b "
+            "WHERE b.instance_id = $1 AND NOT b.taken AND NOT EXISTS (SELECT 1 FROM processes "
+            f"AS p WHERE p.owner = b.target AND {_LIVE}) ORDER BY b.created_at FOR UPDATE SKIP "
+            "LOCKED) RETURNING id, sender, instance_id, body",
+            instance_id,
+            owner,
+        )
+        return [Posted(id=row[0], sender=row[1], instance_id=row[2], body=row[3]) for row in rows]
+
+    async def posted_to(self, posted_id: str) -> str | None:
+        """The process posted work is for now (another took it over: ``adopt_posted``)."""
+        pool = self._require_pool("read the inbox")
+        target: str | None = await pool.fetchval(
+            "SELECT target FROM inbox WHERE id = $1", posted_id
+        )
+        return target
 
     async def answer(self, posted: Posted, reply: bytes) -> None:
         """Write the answer to posted work and wake its sender."""

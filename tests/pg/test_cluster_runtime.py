@@ -97,6 +97,29 @@ async def test_runs_held_elsewhere_are_waited_for_by_one_read_a_poll_for_all(
     assert await among(["a\x00b", "nobody"]) == set()
 
 
+async def test_a_run_that_ended_with_an_action_out_is_seen_ended_by_another_process(
+    postgres_url: str,
+) -> None:
+    """A run that ended while its detached action was still out is over, though not yet
+    terminal: a wait in another process never heard it end (review h34 F1)."""
+    released = asyncio.Event()
+
+    async def out(ctx: cf.FlowContext) -> None:
+        await released.wait()
+
+    def flow() -> cf.Flow:
+        return cf.define("acting").action("mail", out).step("s", lambda ctx: "done")
+
+    first = cf.Runtime(db=postgres_url, workflows=[flow()], lease_seconds=5)
+    second = cf.Runtime(db=postgres_url, workflows=[flow()], lease_seconds=5)
+    async with first, second:
+        run_id = await first.trigger("acting")
+        try:
+            assert (await second.wait(run_id, timeout=5)).output == "done"
+        finally:
+            released.set()
+
+
 async def test_a_cancel_that_wakes_a_cut_run_elsewhere_ends_it_before_its_step_runs_again(
     postgres_url: str,
 ) -> None:

@@ -204,6 +204,38 @@ def test_a_killed_process_s_runs_are_taken_over_and_no_recorded_step_runs_again(
     assert took < 20
 
 
+def test_a_cancel_sent_as_the_holder_dies_comes_before_its_cut_step_runs_again(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    """A cancel sent to another process while the run's holder had just died waited for the
+    take-over, which ran the cut step again first: the caller heard "canceled" and the step
+    began again (chaos h34 F1; review h34 F2: half the time). The cancel comes first now,
+    whichever of the take-over and the waiting call loads the run."""
+    with cluster(postgres_url, tmp_path, 2) as (doomed, survivor):
+        run_ids = [start(doomed, "slow") for _ in range(3)]
+        eventually(
+            lambda: all(steps_run(tmp_path)[run_id, "long"] == 1 for run_id in run_ids),
+            10,
+            "the steps started",
+        )
+        doomed.process.send_signal(signal.SIGKILL)
+        doomed.process.wait(10)
+        answers: dict[str, httpx.Response] = {}
+
+        def cancel(run_id: str) -> None:
+            answers[run_id] = httpx.post(f"{survivor.url}/runs/{run_id}/cancel", timeout=30)
+
+        threads = [threading.Thread(target=cancel, args=(run_id,)) for run_id in run_ids]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        assert [answers[r].status_code for r in run_ids] == [200] * 3, answers
+        time.sleep(1)  # a step begun again would have logged by now
+        assert [steps_run(tmp_path)[run_id, "long"] for run_id in run_ids] == [1, 1, 1]
+        assert [run_of(survivor, run_id)["status"] for run_id in run_ids] == ["canceled"] * 3
+
+
 def test_a_process_paused_past_its_lease_cannot_overwrite_the_new_owner(
     postgres_url: str, tmp_path: Path
 ) -> None:
