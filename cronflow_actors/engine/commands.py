@@ -58,7 +58,15 @@ from cronflow_actors.messages.engine import (
 )
 from cronflow_actors.net.spec import NetSpec, TaskKind
 
-__all__ = ["WORK_ITEM_ACTIONS", "apply", "drop_job", "fail_run", "hold", "owed_at_start", "run_job"]
+__all__ = [
+    "WORK_ITEM_ACTIONS",
+    "apply",
+    "drop_job",
+    "fail_run",
+    "owed_at_start",
+    "postpone",
+    "run_job",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -218,11 +226,11 @@ def owed_at_start(
     return [TimerFired(timer_id=j.timer_id) for j in due], RerunStarted(items=rerun)
 
 
-def hold(state: InstanceState, handlers: list[tuple[str, int]]) -> None:
+def postpone(state: InstanceState, handlers: list[tuple[str, int]]) -> None:
     """The items whose ``handlers`` a draining process begins none of: the next start runs
-    each, its first run, not counted as a run again (``WorkItemRecord.held``)."""
+    each, its first run, not counted as a run again (``WorkItemRecord.postponed``)."""
     for item_id, _attempt in handlers:
-        state.work_items[item_id].held = True
+        state.work_items[item_id].postponed = True
 
 
 def _due_at(job: JobRecord) -> float:
@@ -242,8 +250,8 @@ def _rerun(tx: Transaction, items: tuple[tuple[str, int], ...]) -> None:
         if item.kept_key is None and tx.state.migration is not None:  # started by an older
             # version, which kept no key on the item: the one it keeps (the reviewer's h27 H2)
             item.kept_key = take_key(tx.state, tx.state.workflows[item.workflow_id], item)
-        if item.held:  # started as its process drained: it runs for the first time
-            item.held = False
+        if item.postponed:  # started as its process drained: it runs for the first time
+            item.postponed = False
             continue
         item.redispatches += 1
         workflow = tx.state.workflows.get(item.workflow_id)

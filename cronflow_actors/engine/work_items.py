@@ -292,6 +292,7 @@ class WorkItem:
         item.attempt += 1
         item.started_at = tx.now
         item.began_at = None
+        item.postponed = False  # (a drain's, for an earlier start: review h34 F5)
         change = self._move(_ITEM_STARTED, call_policy=False)
         definition = self.definition
         if definition.wait is not None:

@@ -35,7 +35,7 @@ from typing import Any, Final
 from mypy_extensions import mypyc_attr
 
 from cronflow_actors.engine import endings, notices, report_failure
-from cronflow_actors.engine.commands import apply, hold, owed_at_start
+from cronflow_actors.engine.commands import apply, owed_at_start, postpone
 from cronflow_actors.engine.handlers import (
     ActionActor,
     HandlerActor,
@@ -130,16 +130,17 @@ class WorkflowActor(CoroutineActor):
     def on_start(self) -> None:
         if self._body is None:
             return
-        # recovered: actions out dispatched again (or failed, durable=False); steps run again
-        if self.state.kept and self.state.workflows[self.instance_id].state not in FINAL_STATES:
-            self.tell_self_first(DeliverKept())  # kept while it was held; after the redispatch
-        if self.state.actions:
-            self.tell_self_first(RedispatchActions())
+        # recovered, in this order: actions out dispatched again (or failed, durable=False),
+        # events kept while it was held, jobs past due, what woke it, its cut steps run again
         if self._busy and not self.services.draining:  # (draining: they run at the next start)
             due, rerun = owed_at_start(self.state, self._busy, self.services.clock.now())
-            for fired in reversed(due):  # (what was due first, each ahead of the next)
+            for fired in reversed(due):  # (each first, ahead of the next: review h34 F6)
                 self.tell_self_first(fired)
             self.actor_ref.tell(rerun)  # behind the message that woke it (chaos h34 F1)
+        if self.state.kept and self.state.workflows[self.instance_id].state not in FINAL_STATES:
+            self.tell_self_first(DeliverKept())
+        if self.state.actions:
+            self.tell_self_first(RedispatchActions())
         if self.state.notices:
             notices.recover(self, self._transaction())
         root = self.state.workflows.get(self.instance_id)
@@ -328,7 +329,7 @@ class WorkflowActor(CoroutineActor):
         if root.state == WorkflowState.COMPLETED and (state.kept or state.carried):
             completed_with_kept(self)  # (failed, canceled: kept for a resume)
         if tx.handlers and self.services.draining:  # none begins: the next start runs them
-            hold(state, tx.handlers)
+            postpone(state, tx.handlers)
         body = encode(state)
         # actions still out (dispatched again after a crash) or events kept: it is running; a
         # notice owed (engine/notices.py) only makes it runnable: loaded at start, still waiting

@@ -72,7 +72,7 @@ class WorkItemRecord(msgspec.Struct, kw_only=True, gc=False, omit_defaults=True)
     """How many times a restart found it started with its end unrecorded, and ran its handler
     again (each time the process before may have run it wholly, partly, or not at all: a step
     waiting for a pool thread had not begun; ``ctx.redispatches``)."""
-    held: bool = False
+    postponed: bool = False
     """Started as its process drained, which begins no handler: the next start runs it, its
     first run, not counted as run again (chaos h34 F4: it read "run again after 1 restart")."""
     kept_key: str | None = None

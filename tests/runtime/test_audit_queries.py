@@ -228,37 +228,3 @@ async def test_a_traces_text_keeps_each_span_on_a_line_of_its_own(tmp_path: Path
     for odd in ("\r", "\x1b", "\x07"):
         assert odd not in text
     assert all(line.startswith(("trace ", "  ")) for line in text.splitlines()), text
-
-
-@pytest.mark.parametrize("kind", ["run timeout", "group deadline"])
-async def test_a_step_cut_by_a_stop_is_not_run_again_once_what_was_due_ended_it(
-    tmp_path: Path, clock: ManualClock, kind: str
-) -> None:
-    """A restart ran a cut step again before it fired the run's timeout (or its group's
-    deadline) that had passed meanwhile: the step began again in a run then recorded failed,
-    a plain ``def`` one to its end (chaos h34 F1)."""
-    db = tmp_path / "due.db"
-    begun: list[int] = []
-    running = asyncio.Event()
-
-    async def slow(ctx: cf.FlowContext) -> str:
-        begun.append(ctx.redispatches)
-        running.set()
-        await asyncio.sleep(3600)
-        return "done"
-
-    def flow() -> cf.Flow:
-        if kind == "run timeout":
-            return cf.define("late", timeout="2s").step("slow", slow)
-        return cf.define("late").parallel("both", [slow], timeout="2s")
-
-    async with cf.Runtime(db=db, workflows=[flow()], clock=clock) as first:
-        run_id = await first.trigger("late")
-        await running.wait()  # stopped while the step runs: its end is not recorded
-    clock.advance(5)  # its deadline passes while no process runs it
-    async with cf.Runtime(db=db, workflows=[flow()], clock=clock) as second:
-        result = await second.wait(run_id, timeout=10)
-        await second.wait_idle()
-    assert result.status == "failed"
-    assert "timed out after 2 s" in (result.error or "")
-    assert begun == [0]  # began once, before the stop; never again
