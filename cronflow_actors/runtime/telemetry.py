@@ -20,6 +20,7 @@ from typing import Any
 
 from cronflow_actors.engine.states import FINAL_STATES
 from cronflow_actors.flow.definition import FlowTriggers
+from cronflow_actors.flow.waits import auto_start
 from cronflow_actors.kernel import ActorSystem, Clock
 from cronflow_actors.messages import Message
 from cronflow_actors.messages.engine import (
@@ -244,6 +245,8 @@ class Telemetry:
         metrics, children = self.metrics, self._children
         workflow, kind = change.workflow or "unknown", change.kind or "unknown"
         if change.prev == _INITIALIZED and (change.workflow, change.task) in self._manual:
+            if change.started_at == change.created_at and kind in WAIT_KINDS:  # a wait started
+                return  # as it was made (by an activity of it): it waited for nobody to take it
             self._manual_wait(change, now)  # (started, or ended unstarted: a wait, no step;
             return  # newcomer h33 F5: a manual item canceled unstarted counted as both)
         if attempt_ended and change.began_at is not None and change.started_at is not None:
@@ -372,16 +375,16 @@ def _triggers(triggers: FlowTriggers) -> list[str]:
 def _work_items(spec: NetSpec) -> Iterator[tuple[str, dict[str, str], list[str]]]:
     """Each workflow of ``spec``'s tree (itself, then its tasks' child workflows) with its tasks
     that have work items, by the kind their metrics carry (``action`` for a detached one), and
-    those whose items a caller starts (manual: no handler, no timer; a wait none of whose
-    activities starts it: a net's pause a person takes, its pause then a wait of its own,
-    newcomer h34 F2)."""
+    those whose items a caller may start (manual: no handler, no timer; a net's wait, such as
+    a pause a person takes, unless a flow's, which starts as it is made: its pause then a wait
+    of its own, newcomer h34 F2; one an activity starts as it is made waited for nobody)."""
     steps, manual_items = {}, []
     for name, task in spec.tasks.items():
         item = task.work_item
         if item is not None:
             steps[name] = "action" if item.detached else item_kind(item)
-            if item.wait is not None:
-                manual = "on_initialized" not in item.activities  # (a flow's waits start so)
+            if item.wait is not None:  # (an activity that only tells a person: review h34 F3)
+                manual = item.activities.get("on_initialized") is not auto_start
             else:  # (a flow's sleep has neither handler nor wait: a timer ends it)
                 manual = item.kind not in WAIT_KINDS
             if manual and item.handler is None and not item.detached:

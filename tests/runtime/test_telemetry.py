@@ -440,6 +440,8 @@ async def test_a_net_work_item_that_waits_for_an_event_is_a_wait_not_a_step(
     wait, finished = "cronflow_wait_duration_seconds", "cronflow_waits_finished_total"
     assert value(rt, finished, workflow="billing", kind="event", outcome="completed") == 1
     assert value(rt, finished, workflow="billing", kind="event", outcome="failed") == 0
+    # started by its activity as it was made: it waited for nobody to take it
+    assert value(rt, finished, workflow="billing", kind="manual", outcome="completed") == 0
     assert value(rt, f"{wait}_sum", workflow="billing", kind="event") == 63
     step = "cronflow_step_duration_seconds"
     assert value(rt, f"{step}_count", workflow="billing", kind="task") is None  # (no such step)
@@ -461,7 +463,10 @@ async def test_a_net_pause_a_person_takes_waits_to_be_taken_then_waits_as_a_paus
     """A net's ``pause`` item that a person starts (no activity starts it) was no manual wait:
     its time to be taken went unmeasured, and one canceled before anyone took it counted as a
     canceled pause that never began (newcomer h34 F2)."""
-    review = net.work_item("review", wait=net.WaitSpec(kind="pause"))
+    told: list[str] = []  # an activity that tells the adjuster, and starts nothing (review h34 F3)
+    review = net.work_item("review", wait=net.WaitSpec(kind="pause")).activities(
+        on_initialized=lambda ctx: told.append(ctx.work_item.id)
+    )
     rt.register(
         build("claim", {"review": net.task(review)}, [("start", "review"), ("review", "end")])
     )
@@ -482,6 +487,7 @@ async def test_a_net_pause_a_person_takes_waits_to_be_taken_then_waits_as_a_paus
     assert value(rt, finished, workflow="claim", kind="pause", outcome="completed") == 1
     assert value(rt, finished, workflow="claim", kind="pause", outcome="canceled") == 0
     assert value(rt, f"{wait}_sum", workflow="claim", kind="pause") == 15
+    assert len(told) == 2
 
 
 async def test_runs_a_migration_or_a_cancel_ends_offline_are_counted(tmp_path: Path) -> None:
