@@ -287,6 +287,7 @@ def test_help_documents_the_exit_codes() -> None:
     text = " ".join(result.stdout.split())
     assert "Exit codes: 0 ok; 1 the run failed" in text
     assert "3 not found or conflict; 4 server unreachable" in text
+    assert "5 a run started, only waiting for its end failed" in text
 
 
 def test_inspect_shows_one_attempt_for_a_parallel_step_that_was_not_retried(
@@ -475,15 +476,18 @@ def test_run_whose_wait_fails_after_its_start_says_the_run_started() -> None:
     # second start (retest2 h33 F6)
     with stub(_Pretender) as url:
         result = cli("run", "w", "--url", url)
-    assert result.returncode == 4, result.stderr
+    assert result.returncode == 5, result.stderr  # (4 read "retry": review h34 F4)
     assert "run r1 started, only waiting for it failed" in result.stderr
     assert "nothing was done" not in result.stderr
 
 
-class _Restarting(_Older):
-    """A server that took the start, then went away for two seconds (a restart), then answers
-    the run ended; with ``gone``, it never answers again."""
+def restarting(*, gone: bool) -> type[_Older]:
+    """A server of its own (each test its own record) that took the start, then went away for
+    two seconds (a restart), then answers the run ended; ``gone``: it never answers again."""
+    return type("Restarting", (_Restarting,), {"reads": [], "first": [], "gone": gone})
 
+
+class _Restarting(_Older):
     reads: ClassVar[list[str]] = []
     first: ClassVar[list[float]] = []
     gone: ClassVar[bool] = False
@@ -500,15 +504,15 @@ class _Restarting(_Older):
 def test_run_waits_through_a_restart_and_says_when_the_server_stays_away() -> None:
     # it said "cannot reach the server ... Is 'cronflow-actors serve' running there?" at the
     # first closed connection of a restart, of a run it had started (retest h33 F6)
-    with stub(_Restarting) as url:
+    back = restarting(gone=False)
+    with stub(back) as url:
         result = cli("run", "w", "--url", url)
     assert result.returncode == 0, result.stderr
     assert "run r1  w  completed" in result.stdout
-    assert 2 <= len(_Restarting.reads) < 10, _Restarting.reads
-    _Restarting.gone = True
-    with stub(_Restarting) as url:
+    assert 2 <= len(back.reads) < 10, back.reads
+    with stub(restarting(gone=True)) as url:
         result = cli("run", "w", "--timeout", "3", "--url", url)
-    assert result.returncode == 4, result.stderr
+    assert result.returncode == 5, result.stderr
     said = result.stderr
     assert "run r1 started; only waiting for it failed: as this command waited" in said, said
     assert "stopped answering" in said
@@ -518,10 +522,9 @@ def test_run_waits_through_a_restart_and_says_when_the_server_stays_away() -> No
 
 def test_run_json_names_the_run_it_started_when_only_the_wait_failed() -> None:
     # with --json, nothing reached stdout: a script could only start it again (chaos h34 F2)
-    _Restarting.gone = True
-    with stub(_Restarting) as url:
+    with stub(restarting(gone=True)) as url:
         result = cli("run", "w", "--json", "--timeout", "2", "--url", url)
-    assert result.returncode == 4, result.stderr
+    assert result.returncode == 5, result.stderr
     assert json.loads(result.stdout) == {"run_id": "r1"}
     assert "run r1 started; only waiting for it failed" in result.stderr
 

@@ -10,6 +10,8 @@
      the run's stored snapshot is damaged (a 500 that no retry mends)
 4    the server could not be reached (nothing listens at ``--url``, a timeout) or cannot
      take work now (it is stopping, or its store failed: 503)
+5    ``run``, ``replay``, ``fire``: the run started, and only waiting for its end failed (the
+     server went away, or refused a read): it goes on; never start it again to retry
 ===  =====================================================================================
 
 ``serve`` has its own: 0 after a clean stop, 1 when the runtime failed while serving, 2 when it
@@ -29,3 +31,5 @@ class Exit(IntEnum):
     USAGE = 2
     NOT_FOUND_OR_CONFLICT = 3
     UNREACHABLE = 4
+    STARTED = 5
+    """The run started; only waiting for it failed (review h34 F4: exit 4 read "retry")."""

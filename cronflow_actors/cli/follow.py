@@ -83,7 +83,7 @@ def follow(
         said = str(lost).replace(NOTHING_DONE, f"{started}, only waiting for it failed")
         if started not in said:  # (a refusal of the server's, or its 503 as it stops)
             said = f"{started}; only waiting for it failed: {said}"
-        raise ApiError(said, exit_code=lost.exit_code, status=lost.status, slug=lost.slug) from None
+        raise ApiError(said, exit_code=Exit.STARTED, status=lost.status, slug=lost.slug) from None
     last = run["id"] if "id" in run else followed[-1]
     if run["status"] not in FINAL:  # the deadline came first
         print(

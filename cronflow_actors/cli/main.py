@@ -6,7 +6,8 @@ Commands: ``serve``, the client commands ``run``, ``inspect``, ``runs``, ``pause
 ``migrate.py``), ``replay`` (a run again, with its recorded trigger: ``replay.py``),
 ``db migrate``, ``db prune`` and ``version`` (also ``--version``). Settings come from flags,
 ``CRONFLOW_*`` variables and a TOML ``--config`` file. Exit codes are in ``exits.py``: 0 ok,
-1 run failed, 2 usage, 3 not found or conflict, 4 server unreachable. Heavy modules are
+1 run failed, 2 usage, 3 not found or conflict, 4 server unreachable, 5 a run started and
+only waiting for it failed. Heavy modules are
 imported inside the commands, so ``--help`` stays fast.
 """
 
@@ -261,7 +262,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="cronflow-actors",
         description="A durable workflow runtime for Python, built as an actor system on asyncio.",
         epilog="Exit codes: 0 ok; 1 the run failed (run); 2 bad usage, settings or token; "
-        "3 not found or conflict; 4 server unreachable or unavailable. While 'serve' runs, "
+        "3 not found or conflict; 4 server unreachable or unavailable; 5 a run started, only "
+        "waiting for its end failed (never start it again). While 'serve' runs, "
         "its web console is at /ui of its address (http://127.0.0.1:8000/ui by default).",
     )
     parser.add_argument(
