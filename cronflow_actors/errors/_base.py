@@ -23,6 +23,9 @@ LINE_BREAKS = {
         0x2029,
         *range(0x202A, 0x202F),  # the bidi controls that turn a line around as it is shown
         *range(0x2066, 0x206A),
+        0x061C,  # and the bidi marks, as the console shows them (review h34 F9)
+        0x200E,
+        0x200F,
     )
     if code != 0x09
 }

@@ -471,17 +471,16 @@
     const described = ((await api("GET", "/nets").catch(orNone({ nets: [] }))).nets || [])
       .find((n) => n.name === net.name);
     const allowed = (described && described.item_actions) || {};
+    const open = net.tasks.filter((t) => (allowed[t.name] || []).length && (t.state === "enabled" || t.state === "started"));
+    const lists = await Promise.all(open.map((task) => api("GET",  // (at once: review h34 F11)
+      `/workflows/${encodeURIComponent(runId)}/tasks/${encodeURIComponent(task.name)}/work-items`).catch(orNone({ work_items: [] }))));
     const rows = [];
-    for (const task of net.tasks) {
-      const verbs = allowed[task.name] || [];
-      if (!verbs.length || !(task.state === "enabled" || task.state === "started")) continue;
-      const path = `/workflows/${encodeURIComponent(runId)}/tasks/${encodeURIComponent(task.name)}/work-items`;
-      const listed = await api("GET", path).catch(orNone({ work_items: [] }));
-      for (const item of listed.work_items) {
-        const can = (ITEM_VERBS[item.state] || []).filter((v) => verbs.includes(v) && !item.token);
+    open.forEach((task, index) => {
+      for (const item of lists[index].work_items) {
+        const can = (ITEM_VERBS[item.state] || []).filter((v) => allowed[task.name].includes(v) && !item.token);
         if (can.length) rows.push(workRow(item, can, onDone));
       }
-    }
+    });
     if (!rows.length) return null;
     return h("div", { id: "work-list" }, h("h2", { text: "Work items to act on" }),
       h("table", {}, h("thead", {}, h("tr", {}, ["Task", "Work item", "State", "Payload (JSON)", ""].map((t) => h("th", { text: t })))),
