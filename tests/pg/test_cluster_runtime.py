@@ -18,6 +18,7 @@ import cronflow_actors as cf
 from cronflow_actors.errors import NotFoundError
 from cronflow_actors.runtime.cluster import ClusterLease
 from cronflow_actors.runtime.migration_plans import PlanBook
+from tests.runtime.test_recovery_order import CutStep
 
 gate: dict[str, asyncio.Event] = {}
 """The event each test's blocked step waits for (one per test: an event belongs to a loop)."""
@@ -126,14 +127,7 @@ async def test_a_cancel_that_wakes_a_cut_run_elsewhere_ends_it_before_its_step_r
     """A process that took a run over for a cancel ran the cut step again first, then
     canceled the run: a plain ``def`` step ran to its end after the caller heard "canceled"
     (chaos h34 F1). The cancel comes first; the step, canceled, is not run again."""
-    begun: list[int] = []
-    running = asyncio.Event()
-
-    async def slow(ctx: cf.FlowContext) -> str:
-        begun.append(ctx.redispatches)
-        running.set()
-        await asyncio.sleep(3600)
-        return "done"
+    slow = CutStep()
 
     def flow() -> cf.Flow:
         return cf.define("cut").step("slow", slow)
@@ -143,11 +137,11 @@ async def test_a_cancel_that_wakes_a_cut_run_elsewhere_ends_it_before_its_step_r
     async with second:
         async with first:
             run_id = await first.trigger("cut")
-            await running.wait()  # stopped while the step runs: its end is not recorded
+            await slow.running.wait()  # stopped while the step runs: its end is not recorded
         await second.cancel(run_id)  # the second process takes the run over for it
         assert str((await second.wait(run_id, timeout=10)).status) == "canceled"
         await second.wait_idle()
-    assert begun == [0]
+    assert slow.begun == [0]
 
 
 async def test_an_error_raised_where_the_instance_is_held_reaches_the_caller(

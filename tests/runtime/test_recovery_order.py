@@ -15,6 +15,21 @@ import cronflow_actors as cf
 from cronflow_actors.kernel import ManualClock
 
 
+class CutStep:
+    """A step that records each time it begins (its ``ctx.redispatches``) and never ends by
+    itself: a stop of its runtime cuts it."""
+
+    def __init__(self) -> None:
+        self.begun: list[int] = []
+        self.running = asyncio.Event()
+
+    async def __call__(self, ctx: cf.FlowContext) -> str:
+        self.begun.append(ctx.redispatches)
+        self.running.set()
+        await asyncio.sleep(3600)
+        return "done"
+
+
 @pytest.mark.parametrize("kind", ["run timeout", "group deadline"])
 async def test_a_step_cut_by_a_stop_is_not_run_again_once_what_was_due_ended_it(
     tmp_path: Path, clock: ManualClock, kind: str
@@ -23,14 +38,7 @@ async def test_a_step_cut_by_a_stop_is_not_run_again_once_what_was_due_ended_it(
     deadline) that had passed meanwhile: the step began again in a run then recorded failed,
     a plain ``def`` one to its end (chaos h34 F1)."""
     db = tmp_path / "due.db"
-    begun: list[int] = []
-    running = asyncio.Event()
-
-    async def slow(ctx: cf.FlowContext) -> str:
-        begun.append(ctx.redispatches)
-        running.set()
-        await asyncio.sleep(3600)
-        return "done"
+    slow = CutStep()
 
     def flow() -> cf.Flow:
         if kind == "run timeout":
@@ -39,11 +47,11 @@ async def test_a_step_cut_by_a_stop_is_not_run_again_once_what_was_due_ended_it(
 
     async with cf.Runtime(db=db, workflows=[flow()], clock=clock) as first:
         run_id = await first.trigger("late")
-        await running.wait()  # stopped while the step runs: its end is not recorded
+        await slow.running.wait()  # stopped while the step runs: its end is not recorded
     clock.advance(5)  # its deadline passes while no process runs it
     async with cf.Runtime(db=db, workflows=[flow()], clock=clock) as second:
         result = await second.wait(run_id, timeout=10)
         await second.wait_idle()
     assert result.status == "failed"
     assert "timed out after 2 s" in (result.error or "")
-    assert begun == [0]  # began once, before the stop; never again
+    assert slow.begun == [0]  # began once, before the stop; never again
