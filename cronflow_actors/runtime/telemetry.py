@@ -20,7 +20,6 @@ from typing import Any
 
 from cronflow_actors.engine.states import FINAL_STATES
 from cronflow_actors.flow.definition import FlowTriggers
-from cronflow_actors.flow.waits import auto_start
 from cronflow_actors.kernel import ActorSystem, Clock
 from cronflow_actors.messages import Message
 from cronflow_actors.messages.engine import (
@@ -160,9 +159,9 @@ class Telemetry:
         with or without a principal), and the work items of its tasks and of its child
         workflows' (a flow per item, a subflow), each under its own workflow's label."""
         labels = _triggers(triggers) if triggers is not None else ["manual", "api", "migration"]
-        for workflow, steps, manual in _work_items(spec):
+        for workflow, steps, manual, taken in _work_items(spec):
             self.metrics.workflow_registered(
-                workflow, labels if workflow == spec.name else (), steps, manual=bool(manual)
+                workflow, labels if workflow == spec.name else (), steps, manual=taken
             )
             for name, kind in steps.items():  # manual in every version registered, or not at
                 pair = (workflow, name)  # all: the message names no version (reviewer h26 L2)
@@ -372,24 +371,24 @@ def _triggers(triggers: FlowTriggers) -> list[str]:
     return found
 
 
-def _work_items(spec: NetSpec) -> Iterator[tuple[str, dict[str, str], list[str]]]:
+def _work_items(spec: NetSpec) -> Iterator[tuple[str, dict[str, str], list[str], bool]]:
     """Each workflow of ``spec``'s tree (itself, then its tasks' child workflows) with its tasks
-    that have work items, by the kind their metrics carry (``action`` for a detached one), and
-    those whose items a caller may start (manual: no handler, no timer; a net's wait, such as
-    a pause a person takes, unless a flow's, which starts as it is made: its pause then a wait
-    of its own, newcomer h34 F2; one an activity starts as it is made waited for nobody)."""
-    steps, manual_items = {}, []
+    that have work items, by the kind their metrics carry (``action`` for a detached one),
+    those whose items a caller may start (manual: no handler, no timer; a wait too, such as a
+    net's pause a person takes, its pause then a wait of its own: newcomer h34 F2; one started
+    as it is made, by an activity of it, waited for nobody), and whether one surely waits for
+    a caller (no activity starts it: its series are made at zero)."""
+    steps, manual_items, taken = {}, [], False
     for name, task in spec.tasks.items():
         item = task.work_item
         if item is not None:
             steps[name] = "action" if item.detached else item_kind(item)
-            if item.wait is not None:  # (an activity that only tells a person: review h34 F3)
-                manual = item.activities.get("on_initialized") is not auto_start
-            else:  # (a flow's sleep has neither handler nor wait: a timer ends it)
-                manual = item.kind not in WAIT_KINDS
+            # (a flow's sleep has neither handler nor wait: a timer ends it)
+            manual = item.wait is not None or item.kind not in WAIT_KINDS
             if manual and item.handler is None and not item.detached:
                 manual_items.append(name)
-    yield spec.name, steps, manual_items
+                taken = taken or "on_initialized" not in item.activities
+    yield spec.name, steps, manual_items, taken
     for task in spec.tasks.values():
         for child in task.subworkflows:
             yield from _work_items(child)

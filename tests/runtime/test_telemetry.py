@@ -441,7 +441,7 @@ async def test_a_net_work_item_that_waits_for_an_event_is_a_wait_not_a_step(
     assert value(rt, finished, workflow="billing", kind="event", outcome="completed") == 1
     assert value(rt, finished, workflow="billing", kind="event", outcome="failed") == 0
     # started by its activity as it was made: it waited for nobody to take it
-    assert value(rt, finished, workflow="billing", kind="manual", outcome="completed") == 0
+    assert value(rt, finished, workflow="billing", kind="manual", outcome="completed") is None
     assert value(rt, f"{wait}_sum", workflow="billing", kind="event") == 63
     step = "cronflow_step_duration_seconds"
     assert value(rt, f"{step}_count", workflow="billing", kind="task") is None  # (no such step)
@@ -471,7 +471,8 @@ async def test_a_net_pause_a_person_takes_waits_to_be_taken_then_waits_as_a_paus
         build("claim", {"review": net.task(review)}, [("start", "review"), ("review", "end")])
     )
     wait, finished = "cronflow_wait_duration_seconds", "cronflow_waits_finished_total"
-    assert value(rt, finished, workflow="claim", kind="manual", outcome="canceled") == 0
+    # (an activity that may start it: its series are not made before it is seen waiting)
+    assert value(rt, finished, workflow="claim", kind="manual", outcome="canceled") is None
     taken, dropped = await rt.start_workflow("claim"), await rt.start_workflow("claim")
     await settle(rt, clock, 40)  # nobody takes either for 40 s
     [item] = await rt.work_items(taken, "review")
