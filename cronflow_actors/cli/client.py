@@ -12,24 +12,16 @@ from typing import Any
 
 from cronflow_actors.cli.exits import Exit
 from cronflow_actors.cli.render import render_run  # its home before render.py; still importable
-from cronflow_actors.errors import ApiError, one_line  # ApiError: importable here too
+from cronflow_actors.errors import (
+    ApiError,
+    ServerUnreachableError,
+    one_line,
+)  # (ApiError: here too)
 
-__all__ = ["NOTHING_DONE", "ApiError", "Client", "Unreachable", "render_run"]
+__all__ = ["NOTHING_DONE", "ApiError", "Client", "render_run"]
 
 NOTHING_DONE = "nothing was done that this command can tell"
 """What a refusal of a stranger's answer ends with (a command that started a run says more)."""
-
-
-class Unreachable(ApiError):
-    """No server answered a call (refused, reset, timed out): ``reason`` says how."""
-
-    def __init__(self, url: str, reason: object) -> None:
-        super().__init__(
-            f"cannot reach the server at {url} ({reason}). Is 'cronflow-actors serve' running "
-            "there? Pass --url (or set CRONFLOW_URL) to use another one.",
-            exit_code=Exit.UNREACHABLE,
-        )
-        self.reason = reason
 
 
 PROBLEM = "urn:cronflow:problem:"
@@ -83,7 +75,8 @@ class Client:
         except urllib.error.HTTPError as error:
             raise self._refused(error.code, error.read(), error.headers) from None
         except (urllib.error.URLError, TimeoutError, ConnectionError) as error:
-            raise Unreachable(self.url, getattr(error, "reason", error)) from None
+            reason = getattr(error, "reason", error)
+            raise ServerUnreachableError(self.url, reason, exit_code=Exit.UNREACHABLE) from None
         answer = self._answer(status, kind, raw, (*expect, *(values or {})))
         wrong = [field for field, value in (values or {}).items() if answer[field] != value]
         if wrong:

@@ -9,7 +9,7 @@ import sys
 import time
 from typing import Any
 
-from cronflow_actors.cli.client import NOTHING_DONE, Client, Unreachable
+from cronflow_actors.cli.client import NOTHING_DONE, Client
 from cronflow_actors.cli.exits import Exit
 from cronflow_actors.cli.render import (
     FINAL,
@@ -20,15 +20,15 @@ from cronflow_actors.cli.render import (
     server_flags,
     short,
 )
-from cronflow_actors.errors import ApiError, one_line
+from cronflow_actors.errors import ApiError, ServerUnreachableError, one_line
 
 __all__ = ["LONG_POLL", "follow"]
 
 LONG_POLL = 20
 """The longest ``run`` waits for one answer once it told of the pause its run waits in (s)."""
-GONE_FOR = 10.0
-"""How long ``run`` asks again a server that stopped answering (a restart: its drain answers
-the long polls, then it goes) before it says so (s)."""
+GONE_FOR = 45.0
+"""How long ``run`` asks again a server that stopped answering before it says so (s): a
+restart, whose drain may take ``serve``'s 30 s (retest h34 F3: 10 s lost a rolling restart's)."""
 
 
 def _unknown_wait(said: str) -> bool:
@@ -62,9 +62,16 @@ def follow(
     deadline = None if args.timeout is None else time.monotonic() + args.timeout
     followed = [run_id]  # the run, then each it went on in (a migration's, meanwhile)
     try:
-        run = _until_ended(args, client, run_id, deadline)
-        while run["status"] in FINAL and run.get("current_run_id") not in (None, run["id"]):
-            went = run["current_run_id"]  # (chaos h34 F3: "canceled", exit 1, for a migration)
+        run, pending = _until_ended(args, client, run_id, deadline), time.monotonic()
+        while run["status"] in FINAL:
+            now = time.monotonic()
+            if run.get("migration_pending") and now - pending < 10 and now < (deadline or now + 1):
+                time.sleep(0.5)  # canceled for a migration whose run starts in a moment
+                run = client.run(run["id"])  # (retest h34 F1: the poll answered before it)
+                continue
+            went = run.get("current_run_id")  # (chaos h34 F3: "canceled", exit 1, migrated)
+            if went in (None, run["id"]):
+                break
             if not args.json:
                 print(
                     f"run {run['id']} {run['status']}: its work goes on in run {went}; "
@@ -72,7 +79,7 @@ def follow(
                     file=sys.stderr,
                 )
             followed.append(went)
-            run = _until_ended(args, client, went, deadline)
+            run, pending = _until_ended(args, client, went, deadline), time.monotonic()
     except KeyboardInterrupt:
         print(f"\nstopped waiting; run {followed[-1]} goes on", file=sys.stderr)
         return 130
@@ -114,7 +121,9 @@ def _until_ended(
         try:
             run: dict[str, Any] = client.run(run_id, wait)
         except ApiError as refused:
-            if isinstance(refused, Unreachable) or refused.status == 503:  # gone, or going:
+            if (
+                isinstance(refused, ServerUnreachableError) or refused.status == 503
+            ):  # gone, or going:
                 # a restart? (retest h33 F6: it asked "is serve running there?")
                 gone = sent if gone is None else gone
                 if sent - gone >= GONE_FOR or (deadline is not None and sent >= deadline):
@@ -149,7 +158,7 @@ def _until_ended(
 
 def _gone(client: Client, run_id: str, lost: ApiError, for_s: float) -> ApiError:
     """The server stopped answering (or answered 503) while ``run`` waited for ``run_id``."""
-    reason = lost.reason if isinstance(lost, Unreachable) else "HTTP 503: it is stopping"
+    reason = lost.reason if isinstance(lost, ServerUnreachableError) else "HTTP 503: it is stopping"
     return ApiError(
         f"as this command waited for run {run_id} to end, the server at {client.url} "
         f"stopped answering ({reason}), {for_s:.0f} s on end: stopped, or "

@@ -57,6 +57,7 @@
     │   ├── SnapshotDamagedError         a run's stored snapshot cannot be decoded
     │   └── StateValueError              a key-value operation does not fit the stored value
     └── ApiError                        the CLI's call to a running server was refused or failed
+        └── ServerUnreachableError      no server answered it
     ExpectationError (an AssertionError)  a flow test's run did not meet its expectations
     Problem                             an HTTP route answers with an RFC 9457 problem
 
@@ -101,6 +102,7 @@ from cronflow_actors.errors._edges import (
     ApiError,
     ExpectationError,
     Problem,
+    ServerUnreachableError,
 )
 from cronflow_actors.errors._engine import (
     ActionDeniedError,
@@ -197,6 +199,7 @@ __all__ = [
     "RuntimeNotRunningError",
     "SchedulingNotAllowedError",
     "SchemaVersionError",
+    "ServerUnreachableError",
     "SnapshotDamagedError",
     "StateValueError",
     "StepFailedError",

@@ -20,6 +20,19 @@ class ApiError(CronflowError):
         self.status, self.slug, self.exit_code = status, slug, exit_code
 
 
+class ServerUnreachableError(ApiError):
+    """No server answered a CLI command's call (refused, reset, timed out): ``reason`` says how
+    (``run`` waits through a restart on it: cli/follow.py)."""
+
+    def __init__(self, url: str, reason: object, *, exit_code: int = 4) -> None:
+        super().__init__(
+            f"cannot reach the server at {url} ({reason}). Is 'cronflow-actors serve' running "
+            "there? Pass --url (or set CRONFLOW_URL) to use another one.",
+            exit_code=exit_code,
+        )
+        self.reason = reason
+
+
 class ExpectationError(AssertionError):
     """Steps of a ``flow.test()`` run did not end as expected (``unmet`` lists each)."""
 
