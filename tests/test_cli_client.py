@@ -554,3 +554,30 @@ def test_run_follows_its_run_to_where_a_migration_took_its_work() -> None:
     assert as_json.returncode == 0, as_json.stderr
     summary = json.loads(as_json.stdout)
     assert (summary["run_id"], summary["started_run_id"], summary["output"]) == ("r2", "r1", 7)
+
+
+class _MigratingSlowly(_Older):
+    """A server whose run r1 reads, for its first two reads, canceled for a migration whose run
+    has not started yet; then that run r2, which completed."""
+
+    reads: ClassVar[list[str]] = []
+
+    def do_GET(self) -> None:
+        self.reads.append(self.path)
+        if self.path.startswith("/runs/r1"):
+            pending = sum(read.startswith("/runs/r1") for read in self.reads) <= 2
+            run = {"id": "r1", "workflow": "w", "status": "canceled", "migrated_to": "r2"}
+            went = {"migration_pending": True} if pending else {"current_run_id": "r2"}
+            self._json(200, run | went)
+            return
+        self._json(200, {"id": "r2", "workflow": "w", "status": "completed", "output": 7})
+
+
+def test_run_waits_for_a_migration_whose_run_is_starting() -> None:
+    # its long poll answered as the old run's cancel was durable, the new run not started yet:
+    # "canceled", exit 1, still (retest h34 F1)
+    with stub(_MigratingSlowly) as url:
+        result = cli("run", "w", "--url", url)
+    assert result.returncode == 0, result.stderr
+    assert "its work goes on in run r2" in result.stderr
+    assert "run r2  w  completed" in result.stdout

@@ -250,8 +250,9 @@ def _rerun(tx: Transaction, items: tuple[tuple[str, int], ...]) -> None:
         if item.kept_key is None and tx.state.migration is not None:  # started by an older
             # version, which kept no key on the item: the one it keeps (the reviewer's h27 H2)
             item.kept_key = take_key(tx.state, tx.state.workflows[item.workflow_id], item)
-        if item.postponed:  # started as its process drained: it runs for the first time
-            item.postponed = False
+        if item.postponed:  # started as its process drained: it runs for the first time,
+            item.postponed = False  # from now (retest h34 F5: it read as taking the restart)
+            item.started_at = tx.now
             continue
         item.redispatches += 1
         workflow = tx.state.workflows.get(item.workflow_id)
