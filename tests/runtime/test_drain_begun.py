@@ -5,6 +5,7 @@ on and are recorded. (tests/test_serve.py drives it through a real ``serve``.)""
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 from typing import Any
 
@@ -84,10 +85,12 @@ async def test_a_step_a_drain_held_back_runs_at_the_next_start_as_its_first_run(
     finally:
         await runtime.stop(drain=5)
     assert seen == []  # held back by the drain
+    restarted_at = time.time()
     async with cf.Runtime(db=db, workflows=[flow()]) as again:
         assert (await again.wait(run_id, timeout=10)).status == "completed"
         steps = {step.id: step for step in (await again.inspect(run_id)).steps}
         metrics = again.metrics.render().decode()
     assert seen == [0]
     assert steps["next"].redispatches == 0
+    assert (steps["next"].started_at or 0) >= restarted_at  # (not the drain's: retest h34 F5)
     assert 'cronflow_steps_rerun_total{kind="step",workflow="held"} 0.0' in metrics
