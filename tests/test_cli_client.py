@@ -581,3 +581,25 @@ def test_run_waits_for_a_migration_whose_run_is_starting() -> None:
     assert result.returncode == 0, result.stderr
     assert "its work goes on in run r2" in result.stderr
     assert "run r2  w  completed" in result.stdout
+
+
+class _StuckMigration(_Older):
+    """A server whose run r1 was canceled for a migration whose run never starts."""
+
+    reads: ClassVar[list[str]] = []
+
+    def do_GET(self) -> None:
+        self.reads.append(self.path)
+        run = {"id": "r1", "workflow": "w", "status": "canceled", "migrated_to": "r2"}
+        self._json(200, run | {"migration_pending": True})
+
+
+def test_run_says_a_migration_left_pending_carries_its_work_and_exits_5() -> None:
+    # "canceled", exit 1, and nothing of the migration: a script would start the work again
+    # (retest2 h34 F1)
+    with stub(_StuckMigration) as url:
+        result = cli("run", "w", "--json", "--timeout", "2", "--url", url)
+    assert result.returncode == 5, result.stderr
+    assert "its migration to r2, which is pending" in result.stderr
+    assert "do not start it again" in result.stderr
+    assert json.loads(result.stdout)["migration_pending"] == "r2"

@@ -91,6 +91,12 @@ def follow(
         if started not in said:  # (a refusal of the server's, or its 503 as it stops)
             said = f"{started}; only waiting for it failed: {said}"
         raise ApiError(said, exit_code=Exit.STARTED, status=lost.status, slug=lost.slug) from None
+    return _tell_end(args, run, followed)
+
+
+def _tell_end(args: argparse.Namespace, run: dict[str, Any], followed: list[str]) -> int:
+    """Say how the run ``followed`` last ended (or stands at the deadline); the exit code."""
+    run_id = followed[0]
     last = run["id"] if "id" in run else followed[-1]
     if run["status"] not in FINAL:  # the deadline came first
         print(
@@ -98,14 +104,24 @@ def follow(
             f"goes on: follow it with 'cronflow-actors inspect {last}'",
             file=sys.stderr,
         )
+    unstarted = bool(run["status"] in FINAL and run.get("migration_pending"))  # (retest2 F1)
+    if unstarted:
+        print(
+            f"run {last} was canceled for its migration to {run.get('migrated_to')}, which is "
+            "pending (that run has not started): the work goes on there once the migration is "
+            f"carried on; do not start it again. 'cronflow-actors inspect {last}' says what to do",
+            file=sys.stderr,
+        )
     if args.json:
-        summary = _summary(run)
-        print_json(summary if len(followed) == 1 else summary | {"started_run_id": run_id})
+        summary = _summary(run) | ({"started_run_id": run_id} if len(followed) > 1 else {})
+        print_json(summary | ({"migration_pending": run.get("migrated_to")} if unstarted else {}))
     elif run["status"] in FINAL:
         print(f"run {last}  {run['workflow']}  {run['status']} in {duration(run_duration(run))}")
         if run.get("error"):
             print(f"  error: {one_line(run['error'])}")
         print(f"  output: {short(run.get('output'), 400)}")
+    if unstarted:
+        return Exit.STARTED  # its work goes on: not a failure to start again
     return Exit.OK if run["status"] == "completed" else Exit.RUN_FAILED
 
 

@@ -414,17 +414,17 @@ class ClusterLease(Renewed):
                     if taker is not None and taker != owner:  # the process that took the
                         owner = taker  # instance over took the call too: its answer comes
                         continue
+                    await self._store.forget_posted(posted)  # (retest2 h34 F2: left for good)
                     raise RuntimeNotRunningError(
                         f"reach instance {instance_id}",
-                        f"process {owner}, which held it, stopped before it answered; the call "
-                        "may or may not have been carried out: look at the run, then try again",
+                        f"process {owner}, which held it or took it over, stopped before it "
+                        "answered; the call may or may not have been done: look at the run",
                     )
         finally:
             del self._answered[posted]
 
     async def _sent(self, instance_id: str) -> None:
-        """A withdrawn call ended here: an instance the take-over left to it, not loaded (it
-        raised first), is let go for a take-over to load."""
+        """A withdrawn call ended here: a run the take-over left to it, unloaded, is let go."""
         self._sending.discard(instance_id)
         if instance_id in self._skipped:
             self._skipped.discard(instance_id)
