@@ -11,7 +11,8 @@
 4    the server could not be reached (nothing listens at ``--url``, a timeout) or cannot
      take work now (it is stopping, or its store failed: 503)
 5    ``run``, ``replay``, ``fire``: the run started, and only waiting for its end failed (the
-     server went away, or refused a read): it goes on; never start it again to retry
+     server went away, or refused a read), or its migration is pending: it goes on; never
+     start it again to retry
 ===  =====================================================================================
 
 ``serve`` has its own: 0 after a clean stop, 1 when the runtime failed while serving, 2 when it
