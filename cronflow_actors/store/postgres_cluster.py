@@ -84,6 +84,11 @@ class Posted(msgspec.Struct, frozen=True):
     body: bytes
 
 
+def _posted(rows: list[Any]) -> list[Posted]:
+    """Inbox rows read as ``(id, sender, instance_id, body)``, as posted work."""
+    return [Posted(id=row[0], sender=row[1], instance_id=row[2], body=row[3]) for row in rows]
+
+
 class ClusterOps:
     """Processes, instance leases and the inbox, on the store's read pool."""
 
@@ -288,7 +293,7 @@ class ClusterOps:
             owner,
             limit,
         )
-        return [Posted(id=row[0], sender=row[1], instance_id=row[2], body=row[3]) for row in rows]
+        return _posted(rows)
 
     async def adopt_posted(self, instance_id: str, owner: str) -> list[Posted]:
         """The work posted for ``instance_id`` to a process no longer live, nobody's yet: now
@@ -301,7 +306,7 @@ class ClusterOps:
             instance_id,
             owner,
         )
-        return [Posted(id=row[0], sender=row[1], instance_id=row[2], body=row[3]) for row in rows]
+        return _posted(rows)
 
     async def posted_to(self, posted_id: str) -> str | None:
         """The process posted work is for now (another took it over: ``adopt_posted``)."""
