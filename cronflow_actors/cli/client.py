@@ -12,11 +12,7 @@ from typing import Any
 
 from cronflow_actors.cli.exits import Exit
 from cronflow_actors.cli.render import render_run  # its home before render.py; still importable
-from cronflow_actors.errors import (
-    ApiError,
-    ServerUnreachableError,
-    one_line,
-)  # (ApiError: here too)
+from cronflow_actors.errors import ApiError, ServerUnreachableError, one_line
 
 __all__ = ["NOTHING_DONE", "ApiError", "Client", "render_run"]
 

@@ -65,7 +65,8 @@ def follow(
         run, pending = _until_ended(args, client, run_id, deadline), time.monotonic()
         while run["status"] in FINAL:
             now = time.monotonic()
-            if run.get("migration_pending") and now - pending < 10 and now < (deadline or now + 1):
+            waiting = now - pending < 10 and (deadline is None or now < deadline)
+            if run.get("migration_pending") and waiting:
                 time.sleep(0.5)  # canceled for a migration whose run starts in a moment
                 run = client.run(run["id"])  # (retest h34 F1: the poll answered before it)
                 continue
@@ -137,10 +138,8 @@ def _until_ended(
         try:
             run: dict[str, Any] = client.run(run_id, wait)
         except ApiError as refused:
-            if (
-                isinstance(refused, ServerUnreachableError) or refused.status == 503
-            ):  # gone, or going:
-                # a restart? (retest h33 F6: it asked "is serve running there?")
+            gone_or_going = isinstance(refused, ServerUnreachableError) or refused.status == 503
+            if gone_or_going:  # a restart? (retest h33 F6: it asked "is serve running there?")
                 gone = sent if gone is None else gone
                 if sent - gone >= GONE_FOR or (deadline is not None and sent >= deadline):
                     raise _gone(client, run_id, refused, sent - gone) from None
