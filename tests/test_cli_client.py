@@ -152,6 +152,18 @@ def test_paused_lists_the_tokens_with_a_header(served: Served) -> None:
     assert TIME.search(row)
     page = json.loads(cli("paused", "--json", served=served).stdout)
     assert started in [p["run_id"] for p in page["paused"]]
+    # one run's pauses only (a net's several, a flow's item flows')
+    other = cli("run", "hold", "--no-wait", served=served).stdout.strip()
+    mine = json.loads(cli("paused", "--run", started, "--json", served=served).stdout)
+    assert [p["run_id"] for p in mine["paused"]] == [started]
+    done = cli("run", "greet", "--payload", '{"name": "x"}', "--json", served=served)
+    greeted = json.loads(done.stdout)
+    none = cli("paused", "--run", greeted["run_id"], served=served)
+    assert (none.returncode, none.stdout) == (0, f"run {greeted['run_id']} waits for no person\n")
+    typo = cli("paused", "--run", "no-such-run", served=served)
+    assert typo.returncode == 3
+    assert "no-such-run" in typo.stderr
+    assert other != started
 
 
 def test_runs_has_a_header_readable_times_and_checked_choices(served: Served) -> None:

@@ -65,6 +65,8 @@ def test_reads_of_the_database_beside_serve_and_after_it_was_killed(tmp_path: Pa
         assert inspected.returncode == 0, inspected.stderr
         [pause] = _json("paused", "--db", db)["paused"]
         assert pause["run_id"] == held
+        assert _json("paused", "--run", held, "--db", db)["paused"] == [pause]
+        assert _json("paused", "--run", greeted, "--db", db)["paused"] == []
         assert f"cronflow-actors resume {pause['token']}" in inspected.stdout
         traced = cli("trace", greeted, "--db", db)
         assert traced.returncode == 0

@@ -160,8 +160,8 @@ class Client:
         answer = self.run_call("GET", run_id, "/trace", expect=("run_id", "spans", "roots"))
         return answer  # type: ignore[no-any-return]
 
-    def paused(self, limit: int, cursor: str | None) -> dict[str, Any]:
-        query = {"limit": limit, "cursor": cursor}
+    def paused(self, limit: int, cursor: str | None, run_id: str | None) -> dict[str, Any]:
+        query = {"limit": limit, "cursor": cursor, "run_id": run_id}
         return self.call("GET", "/paused", query=query, expect=("paused",))  # type: ignore[no-any-return]
 
     def flows(self) -> list[str] | None:

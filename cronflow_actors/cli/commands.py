@@ -46,7 +46,7 @@ class Reads(Protocol):
     def run(self, run_id: str) -> dict[str, Any]: ...
     def runs(self, query: dict[str, Any]) -> dict[str, Any]: ...
     def trace(self, run_id: str) -> dict[str, Any]: ...
-    def paused(self, limit: int, cursor: str | None) -> dict[str, Any]: ...
+    def paused(self, limit: int, cursor: str | None, run_id: str | None) -> dict[str, Any]: ...
     def paused_run(self, run_id: str) -> dict[str, Any] | None: ...
     def flows(self) -> list[str] | None: ...
 
@@ -196,7 +196,7 @@ def _runs(args: argparse.Namespace) -> int:
 
 def _paused(args: argparse.Namespace) -> int:
     with _reads(args) as reads:
-        page = reads.paused(args.limit, args.cursor)
+        page = reads.paused(args.limit, args.cursor, args.run)
         again = reads.again
     if args.json:
         print_json(page)
@@ -210,9 +210,12 @@ def _paused(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     if not page["paused"]:
-        print("no run is paused for a person")
+        none = (
+            f"run {args.run} waits for no person" if args.run else "no run is paused for a person"
+        )
+        print(none)
     if page.get("next_cursor"):
-        shaped = flags(args, *_given_limit(args, PAUSED_PAGE)) + server_flags(args)
+        shaped = flags(args, "run", *_given_limit(args, PAUSED_PAGE)) + server_flags(args)
         cursor = shlex.quote(page["next_cursor"])
         print(f"more: cronflow-actors paused --cursor {cursor}{shaped}{again}", file=sys.stderr)
     return Exit.OK
@@ -380,6 +383,12 @@ def add_client_commands(commands: Any) -> None:
         help=f"pauses per page, 1 to 1000 (default {PAUSED_PAGE})",
     )
     paused.add_argument("--cursor", default=None, help="the next page (printed under a full page)")
+    paused.add_argument(
+        "--run",
+        default=None,
+        metavar="RUN_ID",
+        help="this run's pauses only: each one its children, or its net's work items, wait in",
+    )
     _client_options(paused, json_help="print the page as JSON", reads=True)
     paused.set_defaults(handler=_paused)
 

@@ -86,8 +86,9 @@ class DatabaseReads:
         trace = self._read(self._runtime.trace(run_id), run_id)
         return msgspec.to_builtins(trace)  # type: ignore[no-any-return]
 
-    def paused(self, limit: int, cursor: str | None) -> dict[str, Any]:
-        return paused_page_json(self._read(self._runtime.list_paused(limit=limit, cursor=cursor)))
+    def paused(self, limit: int, cursor: str | None, run_id: str | None) -> dict[str, Any]:
+        page = self._runtime.list_paused(limit=limit, cursor=cursor, run_id=run_id)
+        return paused_page_json(self._read(page))
 
     def paused_run(self, run_id: str) -> dict[str, Any] | None:
         async def pause_of() -> dict[str, Any] | None:

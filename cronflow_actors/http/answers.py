@@ -19,6 +19,7 @@ from cronflow_actors.runtime import (
     EventFilterError,
     EventRefusal,
     NetDescription,
+    OpenWorkItem,
     PausedRun,
     RunInfo,
     TaskState,
@@ -34,6 +35,7 @@ __all__ = [
     "FlowList",
     "Health",
     "NetList",
+    "OpenWorkItemList",
     "PausedPage",
     "Published",
     "Readiness",
@@ -151,6 +153,12 @@ class WorkItemList(msgspec.Struct):
     work_items: list[WorkItemInfo]
 
 
+class OpenWorkItemList(msgspec.Struct):
+    """A net instance's work list: the work items an outside caller may act on now."""
+
+    work_items: list[OpenWorkItem]
+
+
 class ChildWorkflowList(msgspec.Struct):
     """A composite task's child workflows (its latest generation's)."""
 
@@ -200,6 +208,7 @@ FIXED: list[Any] = [
     WorkflowMigrated,
     RunMigrated,
     WorkItemList,
+    OpenWorkItemList,
     ChildWorkflowList,
     WorkItemCreated,
     WorkItemInfo,

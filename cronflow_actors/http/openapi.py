@@ -144,6 +144,7 @@ def query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]
 
 _LIMIT = query("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "page size")
 _CURSOR = query("cursor", {"type": "string", "maxLength": 500}, "the previous page's next_cursor")
+_RUN = query("run_id", {"type": "string", "maxLength": 500}, "this run's pauses only")
 _STATUS = query("status", {"type": "string", "enum": [s.value for s in RunStatus]}, "run status")
 _WORKFLOW = query("workflow", {"type": "string", "maxLength": 200}, "flow id")
 _COUNT = query("count", {"type": "integer", "minimum": 1, "maximum": 50}, "ticks per schedule")
@@ -439,7 +440,7 @@ def openapi_document(
     b = _Builder({t: s.get("$ref") for t, s in zip(types, schemas, strict=True)}, tokens)
     run_id = path_param("run_id")
     paths = _fixed_paths(b) | audit_paths(b, run_id)
-    paths |= pause_paths(b, token=path_param("token"), run_id=run_id, page=[_LIMIT, _CURSOR])
+    paths |= pause_paths(b, token=path_param("token"), run_id=run_id, page=[_LIMIT, _CURSOR, _RUN])
     paths |= schedule_paths(b, flow_id=path_param("id"), count=_COUNT, location=_LOCATION)
     paths |= task_paths(
         b,

@@ -35,6 +35,7 @@ OPERATIONS = {
     ("/workflows/{workflow_id}/cancel", "post"): "cancelWorkflow",
     ("/workflows/{workflow_id}/migrate", "post"): "migrateWorkflow",
     ("/workflows/{workflow_id}/net", "get"): "getWorkflowNet",
+    ("/workflows/{workflow_id}/work-items", "get"): "listOpenWorkItems",
     ("/workflows/{workflow_id}/tasks/{task}/work-items", "get"): "listWorkItems",
     ("/workflows/{workflow_id}/tasks/{task}/work-items", "post"): "initializeWorkItem",
     ("/workflows/{workflow_id}/tasks/{task}/children", "get"): "listChildWorkflows",

@@ -49,10 +49,11 @@ def pause_paths(
         },
         "/paused": {
             "get": b.op(
-                "Runs paused for a human, oldest first, with their resume tokens; a page ends "
-                "early, its next_cursor going on, once its pauses reach about 8 MB",
+                "Runs paused for a human, oldest first, with their resume tokens (?run_id=: "
+                "that run's pauses, its children's and its net's work items' included); a page "
+                "ends early, its next_cursor going on, once its pauses reach about 8 MB",
                 {"200": b.answer("a page of pauses (the one reaching 8 MB its last)", PausedPage)},
-                "400",
+                "400 404",
                 params=page,
             )
         },

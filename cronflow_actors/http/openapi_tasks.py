@@ -1,6 +1,7 @@
 """The OpenAPI operations on a net task's children: its work items (``GET``, ``POST``
 ``/workflows/{workflow_id}/tasks/{task}/work-items``) and a composite task's child workflows
-(``.../children``), in ``routes/workflows.py``, which ``openapi.py`` adds to the document."""
+(``.../children``), and an instance's work list (``GET /workflows/{workflow_id}/work-items``),
+in ``routes/workflows.py``, which ``openapi.py`` adds to the document."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 
 from cronflow_actors.http.answers import (
     ChildWorkflowList,
+    OpenWorkItemList,
     WorkflowStarted,
     WorkItemCreated,
     WorkItemList,
@@ -23,11 +25,21 @@ _LOCATION = {
 def task_paths(
     b: Any, *, params: list[dict[str, Any]], child_type: dict[str, Any], refusals: str
 ) -> dict[str, Any]:
-    """The two paths, described with the document's builder ``b`` (``openapi._Builder``);
+    """The three paths, described with the document's builder ``b`` (``openapi._Builder``);
     ``params`` are the path parameters (workflow_id, task), ``child_type`` the query
     parameter naming a dynamic composite task's child, ``refusals`` what a net action may
     answer besides."""
     return {
+        "/workflows/{workflow_id}/work-items": {
+            "get": b.op(
+                "A net instance's work list: the work items of its open tasks, and of its child "
+                "workflows', that an outside caller may act on now, each with the actions its "
+                "state allows (a pause's resume token too)",
+                {"200": b.answer("work items", OpenWorkItemList)},
+                "404",
+                params=params[:1],
+            ),
+        },
         "/workflows/{workflow_id}/tasks/{task}/work-items": {
             "get": b.op(
                 "The work items of a task's latest generation",

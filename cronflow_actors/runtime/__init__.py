@@ -40,6 +40,7 @@ from cronflow_actors.runtime.testing import (
     StepResult,
     TestResult,
 )
+from cronflow_actors.runtime.work_list import OpenWorkItem
 
 __all__ = [
     "SECRET_HEADERS",
@@ -51,6 +52,7 @@ __all__ = [
     "FlowTrigger",
     "MigrationLinks",
     "NetDescription",
+    "OpenWorkItem",
     "Page",
     "PausedRun",
     "PublishResult",

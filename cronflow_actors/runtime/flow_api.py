@@ -314,12 +314,16 @@ class FlowMethods(NetMethods):
         that caller's call of its ``complete`` action (declared, its policy asked)."""
         await self.pauses.resume(token, payload, principal=principal, is_flow=self._a_flows_run)
 
-    async def list_paused(self, *, limit: int = 100, cursor: str | None = None) -> Page[PausedRun]:
+    async def list_paused(
+        self, *, limit: int = 100, cursor: str | None = None, run_id: str | None = None
+    ) -> Page[PausedRun]:
         """The runs waiting for a human, oldest first, with their resume tokens (``blocked``
         says why one is held, its resume refused); ``limit`` at a time, fewer when they are
         big (a page ends once its pauses' stored data reaches about 8 MB, ``next_cursor``
-        going on; the pause that reaches it is the page's last)."""
-        page = await self.pauses.list_paused(limit=limit, cursor=cursor)
+        going on; the pause that reaches it is the page's last). ``run_id``: that run's
+        pauses only, each one its children or a net's work items wait in (``get_run_pause``
+        gives the oldest)."""
+        page = await self.pauses.list_paused(limit=limit, cursor=cursor, run_id=run_id)
         return Page([self._with_block(p) for p in page], page.next_cursor)
 
     def _with_block(self, paused: PausedRun) -> PausedRun:

@@ -37,6 +37,7 @@ from cronflow_actors.runtime.give_up import GiveUpMethods
 from cronflow_actors.runtime.instances import root_of
 from cronflow_actors.runtime.migrations import MigrationLinks
 from cronflow_actors.runtime.runs import check_cancel_reason, check_instance_id
+from cronflow_actors.runtime.work_list import OpenWorkItem, work_list
 
 __all__ = ["NetDescription", "NetMethods"]
 
@@ -420,6 +421,16 @@ class NetMethods(GiveUpMethods):
     async def task_generation(self, workflow_id: str, task: str) -> int:
         record = _task(_workflow(await self._state(workflow_id), workflow_id), task)
         return int(record.generation)
+
+    async def open_work_items(self, workflow_id: str) -> list[OpenWorkItem]:
+        """The work items of workflow ``workflow_id``, and of the child workflows below it, that
+        an outside caller may act on now, each with those actions: a net's work list. One read
+        of the instance's last durable state; items in creation order, a child's after its
+        parent's. A started item that waits for a person has its ``token`` (a resume answers
+        it too)."""
+        state = await self._state(workflow_id)
+        top = _workflow(state, workflow_id)
+        return work_list(state, top, self.registry.get(state.workflow, state.version))
 
     async def child_workflows(self, workflow_id: str, task: str) -> list[WorkflowInfo]:
         """The child workflows of composite ``task``'s latest generation."""

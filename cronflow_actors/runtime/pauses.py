@@ -192,20 +192,32 @@ class Pauses:
         found = await self._store.open_waits("pause", instance_id=run_id, limit=1)
         if found:
             return _paused(found[0])
-        store = self._store
-        if await store.instance_exists(run_id) or await store.queued_run(run_id) is not None:
-            raise NotPausedError(run_id)
-        raise NotFoundError("run", run_id)
+        await self._known(run_id)
+        raise NotPausedError(run_id)
 
-    async def list_paused(self, *, limit: int = 100, cursor: str | None = None) -> Page[PausedRun]:
+    async def _known(self, run_id: str) -> None:
+        """``NotFoundError`` unless run ``run_id`` is stored (or queued to start)."""
+        store = self._store
+        if not await store.instance_exists(run_id) and await store.queued_run(run_id) is None:
+            raise NotFoundError("run", run_id)
+
+    async def list_paused(
+        self, *, limit: int = 100, cursor: str | None = None, run_id: str | None = None
+    ) -> Page[PausedRun]:
         """The runs waiting for a human, oldest pause first, ``limit`` at a time, and fewer
         when they are big: a page ends once its pauses' stored data (description, metadata
         and ``last``) reaches ``PAGE_BYTES`` (8 MB), with a ``next_cursor`` for the rest: the
         pause that reaches it is the page's last (one bigger than that ends the page it is on,
-        first or not), never an empty page with a cursor."""
+        first or not), never an empty page with a cursor. ``run_id``: that run's pauses only
+        (its children's and its net's work items' included; ``NotFoundError`` if there is no
+        such run)."""
         check_limit(limit)
         after = decode_cursor(cursor) if cursor else None
-        rows = await self._store.open_waits("pause", after=after, limit=limit, max_bytes=PAGE_BYTES)
+        rows = await self._store.open_waits(
+            "pause", instance_id=run_id, after=after, limit=limit, max_bytes=PAGE_BYTES
+        )
+        if run_id is not None and not rows and after is None:
+            await self._known(run_id)  # (a mistyped id is not a run that waits for no one)
         full = len(rows) == limit or sum(len(row.data) for row in rows) >= PAGE_BYTES
         last = rows[-1] if full and rows else None
         next_cursor = encode_cursor(last.created_at, last.wait_id) if last else None

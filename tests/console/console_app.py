@@ -67,6 +67,43 @@ def fork() -> net.NetSpec:
     )
 
 
+def desk() -> net.NetSpec:
+    """Two pauses at once, and a composite task whose child net has a person's task."""
+    signing = [
+        net.work_item(name, wait=net.WaitSpec(kind="pause"))
+        .actions(complete=net.action())
+        .activities(on_initialized=lambda ctx: ctx.work_item.start())
+        for name in ("sign", "countersign")
+    ]
+    stamp = net.work_item("stamp").actions(start=net.action(), complete=net.action())
+    stamping = (
+        net.workflow("stamping")
+        .start_condition("start")
+        .end_condition("end")
+        .task("stamp", net.task(stamp))
+        .connect_condition("start", "stamp")
+        .connect_task("stamp", "end")
+    )
+    return (
+        net.workflow("desk")
+        .start_condition("start")
+        .end_condition("end")
+        .dummy_task("split")
+        .task("sign", net.task(signing[0]))
+        .task("countersign", net.task(signing[1]))
+        .composite_task("stamping", net.composite_task(stamping))
+        .dummy_task("join")
+        .connect_condition("start", "split")
+        .connect_task("split", "sign", "countersign", "stamping")
+        .connect_task("sign", "join")
+        .connect_task("countersign", "join")
+        .connect_task("stamping", "join")
+        .connect_task("join", "end")
+        .actions(initialize=net.action())
+        .build()
+    )
+
+
 workflows = [
     cf.define("greet", name="Greeting", description="says hello, twice at once")
     .step("hello", lambda ctx: f"hello {ctx.payload['name']}")
@@ -87,4 +124,5 @@ workflows = [
     review(),
     sign_off(),
     fork(),
+    desk(),
 ]

@@ -272,6 +272,7 @@ def routes(edge: Edge) -> list[Route]:
             page = await runtime.list_paused(
                 limit=query_int(request, "limit", 100, low=1, high=1000),
                 cursor=query_text(request, "cursor", max_length=500),
+                run_id=query_text(request, "run_id", max_length=500),
             )
         return json_response(paused_page_json(page))
 

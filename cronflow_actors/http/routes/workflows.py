@@ -87,6 +87,10 @@ def routes(edge: Edge) -> list[Route]:
         items = await runtime.work_items(params["workflow_id"], params["task"])
         return json_response({"work_items": [msgspec.to_builtins(i) for i in items]})
 
+    async def work_list(request: Request) -> Response:
+        items = await runtime.open_work_items(request.path_params["workflow_id"])
+        return json_response({"work_items": [msgspec.to_builtins(i) for i in items]})
+
     async def initialize_work_item(request: Request) -> Response:
         principal = edge.caller(request)
         params = request.path_params
@@ -114,6 +118,7 @@ def routes(edge: Edge) -> list[Route]:
         route("/workflows/{workflow_id}", edge.auth, get=get_workflow),
         route("/workflows/{workflow_id}/cancel", edge.auth, post=cancel_workflow),
         route("/workflows/{workflow_id}/migrate", edge.auth, post=migrate_workflow),
+        route("/workflows/{workflow_id}/work-items", edge.auth, get=work_list),
         route(
             "/workflows/{workflow_id}/tasks/{task:path}/work-items",  # a name may hold "/"
             edge.auth,

@@ -355,10 +355,13 @@
 
   // -- one run ---------------------------------------------------------------------------------
 
-  // The pause a run waits in, or null: one read of the run's own pause (404 when it waits for
-  // no person), never a listing of every pause to find it.
-  async function findPause(runId) {
-    return api("GET", `/runs/${encodeURIComponent(runId)}/pause`).catch(orNone(null));
+  // The pauses a run waits in (a net's several work items, a flow's item flows each at one):
+  // one indexed read of the run's own, never a listing of every pause to find them. The
+  // page showed the oldest only (retest h34 F4).
+  const PAUSES_SHOWN = 50;
+  async function findPauses(runId) {
+    return api("GET", `/paused?run_id=${encodeURIComponent(runId)}&limit=${PAUSES_SHOWN}`)
+      .catch(orNone({ paused: [], next_cursor: null }));
   }
 
   // Whether a run may wait for a person: an open step that is a pause, or may hold one (a
@@ -449,6 +452,7 @@
         await api("POST", `/resume/${encodeURIComponent(pause.token)}`, payload);
         notice(net ? `Completed step ${pause.step} with approved: ${approved}; its net decides what follows.`
           : `${approved ? "Approved" : "Rejected"}: run ${pause.run_id} goes on.`, true);
+        document.activeElement?.blur();  // done with: the page may redraw (a net waits on)
         onDone();
       } catch (error) { notice(error.message); }
     };
@@ -461,33 +465,29 @@
         h("button", { type: "button", class: "reject", text: "Reject", onclick: () => send(false) })));
   }
 
-  // A net's work items that callers act on (GET /nets' item_actions), each with the actions
-  // its state allows: the work list a Tasquencer user looks for (newcomer h34 F8: a person's
-  // task could be taken and done with curl or the command line only). A pause waiting for its
-  // answer is answered by its own form, above.
-  const ITEM_VERBS = { initialized: ["start"], started: ["complete", "fail"] };
+  // A net's work items that callers act on now, its composite tasks' child nets' included
+  // (GET /workflows/{id}/work-items, one read), each with the actions its state allows: the
+  // work list a Tasquencer user looks for (newcomer h34 F8: a person's task could be taken and
+  // done with curl or the command line only). A pause waiting for its answer is answered by
+  // its own form, above; cancel and reset are left to the API and the command line.
+  const ITEM_VERBS = ["start", "complete", "fail"];
 
   async function workList(runId, net, onDone) {
-    const described = ((await api("GET", "/nets").catch(orNone({ nets: [] }))).nets || [])
-      .find((n) => n.name === net.name);
-    const allowed = (described && described.item_actions) || {};
-    const open = net.tasks.filter((t) => (allowed[t.name] || []).length && (t.state === "enabled" || t.state === "started"));
-    const lists = await Promise.all(open.map((task) => api("GET",  // (at once: review h34 F11)
-      `/workflows/${encodeURIComponent(runId)}/tasks/${encodeURIComponent(task.name)}/work-items`).catch(orNone({ work_items: [] }))));
+    const listed = await api("GET", `/workflows/${encodeURIComponent(runId)}/work-items`)
+      .catch(orNone({ work_items: [] }));
     const rows = [];
-    open.forEach((task, index) => {
-      for (const item of lists[index].work_items) {
-        const can = (ITEM_VERBS[item.state] || []).filter((v) => allowed[task.name].includes(v) && !item.token);
-        if (can.length) rows.push(workRow(item, can, onDone));
-      }
-    });
+    for (const item of listed.work_items) {
+      const can = ITEM_VERBS.filter((verb) => item.actions.includes(verb));
+      if (can.length && !item.token) rows.push(workRow(item, can, onDone, item.net !== net.name ? item.net : null));
+    }
     if (!rows.length) return null;
     return h("div", { id: "work-list" }, h("h2", { text: "Work items to act on" }),
       h("table", {}, h("thead", {}, h("tr", {}, ["Task", "Work item", "State", "Payload (JSON)", ""].map((t) => h("th", { text: t })))),
         h("tbody", {}, rows)));
   }
 
-  function workRow(item, verbs, onDone) {
+  // (``child``: the child net it belongs to, below a composite task of the drawn one)
+  function workRow(item, verbs, onDone, child) {
     const payload = h("textarea", { name: "payload", placeholder: "{}" });
     const act = async (verb) => {
       let body;
@@ -500,7 +500,7 @@
       } catch (error) { notice(error.message); }
     };
     return h("tr", { "data-item": item.id },
-      h("td", { text: item.task }), h("td", { class: "mono", text: item.id }), h("td", {}, badge(item.state)),
+      h("td", { text: child ? `${item.task} (in ${child})` : item.task }), h("td", { class: "mono", text: item.id }), h("td", {}, badge(item.state)),
       h("td", {}, payload),
       h("td", {}, h("div", { class: "actions" }, verbs.map((verb) => h("button", { type: "button", "data-verb": verb, text: verb[0].toUpperCase() + verb.slice(1), onclick: () => act(verb) })))));
   }
@@ -518,7 +518,7 @@
       if (mine !== generation) return;
       const flow = isFlow(run);
       const net = flow ? null : await api("GET", `/workflows/${encodeURIComponent(runId)}/net`).catch(orNone(null));
-      const pause = (run.status === "waiting" || run.status === "blocked") && mayPause(run) ? await findPause(runId) : null;
+      const pauses = (run.status === "waiting" || run.status === "blocked") && mayPause(run) ? await findPauses(runId) : null;
       if (mine !== generation) return;
       const final = FINAL.has(run.status);
       const actions = h("div", { class: "actions" });
@@ -601,11 +601,12 @@
         parts.push(h("div", { class: "card", id: "blocked" },
           h("h2", { text: "This run cannot run here" }), h("p", { class: "error", text: run.blocked })));
       }
-      if (pause) {
-        parts.push(h("div", { class: "card", id: "pause" },
+      if (pauses && pauses.paused.length) {  // a form each (the oldest first)
+        parts.push(h("div", { class: "card", id: "pause" }, pauses.paused.map((pause) => h("div", { class: "run-pause", "data-token": pause.token },
           h("h2", { text: `Waiting for a person at step “${pause.step}”` }),
           pause.description ? h("p", { text: pause.description }) : null,
-          run.blocked ? h("p", { class: "muted", text: "Its approval is refused while it cannot run here (above)." }) : pauseForm(pause, load, !flow)));
+          run.blocked ? h("p", { class: "muted", text: "Its approval is refused while it cannot run here (above)." }) : pauseForm(pause, load, !flow))),
+        pauses.next_cursor ? h("p", { class: "muted", text: `The first ${PAUSES_SHOWN} of its pauses: the Paused page lists the others.` }) : null));
       }
       if (net) {
         parts.push(h("h2", { text: "Net" }),
