@@ -29,6 +29,7 @@ import msgspec
 
 from cronflow_actors.calls import call_user
 from cronflow_actors.engine import fast_forward
+from cronflow_actors.engine.chains import enable_next
 from cronflow_actors.engine.context import Context, Transition
 from cronflow_actors.engine.policies import checked_answer, default_answer
 from cronflow_actors.engine.states import (
@@ -274,13 +275,7 @@ class Task:
                 return
         marking, marked = after_production(spec, name, workflow.marking, routed)
         tx.mark(workflow, marking, marked, produced_by=name, split=definition.split)
-        for candidate in enable_candidates(spec, name):
-            if workflow.state in FINAL_STATES:
-                break
-            if candidate == name:  # enabled again if its join still holds
-                await self._enable()
-            else:
-                await tx.send(EnableTask(workflow_id=workflow.id, task=candidate))
+        await enable_next(tx, workflow, name, enable_candidates(spec, name), self._enable)
         asked(tx, or_joins)
         await tx.send_last(change)
 

@@ -85,6 +85,8 @@ class Transaction:
     completing: tuple[tuple[str, str], ...] = ()
     """(workflow id, task) of the completions under way in a net with an OR-join: the tasks
     they will ask are not idle to an OR-join asked meanwhile (``withdrawal.idle_tasks``)."""
+    chain: Any = None
+    """The enables nested in the completions under way, and those put off (``chains.Chain``)."""
     reported = False
     """The transaction applies a report (a handler's result, a timer, an action's end, an
     event), which nobody can be refused: a router that raises in it fails its workflow
@@ -456,8 +458,6 @@ class Transaction:
     def cancel_jobs(self, owner_prefix: str) -> None:
         """Drop every job whose owner key starts with ``owner_prefix``."""
         jobs = self.state.jobs
-        if not jobs:
-            return
         for timer_id in [t for t, job in jobs.items() if job.owner.startswith(owner_prefix)]:
             self.drop_job(timer_id)
 

@@ -33,6 +33,7 @@
     │   │   └── StepFailedError             how a caught step failed, read in its on_error fallback
     │   ├── MockLostError                a replay's mocked step ran after a restart lost its mock
     │   ├── NotReplayableError           a replay of a net workflow's instance (no trigger)
+    │   ├── EndlessChainError            tasks completed one after another without end in a turn
     │   ├── MigrationError               a migration that cannot be defined, registered or run
     │   ├── InstanceBlockedError         an instance whose definition changed under its version
     │   ├── InvalidStateTransitionError  an element cannot go from its state to the requested one
@@ -110,6 +111,7 @@ from cronflow_actors.errors._engine import (
     AuthenticationRequiredError,
     AutoTriggerAlreadySetError,
     CancelRunRequested,
+    EndlessChainError,
     EngineError,
     IdempotencyKeyReusedError,
     InstanceBlockedError,
@@ -166,6 +168,7 @@ __all__ = [
     "CronflowError",
     "DuplicateInstanceError",
     "DuplicateWorkflowError",
+    "EndlessChainError",
     "EngineError",
     "ExpectationError",
     "IdempotencyKeyReusedError",

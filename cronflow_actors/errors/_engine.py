@@ -288,6 +288,21 @@ class InvalidStateTransitionError(EngineError):
         super().__init__(f"{refused}; from {current!r} it can become {allowed}")
 
 
+class EndlessChainError(EngineError, RuntimeError):
+    """Tasks completed one after another in one turn without end, nothing to wait for between
+    them: a loop of tasks that never waits. Nothing of the turn is kept (a call is refused)."""
+
+    def __init__(self, workflow: str, task: str, limit: int) -> None:
+        self.workflow, self.task = workflow, task
+        super().__init__(
+            f"workflow {workflow!r}: more than {limit:,} task completions followed one another "
+            f"in one go, with nothing to wait for between them (task {task!r} came next): a "
+            "loop of tasks that never waits, such as a router that always routes back or a "
+            "migrator that fast-forwards a task of a loop every time; give the loop something "
+            "to wait for, or a way out"
+        )
+
+
 class MigrationError(EngineError, ValueError):
     """A migration that cannot be defined, registered or run (the message says why)."""
 

@@ -1,0 +1,129 @@
+"""Long chains of tasks completed in one turn: a completion enables what follows inside it, and
+a chain of about 190 overflowed Python's stack, so a long net could not start and a long run
+could not be migrated or resumed (conform h35 F1). Past a depth the rest of a chain is carried
+out after; a loop of tasks that never waits is refused in words."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import cronflow_actors as cf
+from cronflow_actors import net
+from cronflow_actors.engine.chains import DEEPEST
+from cronflow_actors.errors import EndlessChainError
+
+LONG = 8 * DEEPEST  # past the depth several times over (conform's 200 failed)
+
+
+def dummies(count: int) -> net.NetSpec:
+    """``count`` dummy tasks in a row, then a task that waits for a caller's complete."""
+    names = [f"d{i}" for i in range(count)]
+    builder = net.workflow("dummies").start_condition("start").end_condition("end")
+    for name in names:
+        builder.dummy_task(name)
+    done = net.work_item("done").actions(complete=net.action())
+    builder.task(
+        "last", net.task(done.activities(on_initialized=lambda ctx: ctx.work_item.start()))
+    )
+    builder.connect_condition("start", names[0])
+    for source, target in zip(names, [*names[1:], "last"], strict=True):
+        builder.connect_task(source, target)
+    return builder.connect_task("last", "end").actions(initialize=net.action()).build()
+
+
+def steps(
+    name: str, version: str, count: int, calls: list[str], *, fail_last: bool = False
+) -> cf.Flow:
+    def step(name: str) -> Any:
+        def handler(ctx: cf.FlowContext) -> int:
+            calls.append(name)
+            return len(ctx.steps)
+
+        return handler
+
+    def last(ctx: cf.FlowContext) -> str:
+        calls.append("last")
+        if fail_last:
+            raise RuntimeError("the last step fails")
+        return "done"
+
+    flow = cf.define(name, version=version)
+    for index in range(count):
+        flow = flow.step(f"s{index}", step(f"s{index}"))
+    return flow.pause("approve").step("last", last)
+
+
+async def test_a_net_of_hundreds_of_dummy_tasks_starts_and_runs_them(
+    tmp_path: Path,
+) -> None:
+    async with cf.Runtime(db=tmp_path / "n.db", workflows=[dummies(LONG)]) as rt:
+        workflow_id = await rt.start_workflow("dummies")
+        states = await rt.task_states(workflow_id)
+        assert {states[f"d{i}"] for i in range(LONG)} == {"completed"}
+        assert states["last"] == "started"
+        [item] = await rt.work_items(workflow_id, "last")
+        await rt.complete_work_item(item.id)
+        assert (await rt.workflow(workflow_id)).state == "completed"
+
+
+async def test_a_long_run_is_migrated_and_resumed_with_its_steps_carried(tmp_path: Path) -> None:
+    calls: list[str] = []
+    v1 = steps("long", "v1", LONG, calls)
+    failing = steps("failing", "v1", LONG, calls, fail_last=True)
+    async with cf.Runtime(db=tmp_path / "f.db", workflows=[v1, failing]) as rt:
+        run_id = await rt.trigger("long")
+        await rt.wait_idle()
+        assert len(calls) == LONG
+        rt.register(steps("long", "v2", LONG, calls))
+        moved = await rt.migrate(run_id, "v2")
+        await rt.wait_idle()
+        [pause] = await rt.list_paused()
+        assert pause.run_id == moved
+        assert len(calls) == LONG  # carried, not run again
+        await rt.resume(pause.token, {"approved": True})
+        done = await rt.wait(moved, timeout=10)
+        assert (done.status, done.output) == ("completed", "done")
+        run = await rt.inspect(moved)
+        carried = [step for step in run.steps if step.carried]
+        assert [step.id for step in carried] == [f"s{i}" for i in range(LONG)]
+        assert run.steps[LONG - 1].output == LONG - 1  # its recorded output
+
+        calls.clear()
+        failed = await rt.trigger("failing")
+        await rt.wait_idle()
+        [pause] = [p for p in await rt.list_paused() if p.run_id == failed]
+        await rt.resume(pause.token, {"approved": True})
+        assert (await rt.wait(failed, timeout=10)).status == "failed"
+        calls.clear()
+        resumed = await rt.replay(failed, resume=True)
+        assert (await rt.wait(resumed, timeout=10)).status == "failed"  # it raises again
+        assert calls == ["last"]  # every step before it carried over in one turn
+
+
+def loop() -> net.NetSpec:
+    """A dummy task whose router always routes back to it: it never waits."""
+    return (
+        net.workflow("spin")
+        .start_condition("start")
+        .end_condition("end")
+        .dummy_task(
+            "spin",
+            net.dummy_task().split("xor").join("xor").route(lambda ctx: ctx.route.to_task("spin")),
+        )
+        .connect_condition("start", "spin")
+        .connect_task("spin", "spin", "end")
+        .actions(initialize=net.action())
+        .build()
+    )
+
+
+async def test_a_loop_of_tasks_that_never_waits_is_refused_in_words(tmp_path: Path) -> None:
+    async with cf.Runtime(db=tmp_path / "l.db", workflows=[loop()]) as rt:
+        with pytest.raises(EndlessChainError) as refused:
+            await rt.start_workflow("spin", instance_id="spin-1")
+        assert "a loop of tasks that never waits" in str(refused.value)
+        assert "(task 'spin' came next)" in str(refused.value)
+        assert list(await rt.list_runs()) == []  # nothing of it kept
