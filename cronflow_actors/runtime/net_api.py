@@ -69,12 +69,13 @@ class NetDescription(msgspec.Struct, frozen=True, kw_only=True):
     migrations: list[tuple[str, str]]
     """The migrations registered between its versions, (from, to)."""
     actions: list[str]
-    """The actions of its newest version's root an outside caller may take (``initialize``,
-    ``cancel``: declared with ``net.action``)."""
+    """The actions of its current version's root an outside caller may take (``initialize``,
+    ``cancel``: declared with ``net.action``). Its current version: the one new instances
+    take, or its newest if every version is deprecated."""
     awaits: list[str] = msgspec.field(default_factory=list)
-    """The events its newest version's work items wait for (``WaitSpec(kind="event")``)."""
+    """The events its current version's work items wait for (``WaitSpec(kind="event")``)."""
     item_actions: dict[str, list[str]] = msgspec.field(default_factory=dict)
-    """The actions an outside caller may take on the work items of each of its newest root's
+    """The actions an outside caller may take on the work items of each of its current root's
     tasks (``start``, ``complete``, ...: declared with ``net.action``), by task; tasks with none
     left out (newcomer h33 F11: only the workflow's were listed)."""
 
@@ -137,7 +138,8 @@ class NetMethods(GiveUpMethods):
             versions = registry.versions(name)
             deprecated = [v for v in versions if registry.is_deprecated(name, v)]
             active = [v for v in versions if v not in deprecated]
-            newest = registry.get(name, versions[-1])
+            # what new instances do (conform h35 F4: a deprecated newest was described)
+            current = registry.get(name, active[-1] if active else versions[-1])
             migrations = [(m.from_version, m.to_version) for m in registry.migrations(name)]
             nets.append(
                 NetDescription(
@@ -146,11 +148,11 @@ class NetMethods(GiveUpMethods):
                     versions=versions,
                     deprecated=deprecated,
                     migrations=migrations,
-                    actions=sorted(newest.actions),
-                    awaits=awaited(newest),
+                    actions=sorted(current.actions),
+                    awaits=awaited(current),
                     item_actions={
                         task: sorted(spec.work_item.actions)
-                        for task, spec in newest.tasks.items()
+                        for task, spec in current.tasks.items()
                         if spec.work_item is not None and spec.work_item.actions
                     },
                 )

@@ -206,6 +206,30 @@ async def test_the_events_a_flows_or_a_nets_steps_wait_for_are_listed(serve: Ser
     assert "  its steps wait for: offer.answered, signed" in out
 
 
+async def test_a_net_is_described_by_the_version_new_instances_take(serve: Serve) -> None:
+    """Its newest version was described, deprecated or not: the event every new instance waits
+    for was missing, one none waits for listed (conform h35 F4)."""
+    from cronflow_actors import net
+
+    def offer(version: str, event: str) -> net.NetSpec:
+        item = net.work_item("answer", wait=net.WaitSpec(kind="event", event=event))
+        item = item.actions(cancel=net.action())
+        builder = net.workflow("offer", version=version).start_condition("start")
+        builder = builder.end_condition("end").task("answer", net.task(item))
+        return builder.connect_condition("start", "answer").connect_task("answer", "end").build()
+
+    rt, client = await serve([offer("v1", "offer.answered"), offer("v2", "offer.replied")])
+    [newest] = (await client.get("/nets")).json()["nets"]
+    assert (newest["version"], newest["awaits"]) == ("v2", ["offer.replied"])
+    rt.deprecate("offer", "v2")
+    [described] = (await client.get("/nets")).json()["nets"]
+    assert (described["version"], described["awaits"]) == ("v1", ["offer.answered"])
+    assert described["item_actions"] == {"answer": ["cancel"]}
+    rt.deprecate("offer", "v1")  # none new: its newest, as before
+    [described] = (await client.get("/nets")).json()["nets"]
+    assert (described["version"], described["awaits"]) == (None, ["offer.replied"])
+
+
 async def test_a_key_in_any_script_names_one_publish_from_python_http_or_the_cli(
     serve: Serve,
 ) -> None:
