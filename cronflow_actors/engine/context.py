@@ -282,6 +282,7 @@ class Context:
         "after_commit",
         "answered_error",
         "answered_told",
+        "answered_type",
         "attempt",
         "caught",
         "clock",
@@ -355,6 +356,8 @@ class Context:
         caught``): a flow's ``ctx.steps`` leaves those out."""
         self.answered_error: str | None = None
         """A handler's: the error its step's ``on_error`` answered (``Type: message``), if so."""
+        self.answered_type: str | None = None
+        """A handler's: the class (``module.Name``) of the error its ``on_error`` answered."""
         self.answered_told = False
         """A handler's: the failure its ``on_error`` answered was logged where it happened (a
         group's function, a loop's body): its answer is not logged again."""

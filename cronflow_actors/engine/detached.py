@@ -64,7 +64,7 @@ def finish(tx: Transaction, report: ActionFinished) -> bool:
     previous = _move(record, target)
     # a success keeps the error an on_error answered (its fallback gave the action its end)
     record.error = report.error if report.ok else (report.error or "failed")
-    record.error_type = None if report.ok else report.error_type
+    record.error_type = report.error_type  # (a success's: the class its on_error answered)
     record.started_at = report.started_at
     record.finished_at = report.finished_at if report.finished_at is not None else tx.now
     record.tried = report.tried or record.attempts

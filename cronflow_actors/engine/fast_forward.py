@@ -249,6 +249,7 @@ async def _complete_silently(task: FastForwardTask, output: Any, marked: list[st
         migration = tx.state.migration
         if migration is not None and workflow.parent_id is None and name in migration.answered:
             task.record.carried_error = migration.answered.pop(name)  # (as it was shown)
+            task.record.carried_error_type = migration.answered_types.pop(name, "")
         # (a construct's failure record, carried for its fallback, is no output: its fallback
         # reads the step before's, as in the run it came from: the verifier's h29 V1); a
         # group's output is its reduce's, which set last where it was recorded (conform h32

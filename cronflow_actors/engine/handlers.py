@@ -337,6 +337,7 @@ class WorkItemActor(HandlerActor):
             ok=True,
             output=stored,
             error=answered,
+            error_type=self.ctx.answered_type,
             began_at=began_at,
         )
 
@@ -443,6 +444,7 @@ class ActionActor(HandlerActor):
             work_item_id=self.item_id,
             ok=True,
             error=answered,
+            error_type=self.ctx.answered_type,
             attempt=self.attempt,
             started_at=began_at,
             finished_at=self.system.clock.now(),

@@ -56,6 +56,7 @@ from cronflow_actors.engine.withdrawal import (
     started_tasks,
 )
 from cronflow_actors.errors import (
+    DEADLINE_TYPE,
     INFRASTRUCTURE,
     CancelRunRequested,
     InvalidStateTransitionError,
@@ -108,7 +109,6 @@ _AND_SPLIT: Final = SplitType.AND
 _DUMMY: Final = TaskKind.DUMMY
 _TASK: Final = TaskKind.TASK
 _ChildChange = WorkItemStateChanged | WorkflowStateChanged
-_DEADLINE = f"{StepTimeoutError.__module__}.{StepTimeoutError.__qualname__}"  # a job's failure
 _AS_IT_STARTS = Transition(prev_state=WorkItemState.STARTED, next_state=WorkItemState.COMPLETED)
 """What a policy is asked as its task starts (spec 1.3, ``maybeComplete``)."""
 _SCHEDULING = frozenset(
@@ -300,9 +300,9 @@ class Task:
         The task keeps the error, which no child has."""
         record = self.record
         if record.state == TaskState.STARTED:
-            record.error, record.error_type = f"{StepTimeoutError.__name__}: {error}", _DEADLINE
+            record.error, record.error_type = f"{StepTimeoutError.__name__}: {error}", DEADLINE_TYPE
             failed = f"task {self.name!r}: {record.error}"
-            await self._carry_out("fail", failed, error_type=_DEADLINE)
+            await self._carry_out("fail", failed, error_type=DEADLINE_TYPE)
 
     async def _cancel(self, *, teardown: bool) -> None:
         """An enabled or started task is canceled (by its workflow's shutdown or a cancellation

@@ -43,6 +43,7 @@ from cronflow_actors.engine.states import (
 )
 from cronflow_actors.engine.transaction import Transaction
 from cronflow_actors.errors import (
+    DEADLINE_TYPE,
     INFRASTRUCTURE,
     InvalidStateTransitionError,
     ResumeError,
@@ -356,6 +357,7 @@ class WorkItem:
         check_move("work item", item.id, item.state, WorkItemState.FAILED)
         change = self._move(WorkItemState.FAILED, timed_out=timed_out)
         item.error = _error_text(payload)
+        item.error_type = DEADLINE_TYPE if timed_out else item.error_type  # (conform h35 F2)
         item.finished_at = tx.now
         tx.cancel_item_jobs(item.id)
         await self._activity("on_failed")
@@ -410,7 +412,7 @@ class WorkItem:
         )
         if ok:
             # an earlier attempt's error stays in the journal; one an on_error answered is kept
-            item.error, item.error_type, item.error_data = error, None, None
+            item.error, item.error_type, item.error_data = error, finished.error_type, None
             if error is not None and tx.audit is not None:  # on the completion's span
                 tx.audit.attempt_failed(item.id)
             await self._complete(finished.output, answered=error is not None)
@@ -494,6 +496,4 @@ class WorkItem:
 def _error_text(payload: Any) -> str:
     if payload is None:
         return "failed"
-    if isinstance(payload, str):
-        return payload
-    return json_encode(payload).decode()
+    return payload if isinstance(payload, str) else json_encode(payload).decode()

@@ -235,6 +235,10 @@ user code: where user code's error is recorded as a failure, these pass through 
 interrupted runs again). A store's refusal of one value (``StateValueError``, a conflict) is not
 among them: it would be refused again."""
 
+DEADLINE_TYPE = class_name(StepTimeoutError("", 0))
+"""The class a failure its deadline caused records (a job's: a group's, a wait's), as a
+``StepTimeoutError`` raised in a handler would."""
+
 _REFUSED_IN = "_cronflow_refused_in"
 T = TypeVar("T")
 

@@ -46,6 +46,8 @@ class Resumed(msgspec.Struct, frozen=True, kw_only=True):
     answered: dict[str, str] = msgspec.field(default_factory=dict)
     """The errors the fallbacks of ``outputs``' steps answered, by step
     (``MigrationRecord.answered``)."""
+    answered_types: dict[str, str] = msgspec.field(default_factory=dict)
+    """Their classes (``module.Name``), by step, where known."""
 
 
 class TriggerEnvelope(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):

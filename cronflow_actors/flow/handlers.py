@@ -16,6 +16,7 @@ from cronflow_actors.errors import (
     RetryRequested,
     RunFailedError,
     StepTimeoutError,
+    class_name,
 )
 from cronflow_actors.flow.context import FlowContext
 from cronflow_actors.flow.options import CircuitBreaker
@@ -126,7 +127,7 @@ async def fall_back(node: Any, fctx: FlowContext, error: BaseException, ectx: An
         fctx.error = error
         try:
             output = await call_step(ectx, fallback, fctx)
-            ectx.answered_error = describe(error)
+            answered(ectx, error)
             return output
         except Exception as failed:
             error = failed
@@ -134,8 +135,16 @@ async def fall_back(node: Any, fctx: FlowContext, error: BaseException, ectx: An
     try:
         output = await call_step(ectx, last, fctx)
     finally:  # (raised: what it was answering, said beside its own error: conform h31 F6)
-        ectx.answered_error = describe(error)
+        answered(ectx, error)
     return output
+
+
+def answered(ectx: Any, error: BaseException) -> None:
+    """Keep the error an ``on_error`` answered on the handler's context: its words, and its
+    class (conform h35 F5: inspect showed the words only), a recorded failure's own."""
+    ectx.answered_error = describe(error)
+    recorded = error.type if isinstance(error, RunFailedError) else None
+    ectx.answered_type = recorded or class_name(error)
 
 
 class _Guard:

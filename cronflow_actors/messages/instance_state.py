@@ -101,6 +101,8 @@ class TaskRecord(msgspec.Struct, kw_only=True, gc=False, omit_defaults=True):
     carried_error: str = ""
     """For such a task, the error its fallback answered in the run gone on from, shown beside
     its output as there (conform h31 F3); "" for none."""
+    carried_error_type: str = ""
+    """That error's class (``module.Name``); "" for none, or not known."""
     error: str = ""
     """What failed it when none of its children did, as its step shows it: a job's (the
     deadline of a ``parallel`` or a ``race``, ``StepTimeoutError: ...``), kept when its fallback

@@ -174,3 +174,5 @@ class MigrationRecord(msgspec.Struct, kw_only=True):
     answered: dict[str, str] = msgspec.field(default_factory=dict)
     """The errors the fallbacks of ``fast_forward``'s steps answered in the run gone on from,
     by step: shown beside their outputs as there (conform h31 F3: lost)."""
+    answered_types: dict[str, str] = msgspec.field(default_factory=dict)
+    """Their classes (``module.Name``), by step, where known (conform h35 F5: lost)."""

@@ -5,7 +5,7 @@ migration's new instance reads them."""
 from __future__ import annotations
 
 from collections.abc import Collection, Container
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 
@@ -19,6 +19,7 @@ from cronflow_actors.messages.migrations import CarriedChild, KeptEvent, Migrati
 from cronflow_actors.net.spec import is_caught
 
 __all__ = [
+    "Answered",
     "MigrationLinks",
     "answered_errors",
     "carried_events",
@@ -100,27 +101,42 @@ def _over(
 _ANSWERED = (WorkItemState.COMPLETED, WorkItemState.FAILED)
 
 
-def answered_errors(state: InstanceState, steps: Collection[str]) -> dict[str, str]:
+class Answered(NamedTuple):
+    """What ``answered_errors`` found: the errors by step, and the classes of those known."""
+
+    errors: dict[str, str]
+    types: dict[str, str]
+
+
+def answered_errors(state: InstanceState, steps: Collection[str]) -> Answered:
     """The errors the fallbacks of the root steps ``steps`` (those carried over) answered in the
-    run ``state``, by step, with those it was handed itself for steps it had not reached."""
-    root = state.workflows[state.id]
-    answered = dict(state.migration.answered) if state.migration is not None else {}
+    run ``state``, by step, with those it was handed itself for steps it had not reached; and
+    their classes, where known."""
+    root, migration = state.workflows[state.id], state.migration
+    answered: dict[str, tuple[str, str]] = {}
+    if migration is not None:
+        types = migration.answered_types
+        answered = {name: (e, types.get(name, "")) for name, e in migration.answered.items()}
     for name in steps:
         record = root.tasks.get(name)
         if record is None or record.state != TaskState.COMPLETED:
             continue
         if record.carried_error:  # carried to it, and carried on
-            answered[name] = record.carried_error
+            answered[name] = (record.carried_error, record.carried_error_type)
         last = state.work_items.get(record.children[-1]) if record.children else None
         if last is not None:  # it ran here: what this run answered, if anything (review h32 F2)
             answered.pop(name, None)
             # (completed with what its on_error answered; or failed, its step completed all the
             # same: a caught failure its fallback answered, a wait's timeout, retest2 h33 F3)
             if last.error and last.state in _ANSWERED:
-                answered[name] = last.error
+                answered[name] = (last.error, last.error_type or "")
         if record.error:  # a failure of the step's own (a group's deadline: review h33 F2)
-            answered[name] = record.error
-    return {name: error for name, error in answered.items() if name in steps}
+            answered[name] = (record.error, record.error_type)
+    ours = {name: said for name, said in answered.items() if name in steps}
+    return Answered(
+        {name: error for name, (error, _) in ours.items()},
+        {name: kind for name, (_, kind) in ours.items() if kind},
+    )
 
 
 def caught_among(outputs: dict[str, Any], caught: list[str] | None) -> list[str]:

@@ -105,6 +105,7 @@ class FlowMethods(NetMethods):
             fast_forward={k: v for k, v in resumed.outputs.items() if steps is None or k in steps},
             caught=resumed.caught,
             answered=dict(resumed.answered),  # (a copy: consumed as it is used)
+            answered_types=dict(resumed.answered_types),
             keys=resumed.keys,
             registered=False,
             # copies: consumed as they are used, and the lists are the run's recorded trigger's

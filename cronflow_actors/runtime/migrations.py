@@ -362,6 +362,7 @@ class Migrations(PlanRecovery):
         fast_forward, caught, children = (
             carried_on(state, steps) if steps is not None else ({}, [], [])
         )
+        answered = answered_errors(state, fast_forward)
         record = MigrationRecord(
             workflow=workflow,
             from_instance=old_id,
@@ -370,7 +371,8 @@ class Migrations(PlanRecovery):
             source=sources_of(state),
             fast_forward=fast_forward,
             caught=caught,
-            answered=answered_errors(state, fast_forward),
+            answered=answered.errors,
+            answered_types=answered.types,
             registered=self._registry.migration(workflow, state.version, version) is not None,
             children=children,
             passing=version != plan.hops[-1][0],

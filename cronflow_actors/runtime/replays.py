@@ -420,5 +420,6 @@ def _resumable(
         caught=caught,
         children=children,
         kept=kept,
-        answered=answered,
+        answered=answered.errors,
+        answered_types=answered.types,
     )

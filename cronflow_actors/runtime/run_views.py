@@ -446,6 +446,7 @@ class RunViews:
             ended_short = record.state in (TaskState.CANCELED, TaskState.FAILED)
             output = None if ended_short else root.outputs.get(name)
             error_type = record.error_type or (failed[-1].error_type if failed else None)
+            error_type = error_type or record.carried_error_type or None
             if output is not None and caught_in(root, name) is not None:  # failed into its
                 # fallback, which has not answered
                 status, fallback = fell_back(state, root, name)

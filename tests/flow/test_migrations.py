@@ -1241,7 +1241,8 @@ async def test_a_wait_timeout_its_fallback_answered_is_kept_when_carried_over(
     rt.register(flow)
     failed = await failed_after(rt, clock, "w", 30)
     [was] = [s for s in (await rt.inspect(failed)).steps if s.id == "w"]
-    assert was.error == "timed out after 30 s waiting for event 'never.comes'"
+    assert was.error == "StepTimeoutError: timed out after 30 s waiting for event 'never.comes'"
+    assert was.error_type == "cronflow_actors.errors.StepTimeoutError"
     fail["on"] = False
     resumed = await rt.replay(failed, resume=True)
     assert (await rt.wait(resumed, timeout=5)).status == "completed"

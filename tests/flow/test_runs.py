@@ -604,8 +604,8 @@ async def test_a_wait_whose_fallback_failed_is_shown_failed_with_its_error(
     paid = (await rt.inspect(runs["lost"])).steps[-1]
     assert (paid.id, paid.status, paid.output) == ("paid", "failed", None)
     assert (paid.error, paid.error_type) == (  # and what it answered (conform h31 F6)
-        "its on_error raised ValueError: refund service down, answering timed out after 1 s "
-        "waiting for event 'payment'",
+        "its on_error raised ValueError: refund service down, answering StepTimeoutError: timed "
+        "out after 1 s waiting for event 'payment'",
         "builtins.ValueError",
     )
     assert (await rt.wait(runs["saved"], timeout=5)).output == "refunded"

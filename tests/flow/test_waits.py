@@ -222,7 +222,9 @@ async def test_a_run_a_wait_timed_out_is_a_warning_in_the_log(
     assert "waiting for event 'payment.confirmed'" in runs[0].getMessage()
     # in the words inspect shows, with the step it failed at (newcomer h22 L2: the engine's
     # "task 'paid': work item '...w2'")
-    assert f"run {late} (pay) failed: step 'paid': timed out after" in runs[0].getMessage()
+    assert f"run {late} (pay) failed: step 'paid': StepTimeoutError: timed out after" in (
+        runs[0].getMessage()
+    )
     assert "work item" not in runs[0].getMessage()
     assert runs[0].step == "paid"  # type: ignore[attr-defined]
 
