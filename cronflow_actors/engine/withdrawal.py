@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import logging
 
-from cronflow_actors.engine.states import TaskState
+from cronflow_actors.engine.states import FINAL_STATES, TaskState
 from cronflow_actors.engine.transaction import Transaction
 from cronflow_actors.errors import CancelRunRequested, class_name
-from cronflow_actors.messages.elements import CancelTask, DisableTask, FailWorkflow
+from cronflow_actors.messages.elements import CancelTask, DisableTask, EnableTask, FailWorkflow
 from cronflow_actors.messages.engine import CancelWorkflow, WorkflowRecord
 from cronflow_actors.net.marking import (
     after_cancellation,
@@ -20,7 +20,7 @@ from cronflow_actors.net.marking import (
     has_or_join,
     tasks_to_disable,
 )
-from cronflow_actors.net.spec import NetSpec, TaskSpec
+from cronflow_actors.net.spec import JoinType, NetSpec, TaskSpec
 
 __all__ = [
     "asked",
@@ -42,17 +42,25 @@ async def disable_losers(
 ) -> None:
     """Disable the enabled tasks of ``workflow`` after the ``emptied`` conditions whose join no
     longer holds (deferred choice). ``name``: the task that emptied them, which is not enabled
-    (it has just started or completed)."""
+    (it has just started or completed). The net's OR-joins are then asked again: a loser may
+    have been the last task that could feed one, which waited until some task completed, for
+    good if none did (conform h35 F3)."""
     if none_can_lose(spec, name, emptied):
         return
     enabled = [t for t, r in workflow.tasks.items() if r.state == TaskState.ENABLED]
     if not enabled:
         return  # only an enabled task can lose
     started = started_tasks(workflow)
-    idle = idle_tasks(tx, workflow, spec) if has_or_join(spec) else ()  # (only an OR-join's)
+    or_joins = has_or_join(spec)
+    idle = idle_tasks(tx, workflow, spec) if or_joins else ()  # (only an OR-join's)
     marking = workflow.marking
-    for loser in tasks_to_disable(spec, marking, emptied, enabled, started=started, idle=idle):
+    lost = tasks_to_disable(spec, marking, emptied, enabled, started=started, idle=idle)
+    for loser in lost:
         await tx.send(DisableTask(workflow_id=workflow.id, task=loser))
+    if lost and or_joins:
+        for task, other in spec.tasks.items():
+            if other.join is JoinType.OR and task != name and workflow.state not in FINAL_STATES:
+                await tx.send(EnableTask(workflow_id=workflow.id, task=task))
 
 
 def none_can_lose(spec: NetSpec, name: str, emptied: list[str]) -> bool:

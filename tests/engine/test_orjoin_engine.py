@@ -20,7 +20,7 @@ from cronflow_actors import net
 from cronflow_actors.kernel import ManualClock
 from cronflow_actors.net.orjoin import ResetNet
 from cronflow_actors.net.spec import JoinType, NetSpec
-from tests.engine.helpers import run, states
+from tests.engine.helpers import open_item, run, states
 from tests.net.test_orjoin import forward_coverable
 
 _ENABLEABLE = frozenset({"disabled", "completed", "canceled", "failed"})
@@ -114,6 +114,44 @@ async def test_an_or_join_fires_once_no_token_can_come_though_no_task_feeding_it
     assert (await states(rt, wid))["E"] == "enabled"
     await run(rt, wid, "E")
     assert await rt.workflow_state(wid) == "completed"
+
+
+async def test_an_or_join_fires_as_a_deferred_choice_withdraws_the_last_task_that_could_feed_it(
+    rt: cf.Runtime,
+) -> None:
+    """S splits to A and c0; c0 is a deferred choice between X (into the OR-join J) and Y
+    (past it). Once A completed, J waits: X may still fire. Y's start withdraws X: no token
+    can reach J any more, yet it waited for Y's person to complete Y, for good if none did
+    (conform h35 F3)."""
+    spec = (
+        net.workflow("choice")
+        .start_condition("start")
+        .end_condition("end")
+        .condition("c0")
+        .dummy_task("S")
+        .task("A", auto())
+        .task("X", auto())
+        .task("Y", auto())
+        .task("J", auto().join("or"))
+        .task("Z", auto().join("xor"))
+        .connect_condition("start", "S")
+        .connect_task("S", "A", "c0")
+        .connect_condition("c0", "X", "Y")
+        .connect_task("A", "J")
+        .connect_task("X", "J")
+        .connect_task("Y", "Z")
+        .connect_task("J", "Z")
+        .connect_task("Z", "end")
+        .build()
+    )
+    rt.register(spec)
+    wid = await rt.start_workflow("choice")
+    await run(rt, wid, "A")
+    assert (await states(rt, wid))["J"] == "disabled"  # X may still fire
+    y = await open_item(rt, wid, "Y")
+    await rt.start_work_item(y.id)
+    after = await states(rt, wid)
+    assert (after["X"], after["Y"], after["J"]) == ("disabled", "started", "enabled")
 
 
 def rechecked(spec: NetSpec, task: str) -> list[str]:
