@@ -113,6 +113,11 @@ workflows = [
     cf.define("hold")
     .human_in_the_loop("approve", description="approve the refund")
     .step("after", lambda ctx: {"approved": ctx.last["approved"], "by": ctx.last["approved_by"]}),
+    cf.define("ask").human_in_the_loop(  # a pause that says what its sender sent (hostile h35 F1)
+        "approve",
+        description=lambda ctx: f"pay {ctx.payload['amount']}",
+        approval_url=lambda ctx, token: f"https://approve.example/{ctx.payload['amount']}",
+    ),
     cf.define("listen")
     .on_event("order.paid")
     .step("echo", lambda ctx: {"order": ctx.payload["order"]}),

@@ -63,7 +63,7 @@
   function notice(message, ok) {
     const box = document.getElementById("notice");
     if (!message) { box.hidden = true; box.textContent = ""; return; }
-    box.textContent = message;
+    box.textContent = visible(message);  // a refusal may quote what a sender sent
     box.className = ok ? "notice ok" : "notice";
     box.hidden = false;
   }
@@ -269,7 +269,7 @@
       } catch (error) {
         if (!(error instanceof ApiError && error.status === 401)) {
           main.replaceChildren(h("div", { class: "card" }, h("h1", { text: "Cannot show this page" }),
-            h("p", { class: "error", text: error.message })));
+            h("p", { class: "error", text: visible(error.message) })));
         }
       }
       return;
@@ -604,7 +604,7 @@
       if (pauses && pauses.paused.length) {  // a form each (the oldest first)
         parts.push(h("div", { class: "card", id: "pause" }, pauses.paused.map((pause) => h("div", { class: "run-pause", "data-token": pause.token },
           h("h2", { text: `Waiting for a person at step “${pause.step}”` }),
-          pause.description ? h("p", { text: pause.description }) : null,
+          pause.description ? h("p", { class: "description", text: visible(pause.description) }) : null,
           run.blocked ? h("p", { class: "muted", text: "Its approval is refused while it cannot run here (above)." }) : pauseForm(pause, load, !flow))),
         pauses.next_cursor ? h("p", { class: "muted", text: `The first ${PAUSES_SHOWN} of its pauses: the Paused page lists the others.` }) : null));
       }
@@ -657,13 +657,13 @@
           h("div", {},
             h("h2", {}, runLink(pause.run_id),
               ` · ${pause.workflow} · step “${pause.step}”`),
-            pause.description ? h("p", { text: pause.description }) : null,
+            pause.description ? h("p", { class: "description", text: visible(pause.description) }) : null,
             h("dl", { class: "meta" },
               h("dt", { text: "Paused" }), h("dd", { text: `${when(pause.paused_at)} (${ago(pause.paused_at)})` }),
               h("dt", { text: "Expires" }), h("dd", { text: pause.blocked ? "not while it is blocked" : pause.expires_at ? `${when(pause.expires_at)} (${ago(pause.expires_at)})${net ? "; shown only: a net's pause does not expire by itself" : ""}` : "never" }),
               h("dt", { text: "Token" }), h("dd", { class: "mono", text: pause.token }),
               pause.approval_url ? h("dt", { text: "Approve at" }) : null,
-              pause.approval_url ? h("dd", { text: pause.approval_url }) : null),
+              pause.approval_url ? h("dd", { text: visible(pause.approval_url) }) : null),
             Object.keys(pause.metadata || {}).length ? h("details", {}, h("summary", { text: "metadata" }), h("pre", { text: json(pause.metadata) })) : null,
             pause.last !== null && pause.last !== undefined ? h("details", {}, h("summary", { text: "last step's output" }), h("pre", { text: json(pause.last) })) : null),
           pause.blocked
