@@ -208,7 +208,7 @@ class Task:
         marking, emptied = after_start(spec, name, workflow.marking)
         tx.mark(workflow, marking, self.definition.inputs)
         if not none_can_lose(spec, name, emptied):  # (a coroutine only where one may lose)
-            await disable_losers(tx, workflow, spec, name, emptied)
+            await disable_losers(tx, workflow, spec, name, emptied, starting=True)
         if failed is not None:
             error = f"on_enabled of task {name!r}: {type(failed).__name__}: {failed}"
             await self._carry_out("fail", error, error_type=class_name(failed))

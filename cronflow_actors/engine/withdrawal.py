@@ -37,14 +37,20 @@ _ACTIVE = frozenset({TaskState.ENABLED, TaskState.STARTED})
 _IDLE = frozenset({TaskState.CANCELED, TaskState.FAILED})
 
 
-async def disable_losers(
-    tx: Transaction, workflow: WorkflowRecord, spec: NetSpec, name: str, emptied: list[str]
+async def disable_losers(  # noqa: PLR0917 - its callers' own names, in their order
+    tx: Transaction,
+    workflow: WorkflowRecord,
+    spec: NetSpec,
+    name: str,
+    emptied: list[str],
+    starting: bool = False,
 ) -> None:
     """Disable the enabled tasks of ``workflow`` after the ``emptied`` conditions whose join no
     longer holds (deferred choice). ``name``: the task that emptied them, which is not enabled
-    (it has just started or completed). The net's OR-joins are then asked again: a loser may
-    have been the last task that could feed one, which waited until some task completed, for
-    good if none did (conform h35 F3)."""
+    (it has just started or completed). ``starting``: as it started; the net's OR-joins are
+    then asked again, as a loser may have been the last task that could feed one, which waited
+    until some task completed, for good if none did (conform h35 F3). A completion asks them
+    itself, once it has produced its tokens."""
     if none_can_lose(spec, name, emptied):
         return
     enabled = [t for t, r in workflow.tasks.items() if r.state == TaskState.ENABLED]
@@ -57,7 +63,7 @@ async def disable_losers(
     lost = tasks_to_disable(spec, marking, emptied, enabled, started=started, idle=idle)
     for loser in lost:
         await tx.send(DisableTask(workflow_id=workflow.id, task=loser))
-    if lost and or_joins:
+    if lost and or_joins and starting:
         for task, other in spec.tasks.items():
             if other.join is JoinType.OR and task != name and workflow.state not in FINAL_STATES:
                 await tx.send(EnableTask(workflow_id=workflow.id, task=task))
