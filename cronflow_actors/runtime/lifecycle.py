@@ -181,10 +181,13 @@ class LifecycleMethods(RuntimeParts):
 
     def begin_drain(self) -> None:
         """The first half of ``stop(drain=...)``, at once: no new step starts (a run's next
-        step, a retry; a started run waits at its first), nor a run waiting in line; schedules,
-        polls and timers stop. The steps and actions running go on, and are recorded. ``serve``
-        calls it as its drain begins (SIGTERM), before it waits for the requests in flight,
-        which may take long (a client sending its body slowly)."""
+        step, a retry; a started run waits at its first), nor a run waiting in line; schedules
+        and polls stop. The steps and actions running go on, and are recorded. Timers go on
+        firing: a deadline that passes during the drain (a group's, a run's, a wait's) ends what
+        it ends, as it would have, where a group's slow function ran to its end and the group
+        completed with it (newcomer h35 F1); what one would start is recorded postponed, for the
+        next start. ``serve`` calls it as its drain begins (SIGTERM), before it waits for the
+        requests in flight, which may take long (a client sending its body slowly)."""
         if self.state != "running":
             return
         self._services.draining = True
@@ -192,7 +195,6 @@ class LifecycleMethods(RuntimeParts):
         self.stop_admitting()
         self.schedules.stop()
         self.polls.stop()
-        self.timers.stop()
 
     def stop_admitting(self) -> None:
         """Under ``max_active_runs``, the starts waiting in line fail now with nothing written,

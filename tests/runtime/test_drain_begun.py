@@ -94,3 +94,49 @@ async def test_a_step_a_drain_held_back_runs_at_the_next_start_as_its_first_run(
     assert steps["next"].redispatches == 0
     assert (steps["next"].started_at or 0) >= restarted_at  # (not the drain's: retest h34 F5)
     assert 'cronflow_steps_rerun_total{kind="step",workflow="held"} 0.0' in metrics
+
+
+async def test_a_groups_deadline_that_passes_during_a_drain_ends_the_group(
+    tmp_path: Path,
+) -> None:
+    """Timers stopped as the drain began: a ``parallel``'s slow function ran to its end and the
+    group completed with every result, its ``on_error`` never called, where a deadline outside a
+    drain fails it (newcomer h35 F1). Its deadline ends it; its fallback runs at the next start."""
+    db = tmp_path / "deadline.db"
+    clock = ManualClock()
+    began, release = asyncio.Event(), asyncio.Event()
+    ran: list[str] = []
+
+    async def slow(ctx: Any) -> str:
+        began.set()
+        await release.wait()
+        ran.append("slow ended")
+        return "slow"
+
+    def flow() -> cf.Flow:
+        group = cf.define("grouped").parallel("group", [lambda ctx: "fast", slow], timeout="10s")
+        return group.on_error(lambda ctx: f"fallback: {ctx.error.type}")
+
+    runtime = cf.Runtime(db=db, workflows=[flow()], clock=clock)
+    await runtime.start()
+    try:
+        run_id = await runtime.trigger("grouped")
+        await began.wait()
+        runtime.begin_drain()
+        clock.advance(10)  # the group's deadline passes as the process drains
+        await asyncio.wait_for(runtime.wait_idle(), 5)  # (the slow function waited for good)
+        [group] = [s for s in (await runtime.inspect(run_id)).steps if s.id == "group"]
+        assert (group.status, group.error_type) == (  # its fallback's, held back
+            "running",
+            "cronflow_actors.errors.StepTimeoutError",
+        )
+    finally:
+        release.set()
+        await runtime.stop(drain=5)
+    assert ran == []  # cut by its deadline, not run to its end
+    async with cf.Runtime(db=db, workflows=[flow()]) as again:
+        done = await again.wait(run_id, timeout=10)
+    assert (done.status, done.output) == (
+        "completed",
+        "fallback: cronflow_actors.errors.StepTimeoutError",
+    )
