@@ -28,7 +28,8 @@ from cronflow_actors.cli.render import (
     table,
     when,
 )
-from cronflow_actors.errors import ApiError, one_line
+from cronflow_actors.cli.starts import start_once
+from cronflow_actors.errors import one_line
 
 __all__ = ["STATUSES", "add_client_commands", "follow_options"]
 
@@ -76,31 +77,6 @@ def _run(args: argparse.Namespace) -> int:
     client = _client(args)
     body = {"workflow": args.workflow, "payload": read_payload(args.payload)}
     return follow(args, client, start_once(args, client, "/runs", body)["run_id"])
-
-
-def start_once(
-    args: argparse.Namespace, client: Client, path: str, body: dict[str, Any]
-) -> dict[str, Any]:
-    """POST ``body`` to ``path``, which starts a run, with ``--instance-id`` if given; the
-    answer (``run_id``; ``duplicate``: started before, a resume asked again). A run with that
-    id already: exit 3, saying so and how to see it."""
-    if args.instance_id is not None:
-        body["instance_id"] = args.instance_id
-    try:
-        started = client.call("POST", path, body, expect=("run_id",))
-    except ApiError as refused:
-        if refused.status == 409 and refused.slug == "instance-exists":
-            shown = shlex.quote(args.instance_id)
-            raise ApiError(
-                f"a run with the id {args.instance_id!r} exists already (an id names one run, "
-                "whatever its flow or state), so nothing was started; 'cronflow-actors inspect "
-                f"{shown}{server_flags(args)}' shows it",
-                exit_code=Exit.NOT_FOUND_OR_CONFLICT,
-                status=409,
-                slug=refused.slug,
-            ) from None
-        raise
-    return started  # type: ignore[no-any-return]
 
 
 def add_instance_id_option(parser: argparse.ArgumentParser, what: str) -> None:

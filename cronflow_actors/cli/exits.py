@@ -12,7 +12,8 @@
      take work now (it is stopping, or its store failed: 503)
 5    ``run``, ``replay``, ``fire``: the run started, and only waiting for its end failed (the
      server went away, or refused a read), or its migration is pending: it goes on; never
-     start it again to retry
+     start it again to retry. Or its start was sent and its answer lost, the server away
+     since: it may have started (again with its ``--instance-id``, it starts at most once)
 ===  =====================================================================================
 
 ``serve`` has its own: 0 after a clean stop, 1 when the runtime failed while serving, 2 when it

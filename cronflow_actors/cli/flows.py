@@ -20,11 +20,11 @@ from cronflow_actors.cli.commands import (
     _path,
     add_instance_id_option,
     follow_options,
-    start_once,
 )
 from cronflow_actors.cli.exits import Exit
 from cronflow_actors.cli.follow import follow
 from cronflow_actors.cli.render import print_json, when
+from cronflow_actors.cli.starts import start_once
 from cronflow_actors.errors import ApiError
 
 __all__ = ["add_fire_command", "add_flows_command"]

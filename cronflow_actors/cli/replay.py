@@ -16,10 +16,10 @@ from cronflow_actors.cli.commands import (
     _path,
     add_instance_id_option,
     follow_options,
-    start_once,
 )
 from cronflow_actors.cli.follow import follow
 from cronflow_actors.cli.payload import add_payload_option, read_payload
+from cronflow_actors.cli.starts import start_once
 
 __all__ = ["add_replay_command"]
 
@@ -34,7 +34,7 @@ def _replay(args: argparse.Namespace) -> int:
     started = start_once(args, client, path, body)
     # a run has one resume: asked again, the one started before (newcomer h34 F3: it said
     # "started resume", as if the run's steps ran again)
-    if started.get("duplicate"):
+    if started.get("duplicate") and not started.get("asked_again"):  # (then its own)
         what = "resume started before (nothing new started):"
         return follow(args, client, started["run_id"], what=what, verb="found the")
     return follow(args, client, started["run_id"], what=what)

@@ -1,0 +1,116 @@
+"""Starting a run from the command line once (``run``, ``replay``, ``fire``).
+
+A start whose answer was lost (a server that stalled, or died between the commit and its
+answer) said "cannot reach the server", exit 4, which scripts retry, though the run had started
+(chaos h35 F1). So a start names its run: the ``--instance-id`` given, or one the command makes
+(a resume's id is its run's own). When the request may have reached the server (the answer timed
+out, the connection was reset) the same start is sent again, each second, through a restart: a
+409 ``instance-exists`` then says the first one started it, and only a start never sent (the
+connection refused) is exit 4. A server that stays away is exit 5: the run may have started,
+and asking again with its id starts it at most once."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import time
+from typing import Any
+
+from cronflow_actors.cli.client import Client
+from cronflow_actors.cli.exits import Exit
+from cronflow_actors.cli.follow import GONE_FOR
+from cronflow_actors.cli.render import print_json, server_flags
+from cronflow_actors.errors import ApiError, ServerUnreachableError
+from cronflow_actors.runtime.ids import new_run_id
+
+__all__ = ["start_once"]
+
+_MAYBE_SENT = (TimeoutError, ConnectionResetError, ConnectionAbortedError, BrokenPipeError)
+"""How a call fails once its request may have reached the server (its answer lost)."""
+
+
+def start_once(
+    args: argparse.Namespace, client: Client, path: str, body: dict[str, Any]
+) -> dict[str, Any]:
+    """POST ``body`` to ``path``, which starts a run, named by ``--instance-id`` or an id of
+    its own; the answer (``run_id``; ``duplicate``: started before, a resume asked again). A
+    run with the id given already: exit 3, saying so and how to see it."""
+    if args.instance_id is not None:
+        body["instance_id"] = args.instance_id
+    elif not body.get("resume"):  # (a resume is named by its run: asked again, the same one)
+        body["instance_id"] = new_run_id()
+    try:
+        return _post(client, path, body)
+    except ServerUnreachableError as lost:
+        if not isinstance(lost.reason, _MAYBE_SENT):
+            raise  # never sent (refused, no such host): nothing started
+        return _ask_again(args, client, path, body, lost)
+    except ApiError as refused:
+        if refused.status == 409 and refused.slug == "instance-exists":
+            raise _taken(args, body["instance_id"]) from None
+        raise
+
+
+def _post(client: Client, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    return client.call("POST", path, body, expect=("run_id",))  # type: ignore[no-any-return]
+
+
+def _ask_again(
+    args: argparse.Namespace,
+    client: Client,
+    path: str,
+    body: dict[str, Any],
+    lost: ServerUnreachableError,
+) -> dict[str, Any]:
+    """The start sent again, each second, while the server does not answer (for ``GONE_FOR``,
+    or ``--timeout``): started by the first (409) or by this one; exit 5 if it stays away."""
+    run_id = body.get("instance_id")
+    if not args.json:
+        print(
+            f"the server at {client.url} did not answer the start ({lost.reason}); asking "
+            "again with the same run id, so that it starts once",
+            file=sys.stderr,
+        )
+    timeout = getattr(args, "timeout", None)
+    deadline = time.monotonic() + min(GONE_FOR, timeout if timeout is not None else GONE_FOR)
+    while time.monotonic() < deadline:
+        time.sleep(1)
+        try:
+            started = _post(client, path, body)
+        except ServerUnreachableError:
+            continue
+        except ApiError as refused:
+            if refused.status == 503:  # draining, or restarting behind a proxy
+                continue
+            if refused.status == 409 and refused.slug == "instance-exists":
+                return {"run_id": run_id}  # the first start's
+            raise
+        return started | {"asked_again": True}
+    if args.json:
+        print_json({"run_id": run_id})
+    what = f"run {run_id}" if run_id else "the resume"
+    again = f"'cronflow-actors inspect {shlex.quote(run_id)}{server_flags(args)}'" if run_id else ""
+    raise ApiError(
+        f"the start of {what} was sent to the server at {client.url}, which has not answered "
+        f"since ({lost.reason}), {GONE_FOR:g} s on: it may have started. "
+        + (
+            f"{again} says once the server answers; starting it again with --instance-id "
+            f"{shlex.quote(run_id)} starts it at most once"
+            if run_id
+            else "asking for the resume again answers the one started, if it did"
+        ),
+        exit_code=Exit.STARTED,
+    )
+
+
+def _taken(args: argparse.Namespace, run_id: str) -> ApiError:
+    shown = shlex.quote(run_id)
+    return ApiError(
+        f"a run with the id {run_id!r} exists already (an id names one run, whatever its flow "
+        f"or state), so nothing was started; 'cronflow-actors inspect {shown}"
+        f"{server_flags(args)}' shows it",
+        exit_code=Exit.NOT_FOUND_OR_CONFLICT,
+        status=409,
+        slug="instance-exists",
+    )

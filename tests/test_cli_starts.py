@@ -1,0 +1,76 @@
+"""A start whose answer was lost: ``run`` said "cannot reach the server", exit 4, which scripts
+retry, though the stalled server went on to start the run (chaos h35 F1). The start names its
+run and is sent again with that id; exit 4 only for a start never sent."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, ClassVar
+
+from tests.test_cli_client import _Older, cli, stub
+
+PROBLEM = "urn:cronflow:problem:"
+
+
+def lossy(*, answers: bool) -> type[_Older]:
+    """A server (each test its own record) that reads the first start and drops its connection
+    unanswered, as a stalled server or one killed after its commit does; ``answers``: the start
+    sent again is refused as its run exists (409), and the run reads completed; else every
+    start is dropped so."""
+    return type("Lossy", (_Lossy,), {"reads": [], "starts": [], "answers": answers})
+
+
+class _Lossy(_Older):
+    starts: ClassVar[list[dict[str, Any]]] = []
+    answers: ClassVar[bool] = True
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("content-length", "0"))
+        self.starts.append(json.loads(self.rfile.read(length)))
+        if len(self.starts) == 1 or not self.answers:
+            self.close_connection = True  # read, and no answer: the client sees it dropped
+            return
+        detail = f"a run with the id {self.starts[0]['instance_id']!r} exists already"
+        problem = {"type": f"{PROBLEM}instance-exists", "detail": detail}
+        self._json(409, problem, "application/problem+json")
+
+    def do_GET(self) -> None:
+        self.reads.append(self.path)
+        run_id = self.starts[0]["instance_id"]
+        self._json(200, {"id": run_id, "workflow": "w", "status": "completed", "output": 7})
+
+
+def test_a_start_whose_answer_was_lost_is_sent_again_and_started_once() -> None:
+    server = lossy(answers=True)
+    with stub(server) as url:
+        result = cli("run", "w", "--url", url)
+    assert result.returncode == 0, result.stderr
+    first, again = server.starts
+    assert first == again  # the same start, naming the same run
+    assert first["workflow"] == "w"
+    run_id = first["instance_id"]
+    assert len(run_id) == 32  # one of the command's own
+    assert f"run {run_id}  w  completed" in result.stdout
+    assert "asking again with the same run id, so that it starts once" in result.stderr
+
+
+def test_a_start_the_server_never_answers_may_have_started_exit_5() -> None:
+    server = lossy(answers=False)
+    with stub(server) as url:
+        result = cli("run", "w", "--json", "--timeout", "2", "--url", url)
+    assert result.returncode == 5, result.stderr  # not 4: a retry could start it twice
+    [run_id] = {start["instance_id"] for start in server.starts}
+    assert len(server.starts) >= 2
+    assert json.loads(result.stdout) == {"run_id": run_id}
+    assert f"the start of run {run_id} was sent to the server at {url}" in result.stderr
+    assert "it may have started" in result.stderr
+    assert f"starting it again with --instance-id {run_id} starts it at most once" in result.stderr
+
+
+def test_a_start_never_sent_is_exit_4_at_once() -> None:
+    with stub(_Older) as url:
+        pass  # its port, closed again: the connection is refused
+    result = cli("run", "w", "--url", url)
+    assert result.returncode == 4, result.stderr
+    assert "cannot reach the server" in result.stderr
+    assert "asking again" not in result.stderr
