@@ -129,6 +129,43 @@ def test_wait_for_lease_takes_over_once_the_owner_stops(tmp_path: Path) -> None:
     assert "--wait-for-lease" not in out
 
 
+def test_a_serve_waiting_for_the_lease_stops_at_sigterm_and_takes_nothing(
+    tmp_path: Path,
+) -> None:
+    """A standby waiting for the lease ignored SIGTERM (twice): it ended once the owner went,
+    after taking the database over and recovering its runs (chaos h35 F2)."""
+    db = tmp_path / "standby.db"
+    first_port = free_port()
+    first = serve(db, first_port)
+    assert up(first_port)
+    log = tmp_path / "standby.log"
+    with log.open("w") as handle:
+        standby = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "cronflow_actors", "serve", APP, "--db", str(db)),
+                *("--port", str(free_port()), "--lease-seconds", "1", "--wait-for-lease"),
+            ],
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+        )
+    STARTED.append(standby)
+    assert said(log, "is owned by runtime"), log.read_text()
+    asked = time.monotonic()
+    standby.send_signal(signal.SIGTERM)
+    assert standby.wait(20) == 0, log.read_text()
+    assert time.monotonic() - asked < 10
+    out = log.read_text()
+    assert (
+        "the start was given up: a stop was asked while it waited for the database's lease" in out
+    )
+    assert "Traceback" not in out
+    assert httpx.get(f"http://127.0.0.1:{first_port}/healthz").status_code == 200  # still owner
+    stop(first)
+    assert first.returncode == 0
+
+
 def test_resume_tokens_never_reach_the_access_log(tmp_path: Path) -> None:
     port = free_port()
     process = serve(tmp_path / "log.db", port, "--log-level", "info")

@@ -18,7 +18,13 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from cronflow_actors.errors import LINE_BREAKS, AppLoadError, ConfigurationError, CronflowError
+from cronflow_actors.errors import (
+    LINE_BREAKS,
+    AppLoadError,
+    ConfigurationError,
+    CronflowError,
+    StartGivenUpError,
+)
 from cronflow_actors.http.requests import masked
 
 __all__ = ["DEFAULT_APP", "load_app", "serve"]
@@ -246,6 +252,14 @@ def serve(settings: Any, *, process_ends: bool = False) -> int:
             return 2
     finally:  # another serve() in this process (tests) must not keep this one's filter
         uvicorn_log.removeFilter(explained)
+    return _ended(failed_start, failed)
+
+
+def _ended(failed_start: list[BaseException], failed: list[BaseException]) -> int:
+    """``serve``'s exit code once uvicorn has stopped, said on stderr unless it is 0."""
+    if failed_start and isinstance(failed_start[0], StartGivenUpError):  # (chaos h35 F2)
+        logging.getLogger("cronflow_actors.serve").info("%s; exiting", failed_start[0])
+        return 0  # a standby stopped as it waited: a clean stop
     if failed_start:
         # The runtime did not start (another runtime owns the database, say): uvicorn has
         # logged it; say it plainly and exit as for bad settings.

@@ -17,6 +17,7 @@
     ├── CircuitOpenError                a step's circuit breaker is open; the attempt did not run
     ├── EngineError
     │   ├── RuntimeNotRunningError       a Runtime call while it is not running (new, stopping)
+    │   │   └── StartGivenUpError           a stop asked while the start waited for the lease
     │   ├── UnknownWorkflowError         no registered workflow (version) has that name
     │   ├── WorkflowDeprecatedError      the version refuses new instances
     │   ├── NotFoundError                no workflow instance / work item / task with that id
@@ -133,6 +134,7 @@ from cronflow_actors.errors._engine import (
     RunFailedError,
     RuntimeNotRunningError,
     SchedulingNotAllowedError,
+    StartGivenUpError,
     StepFailedError,
     UnknownWorkflowError,
     WorkflowDeprecatedError,
@@ -204,6 +206,7 @@ __all__ = [
     "SchemaVersionError",
     "ServerUnreachableError",
     "SnapshotDamagedError",
+    "StartGivenUpError",
     "StateValueError",
     "StepFailedError",
     "StepTimeoutError",

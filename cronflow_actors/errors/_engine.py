@@ -23,6 +23,18 @@ class RuntimeNotRunningError(EngineError, RuntimeError):
         super().__init__(f"{said}; {advice}" if advice else said)
 
 
+class StartGivenUpError(RuntimeNotRunningError):
+    """A stop (``serve``'s SIGTERM: its drain) was asked while the start waited for another
+    runtime's database lease (``wait_for_lease``): the start is given up, nothing taken."""
+
+    def __init__(self) -> None:
+        super().__init__("start", "stopped")
+        self.args = (
+            "the start was given up: a stop was asked while it waited for the database's lease "
+            "(another runtime owns the database); nothing of it was taken, nothing run",
+        )
+
+
 _NOT_RUNNING_ADVICE = {
     "new": "start it first: 'async with Runtime(...) as rt' or 'await rt.start()'",
     "running": "it is started already: call start() (or enter 'async with') once",

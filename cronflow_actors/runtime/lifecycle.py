@@ -20,6 +20,7 @@ from cronflow_actors.errors import (
     MockLostError,
     RevisionConflictError,
     RuntimeNotRunningError,
+    StartGivenUpError,
     StoreClosedError,
     StoreFailedError,
 )
@@ -52,6 +53,10 @@ logger = logging.getLogger("cronflow_actors.runtime.runtime")
 class LifecycleMethods(RuntimeParts):
     """Start, stop, failure and recovery of ``Runtime`` (which inherits them)."""
 
+    _acquiring: asyncio.Future[None] | None = None
+    """A start's wait for the database lease, while it waits: a drain asked meanwhile (a
+    supervisor's stop of a standby ``serve --wait-for-lease``) gives the start up."""
+
     async def __aenter__(self) -> Self:
         await self.start()
         return self
@@ -67,12 +72,17 @@ class LifecycleMethods(RuntimeParts):
         if self.state != "new":
             raise RuntimeNotRunningError("start", self.state)
         await self._open_store()
+        acquiring = self._acquiring = asyncio.ensure_future(self.lease.acquire())
         try:
-            await self.lease.acquire()
+            await acquiring
         except BaseException:
             await self.store.close()
             self.state = "stopped"
+            if acquiring.cancelled() and self._drain_begun.is_set():
+                raise StartGivenUpError() from None
             raise
+        finally:
+            self._acquiring = None
         self.state = "running"
         try:
             if self.otel is not None:
@@ -188,6 +198,10 @@ class LifecycleMethods(RuntimeParts):
         completed with it (newcomer h35 F1); what one would start is recorded postponed, for the
         next start. ``serve`` calls it as its drain begins (SIGTERM), before it waits for the
         requests in flight, which may take long (a client sending its body slowly)."""
+        if self._acquiring is not None:  # waiting for the lease: it took nothing, it ends
+            self._drain_begun.set()
+            self._acquiring.cancel()
+            return
         if self.state != "running":
             return
         self._services.draining = True
