@@ -227,6 +227,9 @@ async def test_a_timeout_a_handler_overruns_fires_as_in_production() -> None:
     for flow in (
         cf.define("fan").parallel("p", [slow, lambda ctx: 1], timeout="200ms"),
         cf.define("first").race("r", [slow, slow], timeout="200ms"),
+        # after a step: its deadline, armed once the step ended, was never looked at, and the
+        # group waited for its slowest function (newcomer h35 F2)
+        cf.define("after").step("s", lambda ctx: 1).parallel("p", [slow], timeout="200ms"),
     ):
         caught = flow.on_error(lambda ctx: ["fallback", ctx.error.type])
         result = await caught.test().trigger({}).run(within=5)
