@@ -146,8 +146,11 @@ def _runs(args: argparse.Namespace) -> int:
         [
             run["id"],
             run["workflow"],
-            run["status"] + (" (migrated)" if run.get("migrated_to") else ""),  # its work
-            # goes on in another run (newcomer h34 F10: it read as plainly canceled)
+            # its work goes on in another run (newcomer h34 F10: it read as plainly canceled;
+            # newcomer h35 F5: a failure resumed, as one nobody dealt with)
+            run["status"]
+            + (" (migrated)" if run.get("migrated_to") else "")
+            + (" (resumed)" if run.get("resumed_as") else ""),
             when(run["created_at"]),
             duration(run_duration(run)),
         ]

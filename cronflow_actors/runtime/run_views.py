@@ -128,7 +128,10 @@ class RunInfo(msgspec.Struct, frozen=True, kw_only=True):
     crash cut it: the next start of a runtime carries it on).
     Said by ``inspect`` (``GET /runs/{id}``: true or false); None in listings, which do not
     look."""
-    resumed_as: Annotated[str | None, _single("the run that resumes this one")] = None
+    resumed_as: Annotated[
+        str | None,
+        msgspec.Meta(description="The run that resumes this one (in GET /runs' pages too)"),
+    ] = None
     """The run that resumes this one (``replay(..., resume=True)``), where its work goes on: a
     failed run pointed nowhere after it, and offered a resume (newcomer h31 F2). Said by
     ``inspect`` of an ended run; None in listings, which do not look."""

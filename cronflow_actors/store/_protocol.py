@@ -17,7 +17,7 @@ committed with, read back in order by trace (the run's id), and pruned with the 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import msgspec
@@ -155,6 +155,11 @@ class Store(Protocol):
 
     async def instance_exists(self, instance_id: str) -> bool:
         """Whether the id is taken: by a stored instance, or by a queued run."""
+        ...
+
+    async def existing_among(self, instance_ids: Sequence[str]) -> set[str]:
+        """Of ``instance_ids`` (at most a page's, 1,000), those taken, as ``instance_exists``
+        says of one: one read."""
         ...
 
     async def list_snapshots(

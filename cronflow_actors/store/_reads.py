@@ -8,6 +8,7 @@ row), so a page costs the same however many rows came before it. Row mappings ar
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 from typing import Any
 
 import aiosqlite
@@ -89,6 +90,18 @@ class SQLiteReads:
             "look an instance up",
         )
         return bool(rows[0][0])
+
+    async def existing_among(self, instance_ids: Sequence[str]) -> set[str]:
+        if not instance_ids:
+            return set()
+        marks = ", ".join("?" * len(instance_ids))
+        rows = await self._fetchall(
+            f"SELECT instance_id FROM instances WHERE instance_id IN ({marks}) "
+            f"UNION SELECT instance_id FROM run_queue WHERE instance_id IN ({marks})",
+            (*instance_ids, *instance_ids),
+            "look instances up",
+        )
+        return {row[0] for row in rows}
 
     async def list_snapshots(
         self,

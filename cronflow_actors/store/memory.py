@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from typing import TypeVar
 
 import msgspec
@@ -258,6 +258,10 @@ class MemoryStore(MemorySpans, MemoryQueue, MemoryKv):
     async def instance_exists(self, instance_id: str) -> bool:
         self._require_open("look an instance up")
         return instance_id in self._snapshots or instance_id in self._queue
+
+    async def existing_among(self, instance_ids: Sequence[str]) -> set[str]:
+        self._require_open("look instances up")
+        return {i for i in instance_ids if i in self._snapshots or i in self._queue}
 
     async def list_snapshots(
         self,

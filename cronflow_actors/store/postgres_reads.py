@@ -7,6 +7,7 @@ row-to-record mappings are shared (``_sql``).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
@@ -98,6 +99,18 @@ class PostgresReads:
             "look an instance up",
         )
         return bool(rows and rows[0][0])  # (none: an id no row can hold)
+
+    async def existing_among(self, instance_ids: Sequence[str]) -> set[str]:
+        ids = [i for i in instance_ids if "\x00" not in i]  # (no row can hold one)
+        if not ids:
+            return set()
+        rows = await self._fetch(
+            "SELECT instance_id FROM instances WHERE instance_id = ANY($1) "
+            "UNION SELECT instance_id FROM run_queue WHERE instance_id = ANY($1)",
+            (ids,),
+            "look instances up",
+        )
+        return {row[0] for row in rows}
 
     async def list_snapshots(
         self,

@@ -203,6 +203,13 @@ async def test_a_failed_run_resumes_over_http_and_from_the_command_line(serve: S
     assert done.headers["location"] == f"/runs/{done.json()['run_id']}"
     finished = await client.post(f"/runs/{done.json()['run_id']}/replay", json={"resume": True})
     assert (finished.status_code, finished.json()["type"].rsplit(":", 1)[1]) == (409, "refused")
+    # the lists say which failures were resumed (newcomer h35 F5: like those nobody dealt with)
+    listed = (await client.get("/runs", params={"status": "failed"})).json()["runs"]
+    assert {run["id"]: run["resumed_as"] for run in listed} == {failed: still, still: resumed}
+    code, out, err = await cli("runs", "--status", "failed", "--url", str(client.base_url))
+    assert code == 0, err
+    statuses = {line.split()[0]: line.split()[2:4] for line in out.splitlines()[1:]}
+    assert statuses == {failed: ["failed", "(resumed)"], still: ["failed", "(resumed)"]}
 
 
 async def test_resumes_asked_at_one_moment_answer_one_new_and_the_rest_duplicates(

@@ -38,6 +38,8 @@ async def test_revision_one_is_a_new_row_and_a_second_one_is_refused(store: Stor
     assert await store.load_timers() == []
     assert await store.instance_exists("i1")
     assert not await store.instance_exists("i2")
+    assert await store.existing_among(["i2", "i1", "i1\x00"]) == {"i1"}  # one read of many
+    assert await store.existing_among([]) == set()
 
 
 async def test_a_snapshot_replaces_only_the_revision_it_was_based_on(store: Store) -> None:

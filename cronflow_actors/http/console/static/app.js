@@ -335,7 +335,8 @@
       const rows = page.runs.map((run) => h("tr", { "data-run": run.id },
         h("td", {}, runLink(run.id)),
         h("td", {}, run.workflow_name && run.workflow_name !== run.workflow ? `${run.workflow_name} (${run.workflow})` : run.workflow),
-        h("td", {}, badge(run.status), run.migrated_to ? h("span", { class: "muted", text: " migrated" }) : null),  // (newcomer h34 F10)
+        h("td", {}, badge(run.status), run.migrated_to ? h("span", { class: "muted", text: " migrated" }) : null,  // (newcomer h34 F10)
+          run.resumed_as ? h("span", { class: "muted", text: " resumed" }) : null),  // (newcomer h35 F5)
         h("td", {}, timeCell(run.created_at)),
         h("td", {}, duration((run.finished_at || (FINAL.has(run.status) ? run.created_at : now)) - run.created_at)),
         h("td", {}, timeCell(run.finished_at))));
