@@ -203,7 +203,7 @@ class Flow(ControlFlowMethods, TriggerMethods):
         self,
         id: str,
         event: str,
-        *,
+        *more: Any,
         filter: Fn | None = None,
         validate: Fn | None = None,
         timeout: float | str | None = None,
@@ -214,6 +214,15 @@ class Flow(ControlFlowMethods, TriggerMethods):
         ctx)`` of the event that passed the filter returns True, or what is wrong with it (the
         step then fails with that). On ``timeout`` the step fails (``StepTimeoutError``), or,
         with ``retry``, waits again after the retry's delay while attempts remain."""
+        if more:  # Cronflow's waitForEvent(name, timeout), the id before it (newcomer h35 F8)
+            said = ", ".join(map(repr, (id, event, *more)))
+            raise InvalidWorkflowError(
+                self.id,
+                [
+                    f"wait_for_event({said}): it takes the step's id and the event's name, the "
+                    f"timeout by name: .wait_for_event({id!r}, {event!r}, timeout={more[0]!r})"
+                ],
+            )
         timeout_s = self._seconds(timeout, f"wait_for_event {id!r} timeout")
         checked = self._option(retry, Retry, f"wait_for_event {id!r} retry")
         node = EventNode(

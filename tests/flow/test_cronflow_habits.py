@@ -98,6 +98,14 @@ def test_cronflow_call_shapes_are_refused_with_what_to_write() -> None:
         "and the timeout by name: .wait_for_event('payment.confirmed', 'payment.done', "
         "timeout='1h')"
     ) in _problems(waited)
+    # the id, the name and a timeout by position: a bare TypeError (newcomer h35 F8)
+    with pytest.raises(InvalidWorkflowError) as three:
+        cf.define("w3").wait_for_event("confirm", "ticket.confirmed", "10m")
+    assert (
+        "wait_for_event('confirm', 'ticket.confirmed', '10m'): it takes the step's id and the "
+        "event's name, the timeout by name: .wait_for_event('confirm', 'ticket.confirmed', "
+        "timeout='10m')"
+    ) in str(three.value)
     paused = cf.define("h").human_in_the_loop({"timeout": "1h", "description": "ok?"})  # type: ignore[arg-type]
     assert (
         ".human_in_the_loop() / .pause(): its id must be a non-empty string, got dict "
