@@ -74,7 +74,9 @@ class PlanRecovery:
             if not await self._book.take(plan, self._owner):
                 continue  # another process took it on
             logger.warning(
-                "carrying on the migration of %s, cut by the end of process %s",
+                # (cut by its end, or left pending there as the new run's start raised:
+                # chaos h35 F3, whose log read "cut" of one that was pending)
+                "carrying on the migration of %s, left unfinished by process %s, which has ended",
                 plan.instance,
                 ended,
             )
