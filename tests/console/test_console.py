@@ -255,6 +255,24 @@ def test_a_pauses_description_from_a_sender_is_shown_not_obeyed(page: Any, serve
         assert hidden not in page.inner_text("main")
 
 
+def test_a_number_a_browser_cannot_keep_is_refused_not_rounded(page: Any, served: Served) -> None:
+    """A whole number past 2^53 went out rounded, 1e400 as null, where the API refuses both
+    (hostile h35 F3)."""
+    run_id = api(served, "POST", "/runs", {"workflow": "greet", "payload": {"name": "x"}})["run_id"]
+    wait_ended(served, run_id)
+    before = len(api(served, "GET", "/runs?workflow=greet&limit=1000")["runs"])
+    page.goto(f"{served.url}/ui/#/runs/{run_id}")
+    page.click("#replay")
+    for typed, said in (
+        ('{"name": 123456789012345678901234567890}', 'the number at "name" is past 2^53'),
+        ('{"name": 1e400}', 'the number at "name" is too large for JSON'),
+    ):
+        page.fill("#replay-payload", typed)
+        page.click("#replay-start")
+        until(page, f"document.querySelector('#notice').innerText.includes({json.dumps(said)})")
+    assert len(api(served, "GET", "/runs?workflow=greet&limit=1000")["runs"]) == before
+
+
 def test_a_failed_run_shows_its_error(page: Any, served: Served) -> None:
     run_id = api(served, "POST", "/runs", {"workflow": "boom"})["run_id"]
     wait_ended(served, run_id)

@@ -155,12 +155,29 @@
     return flowsCache;
   }
 
+  // A browser reads every JSON number as a double: a whole number past 2^53 lost its last
+  // digits and 1e400 became null, sent without a word where the API refuses both (hostile h35
+  // F3). Refused here as the API would, saying what to write instead.
+  function exactNumber(key, value) {
+    if (typeof value !== "number") return value;
+    if (!Number.isFinite(value)) throw new Error(`the number at ${key ? `"${key}"` : "the top"} is too large for JSON (it would be sent as null)`);
+    if (Number.isInteger(value) && !Number.isSafeInteger(value)) {
+      throw new Error(`the number at ${key ? `"${key}"` : "the top"} is past 2^53: a browser keeps only its first digits (${value}); write it as a string`);
+    }
+    return value;
+  }
+
   function parseJson(text, what) {
     if (!text.trim()) return null;
     try {
-      return JSON.parse(text);
+      JSON.parse(text);
     } catch (error) {
       throw new Error(`${what} is not valid JSON: ${error.message}`);
+    }
+    try {
+      return JSON.parse(text, exactNumber);
+    } catch (error) {
+      throw new Error(`${what}: ${error.message}`);
     }
   }
 
