@@ -45,6 +45,7 @@ _decode = msgspec.msgpack.Decoder().decode
 _LEGACY = "cronflow:queues"
 """Where queues were kept before version 2 of the schema (moved into the queue table)."""
 _PAGE = 100
+_LOOK_AGAIN = 0.5  # (s: a queued run waited on, read again on a shared store)
 
 
 class Start(Protocol):
@@ -296,16 +297,19 @@ class RunQueues:
         return True
 
     async def wait_started(self, run_id: str) -> bool:
-        """If ``run_id`` is queued, wait until it starts and return True; else False."""
+        """If ``run_id`` is queued, wait until it leaves the queue and return True; else False.
+        On a shared database another process may start or cancel it, unheard here: the queue is
+        read again each ``_LOOK_AGAIN`` (hostile h35 F2: a long poll saw it as its time ran out)."""
         if await self._store.queued_run(run_id) is None:
             return False
-        started = self._started.get(run_id)
-        if started is None:
-            started = self._started[run_id] = asyncio.get_running_loop().create_future()
-        if await self._store.queued_run(run_id) is None:  # it started meanwhile
-            self._started.pop(run_id, None)
-            return True
-        await asyncio.shield(started)
+        started = self._started.setdefault(run_id, asyncio.get_running_loop().create_future())
+        look = _LOOK_AGAIN if self._shared else None
+        while await self._store.queued_run(run_id) is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(started), look)
+                return True
+        if self._started.get(run_id) is started and not started.done():  # it left: every
+            self._started.pop(run_id).set_result(None)  # one waiting with this one goes on
         return True
 
     # -- internals --------------------------------------------------------------------------------

@@ -201,6 +201,29 @@ async def test_runs_another_process_queued_start_here_once_it_has_stopped(
         assert order == sorted(order)
 
 
+async def test_a_queued_run_another_process_cancels_is_seen_ending_at_once(
+    postgres_url: str,
+) -> None:
+    """A wait for a queued run heard only its own process's queue: canceled by another
+    process, it was seen ending as the long poll's time ran out (hostile h35 F2)."""
+
+    def gated() -> cf.Flow:
+        return cf.define("gated", concurrency=1).wait_for_event("go", "go").step("done", noop)
+
+    first = cf.Runtime(db=postgres_url, workflows=[gated()], lease_seconds=2)
+    second = cf.Runtime(db=postgres_url, workflows=[gated()], lease_seconds=2)
+    async with first, second:
+        holder = await first.trigger("gated")
+        queued = await first.trigger("gated")
+        assert not await started(first, queued)
+        waited = asyncio.ensure_future(second.wait(queued, timeout=20))
+        await asyncio.sleep(0.5)  # waiting on it, queued
+        await first.cancel(queued)
+        async with asyncio.timeout(3):  # (it waited its whole 20 s)
+            assert str((await waited).status) == "canceled"
+        await first.cancel(holder)
+
+
 def noop(ctx: object) -> str:
     return "done"
 
