@@ -1,18 +1,19 @@
 """Request metrics for the HTTP edge: a pure ASGI middleware around the whole app.
 
 It sits outside the router and the exception handlers, so every answer is counted: the routes'
-own, the 404 of a path no route matches and the 405 of a method a route does not take, and a
-500 when the app raised. Each request is counted and timed (until the last byte of its response
-is sent) under ``cronflow_http_requests_total`` and ``cronflow_http_request_duration_seconds``,
+own, the 404 of a path no route matches and the 405 of a method a route does not take, and a 500
+when the app raised. Each request is counted and timed (until the last byte of its response is
+sent) under ``cronflow_http_requests_total`` and ``cronflow_http_request_duration_seconds``,
 labelled with the matched route's template (``/runs/{run_id}``, never the path itself;
-``unmatched`` when no route matched), the method (``other`` for one outside the standard set) and
-the status; an error also under ``cronflow_http_errors_total`` by route and class (``4xx``,
-``5xx``). Series born at their first increment hide it from ``rate()`` and ``increase()``, so
-those of the errors exist at 0 from the start, as do those of each operation's documented
-answers (``200`` of ``GET /runs``, ``202`` of ``POST /runs``, ...): a rare operator action, a
-cancel or an approval, was missing from the requests and latency panels (newcomer h31 F3). An
-answer given before the router (a 503 of too many big bodies, a refused ``Host``, the server's
-connection limit) is labelled with the route the path would have taken.
+``unmatched`` when no route matched; a read that long-polls, ``GET /runs/{run_id}?wait=N``, as
+``/runs/{run_id}?wait``, its wait no slow answer), the method (``other`` for one outside the
+standard set) and the status; an error also under ``cronflow_http_errors_total`` by route and
+class (``4xx``, ``5xx``). Series born at their first increment hide it from ``rate()`` and
+``increase()``, so those of the errors exist at 0 from the start, as do those of each
+operation's documented answers (``200`` of ``GET /runs``, ``202`` of ``POST /runs``, ...): a
+rare operator action, a cancel or an approval, was missing from the requests and latency panels
+(newcomer h31 F3). An answer given before the router (a 503 of too many big bodies, a refused
+``Host``, the server's connection limit) is labelled with the route the path would have taken.
 """
 
 from __future__ import annotations
@@ -78,6 +79,8 @@ class RequestMetrics:
         finally:
             # the router put the route it matched (fully, or by path only: a 405) in the scope
             route = _template(scope.get("route")) or self._route_of(scope)
+            if route == LONG_POLLED and _waits(scope):  # (a wait's time is no slow answer:
+                route += "?wait"  # newcomer h35 F7, a p95 of 8.75 s from `run`'s long polls)
             method = scope["method"] if scope["method"] in HTTP_METHODS else "other"
             requests, duration = self._labelled(route, method, status)
             requests.inc()
@@ -121,6 +124,19 @@ def documented_answers(document: Mapping[str, Any]) -> list[tuple[str, str, int]
         for status in operation.get("responses", ())
         if str(status).startswith("2")
     ]
+
+
+LONG_POLLED = "/runs/{run_id}"
+"""The route a ``?wait=N`` (N > 0) long-polls, whose waiting reads are labelled apart."""
+
+
+def _waits(scope: Scope) -> bool:
+    """Whether the request asks to wait (``?wait=`` a number other than 0)."""
+    query = scope.get("query_string") or b""
+    return any(
+        part.startswith(b"wait=") and part[5:].strip(b"0") not in (b"", b".")
+        for part in query.split(b"&")
+    )
 
 
 def _template(route: object) -> str | None:
