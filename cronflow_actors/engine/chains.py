@@ -1,54 +1,79 @@
 """Long chains of tasks completed in one turn: a run's carried steps fast-forwarded by a
-migration or a resume, a net of dummy tasks. A completion enables what follows inside it,
-depth first (Tasquencer's cascade), and each task so nested takes a handful of Python frames:
-a chain of about 190 overflowed the interpreter's stack, so a long run could not be migrated
-or resumed and a long net could not start (conform h35 F1).
+migration or a resume, a net of dummy or composite tasks. A completion enables what follows
+inside it, depth first (Tasquencer's cascade), and each task so nested takes a handful of
+Python frames (a composite task, with the audit on, a few dozen): a chain of about 190 dummy
+tasks overflowed the interpreter's stack, so a long run could not be migrated or resumed and a
+long net could not start (conform h35 F1).
 
-Up to ``DEEPEST`` enables nested in the completions under way, a turn runs as before. Past it,
-an enable is put off (``Chain.put_off``) and carried out once the outermost completion has
-enabled its own followers, in the order the enables were reached, each the start of a chain
-of its own: the turn's outcome is the same; only the order of its moves past that depth
-differs. A loop of tasks that never waits, which put off enables without end, is refused
-(``EndlessChainError``) after ``MOST_PUT_OFF`` of them."""
+A turn runs depth first as before while the stack has room. Once the frames under way come
+within ``HEADROOM`` of the interpreter's recursion limit, an enable is put off
+(``Chain.put_off``) and carried out once the outermost completion has enabled its own
+followers, in the order the enables were reached, each the start of a chain of its own. Only a
+turn that overflowed before is so reordered (review h35 F1: a fixed depth of 64 changed which
+side of a deferred choice won, in nets that ran). A loop of tasks that never waits, which
+enabled tasks without end, is refused (``EndlessChainError``) after ``MOST_ENABLES`` enables
+in one turn."""
 
 from __future__ import annotations
 
+import sys
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any
+from typing import Protocol
 
 from cronflow_actors.engine.states import FINAL_STATES
 from cronflow_actors.errors import EndlessChainError
 from cronflow_actors.messages.elements import EnableTask
 from cronflow_actors.messages.instance_state import WorkflowRecord
 
-__all__ = ["DEEPEST", "MOST_PUT_OFF", "Chain", "enable_next"]
+__all__ = ["HEADROOM", "MOST_ENABLES", "Chain", "Sends", "enable_next"]
 
-DEEPEST = 64
-"""Enables nested in one another before the next is put off (about six frames each)."""
+HEADROOM = 120
+"""Frames left below the recursion limit for what an enable calls (user code among it): an
+enable deeper than that is put off."""
 
-MOST_PUT_OFF = 500
-"""Enables put off in one turn before its chain is taken for a loop without end (about
-``DEEPEST`` completions each)."""
+MOST_ENABLES = 100_000
+"""Enables in one turn before its chain is taken for a loop without end."""
+
+_SHALLOW = 24
+"""Nested enables below which the stack is not measured (a walk of its frames)."""
+
+
+class Sends(Protocol):
+    """What ``enable_next`` asks of the transaction (``Transaction``): its chain, its send."""
+
+    chain: Chain | None
+
+    @property
+    def send(self) -> Callable[[EnableTask], Awaitable[object]]: ...
 
 
 class Chain:
     """One transaction's nested enables (``Transaction.chain``) and those put off."""
 
-    __slots__ = ("depth", "later", "put_off_count")
+    __slots__ = ("depth", "enables", "later")
 
     def __init__(self) -> None:
         self.depth = 0
+        self.enables = 0
         self.later: deque[EnableTask] = deque()
-        self.put_off_count = 0
 
-    def put_off(self, workflow: WorkflowRecord, task: str) -> None:
-        self.put_off_count += 1
-        if self.put_off_count > MOST_PUT_OFF:
-            raise EndlessChainError(workflow.name, task, DEEPEST * MOST_PUT_OFF)
-        self.later.append(EnableTask(workflow_id=workflow.id, task=task))
+    def deep(self) -> bool:
+        """Whether the frames under way leave less than ``HEADROOM`` below the limit."""
+        if self.depth < _SHALLOW:
+            return False
+        frame, frames = sys._getframe(), 0
+        while frame is not None:
+            frames += 1
+            frame = frame.f_back  # type: ignore[assignment]
+        return frames > sys.getrecursionlimit() - HEADROOM
 
-    async def carry_on(self, send: Callable[[EnableTask], Awaitable[Any]]) -> None:
+    def count(self, workflow: WorkflowRecord, task: str) -> None:
+        self.enables += 1
+        if self.enables > MOST_ENABLES:
+            raise EndlessChainError(workflow.name, task, MOST_ENABLES)
+
+    async def carry_on(self, send: Callable[[EnableTask], Awaitable[object]]) -> None:
         """Carry out the enables put off, in order (those they put off in turn after them)."""
         self.depth += 1
         try:
@@ -59,7 +84,7 @@ class Chain:
 
 
 async def enable_next(
-    tx: Any,
+    tx: Sends,
     workflow: WorkflowRecord,
     name: str,
     candidates: Iterable[str],
@@ -67,15 +92,16 @@ async def enable_next(
 ) -> None:
     """Enable ``candidates``, what task ``name``'s completion in ``workflow`` may enable, in
     order, while its workflow goes on (``enable_again``: ``name`` itself, if its join still
-    holds); past ``DEEPEST`` nested, put off. ``tx``: the ``Transaction``."""
+    holds); with the stack nearly full, put off."""
     chain = tx.chain
     if chain is None:
         chain = tx.chain = Chain()
     for candidate in candidates:
         if workflow.state in FINAL_STATES:
             break
-        if chain.depth >= DEEPEST:
-            chain.put_off(workflow, candidate)
+        chain.count(workflow, candidate)
+        if chain.deep():
+            chain.later.append(EnableTask(workflow_id=workflow.id, task=candidate))
             continue
         chain.depth += 1
         try:

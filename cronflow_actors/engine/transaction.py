@@ -11,7 +11,6 @@ committed snapshot and drops all of it, so a failed call changes nothing.
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -19,6 +18,7 @@ import msgspec
 
 from cronflow_actors.calls import call_user
 from cronflow_actors.engine.audit import AuditTrail
+from cronflow_actors.engine.chains import Chain
 from cronflow_actors.engine.context import (
     ChildWorkflows,
     Context,
@@ -30,6 +30,7 @@ from cronflow_actors.engine.context import (
     WorkItems,
 )
 from cronflow_actors.engine.owners import task_owner, work_item_owner, workflow_owner
+from cronflow_actors.engine.tokens import random_token
 from cronflow_actors.errors import NotFoundError, refusing_call
 from cronflow_actors.messages import (
     JournalEntry,
@@ -85,7 +86,7 @@ class Transaction:
     completing: tuple[tuple[str, str], ...] = ()
     """(workflow id, task) of the completions under way in a net with an OR-join: the tasks
     they will ask are not idle to an OR-join asked meanwhile (``withdrawal.idle_tasks``)."""
-    chain: Any = None
+    chain: Chain | None = None
     """The enables nested in the completions under way, and those put off (``chains.Chain``)."""
     reported = False
     """The transaction applies a report (a handler's result, a timer, an action's end, an
@@ -108,7 +109,7 @@ class Transaction:
         """The transaction's audit trail (None: the audit is off)."""
         self.secrets = secrets
         """Workflow name -> what ``ctx.secrets`` is in that workflow's user code."""
-        self.new_token: Callable[[], str] = tokens or _random_token
+        self.new_token: Callable[[], str] = tokens or random_token
         """A new resume token: unguessable (random), never derived from an id."""
         self.state_access = state_access
         """What ``ctx.state`` is in user code (the workflow's key-value state)."""
@@ -458,6 +459,8 @@ class Transaction:
     def cancel_jobs(self, owner_prefix: str) -> None:
         """Drop every job whose owner key starts with ``owner_prefix``."""
         jobs = self.state.jobs
+        if not jobs:
+            return
         for timer_id in [t for t, job in jobs.items() if job.owner.startswith(owner_prefix)]:
             self.drop_job(timer_id)
 
@@ -489,12 +492,3 @@ def _added(items: Sequence[T], item: T) -> list[T]:
         items.append(item)
         return items
     return [*items, item]
-
-
-def _random_token() -> str:
-    """144 random bits, URL-safe; never starting with ``-``, which a command line would take
-    for an option (``cronflow-actors resume TOKEN``)."""
-    while True:
-        token = secrets.token_urlsafe(18)
-        if token[0] != "-":
-            return token

@@ -307,8 +307,8 @@ class EndlessChainError(EngineError, RuntimeError):
     def __init__(self, workflow: str, task: str, limit: int) -> None:
         self.workflow, self.task = workflow, task
         super().__init__(
-            f"workflow {workflow!r}: more than {limit:,} task completions followed one another "
-            f"in one go, with nothing to wait for between them (task {task!r} came next): a "
+            f"workflow {workflow!r}: more than {limit:,} tasks were enabled in one go, with "
+            f"nothing to wait for between them (task {task!r} came next): a "
             "loop of tasks that never waits, such as a router that always routes back or a "
             "migrator that fast-forwards a task of a loop every time; give the loop something "
             "to wait for, or a way out"
