@@ -7,26 +7,42 @@ from __future__ import annotations
 import json
 from typing import Any, ClassVar
 
+import pytest
+
 from tests.test_cli_client import _Older, cli, stub
 
 PROBLEM = "urn:cronflow:problem:"
 
 
-def lossy(*, answers: bool) -> type[_Older]:
+def lossy(*, answers: bool, first: str = "drop") -> type[_Older]:
     """A server (each test its own record) that reads the first start and drops its connection
     unanswered, as a stalled server or one killed after its commit does; ``answers``: the start
     sent again is refused as its run exists (409), and the run reads completed; else every
     start is dropped so."""
-    return type("Lossy", (_Lossy,), {"reads": [], "starts": [], "answers": answers})
+    return type("Lossy", (_Lossy,), {"reads": [], "starts": [], "answers": answers, "first": first})
 
 
 class _Lossy(_Older):
     starts: ClassVar[list[dict[str, Any]]] = []
     answers: ClassVar[bool] = True
+    first: ClassVar[str] = "drop"
+    """How the first start's answer is lost: ``drop`` (no answer), ``proxy`` (a proxy's 504
+    page), ``cut`` (its headers, and part of its body)."""
 
     def do_POST(self) -> None:
         length = int(self.headers.get("content-length", "0"))
         self.starts.append(json.loads(self.rfile.read(length)))
+        if len(self.starts) == 1 and self.first == "proxy":
+            self._json(504, "<html>Gateway Timeout</html>", "text/html")
+            return
+        if len(self.starts) == 1 and self.first == "cut":
+            self.send_response(201)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", "200")
+            self.end_headers()
+            self.wfile.write(b'{"run_id": "')
+            self.close_connection = True
+            return
         if len(self.starts) == 1 or not self.answers:
             self.close_connection = True  # read, and no answer: the client sees it dropped
             return
@@ -52,6 +68,20 @@ def test_a_start_whose_answer_was_lost_is_sent_again_and_started_once() -> None:
     assert len(run_id) == 32  # one of the command's own
     assert f"run {run_id}  w  completed" in result.stdout
     assert "asking again with the same run id, so that it starts once" in result.stderr
+
+
+@pytest.mark.parametrize("first", ["proxy", "cut"])
+def test_a_start_whose_answer_a_proxy_lost_or_cut_is_sent_again(first: str) -> None:
+    """A proxy's 504 was exit 4 "retry later", and an answer cut after its headers a traceback
+    and exit 1, though the run may have started (review h35 F4, F5)."""
+    server = lossy(answers=True, first=first)
+    with stub(server) as url:
+        result = cli("run", "w", "--url", url)
+    assert result.returncode == 0, result.stderr
+    first_start, again = server.starts
+    assert first_start == again
+    assert f"run {first_start['instance_id']}  w  completed" in result.stdout
+    assert "Traceback" not in result.stderr
 
 
 def test_a_start_the_server_never_answers_may_have_started_exit_5() -> None:

@@ -8,6 +8,7 @@ import json
 import urllib.error
 import urllib.parse
 import urllib.request
+from http.client import HTTPException
 from typing import Any
 
 from cronflow_actors.cli.exits import Exit
@@ -70,7 +71,8 @@ class Client:
                 status = response.status
         except urllib.error.HTTPError as error:
             raise self._refused(error.code, error.read(), error.headers) from None
-        except (urllib.error.URLError, TimeoutError, ConnectionError) as error:
+        except (urllib.error.URLError, TimeoutError, ConnectionError, HTTPException) as error:
+            # (HTTPException: an answer cut off after its headers, review h35 F5)
             reason = getattr(error, "reason", error)
             raise ServerUnreachableError(self.url, reason, exit_code=Exit.UNREACHABLE) from None
         answer = self._answer(status, kind, raw, (*expect, *(values or {})))

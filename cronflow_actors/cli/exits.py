@@ -10,10 +10,11 @@
      the run's stored snapshot is damaged (a 500 that no retry mends)
 4    the server could not be reached (nothing listens at ``--url``, a timeout) or cannot
      take work now (it is stopping, or its store failed: 503)
-5    ``run``, ``replay``, ``fire``: the run started, and only waiting for its end failed (the
-     server went away, or refused a read), or its migration is pending: it goes on; never
-     start it again to retry. Or its start was sent and its answer lost, the server away
-     since: it may have started (again with its ``--instance-id``, it starts at most once)
+5    ``run``, ``replay``, ``fire``: the run may be under way: it started, and only waiting for
+     its end failed (the server went away, or refused a read), or its migration is pending; or
+     its start was sent and the answer lost, the server away since. Never start it again
+     without ``--instance-id`` and its id (printed, and ``{"run_id"}`` with ``--json``): with
+     it, a start asked again starts it at most once
 ===  =====================================================================================
 
 ``serve`` has its own: 0 after a clean stop, 1 when the runtime failed while serving, 2 when it

@@ -15,6 +15,7 @@ import argparse
 import shlex
 import sys
 import time
+from http.client import HTTPException
 from typing import Any
 
 from cronflow_actors.cli.client import Client
@@ -26,8 +27,20 @@ from cronflow_actors.runtime.ids import new_run_id
 
 __all__ = ["start_once"]
 
-_MAYBE_SENT = (TimeoutError, ConnectionResetError, ConnectionAbortedError, BrokenPipeError)
+_TRY = 5.0
+"""The longest one start sent again waits for its answer (s)."""
+
+_MAYBE_SENT = (
+    TimeoutError,
+    ConnectionResetError,
+    ConnectionAbortedError,
+    BrokenPipeError,
+    HTTPException,  # an answer cut off after its headers (review h35 F5)
+)
 """How a call fails once its request may have reached the server (its answer lost)."""
+_PROXY_LOST = frozenset({502, 503, 504})
+"""What a proxy in front of ``serve`` answers when it lost the server's answer (no problem of
+cronflow-actors': review h35 F4, a start behind a proxy said "retry later", exit 4)."""
 
 
 def start_once(
@@ -45,10 +58,12 @@ def start_once(
     except ServerUnreachableError as lost:
         if not isinstance(lost.reason, _MAYBE_SENT):
             raise  # never sent (refused, no such host): nothing started
-        return _ask_again(args, client, path, body, lost)
+        return _ask_again(args, client, path, body, lost.reason)
     except ApiError as refused:
         if refused.status == 409 and refused.slug == "instance-exists":
             raise _taken(args, body["instance_id"]) from None
+        if refused.status in _PROXY_LOST and not refused.slug:
+            return _ask_again(args, client, path, body, f"HTTP {refused.status} from a proxy")
         raise
 
 
@@ -61,19 +76,21 @@ def _ask_again(
     client: Client,
     path: str,
     body: dict[str, Any],
-    lost: ServerUnreachableError,
+    lost: object,
 ) -> dict[str, Any]:
     """The start sent again, each second, while the server does not answer (for ``GONE_FOR``,
-    or ``--timeout``): started by the first (409) or by this one; exit 5 if it stays away."""
-    run_id = body.get("instance_id")
+    or ``--timeout``; each try for at most ``_TRY``): started by the first (409) or by this
+    one; exit 5 if it stays away (``lost``: how the first one's answer was lost)."""
+    run_id, began = body.get("instance_id"), time.monotonic()
     if not args.json:
         print(
-            f"the server at {client.url} did not answer the start ({lost.reason}); asking "
-            "again with the same run id, so that it starts once",
+            f"the server at {client.url} did not answer the start ({lost}); asking again with "
+            "the same run id, so that it starts once",
             file=sys.stderr,
         )
     timeout = getattr(args, "timeout", None)
-    deadline = time.monotonic() + min(GONE_FOR, timeout if timeout is not None else GONE_FOR)
+    deadline = began + min(GONE_FOR, timeout if timeout is not None else GONE_FOR)
+    client = Client(client.url, client.token, timeout=_TRY)  # (review h35 F6: 30 s a try)
     while time.monotonic() < deadline:
         time.sleep(1)
         try:
@@ -81,7 +98,7 @@ def _ask_again(
         except ServerUnreachableError:
             continue
         except ApiError as refused:
-            if refused.status == 503:  # draining, or restarting behind a proxy
+            if refused.status in _PROXY_LOST:  # draining, or restarting behind a proxy
                 continue
             if refused.status == 409 and refused.slug == "instance-exists":
                 return {"run_id": run_id}  # the first start's
@@ -93,7 +110,7 @@ def _ask_again(
     again = f"'cronflow-actors inspect {shlex.quote(run_id)}{server_flags(args)}'" if run_id else ""
     raise ApiError(
         f"the start of {what} was sent to the server at {client.url}, which has not answered "
-        f"since ({lost.reason}), {GONE_FOR:g} s on: it may have started. "
+        f"since ({lost}), {time.monotonic() - began:.0f} s on: it may have started. "
         + (
             f"{again} says once the server answers; starting it again with --instance-id "
             f"{shlex.quote(run_id)} starts it at most once"
