@@ -74,11 +74,18 @@ class LifecycleMethods(RuntimeParts):
         await self._open_store()
         acquiring = self._acquiring = asyncio.ensure_future(self.lease.acquire())
         try:
+            if self._drain_begun.is_set():  # asked as the store opened (review h35 F8)
+                acquiring.cancel()
             await acquiring
         except BaseException:
+            given_up = acquiring.cancelled() and self._drain_begun.is_set()
+            owner = getattr(self.lease, "owner", None)
+            if given_up and owner is not None:  # (a cancel as its take was being written:
+                with contextlib.suppress(Exception):  # review h35 F9)
+                    await self.store.release_lease("runtime", owner)
             await self.store.close()
             self.state = "stopped"
-            if acquiring.cancelled() and self._drain_begun.is_set():
+            if given_up:
                 raise StartGivenUpError() from None
             raise
         finally:
@@ -195,12 +202,14 @@ class LifecycleMethods(RuntimeParts):
         and polls stop. The steps and actions running go on, and are recorded. Timers go on
         firing: a deadline that passes during the drain (a group's, a run's, a wait's) ends what
         it ends, as it would have, where a group's slow function ran to its end and the group
-        completed with it (newcomer h35 F1); what one would start is recorded postponed, for the
-        next start. ``serve`` calls it as its drain begins (SIGTERM), before it waits for the
+        completed with it (newcomer h35 F1); a step or an action one would start is recorded
+        postponed, for the next start, while a pause's notice or a run's end hooks it calls
+        are called (the drain waits for them; one it cuts is called again at the next start). ``serve`` calls it as its drain begins (SIGTERM), before it waits for the
         requests in flight, which may take long (a client sending its body slowly)."""
-        if self._acquiring is not None:  # waiting for the lease: it took nothing, it ends
+        if self.state == "new":  # starting: waiting for the lease (or the schema's), it ends
             self._drain_begun.set()
-            self._acquiring.cancel()
+            if self._acquiring is not None:
+                self._acquiring.cancel()
             return
         if self.state != "running":
             return
@@ -251,6 +260,8 @@ class LifecycleMethods(RuntimeParts):
             except LeaseHeldError as held:
                 if not getattr(self.lease, "waits", False):
                     raise
+                if self._drain_begun.is_set():  # a stop asked as it waits (review h35 F8)
+                    raise StartGivenUpError() from None
                 logger.warning("%s; waiting", held)
                 await self.clock.sleep(min(max(held.expires_in, 0.05), 1.0))
 

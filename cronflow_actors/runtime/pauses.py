@@ -19,6 +19,7 @@ import msgspec
 from cronflow_actors.engine.services import decode_state
 from cronflow_actors.engine.states import FINAL_STATES, WorkItemState
 from cronflow_actors.errors import (
+    ConfigurationError,
     InstanceBlockedError,
     InvalidPayloadError,
     InvalidStateTransitionError,
@@ -212,6 +213,8 @@ class Pauses:
         (its children's and its net's work items' included; ``NotFoundError`` if there is no
         such run)."""
         check_limit(limit)
+        if run_id == "":  # (review h35 F12: "no run ''", a 404)
+            raise ConfigurationError("run_id", run_id, "a run's id, or none for every run's")
         after = decode_cursor(cursor) if cursor else None
         rows = await self._store.open_waits(
             "pause", instance_id=run_id, after=after, limit=limit, max_bytes=PAGE_BYTES

@@ -134,7 +134,7 @@ class RunInfo(msgspec.Struct, frozen=True, kw_only=True):
     ] = None
     """The run that resumes this one (``replay(..., resume=True)``), where its work goes on: a
     failed run pointed nowhere after it, and offered a resume (newcomer h31 F2). Said by
-    ``inspect`` of an ended run; None in listings, which do not look."""
+    ``inspect`` of an ended run, and by listings (newcomer h35 F5)."""
     trigger: Annotated[RunTrigger | None, _single("how the run was started")] = None
     """How a flow's run was started, and what its webhook kept of the request (``inspect``;
     None for a net's instance, and in listings)."""

@@ -237,12 +237,12 @@ def test_a_senders_bidi_and_c1_controls_are_shown_not_obeyed(page: Any, served: 
 def test_a_pauses_description_from_a_sender_is_shown_not_obeyed(page: Any, served: Served) -> None:
     """A pause's description and approval URL were shown raw: a sender's U+202E read
     "$10000 amount:" for "00001$ :tnuoma" on both pages (hostile h35 F1)."""
-    amount = "00001$ :tnuoma\u202e\u2028\u0085"
+    amount = "00001$ :tnuoma\u202e\u2028\u0085\u001b"  # (ESC too: retest h35 L4)
     run_id = api(served, "POST", "/runs", {"workflow": "ask", "payload": {"amount": amount}})[
         "run_id"
     ]
     paused_token(served, run_id)
-    shown = "00001$ :tnuoma\\u202e\\u2028\\u0085"
+    shown = "00001$ :tnuoma\\u202e\\u2028\\u0085\\u001b"
     page.goto(f"{served.url}/ui/#/runs/{run_id}")
     page.wait_for_selector("#pause .description")
     assert page.inner_text("#pause .description") == f"pay {shown}"
@@ -251,7 +251,7 @@ def test_a_pauses_description_from_a_sender_is_shown_not_obeyed(page: Any, serve
     page.wait_for_selector(f"{card} .description")
     assert page.inner_text(f"{card} .description") == f"pay {shown}"
     assert f"https://approve.example/{shown}" in page.inner_text(card)
-    for hidden in ("\u202e", "\u2028", "\u0085"):
+    for hidden in ("\u202e", "\u2028", "\u0085", "\u001b"):
         assert hidden not in page.inner_text("main")
 
 

@@ -133,6 +133,9 @@ async def test_a_work_list_or_pauses_of_no_such_instance_is_a_404(serve: Serve) 
         assert missing.json()["type"] == "urn:cronflow:problem:not-found"
         assert "'nobody'" in missing.json()["detail"]
     assert (await client.get("/workflows/nobody/work-items")).status_code == 401
+    empty = await client.get("/paused", params={"run_id": ""}, headers=ADA)
+    assert empty.status_code == 400, empty.text  # no filter given is no run of that id
+    assert "the query parameter 'run_id'" in empty.json()["detail"]
     document = (await client.get("/openapi.json")).json()
     operation = document["paths"]["/workflows/{workflow_id}/work-items"]["get"]
     assert operation["operationId"] == "listOpenWorkItems"

@@ -35,7 +35,7 @@ __all__ = [
     "runs_page_json",
 ]
 
-_QUERY = {name: f"the query parameter {name!r}" for name in ("status", "cursor", "at")}
+_QUERY = {name: f"the query parameter {name!r}" for name in ("status", "cursor", "at", "run_id")}
 """The arguments of the runtime's reads that a request gives as query parameters."""
 
 

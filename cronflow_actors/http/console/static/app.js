@@ -45,11 +45,12 @@
     return h("span", { class: `badge s-${status}`, "data-status": status, text: status });
   }
 
-  // What JSON.stringify leaves raw and a reader cannot see: DEL and the C1 controls, the bidi
+  // What a reader cannot see, in text (a pause's description: retest h35 L4) and what
+  // JSON.stringify leaves raw: the C0 controls but tab and newline, DEL, the C1, the bidi
   // controls (a sender's U+202E turned the rest of a webhook's query around: retest h33 F7) and
   // the line and paragraph separators. Shown as \uXXXX, as the CLI shows them; in JSON text
   // that is the same string still (a payload edited for a replay parses to what was sent).
-  const HIDDEN = /[\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
+  const HIDDEN = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
 
   function visible(text) {
     return text.replace(HIDDEN, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
