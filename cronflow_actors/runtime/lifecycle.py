@@ -197,15 +197,16 @@ class LifecycleMethods(RuntimeParts):
         self.state = "stopped"
 
     def begin_drain(self) -> None:
-        """The first half of ``stop(drain=...)``, at once: no new step starts (a run's next
-        step, a retry; a started run waits at its first), nor a run waiting in line; schedules
-        and polls stop. The steps and actions running go on, and are recorded. Timers go on
-        firing: a deadline that passes during the drain (a group's, a run's, a wait's) ends what
-        it ends, as it would have, where a group's slow function ran to its end and the group
-        completed with it (newcomer h35 F1); a step or an action one would start is recorded
-        postponed, for the next start, while a pause's notice or a run's end hooks it calls
-        are called (the drain waits for them; one it cuts is called again at the next start). ``serve`` calls it as its drain begins (SIGTERM), before it waits for the
-        requests in flight, which may take long (a client sending its body slowly)."""
+        """The first half of ``stop(drain=...)``, at once: no new step starts (a run's next step, a
+        retry; a started run waits at its first), nor a run waiting in line; schedules and polls
+        stop. The steps and actions running go on, and are recorded. Timers go on firing: a deadline
+        that passes during the drain (a group's, a run's, a wait's) ends what it ends, as it would
+        have, where a group's slow function ran to its end and the group completed with it (newcomer
+        h35 F1); a step or an action one would start is recorded postponed, for the next start,
+        while a pause's notice or a run's end hooks it calls are called (the drain waits for them;
+        one it cuts is called again at the next start). ``serve`` calls it as its drain begins
+        (SIGTERM), before it waits for the requests in flight, which may take long (a client sending
+        its body slowly)."""
         if self.state == "new":  # starting: waiting for the lease (or the schema's), it ends
             self._drain_begun.set()
             if self._acquiring is not None:

@@ -425,11 +425,11 @@ class NetMethods(GiveUpMethods):
         return int(record.generation)
 
     async def open_work_items(self, workflow_id: str) -> list[OpenWorkItem]:
-        """The work items of workflow ``workflow_id``, and of the child workflows below it, that
-        an outside caller may act on now, each with those actions: a net's work list. One read
-        of the instance's last durable state; a workflow's items by its tasks' order, then its
-        children's, breadth first. A started item that waits for a person has its ``token`` (a resume answers
-        it too)."""
+        """The work items of workflow ``workflow_id``, and of the child workflows below it, that an
+        outside caller may act on now, each with those actions: a net's work list. One read of the
+        instance's last durable state; a workflow's items by its tasks' order, then its children's,
+        breadth first. A started item that waits for a person has its ``token`` (a resume answers it
+        too)."""
         state = await self._state(workflow_id)
         top = _workflow(state, workflow_id)
         return work_list(state, top, self.registry.get(state.workflow, state.version))
