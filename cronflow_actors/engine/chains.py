@@ -49,36 +49,41 @@ class Sends(Protocol):
 
 
 class Chain:
-    """One transaction's nested enables (``Transaction.chain``) and those put off."""
+    """One transaction's nested enables (``Transaction.chain``) and those put off (``later``,
+    made with the first)."""
 
     __slots__ = ("depth", "enables", "later")
 
     def __init__(self) -> None:
         self.depth = 0
         self.enables = 0
-        self.later: deque[EnableTask] = deque()
+        self.later: deque[EnableTask] | None = None
 
-    def deep(self) -> bool:
-        """Whether the frames under way leave less than ``HEADROOM`` below the limit."""
-        if self.depth < _SHALLOW:
-            return False
+    def put_off(self, workflow: WorkflowRecord, task: str) -> bool:
+        """Whether the enable of ``task`` must wait, the frames under way leaving less than
+        ``HEADROOM`` below the limit (then it is kept in ``later``), after ``MOST_ENABLES`` of
+        the turn's (refused); asked past ``_SHALLOW`` nested enables (a walk of the frames)."""
+        if self.enables > MOST_ENABLES:
+            raise EndlessChainError(workflow.name, task, MOST_ENABLES)
         frame, frames = sys._getframe(), 0
         while frame is not None:
             frames += 1
             frame = frame.f_back  # type: ignore[assignment]
-        return frames > sys.getrecursionlimit() - HEADROOM
-
-    def count(self, workflow: WorkflowRecord, task: str) -> None:
-        self.enables += 1
-        if self.enables > MOST_ENABLES:
-            raise EndlessChainError(workflow.name, task, MOST_ENABLES)
+        if frames <= sys.getrecursionlimit() - HEADROOM:
+            return False
+        if self.later is None:
+            self.later = deque()
+        self.later.append(EnableTask(workflow_id=workflow.id, task=task))
+        return True
 
     async def carry_on(self, send: Callable[[EnableTask], Awaitable[object]]) -> None:
         """Carry out the enables put off, in order (those they put off in turn after them)."""
+        later = self.later
+        assert later is not None  # (carried on only once some were put off)
         self.depth += 1
         try:
-            while self.later:
-                await send(self.later.popleft())
+            while later:
+                await send(later.popleft())
         finally:
             self.depth -= 1
 
@@ -99,9 +104,8 @@ async def enable_next(
     for candidate in candidates:
         if workflow.state in FINAL_STATES:
             break
-        chain.count(workflow, candidate)
-        if chain.deep():
-            chain.later.append(EnableTask(workflow_id=workflow.id, task=candidate))
+        chain.enables += 1
+        if chain.depth >= _SHALLOW and chain.put_off(workflow, candidate):
             continue
         chain.depth += 1
         try:
