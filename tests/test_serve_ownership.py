@@ -46,6 +46,21 @@ def serve(db: Path, port: int, *extra: str) -> subprocess.Popen[str]:
     return process
 
 
+def standby(db: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
+    """``serve`` on ``db`` with ``--wait-for-lease``, its output in ``log``."""
+    with log.open("w") as handle:
+        return subprocess.Popen(
+            [
+                *(sys.executable, "-m", "cronflow_actors", "serve", APP, "--db", str(db)),
+                *("--port", str(port), "--lease-seconds", "1", "--wait-for-lease"),
+            ],
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+        )
+
+
 def up(port: int, seconds: float = 30) -> bool:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -99,17 +114,7 @@ def test_wait_for_lease_takes_over_once_the_owner_stops(tmp_path: Path) -> None:
     first = serve(db, first_port)
     assert up(first_port)
     log = tmp_path / "second.log"
-    with log.open("w") as handle:
-        second = subprocess.Popen(
-            [
-                *(sys.executable, "-m", "cronflow_actors", "serve", APP, "--db", str(db)),
-                *("--port", str(second_port), "--lease-seconds", "1", "--wait-for-lease"),
-            ],
-            cwd=ROOT,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
-            stdout=handle,
-            stderr=subprocess.STDOUT,
-        )
+    second = standby(db, second_port, log)
     try:
         # it says it waits, naming the owner, once it has found the lease taken
         assert said(log, "is owned by runtime"), log.read_text()
@@ -139,22 +144,16 @@ def test_a_serve_waiting_for_the_lease_stops_at_sigterm_and_takes_nothing(
     first = serve(db, first_port)
     assert up(first_port)
     log = tmp_path / "standby.log"
-    with log.open("w") as handle:
-        standby = subprocess.Popen(
-            [
-                *(sys.executable, "-m", "cronflow_actors", "serve", APP, "--db", str(db)),
-                *("--port", str(free_port()), "--lease-seconds", "1", "--wait-for-lease"),
-            ],
-            cwd=ROOT,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
-            stdout=handle,
-            stderr=subprocess.STDOUT,
-        )
-    STARTED.append(standby)
-    assert said(log, "is owned by runtime"), log.read_text()
-    asked = time.monotonic()
-    standby.send_signal(signal.SIGTERM)
-    assert standby.wait(20) == 0, log.read_text()
+    waiting = standby(db, free_port(), log)
+    try:
+        assert said(log, "is owned by runtime"), log.read_text()
+        asked = time.monotonic()
+        waiting.send_signal(signal.SIGTERM)
+        assert waiting.wait(20) == 0, log.read_text()
+    finally:
+        if waiting.poll() is None:
+            waiting.kill()
+        waiting.wait()
     assert time.monotonic() - asked < 10
     out = log.read_text()
     assert (
