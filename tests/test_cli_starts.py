@@ -27,7 +27,8 @@ class _Lossy(_Older):
     answers: ClassVar[bool] = True
     first: ClassVar[str] = "drop"
     """How the first start's answer is lost: ``drop`` (no answer), ``proxy`` (a proxy's 504
-    page), ``cut`` (its headers, and part of its body)."""
+    page), ``cut`` (its headers, and part of its body), ``cut-proxy`` (a proxy's 502 so cut:
+    retest2 h35 R6, a traceback)."""
 
     def do_POST(self) -> None:
         length = int(self.headers.get("content-length", "0"))
@@ -35,8 +36,8 @@ class _Lossy(_Older):
         if len(self.starts) == 1 and self.first == "proxy":
             self._json(504, "<html>Gateway Timeout</html>", "text/html")
             return
-        if len(self.starts) == 1 and self.first == "cut":
-            self.send_response(201)
+        if len(self.starts) == 1 and self.first in ("cut", "cut-proxy"):
+            self.send_response(201 if self.first == "cut" else 502)
             self.send_header("content-type", "application/json")
             self.send_header("content-length", "200")
             self.end_headers()
@@ -70,7 +71,7 @@ def test_a_start_whose_answer_was_lost_is_sent_again_and_started_once() -> None:
     assert "asking again with the same run id, so that it starts once" in result.stderr
 
 
-@pytest.mark.parametrize("first", ["proxy", "cut"])
+@pytest.mark.parametrize("first", ["proxy", "cut", "cut-proxy"])
 def test_a_start_whose_answer_a_proxy_lost_or_cut_is_sent_again(first: str) -> None:
     """A proxy's 504 was exit 4 "retry later", and an answer cut after its headers a traceback
     and exit 1, though the run may have started (review h35 F4, F5)."""

@@ -70,7 +70,11 @@ class Client:
                 raw = response.read()
                 status = response.status
         except urllib.error.HTTPError as error:
-            raise self._refused(error.code, error.read(), error.headers) from None
+            try:
+                raw = error.read()
+            except HTTPException as cut:  # a refusal cut mid-body (retest2 h35 R6)
+                raise ServerUnreachableError(self.url, cut, exit_code=Exit.UNREACHABLE) from None
+            raise self._refused(error.code, raw, error.headers) from None
         except (urllib.error.URLError, TimeoutError, ConnectionError, HTTPException) as error:
             # (HTTPException: an answer cut off after its headers, review h35 F5)
             reason = getattr(error, "reason", error)

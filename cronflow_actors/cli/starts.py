@@ -53,17 +53,20 @@ def start_once(
         body["instance_id"] = args.instance_id
     elif not body.get("resume"):  # (a resume is named by its run: asked again, the same one)
         body["instance_id"] = new_run_id()
+    sent = time.monotonic()  # (the time said counts the first try's: retest2 h35 R5)
     try:
         return _post(client, path, body)
     except ServerUnreachableError as lost:
         if not isinstance(lost.reason, _MAYBE_SENT):
             raise  # never sent (refused, no such host): nothing started
-        return _ask_again(args, client, path, body, lost.reason)
+        return _ask_again(args, client, path, body, lost.reason, began=sent)
     except ApiError as refused:
         if refused.status == 409 and refused.slug == "instance-exists":
             raise _taken(args, body["instance_id"]) from None
         if refused.status in _PROXY_LOST and not refused.slug:
-            return _ask_again(args, client, path, body, f"HTTP {refused.status} from a proxy")
+            return _ask_again(
+                args, client, path, body, f"HTTP {refused.status} from a proxy", began=sent
+            )
         raise
 
 
@@ -77,11 +80,14 @@ def _ask_again(
     path: str,
     body: dict[str, Any],
     lost: object,
+    *,
+    began: float,
 ) -> dict[str, Any]:
     """The start sent again, each second, while the server does not answer (for ``GONE_FOR``,
     or ``--timeout``; each try for at most ``_TRY``): started by the first (409) or by this
-    one; exit 5 if it stays away (``lost``: how the first one's answer was lost)."""
-    run_id, began = body.get("instance_id"), time.monotonic()
+    one; exit 5 if it stays away (``lost``: how the first one's answer was lost, ``began``:
+    when it was sent)."""
+    run_id = body.get("instance_id")
     if not args.json:
         print(
             f"the server at {client.url} did not answer the start ({lost}); asking again with "

@@ -1,18 +1,18 @@
 """Long chains of tasks completed in one turn: a run's carried steps fast-forwarded by a
 migration or a resume, a net of dummy or composite tasks. A completion enables what follows
-inside it, depth first (Tasquencer's cascade), and each task so nested takes a handful of
-Python frames (a composite task, with the audit on, a few dozen): a chain of about 190 dummy
-tasks overflowed the interpreter's stack, so a long run could not be migrated or resumed and a
-long net could not start (conform h35 F1).
+inside it, depth first (Tasquencer's cascade), and each task so nested
+takes a handful of Python frames (a composite task, with the audit on, a few dozen): a chain of
+about 190 dummy tasks overflowed the interpreter's stack, so a long run could not be migrated
+or resumed and a long net could not start (conform h35 F1).
 
 A turn runs depth first as before while the stack has room. Once the frames under way come
-within ``HEADROOM`` of the interpreter's recursion limit, an enable is put off
+within ``HEADROOM`` of ``STACK`` (the recursion limit, or less), an enable is put off
 (``Chain.put_off``) and carried out once the outermost completion has enabled its own
 followers, in the order the enables were reached, each the start of a chain of its own. Only a
-turn that overflowed before is so reordered (review h35 F1: a fixed depth of 64 changed which
-side of a deferred choice won, in nets that ran). A loop of tasks that never waits, which
-enabled tasks without end, is refused (``EndlessChainError``) after ``MOST_ENABLES`` enables
-in one turn."""
+turn within ``HEADROOM`` frames of overflowing is so reordered: a race decided there (a
+deferred choice) may go the other way than it did when such a turn did not overflow (review
+h35 F1, retest2 h35 R1). A loop of tasks that never waits, which enabled tasks without end, is
+refused (``EndlessChainError``) after ``MOST_ENABLES`` enables in one turn."""
 
 from __future__ import annotations
 
@@ -26,17 +26,22 @@ from cronflow_actors.errors import EndlessChainError
 from cronflow_actors.messages.elements import EnableTask
 from cronflow_actors.messages.instance_state import WorkflowRecord
 
-__all__ = ["HEADROOM", "MOST_ENABLES", "Chain", "Sends", "enable_next"]
+__all__ = ["HEADROOM", "MOST_ENABLES", "STACK", "Chain", "Sends", "enable_next"]
+
+STACK = 1_000
+"""The deepest stack a turn uses, in frames, below a higher recursion limit: Python 3.11 nests
+the C stack with each awaited coroutine, and 8,000 tasks deep under a limit of 30,000 the
+process died (retest2 h35 R4)."""
 
 HEADROOM = 120
-"""Frames left below the recursion limit for what an enable calls (user code among it): an
-enable deeper than that is put off."""
+"""Frames left for what an enable calls (user code among it): an enable deeper is put off."""
 
-MOST_ENABLES = 100_000
-"""Enables in one turn before its chain is taken for a loop without end."""
+MOST_ENABLES = 20_000
+"""Enables in one turn before its chain is taken for a loop without end (a few seconds of the
+loop's time: retest2 h35 R3, 100,000 kept a loop of composite tasks 5 s and lost the lease)."""
 
 _SHALLOW = 24
-"""Nested enables below which the stack is not measured (a walk of its frames)."""
+"""Nested enables below which the stack is not measured."""
 
 
 class Sends(Protocol):
@@ -60,16 +65,18 @@ class Chain:
         self.later: deque[EnableTask] | None = None
 
     def put_off(self, workflow: WorkflowRecord, task: str) -> bool:
-        """Whether the enable of ``task`` must wait, the frames under way leaving less than
-        ``HEADROOM`` below the limit (then it is kept in ``later``), after ``MOST_ENABLES`` of
-        the turn's (refused); asked past ``_SHALLOW`` nested enables (a walk of the frames)."""
+        """Whether the enable of ``task`` (counted) must wait, the frames under way leaving
+        less than ``HEADROOM`` (then it is kept in ``later``); after ``MOST_ENABLES`` of the
+        turn's, refused. The stack is measured past ``_SHALLOW`` nested enables, by
+        ``sys._getframe``'s walk in C."""
+        self.enables += 1
         if self.enables > MOST_ENABLES:
             raise EndlessChainError(workflow.name, task, MOST_ENABLES)
-        frame, frames = sys._getframe(), 0
-        while frame is not None:
-            frames += 1
-            frame = frame.f_back  # type: ignore[assignment]
-        if frames <= sys.getrecursionlimit() - HEADROOM:
+        if self.depth < _SHALLOW:
+            return False
+        try:
+            sys._getframe(min(sys.getrecursionlimit(), STACK) - HEADROOM)
+        except ValueError:  # not that deep
             return False
         if self.later is None:
             self.later = deque()
@@ -104,8 +111,7 @@ async def enable_next(
     for candidate in candidates:
         if workflow.state in FINAL_STATES:
             break
-        chain.enables += 1
-        if chain.depth >= _SHALLOW and chain.put_off(workflow, candidate):
+        if chain.put_off(workflow, candidate):
             continue
         chain.depth += 1
         try:
