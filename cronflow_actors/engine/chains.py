@@ -65,15 +65,12 @@ class Chain:
         self.later: deque[EnableTask] | None = None
 
     def put_off(self, workflow: WorkflowRecord, task: str) -> bool:
-        """Whether the enable of ``task`` (counted) must wait, the frames under way leaving
-        less than ``HEADROOM`` (then it is kept in ``later``); after ``MOST_ENABLES`` of the
-        turn's, refused. The stack is measured past ``_SHALLOW`` nested enables, by
-        ``sys._getframe``'s walk in C."""
-        self.enables += 1
+        """Whether the enable of ``task`` must wait, the frames under way leaving less than
+        ``HEADROOM`` (then it is kept in ``later``); after ``MOST_ENABLES`` of the turn's,
+        refused. Asked past ``_SHALLOW`` nested enables or that many enables; the stack is
+        measured by ``sys._getframe``'s walk in C."""
         if self.enables > MOST_ENABLES:
             raise EndlessChainError(workflow.name, task, MOST_ENABLES)
-        if self.depth < _SHALLOW:
-            return False
         try:
             sys._getframe(min(sys.getrecursionlimit(), STACK) - HEADROOM)
         except ValueError:  # not that deep
@@ -111,7 +108,10 @@ async def enable_next(
     for candidate in candidates:
         if workflow.state in FINAL_STATES:
             break
-        if chain.put_off(workflow, candidate):
+        chain.enables += 1
+        if (chain.depth >= _SHALLOW or chain.enables > MOST_ENABLES) and chain.put_off(
+            workflow, candidate
+        ):
             continue
         chain.depth += 1
         try:
