@@ -68,12 +68,13 @@ def fork() -> net.NetSpec:
 
 
 def desk() -> net.NetSpec:
-    """Two pauses at once, and a composite task whose child net has a person's task."""
-    signing = [
+    """Two pauses at once, and a composite task whose child net has a person's task, then a
+    pause of its own."""
+    sign, countersign, seal = [
         net.work_item(name, wait=net.WaitSpec(kind="pause"))
         .actions(complete=net.action())
         .activities(on_initialized=lambda ctx: ctx.work_item.start())
-        for name in ("sign", "countersign")
+        for name in ("sign", "countersign", "seal")
     ]
     stamp = net.work_item("stamp").actions(start=net.action(), complete=net.action())
     stamping = (
@@ -81,16 +82,18 @@ def desk() -> net.NetSpec:
         .start_condition("start")
         .end_condition("end")
         .task("stamp", net.task(stamp))
+        .task("seal", net.task(seal))
         .connect_condition("start", "stamp")
-        .connect_task("stamp", "end")
+        .connect_task("stamp", "seal")
+        .connect_task("seal", "end")
     )
     return (
         net.workflow("desk")
         .start_condition("start")
         .end_condition("end")
         .dummy_task("split")
-        .task("sign", net.task(signing[0]))
-        .task("countersign", net.task(signing[1]))
+        .task("sign", net.task(sign))
+        .task("countersign", net.task(countersign))
         .composite_task("stamping", net.composite_task(stamping))
         .dummy_task("join")
         .connect_condition("start", "split")

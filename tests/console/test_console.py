@@ -374,6 +374,10 @@ def test_a_nets_run_page_answers_each_of_its_pauses_and_its_child_nets_items(
     page.click("#work-list [data-verb='start']")
     page.wait_for_selector("#work-list [data-verb='complete']")
     page.click("#work-list [data-verb='complete']")
+    # the child net's own pause says whose it is (retest h35 L5)
+    sealed = page.wait_for_selector("#pause .run-pause h2")
+    assert sealed.inner_text() == "Waiting for a person at step “seal” of the net stamping"
+    page.click("#pause .run-pause button.approve")
     page.wait_for_selector("#run-id + .badge[data-status='completed']")
 
 

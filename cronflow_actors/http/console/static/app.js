@@ -622,7 +622,8 @@
       }
       if (pauses && pauses.paused.length) {  // a form each (the oldest first)
         parts.push(h("div", { class: "card", id: "pause" }, pauses.paused.map((pause) => h("div", { class: "run-pause", "data-token": pause.token },
-          h("h2", { text: `Waiting for a person at step “${pause.step}”` }),
+          // (a child net's or item flow's pause says whose it is: retest h35 L5)
+          h("h2", { text: `Waiting for a person at step “${pause.step}”${pause.workflow !== run.workflow ? ` of the ${flow ? "flow" : "net"} ${pause.workflow}` : ""}` }),
           pause.description ? h("p", { class: "description", text: visible(pause.description) }) : null,
           run.blocked ? h("p", { class: "muted", text: "Its approval is refused while it cannot run here (above)." }) : pauseForm(pause, load, !flow))),
         pauses.next_cursor ? h("p", { class: "muted", text: `The first ${PAUSES_SHOWN} of its pauses: the Paused page lists the others.` }) : null));
