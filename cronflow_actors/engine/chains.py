@@ -66,11 +66,8 @@ class Chain:
 
     def put_off(self, workflow: WorkflowRecord, task: str) -> bool:
         """Whether the enable of ``task`` must wait, the frames under way leaving less than
-        ``HEADROOM`` (then it is kept in ``later``); after ``MOST_ENABLES`` of the turn's,
-        refused. Asked past ``_SHALLOW`` nested enables or that many enables; the stack is
-        measured by ``sys._getframe``'s walk in C."""
-        if self.enables > MOST_ENABLES:
-            raise EndlessChainError(workflow.name, task, MOST_ENABLES)
+        ``HEADROOM`` (then it is kept in ``later``). Asked past ``_SHALLOW`` nested enables;
+        the stack is measured by ``sys._getframe``'s walk in C."""
         try:
             sys._getframe(min(sys.getrecursionlimit(), STACK) - HEADROOM)
         except ValueError:  # not that deep
@@ -109,9 +106,9 @@ async def enable_next(
         if workflow.state in FINAL_STATES:
             break
         chain.enables += 1
-        if (chain.depth >= _SHALLOW or chain.enables > MOST_ENABLES) and chain.put_off(
-            workflow, candidate
-        ):
+        if chain.enables > MOST_ENABLES:
+            raise EndlessChainError(workflow.name, candidate, MOST_ENABLES)
+        if chain.depth >= _SHALLOW and chain.put_off(workflow, candidate):
             continue
         chain.depth += 1
         try:

@@ -73,7 +73,8 @@ def event_task(node: n.EventNode, step_ids: frozenset[str]) -> net.TaskBuilder:
             ctx.register_scheduled(timeout, jobs.reset_work_item(item.id))  # then waits again
             return
         # (its deadline's class named, as a step's timeout's: conform h35 F2)
-        error = f"StepTimeoutError: timed out after {timeout:g} s waiting for event {node.event!r}"
+        said = f"timed out after {timeout:g} s waiting for event {node.event!r}"
+        error = f"{StepTimeoutError.__name__}: {said}"
         ctx.register_scheduled(timeout, jobs.fail_work_item(item.id, error, timed_out=True))
 
     def again(ctx: Any) -> None:  # its task hears it was reset by its timeout: after the

@@ -224,13 +224,13 @@ class FlowMethods(NetMethods):
         page = await self.run_views.list_runs(
             workflow=workflow, status=status, limit=limit, cursor=cursor
         )
-        ended = [resume_id(r.id) for r in page if r.status in ("failed", "canceled")]
-        resumed = await self.store.existing_among(ended) if ended else set()
+        resumes = {r.id: resume_id(r.id) for r in page if r.status in ("failed", "canceled")}
+        resumed = await self.store.existing_among(list(resumes.values())) if resumes else set()
         if not resumed:
             return page
         runs = [
-            msgspec.structs.replace(r, resumed_as=resume_id(r.id))
-            if resume_id(r.id) in resumed
+            msgspec.structs.replace(r, resumed_as=resumes[r.id])
+            if resumes.get(r.id) in resumed
             else r
             for r in page
         ]

@@ -197,9 +197,9 @@ class Pauses:
         raise NotPausedError(run_id)
 
     async def _known(self, run_id: str) -> None:
-        """``NotFoundError`` unless run ``run_id`` is stored (or queued to start)."""
-        store = self._store
-        if not await store.instance_exists(run_id) and await store.queued_run(run_id) is None:
+        """``NotFoundError`` unless run ``run_id`` is stored (or queued to start: both are what
+        ``instance_exists`` asks)."""
+        if not await self._store.instance_exists(run_id):
             raise NotFoundError("run", run_id)
 
     async def list_paused(
