@@ -10,7 +10,7 @@ from typing import Any, NoReturn
 
 import msgspec
 
-from cronflow_actors.errors import CancelRunRequested
+from cronflow_actors.errors import CancelRunRequested, RunFailedError, class_name
 from cronflow_actors.flow.envelope import TriggerEnvelope, flow_payload, read_envelope
 from cronflow_actors.flow.secrets import NO_SECRETS, Secrets
 from cronflow_actors.net.spec import is_caught
@@ -123,7 +123,8 @@ class FlowContext:
     try), ``idempotency_key`` (stable across retries and restarts), ``redispatches`` (how many
     times a restart ran this step again: it had started and its end was not recorded, so it may
     have done its work before; 0 in the first process), ``error`` (in ``on_error``
-    and ``on_failure``), ``secrets`` (the flow's ``define(secrets=...)``, read-only, never
+    and ``on_failure``) and ``error_type`` (its class's qualified name, ``"builtins.KeyError"``,
+    whether ``error`` is the raised exception or a record of it), ``secrets`` (the flow's ``define(secrets=...)``, read-only, never
     persisted).
     """
 
@@ -172,6 +173,18 @@ class FlowContext:
         self.error = error
         self.secrets = secrets
         self._published: dict[str, int] | None = None
+
+    @property
+    def error_type(self) -> str | None:
+        """The qualified class name of ``error`` (None when there is none): the raised
+        exception's class, or the class a ``RunFailedError`` record names, so one fallback
+        serves a step (which gets the exception) and a group (which gets its record)."""
+        error = self.error
+        if error is None:
+            return None
+        if isinstance(error, RunFailedError) and error.type:
+            return error.type
+        return class_name(error)
 
     def publish_event(
         self, name: str, payload: Any = None, *, idempotency_key: str | None = None
@@ -225,7 +238,7 @@ class FlowContext:
         elif name == "sleep":
             hint = "a durable wait is a node of the flow: .sleep(id, duration) between steps"
         else:
-            names = sorted(n for n in self.__slots__ if not n.startswith("_"))
+            names = sorted([*(n for n in self.__slots__ if not n.startswith("_")), "error_type"])
             hint = f"ctx has {', '.join(names)}, cancel(reason) and publish_event(name, payload)"
         raise AttributeError(f"'FlowContext' object has no attribute {name!r}: {hint}")
 

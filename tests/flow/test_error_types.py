@@ -118,3 +118,42 @@ async def test_an_answered_failures_class_is_carried_by_a_resume_and_a_migration
     await rt.wait_idle()
     [step, _] = (await rt.inspect(moved)).steps
     assert (step.id, step.carried, step.error_type) == ("raise", True, "builtins.ValueError")
+
+
+async def test_one_fallback_reads_the_class_of_a_steps_and_a_groups_failure(
+    rt: cf.Runtime,
+) -> None:
+    """A step's fallback gets the exception, a group's a record of it; ``ctx.error_type``
+    names the class for both, so one fallback serves both (newcomer h35 F6)."""
+    seen: list[Any] = []
+
+    def fallback(ctx: cf.FlowContext) -> str:
+        seen.append((ctx.step_name, ctx.error_type))
+        return "skipped"
+
+    def down(ctx: cf.FlowContext) -> None:
+        raise LookupError("search is down")
+
+    def hook(ctx: cf.FlowContext) -> None:
+        seen.append(("on_failure", ctx.error_type))
+
+    flow = (
+        cf.define("shared_fallback", hooks=cf.Hooks(on_failure=hook))
+        .step("kb", down)
+        .on_error(fallback)
+        .parallel("checks", [down, down])
+        .on_error(fallback)
+        .step("last", lambda ctx: (ctx.error_type, ctx.error))
+        .step("fails", down)
+    )
+    rt.register(flow)
+    run = await rt.trigger("shared_fallback")
+    assert (await rt.wait(run, timeout=5)).status == "failed"
+    await rt.wait_idle()  # (the run's end hooks run after its end is recorded)
+    assert seen == [
+        ("kb", "builtins.LookupError"),
+        ("checks", "builtins.LookupError"),
+        ("on_failure", "builtins.LookupError"),
+    ]
+    steps = {step.id: step for step in (await rt.inspect(run)).steps}
+    assert steps["last"].output == [None, None]
