@@ -5,20 +5,23 @@ takes a handful of Python frames (a composite task, with the audit on, a few doz
 about 190 dummy tasks overflowed the interpreter's stack, so a long run could not be migrated
 or resumed and a long net could not start (conform h35 F1).
 
-A turn runs depth first as before while the stack has room. Once the frames under way come
-within ``HEADROOM`` of ``STACK`` (the recursion limit, or less), an enable is put off
-(``Chain.put_off``) and carried out once the outermost completion has enabled its own
-followers, in the order the enables were reached, each the start of a chain of its own. Only a
-turn within ``HEADROOM`` frames of overflowing is so reordered: a race decided there (a
-deferred choice) may go the other way than it did when such a turn did not overflow (review
-h35 F1, retest2 h35 R1). A loop of tasks that never waits, which enabled tasks without end, is
-refused (``EndlessChainError``) after ``MOST_ENABLES`` enables in one turn."""
+A turn runs depth first while the stack has room. Once the frames under way pass ``STACK``
+less ``HEADROOM`` (the recursion limit, or less), the rest of a completion's enables is put
+off (``Chain.put_off``), and so is every enable reached after it while the stack unwinds to
+the outermost completion, which then carries them out (``Chain.carry_on``) in depth-first
+order: each put-off rest in the order it was put off, what it puts off in turn before the
+rests after it. The enables happen in the order they would on a stack without end, so a race
+decided in a long chain (a deferred choice) goes the way it does in a short one (review h35
+F1, retest2 h35 R1), and what an enable calls (a router, an activity: user code) has at least
+``HEADROOM`` frames whatever the chain's length (retest2 h35 R2). A loop of tasks that never
+waits, which enabled tasks without end, is refused (``EndlessChainError``) after
+``MOST_ENABLES`` enables in one turn."""
 
 from __future__ import annotations
 
 import sys
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
 from cronflow_actors.engine.states import FINAL_STATES
@@ -26,90 +29,138 @@ from cronflow_actors.errors import EndlessChainError
 from cronflow_actors.messages.elements import EnableTask
 from cronflow_actors.messages.instance_state import WorkflowRecord
 
-__all__ = ["HEADROOM", "MOST_ENABLES", "STACK", "Chain", "Sends", "enable_next"]
+__all__ = ["HEADROOM", "MOST_ENABLES", "STACK", "Chain", "Note", "Sends", "asked", "enable_next"]
 
 STACK = 1_000
 """The deepest stack a turn uses, in frames, below a higher recursion limit: Python 3.11 nests
 the C stack with each awaited coroutine, and 8,000 tasks deep under a limit of 30,000 the
 process died (retest2 h35 R4)."""
 
-HEADROOM = 120
-"""Frames left for what an enable calls (user code among it): an enable deeper is put off."""
+HEADROOM = 500
+"""Frames left for what an enable calls (user code among it): an enable deeper is put off.
+120 left a router that recursed 130 levels a ``RecursionError`` at the end of a long chain
+only (retest2 h35 R2); put-off enables keep their order, so a wide headroom costs nothing
+but more returns to the outermost completion."""
 
 MOST_ENABLES = 20_000
 """Enables in one turn before its chain is taken for a loop without end (a few seconds of the
 loop's time: retest2 h35 R3, 100,000 kept a loop of composite tasks 5 s and lost the lease)."""
 
-_SHALLOW = 24
-"""Nested enables below which the stack is not measured."""
+_SHALLOW = 8
+"""Nested enables below which the stack is not measured (eight composite tasks, audit on:
+some 250 frames)."""
+
+Enable = Callable[[], Awaitable[None]]
+Note = tuple[str, str]
+"""A completion under way in ``Transaction.completing``: its workflow's id and its task."""
 
 
 class Sends(Protocol):
-    """What ``enable_next`` asks of the transaction (``Transaction``): its chain, its send."""
+    """What ``enable_next`` asks of the transaction (``Transaction``)."""
 
     chain: Chain | None
+    completing: tuple[Note, ...]
 
     @property
     def send(self) -> Callable[[EnableTask], Awaitable[object]]: ...
 
 
-class Chain:
-    """One transaction's nested enables (``Transaction.chain``) and those put off (``later``,
-    made with the first)."""
+class _Rest:
+    """The enables of one completion put off: ``enable_next``'s arguments from a candidate on."""
 
-    __slots__ = ("depth", "enables", "later")
+    __slots__ = ("candidates", "enable_again", "name", "note", "workflow")
+
+    def __init__(
+        self,
+        workflow: WorkflowRecord,
+        name: str,
+        candidates: Sequence[str],
+        enable_again: Enable,
+        note: Note | None,
+    ) -> None:
+        self.workflow, self.name, self.candidates = workflow, name, candidates
+        self.enable_again, self.note = enable_again, note
+
+
+class Chain:
+    """One transaction's nested enables (``Transaction.chain``): how deep, how many, and the
+    rests put off (``later``) while ``putting_off`` (from the first put off to the outermost
+    completion's ``carry_on``)."""
+
+    __slots__ = ("depth", "enables", "later", "putting_off")
 
     def __init__(self) -> None:
         self.depth = 0
         self.enables = 0
-        self.later: deque[EnableTask] | None = None
+        self.later: deque[_Rest] | None = None
+        self.putting_off = False
 
-    def put_off(self, workflow: WorkflowRecord, task: str) -> bool:
-        """Whether the enable of ``task`` must wait, the frames under way leaving less than
-        ``HEADROOM`` (then it is kept in ``later``). Asked past ``_SHALLOW`` nested enables;
-        the stack is measured by ``sys._getframe``'s walk in C."""
+    def full(self) -> bool:
+        """Whether the frames under way leave less than ``HEADROOM`` (measured by
+        ``sys._getframe``'s walk in C)."""
         try:
             sys._getframe(min(sys.getrecursionlimit(), STACK) - HEADROOM)
         except ValueError:  # not that deep
             return False
-        if self.later is None:
-            self.later = deque()
-        self.later.append(EnableTask(workflow_id=workflow.id, task=task))
         return True
 
-    async def carry_on(self, send: Callable[[EnableTask], Awaitable[object]]) -> None:
-        """Carry out the enables put off, in order (those they put off in turn after them)."""
-        later = self.later
-        assert later is not None  # (carried on only once some were put off)
+    def put_off(self, rest: _Rest) -> None:
+        """Keep ``rest`` for ``carry_on``, and every enable after it until then."""
+        if self.later is None:
+            self.later = deque()
+        self.later.append(rest)
+        self.putting_off = True
+
+    async def carry_on(self, tx: Sends) -> None:
+        """Carry out the rests put off, depth first: each in order, and what one puts off in
+        turn before the rests after it."""
+        pending = [self.later]
+        self.later = None
         self.depth += 1
         try:
-            while later:
-                await send(later.popleft())
+            while pending:
+                level = pending[-1]
+                if not level:
+                    pending.pop()
+                    continue
+                rest = level.popleft()
+                self.putting_off = False
+                await enable_next(
+                    tx, rest.workflow, rest.name, rest.candidates, rest.enable_again, rest.note
+                )
+                if self.later:
+                    pending.append(self.later)
+                    self.later = None
         finally:
             self.depth -= 1
+            self.putting_off = False
 
 
-async def enable_next(
+async def enable_next(  # noqa: PLR0917 - a completion's own names, in their order
     tx: Sends,
     workflow: WorkflowRecord,
     name: str,
-    candidates: Iterable[str],
-    enable_again: Callable[[], Awaitable[None]],
+    candidates: Sequence[str],
+    enable_again: Enable,
+    note: Note | None = None,
 ) -> None:
     """Enable ``candidates``, what task ``name``'s completion in ``workflow`` may enable, in
     order, while its workflow goes on (``enable_again``: ``name`` itself, if its join still
-    holds); with the stack nearly full, put off."""
+    holds); with the stack nearly full, the rest is put off. ``note``: the completion's in
+    ``tx.completing`` (``withdrawal.asking``), dropped once every candidate was asked."""
     chain = tx.chain
     if chain is None:
         chain = tx.chain = Chain()
-    for candidate in candidates:
+    for index, candidate in enumerate(candidates):
         if workflow.state in FINAL_STATES:
+            break
+        if chain.putting_off or (chain.depth >= _SHALLOW and chain.full()):
+            chain.put_off(_Rest(workflow, name, candidates[index:], enable_again, note))
+            note = None  # (the rest's now)
             break
         chain.enables += 1
         if chain.enables > MOST_ENABLES:
             raise EndlessChainError(workflow.name, candidate, MOST_ENABLES)
-        if chain.depth >= _SHALLOW and chain.put_off(workflow, candidate):
-            continue
         chain.depth += 1
         try:
             if candidate == name:
@@ -118,5 +169,19 @@ async def enable_next(
                 await tx.send(EnableTask(workflow_id=workflow.id, task=candidate))
         finally:
             chain.depth -= 1
+    asked(tx, note)
     if chain.later and not chain.depth:  # the outermost: what was put off, now
-        await chain.carry_on(tx.send)
+        await chain.carry_on(tx)
+
+
+def asked(tx: Sends, note: Note | None) -> None:
+    """Drop ``note`` (if any) from ``tx.completing``: its completion has asked every task
+    after it (an OR-join asked before then does not take those for idle)."""
+    if note is None:
+        return
+    completing = tx.completing
+    if completing[-1] == note:
+        tx.completing = completing[:-1]
+    else:  # (put off: completions nested in it asked theirs first)
+        at = completing.index(note)
+        tx.completing = completing[:at] + completing[at + 1 :]

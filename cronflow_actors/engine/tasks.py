@@ -29,7 +29,7 @@ import msgspec
 
 from cronflow_actors.calls import call_user
 from cronflow_actors.engine import fast_forward
-from cronflow_actors.engine.chains import enable_next
+from cronflow_actors.engine.chains import asked, enable_next
 from cronflow_actors.engine.context import Context, Transition
 from cronflow_actors.engine.policies import checked_answer, default_answer
 from cronflow_actors.engine.states import (
@@ -46,7 +46,6 @@ from cronflow_actors.engine.task_children import Pending as _Pending
 from cronflow_actors.engine.task_children import child_changed, create_children, create_held
 from cronflow_actors.engine.transaction import Transaction, normalize
 from cronflow_actors.engine.withdrawal import (
-    asked,
     asking,
     cancel_region,
     disable_losers,
@@ -275,8 +274,8 @@ class Task:
                 return
         marking, marked = after_production(spec, name, workflow.marking, routed)
         tx.mark(workflow, marking, marked, produced_by=name, split=definition.split)
-        await enable_next(tx, workflow, name, enable_candidates(spec, name), self._enable)
-        asked(tx, or_joins)
+        candidates = enable_candidates(spec, name)
+        await enable_next(tx, workflow, name, candidates, self._enable, or_joins)
         await tx.send_last(change)
 
     async def _fail(

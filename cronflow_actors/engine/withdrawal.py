@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 
+from cronflow_actors.engine.chains import Note
 from cronflow_actors.engine.states import FINAL_STATES, TaskState
 from cronflow_actors.engine.transaction import Transaction
 from cronflow_actors.errors import CancelRunRequested, class_name
@@ -23,7 +24,6 @@ from cronflow_actors.net.marking import (
 from cronflow_actors.net.spec import JoinType, NetSpec, TaskSpec
 
 __all__ = [
-    "asked",
     "asking",
     "cancel_region",
     "disable_losers",
@@ -116,21 +116,16 @@ def idle_tasks(tx: Transaction, workflow: WorkflowRecord, spec: NetSpec) -> list
     return idle
 
 
-def asking(tx: Transaction, workflow: WorkflowRecord, spec: NetSpec, task: str) -> bool:
+def asking(tx: Transaction, workflow: WorkflowRecord, spec: NetSpec, task: str) -> Note | None:
     """``task`` of ``workflow`` completes and will ask the tasks after it to enable: an OR-join
-    asked meanwhile does not take those for idle (``idle_tasks``). True if it was noted (its
-    net has an OR-join), to pass to ``asked`` once it has asked them. A failure meanwhile
-    discards the transaction, and the note with it."""
+    asked meanwhile does not take those for idle (``idle_tasks``). The note it made (if its
+    net has an OR-join), which ``chains.asked`` drops once they were asked. A failure
+    meanwhile discards the transaction, and the note with it."""
     if not has_or_join(spec):
-        return False
-    tx.completing = (*tx.completing, (workflow.id, task))
-    return True
-
-
-def asked(tx: Transaction, noted: bool) -> None:
-    """The completion ``asking`` noted (if it did) has asked the tasks after it."""
-    if noted:
-        tx.completing = tx.completing[:-1]
+        return None
+    note = (workflow.id, task)
+    tx.completing = (*tx.completing, note)
+    return note
 
 
 def failed_by(

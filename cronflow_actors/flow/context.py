@@ -123,9 +123,9 @@ class FlowContext:
     try), ``idempotency_key`` (stable across retries and restarts), ``redispatches`` (how many
     times a restart ran this step again: it had started and its end was not recorded, so it may
     have done its work before; 0 in the first process), ``error`` (in ``on_error``
-    and ``on_failure``) and ``error_type`` (its class's qualified name, ``"builtins.KeyError"``,
-    whether ``error`` is the raised exception or a record of it), ``secrets`` (the flow's ``define(secrets=...)``, read-only, never
-    persisted).
+    and ``on_failure``) and ``error_type`` (its class's qualified name,
+    ``"builtins.KeyError"``, whether ``error`` is the raised exception or a record of it),
+    ``secrets`` (the flow's ``define(secrets=...)``, read-only, never persisted).
     """
 
     __slots__ = (

@@ -168,9 +168,48 @@ def race(length: int) -> net.NetSpec:
     return builder.actions(initialize=net.action()).build()
 
 
-async def test_a_chain_the_stack_holds_is_run_depth_first_as_before(tmp_path: Path) -> None:
+@pytest.mark.parametrize("length", [100, 200, 1_000])
+async def test_a_long_chain_wins_the_race_it_wins_when_short(tmp_path: Path, length: int) -> None:
     """Put off past a fixed depth of 64, a chain lost a deferred choice it won before (review
-    h35 F1): only a chain the stack could not hold is reordered."""
-    async with cf.Runtime(db=tmp_path / "r.db", workflows=[race(100)]) as rt:
+    h35 F1); put off near the stack's end, one of 175-230 did (retest2 h35 R1). What is put
+    off is carried out in the order a stack without end would take, whatever the length."""
+    async with cf.Runtime(db=tmp_path / "r.db", workflows=[race(length)]) as rt:
         states = await rt.task_states(await rt.start_workflow("race"))
     assert (states["X"], states["Y"]) == ("completed", "disabled")
+
+
+def recursing(name: str, length: int, depth: int) -> net.NetSpec:
+    """``length`` dummies, then an XOR-split whose router recurses ``depth`` levels (a walk
+    of a nested payload, say) and routes to a task that waits."""
+
+    def walk(level: int) -> int:
+        return 0 if level == 0 else 1 + walk(level - 1)
+
+    def route(ctx: Any) -> Any:
+        walk(depth)
+        return ctx.route.to_task("wait")
+
+    names = [f"d{i}" for i in range(length)]
+    builder = net.workflow(name).start_condition("start").end_condition("end")
+    for dummy in names:
+        builder.dummy_task(dummy)
+    builder.dummy_task("router", net.dummy_task().split("xor").route(route))
+    builder.task("wait", net.task(net.work_item("wait").actions(complete=net.action())))
+    builder.connect_condition("start", names[0])
+    for source, target in zip(names, [*names[1:], "router"], strict=True):
+        builder.connect_task(source, target)
+    builder.connect_task("router", "wait").connect_task("wait", "end")
+    return builder.actions(initialize=net.action()).build()
+
+
+async def test_user_code_at_the_end_of_a_long_chain_has_room_to_recurse(
+    tmp_path: Path,
+) -> None:
+    """A router that recursed 200 levels raised ``RecursionError`` after 156-172 dummies, and
+    only there: what an enable calls had 120 frames near the stack's end (retest2 h35 R2)."""
+    lengths = range(100, 260, 4)
+    nets = [recursing(f"deep{length}", length, 300) for length in lengths]
+    async with cf.Runtime(db=tmp_path / "u.db", workflows=nets) as rt:
+        for length in lengths:
+            states = await rt.task_states(await rt.start_workflow(f"deep{length}"))
+            assert states["wait"] == "enabled", length
