@@ -13,7 +13,7 @@ from cronflow_actors.engine.owners import work_item_owner
 from cronflow_actors.engine.states import TaskState, WorkItemState
 from cronflow_actors.engine.transaction import Transaction
 from cronflow_actors.engine.work_items import Trigger, initialize
-from cronflow_actors.errors import InvalidStateTransitionError
+from cronflow_actors.errors import InvalidStateTransitionError, WorkItemLimitError
 from cronflow_actors.messages.elements import CreateWorkItem
 from cronflow_actors.messages.engine import WorkflowRecord
 from cronflow_actors.net.spec import TaskKind, TaskSpec
@@ -53,6 +53,10 @@ async def create(tx: Transaction, message: CreateWorkItem) -> Trigger | None:
             else storable(payload, element=_element(definition, task), action="initialize")
         )
     else:
+        if message.principal is not None:  # an outside caller's: bounded
+            most = definition.max_work_items
+            if len(workflow.tasks[task].children) >= most:
+                raise WorkItemLimitError(workflow.name, task, most)
         stored = await _through_boundary(tx, workflow, definition, message)
     return await initialize(tx, workflow, task, stored, ident, defer=message.defer_trigger)
 

@@ -35,6 +35,7 @@
     │   ├── MockLostError                a replay's mocked step ran after a restart lost its mock
     │   ├── NotReplayableError           a replay of a net workflow's instance (no trigger)
     │   ├── EndlessChainError            tasks completed one after another without end in a turn
+    │   ├── WorkItemLimitError           an outside caller's work item past its task's bound
     │   ├── MigrationError               a migration that cannot be defined, registered or run
     │   ├── InstanceBlockedError         an instance whose definition changed under its version
     │   ├── InvalidStateTransitionError  an element cannot go from its state to the requested one
@@ -138,6 +139,7 @@ from cronflow_actors.errors._engine import (
     StepFailedError,
     UnknownWorkflowError,
     WorkflowDeprecatedError,
+    WorkItemLimitError,
 )
 from cronflow_actors.errors._store import (
     DuplicateInstanceError,
@@ -214,6 +216,7 @@ __all__ = [
     "StoreError",
     "StoreFailedError",
     "UnknownWorkflowError",
+    "WorkItemLimitError",
     "WorkflowDefinitionError",
     "WorkflowDeprecatedError",
     "WouldBlockLoopError",

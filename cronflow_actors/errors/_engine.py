@@ -315,6 +315,20 @@ class EndlessChainError(EngineError, RuntimeError):
         )
 
 
+class WorkItemLimitError(EngineError):
+    """An outside caller's initialize of a work item past its task's ``max_work_items`` in
+    one generation (every item is kept in the instance's state, which each change writes)."""
+
+    def __init__(self, workflow: str, task: str, most: int) -> None:
+        self.workflow, self.task, self.most = workflow, task, most
+        super().__init__(
+            f"task {task!r} of {workflow!r} has {most:,} work items in this generation, the "
+            "most outside callers may bring it to: each item is kept in the instance's state, "
+            "which every change writes again; complete or cancel items of it, or declare a "
+            "higher bound with net.task(...).max_work_items(n)"
+        )
+
+
 class MigrationError(EngineError, ValueError):
     """A migration that cannot be defined, registered or run (the message says why)."""
 

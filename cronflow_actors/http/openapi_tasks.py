@@ -48,7 +48,9 @@ def task_paths(
                 params=params,
             ),
             "post": b.op(
-                "Initialize a work item (its initialize action, with the caller's principal)",
+                "Initialize a work item (its initialize action, with the caller's principal); "
+                "a task holds at most its max_work_items (1,000 unless it says) from outside "
+                "callers in a generation (409 work-item-limit)",
                 {"201": b.answer("initialized", WorkItemCreated)},
                 refusals,
                 body={},

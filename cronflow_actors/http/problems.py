@@ -44,6 +44,7 @@ from cronflow_actors.errors import (
     StoreFailedError,
     UnknownWorkflowError,
     WorkflowDeprecatedError,
+    WorkItemLimitError,
     refused_in,
 )
 from cronflow_actors.runtime import EventRefusal
@@ -159,6 +160,8 @@ def _status_of(error: CronflowError) -> tuple[int, str]:
             return 409, "conflict"
         case NotReplayableError():
             return 409, "not-replayable"
+        case WorkItemLimitError():
+            return 409, "work-item-limit"
         case StoreFailedError() | StoreClosedError() | LeaseError() | RuntimeNotRunningError():
             return 503, "unavailable"
         case InstanceBusyError():  # another process's transaction holds its row: try again

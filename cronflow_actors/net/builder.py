@@ -18,6 +18,7 @@ import msgspec
 from cronflow_actors.errors import InvalidWorkflowError
 from cronflow_actors.net import validation as check
 from cronflow_actors.net.spec import (
+    MAX_WORK_ITEMS,
     ActionSpec,
     JoinType,
     NetSpec,
@@ -137,8 +138,8 @@ def work_item(
 
 class TaskBuilder:
     """What ``net.task``, ``net.composite_task``, ``net.dynamic_composite_task`` and
-    ``net.dummy_task`` return: chain ``.split()``, ``.join()``, ``.route()``, ``.policy()`` and
-    ``.activities()`` on it."""
+    ``net.dummy_task`` return: chain ``.split()``, ``.join()``, ``.route()``, ``.policy()``,
+    ``.max_work_items()`` and ``.activities()`` on it."""
 
     def __init__(
         self,
@@ -155,6 +156,7 @@ class TaskBuilder:
         self._policy: Any = None
         self._reduce: Any = None
         self._catch = False
+        self._max_work_items = MAX_WORK_ITEMS
         self._activities: dict[str, Any] = {}
 
     def split(self, split_type: str) -> Self:
@@ -186,6 +188,18 @@ class TaskBuilder:
         The router's ``ctx.output`` is then a ``CaughtFailure`` (``net.caught(ctx.output)``
         reads it, None for a real output: no payload or output, whatever its shape, is one)."""
         self._catch = True
+        return self
+
+    def max_work_items(self, most: int) -> Self:
+        """The most work items outside callers (an ``initialize`` action over HTTP, or with a
+        principal) may bring one generation of the task to: 1,000 unless said. Each item is
+        kept in the instance's state, which every change writes again, so a caller with the
+        right to initialize could otherwise make each change of the instance slower without
+        end. The net's own code (activities, ``rt.initialize_work_item`` without a principal)
+        is not bounded."""
+        if not isinstance(most, int) or isinstance(most, bool) or most < 1:
+            raise ValueError(f"max_work_items takes a whole number from 1, got {most!r}")
+        self._max_work_items = most
         return self
 
     def activities(self, **activities: Callable[..., Any]) -> Self:
@@ -429,6 +443,7 @@ def _build_task(
         policy=builder._policy,
         reduce=builder._reduce,
         catch=builder._catch,
+        max_work_items=builder._max_work_items,
         activities=dict(builder._activities),
     )
 

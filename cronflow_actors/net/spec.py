@@ -18,6 +18,7 @@ import msgspec
 
 __all__ = [
     "CAUGHT",
+    "MAX_WORK_ITEMS",
     "ActionSpec",
     "CaughtFailure",
     "ConditionSpec",
@@ -215,6 +216,10 @@ class ConditionSpec(msgspec.Struct, frozen=True, kw_only=True):
     outputs: tuple[str, ...] = ()
 
 
+MAX_WORK_ITEMS = 1_000
+"""A task's ``max_work_items`` unless its builder says (``TaskBuilder.max_work_items``)."""
+
+
 class TaskSpec(msgspec.Struct, frozen=True, kw_only=True, eq=False):
     """A transition, with everything the engine needs to run it."""
 
@@ -240,6 +245,8 @@ class TaskSpec(msgspec.Struct, frozen=True, kw_only=True, eq=False):
     catch: bool = False
     """A failure completes the task with a failure record as its output (``CaughtFailure``)
     instead of failing it and its workflow."""
+    max_work_items: int = MAX_WORK_ITEMS
+    """The most work items outside callers' ``initialize`` may bring one generation to."""
 
     def child(self, name: str | None = None) -> NetSpec | None:
         """The child workflow ``name`` of a (dynamic) composite task (None: its first one)."""

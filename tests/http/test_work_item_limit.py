@@ -1,0 +1,65 @@
+"""A task's work items an outside caller may add: each is kept in the instance's state, which
+every change writes again, so 2,000 initializes over HTTP made each one slower than the last
+and its list 2.5 MB (hostile h35 F4). Outside callers bring a generation to
+``max_work_items`` (1,000 unless the task says), and the refusal says how to go on."""
+
+from __future__ import annotations
+
+import pytest
+
+import cronflow_actors as cf
+from cronflow_actors import net
+from cronflow_actors.errors import WorkItemLimitError
+from tests.http.conftest import Serve
+
+ADA = {"Authorization": "Bearer t-ada"}
+TOKENS = {"t-ada": cf.Principal(id="ada")}
+
+
+def ballot(most: int | None) -> net.NetSpec:
+    """A task whose work items outside callers initialize (``most`` of them, or the default)."""
+    vote = net.work_item("vote").actions(initialize=net.action(), complete=net.action())
+    task = net.task(vote)
+    if most is not None:
+        task = task.max_work_items(most)
+    return (
+        net.workflow("ballot" if most is None else f"ballot{most}")
+        .start_condition("start")
+        .end_condition("end")
+        .task("vote", task)
+        .connect_condition("start", "vote")
+        .connect_task("vote", "end")
+        .actions(initialize=net.action())
+        .build()
+    )
+
+
+async def test_outside_callers_bring_a_task_to_its_bound_and_no_further(serve: Serve) -> None:
+    rt, client = await serve([ballot(3)], tokens=TOKENS)
+    started = await client.post("/workflows", json={"workflow": "ballot3"}, headers=ADA)
+    workflow_id = started.json()["workflow_id"]
+    items = f"/workflows/{workflow_id}/tasks/vote/work-items"
+    assert len((await client.get(items, headers=ADA)).json()["work_items"]) == 1  # its default
+    for _ in range(2):
+        added = await client.post(items, json={"n": 1}, headers=ADA)
+        assert added.status_code == 201, added.text
+    refused = await client.post(items, json={"n": 1}, headers=ADA)
+    assert refused.status_code == 409, refused.text
+    problem = refused.json()
+    assert problem["type"] == "urn:cronflow:problem:work-item-limit"
+    assert "task 'vote' of 'ballot3' has 3 work items in this generation" in problem["detail"]
+    assert "net.task(...).max_work_items(n)" in problem["detail"]
+    assert len((await client.get(items, headers=ADA)).json()["work_items"]) == 3  # none added
+    # the net's own code is not bounded
+    await rt.initialize_work_item(workflow_id, "vote")
+    assert len(await rt.work_items(workflow_id, "vote")) == 4
+    with pytest.raises(WorkItemLimitError):
+        await rt.initialize_work_item(workflow_id, "vote", principal=TOKENS["t-ada"])
+
+
+async def test_a_task_takes_a_thousand_from_outside_unless_it_says() -> None:
+    [task] = [t for t in ballot(None).tasks.values() if t.name == "vote"]
+    assert task.max_work_items == 1_000
+    for wrong in (0, -1, True, 2.5, "10"):
+        with pytest.raises(ValueError, match="max_work_items takes a whole number from 1"):
+            net.task().max_work_items(wrong)  # type: ignore[arg-type]
