@@ -308,7 +308,7 @@ def add_client_commands(commands: Any) -> None:
         "run",
         help="start a run of a flow and wait for it to end",
         description="Start a run of a flow and wait for it to end (exit 0 when it completed, "
-        "1 when it failed, was canceled or outlived --timeout).",
+        "1 when it failed or was canceled, 5 when it outlived --timeout).",
     )
     run.add_argument("workflow", metavar="FLOW", help="the flow's id")
     add_payload_option(run, "the payload, as JSON")

@@ -2,7 +2,7 @@
 
 ===  =====================================================================================
 0    done: the command did what it says (``run``: the run completed)
-1    the run failed or was canceled, or did not finish within ``run --timeout``
+1    the run failed or was canceled
 2    usage: a bad argument or setting, a payload that is not JSON, a request the server
      refused as malformed, a missing or unknown token, or an action the token may not take
 3    not found or conflict: no such run, workflow or pause token; or its state does not
@@ -11,7 +11,8 @@
 4    the server could not be reached (nothing listens at ``--url``, a timeout) or cannot
      take work now (it is stopping, or its store failed: 503)
 5    ``run``, ``replay``, ``fire``: the run may be under way: it started, and only waiting for
-     its end failed (the server went away, or refused a read), or its migration is pending; or
+     its end failed (the server went away, or refused a read, or ``--timeout`` came first),
+     or its migration is pending; or
      its start was sent and the answer lost, the server away since. Never start it again
      without ``--instance-id`` and its id (printed, and ``{"run_id"}`` with ``--json``): with
      it, a start asked again starts it at most once

@@ -169,7 +169,7 @@ def add_fire_command(commands: Any) -> None:
         description="Start a run of FLOW now as a tick of its cron schedule or interval would "
         "(its payload a tick's: scheduled_at now, fired_now true; the schedule's own ticks go "
         "on as planned), and wait for it to end (exit 0 when it completed, 1 when it failed, "
-        "was canceled or outlived --timeout).",
+        "was canceled, 5 when it outlived --timeout).",
     )
     parser.add_argument("flow", metavar="FLOW", help="the flow's id")
     parser.add_argument(

@@ -46,7 +46,8 @@ def follow(
     verb: str = "started",
 ) -> int:
     """Print ``run_id`` (``--no-wait``), or wait for its end (``--timeout``) and say how it
-    ended: exit 0 when it completed, 1 when not (``what``: "run", "replay", as it is told;
+    ended: exit 0 when it completed, 1 when not, 5 when it goes on past ``--timeout``
+    (``what``: "run", "replay", as it is told;
     ``verb``: how the command came to it)."""
     if args.no_wait:
         if args.json:
@@ -106,6 +107,10 @@ def _tell_end(args: argparse.Namespace, run: dict[str, Any], followed: list[str]
             file=sys.stderr,
         )
     unstarted = bool(run["status"] in FINAL and run.get("migration_pending"))  # (retest2 F1)
+    if run["status"] not in FINAL:  # under way: 1 read "failed" (newcomer h35 F8)
+        if args.json:
+            print_json(_summary(run))
+        return Exit.STARTED
     if unstarted:
         print(
             f"run {last} was canceled for its migration to {run.get('migrated_to')}, which is "

@@ -47,7 +47,7 @@ def add_replay_command(commands: Any) -> None:
         help="run a run's flow again with the trigger it recorded, and wait for it to end",
         description="Start a new run of RUN_ID's flow with the payload (and headers) it was "
         "triggered with, or --payload instead, and wait for it to end (exit 0 when it "
-        "completed, 1 when it failed, was canceled or outlived --timeout).",
+        "completed, 1 when it failed or was canceled, 5 when it outlived --timeout).",
     )
     parser.add_argument("run_id", metavar="RUN_ID", help="the run to replay")
     add_payload_option(parser, "another payload, as JSON")
