@@ -99,6 +99,7 @@ bench-scripts: $(STAMP)
 	$(PY) benchmarks/http.py
 	$(PY) benchmarks/waiting.py
 	$(PY) benchmarks/metrics.py
+	$(PY) benchmarks/chains.py
 
 bench-quick: bench-suite-quick
 
@@ -110,6 +111,7 @@ bench-scripts-quick: $(STAMP)
 	$(PY) benchmarks/http.py --quick
 	$(PY) benchmarks/waiting.py --quick
 	$(PY) benchmarks/metrics.py --quick
+	$(PY) benchmarks/chains.py --quick
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info test-output

@@ -274,8 +274,7 @@ class Task:
                 return
         marking, marked = after_production(spec, name, workflow.marking, routed)
         tx.mark(workflow, marking, marked, produced_by=name, split=definition.split)
-        candidates = enable_candidates(spec, name)
-        await enable_next(tx, workflow, name, candidates, self._enable, or_joins)
+        await enable_next(tx, workflow, name, enable_candidates(spec, name), self._enable, or_joins)
         await tx.send_last(change)
 
     async def _fail(

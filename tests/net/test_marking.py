@@ -107,4 +107,4 @@ def test_cancellation_region_empties_its_conditions() -> None:
 
 def test_enable_candidates_in_declaration_order_then_the_task_itself() -> None:
     net = diamond()
-    assert enable_candidates(net, "a") == ["b", "c", "a"]
+    assert enable_candidates(net, "a") == ("b", "c", "a")
