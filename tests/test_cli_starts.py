@@ -5,6 +5,7 @@ run and is sent again with that id; exit 4 only for a start never sent."""
 from __future__ import annotations
 
 import json
+import time
 from typing import Any, ClassVar
 
 import pytest
@@ -14,16 +15,18 @@ from tests.test_cli_client import _Older, cli, stub
 PROBLEM = "urn:cronflow:problem:"
 
 
-def lossy(*, answers: bool, first: str = "drop") -> type[_Older]:
+def lossy(*, answers: bool, first: str = "drop", run: dict[str, Any] | None = None) -> type[_Older]:
     """A server (each test its own record) that reads the first start and drops its connection
     unanswered, as a stalled server or one killed after its commit does; ``answers``: the start
-    sent again is refused as its run exists (409), and the run reads completed; else every
-    start is dropped so."""
-    return type("Lossy", (_Lossy,), {"reads": [], "starts": [], "answers": answers, "first": first})
+    sent again is refused as its run exists (409), and the run reads completed (``run``: what
+    else it reads); else every start is dropped so."""
+    record = {"reads": [], "starts": [], "answers": answers, "first": first, "run": run or {}}
+    return type("Lossy", (_Lossy,), record)
 
 
 class _Lossy(_Older):
     starts: ClassVar[list[dict[str, Any]]] = []
+    run: ClassVar[dict[str, Any]] = {}
     answers: ClassVar[bool] = True
     first: ClassVar[str] = "drop"
     """How the first start's answer is lost: ``drop`` (no answer), ``proxy`` (a proxy's 504
@@ -54,7 +57,8 @@ class _Lossy(_Older):
     def do_GET(self) -> None:
         self.reads.append(self.path)
         run_id = self.starts[0]["instance_id"]
-        self._json(200, {"id": run_id, "workflow": "w", "status": "completed", "output": 7})
+        run = {"id": run_id, "workflow": "w", "status": "completed", "output": 7}
+        self._json(200, run | {"created_at": time.time()} | self.run)
 
 
 def test_a_start_whose_answer_was_lost_is_sent_again_and_started_once() -> None:
@@ -105,3 +109,32 @@ def test_a_start_never_sent_is_exit_4_at_once() -> None:
     assert result.returncode == 4, result.stderr
     assert "cannot reach the server" in result.stderr
     assert "asking again" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "before",
+    [{"workflow": "nightly"}, {"created_at": 1_000_000.0}],
+    ids=["another flow's", "from before"],
+)
+def test_an_id_given_that_names_a_run_from_before_is_not_taken_for_the_lost_start(
+    before: dict[str, Any],
+) -> None:
+    """The first start lost on its way (a proxy's 502 that never reached the server), the one
+    sent again met the run of that id from before: taken for its own, exit 0 and the other
+    run's output, and the run asked for never started (hostile h36 F2)."""
+    server = lossy(answers=True, first="proxy", run=before)
+    with stub(server) as url:
+        result = cli("run", "w", "--instance-id", "same-1", "--url", url)
+    assert result.returncode == 3, result.stderr
+    assert "a run with the id 'same-1' exists already" in result.stderr
+    assert "nothing was started" in result.stderr
+    assert not result.stdout
+
+
+def test_an_id_given_whose_first_start_was_lost_is_its_own_run() -> None:
+    server = lossy(answers=True, first="proxy")
+    with stub(server) as url:
+        result = cli("run", "w", "--instance-id", "mine-1", "--url", url)
+    assert result.returncode == 0, result.stderr
+    assert "run mine-1  w  completed" in result.stdout
+    assert [start["instance_id"] for start in server.starts] == ["mine-1", "mine-1"]

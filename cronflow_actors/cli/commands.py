@@ -76,7 +76,8 @@ def _path(value: str) -> str:
 def _run(args: argparse.Namespace) -> int:
     client = _client(args)
     body = {"workflow": args.workflow, "payload": read_payload(args.payload)}
-    return follow(args, client, start_once(args, client, "/runs", body)["run_id"])
+    started = start_once(args, client, "/runs", body, {"workflow": args.workflow})
+    return follow(args, client, started["run_id"])
 
 
 def add_instance_id_option(parser: argparse.ArgumentParser, what: str) -> None:

@@ -157,7 +157,8 @@ def add_flows_command(commands: Any) -> None:
 def _fire(args: argparse.Namespace) -> int:
     client = _client(args)
     body = {} if args.schedule is None else {"schedule": args.schedule}
-    started = start_once(args, client, f"/flows/{_path(args.flow)}/fire", body)
+    path = f"/flows/{_path(args.flow)}/fire"
+    started = start_once(args, client, path, body, {"workflow": args.flow})
     return follow(args, client, started["run_id"])
 
 

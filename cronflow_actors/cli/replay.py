@@ -31,7 +31,7 @@ def _replay(args: argparse.Namespace) -> int:
         body["resume"] = True
     path = f"/runs/{_path(args.run_id)}/replay"
     what = "resume" if args.resume else "replay"  # (a resume is no replay: newcomer h32 F9)
-    started = start_once(args, client, path, body)
+    started = start_once(args, client, path, body, {"replay_of": args.run_id})
     # a run has one resume: asked again, the one started before (newcomer h34 F3: it said
     # "started resume", as if the run's steps ran again)
     if started.get("duplicate") and not started.get("asked_again"):  # (then its own)

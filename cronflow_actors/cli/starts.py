@@ -7,7 +7,10 @@ answer) said "cannot reach the server", exit 4, which scripts retry, though the 
 out, the connection was reset) the same start is sent again, each second, through a restart: a
 409 ``instance-exists`` then says the first one started it, and only a start never sent (the
 connection refused) is exit 4. A server that stays away is exit 5: the run may have started,
-and asking again with its id starts it at most once."""
+and asking again with its id starts it at most once. An id given (``--instance-id``) may name
+a run from before: such a 409 is taken for the first send's only if its run is what this
+start would make (its flow, or the run it replays) and was made after it was sent (hostile
+h36 F2: another flow's run, exit 0, and the run asked for never started)."""
 
 from __future__ import annotations
 
@@ -38,35 +41,45 @@ _MAYBE_SENT = (
     HTTPException,  # an answer cut off after its headers (review h35 F5)
 )
 """How a call fails once its request may have reached the server (its answer lost)."""
+_SKEW = 120.0
+"""How far the server's clock may be behind this one's (s): a run made that long before the
+first send is still taken for its (the other way, a start said taken that did start, a script
+would start again)."""
 _PROXY_LOST = frozenset({502, 503, 504})
 """What a proxy in front of ``serve`` answers when it lost the server's answer (no problem of
 cronflow-actors': review h35 F4, a start behind a proxy said "retry later", exit 4)."""
 
 
 def start_once(
-    args: argparse.Namespace, client: Client, path: str, body: dict[str, Any]
+    args: argparse.Namespace,
+    client: Client,
+    path: str,
+    body: dict[str, Any],
+    makes: dict[str, str],
 ) -> dict[str, Any]:
     """POST ``body`` to ``path``, which starts a run, named by ``--instance-id`` or an id of
     its own; the answer (``run_id``; ``duplicate``: started before, a resume asked again). A
-    run with the id given already: exit 3, saying so and how to see it."""
+    run with the id given already: exit 3, saying so and how to see it. ``makes``: what the
+    run it starts reads (``GET /runs/{id}``: its ``workflow``, or the run it is a
+    ``replay_of``), to tell it from a run of that id from before."""
     if args.instance_id is not None:
         body["instance_id"] = args.instance_id
     elif not body.get("resume"):  # (a resume is named by its run: asked again, the same one)
         body["instance_id"] = new_run_id()
     sent = time.monotonic()  # (the time said counts the first try's: retest2 h35 R5)
+    since = time.time()
     try:
         return _post(client, path, body)
     except ServerUnreachableError as lost:
         if not isinstance(lost.reason, _MAYBE_SENT):
             raise  # never sent (refused, no such host): nothing started
-        return _ask_again(args, client, path, body, lost.reason, began=sent)
+        return _ask_again(args, client, path, body, lost.reason, began=sent, mine=(makes, since))
     except ApiError as refused:
         if refused.status == 409 and refused.slug == "instance-exists":
             raise _taken(args, body["instance_id"]) from None
         if refused.status in _PROXY_LOST and not refused.slug:
-            return _ask_again(
-                args, client, path, body, f"HTTP {refused.status} from a proxy", began=sent
-            )
+            proxy = f"HTTP {refused.status} from a proxy"
+            return _ask_again(args, client, path, body, proxy, began=sent, mine=(makes, since))
         raise
 
 
@@ -82,11 +95,12 @@ def _ask_again(
     lost: object,
     *,
     began: float,
+    mine: tuple[dict[str, str], float],
 ) -> dict[str, Any]:
     """The start sent again, each second, while the server does not answer (for ``GONE_FOR``,
     or ``--timeout``; each try for at most ``_TRY``): started by the first (409) or by this
     one; exit 5 if it stays away (``lost``: how the first one's answer was lost, ``began``:
-    when it was sent)."""
+    when it was sent; ``mine``: what its run reads, and the time it was sent by the clock)."""
     run_id = body.get("instance_id")
     if not args.json:
         print(
@@ -107,7 +121,9 @@ def _ask_again(
             if refused.status in _PROXY_LOST:  # draining, or restarting behind a proxy
                 continue
             if refused.status == 409 and refused.slug == "instance-exists":
-                return {"run_id": run_id}  # the first start's
+                if args.instance_id is None or _made_by_it(client, args.instance_id, *mine):
+                    return {"run_id": run_id}  # the first start's
+                raise _taken(args, args.instance_id) from None
             raise
         return started | {"asked_again": True}
     if args.json:
@@ -125,6 +141,20 @@ def _ask_again(
         ),
         exit_code=Exit.STARTED,
     )
+
+
+def _made_by_it(client: Client, run_id: str, makes: dict[str, str], since: float) -> bool:
+    """Whether run ``run_id`` (an id given) is what a start sent at ``since`` (this clock)
+    made: it reads ``makes`` and was made after (the server's clock ``_SKEW`` behind at
+    most). Unread, it is taken for the start's: said taken, a start that did happen would be
+    made again."""
+    try:
+        run = client.run(run_id)
+    except ApiError:
+        return True
+    made = run.get("created_at")
+    after = not isinstance(made, int | float) or made >= since - _SKEW
+    return after and all(run.get(key) == value for key, value in makes.items())
 
 
 def _taken(args: argparse.Namespace, run_id: str) -> ApiError:
