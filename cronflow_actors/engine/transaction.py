@@ -53,7 +53,7 @@ from cronflow_actors.messages.engine import (
     WorkItemRecord,
     WorkItemStateChanged,
 )
-from cronflow_actors.net.spec import NetSpec, SplitType, TaskKind
+from cronflow_actors.net.spec import NetSpec, SplitType, TaskKind, pause_details
 
 __all__ = ["Send", "Transaction", "normalize"]
 
@@ -359,7 +359,8 @@ class Transaction:
         details: Any = None
         if wait.details is not None:
             ctx = self.item_context(workflow, item, "wait details")
-            details = await call_user(wait.details, ctx)
+            where = f"the wait of task {item.task!r} in {workflow.name!r}"
+            details = pause_details(await call_user(wait.details, ctx), where=where)
         self.open_wait(
             WaitRecord(
                 wait_id=item.id,

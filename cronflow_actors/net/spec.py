@@ -36,6 +36,7 @@ __all__ = [
     "implicit_condition_name",
     "is_caught",
     "item_kind",
+    "pause_details",
     "read_caught",
 ]
 
@@ -304,3 +305,28 @@ class Descendants(dict[tuple[str, ...], NetSpec]):
     def __missing__(self, path: tuple[str, ...]) -> NetSpec:
         spec = self[path] = self.root.descendant(path)
         return spec
+
+
+def pause_details(value: Any, *, where: str = "", lenient: bool = False) -> dict[str, Any]:
+    """What a wait's ``details(ctx)`` returned, as the listings of pauses read it: a dict of
+    ``description`` (a string), ``metadata`` (a dict) and ``approval_url`` (a string), a
+    string its description, None nothing. Anything else is a ``TypeError`` that says what to
+    return (``where``: whose details); ``lenient``, for what was stored before it was checked,
+    drops what does not fit (a string stored broke every listing of pauses: newcomer h36 F1)."""
+    if value is None:
+        return {}
+    if isinstance(value, str):
+        return {"description": value}
+    wrong = None if isinstance(value, Mapping) else f"returned {type(value).__name__}"
+    details = dict(value) if wrong is None else {}
+    for key, kind in (("description", str), ("metadata", Mapping), ("approval_url", str)):
+        if key in details and details[key] is not None and not isinstance(details[key], kind):
+            wrong = wrong or f"gave {key!r} as {type(details[key]).__name__}"
+            del details[key]
+    if wrong is not None and not lenient:
+        raise TypeError(
+            f"{where or 'a wait'}'s details {wrong}: return a dict such as "
+            "{'description': 'a string', 'metadata': {...}, 'approval_url': 'a string'}, or "
+            "a string (its description)"
+        )
+    return details

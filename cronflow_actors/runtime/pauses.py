@@ -32,6 +32,7 @@ from cronflow_actors.flow.triggers import not_one_line
 from cronflow_actors.messages import Message, SnapshotRecord, WaitRecord
 from cronflow_actors.messages.engine import Principal, WorkItemAction
 from cronflow_actors.messages.states import WorkItemVerb
+from cronflow_actors.net.spec import pause_details
 from cronflow_actors.runtime.pages import (
     PAGE_BYTES,
     Page,
@@ -353,7 +354,7 @@ def _text(wait: WaitRecord, data: Mapping[str, Any], names: tuple[str, ...], def
 
 def _paused(row: WaitRecord) -> PausedRun:
     data = _decode(row.data) if row.data else {}
-    details = data.get("details") or {}
+    details = pause_details(data.get("details"), lenient=True)
     return PausedRun(
         token=row.key,
         run_id=row.instance_id,

@@ -1,0 +1,63 @@
+"""What a net pause's ``details(ctx)`` returns is what every listing of pauses reads: a string
+returned was stored as it was, and each ``list_paused``, ``GET /paused`` and ``inspect`` then
+failed while that pause stayed open, for every caller (newcomer h36 F1)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+import cronflow_actors as cf
+from cronflow_actors import net
+from cronflow_actors.net.spec import pause_details
+
+
+def signing(details: Any) -> net.NetSpec:
+    wait = net.WaitSpec(kind="pause", details=lambda ctx: details)
+    sign = net.work_item("sign", wait=wait).actions(start=net.action())
+    return (
+        net.workflow("signing")
+        .start_condition("start")
+        .end_condition("end")
+        .task("sign", net.task(sign))
+        .connect_condition("start", "sign")
+        .connect_task("sign", "end")
+        .build()
+    )
+
+
+async def test_a_string_is_the_pauses_description(rt: cf.Runtime) -> None:
+    rt.register(signing("sign the report"))
+    rt.register(cf.define("other").human_in_the_loop("ok", description="unrelated"))
+    await rt.trigger("other")
+    workflow_id = await rt.start_workflow("signing")
+    [item] = await rt.work_items(workflow_id, "sign")
+    await rt.start_work_item(item.id)
+    listed = {pause.step: pause.description for pause in await rt.list_paused()}
+    assert listed == {"ok": "unrelated", "sign": "sign the report"}
+    assert (await rt.get_run_pause(workflow_id)).description == "sign the report"
+    assert (await rt.inspect(workflow_id)).status == "waiting"
+
+
+@pytest.mark.parametrize(
+    ("details", "said"),
+    [(42, "returned int"), ({"description": 7}, "gave 'description' as int")],
+)
+async def test_details_of_another_shape_refuse_the_start_in_words(
+    rt: cf.Runtime, details: Any, said: str
+) -> None:
+    rt.register(signing(details))
+    workflow_id = await rt.start_workflow("signing")
+    [item] = await rt.work_items(workflow_id, "sign")
+    with pytest.raises(Exception, match=f"wait of task 'sign' in 'signing''s details {said}"):
+        await rt.start_work_item(item.id)
+    assert (await rt.work_item(item.id)).state == "initialized"  # nothing of it kept
+    assert await rt.list_paused() == []
+
+
+def test_details_stored_before_they_were_checked_are_read_as_far_as_they_fit() -> None:
+    assert pause_details("sign it", lenient=True) == {"description": "sign it"}
+    assert pause_details(["a", "list"], lenient=True) == {}
+    kept = pause_details({"description": 7, "metadata": {"k": 1}}, lenient=True)
+    assert kept == {"metadata": {"k": 1}}
