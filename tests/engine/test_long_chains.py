@@ -13,6 +13,7 @@ import pytest
 import cronflow_actors as cf
 from cronflow_actors import net
 from cronflow_actors.errors import EndlessChainError
+from cronflow_actors.net import orjoin
 
 LONG = 600  # about three times the chain that overflowed (conform's 200 failed)
 
@@ -213,3 +214,41 @@ async def test_user_code_at_the_end_of_a_long_chain_has_room_to_recurse(
         for length in lengths:
             states = await rt.task_states(await rt.start_workflow(f"deep{length}"))
             assert states["wait"] == "enabled", length
+
+
+def or_join_after(length: int) -> net.NetSpec:
+    """An AND split to a person's task M, then ``length`` dummies, then the OR-join J, and to
+    ``short``, which reaches J at once: J must wait for the chain while M waits."""
+    builder = net.workflow("late").start_condition("start").end_condition("end")
+    builder.dummy_task("S", net.dummy_task().split("and"))
+    person = net.work_item("m").actions(start=net.action(), complete=net.action())
+    builder.task("M", net.task(person))
+    chain = [f"c{i}" for i in range(length)]
+    for name in chain:
+        builder.dummy_task(name)
+    builder.dummy_task("short").dummy_task("J", net.dummy_task().join("or"))
+    builder.connect_condition("start", "S").connect_task("S", "M", "short")
+    builder.connect_task("M", chain[0]).connect_task("short", "J").connect_task("J", "end")
+    for source, target in zip(chain, [*chain[1:], "J"], strict=True):
+        builder.connect_task(source, target)
+    return builder.actions(initialize=net.action()).build()
+
+
+async def test_an_or_join_after_a_long_chain_waits_for_it_and_fires_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Asked whether a token can still come down 300 tasks, the OR-join's backward search
+    held the loop for minutes (100 tasks: 2.5 s; conform h36 F1): a forward walk answers. Past
+    its bound the backward search answers the same."""
+    async with cf.Runtime(db=tmp_path / "o.db", workflows=[or_join_after(300)]) as rt:
+        workflow_id = await rt.start_workflow("late")
+        states = await rt.task_states(workflow_id)
+        assert (states["short"], states["J"]) == ("completed", "disabled")
+        [item] = await rt.work_items(workflow_id, "M")
+        await rt.start_work_item(item.id)
+        await rt.complete_work_item(item.id)
+        assert (await rt.workflow(workflow_id)).state == "completed"
+    monkeypatch.setattr(orjoin, "FORWARD_STATES", 2)
+    async with cf.Runtime(db=tmp_path / "b.db", workflows=[or_join_after(12)]) as rt:
+        workflow_id = await rt.start_workflow("late")
+        assert (await rt.task_states(workflow_id))["J"] == "disabled"

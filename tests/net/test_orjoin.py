@@ -233,4 +233,5 @@ def test_backward_coverability_agrees_with_forward_search(
     }
     expected = forward_coverable(net, target, current)
     assume(expected is not None)
-    assert net.coverable(target, current) == expected
+    assert net.coverable(target, current, forward=False) == expected  # the backward search
+    assert net.coverable(target, current) == expected  # the walk first, as the engine asks
