@@ -355,7 +355,9 @@ class Context:
         """The tasks of its workflow whose output is a failure they caught (``WorkflowRecord.
         caught``): a flow's ``ctx.steps`` leaves those out."""
         self.answered_error: str | None = None
-        """A handler's: the error its step's ``on_error`` answered (``Type: message``), if so."""
+        """A handler's: the error its step's ``on_error`` answered (``Type: message``), if so; a
+        router's of a task a migration or resume carried: the error its fallback answered in
+        the run it came from (a loop its fallback ended is not gone round again)."""
         self.answered_type: str | None = None
         """A handler's: the class (``module.Name``) of the error its ``on_error`` answered."""
         self.answered_told = False

@@ -262,6 +262,7 @@ class Task:
             output = failure if failure is not None else workflow.outputs.get(name)
             info = tx.task_info(workflow, name)
             ctx = tx.context(workflow, f"router of task {name!r}", task=info, output=output)
+            ctx.answered_error = record.carried_error or None  # (carried: what it answered)
             try:
                 routed = resolve_routes(spec, name, await call_user(definition.router, ctx))
             except Exception as error:

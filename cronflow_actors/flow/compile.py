@@ -360,7 +360,8 @@ class Compiler:
 
         async def fallback(ectx: Any) -> Any:
             failure = read_caught(ectx.outputs.get(node.id))
-            assert failure is not None  # routed here only after a caught failure
+            if failure is None:  # a loop its fallback ended, carried: the answer it gave
+                return ectx.outputs.get(node.id)
             said = step_error(failure.error) or failure.error  # a subflow's in the flow's words
             said = said.removeprefix(f"step {node.id!r}: ")  # its own step's name, as a step's
             # fallback reads its error, and inspect shows it (conform h31 F7)
@@ -376,7 +377,11 @@ class Compiler:
             return await fall_back(node, FlowContext.of(ectx, ids), error, ectx)
 
         def route(ctx: Any) -> Any:
-            return ctx.route.to_task(recover if caught(ctx.output) is not None else onward)
+            if caught(ctx.output) is not None:
+                return ctx.route.to_task(recover)
+            if past and ctx.answered_error:  # a loop its fallback ended, carried: to the
+                return ctx.route.to_task(recover)  # fallback's answer (onward, its body and
+            return ctx.route.to_task(onward)  # fallback ran again: conform h36 F3)
 
         task.catch().split("xor").route(route)
         item = net.work_item(recover, handler=fallback, kind="fallback", records_as=node.id)
