@@ -18,10 +18,15 @@ import msgspec
 from cronflow_actors.engine import detached, endings, heard, kept, notices
 from cronflow_actors.engine.cascade import Cascade
 from cronflow_actors.engine.fast_forward import take_key
-from cronflow_actors.engine.states import VERB_TARGETS, TaskState, WorkItemState
+from cronflow_actors.engine.states import VERB_TARGETS, TaskState, WorkflowState, WorkItemState
 from cronflow_actors.engine.transaction import Send, Transaction
 from cronflow_actors.errors import InvalidStateTransitionError, NotFoundError
-from cronflow_actors.messages.elements import CreateWorkItem, FailWorkflow, InitializeWorkflow
+from cronflow_actors.messages.elements import (
+    CreateWorkItem,
+    EnsureWorkflowStarted,
+    FailWorkflow,
+    InitializeWorkflow,
+)
 from cronflow_actors.messages.engine import (
     ActionFinished,
     CancelWorkflow,
@@ -115,12 +120,18 @@ async def drop_job(tx: Transaction, *, root: NetSpec, job: str, error: Exception
 async def fail_run(tx: Transaction, *, root: NetSpec, error: str, job: str | None = None) -> None:
     """The run (its root workflow) fails with ``error``, policies bypassed: the last resort when
     a report could not be applied nor its work item failed (the same user code raised again),
-    or a timer's ``job`` could not run (it is dropped: it would raise again)."""
+    or a timer's ``job`` could not run (it is dropped: it would raise again). A root nobody
+    started yet is started first, silently (``initialized`` cannot fail: the failure could not
+    be recorded, and the run waited for good, the job firing again at every start: conform h36
+    F2)."""
     if job is not None:
         tx.drop_job(job)
     cascade = Cascade(tx, root)
     try:
-        await cascade.send(FailWorkflow(workflow_id=tx.state.id, error=error))
+        ident = tx.state.id
+        if tx.state.workflows[ident].state == WorkflowState.INITIALIZED:
+            await cascade.send(EnsureWorkflowStarted(workflow_id=ident, silent=True))
+        await cascade.send(FailWorkflow(workflow_id=ident, error=error))
     finally:
         cascade.close()
 

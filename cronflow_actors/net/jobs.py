@@ -81,9 +81,13 @@ def cancel_workflow(workflow_id: str, reason: str = "") -> CancelWorkflowJob:
 
 
 def fail_workflow(workflow_id: str, error: str = "failed") -> FailWorkflowJob:
+    """Fail workflow ``workflow_id`` if it is started. A workflow nobody started yet cannot
+    fail (spec 1.4): the job is then dropped with a WARNING; a deadline for a workflow that
+    may not be taken up is ``cancel_workflow`` (conform h36 F7)."""
     return FailWorkflowJob(workflow_id=workflow_id, error=error)
 
 
 def fail_task(workflow_id: str, task: str, error: str = "failed") -> FailTaskJob:
-    """Fail ``task`` of ``workflow_id`` if it is still started (a deadline for a whole task)."""
+    """Fail ``task`` of ``workflow_id`` if it is still started (a deadline for a whole task);
+    a task not started then is left as it is, the job dropped with a WARNING."""
     return FailTaskJob(workflow_id=workflow_id, task=task, error=error)

@@ -5,10 +5,15 @@ on_failure hook, on a run whose steps would have succeeded)."""
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
 from typing import Any
 
+import cronflow_actors as cf
+from cronflow_actors import net
 from cronflow_actors.engine import report_failure
 from cronflow_actors.errors import RevisionConflictError
+from cronflow_actors.kernel import ManualClock
 from cronflow_actors.messages.engine import TimerFired
 
 
@@ -53,3 +58,39 @@ async def test_user_codes_error_is_still_recorded() -> None:
     actor = Actor(stale=False, conflicts=False)
     await report_failure.record(actor, TimerFired(timer_id="t1"), ValueError("user code"))
     assert actor.transactions == ["drop_job"]
+
+
+async def test_a_jobs_failure_in_a_net_nobody_started_fails_its_run(tmp_path: Path) -> None:
+    """A job that started the first work item of a net still ``initialized`` (whose
+    ``on_started`` raised) could not fail the run: ``initialized`` cannot become ``failed``.
+    The run waited for good, and every start fired the job again (conform h36 F2)."""
+
+    def boom(ctx: Any) -> None:
+        raise RuntimeError("on_started broke")
+
+    item = net.work_item("t").activities(
+        on_initialized=lambda ctx: ctx.register_scheduled(
+            5, net.jobs.start_work_item(ctx.work_item.id)
+        ),
+        on_started=boom,
+    )
+    spec = (
+        net.workflow("fresh")
+        .start_condition("start")
+        .end_condition("end")
+        .task("T", net.task(item))
+        .connect_condition("start", "T")
+        .connect_task("T", "end")
+        .actions(initialize=net.action())
+        .build()
+    )
+    clock = ManualClock()
+    async with cf.Runtime(db=tmp_path / "f.db", workflows=[spec], clock=clock) as rt:
+        workflow_id = await rt.start_workflow("fresh")
+        assert (await rt.workflow(workflow_id)).state == "initialized"
+        clock.advance(6)
+        done = await asyncio.wait_for(rt.wait_workflow(workflow_id), 5)
+        assert (done.state, done.error) == ("failed", "RuntimeError: on_started broke")
+    async with cf.Runtime(db=tmp_path / "f.db", workflows=[spec], clock=clock) as rt:
+        await rt.wait_idle()
+        assert (await rt.workflow(workflow_id)).state == "failed"  # the job fires no more
