@@ -13,6 +13,7 @@ from cronflow_actors.engine.fast_forward import place_of
 from cronflow_actors.engine.kept import step_of
 from cronflow_actors.engine.states import TaskState, WorkItemState
 from cronflow_actors.flow.compile import is_user_step
+from cronflow_actors.flow.context import step_error
 from cronflow_actors.flow.envelope import read_envelope
 from cronflow_actors.messages.engine import InstanceState, WorkflowRecord
 from cronflow_actors.messages.migrations import CarriedChild, KeptEvent, MigrationSource
@@ -123,13 +124,11 @@ def answered_errors(state: InstanceState, steps: Collection[str]) -> Answered:
             continue
         if record.carried_error:  # carried to it, and carried on
             answered[name] = (record.carried_error, record.carried_error_type)
-        last = state.work_items.get(record.children[-1]) if record.children else None
-        if last is not None:  # it ran here: what this run answered, if anything (review h32 F2)
-            answered.pop(name, None)
-            # (completed with what its on_error answered; or failed, its step completed all the
-            # same: a caught failure its fallback answered, a wait's timeout, retest2 h33 F3)
-            if last.error and last.state in _ANSWERED:
-                answered[name] = (last.error, last.error_type or "")
+        if record.children:  # it ran here: what this run answered, if anything (review h32
+            answered.pop(name, None)  # F2), its items' or its child flows' (conform h36 F5)
+            failed = _failed_child(state, record.children)
+            if failed is not None:
+                answered[name] = failed
         if record.error:  # a failure of the step's own (a group's deadline: review h33 F2)
             answered[name] = (record.error, record.error_type)
     ours = {name: said for name, said in answered.items() if name in steps}
@@ -137,6 +136,25 @@ def answered_errors(state: InstanceState, steps: Collection[str]) -> Answered:
         {name: error for name, (error, _) in ours.items()},
         {name: kind for name, (_, kind) in ours.items() if kind},
     )
+
+
+def _failed_child(state: InstanceState, children: list[str]) -> tuple[str, str] | None:
+    """The error and class of the last of ``children`` that failed, as ``inspect`` shows its
+    step: a work item that failed or completed with what an ``on_error`` answered (a caught
+    failure, a wait's timeout: retest2 h33 F3), or a child flow (a subflow, a for_each's flow
+    per item: its item's class, or its own)."""
+    for child in reversed(children):
+        item = state.work_items.get(child)
+        if item is not None:
+            if item.error and item.state in _ANSWERED:
+                return item.error, item.error_type or ""
+            continue
+        flow = state.workflows.get(child)
+        if flow is not None and flow.error:
+            cause = state.work_items.get(flow.error_cause or "")
+            kind = cause.error_type if cause is not None and cause.error_type else flow.error_type
+            return step_error(flow.error) or "", kind or ""
+    return None
 
 
 def caught_among(outputs: dict[str, Any], caught: list[str] | None) -> list[str]:

@@ -157,3 +157,44 @@ async def test_one_fallback_reads_the_class_of_a_steps_and_a_groups_failure(
     ]
     steps = {step.id: step for step in (await rt.inspect(run)).steps}
     assert steps["last"].output == [None, None]
+
+
+async def test_a_resume_keeps_what_a_subflows_and_a_for_eachs_fallback_answered(
+    rt: cf.Runtime,
+) -> None:
+    """A carried subflow or for_each lost the error its fallback answered, where a batch and
+    a step kept it (conform h36 F5)."""
+    tries: list[str] = []
+
+    def boom(*_: Any) -> None:
+        raise ValueError("bad")
+
+    def last(ctx: cf.FlowContext) -> str:
+        tries.append("last")
+        if len(tries) == 1:
+            raise RuntimeError("the last step fails once")
+        return "done"
+
+    child = cf.define("kid").step("k", boom)
+    rt.register(child)
+    rt.register(
+        cf.define("answers")
+        .subflow("sub", child)
+        .on_error(lambda ctx: "sub answered")
+        .for_each("each", lambda ctx: [1, 2], boom)
+        .on_error(lambda ctx: "each answered")
+        .step("last", last)
+    )
+    failed = await rt.trigger("answers")
+    assert (await rt.wait(failed, timeout=5)).status == "failed"
+    before = {step.id: (step.error, step.error_type) for step in (await rt.inspect(failed)).steps}
+    resumed = await rt.replay(failed, resume=True)
+    assert (await rt.wait(resumed, timeout=5)).status == "completed"
+    after = {step.id: step for step in (await rt.inspect(resumed)).steps}
+    for name, said in (
+        ("sub", "step 'k': ValueError: bad"),
+        ("each", "ValueError: bad"),
+    ):
+        assert before[name] == (said, "builtins.ValueError"), name
+        assert after[name].carried, name
+        assert (after[name].error, after[name].error_type) == before[name], name
