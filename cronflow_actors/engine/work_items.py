@@ -227,8 +227,7 @@ class WorkItem:
     async def _through_boundary(
         self, verb: WorkItemVerb, action: str, payload: Any, principal: Principal | None
     ) -> Any:
-        """``payload`` through the boundary of ``action`` (its own method: ``_act`` would
-        otherwise make a cell per variable this context reads, on every call)."""
+        """``payload`` through the boundary of ``action``; its callback sees this call's caller."""
         tx, item, workflow = self.tx, self.record, self.workflow
 
         def context() -> Any:
@@ -238,6 +237,8 @@ class WorkItem:
                 f"{action} action",
                 scheduler=tx.scheduler(work_item_owner(item.id)) if verb == _START else None,
                 work_item=WorkItemHandle(tx.work_item_info(item), doing=verb),
+                principal=principal,
+                is_internal=principal is None,
             )
 
         return await pass_boundary(

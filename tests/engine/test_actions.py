@@ -229,3 +229,30 @@ async def test_a_policy_answer_that_is_not_a_bool_refuses_the_caller(
     with pytest.raises(ActionDeniedError, match="its policy denied it"):
         await rt.complete_work_item(work.id, principal=REVIEWER)
     assert (await rt.work_item(work.id)).state == "started"
+
+
+async def test_an_auto_trigger_in_an_outside_callers_turn_is_an_internal_call(
+    rt: cf.Runtime,
+) -> None:
+    """An item's ``on_started`` completes it, in the turn of an outside caller's start: the
+    complete runs as an internal call (no policy), and its callback said so not: it read the
+    turn's caller, whom the policy would have refused (conform h36 F6)."""
+    seen: list[Any] = []
+
+    def callback(ctx: Any, payload: Any) -> None:
+        seen.append((ctx.is_internal, ctx.principal, payload))
+
+    item = (
+        net.work_item("w")
+        .actions(
+            start=net.action(),
+            complete=net.action(policy=lambda ctx, payload: False, callback=callback),
+        )
+        .activities(on_started=lambda ctx: ctx.work_item.complete({"auto": 1}))
+    )
+    rt.register(build("auto", {"w": net.task(item)}, [("start", "w"), ("w", "end")]))
+    workflow_id = await rt.start_workflow("auto")
+    opened = await open_item(rt, workflow_id, "w")
+    await rt.start_work_item(opened.id, principal=REVIEWER)
+    assert (await rt.work_item(opened.id)).state == "completed"
+    assert seen == [(True, None, {"auto": 1})]
