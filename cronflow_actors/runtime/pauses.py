@@ -216,6 +216,14 @@ class Pauses:
         check_limit(limit)
         if run_id == "":  # (review h35 F12: "no run ''", a 404)
             raise ConfigurationError("run_id", run_id, "a run's id, or none for every run's")
+        if run_id is not None and "." in run_id:  # a child net's (the work list's workflow_id)
+            root = run_id.partition(".")[0]  # was "no run", a 404 (hostile h36 F5)
+            raise ConfigurationError(
+                "run_id",
+                run_id,
+                f"the id of a run, not of a workflow inside one: pauses are listed by their "
+                f"run's id, and run_id={root} lists those of the workflows inside it too",
+            )
         after = decode_cursor(cursor) if cursor else None
         rows = await self._store.open_waits(
             "pause", instance_id=run_id, after=after, limit=limit, max_bytes=PAGE_BYTES

@@ -111,6 +111,9 @@ async def test_a_nets_work_list_holds_its_child_nets_items_with_what_each_state_
     assert paused.status_code == 200
     pauses = {p["step"]: p for p in paused.json()["paused"]}
     assert sorted(pauses) == ["countersign", "sign"]
+    inside = await client.get("/paused", params={"run_id": stamp["workflow_id"]}, headers=ADA)
+    assert inside.status_code == 400, inside.text  # was "no run", a 404 (hostile h36 F5)
+    assert f"run_id={workflow_id} lists those of the workflows inside it" in inside.text
     assert pauses["countersign"]["token"] == countersigned["token"]
     assert pauses["countersign"]["description"] == "countersign it"
     for pause in pauses.values():
