@@ -95,7 +95,7 @@ def test_a_name_or_id_of_any_length_is_shown_cut_in_its_error() -> None:
     ):
         text = str(error)
         assert len(text) < 500, len(text)
-        assert "(100002 characters)" in text
+        assert "(100000 characters)" in text  # its own, not its repr's (hostile h36 F4)
     assert "registered" in str(errors.NotFoundError("flow", "ordrs", "this runtime"))
     assert "ids are returned" not in str(errors.NotFoundError("flow", "ordrs"))
     assert "'short'" in str(errors.NotFoundError("run", "short"))

@@ -11,7 +11,10 @@ def clipped(value: object, limit: int = 120) -> str:
     text = repr(value)
     if len(text) <= limit:
         return text
-    return f"{text[: limit - 30]}... ({len(text)} characters)"
+    # the value's own length: a string's, not its repr's with quotes and escapes (a
+    # 500-character id read "502 characters": hostile h36 F4)
+    size = len(value) if isinstance(value, str | bytes) else len(text)
+    return f"{text[: limit - 30]}... ({size} characters)"
 
 
 LINE_BREAKS = {
