@@ -266,11 +266,22 @@ def test_a_number_a_browser_cannot_keep_is_refused_not_rounded(page: Any, served
     for typed, said in (
         ('{"name": 123456789012345678901234567890}', 'the number at "name" is past 2^53'),
         ('{"name": 1e400}', 'the number at "name" is too large for JSON'),
+        # JSON.parse kept the last of a key given twice, where the API refuses the body
+        # (hostile h36 F3)
+        ('{"name": "a", "x": {"y": 1, "y": 2}}', 'the payload gives the key "y" twice'),
+        # no digit of 1e20 is lost: it was said to be (hostile h36 F3)
+        ('{"name": 1e20}', "would go out as the whole number 100000000000000000000"),
     ):
         page.fill("#replay-payload", typed)
         page.click("#replay-start")
         until(page, f"document.querySelector('#notice').innerText.includes({json.dumps(said)})")
     assert len(api(served, "GET", "/runs?workflow=greet&limit=1000")["runs"]) == before
+    # a key in a string, or in two objects, is no repeat
+    page.fill("#replay-payload", '{"name": "a:b", "n": 2.5e-3, "m": {"name": "\\"name\\""}}')
+    page.click("#replay-start")
+    until(page, f"document.querySelector('#run-id')?.textContent !== '{run_id}'")
+    replayed = api(served, "GET", f"/runs/{page.inner_text('#run-id')}")
+    assert replayed["payload"]["m"] == {"name": '"name"'}
 
 
 def test_a_failed_run_shows_its_error(page: Any, served: Served) -> None:

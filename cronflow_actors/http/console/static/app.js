@@ -158,14 +158,47 @@
 
   // A browser reads every JSON number as a double: a whole number past 2^53 lost its last
   // digits and 1e400 became null, sent without a word where the API refuses both (hostile h35
-  // F3). Refused here as the API would, saying what to write instead.
-  function exactNumber(key, value) {
+  // F3). Refused here as the API would, saying what to write instead. A whole number past
+  // 2^53 written otherwise (1e20) loses no digit, but goes out as 100000000000000000000, an
+  // integer, not the float written: said so, not that digits were lost (hostile h36 F3).
+  function exactNumber(key, value, context) {
     if (typeof value !== "number") return value;
-    if (!Number.isFinite(value)) throw new Error(`the number at ${key ? `"${key}"` : "the top"} is too large for JSON (it would be sent as null)`);
+    const where = key ? `"${key}"` : "the top";
+    if (!Number.isFinite(value)) throw new Error(`the number at ${where} is too large for JSON (it would be sent as null)`);
     if (Number.isInteger(value) && !Number.isSafeInteger(value)) {
-      throw new Error(`the number at ${key ? `"${key}"` : "the top"} is past 2^53: a browser keeps only its first digits (${value}); write it as a string`);
+      const source = context && typeof context.source === "string" ? context.source : null;
+      if (source !== null && !/^-?\d+$/.test(source)) {
+        throw new Error(`the number at ${where} (${source}) would go out as the whole number ${BigInt(value)}, not as written; write it as a string`);
+      }
+      throw new Error(`the number at ${where} is past 2^53: a browser keeps only its first digits (${value}); write it as a string`);
     }
     return value;
+  }
+
+  // The first key an object of ``text`` (valid JSON) gives twice, or null: JSON.parse keeps
+  // the last silently, where the API refuses the body (hostile h36 F3).
+  function repeatedKey(text) {
+    const open = [];
+    for (let at = 0; at < text.length; at += 1) {
+      const c = text[at];
+      if (c === "{") open.push(new Set());
+      else if (c === "[") open.push(null);
+      else if (c === "}" || c === "]") open.pop();
+      else if (c === '"') {
+        let end = at + 1;
+        while (text[end] !== '"') end += text[end] === "\\" ? 2 : 1;
+        let next = end + 1;
+        while (/\s/.test(text[next] || "")) next += 1;
+        const keys = open[open.length - 1];
+        if (text[next] === ":" && keys) {
+          const key = JSON.parse(text.slice(at, end + 1));
+          if (keys.has(key)) return key;
+          keys.add(key);
+        }
+        at = end;
+      }
+    }
+    return null;
   }
 
   function parseJson(text, what) {
@@ -175,6 +208,8 @@
     } catch (error) {
       throw new Error(`${what} is not valid JSON: ${error.message}`);
     }
+    const repeated = repeatedKey(text);
+    if (repeated !== null) throw new Error(`${what} gives the key ${JSON.stringify(repeated)} twice in one object: give it once`);
     try {
       return JSON.parse(text, exactNumber);
     } catch (error) {
