@@ -358,6 +358,7 @@ class WorkflowBuilder:
         conditions = wiring.conditions(declared)
         if start is not None and end is not None and start in conditions and end in conditions:
             check.check_reachability(start, end, conditions, wiring, problems)
+            check.check_and_joins(start, conditions, tasks, problems)
         if problems or start is None or end is None:
             return None
         return NetSpec(

@@ -141,6 +141,32 @@ def test_unreachable_elements_and_dead_ends_are_reported() -> None:
     assert any("'dead_end' cannot reach the end condition" in p for p in problems)
 
 
+def recheck(join: str | None) -> net.WorkflowBuilder:
+    """A task that routes back to a condition of its own inputs: a re-check loop."""
+    task = net.dummy_task().split("xor").route(lambda ctx: ctx.route.to_condition("again"))
+    return (
+        net.workflow("recheck")
+        .start_condition("start")
+        .end_condition("end")
+        .condition("again")
+        .dummy_task("check", task if join is None else task.join(join))
+        .connect_condition("start", "check")
+        .connect_condition("again", "check")
+        .connect_task("check", "again", "end")
+    )
+
+
+def test_an_and_join_fed_by_its_own_loop_is_refused() -> None:
+    """Its loop's input is marked only after it completes, so it never starts: the net stayed
+    initialized for good, with nothing said (newcomer h36 F3)."""
+    with pytest.raises(InvalidWorkflowError) as caught:
+        recheck(None).build()
+    [problem] = caught.value.problems
+    assert problem.startswith("task 'check' joins its inputs with AND (the default), and 'again'")
+    assert "it can never start. Give it .join('xor')" in problem
+    assert recheck("xor").build().tasks["check"].join is JoinType.XOR
+
+
 def test_a_child_workflows_problems_are_reported_with_the_parent() -> None:
     child = net.workflow("child").start_condition("s").task("x", net.task())
     parent = (
