@@ -140,6 +140,12 @@ class Client:
             message, code = detail, Exit.NOT_FOUND_OR_CONFLICT
         elif slug == "damaged-snapshot":  # the server's data: a retry does not mend it
             message, code = f"the server cannot read this run: {detail}", Exit.NOT_FOUND_OR_CONFLICT
+        elif status == 500:  # its own fault, or the app's: the same request fails again
+            message = (
+                f"the server failed on this request ({status}: {detail}); the server's log "
+                "says why: sent again unchanged, it is likely to fail again"
+            )
+            code = Exit.SERVER_FAULT
         elif status >= 500:
             message = (
                 f"the server cannot take this now ({status}: {detail}); it may be stopping or "

@@ -16,6 +16,8 @@
      its start was sent and the answer lost, the server away since. Never start it again
      without ``--instance-id`` and its id (printed, and ``{"run_id"}`` with ``--json``): with
      it, a start asked again starts it at most once
+6    the server failed on the request (a 500 of its own: a fault of the server's or of the
+     app's code, in its log); the same request would fail again until that is mended
 ===  =====================================================================================
 
 ``serve`` has its own: 0 after a clean stop, 1 when the runtime failed while serving, 2 when it
@@ -37,3 +39,6 @@ class Exit(IntEnum):
     UNREACHABLE = 4
     STARTED = 5
     """The run started; only waiting for it failed (review h34 F4: exit 4 read "retry")."""
+    SERVER_FAULT = 6
+    """A 500 of the server's own: exit 4 and "retry later" read as a busy server (newcomer
+    h36 F4)."""
