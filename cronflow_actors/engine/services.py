@@ -111,6 +111,8 @@ class EngineServices:
         self.draining = False
         """While draining, no new handler or action starts: work items that start stay started
         in the snapshot and run on the next start."""
+        self.postponed = 0
+        """Handlers a drain put off so (the drain's log says how many: newcomer h36 F7)."""
 
     def publish_event(
         self, name: str, payload: Any, *, idempotency_key: str, once: bool = False

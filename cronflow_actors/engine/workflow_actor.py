@@ -330,6 +330,7 @@ class WorkflowActor(CoroutineActor):
             completed_with_kept(self)  # (failed, canceled: kept for a resume)
         if tx.handlers and self.services.draining:  # none begins: the next start runs them
             postpone(state, tx.handlers)
+            self.services.postponed += len(tx.handlers)
         body = encode(state)
         # actions still out (dispatched again after a crash) or events kept: it is running; a
         # notice owed (engine/notices.py) only makes it runnable: loaded at start, still waiting

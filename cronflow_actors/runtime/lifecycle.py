@@ -162,6 +162,12 @@ class LifecycleMethods(RuntimeParts):
                 )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(finished(), drain)
+            if put_off := self._services.postponed:
+                logger.info(
+                    "the drain put off %d step(s) it would have started (after a deadline or a "
+                    "step's end meanwhile): they run at the next start",
+                    put_off,
+                )
             if left := self._handlers_running():
                 logger.warning(
                     "the drain ended (%s) with %d step(s), action(s), notice(s) and run hooks "
