@@ -6,6 +6,9 @@ import ast
 import re
 from pathlib import Path
 
+import msgspec
+import pytest
+
 from cronflow_actors import errors
 
 PACKAGE = Path(errors.__file__).resolve().parents[1]
@@ -109,3 +112,26 @@ def test_a_busy_instance_is_a_503_to_try_again() -> None:
     assert problem.headers == {"Retry-After": "5"}
     assert "instance 'r1' is busy (publishing event 'go')" in problem.detail
     assert "try again in a few seconds" in problem.detail
+
+
+class Item(msgspec.Struct, forbid_unknown_fields=True):
+    sku: str
+
+
+class Order(msgspec.Struct, forbid_unknown_fields=True):
+    items: list[Item]
+
+
+def test_a_schemas_refusal_of_an_unknown_field_names_the_fields_path() -> None:
+    """It named its object's: ``$`` for a webhook payload's extra field, where every other
+    refusal names the field's own (newcomer h36 F10)."""
+
+    def path(value: object) -> str:
+        with pytest.raises(msgspec.ValidationError) as refused:
+            msgspec.convert(value, Order)
+        return errors.validation_path(refused.value)
+
+    assert path({"items": [], "extra": 1}) == "$.extra"
+    assert path({"items": [{"sku": "a", "colour": "red"}]}) == "$.items[0].colour"
+    assert path({"items": [], "a b": 1}) == "$"  # (no dotted path writes it)
+    assert path({"items": [{"sku": 1}]}) == "$.items[0].sku"

@@ -56,8 +56,18 @@ _PATH_IN_ERROR = re.compile(r" - at `(?P<path>[^`]+)`$")
 def validation_path(error: Exception) -> str:
     """The JSON path (``$.items[0].sku``) of the field a msgspec schema refused, as its error
     says it; ``$`` for the whole value."""
-    match = _PATH_IN_ERROR.search(str(error))
-    return match.group("path") if match else "$"
+    said = str(error)
+    match = _PATH_IN_ERROR.search(said)
+    path = match.group("path") if match else "$"
+    unknown = _UNKNOWN_FIELD.match(said)  # the field's own path, not its object's: "$" for a
+    if unknown is not None and _NAME.fullmatch(unknown.group(1)):  # field at the top
+        path = f"{path}.{unknown.group(1)}"  # (newcomer h36 F10)
+    return path
+
+
+_UNKNOWN_FIELD = re.compile(r"Object contains unknown field `(.*)` - at `")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+"""A field name a JSON path writes after a dot (another is left at its object's path)."""
 
 
 class CronflowError(Exception):
