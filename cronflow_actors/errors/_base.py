@@ -65,7 +65,7 @@ def validation_path(error: Exception) -> str:
     return path
 
 
-_UNKNOWN_FIELD = re.compile(r"Object contains unknown field `(.*)` - at `")
+_UNKNOWN_FIELD = re.compile(r"Object contains unknown field `(.*?)`(?: - at `|$)")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 """A field name a JSON path writes after a dot (another is left at its object's path)."""
 
