@@ -108,10 +108,19 @@ def _inspect(args: argparse.Namespace) -> int:
     with _reads(args) as reads:
         run = reads.run(args.run_id)
         pause = reads.paused_run(args.run_id) if run["status"] == "waiting" else None
+        # a run paused at several (a for_each's flows): it named one (newcomer h36 F6)
+        pauses = len(reads.paused(3, None, args.run_id)["paused"]) if pause else 0
     if args.json:
         print_json({**run, "pause": pause})
     else:
-        print(render_run(run, pause, url_flag=server_flags(args)))
+        shown = render_run(run, pause, url_flag=server_flags(args))
+        if pauses > 1:
+            more = "1 more pause" if pauses == 2 else "more pauses"
+            shown += (
+                f"\n  it waits at {more}: cronflow-actors paused --run "
+                f"{shlex.quote(args.run_id)}{server_flags(args)} lists them all"
+            )
+        print(shown)
     return Exit.OK
 
 

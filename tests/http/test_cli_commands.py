@@ -418,8 +418,12 @@ async def test_inspect_reads_a_runs_own_pause_never_the_listing(
     await rt.wait_idle()
     [pause] = await rt.list_paused()
 
-    async def no_listing(**_: Any) -> Any:
-        raise AssertionError("inspect listed every pause to find one run's")
+    listed = rt.list_paused
+
+    async def no_listing(**given: Any) -> Any:
+        if given.get("run_id") is None:
+            raise AssertionError("inspect listed every pause to find one run's")
+        return await listed(**given)  # (its own: how many it waits at)
 
     monkeypatch.setattr(rt, "list_paused", no_listing)
     code, out, err = await cli("inspect", paused_run, "--url", url, "--json")
@@ -431,6 +435,26 @@ async def test_inspect_reads_a_runs_own_pause_never_the_listing(
     code, out, err = await cli("inspect", asleep, "--url", url, "--json")
     assert code == 0, err
     assert json.loads(out)["pause"] is None
+
+
+async def test_inspect_of_a_run_paused_at_several_says_where_all_are_listed(
+    serve: Serve,
+) -> None:
+    """A flow per item, each paused: inspect named one of three pauses (newcomer h36 F6)."""
+    fanned = cf.define("fanned").for_each(
+        "each", lambda ctx: [1, 2, 3], lambda item, flow: flow.human_in_the_loop("ok")
+    )
+    rt, client = await serve([*flows(), fanned])
+    url = str(client.base_url)
+    run_id = await rt.trigger("fanned")
+    one = await rt.trigger("pause")
+    await rt.wait_idle()
+    code, out, err = await cli("inspect", run_id, "--url", url)
+    assert code == 0, err
+    assert f"it waits at more pauses: cronflow-actors paused --run {run_id} --url {url}" in out
+    code, out, err = await cli("inspect", one, "--url", url)
+    assert code == 0, err
+    assert "more pause" not in out
 
 
 async def test_a_schedule_is_fired_now_over_http_and_from_the_command_line(serve: Serve) -> None:
