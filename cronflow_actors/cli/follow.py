@@ -5,6 +5,7 @@ waits in, and say how it ended."""
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 import time
 from typing import Any
@@ -137,6 +138,7 @@ def _until_ended(
     """The run once it has ended, or as it stands at ``deadline`` (monotonic); a pause it
     waits in told once, with the command that approves it."""
     poll, told_pause, wait = 0.05, False, 0  # the first read at once: a pause to tell of
+    told: set[str] = set()  # the events and queue it was said to wait for
     long_polls, gone = True, None  # (gone: since when no server has answered)
     while True:
         sent = time.monotonic()
@@ -161,6 +163,8 @@ def _until_ended(
             return run
         if run["status"] == "waiting" and not told_pause:
             told_pause = _tell_pause(args, client, run_id)
+            if not told_pause and not args.json:
+                _tell_wait(args, run, told)
         left = None if deadline is None else deadline - time.monotonic()
         if left is not None and left <= 0:
             return run
@@ -203,6 +207,25 @@ def _tell_pause(args: argparse.Namespace, client: Client, run_id: str) -> bool:
             file=sys.stderr,
         )
     return True
+
+
+def _tell_wait(args: argparse.Namespace, run: dict[str, Any], told: set[str]) -> None:
+    """Say once each event ``run`` waits for, with the command that publishes it, and that it
+    waits in its flow's queue (no step yet): it said nothing (newcomer h36 F5)."""
+    steps = run.get("steps") or []
+    waits = [s["event"] for s in steps if s.get("event") and s.get("status") == "waiting"]
+    said = [
+        f"waits for the event {event!r} (cronflow-actors events publish "
+        f"{shlex.quote(event)}{server_flags(args)})"
+        for event in waits
+        if event not in told
+    ]
+    told.update(waits)
+    if not steps and "queue" not in told:
+        told.add("queue")
+        said.append("waits for a place in its flow's queue (its concurrency limit)")
+    for what in said:
+        print(f"run {run['id']} {what}; this command waits on for its end", file=sys.stderr)
 
 
 def _summary(run: dict[str, Any]) -> dict[str, Any]:

@@ -502,3 +502,22 @@ async def test_a_schedule_is_fired_now_over_http_and_from_the_command_line(serve
     assert (code, out) == (3, ""), err
     assert "no schedule '@hourly' in flow 'nightly'; its schedules: '0 2 * * *'" in err
     assert len(await rt.list_runs(workflow="nightly")) == 2
+
+
+async def test_run_says_what_its_run_waits_for(serve: Serve) -> None:
+    """It said nothing while its run waited for an event, or for a place in its flow's queue
+    (newcomer h36 F5)."""
+    held = cf.define("held", concurrency=1).human_in_the_loop("ok")
+    awaits = cf.define("awaits").wait_for_event("w", "lab.qc_passed")
+    rt, client = await serve([*flows(), held, awaits])
+    url = str(client.base_url)
+    code, _, err = await cli("run", "awaits", "--url", url, "--timeout", "2")
+    assert code == 5, err
+    said = "waits for the event 'lab.qc_passed' (cronflow-actors events publish lab.qc_passed "
+    assert said + f"--url {url}); this command waits on for its end" in err
+    assert err.count("waits for the event") == 1  # once
+    await rt.trigger("held")  # (it takes the flow's one place)
+    await rt.wait_idle()
+    code, _, err = await cli("run", "held", "--url", url, "--timeout", "2")
+    assert code == 5, err
+    assert "waits for a place in its flow's queue (its concurrency limit)" in err
