@@ -27,7 +27,7 @@ from typing import Protocol
 from cronflow_actors.engine.states import FINAL_STATES
 from cronflow_actors.errors import EndlessChainError
 from cronflow_actors.messages.elements import EnableTask
-from cronflow_actors.messages.instance_state import WorkflowRecord
+from cronflow_actors.messages.instance_state import InstanceState, WorkflowRecord
 
 __all__ = ["HEADROOM", "MOST_ENABLES", "STACK", "Chain", "Note", "Sends", "asked", "enable_next"]
 
@@ -60,6 +60,7 @@ class Sends(Protocol):
 
     chain: Chain | None
     completing: tuple[Note, ...]
+    state: InstanceState
 
     @property
     def send(self) -> Callable[[EnableTask], Awaitable[object]]: ...
@@ -160,7 +161,7 @@ async def enable_next(  # noqa: PLR0917 - a completion's own names, in their ord
             break
         chain.enables += 1
         if chain.enables > MOST_ENABLES:
-            raise EndlessChainError(workflow.name, candidate, MOST_ENABLES)
+            raise EndlessChainError(workflow.name, candidate, MOST_ENABLES, tx.state.workflow)
         chain.depth += 1
         try:
             if candidate == name:

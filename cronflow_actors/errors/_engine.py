@@ -304,10 +304,13 @@ class EndlessChainError(EngineError, RuntimeError):
     """Tasks completed one after another in one turn without end, nothing to wait for between
     them: a loop of tasks that never waits. Nothing of the turn is kept (a call is refused)."""
 
-    def __init__(self, workflow: str, task: str, limit: int) -> None:
+    def __init__(self, workflow: str, task: str, limit: int, root: str = "") -> None:
         self.workflow, self.task = workflow, task
+        where = f"workflow {workflow!r}"
+        if root and root != workflow:  # a child net's (a composite task's loop, say)
+            where += f" (in an instance of {root!r})"
         super().__init__(
-            f"workflow {workflow!r}: more than {limit:,} tasks were enabled in one go, with "
+            f"{where}: more than {limit:,} tasks were enabled in one go, with "
             f"nothing to wait for between them (task {task!r} came next): a "
             "loop of tasks that never waits, such as a router that always routes back or a "
             "migrator that fast-forwards a task of a loop every time; give the loop something "
