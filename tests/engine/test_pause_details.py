@@ -11,20 +11,13 @@ import pytest
 import cronflow_actors as cf
 from cronflow_actors import net
 from cronflow_actors.net.spec import pause_details
+from tests.engine.helpers import build
 
 
 def signing(details: Any) -> net.NetSpec:
     wait = net.WaitSpec(kind="pause", details=lambda ctx: details)
     sign = net.work_item("sign", wait=wait).actions(start=net.action())
-    return (
-        net.workflow("signing")
-        .start_condition("start")
-        .end_condition("end")
-        .task("sign", net.task(sign))
-        .connect_condition("start", "sign")
-        .connect_task("sign", "end")
-        .build()
-    )
+    return build("signing", {"sign": net.task(sign)}, [("start", "sign"), ("sign", "end")])
 
 
 async def test_a_string_is_the_pauses_description(rt: cf.Runtime) -> None:

@@ -15,6 +15,7 @@ from cronflow_actors.engine import report_failure
 from cronflow_actors.errors import RevisionConflictError
 from cronflow_actors.kernel import ManualClock
 from cronflow_actors.messages.engine import TimerFired
+from tests.engine.helpers import build
 
 
 class Actor:
@@ -74,16 +75,8 @@ async def test_a_jobs_failure_in_a_net_nobody_started_fails_its_run(tmp_path: Pa
         ),
         on_started=boom,
     )
-    spec = (
-        net.workflow("fresh")
-        .start_condition("start")
-        .end_condition("end")
-        .task("T", net.task(item))
-        .connect_condition("start", "T")
-        .connect_task("T", "end")
-        .actions(initialize=net.action())
-        .build()
-    )
+    flows = [("start", "T"), ("T", "end")]
+    spec = build("fresh", {"T": net.task(item)}, flows, actions={"initialize": net.action()})
     clock = ManualClock()
     async with cf.Runtime(db=tmp_path / "f.db", workflows=[spec], clock=clock) as rt:
         workflow_id = await rt.start_workflow("fresh")
