@@ -615,23 +615,3 @@ def test_run_says_a_migration_left_pending_carries_its_work_and_exits_5() -> Non
     assert "its migration to r2, which is pending" in result.stderr
     assert "do not start it again" in result.stderr
     assert json.loads(result.stdout)["migration_pending"] == "r2"
-
-
-class _Faulty(_Older):
-    """A server whose every read is its own 500 problem (a bug, or the app's code raising)."""
-
-    def do_GET(self) -> None:
-        detail = "the server failed to answer this request; the error is in the server's log"
-        problem = {"type": "urn:cronflow:problem:internal-error", "detail": detail}
-        self._json(500, problem, "application/problem+json")
-
-
-def test_a_500_of_the_servers_own_is_not_told_as_a_busy_server() -> None:
-    """It read "it may be stopping ...: retry later", exit 4, which scripts retry; the same
-    request fails again (newcomer h36 F4)."""
-    with stub(_Faulty) as url:
-        result = cli("inspect", "r1", "--url", url)
-    assert result.returncode == 6, result.stderr
-    assert "the server failed on this request (500: the server failed to answer" in result.stderr
-    assert "it is likely to fail again" in result.stderr
-    assert "retry later" not in result.stderr

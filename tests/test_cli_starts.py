@@ -1,6 +1,7 @@
 """A start whose answer was lost: ``run`` said "cannot reach the server", exit 4, which scripts
 retry, though the stalled server went on to start the run (chaos h35 F1). The start names its
-run and is sent again with that id; exit 4 only for a start never sent."""
+run and is sent again with that id; exit 4 only for a start never sent, and a 500 of the
+server's own is told as one (exit 6), not as a server to retry."""
 
 from __future__ import annotations
 
@@ -138,3 +139,23 @@ def test_an_id_given_whose_first_start_was_lost_is_its_own_run() -> None:
     assert result.returncode == 0, result.stderr
     assert "run mine-1  w  completed" in result.stdout
     assert [start["instance_id"] for start in server.starts] == ["mine-1", "mine-1"]
+
+
+class _Faulty(_Older):
+    """A server whose every read is its own 500 problem (a bug, or the app's code raising)."""
+
+    def do_GET(self) -> None:
+        detail = "the server failed to answer this request; the error is in the server's log"
+        problem = {"type": "urn:cronflow:problem:internal-error", "detail": detail}
+        self._json(500, problem, "application/problem+json")
+
+
+def test_a_500_of_the_servers_own_is_not_told_as_a_busy_server() -> None:
+    """It read "it may be stopping ...: retry later", exit 4, which scripts retry; the same
+    request fails again (newcomer h36 F4)."""
+    with stub(_Faulty) as url:
+        result = cli("inspect", "r1", "--url", url)
+    assert result.returncode == 6, result.stderr
+    assert "the server failed on this request (500: the server failed to answer" in result.stderr
+    assert "it is likely to fail again" in result.stderr
+    assert "retry later" not in result.stderr

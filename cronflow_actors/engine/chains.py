@@ -22,10 +22,11 @@ from __future__ import annotations
 import sys
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from cronflow_actors.engine.states import FINAL_STATES
 from cronflow_actors.errors import EndlessChainError
+from cronflow_actors.messages import Message
 from cronflow_actors.messages.elements import EnableTask
 from cronflow_actors.messages.instance_state import InstanceState, WorkflowRecord
 
@@ -63,24 +64,29 @@ class Sends(Protocol):
     state: InstanceState
 
     @property
-    def send(self) -> Callable[[EnableTask], Awaitable[object]]: ...
+    def send(self) -> Callable[[Any], Awaitable[object]]: ...
+
+    @property
+    def send_last(self) -> Callable[[Any], Awaitable[object]]: ...
 
 
 class _Rest:
-    """The enables of one completion put off: ``enable_next``'s arguments from a candidate on."""
+    """What is left of one completion, put off: ``enable_next``'s arguments from a candidate
+    on (none, when only its report is left)."""
 
-    __slots__ = ("candidates", "enable_again", "name", "note", "workflow")
+    __slots__ = ("candidates", "change", "enable_again", "name", "note", "workflow")
 
-    def __init__(
+    def __init__(  # noqa: PLR0917 - enable_next's own, in their order
         self,
         workflow: WorkflowRecord,
         name: str,
         candidates: Sequence[str],
         enable_again: Enable,
         note: Note | None,
+        change: Message | None,
     ) -> None:
         self.workflow, self.name, self.candidates = workflow, name, candidates
-        self.enable_again, self.note = enable_again, note
+        self.enable_again, self.note, self.change = enable_again, note, change
 
 
 class Chain:
@@ -127,7 +133,14 @@ class Chain:
                 rest = level.popleft()
                 self.putting_off = False
                 await enable_next(
-                    tx, rest.workflow, rest.name, rest.candidates, rest.enable_again, rest.note
+                    tx,
+                    rest.workflow,
+                    rest.name,
+                    rest.candidates,
+                    rest.enable_again,
+                    rest.note,
+                    rest.change,
+                    last=False,  # (from here, no element's own last act: a frame of its own)
                 )
                 if self.later:
                     pending.append(self.later)
@@ -144,11 +157,18 @@ async def enable_next(  # noqa: PLR0917 - a completion's own names, in their ord
     candidates: Sequence[str],
     enable_again: Enable,
     note: Note | None = None,
+    change: Message | None = None,
+    *,
+    last: bool = True,
 ) -> None:
     """Enable ``candidates``, what task ``name``'s completion in ``workflow`` may enable, in
     order, while its workflow goes on (``enable_again``: ``name`` itself, if its join still
-    holds); with the stack nearly full, the rest is put off. ``note``: the completion's in
-    ``tx.completing`` (``withdrawal.asking``), dropped once every candidate was asked."""
+    holds), then drop ``note``, the completion's in ``tx.completing`` (``withdrawal.asking``),
+    and send ``change``, its report to its workflow (``last``: as its element's last act).
+    With the stack nearly full, or once something was put off, the rest is put off, its
+    report with it: a report sent ahead of the rest reached the workflow before the tasks
+    after it ran, and a workflow whose end was marked completed with a chain cut short
+    (review h36 F1)."""
     chain = tx.chain
     if chain is None:
         chain = tx.chain = Chain()
@@ -156,8 +176,9 @@ async def enable_next(  # noqa: PLR0917 - a completion's own names, in their ord
         if workflow.state in FINAL_STATES:
             break
         if chain.putting_off or (chain.depth >= _SHALLOW and chain.full()):
-            chain.put_off(_Rest(workflow, name, candidates[index:], enable_again, note))
-            note = None  # (the rest's now)
+            rest = candidates[index:]
+            chain.put_off(_Rest(workflow, name, rest, enable_again, note, change))
+            note = change = None  # (the rest's now)
             break
         chain.enables += 1
         if chain.enables > MOST_ENABLES:
@@ -170,7 +191,12 @@ async def enable_next(  # noqa: PLR0917 - a completion's own names, in their ord
                 await tx.send(EnableTask(workflow_id=workflow.id, task=candidate))
         finally:
             chain.depth -= 1
+    if chain.putting_off and (note is not None or change is not None):  # what followed it
+        chain.put_off(_Rest(workflow, name, (), enable_again, note, change))  # went ahead
+        note = change = None
     asked(tx, note)
+    if change is not None:
+        await (tx.send_last if last else tx.send)(change)
     if chain.later and not chain.depth:  # the outermost: what was put off, now
         await chain.carry_on(tx)
 

@@ -275,8 +275,8 @@ class Task:
                 return
         marking, marked = after_production(spec, name, workflow.marking, routed)
         tx.mark(workflow, marking, marked, produced_by=name, split=definition.split)
-        await enable_next(tx, workflow, name, enable_candidates(spec, name), self._enable, or_joins)
-        await tx.send_last(change)
+        candidates = enable_candidates(spec, name)
+        await enable_next(tx, workflow, name, candidates, self._enable, or_joins, change)
 
     async def _fail(
         self, error: str, *, cause: str | None = None, error_type: str | None = None

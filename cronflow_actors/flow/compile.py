@@ -376,12 +376,10 @@ class Compiler:
             ectx.answered_told = True  # (logged as the function or body failed)
             return await fall_back(node, FlowContext.of(ectx, ids), error, ectx)
 
-        def route(ctx: Any) -> Any:
-            if caught(ctx.output) is not None:
-                return ctx.route.to_task(recover)
-            if past and ctx.answered_error:  # a loop its fallback ended, carried: to the
-                return ctx.route.to_task(recover)  # fallback's answer (onward, its body and
-            return ctx.route.to_task(onward)  # fallback ran again: conform h36 F3)
+        def route(ctx: Any) -> Any:  # (a loop its fallback ended, carried: to the answer
+            # it gave; onward, its body and fallback ran again: conform h36 F3)
+            answered = caught(ctx.output) is not None or (past and ctx.answered_error)
+            return ctx.route.to_task(recover if answered else onward)
 
         task.catch().split("xor").route(route)
         item = net.work_item(recover, handler=fallback, kind="fallback", records_as=node.id)

@@ -17,6 +17,7 @@ import msgspec
 
 from cronflow_actors.errors import InvalidWorkflowError
 from cronflow_actors.net import validation as check
+from cronflow_actors.net.dead_joins import check_and_joins
 from cronflow_actors.net.spec import (
     MAX_WORK_ITEMS,
     ActionSpec,
@@ -358,7 +359,7 @@ class WorkflowBuilder:
         conditions = wiring.conditions(declared)
         if start is not None and end is not None and start in conditions and end in conditions:
             check.check_reachability(start, end, conditions, wiring, problems)
-            check.check_and_joins(start, conditions, tasks, problems)
+            check_and_joins(start, conditions, tasks, problems)
         if problems or start is None or end is None:
             return None
         return NetSpec(

@@ -86,7 +86,7 @@ __all__ = ["ResetNet", "ResetTransition", "is_or_join_enabled", "reset_net_for"]
 
 Marking = dict[str, int]
 
-FORWARD_STATES = 5_000
+FORWARD_STATES = 20_000
 """Markings reachable from the current one that a question walks forwards first (module
 docstring, 4.): a witness along a chain of tasks takes the backward search a basis that grows
 with every task of it (100 tasks before an OR-join: 2.5 s on the loop, 200: 30 s and a lost
@@ -282,31 +282,38 @@ class ResetNet:
 
     def _walk(self, targets: list[Mapping[str, int]], marking: Mapping[str, int]) -> bool | None:
         """Whether a marking reachable from ``marking`` covers one of ``targets``, walking them
-        depth first; None when they are more than ``FORWARD_STATES``."""
-        first = {place: count for place, count in marking.items() if count > 0}
-        seen = {frozenset(first.items())}
-        todo = [first]
+        depth first; None when they are more than ``FORWARD_STATES``. Each marking is kept as
+        what differs from ``marking`` (most places, a task's free and armed ones among them,
+        keep their count along a chain: copied whole, a chain of n tasks cost n^2: review h36
+        F2)."""
+        base = {place: count for place, count in marking.items() if count > 0}
         takers, anyway = self._takers, self._takers.get("", ())
+        keyed = [place for place in base if place in takers]  # (the rest key no transition)
+
+        def count(state: Marking, place: str) -> int:
+            return state[place] if place in state else base.get(place, 0)
+
+        seen: set[frozenset[tuple[str, int]]] = {frozenset()}
+        todo: list[Marking] = [{}]
         while todo:
             current = todo.pop()
             for target in targets:
-                if _covers(current, target):
+                if all(count(current, place) >= need for place, need in target.items()):
                     return True
-            for place in (*current, ""):
+            marked = [place for place in keyed if count(current, place) > 0]
+            marked += [p for p, n in current.items() if n > 0 and p not in base and p in takers]
+            for place in (*marked, ""):
                 for transition in takers.get(place, ()) if place else anyway:
-                    if not _covers(current, transition.pre):
+                    pre = transition.pre
+                    if any(count(current, taken) < need for taken, need in pre.items()):
                         continue
                     after = dict(current)
-                    for taken, count in transition.pre.items():
-                        left = after[taken] - count
-                        if left:
-                            after[taken] = left
-                        else:
-                            del after[taken]
-                    for emptied in transition.reset:
-                        after.pop(emptied, None)
-                    for given, count in transition.post.items():
-                        after[given] = after.get(given, 0) + count
+                    changes = [(taken, count(current, taken) - need) for taken, need in pre.items()]
+                    changes += [(emptied, 0) for emptied in transition.reset]
+                    for changed, value in changes:
+                        _put(after, base, changed, value)
+                    for given, more in transition.post.items():
+                        _put(after, base, given, count(after, given) + more)
                     key = frozenset(after.items())
                     if key in seen:
                         continue
@@ -340,6 +347,14 @@ class ResetNet:
                     basis.append(before)
                     frontier.append(before)
         return False
+
+
+def _put(state: Marking, base: Mapping[str, int], place: str, count: int) -> None:
+    """``place`` holds ``count`` in ``state``, a marking kept as what differs from ``base``."""
+    if count == base.get(place, 0):
+        state.pop(place, None)
+    else:
+        state[place] = count
 
 
 def _covers(bigger: Mapping[str, int], smaller: Mapping[str, int]) -> bool:

@@ -45,6 +45,7 @@ __all__ = [
     "check_work_item",
     "check_workflow_actions",
     "declare_names",
+    "reach",
     "regions_by_task",
     "single",
     "wire_flows",
@@ -426,8 +427,8 @@ def check_reachability(
     for name in wiring.outputs:
         forward[name] = list(wiring.outputs[name])
         backward[name] = list(wiring.inputs[name])
-    from_start = _reach(start, forward)
-    to_end = _reach(end, backward)
+    from_start = reach(start, forward)
+    to_end = reach(end, backward)
     for name in [*wiring.outputs, *(c for c in conditions if not conditions[c].implicit)]:
         if name not in from_start:
             problems.append(f"{name!r} cannot be reached from the start condition {start!r}")
@@ -435,33 +436,8 @@ def check_reachability(
             problems.append(f"{name!r} cannot reach the end condition {end!r}")
 
 
-def check_and_joins(
-    start: str,
-    conditions: Mapping[str, ConditionSpec],
-    tasks: Mapping[str, Any],
-    problems: list[str],
-) -> None:
-    """Every input of an AND-join can be marked before the task first starts: one marked only
-    by the task's own completion (a loop back to it) leaves it waiting for good, the net
-    ``initialized`` with nothing said (newcomer h36 F3). Reached as if every other task could
-    start, so what is said is never startable, whatever runs."""
-    for name, task in tasks.items():
-        if task.join is not JoinType.AND or len(task.inputs) < 2:
-            continue  # (an only input marked after it: cannot be reached, said above)
-        edges: dict[str, list[str]] = {c: list(conditions[c].outputs) for c in conditions}
-        edges.update({t: list(other.outputs) for t, other in tasks.items() if t != name})
-        reached = _reach(start, edges)
-        late = [c for c in task.inputs if c not in reached]
-        if late:
-            problems.append(
-                f"task {name!r} joins its inputs with AND (the default), and "
-                f"{', '.join(map(repr, late))} is marked only once {name!r} itself has "
-                f"completed: it can never start. Give it .join('xor') (any input starts it) or "
-                ".join('or')"
-            )
-
-
-def _reach(origin: str, edges: Mapping[str, list[str]]) -> set[str]:
+def reach(origin: str, edges: Mapping[str, list[str]]) -> set[str]:
+    """The nodes ``edges`` lead to from ``origin``, ``origin`` among them."""
     found = {origin}
     todo = [origin]
     while todo:

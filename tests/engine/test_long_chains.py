@@ -261,9 +261,10 @@ async def test_an_or_join_after_a_long_chain_waits_for_it_and_fires_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Asked whether a token can still come down 300 tasks, the OR-join's backward search
-    held the loop for minutes (100 tasks: 2.5 s; conform h36 F1): a forward walk answers. Past
-    its bound the backward search answers the same."""
-    async with cf.Runtime(db=tmp_path / "o.db", workflows=[or_join_after(300)]) as rt:
+    held the loop for minutes (100 tasks: 2.5 s; conform h36 F1): a forward walk answers, in
+    a step a task (a walk that copied the whole marking a step stalled at 1,400 and gave up at
+    2,600: review h36 F2). Past its bound the backward search answers the same."""
+    async with cf.Runtime(db=tmp_path / "o.db", workflows=[or_join_after(3_000)]) as rt:
         workflow_id = await rt.start_workflow("late")
         states = await rt.task_states(workflow_id)
         assert (states["short"], states["J"]) == ("completed", "disabled")
@@ -275,3 +276,29 @@ async def test_an_or_join_after_a_long_chain_waits_for_it_and_fires_once(
     async with cf.Runtime(db=tmp_path / "b.db", workflows=[or_join_after(12)]) as rt:
         workflow_id = await rt.start_workflow("late")
         assert (await rt.task_states(workflow_id))["J"] == "disabled"
+
+
+def ended_and_chained(length: int) -> net.NetSpec:
+    """T marks the end and starts ``length`` dummies in a row, which lead to the end too."""
+    names = [f"d{i}" for i in range(length)]
+    builder = net.workflow("both").start_condition("start").end_condition("end")
+    builder.dummy_task("T", net.dummy_task().split("and"))
+    for name in names:
+        builder.dummy_task(name)
+    builder.connect_condition("start", "T").connect_task("T", "end", names[0])
+    for source, target in zip(names, [*names[1:], "end"], strict=True):
+        builder.connect_task(source, target)
+    return builder.actions(initialize=net.action()).build()
+
+
+async def test_a_long_chain_runs_whole_before_its_workflow_hears_of_its_start(
+    tmp_path: Path,
+) -> None:
+    """A completion's report reached its workflow before the rest put off after it: the end
+    was marked, so the workflow completed with 97 of 400 dummies run (review h36 F1). On a
+    stack without end each report comes after the tasks its completion enabled."""
+    async with cf.Runtime(db=tmp_path / "e.db", workflows=[ended_and_chained(400)]) as rt:
+        workflow_id = await rt.start_workflow("both")
+        states = await rt.task_states(workflow_id)
+        assert (await rt.workflow(workflow_id)).state == "completed"
+    assert {states[f"d{i}"] for i in range(400)} == {"completed"}
