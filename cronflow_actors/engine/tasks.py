@@ -88,6 +88,7 @@ from cronflow_actors.net.marking import (
     after_start,
     enable_candidates,
     is_join_satisfied,
+    or_join_reads_others,
     resolve_routes,
 )
 from cronflow_actors.net.spec import CaughtFailure, JoinType, SplitType, TaskKind, caught_in
@@ -165,7 +166,10 @@ class Task:
         workflow, record, name = self.workflow, self.record, self.name
         if record.state not in _ENABLEABLE or workflow.state in FINAL_STATES:
             return
-        or_join = self.definition.join is _OR_JOIN  # (only an OR-join reads the others)
+        # only an OR-join reads the others, and only one with both marked and empty inputs
+        or_join = self.definition.join is _OR_JOIN and or_join_reads_others(
+            self.definition, workflow.marking
+        )
         started = started_tasks(workflow) if or_join else ()
         idle = idle_tasks(self.tx, workflow, self.spec) if or_join else ()
         if not is_join_satisfied(self.spec, name, workflow.marking, started, idle):
@@ -275,7 +279,7 @@ class Task:
                 return
         marking, marked = after_production(spec, name, workflow.marking, routed)
         tx.mark(workflow, marking, marked, produced_by=name, split=definition.split)
-        candidates = enable_candidates(spec, name)
+        candidates = enable_candidates(spec, name, marking)
         await enable_next(tx, workflow, name, candidates, self._enable, or_joins, change)
 
     async def _fail(

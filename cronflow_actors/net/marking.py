@@ -19,7 +19,13 @@ from mypy_extensions import mypyc_attr
 
 from cronflow_actors.errors import InvalidRouteError
 from cronflow_actors.net.orjoin import is_or_join_enabled
-from cronflow_actors.net.spec import JoinType, NetSpec, SplitType, implicit_condition_name
+from cronflow_actors.net.spec import (
+    JoinType,
+    NetSpec,
+    SplitType,
+    TaskSpec,
+    implicit_condition_name,
+)
 
 __all__ = [
     "Route",
@@ -29,11 +35,13 @@ __all__ = [
     "enable_candidates",
     "has_or_join",
     "is_join_satisfied",
+    "or_join_reads_others",
     "resolve_routes",
     "tasks_to_disable",
 ]
 
 _AND_JOIN: Final = JoinType.AND
+_OR_JOIN: Final = JoinType.OR
 _AND_SPLIT: Final = SplitType.AND
 """Read as every task may be enabled or completes: ``Final`` constants, where an enum member's
 read goes through ``EnumType.__getattr__``'s hook (CPython 3.11: ~900 instructions)."""
@@ -73,6 +81,17 @@ def is_join_satisfied(
                 return True
         return False
     return is_or_join_enabled(spec, task, marking, started, idle)
+
+
+def or_join_reads_others(definition: TaskSpec, marking: Marking) -> bool:
+    """Whether ``definition``'s join needs the started and idle tasks to decide at ``marking``:
+    an OR-join with a marked input and an empty one (with none marked it is not enabled, with
+    all marked it is). Worked out for every OR-join every completion asks, they cost a scan of
+    the workflow's tasks each: a chain of 2,000 OR-joins 1 s (retest h36 R1)."""
+    if definition.join is not _OR_JOIN:
+        return False
+    marked = sum(1 for condition in definition.inputs if marking.get(condition, 0) > 0)
+    return 0 < marked < len(definition.inputs)
 
 
 def after_start(spec: NetSpec, task: str, marking: Marking) -> tuple[dict[str, int], list[str]]:
@@ -188,7 +207,7 @@ def has_or_join(spec: NetSpec) -> bool:
     return any(t.join is JoinType.OR for t in spec.tasks.values())
 
 
-def enable_candidates(spec: NetSpec, task: str) -> tuple[str, ...]:
+def enable_candidates(spec: NetSpec, task: str, marking: Marking | None = None) -> tuple[str, ...]:
     """The tasks to try to enable after ``task`` completed: every task after any of its output
     conditions, in declaration order, then the net's other OR-joins, then ``task`` itself (it
     re-fires if its join is still satisfied). All outputs, not only those that got a token (spec
@@ -196,24 +215,54 @@ def enable_candidates(spec: NetSpec, task: str) -> tuple[str, ...]:
     unmarked output waited for. Every OR-join, because any completion may be the one after
     which no token can reach it any more: asked only after a task feeding it (Tasquencer's and
     YAWL's rule, spec 7.4), it waited for good once the last task that could have fed it
-    completed elsewhere (a task that takes its inputs' tokens as it starts, say)."""
-    return _enable_candidates(spec)[task]
+    completed elsewhere (a task that takes its inputs' tokens as it starts, say). Not those of
+    one input (only a completion before one can enable it, as an XOR-join), and with the
+    ``marking`` after the completion, only those with a marked input (no other can be enabled;
+    a completion that marks one asks it as a task after it)."""
+    candidates = _enable_candidates(spec)
+    ordered, feeds = candidates.after[task], candidates.feeds
+    if not feeds:
+        return ordered
+    if marking is None:
+        joins = set(candidates.position)
+    elif len(marking) < len(feeds):  # (the marking keeps each condition it ever marked)
+        joins = {j for c, n in marking.items() if n > 0 and c in feeds for j in feeds[c]}
+    else:
+        joins = {j for c, fed in feeds.items() if marking.get(c, 0) > 0 for j in fed}
+    joins.difference_update(ordered)
+    if not joins:
+        return ordered
+    return (*ordered[:-1], *sorted(joins, key=candidates.position.__getitem__), task)
+
+
+class _Candidates(msgspec.Struct, frozen=True):
+    after: dict[str, tuple[str, ...]]
+    """Each task's: the tasks after it in declaration order, then itself."""
+    feeds: dict[str, tuple[str, ...]]
+    """The OR-joins after each condition before one."""
+    position: dict[str, int]
+    """The net's OR-joins, each with its place in the declaration order."""
 
 
 @lru_cache(maxsize=1024)
-def _enable_candidates(spec: NetSpec) -> dict[str, tuple[str, ...]]:
+def _enable_candidates(spec: NetSpec) -> _Candidates:
     # Every completion asks, and the answer depends on the (immutable) definition alone, so it
     # is made for every task of a net at once, by the net (a NetSpec hashes by identity). Made
     # a (net, task) pair at a time, each scanning the net's tasks, a net of n tasks in a row
     # cost n^2 steps, and past the pairs' cache (4,096) every start paid them again: 5,000
     # tasks held the loop 3 s a start and cost a PostgreSQL process its lease (hostile h36 F1).
+    # The OR-joins are kept apart, not copied into each task's tuple: a net of n of them took
+    # n^2 names (4,000: 16 million, 0.6 s to build; retest h36 R1).
     position = {name: index for index, name in enumerate(spec.tasks)}
-    or_joins = [name for name, other in spec.tasks.items() if other.join is JoinType.OR]
     candidates: dict[str, tuple[str, ...]] = {}
     for task, definition in spec.tasks.items():
         after = {t for c in definition.outputs for t in spec.conditions[c].outputs}
         after.discard(task)
-        ordered = sorted(after, key=position.__getitem__)
-        rest = [name for name in or_joins if name not in after and name != task]
-        candidates[task] = (*ordered, *rest, task)
-    return candidates
+        candidates[task] = (*sorted(after, key=position.__getitem__), task)
+    # one input: as an XOR-join, which only a completion before it (and its own) can enable
+    or_joins = [n for n, t in spec.tasks.items() if t.join is _OR_JOIN and len(t.inputs) > 1]
+    feeds: dict[str, tuple[str, ...]] = {}
+    for name in or_joins:
+        for condition in spec.tasks[name].inputs:
+            feeds[condition] = (*feeds.get(condition, ()), name)
+    return _Candidates(candidates, feeds, {name: position[name] for name in or_joins})

@@ -34,7 +34,30 @@ exactly:
    ``FORWARD_STATES`` of them: one that covers an ``M_w`` answers yes, and a walk that ends
    before the bound has seen every reachable marking and answers no. Only a net whose reachable
    markings are more (wide concurrency, tokens that pile up in a loop) is left to the backward
-   search. Both are exact; the walk finds a witness along a long chain in as many steps.
+   search. Both are exact; the walk finds a witness along a long chain in as many steps, where
+   the backward search's basis grows with every task of it. Before the walk, the backward
+   search is given ``FIRST_WORK`` steps: it sees a join that can never fire at once, where the
+   walk first goes through every order its other branches can run in.
+5. Both see only the OR-join's cone: the transitions that can, in some steps, put a token on
+   one of its inputs (and the places they take from). Another transition only takes or resets
+   tokens of the cone's places, never gives them one, so leaving it out of a run keeps as many
+   tokens in the cone and the run's end covers as much: the answer is the same, and tasks that
+   run beside the OR-join without leading to it no longer multiply the markings to walk (nine
+   manual tasks in parallel with it took the search 2 s, 150 tasks more 7.5 s: retest h36 R1).
+6. The backward search drops a marking that needs a token on a place no token can reach (a
+   join's input whose branch cannot run): it holds no witness, whatever else it needs. Whether
+   a place is out of reach is a backward search of its own, for a token there alone, asked of
+   the places a marking needs and M lacks when they are two or more (the target's, always),
+   once a question, to ``MOST_NESTED`` levels. Without it a join of k branches that can all run
+   and one that cannot made the basis hold every combination of the k branches' steps (eight
+   held the loop for minutes).
+7. The search is bounded (``BACKWARD_WORK`` steps, ``FORWARD_STATES`` markings). Past both the
+   question is left undecided and the OR-join waits, with a warning in the log: it is asked
+   again after the next completion of its net, when fewer tasks are left to run, and a net
+   whose tasks all wait (for people, say) has few markings to search. This may wait where the
+   exact answer would not; unbounded, one question held the event loop for minutes (3,000
+   tasks before an OR-join did, and the process lost its lease: retest h36 R1). The bounds are
+   steps, not time, so the same marking always gets the same answer.
 
 On acyclic nets the cap changes nothing. On nets with loops it matters: YAWL's translation lets a
 task "run" several times at once in the analysis, so it sees tokens that this engine can never
@@ -74,80 +97,43 @@ analysis may see tokens that cannot come, and the OR-join waits longer than it n
 from __future__ import annotations
 
 import itertools
-from collections import deque
+import logging
 from collections.abc import Iterable, Mapping
 from weakref import WeakKeyDictionary
 
-import msgspec
-
+from cronflow_actors.net import coverability
+from cronflow_actors.net.coverability import (
+    Marking,
+    ResetSearch,
+    ResetTransition,
+    armed_place,
+    free_place,
+    task_place,
+)
 from cronflow_actors.net.spec import JoinType, NetSpec, SplitType
 
 __all__ = ["ResetNet", "ResetTransition", "is_or_join_enabled", "reset_net_for"]
 
-Marking = dict[str, int]
-
-FORWARD_STATES = 20_000
-"""Markings reachable from the current one that a question walks forwards first (module
-docstring, 4.): a witness along a chain of tasks takes the backward search a basis that grows
-with every task of it (100 tasks before an OR-join: 2.5 s on the loop, 200: 30 s and a lost
-lease: conform h36 F1), and a forward walk one marking a step."""
+logger = logging.getLogger(__name__)
 
 
-class ResetTransition(msgspec.Struct, frozen=True):
-    name: str
-    pre: Mapping[str, int]
-    post: Mapping[str, int]
-    reset: frozenset[str] = frozenset()
-
-
-def _task_place(task: str) -> str:
-    return f"task:{task}"
-
-
-def _free_place(task: str) -> str:
-    return f"free:{task}"
-
-
-def _armed_place(task: str) -> str:
-    return f"armed:{task}"
-
-
-class ResetNet:
+class ResetNet(ResetSearch):
     """The reset net of a NetSpec, seen from one OR-join (whose start transitions are left out)."""
-
-    def __init__(
-        self,
-        transitions: list[ResetTransition],
-        one_run: tuple[tuple[str, str], ...] = (),
-        armed: frozenset[str] = frozenset(),
-    ) -> None:
-        self.transitions = transitions
-        # Pairs (running, free) whose tokens always add up to one: a marking with more is
-        # never reachable, so the backward search can drop it.
-        self.one_run = one_run
-        self.armed = armed
-        """The tasks whose start needs ``armed:t`` (none in YAWL's translation)."""
-        # Transitions by the places they produce into: only those can help cover a marking.
-        self._producers: dict[str, list[ResetTransition]] = {}
-        for transition in transitions:
-            for place in transition.post:
-                self._producers.setdefault(place, []).append(transition)
-        # Transitions by one place of their pre-set, a condition's or a running task's where
-        # they have one (every marking holds the free and armed places of most tasks): the
-        # forward walk asks only those of the places a marking holds.
-        self._takers: dict[str, list[ResetTransition]] = {}
-        for transition in transitions:
-            places = sorted(transition.pre, key=lambda p: p.startswith(("free:", "armed:")))
-            key = places[0] if places else ""
-            self._takers.setdefault(key, []).append(transition)
 
     @classmethod
     def of(
-        cls, spec: NetSpec, or_join: str, *, one_run_per_task: bool = True, armed: bool = True
+        cls,
+        spec: NetSpec,
+        or_join: str,
+        *,
+        one_run_per_task: bool = True,
+        armed: bool = True,
+        cone: bool = True,
     ) -> ResetNet:
         """``armed``: with the ``armed:t`` places (module docstring); without, a task may start
         whenever its inputs hold tokens (as good while no task is canceled or failed, and a
-        smaller search: up to four times faster)."""
+        smaller search: up to four times faster). ``cone``: only the OR-join's cone (module
+        docstring, 5.), which answers the same for markings of its inputs."""
         transitions: list[ResetTransition] = []
         arming = (
             frozenset(t for t, d in spec.tasks.items() if d.join is not JoinType.OR)
@@ -155,10 +141,10 @@ class ResetNet:
             else frozenset()
         )
         for task in spec.tasks.values():
-            running = _task_place(task.name)
-            free = {_free_place(task.name): 1} if one_run_per_task else {}
+            running = task_place(task.name)
+            free = {free_place(task.name): 1} if one_run_per_task else {}
             if task.name in arming:
-                free[_armed_place(task.name)] = 1  # (taken by its start, with its free place)
+                free[armed_place(task.name)] = 1  # (taken by its start, with its free place)
             if task.name != or_join:
                 if task.join is JoinType.AND:
                     transitions.append(
@@ -173,15 +159,15 @@ class ResetNet:
                         ResetTransition(f"{task.name}:start:{c}", {c: 1} | free, {running: 1})
                         for c in task.inputs
                     )
-            reset = frozenset(task.cancel_conditions) | {_task_place(t) for t in task.cancel_tasks}
+            reset = frozenset(task.cancel_conditions) | {task_place(t) for t in task.cancel_tasks}
             # Cancelling a task frees it: reset its free place too, then give one token back.
-            released = {_free_place(t): 1 for t in task.cancel_tasks} if one_run_per_task else {}
+            released = {free_place(t): 1 for t in task.cancel_tasks} if one_run_per_task else {}
             reset |= set(released)
             # ... and disarms it; then the engine asks each task after this one's outputs, and
             # this one again (``marking.enable_candidates``): armed, once
-            reset |= {_armed_place(t) for t in task.cancel_tasks if t in arming}
+            reset |= {armed_place(t) for t in task.cancel_tasks if t in arming}
             after = {t for c in task.outputs for t in spec.conditions[c].outputs} | {task.name}
-            asked = {_armed_place(t): 1 for t in after if t in arming}
+            asked = {armed_place(t): 1 for t in after if t in arming}
             reset |= set(asked)
             released |= asked
             if task.split is SplitType.AND:
@@ -203,162 +189,40 @@ class ResetNet:
                         reset,
                     )
                 )
+        if cone:
+            transitions = _cone(transitions, spec.tasks[or_join].inputs)
+        places = {place for t in transitions for place in (*t.pre, *t.post)}
         pairs = (
-            tuple((_task_place(t), _free_place(t)) for t in spec.tasks) if one_run_per_task else ()
+            tuple(
+                (task_place(t), free_place(t))
+                for t in spec.tasks
+                if task_place(t) in places or free_place(t) in places
+            )
+            if one_run_per_task
+            else ()
         )
-        return cls(transitions, pairs, arming)
+        return cls(transitions, pairs, frozenset(t for t in arming if armed_place(t) in places))
 
-    @staticmethod
-    def _predecessor(target: Mapping[str, int], t: ResetTransition) -> Marking | None:
-        """The least marking from which firing ``t`` yields at least ``target``, if any."""
-        post = t.post
-        for place in t.reset:
-            if target.get(place, 0) > post.get(place, 0):
-                return None  # t empties the place: after it, only what t itself puts there
-        result: Marking = {}
-        for place, count in target.items():
-            if place in t.reset:
+
+def _cone(transitions: list[ResetTransition], inputs: Iterable[str]) -> list[ResetTransition]:
+    """The transitions that can, in some steps, put a token on one of ``inputs`` (module
+    docstring, 5.), in their order."""
+    producers: dict[str, list[int]] = {}
+    for index, transition in enumerate(transitions):
+        for place in transition.post:
+            producers.setdefault(place, []).append(index)
+    kept: set[int] = set()
+    places, todo = set(inputs), list(inputs)
+    while todo:
+        for index in producers.get(todo.pop(), ()):
+            if index in kept:
                 continue
-            remaining = count - post.get(place, 0)
-            if remaining > 0:
-                result[place] = remaining
-        for place, count in t.pre.items():
-            result[place] = result.get(place, 0) + count
-        return result
-
-    def _fireable(self, marking: Mapping[str, int]) -> set[int]:
-        """Transitions that may ever fire from ``marking`` (ignoring token counts): the rest can
-        be left out of the search. An over-approximation, so leaving them out is safe."""
-        markable = {place for place, count in marking.items() if count > 0}
-        fireable: set[int] = set()
-        grew = True
-        while grew:
-            grew = False
-            for transition in self.transitions:
-                if id(transition) not in fireable and markable.issuperset(transition.pre):
-                    fireable.add(id(transition))
-                    markable.update(transition.post)
-                    grew = True
-        return fireable
-
-    def _possible(self, marking: Mapping[str, int]) -> bool:
-        return all(
-            marking.get(run, 0) + marking.get(free, 0) <= 1 for run, free in self.one_run
-        ) and all(marking.get(_armed_place(t), 0) <= 1 for t in self.armed)
-
-    def coverable(
-        self, target: Mapping[str, int], marking: Mapping[str, int], *, forward: bool = True
-    ) -> bool:
-        """Whether some marking reachable from ``marking`` has at least ``target``'s tokens
-        (``forward``: walked forwards first, as the engine asks; else only backwards)."""
-        return self.any_coverable([target], marking, forward=forward)
-
-    def any_coverable(
-        self,
-        targets: Iterable[Mapping[str, int]],
-        marking: Mapping[str, int],
-        *,
-        forward: bool = True,
-    ) -> bool:
-        """Whether any of ``targets`` is coverable from ``marking``: walked forwards first
-        (``forward``), then searched backwards if the walk could not tell (the transitions that
-        can fire from ``marking`` are worked out once for all of them)."""
-        targets = list(targets)
-        if forward:
-            walked = self._walk(targets, marking)
-            if walked is not None:
-                return walked
-        fireable: set[int] | None = None
-        for target in targets:
-            if _covers(marking, target):
-                return True
-            if not self._possible(target):
-                continue
-            if fireable is None:
-                fireable = self._fireable(marking)
-            if self._search(target, marking, fireable):
-                return True
-        return False
-
-    def _walk(self, targets: list[Mapping[str, int]], marking: Mapping[str, int]) -> bool | None:
-        """Whether a marking reachable from ``marking`` covers one of ``targets``, walking them
-        depth first; None when they are more than ``FORWARD_STATES``. Each marking is kept as
-        what differs from ``marking`` (most places, a task's free and armed ones among them,
-        keep their count along a chain: copied whole, a chain of n tasks cost n^2: review h36
-        F2)."""
-        base = {place: count for place, count in marking.items() if count > 0}
-        takers, anyway = self._takers, self._takers.get("", ())
-        keyed = [place for place in base if place in takers]  # (the rest key no transition)
-
-        def count(state: Marking, place: str) -> int:
-            return state[place] if place in state else base.get(place, 0)
-
-        seen: set[frozenset[tuple[str, int]]] = {frozenset()}
-        todo: list[Marking] = [{}]
-        while todo:
-            current = todo.pop()
-            for target in targets:
-                if all(count(current, place) >= need for place, need in target.items()):
-                    return True
-            marked = [place for place in keyed if count(current, place) > 0]
-            marked += [p for p, n in current.items() if n > 0 and p not in base and p in takers]
-            for place in (*marked, ""):
-                for transition in takers.get(place, ()) if place else anyway:
-                    pre = transition.pre
-                    if any(count(current, taken) < need for taken, need in pre.items()):
-                        continue
-                    after = dict(current)
-                    changes = [(taken, count(current, taken) - need) for taken, need in pre.items()]
-                    changes += [(emptied, 0) for emptied in transition.reset]
-                    for changed, value in changes:
-                        _put(after, base, changed, value)
-                    for given, more in transition.post.items():
-                        _put(after, base, given, count(after, given) + more)
-                    key = frozenset(after.items())
-                    if key in seen:
-                        continue
-                    if len(seen) >= FORWARD_STATES:
-                        return None
-                    seen.add(key)
-                    todo.append(after)
-        return False
-
-    def _search(
-        self, target: Mapping[str, int], marking: Mapping[str, int], fireable: set[int]
-    ) -> bool:
-        basis: list[Marking] = [dict(target)]
-        frontier: deque[Marking] = deque([dict(target)])
-        while frontier:
-            current = frontier.popleft()  # breadth first: short witnesses are found early
-            seen: set[int] = set()
-            for place in current:
-                for transition in self._producers.get(place, ()):
-                    if id(transition) in seen or id(transition) not in fireable:
-                        continue
-                    seen.add(id(transition))
-                    before = self._predecessor(current, transition)
-                    if before is None or not self._possible(before):
-                        continue
-                    if _covers(marking, before):
-                        return True
-                    if any(_covers(before, known) for known in basis):
-                        continue
-                    basis = [known for known in basis if not _covers(known, before)]
-                    basis.append(before)
-                    frontier.append(before)
-        return False
-
-
-def _put(state: Marking, base: Mapping[str, int], place: str, count: int) -> None:
-    """``place`` holds ``count`` in ``state``, a marking kept as what differs from ``base``."""
-    if count == base.get(place, 0):
-        state.pop(place, None)
-    else:
-        state[place] = count
-
-
-def _covers(bigger: Mapping[str, int], smaller: Mapping[str, int]) -> bool:
-    return all(bigger.get(place, 0) >= count for place, count in smaller.items())
+            kept.add(index)
+            for place in transitions[index].pre:
+                if place not in places:
+                    places.add(place)
+                    todo.append(place)
+    return [t for index, t in enumerate(transitions) if index in kept]
 
 
 _NETS: WeakKeyDictionary[NetSpec, dict[tuple[str, bool], ResetNet]] = WeakKeyDictionary()
@@ -401,8 +265,20 @@ def is_or_join_enabled(
     # a completion, after which every OR-join is asked again, with it idle
     net = reset_net_for(spec, task, armed=bool(waiting))
     for name in spec.tasks:
-        current[_task_place(name) if name in running else _free_place(name)] = 1
+        current[task_place(name) if name in running else free_place(name)] = 1
         if name in net.armed and name not in running and name not in waiting:
-            current[_armed_place(name)] = 1
+            current[armed_place(name)] = 1
     base = dict.fromkeys(marked, 1)
-    return not net.any_coverable((base | {q: 1} for q in empty), current)
+    targets = [base | {q: 1} for q in empty]
+    waits = net.decide(targets, current, work=coverability.BACKWARD_WORK)
+    if waits is None:
+        logger.warning(
+            "the OR-join %r of %r waits undecided: its net has more markings to search than"
+            " one question may take (%d walked forwards, %d steps back); it is asked again"
+            " after the next completion in its net, with fewer tasks left to run",
+            task,
+            spec.name,
+            coverability.FORWARD_STATES,
+            coverability.BACKWARD_WORK,
+        )
+    return waits is False

@@ -13,7 +13,7 @@ import pytest
 import cronflow_actors as cf
 from cronflow_actors import net
 from cronflow_actors.errors import EndlessChainError
-from cronflow_actors.net import orjoin
+from cronflow_actors.net import coverability
 
 LONG = 600  # about three times the chain that overflowed (conform's 200 failed)
 
@@ -272,7 +272,7 @@ async def test_an_or_join_after_a_long_chain_waits_for_it_and_fires_once(
         await rt.start_work_item(item.id)
         await rt.complete_work_item(item.id)
         assert (await rt.workflow(workflow_id)).state == "completed"
-    monkeypatch.setattr(orjoin, "FORWARD_STATES", 2)
+    monkeypatch.setattr(coverability, "FORWARD_STATES", 2)
     async with cf.Runtime(db=tmp_path / "b.db", workflows=[or_join_after(12)]) as rt:
         workflow_id = await rt.start_workflow("late")
         assert (await rt.task_states(workflow_id))["J"] == "disabled"

@@ -13,6 +13,7 @@ from cronflow_actors.net.marking import (
     resolve_routes,
     tasks_to_disable,
 )
+from cronflow_actors.net.spec import implicit_condition_name
 from tests.net.nets import make_net
 
 
@@ -108,3 +109,23 @@ def test_cancellation_region_empties_its_conditions() -> None:
 def test_enable_candidates_in_declaration_order_then_the_task_itself() -> None:
     net = diamond()
     assert enable_candidates(net, "a") == ("b", "c", "a")
+
+
+def test_enable_candidates_ask_the_other_or_joins_that_a_token_reached() -> None:
+    # j2 and j1 are OR-joins of two inputs each (j2 declared first), o of one input
+    tasks = {"j2": "or/and", "a": "and/and", "b": "and/and", "c": "and/and", "j1": "or/and"}
+    flows = [("start", "a"), ("start", "b"), ("start", "c"), ("a", "j1"), ("b", "j1")]
+    flows += [("b", "j2"), ("c", "j2"), ("j1", "o"), ("j2", "end"), ("o", "end")]
+    net = make_net(tasks | {"o": "or/and"}, flows)
+    into = implicit_condition_name
+    # with no marking: every OR-join of more than one input, in declaration order, then c
+    assert enable_candidates(net, "c") == ("j2", "j1", "c")
+    # j1's input from a is marked, j2's none: only j1; o (one input, marked) not: only j1's
+    # completion can enable it
+    marking = {into("a", "j1"): 1, into("b", "j2"): 0, into("j1", "o"): 1}
+    assert enable_candidates(net, "c", marking) == ("j2", "j1", "c")
+    assert enable_candidates(net, "a", marking) == ("j1", "a")
+    assert enable_candidates(net, "o", marking) == ("j1", "o")
+    marking[into("a", "j1")] = 0  # no token before j1 any more: c's completion need not ask it
+    assert enable_candidates(net, "c", marking) == ("j2", "c")
+    assert enable_candidates(net, "o", marking) == ("o",)
