@@ -16,6 +16,7 @@ import msgspec
 __all__ = [
     "BACKWARD_WORK",
     "DEAD_WORK",
+    "FIRST_STATES",
     "FIRST_WORK",
     "FORWARD_STATES",
     "MOST_NESTED",
@@ -33,6 +34,9 @@ BACKWARD_WORK = 20_000
 """Steps the backward search may take for one question of the engine (a predecessor worked
 out, or a marking of the basis compared with one; ``orjoin``'s docstring, 7.): about 0.2 s here."""
 
+FIRST_STATES = 1_000
+"""Markings the walk goes through first, before ``FIRST_WORK`` (``ResetSearch.decide``)."""
+
 FIRST_WORK = 2_000
 """Steps of the backward search tried before the walk (``ResetSearch.decide``)."""
 
@@ -43,12 +47,12 @@ MOST_NESTED = 2
 """How deep a search for a place out of reach may ask for others (each asks those of the
 markings it needs several places of: a join's inputs)."""
 
-FORWARD_STATES = 10_000
-"""Markings reachable from the current one that a question walks forwards first (``orjoin``'s
+FORWARD_STATES = 12_000
+"""Markings reachable from the current one that a question walks forwards (``orjoin``'s
 docstring, 4.): a witness along a chain of tasks takes the backward search a basis that grows
 with every task of it (100 tasks before an OR-join: 2.5 s on the loop, 200: 30 s and a lost
-lease: conform h36 F1), and a forward walk one marking a step (10,000: about 0.3 s here,
-two a task of a chain)."""
+lease: conform h36 F1), and a forward walk two markings a task (a chain of 5,000, hostile h36
+F1's size, 10,000). 12,000 take about 0.4 s here."""
 
 
 class ResetTransition(msgspec.Struct, frozen=True):
@@ -78,7 +82,10 @@ class ResetSearch:
         transitions: list[ResetTransition],
         one_run: tuple[tuple[str, str], ...] = (),
         armed: frozenset[str] = frozenset(),
+        goal: Iterable[str] = (),
     ) -> None:
+        """``goal``: the places the questions are mostly about (an OR-join's inputs), which the
+        walk heads for first."""
         self.transitions = transitions
         # Pairs (running, free) whose tokens always add up to one: a marking with more is
         # never reachable, so the backward search can drop it.
@@ -98,6 +105,25 @@ class ResetSearch:
             places = sorted(transition.pre, key=lambda p: p.startswith(("free:", "armed:")))
             key = places[0] if places else ""
             self._takers.setdefault(key, []).append(transition)
+        self._steps = self._steps_to(goal)
+
+    def _steps_to(self, goal: Iterable[str]) -> dict[int, int]:
+        """How many transitions each transition (by id) is from putting a token on a ``goal``
+        place, at the fewest, if it can (in the net's graph, tokens aside)."""
+        steps: dict[int, int] = {}
+        distance = dict.fromkeys(goal, 0)
+        todo = deque(distance)
+        while todo:
+            place = todo.popleft()
+            for transition in self._producers.get(place, ()):
+                if id(transition) in steps:
+                    continue
+                steps[id(transition)] = distance[place]
+                for taken in transition.pre:
+                    if taken not in distance:
+                        distance[taken] = distance[place] + 1
+                        todo.append(taken)
+        return steps
 
     @staticmethod
     def _predecessor(target: Mapping[str, int], t: ResetTransition) -> Marking | None:
@@ -172,12 +198,15 @@ class ResetSearch:
         if any(_covers(marking, target) for target in targets):
             return True
         if forward:
-            # a few steps back first: a join that can never fire is seen at once, where the
-            # walk goes through every order its other branches can run in first
+            # a short walk, which finds most witnesses (it heads for the goal); a few steps
+            # back, which see a join that can never fire at once, where the walk goes through
+            # every order its other branches can run in first; then the whole walk
             first = FIRST_WORK if work is None else min(work, FIRST_WORK)
-            answer = self._backward(targets, marking, first)
+            answer = self._walk(targets, marking, FIRST_STATES)
             if answer is None:
-                answer = self._walk(targets, marking)
+                answer = self._backward(targets, marking, first)
+            if answer is None:
+                answer = self._walk(targets, marking, FORWARD_STATES)
             if answer is not None:
                 return answer
         return self._backward(targets, marking, work)
@@ -198,14 +227,16 @@ class ResetSearch:
                 return found
         return False
 
-    def _walk(self, targets: list[Mapping[str, int]], marking: Mapping[str, int]) -> bool | None:
+    def _walk(
+        self, targets: list[Mapping[str, int]], marking: Mapping[str, int], most: int
+    ) -> bool | None:
         """Whether a marking reachable from ``marking`` covers one of ``targets``, walking them
-        depth first; None when they are more than ``FORWARD_STATES``. Each marking is kept as
-        what differs from ``marking`` (most places, a task's free and armed ones among them,
-        keep their count along a chain: copied whole, a chain of n tasks cost n^2: review h36
-        F2)."""
+        depth first, the transitions nearest the goal first; None when they are more than
+        ``most``. Each marking is kept as what differs from ``marking`` (most places, a task's
+        free and armed ones among them, keep their count along a chain: copied whole, a chain
+        of n tasks cost n^2: review h36 F2)."""
         base = {place: count for place, count in marking.items() if count > 0}
-        takers, anyway = self._takers, self._takers.get("", ())
+        takers, anyway, steps = self._takers, self._takers.get("", ()), self._steps
         keyed = [place for place in base if place in takers]  # (the rest key no transition)
 
         def count(state: Marking, place: str) -> int:
@@ -220,6 +251,7 @@ class ResetSearch:
                     return True
             marked = [place for place in keyed if count(current, place) > 0]
             marked += [p for p, n in current.items() if n > 0 and p not in base and p in takers]
+            following: list[tuple[int, Marking]] = []
             for place in (*marked, ""):
                 for transition in takers.get(place, ()) if place else anyway:
                     pre = transition.pre
@@ -235,10 +267,12 @@ class ResetSearch:
                     key = frozenset(after.items())
                     if key in seen:
                         continue
-                    if len(seen) >= FORWARD_STATES:
+                    if len(seen) >= most:
                         return None
                     seen.add(key)
-                    todo.append(after)
+                    following.append((steps.get(id(transition), len(seen)), after))
+            following.sort(key=_farthest_first)
+            todo.extend(after for _, after in following)  # (the nearest is taken next)
         return False
 
     def _search(self, target: Mapping[str, int], question: _Question) -> bool | None:
@@ -319,6 +353,10 @@ class _Question:
             return True
         self.left -= steps
         return self.left >= 0
+
+
+def _farthest_first(step: tuple[int, Marking]) -> int:
+    return -step[0]
 
 
 def _put(state: Marking, base: Mapping[str, int], place: str, count: int) -> None:

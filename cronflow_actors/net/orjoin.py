@@ -35,9 +35,12 @@ exactly:
    before the bound has seen every reachable marking and answers no. Only a net whose reachable
    markings are more (wide concurrency, tokens that pile up in a loop) is left to the backward
    search. Both are exact; the walk finds a witness along a long chain in as many steps, where
-   the backward search's basis grows with every task of it. Before the walk, the backward
-   search is given ``FIRST_WORK`` steps: it sees a join that can never fire at once, where the
-   walk first goes through every order its other branches can run in.
+   the backward search's basis grows with every task of it. The walk takes the transitions
+   nearest an input of the OR-join first (in the net's graph), so a witness is mostly found
+   in a straight line. It goes through ``FIRST_STATES`` markings, then the backward search
+   through ``FIRST_WORK`` steps (it sees a join that can never fire at once, where the walk
+   first goes through every order its other branches can run in), then the walk again, to
+   ``FORWARD_STATES`` (``coverability.ResetSearch.decide``).
 5. Both see only the OR-join's cone: the transitions that can, in some steps, put a token on
    one of its inputs (and the places they take from). Another transition only takes or resets
    tokens of the cone's places, never gives them one, so leaving it out of a run keeps as many
@@ -201,7 +204,8 @@ class ResetNet(ResetSearch):
             if one_run_per_task
             else ()
         )
-        return cls(transitions, pairs, frozenset(t for t in arming if armed_place(t) in places))
+        arming = frozenset(t for t in arming if armed_place(t) in places)
+        return cls(transitions, pairs, arming, spec.tasks[or_join].inputs)
 
 
 def _cone(transitions: list[ResetTransition], inputs: Iterable[str]) -> list[ResetTransition]:

@@ -66,7 +66,7 @@ async def test_an_or_join_undecided_in_its_bounds_waits_and_is_asked_again(
 ) -> None:
     """With bounds too small for the question, J waits, the log says why, and once X is done
     the question is small enough: J fires."""
-    for bound in ("FORWARD_STATES", "BACKWARD_WORK", "DEAD_WORK"):
+    for bound in ("FIRST_STATES", "FORWARD_STATES", "BACKWARD_WORK", "DEAD_WORK"):
         monkeypatch.setattr(coverability, bound, 2)
     spec = join_that_cannot_fire(2)
     caplog.set_level(logging.WARNING, logger="cronflow_actors.net.orjoin")
