@@ -325,10 +325,11 @@ class WorkItemLimitError(EngineError):
     def __init__(self, workflow: str, task: str, most: int) -> None:
         self.workflow, self.task, self.most = workflow, task, most
         super().__init__(
-            f"task {task!r} of {workflow!r} has {most:,} work items in this generation, the "
-            "most outside callers may bring it to: each item is kept in the instance's state, "
-            "which every change writes again; complete or cancel items of it, or declare a "
-            "higher bound with net.task(...).max_work_items(n)"
+            f"task {task!r} of {workflow!r} has {most:,} work items in this generation "
+            "(open, completed and canceled alike), the most outside callers may bring it to: "
+            "each item is kept in the instance's state, which every change writes again; the "
+            "task's next generation starts with none, or declare a higher bound with "
+            "net.task(...).max_work_items(n)"
         )
 
 

@@ -49,7 +49,14 @@ async def test_outside_callers_bring_a_task_to_its_bound_and_no_further(serve: S
     assert problem["type"] == "urn:cronflow:problem:work-item-limit"
     assert "task 'vote' of 'ballot3' has 3 work items in this generation" in problem["detail"]
     assert "net.task(...).max_work_items(n)" in problem["detail"]
+    assert "(open, completed and canceled alike)" in problem["detail"]
     assert len((await client.get(items, headers=ADA)).json()["work_items"]) == 3  # none added
+    # a finished item still counts, as the detail says (it is kept in the state): no room made
+    [first, *_] = await rt.work_items(workflow_id, "vote")
+    await rt.start_work_item(first.id)
+    await rt.complete_work_item(first.id)
+    again = await client.post(items, json={"n": 1}, headers=ADA)
+    assert again.status_code == 409, again.text
     # the net's own code is not bounded
     await rt.initialize_work_item(workflow_id, "vote")
     assert len(await rt.work_items(workflow_id, "vote")) == 4
