@@ -31,14 +31,16 @@ class _Lossy(_Older):
     answers: ClassVar[bool] = True
     first: ClassVar[str] = "drop"
     """How the first start's answer is lost: ``drop`` (no answer), ``proxy`` (a proxy's 504
-    page), ``cut`` (its headers, and part of its body), ``cut-proxy`` (a proxy's 502 so cut:
-    retest2 h35 R6, a traceback)."""
+    page), ``proxy-500`` (its 500 page: retest h36 R3, exit 4 "nothing started"), ``cut`` (its
+    headers, and part of its body), ``cut-proxy`` (a proxy's 502 so cut: retest2 h35 R6, a
+    traceback)."""
 
     def do_POST(self) -> None:
         length = int(self.headers.get("content-length", "0"))
         self.starts.append(json.loads(self.rfile.read(length)))
-        if len(self.starts) == 1 and self.first == "proxy":
-            self._json(504, "<html>Gateway Timeout</html>", "text/html")
+        if len(self.starts) == 1 and self.first in ("proxy", "proxy-500"):
+            code = 504 if self.first == "proxy" else 500
+            self._json(code, "<html>Gateway Timeout</html>", "text/html")
             return
         if len(self.starts) == 1 and self.first in ("cut", "cut-proxy"):
             self.send_response(201 if self.first == "cut" else 502)
@@ -76,7 +78,7 @@ def test_a_start_whose_answer_was_lost_is_sent_again_and_started_once() -> None:
     assert "asking again with the same run id, so that it starts once" in result.stderr
 
 
-@pytest.mark.parametrize("first", ["proxy", "cut", "cut-proxy"])
+@pytest.mark.parametrize("first", ["proxy", "proxy-500", "cut", "cut-proxy"])
 def test_a_start_whose_answer_a_proxy_lost_or_cut_is_sent_again(first: str) -> None:
     """A proxy's 504 was exit 4 "retry later", and an answer cut after its headers a traceback
     and exit 1, though the run may have started (review h35 F4, F5)."""

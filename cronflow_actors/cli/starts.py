@@ -46,8 +46,10 @@ _SKEW = 120.0
 first send is still taken for its (the other way, a start said taken that did start, a script
 would start again)."""
 _PROXY_LOST = frozenset({502, 503, 504})
-"""What a proxy in front of ``serve`` answers when it lost the server's answer (no problem of
-cronflow-actors': review h35 F4, a start behind a proxy said "retry later", exit 4)."""
+"""What a proxy in front of ``serve`` answers when it lost the server's answer, and ``serve``
+while it drains. Any 5xx page that is no problem of cronflow-actors' is a proxy's, which may
+have passed the start on (review h35 F4: a 504, retest h36 R3: a 500, each said "retry later",
+exit 4, and the run had started)."""
 
 
 def start_once(
@@ -77,7 +79,7 @@ def start_once(
     except ApiError as refused:
         if refused.status == 409 and refused.slug == "instance-exists":
             raise _taken(args, body["instance_id"]) from None
-        if refused.status in _PROXY_LOST and not refused.slug:
+        if refused.status >= 500 and not refused.slug:  # a proxy's page, not the server's
             proxy = f"HTTP {refused.status} from a proxy"
             return _ask_again(args, client, path, body, proxy, began=sent, mine=(makes, since))
         raise
@@ -118,8 +120,8 @@ def _ask_again(
         except ServerUnreachableError:
             continue
         except ApiError as refused:
-            if refused.status in _PROXY_LOST:  # draining, or restarting behind a proxy
-                continue
+            if refused.status in _PROXY_LOST or (refused.status >= 500 and not refused.slug):
+                continue  # draining, or restarting behind a proxy
             if refused.status == 409 and refused.slug == "instance-exists":
                 if args.instance_id is None or _made_by_it(client, args.instance_id, *mine):
                     return {"run_id": run_id}  # the first start's
