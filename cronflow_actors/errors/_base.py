@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 
@@ -60,14 +61,15 @@ def validation_path(error: Exception) -> str:
     match = _PATH_IN_ERROR.search(said)
     path = match.group("path") if match else "$"
     unknown = _UNKNOWN_FIELD.match(said)  # the field's own path, not its object's: "$" for a
-    if unknown is not None and _NAME.fullmatch(unknown.group(1)):  # field at the top
-        path = f"{path}.{unknown.group(1)}"  # (newcomer h36 F10)
+    if unknown is not None:  # field at the top (newcomer h36 F10)
+        name = unknown.group(1)  # ("a.b", "x y" or "café" in brackets: retest h36 R4)
+        path = f"{path}.{name}" if _NAME.fullmatch(name) else f"{path}[{json.dumps(name)}]"
     return path
 
 
 _UNKNOWN_FIELD = re.compile(r"Object contains unknown field `(.*?)`(?: - at `|$)")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-"""A field name a JSON path writes after a dot (another is left at its object's path)."""
+"""A field name a JSON path writes after a dot (another goes in brackets, quoted)."""
 
 
 class CronflowError(Exception):
