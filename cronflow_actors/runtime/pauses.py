@@ -200,8 +200,12 @@ class Pauses:
     async def _known(self, run_id: str) -> None:
         """``NotFoundError`` unless run ``run_id`` is stored (or queued to start: both are what
         ``instance_exists`` asks)."""
-        if not await self._store.instance_exists(run_id):
-            raise NotFoundError("run", run_id)
+        if await self._store.instance_exists(run_id):
+            return
+        root = run_id.partition(".")[0]
+        if root != run_id and await self._store.instance_exists(root):  # (retest h36 R5)
+            raise NotFoundError("run", run_id, advice=_inside(run_id, root))
+        raise NotFoundError("run", run_id)
 
     async def list_paused(
         self, *, limit: int = 100, cursor: str | None = None, run_id: str | None = None
@@ -218,12 +222,9 @@ class Pauses:
             raise ConfigurationError("run_id", run_id, "a run's id, or none for every run's")
         if run_id is not None and "." in run_id:  # a child net's (the work list's workflow_id)
             root = run_id.partition(".")[0]  # was "no run", a 404 (hostile h36 F5)
-            raise ConfigurationError(
-                "run_id",
-                run_id,
-                f"the id of a run, not of a workflow inside one: pauses are listed by their "
-                f"run's id, and run_id={root} lists those of the workflows inside it too",
-            )
+            if not await self._store.instance_exists(root):  # (nor one it is in: retest h36 R5)
+                raise NotFoundError("run", run_id, advice=f"nor is there a run {root!r}")
+            raise ConfigurationError("run_id", run_id, _inside(run_id, root))
         after = decode_cursor(cursor) if cursor else None
         rows = await self._store.open_waits(
             "pause", instance_id=run_id, after=after, limit=limit, max_bytes=PAGE_BYTES
@@ -234,6 +235,16 @@ class Pauses:
         last = rows[-1] if full and rows else None
         next_cursor = encode_cursor(last.created_at, last.wait_id) if last else None
         return Page([_paused(row) for row in rows], next_cursor)
+
+
+def _inside(ident: str, root: str) -> str:
+    """What to ask for instead of ``ident``, the id of a workflow or work item inside run
+    ``root``."""
+    return (
+        f"the id of a run, not of a workflow or work item inside one ({ident} is inside run "
+        f"{root}): pauses are found by their run's id, and {root}'s include those of the "
+        "workflows inside it"
+    )
 
 
 _FIELDS = {

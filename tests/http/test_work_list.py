@@ -113,7 +113,17 @@ async def test_a_nets_work_list_holds_its_child_nets_items_with_what_each_state_
     assert sorted(pauses) == ["countersign", "sign"]
     inside = await client.get("/paused", params={"run_id": stamp["workflow_id"]}, headers=ADA)
     assert inside.status_code == 400, inside.text  # was "no run", a 404 (hostile h36 F5)
-    assert f"run_id={workflow_id} lists those of the workflows inside it" in inside.text
+    assert f"is inside run {workflow_id}): pauses are found by their run's id" in inside.text
+    # a work item's id, the same; one inside no run, and the run's own pause route (R5)
+    item = await client.get("/paused", params={"run_id": stamp["id"]}, headers=ADA)
+    assert item.status_code == 400, item.text
+    assert f"({stamp['id']} is inside run {workflow_id})" in item.text
+    nowhere = await client.get("/paused", params={"run_id": "nope.f3"}, headers=ADA)
+    assert nowhere.status_code == 404, nowhere.text
+    assert "no run 'nope.f3'; nor is there a run 'nope'" in nowhere.text
+    child = await client.get(f"/runs/{stamp['workflow_id']}/pause", headers=ADA)
+    assert child.status_code == 404, child.text
+    assert f"is inside run {workflow_id}): pauses are found by their run's id" in child.text
     assert pauses["countersign"]["token"] == countersigned["token"]
     assert pauses["countersign"]["description"] == "countersign it"
     for pause in pauses.values():
