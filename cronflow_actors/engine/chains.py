@@ -102,6 +102,15 @@ class Chain:
         self.later: deque[_Rest] | None = None
         self.putting_off = False
 
+    def enabled(self, tx: Sends, workflow: WorkflowRecord, task: str) -> None:
+        """Count ``task`` of ``workflow``, just enabled; ``EndlessChainError`` past
+        ``MOST_ENABLES``. Only an ask that enabled counts: every ask did, a completion's
+        re-ask of itself and of other OR-joins among them, so a chain of 18,000 tasks was
+        refused as "more than 20,000 enabled" (retest h36 R6)."""
+        self.enables += 1
+        if self.enables > MOST_ENABLES:
+            raise EndlessChainError(workflow.name, task, MOST_ENABLES, tx.state.workflow)
+
     def full(self) -> bool:
         """Whether the frames under way leave less than ``HEADROOM`` (measured by
         ``sys._getframe``'s walk in C)."""
@@ -180,9 +189,6 @@ async def enable_next(  # noqa: PLR0917 - a completion's own names, in their ord
             chain.put_off(_Rest(workflow, name, rest, enable_again, note, change))
             note = change = None  # (the rest's now)
             break
-        chain.enables += 1
-        if chain.enables > MOST_ENABLES:
-            raise EndlessChainError(workflow.name, candidate, MOST_ENABLES, tx.state.workflow)
         chain.depth += 1
         try:
             if candidate == name:

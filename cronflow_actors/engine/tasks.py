@@ -174,6 +174,8 @@ class Task:
         idle = idle_tasks(self.tx, workflow, self.spec) if or_join else ()
         if not is_join_satisfied(self.spec, name, workflow.marking, started, idle):
             return
+        if self.tx.chain is not None:  # (a loop that never waits: chains.MOST_ENABLES)
+            self.tx.chain.enabled(self.tx, workflow, name)
         record.generation += 1
         self._move(_ENABLED)
         record.children = []

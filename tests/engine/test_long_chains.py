@@ -12,6 +12,7 @@ import pytest
 
 import cronflow_actors as cf
 from cronflow_actors import net
+from cronflow_actors.engine import chains
 from cronflow_actors.errors import EndlessChainError
 from cronflow_actors.net import coverability
 
@@ -147,9 +148,22 @@ async def test_a_composite_loop_that_never_waits_names_the_instance_it_is_in(
         .actions(initialize=net.action())
         .build()
     )
-    async with cf.Runtime(db=tmp_path / "c.db", workflows=[spec]) as rt:
-        with pytest.raises(EndlessChainError, match=r"\(in an instance of 'cspin'\)"):
+    # a loop inside the child net names the child, in an instance of the root
+    spin = net.dummy_task().join("xor").split("xor").route(lambda ctx: ctx.route.to_task("k"))
+    looping = net.workflow("kidspin").start_condition("s").end_condition("e").dummy_task("k", spin)
+    looping = looping.connect_condition("s", "k").connect_task("k", "k", "e")
+    outer = net.workflow("outer").start_condition("s").end_condition("e")
+    outer = outer.composite_task("inner", net.composite_task(looping))
+    outer = outer.connect_condition("s", "inner").connect_task("inner", "e")
+    outer_spec = outer.actions(initialize=net.action()).build()
+    async with cf.Runtime(db=tmp_path / "c.db", workflows=[spec, outer_spec]) as rt:
+        # the composite task's own loop: its net's task, the one past the bound, is named
+        with pytest.raises(EndlessChainError, match=r"^workflow 'cspin': more than 20,000 tasks"):
             await rt.start_workflow("cspin")
+        with pytest.raises(
+            EndlessChainError, match=r"^workflow 'kidspin' \(in an instance of 'outer'\)"
+        ):
+            await rt.start_workflow("outer")
 
 
 def composites(count: int) -> net.NetSpec:
@@ -302,3 +316,19 @@ async def test_a_long_chain_runs_whole_before_its_workflow_hears_of_its_start(
         states = await rt.task_states(workflow_id)
         assert (await rt.workflow(workflow_id)).state == "completed"
     assert {states[f"d{i}"] for i in range(400)} == {"completed"}
+
+
+async def test_the_endless_loop_bound_counts_the_tasks_enabled_not_the_asks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every ask counted, a completion's re-ask of itself among them: 18,000 tasks in a row
+    were refused as "more than 20,000 enabled" (retest h36 R6). With a bound of 50, a chain
+    that enables 50 tasks in one go runs; one that enables 51 is refused, naming the 51st."""
+    monkeypatch.setattr(chains, "MOST_ENABLES", 50)
+    # d0 is enabled as the net starts, outside any completion's chain: d1.. and "last" count
+    async with cf.Runtime(db=tmp_path / "b.db", workflows=[dummies(50)]) as rt:
+        workflow_id = await rt.start_workflow("dummies")
+        assert (await rt.task_states(workflow_id))["last"] == "started"
+    async with cf.Runtime(db=tmp_path / "c.db", workflows=[dummies(51)]) as rt:
+        with pytest.raises(EndlessChainError, match=r"more than 50 tasks .* \(task 'last' came"):
+            await rt.start_workflow("dummies")
