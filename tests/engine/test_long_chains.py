@@ -15,6 +15,7 @@ from cronflow_actors import net
 from cronflow_actors.engine import chains
 from cronflow_actors.errors import EndlessChainError
 from cronflow_actors.net import coverability
+from tests.engine.helpers import open_item
 
 LONG = 600  # about three times the chain that overflowed (conform's 200 failed)
 
@@ -332,3 +333,42 @@ async def test_the_endless_loop_bound_counts_the_tasks_enabled_not_the_asks(
     async with cf.Runtime(db=tmp_path / "c.db", workflows=[dummies(51)]) as rt:
         with pytest.raises(EndlessChainError, match=r"more than 50 tasks .* \(task 'last' came"):
             await rt.start_workflow("dummies")
+
+
+@pytest.mark.parametrize("put_off", [False, True], ids=["on the stack", "put off"])
+async def test_an_or_join_asked_before_a_canceled_task_is_asked_again_waits_for_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, put_off: bool
+) -> None:
+    """K cancels C, which keeps its token on x; B, at the end of d1 -> d2, puts another on x
+    and one before the OR-join J, which it asks first (declared first). C will be asked next,
+    so it is not idle to J: J waits for C. Put off (every completion three enables deep, as
+    near the stack's limit), B's rest keeps its note: dropped with the put-off, J took C for
+    idle and fired at once, and the run ended before C ran (review h35 F11, h36 F4)."""
+    if put_off:
+        monkeypatch.setattr(chains, "_SHALLOW", 1)
+        monkeypatch.setattr(chains.Chain, "full", lambda chain: chain.depth >= 3)
+    builder = net.workflow("note").start_condition("start").end_condition("end")
+    builder.dummy_task("S", net.dummy_task().split("and"))
+    builder.dummy_task("J", net.dummy_task().join("or"))
+    builder.task("C", net.task()).condition("x")
+    builder.dummy_task("K").task("Z", net.task())
+    builder.dummy_task("d1").dummy_task("d2").dummy_task("B", net.dummy_task().split("and"))
+    builder.connect_condition("start", "S").connect_task("S", "x", "K", "d1")
+    builder.connect_condition("x", "C").connect_task("C", "J")
+    builder.connect_task("K", "Z").connect_task("Z", "end").cancellation_region("K", tasks=["C"])
+    builder.connect_task("d1", "d2").connect_task("d2", "B").connect_task("B", "J", "x")
+    spec = builder.connect_task("J", "end").actions(initialize=net.action()).build()
+    async with cf.Runtime(db=tmp_path / "n.db", workflows=[spec]) as rt:
+        workflow_id = await rt.start_workflow("note")
+        states = await rt.task_states(workflow_id)
+        assert (states["K"], states["B"], states["C"], states["J"]) == (
+            "completed",
+            "completed",
+            "enabled",  # (again, after its cancel: B asked it)
+            "disabled",
+        )
+        item = await open_item(rt, workflow_id, "C")
+        await rt.start_work_item(item.id)
+        await rt.complete_work_item(item.id)
+        assert (await rt.task_states(workflow_id))["J"] == "completed"
+        assert (await rt.workflow(workflow_id)).state == "completed"
