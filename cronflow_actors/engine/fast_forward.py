@@ -38,7 +38,7 @@ from cronflow_actors.messages.engine import (
     WorkItemRecord,
 )
 from cronflow_actors.messages.migrations import CarriedChild, MigrationSource, same_item
-from cronflow_actors.net.marking import after_start
+from cronflow_actors.net.marking import start_counts
 from cronflow_actors.net.migration import MigrationMode, refused
 from cronflow_actors.net.spec import NetSpec, TaskSpec, is_caught, item_kind
 
@@ -237,8 +237,8 @@ async def _complete_silently(task: FastForwardTask, output: Any, marked: list[st
     if workflow.state == WorkflowState.INITIALIZED:
         await tx.send(EnsureWorkflowStarted(workflow_id=workflow.id, silent=True))
     task._move(TaskState.STARTED)
-    marking, emptied = after_start(task.spec, name, workflow.marking)
-    tx.mark(workflow, marking, task.definition.inputs)
+    counts, emptied = start_counts(task.spec, name, workflow.marking)
+    tx.mark(workflow, counts, task.definition.inputs)
     await disable_losers(tx, workflow, task.spec, name, emptied)
     if output is not _MISSING:
         failed = task.definition.catch and is_caught(name, output, marked)

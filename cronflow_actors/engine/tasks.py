@@ -84,12 +84,12 @@ from cronflow_actors.messages.engine import (
     WorkItemStateChanged,
 )
 from cronflow_actors.net.marking import (
-    after_production,
-    after_start,
     enable_candidates,
     is_join_satisfied,
     or_join_reads_others,
+    production_counts,
     resolve_routes,
+    start_counts,
 )
 from cronflow_actors.net.spec import CaughtFailure, JoinType, SplitType, TaskKind, caught_in
 
@@ -210,8 +210,8 @@ class Task:
                 return  # its workflow's composite task ended it as it started (spec 1.3)
         spec, generation = self.spec, record.generation
         self._move(_STARTED)
-        marking, emptied = after_start(spec, name, workflow.marking)
-        tx.mark(workflow, marking, self.definition.inputs)
+        counts, emptied = start_counts(spec, name, workflow.marking)
+        tx.mark(workflow, counts, self.definition.inputs)
         if not none_can_lose(spec, name, emptied):  # (a coroutine only where one may lose)
             await disable_losers(tx, workflow, spec, name, emptied, starting=True)
         if failed is not None:
@@ -279,9 +279,9 @@ class Task:
                 await tx.send(change)  # a report: its workflow fails with the router's error
                 await tx.send_last(failed_by(error, workflow.id, f"router of task {name!r}", tx))
                 return
-        marking, marked = after_production(spec, name, workflow.marking, routed)
-        tx.mark(workflow, marking, marked, produced_by=name, split=definition.split)
-        candidates = enable_candidates(spec, name, marking)
+        counts, marked = production_counts(spec, name, workflow.marking, routed)
+        tx.mark(workflow, counts, marked, produced_by=name, split=definition.split)
+        candidates = enable_candidates(spec, name, workflow.marking)
         await enable_next(tx, workflow, name, candidates, self._enable, or_joins, change)
 
     async def _fail(

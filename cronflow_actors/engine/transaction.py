@@ -172,20 +172,25 @@ class Transaction:
     def mark(
         self,
         workflow: WorkflowRecord,
-        marking: dict[str, int],
+        counts: dict[str, int],
         conditions: Collection[str],
         *,
         produced_by: str | None = None,
         split: SplitType | None = None,
     ) -> None:
-        """Replace ``workflow``'s marking (the only way it changes; only ``conditions`` may
+        """Change ``workflow``'s marking, in place, by ``counts`` (the new counts of the
+        conditions that change: the only way a marking changes; only ``conditions`` may
         differ); the audit records each changed condition. ``produced_by``: the completing
-        task whose ``split`` produced the new tokens (its routing decision)."""
-        if self.audit is not None:
-            self.audit.marked(
-                workflow.id, workflow.marking, marking, conditions, produced_by, split
-            )
-        workflow.marking = marking
+        task whose ``split`` produced the new tokens (its routing decision). In place: a
+        refused call's changes are undone by reading its instance's state back from its last
+        commit (``WorkflowActor``)."""
+        marking = workflow.marking
+        if self.audit is None:
+            marking.update(counts)
+            return
+        before = {condition: marking.get(condition, 0) for condition in conditions}
+        marking.update(counts)
+        self.audit.marked(workflow.id, before, marking, conditions, produced_by, split)
 
     # -- views for user code -----------------------------------------------------------------------
 

@@ -16,7 +16,7 @@ from cronflow_actors.errors import CancelRunRequested, class_name
 from cronflow_actors.messages.elements import CancelTask, DisableTask, EnableTask, FailWorkflow
 from cronflow_actors.messages.engine import CancelWorkflow, WorkflowRecord
 from cronflow_actors.net.marking import (
-    after_cancellation,
+    cancellation_counts,
     enable_candidates,
     has_or_join,
     tasks_to_disable,
@@ -90,8 +90,7 @@ async def cancel_region(
     if not definition.cancel_conditions:
         return
     emptied = [c for c in definition.cancel_conditions if workflow.marking.get(c, 0) > 0]
-    marking = after_cancellation(spec, name, workflow.marking)
-    tx.mark(workflow, marking, definition.cancel_conditions)
+    tx.mark(workflow, cancellation_counts(spec, name), definition.cancel_conditions)
     await disable_losers(tx, workflow, spec, name, emptied)
 
 

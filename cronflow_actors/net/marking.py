@@ -32,11 +32,14 @@ __all__ = [
     "after_cancellation",
     "after_production",
     "after_start",
+    "cancellation_counts",
     "enable_candidates",
     "has_or_join",
     "is_join_satisfied",
     "or_join_reads_others",
+    "production_counts",
     "resolve_routes",
+    "start_counts",
     "tasks_to_disable",
 ]
 
@@ -97,15 +100,24 @@ def or_join_reads_others(definition: TaskSpec, marking: Marking) -> bool:
 def after_start(spec: NetSpec, task: str, marking: Marking) -> tuple[dict[str, int], list[str]]:
     """Starting ``task`` takes one token from every input condition (clamped at zero), whatever
     its join type. Returns the new marking and the conditions that became empty."""
-    result = dict(marking)
+    counts, emptied = start_counts(spec, task, marking)
+    return {**marking, **counts}, emptied
+
+
+def start_counts(spec: NetSpec, task: str, marking: Marking) -> tuple[dict[str, int], list[str]]:
+    """``after_start``'s change alone: the new counts of the conditions it takes a token from,
+    and those it empties. The engine changes a workflow's marking by them in place
+    (``Transaction.mark``): a new marking a step copied every condition the workflow ever
+    marked, and a chain of n tasks cost n^2 (19,000: 3.7 s of a 6 s start)."""
+    counts: dict[str, int] = {}
     emptied = []
     for condition in spec.tasks[task].inputs:
-        count = result.get(condition, 0)
+        count = counts.get(condition, marking.get(condition, 0))
         if count > 0:
-            result[condition] = count - 1
+            counts[condition] = count - 1
             if count == 1:
                 emptied.append(condition)
-    return result, emptied
+    return counts, emptied
 
 
 def tasks_to_disable(
@@ -184,21 +196,32 @@ def after_production(
 ) -> tuple[dict[str, int], list[str]]:
     """A completing task puts one token on each output (AND) or on the routed conditions
     (XOR/OR, from ``resolve_routes``). Returns the new marking and the conditions marked."""
+    counts, targets = production_counts(spec, task, marking, routed)
+    return {**marking, **counts}, targets
+
+
+def production_counts(
+    spec: NetSpec, task: str, marking: Marking, routed: Sequence[str] | None = None
+) -> tuple[dict[str, int], list[str]]:
+    """``after_production``'s change alone (as ``start_counts``): the new counts of the
+    conditions marked, and those conditions."""
     definition = spec.tasks[task]
     targets = list(definition.outputs) if definition.split is _AND_SPLIT else list(routed or ())
-    result = dict(marking)
+    counts: dict[str, int] = {}
     for condition in targets:
-        result[condition] = result.get(condition, 0) + 1
-    return result, targets
+        counts[condition] = counts.get(condition, marking.get(condition, 0)) + 1
+    return counts, targets
 
 
 def after_cancellation(spec: NetSpec, task: str, marking: Marking) -> dict[str, int]:
     """The marking after ``task``'s cancellation region empties its conditions. The region's
     tasks are cancelled by the engine (``spec.tasks[task].cancel_tasks``)."""
-    result = dict(marking)
-    for condition in spec.tasks[task].cancel_conditions:
-        result[condition] = 0
-    return result
+    return {**marking, **cancellation_counts(spec, task)}
+
+
+def cancellation_counts(spec: NetSpec, task: str) -> dict[str, int]:
+    """``after_cancellation``'s change alone (as ``start_counts``)."""
+    return dict.fromkeys(spec.tasks[task].cancel_conditions, 0)
 
 
 @lru_cache(maxsize=1024)
