@@ -188,7 +188,9 @@ class Transaction:
         if self.audit is None:
             marking.update(counts)
             return
-        before = {condition: marking.get(condition, 0) for condition in conditions}
+        before = {}  # (a loop, not a comprehension: its own frame, as often as a task moves)
+        for condition in conditions:
+            before[condition] = marking.get(condition, 0)
         marking.update(counts)
         self.audit.marked(workflow.id, before, marking, conditions, produced_by, split)
 

@@ -112,7 +112,7 @@ def start_counts(spec: NetSpec, task: str, marking: Marking) -> tuple[dict[str, 
     counts: dict[str, int] = {}
     emptied = []
     for condition in spec.tasks[task].inputs:
-        count = counts.get(condition, marking.get(condition, 0))
+        count = counts[condition] if condition in counts else marking.get(condition, 0)
         if count > 0:
             counts[condition] = count - 1
             if count == 1:
@@ -209,7 +209,8 @@ def production_counts(
     targets = list(definition.outputs) if definition.split is _AND_SPLIT else list(routed or ())
     counts: dict[str, int] = {}
     for condition in targets:
-        counts[condition] = counts.get(condition, marking.get(condition, 0)) + 1
+        count = counts[condition] if condition in counts else marking.get(condition, 0)
+        counts[condition] = count + 1
     return counts, targets
 
 
