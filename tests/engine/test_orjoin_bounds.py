@@ -80,3 +80,26 @@ async def test_an_or_join_undecided_in_its_bounds_waits_and_is_asked_again(
         states = await rt.task_states(workflow_id)
         assert (states["J"], states["Z"]) == ("completed", "disabled")
         assert (await rt.workflow(workflow_id)).state == "completed"
+
+
+@pytest.mark.parametrize("join", ["or", "xor"])
+async def test_a_canceled_one_input_or_join_is_not_waited_for(tmp_path: Path, join: str) -> None:
+    """K, a person's task of one input, is canceled by R's region and keeps its token; nothing
+    asks it again (only a completion before it would), so J, the OR-join of K, R and short,
+    fires after R. As an OR-join K was taken for able to start, and the run stayed started
+    with nothing to do (retest h37 F1); as an XOR-join it never was."""
+    builder = net.workflow(f"k1_{join}").start_condition("start").end_condition("end")
+    builder.dummy_task("S", net.dummy_task().split("and")).dummy_task("A").dummy_task("short")
+    builder.task("K", person("k").join(join)).task("R", person("r"))
+    builder.dummy_task("J", net.dummy_task().join("or")).cancellation_region("R", tasks=["K"])
+    builder.connect_condition("start", "S").connect_task("S", "A", "R", "short")
+    builder.connect_task("A", "K").connect_task("K", "J").connect_task("R", "J")
+    spec = builder.connect_task("short", "J").connect_task("J", "end").build()
+    async with cf.Runtime(db=tmp_path / "k.db", workflows=[spec]) as rt:
+        workflow_id = await rt.start_workflow(spec.name)
+        item = await open_item(rt, workflow_id, "R")
+        await rt.start_work_item(item.id)
+        await rt.complete_work_item(item.id)
+        states = await rt.task_states(workflow_id)
+        assert (states["K"], states["J"]) == ("canceled", "completed")
+        assert (await rt.workflow(workflow_id)).state == "completed"
