@@ -38,8 +38,8 @@ class _Lossy(_Older):
     def do_POST(self) -> None:
         length = int(self.headers.get("content-length", "0"))
         self.starts.append(json.loads(self.rfile.read(length)))
-        if len(self.starts) == 1 and self.first in ("proxy", "proxy-500"):
-            code = 504 if self.first == "proxy" else 500
+        if len(self.starts) == 1 and self.first.startswith("proxy"):
+            code = 504 if self.first == "proxy" else int(self.first.removeprefix("proxy-"))
             self._json(code, "<html>Gateway Timeout</html>", "text/html")
             return
         if len(self.starts) == 1 and self.first in ("cut", "cut-proxy"):
@@ -103,6 +103,16 @@ def test_a_start_the_server_never_answers_may_have_started_exit_5() -> None:
     assert f"the start of run {run_id} was sent to the server at {url}" in result.stderr
     assert "it may have started" in result.stderr
     assert f"starting it again with --instance-id {run_id} starts it at most once" in result.stderr
+
+
+def test_a_proxys_page_that_passed_nothing_on_is_exit_4_at_once() -> None:
+    """A 511 is a proxy's own login, asked before it passes a request on: nothing started."""
+    server = lossy(answers=True, first="proxy-511")
+    with stub(server) as url:
+        result = cli("run", "w", "--url", url)
+    assert result.returncode == 4, result.stderr
+    assert len(server.starts) == 1
+    assert "asking again" not in result.stderr
 
 
 def test_a_start_never_sent_is_exit_4_at_once() -> None:

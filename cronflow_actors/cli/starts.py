@@ -50,6 +50,8 @@ _PROXY_LOST = frozenset({502, 503, 504})
 while it drains. Any 5xx page that is no problem of cronflow-actors' is a proxy's, which may
 have passed the start on (review h35 F4: a 504, retest h36 R3: a 500, each said "retry later",
 exit 4, and the run had started)."""
+_NEVER_PASSED_ON = frozenset({501, 505, 511})
+"""A proxy's 5xx pages given instead of passing a request on (``_maybe_passed_on``)."""
 
 
 def start_once(
@@ -79,10 +81,18 @@ def start_once(
     except ApiError as refused:
         if refused.status == 409 and refused.slug == "instance-exists":
             raise _taken(args, body["instance_id"]) from None
-        if refused.status >= 500 and not refused.slug:  # a proxy's page, not the server's
+        if _maybe_passed_on(refused):  # a proxy's page, not the server's
             proxy = f"HTTP {refused.status} from a proxy"
             return _ask_again(args, client, path, body, proxy, began=sent, mine=(makes, since))
         raise
+
+
+def _maybe_passed_on(refused: ApiError) -> bool:
+    """Whether ``refused`` is a proxy's 5xx page (no problem of cronflow-actors') after which
+    the start may have reached the server: any but those a proxy gives instead of passing a
+    request on (501 a method it does not pass, 505 an HTTP version, 511 a login of its own:
+    review h37 F8, they were sent again for 45 s and said "may have started")."""
+    return refused.status >= 500 and refused.status not in _NEVER_PASSED_ON and not refused.slug
 
 
 def _post(client: Client, path: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -120,7 +130,7 @@ def _ask_again(
         except ServerUnreachableError:
             continue
         except ApiError as refused:
-            if refused.status in _PROXY_LOST or (refused.status >= 500 and not refused.slug):
+            if refused.status in _PROXY_LOST or _maybe_passed_on(refused):
                 continue  # draining, or restarting behind a proxy
             if refused.status == 409 and refused.slug == "instance-exists":
                 if args.instance_id is None or _made_by_it(client, args.instance_id, *mine):

@@ -16,8 +16,8 @@ from cronflow_actors.errors import CancelRunRequested, class_name
 from cronflow_actors.messages.elements import CancelTask, DisableTask, EnableTask, FailWorkflow
 from cronflow_actors.messages.engine import CancelWorkflow, WorkflowRecord
 from cronflow_actors.net.marking import (
+    asked_after,
     cancellation_counts,
-    enable_candidates,
     has_or_join,
     tasks_to_disable,
 )
@@ -109,7 +109,7 @@ def idle_tasks(tx: Transaction, workflow: WorkflowRecord, spec: NetSpec) -> list
             candidate
             for workflow_id, task in tx.completing
             if workflow_id == workflow.id
-            for candidate in enable_candidates(spec, task)
+            for candidate in asked_after(spec, task)
         }
         idle = [t for t in idle if t not in asked]
     return idle

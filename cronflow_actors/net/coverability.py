@@ -9,17 +9,19 @@ marking covering one of some targets is reachable from a marking: exactly when u
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 
 import msgspec
 
 __all__ = [
+    "ANSWERS",
     "BACKWARD_WORK",
     "DEAD_WORK",
     "FIRST_STATES",
     "FIRST_WORK",
     "FORWARD_STATES",
     "MOST_NESTED",
+    "PROBE_STEPS",
     "Marking",
     "ResetSearch",
     "ResetTransition",
@@ -33,6 +35,16 @@ Marking = dict[str, int]
 BACKWARD_WORK = 20_000
 """Steps the backward search may take for one question of the engine (a predecessor worked
 out, or a marking of the basis compared with one; ``orjoin``'s docstring, 7.): about 0.2 s here."""
+
+ANSWERS = 256
+"""Answers an OR-join's net keeps, by the marking they were given for
+(``orjoin.is_or_join_enabled``): a question asked again after a completion outside the
+OR-join's cone, undecided, took the whole budget each time (a chain of 40 dummies beside it:
+16.8 s on the loop, retest h37 F3)."""
+
+PROBE_STEPS = 40_000
+"""Steps of ``ResetSearch._probe``'s one line, tried first (each a transition fired): a task
+of a chain takes two, and a turn enables 20,000 tasks at most (``chains.MOST_ENABLES``)."""
 
 FIRST_STATES = 1_000
 """Markings the walk goes through first, before ``FIRST_WORK`` (``ResetSearch.decide``)."""
@@ -105,7 +117,31 @@ class ResetSearch:
             places = sorted(transition.pre, key=lambda p: p.startswith(("free:", "armed:")))
             key = places[0] if places else ""
             self._takers.setdefault(key, []).append(transition)
-        self._steps = self._steps_to(goal)
+        goals = tuple(goal)
+        self._steps = self._steps_to(goals)
+        self._steps_by_goal = {place: self._steps_to((place,)) for place in goals}
+        # Transitions by each place they take from (``_fireable``), and the invariants' places
+        # (``_possible``): each of a pair names the other; each holds one token at most.
+        self._needing: dict[str, list[ResetTransition]] = {}
+        for transition in transitions:
+            for place in transition.pre:
+                self._needing.setdefault(place, []).append(transition)
+        self._partner = {run: free for run, free in one_run} | {f: r for r, f in one_run}
+        self.places = frozenset(p for t in transitions for p in (*t.pre, *t.post)) | set(goals)
+        """The places the transitions read or give to, and the goal's."""
+        self.tasks: tuple[str, ...] = ()
+        """The tasks whose places the transitions read or give to (``orjoin.ResetNet.of``)."""
+        self.answers: dict[frozenset[tuple[str, int]], bool | None] = {}
+        """Answers (``decide``'s) by the marking of ``places`` they were given for, the
+        latest ``ANSWERS`` (``remember``)."""
+        self._single = frozenset(self._partner) | {armed_place(t) for t in armed}
+
+    def remember(self, key: frozenset[tuple[str, int]], answer: bool | None) -> None:
+        """Keep ``answer`` for the marking ``key`` of ``places``, dropping the oldest past
+        ``ANSWERS``."""
+        if len(self.answers) >= ANSWERS:
+            del self.answers[next(iter(self.answers))]
+        self.answers[key] = answer
 
     def _steps_to(self, goal: Iterable[str]) -> dict[int, int]:
         """How many transitions each transition (by id) is from putting a token on a ``goal``
@@ -145,23 +181,41 @@ class ResetSearch:
 
     def _fireable(self, marking: Mapping[str, int]) -> set[int]:
         """Transitions that may ever fire from ``marking`` (ignoring token counts): the rest can
-        be left out of the search. An over-approximation, so leaving them out is safe."""
-        markable = {place for place, count in marking.items() if count > 0}
-        fireable: set[int] = set()
-        grew = True
-        while grew:
-            grew = False
-            for transition in self.transitions:
-                if id(transition) not in fireable and markable.issuperset(transition.pre):
-                    fireable.add(id(transition))
-                    markable.update(transition.post)
-                    grew = True
+        be left out of the search. An over-approximation, so leaving them out is safe. A
+        transition fires once the last place it takes from is markable: passes over every
+        transition until none was new took one pass per transition of a chain declared last
+        first (3,000 tasks: 3 s a question, retest h37 F4)."""
+        missing = {id(t): len(t.pre) for t in self.transitions}
+        fireable = {ident for ident, count in missing.items() if not count}
+        markable: set[str] = set()
+        todo = [place for place, count in marking.items() if count > 0]
+        todo += [place for t in self.transitions if not t.pre for place in t.post]
+        while todo:
+            place = todo.pop()
+            if place in markable:
+                continue
+            markable.add(place)
+            for transition in self._needing.get(place, ()):
+                ident = id(transition)
+                missing[ident] -= 1
+                if not missing[ident]:
+                    fireable.add(ident)
+                    todo.extend(transition.post)
         return fireable
 
     def _possible(self, marking: Mapping[str, int]) -> bool:
-        return all(
-            marking.get(run, 0) + marking.get(free, 0) <= 1 for run, free in self.one_run
-        ) and all(marking.get(armed_place(t), 0) <= 1 for t in self.armed)
+        """Whether ``marking`` keeps the invariants (a task running, or free to: one token
+        between the two places; an armed place: at most one), read from the places it names:
+        read from every pair of the net, a step of the search cost a scan of its tasks (8,000
+        tasks: 16 s a question, retest h37 F3)."""
+        partner, single = self._partner, self._single
+        for place, count in marking.items():
+            if place in single and count > 1:
+                return False
+            other = partner.get(place)
+            if other is not None and count + marking.get(other, 0) > 1:
+                return False
+        return True
 
     def coverable(
         self, target: Mapping[str, int], marking: Mapping[str, int], *, forward: bool = True
@@ -192,8 +246,10 @@ class ResetSearch:
         work: int | None = None,
     ) -> bool | None:
         """``any_coverable``, with the backward search bounded to ``work`` steps (a predecessor
-        worked out, or compared with a marking of the basis): None past them, undecided. The
-        transitions that can fire from ``marking`` are worked out once for all targets."""
+        worked out, or compared with a marking of the basis): None past them, undecided. A line
+        of steps first (``_probe``), then a short walk, a short backward search, the whole walk
+        and the whole backward search; each backward search works out the transitions that can
+        fire from ``marking`` once for all ``targets``."""
         targets = list(targets)
         if any(_covers(marking, target) for target in targets):
             return True
@@ -202,6 +258,8 @@ class ResetSearch:
             # back, which see a join that can never fire at once, where the walk goes through
             # every order its other branches can run in first; then the whole walk
             first = FIRST_WORK if work is None else min(work, FIRST_WORK)
+            if self._probe(targets, marking):
+                return True
             answer = self._walk(targets, marking, FIRST_STATES)
             if answer is None:
                 answer = self._backward(targets, marking, first)
@@ -235,44 +293,55 @@ class ResetSearch:
         ``most``. Each marking is kept as what differs from ``marking`` (most places, a task's
         free and armed ones among them, keep their count along a chain: copied whole, a chain
         of n tasks cost n^2: review h36 F2)."""
-        base = {place: count for place, count in marking.items() if count > 0}
-        takers, anyway, steps = self._takers, self._takers.get("", ()), self._steps
-        keyed = [place for place in base if place in takers]  # (the rest key no transition)
-
-        def count(state: Marking, place: str) -> int:
-            return state[place] if place in state else base.get(place, 0)
-
+        walk, steps = _Walk(self, marking), self._steps
         seen: set[frozenset[tuple[str, int]]] = {frozenset()}
         todo: list[Marking] = [{}]
         while todo:
             current = todo.pop()
-            for target in targets:
-                if all(count(current, place) >= need for place, need in target.items()):
-                    return True
-            marked = [place for place in keyed if count(current, place) > 0]
-            marked += [p for p, n in current.items() if n > 0 and p not in base and p in takers]
+            if walk.covers(current, targets):
+                return True
             following: list[tuple[int, Marking]] = []
-            for place in (*marked, ""):
-                for transition in takers.get(place, ()) if place else anyway:
-                    pre = transition.pre
-                    if any(count(current, taken) < need for taken, need in pre.items()):
-                        continue
-                    after = dict(current)
-                    changes = [(taken, count(current, taken) - need) for taken, need in pre.items()]
-                    changes += [(emptied, 0) for emptied in transition.reset]
-                    for changed, value in changes:
-                        _put(after, base, changed, value)
-                    for given, more in transition.post.items():
-                        _put(after, base, given, count(after, given) + more)
-                    key = frozenset(after.items())
-                    if key in seen:
-                        continue
-                    if len(seen) >= most:
-                        return None
-                    seen.add(key)
-                    following.append((steps.get(id(transition), len(seen)), after))
+            for transition in walk.enabled(current):
+                after = walk.fired(current, transition)
+                key = frozenset(after.items())
+                if key in seen:
+                    continue
+                if len(seen) >= most:
+                    return None
+                seen.add(key)
+                following.append((steps.get(id(transition), len(seen)), after))
             following.sort(key=_farthest_first)
             todo.extend(after for _, after in following)  # (the nearest is taken next)
+        return False
+
+    def _probe(self, targets: list[Mapping[str, int]], marking: Mapping[str, int]) -> bool:
+        """Whether one line of steps, each the transition nearest an input that ``targets``
+        need and ``marking`` lacks (the first of those, in the net's order), reaches a marking
+        that covers one of them, in ``PROBE_STEPS``: where a witness runs down one branch of
+        many in parallel, the walk adds each step's other branches to its count, and a witness
+        a hundred steps down one of ten took it past its first bound (retest h37 F2)."""
+        goals = {p for t in targets for p, n in t.items() if n > marking.get(p, 0)}
+        steps = [self._steps_by_goal[goal] for goal in goals if goal in self._steps_by_goal]
+        if not steps:
+            return False
+        walk = _Walk(self, marking)
+        current: Marking = {}
+        seen = {frozenset(current.items())}
+        for _ in range(PROBE_STEPS):
+            if walk.covers(current, targets):
+                return True
+            nearest, best = None, _FAR
+            for transition in walk.enabled(current):
+                distance = min(to.get(id(transition), _FAR) for to in steps)
+                if distance < best:
+                    nearest, best = transition, distance
+            if nearest is None:
+                return False  # nothing enabled leads there
+            current = walk.fired(current, nearest)
+            key = frozenset(current.items())
+            if key in seen:
+                return False
+            seen.add(key)
         return False
 
     def _search(self, target: Mapping[str, int], question: _Question) -> bool | None:
@@ -319,18 +388,23 @@ class ResetSearch:
     def _dead(self, place: str, question: _Question) -> bool:
         """Whether no marking reachable from the ``question``'s puts a token on ``place``,
         searched for in ``DEAD_WORK`` steps at most (counted in the question's budget; past
-        them it is taken as reachable, which prunes nothing), once a question."""
+        them it is taken as reachable, which prunes nothing), once a backward search (the first
+        is given fewer steps: the next asks again what it left unknown)."""
         known = question.dead.get(place)
         if known is not None:
             return known
+        left = question.left
+        allowed = DEAD_WORK if left is None else min(DEAD_WORK, left)
+        if allowed <= 0:
+            return False  # (the question's steps are spent: its search stops at the next)
         question.nested += 1
-        spent, question.left = question.left, DEAD_WORK
-        try:
+        question.left = allowed  # (carved out of the question's: review h37 F2, a fresh
+        try:  # DEAD_WORK a search let one question take 300,000 steps)
             found = self._search({place: 1}, question)
         finally:
             question.nested -= 1
-            used = DEAD_WORK - max(question.left or 0, 0)
-            question.left = None if spent is None else spent - used
+            used = allowed - max(question.left or 0, 0)
+            question.left = None if left is None else left - used
         question.dead[place] = found is False
         return question.dead[place]
 
@@ -353,6 +427,51 @@ class _Question:
             return True
         self.left -= steps
         return self.left >= 0
+
+
+_FAR = 1 << 62
+"""Steps from a goal of a transition that cannot reach it."""
+
+
+class _Walk:
+    """The markings a walk from ``marking`` reaches, each kept as what differs from it."""
+
+    __slots__ = ("anyway", "base", "keyed", "takers")
+
+    def __init__(self, net: ResetSearch, marking: Mapping[str, int]) -> None:
+        self.base = {place: count for place, count in marking.items() if count > 0}
+        self.takers, self.anyway = net._takers, net._takers.get("", ())
+        self.keyed = [place for place in self.base if place in self.takers]  # (the rest key
+        # no transition)
+
+    def count(self, state: Marking, place: str) -> int:
+        return state[place] if place in state else self.base.get(place, 0)
+
+    def covers(self, state: Marking, targets: list[Mapping[str, int]]) -> bool:
+        count = self.count
+        return any(all(count(state, p) >= n for p, n in target.items()) for target in targets)
+
+    def enabled(self, state: Marking) -> Iterator[ResetTransition]:
+        """The transitions that can fire at ``state``."""
+        count, base, takers = self.count, self.base, self.takers
+        marked = [place for place in self.keyed if count(state, place) > 0]
+        marked += [p for p, n in state.items() if n > 0 and p not in base and p in takers]
+        for place in (*marked, ""):
+            for transition in takers.get(place, ()) if place else self.anyway:
+                if all(count(state, taken) >= need for taken, need in transition.pre.items()):
+                    yield transition
+
+    def fired(self, state: Marking, transition: ResetTransition) -> Marking:
+        """``state`` after ``transition`` fired."""
+        count, base = self.count, self.base
+        after = dict(state)
+        for taken, need in transition.pre.items():
+            _put(after, base, taken, count(state, taken) - need)
+        for emptied in transition.reset:
+            _put(after, base, emptied, 0)
+        for given, more in transition.post.items():
+            _put(after, base, given, count(after, given) + more)
+        return after
 
 
 def _farthest_first(step: tuple[int, Marking]) -> int:

@@ -32,6 +32,7 @@ __all__ = [
     "after_cancellation",
     "after_production",
     "after_start",
+    "asked_after",
     "cancellation_counts",
     "enable_candidates",
     "has_or_join",
@@ -257,6 +258,13 @@ def enable_candidates(spec: NetSpec, task: str, marking: Marking | None = None) 
     if not joins:
         return ordered
     return (*ordered[:-1], *sorted(joins, key=candidates.position.__getitem__), task)
+
+
+def asked_after(spec: NetSpec, task: str) -> tuple[str, ...]:
+    """The tasks ``task``'s completion asks whatever the marking: those after it, and itself
+    (``enable_candidates`` less the other OR-joins). What may be idle to an OR-join asks no
+    more (``withdrawal.idle_tasks``): an OR-join of two or more inputs has no armed place."""
+    return _enable_candidates(spec).after[task]
 
 
 class _Candidates(msgspec.Struct, frozen=True):

@@ -37,7 +37,10 @@ exactly:
    search. Both are exact; the walk finds a witness along a long chain in as many steps, where
    the backward search's basis grows with every task of it. The walk takes the transitions
    nearest an input of the OR-join first (in the net's graph), so a witness is mostly found
-   in a straight line. It goes through ``FIRST_STATES`` markings, then the backward search
+   in a straight line. Before it, one line of steps is tried, each the transition nearest an
+   input the question lacks (``coverability.ResetSearch._probe``): it finds a witness down one
+   of many parallel branches, where the walk counts each step's other branches too. The walk
+   goes through ``FIRST_STATES`` markings, then the backward search
    through ``FIRST_WORK`` steps (it sees a join that can never fire at once, where the walk
    first goes through every order its other branches can run in), then the walk again, to
    ``FORWARD_STATES`` (``coverability.ResetSearch.decide``).
@@ -51,16 +54,19 @@ exactly:
    join's input whose branch cannot run): it holds no witness, whatever else it needs. Whether
    a place is out of reach is a backward search of its own, for a token there alone, asked of
    the places a marking needs and M lacks when they are two or more (the target's, always),
-   once a question, to ``MOST_NESTED`` levels. Without it a join of k branches that can all run
-   and one that cannot made the basis hold every combination of the k branches' steps (eight
-   held the loop for minutes).
+   once a backward search, to ``MOST_NESTED`` levels, its steps counted in the question's.
+   Without it a join of k branches that can all run and one that cannot made the basis hold
+   every combination of the k branches' steps (eight held the loop for minutes).
 7. The search is bounded (``BACKWARD_WORK`` steps, ``FORWARD_STATES`` markings). Past both the
    question is left undecided and the OR-join waits, with a warning in the log: it is asked
    again after the next completion of its net, when fewer tasks are left to run, and a net
    whose tasks all wait (for people, say) has few markings to search. This may wait where the
    exact answer would not; unbounded, one question held the event loop for minutes (3,000
    tasks before an OR-join did, and the process lost its lease: retest h36 R1). The bounds are
-   steps, not time, so the same marking always gets the same answer.
+   steps, not time, so the machine's speed or load does not change an answer. An OR-join's
+   net keeps its latest answers by the marking of the cone they were given for
+   (``coverability.ANSWERS``): the same question, asked again after a completion outside the
+   cone, is answered without a search (an undecided one took the whole bound again each time).
 
 On acyclic nets the cap changes nothing. On nets with loops it matters: YAWL's translation lets a
 task "run" several times at once in the analysis, so it sees tokens that this engine can never
@@ -210,7 +216,9 @@ class ResetNet(ResetSearch):
             else ()
         )
         arming = frozenset(t for t in arming if armed_place(t) in places)
-        return cls(transitions, pairs, arming, spec.tasks[or_join].inputs)
+        net = cls(transitions, pairs, arming, spec.tasks[or_join].inputs)
+        net.tasks = tuple(t for t in spec.tasks if task_place(t) in places or t in arming)
+        return net
 
 
 def _cone(transitions: list[ResetTransition], inputs: Iterable[str]) -> list[ResetTransition]:
@@ -268,18 +276,27 @@ def is_or_join_enabled(
     empty = [c for c in inputs if marking.get(c, 0) <= 0]
     if not empty:
         return True
-    current: Marking = {c: n for c, n in marking.items() if n > 0}
     running, waiting = set(started), set(idle)
     # the armed places only while some task is idle: a region's cancel that makes one later is
     # a completion, after which every OR-join is asked again, with it idle
     net = reset_net_for(spec, task, armed=bool(waiting))
-    for name in spec.tasks:
+    # the marking of the cone alone (module docstring, 5.): the net's other places take a
+    # question's time, not its answer (5,000 tasks: 3 ms a question for a cone of six)
+    places = net.places
+    current: Marking = {c: n for c, n in marking.items() if n > 0 and c in places}
+    for name in net.tasks:
         current[task_place(name) if name in running else free_place(name)] = 1
         if name in net.armed and name not in running and name not in waiting:
             current[armed_place(name)] = 1
+    # the answer depends on the marking of the OR-join's cone alone (module docstring, 5.):
+    # a question asked again after a completion elsewhere is answered as it was
+    key = frozenset(current.items())
+    if key in net.answers:
+        return net.answers[key] is False
     base = dict.fromkeys(marked, 1)
     targets = [base | {q: 1} for q in empty]
     waits = net.decide(targets, current, work=coverability.BACKWARD_WORK)
+    net.remember(key, waits)
     if waits is None:
         logger.warning(
             "the OR-join %r of %r waits undecided: its net has more markings to search than"

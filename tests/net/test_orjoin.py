@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from cronflow_actors.net import coverability
 from cronflow_actors.net.orjoin import ResetNet, is_or_join_enabled
 from cronflow_actors.net.spec import NetSpec
 from tests.net.nets import loop_net, make_net
@@ -244,3 +247,44 @@ def test_backward_coverability_agrees_with_forward_search(
         assert len(cone.transitions) <= len(net.transitions)
         assert cone.coverable(asked, current, forward=False) == expected
         assert cone.coverable(asked, current) == expected
+
+
+def exclusive_chains(length: int) -> NetSpec:
+    """X (running, XOR) starts one of two chains of ``length`` tasks, p.. and q..; C, an
+    AND-join of both chains' ends, and P0 and P1 (running) feed Z, an AND-join before the
+    OR-join J, which s feeds too: J's input from Z can never be marked, which the backward
+    search sees only by pairing every step of one chain with every step of the other."""
+    ps, qs = [f"p{i}" for i in range(length)], [f"q{i}" for i in range(length)]
+    tasks = {"X": "and/xor", "C": "and/and", "Z": "and/and", "J": "or/and", "s": "and/and"}
+    tasks |= dict.fromkeys([*ps, *qs, "P0", "P1"], "and/and")
+    flows = [("start", "X"), ("start", "s"), ("X", ps[0]), ("X", qs[0]), ("s", "J")]
+    flows += [("start", "P0"), ("start", "P1"), ("P0", "Z"), ("P1", "Z"), ("C", "Z")]
+    flows += [(a, b) for a, b in zip(ps, [*ps[1:], "C"], strict=True)]
+    flows += [(a, b) for a, b in zip(qs, [*qs[1:], "C"], strict=True)]
+    return make_net(tasks, [*flows, ("Z", "J"), ("J", "end")])
+
+
+def test_a_bounded_question_takes_no_more_steps_than_its_bound(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each search for a place out of reach had steps of its own: one question took 300,000
+    steps against a bound of 20,000 (review h37 F2). Counted as the searches spend them."""
+    spec = exclusive_chains(4)
+    net = ResetNet.of(spec, "J", armed=False)
+    running = {"X", "P0", "P1"}
+    current = {f"task:{t}": 1 for t in running}
+    current |= {f"free:{t}": 1 for t in spec.tasks if t not in running}
+    current["s__to__J"] = 1
+    into_j = {c: 1 for c in spec.tasks["J"].inputs}
+    spent: list[int] = []
+    spend = coverability._Question.spend
+
+    def counted(question: Any, steps: int) -> bool:
+        spent.append(steps)
+        return spend(question, steps)
+
+    monkeypatch.setattr(coverability._Question, "spend", counted)
+    assert net.decide([into_j], current, forward=False, work=300) is None  # undecided
+    # (each search, nested or not, may go past by the step it then does not take)
+    assert 0 < sum(spent) <= 300 + (coverability.MOST_NESTED + 1) * max(spent)
+    assert net.decide([into_j], current, forward=False) is False  # unbounded: no witness
