@@ -19,9 +19,10 @@ from cronflow_actors.net.marking import (
     asked_after,
     cancellation_counts,
     has_or_join,
+    or_joins_to_ask,
     tasks_to_disable,
 )
-from cronflow_actors.net.spec import JoinType, NetSpec, TaskSpec
+from cronflow_actors.net.spec import NetSpec, TaskSpec
 
 __all__ = [
     "asking",
@@ -53,19 +54,21 @@ async def disable_losers(  # noqa: PLR0917 - its callers' own names, in their or
     itself, once it has produced its tokens."""
     if none_can_lose(spec, name, emptied):
         return
-    enabled = [t for t, r in workflow.tasks.items() if r.state == TaskState.ENABLED]
-    if not enabled:
-        return  # only an enabled task can lose
-    started = started_tasks(workflow)
     or_joins = has_or_join(spec)
-    idle = idle_tasks(tx, workflow, spec) if or_joins else ()  # (only an OR-join's)
-    marking = workflow.marking
-    lost = tasks_to_disable(spec, marking, emptied, enabled, started=started, idle=idle)
-    for loser in lost:
-        await tx.send(DisableTask(workflow_id=workflow.id, task=loser))
-    if lost and or_joins and starting:
-        for task, other in spec.tasks.items():
-            if other.join is JoinType.OR and task != name and workflow.state not in FINAL_STATES:
+    enabled = [t for t, r in workflow.tasks.items() if r.state == TaskState.ENABLED]
+    if enabled:  # (only an enabled task can lose)
+        started = started_tasks(workflow)
+        if not starting:  # a completion whose region emptied them: its tokens are still to
+            started.append(name)  # come, as a running task's (an OR-join took them for none
+        # and fired, then ran again on them: conform h37 F2)
+        idle = idle_tasks(tx, workflow, spec) if or_joins else ()  # (only an OR-join's)
+        marking = workflow.marking
+        lost = tasks_to_disable(spec, marking, emptied, enabled, started=started, idle=idle)
+        for loser in lost:
+            await tx.send(DisableTask(workflow_id=workflow.id, task=loser))
+    if or_joins and starting:  # (a loser need not have been enabled: conform h37 F4)
+        for task in or_joins_to_ask(spec, workflow.marking):
+            if task != name and workflow.state not in FINAL_STATES:
                 await tx.send(EnableTask(workflow_id=workflow.id, task=task))
 
 

@@ -38,6 +38,7 @@ __all__ = [
     "has_or_join",
     "is_join_satisfied",
     "or_join_reads_others",
+    "or_joins_to_ask",
     "production_counts",
     "resolve_routes",
     "start_counts",
@@ -245,19 +246,28 @@ def enable_candidates(spec: NetSpec, task: str, marking: Marking | None = None) 
     ``marking`` after the completion, only those with a marked input (no other can be enabled;
     a completion that marks one asks it as a task after it)."""
     candidates = _enable_candidates(spec)
-    ordered, feeds = candidates.after[task], candidates.feeds
-    if not feeds:
+    ordered = candidates.after[task]
+    if not candidates.feeds:
         return ordered
+    joins = [j for j in or_joins_to_ask(spec, marking) if j not in ordered]
+    return (*ordered[:-1], *joins, task) if joins else ordered
+
+
+def or_joins_to_ask(spec: NetSpec, marking: Marking | None) -> list[str]:
+    """The net's OR-joins of two or more inputs that have a marked input at ``marking`` (None:
+    all of them), in declaration order: what a completion (``enable_candidates``) or a start
+    that withdrew a task (``withdrawal.disable_losers``) asks besides the tasks after it."""
+    candidates = _enable_candidates(spec)
+    feeds = candidates.feeds
+    if not feeds:
+        return []
     if marking is None:
         joins = set(candidates.position)
     elif len(marking) < len(feeds):  # (the marking keeps each condition it ever marked)
         joins = {j for c, n in marking.items() if n > 0 and c in feeds for j in feeds[c]}
     else:
         joins = {j for c, fed in feeds.items() if marking.get(c, 0) > 0 for j in fed}
-    joins.difference_update(ordered)
-    if not joins:
-        return ordered
-    return (*ordered[:-1], *sorted(joins, key=candidates.position.__getitem__), task)
+    return sorted(joins, key=candidates.position.__getitem__)
 
 
 def asked_after(spec: NetSpec, task: str) -> tuple[str, ...]:

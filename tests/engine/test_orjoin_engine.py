@@ -20,7 +20,7 @@ from cronflow_actors import net
 from cronflow_actors.kernel import ManualClock
 from cronflow_actors.net.orjoin import ResetNet
 from cronflow_actors.net.spec import JoinType, NetSpec
-from tests.engine.helpers import open_item, run, states
+from tests.engine.helpers import build, open_item, run, states
 from tests.net.test_orjoin import forward_coverable
 
 _ENABLEABLE = frozenset({"disabled", "completed", "canceled", "failed"})
@@ -275,3 +275,85 @@ def test_or_joins_are_enabled_exactly_when_their_join_is_satisfied(
 
     asyncio.run(drive())
     event(f"tasks re-checked: {min(len(checks), 10)}")
+
+
+async def test_an_or_join_a_region_empties_waits_for_the_tokens_of_the_same_completion(
+    rt: cf.Runtime,
+) -> None:
+    """T1, an OR-join on c0 and T0's output, is enabled; T3's completion empties c0 by its
+    region and routes to T2, which puts a token back on c0. T1 was asked between the region
+    and T3's production, took T3 for done, stayed enabled and fired; then ran a second time on
+    T2's token (conform h37 F2). It waits, and fires once, with both inputs marked."""
+    spec = build(
+        "early",
+        {
+            "T0": auto(),
+            "T1": auto().join("or").split("xor").route(lambda ctx: ctx.route.to_condition("end")),
+            "T2": auto().join("xor"),
+            "T3": auto().split("xor").route(lambda ctx: ctx.route.to_task("T2")),
+        },
+        [
+            ("start", "T0"),
+            ("T0", "c0"),
+            ("T0", "T1"),
+            ("T0", "T2"),
+            ("c0", "T1"),
+            ("c0", "T3"),
+            ("T1", "c0"),
+            ("T1", "end"),
+            ("T2", "c0"),
+            ("T3", "c0"),
+            ("T3", "end"),
+            ("T3", "T2"),
+        ],
+        conditions=["c0"],
+        regions={"T3": ["T0", "T2", "c0"]},
+    )
+    rt.register(spec)
+    wid = await rt.start_workflow("early")
+    for task in ("T0", "T2", "T3"):
+        await run(rt, wid, task)
+    assert (await states(rt, wid))["T1"] == "disabled"  # T2 (enabled) may still mark c0
+    await run(rt, wid, "T2")
+    assert (await states(rt, wid))["T1"] == "enabled"
+    await run(rt, wid, "T1")
+    assert len(await rt.work_items(wid, "T1")) == 1  # one generation, one run
+
+
+async def test_a_start_that_takes_a_disabled_tasks_token_asks_the_or_joins_again(
+    rt: cf.Runtime,
+) -> None:
+    """Y's start takes c0, which X, an AND-join still missing c1, would need: X can never feed
+    J any more, so J, waiting on A's token, may fire. X was not enabled, nothing was lost, and
+    J was not asked until some task completed (conform h37 F4)."""
+    route_c1 = auto().split("xor").route(lambda ctx: ctx.route.to_condition("c1"))
+    spec = build(
+        "withdrawn",
+        {"S": auto(), "A": auto(), "E": route_c1, "X": auto(), "Y": auto()}
+        | {"J": auto().join("or"), "Z": auto().join("xor")},
+        [
+            ("start", "S"),
+            ("S", "c0"),
+            ("S", "A"),
+            ("S", "E"),
+            ("c0", "X"),
+            ("c0", "Y"),
+            ("E", "c1"),
+            ("E", "Z"),
+            ("c1", "X"),
+            ("A", "J"),
+            ("X", "J"),
+            ("J", "Z"),
+            ("Y", "Z"),
+            ("Z", "end"),
+        ],
+        conditions=["c0", "c1"],
+    )
+    rt.register(spec)
+    wid = await rt.start_workflow("withdrawn")
+    await run(rt, wid, "S")
+    await run(rt, wid, "A")
+    assert (await states(rt, wid))["J"] == "disabled"  # E, then X, may still feed it
+    y = await open_item(rt, wid, "Y")
+    await rt.start_work_item(y.id)
+    assert (await states(rt, wid))["J"] == "enabled"
