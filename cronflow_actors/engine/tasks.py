@@ -281,7 +281,7 @@ class Task:
                 return
         counts, marked = production_counts(spec, name, workflow.marking, routed)
         tx.mark(workflow, counts, marked, produced_by=name, split=definition.split)
-        candidates = enable_candidates(spec, name, workflow.marking)
+        candidates = enable_candidates(spec, name, workflow.marking, workflow.tasks)
         await enable_next(tx, workflow, name, candidates, self._enable, or_joins, change)
 
     async def _fail(

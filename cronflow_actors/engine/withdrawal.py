@@ -67,7 +67,7 @@ async def disable_losers(  # noqa: PLR0917 - its callers' own names, in their or
         for loser in lost:
             await tx.send(DisableTask(workflow_id=workflow.id, task=loser))
     if or_joins and starting:  # (a loser need not have been enabled: conform h37 F4)
-        for task in or_joins_to_ask(spec, workflow.marking):
+        for task in or_joins_to_ask(spec, workflow.marking, workflow.tasks):
             if task != name and workflow.state not in FINAL_STATES:
                 await tx.send(EnableTask(workflow_id=workflow.id, task=task))
 

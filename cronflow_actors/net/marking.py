@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
-from typing import Final
+from typing import Any, Final
 
 import msgspec
 from mypy_extensions import mypyc_attr
@@ -233,7 +233,12 @@ def has_or_join(spec: NetSpec) -> bool:
     return any(t.join is JoinType.OR for t in spec.tasks.values())
 
 
-def enable_candidates(spec: NetSpec, task: str, marking: Marking | None = None) -> tuple[str, ...]:
+def enable_candidates(
+    spec: NetSpec,
+    task: str,
+    marking: Marking | None = None,
+    records: Mapping[str, Any] | None = None,
+) -> tuple[str, ...]:
     """The tasks to try to enable after ``task`` completed: every task after any of its output
     conditions, in declaration order, then the net's other OR-joins, then ``task`` itself (it
     re-fires if its join is still satisfied). All outputs, not only those that got a token (spec
@@ -244,19 +249,25 @@ def enable_candidates(spec: NetSpec, task: str, marking: Marking | None = None) 
     completed elsewhere (a task that takes its inputs' tokens as it starts, say). Not those of
     one input (only a completion before one can enable it, as an XOR-join), and with the
     ``marking`` after the completion, only those with a marked input (no other can be enabled;
-    a completion that marks one asks it as a task after it)."""
+    a completion that marks one asks it as a task after it). With the workflow's task
+    ``records``, not those canceled or failed: as any task, such a one waits for a completion
+    before it (a region that canceled one was undone by its own completion, which enabled it
+    again at once: conform h37 F3)."""
     candidates = _enable_candidates(spec)
     ordered = candidates.after[task]
     if not candidates.feeds:
         return ordered
-    joins = [j for j in or_joins_to_ask(spec, marking) if j not in ordered]
+    joins = [j for j in or_joins_to_ask(spec, marking, records) if j not in ordered]
     return (*ordered[:-1], *joins, task) if joins else ordered
 
 
-def or_joins_to_ask(spec: NetSpec, marking: Marking | None) -> list[str]:
+def or_joins_to_ask(
+    spec: NetSpec, marking: Marking | None, records: Mapping[str, Any] | None = None
+) -> list[str]:
     """The net's OR-joins of two or more inputs that have a marked input at ``marking`` (None:
-    all of them), in declaration order: what a completion (``enable_candidates``) or a start
-    that withdrew a task (``withdrawal.disable_losers``) asks besides the tasks after it."""
+    all of them), in declaration order, less those canceled or failed in ``records`` (the
+    workflow's tasks, if given): what a completion (``enable_candidates``) or a start that
+    withdrew a task (``withdrawal.disable_losers``) asks besides the tasks after it."""
     candidates = _enable_candidates(spec)
     feeds = candidates.feeds
     if not feeds:
@@ -267,7 +278,13 @@ def or_joins_to_ask(spec: NetSpec, marking: Marking | None) -> list[str]:
         joins = {j for c, n in marking.items() if n > 0 and c in feeds for j in feeds[c]}
     else:
         joins = {j for c, fed in feeds.items() if marking.get(c, 0) > 0 for j in fed}
+    if records is not None:
+        joins = {j for j in joins if j not in records or records[j].state not in _IDLE}
     return sorted(joins, key=candidates.position.__getitem__)
+
+
+_IDLE = frozenset({"canceled", "failed"})
+"""A task's states in which it waits for a completion before it (``TaskState``'s values)."""
 
 
 def asked_after(spec: NetSpec, task: str) -> tuple[str, ...]:

@@ -93,11 +93,13 @@ until one of those completes again. The analysis knows it: each task but an OR-j
 of ``t`` itself, sets it to one) and taken by ``t``'s start; a cancellation region empties it. A
 task that is canceled or failed (and is not about to be asked by a completion under way) starts
 unarmed; the others armed. Without it, the analysis let such a task fire on its stale tokens,
-and an OR-join after it waited for good (h24's conformance audit). Other OR-joins of two or
-more inputs are asked after every completion that leaves one of their inputs marked
-(``marking.enable_candidates``): they need no such place. One of one input is asked only by a
-completion before it, as an XOR-join is, and has one (without, a canceled one kept its token
-and an OR-join after it waited for it for good: retest h37 F1).
+and an OR-join after it waited for good (h24's conformance audit). Other OR-joins have one
+too: one of two or more inputs is asked after every completion that leaves one of its inputs
+marked (``marking.enable_candidates``), unless it is canceled or failed, and then, as any
+task, only by a completion before it (a region's cancel of one was undone at once by the same
+completion: conform h37 F3); one of one input only by a completion before it (without the
+place, a canceled one kept its token and an OR-join after it waited for it for good: retest
+h37 F1).
 
 Re-evaluation happens when any task of its net completes (the engine asks then): Tasquencer and
 YAWL ask only after a task feeding the OR-join, which leaves it waiting for good when the last
@@ -147,13 +149,7 @@ class ResetNet(ResetSearch):
         smaller search: up to four times faster). ``cone``: only the OR-join's cone (module
         docstring, 5.), which answers the same for markings of its inputs."""
         transitions: list[ResetTransition] = []
-        arming = (  # (every task but an OR-join of two or more inputs: module docstring)
-            frozenset(
-                t for t, d in spec.tasks.items() if d.join is not JoinType.OR or len(d.inputs) < 2
-            )
-            if one_run_per_task and armed
-            else frozenset()
-        )
+        arming = frozenset(spec.tasks) if one_run_per_task and armed else frozenset()
         for task in spec.tasks.values():
             running = task_place(task.name)
             free = {free_place(task.name): 1} if one_run_per_task else {}

@@ -357,3 +357,35 @@ async def test_a_start_that_takes_a_disabled_tasks_token_asks_the_or_joins_again
     y = await open_item(rt, wid, "Y")
     await rt.start_work_item(y.id)
     assert (await states(rt, wid))["J"] == "enabled"
+
+
+async def test_an_or_join_a_region_cancels_stays_canceled(rt: cf.Runtime) -> None:
+    """K, an OR-join of two marked inputs, is enabled; X's region cancels K (not its inputs).
+    Every completion asked the OR-joins with a marked input, X's own among them, so K came back
+    at once as a new generation and the region did nothing (conform h37 F3). As any canceled
+    task, it keeps its tokens and waits for a completion before it."""
+    spec = build(
+        "k2",
+        {"S": auto(), "K": auto().join("or"), "X": auto(), "Z": auto().join("xor")},
+        [
+            ("start", "S"),
+            ("S", "c1"),
+            ("S", "c2"),
+            ("c1", "K"),
+            ("c2", "K"),
+            ("S", "X"),
+            ("X", "Z"),
+            ("K", "Z"),
+            ("Z", "end"),
+        ],
+        conditions=["c1", "c2"],
+        regions={"X": ["K"]},
+    )
+    rt.register(spec)
+    wid = await rt.start_workflow("k2")
+    await run(rt, wid, "S")
+    assert (await states(rt, wid))["K"] == "enabled"
+    await run(rt, wid, "X")
+    assert (await states(rt, wid))["K"] == "canceled"
+    assert [i.state for i in await rt.work_items(wid, "K")] == ["canceled"]  # no new one
+    assert (await rt.marking(wid))["c1"] == 1  # (its tokens kept)
