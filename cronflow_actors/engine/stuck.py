@@ -44,7 +44,8 @@ def warn_if_stuck(actor: Any, state: InstanceState, changes: list[Any]) -> None:
         logger.warning(
             "%s: workflow %r (%s) can never move again: none of its tasks is enabled or "
             "started, and its tokens are in %s, which enable nothing; check its net (a join "
-            "waiting for a branch a deferred choice withdrew?), then cancel or migrate the run",
+            "waiting for a branch a deferred choice withdrew or a region canceled, or two "
+            "OR-joins waiting for each other?), then cancel or migrate the run",
             actor,
             workflow.name,
             workflow.id,

@@ -34,7 +34,8 @@ Marking = dict[str, int]
 
 BACKWARD_WORK = 20_000
 """Steps the backward search may take for one question of the engine (a predecessor worked
-out, or a marking of the basis compared with one; ``orjoin``'s docstring, 7.): about 0.2 s here."""
+out, or a marking of the basis compared with one; ``orjoin``'s docstring, 7.): a few tenths of
+a second here (``benchmarks/orjoin.py``)."""
 
 ANSWERS = 256
 """Answers an OR-join's net keeps, by the marking they were given for
@@ -64,7 +65,7 @@ FORWARD_STATES = 12_000
 docstring, 4.): a witness along a chain of tasks takes the backward search a basis that grows
 with every task of it (100 tasks before an OR-join: 2.5 s on the loop, 200: 30 s and a lost
 lease: conform h36 F1), and a forward walk two markings a task (a chain of 5,000, hostile h36
-F1's size, 10,000). 12,000 take about 0.4 s here."""
+F1's size, 10,000). 12,000 take a few tenths of a second here."""
 
 
 class ResetTransition(msgspec.Struct, frozen=True):

@@ -105,7 +105,9 @@ Re-evaluation happens when any task of its net completes (the engine asks then):
 YAWL ask only after a task feeding the OR-join, which leaves it waiting for good when the last
 task that could have fed it completes elsewhere. One limit stays: an XOR- or OR-join's start
 here takes a token from every input (spec 7.2) while the analysis lets it take one, so the
-analysis may see tokens that cannot come, and the OR-join waits longer than it need.
+analysis may see tokens that cannot come, and the OR-join waits longer than it need. And two
+OR-joins that feed each other (YAWL's "vicious circle") each wait for what the other may send:
+neither fires, and the run is reported as one that can never move again.
 """
 
 from __future__ import annotations
@@ -145,9 +147,10 @@ class ResetNet(ResetSearch):
         cone: bool = True,
     ) -> ResetNet:
         """``armed``: with the ``armed:t`` places (module docstring); without, a task may start
-        whenever its inputs hold tokens (as good while no task is canceled or failed, and a
-        smaller search: up to four times faster). ``cone``: only the OR-join's cone (module
-        docstring, 5.), which answers the same for markings of its inputs."""
+        whenever its inputs hold tokens (a smaller search, but not the engine's answer: a task
+        a region cancels on the way would start again on its stale tokens). ``cone``: only the
+        OR-join's cone (module docstring, 5.), which answers the same for markings of its
+        inputs."""
         transitions: list[ResetTransition] = []
         arming = frozenset(spec.tasks) if one_run_per_task and armed else frozenset()
         for task in spec.tasks.values():
@@ -273,9 +276,10 @@ def is_or_join_enabled(
     if not empty:
         return True
     running, waiting = set(started), set(idle)
-    # the armed places only while some task is idle: a region's cancel that makes one later is
-    # a completion, after which every OR-join is asked again, with it idle
-    net = reset_net_for(spec, task, armed=bool(waiting))
+    # the armed places always: left out while no task was idle, a witness could run through a
+    # task a region cancels on the way and start it again on its stale tokens, and the OR-join
+    # waited where it need not (conform h37's random nets, seeds 11/1525 and 11/10684)
+    net = reset_net_for(spec, task)
     # the marking of the cone alone (module docstring, 5.): the net's other places take a
     # question's time, not its answer (5,000 tasks: 3 ms a question for a cone of six)
     places = net.places

@@ -288,3 +288,18 @@ def test_a_bounded_question_takes_no_more_steps_than_its_bound(
     # (each search, nested or not, may go past by the step it then does not take)
     assert 0 < sum(spent) <= 300 + (coverability.MOST_NESTED + 1) * max(spent)
     assert net.decide([into_j], current, forward=False) is False  # unbounded: no witness
+
+
+def test_a_witness_through_a_task_a_region_cancels_on_the_way_is_no_witness() -> None:
+    """No task is idle yet, so the armed places were left out: T2's region cancels T3 and
+    empties c0 on the way, and the witness started T3 again on its stale tokens, so T5
+    waited where the engine would never feed it (conform h37's random nets, seed 11/1525)."""
+    tasks = {"T0": "or/or", "T1": "and/and", "T2": "or/or", "T3": "or/or", "T4": "and/and"}
+    flows = [("start", "T0"), ("c0", "T5"), ("T0", "c0"), ("T0", "T1"), ("T0", "T2")]
+    flows += [("T0", "T4"), ("T0", "T5"), ("T1", "end"), ("T1", "T3"), ("T2", "end")]
+    flows += [("T2", "T5"), ("T3", "c0"), ("T3", "T2"), ("T4", "c0"), ("T4", "end")]
+    flows += [("T5", "c0"), ("T5", "end"), ("T5", "T3")]
+    regions = {"T0": ("T1", "T2"), "T2": ("T4", "T3", "c0"), "T3": ("T2",), "T5": ("c0",)}
+    spec = make_net(tasks | {"T5": "or/or"}, flows, conditions=("c0",), cancel=regions)
+    marking = {"c0": 1, "T0__to__T1": 1, "T0__to__T4": 1, "T0__to__T5": 1}
+    assert is_or_join_enabled(spec, "T5", marking, started=[])
