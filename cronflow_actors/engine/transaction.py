@@ -178,18 +178,15 @@ class Transaction:
         produced_by: str | None = None,
         split: SplitType | None = None,
     ) -> None:
-        """Change ``workflow``'s marking, in place, by ``counts`` (the new counts of the
-        conditions that change: the only way a marking changes; only ``conditions`` may
-        differ); the audit records each changed condition. ``produced_by``: the completing
-        task whose ``split`` produced the new tokens (its routing decision). In place: a
-        refused call's changes are undone by reading its instance's state back from its last
-        commit (``WorkflowActor``)."""
-        marking = workflow.marking
+        """Change ``workflow``'s marking in place (a refused call's state is read back from
+        its last commit) by ``counts``, the new counts of the ``conditions`` that change; the
+        audit records each changed condition. ``produced_by``: the completing task whose
+        ``split`` produced the new tokens (its routing decision)."""
+        marking, before = workflow.marking, {}
         if self.audit is None:
             marking.update(counts)
             return
-        before = {}  # (a loop, not a comprehension: its own frame, as often as a task moves)
-        for condition in conditions:
+        for condition in conditions:  # (not a comprehension: a frame, as often as a task moves)
             before[condition] = marking.get(condition, 0)
         marking.update(counts)
         self.audit.marked(workflow.id, before, marking, conditions, produced_by, split)

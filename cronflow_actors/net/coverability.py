@@ -9,9 +9,11 @@ marking covering one of some targets is reachable from a marking: exactly when u
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 
 import msgspec
+
+from cronflow_actors.net.walk import Walk
 
 __all__ = [
     "ANSWERS",
@@ -305,7 +307,7 @@ class ResetSearch:
         ``most``. Each marking is kept as what differs from ``marking`` (most places, a task's
         free and armed ones among them, keep their count along a chain: copied whole, a chain
         of n tasks cost n^2: review h36 F2)."""
-        walk, steps = _Walk(self, marking), self._steps
+        walk, steps = Walk(self._takers, marking), self._steps
         seen: set[frozenset[tuple[str, int]]] = {frozenset()}
         todo: list[Marking] = [{}]
         while todo:
@@ -336,7 +338,7 @@ class ResetSearch:
         steps = [self._steps_by_goal[goal] for goal in goals if goal in self._steps_by_goal]
         if not steps:
             return False
-        walk = _Walk(self, marking)
+        walk = Walk(self._takers, marking)
         current: Marking = {}
         seen = {frozenset(current.items())}
         for _ in range(PROBE_STEPS):
@@ -445,57 +447,8 @@ _FAR = 1 << 62
 """Steps from a goal of a transition that cannot reach it."""
 
 
-class _Walk:
-    """The markings a walk from ``marking`` reaches, each kept as what differs from it."""
-
-    __slots__ = ("anyway", "base", "keyed", "takers")
-
-    def __init__(self, net: ResetSearch, marking: Mapping[str, int]) -> None:
-        self.base = {place: count for place, count in marking.items() if count > 0}
-        self.takers, self.anyway = net._takers, net._takers.get("", ())
-        self.keyed = [place for place in self.base if place in self.takers]  # (the rest key
-        # no transition)
-
-    def count(self, state: Marking, place: str) -> int:
-        return state[place] if place in state else self.base.get(place, 0)
-
-    def covers(self, state: Marking, targets: list[Mapping[str, int]]) -> bool:
-        count = self.count
-        return any(all(count(state, p) >= n for p, n in target.items()) for target in targets)
-
-    def enabled(self, state: Marking) -> Iterator[ResetTransition]:
-        """The transitions that can fire at ``state``."""
-        count, base, takers = self.count, self.base, self.takers
-        marked = [place for place in self.keyed if count(state, place) > 0]
-        marked += [p for p, n in state.items() if n > 0 and p not in base and p in takers]
-        for place in (*marked, ""):
-            for transition in takers.get(place, ()) if place else self.anyway:
-                if all(count(state, taken) >= need for taken, need in transition.pre.items()):
-                    yield transition
-
-    def fired(self, state: Marking, transition: ResetTransition) -> Marking:
-        """``state`` after ``transition`` fired."""
-        count, base = self.count, self.base
-        after = dict(state)
-        for taken, need in transition.pre.items():
-            _put(after, base, taken, count(state, taken) - need)
-        for emptied in transition.reset:
-            _put(after, base, emptied, 0)
-        for given, more in transition.post.items():
-            _put(after, base, given, count(after, given) + more)
-        return after
-
-
 def _farthest_first(step: tuple[int, Marking]) -> int:
     return -step[0]
-
-
-def _put(state: Marking, base: Mapping[str, int], place: str, count: int) -> None:
-    """``place`` holds ``count`` in ``state``, a marking kept as what differs from ``base``."""
-    if count == base.get(place, 0):
-        state.pop(place, None)
-    else:
-        state[place] = count
 
 
 def _covers(bigger: Mapping[str, int], smaller: Mapping[str, int]) -> bool:
