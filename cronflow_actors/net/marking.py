@@ -294,6 +294,7 @@ def asked_after(spec: NetSpec, task: str) -> tuple[str, ...]:
     return _enable_candidates(spec).after[task]
 
 
+@mypyc_attr(native_class=False)  # its base is not compiled (setup.py)
 class _Candidates(msgspec.Struct, frozen=True):
     after: dict[str, tuple[str, ...]]
     """Each task's: the tasks after it in declaration order, then itself."""
