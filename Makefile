@@ -100,6 +100,7 @@ bench-scripts: $(STAMP)
 	$(PY) benchmarks/waiting.py
 	$(PY) benchmarks/metrics.py
 	$(PY) benchmarks/chains.py
+	$(PY) benchmarks/orjoin.py
 
 bench-quick: bench-suite-quick
 
@@ -112,6 +113,7 @@ bench-scripts-quick: $(STAMP)
 	$(PY) benchmarks/waiting.py --quick
 	$(PY) benchmarks/metrics.py --quick
 	$(PY) benchmarks/chains.py --quick
+	$(PY) benchmarks/orjoin.py --quick
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info test-output
