@@ -13,6 +13,8 @@ the seconds one call took (a start, or a person's completion and what it runs):
   completion runs its chain, asking J after each task (a witness down one branch of ten);
 - ``dead join``: ten people's tasks and an AND-join that can never fire before J, 150 more
   people's tasks beside: the start (J need not wait);
+- ``loop``: five OR-joins beside a loop whose tokens pile up: the start, and a person's
+  completion that goes round it once;
 - ``undecided``: J behind an AND-join of six people's tasks and of two chains of 50 of which a
   person's XOR choice starts one; 40 dummies beside run as the net starts: the start (the
   question is past the bounds: J waits, logs it once, and is answered from then on).
@@ -132,6 +134,25 @@ def undecided(people: int = 6, length: int = 50, beside: int = 40) -> net.NetSpe
     return builder.actions(initialize=net.action()).build()
 
 
+def loop_beside(joins: int = 5) -> net.NetSpec:
+    """T0 (an OR-join) puts tokens on c0 and the OR-joins J..; T3, a person's task on c0, feeds
+    c0 and T0 again: a loop whose tokens pile up, beside ``joins`` OR-joins (retest2 h37 R1: a
+    walk that went round the loop held it 5.5-7.4 s a completion)."""
+    js = [f"J{i}" for i in range(joins)]
+    builder = net.workflow("loop").start_condition("start").end_condition("end").condition("c0")
+    every = lambda ctx: [ctx.route.to_condition("c0"), *(ctx.route.to_task(j) for j in js)]  # noqa: E731
+    builder.dummy_task("T0", net.dummy_task().join("or").split("or").route(every))
+    builder.task("T3", person("t3").join("or")).task("T2", person("t2"))
+    for name in js:
+        builder.task(name, person(name.lower()).join("or"))
+    builder.connect_condition("start", "T0").connect_condition("c0", "T3")
+    builder.connect_task("T0", "c0", "T2", *js).connect_task("T3", "c0", "T0")
+    builder.connect_task("T2", *js)
+    for name in js:
+        builder.connect_task(name, "end")
+    return builder.actions(initialize=net.action()).build()
+
+
 Call = Callable[[cf.Runtime, str], Awaitable[object]]
 
 
@@ -185,6 +206,11 @@ def main() -> None:
     start, _ = asyncio.run(timed(undecided()))
     rows.append(("undecided, 40 dummies beside: start", f"{start:.3f} s"))
     values["undecided_start_s"] = round(start, 4)
+    start, complete = asyncio.run(timed(loop_beside(), completes("T3")))
+    rows.append(
+        ("5 OR-joins beside a loop: start, T3's completion", f"{start:.3f} s, {complete:.3f} s")
+    )
+    values["loop_start_s"], values["loop_complete_s"] = round(start, 4), round(complete, 4)
     table("OR-join questions (the loop held meanwhile)", rows)
     figures(values)
 

@@ -158,10 +158,10 @@ class ResetSearch:
                 if id(transition) in steps:
                     continue
                 steps[id(transition)] = distance[place]
-                for taken in transition.pre:
-                    if taken not in distance:
-                        distance[taken] = distance[place] + 1
-                        todo.append(taken)
+                for taken in transition.pre:  # (not through a task's free or armed place:
+                    if taken not in distance and not taken.startswith(_KEEPING):  # any end
+                        distance[taken] = distance[place] + 1  # gives one, and a loop's
+                        todo.append(taken)  # looked as near as the way there: retest2 h37 R1)
         return steps
 
     @staticmethod
@@ -341,7 +341,8 @@ class ResetSearch:
         walk = Walk(self._takers, marking)
         current: Marking = {}
         seen = {frozenset(current.items())}
-        for _ in range(PROBE_STEPS):
+        # a line longer than the cone's transitions goes round a loop: give up after them
+        for _ in range(min(PROBE_STEPS, len(self.transitions) + 1)):
             if walk.covers(current, targets):
                 return True
             nearest, best = None, _FAR
@@ -442,6 +443,9 @@ class _Question:
         self.left -= steps
         return self.left >= 0
 
+
+_KEEPING = ("free:", "armed:")
+"""The places that keep a task's state rather than tokens of the net."""
 
 _FAR = 1 << 62
 """Steps from a goal of a transition that cannot reach it."""
