@@ -123,7 +123,7 @@ class ResetSearch:
         goals = tuple(goal)
         self._steps = self._steps_to(goals)
         self._steps_by_goal = {place: self._steps_to((place,)) for place in goals}
-        # Transitions by each place they take from (``_fireable``), and the invariants' places
+        # Transitions by each place they take from (``_reach``), and the invariants' places
         # (``_possible``): each of a pair names the other; each holds one token at most.
         self._needing: dict[str, list[ResetTransition]] = {}
         for transition in transitions:
@@ -182,14 +182,11 @@ class ResetSearch:
             result[place] = result.get(place, 0) + count
         return result
 
-    def _fireable(self, marking: Mapping[str, int]) -> set[int]:
-        """Transitions that may ever fire from ``marking`` (ignoring token counts): the rest can
-        be left out of the search. An over-approximation, so leaving them out is safe."""
-        return self._reach(marking)[0]
-
     def _reach(self, marking: Mapping[str, int]) -> tuple[set[int], set[str]]:
-        """``_fireable``'s transitions, and the places they or ``marking`` mark. A transition
-        fires once the last place it takes from is markable: passes over every transition
+        """The transitions (by id) that may ever fire from ``marking``, ignoring token counts
+        (the rest can be left out of the search: an over-approximation, so leaving them out is
+        safe), and the places they or ``marking`` mark. A transition fires once the last place
+        it takes from is markable: passes over every transition
         until none was new took one pass per transition of a chain declared last first
         (3,000 tasks: 3 s a question, retest h37 F4)."""
         missing = {id(t): len(t.pre) for t in self.transitions}
@@ -255,15 +252,15 @@ class ResetSearch:
         """``any_coverable``, with the backward search bounded to ``work`` steps (a predecessor
         worked out, or compared with a marking of the basis): None past them, undecided. A line
         of steps first (``_probe``), then a short walk, a short backward search, the whole walk
-        and the whole backward search; each backward search works out the transitions that can
-        fire from ``marking`` once for all ``targets``."""
+        and the whole backward search. The transitions that can fire from ``marking`` are
+        worked out once, for all of them."""
         targets = list(targets)
         if any(_covers(marking, target) for target in targets):
             return True
         # a target that needs a place no transition that can fire gives to is out of reach: a
         # loop that never waits made an OR-join on the start condition walk 1,000 markings for
         # each of its 10,000 questions before the backward search saw it (conform h37 F5)
-        _, markable = self._reach(marking)
+        fireable, markable = self._reach(marking)
         targets = [t for t in targets if all(p in markable for p, n in t.items() if n > 0)]
         if not targets:
             return False
@@ -276,22 +273,26 @@ class ResetSearch:
                 return True
             answer = self._walk(targets, marking, FIRST_STATES)
             if answer is None:
-                answer = self._backward(targets, marking, first)
+                answer = self._backward(targets, marking, fireable, first)
             if answer is None:
                 answer = self._walk(targets, marking, FORWARD_STATES)
             if answer is not None:
                 return answer
-        return self._backward(targets, marking, work)
+        return self._backward(targets, marking, fireable, work)
 
     def _backward(
-        self, targets: list[Mapping[str, int]], marking: Mapping[str, int], work: int | None
+        self,
+        targets: list[Mapping[str, int]],
+        marking: Mapping[str, int],
+        fireable: set[int],
+        work: int | None,
     ) -> bool | None:
         question: _Question | None = None
         for target in targets:
             if not self._possible(target):
                 continue
             if question is None:
-                question = _Question(marking, self._fireable(marking), work)
+                question = _Question(marking, fireable, work)
             if self._out_of_reach(target, question, 1):
                 continue
             found = self._search(target, question)
