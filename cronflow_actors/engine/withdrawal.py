@@ -16,6 +16,7 @@ from cronflow_actors.errors import CancelRunRequested, class_name
 from cronflow_actors.messages.elements import CancelTask, DisableTask, EnableTask, FailWorkflow
 from cronflow_actors.messages.engine import CancelWorkflow, WorkflowRecord
 from cronflow_actors.net.marking import (
+    IDLE_STATES,
     asked_after,
     cancellation_counts,
     has_or_join,
@@ -35,7 +36,6 @@ __all__ = [
 ]
 
 _ACTIVE = frozenset({TaskState.ENABLED, TaskState.STARTED})
-_IDLE = frozenset({TaskState.CANCELED, TaskState.FAILED})
 
 
 async def disable_losers(  # noqa: PLR0917 - its callers' own names, in their order
@@ -106,7 +106,7 @@ def idle_tasks(tx: Transaction, workflow: WorkflowRecord, spec: NetSpec) -> list
     """The tasks of ``workflow`` that cannot start on the tokens they hold (what an OR-join
     reads): canceled or failed, and not about to be asked by a completion under way
     (``Transaction.completing``): only a completion of a task before one asks it again."""
-    idle = [t for t, r in workflow.tasks.items() if r.state in _IDLE]
+    idle = [t for t, r in workflow.tasks.items() if r.state in IDLE_STATES]
     if idle and tx.completing:
         asked = {
             candidate

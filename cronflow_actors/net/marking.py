@@ -18,6 +18,7 @@ import msgspec
 from mypy_extensions import mypyc_attr
 
 from cronflow_actors.errors import InvalidRouteError
+from cronflow_actors.messages.states import TaskState
 from cronflow_actors.net.orjoin import is_or_join_enabled
 from cronflow_actors.net.spec import (
     JoinType,
@@ -28,6 +29,7 @@ from cronflow_actors.net.spec import (
 )
 
 __all__ = [
+    "IDLE_STATES",
     "Route",
     "after_cancellation",
     "after_production",
@@ -279,18 +281,19 @@ def or_joins_to_ask(
     else:
         joins = {j for c, fed in feeds.items() if marking.get(c, 0) > 0 for j in fed}
     if records is not None:
-        joins = {j for j in joins if j not in records or records[j].state not in _IDLE}
+        joins = {j for j in joins if j not in records or records[j].state not in IDLE_STATES}
     return sorted(joins, key=candidates.position.__getitem__)
 
 
-_IDLE = frozenset({"canceled", "failed"})
-"""A task's states in which it waits for a completion before it (``TaskState``'s values)."""
+IDLE_STATES = frozenset({TaskState.CANCELED, TaskState.FAILED})
+"""A task's states in which it cannot start on the tokens it holds: it waits for a completion
+before it (``withdrawal.idle_tasks``, and the OR-joins a completion asks)."""
 
 
 def asked_after(spec: NetSpec, task: str) -> tuple[str, ...]:
     """The tasks ``task``'s completion asks whatever the marking: those after it, and itself
-    (``enable_candidates`` less the other OR-joins). What may be idle to an OR-join asks no
-    more (``withdrawal.idle_tasks``): an OR-join of two or more inputs has no armed place."""
+    (``enable_candidates`` less the other OR-joins). What tells an idle task about to be asked
+    (``withdrawal.idle_tasks``): an idle OR-join is asked only by a completion before it."""
     return _enable_candidates(spec).after[task]
 
 
