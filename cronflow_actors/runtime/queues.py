@@ -302,7 +302,8 @@ class RunQueues:
         read again each ``_LOOK_AGAIN`` (hostile h35 F2: a long poll saw it as its time ran out)."""
         if await self._store.queued_run(run_id) is None:
             return False
-        started = self._started.setdefault(run_id, asyncio.get_running_loop().create_future())
+        if (started := self._started.get(run_id)) is None:  # one for every waiter, made once
+            started = self._started[run_id] = asyncio.get_running_loop().create_future()
         look = _LOOK_AGAIN if self._shared else None
         while await self._store.queued_run(run_id) is not None:
             with contextlib.suppress(TimeoutError):
