@@ -199,6 +199,11 @@ def _apply(
 ) -> None:
     kind, _, _verb = span.operation.partition(".")
     attributes = span.attributes
+    if "after" not in attributes:
+        # a span that moves nothing: a restart running a handler again (``WorkItem.rerun``), an
+        # event heard, a step carried from an earlier run, a task's activity (conform h38 F4:
+        # a rerun made every ``state_at`` of the recovered run a KeyError, a 500 over HTTP)
+        return
     if kind == "Workflow":
         if span.operation == "Workflow.initialize":
             workflows[span.instance_id] = {
@@ -213,7 +218,7 @@ def _apply(
             workflows[span.instance_id]["state"] = str(attributes["after"])
     elif kind == "Task":
         workflow = workflows.get(span.instance_id)
-        if workflow is not None and "after" in attributes:
+        if workflow is not None:
             state = (str(attributes["after"]), int(attributes["generation"]))
             workflow["tasks"][span.element] = state
     elif kind == "WorkItem":

@@ -1071,6 +1071,9 @@ async def test_a_nets_event_wait_sees_who_published_and_its_trace_names_them(
     assert {("bob", False), ("hr", False)} <= set(seen)
     heard = [s for s in await rt.spans(first) if s.operation == "WorkItem.event"]
     assert [s.attributes for s in heard] == [{"event": "offer.answered", "principal": "hr"}]
+    # the span moves nothing: the run rebuilt past it is the completed run (conform h38 F4)
+    rebuilt = await rt.state_at(first, time.time() + 1)
+    assert rebuilt.workflows[first].state == "completed"
     third = await rt.start_workflow("offer")
     await rt.wait_idle()
     assert (await rt.publish_event("offer.answered", {"ok": 3})).delivered == [third]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from cronflow_actors import net
 from cronflow_actors.errors import ConfigurationError, NotFoundError
 from cronflow_actors.kernel import ManualClock
 from cronflow_actors.runtime.audit import Trace, parse_instant
+from tests.engine.test_audit import snapshot_view, state_view
 
 
 def flows() -> list[cf.Flow]:
@@ -164,6 +166,12 @@ async def test_a_step_a_restart_runs_again_is_counted_and_traced(tmp_path: Path)
         info = await second.inspect(run_id)
         spans = await second.spans(run_id)
         metrics = second.metrics.render().decode()
+        # the rerun moves nothing: the run rebuilt from its spans is its snapshot (it was a
+        # KeyError, a 500 over HTTP, for every moment after the rerun: conform h38 F4)
+        snapshot = await second.store.load_snapshot(run_id)
+        assert snapshot is not None
+        rebuilt = await second.state_at(run_id, time.time() + 1)
+        assert state_view(rebuilt) == snapshot_view(snapshot.body)
     # counted in the metrics too, where it was invisible (newcomer h22 L3): one rerun of the
     # flow's steps (kind "step"; the first, recorded before the stop, ran once)
     reruns = {
