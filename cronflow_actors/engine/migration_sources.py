@@ -54,6 +54,12 @@ class MigrationSources:
     def tasks(self) -> Mapping[str, TaskState]:
         return self.root.tasks
 
+    @property
+    def generations(self) -> Mapping[str, int]:
+        """How many times each task of the root was enabled: in a loop, which round it was
+        in, where ``tasks`` says only how the last round ended (conform h38 F2)."""
+        return self.root.generations
+
     def workflows(self, name: str | None = None) -> list[MigrationSource]:
         """The old instance's workflows named ``name`` (None: all), in creation order."""
         return [s for s in self._sources if name is None or s.name == name]

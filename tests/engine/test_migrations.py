@@ -660,3 +660,34 @@ async def test_a_root_that_ends_as_its_migration_cancels_it_is_refused_as_one_en
     monkeypatch.undo()
     with pytest.raises(MigrationError, match=r"it has ended \(canceled\)"):
         await rt.migrate(old, "v2")  # the plan was dropped: nothing is pending
+
+
+async def test_a_migrator_in_a_loop_reads_which_round_each_task_was_in(rt: cf.Runtime) -> None:
+    """In a loop, ``tasks`` says only how a task's last round ended: a migrator tells the
+    rounds apart by ``ctx.migrating_from.generations`` (it had to reach into ``.root``: conform
+    h38 F2)."""
+
+    def loop(version: str) -> net.NetSpec:
+        def again(ctx: Any) -> Any:
+            output = ctx.output or {}
+            return ctx.route.to_task("K") if output.get("again") else ctx.route.to_condition("end")
+
+        tasks = {"K": net.task().join("xor"), "L": net.task().split("xor").route(again)}
+        flows = [("start", "K"), ("K", "L"), ("L", "K"), ("L", "end")]
+        return build("rounds", tasks, flows, version=version)
+
+    seen: list[tuple[dict[str, int], str]] = []
+
+    def migrator(ctx: Any) -> str:
+        source = ctx.migrating_from
+        seen.append((dict(source.generations), str(source.tasks["K"])))
+        return "continue"
+
+    v1, v2 = loop("v1"), loop("v2")
+    for spec in (v1, v2, net.migration(v1, v2).task_migrators({"rounds/K": migrator}).build()):
+        rt.register(spec)
+    old = await rt.start_workflow("rounds", version="v1")
+    await run(rt, old, "K")
+    await run(rt, old, "L", {"again": True})  # K's second round is enabled
+    await rt.migrate(old, "v2")
+    assert seen == [({"K": 2, "L": 1}, "disabled")]
