@@ -20,7 +20,12 @@ from cronflow_actors.engine.cascade import Cascade
 from cronflow_actors.engine.fast_forward import take_key
 from cronflow_actors.engine.states import VERB_TARGETS, TaskState, WorkflowState, WorkItemState
 from cronflow_actors.engine.transaction import Send, Transaction
-from cronflow_actors.errors import InvalidStateTransitionError, NotFoundError
+from cronflow_actors.errors import (
+    ConfigurationError,
+    InvalidStateTransitionError,
+    NotFoundError,
+    WorkItemLimitError,
+)
 from cronflow_actors.messages.elements import (
     CreateWorkItem,
     EnsureWorkflowStarted,
@@ -419,8 +424,18 @@ async def _initialize_child(
             f"workflow {parent.name!r}",
             advice=f"{task!r} is {_KINDS[definition.kind]}: initialize_work_item adds to it",
         )
+    names = [child.name for child in definition.subworkflows]
+    if name is None and definition.kind is TaskKind.DYNAMIC_COMPOSITE:  # never the first guessed
+        raise ConfigurationError(  # (conform h38 F1)
+            "workflow",
+            None,
+            f"one of {names}: a dynamic composite task starts the child type it is given "
+            "(over HTTP, ?workflow=)",
+            named="argument",
+            said=f"task {task!r} of {parent.name!r} is a dynamic composite task: name the child "
+            f"type to start, one of {names} (workflow=, over HTTP ?workflow=)",
+        )
     if definition.child(name) is None:
-        names = [child.name for child in definition.subworkflows]
         raise NotFoundError("child workflow", str(name), f"task {task!r} (it has {names})")
     state = parent.tasks[task].state
     if state not in _TASK_ACTIVE:
@@ -432,6 +447,9 @@ async def _initialize_child(
             ["enabled", "started"],
             only_while=True,
         )
+    most = definition.max_work_items  # an outside caller's: bounded, as its work items are
+    if principal is not None and len(parent.tasks[task].children) >= most:
+        raise WorkItemLimitError(parent.name, task, most, composite=True)  # (conform h38 F3)
     ident = tx.new_id("f")
     message = InitializeWorkflow(
         workflow_id=ident,

@@ -319,17 +319,21 @@ class EndlessChainError(EngineError, RuntimeError):
 
 
 class WorkItemLimitError(EngineError):
-    """An outside caller's initialize of a work item past its task's ``max_work_items`` in
-    one generation (every item is kept in the instance's state, which each change writes)."""
+    """An outside caller's initialize of a work item (or a composite task's child workflow)
+    past its task's ``max_work_items`` in one generation (every item and child is kept in the
+    instance's state, which each change writes)."""
 
-    def __init__(self, workflow: str, task: str, most: int) -> None:
+    def __init__(self, workflow: str, task: str, most: int, *, composite: bool = False) -> None:
         self.workflow, self.task, self.most = workflow, task, most
+        what, builder = (
+            ("child workflows", "composite_task") if composite else ("work items", "task")
+        )
         super().__init__(
-            f"task {task!r} of {workflow!r} has {most:,} work items in this generation "
+            f"task {task!r} of {workflow!r} has {most:,} {what} in this generation "
             "(open, completed and canceled alike), the most outside callers may bring it to: "
-            "each item is kept in the instance's state, which every change writes again; the "
+            "each is kept in the instance's state, which every change writes again; the "
             "task's next generation starts with none, or declare a higher bound with "
-            "net.task(...).max_work_items(n)"
+            f"net.{builder}(...).max_work_items(n)"
         )
 
 

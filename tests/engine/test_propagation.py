@@ -7,6 +7,7 @@ import pytest
 import cronflow_actors as cf
 from cronflow_actors import net
 from cronflow_actors.errors import (
+    ConfigurationError,
     InvalidPolicyResultError,
     InvalidStateTransitionError,
     NotFoundError,
@@ -301,6 +302,9 @@ async def test_dynamic_composite_task_picks_its_children(rt: cf.Runtime) -> None
     assert [c.name for c in children] == ["wf_b", "wf_a"]
     with pytest.raises(NotFoundError, match="no child workflow 'wf_c'"):
         await rt.initialize_workflow(wid, "dyn", workflow="wf_c")
+    # no type named is refused, never the first guessed (conform h38 F1), and adds nothing
+    with pytest.raises(ConfigurationError, match=r"name the child type to start, one of \['wf_a'"):
+        await rt.initialize_workflow(wid, "dyn", {"pick": "?"})
     third = await rt.initialize_workflow(wid, "dyn", {"pick": "a"}, workflow="wf_a")
     assert [c.name for c in await rt.child_workflows(wid, "dyn")] == ["wf_b", "wf_a", "wf_a"]
     for child in children:

@@ -70,3 +70,53 @@ async def test_a_task_takes_a_thousand_from_outside_unless_it_says() -> None:
     for wrong in (0, -1, True, 2.5, "10"):
         with pytest.raises(ValueError, match="max_work_items takes a whole number from 1"):
             net.task().max_work_items(wrong)  # type: ignore[arg-type]
+
+
+def composite(most: int | None) -> net.NetSpec:
+    """A composite task whose child workflows outside callers add (``most``, or the default)."""
+    kid = (
+        net.workflow("kid")
+        .start_condition("start")
+        .end_condition("end")
+        .task("X", net.task())
+        .connect_condition("start", "X")
+        .connect_task("X", "end")
+        .actions(initialize=net.action())
+        .build()
+    )
+    task = net.composite_task(kid)
+    if most is not None:
+        task = task.max_work_items(most)
+    return (
+        net.workflow("casework")
+        .start_condition("start")
+        .end_condition("end")
+        .composite_task("cases", task)
+        .connect_condition("start", "cases")
+        .connect_task("cases", "end")
+        .actions(initialize=net.action())
+        .build()
+    )
+
+
+async def test_outside_callers_bring_a_composite_task_to_its_bound_too(serve: Serve) -> None:
+    """A composite task's child workflows are kept in the state as work items are: an outside
+    caller added 1,200 where ``max_work_items(2)`` was declared and ignored (conform h38 F3)."""
+    rt, client = await serve([composite(2)], tokens=TOKENS)
+    started = await client.post("/workflows", json={"workflow": "casework"}, headers=ADA)
+    workflow_id = started.json()["workflow_id"]
+    children = f"/workflows/{workflow_id}/tasks/cases/children"
+    assert len(await rt.child_workflows(workflow_id, "cases")) == 1  # its default
+    added = await client.post(children, json={"n": 1}, headers=ADA)
+    assert added.status_code == 201, added.text
+    refused = await client.post(children, json={"n": 1}, headers=ADA)
+    assert refused.status_code == 409, refused.text
+    problem = refused.json()
+    assert problem["type"] == "urn:cronflow:problem:work-item-limit"
+    assert "task 'cases' of 'casework' has 2 child workflows in this" in problem["detail"]
+    assert "net.composite_task(...).max_work_items(n)" in problem["detail"]
+    assert len(await rt.child_workflows(workflow_id, "cases")) == 2  # none added
+    await rt.initialize_workflow(workflow_id, "cases")  # the net's own code is not bounded
+    assert len(await rt.child_workflows(workflow_id, "cases")) == 3
+    with pytest.raises(WorkItemLimitError, match="has 2 child workflows"):
+        await rt.initialize_workflow(workflow_id, "cases", principal=TOKENS["t-ada"])
