@@ -418,3 +418,45 @@ def test_a_keyed_retry_after_a_restart_is_a_duplicate_whatever_the_set_order(
     assert [a.status_code for a in answers] == [202, 200, 200]
     assert len({a.json()["run_id"] for a in answers}) == 1
     assert other.status_code == 422
+
+
+def _answers(served: Any, request: bytes) -> bytes:
+    """All the server sends on one connection for ``request``, until it closes it (or 5 s)."""
+    with socket.create_connection(("127.0.0.1", served.port), timeout=5) as connection:
+        connection.sendall(request)
+        said = b""
+        with contextlib.suppress(TimeoutError):
+            while chunk := connection.recv(65536):
+                said += chunk
+    return said
+
+
+def test_a_request_headed_two_ways_closes_its_connection(tmp_path: Path) -> None:
+    """A request with a length and chunks, or one header twice, is refused; what follows it on
+    the connection was answered as a request of its own, where a proxy in front may have read
+    the bytes otherwise (request smuggling; RFC 9112 6.3 says close: hostile h38 F1)."""
+    body = b'{"workflow": "quick"}'
+    chunked = b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
+    then = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+    head = b"POST /runs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+    sized = b"Content-Length: %d\r\n" % len(body)
+    requests = {
+        "length and chunks": head
+        + b"Content-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n"
+        + chunked,
+        "two Content-Types": head + b"Content-Type: text/plain\r\n" + sized + b"\r\n" + body,
+        "two credentials": head
+        + b"Authorization: Bearer one\r\nAuthorization: Bearer two\r\n"
+        + sized
+        + b"\r\n"
+        + body,
+    }
+    with serving(APP, tmp_path / "framed.db") as served:
+        for what, request in requests.items():
+            said = _answers(served, request + then)
+            assert said.startswith(b"HTTP/1.1 400 "), (what, said)
+            assert said.count(b"HTTP/1.1 ") == 1, (what, said)  # the request after: unread
+            assert b"ambiguous-headers" in said, (what, said)
+            assert b"connection: close" in said.lower(), (what, said)
+        assert runs(served.url) == []  # nothing started
+        assert httpx.get(f"{served.url}/healthz").status_code == 200

@@ -53,7 +53,7 @@ from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 from starlette.types import Scope
 
-from cronflow_actors.http.problems import Problem, problem_response
+from cronflow_actors.http.problems import CLOSE, Problem, ambiguous_headers, problem_response
 from cronflow_actors.messages import Principal
 from cronflow_actors.runtime import SECRET_HEADERS
 
@@ -135,7 +135,7 @@ class Tokens:
         check tokens themselves: webhooks, which start runs)."""
         given = request.headers.getlist("authorization")
         if len(given) > 1:
-            raise Problem(400, "ambiguous-headers", _TWO_CREDENTIALS)
+            raise ambiguous_headers(_TWO_CREDENTIALS)
         if not given:
             return None
         header = given[0]
@@ -228,7 +228,7 @@ def _unauthorized(_conn: HTTPConnection, error: AuthenticationError) -> Response
     """The 401 problem of a refused caller (``error.args``: the problem's slug and detail)."""
     slug, detail = error.args
     if slug == "ambiguous-headers":  # no credential was refused: the request is malformed
-        return problem_response(400, slug, detail)
+        return problem_response(400, slug, detail, headers=CLOSE)  # (as ambiguous_headers)
     if slug == READ_ONLY:  # the token is good, for something else
         return problem_response(403, slug, detail)
     return problem_response(401, slug, detail, headers=_CHALLENGE)

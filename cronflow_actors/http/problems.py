@@ -50,9 +50,11 @@ from cronflow_actors.errors import (
 from cronflow_actors.runtime import EventRefusal
 
 __all__ = [
+    "CLOSE",
     "MEDIA_TYPE",
     "Problem",
     "ProblemBody",
+    "ambiguous_headers",
     "as_problem",
     "exception_handlers",
     "flow_code_problem",
@@ -63,6 +65,20 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 MEDIA_TYPE = "application/problem+json"
+
+CLOSE = {"Connection": "close"}
+"""The headers of an answer after which the server closes the connection."""
+
+
+def ambiguous_headers(detail: str) -> Problem:
+    """400 ``ambiguous-headers``: a request whose headers a proxy in front may have read
+    otherwise (the same one twice, a length and chunks at once). The connection is closed
+    after it: what follows on it may be framed otherwise too, and a proxy that saw other
+    requests there would pass the server a request it never checked (RFC 9112 6.3;
+    hostile h38 F1: the next request on the connection was answered)."""
+    return Problem(400, "ambiguous-headers", detail, headers=CLOSE)
+
+
 _encode = msgspec.json.Encoder().encode
 
 _TITLES = {

@@ -25,7 +25,7 @@ from starlette.requests import ClientDisconnect, Request
 
 from cronflow_actors.errors import ConfigurationError, clipped
 from cronflow_actors.http.big_bodies import busy, take_bytes, take_place, waiting_for_room
-from cronflow_actors.http.problems import Problem
+from cronflow_actors.http.problems import CLOSE, Problem, ambiguous_headers
 from cronflow_actors.runtime import not_one_line
 
 __all__ = [
@@ -73,7 +73,7 @@ def one_header(request: Request, name: str) -> str | None:
     two: which would a proxy in front have read?); None when it is not sent."""
     given = request.headers.getlist(name)
     if len(given) > 1:
-        raise Problem(400, "ambiguous-headers", f"the request has more than one {name} header")
+        raise ambiguous_headers(f"the request has more than one {name} header")
     return given[0] if given else None
 
 
@@ -158,10 +158,8 @@ def check_headers(request: Request) -> None:
     for name in _SINGLE:
         one_header(request, name)
     if "content-length" in headers and "transfer-encoding" in headers:
-        raise Problem(
-            400,
-            "ambiguous-headers",
-            "the request has both Content-Length and Transfer-Encoding; send one",
+        raise ambiguous_headers(
+            "the request has both Content-Length and Transfer-Encoding; send one"
         )
     encoding = headers.get("content-encoding", "identity").strip().lower()
     if encoding != "identity":
@@ -196,7 +194,7 @@ async def read_body(request: Request, limits: BodyLimits) -> bytes:
             408,
             "body-timeout",
             f"the request body did not arrive within {limits.read_timeout:g} s",
-            headers={"Connection": "close"},
+            headers=CLOSE,
         ) from None
     except ClientDisconnect:
         path = masked(request.url.path)
