@@ -35,12 +35,14 @@ __all__ = [
     "check_media_type",
     "check_same_site",
     "header_text",
+    "joined_headers",
     "key_header",
     "masked",
     "no_idempotency_key",
     "query_int",
     "read_body",
     "read_json",
+    "unread_key",
     "utf8_header",
 ]
 
@@ -105,6 +107,20 @@ def no_idempotency_key(request: Request, where: str, instance_id: str | None) ->
         )
 
 
+def unread_key(request: Request) -> None:
+    """400 ``unsupported-header`` for an ``Idempotency-Key`` header sent to a webhook that
+    reads none (no ``idempotency_key=``, no signature to tell a retry by): each retry started
+    another run while the client believed the key made it safe (hostile h38 F2)."""
+    if "idempotency-key" in request.headers:
+        raise Problem(
+            400,
+            "unsupported-header",
+            "this webhook reads no Idempotency-Key header (a retry would start another run): "
+            "to have the header name the run, declare it on the webhook, "
+            'on_webhook(path, idempotency_key="Idempotency-Key"); or send none',
+        )
+
+
 def key_header(request: Request, name: str) -> str | None:
     """``utf8_header`` of a header that holds an idempotency key: 400 for one with a control
     character (a tab, a byte 0x01), which ``/events`` refuses in its key too (hostile h32 L5)."""
@@ -142,6 +158,15 @@ def header_text(value: str) -> str:
         return as_utf8(value)
     except UnicodeDecodeError:
         return value
+
+
+def joined_headers(request: Request) -> dict[str, str]:
+    """Headers by lowercase name, as UTF-8 where they are; repeats joined by ", " (RFC 9110)."""
+    found: dict[str, str] = {}
+    for name, given in request.headers.items():
+        key, value = name.lower(), header_text(given)
+        found[key] = f"{found[key]}, {value}" if key in found else value
+    return found
 
 
 def as_utf8(value: str) -> str:

@@ -98,3 +98,35 @@ async def test_a_net_workflow_is_started_once_by_its_instance_id(serve: Serve) -
     document = (await client.get("/openapi.json", headers=AUTH)).json()
     start = document["components"]["schemas"]["StartWorkflow"]["properties"]
     assert "instance_id" in start
+
+
+async def test_a_webhook_that_reads_no_key_refuses_an_idempotency_key_header(
+    serve: Serve,
+) -> None:
+    """A webhook without ``idempotency_key=`` ignored the header, so each retry started another
+    run while the client believed it safe (hostile h38 F2); one that declares the header, or
+    derives a key, or is signed (a retry is its signature's replay), takes it as before."""
+    hooks = [
+        cf.define("loose").on_webhook("/hooks/loose").step("s", lambda ctx: ctx.payload),
+        cf.define("keyed")
+        .on_webhook("/hooks/keyed", idempotency_key="Idempotency-Key")
+        .step("s", lambda ctx: ctx.payload),
+        cf.define("derived")
+        .on_webhook("/hooks/derived", idempotency_key=lambda request: request.payload["id"])
+        .step("s", lambda ctx: ctx.payload),
+    ]
+    rt, client = await serve(hooks, tokens=TOKENS)
+    header = {"Idempotency-Key": "k-1"}
+    refused = await client.post("/hooks/loose", json={"id": 1}, headers=header)
+    problem = refused.json()
+    assert (refused.status_code, problem["type"]) == (400, REFUSED), refused.text
+    assert "this webhook reads no Idempotency-Key header" in problem["detail"]
+    assert 'idempotency_key="Idempotency-Key"' in problem["detail"]
+    assert await rt.list_runs() == []  # nothing started
+    assert (await client.post("/hooks/loose", json={"id": 1})).status_code == 202  # without it
+    for path in ("/hooks/keyed", "/hooks/derived"):
+        first = await client.post(path, json={"id": 2}, headers=header)
+        again = await client.post(path, json={"id": 2}, headers=header)
+        assert (first.status_code, again.status_code) == (202, 200), path
+        assert again.json()["duplicate"] is True
+    assert len(await rt.list_runs()) == 3

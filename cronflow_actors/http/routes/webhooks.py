@@ -47,11 +47,12 @@ from cronflow_actors.http.problems import (
 from cronflow_actors.http.requests import (
     check_media_type,
     decode_json,
-    header_text,
+    joined_headers,
     key_header,
     one_header,
     printable_headers,
     read_body,
+    unread_key,
 )
 from cronflow_actors.http.routes.runs import started
 from cronflow_actors.http.routes.webhook_answers import custom_response
@@ -96,7 +97,7 @@ class Webhook:
     async def receive(self, request: Request) -> Response:
         seen = _Seen(
             WebhookRequest(
-                headers=_headers(request),
+                headers=joined_headers(request),
                 method=request.method,
                 path=request.url.path,
                 params=dict(request.path_params),
@@ -145,6 +146,8 @@ class Webhook:
         if missing:  # an empty one too: it names no tenant, signs nothing
             raise Problem(400, "missing-headers", f"missing (or empty) required headers: {missing}")
         printable_headers(kept)  # (an Idempotency-Key's were refused, kept ones not: h33 L4)
+        if spec.idempotency_key is None and spec.hmac_secret is None:
+            unread_key(request)
         if isinstance(spec.idempotency_key, str):
             # two: which of them names the run? and bytes that are not UTF-8 (hostile h31 L1)
             key_header(request, spec.idempotency_key)
@@ -478,15 +481,6 @@ def _refusal(name: str, verdict: Any) -> str:
     if isinstance(verdict, str):
         return f"refused by {name}(): {verdict}"
     return f"refused by {name}() (it returned {verdict!r}; return True to accept)"
-
-
-def _headers(request: Request) -> dict[str, str]:
-    """Headers by lowercase name, as UTF-8 where they are; repeats joined by ", " (RFC 9110)."""
-    found: dict[str, str] = {}
-    for name, given in request.headers.items():
-        key, value = name.lower(), header_text(given)
-        found[key] = f"{found[key]}, {value}" if key in found else value
-    return found
 
 
 def routes(edge: Edge) -> list[Route]:
