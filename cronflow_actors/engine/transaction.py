@@ -374,7 +374,7 @@ class Transaction:
                 workflow=workflow.name,
                 step=item.task,
                 created_at=self.now,
-                expires_at=self.now + wait.timeout if wait.timeout is not None else None,
+                expires_at=self.now + float(wait.timeout) if wait.timeout is not None else None,
                 data=encode({"details": details, "last": workflow.last}),
             )
         )

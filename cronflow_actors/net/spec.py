@@ -16,6 +16,8 @@ from typing import Any
 
 import msgspec
 
+from cronflow_actors.net.durations import parse_duration
+
 __all__ = [
     "CAUGHT",
     "MAX_WORK_ITEMS",
@@ -74,8 +76,9 @@ class WaitSpec(msgspec.Struct, frozen=True, kw_only=True, eq=False):
     own publish), the place to keep an event to the net's callers.
     ``kind="pause"``: the item waits for a human; starting it draws a random resume token
     (``WorkItemInfo.token``), and ``resume(token, ...)`` completes it. ``details(ctx)`` returns a
-    dict that listings of the waits show (description, metadata); ``timeout`` (seconds) says when
-    the wait expires in those listings (the expiry itself is the front end's job).
+    dict that listings of the waits show (description, metadata); ``timeout`` (seconds, or a
+    duration such as ``"1d"``) says when the wait expires in those listings (the expiry itself
+    is the front end's job).
     """
 
     kind: str
@@ -85,12 +88,19 @@ class WaitSpec(msgspec.Struct, frozen=True, kw_only=True, eq=False):
     """``check(ctx, payload)`` of an accepted event: True, or what is wrong with it (the item
     then fails with that, instead of completing)."""
     details: Any = None
-    timeout: float | None = None
+    timeout: float | str | None = None
+    """Seconds once made: a duration given as a string is read then (``ValueError`` for one
+    that is no duration, where it used to fail every start of the item: newcomer h38 F2)."""
     notify: Any = None
     """``notify(ctx)``, called once the wait is durable, off the instance's turn (a plain
     function on the blocking pool), to tell someone (a pause's ``on_pause``): at least once, as
     the commit that opens the wait records it owed until the call ends, and a restart that finds
     it owed calls it again while the same wait is open. An error it raises is logged."""
+
+    def __post_init__(self) -> None:
+        if self.timeout is not None:
+            seconds = parse_duration(self.timeout, f"the {self.kind} wait's timeout")
+            msgspec.structs.force_setattr(self, "timeout", seconds)
 
     def hears(self, event: str) -> bool:
         """Whether an item waiting on this waits for ``event``."""

@@ -54,3 +54,23 @@ def test_details_stored_before_they_were_checked_are_read_as_far_as_they_fit() -
     assert pause_details(["a", "list"], lenient=True) == {}
     kept = pause_details({"description": 7, "metadata": {"k": 1}}, lenient=True)
     assert kept == {"metadata": {"k": 1}}
+
+
+async def test_a_pauses_timeout_takes_a_duration_as_every_other_does(rt: cf.Runtime) -> None:
+    """``timeout="1d"`` was taken, then every start of the item was a TypeError (a 500 blaming
+    the pause's details over HTTP): the item could never start (newcomer h38 F2). A duration
+    is read as the flows' are; what is no duration is refused where the wait is made."""
+    wait = net.WaitSpec(kind="pause", details=lambda ctx: "sign", timeout="1d")
+    assert wait.timeout == 86_400.0
+    sign = net.work_item("sign", wait=wait).actions(start=net.action())
+    rt.register(build("daily", {"sign": net.task(sign)}, [("start", "sign"), ("sign", "end")]))
+    workflow_id = await rt.start_workflow("daily")
+    [item] = await rt.work_items(workflow_id, "sign")
+    await rt.start_work_item(item.id)
+    [pause] = await rt.list_paused()
+    assert pause.expires_at is not None
+    assert pause.paused_at is not None
+    assert pause.expires_at - pause.paused_at == pytest.approx(86_400.0)
+    for wrong, said in (("1 day", "a string like '100ms'"), (-5, "must not be negative")):
+        with pytest.raises(ValueError, match=f"the pause wait's timeout .*{said}"):
+            net.WaitSpec(kind="pause", timeout=wrong)
