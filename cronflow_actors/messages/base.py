@@ -54,16 +54,20 @@ def json_decoder_for(kind: Any) -> msgspec.json.Decoder[Any]:
 
 
 _plain_decoder = msgspec.msgpack.Decoder()
+_BYTES = (bytes, bytearray, memoryview)
 
 
 def plain(value: Any) -> Any:
     """``value`` as it reads back from the store: plain msgpack types, and a deep copy (what
     user code does to it reaches nothing else). Raises ``TypeError`` for values msgpack cannot
-    hold."""
+    hold. Dates and times are ISO 8601 strings, an aware datetime's with its offset (msgpack
+    alone keeps an aware one as a timestamp, read back a ``datetime`` in UTC: its zone lost,
+    and no string, where a naive one is: newcomer h38 F1); bytes of any kind are ``bytes``."""
     if value is None or type(value) in (str, float, bool):
         return value
     if type(value) is int:
         if not -(2**63) <= value < 2**64:
             raise OverflowError("can't serialize ints < -2**63 or > 2**64 - 1")
         return value
-    return _plain_decoder.decode(_msgpack_encoder.encode(value))
+    builtins = msgspec.to_builtins(value, builtin_types=_BYTES)
+    return _plain_decoder.decode(_msgpack_encoder.encode(builtins))
