@@ -232,6 +232,8 @@ def _publish(args: argparse.Namespace) -> int:
         print(f"published {args.name!r}: no flow starts on it; {woke}")
     for run_id in delivered:
         print(f"  woke {run_id}")
+    if answer.get("note"):
+        print(f"  {answer['note']}", file=sys.stderr)
     for run_id in answer.get("held", []):
         print(
             f"  kept for {run_id}, which cannot run here now: its step hears it once the run "

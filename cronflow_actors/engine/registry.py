@@ -64,6 +64,20 @@ class WorkflowRegistry:
             (name, version) for name, versions in self._versions.items() for version in versions
         ]
 
+    def waited_events(self) -> set[str]:
+        """The events some work item of a registered workflow (a child workflow's too) waits
+        for: a flow's ``wait_for_event``, a net's ``WaitSpec(kind="event")``."""
+        names: set[str] = set()
+        specs = [spec for versions in self._versions.values() for spec in versions.values()]
+        while specs:
+            spec = specs.pop()
+            for task in spec.tasks.values():
+                wait = getattr(task.work_item, "wait", None)
+                if wait is not None and wait.kind == "event":
+                    names.add(wait.event)
+                specs.extend(task.subworkflows)
+        return names
+
     def versions(self, name: str) -> list[str]:
         return list(self._versions.get(name, {}))
 

@@ -102,6 +102,9 @@ class Published(msgspec.Struct):
     not_kept: list[str]
     """Runs held that keep as many events as they may (100, 1 MB): not kept for them; publish
     it again once they run."""
+    note: str | None = None
+    """For a publish that reached nothing: that no flow here starts on its name and no step
+    waits for it, with the closest name that one does (a misspelt name, most likely)."""
 
 
 class Resumed(msgspec.Struct):

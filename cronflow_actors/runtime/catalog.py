@@ -13,6 +13,7 @@ not deprecated (the last one registered, when all are).
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Callable, Container, Mapping
 
@@ -48,9 +49,15 @@ API_PREFIXES = frozenset(
 
 
 class FlowCatalog:
-    def __init__(self, nets: Callable[[str], list[str]] = lambda name: []) -> None:
+    def __init__(
+        self,
+        nets: Callable[[str], list[str]] = lambda name: [],
+        waits: Callable[[], set[str]] = set,
+    ) -> None:
         self._nets = nets
         """A workflow name -> the versions of a net registered under it (none: no net)."""
+        self._waits = waits
+        """The events some registered workflow's work item waits for."""
         self.compiled: dict[str, CompiledFlow] = {}
         """The flows registered (the ones that can be triggered), by id, as compiled: each
         one's current version."""
@@ -200,6 +207,22 @@ class FlowCatalog:
         """The registered flows started by ``event`` (``on_event``)."""
         found = (self.compiled[name] for name in sorted(self.roots))
         return [flow for flow in found if event in flow.triggers.events]
+
+    def unheard(self, event: str) -> str | None:
+        """What to tell of a publish of ``event`` that reached nothing, when no registered flow
+        starts on it and no registered step waits for it (a misspelt name is answered so, not
+        as one every waiting step's filter refused: newcomer h38 F5); None when some do."""
+        starts = {name for flow in self.compiled.values() for name in flow.triggers.events}
+        heard = starts | self._waits()
+        if event in heard:
+            return None
+        close = difflib.get_close_matches(event, heard, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        known = ", ".join(sorted(heard)[:20]) or "none"
+        return (
+            f"no flow starts on {event!r} and no step waits for it{hint}; the events flows "
+            f"here start on or wait for: {known}"
+        )
 
     def webhooks(self) -> list[tuple[str, WebhookSpec]]:
         """(flow id, webhook) of every registered flow's webhooks, by flow id."""

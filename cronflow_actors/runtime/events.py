@@ -155,7 +155,11 @@ class Events:
                 await self._did_nothing(name, key, refused)
         if key is not None:
             held, delivered = await self._as_before(name, key, held, delivered)
-        return PublishResult(started, refused, held, delivered, filter_errors=raised, not_kept=full)
+        reached = started or held or delivered or raised or full or refused
+        note = None if reached else self._catalog.unheard(name)
+        return PublishResult(
+            started, refused, held, delivered, filter_errors=raised, not_kept=full, note=note
+        )
 
     async def _as_before(
         self, name: str, key: str, held: list[str], delivered: list[str]

@@ -49,6 +49,7 @@ class PublishResult(list[str]):
         *,
         filter_errors: list[EventFilterError] | None = None,
         not_kept: list[str] | None = None,
+        note: str | None = None,
     ) -> None:
         super().__init__(started)
         self.refused = refused
@@ -56,3 +57,6 @@ class PublishResult(list[str]):
         self.delivered = delivered if delivered is not None else []
         self.filter_errors = filter_errors if filter_errors is not None else []
         self.not_kept = not_kept if not_kept is not None else []
+        self.note = note
+        """Said of a publish that reached nothing because nothing here hears its name (no
+        flow starts on it, no step waits for it), with the closest name heard, if any."""

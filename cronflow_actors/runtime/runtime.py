@@ -139,7 +139,7 @@ class Runtime(ClusterRecovery, LifecycleMethods, FlowMethods, StateMethods, Audi
         )
         self.store: Store = store or store_for(db, synchronous=synchronous)
         self.registry = WorkflowRegistry()
-        self.catalog = FlowCatalog(nets=self.registry.versions)
+        self.catalog = FlowCatalog(nets=self.registry.versions, waits=self.registry.waited_events)
         self.system = ActorSystem(name, blocking_workers=blocking_workers, clock=self.clock)
         self.timers = TimerService(self.clock, self._timer_due, self._timer_page, timer_window)
         self.lease = lease_for(

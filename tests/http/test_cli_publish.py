@@ -40,6 +40,38 @@ async def test_publish_names_a_refusal_and_a_filter_that_raised(serve: Serve) ->
     assert "it did not take the event and waits on" in err
 
 
+async def test_a_publish_of_a_name_nothing_hears_says_so_and_the_closest_one(
+    serve: Serve,
+) -> None:
+    """A misspelt event name was a 202 that woke 0 runs, said as when every waiting step's
+    filter refused it (newcomer h38 F5): the answer's ``note`` says no flow starts on the name
+    and no step waits for it, and names the closest one that does; nothing is refused."""
+    flows = [
+        cf.define("replies")
+        .wait_for_event("wait", "ticket.reply", filter=lambda event, ctx: event["id"] == 1)
+        .step("after", lambda ctx: ctx.last),
+        cf.define("opened").on_event("ticket.opened").step("s", lambda ctx: ctx.payload),
+    ]
+    rt, client = await serve(flows)
+    waiting = await rt.trigger("replies")
+    await rt.wait_idle()
+    url = str(client.base_url)
+    code, out, err = await cli(
+        "events", "publish", "ticket.replied", "--payload", '{"id": 1}', "--url", url
+    )
+    assert code == 0, err
+    assert "woke a waiting step in 0 run(s)" in out
+    assert "no flow starts on 'ticket.replied' and no step waits for it" in err
+    assert "(did you mean 'ticket.reply'?)" in err
+    assert "start on or wait for: ticket.opened, ticket.reply" in err
+    # a name something hears, whose filter said no: no note
+    answer = (await client.post("/events/ticket.reply", json={"id": 2})).json()
+    assert (answer["delivered"], answer["note"]) == ([], None)
+    assert (await rt.inspect(waiting)).status == "waiting"
+    heard = await rt.publish_event("ticket.reply", {"id": 1})
+    assert (heard.delivered, heard.note) == ([waiting], None)
+
+
 async def test_publish_names_the_runs_it_was_kept_for(serve: Serve, tmp_path: Path) -> None:
     """A run held on a changed definition keeps the event for its step: the command said "woke
     a waiting step in 0 run(s)" and nothing more, so an operator published it again (newcomer

@@ -254,6 +254,7 @@ def routes(edge: Edge) -> list[Route]:
             "held": published.held,
             "filter_errors": [msgspec.to_builtins(e) for e in published.filter_errors],
             "not_kept": published.not_kept,
+            "note": published.note,  # (None: something heard it, or something hears its name)
         }
         return json_response(body, 202)
 
