@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
@@ -237,6 +238,9 @@ def _apply(
             workflow["marking"][span.element] = int(attributes["after"])
 
 
+_SPACED_OFFSET = re.compile(r"(?<=\d) (\d\d:?\d\d)$")
+
+
 def parse_instant(value: Any, what: str = "at") -> float:
     """A moment as epoch seconds: a number, a numeric string, an ISO 8601 time with a time zone,
     or an aware ``datetime``. ``ConfigurationError`` otherwise."""
@@ -251,6 +255,9 @@ def parse_instant(value: Any, what: str = "at") -> float:
         try:
             seconds = float(value)
         except ValueError:
+            # a '+' of an offset a query string sent unescaped reads as a space (newcomer h38
+            # F6: told the time had no zone when it had one)
+            value = _SPACED_OFFSET.sub(r"+\1", value)
             try:
                 moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
             except ValueError:

@@ -44,6 +44,12 @@ async def test_trace_and_state_at_over_http_and_the_trace_command(serve: Serve) 
         "work_items": {},
     }
 
+    # the form curl sends unescaped, whose '+' reads as a space (newcomer h38 F6: "no zone")
+    offset = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(before))
+    unescaped = await client.get(f"/runs/{run_id}/state?at={offset}")
+    assert unescaped.status_code == 200, unescaped.text
+    assert unescaped.json()["at"] == float(int(before))
+
     for query in ({"at": "noon"}, {"at": "2024-01-01T12:00:00"}, {"at": "nan"}, {}):
         bad = await client.get(f"/runs/{run_id}/state", params=query)
         assert bad.status_code == 400, query

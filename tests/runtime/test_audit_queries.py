@@ -114,6 +114,7 @@ def test_moments_read_as_epoch_seconds() -> None:
     assert parse_instant("12.5") == 12.5
     assert parse_instant("1970-01-01T00:01:00Z") == 60.0
     assert parse_instant("1970-01-01T01:01:00+01:00") == 60.0
+    assert parse_instant("1970-01-01T01:01:00 01:00") == 60.0  # a query's unescaped '+'
     aware = datetime(1970, 1, 1, 0, 2, tzinfo=timezone(timedelta(hours=0)))
     assert parse_instant(aware) == 120.0
     with pytest.raises(ConfigurationError, match="naive"):
