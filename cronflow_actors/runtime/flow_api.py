@@ -258,6 +258,10 @@ class FlowMethods(NetMethods):
             )
         try:
             await self._cancel(run_id, principal, reason)
+        except NotFoundError as missing:  # said of the run, as every door of a run says it
+            if missing.kind != "workflow instance":
+                raise
+            raise NotFoundError("run", run_id) from None
         except InvalidStateTransitionError as refused:  # it has ended: a pending migration?
             if not await self._give_up_migration(run_id, principal, reason):
                 raise await self._ended_refusal(run_id, refused) from None

@@ -346,6 +346,10 @@ class NetMethods(GiveUpMethods):
         )
         try:
             await self._send(work_item_id, command)
+        except NotFoundError as missing:  # of the item named (hostile h38 F4: "no workflow
+            if missing.kind != "workflow instance":  # instance 'abc'" for an item 'abc')
+                raise
+            raise NotFoundError("work item", work_item_id) from None
         except InternalOnlyActionError as refused:  # a flow's step: its run's doors (hostile h29)
             snapshot = await self.instances.read(root_of(work_item_id))
             if not self._a_flows_run(snapshot):
@@ -408,8 +412,11 @@ class NetMethods(GiveUpMethods):
         ]
 
     async def work_item(self, work_item_id: str) -> WorkItemInfo:
-        state = await self._state(work_item_id)
-        item = state.work_items.get(work_item_id)
+        try:
+            state = await self._state(work_item_id)
+        except NotFoundError:  # no instance: no item of it either
+            state = None
+        item = state.work_items.get(work_item_id) if state is not None else None
         if item is None:
             raise NotFoundError("work item", work_item_id)
         return Transaction.work_item_info(item)

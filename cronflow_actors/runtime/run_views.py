@@ -36,7 +36,7 @@ from cronflow_actors.runtime.carried import migrated_from
 from cronflow_actors.runtime.catalog import FlowCatalog
 from cronflow_actors.runtime.flow_runs import is_flows_run
 from cronflow_actors.runtime.ids import resume_id
-from cronflow_actors.runtime.instances import InstanceDirectory, root_of
+from cronflow_actors.runtime.instances import InstanceDirectory
 from cronflow_actors.runtime.pages import (
     PAGE_BYTES,
     Page,
@@ -161,9 +161,12 @@ async def stored_run(
         return await read(run_id)
     except NotFoundError:
         advice = ""  # a child workflow's id, which a net's calls print (h25 newcomer F4)
-        if "." in run_id:
+        root = run_id.split(".", 1)[0]
+        # (only of a run that is there: "nosuch.w1" named run 'nosuch', a second 404; hostile
+        # h38 F4)
+        if root and root != run_id and await store.load_snapshot(root) is not None:
             advice = (
-                f"it names a part of run {root_of(run_id)!r} (a child workflow, a work item): "
+                f"it names a part of run {root!r} (a child workflow, a work item): "
                 "GET /workflows/{id} or `cronflow-actors net show` shows it"
             )
         raise NotFoundError("run", run_id, advice=advice) from None

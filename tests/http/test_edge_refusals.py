@@ -424,3 +424,24 @@ async def test_a_lone_surrogate_escape_is_named_not_called_truncated(serve: Serv
     paired = rb'{"workflow": "quick", "payload": "\ud83d\ude00"}'
     started = await client.post("/runs", content=paired, headers=json_type)
     assert (await rt.wait(started.json()["run_id"])).output == "\U0001f600"
+
+
+async def test_an_unknown_id_is_said_of_what_the_caller_named(serve: Serve) -> None:
+    """A 404 names what the path names: an unknown work item was "no workflow instance
+    'abc'", a cancel and '..' said "workflow instance" where every other door of a run says
+    "run", and an id with a dot was said to be part of a run that is not there either, the
+    hint leading to a second 404 (hostile h38 F4, newcomer h38 F7)."""
+    rt, client = await serve(flows())
+    held = (await client.post("/runs", json={"workflow": "hold"})).json()["run_id"]
+    asked = {
+        ("POST", "/runs/nosuch/cancel"): "no run 'nosuch'; check the id",
+        ("POST", "/work-items/abc/start"): "no work item 'abc'; check the id",
+        ("GET", "/runs/%2e%2e"): "no run '..'; check the id",
+        ("GET", "/runs/nosuch.w1"): "no run 'nosuch.w1'; check the id",
+        ("GET", f"/runs/{held}.w9"): f"it names a part of run '{held}'",
+    }
+    for (method, path), said in asked.items():
+        answer = await client.request(method, path, json={} if method == "POST" else None)
+        assert answer.status_code == 404, (path, answer.text)
+        assert said in answer.json()["detail"], (path, answer.json()["detail"])
+    assert [run.id for run in await rt.list_runs()] == [held]
