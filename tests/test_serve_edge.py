@@ -460,3 +460,23 @@ def test_a_request_headed_two_ways_closes_its_connection(tmp_path: Path) -> None
             assert b"connection: close" in said.lower(), (what, said)
         assert runs(served.url) == []  # nothing started
         assert httpx.get(f"{served.url}/healthz").status_code == 200
+
+
+def test_what_cannot_be_read_as_http_is_a_problem_too(tmp_path: Path) -> None:
+    """A Content-Length that is no number, or a header block past the parser's limit, got
+    uvicorn's text/plain 400, where every other error is a problem (hostile h38 F3)."""
+    requests = {
+        "bad length": b"POST /runs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: -1\r\n\r\n",
+        # (past 16 KiB and not yet ended: the parser's limit, whatever comes after)
+        "huge header": b"GET /runs HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Pad: " + b"x" * 20_000,
+    }
+    with serving(APP, tmp_path / "malformed.db") as served:
+        for what, request in requests.items():
+            said = _answers(served, request)
+            head, _, body = said.partition(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 400 "), (what, said[:200])
+            assert b"content-type: application/problem+json" in head.lower(), (what, head)
+            problem = json.loads(body)
+            assert problem["type"] == "urn:cronflow:problem:malformed-request", what
+            assert "cannot be read as HTTP/1.1" in problem["detail"]
+        assert httpx.get(f"{served.url}/healthz").status_code == 200
