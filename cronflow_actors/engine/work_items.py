@@ -45,6 +45,7 @@ from cronflow_actors.engine.transaction import Transaction
 from cronflow_actors.errors import (
     DEADLINE_TYPE,
     INFRASTRUCTURE,
+    InternalOnlyActionError,
     InvalidStateTransitionError,
     ResumeError,
     class_name,
@@ -191,17 +192,17 @@ class WorkItem:
         timed_out: bool = False,
     ) -> None:
         """``verb`` through the item's action of that name: state check, schema, (for an
-        external caller) authentication and policy, callback, then the transition.
-        Auto-triggers and jobs are internal calls (``principal=None``); ``timed_out``: a job
-        that ends the item's wait as its deadline passed."""
+        external caller) authentication and policy, callback, then the transition. Internal
+        calls (``principal=None``): auto-triggers, jobs (``timed_out``: its wait's deadline)."""
         item, workflow = self.record, self.workflow
         target = ACTIONS.get(verb)
         if target is None:
-            known = sorted(map(str, ACTIONS))
-            raise ValueError(f"unknown work item action {verb!r}; actions: {known}")
+            raise ValueError(f"unknown work item action {verb!r}: {sorted(map(str, ACTIONS))}")
+        action = str(verb)
+        if principal is not None and action not in self.definition.actions:  # (before a 409
+            raise InternalOnlyActionError(self._element(), action)  # to wait out: hostile h38 F5)
         if target not in WORK_ITEM_TRANSITIONS[item.state]:
             refuse_move("work item", item.id, item.state, target)
-        action = str(verb)
         if verb == _START:
             task_state = workflow.tasks[item.task].state
             if task_state not in _TASK_ACTIVE:
@@ -391,9 +392,8 @@ class WorkItem:
         await tx.send_last(change)
 
     async def _record_outcome(self, finished: WorkItemFinished) -> bool:
-        """Apply a handler's result, journaled under (instance, item, attempt). A result for an
-        attempt that is no longer current (the item was canceled, reset or finished) is
-        dropped."""
+        """Apply a handler's result, journaled under (instance, item, attempt); one for an
+        attempt no longer current (the item was canceled, reset or finished) is dropped."""
         tx, item, attempt = self.tx, self.record, finished.attempt
         if item.state != _ITEM_STARTED or item.attempt != attempt:
             return False

@@ -77,6 +77,22 @@ async def test_default_actions_are_internal_only(rt: cf.Runtime) -> None:
     assert (await rt.work_item(item.id)).state == "started"
 
 
+async def test_an_undeclared_action_is_refused_before_the_items_state_is_asked(
+    rt: cf.Runtime,
+) -> None:
+    """An outside caller's undeclared ``reset`` of an item that cannot be reset now was a 409
+    (its state), which invites a wait and a retry that the 403 would refuse all the same
+    (hostile h38 F5)."""
+    calls = Calls()
+    rt.register(calls.review_net())  # start and complete declared, reset and cancel not
+    wid = await rt.start_workflow("review")
+    item = await open_item(rt, wid, "review")
+    for undeclared in (rt.reset_work_item, rt.cancel_work_item):
+        with pytest.raises(InternalOnlyActionError, match="internal-only"):
+            await undeclared(item.id, principal=REVIEWER)
+    assert (await rt.work_item(item.id)).state == "initialized"
+
+
 async def test_an_unauthenticated_caller_is_refused(rt: cf.Runtime) -> None:
     calls = Calls()
     _wid, item = await started_review(rt, calls)
