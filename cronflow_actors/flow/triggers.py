@@ -433,6 +433,13 @@ def not_one_line(text: str) -> bool:
     return any(c in _BIDI_CONTROLS or unicodedata.category(c) in _NOT_IN_A_NAME for c in text)
 
 
+ONE_LINE_PATTERN = (
+    "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029\\u202a-\\u202e\\u2066-\\u2069]*$"
+)
+"""``not_one_line``'s rule as a JSON Schema pattern (ECMA-262), for the OpenAPI document: no
+control character, line or paragraph separator, or bidi control (surrogates are left out: a
+pattern without the ``u`` flag would refuse every character past the BMP with them)."""
+
 EVENT_NAME_LIMIT = 200
 """The longest event name (characters)."""
 

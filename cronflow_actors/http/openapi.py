@@ -39,7 +39,14 @@ from cronflow_actors.http.routes.workflows import (
     MigrateWorkflow,
     StartWorkflow,
 )
-from cronflow_actors.runtime import RunInfo, RunStatus, WorkflowDescription, WorkItemInfo
+from cronflow_actors.runtime import (
+    EVENT_NAME_LIMIT,
+    ONE_LINE_PATTERN,
+    RunInfo,
+    RunStatus,
+    WorkflowDescription,
+    WorkItemInfo,
+)
 
 __all__ = ["openapi_document"]
 
@@ -129,6 +136,13 @@ def header(
         "description": description,
     }
 
+
+_EVENT_NAME = {  # what the runtime takes (event_name_problem): a slash too, as %2F
+    "type": "string",
+    "minLength": 1,
+    "maxLength": EVENT_NAME_LIMIT,
+    "pattern": ONE_LINE_PATTERN,
+}
 
 _PUBLISH_KEY = header(
     "Idempotency-Key",
@@ -311,7 +325,7 @@ def _fixed_paths(b: _Builder) -> dict[str, Any]:
                 {"202": b.answer("published", Published)},
                 "400 409 413 415 422 503",
                 body=_ANY_JSON,
-                params=[path_param("name"), _PUBLISH_KEY],
+                params=[path_param("name", _EVENT_NAME), _PUBLISH_KEY],
             )
         },
         "/workflows": {

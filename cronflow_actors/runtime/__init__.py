@@ -9,6 +9,8 @@ from cronflow_actors.engine.context import WorkflowInfo, WorkItemInfo
 from cronflow_actors.engine.states import TaskState, WorkflowState, WorkItemState
 from cronflow_actors.errors import ResumeError
 from cronflow_actors.flow.triggers import (
+    EVENT_NAME_LIMIT,
+    ONE_LINE_PATTERN,
     SECRET_HEADERS,
     WebhookProblem,
     WebhookRequest,
@@ -43,6 +45,8 @@ from cronflow_actors.runtime.testing import (
 from cronflow_actors.runtime.work_list import OpenWorkItem
 
 __all__ = [
+    "EVENT_NAME_LIMIT",
+    "ONE_LINE_PATTERN",
     "SECRET_HEADERS",
     "WORKFLOWS",
     "EventFilterError",

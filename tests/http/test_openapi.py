@@ -55,8 +55,17 @@ def test_the_document_validates_and_says_what_needs_a_token(tmp_path: Path, toke
             if path not in ("/healthz", "/readyz"):
                 assert {"403", "503"} <= set(operation["responses"]), (method, path)
     assert "409" in document["paths"]["/webhooks/keyed"]["post"]["responses"]
-    [key] = document["paths"]["/events/{name}"]["post"]["parameters"][1:]
+    [name, key] = document["paths"]["/events/{name}"]["post"]["parameters"]
     assert key["schema"] == {"type": "string", "maxLength": 200}
+    # as the server checks them (hostile h38 F6): a name of 1-200 characters, a slash in it
+    # (orders/created is published as orders%2Fcreated), a reason of up to 500, each on one line
+    reason = document["components"]["schemas"]["CancelRun"]["properties"]["reason"]
+    assert (name["schema"]["maxLength"], reason["maxLength"]) == (200, 500)
+    for pattern in (name["schema"]["pattern"], reason["pattern"]):
+        one_line = re.compile(pattern)
+        assert one_line.match("orders/created")
+        assert not one_line.match("two\nlines")
+        assert not one_line.match("turned\u202earound")
     # what a page of runs leaves out says so (hostile h34 L4: "trigger": null read as none kept)
     run = document["components"]["schemas"]["RunInfo"]["properties"]
     for field in ("trigger", "current_run_id", "migration_pending"):

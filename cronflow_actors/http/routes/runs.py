@@ -20,8 +20,9 @@ from cronflow_actors.http.requests import (
     query_text,
     utf8_header,
 )
-from cronflow_actors.runtime import PausedRun, RunInfo, Runtime
+from cronflow_actors.runtime import ONE_LINE_PATTERN, PausedRun, RunInfo, Runtime
 from cronflow_actors.runtime.pages import Page
+from cronflow_actors.runtime.runs import REASON_LIMIT
 
 __all__ = [
     "REASON_SENT",
@@ -57,11 +58,16 @@ class StartRun(msgspec.Struct, forbid_unknown_fields=True):
     instance_id: RunId | None = None
 
 
+_REASON = msgspec.Meta(  # documented as the runtime checks it (check_cancel_reason: hostile
+    extra_json_schema={"maxLength": REASON_LIMIT, "pattern": ONE_LINE_PATTERN}  # h38 F6)
+)
+
+
 class CancelRun(msgspec.Struct, forbid_unknown_fields=True):
     """``POST /runs/{run_id}/cancel`` (and ``/workflows/{workflow_id}/cancel``): why, recorded
     as the run's error (no body, or null: no reason)."""
 
-    reason: str = ""
+    reason: Annotated[str, _REASON] = ""
 
 
 async def cancel_reason(edge: Edge, request: Request) -> str:
