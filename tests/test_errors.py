@@ -138,3 +138,13 @@ def test_a_schemas_refusal_of_an_unknown_field_names_the_fields_path() -> None:
     assert path({"items": [{"sku": "a", "a.b": 1}]}) == '$.items[0]["a.b"]'
     assert path({"items": [], "café": 1}) == '$["caf\\u00e9"]'
     assert path({"items": [{"sku": 1}]}) == "$.items[0].sku"
+
+
+def test_an_unknown_workflow_names_the_closest_one_and_how_to_register_it() -> None:
+    """A CLI user was told to "call rt.register() first", a call no CLI user can make, and a
+    typo got no hint (newcomer h38 F7)."""
+    said = str(errors.UnknownWorkflowError("laon", None, ["loan v1", "hire v1"]))
+    assert said.startswith("workflow 'laon' is not registered (did you mean 'loan'?)")
+    assert "registered: ['loan v1', 'hire v1']" in said
+    assert "the app serve was given" in said
+    assert "(did you mean" not in str(errors.UnknownWorkflowError("zzz", None, ["loan v1"]))

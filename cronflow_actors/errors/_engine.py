@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Sequence
 from typing import Any
 
@@ -58,7 +59,12 @@ class UnknownWorkflowError(EngineError, LookupError):
     def __init__(self, name: str, version: str | None, known: list[str]) -> None:
         self.name, self.version, self.known = name, version, known
         what = f"workflow {clipped(name)}" + (f" version {clipped(version)}" if version else "")
-        super().__init__(f"{what} is not registered; registered: {known}; call rt.register() first")
+        close = difflib.get_close_matches(name, [k.split(" ")[0] for k in known], n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        super().__init__(  # (a CLI user's too: no rt to call, newcomer h38 F7)
+            f"{what} is not registered{hint}; registered: {known}; register it with the "
+            "runtime (Runtime(workflows=[...]), rt.register(), or the app serve was given)"
+        )
 
 
 class WorkflowDeprecatedError(EngineError):
