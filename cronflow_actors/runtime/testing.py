@@ -244,12 +244,22 @@ class FlowTest:
                 return _unused(self._answers, resumed, events, unheard, info.steps)
             clock.set(due)
 
+    def _no_step(self, step: str) -> str | None:
+        """What is wrong with expecting ``step``, when the flow has no step of that id."""
+        try:
+            self._flow.get_step(step)
+        except KeyError as unknown:
+            return f"step {step!r} was expected, but {unknown.args[0]}"
+        return None
+
     def _unmet(self, result: TestResult) -> list[str]:
         unmet = []
         steps = {s.id: s for s in result.steps}
         for step, status, text in self._expected:
             found = steps.get(step)
-            if found is None:
+            if found is None and (missing := self._no_step(step)):
+                unmet.append(missing)  # a misspelt id, said so (newcomer h38 F7)
+            elif found is None:
                 unmet.append(
                     f"step {step!r} was expected to end {status} but never ran: "
                     f"{_where_it_stopped(result)}"

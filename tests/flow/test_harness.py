@@ -104,6 +104,13 @@ async def test_unmet_expectations_are_listed_in_one_error() -> None:
     # a mock of a step the flow does not have is named as the test gave it
     with pytest.raises(cf.errors.ConfigurationError, match="setting 'mock_step' has the value"):
         await order_flow(sent).test().mock_step("chrage", lambda ctx: None).run()
+    # and an expectation of one: no "never ran" (newcomer h38 F7)
+    typo = order_flow(sent).test().trigger({"amount": 5, "email": "x@example.test"})
+    with pytest.raises(cf.ExpectationError) as caught:
+        await typo.expect_step("chrage").to_succeed().run()
+    [said] = caught.value.unmet
+    assert said.startswith("step 'chrage' was expected, but flow 'order' has no step 'chrage'")
+    assert "'charge'" in said  # the steps it has
 
 
 async def test_pauses_and_events_are_answered_and_a_run_left_waiting_says_so() -> None:
