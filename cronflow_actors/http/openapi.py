@@ -30,7 +30,7 @@ from cronflow_actors.http.openapi_links import LINKS, OPERATIONS
 from cronflow_actors.http.openapi_pauses import pause_paths
 from cronflow_actors.http.openapi_schedules import SCHEDULE_TYPES, schedule_paths
 from cronflow_actors.http.openapi_tasks import task_paths
-from cronflow_actors.http.openapi_words import IDEMPOTENCY, MEANINGS, signature
+from cronflow_actors.http.openapi_words import EVENT_NAME, IDEMPOTENCY, MEANINGS, signature
 from cronflow_actors.http.problems import MEDIA_TYPE, ProblemBody
 from cronflow_actors.http.routes.nets import NetView
 from cronflow_actors.http.routes.runs import WAIT_LIMIT, CancelRun, ReplayRun, StartRun
@@ -40,8 +40,6 @@ from cronflow_actors.http.routes.workflows import (
     StartWorkflow,
 )
 from cronflow_actors.runtime import (
-    EVENT_NAME_LIMIT,
-    ONE_LINE_PATTERN,
     RunInfo,
     RunStatus,
     WorkflowDescription,
@@ -136,13 +134,6 @@ def header(
         "description": description,
     }
 
-
-_EVENT_NAME = {  # what the runtime takes (event_name_problem): a slash too, as %2F
-    "type": "string",
-    "minLength": 1,
-    "maxLength": EVENT_NAME_LIMIT,
-    "pattern": ONE_LINE_PATTERN,
-}
 
 _PUBLISH_KEY = header(
     "Idempotency-Key",
@@ -325,7 +316,7 @@ def _fixed_paths(b: _Builder) -> dict[str, Any]:
                 {"202": b.answer("published", Published)},
                 "400 409 413 415 422 503",
                 body=_ANY_JSON,
-                params=[path_param("name", _EVENT_NAME), _PUBLISH_KEY],
+                params=[path_param("name", EVENT_NAME), _PUBLISH_KEY],
             )
         },
         "/workflows": {

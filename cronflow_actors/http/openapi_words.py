@@ -1,9 +1,19 @@
 """What the OpenAPI document says in words: each error status's meaning, a signed webhook's
-signature header, an idempotency key's."""
+signature header, an idempotency key's, an event's name."""
 
 from __future__ import annotations
 
-__all__ = ["IDEMPOTENCY", "MEANINGS", "signature"]
+from cronflow_actors.runtime import EVENT_NAME_LIMIT, ONE_LINE_PATTERN
+
+__all__ = ["EVENT_NAME", "IDEMPOTENCY", "MEANINGS", "signature"]
+
+EVENT_NAME = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": EVENT_NAME_LIMIT,
+    "pattern": ONE_LINE_PATTERN,
+}
+"""An event's name as the runtime takes it (``event_name_problem``): a slash too, sent %2F."""
 
 _SIGNATURES = {
     "v2": "'<t>', a line break, '<METHOD> <path?query>' (as sent), a line break, then the body",

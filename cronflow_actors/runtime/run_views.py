@@ -161,9 +161,7 @@ async def stored_run(
         return await read(run_id)
     except NotFoundError:
         advice = ""  # a child workflow's id, which a net's calls print (h25 newcomer F4)
-        root = run_id.split(".", 1)[0]
-        # (only of a run that is there: "nosuch.w1" named run 'nosuch', a second 404; hostile
-        # h38 F4)
+        root = run_id.split(".", 1)[0]  # (of a run that is there: hostile h38 F4)
         if root and root != run_id and await store.load_snapshot(root) is not None:
             advice = (
                 f"it names a part of run {root!r} (a child workflow, a work item): "

@@ -16,22 +16,21 @@ ADA = {"Authorization": "Bearer t-ada"}
 TOKENS = {"t-ada": cf.Principal(id="ada")}
 
 
+def lone(workflow: str, name: str, task: net.TaskBuilder) -> net.NetSpec:
+    """``task`` alone between start and end, in a workflow outside callers may start."""
+    built = net.workflow(workflow).start_condition("start").end_condition("end")
+    add = built.composite_task if task.kind is net.TaskKind.COMPOSITE else built.task
+    add(name, task).connect_condition("start", name).connect_task(name, "end")
+    return built.actions(initialize=net.action()).build()
+
+
 def ballot(most: int | None) -> net.NetSpec:
     """A task whose work items outside callers initialize (``most`` of them, or the default)."""
     vote = net.work_item("vote").actions(initialize=net.action(), complete=net.action())
     task = net.task(vote)
     if most is not None:
         task = task.max_work_items(most)
-    return (
-        net.workflow("ballot" if most is None else f"ballot{most}")
-        .start_condition("start")
-        .end_condition("end")
-        .task("vote", task)
-        .connect_condition("start", "vote")
-        .connect_task("vote", "end")
-        .actions(initialize=net.action())
-        .build()
-    )
+    return lone("ballot" if most is None else f"ballot{most}", "vote", task)
 
 
 async def test_outside_callers_bring_a_task_to_its_bound_and_no_further(serve: Serve) -> None:
@@ -74,29 +73,10 @@ async def test_a_task_takes_a_thousand_from_outside_unless_it_says() -> None:
 
 def composite(most: int | None) -> net.NetSpec:
     """A composite task whose child workflows outside callers add (``most``, or the default)."""
-    kid = (
-        net.workflow("kid")
-        .start_condition("start")
-        .end_condition("end")
-        .task("X", net.task())
-        .connect_condition("start", "X")
-        .connect_task("X", "end")
-        .actions(initialize=net.action())
-        .build()
-    )
-    task = net.composite_task(kid)
+    task = net.composite_task(lone("kid", "X", net.task()))
     if most is not None:
         task = task.max_work_items(most)
-    return (
-        net.workflow("casework")
-        .start_condition("start")
-        .end_condition("end")
-        .composite_task("cases", task)
-        .connect_condition("start", "cases")
-        .connect_task("cases", "end")
-        .actions(initialize=net.action())
-        .build()
-    )
+    return lone("casework", "cases", task)
 
 
 async def test_outside_callers_bring_a_composite_task_to_its_bound_too(serve: Serve) -> None:
