@@ -175,7 +175,7 @@ async def _carry_out(tx: Transaction, command: WorkflowCommand, send: Send) -> A
         case InitializeChildWorkflow(workflow_id=workflow_id, task=task, child=child):
             payload, principal = command.payload, command.principal
             return await _initialize_child(
-                tx, workflow_id, task, child, payload, principal=principal
+                tx, workflow_id, task, child, payload, principal=principal, named=True
             )
         case InitializeWorkItem(workflow_id=workflow_id, task=task, payload=payload):
             return await _initialize_work_item(tx, workflow_id, task, payload)
@@ -412,9 +412,12 @@ async def _initialize_child(
     payload: Any,
     *,
     principal: Principal | None = None,
+    named: bool = False,
 ) -> str:
     """A child workflow of composite ``task`` (``name``: a dynamic one's child type), by a job
-    or an outside call (``principal``: its caller, whom the child's ``initialize`` admits)."""
+    or an outside call (``principal``: its caller, whom the child's ``initialize`` admits).
+    ``named``: a call of the runtime's, which names a dynamic composite task's child type (a
+    job without one starts the first type, as jobs stored before did)."""
     parent = tx.workflow(workflow_id)
     definition = _task_definition(tx, parent, task)
     if definition.kind not in _COMPOSITE:
@@ -425,17 +428,16 @@ async def _initialize_child(
             advice=f"{task!r} is {_KINDS[definition.kind]}: initialize_work_item adds to it",
         )
     names = [child.name for child in definition.subworkflows]
-    if name is None and definition.kind is TaskKind.DYNAMIC_COMPOSITE:  # never the first guessed
+    if named and name is None and definition.kind is TaskKind.DYNAMIC_COMPOSITE:  # not guessed
         raise ConfigurationError(  # (conform h38 F1)
             "workflow",
             None,
-            f"one of {names}: a dynamic composite task starts the child type it is given "
-            "(over HTTP, ?workflow=)",
-            named="argument",
+            f"one of {names}",
             said=f"task {task!r} of {parent.name!r} is a dynamic composite task: name the child "
             f"type to start, one of {names} (workflow=, over HTTP ?workflow=)",
         )
-    if definition.child(name) is None:
+    child = definition.child(name)
+    if child is None:
         raise NotFoundError("child workflow", str(name), f"task {task!r} (it has {names})")
     state = parent.tasks[task].state
     if state not in _TASK_ACTIVE:
@@ -447,9 +449,12 @@ async def _initialize_child(
             ["enabled", "started"],
             only_while=True,
         )
-    most = definition.max_work_items  # an outside caller's: bounded, as its work items are
-    if principal is not None and len(parent.tasks[task].children) >= most:
-        raise WorkItemLimitError(parent.name, task, most, composite=True)  # (conform h38 F3)
+    # an outside caller's: bounded, as its work items are (conform h38 F3); one the child's
+    # initialize does not admit hears that first (review h38 F4)
+    most = definition.max_work_items
+    admits = principal is not None and "initialize" in child.actions
+    if admits and len(parent.tasks[task].children) >= most:
+        raise WorkItemLimitError(parent.name, task, most, composite=True)
     ident = tx.new_id("f")
     message = InitializeWorkflow(
         workflow_id=ident,

@@ -53,7 +53,9 @@ async def create(tx: Transaction, message: CreateWorkItem) -> Trigger | None:
             else storable(payload, element=_element(definition, task), action="initialize")
         )
     else:
-        if message.principal is not None:  # an outside caller's: bounded
+        # an outside caller's: bounded, once its item's initialize could admit it (one that
+        # is internal-only is a 403 first: review h38 F4)
+        if message.principal is not None and "initialize" in definition.work_item.actions:
             most = definition.max_work_items
             if len(workflow.tasks[task].children) >= most:
                 raise WorkItemLimitError(workflow.name, task, most)

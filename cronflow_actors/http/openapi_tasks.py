@@ -68,7 +68,9 @@ def task_paths(
             "post": b.op(
                 "Initialize a child workflow of a composite task (its latest generation), "
                 "through the child's initialize action with the caller's principal; "
-                "?workflow= names the child type of a dynamic composite task",
+                "?workflow= names the child type, which a dynamic composite task needs (400 "
+                "without it); a task holds at most its max_work_items (1,000 unless it says) "
+                "children from outside callers in a generation (409 work-item-limit)",
                 {"201": b.answer("initialized", WorkflowStarted, headers=_LOCATION)},
                 refusals,
                 body={},

@@ -192,12 +192,12 @@ class TaskBuilder:
         return self
 
     def max_work_items(self, most: int) -> Self:
-        """The most work items outside callers (an ``initialize`` action over HTTP, or with a
-        principal) may bring one generation of the task to: 1,000 unless said. Each item is
-        kept in the instance's state, which every change writes again, so a caller with the
-        right to initialize could otherwise make each change of the instance slower without
-        end. The net's own code (activities, ``rt.initialize_work_item`` without a principal)
-        is not bounded."""
+        """The most work items (a composite task's: child workflows) outside callers (an
+        ``initialize`` action over HTTP, or with a principal) may bring one generation of the
+        task to: 1,000 unless said. Each is kept in the instance's state, which every change
+        writes again, so a caller with the right to initialize could otherwise make each change
+        of the instance slower without end. The net's own code (activities, jobs,
+        ``rt.initialize_work_item`` without a principal) is not bounded."""
         if not isinstance(most, int) or isinstance(most, bool) or most < 1:
             raise ValueError(f"max_work_items takes a whole number from 1, got {most!r}")
         self._max_work_items = most

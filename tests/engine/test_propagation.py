@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 import cronflow_actors as cf
@@ -12,6 +14,7 @@ from cronflow_actors.errors import (
     InvalidStateTransitionError,
     NotFoundError,
 )
+from cronflow_actors.kernel import ManualClock
 from tests.engine.helpers import (
     build,
     enabled,
@@ -312,6 +315,30 @@ async def test_dynamic_composite_task_picks_its_children(rt: cf.Runtime) -> None
     assert await rt.workflow_state(wid) == "started"  # the third child runs still
     await run(rt, third, "x")
     assert await rt.workflow_state(wid) == "completed"
+
+
+async def test_a_job_that_names_no_child_type_starts_the_first_as_before(
+    rt: cf.Runtime, clock: ManualClock
+) -> None:
+    """Only a call of the runtime's must name a dynamic composite task's child type: a job
+    stored without one (``net.jobs.initialize_workflow``'s default) failed its run when it
+    fired, where it had started the first type (review h38 F1)."""
+
+    def later(ctx: Any) -> None:
+        ctx.register_scheduled(1, net.jobs.initialize_workflow(ctx.parent.id, ctx.task.name))
+
+    dynamic = net.dynamic_composite_task([child_spec("wf_a"), child_spec("wf_b")])
+    rt.register(
+        build(
+            "dj", {"dyn": dynamic.activities(on_enabled=later)}, [("start", "dyn"), ("dyn", "end")]
+        )
+    )
+    wid = await rt.start_workflow("dj")
+    await rt.wait_idle()
+    clock.advance(2)
+    await rt.wait_idle()
+    assert [c.name for c in await rt.child_workflows(wid, "dyn")] == ["wf_a"]
+    assert await rt.workflow_state(wid) == "initialized"  # not failed: it waits for wf_a
 
 
 async def test_an_activity_that_raises_changes_nothing(rt: cf.Runtime) -> None:

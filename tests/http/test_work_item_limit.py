@@ -9,19 +9,20 @@ import pytest
 
 import cronflow_actors as cf
 from cronflow_actors import net
-from cronflow_actors.errors import WorkItemLimitError
+from cronflow_actors.errors import InternalOnlyActionError, WorkItemLimitError
 from tests.http.conftest import Serve
 
 ADA = {"Authorization": "Bearer t-ada"}
 TOKENS = {"t-ada": cf.Principal(id="ada")}
 
 
-def lone(workflow: str, name: str, task: net.TaskBuilder) -> net.NetSpec:
-    """``task`` alone between start and end, in a workflow outside callers may start."""
+def lone(workflow: str, name: str, task: net.TaskBuilder, *, started: bool = True) -> net.NetSpec:
+    """``task`` alone between start and end, in a workflow outside callers may start (``started``
+    False: whose initialize is internal-only)."""
     built = net.workflow(workflow).start_condition("start").end_condition("end")
     add = built.composite_task if task.kind is net.TaskKind.COMPOSITE else built.task
     add(name, task).connect_condition("start", name).connect_task(name, "end")
-    return built.actions(initialize=net.action()).build()
+    return (built.actions(initialize=net.action()) if started else built).build()
 
 
 def ballot(most: int | None) -> net.NetSpec:
@@ -100,3 +101,19 @@ async def test_outside_callers_bring_a_composite_task_to_its_bound_too(serve: Se
     assert len(await rt.child_workflows(workflow_id, "cases")) == 3
     with pytest.raises(WorkItemLimitError, match="has 2 child workflows"):
         await rt.initialize_workflow(workflow_id, "cases", principal=TOKENS["t-ada"])
+
+
+async def test_a_caller_the_action_does_not_admit_hears_that_before_the_bound() -> None:
+    """The bound answered 409 (and how many children there are) to a caller with no right to
+    add one, where a lower count answered its 403 (review h38 F4)."""
+    mallory = cf.Principal(id="mallory")
+    closed_kid = lone("kid", "X", net.task(), started=False)
+    vote = net.task(net.work_item("vote")).max_work_items(1)  # no initialize declared
+    async with cf.Runtime(db=":memory:") as rt:
+        rt.register(lone("full", "cases", net.composite_task(closed_kid).max_work_items(1)))
+        rt.register(lone("ballot1", "vote", vote))
+        cases, ballot = await rt.start_workflow("full"), await rt.start_workflow("ballot1")
+        with pytest.raises(InternalOnlyActionError):
+            await rt.initialize_workflow(cases, "cases", principal=mallory)
+        with pytest.raises(InternalOnlyActionError):
+            await rt.initialize_work_item(ballot, "vote", principal=mallory)
