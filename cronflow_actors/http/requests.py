@@ -97,27 +97,33 @@ def no_idempotency_key(request: Request, where: str, instance_id: str | None) ->
     ``instance_id`` in the body, which is how it names a run: a key it did not read would let
     a retry start a second run while the client believed it safe (hostile h31 L4). Beside an
     ``instance_id`` the header is let be (the id makes the start safe)."""
-    if instance_id is None and "idempotency-key" in request.headers:
-        raise Problem(
-            400,
-            "unsupported-header",
-            f"{where} does not read an Idempotency-Key header (a retry would start another "
-            'run): give the run an id, {"instance_id": "..."} in the body; asked again with '
-            "it, it starts nothing (409 instance-exists)",
+    if instance_id is None:
+        _unread(
+            request,
+            f"{where} does not read an",
+            'give the run an id, {"instance_id": "..."} in the body; asked again with it, it '
+            "starts nothing (409 instance-exists)",
         )
 
 
 def unread_key(request: Request) -> None:
-    """400 ``unsupported-header`` for an ``Idempotency-Key`` header sent to a webhook that
-    reads none (no ``idempotency_key=``, no signature to tell a retry by): each retry started
-    another run while the client believed the key made it safe (hostile h38 F2)."""
+    """``no_idempotency_key`` of a webhook that reads the header in no way (no key, no
+    signature to tell a retry by, neither required nor kept): each retry started another run
+    while the client believed the key made it safe (hostile h38 F2)."""
+    _unread(
+        request,
+        "this webhook reads no",
+        "to have the header name the run, declare it on the webhook, "
+        'on_webhook(path, idempotency_key="Idempotency-Key"); or send none',
+    )
+
+
+def _unread(request: Request, reads: str, advice: str) -> None:
     if "idempotency-key" in request.headers:
         raise Problem(
             400,
             "unsupported-header",
-            "this webhook reads no Idempotency-Key header (a retry would start another run): "
-            "to have the header name the run, declare it on the webhook, "
-            'on_webhook(path, idempotency_key="Idempotency-Key"); or send none',
+            f"{reads} Idempotency-Key header (a retry would start another run): {advice}",
         )
 
 

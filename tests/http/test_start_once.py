@@ -114,6 +114,16 @@ async def test_a_webhook_that_reads_no_key_refuses_an_idempotency_key_header(
         cf.define("derived")
         .on_webhook("/hooks/derived", idempotency_key=lambda request: request.payload["id"])
         .step("s", lambda ctx: ctx.payload),
+        # ones that read the header another way (review h38 F2: every delivery was refused)
+        cf.define("required")
+        .on_webhook("/hooks/required", required_headers=["Idempotency-Key"])
+        .step("s", lambda ctx: ctx.payload),
+        cf.define("kept")
+        .on_webhook("/hooks/kept", keep_headers=["Idempotency-Key"])
+        .step("s", lambda ctx: ctx.trigger.headers["idempotency-key"]),
+        cf.define("checked")
+        .on_webhook("/hooks/checked", header_validator=lambda request: True)
+        .step("s", lambda ctx: ctx.payload),
     ]
     rt, client = await serve(hooks, tokens=TOKENS)
     header = {"Idempotency-Key": "k-1"}
@@ -130,3 +140,10 @@ async def test_a_webhook_that_reads_no_key_refuses_an_idempotency_key_header(
         assert (first.status_code, again.status_code) == (202, 200), path
         assert again.json()["duplicate"] is True
     assert len(await rt.list_runs()) == 3
+    taken = {}
+    for path in ("/hooks/required", "/hooks/kept", "/hooks/checked"):
+        answer = await client.post(path, json={"id": 3}, headers=header)
+        assert answer.status_code == 202, (path, answer.text)
+        taken[path] = answer.json()["run_id"]
+    kept = await rt.wait(taken["/hooks/kept"], timeout=5)
+    assert kept.output == "k-1"  # the step that reads it has it

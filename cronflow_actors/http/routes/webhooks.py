@@ -91,6 +91,11 @@ class Webhook:
         self.spec = spec
         never = {*SECRET_HEADERS, spec.signature_header}
         self.keep = frozenset({*spec.required_headers, *spec.keep_headers} - never)
+        # an Idempotency-Key it reads in no way is refused (hostile h38 F2), not one it names
+        # runs by, a signature does, it requires or keeps, or its header_validator reads
+        self.unread_key = "idempotency-key" not in self.keep and all(
+            way is None for way in (spec.idempotency_key, spec.hmac_secret, spec.header_validator)
+        )
         self.name = f"{spec.method} {spec.path}"
         self.runs = NamedRuns(edge.runtime, flow_id, spec, self.name, self._call)
 
@@ -146,7 +151,7 @@ class Webhook:
         if missing:  # an empty one too: it names no tenant, signs nothing
             raise Problem(400, "missing-headers", f"missing (or empty) required headers: {missing}")
         printable_headers(kept)  # (an Idempotency-Key's were refused, kept ones not: h33 L4)
-        if spec.idempotency_key is None and spec.hmac_secret is None:
+        if self.unread_key:
             unread_key(request)
         if isinstance(spec.idempotency_key, str):
             # two: which of them names the run? and bytes that are not UTF-8 (hostile h31 L1)
