@@ -148,3 +148,6 @@ def test_an_unknown_workflow_names_the_closest_one_and_how_to_register_it() -> N
     assert "registered: ['loan v1', 'hire v1']" in said
     assert "the app serve was given" in said
     assert "(did you mean" not in str(errors.UnknownWorkflowError("zzz", None, ["loan v1"]))
+    # a version missing of a name that is there: no hint of the name itself (review h38 F6)
+    version = str(errors.UnknownWorkflowError("loan", "v2", ["loan v1"]))
+    assert version.startswith("workflow 'loan' version 'v2' is not registered; registered:")

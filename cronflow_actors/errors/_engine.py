@@ -59,8 +59,9 @@ class UnknownWorkflowError(EngineError, LookupError):
     def __init__(self, name: str, version: str | None, known: list[str]) -> None:
         self.name, self.version, self.known = name, version, known
         what = f"workflow {clipped(name)}" + (f" version {clipped(version)}" if version else "")
-        close = difflib.get_close_matches(name, [k.split(" ")[0] for k in known], n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        names = [k.split(" ")[0] for k in known]
+        close = [] if name in names else difflib.get_close_matches(name, names, n=1)  # (review
+        hint = f" (did you mean {close[0]!r}?)" if close else ""  # h38 F6: not of itself)
         super().__init__(  # (a CLI user's too: no rt to call, newcomer h38 F7)
             f"{what} is not registered{hint}; registered: {known}; register it with the "
             "runtime (Runtime(workflows=[...]), rt.register(), or the app serve was given)"

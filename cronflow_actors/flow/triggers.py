@@ -434,11 +434,13 @@ def not_one_line(text: str) -> bool:
 
 
 ONE_LINE_PATTERN = (
-    "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029\\u202a-\\u202e\\u2066-\\u2069]*$"
+    "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029\\u202a-\\u202e\\u2066-\\u2069]*(?![\\s\\S])"
 )
 """``not_one_line``'s rule as a JSON Schema pattern (ECMA-262), for the OpenAPI document: no
 control character, line or paragraph separator, or bidi control (surrogates are left out: a
-pattern without the ``u`` flag would refuse every character past the BMP with them)."""
+pattern without the ``u`` flag would refuse every character past the BMP with them). It ends
+with "nothing follows", not ``$``, which Python's ``re`` (jsonschema's, schemathesis's) lets
+match before a last line break (review h38 F7)."""
 
 EVENT_NAME_LIMIT = 200
 """The longest event name (characters)."""

@@ -238,7 +238,8 @@ def _apply(
             workflow["marking"][span.element] = int(attributes["after"])
 
 
-_SPACED_OFFSET = re.compile(r"(?<=\d) (\d\d:?\d\d)$")
+_SPACED_OFFSET = re.compile(r"(\d\d:\d\d(?::\d\d(?:\.\d+)?)?) (\d\d:?\d\d)$")
+"""A time of day, then an offset whose '+' a query sent unescaped, read as a space."""
 
 
 def parse_instant(value: Any, what: str = "at") -> float:
@@ -257,9 +258,9 @@ def parse_instant(value: Any, what: str = "at") -> float:
         except ValueError:
             # a '+' of an offset a query string sent unescaped reads as a space (newcomer h38
             # F6: told the time had no zone when it had one)
-            value = _SPACED_OFFSET.sub(r"+\1", value)
+            read = _SPACED_OFFSET.sub(r"\1+\2", value)  # (the error quotes what was sent)
             try:
-                moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+                moment = datetime.fromisoformat(read.replace("Z", "+00:00"))
             except ValueError:
                 raise ConfigurationError(what, value, expected) from None
             if moment.tzinfo is None:

@@ -17,6 +17,7 @@ from starlette.routing import Route
 import cronflow_actors as cf
 from cronflow_actors.http import console
 from cronflow_actors.http.app import create_app
+from cronflow_actors.runtime import not_one_line
 from tests.http import fuzz_app
 from tests.http.conftest import Serve
 from tests.serving import ROOT, Served, serving
@@ -61,11 +62,14 @@ def test_the_document_validates_and_says_what_needs_a_token(tmp_path: Path, toke
     # (orders/created is published as orders%2Fcreated), a reason of up to 500, each on one line
     reason = document["components"]["schemas"]["CancelRun"]["properties"]["reason"]
     assert (name["schema"]["maxLength"], reason["maxLength"]) == (200, 500)
-    for pattern in (name["schema"]["pattern"], reason["pattern"]):
-        one_line = re.compile(pattern)
-        assert one_line.match("orders/created")
-        assert not one_line.match("two\nlines")
-        assert not one_line.match("turned\u202earound")
+    assert name["schema"]["pattern"] == reason["pattern"]
+    one_line = re.compile(reason["pattern"])  # as jsonschema (schemathesis) reads it
+    assert one_line.match("orders/created")
+    for wrong in ("two\nlines", "turned\u202earound", "last\n"):  # ($ took a last \n)
+        assert not one_line.match(wrong), wrong
+    # every character as the runtime sees it (surrogates are no text)
+    every = (chr(c) for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF)
+    assert [c for c in every if bool(one_line.match(f"a{c}b")) == not_one_line(c)] == []
     # what a page of runs leaves out says so (hostile h34 L4: "trigger": null read as none kept)
     run = document["components"]["schemas"]["RunInfo"]["properties"]
     for field in ("trigger", "current_run_id", "migration_pending"):

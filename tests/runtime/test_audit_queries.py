@@ -115,6 +115,9 @@ def test_moments_read_as_epoch_seconds() -> None:
     assert parse_instant("1970-01-01T00:01:00Z") == 60.0
     assert parse_instant("1970-01-01T01:01:00+01:00") == 60.0
     assert parse_instant("1970-01-01T01:01:00 01:00") == 60.0  # a query's unescaped '+'
+    assert parse_instant("1970-01-01 01:01:00.5 0100") == 60.5
+    with pytest.raises(ConfigurationError, match=r"'2024-01-01 12:00'.*it has none"):
+        parse_instant("2024-01-01 12:00")  # a date and a time, no offset: said as sent
     aware = datetime(1970, 1, 1, 0, 2, tzinfo=timezone(timedelta(hours=0)))
     assert parse_instant(aware) == 120.0
     with pytest.raises(ConfigurationError, match="naive"):
