@@ -23,7 +23,7 @@ from cronflow_actors.errors import (
     NotFoundError,
     SchedulingNotAllowedError,
 )
-from cronflow_actors.messages import decoder_for, encode, plain
+from cronflow_actors.messages import decoder_for, encode, plain_copy
 from cronflow_actors.messages.engine import Principal, Stats, TaskRecord
 from cronflow_actors.net.marking import Route
 
@@ -431,7 +431,7 @@ class Context:
             return value
         copies = self._copies
         if name not in copies:
-            copies[name] = plain(value)
+            copies[name] = plain_copy(value)  # (the state's: plain already)
         return copies[name]
 
     def register_scheduled(self, delay: float, job: Any) -> str:

@@ -54,7 +54,7 @@ from cronflow_actors.kernel._actor import (  # (not the package's: mypyc, setup.
     LoopActor,
 )
 from cronflow_actors.kernel._eager import EagerTask
-from cronflow_actors.messages import Message, plain
+from cronflow_actors.messages import Message, plain, plain_copy
 from cronflow_actors.messages.engine import (
     ActionFinished,
     WorkflowRecord,
@@ -136,7 +136,7 @@ def handler_context(
     its failure (an ``on_error`` answers it); ``key``: its idempotency key when it is not the
     item's id (a resumed run's step that failed in the run it goes on from keeps that one's)."""
     info = Transaction.work_item_info(item)
-    payload = plain(info.payload)
+    payload = plain_copy(info.payload)  # (stored: plain already)
     if payload is not info.payload:  # (None, a number, a string: itself, nothing to replace)
         info = msgspec.structs.replace(info, payload=payload)
     # made, then initialized by a call of __init__: keywords to a class are a dict, built and

@@ -12,7 +12,7 @@ from cronflow_actors.errors import StepTimeoutError
 from cronflow_actors.flow import nodes as n
 from cronflow_actors.flow.context import FlowContext
 from cronflow_actors.flow.handlers import describe
-from cronflow_actors.messages import plain
+from cronflow_actors.messages import plain_copy
 from cronflow_actors.net import builder as net
 from cronflow_actors.net import jobs
 from cronflow_actors.net.durations import parse_duration
@@ -142,7 +142,7 @@ def human_task(node: n.HumanNode, step_ids: frozenset[str]) -> net.TaskBuilder:
         output = ctx.work_item.info.output
         if node.on_timeout is not None and isinstance(output, dict) and output.get("timed_out"):
             fctx = FlowContext.of(ctx, step_ids)
-            fctx.last = plain((ctx.work_item.payload or {}).get("paused_after"))
+            fctx.last = plain_copy((ctx.work_item.payload or {}).get("paused_after"))
             ctx.after_commit(functools.partial(node.on_timeout, fctx))
 
     def notify(ctx: Any) -> Any:  # at least once (engine/notices.py), with the pause's token

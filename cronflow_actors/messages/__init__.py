@@ -13,6 +13,7 @@ from cronflow_actors.messages.base import (
     json_decoder_for,
     json_encode,
     plain,
+    plain_copy,
 )
 from cronflow_actors.messages.engine import Principal
 from cronflow_actors.messages.kernel import ChildFailed, ChildStopped
@@ -43,4 +44,5 @@ __all__ = [
     "json_decoder_for",
     "json_encode",
     "plain",
+    "plain_copy",
 ]

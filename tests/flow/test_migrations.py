@@ -401,7 +401,7 @@ async def test_a_run_a_migration_replaced_is_not_replayed_beside_it(rt: cf.Runti
     with pytest.raises(cf.errors.NotFoundError, match=f"it names a part of run '{new}'"):
         await rt.inspect(f"{new}.w1")
     for odd in ("..", ".w1"):  # no part of a run named "" (hostile h29 L2)
-        with pytest.raises(cf.errors.NotFoundError, match=f"no workflow instance '{odd}'"):
+        with pytest.raises(cf.errors.NotFoundError, match=f"no run '{odd}'; check the id"):
             await rt.inspect(odd)
 
 
