@@ -18,7 +18,7 @@ from cronflow_actors.net.migration import (
     refused,
     task_paths,
 )
-from cronflow_actors.net.spec import NetSpec
+from cronflow_actors.net.spec import NetSpec, awaited
 
 __all__ = ["WorkflowRegistry"]
 
@@ -28,6 +28,8 @@ class WorkflowRegistry:
         self._versions: dict[str, dict[str, NetSpec]] = {}
         self._deprecated: set[tuple[str, str]] = set()
         self._migrations: dict[str, dict[tuple[str, str], MigrationSpec]] = {}
+        self._waited: set[str] = set()
+        """The events some registered workflow's work items wait for (it only grows)."""
 
     def register(self, spec: NetSpec, *, deprecated: bool = False) -> None:
         """Add ``spec`` under its name and version. Registering the same spec again is a no-op;
@@ -39,6 +41,7 @@ class WorkflowRegistry:
         if known is not None and known is not spec:
             raise DuplicateWorkflowError(spec.name, spec.version)
         versions[spec.version] = spec
+        self._waited.update(awaited(spec))
         if deprecated or spec.deprecated:
             self._deprecated.add((spec.name, spec.version))
         else:
@@ -67,16 +70,7 @@ class WorkflowRegistry:
     def waited_events(self) -> set[str]:
         """The events some work item of a registered workflow (a child workflow's too) waits
         for: a flow's ``wait_for_event``, a net's ``WaitSpec(kind="event")``."""
-        names: set[str] = set()
-        specs = [spec for versions in self._versions.values() for spec in versions.values()]
-        while specs:
-            spec = specs.pop()
-            for task in spec.tasks.values():
-                wait = getattr(task.work_item, "wait", None)
-                if wait is not None and wait.kind == "event":
-                    names.add(wait.event)
-                specs.extend(task.subworkflows)
-        return names
+        return self._waited
 
     def versions(self, name: str) -> list[str]:
         return list(self._versions.get(name, {}))

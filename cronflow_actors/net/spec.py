@@ -153,13 +153,28 @@ def item_kind(spec: WorkItemSpec) -> str:
 def event_waits(spec: NetSpec) -> dict[str, str]:
     """The event each task of ``spec`` waits for, by task: those whose work item is typed
     ``wait=WaitSpec(kind="event")``; those of its composite tasks' nets are theirs (what a
-    net's instance awaits in all: ``runtime/net_api.py::awaited``)."""
+    net's instance awaits in all: ``awaited``)."""
     found = {}
     for name, task in spec.tasks.items():
         wait = task.work_item.wait if task.work_item is not None else None
         if wait is not None and wait.kind == "event":
             found[name] = wait.event
     return found
+
+
+def awaited(spec: NetSpec) -> list[str]:
+    """The events the work items of ``spec`` (and of the nets its composite tasks run) wait for."""
+    found: set[str] = set()
+    seen: set[int] = set()
+    todo = [spec]
+    while todo:
+        net = todo.pop()
+        if id(net) in seen:
+            continue
+        seen.add(id(net))
+        found.update(event_waits(net).values())
+        todo.extend(child for task in net.tasks.values() for child in task.subworkflows)
+    return sorted(found)
 
 
 CAUGHT = ":caught"

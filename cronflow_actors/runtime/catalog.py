@@ -212,7 +212,7 @@ class FlowCatalog:
         """What to tell of a publish of ``event`` that reached nothing, when no registered flow
         starts on it and no registered step waits for it (a misspelt name is answered so, not
         as one every waiting step's filter refused: newcomer h38 F5); None when some do."""
-        starts = {name for flow in self.compiled.values() for name in flow.triggers.events}
+        starts = {name for root in self.roots for name in self.compiled[root].triggers.events}
         heard = starts | self._waits()
         if event in heard:
             return None

@@ -31,7 +31,7 @@ from cronflow_actors.messages.engine import (
     Stats,
     WorkItemAction,
 )
-from cronflow_actors.net.spec import NetSpec, event_waits
+from cronflow_actors.net.spec import awaited
 from cronflow_actors.runtime.flow_runs import is_flows_run
 from cronflow_actors.runtime.give_up import GiveUpMethods
 from cronflow_actors.runtime.instances import root_of
@@ -40,21 +40,6 @@ from cronflow_actors.runtime.runs import check_cancel_reason, check_instance_id
 from cronflow_actors.runtime.work_list import OpenWorkItem, work_list
 
 __all__ = ["NetDescription", "NetMethods"]
-
-
-def awaited(spec: NetSpec) -> list[str]:
-    """The events the work items of ``spec`` (and of the nets its composite tasks run) wait for."""
-    found: set[str] = set()
-    seen: set[int] = set()
-    todo = [spec]
-    while todo:
-        net = todo.pop()
-        if id(net) in seen:
-            continue
-        seen.add(id(net))
-        found.update(event_waits(net).values())
-        todo.extend(child for task in net.tasks.values() for child in task.subworkflows)
-    return sorted(found)
 
 
 class NetDescription(msgspec.Struct, frozen=True, kw_only=True):
