@@ -159,7 +159,8 @@ _MALFORMED = msgspec.json.encode(
         "title": "Bad request",
         "status": 400,
         "detail": "the request cannot be read as HTTP/1.1: a malformed request line or header, "
-        "a Content-Length that is no number, or a header block over 16 KiB",
+        "a Content-Length that is no number, or a header block too large to read (past 16 KiB "
+        "it may be)",
     }
 )
 
