@@ -445,6 +445,11 @@ def test_a_request_headed_two_ways_closes_its_connection(tmp_path: Path) -> None
         + b"Content-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n"
         + chunked,
         "two Content-Types": head + b"Content-Type: text/plain\r\n" + sized + b"\r\n" + body,
+        # a route that reads no body too (retest h38 R2: answered 200, the connection kept)
+        "a GET framed two ways": b"GET /runs?limit=1 HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        b"Content-Length: 0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        "the console framed two ways": b"GET /ui/ HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        b"Content-Length: 0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
         "two credentials": head
         + b"Authorization: Bearer one\r\nAuthorization: Bearer two\r\n"
         + sized

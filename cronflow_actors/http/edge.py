@@ -12,9 +12,10 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cronflow_actors.http.auth import BearerAuth, Caller, Signatures, Tokens
-from cronflow_actors.http.problems import Problem, flow_code_problem
+from cronflow_actors.http.problems import CLOSE, Problem, flow_code_problem, problem_response
 from cronflow_actors.http.requests import (
     SAFE_METHODS,
     BodyLimits,
@@ -25,7 +26,7 @@ from cronflow_actors.http.requests import (
 from cronflow_actors.messages import Principal
 from cronflow_actors.runtime import Runtime
 
-__all__ = ["Edge", "Handler", "json_response", "route", "webhook_route"]
+__all__ = ["Edge", "Handler", "OneFraming", "json_response", "route", "webhook_route"]
 
 Handler = Callable[[Request], Awaitable[Response]]
 B = TypeVar("B")
@@ -38,6 +39,26 @@ def json_response(
 ) -> Response:
     body = _encode(content)
     return Response(body, status_code=status, media_type="application/json", headers=headers)
+
+
+class OneFraming:
+    """Refuses, on every route, a request with both a Content-Length and a Transfer-Encoding
+    (400 ``ambiguous-headers``), and closes its connection: a proxy in front may have framed
+    its body, and so the request after it, otherwise (RFC 9112 6.3). Only the routes that read
+    a body refused it, and the connection stayed open (retest h38 R2)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            names = [name for name, _value in scope["headers"]]
+            if b"transfer-encoding" in names and b"content-length" in names:
+                detail = "the request has both Content-Length and Transfer-Encoding; send one"
+                refused = problem_response(400, "ambiguous-headers", detail, headers=CLOSE)
+                await refused(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 def route(path: str, auth: Sequence[Middleware] = (), /, **handlers: Handler) -> Route:

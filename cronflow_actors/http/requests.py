@@ -183,15 +183,11 @@ def as_utf8(value: str) -> str:
 
 def check_headers(request: Request) -> None:
     """Headers whose meaning would be ambiguous or that this server cannot honour: the same
-    one twice (which would a proxy in front have read?), a length and chunks at once, a body
-    that is compressed."""
+    one twice (which would a proxy in front have read?), a body that is compressed (a length
+    and chunks at once: ``edge.OneFraming``, on every route)."""
     headers = request.headers
     for name in _SINGLE:
         one_header(request, name)
-    if "content-length" in headers and "transfer-encoding" in headers:
-        raise ambiguous_headers(
-            "the request has both Content-Length and Transfer-Encoding; send one"
-        )
     encoding = headers.get("content-encoding", "identity").strip().lower()
     if encoding != "identity":
         raise Problem(
