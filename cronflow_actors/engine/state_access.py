@@ -18,6 +18,7 @@ from typing import Any
 
 from cronflow_actors.errors import ConfigurationError, RuntimeNotRunningError
 from cronflow_actors.kernel import Clock
+from cronflow_actors.messages import plain
 from cronflow_actors.net.durations import parse_duration
 from cronflow_actors.store import Store
 
@@ -78,7 +79,7 @@ class StateAccess:
     def set(self, key: str, value: Any, *, ttl: float | str | None = None) -> Any:
         """Store ``value`` (JSON data) under ``key``, for ``ttl`` (none: for good)."""
         seconds = _ttl(ttl)  # a bad ttl is refused here, before anything is asked of the store
-        now = self._clock.now()
+        now, value = self._clock.now(), plain(value)  # as outputs are kept (retest h38 R3)
         return self._done(
             self._store.kv_set(self.namespace, check_key(key), value, now=now, ttl=seconds)
         )

@@ -69,3 +69,37 @@ async def test_dates_come_back_as_iso_strings_an_aware_ones_with_its_offset(
     async with cf.Runtime(db=db, workflows=[flow()]) as again:  # as stored
         steps = {step.id: step.output for step in (await again.inspect(run_id)).steps}
     assert steps["stamp"] == EXPECTED
+
+
+async def test_state_and_events_keep_dates_as_outputs_do(tmp_path: Path) -> None:
+    """``ctx.state``, the global state and an event's payload kept an aware datetime as a
+    datetime in UTC, where a step's output is an ISO string with its offset: one event reached
+    a waiting step and a listening flow as two different values (retest h38 R3)."""
+    noon = dt.datetime(2026, 6, 1, 12, 0, tzinfo=PARIS)
+
+    async def keep(ctx: Any) -> None:
+        await ctx.state.set("at", {"at": noon})
+
+    async def read(ctx: Any) -> Any:
+        return await ctx.state.get("at")
+
+    waiting = (
+        cf.define("waiting")
+        .step("keep", keep)
+        .step("read", read)
+        .wait_for_event("heard", "parcel.sent")
+        .step("after", lambda ctx: ctx.steps["heard"])
+    )
+    listening = cf.define("listening").on_event("parcel.sent").step("got", lambda ctx: ctx.payload)
+    async with cf.Runtime(db=tmp_path / "kept.db", workflows=[waiting, listening]) as rt:
+        run_id = await rt.trigger("waiting")
+        await rt.wait_idle()
+        [started] = await rt.publish_event("parcel.sent", {"at": noon})
+        waited, listened = await rt.wait(run_id, timeout=10), await rt.wait(started, timeout=10)
+        await rt.set_global_state("at", noon)
+        kept = await rt.get_global_state("at")
+        steps = {step.id: step.output for step in (await rt.inspect(run_id)).steps}
+    assert steps["read"] == {"at": EXPECTED["aware"]}
+    assert waited.output == {"at": EXPECTED["aware"]}
+    assert listened.output["at"] == EXPECTED["aware"]  # (its payload, beside the event's own)
+    assert kept == EXPECTED["aware"]
