@@ -428,17 +428,19 @@ async def _initialize_child(
             advice=f"{task!r} is {_KINDS[definition.kind]}: initialize_work_item adds to it",
         )
     names = [child.name for child in definition.subworkflows]
-    if named and name is None and definition.kind is TaskKind.DYNAMIC_COMPOSITE:  # not guessed
+    if named and not name and definition.kind is TaskKind.DYNAMIC_COMPOSITE:  # not guessed
         raise ConfigurationError(  # (conform h38 F1)
             "workflow",
             None,
             f"one of {names}",
             said=f"task {task!r} of {parent.name!r} is a dynamic composite task: name the child "
-            f"type to start, one of {names} (workflow=, over HTTP ?workflow=)",
+            f"type to start, one of {names} (workflow=; ?workflow= over HTTP, --workflow on the "
+            "command line)",
         )
     child = definition.child(name)
     if child is None:
-        raise NotFoundError("child workflow", str(name), f"task {task!r} (it has {names})")
+        advice = f"name one of its child types: {names}"  # (no id: retest h38 R8)
+        raise NotFoundError("child workflow", str(name), f"task {task!r}", advice=advice)
     state = parent.tasks[task].state
     if state not in _TASK_ACTIVE:
         raise InvalidStateTransitionError(
@@ -453,8 +455,8 @@ async def _initialize_child(
     # initialize does not admit hears that first (review h38 F4)
     most = definition.max_work_items
     admits = principal is not None and "initialize" in child.actions
-    if admits and len(parent.tasks[task].children) >= most:
-        raise WorkItemLimitError(parent.name, task, most, composite=True)
+    if admits and (has := len(parent.tasks[task].children)) >= most:
+        raise WorkItemLimitError(parent.name, task, most, composite=True, has=has)
     ident = tx.new_id("f")
     message = InitializeWorkflow(
         workflow_id=ident,

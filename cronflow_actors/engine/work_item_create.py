@@ -57,8 +57,8 @@ async def create(tx: Transaction, message: CreateWorkItem) -> Trigger | None:
         # is internal-only is a 403 first: review h38 F4)
         if message.principal is not None and "initialize" in definition.work_item.actions:
             most = definition.max_work_items
-            if len(workflow.tasks[task].children) >= most:
-                raise WorkItemLimitError(workflow.name, task, most)
+            if (has := len(workflow.tasks[task].children)) >= most:
+                raise WorkItemLimitError(workflow.name, task, most, has=has)
         stored = await _through_boundary(tx, workflow, definition, message)
     return await initialize(tx, workflow, task, stored, ident, defer=message.defer_trigger)
 

@@ -330,13 +330,16 @@ class WorkItemLimitError(EngineError):
     past its task's ``max_work_items`` in one generation (every item and child is kept in the
     instance's state, which each change writes)."""
 
-    def __init__(self, workflow: str, task: str, most: int, *, composite: bool = False) -> None:
+    def __init__(
+        self, workflow: str, task: str, most: int, *, composite: bool = False, has: int = 0
+    ) -> None:
         self.workflow, self.task, self.most = workflow, task, most
         what, builder = (
             ("child workflows", "composite_task") if composite else ("work items", "task")
         )
-        super().__init__(
-            f"task {task!r} of {workflow!r} has {most:,} {what} in this generation "
+        count = f"{max(has, most):,}" + (f" (at most {most:,})" if has > most else "")
+        super().__init__(  # (its count, past the bound by the net's own: retest h38 R7)
+            f"task {task!r} of {workflow!r} has {count} {what} in this generation "
             "(open, completed and canceled alike), the most outside callers may bring it to: "
             "each is kept in the instance's state, which every change writes again; the "
             "task's next generation starts with none, or declare a higher bound with "

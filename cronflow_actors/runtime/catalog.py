@@ -218,11 +218,11 @@ class FlowCatalog:
             return None
         close = difflib.get_close_matches(event, heard, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
-        known = ", ".join(sorted(heard)[:20]) or "none"
-        return (
-            f"no flow starts on {event!r} and no step waits for it{hint}; the events flows "
-            f"here start on or wait for: {known}"
-        )
+        said = f"no flow starts on {event!r} and no step waits for it{hint}"
+        if not heard:  # (retest h38 R9: "...: none")
+            return f"{said}; no flow here starts on or waits for any event"
+        known = ", ".join(sorted(heard)[:20])
+        return f"{said}; the events flows here start on or wait for: {known}"
 
     def webhooks(self) -> list[tuple[str, WebhookSpec]]:
         """(flow id, webhook) of every registered flow's webhooks, by flow id."""

@@ -308,6 +308,10 @@ async def test_dynamic_composite_task_picks_its_children(rt: cf.Runtime) -> None
     # no type named is refused, never the first guessed (conform h38 F1), and adds nothing
     with pytest.raises(ConfigurationError, match=r"name the child type to start, one of \['wf_a'"):
         await rt.initialize_workflow(wid, "dyn", {"pick": "?"})
+    with pytest.raises(ConfigurationError, match="--workflow on the command line"):
+        await rt.initialize_workflow(wid, "dyn", workflow="")  # an empty ?workflow= too
+    with pytest.raises(NotFoundError, match=r"name one of its child types: \['wf_a', 'wf_b'\]$"):
+        await rt.initialize_workflow(wid, "dyn", workflow="wf_c")  # (no "check the id")
     third = await rt.initialize_workflow(wid, "dyn", {"pick": "a"}, workflow="wf_a")
     assert [c.name for c in await rt.child_workflows(wid, "dyn")] == ["wf_b", "wf_a", "wf_a"]
     for child in children:

@@ -72,6 +72,16 @@ async def test_a_publish_of_a_name_nothing_hears_says_so_and_the_closest_one(
     assert (heard.delivered, heard.note) == ([waiting], None)
 
 
+async def test_a_publish_where_nothing_hears_any_event_says_so_in_words() -> None:
+    """The note read "... start on or wait for: none" (retest h38 R9)."""
+    async with cf.Runtime(workflows=[cf.define("quiet").step("s", lambda ctx: 1)]) as rt:
+        published = await rt.publish_event("order.shiped", {})
+    assert published.note == (
+        "no flow starts on 'order.shiped' and no step waits for it; no flow here starts on or "
+        "waits for any event"
+    )
+
+
 async def test_publish_names_the_runs_it_was_kept_for(serve: Serve, tmp_path: Path) -> None:
     """A run held on a changed definition keeps the event for its step: the command said "woke
     a waiting step in 0 run(s)" and nothing more, so an operator published it again (newcomer

@@ -99,7 +99,8 @@ async def test_outside_callers_bring_a_composite_task_to_its_bound_too(serve: Se
     assert len(await rt.child_workflows(workflow_id, "cases")) == 2  # none added
     await rt.initialize_workflow(workflow_id, "cases")  # the net's own code is not bounded
     assert len(await rt.child_workflows(workflow_id, "cases")) == 3
-    with pytest.raises(WorkItemLimitError, match="has 2 child workflows"):
+    # past the bound by the net's own, it says how many there are (retest h38 R7)
+    with pytest.raises(WorkItemLimitError, match=r"has 3 \(at most 2\) child workflows"):
         await rt.initialize_workflow(workflow_id, "cases", principal=TOKENS["t-ada"])
 
 
