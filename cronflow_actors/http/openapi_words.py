@@ -58,6 +58,8 @@ MEANINGS = {
     ),
     "503": (
         "the runtime is not running (stopping, or its store failed), or the server is at its "
-        "connection limit or has too many big bodies in hand (too-busy); retry later"
+        "connection limit or has too many big bodies in hand (too-busy); retry later. On a "
+        "cluster, a call the process holding the run died in before it answered may have been "
+        "done (its detail says so): look at the run before sending it again"
     ),
 }
