@@ -10,7 +10,7 @@ call raises before the transition, and the transaction is rolled back, so nothin
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
@@ -28,7 +28,13 @@ from cronflow_actors.errors import (
 from cronflow_actors.messages.engine import Principal
 from cronflow_actors.net.builder import ActionSpec
 
-__all__ = ["admit_caller", "pass_boundary", "storable"]
+__all__ = ["Stage", "admit_caller", "pass_boundary", "storable"]
+
+
+Stage = Literal["all", "admit", "after"]
+"""What of ``pass_boundary`` a call runs: all of it; ``admit``, an outside caller's checks
+alone (schema, authentication, policy), asked before the element's state is said; ``after``,
+the rest of a call so admitted (the callback, the storing), its policy not asked again."""
 
 
 async def pass_boundary(
@@ -39,8 +45,10 @@ async def pass_boundary(
     principal: Principal | None,
     element: str,
     context: Callable[[], Context],
+    stage: Stage = "all",
 ) -> Any:
-    """Check one action call; returns the payload as stored (converted, then plain values)."""
+    """Check one action call (its ``stage``); returns the payload as stored (converted, then
+    plain values; None for ``admit``)."""
     custom = actions.get(action)
     external = principal is not None
     if external and custom is None:
@@ -52,7 +60,7 @@ async def pass_boundary(
         except msgspec.ValidationError as error:
             path = validation_path(error)
             raise InvalidPayloadError(element, action, str(error), path) from None
-    if external:
+    if external and stage != "after":
         assert principal is not None
         await admit_caller(
             custom=custom,
@@ -62,6 +70,8 @@ async def pass_boundary(
             element=element,
             context=context,
         )
+    if stage == "admit":
+        return None
     if custom is not None and custom.callback is not None:
         callback = call_user(custom.callback, context(), converted)
         if external:  # (an internal call's error is its caller's to handle)

@@ -24,11 +24,12 @@ from collections.abc import Awaitable
 from typing import Any, Final
 
 from cronflow_actors.engine import detached, kept
-from cronflow_actors.engine.actions import pass_boundary, storable
+from cronflow_actors.engine.actions import storable
 from cronflow_actors.engine.context import WorkItemHandle
 from cronflow_actors.engine.event_waits import deliver_event
 from cronflow_actors.engine.fast_forward import recorded_item
 from cronflow_actors.engine.handlers import journal_outcome
+from cronflow_actors.engine.item_boundary import through_boundary
 from cronflow_actors.engine.owners import work_item_owner
 from cronflow_actors.engine.states import (
     FINAL_STATES,
@@ -45,7 +46,6 @@ from cronflow_actors.engine.transaction import Transaction
 from cronflow_actors.errors import (
     DEADLINE_TYPE,
     INFRASTRUCTURE,
-    InternalOnlyActionError,
     InvalidStateTransitionError,
     ResumeError,
     class_name,
@@ -191,16 +191,18 @@ class WorkItem:
         principal: Principal | None,
         timed_out: bool = False,
     ) -> None:
-        """``verb`` through the item's action of that name: state check, schema, (for an
-        external caller) authentication and policy, callback, then the transition. Internal
-        calls (``principal=None``): auto-triggers, jobs (``timed_out``: its wait's deadline)."""
+        """``verb`` through the item's action of that name: (for an external caller) schema,
+        authentication and policy, then the state check, schema, callback and the transition
+        (``item_boundary``). Auto-triggers and jobs are internal calls (``principal=None``);
+        ``timed_out``: a job that ends the item's wait as its deadline passed."""
         item, workflow = self.record, self.workflow
         target = ACTIONS.get(verb)
         if target is None:
-            raise ValueError(f"unknown work item action {verb!r}: {sorted(map(str, ACTIONS))}")
+            known = sorted(map(str, ACTIONS))
+            raise ValueError(f"unknown work item action {verb!r}; actions: {known}")
         action = str(verb)
-        if principal is not None and action not in self.definition.actions:  # (before a 409
-            raise InternalOnlyActionError(self._element(), action)  # to wait out: hostile h38 F5)
+        if principal is not None:  # who may not act hears so, not how the item stands (a 409
+            await through_boundary(self, verb, payload, principal, "admit")  # to wait out)
         if target not in WORK_ITEM_TRANSITIONS[item.state]:
             refuse_move("work item", item.id, item.state, target)
         if verb == _START:
@@ -219,37 +221,14 @@ class WorkItem:
             element = None if payload is None else self._element()
             stored = None if element is None else storable(payload, element=element, action=action)
         else:
-            stored = await self._through_boundary(verb, action, payload, principal)
+            admitted = principal is not None  # (above: its policy is not asked again)
+            stored = await through_boundary(
+                self, verb, payload, principal, "after" if admitted else "all"
+            )
         await self._transition(verb, stored, timed_out)
 
     def _element(self) -> str:
         return f"work item {self.record.name!r} ({self.record.id})"
-
-    async def _through_boundary(
-        self, verb: WorkItemVerb, action: str, payload: Any, principal: Principal | None
-    ) -> Any:
-        """``payload`` through the boundary of ``action``; its callback sees this call's caller."""
-        tx, item, workflow = self.tx, self.record, self.workflow
-
-        def context() -> Any:
-            return tx.item_context(
-                workflow,
-                item,
-                f"{action} action",
-                scheduler=tx.scheduler(work_item_owner(item.id)) if verb == _START else None,
-                work_item=WorkItemHandle(tx.work_item_info(item), doing=verb),
-                principal=principal,
-                is_internal=principal is None,
-            )
-
-        return await pass_boundary(
-            actions=self.definition.actions,
-            action=action,
-            payload=payload,
-            principal=principal,
-            element=self._element(),
-            context=context,
-        )
 
     def _transition(
         self, verb: WorkItemVerb, payload: Any, timed_out: bool = False
@@ -392,8 +371,9 @@ class WorkItem:
         await tx.send_last(change)
 
     async def _record_outcome(self, finished: WorkItemFinished) -> bool:
-        """Apply a handler's result, journaled under (instance, item, attempt); one for an
-        attempt no longer current (the item was canceled, reset or finished) is dropped."""
+        """Apply a handler's result, journaled under (instance, item, attempt). A result for an
+        attempt that is no longer current (the item was canceled, reset or finished) is
+        dropped."""
         tx, item, attempt = self.tx, self.record, finished.attempt
         if item.state != _ITEM_STARTED or item.attempt != attempt:
             return False

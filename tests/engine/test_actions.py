@@ -15,6 +15,7 @@ from cronflow_actors.errors import (
     ConfigurationError,
     InternalOnlyActionError,
     InvalidPayloadError,
+    InvalidStateTransitionError,
     UnknownWorkflowError,
     WorkflowDeprecatedError,
 )
@@ -90,7 +91,17 @@ async def test_an_undeclared_action_is_refused_before_the_items_state_is_asked(
     for undeclared in (rt.reset_work_item, rt.cancel_work_item):
         with pytest.raises(InternalOnlyActionError, match="internal-only"):
             await undeclared(item.id, principal=REVIEWER)
+    # a declared one: whom its policy refuses, or who is nobody, is told so before the state
+    # (a complete of an item not started is a 409; review h38 F3)
+    with pytest.raises(ActionDeniedError):
+        await rt.complete_work_item(item.id, {"approved": True}, principal=READER)
+    with pytest.raises(AuthenticationRequiredError):
+        await rt.complete_work_item(item.id, {"approved": True}, principal=ANONYMOUS)
+    assert calls.callback == []  # no callback ran for a refused call
     assert (await rt.work_item(item.id)).state == "initialized"
+    with pytest.raises(InvalidStateTransitionError):  # an admitted caller: the state's 409
+        await rt.complete_work_item(item.id, {"approved": True}, principal=REVIEWER)
+    assert calls.callback == []  # nor for one the state refused
 
 
 async def test_an_unauthenticated_caller_is_refused(rt: cf.Runtime) -> None:
