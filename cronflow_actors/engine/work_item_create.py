@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from cronflow_actors.engine.actions import pass_boundary, storable
+from cronflow_actors.engine.actions import Stage, pass_boundary, storable
 from cronflow_actors.engine.context import WorkItemHandle, WorkItemInfo
 from cronflow_actors.engine.owners import work_item_owner
 from cronflow_actors.engine.states import TaskState, WorkItemState
@@ -34,6 +34,9 @@ async def create(tx: Transaction, message: CreateWorkItem) -> Trigger | None:
     task, ident, payload = message.task, message.work_item_id, message.payload
     definition = tx.specs[workflow.path].tasks[task]
     state = workflow.tasks[task].state
+    admitted = message.principal is not None and definition.kind is _TASK
+    if admitted:  # who may not initialize hears so, not the task's state or bound (review h38 F3)
+        await _through_boundary(tx, workflow, definition, message, "admit")
     if definition.kind is not _TASK or state not in _TASK_ACTIVE:
         raise InvalidStateTransitionError(
             "task",
@@ -53,13 +56,12 @@ async def create(tx: Transaction, message: CreateWorkItem) -> Trigger | None:
             else storable(payload, element=_element(definition, task), action="initialize")
         )
     else:
-        # an outside caller's: bounded, once its item's initialize could admit it (one that
-        # is internal-only is a 403 first: review h38 F4)
-        if message.principal is not None and "initialize" in definition.work_item.actions:
+        if admitted:  # an outside caller's: bounded, once admitted (review h38 F4)
             most = definition.max_work_items
             if (has := len(workflow.tasks[task].children)) >= most:
                 raise WorkItemLimitError(workflow.name, task, most, has=has)
-        stored = await _through_boundary(tx, workflow, definition, message)
+        stage: Stage = "after" if admitted else "all"
+        stored = await _through_boundary(tx, workflow, definition, message, stage)
     return await initialize(tx, workflow, task, stored, ident, defer=message.defer_trigger)
 
 
@@ -68,7 +70,11 @@ def _element(definition: TaskSpec, task: str) -> str:
 
 
 async def _through_boundary(
-    tx: Transaction, workflow: WorkflowRecord, definition: TaskSpec, message: CreateWorkItem
+    tx: Transaction,
+    workflow: WorkflowRecord,
+    definition: TaskSpec,
+    message: CreateWorkItem,
+    stage: Stage,
 ) -> Any:
     """The payload of a call of the ``initialize`` action that is not the default's internal
     one, once through the action's boundary (its own function: ``create`` would otherwise make
@@ -101,4 +107,5 @@ async def _through_boundary(
         principal=message.principal,
         element=_element(definition, task),
         context=context,
+        stage=stage,
     )

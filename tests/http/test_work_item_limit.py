@@ -9,7 +9,12 @@ import pytest
 
 import cronflow_actors as cf
 from cronflow_actors import net
-from cronflow_actors.errors import InternalOnlyActionError, WorkItemLimitError
+from cronflow_actors.errors import (
+    ActionDeniedError,
+    InternalOnlyActionError,
+    InvalidStateTransitionError,
+    WorkItemLimitError,
+)
 from tests.http.conftest import Serve
 
 ADA = {"Authorization": "Bearer t-ada"}
@@ -118,3 +123,25 @@ async def test_a_caller_the_action_does_not_admit_hears_that_before_the_bound() 
             await rt.initialize_workflow(cases, "cases", principal=mallory)
         with pytest.raises(InternalOnlyActionError):
             await rt.initialize_work_item(ballot, "vote", principal=mallory)
+
+
+async def test_a_caller_the_policy_refuses_hears_that_before_the_bound_or_the_state() -> None:
+    """A caller the initialize policy refuses got the bound's 409, or the task's state, first
+    (review h38 F3): both say something of the instance to one who may not touch it."""
+    eve, ada = cf.Principal(id="eve"), TOKENS["t-ada"]
+    only_ada = net.action(policy=lambda ctx, payload: ctx.principal.id == "ada")
+    vote = net.work_item("vote").actions(initialize=only_ada, complete=net.action())
+    async with cf.Runtime(db=":memory:") as rt:
+        rt.register(lone("ballot", "vote", net.task(vote).max_work_items(1)))
+        ballot = await rt.start_workflow("ballot")  # its default item: at the bound
+        with pytest.raises(ActionDeniedError):
+            await rt.initialize_work_item(ballot, "vote", principal=eve)
+        with pytest.raises(WorkItemLimitError):
+            await rt.initialize_work_item(ballot, "vote", principal=ada)
+        [item] = await rt.work_items(ballot, "vote")
+        await rt.start_work_item(item.id)
+        await rt.complete_work_item(item.id)  # the task completes: no more items
+        with pytest.raises(ActionDeniedError):
+            await rt.initialize_work_item(ballot, "vote", principal=eve)
+        with pytest.raises(InvalidStateTransitionError):
+            await rt.initialize_work_item(ballot, "vote", principal=ada)
