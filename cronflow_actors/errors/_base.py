@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
+from collections.abc import Iterable
 
 
 def clipped(value: object, limit: int = 120) -> str:
@@ -16,6 +18,14 @@ def clipped(value: object, limit: int = 120) -> str:
     # 500-character id read "502 characters": hostile h36 F4)
     size = len(value) if isinstance(value, str | bytes) else len(text)
     return f"{text[: limit - 30]}... ({size} characters)"
+
+
+def did_you_mean(word: str, words: Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` for the closest of ``words`` to a ``word`` that is not among
+    them, or "" (none close enough, or ``word`` is one of them)."""
+    known = list(words)
+    close = [] if word in known else difflib.get_close_matches(word, known, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 LINE_BREAKS = {

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Sequence
 from typing import Any
 
-from cronflow_actors.errors._base import CronflowError, clipped
+from cronflow_actors.errors._base import CronflowError, clipped, did_you_mean
 
 
 class EngineError(CronflowError):
@@ -59,9 +58,7 @@ class UnknownWorkflowError(EngineError, LookupError):
     def __init__(self, name: str, version: str | None, known: list[str]) -> None:
         self.name, self.version, self.known = name, version, known
         what = f"workflow {clipped(name)}" + (f" version {clipped(version)}" if version else "")
-        names = [k.split(" ")[0] for k in known]
-        close = [] if name in names else difflib.get_close_matches(name, names, n=1)  # (review
-        hint = f" (did you mean {close[0]!r}?)" if close else ""  # h38 F6: not of itself)
+        hint = did_you_mean(name, (k.split(" ")[0] for k in known))  # (not of itself: h38 F6)
         super().__init__(  # (a CLI user's too: no rt to call, newcomer h38 F7)
             f"{what} is not registered{hint}; registered: {known}; register it with the "
             "runtime (Runtime(workflows=[...]), rt.register(), or the app serve was given)"

@@ -13,13 +13,12 @@ not deprecated (the last one registered, when all are).
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Callable, Container, Mapping
 
 import msgspec
 
-from cronflow_actors.errors import InvalidWorkflowError, NotFoundError
+from cronflow_actors.errors import InvalidWorkflowError, NotFoundError, did_you_mean
 from cronflow_actors.flow.builder import Flow
 from cronflow_actors.flow.compiled import CompiledFlow
 from cronflow_actors.flow.introspect import (
@@ -216,9 +215,7 @@ class FlowCatalog:
         heard = starts | self._waits()
         if event in heard:
             return None
-        close = difflib.get_close_matches(event, heard, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        said = f"no flow starts on {event!r} and no step waits for it{hint}"
+        said = f"no flow starts on {event!r} and no step waits for it{did_you_mean(event, heard)}"
         if not heard:  # (retest h38 R9: "...: none")
             return f"{said}; no flow here starts on or waits for any event"
         known = ", ".join(sorted(heard)[:20])
