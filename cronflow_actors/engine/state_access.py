@@ -22,7 +22,21 @@ from cronflow_actors.messages import plain
 from cronflow_actors.net.durations import parse_duration
 from cronflow_actors.store import Store
 
-__all__ = ["StateAccess", "check_key"]
+__all__ = ["StateAccess", "check_key", "storable_value"]
+
+
+def storable_value(value: Any, setting: str) -> Any:
+    """``value`` as the store keeps it, a step's output alike (``plain``: an aware datetime an
+    ISO string with its offset); ``ConfigurationError`` naming ``setting`` for one it cannot."""
+    try:
+        return plain(value)
+    except (TypeError, ValueError, OverflowError) as error:
+        raise ConfigurationError(
+            setting,
+            value,
+            f"a value the store can keep: None, bools, numbers, strings, bytes, and lists and "
+            f"dicts of them ({error})",
+        ) from None
 
 
 def check_key(key: Any, *, empty: bool = True) -> str:

@@ -26,6 +26,7 @@ from typing import Any
 
 import msgspec
 
+from cronflow_actors.engine.state_access import storable_value
 from cronflow_actors.errors import (
     INFRASTRUCTURE,
     ConfigurationError,
@@ -43,7 +44,7 @@ from cronflow_actors.errors import (
 from cronflow_actors.flow.envelope import TriggerEnvelope
 from cronflow_actors.flow.triggers import check_event_name, schema_path
 from cronflow_actors.kernel import Clock
-from cronflow_actors.messages import Message, Principal, WaitRecord, plain
+from cronflow_actors.messages import Message, Principal, WaitRecord
 from cronflow_actors.messages.engine import DeliverEvent
 from cronflow_actors.messages.migrations import KeptEvent
 from cronflow_actors.runtime.catalog import FlowCatalog
@@ -59,16 +60,6 @@ logger = logging.getLogger(__name__)
 _PAGE = 200
 _HOLD_CHANGES = 3
 """Tries to deliver or keep an event for a run held and released meanwhile."""
-
-
-def _plain_payload(payload: Any) -> Any:
-    """An event's payload as a step's output is kept (an aware datetime an ISO string with its
-    offset); ``ConfigurationError`` for one the store cannot keep."""
-    try:
-        return plain(payload)
-    except (TypeError, ValueError, OverflowError) as error:
-        kept = f"a value the store can keep ({error})"
-        raise ConfigurationError("payload", payload, kept) from None
 
 
 class Events:
@@ -117,7 +108,7 @@ class Events:
         a later attempt of the step, which publishes the first attempt's payload again.
         ``principal``: who publishes (a net's event filter and check see it)."""
         check_event_name(name)  # nothing could listen for it: refused, not a 202 to nobody
-        payload = _plain_payload(payload)  # what every listener gets alike (retest h38 R3)
+        payload = storable_value(payload, "payload")  # every listener's alike (retest h38 R3)
         key = _checked_key(idempotency_key, 200 + 300 * once)  # (a step's: its key + the name)
         if once and key is not None:  # a step's: its first attempt's payload, whatever this is
             key = await self._step_key(name, key)

@@ -15,10 +15,9 @@ from typing import Any
 
 import msgspec
 
-from cronflow_actors.engine.state_access import check_key
+from cronflow_actors.engine.state_access import check_key, storable_value
 from cronflow_actors.errors import ConfigurationError
 from cronflow_actors.kernel import Clock
-from cronflow_actors.messages import plain
 from cronflow_actors.net.durations import parse_duration
 from cronflow_actors.store import Store
 
@@ -74,15 +73,7 @@ class SharedState:
         namespace = self._namespace(workflow_id, "write state")
         check_key(key, empty=False)
         seconds = _seconds(ttl)
-        try:  # as a step's output is kept: an aware datetime a string (retest h38 R3)
-            value = plain(value)
-        except (TypeError, ValueError, OverflowError) as error:
-            raise ConfigurationError(
-                "value",
-                value,
-                f"a value the store can keep: None, bools, numbers, strings, bytes, and lists "
-                f"and dicts of them ({error})",
-            ) from None
+        value = storable_value(value, "value")  # as a step's output is kept (retest h38 R3)
         await self._store.kv_set(namespace, key, value, now=self._clock.now(), ttl=seconds)
 
     async def incr(
