@@ -1,7 +1,9 @@
 """The action boundary: how an outside call reaches a transition (spec section 5).
 
-Order: the element's state is checked, the payload converted to the action's schema,
-the caller authenticated, the action's policy asked, the callback run; only then the transition.
+Order: an outside caller is admitted first (the payload converted to the action's schema, the
+caller authenticated, the action's policy asked: ``stage="admit"``), so one who may not act hears
+so and not how the element stands; then the element's state and bounds are checked, the callback
+run (``stage="after"``); only then the transition.
 An action with no custom definition is internal-only. Internal calls (``principal=None``) skip
 authentication and the policy but keep the schema and the callback. Anything that refuses the
 call raises before the transition, and the transaction is rolled back, so nothing changes.

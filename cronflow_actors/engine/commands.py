@@ -20,6 +20,7 @@ from cronflow_actors.engine.cascade import Cascade
 from cronflow_actors.engine.fast_forward import take_key
 from cronflow_actors.engine.states import VERB_TARGETS, TaskState, WorkflowState, WorkItemState
 from cronflow_actors.engine.transaction import Send, Transaction
+from cronflow_actors.engine.workflows import child_boundary
 from cronflow_actors.errors import (
     ConfigurationError,
     InvalidStateTransitionError,
@@ -441,6 +442,18 @@ async def _initialize_child(
     if child is None:
         advice = f"name one of its child types: {names}"  # (no id: retest h38 R8)
         raise NotFoundError("child workflow", str(name), f"task {task!r}", advice=advice)
+    ident = tx.new_id("f")
+    if principal is not None:  # who may not initialize hears so, not the task's state or bound
+        await child_boundary(
+            tx,
+            child,
+            parent=parent,
+            task=task,
+            ident=ident,
+            payload=payload,
+            principal=principal,
+            stage="admit",
+        )
     state = parent.tasks[task].state
     if state not in _TASK_ACTIVE:
         raise InvalidStateTransitionError(
@@ -451,13 +464,9 @@ async def _initialize_child(
             ["enabled", "started"],
             only_while=True,
         )
-    # an outside caller's: bounded, as its work items are (conform h38 F3); one the child's
-    # initialize does not admit hears that first (review h38 F4)
-    most = definition.max_work_items
-    admits = principal is not None and "initialize" in child.actions
-    if admits and (has := len(parent.tasks[task].children)) >= most:
-        raise WorkItemLimitError(parent.name, task, most, composite=True, has=has)
-    ident = tx.new_id("f")
+    most = definition.max_work_items  # an outside caller's: bounded, as its work items are
+    if principal is not None and (has := len(parent.tasks[task].children)) >= most:
+        raise WorkItemLimitError(parent.name, task, most, composite=True, has=has)  # (h38 F3)
     message = InitializeWorkflow(
         workflow_id=ident,
         payload=payload,
@@ -465,6 +474,7 @@ async def _initialize_child(
         parent_id=parent.id,
         parent_task=task,
         child=name,
+        admitted=principal is not None,
     )
     await tx.send(message)
     return ident

@@ -16,7 +16,7 @@ from collections.abc import Awaitable
 from typing import Any, Final
 
 from cronflow_actors.calls import call_user
-from cronflow_actors.engine.actions import admit_caller, pass_boundary
+from cronflow_actors.engine.actions import Stage, admit_caller, pass_boundary
 from cronflow_actors.engine.context import Context
 from cronflow_actors.engine.owners import workflow_owner
 from cronflow_actors.engine.states import (
@@ -50,7 +50,7 @@ from cronflow_actors.messages.engine import (
 from cronflow_actors.net.migration import refused
 from cronflow_actors.net.spec import NetSpec
 
-__all__ = ["Workflow", "initialize"]
+__all__ = ["Workflow", "child_boundary", "initialize"]
 
 _SCHEDULING_ACTIVITIES = frozenset({"on_initialized", "on_migrated", "on_started"})
 _TASK_STARTED: Final = TaskState.STARTED
@@ -59,6 +59,36 @@ _TASK_COMPLETED: Final = TaskState.COMPLETED
 _STARTED: Final = WorkflowState.STARTED
 """Read for every task as a workflow ends, or as a task changes: ``Final`` constants, where an
 enum member's read goes through ``EnumType.__getattr__``'s hook (CPython 3.11)."""
+
+
+async def child_boundary(
+    tx: Transaction,
+    spec: NetSpec,
+    *,
+    parent: WorkflowRecord,
+    task: str,
+    ident: str,
+    payload: Any,
+    principal: Principal | None,
+    stage: Stage = "all",
+) -> Any:
+    """``payload`` through the ``initialize`` action of ``spec``, child workflow ``ident`` of
+    composite task ``task`` (its ``stage``): the payload as stored, or None for ``admit``."""
+    return await pass_boundary(
+        actions=spec.actions,
+        action="initialize",
+        payload=payload,
+        principal=principal,
+        element=f"workflow {spec.name!r} (a child of task {task!r})",
+        context=lambda: tx.context(
+            parent,
+            f"workflow {spec.name!r} initialize action",
+            scheduler=tx.scheduler(workflow_owner(ident)),
+            task=tx.task_info(parent, task),
+            payload=payload,
+        ),
+        stage=stage,
+    )
 
 
 async def initialize(tx: Transaction, spec: NetSpec, message: InitializeWorkflow) -> None:
@@ -72,20 +102,15 @@ async def initialize(tx: Transaction, spec: NetSpec, message: InitializeWorkflow
     parent = tx.state.workflows[parent_id] if parent_id is not None else None
     started_by = None
     if parent is not None and parent_task is not None:
-        owner = parent
-        stored = await pass_boundary(
-            actions=spec.actions,
-            action="initialize",
+        stored = await child_boundary(
+            tx,
+            spec,
+            parent=parent,
+            task=parent_task,
+            ident=ident,
             payload=payload,
             principal=message.principal,
-            element=f"workflow {spec.name!r} (a child of task {parent_task!r})",
-            context=lambda: tx.context(
-                owner,
-                f"workflow {spec.name!r} initialize action",
-                scheduler=tx.scheduler(workflow_owner(ident)),
-                task=tx.task_info(owner, parent_task),
-                payload=payload,
-            ),
+            stage="after" if message.admitted else "all",
         )
         path = (*parent.path, parent_task, spec.name)
         generation = parent.tasks[parent_task].generation
@@ -243,15 +268,22 @@ class Workflow:
         """An explicit cancel (a call or a job), through the workflow's ``cancel`` action;
         ``reason``, if any, is recorded as the workflow's error."""
         tx, workflow = self.tx, self.record
+
+        def through(stage: Stage) -> Awaitable[Any]:
+            return pass_boundary(
+                actions=tx.specs[workflow.path].actions,
+                action="cancel",
+                payload=None,
+                principal=principal,
+                element=f"workflow {workflow.name!r} ({workflow.id})",
+                context=self._cancel_context,
+                stage=stage,
+            )
+
+        if principal is not None:  # who may not cancel hears so, not how the workflow stands
+            await through("admit")  # (review h38 F3, the rest)
         check_move("workflow", workflow.id, workflow.state, WorkflowState.CANCELED)
-        await pass_boundary(
-            actions=tx.specs[workflow.path].actions,
-            action="cancel",
-            payload=None,
-            principal=principal,
-            element=f"workflow {workflow.name!r} ({workflow.id})",
-            context=self._cancel_context,
-        )
+        await through("all" if principal is None else "after")
         if reason:
             workflow.error = reason
         await self._cancel(teardown=False)
@@ -266,8 +298,7 @@ class Workflow:
             raise refused(
                 f"workflow {workflow.id!r}", "it is a child workflow", "migrate its root instance"
             )
-        check_move("workflow", workflow.id, workflow.state, WorkflowState.CANCELED)
-        if principal is not None:
+        if principal is not None:  # (admitted before the state is said, as a cancel is)
             await admit_caller(
                 custom=tx.specs[workflow.path].actions.get("cancel"),
                 action="cancel",
@@ -276,6 +307,7 @@ class Workflow:
                 element=f"workflow {workflow.name!r} ({workflow.id}), which its migration cancels",
                 context=self._cancel_context,
             )
+        check_move("workflow", workflow.id, workflow.state, WorkflowState.CANCELED)
         tx.state.migrated_to = migrated_to
         await self._cancel(teardown=False)
 

@@ -331,10 +331,10 @@ class WorkItemLimitError(EngineError):
         self, workflow: str, task: str, most: int, *, composite: bool = False, has: int = 0
     ) -> None:
         self.workflow, self.task, self.most = workflow, task, most
-        what, builder = (
-            ("child workflows", "composite_task") if composite else ("work items", "task")
-        )
-        count = f"{max(has, most):,}" + (f" (at most {most:,})" if has > most else "")
+        what, builder = ("child workflow", "composite_task") if composite else ("work item", "task")
+        many = max(has, most)
+        what += "" if many == 1 else "s"  # ("has 1 child workflows": this stop's own test)
+        count = f"{many:,}" + (f" (at most {most:,})" if has > most else "")
         super().__init__(  # (its count, past the bound by the net's own: retest h38 R7)
             f"task {task!r} of {workflow!r} has {count} {what} in this generation "
             "(open, completed and canceled alike), the most outside callers may bring it to: "

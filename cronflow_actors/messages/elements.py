@@ -151,6 +151,9 @@ class InitializeWorkflow(Message, frozen=True, kw_only=True, gc=False):
     empty: bool = False
     """The root of a queued run canceled before it started: made, with its start condition
     marked, but no task enabled and no ``on_initialized`` (a ``CancelWorkflow`` follows)."""
+    admitted: bool = False
+    """``principal`` was admitted already (schema, authentication, policy): a composite task
+    asks its child's ``initialize`` so before it says its state or bound (review h38 F3)."""
 
 
 class EnsureWorkflowStarted(Message, frozen=True, kw_only=True, gc=False):

@@ -145,3 +145,31 @@ async def test_a_caller_the_policy_refuses_hears_that_before_the_bound_or_the_st
             await rt.initialize_work_item(ballot, "vote", principal=eve)
         with pytest.raises(InvalidStateTransitionError):
             await rt.initialize_work_item(ballot, "vote", principal=ada)
+
+
+async def test_the_same_holds_for_a_composite_task_and_a_workflow_s_cancel() -> None:
+    """A child workflow's initialize policy was asked after the composite task's bound, and a
+    workflow's cancel policy after the workflow's state (review h38 F3, the rest)."""
+    eve, ada = cf.Principal(id="eve"), TOKENS["t-ada"]
+    only_ada = net.action(policy=lambda ctx, payload: ctx.principal.id == "ada")
+    kid = net.workflow("kid").start_condition("start").end_condition("end")
+    kid.task("X", net.task()).connect_condition("start", "X").connect_task("X", "end")
+    built = net.workflow("cases").start_condition("start").end_condition("end")
+    child = net.composite_task(kid.actions(initialize=only_ada).build()).max_work_items(1)
+    built.composite_task("cases", child)
+    built.connect_condition("start", "cases").connect_task("cases", "end")
+    async with cf.Runtime(db=":memory:") as rt:
+        rt.register(built.actions(cancel=only_ada).build())
+        cases = await rt.start_workflow("cases")  # its default child: past a bound of 1
+        with pytest.raises(ActionDeniedError):
+            await rt.initialize_workflow(cases, "cases", principal=eve)
+        with pytest.raises(WorkItemLimitError, match="has 1 child workflow in this generation"):
+            await rt.initialize_workflow(cases, "cases", principal=ada)
+        await rt.cancel_workflow(cases, principal=ada)
+        for principal, refusal in ((eve, ActionDeniedError), (ada, InvalidStateTransitionError)):
+            with pytest.raises(refusal):
+                await rt.cancel_workflow(cases, principal=principal)
+            with pytest.raises(refusal):
+                await rt.initialize_workflow(cases, "cases", principal=principal)
+        assert await rt.workflow_state(cases) == "canceled"
+        assert len(await rt.child_workflows(cases, "cases")) == 1
