@@ -54,7 +54,7 @@ from cronflow_actors.kernel._actor import (  # (not the package's: mypyc, setup.
     LoopActor,
 )
 from cronflow_actors.kernel._eager import EagerTask
-from cronflow_actors.messages import Message, plain, plain_copy
+from cronflow_actors.messages import Message, plain_copy, storable_attributes
 from cronflow_actors.messages.engine import (
     ActionFinished,
     WorkflowRecord,
@@ -92,19 +92,6 @@ in_user_code: contextvars.ContextVar[bool] = contextvars.ContextVar(
 """True in the context a step's or an action's handler runs in: a run started there is never
 held back by ``Runtime(max_active_runs=...)`` (``runtime/admission.py``), so a run that starts
 another and waits for it cannot wait on a place it holds itself."""
-
-
-def storable_attributes(error: BaseException) -> dict[str, Any] | None:
-    """An exception's public attributes that can be stored (what survives a restart)."""
-    kept = {}
-    for name, value in vars(error).items():
-        if name.startswith("_"):
-            continue
-        try:
-            kept[name] = plain(value)
-        except (TypeError, ValueError, OverflowError):
-            continue  # not a plain value: kept in memory only (on the exception itself)
-    return kept or None
 
 
 class HandlerTracing(Protocol):

@@ -15,11 +15,13 @@ from cronflow_actors.errors import (
     CircuitOpenError,
     RetryRequested,
     RunFailedError,
+    StepFailedError,
     StepTimeoutError,
     class_name,
 )
 from cronflow_actors.flow.context import FlowContext
 from cronflow_actors.flow.options import CircuitBreaker
+from cronflow_actors.messages import storable_attributes
 from cronflow_actors.net.durations import parse_duration
 
 __all__ = ["call_step", "describe", "fall_back", "step_handler"]
@@ -70,8 +72,14 @@ def step_handler(
     cache = getattr(node, "cache", None)
     breaker = getattr(node, "circuit_breaker", None)
 
+    fallbacks = bool(node.on_error) and iterations is None  # called here, in the step
+
     async def run(ectx: Any) -> Any:
         fctx = FlowContext.of(ectx, step_ids)
+        if fallbacks and ectx.redispatches:  # cut in a fallback? its failure is kept
+            failure = await _kept_failure(ectx, flow_id)
+            if failure is not None:
+                return await fall_back(node, fctx, failure, ectx)
         key = None
         if cache is not None:
             key = f"{node.id}:{await settle(cache.key(fctx))}"
@@ -106,8 +114,9 @@ def step_handler(
                     if asked is not None:  # its ctx.cancel(): the step ends its run, no retry
                         raise asked from error
                 raise RetryRequested(delay, describe(error)) from error
-            if not node.on_error or iterations is not None:
+            if not fallbacks:
                 raise  # (a loop's body: its task catches it, its fallback ends the loop)
+            await _keep_failure(ectx, flow_id, error)
             return await fall_back(node, fctx, error, ectx)
         if cache is not None:
             ttl = cache.ttl
@@ -116,6 +125,30 @@ def step_handler(
         return output
 
     return run
+
+
+_KEPT_FOR = 30 * 86_400
+"""How long a step's failure is kept for its fallbacks (seconds): past any restart's wait."""
+
+
+async def _keep_failure(ectx: Any, flow_id: str, error: BaseException) -> None:
+    """A step's failure, durable before its first fallback starts: a restart that finds the
+    step cut in one runs its fallbacks again, and not the step, whose failure was read here (a
+    compensation gone out, then the step run again and succeeding: conform h39 F1). Kept under
+    the attempt's key (its idempotency key names the work item) in the flow's engine state."""
+    data = storable_attributes(error)
+    failure = {"error": describe(error), "type": class_name(error), "data": data}
+    kept = ectx.state.sibling(f"cronflow:failed:{flow_id}")
+    await kept.set(f"{ectx.idempotency_key}:{ectx.attempt or 1}", failure, ttl=_KEPT_FOR)
+
+
+async def _kept_failure(ectx: Any, flow_id: str) -> StepFailedError | None:
+    """The failure ``_keep_failure`` kept for this attempt, as its fallbacks read it then."""
+    kept = ectx.state.sibling(f"cronflow:failed:{flow_id}")
+    failure = await kept.get(f"{ectx.idempotency_key}:{ectx.attempt or 1}")
+    if failure is None:
+        return None
+    return StepFailedError(failure["error"], type=failure["type"], attributes=failure["data"])
 
 
 async def fall_back(node: Any, fctx: FlowContext, error: BaseException, ectx: Any) -> Any:

@@ -14,6 +14,7 @@ from cronflow_actors.messages.base import (
     json_encode,
     plain,
     plain_copy,
+    storable_attributes,
 )
 from cronflow_actors.messages.engine import Principal
 from cronflow_actors.messages.kernel import ChildFailed, ChildStopped
@@ -45,4 +46,5 @@ __all__ = [
     "json_encode",
     "plain",
     "plain_copy",
+    "storable_attributes",
 ]

@@ -27,6 +27,7 @@ __all__ = [
     "json_encode",
     "plain",
     "plain_copy",
+    "storable_attributes",
 ]
 
 T = TypeVar("T")
@@ -79,6 +80,19 @@ def plain(value: Any) -> Any:
         return value
     builtins = msgspec.to_builtins(value, builtin_types=_BYTES)
     return _plain_decoder.decode(_msgpack_encoder.encode(builtins))
+
+
+def storable_attributes(error: BaseException) -> dict[str, Any] | None:
+    """An exception's public attributes that can be stored (what survives a restart)."""
+    kept = {}
+    for name, value in vars(error).items():
+        if name.startswith("_"):
+            continue
+        try:
+            kept[name] = plain(value)
+        except (TypeError, ValueError, OverflowError):
+            continue  # not a plain value: kept in memory only (on the exception itself)
+    return kept or None
 
 
 def plain_copy(value: Any) -> Any:

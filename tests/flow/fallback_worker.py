@@ -1,0 +1,55 @@
+"""A process running one saga, for the fallback crash test:
+``python -m tests.flow.fallback_worker DB``.
+
+Its step ``charge`` fails (its only attempt; the gateway took the money all the same), and its
+``on_error`` fallback ``refund`` prints ``refunding`` and hangs there until it is killed. Every
+call prints a line: ``charge`` or ``refund <the error it answers>``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from typing import Any
+
+import cronflow_actors as cf
+
+CALLS: list[str] = []
+"""The calls of a process that imports this module (the test's own runtime)."""
+
+
+class GatewayError(Exception):
+    def __init__(self, status: int) -> None:
+        super().__init__(f"the gateway said {status} after taking the money")
+        self.status = status
+
+
+def saga(*, hang: bool) -> cf.Flow:
+    async def charge(ctx: Any) -> dict[str, int]:
+        print("charge", flush=True)
+        CALLS.append("charge")
+        raise GatewayError(502)
+
+    async def refund(ctx: Any) -> dict[str, Any]:
+        said = f"refund {type(ctx.error).__name__} {ctx.error.status}: {ctx.error}"
+        print(said, flush=True)
+        CALLS.append(said)
+        if hang:
+            print("refunding", flush=True)
+            await asyncio.sleep(3600)
+        return {"refunded": True, "redispatches": ctx.redispatches}
+
+    return cf.define("saga").step("charge", charge).on_error(refund).step("ship", lambda c: c.last)
+
+
+async def main(db: str) -> None:
+    # A short lease, so the next process takes over soon after the kill.
+    async with cf.Runtime(
+        db=db, workflows=[saga(hang=True)], lease_seconds=0.5, wait_for_lease=True
+    ) as rt:
+        await rt.trigger("saga", {"order": 1}, instance_id="r1")
+        await asyncio.sleep(3600)
+
+
+if __name__ == "__main__":
+    asyncio.run(main(sys.argv[1]))
