@@ -13,7 +13,7 @@ import msgspec
 from cronflow_actors.errors import InvalidWorkflowError, MockLostError
 from cronflow_actors.flow.compile import compile_flow
 from cronflow_actors.flow.compiled import CompiledFlow, Resolve
-from cronflow_actors.flow.nodes import Branch, IfNode, Node
+from cronflow_actors.flow.nodes import Branch, EachNode, IfNode, Node
 
 __all__ = ["mocked", "stand_ins"]
 
@@ -29,7 +29,7 @@ def mocked(
     retry, timeout and ``on_error`` still apply)."""
 
     def mock(node: Node) -> Node:
-        return msgspec.structs.replace(node, handler=mocks[node.id])
+        return _one_function(msgspec.structs.replace(node, handler=mocks[node.id]))
 
     return _recompiled(flow, mock, mocks, resolve)
 
@@ -48,9 +48,19 @@ def stand_ins(
             for name, default in _STEP_OPTIONS.items()
             if name in type(node).__struct_fields__
         }
-        return msgspec.structs.replace(node, handler=lost, **options)
+        return _one_function(msgspec.structs.replace(node, handler=lost, **options))
 
     return _recompiled(flow, stand_in, set(steps), resolve)
+
+
+def _one_function(node: Node) -> Node:
+    """A mocked step that calls its function: a ``for_each`` (or ``batch``) whose handler
+    built a flow per item calls the mock per item (``mock(item, ctx)``) in that flow's place,
+    where its item flow ran with the real functions and the mock was never called (conform
+    h39 F3)."""
+    if isinstance(node, EachNode) and node.inner is not None:
+        return msgspec.structs.replace(node, inner=None)
+    return node
 
 
 def _recompiled(

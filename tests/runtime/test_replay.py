@@ -610,3 +610,52 @@ def test_a_key_an_older_resume_stored_twice_is_taken_once() -> None:
             for n in (3, 4)
         ]
         assert [take_key(state, root, item) for item in items] == ["old.w2", ""], taken_first
+
+
+def per_line_orders(charged: list[Any]) -> cf.Flow:
+    """A ``for_each`` whose handler builds a flow per item, after a sleep."""
+
+    def per_line(line: Any, flow: cf.Flow) -> cf.Flow:
+        def charge(ctx: Any) -> str:
+            charged.append(line)
+            return f"charged {line}"
+
+        return flow.step("charge", charge)
+
+    each = cf.define("orders").sleep("settle", "10m")
+    return each.for_each("lines", lambda ctx: ctx.payload["lines"], per_line)
+
+
+async def test_a_mock_of_a_for_each_that_builds_a_flow_per_item_stands_in_for_it(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    """The mock was accepted and never called: each item's flow ran its real functions, and a
+    replay meant to mock the charge out charged (conform h39 F3). It is called per item, as a
+    ``for_each`` of one function calls it, and a restart that lost it fails the construct."""
+    charged: list[Any] = []
+    mocks = {"lines": lambda item, ctx: f"mocked {item}"}
+    mocked = [{"item": n, "result": f"mocked {n}", "index": n - 1} for n in (1, 2)]
+    harness = per_line_orders(charged).test().trigger({"lines": [1, 2]})
+    tested = await harness.mock_step("lines", mocks["lines"]).run()
+    assert (tested.status, tested.output["results"], charged) == ("completed", mocked, [])
+
+    db = tmp_path / "orders.db"
+    async with cf.Runtime(db=db, clock=clock, workflows=[per_line_orders(charged)]) as rt:
+        original = await rt.trigger("orders", {"lines": [1, 2]})
+        await rt.wait_idle()
+        clock.advance(600)
+        assert (await rt.wait(original)).status == "completed"
+        assert sorted(charged) == [1, 2]
+        replay = await rt.replay(original, mock_steps=mocks)
+        await rt.wait_idle()
+        clock.advance(600)
+        assert (await rt.wait(replay)).output["results"] == mocked
+        assert sorted(charged) == [1, 2]  # the real charges: the original run's alone
+        lost = await rt.replay(original, mock_steps=mocks)
+        await rt.wait_idle()  # asleep before the mocked construct
+    async with cf.Runtime(db=db, clock=clock, workflows=[per_line_orders(charged)]) as again:
+        clock.advance(600)
+        result = await again.wait(lost)
+        assert result.status == "failed"
+        assert "MockLostError" in str(result.error)
+        assert sorted(charged) == [1, 2]
