@@ -310,6 +310,9 @@ class Compiler:
         conditions = [branch.condition for branch in node.branches]
 
         async def route(ctx: Any) -> Any:
+            taken = taken_before(ctx, split, targets)
+            if taken is not None:
+                return ctx.route.to_task(taken)
             fctx = FlowContext.of(ctx, ids)
             for condition, target in zip(conditions, targets, strict=True):
                 if condition is None or await settle(condition(fctx)):
@@ -389,6 +392,23 @@ class Compiler:
         self.builder.connect_task(node.id, recover, onward)
         self.builder.connect_task(recover, done)
         return done
+
+
+def taken_before(ctx: Any, split: str, targets: list[str]) -> str | None:
+    """The branch of ``if_`` split ``split`` that the run gone on from (a resume's, a
+    migration's) took, when it decided there once and one of ``targets`` is where it went:
+    asked again, a condition whose answer had changed (the state, the clock, the code fixed
+    before the resume) took the other branch, and the steps the first branch completed
+    vanished from the run, its failed step never run again (conform h39 F5). None: the
+    conditions decide (a new run, a split in a loop or a subflow, one not reached before)."""
+    source = ctx.migrating_from
+    if source is None or ctx.parent.parent_id is not None or ctx.task.generation != 1:
+        return None
+    generations = source.generations
+    if generations.get(split, 0) != 1:
+        return None
+    entered = [target for target in targets if generations.get(target, 0) > 0]
+    return entered[0] if len(entered) == 1 else None
 
 
 def _cancel_item(node: n.CancelNode) -> net.WorkItemBuilder:

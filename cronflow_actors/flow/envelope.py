@@ -17,7 +17,7 @@ from typing import Any
 
 import msgspec
 
-from cronflow_actors.messages.migrations import CarriedChild, KeptEvent
+from cronflow_actors.messages.migrations import CarriedChild, KeptEvent, MigrationSource
 
 __all__ = ["EMPTY", "Resumed", "TriggerEnvelope", "flow_payload", "open_envelope", "read_envelope"]
 
@@ -48,6 +48,10 @@ class Resumed(msgspec.Struct, frozen=True, kw_only=True):
     (``MigrationRecord.answered``)."""
     answered_types: dict[str, str] = msgspec.field(default_factory=dict)
     """Their classes (``module.Name``), by step, where known."""
+    root: MigrationSource | None = None
+    """The run's root as it ended, its outputs left out (``outputs`` has them): the resumed
+    run's ``ctx.migrating_from``, where its ``if_`` splits read the branch the run took
+    (conform h39 F5). None: a resume written before it was kept."""
 
 
 class TriggerEnvelope(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):

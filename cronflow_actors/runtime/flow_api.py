@@ -109,6 +109,9 @@ class FlowMethods(NetMethods):
             answered_types=dict(resumed.answered_types),
             keys=resumed.keys,
             registered=False,
+            source=[]
+            if (root := resumed.root) is None
+            else [replace(root, outputs=dict(resumed.outputs))],
             # copies: consumed as they are used, and the lists are the run's recorded trigger's
             children=[
                 replace(c, outputs=dict(c.outputs), items=list(c.items), keys=list(c.keys))

@@ -49,6 +49,7 @@ from cronflow_actors.runtime.carried import (
     carried_events,
     carried_on,
     links_of,
+    sources_of,
 )
 from cronflow_actors.runtime.catalog import FlowCatalog
 from cronflow_actors.runtime.ids import resume_id
@@ -422,4 +423,5 @@ def _resumable(
         kept=kept,
         answered=answered.errors,
         answered_types=answered.types,
+        root=msgspec.structs.replace(sources_of(state)[0], outputs={}),
     )

@@ -250,7 +250,9 @@ async def test_the_id_a_pending_migration_planned_is_not_for_another_start(rt: c
                 raise RuntimeError("the new version's first node is down")
             return True
 
-        flow = cf.define("flaky", version=version).if_("go", boom).step("a", str).end_if()
+        # (v2's if_ is new: one the old run decided is not asked again, conform h39 F5)
+        split = "go" if version == "v1" else "go2"
+        flow = cf.define("flaky", version=version).if_(split, boom).step("a", str).end_if()
         return flow.pause("hold")
 
     rt.register(flaky("v1"))
@@ -298,7 +300,8 @@ async def test_a_pending_migrations_run_keeps_its_place_across_a_restart(tmp_pat
                 raise RuntimeError("v1's first node is down")
             return True
 
-        flow = cf.define("one", version=version, concurrency=1).if_("go", gate).step("a", str)
+        flow = cf.define("one", version=version, concurrency=1).if_(f"go_{version}", gate)
+        flow = flow.step("a", str)
         return flow.end_if().pause("hold")
 
     db = tmp_path / "one.db"
@@ -340,7 +343,7 @@ async def test_cancel_gives_up_a_migration_whose_new_run_cannot_start(tmp_path: 
             return bool(ctx.payload["amount"] if version == "v1" else ctx.payload.get("amount"))
 
         flow = cf.define("orders", version=version, concurrency=1, hooks=hooks)
-        flow = flow.if_("big", amount)
+        flow = flow.if_(f"big_{version}", amount)  # (a new if_: asked in a migration)
         return flow.step("review", str).end_if().pause("hold")
 
     db = tmp_path / "orders.db"
@@ -456,7 +459,8 @@ async def test_a_migration_whose_id_was_taken_gives_up_and_its_run_replays(
                 raise RuntimeError("down")
             return True
 
-        return cf.define("flaky2", version=version).if_("go", gate).step("a", str).end_if()
+        flow = cf.define("flaky2", version=version).if_(f"go_{version}", gate)
+        return flow.step("a", str).end_if()
 
     down = [True]
     rt.register(flaky("v1", down).pause("hold"))
@@ -703,7 +707,8 @@ def _pending_orders(hooks: cf.Hooks, down: list[bool], gate: asyncio.Event | Non
             return True
 
         flow = cf.define("orders", version=version, concurrency=1, hooks=hooks)
-        return flow.if_("big", first).step("review", str).end_if().pause("hold")
+        # (each version's if_ its own: one a run decided is not asked again in a migration)
+        return flow.if_(f"big_{version}", first).step("review", str).end_if().pause("hold")
 
     return [orders("v1"), orders("v2")]
 
