@@ -72,11 +72,20 @@ def reap(started: list[subprocess.Popen[str]]) -> None:
             process.stdout.close()
 
 
-def start(app: str, db: Path, *extra: str, port: int | None = None) -> Served:
+def start(
+    app: str,
+    db: Path,
+    *extra: str,
+    port: int | None = None,
+    open_files: tuple[int, int] | None = None,
+) -> Served:
+    """``serve app`` on ``db``; ``open_files``: its (soft, hard) limit of open files."""
     port = port or free_port()
     log = db.parent / f"serve-{port}.log"
     handle = log.open("wb")
     command = [sys.executable, "-m", "cronflow_actors", "serve", app, "--db", str(db)]
+    if open_files is not None:  # (util-linux's prlimit: no preexec_fn in a threaded process)
+        command = ["prlimit", f"--nofile={open_files[0]}:{open_files[1]}", "--", *command]
     command += ["--port", str(port), *extra]
     process = subprocess.Popen(
         command,
@@ -90,8 +99,10 @@ def start(app: str, db: Path, *extra: str, port: int | None = None) -> Served:
 
 
 @contextlib.contextmanager
-def serving(app: str, db: Path, *extra: str) -> Iterator[Served]:
-    served = start(app, db, *extra)
+def serving(
+    app: str, db: Path, *extra: str, open_files: tuple[int, int] | None = None
+) -> Iterator[Served]:
+    served = start(app, db, *extra, open_files=open_files)
     try:
         assert served.up(), served.output()
         yield served

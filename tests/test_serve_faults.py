@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.serving import ROOT, Served, start
+from tests.serving import ROOT, Served, serving, start
 
 APP = str(ROOT / "tests" / "serve_edge_app.py")
 DRAIN = 3.0
@@ -218,3 +218,24 @@ def test_stop_signals_while_it_exits_leave_the_exit_code_its_own(tmp_path: Path)
         time.sleep(0.01)
     # 0: stopped by the signal before it saw its store fail; 1: the failure first
     assert served.process.returncode in (0, 1), served.output()
+
+
+def open_files(pid: int) -> list[str]:
+    """The soft and hard limits of open files of process ``pid``."""
+    limits = Path(f"/proc/{pid}/limits").read_text().splitlines()
+    [line] = [line for line in limits if line.startswith("Max open files")]
+    return line.split()[3:5]
+
+
+def test_serve_takes_the_open_files_its_hard_limit_allows(tmp_path: Path) -> None:
+    """A soft limit of 1,024 ran out under half-sent requests before --max-connections did:
+    /healthz went unanswered and steps failed with EMFILE, nothing said (hostile h39 F1)."""
+    with serving(APP, tmp_path / "files.db", open_files=(256, 4096)) as served:
+        assert open_files(served.process.pid) == ["4096", "4096"]
+        assert "may open" not in served.output()
+    low = tmp_path / "low.db"
+    with serving(APP, low, "--max-connections", "1000", open_files=(256, 512)) as served:
+        assert open_files(served.process.pid) == ["512", "512"]
+        said = served.output()
+        assert "this process may open 512 files (its hard limit, ulimit -Hn)" in said
+        assert "or lower --max-connections" in said

@@ -8,6 +8,7 @@ with its own folder first (as ``python path/file.py`` runs it), so the modules b
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
 import importlib.util
@@ -151,6 +152,40 @@ def _first_on_path(folder: Path) -> None:
         sys.path.insert(0, entry)
 
 
+_OWN_FILES = 256
+"""Files the process keeps open besides its connections: the database's, the log, what steps
+open (sockets to other services, files), the blocking pool's."""
+
+
+def _open_files(max_connections: int) -> None:
+    """Raise the process's soft limit of open files to its hard one: a soft limit of 1024 (many
+    systems' default) ran out under ``--max-connections`` half-sent requests before that limit
+    did: ``/healthz`` went unanswered and steps that opened a socket failed with EMFILE, with
+    nothing in the log (hostile h39 F1). A hard limit too low for the connections is said."""
+    try:
+        import resource
+    except ImportError:  # (not on Windows)
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and soft < hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+    elif hard == resource.RLIM_INFINITY and soft != hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 65536), hard))
+            soft = max(soft, 65536)
+    if soft != resource.RLIM_INFINITY and soft < max_connections + _OWN_FILES:
+        logging.getLogger("cronflow_actors.serve").warning(
+            "this process may open %d files (its hard limit, ulimit -Hn), under --max-connections "
+            "%d and the %d more it keeps for the database, the log and what steps open: raise the "
+            "limit (systemd LimitNOFILE=, docker --ulimit nofile=) or lower --max-connections",
+            soft,
+            max_connections,
+            _OWN_FILES,
+        )
+
+
 def serve(settings: Any, *, process_ends: bool = False) -> int:
     """Run the server with ``settings`` (a ``Config``) until SIGTERM/SIGINT. Exit codes: 0 after
     a clean stop, 1 when the runtime failed while serving (its store broke, its lease was
@@ -166,6 +201,7 @@ def serve(settings: Any, *, process_ends: bool = False) -> int:
 
     _configure_logging(settings.log_level, settings.log_format)
     tune_collector(settings.gc_threshold)
+    _open_files(settings.max_connections)
     loop, make_loop = loop_factory(settings.loop)
     logging.getLogger("cronflow_actors.serve").info(
         "event loop: %s (the loop setting: %s)", loop, settings.loop
