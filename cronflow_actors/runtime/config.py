@@ -80,6 +80,26 @@ class TokenConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     scopes: list[str] = msgspec.field(default_factory=list)
     read_only: bool = False  # GET and HEAD only: a dashboard's, a watcher's console
 
+    def __post_init__(self) -> None:
+        if not self.id.strip():  # (a principal "" started runs and items: hostile h39 F2)
+            raise ValueError("its id must name someone (it is empty)")
+
+
+_BEARER = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+"""What an ``Authorization: Bearer`` credential may be (RFC 6750's b64token)."""
+
+
+_SENDABLE = (
+    "a token a client can send as 'Authorization: Bearer <token>' (letters, digits and "
+    "-._~+/, = at its end), not empty or blank: is a variable the settings read unset?"
+)
+
+
+def sendable(secret: str) -> bool:
+    """A token a client can send: a blank one ("${API_TOKEN}" with the variable unset) locked
+    every route, a space in one locked /metrics, and nothing said why (hostile h39 F2)."""
+    return _BEARER.fullmatch(secret) is not None
+
 
 SECONDS = (
     "lease_seconds",
@@ -164,6 +184,8 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
                 f"metrics_port {self.metrics_port} is the API's port too: give /metrics a port "
                 "of its own, or leave metrics_port unset to serve it on the API's port"
             )
+        if self.metrics_token and not sendable(self.metrics_token):  # ("": none, as it was)
+            raise ValueError(f"metrics_token must be {_SENDABLE}")
         deletion_age(self.retention, "retention")  # "30d", "12h", "0" (keep forever)
         _check_url(self.url)
         for name, limit in self.queues.items():
@@ -350,15 +372,18 @@ def _check_tables(data: Mapping[str, Any], origin: Mapping[str, str]) -> None:
                     expected = f"a whole number of runs >= 1 (it came from {where})"
                     raise ConfigurationError(f"queues.{key}", entry, expected)
                 continue
+            name = f"tokens entry {place}"
+            if isinstance(entry, dict) and isinstance(entry.get("id"), str):
+                name += f" (id {entry['id']!r})"
             try:
                 msgspec.convert(entry, TokenConfig)
             except msgspec.ValidationError as error:
-                name = f"tokens entry {place}"
-                if isinstance(entry, dict) and isinstance(entry.get("id"), str):
-                    name += f" (id {entry['id']!r})"
                 reason = _AT.sub("", str(error))
                 expected = f"{_TOKEN}: {reason} (it came from {where})"
                 raise ConfigurationError(name, entry, expected) from None
+            if not sendable(key):
+                expected = f"as its key {_SENDABLE} (it came from {where})"
+                raise ConfigurationError(name, "(hidden)", expected)
 
 
 def _refusal(text: str, data: Mapping[str, Any], origin: Mapping[str, str]) -> Exception:

@@ -176,3 +176,24 @@ def test_a_lease_is_half_a_second_to_a_day(value: str, tmp_path: Path) -> None:
         with pytest.raises(ConfigurationError, match=r"seconds from 0\.5"):
             cf.Runtime(db=tmp_path / "lease.db", lease_seconds=float(value))
     assert load_config(None, environ={}, overrides={"lease_seconds": "0.5"}).lease_seconds == 0.5
+
+
+@pytest.mark.parametrize(
+    ("text", "named", "expected"),
+    [
+        ('[tokens.""]\nid = "ops"\n', "tokens entry 1 (id 'ops')", "as its key a token a client"),
+        ('[tokens." "]\nid = "ops"\n', "tokens entry 1 (id 'ops')", "not empty or blank"),
+        ('[tokens."t 3f9a"]\nid = "ops"\n', "tokens entry 1 (id 'ops')", "is a variable"),
+        ('[tokens.t-3f9a]\nid = ""\n', "tokens entry 1 (id '')", "its id must name someone"),
+        ('metrics_token = " "\n', "metrics_token", "metrics_token must be a token a client"),
+    ],
+)
+def test_a_token_no_client_can_send_or_that_names_nobody_is_refused(
+    tmp_path: Path, text: str, named: str, expected: str
+) -> None:
+    """A blank token (a template's unset variable) locked every route, one with a space locked
+    /metrics, and an empty id acted as principal "": all taken without a word (hostile h39 F2)."""
+    said = refusal(tmp_path / "cronflow.toml", text)
+    assert named in said
+    assert expected in said
+    assert "t 3f9a" not in said  # (a token is never shown)
