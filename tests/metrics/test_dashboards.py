@@ -152,6 +152,40 @@ def test_the_alert_rules_pass_their_unit_tests_and_the_scrape_config_is_valid(
     assert tested_alerts == alerts  # every alert has a unit test
 
 
+def test_the_re_runs_of_a_restart_show_on_their_panel(
+    prometheus_binaries: None, tmp_path: Path
+) -> None:
+    """A restart runs its cut steps again before it listens, so its first scrape reads 1: a
+    rate saw no change from the process before (which had read 1 too, or whose last scrape
+    was a drain's length earlier) and the panel said 0 after every restart (newcomer h39 F1).
+    The panel's queries, evaluated by promtool over such a restart's samples, read 1."""
+    panel = "Runs again after restarts, and held runs"
+    reruns = [q.promql for q in queries() if q.panel == panel and q.ref in ("A", "B")]
+    assert len(reruns) == 2
+    labels = '{job="cronflow", instance="a:8000", workflow="orders"'
+    # the process before read 1 (its own start's re-run) until minute 3; the next one, up at
+    # minute 5, read 1 again (one more step run again); scraped every minute
+    series = [
+        {"series": f'cronflow_steps_rerun_total{labels}, kind="step"}}', "values": "1 1 1 1 _ 1 1"},
+        {
+            "series": f'cronflow_actions_redispatched_total{labels}, action="notify"}}',
+            "values": "0 0 0 0 _ 1 1",
+        },
+    ]
+    cases = [
+        {
+            "expr": expr,
+            "eval_time": "6m",
+            "exp_samples": [{"labels": '{workflow="orders"}', "value": 1}],
+        }
+        for expr in reruns
+    ]
+    tests = {"tests": [{"interval": "1m", "input_series": series, "promql_expr_test": cases}]}
+    (tmp_path / "panel_test.yml").write_text(yaml.safe_dump(tests))
+    tested = promtool("test", "rules", str(tmp_path / "panel_test.yml"))
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+
+
 def test_writes_per_commit_reads_one_on_a_quiet_runtime(
     prometheus_binaries: None, tmp_path: Path
 ) -> None:
