@@ -80,9 +80,8 @@ def step_handler(
             failure = await _kept_failure(ectx, flow_id)
             if failure is not None:
                 return await fall_back(node, fctx, failure, ectx)
-        key = None
-        if cache is not None:
-            key = f"{node.id}:{await settle(cache.key(fctx))}"
+        key = None if cache is None else await _cache_key(cache, fctx, node.id)
+        if key is not None:
             hit = await ectx.state.sibling(f"cronflow:cache:{flow_id}").get(key, _MISS)
             if hit is not _MISS:
                 return hit
@@ -104,7 +103,7 @@ def step_handler(
             if breaker is not None and not isinstance(error, CircuitOpenError):
                 await guard.failed(error)
             attempt = ectx.attempt or 1
-            if retry is not None and attempt < retry.attempts and retry.should_retry(error):
+            if retry is not None and attempt < retry.attempts and _retries(retry, error, node.id):
                 delay = retry.delay_before(attempt)
                 if retry.on_retry is not None:  # one that raises is logged; the retry goes on
                     what = f"on_retry of step {node.id!r}"
@@ -118,13 +117,43 @@ def step_handler(
                 raise  # (a loop's body: its task catches it, its fallback ends the loop)
             await _keep_failure(ectx, flow_id, error)
             return await fall_back(node, fctx, error, ectx)
-        if cache is not None:
-            ttl = cache.ttl
+        if key is not None and cache is not None:
             cached = ectx.state.sibling(f"cronflow:cache:{flow_id}")
-            await cached.set(key, output, ttl=ttl)
+            await cached.set(key, output, ttl=cache.ttl)
         return output
 
     return run
+
+
+async def _cache_key(cache: Any, fctx: FlowContext, step: str) -> str | None:
+    """The step's key in its cache; None, logged, when its key function raised: the step runs
+    without its cache. Its error was the step's own, in the step's name (no retry, no fallback,
+    the function never called: conform h39 F2), as a broken ``on_retry`` is no failure either."""
+    try:
+        return f"{step}:{await settle(cache.key(fctx))}"
+    except Exception as error:
+        logger.warning(
+            "the cache key of step %r raised %s: the step runs without its cache",
+            step,
+            describe(error),
+        )
+        return None
+
+
+def _retries(retry: Any, error: BaseException, step: str) -> bool:
+    """Whether ``retry`` takes another attempt after ``error``; a ``retry_on`` filter that
+    raised takes none, logged, and the step's own error goes on to its fallbacks and its
+    record (the filter's was recorded in its place, and no fallback ran: conform h39 F2)."""
+    try:
+        return bool(retry.should_retry(error))
+    except Exception as raised:
+        logger.warning(
+            "the retry_on of step %r raised %s, asked about %s: no retry",
+            step,
+            describe(raised),
+            describe(error),
+        )
+        return False
 
 
 _KEPT_FOR = 30 * 86_400

@@ -127,3 +127,39 @@ def test_bad_cache_and_breaker_options_are_reported() -> None:
     assert "circuit_breaker failures must be a whole number >= 1" in text
     assert "circuit_breaker reset" in text
     assert "cache must be a cf.Cache(...)" in text
+
+
+async def test_a_retry_on_filter_or_a_cache_key_that_raises_is_said_and_not_the_steps_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The filter's or the key's exception was recorded as the step's, the step's own error
+    lost, its on_error not called (and for the key, the function never run, no retry):
+    conform h39 F2. A broken filter takes no retry; a broken key runs the step uncached."""
+    calls: list[Any] = []
+
+    def charge(ctx: Any) -> str:
+        calls.append(("charge", ctx.attempt))
+        raise TimeoutError("gateway timeout")
+
+    def refund(ctx: Any) -> str:
+        calls.append(("refund", str(ctx.error)))
+        return "refunded"
+
+    def is_transient(error: Any) -> bool:
+        return bool(error.status >= 500)  # TimeoutError has no status: a bug in the filter
+
+    filtered = cf.Retry(attempts=3, retry_on=is_transient)
+    ro = cf.define("ro").step("charge", charge, retry=filtered).on_error(refund)
+    result = await ro.test().trigger({}).run()
+    assert (result.status, result.output) == ("completed", "refunded")
+    assert calls == [("charge", 1), ("refund", "gateway timeout")]
+    assert "the retry_on of step 'charge' raised AttributeError" in caplog.text
+    assert "asked about TimeoutError: gateway timeout: no retry" in caplog.text
+
+    calls.clear()
+    keyed = cf.Cache(key=lambda ctx: ctx.payload["currency"], ttl="1h")
+    ck = cf.define("ck").step("charge", charge, retry=cf.Retry(attempts=2), cache=keyed)
+    result = await ck.on_error(refund).test().trigger({}).run()
+    assert (result.status, result.output) == ("completed", "refunded")
+    assert calls == [("charge", 1), ("charge", 2), ("refund", "gateway timeout")]
+    assert "the cache key of step 'charge' raised KeyError: 'currency'" in caplog.text
