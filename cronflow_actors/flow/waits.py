@@ -113,6 +113,16 @@ def event_task(node: n.EventNode, step_ids: frozenset[str]) -> net.TaskBuilder:
     return task.activities(on_work_item_state_changed=again) if retried else task
 
 
+async def _named(step: str, called: str, fn: Any, *args: Any) -> Any:
+    """``fn(*args)``, a pause's callback; its error names it and how it is called: a
+    ``TypeError`` of an ``approval_url`` written ``fn(ctx)`` named neither (conform h39 F6)."""
+    try:
+        return await settle(fn(*args))
+    except Exception as error:
+        said = f"{type(error).__name__}: {error}"
+        raise RuntimeError(f"the {called} of pause {step!r} raised {said}") from error
+
+
 def human_task(node: n.HumanNode, step_ids: frozenset[str]) -> net.TaskBuilder:
     """A manual work item completed by ``resume(token, payload)``, or as timed out."""
 
@@ -120,9 +130,9 @@ def human_task(node: n.HumanNode, step_ids: frozenset[str]) -> net.TaskBuilder:
         fctx = FlowContext.of(ctx, step_ids)
         description, url = node.description, node.approval_url
         if callable(description):
-            description = await settle(description(fctx))
-        if callable(url):
-            url = await settle(url(fctx, ctx.work_item.token))  # the pause's new token
+            description = await _named(node.id, "description(ctx)", description, fctx)
+        if callable(url):  # the pause's new token
+            url = await _named(node.id, "approval_url(ctx, token)", url, fctx, ctx.work_item.token)
         found = {"description": str(description or ""), "metadata": dict(node.metadata)}
         if url is not None:
             found["approval_url"] = str(url)

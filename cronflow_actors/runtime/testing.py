@@ -285,8 +285,11 @@ def _unused(
 ) -> list[str]:
     """What a test gave that its run never took, each said with what did come."""
     paused = sorted(s.id for s in steps if s.kind in ("human", "pause"))
+    failed = {s.id: s.error for s in steps if s.status == "failed"}
     unused = [
-        f"resume({step!r}) was given, but no pause of step {step!r} came (the run's pause "
+        f"resume({step!r}) was given, but pause {step!r} failed before it opened: {failed[step]}"
+        if step in failed  # (it read as if no such pause existed: conform h39 F6)
+        else f"resume({step!r}) was given, but no pause of step {step!r} came (the run's pause "
         f"steps: {paused})"
         for step in answers
         if step not in resumed

@@ -262,3 +262,17 @@ async def test_a_step_read_from_ctx_steps_that_has_no_output_names_those_that_ha
     assert "no step 'reserv' has an output here (steps that have: ['peek', 'reserve'])" in (
         result.error or ""
     )
+
+
+async def test_a_pause_s_callback_that_raises_is_named_and_so_is_the_pause_it_cut() -> None:
+    """``approval_url`` is called ``(ctx, token)``: written ``(ctx)`` it failed the pause with
+    a bare TypeError that named no callback, and the harness said no pause 'ok' came, while
+    listing 'ok' among the pause steps (conform h39 F6)."""
+    flow = cf.define("pz").step("a", lambda ctx: {"amt": 1})
+    flow = flow.human_in_the_loop("ok", approval_url=lambda ctx: f"https://x/{ctx.run.id}")
+    harness = flow.test().trigger({}).resume("ok", {"approved": True})
+    with pytest.raises(cf.ExpectationError) as failed:
+        await harness.run()
+    said = str(failed.value)
+    assert "resume('ok') was given, but pause 'ok' failed before it opened" in said
+    assert "the approval_url(ctx, token) of pause 'ok' raised TypeError" in said
