@@ -37,6 +37,7 @@ import inspect
 import logging
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
+from traceback import format_exception
 from typing import Any, Protocol
 
 import msgspec
@@ -54,7 +55,12 @@ from cronflow_actors.kernel._actor import (  # (not the package's: mypyc, setup.
     LoopActor,
 )
 from cronflow_actors.kernel._eager import EagerTask
-from cronflow_actors.messages import Message, plain_copy, storable_attributes
+from cronflow_actors.messages import (
+    Message,
+    plain_copy,
+    storable_attributes,
+    without_secrets,
+)
 from cronflow_actors.messages.engine import (
     ActionFinished,
     WorkflowRecord,
@@ -277,6 +283,13 @@ class HandlerActor(LoopActor):
             said, trace = f"{type(error).__name__}: {error}", error
         else:
             said, trace = error, None
+        secrets = self.ctx.secrets
+        said = one_line(without_secrets(said, secrets))
+        if trace is not None and not _with_traceback(level, traceback):
+            trace = None
+        if trace is not None and secrets:  # the traceback quotes the message: masked too
+            written = "".join(format_exception(trace)).rstrip()
+            said, trace = f"{said}\n{without_secrets(written, secrets)}", None
         logger.log(
             level,
             "run %s: %s %r (work item %s, attempt %d) %s: %s",
@@ -286,8 +299,8 @@ class HandlerActor(LoopActor):
             self.item_id,
             self.ctx.attempt or self.attempt,  # an action's own retries count there
             outcome,
-            one_line(said),
-            exc_info=trace if trace is not None and _with_traceback(level, traceback) else None,
+            said,
+            exc_info=trace,
             extra={
                 "run_id": self.run_id or None,
                 "workflow": parent.name if parent is not None else None,
@@ -323,7 +336,7 @@ class WorkItemActor(HandlerActor):
             attempt=self.attempt,
             ok=True,
             output=stored,
-            error=answered,
+            error=without_secrets(answered, self.ctx.secrets),
             error_type=self.ctx.answered_type,
             began_at=began_at,
         )
@@ -350,7 +363,7 @@ class WorkItemActor(HandlerActor):
                 work_item_id=self.item_id,
                 attempt=self.attempt,
                 ok=False,
-                error=error.error,
+                error=without_secrets(error.error, self.ctx.secrets),
                 retry_after=error.delay,
                 began_at=began_at,
             )
@@ -360,13 +373,15 @@ class WorkItemActor(HandlerActor):
             self.log_failure(logging.ERROR, "failed, and no retry remains", error)
         said = f"{type(error).__name__}: {error}"
         answered = self.ctx.answered_error  # an on_error that raised: what it answered
+        secrets = self.ctx.secrets  # (none of them stored, as the README says: hostile h39 F3)
+        said = f"its on_error raised {said}, answering {answered}" if answered else said
         return WorkItemFinished(
             work_item_id=self.item_id,
             attempt=self.attempt,
             ok=False,
-            error=f"its on_error raised {said}, answering {answered}" if answered else said,
+            error=without_secrets(said, secrets),
             error_type=class_name(error),
-            error_data=storable_attributes(error),
+            error_data=without_secrets(storable_attributes(error), secrets),
             exception=error,
             began_at=began_at,
         )

@@ -21,7 +21,7 @@ from cronflow_actors.errors import (
 )
 from cronflow_actors.flow.context import FlowContext
 from cronflow_actors.flow.options import CircuitBreaker
-from cronflow_actors.messages import storable_attributes
+from cronflow_actors.messages import storable_attributes, without_secrets
 from cronflow_actors.net.durations import parse_duration
 
 __all__ = ["call_step", "describe", "fall_back", "step_handler"]
@@ -165,8 +165,10 @@ async def _keep_failure(ectx: Any, flow_id: str, error: BaseException) -> None:
     step cut in one runs its fallbacks again, and not the step, whose failure was read here (a
     compensation gone out, then the step run again and succeeding: conform h39 F1). Kept under
     the attempt's key (its idempotency key names the work item) in the flow's engine state."""
-    data = storable_attributes(error)
-    failure = {"error": describe(error), "type": class_name(error), "data": data}
+    secrets = ectx.secrets
+    data = without_secrets(storable_attributes(error), secrets)
+    failure = {"error": without_secrets(describe(error), secrets), "type": class_name(error)}
+    failure["data"] = data
     kept = ectx.state.sibling(f"cronflow:failed:{flow_id}")
     await kept.set(f"{ectx.idempotency_key}:{ectx.attempt or 1}", failure, ttl=_KEPT_FOR)
 

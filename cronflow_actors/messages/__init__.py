@@ -15,6 +15,7 @@ from cronflow_actors.messages.base import (
     plain,
     plain_copy,
     storable_attributes,
+    without_secrets,
 )
 from cronflow_actors.messages.engine import Principal
 from cronflow_actors.messages.kernel import ChildFailed, ChildStopped
@@ -47,4 +48,5 @@ __all__ = [
     "plain",
     "plain_copy",
     "storable_attributes",
+    "without_secrets",
 ]

@@ -14,6 +14,7 @@ callback) stays tracked.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import cache
 from typing import Any, TypeVar
 
@@ -28,6 +29,7 @@ __all__ = [
     "plain",
     "plain_copy",
     "storable_attributes",
+    "without_secrets",
 ]
 
 T = TypeVar("T")
@@ -93,6 +95,43 @@ def storable_attributes(error: BaseException) -> dict[str, Any] | None:
         except (TypeError, ValueError, OverflowError):
             continue  # not a plain value: kept in memory only (on the exception itself)
     return kept or None
+
+
+_SHORTEST_SECRET = 4
+"""A secret's value shorter than this is not masked: "***" for every "a" would say more."""
+
+
+def without_secrets(value: Any, secrets: Mapping[str, Any] | None) -> Any:
+    """``value`` (text, or plain data holding text) with each of ``secrets``' values in it
+    written ``***``: an error whose message quotes a secret (a URL with its API key) was
+    stored, logged and shown to every token holder (hostile h39 F3)."""
+    if not secrets or value is None:
+        return value
+    hidden = []
+    for name in secrets:
+        try:
+            secret = secrets[name]
+        except Exception:  # a cf.env secret whose variable is gone: nothing to mask
+            continue
+        text = secret if isinstance(secret, str) else str(secret)
+        if len(text) >= _SHORTEST_SECRET:
+            hidden.append(text)
+    if not hidden:
+        return value
+    hidden.sort(key=len, reverse=True)  # (a secret holding another: the longer one first)
+
+    def mask(item: Any) -> Any:
+        if isinstance(item, str):
+            for text in hidden:
+                item = item.replace(text, "***")
+            return item
+        if isinstance(item, dict):
+            return {key: mask(entry) for key, entry in item.items()}
+        if isinstance(item, list):
+            return [mask(entry) for entry in item]
+        return item
+
+    return mask(value)
 
 
 def plain_copy(value: Any) -> Any:

@@ -118,3 +118,41 @@ async def test_secrets_are_read_when_a_step_reads_them(
 async def test_a_flow_without_secrets_has_an_empty_mapping(rt: cf.Runtime) -> None:
     rt.register(cf.define("plain").step("read", lambda ctx: (dict(ctx.secrets), repr(ctx.secrets))))
     assert (await rt.wait(await rt.trigger("plain"))).output == [{}, "Secrets()"]
+
+
+class GatewayError(Exception):
+    def __init__(self, url: str) -> None:
+        super().__init__(f"502 from {url}")
+        self.url = url
+
+
+async def test_an_error_that_quotes_a_secret_is_kept_and_logged_with_it_masked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A step's error that quoted its secret (a URL with the key) was stored in the snapshot
+    and the journal, logged, and shown to every token holder (hostile h39 F3)."""
+    monkeypatch.setenv("LEAKY_KEY", "sk-live-3f9a77c1")
+    secrets = {"key": cf.env("LEAKY_KEY"), "region": "eu"}  # (under 4 characters: kept)
+
+    def call(ctx: Any) -> None:
+        raise GatewayError(f"https://pay.example/charge?api_key={ctx.secrets['key']}&r=eu")
+
+    def answer(ctx: Any) -> str:
+        return "answered"  # (what a step returns is its own: not masked)
+
+    leaky = cf.define("leaky", secrets=secrets).step("call", call)
+    answered = cf.define("answered", secrets=secrets).step("call", call).on_error(answer)
+    db = tmp_path / "leaky.db"
+    async with cf.Runtime(db=db, workflows=[leaky, answered]) as rt:
+        failed = await rt.wait(await rt.trigger("leaky", {}))
+        fell_back = await rt.wait(await rt.trigger("answered", {}))
+        masked = "502 from https://pay.example/charge?api_key=***&r=eu"
+        assert failed.error == f"step 'call': GatewayError: {masked}"
+        [step] = (await rt.inspect(failed.id)).steps
+        assert step.error == f"GatewayError: {masked}"
+        [step] = (await rt.inspect(fell_back.id)).steps
+        assert step.error == f"GatewayError: {masked}"
+    assert "sk-live-3f9a77c1" not in caplog.text
+    assert masked in caplog.text
+    for path in files_in(tmp_path):  # the database, its log: none of it holds the key
+        assert b"sk-live-3f9a77c1" not in path.read_bytes(), path
