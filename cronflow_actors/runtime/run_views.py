@@ -51,10 +51,12 @@ from cronflow_actors.runtime.step_views import (
     StepInfo,
     action_step,
     all_carried,
+    began,
     condition_failed,
     delayed,
     fell_back,
     is_step,
+    reruns,
     step_status,
 )
 from cronflow_actors.runtime.successors import going_on
@@ -423,9 +425,7 @@ class RunViews:
             if actions:
                 steps.append(action_step(name, kind, actions[-1]))
                 continue
-            starts = [i.started_at for i in items if i.started_at] + [
-                c.created_at for c in children
-            ]
+            starts = began(state, root.id, record, items, children)
             ends = [i.finished_at for i in items if i.finished_at] + [
                 c.finished_at for c in children if c.finished_at
             ]
@@ -481,7 +481,7 @@ class RunViews:
                     started_at=min(starts) if starts else None,
                     finished_at=max(ends) if ends and record.state != TaskState.STARTED else None,
                     # the restarts that ran it again, not its functions' sum (chaos h31 F1)
-                    redispatches=max((i.redispatches for i in items), default=0),
+                    redispatches=reruns(state, root.id, record, items, children),
                     event=events.get(name),
                     carried=carried,
                 )

@@ -13,6 +13,7 @@ from cronflow_actors.flow.context import failed_condition, step_error
 from cronflow_actors.messages.engine import (
     ActionRecord,
     InstanceState,
+    TaskRecord,
     WorkflowRecord,
     WorkItemRecord,
 )
@@ -23,10 +24,12 @@ __all__ = [
     "StepInfo",
     "action_step",
     "all_carried",
+    "began",
     "condition_failed",
     "delayed",
     "fell_back",
     "is_step",
+    "reruns",
     "step_status",
 ]
 
@@ -142,3 +145,51 @@ def all_carried(state: InstanceState, workflow_id: str) -> bool:
     items = (i for i in state.work_items.values() if i.workflow_id == workflow_id)
     kids = (w.id for w in state.workflows.values() if w.parent_id == workflow_id)
     return all(i.carried for i in items) and all(all_carried(state, k) for k in kids)
+
+
+def _passes(
+    state: InstanceState, workflow: str, task: TaskRecord, items: list[WorkItemRecord]
+) -> list[WorkItemRecord]:
+    """The work items of every generation of ``task`` (``items``: its last one's): a
+    ``while_``'s passes."""
+    if task.generation < 2:
+        return items
+    name = task.name
+    found = [i for i in state.work_items.values() if i.workflow_id == workflow and i.task == name]
+    return found or items
+
+
+def began(
+    state: InstanceState,
+    workflow: str,
+    task: TaskRecord,
+    items: list[WorkItemRecord],
+    children: list[WorkflowRecord],
+) -> list[float]:
+    """When the step's work items began (every pass of a ``while_``: it showed its last pass's
+    start and length, conform h39 F4) and its child workflows were made."""
+    every = _passes(state, workflow, task, items)
+    return [i.started_at for i in every if i.started_at] + [c.created_at for c in children]
+
+
+def reruns(
+    state: InstanceState,
+    workflow: str,
+    task: TaskRecord,
+    items: list[WorkItemRecord],
+    children: list[WorkflowRecord],
+) -> int:
+    """How many restarts ran a step again: the most of its work items' (every pass of a
+    ``while_``), and of any work item inside its child workflows, theirs too (a subflow's, a
+    flow per item's): a restart that ran one of those again said nothing (conform h39 F4)."""
+    most = max((i.redispatches for i in _passes(state, workflow, task, items)), default=0)
+    if not children:
+        return most
+    inside = {c.id for c in children}
+    grown = True
+    while grown:  # the children's own children, down to the last
+        below = {w.id for w in state.workflows.values() if w.parent_id in inside}
+        grown = not below <= inside
+        inside |= below
+    nested = (i.redispatches for i in state.work_items.values() if i.workflow_id in inside)
+    return max(most, max(nested, default=0))
