@@ -107,7 +107,8 @@ def test_an_unknown_option_is_refused_by_its_command_with_the_one_it_meant() -> 
 def test_no_command_prints_the_help_and_exits_2() -> None:
     result = cli()
     assert result.returncode == 2
-    assert "events    publish an event to the runs that wait for it" in result.stderr
+    assert re.search(r"\n +events +publish an event to the runs that wait for it", result.stderr)
+    assert re.search(r"\n +pause-schedules\s+pause a flow's cron schedules", result.stderr)
     assert "required" not in result.stderr  # the help, where argparse said what was missing
 
 

@@ -27,7 +27,7 @@ from cronflow_actors.cli.render import print_json, when
 from cronflow_actors.cli.starts import start_once
 from cronflow_actors.errors import ApiError
 
-__all__ = ["add_fire_command", "add_flows_command"]
+__all__ = ["add_fire_command", "add_flows_command", "add_schedule_commands"]
 
 
 def _trigger(trigger: dict[str, Any]) -> str:
@@ -80,6 +80,12 @@ def _flows(args: argparse.Namespace) -> int:
             print(f"  also registered: {', '.join(others)} (new runs take {flow['version']})")
         for trigger in flow.get("triggers", []) or [{"kind": "no trigger (started by a call)"}]:
             print(f"  {_trigger(trigger)}")
+        paused = fires.get(flow["id"], {}).get("paused")
+        if paused:  # (its ticks start no run: the next fires below are not runs)
+            by = f" by {paused['by']}" if paused.get("by") else ""
+            note = f": {paused['note']}" if paused.get("note") else ""
+            print(f"  schedules paused since {when(paused['since'])}{by}{note}")
+            print(f"  resume them: cronflow-actors resume-schedules {shlex.quote(flow['id'])}")
         for schedule in fires.get(flow["id"], {}).get("schedules", []):
             upcoming = schedule.get("next") or []
             zone = schedule["trigger"].get("timezone") or "UTC"  # its own zone's time, said
@@ -184,3 +190,43 @@ def add_fire_command(commands: Any) -> None:
     add_instance_id_option(parser, "it")
     follow_options(parser)
     parser.set_defaults(handler=_fire)
+
+
+def _pause(args: argparse.Namespace) -> int:
+    client = _client(args)
+    path = f"/flows/{_path(args.flow)}/schedules/{args.which}"
+    body = {"note": args.note} if args.which == "pause" and args.note else None
+    answer = client.call("POST", path, body, expect=("flow",))
+    if args.json:
+        print_json(answer)
+    elif args.which == "pause":
+        paused = answer["paused"]
+        print(f"the schedules of {args.flow} are paused (since {when(paused['since'])})")
+    elif answer["resumed"]:
+        print(f"the schedules of {args.flow} are resumed: their next tick starts a run")
+    else:
+        print(f"the schedules of {args.flow} were not paused")
+    return Exit.OK
+
+
+def add_schedule_commands(commands: Any) -> None:
+    """Add ``pause-schedules`` and ``resume-schedules`` to the ``cronflow-actors``
+    subcommands."""
+    pause = commands.add_parser(
+        "pause-schedules",
+        help="pause a flow's cron schedules and intervals: their ticks start no run",
+        description="Pause every cron schedule and interval of FLOW until resume-schedules: "
+        "their ticks start no run, in every process on the database, and are not caught up "
+        "once resumed ('fire' still starts one).",
+    )
+    pause.add_argument("flow", metavar="FLOW", help="the flow's id")
+    pause.add_argument("--note", default="", help="why (shown by 'flows', and logged)")
+    _client_options(pause, json_help="print the server's answer as JSON")
+    pause.set_defaults(handler=_pause, which="pause")
+    resume = commands.add_parser(
+        "resume-schedules",
+        help="resume a flow's paused schedules (the ticks they missed are skipped)",
+    )
+    resume.add_argument("flow", metavar="FLOW", help="the flow's id")
+    _client_options(resume, json_help="print the server's answer as JSON")
+    resume.set_defaults(handler=_pause, which="resume")

@@ -27,7 +27,11 @@ from cronflow_actors.cli.bench import add_bench_command
 from cronflow_actors.cli.cancel import add_cancel_command
 from cronflow_actors.cli.commands import add_client_commands
 from cronflow_actors.cli.exits import Exit
-from cronflow_actors.cli.flows import add_fire_command, add_flows_command
+from cronflow_actors.cli.flows import (
+    add_fire_command,
+    add_flows_command,
+    add_schedule_commands,
+)
 from cronflow_actors.cli.migrate import add_migrate_command
 from cronflow_actors.cli.net import add_net_command
 from cronflow_actors.cli.replay import add_replay_command
@@ -385,6 +389,7 @@ def build_parser() -> argparse.ArgumentParser:
         add_cancel_command,
         add_flows_command,
         add_fire_command,
+        add_schedule_commands,
         add_replay_command,
         add_migrate_command,
         add_net_command,

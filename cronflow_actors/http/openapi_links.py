@@ -26,6 +26,8 @@ OPERATIONS = {
     ("/flows/{id}", "get"): "getFlow",
     ("/flows/{id}/next-fires", "get"): "getNextFires",
     ("/flows/{id}/fire", "post"): "fireSchedule",
+    ("/flows/{id}/schedules/pause", "post"): "pauseSchedules",
+    ("/flows/{id}/schedules/resume", "post"): "resumeSchedules",
     ("/events/{name}", "post"): "publishEvent",
     ("/resume/{token}", "post"): "resumeRun",
     ("/paused", "get"): "listPaused",

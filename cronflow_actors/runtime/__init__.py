@@ -35,6 +35,7 @@ from cronflow_actors.runtime.runs import (
     StepInfo,
 )
 from cronflow_actors.runtime.runtime import WORKFLOWS, Runtime
+from cronflow_actors.runtime.schedules import SchedulePause
 from cronflow_actors.runtime.shared_state import StateStats
 from cronflow_actors.runtime.testing import (
     ExpectationError,
@@ -67,6 +68,7 @@ __all__ = [
     "RunStatus",
     "RunTrigger",
     "Runtime",
+    "SchedulePause",
     "StateStats",
     "StepInfo",
     "StepResult",

@@ -29,6 +29,7 @@ from cronflow_actors.runtime.pinning import not_registered
 from cronflow_actors.runtime.publish_result import PublishResult
 from cronflow_actors.runtime.run_views import RunInfo, RunResult, RunStatus
 from cronflow_actors.runtime.runs import check_cancel_reason
+from cronflow_actors.runtime.schedules import SchedulePause
 
 __all__ = ["FlowMethods"]
 
@@ -155,6 +156,30 @@ class FlowMethods(NetMethods):
         one. ``instance_id`` and ``principal`` as for ``trigger``."""
         by = principal.id if principal is not None else None
         return await self.schedules.fire_now(workflow, schedule, instance_id=instance_id, by=by)
+
+    async def pause_schedules(
+        self, workflow: str, *, note: str = "", principal: Principal | None = None
+    ) -> SchedulePause:
+        """Pause every cron schedule and interval of a flow until ``resume_schedules``
+        (Temporal's schedule pause): their ticks start no run, in every process on the
+        database, and are not caught up once resumed; ``fire_schedule`` still starts one.
+        Paused already: that pause, as it was. ``NotFoundError`` for a flow not registered
+        or with no schedule."""
+        self._check_running("pause a flow's schedules")
+        check_cancel_reason(note, "note")  # (one line, as a cancel's reason: it is logged)
+        by = principal.id if principal is not None else None
+        return await self.schedules.pause(workflow, note=note, by=by)
+
+    async def resume_schedules(self, workflow: str) -> bool:
+        """Resume the schedules ``pause_schedules`` paused: the next tick starts a run, and
+        the ticks that passed while they were paused are skipped. Whether they were paused."""
+        self._check_running("resume a flow's schedules")
+        return await self.schedules.resume(workflow)
+
+    async def schedules_paused(self, workflow: str) -> SchedulePause | None:
+        """The pause of a flow's schedules, or None while they run."""
+        self.catalog.root(workflow)  # NotFoundError for a flow not registered
+        return await self.schedules.paused(workflow)
 
     async def wait(
         self,

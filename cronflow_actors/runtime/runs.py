@@ -156,13 +156,13 @@ REASON_LIMIT = 500
 """The longest reason a cancel records (characters)."""
 
 
-def check_cancel_reason(reason: Any) -> None:
+def check_cancel_reason(reason: Any, name: str = "reason") -> None:
     """Why a caller cancels a run, recorded as its error: "" (none given) or up to 500
     characters on one line (it is shown by ``inspect`` and written in logs), no control
-    characters."""
+    characters. ``name``: what the caller called it (a schedule pause's ``note``)."""
     if not isinstance(reason, str) or len(reason) > REASON_LIMIT or not_one_line(reason):
         raise ConfigurationError(
-            "reason",
+            name,
             reason,
             f"a string of at most {REASON_LIMIT} characters with no control characters, line "
             "breaks or bidi controls",

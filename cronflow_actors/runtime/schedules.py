@@ -35,12 +35,14 @@ from cronflow_actors.runtime.catalog import FlowCatalog
 from cronflow_actors.runtime.ids import derived_run_id
 from cronflow_actors.store import MISSING, Store
 
-__all__ = ["CATCH_UP_LIMIT", "ScheduleMark", "Schedules"]
+__all__ = ["CATCH_UP_LIMIT", "ScheduleMark", "SchedulePause", "Schedules"]
 
 logger = logging.getLogger(__name__)
 
 _NAMESPACE = uuid.UUID("6c1f3a2e-8f6d-4c59-9b0e-2b8f0f7a9d11")
 _STATE = "cronflow:schedules"
+_PAUSES = "cronflow:schedule-pauses"
+"""Where a flow's pause is kept, under the flow's id (apart from the marks, ``<flow>|<key>``)."""
 
 CATCH_UP_LIMIT = 100
 """At most this many runs for the ticks a ``catch_up="all"`` schedule missed (the latest ones)."""
@@ -51,6 +53,18 @@ class ScheduleMark(msgspec.Struct, frozen=True):
 
     handled_until: float
     """Every tick up to this moment (epoch seconds) has been handled."""
+
+
+class SchedulePause(msgspec.Struct, frozen=True, kw_only=True):
+    """A flow's schedules paused by an operator (``Runtime.pause_schedules``): no tick of them
+    starts a run until they are resumed, and the ticks that pass meanwhile are not caught up."""
+
+    since: float
+    """When they were paused (epoch seconds)."""
+    by: str | None = None
+    """Who paused them (a token's id; None: the runtime's own code)."""
+    note: str = ""
+    """Why, as the operator said it."""
 
 
 class _Plan(msgspec.Struct, kw_only=True):
@@ -207,6 +221,8 @@ class Schedules:
     async def _fire(self, plan: _Plan, tick: float) -> None:
         """Start the run of one tick; ``on_fired(flow, lag)`` hears of it with how late after
         the tick it started (long for a tick caught up after a downtime)."""
+        if await self._paused_now(plan, tick):
+            return
         instance_id = derived_run_id("tick", _NAMESPACE, f"{plan.flow}|{plan.key}|{tick}")
         payload = _tick_payload(plan, tick)
         # Handled in memory whatever happens, so the loop moves on; the mark is saved only once
@@ -228,6 +244,79 @@ class Schedules:
             return
         await self._save(plan)
 
+    async def _paused_now(self, plan: _Plan, tick: float) -> bool:
+        """Whether the flow's schedules are paused: the tick is then handled, no run started
+        (read at each tick, so a pause by any process on the database holds here at once)."""
+        try:
+            paused = await self.paused(plan.flow)
+        except Exception:  # unreadable: the tick fires, as it did before pauses were kept
+            logger.exception("schedule %r of %s: its pause could not be read", plan.text, plan.flow)
+            return False
+        if paused is None:
+            return False
+        logger.info(
+            "schedule %r of %s is paused (since %s): its tick %s starts no run",
+            plan.text,
+            plan.flow,
+            _iso(paused.since),
+            _iso(tick),
+        )
+        plan.handled = tick
+        await self._save(plan)
+        return True
+
+    async def paused(self, flow: str) -> SchedulePause | None:
+        """The pause of ``flow``'s schedules, or None while they run."""
+        stored = await self._store.kv_get(_PAUSES, flow, now=self._clock.now())
+        if stored is MISSING or stored is None:
+            return None
+        try:
+            return msgspec.convert(stored, SchedulePause)
+        except msgspec.ValidationError:  # (written by this module alone: paused all the same)
+            return SchedulePause(since=0.0, note=f"unreadable: {stored!r}")
+
+    async def pause(self, flow: str, *, note: str = "", by: str | None = None) -> SchedulePause:
+        """Pause every schedule and interval of ``flow`` (until ``resume``): its ticks start
+        no run, here and in every process on the database. Paused already: that pause, as it
+        was. ``NotFoundError`` for a flow that is not registered or has no schedule."""
+        self._scheduled(flow)
+        found = await self.paused(flow)
+        if found is not None:
+            return found
+        pause = SchedulePause(since=self._clock.now(), by=by, note=note)
+        await self._store.kv_set(_PAUSES, flow, pause, now=pause.since)
+        logger.info("the schedules of %s are paused%s", flow, f" ({note})" if note else "")
+        return pause
+
+    async def resume(self, flow: str) -> bool:
+        """Resume ``flow``'s schedules: its next tick starts a run, and the ticks that passed
+        while they were paused are not caught up (their marks move to now). Whether they were
+        paused."""
+        plans = self._scheduled(flow)
+        if await self.paused(flow) is None:
+            return False
+        now = self._clock.now()
+        for plan in plans:  # (a tick that passed while paused, not yet handled: skipped)
+            mark = await self._load(plan) if plan.cron is not None else None
+            plan.handled = max(now, mark.handled_until if mark is not None else now)
+            await self._save(plan)
+        await self._store.kv_delete(_PAUSES, flow)
+        logger.info("the schedules of %s are resumed", flow)
+        return True
+
+    def _scheduled(self, flow: str) -> list[_Plan]:
+        """The plans of ``flow``; ``NotFoundError`` for a flow not registered, or without any."""
+        self._catalog.root(flow)
+        plans = self._plans(flow)
+        if not plans:
+            raise NotFoundError(
+                "schedule of flow",
+                flow,
+                advice="it has no on_schedule or on_interval; start a run of it with trigger "
+                "(POST /runs, cronflow-actors run FLOW)",
+            )
+        return plans
+
     async def fire_now(
         self,
         flow: str,
@@ -240,16 +329,8 @@ class Schedules:
         fire_schedule``): the payload a tick gives it, ``scheduled_at`` now, ``fired_now``
         true. The schedule's mark and its next tick stay as they were; its lag is not
         measured. ``schedule``: as ``_names`` reads it (None: the flow's only one)."""
-        self._catalog.root(flow)  # NotFoundError for a flow not registered
-        plans = self._plans(flow)
+        plans = self._scheduled(flow)
         names = ", ".join(repr(name) for name in _shown(plans))
-        if not plans:
-            raise NotFoundError(
-                "schedule of flow",
-                flow,
-                advice="it has no on_schedule or on_interval; start a run of it with trigger "
-                "(POST /runs, cronflow-actors run FLOW)",
-            )
         if schedule is None and len(plans) > 1:  # (in words an HTTP caller reads: h32 F4)
             expected = f"the schedule to fire named, as flow {flow!r} has {len(plans)}: {names}"
             raise ConfigurationError(

@@ -3,13 +3,15 @@ schedule and interval of the flow, its next ``count`` ticks after now (epoch sec
 runtime's scheduler computes them (a cron expression in its time zone, an interval aligned to
 multiples of its length). The web console shows them with each flow's triggers.
 ``POST /flows/{id}/fire`` starts a run now as a tick of one of them would (``Runtime.
-fire_schedule``).
+fire_schedule``). ``POST /flows/{id}/schedules/pause`` and ``.../resume`` pause and resume them
+all (``Runtime.pause_schedules``).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Annotated
 
 import msgspec
 from starlette.requests import Request
@@ -19,9 +21,21 @@ from starlette.routing import Route
 from cronflow_actors.http.edge import Edge, json_response, route
 from cronflow_actors.http.requests import no_idempotency_key, query_int
 from cronflow_actors.http.routes.runs import RunId, started
-from cronflow_actors.runtime import FlowTrigger
+from cronflow_actors.runtime import ONE_LINE_PATTERN, FlowTrigger, SchedulePause
+from cronflow_actors.runtime.runs import REASON_LIMIT
 
-__all__ = ["FireSchedule", "NextFires", "ScheduleFires", "routes"]
+__all__ = [
+    "FireSchedule",
+    "NextFires",
+    "PauseSchedules",
+    "ScheduleFires",
+    "SchedulesPaused",
+    "SchedulesResumed",
+    "routes",
+]
+
+
+_NOTE = msgspec.Meta(extra_json_schema={"maxLength": REASON_LIMIT, "pattern": ONE_LINE_PATTERN})
 
 
 class ScheduleFires(msgspec.Struct, frozen=True, kw_only=True):
@@ -33,11 +47,33 @@ class ScheduleFires(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class NextFires(msgspec.Struct, frozen=True, kw_only=True):
-    """``GET /flows/{id}/next-fires``: the flow, the server's time, and each schedule."""
+    """``GET /flows/{id}/next-fires``: the flow, the server's time, each schedule, and their
+    pause (null while they run: a paused schedule's ticks start no run)."""
 
     flow: str
     now: float
     schedules: list[ScheduleFires]
+    paused: SchedulePause | None = None
+
+
+class PauseSchedules(msgspec.Struct, forbid_unknown_fields=True):
+    """``POST /flows/{id}/schedules/pause``: why (shown with the pause, and logged)."""
+
+    note: Annotated[str, _NOTE] = ""
+
+
+class SchedulesPaused(msgspec.Struct, frozen=True, kw_only=True):
+    """The answer of a pause: the flow, and its pause (as it was, if paused already)."""
+
+    flow: str
+    paused: SchedulePause
+
+
+class SchedulesResumed(msgspec.Struct, frozen=True, kw_only=True):
+    """The answer of a resume: the flow, and whether its schedules were paused."""
+
+    flow: str
+    resumed: bool
 
 
 class FireSchedule(msgspec.Struct, forbid_unknown_fields=True):
@@ -77,7 +113,22 @@ def routes(edge: Edge) -> list[Route]:
                     break
                 ticks.append(at)
             found.append(ScheduleFires(trigger=trigger, next=ticks))
-        return json_response(NextFires(flow=flow_id, now=now, schedules=found))
+        paused = await runtime.schedules_paused(flow_id)
+        return json_response(NextFires(flow=flow_id, now=now, schedules=found, paused=paused))
+
+    async def pause(request: Request) -> Response:
+        expected = 'nothing or {"note": "why"}'
+        body = await edge.body_as(request, PauseSchedules, expected, optional=True)
+        flow_id = request.path_params["id"]
+        paused = await runtime.pause_schedules(
+            flow_id, note=body.note, principal=edge.caller(request)
+        )
+        return json_response(SchedulesPaused(flow=flow_id, paused=paused))
+
+    async def resume(request: Request) -> Response:
+        flow_id = request.path_params["id"]
+        resumed = await runtime.resume_schedules(flow_id)
+        return json_response(SchedulesResumed(flow=flow_id, resumed=resumed))
 
     async def fire(request: Request) -> Response:
         expected = 'nothing or {"schedule": expression, "instance_id": ...}'
@@ -94,6 +145,8 @@ def routes(edge: Edge) -> list[Route]:
     return [
         route("/flows/{id}/next-fires", edge.auth, get=next_fires),
         route("/flows/{id}/fire", edge.auth, post=fire),
+        route("/flows/{id}/schedules/pause", edge.auth, post=pause),
+        route("/flows/{id}/schedules/resume", edge.auth, post=resume),
     ]
 
 
