@@ -30,6 +30,7 @@ from cronflow_actors.calls import settle
 from cronflow_actors.errors import InvalidWorkflowError, StepFailedError
 from cronflow_actors.flow import fanout, waits
 from cronflow_actors.flow import nodes as n
+from cronflow_actors.flow.branches import taken_before
 from cronflow_actors.flow.checks import LOG_LEVELS, RESERVED, step_ids
 from cronflow_actors.flow.compiled import Compilable, CompiledFlow, Resolve, StepMeta
 from cronflow_actors.flow.context import FlowContext, step_error
@@ -176,7 +177,7 @@ class Compiler:
                 self.humans[node.id] = node
                 return self.plain(node.id, waits.human_task(node, ids))
             case n.CancelNode():
-                return self.plain(node.id, net.task(_cancel_item(node)))
+                return self.plain(node.id, net.task(waits.cancel_item(node)))
             case n.EventNode():
                 self.waits[node.id] = node
                 return self.catching(node, waits.event_task(node, ids))
@@ -310,8 +311,7 @@ class Compiler:
         conditions = [branch.condition for branch in node.branches]
 
         async def route(ctx: Any) -> Any:
-            taken = taken_before(ctx, split, targets)
-            if taken is not None:
+            if (taken := taken_before(ctx, split, targets)) is not None:
                 return ctx.route.to_task(taken)
             fctx = FlowContext.of(ctx, ids)
             for condition, target in zip(conditions, targets, strict=True):
@@ -392,35 +392,6 @@ class Compiler:
         self.builder.connect_task(node.id, recover, onward)
         self.builder.connect_task(recover, done)
         return done
-
-
-def taken_before(ctx: Any, split: str, targets: list[str]) -> str | None:
-    """The branch of ``if_`` split ``split`` that the run gone on from (a resume's, a
-    migration's) took, when it decided there once and one of ``targets`` is where it went:
-    asked again, a condition whose answer had changed (the state, the clock, the code fixed
-    before the resume) took the other branch, and the steps the first branch completed
-    vanished from the run, its failed step never run again (conform h39 F5). None: the
-    conditions decide (a new run, a split in a loop or a subflow, one not reached before)."""
-    source = ctx.migrating_from
-    if source is None or ctx.parent.parent_id is not None or ctx.task.generation != 1:
-        return None
-    generations = source.generations
-    if generations.get(split, 0) != 1:
-        return None
-    entered = [target for target in targets if generations.get(target, 0) > 0]
-    return entered[0] if len(entered) == 1 else None
-
-
-def _cancel_item(node: n.CancelNode) -> net.WorkItemBuilder:
-    """A work item that cancels the run from a timer job."""
-
-    def cancel(ctx: Any) -> None:
-        root = ctx.parent.id.split(".", 1)[0]
-        ctx.register_scheduled(0, jobs.cancel_workflow(root, node.reason))
-
-    return net.work_item(node.id, kind="cancel", sets_last=False).activities(
-        on_initialized=waits.auto_start, on_started=cancel
-    )
 
 
 def compile_flow(

@@ -18,7 +18,7 @@ from cronflow_actors.net import jobs
 from cronflow_actors.net.durations import parse_duration
 from cronflow_actors.net.spec import WaitSpec
 
-__all__ = ["auto_start", "event_task", "human_task", "sleeper", "timeout_record"]
+__all__ = ["auto_start", "cancel_item", "event_task", "human_task", "sleeper", "timeout_record"]
 
 
 def timeout_record(seconds: float) -> dict[str, Any]:
@@ -164,3 +164,15 @@ def human_task(node: n.HumanNode, step_ids: frozenset[str]) -> net.TaskBuilder:
         on_initialized=auto_start, on_started=pause, on_completed=finished
     )
     return net.task(item).activities(on_enabled=enabled)
+
+
+def cancel_item(node: n.CancelNode) -> net.WorkItemBuilder:
+    """A work item that cancels the run from a timer job."""
+
+    def cancel(ctx: Any) -> None:
+        root = ctx.parent.id.split(".", 1)[0]
+        ctx.register_scheduled(0, jobs.cancel_workflow(root, node.reason))
+
+    return net.work_item(node.id, kind="cancel", sets_last=False).activities(
+        on_initialized=auto_start, on_started=cancel
+    )

@@ -97,7 +97,7 @@ async def test_a_rate_limit_counts_the_starts_before_a_restart(
         assert len(log) == 2
         clock.advance(1)
         await second.wait_idle()
-        assert log[2:] == [(2, start + 60), (3, start + 60)]
+        assert sorted(log[2:]) == [(2, start + 60), (3, start + 60)]  # (the pool's order)
         assert [(await second.wait(run)).output for run in runs] == [0, 1, 2, 3]
     assert sorted(payload for payload, _ in log) == [0, 1, 2, 3]  # each ran once
 
