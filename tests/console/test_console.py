@@ -593,6 +593,25 @@ def test_workflows_show_their_triggers_and_next_fire_times(page: Any, served: Se
     assert (fired["status"], fired["payload"]["timezone"]) == ("completed", "Europe/Paris")
 
 
+def test_a_flow_s_schedules_are_paused_and_resumed_from_its_card(page: Any, served: Served) -> None:
+    """Only a code change and a restart could stop a schedule (newcomer h39 F3)."""
+    page.goto(f"{served.url}/ui/#/workflows")
+    card = "[data-flow='nightly']"
+    page.wait_for_selector(f"{card} [data-schedules='running']")
+    page.fill(f"{card} [data-schedules] input[name=note]", "billing is down")
+    page.click(f"{card} [data-pause='pause']")
+    page.wait_for_selector(f"{card} [data-schedules='paused']")
+    said = page.inner_text(f"{card} [data-schedules]")
+    assert "schedules paused since" in said
+    assert "billing is down: their ticks start no run" in said
+    paused = api(served, "GET", "/flows/nightly/next-fires?count=1")["paused"]
+    assert paused["note"] == "billing is down"
+    shot(page, "workflows-paused")
+    page.click(f"{card} [data-pause='resume']")
+    page.wait_for_selector(f"{card} [data-schedules='running']")
+    assert api(served, "GET", "/flows/nightly/next-fires?count=1")["paused"] is None
+
+
 def test_console_assets_are_served_with_a_strict_policy(served: Served) -> None:
     index = httpx.get(f"{served.url}/ui/")
     policy = index.headers["content-security-policy"]

@@ -756,6 +756,27 @@
     }
   }
 
+  // A flow's schedules paused (their ticks start no run) or running, and the button that
+  // turns them the other way (newcomer h39 F3: only a code change and a restart could)
+  function schedulesPause(id, paused) {
+    const path = `/flows/${encodeURIComponent(id)}/schedules`;
+    const note = h("input", { type: "text", name: "note", placeholder: "why (optional)" });
+    const toggle = async () => {
+      try {
+        if (paused) await api("POST", `${path}/resume`);
+        else await api("POST", `${path}/pause`, { note: note.value.trim() });
+        notice(paused ? `The schedules of ${id} run again.` : `The schedules of ${id} are paused.`, true);
+        route();
+      } catch (error) { notice(error.message); }
+    };
+    const said = paused
+      ? `schedules paused since ${when(paused.since)}${paused.by ? ` by ${paused.by}` : ""}${paused.note ? `: ${paused.note}` : ""}: their ticks start no run `
+      : "schedules running ";
+    return h("li", { class: paused ? "paused" : "muted", "data-schedules": paused ? "paused" : "running" }, said,
+      paused ? null : note, " ",
+      h("button", { type: "button", "data-pause": paused ? "resume" : "pause", text: paused ? "Resume schedules" : "Pause schedules", onclick: toggle }));
+  }
+
   async function workflowsPage() {
     const mine = generation;
     const known = await flows(true);
@@ -797,6 +818,7 @@
       items.push(h("li", { class: "muted", text: timed
         ? `${byHand}; a tick now: Fire now, POST /flows/${flow.id}/fire, or ${fire}`
         : byHand }));
+      if (timed && fires) items.push(schedulesPause(flow.id, fires.paused));
       const payload = h("textarea", { placeholder: "payload (JSON), optional" });
       const limits = [flow.concurrency ? `concurrency ${flow.concurrency}` : null,
         flow.rate_limit ? `at most ${flow.rate_limit.count} per ${duration(flow.rate_limit.per_seconds)}` : null,
