@@ -13,9 +13,11 @@ from cronflow_actors.engine.context import WorkItemHandle
 from cronflow_actors.engine.owners import work_item_owner
 from cronflow_actors.engine.states import WorkItemVerb
 from cronflow_actors.engine.transaction import Transaction
+from cronflow_actors.errors import InstanceTooLargeError
 from cronflow_actors.messages.engine import Principal, WorkflowRecord, WorkItemRecord
+from cronflow_actors.net.spec import MAX_OUTSIDE_STATE
 
-__all__ = ["through_boundary"]
+__all__ = ["check_outside_size", "through_boundary"]
 
 
 class _Item(Protocol):
@@ -61,3 +63,20 @@ async def through_boundary(
         context=context,
         stage=stage,
     )
+
+
+_SMALL = 64 * 1024
+"""What an outside call may add to an instance already past ``MAX_OUTSIDE_STATE`` (its net's
+own code took it there): a start, a complete with a small output, a cancel go through."""
+
+
+def check_outside_size(tx: Transaction, body: bytes, before: bytes | None) -> bytes:
+    """``body``, the instance's encoded state after ``tx``; ``InstanceTooLargeError`` if it is
+    an outside caller's transaction (``tx.principal``) that leaves it past ``MAX_OUTSIDE_STATE``
+    and grew it by more than 64 KiB (``before``: the state it grew from; the net's own code is
+    not bounded): 150 work items of 900 KB made every change rewrite 135 MB (hostile h39 F4)."""
+    size = len(body)
+    past = size > MAX_OUTSIDE_STATE and size > len(before or b"") + _SMALL
+    if past and tx.principal is not None:
+        raise InstanceTooLargeError(tx.state.id, size, MAX_OUTSIDE_STATE)
+    return body

@@ -43,6 +43,7 @@ from cronflow_actors.engine.handlers import (
     handler_context,
     start_handler,
 )
+from cronflow_actors.engine.item_boundary import check_outside_size
 from cronflow_actors.engine.kept import completed_with_kept, deliver_kept
 from cronflow_actors.engine.services import EngineServices, decode_state
 from cronflow_actors.engine.state_access import StateAccess
@@ -331,7 +332,7 @@ class WorkflowActor(CoroutineActor):
         if tx.handlers and self.services.draining:  # none begins: the next start runs them
             postpone(state, tx.handlers)
             self.services.postponed += len(tx.handlers)
-        body = encode(state)
+        body = check_outside_size(tx, encode(state), self._body)  # (an outside caller's call)
         # actions still out (dispatched again after a crash) or events kept: it is running; a
         # notice owed (engine/notices.py) only makes it runnable: loaded at start, still waiting
         running = bool(busy or state.actions or (state.kept and not final))

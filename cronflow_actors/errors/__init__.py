@@ -36,6 +36,7 @@
     │   ├── NotReplayableError           a replay of a net workflow's instance (no trigger)
     │   ├── EndlessChainError            tasks completed one after another without end in a turn
     │   ├── WorkItemLimitError           an outside caller's work item past its task's bound
+    │   ├── InstanceTooLargeError        an outside call past the state an instance may hold
     │   ├── MigrationError               a migration that cannot be defined, registered or run
     │   ├── InstanceBlockedError         an instance whose definition changed under its version
     │   ├── InvalidStateTransitionError  an element cannot go from its state to the requested one
@@ -120,6 +121,7 @@ from cronflow_actors.errors._engine import (
     InstanceBlockedError,
     InstanceBusyError,
     InstanceExistsError,
+    InstanceTooLargeError,
     InternalOnlyActionError,
     InvalidEventError,
     InvalidPayloadError,
@@ -180,6 +182,7 @@ __all__ = [
     "InstanceBlockedError",
     "InstanceBusyError",
     "InstanceExistsError",
+    "InstanceTooLargeError",
     "InternalOnlyActionError",
     "InvalidEventError",
     "InvalidPayloadError",

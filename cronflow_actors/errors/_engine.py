@@ -344,6 +344,22 @@ class WorkItemLimitError(EngineError):
         )
 
 
+class InstanceTooLargeError(EngineError):
+    """An outside caller's call that would leave a workflow instance's state over the most
+    an outside call may bring it to: every change writes the whole state again (hostile h39
+    F4: 150 calls of 900 KB made each change 1.6 s, and listings seconds)."""
+
+    def __init__(self, instance_id: str, size: int, most: int) -> None:
+        self.instance_id, self.size, self.most = instance_id, size, most
+        mib = 1024 * 1024
+        super().__init__(
+            f"this call would leave workflow instance {instance_id!r} with {size / mib:.1f} MiB "
+            f"of state, over the {most // mib} MiB an outside caller's call may bring it to: "
+            "every change writes the whole state again. Keep large data elsewhere (a blob "
+            "store, a file) and pass a reference to it; the net's own code is not bounded"
+        )
+
+
 class MigrationError(EngineError, ValueError):
     """A migration that cannot be defined, registered or run (the message says why)."""
 

@@ -50,7 +50,8 @@ def task_paths(
             "post": b.op(
                 "Initialize a work item (its initialize action, with the caller's principal); "
                 "a task holds at most its max_work_items (1,000 unless it says) from outside "
-                "callers in a generation (409 work-item-limit)",
+                "callers in a generation (409 work-item-limit), and an instance at most 16 MiB "
+                "of state from outside calls (409 instance-too-large)",
                 {"201": b.answer("initialized", WorkItemCreated)},
                 refusals,
                 body={},

@@ -26,6 +26,7 @@ from cronflow_actors.errors import (
     IdempotencyKeyReusedError,
     InstanceBusyError,
     InstanceExistsError,
+    InstanceTooLargeError,
     InternalOnlyActionError,
     InvalidEventError,
     InvalidPayloadError,
@@ -178,6 +179,8 @@ def _status_of(error: CronflowError) -> tuple[int, str]:
             return 409, "not-replayable"
         case WorkItemLimitError():
             return 409, "work-item-limit"
+        case InstanceTooLargeError():
+            return 409, "instance-too-large"
         case StoreFailedError() | StoreClosedError() | LeaseError() | RuntimeNotRunningError():
             return 503, "unavailable"
         case InstanceBusyError():  # another process's transaction holds its row: try again

@@ -20,6 +20,7 @@ from cronflow_actors.net.durations import parse_duration
 
 __all__ = [
     "CAUGHT",
+    "MAX_OUTSIDE_STATE",
     "MAX_WORK_ITEMS",
     "ActionSpec",
     "CaughtFailure",
@@ -243,6 +244,9 @@ class ConditionSpec(msgspec.Struct, frozen=True, kw_only=True):
 
 
 MAX_WORK_ITEMS = 1_000
+MAX_OUTSIDE_STATE = 16 * 1024 * 1024
+"""The most state (bytes, encoded) an outside caller's call may leave an instance with (more:
+``InstanceTooLargeError``; the net's own code is not bounded)."""
 """A task's ``max_work_items`` unless its builder says (``TaskBuilder.max_work_items``)."""
 
 

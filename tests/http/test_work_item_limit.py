@@ -173,3 +173,39 @@ async def test_the_same_holds_for_a_composite_task_and_a_workflow_s_cancel() -> 
                 await rt.initialize_workflow(cases, "cases", principal=principal)
         assert await rt.workflow_state(cases) == "canceled"
         assert len(await rt.child_workflows(cases, "cases")) == 1
+
+
+async def test_an_outside_call_may_not_grow_an_instance_past_its_bound_in_bytes(
+    serve: Serve,
+) -> None:
+    """150 work items of 900 KB, each under --max-body and max_work_items, made every change
+    rewrite 135 MB and every listing slow (hostile h39 F4): an outside call that would leave
+    the instance over 16 MiB of state is a 409, nothing changed; the net's own code is not
+    bounded, and a call that does not grow it goes through."""
+    rt, client = await serve([ballot(None)], tokens=TOKENS)
+    started = await client.post("/workflows", json={"workflow": "ballot"}, headers=ADA)
+    workflow_id = started.json()["workflow_id"]
+    items = f"/workflows/{workflow_id}/tasks/vote/work-items"
+    big = {"blob": "x" * 900_000}
+    added = 0
+    while True:
+        answer = await client.post(items, json=big, headers=ADA)
+        if answer.status_code != 201:
+            break
+        added += 1
+        assert added < 30, "never refused"
+    assert answer.status_code == 409, answer.text
+    problem = answer.json()
+    assert problem["type"] == "urn:cronflow:problem:instance-too-large"
+    assert "over the 16 MiB an outside caller's call may bring it to" in problem["detail"]
+    assert "pass a reference to it" in problem["detail"]
+    assert added == 18  # 18 x 900 KB fit in 16 MiB, the 19th does not
+    assert len(await rt.work_items(workflow_id, "vote")) == added + 1  # (and its default)
+    await rt.initialize_work_item(workflow_id, "vote", big)  # the net's own: not bounded
+    [item, *_] = await rt.work_items(workflow_id, "vote")
+    await rt.start_work_item(item.id)
+    # past the bound, a call that adds little goes through (its complete declared, outside)
+    done = await client.post(f"/work-items/{item.id}/complete", json={"ok": 1}, headers=ADA)
+    assert done.status_code == 200, done.text
+    small = await client.post(items, json={"n": 1}, headers=ADA)  # a small item: allowed
+    assert small.status_code == 201, small.text
