@@ -48,7 +48,13 @@ from cronflow_actors.calls import call_user
 from cronflow_actors.engine.context import Context
 from cronflow_actors.engine.state_access import StateAccess
 from cronflow_actors.engine.transaction import Transaction, normalize
-from cronflow_actors.errors import CancelRunRequested, RetryRequested, class_name, one_line
+from cronflow_actors.errors import (
+    CancelRunRequested,
+    RetryRequested,
+    class_name,
+    described,
+    one_line,
+)
 from cronflow_actors.kernel import Clock
 from cronflow_actors.kernel._actor import (  # (not the package's: mypyc, setup.py)
     ActorHost,
@@ -280,7 +286,7 @@ class HandlerActor(LoopActor):
         step = getattr(item, "task", None) or getattr(item, "name", "?")
         parent = self.ctx.parent
         if isinstance(error, BaseException):
-            said, trace = f"{type(error).__name__}: {error}", error
+            said, trace = described(error), error
         else:
             said, trace = error, None
         secrets = self.ctx.secrets
@@ -371,7 +377,7 @@ class WorkItemActor(HandlerActor):
             self.log_failure(logging.WARNING, "failed; its on_error answers it", error)
         else:
             self.log_failure(logging.ERROR, "failed, and no retry remains", error)
-        said = f"{type(error).__name__}: {error}"
+        said = described(error)
         answered = self.ctx.answered_error  # an on_error that raised: what it answered
         secrets = self.ctx.secrets  # (none of them stored, as the README says: hostile h39 F3)
         said = f"its on_error raised {said}, answering {answered}" if answered else said

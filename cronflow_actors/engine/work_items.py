@@ -49,6 +49,7 @@ from cronflow_actors.errors import (
     InvalidStateTransitionError,
     ResumeError,
     class_name,
+    described,
     refuse_call,
 )
 from cronflow_actors.messages import JournalEntry, encode, json_encode
@@ -288,7 +289,7 @@ class WorkItem:
                     raise  # not user code's
                 await tx.send(change)  # a report stands: the item fails with the error
                 item.error_type = class_name(error)
-                await self._fail(f"{type(error).__name__}: {error}")
+                await self._fail(described(error))  # (with its notes: the callback's name)
                 return
             if tx.state.carried:  # an event a migration carried over for it, kept
                 kept.carried_to(tx, item.id, definition.wait)

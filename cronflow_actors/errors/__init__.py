@@ -100,6 +100,7 @@ from cronflow_actors.errors._base import (
 )
 from cronflow_actors.errors._base import class_name as class_name  # a helper, not an error
 from cronflow_actors.errors._base import clipped as clipped  # a helper, not an error
+from cronflow_actors.errors._base import described as described  # a helper, not an error
 from cronflow_actors.errors._base import did_you_mean as did_you_mean  # a helper too
 from cronflow_actors.errors._base import one_line as one_line  # a helper, not an error
 from cronflow_actors.errors._base import validation_path as validation_path  # a helper too

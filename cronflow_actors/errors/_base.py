@@ -56,6 +56,14 @@ def one_line(text: object) -> str:
     return str(text).translate(LINE_BREAKS)
 
 
+def described(error: BaseException) -> str:
+    """``Type: message`` of a failure, as its record keeps it, with the notes added to it
+    (``add_note``: the pause callback that raised it, ``flow/waits.py``)."""
+    notes = getattr(error, "__notes__", None)
+    said = f"{type(error).__name__}: {error}"
+    return f"{said} ({'; '.join(map(str, notes))})" if notes else said
+
+
 def class_name(error: BaseException) -> str:
     """The qualified name of ``error``'s class (``module.Name``), as a failure records it."""
     return f"{type(error).__module__}.{type(error).__qualname__}"

@@ -8,9 +8,10 @@ from typing import Any
 __all__ = ["taken_before"]
 
 
-def taken_before(ctx: Any, split: str, targets: list[str]) -> str | None:
+def taken_before(ctx: Any, split: str, targets: list[str], join: str) -> str | None:
     """The branch of ``if_`` split ``split`` that the run gone on from (a resume's, a
-    migration's) took, when it decided there once and one of ``targets`` is where it went:
+    migration's) took, when it decided there once and one of ``targets`` is where it went
+    (``join``, its end, where it went past it, none of its conditions holding):
     asked again, a condition whose answer had changed (the state, the clock, the code fixed
     before the resume) took the other branch, and the steps the first branch completed
     vanished from the run, its failed step never run again (conform h39 F5). None: the
@@ -22,4 +23,6 @@ def taken_before(ctx: Any, split: str, targets: list[str]) -> str | None:
     if generations.get(split, 0) != 1:
         return None
     entered = [target for target in targets if generations.get(target, 0) > 0]
+    if not entered and generations.get(join, 0) > 0:  # it went past, no condition holding
+        return join  # (an if_ with no else_: it was asked again, review h39 F1)
     return entered[0] if len(entered) == 1 else None

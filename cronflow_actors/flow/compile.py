@@ -311,7 +311,7 @@ class Compiler:
         conditions = [branch.condition for branch in node.branches]
 
         async def route(ctx: Any) -> Any:
-            if (taken := taken_before(ctx, split, targets)) is not None:
+            if (taken := taken_before(ctx, split, targets, join)) is not None:
                 return ctx.route.to_task(taken)
             fctx = FlowContext.of(ctx, ids)
             for condition, target in zip(conditions, targets, strict=True):

@@ -103,7 +103,11 @@ def step_handler(
             if breaker is not None and not isinstance(error, CircuitOpenError):
                 await guard.failed(error)
             attempt = ectx.attempt or 1
-            if retry is not None and attempt < retry.attempts and _retries(retry, error, node.id):
+            if (
+                retry is not None
+                and attempt < retry.attempts
+                and _retries(retry, error, node.id, fctx.secrets)
+            ):
                 delay = retry.delay_before(attempt)
                 if retry.on_retry is not None:  # one that raises is logged; the retry goes on
                     what = f"on_retry of step {node.id!r}"
@@ -135,23 +139,23 @@ async def _cache_key(cache: Any, fctx: FlowContext, step: str) -> str | None:
         logger.warning(
             "the cache key of step %r raised %s: the step runs without its cache",
             step,
-            describe(error),
+            without_secrets(describe(error), fctx.secrets),
         )
         return None
 
 
-def _retries(retry: Any, error: BaseException, step: str) -> bool:
+def _retries(retry: Any, error: BaseException, step: str, secrets: Any) -> bool:
     """Whether ``retry`` takes another attempt after ``error``; a ``retry_on`` filter that
     raised takes none, logged, and the step's own error goes on to its fallbacks and its
     record (the filter's was recorded in its place, and no fallback ran: conform h39 F2)."""
     try:
         return bool(retry.should_retry(error))
     except Exception as raised:
-        logger.warning(
+        logger.warning(  # (each masked: a secret in either is in no log line, review h39 F2)
             "the retry_on of step %r raised %s, asked about %s: no retry",
             step,
-            describe(raised),
-            describe(error),
+            without_secrets(describe(raised), secrets),
+            without_secrets(describe(error), secrets),
         )
         return False
 
@@ -164,19 +168,20 @@ async def _keep_failure(ectx: Any, flow_id: str, error: BaseException) -> None:
     """A step's failure, durable before its first fallback starts: a restart that finds the
     step cut in one runs its fallbacks again, and not the step, whose failure was read here (a
     compensation gone out, then the step run again and succeeding: conform h39 F1). Kept under
-    the attempt's key (its idempotency key names the work item) in the flow's engine state."""
+    the work item's id and attempt in the flow's engine state (not its idempotency key, which a
+    resume's item keeps: it read the old run's failure, review h39 F3)."""
     secrets = ectx.secrets
     data = without_secrets(storable_attributes(error), secrets)
     failure = {"error": without_secrets(describe(error), secrets), "type": class_name(error)}
     failure["data"] = data
     kept = ectx.state.sibling(f"cronflow:failed:{flow_id}")
-    await kept.set(f"{ectx.idempotency_key}:{ectx.attempt or 1}", failure, ttl=_KEPT_FOR)
+    await kept.set(f"{ectx.work_item.id}:{ectx.attempt or 1}", failure, ttl=_KEPT_FOR)
 
 
 async def _kept_failure(ectx: Any, flow_id: str) -> StepFailedError | None:
     """The failure ``_keep_failure`` kept for this attempt, as its fallbacks read it then."""
     kept = ectx.state.sibling(f"cronflow:failed:{flow_id}")
-    failure = await kept.get(f"{ectx.idempotency_key}:{ectx.attempt or 1}")
+    failure = await kept.get(f"{ectx.work_item.id}:{ectx.attempt or 1}")
     if failure is None:
         return None
     return StepFailedError(failure["error"], type=failure["type"], attributes=failure["data"])

@@ -114,13 +114,14 @@ def event_task(node: n.EventNode, step_ids: frozenset[str]) -> net.TaskBuilder:
 
 
 async def _named(step: str, called: str, fn: Any, *args: Any) -> Any:
-    """``fn(*args)``, a pause's callback; its error names it and how it is called: a
-    ``TypeError`` of an ``approval_url`` written ``fn(ctx)`` named neither (conform h39 F6)."""
+    """``fn(*args)``, a pause's callback; its error, its own class kept (review h39 F5), has a
+    note naming it and how it is called, which the step's record shows: a ``TypeError`` of an
+    ``approval_url`` written ``fn(ctx)`` named neither (conform h39 F6)."""
     try:
         return await settle(fn(*args))
     except Exception as error:
-        said = f"{type(error).__name__}: {error}"
-        raise RuntimeError(f"the {called} of pause {step!r} raised {said}") from error
+        error.add_note(f"raised by the {called} of pause {step!r}")
+        raise
 
 
 def human_task(node: n.HumanNode, step_ids: frozenset[str]) -> net.TaskBuilder:

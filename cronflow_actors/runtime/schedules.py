@@ -280,13 +280,14 @@ class Schedules:
         no run, here and in every process on the database. Paused already: that pause, as it
         was. ``NotFoundError`` for a flow that is not registered or has no schedule."""
         self._scheduled(flow)
-        found = await self.paused(flow)
-        if found is not None:
-            return found
         pause = SchedulePause(since=self._clock.now(), by=by, note=note)
-        await self._store.kv_set(_PAUSES, flow, pause, now=pause.since)
-        logger.info("the schedules of %s are paused%s", flow, f" ({note})" if note else "")
-        return pause
+        # one step: of two pauses at once, in any process, one stands and both are told so
+        # (a read, then a write: each was told its own stood, review h39 F6)
+        stood = await self._store.kv_setdefault(_PAUSES, flow, pause, now=pause.since)
+        stands = msgspec.convert(stood, SchedulePause)
+        if stands == pause:
+            logger.info("the schedules of %s are paused%s", flow, f" ({note})" if note else "")
+        return stands
 
     async def resume(self, flow: str) -> bool:
         """Resume ``flow``'s schedules: its next tick starts a run, and the ticks that passed
@@ -300,9 +301,10 @@ class Schedules:
             mark = await self._load(plan) if plan.cron is not None else None
             plan.handled = max(now, mark.handled_until if mark is not None else now)
             await self._save(plan)
-        await self._store.kv_delete(_PAUSES, flow)
-        logger.info("the schedules of %s are resumed", flow)
-        return True
+        resumed = await self._store.kv_delete(_PAUSES, flow)  # (of two at once: one)
+        if resumed:
+            logger.info("the schedules of %s are resumed", flow)
+        return resumed
 
     def _scheduled(self, flow: str) -> list[_Plan]:
         """The plans of ``flow``; ``NotFoundError`` for a flow not registered, or without any."""

@@ -1,5 +1,5 @@
 """A process running one saga, for the fallback crash test:
-``python -m tests.flow.fallback_worker DB``.
+``python -m tests.flow.fallback_worker DB`` (``DB resume``: ``resumed``).
 
 Its step ``charge`` fails (its only attempt; the gateway took the money all the same), and its
 ``on_error`` fallback ``refund`` prints ``refunding`` and hangs there until it is killed. Every
@@ -51,5 +51,43 @@ async def main(db: str) -> None:
         await asyncio.sleep(3600)
 
 
+MODE = {"charge": "fail"}
+"""How ``resumable``'s charge behaves: fails (its refund fails too), hangs, or charges."""
+
+
+def resumable() -> cf.Flow:
+    """A saga whose run fails, charge and refund alike, and is resumed: ``mode resume``."""
+
+    async def charge(ctx: Any) -> dict[str, bool]:
+        CALLS.append(f"charge {MODE['charge']}")
+        if MODE["charge"] == "fail":
+            raise GatewayError(502)
+        if MODE["charge"] == "hang":
+            print("hanging", flush=True)
+            await asyncio.sleep(3600)
+        return {"charged": True}
+
+    async def refund(ctx: Any) -> dict[str, bool]:
+        CALLS.append(f"refund {ctx.error}")
+        if MODE["charge"] == "fail":
+            raise RuntimeError("the refund service is down")
+        return {"refunded": True}
+
+    return cf.define("resumable").step("charge", charge).on_error(refund)
+
+
+async def resumed(db: str) -> None:
+    """Run r1 fails in its charge and in its refund; its resume's charge hangs (a crash cuts
+    it); prints the resume's id first."""
+    async with cf.Runtime(
+        db=db, workflows=[resumable()], lease_seconds=0.5, wait_for_lease=True
+    ) as rt:
+        await rt.trigger("resumable", {}, instance_id="r1")
+        assert (await rt.wait("r1")).status == "failed"
+        MODE["charge"] = "hang"
+        print(await rt.replay("r1", resume=True), flush=True)
+        await asyncio.sleep(3600)
+
+
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1]))
+    asyncio.run(resumed(sys.argv[1]) if sys.argv[2:] == ["resume"] else main(sys.argv[1]))

@@ -163,3 +163,23 @@ async def test_a_retry_on_filter_or_a_cache_key_that_raises_is_said_and_not_the_
     assert (result.status, result.output) == ("completed", "refunded")
     assert calls == [("charge", 1), ("charge", 2), ("refund", "gateway timeout")]
     assert "the cache key of step 'charge' raised KeyError: 'currency'" in caplog.text
+
+
+async def test_the_warning_of_a_retry_on_that_raised_masks_the_flow_s_secrets(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Its warning quoted the step's error, API key and all (review h39 F2)."""
+
+    def call(ctx: Any) -> None:
+        raise ConnectionError(f"https://pay.example/?key={ctx.secrets['key']}")
+
+    def broken(error: Any) -> bool:
+        return bool(error.status)  # a bug in the filter
+
+    retry = cf.Retry(attempts=3, retry_on=broken)
+    flow = cf.define("keyed", secrets={"key": "sk-live-77c1aa"}).step("call", call, retry=retry)
+    result = await flow.test().trigger({}).run()
+    assert result.status == "failed"
+    assert "the retry_on of step 'call' raised AttributeError" in caplog.text
+    assert "https://pay.example/?key=***" in caplog.text
+    assert "sk-live-77c1aa" not in caplog.text

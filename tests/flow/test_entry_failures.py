@@ -133,7 +133,10 @@ async def test_a_pause_whose_description_raises_fails_the_pause_not_the_step_bef
     run_id = await rt.trigger("asks", {})
     result = await rt.wait(run_id, timeout=5)
     assert result.status == "failed"
-    assert str(result.error).endswith("KeyError: 'lines'")
+    # the callback named, as it is called (conform h39 F6)
+    assert str(result.error).endswith(
+        "KeyError: 'lines' (raised by the description(ctx) of pause 'approve')"
+    )
     steps = await _steps(rt, run_id)
     assert steps["a"] == ("completed", "A")
     assert steps["approve"][0] == "failed"

@@ -31,3 +31,23 @@ async def test_a_fallback_cut_by_a_crash_runs_again_and_its_step_does_not(tmp_pa
         [charge] = [step for step in (await rt.inspect("r1")).steps if step.id == "charge"]
         assert (charge.status, charge.redispatches) == ("completed", 1)
         assert (charge.error, charge.error_type) == (said, "__main__.GatewayError")
+
+
+async def test_a_resumed_step_cut_by_a_crash_runs_again_not_the_old_run_s_fallbacks(
+    tmp_path: Path,
+) -> None:
+    """A resume keeps its failed step's idempotency key: the failure kept under that key for
+    the old run's fallbacks was read as the resumed step's own after a crash, its fallback
+    run with the old failure and the step never again (review h39 F3)."""
+    db = tmp_path / "resumed.db"
+    said = killed_after("tests.flow.fallback_worker", str(db), "resume", lines=2)
+    [resume] = [line for line in said if line.startswith("resume:")]  # (and "hanging")
+    assert "hanging" in said
+    fallback_worker.CALLS.clear()
+    fallback_worker.MODE["charge"] = "charge"
+    async with cf.Runtime(
+        db=db, workflows=[fallback_worker.resumable()], wait_for_lease=True
+    ) as rt:
+        result = await rt.wait(resume, timeout=20)
+        assert (result.status, result.output) == ("completed", {"charged": True})
+    assert fallback_worker.CALLS == ["charge charge"]

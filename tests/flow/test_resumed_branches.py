@@ -84,3 +84,33 @@ async def test_a_migration_goes_on_in_the_branch_its_run_took() -> None:
         await rt.resume(pause.token, {"approved": True})
         assert (await rt.wait(moved)).output == ["a1", "a3", "ok"]
         assert calls == ["a1", "a3"]
+
+
+async def test_a_resume_goes_past_an_if_without_else_its_run_went_past() -> None:
+    """No condition held, so the run went past the if_; its condition, asked again on the
+    resume, ran a step the run never took (review h39 F1)."""
+    calls: list[Any] = []
+    fails = {"after": True}
+
+    async def refund(ctx: Any) -> bool:
+        return bool(await ctx.state.get("refund", False))
+
+    def step(name: str) -> Any:
+        def run(ctx: Any) -> str:
+            calls.append(name)
+            if fails.get(name):
+                raise RuntimeError(f"{name} broke")
+            return name
+
+        return run
+
+    flow = cf.define("skipping").step("s0", step("s0")).if_("refund", refund)
+    flow = flow.step("refund_money", step("refund_money")).end_if().step("after", step("after"))
+    async with cf.Runtime(workflows=[flow]) as rt:
+        first = await rt.trigger("skipping", {})
+        assert (await rt.wait(first)).status == "failed"
+        fails["after"] = False
+        await rt.set_workflow_state("skipping", "refund", True)  # it would hold now
+        calls.clear()
+        result = await rt.wait(await rt.replay(first, resume=True))
+        assert (result.status, result.output, calls) == ("completed", "after", ["after"])

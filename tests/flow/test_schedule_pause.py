@@ -5,6 +5,7 @@ pass; a resume starts none for them either, and the next tick fires."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -59,3 +60,15 @@ async def test_a_flow_without_a_schedule_or_not_registered_cannot_be_paused() ->
             await rt.pause_schedules("plain")
         with pytest.raises(NotFoundError, match="no flow 'nope'"):
             await rt.resume_schedules("nope")
+
+
+async def test_of_two_pauses_at_once_one_stands_and_both_are_told_which() -> None:
+    """Each was told its own pause stood, and the second overwrote the first (review h39 F6)."""
+    flow = ticking("hourly", "0 * * * *")
+    async with cf.Runtime(workflows=[flow]) as rt:
+        first, second = await asyncio.gather(
+            rt.pause_schedules("hourly", note="first"), rt.pause_schedules("hourly", note="second")
+        )
+        assert first == second == await rt.schedules_paused("hourly")
+        resumed = await asyncio.gather(*(rt.resume_schedules("hourly") for _ in range(3)))
+        assert sorted(resumed) == [False, False, True]

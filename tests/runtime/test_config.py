@@ -197,3 +197,12 @@ def test_a_token_no_client_can_send_or_that_names_nobody_is_refused(
     assert named in said
     assert expected in said
     assert "t 3f9a" not in said  # (a token is never shown)
+
+
+@pytest.mark.parametrize("token", ["s3cr3t!", "p@ss:word#1", "abc%20def", "tok*en", "YWJj=="])
+def test_a_token_of_visible_characters_is_taken_as_before(tmp_path: Path, token: str) -> None:
+    """Tokens with characters outside RFC 6750's b64token were refused at the start, where
+    they had worked (review h39 F4): any visible ASCII character is taken."""
+    config = tmp_path / "cronflow.toml"
+    config.write_text(f'[tokens."{token}"]\nid = "ops"\n')
+    assert load_config(config, environ={}).principals()[token].id == "ops"
