@@ -168,20 +168,22 @@ async def _keep_failure(ectx: Any, flow_id: str, error: BaseException) -> None:
     """A step's failure, durable before its first fallback starts: a restart that finds the
     step cut in one runs its fallbacks again, and not the step, whose failure was read here (a
     compensation gone out, then the step run again and succeeding: conform h39 F1). Kept under
-    the work item's id and attempt in the flow's engine state (not its idempotency key, which a
-    resume's item keeps: it read the old run's failure, review h39 F3)."""
+    the work item's id in the flow's engine state: not its idempotency key, which a resume's
+    item keeps (it read the old run's failure, review h39 F3), nor its attempt, which an
+    action's dispatch after a restart counts up (retest h39 R1); only its last attempt falls
+    back."""
     secrets = ectx.secrets
     data = without_secrets(storable_attributes(error), secrets)
     failure = {"error": without_secrets(describe(error), secrets), "type": class_name(error)}
     failure["data"] = data
     kept = ectx.state.sibling(f"cronflow:failed:{flow_id}")
-    await kept.set(f"{ectx.work_item.id}:{ectx.attempt or 1}", failure, ttl=_KEPT_FOR)
+    await kept.set(ectx.work_item.id, failure, ttl=_KEPT_FOR)
 
 
 async def _kept_failure(ectx: Any, flow_id: str) -> StepFailedError | None:
-    """The failure ``_keep_failure`` kept for this attempt, as its fallbacks read it then."""
+    """The failure ``_keep_failure`` kept for this item, as its fallbacks read it then."""
     kept = ectx.state.sibling(f"cronflow:failed:{flow_id}")
-    failure = await kept.get(f"{ectx.work_item.id}:{ectx.attempt or 1}")
+    failure = await kept.get(ectx.work_item.id)
     if failure is None:
         return None
     return StepFailedError(failure["error"], type=failure["type"], attributes=failure["data"])

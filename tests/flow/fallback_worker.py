@@ -24,7 +24,9 @@ class GatewayError(Exception):
         self.status = status
 
 
-def saga(*, hang: bool) -> cf.Flow:
+def saga(*, hang: bool, action: bool = False) -> cf.Flow:
+    """``charge`` a step, or a detached action (``action``), with its fallback."""
+
     async def charge(ctx: Any) -> dict[str, int]:
         print("charge", flush=True)
         CALLS.append("charge")
@@ -39,13 +41,15 @@ def saga(*, hang: bool) -> cf.Flow:
             await asyncio.sleep(3600)
         return {"refunded": True, "redispatches": ctx.redispatches}
 
+    if action:
+        return cf.define("saga").action("charge", charge).on_error(refund).pause("hold")
     return cf.define("saga").step("charge", charge).on_error(refund).step("ship", lambda c: c.last)
 
 
-async def main(db: str) -> None:
+async def main(db: str, action: bool = False) -> None:
     # A short lease, so the next process takes over soon after the kill.
     async with cf.Runtime(
-        db=db, workflows=[saga(hang=True)], lease_seconds=0.5, wait_for_lease=True
+        db=db, workflows=[saga(hang=True, action=action)], lease_seconds=0.5, wait_for_lease=True
     ) as rt:
         await rt.trigger("saga", {"order": 1}, instance_id="r1")
         await asyncio.sleep(3600)
@@ -90,4 +94,7 @@ async def resumed(db: str) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(resumed(sys.argv[1]) if sys.argv[2:] == ["resume"] else main(sys.argv[1]))
+    mode = sys.argv[2:]
+    asyncio.run(
+        resumed(sys.argv[1]) if mode == ["resume"] else main(sys.argv[1], mode == ["action"])
+    )

@@ -5,6 +5,7 @@ had gone out never happened: conform h39 F1)."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import cronflow_actors as cf
@@ -51,3 +52,24 @@ async def test_a_resumed_step_cut_by_a_crash_runs_again_not_the_old_run_s_fallba
         result = await rt.wait(resume, timeout=20)
         assert (result.status, result.output) == ("completed", {"charged": True})
     assert fallback_worker.CALLS == ["charge charge"]
+
+
+async def test_an_action_s_fallback_cut_by_a_crash_runs_again_and_the_action_does_not(
+    tmp_path: Path,
+) -> None:
+    """A detached action's dispatch after a restart counts its attempt up: its failure, kept
+    under its attempt, was not found, and the action ran again (retest h39 R1)."""
+    db = tmp_path / "action.db"
+    lines = killed_after("tests.flow.fallback_worker", str(db), "action", lines=3)
+    assert lines[0] == "charge"
+    assert lines[2] == "refunding"
+    fallback_worker.CALLS.clear()
+    flow = fallback_worker.saga(hang=False, action=True)
+    async with cf.Runtime(db=db, workflows=[flow], wait_for_lease=True) as rt:
+        for _ in range(200):
+            if fallback_worker.CALLS:
+                break
+            await asyncio.sleep(0.05)
+        await rt.wait_idle()
+        said = "GatewayError: the gateway said 502 after taking the money"
+        assert [f"refund StepFailedError 502: {said}"] == fallback_worker.CALLS
