@@ -466,7 +466,7 @@ class ActionActor(HandlerActor):
         return ActionFinished(
             work_item_id=self.item_id,
             ok=False,
-            error=f"{type(error).__name__}: {error}",
+            error=without_secrets(described(error), self.ctx.secrets),  # (retest h39 R3)
             error_type=class_name(error),
             attempt=self.attempt,
             started_at=began_at,

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from functools import cache
 from typing import Any, TypeVar
+from urllib.parse import quote, quote_plus
 
 import msgspec
 
@@ -107,15 +108,15 @@ def without_secrets(value: Any, secrets: Mapping[str, Any] | None) -> Any:
     stored, logged and shown to every token holder (hostile h39 F3)."""
     if not secrets or value is None:
         return value
-    hidden = []
+    hidden: list[str] = []
     for name in secrets:
         try:
             secret = secrets[name]
         except Exception:  # a cf.env secret whose variable is gone: nothing to mask
             continue
         text = secret if isinstance(secret, str) else str(secret)
-        if len(text) >= _SHORTEST_SECRET:
-            hidden.append(text)
+        if len(text) >= _SHORTEST_SECRET:  # as it is, and as a URL quotes it (retest h39 R4)
+            hidden.extend({text, quote(text, safe=""), quote_plus(text), quote(text)})
     if not hidden:
         return value
     hidden.sort(key=len, reverse=True)  # (a secret holding another: the longer one first)

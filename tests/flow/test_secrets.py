@@ -4,6 +4,7 @@ written to the database nor logged; a missing environment variable is refused at
 from __future__ import annotations
 
 import logging
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -156,3 +157,32 @@ async def test_an_error_that_quotes_a_secret_is_kept_and_logged_with_it_masked(
     assert masked in caplog.text
     for path in files_in(tmp_path):  # the database, its log: none of it holds the key
         assert b"sk-live-3f9a77c1" not in path.read_bytes(), path
+
+
+async def test_a_secret_quoted_in_a_url_or_by_a_detached_action_is_masked_too(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A key with '/', '+', '=' or '@' quoted in a URL, and a detached action's error, were
+    kept as they were (retest h39 R3, R4)."""
+    key = "sk/live+3f9a=@"
+    quoted = urllib.parse.quote(key, safe="")
+
+    def call(ctx: Any) -> None:
+        raise RuntimeError(f"GET https://x/?k={urllib.parse.quote(ctx.secrets['key'], safe='')}")
+
+    def notify(ctx: Any) -> None:
+        raise RuntimeError(f"action quotes {ctx.secrets['key']}")
+
+    flow = cf.define("quoting", secrets={"key": key}).action("notify", notify).step("s", call)
+    db = tmp_path / "quoting.db"
+    async with cf.Runtime(db=db, workflows=[flow]) as rt:
+        result = await rt.wait(await rt.trigger("quoting", {}))
+        await rt.wait_idle()
+        assert result.error == "step 's': RuntimeError: GET https://x/?k=***"
+        steps = {step.id: step for step in (await rt.inspect(result.id)).steps}
+        assert steps["notify"].error == "RuntimeError: action quotes ***"
+    for path in files_in(tmp_path):
+        assert quoted.encode() not in path.read_bytes(), path
+        assert key.encode() not in path.read_bytes(), path
+    assert quoted not in caplog.text
+    assert key not in caplog.text
