@@ -238,4 +238,5 @@ def test_serve_takes_the_open_files_its_hard_limit_allows(tmp_path: Path) -> Non
         assert open_files(served.process.pid) == ["512", "512"]
         said = served.output()
         assert "this process may open 512 files (its hard limit, ulimit -Hn)" in said
+        assert "it takes 256 connections at once" in said  # (the files outlast them)
         assert "or lower --max-connections" in said

@@ -157,33 +157,36 @@ _OWN_FILES = 256
 open (sockets to other services, files), the blocking pool's."""
 
 
-def _open_files(max_connections: int) -> None:
+def _open_files(max_connections: int) -> int:
     """Raise the process's soft limit of open files to its hard one: a soft limit of 1024 (many
     systems' default) ran out under ``--max-connections`` half-sent requests before that limit
     did: ``/healthz`` went unanswered and steps that opened a socket failed with EMFILE, with
-    nothing in the log (hostile h39 F1). A hard limit too low for the connections is said."""
+    nothing in the log (hostile h39 F1). A hard limit too low for the connections is said, and
+    the connections taken at once are fewer: what it answers."""
     try:
         import resource
     except ImportError:  # (not on Windows)
-        return
+        return max_connections
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard != resource.RLIM_INFINITY and soft < hard:
+    wanted = max(soft, 65536) if hard == resource.RLIM_INFINITY else hard
+    if soft != resource.RLIM_INFINITY and soft < wanted:
         with contextlib.suppress(ValueError, OSError):
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-            soft = hard
-    elif hard == resource.RLIM_INFINITY and soft != hard:
-        with contextlib.suppress(ValueError, OSError):
-            resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 65536), hard))
-            soft = max(soft, 65536)
-    if soft != resource.RLIM_INFINITY and soft < max_connections + _OWN_FILES:
-        logging.getLogger("cronflow_actors.serve").warning(
-            "this process may open %d files (its hard limit, ulimit -Hn), under --max-connections "
-            "%d and the %d more it keeps for the database, the log and what steps open: raise the "
-            "limit (systemd LimitNOFILE=, docker --ulimit nofile=) or lower --max-connections",
-            soft,
-            max_connections,
-            _OWN_FILES,
-        )
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+            soft = wanted
+    if soft == resource.RLIM_INFINITY or soft >= max_connections + _OWN_FILES:
+        return max_connections
+    taken = max(1, soft - _OWN_FILES)  # the files run out after the connections, not before
+    logging.getLogger("cronflow_actors.serve").warning(
+        "this process may open %d files (its hard limit, ulimit -Hn), under --max-connections "
+        "%d and the %d more it keeps for the database, the log and what steps open: it takes "
+        "%d connections at once (raise the limit: systemd LimitNOFILE=, docker --ulimit "
+        "nofile=; or lower --max-connections)",
+        soft,
+        max_connections,
+        _OWN_FILES,
+        taken,
+    )
+    return taken  # (retest h39: with a hard limit of 1,024 /healthz still went unanswered)
 
 
 def serve(settings: Any, *, process_ends: bool = False) -> int:
@@ -201,7 +204,7 @@ def serve(settings: Any, *, process_ends: bool = False) -> int:
 
     _configure_logging(settings.log_level, settings.log_format)
     tune_collector(settings.gc_threshold)
-    _open_files(settings.max_connections)
+    connections = _open_files(settings.max_connections)
     loop, make_loop = loop_factory(settings.loop)
     logging.getLogger("cronflow_actors.serve").info(
         "event loop: %s (the loop setting: %s)", loop, settings.loop
@@ -221,7 +224,7 @@ def serve(settings: Any, *, process_ends: bool = False) -> int:
         serve_metrics=not separate_metrics,
         drain=settings.drain_timeout,
         allowed_hosts=allowed_hosts,
-        long_polls=settings.max_connections // 2,  # (of one: none waits, retest2 h33 F5)
+        long_polls=connections // 2,  # (of one: none waits, retest2 h33 F5)
     )
     explained = _ExplainedStartFailure(app)
     failed_start = explained.failed_start
@@ -238,7 +241,7 @@ def serve(settings: Any, *, process_ends: bool = False) -> int:
         header_timeout=settings.header_timeout,
         send_timeout=settings.send_timeout,
         keep_alive=settings.keep_alive,
-        max_connections=settings.max_connections,
+        max_connections=connections,
         drain_timeout=settings.drain_timeout,
     )
     metrics = None
