@@ -322,7 +322,9 @@ def gated(version: str) -> cf.Flow:
     def amount(ctx: Any) -> bool:  # v1 needs an amount, v2 made it optional
         return bool(ctx.payload["amount"] if version == "v1" else ctx.payload.get("amount"))
 
-    flow = cf.define("gated", version=version).if_("big", amount).step("check", str).end_if()
+    # (each version's if_ its own: one a run decided is not asked again in a migration)
+    flow = cf.define("gated", version=version).if_(f"big_{version}", amount)
+    flow = flow.step("check", str).end_if()
     return flow.pause("hold")
 
 
