@@ -10,11 +10,8 @@ from typing import Any
 import cronflow_actors as cf
 
 
-def branching(calls: list[Any], *, version: str = "v1", fails: dict[str, bool]) -> cf.Flow:
-    async def is_a(ctx: Any) -> bool:
-        mode = await ctx.state.get("mode", "A")
-        calls.append(("asked", mode))
-        return bool(mode == "A")
+def recording(calls: list[Any], fails: dict[str, bool]) -> Any:
+    """A step's function by its name: it records its call, and raises while ``fails`` says."""
 
     def step(name: str) -> Any:
         def run(ctx: Any) -> str:
@@ -25,6 +22,16 @@ def branching(calls: list[Any], *, version: str = "v1", fails: dict[str, bool]) 
 
         return run
 
+    return step
+
+
+def branching(calls: list[Any], *, version: str = "v1", fails: dict[str, bool]) -> cf.Flow:
+    async def is_a(ctx: Any) -> bool:
+        mode = await ctx.state.get("mode", "A")
+        calls.append(("asked", mode))
+        return bool(mode == "A")
+
+    step = recording(calls, fails)
     flow = cf.define("branching", version=version).step("s0", step("s0")).if_("a", is_a)
     flow = flow.step("a1", step("a1")).step("a2", step("a2"))
     if version == "v2":
@@ -95,15 +102,7 @@ async def test_a_resume_goes_past_an_if_without_else_its_run_went_past() -> None
     async def refund(ctx: Any) -> bool:
         return bool(await ctx.state.get("refund", False))
 
-    def step(name: str) -> Any:
-        def run(ctx: Any) -> str:
-            calls.append(name)
-            if fails.get(name):
-                raise RuntimeError(f"{name} broke")
-            return name
-
-        return run
-
+    step = recording(calls, fails)
     flow = cf.define("skipping").step("s0", step("s0")).if_("refund", refund)
     flow = flow.step("refund_money", step("refund_money")).end_if().step("after", step("after"))
     async with cf.Runtime(workflows=[flow]) as rt:
