@@ -28,19 +28,27 @@ def limited(gates: dict[int, asyncio.Event], log: list[Any], limit: int = 1) -> 
     return cf.define("limited", concurrency=limit).step("work", work)
 
 
+async def logged(log: list[Any], count: int) -> list[Any]:
+    """The payloads of ``log`` once it has ``count`` entries (its steps wait on gates, so
+    ``wait_idle`` would wait for good; a fixed sleep was too short on a loaded machine)."""
+    for _ in range(500):
+        if len(log) >= count:
+            break
+        await asyncio.sleep(0.01)
+    return [entry[1] for entry in log]
+
+
 async def test_concurrency_is_a_fifo_limit(rt: cf.Runtime) -> None:
     gates = {n: asyncio.Event() for n in range(4)}
     log: list[Any] = []
     rt.register(limited(gates, log, limit=2))
     runs = [await rt.trigger("limited", n) for n in range(4)]
-    await asyncio.sleep(0.05)
-    assert [entry[1] for entry in log] == [0, 1]
+    assert await logged(log, 2) == [0, 1]
     queued = await rt.inspect(runs[3])
     assert (queued.status, queued.payload, queued.steps) == ("waiting", 3, [])
     gates[1].set()
     assert (await rt.wait(runs[1], timeout=5)).output == 1
-    await asyncio.sleep(0.05)
-    assert [entry[1] for entry in log] == [0, 1, 2]
+    assert await logged(log, 3) == [0, 1, 2]
     for gate in gates.values():
         gate.set()
     results = [await rt.wait(run, timeout=5) for run in runs]
@@ -102,8 +110,7 @@ async def test_queued_runs_survive_a_restart(tmp_path: Path) -> None:
     log: list[Any] = []
     async with cf.Runtime(db=db, workflows=[limited(gates, log)]) as first:
         runs = [await first.trigger("limited", n) for n in range(3)]
-        await asyncio.sleep(0.05)
-        assert [entry[1] for entry in log] == [0]
+        assert await logged(log, 1) == [0]
     for gate in gates.values():
         gate.set()
     log.clear()
