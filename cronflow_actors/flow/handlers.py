@@ -18,6 +18,7 @@ from cronflow_actors.errors import (
     StepFailedError,
     StepTimeoutError,
     class_name,
+    described,
 )
 from cronflow_actors.flow.context import FlowContext
 from cronflow_actors.flow.options import CircuitBreaker
@@ -56,7 +57,7 @@ def describe(error: BaseException) -> str:
     in the words it was recorded in, which name its type already."""
     if isinstance(error, RunFailedError):
         return str(error)
-    return f"{type(error).__name__}: {error}"
+    return described(error)
 
 
 def step_handler(

@@ -25,6 +25,7 @@ from cronflow_actors.runtime.pages import Page
 from cronflow_actors.runtime.runs import REASON_LIMIT
 
 __all__ = [
+    "ONE_LINE_TEXT",
     "REASON_SENT",
     "WAIT_LIMIT",
     "CancelRun",
@@ -58,16 +59,17 @@ class StartRun(msgspec.Struct, forbid_unknown_fields=True):
     instance_id: RunId | None = None
 
 
-_REASON = msgspec.Meta(  # documented as the runtime checks it (check_cancel_reason: hostile
-    extra_json_schema={"maxLength": REASON_LIMIT, "pattern": ONE_LINE_PATTERN}  # h38 F6)
+ONE_LINE_TEXT = msgspec.Meta(  # documented as the runtime checks it (check_cancel_reason:
+    extra_json_schema={"maxLength": REASON_LIMIT, "pattern": ONE_LINE_PATTERN}  # hostile h38 F6)
 )
+"""A cancel's reason, a schedule pause's note: one line, at most ``REASON_LIMIT`` characters."""
 
 
 class CancelRun(msgspec.Struct, forbid_unknown_fields=True):
     """``POST /runs/{run_id}/cancel`` (and ``/workflows/{workflow_id}/cancel``): why, recorded
     as the run's error (no body, or null: no reason)."""
 
-    reason: Annotated[str, _REASON] = ""
+    reason: Annotated[str, ONE_LINE_TEXT] = ""
 
 
 async def cancel_reason(edge: Edge, request: Request) -> str:

@@ -20,9 +20,8 @@ from starlette.routing import Route
 
 from cronflow_actors.http.edge import Edge, json_response, route
 from cronflow_actors.http.requests import no_idempotency_key, query_int
-from cronflow_actors.http.routes.runs import RunId, started
-from cronflow_actors.runtime import ONE_LINE_PATTERN, FlowTrigger, SchedulePause
-from cronflow_actors.runtime.runs import REASON_LIMIT
+from cronflow_actors.http.routes.runs import ONE_LINE_TEXT, RunId, started
+from cronflow_actors.runtime import FlowTrigger, SchedulePause
 
 __all__ = [
     "FireSchedule",
@@ -33,9 +32,6 @@ __all__ = [
     "SchedulesResumed",
     "routes",
 ]
-
-
-_NOTE = msgspec.Meta(extra_json_schema={"maxLength": REASON_LIMIT, "pattern": ONE_LINE_PATTERN})
 
 
 class ScheduleFires(msgspec.Struct, frozen=True, kw_only=True):
@@ -59,7 +55,7 @@ class NextFires(msgspec.Struct, frozen=True, kw_only=True):
 class PauseSchedules(msgspec.Struct, forbid_unknown_fields=True):
     """``POST /flows/{id}/schedules/pause``: why (shown with the pause, and logged)."""
 
-    note: Annotated[str, _NOTE] = ""
+    note: Annotated[str, ONE_LINE_TEXT] = ""  # (checked as a cancel's reason)
 
 
 class SchedulesPaused(msgspec.Struct, frozen=True, kw_only=True):
