@@ -52,6 +52,7 @@ from cronflow_actors.runtime.step_views import (
     action_step,
     all_carried,
     began,
+    child_kind,
     condition_failed,
     delayed,
     fell_back,
@@ -415,9 +416,9 @@ class RunViews:
                 kind = self._kind(state, root.id, items[0])
             elif isinstance(user_steps, Mapping):  # a flow per item or chunk is its step's
                 kind = user_steps[name].kind  # (newcomer h26: a batch shown as a subflow)
-            else:  # a net's task, or a version not registered here
+            else:  # a net's task, or a flow's whose version is not registered here
                 kind = (
-                    "subflow"
+                    child_kind(children[0], flows)
                     if children
                     else record.carried_kind or self._task_kind(state, root.id, name)
                 )

@@ -10,6 +10,7 @@ import msgspec
 
 from cronflow_actors.flow.compile import WAITING_KINDS, fallback_task, is_user_step
 from cronflow_actors.flow.context import failed_condition, step_error
+from cronflow_actors.flow.envelope import open_envelope
 from cronflow_actors.messages.engine import (
     ActionRecord,
     InstanceState,
@@ -25,6 +26,7 @@ __all__ = [
     "action_step",
     "all_carried",
     "began",
+    "child_kind",
     "condition_failed",
     "delayed",
     "fell_back",
@@ -113,6 +115,17 @@ def step_status(item_state: str, kind: str) -> str:
     if item_state == WorkItemState.INITIALIZED:
         return "pending"
     return item_state
+
+
+def child_kind(child: WorkflowRecord, flows: bool) -> str:
+    """The kind of the step whose runs ``child`` is one of: a net's composite task is a
+    ``subflow``; a flow's step says it in the child's start (``for_each``, ``batch``, else
+    ``subflow``), which is all that tells them apart where the flow's version is not
+    registered here (``inspect --db``)."""
+    if not flows:
+        return "subflow"
+    kind = open_envelope(child.payload).kind
+    return kind if kind in ("for_each", "batch") else "subflow"
 
 
 def is_step(task: str, user_steps: Container[str] | None) -> bool:

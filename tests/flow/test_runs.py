@@ -982,7 +982,7 @@ async def test_ctx_names_the_step_and_the_run_start(rt: cf.Runtime, clock: Manua
 
 
 async def test_steps_that_fan_out_show_one_attempt_when_nothing_was_retried(
-    rt: cf.Runtime,
+    rt: cf.Runtime, tmp_path: Path
 ) -> None:
     """A parallel step has a work item per branch and a for_each a child run per item; neither
     was retried, so each shows one attempt (the branches' attempts are not added up)."""
@@ -1008,6 +1008,22 @@ async def test_steps_that_fan_out_show_one_attempt_when_nothing_was_retried(
         ("chunks", "batch", "completed", 1),
         ("child", "subflow", "completed", 1),
     ]
+    # read from the file by a process that has not the flow (`inspect --db`): the item flows'
+    # own start says which construct made them (h39 cronflow F4, the rest)
+    offline = await asyncio.to_thread(_inspect_offline, tmp_path / "engine.db", run_id)
+    assert [(s["id"], s["kind"]) for s in offline["steps"]] == [
+        ("both", "parallel"),
+        ("squares", "for_each"),
+        ("chunks", "batch"),
+        ("child", "subflow"),
+    ]
+
+
+def _inspect_offline(db: Path, run_id: str) -> Any:
+    from cronflow_actors.cli.offline import DatabaseReads
+
+    with DatabaseReads(str(db)) as reads:
+        return reads.run(run_id)
 
 
 async def test_a_run_s_error_names_its_steps_in_the_user_s_words(tmp_path: Path) -> None:
