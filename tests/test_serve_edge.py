@@ -272,7 +272,13 @@ def test_tokens_guard_the_api_and_the_metrics(tmp_path: Path) -> None:
             "ready": True,
             "checks": {"runtime": "ok", "store": "ok", "lease": "ok"},
         }
-    assert "ada-token" not in served.output()
+    log = served.output()
+    assert "ada-token" not in log
+    # each token is under 16 characters: said by its holder, never by itself (hostile h39 F2)
+    for holder in ("the token of 'ada'", "the token of 'grafana'", "metrics_token"):
+        assert f"{holder} has fewer than 16 characters and could be guessed" in log
+    assert "watch-token" not in log
+    assert "scrape-me" not in log
 
 
 def test_finished_runs_are_pruned_after_the_retention(tmp_path: Path) -> None:

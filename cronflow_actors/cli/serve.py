@@ -205,6 +205,8 @@ def serve(settings: Any, *, process_ends: bool = False) -> int:
     _configure_logging(settings.log_level, settings.log_format)
     tune_collector(settings.gc_threshold)
     connections = _open_files(settings.max_connections)
+    for warning in settings.short_tokens():
+        logging.getLogger("cronflow_actors.serve").warning("%s", warning)
     loop, make_loop = loop_factory(settings.loop)
     logging.getLogger("cronflow_actors.serve").info(
         "event loop: %s (the loop setting: %s)", loop, settings.loop

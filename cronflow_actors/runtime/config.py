@@ -96,6 +96,11 @@ _SENDABLE = (
 )
 
 
+SHORT_TOKEN = 16
+"""Characters under which ``serve`` warns that a token may be guessed (``token_urlsafe(32)``,
+the README's, has 43)."""
+
+
 def sendable(secret: str) -> bool:
     """A token a client can send: a blank one ("${API_TOKEN}" with the variable unset) locked
     every route, a space in one locked /metrics, and nothing said why (hostile h39 F2)."""
@@ -185,8 +190,8 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
                 f"metrics_port {self.metrics_port} is the API's port too: give /metrics a port "
                 "of its own, or leave metrics_port unset to serve it on the API's port"
             )
-        if self.metrics_token and not sendable(self.metrics_token):  # ("": none, as it was)
-            raise ValueError(f"metrics_token must be {_SENDABLE}")
+        if self.metrics_token is not None and not sendable(self.metrics_token):
+            raise ValueError(f"metrics_token must be {_SENDABLE}")  # ("" too: the README's)
         deletion_age(self.retention, "retention")  # "30d", "12h", "0" (keep forever)
         _check_url(self.url)
         for name, limit in self.queues.items():
@@ -200,6 +205,19 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
             token: Principal(id=entry.id, scopes=frozenset(entry.scopes))
             for token, entry in self.tokens.items()
         }
+
+    def short_tokens(self) -> list[str]:
+        """A warning for each token under ``SHORT_TOKEN`` characters, for ``serve`` to log:
+        taken (a rule that refused them would stop a server that ran), but one that short can
+        be guessed (hostile h39 F2). The token itself is never said, its principal is."""
+        short = [f"the token of {e.id!r}" for t, e in self.tokens.items() if len(t) < SHORT_TOKEN]
+        if self.metrics_token is not None and len(self.metrics_token) < SHORT_TOKEN:
+            short.append("metrics_token")
+        return [
+            f"{holder} has fewer than {SHORT_TOKEN} characters and could be guessed: use a long "
+            "random one (python -c 'import secrets; print(secrets.token_urlsafe(32))')"
+            for holder in short
+        ]
 
     def read_only_tokens(self) -> frozenset[str]:
         """The tokens that may only read (``read_only = true``)."""

@@ -186,6 +186,7 @@ def test_a_lease_is_half_a_second_to_a_day(value: str, tmp_path: Path) -> None:
         ('[tokens."t 3f9a"]\nid = "ops"\n', "tokens entry 1 (id 'ops')", "is a variable"),
         ('[tokens.t-3f9a]\nid = ""\n', "tokens entry 1 (id '')", "its id must name someone"),
         ('metrics_token = " "\n', "metrics_token", "metrics_token must be a token a client"),
+        ('metrics_token = ""\n', "metrics_token", "not empty or blank"),  # (the README's)
     ],
 )
 def test_a_token_no_client_can_send_or_that_names_nobody_is_refused(
@@ -206,3 +207,18 @@ def test_a_token_of_visible_characters_is_taken_as_before(tmp_path: Path, token:
     config = tmp_path / "cronflow.toml"
     config.write_text(f'[tokens."{token}"]\nid = "ops"\n')
     assert load_config(config, environ={}).principals()[token].id == "ops"
+
+
+def test_a_short_token_is_taken_with_a_warning_that_names_its_holder(tmp_path: Path) -> None:
+    """A one-character token was taken without a word (hostile h39 F2, the rest): it still is
+    taken, and ``serve`` warns of it by its principal, never by the token."""
+    config = tmp_path / "cronflow.toml"
+    long = "k" * 16
+    config.write_text(
+        f'metrics_token = "m"\n[tokens."x"]\nid = "ops"\n[tokens."{long}"]\nid = "ci"\n'
+    )
+    settings = load_config(config, environ={})
+    assert settings.principals()["x"].id == "ops"
+    warnings = settings.short_tokens()
+    assert [w.split(" has ")[0] for w in warnings] == ["the token of 'ops'", "metrics_token"]
+    assert all("token_urlsafe(32)" in w for w in warnings)
