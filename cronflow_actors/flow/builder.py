@@ -50,6 +50,7 @@ from cronflow_actors.flow.workflow_options import (
     rate_limit_of,
 )
 from cronflow_actors.net.spec import NetSpec
+from cronflow_actors.net.validation import version_problem
 
 __all__ = ["Flow", "SubflowNode", "WebhookSpec", "define", "use_test_harness", "walk"]
 
@@ -335,6 +336,8 @@ class Flow(ControlFlowMethods, TriggerMethods):
                 "options by name (Cronflow's define({id, name}) is cf.define('orders', "
                 "name='Orders'))"
             )
+        if (version := version_problem(self.version)) is not None:
+            problems.append(version)
         if self._stack:
             problems.append(f"if_({self._stack[-1][0].id!r}) has no end_if()")
         if self.concurrency is not None and (

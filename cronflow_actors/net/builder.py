@@ -336,6 +336,8 @@ class WorkflowBuilder:
         """The NetSpec, or None when ``problems`` (every one found, in order) are not empty."""
         if not isinstance(self.name, str) or not self.name:
             problems.append(f"a workflow needs a non-empty name, got {self.name!r}")
+        if (version := check.version_problem(self.version)) is not None:
+            problems.append(version)
         start = check.single("start condition", self._start, "start_condition", problems)
         end = check.single("end condition", self._end, "end_condition", problems)
         if self._output not in ("task", "last"):

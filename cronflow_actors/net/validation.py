@@ -48,6 +48,7 @@ __all__ = [
     "reach",
     "regions_by_task",
     "single",
+    "version_problem",
     "wire_flows",
 ]
 
@@ -158,6 +159,21 @@ def check_workflow_actions(workflow: str, actions: Mapping[str, Any], problems: 
 
 
 # -- names and flows -----------------------------------------------------------------------------
+
+
+MAX_VERSION = 200
+"""Characters of a version's name at most (a migration's target over HTTP is bounded so)."""
+
+
+def version_problem(version: object) -> str | None:
+    """What is wrong with a workflow's ``version``, if anything: a name (``"v2"``). An int was
+    taken, and every run of it then read as a damaged snapshot (devx h40 F1)."""
+    if isinstance(version, str) and version.strip() and len(version) <= MAX_VERSION:
+        return None
+    return (
+        f"version must be a non-empty string of at most {MAX_VERSION} characters, as in "
+        f"version='v2', got {version!r}"
+    )
 
 
 def single(what: str, names: list[str], method: str, problems: list[str]) -> str | None:

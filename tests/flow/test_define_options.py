@@ -23,6 +23,7 @@ def test_every_bad_option_is_reported_with_the_rest() -> None:
         queue="no spaces allowed",
         secrets={"": cf.env("API_KEY"), "token": cf.env("not a variable"), "fn": noop},
         concurrency=0,
+        version=2,  # type: ignore[arg-type]
     ).step("a", noop)
     with pytest.raises(InvalidWorkflowError) as caught:
         flow.build()
@@ -37,6 +38,8 @@ def test_every_bad_option_is_reported_with_the_rest() -> None:
         "secrets['token']: cf.env() needs an environment variable name",
         "secrets['fn']: give cf.env('NAME') or a value, not a function",
         "concurrency must be a whole number >= 1",
+        # an int was taken, and each of its runs then read as damaged (devx h40 F1)
+        "version must be a non-empty string of at most 200 characters, as in version='v2', got 2",
     ):
         assert expected in problems, expected
 

@@ -81,7 +81,7 @@ def test_a_valid_net_builds_to_its_spec() -> None:
 
 def test_every_problem_is_reported_in_one_error() -> None:
     broken = (
-        net.workflow("broken")
+        net.workflow("broken", version=2)  # type: ignore[arg-type]
         .condition("c1")
         .condition("c1")
         .task("a", net.task().split("xor"))
@@ -96,6 +96,7 @@ def test_every_problem_is_reported_in_one_error() -> None:
         broken.build()
     problems = caught.value.problems
     expected = [
+        "version must be a non-empty string of at most 200 characters, as in version='v2', got 2",
         "no start condition",
         "no end condition",
         "'c1' is declared twice",
