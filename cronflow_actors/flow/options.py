@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import inspect
 import random
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -76,6 +77,12 @@ class Retry(msgspec.Struct, frozen=True, kw_only=True):
                 f"{where}: retry_on takes an exception class, an iterable of them, or "
                 f"fn(error) -> bool; got {self.retry_on!r}"
             )
+        elif _is_async(self.retry_on):  # never awaited, its coroutine read as "retry" (devx
+            # h40 F2): it is asked where nothing awaits, an event's timeout at definition
+            found.append(
+                f"{where}: retry_on must be a plain function, fn(error) -> bool, not an async "
+                f"one: it decides from the error alone; got {self.retry_on!r}"
+            )
         if self.on_retry is not None and not callable(self.on_retry):
             found.append(f"{where}: on_retry must be a function")
         return found
@@ -86,7 +93,12 @@ class Retry(msgspec.Struct, frozen=True, kw_only=True):
         classes = _classes(self.retry_on)
         if classes:
             return isinstance(error, classes)
-        return bool(self.retry_on(error))
+        asked = self.retry_on(error)
+        if inspect.isawaitable(asked):  # (an object whose __call__ is async, say)
+            if inspect.iscoroutine(asked):
+                asked.close()
+            raise TypeError(f"retry_on returned {asked!r}, not a bool: give a plain function")
+        return bool(asked)
 
     def delay_before(self, retry: int, rng: Callable[[], float] = random.random) -> float:
         """Seconds to wait before retry number ``retry`` (1 for the first retry)."""
@@ -268,4 +280,12 @@ def bare_number(value: Any, what: str) -> str | None:
     return (
         f"{what} {value!r} has no unit: write {f'{value}ms'!r} (Cronflow's numbers are "
         f"milliseconds) or {f'{value}s'!r}"
+    )
+
+
+def _is_async(fn: Any) -> bool:
+    """Whether calling ``fn`` gives a coroutine: an ``async def`` function, a partial of one,
+    or an object whose ``__call__`` is one."""
+    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
+        getattr(fn, "__call__", None)  # noqa: B004 (its __call__'s kind, not whether callable)
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 
 import pytest
 
@@ -175,6 +176,32 @@ def test_retry_delays_per_backoff() -> None:
     assert only_io.should_retry(ConnectionError())
     assert not only_io.should_retry(ValueError())
     assert cf.Retry(retry_on=lambda e: "blip" in str(e)).should_retry(RuntimeError("net blip"))
+
+
+async def _no_retry(error: BaseException) -> bool:
+    return False
+
+
+class _AsyncFilter:
+    async def __call__(self, error: BaseException) -> bool:
+        return False
+
+
+def test_an_async_retry_on_is_refused_where_it_was_never_awaited() -> None:
+    """An ``async def`` filter was called, its coroutine never awaited and read as "retry":
+    a filter that said "do not retry" retried every attempt (devx h40 F2)."""
+    flow = cf.define("async-filter").step(
+        "charge", lambda ctx: 1, retry=cf.Retry(attempts=3, retry_on=_no_retry)
+    )
+    with pytest.raises(InvalidWorkflowError) as caught:
+        flow.validate()
+    [problem] = caught.value.problems
+    assert problem.startswith("step 'charge': retry_on must be a plain function, fn(error) -> ")
+    assert "not an async one" in problem
+    assert cf.Retry(retry_on=functools.partial(_no_retry)).problems("step 's'")
+    assert cf.Retry(retry_on=_AsyncFilter()).problems("step 's'")
+    with pytest.raises(TypeError, match="give a plain function"):  # taken without its check
+        cf.Retry(retry_on=_AsyncFilter()).should_retry(ValueError())
 
 
 async def test_two_definitions_under_one_id_and_version_are_refused_by_name() -> None:
