@@ -21,7 +21,14 @@ from typing import Any
 
 from cronflow_actors.errors import CancelRunRequested
 
-__all__ = ["BlockingRunner", "InOrder", "call_logged", "call_user", "settle"]
+__all__ = [
+    "BlockingRunner",
+    "InOrder",
+    "call_logged",
+    "call_user",
+    "callback_problem",
+    "settle",
+]
 
 BlockingRunner = Callable[..., Awaitable[Any]]
 
@@ -139,3 +146,21 @@ class InOrder:
             )
             return
         logger.info("%s canceled run %s: %s", what, key, reason or "(no reason)")
+
+
+def callback_problem(fn: Any, arity: int, where: str, shape: str) -> str | None:
+    """What is wrong with ``fn`` as user code called with ``arity`` positional arguments, or
+    None: checked where a definition is built, as a function written for another shape fails
+    each run that reaches it. (Builtins whose signature Python cannot tell are taken on trust.)"""
+    if not callable(fn):
+        return f"{where} must be a function, {shape}; got {fn!r}"
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return None
+    try:
+        signature.bind(*range(arity))
+    except TypeError:
+        count = "one argument" if arity == 1 else f"{arity} arguments"
+        return f"{where} must take {count}, as in {shape}; it takes {signature}"
+    return None

@@ -49,8 +49,7 @@ from cronflow_actors.flow.workflow_options import (
     metadata_problems,
     rate_limit_of,
 )
-from cronflow_actors.net.spec import NetSpec
-from cronflow_actors.net.validation import version_problem
+from cronflow_actors.net.spec import NetSpec, version_problem
 
 __all__ = ["Flow", "SubflowNode", "WebhookSpec", "define", "use_test_harness", "walk"]
 

@@ -3,11 +3,13 @@ clear of the compiler's own names, functions where functions go, valid options."
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from typing import Any
 
+from cronflow_actors.calls import callback_problem
 from cronflow_actors.flow import nodes as n
 from cronflow_actors.flow.options import Cache, CircuitBreaker, Retry
-from cronflow_actors.flow.triggers import callback_problem, event_name_problem
+from cronflow_actors.flow.triggers import event_name_problem
 from cronflow_actors.net.durations import looks_like_duration
 
 __all__ = ["LOG_LEVELS", "RESERVED", "node_problems", "step_ids"]
@@ -48,7 +50,7 @@ def step_ids(nodes: Iterable[n.Node], problems: list[str]) -> frozenset[str]:
 def node_problems(node: n.Node) -> list[str]:
     """What is wrong with one node's own options (functions, retry, cache, breaker)."""
     found = []
-    where = f"{type(node).__name__.removesuffix('Node').lower()} {node.id!r}"
+    where = f"{_method(node)} {node.id!r}"
     for field in ("handler", "condition", "items", "filter", "validate", "on_pause", "on_timeout"):
         value = getattr(node, field, None)
         if value is not None and not callable(value):
@@ -89,23 +91,67 @@ def node_problems(node: n.Node) -> list[str]:
     return found
 
 
+def _method(node: n.Node) -> str:
+    """The chain's method that added ``node``, as its user wrote it (``batch``, not ``each``)."""
+    if isinstance(node, n.EachNode):
+        return "batch" if node.size else "for_each"
+    if isinstance(node, n.GroupNode):
+        return "parallel" if node.mode == "all" else "race"
+    if isinstance(node, n.HumanNode):
+        return "pause" if node.kind == "pause" else "human_in_the_loop"
+    if isinstance(node, n.SleepNode):
+        return node.kind  # sleep, delay
+    named = {n.IfNode: "if_", n.WhileNode: "while_", n.EventNode: "wait_for_event"}
+    return named.get(type(node)) or type(node).__name__.removesuffix("Node").lower()
+
+
 def _arity_problems(node: n.Node, where: str) -> list[str]:
-    """A step's or an action's functions that cannot take what they are called with (a
-    handler written for another shape fails each run, where the flow is built once)."""
-    if not isinstance(node, n.StepNode | n.ActionNode):
-        return []
-    calls = [(node.handler, 1, "handler", "handler(ctx)")]
-    if isinstance(node.retry, Retry) and node.retry.on_retry is not None:
-        shape = "on_retry(ctx, error, attempt, delay)"
-        calls.append((node.retry.on_retry, 4, "retry on_retry", shape))
-    cache = getattr(node, "cache", None)
-    if isinstance(cache, Cache) and callable(cache.key):
-        calls.append((cache.key, 1, "cache key", "key(ctx) -> str"))
+    """A node's functions that cannot take what they are called with (written for another
+    shape, one fails each run that reaches it, where the flow is built once: devx h40 F3)."""
     found = []
-    for fn, arity, what, shape in calls:
+    for fn, arity, what, shape in _calls(node):
         if callable(fn) and (said := callback_problem(fn, arity, f"{where}: {what}", shape)):
             found.append(said)
     return found
+
+
+def _calls(node: n.Node) -> Iterator[tuple[Any, int, str, str]]:
+    """(function, arguments it is called with, what it is, its shape) of ``node``'s functions
+    that the README gives a shape for."""
+    if isinstance(node, n.StepNode | n.ActionNode):
+        yield node.handler, 1, "handler", "handler(ctx)"
+        if isinstance(node.retry, Retry) and node.retry.on_retry is not None:
+            shape = "on_retry(ctx, error, attempt, delay)"
+            yield node.retry.on_retry, 4, "retry on_retry", shape
+        cache = getattr(node, "cache", None)
+        if isinstance(cache, Cache) and callable(cache.key):
+            yield cache.key, 1, "cache key", "key(ctx) -> str"
+    elif isinstance(node, n.IfNode):
+        for branch in node.branches:
+            yield branch.condition, 1, f"the condition of {branch.name!r}", "condition(ctx)"
+    elif isinstance(node, n.GroupNode):
+        for number, handler in enumerate(node.handlers, 1):
+            yield handler, 1, f"function {number}", "fn(ctx)"
+    elif isinstance(node, n.WhileNode):
+        yield node.condition, 1, "condition", "cond(ctx)"
+        yield node.handler, 1, "function", "fn(ctx)"
+    elif isinstance(node, n.EachNode):
+        yield node.items, 1, "items", "items(ctx) -> list"
+        yield node.handler, 2, "function", "fn(item, ctx), or fn(item, flow) to build a flow"
+    elif isinstance(node, n.SubflowNode):
+        yield node.input, 1, "input", "input(ctx)"
+    elif isinstance(node, n.EventNode):
+        yield node.filter, 2, "filter", "filter(payload, ctx) -> bool"
+        yield node.validate, 2, "validate", "validate(payload, ctx) -> True or a reason"
+    elif isinstance(node, n.HumanNode):
+        yield node.description, 1, "description", "description(ctx)"
+        yield node.approval_url, 2, "approval_url", "approval_url(ctx, token)"
+        yield node.on_pause, 2, "on_pause", "on_pause(ctx, token)"
+        yield node.on_timeout, 1, "on_timeout", "on_timeout(ctx)"
+    elif isinstance(node, n.SleepNode):
+        yield node.duration, 1, "duration", "duration(ctx)"
+    elif isinstance(node, n.LogNode):
+        yield node.message, 1, "message", "message(ctx)"
 
 
 def _event_problems(node: n.EventNode, where: str) -> list[str]:

@@ -9,7 +9,6 @@ the HTTP answer (a ``WebhookResponse``, or a JSON value for the body). The HTTP 
 
 from __future__ import annotations
 
-import inspect
 import logging
 import re
 import unicodedata
@@ -18,6 +17,7 @@ from typing import Any, Literal
 
 import msgspec
 
+from cronflow_actors.calls import callback_problem
 from cronflow_actors.errors import ConfigurationError, clipped, validation_path
 
 __all__ = [
@@ -28,7 +28,6 @@ __all__ = [
     "WebhookRequest",
     "WebhookResponse",
     "WebhookSpec",
-    "callback_problem",
     "event_name_problem",
     "poll_spec",
     "schema_path",
@@ -348,26 +347,6 @@ _SHAPES = {
     "on_success": "on_success(request, run_id) -> None | cf.WebhookResponse | JSON body",
     "on_error": "on_error(request, problem) -> None | cf.WebhookResponse | JSON body",
 }
-
-
-def callback_problem(fn: Any, arity: int, where: str, shape: str) -> str | None:
-    """What is wrong with ``fn`` as a callback called with ``arity`` positional arguments, or
-    None. (Builtins whose signature Python cannot tell are taken on trust.)"""
-    if not callable(fn):
-        return f"{where} must be a function, {shape}; got {fn!r}"
-    try:
-        signature = inspect.signature(fn)
-    except (TypeError, ValueError):
-        return None
-    try:
-        signature.bind(*range(arity))
-    except TypeError:
-        return f"{where} must take {_count(arity)}, as in {shape}; it takes {signature}"
-    return None
-
-
-def _count(arity: int) -> str:
-    return "one argument" if arity == 1 else f"{arity} arguments"
 
 
 def schema_problem(schema: Any, where: str) -> str | None:

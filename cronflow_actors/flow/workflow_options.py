@@ -10,8 +10,8 @@ from typing import Any
 
 import msgspec
 
+from cronflow_actors.calls import callback_problem
 from cronflow_actors.flow.options import HOOK_NAMES, Hooks
-from cronflow_actors.flow.triggers import callback_problem
 from cronflow_actors.net.durations import parse_duration
 
 __all__ = ["QUEUE_PREFIX", "RateLimit", "metadata_problems", "queue_key", "rate_limit_of"]

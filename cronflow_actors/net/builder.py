@@ -28,6 +28,7 @@ from cronflow_actors.net.spec import (
     TaskSpec,
     WaitSpec,
     WorkItemSpec,
+    version_problem,
 )
 
 __all__ = [
@@ -336,7 +337,7 @@ class WorkflowBuilder:
         """The NetSpec, or None when ``problems`` (every one found, in order) are not empty."""
         if not isinstance(self.name, str) or not self.name:
             problems.append(f"a workflow needs a non-empty name, got {self.name!r}")
-        if (version := check.version_problem(self.version)) is not None:
+        if (version := version_problem(self.version)) is not None:
             problems.append(version)
         start = check.single("start condition", self._start, "start_condition", problems)
         end = check.single("end condition", self._end, "end_condition", problems)
@@ -462,6 +463,7 @@ def _work_item_of(name: str, builder: TaskBuilder, problems: list[str]) -> WorkI
     if isinstance(source, WorkItemBuilder):
         return source._build(problems)
     if callable(source):
+        check.check_callable(source, f"task {name!r} handler", problems, "handler(ctx)")
         return WorkItemSpec(name=name, handler=source)
     problems.append(
         f"task {name!r}: net.task() takes a net.work_item(...), a handler function or "

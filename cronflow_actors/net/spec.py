@@ -21,6 +21,7 @@ from cronflow_actors.net.durations import parse_duration
 __all__ = [
     "CAUGHT",
     "MAX_OUTSIDE_STATE",
+    "MAX_VERSION",
     "MAX_WORK_ITEMS",
     "ActionSpec",
     "CaughtFailure",
@@ -41,6 +42,7 @@ __all__ = [
     "item_kind",
     "pause_details",
     "read_caught",
+    "version_problem",
 ]
 
 
@@ -359,3 +361,18 @@ def pause_details(value: Any, *, where: str = "", lenient: bool = False) -> dict
             "a string (its description)"
         )
     return details
+
+
+MAX_VERSION = 200
+"""Characters of a version's name at most (a migration's target over HTTP is bounded so)."""
+
+
+def version_problem(version: object) -> str | None:
+    """What is wrong with a workflow's ``version``, if anything: a name (``"v2"``). An int was
+    taken, and every run of it then read as a damaged snapshot (devx h40 F1)."""
+    if isinstance(version, str) and version.strip() and len(version) <= MAX_VERSION:
+        return None
+    return (
+        f"version must be a non-empty string of at most {MAX_VERSION} characters, as in "
+        f"version='v2', got {version!r}"
+    )

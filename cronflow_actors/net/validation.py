@@ -18,6 +18,7 @@ from typing import Any
 
 import msgspec
 
+from cronflow_actors.calls import callback_problem
 from cronflow_actors.messages.states import WorkItemVerb
 from cronflow_actors.net.spec import (
     ActionSpec,
@@ -36,6 +37,7 @@ __all__ = [
     "WORK_ITEM_ACTIONS",
     "WORK_ITEM_ACTIVITIES",
     "Wiring",
+    "check_action",
     "check_activities",
     "check_boundaries",
     "check_callable",
@@ -48,7 +50,6 @@ __all__ = [
     "reach",
     "regions_by_task",
     "single",
-    "version_problem",
     "wire_flows",
 ]
 
@@ -90,9 +91,17 @@ _KIND_METHOD = {
 }
 
 
-def check_callable(value: Any, what: str, problems: list[str]) -> None:
-    if value is not None and not callable(value):
+def check_callable(
+    value: Any, what: str, problems: list[str], shape: str = "fn(ctx)", arity: int = 1
+) -> None:
+    """``value`` (if given) must be a function that takes ``arity`` arguments, as in ``shape``:
+    one written for another shape failed each run that reached it (devx h40 F3, F4)."""
+    if value is None:
+        return
+    if not callable(value):
         problems.append(f"{what} must be a function or coroutine function, got {value!r}")
+    elif (said := callback_problem(value, arity, what, shape)) is not None:
+        problems.append(said)
 
 
 def check_activities(
@@ -102,7 +111,7 @@ def check_activities(
         if name not in allowed:
             problems.append(f"{owner} has no activity {name!r}; activities: {sorted(allowed)}")
         else:
-            check_callable(fn, f"{owner} activity {name!r}", problems)
+            check_callable(fn, f"{owner} activity {name!r}", problems, f"{name}(ctx)")
 
 
 # -- work items and workflows' own parts ---------------------------------------------------------
@@ -122,7 +131,7 @@ def check_work_item(
     owner = f"work item {name!r}"
     if not isinstance(name, str) or not name:
         problems.append(f"a work item needs a non-empty name, got {name!r}")
-    check_callable(handler, f"{owner} handler", problems)
+    check_callable(handler, f"{owner} handler", problems, "handler(ctx)")
     for action, spec in actions.items():
         if action not in WORK_ITEM_ACTIONS:
             problems.append(
@@ -131,8 +140,7 @@ def check_work_item(
         elif not isinstance(spec, ActionSpec):
             problems.append(f"{owner} action {action!r} must be declared with net.action(...)")
         else:
-            check_callable(spec.policy, f"{owner} action {action!r} policy", problems)
-            check_callable(spec.callback, f"{owner} action {action!r} callback", problems)
+            check_action(spec, f"{owner} action {action!r}", problems)
     check_activities(owner, activities, WORK_ITEM_ACTIVITIES, problems)
     if wait is None:
         return
@@ -141,8 +149,8 @@ def check_work_item(
     elif wait.kind == "event" and not wait.event:
         problems.append(f"{owner} waits for an event but names none")
     else:
-        check_callable(wait.accept, f"{owner} event filter", problems)
-        check_callable(wait.check, f"{owner} event check", problems)
+        check_callable(wait.accept, f"{owner} event filter", problems, "accept(ctx, payload)", 2)
+        check_callable(wait.check, f"{owner} event check", problems, "check(ctx, payload)", 2)
         check_callable(wait.details, f"{owner} wait details", problems)
     if handler is not None or detached:
         problems.append(f"{owner} has a handler, so it cannot also wait")
@@ -156,24 +164,28 @@ def check_workflow_actions(workflow: str, actions: Mapping[str, Any], problems: 
             )
         elif not isinstance(spec, ActionSpec):
             problems.append(f"workflow action {name!r} must be declared with net.action(...)")
+        else:
+            check_action(spec, f"workflow {workflow!r} action {name!r}", problems)
+
+
+def check_action(spec: ActionSpec, where: str, problems: list[str]) -> None:
+    """A custom action's schema (one msgspec converts a payload to), policy and callback (each
+    called ``(ctx, payload)``). A dict as the schema was taken, and every call then raised
+    msgspec's bare TypeError (devx h40 F5)."""
+    if spec.schema is not None:
+        try:
+            msgspec.inspect.type_info(spec.schema)
+        except (TypeError, ValueError) as error:
+            problems.append(
+                f"{where} schema {spec.schema!r} is no type msgspec converts a payload to "
+                f"({error}); use a msgspec.Struct, a dataclass, a TypedDict or a type such as "
+                "dict[str, int]"
+            )
+    check_callable(spec.policy, f"{where} policy", problems, "policy(ctx, payload)", 2)
+    check_callable(spec.callback, f"{where} callback", problems, "callback(ctx, payload)", 2)
 
 
 # -- names and flows -----------------------------------------------------------------------------
-
-
-MAX_VERSION = 200
-"""Characters of a version's name at most (a migration's target over HTTP is bounded so)."""
-
-
-def version_problem(version: object) -> str | None:
-    """What is wrong with a workflow's ``version``, if anything: a name (``"v2"``). An int was
-    taken, and every run of it then read as a damaged snapshot (devx h40 F1)."""
-    if isinstance(version, str) and version.strip() and len(version) <= MAX_VERSION:
-        return None
-    return (
-        f"version must be a non-empty string of at most {MAX_VERSION} characters, as in "
-        f"version='v2', got {version!r}"
-    )
 
 
 def single(what: str, names: list[str], method: str, problems: list[str]) -> str | None:
@@ -395,9 +407,9 @@ def check_task(
         problems.append(f"{where} has a {split_type.value} split but no router; add .route(fn)")
     if split_type is SplitType.AND and router is not None:
         problems.append(f"{where} has a router but an and split; routers serve xor and or")
-    check_callable(router, f"{where} router", problems)
-    check_callable(policy, f"{where} policy", problems)
-    check_callable(reduce, f"{where} output reducer", problems)
+    check_callable(router, f"{where} router", problems, "route(ctx)")
+    check_callable(policy, f"{where} policy", problems, "policy(ctx)")
+    check_callable(reduce, f"{where} output reducer", problems, "reduce(children)")
     check_activities(where, activities, TASK_ACTIVITIES[kind], problems)
     if not wiring.inputs.get(name):
         problems.append(f"{where} has no incoming flow; connect a condition or task to it")

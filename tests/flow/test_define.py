@@ -53,7 +53,7 @@ def test_misplaced_options_name_the_methods_a_user_calls() -> None:
         cf.define("placed")
         .parallel("p", [noop])
         .retry(cf.Retry(attempts=2))
-        .batch("b", lambda ctx: [1], 1, noop)
+        .batch("b", lambda ctx: [1], 1, lambda chunk, ctx: None)
         .cache(key=lambda ctx: 1)
         .if_("c", lambda ctx: True)
         .step("s", noop)
@@ -286,3 +286,40 @@ def test_header_names_no_request_could_carry_are_refused_and_those_never_kept_sa
         "/e", required_headers=["Authorization"], keep_headers=["X-Trace_Id.2"]
     )
     fine.step("s", str).build()  # (requiring Authorization is checking it is there)
+
+
+def test_functions_of_every_construct_are_checked_for_what_they_are_called_with() -> None:
+    """A condition, a parallel's function, a loop's, a for_each's, a subflow's input, an
+    event's filter and a pause's callbacks written for another shape were taken, and failed
+    each run that reached them (a one-argument event filter: every publish, the run waiting
+    for good); they are refused with the shape they are called with (devx h40 F3)."""
+    flow = (
+        cf.define("shapes")
+        .if_("big", lambda: True)
+        .step("a", lambda ctx: 1)
+        .end_if()
+        .parallel("p", [lambda ctx: 1, lambda: 2])
+        .while_("w", lambda: False, lambda ctx: None)
+        .for_each("e", lambda ctx: [1], lambda item: item)
+        .subflow("s", cf.define("child").step("c", lambda ctx: 0), input=lambda: {})
+        .wait_for_event("paid", "order.paid", filter=lambda payload: True)
+        .human_in_the_loop("ok", on_pause=lambda ctx: None, on_timeout=lambda ctx, x: None)
+        .sleep("nap", lambda: "1s")
+    )
+    with pytest.raises(InvalidWorkflowError) as caught:
+        flow.validate()
+    assert [p.split(" must take ")[0] for p in caught.value.problems] == [
+        "if_ 'big': the condition of 'big'",
+        "parallel 'p': function 2",
+        "while_ 'w': condition",
+        "for_each 'e': function",
+        "subflow 's': input",
+        "wait_for_event 'paid': filter",
+        "human_in_the_loop 'ok': on_pause",
+        "human_in_the_loop 'ok': on_timeout",
+        "sleep 'nap': duration",
+    ]
+    assert caught.value.problems[3].endswith(
+        "must take 2 arguments, as in fn(item, ctx), or fn(item, flow) to build a flow; it "
+        "takes (item)"
+    )

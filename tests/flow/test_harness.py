@@ -265,15 +265,23 @@ async def test_a_step_read_from_ctx_steps_that_has_no_output_names_those_that_ha
 
 
 async def test_a_pause_s_callback_that_raises_is_named_and_so_is_the_pause_it_cut() -> None:
-    """``approval_url`` is called ``(ctx, token)``: written ``(ctx)`` it failed the pause with
-    a bare TypeError that named no callback, and the harness said no pause 'ok' came, while
-    listing 'ok' among the pause steps (conform h39 F6)."""
+    """An ``approval_url`` that raised failed the pause with a bare error that named no
+    callback, and the harness said no pause 'ok' came, while listing 'ok' among the pause
+    steps (conform h39 F6). One written ``(ctx)`` is refused where the flow is built (devx h40
+    F3)."""
+
+    def url(ctx: Any, token: str) -> str:
+        return f"https://x/{ctx.last['missing']}"
+
+    one_argument = cf.define("pz1").human_in_the_loop("ok", approval_url=lambda ctx: "https://x")
+    with pytest.raises(InvalidWorkflowError, match=r"approval_url must take 2 arguments, as in"):
+        one_argument.validate()
     flow = cf.define("pz").step("a", lambda ctx: {"amt": 1})
-    flow = flow.human_in_the_loop("ok", approval_url=lambda ctx: f"https://x/{ctx.run.id}")
+    flow = flow.human_in_the_loop("ok", approval_url=url)
     harness = flow.test().trigger({}).resume("ok", {"approved": True})
     with pytest.raises(cf.ExpectationError) as failed:
         await harness.run()
     said = str(failed.value)
     assert "resume('ok') was given, but pause 'ok' failed before it opened" in said
-    assert "TypeError: " in said
+    assert "KeyError: " in said
     assert "(raised by the approval_url(ctx, token) of pause 'ok')" in said

@@ -269,3 +269,39 @@ def test_a_dummy_task_given_net_task_is_told_to_build_it_with_net_dummy_task() -
         .build()
     )
     assert mended.tasks["fork"].split.value == "and"
+
+
+def test_functions_of_the_wrong_shape_and_a_schema_msgspec_cannot_use_are_refused() -> None:
+    """A handler, a policy, a router or an action's callback written for another shape, and a
+    dict as an action's schema, built; each failed every call that reached it with a bare
+    TypeError naming no workflow or task (devx h40 F3, F4, F5)."""
+    item = net.work_item("w").actions(
+        complete=net.action({"approved": bool}, callback=lambda ctx: None),
+        fail=net.action(policy=lambda ctx: True),
+    )
+    broken = (
+        net.workflow("shapes")
+        .start_condition("start")
+        .end_condition("end")
+        .task("auto", net.task(lambda ctx, extra: 1).policy(lambda: "complete"))
+        .task("ask", net.task(item).split("xor").route(lambda: "end"))
+        .connect_condition("start", "auto")
+        .connect_task("auto", "ask")
+        .connect_task("ask", "end")
+    )
+    with pytest.raises(InvalidWorkflowError) as caught:
+        broken.build()
+    problems = caught.value.problems
+    expected = [
+        "task 'auto' handler must take one argument, as in handler(ctx); it takes (ctx, extra)",
+        "task 'auto' policy must take one argument, as in policy(ctx); it takes ()",
+        "work item 'w' action 'complete' schema {'approved': <class 'bool'>} is no type msgspec "
+        "converts a payload to",
+        "work item 'w' action 'complete' callback must take 2 arguments, as in callback(ctx, "
+        "payload); it takes (ctx)",
+        "work item 'w' action 'fail' policy must take 2 arguments, as in policy(ctx, payload)",
+        "task 'ask' router must take one argument, as in route(ctx); it takes ()",
+    ]
+    for fragment in expected:
+        assert any(fragment in problem for problem in problems), (fragment, problems)
+    assert len(problems) == len(expected), problems
