@@ -30,6 +30,7 @@ class ControlFlowMethods(Chain):
         return self
 
     def elif_(self, name: str, condition: Fn) -> Self:
+        self._changed()
         if not self._stack:
             self._problems.append(f"elif_({name!r}) without an if_ before it")
             return self
@@ -41,6 +42,7 @@ class ControlFlowMethods(Chain):
         return self
 
     def else_(self) -> Self:
+        self._changed()
         if not self._stack:
             self._problems.append("else_() without an if_ before it")
             return self
@@ -52,6 +54,7 @@ class ControlFlowMethods(Chain):
         return self
 
     def end_if(self) -> Self:
+        self._changed()
         if not self._stack:
             self._problems.append("end_if() without an if_ before it")
             return self

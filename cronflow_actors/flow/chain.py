@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Self
 
 import msgspec
 
+from cronflow_actors.errors import InvalidWorkflowError
 from cronflow_actors.flow.introspect import kind_of
 from cronflow_actors.flow.nodes import (
     ActionNode,
@@ -53,14 +54,30 @@ class Chain:
         self._problems: list[str] = []
         self._compiled: CompiledFlow | None = None
         """The last compilation, dropped by any change to the chain."""
+        self._registered = False
+        """Registered with a runtime: it cannot change (``_changed``)."""
 
     def _changed(self) -> None:
+        """Called by every method that changes the chain, before it changes anything."""
+        if self._registered:  # (taken, it ran in no run, and held waiting runs: devx h40 F7)
+            version = getattr(self, "version", "v1")
+            raise InvalidWorkflowError(
+                self.id,
+                [
+                    f"flow {self.id!r} version {version!r} is registered with a runtime, so it "
+                    "cannot change: its runs go on as registered, and a runtime that registers "
+                    "it changed holds the runs waiting in it as edited without a version bump; "
+                    f"define the new shape as a new version (cf.define({self.id!r}, "
+                    "version='...')) and register that"
+                ],
+            )
         self._compiled = None
 
     def _current(self) -> list[Node]:
         return self._stack[-1][1] if self._stack else self._root
 
     def _add(self, node: Node) -> Self:
+        self._changed()
         if not isinstance(node.id, str) or not node.id:
             names = _PUBLIC.get(type(node), ("step",))
             method = " / ".join(f".{name}()" for name in names)
@@ -73,7 +90,6 @@ class Chain:
                 f"{method}: its id must be a non-empty string, got {type(node.id).__name__} "
                 f"{node.id!r}; the id comes first, then the options by name {example}"
             )
-        self._changed()
         self._current().append(node)
         return self
 

@@ -225,6 +225,7 @@ def without_triggers(flow: F) -> F:
     """A copy of ``flow`` that only its caller starts (no webhooks, schedules, intervals,
     events or polls); ``flow`` is not changed."""
     clone = copy.copy(flow)
+    clone._registered = False  # (a copy of one registered: the test harness registers it)
     clone._init_triggers()
     clone._changed()
     return clone

@@ -107,10 +107,12 @@ class FlowCatalog:
 
     def add(self, flow: Flow, compiled: CompiledFlow, *, deprecated: bool = False) -> None:
         """Register a version of a flow (its net registered already); the flow's current
-        version is chosen again."""
+        version is chosen again. ``flow`` cannot change from now on: its runs run what was
+        compiled here (devx h40 F7)."""
         key = (compiled.id, compiled.version)
         self._versions[key] = compiled
         self._given[key] = flow
+        flow._registered = True
         order = self._order.setdefault(compiled.id, [])
         if compiled.version not in order:
             order.append(compiled.version)

@@ -353,11 +353,11 @@ class Runtime(ClusterRecovery, LifecycleMethods, FlowMethods, StateMethods, Audi
 
     def register(self, spec: NetSpec | Flow | MigrationSpec, *, deprecated: bool = False) -> None:
         """Register a workflow version: a ``NetSpec`` or a ``cf.define(...)`` flow (checked and
-        compiled here; ``InvalidWorkflowError`` lists every problem), or a migration between
-        two registered versions (``net.migration(...).build()``, see ``Runtime.migrate``). On a
-        running runtime, its instances with work to run are loaded at once (calls that start it
-        wait for that). A flow whose secrets read environment variables that are not set is
-        refused with ``MissingSecretError`` (naming them all)."""
+        compiled here, ``InvalidWorkflowError`` listing every problem; it cannot change after),
+        or a migration between two registered versions (``net.migration(...).build()``, see
+        ``Runtime.migrate``). On a running runtime, its instances with work to run are loaded
+        at once (calls that start it wait for that). A flow whose secrets read environment
+        variables that are not set is refused with ``MissingSecretError`` (naming them all)."""
         if isinstance(spec, MigrationSpec):
             self.registry.register_migration(spec)  # refused (MigrationError): nothing changed
             return

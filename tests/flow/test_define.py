@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+from pathlib import Path
 
 import pytest
 
@@ -323,3 +324,25 @@ def test_functions_of_every_construct_are_checked_for_what_they_are_called_with(
         "must take 2 arguments, as in fn(item, ctx), or fn(item, flow) to build a flow; it "
         "takes (item)"
     )
+
+
+async def test_a_registered_flow_cannot_change(tmp_path: Path) -> None:
+    """A step added to a flow a running runtime had registered was taken without a word: its
+    runs never ran it, and the next start held the runs waiting in it as edited without a
+    version bump (devx h40 F7). Its test harness still runs it as registered."""
+    flow = cf.define("pinned").step("a", lambda ctx: 1)
+    async with cf.Runtime(db=tmp_path / "pinned.db", workflows=[flow]) as rt:
+        for change in (
+            lambda: flow.step("late", lambda ctx: 2),
+            lambda: flow.retry(cf.Retry(attempts=2)),
+            lambda: flow.on_schedule("@daily"),
+            flow.end_if,
+        ):
+            with pytest.raises(InvalidWorkflowError) as caught:
+                change()
+            [problem] = caught.value.problems
+            assert problem.startswith("flow 'pinned' version 'v1' is registered with a runtime")
+            assert "define the new shape as a new version" in problem
+        assert [step.id for step in flow.get_steps()] == ["a"]
+        assert (await rt.wait(await rt.trigger("pinned", None))).output == 1
+    assert (await flow.test().trigger(None).run()).output == 1
