@@ -165,5 +165,10 @@ class StoreFailedError(StoreError, RuntimeError):
 
     def __init__(self, store: str, reason: str) -> None:
         self.store, self.reason = store, reason
-        advice = "check the database file and the disk, then restart the runtime"
+        advice = (
+            "check that the database server is up and takes this process's connections, then "
+            "restart the runtime"  # (a file's words were given for a server's: pg h40 F2)
+            if store.startswith(("postgresql://", "postgres://"))
+            else "check the database file and the disk, then restart the runtime"
+        )
         super().__init__(f"store {store} has failed and accepts no more writes: {reason}; {advice}")

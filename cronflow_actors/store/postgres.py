@@ -91,7 +91,8 @@ class PostgresStore(ClusterOps, GroupWrites, PostgresReads):
     those rows, for as long as it stays paused; ended, its locks go, and the paused process,
     when it wakes, finds its store failed and stops (its lease is gone by then anyway).
     Default: the lease's duration of the runtime that uses the store (``--lease-seconds``),
-    5 s without one.
+    5 s without one. ``reconnect_timeout``: seconds the writer tries to connect again when its
+    connection is lost (a server restart), writes waiting meanwhile; then the store fails.
     """
 
     def __init__(
@@ -102,6 +103,7 @@ class PostgresStore(ClusterOps, GroupWrites, PostgresReads):
         connect_timeout: float = 10.0,
         read_connections: int = 4,
         idle_transaction_timeout: float | None = None,
+        reconnect_timeout: float = 30.0,
     ) -> None:
         check_url(url)
         if not isinstance(max_batch, int) or max_batch < 1:
@@ -110,6 +112,9 @@ class PostgresStore(ClusterOps, GroupWrites, PostgresReads):
             raise ConfigurationError("connect_timeout", connect_timeout, "seconds > 0")
         if not isinstance(read_connections, int) or read_connections < 1:
             raise ConfigurationError("read_connections", read_connections, "a whole number >= 1")
+        if not isinstance(reconnect_timeout, int | float) or not 0 <= reconnect_timeout < 1e6:
+            raise ConfigurationError("reconnect_timeout", reconnect_timeout, "seconds >= 0")
+        self.reconnect_timeout = float(reconnect_timeout)
         idle = idle_transaction_timeout
         if idle is not None and (
             not isinstance(idle, int | float) or isinstance(idle, bool) or idle <= 0
@@ -179,7 +184,13 @@ class PostgresStore(ClusterOps, GroupWrites, PostgresReads):
             raise
         self._writer_connection = connection
         self._pool = pool
-        self._writer = PostgresWriter(connection, self.name, self.max_batch)
+        self._writer = PostgresWriter(
+            connection,
+            self.name,
+            self.max_batch,
+            connect=self._connect,
+            reconnect_for=self.reconnect_timeout,
+        )
         self._writer.observer = self._observer
         self._writer.start()
 
@@ -257,7 +268,7 @@ class PostgresStore(ClusterOps, GroupWrites, PostgresReads):
             return
         await writer.close()
         self._writer = self._writer_connection = self._pool = None
-        steps: list[Any] = [connection.close]
+        steps: list[Any] = [writer.connection.close]  # (a new one, if it connected again)
         if listener is not None:
             steps.append(listener.close)
         if pool is not None:

@@ -9,9 +9,15 @@ it. Each kind of row is written by one statement over arrays (``postgres_sql``).
 Snapshot writes are fenced twice: by the ``runtime`` lease when this process took it (one
 runtime per database), and, on a database shared by several processes, by each instance's
 owner (``InstanceMovedError`` for a row another process owns now). A transaction that lost a
-deadlock or a serialization race against another process is tried again. A failure that is not
-one item's fault (the server went away, the disk is full) fails the writer: every waiting and
-later caller gets ``StoreFailedError``.
+deadlock or a serialization race against another process is tried again.
+
+A lost connection (the server restarted, an administrator or a pooler ended the session) is
+connected again, for up to ``reconnect_for`` seconds, while callers wait: a batch that had not
+reached its commit is written again, and one whose commit was sent is asked after by its
+transaction id (``txid_status``), so that it is neither lost nor written twice (it stopped
+every process of a cluster at once: pg h40 F2). A failure that is not one item's fault (the
+connection not back in time, the disk full) fails the writer: every waiting and later caller
+gets ``StoreFailedError``.
 """
 
 from __future__ import annotations
@@ -37,7 +43,7 @@ from cronflow_actors.messages import LeaseRecord, Mutation, QueuedRun, encode
 from cronflow_actors.store import _sql
 from cronflow_actors.store import postgres_sql as sql
 from cronflow_actors.store._batch import BrokenChainError, Coalesced, coalesce
-from cronflow_actors.store._group import GroupAnswers, take_batch
+from cronflow_actors.store._group import take_batch
 from cronflow_actors.store._ops import (
     LEASE_OPS,
     BatchOp,
@@ -55,6 +61,7 @@ from cronflow_actors.store._ops import (
 )
 from cronflow_actors.store._protocol import CommitObserver, StoreStatistics, incremented
 from cronflow_actors.store._spans import pack
+from cronflow_actors.store.postgres_reconnect import Connect, Reconnecting, is_fatal
 
 __all__ = ["PostgresWriter", "is_fatal"]
 
@@ -66,30 +73,30 @@ class _Refused(Exception):
     """A snapshot statement wrote fewer rows than it was given."""
 
 
-def is_fatal(error: BaseException) -> bool:
-    """An error no item caused: the connection or the server cannot go on."""
-    if isinstance(error, LeaseLostError | OSError | asyncpg.InterfaceError):
-        return True
-    if isinstance(error, asyncpg.PostgresConnectionError):
-        return True
-    state = getattr(error, "sqlstate", None) or ""
-    # 53: insufficient resources (disk full), 57: operator intervention (shutdown),
-    # 58: system error, XX: internal error, 25006: a read-only transaction
-    return state[:2] in ("53", "57", "58", "XX") or state == "25006"
-
-
 def _retryable(error: BaseException) -> bool:
     """A deadlock or serialization failure against another process: the batch may go again."""
     return isinstance(error, asyncpg.TransactionRollbackError)
 
 
-class PostgresWriter(GroupAnswers):
+class PostgresWriter(Reconnecting):
     """Owns the writer connection and the queue in front of it."""
 
     _is_fatal = staticmethod(is_fatal)
 
-    def __init__(self, connection: asyncpg.Connection, name: str, max_batch: int) -> None:
+    def __init__(
+        self,
+        connection: asyncpg.Connection,
+        name: str,
+        max_batch: int,
+        *,
+        connect: Connect | None = None,
+        reconnect_for: float = 30.0,
+    ) -> None:
         self._connection = connection
+        self._connect = connect
+        self._reconnect_for = reconnect_for
+        self._in_flight: tuple[int, list[Any], int, int] | None = None
+        """(transaction id, results, snapshots written, seen) of a batch whose commit is sent."""
         self._name = name
         self._max_batch = max_batch
         self._queue: list[Item] = []
@@ -145,17 +152,25 @@ class PostgresWriter(GroupAnswers):
         try:
             results, written, seen = await self._transaction(items)
         except Exception as error:
-            if is_fatal(error):
+            if self._lost(error):
+                outcome = await self._after_lost(items, error)
+                if outcome is None:
+                    return
+                results, written, seen = outcome
+            elif is_fatal(error):
                 self._fail_batch(items, error)
                 return
-            results, written, seen = await self._one_by_one(items)
+            else:
+                results, written, seen = await self._one_by_one(items)
         self._answer(items, results, written, seen, started)
 
     async def _transaction(self, items: list[Item]) -> tuple[list[Any], int, int]:
         batch = coalesce(payload for payload, _ in items if isinstance(payload, Mutation))
         for attempt in range(_RETRIES):
             try:
+                self._in_flight = None
                 async with self._connection.transaction():
+                    xid = await self._connection.fetchval("SELECT txid_current()")
                     if self.owner is not None:
                         await self._check_lease(self.owner)
                     await self._write_batch(batch)
@@ -165,7 +180,10 @@ class PostgresWriter(GroupAnswers):
                             results.append(None)
                         else:
                             results.append(await self._apply(payload))
-                return results, len(batch.snapshots), batch.snapshots_seen
+                    done = results, len(batch.snapshots), batch.snapshots_seen
+                    self._in_flight = (xid, *done)  # its commit is sent as the block ends
+                self._in_flight = None
+                return done
             except Exception as error:
                 if not _retryable(error) or attempt == _RETRIES - 1:
                     raise
@@ -331,7 +349,12 @@ class PostgresWriter(GroupAnswers):
     async def _lease_op(self, item: Item) -> None:
         op, future = item
         try:
-            result = await self._lease(op)
+            try:
+                result = await self._lease(op)
+            except Exception as error:  # each is idempotent: asked again on a new connection
+                if not (self._lost(error) and await self._reconnect(error)):
+                    raise
+                result = await self._lease(op)
         except Exception as error:
             if is_fatal(error) and not isinstance(error, LeaseLostError):
                 error = self.fail(error)

@@ -1,0 +1,124 @@
+"""The writer's connection lost under a running runtime (a server restart, an administrator or
+a pooler ending sessions): the writer connects again and goes on, no write lost or made twice.
+It stopped the process, every process of a cluster at once (pg h40 F2)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import Counter
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+import pytest
+
+import cronflow_actors as cf
+from cronflow_actors.store.postgres import PostgresStore
+
+CALLS: Counter[tuple[str, int]] = Counter()
+
+
+def _step(name: str) -> Any:
+    def step(ctx: Any) -> int:
+        CALLS[(name, int(ctx.payload))] += 1
+        return int(ctx.payload) + 1
+
+    return step
+
+
+STEADY = cf.define("steady").step("a", _step("a")).step("b", _step("b"))
+
+
+async def _end_sessions(url: str) -> int:
+    """Every session of the database but this one ended, as a server restart ends them."""
+    killer = await asyncpg.connect(url)
+    try:
+        ended = await killer.fetch(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    finally:
+        await killer.close()
+    return len(ended)
+
+
+async def test_runs_go_on_through_sessions_ended_under_them(
+    postgres_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    CALLS.clear()
+    caplog.set_level(logging.WARNING, "cronflow_actors.store.postgres_writer")
+    async with cf.Runtime(store=PostgresStore(postgres_url), workflows=[STEADY]) as rt:
+        assert (await rt.wait(await rt.trigger("steady", 0))).output == 1
+        assert await _end_sessions(postgres_url) >= 1  # idle: its next write finds it ended
+        starting = asyncio.gather(*(rt.trigger("steady", n) for n in range(1, 41)))
+        for _ in range(3):  # and while runs are being written
+            await asyncio.sleep(0.01)
+            await _end_sessions(postgres_url)
+        runs = await starting
+        results = [await rt.wait(run_id, timeout=30) for run_id in runs]
+        assert [(r.status, r.output) for r in results] == [
+            ("completed", n + 1) for n in range(1, 41)
+        ]
+        assert rt.failure is None
+        assert rt.state == "running"
+    assert "connected again; writes go on" in caplog.text
+    assert set(CALLS.values()) == {1}  # no step ran twice: no write was lost or made twice
+
+
+class _AnswerLostAfterCommit:
+    """The writer's connection, whose next transaction's COMMIT takes but whose answer never
+    comes back: the connection ends right after it."""
+
+    def __init__(self, real: asyncpg.Connection) -> None:
+        self.real = real
+        self.lost = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[None]:
+        async with self.real.transaction():
+            yield
+        if not self.lost:
+            self.lost += 1
+            self.real.terminate()
+            raise asyncpg.InterfaceError("connection is closed")
+
+
+async def test_a_batch_whose_commit_took_but_whose_answer_was_lost_is_not_written_again(
+    postgres_url: str,
+) -> None:
+    CALLS.clear()
+    async with cf.Runtime(store=PostgresStore(postgres_url), workflows=[STEADY]) as rt:
+        writer: Any = rt.store._writer  # type: ignore[attr-defined]
+        writer._connection = flaky = _AnswerLostAfterCommit(writer.connection)
+        run_id = await rt.trigger("steady", 5)
+        result = await rt.wait(run_id, timeout=30)
+        assert (result.status, result.output) == ("completed", 6)
+        assert flaky.lost == 1
+        assert writer.connection is not flaky  # a new one
+        info = await rt.inspect(run_id)
+        assert [(s.id, s.attempts, s.redispatches) for s in info.steps] == [
+            ("a", 1, 0),
+            ("b", 1, 0),
+        ]
+    assert dict(CALLS) == {("a", 5): 1, ("b", 5): 1}
+
+
+async def test_a_connection_that_does_not_come_back_fails_the_store(
+    postgres_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Past ``reconnect_timeout`` the writer gives up: the store fails, as it did at once, in
+    a server's words."""
+    store = PostgresStore(postgres_url, reconnect_timeout=0.3)
+    async with cf.Runtime(store=store, workflows=[STEADY]) as rt:
+        store.url = "postgresql://nobody@127.0.0.1:1/none"  # where it connects again: nothing
+        await _end_sessions(postgres_url)
+        with pytest.raises(cf.errors.StoreFailedError) as failed:
+            await rt.trigger("steady", 1)
+        assert "check that the database server is up" in str(failed.value)
+        assert "could not connect again" in caplog.text
+        store.url = postgres_url  # (for its close)
