@@ -720,7 +720,8 @@
               pause.approval_url ? h("dt", { text: "Approve at" }) : null,
               pause.approval_url ? h("dd", { text: visible(pause.approval_url) }) : null),
             Object.keys(pause.metadata || {}).length ? h("details", {}, h("summary", { text: "metadata" }), h("pre", { text: json(pause.metadata) })) : null,
-            pause.last !== null && pause.last !== undefined ? h("details", {}, h("summary", { text: "last step's output" }), h("pre", { text: json(pause.last) })) : null),
+            pause.last !== null && pause.last !== undefined ? h("details", {}, h("summary", { text: "last step's output" }), h("pre", { text: json(pause.last) })) : null,
+            (pause.clipped || []).includes("last") ? h("p", { class: "muted", text: "The last step's output is too big to list here: the run's page shows it." }) : null),
           pause.blocked
             ? h("div", { class: "form blocked" }, h("p", { class: "error", text: `Blocked: ${pause.blocked}` }))
             : pauseForm(pause, () => card.remove(), net)));
