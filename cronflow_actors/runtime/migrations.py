@@ -385,23 +385,34 @@ class Migrations(PlanRecovery):
             payload=root.payload, trigger="migration", migration=record, kept=kept, net=state.net
         )
         spec = self._registry.get(workflow, version)
+        started = f"the start of {new_id!r} ({workflow} {version!r})"
         try:
             await self._instances.start(spec, command, new_id)
         except InstanceExistsError:
             pass  # a concurrent resume started it
-        except _NOT_USER_CODE:
-            raise  # the runtime's own trouble (a store, a lease, a stop), or said already
+        except _NOT_USER_CODE as error:
+            if not isinstance(error, MigrationError):
+                raise  # the runtime's own trouble (a store, a lease, a stop)
+            said = f"was refused: {error}"  # (a migrator's answer: it said only that, while
+            # the old run was canceled already: devx h40 F12)
+            raise self._pending(plan, started, old_id, said) from error
         except Exception as error:  # user code raised: the plan stays, to be asked again
             code = "its first steps' code" if steps is not None else "its initializer or a migrator"
-            raise refused(  # (a flow's: a condition, a router; newcomer h27 F8)
-                f"the migration of instance {plan.instance!r} to {plan.hops[-1][0]!r}",
-                f"the start of {new_id!r} ({workflow} {version!r}) failed, as {code} raised "
-                f"{type(error).__name__}: {error}; instance "
-                f"{old_id!r} is canceled already and the migration is pending",
-                "fix the cause, then migrate it to that version again (or restart the "
-                "runtime) to finish it; or cancel the run to give the migration up (its run "
-                "can be replayed)",
-            ) from error
+            said = f"failed, as {code} raised {type(error).__name__}: {error}"
+            raise self._pending(plan, started, old_id, said) from error
+
+    @staticmethod
+    def _pending(plan: Any, started: str, old_id: str, said: str) -> MigrationError:
+        """The new root's start (``started``) failed (``said``): the plan stays, to be asked
+        again."""
+        return refused(  # (a flow's: a condition, a router; newcomer h27 F8)
+            f"the migration of instance {plan.instance!r} to {plan.hops[-1][0]!r}",
+            f"{started} {said}; instance "
+            f"{old_id!r} is canceled already and the migration is pending",
+            "fix the cause, then migrate it to that version again (or restart the "
+            "runtime) to finish it; or cancel the run to give the migration up (its run "
+            "can be replayed)",
+        )
 
     async def _read(self, instance_id: str) -> InstanceState:
         return decode_state((await self._instances.read(instance_id)).body, instance_id)

@@ -79,6 +79,26 @@ async def test_a_raising_migrator_is_named_and_its_pending_migration_survives_pr
         await rt.workflow_state(old)
 
 
+async def test_a_migrator_s_wrong_answer_says_the_old_run_is_canceled_and_it_is_pending(
+    rt: cf.Runtime,
+) -> None:
+    """A migrator that answered "skip" was refused with its answer alone, while the old run was
+    canceled already and the migration pending (devx h40 F12)."""
+    answer = ["skip"]
+    for spec in versions(lambda ctx: answer[0]):
+        rt.register(spec)
+    old = await rt.start_workflow("ship", version="v1")
+    with pytest.raises(MigrationError) as refused:
+        await rt.migrate(old, "v2")
+    message = str(refused.value)
+    assert "was refused: the migrator of task ship/pack: it returned 'skip'" in message
+    assert f"instance {old!r} is canceled already and the migration is pending" in message
+    assert await rt.workflow_state(old) == "canceled"
+    answer[0] = "continue"  # mended: asked again, it finishes
+    new = await rt.migrate(old, "v2")
+    assert await states(rt, new) == {"pack": "enabled", "send": "disabled"}
+
+
 async def test_prune_refuses_an_age_it_cannot_read_and_deletes_nothing(
     rt: cf.Runtime, clock: ManualClock
 ) -> None:
