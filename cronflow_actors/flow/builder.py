@@ -340,7 +340,9 @@ class Flow(ControlFlowMethods, TriggerMethods):
         if self._stack:
             problems.append(f"if_({self._stack[-1][0].id!r}) has no end_if()")
         if self.concurrency is not None and (
-            not isinstance(self.concurrency, int) or self.concurrency < 1
+            not isinstance(self.concurrency, int)
+            or isinstance(self.concurrency, bool)  # (True ran as a limit of 1: devx h40 F13)
+            or self.concurrency < 1
         ):
             problems.append(f"concurrency must be a whole number >= 1, got {self.concurrency!r}")
         self._seconds(self._timeout, "workflow timeout", problems=problems)

@@ -65,6 +65,8 @@ class Retry(msgspec.Struct, frozen=True, kw_only=True):
                     parse_duration(value, f"retry {name}")
                 except ValueError as error:
                     found.append(f"{where}: {error}")
+        if not isinstance(self.jitter, bool):  # ("lots", -5: on, silently: devx h40 F13)
+            found.append(f"{where}: retry jitter must be True or False, got {self.jitter!r}")
         multiplier = self.multiplier
         if multiplier is not None and (
             not isinstance(multiplier, int | float)

@@ -167,6 +167,9 @@ def test_retry_delays_per_backoff() -> None:
     assert [steeper.delay_before(n) for n in (1, 2, 3)] == [1, 4, 7]
     tripled = cf.Retry(backoff="exponential", delay=1, multiplier=3)
     assert [tripled.delay_before(n) for n in (1, 2, 3)] == [1, 3, 9]
+    for jitter in ("lots", -5, None):  # (taken as on: devx h40 F13)
+        [problem] = cf.Retry(jitter=jitter).problems("step 's'")  # type: ignore[arg-type]
+        assert problem == f"step 's': retry jitter must be True or False, got {jitter!r}"
     for bad in (0.5, True, "2"):
         [problem] = cf.Retry(multiplier=bad).problems("step 's'")  # type: ignore[arg-type]
         assert problem == f"step 's': retry multiplier must be a number >= 1, got {bad!r}"

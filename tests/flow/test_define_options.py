@@ -22,7 +22,7 @@ def test_every_bad_option_is_reported_with_the_rest() -> None:
         rate_limit={"count": 0, "every": "1m"},
         queue="no spaces allowed",
         secrets={"": cf.env("API_KEY"), "token": cf.env("not a variable"), "fn": noop},
-        concurrency=0,
+        concurrency=True,
         version=2,  # type: ignore[arg-type]
     ).step("a", noop)
     with pytest.raises(InvalidWorkflowError) as caught:
