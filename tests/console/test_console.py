@@ -400,6 +400,14 @@ def test_approving_a_paused_run_from_the_console_completes_it(page: Any, served:
     page.wait_for_selector(card)
     assert "approve the refund" in page.inner_text(card)
     shot(page, "paused")
+    # a payload that says the opposite of the button is refused, as the CLI refuses it (console
+    # h40 F5: Approve with {"approved": false} approved)
+    page.fill(f"{card} textarea[name=payload]", '{"approved": false}')
+    page.click(f"{card} button.approve")
+    said = 'The payload says "approved": false, and you pressed Approve'
+    until(page, f"document.querySelector('#notice').innerText.includes({json.dumps(said)})")
+    assert api(served, "GET", f"/runs/{run_id}")["status"] == "waiting"
+    page.fill(f"{card} textarea[name=payload]", "")
     page.fill(f"{card} input[name=approved_by]", "grace")
     page.click(f"{card} button.approve")
     page.wait_for_selector("#notice.ok")

@@ -499,6 +499,10 @@
         payload = parseJson(extra.value, "the payload") || {};
         if (typeof payload !== "object" || Array.isArray(payload)) throw new Error("the payload is a JSON object");
       } catch (error) { notice(error.message); return; }
+      if ("approved" in payload && payload.approved !== approved) {  // (as the CLI: console h40 F5)
+        notice(`The payload says "approved": ${JSON.stringify(payload.approved)}, and you pressed ${approved ? "Approve" : "Reject"}: leave "approved" out of the payload, or press the other button.`);
+        return;
+      }
       payload.approved = approved;
       if (name.value.trim()) payload.approved_by = name.value.trim();
       if (reason.value.trim()) payload.reason = reason.value.trim();
