@@ -32,10 +32,12 @@ from cronflow_actors.store.postgres_sql import DB_NOW, SNAPSHOT_COLUMNS, TIMER_C
 if TYPE_CHECKING:  # asyncpg is an optional dependency: the runtime imports this module always
     import asyncpg
 
-__all__ = ["WORK_CHANNEL", "Claim", "ClusterOps", "Posted"]
+__all__ = ["GONE_FOR", "WORK_CHANNEL", "Claim", "ClusterOps", "Posted"]
 
 logger = logging.getLogger(__name__)
 
+GONE_FOR = 3600.0
+"""Seconds past its lease's expiry that a process's row is kept (``processes`` lists it)."""
 WORK_CHANNEL = "cronflow_work"
 """NOTIFY payload: the owner id of the process that has work waiting in the inbox."""
 REPLY_CHANNEL = "cronflow_reply"
@@ -120,15 +122,23 @@ class ClusterOps:
     # -- processes ------------------------------------------------------------------------------
 
     async def join_cluster(self, owner: str, host: str, pid: int, duration: float) -> None:
-        """Register this process; its instance leases last ``duration`` s past each beat."""
-        await self._require_pool("join the cluster").execute(
-            f"INSERT INTO processes (owner, host, pid, started_at, renewed_at, expires_at) "
-            f"VALUES ($1, $2, $3, {DB_NOW}, {DB_NOW}, {DB_NOW} + $4)",
-            owner,
-            host,
-            pid,
-            duration,
-        )
+        """Register this process; its instance leases last ``duration`` s past each beat. The
+        rows of processes whose leases expired over ``GONE_FOR`` ago go: only a clean stop
+        deleted its own, and one killed each time left a row for good (pg h40 F3). Every
+        reader asks whether a process is live, which an absent one is not either."""
+        pool = self._require_pool("join the cluster")
+        async with pool.acquire() as connection, connection.transaction():
+            await connection.execute(
+                f"DELETE FROM processes WHERE expires_at < {DB_NOW} - $1", GONE_FOR
+            )
+            await connection.execute(
+                f"INSERT INTO processes (owner, host, pid, started_at, renewed_at, expires_at) "
+                f"VALUES ($1, $2, $3, {DB_NOW}, {DB_NOW}, {DB_NOW} + $4)",
+                owner,
+                host,
+                pid,
+                duration,
+            )
         self._fence(owner)
 
     async def heartbeat(self, owner: str, duration: float) -> bool:
