@@ -38,6 +38,7 @@
     │   ├── WorkItemLimitError           an outside caller's work item past its task's bound
     │   ├── InstanceTooLargeError        an outside call past the state an instance may hold
     │   ├── MigrationError               a migration that cannot be defined, registered or run
+    │   │   └── ReplayRefusedError       a replay or resume refused for where its run stands
     │   ├── InstanceBlockedError         an instance whose definition changed under its version
     │   ├── InvalidStateTransitionError  an element cannot go from its state to the requested one
     │   ├── InvalidPolicyResultError     a completion policy returned something else
@@ -135,6 +136,7 @@ from cronflow_actors.errors._engine import (
     NotPausedError,
     NotReplayableError,
     PublishInterruptedError,
+    ReplayRefusedError,
     ResumeError,
     RunFailedError,
     RuntimeNotRunningError,
@@ -204,6 +206,7 @@ __all__ = [
     "NotReplayableError",
     "Problem",
     "PublishInterruptedError",
+    "ReplayRefusedError",
     "ResumeError",
     "RetryRequested",
     "RevisionConflictError",

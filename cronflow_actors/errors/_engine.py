@@ -364,6 +364,12 @@ class MigrationError(EngineError, ValueError):
     """A migration that cannot be defined, registered or run (the message says why)."""
 
 
+class ReplayRefusedError(MigrationError):
+    """A replay or a resume refused for where its run stands (a resume of a completed run, a
+    replay of a run a migration went on from). A ``MigrationError`` still, as it was raised
+    before it had a class of its own (devx h40 F10)."""
+
+
 class InvalidPolicyResultError(EngineError, ValueError):
     """A completion policy returned something other than "complete", "fail" or "continue"."""
 

@@ -13,7 +13,12 @@ import pytest
 
 import cronflow_actors as cf
 from cronflow_actors.cli.render import render_run
-from cronflow_actors.errors import ConfigurationError, MigrationError, NotFoundError
+from cronflow_actors.errors import (
+    ConfigurationError,
+    MigrationError,
+    NotFoundError,
+    ReplayRefusedError,
+)
 from cronflow_actors.kernel import ManualClock
 
 
@@ -290,8 +295,8 @@ async def test_a_failed_run_resumes_from_its_failed_step_keeping_what_it_complet
         assert (await rt.inspect(resumed)).resumed_as is None
         listed = {run.id: run.resumed_as for run in await rt.list_runs(workflow="order")}
         assert listed == {resumed: None, failed: resumed}  # (newcomer h35 F5: a listing says it)
-        with pytest.raises(MigrationError, match="it is completed: a resume goes on from"):
-            await rt.replay(resumed, resume=True)
+        with pytest.raises(ReplayRefusedError, match="it is completed: a resume goes on from"):
+            await rt.replay(resumed, resume=True)  # (a MigrationError too: devx h40 F10)
         again = await rt.replay(failed)  # from the start, as before
         assert (await rt.wait(again)).status == "completed"
         assert charged == [30, 30]
@@ -307,8 +312,10 @@ async def test_a_run_a_migration_replaced_is_not_resumed(rt: cf.Runtime) -> None
     rt.register(cf.define("flow", version="v2").step("a", str).pause("wait").step("b", str))
     new = await rt.migrate(run_id, "v2")
     assert (await rt.inspect(run_id)).status == "canceled"
-    with pytest.raises(MigrationError, match=f"canceled for its migration to '{new}'"):
+    with pytest.raises(ReplayRefusedError, match=f"canceled for its migration to '{new}'"):
         await rt.replay(run_id, resume=True)
+    with pytest.raises(MigrationError, match=f"canceled for its migration to '{new}'"):
+        await rt.replay(run_id)  # (the class it had, as a caller may catch it)
 
 
 async def test_a_queued_resume_goes_on_though_its_run_was_deleted_meanwhile(
