@@ -40,11 +40,12 @@ from cronflow_actors.flow.nodes import (
     WhileNode,
     walk,
 )
-from cronflow_actors.flow.options import HOOK_NAMES, Cache, CircuitBreaker, Hooks, Retry
+from cronflow_actors.flow.options import Cache, CircuitBreaker, Hooks, Retry
 from cronflow_actors.flow.trigger_methods import TriggerMethods
 from cronflow_actors.flow.triggers import WebhookSpec
 from cronflow_actors.flow.workflow_options import (
     RateLimit,
+    checked_hooks,
     hooks_of,
     metadata_problems,
     rate_limit_of,
@@ -85,7 +86,7 @@ class Flow(ControlFlowMethods, TriggerMethods):
         self.version = version
         self.concurrency = concurrency
         self._options_problems: list[str] = []
-        self.hooks = hooks_of(hooks, self._options_problems)
+        self.hooks = self._hooks_given = hooks_of(hooks, self._options_problems)
         self.queue = queue
         """The named queue its runs wait in (its concurrency is set on the runtime)."""
         self.secrets: Mapping[str, Any] = dict(secrets) if isinstance(secrets, Mapping) else {}
@@ -347,10 +348,8 @@ class Flow(ControlFlowMethods, TriggerMethods):
             problems.append(f"concurrency must be a whole number >= 1, got {self.concurrency!r}")
         self._seconds(self._timeout, "workflow timeout", problems=problems)
         problems.extend(self._options_problems)
-        for name in HOOK_NAMES:
-            hook = getattr(self.hooks, name)
-            if hook is not None and not callable(hook):
-                problems.append(f"hooks.{name} must be a function, got {hook!r}")
+        if self.hooks is not self._hooks_given:  # (set since: the given ones are checked, once)
+            checked_hooks(self.hooks, problems)
         compiled = compile_flow(self.definition(), problems, resolve, self.needs_runtime)
         if problems or compiled is None:
             raise InvalidWorkflowError(self.id, problems)

@@ -71,7 +71,7 @@ TASK_ACTIVITIES: Mapping[TaskKind, frozenset[str]] = {
 WORK_ITEM_ACTIVITIES = frozenset(
     {"on_initialized", "on_started", "on_completed", "on_failed", "on_canceled", "on_reset"}
 )
-WORK_ITEM_ACTIONS = frozenset({"initialize", *WorkItemVerb})
+WORK_ITEM_ACTIONS = frozenset({"initialize", *(str(verb) for verb in WorkItemVerb)})
 WORKFLOW_ACTIONS = frozenset({"initialize", "cancel"})
 
 _BUILT_AS = {

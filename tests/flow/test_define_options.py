@@ -144,3 +144,13 @@ def test_a_step_option_of_the_wrong_kind_is_reported_not_raised() -> None:
     problems = "\n".join(caught.value.problems)
     assert "retry must be a cf.Retry(...), got 3" in problems
     assert "cache must be a cf.Cache(...)" in problems
+
+
+def test_a_hook_that_is_no_function_is_one_problem() -> None:
+    """It was two, in two wordings (devx h40 F11)."""
+    flow = cf.define("hooked", hooks=cf.Hooks(on_success="print")).step("a", noop)
+    with pytest.raises(InvalidWorkflowError) as caught:
+        flow.validate()
+    assert caught.value.problems == [
+        "hooks on_success must be a function, on_success(ctx); got 'print'"
+    ]

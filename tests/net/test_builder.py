@@ -278,6 +278,7 @@ def test_functions_of_the_wrong_shape_and_a_schema_msgspec_cannot_use_are_refuse
     item = net.work_item("w").actions(
         complete=net.action({"approved": bool}, callback=lambda ctx: None),
         fail=net.action(policy=lambda ctx: True),
+        finish=net.action(),
     )
     broken = (
         net.workflow("shapes")
@@ -301,6 +302,9 @@ def test_functions_of_the_wrong_shape_and_a_schema_msgspec_cannot_use_are_refuse
         "payload); it takes (ctx)",
         "work item 'w' action 'fail' policy must take 2 arguments, as in policy(ctx, payload)",
         "task 'ask' router must take one argument, as in route(ctx); it takes ()",
+        # the actions it has, by their names (they read <WorkItemVerb.CANCEL: 'cancel'>: F11)
+        "work item 'w' has no action 'finish'; actions: ['cancel', 'complete', 'fail', "
+        "'initialize', 'reset', 'start']",
     ]
     for fragment in expected:
         assert any(fragment in problem for problem in problems), (fragment, problems)
