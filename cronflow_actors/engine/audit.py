@@ -309,6 +309,14 @@ class AuditRecorder:
         self._open("WorkItem.carried", item.workflow_id, item.id, {"from_run": from_run})
         self.events.append(EXIT)
 
+    def carried_task(self, workflow_id: str, task: str, from_run: str) -> None:
+        """``task`` completes whole with the output run ``from_run`` recorded for it, none of
+        its work run (a migration's or a resume's): a ``Task.carried`` span, as a work item
+        carried has its ``WorkItem.carried`` (devx h40 F8: a step carried whole left no mark)."""
+        self.events.append(ENTER)
+        self._open("Task.carried", workflow_id, task, {"from_run": from_run})
+        self.events.append(EXIT)
+
     # -- the commit -------------------------------------------------------------------------------
 
     def spans(self, revision: int) -> SpanRows:

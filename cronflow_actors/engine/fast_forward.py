@@ -247,6 +247,8 @@ async def _complete_silently(task: FastForwardTask, output: Any, marked: list[st
         # (a composite task's: a subflow, a flow per item; it read "not started", conform h33 F2)
         task.record.carried_kind = item_kind(work) if work is not None else "subflow"
         migration = tx.state.migration
+        if tx.audit is not None and migration is not None:
+            tx.audit.carried_task(workflow.id, name, migration.from_instance)
         if migration is not None and workflow.parent_id is None and name in migration.answered:
             task.record.carried_error = migration.answered.pop(name)  # (as it was shown)
             task.record.carried_error_type = migration.answered_types.pop(name, "")
