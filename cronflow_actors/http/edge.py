@@ -138,6 +138,8 @@ class Edge:
         """The request's JSON body as ``kind`` (``optional``: no body, or null, is ``{}``); a
         400 ``invalid-body`` saying what was ``expected`` and what did not match."""
         body = await self.json(request)
+        if body is None and not optional:  # ("got `null`" for a body never sent: console h40 F6)
+            raise Problem(400, "invalid-body", f"expected {expected}: the body is empty (or null)")
         try:
             return msgspec.convert({} if optional and body is None else body, kind)
         except msgspec.ValidationError as invalid:

@@ -105,6 +105,10 @@ async def test_a_run_is_replayed_over_http(serve: Serve) -> None:
             400,
             "urn:cronflow:problem:invalid-body",
         ), body
+    # a start with no body says so, not that it got null (console h40 F6)
+    empty = await client.post("/runs", headers={"content-type": "application/json"})
+    assert (empty.status_code, empty.json()["type"]) == (400, "urn:cronflow:problem:invalid-body")
+    assert empty.json()["detail"].endswith(": the body is empty (or null)")
     assert len(await rt.list_runs()) == 4  # the refusals started nothing
 
 
