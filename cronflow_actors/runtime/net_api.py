@@ -97,9 +97,14 @@ class NetMethods(GiveUpMethods):
         await self._recovered(name)
         spec = self.registry.for_new_instance(name, version)
         trigger = "manual" if principal is None else "api"
-        if name in self.catalog.roots and principal is not None:
-            raise InternalOnlyActionError(
-                f"workflow {name!r}", "initialize", advice=_A_FLOW.format(name, "trigger", "")
+        if name in self.catalog.roots and principal is not None:  # (the other door's answer:
+            # a 404, where a 403 "Forbidden" read as a missing right: console h40 F7)
+            nets = [n.name for n in self.get_nets()]
+            raise NotFoundError(
+                "net workflow",
+                name,
+                f"this runtime (registered nets: {nets})",
+                advice=_A_FLOW.format(name, "trigger", ""),
             )
         if name in self.catalog.roots:  # a flow's run: its payload travels in an envelope
             payload = flow_payload(payload)

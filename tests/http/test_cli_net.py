@@ -46,11 +46,11 @@ async def test_a_net_is_started_shown_and_driven_from_the_command_line(serve: Se
     tokens = {"t-ada": ADA, "t-bob": cf.Principal(id="bob")}
     rt, client = await serve([claims(), plain], tokens=tokens)
     ada = ["--url", str(client.base_url), "--token", "t-ada"]
-    # a flow started as a net: no token may, and the words say so, and where its door is
-    # (they read "this token may not do that": hostile h33 L3)
+    # a flow started as a net: the words say there is no such net, and where the flow's door
+    # is (they read "this token may not do that": hostile h33 L3)
     code, _, err = await cli("net", "start", "plain", *ada)
-    assert code == 2, err
-    assert err.startswith("cronflow-actors: error: no caller may do that: ")
+    assert code == 3, err  # none to start: as a net sent to the flows' door (console h40 F7)
+    assert err.startswith("cronflow-actors: error: no net workflow 'plain' in this runtime ")
     assert "(POST /runs)" in err
     code, _, err = await cli("net", "start", "claims", "--url", str(client.base_url))
     assert code == 2, err  # no token: the server's 401, said as a usage error
