@@ -93,6 +93,8 @@ class PostgresStore(ClusterOps, GroupWrites, PostgresReads):
     Default: the lease's duration of the runtime that uses the store (``--lease-seconds``),
     5 s without one. ``reconnect_timeout``: seconds the writer tries to connect again when its
     connection is lost (a server restart), writes waiting meanwhile; then the store fails.
+    Default: the idle limit, so the lease's duration: a process cut off longer has lost its
+    lease, and stops, whatever its connection does (review h40 F2).
     """
 
     def __init__(
@@ -103,7 +105,7 @@ class PostgresStore(ClusterOps, GroupWrites, PostgresReads):
         connect_timeout: float = 10.0,
         read_connections: int = 4,
         idle_transaction_timeout: float | None = None,
-        reconnect_timeout: float = 30.0,
+        reconnect_timeout: float | None = None,
     ) -> None:
         check_url(url)
         if not isinstance(max_batch, int) or max_batch < 1:
@@ -112,9 +114,12 @@ class PostgresStore(ClusterOps, GroupWrites, PostgresReads):
             raise ConfigurationError("connect_timeout", connect_timeout, "seconds > 0")
         if not isinstance(read_connections, int) or read_connections < 1:
             raise ConfigurationError("read_connections", read_connections, "a whole number >= 1")
-        if not isinstance(reconnect_timeout, int | float) or not 0 <= reconnect_timeout < 1e6:
-            raise ConfigurationError("reconnect_timeout", reconnect_timeout, "seconds >= 0")
-        self.reconnect_timeout = float(reconnect_timeout)
+        again = reconnect_timeout
+        if again is not None and (
+            not isinstance(again, int | float) or isinstance(again, bool) or not 0 <= again < 1e6
+        ):
+            raise ConfigurationError("reconnect_timeout", again, "seconds >= 0, or None")
+        self.reconnect_timeout = again
         idle = idle_transaction_timeout
         if idle is not None and (
             not isinstance(idle, int | float) or isinstance(idle, bool) or idle <= 0
@@ -189,7 +194,11 @@ class PostgresStore(ClusterOps, GroupWrites, PostgresReads):
             self.name,
             self.max_batch,
             connect=self._connect,
-            reconnect_for=self.reconnect_timeout,
+            reconnect_for=(
+                self.reconnect_timeout
+                if self.reconnect_timeout is not None
+                else self.idle_transaction_timeout or 5.0
+            ),
         )
         self._writer.observer = self._observer
         self._writer.start()

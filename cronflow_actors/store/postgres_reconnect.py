@@ -16,7 +16,7 @@ from typing import Any
 
 import asyncpg
 
-from cronflow_actors.errors import LeaseLostError
+from cronflow_actors.errors import LeaseLostError, StoreFailedError
 from cronflow_actors.store._group import GroupAnswers
 from cronflow_actors.store._ops import Item
 
@@ -76,16 +76,32 @@ class Reconnecting(GroupAnswers):
     async def _after_lost(
         self, items: list[Item], error: BaseException
     ) -> tuple[list[Any], int, int] | None:
-        """The batch's outcome once connected again: committed (its commit was sent and
-        took), or written again; None when its callers were answered (the writer failed)."""
+        """The batch's outcome once connected again: committed (a commit of it was sent and
+        took), or written again; None when its callers were answered (the writer failed).
+        Every transaction of it whose commit was sent is asked after before it is written
+        again, also after the connection was lost again while one was asked after (review
+        h40 F1: the second attempt forgot the first, and wrote a committed batch again)."""
+        sent: list[tuple[int, list[Any], int, int]] = []
         for _attempt in range(_AGAIN):  # (each a connection lost again meanwhile)
-            sent, self._in_flight = self._in_flight, None
+            if self._in_flight is not None:
+                sent.append(self._in_flight)
+                self._in_flight = None
             if not await self._reconnect(error):
                 self._fail_batch(items, error)
                 return None
             try:
-                if sent is not None and await self._committed(sent[0]):
-                    return sent[1], sent[2], sent[3]
+                for xid, results, written, seen in sent:
+                    status = await self._status(xid)
+                    if status == "committed":
+                        return results, written, seen
+                    if status != "aborted":  # still going, or too old to tell: not again
+                        unknown = StoreFailedError(
+                            self._name,
+                            f"the connection was lost as a write committed, and whether it "
+                            f"did cannot be told (transaction {xid}: {status})",
+                        )
+                        self._fail_batch(items, unknown)
+                        return None
                 return await self._transaction(items)
             except Exception as again:
                 if not self._lost(again):
@@ -125,12 +141,13 @@ class Reconnecting(GroupAnswers):
             logger.warning("store %s: connected again; writes go on", self._name)
             return True
 
-    async def _committed(self, xid: int) -> bool:
-        """Whether the transaction ``xid``, whose commit was sent, took (its session may still
-        be ending: asked again until it has, up to ``reconnect_for`` seconds)."""
+    async def _status(self, xid: int) -> str:
+        """``committed``, ``aborted``, ``in progress`` (still, after ``reconnect_for`` seconds
+        of asking: its session may take a while to end) or ``unknown`` (too old for the server
+        to tell) of the transaction ``xid``, whose commit was sent."""
         deadline = time.monotonic() + self._reconnect_for
         while True:
             status = await self._connection.fetchval("SELECT txid_status($1)", xid)
             if status != "in progress" or time.monotonic() > deadline:
-                return bool(status == "committed")
+                return str(status or "unknown")
             await asyncio.sleep(0.05)

@@ -11,13 +11,9 @@ runtime per database), and, on a database shared by several processes, by each i
 owner (``InstanceMovedError`` for a row another process owns now). A transaction that lost a
 deadlock or a serialization race against another process is tried again.
 
-A lost connection (the server restarted, an administrator or a pooler ended the session) is
-connected again, for up to ``reconnect_for`` seconds, while callers wait: a batch that had not
-reached its commit is written again, and one whose commit was sent is asked after by its
-transaction id (``txid_status``), so that it is neither lost nor written twice (it stopped
-every process of a cluster at once: pg h40 F2). A failure that is not one item's fault (the
-connection not back in time, the disk full) fails the writer: every waiting and later caller
-gets ``StoreFailedError``.
+A lost connection is connected again (``postgres_reconnect.py``). A failure that is not one
+item's fault (the connection not back in time, the disk full) fails the writer: every waiting
+and later caller gets ``StoreFailedError``.
 """
 
 from __future__ import annotations
@@ -63,7 +59,7 @@ from cronflow_actors.store._protocol import CommitObserver, StoreStatistics, inc
 from cronflow_actors.store._spans import pack
 from cronflow_actors.store.postgres_reconnect import Connect, Reconnecting, is_fatal
 
-__all__ = ["PostgresWriter", "is_fatal"]
+__all__ = ["PostgresWriter"]
 
 _decode_value = msgspec.msgpack.Decoder().decode
 _RETRIES = 5
@@ -96,7 +92,6 @@ class PostgresWriter(Reconnecting):
         self._connect = connect
         self._reconnect_for = reconnect_for
         self._in_flight: tuple[int, list[Any], int, int] | None = None
-        """(transaction id, results, snapshots written, seen) of a batch whose commit is sent."""
         self._name = name
         self._max_batch = max_batch
         self._queue: list[Item] = []
@@ -140,10 +135,17 @@ class PostgresWriter(Reconnecting):
                 self._wakeup.clear()
                 await self._wakeup.wait()
                 continue
-            if isinstance(self._queue[0][0], LEASE_OPS):
-                await self._lease_op(self._queue.pop(0))
-                continue
-            await self._write(take_batch(self._queue, self._max_batch))
+            items = [self._queue.pop(0)]
+            try:
+                if isinstance(items[0][0], LEASE_OPS):
+                    await self._lease_op(items[0])
+                    continue
+                items += take_batch(self._queue, self._max_batch - 1)
+                await self._write(items)
+            except Exception as error:  # (an item's explanation that raised, the connection
+                # lost while it was asked: the task ended, every caller waiting for good and
+                # /readyz saying the store was fine: review h40 F5); the writer fails
+                self._fail_batch(items, error)
 
     # -- batches --------------------------------------------------------------------------------
 

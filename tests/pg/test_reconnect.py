@@ -16,6 +16,8 @@ import asyncpg
 import pytest
 
 import cronflow_actors as cf
+from cronflow_actors.messages import Mutation
+from cronflow_actors.messages.records import SnapshotRecord
 from cronflow_actors.store.postgres import PostgresStore
 
 CALLS: Counter[tuple[str, int]] = Counter()
@@ -107,6 +109,76 @@ async def test_a_batch_whose_commit_took_but_whose_answer_was_lost_is_not_writte
             ("b", 1, 0),
         ]
     assert dict(CALLS) == {("a", 5): 1, ("b", 5): 1}
+
+
+class _LostWhenAsked:
+    """A new connection lost as the writer asks it ``txid_status`` (the server still going
+    down), or as it explains a refused item: the query ``lost_on`` names."""
+
+    def __init__(self, real: asyncpg.Connection, lost_on: str) -> None:
+        self.real, self.lost_on = real, lost_on
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+    async def fetchval(self, query: str, *args: Any) -> Any:
+        self._lose(query)
+        return await self.real.fetchval(query, *args)
+
+    async def fetchrow(self, query: str, *args: Any) -> Any:
+        self._lose(query)
+        return await self.real.fetchrow(query, *args)
+
+    def _lose(self, query: str) -> None:
+        if self.lost_on in query:
+            self.real.terminate()
+            raise asyncpg.exceptions.ConnectionDoesNotExistError("connection was closed")
+
+
+async def test_a_batch_asked_after_on_a_connection_lost_again_is_asked_after_once_more(
+    postgres_url: str,
+) -> None:
+    """Lost again while the writer asked whether the batch had committed, the next attempt
+    forgot it and wrote the batch again: the run's start said "already exists" for a run that
+    then never ran (review h40 F1)."""
+    CALLS.clear()
+    async with cf.Runtime(store=PostgresStore(postgres_url), workflows=[STEADY]) as rt:
+        writer: Any = rt.store._writer  # type: ignore[attr-defined]
+        connect, made = writer._connect, []
+
+        async def connect_flaky() -> Any:
+            made.append(1)
+            real = await connect()
+            return _LostWhenAsked(real, "txid_status") if len(made) == 1 else real
+
+        writer._connect = connect_flaky
+        writer._connection = _AnswerLostAfterCommit(writer.connection)
+        run_id = await rt.trigger("steady", 5)
+        result = await rt.wait(run_id, timeout=30)
+        assert (result.status, result.output, len(made)) == ("completed", 6, 2)
+    assert dict(CALLS) == {("a", 5): 1, ("b", 5): 1}
+
+
+async def test_a_connection_lost_while_an_item_is_explained_fails_the_store_not_the_task(
+    postgres_url: str,
+) -> None:
+    """Lost as the writer read why an item was refused, the error ended the writer's task:
+    every caller then waited for good (review h40 F5). The store fails and says so."""
+    store = PostgresStore(postgres_url)
+    await store.open()
+    try:
+        writer: Any = store._writer
+        writer._connect = None  # (no reconnect: the loss during the explanation is tried)
+        writer._connection = _LostWhenAsked(writer.connection, "SELECT revision, owner")
+        refused = SnapshotRecord(
+            instance_id="i1", workflow="w", status="running", revision=5, updated_at=0.0
+        )
+        with pytest.raises(cf.errors.StoreFailedError):  # (a write no row it names is there)
+            await asyncio.wait_for(store.commit(Mutation(snapshot=refused)), 10)
+        with pytest.raises(cf.errors.StoreFailedError):  # and every later one, not a hang
+            await asyncio.wait_for(store.kv_incr("ns", "k", 1, now=0.0), 10)
+    finally:
+        await store.close()
 
 
 async def test_a_connection_that_does_not_come_back_fails_the_store(
