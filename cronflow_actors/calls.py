@@ -155,7 +155,7 @@ def callback_problem(fn: Any, arity: int, where: str, shape: str) -> str | None:
     if not callable(fn):
         return f"{where} must be a function, {shape}; got {fn!r}"
     try:
-        signature = inspect.signature(fn)
+        signature = inspect.signature(fn, follow_wrapped=False)  # (a wrapper may fill in some)
     except (TypeError, ValueError):
         return None
     try:

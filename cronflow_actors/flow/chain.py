@@ -5,7 +5,7 @@ the last one and read a duration. ``Flow`` and its method groups (``flow/branchi
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Self
 
 import msgspec
@@ -43,6 +43,24 @@ if TYPE_CHECKING:
 __all__ = ["Chain"]
 
 
+class _Closed(list[str]):
+    """A registered flow's problems: another is a change to it, refused as any change is (a
+    refused call's problem, recorded before it reached its change, stayed, and failed the
+    flow's test harness: review h40 F9)."""
+
+    def __init__(self, chain: Chain, problems: list[str]) -> None:
+        super().__init__(problems)
+        self._chain = chain
+
+    def append(self, problem: str) -> None:
+        self._chain._changed()
+        super().append(problem)
+
+    def extend(self, problems: Iterable[str]) -> None:
+        self._chain._changed()
+        super().extend(problems)
+
+
 class Chain:
     """The recording state of a flow's chain (calls only record; ``build()`` checks)."""
 
@@ -56,6 +74,17 @@ class Chain:
         """The last compilation, dropped by any change to the chain."""
         self._registered = False
         """Registered with a runtime: it cannot change (``_changed``)."""
+
+    def _register(self) -> None:
+        """Registered with a runtime: no change from now on (``_changed`` refuses it), nor to
+        the flows it runs as subflows, given as objects (a step added to one was taken and
+        never ran: review h40 F7)."""
+        self._registered = True
+        self._problems = _Closed(self, self._problems)
+        for node in walk(self._root):
+            child = node.flow if isinstance(node, SubflowNode) else None
+            if isinstance(child, Chain) and not child._registered:
+                child._register()
 
     def _changed(self) -> None:
         """Called by every method that changes the chain, before it changes anything."""

@@ -226,6 +226,7 @@ def without_triggers(flow: F) -> F:
     events or polls); ``flow`` is not changed."""
     clone = copy.copy(flow)
     clone._registered = False  # (a copy of one registered: the test harness registers it)
+    clone._problems = list(flow._problems)
     clone._init_triggers()
     clone._changed()
     return clone

@@ -112,7 +112,7 @@ class FlowCatalog:
         key = (compiled.id, compiled.version)
         self._versions[key] = compiled
         self._given[key] = flow
-        flow._registered = True
+        flow._register()  # it runs as compiled here: it cannot change from now on
         order = self._order.setdefault(compiled.id, [])
         if compiled.version not in order:
             order.append(compiled.version)

@@ -257,7 +257,9 @@ class RunViews:
         more = bool(bounds) or len(rows) > limit
         rows = rows[:limit]
         runs = [
-            self._listed(item) if isinstance(item, SnapshotRecord) else self._queued_info(item)
+            self._listed(item)
+            if isinstance(item, SnapshotRecord)
+            else as_listed(self._queued_info(item), len(item.payload))  # (review h40 F4)
             for _, item in rows
         ]
         next_cursor = encode_cursor(*rows[-1][0]) if more and rows else None

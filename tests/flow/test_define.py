@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -292,6 +293,24 @@ def test_header_names_no_request_could_carry_are_refused_and_those_never_kept_sa
     fine.step("s", str).build()  # (requiring Authorization is checking it is there)
 
 
+def test_a_function_a_decorator_wraps_is_checked_as_the_wrapper() -> None:
+    """A condition wrapped by a decorator that fills in its argument ran before the arity
+    checks, and was refused by them, which read the inner function (review h40 F3)."""
+
+    def with_threshold(fn: Any) -> Any:
+        @functools.wraps(fn)
+        def wrapper(ctx: Any) -> Any:
+            return fn(ctx, 10)
+
+        return wrapper
+
+    @with_threshold
+    def big(ctx: Any, threshold: int) -> bool:
+        return bool(ctx.payload > threshold)
+
+    cf.define("wrapped").if_("big", big).step("a", lambda ctx: 1).end_if().validate()
+
+
 def test_functions_of_every_construct_are_checked_for_what_they_are_called_with() -> None:
     """A condition, a parallel's function, a loop's, a for_each's, a subflow's input, an
     event's filter and a pause's callbacks written for another shape were taken, and failed
@@ -333,19 +352,26 @@ async def test_a_registered_flow_cannot_change(tmp_path: Path) -> None:
     """A step added to a flow a running runtime had registered was taken without a word: its
     runs never ran it, and the next start held the runs waiting in it as edited without a
     version bump (devx h40 F7). Its test harness still runs it as registered."""
-    flow = cf.define("pinned").step("a", lambda ctx: 1)
+    child = cf.define("part").step("p", lambda ctx: 0)
+    flow = cf.define("pinned").step("a", lambda ctx: 1).subflow("s", child)
+    flow.step("b", lambda ctx: ctx.steps["a"])
     async with cf.Runtime(db=tmp_path / "pinned.db", workflows=[flow]) as rt:
         for change in (
             lambda: flow.step("late", lambda ctx: 2),
             lambda: flow.retry(cf.Retry(attempts=2)),
             lambda: flow.on_schedule("@daily"),
             flow.end_if,
+            # a refused call's own problem stays behind neither (review h40 F9)
+            lambda: flow.step("typo", lambda ctx: 2, retry={"attemps": 2}),
         ):
             with pytest.raises(InvalidWorkflowError) as caught:
                 change()
             [problem] = caught.value.problems
             assert problem.startswith("flow 'pinned' version 'v1' is registered with a runtime")
             assert "define the new shape as a new version" in problem
-        assert [step.id for step in flow.get_steps()] == ["a"]
+        with pytest.raises(InvalidWorkflowError, match="flow 'part' version 'v1' is registered"):
+            child.step("late", lambda ctx: 2)  # a subflow's too (review h40 F7)
+        assert [step.id for step in flow.get_steps()] == ["a", "s", "b"]
         assert (await rt.wait(await rt.trigger("pinned", None))).output == 1
     assert (await flow.test().trigger(None).run()).output == 1
+    assert (await flow.test().trigger(None).run()).output == 1  # (and again)

@@ -48,3 +48,15 @@ async def test_big_values_are_left_out_of_listings_and_named(tmp_path: Path) -> 
         assert (pauses[quiet].last, pauses[quiet].clipped) == ("x" * (LISTED_VALUE - 100), None)
         assert (await rt.get_run_pause(paused)).last == BIG
         assert (await rt.get_run_pause(paused)).clipped is None
+
+
+async def test_a_queued_run_s_big_payload_is_left_out_too(tmp_path: Path) -> None:
+    """A run waiting in its flow's queue was listed whole (review h40 F4)."""
+    one_at_a_time = cf.define("one", concurrency=1).pause("hold")
+    async with cf.Runtime(db=tmp_path / "q.db", workflows=[one_at_a_time]) as rt:
+        await rt.trigger("one", "first")
+        await rt.wait_idle()
+        queued = await rt.trigger("one", BIG)
+        [listed] = [run for run in await rt.list_runs() if run.id == queued]
+        assert (listed.status, listed.payload, listed.clipped) == ("waiting", None, ["payload"])
+        assert (await rt.inspect(queued)).payload == BIG
