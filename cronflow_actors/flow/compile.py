@@ -180,7 +180,7 @@ class Compiler:
                 return self.plain(node.id, net.task(waits.cancel_item(node)))
             case n.EventNode():
                 self.waits[node.id] = node
-                return self.catching(node, waits.event_task(node, ids))
+                return self.catching(node, waits.event_task(node, ids, self.problems))
             case n.GroupNode():
                 return self.catching(node, fanout.group(node, ids, self.problems))
             case n.EachNode():

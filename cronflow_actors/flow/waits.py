@@ -59,11 +59,18 @@ def sleeper(name: str, node: n.SleepNode, step_ids: frozenset[str]) -> net.WorkI
     )
 
 
-def event_task(node: n.EventNode, step_ids: frozenset[str]) -> net.TaskBuilder:
+def event_task(node: n.EventNode, step_ids: frozenset[str], problems: list[str]) -> net.TaskBuilder:
     """A work item completed by the first ``publish_event(node.event)`` its filter accepts."""
     timeout, user_filter, validate, retry = node.timeout, node.filter, node.validate, node.retry
     timed_out = StepTimeoutError(node.id, timeout or 0.0)
-    retried = retry is not None and retry.should_retry(timed_out)
+    try:  # (asked here, once: whether a timed-out wait waits again)
+        retried = retry is not None and retry.should_retry(timed_out)
+    except Exception as error:  # (a bare TypeError out of validate(): review h40 F6)
+        problems.append(
+            f"wait_for_event {node.id!r}: its retry_on raised {describe(error)}, asked whether "
+            "a wait that timed out waits again; give fn(error) -> bool"
+        )
+        retried = False
 
     def arm(ctx: Any) -> None:
         if timeout is None:

@@ -375,3 +375,22 @@ async def test_a_registered_flow_cannot_change(tmp_path: Path) -> None:
         assert (await rt.wait(await rt.trigger("pinned", None))).output == 1
     assert (await flow.test().trigger(None).run()).output == 1
     assert (await flow.test().trigger(None).run()).output == 1  # (and again)
+
+
+def test_an_event_wait_s_retry_on_that_raises_at_definition_is_a_problem() -> None:
+    """An event wait's retry_on is asked once, where the flow is built (whether a timed-out
+    wait waits again): one that raised there was a bare TypeError (review h40 F6)."""
+
+    async def later(error: BaseException) -> bool:
+        return False
+
+    def hands_back_a_coroutine(error: BaseException) -> Any:
+        return later(error)
+
+    flow = cf.define("ev").wait_for_event(
+        "paid", "order.paid", timeout="1h", retry=cf.Retry(retry_on=hands_back_a_coroutine)
+    )
+    with pytest.raises(InvalidWorkflowError) as caught:
+        flow.validate()
+    [problem] = caught.value.problems
+    assert problem.startswith("wait_for_event 'paid': its retry_on raised TypeError: retry_on ")
