@@ -11,6 +11,7 @@ import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
+import asyncpg
 import msgspec
 import pytest
 
@@ -387,3 +388,27 @@ async def test_a_pending_migration_is_given_up_through_any_process_never_while_u
         for runtime in (first, second):
             await runtime.wait_idle()
         assert (await second.inspect(replayed)).status == "waiting"  # at its pause, on v2
+
+
+async def test_rows_of_processes_long_dead_go_as_a_process_joins(postgres_url: str) -> None:
+    """A process killed (not stopped) left its row for good, one per crash (pg h40 F3): rows
+    whose lease expired over an hour ago go as a process joins; recent ones stay listed."""
+    async with cf.Runtime(db=postgres_url, workflows=flows()):
+        pass  # (the schema made, and a clean stop: no row of its own left)
+    connection = await asyncpg.connect(postgres_url)
+    try:
+        now = "extract(epoch from clock_timestamp())"
+        for owner, expired_ago in (("long-gone", 7200), ("just-gone", 60)):
+            await connection.execute(
+                "INSERT INTO processes (owner, host, pid, started_at, renewed_at, expires_at) "
+                f"VALUES ($1, 'h', 1, {now} - $2 - 10, {now} - $2 - 5, {now} - $2)",
+                owner,
+                float(expired_ago),
+            )
+        async with cf.Runtime(db=postgres_url, workflows=flows()) as rt:
+            listed = {owner for owner, *_ in await rt.store.processes()}  # type: ignore[attr-defined]
+            assert "just-gone" in listed
+            assert "long-gone" not in listed
+            assert len(listed) == 2  # and its own
+    finally:
+        await connection.close()

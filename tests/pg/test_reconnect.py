@@ -1,7 +1,6 @@
-"""A database that outlives its processes: the writer's connection lost under a running
-runtime (a server restart, an administrator or a pooler ending sessions) is connected again, no
-write lost or made twice, where it stopped every process of a cluster at once (pg h40 F2); and
-the rows of processes long dead go."""
+"""The writer's connection lost under a running runtime (a server restart, an administrator or
+a pooler ending sessions) is connected again, no write lost or made twice, where it stopped
+every process of a cluster at once (pg h40 F2)."""
 
 from __future__ import annotations
 
@@ -195,27 +194,3 @@ async def test_a_connection_that_does_not_come_back_fails_the_store(
         assert "check that the database server is up" in str(failed.value)
         assert "could not connect again" in caplog.text
         store.url = postgres_url  # (for its close)
-
-
-async def test_rows_of_processes_long_dead_go_as_a_process_joins(postgres_url: str) -> None:
-    """A process killed (not stopped) left its row for good, one per crash (pg h40 F3): rows
-    whose lease expired over an hour ago go as a process joins; recent ones stay listed."""
-    async with cf.Runtime(db=postgres_url, workflows=[STEADY]):
-        pass  # (the schema made, and a clean stop: no row of its own left)
-    connection = await asyncpg.connect(postgres_url)
-    try:
-        now = "extract(epoch from clock_timestamp())"
-        for owner, expired_ago in (("long-gone", 7200), ("just-gone", 60)):
-            await connection.execute(
-                "INSERT INTO processes (owner, host, pid, started_at, renewed_at, expires_at) "
-                f"VALUES ($1, 'h', 1, {now} - $2 - 10, {now} - $2 - 5, {now} - $2)",
-                owner,
-                float(expired_ago),
-            )
-        async with cf.Runtime(db=postgres_url, workflows=[STEADY]) as rt:
-            listed = {owner for owner, *_ in await rt.store.processes()}  # type: ignore[attr-defined]
-            assert "just-gone" in listed
-            assert "long-gone" not in listed
-            assert len(listed) == 2  # and its own
-    finally:
-        await connection.close()
