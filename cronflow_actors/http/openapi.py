@@ -30,7 +30,7 @@ from cronflow_actors.http.openapi_links import LINKS, OPERATIONS
 from cronflow_actors.http.openapi_pauses import pause_paths
 from cronflow_actors.http.openapi_schedules import SCHEDULE_TYPES, schedule_paths
 from cronflow_actors.http.openapi_tasks import task_paths
-from cronflow_actors.http.openapi_words import EVENT_NAME, IDEMPOTENCY, MEANINGS, signature
+from cronflow_actors.http.openapi_words import EVENT_NAME, IDEMPOTENCY, MEANINGS, body_of, signature
 from cronflow_actors.http.problems import MEDIA_TYPE, ProblemBody
 from cronflow_actors.http.routes.nets import NetView
 from cronflow_actors.http.routes.runs import WAIT_LIMIT, CancelRun, ReplayRun, StartRun
@@ -105,7 +105,7 @@ class _Builder:
         if params:
             operation["parameters"] = params
         if body is not None:
-            operation["requestBody"] = {"content": self.json(body), "required": body_required}
+            operation["requestBody"] = body_of(self.json(body), body_required)
         if secured != self.tokens:  # not as the document's default
             operation["security"] = [{"bearer": []}] if secured else []
         return operation

@@ -237,6 +237,11 @@ async def test_the_openapi_document_describes_routes_and_webhook_schemas(serve: 
     document = (await client.get("/openapi.json")).json()
     assert document["openapi"] == "3.1.0"
     hook = document["paths"]["/webhooks/order"]["post"]
+    # what no JSON schema says of a body, said in words (console h40 F3)
+    for route in ("/webhooks/order", "/runs"):
+        words = document["paths"][route]["post"]["requestBody"]["description"]
+        assert "An integer beyond 64 bits" in words
+        assert "400 number-out-of-range" in words
     ref = hook["requestBody"]["content"]["application/json"]["schema"]["$ref"]
     schema = document["components"]["schemas"][ref.rsplit("/", 1)[1]]
     assert schema["required"] == ["order_id", "amount"]
