@@ -132,26 +132,33 @@ def _calls(node: n.Node) -> Iterator[tuple[Any, int, str, str]]:
     elif isinstance(node, n.GroupNode):
         for number, handler in enumerate(node.handlers, 1):
             yield handler, 1, f"function {number}", "fn(ctx)"
-    elif isinstance(node, n.WhileNode):
-        yield node.condition, 1, "condition", "cond(ctx)"
-        yield node.handler, 1, "function", "fn(ctx)"
-    elif isinstance(node, n.EachNode):
-        yield node.items, 1, "items", "items(ctx) -> list"
-        yield node.handler, 2, "function", "fn(item, ctx), or fn(item, flow) to build a flow"
-    elif isinstance(node, n.SubflowNode):
-        yield node.input, 1, "input", "input(ctx)"
-    elif isinstance(node, n.EventNode):
-        yield node.filter, 2, "filter", "filter(payload, ctx) -> bool"
-        yield node.validate, 2, "validate", "validate(payload, ctx) -> True or a reason"
-    elif isinstance(node, n.HumanNode):
-        yield node.description, 1, "description", "description(ctx)"
-        yield node.approval_url, 2, "approval_url", "approval_url(ctx, token)"
-        yield node.on_pause, 2, "on_pause", "on_pause(ctx, token)"
-        yield node.on_timeout, 1, "on_timeout", "on_timeout(ctx)"
-    elif isinstance(node, n.SleepNode):
-        yield node.duration, 1, "duration", "duration(ctx)"
-    elif isinstance(node, n.LogNode):
-        yield node.message, 1, "message", "message(ctx)"
+    for field, arity, shape in _SHAPES.get(type(node), ()):
+        yield getattr(node, field), arity, _NAMED.get(field, field), shape
+
+
+_SHAPES: dict[type[n.Node], tuple[tuple[str, int, str], ...]] = {
+    n.WhileNode: (("condition", 1, "cond(ctx)"), ("handler", 1, "fn(ctx)")),
+    n.EachNode: (
+        ("items", 1, "items(ctx) -> list"),
+        ("handler", 2, "fn(item, ctx), or fn(item, flow) to build a flow"),
+    ),
+    n.SubflowNode: (("input", 1, "input(ctx)"),),
+    n.EventNode: (
+        ("filter", 2, "filter(payload, ctx) -> bool"),
+        ("validate", 2, "validate(payload, ctx) -> True or a reason"),
+    ),
+    n.HumanNode: (
+        ("description", 1, "description(ctx)"),
+        ("approval_url", 2, "approval_url(ctx, token)"),
+        ("on_pause", 2, "on_pause(ctx, token)"),
+        ("on_timeout", 1, "on_timeout(ctx)"),
+    ),
+    n.SleepNode: (("duration", 1, "duration(ctx)"),),
+    n.LogNode: (("message", 1, "message(ctx)"),),
+}
+"""The functions of the other nodes, by field: the arguments each is called with, its shape."""
+_NAMED = {"handler": "function"}
+"""A field as its problem names it (a loop's or a for_each's ``handler`` is its function)."""
 
 
 def _event_problems(node: n.EventNode, where: str) -> list[str]:
