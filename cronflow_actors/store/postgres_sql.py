@@ -49,8 +49,10 @@ INSERT_SNAPSHOTS = f"""
                 parent_id, body, created_at, runnable)
      WHERE NOT EXISTS (SELECT 1 FROM run_queue AS q WHERE q.instance_id = u.instance_id)
     ON CONFLICT (instance_id) DO NOTHING
-    RETURNING instance_id
+    RETURNING instance_id, txid_current()
 """
+"""Each row inserted, with the transaction's id (asked after if the connection is lost as it
+commits: ``postgres_reconnect.py``), which costs no round trip of its own."""
 
 UPDATE_SNAPSHOTS = """
     UPDATE instances AS i
@@ -62,7 +64,7 @@ UPDATE_SNAPSHOTS = """
            AS u(instance_id, status, terminal, revision, updated_at, body, runnable, base)
      WHERE i.instance_id = u.instance_id AND i.revision = u.base
        AND (i.owner IS NULL OR $9::text IS NULL OR i.owner = $9::text)
-    RETURNING i.instance_id
+    RETURNING i.instance_id, txid_current()
 """
 
 INSERT_JOURNAL = """

@@ -172,10 +172,11 @@ class PostgresWriter(Reconnecting):
             try:
                 self._in_flight = None
                 async with self._connection.transaction():
-                    xid = await self._connection.fetchval("SELECT txid_current()")
                     if self.owner is not None:
                         await self._check_lease(self.owner)
-                    await self._write_batch(batch)
+                    xid = await self._write_batch(batch)
+                    if xid is None:  # no snapshot told it: asked (a batch of state calls)
+                        xid = await self._connection.fetchval("SELECT txid_current()")
                     results: list[Any] = []
                     for payload, _future in items:
                         if isinstance(payload, Mutation):
@@ -192,8 +193,11 @@ class PostgresWriter(Reconnecting):
                 await asyncio.sleep(0.005 * (attempt + 1))
         raise AssertionError("unreachable")
 
-    async def _write_batch(self, batch: Coalesced) -> None:
+    async def _write_batch(self, batch: Coalesced) -> int | None:
+        """Write ``batch``'s rows; the transaction's id, as its snapshots' rows said it (None
+        for a batch without one)."""
         connection = self._connection
+        xid = None
         node = self.node
         if batch.dequeued:
             await connection.execute(sql.DEQUEUE, batch.dequeued)
@@ -209,10 +213,12 @@ class PostgresWriter(Reconnecting):
             rows = await connection.fetch(sql.INSERT_SNAPSHOTS, *sql.insert_args(inserts, node))
             if len(rows) != len(inserts):
                 raise _Refused
+            xid = rows[0][1]
         if updates:
             rows = await connection.fetch(sql.UPDATE_SNAPSHOTS, *sql.update_args(updates, node))
             if len(rows) != len(updates):
                 raise _Refused
+            xid = rows[0][1]
         if batch.journal:
             await connection.execute(sql.INSERT_JOURNAL, *sql.journal_args(batch.journal))
         if batch.spans:
@@ -235,6 +241,7 @@ class PostgresWriter(Reconnecting):
             )
         if batch.waits_end:
             await connection.execute(sql.END_WAITS, list(batch.waits_end))
+        return xid
 
     async def _check_lease(self, owner: str) -> None:
         """The ``runtime`` lease is still ``owner``'s; held (FOR SHARE) until the commit, so a
