@@ -3,8 +3,9 @@ takeover after a crash, timers of unheld instances, and work sent to another pro
 
 A runtime on a store that can be shared (``PostgresStore``) takes a ``ClusterLease`` in place of
 the single-owner ``DatabaseLease``: it registers the process (owner id, host, pid, expiry on the
-database's clock) and renews that row by heartbeats, every third of ``lease_seconds``. The row's
-expiry is the expiry of every instance lease the process holds.
+database's clock) and renews that row by heartbeats, every third of ``lease_seconds`` (a failed
+one again within half a second: retest h40 N1). The row's expiry is the expiry of every
+instance lease the process holds.
 
 - An instance is held by the process that runs it: new runs by the process that started them;
   a waiting instance (nothing to run) is nobody's, and the first process that has work for it
@@ -207,15 +208,18 @@ class ClusterLease(Renewed):
             await self._store.leave_cluster(self.owner)
 
     async def _beat(self) -> None:
+        pause = self.duration / 3
         while True:
-            await self._clock.sleep(self.duration / 3)
+            await self._clock.sleep(pause)
             try:
-                asked_at = self._clock.monotonic()
+                asked_at, pause = self._clock.monotonic(), min(self.duration / 3, 0.5)
                 renewed = await self._store.heartbeat(self.owner, self.duration)
                 if not renewed:
                     raise LeaseLostError(repr(self._store), self.owner, None, shared=True)
                 self._renewed(asked_at)
-                await self._check()
+                if (check := getattr(self._store, "check", None)) is not None:
+                    await check()  # (a failed writer fails the lease too)
+                pause = self.duration / 3
             except (LeaseLostError, StoreFailedError, StoreClosedError) as failed:
                 self.held = not isinstance(failed, LeaseLostError) and self.held
                 logger.critical("%s", failed)
@@ -223,11 +227,6 @@ class ClusterLease(Renewed):
                 return
             except Exception:
                 logger.exception("the process lease could not be renewed; trying again")
-
-    async def _check(self) -> None:
-        check = getattr(self._store, "check", None)
-        if check is not None:
-            await check()
 
     # -- instances: claims, takeover, timers ----------------------------------------------------
 
