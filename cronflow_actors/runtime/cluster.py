@@ -225,8 +225,8 @@ class ClusterLease(Renewed):
                 logger.critical("%s", failed)
                 self._on_lost(failed)
                 return
-            except Exception:
-                logger.exception("the process lease could not be renewed; trying again")
+            except Exception as error:  # (a line each half second: no traceback each time)
+                logger.warning("the process lease could not be renewed (%r); trying again", error)
 
     # -- instances: claims, takeover, timers ----------------------------------------------------
 
