@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Self
 import msgspec
 
 from cronflow_actors.errors import InvalidWorkflowError
-from cronflow_actors.flow.introspect import kind_of
+from cronflow_actors.flow.introspect import method_of
 from cronflow_actors.flow.nodes import (
     ActionNode,
     CancelNode,
@@ -241,18 +241,8 @@ _PUBLIC: dict[type[Node], tuple[str, ...]] = {
 """The chain's methods that add each kind of node, as a user calls them."""
 
 
-_METHOD_OF_KIND = {
-    "if": "if_",
-    "while": "while_",
-    "event": "wait_for_event",
-    "human": "human_in_the_loop",
-}
-"""A step kind (``kind_of``) whose method is named otherwise."""
-
-
 def _describe(nodes: list[Node]) -> str:
     """The node a chained call follows, named by the method that added it."""
     if not nodes:
         return "nothing"
-    kind = kind_of(nodes[-1])
-    return f".{_METHOD_OF_KIND.get(kind, kind)}({nodes[-1].id!r})"
+    return f".{method_of(nodes[-1])}({nodes[-1].id!r})"

@@ -8,6 +8,7 @@ from typing import Any
 
 from cronflow_actors.calls import callback_problem
 from cronflow_actors.flow import nodes as n
+from cronflow_actors.flow.introspect import method_of
 from cronflow_actors.flow.options import Cache, CircuitBreaker, Retry
 from cronflow_actors.flow.triggers import event_name_problem
 from cronflow_actors.net.durations import looks_like_duration
@@ -50,7 +51,7 @@ def step_ids(nodes: Iterable[n.Node], problems: list[str]) -> frozenset[str]:
 def node_problems(node: n.Node) -> list[str]:
     """What is wrong with one node's own options (functions, retry, cache, breaker)."""
     found = []
-    where = f"{_method(node)} {node.id!r}"
+    where = f"{method_of(node)} {node.id!r}"
     for field in ("handler", "condition", "items", "filter", "validate", "on_pause", "on_timeout"):
         value = getattr(node, field, None)
         if value is not None and not callable(value):
@@ -89,20 +90,6 @@ def node_problems(node: n.Node) -> list[str]:
     if isinstance(node, n.LogNode) and node.level not in LOG_LEVELS:
         found.append(f"{where}: level must be one of {list(LOG_LEVELS)}, got {node.level!r}")
     return found
-
-
-def _method(node: n.Node) -> str:
-    """The chain's method that added ``node``, as its user wrote it (``batch``, not ``each``)."""
-    if isinstance(node, n.EachNode):
-        return "batch" if node.size else "for_each"
-    if isinstance(node, n.GroupNode):
-        return "parallel" if node.mode == "all" else "race"
-    if isinstance(node, n.HumanNode):
-        return "pause" if node.kind == "pause" else "human_in_the_loop"
-    if isinstance(node, n.SleepNode):
-        return node.kind  # sleep, delay
-    named = {n.IfNode: "if_", n.WhileNode: "while_", n.EventNode: "wait_for_event"}
-    return named.get(type(node)) or type(node).__name__.removesuffix("Node").lower()
 
 
 def _arity_problems(node: n.Node, where: str) -> list[str]:

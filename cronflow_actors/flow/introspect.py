@@ -20,6 +20,7 @@ __all__ = [
     "WorkflowDescription",
     "describe",
     "kind_of",
+    "method_of",
     "steps_of",
     "triggers_of",
 ]
@@ -147,6 +148,21 @@ def kind_of(node: n.Node) -> str:
     if isinstance(node, n.SleepNode | n.HumanNode):
         return node.kind
     return _KINDS[type(node)]
+
+
+_METHOD_OF_KIND = {
+    "if": "if_",
+    "while": "while_",
+    "event": "wait_for_event",
+    "human": "human_in_the_loop",
+}
+"""A step kind (``kind_of``) whose chain method is named otherwise."""
+
+
+def method_of(node: n.Node) -> str:
+    """The chain's method that added ``node``, as its user wrote it (``if_``, ``batch``)."""
+    kind = kind_of(node)
+    return _METHOD_OF_KIND.get(kind, kind)
 
 
 def _step(node: n.Node) -> StepDescription:
