@@ -17,9 +17,9 @@ from cronflow_actors.flow.triggers import (
     WebhookSpec,
     event_name_problem,
     poll_spec,
-    schema_problem,
     webhook_spec,
 )
+from cronflow_actors.net.validation import schema_problem
 
 __all__ = ["TriggerMethods", "without_triggers"]
 

@@ -19,6 +19,7 @@ import msgspec
 
 from cronflow_actors.calls import callback_problem
 from cronflow_actors.errors import ConfigurationError, clipped, validation_path
+from cronflow_actors.net.validation import schema_problem
 
 __all__ = [
     "METHODS",
@@ -31,7 +32,6 @@ __all__ = [
     "event_name_problem",
     "poll_spec",
     "schema_path",
-    "schema_problem",
     "webhook_spec",
 ]
 
@@ -347,20 +347,6 @@ _SHAPES = {
     "on_success": "on_success(request, run_id) -> None | cf.WebhookResponse | JSON body",
     "on_error": "on_error(request, problem) -> None | cf.WebhookResponse | JSON body",
 }
-
-
-def schema_problem(schema: Any, where: str) -> str | None:
-    """What is wrong with ``schema`` as a payload schema (something msgspec converts JSON to:
-    a ``msgspec.Struct``, a dataclass, a TypedDict, ``dict[str, int]``...), or None."""
-    try:
-        msgspec.json.schema(schema)
-    except (TypeError, ValueError) as error:
-        reason = str(error).strip().splitlines()[-1]  # msgspec's first lines are hints
-        return (
-            f"{where}: schema {schema!r} cannot check JSON ({reason}); use a msgspec.Struct, "
-            "a dataclass, a TypedDict or a type such as dict[str, int]"
-        )
-    return None
 
 
 def schema_path(error: msgspec.ValidationError) -> str:

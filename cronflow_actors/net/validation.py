@@ -49,6 +49,7 @@ __all__ = [
     "declare_names",
     "reach",
     "regions_by_task",
+    "schema_problem",
     "single",
     "wire_flows",
 ]
@@ -169,20 +170,27 @@ def check_workflow_actions(workflow: str, actions: Mapping[str, Any], problems: 
 
 
 def check_action(spec: ActionSpec, where: str, problems: list[str]) -> None:
-    """A custom action's schema (one msgspec converts a payload to), policy and callback (each
-    called ``(ctx, payload)``). A dict as the schema was taken, and every call then raised
-    msgspec's bare TypeError (devx h40 F5)."""
-    if spec.schema is not None:
-        try:
-            msgspec.inspect.type_info(spec.schema)
-        except (TypeError, ValueError) as error:
-            problems.append(
-                f"{where} schema {spec.schema!r} is no type msgspec converts a payload to "
-                f"({error}); use a msgspec.Struct, a dataclass, a TypedDict or a type such as "
-                "dict[str, int]"
-            )
+    """A custom action's schema (one msgspec converts a payload to, and the API document
+    shows), policy and callback (each called ``(ctx, payload)``). A dict as the schema was
+    taken, and every call then raised msgspec's bare TypeError (devx h40 F5)."""
+    if spec.schema is not None and (said := schema_problem(spec.schema, where)) is not None:
+        problems.append(said)
     check_callable(spec.policy, f"{where} policy", problems, "policy(ctx, payload)", 2)
     check_callable(spec.callback, f"{where} callback", problems, "callback(ctx, payload)", 2)
+
+
+def schema_problem(schema: Any, where: str) -> str | None:
+    """What is wrong with ``schema`` as a payload schema (something msgspec converts JSON to:
+    a ``msgspec.Struct``, a dataclass, a TypedDict, ``dict[str, int]``...), or None."""
+    try:
+        msgspec.json.schema(schema)
+    except (TypeError, ValueError) as error:
+        reason = str(error).strip().splitlines()[-1]  # msgspec's first lines are hints
+        return (
+            f"{where}: schema {schema!r} cannot check JSON ({reason}); use a msgspec.Struct, "
+            "a dataclass, a TypedDict or a type such as dict[str, int]"
+        )
+    return None
 
 
 # -- names and flows -----------------------------------------------------------------------------

@@ -296,8 +296,7 @@ def test_functions_of_the_wrong_shape_and_a_schema_msgspec_cannot_use_are_refuse
     expected = [
         "task 'auto' handler must take one argument, as in handler(ctx); it takes (ctx, extra)",
         "task 'auto' policy must take one argument, as in policy(ctx); it takes ()",
-        "work item 'w' action 'complete' schema {'approved': <class 'bool'>} is no type msgspec "
-        "converts a payload to",
+        "work item 'w' action 'complete': schema {'approved': <class 'bool'>} cannot check JSON (",
         "work item 'w' action 'complete' callback must take 2 arguments, as in callback(ctx, "
         "payload); it takes (ctx)",
         "work item 'w' action 'fail' policy must take 2 arguments, as in policy(ctx, payload)",
