@@ -246,10 +246,10 @@ class ConditionSpec(msgspec.Struct, frozen=True, kw_only=True):
 
 
 MAX_WORK_ITEMS = 1_000
+"""A task's ``max_work_items`` unless its builder says (``TaskBuilder.max_work_items``)."""
 MAX_OUTSIDE_STATE = 16 * 1024 * 1024
 """The most state (bytes, encoded) an outside caller's call may leave an instance with (more:
 ``InstanceTooLargeError``; the net's own code is not bounded)."""
-"""A task's ``max_work_items`` unless its builder says (``TaskBuilder.max_work_items``)."""
 
 
 class TaskSpec(msgspec.Struct, frozen=True, kw_only=True, eq=False):
