@@ -40,7 +40,7 @@ from cronflow_actors.runtime.pages import (
     decode_cursor,
     encode_cursor,
 )
-from cronflow_actors.runtime.run_info import LISTED_VALUE, too_big
+from cronflow_actors.runtime.run_info import as_listed
 from cronflow_actors.store import Store
 
 __all__ = ["PausedRun", "Pauses"]
@@ -238,7 +238,8 @@ class Pauses:
         full = len(rows) == limit or sum(len(row.data) for row in rows) >= PAGE_BYTES
         last = rows[-1] if full and rows else None
         next_cursor = encode_cursor(last.created_at, last.wait_id) if last else None
-        return Page([_listed(row) for row in rows], next_cursor)
+        listed = [as_listed(_paused(row), len(row.data), ("last",)) for row in rows]
+        return Page(listed, next_cursor)
 
 
 def _inside(ident: str, root: str) -> str:
@@ -373,14 +374,6 @@ def _text(wait: WaitRecord, data: Mapping[str, Any], names: tuple[str, ...], def
             "breaks or bidi controls. The pause is still open",
         )
     return value
-
-
-def _listed(row: WaitRecord) -> PausedRun:
-    """A pause as a listing shows it: a big ``last`` left out (``runtime/run_info.py``)."""
-    paused = _paused(row)
-    if len(row.data) <= LISTED_VALUE or not too_big(paused.last):
-        return paused
-    return msgspec.structs.replace(paused, last=None, clipped=["last"])
 
 
 def _paused(row: WaitRecord) -> PausedRun:

@@ -6,14 +6,16 @@ which shows none of it, fetched that every 2.5 s (console h40 F1)."""
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import msgspec
 
 from cronflow_actors.runtime.run_trigger import RunTrigger
 from cronflow_actors.runtime.step_views import StepInfo
 
-__all__ = ["LISTED_VALUE", "RunInfo", "RunResult", "RunStatus", "as_listed", "too_big"]
+__all__ = ["LISTED_VALUE", "RunInfo", "RunResult", "RunStatus", "as_listed"]
+
+T = TypeVar("T", bound=msgspec.Struct)
 
 LISTED_VALUE = 64 * 1024
 """Bytes of JSON at most of a run's payload, and of its output, in a listing."""
@@ -101,23 +103,20 @@ class RunInfo(msgspec.Struct, frozen=True, kw_only=True):
     run that went on; None otherwise, and in listings."""
 
 
-def as_listed(info: RunInfo, stored: int) -> RunInfo:
-    """``info`` as a listing shows it: a payload or an output over ``LISTED_VALUE`` bytes of
-    JSON is left out (``inspect`` has it), named in ``clipped``. ``stored``: the bytes of the
-    run's stored state, under which neither can be that big (nothing to measure)."""
+def as_listed(info: T, stored: int, fields: tuple[str, ...] = ("payload", "output")) -> T:
+    """``info`` (a run's, a pause's: a Struct with ``clipped``) as a listing shows it: each of
+    its ``fields`` over ``LISTED_VALUE`` bytes of JSON is left out (``inspect`` and the run's
+    pause have it), named in ``clipped``. ``stored``: the bytes of what it was read from, under
+    which none can be that big (nothing to measure)."""
     if stored <= LISTED_VALUE:
         return info
-    left_out = [name for name in ("payload", "output") if too_big(getattr(info, name))]
+    left_out = [name for name in fields if _too_big(getattr(info, name))]
     if not left_out:
         return info
-    return msgspec.structs.replace(
-        info,
-        clipped=left_out,
-        **dict.fromkeys(left_out),
-    )
+    return msgspec.structs.replace(info, clipped=left_out, **dict.fromkeys(left_out))
 
 
-def too_big(value: Any) -> bool:
+def _too_big(value: Any) -> bool:
     """Whether ``value`` is over ``LISTED_VALUE`` bytes of JSON (or is no JSON at all)."""
     if value is None or isinstance(value, bool | int | float):
         return False
