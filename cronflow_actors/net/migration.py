@@ -47,9 +47,12 @@ __all__ = [
 ]
 
 
-def refused(subject: str, problem: str, advice: str) -> MigrationError:
-    """A ``MigrationError`` saying what (``subject``), what is wrong, and what to do."""
-    return MigrationError(f"{subject}: {problem}; {advice}")
+def refused(
+    subject: str, problem: str, advice: str, kind: type[MigrationError] = MigrationError
+) -> MigrationError:
+    """A ``MigrationError`` (or ``kind`` of one: a replay's) saying what (``subject``), what is
+    wrong, and what to do."""
+    return kind(f"{subject}: {problem}; {advice}")
 
 
 def ended_first(instance_id: str, state: str) -> MigrationError:

@@ -43,6 +43,7 @@ from cronflow_actors.flow.triggers import WebhookRequest, schema_path
 from cronflow_actors.kernel import Clock
 from cronflow_actors.messages import QueuedRun, SnapshotRecord
 from cronflow_actors.messages.engine import InstanceState
+from cronflow_actors.net.migration import refused
 from cronflow_actors.net.spec import NetSpec
 from cronflow_actors.runtime.carried import (
     answered_errors,
@@ -219,10 +220,11 @@ class Replays:
         resumed = None
         replaced = stored[1].migrated_to if stored is not None else None
         if replaced is not None and not resume and await self._goes_on(run_id, replaced):
-            raise _refused(  # its work goes on there: a replay would do it twice (h25 F5)
+            raise refused(  # its work goes on there: a replay would do it twice (h25 F5)
                 f"run {run_id!r}",
                 f"it was canceled for its migration to {replaced!r}, which goes on from it",
                 f"replay {replaced!r} (or the run at the end of its migrations) instead",
+                ReplayRefusedError,
             )
         if resume:  # one resume a run: asked again, the same one answers
             resumed = _resumable(run_id, stored, payload, mock_steps, instance_id)
@@ -400,17 +402,19 @@ def _resumable(
     subject = f"run {run_id!r}"
     status = "queued" if stored is None else stored[0].status
     if stored is None or status not in ("failed", "canceled"):
-        raise _refused(
+        raise refused(
             subject,
             f"it is {status}: a resume goes on from where a failed or canceled run stopped",
             "replay it from the start instead (without resume)",
+            ReplayRefusedError,
         )
     state = stored[1]
     if state.migrated_to is not None:
-        raise _refused(
+        raise refused(
             subject,
             f"it was canceled for its migration to {state.migrated_to!r}, which goes on from it",
             f"resume {state.migrated_to!r} instead if that one failed",
+            ReplayRefusedError,
         )
     outputs, caught, children = carried_on(state, None, keys=True)
     kept = list(carried_events(state))
@@ -425,8 +429,3 @@ def _resumable(
         answered_types=answered.types,
         root=msgspec.structs.replace(sources_of(state)[0], outputs={}),
     )
-
-
-def _refused(subject: str, problem: str, advice: str) -> ReplayRefusedError:
-    """A replay or resume refused for where its run stands: what, why, and what to do."""
-    return ReplayRefusedError(f"{subject}: {problem}; {advice}")
