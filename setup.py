@@ -29,6 +29,7 @@ COMPILED = [
     "cronflow_actors/engine/commands.py",
     "cronflow_actors/engine/handlers.py",
     "cronflow_actors/engine/policies.py",
+    "cronflow_actors/engine/state_body.py",
     "cronflow_actors/engine/states.py",
     "cronflow_actors/engine/task_children.py",
     "cronflow_actors/engine/tasks.py",

@@ -14,6 +14,7 @@ from cronflow_actors.engine.context import WorkflowInfo
 from cronflow_actors.engine.endings import EndHooks
 from cronflow_actors.engine.handlers import HandlerTracing
 from cronflow_actors.engine.registry import WorkflowRegistry
+from cronflow_actors.engine.state_body import restore
 from cronflow_actors.engine.timers import TimerService
 from cronflow_actors.errors import RuntimeNotRunningError, SnapshotDamagedError
 from cronflow_actors.kernel import Clock
@@ -30,6 +31,7 @@ def decode_state(body: bytes, instance_id: str) -> InstanceState:
     """The snapshot body of instance ``instance_id``, decoded; ``SnapshotDamagedError`` (naming
     the run) if it cannot be."""
     state: InstanceState = decode_snapshot_body(_state_decoder, body, instance_id)
+    restore(state)  # the outputs written once (engine/state_body.py)
     return state
 
 

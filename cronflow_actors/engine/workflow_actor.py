@@ -47,13 +47,14 @@ from cronflow_actors.engine.item_boundary import check_outside_size
 from cronflow_actors.engine.kept import completed_with_kept, deliver_kept
 from cronflow_actors.engine.services import EngineServices, decode_state
 from cronflow_actors.engine.state_access import StateAccess
+from cronflow_actors.engine.state_body import encode_state
 from cronflow_actors.engine.states import FINAL_STATES, WorkflowState, WorkItemState
 from cronflow_actors.engine.stuck import warn_if_stuck
 from cronflow_actors.engine.transaction import Transaction
 from cronflow_actors.errors import RevisionConflictError
 from cronflow_actors.kernel import LoopActor
 from cronflow_actors.kernel._coroutine import CoroutineActor  # (mypyc, setup.py)
-from cronflow_actors.messages import ChildFailed, Message, Mutation, SnapshotRecord, encode
+from cronflow_actors.messages import ChildFailed, Message, Mutation, SnapshotRecord
 from cronflow_actors.messages.engine import (
     ActionFinished,
     CancelWorkflow,
@@ -332,7 +333,7 @@ class WorkflowActor(CoroutineActor):
         if tx.handlers and self.services.draining:  # none begins: the next start runs them
             postpone(state, tx.handlers)
             self.services.postponed += len(tx.handlers)
-        body = check_outside_size(tx, encode(state), self._body)  # (an outside caller's call)
+        body = check_outside_size(tx, encode_state(state), self._body)  # (an outside caller's call)
         # actions still out (dispatched again after a crash) or events kept: it is running; a
         # notice owed (engine/notices.py) only makes it runnable: loaded at start, still waiting
         running = bool(busy or state.actions or (state.kept and not final))

@@ -145,6 +145,14 @@ class WorkflowRecord(msgspec.Struct, kw_only=True, gc=False, omit_defaults=True)
     """Who started a net's root over the API (its principal's id; hostile h33 M2: only its
     trace said); None for this process's calls, a child, and a flow's run (whose trigger
     envelope keeps it)."""
+    outputs_from: dict[str, str] = msgspec.field(default_factory=dict)
+    """In a snapshot's bytes only (``engine/state_body.py``): the tasks whose entry in
+    ``outputs`` was written as None because it is the output of their latest work item, by that
+    item's id; restored as the body is read, empty in memory."""
+    last_from: str = ""
+    """Likewise: the task whose entry in ``outputs`` ``last`` is ("": written whole)."""
+    output_from: str = ""
+    """Likewise for ``output``."""
 
     def set_output(self, task: str, output: Any, *, caught: bool = False) -> None:
         """Record ``output`` as task ``task``'s: a failure it caught (``caught``), or a real

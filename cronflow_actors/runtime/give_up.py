@@ -12,6 +12,7 @@ from typing import Any
 from msgspec.structs import replace
 
 from cronflow_actors.engine.actors import decode_state
+from cronflow_actors.engine.state_body import encode_state
 from cronflow_actors.engine.states import WorkflowState
 from cronflow_actors.engine.transaction import Transaction
 from cronflow_actors.errors import (
@@ -19,7 +20,7 @@ from cronflow_actors.errors import (
     RevisionConflictError,
     UnknownWorkflowError,
 )
-from cronflow_actors.messages import Mutation, encode
+from cronflow_actors.messages import Mutation
 from cronflow_actors.messages.engine import GiveUpMigration, Principal
 from cronflow_actors.net.migration import refused
 from cronflow_actors.runtime.cluster import ClusterLease
@@ -145,7 +146,7 @@ class GiveUpMethods(RuntimeParts):
         # its span is made as the engine makes a GiveUpMigration's: one maker of its attributes
         audit = trail.recorder(state, now) if trail is not None else None
         state.migrated_to, state.revision = None, snapshot.revision + 1
-        body = encode(state)
+        body = encode_state(state)
         record = replace(snapshot, revision=state.revision, updated_at=now, body=body)
         if audit is not None:
             audit.begin_turn(command)

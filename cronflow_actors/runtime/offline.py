@@ -22,9 +22,10 @@ import msgspec
 
 from cronflow_actors.engine.audit import AuditRecorder, AuditTrail
 from cronflow_actors.engine.services import decode_state
+from cronflow_actors.engine.state_body import encode_state
 from cronflow_actors.engine.states import TaskState, WorkflowState, WorkItemState, is_final
 from cronflow_actors.errors import InvalidStateTransitionError, NotFoundError, RevisionConflictError
-from cronflow_actors.messages import Message, Mutation, SnapshotRecord, encode
+from cronflow_actors.messages import Message, Mutation, SnapshotRecord
 from cronflow_actors.messages.audit import SpanRows
 from cronflow_actors.messages.engine import (
     CancelWorkflow,
@@ -136,7 +137,7 @@ async def end_offline(
             runnable=False,
             revision=state.revision,
             updated_at=now,
-            body=encode(state),
+            body=encode_state(state),
         )
         mutation = Mutation(
             snapshot=record,

@@ -42,6 +42,7 @@ import msgspec
 from cronflow_actors.engine.actors import decode_snapshot_body, decode_state
 from cronflow_actors.engine.audit import AuditTrail
 from cronflow_actors.engine.context import WorkflowInfo
+from cronflow_actors.engine.state_body import encode_state
 from cronflow_actors.engine.transaction import Transaction
 from cronflow_actors.errors import InstanceBlockedError, RevisionConflictError
 from cronflow_actors.kernel import Clock
@@ -477,7 +478,7 @@ class Pinning:
         """Commit ``state`` as the instance's next revision (compare-and-set over
         ``snapshot``), with ``fields`` of the snapshot record changed; returns the record."""
         state.revision = snapshot.revision + 1
-        body = encode(state)
+        body = encode_state(state)
         record = msgspec.structs.replace(
             snapshot,
             revision=state.revision,

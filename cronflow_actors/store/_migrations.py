@@ -237,6 +237,13 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
             """,
         ),
     ),
+    (
+        9,
+        "snapshots write a step's output once (engine/state_body.py), which no older version reads",
+        # No statement: the version alone keeps an older cronflow-actors from opening a file
+        # whose snapshots it would read with those outputs None.
+        (),
+    ),
 )
 
 

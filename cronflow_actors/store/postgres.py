@@ -23,6 +23,7 @@ import asyncpg
 
 from cronflow_actors.errors import (
     ConfigurationError,
+    LeaseHeldError,
     SchemaVersionError,
     StoreClosedError,
 )
@@ -33,10 +34,12 @@ from cronflow_actors.store._writes import GroupWrites
 from cronflow_actors.store.postgres_cluster import ClusterOps
 from cronflow_actors.store.postgres_migrations import (
     MIGRATION_LOCK,
+    OUTPUTS_ONCE,
     POSTGRES_MIGRATIONS,
     latest_postgres_version,
 )
 from cronflow_actors.store.postgres_reads import PostgresReads
+from cronflow_actors.store.postgres_sql import DB_NOW
 from cronflow_actors.store.postgres_writer import PostgresWriter
 
 __all__ = ["URL_SCHEMES", "PostgresStore", "is_postgres_url"]
@@ -245,6 +248,8 @@ class PostgresStore(ClusterOps, GroupWrites, PostgresReads):
             current = await connection.fetchval("SELECT MAX(version) FROM schema_version") or 0
             if current > latest_postgres_version():
                 raise SchemaVersionError(self.name, current, latest_postgres_version())
+            if 2 <= current < OUTPUTS_ONCE:
+                await self._refuse_if_older_live(connection)
             for version, description, statements in POSTGRES_MIGRATIONS:
                 if version <= current:
                     continue
@@ -257,6 +262,18 @@ class PostgresStore(ClusterOps, GroupWrites, PostgresReads):
                     description,
                     time.time(),
                 )
+
+    async def _refuse_if_older_live(self, connection: asyncpg.Connection) -> None:
+        """``LeaseHeldError`` while a process of an older version is live in the cluster: it
+        would read the snapshots this version writes with a step's outputs None. A rolling
+        upgrade to this version stops every older process first."""
+        live = await connection.fetchrow(
+            f"SELECT owner, host, pid, expires_at - {DB_NOW} FROM processes "
+            f"WHERE expires_at > {DB_NOW} ORDER BY started_at LIMIT 1"
+        )
+        if live is not None:
+            owner, host, pid, expires_in = live
+            raise LeaseHeldError(self.name, owner, host, pid, expires_in, upgrade=True)
 
     async def check(self) -> None:
         writer = self._writer

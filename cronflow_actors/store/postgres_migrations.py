@@ -9,9 +9,13 @@ processes that start together on a new database migrate it once.
 
 from __future__ import annotations
 
-__all__ = ["MIGRATION_LOCK", "POSTGRES_MIGRATIONS", "latest_postgres_version"]
+__all__ = ["MIGRATION_LOCK", "OUTPUTS_ONCE", "POSTGRES_MIGRATIONS", "latest_postgres_version"]
 
 MIGRATION_LOCK = 0x63726F6E666C6F77  # "cronflow": the advisory lock migrations run under
+
+OUTPUTS_ONCE = 6
+"""The version from which snapshots write a step's output once: no process of an older
+version may run beside it (``processes``, from version 2, says which are live)."""
 
 POSTGRES_MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
     (
@@ -197,6 +201,13 @@ POSTGRES_MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
                 ON instances (workflow, status, created_at, instance_id)
             """,
         ),
+    ),
+    (
+        OUTPUTS_ONCE,
+        "snapshots write a step's output once (engine/state_body.py), which no older version reads",
+        # as the SQLite store's version 9; applied only while no process of an older version
+        # is live (postgres.PostgresStore._migrate), as those would read the outputs as None
+        (),
     ),
 )
 

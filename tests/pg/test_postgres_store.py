@@ -12,6 +12,7 @@ import pytest
 import cronflow_actors as cf
 from cronflow_actors.errors import (
     ConfigurationError,
+    LeaseHeldError,
     LeaseLostError,
     RevisionConflictError,
     SchemaVersionError,
@@ -21,6 +22,7 @@ from cronflow_actors.messages import LeaseRecord, Mutation, TimerRecord
 from cronflow_actors.runtime import store_for
 from cronflow_actors.store.postgres import PostgresStore
 from cronflow_actors.store.postgres_migrations import (
+    OUTPUTS_ONCE,
     POSTGRES_MIGRATIONS,
     latest_postgres_version,
 )
@@ -93,6 +95,23 @@ async def test_a_database_from_a_newer_version_is_refused_untouched(
     )
     with pytest.raises(SchemaVersionError):
         await PostgresStore(postgres_url).open()
+
+
+async def test_snapshots_written_once_wait_until_no_older_process_is_live(
+    postgres_url: str, postgres_server: TemporaryPostgres
+) -> None:
+    # A database at the version before: a process of that version is live in the cluster
+    async with PostgresStore(postgres_url) as store:
+        await store.join_cluster("older", "h", 7, duration=30)
+    older = OUTPUTS_ONCE - 1
+    postgres_server.psql(f"DELETE FROM schema_version WHERE version > {older}", _db(postgres_url))
+    with pytest.raises(LeaseHeldError, match=r"owned by runtime older \(pid 7 on h\).*older"):
+        await PostgresStore(postgres_url).open()
+    version = postgres_server.psql("SELECT MAX(version) FROM schema_version", _db(postgres_url))
+    assert version.split() == [str(older)]  # nothing upgraded under it
+    postgres_server.psql("DELETE FROM processes", _db(postgres_url))  # it stopped
+    async with PostgresStore(postgres_url) as store:
+        assert await store.schema_version() == latest_postgres_version()
 
 
 def lease(owner: str, now: float, duration: float = 5.0) -> LeaseRecord:
