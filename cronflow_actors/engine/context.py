@@ -279,6 +279,7 @@ class Context:
         "_payload",
         "_scheduler",
         "_where",
+        "admitted",
         "after_commit",
         "answered_error",
         "answered_told",
@@ -371,6 +372,11 @@ class Context:
         self.run_blocking: Any = None
         self.clock: Any = None
         """The runtime's clock (handlers): ``await ctx.clock.sleep(seconds)``."""
+        self.admitted: Any = None
+        """A handler's: ``await ctx.admitted()`` before it calls user code again within its
+        attempt (an action's next try, a fallback, an ``on_retry``): at once while the
+        runtime's lease is renewed; a process paused past it waits for its heartbeat's word,
+        and never calls it (``CancelledError``) once the lease is lost (crash h41 F1)."""
         self.after_commit: Any = None
         """``ctx.after_commit(fn)``: call ``fn()`` once this change is durable (activities):
         at most once, after the run's earlier callbacks; a plain ``fn`` on the blocking pool's

@@ -35,7 +35,7 @@ import asyncio
 import contextvars
 import inspect
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AbstractContextManager
 from traceback import format_exception
 from typing import Any, Protocol
@@ -125,6 +125,7 @@ def handler_context(
     *,
     state_access: StateAccess,
     run_blocking: Callable[..., Any],
+    admitted: Callable[[], Awaitable[None]],
     clock: Clock,
     secrets: Mapping[str, Any],
     answered: bool = False,
@@ -156,6 +157,7 @@ def handler_context(
     )
     ctx.state = state_access
     ctx.run_blocking = run_blocking
+    ctx.admitted = admitted
     ctx.clock = clock
     ctx.caught = list(workflow.caught) if workflow.caught is not None else None  # (as now)
     ctx.failure_answered = answered

@@ -450,6 +450,7 @@ class WorkflowActor(CoroutineActor):
             key=item.kept_key or None,  # a resume: the step that failed keeps its key
             state_access=self._state_access,
             run_blocking=self.system.run_blocking,
+            admitted=self.system.wait_admitted,
             clock=self.services.clock,
             secrets=self.services.secrets,
         )

@@ -20,7 +20,7 @@ from cronflow_actors.calls import call_logged, settle
 from cronflow_actors.flow import nodes as n
 from cronflow_actors.flow.context import FlowContext
 from cronflow_actors.flow.envelope import TriggerEnvelope, flow_payload, open_envelope
-from cronflow_actors.flow.handlers import call_step, fall_back, step_handler
+from cronflow_actors.flow.handlers import again, call_step, fall_back, step_handler
 from cronflow_actors.messages.states import WorkflowState, WorkItemState
 from cronflow_actors.net import builder as net
 from cronflow_actors.net import jobs
@@ -328,12 +328,14 @@ def action_handler(node: n.ActionNode, step_ids: frozenset[str], flow_id: str) -
                     if retry.on_retry is not None:  # one that raises is logged; retries go on
                         what = f"on_retry of action {node.id!r}"
                         tried = fctx.attempt  # as ctx.attempt counts, across dispatches
+                        await again(ectx)
                         asked = await call_logged(
                             retry.on_retry, fctx, error, tried, delay, what=what
                         )
                         if asked is not None:  # ctx.cancel(): the action's failure, no retry
                             raise asked from error
                     await ectx.clock.sleep(delay)
+                    await again(ectx)
                     attempt += 1
                     continue
                 if not node.on_error:

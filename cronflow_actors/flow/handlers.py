@@ -45,6 +45,16 @@ def call_step(
     return _within(call, limit, step)
 
 
+async def again(ectx: Any) -> None:
+    """Return once a handler may call user code again within its attempt (a fallback, an
+    ``on_retry``, an action's next try): its runtime's lease still renewed. A process paused
+    past it (SIGSTOP, a frozen VM) wakes with the call due, which the process that took its run
+    over has made by now: it waits for its heartbeat's word, and never makes the call once the
+    lease is lost (crash h41 F1: a compensation ran twice, 18 s after the run completed)."""
+    if ectx.admitted is not None:  # (None: a context made outside a runtime's handler)
+        await ectx.admitted()
+
+
 async def _within(call: Awaitable[Any], limit: float, step: str) -> Any:
     try:
         return await asyncio.wait_for(call, limit)
@@ -112,6 +122,7 @@ def step_handler(
                 delay = retry.delay_before(attempt)
                 if retry.on_retry is not None:  # one that raises is logged; the retry goes on
                     what = f"on_retry of step {node.id!r}"
+                    await again(ectx)
                     asked = await call_logged(
                         retry.on_retry, fctx, error, attempt, delay, what=what
                     )
@@ -197,6 +208,7 @@ async def fall_back(node: Any, fctx: FlowContext, error: BaseException, ectx: An
     *earlier, last = node.on_error
     for fallback in earlier:
         fctx.error = error
+        await again(ectx)
         try:
             output = await call_step(ectx, fallback, fctx)
             answered(ectx, error)
@@ -204,6 +216,7 @@ async def fall_back(node: Any, fctx: FlowContext, error: BaseException, ectx: An
         except Exception as failed:
             error = failed
     fctx.error = error
+    await again(ectx)
     try:
         output = await call_step(ectx, last, fctx)
     finally:  # (raised: what it was answering, said beside its own error: conform h31 F6)
