@@ -132,6 +132,10 @@ class Telemetry:
         self._not_manual: set[tuple[str, str]] = set()
         """(workflow, task) of the registered work items a caller starts (no handler, no wait):
         the time each waited ``initialized`` is a wait of kind ``manual``."""
+        self._rerun_at: dict[str, float] = {}
+        """Work item id -> when a restart ran its attempt again here, until that attempt ends:
+        its schedule-to-start delay counts from then, not from its start in the process before
+        (metrics h41 F2: every crash with steps in flight read as a saturated loop)."""
         self.probe = LoopLagProbe(self.metrics.loop_lag.observe, loop_lag_interval)
         metrics = self.metrics  # the store's series (no labels), each batch counted in them
         self._commits = metrics.store_commits.labels()
@@ -225,6 +229,9 @@ class Telemetry:
                 self._action(change)  # type: ignore[arg-type]
             elif kind is WorkItemRerun:
                 rerun: Any = change
+                if now is None:
+                    now = self._clock.now()
+                self._rerun_at[rerun.work_item_id] = now
                 workflow_name, step_kind = rerun.workflow or "unknown", rerun.kind or "unknown"
                 self._child(self.metrics.steps_rerun, workflow_name, step_kind).inc()
 
@@ -263,8 +270,12 @@ class Telemetry:
                 return  # as it was made (by an activity of it): it waited for nobody to take it
             self._manual_wait(change, now)  # (started, or ended unstarted: a wait, no step;
             return  # newcomer h33 F5: a manual item canceled unstarted counted as both)
+        rerun_at = self._rerun_at.pop(change.work_item_id, None) if self._rerun_at else None
         if attempt_ended and change.began_at is not None and change.started_at is not None:
-            delay = change.began_at - change.started_at
+            scheduled = change.started_at
+            if rerun_at is not None and rerun_at > scheduled:  # run again by a restart, here
+                scheduled = rerun_at
+            delay = change.began_at - scheduled
             delay = delay if delay > 0.0 else 0.0  # max(0.0, delay), without a call (per step)
             key: tuple[str, ...] = (metrics.schedule_to_start.name, workflow)
             series = children.get(key) or self._child(metrics.schedule_to_start, workflow)

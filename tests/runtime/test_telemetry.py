@@ -8,13 +8,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 import cronflow_actors as cf
 from cronflow_actors import net
 from cronflow_actors.engine.actors import decode_state
 from cronflow_actors.kernel import ActorSystem, ManualClock
-from cronflow_actors.messages.engine import WorkItemStateChanged
+from cronflow_actors.messages.engine import WorkItemRerun, WorkItemStateChanged
 from cronflow_actors.messages.states import WorkItemState
 from cronflow_actors.runtime.telemetry import LoopLagProbe, Telemetry
 from tests.engine.helpers import build
@@ -162,11 +163,23 @@ async def test_runs_steps_and_retries_are_counted_as_they_happened(
     assert value(rt, step, workflow="broken", kind="step") == 4
 
 
-async def test_a_step_s_duration_is_its_handler_s_not_the_wait_before_it_began(
+async def test_a_step_s_duration_is_its_handler_s_and_a_restart_s_downtime_is_neither(
     rt: cf.Runtime, clock: ManualClock
 ) -> None:
-    """An item started before a restart runs its handler after it: the downtime is the
-    schedule-to-start delay, not the step's duration."""
+    """An item started before a restart runs its handler after it: the downtime is neither the
+    step's duration nor its schedule-to-start delay, which counts from the restart's re-run
+    (it read the downtime, as a saturated loop would: metrics h41 F2)."""
+    started = clock.now() - 600  # started, then the process was down for 10 minutes
+    rt.telemetry.observe(
+        [
+            WorkItemRerun(
+                workflow_id="r", task="a", work_item_id="r.w1", workflow="down", kind="step"
+            )
+        ]
+    )
+    clock.advance(1)  # its handler begins a second after the restart ran it again
+    began = clock.now()
+    clock.advance(2)
     ended = WorkItemStateChanged(
         workflow_id="r",
         task="a",
@@ -175,12 +188,15 @@ async def test_a_step_s_duration_is_its_handler_s_not_the_wait_before_it_began(
         next=WorkItemState.COMPLETED,
         workflow="down",
         kind="step",
-        started_at=clock.now() - 600,  # started, then the process was down for 10 minutes
-        began_at=clock.now() - 2,
+        started_at=started,
+        began_at=began,
     )
     rt.telemetry.observe([ended])
     assert value(rt, "cronflow_step_duration_seconds_sum", workflow="down", kind="step") == 2
-    assert value(rt, "cronflow_step_schedule_to_start_seconds_sum", workflow="down") == 598
+    assert value(rt, "cronflow_step_schedule_to_start_seconds_sum", workflow="down") == 1
+    # an item no restart ran again: from its start, as ever
+    rt.telemetry.observe([msgspec.structs.replace(ended, work_item_id="r.w2", workflow="up")])
+    assert value(rt, "cronflow_step_schedule_to_start_seconds_sum", workflow="up") == 601
 
 
 async def test_actions_are_counted_with_their_outcome_and_real_duration(
