@@ -35,7 +35,7 @@ import asyncio
 import contextvars
 import inspect
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from traceback import format_exception
 from typing import Any, Protocol
@@ -124,8 +124,7 @@ def handler_context(
     item: WorkItemRecord,
     *,
     state_access: StateAccess,
-    run_blocking: Callable[..., Any],
-    admitted: Callable[[], Awaitable[None]],
+    system: ActorHost,
     clock: Clock,
     secrets: Mapping[str, Any],
     answered: bool = False,
@@ -156,8 +155,8 @@ def handler_context(
         redispatches=item.redispatches,
     )
     ctx.state = state_access
-    ctx.run_blocking = run_blocking
-    ctx.admitted = admitted
+    ctx.run_blocking = system.run_blocking
+    ctx.admitted = system.wait_admitted
     ctx.clock = clock
     ctx.caught = list(workflow.caught) if workflow.caught is not None else None  # (as now)
     ctx.failure_answered = answered

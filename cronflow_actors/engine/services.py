@@ -1,5 +1,5 @@
 """What every ``WorkflowActor`` of a runtime shares (``EngineServices``), and how an instance's
-snapshot body is read back (``decode_state``)."""
+snapshot body is read back (``decode_state``) and written (``encode_state``)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from cronflow_actors.engine.context import WorkflowInfo
 from cronflow_actors.engine.endings import EndHooks
 from cronflow_actors.engine.handlers import HandlerTracing
 from cronflow_actors.engine.registry import WorkflowRegistry
-from cronflow_actors.engine.state_body import restore
+from cronflow_actors.engine.state_body import encode_state, restore
 from cronflow_actors.engine.timers import TimerService
 from cronflow_actors.errors import RuntimeNotRunningError, SnapshotDamagedError
 from cronflow_actors.kernel import Clock
@@ -22,7 +22,7 @@ from cronflow_actors.messages import Message, decoder_for
 from cronflow_actors.messages.engine import InstanceState
 from cronflow_actors.store import Store
 
-__all__ = ["EngineServices", "decode_snapshot_body", "decode_state"]
+__all__ = ["EngineServices", "decode_snapshot_body", "decode_state", "encode_state"]
 
 _state_decoder = decoder_for(InstanceState)
 

@@ -45,9 +45,8 @@ from cronflow_actors.engine.handlers import (
 )
 from cronflow_actors.engine.item_boundary import check_outside_size
 from cronflow_actors.engine.kept import completed_with_kept, deliver_kept
-from cronflow_actors.engine.services import EngineServices, decode_state
+from cronflow_actors.engine.services import EngineServices, decode_state, encode_state
 from cronflow_actors.engine.state_access import StateAccess
-from cronflow_actors.engine.state_body import encode_state
 from cronflow_actors.engine.states import FINAL_STATES, WorkflowState, WorkItemState
 from cronflow_actors.engine.stuck import warn_if_stuck
 from cronflow_actors.engine.transaction import Transaction
@@ -449,8 +448,7 @@ class WorkflowActor(CoroutineActor):
             answered=answered,
             key=item.kept_key or None,  # a resume: the step that failed keeps its key
             state_access=self._state_access,
-            run_blocking=self.system.run_blocking,
-            admitted=self.system.wait_admitted,
+            system=self.system,
             clock=self.services.clock,
             secrets=self.services.secrets,
         )

@@ -87,12 +87,19 @@ class Admission:
 
     @classmethod
     def for_limit(
-        cls, limit: Any, in_memory: Callable[[], int], state: Callable[[], str]
+        cls, limit: Any, passivate: bool, in_memory: Callable[[], int], state: Callable[[], str]
     ) -> Admission | None:
-        """``Runtime(max_active_runs=limit)``'s admission; None for no limit; a bad limit
-        raises ``ConfigurationError``."""
+        """``Runtime(max_active_runs=limit)``'s admission; None for no limit; a bad limit, or
+        one without ``passivate``, raises ``ConfigurationError``."""
         if limit is None:
             return None
+        if not passivate:
+            raise ConfigurationError(
+                "max_active_runs",
+                limit,
+                "None with passivate=False (waiting runs would stay in memory and keep their "
+                "places; passivate=True lets them go)",
+            )
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
             raise ConfigurationError(
                 "max_active_runs", limit, "a whole number >= 1 (runs in memory), or None"

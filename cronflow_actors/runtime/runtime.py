@@ -207,7 +207,9 @@ class Runtime(ClusterRecovery, LifecycleMethods, FlowMethods, StateMethods, Audi
         )
         """Holds the instances whose definition changed under their version (``blocked``)."""
         self.instances = InstanceDirectory(
-            admission=self._admission(max_active_runs, passivate),
+            admission=Admission.for_limit(
+                max_active_runs, passivate, lambda: len(self.instances), lambda: self.state
+            ),
             system=self.system,
             store=self.store,
             registry=self.registry,
@@ -279,17 +281,6 @@ class Runtime(ClusterRecovery, LifecycleMethods, FlowMethods, StateMethods, Audi
         )
         self._wire_triggers()
         self._register_all(workflows)
-
-    def _admission(self, limit: Any, passivate: bool) -> Admission | None:
-        """``max_active_runs``' line of new runs (``runtime/admission.py``), or None."""
-        if limit is not None and not passivate:
-            raise ConfigurationError(
-                "max_active_runs",
-                limit,
-                "None with passivate=False (waiting runs would stay in memory and keep their "
-                "places; passivate=True lets them go)",
-            )
-        return Admission.for_limit(limit, lambda: len(self.instances), lambda: self.state)
 
     def _wire_run_hooks(self) -> None:
         """The flows' hooks, which the engine has called when a run ends, at least once."""
@@ -377,6 +368,8 @@ class Runtime(ClusterRecovery, LifecycleMethods, FlowMethods, StateMethods, Audi
                 raise MissingSecretError(compiled.id, missing)
         self.registry.register(net_spec, deprecated=deprecated)  # refused: nothing changed
         self.telemetry.registered(net_spec, compiled.triggers if compiled is not None else None)
+        if compiled is None:
+            self.telemetry.net_current(self.registry, net_spec.name)
         if isinstance(spec, Flow) and compiled is not None:
             self.catalog.add(spec, compiled, deprecated=deprecated or net_spec.deprecated)
             self._flow_changed(compiled.id)
@@ -405,6 +398,8 @@ class Runtime(ClusterRecovery, LifecycleMethods, FlowMethods, StateMethods, Audi
             if self.state == "running":
                 self.schedules.restart()
                 self.polls.restart()
+        elif name not in self.catalog.compiled:
+            self.telemetry.net_current(self.registry, name)
 
     def _flow_changed(self, flow_id: str) -> None:
         """A flow's current version may be another one: its limits and info are that one's."""

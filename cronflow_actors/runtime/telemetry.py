@@ -18,7 +18,9 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from typing import Any
 
+from cronflow_actors.engine.registry import WorkflowRegistry
 from cronflow_actors.engine.states import FINAL_STATES
+from cronflow_actors.errors import WorkflowDeprecatedError
 from cronflow_actors.flow.definition import FlowTriggers
 from cronflow_actors.kernel import ActorSystem, Clock
 from cronflow_actors.messages import Message
@@ -189,6 +191,16 @@ class Telemetry:
                 elif kind != "action" or name not in manual:
                     self._not_manual.add(pair)
                     self._manual.discard(pair)
+
+    def net_current(self, registry: WorkflowRegistry, name: str) -> None:
+        """``cronflow_flow_info`` of net ``name`` (a flow's is its catalog's, with its display
+        name and tags): the version its new instances start on, as registered and deprecated
+        (nets had none: a query joining names dropped them, metrics h41 F3)."""
+        try:
+            spec = registry.for_new_instance(name)
+        except WorkflowDeprecatedError:
+            return  # every version deprecated: the series keeps the last one's
+        self.metrics.flow_registered(name, name, spec.version, [])
 
     # -- the state changes of durable transactions ----------------------------------------------
 

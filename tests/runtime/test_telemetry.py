@@ -583,6 +583,24 @@ def test_each_registered_flow_has_an_info_series() -> None:
     ]
 
 
+def test_a_net_has_an_info_series_of_the_version_its_new_instances_start_on() -> None:
+    """Nets had none, so a query joining names dropped them (metrics h41 F3)."""
+    rt = cf.Runtime()
+    arcs = [("start", "a"), ("a", "end")]
+    for version in ("v1", "v2"):
+        rt.register(build("hire", {"a": net.task()}, arcs, version=version))
+
+    def info() -> list[str]:
+        rendered = rt.metrics.render().decode().splitlines()
+        return [line for line in rendered if line.startswith("cronflow_flow_info{")]
+
+    assert info() == ['cronflow_flow_info{name="hire",tags="",version="v2",workflow="hire"} 1.0']
+    rt.deprecate("hire", "v2")
+    assert info() == ['cronflow_flow_info{name="hire",tags="",version="v1",workflow="hire"} 1.0']
+    rt.deprecate("hire", "v1")  # none left to start: the last one's stays
+    assert info() == ['cronflow_flow_info{name="hire",tags="",version="v1",workflow="hire"} 1.0']
+
+
 def test_a_flow_s_series_exist_at_zero_from_its_registration_child_workflows_too(
     rt: cf.Runtime,
 ) -> None:
