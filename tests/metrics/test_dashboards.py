@@ -106,6 +106,21 @@ def test_the_readme_describes_every_panel() -> None:
     assert missing == []
 
 
+def test_a_rate_reads_as_requests_only_on_the_http_panels() -> None:
+    """Runs, steps, commits and collections per second read "req/s" (metrics h41 F10)."""
+    units = {
+        panel["title"]: panel["fieldConfig"]["defaults"].get("unit")
+        for dashboard in dashboards().values()
+        for panel in panels(dashboard)
+        if panel["type"] != "row"
+    }
+    requests = {title for title, unit in units.items() if unit == "reqps"}
+    http = {q.panel for q in queries() if "cronflow_http_" in q.expr}
+    assert requests
+    assert requests <= http
+    assert units["Runs started per second"] == units["Commits per second"] == "ops"
+
+
 def test_a_count_of_the_whole_database_is_not_added_up_over_processes() -> None:
     """Every process of a cluster exports the database's runs in flight and queued (counted
     from its indexes): summed over processes, two processes showed twice the runs (the

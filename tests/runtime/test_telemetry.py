@@ -623,6 +623,7 @@ def test_a_flow_s_series_exist_at_zero_from_its_registration_child_workflows_too
         ("cronflow_actions_finished_total", ("parent", "ping", "failed")),
         ("cronflow_webhook_duplicates_total", ("parent",)),
         ("cronflow_steps_finished_total", ("kid", "step", "failed")),  # the subflow's own
+        ("cronflow_steps_finished_total", ("kid", "step", "canceled")),  # (metrics h41 F9)
         ("cronflow_waits_finished_total", ("kid", "sleep", "completed")),
     }
     names = {
@@ -635,6 +636,14 @@ def test_a_flow_s_series_exist_at_zero_from_its_registration_child_workflows_too
     }
     for name, labels in zero:
         assert value(rt, name, **dict(zip(names[name], labels, strict=True))) == 0, name
+    # a run's duration in steps of 1-2.5-5 from 2.5 ms (a 14 ms and a 29 ms run fell in one
+    # bucket, read as 30 and 48 ms: metrics h41 F8)
+    bounds = [
+        float(line.split('le="')[1].split('"')[0])
+        for line in rt.metrics.render().decode().splitlines()
+        if line.startswith("cronflow_run_duration_seconds_bucket{") and 'workflow="parent"' in line
+    ]
+    assert bounds[:9] == [0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0]
     # a child runs only inside its parent's runs: no run series of its own
     assert value(rt, "cronflow_runs_started_total", workflow="kid", trigger="manual") is None
 
