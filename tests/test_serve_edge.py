@@ -499,3 +499,8 @@ def test_what_cannot_be_read_as_http_is_a_problem_too(tmp_path: Path) -> None:
             assert problem["type"] == "urn:cronflow:problem:malformed-request", what
             assert "cannot be read as HTTP/1.1" in problem["detail"]
         assert httpx.get(f"{served.url}/healthz").status_code == 200
+        # and counted as every other refusal is (they were in no metric: metrics h41 F4)
+        metrics = httpx.get(f"{served.url}/metrics").text
+        counted = 'cronflow_http_requests_total{method="other",route="unmatched",status="400"} 2.0'
+        assert counted in metrics
+        assert 'cronflow_http_errors_total{class="4xx",route="unmatched"} 2.0' in metrics

@@ -7,9 +7,10 @@ sent) under ``cronflow_http_requests_total`` and ``cronflow_http_request_duratio
 labelled with the matched route's template (``/runs/{run_id}``, never the path itself;
 ``unmatched`` when no route matched; a read that long-polls, ``GET /runs/{run_id}?wait=N``, as
 ``/runs/{run_id}?wait``, its wait no slow answer), the method (``other`` for one outside the
-standard set) and the status (a 4xx is counted, not timed); an error also under ``cronflow_http_errors_total`` by route and
-class (``4xx``, ``5xx``). Series born at their first increment hide it from ``rate()`` and
-``increase()``, so those of the errors exist at 0 from the start, as do those of each
+standard set) and the status (a 4xx is counted, not timed); an error also under
+``cronflow_http_errors_total`` by route and class (``4xx``, ``5xx``). Series born at their
+first increment hide it from ``rate()`` and ``increase()``, so those of the errors exist at 0
+from the start, as do those of each
 operation's documented answers (``200`` of ``GET /runs``, ``202`` of ``POST /runs``, ...): a
 rare operator action, a cancel or an approval, was missing from the requests and latency panels
 (newcomer h31 F3). An answer given before the router (a 503 of too many big bodies, a refused
@@ -88,6 +89,13 @@ class RequestMetrics:
                 duration.observe(time.perf_counter() - started)
             if status >= 400:
                 self._error(route, "5xx" if status >= 500 else "4xx").inc()
+
+    def count_unread(self) -> None:
+        """A request the server answered 400 as it could not read it as HTTP (no route, no
+        method known): counted as ``unmatched``, ``other``, 400, as the errors of the path no
+        route knows are."""
+        self._labelled(UNMATCHED, "other", 400)[0].inc()
+        self._error(UNMATCHED, "4xx").inc()
 
     def _route_of(self, scope: Scope) -> str:
         """The template of the route ``scope``'s path takes, when the router did not run."""

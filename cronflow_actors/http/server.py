@@ -35,6 +35,7 @@ from uvicorn.protocols.http import h11_impl
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from cronflow_actors.errors import ConfigurationError
+from cronflow_actors.http.instrumentation import RequestMetrics
 
 __all__ = ["ServerLimits", "run_servers"]
 
@@ -47,10 +48,13 @@ class ServerLimits(msgspec.Struct, frozen=True, kw_only=True):
     drain_timeout: float = 30.0
 
 
-def header_timeout_protocol(seconds: float, send_timeout: float = 30.0) -> type[H11Protocol]:
+def header_timeout_protocol(
+    seconds: float, send_timeout: float = 30.0, on_unread: Callable[[], None] | None = None
+) -> type[H11Protocol]:
     """uvicorn's HTTP/1.1 protocol, with a deadline for each request's headers, and one for an
     answer its client does not take (``send_timeout``: the transport's buffer over its high-water
-    mark, its writing paused, that long)."""
+    mark, its writing paused, that long). ``on_unread`` is called for each request it answers
+    400 as unreadable (which never reaches the app, and its metrics)."""
 
     class HeaderTimeoutProtocol(H11Protocol):
         _header_timer: asyncio.TimerHandle | None = None
@@ -138,6 +142,8 @@ def header_timeout_protocol(seconds: float, send_timeout: float = 30.0) -> type[
             answer = h11.Response(status_code=400, headers=headers, reason=b"Bad Request")
             for event in (answer, h11.Data(data=_MALFORMED), h11.EndOfMessage()):
                 self.transport.write(self.conn.send(event) or b"")
+            if on_unread is not None:  # (counted nowhere: metrics h41 F4)
+                on_unread()
             self.transport.close()
 
         def _unsupported_upgrade_warning(self) -> None:
@@ -358,12 +364,13 @@ def config_for(
     limits: ServerLimits,
     log_level: str,
     lifespan: Literal["on", "off"],
+    on_unread: Callable[[], None] | None = None,
 ) -> uvicorn.Config:
     return uvicorn.Config(
         app,
         host=host,
         port=port,
-        http=header_timeout_protocol(limits.header_timeout, limits.send_timeout),
+        http=header_timeout_protocol(limits.header_timeout, limits.send_timeout, on_unread),
         log_level=log_level,
         log_config=None,
         lifespan=lifespan,
@@ -386,16 +393,27 @@ def run_servers(
     metrics: tuple[Any, int] | None = None,
     started: Callable[[uvicorn.Server], None] | None = None,
     loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None,
-    count_too_busy: Callable[[Any], Any] | None = None,
+    count_too_busy: Callable[[Any], RequestMetrics] | None = None,
     process_ends: bool = False,
 ) -> DrainingServer:
     """Serve ``app`` (and ``metrics``, an app and its port) until a signal, or until
     ``should_exit`` is set on the main server (``started`` is given it, to do that), on the
     event loop ``loop_factory`` makes (asyncio's own if None); returns the main server once
     both have stopped. ``count_too_busy`` wraps the answer beyond ``max_connections`` (an
-    ASGI app) in what counts it (the app's request metrics)."""
+    ASGI app) in what counts it (the app's request metrics), which counts the requests the
+    server cannot read too."""
+    too_busy = None if count_too_busy is None else count_too_busy(_too_busy)
+    unread = None if too_busy is None else too_busy.count_unread
     main = DrainingServer(
-        config_for(app, host=host, port=port, limits=limits, log_level=log_level, lifespan="on"),
+        config_for(
+            app,
+            host=host,
+            port=port,
+            limits=limits,
+            log_level=log_level,
+            lifespan="on",
+            on_unread=unread,
+        ),
         on_abort,
         on_drain=on_drain,
         process_ends=process_ends,
@@ -437,8 +455,8 @@ def run_servers(
                 await task
 
     # uvicorn answers requests beyond its concurrency limit with this module's app
-    too_busy = _too_busy if count_too_busy is None else count_too_busy(_too_busy)
-    h11_impl.service_unavailable = _alive_when_busy(app, too_busy)  # type: ignore[attr-defined]
+    busy = _alive_when_busy(app, _too_busy if too_busy is None else too_busy)
+    h11_impl.service_unavailable = busy  # type: ignore[attr-defined]
     with asyncio.Runner(loop_factory=loop_factory) as runner:
         runner.run(both())
     return main
