@@ -49,6 +49,7 @@ from cronflow_actors.engine.context import Context
 from cronflow_actors.engine.state_access import StateAccess
 from cronflow_actors.engine.transaction import Transaction, normalize
 from cronflow_actors.errors import (
+    INFRASTRUCTURE,
     CancelRunRequested,
     RetryRequested,
     class_name,
@@ -374,7 +375,12 @@ class WorkItemActor(HandlerActor):
                 retry_after=error.delay,
                 began_at=began_at,
             )
-        if self.ctx.failure_answered:  # not the run's failure: an on_error answers it
+        if isinstance(error, INFRASTRUCTURE):  # the runtime's own trouble, met in its call
+            # (ctx.state on a full disk): no failure of the step's, and none recorded, the
+            # report failing as the call did (crash h41 F2: "failed, and no retry remains")
+            cut = "was cut by the runtime's own failure; the next start runs it again"
+            self.log_failure(logging.WARNING, cut, error, traceback=False)
+        elif self.ctx.failure_answered:  # not the run's failure: an on_error answers it
             self.log_failure(logging.WARNING, "failed; its on_error answers it", error)
         else:
             self.log_failure(logging.ERROR, "failed, and no retry remains", error)

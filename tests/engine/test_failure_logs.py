@@ -228,3 +228,45 @@ def test_serve_s_text_log_keeps_a_traceback_s_lines_from_reading_as_records() ->
     record.args, record.exc_info, record.exc_text = (odd,), None, None
     said = _TextFormatter().format(record)
     assert said.endswith("step failed: \\x07\\x08\\x7f\\x9b\\u202e"), said
+
+
+async def test_a_step_cut_by_the_store_failing_is_no_failure_of_its_own(
+    tmp_path: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A step whose own write meets a failed store (a full disk under its ``ctx.state``) did not
+    fail: nothing of it is recorded, and the next start runs it again. It was logged "failed,
+    and no retry remains", for a run that then completed (crash h41 F2)."""
+    import asyncio
+
+    reached, broken = asyncio.Event(), asyncio.Event()
+    calls: list[int] = []
+
+    async def counts(ctx: Any) -> int:
+        calls.append(1)
+        if len(calls) == 1:
+            reached.set()
+            await broken.wait()
+        return await ctx.state.incr("done")
+
+    flow = cf.define("counted").step("count", counts)
+    db = tmp_path / "cut.db"
+    caplog.set_level(logging.INFO, logger=LOGGER)
+    lease = {"lease_seconds": 1, "wait_for_lease": True}  # the failed one's lease lapses
+    async with cf.Runtime(db=db, workflows=[flow], **lease) as rt:
+        run_id = await rt.trigger("counted")
+        await reached.wait()
+        rt.store._writer.fail(OSError("database or disk is full"))  # type: ignore[attr-defined]
+        broken.set()
+        for _ in range(200):
+            if records(caplog):
+                break
+            await asyncio.sleep(0.01)
+    [record] = records(caplog)
+    assert record.levelno == logging.WARNING
+    assert "was cut by the runtime's own failure; the next start runs it again" in (
+        record.getMessage()
+    )
+    assert "StoreFailedError" in record.getMessage()
+    async with cf.Runtime(db=db, workflows=[flow], **lease) as rt:  # the disk has room again
+        run = await rt.wait(run_id)
+    assert (run.status, run.output, len(calls)) == ("completed", 1, 2)
