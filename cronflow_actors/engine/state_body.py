@@ -27,10 +27,20 @@ __all__ = ["encode_state", "restore"]
 _WHOLE = (type(None), bool, int, float)
 """Values written whole wherever they are: a reference would not be smaller."""
 
+SHARE_FROM = 64 * 1024
+"""A body smaller than this is written as it is: its outputs are small, and naming where each
+is would take as many bytes as it saves, and twice the time (3 trivial steps: 4 µs to 8.7)."""
 
-def encode_state(state: InstanceState) -> bytes:
-    """The snapshot body of ``state``, each shared output written once; ``state`` is as it was
-    after (the entries are put back even if encoding raises)."""
+
+def encode_state(state: InstanceState, before: int = 0) -> bytes:
+    """The snapshot body of ``state``, each shared output written once once the body is
+    ``SHARE_FROM`` or more (``before``: the size of its body before, when known: one that big
+    is not encoded whole first); ``state`` is as it was after (the entries are put back even
+    if encoding raises)."""
+    if before < SHARE_FROM:
+        body = encode(state)
+        if len(body) < SHARE_FROM:
+            return body
     shared = False
     for workflow in state.workflows.values():
         if workflow.outputs and _share(state, workflow):

@@ -332,7 +332,7 @@ class WorkflowActor(CoroutineActor):
         if tx.handlers and self.services.draining:  # none begins: the next start runs them
             postpone(state, tx.handlers)
             self.services.postponed += len(tx.handlers)
-        body = check_outside_size(tx, encode_state(state), self._body)  # (an outside caller's call)
+        body = check_outside_size(tx, encode_state(state, len(self._body or b"")), self._body)
         # actions still out (dispatched again after a crash) or events kept: it is running; a
         # notice owed (engine/notices.py) only makes it runnable: loaded at start, still waiting
         running = bool(busy or state.actions or (state.kept and not final))
