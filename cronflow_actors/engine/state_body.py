@@ -47,6 +47,7 @@ def encode_state(state: InstanceState, before: int = 0) -> bytes:
             shared = True
     if not shared:
         return encode(state)
+    state.outputs_once = True
     try:
         return encode(state)
     finally:
@@ -56,6 +57,9 @@ def encode_state(state: InstanceState, before: int = 0) -> bytes:
 def restore(state: InstanceState) -> None:
     """Put back the entries ``encode_state`` wrote as None (a decoded body's, or its own);
     ``SnapshotDamagedError`` if one names a child or a task the state does not have."""
+    if not state.outputs_once:  # (most bodies: nothing to look for)
+        return
+    state.outputs_once = False
     for workflow in state.workflows.values():
         if workflow.outputs_from or workflow.last_from or workflow.output_from:
             _restore(state, workflow)

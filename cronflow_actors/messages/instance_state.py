@@ -255,3 +255,6 @@ class InstanceState(msgspec.Struct, kw_only=True, gc=False, omit_defaults=True):
     heard: dict[str, list[str]] = msgspec.field(default_factory=dict)
     """Keyed publishes a step of it took (``engine/heard.py``): the publish's id -> the other
     steps that waited for that event then, which a resend of it may still reach."""
+    outputs_once: bool = False
+    """In a snapshot's bytes only: some of its workflows' outputs were written once
+    (``engine/state_body.py``), to restore as it is read; False in memory."""
