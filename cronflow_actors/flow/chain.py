@@ -119,7 +119,13 @@ class Chain:
                 f"{method}: its id must be a non-empty string, got {type(node.id).__name__} "
                 f"{node.id!r}; the id comes first, then the options by name {example}"
             )
-        self._current().append(node)
+        nodes = self._current()
+        if nodes and isinstance(nodes[-1], CancelNode):  # (taken: devx h40 F11)
+            self._problems.append(
+                f"{_describe([node])} follows .cancel(), where the run ends as canceled: it "
+                "would never run; put it before the cancel, or end the branch first (.end_if())"
+            )
+        nodes.append(node)
         return self
 
     def _count(self) -> int:

@@ -75,6 +75,19 @@ def test_misplaced_options_name_the_methods_a_user_calls() -> None:
     ]
 
 
+def test_what_follows_a_cancel_in_its_branch_is_refused_as_it_would_never_run() -> None:
+    """``.cancel().step("b")`` was taken, and "b" never ran (devx h40 F11)."""
+    flow = cf.define("stops").step("a", noop).cancel("stop").step("b", noop).log("never")
+    with pytest.raises(InvalidWorkflowError) as caught:
+        flow.build()
+    assert caught.value.problems == [
+        ".step('b') follows .cancel(), where the run ends as canceled: it would never run; put "
+        "it before the cancel, or end the branch first (.end_if())"
+    ]
+    branch = cf.define("branch").if_("no", lambda ctx: True).cancel("no").end_if().step("b", noop)
+    branch.build()  # after the branch: it runs when the branch is not taken
+
+
 async def test_a_flow_naming_itself_as_its_subflow_is_refused_by_validate_too(
     rt: cf.Runtime,
 ) -> None:
