@@ -339,15 +339,17 @@ class WorkflowBuilder:
             problems.append(f"a workflow needs a non-empty name, got {self.name!r}")
         if (version := version_problem(self.version)) is not None:
             problems.append(version)
-        start = check.single("start condition", self._start, "start_condition", problems)
-        end = check.single("end condition", self._end, "end_condition", problems)
         if self._output not in ("task", "last"):
             problems.append(f"output({self._output!r}): the output is 'task' or 'last'")
+        named = len(problems)  # what follows up to the wiring: names and flows
+        start = check.single("start condition", self._start, "start_condition", problems)
+        end = check.single("end condition", self._end, "end_condition", problems)
         task_names = [name for name, _, _ in self._tasks]
         declared = check.declare_names(
             [*self._start, *self._end, *self._conditions], task_names, problems
         )
         wiring = check.wire_flows(self._flows, declared, task_names, problems)
+        misnamed = len(problems) > named  # paths through a misnamed net are its consequences
         condition_names = {n for n, k in declared.items() if k == "condition"}
         condition_names.update(wiring.implicit)
         check.check_boundaries(start, end, wiring, condition_names, problems)
@@ -360,7 +362,7 @@ class WorkflowBuilder:
         )
         check.check_workflow_actions(self.name, self._actions, problems)
         conditions = wiring.conditions(declared)
-        if start is not None and end is not None and start in conditions and end in conditions:
+        if start in conditions and end in conditions and not misnamed:  # (devx h40 F11: 9 for 1)
             check.check_reachability(start, end, conditions, wiring, problems)
             check_and_joins(start, conditions, tasks, problems)
         if problems or start is None or end is None:

@@ -470,7 +470,8 @@ def check_reachability(
     wiring: Wiring,
     problems: list[str],
 ) -> None:
-    """Every task and declared condition lies on a path from the start to the end condition."""
+    """Every task and declared condition lies on a path from the start to the end condition
+    (a task without an incoming or an outgoing flow is said so already: not again here)."""
     forward: dict[str, list[str]] = {c: list(conditions[c].outputs) for c in conditions}
     backward: dict[str, list[str]] = {c: list(conditions[c].inputs) for c in conditions}
     for name in wiring.outputs:
@@ -479,9 +480,11 @@ def check_reachability(
     from_start = reach(start, forward)
     to_end = reach(end, backward)
     for name in [*wiring.outputs, *(c for c in conditions if not conditions[c].implicit)]:
+        task = name in wiring.outputs
         if name not in from_start:
-            problems.append(f"{name!r} cannot be reached from the start condition {start!r}")
-        elif name not in to_end:
+            if not (task and not wiring.inputs.get(name)):
+                problems.append(f"{name!r} cannot be reached from the start condition {start!r}")
+        elif name not in to_end and not (task and not wiring.outputs[name]):
             problems.append(f"{name!r} cannot reach the end condition {end!r}")
 
 

@@ -142,6 +142,53 @@ def test_unreachable_elements_and_dead_ends_are_reported() -> None:
     assert any("'dead_end' cannot reach the end condition" in p for p in problems)
 
 
+def test_one_mistake_is_said_once_not_with_the_paths_it_breaks() -> None:
+    """A task and a condition of one name gave 9 problems, one of them twice; two start
+    conditions 5, 4 of them paths from the second (devx h40 F11)."""
+
+    def problems_of(builder: net.WorkflowBuilder) -> list[str]:
+        with pytest.raises(InvalidWorkflowError) as caught:
+            builder.build()
+        return caught.value.problems
+
+    clash = (
+        net.workflow("clash")
+        .start_condition("start")
+        .end_condition("end")
+        .condition("a")
+        .task("a", net.task())
+        .connect_condition("start", "a")
+        .connect_task("a", "end")
+    )
+    assert problems_of(clash)[0] == "the name 'a' is declared twice (as condition and task)"
+    assert not [p for p in problems_of(clash) if "cannot be reached" in p or "cannot reach" in p]
+    two_starts = (
+        net.workflow("starts")
+        .start_condition("start")
+        .start_condition("s2")
+        .end_condition("end")
+        .task("a", net.task())
+        .connect_condition("start", "a")
+        .connect_task("a", "end")
+    )
+    assert problems_of(two_starts) == [
+        "the workflow declares 2 start conditions ['start', 's2']; it needs one"
+    ]
+    orphan = (
+        net.workflow("orphan")
+        .start_condition("start")
+        .end_condition("end")
+        .task("a", net.task())
+        .task("lone", net.task())
+        .connect_condition("start", "a")
+        .connect_task("a", "end")
+        .connect_task("lone", "end")
+    )
+    assert problems_of(orphan) == [
+        "task 'lone' has no incoming flow; connect a condition or task to it"
+    ]
+
+
 def recheck(join: str | None) -> net.WorkflowBuilder:
     """A task that routes back to a condition of its own inputs: a re-check loop."""
     task = net.dummy_task().split("xor").route(lambda ctx: ctx.route.to_condition("again"))
