@@ -14,6 +14,7 @@ the server is configured; on by default).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any
@@ -140,6 +141,7 @@ class PostgresStore(ClusterOps, GroupWrites, PostgresReads):
         self._writer_connection: asyncpg.Connection | None = None
         self._pool: asyncpg.Pool | None = None
         self._listener: asyncpg.Connection | None = None
+        self._relisten: asyncio.Task[None] | None = None
         self._closing = False
         self._observer: CommitObserver | None = None
 
@@ -287,6 +289,8 @@ class PostgresStore(ClusterOps, GroupWrites, PostgresReads):
         self._closing = True
         writer, connection, pool = self._writer, self._writer_connection, self._pool
         listener, self._listener = self._listener, None
+        if self._relisten is not None:
+            self._relisten.cancel()
         if writer is None or connection is None:  # never opened, or opened to read
             self._pool = None
             if pool is not None:

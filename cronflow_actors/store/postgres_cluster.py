@@ -16,6 +16,7 @@ protocol (``PostgresStore`` inherits these).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
@@ -96,6 +97,8 @@ class ClusterOps:
 
     _pool: asyncpg.Pool[Any] | None
     _listener: asyncpg.Connection[Any] | None
+    _relisten: asyncio.Task[None] | None
+    """Connecting the LISTEN connection again, after it was lost (None: not under way)."""
     _closing: bool
     url: str
     name: str
@@ -360,11 +363,11 @@ class ClusterOps:
 
     async def listen(self, on_work: Callable[[], None], on_reply: Callable[[str], None]) -> None:
         """Call ``on_work()`` when work arrives for ``owner`` and ``on_reply(id)`` when an
-        answer for it is written (NOTIFY on a connection of its own; the caller polls too)."""
-        import asyncpg
-
+        answer for it is written (NOTIFY on a connection of its own; the caller polls too). A
+        connection lost (a server restart, a failover) is connected again, every few seconds
+        until it is back, and ``on_work()`` called then for what came meanwhile: one lost was
+        never listened to again, every call between processes waiting for the poll (pg h40)."""
         owner: str | None = getattr(getattr(self, "_writer", None), "node", None)
-        connection: asyncpg.Connection[Any] = await asyncpg.connect(self.url, timeout=10)
 
         def heard(_connection: Any, _pid: int, channel: str, payload: object) -> None:
             if not isinstance(payload, str):
@@ -376,13 +379,46 @@ class ClusterOps:
                 if sender == owner:
                     on_reply(posted)
 
+        self._heard = heard
+        self._on_work = on_work
+        await self._listen()
+
+    async def _listen(self) -> None:
+        import asyncpg
+
+        connection: asyncpg.Connection[Any] = await asyncpg.connect(self.url, timeout=10)
         try:
-            await connection.add_listener(WORK_CHANNEL, heard)
-            await connection.add_listener(REPLY_CHANNEL, heard)
+            await connection.add_listener(WORK_CHANNEL, self._heard)
+            await connection.add_listener(REPLY_CHANNEL, self._heard)
         except BaseException:  # cancelled by a stop, or the server gone: not left to the collector
             connection.terminate()
             raise
         if self._closing:  # the store closed while this connected
             connection.terminate()
             return
+        connection.add_termination_listener(self._listener_lost)
         self._listener = connection
+
+    def _listener_lost(self, connection: Any) -> None:
+        if self._closing or connection is not self._listener:
+            return  # (closed by the store's close: nothing to mend)
+        self._listener = None
+        logger.warning(
+            "the LISTEN connection to %s was lost; connecting it again (polling meanwhile)",
+            self.name,
+        )
+        self._relisten = asyncio.get_running_loop().create_task(self._listen_again())
+
+    async def _listen_again(self) -> None:
+        delay = 0.5
+        while not self._closing:
+            try:
+                await self._listen()
+            except Exception:  # the server not back yet: again, a little later
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+                continue
+            if self._listener is not None:
+                logger.info("listening to %s again", self.name)
+                self._on_work()  # what was posted while nobody listened
+            return

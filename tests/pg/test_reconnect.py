@@ -194,3 +194,40 @@ async def test_a_connection_that_does_not_come_back_fails_the_store(
         assert "check that the database server is up" in str(failed.value)
         assert "could not connect again" in caplog.text
         store.url = postgres_url  # (for its close)
+
+
+async def _notify(url: str, channel: str, payload: str) -> None:
+    sender = await asyncpg.connect(url)
+    try:
+        await sender.execute("SELECT pg_notify($1, $2)", channel, payload)
+    finally:
+        await sender.close()
+
+
+async def test_a_lost_listen_connection_is_connected_again(
+    postgres_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The LISTEN connection lost (a server restart) was never connected again: every call
+    between processes waited for the half-second poll from then on. It is, and the work that
+    came meanwhile is looked for as it is."""
+    from cronflow_actors.store.postgres_cluster import WORK_CHANNEL
+
+    caplog.set_level(logging.INFO, "cronflow_actors.store.postgres_cluster")
+    store = PostgresStore(postgres_url)
+    await store.open()
+    try:
+        store._fence("me")
+        woken = asyncio.Event()
+        await store.listen(woken.set, lambda _posted: None)
+        await _notify(postgres_url, WORK_CHANNEL, "me")
+        await asyncio.wait_for(woken.wait(), 5)
+        woken.clear()
+        assert await _end_sessions(postgres_url) >= 1
+        await asyncio.wait_for(woken.wait(), 15)  # listening again: told to look for work
+        woken.clear()
+        await _notify(postgres_url, WORK_CHANNEL, "me")
+        await asyncio.wait_for(woken.wait(), 5)
+    finally:
+        await store.close()
+    assert "the LISTEN connection to" in caplog.text
+    assert "listening to" in caplog.text
