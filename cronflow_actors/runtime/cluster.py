@@ -97,7 +97,7 @@ def lease_for(
         if store.idle_transaction_timeout is None:
             # a transaction left idle longer than the lease: its process was paused past it
             store.idle_transaction_timeout = duration
-        return ClusterLease(store, clock, duration=duration, on_lost=on_lost)
+        return ClusterLease(store, clock, duration=duration, on_lost=on_lost, waits=wait)
     return DatabaseLease(store, clock, duration=duration, wait=wait, on_lost=on_lost)
 
 
@@ -112,12 +112,13 @@ class ClusterLease(Renewed):
         duration: float = 5.0,
         on_lost: Callable[[Exception], None],
         poll: float = 0.5,
+        waits: bool = False,
     ) -> None:
         if not isinstance(duration, int | float) or isinstance(duration, bool) or duration <= 0:
             raise ConfigurationError("lease_seconds", duration, "a number of seconds > 0")
-        self.owner = uuid.uuid4().hex[:16]
-        self.host = socket.gethostname()
-        self.pid = os.getpid()
+        self.owner, self.host, self.pid = uuid.uuid4().hex[:16], socket.gethostname(), os.getpid()
+        self.waits = waits  # a start waits for the processes of an older version to stop
+        # (the schema's upgrade: review h41 F1), as the one owner of a file waits for its lease
         self.duration = float(duration)
         self.poll = min(poll, self.duration / 2)
         self._store = store

@@ -109,9 +109,18 @@ async def test_snapshots_written_once_wait_until_no_older_process_is_live(
         await PostgresStore(postgres_url).open()
     version = postgres_server.psql("SELECT MAX(version) FROM schema_version", _db(postgres_url))
     assert version.split() == [str(older)]  # nothing upgraded under it
-    postgres_server.psql("DELETE FROM processes", _db(postgres_url))  # it stopped
-    async with PostgresStore(postgres_url) as store:
-        assert await store.schema_version() == latest_postgres_version()
+    # a runtime that waits for the lease (serve --wait-for-lease) waits for it to stop, then
+    # upgrades (it exited 2 at once: review h41 F1)
+    waiting = cf.Runtime(db=postgres_url, wait_for_lease=True)
+    starting = asyncio.ensure_future(waiting.start())
+    await asyncio.sleep(1.5)
+    assert not starting.done()
+    postgres_server.psql("DELETE FROM processes WHERE owner = 'older'", _db(postgres_url))
+    await asyncio.wait_for(starting, 15)  # (it stopped)
+    try:
+        assert await waiting.store.schema_version() == latest_postgres_version()  # type: ignore[attr-defined]
+    finally:
+        await waiting.stop()
 
 
 def lease(owner: str, now: float, duration: float = 5.0) -> LeaseRecord:
