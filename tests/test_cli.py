@@ -60,6 +60,30 @@ def test_db_migrate_creates_and_migrates_a_database_file(tmp_path: Path) -> None
     assert again.returncode == 0
 
 
+def test_db_migrate_waits_for_the_older_runtime_its_lease_names_when_asked(
+    tmp_path: Path,
+) -> None:
+    """Its refusal said to pass --wait-for-lease, which db migrate did not take (review h41)."""
+    import time
+
+    from tests.store.test_sqlite import database_at
+
+    db = tmp_path / "owned.db"
+    with database_at(db, 8) as raw:  # a runtime of the version before holds it for 2 s more
+        now = time.time()
+        raw.execute(
+            "INSERT INTO leases VALUES ('runtime', 'old-one', 'elsewhere', 4242, ?, ?, ?)",
+            (now, now, now + 2),
+        )
+    refused = cli("db", "migrate", "--db", str(db))
+    assert refused.returncode == 2
+    assert "upgraded only once no older runtime writes to it" in refused.stderr
+    waited = cli("db", "migrate", "--db", str(db), "--wait-for-lease")
+    assert waited.returncode == 0, waited.stderr
+    assert "; waiting" in waited.stderr
+    assert f"schema version {latest_version()}" in waited.stdout
+
+
 def test_a_bad_setting_is_reported_and_exits_non_zero(tmp_path: Path) -> None:
     result = cli("db", "migrate", "--db", str(tmp_path / "x.db"), "--synchronous", "MAYBE")
     assert result.returncode == 2

@@ -36,7 +36,13 @@ from cronflow_actors.cli.migrate import add_migrate_command
 from cronflow_actors.cli.net import add_net_command
 from cronflow_actors.cli.replay import add_replay_command
 from cronflow_actors.cli.resume import add_resume_command
-from cronflow_actors.errors import ApiError, ConfigurationError, CronflowError, StoreFailedError
+from cronflow_actors.errors import (
+    ApiError,
+    ConfigurationError,
+    CronflowError,
+    LeaseHeldError,
+    StoreFailedError,
+)
 
 __all__ = ["main"]
 
@@ -108,7 +114,15 @@ def _db_migrate(args: argparse.Namespace) -> int:
         )
 
     async def migrate() -> str:
-        store = await open_store(settings.db, synchronous=settings.synchronous)
+        while True:
+            try:
+                store = await open_store(settings.db, synchronous=settings.synchronous)
+                break
+            except LeaseHeldError as held:  # a runtime of the version that wrote it, still up
+                if not args.wait_for_lease:
+                    raise
+                print(f"cronflow-actors: {held}; waiting", file=sys.stderr)  # (review h41 F1)
+                await asyncio.sleep(min(max(held.expires_in, 0.05), 1.0))
         try:
             schema = getattr(store, "schema_version", None)
             version = await schema() if schema is not None else "n/a (in memory)"
@@ -240,6 +254,12 @@ def _add_db_commands(commands: Any) -> None:
         "--synchronous",
         default=None,
         help="SQLite synchronous level: OFF, NORMAL, FULL (default) or EXTRA",
+    )
+    migrate.add_argument(
+        "--wait-for-lease",
+        action="store_true",
+        help="wait for a runtime of the version that wrote the database to stop, then upgrade "
+        "it (else its lease refuses the upgrade)",
     )
     migrate.set_defaults(handler=_db_migrate)
     prune = db_commands.add_parser(
