@@ -150,3 +150,24 @@ def test_a_backup_beside_serve_holds_what_the_log_held_and_restores(tmp_path: Pa
         assert listed == dict.fromkeys(held, "waiting")
     refused = cli("db", "backup", "--db", "postgresql://u@127.0.0.1/x", str(tmp_path / "p"))
     assert "back a PostgreSQL database up with pg_dump" in refused.stderr
+
+
+def test_a_backup_that_cannot_be_read_or_written_is_one_clear_line(tmp_path: Path) -> None:
+    """A source that is no SQLite file, or a target the account cannot write (or a full disk),
+    was a Python traceback and exit 1 (ops h41 F1); the partial copy is gone either way."""
+    source, not_sqlite = tmp_path / "r.db", tmp_path / "notes.txt"
+    assert cli("db", "migrate", "--create", "--db", str(source)).returncode == 0
+    not_sqlite.write_text("hello")
+    unread = cli("db", "backup", "--db", str(not_sqlite), str(tmp_path / "x.db"))
+    assert unread.returncode == 2
+    assert "expected a cronflow-actors database (SQLite says: file is not a database)" in (
+        unread.stderr
+    )
+    unwritable = cli("db", "backup", "--db", str(source), "/proc/backup.db")
+    assert unwritable.returncode == 2
+    assert "argument 'FILE' has the value '/proc/backup.db'; expected a path this account" in (
+        unwritable.stderr
+    )
+    assert "nothing was written" in unwritable.stderr
+    assert "Traceback" not in unread.stderr + unwritable.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt", "r.db"]

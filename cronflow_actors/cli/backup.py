@@ -49,6 +49,14 @@ def backup(db: str, target: str, named_by: str) -> str:
     try:
         runs = _copy(source, part)
         os.replace(part, copy)
+    except (OSError, sqlite3.Error) as failed:  # a traceback, exit 1, for a full disk (ops h41 F1)
+        raise ConfigurationError(
+            "FILE",
+            target,
+            f"a path this account can write to, on a file system with room for the copy (it "
+            f"failed: {type(failed).__name__}: {failed}); nothing was written",
+            named="argument",
+        ) from None
     finally:
         part.unlink(missing_ok=True)
     _sync_directory(copy)
@@ -60,7 +68,13 @@ def _copy(source: Path, part: Path) -> int:
     """Copy ``source`` into ``part`` through the online backup, drop the lease from the copy,
     check it and put it on disk; the number of runs it holds."""
     with sqlite3.connect(source, timeout=30) as reader:
-        if not _is_ours(reader):
+        try:
+            ours = _is_ours(reader)
+        except sqlite3.DatabaseError as unread:  # not SQLite at all (ops h41 F1)
+            raise ConfigurationError(
+                "--db", str(source), f"a cronflow-actors database (SQLite says: {unread})"
+            ) from None
+        if not ours:
             raise ConfigurationError(
                 "--db", str(source), "a cronflow-actors database (it has no instances table)"
             )
