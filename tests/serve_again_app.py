@@ -1,8 +1,9 @@
 """Calls a handler makes again within one attempt: a step's fallbacks (the first raises after
-``AGAIN_HOLD`` seconds, the second is a compensation) and a detached action's retries (each try
-raises after the hold). Each call writes a line as it begins (``AGAIN_MARKS``: pid, what, time):
-for the test of a process paused past its lease in the middle of one such call, which must make
-none of the calls after it once it wakes."""
+``AGAIN_HOLD`` seconds, the second is a compensation), a step's ``retry_on`` (asked after the
+step raised, after the hold) and a detached action's retries (each try raises after the hold).
+Each call writes a line as it begins (``AGAIN_MARKS``: pid, what, time): for the test of a
+process paused past its lease in the middle of one such call, which must make none of the calls
+after it once it wakes."""
 
 from __future__ import annotations
 
@@ -34,6 +35,17 @@ async def compensate(ctx: Any) -> str:
     return "compensated"
 
 
+async def held_step(ctx: Any) -> None:
+    mark("step")
+    await asyncio.sleep(float(os.environ["AGAIN_HOLD"]))
+    raise RuntimeError("the step fails")
+
+
+def filtered(error: BaseException) -> bool:
+    mark("retry_on")
+    return False
+
+
 async def notify(ctx: Any) -> None:
     mark("notify")
     await asyncio.sleep(float(os.environ["AGAIN_HOLD"]))
@@ -42,6 +54,7 @@ async def notify(ctx: Any) -> None:
 
 workflows = [
     cf.define("fallbacks").step("bad", bad).on_error(held_then_failing).on_error(compensate),
+    cf.define("filtered").step("held", held_step, retry=cf.Retry(attempts=2, retry_on=filtered)),
     cf.define("retried").action(
         "notify", notify, retry=cf.Retry(attempts=3, backoff="fixed", delay="100ms")
     ),

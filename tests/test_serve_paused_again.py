@@ -38,10 +38,10 @@ def test_a_process_paused_past_its_lease_makes_no_call_again_in_an_attempt(
         assert paused.up(), paused.output()
         runs = [
             httpx.post(f"{paused.url}/runs", json={"workflow": name}).json()["run_id"]
-            for name in ("fallbacks", "retried")
+            for name in ("fallbacks", "retried", "filtered")
         ]
         deadline = time.monotonic() + 30
-        while {what for _, what, _ in marks_of(marks)} != {"fallback", "notify"}:
+        while {what for _, what, _ in marks_of(marks)} != {"fallback", "notify", "step"}:
             assert time.monotonic() < deadline, marks.read_text()
             time.sleep(0.02)
         paused.process.send_signal(signal.SIGSTOP)  # inside both held calls
@@ -54,9 +54,10 @@ def test_a_process_paused_past_its_lease_makes_no_call_again_in_an_attempt(
         other = start(app, db, *lease)
         assert other.up(30), other.output()
         deadline = time.monotonic() + 60
-        while True:  # the compensation, and the action's three tries, made by the new owner
+        while True:  # the compensation, the action's 3 tries, the retry_on: by the new owner
             made = [what for pid, what, _ in marks_of(marks) if pid == other.process.pid]
-            if made.count("compensate") == 1 and made.count("notify") == 3:
+            done = made.count("compensate") == 1 and made.count("notify") == 3
+            if done and made.count("retry_on") == 1:
                 break
             assert time.monotonic() < deadline, marks.read_text()
             time.sleep(0.1)

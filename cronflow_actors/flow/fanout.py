@@ -310,6 +310,8 @@ def action_handler(node: n.ActionNode, step_ids: frozenset[str], flow_id: str) -
             try:
                 return await call_step(ectx, handler, fctx, limit=node.timeout, step=node.id)
             except Exception as error:
+                if attempt < retry.attempts:  # its retry_on is user code (review h41 F2)
+                    await again(ectx)
                 if attempt < retry.attempts and retry.should_retry(error):
                     delay = retry.delay_before(attempt)
                     logger.warning(
@@ -328,7 +330,6 @@ def action_handler(node: n.ActionNode, step_ids: frozenset[str], flow_id: str) -
                     if retry.on_retry is not None:  # one that raises is logged; retries go on
                         what = f"on_retry of action {node.id!r}"
                         tried = fctx.attempt  # as ctx.attempt counts, across dispatches
-                        await again(ectx)
                         asked = await call_logged(
                             retry.on_retry, fctx, error, tried, delay, what=what
                         )

@@ -114,21 +114,18 @@ def step_handler(
             if breaker is not None and not isinstance(error, CircuitOpenError):
                 await guard.failed(error)
             attempt = ectx.attempt or 1
-            if (
-                retry is not None
-                and attempt < retry.attempts
-                and _retries(retry, error, node.id, fctx.secrets)
-            ):
-                delay = retry.delay_before(attempt)
-                if retry.on_retry is not None:  # one that raises is logged; the retry goes on
-                    what = f"on_retry of step {node.id!r}"
-                    await again(ectx)
-                    asked = await call_logged(
-                        retry.on_retry, fctx, error, attempt, delay, what=what
-                    )
-                    if asked is not None:  # its ctx.cancel(): the step ends its run, no retry
-                        raise asked from error
-                raise RetryRequested(delay, describe(error)) from error
+            if retry is not None and attempt < retry.attempts:
+                await again(ectx)  # its retry_on and on_retry are user code (review h41 F2)
+                if _retries(retry, error, node.id, fctx.secrets):
+                    delay = retry.delay_before(attempt)
+                    if retry.on_retry is not None:  # one that raises is logged; retries go on
+                        what = f"on_retry of step {node.id!r}"
+                        asked = await call_logged(
+                            retry.on_retry, fctx, error, attempt, delay, what=what
+                        )
+                        if asked is not None:  # its ctx.cancel(): the step ends the run
+                            raise asked from error
+                    raise RetryRequested(delay, describe(error)) from error
             if not fallbacks:
                 raise  # (a loop's body: its task catches it, its fallback ends the loop)
             await _keep_failure(ectx, flow_id, error)
