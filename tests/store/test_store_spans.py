@@ -114,8 +114,11 @@ async def test_a_group_commit_keeps_the_spans_of_every_coalesced_snapshot(
     tmp_path: Path,
 ) -> None:
     async with SQLiteStore(tmp_path / "a.db") as store:
-        # one batch: revision 2 is the only snapshot written, but both commits' spans are
+        # one batch: revision 2 is the only snapshot written, but both commits' spans are (a
+        # commit first, which the writer may take alone at once: the others queue behind it
+        # together, however loaded the machine is)
         await asyncio.gather(
+            store.commit(Mutation(snapshot=snapshot("i0"))),
             store.commit(
                 Mutation(snapshot=snapshot(revision=1), spans=SpanRows.of(spans("i1", 1, 3)))
             ),
