@@ -194,7 +194,7 @@ class LifecycleMethods(RuntimeParts):
             logger.warning("the database lease was not released: %s", error)
         await self.store.close()
         if self.otel is not None:  # the spans of every commit are in its batch: send them
-            await asyncio.to_thread(self.otel.shutdown)
+            await self.otel.close()
         for futures in self._waiters.values():
             for future in futures:
                 if not future.done():

@@ -39,8 +39,11 @@ step's span).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import logging
+import threading
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -69,6 +72,8 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 DEFAULT_SERVICE_NAME = "cronflow-actors"
+SHUTDOWN_SECONDS = 5.0
+"""How long a stop waits for the spans still buffered to be exported."""
 RUN_OPERATION = "WorkItem.run"
 """The name of a handler's span."""
 
@@ -249,6 +254,31 @@ class OtelExport:
         provider, self._provider, self._processor = self._provider, None, None
         if provider is not None:
             provider.shutdown()  # its batch processor exports what it holds first
+
+    async def close(self, within: float = SHUTDOWN_SECONDS) -> None:
+        """``shutdown`` on a thread of its own, waited for ``within`` seconds at most: a
+        collector that never answers (or is down, and retried) held every stop for the whole
+        drain budget, and a watchdog then said steps were cut (ops h41 F5). What is not sent by
+        then is said lost, once; the thread is a daemon, so it never holds the process."""
+        done = asyncio.get_running_loop().create_future()
+
+        def shut() -> None:
+            try:
+                self.shutdown()
+            finally:
+                with contextlib.suppress(RuntimeError):  # the loop closed: nobody waits
+                    done.get_loop().call_soon_threadsafe(_settle, done)
+
+        threading.Thread(target=shut, name="otel shutdown", daemon=True).start()
+        try:
+            await asyncio.wait_for(asyncio.shield(done), within)
+        except TimeoutError:
+            logger.warning(
+                "spans not yet exported to %s were dropped: the collector took none of them "
+                "within %g s of the stop",
+                self.url,
+                within,
+            )
 
     def export(self, spans: Sequence[AuditSpan]) -> None:
         """Export ``spans`` (durable ones, as ``Runtime.on_spans`` hands them over)."""
@@ -433,3 +463,8 @@ def _remember(table: dict[tuple[str, str], int], key: tuple[str, str], value: in
 
 def _ns(seconds: float) -> int:
     return int(seconds * 1_000_000_000)
+
+
+def _settle(done: asyncio.Future[None]) -> None:
+    if not done.done():
+        done.set_result(None)

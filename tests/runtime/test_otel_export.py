@@ -199,3 +199,33 @@ async def test_a_failed_attempt_is_an_error_span_and_the_retry_runs_in_a_span_of
     assert item_failed.status_code == 2
     assert item_failed.parent_id == failed.span_id
     assert {s.trace_id for s in receiver.spans} == {trace_id_of(run_id)}
+
+
+async def test_a_collector_that_never_answers_holds_a_stop_a_few_seconds_at_most(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A collector that took the connection and never answered held every stop for the whole
+    drain budget, and a watchdog then said steps were cut (ops h41 F5). The stop waits for the
+    export a few seconds, then says what it dropped."""
+    import logging
+    import socket
+    import time
+
+    from cronflow_actors.runtime.otel import SHUTDOWN_SECONDS
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)  # connections are taken by the kernel, and never read
+    try:
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        runtime = cf.Runtime(db=tmp_path / "otel.db", workflows=[orders], otel_endpoint=url)
+        async with runtime:
+            result = await runtime.wait(await runtime.trigger("otel-orders", {"amount": 1}))
+            assert result.status == "completed"  # the run is not held by the collector
+            caplog.set_level(logging.WARNING, "cronflow_actors.runtime.otel")
+            stopping = time.monotonic()
+        took = time.monotonic() - stopping
+    finally:
+        silent.close()
+    assert took < SHUTDOWN_SECONDS + 3, took
+    assert f"spans not yet exported to {url}/v1/traces were dropped" in caplog.text
