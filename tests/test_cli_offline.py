@@ -152,6 +152,17 @@ def test_a_backup_beside_serve_holds_what_the_log_held_and_restores(tmp_path: Pa
     assert "back a PostgreSQL database up with pg_dump" in refused.stderr
 
 
+def test_a_backup_is_no_more_readable_than_its_database(tmp_path: Path) -> None:
+    """It holds every resume token and payload, and was 0644 whatever the source's mode."""
+    source = tmp_path / "locked.db"
+    assert cli("db", "migrate", "--create", "--db", str(source)).returncode == 0
+    for mode in (0o600, 0o640):
+        source.chmod(mode)
+        copy = tmp_path / f"copy-{mode:o}.db"
+        assert cli("db", "backup", "--db", str(source), str(copy)).returncode == 0
+        assert copy.stat().st_mode & 0o777 == mode
+
+
 def test_a_backup_that_cannot_be_read_or_written_is_one_clear_line(tmp_path: Path) -> None:
     """A source that is no SQLite file, or a target the account cannot write (or a full disk),
     was a Python traceback and exit 1 (ops h41 F1); the partial copy is gone either way."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import stat
 from pathlib import Path
 
 from cronflow_actors.errors import ConfigurationError
@@ -47,6 +48,7 @@ def backup(db: str, target: str, named_by: str) -> str:
     part = copy.with_name(f".{copy.name}.part")
     part.unlink(missing_ok=True)
     try:
+        _create_as(part, source)
         runs = _copy(source, part)
         os.replace(part, copy)
     except (OSError, sqlite3.Error) as failed:  # a traceback, exit 1, for a full disk (ops h41 F1)
@@ -93,6 +95,17 @@ def _copy(source: Path, part: Path) -> int:
     with part.open("rb") as written:
         os.fsync(written.fileno())
     return int(runs)
+
+
+def _create_as(part: Path, source: Path) -> None:
+    """``part``, empty (an empty file is an empty SQLite database), with ``source``'s mode: the
+    copy holds its resume tokens, payloads and outputs, and was readable by every local user
+    whatever the source's mode (the umask's 0644: ops h41 F2)."""
+    handle = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.fchmod(handle, stat.S_IMODE(source.stat().st_mode))
+    finally:
+        os.close(handle)
 
 
 def _is_ours(connection: sqlite3.Connection) -> bool:
