@@ -239,8 +239,14 @@ def test_db_prune_refuses_a_bare_number_and_deletes_nothing(tmp_path: Path) -> N
         r"pruned 0 finished runs older than 7d \(finished before \d{4}-\d\d-\d\d \d\d:\d\d:\d\d\)",
         kept.stdout,
     )
+    ages_ago = cli("db", "prune", "--db", str(db), "--older-than", "99999999999d")
+    assert ages_ago.returncode == 2, ages_ago.stderr  # (a traceback: ops h41 F4)
+    assert "expected an age since 1970 at most" in ages_ago.stderr
+    assert "Traceback" not in ages_ago.stderr
     pruned = cli("db", "prune", "--db", str(db), "--older-than", "0")
     assert pruned.stdout.startswith("pruned 1 finished run older than 0s (finished before ")
+    none_left = cli("db", "prune", "--db", str(db), "--older-than", "0d")
+    assert none_left.stdout.startswith("pruned 0 finished runs older than 0d (finished before ")
 
 
 def test_serve_refuses_a_retention_without_a_unit(tmp_path: Path) -> None:

@@ -158,6 +158,12 @@ def _db_prune(args: argparse.Namespace) -> int:
             _named_by(args), db, "the path of an existing database file; nothing was deleted"
         )
     cutoff = time.time() - older_than
+    if cutoff < 0:  # before 1970: its date cannot even be written (a traceback: ops h41 F4)
+        raise ConfigurationError(
+            "--older-than",
+            args.older_than,
+            "an age since 1970 at most: no run finished before then; nothing was deleted",
+        )
 
     total = 0
 
@@ -184,7 +190,8 @@ def _db_prune(args: argparse.Namespace) -> int:
             "run it again once the lock is released",
             exit_code=Exit.UNREACHABLE,
         ) from None
-    age = "".join(args.older_than.split()) if older_than else "0s"
+    given = "".join(args.older_than.split())  # as given ("0d" read "0s"), a bare 0 as 0s
+    age = "0s" if given.replace(".", "").isdigit() else given
     runs = "run" if total == 1 else "runs"
     print(f"pruned {total} finished {runs} older than {age} (finished before {when(cutoff)})")
     return 0
