@@ -378,7 +378,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--otel-endpoint",
         default=None,
         metavar="URL",
-        help="export spans over OTLP/HTTP to this collector (pip install 'cronflow-actors[otel]')",
+        help="export spans over OTLP/HTTP to this collector (in the cronflow-actors checkout: "
+        "pip install -e '.[otel]')",
     )
     serve.add_argument(
         "--no-audit",

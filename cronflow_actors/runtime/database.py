@@ -18,8 +18,8 @@ def store_for(db: str | os.PathLike[str], *, synchronous: str = "FULL") -> Store
 
     ``":memory:"`` gives a ``MemoryStore`` (nothing survives the process); a
     ``postgresql://user@host:port/database`` URL a ``PostgresStore`` (the ``postgres`` extra:
-    ``pip install 'cronflow-actors[postgres]'``); a path gives a ``SQLiteStore`` on that file,
-    whose folder must exist.
+    ``pip install -e '.[postgres]'`` in the checkout); a path gives a ``SQLiteStore`` on that
+    file, whose folder must exist.
     """
     if isinstance(db, str) and db == ":memory:":
         return MemoryStore()
@@ -104,7 +104,7 @@ def _postgres_store(url: str) -> Store:
             "db",
             url.rsplit("@", maxsplit=1)[-1],
             f"a database this installation can open: the PostgreSQL store needs asyncpg "
-            f"({missing}); pip install 'cronflow-actors[postgres]'",
+            f"({missing}); pip install -e '.[postgres]' in the cronflow-actors checkout",
         ) from None
     return PostgresStore(url)
 

@@ -6,7 +6,7 @@ calls and a Python ``Handle``. uvloop, a drop-in asyncio event loop written in C
 uvicorn takes when it is installed), does that in C: three-step runs one at a time took 4-7%
 less time (p50; three pairs alternated), and the net engine's benchmark ran 5% more runs a
 second at 500 in flight (``cf.define``'s: within the noise); the whole test suite passes on
-either. ``serve`` runs on uvloop when it is installed (``pip install 'cronflow-actors[uvloop]'``;
+either. ``serve`` runs on uvloop once installed (``pip install -e '.[uvloop]'`` in the checkout;
 ``--loop auto``, the default); ``--loop asyncio`` runs on asyncio's own, whatever event loop
 policy the served application installed; ``--loop uvloop`` insists on uvloop. A program that
 runs a ``Runtime`` itself picks its own loop (``asyncio.Runner(loop_factory=...)``).
@@ -51,7 +51,8 @@ def loop_factory(name: str) -> tuple[str, LoopFactory]:
         where = (
             "asyncio (uvloop does not run on Windows)"
             if sys.platform == "win32"
-            else "asyncio, or uvloop once it is installed (pip install 'cronflow-actors[uvloop]')"
+            else "asyncio, or uvloop once it is installed (in the cronflow-actors checkout: "
+            "pip install -e '.[uvloop]')"
         )
         raise ConfigurationError("loop", name, where) from None
     factory: LoopFactory = uvloop.new_event_loop

@@ -1,6 +1,6 @@
 """OpenTelemetry export of the audit trail: a run's spans over OTLP/HTTP, with the standard SDK.
 
-    pip install 'cronflow-actors[otel]'
+    pip install -e '.[otel]' in the cronflow-actors checkout
     cf.Runtime(db="app.db", otel_endpoint="http://localhost:4318")   # or serve --otel-endpoint
 
 Optional: nothing here imports ``opentelemetry`` until a runtime is made with an endpoint, and a
@@ -175,7 +175,7 @@ def _require_sdk(endpoint: str) -> None:
             "otel_endpoint",
             endpoint,
             "the OpenTelemetry packages, which are not installed: install the extra with "
-            f"pip install 'cronflow-actors[otel]' ({error})",
+            f"pip install -e '.[otel]' in the cronflow-actors checkout ({error})",
         ) from error
 
 

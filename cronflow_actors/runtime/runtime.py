@@ -98,7 +98,7 @@ class Runtime(ClusterRecovery, LifecycleMethods, FlowMethods, StateMethods, Audi
     durable FIFO (a queue a flow names but this leaves out runs without a limit, with a warning).
     ``otel_endpoint``: export the audit trail's spans over OTLP/HTTP to this collector
     (``http://localhost:4318``), and run step handlers inside their spans; needs
-    ``pip install 'cronflow-actors[otel]'`` (see ``runtime/otel.py``); ``otel_service_name``:
+    ``pip install -e '.[otel]'`` in the checkout (``runtime/otel.py``); ``otel_service_name``:
     the resource's ``service.name`` (default ``$OTEL_SERVICE_NAME``, else ``cronflow-actors``).
     ``audit``: record every engine operation as a span, committed with its snapshot
     (``trace``, ``state_at``, ``on_spans``; ``runtime/audit.py``); False records nothing.

@@ -114,7 +114,7 @@ def test_without_the_extra_an_endpoint_is_refused_saying_what_to_install(
         cf.Runtime(otel_endpoint="http://127.0.0.1:4318")
     message = str(refused.value)
     assert "otel_endpoint" in message
-    assert "pip install 'cronflow-actors[otel]'" in message
+    assert "pip install -e '.[otel]' in the cronflow-actors checkout" in message
     assert isinstance(refused.value.__cause__, ImportError)
 
 
@@ -174,4 +174,4 @@ def test_serve_with_an_otel_endpoint_without_the_extra_exits_saying_what_to_inst
     )
     assert result.returncode == 2, result.stderr
     assert "cronflow-actors: error:" in result.stderr
-    assert "pip install 'cronflow-actors[otel]'" in result.stderr
+    assert "pip install -e '.[otel]' in the cronflow-actors checkout" in result.stderr
