@@ -163,6 +163,26 @@ def test_a_backup_is_no_more_readable_than_its_database(tmp_path: Path) -> None:
         assert copy.stat().st_mode & 0o777 == mode
 
 
+def test_two_backups_to_one_target_at_once_leave_one_whole_copy(tmp_path: Path) -> None:
+    """They shared one partial file, each deleting the other's: a traceback, sometimes both
+    and no backup (ops h41 F7). One wins; the other is refused, having written nothing."""
+    import concurrent.futures
+
+    source, target = tmp_path / "r.db", tmp_path / "race.db"
+    assert cli("db", "migrate", "--create", "--db", str(source)).returncode == 0
+    for _ in range(3):
+        target.unlink(missing_ok=True)
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+            both = list(
+                pool.map(lambda _: cli("db", "backup", "--db", str(source), str(target)), "ab")
+            )
+        assert sorted(r.returncode for r in both) == [0, 2], [r.stderr for r in both]
+        assert "a backup never writes over a file" in "".join(r.stderr for r in both)
+        with closing(sqlite3.connect(target)) as copy:
+            assert copy.execute("PRAGMA quick_check").fetchone() == ("ok",)
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["r.db", "race.db"]
+
+
 def test_a_backup_that_cannot_be_read_or_written_is_one_clear_line(tmp_path: Path) -> None:
     """A source that is no SQLite file, or a target the account cannot write (or a full disk),
     was a Python traceback and exit 1 (ops h41 F1); the partial copy is gone either way."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import stat
+import time
 from pathlib import Path
 
 from cronflow_actors.errors import ConfigurationError
@@ -39,18 +40,16 @@ def backup(db: str, target: str, named_by: str) -> str:
             "FILE", target, "a path in a folder that exists; nothing was written", named="argument"
         )
     if copy.exists() or copy.resolve() == source.resolve():
-        raise ConfigurationError(
-            "FILE",
-            target,
-            "a path where nothing is yet (a backup never writes over a file); nothing was written",
-            named="argument",
-        )
-    part = copy.with_name(f".{copy.name}.part")
-    part.unlink(missing_ok=True)
+        raise _taken(target)
+    # a name of its own (two backups to one target at once shared one, and each deleted the
+    # other's: ops h41 F7), linked onto the target only if nothing is there yet
+    part = copy.with_name(f".{copy.name}.{os.getpid()}.{time.monotonic_ns()}.part")
     try:
         _create_as(part, source)
         runs = _copy(source, part)
-        os.replace(part, copy)
+        _place(part, copy)
+    except FileExistsError:  # another backup got there first
+        raise _taken(target) from None
     except (OSError, sqlite3.Error) as failed:  # a traceback, exit 1, for a full disk (ops h41 F1)
         raise ConfigurationError(
             "FILE",
@@ -95,6 +94,28 @@ def _copy(source: Path, part: Path) -> int:
     with part.open("rb") as written:
         os.fsync(written.fileno())
     return int(runs)
+
+
+def _place(part: Path, copy: Path) -> None:
+    """``part`` as ``copy``, which must not exist (``FileExistsError``): a hard link, which
+    fails if it does; a rename where the file system has no links (checked just before)."""
+    try:
+        os.link(part, copy)
+    except FileExistsError:
+        raise
+    except OSError:  # no hard links here (a network or FUSE file system)
+        if copy.exists():
+            raise FileExistsError(copy) from None
+        os.replace(part, copy)
+
+
+def _taken(target: str) -> ConfigurationError:
+    return ConfigurationError(
+        "FILE",
+        target,
+        "a path where nothing is yet (a backup never writes over a file); nothing was written",
+        named="argument",
+    )
 
 
 def _create_as(part: Path, source: Path) -> None:
