@@ -94,6 +94,10 @@ def test_a_path_that_is_no_database_of_this_version_is_refused_unchanged(
     assert refused.returncode == 2
     assert "the path of an existing database file" in refused.stderr
     assert not nowhere.exists()  # a mistaken path is not created
+    for command in (["runs"], ["inspect", "r1"], ["paused"]):  # DB unset in --db "$DB"
+        empty = cli(*command, "--db", "")  # (it asked the server at the default URL: h41 F8)
+        assert empty.returncode == 2, (command, empty.stderr)
+        assert "setting '--db' has the value ''" in empty.stderr
     notes = tmp_path / "notes.txt"
     notes.write_text("not a database\n")
     refused = cli("inspect", "r1", "--db", str(notes))

@@ -29,7 +29,7 @@ from cronflow_actors.cli.render import (
     when,
 )
 from cronflow_actors.cli.starts import start_once
-from cronflow_actors.errors import one_line
+from cronflow_actors.errors import ConfigurationError, one_line
 
 __all__ = ["STATUSES", "add_client_commands", "follow_options"]
 
@@ -96,8 +96,15 @@ def add_instance_id_option(parser: argparse.ArgumentParser, what: str) -> None:
 
 
 def _reads(args: argparse.Namespace) -> AbstractContextManager[Reads]:
-    """Where a read command reads: the server at ``--url``, or with ``--db`` the database."""
-    if getattr(args, "db", None):
+    """Where a read command reads: the server at ``--url``, or with ``--db`` the database (an
+    empty one refused: a script's ``--db "$DB"`` with ``DB`` unset read whatever server was
+    at the default URL, as if it were the database: ops h41 F8)."""
+    db = getattr(args, "db", None)
+    if db == "":
+        raise ConfigurationError(
+            "--db", db, "the path of a database file (or a postgresql:// URL); it is empty"
+        )
+    if db:
         from cronflow_actors.cli.offline import DatabaseReads
 
         return DatabaseReads(args.db)
