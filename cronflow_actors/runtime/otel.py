@@ -206,15 +206,27 @@ class OtelExport:
 
     @classmethod
     def optional(
-        cls, endpoint: str | None, *, service_name: str | None = None, clock: Clock
+        cls,
+        endpoint: str | None,
+        *,
+        service_name: str | None = None,
+        clock: Clock,
+        audit: bool = True,
     ) -> OtelExport | None:
-        """An export to ``endpoint``, or None without one (a service name alone is refused)."""
+        """An export to ``endpoint``, or None without one (a service name alone is refused;
+        without the audit trail, whose spans it sends, it says how little it sends)."""
         if endpoint is None:
             if service_name is not None:
                 raise ConfigurationError(
                     "otel_service_name", service_name, "to come with an otel_endpoint"
                 )
             return None
+        if not audit:  # (started silently: ops h41 F11)
+            logger.warning(
+                "spans go to %s without the audit trail (--no-audit): only each step's "
+                "WorkItem.run, with your own spans under it, and no run's structure",
+                endpoint,
+            )
         return cls(endpoint, service_name=service_name, clock=clock)
 
     @property

@@ -135,7 +135,7 @@ class Runtime(ClusterRecovery, LifecycleMethods, FlowMethods, StateMethods, Audi
         queue_limits = check_queue_limits(queues)
         self.clock: Clock = clock or SystemClock()
         self.otel = OtelExport.optional(
-            otel_endpoint, service_name=otel_service_name, clock=self.clock
+            otel_endpoint, service_name=otel_service_name, clock=self.clock, audit=audit
         )
         self.store: Store = store or store_for(db, synchronous=synchronous)
         self.registry = WorkflowRegistry()

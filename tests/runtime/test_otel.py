@@ -5,6 +5,7 @@ without it; asking for an export says what to install)."""
 from __future__ import annotations
 
 import hashlib
+import logging
 import subprocess
 import sys
 import textwrap
@@ -175,3 +176,16 @@ def test_serve_with_an_otel_endpoint_without_the_extra_exits_saying_what_to_inst
     assert result.returncode == 2, result.stderr
     assert "cronflow-actors: error:" in result.stderr
     assert "pip install -e '.[otel]' in the cronflow-actors checkout" in result.stderr
+
+
+def test_an_export_without_the_audit_trail_says_how_little_it_sends(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Started silently, it sent step spans only, with no run's structure (ops h41 F11)."""
+    pytest.importorskip("opentelemetry.sdk", reason="the otel extra is not installed")
+    caplog.set_level(logging.WARNING, "cronflow_actors.runtime.otel")
+    cf.Runtime(otel_endpoint="http://127.0.0.1:4318", audit=False)
+    assert "without the audit trail (--no-audit): only each step's WorkItem.run" in caplog.text
+    caplog.clear()
+    cf.Runtime(otel_endpoint="http://127.0.0.1:4318")
+    assert "without the audit trail" not in caplog.text
