@@ -192,6 +192,8 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
             )
         if self.metrics_token is not None and not sendable(self.metrics_token):
             raise ValueError(f"metrics_token must be {_SENDABLE}")  # ("" too: the README's)
+        if not self.db.strip():  # said with no source (ops h41 F10)
+            raise ValueError("db must name a database: ':memory:', a file's path or a URL")
         deletion_age(self.retention, "retention")  # "30d", "12h", "0" (keep forever)
         _check_url(self.url)
         for name, limit in self.queues.items():
@@ -257,6 +259,9 @@ _WORDS = {
     "queues": "a table of queue names, each with a whole number of runs >= 1",
     "retention": f"a duration with its unit, as a string such as {UNIT_EXAMPLES}, or '0' "
     "to keep finished runs forever",
+    # (said "a valid value": ops h41 F10)
+    "allowed_hosts": "a list of host names, as in allowed_hosts = [\"api.example.com\"] (the "
+    "environment's CRONFLOW_ALLOWED_HOSTS takes them comma-separated)",
 }
 
 

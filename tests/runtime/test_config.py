@@ -106,6 +106,22 @@ def test_allowed_hosts_come_from_the_flag_the_file_or_the_environment(tmp_path: 
     assert from_env.allowed_hosts == ["a.lan", "b.lan"]
     assert load_config(None, environ={}).allowed_hosts == []
     assert load_config(None, environ={"CRONFLOW_ALLOWED_HOSTS": ""}).allowed_hosts == []
+    # a string in the file is refused saying what is taken (it said "a valid value": h41 F10)
+    config.write_text('allowed_hosts = "ops.lan"\n')
+    with pytest.raises(ConfigurationError) as refused:
+        load_config(config, environ={})
+    assert 'expected a list of host names, as in allowed_hosts = ["api.example.com"]' in str(
+        refused.value
+    )
+
+
+def test_an_empty_db_is_refused_naming_where_it_came_from(tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text('db = ""\n')
+    with pytest.raises(ConfigurationError, match=r"db must name a database.*came from .*c\.toml"):
+        load_config(config, environ={})
+    with pytest.raises(ConfigurationError, match="environment variable CRONFLOW_DB"):
+        load_config(None, environ={"CRONFLOW_DB": " "})
 
 
 @pytest.mark.parametrize("name", SECONDS)
