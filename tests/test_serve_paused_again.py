@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from tests.serving import start
-from tests.test_serve_paused_queue import write_locked
+from tests.test_serve_paused_queue import stop_outside_a_write
 
 
 def marks_of(marks: Path) -> list[tuple[int, str, float]]:
@@ -44,13 +44,7 @@ def test_a_process_paused_past_its_lease_makes_no_call_again_in_an_attempt(
         while {what for _, what, _ in marks_of(marks)} != {"fallback", "notify", "step"}:
             assert time.monotonic() < deadline, marks.read_text()
             time.sleep(0.02)
-        paused.process.send_signal(signal.SIGSTOP)  # inside both held calls
-        deadline = time.monotonic() + 30
-        while write_locked(db):  # (stopped inside a write: let it finish, as in the queue test)
-            assert time.monotonic() < deadline, "the paused process kept the write lock"
-            paused.process.send_signal(signal.SIGCONT)
-            time.sleep(0.05)
-            paused.process.send_signal(signal.SIGSTOP)
+        stop_outside_a_write(paused.process, db)  # inside the held calls
         other = start(app, db, *lease)
         assert other.up(30), other.output()
         deadline = time.monotonic() + 60

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import signal
 import sqlite3
+import subprocess
 import time
 from contextlib import closing
 from pathlib import Path
@@ -28,6 +29,19 @@ def write_locked(db: Path) -> bool:
             raise
         connection.execute("ROLLBACK")
     return False
+
+
+def stop_outside_a_write(process: subprocess.Popen[bytes], db: Path) -> None:
+    """SIGSTOP ``process``, not inside a write: stopped inside one (its lease's renewal, say),
+    it would hold SQLite's write lock, and no other process could take over until it is
+    continued; it is let finish the write and stopped again."""
+    process.send_signal(signal.SIGSTOP)
+    deadline = time.monotonic() + 30
+    while write_locked(db):
+        assert time.monotonic() < deadline, "the paused process kept the write lock"
+        process.send_signal(signal.SIGCONT)
+        time.sleep(0.05)
+        process.send_signal(signal.SIGSTOP)
 
 
 def test_a_process_paused_past_its_lease_starts_none_of_its_queued_calls(
@@ -54,16 +68,8 @@ def test_a_process_paused_past_its_lease_starts_none_of_its_queued_calls(
             time.sleep(0.02)  # its 8 threads busy, 4 calls queued behind them
         # (held until the gate opens: with a fixed hold, the first calls could end, and the
         # queued ones start, while a loaded machine was still sending the 12 runs)
-        paused.process.send_signal(signal.SIGSTOP)
-        # stopped inside a write (its lease's renewal, say), it would hold SQLite's write lock,
-        # and no other process could take over until it is continued: let it finish the write
-        # and stop it again (no call can start meanwhile: the gate holds all of its threads)
-        deadline = time.monotonic() + 30
-        while write_locked(db):
-            assert time.monotonic() < deadline, "the paused process kept the write lock"
-            paused.process.send_signal(signal.SIGCONT)
-            time.sleep(0.05)
-            paused.process.send_signal(signal.SIGSTOP)
+        stop_outside_a_write(paused.process, db)  # (no call starts meanwhile: the gate holds
+        # all of its threads)
         assert len(marks.read_text().splitlines()) < len(runs)  # some were still queued
         gate.touch()  # for the next process, and for this one once it is continued
         other = start(app, db, *lease)

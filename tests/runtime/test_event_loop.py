@@ -73,7 +73,7 @@ def test_without_uvloop_auto_falls_back_and_uvloop_is_refused(
     loop, factory = loop_factory("auto")
     assert loop == "asyncio"
     assert type(_run_on(factory)) is asyncio.SelectorEventLoop
-    with pytest.raises(ConfigurationError, match=r"pip install 'cronflow-actors\[uvloop\]'"):
+    with pytest.raises(ConfigurationError, match=r"pip install -e '\.\[uvloop\]'"):
         loop_factory("uvloop")
 
 
