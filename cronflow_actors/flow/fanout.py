@@ -17,6 +17,7 @@ from typing import Any
 import msgspec
 
 from cronflow_actors.calls import call_logged, settle
+from cronflow_actors.errors import INFRASTRUCTURE
 from cronflow_actors.flow import nodes as n
 from cronflow_actors.flow.context import FlowContext
 from cronflow_actors.flow.envelope import TriggerEnvelope, flow_payload, open_envelope
@@ -310,6 +311,8 @@ def action_handler(node: n.ActionNode, step_ids: frozenset[str], flow_id: str) -
             try:
                 return await call_step(ectx, handler, fctx, limit=node.timeout, step=node.id)
             except Exception as error:
+                if isinstance(error, INFRASTRUCTURE):  # the runtime's own failure: no retry
+                    raise
                 if attempt < retry.attempts:  # its retry_on is user code (review h41 F2)
                     await again(ectx)
                 if attempt < retry.attempts and retry.should_retry(error):

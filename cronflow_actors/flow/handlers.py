@@ -11,6 +11,7 @@ from typing import Any
 
 from cronflow_actors.calls import call_logged, call_user, settle
 from cronflow_actors.errors import (
+    INFRASTRUCTURE,
     CancelRunRequested,
     CircuitOpenError,
     RetryRequested,
@@ -109,8 +110,9 @@ def step_handler(
                 output = await call_step(ectx, handler, fctx, limit=timeout, step=node.id)
                 await guard.succeeded()
         except Exception as error:
-            if isinstance(error, CancelRunRequested):
-                raise  # ctx.cancel(): no failure (no breaker, retry or fallback hears of it)
+            if isinstance(error, (CancelRunRequested, *INFRASTRUCTURE)):
+                raise  # ctx.cancel(): no failure (no breaker, retry or fallback hears of it);
+                # nor the runtime's own failure met in the step's call (retest h41, crash F2)
             if breaker is not None and not isinstance(error, CircuitOpenError):
                 await guard.failed(error)
             attempt = ectx.attempt or 1

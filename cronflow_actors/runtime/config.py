@@ -260,7 +260,7 @@ _WORDS = {
     "retention": f"a duration with its unit, as a string such as {UNIT_EXAMPLES}, or '0' "
     "to keep finished runs forever",
     # (said "a valid value": ops h41 F10)
-    "allowed_hosts": "a list of host names, as in allowed_hosts = [\"api.example.com\"] (the "
+    "allowed_hosts": 'a list of host names, as in allowed_hosts = ["api.example.com"] (the '
     "environment's CRONFLOW_ALLOWED_HOSTS takes them comma-separated)",
 }
 

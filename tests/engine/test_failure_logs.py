@@ -248,7 +248,15 @@ async def test_a_step_cut_by_the_store_failing_is_no_failure_of_its_own(
             await broken.wait()
         return await ctx.state.incr("done")
 
-    flow = cf.define("counted").step("count", counts)
+    asked: list[BaseException] = []
+
+    def retry_on(error: BaseException) -> bool:
+        asked.append(error)
+        return True
+
+    # with retries: none is asked for, as none would mend it (it asked retry_on, and said
+    # "failed; another attempt follows": retest h41)
+    flow = cf.define("counted").step("count", counts, retry=cf.Retry(attempts=3, retry_on=retry_on))
     db = tmp_path / "cut.db"
     caplog.set_level(logging.INFO, logger=LOGGER)
     lease = {"lease_seconds": 1, "wait_for_lease": True}  # the failed one's lease lapses
@@ -270,3 +278,4 @@ async def test_a_step_cut_by_the_store_failing_is_no_failure_of_its_own(
     async with cf.Runtime(db=db, workflows=[flow], **lease) as rt:  # the disk has room again
         run = await rt.wait(run_id)
     assert (run.status, run.output, len(calls)) == ("completed", 1, 2)
+    assert asked == []
