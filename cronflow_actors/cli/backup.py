@@ -12,6 +12,7 @@ A PostgreSQL database is backed up with its own tools (``pg_dump``).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import stat
@@ -45,8 +46,9 @@ def backup(db: str, target: str, named_by: str) -> str:
     # other's: ops h41 F7), linked onto the target only if nothing is there yet
     part = copy.with_name(f".{copy.name}.{os.getpid()}.{time.monotonic_ns()}.part")
     try:
-        _create_as(part, source)
+        _create(part)
         runs = _copy(source, part)
+        os.chmod(part, stat.S_IMODE(source.stat().st_mode))  # written: its mode now
         _place(part, copy)
     except FileExistsError:  # another backup got there first
         raise _taken(target) from None
@@ -59,7 +61,8 @@ def backup(db: str, target: str, named_by: str) -> str:
             named="argument",
         ) from None
     finally:
-        part.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # (a read-only file system: none was made)
+            part.unlink(missing_ok=True)
     _sync_directory(copy)
     size = copy.stat().st_size
     return f"backed up {db} to {target}: {runs} run(s), {size:,} bytes, checked"
@@ -86,8 +89,13 @@ def _copy(source: Path, part: Path) -> int:
             writer.commit()
             writer.execute("PRAGMA journal_mode = DELETE")  # one file, no log beside it
             (verdict,) = writer.execute("PRAGMA quick_check(1)").fetchone()
-            if verdict != "ok":
-                raise sqlite3.DatabaseError(f"the copy failed its check: {verdict}")
+            if verdict != "ok":  # the pages as the source has them: the source is damaged
+                raise ConfigurationError(
+                    "--db",
+                    str(source),
+                    f"a database that passes SQLite's quick_check (its copy failed it: "
+                    f"{verdict}); nothing was written",
+                )
             (runs,) = writer.execute("SELECT COUNT(*) FROM instances").fetchone()
         finally:
             writer.close()
@@ -118,15 +126,13 @@ def _taken(target: str) -> ConfigurationError:
     )
 
 
-def _create_as(part: Path, source: Path) -> None:
-    """``part``, empty (an empty file is an empty SQLite database), with ``source``'s mode: the
-    copy holds its resume tokens, payloads and outputs, and was readable by every local user
-    whatever the source's mode (the umask's 0644: ops h41 F2)."""
-    handle = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        os.fchmod(handle, stat.S_IMODE(source.stat().st_mode))
-    finally:
-        os.close(handle)
+def _create(part: Path) -> None:
+    """``part``, empty (an empty file is an empty SQLite database), readable by this account
+    alone while it is written; it takes the source's mode once written: the copy holds its
+    resume tokens, payloads and outputs, and was readable by every local user whatever the
+    source's mode (the umask's 0644: ops h41 F2), and a read-only mode given first kept it from
+    being written (retest h41 N2)."""
+    os.close(os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
 def _is_ours(connection: sqlite3.Connection) -> bool:
