@@ -114,6 +114,7 @@ def _db_migrate(args: argparse.Namespace) -> int:
         )
 
     async def migrate() -> str:
+        said: set[str] = set()
         while True:
             try:
                 store = await open_store(settings.db, synchronous=settings.synchronous)
@@ -121,7 +122,9 @@ def _db_migrate(args: argparse.Namespace) -> int:
             except LeaseHeldError as held:  # a runtime of the version that wrote it, still up
                 if not args.wait_for_lease:
                     raise
-                print(f"cronflow-actors: {held}; waiting", file=sys.stderr)  # (review h41 F1)
+                if held.owner not in said:  # (review h41 F1; once each: retest h41 N1)
+                    said.add(held.owner)
+                    print(f"cronflow-actors: {held}; waiting", file=sys.stderr)
                 await asyncio.sleep(min(max(held.expires_in, 0.05), 1.0))
         try:
             schema = getattr(store, "schema_version", None)

@@ -259,7 +259,10 @@ class LifecycleMethods(RuntimeParts):
     async def _open_store(self) -> None:
         """Open the store; a file whose schema this version upgrades is refused while another
         runtime owns it (``LeaseHeldError``: one of the version that wrote it, which the upgrade
-        would break), and waited for with ``wait_for_lease``, as the lease itself is."""
+        would break), and waited for with ``wait_for_lease``, as the lease itself is. Said once
+        for each runtime waited for (a PostgreSQL process of an older version renews its lease
+        while it runs: its refusal came every second, retest h41 N1)."""
+        said: set[str] = set()
         while True:
             try:
                 await self.store.open()
@@ -269,7 +272,9 @@ class LifecycleMethods(RuntimeParts):
                     raise
                 if self._drain_begun.is_set():  # a stop asked as it waits (review h35 F8)
                     raise StartGivenUpError() from None
-                logger.warning("%s; waiting", held)
+                if held.owner not in said:
+                    said.add(held.owner)
+                    logger.warning("%s; waiting for it to stop (--wait-for-lease)", held)
                 await self.clock.sleep(min(max(held.expires_in, 0.05), 1.0))
 
     async def readiness(self) -> dict[str, str]:

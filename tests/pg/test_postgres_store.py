@@ -98,7 +98,7 @@ async def test_a_database_from_a_newer_version_is_refused_untouched(
 
 
 async def test_snapshots_written_once_wait_until_no_older_process_is_live(
-    postgres_url: str, postgres_server: TemporaryPostgres
+    postgres_url: str, postgres_server: TemporaryPostgres, caplog: pytest.LogCaptureFixture
 ) -> None:
     # A database at the version before: a process of that version is live in the cluster
     async with PostgresStore(postgres_url) as store:
@@ -113,8 +113,10 @@ async def test_snapshots_written_once_wait_until_no_older_process_is_live(
     # upgrades (it exited 2 at once: review h41 F1)
     waiting = cf.Runtime(db=postgres_url, wait_for_lease=True)
     starting = asyncio.ensure_future(waiting.start())
-    await asyncio.sleep(1.5)
+    await asyncio.sleep(2.5)
     assert not starting.done()
+    waiting_said = [r for r in caplog.records if "waiting for it to stop" in r.getMessage()]
+    assert len(waiting_said) == 1  # once, not each second (retest h41 N1)
     postgres_server.psql("DELETE FROM processes WHERE owner = 'older'", _db(postgres_url))
     await asyncio.wait_for(starting, 15)  # (it stopped)
     try:
