@@ -253,7 +253,7 @@ _KINDS: dict[Any, str] = {
     str: "a string",
     bool: "true or false",
 }
-_TOKEN = "an id (a string) and scopes (a list of strings)"
+_TOKEN = "an id (a string), scopes (a list of strings) and read_only (true or false)"
 _WORDS = {
     "tokens": f"a table of tokens, each with {_TOKEN}",
     "queues": "a table of queue names, each with a whole number of runs >= 1",
@@ -402,8 +402,9 @@ def _check_tables(data: Mapping[str, Any], origin: Mapping[str, str]) -> None:
             try:
                 msgspec.convert(entry, TokenConfig)
             except msgspec.ValidationError as error:
-                reason = _AT.sub("", str(error))
-                expected = f"{_TOKEN}: {reason} (it came from {where})"
+                reason, at = _AT.sub("", str(error)), _AT.search(str(error))
+                field = f"{at.group('path')}: " if at else ""  # (read_only's was unsaid)
+                expected = f"{_TOKEN}: {field}{reason} (it came from {where})"
                 raise ConfigurationError(name, entry, expected) from None
             if not sendable(key):
                 expected = f"as its key {_SENDABLE} (it came from {where})"

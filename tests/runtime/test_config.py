@@ -62,6 +62,8 @@ def test_a_bad_token_entry_is_named_without_showing_the_token(tmp_path: Path) ->
     assert str(config) in said
     assert "t-secret-3f9a" not in said
     assert "t-secret-3f9a" not in refusal(config, 'tokens = "t-secret-3f9a"\n')
+    said = refusal(config, '[tokens.t-secret-3f9a]\nid = "ada"\nread_only = "yes"\n')
+    assert "read_only (true or false): read_only: Expected `bool`, got `str`" in said  # (h41)
 
 
 @pytest.mark.parametrize("given", ["7", "5", "0.5", " 30 "])
