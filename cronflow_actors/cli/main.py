@@ -19,7 +19,7 @@ import difflib
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +101,8 @@ def _named_by(args: argparse.Namespace) -> str:
 
 def _db_migrate(args: argparse.Namespace) -> int:
     from cronflow_actors.runtime import open_store
+    from cronflow_actors.runtime.database import open_when_free
+    from cronflow_actors.store import Store
 
     settings = _database(args, "synchronous")
     db = settings.db
@@ -113,19 +115,17 @@ def _db_migrate(args: argparse.Namespace) -> int:
             "make a new one: serve creates its database too)",
         )
 
+    def opening() -> Awaitable[Store]:
+        return open_store(settings.db, synchronous=settings.synchronous)
+
+    def say(held: LeaseHeldError) -> None:
+        print(f"cronflow-actors: {held}; waiting", file=sys.stderr)
+
     async def migrate() -> str:
-        said: set[str] = set()
-        while True:
-            try:
-                store = await open_store(settings.db, synchronous=settings.synchronous)
-                break
-            except LeaseHeldError as held:  # a runtime of the version that wrote it, still up
-                if not args.wait_for_lease:
-                    raise
-                if held.owner not in said:  # (review h41 F1; once each: retest h41 N1)
-                    said.add(held.owner)
-                    print(f"cronflow-actors: {held}; waiting", file=sys.stderr)
-                await asyncio.sleep(min(max(held.expires_in, 0.05), 1.0))
+        if args.wait_for_lease:  # (review h41 F1: its refusal advised the flag)
+            store = await open_when_free(opening, say=say)
+        else:
+            store = await opening()
         try:
             schema = getattr(store, "schema_version", None)
             version = await schema() if schema is not None else "n/a (in memory)"

@@ -3,14 +3,19 @@ a PostgreSQL database (which several processes may share), anything else a SQLit
 
 from __future__ import annotations
 
+import asyncio
 import os
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Protocol, TypeVar, runtime_checkable
 
-from cronflow_actors.errors import ConfigurationError, SchemaVersionError
+from cronflow_actors.errors import ConfigurationError, LeaseHeldError, SchemaVersionError
 from cronflow_actors.store import MemoryStore, SQLiteStore, Store
 
-__all__ = ["describe", "open_store", "open_store_to_read", "store_for"]
+__all__ = ["describe", "open_store", "open_store_to_read", "open_when_free", "store_for"]
+
+
+T = TypeVar("T")
 
 
 def store_for(db: str | os.PathLike[str], *, synchronous: str = "FULL") -> Store:
@@ -54,6 +59,31 @@ class _Versioned(Protocol):
     async def stored_version(self) -> int | None: ...
     def latest_version(self) -> int: ...
     async def open_to_read(self) -> None: ...
+
+
+async def open_when_free(
+    opening: Callable[[], Awaitable[T]],
+    *,
+    say: Callable[[LeaseHeldError], None],
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    check: Callable[[], None] = lambda: None,
+) -> T:
+    """What ``opening()`` gives once no runtime holds the database's lease against it: a runtime of
+    the version that wrote it, which its schema's upgrade waits for (``serve`` and ``db migrate``
+    with ``--wait-for-lease``). Each refusal's runtime is said once (``say``: a PostgreSQL
+    process of an older version renews its lease while it runs, and its refusal came every
+    second: retest h41 N1), then asked again within a second; ``check`` may end the wait by
+    raising (a stop asked meanwhile)."""
+    said: set[str] = set()
+    while True:
+        try:
+            return await opening()
+        except LeaseHeldError as held:
+            check()
+            if held.owner not in said:
+                said.add(held.owner)
+                say(held)
+            await sleep(min(max(held.expires_in, 0.05), 1.0))
 
 
 async def open_store_to_read(db: str, *, setting: str = "db") -> Store:

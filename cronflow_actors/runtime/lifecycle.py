@@ -16,7 +16,6 @@ from cronflow_actors.engine.actors import ActionActor, WorkItemActor
 from cronflow_actors.errors import (
     ConfigurationError,
     CronflowError,
-    LeaseHeldError,
     MockLostError,
     RevisionConflictError,
     RuntimeNotRunningError,
@@ -29,6 +28,7 @@ from cronflow_actors.messages.migrations import KeptEvent
 from cronflow_actors.net.durations import parse_duration
 from cronflow_actors.net.spec import NetSpec
 from cronflow_actors.runtime.config import deletion_age
+from cronflow_actors.runtime.database import open_when_free
 from cronflow_actors.runtime.migrations import kept_by_migrations
 from cronflow_actors.runtime.parts import RuntimeParts
 from cronflow_actors.runtime.pinning import Block, is_held
@@ -259,23 +259,21 @@ class LifecycleMethods(RuntimeParts):
     async def _open_store(self) -> None:
         """Open the store; a file whose schema this version upgrades is refused while another
         runtime owns it (``LeaseHeldError``: one of the version that wrote it, which the upgrade
-        would break), and waited for with ``wait_for_lease``, as the lease itself is. Said once
-        for each runtime waited for (a PostgreSQL process of an older version renews its lease
-        while it runs: its refusal came every second, retest h41 N1)."""
-        said: set[str] = set()
-        while True:
-            try:
-                await self.store.open()
-                return
-            except LeaseHeldError as held:
-                if not getattr(self.lease, "waits", False):
-                    raise
-                if self._drain_begun.is_set():  # a stop asked as it waits (review h35 F8)
-                    raise StartGivenUpError() from None
-                if held.owner not in said:
-                    said.add(held.owner)
-                    logger.warning("%s; waiting for it to stop (--wait-for-lease)", held)
-                await self.clock.sleep(min(max(held.expires_in, 0.05), 1.0))
+        would break), and waited for with ``wait_for_lease``, as the lease itself is."""
+        if not getattr(self.lease, "waits", False):
+            await self.store.open()
+            return
+
+        def stop_asked() -> None:
+            if self._drain_begun.is_set():  # a stop asked as it waits (review h35 F8)
+                raise StartGivenUpError() from None
+
+        await open_when_free(
+            self.store.open,
+            say=lambda held: logger.warning("%s; waiting for it to stop (--wait-for-lease)", held),
+            sleep=self.clock.sleep,
+            check=stop_asked,
+        )
 
     async def readiness(self) -> dict[str, str]:
         """Whether the runtime can take work: ``{"runtime", "store", "lease"}``, each ``"ok"``
