@@ -11,9 +11,9 @@ is read (``engine/services.decode_state``), so the next commit writes them once 
 Only entries that are the very object a work item holds are written so: an output changed since
 (a caught failure's record, a ``for_each``'s list) is written whole, as before, and so is a child
 workflow's output in its parent (a child's own entries are restored from work items alone, so
-no workflow's values wait for another's). Snapshots written
-before this have none, and read as they always did; a version of cronflow-actors before it would
-read the entries as None, so the stores' schema version says which can read the database.
+no workflow's values wait for another's). Snapshots written before this have none, and read as
+they always did; a version of cronflow-actors before it would read the entries as None, so the
+stores' schema version says which can read the database.
 """
 
 from __future__ import annotations
@@ -43,16 +43,15 @@ def encode_state(state: InstanceState, before: int = 0) -> bytes:
     ``SHARE_FROM`` or more (``before``: the size of its body before, when known: one that big
     is not encoded whole first); ``state`` is as it was after (the entries are put back even
     if encoding raises)."""
-    if before < SHARE_FROM:
-        body = encode(state)
-        if len(body) < SHARE_FROM:
-            return body
+    whole = encode(state) if before < SHARE_FROM else None
+    if whole is not None and len(whole) < SHARE_FROM:
+        return whole
     shared = False
     for workflow in state.workflows.values():
         if workflow.outputs and _share(state, workflow):
             shared = True
-    if not shared:
-        return encode(state)
+    if not shared:  # (nothing to write once: the body encoded whole, if it was)
+        return whole if whole is not None else encode(state)
     state.outputs_once = True
     try:
         return encode(state)
