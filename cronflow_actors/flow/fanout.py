@@ -313,9 +313,10 @@ def action_handler(node: n.ActionNode, step_ids: frozenset[str], flow_id: str) -
             except Exception as error:
                 if isinstance(error, INFRASTRUCTURE):  # the runtime's own failure: no retry
                     raise
-                if attempt < retry.attempts:  # its retry_on is user code (review h41 F2)
+                more = attempt < retry.attempts
+                if more:  # its retry_on is user code (review h41 F2)
                     await again(ectx)
-                if attempt < retry.attempts and retry.should_retry(error):
+                if more and retry.should_retry(error):
                     delay = retry.delay_before(attempt)
                     logger.warning(
                         "run %s: action %r (attempt %d) failed; another attempt follows in %g "

@@ -480,11 +480,11 @@ def check_reachability(
     from_start = reach(start, forward)
     to_end = reach(end, backward)
     for name in [*wiring.outputs, *(c for c in conditions if not conditions[c].implicit)]:
-        task = name in wiring.outputs
+        task = name in wiring.outputs  # (one with no flow in, or out, is said so already)
         if name not in from_start:
-            if not (task and not wiring.inputs.get(name)):
+            if not task or wiring.inputs.get(name):
                 problems.append(f"{name!r} cannot be reached from the start condition {start!r}")
-        elif name not in to_end and not (task and not wiring.outputs[name]):
+        elif name not in to_end and (not task or wiring.outputs[name]):
             problems.append(f"{name!r} cannot reach the end condition {end!r}")
 
 
