@@ -102,7 +102,6 @@ def _named_by(args: argparse.Namespace) -> str:
 def _db_migrate(args: argparse.Namespace) -> int:
     from cronflow_actors.runtime import open_store
     from cronflow_actors.runtime.database import open_when_free
-    from cronflow_actors.store import Store
 
     settings = _database(args, "synchronous")
     db = settings.db
@@ -115,7 +114,7 @@ def _db_migrate(args: argparse.Namespace) -> int:
             "make a new one: serve creates its database too)",
         )
 
-    def opening() -> Awaitable[Store]:
+    def opening() -> Awaitable[Any]:  # (a Store: cli/ does not import store/)
         return open_store(settings.db, synchronous=settings.synchronous)
 
     def say(held: LeaseHeldError) -> None:
