@@ -142,7 +142,7 @@ def _db_prune(args: argparse.Namespace) -> int:
     from cronflow_actors.cli.render import when
     from cronflow_actors.runtime import open_store
     from cronflow_actors.runtime.config import UNIT_EXAMPLES, deletion_age
-    from cronflow_actors.runtime.migrations import kept_by_migrations
+    from cronflow_actors.runtime.pruning import prune_finished
 
     try:  # a bare "7" would mean 7 seconds: refused, as it deletes (runtime/config.py)
         older_than = deletion_age(args.older_than, "--older-than")
@@ -167,17 +167,14 @@ def _db_prune(args: argparse.Namespace) -> int:
             "an age since 1970 at most: no run finished before then; nothing was deleted",
         )
 
-    total = 0
+    pages: list[int] = []  # (counted as each is committed: a lock met later leaves them)
 
     async def prune() -> None:
-        nonlocal total
         store = await open_store(db)
         try:
-            # read once: a migration that begins later cancels its run after the cutoff
-            kept = await kept_by_migrations(store, time.time())
-            while (pruned := await store.prune(finished_before=cutoff, limit=1000, keep=kept)) > 0:
-                total += pruned
-            await store.kv_purge_expired(time.time())
+            await prune_finished(
+                store, finished_before=cutoff, now=time.time(), on_page=pages.append
+            )
         finally:
             await store.close()
 
@@ -188,12 +185,13 @@ def _db_prune(args: argparse.Namespace) -> int:
             raise
         raise ApiError(  # no runtime of ours failed: someone else writes there now
             f"another process holds a write lock on {db} (a serve writing, or another tool), "
-            f"so the prune stopped after {total} run(s) (each batch is all or nothing); "
+            f"so the prune stopped after {sum(pages)} run(s) (each batch is all or nothing); "
             "run it again once the lock is released",
             exit_code=Exit.UNREACHABLE,
         ) from None
     given = "".join(args.older_than.split())  # as given ("0d" read "0s"), a bare 0 as 0s
     age = "0s" if given.replace(".", "").isdigit() else given
+    total = sum(pages)
     runs = "run" if total == 1 else "runs"
     print(f"pruned {total} finished {runs} older than {age} (finished before {when(cutoff)})")
     return 0

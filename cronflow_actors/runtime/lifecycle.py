@@ -29,9 +29,9 @@ from cronflow_actors.net.durations import parse_duration
 from cronflow_actors.net.spec import NetSpec
 from cronflow_actors.runtime.config import deletion_age
 from cronflow_actors.runtime.database import open_when_free
-from cronflow_actors.runtime.migrations import kept_by_migrations
 from cronflow_actors.runtime.parts import RuntimeParts
 from cronflow_actors.runtime.pinning import Block, is_held
+from cronflow_actors.runtime.pruning import prune_finished
 
 __all__ = ["LifecycleMethods", "pruning"]
 
@@ -348,7 +348,8 @@ class LifecycleMethods(RuntimeParts):
         """Delete the runs (and net instances) that finished more than ``older_than`` (seconds,
         or a duration with its unit such as ``"7d"``: a bare ``"7"`` is refused, as for
         ``db prune``) ago, with their history, and expired state keys; returns how many runs.
-        The runs a migration under way still needs are kept."""
+        The runs a migration under way still needs are kept, and each run whose work goes on
+        in one still stored (its resume, its migration's run)."""
         try:
             if isinstance(older_than, str):
                 age = deletion_age(older_than, "older_than")
@@ -359,16 +360,8 @@ class LifecycleMethods(RuntimeParts):
         except (TypeError, ValueError):
             expected = "seconds (a number >= 0) or a duration such as '7d'; nothing was deleted"
             raise ConfigurationError("older_than", older_than, expected) from None
-        cutoff = self.clock.now() - age
-        # read once: a migration that begins later cancels its run after the cutoff
-        kept = await kept_by_migrations(self.store, self.clock.now())
-        total = 0
-        while True:
-            pruned = await self.store.prune(finished_before=cutoff, limit=1000, keep=kept)
-            total += pruned
-            if pruned < 1000:
-                break
-        await self.store.kv_purge_expired(self.clock.now())
+        now = self.clock.now()
+        total = await prune_finished(self.store, finished_before=now - age, now=now)
         if total:
             logger.info("pruned %d finished runs older than %g s", total, age)
         return total

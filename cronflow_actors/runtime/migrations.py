@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from itertools import pairwise
 from typing import Any
 
 import pykka
@@ -64,6 +65,7 @@ from cronflow_actors.runtime.migration_recovery import PlanRecovery
 from cronflow_actors.runtime.migration_routes import route_of
 from cronflow_actors.runtime.offline import end_offline
 from cronflow_actors.runtime.pinning import is_held
+from cronflow_actors.runtime.pruning import record_successors
 from cronflow_actors.store import Store
 
 __all__ = ["MigrationLinks", "Migrations", "kept_by_migrations", "sources_of"]
@@ -284,6 +286,9 @@ class Migrations(PlanRecovery):
         self._running[plan.instance] = (plan, done)
         try:
             old = plan.instance
+            chain = [old, *(new_id for _version, new_id in plan.hops)]
+            # each run kept while the next is, once the plan that keeps them is gone (ops h41 F3)
+            await record_successors(self._store, pairwise(chain), self._clock.now())
             for version, new_id in plan.hops:
                 await self._hop(plan, old, version, new_id)
                 old = new_id

@@ -55,6 +55,7 @@ from cronflow_actors.runtime.carried import (
 from cronflow_actors.runtime.catalog import FlowCatalog
 from cronflow_actors.runtime.ids import resume_id
 from cronflow_actors.runtime.migration_plans import PlanBook
+from cronflow_actors.runtime.pruning import record_successors
 from cronflow_actors.runtime.run_views import stored_run
 from cronflow_actors.runtime.runs import check_instance_id
 from cronflow_actors.runtime.successors import going_on
@@ -229,6 +230,8 @@ class Replays:
         if resume:  # one resume a run: asked again, the same one answers
             resumed = _resumable(run_id, stored, payload, mock_steps, instance_id)
             instance_id = resume_id(run_id)
+            # kept while its resume is (ops h41 F3: pruned, its key started the work again)
+            await record_successors(self._store, [(run_id, instance_id)], self._clock.now())
         if payload is None:
             payload = trigger.payload
         elif trigger.kind == "webhook":  # what its webhook checks of a payload, this one too

@@ -74,7 +74,11 @@ async def test_a_raising_migrator_is_named_and_its_pending_migration_survives_pr
     new = await rt.migrate(old, "v2")
     assert await states(rt, new) == {"pack": "enabled", "send": "disabled"}
     clock.advance(3600)
-    assert await rt.prune(older_than="30m") == 1  # done: the old root goes as any other
+    assert await rt.prune(older_than="30m") == 0  # done, but its work goes on in the new run
+    assert await rt.workflow_state(old) == "canceled"
+    await rt.cancel_workflow(new)
+    clock.advance(3600)
+    assert await rt.prune(older_than="30m") == 2  # the new run ended: both go (ops h41 F3)
     with pytest.raises(NotFoundError):
         await rt.workflow_state(old)
 

@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 
 import cronflow_actors as cf
-from cronflow_actors.errors import ConfigurationError, NotFoundError
+from cronflow_actors.errors import ConfigurationError, InstanceExistsError, NotFoundError
 from cronflow_actors.kernel import ManualClock
+from cronflow_actors.runtime.pruning import SUCCESSORS
 
 HOUR = 3600.0
 
@@ -193,3 +194,50 @@ async def test_a_listing_of_big_runs_pages_by_size(
                 break
         assert sorted(seen) == sorted(ids)
         assert pages > 2
+
+
+def fragile(broken: list[bool]) -> cf.Flow:
+    """A flow whose first step fails while ``broken`` holds, then waits for a person."""
+
+    def check(ctx: cf.FlowContext) -> str:
+        if broken:
+            raise RuntimeError("down")
+        return "checked"
+
+    return (
+        cf.define("fragile")
+        .step("check", check)
+        .human_in_the_loop("approve", description="ok?")
+        .step("after", lambda ctx: ctx.last["approved"])
+    )
+
+
+async def test_a_run_is_kept_while_its_resume_goes_on_and_the_chain_goes_with_its_last(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    """Pruned by its own end, a failed run whose resume still waited freed its id: a duplicate
+    delivery of its webhook's key started the work again (ops h41 F3)."""
+    broken = [True]
+    async with cf.Runtime(db=tmp_path / "r.db", clock=clock, workflows=[fragile(broken)]) as rt:
+        first = await rt.trigger("fragile", 1, instance_id="delivery-1")
+        assert (await rt.wait(first)).status == "failed"
+        second = await rt.replay(first, resume=True)  # fails again: a chain of resumes
+        assert (await rt.wait(second)).status == "failed"
+        broken.clear()
+        third = await rt.replay(second, resume=True)
+        await rt.wait_idle()
+        assert (await rt.inspect(third)).status == "waiting"
+
+        clock.advance(HOUR)
+        assert await rt.prune(older_than=60) == 0
+        assert (await rt.inspect(first)).current_run_id == third
+        with pytest.raises(InstanceExistsError):  # the delivery's duplicate: not a new run
+            await rt.trigger("fragile", 1, instance_id="delivery-1")
+
+        [pause] = await rt.list_paused()
+        await rt.resume(pause.token, {"approved": True})
+        assert (await rt.wait(third)).output is True
+        clock.advance(HOUR)
+        assert await rt.prune(older_than=60) == 3  # the whole chain, in one prune
+        assert await rt.store.kv_items(SUCCESSORS, now=clock.now()) == {}
+        assert await rt.list_runs() == []
