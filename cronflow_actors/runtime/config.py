@@ -192,6 +192,7 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
             )
         if self.metrics_token is not None and not sendable(self.metrics_token):
             raise ValueError(f"metrics_token must be {_SENDABLE}")  # ("" too: the README's)
+        _check_host(self.host)
         if not self.db.strip():  # said with no source (ops h41 F10)
             raise ValueError("db must name a database: ':memory:', a file's path or a URL")
         deletion_age(self.retention, "retention")  # "30d", "12h", "0" (keep forever)
@@ -224,6 +225,23 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     def read_only_tokens(self) -> frozenset[str]:
         """The tokens that may only read (``read_only = true``)."""
         return frozenset(token for token, entry in self.tokens.items() if entry.read_only)
+
+
+def _check_host(host: str) -> None:
+    """A host with a port in it (``localhost:80``) failed only as the server could not listen,
+    blamed on ``--host`` wherever it came from (ops h41 F10)."""
+    import ipaddress
+
+    name, colon, port = host.rpartition(":")
+    if not colon or not port.isdigit():
+        return
+    try:
+        ipaddress.IPv6Address(host.strip("[]"))
+    except ValueError:
+        raise ValueError(
+            f"host {host!r} has a port in it: give the host alone ({name!r}) and the port as "
+            f"port ({port})"
+        ) from None
 
 
 def _check_url(url: str) -> None:

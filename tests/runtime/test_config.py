@@ -126,6 +126,19 @@ def test_an_empty_db_is_refused_naming_where_it_came_from(tmp_path: Path) -> Non
         load_config(None, environ={"CRONFLOW_DB": " "})
 
 
+def test_a_host_with_a_port_in_it_is_refused_naming_where_it_came_from(tmp_path: Path) -> None:
+    """It failed only as the server could not listen, blamed on --host (ops h41 F10)."""
+    config = tmp_path / "c.toml"
+    config.write_text('host = "localhost:80"\n')
+    with pytest.raises(ConfigurationError) as refused:
+        load_config(config, environ={})
+    said = str(refused.value)
+    assert "give the host alone ('localhost') and the port as port (80)" in said
+    assert f"came from {config}" in said
+    for address in ("::1", "[::1]", "0.0.0.0", "example.lan"):  # an IPv6 address's colons
+        assert load_config(None, environ={"CRONFLOW_HOST": address}).host == address
+
+
 @pytest.mark.parametrize("name", SECONDS)
 @pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
 def test_a_setting_in_seconds_is_a_finite_number(name: str, value: str) -> None:
