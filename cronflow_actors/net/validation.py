@@ -1,9 +1,9 @@
 """The rules a net definition must satisfy, checked by ``WorkflowBuilder.build()``.
 
 Each check adds a readable problem to a list and goes on, so ``build()`` reports every problem
-of a definition in one ``InvalidWorkflowError``: names declared once, flows between declared
-elements (condition -> task, task -> task or condition), one start and one end condition that
-nothing flows into or out of, cancellation regions of declared elements, splits and joins that
+of a definition in one ``InvalidWorkflowError``: names declared once and flows between declared
+elements, one start and one end condition that nothing flows into or out of (``wiring.py``),
+cancellation regions of declared elements, splits and joins that
 exist and routers where a split needs one, activities and actions each element has, callables
 where functions are expected, and every element on a path from the start to the end.
 
@@ -27,8 +27,8 @@ from cronflow_actors.net.spec import (
     SplitType,
     TaskKind,
     WaitSpec,
-    implicit_condition_name,
 )
+from cronflow_actors.net.wiring import Wiring, check_boundaries, declare_names, what, wire_flows
 
 __all__ = [
     "TASK_ACTIVITIES",
@@ -206,140 +206,6 @@ def single(what: str, names: list[str], method: str, problems: list[str]) -> str
     return names[-1]
 
 
-def declare_names(
-    conditions: Iterable[Any], tasks: Iterable[Any], problems: list[str]
-) -> dict[str, str]:
-    """Each declared name and what it names (``"condition"`` or ``"task"``), each once."""
-    declared: dict[str, str] = {}
-    for kind, names in (("condition", conditions), ("task", tasks)):
-        for name in names:
-            if not isinstance(name, str) or not name:
-                problems.append(f"a {kind} needs a non-empty name, got {name!r}")
-            elif name in declared:
-                problems.append(
-                    f"the name {name!r} is declared twice (as {declared[name]} and {kind})"
-                )
-            else:
-                declared[name] = kind
-    return declared
-
-
-def _what(kind: str | None) -> str:
-    return "not declared" if kind is None else f"a {kind}"
-
-
-class Wiring(msgspec.Struct, kw_only=True):
-    """The flows of a definition resolved into each task's input and output conditions."""
-
-    inputs: dict[str, list[str]]
-    outputs: dict[str, list[str]]
-    implicit: list[str] = msgspec.field(default_factory=list)
-    """The conditions that task -> task flows create, in the order of the flows."""
-
-    def conditions(self, declared: Mapping[str, str]) -> dict[str, ConditionSpec]:
-        """Every condition, declared then implicit, with the tasks on either side of it."""
-        names = [n for n, k in declared.items() if k == "condition"] + self.implicit
-        # each condition's tasks in task order, from one pass over the flows (a scan of every
-        # task per condition made a net of 4,000 tasks take 2 s to build: retest h36 R1)
-        feeding, fed = _by_condition(self.outputs), _by_condition(self.inputs)
-        implicit = set(self.implicit)
-        return {
-            c: ConditionSpec(
-                name=c,
-                implicit=c in implicit,
-                inputs=tuple(feeding.get(c, ())),
-                outputs=tuple(fed.get(c, ())),
-            )
-            for c in names
-        }
-
-
-def _by_condition(flows: Mapping[str, list[str]]) -> dict[str, list[str]]:
-    """The tasks of ``flows`` (task -> conditions) by condition, each task once, in task order."""
-    tasks: dict[str, list[str]] = {}
-    for task, conditions in flows.items():
-        for condition in dict.fromkeys(conditions):
-            tasks.setdefault(condition, []).append(task)
-    return tasks
-
-
-def wire_flows(
-    flows: Iterable[tuple[str, str, str]],
-    declared: Mapping[str, str],
-    tasks: Iterable[Any],
-    problems: list[str],
-) -> Wiring:
-    """Check each ``(method, source, target)`` flow and wire it: condition -> task, task -> task
-    (through an implicit condition), task -> condition."""
-    wiring = Wiring(inputs={t: [] for t in tasks}, outputs={t: [] for t in tasks})
-    seen: set[tuple[str, str]] = set()
-    for method, source, target in flows:
-        if not target:
-            problems.append(f"{method}({source!r}) names no target")
-            continue
-        if (source, target) in seen:
-            problems.append(f"the flow {source!r} -> {target!r} is declared twice")
-            continue
-        seen.add((source, target))
-        source_kind, target_kind = declared.get(source), declared.get(target)
-        if method == "connect_condition":
-            _wire_condition(wiring, source, target, declared, problems)
-        elif source_kind != "task":
-            problems.append(
-                f"{method}({source!r}, ...) needs a task, but {source!r} is {_what(source_kind)}"
-            )
-        elif target_kind == "task":
-            condition = implicit_condition_name(source, target)
-            if condition in declared:
-                problems.append(
-                    f"the flow {source!r} -> {target!r} needs the implicit condition "
-                    f"{condition!r}, but that name is already declared"
-                )
-                continue
-            wiring.implicit.append(condition)
-            wiring.outputs[source].append(condition)
-            wiring.inputs[target].append(condition)
-        elif target_kind == "condition":
-            wiring.outputs[source].append(target)
-        else:
-            problems.append(
-                f"connect_task({source!r}, ...) names {target!r}, which is {_what(target_kind)}"
-            )
-    return wiring
-
-
-def _wire_condition(
-    wiring: Wiring, source: str, target: str, declared: Mapping[str, str], problems: list[str]
-) -> None:
-    source_kind, target_kind = declared.get(source), declared.get(target)
-    if source_kind != "condition":
-        problems.append(
-            f"connect_condition({source!r}, ...) needs a condition, but {source!r} is "
-            f"{_what(source_kind)}"
-        )
-    if target_kind != "task":
-        problems.append(
-            f"connect_condition({source!r}, ...) names {target!r}, "
-            f"which is {_what(target_kind)}; a condition flows into tasks"
-        )
-    if source_kind == "condition" and target_kind == "task":
-        wiring.inputs[target].append(source)
-
-
-def check_boundaries(
-    start: str | None, end: str | None, wiring: Wiring, conditions: set[str], problems: list[str]
-) -> None:
-    """Nothing flows into the start condition, nor out of the end condition."""
-    if start is not None and start in conditions:
-        for name, targets in wiring.outputs.items():
-            if start in targets:
-                problems.append(f"task {name!r} flows into the start condition {start!r}")
-    if end is not None and end in conditions:
-        for name, sources in wiring.inputs.items():
-            if end in sources:
-                problems.append(f"the end condition {end!r} flows into task {name!r}")
-
-
 def regions_by_task(
     regions: Iterable[tuple[str, tuple[str, ...], tuple[str, ...]]],
     declared: Mapping[str, str],
@@ -355,7 +221,7 @@ def regions_by_task(
     for trigger, tasks, region_conditions in regions:
         where = f"cancellation_region({trigger!r})"
         if declared.get(trigger) != "task":
-            problems.append(f"{where}: {trigger!r} is {_what(declared.get(trigger))}")
+            problems.append(f"{where}: {trigger!r} is {what(declared.get(trigger))}")
             continue
         if trigger in found:
             problems.append(f"{where} is declared twice; give all its elements in one call")

@@ -271,6 +271,33 @@ def test_an_implicit_condition_name_cannot_be_taken() -> None:
         builder.build()
 
 
+def test_two_flows_whose_implicit_conditions_have_one_name_are_refused() -> None:
+    """x -> y__to__z and x__to__y -> z both made 'x__to__y__to__z': they shared one condition,
+    and x's completion enabled z (h42 net F2)."""
+    builder = (
+        net.workflow("clash")
+        .start_condition("start")
+        .end_condition("end")
+        .task("S", net.task().split("and"))
+        .task("x", net.task())
+        .task("y__to__z", net.task())
+        .task("x__to__y", net.task())
+        .task("z", net.task())
+        .connect_condition("start", "S")
+        .connect_task("S", "x", "x__to__y")
+        .connect_task("x", "y__to__z")
+        .connect_task("x__to__y", "z")
+        .connect_task("y__to__z", "end")
+        .connect_task("z", "end")
+    )
+    with pytest.raises(InvalidWorkflowError) as refused:
+        builder.build()
+    assert refused.value.problems == [
+        "the flows 'x' -> 'y__to__z' and 'x__to__y' -> 'z' both need the implicit condition "
+        "'x__to__y__to__z': rename a task, or route one through a condition of its own"
+    ]
+
+
 def test_a_dummy_task_given_net_task_is_told_to_build_it_with_net_dummy_task() -> None:
     # the advice was ".task()", which built a task nobody could start: the instance stuck
     # (newcomer h33 F1)
