@@ -391,7 +391,7 @@ def test_serve_on_a_database_in_memory_warns_that_it_keeps_nothing(tmp_path: Pat
     with serving(app, tmp_path / "unused.db", "--db", ":memory:") as served:
         assert httpx.get(f"{served.url}/flows", timeout=5).status_code == 200
     said = served.output()
-    assert "WARNING cronflow_actors.serve: database: in memory (--db :memory:)" in said
+    assert "WARNING cronflow_actors.serve: database: in memory: nothing is kept" in said
     assert "give --db a file for durable runs" in said
     assert not (tmp_path / "unused.db").exists()
 

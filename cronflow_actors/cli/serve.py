@@ -19,6 +19,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from cronflow_actors.cli.app_runtime import runtime_of
 from cronflow_actors.errors import (
     LINE_BREAKS,
     AppLoadError,
@@ -211,8 +212,10 @@ def serve(settings: Any, *, process_ends: bool = False) -> int:
     logging.getLogger("cronflow_actors.serve").info(
         "event loop: %s (the loop setting: %s)", loop, settings.loop
     )
-    runtime = _runtime_of(settings)
-    _say_database(runtime.store)
+    app_spec = settings.app or DEFAULT_APP
+    target = load_app(app_spec)
+    runtime = runtime_of(settings, target, app_spec)
+    _say_database(runtime.store, "db= to the Runtime APP builds" if target is runtime else "--db")
     separate_metrics = settings.metrics_port is not None
     allowed_hosts = allowed_hosts_for(settings.host, settings.allowed_hosts)
     app = create_app(
@@ -312,70 +315,21 @@ def _ended(failed_start: list[BaseException], failed: list[BaseException]) -> in
     return 0
 
 
-def _say_database(store: Any) -> None:
+def _say_database(store: Any, where_given: str) -> None:
     """Which database this process serves, and a warning when it keeps nothing: a 202 says a
-    run is durable, which in memory it is not."""
+    run is durable, which in memory it is not (``where_given``: where a file is named)."""
     from cronflow_actors.runtime.database import describe
 
     log = logging.getLogger("cronflow_actors.serve")
     where = describe(store)
     if where is None:
         log.warning(
-            "database: in memory (--db :memory:): nothing is kept when this process stops, so a "
-            "202 here does not outlive a restart; give --db a file for durable runs"
+            "database: in memory: nothing is kept when this process stops, so a 202 here does "
+            "not outlive a restart; give %s a file for durable runs",
+            where_given,
         )
     else:
         log.info("database: %s", where)
-
-
-def _runtime_of(settings: Any) -> Any:
-    """The runtime APP gives (one it builds, refused the settings only the runtime it makes
-    takes), or one made from the settings around APP's list of workflows."""
-    from cronflow_actors.runtime import WORKFLOWS, Runtime
-    from cronflow_actors.runtime.config import deletion_age
-
-    app_spec = settings.app or DEFAULT_APP
-    target = load_app(app_spec)
-    if isinstance(target, Runtime):
-        if settings.queues:
-            raise ConfigurationError(
-                "queues",
-                settings.queues,
-                "queues given to the Runtime that APP builds (Runtime(queues=...)); the "
-                "settings' queues apply when APP is a list of workflows",
-            )
-        if settings.max_active_runs is not None:
-            raise ConfigurationError(
-                "max_active_runs",
-                settings.max_active_runs,
-                "given to the Runtime that APP builds (Runtime(max_active_runs=...))",
-            )
-        if settings.otel_endpoint:
-            raise ConfigurationError(
-                "otel_endpoint",
-                settings.otel_endpoint,
-                "given to the Runtime that APP builds (Runtime(otel_endpoint=...))",
-            )
-        runtime = target
-        if not settings.audit:
-            runtime.audit = False
-    elif isinstance(target, (list, tuple, *WORKFLOWS)):  # (one workflow: a list of it)
-        runtime = Runtime(
-            db=settings.db,
-            workflows=target if isinstance(target, list | tuple) else [target],
-            synchronous=settings.synchronous,
-            lease_seconds=settings.lease_seconds,
-            wait_for_lease=settings.wait_for_lease,
-            retention=deletion_age(settings.retention, "retention"),
-            queues=settings.queues,
-            otel_endpoint=settings.otel_endpoint,
-            audit=settings.audit,
-            max_active_runs=settings.max_active_runs,
-        )
-    else:
-        expected = "a Runtime, a list of workflows, or one workflow (cf.define(...), a net)"
-        raise ConfigurationError("APP", app_spec, expected)
-    return runtime
 
 
 class _JsonFormatter(logging.Formatter):

@@ -139,6 +139,19 @@ def _postgres_store(url: str) -> Store:
     return PostgresStore(url)
 
 
+def is_database(store: Store, db: str | os.PathLike[str]) -> bool:
+    """Whether ``store`` is the database the ``db`` setting names (the same file, however the
+    path is written; the same URL)."""
+    name = os.fspath(db)
+    if isinstance(store, MemoryStore):
+        return name == ":memory:"
+    if isinstance(store, SQLiteStore):
+        if name == ":memory:" or "://" in name:
+            return False
+        return Path(name).expanduser().resolve() == Path(store.path).expanduser().resolve()
+    return getattr(store, "url", None) == name
+
+
 def describe(store: Store) -> str | None:
     """What database ``store`` is, for a log line (a PostgreSQL URL without its password); None
     for the in-memory store, which keeps nothing past its process."""

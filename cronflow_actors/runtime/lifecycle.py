@@ -260,7 +260,7 @@ class LifecycleMethods(RuntimeParts):
         """Open the store; a file whose schema this version upgrades is refused while another
         runtime owns it (``LeaseHeldError``: one of the version that wrote it, which the upgrade
         would break), and waited for with ``wait_for_lease``, as the lease itself is."""
-        if not getattr(self.lease, "waits", False):
+        if not self.lease.waits:
             await self.store.open()
             return
 

@@ -53,6 +53,8 @@ class RuntimeLease(Protocol):
     owner: str
     duration: float
     held: bool
+    waits: bool
+    """Whether a start waits for another's lease (or an older version's processes) to end."""
 
     async def acquire(self) -> None: ...
 
@@ -117,7 +119,6 @@ class DatabaseLease(Renewed):
         self.duration = float(duration)
         self._store = store
         self._clock = clock
-        self._wait = wait
         self.waits = wait
         """Whether a start waits for another runtime's lease to lapse (``wait_for_lease``)."""
         self._on_lost = on_lost
@@ -141,7 +142,7 @@ class DatabaseLease(Renewed):
                     )
                 )
             except LeaseHeldError as held:
-                if not self._wait:
+                if not self.waits:
                     raise
                 if not announced:
                     logger.warning(
