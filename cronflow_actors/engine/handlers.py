@@ -330,10 +330,16 @@ class WorkItemActor(HandlerActor):
             self.log_failure(logging.WARNING, "failed; its on_error answers it", answered)
         try:
             stored = normalize(output)
-        except TypeError:
+        except TypeError as refused:
             coroutine = _coroutine_in(output)
-            if coroutine is None:
-                raise
+            if coroutine is None:  # (msgspec's bare words said nothing of what to return:
+                # newcomer h42 F10)
+                raise TypeError(
+                    f"{refused}: a handler's output is recorded as plain data (dicts, lists, "
+                    "strings, numbers, booleans, None, bytes, dates, a dataclass or a "
+                    "msgspec.Struct): return one, as dataclasses.asdict(...) or a dict of its "
+                    "fields"
+                ) from None
             coroutine.close()  # (never awaited: no warning of its own on top)
             raise TypeError(
                 f"the handler's output holds a coroutine ({coroutine.__qualname__}) that "

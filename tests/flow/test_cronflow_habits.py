@@ -407,6 +407,18 @@ async def test_a_forgotten_await_and_a_wait_that_gives_up_say_so(rt: cf.Runtime)
         "step 's': TypeError: the handler's output holds a coroutine (kv_get) that nothing "
         "awaited: await it (in an async def step, ctx.state's calls are awaited)"
     )
+
+    class Receipt:  # a domain object, as a DBOS or Temporal user returns one
+        amount = 5
+
+    rt.register(cf.define("object").step("s", lambda ctx: Receipt()))
+    failed = await rt.wait(await rt.trigger("object"), timeout=5)
+    assert failed.error == (  # msgspec's words alone said nothing of what to return (h42 F10)
+        "step 's': TypeError: Encoding objects of type Receipt is unsupported: a handler's "
+        "output is recorded as plain data (dicts, lists, strings, numbers, booleans, None, "
+        "bytes, dates, a dataclass or a msgspec.Struct): return one, as "
+        "dataclasses.asdict(...) or a dict of its fields"
+    )
     rt.register(cf.define("held").human_in_the_loop("approve", description="ok?"))
     run_id = await rt.trigger("held")
     with pytest.raises(TimeoutError) as gave_up:
