@@ -120,8 +120,9 @@ class LeaseHeldError(LeaseError):
             f"{under if upgrade else ''}; its "
             f"lease expires in {expires_in:.1f} s unless that runtime renews it. Stop that "
             "runtime, or start this one with --wait-for-lease (serve, as a supervisor that "
-            "restarts it should) or wait_for_lease=True (Runtime) to take over once the lease "
-            "expires"
+            "restarts it should; CRONFLOW_WAIT_FOR_LEASE=1 make run) or wait_for_lease=True "
+            "(Runtime) to take over once the lease expires. To start runs while that runtime "
+            "serves, call its API (POST /runs, cronflow-actors run) instead"
         )
 
 

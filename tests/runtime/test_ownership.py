@@ -398,6 +398,8 @@ def test_a_lease_held_by_a_process_that_ended_here_says_so() -> None:
     here = socket.gethostname()
     gone = LeaseHeldError("x.db", "r1", here, int(ended.stdout), 3.2)
     assert "(no process has that pid on this host now" in str(gone)
-    assert "--wait-for-lease (serve, as a supervisor that restarts it should)" in str(gone)
+    assert "--wait-for-lease (serve, as a supervisor that restarts it should;" in str(gone)
+    assert "CRONFLOW_WAIT_FOR_LEASE=1 make run" in str(gone)  # make run takes no flag (h42 F5)
+    assert "call its API (POST /runs, cronflow-actors run) instead" in str(gone)  # (h42 F7)
     for host, pid in ((here, os.getpid()), ("another-host", int(ended.stdout))):
         assert "no process has that pid" not in str(LeaseHeldError("x.db", "r1", host, pid, 3.2))
