@@ -11,6 +11,7 @@ from cronflow_actors.http.routes.schedules import (
     FireSchedule,
     NextFires,
     PauseSchedules,
+    ResumeSchedules,
     SchedulesPaused,
     SchedulesResumed,
 )
@@ -21,6 +22,7 @@ SCHEDULE_TYPES: list[Any] = [
     NextFires,
     FireSchedule,
     PauseSchedules,
+    ResumeSchedules,
     SchedulesPaused,
     SchedulesResumed,
 ]
@@ -68,7 +70,8 @@ def schedule_paths(
                 "Resume the flow's paused schedules: the next tick starts a run, and the ticks "
                 "that passed while they were paused are not caught up",
                 {"200": b.answer("whether they were paused", SchedulesResumed)},
-                "404 503",
+                "400 404 413 415 503",
+                body={"anyOf": [{"$ref": b.refs[ResumeSchedules]}, {"type": "null"}]},
                 params=[flow_id],
             )
         },

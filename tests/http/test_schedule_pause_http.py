@@ -43,9 +43,17 @@ async def test_a_flow_s_schedules_are_paused_and_resumed_over_http_and_the_cli(
         ("/flows/nope/schedules/resume", None, 404, "no flow 'nope'"),
         ("/flows/nightly/schedules/pause", {"note": "a\nb"}, 400, "line breaks"),
         ("/flows/nightly/schedules/pause", {"nte": "x"}, 400, "nte"),
-    ]:
+        ("/flows/nightly/schedules/resume", {"note": "x"}, 400, "note"),  # (hostile h42 F1:
+    ]:  # a resume never read its body, and resumed them)
         answer = await client.post(path, json=body, headers=ADA)
         assert (answer.status_code, words in answer.json()["detail"]) == (status, True), path
+    malformed = await client.post(
+        "/flows/nightly/schedules/resume",
+        content=b"{not json",
+        headers={**ADA, "content-type": "application/json"},
+    )
+    assert malformed.status_code == 400, malformed.text
+    assert (await rt.schedules_paused("nightly")) is not None  # the refused ones changed nothing
 
     url, env = str(client.base_url), {"CRONFLOW_TOKEN": "t-ada-3f9a"}
     code, out, err = await cli("flows", "--url", url, env=env)

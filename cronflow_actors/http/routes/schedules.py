@@ -27,6 +27,7 @@ __all__ = [
     "FireSchedule",
     "NextFires",
     "PauseSchedules",
+    "ResumeSchedules",
     "ScheduleFires",
     "SchedulesPaused",
     "SchedulesResumed",
@@ -56,6 +57,12 @@ class PauseSchedules(msgspec.Struct, forbid_unknown_fields=True):
     """``POST /flows/{id}/schedules/pause``: why (shown with the pause, and logged)."""
 
     note: Annotated[str, ONE_LINE_TEXT] = ""  # (checked as a cancel's reason)
+
+
+class ResumeSchedules(msgspec.Struct, forbid_unknown_fields=True):
+    """``POST /flows/{id}/schedules/resume``: nothing, or ``{}``. Read all the same: a body
+    never read let malformed JSON, one over the limit or unknown fields resume the schedules
+    (hostile h42 F1), where every other route refuses them and changes nothing."""
 
 
 class SchedulesPaused(msgspec.Struct, frozen=True, kw_only=True):
@@ -122,6 +129,7 @@ def routes(edge: Edge) -> list[Route]:
         return json_response(SchedulesPaused(flow=flow_id, paused=paused))
 
     async def resume(request: Request) -> Response:
+        await edge.body_as(request, ResumeSchedules, "nothing or {}", optional=True)
         flow_id = request.path_params["id"]
         resumed = await runtime.resume_schedules(flow_id)
         return json_response(SchedulesResumed(flow=flow_id, resumed=resumed))
