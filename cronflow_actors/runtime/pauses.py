@@ -229,7 +229,7 @@ class Pauses:
             if not await self._store.instance_exists(root):  # (nor one it is in: retest h36 R5)
                 raise NotFoundError("run", run_id, advice=f"nor is there a run {root!r}")
             raise ConfigurationError("run_id", run_id, _inside(run_id, root))
-        after = decode_cursor(cursor) if cursor else None
+        after = decode_cursor(cursor) if cursor is not None else None
         rows = await self._store.open_waits(
             "pause", instance_id=run_id, after=after, limit=limit, max_bytes=PAGE_BYTES
         )

@@ -230,7 +230,7 @@ class RunViews:
             paused = "; a run paused for a person is 'waiting' (GET /paused, Runtime.list_paused)"
             said = paused if status == "paused" else ""  # (the metrics' word for it)
             raise ConfigurationError("status", status, f"one of {choices}{said}")
-        before = decode_cursor(cursor) if cursor else None
+        before = decode_cursor(cursor) if cursor is not None else None
         queued: list[QueuedRun] = []
         if status in (None, RunStatus.WAITING):  # read first: one that starts meanwhile is
             # then in both reads (and shown once), never in neither
