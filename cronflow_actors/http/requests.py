@@ -141,11 +141,13 @@ def key_header(request: Request, name: str) -> str | None:
     return value
 
 
-def printable_headers(kept: Mapping[str, str]) -> None:
-    """400 for a header a run keeps (``required_headers``, ``keep_headers``) that a cancel's
+def printable_kept(kept: Mapping[str, str], request: Request) -> None:
+    """400 for a header a run keeps (``required_headers``, ``keep_headers``), or a path
+    parameter a webhook's run keeps (``ctx.trigger.params``), that a cancel's
     reason could not hold (``not_one_line``: a control character but a tab, a line separator,
     a bidi control): ``X-Tenant: a\\x01b`` was kept, and shown in listings and steps, where an
-    Idempotency-Key with it is refused (hostile h33 L4, review h33 F6)."""
+    Idempotency-Key with it is refused (hostile h33 L4, review h33 F6); so was a path
+    ``/t/%1b%5b31m/`` (hostile h42 F6)."""
     for name, value in kept.items():
         if not_one_line(value.replace("\t", " ")):
             raise Problem(
@@ -153,6 +155,14 @@ def printable_headers(kept: Mapping[str, str]) -> None:
                 "invalid-header",
                 f"the {name} header holds a control character, a line separator or a bidi "
                 "control; a header this webhook keeps is text of one line (a tab aside)",
+            )
+    for name, text in request.path_params.items():  # (a query's text may hold lines: kept)
+        if not_one_line(str(text).replace("\t", " ")):
+            raise Problem(
+                400,
+                "invalid-argument",
+                f"the path parameter {name!r} holds a control character, a line separator or "
+                "a bidi control; a path parameter is text of one line (a tab aside)",
             )
 
 

@@ -445,3 +445,22 @@ async def test_an_unknown_id_is_said_of_what_the_caller_named(serve: Serve) -> N
         assert answer.status_code == 404, (path, answer.text)
         assert said in answer.json()["detail"], (path, answer.json()["detail"])
     assert [run.id for run in await rt.list_runs()] == [held]
+
+
+async def test_a_path_parameter_with_a_control_character_starts_no_run(serve: Serve) -> None:
+    """A webhook's path parameters are kept by its run (``ctx.trigger.params``) and shown as a
+    kept header is: a control character, a line break or a bidi control there was taken where
+    a header's is refused (hostile h42 F6). A query keeps its lines."""
+    tenants = cf.define("tenants").step("echo", lambda ctx: ctx.trigger.params)
+    rt, client = await serve([tenants.on_webhook("/t/{tenant}")])
+    for sent in ("%1b%5b31mRED", "a%00b", "%0d%0aFAKE", "x%e2%80%aey"):
+        refused = await client.post(f"/t/{sent}", json={})
+        assert refused.status_code == 400, (sent, refused.text)
+        assert refused.json()["detail"] == (
+            "the path parameter 'tenant' holds a control character, a line separator or a bidi "
+            "control; a path parameter is text of one line (a tab aside)"
+        )
+    assert await rt.list_runs() == []
+    taken = await client.post("/t/acme%20co", params={"note": "two\nlines"}, json={})
+    assert taken.status_code == 202, taken.text
+    assert (await rt.wait(taken.json()["run_id"], timeout=5)).output == {"tenant": "acme co"}

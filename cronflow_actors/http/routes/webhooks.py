@@ -50,7 +50,7 @@ from cronflow_actors.http.requests import (
     joined_headers,
     key_header,
     one_header,
-    printable_headers,
+    printable_kept,
     read_body,
     unread_key,
 )
@@ -150,7 +150,7 @@ class Webhook:
         missing = [h for h in spec.required_headers if not headers.get(h, "").strip()]
         if missing:  # an empty one too: it names no tenant, signs nothing
             raise Problem(400, "missing-headers", f"missing (or empty) required headers: {missing}")
-        printable_headers(kept)  # (an Idempotency-Key's were refused, kept ones not: h33 L4)
+        printable_kept(kept, request)  # (an Idempotency-Key's were refused, kept ones not)
         if self.unread_key:
             unread_key(request)
         if isinstance(spec.idempotency_key, str):
