@@ -13,9 +13,8 @@ the state is restored from the last committed snapshot, so a failed call changes
 
 Passivation: once nothing runs for an instance (no handler, no detached action out, no message
 waiting), its actor stops; the instance lives on in the store, and what can wake it (a timer, an
-event wait, a pause) is a durable row written with its snapshot. The runtime's instance
-directory activates it again, from the snapshot, when a message for it arrives. Each snapshot
-says whether the instance is ``runnable`` (has work to run now): only those are loaded at start.
+event wait, a pause) is a durable row written with its snapshot. The instance directory wakes
+it, from the snapshot, when a message for it arrives; only ``runnable`` ones load at start.
 
 Why the elements of one instance are not each a mailbox actor: Tasquencer's cascade is atomic and
 depth-first (spec section 0); a task's policy must see its work item's change before anything else
@@ -50,6 +49,7 @@ from cronflow_actors.engine.state_access import StateAccess
 from cronflow_actors.engine.states import FINAL_STATES, WorkflowState, WorkItemState
 from cronflow_actors.engine.stuck import warn_if_stuck
 from cronflow_actors.engine.transaction import Transaction
+from cronflow_actors.engine.turns import within_turn
 from cronflow_actors.errors import RevisionConflictError
 from cronflow_actors.kernel import LoopActor
 from cronflow_actors.kernel._coroutine import CoroutineActor  # (mypyc, setup.py)
@@ -280,7 +280,7 @@ class WorkflowActor(CoroutineActor):
         root = self.state.workflows.get(self.instance_id)
         was_final = root is not None and root.state in FINAL_STATES
         try:
-            result = await body(tx)
+            result = await within_turn(self.instance_id, body, tx)  # (turns.py)
             if tx.writes():
                 mutation, snapshot, busy = self._prepare_commit(tx, was_final)
                 await self.services.store.commit(mutation)

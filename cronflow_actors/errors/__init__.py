@@ -35,6 +35,7 @@
     │   ├── MockLostError                a replay's mocked step ran after a restart lost its mock
     │   ├── NotReplayableError           a replay of a net workflow's instance (no trigger)
     │   ├── EndlessChainError            tasks completed one after another without end in a turn
+    │   ├── ReentrantCallError           an instance's own code called the API on that instance
     │   ├── WorkItemLimitError           an outside caller's work item past its task's bound
     │   ├── InstanceTooLargeError        an outside call past the state an instance may hold
     │   ├── MigrationError               a migration that cannot be defined, registered or run
@@ -136,6 +137,7 @@ from cronflow_actors.errors._engine import (
     NotPausedError,
     NotReplayableError,
     PublishInterruptedError,
+    ReentrantCallError,
     ReplayRefusedError,
     ResumeError,
     RunFailedError,
@@ -206,6 +208,7 @@ __all__ = [
     "NotReplayableError",
     "Problem",
     "PublishInterruptedError",
+    "ReentrantCallError",
     "ReplayRefusedError",
     "ResumeError",
     "RetryRequested",

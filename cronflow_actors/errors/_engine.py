@@ -304,6 +304,23 @@ class InvalidStateTransitionError(EngineError):
         super().__init__(f"{refused}; from {current!r} it can become {allowed}")
 
 
+class ReentrantCallError(EngineError, RuntimeError):
+    """Code running inside an instance's transaction (an activity, a callback, a policy, a
+    router, a migration's initializer) called the runtime's API on that same instance: the call
+    would wait for the transaction it runs in, for ever. Refused at once, changing nothing."""
+
+    def __init__(self, instance_id: str, operation: str) -> None:
+        self.instance_id = instance_id
+        super().__init__(
+            f"{operation} of instance {instance_id!r} was called from code running inside a "
+            "transaction of that same instance (an activity, callback, policy, router or "
+            "migration function), and would wait for that transaction for ever; nothing was "
+            "done. Change the instance through ctx (ctx.work_item.initialize(), "
+            "ctx.workflow.cancel(), ...), or make the call from a work item's handler or a "
+            "detached action, which run outside its transactions"
+        )
+
+
 class EndlessChainError(EngineError, RuntimeError):
     """Tasks completed one after another in one turn without end, nothing to wait for between
     them: a loop of tasks that never waits. Nothing of the turn is kept (a call is refused)."""

@@ -24,6 +24,7 @@ import pykka
 
 from cronflow_actors.engine.actors import EngineServices, WorkflowActor
 from cronflow_actors.engine.registry import WorkflowRegistry
+from cronflow_actors.engine.turns import refuse_reentry
 from cronflow_actors.errors import (
     INFRASTRUCTURE,
     DuplicateInstanceError,
@@ -40,6 +41,7 @@ from cronflow_actors.messages import Message, SnapshotRecord
 from cronflow_actors.messages.engine import (
     CancelWorkflow,
     DeliverEvent,
+    InitializeWorkItem,
     ReadCommitted,
     StartWorkflow,
     WorkItemAction,
@@ -222,6 +224,7 @@ class InstanceDirectory:
     async def send(self, instance_id: str, command: Message) -> Any:
         """Carry out ``command`` on the instance (activated from its snapshot if it is not in
         memory); returns its result once its transaction is durable."""
+        refuse_reentry(instance_id, _operation(command))  # (not from its own transaction)
         for _attempt in range(5):
             if self._router is not None and instance_id not in self._refs:
                 holder = await self._router.claim(instance_id)
@@ -441,6 +444,8 @@ def _operation(command: Message) -> str:
     match command:
         case WorkItemAction(action=verb, work_item_id=item_id):
             return f"{verb} work item {item_id!r}"
+        case InitializeWorkItem(task=task):
+            return f"initialize a work item of task {task!r}"
         case DeliverEvent(event=event, work_item_id=item_id):
             return f"deliver event {event!r} to work item {item_id!r}"
         case CancelWorkflow(workflow_id=workflow_id, principal=None):

@@ -1,0 +1,73 @@
+"""Code that runs inside an instance's transaction (an activity, here) and calls the runtime's
+API on that same instance is refused at once with ``ReentrantCallError``, changing nothing: the
+call waited for the transaction it ran in, for ever, every later call queued behind it, and the
+runtime's stop hung (h42 net F5). A task the activity starts, calling once the turn is over,
+is served."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+import cronflow_actors as cf
+from cronflow_actors import net
+from cronflow_actors.errors import ReentrantCallError
+from tests.engine.helpers import build, open_item, states
+
+RT: dict[str, cf.Runtime] = {}
+
+
+async def adds_through_the_api(ctx: Any) -> None:
+    ctx.work_item.initialize()
+    await RT["rt"].initialize_work_item(ctx.parent.id, "B")  # its own instance: refused
+
+
+def net_calling(on_enabled: Any) -> net.NetSpec:
+    return build(
+        "re",
+        {"A": net.task(), "B": net.task().activities(on_enabled=on_enabled)},
+        [("start", "A"), ("A", "B"), ("B", "end")],
+    )
+
+
+async def test_an_activity_calling_its_own_instance_is_refused_and_nothing_changes(
+    rt: cf.Runtime,
+) -> None:
+    RT["rt"] = rt
+    rt.register(net_calling(adds_through_the_api))
+    wid = await rt.start_workflow("re")
+    item = await open_item(rt, wid, "A")
+    await rt.start_work_item(item.id)
+    with pytest.raises(ReentrantCallError) as refused:
+        await asyncio.wait_for(rt.complete_work_item(item.id), 10)
+    said = str(refused.value)
+    assert f"initialize a work item of task 'B' of instance {wid!r}" in said
+    assert "Change the instance through ctx" in said
+    assert await states(rt, wid) == {"A": "started", "B": "disabled"}  # rolled back
+    await asyncio.wait_for(rt.cancel_workflow(wid), 10)  # the instance still answers
+    assert await rt.workflow_state(wid) == "canceled"
+
+
+async def test_a_task_the_activity_starts_is_served_once_its_turn_is_over(
+    rt: cf.Runtime,
+) -> None:
+    RT["rt"] = rt
+    later: list[asyncio.Task[Any]] = []
+
+    async def adds_later(ctx: Any) -> None:
+        ctx.work_item.initialize()
+        later.append(
+            asyncio.get_running_loop().create_task(
+                RT["rt"].initialize_work_item(ctx.parent.id, "B")
+            )
+        )
+
+    rt.register(net_calling(adds_later))
+    wid = await rt.start_workflow("re")
+    item = await open_item(rt, wid, "A")
+    await rt.start_work_item(item.id)
+    await asyncio.wait_for(rt.complete_work_item(item.id), 10)
+    await asyncio.wait_for(later[0], 10)
+    assert len(await rt.work_items(wid, "B")) == 2  # the activity's own, and the task's
