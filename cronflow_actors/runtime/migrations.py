@@ -400,16 +400,28 @@ class Migrations(PlanRecovery):
                 raise  # the runtime's own trouble (a store, a lease, a stop)
             said = f"was refused: {error}"  # (a migrator's answer: it said only that, while
             # the old run was canceled already: devx h40 F12)
-            raise self._pending(plan, started, old_id, said) from error
+            raise self._pending(plan, started, old_id, said, error) from error
         except Exception as error:  # user code raised: the plan stays, to be asked again
             code = "its first steps' code" if steps is not None else "its initializer or a migrator"
             said = f"failed, as {code} raised {type(error).__name__}: {error}"
-            raise self._pending(plan, started, old_id, said) from error
+            raise self._pending(plan, started, old_id, said, error, traced=True) from error
 
     @staticmethod
-    def _pending(plan: Any, started: str, old_id: str, said: str) -> MigrationError:
-        """The new root's start (``started``) failed (``said``): the plan stays, to be asked
-        again."""
+    def _pending(
+        plan: Any, started: str, old_id: str, said: str, error: Exception, *, traced: bool = False
+    ) -> MigrationError:
+        """The new root's start (``started``) failed (``said``, as ``error`` says; ``traced``:
+        user code raised it, whose traceback the log gives): the plan stays, to be asked again.
+        Logged as well: the caller alone heard of it, and the operator's log said nothing of a
+        run canceled with its migration pending (h42 versions F1)."""
+        logger.warning(
+            "the migration of %s to %r is pending: %s %s",
+            plan.instance,
+            plan.hops[-1][0],
+            started,
+            said,
+            exc_info=error if traced else None,
+        )
         return refused(  # (a flow's: a condition, a router; newcomer h27 F8)
             f"the migration of instance {plan.instance!r} to {plan.hops[-1][0]!r}",
             f"{started} {said}; instance "

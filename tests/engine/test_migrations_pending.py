@@ -51,14 +51,20 @@ def versions(migrator: Any) -> list[Any]:
 
 
 async def test_a_raising_migrator_is_named_and_its_pending_migration_survives_pruning(
-    rt: cf.Runtime, clock: ManualClock
+    rt: cf.Runtime, clock: ManualClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     broken, migrator = mended_later()
     for spec in versions(migrator):
         rt.register(spec)
     old = await rt.start_workflow("ship", version="v1")
-    with pytest.raises(MigrationError) as refused:
+    with pytest.raises(MigrationError) as refused, caplog.at_level(logging.WARNING):
         await rt.migrate(old, "v2")
+    # the operator's log says so too, with the migrator's traceback (h42 versions F1: only
+    # the caller heard of it)
+    [logged] = [r for r in caplog.records if "is pending" in r.getMessage()]
+    assert logged.getMessage().startswith(f"the migration of {old} to 'v2' is pending: the start")
+    assert logged.exc_info is not None
+    assert "migrator bug" in str(logged.exc_info[1])
     message = str(refused.value)
     assert "RuntimeError: migrator bug" in message
     assert f"instance {old!r} is canceled already and the migration is pending" in message
