@@ -390,6 +390,8 @@ class AuditRecorder:
         trigger = getattr(message, "trigger", "")
         if trigger:
             attributes["trigger"] = trigger
+        if getattr(message, "token", None):  # a pause's resume (a person's, not the runtime's)
+            attributes["via"] = "resume"
         migration = self._state.migration
         if trigger == "migration" and migration is not None:  # the new root of a migration
             attributes.update(

@@ -238,6 +238,9 @@ class WorkItemAction(Message, frozen=True, kw_only=True):
     token: str | None = None
     timed_out: bool = False
     """From a job that ends a wait as its deadline passed (``WorkItemJob.timed_out``)."""
+    by: str | None = None
+    """Who asked, for the audit trail, where the call is the runtime's (a person's resume of a
+    flow's human step: its caller's id, which the trail said was the runtime: h42 versions F2)."""
 
 
 class DeliverEvent(Message, frozen=True, kw_only=True):

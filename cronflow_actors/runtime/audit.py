@@ -122,6 +122,7 @@ _SHOWN = (
     "split",
     "outputs",
     "principal",
+    "via",
     "error",
     "trigger",
     "reason",
@@ -144,7 +145,7 @@ def describe(span: AuditSpan) -> str:
         if key in attributes and not (key == "principal" and attributes[key] is None)
     ]
     if span.operation.startswith("Action.") and attributes.get("principal") is None:
-        extras.append("internal")
+        extras.append("internal" if "via" not in attributes else "by an anonymous caller")
     tail = f" ({', '.join(extras)})" if extras else ""
     # one line whatever an error in it holds (a sender's ESC, CR or line break reached the
     # terminal of `cronflow-actors trace`: retest2 h33 F2)

@@ -112,8 +112,10 @@ class Pauses:
             raise ResumeError(token, _UNKNOWN)
         if wait.ended:
             raise ResumeError(token, await self._why_ended(wait), ended=True)
-        if await self._is_flow(wait, is_flow):
+        by = None
+        if await self._is_flow(wait, is_flow):  # (the runtime's call: by whom, for the trail)
             completion, caller = _resumed(wait, payload, principal), None
+            by = principal.id if principal is not None else None
         else:
             completion, caller = payload, principal
         command = WorkItemAction(
@@ -122,6 +124,7 @@ class Pauses:
             payload=completion,
             principal=caller,
             token=token,
+            by=by,
         )
         try:
             await self._send(wait.instance_id, command)

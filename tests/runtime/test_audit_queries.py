@@ -240,3 +240,30 @@ async def test_a_traces_text_keeps_each_span_on_a_line_of_its_own(tmp_path: Path
     for odd in ("\r", "\x1b", "\x07"):
         assert odd not in text
     assert all(line.startswith(("trace ", "  ")) for line in text.splitlines()), text
+
+
+async def test_a_person_s_resume_of_a_human_step_names_them_in_the_trace(tmp_path: Path) -> None:
+    """The trail said a person's approval was the runtime's own call, "(internal)", as a sleep's
+    end is (h42 versions F2)."""
+    flow = (
+        cf.define("approved")
+        .human_in_the_loop("approve", description="ok?")
+        .sleep("nap", 0.01)
+        .step("after", lambda ctx: ctx.steps["approve"]["resumed_by"])
+    )
+    async with cf.Runtime(db=tmp_path / "p.db", workflows=[flow]) as rt:
+        by_bob, anonymous = await rt.trigger("approved"), await rt.trigger("approved")
+        await rt.wait_idle()
+        tokens = {p.run_id: p.token for p in await rt.list_paused()}
+        await rt.resume(tokens[by_bob], {"approved": True}, principal=cf.Principal(id="bob"))
+        await rt.resume(tokens[anonymous], {"approved": True})
+        assert (await rt.wait(by_bob, timeout=5)).output == "bob"
+        await rt.wait(anonymous, timeout=5)
+        lines = (await rt.trace(by_bob)).render().splitlines()
+        other = (await rt.trace(anonymous)).render().splitlines()
+    [resumed] = [line for line in lines if "Action.complete" in line and "principal=" in line]
+    assert "(principal=bob, via=resume)" in resumed
+    [asked] = [line for line in other if "via=resume" in line]
+    assert "by an anonymous caller" in asked
+    # the sleep's end is the runtime's own call, and says so
+    assert any("Action.complete" in line and "(internal)" in line for line in lines)
