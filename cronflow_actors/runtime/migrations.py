@@ -422,10 +422,14 @@ class Migrations(PlanRecovery):
             said,
             exc_info=error if traced else None,
         )
+        canceled = f"instance {old_id!r} is"
+        if old_id != plan.instance:  # (a version in between's root: one the caller never saw)
+            canceled = (
+                f"instance {plan.instance!r} and its run on a version in between, {old_id!r}, are"
+            )
         return refused(  # (a flow's: a condition, a router; newcomer h27 F8)
             f"the migration of instance {plan.instance!r} to {plan.hops[-1][0]!r}",
-            f"{started} {said}; instance "
-            f"{old_id!r} is canceled already and the migration is pending",
+            f"{started} {said}; {canceled} canceled already and the migration is pending",
             "fix the cause, then migrate it to that version again (or restart the "
             "runtime) to finish it; or cancel the run to give the migration up (its run "
             "can be replayed)",

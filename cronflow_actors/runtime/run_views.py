@@ -60,7 +60,7 @@ from cronflow_actors.runtime.step_views import (
     reruns,
     step_status,
 )
-from cronflow_actors.runtime.successors import going_on
+from cronflow_actors.runtime.successors import chain_end
 from cronflow_actors.store import Store
 
 __all__ = ["PAGE_BYTES", "RunInfo", "RunResult", "RunStatus", "RunViews", "StepInfo", "stored_run"]
@@ -121,8 +121,12 @@ class RunViews:
             # (its successor starts in the commit that ends it, or not: a plan left pending)
             return msgspec.structs.replace(info, migration_pending=True)
         went = info.migrated_to or info.resumed_as  # (read on from there: this run is read)
-        current = await going_on(self._read, self._store, went) if went is not None else None
-        return msgspec.structs.replace(info, migration_pending=False, current_run_id=current)
+        if went is None:
+            return msgspec.structs.replace(info, migration_pending=False)
+        current, pending = await chain_end(self._read, self._store, went)
+        # (pending at its chain's end: a later hop's start failed, h42 versions F3)
+        pending = pending and info.migrated_to is not None
+        return msgspec.structs.replace(info, migration_pending=pending, current_run_id=current)
 
     def _queued_info(self, queued: QueuedRun) -> RunInfo:
         """A run waiting in its flow's queue: ``waiting``, with no steps yet."""

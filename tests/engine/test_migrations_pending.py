@@ -195,10 +195,19 @@ async def test_cancel_gives_up_a_migration_whose_later_hop_cannot_start(rt: cf.R
         await rt.migrate(old, "v3")
     middle = (await rt.migration_links(old)).migrated_to
     assert middle is not None
-    assert f"instance {middle!r} is canceled already" in str(said.value)
+    assert (  # the caller's own run named first (h42 versions F3)
+        f"instance {old!r} and its run on a version in between, {middle!r}, are canceled "
+        "already and the migration is pending"
+    ) in str(said.value)
+    # the run asked about says its migration is pending: it read as done, its current run
+    # the canceled one in between (h42 versions F3)
+    first_run = await rt.inspect(old)
+    assert (first_run.migration_pending, first_run.current_run_id) == (True, middle)
+    assert (await rt.inspect(middle)).migration_pending is True
     await rt.cancel(middle)  # the run canceled for the hop that did not start
     assert await kept_by_migrations(rt.store, rt.clock.now()) == set()
     assert await rt.workflow_state(middle) == "canceled"
+    assert (await rt.inspect(old)).migration_pending is False  # given up: none is pending
 
 
 async def test_another_caller_is_told_who_gives_a_nets_pending_migration_up(
