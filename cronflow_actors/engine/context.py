@@ -82,10 +82,15 @@ class WorkItemInfo(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Transition(msgspec.Struct, frozen=True, kw_only=True):
-    """The change a policy is asked about: ``prev_state`` -> ``next_state`` of a child."""
+    """The change a policy is asked about: ``prev_state`` -> ``next_state`` of a child (a work
+    item, or a composite task's child workflow), ``child_id``. A policy is also asked once as
+    its task starts, with ``started -> completed`` and no ``child_id`` (Tasquencer's
+    ``maybeComplete``): a "first completion wins" policy reads ``child_id`` to tell them apart
+    (h42 net F1: it completed the task at its first start)."""
 
     prev_state: str | None
     next_state: str
+    child_id: str | None = None
 
 
 class RouteBuilder:

@@ -149,7 +149,9 @@ async def _decided(task: CompositeTask, message: WorkflowStateChanged) -> None:
     generation."""
     child = task.tx.state.workflows[message.workflow_id]
     if task._started_in(child.parent_generation):
-        transition = Transition(prev_state=message.prev, next_state=message.next)
+        transition = Transition(
+            prev_state=message.prev, next_state=message.next, child_id=message.workflow_id
+        )
         decision = await task._decide(transition)
         failed = f"task {task.name!r}: child workflow {child.id!r}: {child.error or message.next}"
         await task._carry_out(

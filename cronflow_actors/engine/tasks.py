@@ -347,7 +347,9 @@ class Task:
             and record.state == _STARTED  # (``_started_in``, written out)
             and record.generation == generation
         ):
-            transition = Transition(prev_state=message.prev, next_state=message.next)
+            transition = Transition(
+                prev_state=message.prev, next_state=message.next, child_id=message.work_item_id
+            )
             definition = self.definition
             if definition.policy is None:  # (``_decide``'s default, without its coroutine)
                 decision = default_answer(definition.kind, record.stats, transition)

@@ -394,3 +394,33 @@ async def test_a_catching_tasks_router_reads_the_failure_with_net_caught(rt: cf.
     assert "ConnectionError: card declined" in failure.error
     assert failure.error_type == "builtins.ConnectionError"
     assert (await states(rt, wid))["ship"] == "disabled"
+
+
+async def test_a_policy_tells_the_call_as_its_task_starts_from_a_child_s_change(
+    rt: cf.Runtime,
+) -> None:
+    """The call as the task starts (a synthetic started -> completed) read as a completion: a
+    "first completion wins" policy completed the task at its first start and canceled every
+    item (h42 net F1). ``ctx.transition.child_id`` names the child that changed, None there."""
+    seen: list[tuple[Any, ...]] = []
+
+    def first_completion_wins(ctx: Any) -> str:
+        changed = ctx.transition
+        seen.append((changed.prev_state, changed.next_state, changed.child_id))
+        done = changed.child_id is not None and changed.next_state == "completed"
+        return "complete" if done else "continue"
+
+    def three(ctx: Any) -> None:
+        for n in range(3):
+            ctx.work_item.initialize({"n": n})
+
+    ask = net.task().activities(on_enabled=three).policy(first_completion_wins)
+    rt.register(build("panel", {"ask": ask}, [("start", "ask"), ("ask", "end")]))
+    wid = await rt.start_workflow("panel")
+    first, second, _third = await rt.work_items(wid, "ask")
+    await rt.start_work_item(first.id)
+    await rt.start_work_item(second.id)  # the task is still started: nothing was canceled
+    assert seen == [("started", "completed", None)]
+    await rt.complete_work_item(second.id, "yes")
+    assert seen[-1] == ("started", "completed", second.id)
+    assert await rt.workflow_state(wid) == "completed"
