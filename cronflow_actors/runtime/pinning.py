@@ -306,8 +306,8 @@ class Pinning:
             logger.warning(
                 "%d unfinished run(s) of %s are on version %r, which is not registered here "
                 "(%s): nothing runs them until that version is registered again beside the "
-                "others, or each is migrated to one that is (cronflow-actors migrate RUN --to "
-                "VERSION) or canceled",
+                "others (a net's migration needs it registered too), or each is migrated to one "
+                "that is (a flow's run: cronflow-actors migrate RUN --to VERSION) or canceled",
                 len(ids),
                 workflow,
                 version,

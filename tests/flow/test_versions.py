@@ -73,8 +73,8 @@ async def test_a_run_whose_version_is_no_longer_registered_says_so_and_what_to_d
         assert warned == [  # each run named (newcomer h25 F8: none was, and no list finds them)
             f"1 unfinished run(s) of order are on version 'v2', which is not registered here "
             f"({left}): nothing runs them until that version is registered again beside the "
-            "others, or each is migrated to one that is (cronflow-actors migrate RUN --to "
-            "VERSION) or canceled"
+            "others (a net's migration needs it registered too), or each is migrated to one "
+            "that is (a flow's run: cronflow-actors migrate RUN --to VERSION) or canceled"
         ]
         why = (
             f"run {left!r} is on version 'v2' of 'order', which is not registered here "
