@@ -191,7 +191,9 @@ def test_metrics_on_a_port_of_their_own(tmp_path: Path) -> None:
 
     metrics_port = free_port()
     with serving(APP, tmp_path / "m.db", "--metrics-port", str(metrics_port)) as served:
-        assert httpx.get(f"{served.url}/metrics").status_code == 404
+        on_api = httpx.get(f"{served.url}/metrics")
+        assert on_api.status_code == 404
+        assert "the port --metrics-port names" in on_api.json()["detail"]  # (newcomer h42 F12)
         own = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics")
         assert own.status_code == 200
         assert "cronflow_build_info" in own.text

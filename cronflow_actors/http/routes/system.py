@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from cronflow_actors.errors import Problem
 from cronflow_actors.http.auth import BearerAuth, Tokens
 from cronflow_actors.http.edge import Edge, json_response, route
 from cronflow_actors.http.exposition import metrics_response
@@ -71,4 +72,15 @@ def routes(edge: Edge, document: dict[str, Any], *, with_metrics: bool) -> list[
     ]
     if with_metrics:
         found.append(metrics_route(edge))
+    else:  # a bare 404 left a scrape job on this port to guess (newcomer h42 F12)
+
+        async def elsewhere(_request: Request) -> Response:
+            raise Problem(
+                404,
+                "no-route",
+                "no route /metrics on the API's port: this server serves its metrics on the "
+                "port --metrics-port names; scrape that one",
+            )
+
+        found.append(route("/metrics", get=elsewhere))
     return found
