@@ -251,7 +251,7 @@
     },
     h("h1", { text: "Sign in" }),
     h("p", { text: had ? "The server refused the token: " + failure.message
-      : "This server needs a bearer token (one of its API tokens): " + failure.message }),
+      : "This server needs a bearer token: one of its API tokens." }),
     h("label", {}, "Token", input),
     h("p", { class: "muted", text: "Kept in this tab only, sent as an Authorization header; closing the tab forgets it." }),
     h("div", { class: "actions" }, h("button", { class: "primary", type: "submit", text: "Sign in" })));
