@@ -159,7 +159,10 @@ def test_paused_lists_the_tokens_with_a_header(served: Served) -> None:
     done = cli("run", "greet", "--payload", '{"name": "x"}', "--json", served=served)
     greeted = json.loads(done.stdout)
     none = cli("paused", "--run", greeted["run_id"], served=served)
-    assert (none.returncode, none.stdout) == (0, f"run {greeted['run_id']} waits for no person\n")
+    assert (none.returncode, none.stdout) == (
+        0,
+        f"run {greeted['run_id']} waits for no person (asked the server at {served.url})\n",
+    )
     typo = cli("paused", "--run", "no-such-run", served=served)
     assert typo.returncode == 3
     assert "no-such-run" in typo.stderr
@@ -191,7 +194,8 @@ def test_runs_has_a_header_readable_times_and_checked_choices(served: Served) ->
     # a misspelled flow id matches nothing: said, with the flows there are
     typo = cli("runs", "--workflow", "gret", served=served)
     assert typo.returncode == 0
-    assert typo.stdout.splitlines()[0] == "no runs match"
+    # (and which server said so: a CRONFLOW_URL naming another read as runs lost, h42 F2)
+    assert typo.stdout.splitlines()[0] == f"no runs match (asked the server at {served.url})"
     assert "'gret' is not one of the flows registered on this server: [" in typo.stdout
     assert "'greet'" in typo.stdout
 

@@ -34,6 +34,11 @@ class Client:
         """What a command to run next adds to ask the same server (``--url`` is remembered in
         the environment or the config, not repeated)."""
 
+    @property
+    def where(self) -> str:
+        """The server asked, as an empty answer names it."""
+        return f"the server at {self.url}"
+
     def call(
         self,
         method: str,

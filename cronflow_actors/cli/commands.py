@@ -54,6 +54,12 @@ class Reads(Protocol):
     again: str
     """What a command printed to run next adds to read the same place (``--db ...``)."""
 
+    @property
+    def where(self) -> str:
+        """What was read, for an empty answer (a CRONFLOW_URL left naming another server read
+        as a run lost: newcomer h42 F2)."""
+        ...
+
 
 def _client(args: argparse.Namespace) -> Client:
     from cronflow_actors.runtime.config import load_config
@@ -155,7 +161,7 @@ def _runs(args: argparse.Namespace) -> int:
     with _reads(args) as reads:
         page = reads.runs(query)
         flows = reads.flows() if args.workflow and not page["runs"] else None
-        again = reads.again
+        again, where = reads.again, reads.where
     if args.json:
         print_json(page)
         return Exit.OK
@@ -176,7 +182,8 @@ def _runs(args: argparse.Namespace) -> int:
     if rows:
         print(table(["RUN ID", "WORKFLOW", "STATUS", "STARTED", "DURATION"], rows))
     else:
-        print("no runs" + (" match" if args.workflow or args.status or args.blocked else " yet"))
+        shaped = " match" if args.workflow or args.status or args.blocked else " yet"
+        print(f"no runs{shaped} (asked {where})")
         if flows is not None and args.workflow not in flows:  # a misspelled id, most likely
             print(f"{args.workflow!r} is not one of the flows registered on this server: {flows}")
     if page.get("next_cursor"):
@@ -193,7 +200,7 @@ def _runs(args: argparse.Namespace) -> int:
 def _paused(args: argparse.Namespace) -> int:
     with _reads(args) as reads:
         page = reads.paused(args.limit, args.cursor, args.run)
-        again = reads.again
+        again, where = reads.again, reads.where
     if args.json:
         print_json(page)
         return Exit.OK
@@ -209,7 +216,7 @@ def _paused(args: argparse.Namespace) -> int:
         none = (
             f"run {args.run} waits for no person" if args.run else "no run is paused for a person"
         )
-        print(none)
+        print(f"{none} (asked {where})")
     if page.get("next_cursor"):
         shaped = flags(args, "run", *_given_limit(args, PAUSED_PAGE)) + server_flags(args)
         cursor = shlex.quote(page["next_cursor"])

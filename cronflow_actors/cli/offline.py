@@ -46,6 +46,11 @@ class DatabaseReads:
         self._runner = asyncio.Runner()
         self._runtime: Any = None
 
+    @property
+    def where(self) -> str:
+        """The database read, as an empty answer names it."""
+        return f"the database {self.shown}"
+
     def __enter__(self) -> DatabaseReads:
         from cronflow_actors.runtime import Runtime
         from cronflow_actors.runtime.database import open_store_to_read
