@@ -341,3 +341,15 @@ def test_the_server_options_may_come_before_the_command(
     for argv in (["--url", "http://127.0.0.1:9", "runs"], ["--url=http://127.0.0.1:9", "runs"]):
         assert main(argv) == 4  # it asked that server: nobody listens there
         assert "cannot reach the server at http://127.0.0.1:9" in capsys.readouterr().err
+
+
+def test_a_run_id_that_begins_with_a_dash_is_told_to_go_after_two_dashes(tmp_path: Path) -> None:
+    """``POST /runs`` takes the id ``-x``; ``inspect -x`` read it as an option and said only
+    that RUN_ID is required (hostile h42 F7)."""
+    dashed = cli("inspect", "-x")
+    assert dashed.returncode == 2
+    assert "goes after '--'" in dashed.stderr
+    db = tmp_path / "none.db"
+    after = cli("inspect", "--db", str(db), "--", "-x")
+    assert "goes after" not in after.stderr  # read as the run's id: the database is named
+    assert str(db) in after.stderr

@@ -21,7 +21,7 @@ import os
 import sys
 from collections.abc import Awaitable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from cronflow_actors.cli.bench import add_bench_command
 from cronflow_actors.cli.cancel import add_cancel_command
@@ -288,8 +288,15 @@ def _add_db_commands(commands: Any) -> None:
     backup.set_defaults(handler=_db_backup)
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        if "arguments are required" in message:  # ``inspect -x``: "-x" read as an option
+            message += "; a value that begins with '-' (a run id such as '-x') goes after '--'"
+        super().error(message)  # (said so since hostile h42 F7)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="cronflow-actors",
         description="A durable workflow runtime for Python, built as an actor system on asyncio.",
         epilog="Exit codes: 0 ok; 1 the run failed (run); 2 bad usage, settings or token; "
