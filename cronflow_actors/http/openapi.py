@@ -7,6 +7,7 @@ from typing import Any
 
 import msgspec
 
+from cronflow_actors.http import openapi_words as words
 from cronflow_actors.http.answers import (
     FIXED,
     Canceled,
@@ -30,7 +31,6 @@ from cronflow_actors.http.openapi_links import LINKS, OPERATIONS
 from cronflow_actors.http.openapi_pauses import pause_paths
 from cronflow_actors.http.openapi_schedules import SCHEDULE_TYPES, schedule_paths
 from cronflow_actors.http.openapi_tasks import task_paths
-from cronflow_actors.http.openapi_words import EVENT_NAME, IDEMPOTENCY, MEANINGS, body_of, signature
 from cronflow_actors.http.problems import MEDIA_TYPE, ProblemBody
 from cronflow_actors.http.routes.nets import NetView
 from cronflow_actors.http.routes.runs import WAIT_LIMIT, CancelRun, ReplayRun, StartRun
@@ -100,12 +100,12 @@ class _Builder:
         responses = dict(answers)
         problem = {MEDIA_TYPE: {"schema": {"$ref": self.refs[ProblemBody]}}}
         for code in sorted(codes):
-            responses[code] = {"description": MEANINGS[code], "content": problem}
+            responses[code] = {"description": words.MEANINGS[code], "content": problem}
         operation: dict[str, Any] = {"summary": summary, "responses": responses}
         if params:
             operation["parameters"] = params
         if body is not None:
-            operation["requestBody"] = body_of(self.json(body), body_required)
+            operation["requestBody"] = words.body_of(self.json(body), body_required)
         if secured != self.tokens:  # not as the document's default
             operation["security"] = [{"bearer": []}] if secured else []
         return operation
@@ -120,17 +120,12 @@ def path_param(name: str, schema: dict[str, Any] | None = None) -> dict[str, Any
     }
 
 
-def header(
-    name: str, required: bool, description: str, *, max_length: int | None = None
-) -> dict[str, Any]:
-    schema: dict[str, Any] = {"type": "string"}
-    if max_length is not None:
-        schema["maxLength"] = max_length
+def header(name: str, required: bool, description: str, schema: Any = None) -> dict[str, Any]:
     return {
         "name": name,
         "in": "header",
         "required": required,
-        "schema": schema,
+        "schema": schema or {"type": "string"},
         "description": description,
     }
 
@@ -139,7 +134,7 @@ _PUBLISH_KEY = header(
     "Idempotency-Key",
     False,
     "names this publish: sent again with it, no listening flow starts twice",
-    max_length=200,
+    words.PUBLISH_KEY,
 )
 
 
@@ -166,14 +161,14 @@ def _webhook_op(b: _Builder, flow_id: str, spec: Any) -> dict[str, Any]:
     schema = spec.schema if isinstance(spec.schema, type) else None
     params = [path_param(name) for name in spec.params]
     params += [
-        header(name, True, "required by this webhook")
+        header(name, True, "required by this webhook", words.KEPT_HEADER)
         for name in spec.required_headers
         if name not in _NOT_PARAMETERS
     ]
     if spec.hmac_secret is not None:
-        params.append(header(spec.signature_header, True, signature(spec.signature_schemes)))
+        params.append(header(spec.signature_header, True, words.signature(spec.signature_schemes)))
     if isinstance(spec.idempotency_key, str):
-        params.append(header(spec.idempotency_key, False, IDEMPOTENCY))
+        params.append(header(spec.idempotency_key, False, words.IDEMPOTENCY, words.KEY_HEADER))
     errors = "400 500 503"  # a callback, or the flow's first node (a condition), may raise
     if spec.idempotency_key is not None:
         errors += " 409"  # the key names a run of another flow
@@ -316,7 +311,7 @@ def _fixed_paths(b: _Builder) -> dict[str, Any]:
                 {"202": b.answer("published", Published)},
                 "400 409 413 415 422 503",
                 body=_ANY_JSON,
-                params=[path_param("name", EVENT_NAME), _PUBLISH_KEY],
+                params=[path_param("name", words.EVENT_NAME), _PUBLISH_KEY],
             )
         },
         "/workflows": {
@@ -403,7 +398,7 @@ def _refused_as(b: _Builder, operation: dict[str, Any], code: str) -> None:
     """``operation`` may also answer ``code`` with a problem (if it does not list it yet)."""
     if code not in operation["responses"]:
         problem = {MEDIA_TYPE: {"schema": {"$ref": b.refs[ProblemBody]}}}
-        operation["responses"][code] = {"description": MEANINGS[code], "content": problem}
+        operation["responses"][code] = {"description": words.MEANINGS[code], "content": problem}
 
 
 _INTEGERS = {"minimum": -(2**63), "maximum": 2**64 - 1}

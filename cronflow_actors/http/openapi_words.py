@@ -7,7 +7,16 @@ from typing import Any
 
 from cronflow_actors.runtime import EVENT_NAME_LIMIT, ONE_LINE_PATTERN
 
-__all__ = ["EVENT_NAME", "IDEMPOTENCY", "MEANINGS", "body_of", "signature"]
+__all__ = [
+    "EVENT_NAME",
+    "IDEMPOTENCY",
+    "KEPT_HEADER",
+    "KEY_HEADER",
+    "MEANINGS",
+    "PUBLISH_KEY",
+    "body_of",
+    "signature",
+]
 
 EVENT_NAME = {
     "type": "string",
@@ -16,6 +25,24 @@ EVENT_NAME = {
     "pattern": ONE_LINE_PATTERN,
 }
 """An event's name as the runtime takes it (``event_name_problem``): a slash too, sent %2F."""
+
+_HEADER_TEXT = (
+    "^[^\\u0000-\\u0008\\u000a-\\u001f\\u007f-\\u009f\\u2028\\u2029\\u202a-\\u202e"
+    "\\u2066-\\u2069]*$"
+)
+KEPT_HEADER = {"type": "string", "minLength": 1, "pattern": _HEADER_TEXT}
+"""A header a webhook requires and its run keeps: not empty, of one line (a tab aside, as
+``requests.printable_kept`` takes it; hostile h42 F9: the document took what it refuses)."""
+
+_PRINTABLE = (
+    "^[^\\u0000-\\u001f\\u007f-\\u00a0\\u00ad\\u2000-\\u200f\\u2028-\\u202f\\u205f-\\u206f"
+    "\\u3000\\ufeff]*$"
+)
+KEY_HEADER = {"type": "string", "pattern": _PRINTABLE}
+"""An idempotency key's header: printable text (``requests.key_header``: no control character,
+no space but ' '; the document's pattern leaves out the rarer unprintable ones)."""
+PUBLISH_KEY = {**KEY_HEADER, "maxLength": 200}
+"""A publish's key: printable text of up to 200 characters (``runtime/events.py``)."""
 
 _SIGNATURES = {
     "v2": "'<t>', a line break, '<METHOD> <path?query>' (as sent), a line break, then the body",

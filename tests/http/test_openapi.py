@@ -57,7 +57,12 @@ def test_the_document_validates_and_says_what_needs_a_token(tmp_path: Path, toke
                 assert {"403", "503"} <= set(operation["responses"]), (method, path)
     assert "409" in document["paths"]["/webhooks/keyed"]["post"]["responses"]
     [name, key] = document["paths"]["/events/{name}"]["post"]["parameters"]
-    assert key["schema"] == {"type": "string", "maxLength": 200}
+    assert (key["schema"]["type"], key["schema"]["maxLength"]) == ("string", 200)
+    # printable, as the server takes it (hostile h42 F9: a tab was in the document's reach)
+    printable = re.compile(key["schema"]["pattern"])
+    assert printable.match("order 1/é") is not None
+    for unprintable in ("a\tb", "a\x00", "a\u2028b", "a\u00a0b"):
+        assert printable.match(unprintable) is None, unprintable
     # as the server checks them (hostile h38 F6): a name of 1-200 characters, a slash in it
     # (orders/created is published as orders%2Fcreated), a reason of up to 500, each on one line
     reason = document["components"]["schemas"]["CancelRun"]["properties"]["reason"]
