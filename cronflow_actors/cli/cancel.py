@@ -1,5 +1,6 @@
-"""``cronflow-actors cancel RUN_ID [--reason TEXT]``: end a run as canceled
-(``POST /runs/{id}/cancel``); ``--reason`` is recorded as its error, which ``inspect`` shows.
+"""``cronflow-actors cancel RUN_ID [--reason TEXT] [--terminate]``: end a run as canceled
+(``POST /runs/{id}/cancel``); ``--reason`` is recorded as its error, which ``inspect`` shows;
+``--terminate`` ends it without running its code.
 A run that already ended is refused in those words (exit 3, the server's 409)."""
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ __all__ = ["add_cancel_command"]
 
 def _cancel(args: argparse.Namespace) -> int:
     client = _client(args)
-    body = None if args.reason is None else {"reason": args.reason}
+    body: dict[str, Any] | None = None if args.reason is None else {"reason": args.reason}
+    if args.terminate:
+        body = {**(body or {}), "terminate": True}
     try:
         canceled = {"run_id": args.run_id, "status": "canceled"}
         answer = client.run_call("POST", args.run_id, "/cancel", values=canceled, body=body)
@@ -61,6 +64,12 @@ def add_cancel_command(commands: Any) -> None:
         "--reason",
         default=None,
         help="why, recorded as the run's error (up to 500 characters on one line)",
+    )
+    parser.add_argument(
+        "--terminate",
+        action="store_true",
+        help="end it without running any of its code (no activity, no cancel callback): for a "
+        "run whose teardown code raises, which refuses a plain cancel",
     )
     _client_options(parser, json_help="print the server's answer as JSON")
     parser.set_defaults(handler=_cancel)

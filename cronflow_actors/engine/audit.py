@@ -400,6 +400,8 @@ class AuditRecorder:
         reason = getattr(message, "reason", "")
         if reason:  # a cancel's, as its caller gave it
             attributes["reason"] = reason
+        if getattr(message, "terminate", False):  # ended without its code
+            attributes["terminated"] = True
         migrated_to = getattr(message, "migrated_to", None)
         if migrated_to:  # a migration's cancel of the old root (its cancel action skipped)
             attributes.update(reason="migration", migrated_to=migrated_to)

@@ -195,7 +195,8 @@ async def _carry_out(tx: Transaction, command: WorkflowCommand, send: Send) -> A
             if took:
                 heard.record(tx, command, others)
             return took
-        case CancelWorkflow():
+        case CancelWorkflow(terminate=terminate):
+            tx.terminating = terminate  # (no code of the instance runs: transaction.py)
             await send(command)
             return None
         case ActionFinished() as report:

@@ -20,11 +20,10 @@ from cronflow_actors.engine.migration_sources import MigrationSources
 from cronflow_actors.engine.states import TaskState, WorkflowState, WorkItemState, WorkItemVerb
 from cronflow_actors.errors import (
     AutoTriggerAlreadySetError,
-    NotFoundError,
     SchedulingNotAllowedError,
 )
 from cronflow_actors.messages import decoder_for, encode, plain_copy
-from cronflow_actors.messages.engine import Principal, Stats, TaskRecord
+from cronflow_actors.messages.engine import Principal, Stats
 from cronflow_actors.net.marking import Route
 
 __all__ = [
@@ -32,14 +31,19 @@ __all__ = [
     "Context",
     "MigrationSources",
     "RouteBuilder",
-    "TaskChildren",
     "TaskInfo",
     "Transition",
     "WorkItemHandle",
     "WorkItemInfo",
     "WorkItems",
     "WorkflowInfo",
+    "not_called",
 ]
+
+
+def not_called(_ctx: Any) -> None:
+    """What a terminate calls in place of each activity (``Transaction.terminating``): none of
+    the instance's code runs."""
 
 
 class WorkflowInfo(msgspec.Struct, frozen=True, kw_only=True):
@@ -457,49 +461,3 @@ class Context:
 
     def __repr__(self) -> str:
         return f"<Context {self._where}>"
-
-
-class TaskChildren:
-    """What a task's ctx lists and adds: its children's ids, and new work items or child
-    workflows, whose ids go to ``pending`` (bound methods, not closures: a closure compiled by
-    mypyc keeps its enclosing frame in a reference cycle, setup.py); made by
-    ``Transaction.task_context``."""
-
-    __slots__ = ("_check_can_add", "_new_id", "_pending", "_record", "_task", "names")
-
-    def __init__(
-        self,
-        new_id: Callable[[str], str],
-        record: TaskRecord,
-        task: str,
-        pending: list[tuple[str, str | None, Any]] | None,
-        check_can_add: Callable[[str], None],
-    ) -> None:
-        self._new_id = new_id
-        self._record = record
-        self._task = task
-        self._pending = pending
-        self._check_can_add = check_can_add
-        self.names: list[str] = []
-        """The composite task's child workflow names."""
-
-    def ids(self) -> list[str]:
-        return [*self._record.children, *(p[0] for p in self._pending or ())]
-
-    def initialize(self, payload: Any) -> str:
-        self._check_can_add("initialize a work item")
-        ident = self._new_id("w")
-        assert self._pending is not None  # given only when there is a list to add to
-        self._pending.append((ident, None, payload))
-        return ident
-
-    def start_child(self, child_name: str | None, payload: Any) -> str:
-        self._check_can_add("initialize a child workflow")
-        if child_name is not None and child_name not in self.names:
-            raise NotFoundError(
-                "child workflow", child_name, f"task {self._task!r} (it has {self.names})"
-            )
-        ident = self._new_id("f")
-        assert self._pending is not None
-        self._pending.append((ident, child_name, payload))
-        return ident

@@ -332,8 +332,7 @@ class WorkItemActor(HandlerActor):
             stored = normalize(output)
         except TypeError as refused:
             coroutine = _coroutine_in(output)
-            if coroutine is None:  # (msgspec's bare words said nothing of what to return:
-                # newcomer h42 F10)
+            if coroutine is None:  # (msgspec's words alone said not what to: h42 F10)
                 raise TypeError(
                     f"{refused}: a handler's output is recorded as plain data (dicts, lists, "
                     "strings, numbers, booleans, None, bytes, dates, a dataclass or a "

@@ -1,12 +1,10 @@
 """One transaction of one instance: the cascade a command sets off, and what it must write.
 
 A ``WorkflowActor`` runs one transaction at a time. The elements (``workflows``, ``tasks``,
-``work_items``) change the instance state in place, talk to each other through ``send`` (the
-instance's dispatcher, ``cascade``, installs it), and record here what has to happen once the
-change is durable: journal entries, timers to set and cancel, handlers to run, state changes to
-publish. It also makes what user code sees of the instance (each ``ctx``) and the wake-up row
-of an item that starts waiting. If anything raises, the actor restores the state from its last
-committed snapshot and drops all of it, so a failed call changes nothing.
+``work_items``) change the state in place, talk through ``send`` (``cascade`` installs it), and
+record here what is to happen once the change is durable: journal entries, timers, handlers,
+state changes to publish. It makes what user code sees (each ``ctx``) and the wake-up row of an
+item that starts waiting. If anything raises, the actor restores the last committed state.
 """
 
 from __future__ import annotations
@@ -19,15 +17,16 @@ import msgspec
 from cronflow_actors.calls import call_user
 from cronflow_actors.engine.audit import AuditTrail
 from cronflow_actors.engine.chains import Chain
+from cronflow_actors.engine.children import TaskChildren
 from cronflow_actors.engine.context import (
     ChildWorkflows,
     Context,
     MigrationSources,
-    TaskChildren,
     TaskInfo,
     WorkflowInfo,
     WorkItemInfo,
     WorkItems,
+    not_called,
 )
 from cronflow_actors.engine.owners import task_owner, work_item_owner, workflow_owner
 from cronflow_actors.engine.tokens import random_token
@@ -88,6 +87,8 @@ class Transaction:
     they will ask are not idle to an OR-join asked meanwhile (``withdrawal.idle_tasks``)."""
     chain: Chain | None = None
     """The enables nested in the completions under way, and those put off (``chains.Chain``)."""
+    terminating = False
+    """A terminate (``CancelWorkflow.terminate``): no activity is called."""
     reported = False
     """The transaction applies a report (a handler's result, a timer, an action's end, an
     event), which nobody can be refused: a router that raises in it fails its workflow
@@ -319,7 +320,7 @@ class Transaction:
         with ``ctx``; with the audit on, in an ``Activity.<name>`` span. ``refusing``: where
         the activity is, for a call it raises in (not a report): the call is refused with
         that named (``refuse_call``)."""
-        call = call_user(fn, ctx)
+        call = call_user(not_called if self.terminating else fn, ctx)
         if self.audit is not None:
             call = self.audit.activity(call, name, instance_id, element, kind)
         if refusing is None or self.reported:

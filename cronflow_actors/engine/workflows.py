@@ -283,7 +283,8 @@ class Workflow:
         if principal is not None:  # who may not cancel hears so, not how the workflow stands
             await through("admit")  # (review h38 F3, the rest)
         check_move("workflow", workflow.id, workflow.state, WorkflowState.CANCELED)
-        await through("all" if principal is None else "after")
+        if not tx.terminating:  # (a terminate calls no callback: its policy was asked)
+            await through("all" if principal is None else "after")
         if reason:
             workflow.error = reason
         await self._cancel(teardown=False)

@@ -273,6 +273,10 @@ class CancelWorkflow(Message, frozen=True, kw_only=True):
     migrated_to: str | None = None
     """A cancel for a migration (the root only): the ``cancel`` action is skipped, the
     activities run, and the instance records the id of the instance that replaces it."""
+    terminate: bool = False
+    """End it without its code: no activity and no ``cancel`` callback runs in the
+    transaction, its policy still asked of an outside caller; the way out of an instance whose
+    teardown code raises, which a cancel runs and is refused by (h42 net F7)."""
 
 
 class WorkItemFinished(Message, frozen=True, kw_only=True):

@@ -126,6 +126,7 @@ _SHOWN = (
     "error",
     "trigger",
     "reason",
+    "terminated",
     "migrated_from",
     "from_version",
     "migrated_to",

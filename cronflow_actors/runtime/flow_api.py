@@ -265,12 +265,19 @@ class FlowMethods(NetMethods):
         return Page(runs, page.next_cursor)
 
     async def cancel(
-        self, run_id: str, *, principal: Principal | None = None, reason: str = ""
+        self,
+        run_id: str,
+        *,
+        principal: Principal | None = None,
+        reason: str = "",
+        terminate: bool = False,
     ) -> None:
         """End a run as canceled: running handlers are cancelled and no later step runs (a
         run still waiting in its flow's queue leaves it, recorded as canceled). ``reason``:
         why, recorded as the run's error (``inspect`` shows it; up to 500 characters on one
-        line, "" for none).
+        line, "" for none). ``terminate``: none of its code runs as it ends (no activity, no
+        ``cancel`` callback; an outside caller of a net instance still passes its ``cancel``
+        policy): the way out of a run whose teardown code raises, refusing each cancel.
 
         ``principal``: who asks, when it is someone outside (an HTTP caller; None, the
         default, is this process's own call). An instance of a net workflow is then canceled
@@ -285,7 +292,7 @@ class FlowMethods(NetMethods):
                 "net's child workflow): cancel that run (a net's child: cancel_workflow)",
             )
         try:
-            await self._cancel(run_id, principal, reason)
+            await self._cancel(run_id, principal, reason, terminate)
         except NotFoundError as missing:  # said of the run, as every door of a run says it
             if missing.kind != "workflow instance":
                 raise
@@ -332,24 +339,26 @@ class FlowMethods(NetMethods):
         own ``cancel``."""
         await self.cancel(root_of(run_id), reason=reason)
 
-    async def _cancel(self, run_id: str, principal: Principal | None, reason: str) -> None:
+    async def _cancel(
+        self, run_id: str, principal: Principal | None, reason: str, terminate: bool
+    ) -> None:
         """``cancel`` of a run that has not ended (``cancel`` gives a pending migration up)."""
         try:  # which workflow: the snapshot's record says it, no need to decode its state
             snapshot = None if principal is None else await self.instances.read(root_of(run_id))
         except NotFoundError:
             snapshot = None
         if snapshot is not None and not self._a_flows_run(snapshot):
-            await self._cancel_instance(run_id, principal, reason, None)
+            await self._cancel_instance(run_id, principal, reason, None, terminate)
             return
         by = principal.id if principal is not None else None  # (the audit's principal)
         try:
-            await self._cancel_instance(run_id, None, reason, by)
+            await self._cancel_instance(run_id, None, reason, by, terminate)
             return
         except NotFoundError:
             if await self.queues.cancel(run_id, reason=reason, by=by):
                 return
         # it left its queue meanwhile, or NotFoundError
-        await self._cancel_instance(run_id, None, reason, by)
+        await self._cancel_instance(run_id, None, reason, by, terminate)
 
     async def resume(
         self, token: str, payload: Any = None, *, principal: Principal | None = None

@@ -156,28 +156,37 @@ class NetMethods(GiveUpMethods):
         principal: Principal | None = None,
         reason: str = "",
         by: str | None = None,
+        terminate: bool = False,
     ) -> None:
         """Cancel a workflow top-down (a child workflow's composite task then hears of it).
         ``reason``: why, recorded as its error (up to 500 characters on one line); ``by``: who
         asked, for its audit trail, when ``principal`` (whom its cancel action admits) is not
-        given.
+        given; ``terminate``: no activity and no ``cancel`` callback runs in it (``cancel``).
 
         A root canceled for a migration whose next run never started (its start raised) is
         ended; its cancel gives that migration up (as ``cancel`` of the run does), by the
         caller who asked for the migration (a net's) or any (a flow's)."""
         try:
-            await self._cancel_instance(workflow_id, principal, reason, by)
+            await self._cancel_instance(workflow_id, principal, reason, by, terminate)
         except InvalidStateTransitionError:  # ended: for a migration that is pending? (a root's)
             root = root_of(workflow_id) == workflow_id
             if not root or not await self._give_up_migration(workflow_id, principal, reason):
                 raise
 
     async def _cancel_instance(
-        self, workflow_id: str, principal: Principal | None, reason: str, by: str | None
+        self,
+        workflow_id: str,
+        principal: Principal | None,
+        reason: str,
+        by: str | None,
+        terminate: bool = False,
     ) -> None:
-        """``cancel_workflow`` of an instance that has not ended."""
+        """``cancel_workflow`` of an instance that has not ended (``terminate``: without its
+        code, ``cancel(..., terminate=True)``)."""
         check_cancel_reason(reason)
-        cancel = CancelWorkflow(workflow_id=workflow_id, principal=principal, reason=reason, by=by)
+        cancel = CancelWorkflow(
+            workflow_id=workflow_id, principal=principal, reason=reason, by=by, terminate=terminate
+        )
         try:
             await self._send(workflow_id, cancel)
         except InternalOnlyActionError as refused:

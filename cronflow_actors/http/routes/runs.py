@@ -30,7 +30,7 @@ __all__ = [
     "WAIT_LIMIT",
     "CancelRun",
     "ReplayRun",
-    "cancel_reason",
+    "cancel_body",
     "paused_page_json",
     "routes",
     "run_json",
@@ -67,17 +67,19 @@ ONE_LINE_TEXT = msgspec.Meta(  # documented as the runtime checks it (check_canc
 
 class CancelRun(msgspec.Struct, forbid_unknown_fields=True):
     """``POST /runs/{run_id}/cancel`` (and ``/workflows/{workflow_id}/cancel``): why, recorded
-    as the run's error (no body, or null: no reason)."""
+    as the run's error (no body, or null: no reason); ``terminate``: end it without running
+    any of its code (``Runtime.cancel(terminate=True)``)."""
 
     reason: Annotated[str, ONE_LINE_TEXT] = ""
+    terminate: bool = False
 
 
-async def cancel_reason(edge: Edge, request: Request) -> str:
-    """The reason a cancel's body gives ("" for none or an empty body); a 400 for a body
-    that is not ``{"reason": "..."}`` (one the runtime refuses is named as the body's by
-    ``REASON_SENT`` around the call)."""
-    expected = 'nothing or {"reason": "why"}'
-    return (await edge.body_as(request, CancelRun, expected, optional=True)).reason
+async def cancel_body(edge: Edge, request: Request) -> CancelRun:
+    """A cancel's body (none, or an empty one: no reason); a 400 for a body that is not
+    ``{"reason": "...", "terminate": ...}`` (a reason the runtime refuses is named as the
+    body's by ``REASON_SENT`` around the call)."""
+    expected = 'nothing or {"reason": "why", "terminate": false}'
+    return await edge.body_as(request, CancelRun, expected, optional=True)
 
 
 REASON_SENT = {"reason": "the body's reason"}
@@ -203,10 +205,12 @@ def routes(edge: Edge) -> list[Route]:
 
     async def cancel_run(request: Request) -> Response:
         run_id = request.path_params["run_id"]
-        reason = await cancel_reason(edge, request)
+        body = await cancel_body(edge, request)
         # the caller, so that a net workflow's cancel policy decides here as on /workflows
         with as_sent(REASON_SENT):
-            await runtime.cancel(run_id, principal=edge.caller(request), reason=reason)
+            await runtime.cancel(
+                run_id, principal=edge.caller(request), reason=body.reason, terminate=body.terminate
+            )
         return json_response({"run_id": run_id, "status": "canceled"})
 
     async def replay_run(request: Request) -> Response:

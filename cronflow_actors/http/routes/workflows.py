@@ -13,7 +13,7 @@ from starlette.routing import Route
 from cronflow_actors.http.edge import Edge, json_response, route
 from cronflow_actors.http.problems import Problem
 from cronflow_actors.http.requests import as_sent, no_idempotency_key, query_text
-from cronflow_actors.http.routes.runs import REASON_SENT, RunId, cancel_reason
+from cronflow_actors.http.routes.runs import REASON_SENT, RunId, cancel_body
 from cronflow_actors.messages.states import WorkItemVerb
 
 __all__ = ["WORK_ITEM_ACTIONS", "MigrateWorkflow", "routes"]
@@ -74,9 +74,11 @@ def routes(edge: Edge) -> list[Route]:
     async def cancel_workflow(request: Request) -> Response:
         principal = edge.caller(request)
         workflow_id = request.path_params["workflow_id"]
-        reason = await cancel_reason(edge, request)
+        body = await cancel_body(edge, request)
         with as_sent(REASON_SENT):
-            await runtime.cancel_workflow(workflow_id, principal=principal, reason=reason)
+            await runtime.cancel_workflow(
+                workflow_id, principal=principal, reason=body.reason, terminate=body.terminate
+            )
         return json_response({"workflow_id": workflow_id, "state": "canceled"})
 
     async def migrate_workflow(request: Request) -> Response:

@@ -1,0 +1,75 @@
+"""A terminate ends an instance without its code (``cancel(..., terminate=True)``): no activity
+and no ``cancel`` callback runs, and the trace says so. An instance whose teardown activity
+raises refused every cancel and migration, and an operator had no way out but a deploy of
+mended code (h42 net F7)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+import cronflow_actors as cf
+from cronflow_actors import net
+from tests.engine.helpers import open_item
+
+CALLED: list[str] = []
+
+
+def boom(ctx: Any) -> None:
+    CALLED.append("on_canceled")
+    raise RuntimeError("on_canceled bug")
+
+
+def teardown_raises(cancel: Any = None) -> net.NetSpec:
+    item = net.work_item("a").activities(on_canceled=boom)
+    builder = (
+        net.workflow("rt")
+        .start_condition("start")
+        .end_condition("end")
+        .task("A", net.task(item))
+        .connect_condition("start", "A")
+        .connect_task("A", "end")
+    )
+    if cancel is not None:
+        builder.actions(cancel=cancel)
+    return builder.build()
+
+
+async def test_a_terminate_ends_an_instance_whose_teardown_raises(rt: cf.Runtime) -> None:
+    CALLED.clear()
+    rt.register(teardown_raises())
+    wid = await rt.start_workflow("rt")
+    item = await open_item(rt, wid, "A")
+    await rt.start_work_item(item.id)
+    for cancel in (rt.cancel_workflow, rt.cancel):  # refused, nothing changed
+        with pytest.raises(RuntimeError, match="on_canceled bug"):
+            await cancel(wid)
+        assert await rt.workflow_state(wid) == "started"
+    CALLED.clear()
+    await rt.cancel(wid, reason="its teardown is broken", terminate=True)
+    assert CALLED == []  # none of its code ran
+    assert await rt.workflow_state(wid) == "canceled"
+    [ended] = await rt.work_items(wid, "A")
+    assert ended.state == "canceled"
+    assert "terminated=True" in (await rt.trace(wid)).render()
+
+
+async def test_an_outside_caller_s_terminate_still_passes_the_cancel_policy(
+    rt: cf.Runtime,
+) -> None:
+    CALLED.clear()
+    callbacks: list[str] = []
+    cancel = net.action(
+        policy=net.require_scope("rt:cancel"), callback=lambda ctx, payload: callbacks.append("x")
+    )
+    rt.register(teardown_raises(cancel))
+    wid = await rt.start_workflow("rt")
+    before = await rt.workflow_state(wid)
+    outsider = cf.Principal(id="eve")
+    with pytest.raises(cf.errors.ActionDeniedError):
+        await rt.cancel(wid, principal=outsider, terminate=True)
+    assert await rt.workflow_state(wid) == before
+    admitted = cf.Principal(id="ops", scopes=frozenset({"rt:cancel"}))
+    await rt.cancel(wid, principal=admitted, terminate=True)
+    assert (await rt.workflow_state(wid), callbacks, CALLED) == ("canceled", [], [])
