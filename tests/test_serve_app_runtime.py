@@ -37,6 +37,11 @@ def test_a_db_the_runtime_does_not_open_is_refused_naming_its_own(tmp_path: Path
     on_file = cf.Runtime(db=tmp_path / "own.db", workflows=flows())
     with pytest.raises(ConfigurationError, match=r"its database is SQLite file .*own\.db"):
         runtime_of(settings(db=str(tmp_path / "other.db")), on_file, "app:runtime")
+    # the default's name, given, is given (retest h42 N2: taken for none, served in memory)
+    with pytest.raises(ConfigurationError, match="its database is in memory"):
+        runtime_of(settings(db="cronflow.db"), built, "app:runtime")
+    with pytest.raises(ConfigurationError, match=r"Runtime\(retention=\.\.\.\)"):
+        runtime_of(settings(retention="30d"), cf.Runtime(retention=None), "app:runtime")
     # its own file, however written, is no conflict
     same = settings(db=str(tmp_path / "." / "own.db"))
     assert runtime_of(same, on_file, "app:runtime") is on_file

@@ -2,12 +2,13 @@
 list of workflows.
 
 A ``Runtime`` that APP builds has opened its own database, with its own durability, lease and
-retention: a setting of ``serve`` that would have built them is not used. Each one given (other
-than its default) that differs from the runtime's own is refused, naming the ``Runtime``
-argument that takes it (newcomer h42 F1: ``--db real.db`` given to a ``Runtime`` made without
-``db=`` served in memory, its warning saying to give ``--db`` a file, and every accepted run was
-lost at the next stop). ``--wait-for-lease``, how this process's start meets another's lease
-(a supervisor's restart), is taken by that runtime too, as is ``--no-audit``.
+retention: a setting of ``serve`` that would have built them is not used. Each one given (by a
+file, a variable or a flag, its default's value too) that differs from the runtime's own is
+refused, naming the ``Runtime`` argument that takes it (newcomer h42 F1: ``--db real.db`` given
+to a ``Runtime`` made without ``db=`` served in memory, its warning saying to give ``--db`` a
+file, and every accepted run was lost at the next stop; retest h42 N2: ``--db cronflow.db``, the
+default's name, was taken for none given). ``--wait-for-lease``, how this process's start meets
+another's lease (a supervisor's restart), is taken by that runtime too, as is ``--no-audit``.
 """
 
 from __future__ import annotations
@@ -52,25 +53,21 @@ def runtime_of(settings: Any, target: Any, app_spec: str) -> Any:
 def _refuse_unused(settings: Any, runtime: Any) -> None:
     """``ConfigurationError`` for the first setting given that the runtime APP built does not
     take: one the runtime has otherwise, or one only a runtime ``serve`` makes takes."""
-    from cronflow_actors.runtime.config import Config, deletion_age
+    from cronflow_actors.runtime.config import deletion_age
     from cronflow_actors.runtime.database import describe, is_database
 
-    default = Config()
     store = runtime.store
-    unused = {
+    unused = {  # (given, as load_config says: --db cronflow.db given is no default, h42 N2)
         "queues": bool(settings.queues),
         "max_active_runs": settings.max_active_runs is not None,
         "otel_endpoint": bool(settings.otel_endpoint),
-        "db": settings.db != default.db and not is_database(store, settings.db),
-        "synchronous": settings.synchronous != default.synchronous
-        and settings.synchronous != getattr(store, "synchronous", None),
-        "lease_seconds": settings.lease_seconds
-        not in (default.lease_seconds, runtime.lease.duration),
-        "retention": settings.retention != default.retention
-        and (deletion_age(settings.retention, "retention") or None) != runtime.retention,
+        "db": not is_database(store, settings.db),
+        "synchronous": settings.synchronous != getattr(store, "synchronous", None),
+        "lease_seconds": settings.lease_seconds != runtime.lease.duration,
+        "retention": (deletion_age(settings.retention, "retention") or None) != runtime.retention,
     }
     for name, refused in unused.items():
-        if refused:
+        if refused and name in settings.given:
             own = f"; its database is {describe(store) or 'in memory'}" if name == "db" else ""
             raise ConfigurationError(
                 name,

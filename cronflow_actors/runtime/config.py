@@ -161,6 +161,9 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     loop: LoopName = "auto"
     """``serve``'s event loop: uvloop when installed (``auto``), ``asyncio``'s own, or
     ``uvloop`` (``runtime/event_loop.py``)."""
+    given: frozenset[str] = frozenset()
+    """The settings a file, a variable or a flag gave, not their defaults (``load_config``
+    sets it; no setting itself): ``--db cronflow.db`` given is not one left out (h42 N2)."""
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -263,7 +266,8 @@ def _check_url(url: str) -> None:
     )
 
 
-_FIELDS = frozenset(Config.__struct_fields__) - {"tokens", "queues"}
+_SETTINGS = frozenset(Config.__struct_fields__) - {"given"}
+_FIELDS = _SETTINGS - {"tokens", "queues"}
 _HINTS = get_type_hints(Config)
 _KINDS: dict[Any, str] = {
     int: "a whole number",
@@ -315,7 +319,7 @@ def load_config(
             origin[key] = f"--{key.replace('_', '-')}"
     _check_tables(data, origin)
     try:
-        return msgspec.convert(data, Config, strict=False)
+        return msgspec.convert({**data, "given": list(origin)}, Config, strict=False)
     except msgspec.ValidationError as error:
         raise _refusal(str(error), data, origin) from None
 
@@ -381,17 +385,17 @@ def _read(path: str | os.PathLike[str]) -> dict[str, Any]:
         ) from None
     except tomllib.TOMLDecodeError as error:
         raise ConfigurationError("config", str(path), f"valid TOML ({error})") from None
-    unknown = sorted(set(loaded) - set(Config.__struct_fields__))
+    unknown = sorted(set(loaded) - _SETTINGS)
     if unknown:
         first = unknown[0]
-        close = difflib.get_close_matches(first, Config.__struct_fields__, n=1)
+        close = difflib.get_close_matches(first, _SETTINGS, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         names = ", ".join(map(repr, unknown))
         raise ConfigurationError(
             first,
             loaded[first],
             f"a known setting: {names} in {path} {'is' if len(unknown) == 1 else 'are'} "
-            f"unknown{hint}; the settings are {', '.join(sorted(Config.__struct_fields__))}",
+            f"unknown{hint}; the settings are {', '.join(sorted(_SETTINGS))}",
         )
     return loaded
 
