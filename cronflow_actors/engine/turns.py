@@ -11,13 +11,14 @@ copies the context, and so the turn: closed, it no longer refuses that task's ca
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import TypeVar
 
 from cronflow_actors.errors import ReentrantCallError
 
-__all__ = ["CURRENT", "Turn", "refuse_reentry", "within_turn"]
+__all__ = ["CURRENT", "Turn", "calling", "within_turn"]
 
 A = TypeVar("A")
 R = TypeVar("R")
@@ -36,11 +37,49 @@ class Turn:
 CURRENT: ContextVar[Turn | None] = ContextVar("cronflow_turn", default=None)
 
 
-def refuse_reentry(instance_id: str, operation: str) -> None:
-    """``ReentrantCallError`` if the caller runs inside a transaction of ``instance_id``."""
+_AWAITING: dict[str, list[str]] = {}
+"""The instances whose open turn awaits a call of the API, and the instances those calls are
+to: a call that would close a cycle of them (A's activity calls B, whose activity calls A) is
+refused as a call on the caller's own instance is (retest h42 N1: the two waited for each other
+for ever). Within this process: a call forwarded to another process is not followed."""
+
+
+@contextmanager
+def calling(instance_id: str, operation: str) -> Iterator[None]:
+    """Around a call of the API on ``instance_id``: ``ReentrantCallError`` if the caller runs
+    inside a transaction of that instance, or of one the call would wait for in turn; while it
+    runs, the caller's turn is known to await that instance."""
     turn = CURRENT.get()
-    if turn is not None and turn.open and turn.instance_id == instance_id:
-        raise ReentrantCallError(instance_id, operation)
+    if turn is None or not turn.open:
+        yield
+        return
+    caller = turn.instance_id
+    through = _path(instance_id, caller)
+    if through is not None:
+        raise ReentrantCallError(instance_id, operation, through)
+    _AWAITING.setdefault(caller, []).append(instance_id)
+    try:
+        yield
+    finally:
+        waits = _AWAITING[caller]
+        waits.remove(instance_id)
+        if not waits:
+            del _AWAITING[caller]
+
+
+def _path(start: str, goal: str) -> list[str] | None:
+    """The instances from ``start`` to ``goal`` through the calls their turns await (``[goal]``
+    when they are one), or None."""
+    seen: set[str] = set()
+    paths = [[start]]
+    while paths:
+        path = paths.pop()
+        if path[-1] == goal:
+            return path
+        if path[-1] not in seen:
+            seen.add(path[-1])
+            paths.extend([*path, after] for after in _AWAITING.get(path[-1], ()))
+    return None
 
 
 async def within_turn(instance_id: str, body: Callable[[A], Awaitable[R]], tx: A) -> R:

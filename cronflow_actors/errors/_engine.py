@@ -309,15 +309,19 @@ class ReentrantCallError(EngineError, RuntimeError):
     router, a migration's initializer) called the runtime's API on that same instance: the call
     would wait for the transaction it runs in, for ever. Refused at once, changing nothing."""
 
-    def __init__(self, instance_id: str, operation: str) -> None:
+    def __init__(self, instance_id: str, operation: str, through: list[str] | None = None) -> None:
         self.instance_id = instance_id
+        where = "that same instance"
+        if through is not None and len(through) > 1:  # a cycle of calls between instances
+            chain = " -> ".join(map(repr, through))
+            where = f"instance {through[-1]!r}, which that call would wait for ({chain})"
         super().__init__(
             f"{operation} of instance {instance_id!r} was called from code running inside a "
-            "transaction of that same instance (an activity, callback, policy, router or "
-            "migration function), and would wait for that transaction for ever; nothing was "
-            "done. Change the instance through ctx (ctx.work_item.initialize(), "
-            "ctx.workflow.cancel(), ...), or make the call from a work item's handler or a "
-            "detached action, which run outside its transactions"
+            f"transaction of {where} (an activity, callback, policy, router or migration "
+            "function), and would wait for that transaction for ever; nothing was done. Change "
+            "the instance through ctx (ctx.work_item.initialize(), ctx.workflow.cancel(), ...), "
+            "or make the call from a work item's handler or a detached action, which run "
+            "outside its transactions"
         )
 
 

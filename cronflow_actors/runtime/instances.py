@@ -24,7 +24,7 @@ import pykka
 
 from cronflow_actors.engine.actors import EngineServices, WorkflowActor
 from cronflow_actors.engine.registry import WorkflowRegistry
-from cronflow_actors.engine.turns import refuse_reentry
+from cronflow_actors.engine.turns import calling
 from cronflow_actors.errors import (
     INFRASTRUCTURE,
     DuplicateInstanceError,
@@ -223,8 +223,12 @@ class InstanceDirectory:
 
     async def send(self, instance_id: str, command: Message) -> Any:
         """Carry out ``command`` on the instance (activated from its snapshot if it is not in
-        memory); returns its result once its transaction is durable."""
-        refuse_reentry(instance_id, _operation(command))  # (not from its own transaction)
+        memory); returns its result once its transaction is durable. Not from code inside a
+        transaction of that instance (or of one it would wait for in turn: ``turns.py``)."""
+        with calling(instance_id, _operation(command)):
+            return await self._send(instance_id, command)
+
+    async def _send(self, instance_id: str, command: Message) -> Any:
         for _attempt in range(5):
             if self._router is not None and instance_id not in self._refs:
                 holder = await self._router.claim(instance_id)

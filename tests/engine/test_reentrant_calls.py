@@ -71,3 +71,41 @@ async def test_a_task_the_activity_starts_is_served_once_its_turn_is_over(
     await asyncio.wait_for(rt.complete_work_item(item.id), 10)
     await asyncio.wait_for(later[0], 10)
     assert len(await rt.work_items(wid, "B")) == 2  # the activity's own, and the task's
+
+
+async def test_two_instances_whose_code_calls_each_other_are_refused_not_stuck(
+    rt: cf.Runtime,
+) -> None:
+    """X's activity completes Y's item; Y's activity, in that call's transaction, calls X: each
+    waited for the other for ever, and the runtime's stop hung (retest h42 N1)."""
+    ids: dict[str, str] = {}
+
+    async def y_calls_x(ctx: Any) -> None:
+        ctx.work_item.initialize()
+        await rt.initialize_work_item(ids["x"], "B")
+
+    async def x_calls_y(ctx: Any) -> None:
+        ctx.work_item.initialize()
+        await rt.complete_work_item(ids["y_item"])
+
+    line = [("start", "A"), ("A", "B"), ("B", "end")]
+    rt.register(
+        build("y", {"A": net.task(), "B": net.task().activities(on_enabled=y_calls_x)}, line)
+    )
+    rt.register(
+        build("x", {"A": net.task(), "B": net.task().activities(on_enabled=x_calls_y)}, line)
+    )
+    ids["y"], ids["x"] = await rt.start_workflow("y"), await rt.start_workflow("x")
+    y_item = await open_item(rt, ids["y"], "A")
+    await rt.start_work_item(y_item.id)
+    ids["y_item"] = y_item.id
+    x_item = await open_item(rt, ids["x"], "A")
+    await rt.start_work_item(x_item.id)
+    with pytest.raises(ReentrantCallError) as refused:
+        await asyncio.wait_for(rt.complete_work_item(x_item.id), 10)
+    assert f"which that call would wait for ({ids['x']!r} -> {ids['y']!r})" in str(refused.value)
+    # neither changed, and both still answer
+    assert await states(rt, ids["x"]) == {"A": "started", "B": "disabled"}
+    assert await states(rt, ids["y"]) == {"A": "started", "B": "disabled"}
+    await asyncio.wait_for(rt.cancel_workflow(ids["x"]), 10)
+    await asyncio.wait_for(rt.cancel_workflow(ids["y"]), 10)
