@@ -93,6 +93,8 @@ def test_a_second_serve_on_the_same_database_exits_2_naming_the_owner(tmp_path: 
         # said once, plainly: no traceback of an explained failure buries the advice
         assert "Traceback" not in out
         assert out.count("--wait-for-lease") == 1
+        # nor uvicorn's "Application startup failed" said first, at ERROR (newcomer h42 F5)
+        assert "Application startup failed" not in out
     finally:
         stop(first)
 

@@ -394,6 +394,8 @@ class _ExplainedStartFailure(logging.Filter):
         if isinstance(explained[0], StartGivenUpError):  # a stop, no failure (retest h35 L3:
             return False  # "ERROR Application startup failed" fired the log alerts)
         message = record.getMessage()
+        if message.startswith("Application startup failed"):  # (said first, before the
+            return False  # reason serve then gives: newcomer h42 F5)
         if not message.startswith("Traceback (most recent call last)"):
             return True
         return not any(f"{type(e).__name__}: " in message for e in explained)
