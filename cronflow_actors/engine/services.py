@@ -20,9 +20,17 @@ from cronflow_actors.errors import RuntimeNotRunningError, SnapshotDamagedError
 from cronflow_actors.kernel import Clock
 from cronflow_actors.messages import Message, decoder_for
 from cronflow_actors.messages.engine import InstanceState
+from cronflow_actors.net.fingerprint import fingerprint
+from cronflow_actors.net.spec import NetSpec
 from cronflow_actors.store import Store
 
-__all__ = ["EngineServices", "decode_snapshot_body", "decode_state", "encode_state"]
+__all__ = [
+    "EngineServices",
+    "decode_snapshot_body",
+    "decode_state",
+    "encode_state",
+    "restored_state",
+]
 
 _state_decoder = decoder_for(InstanceState)
 
@@ -32,6 +40,19 @@ def decode_state(body: bytes, instance_id: str) -> InstanceState:
     the run) if it cannot be."""
     state: InstanceState = decode_snapshot_body(_state_decoder, body, instance_id)
     restore(state)  # the outputs written once (engine/state_body.py)
+    return state
+
+
+def restored_state(body: bytes | None, instance_id: str, root: NetSpec) -> InstanceState:
+    """An instance's state as last committed (``body``; None: never committed, a fresh state
+    of ``root``), as a failed transaction goes back to it."""
+    if body is None:
+        return InstanceState(
+            id=instance_id, workflow=root.name, version=root.version, fingerprint=fingerprint(root)
+        )
+    state = decode_state(body, instance_id)
+    if not state.fingerprint:  # started before fingerprints were recorded: pinned from here
+        state.fingerprint = fingerprint(root)
     return state
 
 

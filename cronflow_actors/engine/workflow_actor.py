@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from asyncio import current_task
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
@@ -44,12 +45,12 @@ from cronflow_actors.engine.handlers import (
 )
 from cronflow_actors.engine.item_boundary import check_outside_size
 from cronflow_actors.engine.kept import completed_with_kept, deliver_kept
-from cronflow_actors.engine.services import EngineServices, decode_state, encode_state
+from cronflow_actors.engine.services import EngineServices, encode_state, restored_state
 from cronflow_actors.engine.state_access import StateAccess
 from cronflow_actors.engine.states import FINAL_STATES, WorkflowState, WorkItemState
 from cronflow_actors.engine.stuck import warn_if_stuck
 from cronflow_actors.engine.transaction import Transaction
-from cronflow_actors.engine.turns import within_turn
+from cronflow_actors.engine.turns import IN_BODY
 from cronflow_actors.errors import RevisionConflictError
 from cronflow_actors.kernel import LoopActor
 from cronflow_actors.kernel._coroutine import CoroutineActor  # (mypyc, setup.py)
@@ -62,7 +63,6 @@ from cronflow_actors.messages.engine import (
     EndHooksDone,
     GiveUpMigration,
     InitializeWorkItem,
-    InstanceState,
     NoticeDone,
     Principal,
     ReadCommitted,
@@ -77,7 +77,6 @@ from cronflow_actors.messages.engine import (
     WorkItemStateChanged,
 )
 from cronflow_actors.messages.migrations import MigrationRecord
-from cronflow_actors.net.fingerprint import fingerprint
 from cronflow_actors.net.spec import Descendants, NetSpec, TaskSpec
 
 __all__ = ["WorkflowActor", "WorkflowMessage"]
@@ -122,7 +121,7 @@ class WorkflowActor(CoroutineActor):
         self._handler_refs: dict[str, Any] = {}  # work item id -> its WorkItemActor's ref
         self._raised: dict[str, BaseException] = {}  # item id -> its final failure (this process)
         self._state_access = StateAccess.of(services, f"workflow:{root.name}")
-        self.state = self._restored()
+        self.state = restored_state(self._body, self.instance_id, self.root)
         self._busy = self._busy_items() if snapshot is not None else set()  # (a new one: none)
         """Started automated work items: while any is unrecorded, the instance is runnable."""
 
@@ -280,7 +279,12 @@ class WorkflowActor(CoroutineActor):
         root = self.state.workflows.get(self.instance_id)
         was_final = root is not None and root.state in FINAL_STATES
         try:
-            result = await within_turn(self.instance_id, body, tx)  # (turns.py)
+            task = current_task()  # its own API, called from here, is refused (turns.py)
+            IN_BODY[task] = self.instance_id
+            try:
+                result = await body(tx)
+            finally:
+                del IN_BODY[task]
             if tx.writes():
                 mutation, snapshot, busy = self._prepare_commit(tx, was_final)
                 await self.services.store.commit(mutation)
@@ -292,7 +296,7 @@ class WorkflowActor(CoroutineActor):
                 # Another writer got there first: this copy is stale. Stop once this turn is
                 # over; the next message activates the instance afresh from the store.
                 self._stale = True
-            self.state = self._restored()
+            self.state = restored_state(self._body, self.instance_id, self.root)
             self._busy = self._busy_items()
             raise
         self._release(tx, was_final=was_final)
@@ -427,19 +431,6 @@ class WorkflowActor(CoroutineActor):
                     running.stop(block=False)
 
     # -- helpers -----------------------------------------------------------------------------------
-
-    def _restored(self) -> InstanceState:
-        if self._body is None:
-            return InstanceState(
-                id=self.instance_id,
-                workflow=self.root.name,
-                version=self.root.version,
-                fingerprint=fingerprint(self.root),
-            )
-        state = decode_state(self._body, self.instance_id)
-        if not state.fingerprint:  # started before fingerprints were recorded: pinned from here
-            state.fingerprint = fingerprint(self.root)
-        return state
 
     def _handler_context(self, item: WorkItemRecord, *, answered: bool = False) -> Any:
         return handler_context(
