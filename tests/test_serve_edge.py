@@ -506,3 +506,28 @@ def test_what_cannot_be_read_as_http_is_a_problem_too(tmp_path: Path) -> None:
         counted = 'cronflow_http_requests_total{method="other",route="unmatched",status="400"} 2.0'
         assert counted in metrics
         assert 'cronflow_http_errors_total{class="4xx",route="unmatched"} 2.0' in metrics
+
+
+def test_a_request_target_in_absolute_form_is_read_as_its_path(tmp_path: Path) -> None:
+    """``GET http://host/healthz`` (a client through a forward proxy) was answered 404 "no route
+    /http://host/healthz"; the target's host stands for the Host header (RFC 9112 3.2.2), so a
+    name the server does not answer to is refused there too (hostile h42 F4)."""
+    with serving(APP, tmp_path / "a.db") as served:
+        port = int(served.url.rsplit(":", 1)[1])
+
+        def ask(target: str, host: str) -> bytes:
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+                conn.sendall(
+                    f"GET {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode()
+                )
+                answer = b""
+                while chunk := conn.recv(65536):
+                    answer += chunk
+            return answer
+
+        ok = ask(f"http://127.0.0.1:{port}/healthz", "evil.example")
+        assert ok.startswith(b"HTTP/1.1 200"), ok[:200]
+        assert b'"status":"ok"' in ok
+        refused = ask("http://evil.example/healthz", f"127.0.0.1:{port}")
+        assert refused.startswith(b"HTTP/1.1 403"), refused[:200]
+        assert b"host-not-allowed" in refused

@@ -52,6 +52,7 @@ class OneFraming:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
+            scope = origin_form(scope)
             names = [name for name, _value in scope["headers"]]
             if b"transfer-encoding" in names and b"content-length" in names:
                 detail = "the request has both Content-Length and Transfer-Encoding; send one"
@@ -59,6 +60,26 @@ class OneFraming:
                 await refused(scope, receive, send)
                 return
         await self.app(scope, receive, send)
+
+
+def origin_form(scope: Scope) -> Scope:
+    """A request whose target is in absolute form (``GET http://host/healthz``, as a client
+    sends through a forward proxy) read as its path, the target's host taking the place of the
+    Host header, as RFC 9112 3.2.2 says a server must: it was answered 404 "no route
+    /http://host/healthz" (hostile h42 F4)."""
+    path = scope["path"]
+    if not path.lower().startswith(("http://", "https://")):
+        return scope
+    host, _, rest = path.partition("://")[2].partition("/")
+    headers = [(name, value) for name, value in scope["headers"] if name != b"host"]
+    raw = scope.get("raw_path") or b""
+    raw_path = b"/" + raw.partition(b"://")[2].partition(b"/")[2]
+    return {
+        **scope,
+        "path": "/" + rest,
+        "raw_path": raw_path,
+        "headers": [*headers, (b"host", host.encode("latin-1"))],
+    }
 
 
 def route(path: str, auth: Sequence[Middleware] = (), /, **handlers: Handler) -> Route:
