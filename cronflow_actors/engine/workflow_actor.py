@@ -327,8 +327,8 @@ class WorkflowActor(CoroutineActor):
         busy = self._busy_after(tx)
         root = state.workflows[state.id]
         final = root.state in FINAL_STATES
-        if final and not was_final:  # it ends here: its end's hooks are owed (if it has any)
-            endings.owed(self, root.state)
+        if final and not was_final and not tx.terminating:  # its end's hooks are owed (if
+            endings.owed(self, root.state)  # any; a terminate runs none of its code)
         if final and state.heard:  # no step of it hears anything more
             state.heard = {}
         if root.state == WorkflowState.COMPLETED and (state.kept or state.carried):

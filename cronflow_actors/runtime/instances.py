@@ -240,7 +240,8 @@ class InstanceDirectory:
                 # held, or its workflow is not registered here: an operator's cancel ends it
                 # without its code; anything else is refused
                 if self._pinning is not None and _discards(command, instance_id):
-                    if await self._pinning.discard(instance_id):
+                    terminate = isinstance(command, CancelWorkflow) and command.terminate
+                    if await self._pinning.discard(instance_id, terminate=terminate):
                         return None
                     continue  # it can run again meanwhile: canceled through its actor
                 if isinstance(cannot_run, UnknownWorkflowError):

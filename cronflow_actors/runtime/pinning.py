@@ -346,7 +346,7 @@ class Pinning:
         or its workflow (or version) is not registered."""
         return is_held(snapshot) or (not snapshot.terminal and not self._registered(snapshot))
 
-    async def discard(self, instance_id: str) -> bool:
+    async def discard(self, instance_id: str, *, terminate: bool = False) -> bool:
         """End an instance that cannot run here (held, or its workflow not registered) as
         canceled, without its definition: no activity, cancel action or handler of it runs.
         Its open waits end, its timers are deleted, its run's end is announced as any cancel's
@@ -354,7 +354,12 @@ class Pinning:
         can run again (released or registered meanwhile: cancel it as any run)."""
         now = self._clock.now()
         held = await end_offline(
-            self._store, instance_id, now, offline=self.cannot_run, audit=self._audit()
+            self._store,
+            instance_id,
+            now,
+            offline=self.cannot_run,
+            audit=self._audit(),
+            terminate=terminate,
         )
         if held is None:
             return False
@@ -363,10 +368,10 @@ class Pinning:
             instance_id,
             held[0].workflow,
         )
-        self.ended_offline(held)
+        self.ended_offline(held, hooks=not terminate)  # (a terminate runs none of its code)
         return True
 
-    def ended_offline(self, ended: Ended) -> None:
+    def ended_offline(self, ended: Ended, *, hooks: bool = True) -> None:
         """An instance that could not run here was ended in the store (``end_offline``: a
         discard, a migration): its state changes go to the runtime's observers, its timers are
         disarmed, its hold lifted, and its end is announced as any run's (its waiters, its
@@ -379,7 +384,7 @@ class Pinning:
         self.forget(state.id)
         # one canceled for a migration calls no end hook: the run that replaces it ends for both
         # (as online: engine/endings.py); a give-up calls them (chaos h30 H1)
-        hooks = state.migrated_to is None
+        hooks = hooks and state.migrated_to is None
         self._on_ended(Transaction.workflow_info(state.workflows[state.id]), record.body, hooks)
 
     async def keep(self, instance_id: str, event: KeptEvent) -> SnapshotRecord | None:

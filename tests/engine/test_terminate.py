@@ -5,12 +5,14 @@ mended code (h42 net F7)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 import cronflow_actors as cf
 from cronflow_actors import net
+from cronflow_actors.kernel import ManualClock
 from tests.engine.helpers import open_item
 
 CALLED: list[str] = []
@@ -73,3 +75,37 @@ async def test_an_outside_caller_s_terminate_still_passes_the_cancel_policy(
     admitted = cf.Principal(id="ops", scopes=frozenset({"rt:cancel"}))
     await rt.cancel(wid, principal=admitted, terminate=True)
     assert (await rt.workflow_state(wid), callbacks, CALLED) == ("canceled", [], [])
+
+
+def held_flow(ended: list[str], *, changed: bool = False) -> cf.Flow:
+    """A flow that waits for a person, with an end hook; ``changed``: its definition edited
+    under the same version (a run of the first is then held, ``blocked``)."""
+    flow = cf.define("held", hooks=cf.Hooks(on_complete=lambda ctx: ended.append("ended")))
+    flow = flow.human_in_the_loop("approve", description="ok?")
+    return flow.step("after" if not changed else "edited", lambda ctx: 1)
+
+
+async def test_a_terminate_calls_no_end_hook_of_a_flow_run_running_or_held(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    """A terminated flow run's on_complete hook ran, and a held run's trace did not say it was
+    terminated (retest2 h42 N1, N2)."""
+    ended: list[str] = []
+    db = tmp_path / "t.db"
+    async with cf.Runtime(db=db, clock=clock, workflows=[held_flow(ended)]) as rt:
+        running, held = await rt.trigger("held"), await rt.trigger("held")
+        await rt.wait_idle()
+        await rt.cancel(running, terminate=True)
+        assert (await rt.wait(running, timeout=5)).status == "canceled"
+        await rt.wait_idle()
+        assert ended == []
+    async with cf.Runtime(db=db, clock=clock, workflows=[held_flow(ended, changed=True)]) as rt:
+        assert (await rt.inspect(held)).status == "blocked"
+        await rt.cancel(held, terminate=True)
+        await rt.wait_idle()
+        assert (await rt.inspect(held)).status == "canceled"
+        assert "terminated=True" in (await rt.trace(held)).render()
+        assert ended == []
+        await rt.cancel(await rt.trigger("held"))  # a plain cancel calls it, as before
+        await rt.wait_idle()
+        assert len(ended) == 1
