@@ -194,6 +194,7 @@ def test_metrics_on_a_port_of_their_own(tmp_path: Path) -> None:
         on_api = httpx.get(f"{served.url}/metrics")
         assert on_api.status_code == 404
         assert "the port --metrics-port names" in on_api.json()["detail"]  # (newcomer h42 F12)
+        assert httpx.post(f"{served.url}/metrics", json={}).status_code == 404  # (as a GET)
         own = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics")
         assert own.status_code == 200
         assert "cronflow_build_info" in own.text

@@ -291,7 +291,7 @@ def _add_db_commands(commands: Any) -> None:
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         if "arguments are required" in message:  # ``inspect -x``: "-x" read as an option
-            message += "; a value that begins with '-' (a run id such as '-x') goes after '--'"
+            message += "; a value that begins with '-' (an id, a token: '-x') goes after '--'"
         super().error(message)  # (said so since hostile h42 F7)
 
 

@@ -146,7 +146,7 @@ def describe(span: AuditSpan) -> str:
         if key in attributes and not (key == "principal" and attributes[key] is None)
     ]
     if span.operation.startswith("Action.") and attributes.get("principal") is None:
-        extras.append("internal" if "via" not in attributes else "by an anonymous caller")
+        extras.append("internal")  # (a resume too: this process's, or a caller no token names)
     tail = f" ({', '.join(extras)})" if extras else ""
     # one line whatever an error in it holds (a sender's ESC, CR or line break reached the
     # terminal of `cronflow-actors trace`: retest2 h33 F2)

@@ -135,13 +135,15 @@ def not_registered(
         return (
             f"{said}: another process sharing this database may register it (a deploy under "
             f"way): send the call to one that does, or again once this one is upgraded; if none "
-            f"registers it, register it, or migrate the run (cronflow-actors migrate "
-            f"{instance_id} --to VERSION), or cancel it"
+            f"registers it, register it, or migrate the run (a flow's: cronflow-actors migrate "
+            f"{instance_id} --to VERSION; a net's, once its version is registered again beside "
+            "the new one with their migration), or cancel it"
         )
-    return (
+    return (  # (a net's migration names both versions: retest2 h42, net F4's rest)
         f"{said}: nothing runs it until that version is registered again beside the "
-        f"others, or it is migrated to one that is (cronflow-actors migrate {instance_id} --to "
-        f"{to}), or canceled"
+        f"others, or it is migrated to one that is (a flow's run: cronflow-actors migrate "
+        f"{instance_id} --to {to}; a net's, once its version is registered again beside the "
+        "new one with their migration), or canceled"
     )
 
 

@@ -79,8 +79,9 @@ async def test_a_run_whose_version_is_no_longer_registered_says_so_and_what_to_d
         why = (
             f"run {left!r} is on version 'v2' of 'order', which is not registered here "
             "(registered: v3): nothing runs it until that version is registered again beside "
-            f"the others, or it is migrated to one that is (cronflow-actors migrate {left} --to "
-            "v3), or canceled"
+            "the others, or it is migrated to one that is (a flow's run: cronflow-actors "
+            f"migrate {left} --to v3; a net's, once its version is registered again beside the "
+            "new one with their migration), or canceled"
         )
         run = await rt.inspect(left)
         assert (run.status, run.version, run.blocked) == ("waiting", "v2", why)

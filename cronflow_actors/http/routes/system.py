@@ -82,5 +82,7 @@ def routes(edge: Edge, document: dict[str, Any], *, with_metrics: bool) -> list[
                 "port --metrics-port names; scrape that one",
             )
 
-        found.append(route("/metrics", get=elsewhere))
+        # (any method: a POST was a 405 "use GET, HEAD" where a GET is this 404: retest2 N6)
+        methods = ("get", "post", "put", "patch", "delete")
+        found.append(route("/metrics", **dict.fromkeys(methods, elsewhere)))
     return found
