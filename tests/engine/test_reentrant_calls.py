@@ -109,3 +109,40 @@ async def test_two_instances_whose_code_calls_each_other_are_refused_not_stuck(
     assert await states(rt, ids["y"]) == {"A": "started", "B": "disabled"}
     await asyncio.wait_for(rt.cancel_workflow(ids["x"]), 10)
     await asyncio.wait_for(rt.cancel_workflow(ids["y"]), 10)
+
+
+async def test_a_call_from_a_task_an_activity_started_does_not_make_its_instance_wait(
+    rt: cf.Runtime,
+) -> None:
+    """X's activity starts a task (not awaited) that calls Y; Y's activity calls X back once X's
+    transaction is over: served. It was refused, X counted as waiting on Y for as long as the
+    task's call went on (retest2 h42 N3)."""
+    ids: dict[str, str] = {}
+    started: list[asyncio.Task[Any]] = []
+
+    async def y_calls_x(ctx: Any) -> None:
+        ctx.work_item.initialize()
+        await rt.initialize_work_item(ids["x"], "B")
+
+    async def x_starts_a_call_of_y(ctx: Any) -> None:
+        ctx.work_item.initialize()
+        call = rt.complete_work_item(ids["y_item"])
+        started.append(asyncio.get_running_loop().create_task(call))
+        await asyncio.sleep(0.05)  # Y's activity calls X meanwhile: it waits for this body
+
+    line = [("start", "A"), ("A", "B"), ("B", "end")]
+    rt.register(
+        build("y", {"A": net.task(), "B": net.task().activities(on_enabled=y_calls_x)}, line)
+    )
+    x_b = net.task().activities(on_enabled=x_starts_a_call_of_y)
+    rt.register(build("x", {"A": net.task(), "B": x_b}, line))
+    ids["y"], ids["x"] = await rt.start_workflow("y"), await rt.start_workflow("x")
+    y_item = await open_item(rt, ids["y"], "A")
+    await rt.start_work_item(y_item.id)
+    ids["y_item"] = y_item.id
+    x_item = await open_item(rt, ids["x"], "A")
+    await rt.start_work_item(x_item.id)
+    await asyncio.wait_for(rt.complete_work_item(x_item.id), 10)
+    await asyncio.wait_for(started[0], 10)
+    assert len(await rt.work_items(ids["x"], "B")) == 2  # its own, and Y's
+    assert await states(rt, ids["y"]) == {"A": "completed", "B": "enabled"}
