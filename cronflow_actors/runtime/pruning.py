@@ -6,15 +6,22 @@ A finished run whose work goes on elsewhere still answers for it: a webhook's du
 finds it by the id its key names and is told where the work is now (``current_run_id``). Pruned
 by its own end, its id was free again while its resume still ran, and the duplicate started the
 work a second time (ops h41 F3). So each resume and each migration's hop records which run goes
-on from which (namespace ``cronflow:successors``: the earlier run's id -> the later one's), and a
-run is kept while the run that goes on from it is stored: a chain goes with its last run, in the
-same prune. A resume or migration made by a release before this one recorded nothing: its run
-is pruned by its own end, as it was.
+on from which (kv namespace ``cronflow:successors``: the earlier run's id -> the later one's and
+when), before the later run starts (a resume: before it even reads the earlier one), and the
+store's delete keeps every run such a link names, read in the delete's own statement: a link
+written before it keeps its run (a link read beforehand, then a delete, lost the runs resumed in
+between: review h42 F2). A link is let go once its later run is gone (pruned in turn: a chain
+goes with its last run, in the same prune) or was never started (a resume refused), a minute
+after it was written; and once its earlier run is gone. A resume or migration an older runtime
+made recorded nothing: its run is pruned by its own end, as it was.
 """
 
 from __future__ import annotations
 
+import asyncio
+import weakref
 from collections.abc import Callable, Collection, Iterable
+from typing import Any
 
 from cronflow_actors.runtime.migration_plans import kept_by_migrations
 from cronflow_actors.store import Store
@@ -22,16 +29,23 @@ from cronflow_actors.store import Store
 __all__ = ["SUCCESSORS", "prune_finished", "record_successors"]
 
 SUCCESSORS = "cronflow:successors"
-"""The namespace of the links: a run's id -> the id of the run its work went on in."""
+"""The namespace of the links: a run's id -> ``[the id of the run its work went on in, when]``."""
+
+_STARTING = 60.0
+"""Seconds a link to a run not stored is kept: the run may still be starting."""
 
 _PAGE = 1000  # the store's page: of prunes, and of the ids one existence read takes
+
+_LOCKS: weakref.WeakKeyDictionary[Store, asyncio.Lock] = weakref.WeakKeyDictionary()
+"""A prune of a store at a time in this process: one let go a link while another's pass had
+read it, and returned with the run it freed still there (a caller's beside retention's)."""
 
 
 async def record_successors(store: Store, pairs: Iterable[tuple[str, str]], now: float) -> None:
     """Record that the work of each pair's first run goes on in its second, before that one is
-    started (a link to a run never started keeps nothing, and goes with its first run)."""
+    started (a link to a run never started keeps its first run a minute, then goes)."""
     for run_id, successor in pairs:
-        await store.kv_set(SUCCESSORS, run_id, successor, now=now)
+        await store.kv_set(SUCCESSORS, run_id, [successor, now], now=now)
 
 
 async def prune_finished(
@@ -45,33 +59,55 @@ async def prune_finished(
     expired state keys; returns how many runs (``on_page`` hears each page's count as it is
     committed: a prune that fails later has deleted those). Kept: the runs a migration under way
     needs (read once: a migration that begins later cancels its run after the cutoff), and each
-    run whose successor is still stored."""
+    run a link names."""
+    lock = _LOCKS.setdefault(store, asyncio.Lock())
+    async with lock:  # one at a time: retention's and a caller's (each sees the other's end)
+        return await _prune(store, finished_before, now, on_page)
+
+
+async def _prune(
+    store: Store, finished_before: float, now: float, on_page: Callable[[int], object] | None
+) -> int:
     planned = await kept_by_migrations(store, now)
-    links: dict[str, str] = {
-        run: after
-        for run, after in (await store.kv_items(SUCCESSORS, now=now)).items()
-        if isinstance(after, str)
-    }
     total = 0
-    alive = await _stored(store, set(links.values()))
     while True:
-        kept = planned | {run for run, after in links.items() if after in alive}
         pruned = 0
-        while (page := await store.prune(finished_before=finished_before, keep=kept)) > 0:
+        while page := await store.prune(
+            finished_before=finished_before, keep=planned, keep_keys_of=SUCCESSORS
+        ):
             pruned += page
             if on_page is not None:
                 on_page(page)
         total += pruned
-        if not pruned:
+        if not await _let_go(store, now):  # a link let go frees its run: prune again
             break
-        now_alive = await _stored(store, alive)
-        if now_alive == alive:  # no successor went: nothing more is freed
-            break
-        alive = now_alive  # a chain's later run went: the one before it may go now
-    for gone in set(links) - await _stored(store, set(links)):
-        await store.kv_delete(SUCCESSORS, gone)
     await store.kv_purge_expired(now)
     return total
+
+
+async def _let_go(store: Store, now: float) -> int:
+    """Delete the links whose earlier run is gone, or whose later one is not stored (pruned, or
+    never started) a minute after they were written; how many of the second kind, each of
+    which frees a run to prune."""
+    links = {
+        run: _link(value) for run, value in (await store.kv_items(SUCCESSORS, now=now)).items()
+    }
+    runs = await _stored(store, links.keys())
+    later = await _stored(store, {after for after, _at in links.values()})
+    freed = 0
+    for run, (after, at) in links.items():
+        gone = run not in runs
+        if gone or (after not in later and now - at >= _STARTING):
+            await store.kv_delete(SUCCESSORS, run)
+            freed += not gone
+    return freed
+
+
+def _link(value: Any) -> tuple[str, float]:
+    """A link's later run and when it was written (a value of another form: long ago)."""
+    if isinstance(value, list) and len(value) == 2:
+        return str(value[0]), float(value[1])
+    return str(value), 0.0
 
 
 async def _stored(store: Store, ids: Collection[str]) -> set[str]:

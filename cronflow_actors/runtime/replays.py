@@ -214,6 +214,9 @@ class Replays:
         h27 V3: a read before the start answered every one of them as new)."""
         if instance_id is not None:
             check_instance_id(instance_id)
+        if resume:  # kept while its resume is, linked before it is read: a prune after the
+            # read lost it (ops h41 F3: its key started the work again; review h42 F2)
+            await record_successors(self._store, [(run_id, resume_id(run_id))], self._clock.now())
         recorded, workflow, stored = await self._recorded(run_id)
         if self._catalog.is_net(workflow):
             raise NotReplayableError(run_id, workflow)
@@ -230,8 +233,6 @@ class Replays:
         if resume:  # one resume a run: asked again, the same one answers
             resumed = _resumable(run_id, stored, payload, mock_steps, instance_id)
             instance_id = resume_id(run_id)
-            # kept while its resume is (ops h41 F3: pruned, its key started the work again)
-            await record_successors(self._store, [(run_id, instance_id)], self._clock.now())
         if payload is None:
             payload = trigger.payload
         elif trigger.kind == "webhook":  # what its webhook checks of a payload, this one too

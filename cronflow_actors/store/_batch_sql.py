@@ -240,8 +240,9 @@ def _apply(db: sqlite3.Connection, op: Any) -> tuple[Any, bool]:
                 "DELETE FROM kv WHERE expires_at IS NOT NULL AND expires_at <= ?", (now,)
             )
             return cursor.rowcount, False
-        case Prune(before, limit, keep):
-            cursor = db.execute(sql.PRUNE, (before, before, json.dumps(keep), limit))
+        case Prune(before, limit, keep, keep_keys_of):
+            params = (before, before, json.dumps(keep), keep_keys_of, limit)
+            cursor = db.execute(sql.PRUNE, params)
             return cursor.rowcount, cursor.rowcount > 0
         case QueuedRun() as run:
             taken = db.execute(

@@ -71,11 +71,13 @@ class KvPurge(msgspec.Struct, frozen=True):
 
 class Prune(msgspec.Struct, frozen=True):
     """Delete finished instances last changed before ``before`` (at most ``limit``), but
-    those in ``keep``."""
+    those in ``keep`` and those a key of the kv namespace ``keep_keys_of`` names (read by the
+    delete's own statement: a key written before it keeps its instance)."""
 
     before: float
     limit: int
     keep: tuple[str, ...] = ()
+    keep_keys_of: str = ""
 
 
 class LeaseAcquire(msgspec.Struct, frozen=True):

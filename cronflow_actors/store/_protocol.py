@@ -129,11 +129,17 @@ class Store(Protocol):
         ...
 
     async def prune(
-        self, *, finished_before: float, limit: int = 1000, keep: Collection[str] = ()
+        self,
+        *,
+        finished_before: float,
+        limit: int = 1000,
+        keep: Collection[str] = (),
+        keep_keys_of: str = "",
     ) -> int:
         """Delete up to ``limit`` finished instances (completed, failed or canceled, with no
         action out) last changed before ``finished_before``, but those in ``keep`` (the runs a
-        migration under way still reads), with their journal, audit trail, timers and waits;
+        migration under way still reads) and those a key of the kv namespace ``keep_keys_of`` names
+        (read in the delete's own statement), with their journal, audit trail, timers and waits;
         returns how many."""
         ...
 

@@ -148,13 +148,15 @@ PRUNE = """
         WHERE status IN ('completed', 'failed', 'canceled') AND created_at < ?
             AND updated_at < ? AND terminal = 1 AND runnable = 0
             AND instance_id NOT IN (SELECT value FROM json_each(?))
+            AND instance_id NOT IN (SELECT key FROM kv WHERE namespace = ?)
         LIMIT ?
     )
 """
 """A page of finished instances that owe nothing more (their hooks called), with their journal,
 audit trail, timers and waits (foreign keys cascade), found through the (status, created_at)
 index, but those a JSON list of ids keeps (one parameter, however many: SQLite limits the
-number of parameters)."""
+number of parameters) and those a key of a kv namespace names (in this statement: a key
+written before it keeps its instance, as a resume's link does, runtime/pruning.py)."""
 
 VACUUM_SOME = "PRAGMA incremental_vacuum(2000);"
 

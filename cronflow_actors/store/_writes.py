@@ -155,12 +155,17 @@ class GroupWrites(ABC):
         return purged
 
     async def prune(
-        self, *, finished_before: float, limit: int = 1000, keep: Collection[str] = ()
+        self,
+        *,
+        finished_before: float,
+        limit: int = 1000,
+        keep: Collection[str] = (),
+        keep_keys_of: str = "",
     ) -> int:
         check_page(limit)
         operation = "prune finished runs"
         pruned: int = await self._require_writer(operation).submit(
-            Prune(finished_before, limit, tuple(keep)), operation
+            Prune(finished_before, limit, tuple(keep), keep_keys_of), operation
         )
         return pruned
 

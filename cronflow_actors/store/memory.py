@@ -185,16 +185,23 @@ class MemoryStore(MemorySpans, MemoryQueue, MemoryKv):
             raise StoreFailedError(repr(self), str(self._failure))
 
     async def prune(
-        self, *, finished_before: float, limit: int = 1000, keep: Collection[str] = ()
+        self,
+        *,
+        finished_before: float,
+        limit: int = 1000,
+        keep: Collection[str] = (),
+        keep_keys_of: str = "",
     ) -> int:
         self._require_writable("prune finished runs")
         check_page(limit)
+        keyed = {key for namespace, key in self._kv if namespace == keep_keys_of}
         done = [
             s.instance_id
             for s in self._snapshots.values()
             if s.terminal
             and not s.runnable  # (an ended run still owing its hooks)
             and s.instance_id not in keep
+            and s.instance_id not in keyed
             and s.status in ("completed", "failed", "canceled")
             and s.updated_at < finished_before
         ][:limit]

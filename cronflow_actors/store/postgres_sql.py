@@ -129,6 +129,9 @@ PRUNE = """
         WHERE status IN ('completed', 'failed', 'canceled') AND created_at < $1
             AND updated_at < $1 AND terminal AND NOT runnable
             AND NOT (instance_id = ANY($3::text[]))
+            AND NOT EXISTS (
+                SELECT 1 FROM kv WHERE kv.namespace = $4 AND kv.key = instances.instance_id
+            )
         LIMIT $2
     )
 """

@@ -290,8 +290,11 @@ class PostgresWriter(Reconnecting):
                     "DELETE FROM kv WHERE expires_at IS NOT NULL AND expires_at <= $1", now
                 )
                 return _count(status)
-            case Prune(before, limit, keep):
-                return _count(await connection.execute(sql.PRUNE, before, limit, list(keep)))
+            case Prune(before, limit, keep, keep_keys_of):
+                pruned = await connection.execute(
+                    sql.PRUNE, before, limit, list(keep), keep_keys_of
+                )
+                return _count(pruned)
             case QueuedRun() as run:
                 row = await connection.fetchrow(
                     sql.ENQUEUE,

@@ -153,6 +153,20 @@ async def test_prune_leaves_the_instances_it_is_told_to_keep(store: Store) -> No
     assert [s.instance_id for s in await store.list_snapshots()] == ["c"]
 
 
+async def test_prune_leaves_the_instances_a_kv_namespace_names(store: Store) -> None:
+    """Read in the delete's own statement: a key written before it keeps its instance (a
+    resume's link, read before the prune and then deleted from under it: review h42 F2)."""
+    for ident in ("a", "b"):
+        done = snapshot(instance_id=ident, status="failed", terminal=True, updated_at=1.0)
+        await store.commit(Mutation(snapshot=done))
+    await store.kv_set("links", "a", ["resume:a", 1.0], now=1.0)
+    await store.kv_set("other", "b", 1, now=1.0)  # another namespace's keeps nothing
+    assert await store.prune(finished_before=50.0, keep_keys_of="links") == 1
+    assert [s.instance_id for s in await store.list_snapshots()] == ["a"]
+    await store.kv_delete("links", "a")
+    assert await store.prune(finished_before=50.0, keep_keys_of="links") == 1
+
+
 async def test_a_mutation_for_an_unknown_instance_is_rejected_whole(store: Store) -> None:
     bad = Mutation(
         snapshot=snapshot("known"),
