@@ -168,7 +168,10 @@ async def test_runs_events_resume_cancel_and_health(serve: Serve) -> None:
     await rt.wait_idle()
     for body, said in [
         ({"reason": "a\nb"}, "the body's reason is 'a\\nb'; expected a string of at most 500"),
-        ({"reason": 3}, 'expected nothing or {"reason": "why"}: Expected `str`, got `int`'),
+        (
+            {"reason": 3},
+            'expected nothing or {"reason": "why", "terminate": false}: Expected `str`',
+        ),
         ({"why": "x"}, "Object contains unknown field `why`"),
     ]:
         refused = await client.post(f"/runs/{doomed}/cancel", json=body)
