@@ -72,6 +72,6 @@ def _refuse_unused(settings: Any, runtime: Any) -> None:
             raise ConfigurationError(
                 name,
                 getattr(settings, name),
-                f"given to the Runtime that APP builds (Runtime({name}=...)){own}: serve's "
-                "settings build the runtime only when APP is a list of workflows",
+                f"none: APP builds its own Runtime, which takes it as Runtime({name}=...){own} "
+                "(serve's settings build the runtime only when APP is a list of workflows)",
             )

@@ -321,7 +321,7 @@ class Transaction:
         the activity is, for a call it raises in (not a report): the call is refused with
         that named (``refuse_call``)."""
         call = call_user(not_called if self.terminating else fn, ctx)
-        if self.audit is not None:
+        if self.audit is not None and not self.terminating:  # (none said to run: review F7)
             call = self.audit.activity(call, name, instance_id, element, kind)
         if refusing is None or self.reported:
             return call

@@ -209,7 +209,7 @@ def as_problem(error: CronflowError) -> Problem:
     if where is not None:  # raised by the flow's own code, which refused the call
         fields["raised_in"] = where
         return Problem(
-            status, slug, f"the flow's {where} raised: {error}", headers=headers, **fields
+            status, slug, f"the workflow's {where} raised: {error}", headers=headers, **fields
         )
     return Problem(status, slug, str(error), headers=headers, **fields)
 
@@ -226,8 +226,8 @@ def flow_code_problem(error: Exception, *, message: bool = True) -> Problem | No
     logger.error("a call was refused: the %s raised", where, exc_info=error)
     said = f"{type(error).__name__}: {error}" if message else type(error).__name__
     detail = (
-        f"the flow's {where} raised {said}; nothing of this call changed (the traceback is "
-        "in the server's log): mend the flow or the request, then send it again"
+        f"the workflow's {where} raised {said}; nothing of this call changed (the traceback "
+        "is in the server's log): mend the workflow or the request, then send it again"
     )
     return Problem(500, "flow-code-failed", detail, raised_in=where)
 

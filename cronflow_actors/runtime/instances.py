@@ -225,7 +225,7 @@ class InstanceDirectory:
         """Carry out ``command`` on the instance (activated from its snapshot if it is not in
         memory); returns its result once its transaction is durable. Not from code inside a
         transaction of that instance (or of one it would wait for in turn: ``turns.py``)."""
-        with calling(instance_id, _operation(command)):
+        with calling(instance_id, _operation(command, held=False)):
             return await self._send(instance_id, command)
 
     async def _send(self, instance_id: str, command: Message) -> Any:
@@ -444,8 +444,11 @@ def _discards(command: Message, instance_id: str) -> bool:
     )
 
 
-def _operation(command: Message) -> str:
-    """What a command to a held instance was, for the error that refuses it."""
+def _operation(command: Message, *, held: bool = True) -> str:
+    """What a command was, for the error that refuses it (``held``: to a held instance, what
+    else would move it; else a call refused as its caller's own: ``calling``)."""
+    if not held and isinstance(command, CancelWorkflow):
+        return "cancel" if not command.terminate else "terminate"
     match command:
         case WorkItemAction(action=verb, work_item_id=item_id):
             return f"{verb} work item {item_id!r}"

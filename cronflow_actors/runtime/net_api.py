@@ -14,6 +14,7 @@ from cronflow_actors.engine.context import WorkflowInfo, WorkItemInfo
 from cronflow_actors.engine.states import TaskState, WorkflowState, WorkItemVerb, is_final
 from cronflow_actors.engine.transaction import Transaction
 from cronflow_actors.errors import (
+    ConfigurationError,
     InternalOnlyActionError,
     InvalidStateTransitionError,
     NotFoundError,
@@ -166,6 +167,14 @@ class NetMethods(GiveUpMethods):
         A root canceled for a migration whose next run never started (its start raised) is
         ended; its cancel gives that migration up (as ``cancel`` of the run does), by the
         caller who asked for the migration (a net's) or any (a flow's)."""
+        if terminate and root_of(workflow_id) != workflow_id:  # (its parent's code skipped
+            raise ConfigurationError(  # too: the parent's next task had no item, review h42 F3)
+                "terminate",
+                terminate,
+                f"false for {workflow_id!r}, a child workflow: a terminate ends a whole run, none "
+                f"of its code running; cancel this child plainly, or terminate its run "
+                f"{root_of(workflow_id)!r}",
+            )
         try:
             await self._cancel_instance(workflow_id, principal, reason, by, terminate)
         except InvalidStateTransitionError:  # ended: for a migration that is pending? (a root's)

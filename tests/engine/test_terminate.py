@@ -54,7 +54,9 @@ async def test_a_terminate_ends_an_instance_whose_teardown_raises(rt: cf.Runtime
     assert await rt.workflow_state(wid) == "canceled"
     [ended] = await rt.work_items(wid, "A")
     assert ended.state == "canceled"
-    assert "terminated=True" in (await rt.trace(wid)).render()
+    trace = (await rt.trace(wid)).render()
+    assert "terminated=True" in trace
+    assert "Activity.on_canceled" not in trace.split("terminated=True")[1]  # none ran (review F7)
 
 
 async def test_an_outside_caller_s_terminate_still_passes_the_cancel_policy(
@@ -109,3 +111,27 @@ async def test_a_terminate_calls_no_end_hook_of_a_flow_run_running_or_held(
         await rt.cancel(await rt.trigger("held"))  # a plain cancel calls it, as before
         await rt.wait_idle()
         assert len(ended) == 1
+
+
+async def test_a_terminate_of_a_child_workflow_is_refused(rt: cf.Runtime) -> None:
+    """It skipped its parent's code too (the composite task's on_completed, the next task's
+    on_enabled): the next task was enabled with no work item, for ever (review h42 F3)."""
+    child = net.workflow("inner").start_condition("s").end_condition("e").task("T", net.task())
+    child = child.connect_condition("s", "T").connect_task("T", "e")
+    outer = (
+        net.workflow("outer")
+        .start_condition("start")
+        .end_condition("end")
+        .composite_task("C", net.composite_task(child))
+        .connect_condition("start", "C")
+        .connect_task("C", "end")
+        .build()
+    )
+    rt.register(outer)
+    wid = await rt.start_workflow("outer")
+    [kid] = await rt.child_workflows(wid, "C")
+    with pytest.raises(cf.errors.ConfigurationError, match="terminate its run"):
+        await rt.cancel_workflow(kid.id, terminate=True)
+    await rt.cancel_workflow(kid.id)  # plainly: as before
+    await rt.cancel_workflow(wid, terminate=True)
+    assert await rt.workflow_state(wid) == "canceled"

@@ -106,7 +106,9 @@ async def test_a_runtime_error_the_flows_code_raised_keeps_its_answer_and_names_
     assert answer.status_code == 409, answer.text  # the answer of its class, as before
     problem = answer.json()
     assert problem["raised_in"] == "router of task 'if:again' in 'counted'"
-    assert problem["detail"].startswith("the flow's router of task 'if:again' in 'counted' raised")
+    assert problem["detail"].startswith(
+        "the workflow's router of task 'if:again' in 'counted' raised"  # (a net's too: h42)
+    )
     assert "holds str 'ada', not a number" in problem["detail"]
     assert await rt.list_runs() == []
 
