@@ -73,6 +73,25 @@ async def test_a_task_the_activity_starts_is_served_once_its_turn_is_over(
     assert len(await rt.work_items(wid, "B")) == 2  # the activity's own, and the task's
 
 
+async def two_started(
+    rt: cf.Runtime, ids: dict[str, str], y_enabled: Any, x_enabled: Any
+) -> cf.WorkItemInfo:
+    """Instances of ``y`` and ``x`` (A, then B whose ``on_enabled`` is given), each's A started
+    (``ids``: their ids and Y's A item's); X's A item, to complete."""
+    line = [("start", "A"), ("A", "B"), ("B", "end")]
+    for name, enabled in (("y", y_enabled), ("x", x_enabled)):
+        rt.register(
+            build(name, {"A": net.task(), "B": net.task().activities(on_enabled=enabled)}, line)
+        )
+        ids[name] = await rt.start_workflow(name)
+    y_item = await open_item(rt, ids["y"], "A")
+    await rt.start_work_item(y_item.id)
+    ids["y_item"] = y_item.id
+    x_item = await open_item(rt, ids["x"], "A")
+    await rt.start_work_item(x_item.id)
+    return x_item
+
+
 async def test_two_instances_whose_code_calls_each_other_are_refused_not_stuck(
     rt: cf.Runtime,
 ) -> None:
@@ -88,19 +107,7 @@ async def test_two_instances_whose_code_calls_each_other_are_refused_not_stuck(
         ctx.work_item.initialize()
         await rt.complete_work_item(ids["y_item"])
 
-    line = [("start", "A"), ("A", "B"), ("B", "end")]
-    rt.register(
-        build("y", {"A": net.task(), "B": net.task().activities(on_enabled=y_calls_x)}, line)
-    )
-    rt.register(
-        build("x", {"A": net.task(), "B": net.task().activities(on_enabled=x_calls_y)}, line)
-    )
-    ids["y"], ids["x"] = await rt.start_workflow("y"), await rt.start_workflow("x")
-    y_item = await open_item(rt, ids["y"], "A")
-    await rt.start_work_item(y_item.id)
-    ids["y_item"] = y_item.id
-    x_item = await open_item(rt, ids["x"], "A")
-    await rt.start_work_item(x_item.id)
+    x_item = await two_started(rt, ids, y_calls_x, x_calls_y)
     with pytest.raises(ReentrantCallError) as refused:
         await asyncio.wait_for(rt.complete_work_item(x_item.id), 10)
     assert f"which that call would wait for ({ids['x']!r} -> {ids['y']!r})" in str(refused.value)
@@ -130,18 +137,7 @@ async def test_a_call_from_a_task_an_activity_started_does_not_make_its_instance
         started.append(asyncio.get_running_loop().create_task(call))
         await asyncio.sleep(0.05)  # Y's activity calls X meanwhile: it waits for this body
 
-    line = [("start", "A"), ("A", "B"), ("B", "end")]
-    rt.register(
-        build("y", {"A": net.task(), "B": net.task().activities(on_enabled=y_calls_x)}, line)
-    )
-    x_b = net.task().activities(on_enabled=x_starts_a_call_of_y)
-    rt.register(build("x", {"A": net.task(), "B": x_b}, line))
-    ids["y"], ids["x"] = await rt.start_workflow("y"), await rt.start_workflow("x")
-    y_item = await open_item(rt, ids["y"], "A")
-    await rt.start_work_item(y_item.id)
-    ids["y_item"] = y_item.id
-    x_item = await open_item(rt, ids["x"], "A")
-    await rt.start_work_item(x_item.id)
+    x_item = await two_started(rt, ids, y_calls_x, x_starts_a_call_of_y)
     await asyncio.wait_for(rt.complete_work_item(x_item.id), 10)
     await asyncio.wait_for(started[0], 10)
     assert len(await rt.work_items(ids["x"], "B")) == 2  # its own, and Y's
