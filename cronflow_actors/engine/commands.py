@@ -158,7 +158,7 @@ async def _carry_out(tx: Transaction, command: WorkflowCommand, send: Send) -> A
                 tx.dequeue(tx.state.id)
             _begin(tx, command)
             root = tx.state.id
-            canceled = command.canceled
+            canceled, tx.terminating = command.canceled, command.terminated
             await send(
                 InitializeWorkflow(
                     workflow_id=root,
@@ -170,8 +170,10 @@ async def _carry_out(tx: Transaction, command: WorkflowCommand, send: Send) -> A
                 )
             )
             if canceled:
-                by = command.canceled_by
-                await send(CancelWorkflow(workflow_id=root, reason=command.reason, by=by))
+                by, ended = command.canceled_by, command.terminated
+                await send(
+                    CancelWorkflow(workflow_id=root, reason=command.reason, by=by, terminate=ended)
+                )
             return root
         case InitializeChildWorkflow(workflow_id=workflow_id, task=task, child=child):
             payload, principal = command.payload, command.principal

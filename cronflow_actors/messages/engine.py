@@ -198,6 +198,7 @@ class StartWorkflow(Message, frozen=True, kw_only=True):
     principal: Principal | None = None
     dequeued: bool = False
     canceled: bool = False
+    terminated: bool = False  # canceled by a terminate: none of its code runs, no end hook
     reason: str = ""  # why it was canceled (``canceled``), recorded as its error
     by: str | None = None  # who asked (``InitializeWorkflow.by``)
     canceled_by: str | None = None  # who canceled it in its queue (``CancelWorkflow.by``)

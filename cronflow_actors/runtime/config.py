@@ -43,7 +43,7 @@ from cronflow_actors.runtime.collector import DEFAULT_GC_THRESHOLD, MAX_GC_THRES
 from cronflow_actors.runtime.event_loop import LoopName
 from cronflow_actors.runtime.ownership import LEASE_RANGE, LEASE_SECONDS
 
-__all__ = ["SECONDS", "Config", "TokenConfig", "deletion_age", "load_config"]
+__all__ = ["SECONDS", "Config", "TokenConfig", "check_queue_limits", "deletion_age", "load_config"]
 
 _AT = re.compile(r" - at `\$\.?(?P<path>[^`]*)`$")
 _NUMBER = re.compile(r"^\s*\d+(?:\.\d+)?\s*$")
@@ -460,3 +460,19 @@ def _kind(hint: Any, key: str) -> str:
         if len(given) == 1:
             return _kind(given[0], key)
     return _KINDS.get(hint, "a valid value")
+
+
+def check_queue_limits(queues: Any) -> dict[str, int]:
+    """``Runtime(queues=...)``: queue names to concurrency limits (whole numbers >= 1)."""
+    if queues is None:
+        return {}
+    if not isinstance(queues, Mapping):
+        raise ConfigurationError("queues", queues, 'a dict of queue names to limits: {"emails": 5}')
+    for name, limit in queues.items():
+        if not isinstance(name, str) or not name:
+            raise ConfigurationError("queues", queues, "queue names that are non-empty strings")
+        if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+            raise ConfigurationError(
+                f"queues[{name!r}]", limit, "a whole number >= 1 (runs of the queue at once)"
+            )
+    return dict(queues)

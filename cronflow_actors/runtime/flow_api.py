@@ -55,6 +55,7 @@ class FlowMethods(NetMethods):
         canceled: bool = False,
         reason: str = "",
         by: str | None = None,
+        terminated: bool = False,
     ) -> str:
         """A run of a flow (``dequeued``: taken off its concurrency queue in the same
         transaction; ``canceled``: a queued run recorded as canceled, none of its steps run,
@@ -78,6 +79,7 @@ class FlowMethods(NetMethods):
             dequeued=dequeued,
             trigger=trigger,
             canceled=canceled,
+            terminated=terminated,
             reason=reason,
             by=envelope.by,
             canceled_by=by,
@@ -355,7 +357,7 @@ class FlowMethods(NetMethods):
             await self._cancel_instance(run_id, None, reason, by, terminate)
             return
         except NotFoundError:
-            if await self.queues.cancel(run_id, reason=reason, by=by):
+            if await self.queues.cancel(run_id, reason=reason, by=by, terminate=terminate):
                 return
         # it left its queue meanwhile, or NotFoundError
         await self._cancel_instance(run_id, None, reason, by, terminate)

@@ -6,12 +6,11 @@ to (shared by every flow that names it, set on the runtime). A run that may star
 has nobody waiting before it starts; any other waits in a durable FIFO: the flow's own (keyed
 by its id), or the named queue's, shared with the other flows in it.
 
-A queued run is a row in the store (its id, payload and place), nothing in memory: its id is
-taken (a second start of it is refused) and it survives a restart. Its start deletes its row in
-the same transaction, so a crash can neither lose it nor start it twice. What the limits count
-comes from the store too, so a restart resets none of them: the runs counted as active are the
-flows' unfinished instances, and a rate limit's window holds the creation times of the flow's
-newest instances.
+A queued run is a row in the store (its id, payload and place): its id is taken and it survives
+a restart. Its start deletes its row in the same transaction, so a crash can neither lose it
+nor start it twice. What the limits count comes from the store too, so a restart resets none:
+the runs active are the flows' unfinished instances, and a rate limit's window holds the
+creation times of the flow's newest instances.
 
 Runs of one flow start in the order they were queued. In a named queue, a run whose own flow is
 at its limit lets the runs of other flows behind it go first (it keeps its place among its
@@ -30,14 +29,14 @@ from typing import Any, Protocol
 import msgspec
 
 from cronflow_actors.engine.actors import decode_state
-from cronflow_actors.errors import ConfigurationError, DuplicateInstanceError, InstanceExistsError
+from cronflow_actors.errors import DuplicateInstanceError, InstanceExistsError
 from cronflow_actors.flow.workflow_options import RateLimit, queue_key
 from cronflow_actors.kernel import Clock
 from cronflow_actors.messages import QueuedRun, encode
 from cronflow_actors.runtime.migration_plans import PlanBook
 from cronflow_actors.store import MISSING, Store
 
-__all__ = ["RunQueues", "check_queue_limits"]
+__all__ = ["RunQueues"]
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +50,8 @@ _LOOK_AGAIN = 0.5  # (s: a queued run waited on, read again on a shared store)
 class Start(Protocol):
     """``start(workflow, payload, instance_id, dequeued, canceled=False) -> run id``: a run's
     start (``dequeued``: its queue row goes in the same transaction; ``canceled``: it is
-    recorded canceled before any step runs, ``reason`` its error, ``by`` who asked)."""
+    recorded canceled before any step runs, ``reason`` its error, ``by`` who asked,
+    ``terminated``: by a terminate, no end hook called)."""
 
     def __call__(
         self,
@@ -64,23 +64,8 @@ class Start(Protocol):
         canceled: bool = False,
         reason: str = "",
         by: str | None = None,
+        terminated: bool = False,
     ) -> Awaitable[str]: ...
-
-
-def check_queue_limits(queues: Any) -> dict[str, int]:
-    """``Runtime(queues=...)``: queue names to concurrency limits (whole numbers >= 1)."""
-    if queues is None:
-        return {}
-    if not isinstance(queues, Mapping):
-        raise ConfigurationError("queues", queues, 'a dict of queue names to limits: {"emails": 5}')
-    for name, limit in queues.items():
-        if not isinstance(name, str) or not name:
-            raise ConfigurationError("queues", queues, "queue names that are non-empty strings")
-        if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
-            raise ConfigurationError(
-                f"queues[{name!r}]", limit, "a whole number >= 1 (runs of the queue at once)"
-            )
-    return dict(queues)
 
 
 class _Limits(msgspec.Struct, frozen=True):
@@ -273,7 +258,9 @@ class RunQueues:
         if self._queued.get(limits.fifo):
             self._spawn(self._drain(limits.fifo), f"queue {limits.fifo}")
 
-    async def cancel(self, run_id: str, *, reason: str = "", by: str | None = None) -> bool:
+    async def cancel(
+        self, run_id: str, *, reason: str = "", by: str | None = None, terminate: bool = False
+    ) -> bool:
         """Cancel ``run_id`` if it waits in a queue: True once it is recorded as canceled, with
         ``reason`` as its error and ``by`` (who asked) on its cancel's audit span (its row
         leaves the queue in the same transaction, and none of its steps runs); False if it is
@@ -287,7 +274,14 @@ class RunQueues:
             try:
                 payload = _decode(run.payload)
                 await self._start(
-                    run.workflow, payload, run_id, True, canceled=True, reason=reason, by=by
+                    run.workflow,
+                    payload,
+                    run_id,
+                    True,
+                    canceled=True,
+                    reason=reason,
+                    by=by,
+                    terminated=terminate,
                 )
             except (InstanceExistsError, DuplicateInstanceError):
                 return False  # another process's drain started it first: cancel that run

@@ -51,6 +51,7 @@ from cronflow_actors.runtime.admission import Admission
 from cronflow_actors.runtime.audit import AuditMethods
 from cronflow_actors.runtime.catalog import FlowCatalog
 from cronflow_actors.runtime.cluster import ClusterLease, ClusterRecovery, lease_for
+from cronflow_actors.runtime.config import check_queue_limits
 from cronflow_actors.runtime.database import store_for
 from cronflow_actors.runtime.events import Events
 from cronflow_actors.runtime.flow_api import FlowMethods
@@ -63,7 +64,7 @@ from cronflow_actors.runtime.otel import OtelExport
 from cronflow_actors.runtime.pauses import Pauses
 from cronflow_actors.runtime.pinning import Pinning
 from cronflow_actors.runtime.polls import Polls
-from cronflow_actors.runtime.queues import RunQueues, check_queue_limits
+from cronflow_actors.runtime.queues import RunQueues
 from cronflow_actors.runtime.replays import Replays
 from cronflow_actors.runtime.run_hooks import FlowEndHooks, RunHooks, say_run_failed
 from cronflow_actors.runtime.run_views import RunViews

@@ -135,3 +135,22 @@ async def test_a_terminate_of_a_child_workflow_is_refused(rt: cf.Runtime) -> Non
     await rt.cancel_workflow(kid.id)  # plainly: as before
     await rt.cancel_workflow(wid, terminate=True)
     assert await rt.workflow_state(wid) == "canceled"
+
+
+async def test_a_terminate_of_a_queued_run_calls_no_end_hook(rt: cf.Runtime) -> None:
+    """A run waiting in its flow's queue, terminated, called its on_complete (retest3 h42 N3)."""
+    ended: list[str] = []
+    hooks = cf.Hooks(on_complete=lambda ctx: ended.append("ended"))
+    flow = cf.define("lined", concurrency=1, hooks=hooks)
+    rt.register(flow.human_in_the_loop("approve", description="ok?").step("s", lambda ctx: 1))
+    holding, queued, other = [await rt.trigger("lined") for _ in range(3)]
+    await rt.wait_idle()
+    await rt.cancel(queued, terminate=True)
+    assert (await rt.inspect(queued)).status == "canceled"
+    assert "terminated=True" in (await rt.trace(queued)).render()
+    await rt.wait_idle()
+    assert ended == []
+    await rt.cancel(other)  # a plain cancel of a queued run calls it, as before
+    await rt.wait_idle()
+    assert ended == ["ended"]
+    assert (await rt.inspect(holding)).status == "waiting"
