@@ -26,7 +26,7 @@ from typing import Any
 from cronflow_actors.runtime.migration_plans import kept_by_migrations
 from cronflow_actors.store import Store
 
-__all__ = ["SUCCESSORS", "prune_finished", "record_successors"]
+__all__ = ["SUCCESSORS", "forget_successor", "prune_finished", "record_successors"]
 
 SUCCESSORS = "cronflow:successors"
 """The namespace of the links: a run's id -> ``[the id of the run its work went on in, when]``."""
@@ -46,6 +46,14 @@ async def record_successors(store: Store, pairs: Iterable[tuple[str, str]], now:
     started (a link to a run never started keeps its first run a minute, then goes)."""
     for run_id, successor in pairs:
         await store.kv_set(SUCCESSORS, run_id, [successor, now], now=now)
+
+
+async def forget_successor(store: Store, run_id: str, successor: str) -> None:
+    """Delete the link of ``run_id`` to ``successor`` unless that run is stored: its start was
+    refused (a link left for it kept the run a minute, and its row for good with no pruning:
+    retest3 h42 N4)."""
+    if not await store.instance_exists(successor):
+        await store.kv_delete(SUCCESSORS, run_id)
 
 
 async def prune_finished(

@@ -55,7 +55,7 @@ from cronflow_actors.runtime.carried import (
 from cronflow_actors.runtime.catalog import FlowCatalog
 from cronflow_actors.runtime.ids import resume_id
 from cronflow_actors.runtime.migration_plans import PlanBook
-from cronflow_actors.runtime.pruning import record_successors
+from cronflow_actors.runtime.pruning import forget_successor, record_successors
 from cronflow_actors.runtime.run_views import stored_run
 from cronflow_actors.runtime.runs import check_instance_id
 from cronflow_actors.runtime.successors import going_on
@@ -214,9 +214,28 @@ class Replays:
         h27 V3: a read before the start answered every one of them as new)."""
         if instance_id is not None:
             check_instance_id(instance_id)
-        if resume:  # kept while its resume is, linked before it is read: a prune after the
-            # read lost it (ops h41 F3: its key started the work again; review h42 F2)
-            await record_successors(self._store, [(run_id, resume_id(run_id))], self._clock.now())
+        if not resume:
+            return await self._replay(run_id, payload, mock_steps, by, False, instance_id, before)
+        # kept while its resume is, linked before it is read: a prune after the read lost it
+        # (ops h41 F3: its key started the work again; review h42 F2)
+        pair = (run_id, resume_id(run_id))
+        await record_successors(self._store, [pair], self._clock.now())
+        try:
+            return await self._replay(run_id, payload, mock_steps, by, True, instance_id, before)
+        except BaseException:
+            await forget_successor(self._store, *pair)  # refused: nothing of it stays (h42 N4)
+            raise
+
+    async def _replay(  # noqa: PLR0917 - replay's own, checked
+        self,
+        run_id: str,
+        payload: Any,
+        mock_steps: Mapping[str, Any] | None,
+        by: str | None,
+        resume: bool,
+        instance_id: str | None,
+        before: list[str] | None,
+    ) -> str:
         recorded, workflow, stored = await self._recorded(run_id)
         if self._catalog.is_net(workflow):
             raise NotReplayableError(run_id, workflow)

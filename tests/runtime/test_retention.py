@@ -243,3 +243,16 @@ async def test_a_run_is_kept_while_its_resume_goes_on_and_the_chain_goes_with_it
         assert await rt.prune(older_than=60) == 3  # the whole chain, in one prune
         assert await rt.store.kv_items(SUCCESSORS, now=clock.now()) == {}
         assert await rt.list_runs() == []
+
+
+async def test_a_refused_resume_leaves_no_link(tmp_path: Path, clock: ManualClock) -> None:
+    """A resume writes its link before it reads its run; refused, the link stayed, for good on a
+    runtime that prunes nothing (retest3 h42 N4)."""
+    async with cf.Runtime(db=tmp_path / "n.db", clock=clock, workflows=flows()) as rt:
+        with pytest.raises(NotFoundError):
+            await rt.replay("no-such-run", resume=True)
+        done = await rt.trigger("quick", 1)
+        await rt.wait(done)
+        with pytest.raises(cf.errors.ReplayRefusedError):  # a completed run: nothing to resume
+            await rt.replay(done, resume=True)
+        assert await rt.store.kv_items(SUCCESSORS, now=clock.now()) == {}
