@@ -10,10 +10,12 @@ on from which (kv namespace ``cronflow:successors``: the earlier run's id -> the
 when), before the later run starts (a resume: before it even reads the earlier one), and the
 store's delete keeps every run such a link names, read in the delete's own statement: a link
 written before it keeps its run (a link read beforehand, then a delete, lost the runs resumed in
-between: review h42 F2). A link is let go once its later run is gone (pruned in turn: a chain
-goes with its last run, in the same prune) or was never started (a resume refused), a minute
-after it was written; and once its earlier run is gone. A resume or migration an older runtime
-made recorded nothing: its run is pruned by its own end, as it was.
+between: review h42 F2), and one written while it runs waits for it (``kv_set``'s ``keeps``:
+another PostgreSQL process's delete read the links as its statement began, retest3 h42 N1).
+A link is let go once its later run is gone (pruned in turn: a chain goes with its last run, in
+the same prune) or was never started (a resume refused), a minute after it was written; and once
+its earlier run is gone. A resume or migration an older runtime made recorded nothing: its run
+is pruned by its own end, as it was.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ async def record_successors(store: Store, pairs: Iterable[tuple[str, str]], now:
     """Record that the work of each pair's first run goes on in its second, before that one is
     started (a link to a run never started keeps its first run a minute, then goes)."""
     for run_id, successor in pairs:
-        await store.kv_set(SUCCESSORS, run_id, [successor, now], now=now)
+        await store.kv_set(SUCCESSORS, run_id, [successor, now], now=now, keeps=True)
 
 
 async def forget_successor(store: Store, run_id: str, successor: str) -> None:

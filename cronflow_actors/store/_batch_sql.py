@@ -217,7 +217,7 @@ def _holds_lease(db: sqlite3.Cursor, owner: str) -> bool:
 def _apply(db: sqlite3.Connection, op: Any) -> tuple[Any, bool]:
     """One operation that is not a mutation: its result, and whether it pruned rows."""
     match op:
-        case KvSet(namespace, key, value, expires_at):
+        case KvSet(namespace, key, value, expires_at):  # (one writer: ``keeps`` holds)
             db.execute(sql.UPSERT_KV, (namespace, key, value, expires_at))
             return None, False
         case KvSetDefault(namespace, key, value, now, expires_at):  # (the one writer: atomic)

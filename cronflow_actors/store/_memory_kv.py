@@ -35,7 +35,14 @@ class MemoryKv:
         raise NotImplementedError  # the store's own
 
     async def kv_set(
-        self, namespace: str, key: str, value: Any, *, now: float, ttl: float | None = None
+        self,
+        namespace: str,
+        key: str,
+        value: Any,
+        *,
+        now: float,
+        ttl: float | None = None,
+        keeps: bool = False,  # (one process: a prune and a set never interleave)
     ) -> None:
         self._require_writable(f"set key {key!r}")
         check_ttl(ttl)

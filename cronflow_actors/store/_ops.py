@@ -40,6 +40,10 @@ class KvSet(msgspec.Struct, frozen=True):
     key: str
     value: bytes
     expires_at: float | None
+    keeps: bool = False
+    """The key keeps the instance it names from a ``Prune`` of its namespace's keys: on a
+    database several processes write, the set waits for such a delete under way, and one that
+    begins after it reads the key (``kv_set``'s ``keeps``)."""
 
 
 class KvSetDefault(msgspec.Struct, frozen=True):

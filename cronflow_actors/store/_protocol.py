@@ -343,9 +343,19 @@ class Store(Protocol):
         ...
 
     async def kv_set(
-        self, namespace: str, key: str, value: Any, *, now: float, ttl: float | None = None
+        self,
+        namespace: str,
+        key: str,
+        value: Any,
+        *,
+        now: float,
+        ttl: float | None = None,
+        keeps: bool = False,
     ) -> None:
-        """Set ``key`` (expiring ``ttl`` seconds after ``now`` if given); durable on return."""
+        """Set ``key`` (expiring ``ttl`` seconds after ``now`` if given); durable on return.
+        ``keeps``: the key names an instance that a ``prune`` keeping this namespace's keys must
+        keep; a prune's delete under way in another process then ends first (the key waits for
+        it, and its instance may be gone on return), and one that begins later reads the key."""
         ...
 
     async def kv_setdefault(

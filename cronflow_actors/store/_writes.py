@@ -106,13 +106,20 @@ class GroupWrites(ABC):
         return self._require_writer("commit a mutation").submit(mutation, "commit a mutation")
 
     async def kv_set(
-        self, namespace: str, key: str, value: Any, *, now: float, ttl: float | None = None
+        self,
+        namespace: str,
+        key: str,
+        value: Any,
+        *,
+        now: float,
+        ttl: float | None = None,
+        keeps: bool = False,
     ) -> None:
         check_ttl(ttl)
         expires_at = None if ttl is None else now + ttl
         operation = f"set key {key!r}"
         await self._require_writer(operation).submit(
-            KvSet(namespace, key, encode(value), expires_at), operation
+            KvSet(namespace, key, encode(value), expires_at, keeps), operation
         )
 
     async def kv_setdefault(

@@ -135,6 +135,13 @@ PRUNE = """
         LIMIT $2
     )
 """
+KEEPING = "SELECT pg_advisory_xact_lock(hashtext('cronflow-keep:' || $1))"
+"""Taken by a ``Prune`` that keeps the instances a kv namespace's keys name, before its delete,
+until its commit; ``KEPT`` (shared) by a ``kv_set`` of such a key (``keeps``). Under READ
+COMMITTED a delete reads the keys as its statement began: a key another process committed while
+the delete ran was not seen, and the run it kept went (retest3 h42 N1). So a delete begins once
+every such set under way has committed, and a set waits for a delete under way to commit."""
+KEPT = "SELECT pg_advisory_xact_lock_shared(hashtext('cronflow-keep:' || $1))"
 UPSERT_LEASE = f"""
     INSERT INTO leases ({LEASE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)
     ON CONFLICT (scope) DO UPDATE SET

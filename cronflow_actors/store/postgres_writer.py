@@ -257,7 +257,9 @@ class PostgresWriter(Reconnecting):
     async def _apply(self, op: Any) -> Any:
         connection = self._connection
         match op:
-            case KvSet(namespace, key, value, expires_at):
+            case KvSet(namespace, key, value, expires_at, keeps):
+                if keeps:
+                    await connection.execute(sql.KEPT, namespace)
                 await connection.execute(sql.UPSERT_KV, namespace, key, value, expires_at)
                 return None
             case KvSetDefault(namespace, key, value, now, expires_at):
@@ -291,6 +293,8 @@ class PostgresWriter(Reconnecting):
                 )
                 return _count(status)
             case Prune(before, limit, keep, keep_keys_of):
+                if keep_keys_of:
+                    await connection.execute(sql.KEEPING, keep_keys_of)
                 pruned = await connection.execute(
                     sql.PRUNE, before, limit, list(keep), keep_keys_of
                 )
