@@ -129,9 +129,9 @@ class Events:
                 refused.append(refusal)
         if refused and not accepted:
             raise InvalidEventError(name, refused)
-        first = True  # (a retry's earlier attempt may have woken steps: it is answered)
+        first, since = True, None  # (a retry's earlier attempt may have woken steps: answered)
         if key is not None:  # taken on: its key names this payload from now on
-            first = await self._same_payload(name, payload, key)
+            first, since = await self._same_payload(name, payload, key)
         for refusal in refused:
             logger.info(
                 "event %s: flow %s refused its payload: %s", name, refusal.workflow, refusal.detail
@@ -140,7 +140,7 @@ class Events:
         started = await self._start(name, accepted, key, refused, by)
         try:
             held, delivered, raised, full = await self._wake(
-                name, payload, key, set(started), principal
+                name, payload, key, set(started), principal, since=since
             )
         except InstanceBusyError as busy:  # what this publish did, and how to finish it
             again = "with its idempotency key" if key else "with an idempotency key next time"
@@ -290,19 +290,21 @@ class Events:
         if refused:
             raise InvalidEventError(name, refused)
 
-    async def _same_payload(self, name: str, payload: Any, key: str) -> bool:
-        """Whether this is the first publish of ``key`` (not a retry); ``IdempotencyKeyReused
-        Error`` if it was published with another payload (its digest is kept for ``KEY_DAYS``
-        days): a retry sends the same, and was answered as done while the other payload was
-        dropped (hostile h23 L2, h24 M3)."""
+    async def _same_payload(self, name: str, payload: Any, key: str) -> tuple[bool, float | None]:
+        """Whether this is the first publish of ``key`` (not a retry), and when the first was
+        made (None: by a release that did not say); ``IdempotencyKeyReusedError`` if it was
+        published with another payload (its digest is kept for ``KEY_DAYS`` days): a retry
+        sends the same, and was answered as done while the other payload was dropped (hostile
+        h23 L2, h24 M3)."""
         digest = hashlib.sha256(_canonical(payload)).hexdigest()
         ident, now, ttl = _named(key, name, ""), self._clock.now(), KEY_DAYS * 86_400
-        mine = f"{digest} {uuid.uuid4().hex}"  # the digest, and which publish set it
+        mine = f"{digest} {uuid.uuid4().hex} {now!r}"  # the digest, which publish set it, when
         # one step in the store: of two processes publishing the key at once, one names it
         kept = await self._store.kv_setdefault(_KEYS, ident, mine, now=now, ttl=ttl)
-        if not isinstance(kept, str) or kept.split(" ")[0] != digest:
+        parts = kept.split(" ") if isinstance(kept, str) else []
+        if not parts or parts[0] != digest:
             raise IdempotencyKeyReusedError(f"the publish of event {clipped(name)}", key)
-        return bool(kept == mine)
+        return kept == mine, float(parts[2]) if len(parts) > 2 else None
 
     async def _wake(
         self,
@@ -311,11 +313,17 @@ class Events:
         key: str | None,
         started_here: set[str],
         principal: Principal | None,
+        *,
+        since: float | None,
     ) -> tuple[list[str], list[str], list[EventFilterError], list[str]]:
         """Deliver the event to every step waiting for ``name``: the runs that keep it (held),
         those whose step took it, those whose step's filter raised, and those that keep no
         more. A run this publish started (``started_here``) may wait for the same name at
-        once: the event it started from is not news to it (it hears the next one)."""
+        once: the event it started from is not news to it (it hears the next one). A retry of
+        a keyed publish first made at ``since`` reaches only the steps waiting then: one that
+        began waiting later did not hear it in another run either (a retried "close of day
+        1" closed day 2's waiters: cronflow h43 F1; ``engine/heard.py`` keeps that rule within
+        a run that heard it)."""
         after = None
         held: list[str] = []
         delivered: list[str] = []
@@ -327,7 +335,12 @@ class Events:
         )
         while True:
             page = await self._store.open_waits("event", key=name, after=after, limit=_PAGE)
-            waits = [wait for wait in page if wait.instance_id not in started_here]
+            waits = [
+                wait
+                for wait in page
+                if wait.instance_id not in started_here
+                and (since is None or wait.created_at <= since)
+            ]
             verdicts = await asyncio.gather(
                 *(
                     self._deliver(wait, name, payload, publish, key is not None, principal)

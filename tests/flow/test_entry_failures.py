@@ -339,6 +339,64 @@ async def test_a_keyed_publish_sent_again_moves_no_run_on_twice(rt: cf.Runtime) 
     assert (await rt.wait(unkeyed, timeout=5)).status == "completed"
 
 
+async def test_a_keyed_publish_sent_again_reaches_no_run_that_began_waiting_since(
+    rt: cf.Runtime, clock: ManualClock
+) -> None:
+    """A retry of a keyed publish (its answer lost) woke every run that had begun waiting for
+    the event since the first: a retried "day 1 closed" closed day 2's waiters (cronflow h43
+    F1). A retry reaches only the steps that waited when it was first published."""
+    rt.register(cf.define("close").wait_for_event("w", "closed").step("after", lambda c: c.last))
+    day_1 = await rt.trigger("close", {})
+    await rt.wait_idle()
+    first = await rt.publish_event("closed", {"day": 1}, idempotency_key="close-day-1")
+    assert first.delivered == [day_1]
+    clock.advance(60)
+    day_2 = await rt.trigger("close", {})
+    await rt.wait_idle()
+    again = await rt.publish_event("closed", {"day": 1}, idempotency_key="close-day-1")
+    assert again.delivered == [day_1]  # answered as before
+    await rt.wait_idle()
+    assert str((await rt.inspect(day_2)).status) == "waiting"
+    assert (await rt.wait(day_1, timeout=5)).output == {"day": 1}
+    second = await rt.publish_event("closed", {"day": 2}, idempotency_key="close-day-2")
+    assert second.delivered == [day_2]
+    assert (await rt.wait(day_2, timeout=5)).output == {"day": 2}
+
+
+async def test_a_step_run_again_after_its_publish_wakes_no_run_that_began_waiting_since(
+    rt: cf.Runtime, clock: ManualClock
+) -> None:
+    """A step's publish is keyed by its own key: run again (a retry after it published, a
+    restart), it publishes once. Its second attempt's publish woke a run that began waiting
+    between the two (cronflow h43 F1, which a kill -9 of ``serve`` showed too)."""
+    attempts: list[int] = []
+
+    def ping(ctx: Any) -> str:
+        attempts.append(ctx.attempt)
+        ctx.publish_event("ping", {"from": ctx.run.id})
+        if ctx.attempt == 1:
+            raise RuntimeError("the acknowledgement was lost")
+        return "sent"
+
+    rt.register(cf.define("waiter").wait_for_event("w", "ping").step("after", lambda c: c.last))
+    retry = cf.Retry(attempts=2, backoff="fixed", delay=30)
+    rt.register(cf.define("pinger").step("ping", ping, retry=retry))
+    early = await rt.trigger("waiter", {})
+    await rt.wait_idle()
+    pinger = await rt.trigger("pinger", {})
+    await rt.wait_idle()
+    assert attempts == [1]
+    assert str((await rt.inspect(early)).status) == "completed"
+    clock.advance(10)
+    late = await rt.trigger("waiter", {})  # begins waiting after the ping
+    await rt.wait_idle()
+    clock.advance(30)  # the step's second attempt publishes the ping again
+    assert (await rt.wait(pinger, timeout=5)).status == "completed"
+    assert attempts == [1, 2]
+    await rt.wait_idle()
+    assert str((await rt.inspect(late)).status) == "waiting"
+
+
 async def test_a_keyed_publish_cut_part_way_reaches_the_rest_when_sent_again(
     rt: cf.Runtime,
 ) -> None:
