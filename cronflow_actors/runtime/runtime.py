@@ -167,7 +167,7 @@ class Runtime(ClusterRecovery, LifecycleMethods, FlowMethods, StateMethods, Audi
             timers=lambda: len(self.timers),
             starts_waiting=lambda: self.instances.starts_waiting,
             count_in_flight=self.store.count_in_flight,
-            queue_lengths=self.store.queue_lengths,
+            queued_by_workflow=self.store.queued_by_workflow,
             workflows=self.registry.names,
         )
         self.metrics = self.telemetry.metrics

@@ -99,9 +99,9 @@ class LoopLagProbe:
 
 
 class Telemetry:
-    """The metrics of one runtime and what feeds them. ``count_in_flight`` and ``queue_lengths``
-    are the store's; ``workflows`` names the registered workflow types (each gets a series per
-    status, 0 until it has runs)."""
+    """The metrics of one runtime and what feeds them. ``count_in_flight`` and
+    ``queued_by_workflow`` are the store's; ``workflows`` names the registered workflow types
+    (each gets a series per status, 0 until it has runs)."""
 
     def __init__(
         self,
@@ -112,7 +112,7 @@ class Telemetry:
         timers: Callable[[], int],
         starts_waiting: Callable[[], int],
         count_in_flight: Callable[[], Awaitable[dict[tuple[str, str], int]]],
-        queue_lengths: Callable[[], Awaitable[dict[str, int]]],
+        queued_by_workflow: Callable[[], Awaitable[dict[str, int]]],
         workflows: Callable[[], Iterable[str]],
         sample_max_age: float = 1.0,
         loop_lag_interval: float = 0.5,
@@ -123,7 +123,7 @@ class Telemetry:
         self._timers = timers
         self._starts_waiting = starts_waiting
         self._count_in_flight = count_in_flight
-        self._queue_lengths = queue_lengths
+        self._queued_by_workflow = queued_by_workflow
         self._workflows = workflows
         self.sample_max_age = sample_max_age
         """How long a sample is reused before the store is asked again (seconds)."""
@@ -367,7 +367,7 @@ class Telemetry:
             if store_open:
                 try:
                     in_flight = await self._count_in_flight()
-                    queued = await self._queue_lengths()
+                    queued = await self._queued_by_workflow()
                 except Exception as error:  # the store closing under a scrape, say
                     logger.warning("runs in flight could not be counted: %s", error)
             self.metrics.live.update(self._live(in_flight, queued))

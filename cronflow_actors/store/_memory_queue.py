@@ -27,6 +27,13 @@ class MemoryQueue:
             lengths[run.queue] = lengths.get(run.queue, 0) + 1
         return lengths
 
+    async def queued_by_workflow(self) -> dict[str, int]:
+        self._require_open("count queued runs")
+        lengths: dict[str, int] = {}
+        for run in self._queue.values():
+            lengths[run.workflow] = lengths.get(run.workflow, 0) + 1
+        return lengths
+
     async def queued(self, queue: str, *, limit: int = 100, after: int = 0) -> list[QueuedRun]:
         self._require_open("list queued runs")
         check_page(limit)

@@ -288,6 +288,11 @@ class Store(Protocol):
         """How many runs wait in each queue that has any."""
         ...
 
+    async def queued_by_workflow(self) -> dict[str, int]:
+        """How many runs of each workflow wait in a queue (its own or a named one it shares),
+        for the workflows that have any."""
+        ...
+
     def watch_commits(self, observer: CommitObserver | None) -> None:
         """Tell ``observer`` of every transaction committed from now on (one observer; None
         removes it). It is called on the event loop once the writes are durable; an error it

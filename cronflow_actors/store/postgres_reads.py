@@ -308,6 +308,12 @@ class PostgresReads:
         )
         return {queue: int(count) for queue, count in rows}
 
+    async def queued_by_workflow(self) -> dict[str, int]:
+        rows = await self._fetch(
+            "SELECT workflow, COUNT(*) FROM run_queue GROUP BY workflow", (), "count queued runs"
+        )
+        return {workflow: int(count) for workflow, count in rows}
+
     async def queued(self, queue: str, *, limit: int = 100, after: int = 0) -> list[QueuedRun]:
         check_page(limit)
         rows = await self._fetch(

@@ -303,6 +303,40 @@ async def test_the_sample_counts_runs_in_flight_by_status_from_the_store(
     assert value(rt, "cronflow_actors_alive", kind="WorkItemActor") == 0
 
 
+async def test_runs_waiting_in_a_named_queue_are_counted_under_their_own_workflow(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    """Runs of flows that share a named queue were counted under the queue's key
+    (``workflow="queue:emails"``): a dashboard filtered to the flow read 0 while its runs
+    waited (metrics h43 F1)."""
+    started, gate = asyncio.Event(), asyncio.Event()
+
+    async def hold(ctx: Any) -> None:
+        started.set()
+        await gate.wait()
+
+    flows = [
+        cf.define("welcome", queue="emails").step("a", hold),
+        cf.define("digest", queue="emails").step("a", hold),
+    ]
+    async with cf.Runtime(
+        db=tmp_path / "q.db", clock=clock, workflows=flows, queues={"emails": 1}
+    ) as rt:
+        for flow in ("welcome", "welcome", "digest", "welcome", "digest"):
+            await rt.trigger(flow)  # the first runs, four wait in line
+        await started.wait()
+        await rt.telemetry.sample()
+        assert value(rt, "cronflow_runs_queued", workflow="welcome") == 2
+        assert value(rt, "cronflow_runs_queued", workflow="digest") == 2
+        assert value(rt, "cronflow_runs_queued", workflow="queue:emails") is None
+        gate.set()
+        await rt.wait_idle()
+        rt.telemetry.sample_max_age = 0
+        await rt.telemetry.sample()
+        assert value(rt, "cronflow_runs_queued", workflow="welcome") == 0
+        assert value(rt, "cronflow_runs_queued", workflow="digest") == 0
+
+
 async def test_a_sample_is_reused_for_its_max_age_and_shared_by_concurrent_scrapes(
     system: ActorSystem, clock: ManualClock
 ) -> None:
@@ -323,7 +357,7 @@ async def test_a_sample_is_reused_for_its_max_age_and_shared_by_concurrent_scrap
         timers=lambda: 0,
         starts_waiting=lambda: 0,
         count_in_flight=count_in_flight,
-        queue_lengths=no_queues,
+        queued_by_workflow=no_queues,
         workflows=lambda: ["w"],
         sample_max_age=60,
     )

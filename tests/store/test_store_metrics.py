@@ -85,6 +85,21 @@ async def test_queue_lengths_count_the_runs_of_each_queue(store: Store) -> None:
     assert await store.queue_lengths() == {"q1": 2}
 
 
+async def test_queued_runs_are_counted_by_workflow_whatever_queue_they_wait_in(
+    store: Store,
+) -> None:
+    assert await store.queued_by_workflow() == {}
+    for n, (queue, workflow) in enumerate(
+        [("queue:emails", "welcome"), ("queue:emails", "digest"), ("welcome", "welcome")]
+    ):
+        await store.enqueue(
+            QueuedRun(queue=queue, instance_id=f"r{n}", workflow=workflow, queued_at=float(n))
+        )
+    assert await store.queued_by_workflow() == {"welcome": 2, "digest": 1}
+    await store.commit(Mutation(snapshot=snapshot("r1", revision=1), dequeued=("r1",)))
+    assert await store.queued_by_workflow() == {"welcome": 2}
+
+
 async def test_the_commit_observer_hears_of_every_commit_once_it_is_durable(
     store: Store, caplog: pytest.LogCaptureFixture
 ) -> None:
