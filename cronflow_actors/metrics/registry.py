@@ -309,11 +309,20 @@ class RuntimeMetrics:
             ["workflow"],
             registry=o,
         )
+        self.runs_unregistered = Gauge(
+            "cronflow_runs_unregistered",
+            "Unfinished runs on a version of their workflow this process does not register: "
+            "nothing runs them until that version is registered again beside the others, or "
+            "they are migrated or canceled",
+            ["workflow"],
+            registry=o,
+        )
         for collector in (
             self.live,
             build,
             self.flow_info,
             self.runs_blocked,
+            self.runs_unregistered,
             ProcessCollector(registry=o),
             PlatformCollector(registry=o),
             GCCollector(registry=o),
@@ -345,6 +354,7 @@ class RuntimeMetrics:
                 self.runs_finished.labels(workflow, outcome)
             self.run_duration.labels(workflow)
             self.runs_blocked.labels(workflow)  # a gauge: 0 until a run of it is held
+            self.runs_unregistered.labels(workflow)
         if "schedule" in triggers:
             self.cron_fires.labels(workflow)
             self.cron_lag.labels(workflow)

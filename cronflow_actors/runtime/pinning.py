@@ -28,8 +28,9 @@ changed), but it is met the same way where it matters. An event for one of its w
 kept in its snapshot, which is then written runnable, so the start (or the registration) that
 brings its workflow back loads it and delivers the event; an operator's cancel ends it offline
 (``discard``), without its code. When its workflow is registered at another version, the start
-says how many such runs each missing version has (one warning a version), and ``inspect``,
-``GET /paused`` and a refused resume say why (``not_registered``).
+says how many such runs each missing version has (one warning a version), a gauge counts them
+(``runtime/unregistered.py``), and ``inspect``, ``GET /paused`` and a refused resume say why
+(``not_registered``).
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ from cronflow_actors.messages.migrations import KeptEvent
 from cronflow_actors.net.fingerprint import fingerprint
 from cronflow_actors.net.spec import NetSpec
 from cronflow_actors.runtime.offline import Ended, end_offline
+from cronflow_actors.runtime.unregistered import Unregistered
 from cronflow_actors.store import Store
 
 __all__ = [
@@ -199,7 +201,8 @@ class Pinning:
 
     ``disarm(timer_id)`` takes a timer of a discarded instance out of memory; ``on_ended(info,
     body, hooks)`` announces a discarded run's end (waiters, limits, its hooks if ``hooks``);
-    ``on_count(workflow, n)`` hears how many instances of a workflow are held here;
+    ``on_count(workflow, n)`` hears how many instances of a workflow are held here, and
+    ``on_unregistered(workflow, n)`` how many wait on a version not registered here;
     ``registered(snapshot)`` says whether the definition a stored instance runs on is registered
     here (its workflow and version).
     """
@@ -212,6 +215,7 @@ class Pinning:
         disarm: Callable[[str], None],
         on_ended: Callable[[WorkflowInfo, bytes, bool], None],
         on_count: Callable[[str, int], None],
+        on_unregistered: Callable[[str, int], None] = lambda *_count: None,
         audit: Callable[[], AuditTrail | None] = lambda: None,
         registered: Callable[[SnapshotRecord], bool] = lambda _snapshot: True,
         announce: Callable[[list[Message]], None] | None = None,
@@ -227,9 +231,9 @@ class Pinning:
         self._on_ended = on_ended
         self._on_count = on_count
         self._held: dict[str, Block] = {}
-        self._unregistered: dict[str, tuple[str, str]] = {}
+        self._unregistered = Unregistered(on_unregistered)
         """Unfinished instances seen at a start (or registration) whose version is not
-        registered: id -> (workflow, version)."""
+        registered."""
 
     def held(self, instance_id: str) -> Block | None:
         """Why the instance is held, if it is (as far as this runtime has seen)."""
@@ -243,10 +247,7 @@ class Pinning:
     def seen(self, snapshot: SnapshotRecord, *, registered: bool) -> None:
         """An unfinished instance met at a start (or registration): whether its version is
         registered here."""
-        if registered:
-            self._unregistered.pop(snapshot.instance_id, None)
-        else:
-            self._unregistered[snapshot.instance_id] = (snapshot.workflow, snapshot.version)
+        self._unregistered.seen(snapshot, registered=registered)
 
     def blocked(self) -> list[Block]:
         """Every instance this runtime holds, by id."""
@@ -292,29 +293,8 @@ class Pinning:
                     if len(page) < _PAGE:
                         break
                     before = (page[-1].created_at, page[-1].instance_id)
-        self._say_unregistered(names)
+        self._unregistered.say(names)
         return released
-
-    def _say_unregistered(self, names: Iterable[str]) -> None:
-        """One warning for each version of the named workflows that unfinished runs are on and
-        this runtime does not register."""
-        wanted = set(names)
-        runs: dict[tuple[str, str], list[str]] = {}
-        for run_id, pair in self._unregistered.items():
-            if pair[0] in wanted:
-                runs.setdefault(pair, []).append(run_id)
-        for (workflow, version), ids in sorted(runs.items()):
-            shown = ", ".join(ids[:5]) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
-            logger.warning(
-                "%d unfinished run(s) of %s are on version %r, which is not registered here "
-                "(%s): nothing runs them until that version is registered again beside the "
-                "others (a net's migration needs it registered too), or each is migrated to one "
-                "that is (a flow's run: cronflow-actors migrate RUN --to VERSION) or canceled",
-                len(ids),
-                workflow,
-                version,
-                shown,
-            )
 
     async def _scanned(
         self, snapshot: SnapshotRecord, spec_of: Callable[[SnapshotRecord], NetSpec]
@@ -444,7 +424,7 @@ class Pinning:
 
     def forget(self, instance_id: str) -> None:
         """The instance ended without running (canceled offline): it is held no more."""
-        self._unregistered.pop(instance_id, None)
+        self._unregistered.forget(instance_id)
         block = self._held.pop(instance_id, None)
         if block is not None:
             self._count(block.workflow)

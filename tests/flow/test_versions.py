@@ -106,6 +106,32 @@ async def test_a_run_whose_version_is_no_longer_registered_says_so_and_what_to_d
         assert (await rt.wait(left, timeout=5)).output == "shipped by v2"
 
 
+def unregistered(rt: cf.Runtime) -> float | None:
+    # (the version is in the start's warning, and in inspect's answer)
+    return rt.metrics.registry.get_sample_value("cronflow_runs_unregistered", {"workflow": "order"})
+
+
+async def test_runs_on_a_version_not_registered_are_counted_until_they_can_run_or_end(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    """Runs nothing runs read on the dashboards as healthy running and waiting runs, and only
+    the start's warning said otherwise (metrics h43 F2): a gauge counts them."""
+    db = tmp_path / "versions.db"
+    async with cf.Runtime(db=db, clock=clock, workflows=[order("v2")]) as rt:
+        left = [await rt.trigger("order") for _ in range(3)]
+        await rt.wait_idle()
+        assert unregistered(rt) == 0
+    async with cf.Runtime(db=db, clock=clock, workflows=[order("v3")]) as rt:
+        assert unregistered(rt) == 3
+        await rt.cancel(left[0])  # an operator's cancel ends it offline
+        assert unregistered(rt) == 2
+        rt.register(order("v2"))  # registered again beside v3: they run on
+        await rt.wait_idle()
+        assert unregistered(rt) == 0
+    async with cf.Runtime(db=db, clock=clock, workflows=[order("v2"), order("v3")]) as rt:
+        assert unregistered(rt) == 0
+
+
 async def test_a_deprecated_version_takes_no_new_runs(rt: cf.Runtime) -> None:
     rt.register(order("v1"))
     rt.register(order("v2"), deprecated=True)
