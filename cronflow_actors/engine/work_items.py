@@ -80,6 +80,7 @@ _TASK_ACTIVE = frozenset({TaskState.ENABLED, TaskState.STARTED})
 _ITEM_INITIALIZED: Final = WorkItemState.INITIALIZED
 _ITEM_STARTED: Final = WorkItemState.STARTED
 _ITEM_COMPLETED: Final = WorkItemState.COMPLETED
+_ITEM_CANCELED: Final = WorkItemState.CANCELED
 _TASK_STARTED: Final = TaskState.STARTED
 _START: Final = WorkItemVerb.START
 _NO: Final = (False, None)
@@ -449,6 +450,7 @@ class WorkItem:
             created_at=item.created_at,
             answered=answered,
             timed_out=timed_out,
+            migrated=target is _ITEM_CANCELED and tx.state.migrated_to is not None,
         )
         tx.changes.append(change)
         if tx.audit is not None:

@@ -129,6 +129,9 @@ class WorkItemStateChanged(Message, frozen=True, kw_only=True, gc=False):
     timed_out: bool = False
     """Its wait ended as its deadline passed (completed as timed out, or failed by it): counted
     as a ``timed_out`` wait (newcomer h32 F6: a human step nobody answered read ``completed``)."""
+    migrated: bool = False
+    """Canceled as its run was canceled for a migration: it goes on in the run that replaces
+    it (not counted as a canceled step or wait: metrics h43 F3)."""
 
 
 class WorkItemRerun(Message, frozen=True, kw_only=True, gc=False):

@@ -254,6 +254,7 @@ class _Canceling:
             kind=item.kind,
             started_at=item.started_at,
             began_at=item.began_at,
+            migrated=self.state.migrated_to is not None,
         )
         self.changes.append(change)
         if self.audit is not None:

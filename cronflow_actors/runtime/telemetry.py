@@ -265,7 +265,7 @@ class Telemetry:
                     metrics.runs_finished, workflow, change.next
                 )
                 series.inc()
-            if change.created_at:
+            if change.created_at and not change.migrated:  # (it goes on in the next run)
                 duration = now - change.created_at
                 duration = duration if duration > 0.0 else 0.0  # max(0.0, d), without a call
                 key = (metrics.run_duration.name, workflow)
@@ -305,7 +305,7 @@ class Telemetry:
                 self._child(metrics.step_duration, workflow, kind).observe(duration)
             return
         ended = change.next
-        if ended not in FINAL_STATES:
+        if ended not in FINAL_STATES or change.migrated:  # (it goes on in the next run)
             return
         if kind in WAIT_KINDS:
             outcome = TIMED_OUT if change.timed_out else ended  # (newcomer h32 F6)
@@ -325,6 +325,8 @@ class Telemetry:
     def _manual_wait(self, change: WorkItemStateChanged, now: float) -> None:
         """A manual work item left ``initialized``: its wait for a caller ended, ``completed``
         by a start (at ``started_at``), or as the item ended (canceled with its task, say)."""
+        if change.migrated:
+            return  # it goes on in the next run
         started = change.next == _STARTED
         outcome: Any = "completed" if started else change.next  # (a label as _item gives it)
         metrics, workflow = self.metrics, change.workflow or "unknown"

@@ -583,9 +583,11 @@ async def test_runs_a_migration_or_a_cancel_ends_offline_are_counted(tmp_path: P
         assert value(rt, "cronflow_runs_started_total", workflow="paying", trigger="migration") == 1
         assert value(rt, "cronflow_runs_started_total", workflow="paying", trigger="other") is None
         assert (await rt.inspect(new)).status == "waiting"
-        # its waiting step was canceled with it, counted as the engine's cancel counts it
+        # the canceled run's waiting step was canceled with it, counted as the engine's cancel
+        # counts it; the migrated one's goes on in the new run (metrics h43 F3)
         waits = "cronflow_waits_finished_total"
-        assert value(rt, waits, workflow="paying", kind="event", outcome="canceled") == 2
+        assert value(rt, waits, workflow="paying", kind="event", outcome="canceled") == 1
+        assert value(rt, "cronflow_run_duration_seconds_count", workflow="paying") == 1
 
 
 async def test_a_run_a_migration_replaces_is_counted_as_migrated_not_canceled(
@@ -603,8 +605,15 @@ async def test_a_run_a_migration_replaces_is_counted_as_migrated_not_canceled(
     finished = "cronflow_runs_finished_total"
     assert value(rt, finished, workflow="moving", outcome="migrated") == 1
     assert value(rt, finished, workflow="moving", outcome="canceled") == 0
+    # nor a canceled pause and a run's whole duration: the pause goes on in the new run, and
+    # the run's time runs on (metrics h43 F3)
+    waits, durations = "cronflow_waits_finished_total", "cronflow_run_duration_seconds_count"
+    assert value(rt, waits, workflow="moving", kind="pause", outcome="canceled") == 0
+    assert value(rt, durations, workflow="moving") == 0
     await rt.cancel(new)  # a cancel is one
     assert value(rt, finished, workflow="moving", outcome="canceled") == 1
+    assert value(rt, waits, workflow="moving", kind="pause", outcome="canceled") == 1
+    assert value(rt, durations, workflow="moving") == 1
 
 
 def test_each_registered_flow_has_an_info_series() -> None:
