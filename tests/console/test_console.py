@@ -551,6 +551,33 @@ def test_publishing_an_event_starts_the_flow_listening(page: Any, served: Served
     assert "not valid JSON" in page.inner_text("#notice")
 
 
+def runs_of(served: Served, workflow: str) -> int:
+    return len(api(served, "GET", f"/runs?workflow={workflow}&limit=1000")["runs"])
+
+
+def test_a_double_click_publishes_or_fires_once(page: Any, served: Served) -> None:
+    """A double click sent each action's request twice: two runs started, the event published
+    twice, and the page showed the second answer (console h43 F8)."""
+    before = runs_of(served, "listen")
+    page.goto(f"{served.url}/ui/#/events")
+    page.fill("#event-name", "order.paid")
+    page.fill("#event-payload", '{"order": 8}')
+    page.dblclick("#publish")
+    page.wait_for_selector("#event-result a")
+    until(page, "!document.querySelector('#publish').disabled")  # its call is over
+    assert page.locator("#event-result a").count() == 1
+    assert eventually(lambda: runs_of(served, "listen") > before)
+    time.sleep(0.5)  # (a second request would have started its run by now)
+    assert runs_of(served, "listen") == before + 1
+    before = runs_of(served, "nightly")
+    page.goto(f"{served.url}/ui/#/workflows")
+    page.dblclick("[data-flow='nightly'] [data-trigger='interval'] [data-fire]")
+    page.wait_for_selector("#run-id")
+    wait_ended(served, page.inner_text("#run-id"))
+    time.sleep(0.5)
+    assert runs_of(served, "nightly") == before + 1
+
+
 def test_workflows_show_their_triggers_and_next_fire_times(page: Any, served: Served) -> None:
     page.goto(f"{served.url}/ui/#/workflows")
     page.wait_for_selector("[data-flow='nightly']")

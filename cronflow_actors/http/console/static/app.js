@@ -18,11 +18,30 @@
 
   // -- DOM -------------------------------------------------------------------------------------
 
+  // A button's click or a form's submit whose call is out takes no second one: a double click
+  // started two runs and published twice, and the second answer replaced the first (console
+  // h43 F8). What the handler disabled itself (a question's Yes) stays as it left it.
+  function once(node, handler) {
+    let pending = false;
+    return (event) => {
+      if (pending) { event.preventDefault(); return; }
+      const result = handler(event);
+      if (!result || typeof result.then !== "function") return;
+      pending = true;
+      const buttons = (node.tagName === "FORM" ? [...node.querySelectorAll("button[type=submit]")] : [node])
+        .filter((button) => !button.disabled);
+      for (const button of buttons) button.disabled = true;
+      const done = () => { pending = false; for (const button of buttons) button.disabled = false; };
+      result.then(done, done);
+    };
+  }
+
   function h(tag, attrs, ...children) {
     const node = document.createElement(tag);
     for (const [key, value] of Object.entries(attrs || {})) {
       if (value === undefined || value === null || value === false) continue;
-      if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+      if (key === "onclick" && tag === "button" || key === "onsubmit") node.addEventListener(key.slice(2), once(node, value));
+      else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
       else if (key === "text") node.textContent = value;
       else if (key === "value") node.value = value;
       else node.setAttribute(key, value === true ? "" : String(value));
