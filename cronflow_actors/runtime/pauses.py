@@ -233,13 +233,14 @@ class Pauses:
                 raise NotFoundError("run", run_id, advice=f"nor is there a run {root!r}")
             raise ConfigurationError("run_id", run_id, _inside(run_id, root))
         after = decode_cursor(cursor) if cursor is not None else None
-        rows = await self._store.open_waits(
-            "pause", instance_id=run_id, after=after, limit=limit, max_bytes=PAGE_BYTES
+        rows = await self._store.open_waits(  # one past the page: the last page has no cursor
+            "pause", instance_id=run_id, after=after, limit=limit + 1, max_bytes=PAGE_BYTES
         )
         if run_id is not None and not rows and after is None:
             await self._known(run_id)  # (a mistyped id is not a run that waits for no one)
-        full = len(rows) == limit or sum(len(row.data) for row in rows) >= PAGE_BYTES
-        last = rows[-1] if full and rows else None
+        more = len(rows) > limit or sum(len(row.data) for row in rows) >= PAGE_BYTES
+        rows = rows[:limit]
+        last = rows[-1] if more and rows else None
         next_cursor = encode_cursor(last.created_at, last.wait_id) if last else None
         listed = [as_listed(_paused(row), len(row.data), ("last",)) for row in rows]
         return Page(listed, next_cursor)

@@ -236,11 +236,13 @@ class RunViews:
             raise ConfigurationError("status", status, f"one of {choices}{said}")
         before = decode_cursor(cursor) if cursor is not None else None
         queued: list[QueuedRun] = []
+        ahead = limit + 1  # one row past the page: the last page has no cursor (console h43
+        # F12: a last page exactly full offered one more, empty)
         if status in (None, RunStatus.WAITING):  # read first: one that starts meanwhile is
             # then in both reads (and shown once), never in neither
-            queued = await self._store.list_queued(workflow=workflow, limit=limit, before=before)
+            queued = await self._store.list_queued(workflow=workflow, limit=ahead, before=before)
         snapshots = await self._store.list_runs(
-            workflow=workflow, status=status, limit=limit, before=before, max_bytes=PAGE_BYTES
+            workflow=workflow, status=status, limit=ahead, before=before, max_bytes=PAGE_BYTES
         )
         started = {s.instance_id for s in snapshots}
         rows: list[tuple[tuple[float, str], SnapshotRecord | QueuedRun]] = [
@@ -251,14 +253,15 @@ class RunViews:
         # A source that may have more past its last row bounds the page: a row of the other
         # older than that one would put the cursor past rows not yet shown.
         bounds = []
-        if len(snapshots) == limit or sum(len(s.body) for s in snapshots) >= PAGE_BYTES:
+        capped = sum(len(s.body) for s in snapshots) >= PAGE_BYTES
+        if len(snapshots) == ahead or capped:
             bounds.append((snapshots[-1].created_at, snapshots[-1].instance_id))
-        if len(queued) == limit:
+        if len(queued) == ahead:
             bounds.append((queued[-1].queued_at, queued[-1].instance_id))
         if bounds:
             floor = max(bounds)
             rows = [row for row in rows if row[0] >= floor]
-        more = bool(bounds) or len(rows) > limit
+        more = capped or len(rows) > limit
         rows = rows[:limit]
         runs = [
             self._listed(item)

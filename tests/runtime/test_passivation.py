@@ -148,6 +148,12 @@ async def test_runs_are_listed_a_page_at_a_time(tmp_path: Path, clock: ManualClo
         assert seen == list(reversed(ids))  # newest first, each once
         assert [r.id for r in await rt.list_runs(status="waiting", limit=2)] == ids[:-3:-1]
         assert await rt.list_runs(status="completed") == []
+        # a last page exactly full says it is the last: its cursor led to an empty page that
+        # read "No runs match." in the console (console h43 F12)
+        first = await rt.list_runs(workflow="sleeping", limit=4)
+        last = await rt.list_runs(workflow="sleeping", limit=3, cursor=first.next_cursor)
+        assert ([r.id for r in last], last.next_cursor) == (ids[2::-1], None)
+        assert (await rt.list_runs(workflow="sleeping", limit=7)).next_cursor is None
 
 
 async def test_an_idle_instance_leaves_memory_though_a_read_of_it_waits(tmp_path: Path) -> None:

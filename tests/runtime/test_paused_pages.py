@@ -35,6 +35,19 @@ async def every_page(rt: cf.Runtime, limit: int = 1000) -> list[list[Any]]:
             return pages
 
 
+async def test_a_last_page_of_pauses_exactly_full_says_it_is_the_last(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    async with cf.Runtime(db=tmp_path / "last.db", clock=clock, workflows=[asks()]) as rt:
+        ids = []
+        for _ in range(4):
+            ids.append(await rt.trigger("asks", "x"))
+            await rt.wait_idle()
+            clock.advance(1)
+        assert await every_page(rt, limit=2) == [ids[:2], ids[2:]]  # (no third, empty page)
+        assert (await rt.list_paused(limit=4)).next_cursor is None
+
+
 async def test_a_page_of_big_pauses_ends_at_a_byte_budget(
     tmp_path: Path, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
