@@ -129,6 +129,9 @@ workflows = [
     .on_interval("1h")
     .step("tick", lambda ctx: "tick"),
     cf.define("settle").wait_for_event("paid", "order.settled").step("done", lambda ctx: ctx.last),
+    cf.define("picky")  # a filter that raises on a payload without an amount
+    .wait_for_event("w", "order.checked", filter=lambda payload, ctx: payload["amount"] > 0)
+    .step("done", lambda ctx: ctx.last),
     review(),
     sign_off(),
     fork(),

@@ -140,6 +140,12 @@ def test_without_a_token_the_console_asks_for_one_and_the_api_refuses(
     tab.fill("#token", "not-the-token")
     tab.click("form.signin button[type=submit]")
     tab.wait_for_selector("text=The server refused the token")
+    # a character no header carries (copied with the token) is refused at once: every page
+    # read "cannot reach the server" (console h43 F10)
+    tab.fill("#token", TOKEN + "\u2026")
+    tab.click("form.signin button[type=submit]")
+    tab.wait_for_selector("text=no HTTP header can carry (U+2026)")
+    assert tab.locator("#token").count() == 1  # still asked
     tab.fill("#token", TOKEN)
     tab.click("form.signin button[type=submit]")
     tab.wait_for_selector("#runs-table")
@@ -440,6 +446,21 @@ def test_rejecting_and_canceling_from_the_run_page(page: Any, served: Served) ->
     assert run_status(served, canceled) == "canceled"
 
 
+def test_a_run_is_terminated_from_its_page(page: Any, served: Served) -> None:
+    """A cancel the run's teardown code refuses left the console's operator with no way out
+    (console h43 F4): a terminate ends the run without its code."""
+    run_id = api(served, "POST", "/runs", {"workflow": "hold"})["run_id"]
+    paused_token(served, run_id)
+    page.goto(f"{served.url}/ui/#/runs/{run_id}")
+    page.click("text=Terminate…")
+    assert "without running any of its code" in page.inner_text("main")
+    page.click("[data-confirm='Terminate…']")
+    page.wait_for_selector("#run-id + .badge[data-status='canceled']")
+    assert f"Run {run_id} terminated." in page.inner_text("#notice")
+    run = api(served, "GET", f"/runs/{run_id}")
+    assert (run["status"], run["error"]) == ("canceled", "terminated from the console")
+
+
 def test_a_nets_pause_says_approve_and_reject_both_complete_it(page: Any, served: Served) -> None:
     # "Reject" read as stopping the net, whose item it completed (newcomer h33 F3); its
     # timeout only dates it (conform h33 F3)
@@ -521,7 +542,7 @@ def test_a_step_waiting_for_an_event_names_it(page: Any, served: Served) -> None
     until(page, "document.querySelector('#event-name')?.value === 'order.settled'")
     # offered, though no flow starts on it (newcomer h33 F8), and the answer says which run's
     # step took it ("no flow started for it")
-    assert "Steps wait for: order.settled" in page.inner_text("#event-names-said")
+    assert "Steps wait for: order.checked, order.settled" in page.inner_text("#event-names-said")
     assert page.query_selector("#event-names option[value='order.settled']") is not None
     page.fill("#event-payload", '{"n": 1}')
     page.click("#publish")
@@ -576,6 +597,22 @@ def test_a_double_click_publishes_or_fires_once(page: Any, served: Served) -> No
     wait_ended(served, page.inner_text("#run-id"))
     time.sleep(0.5)
     assert runs_of(served, "nightly") == before + 1
+
+
+def test_a_publish_says_which_waiting_steps_did_not_take_it(page: Any, served: Served) -> None:
+    """A waiting step whose filter raised read as "no waiting step took it" (console h43
+    F11)."""
+    run_id = api(served, "POST", "/runs", {"workflow": "picky"})["run_id"]
+    assert eventually(lambda: run_status(served, run_id) == "waiting")
+    page.goto(f"{served.url}/ui/#/events")
+    page.fill("#event-name", "order.checked")
+    page.fill("#event-payload", '{"x": 1}')
+    page.click("#publish")
+    page.wait_for_selector("#event-result li")
+    said = page.inner_text("#event-result")
+    assert f"the waiting step's filter of run {run_id} raised KeyError: 'amount'" in said
+    assert "no waiting step took it" not in said
+    assert run_status(served, run_id) == "waiting"
 
 
 def test_workflows_show_their_triggers_and_next_fire_times(page: Any, served: Served) -> None:

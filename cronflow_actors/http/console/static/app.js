@@ -262,6 +262,13 @@
       onsubmit: (event) => {
         event.preventDefault();
         if (!input.value.trim()) return;
+        // fetch refuses a header with such a character before it sends anything: every page
+        // then read "cannot reach the server" (console h43 F10)
+        const odd = [...input.value.trim()].find((c) => c.charCodeAt(0) > 0xff || c.charCodeAt(0) < 0x20);
+        if (odd !== undefined) {
+          notice(`The token has a character no HTTP header can carry (U+${odd.charCodeAt(0).toString(16).toUpperCase().padStart(4, "0")}), picked up with it when it was copied, most likely: paste the token alone.`);
+          return;
+        }
         sessionStorage.setItem(TOKEN, input.value.trim());
         notice("");
         showWho();
@@ -612,6 +619,13 @@
           notice(`Run ${runId} canceled.`, true);
           await load();
         }));
+        // a cancel runs the run's teardown code, and code that raises refuses it (console h43 F4)
+        actions.appendChild(confirmButton("Terminate…", "danger", "Terminate this run? It ends at once, canceled, without running any of its code: no teardown, cancel callback or end hook (a step already running runs to its end, its result not taken).", async () => {
+          const body = { terminate: true, reason: "terminated from the console" };
+          await api("POST", flow ? `/runs/${encodeURIComponent(runId)}/cancel` : `/workflows/${encodeURIComponent(runId)}/cancel`, body);
+          notice(`Run ${runId} terminated.`, true);
+          await load();
+        }));
       }
       if (flow && !run.migrated_to) {  // a run a migration replaced goes on in its successor
         const replayBox = h("div", { class: "card", hidden: true },
@@ -914,13 +928,20 @@
       try {
         const body = parseJson(payload.value, "the payload");
         const published = await api("POST", `/events/${encodeURIComponent(name.value.trim())}`, body);
+        // what it did not do is said too: a filter that raised read "no waiting step took
+        // it" (console h43 F11)
+        const raised = published.filter_errors || [];
+        const dropped = published.not_kept || [];
+        const runLi = (said, id, after) => h("li", {}, said, h("a", { href: `#/runs/${encodeURIComponent(id)}`, class: "mono", text: id }), after || "");
         result.replaceChildren(h("div", { class: "card" },
           h("h2", { text: `Published “${name.value.trim()}”` }),
-          published.started.length || published.delivered.length || published.held.length
+          published.started.length || published.delivered.length || published.held.length || raised.length || dropped.length
             ? h("ul", {}, [["started run ", published.started], ["delivered to the waiting step of run ", published.delivered],
-              ["kept for run ", published.held]].flatMap(([said, ids]) => ids.map((id) =>
-                h("li", {}, said, h("a", { href: `#/runs/${encodeURIComponent(id)}`, class: "mono", text: id })))))
+              ["kept for run ", published.held]].flatMap(([said, ids]) => ids.map((id) => runLi(said, id))),
+              raised.map((r) => runLi("not taken: the waiting step's filter of run ", r.run_id, ` raised ${visible(r.detail)}; it waits on`)),
+              dropped.map((id) => runLi("not kept for run ", id, ": it keeps no more events (the server's log says why)")))
             : h("p", { class: "muted", text: "No flow started for it, and no waiting step took it." }),
+          published.note ? h("p", { class: "muted", text: visible(published.note) }) : null,
           published.refused.length ? h("pre", { class: "error", text: json(published.refused) }) : null));
       } catch (error) { notice(error.message); }
     } },
