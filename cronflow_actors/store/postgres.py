@@ -140,6 +140,7 @@ class PostgresStore(ClusterOps, GroupWrites, PostgresReads):
         self._writer: PostgresWriter | None = None
         self._writer_connection: asyncpg.Connection | None = None
         self._pool: asyncpg.Pool | None = None
+        self._beat: asyncpg.Connection | None = None
         self._listener: asyncpg.Connection | None = None
         self._relisten: asyncio.Task[None] | None = None
         self._closing = False
@@ -289,6 +290,9 @@ class PostgresStore(ClusterOps, GroupWrites, PostgresReads):
         self._closing = True
         writer, connection, pool = self._writer, self._writer_connection, self._pool
         listener, self._listener = self._listener, None
+        beat, self._beat = self._beat, None
+        if beat is not None:
+            beat.terminate()  # (only a heartbeat uses it: nothing to finish)
         if self._relisten is not None:
             self._relisten.cancel()
         if writer is None or connection is None:  # never opened, or opened to read

@@ -96,6 +96,10 @@ class ClusterOps:
     """Processes, instance leases and the inbox, on the store's read pool."""
 
     _pool: asyncpg.Pool[Any] | None
+    _beat: asyncpg.Connection[Any] | None
+    """The heartbeat's own connection (None: not connected yet, or lost): through the pool, a
+    burst of deliveries' claims kept it waiting past the lease, and every process exited with
+    its lease lost (pg h43 F5)."""
     _listener: asyncpg.Connection[Any] | None
     _relisten: asyncio.Task[None] | None
     """Connecting the LISTEN connection again, after it was lost (None: not under way)."""
@@ -146,14 +150,26 @@ class ClusterOps:
 
     async def heartbeat(self, owner: str, duration: float) -> bool:
         """Renew this process's leases; False if they had already expired (another process
-        may have taken its instances over: it must not go on as if it still held them)."""
-        renewed = await self._require_pool("renew the process lease").fetchval(
-            f"UPDATE processes SET renewed_at = {DB_NOW}, expires_at = {DB_NOW} + $2 "
-            f"WHERE owner = $1 AND expires_at > {DB_NOW} RETURNING 1",
-            owner,
-            duration,
-        )
+        may have taken its instances over: it must not go on as if it still held them). On a
+        connection of its own, connected again the next time once it failed."""
+        self._require_pool("renew the process lease")
+        if self._beat is None:
+            self._beat = await self._connect()
+        try:
+            renewed = await self._beat.fetchval(
+                f"UPDATE processes SET renewed_at = {DB_NOW}, expires_at = {DB_NOW} + $2 "
+                f"WHERE owner = $1 AND expires_at > {DB_NOW} RETURNING 1",
+                owner,
+                duration,
+            )
+        except BaseException:
+            beat, self._beat = self._beat, None
+            beat.terminate()  # (a statement cut part-way leaves the connection unusable)
+            raise
         return renewed is not None
+
+    async def _connect(self) -> asyncpg.Connection[Any]:
+        raise NotImplementedError  # the store's own
 
     async def leave_cluster(self, owner: str) -> None:
         """A clean stop: every instance this process holds is free to claim at once."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 
+import asyncpg
 import pytest
 
 import cronflow_actors as cf
@@ -169,6 +170,27 @@ async def test_an_instance_taken_over_by_another_process_fences_the_old_owner(
         assert (loaded.revision, loaded.status) == (2, "B's")
         # A's writer goes on for the instances it still holds: the refusal was the instance's
         await a.commit(only_snapshot(snapshot("mine", revision=1)))
+
+
+async def test_the_heartbeat_is_not_kept_waiting_by_a_busy_pool(postgres_url: str) -> None:
+    """A burst of deliveries held every connection of the pool, and the heartbeat waited for
+    one past the lease: every process exited with its lease lost (pg h43 F5). It has its
+    own connection, connected again after one was lost."""
+    async with PostgresStore(postgres_url, read_connections=2) as store:
+        await store.join_cluster("A", "h", 1, duration=30)
+        pool = store._pool
+        assert pool is not None
+        held = [await pool.acquire() for _ in range(2)]  # every connection busy
+        try:
+            assert await asyncio.wait_for(store.heartbeat("A", 30), 5)
+            assert store._beat is not None
+            await store._beat.close()  # lost: the next beat connects again
+            with pytest.raises(asyncpg.InterfaceError):
+                await store.heartbeat("A", 30)
+            assert await asyncio.wait_for(store.heartbeat("A", 30), 5)
+        finally:
+            for connection in held:
+                await pool.release(connection)
 
 
 async def test_a_waiting_instance_has_no_owner_and_anyone_may_claim_it(postgres_url: str) -> None:
