@@ -182,18 +182,31 @@ class InstanceBusyError(EngineError, RuntimeError):
 
 
 class PublishInterruptedError(EngineError, RuntimeError):
-    """The runtime's own trouble (a stop, a store that failed) cut a publish after it had
-    started runs of some listening flows: ``started`` lists them, ``error`` is the trouble. The
-    flows after them did not start, and no waiting step heard the event."""
+    """The runtime's own trouble (a stop, a store that failed, a lost lease) cut a publish
+    after it had started runs of some listening flows, or while it reached the waiting steps:
+    ``started`` lists the runs it started, ``delivered`` those whose waiting step heard it,
+    ``error`` is the trouble. The flows after them did not start, and no other step heard it."""
 
-    def __init__(self, event: str, started: Sequence[str], error: BaseException) -> None:
+    def __init__(
+        self,
+        event: str,
+        started: Sequence[str],
+        error: BaseException,
+        delivered: Sequence[str] = (),
+    ) -> None:
         self.event, self.started, self.error = event, list(started), error
+        self.delivered = list(delivered)
+        heard = ""
+        if self.delivered:
+            heard = f" and reached the waiting steps of {len(self.delivered)} run(s) "
+            heard += f"({', '.join(self.delivered)})"
         super().__init__(
             f"publishing event {event!r} was cut after it started {len(self.started)} run(s) "
-            f"({', '.join(self.started)}): {error}; the other listening flows did not start and "
-            "no waiting step heard it. Publish it again to a running runtime; the flows that "
-            "started will start again, unless the publish has an idempotency key: sent again "
-            "with the same key, none starts twice"
+            f"({', '.join(self.started)}){heard}: {error}; the other listening flows did not "
+            f"start and no {'other ' if heard else ''}waiting step heard it. Publish it again "
+            "to a running runtime; the flows that started will start again (and the steps that "
+            "heard it hear it again), unless the publish has an idempotency key: sent again "
+            "with the same key, none starts or hears it twice"
         )
 
 

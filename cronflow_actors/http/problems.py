@@ -202,7 +202,7 @@ def as_problem(error: CronflowError) -> Problem:
     if isinstance(error, InvalidEventError) and error.refused:
         fields = {"path": error.refused[0].path, "refused": error.refused}
     elif isinstance(error, PublishInterruptedError):
-        fields = {"started": error.started}
+        fields = {"started": error.started, "delivered": error.delivered}
     elif isinstance(error, InvalidPayloadError) and error.path is not None:
         fields = {"path": error.path}
     where = refused_in(error)

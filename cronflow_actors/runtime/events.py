@@ -29,7 +29,6 @@ import msgspec
 from cronflow_actors.engine.state_access import storable_value
 from cronflow_actors.errors import (
     INFRASTRUCTURE,
-    ConfigurationError,
     EngineError,
     IdempotencyKeyReusedError,
     InstanceBlockedError,
@@ -50,6 +49,22 @@ from cronflow_actors.messages.migrations import KeptEvent
 from cronflow_actors.runtime.catalog import FlowCatalog
 from cronflow_actors.runtime.ids import derived_run_id
 from cronflow_actors.runtime.pinning import KeptFull
+from cronflow_actors.runtime.publish_keys import (
+    ABSENT,
+    ANOTHER,
+    ANSWERS,
+    DRIVERS,
+    FIRST,
+    KEY_DAYS,
+    KEYS,
+    PUBLISHES,
+    STEP_KEYS,
+    Cut,
+    Trouble,
+    canonical,
+    checked_key,
+    named,
+)
 from cronflow_actors.runtime.publish_result import EventFilterError, EventRefusal, PublishResult
 from cronflow_actors.store import Store
 
@@ -58,6 +73,8 @@ __all__ = ["EventFilterError", "EventRefusal", "Events", "PublishResult"]
 logger = logging.getLogger(__name__)
 
 _PAGE = 200
+
+
 _HOLD_CHANGES = 3
 """Tries to deliver or keep an event for a run held and released meanwhile."""
 
@@ -109,7 +126,7 @@ class Events:
         ``principal``: who publishes (a net's event filter and check see it)."""
         check_event_name(name)  # nothing could listen for it: refused, not a 202 to nobody
         payload = storable_value(payload, "payload")  # every listener's alike (retest h38 R3)
-        key = _checked_key(idempotency_key, 200 + 300 * once)  # (a step's: its key + the name)
+        key = checked_key(idempotency_key, 200 + 300 * once)  # (a step's: its key + the name)
         if once and key is not None:  # a step's: its first attempt's payload, whatever this is
             key = await self._step_key(name, key)
             payload = await self._first_payload(name, payload, key)
@@ -142,6 +159,8 @@ class Events:
             held, delivered, raised, full = await self._wake(
                 name, payload, key, set(started), principal, since=since
             )
+        except Cut as cut:  # the runtime's own trouble: a 202 said it was done (pg h43 F4)
+            raise PublishInterruptedError(name, started, cut.error, cut.delivered) from cut.error
         except InstanceBusyError as busy:  # what this publish did, and how to finish it
             again = "with its idempotency key" if key else "with an idempotency key next time"
             doing = (
@@ -169,18 +188,18 @@ class Events:
         """The runs that held the publish of ``key`` and those that heard it, by this call and
         the ones before it: a retry finds the steps that heard it waiting no more, and was told
         it reached nobody (conform h27 M3), when its answer should be the one it lost."""
-        ident, now, ttl = _named(key, name, ""), self._clock.now(), KEY_DAYS * 86_400
+        ident, now, ttl = named(key, name, ""), self._clock.now(), KEY_DAYS * 86_400
         lock, users = self._answering.get(ident) or (asyncio.Lock(), 0)
         self._answering[ident] = (lock, users + 1)
         try:
             async with lock:
-                before = await self._store.kv_get(_ANSWERS, ident, now=now, default=None)
+                before = await self._store.kv_get(ANSWERS, ident, now=now, default=None)
                 was_held, was_delivered = before if isinstance(before, list) else ([], [])
                 all_held = [*was_held, *(run for run in held if run not in was_held)]
                 all_delivered = [*was_delivered, *(r for r in delivered if r not in was_delivered)]
                 if (all_held, all_delivered) != (was_held, was_delivered):
                     answer = [all_held, all_delivered]
-                    await self._store.kv_set(_ANSWERS, ident, answer, now=now, ttl=ttl)
+                    await self._store.kv_set(ANSWERS, ident, answer, now=now, ttl=ttl)
         finally:
             lock, users = self._answering[ident]
             if users == 1:
@@ -210,7 +229,7 @@ class Events:
             run_id = (
                 None
                 if key is None
-                else derived_run_id("event", _PUBLISHES, _named(key, name, flow_id))
+                else derived_run_id("event", PUBLISHES, named(key, name, flow_id))
             )
             try:
                 started.append(
@@ -223,7 +242,7 @@ class Events:
                 if await self._started_with(run_id, converted):
                     started.append(run_id)
                 else:  # by one of another payload, whose retry freed the key meanwhile
-                    refused.append(EventRefusal(workflow=flow_id, detail=_ANOTHER))
+                    refused.append(EventRefusal(workflow=flow_id, detail=ANOTHER))
             except INFRASTRUCTURE as trouble:  # the runtime's own (a stop, a store): not the flow's
                 if not started:
                     raise  # nothing was taken on: the call may be sent again as it was
@@ -236,22 +255,22 @@ class Events:
         return started
 
     async def _step_key(self, name: str, key: str) -> str:
-        """A step's own ``key``, in the namespace no caller's key reaches (``_STEP_KEYS``); as
+        """A step's own ``key``, in the namespace no caller's key reaches (``STEP_KEYS``); as
         it was, when the step published under it before that namespace (a release before: its
         run again after the upgrade published again, the reviewer's h29 H2). Only a step's own
         publish records a first payload, so no caller made one under the old key."""
-        ident, now = _named(key, name, ""), self._clock.now()
-        if await self._store.kv_get(_FIRST, ident, now=now, default=_ABSENT) is not _ABSENT:
+        ident, now = named(key, name, ""), self._clock.now()
+        if await self._store.kv_get(FIRST, ident, now=now, default=ABSENT) is not ABSENT:
             return key
-        return f"{_STEP_KEYS}{key}"
+        return f"{STEP_KEYS}{key}"
 
     async def _first_payload(self, name: str, payload: Any, key: str) -> Any:
         """The payload a step's first attempt published under ``key`` (kept as long as the key),
         this one if it is the first: a later attempt that sends another (a timestamp) publishes
         that first one again, as a retry, finishing what a crash cut (the final checker's h28
         F1: answered with what the first had done, it left the event unpublished for good)."""
-        ident, now, ttl = _named(key, name, ""), self._clock.now(), KEY_DAYS * 86_400
-        return await self._store.kv_setdefault(_FIRST, ident, payload, now=now, ttl=ttl)
+        ident, now, ttl = named(key, name, ""), self._clock.now(), KEY_DAYS * 86_400
+        return await self._store.kv_setdefault(FIRST, ident, payload, now=now, ttl=ttl)
 
     async def _started_by_key(
         self, name: str, key: str | None, accepted: list[tuple[str, Any]]
@@ -262,7 +281,7 @@ class Events:
             return []
         found = []
         for flow_id, converted in accepted:
-            run_id = derived_run_id("event", _PUBLISHES, _named(key, name, flow_id))
+            run_id = derived_run_id("event", PUBLISHES, named(key, name, flow_id))
             if await self._started_with(run_id, converted):
                 found.append(run_id)
         return found
@@ -276,7 +295,7 @@ class Events:
         except NotFoundError:
             return False
         event = payload.get("event") if isinstance(payload, dict) else None
-        return isinstance(event, dict) and _canonical(event.get("payload")) == _canonical(converted)
+        return isinstance(event, dict) and canonical(event.get("payload")) == canonical(converted)
 
     async def _did_nothing(self, name: str, key: str | None, refused: list[Any]) -> None:
         """The publish reached nothing: its key, if any, names nothing (kept 30 days, every
@@ -284,8 +303,8 @@ class Events:
         every flow listening refused it (their starts raised), ``InvalidEventError`` (or, when
         the key's run there was another payload's, ``IdempotencyKeyReusedError``: a 422)."""
         if key is not None:
-            await self._store.kv_delete(_KEYS, _named(key, name, ""))
-            if any(refusal.detail == _ANOTHER for refusal in refused):  # a reuse, as documented
+            await self._store.kv_delete(KEYS, named(key, name, ""))
+            if any(refusal.detail == ANOTHER for refusal in refused):  # a reuse, as documented
                 raise IdempotencyKeyReusedError(f"the publish of event {clipped(name)}", key)
         if refused:
             raise InvalidEventError(name, refused)
@@ -296,11 +315,11 @@ class Events:
         published with another payload (its digest is kept for ``KEY_DAYS`` days): a retry
         sends the same, and was answered as done while the other payload was dropped (hostile
         h23 L2, h24 M3)."""
-        digest = hashlib.sha256(_canonical(payload)).hexdigest()
-        ident, now, ttl = _named(key, name, ""), self._clock.now(), KEY_DAYS * 86_400
+        digest = hashlib.sha256(canonical(payload)).hexdigest()
+        ident, now, ttl = named(key, name, ""), self._clock.now(), KEY_DAYS * 86_400
         mine = f"{digest} {uuid.uuid4().hex} {now!r}"  # the digest, which publish set it, when
         # one step in the store: of two processes publishing the key at once, one names it
-        kept = await self._store.kv_setdefault(_KEYS, ident, mine, now=now, ttl=ttl)
+        kept = await self._store.kv_setdefault(KEYS, ident, mine, now=now, ttl=ttl)
         parts = kept.split(" ") if isinstance(kept, str) else []
         if not parts or parts[0] != digest:
             raise IdempotencyKeyReusedError(f"the publish of event {clipped(name)}", key)
@@ -331,7 +350,7 @@ class Events:
         full: list[str] = []
         # names the publish in what held runs keep of it (kept once for its key)
         publish = (
-            uuid.uuid4().hex if key is None else uuid.uuid5(_PUBLISHES, _named(key, name, "")).hex
+            uuid.uuid4().hex if key is None else uuid.uuid5(PUBLISHES, named(key, name, "")).hex
         )
         while True:
             page = await self._store.open_waits("event", key=name, after=after, limit=_PAGE)
@@ -345,15 +364,23 @@ class Events:
                 *(
                     self._deliver(wait, name, payload, publish, key is not None, principal)
                     for wait in waits
-                )
+                ),
+                return_exceptions=True,
             )
+            cut = next((v for v in verdicts if isinstance(v, BaseException)), None)
             for wait, verdict in zip(waits, verdicts, strict=True):
+                if isinstance(verdict, BaseException):
+                    continue
                 if isinstance(verdict, EventFilterError):
                     raised.append(verdict)
                 elif verdict is _FULL:
                     full.append(wait.instance_id)
                 elif verdict is not None:
                     (delivered if verdict else held).append(wait.instance_id)
+            if isinstance(cut, Trouble):
+                raise Cut(cut.error, sorted(set(delivered)))
+            if cut is not None:
+                raise cut
             if len(page) < _PAGE:
                 return sorted(set(held)), sorted(set(delivered)), raised, sorted(set(full))
             after = (page[-1].created_at, page[-1].wait_id)
@@ -421,9 +448,13 @@ class Events:
                     reason,
                 )
                 return False
+            except INFRASTRUCTURE as trouble:  # not the step's: it did not hear it (pg h43 F4)
+                raise Trouble(trouble) from trouble
             except EngineError as error:
                 logger.debug("event %s not delivered to %s: %s", name, wait.wait_id, error)
             except Exception as error:
+                if type(error).__module__.partition(".")[0] in DRIVERS:  # the store's connection
+                    raise Trouble(error) from error  # (a claim's, cut: not the filter's)
                 logger.exception(
                     "the filter of %s (run %s) raised; the event is not delivered",
                     wait.wait_id,
@@ -450,44 +481,3 @@ _BUSY_TRIES = 4
 """Tries to deliver an event to a run whose row another process keeps locked, 2 s each (the
 server ends a transaction left idle after ``idle_transaction_timeout``: the lease's duration,
 5 s by default)."""
-
-_PUBLISHES = uuid.UUID("5b0f3d1e-8f2a-4c71-9e3b-2d6a7c4e1f90")
-"""The namespace of the run ids a publish's idempotency key names."""
-_KEYS = "cronflow:publish-keys"
-"""Where the digest of each keyed publish's payload is kept (``Events._same_payload``)."""
-KEY_DAYS = 30
-"""How long a publish's idempotency key names its payload (as a webhook's key is kept with its
-run, 30 days by default)."""
-_FIRST = "cronflow:publish-first"
-"""The payload a step's first attempt published under its own key (``Events._first_payload``)."""
-_ANSWERS = "cronflow:publish-answers"
-"""The runs a keyed publish reached that a retry of it can no longer find: those that held it
-and those whose waiting step heard it (``Events._as_before``), kept as long as its key."""
-_canonical = msgspec.msgpack.Encoder(order="sorted").encode
-"""A payload's bytes whatever the order of its keys (its digest: two retries compare)."""
-_ANOTHER = (
-    "its run under this idempotency key was started by a publish of another payload (a retry "
-    "freed the key meanwhile); nothing was started: publish with a key of its own"
-)
-
-
-_ABSENT = object()
-_STEP_KEYS = "\x1fstep\x1f"
-"""Before a step's own key (a ``once`` publish): a namespace no caller's key is in (control
-characters are refused in them), so a client that read a step's id cannot publish first under
-its key with its own payload, failing the step for good (hostile h29 H1)."""
-
-
-def _checked_key(key: Any, limit: int = 200) -> str | None:
-    if key is None or key == "":
-        return None
-    if not isinstance(key, str) or len(key) > limit or not key.isprintable():
-        said = f"a string of up to {limit} printable characters (no control one)"
-        raise ConfigurationError("idempotency_key", key, said)
-    return key
-
-
-def _named(key: str, event: str, flow: str) -> str:
-    """What names flow ``flow``'s run that the publish of ``event`` with ``key`` starts (its
-    id: ``derived_run_id``), or, with no flow, the publish itself in what held runs keep."""
-    return hashlib.sha256(f"{event}\0{flow}\0{key}".encode("utf-8", "surrogatepass")).hexdigest()

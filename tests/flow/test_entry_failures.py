@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import sqlite3
 import uuid
 from typing import Any
 
@@ -19,8 +20,10 @@ from cronflow_actors.errors import (
     ConfigurationError,
     InvalidEventError,
     InvalidWorkflowError,
+    LeaseLostError,
     PublishInterruptedError,
     RuntimeNotRunningError,
+    StoreFailedError,
 )
 from cronflow_actors.flow.waits import auto_start
 from cronflow_actors.http.problems import as_problem
@@ -212,12 +215,50 @@ async def test_a_publish_the_runtime_cuts_after_a_start_says_what_it_started(
     assert (problem.status, problem.slug, problem.fields) == (
         503,
         "publish-interrupted",
-        {"started": [started]},
+        {"started": [started], "delivered": []},
     )
     # with nothing started yet, the runtime's refusal is the answer as it was: nothing taken on
     rt.register(cf.define("alone").on_event("cut-alone").for_each("i", _raising(stopping), _echo))
     with pytest.raises(RuntimeNotRunningError):
         await rt.publish_event("cut-alone", {})
+
+
+@pytest.mark.parametrize(
+    "trouble",
+    [
+        StoreFailedError("the store", "the disk is full"),
+        LeaseLostError("the store", "me", "another"),
+        sqlite3.OperationalError("disk I/O error"),  # a driver's own, from a claim, say
+    ],
+    ids=["store", "lease", "driver"],
+)
+async def test_a_publish_the_runtime_cuts_while_it_wakes_steps_says_so(
+    rt: cf.Runtime, trouble: Exception
+) -> None:
+    """A process that lost its lease mid-publish answered 202 with nothing delivered (or a
+    false filter error): the waiting runs never heard the event, and the publisher was told it
+    was done (pg h43 F4). The runtime's trouble cuts the publish: a 503 that says what it did."""
+    rt.register(cf.define("waiter").wait_for_event("w", "cut").step("after", lambda c: c.last))
+    first, second = await rt.trigger("waiter", {}), await rt.trigger("waiter", {})
+    await rt.wait_idle()
+    send = rt.events._send
+
+    async def cut_at_second(instance_id: str, command: Any) -> Any:
+        if instance_id == second:
+            raise trouble
+        return await send(instance_id, command)
+
+    rt.events._send = cut_at_second  # type: ignore[method-assign]
+    with pytest.raises(PublishInterruptedError) as cut:
+        await rt.publish_event("cut", {"n": 1})
+    assert (cut.value.started, cut.value.delivered, cut.value.error) == ([], [first], trouble)
+    assert f"reached the waiting steps of 1 run(s) ({first})" in str(cut.value)
+    problem = as_problem(cut.value)
+    assert (problem.status, problem.slug) == (503, "publish-interrupted")
+    assert (await rt.wait(first, timeout=5)).output == {"n": 1}
+    assert (await rt.inspect(second)).status == "waiting"  # did not hear it: it can, sent again
+    rt.events._send = send  # type: ignore[method-assign]
+    assert (await rt.publish_event("cut", {"n": 2})).delivered == [second]
 
 
 def _echo(item: Any, ctx: Any) -> Any:
@@ -245,7 +286,7 @@ async def test_a_publish_sent_again_with_its_idempotency_key_starts_no_flow_twic
     await rt.wait_idle()
     with pytest.raises(PublishInterruptedError) as interrupted:
         await rt.publish_event("paid", {"n": 7}, idempotency_key="order-7")
-    assert "none starts twice" in str(interrupted.value)
+    assert "none starts or hears it twice" in str(interrupted.value)
     [started_first] = interrupted.value.started
     again = await rt.publish_event("paid", {"n": 7}, idempotency_key="order-7")
     assert again[0] == started_first  # the same run, named by the key: not started again
