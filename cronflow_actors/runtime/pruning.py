@@ -82,6 +82,7 @@ async def _prune(
     total = 0
     while True:
         pruned = 0
+        stored = await _stored(store, {after for after, _at in (await _links(store, now)).values()})
         while page := await store.prune(
             finished_before=finished_before, keep=planned, keep_keys_of=SUCCESSORS
         ):
@@ -89,28 +90,33 @@ async def _prune(
             if on_page is not None:
                 on_page(page)
         total += pruned
-        if not await _let_go(store, now):  # a link let go frees its run: prune again
+        if not await _let_go(store, now, stored):  # a link let go frees its run: prune again
             break
     await store.kv_purge_expired(now)
     return total
 
 
-async def _let_go(store: Store, now: float) -> int:
-    """Delete the links whose earlier run is gone, or whose later one is not stored (pruned, or
-    never started) a minute after they were written; how many of the second kind, each of
-    which frees a run to prune."""
-    links = {
-        run: _link(value) for run, value in (await store.kv_items(SUCCESSORS, now=now)).items()
-    }
+async def _let_go(store: Store, now: float, stored: set[str]) -> int:
+    """Delete the links whose earlier run is gone, or whose later one is gone (it was in
+    ``stored``, the later runs stored as the prune began: pruned) or not stored a minute after
+    they were written (never started); how many of the second kind, each of which frees a run
+    to prune. (A link younger than a minute kept its earlier run when the prune took its later
+    one: a client's retried resume then ran the work again, pg h43 F1.)"""
+    links = await _links(store, now)
     runs = await _stored(store, links.keys())
     later = await _stored(store, {after for after, _at in links.values()})
     freed = 0
     for run, (after, at) in links.items():
         gone = run not in runs
-        if gone or (after not in later and now - at >= _STARTING):
+        if gone or (after not in later and (after in stored or now - at >= _STARTING)):
             await store.kv_delete(SUCCESSORS, run)
             freed += not gone
     return freed
+
+
+async def _links(store: Store, now: float) -> dict[str, tuple[str, float]]:
+    """Every link: its earlier run -> its later run, and when it was written."""
+    return {run: _link(value) for run, value in (await store.kv_items(SUCCESSORS, now=now)).items()}
 
 
 def _link(value: Any) -> tuple[str, float]:

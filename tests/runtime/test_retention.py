@@ -245,6 +245,30 @@ async def test_a_run_is_kept_while_its_resume_goes_on_and_the_chain_goes_with_it
         assert await rt.list_runs() == []
 
 
+async def test_a_prune_within_a_minute_of_a_resume_takes_the_chain_whole(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    """A prune that took a resume's run within a minute of the resume kept the run it resumed,
+    with no link to it: a client's retried resume then ran the work a second time (pg h43
+    F1). The link of a later run the prune took goes with it, however young."""
+    broken = [True]
+    flows = [fragile(broken)]
+    async with cf.Runtime(db=tmp_path / "y.db", clock=clock, workflows=flows, retention=None) as rt:
+        first = await rt.trigger("fragile", 1, instance_id="delivery-1")
+        assert (await rt.wait(first)).status == "failed"
+        broken.clear()
+        resumed = await rt.replay(first, resume=True)
+        await rt.wait_idle()
+        [pause] = await rt.list_paused()
+        await rt.resume(pause.token, {"approved": True})
+        assert (await rt.wait(resumed)).output is True
+        clock.advance(5)  # (the link is 5 s old)
+        assert await rt.prune(older_than=0) == 2  # the chain, whole
+        assert await rt.store.kv_items(SUCCESSORS, now=clock.now()) == {}
+        with pytest.raises(NotFoundError):  # a retried resume: no run to resume, not the work
+            await rt.replay(first, resume=True)
+
+
 async def test_a_refused_resume_leaves_no_link(tmp_path: Path, clock: ManualClock) -> None:
     """A resume writes its link before it reads its run; refused, the link stayed, for good on a
     runtime that prunes nothing (retest3 h42 N4)."""
