@@ -259,6 +259,7 @@ async def test_a_prune_within_a_minute_of_a_resume_takes_the_chain_whole(
         broken.clear()
         resumed = await rt.replay(first, resume=True)
         await rt.wait_idle()
+        assert (await rt.inspect(resumed)).replay_of == first  # (ctx.trigger.replay_of)
         [pause] = await rt.list_paused()
         await rt.resume(pause.token, {"approved": True})
         assert (await rt.wait(resumed)).output is True
@@ -267,6 +268,30 @@ async def test_a_prune_within_a_minute_of_a_resume_takes_the_chain_whole(
         assert await rt.store.kv_items(SUCCESSORS, now=clock.now()) == {}
         with pytest.raises(NotFoundError):  # a retried resume: no run to resume, not the work
             await rt.replay(first, resume=True)
+
+
+async def test_a_prune_within_a_minute_of_a_migration_takes_both_runs(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    """The migrated run was kept, unlinked, when the prune took its new run: a retried migrate
+    was told "another caller's migration is under way; ask again" for as long (pg h43 F3)."""
+    flows = [
+        cf.define("moving", version=v).step("a", lambda ctx: 1).pause("ok") for v in ("v1", "v2")
+    ]
+    async with cf.Runtime(db=tmp_path / "m.db", clock=clock, workflows=flows, retention=None) as rt:
+        old = await rt.trigger("moving")
+        await rt.wait_idle()
+        version = (await rt.inspect(old)).version
+        new = await rt.migrate(old, "v1" if version == "v2" else "v2")
+        await rt.wait_idle()
+        [pause] = await rt.list_paused()
+        await rt.resume(pause.token, {"approved": True})
+        await rt.wait(new)
+        clock.advance(5)
+        assert await rt.prune(older_than=0) == 2
+        assert await rt.store.kv_items(SUCCESSORS, now=clock.now()) == {}
+        with pytest.raises(NotFoundError):
+            await rt.migrate(old, "v2")
 
 
 async def test_a_refused_resume_leaves_no_link(tmp_path: Path, clock: ManualClock) -> None:
