@@ -424,4 +424,4 @@ def follow_options(parser: argparse.ArgumentParser) -> None:
     _client_options(parser, json_help="print {id, status, output, error} as JSON")
 
 
-_UNTIL = "stop waiting after this long (the run goes on) and exit 1"
+_UNTIL = "stop waiting after this long (the run goes on) and exit 5"

@@ -52,9 +52,23 @@ def _read(name: str) -> str:
         return file.read()
 
 
+def _once(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """An object whose keys are each given once, as the API takes it (devx h43 F16: the last
+    of two was taken, where the API refuses them)."""
+    decoded = dict(pairs)
+    if len(decoded) < len(pairs):
+        twice = next(key for key in decoded if sum(k == key for k, _ in pairs) > 1)
+        raise ValueError(f"the key {twice!r} is given twice in one object: give each key once")
+    return decoded
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON (it has no NaN or Infinity)")
+
+
 def _decoded(text: str, given: str, where: str) -> Any:
     try:
-        return json.loads(text)
+        return json.loads(text, object_pairs_hook=_once, parse_constant=_no_constant)
     except ValueError as error:
         raise ConfigurationError(
             "--payload", given, f"JSON{where}, such as '{{\"n\": 1}}' ({error})"

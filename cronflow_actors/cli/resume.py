@@ -37,7 +37,14 @@ def _body(args: argparse.Namespace) -> tuple[Any, str]:
     if args.approved is None:
         if args.payload is None:
             args.refuse(f"the resume of {args.token_id!r} says no decision: {_DECIDE}")
-        return payload, "resumed with your payload"
+        if isinstance(payload, dict) and "approved" in payload:
+            return payload, "resumed with your payload"
+        # (a net's pause takes any payload; a flow's human step records it as a rejection,
+        # which "resumed with your payload" did not say: devx h43 F1)
+        return payload, (
+            'resumed with your payload, which says no "approved": a flow\'s human step records '
+            "it as not approved (--approve with the payload adds it)"
+        )
     flag = "--approve" if args.approved else "--reject"
     if args.payload is None:
         payload = {}

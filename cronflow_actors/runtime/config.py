@@ -170,8 +170,9 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
             raise ValueError(f"port must be 0-65535, got {self.port}")
         if self.max_body < 1:
             raise ValueError(f"max_body must be >= 1 byte, got {self.max_body}")
-        if self.max_json_depth < 1 or self.max_connections < 1:
-            raise ValueError("max_json_depth and max_connections must be >= 1")
+        for name in ("max_json_depth", "max_connections"):  # (each named: devx h43 F13)
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         for name in SECONDS:  # nan passes "<= 0"; inf never ends (a lease of inf: never free)
             if not 0 < getattr(self, name) < math.inf:
                 raise ValueError(
@@ -258,6 +259,15 @@ def _check_url(url: str) -> None:
     except ValueError as error:  # "Invalid IPv6 URL": said under the setting's name
         raise ValueError(f"url {url!r} is not a valid URL ({error})") from None
     if parts.scheme in ("http", "https") and parts.netloc:
+        console = parts.path.rstrip("/").endswith("/ui") or "#" in parts.path
+        if console or parts.query or parts.fragment:  # the console's address: every call went
+            # to /ui/runs... and came back "no route" (devx h43 F6); a proxy's prefix is kept
+            base = parts.path.rstrip("/").removesuffix("/ui") if console else parts.path
+            raise ValueError(
+                f"url {url!r} is the console's address, not the server's: give the server's, "
+                f"as in '{parts.scheme}://{parts.netloc}{base.rstrip('/')}' (the console is at "
+                "its /ui)"
+            )
         return
     if "://" in url:
         raise ValueError(f"url {url!r} is not an http:// or https:// URL with a host")
@@ -393,7 +403,7 @@ def _read(path: str | os.PathLike[str]) -> dict[str, Any]:
         names = ", ".join(map(repr, unknown))
         raise ConfigurationError(
             first,
-            loaded[first],
+            _shown(first, loaded[first], close),
             f"a known setting: {names} in {path} {'is' if len(unknown) == 1 else 'are'} "
             f"unknown{hint}; the settings are {', '.join(sorted(_SETTINGS))}",
         )
@@ -445,8 +455,17 @@ def _refusal(text: str, data: Mapping[str, Any], origin: Mapping[str, str]) -> E
         expected = f"one that passes this check: {text} (it came from {where})"
     else:
         expected = f"{_kind(_HINTS.get(key), key)} (it came from {where})"
-    value = "(hidden)" if key == "tokens" else data.get(key)
-    return ConfigurationError(key or "config", value, expected)
+    return ConfigurationError(key or "config", _shown(key, data.get(key)), expected)
+
+
+_SECRETS = ("tokens", "token", "metrics_token")
+
+
+def _shown(key: str, value: Any, close: list[str] | None = None) -> Any:
+    """A setting's value as a refusal shows it: a token's (or a misspelt token's) is a secret,
+    and refusals go to terminals and CI logs (devx h43 F5: ``tokn = "..."`` printed it)."""
+    secret = key in _SECRETS or any(name in _SECRETS for name in close or ())
+    return "(hidden)" if secret or "tok" in key or "secret" in key else value
 
 
 def _kind(hint: Any, key: str) -> str:

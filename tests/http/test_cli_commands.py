@@ -273,6 +273,14 @@ async def test_resume_records_the_decision_it_is_given_and_says_which(serve: Ser
     assert (code, out) == (0, "resumed with your payload\n"), err
     record = await recorded(run_id)
     assert (record["approved"], record["approved_by"]) == (True, "ada")
+    # a payload that says no decision: recorded as a rejection, which the CLI now says
+    # ("resumed with your payload" hid it: devx h43 F1)
+    run_id, token = await pause()
+    code, out, err = await cli("resume", token, "--payload", '{"note": "ok"}', "--url", url)
+    assert (code, out) == (0, 'resumed with your payload, which says no "approved": a flow\'s '
+                           "human step records it as not approved (--approve with the payload "
+                           "adds it)\n"), err  # fmt: skip
+    assert (await recorded(run_id))["approved"] is False
 
 
 async def test_bad_input_to_the_cli_exits_non_zero_with_the_key() -> None:
@@ -286,6 +294,17 @@ async def test_bad_input_to_the_cli_exits_non_zero_with_the_key() -> None:
     code, _, err = await cli("run", "x", "--payload", "{broken")
     assert code == 2
     assert "--payload" in err
+    # read as the API reads a body: a key given twice, or a NaN, is refused before it is sent
+    # (the last of two keys was taken; NaN came back as the server's "byte 40": devx h43 F16)
+    code, _, err = await cli("run", "x", "--payload", '{"a": 1, "a": 2}', "--url", "http://h:9")
+    assert (code, "the key 'a' is given twice in one object" in err) == (2, True), err
+    code, _, err = await cli("run", "x", "--payload", '{"a": NaN}', "--url", "http://h:9")
+    assert (code, "NaN is not JSON" in err) == (2, True), err
+    # a url with a path (the console's): every call went to /ui/... (devx h43 F6)
+    code, _, err = await cli("runs", "--url", "http://127.0.0.1:9/ui")
+    assert code == 2
+    assert "the console's address, not the server's: give the server's, as in " in err
+    assert "'http://127.0.0.1:9' (the console is at its /ui)" in err
 
 
 def test_settings_come_from_file_then_environment_then_flags(tmp_path: Path) -> None:

@@ -186,6 +186,26 @@ def test_a_config_file_that_cannot_be_read_is_refused_with_why(tmp_path: Path) -
         assert f"a TOML file this user can read ({why})" in str(refused.value)
 
 
+@pytest.mark.parametrize(
+    "text", ['tokn = "ops-secret-1234"\n', 'metrics_tokn = "ops-secret-1234"\n', "token = 1234\n"]
+)
+def test_a_misspelt_or_mistyped_token_in_the_file_is_not_shown(tmp_path: Path, text: str) -> None:
+    """Refusals go to terminals and CI logs: the secret was printed (devx h43 F5)."""
+    said = refusal(tmp_path / "cronflow.toml", text)
+    assert "has the value '(hidden)'" in said
+    assert "ops-secret" not in said
+    assert "1234" not in said
+
+
+def test_each_limit_is_refused_by_its_own_name(tmp_path: Path) -> None:
+    """max_connections = 0 was refused as max_json_depth's None (devx h43 F13)."""
+    config = tmp_path / "cronflow.toml"
+    said = refusal(config, "max_connections = 0\n")
+    assert "setting 'max_connections' has the value 0" in said
+    assert "max_connections must be >= 1, got 0" in said
+    assert f"(it came from {config})" in said
+
+
 def test_a_url_python_cannot_split_is_refused_under_its_name() -> None:
     with pytest.raises(ConfigurationError) as refused:
         load_config(None, environ={"CRONFLOW_URL": "http://[::1"})
