@@ -69,11 +69,11 @@ def test_db_migrate_waits_for_the_older_runtime_its_lease_names_when_asked(
     from tests.store.test_sqlite import database_at
 
     db = tmp_path / "owned.db"
-    with database_at(db, 8) as raw:  # a runtime of the version before holds it for 2 s more
-        now = time.time()
+    with database_at(db, 8) as raw:  # a runtime of the version before holds it for 5 s more
+        now = time.time()  # (2 s had passed by the second call on a loaded machine: a flake)
         raw.execute(
             "INSERT INTO leases VALUES ('runtime', 'old-one', 'elsewhere', 4242, ?, ?, ?)",
-            (now, now, now + 2),
+            (now, now, now + 5),
         )
     refused = cli("db", "migrate", "--db", str(db))
     assert refused.returncode == 2

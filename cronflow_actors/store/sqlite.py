@@ -67,6 +67,9 @@ def _identity(path: str) -> tuple[int, int]:
 _decode_value = msgspec.msgpack.Decoder().decode
 
 
+_BUSY = 5
+"""SQLite's primary code for a lock another connection keeps past the busy timeout."""
+
 _NOT_OPENABLE = frozenset({3, 8, 14, 26})
 """SQLite's primary codes for a file that cannot be a database here: SQLITE_PERM, _READONLY,
 _CANTOPEN, _NOTADB (a setting to change, said with the file)."""
@@ -140,8 +143,16 @@ class SQLiteStore(GroupWrites, SQLiteReads):
         try:
             await self._open()
         except sqlite3.DatabaseError as error:
-            if getattr(error, "sqlite_errorcode", 0) & 0xFF not in _NOT_OPENABLE:
-                raise  # busy, I/O, a full disk: not a setting to change
+            code = getattr(error, "sqlite_errorcode", 0) & 0xFF
+            if code == _BUSY:  # a raw traceback, or "the disk", said it (devx h43 F3)
+                expected = (
+                    f"a database no other process keeps locked; SQLite said: {error} (a "
+                    "sqlite3 shell or another tool holds a transaction open on it, or another "
+                    "program writes it): open it again once that lock is released"
+                )
+                raise ConfigurationError("db", self.path, expected) from error
+            if code not in _NOT_OPENABLE:
+                raise  # I/O, a full disk: not a setting to change
             expected = (
                 f"a SQLite database this process can open and write; SQLite said: {error} "
                 "(check that the path names a cronflow-actors database or a new file, and that "
@@ -155,9 +166,24 @@ class SQLiteStore(GroupWrites, SQLiteReads):
             if not self._in_memory:
                 # A new file frees the pages of pruned runs as it goes (incremental vacuum);
                 # this must be said before its first table. An older file reuses them instead.
-                tables = await connection.execute_fetchall("SELECT COUNT(*) FROM sqlite_master")
-                if next(iter(tables))[0] == 0:
+                tables = {
+                    str(row[0])
+                    for row in await connection.execute_fetchall(
+                        "SELECT name FROM sqlite_master WHERE type = 'table'"
+                    )
+                }
+                if not tables:
                     await connection.execute("PRAGMA auto_vacuum = INCREMENTAL")
+                elif "schema_version" not in tables:  # another program's: its file was given
+                    # cronflow's tables and WAL, without a word (devx h43 F15)
+                    shown = ", ".join(sorted(tables)[:5]) + (", ..." if len(tables) > 5 else "")
+                    raise ConfigurationError(
+                        "db",
+                        self.path,
+                        "a cronflow-actors database or a new file; this one is another "
+                        f"program's (its tables: {shown}), which is left as it is: give the "
+                        "runtime a file of its own",
+                    )
                 async with connection.execute("PRAGMA journal_mode = WAL") as cursor:
                     row = await cursor.fetchone()
                 if row is None or str(row[0]).lower() != "wal":

@@ -207,6 +207,43 @@ async def test_a_database_from_a_newer_version_is_refused_untouched(tmp_path: Pa
     assert path.read_bytes() == before
 
 
+async def test_another_programs_database_is_refused_and_left_as_it_is(tmp_path: Path) -> None:
+    """serve, db migrate and db prune gave another program's file cronflow's tables and WAL,
+    without a word (devx h43 F15)."""
+    path = tmp_path / "app.db"
+    with closing(sqlite3.connect(path)) as raw:
+        raw.execute("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT)")
+        raw.commit()
+    before = path.read_bytes()
+    with pytest.raises(ConfigurationError) as refused:
+        await SQLiteStore(path).open()
+    assert "this one is another program's (its tables: users)" in str(refused.value)
+    assert "give the runtime a file of its own" in str(refused.value)
+    assert path.read_bytes() == before
+    with closing(sqlite3.connect(path)) as raw:
+        assert raw.execute("PRAGMA journal_mode").fetchone() == ("delete",)
+
+
+async def test_a_file_another_process_keeps_locked_is_refused_saying_so(tmp_path: Path) -> None:
+    """A rollback-journal file (what db backup writes) that a sqlite3 shell keeps in a
+    transaction ended serve and db prune with a raw traceback (devx h43 F3)."""
+    path = tmp_path / "backup.db"
+    async with SQLiteStore(path):
+        pass
+    with closing(sqlite3.connect(path)) as raw:
+        raw.execute("PRAGMA journal_mode = DELETE")
+    with closing(sqlite3.connect(path, isolation_level=None)) as holder:
+        holder.execute("BEGIN EXCLUSIVE")
+        store = SQLiteStore(path)
+        store.busy_timeout = 0.2
+        with pytest.raises(ConfigurationError) as refused:
+            await store.open()
+        holder.execute("ROLLBACK")
+    said = str(refused.value)
+    assert "a database no other process keeps locked; SQLite said: database is locked" in said
+    assert "open it again once that lock is released" in said
+
+
 async def test_group_commit_writes_only_the_newest_snapshot_per_instance(tmp_path: Path) -> None:
     async with SQLiteStore(tmp_path / "g.db") as store:
         commits = [
