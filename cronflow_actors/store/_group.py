@@ -48,7 +48,10 @@ def take_batch(queue: list[Item], max_batch: int) -> list[Item]:
 def _describe(error: BaseException) -> str:
     if isinstance(error, FileGoneError | LeaseLostError):
         return str(error)
-    return f"the database refused a write ({type(error).__name__}: {error})"
+    said = f"the database refused a write ({type(error).__name__}: {error})"
+    if getattr(error, "sqlite_errorcode", 0) & 0xFF == 5:  # SQLITE_BUSY: not the disk's fault
+        said += " because another process kept it locked (a sqlite3 shell or another tool)"
+    return said
 
 
 class GroupAnswers(ABC):

@@ -244,6 +244,19 @@ async def test_a_file_another_process_keeps_locked_is_refused_saying_so(tmp_path
     assert "open it again once that lock is released" in said
 
 
+async def test_a_write_another_process_keeps_locked_out_says_so(tmp_path: Path) -> None:
+    """It said "check the database file and the disk" (devx h43 F3)."""
+    path = tmp_path / "held.db"
+    store = SQLiteStore(path, busy_timeout=0.2)
+    async with store:
+        with closing(sqlite3.connect(path, isolation_level=None)) as holder:
+            holder.execute("BEGIN IMMEDIATE")
+            with pytest.raises(StoreFailedError) as failed:
+                await store.commit(only_snapshot(snapshot("i1", revision=1)))
+            holder.execute("ROLLBACK")
+    assert "because another process kept it locked (a sqlite3 shell" in str(failed.value)
+
+
 async def test_group_commit_writes_only_the_newest_snapshot_per_instance(tmp_path: Path) -> None:
     async with SQLiteStore(tmp_path / "g.db") as store:
         commits = [
