@@ -334,6 +334,11 @@ def load_config(
         raise _refusal(str(error), data, origin) from None
 
 
+_DATABASE_NAMES = frozenset(
+    {"database", "database_url", "db_url", "db_path", "db_file", "dsn", "sqlite", "postgres_url"}
+)
+
+
 def _check_variable(key: str, value: str) -> None:
     """A ``CRONFLOW_*`` variable that is no setting: a table's (only the file takes those) or
     a setting's name misspelt is refused, where it would be ignored without a word; any other
@@ -347,9 +352,12 @@ def _check_variable(key: str, value: str) -> None:
             key, shown, f"unset: {name} are given in {where}, not by the environment"
         )
     names = [*_FIELDS, "tokens", "queues"]
-    # a slip of the hand however short the name (PROT, DBB, ULR); longer ones by ratio
+    # a slip of the hand however short the name (PROT, DBB, ULR); longer ones by ratio; and
+    # the database's names other tools use (DATABASE_URL): serve ran on a new empty file in
+    # their place (devx h43 F4)
     close = [n for n in names if _one_edit(name, n)]
     close = close or difflib.get_close_matches(name, names, n=1, cutoff=0.85)
+    close = close or (["db"] if name in _DATABASE_NAMES else [])
     if close:  # its value is not shown: a misspelt token's would be a secret
         setting = f"CRONFLOW_{close[0].upper()}"
         raise ConfigurationError(

@@ -170,6 +170,12 @@ def test_a_misspelt_variable_or_a_table_in_the_environment_is_refused() -> None:
         with pytest.raises(ConfigurationError) as refused:
             load_config(None, environ={f"CRONFLOW_{typed}": "x"})
         assert f"did you mean CRONFLOW_{meant}? (no such setting)" in str(refused.value)
+    # the database's names other tools use: serve ran on a new empty file (devx h43 F4)
+    for typed in ("DATABASE_URL", "DATABASE", "DB_PATH"):
+        with pytest.raises(ConfigurationError) as refused:
+            load_config(None, environ={f"CRONFLOW_{typed}": "/srv/runs.db"})
+        assert "did you mean CRONFLOW_DB? (no such setting)" in str(refused.value)
+        assert "/srv/runs.db" not in str(refused.value)
     # another tool's variable (the compiled build's) is none of ours, and left alone; so is a
     # short name of the user's that is no setting's near miss
     environ = {"CRONFLOW_ACTORS_COMPILE": "1", "CRONFLOW_ENV": "prod", "CRONFLOW_HOME": "/x"}
