@@ -302,9 +302,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Exit codes: 0 ok; 1 the run failed or was canceled (run, fire, replay); 2 bad "
         "usage, settings or token; 3 not found or conflict; 4 server unreachable or "
         "unavailable; 5 a run started, only waiting for its end failed or --timeout came "
-        "(never start it again); 6 the server failed on the request (its log says why). "
-        "While 'serve' runs, "
-        "its web console is at /ui of its address (http://127.0.0.1:8000/ui by default).",
+        "(never start it again); 6 the server failed on the request (its log says why). While "
+        "'serve' runs, its web console is at /ui of its address (http://127.0.0.1:8000/ui).",
     )
     parser.add_argument(
         "--version", action="version", version=f"cronflow-actors {_installed_version()}"

@@ -206,8 +206,7 @@ def serve(settings: Any, *, process_ends: bool = False) -> int:
     _configure_logging(settings.log_level, settings.log_format)
     tune_collector(settings.gc_threshold)
     connections = _open_files(settings.max_connections)
-    for warning in settings.short_tokens():
-        logging.getLogger("cronflow_actors.serve").warning("%s", warning)
+    _warn_of(settings)
     loop, make_loop = loop_factory(settings.loop)
     logging.getLogger("cronflow_actors.serve").info(
         "event loop: %s (the loop setting: %s)", loop, settings.loop
@@ -313,6 +312,22 @@ def _ended(failed_start: list[BaseException], failed: list[BaseException]) -> in
         print(f"cronflow-actors: the runtime failed: {failed[0]}", file=sys.stderr)
         return 1
     return 0
+
+
+def _warn_of(settings: Any) -> None:
+    """Warn of settings that leave the server open: tokens short enough to guess, and none at
+    all on an address others reach (devx h43 F7: not a word)."""
+    from cronflow_actors.runtime.addresses import is_loopback
+
+    log = logging.getLogger("cronflow_actors.serve")
+    for warning in settings.short_tokens():
+        log.warning("%s", warning)
+    if not settings.tokens and not is_loopback(settings.host):
+        log.warning(
+            "listening on %s with no tokens: whoever reaches it may start, cancel and resume "
+            "runs; give the --config file a [tokens] table (README: Serving over HTTP, Tokens)",
+            settings.host,
+        )
 
 
 def _say_database(store: Any, where_given: str) -> None:

@@ -39,6 +39,7 @@ import msgspec
 
 from cronflow_actors.errors import ConfigurationError
 from cronflow_actors.messages import Principal
+from cronflow_actors.runtime.addresses import check_host, check_url
 from cronflow_actors.runtime.collector import DEFAULT_GC_THRESHOLD, MAX_GC_THRESHOLD
 from cronflow_actors.runtime.event_loop import LoopName
 from cronflow_actors.runtime.ownership import LEASE_RANGE, LEASE_SECONDS
@@ -196,11 +197,11 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
             )
         if self.metrics_token is not None and not sendable(self.metrics_token):
             raise ValueError(f"metrics_token must be {_SENDABLE}")  # ("" too: the README's)
-        _check_host(self.host)
+        check_host(self.host)
         if not self.db.strip():  # said with no source (ops h41 F10)
             raise ValueError("db must name a database: ':memory:', a file's path or a URL")
         deletion_age(self.retention, "retention")  # "30d", "12h", "0" (keep forever)
-        _check_url(self.url)
+        check_url(self.url)
         for name, limit in self.queues.items():
             if not name or limit < 1:
                 raise ValueError(
@@ -229,51 +230,6 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     def read_only_tokens(self) -> frozenset[str]:
         """The tokens that may only read (``read_only = true``)."""
         return frozenset(token for token, entry in self.tokens.items() if entry.read_only)
-
-
-def _check_host(host: str) -> None:
-    """A host with a port in it (``localhost:80``) failed only as the server could not listen,
-    blamed on ``--host`` wherever it came from (ops h41 F10)."""
-    import ipaddress
-
-    name, colon, port = host.rpartition(":")
-    if not colon or not port.isdigit():
-        return
-    try:
-        ipaddress.IPv6Address(host.strip("[]"))
-    except ValueError:
-        raise ValueError(
-            f"host {host!r} has a port in it: give the host alone ({name!r}) and the port as "
-            f"port ({port})"
-        ) from None
-
-
-def _check_url(url: str) -> None:
-    """A client command's server must be an http(s) URL with a host: without its scheme,
-    ``localhost:8743`` reads as the scheme ``localhost``, and the request fails as if the
-    server could not be reached."""
-    from urllib.parse import urlsplit
-
-    try:
-        parts = urlsplit(url)
-    except ValueError as error:  # "Invalid IPv6 URL": said under the setting's name
-        raise ValueError(f"url {url!r} is not a valid URL ({error})") from None
-    if parts.scheme in ("http", "https") and parts.netloc:
-        console = parts.path.rstrip("/").endswith("/ui") or "#" in parts.path
-        if console or parts.query or parts.fragment:  # the console's address: every call went
-            # to /ui/runs... and came back "no route" (devx h43 F6); a proxy's prefix is kept
-            base = parts.path.rstrip("/").removesuffix("/ui") if console else parts.path
-            raise ValueError(
-                f"url {url!r} is the console's address, not the server's: give the server's, "
-                f"as in '{parts.scheme}://{parts.netloc}{base.rstrip('/')}' (the console is at "
-                "its /ui)"
-            )
-        return
-    if "://" in url:
-        raise ValueError(f"url {url!r} is not an http:// or https:// URL with a host")
-    raise ValueError(
-        f"url {url!r} has no scheme: give it, as in 'http://{url.lstrip('/')}' (or https://)"
-    )
 
 
 _SETTINGS = frozenset(Config.__struct_fields__) - {"given"}

@@ -212,6 +212,18 @@ def test_each_limit_is_refused_by_its_own_name(tmp_path: Path) -> None:
     assert f"(it came from {config})" in said
 
 
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [("127.0.0.1", True), ("127.0.0.2", True), ("::1", True), ("localhost", True),
+     ("0.0.0.0", False), ("::", False), ("10.0.0.5", False), ("example.org", False)],
+)  # fmt: skip
+def test_serve_warns_of_a_host_others_reach_with_no_tokens(host: str, loopback: bool) -> None:
+    """Whether serve's warning that every route is open applies (devx h43 F7)."""
+    from cronflow_actors.runtime.addresses import is_loopback
+
+    assert is_loopback(host) is loopback
+
+
 def test_a_url_python_cannot_split_is_refused_under_its_name() -> None:
     with pytest.raises(ConfigurationError) as refused:
         load_config(None, environ={"CRONFLOW_URL": "http://[::1"})
