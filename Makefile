@@ -10,7 +10,15 @@ DB ?= cronflow.db
 # tests/test_cli.py took 32 s instead of 18). __pycache__/ is ignored by git.
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: install test-deps run test test-compiled lint typecheck bench bench-quick bench-compiled bench-suite bench-suite-quick bench-peers bench-scripts bench-scripts-quick clean
+.PHONY: help install test-deps run test test-compiled lint typecheck bench bench-quick bench-compiled bench-suite bench-suite-quick bench-peers bench-scripts bench-scripts-quick clean
+
+# The first target: a bare `make` says what there is (it made only the virtualenv: devx h43 F10).
+help:
+	@echo "make run     the runtime with the bundled example on SQLite ($(DB)), http://127.0.0.1:$(PORT)/ui"
+	@echo "             (DB=path PORT=n to change them; Ctrl-C stops it)"
+	@echo "make test    everything the tests need (Debian packages too), then the whole suite"
+	@echo "make lint    ruff;  make typecheck: mypy;  make bench-quick: the benchmark suite in ~90 s"
+	@echo "make install the package and its development tools in $(VENV)"
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -34,7 +42,7 @@ $(RUN_STAMP): pyproject.toml | $(PY)
 # database, behind HTTP on 127.0.0.1:$(PORT) until Ctrl-C.
 PORT ?= 8000
 run: $(RUN_STAMP)
-	$(PY) -m cronflow_actors serve --db $(DB) --port $(PORT)
+	$(PY) -m cronflow_actors serve --db '$(DB)' --port '$(PORT)'
 
 lint: $(STAMP)
 	$(PY) -m ruff check cronflow_actors tests benchmarks examples setup.py _build .ci/test-compiled
