@@ -198,6 +198,17 @@ def test_the_runs_list_filters_pages_and_refreshes_itself(page: Any, served: Ser
     assert page.get_attribute(f"tr[data-run='{new}'] a", "title") == new
 
 
+def test_a_refresh_that_works_again_takes_its_failure_away(page: Any, served: Served) -> None:
+    """ "cannot reach the server" stayed over fresh data once the server was back (console h43
+    F9)."""
+    page.goto(f"{served.url}/ui/#/runs")
+    page.wait_for_selector("#runs-table")
+    page.route("**/runs?*", lambda route: route.abort())  # the server away
+    until(page, "document.querySelector('#notice').textContent.includes('cannot reach')", 10)
+    page.unroute("**/runs?*")  # and back
+    until(page, "document.querySelector('#notice').hidden", 10)
+
+
 def test_a_run_page_shows_the_step_tree_and_replays(page: Any, served: Served) -> None:
     run_id = api(served, "POST", "/runs", {"workflow": "greet", "payload": {"name": "ada"}})[
         "run_id"
@@ -676,11 +687,14 @@ def test_a_flow_s_schedules_are_paused_and_resumed_from_its_card(page: Any, serv
     said = page.inner_text(f"{card} [data-schedules]")
     assert "schedules paused since" in said
     assert "billing is down: their ticks start no run" in said
+    # and it is said (the page's own refresh cleared the notice: console h43 F7)
+    until(page, "document.querySelector('#notice').textContent.includes('are paused')")
     paused = api(served, "GET", "/flows/nightly/next-fires?count=1")["paused"]
     assert paused["note"] == "billing is down"
     shot(page, "workflows-paused")
     page.click(f"{card} [data-pause='resume']")
     page.wait_for_selector(f"{card} [data-schedules='running']")
+    until(page, "document.querySelector('#notice').textContent.includes('run again')")
     assert api(served, "GET", "/flows/nightly/next-fires?count=1")["paused"] is None
 
 

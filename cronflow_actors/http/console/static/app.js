@@ -309,12 +309,18 @@
   function every(fn) {
     stopRefresh();
     const mine = generation;
+    let failed = null;
     refreshTimer = setInterval(() => {
       if (mine !== generation) return stopRefresh();
       if (document.hidden) return;
       const active = document.activeElement;
       if (active && main.contains(active) && /^(INPUT|TEXTAREA|SELECT)$/.test(active.tagName)) return;
-      fn().catch((error) => notice(error.message));
+      // a refresh's own failure goes once a refresh works again: "cannot reach the server"
+      // stayed over fresh data (console h43 F9)
+      fn().then(() => {
+        if (failed !== null && document.getElementById("notice").textContent === visible(failed)) notice("");
+        failed = null;
+      }, (error) => { failed = error.message; notice(error.message); });
     }, REFRESH_MS);
   }
 
@@ -803,8 +809,8 @@
       try {
         if (paused) await api("POST", `${path}/resume`);
         else await api("POST", `${path}/pause`, { note: note.value.trim() });
-        notice(paused ? `The schedules of ${id} run again.` : `The schedules of ${id} are paused.`, true);
-        route();
+        // said as the page comes back (a notice before route() was cleared by it: console h43 F7)
+        go(location.hash, paused ? `The schedules of ${id} run again.` : `The schedules of ${id} are paused.`);
       } catch (error) { notice(error.message); }
     };
     const said = paused
