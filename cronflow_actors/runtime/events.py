@@ -18,6 +18,7 @@ it).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import uuid
@@ -160,6 +161,9 @@ class Events:
                 name, payload, key, set(started), principal, since=since
             )
         except Cut as cut:  # the runtime's own trouble: a 202 said it was done (pg h43 F4)
+            if key is not None:  # its retry is answered with these too (retest h43 N1), if
+                with contextlib.suppress(Exception):  # the store still takes it
+                    await self._as_before(name, key, cut.held, cut.delivered)
             raise PublishInterruptedError(name, started, cut.error, cut.delivered) from cut.error
         except InstanceBusyError as busy:  # what this publish did, and how to finish it
             again = "with its idempotency key" if key else "with an idempotency key next time"
@@ -378,7 +382,7 @@ class Events:
                 elif verdict is not None:
                     (delivered if verdict else held).append(wait.instance_id)
             if isinstance(cut, Trouble):
-                raise Cut(cut.error, sorted(set(delivered)))
+                raise Cut(cut.error, sorted(set(delivered)), sorted(set(held)))
             if cut is not None:
                 raise cut
             if len(page) < _PAGE:

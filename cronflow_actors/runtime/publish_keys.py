@@ -41,11 +41,12 @@ class Trouble(Exception):
 
 
 class Cut(Trouble):
-    """The deliveries of a publish cut by ``error``, after the runs ``delivered`` heard it."""
+    """The deliveries of a publish cut by ``error``, after the runs ``delivered`` heard it and
+    those ``held`` kept it."""
 
-    def __init__(self, error: BaseException, delivered: list[str]) -> None:
+    def __init__(self, error: BaseException, delivered: list[str], held: list[str]) -> None:
         super().__init__(error)
-        self.delivered = delivered
+        self.delivered, self.held = delivered, held
 
 
 PUBLISHES = uuid.UUID("5b0f3d1e-8f2a-4c71-9e3b-2d6a7c4e1f90")

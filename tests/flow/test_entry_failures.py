@@ -261,6 +261,30 @@ async def test_a_publish_the_runtime_cuts_while_it_wakes_steps_says_so(
     assert (await rt.publish_event("cut", {"n": 2})).delivered == [second]
 
 
+async def test_a_keyed_publish_cut_while_it_wakes_steps_is_answered_whole_when_sent_again(
+    rt: cf.Runtime,
+) -> None:
+    """Its retry listed only the runs the retry reached, not those the cut attempt had: a
+    client that lost the first answer never learnt of them (retest h43 N1)."""
+    rt.register(cf.define("waiter").wait_for_event("w", "cut").step("after", lambda c: c.last))
+    first, second = await rt.trigger("waiter", {}), await rt.trigger("waiter", {})
+    await rt.wait_idle()
+    send = rt.events._send
+
+    async def cut_at_second(instance_id: str, command: Any) -> Any:
+        if instance_id == second:
+            raise StoreFailedError("the store", "the disk is full")
+        return await send(instance_id, command)
+
+    rt.events._send = cut_at_second  # type: ignore[method-assign]
+    with pytest.raises(PublishInterruptedError):
+        await rt.publish_event("cut", {"n": 1}, idempotency_key="k-1")
+    rt.events._send = send  # type: ignore[method-assign]
+    again = await rt.publish_event("cut", {"n": 1}, idempotency_key="k-1")
+    assert sorted(again.delivered) == sorted([first, second])
+    assert (await rt.wait(second, timeout=5)).output == {"n": 1}
+
+
 def _echo(item: Any, ctx: Any) -> Any:
     return item
 
