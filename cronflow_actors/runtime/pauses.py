@@ -238,7 +238,12 @@ class Pauses:
         )
         if run_id is not None and not rows and after is None:
             await self._known(run_id)  # (a mistyped id is not a run that waits for no one)
-        more = len(rows) > limit or sum(len(row.data) for row in rows) >= PAGE_BYTES
+        more = len(rows) > limit
+        if not more and rows and sum(len(row.data) for row in rows) >= PAGE_BYTES:  # cut by
+            end = (rows[-1].created_at, rows[-1].wait_id)  # size: is there a pause past it?
+            more = bool(
+                await self._store.open_waits("pause", instance_id=run_id, after=end, limit=1)
+            )
         rows = rows[:limit]
         last = rows[-1] if more and rows else None
         next_cursor = encode_cursor(last.created_at, last.wait_id) if last else None
