@@ -116,6 +116,8 @@ class ProblemBody(msgspec.Struct, kw_only=True, omit_defaults=True):
     """For an event every listening flow refused: each flow, why, and the field at fault."""
     started: list[str] | None = None
     """For a publish the runtime's trouble cut: the runs it had started."""
+    delivered: list[str] | None = None
+    """For a publish the runtime's trouble cut: the runs whose waiting step had heard it."""
     raised_in: str | None = None
     """For a call a flow's own code refused by raising: which code (``flow-code-failed``)."""
 

@@ -524,3 +524,31 @@ async def test_an_event_name_over_the_limit_is_a_400_not_a_202_to_nobody(serve: 
     assert "at most 200 characters" in refused.json()["detail"]
     assert (await client.post("/events/paid", json={})).status_code == 202
     assert len(await rt.list_runs()) == 1
+
+
+async def test_a_publish_the_runtime_cuts_is_a_503_naming_what_it_did(serve: Serve) -> None:
+    """Its 503 became a 500: the problem's body had no place for the runs that heard it
+    (retest-pg h43 N1)."""
+    from cronflow_actors.errors import StoreFailedError
+
+    waiter = cf.define("waiter").wait_for_event("w", "cut").step("after", lambda c: c.last)
+    rt, client = await serve([waiter])
+    first, second = await rt.trigger("waiter", {}), await rt.trigger("waiter", {})
+    await rt.wait_idle()
+    send = rt.events._send
+
+    async def cut_at_second(instance_id: str, command: Any) -> Any:
+        if instance_id == second:
+            raise StoreFailedError("the store", "the disk is full")
+        return await send(instance_id, command)
+
+    rt.events._send = cut_at_second  # type: ignore[method-assign]
+    answer = await client.post("/events/cut", json={"n": 1})
+    assert answer.status_code == 503, answer.text
+    assert answer.headers["retry-after"] == "5"
+    body = answer.json()
+    assert (body["type"].rsplit(":", 1)[-1], body["started"], body["delivered"]) == (
+        "publish-interrupted",
+        [],
+        [first],
+    )
