@@ -25,6 +25,15 @@ def _cancel(args: argparse.Namespace) -> int:
         canceled = {"run_id": args.run_id, "status": "canceled"}
         answer = client.run_call("POST", args.run_id, "/cancel", values=canceled, body=body)
     except ApiError as refused:
+        if refused.slug == "flow-code-failed" and not args.terminate:  # its teardown raised:
+            # the way out, in this command's words (console h43 F4, retest)
+            raise ApiError(
+                f"{refused}; or end the run without running any of its code: "
+                f"cronflow-actors cancel {args.run_id} --terminate",
+                exit_code=refused.exit_code,
+                status=refused.status,
+                slug=refused.slug,
+            ) from None
         if refused.status != 409 or refused.slug == "refused":
             raise  # (refused for a reason the server names: another process gives it up)
         # "already ended" only when it has: a run that goes on was refused for another

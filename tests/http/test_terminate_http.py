@@ -24,7 +24,13 @@ async def test_a_run_whose_teardown_raises_is_terminated_over_http_and_the_cli(
         await rt.start_work_item(item.id)
     refused = await client.post(f"/runs/{first}/cancel", json={"reason": "stuck"}, headers=OPS)
     assert refused.status_code == 500, refused.text  # its code raised: said, nothing changed
+    # and the way out is said (its 500 said only "mend the workflow": console h43 F4)
+    assert 'send the cancel again with {"terminate": true}' in refused.json()["detail"]
     assert await rt.workflow_state(first) == "started"
+    env = {"CRONFLOW_TOKEN": "t-ops-5d1e"}
+    code, _, err = await cli("cancel", first, "--url", str(client.base_url), env=env)
+    assert code == 6
+    assert f"cronflow-actors cancel {first} --terminate" in err
     CALLED.clear()
     ended = await client.post(
         f"/runs/{first}/cancel", json={"reason": "stuck", "terminate": True}, headers=OPS
@@ -33,7 +39,6 @@ async def test_a_run_whose_teardown_raises_is_terminated_over_http_and_the_cli(
     assert (await rt.workflow_state(first), CALLED) == ("canceled", [])
     bad = await client.post(f"/runs/{second}/cancel", json={"terminate": "yes"}, headers=OPS)
     assert bad.status_code == 400, bad.text  # (a bool, as the document says)
-    env = {"CRONFLOW_TOKEN": "t-ops-5d1e"}
     code, out, err = await cli(
         "cancel", second, "--terminate", "--url", str(client.base_url), env=env
     )

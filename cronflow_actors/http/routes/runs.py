@@ -4,6 +4,8 @@ the state at a moment); events; human pauses."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import Iterator
 from typing import Annotated, Any
 
 import msgspec
@@ -12,7 +14,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from cronflow_actors.http.edge import Edge, json_response, route
-from cronflow_actors.http.problems import Problem
+from cronflow_actors.http.problems import Problem, flow_code_problem
 from cronflow_actors.http.requests import (
     as_sent,
     no_idempotency_key,
@@ -31,6 +33,7 @@ __all__ = [
     "CancelRun",
     "ReplayRun",
     "cancel_body",
+    "canceling",
     "paused_page_json",
     "routes",
     "run_json",
@@ -84,6 +87,25 @@ async def cancel_body(edge: Edge, request: Request) -> CancelRun:
 
 REASON_SENT = {"reason": "the body's reason"}
 """A cancel's reason, as a request gives it (``as_sent``)."""
+
+
+@contextlib.contextmanager
+def canceling(body: CancelRun) -> Iterator[None]:
+    """Around a cancel: a reason the runtime refuses is named as the body's, and a cancel the
+    run's own code refused (its teardown raised) offers the way out, which its 500 did not
+    (console h43 F4)."""
+    with as_sent(REASON_SENT):
+        try:
+            yield
+        except Exception as error:
+            problem = None if body.terminate else flow_code_problem(error)
+            if problem is None:
+                raise
+            detail = (
+                f"{problem.detail}; or end the run without running any of its code: send the "
+                'cancel again with {"terminate": true}'
+            )
+            raise Problem(problem.status, problem.slug, detail, **problem.fields) from None
 
 
 class ReplayRun(msgspec.Struct, forbid_unknown_fields=True):
@@ -207,7 +229,7 @@ def routes(edge: Edge) -> list[Route]:
         run_id = request.path_params["run_id"]
         body = await cancel_body(edge, request)
         # the caller, so that a net workflow's cancel policy decides here as on /workflows
-        with as_sent(REASON_SENT):
+        with canceling(body):
             await runtime.cancel(
                 run_id, principal=edge.caller(request), reason=body.reason, terminate=body.terminate
             )

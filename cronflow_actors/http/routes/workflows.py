@@ -12,8 +12,8 @@ from starlette.routing import Route
 
 from cronflow_actors.http.edge import Edge, json_response, route
 from cronflow_actors.http.problems import Problem
-from cronflow_actors.http.requests import as_sent, no_idempotency_key, query_text
-from cronflow_actors.http.routes.runs import REASON_SENT, RunId, cancel_body
+from cronflow_actors.http.requests import no_idempotency_key, query_text
+from cronflow_actors.http.routes.runs import RunId, cancel_body, canceling
 from cronflow_actors.messages.states import WorkItemVerb
 
 __all__ = ["WORK_ITEM_ACTIONS", "MigrateWorkflow", "routes"]
@@ -75,7 +75,7 @@ def routes(edge: Edge) -> list[Route]:
         principal = edge.caller(request)
         workflow_id = request.path_params["workflow_id"]
         body = await cancel_body(edge, request)
-        with as_sent(REASON_SENT):
+        with canceling(body):
             await runtime.cancel_workflow(
                 workflow_id, principal=principal, reason=body.reason, terminate=body.terminate
             )
