@@ -12,6 +12,7 @@ from typing import Any, Protocol
 from cronflow_actors.calls import call_user
 from cronflow_actors.engine.states import WorkItemState
 from cronflow_actors.engine.transaction import Transaction
+from cronflow_actors.errors import refuse_call
 from cronflow_actors.messages.instance_state import WorkflowRecord, WorkItemRecord
 from cronflow_actors.messages.principal import Principal
 from cronflow_actors.net.spec import WorkItemSpec
@@ -45,13 +46,21 @@ async def deliver_event(
     caller = {"principal": principal, "is_internal": principal is None}
     if wait.accept is not None:
         ctx = tx.item_context(workflow, item, "event filter", **caller)
-        if not await call_user(wait.accept, ctx, payload):
-            return False
+        try:
+            if not await call_user(wait.accept, ctx, payload):
+                return False
+        except Exception as error:  # the filter's, not the runtime's (review h43 F1)
+            refuse_call(error, f"event filter of {item.task!r}")
+            raise
     if tx.audit is not None:
         tx.audit.heard(item, event, principal)
     if wait.check is not None:
         ctx = tx.item_context(workflow, item, "event check", **caller)
-        verdict = await call_user(wait.check, ctx, payload)
+        try:
+            verdict = await call_user(wait.check, ctx, payload)
+        except Exception as error:
+            refuse_call(error, f"event check of {item.task!r}")
+            raise
         if verdict is not True:
             await element._fail(f"event {event!r} refused: {verdict}")
             return True

@@ -33,7 +33,7 @@ def check_url(url: str) -> None:
     except ValueError as error:  # "Invalid IPv6 URL": said under the setting's name
         raise ValueError(f"url {url!r} is not a valid URL ({error})") from None
     if parts.scheme in ("http", "https") and parts.netloc:
-        console = parts.path.rstrip("/").endswith("/ui") or "#" in parts.path
+        console = parts.path.rstrip("/").endswith("/ui")
         if console or parts.query or parts.fragment:  # the console's address: every call went
             # to /ui/runs... and came back "no route" (devx h43 F6); a proxy's prefix is kept
             base = parts.path.rstrip("/").removesuffix("/ui") if console else parts.path

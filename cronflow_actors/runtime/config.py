@@ -429,7 +429,11 @@ def _shown(key: str, value: Any, close: list[str] | None = None) -> Any:
     """A setting's value as a refusal shows it: a token's (or a misspelt token's) is a secret,
     and refusals go to terminals and CI logs (devx h43 F5: ``tokn = "..."`` printed it)."""
     secret = key in _SECRETS or any(name in _SECRETS for name in close or ())
-    return "(hidden)" if secret or "tok" in key or "secret" in key else value
+    named = any(word in key.lower() for word in _SECRET_WORDS)  # (review h43 F4: api_key)
+    return "(hidden)" if secret or named else value
+
+
+_SECRET_WORDS = ("tok", "secret", "pass", "key", "auth", "bearer", "cred")
 
 
 def _kind(hint: Any, key: str) -> str:

@@ -40,6 +40,7 @@ from cronflow_actors.errors import (
     PublishInterruptedError,
     UnknownWorkflowError,
     clipped,
+    refused_in,
 )
 from cronflow_actors.flow.envelope import TriggerEnvelope
 from cronflow_actors.flow.triggers import check_event_name, schema_path
@@ -327,7 +328,9 @@ class Events:
         parts = kept.split(" ") if isinstance(kept, str) else []
         if not parts or parts[0] != digest:
             raise IdempotencyKeyReusedError(f"the publish of event {clipped(name)}", key)
-        return kept == mine, float(parts[2]) if len(parts) > 2 else None
+        first = kept == mine  # (its own time bounds nothing: another process's clock may be
+        # ahead of this one's, and its waits were skipped by the first publish: review h43 F3)
+        return first, float(parts[2]) if len(parts) > 2 and not first else None
 
     async def _wake(
         self,
@@ -456,9 +459,10 @@ class Events:
                 raise Trouble(trouble) from trouble
             except EngineError as error:
                 logger.debug("event %s not delivered to %s: %s", name, wait.wait_id, error)
-            except Exception as error:
-                if type(error).__module__.partition(".")[0] in DRIVERS:  # the store's connection
-                    raise Trouble(error) from error  # (a claim's, cut: not the filter's)
+            except Exception as error:  # the store's driver's, unless the filter raised it
+                driver = type(error).__module__.partition(".")[0] in DRIVERS
+                if driver and refused_in(error) is None:  # (review h43 F1)
+                    raise Trouble(error) from error  # (a claim's connection cut, say)
                 logger.exception(
                     "the filter of %s (run %s) raised; the event is not delivered",
                     wait.wait_id,

@@ -261,6 +261,41 @@ async def test_a_publish_the_runtime_cuts_while_it_wakes_steps_says_so(
     assert (await rt.publish_event("cut", {"n": 2})).delivered == [second]
 
 
+async def test_a_filter_that_raises_a_database_error_is_the_filter_s_not_the_runtime_s(
+    rt: cf.Runtime,
+) -> None:
+    """A filter that raised a driver's error (it asked a database of its own) was taken for
+    the runtime's trouble: every publish of the event was a 503 (review h43 F1)."""
+
+    def asks(payload: Any, ctx: Any) -> bool:
+        raise sqlite3.OperationalError("no such table: orders")
+
+    rt.register(cf.define("asks").wait_for_event("w", "cut", filter=asks).step("s", str))
+    waiting = await rt.trigger("asks", {})
+    await rt.wait_idle()
+    published = await rt.publish_event("cut", {"n": 1})
+    [raised] = published.filter_errors
+    assert (raised.run_id, raised.detail) == (waiting, "OperationalError: no such table: orders")
+
+
+async def test_a_keyed_publish_reaches_a_step_whose_clock_is_ahead_of_the_publisher_s(
+    rt: cf.Runtime, clock: ManualClock
+) -> None:
+    """The first publish of a key skipped the waits made after its own time: a wait another
+    process made, its clock ahead, heard nothing (review h43 F3). Only a retry is bounded."""
+    rt.register(cf.define("ahead").wait_for_event("w", "tick").step("s", lambda c: c.last))
+    waiting = await rt.trigger("ahead", {})
+    await rt.wait_idle()
+
+    class Behind:  # the publishing process's clock, 5 s behind the one the wait was made by
+        def now(self) -> float:
+            return clock.now() - 5
+
+    rt.events._clock = Behind()  # type: ignore[assignment]
+    published = await rt.publish_event("tick", {"n": 1}, idempotency_key="t-1")
+    assert published.delivered == [waiting]
+
+
 async def test_a_keyed_publish_cut_while_it_wakes_steps_is_answered_whole_when_sent_again(
     rt: cf.Runtime,
 ) -> None:

@@ -193,7 +193,14 @@ def test_a_config_file_that_cannot_be_read_is_refused_with_why(tmp_path: Path) -
 
 
 @pytest.mark.parametrize(
-    "text", ['tokn = "ops-secret-1234"\n', 'metrics_tokn = "ops-secret-1234"\n', "token = 1234\n"]
+    "text",
+    [
+        'tokn = "ops-secret-1234"\n',
+        'metrics_tokn = "ops-secret-1234"\n',
+        "token = 1234\n",
+        'api_key = "ops-secret-1234"\n',  # (review h43 F4)
+        'password = "ops-secret-1234"\n',
+    ],
 )
 def test_a_misspelt_or_mistyped_token_in_the_file_is_not_shown(tmp_path: Path, text: str) -> None:
     """Refusals go to terminals and CI logs: the secret was printed (devx h43 F5)."""
