@@ -215,7 +215,7 @@ class Pinning:
         disarm: Callable[[str], None],
         on_ended: Callable[[WorkflowInfo, bytes, bool], None],
         on_count: Callable[[str, int], None],
-        on_unregistered: Callable[[str, int], None] = lambda *_count: None,
+        on_unregistered: Callable[[str, int], None] | None = None,
         audit: Callable[[], AuditTrail | None] = lambda: None,
         registered: Callable[[SnapshotRecord], bool] = lambda _snapshot: True,
         announce: Callable[[list[Message]], None] | None = None,
@@ -231,7 +231,7 @@ class Pinning:
         self._on_ended = on_ended
         self._on_count = on_count
         self._held: dict[str, Block] = {}
-        self._unregistered = Unregistered(on_unregistered)
+        self._unregistered = Unregistered(on_unregistered or (lambda *_count: None))
         """Unfinished instances seen at a start (or registration) whose version is not
         registered."""
 

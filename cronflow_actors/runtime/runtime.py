@@ -202,7 +202,9 @@ class Runtime(ClusterRecovery, LifecycleMethods, FlowMethods, StateMethods, Audi
             disarm=self.timers.disarm,
             on_ended=lambda info, body, hooks: self._finished(info, body, None, hooks=hooks),
             on_count=lambda workflow, n: self.metrics.runs_blocked.labels(workflow).set(n),
-            on_unregistered=lambda flow, n: self.metrics.runs_unregistered.labels(flow).set(n),
+            on_unregistered=None  # (on a shared database, another process may run them)
+            if isinstance(self.lease, ClusterLease)
+            else lambda flow, n: self.metrics.runs_unregistered.labels(flow).set(n),
             audit=lambda: self._services.audit,
             registered=self._registered,
             announce=self._changes,

@@ -82,3 +82,18 @@ async def test_a_resume_while_another_process_prunes_its_run_is_refused(
             assert waited  # its link waited for the delete
     finally:
         broken.clear()
+
+
+async def test_runs_another_process_may_run_are_not_counted_as_unregistered(
+    postgres_url: str,
+) -> None:
+    """On a shared database the gauge counted the runs of a version another process registers
+    and runs, and went on counting them after they ended (review h43 F5)."""
+    old = cf.define("moving", version="v1").step("a", lambda ctx: 1).pause("ok")
+    new = cf.define("moving", version="v2").step("a", lambda ctx: 1).pause("ok")
+    async with cf.Runtime(db=postgres_url, workflows=[old]) as rt:
+        await rt.trigger("moving")
+        await rt.wait_idle()
+    async with cf.Runtime(db=postgres_url, workflows=[new]) as rt:
+        labels = {"workflow": "moving"}
+        assert rt.metrics.registry.get_sample_value("cronflow_runs_unregistered", labels) == 0
