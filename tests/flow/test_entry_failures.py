@@ -223,6 +223,28 @@ async def test_a_publish_the_runtime_cuts_after_a_start_says_what_it_started(
         await rt.publish_event("cut-alone", {})
 
 
+async def two_waiting(rt: cf.Runtime) -> tuple[str, str]:
+    """Two runs of a ``waiter`` flow waiting for the event ``cut``."""
+    rt.register(cf.define("waiter").wait_for_event("w", "cut").step("after", lambda c: c.last))
+    first, second = await rt.trigger("waiter", {}), await rt.trigger("waiter", {})
+    await rt.wait_idle()
+    return first, second
+
+
+def cut_at(rt: cf.Runtime, instance_id: str, trouble: Exception) -> Any:
+    """Make the runtime's trouble cut a publish as it reaches ``instance_id``; returns what
+    to put back in ``rt.events._send``."""
+    send = rt.events._send
+
+    async def cut(to: str, command: Any) -> Any:
+        if to == instance_id:
+            raise trouble
+        return await send(to, command)
+
+    rt.events._send = cut  # type: ignore[method-assign]
+    return send
+
+
 @pytest.mark.parametrize(
     "trouble",
     [
@@ -238,17 +260,8 @@ async def test_a_publish_the_runtime_cuts_while_it_wakes_steps_says_so(
     """A process that lost its lease mid-publish answered 202 with nothing delivered (or a
     false filter error): the waiting runs never heard the event, and the publisher was told it
     was done (pg h43 F4). The runtime's trouble cuts the publish: a 503 that says what it did."""
-    rt.register(cf.define("waiter").wait_for_event("w", "cut").step("after", lambda c: c.last))
-    first, second = await rt.trigger("waiter", {}), await rt.trigger("waiter", {})
-    await rt.wait_idle()
-    send = rt.events._send
-
-    async def cut_at_second(instance_id: str, command: Any) -> Any:
-        if instance_id == second:
-            raise trouble
-        return await send(instance_id, command)
-
-    rt.events._send = cut_at_second  # type: ignore[method-assign]
+    first, second = await two_waiting(rt)
+    send = cut_at(rt, second, trouble)
     with pytest.raises(PublishInterruptedError) as cut:
         await rt.publish_event("cut", {"n": 1})
     assert (cut.value.started, cut.value.delivered, cut.value.error) == ([], [first], trouble)
@@ -301,17 +314,8 @@ async def test_a_keyed_publish_cut_while_it_wakes_steps_is_answered_whole_when_s
 ) -> None:
     """Its retry listed only the runs the retry reached, not those the cut attempt had: a
     client that lost the first answer never learnt of them (retest h43 N1)."""
-    rt.register(cf.define("waiter").wait_for_event("w", "cut").step("after", lambda c: c.last))
-    first, second = await rt.trigger("waiter", {}), await rt.trigger("waiter", {})
-    await rt.wait_idle()
-    send = rt.events._send
-
-    async def cut_at_second(instance_id: str, command: Any) -> Any:
-        if instance_id == second:
-            raise StoreFailedError("the store", "the disk is full")
-        return await send(instance_id, command)
-
-    rt.events._send = cut_at_second  # type: ignore[method-assign]
+    first, second = await two_waiting(rt)
+    send = cut_at(rt, second, StoreFailedError("the store", "the disk is full"))
     with pytest.raises(PublishInterruptedError):
         await rt.publish_event("cut", {"n": 1}, idempotency_key="k-1")
     rt.events._send = send  # type: ignore[method-assign]

@@ -530,19 +530,11 @@ async def test_a_publish_the_runtime_cuts_is_a_503_naming_what_it_did(serve: Ser
     """Its 503 became a 500: the problem's body had no place for the runs that heard it
     (retest-pg h43 N1)."""
     from cronflow_actors.errors import StoreFailedError
+    from tests.flow.test_entry_failures import cut_at, two_waiting
 
-    waiter = cf.define("waiter").wait_for_event("w", "cut").step("after", lambda c: c.last)
-    rt, client = await serve([waiter])
-    first, second = await rt.trigger("waiter", {}), await rt.trigger("waiter", {})
-    await rt.wait_idle()
-    send = rt.events._send
-
-    async def cut_at_second(instance_id: str, command: Any) -> Any:
-        if instance_id == second:
-            raise StoreFailedError("the store", "the disk is full")
-        return await send(instance_id, command)
-
-    rt.events._send = cut_at_second  # type: ignore[method-assign]
+    rt, client = await serve([])
+    first, second = await two_waiting(rt)
+    cut_at(rt, second, StoreFailedError("the store", "the disk is full"))
     answer = await client.post("/events/cut", json={"n": 1})
     assert answer.status_code == 503, answer.text
     assert answer.headers["retry-after"] == "5"
