@@ -118,6 +118,7 @@ class LifecycleMethods(RuntimeParts):
             self.system.create_task(self._prune_forever(), name="retention")
         await self.replays.load()  # before any instance loads: which runs lost their mocks
         await self._recover(set(self.registry.names()))
+        await self._say_unknown(set(self.registry.names()))
         if self.recovered:
             logger.info(
                 "recovered %d run(s) with work to run (steps or actions in flight, events kept)",
@@ -378,6 +379,24 @@ class LifecycleMethods(RuntimeParts):
                 self.polls.restart()
         finally:
             self._recovering.pop(name, None)
+
+    async def _say_unknown(self, names: set[str]) -> None:
+        """One warning for each workflow not registered here that unfinished runs are of: its
+        runs waited with no word (retest h43 N2; one registered at other versions is said by
+        the scan, ``runtime/unregistered.py``)."""
+        counts: dict[str, int] = {}
+        for (workflow, _status), count in (await self.store.count_in_flight()).items():
+            if workflow not in names:
+                counts[workflow] = counts.get(workflow, 0) + count
+        for workflow, count in sorted(counts.items()):
+            logger.warning(
+                "%d unfinished run(s) of workflow %r, which is not registered here: nothing "
+                "runs them until it is registered again (a process that registers it runs "
+                "them), or each is canceled ('cronflow-actors runs --workflow %s' lists them)",
+                count,
+                workflow,
+                workflow,
+            )
 
     async def _recover(self, names: set[str]) -> None:
         """Load every instance of the named workflows that has work to run (a started handler,

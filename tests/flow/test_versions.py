@@ -106,6 +106,26 @@ async def test_a_run_whose_version_is_no_longer_registered_says_so_and_what_to_d
         assert (await rt.wait(left, timeout=5)).output == "shipped by v2"
 
 
+async def test_runs_of_a_flow_no_longer_registered_at_all_are_said_at_the_start(
+    tmp_path: Path, clock: ManualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """They waited with no word (retest h43 N2)."""
+    db = tmp_path / "gone.db"
+    async with cf.Runtime(db=db, clock=clock, workflows=[order("v1")]) as rt:
+        for _ in range(2):
+            await rt.trigger("order")
+        await rt.wait_idle()
+    caplog.set_level(logging.WARNING, logger="cronflow_actors")
+    other = cf.define("other").step("a", lambda ctx: 1)
+    async with cf.Runtime(db=db, clock=clock, workflows=[other]):
+        said = [r.getMessage() for r in caplog.records if "not registered here" in r.message]
+    assert said == [
+        "2 unfinished run(s) of workflow 'order', which is not registered here: nothing runs "
+        "them until it is registered again (a process that registers it runs them), or each "
+        "is canceled ('cronflow-actors runs --workflow order' lists them)"
+    ]
+
+
 def unregistered(rt: cf.Runtime) -> float | None:
     # (the version is in the start's warning, and in inspect's answer)
     return rt.metrics.registry.get_sample_value("cronflow_runs_unregistered", {"workflow": "order"})
