@@ -209,6 +209,16 @@ def test_a_refresh_that_works_again_takes_its_failure_away(page: Any, served: Se
     until(page, "document.querySelector('#notice').hidden", 10)
 
 
+def test_a_hand_made_address_is_shown_as_it_is_taken(page: Any, served: Served) -> None:
+    """The run page of "..", which the browser fetched as "/", raised a script error; a limit
+    the select does not offer read "20" over the rows it showed (console h43 F5)."""
+    page.goto(f"{served.url}/ui/#/runs/%2e%2e")
+    page.wait_for_selector("text=did not answer")
+    page.goto(f"{served.url}/ui/#/runs?limit=7")
+    page.wait_for_selector("#runs-table")
+    assert page.eval_on_selector("#filter-limit", "select => select.value") == "7"
+
+
 def test_a_run_page_shows_the_step_tree_and_replays(page: Any, served: Served) -> None:
     run_id = api(served, "POST", "/runs", {"workflow": "greet", "payload": {"name": "ada"}})[
         "run_id"

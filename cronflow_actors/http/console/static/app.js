@@ -161,7 +161,12 @@
     }
     const text = await response.text();
     let data = null;
-    try { data = text ? JSON.parse(text) : null; } catch (error) { data = { detail: text }; }
+    try { data = text ? JSON.parse(text) : null; } catch (error) {
+      // an answer that is not the API's (a path the browser resolved elsewhere: "/runs/.."
+      // is "/"; console h43 F5): said, not read as data
+      if (response.ok) throw new ApiError(response.status, { detail: `the server did not answer ${path} with data (no such run?)` });
+      data = { detail: text };
+    }
     if (!response.ok) {
       const failure = new ApiError(response.status, data);
       if (response.status === 401) signIn(failure, Boolean(token));
@@ -383,8 +388,10 @@
     const statusSelect = h("select", { id: "filter-status" },
       h("option", { value: "", text: "any status" }),
       STATUSES.map((s) => h("option", { value: s, text: s, selected: s === status })));
+    // a limit given in the address is shown as it is taken (it read "20" over 1,000 rows:
+    // console h43 F5)
     const limitSelect = h("select", { id: "filter-limit" },
-      ["20", "50", "100"].map((n) => h("option", { value: n, text: n, selected: n === limit })));
+      [...new Set(["20", "50", "100", limit])].map((n) => h("option", { value: n, text: n, selected: n === limit })));
     const auto = h("input", { type: "checkbox", id: "auto-refresh", checked: true });
     const refreshed = h("span", { class: "refreshed", id: "refreshed" });
     const table = h("div", { id: "runs-table" });
