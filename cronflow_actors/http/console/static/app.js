@@ -14,7 +14,13 @@
   let refreshTimer = null;
   let generation = 0; // bumped on every navigation: late answers of a left page are dropped
   let flowsCache = null;
-  let cursorTrail = [];
+  // The page before each page of runs, by its filters and cursor, kept in the tab: "Newer" went
+  // by a trail only the buttons kept, and skipped pages after the browser's Back or a reload
+  // (console h43 F1). A page reached by a link of its own goes back to the first.
+  const NEWER = "cronflow.newer";
+  function newerPages() {
+    try { return JSON.parse(sessionStorage.getItem(NEWER) || "{}"); } catch (error) { return {}; }
+  }
 
   // -- DOM -------------------------------------------------------------------------------------
 
@@ -382,7 +388,7 @@
     const status = params.get("status") || "";
     const limit = params.get("limit") || "20";
     const cursor = params.get("cursor") || "";
-    if (!cursor) cursorTrail = [];
+    const here = [workflow, status, limit].join("\u0000");
     const known = await flows().catch(orNone([]));
     const workflowInput = h("input", { id: "filter-workflow", list: "flow-ids", value: workflow, placeholder: "any workflow" });
     const statusSelect = h("select", { id: "filter-status" },
@@ -405,7 +411,6 @@
       class: "filters",
       onsubmit: (event) => {
         event.preventDefault();
-        cursorTrail = [];
         go(link({ workflow: workflowInput.value.trim(), status: statusSelect.value, limit: limitSelect.value, cursor: "" }));
       },
     },
@@ -436,9 +441,14 @@
         h("thead", {}, h("tr", {}, ["Run", "Workflow", "Status", "Started", "Duration", "Finished"].map((t) => h("th", { text: t })))),
         h("tbody", {}, rows)) : h("p", { class: "muted card", text: "No runs match." }));
       pager.replaceChildren(
-        h("button", { type: "button", text: "« First page", disabled: !cursor, onclick: () => { cursorTrail = []; go(link({ cursor: "" })); } }),
-        h("button", { type: "button", text: "‹ Newer", disabled: !cursor, onclick: () => { cursorTrail.pop(); go(link({ cursor: cursorTrail[cursorTrail.length - 1] || "" })); } }),
-        h("button", { type: "button", id: "older", text: "Older ›", disabled: !page.next_cursor, onclick: () => { cursorTrail.push(page.next_cursor); go(link({ cursor: page.next_cursor })); } }),
+        h("button", { type: "button", text: "« First page", disabled: !cursor, onclick: () => go(link({ cursor: "" })) }),
+        h("button", { type: "button", text: "‹ Newer", disabled: !cursor, onclick: () => go(link({ cursor: newerPages()[`${here}\u0000${cursor}`] || "" })) }),
+        h("button", { type: "button", id: "older", text: "Older ›", disabled: !page.next_cursor, onclick: () => {
+          const pages = newerPages();
+          pages[`${here}\u0000${page.next_cursor}`] = cursor;
+          sessionStorage.setItem(NEWER, JSON.stringify(pages));
+          go(link({ cursor: page.next_cursor }));
+        } }),
         h("span", { class: "muted", text: `${page.runs.length} run${page.runs.length === 1 ? "" : "s"} on this page` }));
       refreshed.textContent = `refreshed ${when(Date.now() / 1000).slice(11)}`;
     }
