@@ -422,18 +422,17 @@ def _refusal(text: str, data: Mapping[str, Any], origin: Mapping[str, str]) -> E
     return ConfigurationError(key or "config", _shown(key, data.get(key)), expected)
 
 
-_SECRETS = ("tokens", "token", "metrics_token")
-
-
 def _shown(key: str, value: Any, close: list[str] | None = None) -> Any:
-    """A setting's value as a refusal shows it: a token's (or a misspelt token's) is a secret,
-    and refusals go to terminals and CI logs (devx h43 F5: ``tokn = "..."`` printed it)."""
-    secret = key in _SECRETS or any(name in _SECRETS for name in close or ())
-    named = any(word in key.lower() for word in _SECRET_WORDS)  # (review h43 F4: api_key)
-    return "(hidden)" if secret or named else value
+    """A setting's value as a refusal shows it: a token's, a misspelt token's (``close``: the
+    settings it may be) or one named like a secret is hidden, as refusals go to terminals and
+    CI logs (devx h43 F5: ``tokn = "..."`` printed it; review h43 F4: ``api_key``)."""
+    names = (key, *(close or ()))
+    secret = any(word in name.lower() for name in names for word in _SECRET_WORDS)
+    return "(hidden)" if secret else value
 
 
 _SECRET_WORDS = ("tok", "secret", "pass", "key", "auth", "bearer", "cred")
+"""In a setting's name, what makes its value a secret (token, tokens, metrics_token...)."""
 
 
 def _kind(hint: Any, key: str) -> str:

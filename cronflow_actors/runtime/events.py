@@ -75,8 +75,6 @@ __all__ = ["EventFilterError", "EventRefusal", "Events", "PublishResult"]
 logger = logging.getLogger(__name__)
 
 _PAGE = 200
-
-
 _HOLD_CHANGES = 3
 """Tries to deliver or keep an event for a run held and released meanwhile."""
 

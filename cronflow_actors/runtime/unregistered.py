@@ -44,13 +44,13 @@ class Unregistered:
         elif self._runs.get(snapshot.instance_id) != pair:
             self.forget(snapshot.instance_id)
             self._runs[snapshot.instance_id] = pair
-            self._count(pair, 1)
+            self._count(snapshot.workflow, 1)
 
     def forget(self, run_id: str) -> None:
         """The run ended without running (canceled offline), or its version is registered."""
         pair = self._runs.pop(run_id, None)
         if pair is not None:
-            self._count(pair, -1)
+            self._count(pair[0], -1)
 
     def say(self, names: Iterable[str]) -> None:
         """One warning for each version of the named workflows that unfinished runs are on and
@@ -73,7 +73,6 @@ class Unregistered:
                 shown,
             )
 
-    def _count(self, pair: tuple[str, str], change: int) -> None:
-        workflow = pair[0]
+    def _count(self, workflow: str, change: int) -> None:
         count = self._counts[workflow] = self._counts.get(workflow, 0) + change
         self._on_count(workflow, count)
