@@ -87,11 +87,11 @@ async def test_a_rate_limit_counts_the_starts_before_a_restart(
     async with cf.Runtime(db=db, clock=clock, workflows=[flow()]) as first:
         runs = [await first.trigger("limited", n) for n in range(4)]
         await first.wait_idle()
-        assert [payload for payload, _ in log] == [0, 1]
+        assert sorted(payload for payload, _ in log) == [0, 1]  # (the pool's order)
     clock.advance(30)
     async with cf.Runtime(db=db, clock=clock, workflows=[flow()]) as second:
         await second.wait_idle()
-        assert [payload for payload, _ in log] == [0, 1]  # the window still holds two starts
+        assert sorted(payload for payload, _ in log) == [0, 1]  # the window still holds two
         clock.advance(29)
         await second.wait_idle()
         assert len(log) == 2
