@@ -12,10 +12,14 @@ store's delete keeps every run such a link names, read in the delete's own state
 written before it keeps its run (a link read beforehand, then a delete, lost the runs resumed in
 between: review h42 F2), and one written while it runs waits for it (``kv_set``'s ``keeps``:
 another PostgreSQL process's delete read the links as its statement began, retest3 h42 N1).
-A link is let go once its later run is gone (pruned in turn: a chain goes with its last run, in
-the same prune) or was never started (a resume refused), a minute after it was written; and once
-its earlier run is gone. A resume or migration an older runtime made recorded nothing: its run
-is pruned by its own end, as it was.
+A chain goes from its first run on, a run a pass: the run a link names is kept while the run it
+goes on from is stored, and a chain's first link is let go (its run then goes) once every run of
+it is one the prune takes. So a resume asked again finds the run it resumes, and answers the
+run it started, or finds it gone (a later run taken in one pass and its earlier one in the next:
+a resume asked between them ran the work again, review h43 F2). A link is let go once its
+earlier run is gone, and a minute after it was written if its later run is not stored (never
+started: a resume refused). A resume or migration an older runtime made recorded nothing: its
+run is pruned by its own end, as it was.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import weakref
 from collections.abc import Callable, Collection, Iterable
 from typing import Any
 
+from cronflow_actors.messages.records import SnapshotRecord
 from cronflow_actors.runtime.migration_plans import kept_by_migrations
 from cronflow_actors.store import Store
 
@@ -79,39 +84,82 @@ async def _prune(
     store: Store, finished_before: float, now: float, on_page: Callable[[int], object] | None
 ) -> int:
     planned = await kept_by_migrations(store, now)
+    takes = _Takes(finished_before, planned)
     total = 0
-    while True:
+    while True:  # a pass a run of a chain: its earliest run goes first
+        links = await _links(store, now)
+        earlier = await _stored(store, links.keys())
+        held = {after for run, (after, _at) in links.items() if run in earlier}
+        await _let_go(store, links, earlier, now)
+        for head in await _heads_taken(store, links, earlier, held, takes):
+            await store.kv_delete(SUCCESSORS, head)
         pruned = 0
-        stored = await _stored(store, {after for after, _at in (await _links(store, now)).values()})
         while page := await store.prune(
-            finished_before=finished_before, keep=planned, keep_keys_of=SUCCESSORS
+            finished_before=finished_before, keep=planned | held, keep_keys_of=SUCCESSORS
         ):
             pruned += page
             if on_page is not None:
                 on_page(page)
         total += pruned
-        if not await _let_go(store, now, stored):  # a link let go frees its run: prune again
+        if not pruned:
             break
     await store.kv_purge_expired(now)
     return total
 
 
-async def _let_go(store: Store, now: float, stored: set[str]) -> int:
-    """Delete the links whose earlier run is gone, or whose later one is gone (it was in
-    ``stored``, the later runs stored as the prune began: pruned) or not stored a minute after
-    they were written (never started); how many of the second kind, each of which frees a run
-    to prune. (A link younger than a minute kept its earlier run when the prune took its later
-    one: a client's retried resume then ran the work again, pg h43 F1.)"""
-    links = await _links(store, now)
-    runs = await _stored(store, links.keys())
-    later = await _stored(store, {after for after, _at in links.values()})
-    freed = 0
+class _Takes:
+    """Whether the store's delete takes a run, as its statement asks (``PRUNE``)."""
+
+    def __init__(self, finished_before: float, planned: Collection[str]) -> None:
+        self._before = finished_before
+        self._planned = planned
+
+    def __call__(self, run: SnapshotRecord | None) -> bool:
+        return (
+            run is not None
+            and run.terminal
+            and not run.runnable
+            and run.status in ("completed", "failed", "canceled")
+            and run.created_at < self._before
+            and run.updated_at < self._before
+            and run.instance_id not in self._planned
+        )
+
+
+async def _let_go(
+    store: Store, links: dict[str, tuple[str, float]], earlier: set[str], now: float
+) -> None:
+    """Delete the links whose earlier run is gone, and those whose later run is not stored a
+    minute after they were written (never started: its earlier run goes by its own end)."""
+    later = await _stored(store, {after for run, (after, _at) in links.items() if run in earlier})
     for run, (after, at) in links.items():
-        gone = run not in runs
-        if gone or (after not in later and (after in stored or now - at >= _STARTING)):
+        if run not in earlier or (after not in later and now - at >= _STARTING):
             await store.kv_delete(SUCCESSORS, run)
-            freed += not gone
-    return freed
+
+
+async def _heads_taken(
+    store: Store,
+    links: dict[str, tuple[str, float]],
+    earlier: set[str],
+    held: set[str],
+    takes: _Takes,
+) -> list[str]:
+    """The first runs of the chains this prune takes whole (each of its runs is one the delete
+    takes, and its last goes on nowhere): their links are let go, so each goes in this pass and
+    the run after it in the next. A chain goes from its first run on: a run its retried resume
+    would start again is never gone while the run it resumes is stored (review h43 F2: a later
+    run taken in one pass and its earlier run in the next, a resume asked again between them
+    started the work again)."""
+    heads = []
+    for head in sorted(earlier - held):
+        run, seen = head, set()
+        while takes(await store.load_snapshot(run)) and run not in seen:
+            seen.add(run)
+            if run not in links:
+                heads.append(head)
+                break
+            run = links[run][0]
+    return heads
 
 
 async def _links(store: Store, now: float) -> dict[str, tuple[str, float]]:

@@ -306,3 +306,50 @@ async def test_a_refused_resume_leaves_no_link(tmp_path: Path, clock: ManualCloc
         with pytest.raises(cf.errors.ReplayRefusedError):  # a completed run: nothing to resume
             await rt.replay(done, resume=True)
         assert await rt.store.kv_items(SUCCESSORS, now=clock.now()) == {}
+
+
+async def test_a_resume_asked_again_during_a_prune_never_runs_the_work_again(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    """The prune took a resumed run in one pass and the run it went on from in the next: a
+    resume asked again between the two found the first run stored and its resume gone, and ran
+    the work again (review h43 F2). A chain goes from its first run on: asked again after
+    any page of the prune, a resume answers the run it started or that there is no run."""
+    ran: list[str] = []
+
+    def check(ctx: cf.FlowContext) -> str:
+        if ctx.trigger.replay_of is None or ctx.trigger.replay_of.endswith("first"):
+            raise RuntimeError("down")  # the first run and its resume fail: a chain of three
+        ran.append(ctx.trigger.replay_of)
+        return "charged"
+
+    flow = cf.define("fragile").step("check", check)
+    db = tmp_path / "c.db"
+    async with cf.Runtime(db=db, clock=clock, workflows=[flow], retention=None) as rt:
+        first = await rt.trigger("fragile", 1, instance_id="first")
+        await rt.wait(first)
+        second = await rt.replay(first, resume=True)
+        assert (await rt.wait(second)).status == "failed"
+        third = await rt.replay(second, resume=True)
+        assert (await rt.wait(third)).status == "completed"
+        deleted_by_page = rt.store.prune
+        answers: list[str] = []
+
+        async def prune(**page: object) -> int:  # a client asks both resumes again each page
+            deleted = await deleted_by_page(**page)  # type: ignore[arg-type]
+            for run in (first, second):
+                try:
+                    answers.append(await rt.replay(run, resume=True))
+                except NotFoundError:
+                    answers.append("no run")
+            return deleted
+
+        rt.store.prune = prune  # type: ignore[method-assign]
+        clock.advance(5)
+        assert await rt.prune(older_than=0) == 3
+        await rt.wait_idle()
+        assert ran == [second]  # the work, once
+        assert set(answers) <= {second, third, "no run"}
+        assert answers[-2:] == ["no run", "no run"]
+        assert await rt.list_runs() == []
+        assert await rt.store.kv_items(SUCCESSORS, now=clock.now()) == {}
