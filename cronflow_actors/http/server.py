@@ -19,9 +19,11 @@ import contextlib
 import errno
 import logging
 import os
+import selectors
 import signal
 import socket
 import sys
+import sysconfig
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -248,9 +250,11 @@ class DrainingServer(uvicorn.Server):
         self._signals = 0  # counted here: ``should_exit`` may also be set by the runtime failing
         self._loop: asyncio.AbstractEventLoop | None = None
         self._watchdog: threading.Thread | None = None
+        self._loop_thread: int | None = None
 
     async def serve(self, sockets: list[socket.socket] | None = None) -> None:
         self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
         await super().serve(sockets)
 
     def stop(self) -> None:
@@ -262,7 +266,10 @@ class DrainingServer(uvicorn.Server):
         if self._watchdog is None:
             deadline = self.config.timeout_graceful_shutdown or 0
             self._watchdog = threading.Thread(
-                target=_end_after, args=(deadline, self._grace), daemon=True, name="watchdog"
+                target=_end_after,
+                args=(deadline, self._grace, self._loop_thread),
+                daemon=True,
+                name="watchdog",
             )
             self._watchdog.start()
 
@@ -334,18 +341,47 @@ def _listen(config: uvicorn.Config, setting: str) -> socket.socket:
     return sock
 
 
-def _end_after(deadline: float, grace: float) -> None:
+def _end_after(deadline: float, grace: float, loop_thread: int | None = None) -> None:
     """The last resort of a stop that does not finish: the process ends (exit code 1)."""
     time.sleep(deadline + grace)
     print(
         f"cronflow-actors: still running {deadline + grace:g} s after the stop began (the "
         f"drain's {deadline:g} s and {grace:g} s more); exiting with what was still running "
         "left unfinished: its runs are durable, and the next start carries them on (a step "
-        "that was running runs again)",
+        f"that was running runs again){_held_at(loop_thread)}",
         file=sys.stderr,
         flush=True,
     )
     os._exit(1)
+
+
+_WAITING = frozenset((selectors.__file__, asyncio.base_events.__file__, asyncio.runners.__file__))
+"""Where the loop's thread is when it waits for the next event (the innermost Python frame)."""
+
+
+def _held_at(thread: int | None) -> str:
+    """Where the event loop's thread is held, if it is (not waiting for the next event): the
+    innermost frame outside the standard library, most often a step's blocking call. The
+    loop-lag warning says so only once the block ends, which a stop cut short never sees, and
+    each restart ran into the same step with no line naming it (devx h43 F14)."""
+    if thread is None:
+        return ""
+    frame = sys._current_frames().get(thread)
+    time.sleep(0.2)
+    if frame is None or frame is not sys._current_frames().get(thread):
+        return ""  # it moved on: busy, not held
+    if frame.f_code.co_filename in _WAITING:
+        return ""  # the loop waits for I/O (in C: uvloop's): nothing holds it
+    stdlib = sysconfig.get_paths()["stdlib"]
+    while frame is not None and frame.f_code.co_filename.startswith(stdlib):
+        frame = frame.f_back
+    if frame is None:
+        return ""
+    return (
+        f". The event loop was held at {frame.f_code.co_filename}:{frame.f_lineno} in "
+        f"{frame.f_code.co_name}: a blocking call in an async def step or handler (make it a "
+        "plain def, which runs on the blocking pool)"
+    )
 
 
 class _QuietServer(uvicorn.Server):
