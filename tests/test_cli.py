@@ -52,12 +52,15 @@ def test_db_migrate_creates_and_migrates_a_database_file(tmp_path: Path) -> None
     assert not db.exists()
     result = cli("db", "migrate", "--create", "--db", str(db))
     assert result.returncode == 0, result.stderr
-    assert f"schema version {latest_version()}" in result.stdout
+    assert result.stdout == f"created database {db} at schema version {latest_version()}\n"
     with sqlite3.connect(db) as raw:
         tables = {row[0] for row in raw.execute("SELECT name FROM sqlite_master")}
     assert {"instances", "journal", "timers", "kv", "schema_version"} <= tables
-    again = cli("db", "migrate", "--db", str(db))  # idempotent
+    again = cli("db", "migrate", "--db", str(db))  # idempotent, and says so (devx h43 F8)
     assert again.returncode == 0
+    assert again.stdout == (
+        f"database {db} is already at schema version {latest_version()}: nothing to upgrade\n"
+    )
 
 
 def test_db_migrate_waits_for_the_older_runtime_its_lease_names_when_asked(
@@ -81,7 +84,9 @@ def test_db_migrate_waits_for_the_older_runtime_its_lease_names_when_asked(
     waited = cli("db", "migrate", "--db", str(db), "--wait-for-lease")
     assert waited.returncode == 0, waited.stderr
     assert "; waiting" in waited.stderr
-    assert f"schema version {latest_version()}" in waited.stdout
+    assert waited.stdout == (  # it said the same as a file already upgraded (devx h43 F8)
+        f"upgraded database {db} from schema version 8 to {latest_version()}\n"
+    )
 
 
 def test_a_bad_setting_is_reported_and_exits_non_zero(tmp_path: Path) -> None:
@@ -296,7 +301,7 @@ def test_db_commands_use_the_database_serve_would_use(tmp_path: Path) -> None:
         capture_output=True, text=True, cwd=tmp_path, env=env, timeout=60, check=False,
     )  # fmt: skip
     assert migrated.returncode == 0, migrated.stderr
-    assert f"database {real} is at schema version" in migrated.stdout
+    assert f"created database {real} at schema version" in migrated.stdout
     assert real.is_file()
     assert not (tmp_path / "cronflow.db").exists()
     config = tmp_path / "settings.toml"

@@ -19,7 +19,7 @@ import difflib
 import logging
 import os
 import sys
-from collections.abc import Awaitable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -100,8 +100,7 @@ def _named_by(args: argparse.Namespace) -> str:
 
 
 def _db_migrate(args: argparse.Namespace) -> int:
-    from cronflow_actors.runtime import open_store
-    from cronflow_actors.runtime.database import open_when_free
+    from cronflow_actors.runtime.database import migrate_database
 
     settings = _database(args, "synchronous")
     db = settings.db
@@ -114,25 +113,13 @@ def _db_migrate(args: argparse.Namespace) -> int:
             "make a new one: serve creates its database too)",
         )
 
-    def opening() -> Awaitable[Any]:  # (a Store: cli/ does not import store/)
-        return open_store(settings.db, synchronous=settings.synchronous)
-
     def say(held: LeaseHeldError) -> None:
         print(f"cronflow-actors: {held}; waiting", file=sys.stderr)
 
-    async def migrate() -> str:
-        if args.wait_for_lease:  # (review h41 F1: its refusal advised the flag)
-            store = await open_when_free(opening, say=say)
-        else:
-            store = await opening()
-        try:
-            schema = getattr(store, "schema_version", None)
-            version = await schema() if schema is not None else "n/a (in memory)"
-            return f"database {settings.db} is at schema version {version}"
-        finally:
-            await store.close()
-
-    print(asyncio.run(migrate()))
+    said = migrate_database(
+        settings.db, synchronous=settings.synchronous, say=say if args.wait_for_lease else None
+    )
+    print(asyncio.run(said))
     return 0
 
 

@@ -12,7 +12,14 @@ from typing import Protocol, TypeVar, runtime_checkable
 from cronflow_actors.errors import ConfigurationError, LeaseHeldError, SchemaVersionError
 from cronflow_actors.store import MemoryStore, SQLiteStore, Store
 
-__all__ = ["describe", "open_store", "open_store_to_read", "open_when_free", "store_for"]
+__all__ = [
+    "describe",
+    "migrate_database",
+    "open_store",
+    "open_store_to_read",
+    "open_when_free",
+    "store_for",
+]
 
 
 T = TypeVar("T")
@@ -84,6 +91,40 @@ async def open_when_free(
                 said.add(held.owner)
                 say(held)
             await sleep(min(max(held.expires_in, 0.05), 1.0))
+
+
+async def migrate_database(
+    db: str,
+    *,
+    synchronous: str = "FULL",
+    say: Callable[[LeaseHeldError], None] | None = None,
+) -> str:
+    """Create or upgrade the database ``db`` names (``db migrate``), waiting for the runtime
+    whose lease holds it off if ``say`` hears of it; what was done, in a line: upgraded from
+    which version, created, or already at this version's (it said "is at schema version 9"
+    whether it upgraded or not, devx h43 F8)."""
+    first = store_for(db, synchronous=synchronous)
+    if not isinstance(first, _Versioned):
+        return f"database {db} is in memory: it has no schema to upgrade"
+    name = str(getattr(first, "name", db))  # a URL without its password
+    try:
+        before = await first.stored_version()
+    except ConfigurationError:
+        before = None  # a new SQLite file (--create)
+
+    def opening() -> Awaitable[Store]:
+        return open_store(db, synchronous=synchronous)
+
+    store = await (opening() if say is None else open_when_free(opening, say=say))
+    try:
+        version = await store.schema_version()  # type: ignore[attr-defined]
+    finally:
+        await store.close()
+    if before is None:
+        return f"created database {name} at schema version {version}"
+    if before == version:
+        return f"database {name} is already at schema version {version}: nothing to upgrade"
+    return f"upgraded database {name} from schema version {before} to {version}"
 
 
 async def open_store_to_read(db: str, *, setting: str = "db") -> Store:
