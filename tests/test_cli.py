@@ -358,3 +358,21 @@ def test_a_run_id_that_begins_with_a_dash_is_told_to_go_after_two_dashes(tmp_pat
     after = cli("inspect", "--db", str(db), "--", "-x")
     assert "goes after" not in after.stderr  # read as the run's id: the database is named
     assert str(db) in after.stderr
+
+
+def test_an_app_the_config_file_names_is_read_from_its_folder_and_refused_naming_it(
+    tmp_path: Path,
+) -> None:
+    """A wrong ``app`` in the file was refused as "setting 'APP'", naming neither the file nor
+    where it was looked for (devx h43 F12)."""
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    (etc / "serve.toml").write_text('app = "refunds.py"\ndb = "data.db"\nport = 18791\n')
+    (tmp_path / "elsewhere").mkdir()
+    refused = cli("serve", "--config", "../etc/serve.toml", cwd=tmp_path / "elsewhere")
+    assert refused.returncode == 2
+    assert (
+        "setting 'app' has the value '../etc/refunds.py'; expected an existing Python file or "
+        "module:attribute (it came from ../etc/serve.toml)"
+    ) in refused.stderr
+    assert not (tmp_path / "elsewhere" / "data.db").exists()

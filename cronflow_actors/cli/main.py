@@ -218,7 +218,16 @@ def _queues(given: list[str]) -> dict[str, int] | None:
 def _serve(args: argparse.Namespace) -> int:
     from cronflow_actors.cli.serve import serve
 
-    return serve(_settings(args), process_ends=True)
+    settings = _settings(args)
+    try:
+        return serve(settings, process_ends=True)
+    except ConfigurationError as refused:  # say where an app the file named came from (F12)
+        named = args.app is None and "CRONFLOW_APP" not in os.environ and settings.app
+        if type(refused) is not ConfigurationError or refused.setting != "APP" or not named:
+            raise
+        raise ConfigurationError(
+            "app", refused.value, f"{refused.expected} (it came from {args.config})"
+        ) from None
 
 
 def _database_options(parser: argparse.ArgumentParser) -> None:

@@ -266,7 +266,7 @@ def load_config(
     data: dict[str, Any] = {}
     origin: dict[str, str] = {}
     if path is not None:
-        loaded = _read(path)
+        loaded = _beside(_read(path), Path(path).parent)
         data.update(loaded)
         origin.update(dict.fromkeys(loaded, f"{path}"))
     for key, value in (environ if environ is not None else os.environ).items():
@@ -371,6 +371,24 @@ def _read(path: str | os.PathLike[str]) -> dict[str, Any]:
             f"a known setting: {names} in {path} {'is' if len(unknown) == 1 else 'are'} "
             f"unknown{hint}; the settings are {', '.join(sorted(_SETTINGS))}",
         )
+    return loaded
+
+
+def _beside(loaded: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """The file's ``db`` and ``app`` paths, a relative one read from the file's folder, as a
+    file beside it would be: they were read from the current folder, so a service started
+    from ``/`` served another app or a new empty database (devx h43 F12). A URL, ``:memory:``
+    and ``module:attribute`` are left as they are (a module is imported from the current
+    folder)."""
+    for key in ("db", "app"):
+        value = loaded.get(key)
+        if not isinstance(value, str) or not value or "://" in value or value == ":memory:":
+            continue
+        if key == "app" and not value.endswith(".py"):
+            continue  # module:attribute
+        given = Path(value).expanduser()
+        if not given.is_absolute():
+            loaded[key] = os.fspath(folder / given)
     return loaded
 
 

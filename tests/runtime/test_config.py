@@ -298,3 +298,25 @@ def test_a_short_token_is_taken_with_a_warning_that_names_its_holder(tmp_path: P
     warnings = settings.short_tokens()
     assert [w.split(" has ")[0] for w in warnings] == ["the token of 'ops'", "metrics_token"]
     assert all("token_urlsafe(32)" in w for w in warnings)
+
+
+def test_paths_in_the_file_are_read_from_its_folder(tmp_path: Path) -> None:
+    """``db = "data.db"`` and ``app = "refunds.py"`` were read from the current folder: a
+    service started elsewhere ran on a new empty database (devx h43 F12)."""
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    (etc / "serve.toml").write_text('db = "data.db"\napp = "flows/refunds.py"\n')
+    settings = load_config(etc / "serve.toml", environ={})
+    assert (settings.db, settings.app) == (str(etc / "data.db"), str(etc / "flows/refunds.py"))
+    kept = [
+        ('db = "postgresql://u@127.0.0.1/x"', "postgresql://u@127.0.0.1/x"),
+        ('db = ":memory:"', ":memory:"),
+        ('db = "/var/lib/cronflow/runs.db"', "/var/lib/cronflow/runs.db"),
+        ('app = "billing.flows:workflows"', "billing.flows:workflows"),
+    ]
+    for line, value in kept:
+        (etc / "serve.toml").write_text(line + "\n")
+        taken = load_config(etc / "serve.toml", environ={})
+        assert value in (taken.db, taken.app)
+    given = load_config(etc / "serve.toml", environ={"CRONFLOW_DB": "here.db"})
+    assert given.db == "here.db"  # the environment's and a flag's: from the current folder
