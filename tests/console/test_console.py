@@ -579,6 +579,30 @@ def test_a_runs_page_asks_for_a_pause_only_where_a_person_may_be_waited_on(
     assert not [path for path in paths if "pause" in path], paths
 
 
+def test_a_run_page_is_drawn_again_only_when_the_run_changed(page: Any, served: Served) -> None:
+    """A waiting run's page was rebuilt at each refresh: a selection made to copy the payload
+    was lost within 2.5 s (console h43 F6). Its clock still moves; a change is drawn."""
+    body = {"workflow": "settle", "payload": {"note": "copy me"}}
+    run_id = api(served, "POST", "/runs", body)["run_id"]
+    eventually(lambda: run_status(served, run_id) == "waiting")
+    page.goto(f"{served.url}/ui/#/runs/{run_id}")
+    page.wait_for_selector("#payload")
+    page.click("#payload")
+    page.evaluate("""() => {
+        document.querySelector('#payload').dataset.mark = 'drawn once';
+        getSelection().selectAllChildren(document.querySelector('#payload'));
+    }""")
+    mine = f"runs/{run_id}"
+    for _ in range(2):  # two refreshes
+        page.wait_for_event("request", lambda request: request.url.endswith(f"/{mine}"))
+    page.wait_for_timeout(300)
+    assert page.eval_on_selector("#payload", "pre => pre.dataset.mark") == "drawn once"
+    assert '"note": "copy me"' in page.evaluate("() => getSelection().toString()")
+    api(served, "POST", "/events/order.settled", {"payload": {"n": 2}})
+    until(page, "document.querySelector('#output')?.textContent.includes('\"n\": 2')", 10)
+    assert page.eval_on_selector("#payload", "pre => pre.dataset.mark || ''") == ""
+
+
 def test_a_step_waiting_for_an_event_names_it(page: Any, served: Served) -> None:
     """A run's page did not say what its waiting step waits for (newcomer h32 F8): it names
     the event, linked to the page that publishes it."""

@@ -619,6 +619,7 @@
     const holder = h("div", { id: "run" });
     main.replaceChildren(h("p", {}, h("a", { href: "#/runs", text: "← Runs" })), holder);
     let shownStatus = null;
+    let shownAnswer = null;  // what the page shows, as the API said it
 
     async function load() {
       const run = await api("GET", `/runs/${encodeURIComponent(runId)}`);
@@ -628,6 +629,17 @@
       const pauses = (run.status === "waiting" || run.status === "blocked") && mayPause(run) ? await findPauses(runId) : null;
       if (mine !== generation) return;
       const final = FINAL.has(run.status);
+      const started = () => `${when(run.created_at)} (${ago(run.created_at)})`;
+      const lasted = () => duration((run.finished_at || Date.now() / 1000) - run.created_at);
+      const answer = JSON.stringify([run, net, pauses]);
+      // a flow's run whose answer is the same: only the clock moved (an opened output closed
+      // and a selection was lost at each refresh: console h43 F6); a net's work items are
+      // read below, so its page is drawn again
+      if (answer === shownAnswer && !net) {
+        holder.querySelector("#started").textContent = started();
+        holder.querySelector("#duration").textContent = lasted();
+        return;
+      }
       const actions = h("div", { class: "actions" });
       if (run.migration_pending) {  // canceled for a run that never started: cancel gives it up
         actions.appendChild(confirmButton("Give the migration up", "danger", `Give up the migration to ${run.migrated_to}? This run's end hooks are called, and it can be resumed or replayed.`, async () => {
@@ -676,9 +688,9 @@
       const meta = h("dl", { class: "meta" },
         h("dt", { text: "Workflow" }), h("dd", {}, flow ? h("a", { href: `#/runs?workflow=${encodeURIComponent(run.workflow)}`, text: run.workflow_name || run.workflow }) : `${run.workflow} (net workflow)`),
         h("dt", { text: "Status" }), h("dd", {}, badge(run.status)),
-        h("dt", { text: "Started" }), h("dd", {}, `${when(run.created_at)} (${ago(run.created_at)})`),
+        h("dt", { text: "Started" }), h("dd", { id: "started", text: started() }),
         h("dt", { text: "Finished" }), h("dd", { text: run.finished_at ? `${when(run.finished_at)} (${ago(run.finished_at)})` : "—" }),
-        h("dt", { text: "Duration" }), h("dd", { text: duration((run.finished_at || Date.now() / 1000) - run.created_at) }),
+        h("dt", { text: "Duration" }), h("dd", { id: "duration", text: lasted() }),
         run.version ? h("dt", { text: "Version" }) : null,
         run.version ? h("dd", { id: "version", text: run.version }) : null,
         run.replay_of ? h("dt", { text: run.id.startsWith("resume:") ? "Resume of" : "Replay of" }) : null,
@@ -744,7 +756,10 @@
       // that asked it left the focus on the page) across refreshes: redraw when something changed
       const asked = holder.querySelector("[data-confirm]:not(:disabled)");  // (not once answered)
       const kept = holder.contains(document.activeElement) || asked;
-      if (!kept || shownStatus !== run.status) holder.replaceChildren(...parts);
+      if (!kept || shownStatus !== run.status) {
+        holder.replaceChildren(...parts);
+        shownAnswer = answer;
+      }
       shownStatus = run.status;
       if (final) stopRefresh();
     }
