@@ -108,36 +108,47 @@ class LeaseHeldError(LeaseError):
     ) -> None:
         self.database, self.owner, self.host, self.pid = database, owner, host, pid
         self.expires_in = expires_in
+        alive = _alive(host, pid)
         gone = (
             " (no process has that pid on this host now: unless it ran in a container of the "
             "same host name, it ended, a crash most likely, and its lease lapses by itself)"
-            if _gone(host, pid)
+            if alive is False
             else ""
         )
         under = " (its schema is upgraded only once no older runtime writes to it)"
+        if alive:  # waiting would wait for as long as it runs (newcomer h44 F1)
+            advice = (
+                f"That runtime runs on this host: stop it (kill {pid}: it drains and releases "
+                "the lease, and this one can start), or give this one a database of its own "
+                "(--db; DB=other.db with make run); --wait-for-lease would wait until it stops"
+            )
+        else:
+            advice = (
+                "Stop that runtime, or start this one with --wait-for-lease (serve, as a "
+                "supervisor that restarts it should; CRONFLOW_WAIT_FOR_LEASE=1 make run) or "
+                "wait_for_lease=True (Runtime) to take over once the lease expires"
+            )
         super().__init__(
             f"database {database} is owned by runtime {owner} (pid {pid} on {host}){gone}"
-            f"{under if upgrade else ''}; its "
-            f"lease expires in {expires_in:.1f} s unless that runtime renews it. Stop that "
-            "runtime, or start this one with --wait-for-lease (serve, as a supervisor that "
-            "restarts it should; CRONFLOW_WAIT_FOR_LEASE=1 make run) or wait_for_lease=True "
-            "(Runtime) to take over once the lease expires. To start runs while that runtime "
-            "serves, call its API (POST /runs, cronflow-actors run) instead"
+            f"{under if upgrade else ''}; its lease expires in {expires_in:.1f} s unless that "
+            f"runtime renews it. {advice}. To start runs while that runtime serves, call its "
+            "API (POST /runs, cronflow-actors run) instead"
         )
 
 
-def _gone(host: str, pid: int) -> bool:
-    """Whether ``pid`` names no process on this host (the lease's holder ended): said only, a
-    lease is never taken on it (another container of the same host name may hold it)."""
+def _alive(host: str, pid: int) -> bool | None:
+    """Whether ``pid`` names a process on this host (the lease's holder runs), or none (it
+    ended); None for another host's. Said only: a lease is never taken on it (another
+    container of the same host name may hold it)."""
     if host != socket.gethostname() or pid <= 0:
-        return False
+        return None
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
-        return True
-    except OSError:  # there, and another user's
         return False
-    return False
+    except OSError:  # there, and another user's
+        return True
+    return True
 
 
 class LeaseLostError(LeaseError):

@@ -403,3 +403,17 @@ def test_a_lease_held_by_a_process_that_ended_here_says_so() -> None:
     assert "call its API (POST /runs, cronflow-actors run) instead" in str(gone)  # (h42 F7)
     for host, pid in ((here, os.getpid()), ("another-host", int(ended.stdout))):
         assert "no process has that pid" not in str(LeaseHeldError("x.db", "r1", host, pid, 3.2))
+
+
+def test_a_lease_held_by_a_process_running_here_says_to_stop_it_not_to_wait() -> None:
+    """A second ``make run`` on the same file was told to pass CRONFLOW_WAIT_FOR_LEASE=1,
+    which then waited for as long as the first one served (newcomer h44 F1)."""
+    import socket
+
+    here = LeaseHeldError("x.db", "r1", socket.gethostname(), os.getpid(), 3.2)
+    assert f"That runtime runs on this host: stop it (kill {os.getpid()}:" in str(here)
+    assert "give this one a database of its own (--db; DB=other.db with make run)" in str(here)
+    assert "--wait-for-lease would wait until it stops" in str(here)
+    assert "CRONFLOW_WAIT_FOR_LEASE=1" not in str(here)
+    elsewhere = LeaseHeldError("x.db", "r1", "another-host", os.getpid(), 3.2)
+    assert "CRONFLOW_WAIT_FOR_LEASE=1 make run" in str(elsewhere)  # it may be ending there
