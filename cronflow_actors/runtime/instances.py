@@ -240,8 +240,11 @@ class InstanceDirectory:
                 # held, or its workflow is not registered here: an operator's cancel ends it
                 # without its code; anything else is refused
                 if self._pinning is not None and _discards(command, instance_id):
-                    terminate = isinstance(command, CancelWorkflow) and command.terminate
-                    if await self._pinning.discard(instance_id, terminate=terminate):
+                    cancel = command if isinstance(command, CancelWorkflow) else None
+                    terminate = cancel is not None and cancel.terminate
+                    if await self._pinning.discard(
+                        instance_id, terminate=terminate, by=_asker(cancel)
+                    ):
                         return None
                     continue  # it can run again meanwhile: canceled through its actor
                 if isinstance(cannot_run, UnknownWorkflowError):
@@ -468,3 +471,11 @@ def ask(ref: Ref, command: Message) -> Awaitable[Any]:
     durable (the actor's future itself: no coroutine in between)."""
     future: Awaitable[Any] = ref.ask(command, block=False)
     return future
+
+
+def _asker(cancel: CancelWorkflow | None) -> str | None:
+    """Who asked for ``cancel``, an outside caller (its principal, or a flow's run's ``by``),
+    for the audit of a cancel made without the instance's code (versions h44 F1)."""
+    if cancel is None:
+        return None
+    return cancel.principal.id if cancel.principal is not None else cancel.by

@@ -182,7 +182,7 @@ class Migrations(PlanRecovery):
             instance=instance_id,
             workflow=state.workflow,
             hops=[(version, self._new_id()) for version in route],
-            principal=None if state.workflow in self._catalog.roots else principal,
+            principal=principal,  # (a flow's run: only named in its cancel, no policy asked)
             owner=self._owner,
         )
         async with self._lock:  # unless one that asked meanwhile has finished already
@@ -458,22 +458,19 @@ class Migrations(PlanRecovery):
         new_id: str,
         principal: Principal | None,
     ) -> None:
+        flows = state.workflow in self._catalog.roots  # (no cancel action: by, not principal)
+        by = principal.id if principal is not None else None
         if self._offline(snapshot):
-            if principal is not None:
+            if principal is not None and not flows:
                 raise refused(
                     f"instance {state.id!r}",
                     "it cannot run here (blocked, or its version is not registered), so its "
                     "cancel action cannot admit an outside caller's migration",
                     "an operator migrates it from Python (Runtime.migrate, no principal)",
                 )
-            now, audit = self._clock.now(), self._audit()
+            now, audit, offline = self._clock.now(), self._audit(), self._offline
             ended = await end_offline(
-                self._store,
-                state.id,
-                now,
-                offline=self._offline,
-                new_id=new_id,
-                audit=audit,
+                self._store, state.id, now, offline=offline, new_id=new_id, audit=audit, by=by
             )
             if ended is not None:
                 self._instances.ended_offline(ended)
@@ -486,8 +483,9 @@ class Migrations(PlanRecovery):
                 )
                 return
         # it runs here (or was released meanwhile): canceled through its actor
-        command = CancelWorkflow(workflow_id=state.id, migrated_to=new_id, principal=principal)
-        await self._instances.send(state.id, command)
+        asker, by = (None, by) if flows else (principal, None)
+        cancel = CancelWorkflow(workflow_id=state.id, migrated_to=new_id, principal=asker, by=by)
+        await self._instances.send(state.id, cancel)
 
     def _offline(self, snapshot: SnapshotRecord) -> bool:
         """Whether the instance is canceled without its actor: it is held, or its version is not

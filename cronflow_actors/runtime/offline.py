@@ -73,12 +73,14 @@ def cancel_offline(
     *,
     audit: AuditTrail | None = None,
     terminate: bool = False,
+    by: str | None = None,
 ) -> OfflineCancel:
     """Cancel every open element of ``state`` in place, without running user code (started
     tasks canceled, enabled ones disabled, open work items and workflows canceled, jobs and
     detached actions dropped), record ``new_id`` as its successor (a migration's; None for a
     plain cancel) and bump its revision; with ``audit``, record it as an internal cancel (the
-    caller's ``Action.cancel``, no principal; ``terminate``: said of it, as an online one is)."""
+    caller's ``Action.cancel``, ``by`` the outside caller who asked, if one did; ``terminate``:
+    said of it, as an online one is)."""
     recorder = audit.recorder(state, now) if audit is not None else None
     timers = list(state.jobs)
     state.jobs.clear()
@@ -86,7 +88,9 @@ def cancel_offline(
     state.notices.clear()  # its waits end with it: no notice is owed
     canceling = _Canceling(state, now, recorder)
     if recorder is not None:
-        cancel = CancelWorkflow(workflow_id=state.id, migrated_to=new_id, terminate=terminate)
+        cancel = CancelWorkflow(
+            workflow_id=state.id, migrated_to=new_id, terminate=terminate, by=by
+        )
         recorder.begin_turn(cancel)
     state.migrated_to = new_id  # (before the root's change, which says it)
     canceling.workflow(state.workflows[state.id])
@@ -117,6 +121,7 @@ async def end_offline(
     new_id: str | None = None,
     audit: AuditTrail | None = None,
     terminate: bool = False,
+    by: str | None = None,
 ) -> Ended | None:
     """Cancel instance ``instance_id`` offline (``cancel_offline``) and commit it: its snapshot
     ended, its timers deleted, its waits ended, its spans written. A concurrent rewrite of its
@@ -136,7 +141,7 @@ async def end_offline(
         if not offline(snapshot):
             return None
         state = decode_state(snapshot.body, snapshot.instance_id)
-        canceled = cancel_offline(state, now, new_id, audit=audit, terminate=terminate)
+        canceled = cancel_offline(state, now, new_id, audit=audit, terminate=terminate, by=by)
         record = msgspec.structs.replace(
             snapshot,
             status=str(WorkflowState.CANCELED),

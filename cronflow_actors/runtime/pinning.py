@@ -328,7 +328,9 @@ class Pinning:
         or its workflow (or version) is not registered."""
         return is_held(snapshot) or (not snapshot.terminal and not self._registered(snapshot))
 
-    async def discard(self, instance_id: str, *, terminate: bool = False) -> bool:
+    async def discard(
+        self, instance_id: str, *, terminate: bool = False, by: str | None = None
+    ) -> bool:
         """End an instance that cannot run here (held, or its workflow not registered) as
         canceled, without its definition: no activity, cancel action or handler of it runs.
         Its open waits end, its timers are deleted, its run's end is announced as any cancel's
@@ -342,6 +344,7 @@ class Pinning:
             offline=self.cannot_run,
             audit=self._audit(),
             terminate=terminate,
+            by=by,
         )
         if held is None:
             return False

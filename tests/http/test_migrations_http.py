@@ -7,6 +7,7 @@ VERSION`` through a real subprocess."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import cronflow_actors as cf
 from cronflow_actors import net
@@ -175,6 +176,11 @@ async def test_a_flows_run_migrates_where_its_other_actions_are(serve: Serve) ->
     shown = (await client.get(moved.headers["Location"], headers=BEARER)).json()
     assert (shown["migrated_from"], shown["version"]) == (old, "v1")
     assert [s["status"] for s in shown["steps"]][:1] == ["completed"]  # kept, not run again
+    # who moved it: the old run's cancel said "internal" (versions h44 F1)
+    cancels = [n.span for n in (await rt.trace(old)).roots if n.span.operation == "Action.cancel"]
+    assert [(s.attributes.get("principal"), s.attributes["reason"]) for s in cancels] == [
+        ("ops", "migration")
+    ]
     document = (await client.get("/openapi.json")).json()
     assert document["paths"]["/runs/{run_id}/migrate"]["post"]["operationId"] == "migrateRun"
 
@@ -203,3 +209,25 @@ async def test_a_nets_pending_migration_is_given_up_through_either_cancel(serve:
     assert (await rt.migration_links(old)).migrated_to is None
     again = await client.post(f"/workflows/{old}/cancel", headers=BEARER)
     assert again.status_code == 409  # ended, and nothing is pending any more
+
+
+async def test_a_run_that_cannot_run_here_is_migrated_and_canceled_in_its_callers_name(
+    serve: Serve, tmp_path: Path
+) -> None:
+    """Ended without its code (its version not registered here), a flow's run migrated or
+    canceled over HTTP was recorded as the runtime's own act (versions h44 F1)."""
+    v1 = cf.define("order", version="v1").step("a", lambda ctx: 1).pause("ok")
+    v2 = cf.define("order", version="v2").step("a", lambda ctx: 2).pause("ok")
+    async with cf.Runtime(db=tmp_path / "http0.db", workflows=[v1]) as before:  # (serve's file)
+        moving, ending = await before.trigger("order"), await before.trigger("order")
+        await before.wait_idle()
+    rt, client = await serve([v2], tokens=TOKENS)
+    url = f"/runs/{moving}/migrate"
+    moved = await client.post(url, json={"to_version": "v2"}, headers=BEARER)
+    assert moved.status_code == 201, moved.text
+    ended = await client.post(f"/runs/{ending}/cancel", headers=READER)
+    assert ended.status_code == 200, ended.text
+    for run, who, reason in ((moving, "ops", "migration"), (ending, "reader", None)):
+        spans = [n.span for n in (await rt.trace(run)).roots]
+        cancels = [s.attributes for s in spans if s.operation == "Action.cancel"]
+        assert [(s.get("principal"), s.get("reason")) for s in cancels] == [(who, reason)]
