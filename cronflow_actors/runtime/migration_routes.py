@@ -47,6 +47,14 @@ def route_of(
         return route
     if catalog.user_steps(workflow, to_version) is not None:
         return [to_version]  # a flow: its recorded step outputs carried straight over
+    if from_version not in versions:  # a migration needs both versions (versions h44 F3)
+        raise refused(
+            subject,
+            f"the instance's version {from_version!r} is not registered here (registered: "
+            f"{versions}), and a net's migration names both versions",
+            f"register version {from_version!r} again beside {to_version!r}, with "
+            f"net.migration between them, then migrate it",
+        )
     pairs = registry.migrations(workflow)
     registered = [f"{m.from_version}->{m.to_version}" for m in pairs]
     raise refused(

@@ -231,3 +231,21 @@ async def test_a_run_that_cannot_run_here_is_migrated_and_canceled_in_its_caller
         spans = [n.span for n in (await rt.trace(run)).roots]
         cancels = [s.attributes for s in spans if s.operation == "Action.cancel"]
         assert [(s.get("principal"), s.get("reason")) for s in cancels] == [(who, reason)]
+
+
+async def test_a_net_instance_on_a_version_not_registered_is_told_to_register_it_again(
+    serve: Serve, tmp_path: Path
+) -> None:
+    """The 409 said to register a migration, which cannot be registered without the old
+    version: the start then refused it (versions h44 F3)."""
+    v1, v2 = spec("v1", "pack"), spec("v2", "pack", "label")
+    async with cf.Runtime(db=tmp_path / "http0.db", workflows=[v1]) as before:  # (serve's file)
+        old = await before.start_workflow("ship", version="v1")
+    rt, client = await serve([v2], tokens=TOKENS)
+    url = f"/workflows/{old}/migrate"
+    refused = await client.post(url, json={"to_version": "v2"}, headers=BEARER)
+    assert refused.status_code == 409
+    detail = refused.json()["detail"]
+    assert "the instance's version 'v1' is not registered here (registered: ['v2'])" in detail
+    assert "register version 'v1' again beside 'v2', with net.migration between them" in detail
+    assert await rt.workflow_state(old) == "initialized"
