@@ -38,9 +38,9 @@ _PRINTABLE = (
     "^[^\\u0000-\\u001f\\u007f-\\u00a0\\u00ad\\u2000-\\u200f\\u2028-\\u202f\\u205f-\\u206f"
     "\\u3000\\ufeff]*$"
 )
-KEY_HEADER = {"type": "string", "pattern": _PRINTABLE}
-"""An idempotency key's header: printable text (``requests.key_header``: no control character,
-no space but ' '; the document's pattern leaves out the rarer unprintable ones)."""
+KEY_HEADER = {"type": "string", "pattern": _PRINTABLE, "minLength": 1}
+"""An idempotency key's header: printable text, not empty (``requests.key_header``: no control
+character, no space but ' '; the document's pattern leaves out the rarer unprintable ones)."""
 PUBLISH_KEY = {**KEY_HEADER, "maxLength": 200}
 """A publish's key: printable text of up to 200 characters (``runtime/events.py``)."""
 

@@ -129,8 +129,17 @@ def _unread(request: Request, reads: str, advice: str) -> None:
 
 def key_header(request: Request, name: str) -> str | None:
     """``utf8_header`` of a header that holds an idempotency key: 400 for one with a control
-    character (a tab, a byte 0x01), which ``/events`` refuses in its key too (hostile h32 L5)."""
+    character (a tab, a byte 0x01), which ``/events`` refuses in its key too (hostile h32 L5);
+    400 for an empty one (a client's unset variable: it was no key, and each retry started
+    another run, hostile h44 F4)."""
     value = utf8_header(request, name)
+    if value is not None and not value.strip():
+        raise Problem(
+            400,
+            "invalid-header",
+            f"the {name} header is empty; give the request's key (the same in each retry of "
+            "it), or leave the header out (no key: each request is a new one)",
+        )
     if value is not None and not value.isprintable():
         raise Problem(
             400,

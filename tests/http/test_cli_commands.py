@@ -313,7 +313,7 @@ def test_settings_come_from_file_then_environment_then_flags(tmp_path: Path) -> 
         'db = "from-file.db"\nport = 9100\n[tokens.t1]\nid = "ada"\nscopes = ["a:b"]\n'
     )
     settings = load_config(config, environ={"CRONFLOW_PORT": "9200"}, overrides={"db": None})
-    assert (settings.db, settings.port) == ("from-file.db", 9200)
+    assert (settings.db, settings.port) == (str(tmp_path / "from-file.db"), 9200)  # its folder
     assert settings.principals() == {"t1": cf.Principal(id="ada", scopes=frozenset({"a:b"}))}
     assert load_config(config, environ={}, overrides={"port": 9300}).port == 9300
     config.write_text("port = 'x'\n")

@@ -668,3 +668,22 @@ async def test_a_webhooks_key_header_is_read_as_utf8(serve: Serve) -> None:
     )
     assert tabbed.status_code == 202  # (a header it does not keep is not its to refuse)
     assert (await rt.wait(tabbed.json()["run_id"], timeout=5)).output == {"x-agent": "a\tb"}
+
+
+async def test_an_empty_key_header_is_refused_not_taken_for_no_key(serve: Serve) -> None:
+    """``Idempotency-Key:`` with nothing in it (a client's unset variable) was no key: each
+    retry of a keyed webhook or a publish started another run (hostile h44 F4)."""
+    flow = cf.define("keyed").step("s", lambda ctx: 1)
+    heard = cf.define("heard").on_event("thing.made").step("s", lambda ctx: 1)
+    rt, client = await serve(
+        [flow.on_webhook("/hooks/keyed", idempotency_key="Idempotency-Key"), heard]
+    )
+    for path in ("/hooks/keyed", "/events/thing.made"):  # (a blank one arrives empty: HTTP
+        # trims a header's value)
+        refused = await client.post(path, json={}, headers={"Idempotency-Key": ""})
+        assert refused.status_code == 400, (path, refused.text)
+        assert refused.json()["type"] == "urn:cronflow:problem:invalid-header"
+        assert "the Idempotency-Key header is empty" in refused.json()["detail"]
+        assert "leave the header out" in refused.json()["detail"]
+    assert await rt.list_runs() == []
+    assert (await client.post("/hooks/keyed", json={})).status_code == 202  # no header: no key

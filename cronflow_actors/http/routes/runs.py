@@ -17,10 +17,10 @@ from cronflow_actors.http.edge import Edge, json_response, route
 from cronflow_actors.http.problems import Problem, flow_code_problem
 from cronflow_actors.http.requests import (
     as_sent,
+    key_header,
     no_idempotency_key,
     query_int,
     query_text,
-    utf8_header,
 )
 from cronflow_actors.runtime import ONE_LINE_PATTERN, PausedRun, RunInfo, Runtime
 from cronflow_actors.runtime.pages import Page
@@ -272,7 +272,7 @@ def routes(edge: Edge) -> list[Route]:
 
     async def publish(request: Request) -> Response:
         payload = await edge.json(request)
-        key = utf8_header(request, "Idempotency-Key")
+        key = key_header(request, "Idempotency-Key")
         with as_sent({"idempotency_key": "the Idempotency-Key header"}):
             published = await runtime.publish_event(  # who: a net's event filter sees it
                 request.path_params["name"],
