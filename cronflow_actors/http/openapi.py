@@ -139,6 +139,9 @@ _PUBLISH_KEY = header(
 
 
 def query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+    """A query parameter; a text one is not empty (``requests.query_text``)."""
+    if schema.get("type") == "string" and "enum" not in schema:
+        schema = {"minLength": 1, **schema}
     return {"name": name, "in": "query", "schema": schema, "description": description}
 
 

@@ -462,8 +462,16 @@ def query_int(request: Request, name: str, default: int, *, low: int, high: int)
 
 
 def query_text(request: Request, name: str, *, max_length: int = 200) -> str | None:
-    """A text query parameter, bounded in length (400 otherwise)."""
+    """A text query parameter, bounded in length and not empty (400 otherwise: an empty
+    ``workflow=``, a script's unset variable, listed no runs as if there were none, hostile
+    h44 F5)."""
     text = _once(request, name)
+    if text is not None and not text.strip():
+        raise Problem(
+            400,
+            "invalid-argument",
+            f"the query parameter {name!r} is empty; give a value or leave it out",
+        )
     if text is not None and len(text) > max_length:
         raise Problem(400, "invalid-argument", f"{name} is longer than {max_length} characters")
     return text

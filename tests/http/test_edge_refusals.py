@@ -162,6 +162,13 @@ async def test_a_refused_query_parameter_or_header_is_named_as_sent_and_not_echo
     cursor = await client.get("/paused", params={"cursor": "not-a-cursor"})
     assert cursor.status_code == 400
     assert cursor.json()["detail"].startswith("the query parameter 'cursor' is 'not-a-cursor'")
+    # empty (a script's unset variable): it answered "no runs" (hostile h44 F5)
+    for path, name in (("/runs", "workflow"), ("/runs", "status"), ("/paused", "run_id")):
+        empty = await client.get(path, params={name: ""})
+        assert empty.status_code == 400, (path, name, empty.text)
+        assert empty.json()["detail"] == (
+            f"the query parameter {name!r} is empty; give a value or leave it out"
+        )
     long_key = {"Idempotency-Key": "k" * 10_000}
     refused = await client.post("/events/ping", json={}, headers=long_key)
     assert refused.status_code == 400
