@@ -446,10 +446,9 @@ class Task:
         )
 
     def _check_can_add(self, what: str) -> None:
-        state = self.record.state
-        if state not in _ACTIVE:
-            ident, allowed = f"{self.workflow.name}/{self.name}", ["enabled", "started"]
-            raise InvalidStateTransitionError("task", ident, str(state), what, allowed)
+        if (state := self.record.state) not in _ACTIVE:  # done while so, not a state (h44 F4)
+            ident, ok = f"{self.workflow.name}/{self.name}", ["enabled", "started"]
+            raise InvalidStateTransitionError("task", ident, str(state), what, ok, only_while=True)
 
     async def _activity(
         self,

@@ -111,6 +111,7 @@ async def initialize(
             str(record.state),
             "initialize a work item",
             ["enabled", "started"],
+            only_while=True,  # (something it does while so, not a state: net h44 F4)
         )
     if definition.kind is not _TASK:
         raise InvalidStateTransitionError(

@@ -355,3 +355,43 @@ async def test_an_activity_that_raises_changes_nothing(rt: cf.Runtime) -> None:
     await refused_completion(rt, wid, "a", RuntimeError, "activity bug")
     assert await enabled(rt, wid) == set()
     assert (await states(rt, wid))["a"] == "started"
+
+
+async def test_an_activity_that_adds_a_work_item_to_an_ended_task_is_told_where_it_must_be(
+    rt: cf.Runtime,
+) -> None:
+    """A task's activity that replaced a canceled item as the task failed was told "'failed'
+    ... can become ['enabled', 'started']", where spec 1.1 moves a failed task to enabled only
+    (net h44 F4): the call is something a task does while enabled or started."""
+    said: list[str] = []
+
+    def replace_canceled(ctx: Any) -> None:
+        if ctx.work_item.next_state == "canceled":
+            try:
+                ctx.work_item.initialize()
+            except InvalidStateTransitionError as refused:
+                said.append(str(refused))
+
+    def three(ctx: Any) -> None:
+        for _ in range(3):
+            ctx.work_item.initialize()
+
+    activities = net.task().activities(
+        on_enabled=three, on_work_item_state_changed=replace_canceled
+    )
+    spec = (
+        net.workflow("replacing").start_condition("start").end_condition("end")
+        .task("M", activities).connect_condition("start", "M").connect_task("M", "end")
+        .build()
+    )  # fmt: skip
+    rt.register(spec)
+    wid = await rt.start_workflow("replacing")
+    items = await rt.work_items(wid, "M")
+    for item in items:
+        await rt.start_work_item(item.id)
+    await rt.fail_work_item(items[0].id)  # the default policy fails M: its siblings canceled
+    refusal = (
+        "task 'replacing/M' is 'failed' and cannot initialize a work item: it does that only "
+        "while 'enabled' or 'started'"
+    )
+    assert said == [refusal, refusal]
