@@ -360,10 +360,10 @@ class Task:
             if decision == "complete":
                 await self._complete()
             elif decision != "continue":
-                item_id = message.work_item_id
-                error = self.tx.state.work_items[item_id].error or "failed"
-                failed = f"task {self.name!r}: work item {item_id!r}: {error}"
-                await self._carry_out(decision, failed, cause=item_id)
+                item = self.tx.state.work_items[message.work_item_id]  # (not "failed": h44 F3)
+                why = item.error or f"its task's policy answered {decision!r} as it {item.state}"
+                failed = f"task {self.name!r}: work item {item.id!r}: {why}"
+                await self._carry_out(decision, failed, cause=item.id)
 
     # -- internals ---------------------------------------------------------------------------------
 

@@ -424,3 +424,25 @@ async def test_a_policy_tells_the_call_as_its_task_starts_from_a_child_s_change(
     await rt.complete_work_item(second.id, "yes")
     assert seen[-1] == ("started", "completed", second.id)
     assert await rt.workflow_state(wid) == "completed"
+
+
+async def test_a_policy_that_fails_its_task_on_a_completion_says_so(rt: cf.Runtime) -> None:
+    """A policy answering "fail" as an item completed (a rejection) made the run's error say
+    the item "failed", while it read completed (net h44 F3)."""
+
+    def reject(ctx: Any) -> str:
+        completed = ctx.transition.child_id and ctx.transition.next_state == "completed"
+        return "fail" if completed else "continue"
+
+    tasks = {"review": net.task().policy(reject)}
+    rt.register(build("review", tasks, [("start", "review"), ("review", "end")]))
+    wid = await rt.start_workflow("review")
+    item = await open_item(rt, wid, "review")
+    await rt.start_work_item(item.id)
+    await rt.complete_work_item(item.id)
+    assert await rt.workflow_state(wid) == "failed"
+    assert (await rt.work_item(item.id)).state == "completed"
+    info = await rt.inspect(wid)
+    assert info.error == (
+        f"task 'review': work item {item.id!r}: its task's policy answered 'fail' as it completed"
+    )
