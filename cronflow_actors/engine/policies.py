@@ -7,13 +7,22 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+import msgspec
+
+from cronflow_actors.calls import call_user
 from cronflow_actors.engine.context import Transition
 from cronflow_actors.engine.states import WorkItemState
-from cronflow_actors.errors import InvalidPolicyResultError
-from cronflow_actors.messages.engine import Stats
+from cronflow_actors.errors import (
+    INFRASTRUCTURE,
+    CancelRunRequested,
+    InvalidPolicyResultError,
+    class_name,
+    refuse_call,
+)
+from cronflow_actors.messages.engine import CancelWorkflow, Stats
 from cronflow_actors.net.spec import TaskKind
 
-__all__ = ["checked_answer", "default_answer"]
+__all__ = ["checked_answer", "decision_of", "default_answer"]
 
 _ANSWERS = frozenset({"complete", "fail", "continue"})
 _CHILD_ENDED_WELL = frozenset({WorkItemState.COMPLETED, WorkItemState.CANCELED})
@@ -42,3 +51,35 @@ def checked_answer(answer: Any, workflow: str, task: str) -> str:
     if answer not in _ANSWERS:
         raise InvalidPolicyResultError(workflow, task, answer)
     return str(answer)
+
+
+async def decision_of(task: Any, transition: Transition) -> str:
+    """The answer of ``task``'s policy (a ``Task``'s: its default's without one) about
+    ``transition``. A policy that raises, or answers no answer, while a report is applied (a
+    handler's result, a timer) fails its task with that error, said of the policy, and the
+    answer is "continue" (nothing more to do): the report stands, as a raising router's does.
+    It went through the report's last resort, which asked the policy again and failed the run
+    with the item that succeeded and its task read canceled, naming neither (net h44 F2). In a
+    call the call is refused, as any user code's raise refuses it."""
+    definition, record = task.definition, task.record
+    if definition.policy is None:
+        return default_answer(definition.kind, record.stats, transition)
+    ctx = task._context("policy", None, None)
+    ctx.transition = transition
+    ctx.stats = msgspec.structs.replace(record.stats)  # a copy: policies cannot change stats
+    try:
+        answer = await call_user(definition.policy, ctx)
+        return checked_answer(answer, task.workflow.name, task.name)
+    except Exception as error:
+        where = f"policy of task {task.name!r}"
+        if not task.tx.reported:  # a call: refused, and nothing of it changes
+            refuse_call(error, f"{where} in {task.workflow.name!r}")
+            raise
+        if isinstance(error, INFRASTRUCTURE):
+            raise  # the runtime's own: the report is applied again at the next start
+        if isinstance(error, CancelRunRequested):  # ctx.cancel(): the run ends so
+            await task.tx.send(CancelWorkflow(workflow_id=task.tx.state.id, reason=error.reason))
+        else:
+            said = f"{where}: {type(error).__name__}: {error}"
+            await task._fail(said, error_type=class_name(error))
+        return "continue"

@@ -25,13 +25,11 @@ from __future__ import annotations
 from collections.abc import Awaitable
 from typing import Any, Final
 
-import msgspec
-
 from cronflow_actors.calls import call_user
 from cronflow_actors.engine import fast_forward
 from cronflow_actors.engine.chains import asked, enable_next
 from cronflow_actors.engine.context import Context, Transition
-from cronflow_actors.engine.policies import checked_answer, default_answer
+from cronflow_actors.engine.policies import decision_of, default_answer
 from cronflow_actors.engine.states import (
     FINAL_STATES,
     TASK_TRANSITIONS,
@@ -410,14 +408,7 @@ class Task:
         return change
 
     async def _decide(self, transition: Transition) -> str:
-        definition, record = self.definition, self.record
-        if definition.policy is None:
-            return default_answer(definition.kind, record.stats, transition)
-        ctx = self._context("policy", None, None)
-        ctx.transition = transition
-        ctx.stats = msgspec.structs.replace(record.stats)  # a copy: policies cannot change stats
-        answer = await call_user(definition.policy, ctx)
-        return checked_answer(answer, self.workflow.name, self.name)
+        return await decision_of(self, transition)
 
     async def _carry_out(
         self, decision: str, error: str, *, cause: str | None = None, error_type: str | None = None
