@@ -75,6 +75,13 @@ def test_the_document_validates_and_says_what_needs_a_token(tmp_path: Path, toke
     # every character as the runtime sees it (surrogates are no text)
     every = (chr(c) for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF)
     assert [c for c in every if bool(one_line.match(f"a{c}b")) == not_one_line(c)] == []
+    # a path parameter as the server takes it: one segment, one line, a tab allowed (hostile
+    # h44 F3: the document let schemathesis send a control character the server refuses)
+    [run_id] = document["paths"]["/runs/{run_id}"]["get"]["parameters"][:1]
+    segment = re.compile(run_id["schema"]["pattern"])
+    every = (chr(c) for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF and c != ord("/"))
+    assert [c for c in every if bool(segment.match(f"a{c}b")) == not_one_line(c)] == ["\t"]
+    assert segment.match("a/b") is None
     # what a page of runs leaves out says so (hostile h34 L4: "trigger": null read as none kept)
     run = document["components"]["schemas"]["RunInfo"]["properties"]
     for field in ("trigger", "current_run_id", "migration_pending"):
