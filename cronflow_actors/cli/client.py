@@ -130,7 +130,9 @@ class Client:
         detail = one_line(problem.get("detail", text))  # (it may quote a sender's text)
         slug = kind_of.rpartition(":")[2]
         if status == 401:
-            if slug == "unknown-token":
+            if slug == "unknown-token" and detail.startswith("this server takes no tokens"):
+                message = f"{detail}: drop --token (or unset CRONFLOW_TOKEN)"
+            elif slug == "unknown-token":
                 message = "the server does not know this token; check --token (or CRONFLOW_TOKEN)"
             elif slug == "malformed-credentials":
                 message = "the token was sent malformed; pass it alone: --token SECRET"

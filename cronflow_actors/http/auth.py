@@ -118,6 +118,9 @@ class Tokens:
             detail = "the Authorization header must be 'Bearer <token>'"
             raise AuthenticationError("malformed-credentials", detail)
         found = self._entry(token)
+        if found is None and not self._entries:  # (a stale CRONFLOW_TOKEN: newcomer h44 F2)
+            said = "this server takes no tokens (none is configured): send the request without one"
+            raise AuthenticationError("unknown-token", said)
         if found is None:
             raise AuthenticationError("unknown-token", self._unknown)
         principal, read_only = found

@@ -1078,3 +1078,23 @@ async def test_a_nets_event_wait_sees_who_published_and_its_trace_names_them(
     await rt.wait_idle()
     assert (await rt.publish_event("offer.answered", {"ok": 3})).delivered == [third]
     assert seen[-1] == (None, True)  # the process's own publish
+
+
+async def test_a_token_sent_to_a_server_without_tokens_is_told_to_send_none(
+    serve: Serve,
+) -> None:
+    """A stale CRONFLOW_TOKEN made every command fail with "check --token" against a server
+    that takes none, saying nothing of that (newcomer h44 F2)."""
+    from tests.http.test_cli_commands import cli
+
+    _rt, client = await serve([cf.define("quick").step("s", lambda ctx: 1)])
+    refused = await client.get("/runs", headers={"Authorization": "Bearer stale"})
+    assert (refused.status_code, refused.json()["type"]) == (
+        401,
+        "urn:cronflow:problem:unknown-token",
+    )
+    said = "this server takes no tokens (none is configured): send the request without one"
+    assert refused.json()["detail"] == said
+    code, _out, err = await cli("runs", "--url", str(client.base_url), env={"CRONFLOW_TOKEN": "x"})
+    assert code == 2
+    assert f"{said}: drop --token (or unset CRONFLOW_TOKEN)" in err
