@@ -108,11 +108,14 @@ def add_resume_command(commands: Any) -> None:
     parser = commands.add_parser(
         "resume",
         help="resume a paused run with its token: --approve, --reject or --payload",
-        description="Complete the human step that waits on TOKEN with a decision: --approve, "
+        description="Complete the human step that waits on RESUME_TOKEN with a decision: "
+        "--approve, "
         "--reject, or --payload JSON (a flag may go with a --payload object that does not say "
         '"approved": it adds it). A bare resume is refused: it would record "not approved".',
     )
-    parser.add_argument("token_id", metavar="TOKEN", help="the resume token ('paused' lists them)")
+    parser.add_argument(  # (not --token's TOKEN, the API's bearer token: newcomer h44 F3)
+        "token_id", metavar="RESUME_TOKEN", help="the pause's resume token ('paused' lists them)"
+    )
     decision = parser.add_mutually_exclusive_group()
     decision.add_argument(
         "--approve",
