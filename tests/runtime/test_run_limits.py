@@ -74,6 +74,36 @@ async def test_runs_over_a_rate_limit_wait_in_order_and_start_as_the_window_allo
         assert [r.output for r in results] == [0, 1, 2, 3, 4]  # none was dropped
 
 
+async def test_a_rate_limit_counts_each_start_when_it_was_made(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    """A drain counted each of its starts at the moment it began: when starting took time,
+    the window reopened early, and a quicker drain after it let one more run in within it
+    (crash h44 F1: 28 starts in 2 s under a limit of 20). Here each write takes a second in
+    the first drain, none after it."""
+    flow = cf.define("limited", rate_limit=cf.RateLimit(count=2, per="1m")).step("s", str)
+    async with cf.Runtime(db=tmp_path / "slow.db", clock=clock, workflows=[flow]) as rt:
+        written, loaded = rt.store.commit, clock.now() + 30
+
+        def slowly(mutation: Any) -> Any:
+            if loaded < clock.now() < loaded + 60:
+                clock.advance(1)
+            return written(mutation)
+
+        rt.store.commit = slowly  # type: ignore[method-assign]
+        runs = [await rt.trigger("limited", n) for n in range(6)]
+        for _ in range(200):  # the timers fire as they are due, a second at a time
+            await rt.wait_idle()
+            clock.advance(1)
+        await rt.wait_idle()
+        for run in runs:
+            assert (await rt.wait(run)).status == "completed"
+        starts = sorted([(await rt.inspect(run)).created_at for run in runs])
+        assert len(starts) == 6
+        most = max(sum(1 for t in starts if first <= t < first + 60) for first in starts)
+        assert most == 2, starts
+
+
 async def test_a_rate_limit_counts_the_starts_before_a_restart(
     tmp_path: Path, clock: ManualClock
 ) -> None:
