@@ -29,6 +29,7 @@ from cronflow_actors.net.durations import parse_duration
 from cronflow_actors.net.spec import NetSpec
 from cronflow_actors.runtime.config import deletion_age
 from cronflow_actors.runtime.database import open_when_free
+from cronflow_actors.runtime.ownership import RuntimeLease
 from cronflow_actors.runtime.parts import RuntimeParts
 from cronflow_actors.runtime.pinning import Block, is_held
 from cronflow_actors.runtime.pruning import prune_finished
@@ -288,7 +289,7 @@ class LifecycleMethods(RuntimeParts):
             if self.state == "running":
                 self._fail(broken)
                 checks["runtime"] = self.state
-        checks["lease"] = "ok" if self.lease.held else "not held"
+        checks["lease"] = _lease_check(self.lease)
         return checks
 
     def observe(self, callback: Callable[[list[Message]], None]) -> None:
@@ -464,3 +465,18 @@ class LifecycleMethods(RuntimeParts):
                     "run %s keeps event %s until it is loaded: %s", instance_id, event.event, error
                 )
         return True
+
+
+def _lease_check(lease: RuntimeLease) -> str:
+    """The lease's part of readiness: held and renewed in time, or what is wrong. Overdue, the
+    database has not answered its renewal: a frozen or hung disk, a lost server. It read "ok"
+    while every write waited for 25 s (crash h44 F2)."""
+    admits = lease.admits()
+    if admits:
+        return "ok"
+    if admits is False:
+        return "not held"
+    return (
+        f"its renewal is overdue: the database has not answered for over the lease's "
+        f"{lease.duration:g} s (a frozen or hung disk, a lost server?); writes wait"
+    )

@@ -417,3 +417,35 @@ def test_a_lease_held_by_a_process_running_here_says_to_stop_it_not_to_wait() ->
     assert "CRONFLOW_WAIT_FOR_LEASE=1" not in str(here)
     elsewhere = LeaseHeldError("x.db", "r1", "another-host", os.getpid(), 3.2)
     assert "CRONFLOW_WAIT_FOR_LEASE=1 make run" in str(elsewhere)  # it may be ending there
+
+
+async def test_a_database_that_does_not_answer_the_lease_is_said_and_not_ready(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A frozen disk held every write for 25 s while /readyz said the lease was "ok" and the
+    log said nothing (crash h44 F2): the renewal overdue, readiness says so, and the log says
+    when it began to wait and when the database answered."""
+    async with cf.Runtime(db=tmp_path / "frozen.db", lease_seconds=0.6) as rt:
+        thawed = asyncio.Event()
+        renew = rt.store.renew_lease
+
+        async def frozen(*args: Any, **kwargs: Any) -> None:
+            await thawed.wait()
+            await renew(*args, **kwargs)
+
+        rt.store.renew_lease = frozen  # type: ignore[method-assign]
+        said = "the database has not answered the database lease's renewal for 0.6 s"
+        for _ in range(50):
+            await asyncio.sleep(0.1)
+            if (await rt.readiness())["lease"] != "ok" and said in caplog.text:
+                break
+        lease = (await rt.readiness())["lease"]
+        assert lease.startswith("its renewal is overdue: the database has not answered for over")
+        assert said in caplog.text
+        thawed.set()
+        for _ in range(50):
+            await asyncio.sleep(0.1)
+            if (await rt.readiness())["lease"] == "ok":
+                break
+        assert (await rt.readiness())["lease"] == "ok"
+        assert "the database answered the database lease's renewal after" in caplog.text
