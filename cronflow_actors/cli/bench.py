@@ -26,12 +26,12 @@ PEERS = ("dbos", "spiff", "restate", "prefect")
 def _suite() -> Any:
     """``benchmarks.suite.runner`` from the checkout this package was installed from."""
     if not (_CHECKOUT / "benchmarks" / "suite" / "runner.py").is_file():
-        raise ConfigurationError(
-            "bench",
-            str(_CHECKOUT),
-            "a source checkout of cronflow-actors (the suite lives in benchmarks/suite; "
-            "install the checkout with pip install -e '.[bench]')",
+        said = (  # (it read as a setting named "bench" with a bad value: newcomer h44 F5)
+            f"cronflow-actors bench runs the suite in a source checkout's benchmarks/suite, "
+            f"and this one is installed from {_CHECKOUT}, which has none: install the "
+            f"checkout with pip install -e '.[bench]' and run it from there"
         )
+        raise ConfigurationError("bench", str(_CHECKOUT), said, said=said)
     if str(_CHECKOUT) not in sys.path:
         sys.path.insert(0, str(_CHECKOUT))
     return importlib.import_module("benchmarks.suite.runner")

@@ -333,7 +333,7 @@ def _listen(config: uvicorn.Config, setting: str) -> socket.socket:
     # bound, not yet answering: the runtime starts next, and may refuse (a database another
     # process owns); "serving ..." says it answers
     logging.getLogger("uvicorn.error").info(
-        "Uvicorn bound to http://%s:%d (%s); it answers once the runtime has started",
+        "Uvicorn bound to http://%s:%d (%s); connections are refused until the runtime has started",
         shown,
         port,
         serves,

@@ -15,6 +15,7 @@ import pytest
 from benchmarks.suite import ours, plan, report, runner
 from benchmarks.suite.progress import Progress
 from benchmarks.suite.record import FIELDS, MARKER, parse, record
+from cronflow_actors.errors import ConfigurationError
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -371,3 +372,20 @@ def test_the_runner_run_directly_refuses_the_same_arguments(tmp_path: Path) -> N
     assert done.returncode == 2, done.stderr
     assert "setting '--scale' has the value 0.0" in done.stderr
     assert not (tmp_path / "r").exists()
+
+
+def test_bench_from_an_install_without_the_checkout_says_what_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Installed without -e, bench said "setting 'bench' has the value <site-packages>", as if
+    the user had mis-set something (newcomer h44 F5)."""
+    from cronflow_actors.cli import bench
+
+    monkeypatch.setattr(bench, "_CHECKOUT", tmp_path)
+    with pytest.raises(ConfigurationError) as refused:
+        bench._suite()
+    assert str(refused.value) == (
+        "cronflow-actors bench runs the suite in a source checkout's benchmarks/suite, and this "
+        f"one is installed from {tmp_path}, which has none: install the checkout with pip "
+        "install -e '.[bench]' and run it from there"
+    )
