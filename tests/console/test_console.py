@@ -672,6 +672,26 @@ def test_a_double_click_publishes_or_fires_once(page: Any, served: Served) -> No
     assert runs_of(served, "nightly") == before + 1
 
 
+def test_approve_then_reject_while_the_first_is_out_sends_one_answer(
+    page: Any, served: Served
+) -> None:
+    """Each button took no second click of its own, but Reject clicked while Approve's call
+    was out sent a second answer (the review of console h43 F8's fix)."""
+    run_id = api(served, "POST", "/runs", {"workflow": "hold"})["run_id"]
+    paused_token(served, run_id)
+    sent: list[str] = []
+    page.on("request", lambda r: sent.append(r.url) if "/resume/" in r.url else None)
+    page.goto(f"{served.url}/ui/#/runs/{run_id}")
+    page.wait_for_selector("#pause button.approve")
+    page.evaluate("""() => {
+        document.querySelector('#pause button.approve').click();
+        document.querySelector('#pause button.reject').click();
+    }""")
+    assert wait_ended(served, run_id)["output"]["approved"] is True
+    time.sleep(0.5)  # (a second answer would have been sent by now)
+    assert len(sent) == 1, sent
+
+
 def test_a_publish_says_which_waiting_steps_did_not_take_it(page: Any, served: Served) -> None:
     """A waiting step whose filter raised read as "no waiting step took it" (console h43
     F11)."""

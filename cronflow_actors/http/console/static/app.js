@@ -555,21 +555,27 @@
       payload.approved = approved;
       if (name.value.trim()) payload.approved_by = name.value.trim();
       if (reason.value.trim()) payload.reason = reason.value.trim();
+      // one answer at a time: Approve, then Reject while the first was out, sent both (the
+      // review of console h43 F8's fix)
+      for (const button of buttons) button.disabled = true;
       try {
         await api("POST", `/resume/${encodeURIComponent(pause.token)}`, payload);
         notice(net ? `Completed step ${pause.step} with approved: ${approved}; its net decides what follows.`
           : `${approved ? "Approved" : "Rejected"}: run ${pause.run_id} goes on.`, true);
         document.activeElement?.blur();  // done with: the page may redraw (a net waits on)
         onDone();
-      } catch (error) { notice(error.message); }
+      } catch (error) { notice(error.message); } finally {
+        for (const button of buttons) button.disabled = false;
+      }
     };
+    const buttons = [
+      h("button", { type: "button", class: "approve", text: "Approve", onclick: () => send(true) }),
+      h("button", { type: "button", class: "reject", text: "Reject", onclick: () => send(false) })];
     return h("div", { class: "form" },
       net ? h("p", { class: "muted net-pause", text: NET_PAUSE }) : null,
       h("label", {}, "Approved by", name), h("label", {}, "Reason", reason),
       h("label", {}, "More payload (JSON object)", extra),
-      h("div", { class: "actions" },
-        h("button", { type: "button", class: "approve", text: "Approve", onclick: () => send(true) }),
-        h("button", { type: "button", class: "reject", text: "Reject", onclick: () => send(false) })));
+      h("div", { class: "actions" }, ...buttons));
   }
 
   // A net's work items that callers act on now, its composite tasks' child nets' included
