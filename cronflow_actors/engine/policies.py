@@ -79,7 +79,7 @@ async def decision_of(task: Any, transition: Transition) -> str:
             raise  # the runtime's own: the report is applied again at the next start
         if isinstance(error, CancelRunRequested):  # ctx.cancel(): the run ends so
             await task.tx.send(CancelWorkflow(workflow_id=task.tx.state.id, reason=error.reason))
-        else:
+        else:  # as an answer "fail" (a catching task completes with it: review h44 F3)
             said = f"{where}: {type(error).__name__}: {error}"
-            await task._fail(said, error_type=class_name(error))
+            await task._carry_out("fail", said, error_type=class_name(error))
         return "continue"

@@ -458,3 +458,22 @@ async def test_a_policy_that_raises_on_a_handlers_result_fails_its_task_naming_i
         await rt.complete_work_item(item.id)
     assert (await rt.work_item(item.id)).state == "started"
     assert await rt.workflow_state(wid) == "started"
+
+
+async def test_a_catching_task_whose_policy_raises_completes_with_the_failure(
+    rt: cf.Runtime,
+) -> None:
+    """A raising policy failed the run past a catch(), which a raising on_enabled, a deadline
+    and a "fail" answer all respect (review h44 F3)."""
+
+    def broken(ctx: Any) -> str:
+        if ctx.transition.child_id is None:
+            return "continue"
+        raise RuntimeError("policy bug")
+
+    tasks = {"A": net.task(lambda ctx: 1).policy(broken).catch(), "B": net.task(lambda ctx: 2)}
+    rt.register(build("caught", tasks, [("start", "A"), ("A", "B"), ("B", "end")]))
+    wid = await rt.start_workflow("caught")
+    await rt.wait_idle()
+    assert await states(rt, wid) == {"A": "completed", "B": "completed"}
+    assert await rt.workflow_state(wid) == "completed"
