@@ -414,14 +414,18 @@ def test_the_watchdog_names_where_a_blocking_call_holds_the_event_loop(tmp_path:
     """A stop cut short by an async step's blocking call ended with no word of the step: each
     restart ran into it again, and the loop-lag warning comes only once the block ends (devx
     h43 F14). An idle loop (waiting for I/O) is named nowhere."""
-    (tmp_path / "hogging.py").write_text("import time\n\ndef hog():\n    time.sleep(30)\n")
+    (tmp_path / "hogging.py").write_text(
+        "import subprocess, sys, time\n\ndef hog():\n    time.sleep(30)\n\n"
+        "def waits():\n    subprocess.run(['sleep', '30'], capture_output=True)\n"
+    )
     start = (
         "import threading, asyncio, hogging\n"
         "from cronflow_actors.http.server import _end_after\n"
         "threading.Thread(target=_end_after, args=(0.2, 0.1, threading.get_ident())).start()\n"
     )
     said = []
-    for then in ("hogging.hog()", "asyncio.run(asyncio.sleep(30))"):
+    # a subprocess waited for in a selector, as the idle loop waits (review h44 F4)
+    for then in ("hogging.hog()", "asyncio.run(asyncio.sleep(30))", "hogging.waits()"):
         ended = subprocess.run(
             [sys.executable, "-c", start + then],
             capture_output=True,
@@ -435,3 +439,4 @@ def test_the_watchdog_names_where_a_blocking_call_holds_the_event_loop(tmp_path:
     assert f"The event loop was held at {tmp_path / 'hogging.py'}:4 in hog" in said[0]
     assert "make it a plain def" in said[0]
     assert "held at" not in said[1]
+    assert f"The event loop was held at {tmp_path / 'hogging.py'}:7 in waits" in said[2]

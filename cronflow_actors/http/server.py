@@ -355,8 +355,9 @@ def _end_after(deadline: float, grace: float, loop_thread: int | None = None) ->
     os._exit(1)
 
 
-_WAITING = frozenset((selectors.__file__, asyncio.base_events.__file__, asyncio.runners.__file__))
-"""Where the loop's thread is when it waits for the next event (the innermost Python frame)."""
+_LOOP = frozenset((asyncio.base_events.__file__, asyncio.runners.__file__))
+"""Where the loop's thread is when it waits for the next event: its selector's wait under the
+loop's ``_run_once``, or (uvloop's, in C) the runner's call."""
 
 
 def _held_at(thread: int | None) -> str:
@@ -370,8 +371,11 @@ def _held_at(thread: int | None) -> str:
     time.sleep(0.2)
     if frame is None or frame is not sys._current_frames().get(thread):
         return ""  # it moved on: busy, not held
-    if frame.f_code.co_filename in _WAITING:
-        return ""  # the loop waits for I/O (in C: uvloop's): nothing holds it
+    waits = frame  # (a step's subprocess.run waits in a selector too: review h44 F4)
+    while waits is not None and waits.f_code.co_filename == selectors.__file__:
+        waits = waits.f_back
+    if waits is not None and waits.f_code.co_filename in _LOOP:
+        return ""  # the loop waits for I/O: nothing holds it
     stdlib = sysconfig.get_paths()["stdlib"]
     while frame is not None and frame.f_code.co_filename.startswith(stdlib):
         frame = frame.f_back
