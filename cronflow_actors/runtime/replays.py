@@ -442,6 +442,14 @@ def _resumable(
     outputs, caught, children = carried_on(state, None, keys=True)
     kept = list(carried_events(state))
     answered = answered_errors(state, outputs)
+    # the root's payload as it was started, not the resume it was handed in turn: each resume
+    # of a resume held the one before's twice (its root, and its root's entry among the
+    # children), and a chain of 20 stored 2 GB a run (h44)
+    root = sources_of(state)[0]
+    root = msgspec.structs.replace(root, outputs={}, payload=_unresumed(root.payload))
+    for n, child in enumerate(children):
+        if child.path == () and not child.place:  # the root's entry: matched by path alone
+            children[n] = msgspec.structs.replace(child, payload=_unresumed(child.payload))
     return Resumed(
         version=state.version,
         outputs=outputs,
@@ -450,5 +458,15 @@ def _resumable(
         kept=kept,
         answered=answered.errors,
         answered_types=answered.types,
-        root=msgspec.structs.replace(sources_of(state)[0], outputs={}),
+        root=root,
     )
+
+
+def _unresumed(stored: Any) -> Any:
+    """A flow run's stored trigger without the resume it was handed (``TriggerEnvelope.
+    resumed``): its steps' outputs are carried apart."""
+    if type(stored) is TriggerEnvelope and stored.resumed is not None:
+        return msgspec.structs.replace(stored, resumed=None)
+    if type(stored) is dict and stored.get("resumed") is not None:
+        return {key: value for key, value in stored.items() if key != "resumed"}
+    return stored
