@@ -371,7 +371,7 @@ def _held_at(thread: int | None) -> str:
     time.sleep(0.2)
     if frame is None or frame is not sys._current_frames().get(thread):
         return ""  # it moved on: busy, not held
-    waits = frame  # (a step's subprocess.run waits in a selector too: review h44 F4)
+    waits: FrameType | None = frame  # (subprocess.run waits in a selector too: review h44 F4)
     while waits is not None and waits.f_code.co_filename == selectors.__file__:
         waits = waits.f_back
     if waits is not None and waits.f_code.co_filename in _LOOP:
