@@ -131,7 +131,7 @@ class Client:
         slug = kind_of.rpartition(":")[2]
         if status == 401:
             if slug == "unknown-token" and detail.startswith("this server takes no tokens"):
-                message = f"{detail}: drop --token (or unset CRONFLOW_TOKEN)"
+                message = f"{detail}: drop --token (or CRONFLOW_TOKEN, or --config's token)"
             elif slug == "unknown-token":
                 message = "the server does not know this token; check --token (or CRONFLOW_TOKEN)"
             elif slug == "malformed-credentials":

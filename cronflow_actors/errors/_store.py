@@ -142,6 +142,8 @@ def _alive(host: str, pid: int) -> bool | None:
     container of the same host name may hold it)."""
     if host != socket.gethostname() or pid <= 0:
         return None
+    if pid == os.getpid():  # this very process: the holder ended, and its pid came round to
+        return False  # this one (a container's PID 1 restarted: retest h44 N2)
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -200,6 +200,9 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
         check_host(self.host)
         if not self.db.strip():  # said with no source (ops h41 F10)
             raise ValueError("db must name a database: ':memory:', a file's path or a URL")
+        if self.app is not None and not self.app.strip():  # (served the bundled example on
+            # the app's database: a template's unset CRONFLOW_APP, retest h44 N8)
+            raise ValueError("app must name the app: a .py file or module:attribute")
         deletion_age(self.retention, "retention")  # "30d", "12h", "0" (keep forever)
         check_url(self.url)
         for name, limit in self.queues.items():
@@ -300,6 +303,12 @@ def _check_variable(key: str, value: str) -> None:
     a setting's name misspelt is refused, where it would be ignored without a word; any other
     is another tool's (``CRONFLOW_ACTORS_COMPILE`` of the build), and left alone."""
     name = key[9:].lower()
+    if name == "config":  # (ignored, serve ran the example on a new file: retest h44 N9)
+        raise ConfigurationError(
+            key,
+            value,
+            "unset: the settings file is given with --config FILE, not by the environment",
+        )
     if name in ("tokens", "queues"):
         shown = "(not shown)" if name == "tokens" else value
         where = f"the --config file's [{name}] table"
@@ -386,9 +395,8 @@ def _beside(loaded: dict[str, Any], folder: Path) -> dict[str, Any]:
             continue
         if key == "app" and not value.endswith(".py"):
             continue  # module:attribute
-        given = Path(value).expanduser()
-        if not given.is_absolute():
-            loaded[key] = os.fspath(folder / given)
+        given = Path(value).expanduser()  # (an app's "~/app.py" was refused: retest h44 N3)
+        loaded[key] = os.fspath(given if given.is_absolute() else folder / given)
     return loaded
 
 

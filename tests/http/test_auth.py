@@ -1097,4 +1097,4 @@ async def test_a_token_sent_to_a_server_without_tokens_is_told_to_send_none(
     assert refused.json()["detail"] == said
     code, _out, err = await cli("runs", "--url", str(client.base_url), env={"CRONFLOW_TOKEN": "x"})
     assert code == 2
-    assert f"{said}: drop --token (or unset CRONFLOW_TOKEN)" in err
+    assert f"{said}: drop --token (or CRONFLOW_TOKEN, or --config's token)" in err

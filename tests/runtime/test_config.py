@@ -320,3 +320,18 @@ def test_paths_in_the_file_are_read_from_its_folder(tmp_path: Path) -> None:
         assert value in (taken.db, taken.app)
     given = load_config(etc / "serve.toml", environ={"CRONFLOW_DB": "here.db"})
     assert given.db == "here.db"  # the environment's and a flag's: from the current folder
+
+
+def test_an_empty_app_variable_and_a_config_variable_are_refused(tmp_path: Path) -> None:
+    """An empty CRONFLOW_APP (a template's unset variable) served the bundled example on the
+    app's database, and CRONFLOW_CONFIG was ignored, serving the example on a new file
+    (retest h44 N8, N9); "~/app.py" in the file was refused where "~/x.db" was read."""
+    with pytest.raises(ConfigurationError, match="app must name the app") as empty:
+        load_config(None, environ={"CRONFLOW_APP": ""})
+    assert "(it came from environment variable CRONFLOW_APP)" in str(empty.value)
+    with pytest.raises(ConfigurationError, match="given with --config FILE"):
+        load_config(None, environ={"CRONFLOW_CONFIG": "serve.toml"})
+    (tmp_path / "serve.toml").write_text('app = "~/flows/app.py"\n')
+    assert load_config(tmp_path / "serve.toml", environ={}).app == str(
+        Path("~/flows/app.py").expanduser()
+    )

@@ -401,8 +401,13 @@ def test_a_lease_held_by_a_process_that_ended_here_says_so() -> None:
     assert "--wait-for-lease (serve, as a supervisor that restarts it should;" in str(gone)
     assert "CRONFLOW_WAIT_FOR_LEASE=1 make run" in str(gone)  # make run takes no flag (h42 F5)
     assert "call its API (POST /runs, cronflow-actors run) instead" in str(gone)  # (h42 F7)
-    for host, pid in ((here, os.getpid()), ("another-host", int(ended.stdout))):
+    for host, pid in ((here, os.getppid()), ("another-host", int(ended.stdout))):
         assert "no process has that pid" not in str(LeaseHeldError("x.db", "r1", host, pid, 3.2))
+    # its pid come round to this process (a container's PID 1, restarted): the holder is gone,
+    # not this one, which waits for its lease (retest h44 N2: "stop it (kill 1)")
+    restarted = str(LeaseHeldError("x.db", "r1", here, os.getpid(), 3.2))
+    assert "(no process has that pid on this host now" in restarted
+    assert "CRONFLOW_WAIT_FOR_LEASE=1 make run" in restarted
 
 
 def test_a_lease_held_by_a_process_running_here_says_to_stop_it_not_to_wait() -> None:
@@ -410,12 +415,12 @@ def test_a_lease_held_by_a_process_running_here_says_to_stop_it_not_to_wait() ->
     which then waited for as long as the first one served (newcomer h44 F1)."""
     import socket
 
-    here = LeaseHeldError("x.db", "r1", socket.gethostname(), os.getpid(), 3.2)
-    assert f"That runtime runs on this host: stop it (kill {os.getpid()}:" in str(here)
+    here = LeaseHeldError("x.db", "r1", socket.gethostname(), os.getppid(), 3.2)
+    assert f"That runtime runs on this host: stop it (kill {os.getppid()}:" in str(here)
     assert "give this one a database of its own (--db; DB=other.db with make run)" in str(here)
     assert "--wait-for-lease would wait until it stops" in str(here)
     assert "CRONFLOW_WAIT_FOR_LEASE=1" not in str(here)
-    elsewhere = LeaseHeldError("x.db", "r1", "another-host", os.getpid(), 3.2)
+    elsewhere = LeaseHeldError("x.db", "r1", "another-host", os.getppid(), 3.2)
     assert "CRONFLOW_WAIT_FOR_LEASE=1 make run" in str(elsewhere)  # it may be ending there
 
 
