@@ -147,9 +147,9 @@ _PUBLISH_KEY = header(
 
 
 def query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
-    """A query parameter; a text one is not empty (``requests.query_text``)."""
+    """A query parameter; a text one is not empty or blank (``requests.query_text``)."""
     if schema.get("type") == "string" and "enum" not in schema:
-        schema = {"minLength": 1, **schema}
+        schema = {"minLength": 1, "pattern": "\\S", **schema}  # (" " too: retest h44 N1)
     return {"name": name, "in": "query", "schema": schema, "description": description}
 
 

@@ -82,6 +82,12 @@ def test_the_document_validates_and_says_what_needs_a_token(tmp_path: Path, toke
     every = (chr(c) for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF and c != ord("/"))
     assert [c for c in every if bool(segment.match(f"a{c}b")) == not_one_line(c)] == ["\t"]
     assert segment.match("a/b") is None
+    # a text query parameter as the server takes it: not empty or blank (retest h44 N1)
+    workflow = document["paths"]["/runs"]["get"]["parameters"]
+    [flow] = [p for p in workflow if p["name"] == "workflow"]
+    assert flow["schema"]["minLength"] == 1
+    assert re.search(flow["schema"]["pattern"], " ") is None
+    assert re.search(flow["schema"]["pattern"], " echoes") is not None
     # what a page of runs leaves out says so (hostile h34 L4: "trigger": null read as none kept)
     run = document["components"]["schemas"]["RunInfo"]["properties"]
     for field in ("trigger", "current_run_id", "migration_pending"):
