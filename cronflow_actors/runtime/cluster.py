@@ -51,7 +51,7 @@ from cronflow_actors.messages.engine import TimerFired, WorkflowCommand
 from cronflow_actors.net.spec import NetSpec
 from cronflow_actors.runtime.instances import InstanceDirectory
 from cronflow_actors.runtime.lifecycle import LifecycleMethods
-from cronflow_actors.runtime.ownership import DatabaseLease, Renewed
+from cronflow_actors.runtime.ownership import DatabaseLease, Renewed, said_if_slow
 from cronflow_actors.store import Store
 from cronflow_actors.store.postgres_cluster import ClusterOps, Posted
 
@@ -193,11 +193,8 @@ class ClusterLease(Renewed):
         self._tasks = [system.create_task(coro, name=name) for coro, name in loops]
         # Waiting for work from other processes is not work in flight here (wait_idle would
         # never return): a plain task, cancelled by release(); the work it takes is the system's
-        self._tasks.append(
-            asyncio.get_running_loop().create_task(
-                self._inbox_forever(system), name="work from other processes"
-            )
-        )
+        inbox, loop = self._inbox_forever(system), asyncio.get_running_loop()
+        self._tasks.append(loop.create_task(inbox, name="work from other processes"))
 
     async def release(self) -> None:
         """Stop the loops and give every held instance up, for the others to claim at once."""
@@ -214,7 +211,8 @@ class ClusterLease(Renewed):
             await self._clock.sleep(pause)
             try:
                 asked_at, pause = self._clock.monotonic(), min(self.duration / 3, 0.5)
-                renewed = await self._store.heartbeat(self.owner, self.duration)
+                beat = self._store.heartbeat(self.owner, self.duration)  # (said: review h44 F5)
+                renewed = await said_if_slow(beat, self.duration, "the process lease's renewal")
                 if not renewed:
                     raise LeaseLostError(repr(self._store), self.owner, None, shared=True)
                 self._renewed(asked_at)

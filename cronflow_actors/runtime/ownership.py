@@ -21,7 +21,7 @@ import socket
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from cronflow_actors.errors import (
     ConfigurationError,
@@ -35,6 +35,8 @@ from cronflow_actors.messages import LeaseRecord
 from cronflow_actors.store import Store
 
 __all__ = ["LEASE_RANGE", "LEASE_SECONDS", "DatabaseLease", "RuntimeLease"]
+
+T = TypeVar("T")
 
 logger = logging.getLogger(__name__)
 
@@ -197,7 +199,7 @@ class DatabaseLease(Renewed):
             await self._store.release_lease("runtime", self.owner)
 
 
-async def said_if_slow(call: Awaitable[None], within: float, what: str) -> None:
+async def said_if_slow(call: Awaitable[T], within: float, what: str) -> T:
     """Await ``call``, saying so once it has taken over ``within`` seconds, and again when it
     ends: a database that does not answer (a frozen or hung disk, a lost server) held every
     write for 25 s with no line in the log (crash h44 F2; ``/readyz`` says it too)."""
@@ -212,9 +214,10 @@ async def said_if_slow(call: Awaitable[None], within: float, what: str) -> None:
                 what,
                 within,
             )
-        await waiting
+        answer = await waiting
     except BaseException:
         waiting.cancel()
         raise
     if not done:
         logger.warning("the database answered %s after %.1f s", what, time.monotonic() - began)
+    return answer

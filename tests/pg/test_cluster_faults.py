@@ -222,3 +222,32 @@ async def test_a_listen_stopped_while_it_connects_leaves_no_connection_open(
         store._closing = False
     finally:
         await store.close()
+
+
+async def test_a_database_that_does_not_answer_the_heartbeat_is_said_and_not_ready(
+    postgres_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """On PostgreSQL a heartbeat the database did not answer was said nowhere, where the
+    SQLite lease's was (review h44 F5); readiness says it overdue on both."""
+    async with runtime(postgres_url, sleeper()) as rt:
+        thawed = asyncio.Event()
+        beat = rt.store.heartbeat  # type: ignore[attr-defined]
+
+        async def frozen(*args: Any) -> Any:
+            await thawed.wait()
+            return await beat(*args)
+
+        rt.store.heartbeat = frozen  # type: ignore[attr-defined]
+        said = "the database has not answered the process lease's renewal for 2 s"
+        for _ in range(80):
+            await asyncio.sleep(0.1)
+            if said in caplog.text and (await rt.readiness())["lease"] != "ok":
+                break
+        assert said in caplog.text
+        assert (await rt.readiness())["lease"].startswith("its renewal is overdue")
+        thawed.set()
+        for _ in range(50):
+            await asyncio.sleep(0.1)
+            if "the database answered the process lease's renewal after" in caplog.text:
+                break
+        assert "the database answered the process lease's renewal after" in caplog.text
