@@ -8,6 +8,7 @@ import contextlib
 import importlib.util
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -415,8 +416,14 @@ def test_the_watchdog_names_where_a_blocking_call_holds_the_event_loop(tmp_path:
     restart ran into it again, and the loop-lag warning comes only once the block ends (devx
     h43 F14). An idle loop (waiting for I/O) is named nowhere."""
     (tmp_path / "hogging.py").write_text(
-        "import subprocess, sys, time\n\ndef hog():\n    time.sleep(30)\n\n"
-        "def waits():\n    subprocess.run(['sleep', '30'], capture_output=True)\n"
+        "import socket, subprocess, sys, time\n\nimport httpx\n\n"
+        "def hog():\n    time.sleep(30)\n\n"
+        "def waits():\n    subprocess.run(['sleep', '30'], capture_output=True)\n\n"
+        "def add(n):\n    return sum(range(n))\n\n"
+        "def spins():\n    while True:\n        add(1000)\n\n"
+        "def calls():\n    server = socket.create_server(('127.0.0.1', 0))\n"
+        "    port = server.getsockname()[1]\n"
+        "    httpx.get(f'http://127.0.0.1:{port}/', timeout=30)\n"
     )
     start = (
         "import threading, asyncio, hogging\n"
@@ -424,10 +431,13 @@ def test_the_watchdog_names_where_a_blocking_call_holds_the_event_loop(tmp_path:
         "threading.Thread(target=_end_after, args=(0.2, 0.1, threading.get_ident())).start()\n"
     )
     said = []
-    # a subprocess waited for in a selector, as the idle loop waits (review h44 F4)
-    for then in ("hogging.hog()", "asyncio.run(asyncio.sleep(30))", "hogging.waits()"):
+    # a subprocess waited for in a selector, as the idle loop waits (review h44 F4); a step
+    # that spins, calling function after function, and one held in a library's call (retest
+    # h44 N7: nothing was said of the first, the library's file of the second)
+    cases = ("hog()", "asyncio.run(asyncio.sleep(30))", "waits()", "spins()", "calls()")
+    for then in cases:
         ended = subprocess.run(
-            [sys.executable, "-c", start + then],
+            [sys.executable, "-c", start + ("" if "asyncio" in then else "hogging.") + then],
             capture_output=True,
             text=True,
             timeout=30,
@@ -436,7 +446,11 @@ def test_the_watchdog_names_where_a_blocking_call_holds_the_event_loop(tmp_path:
         )
         assert ended.returncode == 1
         said.append(ended.stderr)
-    assert f"The event loop was held at {tmp_path / 'hogging.py'}:4 in hog" in said[0]
+    app = tmp_path / "hogging.py"
+    assert f"The event loop was held at {app}:6 in hog" in said[0]
     assert "make it a plain def" in said[0]
     assert "held at" not in said[1]
-    assert f"The event loop was held at {tmp_path / 'hogging.py'}:7 in waits" in said[2]
+    assert f"The event loop was held at {app}:9 in waits" in said[2]
+    assert re.search(rf"The event loop was held at {re.escape(str(app))}:1[56] in spins", said[3])
+    assert "httpcore" in said[4]
+    assert f", called from {app}:21 in calls" in said[4]

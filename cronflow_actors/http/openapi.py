@@ -111,20 +111,12 @@ class _Builder:
         return operation
 
 
-_PATH_TEXT = (
-    "^[^/\\u0000-\\u0008\\u000a-\\u001f\\u007f-\\u009f\\u2028\\u2029\\u202a-\\u202e"
-    "\\u2066-\\u2069]+(?![\\s\\S])"
-)
-"""A path parameter: one segment of one line (``requests.printable_kept``: a tab aside, no control
-character, line separator or bidi control, which the server refuses: hostile h44 F3)."""
-
-
 def path_param(name: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
     return {
         "name": name,
         "in": "path",
         "required": True,
-        "schema": schema or {"type": "string", "minLength": 1, "pattern": _PATH_TEXT},
+        "schema": schema or {"type": "string", "minLength": 1, "pattern": words.PATH_TEXT},
     }
 
 

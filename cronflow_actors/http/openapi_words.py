@@ -13,6 +13,7 @@ __all__ = [
     "KEPT_HEADER",
     "KEY_HEADER",
     "MEANINGS",
+    "PATH_TEXT",
     "PUBLISH_KEY",
     "body_of",
     "signature",
@@ -39,7 +40,7 @@ _PRINTABLE = (
     "\\u3000\\ufeff]*$"
 )
 KEY_HEADER = {"type": "string", "pattern": _PRINTABLE, "minLength": 1}
-"""An idempotency key's header: printable text, not empty (``requests.key_header``: no control
+"""An idempotency key's header: printable text, not empty (``key_headers.key_header``: no control
 character, no space but ' '; the document's pattern leaves out the rarer unprintable ones)."""
 PUBLISH_KEY = {**KEY_HEADER, "maxLength": 200}
 """A publish's key: printable text of up to 200 characters (``runtime/events.py``)."""
@@ -105,3 +106,11 @@ _BODY = (
 def body_of(content: dict[str, Any], required: bool) -> dict[str, Any]:
     """An operation's ``requestBody`` of ``content``, with what every JSON body is held to."""
     return {"description": _BODY, "content": content, "required": required}
+
+
+PATH_TEXT = (
+    "^[^/\\u0000-\\u0008\\u000a-\\u001f\\u007f-\\u009f\\u2028\\u2029\\u202a-\\u202e"
+    "\\u2066-\\u2069]+(?![\\s\\S])"
+)
+"""A path parameter: one segment of one line (``requests.printable_kept``: a tab aside, no control
+character, line separator or bidi control, which the server refuses: hostile h44 F3)."""

@@ -19,11 +19,9 @@ import contextlib
 import errno
 import logging
 import os
-import selectors
 import signal
 import socket
 import sys
-import sysconfig
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -37,6 +35,7 @@ from uvicorn.protocols.http import h11_impl
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from cronflow_actors.errors import ConfigurationError
+from cronflow_actors.http.held import held_at
 from cronflow_actors.http.instrumentation import RequestMetrics
 
 __all__ = ["ServerLimits", "run_servers"]
@@ -348,44 +347,11 @@ def _end_after(deadline: float, grace: float, loop_thread: int | None = None) ->
         f"cronflow-actors: still running {deadline + grace:g} s after the stop began (the "
         f"drain's {deadline:g} s and {grace:g} s more); exiting with what was still running "
         "left unfinished: its runs are durable, and the next start carries them on (a step "
-        f"that was running runs again){_held_at(loop_thread)}",
+        f"that was running runs again){held_at(loop_thread)}",
         file=sys.stderr,
         flush=True,
     )
     os._exit(1)
-
-
-_LOOP = frozenset((asyncio.base_events.__file__, asyncio.runners.__file__))
-"""Where the loop's thread is when it waits for the next event: its selector's wait under the
-loop's ``_run_once``, or (uvloop's, in C) the runner's call."""
-
-
-def _held_at(thread: int | None) -> str:
-    """Where the event loop's thread is held, if it is (not waiting for the next event): the
-    innermost frame outside the standard library, most often a step's blocking call. The
-    loop-lag warning says so only once the block ends, which a stop cut short never sees, and
-    each restart ran into the same step with no line naming it (devx h43 F14)."""
-    if thread is None:
-        return ""
-    frame = sys._current_frames().get(thread)
-    time.sleep(0.2)
-    if frame is None or frame is not sys._current_frames().get(thread):
-        return ""  # it moved on: busy, not held
-    waits: FrameType | None = frame  # (subprocess.run waits in a selector too: review h44 F4)
-    while waits is not None and waits.f_code.co_filename == selectors.__file__:
-        waits = waits.f_back
-    if waits is not None and waits.f_code.co_filename in _LOOP:
-        return ""  # the loop waits for I/O: nothing holds it
-    stdlib = sysconfig.get_paths()["stdlib"]
-    while frame is not None and frame.f_code.co_filename.startswith(stdlib):
-        frame = frame.f_back
-    if frame is None:
-        return ""
-    return (
-        f". The event loop was held at {frame.f_code.co_filename}:{frame.f_lineno} in "
-        f"{frame.f_code.co_name}: a blocking call in an async def step or handler (make it a "
-        "plain def, which runs on the blocking pool)"
-    )
 
 
 class _QuietServer(uvicorn.Server):

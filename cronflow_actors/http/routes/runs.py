@@ -14,14 +14,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from cronflow_actors.http.edge import Edge, json_response, route
+from cronflow_actors.http.key_headers import key_header, no_idempotency_key
 from cronflow_actors.http.problems import Problem, flow_code_problem
-from cronflow_actors.http.requests import (
-    as_sent,
-    key_header,
-    no_idempotency_key,
-    query_int,
-    query_text,
-)
+from cronflow_actors.http.requests import as_sent, query_int, query_text
 from cronflow_actors.runtime import ONE_LINE_PATTERN, PausedRun, RunInfo, Runtime
 from cronflow_actors.runtime.pages import Page
 from cronflow_actors.runtime.runs import REASON_LIMIT

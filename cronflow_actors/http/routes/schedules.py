@@ -19,7 +19,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from cronflow_actors.http.edge import Edge, json_response, route
-from cronflow_actors.http.requests import no_idempotency_key, query_int
+from cronflow_actors.http.key_headers import no_idempotency_key
+from cronflow_actors.http.requests import query_int
 from cronflow_actors.http.routes.runs import ONE_LINE_TEXT, RunId, started
 from cronflow_actors.runtime import FlowTrigger, SchedulePause
 

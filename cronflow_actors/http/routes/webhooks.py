@@ -37,6 +37,7 @@ from cronflow_actors.calls import call_user
 from cronflow_actors.errors import CronflowError, InstanceExistsError
 from cronflow_actors.http.auth import SECRET_HEADERS, Signature, replayed, request_line
 from cronflow_actors.http.edge import Edge, json_response, webhook_route
+from cronflow_actors.http.key_headers import key_header, unread_key
 from cronflow_actors.http.problems import (
     Problem,
     as_problem,
@@ -48,11 +49,9 @@ from cronflow_actors.http.requests import (
     check_media_type,
     decode_json,
     joined_headers,
-    key_header,
     one_header,
     printable_kept,
     read_body,
-    unread_key,
 )
 from cronflow_actors.http.routes.runs import started
 from cronflow_actors.http.routes.webhook_answers import custom_response

@@ -11,8 +11,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from cronflow_actors.http.edge import Edge, json_response, route
+from cronflow_actors.http.key_headers import no_idempotency_key
 from cronflow_actors.http.problems import Problem
-from cronflow_actors.http.requests import no_idempotency_key, query_text
+from cronflow_actors.http.requests import query_text
 from cronflow_actors.http.routes.runs import RunId, cancel_body, canceling
 from cronflow_actors.messages.states import WorkItemVerb
 
