@@ -137,7 +137,7 @@ async def test_flows_says_how_to_fire_a_schedule_and_the_command_it_says_fires_i
         cf.define("zoned")
         .on_schedule("0 9 * * *")
         .on_schedule("0 9 * * *", timezone="Europe/Paris")
-        .on_interval("1m")
+        .on_interval("1d")  # (a day's tick, at midnight UTC: "1m" ticked during the test)
         .step("s", lambda ctx: ctx.payload.get("timezone"))
     )
     _rt, client = await serve([zoned])
@@ -151,7 +151,7 @@ async def test_flows_says_how_to_fire_a_schedule_and_the_command_it_says_fires_i
     )
     code, out, err = await cli("fire", "zoned", "--schedule", "0 9 * * * (UTC)", "--url", url)
     assert code == 0, err
-    code, out, err = await cli("fire", "zoned", "--schedule", "every 1m", "--url", url)
+    code, out, err = await cli("fire", "zoned", "--schedule", "every 1d", "--url", url)
     assert code == 0, err
     runs = (await client.get("/runs", params={"workflow": "zoned"})).json()["runs"]
     assert sorted(str(run.get("output")) for run in runs) == ["None", "UTC"]
