@@ -32,9 +32,6 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
-import msgspec
-
-import cronflow_actors.errors as error_tree
 from cronflow_actors.engine.timers import TimerService
 from cronflow_actors.errors import (
     ConfigurationError,
@@ -52,6 +49,7 @@ from cronflow_actors.net.spec import NetSpec
 from cronflow_actors.runtime.instances import InstanceDirectory
 from cronflow_actors.runtime.lifecycle import LifecycleMethods
 from cronflow_actors.runtime.ownership import DatabaseLease, Renewed, said_if_slow
+from cronflow_actors.runtime.replies import Reply, error_reply, unpack
 from cronflow_actors.store import Store
 from cronflow_actors.store.postgres_cluster import ClusterOps, Posted
 
@@ -60,17 +58,6 @@ __all__ = ["ClusterLease", "ClusterRecovery", "lease_for"]
 logger = logging.getLogger(__name__)
 
 _commands = decoder_for(WorkflowCommand)
-_replies = msgspec.msgpack.Decoder()
-
-
-class _Reply(msgspec.Struct, array_like=True):
-    """The answer to work posted to another process: its result, or the error it raised."""
-
-    ok: bool
-    result: Any = None
-    error_type: str = ""
-    error_args: list[Any] = []
-    error_state: dict[str, Any] = {}
 
 
 class ClusterRecovery(LifecycleMethods):
@@ -212,7 +199,11 @@ class ClusterLease(Renewed):
             try:
                 asked_at, pause = self._clock.monotonic(), min(self.duration / 3, 0.5)
                 beat = self._store.heartbeat(self.owner, self.duration)  # (said: review h44 F5)
-                renewed = await said_if_slow(beat, self.duration, "the process lease's renewal")
+                slow = said_if_slow(beat, self.duration, "the process lease's renewal")
+                try:
+                    renewed = await asyncio.wait_for(slow, 2 * self.duration)
+                except TimeoutError:  # unanswered past its lease twice over: it has lapsed, and
+                    renewed = False  # others take its runs (it ran on for good: review2 h44 F5)
                 if not renewed:
                     raise LeaseLostError(repr(self._store), self.owner, None, shared=True)
                 self._renewed(asked_at)
@@ -399,7 +390,7 @@ class ClusterLease(Renewed):
                 answered.clear()
                 replies = await self._store.answers([posted])
                 if posted in replies:
-                    return _unpack(replies[posted])
+                    return unpack(replies[posted])
                 if not await self._store.is_live(owner):
                     if await self._store.withdraw(posted):
                         assert self._instances is not None
@@ -460,39 +451,10 @@ class ClusterLease(Renewed):
     async def _answer(self, posted: Posted, result: Awaitable[Any]) -> None:
         """Answer posted work with what carrying it out gives."""
         try:
-            reply = _Reply(ok=True, result=await result)
+            reply = Reply(ok=True, result=await result)
         except Exception as error:
-            reply = _error_reply(error)
+            reply = error_reply(error)
         try:
             await self._store.answer(posted, encode(reply))
         except Exception:
             logger.exception("answering work for %s failed", posted.instance_id)
-
-
-def _error_reply(error: Exception) -> _Reply:
-    """An error as data: cronflow's errors come back as themselves, others as their text."""
-    kind = type(error)
-    if getattr(error_tree, kind.__name__, None) is not kind:
-        return _Reply(ok=False, error_type="", error_args=[f"{kind.__name__}: {error}"])
-    state = {}
-    for key, value in vars(error).items():
-        try:
-            encode(value)
-        except (TypeError, msgspec.EncodeError):
-            continue
-        state[key] = value
-    args = [a if isinstance(a, str | int | float | bool | None) else str(a) for a in error.args]
-    return _Reply(ok=False, error_type=kind.__name__, error_args=args, error_state=state)
-
-
-def _unpack(body: bytes) -> Any:
-    reply = msgspec.convert(_replies.decode(body), _Reply)
-    if reply.ok:
-        return reply.result
-    kind = getattr(error_tree, reply.error_type, None) if reply.error_type else None
-    if not (isinstance(kind, type) and issubclass(kind, Exception)):
-        raise RuntimeError(*reply.error_args)
-    error = kind.__new__(kind)
-    Exception.__init__(error, *reply.error_args)
-    vars(error).update(reply.error_state)
-    raise error

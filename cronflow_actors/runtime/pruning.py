@@ -26,10 +26,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
-import uuid
 import weakref
-from collections.abc import Awaitable, Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 from typing import Any
 
 from cronflow_actors.runtime.migration_plans import kept_by_migrations
@@ -41,13 +39,6 @@ logger = logging.getLogger(__name__)
 
 SUCCESSORS = "cronflow:successors"
 """The namespace of the links: a run's id -> ``[the id of the run its work went on in, when]``."""
-
-_TURN = "cronflow:pruning"
-"""The namespace of the database's prune turn (``_Turn``)."""
-
-_TURN_TTL, _TURN_POLL = 60.0, 0.2
-"""Seconds a prune's turn lasts unless renewed (each pass and page renews it), and between
-two asks of a prune that waits for it."""
 
 _STARTING = 60.0
 """Seconds a link to a run not stored is kept: the run may still be starting."""
@@ -86,47 +77,17 @@ async def prune_finished(
     committed: a prune that fails later has deleted those). Kept: the runs a migration under way
     needs (read once: a migration that begins later cancels its run after the cutoff), and each
     run a link names."""
+    # one at a time here (retention's and a caller's: each sees the other's end), and one
+    # process at a time: two at once broke the chain's order, one let a chain's first link go,
+    # the other read the links then, kept nothing of the run after it and deleted it, which a
+    # resume asked again started again (review h44 F1)
     lock = _LOCKS.setdefault(store, asyncio.Lock())
-    async with lock:  # one at a time: retention's and a caller's (each sees the other's end)
-        turn = _Turn(store, now)
-        await turn.take()
-        try:
-            return await _prune(store, finished_before, now, on_page, turn)
-        finally:
-            await turn.give_back()
+    async with lock, store.exclusive("prune", _waiting):
+        return await _prune(store, finished_before, now, on_page)
 
 
-class _Turn:
-    """The database's prune turn: one prune at a time across processes, a key of its own with
-    a lease's expiry, renewed as the prune goes (a process that died lets it lapse). Two
-    processes pruning at once broke the chain's order: one let a chain's first link go, the
-    other read the links then, kept nothing of the run after it and deleted that run, which a
-    resume asked again started again (review h44 F1)."""
-
-    def __init__(self, store: Store, now: float) -> None:
-        self._store, self._token = store, uuid.uuid4().hex
-        self._at, self._began = now, time.monotonic()
-
-    def _now(self) -> float:
-        return self._at + time.monotonic() - self._began
-
-    async def take(self) -> None:
-        said = False
-        while await self._holder() != self._token:
-            if not said:
-                logger.info("another process prunes this database: this prune waits its turn")
-                said = True
-            await asyncio.sleep(_TURN_POLL)
-
-    def _holder(self) -> Awaitable[Any]:
-        return self._store.kv_setdefault(_TURN, "turn", self._token, now=self._now(), ttl=_TURN_TTL)
-
-    async def renew(self) -> None:
-        await self._store.kv_set(_TURN, "turn", self._token, now=self._now(), ttl=_TURN_TTL)
-
-    async def give_back(self) -> None:
-        if await self._store.kv_get(_TURN, "turn", now=self._now(), default=None) == self._token:
-            await self._store.kv_delete(_TURN, "turn")
+def _waiting() -> None:
+    logger.warning("another process prunes this database: this prune waits for its end")
 
 
 async def _prune(
@@ -134,13 +95,11 @@ async def _prune(
     finished_before: float,
     now: float,
     on_page: Callable[[int], object] | None,
-    turn: _Turn,
 ) -> int:
     planned = await kept_by_migrations(store, now)
     takes = _Takes(store, finished_before, planned)
     total = 0
     while True:  # a pass a run of a chain: its earliest run goes first
-        await turn.renew()
         links = await _links(store, now)
         earlier = await _stored(store, links.keys())
         held = {after for run, (after, _at) in links.items() if run in earlier}
@@ -152,7 +111,6 @@ async def _prune(
             finished_before=finished_before, keep=planned | held, keep_keys_of=SUCCESSORS
         ):
             pruned += page
-            await turn.renew()
             if on_page is not None:
                 on_page(page)
         total += pruned

@@ -17,6 +17,7 @@ committed with, read back in order by trace (the run's id), and pruned with the 
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import Any, Protocol, runtime_checkable
 
@@ -390,6 +391,14 @@ class Store(Protocol):
         Returns the new value. Without ``ttl`` an existing expiry is kept. Raises
         ``StateValueError`` and changes nothing if the key holds something that is not a number.
         """
+        ...
+
+    def exclusive(
+        self, name: str, waiting: Callable[[], None]
+    ) -> contextlib.AbstractAsyncContextManager[None]:
+        """A turn of one process at a time at the work ``name`` on this database (pruning),
+        held until the block ends or its process does: no expiry, no clock (``waiting`` is
+        called once if another process holds it first)."""
         ...
 
     async def kv_delete(self, namespace: str, key: str) -> bool:

@@ -9,6 +9,7 @@ needs its instance's snapshot, and a rejected mutation writes nothing.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Collection, Sequence
@@ -75,6 +76,12 @@ class MemoryStore(MemorySpans, MemoryQueue, MemoryKv):
         self._failure: BaseException | None = None
         self._stats = StoreStatistics()
         self._observer: CommitObserver | None = None
+
+    def exclusive(
+        self, name: str, waiting: Callable[[], None]
+    ) -> contextlib.AbstractAsyncContextManager[None]:
+        """None needed: a memory store is one process's."""
+        return contextlib.nullcontext()
 
     def __repr__(self) -> str:
         return "MemoryStore()"

@@ -15,8 +15,10 @@ the server is configured; on by default).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -40,8 +42,9 @@ from cronflow_actors.store.postgres_migrations import (
     latest_postgres_version,
 )
 from cronflow_actors.store.postgres_reads import PostgresReads
-from cronflow_actors.store.postgres_sql import DB_NOW
+from cronflow_actors.store.postgres_sql import DB_NOW, TAKE_TURN
 from cronflow_actors.store.postgres_writer import PostgresWriter
+from cronflow_actors.store.turns import POLL
 
 __all__ = ["URL_SCHEMES", "PostgresStore", "is_postgres_url"]
 
@@ -145,6 +148,22 @@ class PostgresStore(ClusterOps, GroupWrites, PostgresReads):
         self._relisten: asyncio.Task[None] | None = None
         self._closing = False
         self._observer: CommitObserver | None = None
+
+    @contextlib.asynccontextmanager
+    async def exclusive(self, name: str, waiting: Callable[[], None]) -> AsyncIterator[None]:
+        """A session advisory lock on a connection of its own: the server lets it go with the
+        session, a process that died included."""
+        connection = await self._connect()
+        try:
+            said = False
+            while not await connection.fetchval(TAKE_TURN, f"cronflow-{name}"):
+                if not said:
+                    waiting()
+                    said = True
+                await asyncio.sleep(POLL)
+            yield
+        finally:
+            await connection.close()  # (its session's lock with it)
 
     def __repr__(self) -> str:
         return f"PostgresStore({self.name!r})"

@@ -142,6 +142,8 @@ COMMITTED a delete reads the keys as its statement began: a key another process 
 the delete ran was not seen, and the run it kept went (retest3 h42 N1). So a delete begins once
 every such set under way has committed, and a set waits for a delete under way to commit."""
 KEPT = "SELECT pg_advisory_xact_lock_shared(hashtext('cronflow-keep:' || $1))"
+TAKE_TURN = "SELECT pg_try_advisory_lock(hashtext($1))"
+"""``PostgresStore.exclusive``: a session's lock, held until its session ends."""
 UPSERT_LEASE = f"""
     INSERT INTO leases ({LEASE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)
     ON CONFLICT (scope) DO UPDATE SET

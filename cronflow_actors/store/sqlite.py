@@ -11,11 +11,13 @@ the event loop), the shared statements and row mappings in ``_sql.py``, the sche
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import sqlite3
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +40,7 @@ from cronflow_actors.store._protocol import (
 from cronflow_actors.store._reads import SQLiteReads
 from cronflow_actors.store._writer import GroupWriter
 from cronflow_actors.store._writes import GroupWrites
+from cronflow_actors.store.turns import file_turn
 
 __all__ = ["SQLiteStore"]
 
@@ -114,6 +117,14 @@ class SQLiteStore(GroupWrites, SQLiteReads):
         self._reader: aiosqlite.Connection | None = None
         self._closing = False
         self._observer: CommitObserver | None = None
+
+    def exclusive(
+        self, name: str, waiting: Callable[[], None]
+    ) -> contextlib.AbstractAsyncContextManager[None]:
+        """A lock file beside the database (``store/turns.py``); none in memory."""
+        if self._in_memory:
+            return contextlib.nullcontext()
+        return file_turn(f"{self.path}-{name}.lock", waiting)
 
     def __repr__(self) -> str:
         return f"SQLiteStore({self.path!r}, synchronous={self.synchronous!r})"

@@ -251,3 +251,49 @@ async def test_a_database_that_does_not_answer_the_heartbeat_is_said_and_not_rea
             if "the database answered the process lease's renewal after" in caplog.text:
                 break
         assert "the database answered the process lease's renewal after" in caplog.text
+
+
+async def test_a_prune_turn_waits_for_its_holder_and_ends_with_its_session(
+    postgres_url: str,
+) -> None:
+    """Prunes of one database take turns by a session's advisory lock, which the server lets
+    go with the session (review2 h44 F1: a turn timed by each process's clock lapsed)."""
+    holder = await asyncpg.connect(postgres_url)  # another process's turn, taken first
+    store = PostgresStore(postgres_url)
+    await store.open()
+    try:
+        await holder.execute("SELECT pg_advisory_lock(hashtext('cronflow-prune'))")
+        waited: list[bool] = []
+
+        async def take() -> None:
+            async with store.exclusive("prune", lambda: waited.append(True)):
+                pass
+
+        taking = asyncio.ensure_future(take())
+        await asyncio.sleep(0.6)
+        assert waited == [True]
+        assert not taking.done()
+        holder.terminate()  # its process died: the server ends the session, and its lock
+        await asyncio.wait_for(taking, 10)
+    finally:
+        holder.terminate()
+        await store.close()
+
+
+async def test_a_heartbeat_never_answered_ends_the_process_lease(postgres_url: str) -> None:
+    """A heartbeat the database never answered left the process "running" for good, not ready,
+    while another took its runs over (review2 h44 F5): unanswered past its lease twice over,
+    the lease has lapsed, and the runtime fails as one that lost it does."""
+    async with runtime(postgres_url, sleeper()) as rt:
+        never = asyncio.Event()
+
+        async def hung(*args: Any) -> Any:
+            await never.wait()
+
+        rt.store.heartbeat = hung  # type: ignore[attr-defined]
+        for _ in range(100):
+            await asyncio.sleep(0.1)
+            if rt.state == "failed":
+                break
+        assert rt.state == "failed"
+        assert "lost its lease" in str(rt.failure)
