@@ -269,7 +269,7 @@ def load_config(
     data: dict[str, Any] = {}
     origin: dict[str, str] = {}
     if path is not None:
-        loaded = _beside(_read(path), Path(path).parent)
+        loaded = _beside(_read(path), path)
         data.update(loaded)
         origin.update(dict.fromkeys(loaded, f"{path}"))
     for key, value in (environ if environ is not None else os.environ).items():
@@ -383,7 +383,7 @@ def _read(path: str | os.PathLike[str]) -> dict[str, Any]:
     return loaded
 
 
-def _beside(loaded: dict[str, Any], folder: Path) -> dict[str, Any]:
+def _beside(loaded: dict[str, Any], path: str | os.PathLike[str]) -> dict[str, Any]:
     """The file's ``db`` and ``app`` paths, a relative one read from the file's folder, as a
     file beside it would be: they were read from the current folder, so a service started
     from ``/`` served another app or a new empty database (devx h43 F12). A URL, ``:memory:``
@@ -395,8 +395,13 @@ def _beside(loaded: dict[str, Any], folder: Path) -> dict[str, Any]:
             continue
         if key == "app" and not value.endswith(".py"):
             continue  # module:attribute
-        given = Path(value).expanduser()  # (an app's "~/app.py" was refused: retest h44 N3)
-        loaded[key] = os.fspath(given if given.is_absolute() else folder / given)
+        try:  # (an app's "~/app.py" was refused: retest h44 N3)
+            given = Path(value).expanduser()
+        except RuntimeError:  # "~nosuchuser/...": a traceback (review2 h44 F6)
+            raise ConfigurationError(
+                key, value, f"a path whose ~user is a user of this machine (it came from {path})"
+            ) from None
+        loaded[key] = os.fspath(given if given.is_absolute() else Path(path).parent / given)
     return loaded
 
 

@@ -335,3 +335,11 @@ def test_an_empty_app_variable_and_a_config_variable_are_refused(tmp_path: Path)
     assert load_config(tmp_path / "serve.toml", environ={}).app == str(
         Path("~/flows/app.py").expanduser()
     )
+
+
+def test_a_home_of_no_user_in_the_file_is_refused_naming_it(tmp_path: Path) -> None:
+    """``app = "~nosuchuser/app.py"`` ended in a traceback (review2 h44 F6)."""
+    config = tmp_path / "serve.toml"
+    config.write_text('app = "~nosuchuser-h44/app.py"\n')
+    with pytest.raises(ConfigurationError, match="a path whose ~user is a user of this machine"):
+        load_config(config, environ={})
