@@ -48,7 +48,7 @@ from cronflow_actors.messages.engine import TimerFired, WorkflowCommand
 from cronflow_actors.net.spec import NetSpec
 from cronflow_actors.runtime.instances import InstanceDirectory
 from cronflow_actors.runtime.lifecycle import LifecycleMethods
-from cronflow_actors.runtime.ownership import DatabaseLease, Renewed, said_if_slow
+from cronflow_actors.runtime.ownership import STARTING, DatabaseLease, Renewed, said_if_slow
 from cronflow_actors.runtime.replies import Reply, error_reply, unpack
 from cronflow_actors.store import Store
 from cronflow_actors.store.postgres_cluster import ClusterOps, Posted
@@ -165,7 +165,8 @@ class ClusterLease(Renewed):
 
     async def acquire(self) -> None:
         asked_at = self._clock.monotonic()
-        await self._store.join_cluster(self.owner, self.host, self.pid, self.duration)
+        joining = self._store.join_cluster(self.owner, self.host, self.pid, self.duration)
+        await said_if_slow(joining, self.duration, "the process lease's take", STARTING)
         self.held = True
         self._renewed(asked_at)
 

@@ -9,7 +9,7 @@ import contextlib
 import itertools
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Self
 
 from cronflow_actors.engine.actors import ActionActor, WorkItemActor
@@ -29,7 +29,7 @@ from cronflow_actors.net.durations import parse_duration
 from cronflow_actors.net.spec import NetSpec
 from cronflow_actors.runtime.config import deletion_age
 from cronflow_actors.runtime.database import open_when_free
-from cronflow_actors.runtime.ownership import RuntimeLease
+from cronflow_actors.runtime.ownership import STARTING, RuntimeLease, said_if_slow
 from cronflow_actors.runtime.parts import RuntimeParts
 from cronflow_actors.runtime.pinning import Block, is_held
 from cronflow_actors.runtime.pruning import prune_finished
@@ -262,8 +262,12 @@ class LifecycleMethods(RuntimeParts):
         """Open the store; a file whose schema this version upgrades is refused while another
         runtime owns it (``LeaseHeldError``: one of the version that wrote it, which the upgrade
         would break), and waited for with ``wait_for_lease``, as the lease itself is."""
+
+        def opening() -> Awaitable[None]:  # a frozen disk is said (retest-edge h44 N5)
+            return said_if_slow(self.store.open(), self.lease.duration, "its opening", STARTING)
+
         if not self.lease.waits:
-            await self.store.open()
+            await opening()
             return
 
         def stop_asked() -> None:
@@ -271,7 +275,7 @@ class LifecycleMethods(RuntimeParts):
                 raise StartGivenUpError() from None
 
         await open_when_free(
-            self.store.open,
+            opening,
             say=lambda held: logger.warning("%s; waiting for it to stop (--wait-for-lease)", held),
             sleep=self.clock.sleep,
             check=stop_asked,

@@ -133,17 +133,17 @@ class DatabaseLease(Renewed):
         announced = False
         while True:
             now, asked_at = self._clock.now(), self._clock.monotonic()
+            record = LeaseRecord(
+                owner=self.owner,
+                host=self.host,
+                pid=self.pid,
+                acquired_at=now,
+                renewed_at=now,
+                expires_at=now + self.duration,
+            )
             try:
-                await self._store.acquire_lease(
-                    LeaseRecord(
-                        owner=self.owner,
-                        host=self.host,
-                        pid=self.pid,
-                        acquired_at=now,
-                        renewed_at=now,
-                        expires_at=now + self.duration,
-                    )
-                )
+                taking = self._store.acquire_lease(record)
+                await said_if_slow(taking, self.duration, "the database lease's take", STARTING)
             except LeaseHeldError as held:
                 if not self.waits:
                     raise
@@ -199,20 +199,27 @@ class DatabaseLease(Renewed):
             await self._store.release_lease("runtime", self.owner)
 
 
-async def said_if_slow(call: Awaitable[T], within: float, what: str) -> T:
-    """Await ``call``, saying so once it has taken over ``within`` seconds, and again when it
-    ends: a database that does not answer (a frozen or hung disk, a lost server) held every
-    write for 25 s with no line in the log (crash h44 F2; ``/readyz`` says it too). A timer,
-    not a task: the answer comes in time at every beat."""
+RUNNING = "every write waits, and /readyz says not ready"
+"""What waits on a running runtime's database that does not answer."""
+STARTING = "the runtime's start waits for it (serve takes no connection meanwhile)"
+"""What waits on a starting runtime's (retest-edge h44 N5: a frozen disk at the start was
+silent)."""
+
+
+async def said_if_slow(call: Awaitable[T], within: float, what: str, meanwhile: str = RUNNING) -> T:
+    """Await ``call``, saying so once it has taken over ``within`` seconds (with what waits
+    ``meanwhile``), and again when it ends: a database that does not answer (a frozen or hung
+    disk, a lost server) held every write for 25 s with no line in the log (crash h44 F2;
+    ``/readyz`` says it too). A timer, not a task: the answer comes in time at every beat."""
     began, said = time.monotonic(), []
 
     def waiting() -> None:
         said.append(True)
         logger.warning(
-            "the database has not answered %s for %g s (a frozen or hung disk, a lost "
-            "server?): every write waits, and /readyz says not ready",
+            "the database has not answered %s for %g s (a frozen or hung disk, a lost server?): %s",
             what,
             within,
+            meanwhile,
         )
 
     late = asyncio.get_running_loop().call_later(within, waiting)

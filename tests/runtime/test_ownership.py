@@ -454,3 +454,38 @@ async def test_a_database_that_does_not_answer_the_lease_is_said_and_not_ready(
                 break
         assert (await rt.readiness())["lease"] == "ok"
         assert "the database answered the database lease's renewal after" in caplog.text
+
+
+async def test_a_database_that_does_not_answer_as_the_runtime_starts_is_said(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A frozen disk at the start held it with no line in the log (retest-edge h44 N5): the
+    opening and the lease's first take are said when late, and again when answered."""
+    for late in ("open", "acquire_lease"):
+        rt = cf.Runtime(db=tmp_path / f"{late}.db", lease_seconds=0.6)
+        thawed, store = asyncio.Event(), rt.store
+        answer = getattr(store, late)
+
+        async def frozen(
+            *args: Any, answer: Any = answer, thawed: asyncio.Event = thawed, **kwargs: Any
+        ) -> Any:
+            await thawed.wait()
+            return await answer(*args, **kwargs)
+
+        setattr(store, late, frozen)
+        starting = asyncio.ensure_future(rt.start())
+        what = "its opening" if late == "open" else "the database lease's take"
+        said = f"the database has not answered {what} for 0.6 s"
+        for _ in range(50):
+            await asyncio.sleep(0.1)
+            if said in caplog.text:
+                break
+        assert said in caplog.text
+        assert "the runtime's start waits for it (serve takes no connection" in caplog.text
+        assert not starting.done()
+        thawed.set()
+        await starting
+        assert f"the database answered {what} after" in caplog.text
+        assert rt.state == "running"
+        await rt.stop()
+        caplog.clear()
