@@ -78,10 +78,12 @@ def start(
     *extra: str,
     port: int | None = None,
     open_files: tuple[int, int] | None = None,
+    logs: Path | None = None,
 ) -> Served:
-    """``serve app`` on ``db``; ``open_files``: its (soft, hard) limit of open files."""
+    """``serve app`` on ``db``; ``open_files``: its (soft, hard) limit of open files; its log
+    in the folder ``logs`` (the database's by default)."""
     port = port or free_port()
-    log = db.parent / f"serve-{port}.log"
+    log = (logs or db.parent) / f"serve-{port}.log"
     handle = log.open("wb")
     command = [sys.executable, "-m", "cronflow_actors", "serve", app, "--db", str(db)]
     if open_files is not None:  # (util-linux's prlimit: no preexec_fn in a threaded process)

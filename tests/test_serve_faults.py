@@ -64,7 +64,7 @@ def tmpfs(path: Path, size: str) -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(path)], check=False)
 
 
-def serve(db: Path, *extra: str) -> Served:
+def serve(db: Path, *extra: str, logs: Path | None = None) -> Served:
     served = start(
         APP,
         db,
@@ -75,6 +75,7 @@ def serve(db: Path, *extra: str) -> Served:
         "--log-level",
         "info",
         *extra,
+        logs=logs,
     )
     STARTED.append(served)
     assert served.up(), served.output()

@@ -21,7 +21,7 @@ from starlette.middleware import Middleware
 from cronflow_actors.http import console
 from cronflow_actors.http.auth import Tokens
 from cronflow_actors.http.big_bodies import BigBodies
-from cronflow_actors.http.edge import Edge, OneFraming
+from cronflow_actors.http.edge import CutByStop, Edge, OneFraming
 from cronflow_actors.http.hosts import AllowedHosts
 from cronflow_actors.http.instrumentation import RequestMetrics, documented_answers
 from cronflow_actors.http.openapi import openapi_document
@@ -121,6 +121,7 @@ def create_app(
                 routes=routes,
                 answers=documented_answers(document),
             ),
+            Middleware(CutByStop, runtime=runtime),
             Middleware(OneFraming),
             *_host_check(allowed_hosts),
             Middleware(KnownQueries, taken=documented_queries(document), routes=routes),

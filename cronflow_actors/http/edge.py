@@ -4,6 +4,7 @@ allows)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -12,7 +13,7 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cronflow_actors.http.auth import BearerAuth, Caller, Signatures, Tokens
 from cronflow_actors.http.problems import CLOSE, Problem, flow_code_problem, problem_response
@@ -26,7 +27,15 @@ from cronflow_actors.http.requests import (
 from cronflow_actors.messages import Principal
 from cronflow_actors.runtime import Runtime
 
-__all__ = ["Edge", "Handler", "OneFraming", "json_response", "route", "webhook_route"]
+__all__ = [
+    "CutByStop",
+    "Edge",
+    "Handler",
+    "OneFraming",
+    "json_response",
+    "route",
+    "webhook_route",
+]
 
 Handler = Callable[[Request], Awaitable[Response]]
 B = TypeVar("B")
@@ -60,6 +69,44 @@ class OneFraming:
                 await refused(scope, receive, send)
                 return
         await self.app(scope, receive, send)
+
+
+class CutByStop:
+    """Answers a request the server's stop cut before its answer (uvicorn cancels what still
+    runs once the drain's time is up: a write waiting on a frozen disk, say) with a 503 that says
+    the outcome is unknown: it ended in a 500 and a traceback in the log (retest-edge h44 N6).
+    A cancel while the runtime is not stopping (another server's, for a client gone) is the
+    caller's, and goes on as it came."""
+
+    def __init__(self, app: ASGIApp, runtime: Runtime) -> None:
+        self.app = app
+        self._runtime = runtime
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        began = False
+
+        async def sending(message: Message) -> None:
+            nonlocal began
+            began = began or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        except asyncio.CancelledError:
+            if began or not self._runtime.draining:
+                raise
+            detail = (
+                "the server stopped before it answered (its drain timeout passed while this "
+                "request waited; the database did not answer?): what it asked may or may not "
+                "have been done. Ask again once the server is back (with the same "
+                "Idempotency-Key where the route takes one), or read the run's state first"
+            )
+            headers = {**CLOSE, "Retry-After": "5"}
+            cut = problem_response(503, "unavailable", detail, headers=headers)
+            await cut(scope, receive, send)
 
 
 def origin_form(scope: Scope) -> Scope:

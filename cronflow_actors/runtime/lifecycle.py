@@ -204,6 +204,11 @@ class LifecycleMethods(RuntimeParts):
         self._waiters.clear()
         self.state = "stopped"
 
+    @property
+    def draining(self) -> bool:
+        """Whether a stop has begun (``begin_drain``, ``stop``): the work in flight ends now."""
+        return self._drain_begun.is_set()
+
     def begin_drain(self) -> None:
         """The first half of ``stop(drain=...)``, at once: no new step starts (a run's next step, a
         retry; a started run waits at its first), nor a run waiting in line; schedules and polls
