@@ -116,6 +116,13 @@ def test_a_bad_setting_is_reported_and_exits_non_zero(tmp_path: Path) -> None:
         assert "SQLite said: file is not a database" in refused.stderr
         assert "Traceback" not in refused.stderr
     assert text.read_text() == "hello, not a database\n" * 100  # untouched
+    # a ~user no user of the machine has (a quoted one from a unit file or an .env): refused,
+    # where it ended in a traceback (retest h45 N6)
+    for command in (["db", "migrate", "--create"], ["serve", "--port", "0"]):
+        nouser = cli(*command, "--db", "~no-such-user-here/x.db")
+        assert nouser.returncode == 2, nouser.stderr
+        assert "expected a path whose ~user is a user of this machine" in nouser.stderr
+        assert "Traceback" not in nouser.stderr
 
 
 def test_an_unknown_option_is_refused_by_its_command_with_the_one_it_meant() -> None:

@@ -41,14 +41,20 @@ def store_for(db: str | os.PathLike[str], *, synchronous: str = "FULL") -> Store
         raise ConfigurationError(
             "db", db, "':memory:', the path of a SQLite database file or a postgresql:// URL"
         )
-    if Path(db).expanduser().is_dir():  # refused before SQLite tries (and leaves a thread)
+    try:
+        path = Path(db).expanduser()
+    except RuntimeError:  # "~nosuchuser/x.db" from --db or CRONFLOW_DB: a traceback (retest
+        raise ConfigurationError(  # h45 N6; a --config file's is refused as it is read)
+            "db", os.fspath(db), "a path whose ~user is a user of this machine"
+        ) from None
+    if path.is_dir():  # refused before SQLite tries (and leaves a thread)
         raise ConfigurationError(
             "db", os.fspath(db), "the path of a SQLite database file, not of a folder"
         )
-    folder = Path(db).expanduser().resolve().parent
+    folder = path.resolve().parent
     if not folder.is_dir():
         raise ConfigurationError("db", os.fspath(db), f"a file in an existing folder ({folder})")
-    return SQLiteStore(Path(db).expanduser(), synchronous=synchronous)
+    return SQLiteStore(path, synchronous=synchronous)
 
 
 async def open_store(db: str | os.PathLike[str], *, synchronous: str = "FULL") -> Store:
