@@ -261,6 +261,33 @@ def test_db_prune_refuses_a_bare_number_and_deletes_nothing(tmp_path: Path) -> N
     assert none_left.stdout.startswith("pruned 0 finished runs older than 0d (finished before ")
 
 
+def test_db_prune_waits_its_turn_saying_so_and_ctrl_c_ends_it_without_a_traceback(
+    tmp_path: Path,
+) -> None:
+    """Ctrl-C, a waiting prune's natural answer, ended in a traceback (retest h45 N4)."""
+    import fcntl
+    import signal
+
+    db = tmp_path / "turn.db"
+    assert cli("db", "migrate", "--create", "--db", str(db)).returncode == 0
+    held = os.open(f"{db}-prune.lock", os.O_RDONLY | os.O_CREAT)
+    fcntl.flock(held, fcntl.LOCK_EX)  # another process's prune
+    command = [sys.executable, "-m", "cronflow_actors", "db", "prune", "--db", str(db)]
+    try:
+        with subprocess.Popen(
+            [*command, "--older-than", "1s"], stderr=subprocess.PIPE, text=True
+        ) as waiting:
+            assert waiting.stderr is not None
+            said = waiting.stderr.readline()
+            assert "another process prunes this database: this prune waits for its end" in said
+            waiting.send_signal(signal.SIGINT)
+            assert waiting.wait(30) == 130
+            stopped = waiting.stderr.read()
+        assert stopped == "\ncronflow-actors: stopped (Ctrl-C); what was done is kept\n"
+    finally:
+        os.close(held)
+
+
 def test_serve_refuses_a_retention_without_a_unit(tmp_path: Path) -> None:
     for given in (["--retention", "5"], ["--config", str(tmp_path / "c.toml")]):
         (tmp_path / "c.toml").write_text('retention = "5"\n')

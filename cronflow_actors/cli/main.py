@@ -489,6 +489,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CronflowError as error:
         print(f"cronflow-actors: error: {error}", file=sys.stderr)
         return int(Exit.USAGE)
+    except KeyboardInterrupt:  # Ctrl-C as db prune waits its turn: a traceback (retest h45 N4)
+        print("\ncronflow-actors: stopped (Ctrl-C); what was done is kept", file=sys.stderr)
+        return 130
     except BrokenPipeError:  # read by `head` or the like, which stopped reading: not an error
         # what is still buffered for stdout would fail again as Python exits
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

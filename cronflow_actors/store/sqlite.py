@@ -121,10 +121,12 @@ class SQLiteStore(GroupWrites, SQLiteReads):
     def exclusive(
         self, name: str, waiting: Callable[[], None]
     ) -> contextlib.AbstractAsyncContextManager[None]:
-        """A lock file beside the database (``store/turns.py``); none in memory."""
+        """A lock file beside the database (``store/turns.py``), named by the file's own path:
+        a symlink to it had a lock of its own, and two prunes ran at once (retest h45 N1);
+        none in memory."""
         if self._in_memory:
             return contextlib.nullcontext()
-        return file_turn(f"{self.path}-{name}.lock", waiting)
+        return file_turn(f"{Path(self.path).expanduser().resolve()}-{name}.lock", waiting)
 
     def __repr__(self) -> str:
         return f"SQLiteStore({self.path!r}, synchronous={self.synchronous!r})"

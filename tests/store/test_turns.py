@@ -5,11 +5,17 @@ outlive (review2 h44 F1: a turn timed by each process's clock lapsed, and two ra
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import os
 import signal
+import stat
 import sys
+import time
 from pathlib import Path
 
+import pytest
+
+from cronflow_actors.errors import ConfigurationError
 from cronflow_actors.store import SQLiteStore
 
 
@@ -46,4 +52,109 @@ async def test_a_turn_waits_for_its_holder_and_ends_with_its_process(tmp_path: P
         if holder.returncode is None:
             holder.kill()
         await holder.wait()
+        await store.close()
+
+
+def _held_elsewhere(lock: Path) -> bool:
+    """Whether another open file holds ``lock`` (an ``flock`` of this process's own new open
+    file is refused then too)."""
+    descriptor = os.open(lock, os.O_RDONLY)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(descriptor)
+    return False
+
+
+async def test_a_database_named_through_a_symlink_shares_its_turn(tmp_path: Path) -> None:
+    """A symlink to the file had a lock file of its own: two prunes ran at once (retest h45
+    N1)."""
+    (tmp_path / "real").mkdir()
+    real = tmp_path / "real" / "s.db"
+    (tmp_path / "link.db").symlink_to(real)
+    stores = [SQLiteStore(real), SQLiteStore(tmp_path / "link.db")]
+    for store in stores:
+        await store.open()
+    try:
+        async with stores[0].exclusive("prune", lambda: None):
+            waited: list[bool] = []
+
+            async def take() -> None:
+                async with stores[1].exclusive("prune", lambda: waited.append(True)):
+                    pass
+
+            taking = asyncio.ensure_future(take())
+            await asyncio.sleep(0.4)
+            assert waited == [True]
+            assert not taking.done()
+        await asyncio.wait_for(taking, 5)
+        assert not (tmp_path / "link.db-prune.lock").exists()
+    finally:
+        for store in stores:
+            await store.close()
+
+
+def _forked() -> int:
+    """A child of this process that sleeps (a step's multiprocessing, a pool of processes)."""
+    child = os.fork()
+    if child == 0:
+        time.sleep(30)
+        os._exit(0)
+    return child
+
+
+def _alive(child: int) -> bool:
+    return os.waitpid(child, os.WNOHANG) == (0, 0)
+
+
+def _kill(child: int) -> None:
+    os.kill(child, signal.SIGKILL)
+    os.waitpid(child, 0)
+
+
+async def test_a_child_forked_during_a_turn_does_not_keep_it(tmp_path: Path) -> None:
+    """An ``flock`` belongs to the open file a forked child shares: a child forked by a step
+    as a prune ran held the turn for its whole life (retest h45 N5)."""
+    store = SQLiteStore(tmp_path / "forked.db")
+    await store.open()
+    lock = Path(f"{tmp_path / 'forked.db'}-prune.lock")
+    try:
+        async with store.exclusive("prune", lambda: None):
+            child = _forked()
+            assert _held_elsewhere(lock)
+        for _ in range(50):  # (the child closes its copy as it begins: a moment)
+            if not _held_elsewhere(lock):
+                break
+            await asyncio.sleep(0.05)
+        assert not _held_elsewhere(lock)  # the child lives on
+        assert _alive(child)
+    finally:
+        _kill(child)
+        await store.close()
+
+
+async def test_a_lock_file_is_readable_by_all_and_one_that_cannot_be_opened_is_said(
+    tmp_path: Path,
+) -> None:
+    """A lock file made ``0600`` by one user (a ``sudo db prune``) stopped another user's
+    prunes for good, in a traceback or a warning each pass (retest h45 N3)."""
+    store = SQLiteStore(tmp_path / "mode.db")
+    await store.open()
+    try:
+        async with store.exclusive("prune", lambda: None):
+            pass
+        lock = f"{tmp_path / 'mode.db'}-prune.lock"
+        assert os.stat(lock).st_mode & stat.S_IROTH  # (under the usual umask, 022)
+        os.unlink(lock)
+        os.mkdir(lock)  # a lock file that cannot be opened
+        with pytest.raises(ConfigurationError) as refused:
+            async with store.exclusive("prune", lambda: None):
+                raise AssertionError("no turn is taken")
+        assert f"a lock on the file {lock}, which cannot be opened (Is a directory)" in str(
+            refused.value
+        )
+        assert "remove it, or let this process's user read it" in str(refused.value)
+    finally:
         await store.close()
