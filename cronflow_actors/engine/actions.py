@@ -27,6 +27,7 @@ from cronflow_actors.errors import (
     refusing_call,
     validation_path,
 )
+from cronflow_actors.messages import to_schema
 from cronflow_actors.messages.engine import Principal
 from cronflow_actors.net.builder import ActionSpec
 
@@ -58,7 +59,7 @@ async def pass_boundary(
     converted = payload
     if custom is not None and custom.schema is not None:
         try:
-            converted = msgspec.convert(payload, custom.schema)
+            converted = to_schema(payload, custom.schema)
         except msgspec.ValidationError as error:
             path = validation_path(error)
             raise InvalidPayloadError(element, action, str(error), path) from None

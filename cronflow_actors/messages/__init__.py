@@ -15,6 +15,7 @@ from cronflow_actors.messages.base import (
     plain,
     plain_copy,
     storable_attributes,
+    to_schema,
     without_secrets,
 )
 from cronflow_actors.messages.engine import Principal
@@ -48,5 +49,6 @@ __all__ = [
     "plain",
     "plain_copy",
     "storable_attributes",
+    "to_schema",
     "without_secrets",
 ]

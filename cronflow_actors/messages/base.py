@@ -30,6 +30,7 @@ __all__ = [
     "plain",
     "plain_copy",
     "storable_attributes",
+    "to_schema",
     "without_secrets",
 ]
 
@@ -83,6 +84,37 @@ def plain(value: Any) -> Any:
         return value
     builtins = msgspec.to_builtins(value, builtin_types=_BYTES)
     return _plain_decoder.decode(_msgpack_encoder.encode(builtins))
+
+
+def to_schema(payload: Any, schema: Any) -> Any:
+    """``payload`` (plain JSON values) converted to ``schema`` (a payload's declared type), as
+    msgspec converts it, but for a whole number written with a fraction (``3846.0``) where an
+    ``int`` is declared, which JSON Schema counts as an integer: a client that wrote one, as
+    ``/openapi.json`` allows, was refused (hostile h45 F1). Then the payload's whole floats are
+    read as integers; ``3846.5`` is still refused. Raises ``msgspec.ValidationError`` (what is
+    wrong once whole numbers are integers)."""
+    try:
+        return msgspec.convert(payload, schema)
+    except msgspec.ValidationError:
+        whole = _whole(payload)
+        if whole is payload:
+            raise
+        return msgspec.convert(whole, schema)  # (what is wrong but whole numbers, if any)
+
+
+def _whole(value: Any) -> Any:
+    """``value`` with each float that is a whole number an int (the same object if none is)."""
+    if type(value) is float:
+        return int(value) if value.is_integer() else value
+    if type(value) is list:
+        items = [_whole(item) for item in value]
+        changed = any(new is not old for new, old in zip(items, value, strict=True))
+        return items if changed else value
+    if type(value) is dict:
+        entries = {key: _whole(item) for key, item in value.items()}
+        changed = any(entries[key] is not item for key, item in value.items())
+        return entries if changed else value
+    return value
 
 
 def storable_attributes(error: BaseException) -> dict[str, Any] | None:

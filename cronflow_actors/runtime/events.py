@@ -45,7 +45,7 @@ from cronflow_actors.errors import (
 from cronflow_actors.flow.envelope import TriggerEnvelope
 from cronflow_actors.flow.triggers import check_event_name, schema_path
 from cronflow_actors.kernel import Clock
-from cronflow_actors.messages import Message, Principal, WaitRecord
+from cronflow_actors.messages import Message, Principal, WaitRecord, to_schema
 from cronflow_actors.messages.engine import DeliverEvent
 from cronflow_actors.messages.migrations import KeptEvent
 from cronflow_actors.runtime.catalog import FlowCatalog
@@ -138,7 +138,7 @@ class Events:
                 accepted.append((flow.id, payload))
                 continue
             try:
-                accepted.append((flow.id, msgspec.to_builtins(msgspec.convert(payload, schema))))
+                accepted.append((flow.id, msgspec.to_builtins(to_schema(payload, schema))))
             except msgspec.ValidationError as invalid:
                 refusal = EventRefusal(
                     workflow=flow.id, detail=str(invalid), path=schema_path(invalid)

@@ -41,7 +41,7 @@ from cronflow_actors.flow.envelope import Resumed, TriggerEnvelope, open_envelop
 from cronflow_actors.flow.mocks import mocked, stand_ins
 from cronflow_actors.flow.triggers import WebhookRequest, schema_path
 from cronflow_actors.kernel import Clock
-from cronflow_actors.messages import QueuedRun, SnapshotRecord
+from cronflow_actors.messages import QueuedRun, SnapshotRecord, to_schema
 from cronflow_actors.messages.engine import InstanceState
 from cronflow_actors.net.migration import refused
 from cronflow_actors.net.spec import NetSpec
@@ -92,7 +92,7 @@ async def _as_its_webhook_takes(flow: CompiledFlow, trigger: TriggerEnvelope, pa
             continue
         if hook.schema is not None:
             try:
-                converted = msgspec.to_builtins(msgspec.convert(payload, hook.schema))
+                converted = msgspec.to_builtins(to_schema(payload, hook.schema))
             except msgspec.ValidationError as invalid:
                 refusals.append((hook.path, str(invalid), schema_path(invalid)))
                 continue

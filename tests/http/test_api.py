@@ -64,6 +64,9 @@ async def test_a_webhook_starts_a_run(serve: Serve) -> None:
     assert run["status"] == "completed"
     assert run["output"] == {"order": "o1", "amount": 5}
     assert [s["id"] for s in run["steps"]] == ["record"]
+    whole = await client.post("/webhooks/order", json={"order_id": "o2", "amount": 5.0})
+    assert whole.status_code == 202, whole.text  # an integer to /openapi.json (hostile h45 F1)
+    assert (await rt.wait(whole.json()["run_id"], timeout=5)).output == {"order": "o2", "amount": 5}
 
 
 async def test_webhook_refusals_create_no_run(serve: Serve) -> None:
@@ -75,6 +78,8 @@ async def test_webhook_refusals_create_no_run(serve: Serve) -> None:
     assert bad_type.json()["path"] == "$.amount"
     assert bad_type.json()["type"] == "urn:cronflow:problem:invalid-payload"
     assert "Expected `int`, got `str`" in bad_type.json()["detail"]
+    fraction = await client.post("/webhooks/order", json={"order_id": "o1", "amount": 1.5})
+    assert (fraction.status_code, fraction.json()["path"]) == (400, "$.amount")
     missing = await client.post("/webhooks/order", json={"amount": 1})
     assert missing.status_code == 400
     assert "order_id" in missing.json()["detail"]

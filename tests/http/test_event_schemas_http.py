@@ -40,6 +40,14 @@ async def test_event_refusals_over_http(serve: Serve) -> None:
     assert body["held"] == []
     [run_id] = body["started"]
     assert (await rt.wait(run_id, timeout=5)).output["amount"] == 10
+    # 10.0 is an integer to JSON Schema, and so to /openapi.json (hostile h45 F1)
+    whole = await client.post("/events/paid", json={"order": "o-2", "amount": 10.0})
+    assert whole.status_code == 202, whole.text
+    [run_id] = whole.json()["started"]
+    amount = (await rt.wait(run_id, timeout=5)).output["amount"]
+    assert (amount, type(amount)) == (10, int)
+    half = await client.post("/events/paid", json={"order": "o-3", "amount": 10.5})
+    assert half.json()["path"] == "$.amount"
 
 
 async def test_a_partly_refused_event_is_published_and_says_who_refused(serve: Serve) -> None:

@@ -114,3 +114,28 @@ def test_an_events_publisher_survives_the_cluster_and_the_snapshot() -> None:
     assert msgspec.msgpack.decode(encode(kept), type=KeptEvent) == kept
     older = {k: v for k, v in msgspec.to_builtins(kept).items() if k != "principal"}
     assert msgspec.convert(older, KeptEvent).principal is None
+
+
+def test_a_whole_number_written_with_a_fraction_is_taken_for_a_declared_int() -> None:
+    """JSON Schema counts 3846.0 as an integer, and so does /openapi.json's ``integer``: a
+    client that wrote one was refused (hostile h45 F1). A fraction still is."""
+    from cronflow_actors.messages import to_schema
+
+    class Order(msgspec.Struct):
+        qty: int
+        price: float
+        counts: list[int] = []
+        note: str | None = None
+
+    given = {"qty": 3846.0, "price": 2.0, "counts": [1.0, 2], "note": None}
+    assert to_schema(given, Order) == Order(qty=3846, price=2.0, counts=[1, 2])
+    assert type(to_schema(given, Order).qty) is int
+    assert given == {"qty": 3846.0, "price": 2.0, "counts": [1.0, 2], "note": None}  # as it was
+    for wrong, said in (
+        ({"qty": 3846.5, "price": 1}, r"Expected `int`, got `float` - at `\$.qty`"),
+        ({"qty": 1.0, "price": "x"}, r"Expected `float`, got `str` - at `\$.price`"),
+        ({"qty": "1", "price": 1}, r"Expected `int`, got `str` - at `\$.qty`"),
+        ({"qty": float("inf"), "price": 1}, r"Expected `int`, got `float` - at `\$.qty`"),
+    ):
+        with pytest.raises(msgspec.ValidationError, match=said):
+            to_schema(wrong, Order)

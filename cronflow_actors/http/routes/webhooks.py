@@ -57,6 +57,7 @@ from cronflow_actors.http.routes.runs import started
 from cronflow_actors.http.routes.webhook_answers import custom_response
 from cronflow_actors.http.routes.webhook_keys import body_digest
 from cronflow_actors.http.routes.webhook_named import NamedRuns
+from cronflow_actors.messages import to_schema
 from cronflow_actors.runtime import (
     RunInfo,
     WebhookProblem,
@@ -175,7 +176,7 @@ class Webhook:
                 raise Problem(400, "invalid-headers", _refusal("header_validator", verdict))
         if spec.schema is not None:
             try:
-                converted = msgspec.convert(seen.request.payload, spec.schema)
+                converted = to_schema(seen.request.payload, spec.schema)
             except msgspec.ValidationError as invalid:
                 raise Problem(
                     400,
