@@ -267,8 +267,9 @@ def check_same_site(request: Request) -> None:
     page can send a POST with no body and no Content-Type without a CORS preflight, and a
     server on 127.0.0.1 is in reach of every page its user opens. Clients that are no browser
     (curl, the CLI, a webhook's sender) send neither header; the console's own calls are of
-    its origin."""
-    origin = request.headers.get("origin")
+    its origin. Two ``Origin`` headers are ambiguous (400), as any header sent twice: the first
+    decided (hostile h45 F4)."""
+    origin = one_header(request, "Origin")
     host = request.headers.get("host", "")
     cross = request.headers.get("sec-fetch-site") == "cross-site"
     if origin is not None and urlsplit(origin).netloc.lower() != host.lower():

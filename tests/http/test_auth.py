@@ -212,6 +212,8 @@ async def test_webhooks_can_require_a_token_or_a_signature(serve: Serve) -> None
         assert refused.status_code == 401, headers
         assert refused.headers["content-type"] == "application/problem+json"
         assert fragment in refused.json()["detail"], (headers, refused.json())
+        # a 401 must carry a challenge (RFC 9110 15.5.2; hostile h45 F3)
+        assert refused.headers["www-authenticate"] == 'Signature realm="webhook"'
     signed = await client.post("/hooks/signed", content=body, headers=signed_at(now))
     assert signed.status_code == 202
     assert (await rt.wait(signed.json()["run_id"], timeout=5)).output == {"b": 2}
@@ -219,6 +221,7 @@ async def test_webhooks_can_require_a_token_or_a_signature(serve: Serve) -> None
     replayed = await client.post("/hooks/signed", content=body, headers=signed_at(now))
     assert replayed.status_code == 401
     assert "replay" in replayed.json()["detail"]
+    assert replayed.headers["www-authenticate"] == 'Signature realm="webhook"'
     assert len(await rt.store.list_snapshots()) == 2
 
 

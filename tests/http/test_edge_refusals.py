@@ -101,6 +101,15 @@ async def test_a_browser_page_of_another_origin_cannot_act_even_without_a_body(
             refused = await client.post(path, headers=headers)
             assert refused.status_code == 403, (path, headers, refused.text)
             assert refused.json()["type"] == "urn:cronflow:problem:cross-site-request"
+    # two Origin headers: ambiguous, as any header sent twice (the first decided: hostile h45 F4)
+    own_then_evil = [
+        ("Origin", str(client.base_url).rstrip("/")),
+        ("Origin", "https://evil.example"),
+    ]
+    for path in (f"/runs/{run_id}/cancel", "/events/ping"):
+        twice = await client.post(path, headers=own_then_evil)
+        assert twice.status_code == 400, (path, twice.text)
+        assert twice.json()["type"] == "urn:cronflow:problem:ambiguous-headers"
     assert [r.id for r in await rt.list_runs()] == [run_id]  # nothing started
     assert (await rt.inspect(run_id)).status == "waiting"  # nor canceled
     # its own pages (the console: the same origin), and clients that are no browser, pass
