@@ -373,6 +373,8 @@ class Signatures:
         to claim it, False for a replay. One increment in the store, so of identical requests
         at once exactly one gets True (a check, then a write, would let two through)."""
         now = self._clock.now()
+        if await self._store.kv_get(_REPLAYS, signature.key, now=now, default=0):
+            return False  # a replay is refused with nothing written (each was: hostile h45 F9)
         seen = await self._store.kv_incr(_REPLAYS, signature.key, now=now, ttl=signature.ttl)
         return seen == 1
 

@@ -223,6 +223,14 @@ async def test_webhooks_can_require_a_token_or_a_signature(serve: Serve) -> None
     assert "replay" in replayed.json()["detail"]
     assert replayed.headers["www-authenticate"] == 'Signature realm="webhook"'
     assert len(await rt.store.list_snapshots()) == 2
+    # refused with nothing written: each replay moved the signature's counter and expiry on
+    # (hostile h45 F9)
+    [(key, _)] = (await rt.store.kv_items("cronflow:webhook-signatures", now=time.time())).items()
+    stored = await rt.store.kv_get("cronflow:webhook-signatures", key, now=time.time())
+    for _ in range(3):
+        again = await client.post("/hooks/signed", content=body, headers=signed_at(now))
+        assert again.status_code == 401
+    assert await rt.store.kv_get("cronflow:webhook-signatures", key, now=time.time()) == stored
 
 
 async def test_metrics_need_a_token_when_tokens_are_configured(serve: Serve) -> None:
