@@ -257,7 +257,8 @@ def check_media_type(request: Request, body: bytes = b"", *, subject: str = "thi
         415,
         "unsupported-media-type",
         f"{subject} takes JSON, with 'Content-Type: application/json' in UTF-8 (got "
-        f"{given or 'none'}); a request without a body may also send no Content-Type",
+        f"{given or ('none' if given is None else 'an empty one')}); a request without a body "
+        "may also send no Content-Type",
     )
 
 
@@ -407,10 +408,11 @@ def query_text(request: Request, name: str, *, max_length: int = 200) -> str | N
     h44 F5)."""
     text = _once(request, name)
     if text is not None and not text.strip():
+        empty = "empty" if not text else "blank (only spaces)"  # (hostile h45 F10)
         raise Problem(
             400,
             "invalid-argument",
-            f"the query parameter {name!r} is empty; give a value or leave it out",
+            f"the query parameter {name!r} is {empty}; give a value or leave it out",
         )
     if text is not None and len(text) > max_length:
         raise Problem(400, "invalid-argument", f"{name} is longer than {max_length} characters")

@@ -91,10 +91,13 @@ _BEARER = re.compile(r"[\x21-\x7e]+")
 6750's b64token is narrower, but tokens like ``p@ss:word#1`` worked before: review h39 F4)."""
 
 
-_SENDABLE = (
-    "a token a client can send as 'Authorization: Bearer <token>' (visible ASCII characters, "
-    "no space), not empty or blank: is a variable the settings read unset?"
-)
+def _sendable(token: str) -> str:
+    """What a token must be, and what this one is not, not shown (hostile h45 F10)."""
+    wrong = "this one holds a space, or a character that is not visible ASCII"
+    if not token.strip():
+        wrong = "this one is empty or blank: is a variable the settings read unset?"
+    need = "a token a client can send as 'Authorization: Bearer <token>' (visible ASCII, no space)"
+    return f"{need}: {wrong}"
 
 
 SHORT_TOKEN = 16
@@ -196,7 +199,9 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
                 "of its own, or leave metrics_port unset to serve it on the API's port"
             )
         if self.metrics_token is not None and not sendable(self.metrics_token):
-            raise ValueError(f"metrics_token must be {_SENDABLE}")  # ("" too: the README's)
+            raise ValueError(
+                f"metrics_token must be {_sendable(self.metrics_token)}"
+            )  # ("" too: the README's)
         check_host(self.host)
         if not self.db.strip():  # said with no source (ops h41 F10)
             raise ValueError("db must name a database: ':memory:', a file's path or a URL")
@@ -434,7 +439,7 @@ def _check_tables(data: Mapping[str, Any], origin: Mapping[str, str]) -> None:
                 expected = f"{_TOKEN}: {field}{reason} (it came from {where})"
                 raise ConfigurationError(name, entry, expected) from None
             if not sendable(key):
-                expected = f"as its key {_SENDABLE} (it came from {where})"
+                expected = f"as its key {_sendable(key)} (it came from {where})"
                 raise ConfigurationError(name, "(hidden)", expected)
 
 

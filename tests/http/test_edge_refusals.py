@@ -178,6 +178,13 @@ async def test_a_refused_query_parameter_or_header_is_named_as_sent_and_not_echo
         assert empty.json()["detail"] == (
             f"the query parameter {name!r} is empty; give a value or leave it out"
         )
+    blank = await client.get("/runs", params={"workflow": "  "})  # said as sent (h45 F10)
+    assert blank.json()["detail"] == (
+        "the query parameter 'workflow' is blank (only spaces); give a value or leave it out"
+    )
+    no_type = await client.post("/events/ping", content=b"{}", headers={"Content-Type": ""})
+    assert no_type.status_code == 415
+    assert "(got an empty one)" in no_type.json()["detail"]
     long_key = {"Idempotency-Key": "k" * 10_000}
     refused = await client.post("/events/ping", json={}, headers=long_key)
     assert refused.status_code == 400

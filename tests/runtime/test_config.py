@@ -258,11 +258,12 @@ def test_a_lease_is_half_a_second_to_a_day(value: str, tmp_path: Path) -> None:
     ("text", "named", "expected"),
     [
         ('[tokens.""]\nid = "ops"\n', "tokens entry 1 (id 'ops')", "as its key a token a client"),
-        ('[tokens." "]\nid = "ops"\n', "tokens entry 1 (id 'ops')", "not empty or blank"),
-        ('[tokens."t 3f9a"]\nid = "ops"\n', "tokens entry 1 (id 'ops')", "is a variable"),
+        ('[tokens." "]\nid = "ops"\n', "tokens entry 1 (id 'ops')", "is empty or blank: is a"),
+        # a space is said as one, not asked as an unset variable (hostile h45 F10)
+        ('[tokens."t 3f9a"]\nid = "ops"\n', "tokens entry 1 (id 'ops')", "holds a space, or"),
         ('[tokens.t-3f9a]\nid = ""\n', "tokens entry 1 (id '')", "its id must name someone"),
         ('metrics_token = " "\n', "metrics_token", "metrics_token must be a token a client"),
-        ('metrics_token = ""\n', "metrics_token", "not empty or blank"),  # (the README's)
+        ('metrics_token = ""\n', "metrics_token", "empty or blank"),  # (the README's)
     ],
 )
 def test_a_token_no_client_can_send_or_that_names_nobody_is_refused(
