@@ -292,7 +292,9 @@ class LifecycleMethods(RuntimeParts):
         checks = {"runtime": "ok" if self.state == "running" else self.state}
         try:
             await self.store.check()
-            checks["store"] = "ok"
+            waited = self.store.write_waiting()  # (PostgreSQL: a table locked, retest h45 N7)
+            late = f"a write has waited {waited:.0f} s for the database (a lock, a hung backend?)"
+            checks["store"] = "ok" if waited < self.lease.duration else late
         except (StoreFailedError, StoreClosedError) as broken:
             checks["store"] = str(broken)
             if self.state == "running":

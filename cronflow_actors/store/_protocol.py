@@ -129,6 +129,12 @@ class Store(Protocol):
         database file was removed or replaced); the store then refuses every write."""
         ...
 
+    def write_waiting(self) -> float:
+        """Seconds the write under way has waited for the database (0 for none): readiness
+        reads it (a SQLite file's writes and its lease's renewal share a writer, so a late
+        renewal says it already)."""
+        ...
+
     async def prune(
         self,
         *,

@@ -186,6 +186,9 @@ class MemoryStore(MemorySpans, MemoryQueue, MemoryKv):
                 instance_id, base, current.revision if current is not None else None
             )
 
+    def write_waiting(self) -> float:
+        return 0.0
+
     async def check(self) -> None:
         self._require_open("check the store")
         if self._failure is not None:

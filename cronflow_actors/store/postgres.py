@@ -297,6 +297,10 @@ class PostgresStore(ClusterOps, GroupWrites, PostgresReads):
             owner, host, pid, expires_in = live
             raise LeaseHeldError(self.name, owner, host, pid, expires_in, upgrade=True)
 
+    def write_waiting(self) -> float:
+        since = None if self._writer is None else self._writer.since
+        return 0.0 if since is None else time.monotonic() - since
+
     async def check(self) -> None:
         writer = self._writer
         if writer is None or self._closing:

@@ -19,6 +19,7 @@ and later caller gets ``StoreFailedError``.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from typing import Any
 
@@ -61,8 +62,13 @@ from cronflow_actors.store.postgres_reconnect import Connect, Reconnecting, is_f
 
 __all__ = ["PostgresWriter"]
 
+logger = logging.getLogger(__name__)
+
 _decode_value = msgspec.msgpack.Decoder().decode
 _RETRIES = 5
+SLOW = 5.0
+"""Seconds a write waits for the database before the log says so (and /readyz: a table an
+operator locked, a hung backend held every start with nothing said, retest h45 N7)."""
 
 
 class _Refused(Exception):
@@ -103,6 +109,8 @@ class PostgresWriter(Reconnecting):
         self.node: str | None = None
         """This process, on a database shared by several: the owner its snapshots write."""
         self.failure: BaseException | None = None
+        self.since: float | None = None
+        """When the write under way began (``time.monotonic``), None between writes."""
         self.stats = StoreStatistics()
         self.observer: CommitObserver | None = None
 
@@ -136,6 +144,8 @@ class PostgresWriter(Reconnecting):
                 await self._wakeup.wait()
                 continue
             items = [self._queue.pop(0)]
+            self.since = time.monotonic()
+            late = asyncio.get_running_loop().call_later(SLOW, self._slow)
             try:
                 if isinstance(items[0][0], LEASE_OPS):
                     await self._lease_op(items[0])
@@ -146,6 +156,20 @@ class PostgresWriter(Reconnecting):
                 # lost while it was asked: the task ended, every caller waiting for good and
                 # /readyz saying the store was fine: review h40 F5); the writer fails
                 self._fail_batch(items, error)
+            finally:
+                late.cancel()
+                if time.monotonic() - self.since >= SLOW:
+                    waited = time.monotonic() - self.since
+                    logger.warning("the database answered a write after %.1f s", waited)
+                self.since = None
+
+    def _slow(self) -> None:
+        logger.warning(
+            "a write has waited %g s for the database %s (a table locked by another session, "
+            "a hung backend?): every start and step waits, and /readyz says not ready",
+            SLOW,
+            self._name,
+        )
 
     # -- batches --------------------------------------------------------------------------------
 

@@ -297,3 +297,34 @@ async def test_a_heartbeat_never_answered_ends_the_process_lease(postgres_url: s
                 break
         assert rt.state == "failed"
         assert "lost its lease" in str(rt.failure)
+
+
+async def test_a_write_the_database_holds_is_said_and_not_ready(
+    postgres_url: str, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A table an operator locked (VACUUM FULL, ALTER TABLE) held every start for as long with
+    /readyz "ok" and nothing in the log: only the heartbeat, on a connection of its own, was
+    watched (retest h45 N7)."""
+    from cronflow_actors.store import postgres_writer
+
+    monkeypatch.setattr(postgres_writer, "SLOW", 0.5)
+    async with runtime(postgres_url, sleeper()) as rt:
+        locker = await asyncpg.connect(postgres_url)
+        try:
+            async with locker.transaction():
+                await locker.execute("LOCK TABLE instances IN ACCESS EXCLUSIVE MODE")
+                starting = asyncio.ensure_future(rt.trigger("sleeper"))
+                for _ in range(80):
+                    await asyncio.sleep(0.1)
+                    if (await rt.readiness())["store"] != "ok":
+                        break
+                store = (await rt.readiness())["store"]
+                assert store.startswith("a write has waited 2 s for the database"), store
+                assert "a write has waited 0.5 s for the database" in caplog.text
+                assert not starting.done()
+        finally:
+            await locker.close()
+        run_id = await asyncio.wait_for(starting, 10)
+        assert (await rt.readiness())["store"] == "ok"
+        assert "the database answered a write after" in caplog.text
+        assert (await rt.wait(run_id, timeout=10)).status == "completed"
