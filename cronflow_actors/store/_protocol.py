@@ -130,9 +130,7 @@ class Store(Protocol):
         ...
 
     def write_waiting(self) -> float:
-        """Seconds the write under way has waited for the database (0 for none): readiness
-        reads it (a SQLite file's writes and its lease's renewal share a writer, so a late
-        renewal says it already)."""
+        """Seconds the write under way has waited for the database (0: none), for readiness."""
         ...
 
     async def prune(
