@@ -102,10 +102,17 @@ def test_slow_and_half_open_clients_are_cut_and_do_not_hold_the_shutdown(
             b'Content-Length: 100\r\n\r\n{"workflow"'
         )
         time.sleep(2.5)
-        for connection in sockets:
+        for index, connection in enumerate(sockets):
             connection.settimeout(1)
-            assert connection.recv(1) == b""  # closed by the server
+            answer = b""
+            while chunk := connection.recv(4096):  # to the server's close
+                answer += chunk
             connection.close()
+            if index % 2:  # a head begun is told why (closed with no word: hostile h45 F7)
+                assert answer.startswith(b"HTTP/1.1 408 Request Timeout\r\n"), answer
+                assert b"urn:cronflow:problem:header-timeout" in answer
+            else:  # an idle connection is closed
+                assert answer == b""
         answer = body_started.recv(4096)
         assert b" 408 " in answer.split(b"\r\n", 1)[0]
         body_started.close()

@@ -59,6 +59,8 @@ def header_timeout_protocol(
 
     class HeaderTimeoutProtocol(H11Protocol):
         _header_timer: asyncio.TimerHandle | None = None
+        _partial = False
+        """Whether a request's head has begun to arrive, not yet whole."""
         _send_timer: asyncio.TimerHandle | None = None
         _waiting = 0
         """Bytes in the transport's buffer when the send timer was (re)armed."""
@@ -115,7 +117,8 @@ def header_timeout_protocol(
             if self._between_requests():
                 self._arm()  # a new request begins: its headers get the same deadline
             super().data_received(data)
-            if not self._between_requests():
+            self._partial = self._between_requests()  # a head begun, not yet whole
+            if not self._partial:
                 self._disarm()
 
         def _between_requests(self) -> bool:
@@ -131,9 +134,17 @@ def header_timeout_protocol(
                 self._header_timer = None
 
         def _late(self) -> None:
+            """The headers' deadline: an idle connection is closed; one whose request's head
+            has begun is answered 408 first (it was closed with no answer, where a slow body is
+            a 408: hostile h45 F7)."""
             self._header_timer = None
-            if self._between_requests() and not self.transport.is_closing():
-                self.transport.close()
+            if not self._between_requests() or self.transport.is_closing():
+                return
+            if self._partial:
+                self.transport.write(_HEAD_LATE)
+                if on_unread is not None:
+                    on_unread()
+            self.transport.close()
 
         def send_400_response(self, msg: str) -> None:
             """What h11 cannot read as a request (a malformed line or header, a bad
@@ -169,6 +180,20 @@ _MALFORMED = msgspec.json.encode(
         "a Content-Length that is no number, or a header block too large to read (past 16 KiB "
         "it may be)",
     }
+)
+
+_LATE = msgspec.json.encode(
+    {
+        "type": "urn:cronflow:problem:header-timeout",
+        "title": "Request timeout",
+        "status": 408,
+        "detail": "the request's headers did not arrive within the server's header timeout "
+        "(--header-timeout); send them at once",
+    }
+)
+_HEAD_LATE = (
+    b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/problem+json\r\n"
+    b"connection: close\r\ncontent-length: %d\r\n\r\n%s" % (len(_LATE), _LATE)
 )
 
 _BUSY = msgspec.json.encode(
