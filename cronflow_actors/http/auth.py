@@ -463,9 +463,9 @@ _SCHEMES = {
 }
 
 
-_CHALLENGE = {"WWW-Authenticate": 'Signature realm="webhook"'}
+_SIGNED_CHALLENGE = {"WWW-Authenticate": 'Signature realm="webhook"'}
 """What a 401 must carry (RFC 9110 15.5.2): a signature's refusal had none (hostile h45 F3)."""
 
 
 def _refused(detail: str) -> Problem:
-    return Problem(401, "bad-signature", detail, headers=_CHALLENGE)
+    return Problem(401, "bad-signature", detail, headers=_SIGNED_CHALLENGE)

@@ -268,11 +268,11 @@ def check_same_site(request: Request) -> None:
     page can send a POST with no body and no Content-Type without a CORS preflight, and a
     server on 127.0.0.1 is in reach of every page its user opens. Clients that are no browser
     (curl, the CLI, a webhook's sender) send neither header; the console's own calls are of
-    its origin. Two ``Origin`` headers are ambiguous (400), as any header sent twice: the first
-    decided (hostile h45 F4)."""
+    its origin. Two ``Origin`` or ``Sec-Fetch-Site`` headers are ambiguous (400), as any header
+    sent twice: the first decided (hostile h45 F4, review h45 F12)."""
     origin = one_header(request, "Origin")
     host = request.headers.get("host", "")
-    cross = request.headers.get("sec-fetch-site") == "cross-site"
+    cross = one_header(request, "Sec-Fetch-Site") == "cross-site"
     if origin is not None and urlsplit(origin).netloc.lower() != host.lower():
         cross = True  # "null" (a sandboxed page, a file) has no host: another origin too
     if cross:

@@ -1106,6 +1106,7 @@ async def test_a_token_sent_to_a_server_without_tokens_is_told_to_send_none(
     )
     said = "this server takes no tokens (none is configured): send the request without one"
     assert refused.json()["detail"] == said
+    assert refused.headers["www-authenticate"] == "Bearer"  # (a signature's took its place)
     code, _out, err = await cli("runs", "--url", str(client.base_url), env={"CRONFLOW_TOKEN": "x"})
     assert code == 2
     assert f"{said}: drop --token (or CRONFLOW_TOKEN, or --config's token)" in err

@@ -106,8 +106,13 @@ async def test_a_browser_page_of_another_origin_cannot_act_even_without_a_body(
         ("Origin", str(client.base_url).rstrip("/")),
         ("Origin", "https://evil.example"),
     ]
-    for path in (f"/runs/{run_id}/cancel", "/events/ping"):
-        twice = await client.post(path, headers=own_then_evil)
+    same_then_cross = [("Sec-Fetch-Site", "same-origin"), ("Sec-Fetch-Site", "cross-site")]
+    for path, headers in (
+        (f"/runs/{run_id}/cancel", own_then_evil),
+        ("/events/ping", own_then_evil),
+        ("/events/ping", same_then_cross),
+    ):
+        twice = await client.post(path, headers=headers)
         assert twice.status_code == 400, (path, twice.text)
         assert twice.json()["type"] == "urn:cronflow:problem:ambiguous-headers"
     assert [r.id for r in await rt.list_runs()] == [run_id]  # nothing started
