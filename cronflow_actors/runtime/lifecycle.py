@@ -350,12 +350,17 @@ class LifecycleMethods(RuntimeParts):
 
     async def _prune_forever(self) -> None:
         assert self.retention is not None
+        said = None  # a failure said once, not at each pass (once a second: retest h45 N5)
         while True:
             await self.clock.sleep(self._prune_every)
             try:
                 await self.prune(older_than=self.retention)
+                said = None
             except Exception as error:
-                logger.warning("pruning finished runs failed: %s", error)
+                if str(error) != said:
+                    again = "said once, until it works or fails otherwise"
+                    logger.warning("pruning finished runs failed: %s (%s)", error, again)
+                said = str(error)
 
     async def prune(self, *, older_than: float | str) -> int:
         """Delete the runs (and net instances) that finished more than ``older_than`` (seconds,

@@ -20,9 +20,12 @@ POLL = 0.2
 """Seconds between two asks of a turn another process holds."""
 
 _HELD: set[int] = set()
-"""The descriptors of the turns this process holds. An ``flock`` belongs to the open file,
-which a forked child shares: a child forked by a step as a prune ran held the turn for its
-whole life, after its parent's end too (retest h45 N5). A child closes its copies."""
+"""The descriptors of the turns this process holds or waits for. An ``flock`` belongs to the
+open file, which a forked child shares: a child forked by a step as a prune ran held the turn
+for its whole life, after its parent's end too (retest h45 N5), and so did one forked as the
+prune waited for its turn (review h45 F6). A child closes its copies."""
+
+_FORKS_WATCHED: list[bool] = []
 
 
 def _let_go_in_child() -> None:
@@ -32,22 +35,28 @@ def _let_go_in_child() -> None:
     _HELD.clear()
 
 
-os.register_at_fork(after_in_child=_let_go_in_child)
-
-
 def _lock_file(path: str) -> int:
-    """The lock file ``path``, opened to read (an ``flock`` needs no more) and made readable by
-    all: a file made ``0600`` by one user (a ``sudo db prune``) stopped another's prunes for
-    good (retest h45 N3). One that cannot be opened is said, naming it and what to do."""
+    """The lock file ``path``, made readable by all whatever the umask, and opened to write
+    where this user may (an exclusive ``flock`` on NFS needs it, review h45 F13), else to read
+    (an ``flock`` needs no more): a file made ``0600`` by one user (a ``sudo db prune``) stopped
+    another's prunes for good (retest h45 N3; a umask of 077 made it so again, review F7). One
+    that cannot be opened is said, naming it and what to do."""
+    flags = os.O_CREAT | os.O_CLOEXEC
     try:
-        return os.open(path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            descriptor = os.open(path, os.O_RDWR | flags, 0o644)
+        except PermissionError:
+            descriptor = os.open(path, os.O_RDONLY | flags, 0o644)
     except OSError as error:
         said = (
-            f"a turn at this work is taken by a lock on the file {path}, which cannot be "
-            f"opened ({error.strerror or error}): remove it, or let this process's user read "
-            "it (was it made by a prune run as another user?); nothing was done"
+            f"prunes of this database take turns through the lock file {path}, which this "
+            f"process cannot open ({error.strerror or error}): let its user read it (chmod a+r; "
+            "a prune run as another user made it?), or remove it once no prune runs"
         )
         raise ConfigurationError("db", path, "", said=said) from None
+    with contextlib.suppress(OSError):  # (another user's file: its owner's mode stands)
+        os.fchmod(descriptor, 0o644)
+    return descriptor
 
 
 @contextlib.asynccontextmanager
@@ -55,7 +64,11 @@ async def file_turn(path: str, waiting: Callable[[], None]) -> AsyncIterator[Non
     """The turn named by the lock file ``path`` (beside a SQLite database: the processes that
     share its file share its folder): an exclusive ``flock``, which ends with its process.
     ``waiting`` is called once if another process holds it first."""
+    if not _FORKS_WATCHED:  # (registered once, by the first turn a process takes)
+        os.register_at_fork(after_in_child=_let_go_in_child)
+        _FORKS_WATCHED.append(True)
     descriptor = _lock_file(path)
+    _HELD.add(descriptor)
     try:
         said = False
         while True:
@@ -67,7 +80,6 @@ async def file_turn(path: str, waiting: Callable[[], None]) -> AsyncIterator[Non
                     waiting()
                     said = True
                 await asyncio.sleep(POLL)
-        _HELD.add(descriptor)
         yield
     finally:
         _HELD.discard(descriptor)

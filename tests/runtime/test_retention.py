@@ -5,6 +5,7 @@ it by hand."""
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 import subprocess
 import sys
@@ -418,3 +419,23 @@ async def test_a_long_chain_is_read_once_a_prune(tmp_path: Path, clock: ManualCl
         clock.advance(HOUR)
         assert await rt.prune(older_than=60) == 21
         assert reads <= 21, reads
+
+
+async def test_a_prune_that_keeps_failing_is_said_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A lock file no prune could open was said at each pass, once a second for as long as the
+    service ran (retest h45 N5): said once, and again when it fails otherwise."""
+    db = tmp_path / "said.db"
+    async with cf.Runtime(db=db, workflows=flows(), retention=3600, prune_every=0.05) as rt:
+        await asyncio.sleep(0.1)  # (a pass or two that work)
+        lock = f"{db}-prune.lock"
+        os.unlink(lock)
+        os.mkdir(lock)  # no prune can open it
+        await asyncio.sleep(0.5)  # about ten passes
+        said = [r for r in caplog.records if "pruning finished runs failed" in r.message]
+        assert len(said) == 1, [r.message for r in said]
+        assert "which this process cannot open" in said[0].message
+        os.rmdir(lock)
+        await asyncio.sleep(0.2)
+        assert (await rt.readiness())["runtime"] == "ok"

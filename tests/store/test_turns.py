@@ -96,10 +96,13 @@ async def test_a_database_named_through_a_symlink_shares_its_turn(tmp_path: Path
             await store.close()
 
 
-def _forked() -> int:
-    """A child of this process that sleeps (a step's multiprocessing, a pool of processes)."""
+def _forked(*others: int) -> int:
+    """A child of this process that sleeps (a step's multiprocessing, a pool of processes);
+    ``others``: descriptors of another process's it closes (this test's stand-ins)."""
     child = os.fork()
     if child == 0:
+        for descriptor in others:
+            os.close(descriptor)
         time.sleep(30)
         os._exit(0)
     return child
@@ -135,6 +138,41 @@ async def test_a_child_forked_during_a_turn_does_not_keep_it(tmp_path: Path) -> 
         await store.close()
 
 
+async def test_a_child_forked_while_a_turn_is_awaited_does_not_keep_it(tmp_path: Path) -> None:
+    """The lock file is open while the prune waits for another's turn: a child forked then
+    kept the turn its parent took next (review h45 F6)."""
+    store = SQLiteStore(tmp_path / "waiting.db")
+    await store.open()
+    lock = f"{tmp_path / 'waiting.db'}-prune.lock"
+    holder = os.open(lock, os.O_RDONLY | os.O_CREAT)  # another process's turn
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    waiting, child = asyncio.Event(), 0
+    try:
+
+        async def take() -> None:
+            async with store.exclusive("prune", waiting.set):
+                pass
+
+        taking = asyncio.ensure_future(take())
+        await asyncio.wait_for(waiting.wait(), 5)
+        child = _forked(holder)  # as the turn is awaited
+        os.close(holder)
+        holder = -1
+        await asyncio.wait_for(taking, 5)
+        for _ in range(50):
+            if not _held_elsewhere(Path(lock)):
+                break
+            await asyncio.sleep(0.05)
+        assert not _held_elsewhere(Path(lock))
+        assert _alive(child)
+    finally:
+        if holder >= 0:
+            os.close(holder)
+        if child:
+            _kill(child)
+        await store.close()
+
+
 async def test_a_lock_file_is_readable_by_all_and_one_that_cannot_be_opened_is_said(
     tmp_path: Path,
 ) -> None:
@@ -143,18 +181,22 @@ async def test_a_lock_file_is_readable_by_all_and_one_that_cannot_be_opened_is_s
     store = SQLiteStore(tmp_path / "mode.db")
     await store.open()
     try:
-        async with store.exclusive("prune", lambda: None):
-            pass
+        before = os.umask(0o077)  # a hardened root shell's (review h45 F7)
+        try:
+            async with store.exclusive("prune", lambda: None):
+                pass
+        finally:
+            os.umask(before)
         lock = f"{tmp_path / 'mode.db'}-prune.lock"
-        assert os.stat(lock).st_mode & stat.S_IROTH  # (under the usual umask, 022)
+        assert stat.S_IMODE(os.stat(lock).st_mode) == 0o644
         os.unlink(lock)
         os.mkdir(lock)  # a lock file that cannot be opened
         with pytest.raises(ConfigurationError) as refused:
             async with store.exclusive("prune", lambda: None):
                 raise AssertionError("no turn is taken")
-        assert f"a lock on the file {lock}, which cannot be opened (Is a directory)" in str(
-            refused.value
-        )
-        assert "remove it, or let this process's user read it" in str(refused.value)
+        said = str(refused.value)
+        assert f"through the lock file {lock}, which this process cannot open (Is a dir" in said
+        assert "let its user read it (chmod a+r" in said
+        assert "or remove it once no prune runs" in said
     finally:
         await store.close()
