@@ -14,12 +14,13 @@ callback) stays tracked.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import cache
 from typing import Any, TypeVar
 from urllib.parse import quote, quote_plus
 
 import msgspec
+import msgspec.inspect as mi
 
 __all__ = [
     "Message",
@@ -90,31 +91,94 @@ def to_schema(payload: Any, schema: Any) -> Any:
     """``payload`` (plain JSON values) converted to ``schema`` (a payload's declared type), as
     msgspec converts it, but for a whole number written with a fraction (``3846.0``) where an
     ``int`` is declared, which JSON Schema counts as an integer: a client that wrote one, as
-    ``/openapi.json`` allows, was refused (hostile h45 F1). Then the payload's whole floats are
-    read as integers; ``3846.5`` is still refused. Raises ``msgspec.ValidationError`` (what is
-    wrong once whole numbers are integers)."""
+    ``/openapi.json`` allows, was refused (hostile h45 F1). Only a value the schema declares an
+    int changes (a whole float in an open field stays a float: review h45 F1, F2); ``3846.5``
+    is still refused. Raises ``msgspec.ValidationError``."""
     try:
         return msgspec.convert(payload, schema)
-    except msgspec.ValidationError:
-        whole = _whole(payload)
+    except msgspec.ValidationError as invalid:
+        if "got `float`" not in str(invalid):  # (a refusal costs no walk otherwise: F3)
+            raise
+        try:
+            whole = _ints(payload, _info(schema))
+        except RecursionError:  # (nested past Python's depth: as msgspec said)
+            raise invalid from None
         if whole is payload:
             raise
-        return msgspec.convert(whole, schema)  # (what is wrong but whole numbers, if any)
+        return msgspec.convert(whole, schema)
 
 
-def _whole(value: Any) -> Any:
-    """``value`` with each float that is a whole number an int (the same object if none is)."""
-    if type(value) is float:
-        return int(value) if value.is_integer() else value
-    if type(value) is list:
-        items = [_whole(item) for item in value]
-        changed = any(new is not old for new, old in zip(items, value, strict=True))
-        return items if changed else value
-    if type(value) is dict:
-        entries = {key: _whole(item) for key, item in value.items()}
+@cache
+def _info(schema: Any) -> Any:
+    return msgspec.inspect.type_info(schema)
+
+
+def _ints(value: Any, info: Any) -> Any:
+    """``value`` with each whole float that ``info`` declares an int made one, within 64 bits
+    (the same object where none is)."""
+    kind = type(value)
+    if kind is float:
+        whole = value.is_integer() and -(2**63) <= value < 2**64 and _is_int(info)
+        return int(value) if whole else value
+    if kind is list:
+        infos = _items(info, len(value))
+        if infos is None:
+            return value
+        items = [_ints(item, item_info) for item, item_info in zip(value, infos, strict=False)]
+        changed = any(new is not old for new, old in zip(items, value, strict=False))
+        return items + value[len(items) :] if changed else value
+    if kind is dict:
+        fields = _fields(info, value)
+        if fields is None:
+            return value
+        entries = {key: _ints(item, fields(key)) for key, item in value.items()}
         changed = any(entries[key] is not item for key, item in value.items())
         return entries if changed else value
     return value
+
+
+def _is_int(info: Any) -> bool:
+    if isinstance(info, mi.UnionType):  # (int | float takes a float as it is)
+        kinds = {type(member) for member in info.types}
+        return mi.IntType in kinds and mi.FloatType not in kinds
+    return isinstance(info, mi.IntType)
+
+
+def _items(info: Any, count: int) -> Any:
+    """The declared types of a JSON array's items, None for an array not declared."""
+    if isinstance(info, mi.UnionType):
+        arrays = [member for member in info.types if _items(member, count) is not None]
+        return _items(arrays[0], count) if len(arrays) == 1 else None
+    if isinstance(info, mi.ListType | mi.SetType | mi.FrozenSetType | mi.VarTupleType):
+        return [info.item_type] * count
+    if isinstance(info, mi.TupleType):
+        return info.item_types
+    if isinstance(info, mi.NamedTupleType) or getattr(info, "array_like", False):
+        return [field.type for field in info.fields]
+    return None
+
+
+def _tagged(info: Any, value: dict[str, Any]) -> bool:
+    """Whether ``value`` carries the tag of ``info``, a tagged struct."""
+    field = getattr(info, "tag_field", None)
+    return field is not None and value.get(field) == info.tag
+
+
+def _fields(info: Any, value: dict[str, Any]) -> Callable[[str], Any] | None:
+    """The declared type of each key of a JSON object, None for an object not declared."""
+    if isinstance(info, mi.UnionType):
+        objects = [member for member in info.types if _fields(member, value) is not None]
+        tagged = [member for member in objects if _tagged(member, value)]
+        chosen = objects if len(objects) == 1 else tagged
+        return _fields(chosen[0], value) if len(chosen) == 1 else None
+    if isinstance(info, mi.DictType):
+        return lambda _key: info.value_type
+    if isinstance(info, mi.StructType) and info.array_like:
+        return None
+    if isinstance(info, mi.StructType | mi.DataclassType | mi.TypedDictType):
+        declared = {field.encode_name: field.type for field in info.fields}
+        return declared.get
+    return None
 
 
 def storable_attributes(error: BaseException) -> dict[str, Any] | None:

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 import msgspec
 import pytest
 
@@ -131,6 +133,41 @@ def test_a_whole_number_written_with_a_fraction_is_taken_for_a_declared_int() ->
     assert to_schema(given, Order) == Order(qty=3846, price=2.0, counts=[1, 2])
     assert type(to_schema(given, Order).qty) is int
     assert given == {"qty": 3846.0, "price": 2.0, "counts": [1.0, 2], "note": None}  # as it was
+
+    # only a value declared an int changes: an open field's whole float stays a float, however
+    # another field was written (review h45 F1), and one past 64 bits is left as it is (F2)
+    class Open(msgspec.Struct):
+        qty: int
+        meta: dict[str, Any] = {}
+        either: int | float = 0
+        maybe: int | None = None
+        pairs: tuple[int, float] = (0, 0.0)
+
+    sent = {"qty": 5.0, "meta": {"ratio": 1.0, "x": 1e300}, "either": 2.0, "maybe": 3.0}
+    taken = to_schema({**sent, "pairs": [1.0, 2.0]}, Open)
+    assert taken == Open(
+        qty=5, meta={"ratio": 1.0, "x": 1e300}, either=2.0, maybe=3, pairs=(1, 2.0)
+    )
+    assert [type(v) for v in (taken.qty, taken.meta["ratio"], taken.either, taken.maybe)] == [
+        int,
+        float,
+        float,
+        int,
+    ]
+    with pytest.raises(msgspec.ValidationError, match=r"got `float` - at `\$.qty`"):
+        to_schema({"qty": 1e300}, Open)  # a whole float past 64 bits is no int
+
+    class Cat(msgspec.Struct, tag="cat"):
+        lives: int
+
+    class Dog(msgspec.Struct, tag="dog"):
+        weight: float
+
+    pets = to_schema(
+        [{"type": "dog", "weight": 3.0}, {"type": "cat", "lives": 9.0}], list[Cat | Dog]
+    )
+    assert pets == [Dog(weight=3.0), Cat(lives=9)]
+    assert type(pets[0].weight) is float
     for wrong, said in (
         ({"qty": 3846.5, "price": 1}, r"Expected `int`, got `float` - at `\$.qty`"),
         ({"qty": 1.0, "price": "x"}, r"Expected `float`, got `str` - at `\$.price`"),
