@@ -121,7 +121,7 @@ def create_app(
                 routes=routes,
                 answers=documented_answers(document),
             ),
-            Middleware(CutByStop, runtime=runtime),
+            Middleware(CutByStop, stopping=lambda: runtime.draining or runtime.state != "running"),
             Middleware(OneFraming),
             *_host_check(allowed_hosts),
             Middleware(KnownQueries, taken=documented_queries(document), routes=routes),

@@ -75,12 +75,12 @@ class CutByStop:
     """Answers a request the server's stop cut before its answer (uvicorn cancels what still
     runs once the drain's time is up: a write waiting on a frozen disk, say) with a 503 that says
     the outcome is unknown: it ended in a 500 and a traceback in the log (retest-edge h44 N6).
-    A cancel while the runtime is not stopping (another server's, for a client gone) is the
-    caller's, and goes on as it came."""
+    Only uvicorn's cancel at a stop (``stopping()``, a drain begun or the runtime failed: review
+    h45 F17) is answered; any other cancel (a caller's own timeout) goes on as it came (F4)."""
 
-    def __init__(self, app: ASGIApp, runtime: Runtime) -> None:
+    def __init__(self, app: ASGIApp, stopping: Callable[[], bool]) -> None:
         self.app = app
-        self._runtime = runtime
+        self._stopping = stopping
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -95,18 +95,30 @@ class CutByStop:
 
         try:
             await self.app(scope, receive, sending)
-        except asyncio.CancelledError:
-            if began or not self._runtime.draining:
+        except asyncio.CancelledError as cut:
+            task = asyncio.current_task()
+            if began or not self._stopping() or _STOP_CANCEL not in str(cut) or task is None:
                 raise
-            detail = (
-                "the server stopped before it answered (its drain timeout passed while this "
-                "request waited; the database did not answer?): what it asked may or may not "
-                "have been done. Ask again once the server is back (with the same "
-                "Idempotency-Key where the route takes one), or read the run's state first"
-            )
+            task.uncancel()  # (taken: the task ends with the answer, as asyncio asks)
             headers = {**CLOSE, "Retry-After": "5"}
-            cut = problem_response(503, "unavailable", detail, headers=headers)
-            await cut(scope, receive, send)
+            detail = _CUT_READ if scope["method"] in SAFE_METHODS else _CUT_WRITE
+            await problem_response(503, "unavailable", detail, headers=headers)(
+                scope, receive, send
+            )
+
+
+_STOP_CANCEL = "graceful shutdown"
+"""What uvicorn's cancel at the drain's end says ("... timeout graceful shutdown exceeded")."""
+_CUT_WRITE = (
+    "the server stopped before it answered (its drain timeout passed while this request waited; "
+    "the database did not answer?): what it asked may or may not have been done. Ask again once "
+    "the server is back (with the same Idempotency-Key where the route takes one), or read the "
+    "run's state first"
+)
+_CUT_READ = (
+    "the server stopped before it answered (its drain timeout passed while this request "
+    "waited): ask again once the server is back"
+)
 
 
 def origin_form(scope: Scope) -> Scope:
