@@ -46,6 +46,7 @@ from cronflow_actors.kernel import ActorSystem, Clock
 from cronflow_actors.messages import Message, SnapshotRecord, decoder_for, encode
 from cronflow_actors.messages.engine import TimerFired, WorkflowCommand
 from cronflow_actors.net.spec import NetSpec
+from cronflow_actors.runtime import ownership
 from cronflow_actors.runtime.instances import InstanceDirectory
 from cronflow_actors.runtime.lifecycle import LifecycleMethods
 from cronflow_actors.runtime.ownership import STARTING, DatabaseLease, Renewed, said_if_slow
@@ -166,7 +167,7 @@ class ClusterLease(Renewed):
     async def acquire(self) -> None:
         asked_at = self._clock.monotonic()
         joining = self._store.join_cluster(self.owner, self.host, self.pid, self.duration)
-        await said_if_slow(joining, self.duration, "the process lease's take", STARTING)
+        await said_if_slow(joining, ownership.PATIENCE, "the process lease's take", STARTING)
         self.held = True
         self._renewed(asked_at)
 

@@ -27,6 +27,7 @@ from cronflow_actors.messages import Message, SnapshotRecord
 from cronflow_actors.messages.migrations import KeptEvent
 from cronflow_actors.net.durations import parse_duration
 from cronflow_actors.net.spec import NetSpec
+from cronflow_actors.runtime import ownership
 from cronflow_actors.runtime.config import deletion_age
 from cronflow_actors.runtime.database import open_when_free
 from cronflow_actors.runtime.ownership import STARTING, RuntimeLease, said_if_slow
@@ -269,7 +270,7 @@ class LifecycleMethods(RuntimeParts):
         would break), and waited for with ``wait_for_lease``, as the lease itself is."""
 
         def opening() -> Awaitable[None]:  # a frozen disk is said (retest-edge h44 N5)
-            return said_if_slow(self.store.open(), self.lease.duration, "its opening", STARTING)
+            return said_if_slow(self.store.open(), ownership.PATIENCE, "its opening", STARTING)
 
         if not self.lease.waits:
             await opening()

@@ -143,7 +143,7 @@ class DatabaseLease(Renewed):
             )
             try:
                 taking = self._store.acquire_lease(record)
-                await said_if_slow(taking, self.duration, "the database lease's take", STARTING)
+                await said_if_slow(taking, PATIENCE, "the database lease's take", STARTING)
             except LeaseHeldError as held:
                 if not self.waits:
                     raise
@@ -199,6 +199,9 @@ class DatabaseLease(Renewed):
             await self._store.release_lease("runtime", self.owner)
 
 
+PATIENCE = 5.0
+"""Seconds a starting runtime waits for its database before it says so (not the lease's
+duration, which may be a day: review h45 F18)."""
 RUNNING = "every write waits, and /readyz says not ready"
 """What waits on a running runtime's database that does not answer."""
 STARTING = "the runtime's start waits for it (serve takes no connection meanwhile)"

@@ -158,15 +158,18 @@ class PostgresWriter(Reconnecting):
                 self._fail_batch(items, error)
             finally:
                 late.cancel()
-                if time.monotonic() - self.since >= SLOW:
+                if time.monotonic() - self.since >= SLOW:  # (answered, or failed: review h45 F10)
                     waited = time.monotonic() - self.since
-                    logger.warning("the database answered a write after %.1f s", waited)
+                    logger.warning(
+                        "a write that waited for the database ended after %.1f s", waited
+                    )
                 self.since = None
 
     def _slow(self) -> None:
         logger.warning(
             "a write has waited %g s for the database %s (a table locked by another session, "
-            "a hung backend?): every start and step waits, and /readyz says not ready",
+            "a hung backend?): every start and step waits (/readyz says so once it has waited "
+            "the lease's duration)",
             SLOW,
             self._name,
         )

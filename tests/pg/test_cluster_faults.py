@@ -319,12 +319,12 @@ async def test_a_write_the_database_holds_is_said_and_not_ready(
                     if (await rt.readiness())["store"] != "ok":
                         break
                 store = (await rt.readiness())["store"]
-                assert store.startswith("a write has waited 2 s for the database"), store
+                assert store.startswith("a write has waited "), store  # (2 s or more)
                 assert "a write has waited 0.5 s for the database" in caplog.text
                 assert not starting.done()
         finally:
             await locker.close()
         run_id = await asyncio.wait_for(starting, 10)
         assert (await rt.readiness())["store"] == "ok"
-        assert "the database answered a write after" in caplog.text
+        assert "a write that waited for the database ended after" in caplog.text
         assert (await rt.wait(run_id, timeout=10)).status == "completed"
