@@ -24,14 +24,16 @@ class RuntimeNotRunningError(EngineError, RuntimeError):
 
 
 class StartGivenUpError(RuntimeNotRunningError):
-    """A stop (``serve``'s SIGTERM: its drain) was asked while the start waited for another
-    runtime's database lease (``wait_for_lease``): the start is given up, nothing taken."""
+    """A stop (``serve``'s SIGTERM: its drain) was asked while the start waited for the
+    database: another runtime's lease (``wait_for_lease``), or a database that did not answer
+    (a frozen disk: it named another runtime, retest2 h45 N1). Given up, nothing taken."""
 
     def __init__(self) -> None:
         super().__init__("start", "stopped")
         self.args = (
-            "the start was given up: a stop was asked while it waited for the database's lease "
-            "(another runtime owns the database); nothing of it was taken, nothing run",
+            "the start was given up: a stop was asked while it waited for the database (another "
+            "runtime's lease, or a database that did not answer: the log says which); nothing "
+            "of it was taken, nothing run",
         )
 
 
