@@ -26,6 +26,28 @@ def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]
     )
 
 
+def test_the_db_commands_read_a_tilde_as_serve_does(tmp_path: Path) -> None:
+    """``~/app.db`` (quoted: a unit file's or an .env's) opened serve's database, and the db
+    commands refused it as no file (review h45 F9)."""
+    env = {**os.environ, "HOME": str(tmp_path)}
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "cronflow_actors", *args]
+        return subprocess.run(
+            command, capture_output=True, text=True, env=env, timeout=60, check=False
+        )
+
+    assert run("db", "migrate", "--create", "--db", "~/home.db").returncode == 0
+    assert (tmp_path / "home.db").is_file()
+    for args in (["migrate"], ["prune", "--older-than", "7d"], ["backup", str(tmp_path / "b.db")]):
+        done = run("db", *args, "--db", "~/home.db")
+        assert done.returncode == 0, (args, done.stderr)
+    assert (tmp_path / "b.db").is_file()
+    nouser = run("db", "prune", "--older-than", "7d", "--db", "~no-such-user-here/x.db")
+    assert nouser.returncode == 2
+    assert "expected a path whose ~user is a user of this machine" in nouser.stderr
+
+
 def test_version_prints_the_installed_version() -> None:
     result = cli("version")
     assert result.returncode == 0

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from cronflow_actors.errors import ConfigurationError
+from cronflow_actors.runtime.database import file_path
 
 __all__ = ["backup"]
 
@@ -33,8 +34,8 @@ def backup(db: str, target: str, named_by: str) -> str:
             "a SQLite file: back a PostgreSQL database up with pg_dump (pg_dump -Fc DBNAME > "
             "FILE), which is consistent while serve runs; nothing was written",
         )
-    source, copy = Path(db), Path(target)
-    if db == ":memory:" or not source.is_file():
+    copy = Path(target)
+    if db == ":memory:" or not (source := file_path(db, named_by)).is_file():
         raise ConfigurationError(named_by, db, "the path of an existing database file")
     if not copy.parent.is_dir():
         raise ConfigurationError(

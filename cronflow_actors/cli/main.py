@@ -20,7 +20,6 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any, NoReturn
 
 from cronflow_actors.cli.bench import add_bench_command
@@ -100,11 +99,12 @@ def _named_by(args: argparse.Namespace) -> str:
 
 
 def _db_migrate(args: argparse.Namespace) -> int:
-    from cronflow_actors.runtime.database import migrate_database
+    from cronflow_actors.runtime.database import file_path, migrate_database
 
     settings = _database(args, "synchronous")
     db = settings.db
-    if not args.create and db != ":memory:" and "://" not in db and not Path(db).exists():
+    local = db != ":memory:" and "://" not in db
+    if not args.create and local and not file_path(db, _named_by(args)).exists():
         # a typo would be a new empty database, said to be migrated (the real one untouched)
         raise ConfigurationError(
             _named_by(args),
@@ -129,6 +129,7 @@ def _db_prune(args: argparse.Namespace) -> int:
     from cronflow_actors.cli.render import when
     from cronflow_actors.runtime import open_store
     from cronflow_actors.runtime.config import UNIT_EXAMPLES, deletion_age
+    from cronflow_actors.runtime.database import file_path
     from cronflow_actors.runtime.pruning import prune_finished
 
     try:  # a bare "7" would mean 7 seconds: refused, as it deletes (runtime/config.py)
@@ -142,7 +143,7 @@ def _db_prune(args: argparse.Namespace) -> int:
             "was deleted",
         ) from None
     db = _database(args).db
-    if db != ":memory:" and "://" not in db and not Path(db).is_file():
+    if db != ":memory:" and "://" not in db and not file_path(db, _named_by(args)).is_file():
         raise ConfigurationError(
             _named_by(args), db, "the path of an existing database file; nothing was deleted"
         )

@@ -14,6 +14,7 @@ from cronflow_actors.store import MemoryStore, SQLiteStore, Store
 
 __all__ = [
     "describe",
+    "file_path",
     "migrate_database",
     "open_store",
     "open_store_to_read",
@@ -41,12 +42,7 @@ def store_for(db: str | os.PathLike[str], *, synchronous: str = "FULL") -> Store
         raise ConfigurationError(
             "db", db, "':memory:', the path of a SQLite database file or a postgresql:// URL"
         )
-    try:
-        path = Path(db).expanduser()
-    except RuntimeError:  # "~nosuchuser/x.db" from --db or CRONFLOW_DB: a traceback (retest
-        raise ConfigurationError(  # h45 N6; a --config file's is refused as it is read)
-            "db", os.fspath(db), "a path whose ~user is a user of this machine"
-        ) from None
+    path = file_path(db)
     if path.is_dir():  # refused before SQLite tries (and leaves a thread)
         raise ConfigurationError(
             "db", os.fspath(db), "the path of a SQLite database file, not of a folder"
@@ -55,6 +51,18 @@ def store_for(db: str | os.PathLike[str], *, synchronous: str = "FULL") -> Store
     if not folder.is_dir():
         raise ConfigurationError("db", os.fspath(db), f"a file in an existing folder ({folder})")
     return SQLiteStore(path, synchronous=synchronous)
+
+
+def file_path(db: str | os.PathLike[str], setting: str = "db") -> Path:
+    """The SQLite file a ``db`` setting names, ``~`` expanded as serve and the ``db`` commands
+    alike read it (review h45 F9); a ``~user`` no user of the machine has is refused (it ended
+    in a traceback: retest h45 N6; a --config file's is refused as the file is read)."""
+    try:
+        return Path(db).expanduser()
+    except RuntimeError:
+        raise ConfigurationError(
+            setting, os.fspath(db), "a path whose ~user is a user of this machine"
+        ) from None
 
 
 async def open_store(db: str | os.PathLike[str], *, synchronous: str = "FULL") -> Store:
