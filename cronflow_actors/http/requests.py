@@ -408,7 +408,7 @@ def query_text(request: Request, name: str, *, max_length: int = 200) -> str | N
     h44 F5)."""
     text = _once(request, name)
     if text is not None and not text.strip():
-        empty = "empty" if not text else "blank (only spaces)"  # (hostile h45 F10)
+        empty = "empty" if not text else "blank (only whitespace)"  # (hostile h45 F10)
         raise Problem(
             400,
             "invalid-argument",

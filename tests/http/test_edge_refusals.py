@@ -185,7 +185,7 @@ async def test_a_refused_query_parameter_or_header_is_named_as_sent_and_not_echo
         )
     blank = await client.get("/runs", params={"workflow": "  "})  # said as sent (h45 F10)
     assert blank.json()["detail"] == (
-        "the query parameter 'workflow' is blank (only spaces); give a value or leave it out"
+        "the query parameter 'workflow' is blank (only whitespace); give a value or leave it out"
     )
     no_type = await client.post("/events/ping", content=b"{}", headers={"Content-Type": ""})
     assert no_type.status_code == 415
