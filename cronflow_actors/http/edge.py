@@ -112,8 +112,8 @@ _STOP_CANCEL = "graceful shutdown"
 _CUT_WRITE = (
     "the server stopped before it answered (its drain timeout passed while this request waited; "
     "the database did not answer?): what it asked may or may not have been done. Ask again once "
-    "the server is back (with the same Idempotency-Key where the route takes one), or read the "
-    "run's state first"
+    "the server is back with the same Idempotency-Key or instance_id (a request with neither "
+    "may start a second run), or read the run's state first"
 )
 _CUT_READ = (
     "the server stopped before it answered (its drain timeout passed while this request "
