@@ -198,10 +198,8 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
                 f"metrics_port {self.metrics_port} is the API's port too: give /metrics a port "
                 "of its own, or leave metrics_port unset to serve it on the API's port"
             )
-        if self.metrics_token is not None and not sendable(self.metrics_token):
-            raise ValueError(
-                f"metrics_token must be {_sendable(self.metrics_token)}"
-            )  # ("" too: the README's)
+        if self.metrics_token is not None and not sendable(self.metrics_token):  # ("" too)
+            raise ValueError(f"metrics_token must be {_sendable(self.metrics_token)}")
         check_host(self.host)
         if not self.db.strip():  # said with no source (ops h41 F10)
             raise ValueError("db must name a database: ':memory:', a file's path or a URL")
