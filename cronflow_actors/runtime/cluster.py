@@ -201,7 +201,7 @@ class ClusterLease(Renewed):
             try:
                 asked_at, pause = self._clock.monotonic(), min(self.duration / 3, 0.5)
                 beat = self._store.heartbeat(self.owner, self.duration)  # (said: review h44 F5)
-                slow = said_if_slow(beat, self.duration, "the process lease's renewal")
+                slow = said_if_slow(beat, ownership.patience(self), "the process lease's renewal")
                 try:
                     renewed = await asyncio.wait_for(slow, 2 * self.duration)
                 except TimeoutError:  # unanswered past its lease twice over: it has lapsed, and

@@ -493,3 +493,31 @@ async def test_a_database_that_does_not_answer_as_the_runtime_starts_is_said(
         assert rt.state == "running"
         await rt.stop()
         caplog.clear()
+
+
+async def test_a_late_renewal_is_said_after_a_fixed_patience_not_the_leases_duration(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a lease of an hour a frozen disk was said after an hour (retest3 h45 N3): the log
+    says it after ``PATIENCE``; /readyz turns after the lease's duration, as documented."""
+    from cronflow_actors.runtime import ownership
+
+    monkeypatch.setattr(ownership, "PATIENCE", 0.3)
+    async with cf.Runtime(db=tmp_path / "long.db", lease_seconds=3) as rt:
+        thawed = asyncio.Event()
+        renew = rt.store.renew_lease
+
+        async def frozen(*args: Any, **kwargs: Any) -> None:
+            await thawed.wait()
+            await renew(*args, **kwargs)
+
+        rt.store.renew_lease = frozen  # type: ignore[method-assign]
+        said = "the database has not answered the database lease's renewal for 0.3 s"
+        for _ in range(30):  # (a renewal every second, said 0.3 s later)
+            await asyncio.sleep(0.1)
+            if said in caplog.text:
+                break
+        assert said in caplog.text
+        assert "/readyz says not ready once it has waited the lease's duration" in caplog.text
+        assert (await rt.readiness())["lease"] == "ok"  # (the lease's 3 s have not passed)
+        thawed.set()
