@@ -39,7 +39,7 @@ def test_the_db_commands_read_a_tilde_as_serve_does(tmp_path: Path) -> None:
 
     assert run("db", "migrate", "--create", "--db", "~/home.db").returncode == 0
     assert (tmp_path / "home.db").is_file()
-    for args in (["migrate"], ["prune", "--older-than", "7d"], ["backup", str(tmp_path / "b.db")]):
+    for args in (["migrate"], ["prune", "--older-than", "7d"], ["backup", "~/b.db"]):
         done = run("db", *args, "--db", "~/home.db")
         assert done.returncode == 0, (args, done.stderr)
     assert (tmp_path / "b.db").is_file()

@@ -34,7 +34,7 @@ def backup(db: str, target: str, named_by: str) -> str:
             "a SQLite file: back a PostgreSQL database up with pg_dump (pg_dump -Fc DBNAME > "
             "FILE), which is consistent while serve runs; nothing was written",
         )
-    copy = Path(target)
+    copy = file_path(target, "FILE", named="argument")  # ~ too, as --db (retest3 h45 N2)
     if db == ":memory:" or not (source := file_path(db, named_by)).is_file():
         raise ConfigurationError(named_by, db, "the path of an existing database file")
     if not copy.parent.is_dir():

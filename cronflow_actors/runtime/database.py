@@ -53,16 +53,15 @@ def store_for(db: str | os.PathLike[str], *, synchronous: str = "FULL") -> Store
     return SQLiteStore(path, synchronous=synchronous)
 
 
-def file_path(db: str | os.PathLike[str], setting: str = "db") -> Path:
+def file_path(db: str | os.PathLike[str], setting: str = "db", named: str = "setting") -> Path:
     """The SQLite file a ``db`` setting names, ``~`` expanded as serve and the ``db`` commands
     alike read it (review h45 F9); a ``~user`` no user of the machine has is refused (it ended
     in a traceback: retest h45 N6; a --config file's is refused as the file is read)."""
     try:
         return Path(db).expanduser()
     except RuntimeError:
-        raise ConfigurationError(
-            setting, os.fspath(db), "a path whose ~user is a user of this machine"
-        ) from None
+        expected = "a path whose ~user is a user of this machine"
+        raise ConfigurationError(setting, os.fspath(db), expected, named=named) from None
 
 
 async def open_store(db: str | os.PathLike[str], *, synchronous: str = "FULL") -> Store:
