@@ -44,7 +44,7 @@ from cronflow_actors.store.postgres_migrations import (
 from cronflow_actors.store.postgres_reads import PostgresReads
 from cronflow_actors.store.postgres_sql import DB_NOW, TAKE_TURN
 from cronflow_actors.store.postgres_writer import PostgresWriter
-from cronflow_actors.store.turns import POLL
+from cronflow_actors.store.turns import taken
 
 __all__ = ["URL_SCHEMES", "PostgresStore", "is_postgres_url"]
 
@@ -155,12 +155,7 @@ class PostgresStore(ClusterOps, GroupWrites, PostgresReads):
         session, a process that died included."""
         connection = await self._connect()
         try:
-            said = False
-            while not await connection.fetchval(TAKE_TURN, f"cronflow-{name}"):
-                if not said:
-                    waiting()
-                    said = True
-                await asyncio.sleep(POLL)
+            await taken(lambda: connection.fetchval(TAKE_TURN, f"cronflow-{name}"), waiting)
             yield
         finally:
             await connection.close()  # (its session's lock with it)

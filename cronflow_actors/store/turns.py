@@ -10,11 +10,11 @@ import asyncio
 import contextlib
 import fcntl
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from cronflow_actors.errors import ConfigurationError
 
-__all__ = ["POLL", "file_turn"]
+__all__ = ["POLL", "file_turn", "taken"]
 
 POLL = 0.2
 """Seconds between two asks of a turn another process holds."""
@@ -69,18 +69,28 @@ async def file_turn(path: str, waiting: Callable[[], None]) -> AsyncIterator[Non
         _FORKS_WATCHED.append(True)
     descriptor = _lock_file(path)
     _HELD.add(descriptor)
+
+    async def locked() -> bool:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
+
     try:
-        said = False
-        while True:
-            try:
-                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if not said:
-                    waiting()
-                    said = True
-                await asyncio.sleep(POLL)
+        await taken(locked, waiting)
         yield
     finally:
         _HELD.discard(descriptor)
         os.close(descriptor)  # (its lock with it)
+
+
+async def taken(take: Callable[[], Awaitable[bool]], waiting: Callable[[], None]) -> None:
+    """Ask ``take`` for the turn every ``POLL`` seconds until it is given; ``waiting`` is
+    called once if another holds it first (a lock file's, a PostgreSQL session's)."""
+    said = False
+    while not await take():
+        if not said:
+            waiting()
+            said = True
+        await asyncio.sleep(POLL)

@@ -424,6 +424,18 @@ def test_a_lease_held_by_a_process_running_here_says_to_stop_it_not_to_wait() ->
     assert "CRONFLOW_WAIT_FOR_LEASE=1 make run" in str(elsewhere)  # it may be ending there
 
 
+def frozen_renewals(rt: cf.Runtime) -> asyncio.Event:
+    """The store's lease renewals held until the event is set (a frozen disk's)."""
+    thawed, renew = asyncio.Event(), rt.store.renew_lease
+
+    async def frozen(*args: Any, **kwargs: Any) -> None:
+        await thawed.wait()
+        await renew(*args, **kwargs)
+
+    rt.store.renew_lease = frozen  # type: ignore[method-assign]
+    return thawed
+
+
 async def test_a_database_that_does_not_answer_the_lease_is_said_and_not_ready(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -431,14 +443,7 @@ async def test_a_database_that_does_not_answer_the_lease_is_said_and_not_ready(
     log said nothing (crash h44 F2): the renewal overdue, readiness says so, and the log says
     when it began to wait and when the database answered."""
     async with cf.Runtime(db=tmp_path / "frozen.db", lease_seconds=0.6) as rt:
-        thawed = asyncio.Event()
-        renew = rt.store.renew_lease
-
-        async def frozen(*args: Any, **kwargs: Any) -> None:
-            await thawed.wait()
-            await renew(*args, **kwargs)
-
-        rt.store.renew_lease = frozen  # type: ignore[method-assign]
+        thawed = frozen_renewals(rt)
         said = "the database has not answered the database lease's renewal for 0.6 s"
         for _ in range(50):
             await asyncio.sleep(0.1)
@@ -504,14 +509,7 @@ async def test_a_late_renewal_is_said_after_a_fixed_patience_not_the_leases_dura
 
     monkeypatch.setattr(ownership, "PATIENCE", 0.3)
     async with cf.Runtime(db=tmp_path / "long.db", lease_seconds=3) as rt:
-        thawed = asyncio.Event()
-        renew = rt.store.renew_lease
-
-        async def frozen(*args: Any, **kwargs: Any) -> None:
-            await thawed.wait()
-            await renew(*args, **kwargs)
-
-        rt.store.renew_lease = frozen  # type: ignore[method-assign]
+        thawed = frozen_renewals(rt)
         said = "the database has not answered the database lease's renewal for 0.3 s"
         for _ in range(30):  # (a renewal every second, said 0.3 s later)
             await asyncio.sleep(0.1)
