@@ -192,7 +192,7 @@ class RunQueues:
             allowed = self._allows(workflow, limits, now)
             if allowed and not self._queued.get(fifo):
                 run_id = await self._start(workflow, payload, instance_id, False)
-                self._account(workflow, limits, run_id, self._clock.now())
+                self._account(workflow, limits, run_id)
                 return run_id
             run_id = instance_id or self._new_id()
             run = QueuedRun(
@@ -382,11 +382,11 @@ class RunQueues:
         )
         return running >= limit
 
-    def _account(self, workflow: str, limits: _Limits, run_id: str, now: float) -> None:
+    def _account(self, workflow: str, limits: _Limits, run_id: str) -> None:
         """A run started: it holds a place under its concurrency, and its rate window counts
-        it from ``now``, once its start is done (a drain counted each of its starts at the
-        moment it began, before the first: up to count - 1 more than the limit came in one
-        window, crash h44 F1)."""
+        it from now, once its start is done (a drain counted each of its starts at the moment
+        it began, before the first: up to count - 1 more than the limit came in one window,
+        crash h44 F1)."""
         active = self._active.get(workflow)
         if active is not None:
             active.add(run_id)
@@ -396,7 +396,7 @@ class RunQueues:
             starts = self._starts.get(workflow)
             if starts is None:
                 starts = self._starts[workflow] = deque(maxlen=limits.rate[0])
-            starts.append(now)
+            starts.append(self._clock.now())
 
     async def _drain(self, fifo: str) -> None:
         """Start queued runs of ``fifo`` in order while their limits allow; runs of a flow
@@ -449,7 +449,7 @@ class RunQueues:
                 run.workflow,
             )
             return False
-        self._account(run.workflow, limits, run.instance_id, self._clock.now())
+        self._account(run.workflow, limits, run.instance_id)
         self._queued[limits.fifo] -= 1
         self._started_now(run.instance_id)
         return True
