@@ -31,7 +31,7 @@ from collections.abc import Callable, Collection, Iterable
 from typing import Any
 
 from cronflow_actors.runtime.migration_plans import kept_by_migrations
-from cronflow_actors.store import Store
+from cronflow_actors.store import Store, prunable
 
 __all__ = ["SUCCESSORS", "forget_successor", "prune_finished", "record_successors"]
 
@@ -121,9 +121,9 @@ async def _prune(
 
 
 class _Takes:
-    """Whether the store's delete takes a run, as its statement asks (``PRUNE``). A run found
-    so is so for the rest of the prune (a run that has ended stays so): each is read once,
-    where each pass read every chain again (800 links: 320,000 reads, review h44 F2)."""
+    """Whether the store's delete takes a run (``store.prunable``). A run found so is so for
+    the rest of the prune (a run that has ended stays so): each is read once, where each pass
+    read every chain again (800 links: 320,000 reads, review h44 F2)."""
 
     def __init__(self, store: Store, finished_before: float, planned: Collection[str]) -> None:
         self._store, self._before, self._planned = store, finished_before, planned
@@ -133,15 +133,7 @@ class _Takes:
         if run_id in self._found:
             return True
         run = await self._store.load_snapshot(run_id)
-        taken = (
-            run is not None
-            and run.terminal
-            and not run.runnable
-            and run.status in ("completed", "failed", "canceled")
-            and run.created_at < self._before
-            and run.updated_at < self._before
-            and run_id not in self._planned
-        )
+        taken = run is not None and prunable(run, self._before) and run_id not in self._planned
         if taken:
             self._found.add(run_id)
         return taken

@@ -6,7 +6,7 @@ happened to it (``Store.read_journal``), never read to recover (``_protocol.py``
 
 from cronflow_actors.store._migrations import MIGRATIONS, latest_version
 from cronflow_actors.store._protocol import MISSING, JournalRecord, Store, StoreStatistics
-from cronflow_actors.store.memory import MemoryStore
+from cronflow_actors.store.memory import MemoryStore, prunable
 from cronflow_actors.store.sqlite import SYNCHRONOUS_LEVELS, SQLiteStore
 
 __all__ = [
@@ -19,4 +19,5 @@ __all__ = [
     "Store",
     "StoreStatistics",
     "latest_version",
+    "prunable",
 ]

@@ -49,11 +49,24 @@ from cronflow_actors.store._protocol import (
     journal_record,
 )
 
-__all__ = ["MemoryStore"]
+__all__ = ["MemoryStore", "prunable"]
 
 logger = logging.getLogger(__name__)
 
 _decode_value = msgspec.msgpack.Decoder().decode
+
+
+def prunable(snapshot: SnapshotRecord, finished_before: float) -> bool:
+    """Whether a store's prune deletes the run ``snapshot`` is of, but for the runs it is told to
+    keep: ended (not an ended run still owing its hooks) before ``finished_before``. The SQL
+    stores' ``PRUNE`` statements say it in SQL; ``runtime/pruning.py`` asks it of one run."""
+    return (
+        snapshot.terminal
+        and not snapshot.runnable
+        and snapshot.status in ("completed", "failed", "canceled")
+        and snapshot.created_at < finished_before
+        and snapshot.updated_at < finished_before
+    )
 
 
 class MemoryStore(MemorySpans, MemoryQueue, MemoryKv):
@@ -208,12 +221,9 @@ class MemoryStore(MemorySpans, MemoryQueue, MemoryKv):
         done = [
             s.instance_id
             for s in self._snapshots.values()
-            if s.terminal
-            and not s.runnable  # (an ended run still owing its hooks)
+            if prunable(s, finished_before)
             and s.instance_id not in keep
             and s.instance_id not in keyed
-            and s.status in ("completed", "failed", "canceled")
-            and s.updated_at < finished_before
         ][:limit]
         for instance_id in done:
             del self._snapshots[instance_id]
