@@ -41,6 +41,7 @@ from cronflow_actors.errors import ConfigurationError
 from cronflow_actors.messages import Principal
 from cronflow_actors.runtime.addresses import check_host, check_url
 from cronflow_actors.runtime.collector import DEFAULT_GC_THRESHOLD, MAX_GC_THRESHOLD
+from cronflow_actors.runtime.database import file_path
 from cronflow_actors.runtime.event_loop import LoopName
 from cronflow_actors.runtime.ownership import LEASE_RANGE, LEASE_SECONDS
 
@@ -398,12 +399,7 @@ def _beside(loaded: dict[str, Any], path: str | os.PathLike[str]) -> dict[str, A
             continue
         if key == "app" and not value.endswith(".py"):
             continue  # module:attribute
-        try:  # (an app's "~/app.py" was refused: retest h44 N3)
-            given = Path(value).expanduser()
-        except RuntimeError:  # "~nosuchuser/...": a traceback (review2 h44 F6)
-            raise ConfigurationError(
-                key, value, f"a path whose ~user is a user of this machine (it came from {path})"
-            ) from None
+        given = file_path(value, key, source=str(path))  # (an app's "~/app.py": h44 N3)
         loaded[key] = os.fspath(given if given.is_absolute() else Path(path).parent / given)
     return loaded
 

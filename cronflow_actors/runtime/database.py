@@ -53,14 +53,18 @@ def store_for(db: str | os.PathLike[str], *, synchronous: str = "FULL") -> Store
     return SQLiteStore(path, synchronous=synchronous)
 
 
-def file_path(db: str | os.PathLike[str], setting: str = "db", named: str = "setting") -> Path:
-    """The SQLite file a ``db`` setting names, ``~`` expanded as serve and the ``db`` commands
-    alike read it (review h45 F9); a ``~user`` no user of the machine has is refused (it ended
-    in a traceback: retest h45 N6; a --config file's is refused as the file is read)."""
+def file_path(
+    db: str | os.PathLike[str], setting: str = "db", named: str = "setting", source: str = ""
+) -> Path:
+    """The file a path setting names (a ``db``'s, an ``app``'s), ``~`` expanded as serve and
+    the ``db`` commands alike read it (review h45 F9); a ``~user`` no user of the machine has
+    is refused, said to come from ``source`` if given (it ended in a traceback: review2 h44
+    F6 in a --config file, retest h45 N6 from --db)."""
     try:
         return Path(db).expanduser()
     except RuntimeError:
-        expected = "a path whose ~user is a user of this machine"
+        came = f" (it came from {source})" if source else ""
+        expected = f"a path whose ~user is a user of this machine{came}"
         raise ConfigurationError(setting, os.fspath(db), expected, named=named) from None
 
 
